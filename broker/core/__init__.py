@@ -1,0 +1,1 @@
+"""The pure core: pseudonyms, attribute catalogue, release rule, errors, model and ports."""

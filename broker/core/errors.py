@@ -1,0 +1,96 @@
+"""The error tree: one root, a few subtrees, each error renders itself for the edge.
+
+`code` is a stable machine-readable reason (for logs, metrics and SAML/OAuth error mapping);
+`public_message` is safe to show a student (the web layer translates it); `status` is the HTTP
+status the core suggests, which the edge may refine. No error carries personal data.
+"""
+
+from __future__ import annotations
+
+
+class BrokerError(Exception):
+    code = "broker_error"
+    status = 500
+    public_message = "Something went wrong in the broker."
+
+    def __init__(self, detail: str = "", *, code: str | None = None) -> None:
+        # `detail` is for the log line: never put attribute values, subjects or assertions in it.
+        super().__init__(detail or self.public_message)
+        self.detail = detail
+        if code is not None:
+            self.code = code
+
+
+class BadRequest(BrokerError):
+    """A peer (browser, publisher, school) sent something we refuse."""
+
+    code = "bad_request"
+    status = 400
+    public_message = "The request could not be accepted."
+
+
+class UnknownService(BadRequest):
+    code = "unknown_service"
+    public_message = "This learning platform is not known to the broker."
+
+
+class UnknownSchool(BadRequest):
+    code = "unknown_school"
+    public_message = "This school is not known to the broker."
+
+
+class InvalidMessage(BadRequest):
+    """A protocol message failed a check (signature, audience, time window, replay, ...)."""
+
+    code = "invalid_message"
+    public_message = "The sign-in message could not be verified."
+
+
+class UpstreamFailure(BrokerError):
+    """The school's identity provider failed or refused the login."""
+
+    code = "upstream_failure"
+    status = 502
+    public_message = "Your school's sign-in service did not complete the login."
+
+
+class PolicyRefusal(BrokerError):
+    """The release rule cannot satisfy what the service requires."""
+
+    code = "policy_refusal"
+    status = 403
+    public_message = "Your school has not released what this platform requires."
+
+
+class RequiredAttributeMissing(PolicyRefusal):
+    code = "required_attribute_missing"
+
+    def __init__(self, service_id: str, missing: tuple[str, ...]) -> None:
+        super().__init__(f"service {service_id} requires {', '.join(missing)}")
+        self.service_id = service_id
+        self.missing = missing
+
+
+class MissingSubject(UpstreamFailure):
+    """The school's IdP did not deliver the configured subject: never fall back to another value."""
+
+    code = "missing_subject"
+    public_message = "Your school's sign-in service did not send the identifier the broker needs."
+
+
+class StateExpired(BrokerError):
+    code = "state_expired"
+    status = 400
+    public_message = "This sign-in took too long or was already used. Please start again."
+
+
+class StoreUnavailable(BrokerError):
+    code = "store_unavailable"
+    status = 503
+    public_message = "The broker is briefly unavailable. Please try again in a moment."
+
+
+class ConfigurationError(BrokerError):
+    code = "configuration_error"
+    status = 500
+    public_message = "The broker is not configured correctly."

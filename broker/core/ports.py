@@ -1,0 +1,72 @@
+"""Ports: what the core and the login flow need from the outside world, as Protocols.
+
+`broker/registry` implements `RegistryReader`; `broker/store` implements `KeyValueStore`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from broker.core.model import Chain, ReleasePolicy, School, Service
+
+
+class RegistryReader(Protocol):
+    """Read access to schools, chains, services and release policies (the login path's view)."""
+
+    def school(self, school_id: str) -> School | None: ...
+
+    def school_by_idp(self, idp_entity_id: str) -> School | None: ...
+
+    def schools(self) -> list[School]: ...
+
+    def chain(self, chain_id: str) -> Chain | None: ...
+
+    def service(self, service_id: str) -> Service | None: ...
+
+    def service_by_entity_id(self, entity_id: str) -> Service | None: ...
+
+    def services(self) -> list[Service]: ...
+
+    def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
+        """The current policy; the default (pseudonym only, version 0) when none was set."""
+        ...
+
+    def school_metadata(self) -> dict[str, str]:
+        """SAML metadata XML of every school IdP, by entity id."""
+        ...
+
+    def service_metadata(self) -> dict[str, str]:
+        """SAML metadata XML of every SAML service, by entity id."""
+        ...
+
+    def generation(self) -> int:
+        """A number that changes whenever schools, services or metadata change (not policies).
+
+        Adapters cache parsed metadata and rebuild it when this changes, so a new school works
+        without a restart.
+        """
+        ...
+
+
+class KeyValueStore(Protocol):
+    """Short-lived shared state: login records, SSO sessions, replay cache.
+
+    Every method raises `StoreUnavailable` when the backing store cannot be reached; callers
+    never treat that as "absent".
+    """
+
+    def put(self, key: str, value: bytes, ttl_seconds: int) -> None: ...
+
+    def get(self, key: str) -> bytes | None: ...
+
+    def take(self, key: str) -> bytes | None:
+        """Get and delete atomically: of many concurrent callers at most one gets the value."""
+        ...
+
+    def add_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        """Set only when the key is absent; True when this call set it (replay cache, locks)."""
+        ...
+
+    def delete(self, key: str) -> None: ...
+
+    def ping(self) -> bool: ...
