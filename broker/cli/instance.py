@@ -1,0 +1,86 @@
+"""`ketenbroker init`: a configuration file, keys with mode 0600 and an empty registry."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from broker.certificates import self_signed_pair
+from broker.registry import migrate
+
+CONFIG_NAME = "ketenbroker.toml"
+
+CONFIG_TEMPLATE = """\
+# Ketenbroker configuration. Relative paths are relative to this file's folder.
+# Secrets may instead come from the environment: KETENBROKER_SECRET_KEY and
+# KETENBROKER_PSEUDONYM_KEYS (the key set's contents). See docs/configuration.md.
+
+[broker]
+# The public origin of the broker (no path). Entity ids and endpoints derive from it.
+base_url = "{base_url}"
+# Scope of the pairwise-id attribute (<pseudonym>@<scope>), published as shibmd:Scope.
+scope = "{scope}"
+
+[keys]
+saml_signing_key = "keys/saml-signing.key"
+saml_signing_cert = "keys/saml-signing.crt"
+# The chain pseudonym key set: numbered 32-byte keys; never share, never commit.
+pseudonym_keys = "keys/pseudonym-keys.toml"
+# Signs cookies and forms of the web interface.
+session_secret = "keys/session-secret"
+
+[registry]
+# SQLite file (embedded default) or postgresql+psycopg://user@host/db
+url = "sqlite:///registry.sqlite3"
+
+[store]
+# memory:// (one process) or redis://host:6379/0 (any number of workers)
+url = "memory://"
+
+[saml]
+clock_skew_seconds = 60
+assertion_lifetime_seconds = 300
+
+[login]
+# A login must finish within this time (at most 900 seconds).
+ttl_seconds = 900
+# How long a student stays signed in at the broker (0 switches SSO off).
+sso_session_seconds = 28800
+
+[organization]
+name = "{organization}"
+url = ""
+contact_email = ""
+"""
+
+
+def _write_secret(path: Path, content: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(content)
+
+
+def pseudonym_key_set() -> bytes:
+    return f'current = 1\n\n[keys]\n"1" = "{secrets.token_hex(32)}"\n'.encode()
+
+
+def init_instance(directory: Path, base_url: str, scope: str, organization: str) -> Path:
+    """Create a new broker instance in `directory`; refuse to overwrite an existing one."""
+    config = directory / CONFIG_NAME
+    if config.exists():
+        raise FileExistsError(f"{config} exists already; nothing was changed")
+    keys = directory / "keys"
+    keys.mkdir(parents=True, exist_ok=True)
+    os.chmod(keys, 0o700)
+    key_pem, cert_pem = self_signed_pair(base_url.split("://", 1)[-1])
+    _write_secret(keys / "saml-signing.key", key_pem)
+    (keys / "saml-signing.crt").write_bytes(cert_pem)
+    _write_secret(keys / "pseudonym-keys.toml", pseudonym_key_set())
+    _write_secret(keys / "session-secret", secrets.token_urlsafe(48).encode())
+    config.write_text(
+        CONFIG_TEMPLATE.format(base_url=base_url.rstrip("/"), scope=scope, organization=organization),
+        encoding="utf-8",
+    )
+    migrate(f"sqlite:///{(directory / 'registry.sqlite3').resolve()}")
+    return config

@@ -1,0 +1,235 @@
+"""The `ketenbroker` command. Every command validates its input and says exactly what is wrong,
+changing nothing when anything is."""
+
+from __future__ import annotations
+
+import getpass
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from broker.config import Settings, load_settings
+from broker.core.catalogue import CATALOGUE, is_known_attribute
+from broker.core.errors import BrokerError
+from broker.core.model import Chain, Declaration, NamingProfile, School, Service
+from broker.registry import SqlRegistry, migrate
+from broker.saml.metadata_check import idp_entity_id, sp_entity_id
+from broker.cli.sources import read_source
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+config_option = click.option(
+    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+    envvar="KETENBROKER_CONFIG", required=True, help="The broker's ketenbroker.toml.",
+)
+
+
+def reports_errors(command: F) -> F:
+    """Turn the broker's own errors into a one-line message and exit code 1, no traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BrokerError as err:
+            raise click.ClickException(err.detail or err.public_message) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _registry(config_path: Path) -> tuple[Settings, SqlRegistry]:
+    settings = load_settings(config_path)
+    migrate(settings.registry_url)
+    return settings, SqlRegistry(settings.registry_url)
+
+
+def _attribute(name: str) -> str:
+    if not is_known_attribute(name):
+        known = ", ".join(sorted(CATALOGUE))
+        raise click.BadParameter(f"unknown attribute {name!r}; known attributes: {known}")
+    return name
+
+
+def _who() -> str:
+    return f"cli:{getpass.getuser()}"
+
+
+@click.group()
+@click.version_option(package_name="ketenbroker")
+def main() -> None:
+    """Ketenbroker: schools' logins in, chain pseudonyms out."""
+
+
+@main.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@click.option("--base-url", default="http://127.0.0.1:8000", show_default=True)
+@click.option("--scope", default="ketenbroker.example", show_default=True, help="pairwise-id scope")
+@click.option("--organization", default="Ketenbroker", show_default=True)
+def init(directory: Path, base_url: str, scope: str, organization: str) -> None:
+    """Create a new broker in DIRECTORY: config, keys (mode 0600), empty registry."""
+    from broker.cli.instance import init_instance
+
+    try:
+        config = init_instance(directory, base_url, scope, organization)
+    except FileExistsError as err:
+        raise click.ClickException(str(err)) from None
+    click.echo(f"Created {config}")
+    click.echo(f"Next: ketenbroker school add --config {config} ...")
+
+
+@main.command()
+@config_option
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@reports_errors
+def run(config_path: Path, host: str, port: int) -> None:
+    """Serve the broker (development server; production: gunicorn, see docs/operations.md)."""
+    from werkzeug.serving import run_simple
+
+    from broker.web import create_app
+
+    settings = load_settings(config_path)
+    migrate(settings.registry_url)
+    run_simple(host, port, create_app(settings), threaded=True)
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True, type=int, help="the broker's port")
+@click.option("--dir", "directory", default="ketenbroker-demo", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path))
+@reports_errors
+def demo(port: int, directory: Path) -> None:
+    """Start the broker with a demo school and demo publishers, all on this machine."""
+    from broker.cli.demo import run_demo
+
+    run_demo(directory, port)
+
+
+@main.group()
+def school() -> None:
+    """Schools and their identity providers."""
+
+
+@school.command("add")
+@config_option
+@click.option("--id", "school_id", required=True)
+@click.option("--name", required=True)
+@click.option("--saml-metadata", "metadata", required=True, help="file or URL")
+@click.option("--subject", default="name_id", show_default=True,
+              help="name_id (persistent NameID) or a catalogue attribute")
+@click.option("--eck-id", is_flag=True, help="derive pseudonyms from the ECK iD (eck_id)")
+@click.option("--scope", "scopes", multiple=True, help="the school's realm(s) for scoped values")
+@reports_errors
+def school_add(config_path: Path, school_id: str, name: str, metadata: str, subject: str,
+               eck_id: bool, scopes: tuple[str, ...]) -> None:
+    """Register a school with its SAML identity provider."""
+    if subject != "name_id":
+        _attribute(subject)
+    xml = read_source(metadata)
+    entity_id = idp_entity_id(xml)
+    _, registry = _registry(config_path)
+    registry.add_school(School(school_id, name, entity_id, subject, eck_id, scopes), xml)
+    click.echo(f"School {school_id} added (IdP {entity_id}).")
+
+
+@main.group()
+def chain() -> None:
+    """Chains: services that see the same pseudonym."""
+
+
+@chain.command("add")
+@config_option
+@click.option("--id", "chain_id", required=True)
+@click.option("--name", required=True)
+@reports_errors
+def chain_add(config_path: Path, chain_id: str, name: str) -> None:
+    _, registry = _registry(config_path)
+    registry.add_chain(Chain(chain_id, name))
+    click.echo(f"Chain {chain_id} added.")
+
+
+def _declarations(declare: tuple[str, ...], require: tuple[str, ...]) -> tuple[Declaration, ...]:
+    out: dict[str, Declaration] = {}
+    for value, required in [(v, False) for v in declare] + [(v, True) for v in require]:
+        name, sep, purpose = value.partition("=")
+        if not sep or not purpose.strip():
+            raise click.BadParameter(f"{value!r}: write ATTRIBUTE=PURPOSE (the purpose a parent reads)")
+        _attribute(name.strip())
+        if name.strip() in out:
+            raise click.BadParameter(f"attribute {name.strip()!r} declared twice")
+        out[name.strip()] = Declaration(name.strip(), purpose.strip(), required)
+    return tuple(out.values())
+
+
+@main.group()
+def publisher() -> None:
+    """Publishers' services (SAML service providers)."""
+
+
+@publisher.command("add")
+@config_option
+@click.option("--id", "service_id", required=True)
+@click.option("--name", required=True)
+@click.option("--saml-metadata", "metadata", required=True, help="file or URL")
+@click.option("--chain", "chain_id", default=None)
+@click.option("--naming", type=click.Choice(["oid", "plain"]), default="oid", show_default=True)
+@click.option("--declare", multiple=True, help="ATTRIBUTE=PURPOSE, an optional attribute")
+@click.option("--require", multiple=True, help="ATTRIBUTE=PURPOSE, a required attribute")
+@reports_errors
+def publisher_add(config_path: Path, service_id: str, name: str, metadata: str,
+                  chain_id: str | None, naming: str, declare: tuple[str, ...],
+                  require: tuple[str, ...]) -> None:
+    """Register a publisher's SAML service and the attributes it needs, with purposes."""
+    declarations = _declarations(declare, require)
+    xml = read_source(metadata)
+    entity_id = sp_entity_id(xml)
+    _, registry = _registry(config_path)
+    registry.add_service(
+        Service(service_id, name, entity_id, chain_id, NamingProfile(naming), declarations), xml
+    )
+    click.echo(f"Service {service_id} added (SP {entity_id}).")
+
+
+@main.group()
+def policy() -> None:
+    """What each school releases to each service."""
+
+
+@policy.command("set")
+@config_option
+@click.option("--school", "school_id", required=True)
+@click.option("--publisher", "service_id", required=True)
+@click.option("--release", default="", help="ATTR[,ATTR…]; empty: the pseudonym alone")
+@reports_errors
+def policy_set(config_path: Path, school_id: str, service_id: str, release: str) -> None:
+    names = frozenset(_attribute(a.strip()) for a in release.split(",") if a.strip())
+    _, registry = _registry(config_path)
+    result = registry.set_policy(school_id, service_id, names, _who())
+    shown = ", ".join(sorted(result.attributes)) or "the pseudonym alone"
+    click.echo(f"Policy version {result.version}: {school_id} releases {shown} to {service_id}.")
+
+
+@policy.command("show")
+@config_option
+@click.option("--school", "school_id", required=True)
+@click.option("--publisher", "service_id", default=None)
+@reports_errors
+def policy_show(config_path: Path, school_id: str, service_id: str | None) -> None:
+    _, registry = _registry(config_path)
+    if registry.school(school_id) is None:
+        raise click.ClickException(f"unknown school {school_id!r}")
+    services = registry.services()
+    if service_id is not None:
+        services = [s for s in services if s.id == service_id]
+        if not services:
+            raise click.ClickException(f"unknown publisher {service_id!r}")
+    for service in services:
+        current = registry.policy(school_id, service.id)
+        shown = ", ".join(sorted(current.attributes)) or "(pseudonym only)"
+        declared = ", ".join(
+            f"{d.attribute}{'*' if d.required else ''}" for d in service.declarations
+        ) or "-"
+        click.echo(f"{service.id}: v{current.version} releases {shown}; declared: {declared}")

@@ -1,0 +1,33 @@
+"""Reading a metadata file or URL for the CLI: loopback-or-https only, time- and size-capped."""
+
+from __future__ import annotations
+
+import urllib.request
+from pathlib import Path
+
+import click
+
+from broker.saml.metadata_check import MAX_METADATA_BYTES, is_acceptable_endpoint
+
+FETCH_TIMEOUT_SECONDS = 10
+
+
+def read_source(value: str) -> str:
+    if value.startswith(("http://", "https://")):
+        if not is_acceptable_endpoint(value):
+            raise click.BadParameter("metadata URLs must be https (plain http only on loopback)")
+        try:
+            with urllib.request.urlopen(value, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310 - scheme checked above
+                body: bytes = response.read(MAX_METADATA_BYTES + 1)
+        except OSError as err:
+            raise click.BadParameter(f"cannot fetch {value}: {err}") from None
+        if len(body) > MAX_METADATA_BYTES:
+            raise click.BadParameter(f"{value} returned more than {MAX_METADATA_BYTES} bytes")
+        return body.decode("utf-8", errors="replace")
+    path = Path(value)
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise click.BadParameter(f"cannot read {path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise click.BadParameter(f"{path} is not UTF-8 text") from None

@@ -1,0 +1,193 @@
+"""The one configuration object: frozen dataclasses loaded from one TOML file.
+
+Relative paths resolve against the file's folder; secrets come from files or `KETENBROKER_*`
+environment variables. A bad file fails at start-up with the key and the reason; after loading
+there is no raw dict anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from broker.core.errors import ConfigurationError
+from broker.core.pseudonym import KEY_LENGTH, PseudonymKeys
+
+ENV_CONFIG = "KETENBROKER_CONFIG"
+
+
+@dataclass(frozen=True)
+class SamlSettings:
+    signing_key: Path
+    signing_cert: Path
+    clock_skew_seconds: int = 60
+    assertion_lifetime_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class Organization:
+    name: str = "Ketenbroker"
+    url: str = ""
+    contact_email: str = ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    base_url: str
+    scope: str
+    registry_url: str
+    store_url: str
+    saml: SamlSettings
+    pseudonym_keys: PseudonymKeys
+    secret_key: bytes
+    organization: Organization
+    login_ttl_seconds: int = 900
+    sso_session_seconds: int = 8 * 3600
+    source: Path | None = None
+
+    @property
+    def idp_entity_id(self) -> str:
+        return f"{self.base_url}/saml/idp/metadata"
+
+    @property
+    def sp_entity_id(self) -> str:
+        return f"{self.base_url}/saml/sp/metadata"
+
+    def url(self, path: str) -> str:
+        return f"{self.base_url}{path}"
+
+    def __repr__(self) -> str:  # never print keys
+        return f"Settings(base_url={self.base_url!r}, source={self.source!r})"
+
+
+def _section(data: Mapping[str, Any], name: str) -> Mapping[str, Any]:
+    value = data.get(name, {})
+    if not isinstance(value, dict):
+        raise ConfigurationError(f"[{name}] must be a table")
+    return value
+
+
+def _str(section: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    value = section.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigurationError(f"{where}.{key} must be a non-empty string")
+    return value
+
+
+def _int(section: Mapping[str, Any], key: str, where: str, default: int, low: int, high: int) -> int:
+    value = section.get(key, default)
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigurationError(f"{where}.{key} must be a whole number from {low} to {high}")
+    return value
+
+
+def _path(base: Path, value: str) -> Path:
+    path = Path(value).expanduser()
+    return path if path.is_absolute() else (base / path).resolve()
+
+
+def _resolve_url(base: Path, url: str) -> str:
+    """A relative SQLite path in the registry URL resolves against the config folder."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
+        return prefix + str(_path(base, url[len(prefix):]))
+    return url
+
+
+def parse_pseudonym_keys(text: str) -> PseudonymKeys:
+    """Key set format (TOML): `current = 1` and a table `[keys]` of `"1" = "<64 hex>"`."""
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigurationError(f"pseudonym key set is not valid TOML: {err}") from None
+    keys: dict[int, bytes] = {}
+    table = data.get("keys")
+    if not isinstance(table, dict) or not table:
+        raise ConfigurationError("pseudonym key set needs a [keys] table")
+    for version, value in table.items():
+        try:
+            raw = bytes.fromhex(value) if isinstance(value, str) else b""
+        except ValueError:
+            raw = b""
+        if not version.isdigit() or len(raw) != KEY_LENGTH:
+            raise ConfigurationError(f"pseudonym key {version!r} must be 64 hex characters")
+        keys[int(version)] = raw
+    current = data.get("current")
+    previous = data.get("previous")
+    if not isinstance(current, int) or current not in keys:
+        raise ConfigurationError("pseudonym key set: `current` must name a version in [keys]")
+    if previous is not None and (not isinstance(previous, int) or previous not in keys):
+        raise ConfigurationError("pseudonym key set: `previous` must name a version in [keys]")
+    return PseudonymKeys(current, keys, previous)
+
+
+def _secret(env_name: str, file_value: str | None, base: Path, what: str) -> str:
+    from_env = os.environ.get(env_name)
+    if from_env:
+        return from_env
+    if not file_value:
+        raise ConfigurationError(f"{what}: set {env_name} or the file path in the configuration")
+    path = _path(base, file_value)
+    try:
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigurationError(f"{what}: cannot read {path}: {err.strerror}") from None
+
+
+def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | None) -> Settings:
+    broker = _section(data, "broker")
+    base_url = _str(broker, "base_url", "broker").rstrip("/")
+    parts = urlsplit(base_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/"):
+        raise ConfigurationError("broker.base_url must be an http(s) origin without a path")
+    keys = _section(data, "keys")
+    saml = _section(data, "saml")
+    login = _section(data, "login")
+    org = _section(data, "organization")
+    secret = _secret("KETENBROKER_SECRET_KEY", keys.get("session_secret"), base, "keys.session_secret")
+    if len(secret.strip()) < 32:
+        raise ConfigurationError("keys.session_secret must hold at least 32 characters")
+    return Settings(
+        base_url=base_url,
+        scope=_str(broker, "scope", "broker"),
+        registry_url=_resolve_url(base, _str(_section(data, "registry"), "url", "registry")),
+        store_url=_str(_section(data, "store"), "url", "store", "memory://"),
+        saml=SamlSettings(
+            signing_key=_path(base, _str(keys, "saml_signing_key", "keys")),
+            signing_cert=_path(base, _str(keys, "saml_signing_cert", "keys")),
+            clock_skew_seconds=_int(saml, "clock_skew_seconds", "saml", 60, 0, 600),
+            assertion_lifetime_seconds=_int(saml, "assertion_lifetime_seconds", "saml", 300, 30, 3600),
+        ),
+        pseudonym_keys=parse_pseudonym_keys(
+            _secret("KETENBROKER_PSEUDONYM_KEYS", keys.get("pseudonym_keys"), base, "keys.pseudonym_keys")
+        ),
+        secret_key=secret.strip().encode(),
+        organization=Organization(
+            name=str(org.get("name", "Ketenbroker")),
+            url=str(org.get("url", "")),
+            contact_email=str(org.get("contact_email", "")),
+        ),
+        login_ttl_seconds=_int(login, "ttl_seconds", "login", 900, 60, 900),
+        sso_session_seconds=_int(login, "sso_session_seconds", "login", 8 * 3600, 0, 24 * 3600),
+        source=source,
+    )
+
+
+def load_settings(path: str | os.PathLike[str] | None = None) -> Settings:
+    """Load and validate the configuration file (default: $KETENBROKER_CONFIG)."""
+    chosen = path or os.environ.get(ENV_CONFIG)
+    if not chosen:
+        raise ConfigurationError(f"no configuration: pass --config or set {ENV_CONFIG}")
+    file = Path(chosen).resolve()
+    try:
+        data = tomllib.loads(file.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise ConfigurationError(f"cannot read configuration {file}: {err.strerror}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigurationError(f"{file} is not valid TOML: {err}") from None
+    return settings_from_mapping(data, file.parent, file)

@@ -1,0 +1,129 @@
+"""The attribute catalogue (attributes.md): canonical names and their names at every edge.
+
+The broker speaks canonical names inside; SAML and OIDC names exist only at the edges. Incoming
+names from schools are mapped with `canonical_name_for`; values that do not fit the attribute are
+dropped by `accept_values` (the caller logs the attribute *name* only).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+
+OID_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+UNSPECIFIED_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified"
+PAIRWISE_ID = "urn:oasis:names:tc:SAML:attribute:pairwise-id"
+PREVIOUS_PSEUDONYM = "urn:ketenbroker:previous-pseudonym"
+MACE_PREFIX = "urn:mace:dir:attribute-def:"
+
+AFFILIATIONS = frozenset({"student", "employee", "staff", "affiliate"})
+_BRIN = re.compile(r"^[0-9]{2}[A-Z]{2}([0-9]{2})?$")
+# Values are bounded: a school IdP cannot push a megabyte into an assertion through us.
+MAX_VALUE_LENGTH = 256
+MAX_VALUES = 64
+
+
+@dataclass(frozen=True)
+class Attribute:
+    canonical: str
+    meaning: str
+    oid_name: str
+    plain_name: str
+    claim: str
+    scope: str
+    sensitive: bool = False
+    scoped: bool = False  # value must be `something@scope` with a scope of the school
+
+    def saml_name(self, profile: str) -> tuple[str, str, str | None]:
+        """(Name, NameFormat, FriendlyName) for the `oid` or `plain` naming profile."""
+        if profile == "plain":
+            return self.plain_name, UNSPECIFIED_FORMAT, None
+        if self.oid_name.startswith("urn:"):
+            return self.oid_name, OID_FORMAT, self.plain_name
+        # Names without a URN form (the nlEdu* family) keep their plain name in both profiles.
+        return self.oid_name, UNSPECIFIED_FORMAT, None
+
+
+CATALOGUE: Mapping[str, Attribute] = {
+    a.canonical: a
+    for a in (
+        Attribute("given_name", "first name", "urn:oid:2.5.4.42", "givenName", "given_name",
+                  "profile"),
+        Attribute("family_name", "surname", "urn:oid:2.5.4.4", "sn", "family_name", "profile"),
+        Attribute("display_name", "full display name", "urn:oid:2.16.840.1.113730.3.1.241",
+                  "displayName", "name", "profile"),
+        Attribute("email", "e-mail address", "urn:oid:0.9.2342.19200300.100.1.3", "mail",
+                  "email", "email"),
+        Attribute("username", "school-chosen user name", "nlEduPersonRealId",
+                  "nlEduPersonRealId", "preferred_username", "profile", scoped=True),
+        Attribute("student_number", "student number at the school", "nlEduPersonProfileId",
+                  "nlEduPersonProfileId", "student_number", "school", sensitive=True,
+                  scoped=True),
+        Attribute("affiliation", "student, employee, staff, affiliate",
+                  "urn:oid:1.3.6.1.4.1.5923.1.1.1.1", "eduPersonAffiliation",
+                  "eduperson_affiliation", "school"),
+        Attribute("school_id", "the school's BRIN", "nlEduPersonHomeOrganizationId",
+                  "nlEduPersonHomeOrganizationId", "school_id", "school"),
+        Attribute("school_name", "the school's name", "nlEduPersonHomeOrganization",
+                  "nlEduPersonHomeOrganization", "school_name", "school"),
+        Attribute("groups", "class and group memberships", "urn:oid:1.3.6.1.4.1.5923.1.5.1.1",
+                  "isMemberOf", "groups", "groups"),
+        Attribute("eck_id", "ECK iD from the Nummervoorziening", "eckId", "eckId", "eck_id",
+                  "school", sensitive=True),
+    )
+}
+
+# Incoming names (SAML oid and plain names, the MACE form, common OIDC claims) → canonical.
+_INCOMING: dict[str, str] = {}
+for _attr in CATALOGUE.values():
+    for _name in (_attr.oid_name, _attr.plain_name, MACE_PREFIX + _attr.plain_name, _attr.claim):
+        _INCOMING.setdefault(_name, _attr.canonical)
+INCOMING_NAMES: Mapping[str, str] = _INCOMING
+
+
+def is_known_attribute(name: str) -> bool:
+    return name in CATALOGUE
+
+
+def canonical_name_for(incoming: str, extra: Mapping[str, str] | None = None) -> str | None:
+    """The canonical name of an incoming attribute name; a school's own table wins."""
+    if extra and incoming in extra:
+        return extra[incoming]
+    return INCOMING_NAMES.get(incoming)
+
+
+def _fits(attribute: Attribute, value: str, school_scopes: tuple[str, ...]) -> bool:
+    if not value or len(value) > MAX_VALUE_LENGTH:
+        return False
+    if attribute.canonical == "school_id":
+        return bool(_BRIN.match(value))
+    if attribute.canonical == "affiliation":
+        return value in AFFILIATIONS
+    if attribute.scoped:
+        local, sep, scope = value.rpartition("@")
+        if not sep or not local:
+            return False
+        # With no scopes configured the school has not told us its realm, so any scope is its
+        # own; with scopes configured, another realm's value is a spoofing attempt.
+        return not school_scopes or scope.lower() in school_scopes
+    return True
+
+
+def accept_values(
+    canonical: str, values: Iterable[str], school_scopes: tuple[str, ...] = ()
+) -> tuple[tuple[str, ...], int]:
+    """(the values that fit the attribute, how many were dropped)."""
+    attribute = CATALOGUE[canonical]
+    scopes = tuple(s.lower() for s in school_scopes)
+    kept: list[str] = []
+    dropped = 0
+    for value in values:
+        if len(kept) < MAX_VALUES and _fits(attribute, value, scopes) and value not in kept:
+            kept.append(value)
+        else:
+            dropped += 1
+    return tuple(kept), dropped
+
+
+ValueCheck = Callable[[str], bool]

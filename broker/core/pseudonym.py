@@ -1,0 +1,74 @@
+"""The chain pseudonym (pseudonyms.md, version 1).
+
+P = HMAC-SHA256(key, field(label) || field(chain) || field(namespace) || field(subject)),
+field(s) = 4-byte big-endian length || UTF-8(s). Length prefixes make the encoding unambiguous:
+("ab", "c") and ("a", "bc") can never collide, which plain concatenation would allow.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+from hashlib import sha256
+
+from broker.core.errors import ConfigurationError, MissingSubject
+from broker.core.model import School, UpstreamIdentity
+
+LABEL_V1 = "ketenbroker/chain-pseudonym/v1"
+KEY_LENGTH = 32
+ECK_ID_NAMESPACE = "eckid"
+
+
+def field(value: str) -> bytes:
+    encoded = value.encode("utf-8")
+    return len(encoded).to_bytes(4, "big") + encoded
+
+
+def derive_chain_pseudonym(key: bytes, chain: str, namespace: str, subject: str) -> str:
+    """64 lowercase hex characters, the same on every login, worker and restart."""
+    if len(key) != KEY_LENGTH:
+        raise ConfigurationError("pseudonym key must be 32 bytes")
+    message = field(LABEL_V1) + field(chain) + field(namespace) + field(subject)
+    return hmac.new(key, message, sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class PseudonymKeys:
+    """The numbered pseudonym keys; `current` derives, `previous` (if any) is in migration.
+
+    The key material never leaves this object in any printable form: `repr` hides it.
+    """
+
+    current_version: int
+    keys: dict[int, bytes]
+    previous_version: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.current_version not in self.keys:
+            raise ConfigurationError("current pseudonym key version is not in the key set")
+        for key in self.keys.values():
+            if len(key) != KEY_LENGTH:
+                raise ConfigurationError("every pseudonym key must be 32 bytes")
+
+    def __repr__(self) -> str:
+        return f"PseudonymKeys(current_version={self.current_version}, versions={sorted(self.keys)})"
+
+    @property
+    def current(self) -> bytes:
+        return self.keys[self.current_version]
+
+
+def subject_input(school: School, identity: UpstreamIdentity) -> tuple[str, str]:
+    """(namespace, subject) for the derivation, as the school is configured.
+
+    A school configured for the ECK iD must deliver it: there is no fallback to another value,
+    because a fallback would silently give the student a different pseudonym.
+    """
+    if school.use_eck_id:
+        values = identity.attributes.get("eck_id", ())
+        if len(values) != 1 or not values[0]:
+            raise MissingSubject(f"school {school.id} delivered no single eck_id")
+        return ECK_ID_NAMESPACE, values[0]
+    if not identity.subject:
+        raise MissingSubject(f"school {school.id} delivered no {school.subject_attribute}")
+    return f"school:{school.id}", identity.subject

@@ -1,0 +1,59 @@
+"""The release rule (attributes.md): policy ∩ declared ∩ requested ∩ available. Nothing else."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from broker.core.errors import RequiredAttributeMissing
+from broker.core.model import Release, ReleasePolicy, School, Service, UpstreamIdentity
+from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym, subject_input
+
+
+def release_for(
+    service: Service,
+    policy: ReleasePolicy,
+    requested: frozenset[str] | None,
+    available: Mapping[str, tuple[str, ...]],
+) -> dict[str, tuple[str, ...]]:
+    """The attributes (canonical name → values) one login may carry to `service`.
+
+    `requested` is None when the service's request named no attributes (then its declaration is
+    the request). A declared *required* attribute that the release cannot satisfy refuses the
+    login: the service gets an error, never an empty assertion.
+    """
+    declared = {d.attribute for d in service.declarations}
+    wanted = declared if requested is None else declared & requested
+    released = {
+        name: available[name]
+        for name in sorted(policy.attributes & wanted)
+        if available.get(name)
+    }
+    missing = tuple(
+        sorted(
+            d.attribute
+            for d in service.declarations
+            if d.required and d.attribute in wanted and d.attribute not in released
+        )
+    )
+    if missing:
+        raise RequiredAttributeMissing(service.id, missing)
+    return released
+
+
+def compute_release(
+    keys: PseudonymKeys,
+    school: School,
+    service: Service,
+    identity: UpstreamIdentity,
+    policy: ReleasePolicy,
+    requested: frozenset[str] | None,
+) -> Release:
+    """The pseudonym and attributes for one login; the subject is used here and dropped."""
+    namespace, subject = subject_input(school, identity)
+    chain = service.pseudonym_chain
+    pseudonym = derive_chain_pseudonym(keys.current, chain, namespace, subject)
+    previous = None
+    if keys.previous_version is not None:
+        previous = derive_chain_pseudonym(keys.keys[keys.previous_version], chain, namespace, subject)
+    attributes = release_for(service, policy, requested, identity.attributes)
+    return Release(pseudonym, attributes, policy.version, previous)

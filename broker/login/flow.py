@@ -1,0 +1,204 @@
+"""The login flow as explicit steps: request in → school chosen → upstream login → release.
+
+Protocol adapters call these steps with neutral objects; nothing here knows SAML, OIDC or Flask.
+The browser is represented by `browser_secret` (from its cookie): every record this flow keeps
+is sealed under it, so a record found without the cookie is useless (sealed.py).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from broker.core.errors import PolicyRefusal, StateExpired, UnknownSchool, UnknownService
+from broker.core.model import Release, School, Service, UpstreamIdentity
+from broker.core.ports import KeyValueStore, RegistryReader
+from broker.core.pseudonym import PseudonymKeys
+from broker.core.release import compute_release
+from broker.login.sealed import SealedStore
+
+LOGIN = "login"
+SSO = "sso"
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    """What a publisher asked for, in neutral form. `front` is the front adapter's own data
+    (request id, ACS URL, RelayState …) that it needs to answer; the flow only carries it."""
+
+    service_id: str
+    requested: frozenset[str] | None = None
+    school_hint: str | None = None
+    force_authn: bool = False
+    front: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LoginRecord:
+    login_id: str
+    request: LoginRequest
+    created: float
+    school_id: str | None = None
+    upstream_request_id: str | None = None
+
+    def to_payload(self) -> dict[str, Any]:
+        data = asdict(self)
+        requested = self.request.requested
+        data["request"]["requested"] = None if requested is None else sorted(requested)
+        return data
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> LoginRecord:
+        req = data["request"]
+        requested = req.get("requested")
+        request = LoginRequest(
+            service_id=req["service_id"],
+            requested=None if requested is None else frozenset(requested),
+            school_hint=req.get("school_hint"),
+            force_authn=bool(req.get("force_authn")),
+            front=dict(req.get("front") or {}),
+        )
+        return cls(
+            login_id=data["login_id"],
+            request=request,
+            created=float(data["created"]),
+            school_id=data.get("school_id"),
+            upstream_request_id=data.get("upstream_request_id"),
+        )
+
+
+@dataclass(frozen=True)
+class Completion:
+    """A finished login: what the front turns into its response."""
+
+    request: LoginRequest
+    service: Service
+    school: School
+    release: Release
+    authn_instant: float
+    authn_context: str | None
+
+
+class LoginFlow:
+    def __init__(
+        self,
+        registry: RegistryReader,
+        store: KeyValueStore,
+        keys: PseudonymKeys,
+        *,
+        login_ttl: int,
+        sso_ttl: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.registry = registry
+        self.sealed = SealedStore(store)
+        self.keys = keys
+        self.login_ttl = login_ttl
+        self.sso_ttl = sso_ttl
+        self.clock = clock
+
+    # -- step 1: a publisher's request arrives ------------------------------------------------
+    def start(self, browser_secret: bytes, request: LoginRequest) -> LoginRecord:
+        if self.registry.service(request.service_id) is None:
+            raise UnknownService(f"service {request.service_id} not in registry")
+        hint = request.school_hint
+        school_id = hint if hint and self.registry.school(hint) is not None else None
+        record = LoginRecord(secrets.token_urlsafe(18), request, self.clock(), school_id)
+        self._save(browser_secret, record)
+        return record
+
+    def load(self, browser_secret: bytes, login_id: str) -> LoginRecord:
+        data = self.sealed.get(browser_secret, LOGIN, login_id)
+        if data is None:
+            raise StateExpired("login record absent")
+        return LoginRecord.from_payload(data)
+
+    # -- step 2: the student chose a school --------------------------------------------------
+    def choose_school(self, browser_secret: bytes, login_id: str, school_id: str) -> LoginRecord:
+        record = self.load(browser_secret, login_id)
+        if self.registry.school(school_id) is None:
+            raise UnknownSchool(f"school {school_id} not in registry")
+        record = replace(record, school_id=school_id)
+        self._save(browser_secret, record)
+        return record
+
+    # -- step 3: we sent the school's identity provider a request ----------------------------
+    def note_upstream(self, browser_secret: bytes, record: LoginRecord, request_id: str) -> None:
+        self._save(browser_secret, replace(record, upstream_request_id=request_id))
+
+    def take(self, browser_secret: bytes, login_id: str) -> LoginRecord:
+        """Consume the record: a response can complete a login once, never twice."""
+        data = self.sealed.take(browser_secret, LOGIN, login_id)
+        if data is None:
+            raise StateExpired("login record absent or used")
+        return LoginRecord.from_payload(data)
+
+    # -- step 4: the school answered (or an SSO session stands) ------------------------------
+    def complete(
+        self, request: LoginRequest, identity: UpstreamIdentity, authn_instant: float
+    ) -> Completion:
+        service = self.registry.service(request.service_id)
+        if service is None:
+            raise UnknownService(f"service {request.service_id} left the registry mid-login")
+        school = self.registry.school(identity.school_id)
+        if school is None:
+            raise UnknownSchool(f"school {identity.school_id} left the registry mid-login")
+        policy = self.registry.policy(school.id, service.id)
+        release = compute_release(self.keys, school, service, identity, policy, request.requested)
+        return Completion(request, service, school, release, authn_instant, identity.authn_context)
+
+    # -- SSO session --------------------------------------------------------------------------
+    def open_session(self, identity: UpstreamIdentity, authn_instant: float) -> str | None:
+        """Store the school's identity sealed under a fresh token; the token goes in a cookie."""
+        if self.sso_ttl <= 0:
+            return None
+        token = secrets.token_urlsafe(32)
+        payload = {
+            "school_id": identity.school_id,
+            "subject": identity.subject,
+            "attributes": {k: list(v) for k, v in identity.attributes.items()},
+            "authn_context": identity.authn_context,
+            "authn_instant": authn_instant,
+        }
+        self.sealed.put(token.encode(), SSO, token, payload, self.sso_ttl)
+        return token
+
+    def session(self, token: str | None) -> tuple[UpstreamIdentity, float] | None:
+        if not token or len(token) > 128:
+            return None
+        try:
+            data = self.sealed.get(token.encode(), SSO, token)
+        except StateExpired:
+            return None
+        if data is None:
+            return None
+        identity = UpstreamIdentity(
+            school_id=data["school_id"],
+            subject=data["subject"],
+            attributes={k: tuple(v) for k, v in data["attributes"].items()},
+            authn_context=data.get("authn_context"),
+        )
+        return identity, float(data["authn_instant"])
+
+    def end_session(self, token: str) -> None:
+        self.sealed.delete(SSO, token)
+
+    def session_serves(self, record: LoginRecord, identity: UpstreamIdentity) -> bool:
+        """An SSO session answers a request unless the service forces a fresh login or asked
+        for another school than the one the student logged in at."""
+        if record.request.force_authn:
+            return False
+        return record.school_id is None or record.school_id == identity.school_id
+
+    def _save(self, browser_secret: bytes, record: LoginRecord) -> None:
+        age = self.clock() - record.created
+        remaining = int(self.login_ttl - age)
+        if remaining <= 0:
+            raise StateExpired("login took longer than the login lifetime")
+        self.sealed.put(browser_secret, LOGIN, record.login_id, record.to_payload(), remaining)
+
+
+__all__ = ["Completion", "LoginFlow", "LoginRecord", "LoginRequest", "PolicyRefusal"]

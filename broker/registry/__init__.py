@@ -1,0 +1,23 @@
+"""The registry: schools, chains, services and versioned release policies in SQL.
+
+SQLite for the embedded default, PostgreSQL in production; the schema is managed by the Alembic
+revisions inside this package (`migrate`). The registry holds no personal data of students.
+"""
+
+from __future__ import annotations
+
+from broker.registry.errors import DuplicateEntry, UndeclaredAttribute, UnknownChain
+from broker.registry.migration import migrate
+from broker.registry.policy_change import PolicyChange
+from broker.registry.reading import SqlRegistryReader
+from broker.registry.sql_registry import SqlRegistry
+
+__all__ = [
+    "DuplicateEntry",
+    "PolicyChange",
+    "SqlRegistry",
+    "SqlRegistryReader",
+    "UndeclaredAttribute",
+    "UnknownChain",
+    "migrate",
+]

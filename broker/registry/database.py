@@ -1,0 +1,98 @@
+"""Opening the registry's database: one engine per process, safe for threads and workers.
+
+SQLite (the embedded default) needs care to be shared by the threads of a dev server and by
+several processes on one file:
+- WAL journal, so readers never wait for a writer;
+- a busy timeout, so a writer waits for another writer instead of failing at once;
+- `BEGIN IMMEDIATE` for write transactions: a deferred transaction that read first and then
+  writes fails with "database is locked" when another process wrote in between, and no busy
+  timeout helps it;
+- foreign keys, which SQLite leaves off unless asked per connection.
+After a fork the child drops the pooled connections it inherited (sharing one SQLite or
+PostgreSQL connection across processes corrupts its state); gunicorn forks after import.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from broker.core.errors import StoreUnavailable
+
+BUSY_TIMEOUT_SECONDS = 30
+# Engine option the `begin` listener reads to choose BEGIN IMMEDIATE (see the module docstring).
+_WRITE_OPTION = "ketenbroker_write"
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for `url` (`sqlite:///path` or `postgresql+psycopg://...`), set up for sharing."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(
+            parsed,
+            connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
+        )
+        _prepare_sqlite(engine)
+    else:
+        # pre_ping: a worker that sat idle past a server restart reconnects instead of failing.
+        engine = create_engine(parsed, pool_pre_ping=True)
+    _dispose_after_fork(engine)
+    return engine
+
+
+def _prepare_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take transaction control away from the sqlite3 module; the `begin` listener owns it.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        write = connection.get_execution_options().get(_WRITE_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def _dispose_after_fork(engine: Engine) -> None:
+    # A weak reference, so the fork hook does not keep every engine ever opened alive.
+    reference = weakref.ref(engine)
+
+    def _forget_inherited_connections() -> None:
+        inherited = reference()
+        if inherited is not None:
+            inherited.dispose(close=False)
+
+    os.register_at_fork(after_in_child=_forget_inherited_connections)
+
+
+def writer(engine: Engine) -> Engine:
+    """The same engine (same pool), but its transactions take the write lock up front."""
+    return engine.execution_options(**{_WRITE_OPTION: True})
+
+
+@contextmanager
+def session_on(engine: Engine) -> Iterator[Session]:
+    """A session that commits when the block succeeds and rolls back when it raises.
+
+    A database that cannot be reached becomes `StoreUnavailable` (HTTP 503, "try again"), never
+    a login that carries on without its registry.
+    """
+    try:
+        with Session(engine, expire_on_commit=False) as session, session.begin():
+            yield session
+    except OperationalError as error:
+        raise StoreUnavailable(f"registry database: {type(error.orig).__name__}") from error

@@ -1,0 +1,47 @@
+"""Errors of the registry's write side, in the core error tree.
+
+Each is a `BadRequest`: an administrator (CLI or portal) asked for something the registry refuses,
+and the edge shows the reason. Details name ids and entity ids only, never personal data (the
+registry holds none).
+"""
+
+from __future__ import annotations
+
+from broker.core.errors import BadRequest
+
+
+class UndeclaredAttribute(BadRequest):
+    """A school tried to release an attribute the service never declared it needs."""
+
+    code = "undeclared_attribute"
+    public_message = "A school can only release attributes the platform declared it needs."
+
+    def __init__(self, service_id: str, attributes: tuple[str, ...]) -> None:
+        super().__init__(
+            f"service {service_id} did not declare {', '.join(attributes)}; "
+            "it can only receive attributes it declared with a purpose"
+        )
+        self.service_id = service_id
+        self.attributes = attributes
+
+
+class DuplicateEntry(BadRequest):
+    """An id or entity id that must be unique is already taken."""
+
+    code = "duplicate_entry"
+    public_message = "An entry with this identifier already exists."
+
+    def __init__(self, kind: str, field: str, value: str) -> None:
+        super().__init__(f"a {kind} with {field} {value!r} already exists")
+        self.kind = kind
+        self.field = field
+        self.value = value
+
+
+class UnknownChain(BadRequest):
+    code = "unknown_chain"
+    public_message = "This chain is not known to the broker."
+
+    def __init__(self, chain_id: str) -> None:
+        super().__init__(f"no chain with id {chain_id!r}")
+        self.chain_id = chain_id

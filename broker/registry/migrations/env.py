@@ -1,0 +1,42 @@
+"""Alembic environment: run by `broker.registry.migration`, which hands over a connection."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from broker.registry.database import open_engine, writer
+from broker.registry.tables import Base
+
+
+def _run(connection: object) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=Base.metadata,
+        compare_type=True,
+        # SQLite cannot ALTER most things; batch mode makes later revisions portable.
+        render_as_batch=True,
+        # database.py gives SQLite real transactions, so DDL can roll back there too.
+        transactional_ddl=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def _run_online() -> None:
+    connection = context.config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
+    # Only for a developer running the alembic command line with -x url=...
+    url = context.get_x_argument(as_dictionary=True)["url"]
+    engine = open_engine(url)
+    try:
+        with writer(engine).begin() as own_connection:
+            _run(own_connection)
+    finally:
+        engine.dispose()
+
+
+if context.is_offline_mode():
+    raise SystemExit("the registry migrates online only: use broker.registry.migrate(url)")
+_run_online()

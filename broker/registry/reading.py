@@ -1,0 +1,142 @@
+"""The registry's read side: `RegistryReader` over SQL, returning the core's frozen dataclasses.
+
+The login path calls `policy`, `service_by_entity_id`, `school` and `school_by_idp` on every
+login: each is one query on a primary key or unique index (a service's declarations come in the
+same query through a join). Nothing is cached in the process: a policy a school changes shows on
+the next login in every worker. Metadata XML is deferred on the rows and read only by the two
+metadata methods, which adapters call when `generation` changes.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import Engine, select
+from sqlalchemy.orm import joinedload
+
+from broker.core.errors import ConfigurationError
+from broker.core.model import Chain, Protocol, ReleasePolicy, School, Service
+from broker.registry.database import session_on
+from broker.registry.policy_change import PolicyChange
+from broker.registry.tables import (
+    STATE_ROW_ID,
+    ChainRow,
+    PolicyChangeRow,
+    RegistryStateRow,
+    ReleasePolicyRow,
+    SchoolRow,
+    ServiceRow,
+)
+
+_WITH_DECLARATIONS = joinedload(ServiceRow.declarations)
+
+
+class SqlRegistryReader:
+    """Implements `broker.core.ports.RegistryReader` on an engine from `database.open_engine`."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def school(self, school_id: str) -> School | None:
+        with session_on(self._engine) as session:
+            row = session.get(SchoolRow, school_id)
+            return row.to_school() if row is not None else None
+
+    def school_by_idp(self, idp_entity_id: str) -> School | None:
+        with session_on(self._engine) as session:
+            row = session.scalars(
+                select(SchoolRow).where(SchoolRow.idp_entity_id == idp_entity_id)
+            ).one_or_none()
+            return row.to_school() if row is not None else None
+
+    def schools(self) -> list[School]:
+        with session_on(self._engine) as session:
+            rows = session.scalars(select(SchoolRow).order_by(SchoolRow.id))
+            return [row.to_school() for row in rows]
+
+    def chain(self, chain_id: str) -> Chain | None:
+        with session_on(self._engine) as session:
+            row = session.get(ChainRow, chain_id)
+            return row.to_chain() if row is not None else None
+
+    def chains(self) -> list[Chain]:
+        with session_on(self._engine) as session:
+            rows = session.scalars(select(ChainRow).order_by(ChainRow.id))
+            return [row.to_chain() for row in rows]
+
+    def service(self, service_id: str) -> Service | None:
+        with session_on(self._engine) as session:
+            row = session.get(ServiceRow, service_id, options=[_WITH_DECLARATIONS])
+            return row.to_service() if row is not None else None
+
+    def service_by_entity_id(self, entity_id: str) -> Service | None:
+        with session_on(self._engine) as session:
+            row = (
+                session.scalars(
+                    select(ServiceRow)
+                    .options(_WITH_DECLARATIONS)
+                    .where(ServiceRow.entity_id == entity_id)
+                )
+                .unique()
+                .one_or_none()
+            )
+            return row.to_service() if row is not None else None
+
+    def services(self) -> list[Service]:
+        with session_on(self._engine) as session:
+            rows = session.scalars(
+                select(ServiceRow).options(_WITH_DECLARATIONS).order_by(ServiceRow.id)
+            ).unique()
+            return [row.to_service() for row in rows]
+
+    def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
+        with session_on(self._engine) as session:
+            row = session.get(ReleasePolicyRow, (school_id, service_id))
+            if row is None:
+                return ReleasePolicy(school_id, service_id, frozenset(), 0)
+            return row.to_policy()
+
+    def policies_for_school(self, school_id: str) -> list[ReleasePolicy]:
+        """The policies this school set, by service id; services it never set are left out."""
+        with session_on(self._engine) as session:
+            rows = session.scalars(
+                select(ReleasePolicyRow)
+                .where(ReleasePolicyRow.school_id == school_id)
+                .order_by(ReleasePolicyRow.service_id)
+            )
+            return [row.to_policy() for row in rows]
+
+    def policy_history(self, school_id: str, service_id: str) -> list[PolicyChange]:
+        """Every version of one policy, oldest first (empty while the default applies)."""
+        with session_on(self._engine) as session:
+            rows = session.scalars(
+                select(PolicyChangeRow)
+                .where(
+                    PolicyChangeRow.school_id == school_id,
+                    PolicyChangeRow.service_id == service_id,
+                )
+                .order_by(PolicyChangeRow.version)
+            )
+            return [row.to_change() for row in rows]
+
+    def school_metadata(self) -> dict[str, str]:
+        with session_on(self._engine) as session:
+            rows = session.execute(select(SchoolRow.idp_entity_id, SchoolRow.idp_metadata))
+            return {entity_id: xml for entity_id, xml in rows}
+
+    def service_metadata(self) -> dict[str, str]:
+        with session_on(self._engine) as session:
+            rows = session.execute(
+                select(ServiceRow.entity_id, ServiceRow.sp_metadata).where(
+                    ServiceRow.protocol == Protocol.SAML.value,
+                    ServiceRow.sp_metadata.is_not(None),
+                )
+            )
+            return {entity_id: xml for entity_id, xml in rows if xml is not None}
+
+    def generation(self) -> int:
+        with session_on(self._engine) as session:
+            value = session.scalar(
+                select(RegistryStateRow.generation).where(RegistryStateRow.id == STATE_ROW_ID)
+            )
+        if value is None:
+            raise ConfigurationError("registry database has no registry_state row: run migrate")
+        return value

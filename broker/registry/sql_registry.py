@@ -1,0 +1,258 @@
+"""`SqlRegistry`: the registry on SQLite or PostgreSQL, read side plus the administrators' writes.
+
+Writes come from the CLI and the portals, never from the login path. Each runs in one
+transaction: it checks what it refers to, writes, and bumps `registry_state.generation` when
+schools, chains, services or metadata changed, so every worker's adapters rebuild their parsed
+metadata on their next look. Policy changes do not bump it: policies are read afresh on every
+login anyway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any, TypeAlias, cast
+
+from sqlalchemy import CursorResult, Update, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
+
+from broker.core.errors import BadRequest, UnknownSchool, UnknownService
+from broker.core.model import Chain, ReleasePolicy, School, Service
+from broker.registry.database import open_engine, session_on, writer
+from broker.registry.errors import DuplicateEntry, UndeclaredAttribute, UnknownChain
+from broker.registry.reading import SqlRegistryReader
+from broker.registry.tables import (
+    STATE_ROW_ID,
+    ChainRow,
+    DeclarationRow,
+    PolicyChangeRow,
+    RegistryStateRow,
+    ReleasePolicyRow,
+    SchoolRow,
+    ServiceRow,
+    as_utc,
+)
+
+# (column, field name for the message, value): one value that must not exist yet.
+UniqueCheck: TypeAlias = tuple[InstrumentedAttribute[str], str, str]
+
+MAX_CHANGED_BY = 200
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class SqlRegistry(SqlRegistryReader):
+    """Open the registry at `url` (`sqlite:///path` or `postgresql+psycopg://...`).
+
+    The schema must be at head (`broker.registry.migrate(url)`). One instance per process is
+    enough and may be shared by threads; `clock` is injectable so tests can pin `changed_at`.
+    """
+
+    def __init__(self, url: str, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        engine = open_engine(url)
+        super().__init__(engine)
+        self._writer = writer(engine)
+        self._clock = clock
+
+    def close(self) -> None:
+        """Close pooled connections (tests, shutdown); the instance reconnects if used again."""
+        self._engine.dispose()
+
+    def add_school(self, school: School, idp_metadata: str) -> None:
+        checks: list[UniqueCheck] = [
+            (SchoolRow.id, "id", school.id),
+            (SchoolRow.idp_entity_id, "idp_entity_id", school.idp_entity_id),
+        ]
+        with self._writing("school", checks) as session:
+            session.add(
+                SchoolRow(
+                    id=school.id,
+                    name=school.name,
+                    idp_entity_id=school.idp_entity_id,
+                    subject_attribute=school.subject_attribute,
+                    use_eck_id=school.use_eck_id,
+                    scopes=list(school.scopes),
+                    idp_metadata=idp_metadata,
+                )
+            )
+            _bump_generation(session)
+
+    def add_chain(self, chain: Chain) -> None:
+        with self._writing("chain", [(ChainRow.id, "id", chain.id)]) as session:
+            session.add(ChainRow(id=chain.id, name=chain.name))
+            _bump_generation(session)
+
+    def add_service(self, service: Service, sp_metadata: str | None) -> None:
+        """Register a service with its declarations (kept in the order given)."""
+        seen: set[str] = set()
+        for declaration in service.declarations:
+            if declaration.attribute in seen:
+                raise DuplicateEntry(
+                    f"declaration of service {service.id}", "attribute", declaration.attribute
+                )
+            seen.add(declaration.attribute)
+        checks: list[UniqueCheck] = [
+            (ServiceRow.id, "id", service.id),
+            (ServiceRow.entity_id, "entity_id", service.entity_id),
+        ]
+        with self._writing("service", checks) as session:
+            if service.chain_id is not None:
+                _require_chain(session, service.chain_id)
+            session.add(
+                ServiceRow(
+                    id=service.id,
+                    name=service.name,
+                    entity_id=service.entity_id,
+                    chain_id=service.chain_id,
+                    naming=service.naming.value,
+                    protocol=service.protocol.value,
+                    sp_metadata=sp_metadata,
+                    declarations=[
+                        DeclarationRow(
+                            attribute=declaration.attribute,
+                            position=position,
+                            purpose=declaration.purpose,
+                            required=declaration.required,
+                        )
+                        for position, declaration in enumerate(service.declarations)
+                    ],
+                )
+            )
+            _bump_generation(session)
+
+    def update_school_metadata(self, school_id: str, idp_metadata: str) -> None:
+        with self._writing() as session:
+            if not _updated_one(
+                session,
+                update(SchoolRow)
+                .where(SchoolRow.id == school_id)
+                .values(idp_metadata=idp_metadata),
+            ):
+                raise UnknownSchool(f"no school with id {school_id!r}")
+            _bump_generation(session)
+
+    def update_service_metadata(self, service_id: str, sp_metadata: str) -> None:
+        with self._writing() as session:
+            if not _updated_one(
+                session,
+                update(ServiceRow)
+                .where(ServiceRow.id == service_id)
+                .values(sp_metadata=sp_metadata),
+            ):
+                raise UnknownService(f"no service with id {service_id!r}")
+            _bump_generation(session)
+
+    def set_service_chain(self, service_id: str, chain_id: str | None) -> None:
+        """Move a service into a chain, or out of every chain with `None`.
+
+        This changes the pseudonyms the service receives (the chain is an input of the
+        pseudonym): the caller decides whether that is intended.
+        """
+        with self._writing() as session:
+            if chain_id is not None:
+                _require_chain(session, chain_id)
+            if not _updated_one(
+                session,
+                update(ServiceRow).where(ServiceRow.id == service_id).values(chain_id=chain_id),
+            ):
+                raise UnknownService(f"no service with id {service_id!r}")
+            _bump_generation(session)
+
+    def set_policy(
+        self, school_id: str, service_id: str, attributes: frozenset[str], changed_by: str
+    ) -> ReleasePolicy:
+        """Set what `school_id` releases to `service_id`; returns the new, numbered version.
+
+        Every call makes a new version (previous + 1) and appends it to the history in the same
+        transaction. Nothing is written when the school or service is unknown or an attribute
+        was not declared by the service.
+        """
+        if not changed_by or len(changed_by) > MAX_CHANGED_BY:
+            raise BadRequest(f"changed_by must name the administrator (1-{MAX_CHANGED_BY} chars)")
+        with self._writing() as session:
+            # Locking the school row serialises concurrent policy changes of one school on
+            # PostgreSQL, so two administrators cannot both write version n + 1. (SQLite has
+            # one writer at a time already.)
+            locked = session.scalar(
+                select(SchoolRow.id).where(SchoolRow.id == school_id).with_for_update()
+            )
+            if locked is None:
+                raise UnknownSchool(f"no school with id {school_id!r}")
+            service = session.get(
+                ServiceRow, service_id, options=[joinedload(ServiceRow.declarations)]
+            )
+            if service is None:
+                raise UnknownService(f"no service with id {service_id!r}")
+            declared = {row.attribute for row in service.declarations}
+            undeclared = tuple(sorted(attributes - declared))
+            if undeclared:
+                raise UndeclaredAttribute(service_id, undeclared)
+
+            names = sorted(attributes)
+            changed_at = as_utc(self._clock())
+            current = session.get(ReleasePolicyRow, (school_id, service_id))
+            if current is None:
+                current = ReleasePolicyRow(school_id=school_id, service_id=service_id, version=0)
+                session.add(current)
+            current.version += 1
+            current.attributes = names
+            current.changed_at = changed_at
+            current.changed_by = changed_by
+            session.add(
+                PolicyChangeRow(
+                    school_id=school_id,
+                    service_id=service_id,
+                    version=current.version,
+                    attributes=names,
+                    changed_at=changed_at,
+                    changed_by=changed_by,
+                )
+            )
+            policy = current.to_policy()
+        return policy
+
+    @contextmanager
+    def _writing(self, kind: str = "", unique: Sequence[UniqueCheck] = ()) -> Iterator[Session]:
+        """A write transaction that refuses duplicates with `DuplicateEntry`, not IntegrityError.
+
+        The check before the insert gives the clear message; a concurrent writer can still slip
+        in between on PostgreSQL, so a unique violation at commit is checked again to name it.
+        """
+        try:
+            with session_on(self._writer) as session:
+                _refuse_duplicates(session, kind, unique)
+                yield session
+        except IntegrityError:
+            if unique:
+                with session_on(self._engine) as session:
+                    _refuse_duplicates(session, kind, unique)
+            raise
+
+
+def _refuse_duplicates(session: Session, kind: str, unique: Sequence[UniqueCheck]) -> None:
+    for column, field, value in unique:
+        if session.scalar(select(column).where(column == value).limit(1)) is not None:
+            raise DuplicateEntry(kind, field, value)
+
+
+def _require_chain(session: Session, chain_id: str) -> None:
+    if session.get(ChainRow, chain_id) is None:
+        raise UnknownChain(chain_id)
+
+
+def _bump_generation(session: Session) -> None:
+    session.execute(
+        update(RegistryStateRow)
+        .where(RegistryStateRow.id == STATE_ROW_ID)
+        .values(generation=RegistryStateRow.generation + 1)
+    )
+
+
+def _updated_one(session: Session, statement: Update) -> bool:
+    """Run an UPDATE by primary key; False when no row had that key."""
+    result = cast("CursorResult[Any]", session.execute(statement))
+    return result.rowcount == 1

@@ -1,0 +1,196 @@
+"""The registry's tables as typed SQLAlchemy models, and their mapping to the core model.
+
+Rows never leave `broker/registry`: readers turn them into the core's frozen dataclasses with the
+`to_*` methods while the session is open. Enumerations are stored as short strings with CHECK
+constraints rather than native enum types, so adding a value later is a one-line migration on
+every database.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from broker.core.model import (
+    Chain,
+    Declaration,
+    NamingProfile,
+    Protocol,
+    ReleasePolicy,
+    School,
+    Service,
+)
+from broker.registry.policy_change import PolicyChange
+
+ID = String(64)
+NAME = String(200)
+ENTITY_ID = String(1024)
+ATTRIBUTE = String(64)
+
+
+class Base(DeclarativeBase):
+    # Named constraints make later migrations (especially SQLite batch moves) deterministic.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes; every timestamp the registry writes is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+class SchoolRow(Base):
+    __tablename__ = "schools"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    idp_entity_id: Mapped[str] = mapped_column(ENTITY_ID, unique=True)
+    subject_attribute: Mapped[str] = mapped_column(ATTRIBUTE)
+    use_eck_id: Mapped[bool] = mapped_column(Boolean)
+    scopes: Mapped[list[str]] = mapped_column(JSON)
+    # Deferred: the login path reads schools on every login and never needs the XML.
+    idp_metadata: Mapped[str] = mapped_column(Text, deferred=True)
+
+    def to_school(self) -> School:
+        return School(
+            id=self.id,
+            name=self.name,
+            idp_entity_id=self.idp_entity_id,
+            subject_attribute=self.subject_attribute,
+            use_eck_id=self.use_eck_id,
+            scopes=tuple(self.scopes),
+        )
+
+
+class ChainRow(Base):
+    __tablename__ = "chains"
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+
+    def to_chain(self) -> Chain:
+        return Chain(id=self.id, name=self.name)
+
+
+class ServiceRow(Base):
+    __tablename__ = "services"
+    __table_args__ = (
+        CheckConstraint("naming IN ('oid', 'plain')", name="naming"),
+        CheckConstraint("protocol IN ('saml', 'oidc')", name="protocol"),
+    )
+
+    id: Mapped[str] = mapped_column(ID, primary_key=True)
+    name: Mapped[str] = mapped_column(NAME)
+    entity_id: Mapped[str] = mapped_column(ENTITY_ID, unique=True)
+    chain_id: Mapped[str | None] = mapped_column(ForeignKey("chains.id"), index=True)
+    naming: Mapped[str] = mapped_column(String(8))
+    protocol: Mapped[str] = mapped_column(String(8))
+    sp_metadata: Mapped[str | None] = mapped_column(Text, deferred=True)
+    declarations: Mapped[list[DeclarationRow]] = relationship(
+        order_by="DeclarationRow.position", cascade="all, delete-orphan"
+    )
+
+    def to_service(self) -> Service:
+        return Service(
+            id=self.id,
+            name=self.name,
+            entity_id=self.entity_id,
+            chain_id=self.chain_id,
+            naming=NamingProfile(self.naming),
+            declarations=tuple(row.to_declaration() for row in self.declarations),
+            protocol=Protocol(self.protocol),
+        )
+
+
+class DeclarationRow(Base):
+    __tablename__ = "declarations"
+
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), primary_key=True)
+    attribute: Mapped[str] = mapped_column(ATTRIBUTE, primary_key=True)
+    # Kept so a service's declarations read back in the order it registered them.
+    position: Mapped[int] = mapped_column(Integer)
+    purpose: Mapped[str] = mapped_column(Text)
+    required: Mapped[bool] = mapped_column(Boolean)
+
+    def to_declaration(self) -> Declaration:
+        return Declaration(attribute=self.attribute, purpose=self.purpose, required=self.required)
+
+
+class ReleasePolicyRow(Base):
+    """The current policy of one school for one service; absent means the default."""
+
+    __tablename__ = "release_policies"
+
+    school_id: Mapped[str] = mapped_column(ForeignKey("schools.id"), primary_key=True)
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), primary_key=True)
+    # A sorted JSON list: the same set always serialises the same way.
+    attributes: Mapped[list[str]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_by: Mapped[str] = mapped_column(NAME)
+
+    def to_policy(self) -> ReleasePolicy:
+        return ReleasePolicy(
+            school_id=self.school_id,
+            service_id=self.service_id,
+            attributes=frozenset(self.attributes),
+            version=self.version,
+        )
+
+
+class PolicyChangeRow(Base):
+    """Append-only history: one row per version of every policy, written with the policy."""
+
+    __tablename__ = "policy_changes"
+    __table_args__ = (UniqueConstraint("school_id", "service_id", "version"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    school_id: Mapped[str] = mapped_column(ForeignKey("schools.id"))
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    version: Mapped[int] = mapped_column(Integer)
+    attributes: Mapped[list[str]] = mapped_column(JSON)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    changed_by: Mapped[str] = mapped_column(NAME)
+
+    def to_change(self) -> PolicyChange:
+        return PolicyChange(
+            school_id=self.school_id,
+            service_id=self.service_id,
+            version=self.version,
+            attributes=frozenset(self.attributes),
+            changed_at=as_utc(self.changed_at),
+            changed_by=self.changed_by,
+        )
+
+
+class RegistryStateRow(Base):
+    """One row whose `generation` changes with every change to schools, services or metadata."""
+
+    __tablename__ = "registry_state"
+    __table_args__ = (CheckConstraint("id = 1", name="single_row"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    generation: Mapped[int] = mapped_column(Integer)
+
+
+STATE_ROW_ID = 1

@@ -1,0 +1,160 @@
+"""The SAML back: the broker as service provider towards schools' identity providers.
+
+Out: an AuthnRequest to the chosen school's IdP (Redirect binding, signed).
+In: the school's Response at our ACS → a neutral `UpstreamIdentity`, after every check of
+security.md: firewall, signature from the issuer's own metadata keys, issuer = the school the
+student chose, audience, recipient, time window, InResponseTo, and (by the caller) replay.
+"""
+
+from __future__ import annotations
+
+import calendar
+import logging
+from dataclasses import dataclass
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.response import (
+    IncorrectlySigned,
+    StatusError,
+    UnsolicitedResponse,
+)
+from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
+from saml2.saml import NAMEID_FORMAT_PERSISTENT
+from saml2.sigver import SignatureError
+from saml2.time_util import str_to_time
+from saml2.validate import ResponseLifetimeExceed, ToEarly
+
+from broker.core.catalogue import accept_values, canonical_name_for
+from broker.core.errors import InvalidMessage, UpstreamFailure
+from broker.core.model import School, UpstreamIdentity
+from broker.saml import firewall
+from broker.saml.entities import SamlEntities
+
+log = logging.getLogger(__name__)
+
+RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+NAME_ID_SUBJECT = "name_id"
+
+
+@dataclass(frozen=True)
+class UpstreamRequest:
+    request_id: str
+    redirect_url: str
+
+
+@dataclass(frozen=True)
+class VerifiedResponse:
+    identity: UpstreamIdentity
+    assertion_id: str
+    expires_at: float  # the assertion's NotOnOrAfter: the replay cache keeps its id until then
+    authn_instant: float
+
+
+class SamlBack:
+    def __init__(self, entities: SamlEntities) -> None:
+        self.entities = entities
+
+    def authn_request(self, school: School, relay_state: str) -> UpstreamRequest:
+        client = self.entities.client
+        try:
+            destination = client.metadata.single_sign_on_service(school.idp_entity_id, BINDING_HTTP_REDIRECT)
+        except UnknownPrincipal:
+            raise UpstreamFailure(f"no metadata for school {school.id}", code="school_metadata_missing") from None
+        if not destination:
+            raise UpstreamFailure(f"school {school.id} has no Redirect SSO endpoint", code="school_metadata_missing")
+        location = destination[0]["location"]
+        request_id, request = client.create_authn_request(
+            location, binding=BINDING_HTTP_REDIRECT, nameid_format=NAMEID_FORMAT_PERSISTENT
+        )
+        info = client.apply_binding(
+            BINDING_HTTP_REDIRECT, str(request), location, relay_state, sign=True, sigalg=RSA_SHA256
+        )
+        url = dict(info["headers"])["Location"]
+        return UpstreamRequest(str(request_id), str(url))
+
+    def parse_response(self, saml_response: str, school: School, request_id: str) -> VerifiedResponse:
+        xml = firewall.decode_post(saml_response)
+        firewall.inspect(xml, root="Response", assertions=None)
+        client = self.entities.client
+        try:
+            response = client.parse_authn_request_response(
+                saml_response, BINDING_HTTP_POST, outstanding={request_id: school.id}
+            )
+        except StatusError as err:
+            raise UpstreamFailure(f"school {school.id} returned status {type(err).__name__}", code="upstream_status") from None
+        except (IncorrectlySigned, SignatureError):
+            raise InvalidMessage("school response signature invalid", code="bad_signature") from None
+        except UnsolicitedResponse:
+            raise InvalidMessage("response to no request of ours", code="unsolicited") from None
+        except (ResponseLifetimeExceed, ToEarly):
+            raise InvalidMessage("assertion outside its time window", code="time_window") from None
+        except (UnknownPrincipal, UnsupportedBinding):
+            raise InvalidMessage("response from an unknown issuer", code="unknown_issuer") from None
+        except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
+            # pysaml2 raises bare builtin errors (and its own Exception subclasses below) for
+            # audience, destination and shape problems; the reason code keeps only the class.
+            raise InvalidMessage(f"school response refused: {type(err).__name__}", code="response_refused") from None
+        except Exception as err:  # noqa: BLE001 - pysaml2 raises plain Exception subclasses
+            raise InvalidMessage(f"school response refused: {type(err).__name__}", code="response_refused") from None
+        if response is None or response.assertion is None:
+            raise InvalidMessage("response without assertion", code="no_assertion")
+        return self._identity(response, school)
+
+    def _identity(self, response: object, school: School) -> VerifiedResponse:
+        assertion = getattr(response, "assertion")
+        issuer = (assertion.issuer.text or "").strip() if assertion.issuer is not None else ""
+        outer = getattr(response, "response").issuer
+        if issuer != school.idp_entity_id or (outer is not None and (outer.text or "").strip() != issuer):
+            # Signed by a valid key, but of another IdP than the school the student chose.
+            raise InvalidMessage("issuer is not the chosen school's IdP", code="issuer_mismatch")
+        attributes = self._attributes(assertion, school)
+        subject = self._subject(assertion, school, attributes)
+        authn_instant = 0.0
+        authn_context = None
+        if assertion.authn_statement:
+            statement = assertion.authn_statement[0]
+            if statement.authn_instant:
+                authn_instant = float(calendar.timegm(str_to_time(statement.authn_instant)))
+            ref = statement.authn_context.authn_context_class_ref if statement.authn_context else None
+            authn_context = ref.text.strip() if ref is not None and ref.text else None
+        expires = assertion.conditions.not_on_or_after if assertion.conditions else None
+        if not expires:
+            raise InvalidMessage("assertion without NotOnOrAfter", code="time_window")
+        identity = UpstreamIdentity(school.id, subject, attributes, authn_context)
+        return VerifiedResponse(
+            identity, str(assertion.id), float(calendar.timegm(str_to_time(expires))), authn_instant
+        )
+
+    @staticmethod
+    def _attributes(assertion: object, school: School) -> dict[str, tuple[str, ...]]:
+        collected: dict[str, list[str]] = {}
+        for statement in getattr(assertion, "attribute_statement", []) or []:
+            for attribute in statement.attribute:
+                canonical = canonical_name_for(attribute.name) or canonical_name_for(
+                    attribute.friendly_name or ""
+                )
+                if canonical is None:
+                    continue  # not in the catalogue: the broker never passes it on
+                values = [v.text.strip() for v in attribute.attribute_value if v.text]
+                collected.setdefault(canonical, []).extend(values)
+        accepted: dict[str, tuple[str, ...]] = {}
+        for canonical, values in collected.items():
+            kept, dropped = accept_values(canonical, values, school.scopes)
+            if dropped:
+                log.warning("dropped values that do not fit", extra={"attribute": canonical, "school": school.id, "count": dropped})
+            if kept:
+                accepted[canonical] = kept
+        return accepted
+
+    @staticmethod
+    def _subject(assertion: object, school: School, attributes: dict[str, tuple[str, ...]]) -> str:
+        if school.use_eck_id:
+            return ""  # the core takes the ECK iD from the attributes
+        if school.subject_attribute == NAME_ID_SUBJECT:
+            subject = getattr(assertion, "subject")
+            name_id = subject.name_id if subject is not None else None
+            if name_id is None or name_id.format not in (None, NAMEID_FORMAT_PERSISTENT) or not name_id.text:
+                return ""  # the core refuses: no fallback to a transient value
+            return str(name_id.text).strip()
+        values = attributes.get(school.subject_attribute, ())
+        return values[0] if len(values) == 1 else ""

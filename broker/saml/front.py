@@ -1,0 +1,277 @@
+"""The SAML front: the broker as identity provider towards publishers' services.
+
+In: an AuthnRequest (Redirect or POST binding) → a neutral `LoginRequest`.
+Out: a completed login → a signed Response to the service's ACS URL from its metadata.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
+from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
+from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_UNSPECIFIED
+from saml2.sigver import SignatureError, verify_redirect_signature
+
+from broker.config import Settings
+from broker.core.catalogue import CATALOGUE, OID_FORMAT, PAIRWISE_ID, PREVIOUS_PSEUDONYM
+from broker.core.errors import BrokerError, InvalidMessage, UnknownService
+from broker.core.model import Service
+from broker.core.ports import RegistryReader
+from broker.login.flow import Completion, LoginRequest
+from broker.saml import firewall
+from broker.saml.entities import SamlEntities
+from broker.saml.response_builder import AssertionContent, SamlAttribute, signed_response
+from broker.saml.xmlsig import check_redirect_sigalg
+
+log = logging.getLogger(__name__)
+
+MAX_RELAY_STATE = 1024
+STATUS_RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+STATUS_REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
+STATUS_INVALID_NAMEID_POLICY = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"
+STATUS_REQUEST_DENIED = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied"
+STATUS_NO_PASSIVE = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
+STATUS_AUTHN_FAILED = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
+ACCEPTED_NAME_ID_FORMATS = (NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_UNSPECIFIED, NAMEID_FORMAT_TRANSIENT)
+
+
+@dataclass(frozen=True)
+class PostMessage:
+    """An HTML-form POST the browser carries to `action`."""
+
+    action: str
+    fields: dict[str, str]
+
+
+def _in_metadata(server: object, entity_id: str) -> bool:
+    try:
+        getattr(server, "metadata")[entity_id]
+    except KeyError:
+        return False
+    return True
+
+
+class AnswerableRefusal(BrokerError):
+    """A valid request we refuse: the service gets a SAML error status, the student a page."""
+
+    def __init__(self, cause: BrokerError, request: LoginRequest, status: str) -> None:
+        super().__init__(cause.detail, code=cause.code)
+        self.status = cause.status
+        self.public_message = cause.public_message
+        self.cause = cause
+        self.request = request
+        self.saml_status = status
+
+
+class SamlFront:
+    def __init__(self, settings: Settings, registry: RegistryReader, entities: SamlEntities) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.entities = entities
+
+    # -- in ---------------------------------------------------------------------------------
+    def parse_authn_request(
+        self,
+        binding: str,
+        saml_request: str,
+        relay_state: str | None,
+        sigalg: str | None = None,
+        signature: str | None = None,
+    ) -> LoginRequest:
+        if relay_state is not None and len(relay_state.encode()) > MAX_RELAY_STATE:
+            raise InvalidMessage("RelayState over the cap", code="relay_state_too_long")
+        if binding == BINDING_HTTP_REDIRECT:
+            xml = firewall.inflate_redirect(saml_request)
+        else:
+            xml = firewall.decode_post(saml_request)
+        firewall.inspect(xml, root="AuthnRequest", assertions=0)
+        server = self.entities.server
+        try:
+            parsed = server.parse_authn_request(saml_request, binding)
+        except (SignatureError, UnknownPrincipal, UnsupportedBinding) as err:
+            raise InvalidMessage(f"AuthnRequest refused: {type(err).__name__}") from None
+        except (ValueError, KeyError, TypeError, AttributeError) as err:
+            raise InvalidMessage(f"AuthnRequest unreadable: {type(err).__name__}") from None
+        if parsed is None:
+            raise InvalidMessage("AuthnRequest refused by the parser")
+        message: samlp.AuthnRequest = parsed.message
+        issuer = message.issuer.text.strip() if message.issuer is not None and message.issuer.text else ""
+        service = self.registry.service_by_entity_id(issuer)
+        if service is None or not _in_metadata(server, issuer):
+            raise UnknownService("AuthnRequest from an entity not in the registry")
+        self._check_signature(server, issuer, binding, message, saml_request, relay_state, sigalg, signature)
+        acs_url = self._acs_url(server, issuer, message)
+        request = LoginRequest(
+            service_id=service.id,
+            requested=None,
+            school_hint=self._school_hint(message),
+            force_authn=message.force_authn in ("true", "1"),
+            front={
+                "protocol": "saml",
+                "request_id": message.id,
+                "acs_url": acs_url,
+                "relay_state": relay_state or "",
+                "sp_entity_id": issuer,
+                "name_id_format": "",
+            },
+        )
+        name_id_format = self._name_id_format(message)
+        if name_id_format is None:
+            raise AnswerableRefusal(
+                InvalidMessage("NameID format not offered", code="invalid_nameid_policy"),
+                request,
+                STATUS_INVALID_NAMEID_POLICY,
+            )
+        request.front["name_id_format"] = name_id_format
+        if message.is_passive in ("true", "1"):
+            request.front["is_passive"] = "1"
+        return request
+
+    def _check_signature(
+        self,
+        server: object,
+        issuer: str,
+        binding: str,
+        message: samlp.AuthnRequest,
+        saml_request: str,
+        relay_state: str | None,
+        sigalg: str | None,
+        signature: str | None,
+    ) -> None:
+        metadata = getattr(server, "metadata")
+        descriptors = metadata[issuer].get("spsso_descriptor", [])
+        must_sign = any(d.get("authn_requests_signed") in ("true", True) for d in descriptors)
+        if binding == BINDING_HTTP_REDIRECT:
+            if signature is None:
+                if must_sign:
+                    raise InvalidMessage("unsigned AuthnRequest", code="request_unsigned")
+                return
+            if sigalg is None:
+                raise InvalidMessage("Signature without SigAlg", code="bad_signature")
+            try:
+                check_redirect_sigalg(sigalg)
+            except SignatureError:
+                raise InvalidMessage("SigAlg not allowed", code="weak_algorithm") from None
+            signed = {"SAMLRequest": saml_request, "SigAlg": sigalg, "Signature": signature}
+            if relay_state is not None:
+                signed["RelayState"] = relay_state
+            certs = metadata.certs(issuer, "spsso", "signing")
+            backend = getattr(server, "sec").sec_backend
+            if not any(verify_redirect_signature(signed, backend, cert) for _, cert in certs):
+                raise InvalidMessage("AuthnRequest signature invalid", code="bad_signature")
+        elif must_sign and message.signature is None:
+            # A present POST signature was verified by pysaml2 against the metadata keys.
+            raise InvalidMessage("unsigned AuthnRequest", code="request_unsigned")
+
+    def _acs_url(self, server: object, issuer: str, message: samlp.AuthnRequest) -> str:
+        endpoints = getattr(server, "metadata").assertion_consumer_service(issuer, BINDING_HTTP_POST)
+        locations = [e["location"] for e in endpoints]
+        if not locations:
+            raise InvalidMessage("service has no HTTP-POST ACS in metadata", code="acs_unknown")
+        if message.assertion_consumer_service_url:
+            # Exact match only: `<acs>-evil` or a javascript: URL is not in metadata.
+            if message.assertion_consumer_service_url not in locations:
+                raise InvalidMessage("ACS URL not in metadata", code="acs_not_in_metadata")
+            return str(message.assertion_consumer_service_url)
+        if message.assertion_consumer_service_index is not None:
+            for endpoint in endpoints:
+                if str(endpoint.get("index")) == str(message.assertion_consumer_service_index):
+                    return str(endpoint["location"])
+            raise InvalidMessage("ACS index not in metadata", code="acs_not_in_metadata")
+        defaults = [e["location"] for e in endpoints if e.get("is_default") in ("true", True)]
+        return str((defaults or locations)[0])
+
+    def _school_hint(self, message: samlp.AuthnRequest) -> str | None:
+        scoping = message.scoping
+        if scoping is None or scoping.idp_list is None:
+            return None
+        for entry in scoping.idp_list.idp_entry:
+            school = self.registry.school_by_idp(entry.provider_id or "")
+            if school is not None:
+                return school.id
+        return None
+
+    @staticmethod
+    def _name_id_format(message: samlp.AuthnRequest) -> str | None:
+        policy = message.name_id_policy
+        requested = policy.format if policy is not None and policy.format else NAMEID_FORMAT_PERSISTENT
+        return requested if requested in ACCEPTED_NAME_ID_FORMATS else None
+
+    # -- out --------------------------------------------------------------------------------
+    def response_for(self, completion: Completion, session_index: str) -> PostMessage:
+        front = completion.request.front
+        service = completion.service
+        release = completion.release
+        name_id_format = front["name_id_format"]
+        # A transient NameID is fresh per login; the pseudonym then travels in pairwise-id only.
+        name_id = (
+            "_" + secrets.token_hex(20) if name_id_format == NAMEID_FORMAT_TRANSIENT else release.pseudonym
+        )
+        attributes = [
+            SamlAttribute(PAIRWISE_ID, OID_FORMAT, "pairwise-id", (f"{release.pseudonym}@{self.settings.scope}",))
+        ]
+        if release.previous_pseudonym:
+            attributes.append(
+                SamlAttribute(PREVIOUS_PSEUDONYM, OID_FORMAT, None, (release.previous_pseudonym,))
+            )
+        attributes.extend(self._released(service, release.attributes))
+        content = AssertionContent(
+            issuer=self.settings.idp_entity_id,
+            audience=front["sp_entity_id"],
+            destination=front["acs_url"],
+            in_response_to=front["request_id"],
+            name_id=name_id,
+            name_id_format=name_id_format,
+            sp_name_qualifier=front["sp_entity_id"],
+            attributes=tuple(attributes),
+            authn_instant=datetime.fromtimestamp(completion.authn_instant, UTC),
+            authn_context=completion.authn_context,
+            session_index=session_index,
+        )
+        xml = signed_response(
+            self.entities.server.sec,
+            content,
+            datetime.now(UTC),
+            self.settings.saml.assertion_lifetime_seconds,
+            self.settings.saml.clock_skew_seconds,
+        )
+        return self._post(front, xml)
+
+    @staticmethod
+    def _released(service: Service, released: dict[str, tuple[str, ...]]) -> list[SamlAttribute]:
+        out = []
+        for canonical, values in released.items():
+            name, name_format, friendly = CATALOGUE[canonical].saml_name(service.naming.value)
+            out.append(SamlAttribute(name, name_format, friendly, values))
+        return out
+
+    def error_for(self, request: LoginRequest, status: str, message: str) -> PostMessage:
+        """A signed error Response (top-level Responder/Requester with the specific second level)."""
+        front = request.front
+        top = STATUS_REQUESTER if status == STATUS_INVALID_NAMEID_POLICY else STATUS_RESPONDER
+        server = self.entities.server
+        response = server.create_error_response(
+            front["request_id"],
+            front["acs_url"],
+            (top, message),
+            sign=True,
+            sign_alg="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+            digest_alg="http://www.w3.org/2001/04/xmlenc#sha256",
+        )
+        xml = str(response)
+        # pysaml2's error_status_factory puts the info code at the top level; nest ours below it.
+        xml = xml.replace(f'<samlp:StatusCode Value="{top}" />', f'<samlp:StatusCode Value="{top}"><samlp:StatusCode Value="{status}" /></samlp:StatusCode>', 1)
+        return self._post(front, xml)
+
+    @staticmethod
+    def _post(front: dict[str, str], xml: str) -> PostMessage:
+        fields = {"SAMLResponse": base64.b64encode(xml.encode()).decode()}
+        if front.get("relay_state"):
+            # Echoed byte-exact, never used as a redirect target.
+            fields["RelayState"] = front["relay_state"]
+        return PostMessage(front["acs_url"], fields)

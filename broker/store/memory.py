@@ -1,0 +1,105 @@
+"""The embedded store: one process, nothing to install (`ketenbroker demo`, small schools).
+
+State lives in this process only, so a second worker would not see it; production uses Redis.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from broker.store.contract import check_ttl, check_value
+
+# Expired entries are dropped when touched; the sweep catches the ones nobody reads again (an
+# abandoned login), so the dict holds at most what was written within the longest TTL plus this.
+SWEEP_INTERVAL_SECONDS = 60.0
+
+
+class MemoryStore:
+    """A dict with per-key expiry behind one lock; implements `KeyValueStore`."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sweep_interval_seconds: float = SWEEP_INTERVAL_SECONDS,
+    ) -> None:
+        # A monotonic clock, so a wall-clock jump cannot revive or kill entries early.
+        self._clock = clock
+        self._sweep_interval = sweep_interval_seconds
+        self._next_sweep = clock() + sweep_interval_seconds
+        self._entries: dict[str, tuple[bytes, float]] = {}
+        self._lock = threading.Lock()
+
+    def put(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        check_ttl(ttl_seconds)
+        check_value(value)
+        with self._lock:
+            now = self._clock()
+            self._entries[key] = (value, now + ttl_seconds)
+            self._sweep_if_due(now)
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            return self._live_value(key, self._clock())
+
+    def take(self, key: str) -> bytes | None:
+        with self._lock:
+            value = self._live_value(key, self._clock())
+            if value is not None:
+                del self._entries[key]
+            return value
+
+    def add_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        check_ttl(ttl_seconds)
+        check_value(value)
+        with self._lock:
+            now = self._clock()
+            if self._live_value(key, now) is not None:
+                return False
+            self._entries[key] = (value, now + ttl_seconds)
+            self._sweep_if_due(now)
+            return True
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._entries.pop(key, None)
+
+    def ping(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Nothing to release; here so callers can close any store the same way."""
+
+    def sweep(self) -> int:
+        """Drop every expired entry now; returns how many were dropped."""
+        with self._lock:
+            return self._sweep(self._clock())
+
+    def __len__(self) -> int:
+        """Entries held, including expired ones not yet dropped (for tests and metrics)."""
+        with self._lock:
+            return len(self._entries)
+
+    def _live_value(self, key: str, now: float) -> bytes | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        value, expires_at = entry
+        if now >= expires_at:
+            del self._entries[key]
+            return None
+        return value
+
+    def _sweep_if_due(self, now: float) -> None:
+        # Only writes can grow the dict, so only writes need to pay for the sweep.
+        if now >= self._next_sweep:
+            self._sweep(now)
+
+    def _sweep(self, now: float) -> int:
+        expired = [key for key, (_, expires_at) in self._entries.items() if now >= expires_at]
+        for key in expired:
+            del self._entries[key]
+        self._next_sweep = now + self._sweep_interval
+        return len(expired)

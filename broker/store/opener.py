@@ -1,0 +1,33 @@
+"""Pick the store implementation from the configured URL."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from broker.core.errors import ConfigurationError
+from broker.core.ports import KeyValueStore
+from broker.store.memory import MemoryStore
+from broker.store.redis_store import RedisStore
+
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
+SUPPORTED = "memory://, redis://, rediss:// or unix://"
+
+
+def open_store(url: str) -> KeyValueStore:
+    """`memory://` → `MemoryStore`; `redis://`, `rediss://`, `unix://` → `RedisStore`.
+
+    Opens no connection: a Redis that is down shows up as `StoreUnavailable` on first use.
+    """
+    # Only the scheme is ever echoed: the rest of the URL may carry a password.
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:
+        # urlsplit refuses e.g. an unclosed IPv6 bracket; its message would quote the URL.
+        raise ConfigurationError("the store URL cannot be parsed") from None
+    if scheme == "memory":
+        return MemoryStore()
+    if scheme in REDIS_SCHEMES:
+        return RedisStore(url)
+    if not scheme:
+        raise ConfigurationError(f"the store URL has no scheme; use {SUPPORTED}")
+    raise ConfigurationError(f"unsupported store URL scheme {scheme!r}; use {SUPPORTED}")

@@ -1,0 +1,53 @@
+"""The Flask app factory."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, Response, render_template
+
+from broker.config import Settings, load_settings
+from broker.web.discovery import discovery
+from broker.web.errors import install_error_pages
+from broker.web.i18n import init_i18n
+from broker.web.login_steps import broker, content_security_policy
+from broker.web.saml_routes import saml
+from broker.web.wiring import Broker, build_broker
+
+
+def create_app(settings: Settings | None = None, *, services: Broker | None = None) -> Flask:
+    """The broker as a WSGI app. Without arguments it reads $KETENBROKER_CONFIG (gunicorn)."""
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=512 * 1024,  # the SAML firewall caps messages at 256 KiB of XML
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+    )
+    app.extensions["ketenbroker"] = services or build_broker(settings)
+    init_i18n(app)
+    install_error_pages(app)
+    app.register_blueprint(saml)
+    app.register_blueprint(discovery)
+
+    @app.route("/")
+    def home() -> str:
+        return render_template("home.html")
+
+    @app.route("/healthz")
+    def healthz() -> Response:
+        return Response("ok\n", mimetype="text/plain")
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("Content-Security-Policy", content_security_policy())
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        if broker().settings.base_url.startswith("https://"):
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        return response
+
+    logging.getLogger("broker").setLevel(logging.INFO)
+    return app

@@ -1,0 +1,52 @@
+"""The browser's cookies: what binds a login and an SSO session to one browser.
+
+`kb_browser` carries the secret that seals this browser's login records; `kb_sso` the token of
+its SSO session. Both are `SameSite=None; Secure` because the school's identity provider POSTs
+back to the broker cross-site and that POST must carry them (pitfalls.md, cookies); Chromium
+counts plain-http loopback as a secure context, so the demo works too. `kb_school` remembers the
+last school choice and is `Lax`: it is only read on the broker's own discovery page.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from flask import Request, Response
+
+from broker.login.sealed import new_secret
+
+BROWSER_COOKIE = "kb_browser"
+SSO_COOKIE = "kb_sso"
+SCHOOL_COOKIE = "kb_school"
+SCHOOL_COOKIE_MAX_AGE = 365 * 24 * 3600
+
+
+def browser_secret(request: Request) -> tuple[bytes, bool]:
+    """(this browser's secret, whether it is new and must be set on the response)."""
+    raw = request.cookies.get(BROWSER_COOKIE, "")
+    try:
+        secret = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)) if raw else b""
+    except (binascii.Error, ValueError):
+        secret = b""
+    if len(secret) == 32:
+        return secret, False
+    return new_secret(), True
+
+
+def set_browser_secret(response: Response, secret: bytes) -> None:
+    value = base64.urlsafe_b64encode(secret).decode().rstrip("=")
+    response.set_cookie(BROWSER_COOKIE, value, secure=True, httponly=True, samesite="None", path="/")
+
+
+def set_sso_token(response: Response, token: str, max_age: int) -> None:
+    response.set_cookie(
+        SSO_COOKIE, token, max_age=max_age, secure=True, httponly=True, samesite="None", path="/"
+    )
+
+
+def remember_school(response: Response, school_id: str) -> None:
+    response.set_cookie(
+        SCHOOL_COOKIE, school_id, max_age=SCHOOL_COOKIE_MAX_AGE, secure=True, httponly=True,
+        samesite="Lax", path="/",
+    )

@@ -1,0 +1,61 @@
+"""The discovery page: the student chooses their school (searchable, remembered)."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, make_response, render_template, request, url_for
+
+from broker.core.errors import BadRequest
+from broker.web.browser import SCHOOL_COOKIE, browser_secret, remember_school
+from broker.web.login_steps import broker, go_upstream
+
+discovery = Blueprint("discovery", __name__)
+
+MAX_QUERY = 100
+
+
+def _login_id(value: str | None) -> str:
+    if not value or len(value) > 64:
+        raise BadRequest("discovery without a login", code="missing_login")
+    return value
+
+
+@discovery.route("/discovery", methods=["GET"])
+def choose() -> Response:
+    b = broker()
+    login_id = _login_id(request.args.get("login"))
+    secret, _ = browser_secret(request)
+    record = b.flow.load(secret, login_id)
+    service = b.registry.service(record.request.service_id)
+    query = request.args.get("q", "")[:MAX_QUERY].strip()
+    schools = sorted(b.registry.schools(), key=lambda s: s.name.casefold())
+    remembered = next((s for s in schools if s.id == request.cookies.get(SCHOOL_COOKIE)), None)
+    if query:
+        needle = query.casefold()
+        schools = [s for s in schools if needle in s.name.casefold() or needle in s.id.casefold()]
+    page = render_template(
+        "discovery.html",
+        service_name=service.name if service else "",
+        schools=schools,
+        remembered=remembered,
+        action=url_for("discovery.chosen"),
+        search_url=url_for("discovery.choose"),
+        login=login_id,
+        query=query,
+    )
+    response = make_response(page)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@discovery.route("/discovery", methods=["POST"])
+def chosen() -> Response:
+    """The login id is unguessable and its record opens only with this browser's cookie, so it
+    also does the work of a CSRF token here."""
+    b = broker()
+    login_id = _login_id(request.form.get("login"))
+    school_id = request.form.get("school", "")
+    secret, _ = browser_secret(request)
+    record = b.flow.choose_school(secret, login_id, school_id)
+    response = go_upstream(secret, record)
+    remember_school(response, school_id)
+    return response

@@ -1,0 +1,89 @@
+"""The one place where errors become pages: a localised page with an error id, a log line with
+the reason code and that id, never a stack trace and never personal data."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from flask import Flask, render_template
+from flask_babel import gettext  # type: ignore[import-untyped]
+from werkzeug.exceptions import HTTPException, InternalServerError
+
+from broker.core.errors import BrokerError, RequiredAttributeMissing
+from broker.saml.front import PostMessage
+from broker.web.labels import attribute_label
+
+log = logging.getLogger("broker.web")
+
+
+def new_error_id() -> str:
+    return secrets.token_hex(4)
+
+
+def render_error(
+    error: BrokerError,
+    *,
+    service_name: str | None = None,
+    return_form: PostMessage | None = None,
+) -> tuple[str, int]:
+    error_id = new_error_id()
+    log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
+    cause = getattr(error, "cause", error)
+    missing = None
+    if isinstance(cause, RequiredAttributeMissing):
+        missing = [str(attribute_label(name)) for name in cause.missing]
+    page = render_template(
+        "error.html",
+        status=error.status,
+        title=_title(error.status),
+        message=gettext(error.public_message),
+        error_id=error_id,
+        missing=missing,
+        service_name=service_name,
+        retry_url=None,
+        return_form=return_form,
+    )
+    return page, error.status
+
+
+def _title(status: int) -> str:
+    if status == 503:
+        return str(gettext("Please try again in a moment"))
+    if status >= 500:
+        return str(gettext("Something went wrong"))
+    return str(gettext("Signing in did not work"))
+
+
+def install_error_pages(app: Flask) -> None:
+    @app.errorhandler(BrokerError)
+    def broker_error(error: BrokerError) -> tuple[str, int]:
+        return render_error(error)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[str, int]:
+        status = error.code or 500
+        error_id = new_error_id()
+        log.warning("http error status=%s error_id=%s", status, error_id)
+        message = gettext("This page does not exist.") if status == 404 else gettext(
+            "The request could not be accepted."
+        )
+        page = render_template(
+            "error.html", status=status, title=_title(status), message=message, error_id=error_id
+        )
+        return page, status
+
+    @app.errorhandler(InternalServerError)
+    def internal_error(error: InternalServerError) -> tuple[str, int]:
+        error_id = new_error_id()
+        original = error.original_exception
+        # The class name only: an exception's text may quote a message or an attribute value.
+        log.error("unhandled error_id=%s type=%s", error_id, type(original).__name__)
+        page = render_template(
+            "error.html",
+            status=500,
+            title=_title(500),
+            message=gettext("Something went wrong in the broker."),
+            error_id=error_id,
+        )
+        return page, 500

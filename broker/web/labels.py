@@ -1,0 +1,113 @@
+"""Human names for things the core names by code: attributes, and the errors' public messages.
+
+The core speaks English identifiers and English sentences; a student reads them here, in the
+language of the page. Lazy strings, so the table can live at module level and still answer in
+the language of whichever request asks.
+"""
+
+from __future__ import annotations
+
+from flask_babel import gettext, lazy_gettext  # type: ignore[import-untyped]
+
+from broker.core.errors import BrokerError
+
+
+def N_(message: str) -> str:
+    """Mark `message` for extraction without translating it (pybabel knows `N_` by default)."""
+    return message
+
+
+# Canonical names from attributes.md, plus the chain pseudonym that every service receives.
+_ATTRIBUTE_LABELS = {
+    "given_name": lazy_gettext("First name"),
+    "family_name": lazy_gettext("Last name"),
+    "display_name": lazy_gettext("Full name"),
+    "email": lazy_gettext("E-mail address"),
+    "username": lazy_gettext("User name"),
+    "student_number": lazy_gettext("Student number"),
+    "affiliation": lazy_gettext("Role at school"),
+    "school_id": lazy_gettext("School code (BRIN)"),
+    "school_name": lazy_gettext("School name"),
+    "groups": lazy_gettext("Classes and groups"),
+    "eck_id": lazy_gettext("ECK iD"),
+    "pseudonym": lazy_gettext("Pseudonym"),
+}
+
+# The errors' public messages are class attributes, not `_()` calls, so pybabel cannot see them
+# in broker/core/errors.py (or beside the adapters that define more); this list puts them in the
+# catalogue. A test checks every BrokerError subclass's message for a Dutch translation, so a new
+# error cannot slip through.
+ERROR_MESSAGES: tuple[str, ...] = (
+    N_("Something went wrong in the broker."),
+    N_("The request could not be accepted."),
+    N_("This learning platform is not known to the broker."),
+    N_("This school is not known to the broker."),
+    N_("The sign-in message could not be verified."),
+    N_("Your school's sign-in service did not complete the login."),
+    N_("Your school has not released what this platform requires."),
+    N_("Your school's sign-in service did not send the identifier the broker needs."),
+    N_("This sign-in took too long or was already used. Please start again."),
+    N_("The broker is briefly unavailable. Please try again in a moment."),
+    N_("The broker is not configured correctly."),
+    # broker/registry/errors.py
+    N_("A school can only release attributes the platform declared it needs."),
+    N_("An entry with this identifier already exists."),
+    N_("This chain is not known to the broker."),
+    # broker/saml/metadata_check.py
+    N_("The SAML metadata is not usable."),
+)
+
+
+# Page titles and messages for errors that do not come from the core (Werkzeug's 404 and 405,
+# a failed CSRF check, a rate limit) and titles for every status the error page shows.
+_ERROR_TITLES = {
+    400: lazy_gettext("This sign-in cannot continue"),
+    403: lazy_gettext("Your school has not shared enough"),
+    404: lazy_gettext("Page not found"),
+    405: lazy_gettext("This page cannot be opened this way"),
+    429: lazy_gettext("Too many attempts"),
+    502: lazy_gettext("Your school's sign-in did not work"),
+    503: lazy_gettext("Briefly unavailable"),
+}
+_DEFAULT_ERROR_TITLE = lazy_gettext("Something went wrong")
+
+_HTTP_ERROR_MESSAGES = {
+    400: lazy_gettext("Your session has expired or the page was opened twice. Please start again."),
+    404: lazy_gettext(
+        "This page does not exist. Check the address, or start again from the learning platform."
+    ),
+    405: lazy_gettext(
+        "This page cannot be opened this way. Please start again from the learning platform."
+    ),
+    429: lazy_gettext(
+        "There were too many attempts in a short time. Wait a minute, then try again."
+    ),
+}
+
+
+def error_title(status: int) -> str:
+    """The heading of the error page for an HTTP status, in the language of the request."""
+    return str(_ERROR_TITLES.get(status, _DEFAULT_ERROR_TITLE))
+
+
+def http_error_message(status: int) -> str:
+    """The message for an HTTP error that is not a BrokerError (404, 405, CSRF's 400, 429)."""
+    message = _HTTP_ERROR_MESSAGES.get(status)
+    if message is None:
+        return str(gettext(BrokerError.public_message))
+    return str(message)
+
+
+def attribute_label(canonical: str) -> str:
+    """The localised name of a canonical attribute, for error and notice pages.
+
+    An attribute the core learns before this table does is shown by its code rather than
+    breaking the page that explains a refused login.
+    """
+    label = _ATTRIBUTE_LABELS.get(canonical)
+    return canonical if label is None else str(label)
+
+
+def public_message(error: BrokerError) -> str:
+    """The error's student-facing message in the language of the current request."""
+    return str(gettext(error.public_message))

@@ -1,0 +1,120 @@
+"""The login steps shared by every front: send the student on to the school (or to discovery),
+and finish a login into the front's response. Routes stay a few lines each."""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlencode, urlsplit
+
+from flask import Response, current_app, make_response, redirect, render_template, url_for
+
+from broker.core.errors import BrokerError, PolicyRefusal, UnknownSchool
+from broker.core.model import UpstreamIdentity
+from broker.login.flow import LoginRecord
+from broker.saml.front import STATUS_NO_PASSIVE, STATUS_REQUEST_DENIED, AnswerableRefusal, PostMessage
+from broker.web.browser import set_browser_secret, set_sso_token
+from broker.web.errors import render_error
+from broker.web.wiring import Broker
+
+log = logging.getLogger("broker.login")
+
+
+def broker() -> Broker:
+    value: Broker = current_app.extensions["ketenbroker"]
+    return value
+
+
+def continue_login(secret: bytes, new_secret: bool, record: LoginRecord, sso: tuple[UpstreamIdentity, float] | None) -> Response:
+    """After a request arrived: answer from the SSO session, go to the school, or to discovery."""
+    b = broker()
+    if sso is not None and b.flow.session_serves(record, sso[0]):
+        b.flow.take(secret, record.login_id)
+        response = finish(record, sso[0], sso[1], sso_token=None)
+    elif record.request.front.get("is_passive"):
+        b.flow.take(secret, record.login_id)
+        response = refuse_to_service(record, PolicyRefusal("passive request without session", code="no_passive"), STATUS_NO_PASSIVE)
+    elif record.school_id:
+        response = go_upstream(secret, record)
+    else:
+        response = redirect(url_for("discovery.choose", login=record.login_id), 303)
+    if new_secret:
+        set_browser_secret(response, secret)
+    return response
+
+
+def go_upstream(secret: bytes, record: LoginRecord) -> Response:
+    b = broker()
+    school = b.registry.school(record.school_id or "")
+    if school is None:
+        raise UnknownSchool("chosen school vanished")
+    upstream = b.saml_back.authn_request(school, relay_state=record.login_id)
+    b.flow.note_upstream(secret, record, upstream.request_id)
+    log.info("upstream school=%s service=%s", school.id, record.request.service_id)
+    return redirect(upstream.redirect_url, 303)
+
+
+def finish(record: LoginRecord, identity: UpstreamIdentity, authn_instant: float, sso_token: str | None) -> Response:
+    """Release and answer the service; on a policy refusal, tell both the student and the service."""
+    b = broker()
+    try:
+        completion = b.flow.complete(record.request, identity, authn_instant)
+    except PolicyRefusal as refusal:
+        return refuse_to_service(record, refusal, STATUS_REQUEST_DENIED)
+    message = b.saml_front.response_for(completion, session_index=record.login_id)
+    log.info(
+        "released school=%s service=%s policy_version=%s attributes=%s",
+        completion.school.id, completion.service.id, completion.release.policy_version,
+        ",".join(sorted(completion.release.attributes)),
+    )
+    response = autopost(message, completion.service.name)
+    if sso_token:
+        set_sso_token(response, sso_token, b.settings.sso_session_seconds)
+    return response
+
+
+def refuse_to_service(record: LoginRecord, cause: BrokerError, saml_status: str) -> Response:
+    return answerable_refusal_page(AnswerableRefusal(cause, record.request, saml_status))
+
+
+def answerable_refusal_page(refusal: AnswerableRefusal) -> Response:
+    """The student's page says why; its button carries the signed error to the service."""
+    b = broker()
+    service = b.registry.service(refusal.request.service_id)
+    message = b.saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
+    page, status = render_error(
+        refusal, service_name=service.name if service else None, return_form=message
+    )
+    response = make_response(page, status)
+    _allow_form_target(response, message.action)
+    return response
+
+
+def autopost(message: PostMessage, destination_name: str) -> Response:
+    page = render_template("autopost.html", action=message.action, fields=message.fields, destination_name=destination_name)
+    response = make_response(page)
+    _allow_form_target(response, message.action)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _allow_form_target(response: Response, action: str) -> None:
+    parts = urlsplit(action)
+    origin = f"{parts.scheme}://{parts.netloc}"
+    response.headers["Content-Security-Policy"] = content_security_policy(origin)
+
+
+def content_security_policy(form_target: str = "") -> str:
+    extra = f" {form_target}" if form_target else ""
+    return (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
+        f"form-action 'self'{extra}"
+    )
+
+
+def now() -> float:
+    return time.time()
+
+
+def query(**params: str) -> str:
+    return urlencode(params)

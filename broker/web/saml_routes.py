@@ -1,0 +1,89 @@
+"""SAML endpoints: the IdP's SSO (towards publishers), the SP's ACS (towards schools), metadata."""
+
+from __future__ import annotations
+
+import time
+
+from flask import Blueprint, Response, request
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+
+from broker.core.errors import InvalidMessage, StateExpired, UnknownSchool
+from broker.saml.entities import ACS_PATH, IDP_METADATA_PATH, SP_METADATA_PATH, SSO_PATH
+from broker.saml.front import AnswerableRefusal
+from broker.web.browser import SSO_COOKIE, browser_secret
+from broker.web.login_steps import answerable_refusal_page, broker, continue_login, finish
+
+saml = Blueprint("saml", __name__)
+
+METADATA_TYPE = "application/samlmetadata+xml"
+
+
+@saml.route(SSO_PATH, methods=["GET", "POST"])
+def sso() -> Response:
+    """An AuthnRequest from a publisher's service, Redirect (GET) or POST binding."""
+    b = broker()
+    if request.method == "GET":
+        binding = BINDING_HTTP_REDIRECT
+        saml_request = request.args.get("SAMLRequest")
+        relay_state = request.args.get("RelayState")
+    else:
+        binding = BINDING_HTTP_POST
+        saml_request = request.form.get("SAMLRequest")
+        relay_state = request.form.get("RelayState")
+    if not saml_request:
+        raise InvalidMessage("no SAMLRequest", code="missing_request")
+    try:
+        login_request = b.saml_front.parse_authn_request(
+            binding,
+            saml_request,
+            relay_state,
+            sigalg=request.args.get("SigAlg"),
+            signature=request.args.get("Signature"),
+        )
+    except AnswerableRefusal as refusal:
+        return answerable_refusal_page(refusal)
+    secret, new = browser_secret(request)
+    record = b.flow.start(secret, login_request)
+    sso_state = b.flow.session(request.cookies.get(SSO_COOKIE))
+    return continue_login(secret, new, record, sso_state)
+
+
+@saml.route(ACS_PATH, methods=["POST"])
+def acs() -> Response:
+    """The school's Response. Bound to the browser by its cookie and to our request by the
+    login record; the record is consumed only after every check passed."""
+    b = broker()
+    saml_response = request.form.get("SAMLResponse")
+    login_id = request.form.get("RelayState", "")
+    if not saml_response:
+        raise InvalidMessage("no SAMLResponse", code="missing_response")
+    if not login_id or len(login_id) > 64:
+        raise InvalidMessage("response without our RelayState", code="unsolicited")
+    secret, _ = browser_secret(request)
+    record = b.flow.load(secret, login_id)
+    school = b.registry.school(record.school_id or "")
+    if school is None or record.upstream_request_id is None:
+        raise UnknownSchool("login record has no school request")
+    verified = b.saml_back.parse_response(saml_response, school, record.upstream_request_id)
+    ttl = int(verified.expires_at - time.time()) + b.settings.saml.clock_skew_seconds + 1
+    replay_key = f"replay:saml:{school.idp_entity_id}:{verified.assertion_id}"
+    if not b.store.add_if_absent(replay_key, b"1", max(ttl, 1)):
+        raise InvalidMessage("assertion seen before", code="replay")
+    # Single use: of two racing copies of this response only one consumes the record.
+    record = b.flow.take(secret, login_id)
+    authn_instant = verified.authn_instant or time.time()
+    token = b.flow.open_session(verified.identity, authn_instant)
+    return finish(record, verified.identity, authn_instant, sso_token=token)
+
+
+@saml.route(IDP_METADATA_PATH)
+def idp_metadata() -> Response:
+    return Response(broker().saml_entities.idp_metadata(), mimetype=METADATA_TYPE)
+
+
+@saml.route(SP_METADATA_PATH)
+def sp_metadata() -> Response:
+    return Response(broker().saml_entities.sp_metadata(), mimetype=METADATA_TYPE)
+
+
+__all__ = ["StateExpired", "saml"]

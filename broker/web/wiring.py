@@ -1,0 +1,47 @@
+"""The composition root: one `Broker` holding every part a request needs, built once per app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from broker.config import Settings
+from broker.core.ports import KeyValueStore
+from broker.login.flow import LoginFlow
+from broker.registry import SqlRegistry
+from broker.saml.back import SamlBack
+from broker.saml.entities import SamlEntities
+from broker.saml.front import SamlFront
+from broker.store import open_store
+
+
+@dataclass(frozen=True)
+class Broker:
+    settings: Settings
+    registry: SqlRegistry
+    store: KeyValueStore
+    flow: LoginFlow
+    saml_entities: SamlEntities
+    saml_front: SamlFront
+    saml_back: SamlBack
+
+
+def build_broker(settings: Settings) -> Broker:
+    registry = SqlRegistry(settings.registry_url)
+    store = open_store(settings.store_url)
+    entities = SamlEntities(settings, registry)
+    flow = LoginFlow(
+        registry,
+        store,
+        settings.pseudonym_keys,
+        login_ttl=settings.login_ttl_seconds,
+        sso_ttl=settings.sso_session_seconds,
+    )
+    return Broker(
+        settings=settings,
+        registry=registry,
+        store=store,
+        flow=flow,
+        saml_entities=entities,
+        saml_front=SamlFront(settings, registry, entities),
+        saml_back=SamlBack(entities),
+    )

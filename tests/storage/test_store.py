@@ -1,0 +1,369 @@
+"""Both `KeyValueStore` implementations against one set of tests.
+
+The Redis half talks to a real server (db 15, a fresh key prefix per test). It is skipped with a
+reason only when that server is unreachable on a developer machine; with `CI` set, an unreachable
+Redis fails the run instead, so CI can never pass by silently skipping it.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+
+import pytest
+
+from broker.core.errors import ConfigurationError, StoreUnavailable
+from broker.core.ports import KeyValueStore
+from broker.store import MemoryStore, RedisStore, open_store
+
+REDIS_URL = os.environ.get("KETENBROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+RUN_PREFIX = f"kbtest:{uuid.uuid4().hex}:"
+THREADS = 20
+
+
+class KeyNames:
+    """Hands out key names and remembers them, so the Redis fixture can delete them afterwards."""
+
+    def __init__(self) -> None:
+        self.used: list[str] = []
+
+    def __call__(self, label: str) -> str:
+        name = f"{label}-{len(self.used)}"
+        self.used.append(name)
+        return name
+
+
+@pytest.fixture
+def new_key() -> KeyNames:
+    return KeyNames()
+
+
+def _reachable_redis_store() -> RedisStore:
+    redis_store = RedisStore(REDIS_URL, key_prefix=f"{RUN_PREFIX}{uuid.uuid4().hex[:8]}:")
+    try:
+        redis_store.ping()
+    except StoreUnavailable as error:
+        redis_store.close()
+        reason = f"Redis at {REDIS_URL} is unreachable ({error.detail})"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI is set, so the Redis store tests must run")
+        pytest.skip(f"{reason}; set CI=1 to make this a failure")
+    return redis_store
+
+
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def store(request: pytest.FixtureRequest, new_key: KeyNames) -> Iterator[KeyValueStore]:
+    if request.param == "memory":
+        yield MemoryStore()
+        return
+    redis_store = _reachable_redis_store()
+    yield redis_store
+    for name in new_key.used:
+        redis_store.delete(name)
+    redis_store.close()
+
+
+def _closed_port() -> int:
+    # Bind to an ephemeral port and release it: nothing listens there afterwards.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _run_together(count: int, work: Callable[[int], object]) -> list[object]:
+    """Run `work(i)` in `count` threads released at the same instant; return results in order."""
+    start = threading.Barrier(count)
+    results: list[object] = [None] * count
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            start.wait(timeout=5)
+            results[index] = work(index)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+    assert not errors, errors
+    return results
+
+
+# --- round trips -------------------------------------------------------------------------------
+
+
+def test_put_then_get_returns_the_bytes(store: KeyValueStore, new_key: KeyNames) -> None:
+    key = new_key("roundtrip")
+    value = bytes(range(256))  # every byte value: the store must not decode anything
+    store.put(key, value, 30)
+    assert store.get(key) == value
+    assert store.get(key) == value  # get does not consume
+
+
+def test_empty_value_is_not_absent(store: KeyValueStore, new_key: KeyNames) -> None:
+    key = new_key("empty")
+    store.put(key, b"", 30)
+    assert store.get(key) == b""
+    assert store.add_if_absent(key, b"other", 30) is False
+    assert store.take(key) == b""
+    assert store.get(key) is None
+
+
+def test_put_overwrites(store: KeyValueStore, new_key: KeyNames) -> None:
+    key = new_key("overwrite")
+    store.put(key, b"first", 30)
+    store.put(key, b"second", 30)
+    assert store.get(key) == b"second"
+
+
+def test_missing_key_reads_as_none(store: KeyValueStore, new_key: KeyNames) -> None:
+    key = new_key("missing")
+    assert store.get(key) is None
+    assert store.take(key) is None
+
+
+def test_take_returns_once(store: KeyValueStore, new_key: KeyNames) -> None:
+    key = new_key("take")
+    store.put(key, b"login-state", 30)
+    assert store.take(key) == b"login-state"
+    assert store.take(key) is None
+    assert store.get(key) is None
+
+
+def test_add_if_absent_sets_only_the_first_time(store: KeyValueStore, new_key: KeyNames) -> None:
+    key = new_key("add")
+    assert store.add_if_absent(key, b"first", 30) is True
+    assert store.add_if_absent(key, b"second", 30) is False
+    assert store.get(key) == b"first"
+
+
+def test_delete(store: KeyValueStore, new_key: KeyNames) -> None:
+    key = new_key("delete")
+    store.put(key, b"value", 30)
+    store.delete(key)
+    assert store.get(key) is None
+    store.delete(key)  # deleting what is gone is fine
+    assert store.add_if_absent(key, b"again", 30) is True
+
+
+def test_ping(store: KeyValueStore) -> None:
+    assert store.ping() is True
+
+
+@pytest.mark.parametrize("ttl", [0, -1, True])
+def test_ttl_must_be_at_least_one_second(store: KeyValueStore, new_key: KeyNames, ttl: int) -> None:
+    key = new_key("ttl")
+    with pytest.raises(ValueError, match="ttl_seconds"):
+        store.put(key, b"v", ttl)
+    with pytest.raises(ValueError, match="ttl_seconds"):
+        store.add_if_absent(key, b"v", ttl)
+    assert store.get(key) is None
+
+
+def test_values_must_be_bytes(store: KeyValueStore, new_key: KeyNames) -> None:
+    key = new_key("type")
+    with pytest.raises(TypeError):
+        store.put(key, "text", 30)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        store.add_if_absent(key, "text", 30)  # type: ignore[arg-type]
+
+
+@pytest.mark.redis
+def test_key_prefixes_keep_stores_apart(new_key: KeyNames) -> None:
+    first = _reachable_redis_store()
+    second = RedisStore(REDIS_URL, key_prefix=f"{RUN_PREFIX}other:")
+    key = new_key("prefix")
+    try:
+        first.put(key, b"mine", 30)
+        assert second.get(key) is None
+    finally:
+        first.delete(key)
+        first.close()
+        second.close()
+
+
+# --- expiry ------------------------------------------------------------------------------------
+
+
+def test_entries_expire(store: KeyValueStore, new_key: KeyNames) -> None:
+    put_key, take_key, add_key, kept_key = (new_key(label) for label in ("p", "t", "a", "k"))
+    store.put(put_key, b"1", 1)
+    store.put(take_key, b"2", 1)
+    assert store.add_if_absent(add_key, b"3", 1) is True
+    store.put(kept_key, b"4", 30)
+    assert store.get(put_key) == b"1"
+
+    deadline = time.monotonic() + 2.5
+    time.sleep(1.05)
+    while store.get(put_key) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+    assert store.get(put_key) is None
+    assert store.take(take_key) is None
+    assert store.add_if_absent(add_key, b"new", 30) is True
+    assert store.get(add_key) == b"new"
+    assert store.get(kept_key) == b"4"
+
+
+def test_memory_store_sweeps_entries_nobody_reads_again() -> None:
+    now = [1000.0]
+    memory = MemoryStore(clock=lambda: now[0], sweep_interval_seconds=60)
+    for index in range(100):
+        memory.put(f"abandoned-{index}", b"x", 5)
+    assert len(memory) == 100
+
+    now[0] += 61  # past every TTL and past the sweep interval
+    memory.put("fresh", b"y", 5)  # a write triggers the sweep
+
+    assert len(memory) == 1
+    assert memory.get("fresh") == b"y"
+
+
+def test_memory_store_expires_on_read_with_an_injected_clock() -> None:
+    now = [0.0]
+    memory = MemoryStore(clock=lambda: now[0])
+    memory.put("k", b"v", 10)
+    now[0] = 9.999
+    assert memory.get("k") == b"v"
+    now[0] = 10.0
+    assert memory.get("k") is None
+    assert len(memory) == 0
+    assert memory.sweep() == 0
+
+
+# --- concurrency -------------------------------------------------------------------------------
+
+
+def test_take_has_a_single_winner(store: KeyValueStore, new_key: KeyNames) -> None:
+    for _ in range(5):
+        key = new_key("race-take")
+        store.put(key, b"the-one", 30)
+
+        def take(_index: int, key: str = key) -> bytes | None:
+            return store.take(key)
+
+        results = _run_together(THREADS, take)
+        assert results.count(b"the-one") == 1
+        assert results.count(None) == THREADS - 1
+
+
+def test_add_if_absent_has_a_single_winner(store: KeyValueStore, new_key: KeyNames) -> None:
+    for _ in range(5):
+        key = new_key("race-add")
+
+        def add(index: int, key: str = key) -> bool:
+            return store.add_if_absent(key, f"{index}".encode(), 30)
+
+        results = _run_together(THREADS, add)
+        winners = [index for index, won in enumerate(results) if won is True]
+        assert len(winners) == 1
+        assert results.count(False) == THREADS - 1
+        assert store.get(key) == f"{winners[0]}".encode()
+
+
+# --- Redis down --------------------------------------------------------------------------------
+
+SECRET_KEY = "cookiehash-5f3a9c"
+
+OPERATIONS: dict[str, Callable[[KeyValueStore], object]] = {
+    "put": lambda s: s.put(SECRET_KEY, b"v", 30),
+    "get": lambda s: s.get(SECRET_KEY),
+    "take": lambda s: s.take(SECRET_KEY),
+    "add_if_absent": lambda s: s.add_if_absent(SECRET_KEY, b"v", 30),
+    "delete": lambda s: s.delete(SECRET_KEY),
+    "ping": lambda s: s.ping(),
+}
+
+
+@pytest.mark.parametrize("operation", list(OPERATIONS))
+def test_closed_port_raises_store_unavailable_quickly(operation: str) -> None:
+    down = RedisStore(f"redis://127.0.0.1:{_closed_port()}/15")
+    try:
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable) as raised:
+            OPERATIONS[operation](down)
+        assert time.monotonic() - started < 1.5
+    finally:
+        down.close()
+    assert raised.value.status == 503
+    assert SECRET_KEY not in raised.value.detail
+    assert SECRET_KEY not in str(raised.value)
+
+
+@pytest.mark.parametrize("operation", ["get", "add_if_absent"])
+def test_silent_server_times_out_within_the_bound(operation: str) -> None:
+    # Accepts connections (the kernel's backlog does) but never answers: a hung Redis.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(THREADS)
+        port = silent.getsockname()[1]
+        hung = RedisStore(f"redis://127.0.0.1:{port}/15")
+        try:
+            started = time.monotonic()
+            with pytest.raises(StoreUnavailable, match="TimeoutError"):
+                OPERATIONS[operation](hung)
+            assert time.monotonic() - started < 1.5
+        finally:
+            hung.close()
+
+
+# --- open_store --------------------------------------------------------------------------------
+
+
+def test_memory_url_opens_a_memory_store() -> None:
+    assert isinstance(open_store("memory://"), MemoryStore)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/15",
+        "redis://:hunter2@127.0.0.1:6379/0",
+        "rediss://broker:hunter2@redis.example.org:6380/0",
+        "unix:///run/redis/redis.sock?db=2",
+    ],
+)
+def test_redis_urls_open_a_redis_store_without_connecting(url: str) -> None:
+    opened = open_store(url)
+    assert isinstance(opened, RedisStore)
+    opened.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "scheme"),
+    [
+        ("http://127.0.0.1:6379", "'http'"),
+        ("postgresql://broker:hunter2@db.example.org/broker", "'postgresql'"),
+        ("redis+sentinel://:hunter2@sentinel.example.org:26379/mymaster", "'redis+sentinel'"),
+    ],
+)
+def test_unknown_scheme_is_named_and_the_password_is_not(url: str, scheme: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        open_store(url)
+    assert scheme in raised.value.detail
+    assert "hunter2" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "",
+        "127.0.0.1:6379",
+        "hunter2@127.0.0.1",
+        "redis://:hunter2@127.0.0.1:notaport/0",
+        "redis://:hunter2@[::1/0",
+    ],
+)
+def test_bad_store_urls_fail_without_echoing_them(url: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        open_store(url)
+    assert "hunter2" not in str(raised.value)
+    assert "hunter2" not in raised.value.detail
+    assert raised.value.__suppress_context__ or raised.value.__context__ is None

@@ -1,0 +1,559 @@
+"""The broker's pages: rendered in Dutch and English, accessible, and free of inline code.
+
+Every template is rendered in a tiny Flask app with only `init_i18n`, so these tests pin the
+presentation contract (context names, markup the CSP allows, the catalogue) independently of
+the routes that will fill it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import itertools
+import pkgutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+import pytest
+from babel.messages.extract import extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+from flask import Flask, render_template
+from flask_babel import gettext
+
+import broker
+from broker.core import errors
+from broker.web import labels
+from broker.web.i18n import LANGUAGE_COOKIE, current_language, init_i18n
+
+WEB_DIR = Path(__file__).resolve().parents[2] / "broker" / "web"
+PROJECT_DIR = WEB_DIR.parents[1]
+TRANSLATIONS = WEB_DIR / "translations"
+LANGUAGES = ("nl", "en")
+
+
+# --- a small DOM, enough to ask questions about the markup -------------------------------------
+
+
+@dataclass
+class Element:
+    tag: str
+    attrs: dict[str, str]
+    parent: Element | None = None
+    children: list[Element] = field(default_factory=list)
+    text_parts: list[str] = field(default_factory=list)
+
+    @property
+    def text(self) -> str:
+        own = "".join(self.text_parts)
+        inner = "".join(child.text for child in self.children)
+        return " ".join((own + " " + inner).split())
+
+    def iter(self) -> Iterator[Element]:
+        yield self
+        for child in self.children:
+            yield from child.iter()
+
+    def find_all(self, tag: str, **attrs: str) -> list[Element]:
+        return [
+            el
+            for el in self.iter()
+            if el.tag == tag and all(el.attrs.get(k) == v for k, v in attrs.items())
+        ]
+
+    def find(self, tag: str, **attrs: str) -> Element:
+        found = self.find_all(tag, **attrs)
+        assert found, f"no <{tag} {attrs}>"
+        return found[0]
+
+    def ancestors(self) -> Iterator[Element]:
+        node = self.parent
+        while node is not None:
+            yield node
+            node = node.parent
+
+
+VOID = {"meta", "link", "input", "br", "img", "hr", "source", "area", "base", "col", "wbr"}
+
+
+class TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Element("#document", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        el = Element(tag, {k: (v or "") for k, v in attrs}, parent=self.stack[-1])
+        self.stack[-1].children.append(el)
+        if tag not in VOID:
+            self.stack.append(el)
+
+    def handle_endtag(self, tag: str) -> None:
+        for i in range(len(self.stack) - 1, 0, -1):
+            if self.stack[i].tag == tag:
+                del self.stack[i:]
+                return
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].text_parts.append(data)
+
+
+def parse(html: str) -> Element:
+    builder = TreeBuilder()
+    builder.feed(html)
+    builder.close()
+    return builder.root
+
+
+# --- fixtures ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class School:
+    id: str
+    name: str
+
+
+SCHOOLS = [
+    School("00AA", "Het Baken"),
+    School("01BB", "Sint-Bonifatiuscollege"),
+    School("02CC", "Christelijk Lyceum Zeist"),
+]
+
+
+@pytest.fixture
+def app() -> Flask:
+    # Named after the package so static/ and templates/ resolve exactly as in the real app.
+    app = Flask("broker.web", root_path=str(WEB_DIR))
+    init_i18n(app)
+
+    @app.get("/probe")
+    def probe() -> str:
+        return current_language()
+
+    return app
+
+
+def render(app: Flask, template: str, lang: str, url: str = "/", **context: Any) -> Element:
+    sep = "&" if "?" in url else "?"
+    with app.test_request_context(f"{url}{sep}lang={lang}"):
+        return parse(render_template(template, **context))
+
+
+def discovery_context(**overrides: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "service_name": "Rekenwereld",
+        "schools": SCHOOLS,
+        "remembered": None,
+        "action": "/discovery/choose",
+        "login": "L-123",
+        "query": "",
+    }
+    context.update(overrides)
+    return context
+
+
+def error_context(**overrides: Any) -> dict[str, Any]:
+    context: dict[str, Any] = {
+        "status": 403,
+        "title": "Title",
+        "message": "Message",
+        "error_id": "E-7f3a9c",
+    }
+    context.update(overrides)
+    return context
+
+
+PAGES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
+    # template: (context, {language: expected h1})
+    "discovery.html": (discovery_context(), {"nl": "Kies je school", "en": "Choose your school"}),
+    "autopost.html": (
+        {
+            "action": "https://sp.example/acs",
+            "fields": {"SAMLResponse": "PHg+"},
+            "destination_name": "Rekenwereld",
+        },
+        {"nl": "Verder naar Rekenwereld", "en": "Continue to Rekenwereld"},
+    ),
+    "error.html": (error_context(title="Oeps"), {"nl": "Oeps", "en": "Oeps"}),
+    "home.html": (
+        {},
+        {"nl": "Inloggen met je schoolaccount", "en": "Sign in with your school account"},
+    ),
+}
+
+
+# --- every page --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("lang", LANGUAGES)
+@pytest.mark.parametrize("template", sorted(PAGES))
+def test_page_speaks_the_chosen_language(app: Flask, template: str, lang: str) -> None:
+    context, headings = PAGES[template]
+    doc = render(app, template, lang, **context)
+    assert doc.find("html").attrs["lang"] == lang
+    assert doc.find("h1").text == headings[lang]
+    nav = doc.find("nav")
+    assert nav.attrs["aria-label"] == {"nl": "Taal", "en": "Language"}[lang]
+    current = [a for a in nav.find_all("a") if a.attrs.get("aria-current") == "true"]
+    assert [a.attrs["lang"] for a in current] == [lang]
+
+
+@pytest.mark.parametrize("template", sorted(PAGES))
+def test_page_has_no_inline_code_and_loads_nothing_external(app: Flask, template: str) -> None:
+    doc = render(app, template, "nl", **PAGES[template][0])
+    assert not doc.find_all("style")
+    for el in doc.iter():
+        assert "style" not in el.attrs, el.tag
+        assert not [name for name in el.attrs if name.startswith("on")], el.tag
+        if el.tag == "script":
+            assert el.attrs.get("src", "").startswith("/static/")
+            assert not el.text.strip()
+        if el.tag == "link":
+            assert el.attrs["href"].startswith("/static/")
+        if el.tag == "a":
+            assert not el.attrs.get("href", "").lower().startswith("javascript:")
+    stylesheets = [el.attrs["href"] for el in doc.find_all("link", rel="stylesheet")]
+    assert stylesheets == ["/static/style.css"]
+
+
+@pytest.mark.parametrize("template", sorted(PAGES))
+def test_page_has_landmarks_skip_link_and_ordered_headings(app: Flask, template: str) -> None:
+    doc = render(app, template, "en", **PAGES[template][0])
+    main = doc.find("main")
+    skip = doc.find("a", **{"class": "skip-link"})
+    assert skip.attrs["href"] == f"#{main.attrs['id']}"
+    assert doc.find_all("header") and doc.find_all("footer")
+    levels = [int(el.tag[1]) for el in doc.iter() if el.tag in {"h1", "h2", "h3", "h4"}]
+    assert levels[0] == 1 and levels.count(1) == 1
+    assert all(b - a <= 1 for a, b in itertools.pairwise(levels))
+
+
+@pytest.mark.parametrize("template", sorted(PAGES))
+def test_every_form_field_has_a_label(app: Flask, template: str) -> None:
+    doc = render(app, template, "nl", **PAGES[template][0])
+    label_targets = {el.attrs.get("for") for el in doc.find_all("label")}
+    for el in doc.iter():
+        if el.tag in {"select", "textarea"} or (
+            el.tag == "input" and el.attrs.get("type") not in {"hidden", "submit", "button"}
+        ):
+            labelled = (
+                el.attrs.get("id") in label_targets
+                or "aria-label" in el.attrs
+                or any(a.tag == "label" for a in el.ancestors())
+            )
+            assert labelled, el.attrs
+        if el.tag == "button":
+            assert el.text, el.attrs
+
+
+@pytest.mark.parametrize("template", sorted(PAGES))
+def test_language_switch_keeps_the_other_query_parameters(app: Flask, template: str) -> None:
+    url = "/discovery?login=L-123&q=zeist&q=lyceum&lang=en"
+    with app.test_request_context(url):
+        doc = parse(render_template(template, **PAGES[template][0]))
+    links = {a.attrs["hreflang"]: a.attrs["href"] for a in doc.find("nav").find_all("a")}
+    assert set(links) == {"nl", "en"}
+    for lang, href in links.items():
+        parts = urlsplit(href)
+        assert parts.path == "/discovery" and not parts.netloc
+        assert sorted(parse_qsl(parts.query)) == sorted(
+            [("login", "L-123"), ("q", "zeist"), ("q", "lyceum"), ("lang", lang)]
+        )
+
+
+# --- discovery ---------------------------------------------------------------------------------
+
+
+def test_discovery_renders_the_given_schools_as_submit_buttons(app: Flask) -> None:
+    doc = render(app, "discovery.html", "en", **discovery_context())
+    post = [f for f in doc.find_all("form") if f.attrs.get("method") == "post"]
+    assert len(post) == 1 and post[0].attrs["action"] == "/discovery/choose"
+    assert post[0].find("input", name="login").attrs["value"] == "L-123"
+    buttons = post[0].find_all("button", name="school")
+    assert [(b.attrs["value"], b.text) for b in buttons] == [(s.id, s.name) for s in SCHOOLS]
+    assert all(b.attrs["type"] == "submit" for b in buttons)
+    assert doc.find("p", id="school-count").text == "3 schools found"
+    assert "hidden" in doc.find("div", id="no-schools").attrs
+
+
+def test_discovery_offers_the_remembered_school_first(app: Flask) -> None:
+    doc = render(app, "discovery.html", "nl", **discovery_context(remembered=SCHOOLS[1]))
+    first = doc.find_all("button", name="school")[0]
+    assert first.attrs["value"] == "01BB"
+    assert first.text == "Verder met Sint-Bonifatiuscollege"
+    form = next(a for a in first.ancestors() if a.tag == "form")
+    assert form.attrs["method"] == "post" and form.attrs["action"] == "/discovery/choose"
+    assert form.find("input", name="login").attrs["value"] == "L-123"
+    assert doc.find("h2").text == "Of kies een andere school"
+
+
+def test_discovery_search_falls_back_to_a_get_form(app: Flask) -> None:
+    doc = render(
+        app, "discovery.html", "nl", **discovery_context(query="zeist", schools=SCHOOLS[2:])
+    )
+    search = doc.find("form", role="search")
+    assert search.attrs["method"] == "get"
+    field = search.find("input", name="q")
+    assert field.attrs["value"] == "zeist"
+    assert doc.find("label", **{"for": field.attrs["id"]}).text == "Zoek je school"
+    assert search.find("input", name="login").attrs["value"] == "L-123"
+    assert search.find("button").attrs["type"] == "submit"
+    assert doc.find("p", id="school-count").text == "1 school gevonden"
+    scripts = [s.attrs["src"] for s in doc.find_all("script")]
+    assert scripts == ["/static/discovery.js"]
+
+
+def test_discovery_says_what_to_do_when_nothing_matches(app: Flask) -> None:
+    doc = render(app, "discovery.html", "nl", **discovery_context(query="xyz", schools=[]))
+    notice = doc.find("div", id="no-schools")
+    assert "hidden" not in notice.attrs
+    assert "Controleer de spelling" in notice.text
+    assert not doc.find_all("button", name="school")
+
+
+def test_discovery_live_count_messages_are_localised(app: Flask) -> None:
+    count = render(app, "discovery.html", "nl", **discovery_context()).find("p", id="school-count")
+    assert count.attrs["role"] == "status"
+    assert count.attrs["data-one"] == "1 school gevonden"
+    assert count.attrs["data-many"] == "{n} scholen gevonden"
+    assert count.attrs["data-none"] == "Geen scholen gevonden"
+
+
+def test_discovery_escapes_what_the_student_typed(app: Flask) -> None:
+    with app.test_request_context("/?lang=en"):
+        html = render_template("discovery.html", **discovery_context(query='"><script>x</script>'))
+    assert "<script>x" not in html
+
+
+# --- autopost ----------------------------------------------------------------------------------
+
+
+def test_autopost_posts_the_fields_and_offers_a_button(app: Flask) -> None:
+    fields = {"SAMLResponse": "PHNhbWw+", "RelayState": 'a&b="c"'}
+    # Even where Flask-WTF's csrf_token() exists, no token may travel to another site.
+    app.jinja_env.globals["csrf_token"] = lambda: "SECRET-TOKEN"
+    doc = render(
+        app,
+        "autopost.html",
+        "en",
+        action="https://sp.example/acs",
+        fields=fields,
+        destination_name="Rekenwereld",
+    )
+    form = doc.find("form")
+    assert form.attrs["method"] == "post" and form.attrs["action"] == "https://sp.example/acs"
+    assert "data-autosubmit" in form.attrs
+    hidden = {i.attrs["name"]: i.attrs["value"] for i in form.find_all("input", type="hidden")}
+    assert hidden == fields
+    assert form.find("button").text == "Continue to Rekenwereld"
+    assert [s.attrs["src"] for s in doc.find_all("script")] == ["/static/autopost.js"]
+
+
+# --- error -------------------------------------------------------------------------------------
+
+
+def test_error_page_names_what_the_school_did_not_release(app: Flask) -> None:
+    with app.test_request_context("/?lang=nl"):
+        missing = [labels.attribute_label("given_name"), labels.attribute_label("email")]
+        html = render_template(
+            "error.html",
+            **error_context(
+                title=labels.error_title(403),
+                message=gettext(errors.PolicyRefusal.public_message),
+                missing=missing,
+                service_name="Rekenwereld",
+            ),
+        )
+    doc = parse(html)
+    alert = doc.find("div", role="alert")
+    assert "Je school deelt niet wat dit platform nodig heeft." in alert.text
+    assert "Je school deelt het volgende niet met Rekenwereld:" in alert.text
+    assert [li.text for li in alert.find("ul").find_all("li")] == ["Voornaam", "E-mailadres"]
+    assert doc.find("h1").text == "Je school deelt niet genoeg"
+    assert "Foutcode: E-7f3a9c" in doc.find("p", **{"class": "error-code"}).text
+
+
+def test_error_page_offers_a_retry_link_when_given(app: Flask) -> None:
+    doc = render(app, "error.html", "en", **error_context(status=503, retry_url="/again?x=1"))
+    assert doc.find("a", href="/again?x=1").text == "Try again"
+    assert "Wait a moment, then try again." in doc.find("ul", **{"class": "steps"}).text
+    without = render(app, "error.html", "en", **error_context(status=400))
+    assert not [a for a in without.find_all("a") if a.text == "Try again"]
+    assert "Error code: E-7f3a9c" in without.text
+
+
+def test_error_page_can_carry_the_refusal_back_to_the_platform(app: Flask) -> None:
+    @dataclass(frozen=True)
+    class PostMessage:
+        action: str
+        fields: dict[str, str]
+
+    app.jinja_env.globals["csrf_token"] = lambda: "SECRET-TOKEN"
+    back = PostMessage("https://sp.example/acs", {"SAMLResponse": "PHI+", "RelayState": "r"})
+    doc = render(
+        app, "error.html", "nl", **error_context(return_form=back, service_name="Rekenwereld")
+    )
+    form = doc.find("form", action="https://sp.example/acs")
+    assert form.attrs["method"] == "post" and "data-autosubmit" not in form.attrs
+    hidden = {i.attrs["name"]: i.attrs["value"] for i in form.find_all("input", type="hidden")}
+    assert hidden == back.fields
+    assert form.find("button").text == "Terug naar Rekenwereld"
+
+
+# --- home --------------------------------------------------------------------------------------
+
+
+def test_home_links_both_metadata_documents(app: Flask) -> None:
+    doc = render(app, "home.html", "en")
+    hrefs = {a.attrs["href"] for a in doc.find("main").find_all("a")}
+    assert {"/saml/idp/metadata", "/saml/sp/metadata"} <= hrefs
+
+
+# --- language selection ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "cookie", "accept", "expected"),
+    [
+        ("", None, None, "nl"),
+        ("", None, "en-GB,en;q=0.9", "en"),
+        ("", None, "de-DE,fr;q=0.8", "nl"),
+        ("", "en", "nl", "en"),
+        ("", "fr", "en", "en"),
+        ("?lang=en", "nl", "nl", "en"),
+        ("?lang=nl", "en", "en", "nl"),
+        ("?lang=de", None, "en", "en"),
+    ],
+)
+def test_language_choice_order(
+    app: Flask, query: str, cookie: str | None, accept: str | None, expected: str
+) -> None:
+    client = app.test_client()
+    if cookie is not None:
+        client.set_cookie(LANGUAGE_COOKIE, cookie)
+    headers = {"Accept-Language": accept} if accept else {}
+    assert client.get(f"/probe{query}", headers=headers).text == expected
+
+
+def test_explicit_choice_is_remembered_in_a_cookie(app: Flask) -> None:
+    client = app.test_client()
+    response = client.get("/probe?lang=en")
+    header = response.headers["Set-Cookie"]
+    assert header.startswith(f"{LANGUAGE_COOKIE}=en;")
+    assert "SameSite=Lax" in header and "Max-Age=31536000" in header and "Path=/" in header
+    assert client.get("/probe").text == "en"
+    assert "Set-Cookie" not in client.get("/probe").headers
+    assert "Set-Cookie" not in client.get("/probe?lang=xx").headers
+
+
+# --- labels and the catalogue ------------------------------------------------------------------
+
+CANONICAL_ATTRIBUTES = (
+    "given_name",
+    "family_name",
+    "display_name",
+    "email",
+    "username",
+    "student_number",
+    "affiliation",
+    "school_id",
+    "school_name",
+    "groups",
+    "eck_id",
+    "pseudonym",
+)
+
+
+def test_attribute_labels_are_localised(app: Flask) -> None:
+    with app.test_request_context("/?lang=nl"):
+        assert labels.attribute_label("given_name") == "Voornaam"
+        assert labels.attribute_label("family_name") == "Achternaam"
+        assert labels.attribute_label("not_yet_known") == "not_yet_known"
+        dutch = [labels.attribute_label(name) for name in CANONICAL_ATTRIBUTES]
+    with app.test_request_context("/?lang=en"):
+        assert labels.attribute_label("given_name") == "First name"
+        english = [labels.attribute_label(name) for name in CANONICAL_ATTRIBUTES]
+    assert all(label not in CANONICAL_ATTRIBUTES for label in english)
+    assert len(set(english)) == len(english)
+    assert sum(a != b for a, b in zip(dutch, english, strict=True)) >= len(english) - 1
+
+
+def _all_error_classes() -> list[type[errors.BrokerError]]:
+    # Errors may be defined beside the adapter that raises them, so every broker module is
+    # imported first; one that cannot be imported here is some other test's failure.
+    for module in pkgutil.walk_packages(broker.__path__, "broker."):
+        if "migrations" in module.name:
+            continue
+        try:
+            importlib.import_module(module.name)
+        except Exception:
+            continue
+    found: list[type[errors.BrokerError]] = []
+    pending: list[type[errors.BrokerError]] = [errors.BrokerError]
+    while pending:
+        cls = pending.pop()
+        found.append(cls)
+        pending.extend(cls.__subclasses__())
+    return found
+
+
+def _compiled(lang: str) -> Any:
+    with (TRANSLATIONS / lang / "LC_MESSAGES" / "messages.mo").open("rb") as f:
+        return read_mo(f)
+
+
+def _source(lang: str) -> Any:
+    with (TRANSLATIONS / lang / "LC_MESSAGES" / "messages.po").open("rb") as f:
+        return read_po(f, locale=lang)
+
+
+def test_every_error_message_is_translated(app: Flask) -> None:
+    compiled = _compiled("nl")
+    untranslated = []
+    for cls in _all_error_classes():
+        message = compiled.get(cls.public_message)
+        if message is None or not message.string or message.string == cls.public_message:
+            untranslated.append(f"{cls.__module__}.{cls.__qualname__}: {cls.public_message!r}")
+    assert not untranslated, "add to labels.ERROR_MESSAGES and translate:\n" + "\n".join(
+        untranslated
+    )
+    with app.test_request_context("/?lang=nl"):
+        assert labels.public_message(errors.StateExpired()) == (
+            "Het inloggen duurde te lang of is al gebruikt. Begin opnieuw."
+        )
+
+
+def test_dutch_catalogue_is_complete_and_compiled() -> None:
+    source, compiled = _source("nl"), _compiled("nl")
+    for message in source:
+        if not message.id:
+            continue
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        assert all(strings), f"untranslated: {message.id!r}"
+        assert not message.fuzzy, f"fuzzy: {message.id!r}"
+        built = compiled.get(message.id)
+        assert built is not None and tuple(strings) == (
+            tuple(built.string) if isinstance(built.string, (list, tuple)) else (built.string,)
+        ), f"stale .mo, run pybabel compile: {message.id!r}"
+
+
+def test_catalogue_holds_every_string_in_the_code() -> None:
+    with (PROJECT_DIR / "babel.cfg").open() as f:
+        method_map, options_map = parse_mapping_cfg(f)
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None, "lazy_gettext": None}
+    in_code = {
+        message
+        for _file, _line, message, _comments, _context in extract_from_dir(
+            str(PROJECT_DIR), method_map, options_map, keywords=keywords
+        )
+    }
+    catalogued = {message.id for message in _source("nl") if message.id}
+    missing = {m for m in in_code if m not in catalogued}
+    assert not missing, "run pybabel extract/update (see babel.cfg) and translate:\n" + "\n".join(
+        map(repr, missing)
+    )
