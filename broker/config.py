@@ -79,7 +79,9 @@ def _str(section: Mapping[str, Any], key: str, where: str, default: str | None =
     return value
 
 
-def _int(section: Mapping[str, Any], key: str, where: str, default: int, low: int, high: int) -> int:
+def _int(
+    section: Mapping[str, Any], key: str, where: str, default: int, low: int, high: int
+) -> int:
     value = section.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ConfigurationError(f"{where}.{key} must be a whole number from {low} to {high}")
@@ -95,7 +97,7 @@ def _resolve_url(base: Path, url: str) -> str:
     """A relative SQLite path in the registry URL resolves against the config folder."""
     prefix = "sqlite:///"
     if url.startswith(prefix) and not url.startswith(prefix + "/") and url != prefix + ":memory:":
-        return prefix + str(_path(base, url[len(prefix):]))
+        return prefix + str(_path(base, url[len(prefix) :]))
     return url
 
 
@@ -149,7 +151,9 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
     saml = _section(data, "saml")
     login = _section(data, "login")
     org = _section(data, "organization")
-    secret = _secret("KETENBROKER_SECRET_KEY", keys.get("session_secret"), base, "keys.session_secret")
+    secret = _secret(
+        "KETENBROKER_SECRET_KEY", keys.get("session_secret"), base, "keys.session_secret"
+    )
     if len(secret.strip()) < 32:
         raise ConfigurationError("keys.session_secret must hold at least 32 characters")
     return Settings(
@@ -161,10 +165,17 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
             signing_key=_path(base, _str(keys, "saml_signing_key", "keys")),
             signing_cert=_path(base, _str(keys, "saml_signing_cert", "keys")),
             clock_skew_seconds=_int(saml, "clock_skew_seconds", "saml", 60, 0, 600),
-            assertion_lifetime_seconds=_int(saml, "assertion_lifetime_seconds", "saml", 300, 30, 3600),
+            assertion_lifetime_seconds=_int(
+                saml, "assertion_lifetime_seconds", "saml", 300, 30, 3600
+            ),
         ),
         pseudonym_keys=parse_pseudonym_keys(
-            _secret("KETENBROKER_PSEUDONYM_KEYS", keys.get("pseudonym_keys"), base, "keys.pseudonym_keys")
+            _secret(
+                "KETENBROKER_PSEUDONYM_KEYS",
+                keys.get("pseudonym_keys"),
+                base,
+                "keys.pseudonym_keys",
+            )
         ),
         secret_key=secret.strip().encode(),
         organization=Organization(

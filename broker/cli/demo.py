@@ -19,7 +19,11 @@ from broker.certificates import write_pair
 from broker.cli.instance import CONFIG_NAME, init_instance
 from broker.config import Settings, load_settings
 from broker.core.model import Chain, Declaration, School, Service
-from broker.demo.publisher_sp import PublisherSpSettings, create_publisher_sp_app, publisher_sp_metadata
+from broker.demo.publisher_sp import (
+    PublisherSpSettings,
+    create_publisher_sp_app,
+    publisher_sp_metadata,
+)
 from broker.demo.school_idp import SchoolIdpSettings, create_school_idp_app, school_idp_metadata
 from broker.registry import SqlRegistry, migrate
 from broker.web import create_app
@@ -39,21 +43,29 @@ class DemoPublisher:
 
 DEMO_PUBLISHERS = (
     DemoPublisher(
-        "leesplank", "Leesplank (demo publisher)", "leermiddelen",
+        "leesplank",
+        "Leesplank (demo publisher)",
+        "leermiddelen",
         (
             Declaration("given_name", "To greet the student by first name on the start screen."),
-            Declaration("affiliation", "To show teachers the teacher tools and students the lessons."),
+            Declaration(
+                "affiliation", "To show teachers the teacher tools and students the lessons."
+            ),
             Declaration("groups", "To put the student in the right class."),
         ),
         frozenset({"given_name", "affiliation"}),
     ),
     DemoPublisher(
-        "rekenroute", "Rekenroute (demo distributor)", "leermiddelen",
+        "rekenroute",
+        "Rekenroute (demo distributor)",
+        "leermiddelen",
         (Declaration("affiliation", "To hand out student or teacher licences."),),
         frozenset(),
     ),
     DemoPublisher(
-        "toetsplein", "Toetsplein (demo exam platform)", "toetsen",
+        "toetsplein",
+        "Toetsplein (demo exam platform)",
+        "toetsen",
         (Declaration("groups", "To schedule tests per class."),),
         frozenset(),
     ),
@@ -67,26 +79,40 @@ def _school_settings(directory: Path, port: int, broker: Broker) -> SchoolIdpSet
         write_pair(keys / "school.key", keys / "school.crt", "demo school")
     base = f"http://localhost:{port}"
     return SchoolIdpSettings(
-        base_url=base, entity_id=f"{base}/metadata", key_file=keys / "school.key",
-        cert_file=keys / "school.crt", sp_metadata=(broker.saml_entities.sp_metadata(),),
-        school_name="Demo Lyceum", brin=DEMO_SCHOOL_ID,
+        base_url=base,
+        entity_id=f"{base}/metadata",
+        key_file=keys / "school.key",
+        cert_file=keys / "school.crt",
+        sp_metadata=(broker.saml_entities.sp_metadata(),),
+        school_name="Demo Lyceum",
+        brin=DEMO_SCHOOL_ID,
     )
 
 
-def _publisher_settings(directory: Path, port: int, publisher: DemoPublisher, broker: Broker) -> PublisherSpSettings:
+def _publisher_settings(
+    directory: Path, port: int, publisher: DemoPublisher, broker: Broker
+) -> PublisherSpSettings:
     keys = directory / "peers"
     key, cert = keys / f"{publisher.id}.key", keys / f"{publisher.id}.crt"
     if not key.exists():
         write_pair(key, cert, publisher.id)
     base = f"http://localhost:{port}"
     return PublisherSpSettings(
-        base_url=base, entity_id=f"{base}/metadata", name=publisher.name, key_file=key,
-        cert_file=cert, idp_metadata=(broker.saml_entities.idp_metadata(),),
+        base_url=base,
+        entity_id=f"{base}/metadata",
+        name=publisher.name,
+        key_file=key,
+        cert_file=cert,
+        idp_metadata=(broker.saml_entities.idp_metadata(),),
         cross_site_cookie=True,
     )
 
 
-def _register(registry: SqlRegistry, school: SchoolIdpSettings, publishers: list[tuple[DemoPublisher, PublisherSpSettings]]) -> None:
+def _register(
+    registry: SqlRegistry,
+    school: SchoolIdpSettings,
+    publishers: list[tuple[DemoPublisher, PublisherSpSettings]],
+) -> None:
     """First start only: the demo federation and a first policy that releases something visible."""
     if registry.school(DEMO_SCHOOL_ID) is not None:
         return
@@ -97,8 +123,13 @@ def _register(registry: SqlRegistry, school: SchoolIdpSettings, publishers: list
     )
     for publisher, settings in publishers:
         registry.add_service(
-            Service(publisher.id, publisher.name, settings.entity_id, publisher.chain,
-                    declarations=publisher.declarations),
+            Service(
+                publisher.id,
+                publisher.name,
+                settings.entity_id,
+                publisher.chain,
+                declarations=publisher.declarations,
+            ),
             publisher_sp_metadata(settings),
         )
         if publisher.released:
@@ -109,7 +140,9 @@ def prepare_demo(directory: Path, port: int) -> tuple[Settings, dict[str, Flask]
     """Create (or reuse) the demo instance and build the apps, keyed by base URL."""
     config = directory / CONFIG_NAME
     if not config.exists():
-        init_instance(directory, f"http://127.0.0.1:{port}", "demo.ketenbroker.example", "Ketenbroker demo")
+        init_instance(
+            directory, f"http://127.0.0.1:{port}", "demo.ketenbroker.example", "Ketenbroker demo"
+        )
     settings = load_settings(config)
     migrate(settings.registry_url)
     services = build_broker(settings)

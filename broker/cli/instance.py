@@ -79,7 +79,9 @@ def init_instance(directory: Path, base_url: str, scope: str, organization: str)
     _write_secret(keys / "pseudonym-keys.toml", pseudonym_key_set())
     _write_secret(keys / "session-secret", secrets.token_urlsafe(48).encode())
     config.write_text(
-        CONFIG_TEMPLATE.format(base_url=base_url.rstrip("/"), scope=scope, organization=organization),
+        CONFIG_TEMPLATE.format(
+            base_url=base_url.rstrip("/"), scope=scope, organization=organization
+        ),
         encoding="utf-8",
     )
     migrate(f"sqlite:///{(directory / 'registry.sqlite3').resolve()}")

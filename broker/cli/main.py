@@ -11,19 +11,23 @@ from typing import Any, TypeVar
 
 import click
 
+from broker.cli.sources import read_source
 from broker.config import Settings, load_settings
 from broker.core.catalogue import CATALOGUE, is_known_attribute
 from broker.core.errors import BrokerError
 from broker.core.model import Chain, Declaration, NamingProfile, School, Service
 from broker.registry import SqlRegistry, migrate
 from broker.saml.metadata_check import idp_entity_id, sp_entity_id
-from broker.cli.sources import read_source
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 config_option = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
-    envvar="KETENBROKER_CONFIG", required=True, help="The broker's ketenbroker.toml.",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="KETENBROKER_CONFIG",
+    required=True,
+    help="The broker's ketenbroker.toml.",
 )
 
 
@@ -98,8 +102,13 @@ def run(config_path: Path, host: str, port: int) -> None:
 
 @main.command()
 @click.option("--port", default=8000, show_default=True, type=int, help="the broker's port")
-@click.option("--dir", "directory", default="ketenbroker-demo", show_default=True,
-              type=click.Path(file_okay=False, path_type=Path))
+@click.option(
+    "--dir",
+    "directory",
+    default="ketenbroker-demo",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
 @reports_errors
 def demo(port: int, directory: Path) -> None:
     """Start the broker with a demo school and demo publishers, all on this machine."""
@@ -118,13 +127,24 @@ def school() -> None:
 @click.option("--id", "school_id", required=True)
 @click.option("--name", required=True)
 @click.option("--saml-metadata", "metadata", required=True, help="file or URL")
-@click.option("--subject", default="name_id", show_default=True,
-              help="name_id (persistent NameID) or a catalogue attribute")
+@click.option(
+    "--subject",
+    default="name_id",
+    show_default=True,
+    help="name_id (persistent NameID) or a catalogue attribute",
+)
 @click.option("--eck-id", is_flag=True, help="derive pseudonyms from the ECK iD (eck_id)")
 @click.option("--scope", "scopes", multiple=True, help="the school's realm(s) for scoped values")
 @reports_errors
-def school_add(config_path: Path, school_id: str, name: str, metadata: str, subject: str,
-               eck_id: bool, scopes: tuple[str, ...]) -> None:
+def school_add(
+    config_path: Path,
+    school_id: str,
+    name: str,
+    metadata: str,
+    subject: str,
+    eck_id: bool,
+    scopes: tuple[str, ...],
+) -> None:
     """Register a school with its SAML identity provider."""
     if subject != "name_id":
         _attribute(subject)
@@ -156,7 +176,9 @@ def _declarations(declare: tuple[str, ...], require: tuple[str, ...]) -> tuple[D
     for value, required in [(v, False) for v in declare] + [(v, True) for v in require]:
         name, sep, purpose = value.partition("=")
         if not sep or not purpose.strip():
-            raise click.BadParameter(f"{value!r}: write ATTRIBUTE=PURPOSE (the purpose a parent reads)")
+            raise click.BadParameter(
+                f"{value!r}: write ATTRIBUTE=PURPOSE (the purpose a parent reads)"
+            )
         _attribute(name.strip())
         if name.strip() in out:
             raise click.BadParameter(f"attribute {name.strip()!r} declared twice")
@@ -179,9 +201,16 @@ def publisher() -> None:
 @click.option("--declare", multiple=True, help="ATTRIBUTE=PURPOSE, an optional attribute")
 @click.option("--require", multiple=True, help="ATTRIBUTE=PURPOSE, a required attribute")
 @reports_errors
-def publisher_add(config_path: Path, service_id: str, name: str, metadata: str,
-                  chain_id: str | None, naming: str, declare: tuple[str, ...],
-                  require: tuple[str, ...]) -> None:
+def publisher_add(
+    config_path: Path,
+    service_id: str,
+    name: str,
+    metadata: str,
+    chain_id: str | None,
+    naming: str,
+    declare: tuple[str, ...],
+    require: tuple[str, ...],
+) -> None:
     """Register a publisher's SAML service and the attributes it needs, with purposes."""
     declarations = _declarations(declare, require)
     xml = read_source(metadata)
@@ -229,7 +258,8 @@ def policy_show(config_path: Path, school_id: str, service_id: str | None) -> No
     for service in services:
         current = registry.policy(school_id, service.id)
         shown = ", ".join(sorted(current.attributes)) or "(pseudonym only)"
-        declared = ", ".join(
-            f"{d.attribute}{'*' if d.required else ''}" for d in service.declarations
-        ) or "-"
+        declared = (
+            ", ".join(f"{d.attribute}{'*' if d.required else ''}" for d in service.declarations)
+            or "-"
+        )
         click.echo(f"{service.id}: v{current.version} releases {shown}; declared: {declared}")

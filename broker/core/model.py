@@ -7,15 +7,15 @@ request (and, sealed, in the login state) and is never written to the registry o
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 
 
-class Protocol(str, Enum):
+class Protocol(StrEnum):
     SAML = "saml"
     OIDC = "oidc"
 
 
-class NamingProfile(str, Enum):
+class NamingProfile(StrEnum):
     """How released attributes are named towards a SAML service (attributes.md)."""
 
     OID = "oid"

@@ -51,7 +51,9 @@ class PseudonymKeys:
                 raise ConfigurationError("every pseudonym key must be 32 bytes")
 
     def __repr__(self) -> str:
-        return f"PseudonymKeys(current_version={self.current_version}, versions={sorted(self.keys)})"
+        return (
+            f"PseudonymKeys(current_version={self.current_version}, versions={sorted(self.keys)})"
+        )
 
     @property
     def current(self) -> bytes:

@@ -24,9 +24,7 @@ def release_for(
     declared = {d.attribute for d in service.declarations}
     wanted = declared if requested is None else declared & requested
     released = {
-        name: available[name]
-        for name in sorted(policy.attributes & wanted)
-        if available.get(name)
+        name: available[name] for name in sorted(policy.attributes & wanted) if available.get(name)
     }
     missing = tuple(
         sorted(
@@ -54,6 +52,8 @@ def compute_release(
     pseudonym = derive_chain_pseudonym(keys.current, chain, namespace, subject)
     previous = None
     if keys.previous_version is not None:
-        previous = derive_chain_pseudonym(keys.keys[keys.previous_version], chain, namespace, subject)
+        previous = derive_chain_pseudonym(
+            keys.keys[keys.previous_version], chain, namespace, subject
+        )
     attributes = release_for(service, policy, requested, identity.attributes)
     return Release(pseudonym, attributes, policy.version, previous)

@@ -62,7 +62,9 @@ class SealedStore:
     def __init__(self, store: KeyValueStore) -> None:
         self.store = store
 
-    def put(self, secret: bytes, kind: str, record_id: str, payload: dict[str, Any], ttl: int) -> None:
+    def put(
+        self, secret: bytes, kind: str, record_id: str, payload: dict[str, Any], ttl: int
+    ) -> None:
         self.store.put(store_key(kind, record_id), seal(secret, kind, record_id, payload), ttl)
 
     def get(self, secret: bytes, kind: str, record_id: str) -> dict[str, Any] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import logging
 from dataclasses import dataclass
+from typing import Any
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.response import (
@@ -57,11 +58,17 @@ class SamlBack:
     def authn_request(self, school: School, relay_state: str) -> UpstreamRequest:
         client = self.entities.client
         try:
-            destination = client.metadata.single_sign_on_service(school.idp_entity_id, BINDING_HTTP_REDIRECT)
+            destination = client.metadata.single_sign_on_service(
+                school.idp_entity_id, BINDING_HTTP_REDIRECT
+            )
         except UnknownPrincipal:
-            raise UpstreamFailure(f"no metadata for school {school.id}", code="school_metadata_missing") from None
+            raise UpstreamFailure(
+                f"no metadata for school {school.id}", code="school_metadata_missing"
+            ) from None
         if not destination:
-            raise UpstreamFailure(f"school {school.id} has no Redirect SSO endpoint", code="school_metadata_missing")
+            raise UpstreamFailure(
+                f"school {school.id} has no Redirect SSO endpoint", code="school_metadata_missing"
+            )
         location = destination[0]["location"]
         request_id, request = client.create_authn_request(
             location, binding=BINDING_HTTP_REDIRECT, nameid_format=NAMEID_FORMAT_PERSISTENT
@@ -72,7 +79,9 @@ class SamlBack:
         url = dict(info["headers"])["Location"]
         return UpstreamRequest(str(request_id), str(url))
 
-    def parse_response(self, saml_response: str, school: School, request_id: str) -> VerifiedResponse:
+    def parse_response(
+        self, saml_response: str, school: School, request_id: str
+    ) -> VerifiedResponse:
         xml = firewall.decode_post(saml_response)
         firewall.inspect(xml, root="Response", assertions=None)
         client = self.entities.client
@@ -81,9 +90,13 @@ class SamlBack:
                 saml_response, BINDING_HTTP_POST, outstanding={request_id: school.id}
             )
         except StatusError as err:
-            raise UpstreamFailure(f"school {school.id} returned status {type(err).__name__}", code="upstream_status") from None
+            raise UpstreamFailure(
+                f"school {school.id} returned status {type(err).__name__}", code="upstream_status"
+            ) from None
         except (IncorrectlySigned, SignatureError):
-            raise InvalidMessage("school response signature invalid", code="bad_signature") from None
+            raise InvalidMessage(
+                "school response signature invalid", code="bad_signature"
+            ) from None
         except UnsolicitedResponse:
             raise InvalidMessage("response to no request of ours", code="unsolicited") from None
         except (ResponseLifetimeExceed, ToEarly):
@@ -93,18 +106,24 @@ class SamlBack:
         except (ValueError, KeyError, TypeError, AttributeError, IndexError) as err:
             # pysaml2 raises bare builtin errors (and its own Exception subclasses below) for
             # audience, destination and shape problems; the reason code keeps only the class.
-            raise InvalidMessage(f"school response refused: {type(err).__name__}", code="response_refused") from None
-        except Exception as err:  # noqa: BLE001 - pysaml2 raises plain Exception subclasses
-            raise InvalidMessage(f"school response refused: {type(err).__name__}", code="response_refused") from None
+            raise InvalidMessage(
+                f"school response refused: {type(err).__name__}", code="response_refused"
+            ) from None
+        except Exception as err:
+            raise InvalidMessage(
+                f"school response refused: {type(err).__name__}", code="response_refused"
+            ) from None
         if response is None or response.assertion is None:
             raise InvalidMessage("response without assertion", code="no_assertion")
         return self._identity(response, school)
 
-    def _identity(self, response: object, school: School) -> VerifiedResponse:
-        assertion = getattr(response, "assertion")
+    def _identity(self, response: Any, school: School) -> VerifiedResponse:
+        assertion = response.assertion
         issuer = (assertion.issuer.text or "").strip() if assertion.issuer is not None else ""
-        outer = getattr(response, "response").issuer
-        if issuer != school.idp_entity_id or (outer is not None and (outer.text or "").strip() != issuer):
+        outer = response.response.issuer
+        if issuer != school.idp_entity_id or (
+            outer is not None and (outer.text or "").strip() != issuer
+        ):
             # Signed by a valid key, but of another IdP than the school the student chose.
             raise InvalidMessage("issuer is not the chosen school's IdP", code="issuer_mismatch")
         attributes = self._attributes(assertion, school)
@@ -115,7 +134,9 @@ class SamlBack:
             statement = assertion.authn_statement[0]
             if statement.authn_instant:
                 authn_instant = float(calendar.timegm(str_to_time(statement.authn_instant)))
-            ref = statement.authn_context.authn_context_class_ref if statement.authn_context else None
+            ref = (
+                statement.authn_context.authn_context_class_ref if statement.authn_context else None
+            )
             authn_context = ref.text.strip() if ref is not None and ref.text else None
         expires = assertion.conditions.not_on_or_after if assertion.conditions else None
         if not expires:
@@ -126,7 +147,7 @@ class SamlBack:
         )
 
     @staticmethod
-    def _attributes(assertion: object, school: School) -> dict[str, tuple[str, ...]]:
+    def _attributes(assertion: Any, school: School) -> dict[str, tuple[str, ...]]:
         collected: dict[str, list[str]] = {}
         for statement in getattr(assertion, "attribute_statement", []) or []:
             for attribute in statement.attribute:
@@ -141,19 +162,26 @@ class SamlBack:
         for canonical, values in collected.items():
             kept, dropped = accept_values(canonical, values, school.scopes)
             if dropped:
-                log.warning("dropped values that do not fit", extra={"attribute": canonical, "school": school.id, "count": dropped})
+                log.warning(
+                    "dropped values that do not fit",
+                    extra={"attribute": canonical, "school": school.id, "count": dropped},
+                )
             if kept:
                 accepted[canonical] = kept
         return accepted
 
     @staticmethod
-    def _subject(assertion: object, school: School, attributes: dict[str, tuple[str, ...]]) -> str:
+    def _subject(assertion: Any, school: School, attributes: dict[str, tuple[str, ...]]) -> str:
         if school.use_eck_id:
             return ""  # the core takes the ECK iD from the attributes
         if school.subject_attribute == NAME_ID_SUBJECT:
-            subject = getattr(assertion, "subject")
+            subject = assertion.subject
             name_id = subject.name_id if subject is not None else None
-            if name_id is None or name_id.format not in (None, NAMEID_FORMAT_PERSISTENT) or not name_id.text:
+            if (
+                name_id is None
+                or name_id.format not in (None, NAMEID_FORMAT_PERSISTENT)
+                or not name_id.text
+            ):
                 return ""  # the core refuses: no fallback to a transient value
             return str(name_id.text).strip()
         values = attributes.get(school.subject_attribute, ())

@@ -12,13 +12,12 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, sigver
 from saml2.client import Saml2Client
 from saml2.config import Config, IdPConfig, SPConfig
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_UNSPECIFIED
 from saml2.server import Server
-from saml2 import sigver
 
 from broker.config import Settings
 from broker.core.ports import RegistryReader
@@ -163,7 +162,11 @@ class SamlEntities:
             return built
         with self._lock:
             if self._built is None or self._built.generation != generation:
-                server = Server(config=idp_config(self.settings, list(self.registry.service_metadata().values())))
+                server = Server(
+                    config=idp_config(
+                        self.settings, list(self.registry.service_metadata().values())
+                    )
+                )
                 server.session_db = _NoAssertionMemory()
                 client = Saml2Client(
                     config=sp_config(self.settings, list(self.registry.school_metadata().values()))

@@ -54,7 +54,9 @@ def inflate_redirect(value: str) -> bytes:
         # max_length stops a deflate bomb after the cap instead of after the damage.
         out = inflater.decompress(raw, MAX_INFLATED_BYTES + 1)
     except (binascii.Error, ValueError, zlib.error):
-        raise InvalidMessage("Redirect message is not deflated base64", code="malformed_message") from None
+        raise InvalidMessage(
+            "Redirect message is not deflated base64", code="malformed_message"
+        ) from None
     if len(out) > MAX_INFLATED_BYTES or inflater.unconsumed_tail:
         raise InvalidMessage("inflated message over the size cap", code="message_too_large")
     return out

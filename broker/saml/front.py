@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_UNSPECIFIED
+from saml2.server import Server
 from saml2.sigver import SignatureError, verify_redirect_signature
 
 from broker.config import Settings
@@ -25,7 +26,12 @@ from broker.core.ports import RegistryReader
 from broker.login.flow import Completion, LoginRequest
 from broker.saml import firewall
 from broker.saml.entities import SamlEntities
-from broker.saml.response_builder import AssertionContent, SamlAttribute, signed_response
+from broker.saml.response_builder import (
+    AssertionContent,
+    SamlAttribute,
+    signed_error_response,
+    signed_response,
+)
 from broker.saml.xmlsig import check_redirect_sigalg
 
 log = logging.getLogger(__name__)
@@ -37,7 +43,11 @@ STATUS_INVALID_NAMEID_POLICY = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameID
 STATUS_REQUEST_DENIED = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied"
 STATUS_NO_PASSIVE = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
 STATUS_AUTHN_FAILED = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
-ACCEPTED_NAME_ID_FORMATS = (NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_UNSPECIFIED, NAMEID_FORMAT_TRANSIENT)
+ACCEPTED_NAME_ID_FORMATS = (
+    NAMEID_FORMAT_PERSISTENT,
+    NAMEID_FORMAT_UNSPECIFIED,
+    NAMEID_FORMAT_TRANSIENT,
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +58,9 @@ class PostMessage:
     fields: dict[str, str]
 
 
-def _in_metadata(server: object, entity_id: str) -> bool:
+def _in_metadata(server: Server, entity_id: str) -> bool:
     try:
-        getattr(server, "metadata")[entity_id]
+        server.metadata[entity_id]
     except KeyError:
         return False
     return True
@@ -69,7 +79,9 @@ class AnswerableRefusal(BrokerError):
 
 
 class SamlFront:
-    def __init__(self, settings: Settings, registry: RegistryReader, entities: SamlEntities) -> None:
+    def __init__(
+        self, settings: Settings, registry: RegistryReader, entities: SamlEntities
+    ) -> None:
         self.settings = settings
         self.registry = registry
         self.entities = entities
@@ -100,11 +112,17 @@ class SamlFront:
         if parsed is None:
             raise InvalidMessage("AuthnRequest refused by the parser")
         message: samlp.AuthnRequest = parsed.message
-        issuer = message.issuer.text.strip() if message.issuer is not None and message.issuer.text else ""
+        issuer = (
+            message.issuer.text.strip()
+            if message.issuer is not None and message.issuer.text
+            else ""
+        )
         service = self.registry.service_by_entity_id(issuer)
         if service is None or not _in_metadata(server, issuer):
             raise UnknownService("AuthnRequest from an entity not in the registry")
-        self._check_signature(server, issuer, binding, message, saml_request, relay_state, sigalg, signature)
+        self._check_signature(
+            server, issuer, binding, message, saml_request, relay_state, sigalg, signature
+        )
         acs_url = self._acs_url(server, issuer, message)
         request = LoginRequest(
             service_id=service.id,
@@ -134,7 +152,7 @@ class SamlFront:
 
     def _check_signature(
         self,
-        server: object,
+        server: Server,
         issuer: str,
         binding: str,
         message: samlp.AuthnRequest,
@@ -143,7 +161,7 @@ class SamlFront:
         sigalg: str | None,
         signature: str | None,
     ) -> None:
-        metadata = getattr(server, "metadata")
+        metadata = server.metadata
         descriptors = metadata[issuer].get("spsso_descriptor", [])
         must_sign = any(d.get("authn_requests_signed") in ("true", True) for d in descriptors)
         if binding == BINDING_HTTP_REDIRECT:
@@ -161,15 +179,15 @@ class SamlFront:
             if relay_state is not None:
                 signed["RelayState"] = relay_state
             certs = metadata.certs(issuer, "spsso", "signing")
-            backend = getattr(server, "sec").sec_backend
+            backend = server.sec.sec_backend
             if not any(verify_redirect_signature(signed, backend, cert) for _, cert in certs):
                 raise InvalidMessage("AuthnRequest signature invalid", code="bad_signature")
         elif must_sign and message.signature is None:
             # A present POST signature was verified by pysaml2 against the metadata keys.
             raise InvalidMessage("unsigned AuthnRequest", code="request_unsigned")
 
-    def _acs_url(self, server: object, issuer: str, message: samlp.AuthnRequest) -> str:
-        endpoints = getattr(server, "metadata").assertion_consumer_service(issuer, BINDING_HTTP_POST)
+    def _acs_url(self, server: Server, issuer: str, message: samlp.AuthnRequest) -> str:
+        endpoints = server.metadata.assertion_consumer_service(issuer, BINDING_HTTP_POST)
         locations = [e["location"] for e in endpoints]
         if not locations:
             raise InvalidMessage("service has no HTTP-POST ACS in metadata", code="acs_unknown")
@@ -199,7 +217,9 @@ class SamlFront:
     @staticmethod
     def _name_id_format(message: samlp.AuthnRequest) -> str | None:
         policy = message.name_id_policy
-        requested = policy.format if policy is not None and policy.format else NAMEID_FORMAT_PERSISTENT
+        requested = (
+            policy.format if policy is not None and policy.format else NAMEID_FORMAT_PERSISTENT
+        )
         return requested if requested in ACCEPTED_NAME_ID_FORMATS else None
 
     # -- out --------------------------------------------------------------------------------
@@ -210,10 +230,17 @@ class SamlFront:
         name_id_format = front["name_id_format"]
         # A transient NameID is fresh per login; the pseudonym then travels in pairwise-id only.
         name_id = (
-            "_" + secrets.token_hex(20) if name_id_format == NAMEID_FORMAT_TRANSIENT else release.pseudonym
+            "_" + secrets.token_hex(20)
+            if name_id_format == NAMEID_FORMAT_TRANSIENT
+            else release.pseudonym
         )
         attributes = [
-            SamlAttribute(PAIRWISE_ID, OID_FORMAT, "pairwise-id", (f"{release.pseudonym}@{self.settings.scope}",))
+            SamlAttribute(
+                PAIRWISE_ID,
+                OID_FORMAT,
+                "pairwise-id",
+                (f"{release.pseudonym}@{self.settings.scope}",),
+            )
         ]
         if release.previous_pseudonym:
             attributes.append(
@@ -251,21 +278,19 @@ class SamlFront:
         return out
 
     def error_for(self, request: LoginRequest, status: str, message: str) -> PostMessage:
-        """A signed error Response (top-level Responder/Requester with the specific second level)."""
+        """A signed error Response: Requester/Responder at the top, the specific status below."""
         front = request.front
         top = STATUS_REQUESTER if status == STATUS_INVALID_NAMEID_POLICY else STATUS_RESPONDER
-        server = self.entities.server
-        response = server.create_error_response(
-            front["request_id"],
-            front["acs_url"],
-            (top, message),
-            sign=True,
-            sign_alg="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-            digest_alg="http://www.w3.org/2001/04/xmlenc#sha256",
+        xml = signed_error_response(
+            self.entities.server.sec,
+            issuer=self.settings.idp_entity_id,
+            destination=front["acs_url"],
+            in_response_to=front["request_id"],
+            top_status=top,
+            status=status,
+            message=message,
+            now=datetime.now(UTC),
         )
-        xml = str(response)
-        # pysaml2's error_status_factory puts the info code at the top level; nest ours below it.
-        xml = xml.replace(f'<samlp:StatusCode Value="{top}" />', f'<samlp:StatusCode Value="{top}"><samlp:StatusCode Value="{status}" /></samlp:StatusCode>', 1)
         return self._post(front, xml)
 
     @staticmethod

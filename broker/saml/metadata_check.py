@@ -38,7 +38,11 @@ def _descriptor(xml: str, role: str) -> tuple[str, etree._Element]:
     tag = "IDPSSODescriptor" if role == "idp" else "SPSSODescriptor"
     descriptor = root.find(f"{{{MD}}}{tag}")
     if descriptor is None:
-        kind = "an identity provider (IDPSSODescriptor)" if role == "idp" else "a service provider (SPSSODescriptor)"
+        kind = (
+            "an identity provider (IDPSSODescriptor)"
+            if role == "idp"
+            else "a service provider (SPSSODescriptor)"
+        )
         raise MetadataInvalid(f"metadata of {entity_id} does not describe {kind}")
     if descriptor.find(f"{{{MD}}}KeyDescriptor") is None:
         raise MetadataInvalid(f"metadata of {entity_id} has no signing key (KeyDescriptor)")
@@ -66,7 +70,9 @@ def sp_entity_id(xml: str) -> str:
         raise MetadataInvalid(f"metadata of {entity_id} has no HTTP-POST AssertionConsumerService")
     for location in endpoints:
         if not is_acceptable_endpoint(location):
-            raise MetadataInvalid(f"ACS URL {location!r} must be https (plain http only on loopback)")
+            raise MetadataInvalid(
+                f"ACS URL {location!r} must be https (plain http only on loopback)"
+            )
     return entity_id
 
 

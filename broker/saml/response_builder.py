@@ -18,7 +18,7 @@ RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
-PASSWORD_PROTECTED = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+PASSWORD_PROTECTED = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,9 @@ def _attribute(item: SamlAttribute) -> saml.Attribute:
     return attribute
 
 
-def build_assertion(content: AssertionContent, now: datetime, lifetime: int, skew: int) -> saml.Assertion:
+def build_assertion(
+    content: AssertionContent, now: datetime, lifetime: int, skew: int
+) -> saml.Assertion:
     not_on_or_after = saml_time(now + timedelta(seconds=lifetime))
     subject = saml.Subject(
         name_id=saml.NameID(
@@ -140,3 +142,35 @@ def signed_response(
     # Inner first: the response's signature then covers the signed assertion.
     to_sign = [(class_name(assertion), assertion.id), (class_name(response), response.id)]
     return str(signed_instance_factory(response, security, to_sign))
+
+
+def signed_error_response(
+    security: SecurityContext,
+    *,
+    issuer: str,
+    destination: str,
+    in_response_to: str,
+    top_status: str,
+    status: str,
+    message: str,
+    now: datetime,
+) -> str:
+    """A signed Response without assertion: `top_status` with the specific `status` nested."""
+    response = samlp.Response(
+        id=sid(),
+        version="2.0",
+        issue_instant=saml_time(now),
+        destination=destination,
+        in_response_to=in_response_to,
+        issuer=saml.Issuer(text=issuer, format=saml.NAMEID_FORMAT_ENTITY),
+        status=samlp.Status(
+            status_code=samlp.StatusCode(
+                value=top_status, status_code=samlp.StatusCode(value=status)
+            ),
+            status_message=samlp.StatusMessage(text=message),
+        ),
+    )
+    response.signature = pre_signature_part(
+        response.id, security.my_cert, 1, sign_alg=RSA_SHA256, digest_alg=SHA256
+    )
+    return str(signed_instance_factory(response, security, [(class_name(response), response.id)]))

@@ -236,7 +236,7 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # saml2 ship
             log.warning("assertion decryption refused", extra={"reason": str(err)})
             raise
 
-    def encrypt_assertion(  # noqa: PLR0917  # pysaml2 calls it positionally
+    def encrypt_assertion(  # pysaml2 calls it positionally
         self,
         statement: Any,
         enc_key: str,

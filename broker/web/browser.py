@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import Request, Response
+from flask import Request
+from werkzeug.wrappers import Response
 
 from broker.login.sealed import new_secret
 
@@ -36,7 +37,9 @@ def browser_secret(request: Request) -> tuple[bytes, bool]:
 
 def set_browser_secret(response: Response, secret: bytes) -> None:
     value = base64.urlsafe_b64encode(secret).decode().rstrip("=")
-    response.set_cookie(BROWSER_COOKIE, value, secure=True, httponly=True, samesite="None", path="/")
+    response.set_cookie(
+        BROWSER_COOKIE, value, secure=True, httponly=True, samesite="None", path="/"
+    )
 
 
 def set_sso_token(response: Response, token: str, max_age: int) -> None:
@@ -47,6 +50,11 @@ def set_sso_token(response: Response, token: str, max_age: int) -> None:
 
 def remember_school(response: Response, school_id: str) -> None:
     response.set_cookie(
-        SCHOOL_COOKIE, school_id, max_age=SCHOOL_COOKIE_MAX_AGE, secure=True, httponly=True,
-        samesite="Lax", path="/",
+        SCHOOL_COOKIE,
+        school_id,
+        max_age=SCHOOL_COOKIE_MAX_AGE,
+        secure=True,
+        httponly=True,
+        samesite="Lax",
+        path="/",
     )

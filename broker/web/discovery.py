@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, make_response, render_template, request, url_for
+from flask import Blueprint, make_response, render_template, request, url_for
+from werkzeug.wrappers import Response
 
 from broker.core.errors import BadRequest
 from broker.web.browser import SCHOOL_COOKIE, browser_secret, remember_school

@@ -7,7 +7,7 @@ import logging
 import secrets
 
 from flask import Flask, render_template
-from flask_babel import gettext  # type: ignore[import-untyped]
+from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from broker.core.errors import BrokerError, RequiredAttributeMissing
@@ -65,8 +65,10 @@ def install_error_pages(app: Flask) -> None:
         status = error.code or 500
         error_id = new_error_id()
         log.warning("http error status=%s error_id=%s", status, error_id)
-        message = gettext("This page does not exist.") if status == 404 else gettext(
-            "The request could not be accepted."
+        message = (
+            gettext("This page does not exist.")
+            if status == 404
+            else gettext("The request could not be accepted.")
         )
         page = render_template(
             "error.html", status=status, title=_title(status), message=message, error_id=error_id

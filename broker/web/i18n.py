@@ -11,7 +11,7 @@ from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from flask import Flask, Response, request
-from flask_babel import Babel, get_locale  # type: ignore[import-untyped]
+from flask_babel import Babel, get_locale
 
 DEFAULT_LANGUAGE = "nl"
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("nl", "en")

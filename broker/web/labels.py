@@ -7,7 +7,7 @@ the language of whichever request asks.
 
 from __future__ import annotations
 
-from flask_babel import gettext, lazy_gettext  # type: ignore[import-untyped]
+from flask_babel import gettext, lazy_gettext
 
 from broker.core.errors import BrokerError
 

@@ -7,12 +7,18 @@ import logging
 import time
 from urllib.parse import urlencode, urlsplit
 
-from flask import Response, current_app, make_response, redirect, render_template, url_for
+from flask import current_app, make_response, redirect, render_template, url_for
+from werkzeug.wrappers import Response
 
 from broker.core.errors import BrokerError, PolicyRefusal, UnknownSchool
 from broker.core.model import UpstreamIdentity
 from broker.login.flow import LoginRecord
-from broker.saml.front import STATUS_NO_PASSIVE, STATUS_REQUEST_DENIED, AnswerableRefusal, PostMessage
+from broker.saml.front import (
+    STATUS_NO_PASSIVE,
+    STATUS_REQUEST_DENIED,
+    AnswerableRefusal,
+    PostMessage,
+)
 from broker.web.browser import set_browser_secret, set_sso_token
 from broker.web.errors import render_error
 from broker.web.wiring import Broker
@@ -25,7 +31,9 @@ def broker() -> Broker:
     return value
 
 
-def continue_login(secret: bytes, new_secret: bool, record: LoginRecord, sso: tuple[UpstreamIdentity, float] | None) -> Response:
+def continue_login(
+    secret: bytes, new_secret: bool, record: LoginRecord, sso: tuple[UpstreamIdentity, float] | None
+) -> Response:
     """After a request arrived: answer from the SSO session, go to the school, or to discovery."""
     b = broker()
     if sso is not None and b.flow.session_serves(record, sso[0]):
@@ -33,7 +41,11 @@ def continue_login(secret: bytes, new_secret: bool, record: LoginRecord, sso: tu
         response = finish(record, sso[0], sso[1], sso_token=None)
     elif record.request.front.get("is_passive"):
         b.flow.take(secret, record.login_id)
-        response = refuse_to_service(record, PolicyRefusal("passive request without session", code="no_passive"), STATUS_NO_PASSIVE)
+        response = refuse_to_service(
+            record,
+            PolicyRefusal("passive request without session", code="no_passive"),
+            STATUS_NO_PASSIVE,
+        )
     elif record.school_id:
         response = go_upstream(secret, record)
     else:
@@ -54,8 +66,10 @@ def go_upstream(secret: bytes, record: LoginRecord) -> Response:
     return redirect(upstream.redirect_url, 303)
 
 
-def finish(record: LoginRecord, identity: UpstreamIdentity, authn_instant: float, sso_token: str | None) -> Response:
-    """Release and answer the service; on a policy refusal, tell both the student and the service."""
+def finish(
+    record: LoginRecord, identity: UpstreamIdentity, authn_instant: float, sso_token: str | None
+) -> Response:
+    """Release and answer the service; a policy refusal goes to the student and the service."""
     b = broker()
     try:
         completion = b.flow.complete(record.request, identity, authn_instant)
@@ -64,7 +78,9 @@ def finish(record: LoginRecord, identity: UpstreamIdentity, authn_instant: float
     message = b.saml_front.response_for(completion, session_index=record.login_id)
     log.info(
         "released school=%s service=%s policy_version=%s attributes=%s",
-        completion.school.id, completion.service.id, completion.release.policy_version,
+        completion.school.id,
+        completion.service.id,
+        completion.release.policy_version,
         ",".join(sorted(completion.release.attributes)),
     )
     response = autopost(message, completion.service.name)
@@ -91,7 +107,12 @@ def answerable_refusal_page(refusal: AnswerableRefusal) -> Response:
 
 
 def autopost(message: PostMessage, destination_name: str) -> Response:
-    page = render_template("autopost.html", action=message.action, fields=message.fields, destination_name=destination_name)
+    page = render_template(
+        "autopost.html",
+        action=message.action,
+        fields=message.fields,
+        destination_name=destination_name,
+    )
     response = make_response(page)
     _allow_form_target(response, message.action)
     response.headers["Cache-Control"] = "no-store"

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, request
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from werkzeug.wrappers import Response
 
 from broker.core.errors import InvalidMessage, StateExpired, UnknownSchool
 from broker.saml.entities import ACS_PATH, IDP_METADATA_PATH, SP_METADATA_PATH, SSO_PATH
