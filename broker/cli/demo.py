@@ -136,6 +136,25 @@ def _register(
             registry.set_policy(DEMO_SCHOOL_ID, publisher.id, publisher.released, "demo")
 
 
+def _export_metadata(
+    folder: Path,
+    services: Broker,
+    school: SchoolIdpSettings,
+    publishers: list[tuple[DemoPublisher, PublisherSpSettings]],
+) -> None:
+    """The demo federation's metadata as files, for engineers who want to read or reuse it."""
+    folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        "broker-idp.xml": services.saml_entities.idp_metadata(),
+        "broker-sp.xml": services.saml_entities.sp_metadata(),
+        f"school-{DEMO_SCHOOL_ID}.xml": school_idp_metadata(school),
+    }
+    for publisher, settings in publishers:
+        files[f"publisher-{publisher.id}.xml"] = publisher_sp_metadata(settings)
+    for name, xml in files.items():
+        (folder / name).write_text(xml, encoding="utf-8")
+
+
 def prepare_demo(directory: Path, port: int) -> tuple[Settings, dict[str, Flask]]:
     """Create (or reuse) the demo instance and build the apps, keyed by base URL."""
     config = directory / CONFIG_NAME
@@ -152,6 +171,7 @@ def prepare_demo(directory: Path, port: int) -> tuple[Settings, dict[str, Flask]
         for i, p in enumerate(DEMO_PUBLISHERS)
     ]
     _register(services.registry, school, publishers)
+    _export_metadata(directory / "metadata", services, school, publishers)
     apps = {settings.base_url: create_app(settings, services=services)}
     apps[school.base_url] = create_school_idp_app(school)
     for _, publisher in publishers:

@@ -46,6 +46,9 @@ class PseudonymKeys:
     def __post_init__(self) -> None:
         if self.current_version not in self.keys:
             raise ConfigurationError("current pseudonym key version is not in the key set")
+        # Checked here too, not only in config: compute_release would otherwise fail mid-login.
+        if self.previous_version is not None and self.previous_version not in self.keys:
+            raise ConfigurationError("previous pseudonym key version is not in the key set")
         for key in self.keys.values():
             if len(key) != KEY_LENGTH:
                 raise ConfigurationError("every pseudonym key must be 32 bytes")

@@ -55,7 +55,9 @@ class SamlBack:
     def __init__(self, entities: SamlEntities) -> None:
         self.entities = entities
 
-    def authn_request(self, school: School, relay_state: str) -> UpstreamRequest:
+    def authn_request(
+        self, school: School, relay_state: str, *, force_authn: bool = False
+    ) -> UpstreamRequest:
         client = self.entities.client
         try:
             destination = client.metadata.single_sign_on_service(
@@ -71,7 +73,11 @@ class SamlBack:
             )
         location = destination[0]["location"]
         request_id, request = client.create_authn_request(
-            location, binding=BINDING_HTTP_REDIRECT, nameid_format=NAMEID_FORMAT_PERSISTENT
+            location,
+            binding=BINDING_HTTP_REDIRECT,
+            nameid_format=NAMEID_FORMAT_PERSISTENT,
+            # A service that demands a fresh login gets one at the school too, not just here.
+            force_authn="true" if force_authn else None,
         )
         info = client.apply_binding(
             BINDING_HTTP_REDIRECT, str(request), location, relay_state, sign=True, sigalg=RSA_SHA256

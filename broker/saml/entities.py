@@ -47,10 +47,10 @@ class _NoAssertionMemory:
         return None
 
 
-def _common(settings: Settings, metadata: list[str]) -> dict[str, Any]:
+def _common(settings: Settings, metadata: list[str], crypto_backend: str) -> dict[str, Any]:
     org = settings.organization
     common: dict[str, Any] = {
-        "crypto_backend": CRYPTO_BACKEND_NAME,
+        "crypto_backend": crypto_backend,
         "key_file": str(settings.saml.signing_key),
         "cert_file": str(settings.saml.signing_cert),
         "metadata": {"inline": metadata},
@@ -68,9 +68,11 @@ def _common(settings: Settings, metadata: list[str]) -> dict[str, Any]:
     return common
 
 
-def idp_config(settings: Settings, service_metadata: list[str]) -> IdPConfig:
+def idp_config(
+    settings: Settings, service_metadata: list[str], crypto_backend: str = CRYPTO_BACKEND_NAME
+) -> IdPConfig:
     sso = settings.url(SSO_PATH)
-    conf: dict[str, Any] = _common(settings, service_metadata) | {
+    conf: dict[str, Any] = _common(settings, service_metadata, crypto_backend) | {
         "entityid": settings.idp_entity_id,
         "service": {
             "idp": {
@@ -100,8 +102,10 @@ def idp_config(settings: Settings, service_metadata: list[str]) -> IdPConfig:
     return config
 
 
-def sp_config(settings: Settings, school_metadata: list[str]) -> SPConfig:
-    conf: dict[str, Any] = _common(settings, school_metadata) | {
+def sp_config(
+    settings: Settings, school_metadata: list[str], crypto_backend: str = CRYPTO_BACKEND_NAME
+) -> SPConfig:
+    conf: dict[str, Any] = _common(settings, school_metadata, crypto_backend) | {
         "entityid": settings.sp_entity_id,
         "service": {
             "sp": {
@@ -147,8 +151,17 @@ class _Built:
 class SamlEntities:
     """The current pysaml2 Server and Saml2Client; rebuilt only when the registry changed."""
 
-    def __init__(self, settings: Settings, registry: RegistryReader) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryReader,
+        *,
+        crypto_backend: str = CRYPTO_BACKEND_NAME,
+    ) -> None:
+        """`crypto_backend` stays in process in every deployment; the benchmark passes pysaml2's
+        stock "xmlsec1" to measure what the in-process route saves."""
         enable_inprocess_crypto()
+        self.crypto_backend = crypto_backend
         self.settings = settings
         self.registry = registry
         self._lock = threading.Lock()
@@ -164,12 +177,18 @@ class SamlEntities:
             if self._built is None or self._built.generation != generation:
                 server = Server(
                     config=idp_config(
-                        self.settings, list(self.registry.service_metadata().values())
+                        self.settings,
+                        list(self.registry.service_metadata().values()),
+                        self.crypto_backend,
                     )
                 )
                 server.session_db = _NoAssertionMemory()
                 client = Saml2Client(
-                    config=sp_config(self.settings, list(self.registry.school_metadata().values()))
+                    config=sp_config(
+                        self.settings,
+                        list(self.registry.school_metadata().values()),
+                        self.crypto_backend,
+                    )
                 )
                 self._built = _Built(generation, server, client)
             return self._built

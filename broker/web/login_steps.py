@@ -10,10 +10,11 @@ from urllib.parse import urlencode, urlsplit
 from flask import current_app, make_response, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from broker.core.errors import BrokerError, PolicyRefusal, UnknownSchool
+from broker.core.errors import BrokerError, MissingSubject, PolicyRefusal, UnknownSchool
 from broker.core.model import UpstreamIdentity
 from broker.login.flow import LoginRecord
 from broker.saml.front import (
+    STATUS_AUTHN_FAILED,
     STATUS_NO_PASSIVE,
     STATUS_REQUEST_DENIED,
     AnswerableRefusal,
@@ -38,7 +39,7 @@ def continue_login(
     b = broker()
     if sso is not None and b.flow.session_serves(record, sso[0]):
         b.flow.take(secret, record.login_id)
-        response = finish(record, sso[0], sso[1], sso_token=None)
+        response = finish(record, sso[0], sso[1], new_session=False)
     elif record.request.front.get("is_passive"):
         b.flow.take(secret, record.login_id)
         response = refuse_to_service(
@@ -60,21 +61,29 @@ def go_upstream(secret: bytes, record: LoginRecord) -> Response:
     school = b.registry.school(record.school_id or "")
     if school is None:
         raise UnknownSchool("chosen school vanished")
-    upstream = b.saml_back.authn_request(school, relay_state=record.login_id)
+    upstream = b.saml_back.authn_request(
+        school, relay_state=record.login_id, force_authn=record.request.force_authn
+    )
     b.flow.note_upstream(secret, record, upstream.request_id)
     log.info("upstream school=%s service=%s", school.id, record.request.service_id)
     return redirect(upstream.redirect_url, 303)
 
 
 def finish(
-    record: LoginRecord, identity: UpstreamIdentity, authn_instant: float, sso_token: str | None
+    record: LoginRecord, identity: UpstreamIdentity, authn_instant: float, *, new_session: bool
 ) -> Response:
-    """Release and answer the service; a policy refusal goes to the student and the service."""
+    """Release and answer the service; a refusal goes to the student and the service.
+
+    With `new_session` (a fresh school login) the SSO session is opened only once the release
+    succeeded, so a login the broker refused leaves no session behind.
+    """
     b = broker()
     try:
         completion = b.flow.complete(record.request, identity, authn_instant)
     except PolicyRefusal as refusal:
         return refuse_to_service(record, refusal, STATUS_REQUEST_DENIED)
+    except MissingSubject as missing:
+        return refuse_to_service(record, missing, STATUS_AUTHN_FAILED)
     message = b.saml_front.response_for(completion, session_index=record.login_id)
     log.info(
         "released school=%s service=%s policy_version=%s attributes=%s",
@@ -84,8 +93,9 @@ def finish(
         ",".join(sorted(completion.release.attributes)),
     )
     response = autopost(message, completion.service.name)
-    if sso_token:
-        set_sso_token(response, sso_token, b.settings.sso_session_seconds)
+    token = b.flow.open_session(identity, authn_instant) if new_session else None
+    if token:
+        set_sso_token(response, token, b.settings.sso_session_seconds)
     return response
 
 

@@ -8,11 +8,17 @@ from flask import Blueprint, request
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from werkzeug.wrappers import Response
 
-from broker.core.errors import InvalidMessage, StateExpired, UnknownSchool
+from broker.core.errors import InvalidMessage, StateExpired, UnknownSchool, UpstreamFailure
 from broker.saml.entities import ACS_PATH, IDP_METADATA_PATH, SP_METADATA_PATH, SSO_PATH
-from broker.saml.front import AnswerableRefusal
+from broker.saml.front import STATUS_AUTHN_FAILED, AnswerableRefusal
 from broker.web.browser import SSO_COOKIE, browser_secret
-from broker.web.login_steps import answerable_refusal_page, broker, continue_login, finish
+from broker.web.login_steps import (
+    answerable_refusal_page,
+    broker,
+    continue_login,
+    finish,
+    refuse_to_service,
+)
 
 saml = Blueprint("saml", __name__)
 
@@ -65,7 +71,13 @@ def acs() -> Response:
     school = b.registry.school(record.school_id or "")
     if school is None or record.upstream_request_id is None:
         raise UnknownSchool("login record has no school request")
-    verified = b.saml_back.parse_response(saml_response, school, record.upstream_request_id)
+    try:
+        verified = b.saml_back.parse_response(saml_response, school, record.upstream_request_id)
+    except UpstreamFailure as failure:
+        # The school itself said no (or sent no usable subject): the login ends, and the
+        # service hears so in its own protocol instead of waiting for a response forever.
+        record = b.flow.take(secret, login_id)
+        return refuse_to_service(record, failure, STATUS_AUTHN_FAILED)
     ttl = int(verified.expires_at - time.time()) + b.settings.saml.clock_skew_seconds + 1
     replay_key = f"replay:saml:{school.idp_entity_id}:{verified.assertion_id}"
     if not b.store.add_if_absent(replay_key, b"1", max(ttl, 1)):
@@ -73,8 +85,7 @@ def acs() -> Response:
     # Single use: of two racing copies of this response only one consumes the record.
     record = b.flow.take(secret, login_id)
     authn_instant = verified.authn_instant or time.time()
-    token = b.flow.open_session(verified.identity, authn_instant)
-    return finish(record, verified.identity, authn_instant, sso_token=token)
+    return finish(record, verified.identity, authn_instant, new_session=True)
 
 
 @saml.route(IDP_METADATA_PATH)

@@ -11,6 +11,7 @@ from broker.registry import SqlRegistry
 from broker.saml.back import SamlBack
 from broker.saml.entities import SamlEntities
 from broker.saml.front import SamlFront
+from broker.saml.xmlsig import CRYPTO_BACKEND_NAME
 from broker.store import open_store
 
 
@@ -25,10 +26,10 @@ class Broker:
     saml_back: SamlBack
 
 
-def build_broker(settings: Settings) -> Broker:
+def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEND_NAME) -> Broker:
     registry = SqlRegistry(settings.registry_url)
     store = open_store(settings.store_url)
-    entities = SamlEntities(settings, registry)
+    entities = SamlEntities(settings, registry, crypto_backend=saml_crypto_backend)
     flow = LoginFlow(
         registry,
         store,
