@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Make sure the system services and packages the test suite talks to are there and running:
+# Redis, PostgreSQL (storage tests) and Chromium (browser tests). Installs with apt when run as
+# root on a machine that lacks them; otherwise says what is missing.
+set -u
+
+have() { command -v "$1" >/dev/null 2>&1; }
+
+apt_install() {
+  if [ "$(id -u)" != "0" ] || ! have apt-get; then
+    echo "services: missing $*; install them (Debian: apt-get install $*) and run again" >&2
+    return 1
+  fi
+  if [ -z "${KB_APT_UPDATED:-}" ]; then
+    apt-get update -qq >/dev/null && export KB_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+missing=()
+have redis-server || missing+=(redis-server)
+[ -d /etc/postgresql ] || missing+=(postgresql)
+[ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "services: installing ${missing[*]}"
+  apt_install "${missing[@]}" || exit 1
+fi
+
+if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+  echo "services: starting redis-server on 127.0.0.1:6379"
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
+fi
+
+if ! (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+  echo "services: starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start
+fi
+
+for _ in $(seq 1 30); do
+  if (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null && (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null; then
+    exit 0
+  fi
+  sleep 1
+done
+echo "services: Redis or PostgreSQL did not come up on 127.0.0.1" >&2
+exit 1
