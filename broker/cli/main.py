@@ -100,6 +100,16 @@ def run(config_path: Path, host: str, port: int) -> None:
     run_simple(host, port, create_app(settings), threaded=True)
 
 
+@main.command("migrate")
+@config_option
+@reports_errors
+def migrate_command(config_path: Path) -> None:
+    """Bring the registry's schema up to date (run once before starting new workers)."""
+    settings = load_settings(config_path)
+    migrate(settings.registry_url)
+    click.echo("Registry schema is up to date.")
+
+
 @main.command()
 @click.option("--port", default=8000, show_default=True, type=int, help="the broker's port")
 @click.option(

@@ -18,7 +18,8 @@ PREVIOUS_PSEUDONYM = "urn:ketenbroker:previous-pseudonym"
 MACE_PREFIX = "urn:mace:dir:attribute-def:"
 
 AFFILIATIONS = frozenset({"student", "employee", "staff", "affiliate"})
-_BRIN = re.compile(r"^[0-9]{2}[A-Z]{2}([0-9]{2})?$")
+# \Z, not $: `$` also matches before a trailing newline, which would let "99XX00\n" through.
+_BRIN = re.compile(r"\A[0-9]{2}[A-Z]{2}([0-9]{2})?\Z")
 # Values are bounded: a school IdP cannot push a megabyte into an assertion through us.
 MAX_VALUE_LENGTH = 256
 MAX_VALUES = 64

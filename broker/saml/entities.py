@@ -36,6 +36,15 @@ SP_METADATA_PATH = "/saml/sp/metadata"
 logging.getLogger("saml2").setLevel(logging.CRITICAL)
 
 
+class _NoIdentityMemory:
+    """pysaml2's Saml2Client files every school response's NameID and attributes in a
+    process-local cache (for its own logout bookkeeping). The broker keeps no personal data at
+    rest, in memory neither, so that cache is switched off."""
+
+    def add_information_about_person(self, session_info: Any) -> None:
+        return None
+
+
 class _NoAssertionMemory:
     """pysaml2's Server remembers every assertion it issues in a process-local dict; the broker
     keeps no personal data and must not grow without bound, so that memory is switched off."""
@@ -190,6 +199,7 @@ class SamlEntities:
                         self.crypto_backend,
                     )
                 )
+                client.users = _NoIdentityMemory()
                 self._built = _Built(generation, server, client)
             return self._built
 

@@ -19,7 +19,13 @@ from saml2.server import Server
 from saml2.sigver import SignatureError, verify_redirect_signature
 
 from broker.config import Settings
-from broker.core.catalogue import CATALOGUE, OID_FORMAT, PAIRWISE_ID, PREVIOUS_PSEUDONYM
+from broker.core.catalogue import (
+    CATALOGUE,
+    OID_FORMAT,
+    PAIRWISE_ID,
+    PREVIOUS_PSEUDONYM,
+    canonical_name_for,
+)
 from broker.core.errors import BrokerError, InvalidMessage, UnknownService
 from broker.core.model import Service
 from broker.core.ports import RegistryReader
@@ -126,7 +132,7 @@ class SamlFront:
         acs_url = self._acs_url(server, issuer, message)
         request = LoginRequest(
             service_id=service.id,
-            requested=None,
+            requested=self._requested(server, issuer, message),
             school_hint=self._school_hint(message),
             force_authn=message.force_authn in ("true", "1"),
             front={
@@ -203,6 +209,27 @@ class SamlFront:
             raise InvalidMessage("ACS index not in metadata", code="acs_not_in_metadata")
         defaults = [e["location"] for e in endpoints if e.get("is_default") in ("true", True)]
         return str((defaults or locations)[0])
+
+    @staticmethod
+    def _requested(
+        server: Server, issuer: str, message: samlp.AuthnRequest
+    ) -> frozenset[str] | None:
+        """What the service asks for in its metadata's AttributeConsumingService (the one the
+        request names by index, else all of them); None when it asks for nothing there.
+
+        The release never exceeds the service's declaration; this only lets a service leave
+        out what it does not need for this login."""
+        index = message.attribute_consuming_service_index
+        wanted = server.metadata.attribute_requirement(issuer, index)
+        attributes = wanted.get("required", []) + wanted.get("optional", [])
+        if not attributes:
+            return None
+        names = {
+            canonical_name_for(a.get("name", ""))
+            or canonical_name_for(a.get("friendly_name") or "")
+            for a in attributes
+        }
+        return frozenset(name for name in names if name)
 
     def _school_hint(self, message: samlp.AuthnRequest) -> str | None:
         scoping = message.scoping

@@ -7,7 +7,7 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import BadRequest
 from broker.web.browser import SCHOOL_COOKIE, browser_secret, remember_school
-from broker.web.login_steps import broker, go_upstream
+from broker.web.login_steps import broker, content_security_policy, go_upstream
 
 discovery = Blueprint("discovery", __name__)
 
@@ -45,6 +45,11 @@ def choose() -> Response:
     )
     response = make_response(page)
     response.headers["Cache-Control"] = "no-store"
+    # Choosing a school POSTs here and is redirected to the school's IdP; browsers apply the
+    # page's form-action to that redirect, so it must name the listed schools' SSO origins.
+    shown = [*schools, remembered] if remembered else schools
+    origins = sorted({o for o in map(b.saml_back.sso_origin, shown) if o})
+    response.headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
     return response
 
 

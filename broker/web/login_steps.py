@@ -42,11 +42,11 @@ def continue_login(
         response = finish(record, sso[0], sso[1], new_session=False)
     elif record.request.front.get("is_passive"):
         b.flow.take(secret, record.login_id)
-        response = refuse_to_service(
-            record,
-            PolicyRefusal("passive request without session", code="no_passive"),
-            STATUS_NO_PASSIVE,
-        )
+        # IsPassive means "do not show the student anything": the service gets NoPassive at
+        # once, by auto-POST, and decides itself what to do next.
+        service = b.registry.service(record.request.service_id)
+        message = b.saml_front.error_for(record.request, STATUS_NO_PASSIVE, "no_passive")
+        response = autopost(message, service.name if service else "")
     elif record.school_id:
         response = go_upstream(secret, record)
     else:
