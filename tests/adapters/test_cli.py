@@ -1,0 +1,436 @@
+"""The `ketenbroker` command (broker/cli): init, chains, schools, publishers, policies.
+
+Every error case checks three things: a message that says what is wrong, a non-zero exit, and a
+registry that is byte-for-byte what it was before the command ran.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from broker.certificates import write_pair
+from broker.cli.main import main
+from broker.config import load_settings
+from broker.demo.publisher_sp import PublisherSpSettings, publisher_sp_metadata
+from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
+
+IDP_ENTITY = "http://localhost:9201/metadata"
+SP_ENTITY = "http://127.0.0.1:9202/metadata"
+
+
+@dataclass(frozen=True)
+class Metadata:
+    idp: Path
+    sp: Path
+    not_saml: Path
+    second_idp: Path
+    second_sp: Path
+
+
+@pytest.fixture(scope="module")
+def metadata(tmp_path_factory: pytest.TempPathFactory) -> Metadata:
+    folder = tmp_path_factory.mktemp("metadata")
+    write_pair(folder / "idp.key", folder / "idp.crt", "cli test school idp")
+    write_pair(folder / "sp.key", folder / "sp.crt", "cli test publisher sp")
+
+    def idp(base_url: str, entity_id: str) -> str:
+        return school_idp_metadata(
+            SchoolIdpSettings(
+                base_url=base_url,
+                entity_id=entity_id,
+                key_file=folder / "idp.key",
+                cert_file=folder / "idp.crt",
+                sp_metadata=(),
+                school_name="De Demoschool",
+                brin="99XX00",
+            )
+        )
+
+    def sp(base_url: str, entity_id: str) -> str:
+        return publisher_sp_metadata(
+            PublisherSpSettings(
+                base_url=base_url,
+                entity_id=entity_id,
+                name="Uitgeverij Test",
+                key_file=folder / "sp.key",
+                cert_file=folder / "sp.crt",
+                idp_metadata=(),
+            )
+        )
+
+    files = Metadata(
+        idp=folder / "idp.xml",
+        sp=folder / "sp.xml",
+        not_saml=folder / "not-saml.xml",
+        second_idp=folder / "idp2.xml",
+        second_sp=folder / "sp2.xml",
+    )
+    files.idp.write_text(idp("http://localhost:9201", IDP_ENTITY), encoding="utf-8")
+    files.second_idp.write_text(
+        idp("http://localhost:9203", "http://localhost:9203/metadata"), encoding="utf-8"
+    )
+    files.sp.write_text(sp("http://127.0.0.1:9202", SP_ENTITY), encoding="utf-8")
+    files.second_sp.write_text(
+        sp("http://127.0.0.1:9204", "http://127.0.0.1:9204/metadata"), encoding="utf-8"
+    )
+    files.not_saml.write_text("<html><body>Not metadata</body></html>", encoding="utf-8")
+    return files
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KETENBROKER_CONFIG", "KETENBROKER_SECRET_KEY", "KETENBROKER_PSEUDONYM_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def instance(tmp_path: Path) -> Path:
+    result = run("init", tmp_path / "broker", "--base-url", "http://127.0.0.1:8000")
+    assert result.exit_code == 0, result.output
+    return tmp_path / "broker" / "ketenbroker.toml"
+
+
+def registry_dump(config: Path) -> list[str]:
+    database = config.parent / "registry.sqlite3"
+    with sqlite3.connect(database) as connection:
+        return list(connection.iterdump())
+
+
+@pytest.fixture(scope="module")
+def populated_template(tmp_path_factory: pytest.TempPathFactory, metadata: Metadata) -> Path:
+    """A chain, a school and a publisher with a declaration and a requirement, made once."""
+    folder = tmp_path_factory.mktemp("template") / "broker"
+    assert run("init", folder).exit_code == 0
+    config = folder / "ketenbroker.toml"
+    result = run(
+        "chain", "add", "--config", config, "--id", "leermiddelen", "--name", "Leermiddelen"
+    )
+    assert result.exit_code == 0, result.output
+    result = run(
+        "school", "add", "--config", config, "--id", "99XX00", "--name", "De Demoschool",
+        "--saml-metadata", metadata.idp, "--scope", "demoschool.example",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    result = run(
+        "publisher", "add", "--config", config, "--id", "uitgever", "--name", "Uitgeverij",
+        "--saml-metadata", metadata.sp, "--chain", "leermiddelen",
+        "--declare", "given_name=to greet the student",
+        "--require", "affiliation=to show the right materials",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return config
+
+
+@pytest.fixture
+def populated(populated_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the template (paths in the file are relative, so a copy just works)."""
+    copy = tmp_path / "broker"
+    shutil.copytree(populated_template.parent, copy)
+    return copy / "ketenbroker.toml"
+
+
+@pytest.fixture
+def unchanged(populated: Path) -> Iterator[Path]:
+    """The test must leave the registry exactly as it found it."""
+    before = registry_dump(populated)
+    yield populated
+    assert registry_dump(populated) == before
+
+
+# -- init --------------------------------------------------------------------------------------
+def test_init_creates_config_keys_and_registry(instance: Path) -> None:
+    folder = instance.parent
+    assert instance.is_file()
+    for secret in ("saml-signing.key", "pseudonym-keys.toml", "session-secret"):
+        mode = stat.S_IMODE((folder / "keys" / secret).stat().st_mode)
+        assert mode == 0o600, f"{secret} has mode {oct(mode)}"
+    assert stat.S_IMODE((folder / "keys").stat().st_mode) == 0o700
+    assert (folder / "keys" / "saml-signing.crt").is_file()
+    assert (folder / "registry.sqlite3").is_file()
+    tables = {line for line in registry_dump(instance) if line.startswith("CREATE TABLE")}
+    assert tables
+    # The file it wrote is a valid configuration.
+    settings = load_settings(instance)
+    assert settings.base_url == "http://127.0.0.1:8000"
+    assert len(settings.pseudonym_keys.current) == 32
+
+
+def test_second_init_refuses_and_changes_nothing(instance: Path) -> None:
+    folder = instance.parent
+    before = {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+    result = run("init", folder)
+    assert result.exit_code != 0
+    assert "exists already" in result.output
+    assert {p: p.read_bytes() for p in folder.rglob("*") if p.is_file()} == before
+
+
+def test_init_keys_differ_between_instances(tmp_path: Path) -> None:
+    assert run("init", tmp_path / "a").exit_code == 0
+    assert run("init", tmp_path / "b").exit_code == 0
+    a = load_settings(tmp_path / "a" / "ketenbroker.toml")
+    b = load_settings(tmp_path / "b" / "ketenbroker.toml")
+    assert a.pseudonym_keys.current != b.pseudonym_keys.current
+    assert a.secret_key != b.secret_key
+
+
+# -- adding things -----------------------------------------------------------------------------
+def test_chain_school_publisher_policy(populated: Path) -> None:
+    result = run("policy", "show", "--config", populated, "--school", "99XX00")
+    assert result.exit_code == 0, result.output
+    assert (
+        "uitgever: v0 releases (pseudonym only); declared: given_name, affiliation*"
+        in result.output
+    )
+
+    result = run(
+        "policy", "set", "--config", populated, "--school", "99XX00", "--publisher", "uitgever",
+        "--release", "given_name,affiliation",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Policy version 1" in result.output
+    assert "affiliation, given_name" in result.output
+
+    result = run(
+        "policy", "set", "--config", populated, "--school", "99XX00", "--publisher", "uitgever",
+        "--release", "given_name",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Policy version 2" in result.output
+
+    result = run(
+        "policy", "show", "--config", populated, "--school", "99XX00", "--publisher", "uitgever"
+    )
+    assert result.exit_code == 0, result.output
+    assert "uitgever: v2 releases given_name;" in result.output
+
+    result = run(
+        "policy", "set", "--config", populated, "--school", "99XX00", "--publisher", "uitgever"
+    )
+    assert result.exit_code == 0, result.output
+    assert "Policy version 3" in result.output and "the pseudonym alone" in result.output
+
+
+def test_added_entries_are_in_the_registry(populated: Path) -> None:
+    from broker.registry import SqlRegistry
+
+    registry = SqlRegistry(load_settings(populated).registry_url)
+    try:
+        school = registry.school("99XX00")
+        assert school is not None
+        assert school.idp_entity_id == IDP_ENTITY
+        assert school.scopes == ("demoschool.example",)
+        service = registry.service("uitgever")
+        assert service is not None
+        assert service.entity_id == SP_ENTITY
+        assert service.chain_id == "leermiddelen"
+        assert [(d.attribute, d.required) for d in service.declarations] == [
+            ("given_name", False),
+            ("affiliation", True),
+        ]
+        assert registry.chain("leermiddelen") is not None
+    finally:
+        registry.close()
+
+
+def test_config_from_environment(populated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KETENBROKER_CONFIG", str(populated))
+    result = run("policy", "show", "--school", "99XX00")
+    assert result.exit_code == 0, result.output
+    assert "uitgever: v0" in result.output
+
+
+# -- refusals: a specific message, non-zero exit, registry unchanged ---------------------------
+def expect_refusal(result: Result, *fragments: str) -> None:
+    assert result.exit_code != 0, result.output
+    for fragment in fragments:
+        assert fragment in result.output, result.output
+    assert "Traceback" not in result.output
+
+
+def test_school_metadata_that_is_not_saml(unchanged: Path, metadata: Metadata) -> None:
+    result = run(
+        "school", "add", "--config", unchanged, "--id", "11AA00", "--name", "X",
+        "--saml-metadata", metadata.not_saml,
+    )  # fmt: skip
+    expect_refusal(result, "md:EntityDescriptor")
+
+
+def test_school_metadata_that_is_not_xml(unchanged: Path, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.xml"
+    junk.write_text("this is not xml at all")
+    result = run(
+        "school", "add", "--config", unchanged, "--id", "11AA00", "--name", "X",
+        "--saml-metadata", junk,
+    )  # fmt: skip
+    expect_refusal(result, "not well-formed XML")
+
+
+def test_missing_metadata_file(unchanged: Path, tmp_path: Path) -> None:
+    result = run(
+        "school", "add", "--config", unchanged, "--id", "11AA00", "--name", "X",
+        "--saml-metadata", tmp_path / "absent.xml",
+    )  # fmt: skip
+    expect_refusal(result, "cannot read")
+
+
+def test_publisher_with_idp_metadata(unchanged: Path, metadata: Metadata) -> None:
+    result = run(
+        "publisher", "add", "--config", unchanged, "--id", "other", "--name", "Other",
+        "--saml-metadata", metadata.second_idp,
+    )  # fmt: skip
+    expect_refusal(result, "SPSSODescriptor")
+
+
+def test_school_with_sp_metadata(unchanged: Path, metadata: Metadata) -> None:
+    result = run(
+        "school", "add", "--config", unchanged, "--id", "11AA00", "--name", "X",
+        "--saml-metadata", metadata.sp,
+    )  # fmt: skip
+    expect_refusal(result, "IDPSSODescriptor")
+
+
+def test_unknown_attribute_in_declare(unchanged: Path, metadata: Metadata) -> None:
+    result = run(
+        "publisher", "add", "--config", unchanged, "--id", "other", "--name", "Other",
+        "--saml-metadata", metadata.sp, "--declare", "shoe_size=to fit shoes",
+    )  # fmt: skip
+    expect_refusal(result, "unknown attribute 'shoe_size'", "given_name")
+
+
+def test_unknown_attribute_in_require(unchanged: Path, metadata: Metadata) -> None:
+    result = run(
+        "publisher", "add", "--config", unchanged, "--id", "other", "--name", "Other",
+        "--saml-metadata", metadata.sp, "--require", "givenName=to greet",
+    )  # fmt: skip
+    expect_refusal(result, "unknown attribute 'givenName'")
+
+
+@pytest.mark.parametrize("declare", ["given_name", "given_name=", "given_name=   "])
+def test_declare_without_purpose(unchanged: Path, metadata: Metadata, declare: str) -> None:
+    result = run(
+        "publisher", "add", "--config", unchanged, "--id", "other", "--name", "Other",
+        "--saml-metadata", metadata.sp, "--declare", declare,
+    )  # fmt: skip
+    expect_refusal(result, "ATTRIBUTE=PURPOSE")
+
+
+def test_attribute_declared_twice(unchanged: Path, metadata: Metadata) -> None:
+    result = run(
+        "publisher", "add", "--config", unchanged, "--id", "other", "--name", "Other",
+        "--saml-metadata", metadata.sp, "--declare", "email=to mail",
+        "--require", "email=to mail",
+    )  # fmt: skip
+    expect_refusal(result, "declared twice")
+
+
+def test_unknown_attribute_in_release(unchanged: Path) -> None:
+    result = run(
+        "policy", "set", "--config", unchanged, "--school", "99XX00", "--publisher", "uitgever",
+        "--release", "given_name,shoe_size",
+    )  # fmt: skip
+    expect_refusal(result, "unknown attribute 'shoe_size'")
+
+
+def test_release_of_undeclared_attribute(unchanged: Path) -> None:
+    result = run(
+        "policy", "set", "--config", unchanged, "--school", "99XX00", "--publisher", "uitgever",
+        "--release", "given_name,email",
+    )  # fmt: skip
+    expect_refusal(result, "did not declare email")
+
+
+def test_policy_for_unknown_school(unchanged: Path) -> None:
+    result = run(
+        "policy", "set", "--config", unchanged, "--school", "00ZZ00", "--publisher", "uitgever",
+        "--release", "given_name",
+    )  # fmt: skip
+    expect_refusal(result, "no school with id '00ZZ00'")
+    expect_refusal(
+        run("policy", "show", "--config", unchanged, "--school", "00ZZ00"),
+        "unknown school '00ZZ00'",
+    )
+
+
+def test_policy_for_unknown_publisher(unchanged: Path) -> None:
+    result = run(
+        "policy", "set", "--config", unchanged, "--school", "99XX00", "--publisher", "nobody",
+        "--release", "given_name",
+    )  # fmt: skip
+    expect_refusal(result, "no service with id 'nobody'")
+    result = run(
+        "policy", "show", "--config", unchanged, "--school", "99XX00", "--publisher", "nobody"
+    )
+    expect_refusal(result, "unknown publisher 'nobody'")
+
+
+def test_publisher_in_unknown_chain(unchanged: Path, metadata: Metadata) -> None:
+    result = run(
+        "publisher", "add", "--config", unchanged, "--id", "other", "--name", "Other",
+        "--saml-metadata", metadata.second_sp, "--chain", "toetsen",
+    )  # fmt: skip
+    expect_refusal(result, "no chain with id 'toetsen'")
+
+
+def test_second_publisher_is_accepted(populated: Path, metadata: Metadata) -> None:
+    # The control for the refusals above: the same command with valid input succeeds.
+    result = run(
+        "publisher", "add", "--config", populated, "--id", "other", "--name", "Other",
+        "--saml-metadata", metadata.second_sp, "--naming", "plain",
+        "--declare", "email=to send the licence",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "Service other added (SP http://127.0.0.1:9204/metadata)." in result.output
+
+
+def test_duplicate_chain(unchanged: Path) -> None:
+    result = run("chain", "add", "--config", unchanged, "--id", "leermiddelen", "--name", "Again")
+    expect_refusal(result, "a chain with id 'leermiddelen' already exists")
+
+
+def test_duplicate_school_id(unchanged: Path, metadata: Metadata) -> None:
+    result = run(
+        "school", "add", "--config", unchanged, "--id", "99XX00", "--name", "Again",
+        "--saml-metadata", metadata.second_idp,
+    )  # fmt: skip
+    expect_refusal(result, "already exists", "99XX00")
+
+
+def test_duplicate_school_entity_id(unchanged: Path, metadata: Metadata) -> None:
+    result = run(
+        "school", "add", "--config", unchanged, "--id", "11AA00", "--name", "Same IdP",
+        "--saml-metadata", metadata.idp,
+    )  # fmt: skip
+    expect_refusal(result, "already exists", IDP_ENTITY)
+
+
+def test_duplicate_publisher(unchanged: Path, metadata: Metadata) -> None:
+    result = run(
+        "publisher", "add", "--config", unchanged, "--id", "uitgever", "--name", "Again",
+        "--saml-metadata", metadata.sp,
+    )  # fmt: skip
+    expect_refusal(result, "already exists", "uitgever")
+
+
+def test_school_subject_must_be_known(unchanged: Path, metadata: Metadata) -> None:
+    result = run(
+        "school", "add", "--config", unchanged, "--id", "11AA00", "--name", "X",
+        "--saml-metadata", metadata.second_idp, "--subject", "shoe_size",
+    )  # fmt: skip
+    expect_refusal(result, "unknown attribute 'shoe_size'")
+
+
+def test_missing_config(tmp_path: Path) -> None:
+    result = run("chain", "add", "--config", tmp_path / "absent.toml", "--id", "c", "--name", "C")
+    expect_refusal(result, "cannot read configuration")

@@ -1,0 +1,151 @@
+"""Browser tests: the whole demo (broker, school IdP, publishers) in headless Chromium.
+
+The broker listens on 127.0.0.1 and the demo peers on localhost, so the school IdP's auto-POST
+to the broker ACS is cross-site, as in production (pitfalls.md, cookies). Plain HTTP clients do
+not apply SameSite rules; only a real browser shows that the login state survives that POST.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
+from werkzeug.serving import BaseWSGIServer
+
+from broker.cli.demo import prepare_demo, serve
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
+# Every wait in these tests is for a local server; a hang should fail fast, not after 30 s.
+TIMEOUT_MS = 10_000
+expect.set_options(timeout=TIMEOUT_MS)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
+_DEMO_APPS = 5  # broker, school IdP, three publishers on consecutive ports
+
+
+@dataclass(frozen=True)
+class Demo:
+    broker: str
+    school: str
+    leesplank: str
+    rekenroute: str
+    toetsplein: str
+
+
+def _free_port_run(count: int) -> int:
+    """A first port such that `count` consecutive ports on 127.0.0.1 are free right now."""
+    for _ in range(50):
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            base = probe.getsockname()[1]
+        if base + count > 65535:
+            continue
+        try:
+            for port in range(base, base + count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port))
+        except OSError:
+            continue
+        return base
+    raise RuntimeError(f"no run of {count} free ports found")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    servers: list[BaseWSGIServer] = []
+    for attempt in range(3):
+        port = _free_port_run(_DEMO_APPS)
+        # The instance config names the broker's URL (and so its port): a fresh one per attempt.
+        settings, apps = prepare_demo(tmp_path_factory.mktemp(f"demo{attempt}"), port)
+        try:
+            servers = serve(apps)
+        except OSError:  # another process took one of the ports in between
+            continue
+        break
+    else:
+        raise RuntimeError("could not start the demo on free ports")
+    urls = list(apps)
+    assert urls[0] == settings.base_url == f"http://127.0.0.1:{port}"
+    demo = Demo(*(url.rstrip("/") for url in urls))
+    assert demo.school == f"http://localhost:{port + 1}"
+    try:
+        yield demo
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
+    """Opens fresh contexts (a Dutch-speaking browser unless told otherwise); closes them after."""
+    contexts: list[BrowserContext] = []
+
+    def open_context(locale: str = "nl-NL") -> BrowserContext:
+        context = browser.new_context(locale=locale)
+        context.set_default_timeout(TIMEOUT_MS)
+        contexts.append(context)
+        return context
+
+    yield open_context
+    for context in contexts:
+        context.close()
+
+
+@pytest.fixture
+def context(new_context: Callable[..., BrowserContext]) -> BrowserContext:
+    return new_context()
+
+
+@pytest.fixture
+def page(context: BrowserContext) -> Page:
+    return context.new_page()
+
+
+_screenshots_written: list[Path] = []
+
+
+@pytest.fixture
+def screenshot() -> Callable[[Page, str], Path]:
+    """Saves a full-page screenshot under test-artifacts/screenshots/ (gitignored)."""
+
+    def save(page: Page, name: str) -> Path:
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        path = SCREENSHOTS / f"{name}.png"
+        page.screenshot(path=str(path), full_page=True)
+        _screenshots_written.append(path)
+        return path
+
+    return save
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _screenshots_written:
+        terminalreporter.write_sep("-", "browser screenshots")
+        terminalreporter.write_line(
+            f"{len(_screenshots_written)} screenshot(s) written to {SCREENSHOTS}"
+        )

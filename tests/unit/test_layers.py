@@ -1,0 +1,316 @@
+"""The import direction of architecture.md and house-style.md, checked on every module.
+
+Every module under broker/ is parsed with `ast` (nothing is imported), its imports collected with
+line numbers (also those inside functions and `if TYPE_CHECKING:`, and `importlib.import_module`
+with a literal name), and each rule lists the offending module:line pairs when it fails.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+BROKER = ROOT / "broker"
+STDLIB = frozenset(sys.stdlib_module_names) | {"__future__"}
+
+
+@dataclass(frozen=True)
+class Import:
+    module: str  # the importing module, e.g. broker.saml.front
+    line: int
+    target: str  # the imported module, e.g. saml2.server or broker.core.errors
+
+    @property
+    def top(self) -> str:
+        return self.target.split(".")[0]
+
+    @property
+    def part(self) -> str | None:
+        """For a broker import: the part it lands in (core, saml, config, ...)."""
+        pieces = self.target.split(".")
+        if pieces[0] != "broker":
+            return None
+        return pieces[1] if len(pieces) > 1 else ""
+
+    def __str__(self) -> str:
+        path = self.module.replace(".", "/")
+        return f"{path}.py:{self.line} imports {self.target}"
+
+
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def part_of(module: str) -> str:
+    pieces = module.split(".")
+    return pieces[1] if len(pieces) > 1 else ""
+
+
+def imports_in(source: str, module: str, is_package: bool) -> list[Import]:
+    tree = ast.parse(source)
+    package = module if is_package else module.rpartition(".")[0]
+    found: list[Import] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.extend(Import(module, node.lineno, alias.name) for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join([*base, node.module] if node.module else base)
+            else:
+                target = node.module or ""
+            found.append(Import(module, node.lineno, target))
+            # `from broker.saml import firewall` lands in broker.saml.firewall, not only the package.
+            if target.startswith("broker"):
+                found.extend(
+                    Import(module, node.lineno, f"{target}.{alias.name}")
+                    for alias in node.names
+                    if alias.name != "*"
+                )
+        elif (
+            isinstance(node, ast.Call)
+            and node.args
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and (
+                (isinstance(node.func, ast.Attribute) and node.func.attr == "import_module")
+                or (
+                    isinstance(node.func, ast.Name)
+                    and node.func.id in ("import_module", "__import__")
+                )
+            )
+        ):
+            found.append(Import(module, node.lineno, node.args[0].value))
+    return found
+
+
+def collect(root: Path = BROKER) -> list[Import]:
+    found: list[Import] = []
+    for path in sorted(root.rglob("*.py")):
+        module = module_name(path)
+        found.extend(
+            imports_in(path.read_text(encoding="utf-8"), module, path.name == "__init__.py")
+        )
+    return found
+
+
+ALL_IMPORTS = collect()
+
+
+# -- the rules ---------------------------------------------------------------------------------
+Check = Callable[[Import], bool]  # True when the import is allowed
+
+
+def in_parts(*parts: str) -> Callable[[str], bool]:
+    return lambda module: part_of(module) in parts
+
+
+def only(
+    broker_parts: Iterable[str], third_party: Iterable[str], broker_modules: Iterable[str] = ()
+) -> Check:
+    """Allowed: the stdlib, the listed broker parts (or exact broker modules), the listed
+    third-party top-level packages. Everything else is a wrong-way arrow."""
+    parts = frozenset(broker_parts)
+    modules = frozenset(broker_modules)
+    libraries = frozenset(third_party)
+
+    def check(imp: Import) -> bool:
+        if imp.part is not None:
+            if imp.part in parts:
+                return True
+            # A named module, a name inside it, or a package on its way (`from broker.saml
+            # import xmlsig` also names the package broker.saml, whose __init__ runs anyway).
+            return any(
+                imp.target == m or imp.target.startswith(m + ".") or m.startswith(imp.target + ".")
+                for m in modules
+            )
+        return imp.top in STDLIB or imp.top in libraries
+
+    return check
+
+
+def library_only_in(libraries: Iterable[str], *parts: str) -> Check:
+    names = frozenset(libraries)
+    return lambda imp: imp.top not in names or part_of(imp.module) in parts
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    applies: Callable[[str], bool]  # to the importing module
+    allowed: Check
+
+
+FLASK_FAMILY = ("flask", "werkzeug", "flask_babel", "flask_wtf")
+DEMO_MAY_USE = ("broker.saml.xmlsig", "broker.certificates")
+
+RULES = [
+    Rule(
+        "broker.core imports only the stdlib, cryptography and broker.core",
+        in_parts("core"),
+        only({"core"}, {"cryptography"}),
+    ),
+    Rule(
+        "broker.login imports only broker.core (and the stdlib, cryptography)",
+        in_parts("login"),
+        only({"core", "login"}, {"cryptography"}),
+    ),
+    Rule(
+        "broker.config and broker.certificates import only broker.core, the stdlib, cryptography",
+        in_parts("config", "certificates"),
+        only({"core"}, {"cryptography"}),
+    ),
+    Rule(
+        "broker.saml imports only core, login, config and saml2/lxml/xmlsec",
+        in_parts("saml"),
+        only({"core", "login", "config", "saml"}, {"saml2", "lxml", "xmlsec", "cryptography"}),
+    ),
+    Rule(
+        "broker.registry imports only broker.core (and sqlalchemy, alembic)",
+        in_parts("registry"),
+        only({"core", "registry"}, {"sqlalchemy", "alembic"}),
+    ),
+    Rule(
+        "broker.store imports only broker.core (and redis)",
+        in_parts("store"),
+        only({"core", "store"}, {"redis"}),
+    ),
+    Rule(
+        "broker.demo (stand-ins for outside parties) uses only broker.saml.xmlsig and "
+        "broker.certificates of the broker",
+        in_parts("demo"),
+        # Its libraries are bounded by the library rules below; here only the broker side counts.
+        lambda imp: imp.part is None or only({"demo"}, (), DEMO_MAY_USE)(imp),
+    ),
+    Rule(
+        "nothing imports broker.web except broker.cli",
+        lambda module: part_of(module) not in ("web", "cli"),
+        lambda imp: imp.part != "web",
+    ),
+    Rule(
+        "pysaml2 (saml2) only under broker/saml and broker/demo",
+        lambda module: True,
+        library_only_in({"saml2"}, "saml", "demo"),
+    ),
+    Rule(
+        "redis only under broker/store",
+        lambda module: True,
+        library_only_in({"redis"}, "store"),
+    ),
+    Rule(
+        "sqlalchemy and alembic only under broker/registry",
+        lambda module: True,
+        library_only_in({"sqlalchemy", "alembic"}, "registry"),
+    ),
+    Rule(
+        "flask, werkzeug, flask_babel, flask_wtf only under broker/web, broker/demo, broker/cli",
+        lambda module: True,
+        library_only_in(FLASK_FAMILY, "web", "demo", "cli"),
+    ),
+    Rule(
+        "authlib only under broker/oidc",
+        lambda module: True,
+        library_only_in({"authlib"}, "oidc"),
+    ),
+]
+
+
+def violations(rule: Rule, imports: Iterable[Import]) -> list[str]:
+    return [str(imp) for imp in imports if rule.applies(imp.module) and not rule.allowed(imp)]
+
+
+@pytest.mark.parametrize("rule", RULES, ids=[r.name for r in RULES])
+def test_import_rule(rule: Rule) -> None:
+    wrong = violations(rule, ALL_IMPORTS)
+    assert not wrong, f"{rule.name}; wrong-way imports:\n  " + "\n  ".join(wrong)
+
+
+# -- the checker itself ------------------------------------------------------------------------
+def test_walker_sees_every_part() -> None:
+    modules = {imp.module for imp in ALL_IMPORTS}
+    for part in ("core", "login", "saml", "registry", "store", "web", "cli", "demo"):
+        assert any(part_of(m) == part for m in modules), part
+    assert "broker.config" in modules
+    assert "broker.certificates" in modules
+    # Function-level imports count too (the CLI imports the web app lazily).
+    assert any(i.module == "broker.cli.main" and i.part == "web" for i in ALL_IMPORTS)
+
+
+SYNTHETIC = [
+    ("broker.core.bad", False, "import flask\n", "broker.core imports only"),
+    ("broker.core.bad", False, "from broker.login import flow\n", "broker.core imports only"),
+    ("broker.login.bad", False, "from ..saml import front\n", "broker.login imports only"),
+    ("broker.saml.bad", False, "from broker.registry import SqlRegistry\n", "broker.saml imports"),
+    ("broker.saml.bad", False, "def f():\n    import broker.store\n", "broker.saml imports"),
+    ("broker.registry.bad", False, "import redis\n", "redis only"),
+    ("broker.store.bad", False, "from broker.registry import x\n", "broker.store imports"),
+    ("broker.saml.bad", False, "from broker.web import app\n", "nothing imports broker.web"),
+    ("broker.web.bad", False, "from saml2 import BINDING_HTTP_POST\n", "pysaml2"),
+    ("broker.saml.bad", False, "import flask\n", "flask, werkzeug"),
+    ("broker.demo.bad", False, "from broker.saml.front import X\n", "broker.demo"),
+    ("broker.demo.bad", False, "from broker.saml import xmlsig, front\n", "broker.demo"),
+    ("broker.demo.bad", False, "import broker.config\n", "broker.demo"),
+    ("broker.demo.bad", False, "import redis\n", "redis only"),
+    ("broker.config", False, "from broker.saml import xmlsig\n", "broker.config and"),
+    (
+        "broker.core.bad",
+        False,
+        "import importlib\nimportlib.import_module('sqlalchemy')\n",
+        "broker.core imports only",
+    ),
+]
+
+
+@pytest.mark.parametrize(("module", "is_package", "source", "rule_start"), SYNTHETIC)
+def test_checker_catches_wrong_way_imports(
+    module: str, is_package: bool, source: str, rule_start: str
+) -> None:
+    imports = imports_in(source, module, is_package)
+    broken = [rule.name for rule in RULES if violations(rule, imports)]
+    assert any(name.startswith(rule_start) for name in broken), broken
+    message = violations(next(r for r in RULES if r.name.startswith(rule_start)), imports)[0]
+    assert message.startswith(module.replace(".", "/") + ".py:")
+
+
+ALLOWED = [
+    ("broker.core.ok", False, "from cryptography.hazmat.primitives import hashes\n"),
+    ("broker.login.ok", False, "from broker.core.model import School\nfrom . import sealed\n"),
+    ("broker.saml.ok", False, "from broker.login.flow import LoginFlow\nimport xmlsec\n"),
+    (
+        "broker.demo.ok",
+        False,
+        "from broker.saml.xmlsig import x\nfrom broker.certificates import y\n",
+    ),
+    ("broker.cli.ok", False, "from broker.web import create_app\nimport flask\n"),
+    (
+        "broker.web.ok",
+        False,
+        "from broker.registry import SqlRegistry\nfrom broker.store import s\n",
+    ),
+]
+
+
+@pytest.mark.parametrize(("module", "is_package", "source"), ALLOWED)
+def test_checker_allows_right_way_imports(module: str, is_package: bool, source: str) -> None:
+    imports = imports_in(source, module, is_package)
+    assert not [rule.name for rule in RULES if violations(rule, imports)]
+
+
+def test_relative_imports_resolve() -> None:
+    imports = imports_in("from . import a\nfrom ..core import b\n", "broker.login", True)
+    assert {i.target for i in imports} >= {
+        "broker.login",
+        "broker.login.a",
+        "broker.core",
+        "broker.core.b",
+    }

@@ -1,0 +1,388 @@
+"""Sealed state (broker/login/sealed.py) and the login flow's steps (broker/login/flow.py)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+
+from broker.core.errors import StateExpired, UnknownSchool, UnknownService
+from broker.core.model import (
+    Chain,
+    Declaration,
+    ReleasePolicy,
+    School,
+    Service,
+    UpstreamIdentity,
+)
+from broker.core.ports import KeyValueStore, RegistryReader
+from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
+from broker.login.flow import LOGIN, SSO, LoginFlow, LoginRecord, LoginRequest
+from broker.login.sealed import SealedStore, new_secret, seal, store_key, unseal
+from broker.store import MemoryStore
+
+MARKER = "MARKER-8c1f-leerling-geheim"
+KEY = bytes(range(32))
+LOGIN_TTL = 900
+SSO_TTL = 3600
+
+
+# -- sealed state ------------------------------------------------------------------------------
+def test_seal_unseal_round_trip() -> None:
+    secret = new_secret()
+    payload = {"subject": MARKER, "n": 3, "list": ["a", "b"], "none": None}
+    blob = seal(secret, "login", "id-1", payload)
+    assert unseal(secret, "login", "id-1", blob) == payload
+
+
+def test_new_secret_is_random_32_bytes() -> None:
+    assert len(new_secret()) == 32
+    assert new_secret() != new_secret()
+
+
+def test_sealing_twice_gives_different_blobs() -> None:
+    secret = new_secret()
+    assert seal(secret, "login", "id", {"a": 1}) != seal(secret, "login", "id", {"a": 1})
+
+
+def test_another_secret_does_not_open() -> None:
+    blob = seal(new_secret(), "login", "id-1", {"subject": MARKER})
+    with pytest.raises(StateExpired):
+        unseal(new_secret(), "login", "id-1", blob)
+
+
+@pytest.mark.parametrize(("kind", "record_id"), [("sso", "id-1"), ("login", "id-2")])
+def test_blob_is_bound_to_kind_and_id(kind: str, record_id: str) -> None:
+    secret = new_secret()
+    blob = seal(secret, "login", "id-1", {"subject": MARKER})
+    with pytest.raises(StateExpired):
+        unseal(secret, kind, record_id, blob)
+
+
+@pytest.mark.parametrize("position", [0, 5, 12, 20, -1])
+def test_tampered_blob_does_not_open(position: int) -> None:
+    secret = new_secret()
+    blob = bytearray(seal(secret, "login", "id-1", {"subject": MARKER}))
+    blob[position] ^= 0x01
+    with pytest.raises(StateExpired):
+        unseal(secret, "login", "id-1", bytes(blob))
+
+
+@pytest.mark.parametrize("blob", [b"", b"short", b"\x00" * 12, b"\x00" * 40])
+def test_truncated_or_junk_blob_does_not_open(blob: bytes) -> None:
+    with pytest.raises(StateExpired):
+        unseal(new_secret(), "login", "id-1", blob)
+
+
+class RecordingStore(MemoryStore):
+    """A memory store that remembers every key and value ever written."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__(clock=clock)
+        self.written: list[tuple[str, bytes]] = []
+
+    def put(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        self.written.append((key, value))
+        super().put(key, value, ttl_seconds)
+
+
+def _assert_no_plaintext(store: RecordingStore, *markers: str) -> None:
+    assert store.written
+    for key, value in store.written:
+        for marker in markers:
+            for form in (
+                marker.encode(),
+                marker.encode("utf-16-le"),
+                marker.encode().hex().encode(),
+            ):
+                assert form not in key.encode()
+                assert form not in value
+
+
+def test_store_holds_no_plaintext() -> None:
+    store = RecordingStore()
+    sealed = SealedStore(store)
+    secret = new_secret()
+    sealed.put(secret, "login", MARKER, {"subject": MARKER, MARKER: [MARKER]}, 60)
+    _assert_no_plaintext(store, MARKER)
+    assert store.written[0][0] == store_key("login", MARKER)
+    assert sealed.get(secret, "login", MARKER) == {"subject": MARKER, MARKER: [MARKER]}
+    assert sealed.take(secret, "login", MARKER) is not None
+    assert sealed.get(secret, "login", MARKER) is None
+
+
+def test_sealed_store_other_secret_is_expired_not_absent() -> None:
+    sealed = SealedStore(MemoryStore())
+    sealed.put(new_secret(), "login", "id", {"a": 1}, 60)
+    with pytest.raises(StateExpired):
+        sealed.get(new_secret(), "login", "id")
+    sealed.delete("login", "id")
+    assert sealed.get(new_secret(), "login", "id") is None
+
+
+# -- the login flow ----------------------------------------------------------------------------
+class FakeRegistry:
+    """A tiny in-memory RegistryReader."""
+
+    def __init__(self) -> None:
+        self._schools = {
+            s.id: s
+            for s in (
+                School("99XX00", "De Demoschool", "https://idp.demo.example"),
+                School("88YY00", "Het Andere Lyceum", "https://idp.other.example"),
+            )
+        }
+        self._services = {
+            s.id: s
+            for s in (
+                Service(
+                    "uitgever",
+                    "Uitgeverij",
+                    "https://sp.example/metadata",
+                    "leermiddelen",
+                    declarations=(Declaration("given_name", "to greet the student"),),
+                ),
+            )
+        }
+        self._policies = {
+            ("99XX00", "uitgever"): ReleasePolicy(
+                "99XX00", "uitgever", frozenset({"given_name"}), 2
+            )
+        }
+
+    def school(self, school_id: str) -> School | None:
+        return self._schools.get(school_id)
+
+    def school_by_idp(self, idp_entity_id: str) -> School | None:
+        return next((s for s in self._schools.values() if s.idp_entity_id == idp_entity_id), None)
+
+    def schools(self) -> list[School]:
+        return list(self._schools.values())
+
+    def chain(self, chain_id: str) -> Chain | None:
+        return Chain(chain_id, chain_id) if chain_id == "leermiddelen" else None
+
+    def service(self, service_id: str) -> Service | None:
+        return self._services.get(service_id)
+
+    def service_by_entity_id(self, entity_id: str) -> Service | None:
+        return next((s for s in self._services.values() if s.entity_id == entity_id), None)
+
+    def services(self) -> list[Service]:
+        return list(self._services.values())
+
+    def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
+        return self._policies.get((school_id, service_id), ReleasePolicy(school_id, service_id))
+
+    def school_metadata(self) -> dict[str, str]:
+        return {}
+
+    def service_metadata(self) -> dict[str, str]:
+        return {}
+
+    def generation(self) -> int:
+        return 1
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1_700_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(clock: Clock) -> RecordingStore:
+    # One injected clock for the store's expiry and the flow's record age.
+    return RecordingStore(clock)
+
+
+@pytest.fixture
+def flow(store: RecordingStore, clock: Clock) -> LoginFlow:
+    registry: RegistryReader = FakeRegistry()
+    kv: KeyValueStore = store
+    return LoginFlow(
+        registry, kv, PseudonymKeys(1, {1: KEY}), login_ttl=LOGIN_TTL, sso_ttl=SSO_TTL, clock=clock
+    )
+
+
+def _identity(school_id: str = "99XX00") -> UpstreamIdentity:
+    return UpstreamIdentity(
+        school_id, MARKER, {"given_name": ("Sanne",), "email": ("s@x.example",)}, "urn:pwd"
+    )
+
+
+def test_start_choose_take(flow: LoginFlow) -> None:
+    browser = new_secret()
+    request = LoginRequest("uitgever", frozenset({"given_name"}), front={"request_id": "_abc"})
+    record = flow.start(browser, request)
+    assert record.school_id is None
+    assert flow.load(browser, record.login_id) == record
+    chosen = flow.choose_school(browser, record.login_id, "99XX00")
+    assert chosen.school_id == "99XX00"
+    flow.note_upstream(browser, chosen, "_upstream-1")
+    taken = flow.take(browser, record.login_id)
+    assert taken.school_id == "99XX00"
+    assert taken.upstream_request_id == "_upstream-1"
+    assert taken.request == request
+    # Single use: a second response for the same login finds nothing.
+    with pytest.raises(StateExpired):
+        flow.take(browser, record.login_id)
+    with pytest.raises(StateExpired):
+        flow.load(browser, record.login_id)
+
+
+def test_record_payload_round_trip() -> None:
+    record = LoginRecord(
+        "id", LoginRequest("s", None, "99XX00", True, {"a": "b"}), 12.5, "99XX00", "_u"
+    )
+    assert LoginRecord.from_payload(record.to_payload()) == record
+    requested = LoginRecord("id", LoginRequest("s", frozenset({"b", "a"})), 1.0)
+    assert requested.to_payload()["request"]["requested"] == ["a", "b"]
+    assert LoginRecord.from_payload(requested.to_payload()) == requested
+
+
+def test_start_with_known_school_hint(flow: LoginFlow) -> None:
+    browser = new_secret()
+    assert flow.start(browser, LoginRequest("uitgever", school_hint="99XX00")).school_id == "99XX00"
+    # An unknown hint is ignored: the student chooses on the discovery page.
+    assert flow.start(browser, LoginRequest("uitgever", school_hint="00ZZ00")).school_id is None
+
+
+def test_start_unknown_service(flow: LoginFlow) -> None:
+    with pytest.raises(UnknownService):
+        flow.start(new_secret(), LoginRequest("nobody"))
+
+
+def test_choose_unknown_school(flow: LoginFlow) -> None:
+    browser = new_secret()
+    record = flow.start(browser, LoginRequest("uitgever"))
+    with pytest.raises(UnknownSchool):
+        flow.choose_school(browser, record.login_id, "00ZZ00")
+
+
+def test_other_browser_cannot_use_the_record(flow: LoginFlow) -> None:
+    record = flow.start(new_secret(), LoginRequest("uitgever"))
+    with pytest.raises(StateExpired):
+        flow.load(new_secret(), record.login_id)
+    with pytest.raises(StateExpired):
+        flow.take(new_secret(), record.login_id)
+
+
+def test_unknown_login_id(flow: LoginFlow) -> None:
+    with pytest.raises(StateExpired):
+        flow.load(new_secret(), "no-such-login")
+
+
+def test_expired_record(flow: LoginFlow, clock: Clock) -> None:
+    browser = new_secret()
+    record = flow.start(browser, LoginRequest("uitgever"))
+    clock.now += LOGIN_TTL + 1
+    with pytest.raises(StateExpired):
+        flow.load(browser, record.login_id)
+    with pytest.raises(StateExpired):
+        flow.take(browser, record.login_id)
+
+
+def test_record_cannot_be_extended_past_its_lifetime(flow: LoginFlow, clock: Clock) -> None:
+    browser = new_secret()
+    record = flow.start(browser, LoginRequest("uitgever"))
+    clock.now += LOGIN_TTL - 10
+    chosen = flow.choose_school(browser, record.login_id, "99XX00")
+    clock.now += 11
+    # Saving again would need a TTL below zero: the login is over, whatever the store says.
+    with pytest.raises(StateExpired):
+        flow.note_upstream(browser, chosen, "_late")
+    with pytest.raises(StateExpired):
+        flow.take(browser, record.login_id)
+
+
+def test_login_state_holds_no_plaintext(flow: LoginFlow, store: RecordingStore) -> None:
+    browser = new_secret()
+    request = LoginRequest("uitgever", front={"relay_state": MARKER})
+    record = flow.start(browser, request)
+    flow.choose_school(browser, record.login_id, "99XX00")
+    token = flow.open_session(_identity(), 1.0)
+    assert token is not None
+    _assert_no_plaintext(store, MARKER, record.login_id, token, "Sanne", "s@x.example")
+    assert all(key.startswith((f"{LOGIN}:", f"{SSO}:")) for key, _ in store.written)
+
+
+def test_complete(flow: LoginFlow) -> None:
+    completion = flow.complete(LoginRequest("uitgever"), _identity(), 42.0)
+    assert completion.release.pseudonym == derive_chain_pseudonym(
+        KEY, "leermiddelen", "school:99XX00", MARKER
+    )
+    assert completion.release.attributes == {"given_name": ("Sanne",)}
+    assert completion.release.policy_version == 2
+    assert completion.authn_instant == 42.0
+    assert completion.authn_context == "urn:pwd"
+
+
+def test_complete_for_unknown_parties(flow: LoginFlow) -> None:
+    with pytest.raises(UnknownService):
+        flow.complete(LoginRequest("nobody"), _identity(), 1.0)
+    with pytest.raises(UnknownSchool):
+        flow.complete(LoginRequest("uitgever"), _identity("00ZZ00"), 1.0)
+
+
+def test_sso_session_round_trip(flow: LoginFlow) -> None:
+    identity = _identity()
+    token = flow.open_session(identity, 1234.5)
+    assert token is not None
+    assert flow.session(token) == (identity, 1234.5)
+    flow.end_session(token)
+    assert flow.session(token) is None
+
+
+def test_sso_session_expires(flow: LoginFlow, clock: Clock) -> None:
+    token = flow.open_session(_identity(), 1.0)
+    clock.now += SSO_TTL + 1
+    assert flow.session(token) is None
+
+
+def test_sso_off(store: RecordingStore) -> None:
+    flow = LoginFlow(FakeRegistry(), store, PseudonymKeys(1, {1: KEY}), login_ttl=900, sso_ttl=0)
+    assert flow.open_session(_identity(), 1.0) is None
+    assert not store.written
+
+
+@pytest.mark.parametrize(
+    "token",
+    [None, "", "not-a-session", "x" * 129, "y" * 10_000],
+    ids=["none", "empty", "unknown", "129", "huge"],
+)
+def test_wrong_or_oversized_token(flow: LoginFlow, token: str | None) -> None:
+    flow.open_session(_identity(), 1.0)
+    assert flow.session(token) is None
+
+
+def test_session_token_for_another_record_does_not_open(
+    flow: LoginFlow, store: RecordingStore
+) -> None:
+    token = flow.open_session(_identity(), 1.0)
+    assert token is not None
+    # Someone who knows where a session lies but not its token finds nothing readable.
+    _, blob = store.written[-1]
+    store.put(store_key(SSO, "forged"), blob, 60)
+    assert flow.session("forged") is None
+
+
+def test_session_serves(flow: LoginFlow) -> None:
+    identity = _identity("99XX00")
+
+    def record(school_id: str | None, force: bool = False) -> LoginRecord:
+        return LoginRecord("id", LoginRequest("uitgever", force_authn=force), 1.0, school_id)
+
+    assert flow.session_serves(record(None), identity)
+    assert flow.session_serves(record("99XX00"), identity)
+    assert not flow.session_serves(record("88YY00"), identity)
+    assert not flow.session_serves(record(None, force=True), identity)
+    assert not flow.session_serves(record("99XX00", force=True), identity)
