@@ -1,0 +1,458 @@
+"""SAML messages the broker must refuse (security.md), against the live demo.
+
+Every refusal is checked for its outcome: a 4xx page, the reason code in the audit line, no
+SSO cookie, no assertion on its way to the publisher, and nothing received there. A correctly
+forged school response is accepted first (the control), so each refusal below is caused by the
+one thing that was changed.
+"""
+
+from __future__ import annotations
+
+import base64
+import shutil
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import redis
+from lxml import etree
+
+from broker.certificates import write_pair
+from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.config import load_settings
+from broker.core.model import School
+from broker.login.flow import LoginRequest
+from broker.web import create_app
+from tests.support.client import Browser, Page
+from tests.support.forge import (
+    NS,
+    PublisherForger,
+    SchoolForger,
+    authn_request_id,
+    expire,
+    redirect_message,
+    set_audience,
+    with_doctype,
+)
+from tests.support.live import (
+    PERSISTENT,
+    SSO_COOKIE,
+    LiveDemo,
+    free_ports,
+    running_demo,
+    serve_app,
+)
+
+REDIS_URL = "redis://127.0.0.1:6379/14"
+OTHER_SCHOOL_ID = "99YY00"
+OTHER_SCHOOL_IDP = "https://idp.andere-school.example/saml/metadata"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
+    with running_demo(tmp_path_factory.mktemp("refusals-demo")) as live:
+        yield live
+
+
+def _key_pair(folder: Path, name: str) -> tuple[Path, Path]:
+    key, cert = folder / f"{name}.key", folder / f"{name}.crt"
+    if not key.exists():
+        write_pair(key, cert, name)
+    return key, cert
+
+
+@pytest.fixture(scope="module")
+def school(demo: LiveDemo) -> SchoolForger:
+    """The demo school's IdP, as far as signing goes: its entity id and its key."""
+    peers = demo.directory / "peers"
+    return SchoolForger(
+        demo.school_entity_id,
+        peers / "school.key",
+        peers / "school.crt",
+        demo.broker.saml_entities.sp_metadata(),
+    )
+
+
+@pytest.fixture(scope="module")
+def other_school(demo: LiveDemo) -> SchoolForger:
+    """A second school in the registry, with its own IdP and key."""
+    key, cert = _key_pair(demo.directory / "peers", "other-school")
+    forger = SchoolForger(OTHER_SCHOOL_IDP, key, cert, demo.broker.saml_entities.sp_metadata())
+    demo.registry.add_school(
+        School(OTHER_SCHOOL_ID, "Andere School", OTHER_SCHOOL_IDP), forger.metadata()
+    )
+    return forger
+
+
+@dataclass
+class PendingLogin:
+    """A login the broker sent on to the demo school; the school has not answered yet."""
+
+    browser: Browser
+    request_id: str
+    relay_state: str
+
+
+def start_login(demo: LiveDemo, publisher: str = "leesplank") -> PendingLogin:
+    browser = Browser()
+    page = browser.get(
+        f"{demo.publishers[publisher].base_url}/login?school={demo.school_entity_id}",
+        stop=lambda url: url.startswith(demo.school_url),
+    )
+    location = page.location
+    assert location is not None and location.startswith(f"{demo.school_url}/sso"), page.url
+    _, params = redirect_message(location)
+    return PendingLogin(browser, authn_request_id(location), params["RelayState"])
+
+
+def deliver(demo: LiveDemo, login: PendingLogin, saml_response: str, acs_url: str = "") -> Page:
+    return login.browser.post(
+        acs_url or demo.acs_url, {"SAMLResponse": saml_response, "RelayState": login.relay_state}
+    )
+
+
+def forged(demo: LiveDemo, forger: SchoolForger, login: PendingLogin, **changes: object) -> str:
+    """The school's answer to `login` for Sanne, signed by `forger`, with `changes` applied."""
+    args: dict[str, object] = {
+        "in_response_to": login.request_id,
+        "destination": demo.acs_url,
+        "audience": demo.sp_entity_id,
+        "subject": demo.school_subject("sanne.jansen"),
+    }
+    args.update(changes)
+    return forger.response(**args)  # type: ignore[arg-type]
+
+
+def assert_refused(
+    demo: LiveDemo,
+    browser: Browser,
+    page: Page,
+    caplog: pytest.LogCaptureFixture,
+    codes: tuple[str, ...],
+    *,
+    had_session: bool = False,
+) -> None:
+    assert 400 <= page.status < 500, (page.status, page.text[:500])
+    assert page.location is None, "a refusal redirects nowhere"
+    assert SSO_COOKIE not in page.cookies_set
+    if not had_session:
+        assert SSO_COOKIE not in browser.cookies(demo.broker_url)
+    assert not demo.answers_publisher(page)
+    assert "SAMLResponse" not in page.text
+    assert "Error code:" in page.text
+    logged = [code for code in codes if f"refused code={code} " in caplog.text]
+    assert logged, f"none of {codes} in the audit lines: {caplog.text}"
+    for publisher in demo.publishers.values():
+        received = browser.get(f"{publisher.base_url}/received.json")
+        assert received.status == 404, f"{publisher.id} received a login"
+
+
+# -- the control ------------------------------------------------------------------------------
+
+
+def test_a_correctly_signed_school_response_is_accepted(
+    demo: LiveDemo, school: SchoolForger
+) -> None:
+    login = start_login(demo)
+    page = deliver(demo, login, forged(demo, school, login))
+    assert page.status == 200, page.text
+    assert SSO_COOKIE in page.cookies_set
+    assert demo.answers_publisher(page)
+    at_publisher = login.browser.submit(page, demo.publishers["leesplank"].acs_url)
+    assert at_publisher.status == 200
+    received = demo.received(login.browser, "leesplank")
+    assert received["name_id"]["format"] == PERSISTENT
+    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")
+
+
+# -- responses from the school's side -----------------------------------------------------------
+
+SchoolCase = Callable[[LiveDemo, SchoolForger, PendingLogin, Path], str]
+
+
+def _unsigned(demo: LiveDemo, school: SchoolForger, login: PendingLogin, _: Path) -> str:
+    return forged(demo, school, login, sign=False)
+
+
+def _stranger_key(demo: LiveDemo, school: SchoolForger, login: PendingLogin, tmp: Path) -> str:
+    key, cert = _key_pair(tmp, "stranger")
+    impostor = SchoolForger(
+        demo.school_entity_id, key, cert, demo.broker.saml_entities.sp_metadata()
+    )
+    return forged(demo, impostor, login)
+
+
+def _wrong_audience(demo: LiveDemo, school: SchoolForger, login: PendingLogin, _: Path) -> str:
+    return forged(demo, school, login, tamper=set_audience(demo.publishers["leesplank"].entity_id))
+
+
+def _expired(demo: LiveDemo, school: SchoolForger, login: PendingLogin, _: Path) -> str:
+    # Ten minutes ago, far beyond the 60 s clock skew.
+    return forged(demo, school, login, tamper=expire(600))
+
+
+def _expired_conditions_only(
+    demo: LiveDemo, school: SchoolForger, login: PendingLogin, _: Path
+) -> str:
+    return forged(demo, school, login, tamper=expire(600, subject_confirmation=False))
+
+
+def _other_request(demo: LiveDemo, school: SchoolForger, login: PendingLogin, _: Path) -> str:
+    return forged(demo, school, login, in_response_to="_an-earlier-request-of-someone-else")
+
+
+def _doctype(demo: LiveDemo, school: SchoolForger, login: PendingLogin, _: Path) -> str:
+    return with_doctype(forged(demo, school, login))
+
+
+SCHOOL_CASES: dict[str, tuple[SchoolCase, tuple[str, ...]]] = {
+    # pysaml2 reports "neither signed" as a SigverError, which back.py files under the general
+    # reason; bad_signature would be the more precise one.
+    "unsigned": (_unsigned, ("bad_signature", "response_refused")),
+    "key not in the school's metadata": (_stranger_key, ("bad_signature",)),
+    "audience of another entity": (_wrong_audience, ("response_refused",)),
+    "expired": (_expired, ("time_window",)),
+    "expired conditions, live confirmation": (_expired_conditions_only, ("time_window",)),
+    "InResponseTo of another request": (_other_request, ("unsolicited",)),
+    "DOCTYPE": (_doctype, ("doctype_refused",)),
+}
+
+
+@pytest.mark.parametrize("case", list(SCHOOL_CASES))
+def test_school_response_is_refused(
+    demo: LiveDemo,
+    school: SchoolForger,
+    case: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    make, codes = SCHOOL_CASES[case]
+    login = start_login(demo)
+    page = deliver(demo, login, make(demo, school, login, tmp_path))
+    assert_refused(demo, login.browser, page, caplog, codes)
+
+
+def test_response_of_another_schools_idp_is_refused(
+    demo: LiveDemo, other_school: SchoolForger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Validly signed by a school the broker knows, but not the school this login went to."""
+    login = start_login(demo)
+    page = deliver(demo, login, forged(demo, other_school, login))
+    assert_refused(demo, login.browser, page, caplog, ("issuer_mismatch",))
+
+
+def test_response_in_the_schools_name_signed_by_another_schools_key_is_refused(
+    demo: LiveDemo, other_school: SchoolForger, caplog: pytest.LogCaptureFixture
+) -> None:
+    peers = demo.directory / "peers"
+    impostor = SchoolForger(
+        demo.school_entity_id,
+        peers / "other-school.key",
+        peers / "other-school.crt",
+        demo.broker.saml_entities.sp_metadata(),
+    )
+    login = start_login(demo)
+    page = deliver(demo, login, forged(demo, impostor, login))
+    assert_refused(demo, login.browser, page, caplog, ("bad_signature",))
+
+
+def test_response_with_two_signed_assertions_is_refused(
+    demo: LiveDemo, school: SchoolForger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Exactly one assertion: with two, whose identity would the broker pass on?"""
+    login = start_login(demo)
+    saml_response = school.response_with_two_assertions(
+        in_response_to=login.request_id,
+        destination=demo.acs_url,
+        audience=demo.sp_entity_id,
+        subjects=(demo.school_subject("sanne.jansen"), demo.school_subject("daan.devries")),
+    )
+    doc = etree.fromstring(base64.b64decode(saml_response))
+    assert len(doc.findall("saml:Assertion", NS)) == 2
+    page = deliver(demo, login, saml_response)
+    assert_refused(demo, login.browser, page, caplog, ("assertion_count",))
+
+
+def test_replayed_school_response_is_refused(
+    demo: LiveDemo, caplog: pytest.LogCaptureFixture
+) -> None:
+    browser = Browser()
+    captured = demo.school_response(browser, "leesplank", "daan.devries")
+    first = browser.post(demo.acs_url, captured)
+    assert first.status == 200, first.text
+    assert demo.answers_publisher(first)
+
+    second = browser.post(demo.acs_url, captured)
+    # The first copy consumed the login; the second finds nothing to complete.
+    assert_refused(demo, browser, second, caplog, ("state_expired", "replay"), had_session=True)
+
+
+# -- requests from the publishers' side ---------------------------------------------------------
+
+
+def test_authn_request_of_an_unknown_service_is_refused(
+    demo: LiveDemo, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    key, cert = _key_pair(tmp_path, "unknown-service")
+    stranger = PublisherForger(
+        "http://localhost:9/metadata",
+        "http://localhost:9/acs",
+        key,
+        cert,
+        demo.broker.saml_entities.idp_metadata(),
+    )
+    browser = Browser()
+    page = browser.get(stranger.request_url(f"{demo.broker_url}/saml/idp/sso"))
+    assert len(page.visited) == 1
+    assert_refused(demo, browser, page, caplog, ("unknown_service",))
+    assert "http://localhost:9/acs" not in page.text
+
+
+@pytest.mark.parametrize("suffix", ["-evil", None])
+def test_authn_request_with_an_acs_url_outside_the_metadata_is_refused(
+    demo: LiveDemo, suffix: str | None, caplog: pytest.LogCaptureFixture
+) -> None:
+    leesplank = demo.publishers["leesplank"]
+    evil = f"{leesplank.acs_url}{suffix}" if suffix else "javascript:alert(1)"
+    peers = demo.directory / "peers"
+    as_leesplank = PublisherForger(
+        leesplank.entity_id,
+        leesplank.acs_url,
+        peers / "leesplank.key",
+        peers / "leesplank.crt",
+        demo.broker.saml_entities.idp_metadata(),
+    )
+    url = as_leesplank.request_url(f"{demo.broker_url}/saml/idp/sso", acs_url=evil)
+    xml, _ = redirect_message(url)
+    assert etree.fromstring(xml).get("AssertionConsumerServiceURL") == evil
+    browser = Browser()
+    page = browser.get(url)
+    assert len(page.visited) == 1
+    assert_refused(demo, browser, page, caplog, ("acs_not_in_metadata",))
+    assert evil not in page.text and "javascript:" not in page.text
+
+
+# -- two broker instances sharing Redis -----------------------------------------------------------
+
+
+def _redis_or_skip() -> redis.Redis:
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
+    try:
+        client.ping()
+    except redis.exceptions.RedisError as error:
+        client.close()
+        pytest.skip(f"Redis at {REDIS_URL} not reachable: {type(error).__name__}")
+    return client
+
+
+def _assertion_id(saml_response: str) -> str:
+    doc = etree.fromstring(base64.b64decode(saml_response))
+    assertion = doc.find("saml:Assertion", NS)
+    assert assertion is not None
+    return assertion.get("ID") or ""
+
+
+def _browser_secret(browser: Browser, demo: LiveDemo) -> bytes:
+    raw = browser.cookies(demo.broker_url)["kb_browser"]
+    return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+
+
+@pytest.mark.redis
+def test_replay_across_two_instances_sharing_redis(
+    demo: LiveDemo, school: SchoolForger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two workers of one broker (one config, one registry, one Redis) behind one origin: an
+    assertion accepted by A is refused by B, also when B holds a login record that expects it."""
+    store = _redis_or_skip()
+    # The demo's own config with the store moved to Redis, next to it so the keys and the
+    # registry file are the same ones.
+    config = demo.directory / "ketenbroker-redis.toml"
+    shutil.copyfile(demo.directory / "ketenbroker.toml", config)
+    text = config.read_text(encoding="utf-8").replace('url = "memory://"', f'url = "{REDIS_URL}"')
+    config.write_text(text, encoding="utf-8")
+    assert tomllib.loads(text)["store"]["url"] == REDIS_URL
+    settings = load_settings(config)
+    assert settings.base_url == demo.broker_url and settings.registry_url
+
+    port = free_ports(2)
+    apps = [create_app(settings), create_app(settings)]
+    urls = [f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"]
+    servers = [serve_app(url, app) for url, app in zip(urls, apps, strict=True)]
+    instance_a, instance_b = urls
+    broker_b = apps[1].extensions["ketenbroker"]
+    try:
+        # The publisher sends the student to "the broker"; the load balancer picks A.
+        browser = Browser()
+        page = browser.get(
+            f"{demo.publishers['leesplank'].base_url}/login?school={demo.school_entity_id}",
+            stop=lambda url: url.startswith(demo.broker_url),
+        )
+        assert page.location is not None
+        picker = browser.get(page.location.replace(demo.broker_url, instance_a, 1))
+        assert picker.url.startswith(f"{demo.school_url}/sso"), picker.url
+        request_id = authn_request_id(picker.url)
+        answer = browser.submit(picker, f"{demo.school_url}/sso/pick", {"uid": "sanne.jansen"})
+        captured = answer.form(demo.acs_url).fields
+
+        accepted = browser.post(f"{instance_a}/saml/sp/acs", captured)
+        assert accepted.status == 200, accepted.text
+        assert demo.answers_publisher(accepted)
+        assertion_id = _assertion_id(captured["SAMLResponse"])
+        assert store.exists(f"kb:replay:saml:{demo.school_entity_id}:{assertion_id}")
+
+        # The same response at B: the login it answered is over, nothing is issued.
+        again = browser.post(f"{instance_b}/saml/sp/acs", captured)
+        assert_refused(demo, browser, again, caplog, ("state_expired", "replay"), had_session=True)
+
+        # Now let B hold a login record that still waits for exactly that request (a slower
+        # twin of the first login): only the shared replay cache stands in the way.
+        secret = _browser_secret(browser, demo)
+        leesplank = demo.publishers["leesplank"]
+
+        def waiting_record() -> str:
+            record = broker_b.flow.start(
+                secret,
+                LoginRequest(
+                    service_id="leesplank",
+                    front={
+                        "protocol": "saml",
+                        "request_id": "_publisher-request",
+                        "acs_url": leesplank.acs_url,
+                        "relay_state": "",
+                        "sp_entity_id": leesplank.entity_id,
+                        "name_id_format": PERSISTENT,
+                    },
+                ),
+            )
+            chosen = broker_b.flow.choose_school(secret, record.login_id, DEMO_SCHOOL_ID)
+            broker_b.flow.note_upstream(secret, chosen, request_id)
+            return record.login_id
+
+        caplog.clear()
+        replayed = browser.post(
+            f"{instance_b}/saml/sp/acs", {**captured, "RelayState": waiting_record()}
+        )
+        assert_refused(demo, browser, replayed, caplog, ("replay",), had_session=True)
+
+        # Control: a fresh assertion for the same request passes the same record shape on B.
+        fresh = school.response(
+            in_response_to=request_id,
+            destination=demo.acs_url,
+            audience=demo.sp_entity_id,
+            subject=demo.school_subject("sanne.jansen"),
+        )
+        passed = browser.post(
+            f"{instance_b}/saml/sp/acs",
+            {"SAMLResponse": fresh, "RelayState": waiting_record()},
+        )
+        assert passed.status == 200, passed.text
+        assert demo.answers_publisher(passed)
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+        for app in apps:
+            app.extensions["ketenbroker"].registry.close()
+        store.close()

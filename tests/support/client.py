@@ -1,0 +1,218 @@
+"""A small HTTP client that carries cookies and HTML forms the way a browser does for SAML.
+
+Why not a `requests.Session`: the broker's cookies are `Secure; SameSite=None` also on plain-http
+loopback (Chromium counts loopback as a secure context, pitfalls.md), and requests' cookie jar
+never sends a Secure cookie over http. So this client keeps its own jar, per host name (cookies
+are per host, not per port), sends every cookie of the host, follows redirects itself and lets a
+test `submit` a page's form, which is how a browser carries the auto-POST pages of SAML.
+
+Deliberately not modelled: Path and Domain attributes (every cookie here is host-only with
+path "/") and SameSite (a real browser would withhold `Lax` cookies on the cross-site POSTs; the
+browser tests cover that in Chromium).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from email.utils import parsedate_to_datetime
+from html.parser import HTMLParser
+from http.cookies import CookieError, SimpleCookie
+from urllib.parse import urljoin, urlsplit
+
+import requests
+
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 20
+TIMEOUT = 15
+
+
+@dataclass
+class Form:
+    """One HTML form: absolute action, method, hidden fields and the named submit buttons."""
+
+    action: str
+    method: str
+    fields: dict[str, str] = field(default_factory=dict)
+    buttons: list[tuple[str, str]] = field(default_factory=list)
+    css_class: str = ""
+
+
+class _FormParser(HTMLParser):
+    def __init__(self, base_url: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.base_url = base_url
+        self.forms: list[Form] = []
+        self._open: Form | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = {name: value or "" for name, value in attrs}
+        if tag == "form":
+            self._open = Form(
+                action=urljoin(self.base_url, values.get("action", "")),
+                method=values.get("method", "get").lower(),
+                css_class=values.get("class", ""),
+            )
+            self.forms.append(self._open)
+        elif self._open is not None and tag in ("input", "button") and "name" in values:
+            kind = values.get("type", "text" if tag == "input" else "submit").lower()
+            if kind == "hidden":
+                self._open.fields[values["name"]] = values.get("value", "")
+            elif kind == "submit":
+                self._open.buttons.append((values["name"], values.get("value", "")))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._open = None
+
+
+@dataclass
+class Page:
+    """Where a request (after redirects) ended, and what happened on the way."""
+
+    url: str
+    response: requests.Response
+    visited: list[str]
+    cookies_set: list[str]
+
+    @property
+    def status(self) -> int:
+        return self.response.status_code
+
+    @property
+    def text(self) -> str:
+        return self.response.text
+
+    @property
+    def location(self) -> str | None:
+        """The absolute redirect target, when the client stopped at a redirect."""
+        target = self.response.headers.get("Location")
+        return urljoin(self.url, target) if target else None
+
+    @property
+    def forms(self) -> list[Form]:
+        parser = _FormParser(self.url)
+        parser.feed(self.text)
+        return parser.forms
+
+    def form(self, action_startswith: str = "") -> Form:
+        """The one POST form whose action starts with `action_startswith`."""
+        found = [
+            f for f in self.forms if f.method == "post" and f.action.startswith(action_startswith)
+        ]
+        assert len(found) == 1, f"expected one POST form to {action_startswith!r} on {self.url}"
+        return found[0]
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).hostname or ""
+
+
+def _expired(morsel: object) -> bool:
+    max_age = morsel["max-age"]  # type: ignore[index]
+    if max_age:
+        try:
+            return int(max_age) <= 0
+        except ValueError:
+            return False
+    expires = morsel["expires"]  # type: ignore[index]
+    if expires:
+        try:
+            return parsedate_to_datetime(expires).timestamp() <= time.time()
+        except (TypeError, ValueError):
+            return False
+    return False
+
+
+class Browser:
+    """One browser profile: its cookies and the URLs it has requested."""
+
+    def __init__(self, language: str = "en") -> None:
+        self.jar: dict[str, dict[str, str]] = {}
+        self.history: list[str] = []
+        self.language = language
+
+    def cookies(self, url_or_host: str) -> dict[str, str]:
+        host = _host(url_or_host) if "://" in url_or_host else url_or_host
+        return dict(self.jar.get(host, {}))
+
+    def _store(self, url: str, response: requests.Response) -> list[str]:
+        names = []
+        jar = self.jar.setdefault(_host(url), {})
+        for header in response.raw.headers.getlist("Set-Cookie"):
+            parsed = SimpleCookie()
+            try:
+                parsed.load(header)
+            except CookieError:
+                continue
+            for name, morsel in parsed.items():
+                names.append(name)
+                if _expired(morsel):
+                    jar.pop(name, None)
+                else:
+                    jar[name] = morsel.value
+        return names
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        data: dict[str, str] | None = None,
+        *,
+        follow: bool = True,
+        stop: Callable[[str], bool] | None = None,
+    ) -> Page:
+        """Send the request; follow redirects unless `follow` is off or `stop(next_url)` holds."""
+        visited: list[str] = []
+        cookies_set: list[str] = []
+        for _ in range(MAX_REDIRECTS):
+            visited.append(url)
+            self.history.append(url)
+            response = requests.request(
+                method,
+                url,
+                data=data,
+                cookies=self.jar.get(_host(url), {}),
+                headers={"Accept-Language": self.language},
+                allow_redirects=False,
+                timeout=TIMEOUT,
+            )
+            cookies_set.extend(self._store(url, response))
+            page = Page(url, response, visited, cookies_set)
+            if not follow or response.status_code not in REDIRECTS or page.location is None:
+                return page
+            target = page.location
+            if stop is not None and stop(target):
+                return page
+            if response.status_code in (301, 302, 303):
+                method, data = "GET", None
+            url = target
+        raise AssertionError(f"more than {MAX_REDIRECTS} redirects from {visited[0]}")
+
+    def get(
+        self, url: str, *, follow: bool = True, stop: Callable[[str], bool] | None = None
+    ) -> Page:
+        return self.request("GET", url, follow=follow, stop=stop)
+
+    def post(
+        self,
+        url: str,
+        data: dict[str, str],
+        *,
+        follow: bool = True,
+        stop: Callable[[str], bool] | None = None,
+    ) -> Page:
+        return self.request("POST", url, data, follow=follow, stop=stop)
+
+    def submit(
+        self,
+        page: Page,
+        action_startswith: str = "",
+        extra: dict[str, str] | None = None,
+        *,
+        follow: bool = True,
+    ) -> Page:
+        """POST the page's form (hidden fields plus `extra`, e.g. the pressed button)."""
+        form = page.form(action_startswith)
+        return self.post(form.action, {**form.fields, **(extra or {})}, follow=follow)

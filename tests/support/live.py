@@ -1,0 +1,273 @@
+"""The whole demo (broker, school IdP, publishers) running on free loopback ports, and the
+steps of a student's login through it.
+
+Everything a test compares against is computed here independently of the broker: the school's
+persistent NameID from its documented rule, and the chain pseudonym from the key file with the
+derivation function (whose test vectors are checked elsewhere).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import socket
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from flask import Flask
+from werkzeug.serving import BaseWSGIServer
+
+from broker.certificates import write_pair
+from broker.cli.demo import DEMO_PUBLISHERS, DEMO_SCHOOL_ID, prepare_demo, serve
+from broker.config import Settings, parse_pseudonym_keys
+from broker.core.model import Declaration, NamingProfile, Service
+from broker.core.pseudonym import derive_chain_pseudonym
+from broker.demo.publisher_sp import (
+    PublisherSpSettings,
+    create_publisher_sp_app,
+    publisher_sp_metadata,
+)
+from broker.registry import SqlRegistry
+from broker.web.wiring import Broker
+from tests.support.client import Browser, Page
+
+PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+PAIRWISE_ID = "urn:oasis:names:tc:SAML:attribute:pairwise-id"
+URI_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
+UNSPECIFIED_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified"
+SSO_COOKIE = "kb_sso"
+SCHOOL_NAMESPACE = f"school:{DEMO_SCHOOL_ID}"
+
+
+def _bindable(port: int) -> bool:
+    """Free on 127.0.0.1 and nobody answering on ::1 (where `localhost` may resolve first)."""
+    try:
+        with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
+            sock.bind(("127.0.0.1", port))
+    except OSError:
+        return False
+    try:
+        with closing(socket.socket(socket.AF_INET6, socket.SOCK_STREAM)) as probe:
+            probe.settimeout(0.2)
+            return probe.connect_ex(("::1", port)) != 0
+    except OSError:
+        return True  # no IPv6 loopback here
+
+
+def free_ports(count: int) -> int:
+    """The first of `count` consecutive free loopback ports."""
+    for _ in range(200):
+        base = random.randint(20000, 60000 - count)
+        if all(_bindable(base + i) for i in range(count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports found")
+
+
+def serve_app(base_url: str, app: Flask) -> BaseWSGIServer:
+    return serve({base_url: app})[0]
+
+
+@dataclass(frozen=True)
+class Publisher:
+    id: str
+    base_url: str
+    chain: str | None
+
+    @property
+    def entity_id(self) -> str:
+        return f"{self.base_url}/metadata"
+
+    @property
+    def acs_url(self) -> str:
+        return f"{self.base_url}/acs"
+
+
+@dataclass(frozen=True)
+class Login:
+    """A finished login: the last page and every URL the browser requested on the way."""
+
+    final: Page
+    visited: list[str]
+
+    def went_to(self, prefix: str) -> bool:
+        return any(url.startswith(prefix) for url in self.visited)
+
+
+class LiveDemo:
+    """`ketenbroker demo` in `directory` on five consecutive free ports (plus extra publishers)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_ports(5)
+        self.settings: Settings
+        self.settings, apps = prepare_demo(directory, self.port)
+        self.servers = serve(apps)
+        self.broker_url = self.settings.base_url
+        self.broker: Broker = apps[self.broker_url].extensions["ketenbroker"]
+        self.school_url = f"http://localhost:{self.port + 1}"
+        self.school_entity_id = f"{self.school_url}/metadata"
+        self.publishers = {
+            p.id: Publisher(p.id, f"http://localhost:{self.port + 2 + i}", p.chain)
+            for i, p in enumerate(DEMO_PUBLISHERS)
+        }
+        keys = parse_pseudonym_keys(
+            (directory / "keys" / "pseudonym-keys.toml").read_text(encoding="utf-8")
+        )
+        self.pseudonym_key = keys.current
+
+    # -- what the peers should see -------------------------------------------------------------
+    @property
+    def registry(self) -> SqlRegistry:
+        return self.broker.registry
+
+    @property
+    def idp_entity_id(self) -> str:
+        return f"{self.broker_url}/saml/idp/metadata"
+
+    @property
+    def sp_entity_id(self) -> str:
+        return f"{self.broker_url}/saml/sp/metadata"
+
+    @property
+    def acs_url(self) -> str:
+        return f"{self.broker_url}/saml/sp/acs"
+
+    def school_subject(self, uid: str) -> str:
+        """The persistent NameID the demo school issues: a UUIDv5 of its entity id and the uid."""
+        return str(uuid.uuid5(uuid.NAMESPACE_URL, f"{self.school_entity_id}#user={uid}"))
+
+    def expected_pseudonym(self, uid: str, chain: str) -> str:
+        return derive_chain_pseudonym(
+            self.pseudonym_key, chain, SCHOOL_NAMESPACE, self.school_subject(uid)
+        )
+
+    # -- extra publishers ------------------------------------------------------------------
+    def add_publisher(
+        self,
+        service_id: str,
+        chain: str | None,
+        declarations: tuple[Declaration, ...],
+        *,
+        naming: NamingProfile = NamingProfile.OID,
+        released: frozenset[str] = frozenset(),
+    ) -> Publisher:
+        """A further pysaml2 publisher SP on its own port, registered in the running broker."""
+        base_url = f"http://localhost:{free_ports(1)}"
+        peers = self.directory / "peers"
+        settings = PublisherSpSettings(
+            base_url=base_url,
+            entity_id=f"{base_url}/metadata",
+            name=f"{service_id} (test publisher)",
+            key_file=peers / f"{service_id}.key",
+            cert_file=peers / f"{service_id}.crt",
+            idp_metadata=(self.broker.saml_entities.idp_metadata(),),
+            cross_site_cookie=True,
+        )
+        write_pair(settings.key_file, settings.cert_file, service_id)
+        self.registry.add_service(
+            Service(
+                service_id,
+                settings.name,
+                settings.entity_id,
+                chain,
+                naming=naming,
+                declarations=declarations,
+            ),
+            publisher_sp_metadata(settings),
+        )
+        if released:
+            self.registry.set_policy(DEMO_SCHOOL_ID, service_id, released, "test")
+        self.servers.append(serve_app(base_url, create_publisher_sp_app(settings)))
+        publisher = Publisher(service_id, base_url, chain)
+        self.publishers[service_id] = publisher
+        return publisher
+
+    def close(self) -> None:
+        # In parallel: each shutdown waits for its server's poll interval (half a second).
+        stopping = [threading.Thread(target=server.shutdown) for server in self.servers]
+        for thread in stopping:
+            thread.start()
+        for thread in stopping:
+            thread.join()
+        for server in self.servers:
+            server.server_close()
+        self.registry.close()
+
+    # -- a student's login -----------------------------------------------------------------
+    def login(
+        self, browser: Browser, publisher: str, uid: str, query: str = "", *, deliver: bool = True
+    ) -> Login:
+        """Log in at `publisher` as demo user `uid`: discovery (if shown), the school's pick
+        page (if shown), and the broker's answer carried to the publisher when `deliver`."""
+        start = len(browser.history)
+        page = browser.get(f"{self.publishers[publisher].base_url}/login{query}")
+        if page.url.startswith(f"{self.broker_url}/discovery"):
+            page = self.choose_school(browser, page)
+        if page.url.startswith(f"{self.school_url}/sso"):
+            page = self.pick(browser, page, uid)
+        if deliver and page.status == 200 and self.answers_publisher(page):
+            page = browser.submit(page, self.publishers[publisher].acs_url)
+        return Login(page, browser.history[start:])
+
+    def choose_school(self, browser: Browser, discovery: Page) -> Page:
+        assert discovery.status == 200, discovery.text
+        form = next(
+            f
+            for f in discovery.forms
+            if f.method == "post" and ("school", DEMO_SCHOOL_ID) in f.buttons
+        )
+        return browser.post(form.action, {**form.fields, "school": DEMO_SCHOOL_ID})
+
+    def pick(self, browser: Browser, picker: Page, uid: str) -> Page:
+        """Pick `uid` at the school and carry the school's response to the broker's ACS."""
+        assert picker.status == 200, picker.text
+        assert ("uid", uid) in picker.form(f"{self.school_url}/sso/pick").buttons
+        school_answer = browser.submit(picker, f"{self.school_url}/sso/pick", {"uid": uid})
+        assert school_answer.status == 200, school_answer.text
+        return browser.submit(school_answer, self.acs_url)
+
+    def school_response(self, browser: Browser, publisher: str, uid: str) -> dict[str, str]:
+        """Start a login (school named in the request) and return the school's signed answer
+        (SAMLResponse and RelayState) without delivering it to the broker."""
+        picker = browser.get(
+            f"{self.publishers[publisher].base_url}/login?school={self.school_entity_id}"
+        )
+        assert picker.url.startswith(f"{self.school_url}/sso"), picker.url
+        answer = browser.submit(picker, f"{self.school_url}/sso/pick", {"uid": uid})
+        return answer.form(self.acs_url).fields
+
+    def answers_publisher(self, page: Page) -> bool:
+        """The page carries a SAMLResponse to one of the publishers' ACS URLs."""
+        acs = {p.acs_url for p in self.publishers.values()}
+        return any(f.action in acs and "SAMLResponse" in f.fields for f in page.forms)
+
+    def received(self, browser: Browser, publisher: str) -> dict[str, Any]:
+        page = browser.get(f"{self.publishers[publisher].base_url}/received.json")
+        assert page.status == 200, page.text
+        value: dict[str, Any] = page.response.json()
+        return value
+
+
+@contextmanager
+def running_demo(directory: Path) -> Iterator[LiveDemo]:
+    """The demo, started; shut down (servers and registry connections) afterwards."""
+    # One access-log line per request would drown a failing test's output.
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    live = LiveDemo(directory)
+    try:
+        yield live
+    finally:
+        live.close()
+
+
+def attributes_by_name(received: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    by_name: dict[str, dict[str, Any]] = {}
+    for attribute in received["attributes"]:
+        assert attribute["name"] not in by_name, f"{attribute['name']} sent twice"
+        by_name[attribute["name"]] = attribute
+    return by_name
