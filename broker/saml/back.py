@@ -22,7 +22,7 @@ from saml2.response import (
 )
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
 from saml2.saml import NAMEID_FORMAT_PERSISTENT
-from saml2.sigver import SignatureError
+from saml2.sigver import SignatureError, SigverError
 from saml2.time_util import str_to_time
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
@@ -114,7 +114,7 @@ class SamlBack:
             raise UpstreamFailure(
                 f"school {school.id} returned status {type(err).__name__}", code="upstream_status"
             ) from None
-        except (IncorrectlySigned, SignatureError):
+        except (IncorrectlySigned, SignatureError, SigverError):
             raise InvalidMessage(
                 "school response signature invalid", code="bad_signature"
             ) from None
