@@ -29,6 +29,7 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 from broker.core.catalogue import accept_values, canonical_name_for
 from broker.core.errors import InvalidMessage, UpstreamFailure
 from broker.core.model import School, UpstreamIdentity
+from broker.core.ports import RegistryReader
 from broker.saml import firewall
 from broker.saml.entities import SamlEntities
 
@@ -53,8 +54,9 @@ class VerifiedResponse:
 
 
 class SamlBack:
-    def __init__(self, entities: SamlEntities) -> None:
+    def __init__(self, entities: SamlEntities, registry: RegistryReader) -> None:
         self.entities = entities
+        self.registry = registry
 
     def sso_origin(self, school: School) -> str | None:
         """The origin of the school's Redirect SSO endpoint, for the discovery page's CSP."""
@@ -74,9 +76,16 @@ class SamlBack:
     ) -> UpstreamRequest:
         client = self.entities.client
         try:
-            destination = client.metadata.single_sign_on_service(
-                school.idp_entity_id, BINDING_HTTP_REDIRECT
-            )
+            try:
+                destination = client.metadata.single_sign_on_service(
+                    school.idp_entity_id, BINDING_HTTP_REDIRECT
+                )
+            except UnknownPrincipal:
+                # A school registered since this worker last looked: rebuild once and retry.
+                client = self.entities.refresh().client
+                destination = client.metadata.single_sign_on_service(
+                    school.idp_entity_id, BINDING_HTTP_REDIRECT
+                )
         except UnknownPrincipal:
             raise UpstreamFailure(
                 f"no metadata for school {school.id}", code="school_metadata_missing"
@@ -106,6 +115,12 @@ class SamlBack:
         doc = firewall.inspect(xml, root="Response", assertions=None)
         firewall.require_assertion_count(doc)
         client = self.entities.client
+        issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
+        claimed = (issuer.text or "").strip() if issuer is not None else ""
+        if claimed and claimed != school.idp_entity_id and self.registry.school_by_idp(claimed):
+            # Another registered school's IdP, perhaps newer than this worker's metadata: look
+            # again, so the refusal below is the precise one (issuer_mismatch).
+            client = self.entities.refresh().client
         try:
             response = client.parse_authn_request_response(
                 saml_response, BINDING_HTTP_POST, outstanding={request_id: school.id}

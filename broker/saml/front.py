@@ -107,8 +107,13 @@ class SamlFront:
             xml = firewall.inflate_redirect(saml_request)
         else:
             xml = firewall.decode_post(saml_request)
-        firewall.inspect(xml, root="AuthnRequest", assertions=0)
+        doc = firewall.inspect(xml, root="AuthnRequest", assertions=0)
+        issuer_element = doc.find(f"{{{firewall.SAML}}}Issuer")
+        claimed = (issuer_element.text or "").strip() if issuer_element is not None else ""
         server = self.entities.server
+        if not _in_metadata(server, claimed) and self.registry.service_by_entity_id(claimed):
+            # Registered since this worker last looked: rebuild now rather than refuse.
+            server = self.entities.refresh().server
         try:
             parsed = server.parse_authn_request(saml_request, binding)
         except (SignatureError, UnknownPrincipal, UnsupportedBinding) as err:

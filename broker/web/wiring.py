@@ -44,5 +44,5 @@ def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEN
         flow=flow,
         saml_entities=entities,
         saml_front=SamlFront(settings, registry, entities),
-        saml_back=SamlBack(entities),
+        saml_back=SamlBack(entities, registry),
     )
