@@ -10,7 +10,6 @@ never needs it). Each figure is the median wall time of one call, parse and seri
 from __future__ import annotations
 
 import argparse
-import datetime
 import shutil
 import statistics
 import tempfile
@@ -18,13 +17,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
 from saml2 import class_name, saml, samlp
 from saml2.sigver import CryptoBackend, CryptoBackendXmlSec1, pre_signature_part
 
+from broker.certificates import write_pair
 from broker.saml.xmlsig import InProcessCryptoBackend
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
@@ -33,28 +29,8 @@ TARGET_BYTES = 6 * 1024
 
 
 def write_key_pair(directory: Path) -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "bench-idp")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=7))
-        .sign(key, hashes.SHA256())
-    )
     key_path, cert_path = directory / "idp.key", directory / "idp.crt"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_pair(key_path, cert_path, "bench-idp")
     return str(key_path), str(cert_path)
 
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from lxml import etree
 
 from broker.core.errors import InvalidMessage
+from broker.saml.xml_parsing import parse_untrusted
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_INFLATED_BYTES = 128 * 1024
@@ -25,15 +26,6 @@ SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 
 _BASE64_LINE_BREAKS = str.maketrans("", "", " \t\r\n")
-
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    huge_tree=False,
-    remove_comments=False,
-    collect_ids=False,
-)
 
 
 def decode_post(value: str) -> bytes:
@@ -78,7 +70,7 @@ def inspect(xml: bytes, *, root: str, assertions: int | None) -> etree._Element:
     if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
         raise InvalidMessage("DOCTYPE or ENTITY in message", code="doctype_refused")
     try:
-        doc = etree.fromstring(xml, parser=_PARSER)
+        doc = parse_untrusted(xml)
     except etree.XMLSyntaxError:
         raise InvalidMessage("message is not well-formed XML", code="malformed_message") from None
     if doc.getroottree().docinfo.doctype:

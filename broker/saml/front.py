@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
-from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
+from saml2.response import IncorrectlySigned
+from saml2.s_utils import OtherError, UnknownPrincipal, UnsupportedBinding, VersionMismatch
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_UNSPECIFIED
 from saml2.server import Server
 from saml2.sigver import SignatureError, verify_redirect_signature
@@ -116,7 +117,15 @@ class SamlFront:
             server = self.entities.refresh().server
         try:
             parsed = server.parse_authn_request(saml_request, binding)
-        except (SignatureError, UnknownPrincipal, UnsupportedBinding) as err:
+        except IncorrectlySigned:
+            # A POST signature that does not verify with the service's metadata keys.
+            raise InvalidMessage("AuthnRequest signature invalid", code="bad_signature") from None
+        except OtherError:
+            # pysaml2 raises this (only) for a Destination that is not our SSO endpoint.
+            raise InvalidMessage(
+                "AuthnRequest for another Destination", code="wrong_destination"
+            ) from None
+        except (SignatureError, UnknownPrincipal, UnsupportedBinding, VersionMismatch) as err:
             raise InvalidMessage(f"AuthnRequest refused: {type(err).__name__}") from None
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             raise InvalidMessage(f"AuthnRequest unreadable: {type(err).__name__}") from None
@@ -184,14 +193,21 @@ class SamlFront:
                 raise InvalidMessage("Signature without SigAlg", code="bad_signature")
             try:
                 check_redirect_sigalg(sigalg)
-            except SignatureError:
+            except (InvalidMessage, SignatureError):
                 raise InvalidMessage("SigAlg not allowed", code="weak_algorithm") from None
             signed = {"SAMLRequest": saml_request, "SigAlg": sigalg, "Signature": signature}
             if relay_state is not None:
                 signed["RelayState"] = relay_state
             certs = metadata.certs(issuer, "spsso", "signing")
             backend = server.sec.sec_backend
-            if not any(verify_redirect_signature(signed, backend, cert) for _, cert in certs):
+            try:
+                verified = any(
+                    verify_redirect_signature(signed, backend, cert) for _, cert in certs
+                )
+            except (ValueError, SignatureError):
+                # A Signature that is not base64 (binascii.Error) or not usable at all.
+                verified = False
+            if not verified:
                 raise InvalidMessage("AuthnRequest signature invalid", code="bad_signature")
         elif must_sign and message.signature is None:
             # A present POST signature was verified by pysaml2 against the metadata keys.

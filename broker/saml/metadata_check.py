@@ -6,13 +6,12 @@ from lxml import etree
 
 from broker.core.errors import BadRequest
 from broker.saml.firewall import MAX_BODY_BYTES
+from broker.saml.xml_parsing import parse_untrusted
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 MAX_METADATA_BYTES = 4 * MAX_BODY_BYTES
-
-_PARSER = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
 
 
 class MetadataInvalid(BadRequest):
@@ -27,7 +26,7 @@ def _descriptor(xml: str, role: str) -> tuple[str, etree._Element]:
     if b"<!DOCTYPE" in raw:
         raise MetadataInvalid("metadata contains a DOCTYPE")
     try:
-        root = etree.fromstring(raw, parser=_PARSER)
+        root = parse_untrusted(raw)
     except etree.XMLSyntaxError as err:
         raise MetadataInvalid(f"metadata is not well-formed XML (line {err.lineno})") from None
     if root.tag != f"{{{MD}}}EntityDescriptor":

@@ -11,6 +11,8 @@ from __future__ import annotations
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]  # no stubs pinned
 from saml2.sigver import SignatureError
 
+from broker.saml.xml_parsing import parse_untrusted
+
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 XENC_NS = "http://www.w3.org/2001/04/xmlenc#"
 
@@ -35,16 +37,6 @@ ALLOWED_TRANSFORMS = frozenset({ENVELOPED, EXC_C14N})
 
 _SIGNATURE = f"{{{DS_NS}}}Signature"
 
-# No DTD loading, no entity expansion, no network: a DOCTYPE is refused outright below, these
-# settings make sure nothing is fetched or expanded even before that check runs.
-_PARSER = etree.XMLParser(
-    resolve_entities=False,
-    no_network=True,
-    load_dtd=False,
-    huge_tree=False,
-    remove_blank_text=False,
-)
-
 
 def refuse(reason: str) -> SignatureError:
     """The one exception type pysaml2's callers understand, carrying only a reason code."""
@@ -56,7 +48,7 @@ def parse_document(text: str | bytes) -> etree._ElementTree:
     # that when it signs twice (assertion, then response); bytes avoid the special case.
     data = text.encode("utf-8") if isinstance(text, str) else text
     try:
-        root = etree.fromstring(data, _PARSER)
+        root = parse_untrusted(data)
     except etree.XMLSyntaxError as err:
         raise refuse("malformed_xml") from err
     tree = root.getroottree()

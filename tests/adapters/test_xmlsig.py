@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import datetime
 import gc
 import subprocess
 import warnings
@@ -15,11 +14,7 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 import saml2.sigver
 import xmlsec
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.utils import CryptographyDeprecationWarning
-from cryptography.x509.oid import NameOID
 from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
@@ -29,6 +24,7 @@ from saml2.response import IncorrectlySigned
 from saml2.saml import NAMEID_FORMAT_TRANSIENT, NameID
 from saml2.sigver import SignatureError
 
+from broker.certificates import write_pair
 from broker.core.errors import InvalidMessage
 from broker.saml import xmlsig
 from broker.saml.xmlsig import (
@@ -74,28 +70,8 @@ AUTHN = {"class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedT
 
 
 def _key_pair(directory: Path, name: str) -> tuple[str, str]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
     key_path, cert_path = directory / f"{name}.key", directory / f"{name}.crt"
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    write_pair(key_path, cert_path, name)
     return str(key_path), str(cert_path)
 
 
