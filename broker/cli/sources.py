@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -19,6 +20,9 @@ def read_source(value: str) -> str:
         try:
             with urllib.request.urlopen(value, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310 - scheme checked above
                 body: bytes = response.read(MAX_METADATA_BYTES + 1)
+        except urllib.error.HTTPError as err:
+            err.close()  # it holds the open connection
+            raise click.BadParameter(f"cannot fetch {value}: HTTP {err.code}") from None
         except OSError as err:
             raise click.BadParameter(f"cannot fetch {value}: {err}") from None
         if len(body) > MAX_METADATA_BYTES:

@@ -434,3 +434,58 @@ def test_school_subject_must_be_known(unchanged: Path, metadata: Metadata) -> No
 def test_missing_config(tmp_path: Path) -> None:
     result = run("chain", "add", "--config", tmp_path / "absent.toml", "--id", "c", "--name", "C")
     expect_refusal(result, "cannot read configuration")
+
+
+@pytest.fixture
+def metadata_server(metadata: Metadata) -> Iterator[str]:
+    """A loopback HTTP server that serves the second school's metadata at /idp.xml."""
+    import http.server
+    import threading
+
+    body = Path(metadata.second_idp).read_bytes()
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            if self.path != "/idp.xml":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", "application/samlmetadata+xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_school_metadata_from_loopback_url(populated: Path, metadata_server: str) -> None:
+    result = run(
+        "school", "add", "--config", populated, "--id", "11AA00", "--name", "By URL",
+        "--saml-metadata", f"{metadata_server}/idp.xml",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "School 11AA00 added" in result.output
+
+
+def test_school_metadata_url_not_found(unchanged: Path, metadata_server: str) -> None:
+    result = run(
+        "school", "add", "--config", unchanged, "--id", "11AA00", "--name", "By URL",
+        "--saml-metadata", f"{metadata_server}/missing.xml",
+    )  # fmt: skip
+    expect_refusal(result, "cannot fetch", "missing.xml")
+
+
+def test_school_metadata_plain_http_elsewhere_is_refused(unchanged: Path) -> None:
+    result = run(
+        "school", "add", "--config", unchanged, "--id", "11AA00", "--name", "By URL",
+        "--saml-metadata", "http://metadata.school.example/idp.xml",
+    )  # fmt: skip
+    expect_refusal(result, "must be https")
