@@ -7,8 +7,10 @@ Out: a completed login → a signed Response to the service's ACS URL from its m
 from __future__ import annotations
 
 import base64
+import calendar
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -18,6 +20,7 @@ from saml2.s_utils import OtherError, UnknownPrincipal, UnsupportedBinding, Vers
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_UNSPECIFIED
 from saml2.server import Server
 from saml2.sigver import SignatureError, verify_redirect_signature
+from saml2.time_util import str_to_time
 
 from broker.config import Settings
 from broker.core.catalogue import (
@@ -143,6 +146,9 @@ class SamlFront:
         self._check_signature(
             server, issuer, binding, message, saml_request, relay_state, sigalg, signature
         )
+        self._check_fresh_and_addressed(
+            message, signed=signature is not None or bool(message.signature)
+        )
         acs_url = self._acs_url(server, issuer, message)
         request = LoginRequest(
             service_id=service.id,
@@ -212,6 +218,27 @@ class SamlFront:
         elif must_sign and message.signature is None:
             # A present POST signature was verified by pysaml2 against the metadata keys.
             raise InvalidMessage("unsigned AuthnRequest", code="request_unsigned")
+
+    def _check_fresh_and_addressed(self, message: samlp.AuthnRequest, *, signed: bool) -> None:
+        """pysaml2 computes but ignores a stale IssueInstant, and checks Destination only when
+        present; an old captured request must not start a login, and a signed request must say
+        where it is going (SAML bindings 3.4.5.2, 3.5.5.2)."""
+        try:
+            issued = calendar.timegm(str_to_time(message.issue_instant))
+        except (TypeError, ValueError):
+            raise InvalidMessage(
+                "AuthnRequest without a valid IssueInstant", code="stale_request"
+            ) from None
+        now = time.time()
+        skew = self.settings.saml.clock_skew_seconds
+        if not now - self.settings.login_ttl_seconds - skew <= issued <= now + skew:
+            raise InvalidMessage(
+                "AuthnRequest issued outside the accepted window", code="stale_request"
+            )
+        if signed and not message.destination:
+            raise InvalidMessage(
+                "signed AuthnRequest without Destination", code="wrong_destination"
+            )
 
     def _acs_url(self, server: Server, issuer: str, message: samlp.AuthnRequest) -> str:
         endpoints = server.metadata.assertion_consumer_service(issuer, BINDING_HTTP_POST)

@@ -726,3 +726,30 @@ def test_the_sso_url_itself_is_an_accepted_destination(setup: Setup) -> None:
     page = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
     assert page.status == 200
     assert page.url.startswith(f"{setup.demo.broker_url}/discovery")
+
+
+# -- 9. Freshness and addressing of signed requests ---------------------------------------------
+
+
+@pytest.mark.parametrize("issued", ["2020-01-01T00:00:00Z", "2999-01-01T00:00:00Z"])
+def test_a_request_issued_outside_the_window_is_refused(
+    setup: Setup, issued: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = setup.sp.authn_request(setup.sso_url)
+    request.issue_instant = issued
+    page = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
+    assert_refused(setup, page, caplog, "stale_request")
+
+
+@pytest.mark.parametrize("binding", ["redirect", "post"])
+def test_a_signed_request_without_destination_is_refused(
+    setup: Setup, binding: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = setup.sp.authn_request(setup.sso_url)
+    request.destination = None
+    browser = Browser()
+    if binding == "redirect":
+        page = browser.get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
+    else:
+        page = browser.post(setup.sso_url, setup.sp.post_fields(request, sign=True))
+    assert_refused(setup, page, caplog, "wrong_destination")
