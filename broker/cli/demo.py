@@ -30,6 +30,8 @@ from broker.web import create_app
 from broker.web.wiring import Broker, build_broker
 
 DEMO_SCHOOL_ID = "99XX00"
+# The realm of the demo school's scoped identifiers (student numbers `n@demoschool.example`).
+DEMO_SCOPE = "demoschool.example"
 
 
 @dataclass(frozen=True)
@@ -119,7 +121,8 @@ def _register(
     for chain in CHAINS:
         registry.add_chain(chain)
     registry.add_school(
-        School(DEMO_SCHOOL_ID, school.school_name, school.entity_id), school_idp_metadata(school)
+        School(DEMO_SCHOOL_ID, school.school_name, school.entity_id, scopes=(DEMO_SCOPE,)),
+        school_idp_metadata(school),
     )
     for publisher, settings in publishers:
         registry.add_service(

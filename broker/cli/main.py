@@ -57,6 +57,11 @@ def _attribute(name: str) -> str:
     return name
 
 
+# What can feed the pseudonym: a value unique and stable per student at one school. Attributes
+# such as affiliation or school_id would give every student the same pseudonym.
+SUBJECT_CHOICES = ("name_id", "username", "student_number")
+
+
 def _who() -> str:
     return f"cli:{getpass.getuser()}"
 
@@ -156,8 +161,11 @@ def school_add(
     scopes: tuple[str, ...],
 ) -> None:
     """Register a school with its SAML identity provider."""
-    if subject != "name_id":
-        _attribute(subject)
+    if subject not in SUBJECT_CHOICES:
+        raise click.BadParameter(
+            f"{subject!r} cannot identify a student; choose one of {', '.join(SUBJECT_CHOICES)}"
+            " (or --eck-id)"
+        )
     xml = read_source(metadata)
     entity_id = idp_entity_id(xml)
     _, registry = _registry(config_path)

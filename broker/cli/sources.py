@@ -13,12 +13,23 @@ from broker.saml.metadata_check import MAX_METADATA_BYTES, is_acceptable_endpoin
 FETCH_TIMEOUT_SECONDS = 10
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Metadata carries the keys the broker will trust: a redirect (https to plain http, or
+    anywhere else) is refused rather than followed, so the URL checked is the URL fetched."""
+
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 def read_source(value: str) -> str:
     if value.startswith(("http://", "https://")):
         if not is_acceptable_endpoint(value):
             raise click.BadParameter("metadata URLs must be https (plain http only on loopback)")
         try:
-            with urllib.request.urlopen(value, timeout=FETCH_TIMEOUT_SECONDS) as response:  # noqa: S310 - scheme checked above
+            with _OPENER.open(value, timeout=FETCH_TIMEOUT_SECONDS) as response:
                 body: bytes = response.read(MAX_METADATA_BYTES + 1)
         except urllib.error.HTTPError as err:
             err.close()  # it holds the open connection

@@ -8,7 +8,7 @@ dropped by `accept_values` (the caller logs the attribute *name* only).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 OID_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
@@ -19,6 +19,7 @@ MACE_PREFIX = "urn:mace:dir:attribute-def:"
 
 AFFILIATIONS = frozenset({"student", "employee", "staff", "affiliate"})
 # \Z, not $: `$` also matches before a trailing newline, which would let "99XX00\n" through.
+_ECK_ID = re.compile(r"\Ahttps://ketenid\.nl/201703/[0-9a-f]{128}\Z")
 _BRIN = re.compile(r"\A[0-9]{2}[A-Z]{2}([0-9]{2})?\Z")
 # Values are bounded: a school IdP cannot push a megabyte into an assertion through us.
 MAX_VALUE_LENGTH = 256
@@ -155,11 +156,14 @@ def _fits(attribute: Attribute, value: str, school_scopes: tuple[str, ...]) -> b
         return value in AFFILIATIONS
     if attribute.scoped:
         local, sep, scope = value.rpartition("@")
-        if not sep or not local:
+        if not sep or not local or "@" in local:
             return False
-        # With no scopes configured the school has not told us its realm, so any scope is its
-        # own; with scopes configured, another realm's value is a spoofing attempt.
-        return not school_scopes or scope.lower() in school_scopes
+        # Only a realm the school was registered with: without one, the broker cannot tell the
+        # school's own identifiers from another school's, so it passes on neither.
+        return scope.lower() in school_scopes
+    if attribute.canonical == "eck_id":
+        # One exact spelling: a variant in case or form would give another sector pseudonym.
+        return bool(_ECK_ID.match(value))
     return True
 
 
@@ -177,6 +181,3 @@ def accept_values(
         else:
             dropped += 1
     return tuple(kept), dropped
-
-
-ValueCheck = Callable[[str], bool]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -31,7 +32,8 @@ from broker.core.errors import InvalidMessage, UpstreamFailure
 from broker.core.model import School, UpstreamIdentity
 from broker.core.ports import RegistryReader
 from broker.saml import firewall
-from broker.saml.entities import SamlEntities
+from broker.saml.entities import ACS_PATH, SamlEntities
+from broker.saml.response_checks import Expectations, check_response
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +51,7 @@ class UpstreamRequest:
 class VerifiedResponse:
     identity: UpstreamIdentity
     assertion_id: str
-    expires_at: float  # the assertion's NotOnOrAfter: the replay cache keeps its id until then
+    expires_at: float  # until then the broker would accept it: the replay cache keeps its id
     authn_instant: float
 
 
@@ -126,6 +128,10 @@ class SamlBack:
                 saml_response, BINDING_HTTP_POST, outstanding={request_id: school.id}
             )
         except StatusError as err:
+            if not self._error_signed_by(client, xml, school):
+                # pysaml2 reports a status before it checks any signature; an unsigned "no"
+                # must not end the student's login (the real answer may still arrive).
+                raise InvalidMessage("unsigned error response", code="unsigned_status") from None
             raise UpstreamFailure(
                 f"school {school.id} returned status {type(err).__name__}", code="upstream_status"
             ) from None
@@ -149,10 +155,38 @@ class SamlBack:
             ) from None
         if response is None or response.assertion is None:
             raise InvalidMessage("response without assertion", code="no_assertion")
-        return self._identity(response, school)
+        return self._identity(response, school, request_id)
 
-    def _identity(self, response: Any, school: School) -> VerifiedResponse:
+    @staticmethod
+    def _error_signed_by(client: Any, xml: bytes, school: School) -> bool:
+        """Whether an error Response carries a valid signature of the school's own IdP."""
+        doc = firewall.inspect(xml, root="Response", assertions=0)
+        issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
+        if issuer is None or (issuer.text or "").strip() != school.idp_entity_id:
+            return False
+        try:
+            client.sec.correctly_signed_response(
+                xml.decode(), must=True, require_response_signature=True
+            )
+        except (SignatureError, SigverError, IncorrectlySigned, ValueError, TypeError):
+            return False
+        return True
+
+    def _identity(self, response: Any, school: School, request_id: str) -> VerifiedResponse:
         assertion = response.assertion
+        settings = self.entities.settings
+        accept_until = check_response(
+            response.response,
+            assertion,
+            Expectations(
+                acs_url=settings.url(ACS_PATH),
+                sp_entity_id=settings.sp_entity_id,
+                request_id=request_id,
+                now=time.time(),
+                skew=settings.saml.clock_skew_seconds,
+                max_age=settings.login_ttl_seconds,
+            ),
+        )
         issuer = (assertion.issuer.text or "").strip() if assertion.issuer is not None else ""
         outer = response.response.issuer
         if issuer != school.idp_entity_id or (
@@ -172,13 +206,8 @@ class SamlBack:
                 statement.authn_context.authn_context_class_ref if statement.authn_context else None
             )
             authn_context = ref.text.strip() if ref is not None and ref.text else None
-        expires = assertion.conditions.not_on_or_after if assertion.conditions else None
-        if not expires:
-            raise InvalidMessage("assertion without NotOnOrAfter", code="time_window")
         identity = UpstreamIdentity(school.id, subject, attributes, authn_context)
-        return VerifiedResponse(
-            identity, str(assertion.id), float(calendar.timegm(str_to_time(expires))), authn_instant
-        )
+        return VerifiedResponse(identity, str(assertion.id), accept_until, authn_instant)
 
     @staticmethod
     def _attributes(assertion: Any, school: School) -> dict[str, tuple[str, ...]]:

@@ -21,6 +21,7 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NAMEID
 from saml2.server import Server
 from saml2.sigver import SignatureError, verify_redirect_signature
 from saml2.time_util import str_to_time
+from saml2.validate import NotValid
 
 from broker.config import Settings
 from broker.core.catalogue import (
@@ -130,7 +131,8 @@ class SamlFront:
             ) from None
         except (SignatureError, UnknownPrincipal, UnsupportedBinding, VersionMismatch) as err:
             raise InvalidMessage(f"AuthnRequest refused: {type(err).__name__}") from None
-        except (ValueError, KeyError, TypeError, AttributeError) as err:
+        except (ValueError, KeyError, TypeError, AttributeError, NotValid) as err:
+            # NotValid: pysaml2's schema check (a malformed time, boolean or index).
             raise InvalidMessage(f"AuthnRequest unreadable: {type(err).__name__}") from None
         if parsed is None:
             raise InvalidMessage("AuthnRequest refused by the parser")
@@ -241,6 +243,11 @@ class SamlFront:
             )
 
     def _acs_url(self, server: Server, issuer: str, message: samlp.AuthnRequest) -> str:
+        binding = message.protocol_binding
+        if binding is not None and binding != BINDING_HTTP_POST:
+            # The broker answers by HTTP-POST only; answering an Artifact request by POST would
+            # hand the service a message it did not ask for.
+            raise InvalidMessage("ProtocolBinding other than HTTP-POST", code="unsupported_binding")
         endpoints = server.metadata.assertion_consumer_service(issuer, BINDING_HTTP_POST)
         locations = [e["location"] for e in endpoints]
         if not locations:
@@ -270,6 +277,11 @@ class SamlFront:
         index = message.attribute_consuming_service_index
         wanted = server.metadata.attribute_requirement(issuer, index)
         attributes = wanted.get("required", []) + wanted.get("optional", [])
+        if index is not None and not attributes:
+            # An index the metadata does not have must not switch the narrowing off.
+            raise InvalidMessage(
+                "AttributeConsumingServiceIndex not in metadata", code="attribute_service_unknown"
+            )
         if not attributes:
             return None
         names = {

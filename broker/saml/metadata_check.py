@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
+from urllib.parse import urlsplit
+
 from lxml import etree
 
 from broker.core.errors import BadRequest
@@ -76,10 +79,17 @@ def sp_entity_id(xml: str) -> str:
 
 
 def is_acceptable_endpoint(url: str) -> bool:
-    from urllib.parse import urlsplit
-
+    """https anywhere; plain http only to a loopback *address* or the name `localhost`
+    (`http://127.evil.example` is a public name that merely starts with 127)."""
     parts = urlsplit(url)
-    if parts.scheme == "https" and parts.hostname:
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
         return True
-    loopback = parts.hostname in ("localhost", "::1") or (parts.hostname or "").startswith("127.")
-    return parts.scheme == "http" and loopback
+    if parts.scheme != "http":
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

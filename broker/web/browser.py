@@ -1,9 +1,11 @@
 """The browser's cookies: what binds a login and an SSO session to one browser.
 
-`kb_browser` carries the secret that seals this browser's login records; `kb_sso` the token of
-its SSO session. Both are `SameSite=None; Secure` because the school's identity provider POSTs
-back to the broker cross-site and that POST must carry them (pitfalls.md, cookies); Chromium
-counts plain-http loopback as a secure context, so the demo works too. `kb_school` remembers the
+`__Host-kb_browser` carries the secret that seals this browser's login records; `__Host-kb_sso`
+the token of its SSO session. The `__Host-` prefix makes the browser refuse these cookies unless
+they are Secure, host-only and for Path=/, so a sibling subdomain cannot plant its own (another
+student's SSO token, say). Both are `SameSite=None; Secure` because the school's identity
+provider POSTs back to the broker cross-site and that POST must carry them (pitfalls.md,
+cookies); Chromium counts plain-http loopback as a secure context, so the demo works too. `kb_school` remembers the
 last school choice and is `Lax`: it is only read on the broker's own discovery page.
 """
 
@@ -17,8 +19,8 @@ from werkzeug.wrappers import Response
 
 from broker.login.sealed import new_secret
 
-BROWSER_COOKIE = "kb_browser"
-SSO_COOKIE = "kb_sso"
+BROWSER_COOKIE = "__Host-kb_browser"
+SSO_COOKIE = "__Host-kb_sso"
 SCHOOL_COOKIE = "kb_school"
 SCHOOL_COOKIE_MAX_AGE = 365 * 24 * 3600
 

@@ -4,8 +4,7 @@ and finish a login into the front's response. Routes stay a few lines each."""
 from __future__ import annotations
 
 import logging
-import time
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from flask import current_app, make_response, redirect, render_template, url_for
 from werkzeug.wrappers import Response
@@ -141,11 +140,3 @@ def content_security_policy(form_target: str = "") -> str:
         "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
         f"form-action 'self'{extra}"
     )
-
-
-def now() -> float:
-    return time.time()
-
-
-def query(**params: str) -> str:
-    return urlencode(params)

@@ -7,7 +7,7 @@ import time
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from broker.core.errors import InvalidMessage, StateExpired, UnknownSchool, UpstreamFailure
+from broker.core.errors import InvalidMessage, UnknownSchool, UpstreamFailure
 from broker.saml.entities import ACS_PATH, IDP_METADATA_PATH, SP_METADATA_PATH, SSO_PATH
 from broker.saml.front import STATUS_AUTHN_FAILED, AnswerableRefusal
 
@@ -81,7 +81,7 @@ def acs() -> Response:
         # service hears so in its own protocol instead of waiting for a response forever.
         record = b.flow.take(secret, login_id)
         return refuse_to_service(record, failure, STATUS_AUTHN_FAILED)
-    ttl = int(verified.expires_at - time.time()) + b.settings.saml.clock_skew_seconds + 1
+    ttl = int(verified.expires_at - time.time()) + 1
     replay_key = f"replay:saml:{school.idp_entity_id}:{verified.assertion_id}"
     if not b.store.add_if_absent(replay_key, b"1", max(ttl, 1)):
         raise InvalidMessage("assertion seen before", code="replay")
@@ -99,6 +99,3 @@ def idp_metadata() -> Response:
 @saml.route(SP_METADATA_PATH)
 def sp_metadata() -> Response:
     return Response(broker().saml_entities.sp_metadata(), mimetype=METADATA_TYPE)
-
-
-__all__ = ["StateExpired", "saml"]

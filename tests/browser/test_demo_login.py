@@ -199,13 +199,15 @@ def test_cross_site_post_carries_state(demo: Demo, context: BrowserContext) -> N
     assert post.method == "POST"
     assert headers["origin"] == demo.school, headers
     assert headers["sec-fetch-site"] == "cross-site", headers  # the browser's own verdict
-    assert "kb_browser=" in headers.get("cookie", ""), f"cookie not sent cross-site: {headers}"
+    assert "__Host-kb_browser=" in headers.get("cookie", ""), (
+        f"cookie not sent cross-site: {headers}"
+    )
     assert acs.value.status == 200, page.locator("main").inner_text()
     received = expect_received(page, demo.leesplank)
     assert HEX64.fullmatch(received["name_id"]["value"])
 
     cookies = broker_cookies(context, demo)
-    for name in ("kb_browser", "kb_sso"):
+    for name in ("__Host-kb_browser", "__Host-kb_sso"):
         cookie = cookies[name]
         assert cookie["secure"], cookie
         assert cookie["httpOnly"], cookie

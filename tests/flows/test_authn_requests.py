@@ -753,3 +753,40 @@ def test_a_signed_request_without_destination_is_refused(
     else:
         page = browser.post(setup.sso_url, setup.sp.post_fields(request, sign=True))
     assert_refused(setup, page, caplog, "wrong_destination")
+
+
+# -- 10. Request fields the broker cannot honour ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("force_authn", "yes"),
+        ("issue_instant", "yesterday"),
+        ("assertion_consumer_service_index", "abc"),
+    ],
+)
+def test_a_request_with_a_malformed_field_is_refused_not_a_500(
+    setup: Setup, field: str, value: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = setup.sp.authn_request(setup.sso_url, acs="none")
+    setattr(request, field, value)
+    page = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
+    assert page.status == 400, page.status
+
+
+def test_an_unknown_attribute_consuming_service_index_is_refused(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = setup.sp.authn_request(setup.sso_url, attribute_consuming_service_index="9")
+    page = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
+    assert_refused(setup, page, caplog, "attribute_service_unknown")
+
+
+def test_a_request_for_the_artifact_binding_is_refused(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    request = setup.sp.authn_request(setup.sso_url)
+    request.protocol_binding = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact"
+    page = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
+    assert_refused(setup, page, caplog, "unsupported_binding")

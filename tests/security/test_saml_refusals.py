@@ -13,11 +13,13 @@ import shutil
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import redis
 from lxml import etree
+from saml2 import samlp
 
 from broker.certificates import write_pair
 from broker.cli.demo import DEMO_SCHOOL_ID
@@ -33,6 +35,7 @@ from tests.support.forge import (
     authn_request_id,
     expire,
     redirect_message,
+    saml_time,
     set_audience,
     with_doctype,
 )
@@ -207,12 +210,53 @@ def _doctype(demo: LiveDemo, school: SchoolForger, login: PendingLogin, _: Path)
     return with_doctype(forged(demo, school, login))
 
 
+def _tampered(change: Callable[[samlp.Response], None]) -> SchoolCase:
+    def make(demo: LiveDemo, school: SchoolForger, login: PendingLogin, _: Path) -> str:
+        return forged(demo, school, login, tamper=change)
+
+    return make
+
+
+def _recipient_elsewhere(response: samlp.Response) -> None:
+    for confirmation in response.assertion.subject.subject_confirmation:
+        confirmation.subject_confirmation_data.recipient = "https://evil.example/acs"
+
+
+def _no_audience_restriction(response: samlp.Response) -> None:
+    response.assertion.conditions.audience_restriction = []
+
+
+def _no_destination(response: samlp.Response) -> None:
+    response.destination = None
+
+
+def _sender_vouches_only(response: samlp.Response) -> None:
+    for confirmation in response.assertion.subject.subject_confirmation:
+        confirmation.method = "urn:oasis:names:tc:SAML:2.0:cm:sender-vouches"
+
+
+def _confirmation_without_expiry(response: samlp.Response) -> None:
+    for confirmation in response.assertion.subject.subject_confirmation:
+        confirmation.subject_confirmation_data.not_on_or_after = None
+
+
+def _issued_an_hour_ago(response: samlp.Response) -> None:
+    # Every window still open: only the assertion's age gives it away.
+    response.assertion.issue_instant = saml_time(datetime.now(UTC) - timedelta(hours=1))
+
+
 SCHOOL_CASES: dict[str, tuple[SchoolCase, tuple[str, ...]]] = {
+    "Recipient elsewhere": (_tampered(_recipient_elsewhere), ("wrong_recipient",)),
+    "no AudienceRestriction": (_tampered(_no_audience_restriction), ("wrong_audience",)),
+    "signed without Destination": (_tampered(_no_destination), ("wrong_destination",)),
+    "sender-vouches, no bearer": (_tampered(_sender_vouches_only), ("wrong_recipient",)),
+    "bearer without NotOnOrAfter": (_tampered(_confirmation_without_expiry), ("wrong_recipient",)),
+    "issued an hour ago": (_tampered(_issued_an_hour_ago), ("time_window",)),
     # pysaml2 reports "neither signed" as a SigverError, which back.py files under the general
     # reason; bad_signature would be the more precise one.
     "unsigned": (_unsigned, ("bad_signature", "response_refused")),
     "key not in the school's metadata": (_stranger_key, ("bad_signature",)),
-    "audience of another entity": (_wrong_audience, ("response_refused",)),
+    "audience of another entity": (_wrong_audience, ("response_refused", "wrong_audience")),
     "expired": (_expired, ("time_window",)),
     "expired conditions, live confirmation": (_expired_conditions_only, ("time_window",)),
     "InResponseTo of another request": (_other_request, ("unsolicited",)),
@@ -355,7 +399,7 @@ def _assertion_id(saml_response: str) -> str:
 
 
 def _browser_secret(browser: Browser, demo: LiveDemo) -> bytes:
-    raw = browser.cookies(demo.broker_url)["kb_browser"]
+    raw = browser.cookies(demo.broker_url)["__Host-kb_browser"]
     return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
 
 
@@ -456,3 +500,59 @@ def test_replay_across_two_instances_sharing_redis(
         for app in apps:
             app.extensions["ketenbroker"].registry.close()
         store.close()
+
+
+# -- the school says no -------------------------------------------------------------------------
+
+RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+AUTHN_FAILED = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
+
+
+def _error_response(demo: LiveDemo, school: SchoolForger, login: PendingLogin, sign: bool) -> str:
+    response = school.server.create_error_response(
+        login.request_id,
+        demo.acs_url,
+        (RESPONDER, "the student cancelled"),
+        sign=sign,
+        sign_alg="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
+        digest_alg="http://www.w3.org/2001/04/xmlenc#sha256",
+    )
+    return base64.b64encode(str(response).encode()).decode()
+
+
+def test_an_unsigned_error_response_does_not_end_the_login(
+    demo: LiveDemo, school: SchoolForger, caplog: pytest.LogCaptureFixture
+) -> None:
+    login = start_login(demo)
+    page = deliver(demo, login, _error_response(demo, school, login, sign=False))
+    assert_refused(demo, login.browser, page, caplog, ("unsigned_status",))
+    # The school's real answer still completes the login: the forged "no" consumed nothing.
+    page = deliver(demo, login, forged(demo, school, login))
+    assert page.status == 200, page.text[:500]
+    assert demo.answers_publisher(page)
+
+
+def test_a_signed_error_response_tells_the_service(demo: LiveDemo, school: SchoolForger) -> None:
+    login = start_login(demo)
+    page = deliver(demo, login, _error_response(demo, school, login, sign=True))
+    assert page.status == 502, page.text[:500]
+    assert SSO_COOKIE not in page.cookies_set
+    # The page's button carries a signed AuthnFailed to the publisher's ACS.
+    answer = etree.fromstring(base64.b64decode(_form_field(page.text, "SAMLResponse")))
+    codes = [
+        c.get("Value") for c in answer.iter("{urn:oasis:names:tc:SAML:2.0:protocol}StatusCode")
+    ]
+    assert codes == [RESPONDER, AUTHN_FAILED]
+    assert answer.find("{urn:oasis:names:tc:SAML:2.0:assertion}Assertion") is None
+    # And the login is over: the school's late success is refused.
+    late = deliver(demo, login, forged(demo, school, login))
+    assert late.status == 400
+
+
+def _form_field(page: str, name: str) -> str:
+    import html
+    import re
+
+    match = re.search(rf'name="{name}" value="([^"]+)"', page)
+    assert match, f"no {name} on the page"
+    return html.unescape(match.group(1))

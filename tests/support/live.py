@@ -40,7 +40,7 @@ PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 PAIRWISE_ID = "urn:oasis:names:tc:SAML:attribute:pairwise-id"
 URI_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:uri"
 UNSPECIFIED_FORMAT = "urn:oasis:names:tc:SAML:2.0:attrname-format:unspecified"
-SSO_COOKIE = "kb_sso"
+SSO_COOKIE = "__Host-kb_sso"
 SCHOOL_NAMESPACE = f"school:{DEMO_SCHOOL_ID}"
 
 

@@ -137,10 +137,21 @@ def test_scoped_values_with_scopes_configured() -> None:
     assert dropped == 3
 
 
-def test_scoped_values_without_scopes_configured_keep_any_scope() -> None:
+def test_scoped_values_without_scopes_configured_are_dropped() -> None:
+    # A school registered without its realm cannot vouch for any realm.
     kept, dropped = accept_values("student_number", ["1@a.example", "2@b.example", "3"])
-    assert kept == ("1@a.example", "2@b.example")
-    assert dropped == 1
+    assert kept == ()
+    assert dropped == 3
+
+
+def test_scoped_value_with_two_at_signs_is_dropped() -> None:
+    assert accept_values("username", ["a@x@school.example"], ("school.example",)) == ((), 1)
+
+
+def test_eck_id_only_in_its_one_spelling() -> None:
+    good = "https://ketenid.nl/201703/" + "ab" * 64
+    variants = [good.upper(), good.replace("https", "http"), good + "0", good[:-1], good + "\n"]
+    assert accept_values("eck_id", [good, *variants]) == ((good,), len(variants))
 
 
 def test_foreign_scope_dropped_for_student_number() -> None:
