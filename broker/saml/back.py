@@ -78,16 +78,9 @@ class SamlBack:
     ) -> UpstreamRequest:
         client = self.entities.client
         try:
-            try:
-                destination = client.metadata.single_sign_on_service(
-                    school.idp_entity_id, BINDING_HTTP_REDIRECT
-                )
-            except UnknownPrincipal:
-                # A school registered since this worker last looked: rebuild once and retry.
-                client = self.entities.refresh().client
-                destination = client.metadata.single_sign_on_service(
-                    school.idp_entity_id, BINDING_HTTP_REDIRECT
-                )
+            destination = client.metadata.single_sign_on_service(
+                school.idp_entity_id, BINDING_HTTP_REDIRECT
+            )
         except UnknownPrincipal:
             raise UpstreamFailure(
                 f"no metadata for school {school.id}", code="school_metadata_missing"
@@ -116,13 +109,12 @@ class SamlBack:
         xml = firewall.decode_post(saml_response)
         doc = firewall.inspect(xml, root="Response", assertions=None)
         firewall.require_assertion_count(doc)
-        client = self.entities.client
         issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
-        claimed = (issuer.text or "").strip() if issuer is not None else ""
-        if claimed and claimed != school.idp_entity_id and self.registry.school_by_idp(claimed):
-            # Another registered school's IdP, perhaps newer than this worker's metadata: look
-            # again, so the refusal below is the precise one (issuer_mismatch).
-            client = self.entities.refresh().client
+        if issuer is not None and issuer.text:
+            # Another school's IdP registered a moment ago moves the registry view on, so the
+            # refusal below is the precise one (issuer_mismatch), not "unknown issuer".
+            self.registry.school_by_idp(issuer.text.strip())
+        client = self.entities.client
         try:
             response = client.parse_authn_request_response(
                 saml_response, BINDING_HTTP_POST, outstanding={request_id: school.id}

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +26,6 @@ from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 SSO_PATH = "/saml/idp/sso"
-GENERATION_CHECK_SECONDS = 1.0
 ACS_PATH = "/saml/sp/acs"
 IDP_METADATA_PATH = "/saml/idp/metadata"
 SP_METADATA_PATH = "/saml/sp/metadata"
@@ -177,18 +175,13 @@ class SamlEntities:
         self.registry = registry
         self._lock = threading.Lock()
         self._built: _Built | None = None
-        self._checked_at = 0.0
         self._metadata: dict[str, str] = {}
 
     def _current(self) -> _Built:
+        # The registry here is the worker's cached view (broker/registry/cached.py): asking for
+        # the generation costs nothing, and a lookup that found a new entity already moved it on.
         built = self._built
-        now = time.monotonic()
-        # The registry is asked at most once a second: a login touches these entities several
-        # times, and a new school or publisher may well take a second to appear.
-        if built is not None and now - self._checked_at < GENERATION_CHECK_SECONDS:
-            return built
         generation = self.registry.generation()
-        self._checked_at = now
         if built is not None and built.generation == generation:
             return built
         with self._lock:
@@ -211,11 +204,6 @@ class SamlEntities:
                 client.users = _NoIdentityMemory()
                 self._built = _Built(generation, server, client)
             return self._built
-
-    def refresh(self) -> _Built:
-        """Look at the registry now instead of within the next second."""
-        self._checked_at = 0.0
-        return self._current()
 
     @property
     def server(self) -> Server:

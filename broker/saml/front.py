@@ -115,10 +115,10 @@ class SamlFront:
         doc = firewall.inspect(xml, root="AuthnRequest", assertions=0)
         issuer_element = doc.find(f"{{{firewall.SAML}}}Issuer")
         claimed = (issuer_element.text or "").strip() if issuer_element is not None else ""
+        # Looking the service up first lets a service registered a moment ago move the
+        # worker's registry view on, so the entities below already know its metadata.
+        self.registry.service_by_entity_id(claimed)
         server = self.entities.server
-        if not _in_metadata(server, claimed) and self.registry.service_by_entity_id(claimed):
-            # Registered since this worker last looked: rebuild now rather than refuse.
-            server = self.entities.refresh().server
         try:
             parsed = server.parse_authn_request(saml_request, binding)
         except IncorrectlySigned:

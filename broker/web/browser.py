@@ -5,8 +5,9 @@ the token of its SSO session. The `__Host-` prefix makes the browser refuse thes
 they are Secure, host-only and for Path=/, so a sibling subdomain cannot plant its own (another
 student's SSO token, say). Both are `SameSite=None; Secure` because the school's identity
 provider POSTs back to the broker cross-site and that POST must carry them (pitfalls.md,
-cookies); Chromium counts plain-http loopback as a secure context, so the demo works too. `kb_school` remembers the
-last school choice and is `Lax`: it is only read on the broker's own discovery page.
+cookies); Chromium counts plain-http loopback as a secure context, so the demo works too.
+`kb_school` remembers the last school choice and is `Lax`: it is only read on the broker's own
+discovery page.
 """
 
 from __future__ import annotations

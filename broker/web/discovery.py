@@ -26,9 +26,9 @@ def choose() -> Response:
     login_id = _login_id(request.args.get("login"))
     secret, _ = browser_secret(request)
     record = b.flow.load(secret, login_id)
-    service = b.registry.service(record.request.service_id)
+    service = b.view.service(record.request.service_id)
     query = request.args.get("q", "")[:MAX_QUERY].strip()
-    schools = sorted(b.registry.schools(), key=lambda s: s.name.casefold())
+    schools = sorted(b.view.schools(), key=lambda s: s.name.casefold())
     remembered = next((s for s in schools if s.id == request.cookies.get(SCHOOL_COOKIE)), None)
     if query:
         needle = query.casefold()

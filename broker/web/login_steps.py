@@ -43,7 +43,7 @@ def continue_login(
         b.flow.take(secret, record.login_id)
         # IsPassive means "do not show the student anything": the service gets NoPassive at
         # once, by auto-POST, and decides itself what to do next.
-        service = b.registry.service(record.request.service_id)
+        service = b.view.service(record.request.service_id)
         message = b.saml_front.error_for(record.request, STATUS_NO_PASSIVE, "no_passive")
         response = autopost(message, service.name if service else "")
     elif record.school_id:
@@ -57,7 +57,7 @@ def continue_login(
 
 def go_upstream(secret: bytes, record: LoginRecord) -> Response:
     b = broker()
-    school = b.registry.school(record.school_id or "")
+    school = b.view.school(record.school_id or "")
     if school is None:
         raise UnknownSchool("chosen school vanished")
     upstream = b.saml_back.authn_request(
@@ -105,7 +105,7 @@ def refuse_to_service(record: LoginRecord, cause: BrokerError, saml_status: str)
 def answerable_refusal_page(refusal: AnswerableRefusal) -> Response:
     """The student's page says why; its button carries the signed error to the service."""
     b = broker()
-    service = b.registry.service(refusal.request.service_id)
+    service = b.view.service(refusal.request.service_id)
     message = b.saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
     page, status = render_error(
         refusal, service_name=service.name if service else None, return_form=message

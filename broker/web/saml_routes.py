@@ -71,7 +71,7 @@ def acs() -> Response:
         raise InvalidMessage("response without our RelayState", code="unsolicited")
     secret, _ = browser_secret(request)
     record = b.flow.load(secret, login_id)
-    school = b.registry.school(record.school_id or "")
+    school = b.view.school(record.school_id or "")
     if school is None or record.upstream_request_id is None:
         raise UnknownSchool("login record has no school request")
     try:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.config import Settings
-from broker.core.ports import KeyValueStore
+from broker.core.ports import KeyValueStore, RegistryReader
 from broker.login.flow import LoginFlow
 from broker.registry import SqlRegistry
+from broker.registry.cached import CachedRegistryReader
 from broker.saml.back import SamlBack
 from broker.saml.entities import SamlEntities
 from broker.saml.front import SamlFront
@@ -17,8 +18,12 @@ from broker.store import open_store
 
 @dataclass(frozen=True)
 class Broker:
+    """`registry` is the SQL registry (reads and administrators' writes); `view` is this
+    worker's cached view of it, which everything on the login path reads."""
+
     settings: Settings
     registry: SqlRegistry
+    view: RegistryReader
     store: KeyValueStore
     flow: LoginFlow
     saml_entities: SamlEntities
@@ -28,10 +33,11 @@ class Broker:
 
 def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEND_NAME) -> Broker:
     registry = SqlRegistry(settings.registry_url)
+    view = CachedRegistryReader(registry)
     store = open_store(settings.store_url)
-    entities = SamlEntities(settings, registry, crypto_backend=saml_crypto_backend)
+    entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend)
     flow = LoginFlow(
-        registry,
+        view,
         store,
         settings.pseudonym_keys,
         login_ttl=settings.login_ttl_seconds,
@@ -40,9 +46,10 @@ def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEN
     return Broker(
         settings=settings,
         registry=registry,
+        view=view,
         store=store,
         flow=flow,
         saml_entities=entities,
-        saml_front=SamlFront(settings, registry, entities),
-        saml_back=SamlBack(entities, registry),
+        saml_front=SamlFront(settings, view, entities),
+        saml_back=SamlBack(entities, view),
     )

@@ -1,0 +1,118 @@
+"""A worker's view of the registry: schools, chains and services from memory, policies from SQL.
+
+Schools, chains and services change rarely and are read several times per login; the view holds
+them in memory and reloads them all when the registry's generation changes. It asks for the
+generation at most once a second, and at once when a lookup misses, so a newly registered school
+or service works on its very first login in every worker. Release policies are never cached: a
+school's change must show on the next login, everywhere.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import TypeVar
+
+from broker.core.model import Chain, ReleasePolicy, School, Service
+from broker.core.ports import RegistryReader
+
+MAX_STALENESS_SECONDS = 1.0
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    generation: int
+    checked_at: float
+    schools: dict[str, School]
+    schools_by_idp: dict[str, School]
+    services: dict[str, Service]
+    services_by_entity_id: dict[str, Service]
+    chains: dict[str, Chain]
+
+
+class CachedRegistryReader:
+    """Implements `broker.core.ports.RegistryReader` over another reader (the SQL registry)."""
+
+    def __init__(
+        self,
+        source: RegistryReader,
+        *,
+        max_staleness: float = MAX_STALENESS_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._source = source
+        self._max_staleness = max_staleness
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._snapshot: _Snapshot | None = None
+
+    def _current(self, *, fresh: bool = False) -> _Snapshot:
+        snapshot = self._snapshot
+        now = self._clock()
+        if snapshot is not None and not fresh and now - snapshot.checked_at < self._max_staleness:
+            return snapshot
+        generation = self._source.generation()
+        if snapshot is not None and snapshot.generation == generation:
+            snapshot = replace(snapshot, checked_at=now)
+        else:
+            with self._lock:
+                # Generation first, then the rows: a change in between only makes the next
+                # check reload again, never hides the change.
+                schools = self._source.schools()
+                services = self._source.services()
+                chain_ids = {s.chain_id for s in services if s.chain_id}
+                chains = [c for c in map(self._source.chain, chain_ids) if c is not None]
+                snapshot = _Snapshot(
+                    generation=generation,
+                    checked_at=now,
+                    schools={s.id: s for s in schools},
+                    schools_by_idp={s.idp_entity_id: s for s in schools},
+                    services={s.id: s for s in services},
+                    services_by_entity_id={s.entity_id: s for s in services},
+                    chains={c.id: c for c in chains},
+                )
+        self._snapshot = snapshot
+        return snapshot
+
+    def _lookup(self, pick: Callable[[_Snapshot], T | None]) -> T | None:
+        found = pick(self._current())
+        if found is None:
+            # Perhaps registered a moment ago: one fresh look before saying "unknown".
+            found = pick(self._current(fresh=True))
+        return found
+
+    def school(self, school_id: str) -> School | None:
+        return self._lookup(lambda s: s.schools.get(school_id))
+
+    def school_by_idp(self, idp_entity_id: str) -> School | None:
+        return self._lookup(lambda s: s.schools_by_idp.get(idp_entity_id))
+
+    def schools(self) -> list[School]:
+        return sorted(self._current().schools.values(), key=lambda s: s.id)
+
+    def chain(self, chain_id: str) -> Chain | None:
+        return self._lookup(lambda s: s.chains.get(chain_id))
+
+    def service(self, service_id: str) -> Service | None:
+        return self._lookup(lambda s: s.services.get(service_id))
+
+    def service_by_entity_id(self, entity_id: str) -> Service | None:
+        return self._lookup(lambda s: s.services_by_entity_id.get(entity_id))
+
+    def services(self) -> list[Service]:
+        return sorted(self._current().services.values(), key=lambda s: s.id)
+
+    def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
+        return self._source.policy(school_id, service_id)
+
+    def school_metadata(self) -> dict[str, str]:
+        return self._source.school_metadata()
+
+    def service_metadata(self) -> dict[str, str]:
+        return self._source.service_metadata()
+
+    def generation(self) -> int:
+        return self._current().generation

@@ -1,0 +1,136 @@
+"""The worker's cached registry view: fresh where it must be, quiet where it may be."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from broker.core.model import Chain, ReleasePolicy, School, Service
+from broker.registry.cached import CachedRegistryReader
+
+
+@dataclass
+class CountingSource:
+    """An in-memory RegistryReader that counts what it is asked."""
+
+    schools_: dict[str, School] = field(default_factory=dict)
+    services_: dict[str, Service] = field(default_factory=dict)
+    chains_: dict[str, Chain] = field(default_factory=dict)
+    policies: dict[tuple[str, str], ReleasePolicy] = field(default_factory=dict)
+    gen: int = 1
+    calls: dict[str, int] = field(default_factory=dict)
+
+    def _count(self, name: str) -> None:
+        self.calls[name] = self.calls.get(name, 0) + 1
+
+    def school(self, school_id: str) -> School | None:
+        self._count("school")
+        return self.schools_.get(school_id)
+
+    def school_by_idp(self, idp_entity_id: str) -> School | None:
+        self._count("school_by_idp")
+        return next((s for s in self.schools_.values() if s.idp_entity_id == idp_entity_id), None)
+
+    def schools(self) -> list[School]:
+        self._count("schools")
+        return list(self.schools_.values())
+
+    def chain(self, chain_id: str) -> Chain | None:
+        self._count("chain")
+        return self.chains_.get(chain_id)
+
+    def service(self, service_id: str) -> Service | None:
+        self._count("service")
+        return self.services_.get(service_id)
+
+    def service_by_entity_id(self, entity_id: str) -> Service | None:
+        self._count("service_by_entity_id")
+        return next((s for s in self.services_.values() if s.entity_id == entity_id), None)
+
+    def services(self) -> list[Service]:
+        self._count("services")
+        return list(self.services_.values())
+
+    def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
+        self._count("policy")
+        return self.policies.get((school_id, service_id), ReleasePolicy(school_id, service_id))
+
+    def school_metadata(self) -> dict[str, str]:
+        return {}
+
+    def service_metadata(self) -> dict[str, str]:
+        return {}
+
+    def generation(self) -> int:
+        self._count("generation")
+        return self.gen
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _setup() -> tuple[CountingSource, Clock, CachedRegistryReader]:
+    source = CountingSource()
+    source.schools_["99XX00"] = School("99XX00", "Demo Lyceum", "https://idp.example/md")
+    source.chains_["leermiddelen"] = Chain("leermiddelen", "Learning materials")
+    source.services_["leesplank"] = Service(
+        "leesplank", "Leesplank", "https://sp.example/md", "leermiddelen"
+    )
+    clock = Clock()
+    return source, clock, CachedRegistryReader(source, clock=clock)
+
+
+def test_lookups_within_a_second_ask_the_source_once() -> None:
+    source, _clock, view = _setup()
+    for _ in range(10):
+        assert view.school("99XX00") is not None
+        assert view.service_by_entity_id("https://sp.example/md") is not None
+        assert view.school_by_idp("https://idp.example/md") is not None
+        assert view.chain("leermiddelen") is not None
+    assert source.calls["generation"] == 1
+    assert source.calls["schools"] == 1
+    assert source.calls["services"] == 1
+    assert "school" not in source.calls
+
+
+def test_a_change_in_generation_reloads_within_a_second() -> None:
+    source, clock, view = _setup()
+    assert view.service("leesplank") is not None
+    source.services_["leesplank"] = Service("leesplank", "Leesplank", "https://sp.example/md", None)
+    source.gen = 2
+    clock.now += 0.5
+    assert view.service("leesplank").chain_id == "leermiddelen"  # type: ignore[union-attr]
+    clock.now += 0.6
+    assert view.service("leesplank").chain_id is None  # type: ignore[union-attr]
+    assert view.generation() == 2
+
+
+def test_a_new_entity_is_found_at_once() -> None:
+    source, _clock, view = _setup()
+    assert view.school("11AA00") is None
+    source.schools_["11AA00"] = School("11AA00", "Nieuw", "https://idp.new/md")
+    source.gen = 2
+    # No time passes: the miss itself makes the view look again.
+    assert view.school("11AA00") is not None
+    assert view.school_by_idp("https://idp.new/md") is not None
+
+
+def test_policies_are_never_cached() -> None:
+    source, _clock, view = _setup()
+    assert view.policy("99XX00", "leesplank").version == 0
+    source.policies[("99XX00", "leesplank")] = ReleasePolicy(
+        "99XX00", "leesplank", frozenset({"given_name"}), 1
+    )
+    assert view.policy("99XX00", "leesplank").attributes == frozenset({"given_name"})
+    assert source.calls["policy"] == 2
+
+
+def test_unknown_ids_stay_unknown() -> None:
+    _source, _clock, view = _setup()
+    assert view.service("nope") is None
+    assert view.service_by_entity_id("https://nope.example") is None
+    assert view.chain("nope") is None
