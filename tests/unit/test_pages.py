@@ -557,3 +557,12 @@ def test_catalogue_holds_every_string_in_the_code() -> None:
     assert not missing, "run pybabel extract/update (see babel.cfg) and translate:\n" + "\n".join(
         map(repr, missing)
     )
+
+
+def test_language_switch_only_on_pages_that_can_be_fetched_again(app: Flask) -> None:
+    # A page answering a POST (the school's answer at the ACS) has no GET address to switch on.
+    context = {"status": 400, "title": "t", "message": "m", "error_id": "e"}
+    with app.test_request_context("/saml/sp/acs", method="POST"):
+        assert "lang-switch" not in render_template("error.html", **context)
+    with app.test_request_context("/discovery", method="GET"):
+        assert "lang-switch" in render_template("error.html", **context)
