@@ -35,6 +35,11 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     def home() -> str:
         return render_template("home.html")
 
+    @app.route("/favicon.ico")
+    def favicon() -> Response:
+        # Every browser asks; answering "nothing here" keeps the logs free of a 404 per login.
+        return Response(status=204)
+
     @app.route("/healthz")
     def healthz() -> Response:
         return Response("ok\n", mimetype="text/plain")
