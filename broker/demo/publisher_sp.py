@@ -177,6 +177,9 @@ def _received_summary(authn_response: Any, relay_state: str | None) -> dict[str,
             "sp_name_qualifier": name_id.sp_name_qualifier,
         },
         "attributes": attributes,
+        "session_index": next(
+            (s.session_index for s in assertion.authn_statement if s.session_index), None
+        ),
     }
 
 

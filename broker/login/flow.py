@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from hashlib import sha256
 from typing import Any
 
 from broker.core.errors import PolicyRefusal, StateExpired, UnknownSchool, UnknownService
@@ -165,6 +166,14 @@ class LoginFlow:
         }
         self.sealed.put(token.encode(), SSO, token, payload, self.sso_ttl)
         return token
+
+    @staticmethod
+    def session_index(token: str | None) -> str:
+        """The SessionIndex services see: the same for every login of one SSO session, derived
+        one-way from the token (it never reveals the cookie); random without a session."""
+        if not token:
+            return "_" + secrets.token_hex(20)
+        return "_" + sha256(f"ketenbroker/session-index/{token}".encode()).hexdigest()[:40]
 
     def session(self, token: str | None) -> tuple[UpstreamIdentity, float] | None:
         if not token or len(token) > 128:

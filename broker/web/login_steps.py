@@ -32,13 +32,14 @@ def broker() -> Broker:
 
 
 def continue_login(
-    secret: bytes, new_secret: bool, record: LoginRecord, sso: tuple[UpstreamIdentity, float] | None
+    secret: bytes, new_secret: bool, record: LoginRecord, sso_token: str | None
 ) -> Response:
     """After a request arrived: answer from the SSO session, go to the school, or to discovery."""
     b = broker()
-    if sso is not None and b.flow.session_serves(record, sso[0]):
+    sso = b.flow.session(sso_token)
+    if sso is not None and sso_token and b.flow.session_serves(record, sso[0]):
         b.flow.take(secret, record.login_id)
-        response = finish(record, sso[0], sso[1], new_session=False)
+        response = finish(record, sso[0], sso[1], sso_token=sso_token)
     elif record.request.front.get("is_passive"):
         b.flow.take(secret, record.login_id)
         # IsPassive means "do not show the student anything": the service gets NoPassive at
@@ -69,11 +70,15 @@ def go_upstream(secret: bytes, record: LoginRecord) -> Response:
 
 
 def finish(
-    record: LoginRecord, identity: UpstreamIdentity, authn_instant: float, *, new_session: bool
+    record: LoginRecord,
+    identity: UpstreamIdentity,
+    authn_instant: float,
+    *,
+    sso_token: str | None = None,
 ) -> Response:
     """Release and answer the service; a refusal goes to the student and the service.
 
-    With `new_session` (a fresh school login) the SSO session is opened only once the release
+    Without `sso_token` (a fresh school login) the SSO session is opened only once the release
     succeeded, so a login the broker refused leaves no session behind.
     """
     b = broker()
@@ -83,7 +88,11 @@ def finish(
         return refuse_to_service(record, refusal, STATUS_REQUEST_DENIED)
     except MissingSubject as missing:
         return refuse_to_service(record, missing, STATUS_AUTHN_FAILED)
-    message = b.saml_front.response_for(completion, session_index=record.login_id)
+    new_token = b.flow.open_session(identity, authn_instant) if sso_token is None else None
+    # One SessionIndex for every service of one SSO session: what logout will go by.
+    message = b.saml_front.response_for(
+        completion, session_index=b.flow.session_index(sso_token or new_token)
+    )
     log.info(
         "released school=%s service=%s policy_version=%s attributes=%s",
         completion.school.id,
@@ -92,9 +101,8 @@ def finish(
         ",".join(sorted(completion.release.attributes)),
     )
     response = autopost(message, completion.service.name)
-    token = b.flow.open_session(identity, authn_instant) if new_session else None
-    if token:
-        set_sso_token(response, token, b.settings.sso_session_seconds)
+    if new_token:
+        set_sso_token(response, new_token, b.settings.sso_session_seconds)
     return response
 
 

@@ -54,8 +54,7 @@ def sso() -> Response:
         return answerable_refusal_page(refusal)
     secret, new = browser_secret(request)
     record = b.flow.start(secret, login_request)
-    sso_state = b.flow.session(request.cookies.get(SSO_COOKIE))
-    return continue_login(secret, new, record, sso_state)
+    return continue_login(secret, new, record, request.cookies.get(SSO_COOKIE))
 
 
 @saml.route(ACS_PATH, methods=["POST"])
@@ -88,7 +87,7 @@ def acs() -> Response:
     # Single use: of two racing copies of this response only one consumes the record.
     record = b.flow.take(secret, login_id)
     authn_instant = verified.authn_instant or time.time()
-    return finish(record, verified.identity, authn_instant, new_session=True)
+    return finish(record, verified.identity, authn_instant)
 
 
 @saml.route(IDP_METADATA_PATH)

@@ -24,6 +24,15 @@ def test_second_service_in_one_browser_is_answered_from_the_sso_session(demo: Li
     at_rekenroute = demo.received(browser, "rekenroute")
     assert at_rekenroute["name_id"]["value"] == at_leesplank["name_id"]["value"]
     assert at_rekenroute["name_id"]["sp_name_qualifier"] == rekenroute.entity_id
+    # One SSO session, one SessionIndex at every service (what logout will go by), and it is
+    # not the cookie's token.
+    session_index = at_leesplank["session_index"]
+    assert session_index and at_rekenroute["session_index"] == session_index
+    assert session_index.lstrip("_") not in browser.cookies(demo.broker_url)[SSO_COOKIE]
+
+    other = Browser()
+    demo.login(other, "leesplank", "daan.devries")
+    assert demo.received(other, "leesplank")["session_index"] != session_index
 
 
 def test_a_new_browser_has_no_session(demo: LiveDemo) -> None:
