@@ -26,10 +26,12 @@ import xmlsec
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]  # no stubs pinned
 from saml2 import SamlBase
 from saml2.sigver import (
+    SIGNER_ALGS,
     CryptoBackend,
     DecryptError,
     EncryptError,
     RSACrypto,
+    RSASigner,
     SignatureError,
     import_rsa_key_from_file,
     pre_encrypt_assertion,
@@ -269,12 +271,19 @@ class _AllowListRSACrypto(RSACrypto):  # type: ignore[misc]  # saml2 ships no ty
 
     pysaml2 uses `sec_backend.get_signer` both to sign our Redirect messages and to verify theirs;
     refusing here means a SHA-1 SigAlg fails even where a caller forgot check_redirect_sigalg.
+
+    pysaml2's own get_signer hands out one module-level signer per algorithm and sets *its* key
+    on every call, so two threads (two keys during a rollover, or the demo's peers in the same
+    process) could sign with each other's key. A fresh signer per call shares nothing.
     """
 
     def get_signer(self, sigalg: str, sigkey: Any = None) -> Any:
         if sigalg not in ALLOWED_SIGNATURE_ALGORITHMS:
             raise refuse("redirect_sigalg_refused")
-        return super().get_signer(sigalg, sigkey)
+        template = SIGNER_ALGS.get(sigalg)
+        if template is None:
+            return None  # ECDSA over the Redirect binding: pysaml2 has no signer for it
+        return RSASigner(template.digest, sigkey or self.key)
 
 
 class _BackendOverride:

@@ -485,3 +485,20 @@ def test_libxml2_pairing_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(xmlsig.xmlsec, "get_libxml_version", lambda: (2, 9, 1))
     with pytest.raises(RuntimeError, match="libxml2"):
         check_libxml2_pairing()
+
+
+def test_redirect_signers_do_not_share_their_key(tmp_path: Path) -> None:
+    """pysaml2's own get_signer sets the key on one module-level signer per algorithm; two keys
+    in one process (a rollover, the demo's peers) must never sign with each other's key."""
+    from saml2.sigver import import_rsa_key_from_file
+
+    from broker.saml.xmlsig import _AllowListRSACrypto
+
+    first_key = import_rsa_key_from_file(_key_pair(tmp_path, "first")[0])
+    second_key = import_rsa_key_from_file(_key_pair(tmp_path, "second")[0])
+    first = _AllowListRSACrypto(first_key).get_signer(RSA_SHA256)
+    second = _AllowListRSACrypto(second_key).get_signer(RSA_SHA256)
+    assert first is not second
+    signature = first.sign(b"message")
+    assert first.verify(b"message", signature, first_key.public_key())
+    assert not second.verify(b"message", signature, second_key.public_key())
