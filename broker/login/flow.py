@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, replace
 from hashlib import sha256
 from typing import Any
 
-from broker.core.errors import PolicyRefusal, StateExpired, UnknownSchool, UnknownService
+from broker.core.errors import StateExpired, UnknownSchool, UnknownService
 from broker.core.model import Release, School, Service, UpstreamIdentity
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.core.pseudonym import PseudonymKeys
@@ -208,6 +208,3 @@ class LoginFlow:
         if remaining <= 0:
             raise StateExpired("login took longer than the login lifetime")
         self.sealed.put(browser_secret, LOGIN, record.login_id, record.to_payload(), remaining)
-
-
-__all__ = ["Completion", "LoginFlow", "LoginRecord", "LoginRequest", "PolicyRefusal"]

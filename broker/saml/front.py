@@ -115,10 +115,14 @@ class SamlFront:
         doc = firewall.inspect(xml, root="AuthnRequest", assertions=0)
         issuer_element = doc.find(f"{{{firewall.SAML}}}Issuer")
         claimed = (issuer_element.text or "").strip() if issuer_element is not None else ""
-        # Looking the service up first lets a service registered a moment ago move the
-        # worker's registry view on, so the entities below already know its metadata.
-        self.registry.service_by_entity_id(claimed)
+        # The service is looked up before pysaml2 parses anything: an unknown sender costs no
+        # more work, and a service registered a moment ago moves the worker's registry view
+        # on, so the entities below already know its metadata.
+        service = self.registry.service_by_entity_id(claimed)
         server = self.entities.server
+        if service is None or not _in_metadata(server, claimed):
+            raise UnknownService("AuthnRequest from an entity not in the registry")
+        issuer = claimed
         try:
             parsed = server.parse_authn_request(saml_request, binding)
         except IncorrectlySigned:
@@ -137,14 +141,6 @@ class SamlFront:
         if parsed is None:
             raise InvalidMessage("AuthnRequest refused by the parser")
         message: samlp.AuthnRequest = parsed.message
-        issuer = (
-            message.issuer.text.strip()
-            if message.issuer is not None and message.issuer.text
-            else ""
-        )
-        service = self.registry.service_by_entity_id(issuer)
-        if service is None or not _in_metadata(server, issuer):
-            raise UnknownService("AuthnRequest from an entity not in the registry")
         self._check_signature(
             server, issuer, binding, message, saml_request, relay_state, sigalg, signature
         )
