@@ -9,11 +9,18 @@ from urllib.parse import urlsplit
 from flask import current_app, make_response, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from broker.core.errors import BrokerError, MissingSubject, PolicyRefusal, UnknownSchool
+from broker.core.errors import (
+    AssuranceNotMet,
+    BrokerError,
+    PolicyRefusal,
+    UnknownSchool,
+    UpstreamFailure,
+)
 from broker.core.model import UpstreamIdentity
 from broker.login.flow import LoginRecord
 from broker.saml.front import (
     STATUS_AUTHN_FAILED,
+    STATUS_NO_AUTHN_CONTEXT,
     STATUS_NO_PASSIVE,
     STATUS_REQUEST_DENIED,
     AnswerableRefusal,
@@ -107,10 +114,8 @@ def finish(
     b = broker()
     try:
         completion = b.flow.complete(record.request, identity, authn_instant)
-    except PolicyRefusal as refusal:
-        return refuse_to_service(record, refusal, STATUS_REQUEST_DENIED)
-    except MissingSubject as missing:
-        return refuse_to_service(record, missing, STATUS_AUTHN_FAILED)
+    except (PolicyRefusal, UpstreamFailure) as refusal:
+        return refuse_to_service(record, refusal)
     new_token = b.flow.open_session(identity, authn_instant) if sso_token is None else None
     # One SessionIndex for every service of one SSO session: what logout will go by.
     message = b.saml_front.response_for(
@@ -129,8 +134,17 @@ def finish(
     return response
 
 
-def refuse_to_service(record: LoginRecord, cause: BrokerError, saml_status: str) -> Response:
-    return answerable_refusal_page(AnswerableRefusal(cause, record.request, saml_status))
+def refuse_to_service(record: LoginRecord, cause: BrokerError) -> Response:
+    """The login ends with an answer the service understands, carried by the student's page."""
+    return answerable_refusal_page(AnswerableRefusal(cause, record.request, saml_status(cause)))
+
+
+def saml_status(cause: BrokerError) -> str:
+    if isinstance(cause, AssuranceNotMet):
+        return STATUS_NO_AUTHN_CONTEXT
+    if isinstance(cause, PolicyRefusal):
+        return STATUS_REQUEST_DENIED
+    return STATUS_AUTHN_FAILED
 
 
 def answerable_refusal_page(refusal: AnswerableRefusal) -> Response:
