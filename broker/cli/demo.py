@@ -1,4 +1,7 @@
-"""`ketenbroker demo`: the broker, a demo school IdP and demo publishers on this machine.
+"""`ketenbroker demo`: the broker, two demo schools and demo publishers on this machine.
+
+Ports, from the broker's port P: P the broker, P+1 the SAML demo school's IdP, P+2 … P+4 the
+SAML demo publishers, P+5 the OIDC demo school's OpenID provider.
 
 The school IdP and publishers listen on `localhost` while the broker listens on `127.0.0.1`:
 different sites to the browser, so the demo exercises the same cross-site POSTs as production
@@ -7,6 +10,8 @@ different sites to the browser, so the demo exercises the same cross-site POSTs 
 
 from __future__ import annotations
 
+import os
+import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +23,14 @@ from werkzeug.serving import BaseWSGIServer, make_server
 from broker.certificates import write_pair
 from broker.cli.instance import CONFIG_NAME, init_instance
 from broker.config import Settings, load_settings
-from broker.core.model import Chain, Declaration, School, Service
+from broker.core.model import Chain, Declaration, OidcUpstream, School, Service
 from broker.demo.publisher_sp import (
     PublisherSpSettings,
     create_publisher_sp_app,
     publisher_sp_metadata,
 )
 from broker.demo.school_idp import SchoolIdpSettings, create_school_idp_app, school_idp_metadata
+from broker.demo.school_op import SchoolOpSettings, create_school_op_app
 from broker.registry import SqlRegistry, migrate
 from broker.web import create_app
 from broker.web.wiring import Broker, build_broker
@@ -32,6 +38,12 @@ from broker.web.wiring import Broker, build_broker
 DEMO_SCHOOL_ID = "99XX00"
 # The realm of the demo school's scoped identifiers (student numbers `n@demoschool.example`).
 DEMO_SCOPE = "demoschool.example"
+# The second demo school signs its students in with OpenID Connect (broker/demo/school_op.py).
+DEMO_OIDC_SCHOOL_ID = "99ZZ00"
+DEMO_OIDC_SCHOOL_NAME = "Demo OIDC-school"
+DEMO_OIDC_SCOPE = "oidcschool.example"
+DEMO_OIDC_CLIENT_ID = "ketenbroker"
+OIDC_SCHOOL_PORT_OFFSET = 5
 
 
 @dataclass(frozen=True)
@@ -89,6 +101,47 @@ def _school_settings(directory: Path, port: int, broker: Broker) -> SchoolIdpSet
         school_name="Demo Lyceum",
         brin=DEMO_SCHOOL_ID,
     )
+
+
+def _school_op_settings(directory: Path, port: int, settings: Settings) -> SchoolOpSettings:
+    peers = directory / "peers"
+    key, secret_file = peers / "school-op.key", peers / "school-op-client-secret"
+    if not key.exists():
+        write_pair(key, peers / "school-op.crt", "demo OIDC school")
+    if not secret_file.exists():
+        # The broker's client secret at the demo provider: written once, 0600 like the keys.
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secrets.token_urlsafe(32))
+    return SchoolOpSettings(
+        base_url=f"http://localhost:{port}",
+        key_file=key,
+        client_id=DEMO_OIDC_CLIENT_ID,
+        client_secret=secret_file.read_text(encoding="utf-8").strip(),
+        redirect_uri=settings.oidc_callback_url,
+        school_name=DEMO_OIDC_SCHOOL_NAME,
+        brin=DEMO_OIDC_SCHOOL_ID,
+        realm=DEMO_OIDC_SCOPE,
+    )
+
+
+def _register_oidc_school(registry: SqlRegistry, op: SchoolOpSettings) -> None:
+    """First start with the OIDC school (also in a demo folder made before it existed)."""
+    if registry.school(DEMO_OIDC_SCHOOL_ID) is not None:
+        return
+    upstream = OidcUpstream(op.issuer, op.client_id, op.client_secret)
+    school = School(
+        DEMO_OIDC_SCHOOL_ID,
+        op.school_name,
+        op.issuer,
+        subject_attribute="sub",
+        scopes=(DEMO_OIDC_SCOPE,),
+        oidc=upstream,
+    )
+    registry.add_school(school, "")
+    for publisher in DEMO_PUBLISHERS:
+        if publisher.released and registry.service(publisher.id) is not None:
+            registry.set_policy(DEMO_OIDC_SCHOOL_ID, publisher.id, publisher.released, "demo")
 
 
 def _publisher_settings(
@@ -174,11 +227,14 @@ def prepare_demo(directory: Path, port: int) -> tuple[Settings, dict[str, Flask]
         for i, p in enumerate(DEMO_PUBLISHERS)
     ]
     _register(services.registry, school, publishers)
+    school_op = _school_op_settings(directory, port + OIDC_SCHOOL_PORT_OFFSET, settings)
+    _register_oidc_school(services.registry, school_op)
     _export_metadata(directory / "metadata", services, school, publishers)
     apps = {settings.base_url: create_app(settings, services=services)}
     apps[school.base_url] = create_school_idp_app(school)
     for _, publisher in publishers:
         apps[publisher.base_url] = create_publisher_sp_app(publisher)
+    apps[school_op.base_url] = create_school_op_app(school_op)
     return settings, apps
 
 
@@ -196,10 +252,14 @@ def serve(apps: dict[str, Flask]) -> list[BaseWSGIServer]:
 def run_demo(directory: Path, port: int) -> None:
     settings, apps = prepare_demo(directory, port)
     servers = serve(apps)
-    publishers = [url for url in apps if url != settings.base_url][1:]
+    publishers = [f"http://localhost:{port + 2 + i}" for i in range(len(DEMO_PUBLISHERS))]
     click.echo("Ketenbroker demo is running. Open this URL and log in as a demo student:")
     click.echo(f"\n    {publishers[0]}/\n")
     click.echo("Other demo publishers: " + ", ".join(f"{u}/" for u in publishers[1:]))
+    click.echo(
+        f"Demo schools: {DEMO_SCHOOL_ID} (SAML) http://localhost:{port + 1}/, "
+        f"{DEMO_OIDC_SCHOOL_ID} (OpenID Connect) http://localhost:{port + OIDC_SCHOOL_PORT_OFFSET}/"
+    )
     click.echo(f"Broker: {settings.base_url}/   (Ctrl+C stops the demo; state in {directory}/)")
     try:
         threading.Event().wait()

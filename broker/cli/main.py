@@ -15,7 +15,16 @@ from broker.cli.sources import read_source
 from broker.config import Settings, load_settings
 from broker.core.catalogue import CATALOGUE, is_known_attribute
 from broker.core.errors import BrokerError
-from broker.core.model import Chain, Declaration, NamingProfile, School, Service
+from broker.core.model import (
+    Chain,
+    ClientAuthMethod,
+    Declaration,
+    NamingProfile,
+    Protocol,
+    School,
+    Service,
+)
+from broker.oidc.registration import new_client
 from broker.registry import SqlRegistry, migrate
 from broker.saml.metadata_check import idp_entity_id, sp_entity_id
 
@@ -141,12 +150,26 @@ def school() -> None:
 @config_option
 @click.option("--id", "school_id", required=True)
 @click.option("--name", required=True)
-@click.option("--saml-metadata", "metadata", required=True, help="file or URL")
+@click.option("--saml-metadata", "metadata", default=None, help="file or URL (a SAML IdP)")
+@click.option("--oidc-issuer", "issuer", default=None, help="the school's OpenID provider")
+@click.option("--client-id", default=None, help="the broker's client id at that provider")
+@click.option(
+    "--client-secret-file",
+    "secret_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="file holding the broker's client secret there (never on the command line)",
+)
+@click.option(
+    "--alg",
+    "algorithms",
+    multiple=True,
+    help="an ID token algorithm the provider signs with (repeat; default RS256)",
+)
 @click.option(
     "--subject",
-    default="name_id",
-    show_default=True,
-    help="name_id (persistent NameID) or a catalogue attribute",
+    default=None,
+    help="SAML: name_id (default) or a catalogue attribute; OIDC: sub (default) or a claim",
 )
 @click.option("--eck-id", is_flag=True, help="derive pseudonyms from the ECK iD (eck_id)")
 @click.option("--scope", "scopes", multiple=True, help="the school's realm(s) for scoped values")
@@ -155,17 +178,49 @@ def school_add(
     config_path: Path,
     school_id: str,
     name: str,
-    metadata: str,
-    subject: str,
+    metadata: str | None,
+    issuer: str | None,
+    client_id: str | None,
+    secret_file: Path | None,
+    algorithms: tuple[str, ...],
+    subject: str | None,
     eck_id: bool,
     scopes: tuple[str, ...],
 ) -> None:
-    """Register a school with its SAML identity provider."""
+    """Register a school with its SAML identity provider or its OpenID provider."""
+    if (metadata is None) == (issuer is None):
+        raise click.UsageError("give either --saml-metadata or --oidc-issuer, not both")
+    if issuer is not None:
+        if client_id is None or secret_file is None:
+            raise click.UsageError("--oidc-issuer needs --client-id and --client-secret-file")
+        from broker.cli.school_oidc import oidc_school
+
+        settings = load_settings(config_path)
+        school = oidc_school(
+            school_id,
+            name,
+            issuer=issuer,
+            client_id=client_id,
+            secret_file=secret_file,
+            subject=subject or "sub",
+            algorithms=algorithms or ("RS256",),
+            eck_id=eck_id,
+            scopes=scopes,
+            timeout=settings.oidc.http_timeout_seconds if settings.oidc else 5.0,
+        )
+        _, registry = _registry(config_path)
+        registry.add_school(school, "")
+        click.echo(f"School {school_id} added (OpenID provider {issuer}).")
+        return
+    if client_id is not None or secret_file is not None or algorithms:
+        raise click.UsageError("--client-id, --client-secret-file and --alg go with --oidc-issuer")
+    subject = subject or "name_id"
     if subject not in SUBJECT_CHOICES:
         raise click.BadParameter(
             f"{subject!r} cannot identify a student; choose one of {', '.join(SUBJECT_CHOICES)}"
             " (or --eck-id)"
         )
+    assert metadata is not None
     xml = read_source(metadata)
     entity_id = idp_entity_id(xml)
     _, registry = _registry(config_path)
@@ -206,14 +261,39 @@ def _declarations(declare: tuple[str, ...], require: tuple[str, ...]) -> tuple[D
 
 @main.group()
 def publisher() -> None:
-    """Publishers' services (SAML service providers)."""
+    """Publishers' services (SAML service providers and OpenID Connect clients)."""
 
 
 @publisher.command("add")
 @config_option
 @click.option("--id", "service_id", required=True)
 @click.option("--name", required=True)
-@click.option("--saml-metadata", "metadata", required=True, help="file or URL")
+@click.option("--saml-metadata", "metadata", default=None, help="file or URL (a SAML service)")
+@click.option(
+    "--oidc-redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="an OIDC client's redirect URI, exact (repeat for more)",
+)
+@click.option(
+    "--oidc-auth",
+    "auth_method",
+    type=click.Choice([m.value for m in ClientAuthMethod]),
+    default=ClientAuthMethod.SECRET_BASIC.value,
+    show_default=True,
+    help="how the client authenticates at the token endpoint (none: a public client, PKCE)",
+)
+@click.option(
+    "--oidc-jwks-uri", "jwks_uri", default=None, help="the client's keys (private_key_jwt)"
+)
+@click.option(
+    "--oidc-id-token-alg",
+    "id_token_alg",
+    type=click.Choice(["RS256", "ES256"]),
+    default="RS256",
+    show_default=True,
+)
+@click.option("--oidc-refresh-tokens", "refresh_tokens", is_flag=True, help="issue refresh tokens")
 @click.option("--chain", "chain_id", default=None)
 @click.option("--naming", type=click.Choice(["oid", "plain"]), default="oid", show_default=True)
 @click.option("--declare", multiple=True, help="ATTRIBUTE=PURPOSE, an optional attribute")
@@ -223,21 +303,58 @@ def publisher_add(
     config_path: Path,
     service_id: str,
     name: str,
-    metadata: str,
+    metadata: str | None,
+    redirect_uris: tuple[str, ...],
+    auth_method: str,
+    jwks_uri: str | None,
+    id_token_alg: str,
+    refresh_tokens: bool,
     chain_id: str | None,
     naming: str,
     declare: tuple[str, ...],
     require: tuple[str, ...],
 ) -> None:
-    """Register a publisher's SAML service and the attributes it needs, with purposes."""
+    """Register a publisher's service (SAML metadata, or an OIDC client with redirect URIs)
+    and the attributes it needs, with purposes."""
+    if (metadata is None) == (not redirect_uris):
+        raise click.UsageError("give either --saml-metadata or --oidc-redirect-uri, not both")
     declarations = _declarations(declare, require)
-    xml = read_source(metadata)
-    entity_id = sp_entity_id(xml)
-    _, registry = _registry(config_path)
-    registry.add_service(
-        Service(service_id, name, entity_id, chain_id, NamingProfile(naming), declarations), xml
+    if metadata is not None:
+        xml = read_source(metadata)
+        entity_id = sp_entity_id(xml)
+        _, registry = _registry(config_path)
+        registry.add_service(
+            Service(service_id, name, entity_id, chain_id, NamingProfile(naming), declarations),
+            xml,
+        )
+        click.echo(f"Service {service_id} added (SP {entity_id}).")
+        return
+    client, secret = new_client(
+        redirect_uris,
+        ClientAuthMethod(auth_method),
+        jwks_uri=jwks_uri,
+        id_token_alg=id_token_alg,
+        refresh_tokens=refresh_tokens,
     )
-    click.echo(f"Service {service_id} added (SP {entity_id}).")
+    settings, registry = _registry(config_path)
+    # The client id is the service id: readable in the publisher's configuration and logs.
+    service = Service(
+        service_id,
+        name,
+        service_id,
+        chain_id,
+        NamingProfile(naming),
+        declarations,
+        protocol=Protocol.OIDC,
+        oidc=client,
+    )
+    registry.add_service(service, None)
+    click.echo(f"Service {service_id} added (OpenID Connect client).")
+    click.echo(f"  issuer:        {settings.issuer}")
+    click.echo(f"  client_id:     {service_id}")
+    if secret is not None:
+        click.echo(f"  client_secret: {secret}")
+        click.echo("  The secret is shown this once; the broker keeps only its hash.")
 
 
 @main.group()

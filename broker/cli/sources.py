@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from broker.saml.metadata_check import MAX_METADATA_BYTES, is_acceptable_endpoint
+from broker.core.endpoints import is_acceptable_endpoint
+from broker.saml.metadata_check import MAX_METADATA_BYTES
 
 FETCH_TIMEOUT_SECONDS = 10
 

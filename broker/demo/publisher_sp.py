@@ -132,7 +132,7 @@ def publisher_sp_metadata(settings: PublisherSpSettings) -> str:
     return str(descriptor)
 
 
-class _ReceivedLogins:
+class ReceivedLogins:
     """What arrived per login, kept server-side: a Flask cookie session holds only ~4 KB."""
 
     def __init__(self) -> None:
@@ -215,7 +215,7 @@ def _error_page(message: str, status: int, **status_fields: str | None) -> tuple
 def create_publisher_sp_app(settings: PublisherSpSettings) -> Flask:
     """The demo publisher SP as a Flask app: /, /login, /acs, /metadata, /received.json."""
     client = Saml2Client(config=_sp_config(settings))
-    received_logins = _ReceivedLogins()
+    received_logins = ReceivedLogins()
 
     app = Flask(__name__, template_folder=str(_TEMPLATES))
     app.secret_key = secrets.token_bytes(32)

@@ -1,23 +1,52 @@
 """The OIDC back: the broker as relying party towards schools' OpenID providers.
 
-CONTRACT (filled in by the RP work; the web layer already calls these):
+CONTRACT (the web layer calls these):
 - `authorization_redirect(school, state, ...)` → `UpstreamRedirect`: the URL to send the browser
   to and the values (nonce, PKCE verifier …) the login record keeps, sealed, until the callback.
 - `complete(school, params, kept)` → `VerifiedLogin` after every check of security.md; raises
   `InvalidMessage` (a forged or broken answer) or `UpstreamFailure` (the school said no).
+
+The steps follow OIDC Core §3.1 (code flow) with PKCE S256 (RFC 7636) and the `iss` parameter
+of RFC 9207; authlib builds the authorization URL and the token request, the checks of the
+answer are ours (rp_id_token.py). docs/oidc-profile.md lists what is implemented.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
+import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from broker.core.model import School, UpstreamIdentity
+import requests
+from authlib.integrations.base_client import OAuthError
+
+from broker.config import Settings
+from broker.core.errors import AssuranceNotMet, BrokerError, InvalidMessage, UpstreamFailure
+from broker.core.model import OidcUpstream, School, UpstreamIdentity
+from broker.oidc.rp_claims import has_catalogue_claims, map_claims, subject_of
+from broker.oidc.rp_discovery import ProviderDirectory, ProviderInvalid, ProviderMetadata
+from broker.oidc.rp_http import SchoolSession, json_object
+from broker.oidc.rp_id_token import Expected, verify_id_token
+
+log = logging.getLogger(__name__)
+
+BASE_SCOPES = ("openid", "profile", "email")
+# Scopes beyond OIDC's own that school providers announce for education claims (attributes.md):
+# asked for only when the provider lists them, so a provider that does not know them is not
+# made to refuse the request.
+EXTRA_SCOPES = ("groups", "school")
+BASIC, POST = "client_secret_basic", "client_secret_post"
 
 
 @dataclass(frozen=True)
 class UpstreamRedirect:
     redirect_url: str
-    request_id: str  # logged and kept like a SAML request id (the nonce's digest, say)
+    request_id: str  # logged and kept like a SAML request id (the nonce's digest)
     kept: dict[str, str]
 
 
@@ -27,7 +56,45 @@ class VerifiedLogin:
     authn_instant: float  # `auth_time`, or the ID token's `iat`
 
 
+def _upstream(school: School) -> OidcUpstream:
+    if school.oidc is None:
+        raise UpstreamFailure(f"school {school.id} has no OpenID provider", code="not_oidc")
+    return school.oidc
+
+
+def _auth_method(metadata: ProviderMetadata) -> str:
+    if BASIC in metadata.token_auth_methods:
+        return BASIC
+    if POST in metadata.token_auth_methods:
+        return POST
+    raise ProviderInvalid("provider supports neither client_secret_basic nor client_secret_post")
+
+
 class OidcBack:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Callable[[], float] = time.time,
+        directory: ProviderDirectory | None = None,
+    ) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.timeout = settings.oidc.http_timeout_seconds if settings.oidc else 5.0
+        self.directory = directory or ProviderDirectory(self._session, clock)
+
+    def _session(self, **client: Any) -> SchoolSession:
+        return SchoolSession(self.timeout, **client)
+
+    def _client(self, upstream: OidcUpstream, metadata: ProviderMetadata) -> SchoolSession:
+        return self._session(
+            client_id=upstream.client_id,
+            client_secret=upstream.client_secret,
+            token_endpoint_auth_method=_auth_method(metadata),
+            redirect_uri=self.settings.oidc_callback_url,
+            code_challenge_method="S256",
+        )
+
     def authorization_redirect(
         self,
         school: School,
@@ -38,9 +105,153 @@ class OidcBack:
         acr_values: tuple[str, ...],
         acr_essential: bool,
     ) -> UpstreamRedirect:
-        raise NotImplementedError
+        upstream = _upstream(school)
+        metadata = self.directory.metadata(upstream.issuer)
+        nonce = secrets.token_urlsafe(32)
+        # RFC 7636 §4.1: 43 to 128 characters; 64 random bytes, base64url, is 86.
+        verifier = secrets.token_urlsafe(64)
+        extra = [s for s in EXTRA_SCOPES if s in metadata.scopes_supported]
+        params: dict[str, str] = {"nonce": nonce, "scope": " ".join((*BASE_SCOPES, *extra))}
+        if force_login:
+            params["prompt"] = "login"
+        if max_age is not None:
+            params["max_age"] = str(max_age)
+        if acr_values:
+            params["acr_values"] = " ".join(acr_values)
+            if acr_essential:
+                acr = {"essential": True, "values": list(acr_values)}
+                params["claims"] = json.dumps({"id_token": {"acr": acr}}, separators=(",", ":"))
+        url, _ = self._client(upstream, metadata).create_authorization_url(
+            metadata.authorization_endpoint, state=state, code_verifier=verifier, **params
+        )
+        kept = {"nonce": nonce, "code_verifier": verifier}
+        if max_age is not None:
+            kept["max_age"] = str(max_age)
+        request_id = "oidc-" + hashlib.sha256(nonce.encode()).hexdigest()[:32]
+        return UpstreamRedirect(str(url), request_id, kept)
 
     def complete(
         self, school: School, params: dict[str, str], kept: dict[str, str]
     ) -> VerifiedLogin:
-        raise NotImplementedError
+        try:
+            return self._complete(school, _upstream(school), params, kept)
+        except BrokerError as err:
+            # The school and the reason code only: never tokens, claims or subjects.
+            log.warning("oidc login refused school=%s code=%s", school.id, err.code)
+            raise
+
+    def _complete(
+        self, school: School, upstream: OidcUpstream, params: dict[str, str], kept: dict[str, str]
+    ) -> VerifiedLogin:
+        metadata = self.directory.metadata(upstream.issuer)
+        _check_issuer_parameter(params, metadata)
+        if "error" in params:
+            if params["error"] == "unmet_authentication_requirements":
+                raise AssuranceNotMet(f"school {school.id} could not meet the requested acr")
+            raise UpstreamFailure(f"school {school.id} answered an error", code="upstream_status")
+        code = params.get("code", "")
+        if not code:
+            raise InvalidMessage("callback without code or error", code="no_code")
+        nonce, verifier = kept.get("nonce", ""), kept.get("code_verifier", "")
+        if not nonce or not verifier:
+            raise InvalidMessage("login record without nonce or verifier", code="unsolicited")
+        token = self._redeem(upstream, metadata, code, verifier)
+        max_age = kept.get("max_age")
+        claims = verify_id_token(
+            _string(token, "id_token"),
+            lambda kid, refetch: self.directory.keys(upstream.issuer, kid, refetch_on_miss=refetch),
+            Expected(
+                issuer=upstream.issuer,
+                client_id=upstream.client_id,
+                nonce=nonce,
+                algorithms=upstream.algorithms,
+                now=self.clock(),
+                skew=self.settings.saml.clock_skew_seconds,
+                max_age=int(max_age) if max_age and max_age.isdigit() else None,
+            ),
+        )
+        merged = dict(claims)
+        if metadata.userinfo_endpoint and _needs_userinfo(claims, school):
+            info = self._userinfo(upstream, metadata, token, str(claims["sub"]))
+            # The signed ID token wins where both say something.
+            merged = {**info, **claims}
+        attributes = map_claims(merged, school)
+        subject = subject_of(merged, attributes, school)
+        acr = claims.get("acr")
+        auth_time = claims.get("auth_time")
+        instant = auth_time if isinstance(auth_time, int | float) else claims["iat"]
+        identity = UpstreamIdentity(
+            school.id, subject, attributes, acr if isinstance(acr, str) else None
+        )
+        return VerifiedLogin(identity, float(instant))
+
+    def _redeem(
+        self, upstream: OidcUpstream, metadata: ProviderMetadata, code: str, verifier: str
+    ) -> dict[str, Any]:
+        """The token request (client_secret_basic, or _post where that is all there is)."""
+        session = self._client(upstream, metadata)
+        try:
+            token = session.fetch_token(
+                metadata.token_endpoint,
+                grant_type="authorization_code",
+                code=code,
+                code_verifier=verifier,
+            )
+        except OAuthError:
+            raise UpstreamFailure("token endpoint refused the code", code="token_refused") from None
+        except (requests.HTTPError, ValueError):
+            raise UpstreamFailure("token endpoint answer unusable", code="token_refused") from None
+        return dict(token)
+
+    def _userinfo(
+        self,
+        upstream: OidcUpstream,
+        metadata: ProviderMetadata,
+        token: dict[str, Any],
+        sub: str,
+    ) -> dict[str, Any]:
+        access_token = _string(token, "access_token")
+        if str(token.get("token_type", "")).lower() != "bearer":
+            raise InvalidMessage("access token is not a bearer token", code="token_type")
+        session = self._session(token={"access_token": access_token, "token_type": "Bearer"})
+        response = session.request("GET", str(metadata.userinfo_endpoint))
+        if response.status_code != 200:
+            raise UpstreamFailure("userinfo endpoint refused", code="userinfo_refused")
+        if not response.headers.get("Content-Type", "").startswith("application/json"):
+            # A signed (JWT) userinfo answer is not implemented: refuse rather than half-check.
+            raise InvalidMessage("userinfo answer is not JSON", code="userinfo_unsupported")
+        info = json_object(response.content, "userinfo")
+        if info.get("sub") != sub:
+            # OIDC Core §5.3.4: otherwise the answer may be about someone else (token mix-up).
+            raise InvalidMessage(
+                "userinfo sub differs from the ID token's", code="userinfo_sub_mismatch"
+            )
+        return info
+
+
+def _check_issuer_parameter(params: dict[str, str], metadata: ProviderMetadata) -> None:
+    """RFC 9207: the authorization response names its issuer; a provider that announces the
+    parameter must send it, and it must be this school's (else: a mix-up attack)."""
+    iss = params.get("iss")
+    if iss is None:
+        if metadata.iss_parameter_supported:
+            raise InvalidMessage("callback without the iss parameter", code="issuer_missing")
+        return
+    if iss != metadata.issuer:
+        raise InvalidMessage("callback from another provider (mix-up)", code="issuer_mismatch")
+
+
+def _needs_userinfo(claims: dict[str, Any], school: School) -> bool:
+    """Fetch userinfo when the ID token carries no attributes (many providers keep the ID token
+    small) or lacks a subject claim other than `sub` that the school is configured with."""
+    if not has_catalogue_claims(claims):
+        return True
+    wanted = school.subject_attribute
+    return wanted not in ("sub", "name_id") and wanted not in claims
+
+
+def _string(token: dict[str, Any], name: str) -> str:
+    value = token.get(name)
+    if not isinstance(value, str) or not value:
+        raise InvalidMessage(f"token response without {name}", code=f"no_{name}")
+    return value

@@ -11,7 +11,7 @@ import calendar
 import logging
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
@@ -31,7 +31,7 @@ from broker.core.catalogue import (
     PREVIOUS_PSEUDONYM,
     canonical_name_for,
 )
-from broker.core.errors import BrokerError, InvalidMessage, UnknownService
+from broker.core.errors import AssuranceNotMet, BrokerError, InvalidMessage, UnknownService
 from broker.core.model import Service
 from broker.core.ports import RegistryReader
 from broker.login.flow import Completion, LoginRequest
@@ -173,7 +173,35 @@ class SamlFront:
         request.front["name_id_format"] = name_id_format
         if message.is_passive in ("true", "1"):
             request.front["is_passive"] = "1"
-        return request
+        return self._with_assurance(request, message)
+
+    def _with_assurance(self, request: LoginRequest, message: samlp.AuthnRequest) -> LoginRequest:
+        """RequestedAuthnContext as assurance levels the school must meet (assurance.py).
+
+        Every Comparison is read as "one of these": the levels are a set, not a ladder, so
+        `minimum` cannot be judged more generously without guessing an order.
+        """
+        requested = message.requested_authn_context
+        if requested is None or not requested.authn_context_class_ref:
+            return request
+        references = [ref.text.strip() for ref in requested.authn_context_class_ref if ref.text]
+        levels = self.settings.assurance.from_saml(references)
+        if not levels:
+            raise AnswerableRefusal(
+                AssuranceNotMet("no known level among the requested contexts"),
+                request,
+                STATUS_NO_AUTHN_CONTEXT,
+            )
+        return replace(request, acr=levels, acr_required=True)
+
+    def _authn_context(self, completion: Completion) -> str | None:
+        """The school's answer in SAML: its level's class reference when it maps to one, else
+        the school's own value when that was SAML already."""
+        level = completion.assurance_level
+        reference = self.settings.assurance.saml_reference(level) if level else None
+        if reference is not None:
+            return reference
+        return completion.authn_context if completion.school.oidc is None else None
 
     def _check_signature(
         self,
@@ -341,7 +369,7 @@ class SamlFront:
             sp_name_qualifier=front["sp_entity_id"],
             attributes=tuple(attributes),
             authn_instant=datetime.fromtimestamp(completion.authn_instant, UTC),
-            authn_context=completion.authn_context,
+            authn_context=self._authn_context(completion),
             session_index=session_index,
         )
         xml = signed_response(

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import ipaddress
-from urllib.parse import urlsplit
-
 from lxml import etree
 
+from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import BadRequest
 from broker.saml.firewall import MAX_BODY_BYTES
 from broker.saml.xml_parsing import parse_untrusted
@@ -76,20 +74,3 @@ def sp_entity_id(xml: str) -> str:
                 f"ACS URL {location!r} must be https (plain http only on loopback)"
             )
     return entity_id
-
-
-def is_acceptable_endpoint(url: str) -> bool:
-    """https anywhere; plain http only to a loopback *address* or the name `localhost`
-    (`http://127.evil.example` is a public name that merely starts with 127)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    if parts.scheme == "https" and host:
-        return True
-    if parts.scheme != "http":
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import Blueprint, make_response, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from broker.core.errors import BadRequest
+from broker.core.errors import BadRequest, UpstreamFailure
+from broker.core.model import School
 from broker.web.browser import SCHOOL_COOKIE, browser_secret, remember_school
 from broker.web.login_steps import broker, content_security_policy, go_upstream
 
@@ -48,9 +51,23 @@ def choose() -> Response:
     # Choosing a school POSTs here and is redirected to the school's IdP; browsers apply the
     # page's form-action to that redirect, so it must name the listed schools' SSO origins.
     shown = [*schools, remembered] if remembered else schools
-    origins = sorted({o for o in map(b.saml_back.sso_origin, shown) if o})
+    origins = sorted({o for o in map(_sign_in_origin, shown) if o})
     response.headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
     return response
+
+
+def _sign_in_origin(school: School) -> str | None:
+    """Where choosing `school` redirects the browser: its SAML SSO or OIDC authorization origin."""
+    b = broker()
+    if school.oidc is None:
+        return b.saml_back.sso_origin(school)
+    try:
+        endpoint = b.oidc_back.directory.metadata(school.oidc.issuer).authorization_endpoint
+    except UpstreamFailure:
+        # Unreachable right now: its login will fail with a clear page anyway.
+        endpoint = school.oidc.issuer
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @discovery.route("/discovery", methods=["POST"])

@@ -26,6 +26,7 @@ def render_error(
     *,
     service_name: str | None = None,
     return_form: PostMessage | None = None,
+    return_link: str | None = None,
 ) -> tuple[str, int]:
     error_id = new_error_id()
     log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
@@ -43,6 +44,7 @@ def render_error(
         service_name=service_name,
         retry_url=None,
         return_form=return_form,
+        return_link=return_link,
     )
     return page, error.status
 

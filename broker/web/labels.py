@@ -54,6 +54,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("A school can only release attributes the platform declared it needs."),
     N_("An entry with this identifier already exists."),
     N_("This chain is not known to the broker."),
+    # broker/oidc/registration.py
+    N_("The OpenID Connect client registration is not usable."),
     # broker/saml/metadata_check.py
     N_("The SAML metadata is not usable."),
 )

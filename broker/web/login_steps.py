@@ -12,12 +12,14 @@ from werkzeug.wrappers import Response
 from broker.core.errors import (
     AssuranceNotMet,
     BrokerError,
+    ConfigurationError,
     PolicyRefusal,
     UnknownSchool,
     UpstreamFailure,
 )
-from broker.core.model import UpstreamIdentity
-from broker.login.flow import LoginRecord
+from broker.core.model import Protocol, UpstreamIdentity
+from broker.login.flow import LoginRecord, LoginRequest
+from broker.oidc.provider import OidcProvider
 from broker.saml.front import (
     STATUS_AUTHN_FAILED,
     STATUS_NO_AUTHN_CONTEXT,
@@ -49,12 +51,23 @@ def continue_login(
         response = finish(record, sso[0], sso[1], sso_token=sso_token)
     elif record.request.front.get("is_passive"):
         b.flow.take(secret, record.login_id)
-        # IsPassive means "do not show the student anything": the service gets NoPassive at
-        # once, by auto-POST, and decides itself what to do next.
-        service = b.view.service(record.request.service_id)
-        message = b.saml_front.error_for(record.request, STATUS_NO_PASSIVE, "no_passive")
-        response = autopost(message, service.name if service else "")
+        # IsPassive / prompt=none mean "do not show the student anything": the service hears
+        # at once that a login is needed, and decides itself what to do next.
+        if is_oidc(record.request):
+            location = oidc_front().error_location(
+                record.request, "login_required", "the student has to sign in"
+            )
+            response = redirect(location, 303)
+        else:
+            service = b.view.service(record.request.service_id)
+            message = b.saml_front.error_for(record.request, STATUS_NO_PASSIVE, "no_passive")
+            response = autopost(message, service.name if service else "")
     elif record.school_id:
+        response = go_upstream(secret, record)
+    elif sso is not None:
+        # A session that may not answer (a fresh login or a stronger one is asked for): the
+        # student logs in again at the school they logged in at, without choosing it again.
+        record = b.flow.choose_school(secret, record.login_id, sso[0].school_id)
         response = go_upstream(secret, record)
     else:
         response = redirect(url_for("discovery.choose", login=record.login_id), 303)
@@ -117,10 +130,13 @@ def finish(
     except (PolicyRefusal, UpstreamFailure) as refusal:
         return refuse_to_service(record, refusal)
     new_token = b.flow.open_session(identity, authn_instant) if sso_token is None else None
-    # One SessionIndex for every service of one SSO session: what logout will go by.
-    message = b.saml_front.response_for(
-        completion, session_index=b.flow.session_index(sso_token or new_token)
-    )
+    # One SessionIndex (OIDC `sid`) for every service of one SSO session: what logout goes by.
+    session_index = b.flow.session_index(sso_token or new_token)
+    if is_oidc(record.request):
+        response = redirect(oidc_front().respond(completion, session_index), 303)
+    else:
+        message = b.saml_front.response_for(completion, session_index=session_index)
+        response = autopost(message, completion.service.name)
     log.info(
         "released school=%s service=%s policy_version=%s attributes=%s",
         completion.school.id,
@@ -128,7 +144,7 @@ def finish(
         completion.release.policy_version,
         ",".join(sorted(completion.release.attributes)),
     )
-    response = autopost(message, completion.service.name)
+    response.headers["Cache-Control"] = "no-store"
     if new_token:
         set_sso_token(response, new_token, b.settings.sso_session_seconds)
     return response
@@ -147,14 +163,35 @@ def saml_status(cause: BrokerError) -> str:
     return STATUS_AUTHN_FAILED
 
 
+def oauth_error(cause: BrokerError) -> str:
+    if isinstance(cause, AssuranceNotMet):
+        return "unmet_authentication_requirements"
+    return "access_denied"
+
+
+def is_oidc(request: LoginRequest) -> bool:
+    return request.front.get("protocol") == Protocol.OIDC.value
+
+
+def oidc_front() -> OidcProvider:
+    provider = broker().oidc_front
+    if provider is None:
+        raise ConfigurationError("OpenID Connect keys are not configured")
+    return provider
+
+
 def answerable_refusal_page(refusal: AnswerableRefusal) -> Response:
-    """The student's page says why; its button carries the signed error to the service."""
+    """The student's page says why; its button carries the error to the service."""
     b = broker()
     service = b.view.service(refusal.request.service_id)
+    service_name = service.name if service else None
+    if is_oidc(refusal.request):
+        cause = refusal.cause
+        link = oidc_front().error_location(refusal.request, oauth_error(cause), cause.code)
+        page, status = render_error(refusal, service_name=service_name, return_link=link)
+        return make_response(page, status)
     message = b.saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
-    page, status = render_error(
-        refusal, service_name=service.name if service else None, return_form=message
-    )
+    page, status = render_error(refusal, service_name=service_name, return_form=message)
     response = make_response(page, status)
     _allow_form_target(response, message.action)
     return response

@@ -8,6 +8,7 @@ from broker.config import Settings
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.login.flow import LoginFlow
 from broker.oidc.back import OidcBack
+from broker.oidc.provider import OidcProvider
 from broker.registry import SqlRegistry
 from broker.registry.cached import CachedRegistryReader
 from broker.saml.back import SamlBack
@@ -31,6 +32,8 @@ class Broker:
     saml_front: SamlFront
     saml_back: SamlBack
     oidc_back: OidcBack
+    # None on an instance made before OIDC (no keys in its configuration): OIDC routes say so.
+    oidc_front: OidcProvider | None
 
 
 def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEND_NAME) -> Broker:
@@ -55,5 +58,6 @@ def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEN
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),
         saml_back=SamlBack(entities, view),
-        oidc_back=OidcBack(),
+        oidc_front=OidcProvider(settings, view, store) if settings.oidc else None,
+        oidc_back=OidcBack(settings),
     )

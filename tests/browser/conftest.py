@@ -32,7 +32,7 @@ TIMEOUT_MS = 10_000
 expect.set_options(timeout=TIMEOUT_MS)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
-_DEMO_APPS = 5  # broker, school IdP, three publishers on consecutive ports
+_DEMO_APPS = 6  # broker, school IdP, three publishers, OIDC school on consecutive ports
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Demo:
     leesplank: str
     rekenroute: str
     toetsplein: str
+    oidc_school: str
 
 
 def _free_port_run(count: int) -> int:

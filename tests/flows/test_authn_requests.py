@@ -39,8 +39,12 @@ with warnings.catch_warnings():
     from saml2.config import SPConfig
     from saml2.metadata import entity_descriptor
     from saml2.response import StatusError
-    from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, NAMEID_FORMAT_TRANSIENT
-    from saml2.samlp import IDPEntry, IDPList, Scoping
+    from saml2.saml import (
+        NAMEID_FORMAT_EMAILADDRESS,
+        NAMEID_FORMAT_TRANSIENT,
+        AuthnContextClassRef,
+    )
+    from saml2.samlp import IDPEntry, IDPList, RequestedAuthnContext, Scoping
     from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto
@@ -790,3 +794,68 @@ def test_a_request_for_the_artifact_binding_is_refused(
     request.protocol_binding = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Artifact"
     page = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
     assert_refused(setup, page, caplog, "unsupported_binding")
+
+
+# -- 10. RequestedAuthnContext (assurance across the translation) --------------------------------
+
+NO_AUTHN_CONTEXT = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext"
+PASSWORD_PROTECTED = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
+REFEDS_MFA = "https://refeds.org/profile/mfa"
+
+
+def _requested_context(*references: str) -> RequestedAuthnContext:
+    return RequestedAuthnContext(
+        authn_context_class_ref=[AuthnContextClassRef(text=ref) for ref in references],
+        comparison="exact",
+    )
+
+
+def test_a_level_the_school_cannot_meet_is_answered_with_no_authn_context(
+    setup: Setup,
+) -> None:
+    demo = setup.demo
+    scoping = Scoping(idp_list=IDPList(idp_entry=[IDPEntry(provider_id=demo.school_entity_id)]))
+    request = setup.sp.authn_request(
+        setup.sso_url, scoping=scoping, requested_authn_context=_requested_context(REFEDS_MFA)
+    )
+    browser = Browser()
+    first = browser.get(setup.sp.redirect_url(setup.sso_url, request, sign=True), follow=False)
+    # The school is asked for the same level, in its own protocol …
+    upstream, _ = redirect_message(first.location or "")
+    asked = etree.fromstring(upstream).findall(
+        "samlp:RequestedAuthnContext/saml:AuthnContextClassRef", NS
+    )
+    assert [ref.text for ref in asked] == [REFEDS_MFA]
+    # … answers with a password login (the demo school has no MFA) …
+    page = demo.pick(browser, browser.get(first.location or ""), UID)
+    # … and the service gets NoAuthnContext, carried by the student's page, not a login.
+    assert page.status == 403
+    assert SSO_COOKIE not in browser.cookies(demo.broker_url)
+    fields = _answer_form(page, setup.sp.acs[1])
+    _assert_signed_error(setup, fields, request.id, setup.sp.acs[1], (RESPONDER, NO_AUTHN_CONTEXT))
+
+
+def test_an_unknown_requested_context_is_refused_at_once(setup: Setup) -> None:
+    request = setup.sp.authn_request(
+        setup.sso_url, requested_authn_context=_requested_context("urn:example:ac:retina-scan")
+    )
+    page = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
+    assert page.status == 403
+    fields = _answer_form(page, setup.sp.acs[1])
+    _assert_signed_error(setup, fields, request.id, setup.sp.acs[1], (RESPONDER, NO_AUTHN_CONTEXT))
+
+
+def test_a_level_the_school_meets_is_answered_with_that_level(setup: Setup) -> None:
+    demo = setup.demo
+    scoping = Scoping(idp_list=IDPList(idp_entry=[IDPEntry(provider_id=demo.school_entity_id)]))
+    request = setup.sp.authn_request(
+        setup.sso_url,
+        scoping=scoping,
+        requested_authn_context=_requested_context(PASSWORD_PROTECTED),
+    )
+    browser = Browser()
+    page = browser.get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
+    page = demo.pick(browser, page, UID)
+    accepted = setup.sp.accept(_answer_form(page, setup.sp.acs[1])["SAMLResponse"], request.id)
+    statement = accepted.assertion.authn_statement[0]
+    assert statement.authn_context.authn_context_class_ref.text == PASSWORD_PROTECTED

@@ -25,13 +25,15 @@ from werkzeug.serving import BaseWSGIServer
 from broker.certificates import write_pair
 from broker.cli.demo import DEMO_PUBLISHERS, DEMO_SCHOOL_ID, prepare_demo, serve
 from broker.config import Settings, parse_pseudonym_keys
-from broker.core.model import Declaration, NamingProfile, Service
+from broker.core.model import ClientAuthMethod, Declaration, NamingProfile, Protocol, Service
 from broker.core.pseudonym import derive_chain_pseudonym
+from broker.demo.publisher_rp import PublisherRpSettings, create_publisher_rp_app
 from broker.demo.publisher_sp import (
     PublisherSpSettings,
     create_publisher_sp_app,
     publisher_sp_metadata,
 )
+from broker.oidc.registration import new_client
 from broker.registry import SqlRegistry
 from broker.web.wiring import Broker
 from tests.support.client import Browser, Page
@@ -88,6 +90,15 @@ class Publisher:
 
 
 @dataclass(frozen=True)
+class OidcPublisher(Publisher):
+    secret: str | None = None
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.base_url}/callback"
+
+
+@dataclass(frozen=True)
 class Login:
     """A finished login: the last page and every URL the browser requested on the way."""
 
@@ -99,11 +110,12 @@ class Login:
 
 
 class LiveDemo:
-    """`ketenbroker demo` in `directory` on five consecutive free ports (plus extra publishers)."""
+    """`ketenbroker demo` in `directory` on six consecutive free ports (plus extra publishers):
+    the broker, the SAML school, three publishers, the OIDC school (broker/cli/demo.py)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.port = free_ports(5)
+        self.port = free_ports(6)
         self.settings: Settings
         self.settings, apps = prepare_demo(directory, self.port)
         self.servers = serve(apps)
@@ -184,6 +196,40 @@ class LiveDemo:
             self.registry.set_policy(DEMO_SCHOOL_ID, service_id, released, "test")
         self.servers.append(serve_app(base_url, create_publisher_sp_app(settings)))
         publisher = Publisher(service_id, base_url, chain)
+        self.publishers[service_id] = publisher
+        return publisher
+
+    def add_oidc_publisher(
+        self,
+        service_id: str,
+        chain: str | None,
+        declarations: tuple[Declaration, ...] = (),
+        *,
+        released: frozenset[str] = frozenset(),
+        auth_method: ClientAuthMethod = ClientAuthMethod.SECRET_BASIC,
+        scope: str = "openid profile email school",
+        **registration: Any,
+    ) -> OidcPublisher:
+        """A further OIDC publisher (the demo's authlib relying party) on its own port."""
+        base_url = f"http://localhost:{free_ports(1)}"
+        client, secret = new_client((f"{base_url}/callback",), auth_method, **registration)
+        service = Service(
+            service_id,
+            f"{service_id} (test OIDC publisher)",
+            service_id,
+            chain,
+            declarations=declarations,
+            protocol=Protocol.OIDC,
+            oidc=client,
+        )
+        self.registry.add_service(service, None)
+        if released:
+            self.registry.set_policy(DEMO_SCHOOL_ID, service_id, released, "test")
+        settings = PublisherRpSettings(
+            base_url, service.name, self.broker_url, service_id, secret or "", scope
+        )
+        self.servers.append(serve_app(base_url, create_publisher_rp_app(settings)))
+        publisher = OidcPublisher(service_id, base_url, chain, secret)
         self.publishers[service_id] = publisher
         return publisher
 

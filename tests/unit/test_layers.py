@@ -218,9 +218,15 @@ RULES = [
         library_only_in(FLASK_FAMILY, "web", "demo", "cli"),
     ),
     Rule(
-        "authlib only under broker/oidc",
+        # The demo's stand-ins for schools' and publishers' OIDC software use authlib too.
+        "authlib (and joserfc, its JOSE library) only under broker/oidc and broker/demo",
         lambda module: True,
-        library_only_in({"authlib"}, "oidc"),
+        library_only_in({"authlib", "joserfc"}, "oidc", "demo"),
+    ),
+    Rule(
+        "requests (outbound HTTP) only under broker/oidc, broker/cli and broker/demo",
+        lambda module: True,
+        library_only_in({"requests"}, "oidc", "cli", "demo"),
     ),
 ]
 
@@ -261,6 +267,10 @@ SYNTHETIC = [
     ("broker.demo.bad", False, "from broker.saml import xmlsig, front\n", "broker.demo"),
     ("broker.demo.bad", False, "import broker.config\n", "broker.demo"),
     ("broker.demo.bad", False, "import redis\n", "redis only"),
+    ("broker.web.bad", False, "from authlib.oauth2 import rfc6749\n", "authlib"),
+    ("broker.core.bad", False, "from joserfc import jwt\n", "authlib"),
+    ("broker.saml.bad", False, "import requests\n", "requests"),
+    ("broker.oidc.bad", False, "from flask import request\n", "flask, werkzeug"),
     ("broker.config", False, "from broker.saml import xmlsig\n", "broker.config and"),
     (
         "broker.core.bad",
@@ -292,6 +302,8 @@ ALLOWED = [
         "from broker.saml.xmlsig import x\nfrom broker.certificates import y\n",
     ),
     ("broker.cli.ok", False, "from broker.web import create_app\nimport flask\n"),
+    ("broker.oidc.ok", False, "from authlib.oauth2 import rfc6749\nimport requests\n"),
+    ("broker.demo.ok", False, "from authlib.oidc.core import UserInfo\n"),
     (
         "broker.web.ok",
         False,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from broker.saml.metadata_check import is_acceptable_endpoint
+from broker.core.endpoints import is_acceptable_endpoint
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,51 @@
+"""Which URLs the broker talks to or sends browsers to (security.md): https everywhere, plain
+http only to loopback, which demos and tests use. Pure checks on the URL text."""
+
+from __future__ import annotations
+
+import ipaddress
+from urllib.parse import urlsplit
+
+MAX_REDIRECT_URI = 1024
+
+
+def is_acceptable_endpoint(url: str) -> bool:
+    """https anywhere; plain http only to a loopback *address* or the name `localhost`
+    (`http://127.evil.example` is a public name that merely starts with 127)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return True
+    if parts.scheme != "http":
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redirect_uri_problem(uri: str) -> str | None:
+    """Why `uri` cannot be a registered OIDC redirect URI, or None when it can.
+
+    Redirect URIs are compared exactly (never by prefix), so a pattern could never match anyway;
+    refusing wildcards says so at registration instead of at the first login.
+    """
+    if not uri or len(uri) > MAX_REDIRECT_URI:
+        return f"must be 1-{MAX_REDIRECT_URI} characters"
+    if any(ch.isspace() for ch in uri):
+        return "must not contain spaces"
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return "is not a URL"
+    if parts.fragment or "#" in uri:
+        return "must not have a fragment (#…)"
+    if "*" in uri:
+        return "must not contain wildcards"
+    if parts.username or parts.password:
+        return "must not carry a user name or password"
+    if not is_acceptable_endpoint(uri):
+        return "must be https (plain http only to a loopback address or localhost)"
+    return None

@@ -1,0 +1,168 @@
+"""A demo publisher's OpenID Connect relying party: a real authlib client that shows what it got.
+
+It stands in for an outside party, so it trusts the broker only through the broker's discovery
+document and JWKS and checks the ID token as a careful client does (signature, iss, aud, nonce,
+expiry), with PKCE S256 and the RFC 9207 `iss` parameter against mix-up.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2 import OAuth2Error
+from flask import Flask, jsonify, redirect, render_template, request, session, url_for
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from broker.demo.publisher_sp import ReceivedLogins
+
+_TEMPLATES = Path(__file__).parent / "templates"
+_BANNER = "This is a demo publisher. It only shows what it received; it sells nothing."
+_TIMEOUT = 5
+# Passed through from /login to the broker, so the demo (and tests) can try each of them.
+_PASSED_ON = ("prompt", "max_age", "acr_values", "claims", "ui_locales")
+
+
+@dataclass(frozen=True)
+class PublisherRpSettings:
+    base_url: str
+    name: str
+    issuer: str  # the broker
+    client_id: str
+    client_secret: str
+    scope: str = "openid profile email school"
+
+    @property
+    def redirect_uri(self) -> str:
+        return f"{self.base_url}/callback"
+
+
+def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
+    """The demo OIDC publisher as a Flask app: /, /login, /callback, /received.json."""
+    received_logins = ReceivedLogins()
+    app = Flask(__name__, template_folder=str(_TEMPLATES))
+    app.secret_key = secrets.token_bytes(32)
+    digest = hashlib.sha256(settings.base_url.encode()).hexdigest()[:10]
+    app.config["SESSION_COOKIE_NAME"] = f"demo_rp_{digest}"
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"  # the callback is a top-level GET
+
+    def provider() -> dict[str, Any]:
+        document: dict[str, Any] = requests.get(
+            f"{settings.issuer}/.well-known/openid-configuration", timeout=_TIMEOUT
+        ).json()
+        if document.get("issuer") != settings.issuer:
+            raise ValueError("discovery document names another issuer")
+        return document
+
+    def client() -> OAuth2Session:
+        return OAuth2Session(
+            settings.client_id,
+            settings.client_secret,
+            scope=settings.scope,
+            redirect_uri=settings.redirect_uri,
+            code_challenge_method="S256",
+        )
+
+    def refused(message: str, status: int = 403, **fields: str | None) -> tuple[str, int]:
+        session["received"] = received_logins.put({"error": fields.get("error") or message})
+        page = render_template(
+            "demo_error.html",
+            heading="The login did not succeed",
+            banner=_BANNER,
+            message=message,
+            home=url_for("home"),
+            status_code=fields.get("error"),
+            status_message=fields.get("error_description"),
+        )
+        return page, status
+
+    @app.get("/")
+    def home() -> str:
+        return render_template(
+            "publisher_home.html",
+            name=settings.name,
+            school=request.args.get("school", ""),
+            protocol="OpenID Connect",
+        )
+
+    @app.get("/login")
+    def login() -> Any:
+        verifier = secrets.token_urlsafe(48)
+        nonce = secrets.token_urlsafe(16)
+        extra = {k: request.args[k] for k in _PASSED_ON if request.args.get(k)}
+        if request.args.get("school"):
+            extra["login_hint"] = request.args["school"]
+        url, state = client().create_authorization_url(
+            provider()["authorization_endpoint"], nonce=nonce, code_verifier=verifier, **extra
+        )
+        session["pending"] = {"state": state, "nonce": nonce, "verifier": verifier}
+        return redirect(url, code=303)
+
+    @app.get("/callback")
+    def callback() -> Any:
+        pending = session.pop("pending", None)
+        if not pending or request.args.get("state") != pending["state"]:
+            return refused("This answer does not belong to a login started here.", 400)
+        if request.args.get("iss") != settings.issuer:
+            return refused("The answer names another issuer (mix-up defence, RFC 9207).", 400)
+        if request.args.get("error"):
+            return refused(
+                "The broker answered with an error.",
+                error=request.args["error"],
+                error_description=request.args.get("error_description"),
+            )
+        document = provider()
+        try:
+            token = client().fetch_token(
+                document["token_endpoint"],
+                authorization_response=request.url,
+                code_verifier=pending["verifier"],
+            )
+        except OAuth2Error as error:
+            return refused("The token request failed.", error=error.error)
+        keys = KeySet.import_key_set(requests.get(document["jwks_uri"], timeout=_TIMEOUT).json())
+        try:
+            id_token = jwt.decode(token["id_token"], keys, algorithms=["RS256", "ES256"])
+            claims = dict(id_token.claims)
+            jwt.JWTClaimsRegistry(
+                iss={"essential": True, "value": settings.issuer},
+                aud={"essential": True, "value": settings.client_id},
+                nonce={"essential": True, "value": pending["nonce"]},
+                exp={"essential": True},
+            ).validate(claims)
+        except JoseError as error:
+            return refused(f"The ID token was refused: {error.error}.")
+        userinfo = requests.get(
+            document["userinfo_endpoint"],
+            headers={"Authorization": f"Bearer {token['access_token']}"},
+            timeout=_TIMEOUT,
+        ).json()
+        if userinfo.get("sub") != claims["sub"]:
+            return refused("userinfo names another subject than the ID token.")
+        received = {
+            "issuer": claims["iss"],
+            "sub": claims["sub"],
+            "id_token": claims,
+            "userinfo": userinfo,
+            "session_index": claims.get("sid"),
+            "received_at": int(time.time()),
+        }
+        session["received"] = received_logins.put(received)
+        return render_template("publisher_rp_received.html", name=settings.name, received=received)
+
+    @app.get("/received.json")
+    def received_json() -> Any:
+        received = received_logins.get(session.get("received", ""))
+        if received is None:
+            return jsonify({"error": "nothing received in this browser session"}), 404
+        return jsonify(received)
+
+    return app

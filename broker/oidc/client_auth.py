@@ -1,0 +1,69 @@
+"""`private_key_jwt` client authentication (RFC 7523, OIDC Core 9): authlib checks the
+assertion; this module supplies the client's keys (from its registered JWKS URL, under the
+outbound fetch rules) and the one-use rule for `jti` across workers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from joserfc.errors import JoseError
+from joserfc.jwk import KeySet
+
+from broker.core.errors import UpstreamFailure
+from broker.core.ports import KeyValueStore
+from broker.oidc.grants import RegisteredClient
+from broker.oidc.rp_http import SchoolSession, get_json
+
+KEY_CACHE_SECONDS = 300
+PRIVATE_KEY_JWT = "private_key_jwt"
+
+
+class ClientKeys:
+    """Clients' public keys by JWKS URL, cached a few minutes per worker."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[float, KeySet]] = {}
+
+    def key_set(self, jwks_uri: str) -> KeySet:
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(jwks_uri)
+        if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
+            return cached[1]
+        document = get_json(SchoolSession(self.timeout), jwks_uri, "client JWKS")
+        try:
+            keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
+        except (JoseError, ValueError, KeyError, TypeError):
+            raise UpstreamFailure("client JWKS unusable", code="client_jwks_invalid") from None
+        with self._lock:
+            self._cache[jwks_uri] = (now, keys)
+        return keys
+
+
+class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
+    CLIENT_AUTH_METHOD = PRIVATE_KEY_JWT
+
+    def __init__(self, audiences: list[str], keys: ClientKeys, store: KeyValueStore) -> None:
+        super().__init__(validate_jti=True, leeway=60)
+        self.audiences = audiences
+        self.keys = keys
+        self.store = store
+
+    def get_audiences(self) -> list[str]:
+        return self.audiences
+
+    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+        expires = int(claims.get("exp", 0)) - int(time.time()) + self.leeway
+        key = f"oidc:jti:{claims['sub']}:{jti}"[:512]
+        return self.store.add_if_absent(key, b"1", max(expires, 60))
+
+    def resolve_client_public_key(self, client: RegisteredClient) -> KeySet:
+        jwks_uri = client.registration.jwks_uri
+        if not jwks_uri:
+            return KeySet([])
+        return self.keys.key_set(jwks_uri)

@@ -1,0 +1,317 @@
+"""authlib's grant classes bound to the broker's store: codes, tokens and their families.
+
+Everything a code or token carries about the student (the pseudonym and released claims) is
+sealed under the code or token itself (broker/login/sealed.py), so the store holds nothing
+readable without the very value the publisher was given. Codes and refresh tokens are taken
+atomically (one use, across workers); a second use revokes every token of that login's family
+(RFC 6749 10.5, RFC 9700 4.14).
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass, field
+from hashlib import sha256
+from typing import Any
+
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMixin
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
+from authlib.oauth2.rfc7636 import CodeChallenge
+
+from broker.core.errors import StateExpired
+from broker.core.model import Service
+from broker.core.ports import KeyValueStore
+from broker.login.sealed import SealedStore
+
+CODE = "oidc-code"
+ACCESS = "oidc-access"
+REFRESH = "oidc-refresh"
+TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
+def _digest(value: str) -> str:
+    return sha256(value.encode()).hexdigest()
+
+
+class RegisteredClient(ClientMixin):  # type: ignore[misc]
+    """A service's client registration as authlib sees it."""
+
+    def __init__(self, service: Service) -> None:
+        assert service.oidc is not None
+        self.service = service
+        self.registration = service.oidc
+
+    @property
+    def id_token_signed_response_alg(self) -> str:
+        return self.registration.id_token_alg
+
+    def get_client_id(self) -> str:
+        return self.service.entity_id
+
+    def get_default_redirect_uri(self) -> str | None:
+        return None  # OIDC: the request must name its redirect_uri, matched exactly
+
+    def get_allowed_scope(self, scope: str) -> str:
+        return scope
+
+    def check_redirect_uri(self, redirect_uri: str) -> bool:
+        return redirect_uri in self.registration.redirect_uris
+
+    def check_client_secret(self, client_secret: str) -> bool:
+        expected = self.registration.secret_hash
+        return expected is not None and hmac.compare_digest(_digest(client_secret), expected)
+
+    def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
+        return endpoint != "token" or method == self.registration.auth_method.value
+
+    def check_response_type(self, response_type: str) -> bool:
+        return response_type == "code"
+
+    def check_grant_type(self, grant_type: str) -> bool:
+        if grant_type == "refresh_token":
+            return self.registration.refresh_tokens
+        return grant_type == "authorization_code"
+
+
+@dataclass
+class Grantee:
+    """The student as one login left them: pseudonym, released claims, how they logged in."""
+
+    sub: str
+    claims: dict[str, Any]
+    auth_time: int
+    acr: str | None
+    sid: str
+    family: str
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "sub": self.sub,
+            "claims": self.claims,
+            "auth_time": self.auth_time,
+            "acr": self.acr,
+            "sid": self.sid,
+            "family": self.family,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> Grantee:
+        return cls(
+            data["sub"], data["claims"], data["auth_time"], data["acr"], data["sid"], data["family"]
+        )
+
+
+@dataclass
+class IssuedCode(AuthorizationCodeMixin):  # type: ignore[misc]
+    client_id: str
+    redirect_uri: str
+    scope: str
+    nonce: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+    grantee: Grantee
+
+    def get_redirect_uri(self) -> str:
+        return self.redirect_uri
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_nonce(self) -> str | None:
+        return self.nonce
+
+    def get_auth_time(self) -> int:
+        return self.grantee.auth_time
+
+    def get_acr(self) -> str | None:
+        return self.grantee.acr
+
+    def get_amr(self) -> None:
+        return None
+
+
+@dataclass
+class IssuedRefreshToken(TokenMixin):  # type: ignore[misc]
+    client_id: str
+    scope: str
+    grantee: Grantee = field(repr=False)
+
+    def check_client(self, client: RegisteredClient) -> bool:
+        return client.get_client_id() == self.client_id
+
+    def get_scope(self) -> str:
+        return self.scope
+
+    def get_expires_in(self) -> int:
+        return 0
+
+    def is_expired(self) -> bool:
+        return False  # the store's TTL expires it
+
+    def is_revoked(self) -> bool:
+        return False  # a revoked one is never found (see TokenVault.take_refresh)
+
+
+class TokenVault:
+    """Codes and tokens in the store, sealed under themselves; families for reuse detection."""
+
+    def __init__(self, store: KeyValueStore, *, code_ttl: int, access_ttl: int, refresh_ttl: int):
+        self.store = store
+        self.sealed = SealedStore(store)
+        self.code_ttl = code_ttl
+        self.access_ttl = access_ttl
+        self.refresh_ttl = refresh_ttl
+
+    # -- codes ---------------------------------------------------------------------------------
+    def put_code(self, code: str, issued: IssuedCode) -> None:
+        payload = {
+            "client_id": issued.client_id,
+            "redirect_uri": issued.redirect_uri,
+            "scope": issued.scope,
+            "nonce": issued.nonce,
+            "code_challenge": issued.code_challenge,
+            "code_challenge_method": issued.code_challenge_method,
+            "grantee": issued.grantee.to_payload(),
+        }
+        self.sealed.put(code.encode(), CODE, code, payload, self.code_ttl)
+
+    def take_code(self, code: str) -> IssuedCode | None:
+        """One use: the first caller gets the code, a second use revokes what the first got."""
+        data = self._take(code, CODE)
+        used_key = f"oidc:used-code:{_digest(code)}"
+        if data is None:
+            self._revoke_family_of(used_key)
+            return None
+        grantee = Grantee.from_payload(data["grantee"])
+        self.store.put(used_key, grantee.family.encode(), self.refresh_ttl)
+        return IssuedCode(
+            data["client_id"],
+            data["redirect_uri"],
+            data["scope"],
+            data["nonce"],
+            data["code_challenge"],
+            data["code_challenge_method"],
+            grantee,
+        )
+
+    # -- tokens --------------------------------------------------------------------------------
+    def put_tokens(self, token: dict[str, Any], client_id: str, grantee: Grantee) -> None:
+        payload = {"client_id": client_id, "scope": token.get("scope", ""), **grantee.to_payload()}
+        access = token["access_token"]
+        self.sealed.put(access.encode(), ACCESS, access, payload, self.access_ttl)
+        refresh = token.get("refresh_token")
+        if refresh:
+            self.sealed.put(refresh.encode(), REFRESH, refresh, payload, self.refresh_ttl)
+
+    def access(self, token: str) -> tuple[str, str, Grantee] | None:
+        """(client id, scope, grantee) of a live access token."""
+        if not token or len(token) > 256:
+            return None
+        try:
+            data = self.sealed.get(token.encode(), ACCESS, token)
+        except StateExpired:
+            return None
+        if data is None or self._revoked(data["family"]):
+            return None
+        return data["client_id"], data["scope"], Grantee.from_payload(data)
+
+    def take_refresh(self, token: str) -> IssuedRefreshToken | None:
+        data = self._take(token, REFRESH)
+        used_key = f"oidc:used-refresh:{_digest(token)}"
+        if data is None:
+            self._revoke_family_of(used_key)
+            return None
+        if self._revoked(data["family"]):
+            return None
+        self.store.put(used_key, str(data["family"]).encode(), self.refresh_ttl)
+        return IssuedRefreshToken(data["client_id"], data["scope"], Grantee.from_payload(data))
+
+    def _take(self, value: str, kind: str) -> dict[str, Any] | None:
+        if not value or len(value) > 256:
+            return None
+        try:
+            return self.sealed.take(value.encode(), kind, value)
+        except StateExpired:
+            return None
+
+    def _revoke_family_of(self, used_key: str) -> None:
+        family = self.store.get(used_key)
+        if family is not None:
+            self.store.put(f"oidc:revoked:{family.decode()}", b"1", self.refresh_ttl)
+
+    def _revoked(self, family: str) -> bool:
+        return self.store.get(f"oidc:revoked:{family}") is not None
+
+
+class S256Only(CodeChallenge):  # type: ignore[misc]
+    """PKCE with S256 only: `plain` (or a challenge without a method, which means plain) is
+    refused, and a public client must send a challenge at all."""
+
+    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    DEFAULT_CODE_CHALLENGE_METHOD = "S256"
+
+    def validate_code_challenge(self, grant: Any, redirect_uri: str) -> None:
+        data = grant.request.payload.data
+        challenge = data.get("code_challenge")
+        if challenge and data.get("code_challenge_method") != "S256":
+            raise InvalidRequestError(
+                "code_challenge_method must be S256", redirect_uri=redirect_uri
+            )
+        client = grant.request.client
+        if not challenge and client is not None and client.registration.is_public:
+            raise InvalidRequestError("PKCE (S256) is required", redirect_uri=redirect_uri)
+        super().validate_code_challenge(grant, redirect_uri)
+
+    def get_authorization_code_challenge(self, authorization_code: IssuedCode) -> str | None:
+        return authorization_code.code_challenge
+
+    def get_authorization_code_challenge_method(self, authorization_code: IssuedCode) -> str | None:
+        return authorization_code.code_challenge_method
+
+
+class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    vault: TokenVault  # set by the provider on its subclass
+
+    def save_authorization_code(self, code: str, request: Any) -> None:
+        data = request.payload.data
+        self.vault.put_code(
+            code,
+            IssuedCode(
+                client_id=request.client.get_client_id(),
+                redirect_uri=request.payload.redirect_uri,
+                scope=request.payload.scope or "",
+                nonce=data.get("nonce"),
+                code_challenge=data.get("code_challenge"),
+                code_challenge_method=data.get("code_challenge_method"),
+                grantee=request.user,
+            ),
+        )
+
+    def query_authorization_code(self, code: str, client: RegisteredClient) -> IssuedCode | None:
+        issued = self.vault.take_code(code)
+        if issued is None or issued.client_id != client.get_client_id():
+            return None
+        return issued
+
+    def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
+        pass  # taken already, atomically, in query_authorization_code
+
+    def authenticate_user(self, authorization_code: IssuedCode) -> Grantee:
+        return authorization_code.grantee
+
+
+class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
+    TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
+    INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every refresh token is used once
+    vault: TokenVault
+
+    def authenticate_refresh_token(self, refresh_token: str) -> IssuedRefreshToken | None:
+        return self.vault.take_refresh(refresh_token)
+
+    def authenticate_user(self, refresh_token: IssuedRefreshToken) -> Grantee:
+        return refresh_token.grantee
+
+    def revoke_old_credential(self, refresh_token: IssuedRefreshToken) -> None:
+        pass  # taken already, atomically, in authenticate_refresh_token

@@ -1,0 +1,380 @@
+"""The OIDC front: the broker as OpenID provider towards publishers, on authlib's server.
+
+Routes in broker/web hand in plain values (URL, headers, parameters) and get back a neutral
+`LoginRequest`, a redirect location or a (status, body, headers) triple; no Flask below here.
+
+The authorization request is validated twice with the same code: when it arrives (to refuse a
+bad one before the student sees anything) and when the login is complete (from the parameters
+kept, sealed, in the login record), where authlib issues the code.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+from authlib.common.security import generate_token
+from authlib.oauth2 import AuthorizationServer
+from authlib.oauth2.base import OAuth2Error
+from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
+from authlib.oauth2.rfc6750 import BearerTokenGenerator
+from authlib.oidc.core.grants import OpenIDCode
+
+from broker.config import Settings
+from broker.core.errors import BadRequest, UnknownService, UpstreamFailure
+from broker.core.model import Protocol
+from broker.core.ports import KeyValueStore, RegistryReader
+from broker.login.flow import Completion, LoginRequest
+from broker.oidc import requested_claims as oidc_claims
+from broker.oidc.client_auth import PRIVATE_KEY_JWT, ClientKeys, PrivateKeyJwt
+from broker.oidc.grants import (
+    CodeGrant,
+    Grantee,
+    RefreshGrant,
+    RegisteredClient,
+    S256Only,
+    TokenVault,
+)
+from broker.oidc.signing_keys import SigningKeys
+
+AUTHORIZE_PATH = "/oidc/authorize"
+TOKEN_PATH = "/oidc/token"  # noqa: S105 - a path
+USERINFO_PATH = "/oidc/userinfo"
+JWKS_PATH = "/oidc/jwks"
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+MAX_PARAMETER = 2048
+# Parameters this provider understands on the authorization endpoint; others are ignored (OAuth).
+UNSUPPORTED = {
+    "request": "request_not_supported",
+    "request_uri": "request_uri_not_supported",
+    "registration": "registration_not_supported",
+}
+
+
+class OidcRedirect(Exception):
+    """Answer the client with an error at its (validated) redirect URI."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__("error redirect")
+        self.location = location
+
+
+class _Payload(OAuth2Payload):  # type: ignore[misc]
+    def __init__(self, params: Mapping[str, list[str]]) -> None:
+        self._datalist = {key: list(values) for key, values in params.items()}
+        self._data = {key: values[0] for key, values in params.items() if values}
+
+    @property
+    def data(self) -> dict[str, str]:
+        return self._data
+
+    @property
+    def datalist(self) -> dict[str, list[str]]:
+        return self._datalist
+
+
+class _Request(OAuth2Request):  # type: ignore[misc]
+    """An OAuth 2 request built from plain values, as authlib's framework integrations do."""
+
+    def __init__(
+        self, method: str, uri: str, headers: Mapping[str, str], params: Mapping[str, list[str]]
+    ) -> None:
+        super().__init__(method, uri, headers=dict(headers))
+        self.payload = _Payload(params)
+
+    @property
+    def args(self) -> dict[str, str]:
+        return self.payload.data if self.method == "GET" else {}
+
+    @property
+    def form(self) -> dict[str, str]:
+        return self.payload.data if self.method == "POST" else {}
+
+
+class _IdTokens(OpenIDCode):  # type: ignore[misc]
+    def __init__(self, provider: OidcProvider) -> None:
+        super().__init__(require_nonce=False)  # code flow: nonce optional (Core 3.1.2.1)
+        self.provider = provider
+
+    def exists_nonce(self, nonce: str, request: Any) -> bool:
+        return False  # replay is stopped by single-use codes, not by remembering nonces
+
+    def resolve_client_private_key(self, client: RegisteredClient) -> Any:
+        return self.provider.keys.key_for(self.get_client_algorithm(client))
+
+    def get_encode_header(self, client: RegisteredClient) -> dict[str, str]:
+        alg = self.get_client_algorithm(client)
+        return {"alg": alg, "kid": str(self.provider.keys.key_for(alg).kid), "typ": "JWT"}
+
+    def get_client_claims(self, client: RegisteredClient) -> dict[str, Any]:
+        now = int(time.time())
+        return {
+            "iss": self.provider.issuer,
+            "aud": [client.get_client_id()],
+            "azp": client.get_client_id(),
+            "iat": now,
+            "exp": now + self.provider.settings_oidc.access_token_lifetime_seconds,
+        }
+
+    def generate_user_info(self, user: Grantee, scope: str) -> dict[str, Any]:
+        return {"sub": user.sub, "sid": user.sid, **user.claims}
+
+
+class _Server(AuthorizationServer):  # type: ignore[misc]
+    def __init__(self, provider: OidcProvider) -> None:
+        super().__init__(scopes_supported=oidc_claims.scopes_supported())
+        self.provider = provider
+        self.register_token_generator(
+            "default",
+            BearerTokenGenerator(
+                lambda *args, **kwargs: generate_token(43),
+                lambda *args, **kwargs: generate_token(48),
+                lambda client, grant_type: provider.settings_oidc.access_token_lifetime_seconds,
+            ),
+        )
+
+    def query_client(self, client_id: str) -> RegisteredClient | None:
+        service = self.provider.registry.service_by_entity_id(client_id or "")
+        if service is None or service.protocol is not Protocol.OIDC or service.oidc is None:
+            return None
+        return RegisteredClient(service)
+
+    def save_token(self, token: dict[str, Any], request: Any) -> None:
+        self.provider.vault.put_tokens(token, request.client.get_client_id(), request.user)
+
+    def create_oauth2_request(self, request: Any) -> Any:
+        return request  # always built by us (`_Request`)
+
+    def create_json_request(self, request: Any) -> Any:
+        return request
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, Any]:
+        return status, body, headers
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        pass
+
+
+class OidcProvider:
+    def __init__(self, settings: Settings, registry: RegistryReader, store: KeyValueStore):
+        if settings.oidc is None:
+            raise BadRequest("OIDC keys not configured")
+        self.settings_oidc = settings.oidc
+        self.issuer = settings.issuer
+        self.base_url = settings.base_url
+        self.assurance = settings.assurance
+        self.registry = registry
+        self.keys = SigningKeys(settings.oidc)
+        self.vault = TokenVault(
+            store,
+            code_ttl=settings.oidc.code_lifetime_seconds,
+            access_ttl=settings.oidc.access_token_lifetime_seconds,
+            refresh_ttl=settings.oidc.refresh_token_lifetime_seconds,
+        )
+        code_grant = type("BrokerCodeGrant", (CodeGrant,), {"vault": self.vault})
+        refresh_grant = type("BrokerRefreshGrant", (RefreshGrant,), {"vault": self.vault})
+        self.server = _Server(self)
+        self.server.register_grant(code_grant, [S256Only(required=True), _IdTokens(self)])
+        self.server.register_grant(refresh_grant)
+        self.server.register_client_auth_method(
+            PRIVATE_KEY_JWT,
+            PrivateKeyJwt(
+                [self.base_url + TOKEN_PATH, self.issuer],
+                ClientKeys(settings.oidc.http_timeout_seconds),
+                store,
+            ),
+        )
+
+    # -- published documents -------------------------------------------------------------------
+    def discovery(self) -> dict[str, Any]:
+        url = self.base_url
+        return {
+            "issuer": self.issuer,
+            "authorization_endpoint": url + AUTHORIZE_PATH,
+            "token_endpoint": url + TOKEN_PATH,
+            "userinfo_endpoint": url + USERINFO_PATH,
+            "jwks_uri": url + JWKS_PATH,
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "subject_types_supported": ["pairwise"],
+            "id_token_signing_alg_values_supported": self.keys.algorithms,
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic",
+                "client_secret_post",
+                "private_key_jwt",
+                "none",
+            ],
+            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
+            "code_challenge_methods_supported": ["S256"],
+            "scopes_supported": oidc_claims.scopes_supported(),
+            "claims_supported": oidc_claims.claims_supported(),
+            "claims_parameter_supported": True,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "acr_values_supported": list(self.assurance.oidc_values()),
+            "prompt_values_supported": ["none", "login"],
+            "ui_locales_supported": ["nl", "en"],
+            "authorization_response_iss_parameter_supported": True,
+        }
+
+    def jwks(self) -> dict[str, Any]:
+        return self.keys.jwks()
+
+    # -- authorization endpoint ----------------------------------------------------------------
+    def authorize(self, params: Mapping[str, list[str]], *, has_session: bool) -> LoginRequest:
+        """Validate an authorization request; a refusal the client may hear raises
+        `OidcRedirect`, one it may not (unknown client, unregistered redirect_uri) BadRequest."""
+        for values in params.values():
+            if any(len(value) > MAX_PARAMETER for value in values):
+                raise BadRequest("authorization parameter too long", code="oidc_parameter_size")
+        request = self._request(params)
+        try:
+            grant = self.server.get_consent_grant(
+                request, end_user=object() if has_session else None
+            )
+        except OAuth2Error as error:
+            raise self._refusal(error, request) from None
+        client: RegisteredClient = grant.request.client
+        data: dict[str, str] = request.payload.data
+        redirect_uri = data.get("redirect_uri", "")
+        try:
+            scopes, claims_request, max_age = self._check_openid(data, redirect_uri)
+        except OAuth2Error as error:
+            error.state = data.get("state")
+            raise self._refusal(error, request) from None
+        acr_asked, essential = oidc_claims.requested_acr(claims_request)
+        acr_values = data.get("acr_values", "").split()
+        levels = self.assurance.from_oidc([*acr_asked, *acr_values])
+        prompts = data.get("prompt", "").split()
+        hint = data.get("login_hint", "")
+        front = {
+            "protocol": Protocol.OIDC.value,
+            "client_id": client.get_client_id(),
+            "params": json.dumps(request.payload.datalist, separators=(",", ":")),
+        }
+        if "none" in prompts:
+            front["is_passive"] = "1"
+        if data.get("ui_locales"):
+            front["ui_locales"] = data["ui_locales"][:64]
+        return LoginRequest(
+            service_id=client.service.id,
+            requested=oidc_claims.requested_attributes(scopes, claims_request),
+            school_hint=hint if hint and self.registry.school(hint) is not None else None,
+            force_authn="login" in prompts,
+            front=front,
+            acr=levels,
+            acr_required=essential and bool(levels),
+            max_age=max_age,
+        )
+
+    def _check_openid(
+        self, data: Mapping[str, str], redirect_uri: str
+    ) -> tuple[list[str], dict[str, Any], int | None]:
+        scopes = data.get("scope", "").split()
+        if oidc_claims.OPENID not in scopes:
+            raise InvalidScopeError("the openid scope is required", redirect_uri=redirect_uri)
+        if not redirect_uri:
+            raise InvalidRequestError("redirect_uri is required")
+        for name, error in UNSUPPORTED.items():
+            if name in data:
+                raise _error(error, f"{name} is not supported", redirect_uri)
+        if data.get("response_mode", "query") != "query":
+            raise InvalidRequestError("only response_mode=query", redirect_uri=redirect_uri)
+        try:
+            claims_request = oidc_claims.parse_claims_parameter(data.get("claims"))
+        except BadRequest as bad:
+            raise InvalidRequestError(bad.detail, redirect_uri=redirect_uri) from None
+        max_age = None
+        if "max_age" in data:
+            if not data["max_age"].isdigit() or len(data["max_age"]) > 9:
+                raise InvalidRequestError("max_age must be seconds", redirect_uri=redirect_uri)
+            max_age = int(data["max_age"])
+        return scopes, claims_request, max_age
+
+    def respond(self, completion: Completion, session_id: str) -> str:
+        """The redirect that carries a code for a completed login."""
+        request = self._request(self._kept_params(completion.request))
+        grantee = Grantee(
+            sub=completion.release.pseudonym,
+            claims=dict(oidc_claims.release_claims(completion.release.attributes)),
+            auth_time=int(completion.authn_instant),
+            acr=self.assurance.oidc_value(completion.assurance_level or ""),
+            sid=session_id,
+            family=secrets.token_urlsafe(16),
+        )
+        try:
+            grant = self.server.get_authorization_grant(request)
+            redirect_uri = grant.validate_authorization_request()
+            _, _, headers = grant.create_authorization_response(redirect_uri, grantee)
+        except OAuth2Error as error:
+            raise UnknownService(f"client request no longer valid: {error.error}") from None
+        return self._with_issuer(dict(headers)["Location"])
+
+    def error_location(self, login: LoginRequest, error: str, description: str) -> str:
+        """The client's redirect URI with an error (validated when the request arrived)."""
+        data = {k: v[0] for k, v in self._kept_params(login).items() if v}
+        params = {"error": error, "error_description": description}
+        if data.get("state"):
+            params["state"] = data["state"]
+        return self._with_issuer(_add_query(data["redirect_uri"], params))
+
+    # -- token and userinfo endpoints ----------------------------------------------------------
+    def token(
+        self, uri: str, headers: Mapping[str, str], form: Mapping[str, list[str]]
+    ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        try:
+            request = _Request("POST", uri, headers, form)
+            status, body, out = self.server.create_token_response(request)
+        except UpstreamFailure:
+            # A private_key_jwt client whose JWKS URL does not answer cannot be authenticated.
+            return 401, {"error": "invalid_client", "error_description": "client keys"}, []
+        return status, body, list(out)
+
+    def userinfo(self, authorization: str | None) -> tuple[int, dict[str, Any]]:
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return 401, {"error": "invalid_request"}
+        found = self.vault.access(token.strip())
+        if found is None:
+            return 401, {"error": "invalid_token"}
+        _, _, grantee = found
+        return 200, {"sub": grantee.sub, **grantee.claims}
+
+    # -- helpers ------------------------------------------------------------------------------
+    def _request(self, params: Mapping[str, list[str]]) -> _Request:
+        return _Request("GET", self.base_url + AUTHORIZE_PATH, {}, params)
+
+    @staticmethod
+    def _kept_params(login: LoginRequest) -> dict[str, list[str]]:
+        kept: dict[str, list[str]] = json.loads(login.front["params"])
+        return kept
+
+    def _refusal(self, error: OAuth2Error, request: _Request) -> Exception:
+        if error.redirect_uri:
+            error.state = request.payload.data.get("state")
+            _, _, headers = error()
+            return OidcRedirect(self._with_issuer(dict(headers)["Location"]))
+        return BadRequest(
+            f"authorization request refused: {error.error}", code="oidc_" + error.error
+        )
+
+    def _with_issuer(self, location: str) -> str:
+        """RFC 9207: every authorization response names its issuer (mix-up defence for RPs)."""
+        return _add_query(location, {"iss": self.issuer})
+
+
+def _add_query(url: str, params: Mapping[str, str]) -> str:
+    joiner = "&" if urlsplit(url).query else "?"
+    return f"{url}{joiner}{urlencode(params)}"
+
+
+def _error(code: str, description: str, redirect_uri: str) -> OAuth2Error:
+    error = InvalidRequestError(description, redirect_uri=redirect_uri)
+    error.error = code
+    return error

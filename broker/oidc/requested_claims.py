@@ -1,0 +1,93 @@
+"""The provider's side of claims: what a publisher asks for (scopes, the `claims` parameter) in
+canonical attributes, and released attributes as OIDC claims (attributes.md). Pure functions.
+
+What a publisher asked for narrows the release exactly as a SAML service's RequestedAttribute
+list does; what comes back is only what the release rule allowed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from broker.core.catalogue import CATALOGUE
+from broker.core.errors import BadRequest
+
+OPENID = "openid"
+# Claims that carry several values; every other claim is a single string (OIDC Core 5.1).
+MULTI_VALUED = frozenset({"groups", "eduperson_affiliation"})
+MAX_CLAIMS_PARAMETER = 4096
+
+_BY_CLAIM = {attribute.claim: attribute.canonical for attribute in CATALOGUE.values()}
+
+
+def scopes_supported() -> list[str]:
+    scopes = {attribute.scope for attribute in CATALOGUE.values()}
+    return [OPENID, *sorted(scopes)]
+
+
+def claims_supported() -> list[str]:
+    protocol = {"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "sid"}
+    return sorted(protocol | set(_BY_CLAIM))
+
+
+def parse_claims_parameter(raw: str | None) -> dict[str, Any]:
+    """The `claims` request parameter (OIDC Core 5.5) as a dict; a malformed one is refused."""
+    if not raw:
+        return {}
+    if len(raw) > MAX_CLAIMS_PARAMETER:
+        raise BadRequest("claims parameter too long", code="invalid_claims")
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        raise BadRequest("claims parameter is not JSON", code="invalid_claims") from None
+    if not isinstance(value, dict) or not all(
+        key in ("id_token", "userinfo") and (member is None or isinstance(member, dict))
+        for key, member in value.items()
+    ):
+        raise BadRequest(
+            "claims parameter: only id_token and userinfo objects", code="invalid_claims"
+        )
+    return value
+
+
+def requested_attributes(scopes: Iterable[str], claims: Mapping[str, Any]) -> frozenset[str]:
+    """Canonical attributes asked for by scope or by name in the `claims` parameter."""
+    wanted = set(scopes)
+    names = {a.canonical for a in CATALOGUE.values() if a.scope in wanted}
+    for member in claims.values():
+        for claim in member or {}:
+            canonical = _BY_CLAIM.get(claim)
+            if canonical is not None:
+                names.add(canonical)
+    return frozenset(names)
+
+
+def requested_acr(claims: Mapping[str, Any]) -> tuple[tuple[str, ...], bool]:
+    """(`acr` values asked for in the `claims` parameter, whether they are essential)."""
+    values: list[str] = []
+    essential = False
+    for member in claims.values():
+        request = (member or {}).get("acr")
+        if not isinstance(request, dict):
+            continue
+        essential = essential or request.get("essential") is True
+        if isinstance(request.get("value"), str):
+            values.append(request["value"])
+        listed = request.get("values")
+        if isinstance(listed, list):
+            values.extend(v for v in listed if isinstance(v, str))
+    return tuple(values), essential
+
+
+def release_claims(attributes: Mapping[str, tuple[str, ...]]) -> dict[str, str | list[str]]:
+    """Released canonical attributes as OIDC claims (single-valued claims take the first)."""
+    claims: dict[str, str | list[str]] = {}
+    for canonical, values in attributes.items():
+        attribute = CATALOGUE.get(canonical)
+        if attribute is None or not values:
+            continue
+        claim = attribute.claim
+        claims[claim] = list(values) if claim in MULTI_VALUED else values[0]
+    return claims

@@ -1,0 +1,95 @@
+"""From a school's OIDC claims to the broker's canonical attributes and the student's subject.
+
+The same rules as the SAML back: claims outside the catalogue are ignored, values that do not fit
+an attribute are dropped and logged by attribute name and count only, and a school whose subject
+claim is missing gets `MissingSubject`, never a fallback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from broker.core.catalogue import CATALOGUE, accept_values, canonical_name_for
+from broker.core.errors import MissingSubject
+from broker.core.model import School
+
+log = logging.getLogger(__name__)
+
+# For an OIDC school both mean "the provider's `sub`": `name_id` is the model's default.
+SUB_SUBJECTS = frozenset({"sub", "name_id"})
+# Protocol claims of an ID token: never attributes, whatever a school's mapping says.
+PROTOCOL_CLAIMS = frozenset(
+    {"iss", "sub", "aud", "exp", "iat", "nbf", "auth_time", "nonce", "acr", "amr", "azp"}
+    | {"at_hash", "c_hash", "sid", "jti"}
+)
+
+
+def _values(value: Any) -> tuple[list[str], int]:
+    """(the string values of a claim, how many values were not strings)."""
+    items = value if isinstance(value, list) else [value]
+    strings = [item.strip() for item in items if isinstance(item, str)]
+    return strings, len(items) - len(strings)
+
+
+def map_claims(claims: Mapping[str, Any], school: School) -> dict[str, tuple[str, ...]]:
+    """The catalogue attributes in `claims`, values checked by `accept_values`."""
+    collected: dict[str, list[str]] = {}
+    refused: dict[str, int] = {}
+    for name, value in claims.items():
+        if name in PROTOCOL_CLAIMS:
+            continue
+        canonical = canonical_name_for(name)
+        if canonical is None:
+            continue  # not in the catalogue: the broker never passes it on
+        if canonical == "email" and claims.get("email_verified") is False:
+            # The provider itself says it has not verified the address: not ours to vouch for.
+            refused[canonical] = refused.get(canonical, 0) + 1
+            continue
+        strings, odd = _values(value)
+        collected.setdefault(canonical, []).extend(strings)
+        if odd:
+            refused[canonical] = refused.get(canonical, 0) + odd
+    accepted: dict[str, tuple[str, ...]] = {}
+    for canonical in CATALOGUE:
+        kept, dropped = accept_values(canonical, collected.get(canonical, ()), school.scopes)
+        dropped += refused.get(canonical, 0)
+        if dropped:
+            # The attribute's name and a count only: never the values.
+            log.warning(
+                "dropped values that do not fit attribute=%s school=%s count=%d",
+                canonical,
+                school.id,
+                dropped,
+            )
+        if kept:
+            accepted[canonical] = kept
+    return accepted
+
+
+def has_catalogue_claims(claims: Mapping[str, Any]) -> bool:
+    return any(
+        name not in PROTOCOL_CLAIMS and canonical_name_for(name) is not None for name in claims
+    )
+
+
+def subject_of(
+    claims: Mapping[str, Any], attributes: Mapping[str, tuple[str, ...]], school: School
+) -> str:
+    """The value that feeds the chain pseudonym (pseudonyms.md); "" when the ECK iD does."""
+    if school.use_eck_id:
+        if not attributes.get("eck_id"):
+            raise MissingSubject(f"school {school.id} sent no ECK iD")
+        return ""  # the core takes the ECK iD from the attributes
+    wanted = school.subject_attribute
+    if wanted in SUB_SUBJECTS:
+        value: Any = claims.get("sub")
+    elif wanted in CATALOGUE:
+        values = attributes.get(wanted, ())
+        value = values[0] if len(values) == 1 else None
+    else:
+        value = claims.get(wanted)  # a provider's own claim, such as Entra ID's `oid`
+    if not isinstance(value, str) or not value.strip():
+        raise MissingSubject(f"school {school.id} sent no {wanted}")
+    return value.strip()

@@ -1,0 +1,207 @@
+"""What the broker knows about each school's OpenID provider: its discovery document and its keys.
+
+Both are fetched only from the registered issuer (`<issuer>/.well-known/openid-configuration`
+and the `jwks_uri` it names), checked, and cached in memory per issuer. An ID token signed with a
+key the cache does not hold triggers one refetch of the key set, at most once a minute per
+issuer, so a stream of tokens with made-up `kid`s cannot turn the broker into a load generator.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc.errors import JoseError
+from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
+
+from broker.core.errors import UpstreamFailure
+from broker.oidc.rp_http import SchoolSession, get_json, is_acceptable_url
+
+WELL_KNOWN = "/.well-known/openid-configuration"
+DISCOVERY_TTL = 3600.0
+JWKS_TTL = 3600.0
+JWKS_REFETCH_INTERVAL = 60.0
+# Asymmetric keys only: an `oct` key in a provider's key set would be a shared secret published.
+PublicKey = RSAKey | ECKey | OKPKey
+_KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
+# What a school may ever sign with. HS* would make the client secret a signing key (and a
+# provider's *public* key a "secret" anyone has); `none` is no signature at all.
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+class ProviderInvalid(UpstreamFailure):
+    """The provider's discovery document or key set is not usable."""
+
+    code = "provider_invalid"
+
+
+@dataclass(frozen=True)
+class ProviderMetadata:
+    """The parts of a discovery document the relying party uses, checked."""
+
+    issuer: str
+    authorization_endpoint: str
+    token_endpoint: str
+    jwks_uri: str
+    userinfo_endpoint: str | None
+    token_auth_methods: tuple[str, ...]
+    scopes_supported: tuple[str, ...]
+    signing_algorithms: tuple[str, ...]
+    iss_parameter_supported: bool
+
+
+def _strings(document: dict[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
+    value = document.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ProviderInvalid(f"discovery: {key} must be a list of strings")
+    return tuple(value)
+
+
+def _endpoint(document: dict[str, Any], key: str, required: bool = True) -> str | None:
+    value = document.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not is_acceptable_url(value):
+        raise ProviderInvalid(f"discovery: {key} must be an https URL (or loopback http)")
+    return value
+
+
+def parse_discovery(document: dict[str, Any], issuer: str) -> ProviderMetadata:
+    """Check a discovery document against the registered issuer (OIDC Discovery §4.3)."""
+    if document.get("issuer") != issuer:
+        # Exact string comparison: a provider that names another issuer (or the same one with a
+        # trailing slash) would sign tokens the broker then could not tie to this school.
+        raise ProviderInvalid("discovery: issuer differs from the registered issuer")
+    methods = _strings(document, "code_challenge_methods_supported", ("S256",))
+    if "S256" not in methods:
+        raise ProviderInvalid("discovery: the provider does not support PKCE S256")
+    if "code" not in _strings(document, "response_types_supported", ("code",)):
+        raise ProviderInvalid("discovery: the provider does not support the code flow")
+    iss_supported = document.get("authorization_response_iss_parameter_supported", False)
+    return ProviderMetadata(
+        issuer=issuer,
+        authorization_endpoint=str(_endpoint(document, "authorization_endpoint")),
+        token_endpoint=str(_endpoint(document, "token_endpoint")),
+        jwks_uri=str(_endpoint(document, "jwks_uri")),
+        userinfo_endpoint=_endpoint(document, "userinfo_endpoint", required=False),
+        # OIDC Discovery: when absent, client_secret_basic is the default.
+        token_auth_methods=_strings(
+            document, "token_endpoint_auth_methods_supported", ("client_secret_basic",)
+        ),
+        scopes_supported=_strings(document, "scopes_supported", ()),
+        signing_algorithms=_strings(document, "id_token_signing_alg_values_supported", ()),
+        iss_parameter_supported=iss_supported is True,
+    )
+
+
+def parse_key_set(document: dict[str, Any]) -> tuple[PublicKey, ...]:
+    """The signing keys of a JWKS; encryption keys, symmetric keys and keys that do not parse
+    are left out (one odd key must not take the provider's other keys down with it)."""
+    entries = document.get("keys")
+    if not isinstance(entries, list):
+        raise ProviderInvalid("key set has no `keys` list")
+    keys: list[PublicKey] = []
+    for entry in entries:
+        if not isinstance(entry, dict) or entry.get("kty") not in _KEY_TYPES:
+            continue
+        if entry.get("use", "sig") != "sig":
+            continue
+        public = {k: v for k, v in entry.items() if k not in ("d", "p", "q", "dp", "dq", "qi")}
+        try:
+            key = JWKRegistry.import_key(public)
+        except (JoseError, ValueError, TypeError):
+            continue
+        if isinstance(key, RSAKey | ECKey | OKPKey):
+            keys.append(key)
+    return tuple(keys)
+
+
+@dataclass
+class _Entry:
+    metadata: ProviderMetadata
+    fetched_at: float
+    keys: tuple[PublicKey, ...] = ()
+    keys_fetched_at: float = -1e18
+
+
+class ProviderDirectory:
+    """Discovery documents and key sets per issuer, fetched on first use and cached."""
+
+    def __init__(
+        self,
+        session_factory: Callable[[], SchoolSession],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.session = session_factory
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._entries: dict[str, _Entry] = {}
+
+    def metadata(self, issuer: str) -> ProviderMetadata:
+        return self._entry(issuer).metadata
+
+    def keys(self, issuer: str, kid: str | None, *, refetch_on_miss: bool) -> tuple[PublicKey, ...]:
+        """The provider's signing keys; when no key carries `kid`, the set is fetched again
+        (at most once a minute) before the caller gives up on the token."""
+        entry = self._entry(issuer)
+        now = self._clock()
+        stale = now - entry.keys_fetched_at > JWKS_TTL
+        missing = refetch_on_miss and not any(k.kid == kid for k in entry.keys)
+        if stale or (missing and now - entry.keys_fetched_at >= JWKS_REFETCH_INTERVAL):
+            document = get_json(self.session(), entry.metadata.jwks_uri, "provider key set")
+            keys = parse_key_set(document)
+            with self._lock:
+                entry.keys, entry.keys_fetched_at = keys, now
+        return entry.keys
+
+    def fetch_metadata(self, issuer: str) -> ProviderMetadata:
+        """Fetch and check the discovery document now (no cache): what `school add` runs."""
+        url = issuer.rstrip("/") + WELL_KNOWN
+        if not is_acceptable_url(url):
+            raise ProviderInvalid("issuer must be an https URL (or loopback http)")
+        return parse_discovery(get_json(self.session(), url, "discovery document"), issuer)
+
+    def _entry(self, issuer: str) -> _Entry:
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(issuer)
+        if entry is not None and now - entry.fetched_at < DISCOVERY_TTL:
+            return entry
+        metadata = self.fetch_metadata(issuer)
+        with self._lock:
+            fresh = _Entry(metadata, now)
+            if entry is not None and entry.metadata.jwks_uri == metadata.jwks_uri:
+                fresh.keys, fresh.keys_fetched_at = entry.keys, entry.keys_fetched_at
+            self._entries[issuer] = fresh
+        return fresh
+
+
+def check_school_provider(
+    directory: ProviderDirectory, issuer: str, algorithms: tuple[str, ...]
+) -> ProviderMetadata:
+    """What `school add --oidc-issuer` runs before writing anything: the discovery document
+    checks out, the algorithms are asymmetric ones the provider signs with, and its key set
+    holds at least one usable signing key."""
+    refused = [alg for alg in algorithms if alg not in ASYMMETRIC_ALGORITHMS]
+    if not algorithms or refused:
+        raise ProviderInvalid(
+            f"algorithms {', '.join(refused) or '(none)'} not allowed; "
+            f"choose from {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+        )
+    metadata = directory.fetch_metadata(issuer)
+    offered = metadata.signing_algorithms
+    if offered and not set(algorithms) & set(offered):
+        raise ProviderInvalid(
+            f"the provider signs ID tokens with {', '.join(offered)}, not {', '.join(algorithms)}"
+        )
+    keys = parse_key_set(get_json(directory.session(), metadata.jwks_uri, "provider key set"))
+    if not keys:
+        raise ProviderInvalid("the provider's key set holds no usable signing key")
+    return metadata

@@ -1,0 +1,99 @@
+"""Outbound HTTP to schools' OpenID providers, under the fetch rules of security.md.
+
+Every call (discovery, JWKS, token, userinfo) goes through `SchoolSession`: only https, or plain
+http to a loopback address; a timeout; no redirects (a 3xx would let a provider's answer come
+from a URL nobody configured); and a size cap, enforced while streaming so a provider cannot make
+a worker buffer a gigabyte. Failures of the network become `UpstreamFailure("school_unreachable")`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+
+from broker.core.endpoints import is_acceptable_endpoint
+from broker.core.errors import UpstreamFailure
+
+# Discovery documents, key sets and token responses are a few KiB; 256 KiB leaves room for big
+# key sets and long group lists while keeping a hostile provider from filling memory.
+MAX_RESPONSE_BYTES = 256 * 1024
+_CHUNK = 16 * 1024
+
+
+def is_acceptable_url(url: str) -> bool:
+    """The endpoint rule of security.md, and no credentials in the URL (they would be sent)."""
+    parts = urlsplit(url)
+    return not parts.username and not parts.password and is_acceptable_endpoint(url)
+
+
+class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no type hints
+    """authlib's OAuth 2 client session with the broker's fetch rules on every request."""
+
+    def __init__(self, timeout: float, **client: Any) -> None:
+        super().__init__(default_timeout=timeout, **client)
+        self.timeout = timeout
+        self.trust_env = False  # no proxies or netrc credentials from the environment
+
+    def request(
+        self, method: str, url: str, withhold_token: bool = False, auth: Any = None, **kwargs: Any
+    ) -> requests.Response:
+        if not is_acceptable_url(url):
+            raise UpstreamFailure(
+                "provider endpoint is not https (or loopback http)", code="endpoint_refused"
+            )
+        kwargs["allow_redirects"] = False
+        kwargs["stream"] = True
+        kwargs["timeout"] = self.timeout
+        try:
+            response: requests.Response = super().request(
+                method, url, withhold_token=withhold_token, auth=auth, **kwargs
+            )
+            body = _read_capped(response)
+        except requests.RequestException as err:
+            raise UpstreamFailure(
+                f"provider unreachable: {type(err).__name__}", code="school_unreachable"
+            ) from None
+        # The body is read (and capped) now; later readers (authlib's token parsing) see it.
+        response._content = body
+        response._content_consumed = True  # type: ignore[attr-defined]
+        if 300 <= response.status_code < 400:
+            raise UpstreamFailure("provider answered with a redirect", code="school_unreachable")
+        return response
+
+
+def _read_capped(response: requests.Response) -> bytes:
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+        response.close()
+        raise UpstreamFailure("provider response too large", code="response_too_large")
+    collected = bytearray()
+    for chunk in response.iter_content(_CHUNK):
+        collected.extend(chunk)
+        if len(collected) > MAX_RESPONSE_BYTES:
+            response.close()
+            raise UpstreamFailure("provider response too large", code="response_too_large")
+    return bytes(collected)
+
+
+def get_json(session: SchoolSession, url: str, what: str) -> dict[str, Any]:
+    """GET a JSON object (discovery document, key set); anything else is the provider's fault."""
+    response = session.request("GET", url, withhold_token=True)
+    if response.status_code != 200:
+        raise UpstreamFailure(
+            f"{what} answered HTTP {response.status_code}", code="school_unreachable"
+        )
+    return json_object(response.content, what)
+
+
+def json_object(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError):
+        raise UpstreamFailure(f"{what} is not JSON", code="provider_invalid") from None
+    if not isinstance(value, dict):
+        raise UpstreamFailure(f"{what} is not a JSON object", code="provider_invalid")
+    return value

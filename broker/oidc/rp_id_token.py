@@ -1,0 +1,152 @@
+"""Checking a school's ID token (OIDC Core §3.1.3.7), one small named check at a time.
+
+The order matters: the header is judged (algorithm allow-list, key id) before any signature
+work, the signature before any claim is believed, and every failure is an `InvalidMessage` with
+a reason code of its own. Nothing here logs; the caller logs the code, never the token.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from joserfc import jws, jwt
+from joserfc.errors import JoseError
+
+from broker.core.errors import InvalidMessage
+from broker.oidc.rp_discovery import ASYMMETRIC_ALGORITHMS, PublicKey
+
+MAX_ID_TOKEN_LENGTH = 16 * 1024
+
+
+@dataclass(frozen=True)
+class Expected:
+    issuer: str
+    client_id: str
+    nonce: str
+    algorithms: tuple[str, ...]
+    now: float
+    skew: int
+    max_age: int | None = None
+
+
+# Looks up the provider's keys for a kid; the bool asks for a refetch when none matches.
+KeyLookup = Callable[[str | None, bool], tuple[PublicKey, ...]]
+
+
+def allowed_algorithms(configured: tuple[str, ...]) -> tuple[str, ...]:
+    """The school's configured list, without anything that is not an asymmetric signature."""
+    return tuple(alg for alg in configured if alg in ASYMMETRIC_ALGORITHMS)
+
+
+def verify_id_token(token: str, keys: KeyLookup, expected: Expected) -> dict[str, Any]:
+    """The ID token's claims, after every check; raises `InvalidMessage` with the reason."""
+    if not token or len(token) > MAX_ID_TOKEN_LENGTH or token.count(".") != 2:
+        raise InvalidMessage("ID token missing or not a compact JWS", code="malformed_id_token")
+    header = _header(token)
+    alg = header.get("alg")
+    algorithms = allowed_algorithms(expected.algorithms)
+    if not isinstance(alg, str) or alg not in algorithms:
+        raise InvalidMessage(
+            "ID token algorithm not allowed for this school", code="alg_not_allowed"
+        )
+    if "crit" in header:
+        raise InvalidMessage("ID token with critical header extensions", code="malformed_id_token")
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise InvalidMessage("ID token kid is not a string", code="malformed_id_token")
+    claims = _verified_claims(token, alg, kid, keys)
+    _check_issuer(claims, expected)
+    _check_audience(claims, expected)
+    _check_times(claims, expected)
+    _check_nonce(claims, expected)
+    sub = claims.get("sub")
+    if not isinstance(sub, str) or not sub or len(sub) > 255:
+        raise InvalidMessage("ID token without a usable sub", code="malformed_id_token")
+    return claims
+
+
+def _header(token: str) -> dict[str, Any]:
+    try:
+        header = jws.extract_compact(token.encode("ascii")).headers()
+    except (JoseError, ValueError, UnicodeError, json.JSONDecodeError):
+        raise InvalidMessage("ID token header unreadable", code="malformed_id_token") from None
+    return dict(header)
+
+
+def _candidates(keys: tuple[PublicKey, ...], kid: str | None) -> list[PublicKey]:
+    if kid is not None:
+        return [k for k in keys if k.kid == kid]
+    # No kid: acceptable only when the choice is unambiguous (a provider with one key).
+    return list(keys) if len(keys) == 1 else []
+
+
+def _verified_claims(token: str, alg: str, kid: str | None, keys: KeyLookup) -> dict[str, Any]:
+    candidates = _candidates(keys(kid, False), kid)
+    if not candidates:
+        candidates = _candidates(keys(kid, True), kid)
+    if not candidates:
+        raise InvalidMessage(
+            "ID token signed with a key the provider does not publish", code="unknown_kid"
+        )
+    for key in candidates:
+        try:
+            decoded = jwt.decode(token, key, algorithms=[alg])
+        except (JoseError, ValueError, TypeError):
+            continue
+        return dict(decoded.claims)
+    raise InvalidMessage("ID token signature invalid", code="bad_signature")
+
+
+def _check_issuer(claims: dict[str, Any], expected: Expected) -> None:
+    if claims.get("iss") != expected.issuer:
+        raise InvalidMessage("ID token issuer is not the school's provider", code="issuer_mismatch")
+
+
+def _check_audience(claims: dict[str, Any], expected: Expected) -> None:
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud
+    if not isinstance(audiences, list) or expected.client_id not in audiences:
+        raise InvalidMessage("ID token is not meant for the broker", code="wrong_audience")
+    azp = claims.get("azp")
+    # With several audiences the token must say it was issued to us; when azp is there at all
+    # it must name us (OIDC Core §3.1.3.7 items 4 and 5).
+    if (len(audiences) > 1 or azp is not None) and azp != expected.client_id:
+        raise InvalidMessage("ID token azp is not the broker", code="wrong_audience")
+
+
+def _number(claims: dict[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidMessage(f"ID token {name} is not a number", code="malformed_id_token")
+    return float(value)
+
+
+def _check_times(claims: dict[str, Any], expected: Expected) -> None:
+    exp, iat = _number(claims, "exp"), _number(claims, "iat")
+    if exp is None or iat is None:
+        raise InvalidMessage("ID token without exp or iat", code="malformed_id_token")
+    if exp + expected.skew <= expected.now:
+        raise InvalidMessage("ID token expired", code="expired")
+    if iat - expected.skew > expected.now:
+        raise InvalidMessage("ID token issued in the future", code="issued_in_future")
+    nbf = _number(claims, "nbf")
+    if nbf is not None and nbf - expected.skew > expected.now:
+        raise InvalidMessage("ID token not yet valid", code="issued_in_future")
+    auth_time = _number(claims, "auth_time")
+    if expected.max_age is not None:
+        # We asked for a login at most max_age old: the provider must show when it happened.
+        if auth_time is None:
+            raise InvalidMessage("ID token without auth_time after max_age", code="auth_too_old")
+        if auth_time + expected.max_age + expected.skew < expected.now:
+            raise InvalidMessage("school login older than max_age", code="auth_too_old")
+
+
+def _check_nonce(claims: dict[str, Any], expected: Expected) -> None:
+    nonce = claims.get("nonce")
+    if not isinstance(nonce, str) or not expected.nonce or nonce != expected.nonce:
+        raise InvalidMessage("ID token nonce is not this login's", code="nonce_mismatch")

@@ -1,0 +1,83 @@
+"""OpenID provider endpoints towards publishers: discovery, JWKS, authorize, token, userinfo."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, redirect, request
+from werkzeug.wrappers import Response
+
+from broker.oidc.provider import (
+    AUTHORIZE_PATH,
+    DISCOVERY_PATH,
+    JWKS_PATH,
+    TOKEN_PATH,
+    USERINFO_PATH,
+    OidcRedirect,
+)
+from broker.web.browser import SSO_COOKIE, browser_secret
+from broker.web.login_steps import broker, continue_login, oidc_front
+
+oidc_op = Blueprint("oidc_op", __name__)
+
+
+def _json(body: Any, status: int = 200, *, public: bool = False) -> Response:
+    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    if public:
+        # Published documents: publishers' single-page apps may read them from the browser.
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        response.headers["Cache-Control"] = "public, max-age=3600"
+    else:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    return response
+
+
+@oidc_op.route(DISCOVERY_PATH)
+def discovery_document() -> Response:
+    return _json(oidc_front().discovery(), public=True)
+
+
+@oidc_op.route(JWKS_PATH)
+def jwks() -> Response:
+    return _json(oidc_front().jwks(), public=True)
+
+
+@oidc_op.route(AUTHORIZE_PATH, methods=["GET", "POST"])
+def authorize() -> Response:
+    source = request.args if request.method == "GET" else request.form
+    params = {key: source.getlist(key) for key in source}
+    sso_token = request.cookies.get(SSO_COOKIE)
+    b = broker()
+    try:
+        login_request = oidc_front().authorize(
+            params, has_session=b.flow.session(sso_token) is not None
+        )
+    except OidcRedirect as refusal:
+        return redirect(refusal.location, 303)
+    secret, new = browser_secret(request)
+    record = b.flow.start(secret, login_request)
+    return continue_login(secret, new, record, sso_token)
+
+
+@oidc_op.route(TOKEN_PATH, methods=["POST"])
+def token() -> Response:
+    form = {key: request.form.getlist(key) for key in request.form}
+    headers = {key: value for key, value in request.headers.items()}
+    status, body, out = oidc_front().token(request.url, headers, form)
+    response = _json(body, status)
+    for name, value in out:
+        if name.lower() not in ("content-type", "cache-control", "pragma"):
+            response.headers[name] = value
+    return response
+
+
+@oidc_op.route(USERINFO_PATH, methods=["GET", "POST"])
+def userinfo() -> Response:
+    status, body = oidc_front().userinfo(request.headers.get("Authorization"))
+    response = _json(body, status)
+    if status == 401:
+        response.headers["WWW-Authenticate"] = f'Bearer error="{body["error"]}"'
+    response.headers["Access-Control-Allow-Origin"] = "*"
+    return response

@@ -1,0 +1,509 @@
+"""The OpenID Foundation's Basic and Config OP checks that apply to a code-flow provider,
+written as tests against the running broker, with authlib's client as the relying party and
+PyJWT (an independent JOSE library) checking what comes back.
+
+Each test client registers a redirect URI nobody listens on: the browser stops at the redirect
+and the test reads the code or error from its query, as a relying party would.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import jwt
+import pytest
+import requests
+from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
+from broker.oidc.registration import new_client
+from tests.support.client import Browser, Page
+from tests.support.live import LiveDemo, serve_app
+
+NOWHERE = "http://localhost:9/cb"  # never requested: the browser stops before it
+UID = "sanne.jansen"
+
+
+@dataclass
+class Client:
+    demo: LiveDemo
+    client_id: str
+    secret: str | None
+    redirect_uri: str = NOWHERE
+
+    @property
+    def authorize_url(self) -> str:
+        return f"{self.demo.broker_url}/oidc/authorize"
+
+    @property
+    def token_url(self) -> str:
+        return f"{self.demo.broker_url}/oidc/token"
+
+    def params(self, **extra: str) -> dict[str, str]:
+        verifier = secrets.token_urlsafe(48)
+        base = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": "openid profile",
+            "state": secrets.token_urlsafe(12),
+            "nonce": secrets.token_urlsafe(12),
+            "code_challenge": create_s256_code_challenge(verifier),
+            "code_challenge_method": "S256",
+            "_verifier": verifier,
+        }
+        base.update(extra)
+        return {k: v for k, v in base.items() if v != ""}
+
+    def front(self, browser: Browser, params: dict[str, str]) -> Page:
+        """Walk the front channel (discovery, school) until the broker redirects to the RP."""
+        query = urlencode({k: v for k, v in params.items() if not k.startswith("_")})
+        stop = self._at_client
+        page = browser.get(f"{self.authorize_url}?{query}", stop=stop)
+        if page.url.startswith(f"{self.demo.broker_url}/discovery"):
+            form = next(f for f in page.forms if ("school", DEMO_SCHOOL_ID) in f.buttons)
+            page = browser.post(form.action, {**form.fields, "school": DEMO_SCHOOL_ID}, stop=stop)
+        if page.url.startswith(f"{self.demo.school_url}/sso"):
+            answer = browser.submit(page, f"{self.demo.school_url}/sso/pick", {"uid": UID})
+            form = answer.form(self.demo.acs_url)
+            page = browser.post(form.action, form.fields, stop=stop)
+        return page
+
+    def _at_client(self, url: str) -> bool:
+        return url.startswith(self.redirect_uri.split("?")[0])
+
+    def redirect(self, browser: Browser, params: dict[str, str]) -> dict[str, str]:
+        page = self.front(browser, params)
+        assert page.location and self._at_client(page.location), (page.status, page.text[:300])
+        return {k: v[0] for k, v in parse_qs(urlsplit(page.location).query).items()}
+
+    def session(self) -> OAuth2Session:
+        return OAuth2Session(self.client_id, self.secret, redirect_uri=self.redirect_uri)
+
+    def redeem(self, code: str, verifier: str, **extra: Any) -> requests.Response:
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": verifier,
+            **extra,
+        }
+        auth = (self.client_id, self.secret) if self.secret else None
+        if self.secret is None:
+            data["client_id"] = self.client_id
+        return requests.post(self.token_url, data=data, auth=auth, timeout=5)
+
+    def login(self, browser: Browser, **extra: str) -> tuple[dict[str, Any], dict[str, Any]]:
+        """A full login: (token response, ID token claims verified with PyJWT)."""
+        params = self.params(**extra)
+        answer = self.redirect(browser, params)
+        assert "code" in answer, answer
+        assert answer["state"] == params["state"]
+        assert answer["iss"] == self.demo.broker_url  # RFC 9207
+        response = self.redeem(answer["code"], params["_verifier"])
+        assert response.status_code == 200, response.text
+        assert response.headers["Cache-Control"] == "no-store"
+        token: dict[str, Any] = response.json()
+        return token, id_token_claims(self.demo, token["id_token"], self.client_id)
+
+
+def id_token_claims(demo: LiveDemo, token: str, audience: str) -> dict[str, Any]:
+    keys = jwt.PyJWKClient(f"{demo.broker_url}/oidc/jwks")
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        keys.get_signing_key_from_jwt(token).key,
+        algorithms=["RS256", "ES256"],
+        audience=audience,
+        issuer=demo.broker_url,
+    )
+    return claims
+
+
+def register(demo: LiveDemo, client_id: str, **options: Any) -> Client:
+    method = options.pop("auth_method", ClientAuthMethod.SECRET_BASIC)
+    redirect_uris = options.pop("redirect_uris", (NOWHERE,))
+    registration, secret = new_client(redirect_uris, method, **options)
+    demo.registry.add_service(
+        Service(
+            client_id,
+            client_id,
+            client_id,
+            "leermiddelen",
+            declarations=(Declaration("given_name", "To greet the student."),),
+            protocol=Protocol.OIDC,
+            oidc=registration,
+        ),
+        None,
+    )
+    demo.registry.set_policy(DEMO_SCHOOL_ID, client_id, frozenset({"given_name"}), "test")
+    return Client(demo, client_id, secret, redirect_uris[0])
+
+
+@pytest.fixture(scope="module")
+def rp(demo: LiveDemo) -> Client:
+    return register(demo, "checks-rp", refresh_tokens=True)
+
+
+# -- codes ---------------------------------------------------------------------------------------
+def test_a_code_is_single_use_and_its_reuse_revokes_the_tokens(rp: Client) -> None:
+    browser = Browser()
+    params = rp.params()
+    code = rp.redirect(browser, params)["code"]
+    first = rp.redeem(code, params["_verifier"])
+    assert first.status_code == 200
+    access = first.json()["access_token"]
+    userinfo = f"{rp.demo.broker_url}/oidc/userinfo"
+    headers = {"Authorization": f"Bearer {access}"}
+    assert requests.get(userinfo, headers=headers, timeout=5).status_code == 200
+    again = rp.redeem(code, params["_verifier"])
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    assert requests.get(userinfo, headers=headers, timeout=5).status_code == 401
+
+
+def test_a_code_is_bound_to_its_client(rp: Client, demo: LiveDemo) -> None:
+    other = register(demo, "checks-other")
+    browser = Browser()
+    params = rp.params()
+    code = rp.redirect(browser, params)["code"]
+    stolen = other.redeem(code, params["_verifier"])
+    assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
+
+
+def test_the_token_request_must_repeat_the_redirect_uri(rp: Client) -> None:
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    wrong = rp.redeem(code, params["_verifier"], redirect_uri=NOWHERE + "/other")
+    assert wrong.status_code == 400 and wrong.json()["error"] == "invalid_grant"
+
+
+# -- redirect URIs -------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [NOWHERE + "/other", NOWHERE + "?extra=1", "http://localhost:9/", "https://evil.example/cb"],
+)
+def test_an_unregistered_redirect_uri_gets_a_page_never_a_redirect(
+    rp: Client, redirect_uri: str
+) -> None:
+    page = Browser().get(f"{rp.authorize_url}?{urlencode(rp.params(redirect_uri=redirect_uri))}")
+    assert page.status == 400
+    assert page.location is None
+    assert 'href="https://evil.example' not in page.text
+
+
+def test_a_missing_redirect_uri_is_refused_with_a_page(rp: Client) -> None:
+    params = rp.params()
+    del params["redirect_uri"]
+    page = Browser().get(f"{rp.authorize_url}?{urlencode(params)}", follow=False)
+    assert page.status == 400 and page.location is None
+
+
+def test_an_unknown_client_gets_a_page(rp: Client) -> None:
+    page = Browser().get(f"{rp.authorize_url}?{urlencode(rp.params(client_id='nobody'))}")
+    assert page.status == 400 and page.location is None
+
+
+# -- request parameters --------------------------------------------------------------------------
+def test_nonce_is_optional_in_the_code_flow_and_echoed_when_sent(rp: Client) -> None:
+    _, without = rp.login(Browser(), nonce="")
+    assert "nonce" not in without
+    _, with_nonce = rp.login(Browser(), nonce="n-0S6_WzA2Mj")
+    assert with_nonce["nonce"] == "n-0S6_WzA2Mj"
+
+
+def test_id_token_has_the_required_claims(rp: Client, demo: LiveDemo) -> None:
+    token, claims = rp.login(Browser())
+    now = time.time()
+    assert claims["sub"] == demo.expected_pseudonym(UID, "leermiddelen")
+    assert claims["aud"] == [rp.client_id] and claims["azp"] == rp.client_id
+    assert claims["iat"] <= now + 5 < claims["exp"]
+    assert claims["auth_time"] <= now + 5
+    assert "at_hash" in claims
+    assert token["token_type"].lower() == "bearer"
+
+
+def test_openid_scope_is_required(rp: Client) -> None:
+    answer = rp.redirect(Browser(), rp.params(scope="profile"))
+    assert answer["error"] == "invalid_scope"
+    assert answer["iss"] == rp.demo.broker_url
+
+
+def test_request_objects_are_refused_as_unsupported(rp: Client) -> None:
+    answer = rp.redirect(Browser(), rp.params(request="eyJhbGciOiJub25lIn0.e30."))
+    assert answer["error"] == "request_not_supported"
+
+
+def test_unsupported_response_type_is_refused(rp: Client) -> None:
+    answer = rp.redirect(Browser(), rp.params(response_type="id_token"))
+    assert answer["error"] == "unsupported_response_type"
+
+
+# -- prompt and max_age --------------------------------------------------------------------------
+def test_prompt_none_without_session_answers_login_required(rp: Client) -> None:
+    params = rp.params(prompt="none")
+    answer = rp.redirect(Browser(), params)
+    assert answer["error"] == "login_required"
+    assert answer["state"] == params["state"]
+
+
+def test_prompt_none_with_a_session_answers_without_showing_anything(rp: Client) -> None:
+    browser = Browser()
+    rp.login(browser)
+    params = rp.params(prompt="none")
+    page = browser.get(f"{rp.authorize_url}?{urlencode(params)}", stop=rp._at_client)
+    assert page.location and "code=" in page.location
+    assert len(page.visited) == 1  # straight back: no discovery, no school
+
+
+def test_prompt_login_sends_the_student_to_the_school_again(rp: Client, demo: LiveDemo) -> None:
+    browser = Browser()
+    rp.login(browser)
+    time.sleep(1.1)
+    page = browser.get(f"{rp.authorize_url}?{urlencode(rp.params(prompt='login'))}")
+    assert page.url.startswith(f"{demo.school_url}/sso"), page.url
+
+
+def test_max_age_older_than_the_session_means_a_fresh_school_login(
+    rp: Client, demo: LiveDemo
+) -> None:
+    browser = Browser()
+    _, first = rp.login(browser)
+    # Within max_age the session answers; auth_time stays that of the first login.
+    _, within = rp.login(browser, max_age="3600")
+    assert within["auth_time"] == first["auth_time"]
+    time.sleep(1.1)
+    page = browser.get(f"{rp.authorize_url}?{urlencode(rp.params(max_age='1'))}")
+    assert page.url.startswith(f"{demo.school_url}/sso"), page.url
+
+
+def test_invalid_max_age_is_refused(rp: Client) -> None:
+    assert rp.redirect(Browser(), rp.params(max_age="soon"))["error"] == "invalid_request"
+
+
+# -- userinfo ------------------------------------------------------------------------------------
+def test_userinfo_with_the_bearer_header(rp: Client) -> None:
+    token, claims = rp.login(Browser())
+    url = f"{rp.demo.broker_url}/oidc/userinfo"
+    ok = requests.get(url, headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=5)
+    assert ok.status_code == 200
+    assert ok.json() == {"sub": claims["sub"], "given_name": "Sanne"}
+    missing = requests.get(url, timeout=5)
+    assert missing.status_code == 401 and "Bearer" in missing.headers["WWW-Authenticate"]
+    wrong = requests.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=5)
+    assert wrong.status_code == 401
+
+
+def test_claims_parameter_asks_for_a_released_claim_without_its_scope(rp: Client) -> None:
+    claims = json.dumps({"userinfo": {"given_name": {"essential": True}}})
+    token, _ = rp.login(Browser(), scope="openid", claims=claims)
+    url = f"{rp.demo.broker_url}/oidc/userinfo"
+    info = requests.get(
+        url, headers={"Authorization": f"Bearer {token['access_token']}"}, timeout=5
+    )
+    assert info.json()["given_name"] == "Sanne"
+    # Only what was asked for: the profile scope's other claims are not there.
+    _, bare = rp.login(Browser(), scope="openid")
+    assert "given_name" not in bare
+
+
+def test_a_malformed_claims_parameter_is_refused(rp: Client) -> None:
+    answer = rp.redirect(Browser(), rp.params(claims="{not json"))
+    assert answer["error"] == "invalid_request"
+
+
+# -- PKCE ----------------------------------------------------------------------------------------
+def test_pkce_plain_is_refused(rp: Client) -> None:
+    params = rp.params(code_challenge="a" * 43, code_challenge_method="plain")
+    assert rp.redirect(Browser(), params)["error"] == "invalid_request"
+    params = rp.params(code_challenge="a" * 43, code_challenge_method="")
+    assert rp.redirect(Browser(), params)["error"] == "invalid_request"
+
+
+def test_pkce_wrong_verifier_is_refused(rp: Client) -> None:
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    response = rp.redeem(code, secrets.token_urlsafe(48))
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+def test_a_confidential_client_may_leave_pkce_out(rp: Client) -> None:
+    params = rp.params(code_challenge="", code_challenge_method="")
+    code = rp.redirect(Browser(), params)["code"]
+    response = requests.post(
+        rp.token_url,
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": NOWHERE},
+        auth=(rp.client_id, rp.secret or ""),
+        timeout=5,
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_a_public_client_must_use_pkce(demo: LiveDemo) -> None:
+    public = register(demo, "checks-public", auth_method=ClientAuthMethod.NONE)
+    assert public.secret is None
+    params = public.params(code_challenge="", code_challenge_method="")
+    assert public.redirect(Browser(), params)["error"] == "invalid_request"
+    _, claims = public.login(Browser())
+    assert claims["aud"] == ["checks-public"]
+
+
+# -- client authentication -----------------------------------------------------------------------
+def test_client_secret_post(demo: LiveDemo) -> None:
+    client = register(demo, "checks-post", auth_method=ClientAuthMethod.SECRET_POST)
+    params = client.params()
+    code = client.redirect(Browser(), params)["code"]
+    data = {
+        "grant_type": "authorization_code",
+        "code": code,
+        "redirect_uri": NOWHERE,
+        "code_verifier": params["_verifier"],
+        "client_id": client.client_id,
+        "client_secret": client.secret or "",
+    }
+    assert requests.post(client.token_url, data=data, timeout=5).status_code == 200
+    # The registered method only: the same secret by Basic is refused.
+    code = client.redirect(Browser(), params := client.params())["code"]
+    basic = client.redeem(code, params["_verifier"])
+    assert basic.status_code == 401 and basic.json()["error"] == "invalid_client"
+
+
+def test_a_wrong_secret_is_refused(rp: Client) -> None:
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    response = requests.post(
+        rp.token_url,
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": NOWHERE,
+            "code_verifier": params["_verifier"],
+        },
+        auth=(rp.client_id, "not-the-secret"),
+        timeout=5,
+    )
+    assert response.status_code == 401 and response.json()["error"] == "invalid_client"
+
+
+def test_private_key_jwt(demo: LiveDemo) -> None:
+    from flask import Flask, jsonify
+    from joserfc.jwk import RSAKey
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    key = RSAKey.import_key(pem, {"kid": "rp-1"})
+    keys_app = Flask("client-keys")
+    keys_app.add_url_rule("/jwks", "jwks", lambda: jsonify({"keys": [key.as_dict(private=False)]}))
+    from tests.support.live import free_ports
+
+    keys_url = f"http://localhost:{free_ports(1)}"
+    demo.servers.append(serve_app(keys_url, keys_app))
+    client = register(
+        demo,
+        "checks-pkjwt",
+        auth_method=ClientAuthMethod.PRIVATE_KEY_JWT,
+        jwks_uri=f"{keys_url}/jwks",
+    )
+
+    def assertion(audience: str, jti: str) -> str:
+        now = int(time.time())
+        claims = {
+            "iss": "checks-pkjwt",
+            "sub": "checks-pkjwt",
+            "aud": audience,
+            "jti": jti,
+            "iat": now,
+            "exp": now + 60,
+        }
+        return jwt.encode(claims, pem, algorithm="RS256", headers={"kid": "rp-1"})
+
+    def redeem(signed: str) -> requests.Response:
+        params = client.params()
+        code = client.redirect(Browser(), params)["code"]
+        return requests.post(
+            client.token_url,
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": NOWHERE,
+                "code_verifier": params["_verifier"],
+                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+                "client_assertion": signed,
+            },
+            timeout=5,
+        )
+
+    signed = assertion(client.token_url, "jti-1")
+    assert redeem(signed).status_code == 200
+    # The same jti twice, or an assertion for another server: invalid_client (400, as no
+    # Authorization header was sent; RFC 6749 5.2).
+    for refused in (signed, assertion("https://elsewhere.example/token", "jti-2")):
+        response = redeem(refused)
+        assert response.status_code == 400 and response.json()["error"] == "invalid_client"
+
+
+# -- refresh tokens ------------------------------------------------------------------------------
+def test_refresh_tokens_rotate_and_reuse_revokes_the_family(rp: Client) -> None:
+    token, _ = rp.login(Browser())
+    first = token["refresh_token"]
+
+    def refresh(value: str) -> requests.Response:
+        return requests.post(
+            rp.token_url,
+            data={"grant_type": "refresh_token", "refresh_token": value},
+            auth=(rp.client_id, rp.secret or ""),
+            timeout=5,
+        )
+
+    rotated = refresh(first)
+    assert rotated.status_code == 200, rotated.text
+    second = rotated.json()["refresh_token"]
+    assert second != first
+    assert refresh(first).status_code == 400  # reuse of a rotated token …
+    assert refresh(second).status_code == 400  # … revokes the whole family
+    url = f"{rp.demo.broker_url}/oidc/userinfo"
+    headers = {"Authorization": f"Bearer {rotated.json()['access_token']}"}
+    assert requests.get(url, headers=headers, timeout=5).status_code == 401
+
+
+def test_a_client_without_refresh_tokens_gets_none(demo: LiveDemo) -> None:
+    client = register(demo, "checks-norefresh")
+    token, _ = client.login(Browser())
+    assert "refresh_token" not in token
+
+
+# -- ES256 and acr -------------------------------------------------------------------------------
+def test_a_client_registered_for_es256_gets_es256_id_tokens(demo: LiveDemo) -> None:
+    client = register(demo, "checks-es256", id_token_alg="ES256")
+    token, claims = client.login(Browser())
+    assert jwt.get_unverified_header(token["id_token"])["alg"] == "ES256"
+    assert claims["aud"] == ["checks-es256"]
+
+
+def test_an_essential_acr_the_school_cannot_meet_ends_in_unmet_authentication_requirements(
+    rp: Client,
+) -> None:
+    mfa = json.dumps(
+        {"id_token": {"acr": {"essential": True, "values": ["https://refeds.org/profile/mfa"]}}}
+    )
+    browser = Browser()
+    page = rp.front(browser, rp.params(claims=mfa))
+    # The student reads why on the broker's page; its link carries the error to the publisher.
+    assert page.status == 403, page.text[:300]
+    link = next(a for a in page.text.split('href="')[1:] if a.startswith(NOWHERE))
+    query = parse_qs(urlsplit(link.split('"')[0].replace("&amp;", "&")).query)
+    assert query["error"] == ["unmet_authentication_requirements"]
+
+
+def test_a_voluntary_acr_is_answered_with_what_the_school_did(rp: Client) -> None:
+    _, claims = rp.login(Browser(), acr_values="https://refeds.org/profile/mfa")
+    assert claims["acr"] == "https://refeds.org/profile/sfa"

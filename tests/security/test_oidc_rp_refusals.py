@@ -1,0 +1,228 @@
+"""Answers of a school's OpenID provider the broker must refuse (security.md, "As RP").
+
+The school here is a forge (tests/support/oidc_forge.py) whose answers the test controls. A
+correct answer is accepted first (the control), so each refusal is caused by the one thing the
+test changed. Every refusal is checked for its outcome: a 4xx page with an error id and no stack
+trace, the reason code in the audit line, no SSO cookie, and nothing received by any publisher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from broker.core.model import OidcUpstream, School
+from broker.core.pseudonym import derive_chain_pseudonym
+from tests.support.client import Browser, Page
+from tests.support.live import (
+    PERSISTENT,
+    SSO_COOKIE,
+    LiveDemo,
+    free_ports,
+    running_demo,
+    serve_app,
+)
+from tests.support.oidc_forge import DELETE, FORGE_SUBJECT, OMIT, ForgeProvider, Forgery
+
+FORGE_SCHOOL_ID = "99QQ00"
+CLIENT_ID = "ketenbroker-at-forge"
+CLIENT_SECRET = "forge-client-secret-for-tests"
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
+    with running_demo(tmp_path_factory.mktemp("oidc-refusals-demo")) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def forge(demo: LiveDemo) -> ForgeProvider:
+    base_url = f"http://localhost:{free_ports(1)}"
+    provider = ForgeProvider(
+        base_url, CLIENT_ID, CLIENT_SECRET, f"{demo.broker_url}/oidc/rp/callback"
+    )
+    demo.servers.append(serve_app(base_url, provider.app()))
+    school = School(
+        FORGE_SCHOOL_ID,
+        "Forge school",
+        base_url,
+        subject_attribute="sub",
+        oidc=OidcUpstream(base_url, CLIENT_ID, CLIENT_SECRET),
+    )
+    demo.registry.add_school(school, "")
+    demo.registry.set_policy(FORGE_SCHOOL_ID, "leesplank", frozenset({"given_name"}), "test")
+    return provider
+
+
+@pytest.fixture
+def forgery(forge: ForgeProvider) -> Iterator[Forgery]:
+    forge.forgery = Forgery()
+    yield forge.forgery
+    forge.forgery = Forgery()
+
+
+@dataclass
+class Attempt:
+    browser: Browser
+    page: Page
+    visited: list[str] = field(default_factory=list)
+
+
+def login(demo: LiveDemo, forge: ForgeProvider, browser: Browser | None = None) -> Attempt:
+    """Start at leesplank naming the forge school; the forge answers at once (no pick page)."""
+    browser = browser or Browser()
+    start = len(browser.history)
+    page = browser.get(f"{demo.publishers['leesplank'].base_url}/login?school={forge.issuer}")
+    return Attempt(browser, page, browser.history[start:])
+
+
+def assert_refused(
+    demo: LiveDemo,
+    attempt: Attempt,
+    caplog: pytest.LogCaptureFixture,
+    code: str,
+    status: int = 400,
+) -> None:
+    page = attempt.page
+    assert page.status == status, (page.status, page.text[:500])
+    assert page.url.startswith(f"{demo.broker_url}/oidc/rp/callback")
+    assert page.location is None, "a refusal redirects nowhere"
+    assert SSO_COOKIE not in page.cookies_set
+    assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
+    assert not demo.answers_publisher(page)
+    assert "SAMLResponse" not in page.text
+    assert "Error code:" in page.text
+    assert "Traceback" not in page.text
+    assert f"oidc login refused school={FORGE_SCHOOL_ID} code={code}" in caplog.text
+    assert f"refused code={code} " in caplog.text
+    for publisher in demo.publishers.values():
+        received = attempt.browser.get(f"{publisher.base_url}/received.json")
+        assert received.status == 404, f"{publisher.id} received a login"
+
+
+# -- the control ------------------------------------------------------------------------------
+
+
+def test_a_correct_answer_is_accepted(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery
+) -> None:
+    attempt = login(demo, forge)
+    assert attempt.page.status == 200, attempt.page.text[:500]
+    assert demo.answers_publisher(attempt.page)
+    # The code was redeemed with the PKCE verifier and our redirect URI (the forge checks both).
+    assert forge.token_requests[-1]["grant_type"] == "authorization_code"
+    assert "code_verifier" in forge.token_requests[-1]
+    page = attempt.browser.submit(attempt.page, demo.publishers["leesplank"].acs_url)
+    assert page.status == 200, page.text[:500]
+    received = demo.received(attempt.browser, "leesplank")
+    assert received["name_id"]["format"] == PERSISTENT
+    assert received["name_id"]["value"] == derive_chain_pseudonym(
+        demo.pseudonym_key, "leermiddelen", f"school:{FORGE_SCHOOL_ID}", FORGE_SUBJECT
+    )
+
+
+# -- forged or broken answers -----------------------------------------------------------------
+
+FORGERIES: list[tuple[str, dict[str, Any], str]] = [
+    ("issuer_mismatch", {"claims": {"iss": "https://evil.example"}}, "issuer_mismatch"),
+    ("wrong_aud", {"claims": {"aud": "another-client"}}, "wrong_audience"),
+    (
+        "foreign_azp",
+        {"claims": {"aud": [CLIENT_ID, "another-client"], "azp": "another-client"}},
+        "wrong_audience",
+    ),
+    ("missing_nonce", {"claims": {"nonce": DELETE}}, "nonce_mismatch"),
+    ("foreign_nonce", {"claims": {"nonce": "nonce-of-another-login"}}, "nonce_mismatch"),
+    ("bad_signature", {"signing": "stranger"}, "bad_signature"),
+    ("alg_none", {"signing": "none"}, "alg_not_allowed"),
+    ("hs256_with_public_key", {"signing": "hs256_public"}, "alg_not_allowed"),
+    ("unknown_kid", {"signing": "stranger", "header": {"kid": "forge-2"}}, "unknown_kid"),
+    ("expired", {"claims": {"exp": 1_000_000_000, "iat": 999_999_000}}, "expired"),
+    ("userinfo_sub_mismatch", {"userinfo": {"sub": "someone-else"}}, "userinfo_sub_mismatch"),
+    ("missing_sub", {"claims": {"sub": DELETE}}, "malformed_id_token"),
+    ("iss_parameter_missing", {"iss_parameter": OMIT}, "issuer_missing"),
+]
+
+
+@pytest.mark.parametrize(
+    ("changes", "code"), [(c, code) for _, c, code in FORGERIES], ids=[n for n, _, _ in FORGERIES]
+)
+def test_forged_answers_are_refused(
+    demo: LiveDemo,
+    forge: ForgeProvider,
+    forgery: Forgery,
+    caplog: pytest.LogCaptureFixture,
+    changes: dict[str, Any],
+    code: str,
+) -> None:
+    for name, value in changes.items():
+        setattr(forgery, name, value)
+    assert_refused(demo, login(demo, forge), caplog, code)
+
+
+def test_mix_up_callback_naming_another_provider_is_refused(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, caplog: pytest.LogCaptureFixture
+) -> None:
+    # RFC 9207: the answer says it comes from another registered school's provider.
+    other = f"http://localhost:{demo.port + 5}"
+    assert demo.registry.school_by_idp(other) is not None
+    forgery.iss_parameter = other
+    assert_refused(demo, login(demo, forge), caplog, "issuer_mismatch")
+
+
+def test_unknown_kid_refetches_the_key_set_at_most_once_a_minute(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, caplog: pytest.LogCaptureFixture
+) -> None:
+    forgery.signing, forgery.header = "stranger", {"kid": "forge-rotated"}
+    before = forge.jwks_fetches
+    for _ in range(3):
+        assert_refused(demo, login(demo, forge), caplog, "unknown_kid")
+    assert forge.jwks_fetches - before <= 1
+
+
+def test_a_replayed_callback_is_refused(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, caplog: pytest.LogCaptureFixture
+) -> None:
+    attempt = login(demo, forge)
+    assert attempt.page.status == 200 and demo.answers_publisher(attempt.page)
+    callback = attempt.page.url
+    assert callback.startswith(f"{demo.broker_url}/oidc/rp/callback")
+    # The same browser sends the callback again: the login record (state) was used up.
+    again = attempt.browser.get(callback)
+    assert again.status == 400, again.text[:500]
+    assert SSO_COOKIE not in again.cookies_set
+    assert not demo.answers_publisher(again)
+    assert "Traceback" not in again.text
+    # Another browser (an attacker who saw the URL) has no login record for that state at all.
+    stranger = Browser()
+    stolen = stranger.get(callback)
+    assert stolen.status == 400, stolen.text[:500]
+    assert SSO_COOKIE not in stranger.cookies(demo.broker_url)
+    assert not demo.answers_publisher(stolen)
+
+
+def test_a_school_error_ends_the_login_without_a_session(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, caplog: pytest.LogCaptureFixture
+) -> None:
+    forgery.error = "access_denied"
+    attempt = login(demo, forge)
+    page = attempt.page
+    assert page.status == 502, page.text[:500]
+    assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
+    assert "Traceback" not in page.text
+    assert f"oidc login refused school={FORGE_SCHOOL_ID} code=upstream_status" in caplog.text
+    # The student may carry the (signed) refusal to the service; nothing is sent by itself.
+    assert not any(f.css_class == "autopost" for f in page.forms)
+
+
+def test_unmet_authentication_requirements_is_an_assurance_refusal(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, caplog: pytest.LogCaptureFixture
+) -> None:
+    forgery.error = "unmet_authentication_requirements"
+    attempt = login(demo, forge)
+    assert attempt.page.status == 403, attempt.page.text[:500]
+    assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
+    assert f"oidc login refused school={FORGE_SCHOOL_ID} code=assurance_not_met" in caplog.text

@@ -1,0 +1,127 @@
+"""Claim mapping of the OIDC relying party: school claims → canonical attributes and subject."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from broker.core.errors import MissingSubject
+from broker.core.model import OidcUpstream, School
+from broker.oidc.rp_claims import has_catalogue_claims, map_claims, subject_of
+
+ECK_ID = "https://ketenid.nl/201703/" + "ab" * 64
+
+
+def school(**changes: object) -> School:
+    values: dict[str, object] = {
+        "id": "99ZZ00",
+        "name": "OIDC school",
+        "idp_entity_id": "https://op.school.example",
+        "subject_attribute": "sub",
+        "scopes": ("school.example",),
+        "oidc": OidcUpstream("https://op.school.example", "broker", "secret"),
+    }
+    values.update(changes)
+    return School(**values)  # type: ignore[arg-type]
+
+
+def test_oidc_claims_map_to_canonical_names() -> None:
+    claims = {
+        "sub": "s-1",
+        "iss": "https://op.school.example",
+        "given_name": "Sanne",
+        "family_name": "Jansen",
+        "name": "Sanne Jansen",
+        "email": "sanne@school.example",
+        "preferred_username": "sanne@school.example",
+        "groups": ["klas-3a", "klas-3b"],
+        "eduperson_affiliation": ["student"],
+        "school_id": "99ZZ00",
+        "school_name": "OIDC school",
+        "student_number": "300101@school.example",
+        "eck_id": ECK_ID,
+        "oid": "not-in-the-catalogue",
+    }
+    assert map_claims(claims, school()) == {
+        "given_name": ("Sanne",),
+        "family_name": ("Jansen",),
+        "display_name": ("Sanne Jansen",),
+        "email": ("sanne@school.example",),
+        "username": ("sanne@school.example",),
+        "groups": ("klas-3a", "klas-3b"),
+        "affiliation": ("student",),
+        "school_id": ("99ZZ00",),
+        "school_name": ("OIDC school",),
+        "student_number": ("300101@school.example",),
+        "eck_id": (ECK_ID,),
+    }
+
+
+def test_values_that_do_not_fit_are_dropped_and_logged_by_name_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    claims = {
+        "eduperson_affiliation": ["student", "headmaster"],
+        "school_id": "not a brin",
+        "student_number": "300101@other-school.example",
+        "groups": ["klas-3a", 42, {"nested": True}],
+        "given_name": "",
+    }
+    with caplog.at_level(logging.WARNING):
+        mapped = map_claims(claims, school())
+    assert mapped == {"affiliation": ("student",), "groups": ("klas-3a",)}
+    text = caplog.text
+    for name in ("affiliation", "school_id", "student_number", "groups"):
+        assert f"attribute={name} " in text
+    for value in ("headmaster", "not a brin", "300101", "other-school"):
+        assert value not in text
+
+
+def test_an_unverified_email_is_not_passed_on() -> None:
+    claims = {"email": "sanne@school.example", "email_verified": False}
+    assert map_claims(claims, school()) == {}
+    assert map_claims({**claims, "email_verified": True}, school()) == {
+        "email": ("sanne@school.example",)
+    }
+
+
+def test_protocol_claims_are_never_attributes() -> None:
+    claims = {"sub": "x", "acr": "y", "amr": ["pwd"], "nonce": "n", "sid": "s"}
+    assert map_claims(claims, school()) == {}
+    assert not has_catalogue_claims(claims)
+    assert has_catalogue_claims({**claims, "given_name": "Sanne"})
+
+
+@pytest.mark.parametrize("configured", ["sub", "name_id"])
+def test_the_subject_is_sub_by_default(configured: str) -> None:
+    assert subject_of({"sub": "s-1"}, {}, school(subject_attribute=configured)) == "s-1"
+
+
+def test_a_provider_claim_can_be_the_subject() -> None:
+    entra = school(subject_attribute="oid")
+    assert subject_of({"sub": "pairwise", "oid": "object-id"}, {}, entra) == "object-id"
+    with pytest.raises(MissingSubject):
+        subject_of({"sub": "pairwise"}, {}, entra)
+
+
+def test_a_catalogue_attribute_can_be_the_subject() -> None:
+    by_number = school(subject_attribute="student_number")
+    attributes = {"student_number": ("300101@school.example",)}
+    assert subject_of({"sub": "s"}, attributes, by_number) == "300101@school.example"
+    with pytest.raises(MissingSubject):
+        subject_of({"sub": "s"}, {}, by_number)
+
+
+@pytest.mark.parametrize("value", [None, "", "   ", 42, ["s-1"]])
+def test_a_missing_or_odd_subject_never_falls_back(value: object) -> None:
+    claims = {} if value is None else {"sub": value}
+    with pytest.raises(MissingSubject):
+        subject_of(claims, {}, school())
+
+
+def test_eck_id_schools_take_the_subject_from_the_eck_id() -> None:
+    eck = school(use_eck_id=True)
+    assert subject_of({"sub": "s"}, {"eck_id": (ECK_ID,)}, eck) == ""
+    with pytest.raises(MissingSubject):
+        subject_of({"sub": "s"}, {}, eck)

@@ -1,0 +1,242 @@
+"""ID token checks of the OIDC relying party, with tokens made by an independent library (PyJWT),
+and the provider directory's caching rules with a fake clock and a fake network."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from typing import Any
+
+import jwt as pyjwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+
+from broker.core.errors import InvalidMessage
+from broker.oidc.rp_discovery import (
+    JWKS_REFETCH_INTERVAL,
+    ProviderDirectory,
+    ProviderInvalid,
+    PublicKey,
+    parse_discovery,
+    parse_key_set,
+)
+from broker.oidc.rp_id_token import Expected, verify_id_token
+
+ISSUER = "https://op.school.example"
+NOW = 1_800_000_000.0
+RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+EC_KEY = ec.generate_private_key(ec.SECP256R1())
+
+
+def jwk(private: Any, kid: str) -> dict[str, Any]:
+    """The public JWK as PyJWT writes it (not the broker's library)."""
+    algorithm = RSAAlgorithm if isinstance(private, rsa.RSAPrivateKey) else ECAlgorithm
+    data: dict[str, Any] = algorithm.to_jwk(private.public_key(), as_dict=True)
+    return {**data, "kid": kid}
+
+
+KEYS: tuple[PublicKey, ...] = parse_key_set({"keys": [jwk(RSA_KEY, "r1"), jwk(EC_KEY, "e1")]})
+
+
+def claims(**changes: Any) -> dict[str, Any]:
+    values = {
+        "iss": ISSUER,
+        "sub": "s-1",
+        "aud": "broker",
+        "iat": int(NOW),
+        "exp": int(NOW) + 300,
+        "nonce": "n-1",
+    }
+    values.update(changes)
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def token(
+    payload: dict[str, Any], alg: str = "RS256", kid: str | None = "r1", key: Any = None
+) -> str:
+    headers = {"kid": kid} if kid else {}
+    signing = key if key is not None else (EC_KEY if alg.startswith("ES") else RSA_KEY)
+    return pyjwt.encode(payload, signing, algorithm=alg, headers=headers)
+
+
+def verify(
+    value: str, *, algorithms: tuple[str, ...] = ("RS256", "ES256"), **changes: Any
+) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        "issuer": ISSUER,
+        "client_id": "broker",
+        "nonce": "n-1",
+        "algorithms": algorithms,
+        "now": NOW,
+        "skew": 60,
+    }
+    fields.update(changes)
+    return verify_id_token(value, lambda kid, refetch: KEYS, Expected(**fields))
+
+
+def refused(value: str, code: str, **changes: Any) -> None:
+    with pytest.raises(InvalidMessage) as caught:
+        verify(value, **changes)
+    assert caught.value.code == code
+
+
+def test_a_good_token_from_pyjwt_verifies() -> None:
+    assert verify(token(claims()))["sub"] == "s-1"
+    assert verify(token(claims(), alg="ES256", kid="e1"))["sub"] == "s-1"
+    assert verify(token(claims(aud=["broker", "x"], azp="broker")))["azp"] == "broker"
+
+
+def test_the_skew_is_allowed_and_no_more() -> None:
+    assert verify(token(claims(exp=int(NOW) - 30)))
+    refused(token(claims(exp=int(NOW) - 61)), "expired")
+    assert verify(token(claims(iat=int(NOW) + 30)))
+    refused(token(claims(iat=int(NOW) + 61)), "issued_in_future")
+
+
+@pytest.mark.parametrize(
+    ("payload", "code"),
+    [
+        (claims(iss=ISSUER + "/"), "issuer_mismatch"),
+        (claims(aud="someone"), "wrong_audience"),
+        (claims(aud=["broker", "x"]), "wrong_audience"),  # several audiences, no azp
+        (claims(azp="someone"), "wrong_audience"),
+        (claims(nonce=None), "nonce_mismatch"),
+        (claims(nonce="n-2"), "nonce_mismatch"),
+        (claims(exp=None), "malformed_id_token"),
+        (claims(exp="soon"), "malformed_id_token"),
+        (claims(sub=None), "malformed_id_token"),
+    ],
+)
+def test_claim_checks(payload: dict[str, Any], code: str) -> None:
+    refused(token(payload), code)
+
+
+def test_algorithms_outside_the_schools_list_are_refused() -> None:
+    refused(token(claims(), alg="ES256", kid="e1"), "alg_not_allowed", algorithms=("RS256",))
+    # HS256 with the public key's PEM as secret: refused before any key is touched.
+    pem = RSA_KEY.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+
+    # The forgery by hand: PyJWT itself refuses to use a PEM public key as an HMAC secret.
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    signing_input = (
+        b64(json.dumps({"alg": "HS256", "kid": "r1"}).encode())
+        + "."
+        + b64(json.dumps(claims()).encode())
+    )
+    forged = (
+        signing_input + "." + b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())
+    )
+    refused(forged, "alg_not_allowed", algorithms=("RS256", "HS256"))
+    unsigned = (
+        signing_input.replace(
+            b64(json.dumps({"alg": "HS256", "kid": "r1"}).encode()), b64(b'{"alg":"none"}')
+        )
+        + "."
+    )
+    refused(unsigned, "alg_not_allowed", algorithms=("RS256", "none"))
+
+
+def test_keys_are_chosen_by_kid() -> None:
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    refused(token(claims(), key=stranger), "bad_signature")
+    refused(token(claims(), kid="r9"), "unknown_kid")
+    # Without a kid only a provider with exactly one key is unambiguous.
+    refused(token(claims(), kid=None), "unknown_kid")
+
+
+def test_max_age_needs_a_recent_auth_time() -> None:
+    refused(token(claims()), "auth_too_old", max_age=600)
+    assert verify(token(claims(auth_time=int(NOW) - 500)), max_age=600)
+    refused(token(claims(auth_time=int(NOW) - 900)), "auth_too_old", max_age=600)
+
+
+@pytest.mark.parametrize("value", ["", "a.b", "x" * 20000, "a.b.c"])
+def test_malformed_tokens(value: str) -> None:
+    refused(value, "malformed_id_token")
+
+
+# -- discovery and key sets -------------------------------------------------------------------
+
+DOCUMENT = {
+    "issuer": ISSUER,
+    "authorization_endpoint": f"{ISSUER}/authorize",
+    "token_endpoint": f"{ISSUER}/token",
+    "jwks_uri": f"{ISSUER}/jwks",
+}
+
+
+def test_discovery_document_checks() -> None:
+    parsed = parse_discovery(dict(DOCUMENT), ISSUER)
+    assert parsed.token_auth_methods == ("client_secret_basic",)
+    assert not parsed.iss_parameter_supported
+    for broken in (
+        {"issuer": ISSUER + "/"},
+        {"token_endpoint": "http://op.school.example/token"},
+        {"code_challenge_methods_supported": ["plain"]},
+        {"response_types_supported": ["id_token"]},
+        {"jwks_uri": None},
+    ):
+        with pytest.raises(ProviderInvalid):
+            parse_discovery({**DOCUMENT, **broken}, ISSUER)
+    loopback = {**DOCUMENT, "token_endpoint": "http://127.0.0.1:8080/token"}
+    assert parse_discovery(loopback, ISSUER).token_endpoint.startswith("http://127.0.0.1")
+
+
+def test_key_sets_keep_only_asymmetric_signing_keys() -> None:
+    keys = parse_key_set(
+        {
+            "keys": [
+                jwk(RSA_KEY, "r1"),
+                {**jwk(EC_KEY, "enc"), "use": "enc"},
+                {"kty": "oct", "k": "c2VjcmV0", "kid": "hmac"},
+                {"kty": "RSA", "kid": "broken", "n": "!", "e": "AQAB"},
+            ]
+        }
+    )
+    assert [k.kid for k in keys] == ["r1"]
+
+
+class FakeResponse:
+    def __init__(self, body: dict[str, Any]) -> None:
+        self.status_code = 200
+        self.content = json.dumps(body).encode()
+
+
+class FakeSession:
+    def __init__(self, network: dict[str, dict[str, Any]], log: list[str]) -> None:
+        self.network, self.log = network, log
+
+    def request(self, method: str, url: str, **_: Any) -> FakeResponse:
+        self.log.append(url)
+        return FakeResponse(self.network[url])
+
+
+def test_unknown_kid_refetches_at_most_once_a_minute() -> None:
+    clock = [NOW]
+    fetched: list[str] = []
+    network = {
+        f"{ISSUER}/.well-known/openid-configuration": DOCUMENT,
+        f"{ISSUER}/jwks": {"keys": [jwk(RSA_KEY, "r1")]},
+    }
+    directory = ProviderDirectory(lambda: FakeSession(network, fetched), lambda: clock[0])  # type: ignore[arg-type,return-value]
+    assert [k.kid for k in directory.keys(ISSUER, "r1", refetch_on_miss=True)] == ["r1"]
+    assert fetched.count(f"{ISSUER}/jwks") == 1
+    # The provider rotates: the new kid is found by one refetch, but not twice in a minute.
+    network[f"{ISSUER}/jwks"] = {"keys": [jwk(EC_KEY, "e1")]}
+    clock[0] += 5
+    assert [k.kid for k in directory.keys(ISSUER, "e1", refetch_on_miss=True)] == ["r1"]
+    clock[0] += JWKS_REFETCH_INTERVAL
+    assert [k.kid for k in directory.keys(ISSUER, "e1", refetch_on_miss=True)] == ["e1"]
+    for _ in range(5):
+        directory.keys(ISSUER, "zz", refetch_on_miss=True)
+    assert fetched.count(f"{ISSUER}/jwks") == 2
+    # The discovery document is fetched once and cached.
+    assert fetched.count(f"{ISSUER}/.well-known/openid-configuration") == 1
