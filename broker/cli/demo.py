@@ -1,7 +1,8 @@
 """`ketenbroker demo`: the broker, two demo schools and demo publishers on this machine.
 
 Ports, from the broker's port P: P the broker, P+1 the SAML demo school's IdP, P+2 … P+4 the
-SAML demo publishers, P+5 the OIDC demo school's OpenID provider.
+SAML demo publishers, P+5 the OIDC demo school's OpenID provider, P+6 the OIDC demo publisher.
+The broker serves the demo's start page at /demo: every pairing of protocols, one click each.
 
 The school IdP and publishers listen on `localhost` while the broker listens on `127.0.0.1`:
 different sites to the browser, so the demo exercises the same cross-site POSTs as production
@@ -15,15 +16,18 @@ import secrets
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 import click
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from broker.certificates import write_pair
+from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_PORT_OFFSET, oidc_publisher
 from broker.cli.instance import CONFIG_NAME, init_instance
 from broker.config import Settings, load_settings
 from broker.core.model import Chain, Declaration, OidcUpstream, School, Service
+from broker.demo.publisher_rp import create_publisher_rp_app
 from broker.demo.publisher_sp import (
     PublisherSpSettings,
     create_publisher_sp_app,
@@ -31,6 +35,7 @@ from broker.demo.publisher_sp import (
 )
 from broker.demo.school_idp import SchoolIdpSettings, create_school_idp_app, school_idp_metadata
 from broker.demo.school_op import SchoolOpSettings, create_school_op_app
+from broker.demo.start_page import Pairing, start_page
 from broker.registry import SqlRegistry, migrate
 from broker.web import create_app
 from broker.web.wiring import Broker, build_broker
@@ -235,6 +240,30 @@ def prepare_demo(directory: Path, port: int) -> tuple[Settings, dict[str, Flask]
     for _, publisher in publishers:
         apps[publisher.base_url] = create_publisher_sp_app(publisher)
     apps[school_op.base_url] = create_school_op_app(school_op)
+    rp = oidc_publisher(
+        directory,
+        port + OIDC_PUBLISHER_PORT_OFFSET,
+        settings,
+        services.registry,
+        [DEMO_SCHOOL_ID, DEMO_OIDC_SCHOOL_ID],
+    )
+    apps[rp.base_url] = create_publisher_rp_app(rp)
+    leesplank = publishers[0][1]
+    schools = (
+        ("Demo school", "SAML", school.entity_id, DEMO_SCHOOL_ID),
+        (DEMO_OIDC_SCHOOL_NAME, "OpenID Connect", school_op.issuer, DEMO_OIDC_SCHOOL_ID),
+    )
+    pairings = tuple(
+        Pairing(name, protocol, school_name, school_protocol, f"{base}/login?school={hint}")
+        for name, protocol, base, by_entity in (
+            (leesplank.name, "SAML", leesplank.base_url, True),
+            (rp.name, "OpenID Connect", rp.base_url, False),
+        )
+        for school_name, school_protocol, entity_id, school_id in schools
+        for hint in [quote(entity_id if by_entity else school_id, safe="")]
+    )
+    others = tuple((p.name, f"{s.base_url}/") for p, s in publishers[1:])
+    apps[settings.base_url].register_blueprint(start_page(pairings, others))
     return settings, apps
 
 
@@ -252,10 +281,11 @@ def serve(apps: dict[str, Flask]) -> list[BaseWSGIServer]:
 def run_demo(directory: Path, port: int) -> None:
     settings, apps = prepare_demo(directory, port)
     servers = serve(apps)
+    click.echo("Ketenbroker demo is running. Open its start page and pick a pairing:")
+    click.echo(f"\n    {settings.base_url}/demo\n")
     publishers = [f"http://localhost:{port + 2 + i}" for i in range(len(DEMO_PUBLISHERS))]
-    click.echo("Ketenbroker demo is running. Open this URL and log in as a demo student:")
-    click.echo(f"\n    {publishers[0]}/\n")
-    click.echo("Other demo publishers: " + ", ".join(f"{u}/" for u in publishers[1:]))
+    oidc = f"http://localhost:{port + OIDC_PUBLISHER_PORT_OFFSET}"
+    click.echo("Demo publishers: " + ", ".join(f"{u}/" for u in [*publishers, oidc]))
     click.echo(
         f"Demo schools: {DEMO_SCHOOL_ID} (SAML) http://localhost:{port + 1}/, "
         f"{DEMO_OIDC_SCHOOL_ID} (OpenID Connect) http://localhost:{port + OIDC_SCHOOL_PORT_OFFSET}/"

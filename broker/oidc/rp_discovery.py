@@ -24,6 +24,7 @@ WELL_KNOWN = "/.well-known/openid-configuration"
 DISCOVERY_TTL = 3600.0
 JWKS_TTL = 3600.0
 JWKS_REFETCH_INTERVAL = 60.0
+FAILURE_BACKOFF = 30.0
 # Asymmetric keys only: an `oct` key in a provider's key set would be a shared secret published.
 PublicKey = RSAKey | ECKey | OKPKey
 _KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
@@ -143,6 +144,7 @@ class ProviderDirectory:
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
+        self._failures: dict[str, float] = {}
 
     def metadata(self, issuer: str) -> ProviderMetadata:
         return self._entry(issuer).metadata
@@ -172,14 +174,28 @@ class ProviderDirectory:
         now = self._clock()
         with self._lock:
             entry = self._entries.get(issuer)
+            failed_at = self._failures.get(issuer)
         if entry is not None and now - entry.fetched_at < DISCOVERY_TTL:
             return entry
-        metadata = self.fetch_metadata(issuer)
+        if failed_at is not None and now - failed_at < FAILURE_BACKOFF:
+            # One slow, dead provider must not cost every page that lists it a full timeout.
+            if entry is not None:
+                return entry
+            raise UpstreamFailure("provider recently unreachable", code="school_unreachable")
+        try:
+            metadata = self.fetch_metadata(issuer)
+        except UpstreamFailure:
+            with self._lock:
+                self._failures[issuer] = now
+            if entry is not None:
+                return entry  # the document we had is better than none while the provider is down
+            raise
         with self._lock:
             fresh = _Entry(metadata, now)
             if entry is not None and entry.metadata.jwks_uri == metadata.jwks_uri:
                 fresh.keys, fresh.keys_fetched_at = entry.keys, entry.keys_fetched_at
             self._entries[issuer] = fresh
+            self._failures.pop(issuer, None)
         return fresh
 
 

@@ -30,6 +30,7 @@ from broker.saml.front import (
 )
 from broker.web.browser import set_browser_secret, set_sso_token
 from broker.web.errors import render_error
+from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES
 from broker.web.wiring import Broker
 
 log = logging.getLogger("broker.login")
@@ -70,7 +71,11 @@ def continue_login(
         record = b.flow.choose_school(secret, record.login_id, sso[0].school_id)
         response = go_upstream(secret, record)
     else:
-        response = redirect(url_for("discovery.choose", login=record.login_id), 303)
+        target = url_for("discovery.choose", login=record.login_id)
+        language = requested_ui_language(record.request)
+        if language:
+            target += f"&{LANGUAGE_PARAM}={language}"
+        response = redirect(target, 303)
     if new_secret:
         set_browser_secret(response, secret)
     return response
@@ -161,6 +166,15 @@ def saml_status(cause: BrokerError) -> str:
     if isinstance(cause, PolicyRefusal):
         return STATUS_REQUEST_DENIED
     return STATUS_AUTHN_FAILED
+
+
+def requested_ui_language(request: LoginRequest) -> str | None:
+    """OIDC `ui_locales` (BCP 47 tags, preferred first): the first the broker speaks."""
+    for tag in request.front.get("ui_locales", "").split():
+        language = tag.split("-")[0].lower()
+        if language in SUPPORTED_LANGUAGES:
+            return language
+    return None
 
 
 def oauth_error(cause: BrokerError) -> str:

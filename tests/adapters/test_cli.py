@@ -6,6 +6,7 @@ registry that is byte-for-byte what it was before the command ran.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import sqlite3
 import stat
@@ -21,6 +22,7 @@ from broker.cli.main import main
 from broker.config import load_settings
 from broker.demo.publisher_sp import PublisherSpSettings, publisher_sp_metadata
 from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
+from broker.registry import SqlRegistry
 
 IDP_ENTITY = "http://localhost:9201/metadata"
 SP_ENTITY = "http://127.0.0.1:9202/metadata"
@@ -492,3 +494,57 @@ def test_school_subject_must_identify_a_student(
         "--saml-metadata", metadata.second_idp, "--subject", subject,
     )  # fmt: skip
     expect_refusal(result, "cannot identify a student", "name_id, username, student_number")
+
+
+# -- publisher add: OpenID Connect clients -----------------------------------------------------
+def test_oidc_publisher_prints_its_secret_once_and_stores_only_the_hash(populated: Path) -> None:
+    result = run(
+        "publisher", "add", "--config", populated, "--id", "woordwijs", "--name", "Woordwijs",
+        "--oidc-redirect-uri", "https://woordwijs.example/callback",
+        "--oidc-redirect-uri", "http://localhost:8080/callback",
+        "--chain", "leermiddelen", "--declare", "given_name=To greet the student.",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    secret = result.output.split("client_secret:")[1].split()[0]
+    assert "client_id:     woordwijs" in result.output
+    dump = "\n".join(registry_dump(populated))
+    assert secret not in dump
+    assert hashlib.sha256(secret.encode()).hexdigest() in dump
+    service = SqlRegistry(load_settings(populated).registry_url).service("woordwijs")
+    assert service is not None and service.oidc is not None
+    assert service.entity_id == "woordwijs"
+    assert service.oidc.redirect_uris == (
+        "https://woordwijs.example/callback",
+        "http://localhost:8080/callback",
+    )
+
+
+def test_oidc_public_client_has_no_secret(populated: Path) -> None:
+    result = run(
+        "publisher", "add", "--config", populated, "--id", "app", "--name", "App",
+        "--oidc-redirect-uri", "https://app.example/cb", "--oidc-auth", "none",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "client_secret" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("--oidc-redirect-uri", "http://woordwijs.example/cb"), "must be https"),
+        (("--oidc-redirect-uri", "https://woordwijs.example/cb#x"), "fragment"),
+        (("--oidc-redirect-uri", "https://*.woordwijs.example/cb"), "wildcards"),
+        (
+            ("--oidc-redirect-uri", "https://w.example/cb", "--oidc-auth", "private_key_jwt"),
+            "JWKS URL",
+        ),
+        ((), "either --saml-metadata or --oidc-redirect-uri"),
+    ],
+)
+def test_bad_oidc_registrations_change_nothing(
+    unchanged: Path, arguments: tuple[str, ...], message: str
+) -> None:
+    result = run(
+        "publisher", "add", "--config", unchanged, "--id", "w", "--name", "W", *arguments
+    )  # fmt: skip
+    expect_refusal(result, message)

@@ -32,7 +32,7 @@ TIMEOUT_MS = 10_000
 expect.set_options(timeout=TIMEOUT_MS)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
-_DEMO_APPS = 6  # broker, school IdP, three publishers, OIDC school on consecutive ports
+_DEMO_APPS = 7  # broker, school IdP, three publishers, OIDC school, OIDC publisher
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,7 @@ class Demo:
     rekenroute: str
     toetsplein: str
     oidc_school: str
+    oidc_publisher: str
 
 
 def _free_port_run(count: int) -> int:

@@ -20,10 +20,10 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 
 
 @pytest.fixture(scope="module")
-def woordwijs(demo: LiveDemo) -> Iterator[OidcPublisher]:
+def leesboek(demo: LiveDemo) -> Iterator[OidcPublisher]:
     """An OIDC publisher in the leermiddelen chain; the school releases given_name only."""
     yield demo.add_oidc_publisher(
-        "woordwijs",
+        "leesboek",
         "leermiddelen",
         (
             Declaration("given_name", "To greet the student by name."),
@@ -58,23 +58,23 @@ def verified_id_token(demo: LiveDemo, token: str, audience: str) -> dict[str, An
 
 
 def test_oidc_publisher_gets_the_chain_pseudonym_and_only_released_claims(
-    demo: LiveDemo, woordwijs: OidcPublisher
+    demo: LiveDemo, leesboek: OidcPublisher
 ) -> None:
     browser = Browser()
-    login = demo.login(browser, "woordwijs", "sanne.jansen")
+    login = demo.login(browser, "leesboek", "sanne.jansen")
     assert login.final.status == 200, login.final.text
-    assert login.final.url.startswith(woordwijs.redirect_uri)
+    assert login.final.url.startswith(leesboek.redirect_uri)
     assert login.went_to(f"{demo.broker_url}/oidc/authorize")
     assert login.went_to(f"{demo.school_url}/sso")
 
-    received = demo.received(browser, "woordwijs")
+    received = demo.received(browser, "leesboek")
     expected = demo.expected_pseudonym("sanne.jansen", "leermiddelen")
     assert HEX64.match(expected)
     assert received["sub"] == expected
     assert received["userinfo"] == {"sub": expected, "given_name": "Sanne", "groups": ["klas-3a"]}
     token = received["id_token"]
     assert token["iss"] == demo.broker_url
-    assert token["aud"] == ["woordwijs"]
+    assert token["aud"] == ["leesboek"]
     assert token["given_name"] == "Sanne"
     assert "email" not in token and "family_name" not in token
 
@@ -83,29 +83,29 @@ def test_a_publisher_that_does_not_ask_for_a_scope_does_not_get_its_claims(
     demo: LiveDemo,
 ) -> None:
     demo.add_oidc_publisher(
-        "woordwijs-smal",
+        "leesboek-smal",
         "leermiddelen",
         (Declaration("groups", "To show the class's assignments."),),
         released=frozenset({"groups"}),
         scope="openid",
     )
     browser = Browser()
-    demo.login(browser, "woordwijs-smal", "sanne.jansen")
-    received = demo.received(browser, "woordwijs-smal")
+    demo.login(browser, "leesboek-smal", "sanne.jansen")
+    received = demo.received(browser, "leesboek-smal")
     # Released by the school, but not asked for by this login: the pseudonym alone.
     assert set(received["userinfo"]) == {"sub"}
 
 
 def test_same_pseudonym_in_saml_name_id_and_oidc_sub_within_a_chain(
-    demo: LiveDemo, woordwijs: OidcPublisher
+    demo: LiveDemo, leesboek: OidcPublisher
 ) -> None:
     browser = Browser()
     demo.login(browser, "leesplank", "daan.devries")
     saml = demo.received(browser, "leesplank")
     # The SSO session answers the OIDC publisher without a second school login.
-    login = demo.login(browser, "woordwijs", "daan.devries")
+    login = demo.login(browser, "leesboek", "daan.devries")
     assert not login.went_to(f"{demo.school_url}/sso")
-    oidc = demo.received(browser, "woordwijs")
+    oidc = demo.received(browser, "leesboek")
     assert oidc["sub"] == saml["name_id"]["value"]
     assert oidc["sub"] == demo.expected_pseudonym("daan.devries", "leermiddelen")
     # Same SSO session, same SessionIndex / sid: what logout will go by.

@@ -507,3 +507,11 @@ def test_an_essential_acr_the_school_cannot_meet_ends_in_unmet_authentication_re
 def test_a_voluntary_acr_is_answered_with_what_the_school_did(rp: Client) -> None:
     _, claims = rp.login(Browser(), acr_values="https://refeds.org/profile/mfa")
     assert claims["acr"] == "https://refeds.org/profile/sfa"
+
+
+def test_ui_locales_sets_the_language_of_the_students_pages(rp: Client) -> None:
+    browser = Browser(language="nl")
+    query = urlencode({k: v for k, v in rp.params(ui_locales="en-GB nl").items() if k[0] != "_"})
+    page = browser.get(f"{rp.authorize_url}?{query}")
+    assert page.url.startswith(f"{rp.demo.broker_url}/discovery")
+    assert '<html lang="en"' in page.text

@@ -8,6 +8,7 @@ Redis fails the run instead, so CI can never pass by silently skipping it.
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import threading
 import time
@@ -367,3 +368,33 @@ def test_bad_store_urls_fail_without_echoing_them(url: str) -> None:
     assert "hunter2" not in str(raised.value)
     assert "hunter2" not in raised.value.detail
     assert raised.value.__suppress_context__ or raised.value.__context__ is None
+
+
+def test_an_oidc_code_is_redeemed_once_when_workers_race(store: KeyValueStore) -> None:
+    """Eight threads (as eight workers would) redeem one code: exactly one gets it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from broker.oidc.grants import Grantee, IssuedCode, TokenVault
+
+    vault = TokenVault(store, code_ttl=30, access_ttl=30, refresh_ttl=30)
+    grantee = Grantee("f" * 64, {"given_name": "Sanne"}, 1, None, "_sid", secrets.token_hex(8))
+    issued = IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, grantee)
+    code = secrets.token_urlsafe(36)
+    vault.put_code(code, issued)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda _: vault.take_code(code), range(8)))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1 and winners[0].grantee.sub == "f" * 64
+
+    # A replay of a redeemed code revokes the tokens the first redemption got.
+    fresh = Grantee("e" * 64, {}, 1, None, "_sid", secrets.token_hex(8))
+    code = secrets.token_urlsafe(36)
+    vault.put_code(
+        code, IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, fresh)
+    )
+    assert vault.take_code(code) is not None
+    access = secrets.token_urlsafe(32)
+    vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", fresh)
+    assert vault.access(access) is not None
+    assert vault.take_code(code) is None
+    assert vault.access(access) is None

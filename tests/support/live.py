@@ -110,12 +110,13 @@ class Login:
 
 
 class LiveDemo:
-    """`ketenbroker demo` in `directory` on six consecutive free ports (plus extra publishers):
-    the broker, the SAML school, three publishers, the OIDC school (broker/cli/demo.py)."""
+    """`ketenbroker demo` in `directory` on seven consecutive free ports (plus extra publishers):
+    the broker, the SAML school, three publishers, the OIDC school, the OIDC publisher
+    (broker/cli/demo.py)."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self.port = free_ports(6)
+        self.port = free_ports(7)
         self.settings: Settings
         self.settings, apps = prepare_demo(directory, self.port)
         self.servers = serve(apps)

@@ -289,3 +289,59 @@ def test_repr_carries_no_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert KEY_1 not in shown
         assert repr(settings.secret_key) not in shown
         assert repr(settings.pseudonym_keys.current) not in shown
+
+
+def test_without_oidc_keys_there_is_no_provider_and_default_assurance(tmp_path: Path) -> None:
+    settings = load_settings(write_instance(tmp_path))
+    assert settings.oidc is None
+    assert [level.name for level in settings.assurance.levels] == ["password", "mfa"]
+
+
+def test_oidc_and_assurance_sections(tmp_path: Path) -> None:
+    config = write_instance(tmp_path)
+    text = config.read_text().replace(
+        'session_secret = "keys/session-secret"\n',
+        'session_secret = "keys/session-secret"\noidc_signing_key = "keys/oidc.pem"\n',
+    )
+    text += (
+        "\n[oidc]\ncode_lifetime_seconds = 30\n"
+        '\n[[assurance.levels]]\nname = "strong"\nsaml = ["urn:a"]\noidc = ["urn:b", "urn:c"]\n'
+    )
+    config.write_text(text)
+    settings = load_settings(config)
+    assert settings.oidc is not None
+    assert settings.oidc.rsa_key == tmp_path / "keys" / "oidc.pem"
+    assert settings.oidc.code_lifetime_seconds == 30
+    assert settings.oidc.ec_key is None
+    assert settings.assurance.level_of("urn:c") == "strong"
+    assert settings.issuer == "https://broker.example"
+
+
+@pytest.mark.parametrize(
+    ("levels", "message"),
+    [
+        ("[assurance]\nlevels = 3\n", "non-empty list"),
+        ('[[assurance.levels]]\nsaml = ["urn:a"]\n', r"assurance\.levels\[0\]\.name"),
+        ('[[assurance.levels]]\nname = "a"\nsaml = "urn:a"\n', r"assurance\.levels\[0\]\.saml"),
+        (
+            '[[assurance.levels]]\nname = "a"\n[[assurance.levels]]\nname = "a"\n',
+            "a name of its own",
+        ),
+    ],
+)
+def test_bad_assurance_levels_name_the_key(tmp_path: Path, levels: str, message: str) -> None:
+    config = write_instance(tmp_path)
+    config.write_text(config.read_text() + "\n" + levels)
+    with pytest.raises(ConfigurationError, match=message):
+        load_settings(config)
+
+
+def test_oidc_lifetime_out_of_range(tmp_path: Path) -> None:
+    config = write_instance(tmp_path)
+    text = config.read_text().replace(
+        'session_secret = "keys/session-secret"\n',
+        'session_secret = "keys/session-secret"\noidc_signing_key = "keys/oidc.pem"\n',
+    )
+    config.write_text(text + "\n[oidc]\ncode_lifetime_seconds = 3600\n")
+    with pytest.raises(ConfigurationError, match=r"oidc\.code_lifetime_seconds"):
+        load_settings(config)

@@ -15,8 +15,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
-from broker.core.errors import InvalidMessage
+from broker.core.errors import InvalidMessage, UpstreamFailure
 from broker.oidc.rp_discovery import (
+    DISCOVERY_TTL,
+    FAILURE_BACKOFF,
     JWKS_REFETCH_INTERVAL,
     ProviderDirectory,
     ProviderInvalid,
@@ -240,3 +242,38 @@ def test_unknown_kid_refetches_at_most_once_a_minute() -> None:
     assert fetched.count(f"{ISSUER}/jwks") == 2
     # The discovery document is fetched once and cached.
     assert fetched.count(f"{ISSUER}/.well-known/openid-configuration") == 1
+
+
+class DeadSession:
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+
+    def request(self, method: str, url: str, **_: Any) -> FakeResponse:
+        self.log.append(url)
+        raise UpstreamFailure("down", code="school_unreachable")
+
+
+def test_an_unreachable_provider_is_not_asked_again_for_a_while() -> None:
+    clock = [NOW]
+    tried: list[str] = []
+    directory = ProviderDirectory(lambda: DeadSession(tried), lambda: clock[0])  # type: ignore[arg-type,return-value]
+    for _ in range(3):
+        with pytest.raises(UpstreamFailure):
+            directory.metadata(ISSUER)
+    assert len(tried) == 1
+    clock[0] += FAILURE_BACKOFF
+    with pytest.raises(UpstreamFailure):
+        directory.metadata(ISSUER)
+    assert len(tried) == 2
+
+
+def test_a_known_document_outlives_a_provider_outage() -> None:
+    clock = [NOW]
+    fetched: list[str] = []
+    network = {f"{ISSUER}/.well-known/openid-configuration": DOCUMENT}
+    sessions = [FakeSession(network, fetched)]
+    directory = ProviderDirectory(lambda: sessions[0], lambda: clock[0])  # type: ignore[arg-type,return-value]
+    first = directory.metadata(ISSUER)
+    sessions[0] = DeadSession(fetched)  # type: ignore[assignment]
+    clock[0] += DISCOVERY_TTL + 1
+    assert directory.metadata(ISSUER) == first

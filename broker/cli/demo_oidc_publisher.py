@@ -1,0 +1,59 @@
+"""The demo's OpenID Connect publisher: registered once as a client, its secret kept in the demo
+folder (the registry keeps only the hash, so the demo cannot read it back from there)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from broker.config import Settings
+from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
+from broker.demo.publisher_rp import PublisherRpSettings
+from broker.oidc.registration import new_client
+from broker.registry import SqlRegistry
+
+OIDC_PUBLISHER_ID = "woordwijs"
+OIDC_PUBLISHER_NAME = "Woordwijs (demo OIDC publisher)"
+OIDC_PUBLISHER_CHAIN = "leermiddelen"
+OIDC_PUBLISHER_PORT_OFFSET = 6
+DECLARATIONS = (
+    Declaration("given_name", "To greet the student by first name."),
+    Declaration("groups", "To show the assignments of the student's class."),
+)
+RELEASED = frozenset({"given_name"})
+
+
+def oidc_publisher(
+    directory: Path, port: int, settings: Settings, registry: SqlRegistry, school_ids: list[str]
+) -> PublisherRpSettings:
+    base_url = f"http://localhost:{port}"
+    secret_file = directory / "peers" / f"{OIDC_PUBLISHER_ID}-client-secret"
+    if registry.service(OIDC_PUBLISHER_ID) is None:
+        client, secret = new_client(
+            (f"{base_url}/callback",), ClientAuthMethod.SECRET_BASIC, refresh_tokens=True
+        )
+        service = Service(
+            OIDC_PUBLISHER_ID,
+            OIDC_PUBLISHER_NAME,
+            OIDC_PUBLISHER_ID,
+            OIDC_PUBLISHER_CHAIN,
+            declarations=DECLARATIONS,
+            protocol=Protocol.OIDC,
+            oidc=client,
+        )
+        secret_file.parent.mkdir(parents=True, exist_ok=True)
+        secret_file.unlink(missing_ok=True)
+        fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(secret or "")
+        registry.add_service(service, None)
+        for school_id in school_ids:
+            registry.set_policy(school_id, OIDC_PUBLISHER_ID, RELEASED, "demo")
+    return PublisherRpSettings(
+        base_url=base_url,
+        name=OIDC_PUBLISHER_NAME,
+        issuer=settings.issuer,
+        client_id=OIDC_PUBLISHER_ID,
+        client_secret=secret_file.read_text(encoding="utf-8").strip(),
+        scope="openid profile groups",
+    )

@@ -1,0 +1,70 @@
+"""Assurance levels across SAML and OIDC, and the provider's scope/claims vocabulary."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.core.assurance import (
+    DEFAULT_ASSURANCE,
+    PASSWORD_PROTECTED,
+    REFEDS_MFA,
+    REFEDS_SFA,
+)
+from broker.core.errors import BadRequest
+from broker.oidc import requested_claims as claims
+
+
+def test_levels_map_both_protocols_onto_one_name() -> None:
+    assurance = DEFAULT_ASSURANCE
+    assert assurance.level_of(PASSWORD_PROTECTED) == "password"
+    assert assurance.level_of(REFEDS_SFA) == "password"
+    assert assurance.level_of(REFEDS_MFA) == "mfa"
+    assert assurance.level_of("urn:example:unknown") is None
+    assert assurance.level_of(None) is None
+    assert assurance.from_saml([REFEDS_MFA, "urn:x"]) == ("mfa",)
+    assert assurance.from_oidc([REFEDS_SFA]) == ("password",)
+    assert assurance.saml_reference("password") == PASSWORD_PROTECTED
+    assert assurance.oidc_value("mfa") == REFEDS_MFA
+    assert assurance.oidc_values() == (REFEDS_SFA, REFEDS_MFA)
+
+
+def test_scopes_and_claims_parameter_name_canonical_attributes() -> None:
+    asked = claims.requested_attributes(
+        ["openid", "email"], {"userinfo": {"given_name": None, "sub": None, "nonsense": None}}
+    )
+    assert asked == frozenset({"email", "given_name"})
+    assert claims.requested_attributes(["openid", "profile"], {}) >= {
+        "given_name",
+        "family_name",
+        "display_name",
+        "username",
+    }
+    assert claims.requested_attributes(["openid"], {}) == frozenset()
+
+
+def test_acr_in_the_claims_parameter() -> None:
+    assert claims.requested_acr(
+        {"id_token": {"acr": {"essential": True, "values": ["a", "b"]}}}
+    ) == (
+        ("a", "b"),
+        True,
+    )
+    assert claims.requested_acr({"userinfo": {"acr": {"value": "a"}}}) == (("a",), False)
+    assert claims.requested_acr({}) == ((), False)
+
+
+@pytest.mark.parametrize("raw", ["{", "[]", '{"id_token": 3}', '{"other": {}}', "x" * 5000])
+def test_a_malformed_claims_parameter_is_refused(raw: str) -> None:
+    with pytest.raises(BadRequest):
+        claims.parse_claims_parameter(raw)
+
+
+def test_released_attributes_become_claims() -> None:
+    released = claims.release_claims(
+        {"given_name": ("Sanne",), "groups": ("klas-3a", "klas-3b"), "affiliation": ("student",)}
+    )
+    assert released == {
+        "given_name": "Sanne",
+        "groups": ["klas-3a", "klas-3b"],
+        "eduperson_affiliation": ["student"],
+    }
