@@ -56,7 +56,13 @@ class Declaration:
 
 @dataclass(frozen=True)
 class Service:
-    """A publisher's or distributor's platform (SAML SP or, later, OIDC client)."""
+    """A publisher's or distributor's platform (SAML SP or, later, OIDC client).
+
+    `approved`: an operator let it in; until then no school sees it and no login reaches it.
+    `publisher_id`: the publisher whose administrators manage it (None: operators only).
+    `declaration_version` counts changes of `declarations`: a school's choice made under an
+    older version must be confirmed again before it releases anything.
+    """
 
     id: str
     name: str
@@ -65,6 +71,9 @@ class Service:
     naming: NamingProfile = NamingProfile.OID
     declarations: tuple[Declaration, ...] = ()
     protocol: Protocol = Protocol.SAML
+    approved: bool = True
+    publisher_id: str | None = None
+    declaration_version: int = 1
 
     @property
     def pseudonym_chain(self) -> str:
