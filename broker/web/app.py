@@ -11,6 +11,7 @@ from broker.web.discovery import discovery
 from broker.web.errors import install_error_pages
 from broker.web.i18n import init_i18n
 from broker.web.login_steps import broker, content_security_policy
+from broker.web.portal import install_portals
 from broker.web.saml_routes import saml
 from broker.web.wiring import Broker, build_broker
 
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     install_error_pages(app)
     app.register_blueprint(saml)
     app.register_blueprint(discovery)
+    install_portals(app)
 
     @app.route("/")
     def home() -> str:
