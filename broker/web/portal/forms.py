@@ -12,11 +12,11 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import (
-    SelectChoice,
     BooleanField,
     EmailField,
     Field,
     PasswordField,
+    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
