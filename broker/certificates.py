@@ -13,7 +13,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
 
 __all__ = ["self_signed_pair", "write_pair"]
@@ -79,3 +79,23 @@ def write_pair(key_path: Path, cert_path: Path, common_name: str) -> None:
         os.fchmod(key_file.fileno(), 0o600)
         key_file.write(key_pem)
     cert_path.write_bytes(cert_pem)
+
+
+def rsa_private_key_pem() -> bytes:
+    """A new RSA signing key (PKCS#8 PEM), for the OpenID provider's RS256 ID tokens."""
+    key = rsa.generate_private_key(public_exponent=_PUBLIC_EXPONENT, key_size=_KEY_SIZE)
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+
+
+def ec_private_key_pem() -> bytes:
+    """A new P-256 signing key (PKCS#8 PEM), for clients that ask for ES256 ID tokens."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from broker.core.assurance import DEFAULT_ASSURANCE, Assurance, AssuranceLevel
 from broker.core.errors import ConfigurationError
 from broker.core.pseudonym import KEY_LENGTH, PseudonymKeys
 
@@ -27,6 +28,19 @@ class SamlSettings:
     signing_cert: Path
     clock_skew_seconds: int = 60
     assertion_lifetime_seconds: int = 300
+
+
+@dataclass(frozen=True)
+class OidcSettings:
+    """The OpenID provider's signing keys (RS256 always; ES256 offered to clients that ask)."""
+
+    rsa_key: Path
+    ec_key: Path | None = None
+    code_lifetime_seconds: int = 60
+    access_token_lifetime_seconds: int = 600
+    refresh_token_lifetime_seconds: int = 8 * 3600
+    # Outbound calls to schools' providers (discovery, JWKS, token, userinfo).
+    http_timeout_seconds: float = 5.0
 
 
 @dataclass(frozen=True)
@@ -46,9 +60,21 @@ class Settings:
     pseudonym_keys: PseudonymKeys
     secret_key: bytes
     organization: Organization
+    oidc: OidcSettings | None = None
+    assurance: Assurance = DEFAULT_ASSURANCE
     login_ttl_seconds: int = 900
     sso_session_seconds: int = 8 * 3600
     source: Path | None = None
+
+    @property
+    def issuer(self) -> str:
+        """The OpenID provider's issuer: the broker's origin."""
+        return self.base_url
+
+    @property
+    def oidc_callback_url(self) -> str:
+        """The one redirect URI the broker registers at every school's OpenID provider."""
+        return f"{self.base_url}/oidc/rp/callback"
 
     @property
     def idp_entity_id(self) -> str:
@@ -141,6 +167,50 @@ def _secret(env_name: str, file_value: str | None, base: Path, what: str) -> str
         raise ConfigurationError(f"{what}: cannot read {path}: {err.strerror}") from None
 
 
+def _oidc(keys: Mapping[str, Any], data: Mapping[str, Any], base: Path) -> OidcSettings | None:
+    if "oidc_signing_key" not in keys:
+        return None  # an instance made before OIDC: `ketenbroker init` writes the keys now
+    oidc = _section(data, "oidc")
+    ec = keys.get("oidc_ec_signing_key")
+    return OidcSettings(
+        rsa_key=_path(base, _str(keys, "oidc_signing_key", "keys")),
+        ec_key=_path(base, _str(keys, "oidc_ec_signing_key", "keys")) if ec else None,
+        code_lifetime_seconds=_int(oidc, "code_lifetime_seconds", "oidc", 60, 10, 600),
+        access_token_lifetime_seconds=_int(
+            oidc, "access_token_lifetime_seconds", "oidc", 600, 60, 3600
+        ),
+        refresh_token_lifetime_seconds=_int(
+            oidc, "refresh_token_lifetime_seconds", "oidc", 8 * 3600, 60, 30 * 24 * 3600
+        ),
+        http_timeout_seconds=float(_int(oidc, "http_timeout_seconds", "oidc", 5, 1, 30)),
+    )
+
+
+def _assurance(data: Mapping[str, Any]) -> Assurance:
+    section = _section(data, "assurance")
+    levels = section.get("levels")
+    if levels is None:
+        return DEFAULT_ASSURANCE
+    if not isinstance(levels, list) or not levels:
+        raise ConfigurationError("[[assurance.levels]] must be a non-empty list of tables")
+    parsed: list[AssuranceLevel] = []
+    for index, level in enumerate(levels):
+        where = f"assurance.levels[{index}]"
+        if not isinstance(level, dict):
+            raise ConfigurationError(f"{where} must be a table")
+        lists = {}
+        for key in ("saml", "oidc"):
+            values = level.get(key, [])
+            if not isinstance(values, list) or not all(isinstance(v, str) and v for v in values):
+                raise ConfigurationError(f"{where}.{key} must be a list of non-empty strings")
+            lists[key] = tuple(values)
+        parsed.append(AssuranceLevel(_str(level, "name", where), lists["saml"], lists["oidc"]))
+    names = [level.name for level in parsed]
+    if len(set(names)) != len(names):
+        raise ConfigurationError("assurance.levels: every level needs a name of its own")
+    return Assurance(tuple(parsed))
+
+
 def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | None) -> Settings:
     broker = _section(data, "broker")
     base_url = _str(broker, "base_url", "broker").rstrip("/")
@@ -183,6 +253,8 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
             url=str(org.get("url", "")),
             contact_email=str(org.get("contact_email", "")),
         ),
+        oidc=_oidc(keys, data, base),
+        assurance=_assurance(data),
         login_ttl_seconds=_int(login, "ttl_seconds", "login", 900, 60, 900),
         sso_session_seconds=_int(login, "sso_session_seconds", "login", 8 * 3600, 0, 24 * 3600),
         source=source,

@@ -6,7 +6,7 @@ import os
 import secrets
 from pathlib import Path
 
-from broker.certificates import self_signed_pair
+from broker.certificates import ec_private_key_pem, rsa_private_key_pem, self_signed_pair
 from broker.registry import migrate
 
 CONFIG_NAME = "ketenbroker.toml"
@@ -29,6 +29,9 @@ saml_signing_cert = "keys/saml-signing.crt"
 pseudonym_keys = "keys/pseudonym-keys.toml"
 # Signs cookies and forms of the web interface.
 session_secret = "keys/session-secret"
+# The OpenID provider's ID-token keys: RS256 (always) and ES256 (for clients that ask).
+oidc_signing_key = "keys/oidc-rs256.pem"
+oidc_ec_signing_key = "keys/oidc-es256.pem"
 
 [registry]
 # SQLite file (embedded default) or postgresql+psycopg://user@host/db
@@ -41,6 +44,26 @@ url = "memory://"
 [saml]
 clock_skew_seconds = 60
 assertion_lifetime_seconds = 300
+
+[oidc]
+# Authorization codes are single-use and short-lived; access tokens last this many seconds.
+code_lifetime_seconds = 60
+access_token_lifetime_seconds = 600
+refresh_token_lifetime_seconds = 28800
+# Timeout for calls to schools' OpenID providers, in seconds.
+http_timeout_seconds = 5
+
+# Assurance levels across SAML and OpenID Connect (docs/configuration.md). The first value of
+# each list is what the broker sends and emits; the others are accepted from schools.
+[[assurance.levels]]
+name = "password"
+saml = ["urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport", "https://refeds.org/profile/sfa"]
+oidc = ["https://refeds.org/profile/sfa"]
+
+[[assurance.levels]]
+name = "mfa"
+saml = ["https://refeds.org/profile/mfa"]
+oidc = ["https://refeds.org/profile/mfa"]
 
 [login]
 # A login must finish within this time (at most 900 seconds).
@@ -78,6 +101,8 @@ def init_instance(directory: Path, base_url: str, scope: str, organization: str)
     (keys / "saml-signing.crt").write_bytes(cert_pem)
     _write_secret(keys / "pseudonym-keys.toml", pseudonym_key_set())
     _write_secret(keys / "session-secret", secrets.token_urlsafe(48).encode())
+    _write_secret(keys / "oidc-rs256.pem", rsa_private_key_pem())
+    _write_secret(keys / "oidc-es256.pem", ec_private_key_pem())
     config.write_text(
         CONFIG_TEMPLATE.format(
             base_url=base_url.rstrip("/"), scope=scope, organization=organization

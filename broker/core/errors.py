@@ -78,6 +78,14 @@ class MissingSubject(UpstreamFailure):
     public_message = "Your school's sign-in service did not send the identifier the broker needs."
 
 
+class AssuranceNotMet(UpstreamFailure):
+    """The service required an assurance level (acr / AuthnContext) the school did not meet."""
+
+    code = "assurance_not_met"
+    status = 403
+    public_message = "Your school's sign-in was not strong enough for this platform."
+
+
 class StateExpired(BrokerError):
     code = "state_expired"
     status = 400

@@ -22,6 +22,44 @@ class NamingProfile(StrEnum):
     PLAIN = "plain"
 
 
+class ClientAuthMethod(StrEnum):
+    """How an OIDC client authenticates at the token endpoint (RFC 7591 names)."""
+
+    SECRET_BASIC = "client_secret_basic"  # noqa: S105 - a method name, not a secret
+    SECRET_POST = "client_secret_post"  # noqa: S105
+    PRIVATE_KEY_JWT = "private_key_jwt"
+    # A public client (an app without a secret): PKCE S256 is then required.
+    NONE = "none"
+
+
+@dataclass(frozen=True)
+class OidcClient:
+    """A service's OpenID Connect client registration; its client id is the service's
+    `entity_id`. The secret is kept only as a SHA-256 hash: it is printed once at creation."""
+
+    redirect_uris: tuple[str, ...]
+    auth_method: ClientAuthMethod
+    secret_hash: str | None = None
+    jwks_uri: str | None = None
+    id_token_alg: str = "RS256"  # noqa: S105 - an algorithm name
+    refresh_tokens: bool = False
+
+    @property
+    def is_public(self) -> bool:
+        return self.auth_method is ClientAuthMethod.NONE
+
+
+@dataclass(frozen=True)
+class OidcUpstream:
+    """A school's OpenID provider, where the broker is a client. Its issuer is also the school's
+    `idp_entity_id`, so one lookup finds the school for either protocol."""
+
+    issuer: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    algorithms: tuple[str, ...] = ("RS256",)
+
+
 @dataclass(frozen=True)
 class Chain:
     id: str
@@ -33,8 +71,9 @@ class School:
     """A school: one or more identity providers and the attribute that identifies a student.
 
     `subject_attribute` is the canonical attribute (or `name_id` for the SAML persistent NameID,
-    `sub` for the OIDC subject) whose value feeds the chain pseudonym. When `use_eck_id` is set,
-    the ECK iD (`eck_id`) is used with the sector-wide namespace instead.
+    `sub` or another claim such as Entra ID's `oid` for an OIDC provider) whose value feeds
+    the chain pseudonym. When `use_eck_id` is set, the ECK iD (`eck_id`) is used with the
+    sector-wide namespace instead.
     """
 
     id: str
@@ -43,6 +82,11 @@ class School:
     subject_attribute: str = "name_id"
     use_eck_id: bool = False
     scopes: tuple[str, ...] = ()
+    oidc: OidcUpstream | None = None
+
+    @property
+    def protocol(self) -> Protocol:
+        return Protocol.OIDC if self.oidc is not None else Protocol.SAML
 
 
 @dataclass(frozen=True)
@@ -56,7 +100,8 @@ class Declaration:
 
 @dataclass(frozen=True)
 class Service:
-    """A publisher's or distributor's platform (SAML SP or, later, OIDC client).
+    """A publisher's or distributor's platform: a SAML SP (`entity_id` is its entity id) or an
+    OIDC client (`entity_id` is its client id, `oidc` its registration).
 
     `approved`: an operator let it in; until then no school sees it and no login reaches it.
     `publisher_id`: the publisher whose administrators manage it (None: operators only).
@@ -71,6 +116,7 @@ class Service:
     naming: NamingProfile = NamingProfile.OID
     declarations: tuple[Declaration, ...] = ()
     protocol: Protocol = Protocol.SAML
+    oidc: OidcClient | None = None
     approved: bool = True
     publisher_id: str | None = None
     declaration_version: int = 1

@@ -14,7 +14,8 @@ from dataclasses import asdict, dataclass, field, replace
 from hashlib import sha256
 from typing import Any
 
-from broker.core.errors import StateExpired, UnknownSchool, UnknownService
+from broker.core.assurance import DEFAULT_ASSURANCE, Assurance
+from broker.core.errors import AssuranceNotMet, StateExpired, UnknownSchool, UnknownService
 from broker.core.model import Release, School, Service, UpstreamIdentity
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.core.pseudonym import PseudonymKeys
@@ -35,6 +36,12 @@ class LoginRequest:
     school_hint: str | None = None
     force_authn: bool = False
     front: dict[str, str] = field(default_factory=dict)
+    # Assurance levels (names from the `[assurance]` configuration) the service accepts; empty
+    # means any. With `acr_required` a login at another level is refused, not answered.
+    acr: tuple[str, ...] = ()
+    acr_required: bool = False
+    # OIDC `max_age`: an SSO session older than this many seconds does not answer the request.
+    max_age: int | None = None
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,8 @@ class LoginRecord:
     created: float
     school_id: str | None = None
     upstream_request_id: str | None = None
+    # The back adapter's own state for the school's answer (OIDC nonce, PKCE verifier …).
+    upstream: dict[str, str] = field(default_factory=dict)
 
     def to_payload(self) -> dict[str, Any]:
         data = asdict(self)
@@ -61,6 +70,9 @@ class LoginRecord:
             school_hint=req.get("school_hint"),
             force_authn=bool(req.get("force_authn")),
             front=dict(req.get("front") or {}),
+            acr=tuple(req.get("acr") or ()),
+            acr_required=bool(req.get("acr_required")),
+            max_age=req.get("max_age"),
         )
         return cls(
             login_id=data["login_id"],
@@ -68,6 +80,7 @@ class LoginRecord:
             created=float(data["created"]),
             school_id=data.get("school_id"),
             upstream_request_id=data.get("upstream_request_id"),
+            upstream=dict(data.get("upstream") or {}),
         )
 
 
@@ -81,6 +94,8 @@ class Completion:
     release: Release
     authn_instant: float
     authn_context: str | None
+    # The level (assurance.py) the school's answer stands for; fronts emit it in their protocol.
+    assurance_level: str | None = None
 
 
 class LoginFlow:
@@ -92,8 +107,10 @@ class LoginFlow:
         *,
         login_ttl: int,
         sso_ttl: int,
+        assurance: Assurance = DEFAULT_ASSURANCE,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self.assurance = assurance
         self.registry = registry
         self.sealed = SealedStore(store)
         self.keys = keys
@@ -127,8 +144,15 @@ class LoginFlow:
         return record
 
     # -- step 3: we sent the school's identity provider a request ----------------------------
-    def note_upstream(self, browser_secret: bytes, record: LoginRecord, request_id: str) -> None:
-        self._save(browser_secret, replace(record, upstream_request_id=request_id))
+    def note_upstream(
+        self,
+        browser_secret: bytes,
+        record: LoginRecord,
+        request_id: str,
+        upstream: dict[str, str] | None = None,
+    ) -> None:
+        changed = replace(record, upstream_request_id=request_id, upstream=upstream or {})
+        self._save(browser_secret, changed)
 
     def take(self, browser_secret: bytes, login_id: str) -> LoginRecord:
         """Consume the record: a response can complete a login once, never twice."""
@@ -147,9 +171,14 @@ class LoginFlow:
         school = self.registry.school(identity.school_id)
         if school is None:
             raise UnknownSchool(f"school {identity.school_id} left the registry mid-login")
+        level = self.assurance.level_of(identity.authn_context)
+        if request.acr_required and request.acr and level not in request.acr:
+            raise AssuranceNotMet(f"asked {','.join(request.acr)}, school answered {level}")
         policy = self.registry.policy(school.id, service.id)
         release = compute_release(self.keys, school, service, identity, policy, request.requested)
-        return Completion(request, service, school, release, authn_instant, identity.authn_context)
+        return Completion(
+            request, service, school, release, authn_instant, identity.authn_context, level
+        )
 
     # -- SSO session --------------------------------------------------------------------------
     def open_session(self, identity: UpstreamIdentity, authn_instant: float) -> str | None:
@@ -195,10 +224,18 @@ class LoginFlow:
     def end_session(self, token: str) -> None:
         self.sealed.delete(SSO, token)
 
-    def session_serves(self, record: LoginRecord, identity: UpstreamIdentity) -> bool:
-        """An SSO session answers a request unless the service forces a fresh login or asked
-        for another school than the one the student logged in at."""
-        if record.request.force_authn:
+    def session_serves(
+        self, record: LoginRecord, identity: UpstreamIdentity, authn_instant: float
+    ) -> bool:
+        """An SSO session answers a request unless the service forces a fresh login, asked for
+        another school than the one the student logged in at, or wants a more recent login."""
+        request = record.request
+        if request.force_authn:
+            return False
+        if request.max_age is not None and self.clock() - authn_instant > request.max_age:
+            return False
+        level = self.assurance.level_of(identity.authn_context)
+        if request.acr_required and request.acr and level not in request.acr:
             return False
         return record.school_id is None or record.school_id == identity.school_id
 

@@ -141,7 +141,8 @@ class SqlRegistryReader:
     def school_metadata(self) -> dict[str, str]:
         with session_on(self._engine) as session:
             rows = session.execute(select(SchoolRow.idp_entity_id, SchoolRow.idp_metadata))
-            return {entity_id: xml for entity_id, xml in rows}
+            # A school on OpenID Connect has no SAML metadata.
+            return {entity_id: xml for entity_id, xml in rows if xml}
 
     def service_metadata(self) -> dict[str, str]:
         with session_on(self._engine) as session:

@@ -34,9 +34,11 @@ from broker.registry.tables import (
     STATE_ROW_ID,
     ChainRow,
     DeclarationRow,
+    OidcClientRow,
     PolicyChangeRow,
     RegistryStateRow,
     ReleasePolicyRow,
+    SchoolOidcRow,
     SchoolRow,
     ServiceRow,
     as_utc,
@@ -85,6 +87,7 @@ class SqlRegistry(PortalReads):
                     use_eck_id=school.use_eck_id,
                     scopes=list(school.scopes),
                     idp_metadata=idp_metadata,
+                    oidc=_school_oidc_row(school),
                 )
             )
             _bump_generation(session)
@@ -136,6 +139,7 @@ class SqlRegistry(PortalReads):
                         )
                         for position, declaration in enumerate(service.declarations)
                     ],
+                    oidc=_oidc_client_row(service),
                 )
             )
             session.add(
@@ -315,6 +319,32 @@ class SqlRegistry(PortalReads):
                 with session_on(self._engine) as session:
                     _refuse_duplicates(session, kind, unique)
             raise
+
+
+def _school_oidc_row(school: School) -> SchoolOidcRow | None:
+    upstream = school.oidc
+    if upstream is None:
+        return None
+    return SchoolOidcRow(
+        issuer=upstream.issuer,
+        client_id=upstream.client_id,
+        client_secret=upstream.client_secret,
+        algorithms=list(upstream.algorithms),
+    )
+
+
+def _oidc_client_row(service: Service) -> OidcClientRow | None:
+    client = service.oidc
+    if client is None:
+        return None
+    return OidcClientRow(
+        redirect_uris=list(client.redirect_uris),
+        auth_method=client.auth_method.value,
+        secret_hash=client.secret_hash,
+        jwks_uri=client.jwks_uri,
+        id_token_alg=client.id_token_alg,
+        refresh_tokens=client.refresh_tokens,
+    )
 
 
 def _refuse_duplicates(session: Session, kind: str, unique: Sequence[UniqueCheck]) -> None:

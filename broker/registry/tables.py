@@ -28,8 +28,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from broker.core.model import (
     Chain,
+    ClientAuthMethod,
     Declaration,
     NamingProfile,
+    OidcClient,
+    OidcUpstream,
     Protocol,
     ReleasePolicy,
     School,
@@ -71,7 +74,9 @@ class SchoolRow(Base):
     use_eck_id: Mapped[bool] = mapped_column(Boolean)
     scopes: Mapped[list[str]] = mapped_column(JSON)
     # Deferred: the login path reads schools on every login and never needs the XML.
+    # Empty for a school whose provider speaks OpenID Connect (see `oidc`).
     idp_metadata: Mapped[str] = mapped_column(Text, deferred=True)
+    oidc: Mapped[SchoolOidcRow | None] = relationship(lazy="joined", cascade="all, delete-orphan")
 
     def to_school(self) -> School:
         return School(
@@ -81,6 +86,28 @@ class SchoolRow(Base):
             subject_attribute=self.subject_attribute,
             use_eck_id=self.use_eck_id,
             scopes=tuple(self.scopes),
+            oidc=self.oidc.to_upstream() if self.oidc is not None else None,
+        )
+
+
+class SchoolOidcRow(Base):
+    """The broker's client registration at a school's OpenID provider."""
+
+    __tablename__ = "school_oidc_providers"
+
+    school_id: Mapped[str] = mapped_column(ForeignKey("schools.id"), primary_key=True)
+    issuer: Mapped[str] = mapped_column(ENTITY_ID)
+    client_id: Mapped[str] = mapped_column(ENTITY_ID)
+    # The school's secret for the broker's client: needed in clear to call its token endpoint.
+    client_secret: Mapped[str] = mapped_column(Text)
+    algorithms: Mapped[list[str]] = mapped_column(JSON)
+
+    def to_upstream(self) -> OidcUpstream:
+        return OidcUpstream(
+            issuer=self.issuer,
+            client_id=self.client_id,
+            client_secret=self.client_secret,
+            algorithms=tuple(self.algorithms),
         )
 
 
@@ -116,6 +143,7 @@ class ServiceRow(Base):
     declarations: Mapped[list[DeclarationRow]] = relationship(
         order_by="DeclarationRow.position", cascade="all, delete-orphan"
     )
+    oidc: Mapped[OidcClientRow | None] = relationship(lazy="joined", cascade="all, delete-orphan")
 
     def to_service(self) -> Service:
         return Service(
@@ -126,9 +154,42 @@ class ServiceRow(Base):
             naming=NamingProfile(self.naming),
             declarations=tuple(row.to_declaration() for row in self.declarations),
             protocol=Protocol(self.protocol),
+            oidc=self.oidc.to_client() if self.oidc is not None else None,
             approved=self.approved,
             publisher_id=self.publisher_id,
             declaration_version=self.declaration_version,
+        )
+
+
+class OidcClientRow(Base):
+    """An OIDC service's client registration; the client id is the service's entity id."""
+
+    __tablename__ = "oidc_clients"
+    __table_args__ = (
+        CheckConstraint(
+            "auth_method IN ('client_secret_basic', 'client_secret_post', "
+            "'private_key_jwt', 'none')",
+            name="auth_method",
+        ),
+    )
+
+    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"), primary_key=True)
+    redirect_uris: Mapped[list[str]] = mapped_column(JSON)
+    auth_method: Mapped[str] = mapped_column(String(32))
+    # SHA-256 of the generated secret: the secret itself is shown once and never stored.
+    secret_hash: Mapped[str | None] = mapped_column(String(64))
+    jwks_uri: Mapped[str | None] = mapped_column(ENTITY_ID)
+    id_token_alg: Mapped[str] = mapped_column(String(16))
+    refresh_tokens: Mapped[bool] = mapped_column(Boolean)
+
+    def to_client(self) -> OidcClient:
+        return OidcClient(
+            redirect_uris=tuple(self.redirect_uris),
+            auth_method=ClientAuthMethod(self.auth_method),
+            secret_hash=self.secret_hash,
+            jwks_uri=self.jwks_uri,
+            id_token_alg=self.id_token_alg,
+            refresh_tokens=self.refresh_tokens,
         )
 
 

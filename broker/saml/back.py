@@ -16,10 +16,11 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lxml import etree
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml, samlp
 from saml2.response import (
     IncorrectlySigned,
     StatusError,
+    StatusNoAuthnContext,
     UnsolicitedResponse,
 )
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
@@ -29,7 +30,7 @@ from saml2.time_util import str_to_time
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from broker.core.catalogue import accept_values, canonical_name_for
-from broker.core.errors import InvalidMessage, UpstreamFailure
+from broker.core.errors import AssuranceNotMet, InvalidMessage, UpstreamFailure
 from broker.core.model import School, UpstreamIdentity
 from broker.core.ports import RegistryReader
 from broker.saml import firewall
@@ -40,6 +41,16 @@ log = logging.getLogger(__name__)
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 NAME_ID_SUBJECT = "name_id"
+
+
+def _requested_context(references: tuple[str, ...]) -> dict[str, Any]:
+    if not references:
+        return {}
+    context = samlp.RequestedAuthnContext(
+        authn_context_class_ref=[saml.AuthnContextClassRef(text=ref) for ref in references],
+        comparison="exact",
+    )
+    return {"requested_authn_context": context}
 
 
 @dataclass(frozen=True)
@@ -75,8 +86,15 @@ class SamlBack:
         return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
     def authn_request(
-        self, school: School, relay_state: str, *, force_authn: bool = False
+        self,
+        school: School,
+        relay_state: str,
+        *,
+        force_authn: bool = False,
+        authn_contexts: tuple[str, ...] = (),
     ) -> UpstreamRequest:
+        """`authn_contexts`: class references the service requires (assurance.py); the school
+        is asked for exactly those, and the flow judges its answer by level."""
         client = self.entities.client
         try:
             destination = client.metadata.single_sign_on_service(
@@ -97,6 +115,7 @@ class SamlBack:
             nameid_format=NAMEID_FORMAT_PERSISTENT,
             # A service that demands a fresh login gets one at the school too, not just here.
             force_authn="true" if force_authn else None,
+            **_requested_context(authn_contexts),
         )
         info = client.apply_binding(
             BINDING_HTTP_REDIRECT, str(request), location, relay_state, sign=True, sigalg=RSA_SHA256
@@ -125,6 +144,10 @@ class SamlBack:
                 # pysaml2 reports a status before it checks any signature; an unsigned "no"
                 # must not end the student's login (the real answer may still arrive).
                 raise InvalidMessage("unsigned error response", code="unsigned_status") from None
+            if isinstance(err, StatusNoAuthnContext):
+                # The school cannot meet the level the service required: the service hears so in
+                # its own protocol (NoAuthnContext / unmet_authentication_requirements).
+                raise AssuranceNotMet(f"school {school.id} answered NoAuthnContext") from None
             raise UpstreamFailure(
                 f"school {school.id} returned status {type(err).__name__}", code="upstream_status"
             ) from None

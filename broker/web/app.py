@@ -11,6 +11,7 @@ from broker.web.discovery import discovery
 from broker.web.errors import install_error_pages
 from broker.web.i18n import init_i18n
 from broker.web.login_steps import broker, content_security_policy
+from broker.web.oidc_rp_routes import oidc_rp
 from broker.web.portal import install_portals
 from broker.web.saml_routes import saml
 from broker.web.wiring import Broker, build_broker
@@ -31,6 +32,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     install_error_pages(app)
     app.register_blueprint(saml)
     app.register_blueprint(discovery)
+    app.register_blueprint(oidc_rp)
     install_portals(app)
 
     @app.route("/")

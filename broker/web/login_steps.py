@@ -9,11 +9,18 @@ from urllib.parse import urlsplit
 from flask import current_app, make_response, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from broker.core.errors import BrokerError, MissingSubject, PolicyRefusal, UnknownSchool
+from broker.core.errors import (
+    AssuranceNotMet,
+    BrokerError,
+    PolicyRefusal,
+    UnknownSchool,
+    UpstreamFailure,
+)
 from broker.core.model import UpstreamIdentity
 from broker.login.flow import LoginRecord
 from broker.saml.front import (
     STATUS_AUTHN_FAILED,
+    STATUS_NO_AUTHN_CONTEXT,
     STATUS_NO_PASSIVE,
     STATUS_REQUEST_DENIED,
     AnswerableRefusal,
@@ -37,7 +44,7 @@ def continue_login(
     """After a request arrived: answer from the SSO session, go to the school, or to discovery."""
     b = broker()
     sso = b.flow.session(sso_token)
-    if sso is not None and sso_token and b.flow.session_serves(record, sso[0]):
+    if sso is not None and sso_token and b.flow.session_serves(record, *sso):
         b.flow.take(secret, record.login_id)
         response = finish(record, sso[0], sso[1], sso_token=sso_token)
     elif record.request.front.get("is_passive"):
@@ -57,16 +64,39 @@ def continue_login(
 
 
 def go_upstream(secret: bytes, record: LoginRecord) -> Response:
+    """Send the student to the school's identity provider, in the school's protocol."""
     b = broker()
     school = b.view.school(record.school_id or "")
     if school is None:
         raise UnknownSchool("chosen school vanished")
-    upstream = b.saml_back.authn_request(
-        school, relay_state=record.login_id, force_authn=record.request.force_authn
-    )
-    b.flow.note_upstream(secret, record, upstream.request_id)
-    log.info("upstream school=%s service=%s", school.id, record.request.service_id)
-    return redirect(upstream.redirect_url, 303)
+    request = record.request
+    assurance = b.settings.assurance
+    if school.oidc is not None:
+        acr_values = tuple(v for n in request.acr if (v := assurance.oidc_value(n)) is not None)
+        oidc = b.oidc_back.authorization_redirect(
+            school,
+            record.login_id,
+            force_login=request.force_authn,
+            max_age=request.max_age,
+            acr_values=acr_values,
+            acr_essential=request.acr_required,
+        )
+        b.flow.note_upstream(secret, record, oidc.request_id, oidc.kept)
+        url = oidc.redirect_url
+    else:
+        contexts = tuple(
+            ref for n in request.acr if (ref := assurance.saml_reference(n)) is not None
+        )
+        saml = b.saml_back.authn_request(
+            school,
+            relay_state=record.login_id,
+            force_authn=request.force_authn or request.max_age == 0,
+            authn_contexts=contexts,
+        )
+        b.flow.note_upstream(secret, record, saml.request_id)
+        url = saml.redirect_url
+    log.info("upstream school=%s service=%s", school.id, request.service_id)
+    return redirect(url, 303)
 
 
 def finish(
@@ -84,10 +114,8 @@ def finish(
     b = broker()
     try:
         completion = b.flow.complete(record.request, identity, authn_instant)
-    except PolicyRefusal as refusal:
-        return refuse_to_service(record, refusal, STATUS_REQUEST_DENIED)
-    except MissingSubject as missing:
-        return refuse_to_service(record, missing, STATUS_AUTHN_FAILED)
+    except (PolicyRefusal, UpstreamFailure) as refusal:
+        return refuse_to_service(record, refusal)
     new_token = b.flow.open_session(identity, authn_instant) if sso_token is None else None
     # One SessionIndex for every service of one SSO session: what logout will go by.
     message = b.saml_front.response_for(
@@ -106,8 +134,17 @@ def finish(
     return response
 
 
-def refuse_to_service(record: LoginRecord, cause: BrokerError, saml_status: str) -> Response:
-    return answerable_refusal_page(AnswerableRefusal(cause, record.request, saml_status))
+def refuse_to_service(record: LoginRecord, cause: BrokerError) -> Response:
+    """The login ends with an answer the service understands, carried by the student's page."""
+    return answerable_refusal_page(AnswerableRefusal(cause, record.request, saml_status(cause)))
+
+
+def saml_status(cause: BrokerError) -> str:
+    if isinstance(cause, AssuranceNotMet):
+        return STATUS_NO_AUTHN_CONTEXT
+    if isinstance(cause, PolicyRefusal):
+        return STATUS_REQUEST_DENIED
+    return STATUS_AUTHN_FAILED
 
 
 def answerable_refusal_page(refusal: AnswerableRefusal) -> Response:

@@ -9,7 +9,7 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import InvalidMessage, UnknownSchool, UpstreamFailure
 from broker.saml.entities import ACS_PATH, IDP_METADATA_PATH, SP_METADATA_PATH, SSO_PATH
-from broker.saml.front import STATUS_AUTHN_FAILED, AnswerableRefusal
+from broker.saml.front import AnswerableRefusal
 
 # pysaml2 stays under broker/saml (house-style.md): the binding URNs come from there, not saml2.
 from broker.saml.metadata_check import POST as BINDING_HTTP_POST
@@ -79,7 +79,7 @@ def acs() -> Response:
         # The school itself said no (or sent no usable subject): the login ends, and the
         # service hears so in its own protocol instead of waiting for a response forever.
         record = b.flow.take(secret, login_id)
-        return refuse_to_service(record, failure, STATUS_AUTHN_FAILED)
+        return refuse_to_service(record, failure)
     ttl = int(verified.expires_at - time.time()) + 1
     replay_key = f"replay:saml:{school.idp_entity_id}:{verified.assertion_id}"
     if not b.store.add_if_absent(replay_key, b"1", max(ttl, 1)):

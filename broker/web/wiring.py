@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from broker.config import Settings
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.login.flow import LoginFlow
+from broker.oidc.back import OidcBack
 from broker.registry import SqlRegistry
 from broker.registry.cached import CachedRegistryReader
 from broker.saml.back import SamlBack
@@ -29,6 +30,7 @@ class Broker:
     saml_entities: SamlEntities
     saml_front: SamlFront
     saml_back: SamlBack
+    oidc_back: OidcBack
 
 
 def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEND_NAME) -> Broker:
@@ -42,6 +44,7 @@ def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEN
         settings.pseudonym_keys,
         login_ttl=settings.login_ttl_seconds,
         sso_ttl=settings.sso_session_seconds,
+        assurance=settings.assurance,
     )
     return Broker(
         settings=settings,
@@ -52,4 +55,5 @@ def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEN
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),
         saml_back=SamlBack(entities, view),
+        oidc_back=OidcBack(),
     )

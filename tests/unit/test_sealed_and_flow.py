@@ -378,11 +378,18 @@ def test_session_token_for_another_record_does_not_open(
 def test_session_serves(flow: LoginFlow) -> None:
     identity = _identity("99XX00")
 
-    def record(school_id: str | None, force: bool = False) -> LoginRecord:
-        return LoginRecord("id", LoginRequest("uitgever", force_authn=force), 1.0, school_id)
+    def record(
+        school_id: str | None, force: bool = False, max_age: int | None = None
+    ) -> LoginRecord:
+        request = LoginRequest("uitgever", force_authn=force, max_age=max_age)
+        return LoginRecord("id", request, 1.0, school_id)
 
-    assert flow.session_serves(record(None), identity)
-    assert flow.session_serves(record("99XX00"), identity)
-    assert not flow.session_serves(record("88YY00"), identity)
-    assert not flow.session_serves(record(None, force=True), identity)
-    assert not flow.session_serves(record("99XX00", force=True), identity)
+    now = flow.clock()
+    assert flow.session_serves(record(None), identity, now)
+    assert flow.session_serves(record("99XX00"), identity, now)
+    assert not flow.session_serves(record("88YY00"), identity, now)
+    assert not flow.session_serves(record(None, force=True), identity, now)
+    assert not flow.session_serves(record("99XX00", force=True), identity, now)
+    # OIDC max_age: a session of 10 minutes ago serves max_age=3600, not max_age=60.
+    assert flow.session_serves(record(None, max_age=3600), identity, now - 600)
+    assert not flow.session_serves(record(None, max_age=60), identity, now - 600)

@@ -5,7 +5,7 @@ Existing services become approved and stay at declaration version 1, existing po
 accepted at version 1: a migrated broker keeps answering every login it answered before.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 Create Date: 2026-12-01
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,77 @@
+"""Assurance levels across the protocol translation: OIDC `acr` values ↔ SAML AuthnContext.
+
+A level has a name of the broker's own and, per protocol, the values that mean it. The first
+value of each list is what the broker sends and emits; the others are accepted from schools
+(SAML's PasswordProtectedTransport and REFEDS SFA both mean "a password"). A publisher asks in
+its protocol, the school is asked in its own, and the school's answer is judged by level, so a
+SAML publisher can require MFA from a school on OpenID Connect and the other way round.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+PASSWORD_PROTECTED = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
+REFEDS_SFA = "https://refeds.org/profile/sfa"
+REFEDS_MFA = "https://refeds.org/profile/mfa"
+
+
+@dataclass(frozen=True)
+class AssuranceLevel:
+    name: str
+    saml: tuple[str, ...]
+    oidc: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Assurance:
+    levels: tuple[AssuranceLevel, ...]
+
+    def level(self, name: str) -> AssuranceLevel | None:
+        for level in self.levels:
+            if level.name == name:
+                return level
+        return None
+
+    def level_of(self, value: str | None) -> str | None:
+        """The level a school's answer (class reference or acr, either protocol) stands for."""
+        if not value:
+            return None
+        for level in self.levels:
+            if value in level.saml or value in level.oidc:
+                return level.name
+        return None
+
+    def from_saml(self, references: Iterable[str]) -> tuple[str, ...]:
+        return self._names(references, lambda level: level.saml)
+
+    def from_oidc(self, values: Iterable[str]) -> tuple[str, ...]:
+        return self._names(values, lambda level: level.oidc)
+
+    def saml_reference(self, name: str) -> str | None:
+        level = self.level(name)
+        return level.saml[0] if level is not None and level.saml else None
+
+    def oidc_value(self, name: str) -> str | None:
+        level = self.level(name)
+        return level.oidc[0] if level is not None and level.oidc else None
+
+    def oidc_values(self) -> tuple[str, ...]:
+        return tuple(level.oidc[0] for level in self.levels if level.oidc)
+
+    def _names(
+        self, values: Iterable[str], of: Callable[[AssuranceLevel], tuple[str, ...]]
+    ) -> tuple[str, ...]:
+        wanted = list(values)
+        return tuple(
+            level.name for level in self.levels if any(value in of(level) for value in wanted)
+        )
+
+
+DEFAULT_ASSURANCE = Assurance(
+    (
+        AssuranceLevel("password", (PASSWORD_PROTECTED, REFEDS_SFA), (REFEDS_SFA,)),
+        AssuranceLevel("mfa", (REFEDS_MFA,), (REFEDS_MFA,)),
+    )
+)
