@@ -38,7 +38,7 @@ NO_CHAIN = "-"
 
 
 def _chain_form(chain_id: str | None = None) -> ServiceChainForm:
-    form = ServiceChainForm(prefix="c", data={"chain": chain_id or NO_CHAIN})
+    form = ServiceChainForm(data={"chain": chain_id or NO_CHAIN})
     form.chain.choices = [SelectChoice(NO_CHAIN, gettext("No chain"))] + [
         SelectChoice(c.id, f"{c.name} ({c.id})") for c in broker().registry.chains()
     ]
@@ -143,13 +143,13 @@ def _admins_page(invite: InviteForm, publisher: PublisherForm, link: str | None 
 @operator_pages.route("/admins", methods=["GET"])
 @portal_page(OPERATOR)
 def admins() -> str:
-    return _admins_page(InviteForm(prefix="i"), PublisherForm(prefix="p"))
+    return _admins_page(InviteForm(), PublisherForm())
 
 
 @operator_pages.route("/admins/invite", methods=["POST"])
 @portal_page(OPERATOR)
 def invite() -> tuple[str, int]:
-    form = InviteForm(prefix="i")
+    form = InviteForm()
     link = None
     if form.validate_on_submit():
         token = new_token()
@@ -177,15 +177,13 @@ def invite() -> tuple[str, int]:
             # Shown once, to the operator, who sends it to the invitee; only its hash is kept.
             link = broker().settings.url(url_for("portal_sign_in.accept_invitation", token=token))
     status = 200 if link else 400
-    return _admins_page(
-        form if not link else InviteForm(prefix="i"), PublisherForm(prefix="p"), link
-    ), status
+    return _admins_page(form if not link else InviteForm(), PublisherForm(), link), status
 
 
 @operator_pages.route("/admins/publishers", methods=["POST"])
 @portal_page(OPERATOR)
 def add_publisher() -> Response | tuple[str, int]:
-    form = PublisherForm(prefix="p")
+    form = PublisherForm()
     if form.validate_on_submit():
         try:
             broker().registry.accounts.add_publisher(
@@ -196,4 +194,4 @@ def add_publisher() -> Response | tuple[str, int]:
         else:
             flash(gettext("Publisher %(publisher)s added.", publisher=form.publisher_id.data))
             return redirect(url_for(".admins"), code=303)
-    return _admins_page(InviteForm(prefix="i"), form), 400
+    return _admins_page(InviteForm(), form), 400
