@@ -398,3 +398,36 @@ def policy_show(config_path: Path, school_id: str, service_id: str | None) -> No
             or "-"
         )
         click.echo(f"{service.id}: v{current.version} releases {shown}; declared: {declared}")
+
+
+@main.group()
+def admin() -> None:
+    """Portal administrators."""
+
+
+@admin.command("create")
+@config_option
+@click.option("--email", required=True, help="the operator's e-mail address (their login)")
+@click.password_option(
+    "--password",
+    prompt="Password (at least 12 characters)",
+    help="asked for twice, hidden, when not given",
+)
+@reports_errors
+def admin_create(config_path: Path, email: str, password: str) -> None:
+    """Create an operator (the first one, typically); prints the TOTP key once."""
+    from broker.accounts import totp
+    from broker.accounts.passwords import hash_password
+    from broker.core.admins import AdminRole
+
+    password_hash = hash_password(password)
+    secret = totp.new_secret()
+    settings, registry = _registry(config_path)
+    created = registry.accounts.add_admin(email, password_hash, secret, AdminRole.OPERATOR, None)
+    issuer = settings.organization.name or "Ketenbroker"
+    click.echo(f"Operator {created.id} created. Add this key to an authenticator app now;")
+    click.echo("it is not shown again:")
+    click.echo(
+        f"\n    key: {secret}\n    uri: {totp.provisioning_uri(secret, created.email, issuer)}\n"
+    )
+    click.echo(f"Sign in at {settings.url('/portal/sign-in')}")

@@ -101,7 +101,13 @@ class Declaration:
 @dataclass(frozen=True)
 class Service:
     """A publisher's or distributor's platform: a SAML SP (`entity_id` is its entity id) or an
-    OIDC client (`entity_id` is its client id, `oidc` its registration)."""
+    OIDC client (`entity_id` is its client id, `oidc` its registration).
+
+    `approved`: an operator let it in; until then no school sees it and no login reaches it.
+    `publisher_id`: the publisher whose administrators manage it (None: operators only).
+    `declaration_version` counts changes of `declarations`: a school's choice made under an
+    older version must be confirmed again before it releases anything.
+    """
 
     id: str
     name: str
@@ -111,6 +117,9 @@ class Service:
     declarations: tuple[Declaration, ...] = ()
     protocol: Protocol = Protocol.SAML
     oidc: OidcClient | None = None
+    approved: bool = True
+    publisher_id: str | None = None
+    declaration_version: int = 1
 
     @property
     def pseudonym_chain(self) -> str:

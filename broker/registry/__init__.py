@@ -6,6 +6,9 @@ revisions inside this package (`migrate`). The registry holds no personal data o
 
 from __future__ import annotations
 
+# The portal tables share `Base`; importing them here puts them in every migration comparison.
+from broker.registry import admin_tables as _admin_tables  # noqa: F401
+from broker.registry.admin_accounts import SqlAdminAccounts
 from broker.registry.errors import DuplicateEntry, UndeclaredAttribute, UnknownChain
 from broker.registry.migration import migrate
 from broker.registry.policy_change import PolicyChange
@@ -15,6 +18,7 @@ from broker.registry.sql_registry import SqlRegistry
 __all__ = [
     "DuplicateEntry",
     "PolicyChange",
+    "SqlAdminAccounts",
     "SqlRegistry",
     "SqlRegistryReader",
     "UndeclaredAttribute",

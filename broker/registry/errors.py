@@ -45,3 +45,30 @@ class UnknownChain(BadRequest):
     def __init__(self, chain_id: str) -> None:
         super().__init__(f"no chain with id {chain_id!r}")
         self.chain_id = chain_id
+
+
+class UnknownPublisher(BadRequest):
+    code = "unknown_publisher"
+    public_message = "This publisher is not known to the broker."
+
+    def __init__(self, publisher_id: str) -> None:
+        super().__init__(f"no publisher with id {publisher_id!r}")
+        self.publisher_id = publisher_id
+
+
+class InvitationUnusable(BadRequest):
+    """Unknown, used or expired: one answer for all three, so a probe learns nothing."""
+
+    code = "invitation_unusable"
+    public_message = "This invitation link is not valid (any more). Ask for a new invitation."
+
+
+class ServiceSwitchedOff(BadRequest):
+    """The student's school switched this service off in its portal."""
+
+    code = "service_switched_off"
+    status = 403
+    public_message = "Your school has switched this learning platform off."
+
+    def __init__(self, school_id: str, service_id: str) -> None:
+        super().__init__(f"school {school_id} switched service {service_id} off")

@@ -21,3 +21,5 @@ class PolicyChange:
     attributes: frozenset[str]
     changed_at: datetime
     changed_by: str
+    active: bool = True
+    declaration_version: int = 1

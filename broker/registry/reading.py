@@ -15,6 +15,7 @@ from sqlalchemy.orm import joinedload
 from broker.core.errors import ConfigurationError
 from broker.core.model import Chain, Protocol, ReleasePolicy, School, Service
 from broker.registry.database import session_on
+from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.policy_change import PolicyChange
 from broker.registry.tables import (
     STATE_ROW_ID,
@@ -62,10 +63,11 @@ class SqlRegistryReader:
             rows = session.scalars(select(ChainRow).order_by(ChainRow.id))
             return [row.to_chain() for row in rows]
 
+    # The login path's view: a service an operator has not approved does not exist here.
     def service(self, service_id: str) -> Service | None:
         with session_on(self._engine) as session:
             row = session.get(ServiceRow, service_id, options=[_WITH_DECLARATIONS])
-            return row.to_service() if row is not None else None
+            return row.to_service() if row is not None and row.approved else None
 
     def service_by_entity_id(self, entity_id: str) -> Service | None:
         with session_on(self._engine) as session:
@@ -73,7 +75,7 @@ class SqlRegistryReader:
                 session.scalars(
                     select(ServiceRow)
                     .options(_WITH_DECLARATIONS)
-                    .where(ServiceRow.entity_id == entity_id)
+                    .where(ServiceRow.entity_id == entity_id, ServiceRow.approved.is_(True))
                 )
                 .unique()
                 .one_or_none()
@@ -83,16 +85,35 @@ class SqlRegistryReader:
     def services(self) -> list[Service]:
         with session_on(self._engine) as session:
             rows = session.scalars(
-                select(ServiceRow).options(_WITH_DECLARATIONS).order_by(ServiceRow.id)
+                select(ServiceRow)
+                .options(_WITH_DECLARATIONS)
+                .where(ServiceRow.approved.is_(True))
+                .order_by(ServiceRow.id)
             ).unique()
             return [row.to_service() for row in rows]
 
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
+        """What a login releases. A school that switched the service off gets
+        `ServiceSwitchedOff`; a choice made under older declarations of the service releases
+        the pseudonym alone until the school confirms it against the current ones."""
         with session_on(self._engine) as session:
-            row = session.get(ReleasePolicyRow, (school_id, service_id))
-            if row is None:
+            found = session.execute(
+                select(ReleasePolicyRow, ServiceRow.declaration_version)
+                .join(ServiceRow, ServiceRow.id == ReleasePolicyRow.service_id)
+                .where(
+                    ReleasePolicyRow.school_id == school_id,
+                    ReleasePolicyRow.service_id == service_id,
+                )
+            ).one_or_none()
+            if found is None:
                 return ReleasePolicy(school_id, service_id, frozenset(), 0)
-            return row.to_policy()
+            row, current_declarations = found
+            if not row.active:
+                raise ServiceSwitchedOff(school_id, service_id)
+            policy = row.to_policy()
+            if row.declaration_version < current_declarations:
+                return ReleasePolicy(school_id, service_id, frozenset(), policy.version)
+            return policy
 
     def policies_for_school(self, school_id: str) -> list[ReleasePolicy]:
         """The policies this school set, by service id; services it never set are left out."""
@@ -129,6 +150,7 @@ class SqlRegistryReader:
                 select(ServiceRow.entity_id, ServiceRow.sp_metadata).where(
                     ServiceRow.protocol == Protocol.SAML.value,
                     ServiceRow.sp_metadata.is_not(None),
+                    ServiceRow.approved.is_(True),
                 )
             )
             return {entity_id: xml for entity_id, xml in rows if xml is not None}

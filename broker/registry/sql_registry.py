@@ -19,10 +19,17 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from broker.core.errors import BadRequest, UnknownSchool, UnknownService
-from broker.core.model import Chain, ReleasePolicy, School, Service
+from broker.core.model import Chain, Declaration, ReleasePolicy, School, Service
+from broker.registry.admin_accounts import SqlAdminAccounts
+from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
 from broker.registry.database import open_engine, session_on, writer
-from broker.registry.errors import DuplicateEntry, UndeclaredAttribute, UnknownChain
-from broker.registry.reading import SqlRegistryReader
+from broker.registry.errors import (
+    DuplicateEntry,
+    UndeclaredAttribute,
+    UnknownChain,
+    UnknownPublisher,
+)
+from broker.registry.portal_reading import PortalReads
 from broker.registry.tables import (
     STATE_ROW_ID,
     ChainRow,
@@ -47,7 +54,7 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-class SqlRegistry(SqlRegistryReader):
+class SqlRegistry(PortalReads):
     """Open the registry at `url` (`sqlite:///path` or `postgresql+psycopg://...`).
 
     The schema must be at head (`broker.registry.migrate(url)`). One instance per process is
@@ -59,6 +66,7 @@ class SqlRegistry(SqlRegistryReader):
         super().__init__(engine)
         self._writer = writer(engine)
         self._clock = clock
+        self.accounts = SqlAdminAccounts(engine, clock)
 
     def close(self) -> None:
         """Close pooled connections (tests, shutdown); the instance reconnects if used again."""
@@ -105,6 +113,11 @@ class SqlRegistry(SqlRegistryReader):
         with self._writing("service", checks) as session:
             if service.chain_id is not None:
                 _require_chain(session, service.chain_id)
+            if (
+                service.publisher_id is not None
+                and session.get(PublisherRow, service.publisher_id) is None
+            ):
+                raise UnknownPublisher(service.publisher_id)
             session.add(
                 ServiceRow(
                     id=service.id,
@@ -114,6 +127,9 @@ class SqlRegistry(SqlRegistryReader):
                     naming=service.naming.value,
                     protocol=service.protocol.value,
                     sp_metadata=sp_metadata,
+                    approved=service.approved,
+                    publisher_id=service.publisher_id,
+                    declaration_version=service.declaration_version,
                     declarations=[
                         DeclarationRow(
                             attribute=declaration.attribute,
@@ -124,6 +140,15 @@ class SqlRegistry(SqlRegistryReader):
                         for position, declaration in enumerate(service.declarations)
                     ],
                     oidc=_oidc_client_row(service),
+                )
+            )
+            session.add(
+                DeclarationChangeRow(
+                    service_id=service.id,
+                    version=service.declaration_version,
+                    declarations=declarations_json(service.declarations),
+                    changed_at=as_utc(self._clock()),
+                    changed_by="registration",
                 )
             )
             _bump_generation(session)
@@ -167,13 +192,21 @@ class SqlRegistry(SqlRegistryReader):
             _bump_generation(session)
 
     def set_policy(
-        self, school_id: str, service_id: str, attributes: frozenset[str], changed_by: str
+        self,
+        school_id: str,
+        service_id: str,
+        attributes: frozenset[str],
+        changed_by: str,
+        *,
+        active: bool = True,
     ) -> ReleasePolicy:
         """Set what `school_id` releases to `service_id`; returns the new, numbered version.
 
         Every call makes a new version (previous + 1) and appends it to the history in the same
         transaction. Nothing is written when the school or service is unknown or an attribute
-        was not declared by the service.
+        was not declared by the service. The version of the service's declarations is recorded
+        with it: the school has now seen (and accepted) that version. `active=False` switches
+        the service off for this school.
         """
         if not changed_by or len(changed_by) > MAX_CHANGED_BY:
             raise BadRequest(f"changed_by must name the administrator (1-{MAX_CHANGED_BY} chars)")
@@ -206,6 +239,8 @@ class SqlRegistry(SqlRegistryReader):
             current.attributes = names
             current.changed_at = changed_at
             current.changed_by = changed_by
+            current.active = active
+            current.declaration_version = service.declaration_version
             session.add(
                 PolicyChangeRow(
                     school_id=school_id,
@@ -214,10 +249,59 @@ class SqlRegistry(SqlRegistryReader):
                     attributes=names,
                     changed_at=changed_at,
                     changed_by=changed_by,
+                    active=active,
+                    declaration_version=service.declaration_version,
                 )
             )
             policy = current.to_policy()
         return policy
+
+    def approve_service(self, service_id: str) -> None:
+        """Let an operator-checked service in: schools see it, logins reach it."""
+        with self._writing() as session:
+            if not _updated_one(
+                session,
+                update(ServiceRow).where(ServiceRow.id == service_id).values(approved=True),
+            ):
+                raise UnknownService(f"no service with id {service_id!r}")
+            _bump_generation(session)
+
+    def set_declarations(
+        self, service_id: str, declarations: tuple[Declaration, ...], changed_by: str
+    ) -> int:
+        """Replace what a service declares it needs; returns the new declaration version.
+
+        Schools' choices made under the previous version stop releasing attributes until each
+        school confirms again (`reading.py`, `policy`).
+        """
+        names = [d.attribute for d in declarations]
+        if len(set(names)) != len(names):
+            raise DuplicateEntry(f"declaration of service {service_id}", "attribute", names[0])
+        with self._writing() as session:
+            row = session.get(ServiceRow, service_id, options=[joinedload(ServiceRow.declarations)])
+            if row is None:
+                raise UnknownService(f"no service with id {service_id!r}")
+            # Delete first: the new rows may reuse the old primary keys (service, attribute).
+            row.declarations.clear()
+            session.flush()
+            row.declarations = [
+                DeclarationRow(
+                    attribute=d.attribute, position=i, purpose=d.purpose, required=d.required
+                )
+                for i, d in enumerate(declarations)
+            ]
+            row.declaration_version += 1
+            session.add(
+                DeclarationChangeRow(
+                    service_id=service_id,
+                    version=row.declaration_version,
+                    declarations=declarations_json(declarations),
+                    changed_at=as_utc(self._clock()),
+                    changed_by=changed_by,
+                )
+            )
+            _bump_generation(session)
+            return row.declaration_version
 
     @contextmanager
     def _writing(self, kind: str = "", unique: Sequence[UniqueCheck] = ()) -> Iterator[Session]:

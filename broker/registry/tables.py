@@ -21,6 +21,8 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -133,6 +135,11 @@ class ServiceRow(Base):
     naming: Mapped[str] = mapped_column(String(8))
     protocol: Mapped[str] = mapped_column(String(8))
     sp_metadata: Mapped[str | None] = mapped_column(Text, deferred=True)
+    # Revision 0003: rows that existed before it are approved, so nothing running breaks.
+    approved: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # No foreign key: SQLite cannot add one to an existing table without rebuilding it.
+    publisher_id: Mapped[str | None] = mapped_column(ID, index=True)
+    declaration_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     declarations: Mapped[list[DeclarationRow]] = relationship(
         order_by="DeclarationRow.position", cascade="all, delete-orphan"
     )
@@ -148,6 +155,9 @@ class ServiceRow(Base):
             declarations=tuple(row.to_declaration() for row in self.declarations),
             protocol=Protocol(self.protocol),
             oidc=self.oidc.to_client() if self.oidc is not None else None,
+            approved=self.approved,
+            publisher_id=self.publisher_id,
+            declaration_version=self.declaration_version,
         )
 
 
@@ -209,6 +219,10 @@ class ReleasePolicyRow(Base):
     version: Mapped[int] = mapped_column(Integer)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     changed_by: Mapped[str] = mapped_column(NAME)
+    # False: the school switched the service off; its students' logins there are refused.
+    active: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    # The service's declaration version the school saw when it chose; older means "confirm again".
+    declaration_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
     def to_policy(self) -> ReleasePolicy:
         return ReleasePolicy(
@@ -232,6 +246,8 @@ class PolicyChangeRow(Base):
     attributes: Mapped[list[str]] = mapped_column(JSON)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     changed_by: Mapped[str] = mapped_column(NAME)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=true())
+    declaration_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
     def to_change(self) -> PolicyChange:
         return PolicyChange(
@@ -241,6 +257,8 @@ class PolicyChangeRow(Base):
             attributes=frozenset(self.attributes),
             changed_at=as_utc(self.changed_at),
             changed_by=self.changed_by,
+            active=self.active,
+            declaration_version=self.declaration_version,
         )
 
 

@@ -54,6 +54,11 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("A school can only release attributes the platform declared it needs."),
     N_("An entry with this identifier already exists."),
     N_("This chain is not known to the broker."),
+    N_("This publisher is not known to the broker."),
+    N_("This invitation link is not valid (any more). Ask for a new invitation."),
+    N_("Your school has switched this learning platform off."),
+    # broker/accounts/passwords.py
+    N_("Choose a password of at least 12 characters."),
     # broker/oidc/registration.py
     N_("The OpenID Connect client registration is not usable."),
     # broker/saml/metadata_check.py

@@ -181,6 +181,11 @@ RULES = [
         only({"core", "registry"}, {"sqlalchemy", "alembic"}),
     ),
     Rule(
+        "broker.accounts imports only broker.core (and argon2)",
+        in_parts("accounts"),
+        only({"core", "accounts"}, {"argon2"}),
+    ),
+    Rule(
         "broker.store imports only broker.core (and redis)",
         in_parts("store"),
         only({"core", "store"}, {"redis"}),
@@ -218,6 +223,11 @@ RULES = [
         library_only_in(FLASK_FAMILY, "web", "demo", "cli"),
     ),
     Rule(
+        "argon2 only under broker/accounts",
+        lambda module: True,
+        library_only_in({"argon2"}, "accounts"),
+    ),
+    Rule(
         # The demo's stand-ins for schools' and publishers' OIDC software use authlib too.
         "authlib (and joserfc, its JOSE library) only under broker/oidc and broker/demo",
         lambda module: True,
@@ -244,7 +254,7 @@ def test_import_rule(rule: Rule) -> None:
 # -- the checker itself ------------------------------------------------------------------------
 def test_walker_sees_every_part() -> None:
     modules = {imp.module for imp in ALL_IMPORTS}
-    for part in ("core", "login", "saml", "registry", "store", "web", "cli", "demo"):
+    for part in ("core", "login", "saml", "registry", "store", "web", "cli", "demo", "accounts"):
         assert any(part_of(m) == part for m in modules), part
     assert "broker.config" in modules
     assert "broker.certificates" in modules
@@ -271,6 +281,8 @@ SYNTHETIC = [
     ("broker.core.bad", False, "from joserfc import jwt\n", "authlib"),
     ("broker.saml.bad", False, "import requests\n", "requests"),
     ("broker.oidc.bad", False, "from flask import request\n", "flask, werkzeug"),
+    ("broker.accounts.bad", False, "import sqlalchemy\n", "broker.accounts imports only"),
+    ("broker.web.bad", False, "import argon2\n", "argon2 only"),
     ("broker.config", False, "from broker.saml import xmlsig\n", "broker.config and"),
     (
         "broker.core.bad",

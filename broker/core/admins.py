@@ -1,0 +1,63 @@
+"""Portal administrators: who they are and what their role lets them reach.
+
+Administrators are adults acting for an organisation (the broker's operator, a school, a
+publisher); their e-mail address is their login id. It is stored in the registry and shown in the
+portal, but never written to a log: logs name an administrator by `id` only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+
+
+class AdminRole(StrEnum):
+    OPERATOR = "operator"
+    SCHOOL = "school"
+    PUBLISHER = "publisher"
+
+
+@dataclass(frozen=True)
+class Admin:
+    """An administrator account. `tenant_id` is the school id or publisher id (None for an
+    operator, who acts for the broker itself)."""
+
+    id: int
+    email: str
+    role: AdminRole
+    tenant_id: str | None
+
+    def may_act_for(self, role: AdminRole, tenant_id: str | None) -> bool:
+        """The one rights rule: the role must match, and for a tenant role the tenant too."""
+        if self.role is not role:
+            return False
+        return role is AdminRole.OPERATOR or (tenant_id is not None and tenant_id == self.tenant_id)
+
+
+@dataclass(frozen=True)
+class AdminCredentials:
+    """What sign-in checks against; read only by the sign-in step, never rendered."""
+
+    admin: Admin
+    password_hash: str
+    totp_secret: str
+
+
+@dataclass(frozen=True)
+class Invitation:
+    """An operator's invitation: the token itself is only ever in the link, stored as a hash."""
+
+    email: str
+    role: AdminRole
+    tenant_id: str | None
+    expires_at: datetime
+    totp_secret: str
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """An organisation offering services; its administrators manage those services."""
+
+    id: str
+    name: str

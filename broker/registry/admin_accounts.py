@@ -1,0 +1,210 @@
+"""`SqlAdminAccounts`: portal administrators, their invitations, and publishers, in SQL.
+
+Hashing and TOTP happen in `broker.accounts`; this module only stores what they produce. E-mail
+addresses are compared lower-cased and never appear in an error's detail (which gets logged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from broker.core.admins import Admin, AdminCredentials, AdminRole, Invitation, Publisher
+from broker.core.errors import BadRequest, UnknownSchool
+from broker.registry.admin_tables import AdminRow, InvitationRow, PublisherRow
+from broker.registry.database import session_on, writer
+from broker.registry.errors import DuplicateEntry, InvitationUnusable, UnknownPublisher
+from broker.registry.tables import SchoolRow, as_utc
+
+MAX_EMAIL = 254
+
+
+def normal_email(email: str) -> str:
+    """Lower-cased and trimmed; refuses what cannot be an address (no detail: it gets logged)."""
+    cleaned = email.strip().lower()
+    local, at, domain = cleaned.partition("@")
+    if not at or not local or "." not in domain or len(cleaned) > MAX_EMAIL or " " in cleaned:
+        raise BadRequest("not an e-mail address", code="invalid_email")
+    return cleaned
+
+
+class SqlAdminAccounts:
+    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+        self._clock = clock
+
+    # -- administrators ------------------------------------------------------------------
+    def add_admin(
+        self,
+        email: str,
+        password_hash: str,
+        totp_secret: str,
+        role: AdminRole,
+        tenant_id: str | None,
+    ) -> Admin:
+        address = normal_email(email)
+        with session_on(self._writer) as session:
+            _require_tenant(session, role, tenant_id)
+            if session.scalar(select(AdminRow.id).where(AdminRow.email == address)) is not None:
+                # The kind and field only: the address itself must not reach a log line.
+                raise BadRequest(
+                    "an administrator with this e-mail already exists", code="duplicate_admin"
+                )
+            row = AdminRow(
+                email=address,
+                password_hash=password_hash,
+                totp_secret=totp_secret,
+                totp_last_step=-1,
+                role=role.value,
+                tenant_id=tenant_id,
+                created_at=as_utc(self._clock()),
+            )
+            session.add(row)
+            session.flush()
+            return row.to_admin()
+
+    def admin(self, admin_id: int) -> Admin | None:
+        with session_on(self._engine) as session:
+            row = session.get(AdminRow, admin_id)
+            return row.to_admin() if row is not None else None
+
+    def credentials(self, email: str) -> AdminCredentials | None:
+        try:
+            address = normal_email(email)
+        except BadRequest:
+            return None
+        with session_on(self._engine) as session:
+            row = session.scalars(select(AdminRow).where(AdminRow.email == address)).one_or_none()
+            return row.to_credentials() if row is not None else None
+
+    def credentials_by_id(self, admin_id: int) -> AdminCredentials | None:
+        with session_on(self._engine) as session:
+            row = session.get(AdminRow, admin_id)
+            return row.to_credentials() if row is not None else None
+
+    def use_totp_step(self, admin_id: int, step: int) -> bool:
+        """Record `step` as used; False when it (or a later one) was used already.
+
+        One conditional UPDATE, so two sign-ins racing with one code cannot both win.
+        """
+        with session_on(self._writer) as session:
+            result = session.execute(
+                update(AdminRow)
+                .where(AdminRow.id == admin_id, AdminRow.totp_last_step < step)
+                .values(totp_last_step=step)
+            )
+            return bool(getattr(result, "rowcount", 0) == 1)
+
+    def admins(self) -> list[Admin]:
+        with session_on(self._engine) as session:
+            rows = session.scalars(select(AdminRow).order_by(AdminRow.role, AdminRow.email))
+            return [row.to_admin() for row in rows]
+
+    # -- invitations ---------------------------------------------------------------------
+    def add_invitation(
+        self,
+        token_hash: str,
+        email: str,
+        role: AdminRole,
+        tenant_id: str | None,
+        totp_secret: str,
+        expires_at: datetime,
+        created_by: int,
+    ) -> None:
+        address = normal_email(email)
+        with session_on(self._writer) as session:
+            _require_tenant(session, role, tenant_id)
+            if session.scalar(select(AdminRow.id).where(AdminRow.email == address)) is not None:
+                raise BadRequest(
+                    "an administrator with this e-mail already exists", code="duplicate_admin"
+                )
+            session.add(
+                InvitationRow(
+                    token_hash=token_hash,
+                    email=address,
+                    role=role.value,
+                    tenant_id=tenant_id,
+                    totp_secret=totp_secret,
+                    expires_at=as_utc(expires_at),
+                    created_by=created_by,
+                    used=False,
+                )
+            )
+
+    def invitation(self, token_hash: str) -> Invitation:
+        """The open invitation with this token hash; `InvitationUnusable` otherwise."""
+        with session_on(self._engine) as session:
+            row = session.get(InvitationRow, token_hash)
+            if row is None or row.used or as_utc(row.expires_at) <= as_utc(self._clock()):
+                raise InvitationUnusable("invitation unknown, used or expired")
+            return row.to_invitation()
+
+    def accept_invitation(self, token_hash: str, password_hash: str, totp_step: int) -> Admin:
+        """Use the invitation once and create its administrator, in one transaction."""
+        with session_on(self._writer) as session:
+            row = session.get(InvitationRow, token_hash)
+            if row is None or row.used or as_utc(row.expires_at) <= as_utc(self._clock()):
+                raise InvitationUnusable("invitation unknown, used or expired")
+            if session.scalar(select(AdminRow.id).where(AdminRow.email == row.email)) is not None:
+                raise BadRequest(
+                    "an administrator with this e-mail already exists", code="duplicate_admin"
+                )
+            row.used = True
+            admin = AdminRow(
+                email=row.email,
+                password_hash=password_hash,
+                totp_secret=row.totp_secret,
+                totp_last_step=totp_step,
+                role=row.role,
+                tenant_id=row.tenant_id,
+                created_at=as_utc(self._clock()),
+            )
+            session.add(admin)
+            session.flush()
+            return admin.to_admin()
+
+    def open_invitations(self) -> list[Invitation]:
+        now = as_utc(self._clock())
+        with session_on(self._engine) as session:
+            rows = session.scalars(
+                select(InvitationRow)
+                .where(InvitationRow.used.is_(False))
+                .order_by(InvitationRow.expires_at)
+            )
+            return [row.to_invitation() for row in rows if as_utc(row.expires_at) > now]
+
+    # -- publishers ----------------------------------------------------------------------
+    def add_publisher(self, publisher: Publisher) -> None:
+        with session_on(self._writer) as session:
+            if session.get(PublisherRow, publisher.id) is not None:
+                raise DuplicateEntry("publisher", "id", publisher.id)
+            session.add(PublisherRow(id=publisher.id, name=publisher.name))
+
+    def publisher(self, publisher_id: str) -> Publisher | None:
+        with session_on(self._engine) as session:
+            row = session.get(PublisherRow, publisher_id)
+            return row.to_publisher() if row is not None else None
+
+    def publishers(self) -> list[Publisher]:
+        with session_on(self._engine) as session:
+            return [
+                r.to_publisher()
+                for r in session.scalars(select(PublisherRow).order_by(PublisherRow.id))
+            ]
+
+
+def _require_tenant(session: Session, role: AdminRole, tenant_id: str | None) -> None:
+    if role is AdminRole.OPERATOR:
+        if tenant_id is not None:
+            raise BadRequest("an operator acts for the broker, not for a tenant", code="bad_tenant")
+        return
+    if not tenant_id:
+        raise BadRequest(f"a {role.value} administrator needs a {role.value} id", code="bad_tenant")
+    if role is AdminRole.SCHOOL and session.get(SchoolRow, tenant_id) is None:
+        raise UnknownSchool(f"no school with id {tenant_id!r}")
+    if role is AdminRole.PUBLISHER and session.get(PublisherRow, tenant_id) is None:
+        raise UnknownPublisher(tenant_id)

@@ -1,0 +1,106 @@
+"""What the portals read beyond the login path's view: unapproved services, every school's choice
+for a service, and the history of a service's declarations."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import joinedload
+
+from broker.core.model import Declaration, Service
+from broker.registry.admin_tables import DeclarationChangeRow
+from broker.registry.database import session_on
+from broker.registry.reading import SqlRegistryReader
+from broker.registry.tables import ReleasePolicyRow, ServiceRow, as_utc
+
+_WITH_DECLARATIONS = joinedload(ServiceRow.declarations)
+
+
+@dataclass(frozen=True)
+class SchoolChoice:
+    """A school's current choice for one service, as its portal shows it.
+
+    `needs_confirmation`: the service changed its declarations since the school chose, so the
+    choice releases nothing (pseudonym only) until the school confirms it again.
+    """
+
+    school_id: str
+    service_id: str
+    attributes: frozenset[str]
+    version: int
+    active: bool
+    needs_confirmation: bool
+
+
+@dataclass(frozen=True)
+class DeclarationChange:
+    service_id: str
+    version: int
+    declarations: tuple[Declaration, ...]
+    changed_at: datetime
+    changed_by: str
+
+
+class PortalReads(SqlRegistryReader):
+    def any_service(self, service_id: str) -> Service | None:
+        """A service whether approved or not (operators and its publisher see it)."""
+        with session_on(self._engine) as session:
+            row = session.get(ServiceRow, service_id, options=[_WITH_DECLARATIONS])
+            return row.to_service() if row is not None else None
+
+    def all_services(self, publisher_id: str | None = None) -> list[Service]:
+        """Every service, approved or not; only `publisher_id`'s when given."""
+        query = select(ServiceRow).options(_WITH_DECLARATIONS).order_by(ServiceRow.id)
+        if publisher_id is not None:
+            query = query.where(ServiceRow.publisher_id == publisher_id)
+        with session_on(self._engine) as session:
+            return [row.to_service() for row in session.scalars(query).unique()]
+
+    def choices_of_school(self, school_id: str) -> dict[str, SchoolChoice]:
+        return {c.service_id: c for c in self._choices(ReleasePolicyRow.school_id == school_id)}
+
+    def choices_for_service(self, service_id: str) -> list[SchoolChoice]:
+        return self._choices(ReleasePolicyRow.service_id == service_id)
+
+    def _choices(self, condition: object) -> list[SchoolChoice]:
+        with session_on(self._engine) as session:
+            rows = session.execute(
+                select(ReleasePolicyRow, ServiceRow.declaration_version)
+                .join(ServiceRow, ServiceRow.id == ReleasePolicyRow.service_id)
+                .where(condition)  # type: ignore[arg-type]
+                .order_by(ReleasePolicyRow.school_id, ReleasePolicyRow.service_id)
+            )
+            return [
+                SchoolChoice(
+                    row.school_id,
+                    row.service_id,
+                    frozenset(row.attributes),
+                    row.version,
+                    row.active,
+                    row.declaration_version < current,
+                )
+                for row, current in rows
+            ]
+
+    def declaration_history(self, service_id: str) -> list[DeclarationChange]:
+        with session_on(self._engine) as session:
+            rows = session.scalars(
+                select(DeclarationChangeRow)
+                .where(DeclarationChangeRow.service_id == service_id)
+                .order_by(DeclarationChangeRow.version)
+            )
+            return [
+                DeclarationChange(
+                    row.service_id,
+                    row.version,
+                    tuple(
+                        Declaration(str(d["attribute"]), str(d["purpose"]), bool(d["required"]))
+                        for d in row.declarations
+                    ),
+                    as_utc(row.changed_at),
+                    row.changed_by,
+                )
+                for row in rows
+            ]

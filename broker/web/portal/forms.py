@@ -1,0 +1,181 @@
+"""The portal's forms (Flask-WTF: each carries the session's CSRF token).
+
+Labels are lazy strings, so one class serves both languages. Validators here check shape only;
+what the registry refuses (duplicates, unknown ids) comes back as a message next to the field.
+"""
+
+from __future__ import annotations
+
+import re
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    EmailField,
+    Field,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    URLField,
+)
+from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from broker.core.catalogue import CATALOGUE
+from broker.web.labels import attribute_label
+
+IDENTIFIER = Regexp(
+    r"\A[a-z0-9][a-z0-9-]{0,62}\Z",
+    message=_l("Use lower-case letters, digits and hyphens (at most 63)."),
+)
+SCHOOL_ID = Regexp(
+    r"\A[0-9A-Z]{2,12}\Z", message=_l("Use capital letters and digits, such as 99XX00.")
+)
+CODE = Regexp(r"\A\s*[0-9]{3}\s?[0-9]{3}\s*\Z", message=_l("Enter the 6 digits of your app."))
+NEED_CHOICES = [
+    SelectChoice("", _l("Not needed")),
+    SelectChoice("optional", _l("Optional")),
+    SelectChoice("required", _l("Required")),
+]
+
+
+class SignInForm(FlaskForm):
+    email = EmailField(_l("E-mail address"), [DataRequired(), Length(max=254)])
+    password = PasswordField(_l("Password"), [DataRequired(), Length(max=256)])
+    code = StringField(
+        _l("Code from your authenticator app"),
+        [DataRequired(), CODE],
+        description=_l("6 digits; a new code appears every 30 seconds."),
+    )
+
+
+class AcceptInvitationForm(FlaskForm):
+    password = PasswordField(
+        _l("New password"),
+        [DataRequired(), Length(min=12, max=256)],
+        description=_l("At least 12 characters."),
+    )
+    password_again = PasswordField(
+        _l("New password again"),
+        [DataRequired(), EqualTo("password", message=_l("The two passwords are not the same."))],
+    )
+    code = StringField(
+        _l("Code from your authenticator app"),
+        [DataRequired(), CODE],
+        description=_l("Add the key above to your app, then enter the code it shows."),
+    )
+
+
+class InviteForm(FlaskForm):
+    email = EmailField(_l("E-mail address"), [DataRequired(), Length(max=254)])
+    role = SelectField(
+        _l("Role"),
+        choices=[
+            SelectChoice("school", _l("School administrator")),
+            SelectChoice("publisher", _l("Publisher administrator")),
+            SelectChoice("operator", _l("Operator")),
+        ],
+    )
+    tenant_id = StringField(
+        _l("School id or publisher id"),
+        [Optional(), Length(max=64)],
+        description=_l("Empty for an operator."),
+    )
+
+
+class PublisherForm(FlaskForm):
+    publisher_id = StringField(_l("Publisher id"), [DataRequired(), IDENTIFIER])
+    name = StringField(_l("Name"), [DataRequired(), Length(max=200)])
+
+
+class ChainForm(FlaskForm):
+    chain_id = StringField(_l("Chain id"), [DataRequired(), IDENTIFIER])
+    name = StringField(_l("Name"), [DataRequired(), Length(max=200)])
+
+
+class ServiceChainForm(FlaskForm):
+    chain = SelectField(_l("Chain"), choices=[], validate_choice=True)
+
+
+class EmptyForm(FlaskForm):
+    """A button that changes state: only the CSRF token."""
+
+
+class SchoolForm(FlaskForm):
+    school_id = StringField(_l("School id (BRIN)"), [DataRequired(), SCHOOL_ID])
+    name = StringField(_l("Name"), [DataRequired(), Length(max=200)])
+    metadata_file = FileField(
+        _l("SAML metadata file of the school's identity provider"),
+        description=_l("Upload a file, or give the address below."),
+    )
+    metadata_url = URLField(_l("Or: address of the metadata"), [Optional(), Length(max=1000)])
+
+    def validate_metadata_url(self, field: Field) -> None:
+        if not field.data and not self.metadata_file.data:
+            raise ValidationError(str(_l("Upload the metadata or give its address.")))
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class PolicyForm(FlaskForm):
+    active = BooleanField(_l("Switched on for our students"))
+    attributes = MultiCheckboxField(
+        _l("Share besides the pseudonym"),
+        choices=[],
+        description=_l("Nothing ticked: the platform receives the pseudonym only."),
+    )
+
+
+class ServiceForm(FlaskForm):
+    """Registering or re-declaring a SAML service. One need and one purpose per catalogue
+    attribute, built in `service_form_class` (so every field has its own label)."""
+
+    naming = SelectField(
+        _l("Attribute names"),
+        choices=[
+            SelectChoice("oid", _l("OID (urn:oid:…)")),
+            SelectChoice("plain", _l("Plain (givenName, …)")),
+        ],
+    )
+
+
+def _purpose_needed(need_field: str) -> object:
+    def check(form: FlaskForm, field: Field) -> None:
+        if form[need_field].data and not (field.data or "").strip():
+            raise ValidationError(str(_l("Say why the platform needs this.")))
+
+    return check
+
+
+def service_form_class(*, registering: bool) -> type[ServiceForm]:
+    attributes: dict[str, object] = {}
+    if registering:
+        attributes["service_id"] = StringField(_l("Service id"), [DataRequired(), IDENTIFIER])
+        attributes["name"] = StringField(_l("Name"), [DataRequired(), Length(max=200)])
+        attributes["metadata_file"] = FileField(
+            _l("SAML metadata file of the service"),
+            [DataRequired(message=_l("Upload the service's SAML metadata."))],
+        )
+    for name in CATALOGUE:
+        attributes[f"need_{name}"] = SelectField(
+            _l("Need for %(attribute)s", attribute=attribute_label(name)), choices=NEED_CHOICES
+        )
+        attributes[f"purpose_{name}"] = StringField(
+            _l("Purpose of %(attribute)s", attribute=attribute_label(name)),
+            [Length(max=500), _purpose_needed(f"need_{name}")],
+        )
+    return type("DeclarationsForm", (ServiceForm,), attributes)
+
+
+TOTP_SPACES = re.compile(r"\s+")
+
+
+def digits(code: str) -> str:
+    return TOTP_SPACES.sub("", code)

@@ -1,0 +1,197 @@
+"""The operator's portal: approve services and put them in chains, define chains, onboard
+schools, invite administrators of schools and publishers."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime, timedelta
+
+from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext
+from werkzeug.wrappers import Response
+from wtforms import SelectChoice
+
+from broker.accounts import totp
+from broker.accounts.tokens import new_token, token_hash
+from broker.core.admins import AdminRole, Publisher
+from broker.core.errors import BadRequest
+from broker.core.model import Chain, School
+from broker.saml.metadata_check import idp_entity_id
+from broker.saml.metadata_fetch import fetch_metadata
+from broker.web.login_steps import broker
+from broker.web.portal.forms import (
+    ChainForm,
+    EmptyForm,
+    InviteForm,
+    PublisherForm,
+    SchoolForm,
+    ServiceChainForm,
+)
+from broker.web.portal.rights import current_admin, portal_blueprint, portal_page
+from broker.web.portal.uploads import uploaded_text
+
+log = logging.getLogger("broker.portal")
+operator_pages = portal_blueprint("portal_operator", "/portal/operator")
+OPERATOR = AdminRole.OPERATOR
+INVITATION_DAYS = 7
+NO_CHAIN = "-"
+
+
+def _chain_form(chain_id: str | None = None) -> ServiceChainForm:
+    form = ServiceChainForm(data={"chain": chain_id or NO_CHAIN})
+    form.chain.choices = [SelectChoice(NO_CHAIN, gettext("No chain"))] + [
+        SelectChoice(c.id, f"{c.name} ({c.id})") for c in broker().registry.chains()
+    ]
+    return form
+
+
+@operator_pages.route("/services", methods=["GET"])
+@portal_page(OPERATOR)
+def services() -> str:
+    registry = broker().registry
+    rows = [(s, _chain_form(s.chain_id)) for s in registry.all_services()]
+    return render_template("portal/operator_services.html", rows=rows, approve=EmptyForm())
+
+
+@operator_pages.route("/services/<service_id>/approve", methods=["POST"])
+@portal_page(OPERATOR)
+def approve(service_id: str) -> Response:
+    broker().registry.approve_service(service_id)
+    log.info("portal service approved service=%s admin=%s", service_id, current_admin().id)
+    flash(gettext("Service %(service)s is approved.", service=service_id))
+    return redirect(url_for(".services"), code=303)
+
+
+@operator_pages.route("/services/<service_id>/chain", methods=["POST"])
+@portal_page(OPERATOR)
+def put_in_chain(service_id: str) -> Response | tuple[str, int]:
+    form = _chain_form()
+    if not form.validate_on_submit():
+        flash(gettext("Choose one of the listed chains."), "error")
+        return redirect(url_for(".services"), code=303)
+    chain_id = None if form.chain.data == NO_CHAIN else form.chain.data
+    broker().registry.set_service_chain(service_id, chain_id)
+    log.info(
+        "portal service chain service=%s chain=%s admin=%s",
+        service_id,
+        chain_id,
+        current_admin().id,
+    )
+    flash(gettext("Service %(service)s moved.", service=service_id))
+    return redirect(url_for(".services"), code=303)
+
+
+@operator_pages.route("/chains", methods=["GET", "POST"])
+@portal_page(OPERATOR)
+def chains() -> Response | tuple[str, int]:
+    form = ChainForm()
+    registry = broker().registry
+    if form.validate_on_submit():
+        try:
+            registry.add_chain(Chain(form.chain_id.data or "", form.name.data or ""))
+        except BadRequest as error:
+            form.chain_id.errors = [gettext(error.public_message)]
+        else:
+            flash(gettext("Chain %(chain)s added.", chain=form.chain_id.data))
+            return redirect(url_for(".chains"), code=303)
+    status = 400 if form.is_submitted() else 200
+    return render_template(
+        "portal/operator_chains.html", form=form, chains=registry.chains()
+    ), status
+
+
+@operator_pages.route("/schools", methods=["GET", "POST"])
+@portal_page(OPERATOR)
+def schools() -> Response | tuple[str, int]:
+    form = SchoolForm()
+    registry = broker().registry
+    if form.validate_on_submit():
+        try:
+            xml = uploaded_text(form.metadata_file.data) or fetch_metadata(
+                form.metadata_url.data or ""
+            )
+            entity_id = idp_entity_id(xml)
+            registry.add_school(
+                School(form.school_id.data or "", form.name.data or "", entity_id), xml
+            )
+        except BadRequest as error:
+            form.metadata_file.errors = [f"{gettext(error.public_message)} ({error.detail})"]
+        else:
+            log.info(
+                "portal school added school=%s admin=%s", form.school_id.data, current_admin().id
+            )
+            flash(gettext("School %(school)s added.", school=form.school_id.data))
+            return redirect(url_for(".schools"), code=303)
+    status = 400 if form.is_submitted() else 200
+    page = render_template("portal/operator_schools.html", form=form, schools=registry.schools())
+    return page, status
+
+
+def _admins_page(invite: InviteForm, publisher: PublisherForm, link: str | None = None) -> str:
+    accounts = broker().registry.accounts
+    return render_template(
+        "portal/operator_admins.html",
+        invite=invite,
+        publisher=publisher,
+        admins=accounts.admins(),
+        invitations=accounts.open_invitations(),
+        publishers=accounts.publishers(),
+        invite_link=link,
+    )
+
+
+@operator_pages.route("/admins", methods=["GET"])
+@portal_page(OPERATOR)
+def admins() -> str:
+    return _admins_page(InviteForm(), PublisherForm())
+
+
+@operator_pages.route("/admins/invite", methods=["POST"])
+@portal_page(OPERATOR)
+def invite() -> tuple[str, int]:
+    form = InviteForm()
+    link = None
+    if form.validate_on_submit():
+        token = new_token()
+        role = AdminRole(form.role.data)
+        tenant = (form.tenant_id.data or "").strip() or None
+        try:
+            broker().registry.accounts.add_invitation(
+                token_hash(token),
+                form.email.data or "",
+                role,
+                tenant,
+                totp.new_secret(),
+                datetime.now(UTC) + timedelta(days=INVITATION_DAYS),
+                current_admin().id,
+            )
+        except BadRequest as error:
+            form.tenant_id.errors = [gettext(error.public_message)]
+        else:
+            log.info(
+                "portal invitation role=%s tenant=%s admin=%s",
+                role.value,
+                tenant,
+                current_admin().id,
+            )
+            # Shown once, to the operator, who sends it to the invitee; only its hash is kept.
+            link = broker().settings.url(url_for("portal_sign_in.accept_invitation", token=token))
+    status = 200 if link else 400
+    return _admins_page(form if not link else InviteForm(), PublisherForm(), link), status
+
+
+@operator_pages.route("/admins/publishers", methods=["POST"])
+@portal_page(OPERATOR)
+def add_publisher() -> Response | tuple[str, int]:
+    form = PublisherForm()
+    if form.validate_on_submit():
+        try:
+            broker().registry.accounts.add_publisher(
+                Publisher(form.publisher_id.data or "", form.name.data or "")
+            )
+        except BadRequest as error:
+            form.publisher_id.errors = [gettext(error.public_message)]
+        else:
+            flash(gettext("Publisher %(publisher)s added.", publisher=form.publisher_id.data))
+            return redirect(url_for(".admins"), code=303)
+    return _admins_page(InviteForm(), form), 400

@@ -1,0 +1,149 @@
+"""The publisher's portal: register SAML services (checked metadata, declared attributes with a
+purpose), see which schools switched each on and which attribute names each releases.
+
+Changing the declarations makes a new declaration version: every school's earlier choice then
+releases the pseudonym alone until that school confirms it (reading.py, `policy`).
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext
+from werkzeug.wrappers import Response
+
+from broker.core.admins import AdminRole
+from broker.core.catalogue import CATALOGUE
+from broker.core.errors import BadRequest
+from broker.core.model import Declaration, NamingProfile, Service
+from broker.saml.metadata_report import sp_metadata_problems
+from broker.web.login_steps import broker
+from broker.web.portal.forms import ServiceForm, service_form_class
+from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+from broker.web.portal.uploads import uploaded_text
+
+log = logging.getLogger("broker.portal")
+publisher_pages = portal_blueprint("portal_publisher", "/portal/publisher/<publisher_id>")
+PUBLISHER = AdminRole.PUBLISHER
+
+
+def _declarations(form: ServiceForm) -> tuple[Declaration, ...]:
+    chosen = []
+    for name in CATALOGUE:
+        need = form[f"need_{name}"].data
+        if need:
+            purpose = (form[f"purpose_{name}"].data or "").strip()
+            chosen.append(Declaration(name, purpose, need == "required"))
+    return tuple(chosen)
+
+
+def _prefill(service: Service) -> dict[str, str]:
+    data = {"naming": service.naming.value}
+    for d in service.declarations:
+        data[f"need_{d.attribute}"] = "required" if d.required else "optional"
+        data[f"purpose_{d.attribute}"] = d.purpose
+    return data
+
+
+def _own_service(publisher_id: str, service_id: str) -> Service:
+    service = broker().registry.any_service(service_id)
+    refuse_unless(service is not None and service.publisher_id == publisher_id)
+    assert service is not None
+    return service
+
+
+@publisher_pages.route("/services", methods=["GET"])
+@portal_page(PUBLISHER)
+def services(publisher_id: str) -> str:
+    registry = broker().registry
+    publisher = registry.accounts.publisher(publisher_id)
+    refuse_unless(publisher is not None)
+    return render_template(
+        "portal/publisher_services.html",
+        publisher=publisher,
+        services=registry.all_services(publisher_id),
+    )
+
+
+@publisher_pages.route("/services/new", methods=["GET", "POST"])
+@portal_page(PUBLISHER)
+def register(publisher_id: str) -> Response | tuple[str, int]:
+    form = service_form_class(registering=True)()
+    problems: list[str] = []
+    if form.validate_on_submit():
+        try:
+            xml = uploaded_text(form["metadata_file"].data) or ""
+        except BadRequest as error:
+            xml, problems = "", [error.detail]
+        entity_id, found = sp_metadata_problems(xml) if xml else (None, problems)
+        problems = found
+        if entity_id is not None:
+            service = Service(
+                form["service_id"].data,
+                form["name"].data,
+                entity_id,
+                None,
+                NamingProfile(form.naming.data),
+                _declarations(form),
+                approved=False,
+                publisher_id=publisher_id,
+            )
+            try:
+                broker().registry.add_service(service, xml)
+            except BadRequest as error:
+                problems = [gettext(error.public_message) + f" ({error.detail})"]
+            else:
+                log.info(
+                    "portal service registered service=%s publisher=%s admin=%s",
+                    service.id,
+                    publisher_id,
+                    current_admin().id,
+                )
+                flash(gettext("Registered. An operator will review it before schools see it."))
+                return redirect(
+                    url_for(".service", publisher_id=publisher_id, service_id=service.id), code=303
+                )
+    page = render_template(
+        "portal/publisher_register.html",
+        publisher_id=publisher_id,
+        form=form,
+        problems=problems,
+        attributes=list(CATALOGUE),
+    )
+    return page, 400 if form.is_submitted() else 200
+
+
+@publisher_pages.route("/services/<service_id>", methods=["GET", "POST"])
+@portal_page(PUBLISHER)
+def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
+    registry = broker().registry
+    found = _own_service(publisher_id, service_id)
+    form = service_form_class(registering=False)(data=_prefill(found))
+    if form.validate_on_submit():
+        declarations = _declarations(form)
+        if declarations != found.declarations:
+            version = registry.set_declarations(
+                service_id, declarations, f"admin:{current_admin().id}"
+            )
+            log.info(
+                "portal declarations service=%s version=%s admin=%s",
+                service_id,
+                version,
+                current_admin().id,
+            )
+            flash(gettext("Saved as declaration version %(version)d.", version=version))
+        return redirect(
+            url_for(".service", publisher_id=publisher_id, service_id=service_id), code=303
+        )
+    schools = {s.id: s for s in registry.schools()}
+    page = render_template(
+        "portal/publisher_service.html",
+        publisher_id=publisher_id,
+        service=found,
+        form=form,
+        attributes=list(CATALOGUE),
+        choices=[(schools.get(c.school_id), c) for c in registry.choices_for_service(service_id)],
+        history=registry.declaration_history(service_id),
+    )
+    return page, 400 if form.is_submitted() else 200

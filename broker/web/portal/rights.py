@@ -1,0 +1,116 @@
+"""Who may open which portal page: the signed-in administrator, their role and their tenant.
+
+`portal_page(role)` guards a view: no session → the sign-in page; another role, or a tenant in
+the URL (`school_id`, `publisher_id`) that is not the administrator's → 403 in the page's
+language, logged with role, administrator id and route (no e-mail address, no names). Views
+check that the objects they touch belong to that tenant with `refuse_unless`.
+
+Every POST to a portal page must carry the session's CSRF token (`check_csrf`, run before any
+view); a missing or wrong token is a 400 page and changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Blueprint, g, render_template, request, session, url_for
+from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from werkzeug.exceptions import Forbidden
+from werkzeug.wrappers import Response
+from wtforms import ValidationError
+
+from broker.core.admins import Admin, AdminRole
+from broker.web.login_steps import broker
+
+log = logging.getLogger("broker.portal")
+F = TypeVar("F", bound=Callable[..., Any])
+SESSION_ADMIN = "admin"
+
+
+class PortalForbidden(Forbidden):
+    """A signed-in administrator reached for something outside their role or tenant."""
+
+
+def signed_in_admin() -> Admin | None:
+    admin_id = session.get(SESSION_ADMIN)
+    if not isinstance(admin_id, int):
+        return None
+    return broker().registry.accounts.admin(admin_id)
+
+
+def current_admin() -> Admin:
+    admin: Admin = g.portal_admin
+    return admin
+
+
+def portal_page(role: AdminRole) -> Callable[[F], F]:
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(**kwargs: Any) -> Any:
+            admin = signed_in_admin()
+            if admin is None:
+                return _to_sign_in()
+            tenant = kwargs.get("school_id") or kwargs.get("publisher_id")
+            if not admin.may_act_for(role, tenant):
+                raise PortalForbidden(f"{role.value} page")
+            g.portal_admin = admin
+            return view(**kwargs)
+
+        return cast("F", guarded)
+
+    return decorate
+
+
+def refuse_unless(allowed: bool) -> None:
+    """Object-level check inside a view: the object must belong to the administrator's tenant."""
+    if not allowed:
+        raise PortalForbidden("object of another tenant")
+
+
+def forbidden_page(error: PortalForbidden) -> tuple[str, int]:
+    admin = getattr(g, "portal_admin", None) or signed_in_admin()
+    log.warning(
+        "portal refused status=403 role=%s admin=%s route=%s",
+        admin.role.value if admin else "-",
+        admin.id if admin else "-",
+        request.url_rule.rule if request.url_rule else "-",
+    )
+    return render_template("portal/forbidden.html", admin=admin), 403
+
+
+def csrf_refused(error: CSRFError) -> tuple[str, int]:
+    log.warning(
+        "portal refused status=400 reason=csrf route=%s",
+        request.url_rule.rule if request.url_rule else "-",
+    )
+    return render_template("portal/csrf.html"), 400
+
+
+def check_csrf() -> None:
+    if request.method == "POST":
+        try:
+            validate_csrf(request.form.get("csrf_token"))
+        except ValidationError as error:
+            raise CSRFError(str(error)) from None
+
+
+def portal_blueprint(name: str, prefix: str) -> Blueprint:
+    """A portal blueprint: CSRF on every POST, the 403 page, `csrf_token()` in its templates."""
+    blueprint = Blueprint(name, __name__, url_prefix=prefix)
+    blueprint.before_request(check_csrf)
+    blueprint.register_error_handler(PortalForbidden, forbidden_page)
+
+    @blueprint.context_processor
+    def portal_globals() -> dict[str, Any]:
+        return {"csrf_token": generate_csrf, "admin": getattr(g, "portal_admin", None)}
+
+    return blueprint
+
+
+def _to_sign_in() -> Response:
+    from flask import redirect
+
+    return redirect(url_for("portal_sign_in.sign_in"), code=303)

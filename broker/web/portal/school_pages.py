@@ -1,0 +1,87 @@
+"""The school's portal: which approved services its students may use, and what each receives.
+
+A school sees approved services only. Each choice is a new, numbered version of its release
+policy (`SqlRegistry.set_policy`), with who and when; the page shows that history.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext
+from werkzeug.wrappers import Response
+from wtforms import SelectChoice
+
+from broker.core.admins import AdminRole
+from broker.core.model import Service
+from broker.web.labels import attribute_label
+from broker.web.login_steps import broker
+from broker.web.portal.forms import PolicyForm
+from broker.web.portal.preview import preview_release
+from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+
+log = logging.getLogger("broker.portal")
+school_pages = portal_blueprint("portal_school", "/portal/school/<school_id>")
+SCHOOL = AdminRole.SCHOOL
+
+
+@school_pages.route("/services", methods=["GET"])
+@portal_page(SCHOOL)
+def services(school_id: str) -> str:
+    registry = broker().registry
+    school = registry.school(school_id)
+    refuse_unless(school is not None)
+    choices = registry.choices_of_school(school_id)
+    rows = [(s, choices.get(s.id)) for s in registry.services()]
+    return render_template("portal/school_services.html", school=school, rows=rows)
+
+
+def _approved_service(service_id: str) -> Service:
+    service = broker().registry.service(service_id)  # the login view: approved services only
+    refuse_unless(service is not None)
+    assert service is not None
+    return service
+
+
+@school_pages.route("/services/<service_id>", methods=["GET", "POST"])
+@portal_page(SCHOOL)
+def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
+    registry = broker().registry
+    found = _approved_service(service_id)
+    choice = registry.choices_of_school(school_id).get(service_id)
+    form = PolicyForm(
+        data={
+            "active": choice.active if choice else True,
+            "attributes": sorted(choice.attributes) if choice else [],
+        }
+    )
+    form.attributes.choices = [
+        SelectChoice(d.attribute, str(attribute_label(d.attribute))) for d in found.declarations
+    ]
+    if form.validate_on_submit():
+        chosen = frozenset(form.attributes.data or [])
+        policy = registry.set_policy(
+            school_id, service_id, chosen, f"admin:{current_admin().id}", active=form.active.data
+        )
+        log.info(
+            "portal policy school=%s service=%s version=%s active=%s admin=%s",
+            school_id,
+            service_id,
+            policy.version,
+            form.active.data,
+            current_admin().id,
+        )
+        flash(gettext("Saved as version %(version)d.", version=policy.version))
+        return redirect(url_for(".service", school_id=school_id, service_id=service_id), code=303)
+    released = choice.attributes if choice and not choice.needs_confirmation else frozenset()
+    page = render_template(
+        "portal/school_service.html",
+        school_id=school_id,
+        service=found,
+        choice=choice,
+        form=form,
+        history=registry.policy_history(school_id, service_id),
+        preview=preview_release(released),
+    )
+    return page, 400 if form.is_submitted() else 200

@@ -1,0 +1,115 @@
+"""Signing in (e-mail, password and TOTP code in one form), signing out, accepting an invitation.
+
+One form for all three, and one refusal for any wrong part: the page never says whether the
+address, the password or the code was wrong. The log names the administrator by id (or
+`unknown`), never by e-mail address.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import redirect, render_template, session, url_for
+from flask_babel import gettext
+from werkzeug.wrappers import Response
+
+from broker.accounts import totp
+from broker.accounts.passwords import hash_password, verify_password
+from broker.accounts.tokens import plausible_token, token_hash
+from broker.core.admins import Admin, AdminRole
+from broker.registry.errors import InvitationUnusable
+from broker.web.login_steps import broker
+from broker.web.portal.forms import AcceptInvitationForm, SignInForm, digits
+from broker.web.portal.rights import SESSION_ADMIN, portal_blueprint, signed_in_admin
+
+log = logging.getLogger("broker.portal")
+sign_in_pages = portal_blueprint("portal_sign_in", "/portal")
+
+
+def start_session(admin: Admin) -> None:
+    # A fresh session: nothing from before the sign-in (a planted value, an old CSRF token)
+    # survives into the signed-in one.
+    session.clear()
+    session.permanent = True
+    session[SESSION_ADMIN] = admin.id
+
+
+def home_of(admin: Admin) -> str:
+    if admin.role is AdminRole.OPERATOR:
+        return url_for("portal_operator.services")
+    if admin.role is AdminRole.SCHOOL:
+        return url_for("portal_school.services", school_id=admin.tenant_id)
+    return url_for("portal_publisher.services", publisher_id=admin.tenant_id)
+
+
+@sign_in_pages.route("/", methods=["GET"])
+def home() -> Response:
+    admin = signed_in_admin()
+    return redirect(home_of(admin) if admin else url_for(".sign_in"), code=303)
+
+
+@sign_in_pages.route("/sign-in", methods=["GET", "POST"])
+def sign_in() -> Response | str | tuple[str, int]:
+    form = SignInForm()
+    if not form.validate_on_submit():
+        status = 400 if form.is_submitted() else 200
+        return render_template("portal/sign_in.html", form=form, refused=False), status
+    accounts = broker().registry.accounts
+    found = accounts.credentials(form.email.data or "")
+    password_ok = verify_password(found.password_hash if found else None, form.password.data or "")
+    step = totp.verify(found.totp_secret, digits(form.code.data or "")) if found else None
+    if found and password_ok and step is not None and accounts.use_totp_step(found.admin.id, step):
+        start_session(found.admin)
+        log.info("portal sign-in admin=%s role=%s", found.admin.id, found.admin.role.value)
+        return redirect(home_of(found.admin), code=303)
+    reason = "password" if not password_ok else "code"
+    log.warning(
+        "portal sign-in refused admin=%s reason=%s", found.admin.id if found else "unknown", reason
+    )
+    form.password.data = ""
+    form.code.data = ""
+    return render_template("portal/sign_in.html", form=form, refused=True), 401
+
+
+@sign_in_pages.route("/sign-out", methods=["POST"])
+def sign_out() -> Response:
+    admin = signed_in_admin()
+    session.clear()
+    if admin is not None:
+        log.info("portal sign-out admin=%s", admin.id)
+    return redirect(url_for(".sign_in", signed_out=1), code=303)
+
+
+@sign_in_pages.route("/invitation/<token>", methods=["GET", "POST"])
+def accept_invitation(token: str) -> Response | str | tuple[str, int]:
+    if not plausible_token(token):
+        raise InvitationUnusable("invitation token of the wrong shape")
+    b = broker()
+    hashed = token_hash(token)
+    invitation = b.registry.accounts.invitation(hashed)
+    form = AcceptInvitationForm()
+    code_wrong = False
+    if form.validate_on_submit():
+        step = totp.verify(invitation.totp_secret, digits(form.code.data or ""))
+        if step is not None:
+            admin = b.registry.accounts.accept_invitation(
+                hashed, hash_password(form.password.data or ""), step
+            )
+            log.info("portal invitation accepted admin=%s role=%s", admin.id, admin.role.value)
+            start_session(admin)
+            return redirect(home_of(admin), code=303)
+        code_wrong = True
+        form.code.errors = [gettext("This code is not right. Enter the code your app shows now.")]
+    uri = totp.provisioning_uri(invitation.totp_secret, invitation.email, _issuer())
+    page = render_template(
+        "portal/invitation.html",
+        form=form,
+        invitation=invitation,
+        otpauth_uri=uri,
+        secret=invitation.totp_secret,
+    )
+    return page, 400 if form.is_submitted() or code_wrong else 200
+
+
+def _issuer() -> str:
+    return broker().settings.organization.name or "Ketenbroker"

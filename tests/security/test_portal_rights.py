@@ -1,0 +1,216 @@
+"""The portals' rights: every portal URL against every role that must not reach it, CSRF, and
+sign-in refusals. Against the demo's broker app (no servers) with the Flask test client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+
+from broker.cli.demo import DEMO_SCHOOL_ID
+from tests.support.portal import (
+    HTTPS,
+    OTHER_PUBLISHER,
+    OTHER_SCHOOL,
+    PASSWORD,
+    PUBLISHER_ID,
+    PortalSite,
+    csrf_token,
+)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
+    built = PortalSite(tmp_path_factory.mktemp("portal"))
+    yield built
+    built.registry.close()
+
+
+@pytest.fixture(scope="module")
+def clients(site: PortalSite) -> dict[str, FlaskClient]:
+    signed_in = {role: site.sign_in(role) for role in ("operator", "school", "publisher")}
+    signed_in["anonymous"] = site.client()
+    return signed_in
+
+
+OPERATOR_URLS = [
+    ("GET", "/portal/operator/services"),
+    ("POST", "/portal/operator/services/leesplank/approve"),
+    ("POST", "/portal/operator/services/leesplank/chain"),
+    ("GET", "/portal/operator/chains"),
+    ("POST", "/portal/operator/chains"),
+    ("GET", "/portal/operator/schools"),
+    ("POST", "/portal/operator/schools"),
+    ("GET", "/portal/operator/admins"),
+    ("POST", "/portal/operator/admins/invite"),
+    ("POST", "/portal/operator/admins/publishers"),
+]
+SCHOOL_URLS = [
+    ("GET", f"/portal/school/{DEMO_SCHOOL_ID}/services"),
+    ("GET", f"/portal/school/{DEMO_SCHOOL_ID}/services/leesplank"),
+    ("POST", f"/portal/school/{DEMO_SCHOOL_ID}/services/leesplank"),
+]
+PUBLISHER_URLS = [
+    ("GET", f"/portal/publisher/{PUBLISHER_ID}/services"),
+    ("GET", f"/portal/publisher/{PUBLISHER_ID}/services/new"),
+    ("POST", f"/portal/publisher/{PUBLISHER_ID}/services/new"),
+]
+# Who must not reach each URL (403 when signed in, sign-in page when not).
+MATRIX = (
+    [(m, u, r) for m, u in OPERATOR_URLS for r in ("school", "publisher", "anonymous")]
+    + [(m, u, r) for m, u in SCHOOL_URLS for r in ("operator", "publisher", "anonymous")]
+    + [(m, u, r) for m, u in PUBLISHER_URLS for r in ("operator", "school", "anonymous")]
+    # Another tenant of the same role.
+    + [
+        ("GET", f"/portal/school/{OTHER_SCHOOL}/services", "school"),
+        ("GET", f"/portal/school/{OTHER_SCHOOL}/services/leesplank", "school"),
+        ("POST", f"/portal/school/{OTHER_SCHOOL}/services/leesplank", "school"),
+        ("GET", f"/portal/publisher/{OTHER_PUBLISHER}/services", "publisher"),
+        ("GET", f"/portal/publisher/{OTHER_PUBLISHER}/services/new", "publisher"),
+        ("POST", f"/portal/publisher/{OTHER_PUBLISHER}/services/new", "publisher"),
+        # The publisher's own URL, but a service of nobody / of another publisher.
+        ("GET", f"/portal/publisher/{PUBLISHER_ID}/services/leesplank", "publisher"),
+        ("POST", f"/portal/publisher/{PUBLISHER_ID}/services/leesplank", "publisher"),
+    ]
+)
+
+
+def _token(client: FlaskClient) -> str:
+    """A valid CSRF token of this client's session, so a refusal is the rights check's."""
+    page = client.get("/portal/sign-in", base_url=HTTPS)
+    return csrf_token(page.get_data(as_text=True))
+
+
+@pytest.mark.parametrize(("method", "url", "role"), MATRIX)
+def test_no_role_reaches_another_roles_pages(
+    site: PortalSite,
+    clients: dict[str, FlaskClient],
+    method: str,
+    url: str,
+    role: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    client = clients[role]
+    before = site.registry.all_services()
+    with caplog.at_level(logging.WARNING, logger="broker.portal"):
+        if method == "GET":
+            response = client.get(url, base_url=HTTPS)
+        else:
+            response = client.post(url, base_url=HTTPS, data={"csrf_token": _token(client)})
+    if role == "anonymous":
+        assert response.status_code == 303
+        assert response.headers["Location"].endswith("/portal/sign-in")
+        return
+    assert response.status_code == 403
+    page = response.get_data(as_text=True)
+    assert "Geen toegang" in page  # Dutch unless asked otherwise
+    assert site.registry.all_services() == before
+    refusal = [r.getMessage() for r in caplog.records if "status=403" in r.getMessage()]
+    assert refusal, "a refusal is logged"
+    account = site.accounts[role]
+    assert f"admin={account.admin.id}" in refusal[0]
+    assert f"role={account.admin.role.value}" in refusal[0]
+    assert account.email not in refusal[0]
+
+
+def test_forbidden_page_speaks_english_on_request(clients: dict[str, FlaskClient]) -> None:
+    response = clients["school"].get("/portal/operator/services?lang=en", base_url=HTTPS)
+    assert response.status_code == 403
+    assert "No access" in response.get_data(as_text=True)
+
+
+OWN_PAGES = [u for m, u in OPERATOR_URLS + SCHOOL_URLS + PUBLISHER_URLS if m == "GET"]
+
+
+@pytest.mark.parametrize("url", OWN_PAGES)
+def test_each_role_reaches_its_own_pages(clients: dict[str, FlaskClient], url: str) -> None:
+    role = "operator" if "/operator/" in url else "school" if "/school/" in url else "publisher"
+    assert clients[role].get(url, base_url=HTTPS).status_code == 200
+
+
+def test_post_without_csrf_token_is_refused_and_changes_nothing(
+    site: PortalSite, clients: dict[str, FlaskClient]
+) -> None:
+    before = site.registry.chains()
+    response = clients["operator"].post(
+        "/portal/operator/chains", base_url=HTTPS, data={"chain_id": "sneaky", "name": "Sneaky"}
+    )
+    assert response.status_code == 400
+    assert "Formulier niet geaccepteerd" in response.get_data(as_text=True)
+    assert site.registry.chains() == before
+
+
+def test_post_with_another_sessions_csrf_token_is_refused(
+    site: PortalSite, clients: dict[str, FlaskClient]
+) -> None:
+    foreign = _token(site.client())
+    response = clients["operator"].post(
+        "/portal/operator/chains",
+        base_url=HTTPS,
+        data={"csrf_token": foreign, "chain_id": "sneaky", "name": "Sneaky"},
+    )
+    assert response.status_code == 400
+    assert site.registry.chain("sneaky") is None
+
+
+def _sign_in_attempt(site: PortalSite, email: str, password: str, code: str) -> tuple[int, str]:
+    client = site.client()
+    page = client.get("/portal/sign-in", base_url=HTTPS)
+    response = client.post(
+        "/portal/sign-in",
+        base_url=HTTPS,
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "email": email,
+            "password": password,
+            "code": code,
+        },
+    )
+    signed_in = client.get("/portal/operator/services", base_url=HTTPS).status_code == 200
+    assert not signed_in
+    return response.status_code, response.get_data(as_text=True)
+
+
+def test_wrong_code_wrong_password_and_unknown_address_get_one_answer(
+    site: PortalSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    from broker.accounts import totp
+
+    account = site.accounts["operator"]
+    good_code = totp.code_at(account.secret, totp.current_step())
+    wrong_code = str((int(good_code) + 1) % 1_000_000).zfill(6)
+    with caplog.at_level(logging.INFO, logger="broker.portal"):
+        answers = [
+            _sign_in_attempt(site, account.email, PASSWORD, wrong_code),
+            _sign_in_attempt(site, account.email, "wrong password!!", good_code),
+            _sign_in_attempt(site, "nobody@broker.example", PASSWORD, good_code),
+        ]
+    assert {status for status, _ in answers} == {401}
+    message = "het wachtwoord of de code klopt niet"
+    assert all(message in page for _, page in answers)
+    logged = " ".join(r.getMessage() for r in caplog.records)
+    assert "sign-in refused" in logged
+    assert account.email not in logged and "nobody@" not in logged
+
+
+def test_sign_out_ends_the_session(site: PortalSite) -> None:
+    from broker.core.admins import AdminRole
+
+    site.accounts["leaving"] = site.add_account("leaving@broker.example", AdminRole.OPERATOR, None)
+    client = site.sign_in("leaving")
+    token = csrf_token(client.get("/portal/operator/services", base_url=HTTPS).get_data(True))
+    response = client.post("/portal/sign-out", base_url=HTTPS, data={"csrf_token": token})
+    assert response.status_code == 303
+    assert client.get("/portal/operator/services", base_url=HTTPS).status_code == 303
+
+
+def test_session_cookie_is_host_prefixed_secure_httponly_lax(site: PortalSite) -> None:
+    client = site.client()
+    response = client.get("/portal/sign-in", base_url=HTTPS)
+    cookie = next(
+        value for value in response.headers.getlist("Set-Cookie") if "__Host-kb_portal=" in value
+    )
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Path=/" in cookie and "Domain" not in cookie

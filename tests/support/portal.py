@@ -1,0 +1,94 @@
+"""A broker app with the demo federation registered (no servers), and signed-in portal clients.
+
+`PortalSite` builds the demo's broker app in a temporary folder (the demo school, chains and
+publishers in its registry) and creates one administrator per role; `client(role)` returns a
+Flask test client that signed in through the real sign-in form.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from flask import Flask
+from flask.testing import FlaskClient
+
+from broker.accounts import totp
+from broker.accounts.passwords import hash_password
+from broker.cli.demo import DEMO_SCHOOL_ID, prepare_demo
+from broker.core.admins import Admin, AdminRole, Publisher
+from broker.registry import SqlRegistry
+from broker.web.wiring import Broker
+
+PASSWORD = "correct horse battery staple"
+HTTPS = "https://127.0.0.1"
+OTHER_SCHOOL = "11YY11"
+PUBLISHER_ID = "uitgeverij-noord"
+OTHER_PUBLISHER = "uitgeverij-zuid"
+
+
+def csrf_token(html: str) -> str:
+    found = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or re.search(
+        r'value="([^"]+)"[^>]*name="csrf_token"', html
+    )
+    assert found, "no CSRF token on the page"
+    return found.group(1)
+
+
+@dataclass
+class Account:
+    admin: Admin
+    email: str
+    secret: str
+
+
+class PortalSite:
+    def __init__(self, directory: Path, port: int = 8690) -> None:
+        self.settings, apps = prepare_demo(directory, port)
+        self.app: Flask = apps[self.settings.base_url]
+        self.app.config["TESTING"] = True
+        self.broker: Broker = self.app.extensions["ketenbroker"]
+        accounts = self.registry.accounts
+        for publisher in (PUBLISHER_ID, OTHER_PUBLISHER):
+            accounts.add_publisher(Publisher(publisher, publisher.title()))
+        self.accounts = {
+            "operator": self.add_account("ops@broker.example", AdminRole.OPERATOR, None),
+            "school": self.add_account("ict@lyceum.example", AdminRole.SCHOOL, DEMO_SCHOOL_ID),
+            "publisher": self.add_account("dev@noord.example", AdminRole.PUBLISHER, PUBLISHER_ID),
+        }
+
+    @property
+    def registry(self) -> SqlRegistry:
+        return self.broker.registry
+
+    def add_account(self, email: str, role: AdminRole, tenant: str | None) -> Account:
+        secret = totp.new_secret()
+        admin = self.registry.accounts.add_admin(
+            email, hash_password(PASSWORD), secret, role, tenant
+        )
+        return Account(admin, email, secret)
+
+    def client(self) -> FlaskClient:
+        return self.app.test_client()
+
+    def sign_in(self, role: str, *, code: str | None = None) -> FlaskClient:
+        """Sign in once per account and test: a code is accepted once only (the next step of
+        the window is used, so a step the clock just left does not matter)."""
+        account = self.accounts[role]
+        client = self.client()
+        page = client.get("/portal/sign-in", base_url=HTTPS)
+        step = totp.current_step() + 1
+        response = client.post(
+            "/portal/sign-in",
+            base_url=HTTPS,
+            data={
+                "csrf_token": csrf_token(page.get_data(as_text=True)),
+                "email": account.email,
+                "password": PASSWORD,
+                "code": code or totp.code_at(account.secret, step),
+            },
+        )
+        if code is None:
+            assert response.status_code == 303, response.get_data(as_text=True)
+        return client
