@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 . .venv/bin/activate
 python bench/signature_route.py
 python bench/login.py "$@"
+python bench/oidc_login.py

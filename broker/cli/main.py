@@ -4,17 +4,15 @@ changing nothing when anything is."""
 from __future__ import annotations
 
 import getpass
-from collections.abc import Callable
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
+from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.registry_commands import registry_group
 from broker.cli.sources import read_source
-from broker.config import Settings, load_settings
+from broker.config import load_settings
 from broker.core.catalogue import CATALOGUE, is_known_attribute
-from broker.core.errors import BrokerError
 from broker.core.model import (
     Chain,
     ClientAuthMethod,
@@ -24,39 +22,10 @@ from broker.core.model import (
     School,
     Service,
 )
+from broker.core.subjects import SAML_SUBJECTS
 from broker.oidc.registration import new_client
-from broker.registry import SqlRegistry, migrate
+from broker.registry import migrate
 from broker.saml.metadata_check import idp_entity_id, sp_entity_id
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-config_option = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False, path_type=Path),
-    envvar="KETENBROKER_CONFIG",
-    required=True,
-    help="The broker's ketenbroker.toml.",
-)
-
-
-def reports_errors(command: F) -> F:
-    """Turn the broker's own errors into a one-line message and exit code 1, no traceback."""
-
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except BrokerError as err:
-            raise click.ClickException(err.detail or err.public_message) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def _registry(config_path: Path) -> tuple[Settings, SqlRegistry]:
-    settings = load_settings(config_path)
-    migrate(settings.registry_url)
-    return settings, SqlRegistry(settings.registry_url)
 
 
 def _attribute(name: str) -> str:
@@ -66,9 +35,8 @@ def _attribute(name: str) -> str:
     return name
 
 
-# What can feed the pseudonym: a value unique and stable per student at one school. Attributes
-# such as affiliation or school_id would give every student the same pseudonym.
-SUBJECT_CHOICES = ("name_id", "username", "student_number")
+# What can feed the pseudonym (broker/core/subjects.py).
+SUBJECT_CHOICES = SAML_SUBJECTS
 
 
 def _who() -> str:
@@ -141,6 +109,9 @@ def demo(port: int, directory: Path) -> None:
     run_demo(directory, port)
 
 
+main.add_command(registry_group)
+
+
 @main.group()
 def school() -> None:
     """Schools and their identity providers."""
@@ -208,7 +179,7 @@ def school_add(
             scopes=scopes,
             timeout=settings.oidc.http_timeout_seconds if settings.oidc else 5.0,
         )
-        _, registry = _registry(config_path)
+        _, registry = open_registry(config_path)
         registry.add_school(school, "")
         click.echo(f"School {school_id} added (OpenID provider {issuer}).")
         return
@@ -223,7 +194,7 @@ def school_add(
     assert metadata is not None
     xml = read_source(metadata)
     entity_id = idp_entity_id(xml)
-    _, registry = _registry(config_path)
+    _, registry = open_registry(config_path)
     registry.add_school(School(school_id, name, entity_id, subject, eck_id, scopes), xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
 
@@ -239,7 +210,7 @@ def chain() -> None:
 @click.option("--name", required=True)
 @reports_errors
 def chain_add(config_path: Path, chain_id: str, name: str) -> None:
-    _, registry = _registry(config_path)
+    _, registry = open_registry(config_path)
     registry.add_chain(Chain(chain_id, name))
     click.echo(f"Chain {chain_id} added.")
 
@@ -322,7 +293,7 @@ def publisher_add(
     if metadata is not None:
         xml = read_source(metadata)
         entity_id = sp_entity_id(xml)
-        _, registry = _registry(config_path)
+        _, registry = open_registry(config_path)
         registry.add_service(
             Service(service_id, name, entity_id, chain_id, NamingProfile(naming), declarations),
             xml,
@@ -336,7 +307,7 @@ def publisher_add(
         id_token_alg=id_token_alg,
         refresh_tokens=refresh_tokens,
     )
-    settings, registry = _registry(config_path)
+    settings, registry = open_registry(config_path)
     # The client id is the service id: readable in the publisher's configuration and logs.
     service = Service(
         service_id,
@@ -370,7 +341,7 @@ def policy() -> None:
 @reports_errors
 def policy_set(config_path: Path, school_id: str, service_id: str, release: str) -> None:
     names = frozenset(_attribute(a.strip()) for a in release.split(",") if a.strip())
-    _, registry = _registry(config_path)
+    _, registry = open_registry(config_path)
     result = registry.set_policy(school_id, service_id, names, _who())
     shown = ", ".join(sorted(result.attributes)) or "the pseudonym alone"
     click.echo(f"Policy version {result.version}: {school_id} releases {shown} to {service_id}.")
@@ -382,7 +353,7 @@ def policy_set(config_path: Path, school_id: str, service_id: str, release: str)
 @click.option("--publisher", "service_id", default=None)
 @reports_errors
 def policy_show(config_path: Path, school_id: str, service_id: str | None) -> None:
-    _, registry = _registry(config_path)
+    _, registry = open_registry(config_path)
     if registry.school(school_id) is None:
         raise click.ClickException(f"unknown school {school_id!r}")
     services = registry.services()
@@ -422,7 +393,7 @@ def admin_create(config_path: Path, email: str, password: str) -> None:
 
     password_hash = hash_password(password)
     secret = totp.new_secret()
-    settings, registry = _registry(config_path)
+    settings, registry = open_registry(config_path)
     created = registry.accounts.add_admin(email, password_hash, secret, AdminRole.OPERATOR, None)
     issuer = settings.organization.name or "Ketenbroker"
     click.echo(f"Operator {created.id} created. Add this key to an authenticator app now;")

@@ -7,55 +7,54 @@ as at login (broker/oidc/rp_http.py).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
 
-from broker.core.catalogue import CATALOGUE
-from broker.core.model import OidcUpstream, School
+from broker.core.model import OidcUpstream, Protocol, School
+from broker.core.subjects import subject_problem
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
 
-# A claim name the school's provider uses for a stable per-student identifier (`sub`, Entra ID's
-# `oid`, …). Catalogue attributes other than these two are the same for many students.
-IDENTIFYING_ATTRIBUTES = ("username", "student_number")
-_CLAIM_NAME = re.compile(r"\A[A-Za-z][A-Za-z0-9_.:-]{0,63}\Z")
 MAX_SECRET_BYTES = 4096
 
 
 def _subject(subject: str) -> str:
     if subject == "name_id":
         return "sub"  # the SAML default, meaning "the provider's own identifier"
-    if subject in CATALOGUE and subject not in IDENTIFYING_ATTRIBUTES:
-        raise click.BadParameter(
-            f"{subject!r} cannot identify a student; use sub, a provider claim such as oid, "
-            f"or one of {', '.join(IDENTIFYING_ATTRIBUTES)} (or --eck-id)",
-            param_hint="--subject",
-        )
-    if not _CLAIM_NAME.match(subject):
-        raise click.BadParameter(f"{subject!r} is not a claim name", param_hint="--subject")
+    problem = subject_problem(subject, Protocol.OIDC)
+    if problem is not None:
+        suffix = " (or --eck-id)" if "cannot identify" in problem else ""
+        raise click.BadParameter(problem + suffix, param_hint="--subject")
     return subject
+
+
+class SecretFileInvalid(ValueError):
+    """A client secret file that cannot be used; the message says why (never the content)."""
+
+
+def read_secret(path: Path) -> str:
+    """The one-line secret in `path` (surrounding whitespace removed)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise SecretFileInvalid(f"cannot read {path}: {err.strerror}") from None
+    if len(raw) > MAX_SECRET_BYTES:
+        raise SecretFileInvalid("file too large for a secret")
+    try:
+        secret = raw.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise SecretFileInvalid("not UTF-8 text") from None
+    if not secret or "\n" in secret:
+        raise SecretFileInvalid("must hold the secret on one line")
+    return secret
 
 
 def _secret(path: Path) -> str:
     try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise click.BadParameter(
-            f"cannot read {path}: {err.strerror}", param_hint="--client-secret-file"
-        ) from None
-    if len(raw) > MAX_SECRET_BYTES:
-        raise click.BadParameter("file too large for a secret", param_hint="--client-secret-file")
-    try:
-        secret = raw.decode("utf-8").strip()
-    except UnicodeDecodeError:
-        raise click.BadParameter("not UTF-8 text", param_hint="--client-secret-file") from None
-    if not secret or "\n" in secret:
-        raise click.BadParameter(
-            "must hold the secret on one line", param_hint="--client-secret-file"
-        )
-    return secret
+        return read_secret(path)
+    except SecretFileInvalid as err:
+        raise click.BadParameter(str(err), param_hint="--client-secret-file") from None
 
 
 def oidc_school(

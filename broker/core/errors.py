@@ -86,6 +86,14 @@ class AssuranceNotMet(UpstreamFailure):
     public_message = "Your school's sign-in was not strong enough for this platform."
 
 
+class StaleAuthentication(UpstreamFailure):
+    """The service asked for a login no older than `max_age` and the school's was older."""
+
+    code = "authentication_too_old"
+    status = 403
+    public_message = "This platform asks you to sign in at your school again. Please start again."
+
+
 class StateExpired(BrokerError):
     code = "state_expired"
     status = 400

@@ -15,7 +15,13 @@ from hashlib import sha256
 from typing import Any
 
 from broker.core.assurance import DEFAULT_ASSURANCE, Assurance
-from broker.core.errors import AssuranceNotMet, StateExpired, UnknownSchool, UnknownService
+from broker.core.errors import (
+    AssuranceNotMet,
+    StaleAuthentication,
+    StateExpired,
+    UnknownSchool,
+    UnknownService,
+)
 from broker.core.model import Release, School, Service, UpstreamIdentity
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.core.pseudonym import PseudonymKeys
@@ -108,9 +114,11 @@ class LoginFlow:
         login_ttl: int,
         sso_ttl: int,
         assurance: Assurance = DEFAULT_ASSURANCE,
+        clock_skew: int = 60,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.assurance = assurance
+        self.clock_skew = clock_skew
         self.registry = registry
         self.sealed = SealedStore(store)
         self.keys = keys
@@ -174,6 +182,9 @@ class LoginFlow:
         level = self.assurance.level_of(identity.authn_context)
         if request.acr_required and request.acr and level not in request.acr:
             raise AssuranceNotMet(f"asked {','.join(request.acr)}, school answered {level}")
+        age = self.clock() - authn_instant
+        if request.max_age is not None and age > request.max_age + self.clock_skew:
+            raise StaleAuthentication(f"school login {int(age)} s old, max_age {request.max_age}")
         policy = self.registry.policy(school.id, service.id)
         release = compute_release(self.keys, school, service, identity, policy, request.requested)
         return Completion(

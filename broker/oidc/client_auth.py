@@ -8,7 +8,9 @@ import threading
 import time
 from typing import Any
 
+from authlib.oauth2.rfc6749 import InvalidClientError
 from authlib.oauth2.rfc7523 import JWTBearerClientAssertion
+from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
@@ -18,6 +20,7 @@ from broker.oidc.grants import RegisteredClient
 from broker.oidc.rp_http import SchoolSession, get_json
 
 KEY_CACHE_SECONDS = 300
+ASSERTION_ALGORITHMS = ("RS256", "PS256", "ES256")
 PRIVATE_KEY_JWT = "private_key_jwt"
 
 
@@ -56,6 +59,22 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
 
     def get_audiences(self) -> list[str]:
         return self.audiences
+
+    def process_assertion_claims(self, assertion: str, resolve_key: Any) -> dict[str, Any]:
+        """authlib's check with an explicit algorithm list (never `none`, never HS with a
+        public key) and one audience only: an assertion naming other servers beside this one
+        could have been made for them (the audience injection of draft-ietf-oauth-rfc7523bis)."""
+        try:
+            token = jwt.decode(assertion, resolve_key, algorithms=list(ASSERTION_ALGORITHMS))
+        except JoseError as error:
+            raise InvalidClientError(description=error.description) from error
+        audience = token.claims.get("aud")
+        if isinstance(audience, list):
+            if len(audience) != 1:
+                raise InvalidClientError(description="the assertion must name one audience")
+            token.claims["aud"] = audience[0]
+        self.verify_claims(token.claims)
+        return dict(token.claims)
 
     def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
         expires = int(claims.get("exp", 0)) - int(time.time()) + self.leeway

@@ -10,12 +10,13 @@ atomically (one use, across workers); a second use revokes every token of that l
 from __future__ import annotations
 
 import hmac
+import time
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
 from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMixin
-from authlib.oauth2.rfc6749.errors import InvalidRequestError
+from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
 
@@ -23,10 +24,12 @@ from broker.core.errors import StateExpired
 from broker.core.model import Service
 from broker.core.ports import KeyValueStore
 from broker.login.sealed import SealedStore
+from broker.oidc.requested_claims import scopes_supported
 
 CODE = "oidc-code"
 ACCESS = "oidc-access"
 REFRESH = "oidc-refresh"
+KNOWN_SCOPES = frozenset(scopes_supported())
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
 
@@ -53,7 +56,8 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         return None  # OIDC: the request must name its redirect_uri, matched exactly
 
     def get_allowed_scope(self, scope: str) -> str:
-        return scope
+        # Scope values the broker does not know are ignored, not refused (OIDC Core 3.1.2.1).
+        return " ".join(v for v in scope.split() if v in KNOWN_SCOPES)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         return redirect_uri in self.registration.redirect_uris
@@ -84,6 +88,8 @@ class Grantee:
     acr: str | None
     sid: str
     family: str
+    # When the login's tokens end, whatever rotation happens: refresh tokens do not extend it.
+    family_expires: int = 0
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -93,12 +99,19 @@ class Grantee:
             "acr": self.acr,
             "sid": self.sid,
             "family": self.family,
+            "family_expires": self.family_expires,
         }
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> Grantee:
         return cls(
-            data["sub"], data["claims"], data["auth_time"], data["acr"], data["sid"], data["family"]
+            data["sub"],
+            data["claims"],
+            data["auth_time"],
+            data["acr"],
+            data["sid"],
+            data["family"],
+            int(data.get("family_expires", 0)),
         )
 
 
@@ -133,6 +146,7 @@ class IssuedCode(AuthorizationCodeMixin):  # type: ignore[misc]
 
 @dataclass
 class IssuedRefreshToken(TokenMixin):  # type: ignore[misc]
+    value: str = field(repr=False)
     client_id: str
     scope: str
     grantee: Grantee = field(repr=False)
@@ -154,7 +168,13 @@ class IssuedRefreshToken(TokenMixin):  # type: ignore[misc]
 
 
 class TokenVault:
-    """Codes and tokens in the store, sealed under themselves; families for reuse detection."""
+    """Codes and tokens in the store, sealed under themselves; families for reuse detection.
+
+    When a code or refresh token is issued, a marker `hash(value) → family` is written beside
+    it. Whoever presents the value after it was taken (a replay, or the loser of a race) finds
+    the marker and revokes the family: written at issue time, so no window between the take and
+    the marker lets a second use pass unnoticed.
+    """
 
     def __init__(self, store: KeyValueStore, *, code_ttl: int, access_ttl: int, refresh_ttl: int):
         self.store = store
@@ -174,17 +194,15 @@ class TokenVault:
             "code_challenge_method": issued.code_challenge_method,
             "grantee": issued.grantee.to_payload(),
         }
+        self._mark_family(CODE, code, issued.grantee.family)
         self.sealed.put(code.encode(), CODE, code, payload, self.code_ttl)
 
     def take_code(self, code: str) -> IssuedCode | None:
         """One use: the first caller gets the code, a second use revokes what the first got."""
         data = self._take(code, CODE)
-        used_key = f"oidc:used-code:{_digest(code)}"
         if data is None:
-            self._revoke_family_of(used_key)
+            self._revoke_family_of(CODE, code)
             return None
-        grantee = Grantee.from_payload(data["grantee"])
-        self.store.put(used_key, grantee.family.encode(), self.refresh_ttl)
         return IssuedCode(
             data["client_id"],
             data["redirect_uri"],
@@ -192,7 +210,7 @@ class TokenVault:
             data["nonce"],
             data["code_challenge"],
             data["code_challenge_method"],
-            grantee,
+            Grantee.from_payload(data["grantee"]),
         )
 
     # -- tokens --------------------------------------------------------------------------------
@@ -201,31 +219,44 @@ class TokenVault:
         access = token["access_token"]
         self.sealed.put(access.encode(), ACCESS, access, payload, self.access_ttl)
         refresh = token.get("refresh_token")
-        if refresh:
-            self.sealed.put(refresh.encode(), REFRESH, refresh, payload, self.refresh_ttl)
+        remaining = grantee.family_expires - int(time.time())
+        if refresh and remaining > 0:
+            self._mark_family(REFRESH, refresh, grantee.family)
+            self.sealed.put(refresh.encode(), REFRESH, refresh, payload, remaining)
 
     def access(self, token: str) -> tuple[str, str, Grantee] | None:
         """(client id, scope, grantee) of a live access token."""
-        if not token or len(token) > 256:
-            return None
-        try:
-            data = self.sealed.get(token.encode(), ACCESS, token)
-        except StateExpired:
-            return None
+        data = self._get(token, ACCESS)
         if data is None or self._revoked(data["family"]):
             return None
         return data["client_id"], data["scope"], Grantee.from_payload(data)
 
-    def take_refresh(self, token: str) -> IssuedRefreshToken | None:
-        data = self._take(token, REFRESH)
-        used_key = f"oidc:used-refresh:{_digest(token)}"
+    def peek_refresh(self, token: str) -> IssuedRefreshToken | None:
+        """A live refresh token, not yet used up: the grant checks client and scope first, so a
+        malformed request does not burn the token (and its honest retry is no reuse)."""
+        data = self._get(token, REFRESH)
         if data is None:
-            self._revoke_family_of(used_key)
+            self._revoke_family_of(REFRESH, token)
             return None
         if self._revoked(data["family"]):
             return None
-        self.store.put(used_key, str(data["family"]).encode(), self.refresh_ttl)
-        return IssuedRefreshToken(data["client_id"], data["scope"], Grantee.from_payload(data))
+        grantee = Grantee.from_payload(data)
+        return IssuedRefreshToken(token, data["client_id"], data["scope"], grantee)
+
+    def take_refresh(self, token: str) -> bool:
+        """Use the refresh token up; False when another request used it first (a reuse)."""
+        if self._take(token, REFRESH) is not None:
+            return True
+        self._revoke_family_of(REFRESH, token)
+        return False
+
+    def _get(self, value: str, kind: str) -> dict[str, Any] | None:
+        if not value or len(value) > 256:
+            return None
+        try:
+            return self.sealed.get(value.encode(), kind, value)
+        except StateExpired:
+            return None
 
     def _take(self, value: str, kind: str) -> dict[str, Any] | None:
         if not value or len(value) > 256:
@@ -235,8 +266,13 @@ class TokenVault:
         except StateExpired:
             return None
 
-    def _revoke_family_of(self, used_key: str) -> None:
-        family = self.store.get(used_key)
+    def _mark_family(self, kind: str, value: str, family: str) -> None:
+        self.store.put(f"oidc:family-of:{kind}:{_digest(value)}", family.encode(), self.refresh_ttl)
+
+    def _revoke_family_of(self, kind: str, value: str) -> None:
+        if not value or len(value) > 256:
+            return
+        family = self.store.get(f"oidc:family-of:{kind}:{_digest(value)}")
         if family is not None:
             self.store.put(f"oidc:revoked:{family.decode()}", b"1", self.refresh_ttl)
 
@@ -246,7 +282,8 @@ class TokenVault:
 
 class S256Only(CodeChallenge):  # type: ignore[misc]
     """PKCE with S256 only: `plain` (or a challenge without a method, which means plain) is
-    refused, and a public client must send a challenge at all."""
+    refused; a public client must send a challenge, and a confidential client without one must
+    send a nonce, so every code is bound to the request that asked for it (RFC 9700 2.1.1)."""
 
     SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
@@ -261,6 +298,8 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
         client = grant.request.client
         if not challenge and client is not None and client.registration.is_public:
             raise InvalidRequestError("PKCE (S256) is required", redirect_uri=redirect_uri)
+        if not challenge and not data.get("nonce"):
+            raise InvalidRequestError("use PKCE (S256) or a nonce", redirect_uri=redirect_uri)
         super().validate_code_challenge(grant, redirect_uri)
 
     def get_authorization_code_challenge(self, authorization_code: IssuedCode) -> str | None:
@@ -281,7 +320,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             IssuedCode(
                 client_id=request.client.get_client_id(),
                 redirect_uri=request.payload.redirect_uri,
-                scope=request.payload.scope or "",
+                scope=request.client.get_allowed_scope(request.payload.scope or ""),
                 nonce=data.get("nonce"),
                 code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"),
@@ -308,7 +347,14 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
     vault: TokenVault
 
     def authenticate_refresh_token(self, refresh_token: str) -> IssuedRefreshToken | None:
-        return self.vault.take_refresh(refresh_token)
+        return self.vault.peek_refresh(refresh_token)
+
+    def create_token_response(self) -> Any:
+        # The request passed every check: only now is the token used up, atomically, before new
+        # tokens are made. Of two racing requests one wins; the other revokes the family.
+        if not self.vault.take_refresh(self.request.refresh_token.value):
+            raise InvalidGrantError("refresh token already used")
+        return super().create_token_response()
 
     def authenticate_user(self, refresh_token: IssuedRefreshToken) -> Grantee:
         return refresh_token.grantee

@@ -26,12 +26,17 @@ from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oidc.core.grants import OpenIDCode
 
 from broker.config import Settings
-from broker.core.errors import BadRequest, UnknownService, UpstreamFailure
+from broker.core.errors import BadRequest, StoreUnavailable, UnknownService, UpstreamFailure
 from broker.core.model import Protocol
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.login.flow import Completion, LoginRequest
 from broker.oidc import requested_claims as oidc_claims
-from broker.oidc.client_auth import PRIVATE_KEY_JWT, ClientKeys, PrivateKeyJwt
+from broker.oidc.client_auth import (
+    ASSERTION_ALGORITHMS,
+    PRIVATE_KEY_JWT,
+    ClientKeys,
+    PrivateKeyJwt,
+)
 from broker.oidc.grants import (
     CodeGrant,
     Grantee,
@@ -138,6 +143,10 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
             ),
         )
 
+    def validate_requested_scope(self, scope: str) -> None:
+        """Unknown scope values are ignored (OIDC Core 3.1.2.1), not refused: `offline_access`
+        or a provider-specific scope must not break a login. The code keeps the known ones."""
+
     def query_client(self, client_id: str) -> RegisteredClient | None:
         service = self.provider.registry.service_by_entity_id(client_id or "")
         if service is None or service.protocol is not Protocol.OIDC or service.oidc is None:
@@ -210,7 +219,7 @@ class OidcProvider:
                 "private_key_jwt",
                 "none",
             ],
-            "token_endpoint_auth_signing_alg_values_supported": ["RS256", "ES256", "PS256"],
+            "token_endpoint_auth_signing_alg_values_supported": list(ASSERTION_ALGORITHMS),
             "code_challenge_methods_supported": ["S256"],
             "scopes_supported": oidc_claims.scopes_supported(),
             "claims_supported": oidc_claims.claims_supported(),
@@ -243,14 +252,25 @@ class OidcProvider:
         client: RegisteredClient = grant.request.client
         data: dict[str, str] = request.payload.data
         redirect_uri = data.get("redirect_uri", "")
+        if client.id_token_signed_response_alg not in self.keys.algorithms:
+            raise BadRequest(
+                f"client {client.get_client_id()} wants {client.id_token_signed_response_alg}"
+                " ID tokens and the broker has no such key",
+                code="oidc_alg_unavailable",
+            )
         try:
-            scopes, claims_request, max_age = self._check_openid(data, redirect_uri)
+            scopes, claims_request, max_age = self._check_openid(request, redirect_uri)
+            acr_asked, essential = oidc_claims.requested_acr(claims_request)
+            acr_values = data.get("acr_values", "").split()
+            levels = self.assurance.from_oidc([*acr_asked, *acr_values])
+            if essential and acr_asked and not self.assurance.from_oidc(acr_asked):
+                # An essential acr the broker cannot even name cannot be met (Core 5.5.1.1).
+                raise _error(
+                    "unmet_authentication_requirements", "no known acr value", redirect_uri
+                )
         except OAuth2Error as error:
             error.state = data.get("state")
             raise self._refusal(error, request) from None
-        acr_asked, essential = oidc_claims.requested_acr(claims_request)
-        acr_values = data.get("acr_values", "").split()
-        levels = self.assurance.from_oidc([*acr_asked, *acr_values])
         prompts = data.get("prompt", "").split()
         hint = data.get("login_hint", "")
         front = {
@@ -274,8 +294,13 @@ class OidcProvider:
         )
 
     def _check_openid(
-        self, data: Mapping[str, str], redirect_uri: str
+        self, request: _Request, redirect_uri: str
     ) -> tuple[list[str], dict[str, Any], int | None]:
+        data: Mapping[str, str] = request.payload.data
+        repeated = sorted(k for k, v in request.payload.datalist.items() if len(v) > 1)
+        if repeated:
+            # RFC 6749 3.1: parameters must not be included more than once.
+            raise InvalidRequestError(f"repeated: {', '.join(repeated)}", redirect_uri=redirect_uri)
         scopes = data.get("scope", "").split()
         if oidc_claims.OPENID not in scopes:
             raise InvalidScopeError("the openid scope is required", redirect_uri=redirect_uri)
@@ -300,13 +325,18 @@ class OidcProvider:
     def respond(self, completion: Completion, session_id: str) -> str:
         """The redirect that carries a code for a completed login."""
         request = self._request(self._kept_params(completion.request))
+        claims: dict[str, Any] = dict(oidc_claims.release_claims(completion.release.attributes))
+        if completion.release.previous_pseudonym:
+            # During a pseudonym key rotation (pseudonyms.md): the old value, to re-key accounts.
+            claims["previous_sub"] = completion.release.previous_pseudonym
         grantee = Grantee(
             sub=completion.release.pseudonym,
-            claims=dict(oidc_claims.release_claims(completion.release.attributes)),
+            claims=claims,
             auth_time=int(completion.authn_instant),
             acr=self.assurance.oidc_value(completion.assurance_level or ""),
             sid=session_id,
             family=secrets.token_urlsafe(16),
+            family_expires=int(time.time()) + self.settings_oidc.refresh_token_lifetime_seconds,
         )
         try:
             grant = self.server.get_authorization_grant(request)
@@ -334,12 +364,25 @@ class OidcProvider:
         except UpstreamFailure:
             # A private_key_jwt client whose JWKS URL does not answer cannot be authenticated.
             return 401, {"error": "invalid_client", "error_description": "client keys"}, []
+        except (UnicodeDecodeError, ValueError):
+            # A Basic header that is not base64 of UTF-8: authlib does not catch that.
+            return 401, {"error": "invalid_client", "error_description": "malformed"}, []
+        except StoreUnavailable:
+            return 503, {"error": "temporarily_unavailable"}, [("Retry-After", "5")]
         return status, body, list(out)
 
-    def userinfo(self, authorization: str | None) -> tuple[int, dict[str, Any]]:
+    def userinfo(
+        self, authorization: str | None, form_token: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        """Bearer token from the header or, on POST, the form body (RFC 6750 2.1, 2.2). Without
+        any credentials: 401 and no error code (RFC 6750 3.1)."""
         scheme, _, token = (authorization or "").partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            return 401, {"error": "invalid_request"}
+        if authorization and form_token:
+            return 400, {"error": "invalid_request"}
+        if form_token:
+            token = form_token
+        elif scheme.lower() != "bearer" or not token.strip():
+            return 401, {}
         found = self.vault.access(token.strip())
         if found is None:
             return 401, {"error": "invalid_token"}

@@ -22,6 +22,45 @@ class InvalidRegistration(BadRequest):
     public_message = "The OpenID Connect client registration is not usable."
 
 
+def registration_problems(
+    redirect_uris: tuple[str, ...],
+    auth_method: ClientAuthMethod,
+    jwks_uri: str | None,
+    id_token_alg: str,
+) -> list[tuple[str, str]]:
+    """Everything wrong with a registration, as (field, problem): `redirect_uris`, `jwks_uri`,
+    `id_token_alg`. The portal shows each next to its field; the CLI and import list them."""
+    problems = [
+        ("redirect_uris", f"redirect URI {uri!r} {problem}")
+        for uri in redirect_uris
+        if (problem := redirect_uri_problem(uri)) is not None
+    ]
+    if not redirect_uris:
+        problems.append(("redirect_uris", "at least one redirect URI is needed"))
+    if len(set(redirect_uris)) != len(redirect_uris):
+        problems.append(("redirect_uris", "a redirect URI is listed twice"))
+    if id_token_alg not in ID_TOKEN_ALGORITHMS:
+        problems.append(
+            ("id_token_alg", f"ID token algorithm must be one of {', '.join(ID_TOKEN_ALGORITHMS)}")
+        )
+    if auth_method is ClientAuthMethod.PRIVATE_KEY_JWT:
+        if not jwks_uri or not is_acceptable_endpoint(jwks_uri):
+            problems.append(
+                ("jwks_uri", "private_key_jwt needs a JWKS URL (https; http only on loopback)")
+            )
+    elif jwks_uri:
+        problems.append(("jwks_uri", "a JWKS URL is only used with private_key_jwt"))
+    return problems
+
+
+def new_secret(auth_method: ClientAuthMethod) -> tuple[str | None, str | None]:
+    """(secret, its SHA-256) for the secret methods; (None, None) for the others."""
+    if auth_method not in (ClientAuthMethod.SECRET_BASIC, ClientAuthMethod.SECRET_POST):
+        return None, None
+    secret = secrets.token_urlsafe(32)
+    return secret, sha256(secret.encode()).hexdigest()
+
+
 def new_client(
     redirect_uris: tuple[str, ...],
     auth_method: ClientAuthMethod,
@@ -31,31 +70,14 @@ def new_client(
     refresh_tokens: bool = False,
 ) -> tuple[OidcClient, str | None]:
     """A checked registration and, for the secret methods, the secret to hand over once."""
-    problems = [
-        f"redirect URI {uri!r} {problem}"
-        for uri in redirect_uris
-        if (problem := redirect_uri_problem(uri)) is not None
-    ]
-    if not redirect_uris:
-        problems.append("at least one redirect URI is needed")
-    if len(set(redirect_uris)) != len(redirect_uris):
-        problems.append("a redirect URI is listed twice")
-    if id_token_alg not in ID_TOKEN_ALGORITHMS:
-        problems.append(f"ID token algorithm must be one of {', '.join(ID_TOKEN_ALGORITHMS)}")
-    if auth_method is ClientAuthMethod.PRIVATE_KEY_JWT:
-        if not jwks_uri or not is_acceptable_endpoint(jwks_uri):
-            problems.append("private_key_jwt needs a JWKS URL (https; http only on loopback)")
-    elif jwks_uri:
-        problems.append("a JWKS URL is only used with private_key_jwt")
+    problems = registration_problems(redirect_uris, auth_method, jwks_uri, id_token_alg)
     if problems:
-        raise InvalidRegistration("; ".join(problems))
-    secret = None
-    if auth_method in (ClientAuthMethod.SECRET_BASIC, ClientAuthMethod.SECRET_POST):
-        secret = secrets.token_urlsafe(32)
+        raise InvalidRegistration("; ".join(problem for _, problem in problems))
+    secret, secret_hash = new_secret(auth_method)
     client = OidcClient(
         redirect_uris=redirect_uris,
         auth_method=auth_method,
-        secret_hash=sha256(secret.encode()).hexdigest() if secret else None,
+        secret_hash=secret_hash,
         jwks_uri=jwks_uri,
         id_token_alg=id_token_alg,
         refresh_tokens=refresh_tokens,

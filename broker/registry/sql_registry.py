@@ -19,9 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from broker.core.errors import BadRequest, UnknownSchool, UnknownService
-from broker.core.model import Chain, Declaration, ReleasePolicy, School, Service
+from broker.core.model import Chain, Declaration, OidcClient, ReleasePolicy, School, Service
 from broker.registry.admin_accounts import SqlAdminAccounts
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
+from broker.registry.bulk_import import ImportReport, apply_snapshot
 from broker.registry.database import open_engine, session_on, writer
 from broker.registry.errors import (
     DuplicateEntry,
@@ -30,6 +31,7 @@ from broker.registry.errors import (
     UnknownPublisher,
 )
 from broker.registry.portal_reading import PortalReads
+from broker.registry.snapshot import Snapshot, read_snapshot
 from broker.registry.tables import (
     STATE_ROW_ID,
     ChainRow,
@@ -87,7 +89,7 @@ class SqlRegistry(PortalReads):
                     use_eck_id=school.use_eck_id,
                     scopes=list(school.scopes),
                     idp_metadata=idp_metadata,
-                    oidc=_school_oidc_row(school),
+                    oidc=SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None,
                 )
             )
             _bump_generation(session)
@@ -139,7 +141,7 @@ class SqlRegistry(PortalReads):
                         )
                         for position, declaration in enumerate(service.declarations)
                     ],
-                    oidc=_oidc_client_row(service),
+                    oidc=OidcClientRow.from_client(service.oidc) if service.oidc else None,
                 )
             )
             session.add(
@@ -173,6 +175,50 @@ class SqlRegistry(PortalReads):
                 .values(sp_metadata=sp_metadata),
             ):
                 raise UnknownService(f"no service with id {service_id!r}")
+            _bump_generation(session)
+
+    def update_oidc_client(self, service_id: str, client: OidcClient) -> None:
+        """Replace an OIDC service's registration (new redirect URIs, a rotated secret's hash).
+        The old secret stops working on every worker's next look at the generation."""
+        with self._writing() as session:
+            row = session.get(ServiceRow, service_id)
+            if row is None or row.oidc is None:
+                raise UnknownService(f"no OIDC service with id {service_id!r}")
+            row.oidc.redirect_uris = list(client.redirect_uris)
+            row.oidc.auth_method = client.auth_method.value
+            row.oidc.secret_hash = client.secret_hash
+            row.oidc.jwks_uri = client.jwks_uri
+            row.oidc.id_token_alg = client.id_token_alg
+            row.oidc.refresh_tokens = client.refresh_tokens
+            _bump_generation(session)
+
+    def update_school_idp(self, school: School, idp_metadata: str) -> None:
+        """Replace a school's identity provider and subject (its portal): SAML metadata, or an
+        OpenID provider (`school.oidc`) with `idp_metadata` empty."""
+        with self._writing() as session:
+            taken = session.scalar(
+                select(SchoolRow.id).where(
+                    SchoolRow.idp_entity_id == school.idp_entity_id, SchoolRow.id != school.id
+                )
+            )
+            if taken is not None:
+                raise DuplicateEntry("school", "idp_entity_id", school.idp_entity_id)
+            row = session.get(SchoolRow, school.id)
+            if row is None:
+                raise UnknownSchool(f"no school with id {school.id!r}")
+            row.idp_entity_id = school.idp_entity_id
+            row.subject_attribute = school.subject_attribute
+            row.idp_metadata = idp_metadata
+            wanted = school.oidc
+            if wanted is None:
+                row.oidc = None
+            elif row.oidc is None:
+                row.oidc = SchoolOidcRow.from_upstream(wanted)
+            else:
+                row.oidc.issuer = wanted.issuer
+                row.oidc.client_id = wanted.client_id
+                row.oidc.client_secret = wanted.client_secret
+                row.oidc.algorithms = list(wanted.algorithms)
             _bump_generation(session)
 
     def set_service_chain(self, service_id: str, chain_id: str | None) -> None:
@@ -303,6 +349,24 @@ class SqlRegistry(PortalReads):
             _bump_generation(session)
             return row.declaration_version
 
+    def snapshot(self) -> Snapshot:
+        """The federation's configuration (no administrators, no history), for export."""
+        with session_on(self._engine) as session:
+            return read_snapshot(session)
+
+    def import_snapshot(self, snapshot: Snapshot, changed_by: str) -> ImportReport:
+        """Add or update every entry of a checked snapshot in one transaction (bulk_import.py)."""
+        try:
+            with self._writing() as session:
+                return apply_snapshot(session, snapshot, as_utc(self._clock()), changed_by)
+        except IntegrityError as error:
+            # Only a concurrent change gets here: the caller checked every reference first.
+            raise BadRequest(
+                f"the registry changed during the import ({type(error.orig).__name__}); "
+                "nothing was imported, run it again",
+                code="import_conflict",
+            ) from None
+
     @contextmanager
     def _writing(self, kind: str = "", unique: Sequence[UniqueCheck] = ()) -> Iterator[Session]:
         """A write transaction that refuses duplicates with `DuplicateEntry`, not IntegrityError.
@@ -319,32 +383,6 @@ class SqlRegistry(PortalReads):
                 with session_on(self._engine) as session:
                     _refuse_duplicates(session, kind, unique)
             raise
-
-
-def _school_oidc_row(school: School) -> SchoolOidcRow | None:
-    upstream = school.oidc
-    if upstream is None:
-        return None
-    return SchoolOidcRow(
-        issuer=upstream.issuer,
-        client_id=upstream.client_id,
-        client_secret=upstream.client_secret,
-        algorithms=list(upstream.algorithms),
-    )
-
-
-def _oidc_client_row(service: Service) -> OidcClientRow | None:
-    client = service.oidc
-    if client is None:
-        return None
-    return OidcClientRow(
-        redirect_uris=list(client.redirect_uris),
-        auth_method=client.auth_method.value,
-        secret_hash=client.secret_hash,
-        jwks_uri=client.jwks_uri,
-        id_token_alg=client.id_token_alg,
-        refresh_tokens=client.refresh_tokens,
-    )
 
 
 def _refuse_duplicates(session: Session, kind: str, unique: Sequence[UniqueCheck]) -> None:

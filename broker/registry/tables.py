@@ -102,6 +102,15 @@ class SchoolOidcRow(Base):
     client_secret: Mapped[str] = mapped_column(Text)
     algorithms: Mapped[list[str]] = mapped_column(JSON)
 
+    @classmethod
+    def from_upstream(cls, upstream: OidcUpstream) -> SchoolOidcRow:
+        return cls(
+            issuer=upstream.issuer,
+            client_id=upstream.client_id,
+            client_secret=upstream.client_secret,
+            algorithms=list(upstream.algorithms),
+        )
+
     def to_upstream(self) -> OidcUpstream:
         return OidcUpstream(
             issuer=self.issuer,
@@ -181,6 +190,17 @@ class OidcClientRow(Base):
     jwks_uri: Mapped[str | None] = mapped_column(ENTITY_ID)
     id_token_alg: Mapped[str] = mapped_column(String(16))
     refresh_tokens: Mapped[bool] = mapped_column(Boolean)
+
+    @classmethod
+    def from_client(cls, client: OidcClient) -> OidcClientRow:
+        return cls(
+            redirect_uris=list(client.redirect_uris),
+            auth_method=client.auth_method.value,
+            secret_hash=client.secret_hash,
+            jwks_uri=client.jwks_uri,
+            id_token_alg=client.id_token_alg,
+            refresh_tokens=client.refresh_tokens,
+        )
 
     def to_client(self) -> OidcClient:
         return OidcClient(

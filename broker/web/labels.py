@@ -47,6 +47,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("Your school has not released what this platform requires."),
     N_("Your school's sign-in service did not send the identifier the broker needs."),
     N_("Your school's sign-in was not strong enough for this platform."),
+    N_("This platform asks you to sign in at your school again. Please start again."),
     N_("This sign-in took too long or was already used. Please start again."),
     N_("The broker is briefly unavailable. Please try again in a moment."),
     N_("The broker is not configured correctly."),

@@ -14,6 +14,7 @@ from broker.core.errors import (
     BrokerError,
     ConfigurationError,
     PolicyRefusal,
+    StaleAuthentication,
     UnknownSchool,
     UpstreamFailure,
 )
@@ -108,7 +109,9 @@ def go_upstream(secret: bytes, record: LoginRecord) -> Response:
         saml = b.saml_back.authn_request(
             school,
             relay_state=record.login_id,
-            force_authn=request.force_authn or request.max_age == 0,
+            # A SAML school says how old its login is only afterwards: with max_age the broker
+            # asks for a fresh one, and the flow still checks the AuthnInstant it gets.
+            force_authn=request.force_authn or request.max_age is not None,
             authn_contexts=contexts,
         )
         b.flow.note_upstream(secret, record, saml.request_id)
@@ -180,6 +183,8 @@ def requested_ui_language(request: LoginRequest) -> str | None:
 def oauth_error(cause: BrokerError) -> str:
     if isinstance(cause, AssuranceNotMet):
         return "unmet_authentication_requirements"
+    if isinstance(cause, StaleAuthentication):
+        return "login_required"
     return "access_denied"
 
 
@@ -195,16 +200,24 @@ def oidc_front() -> OidcProvider:
 
 
 def answerable_refusal_page(refusal: AnswerableRefusal) -> Response:
-    """The student's page says why; its button carries the error to the service."""
+    """The student's page says why; its button carries the error to the service.
+
+    A passive request (SAML IsPassive, OIDC prompt=none) must not show the student anything:
+    the service gets the error at once instead (OIDC Core 3.1.2.1, SAML core 3.4.1)."""
     b = broker()
     service = b.view.service(refusal.request.service_id)
     service_name = service.name if service else None
+    passive = bool(refusal.request.front.get("is_passive"))
     if is_oidc(refusal.request):
         cause = refusal.cause
         link = oidc_front().error_location(refusal.request, oauth_error(cause), cause.code)
+        if passive:
+            return redirect(link, 303)
         page, status = render_error(refusal, service_name=service_name, return_link=link)
         return make_response(page, status)
     message = b.saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
+    if passive:
+        return autopost(message, service_name or "")
     page, status = render_error(refusal, service_name=service_name, return_form=message)
     response = make_response(page, status)
     _allow_form_target(response, message.action)

@@ -61,8 +61,13 @@ def authorize() -> Response:
     return continue_login(secret, new, record, sso_token)
 
 
-@oidc_op.route(TOKEN_PATH, methods=["POST"])
+@oidc_op.route(TOKEN_PATH, methods=["GET", "POST"])
 def token() -> Response:
+    if request.method != "POST":
+        # An OAuth client reads JSON errors, never the students' HTML pages.
+        response = _json({"error": "invalid_request", "error_description": "use POST"}, 405)
+        response.headers["Allow"] = "POST"
+        return response
     form = {key: request.form.getlist(key) for key in request.form}
     headers = {key: value for key, value in request.headers.items()}
     status, body, out = oidc_front().token(request.url, headers, form)
@@ -75,9 +80,11 @@ def token() -> Response:
 
 @oidc_op.route(USERINFO_PATH, methods=["GET", "POST"])
 def userinfo() -> Response:
-    status, body = oidc_front().userinfo(request.headers.get("Authorization"))
+    form_token = request.form.get("access_token") if request.method == "POST" else None
+    status, body = oidc_front().userinfo(request.headers.get("Authorization"), form_token)
     response = _json(body, status)
     if status == 401:
-        response.headers["WWW-Authenticate"] = f'Bearer error="{body["error"]}"'
+        error = body.get("error")
+        response.headers["WWW-Authenticate"] = f'Bearer error="{error}"' if error else "Bearer"
     response.headers["Access-Control-Allow-Origin"] = "*"
     return response

@@ -48,6 +48,7 @@ def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEN
         login_ttl=settings.login_ttl_seconds,
         sso_ttl=settings.sso_session_seconds,
         assurance=settings.assurance,
+        clock_skew=settings.saml.clock_skew_seconds,
     )
     return Broker(
         settings=settings,

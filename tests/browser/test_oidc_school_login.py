@@ -31,16 +31,20 @@ HEX64 = re.compile(r"[0-9a-f]{64}")
 OIDC_SCHOOL_NAME = "Demo OIDC-school"
 
 
-def test_student_of_the_oidc_school_logs_in(demo: Demo, page: Page) -> None:
-    page.goto(demo.leesplank + "/")
+def log_in_at_the_oidc_school(demo: Demo, page: Page, platform: str, student: str) -> None:
+    """From the platform's start page through discovery to the OIDC school's pick page."""
+    page.goto(platform + "/")
     page.get_by_role("button", name="Log in via your school (Ketenbroker)").click()
     expect(page).to_have_url(re.compile(re.escape(demo.broker) + r"/discovery\?"))
     page.locator("#school-search").fill("oidc")
     page.get_by_role("button", name=OIDC_SCHOOL_NAME, exact=True).click()
-
     expect(page).to_have_url(re.compile(re.escape(demo.oidc_school) + r"/authorize\?"))
     expect(page.get_by_role("heading", name="Demo school: who are you?")).to_be_visible()
-    page.get_by_role("button", name=re.compile("Sanne Jansen")).click()
+    page.get_by_role("button", name=re.compile(student)).click()
+
+
+def test_student_of_the_oidc_school_logs_in(demo: Demo, page: Page) -> None:
+    log_in_at_the_oidc_school(demo, page, demo.leesplank, "Sanne Jansen")
 
     expect(page).to_have_url(demo.leesplank + "/acs")
     response = page.request.get(demo.leesplank + "/received.json")
@@ -51,3 +55,22 @@ def test_student_of_the_oidc_school_logs_in(demo: Demo, page: Page) -> None:
     values = {a["friendly_name"] or a["name"]: a["values"] for a in received["attributes"]}
     assert values["givenName"] == ["Sanne"]
     assert values["eduPersonAffiliation"] == ["student"]
+
+
+def test_oidc_platform_and_oidc_school_in_one_browser_with_sso(demo: Demo, page: Page) -> None:
+    """OpenID Connect on both sides in Chromium, then the SAML platform of the same chain from
+    the SSO session: one pseudonym as OIDC `sub` and as SAML NameID."""
+    log_in_at_the_oidc_school(demo, page, demo.oidc_publisher, "Daan de Vries")
+
+    expect(page).to_have_url(re.compile(re.escape(demo.oidc_publisher) + r"/callback\?"))
+    expect(page.locator("#sub")).to_be_visible()
+    oidc = page.request.get(demo.oidc_publisher + "/received.json").json()
+    assert HEX64.fullmatch(oidc["sub"])
+    assert oidc["userinfo"] == {"sub": oidc["sub"], "given_name": "Daan"}
+
+    # Leesplank (SAML, same chain): answered from the SSO session, no school page in between.
+    page.goto(demo.leesplank + "/")
+    page.get_by_role("button", name="Log in via your school (Ketenbroker)").click()
+    expect(page).to_have_url(demo.leesplank + "/acs")
+    saml = page.request.get(demo.leesplank + "/received.json").json()
+    assert saml["name_id"]["value"] == oidc["sub"]

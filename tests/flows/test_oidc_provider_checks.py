@@ -8,6 +8,9 @@ and the test reads the code or error from its query, as a relying party would.
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import json
 import secrets
 import time
@@ -126,6 +129,16 @@ def id_token_claims(demo: LiveDemo, token: str, audience: str) -> dict[str, Any]
         issuer=demo.broker_url,
     )
     return claims
+
+
+def _hs256(claims: dict[str, Any], secret: bytes) -> str:
+    def part(value: bytes) -> str:
+        return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+
+    header = part(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "rp-1"}).encode())
+    body = part(json.dumps(claims).encode())
+    mac = hmac.new(secret, f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{part(mac)}"
 
 
 def register(demo: LiveDemo, client_id: str, **options: Any) -> Client:
@@ -414,7 +427,7 @@ def test_private_key_jwt(demo: LiveDemo) -> None:
         jwks_uri=f"{keys_url}/jwks",
     )
 
-    def assertion(audience: str, jti: str) -> str:
+    def assertion(audience: str | list[str], jti: str, alg: str = "RS256") -> str:
         now = int(time.time())
         claims = {
             "iss": "checks-pkjwt",
@@ -424,7 +437,13 @@ def test_private_key_jwt(demo: LiveDemo) -> None:
             "iat": now,
             "exp": now + 60,
         }
-        return jwt.encode(claims, pem, algorithm="RS256", headers={"kid": "rp-1"})
+        if alg == "HS256":
+            # Key confusion: an HMAC "signed" with the client's public key as the secret.
+            public = private.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            return _hs256(claims, public)
+        return jwt.encode(claims, pem, algorithm=alg, headers={"kid": "rp-1"})
 
     def redeem(signed: str) -> requests.Response:
         params = client.params()
@@ -444,10 +463,17 @@ def test_private_key_jwt(demo: LiveDemo) -> None:
 
     signed = assertion(client.token_url, "jti-1")
     assert redeem(signed).status_code == 200
-    # The same jti twice, or an assertion for another server: invalid_client (400, as no
-    # Authorization header was sent; RFC 6749 5.2).
-    for refused in (signed, assertion("https://elsewhere.example/token", "jti-2")):
-        response = redeem(refused)
+    # Refusals are invalid_client (400, as no Authorization header was sent; RFC 6749 5.2).
+    # The issuer as audience, and PS256 (advertised in discovery), are accepted too.
+    assert redeem(assertion(demo.broker_url, "jti-3", "PS256")).status_code == 200
+    refused = (
+        signed,  # the same jti twice
+        assertion("https://elsewhere.example/token", "jti-2"),  # another server
+        assertion(["https://elsewhere.example", client.token_url], "jti-4"),  # audience injection
+        assertion(client.token_url, "jti-5", "HS256"),  # HMAC: no shared secret here
+    )
+    for attempt in refused:
+        response = redeem(attempt)
         assert response.status_code == 400 and response.json()["error"] == "invalid_client"
 
 
@@ -515,3 +541,141 @@ def test_ui_locales_sets_the_language_of_the_students_pages(rp: Client) -> None:
     page = browser.get(f"{rp.authorize_url}?{query}")
     assert page.url.startswith(f"{rp.demo.broker_url}/discovery")
     assert '<html lang="en"' in page.text
+
+
+# -- findings of the protocol review --------------------------------------------------------------
+def test_max_age_makes_a_saml_school_log_in_afresh_and_an_old_login_is_refused(
+    rp: Client, demo: LiveDemo
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lxml import etree
+
+    from tests.support.forge import SchoolForger, authn_request_id, redirect_message, saml_time
+
+    peers = demo.directory / "peers"
+    forger = SchoolForger(
+        demo.school_entity_id,
+        peers / "school.key",
+        peers / "school.crt",
+        demo.broker.saml_entities.sp_metadata(),
+    )
+    browser = Browser()
+    params = rp.params(max_age="3600", login_hint=DEMO_SCHOOL_ID)
+    query = urlencode({k: v for k, v in params.items() if k[0] != "_"})
+    page = browser.get(f"{rp.authorize_url}?{query}", stop=lambda u: u.startswith(demo.school_url))
+    to_school = page.location or ""
+    upstream, relay = redirect_message(to_school)
+    assert etree.fromstring(upstream).get("ForceAuthn") == "true"
+
+    # A school that answers with a login of two hours ago anyway: no code, login_required.
+    two_hours_ago = saml_time(datetime.now(UTC) - timedelta(hours=2))
+
+    def old_login(response: Any) -> None:
+        response.assertion.authn_statement[0].authn_instant = two_hours_ago
+
+    saml = forger.response(
+        in_response_to=authn_request_id(to_school),
+        destination=demo.acs_url,
+        audience=demo.sp_entity_id,
+        subject=demo.school_subject(UID),
+        tamper=old_login,
+    )
+    page = browser.post(
+        demo.acs_url, {"SAMLResponse": saml, "RelayState": relay["RelayState"]}, stop=rp._at_client
+    )
+    assert page.status == 403
+    link = next(a for a in page.text.split('href="')[1:] if a.startswith(NOWHERE))
+    query_back = parse_qs(urlsplit(link.split('"')[0].replace("&amp;", "&")).query)
+    assert query_back["error"] == ["login_required"]
+
+
+def test_an_essential_acr_the_broker_does_not_know_is_unmet_at_once(rp: Client) -> None:
+    claims = json.dumps({"id_token": {"acr": {"essential": True, "values": ["urn:example:loa:4"]}}})
+    answer = rp.redirect(Browser(), rp.params(claims=claims))
+    assert answer["error"] == "unmet_authentication_requirements"
+
+
+def test_a_bad_refresh_request_does_not_burn_the_token(rp: Client) -> None:
+    token, _ = rp.login(Browser())
+
+    def refresh(**extra: str) -> requests.Response:
+        return requests.post(
+            rp.token_url,
+            data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"], **extra},
+            auth=(rp.client_id, rp.secret or ""),
+            timeout=5,
+        )
+
+    assert refresh(scope="openid email").json()["error"] == "invalid_scope"
+    retried = refresh()
+    assert retried.status_code == 200, retried.text
+
+
+def test_the_token_endpoint_answers_json_whatever_comes_in(rp: Client) -> None:
+    garbage = base64.b64encode(b"\xff\xfe:\xff").decode()
+    bad_basic = requests.post(
+        rp.token_url,
+        data={"grant_type": "authorization_code", "code": "x"},
+        headers={"Authorization": f"Basic {garbage}"},
+        timeout=5,
+    )
+    assert bad_basic.status_code == 401 and bad_basic.json()["error"] == "invalid_client"
+    get = requests.get(rp.token_url, timeout=5)
+    assert get.status_code == 405 and get.json()["error"] == "invalid_request"
+    unknown = requests.post(rp.token_url, data={"grant_type": "password"}, timeout=5)
+    assert unknown.headers["Content-Type"].startswith("application/json")
+
+
+def test_unknown_scopes_are_ignored(rp: Client) -> None:
+    token, _ = rp.login(Browser(), scope="openid offline_access phone profile")
+    assert set(token["scope"].split()) == {"openid", "profile"}
+
+
+def test_prompt_none_shows_nothing_even_when_the_login_is_refused(
+    rp: Client, demo: LiveDemo
+) -> None:
+    registration, secret = new_client((NOWHERE,), ClientAuthMethod.SECRET_BASIC)
+    demo.registry.add_service(
+        Service(
+            "checks-requires-email",
+            "checks-requires-email",
+            "checks-requires-email",
+            "leermiddelen",
+            declarations=(Declaration("email", "To send receipts.", required=True),),
+            protocol=Protocol.OIDC,
+            oidc=registration,
+        ),
+        None,
+    )
+    strict = Client(demo, "checks-requires-email", secret)
+    browser = Browser()
+    rp.login(browser)  # an SSO session, so prompt=none gets as far as the release
+    params = strict.params(prompt="none", scope="openid email")
+    query = urlencode({k: v for k, v in params.items() if k[0] != "_"})
+    page = browser.get(f"{strict.authorize_url}?{query}", stop=strict._at_client)
+    # The school released no e-mail address: refused, straight back, no page for the student.
+    assert page.location is not None and page.location.startswith(NOWHERE), page.status
+    assert parse_qs(urlsplit(page.location).query)["error"] == ["access_denied"]
+
+
+def test_a_confidential_client_without_pkce_must_send_a_nonce(rp: Client) -> None:
+    params = rp.params(code_challenge="", code_challenge_method="", nonce="")
+    assert rp.redirect(Browser(), params)["error"] == "invalid_request"
+
+
+def test_repeated_parameters_are_refused(rp: Client) -> None:
+    params = rp.params()
+    query = urlencode({k: v for k, v in params.items() if k[0] != "_"}) + "&max_age=5&max_age=6"
+    page = Browser().get(f"{rp.authorize_url}?{query}", stop=rp._at_client)
+    assert page.location is not None
+    assert parse_qs(urlsplit(page.location).query)["error"] == ["invalid_request"]
+
+
+def test_userinfo_follows_rfc_6750(rp: Client) -> None:
+    token, claims = rp.login(Browser())
+    url = f"{rp.demo.broker_url}/oidc/userinfo"
+    bare = requests.get(url, timeout=5)
+    assert bare.status_code == 401 and bare.headers["WWW-Authenticate"] == "Bearer"
+    body = requests.post(url, data={"access_token": token["access_token"]}, timeout=5)
+    assert body.status_code == 200 and body.json()["sub"] == claims["sub"]

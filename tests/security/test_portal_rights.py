@@ -51,25 +51,42 @@ SCHOOL_URLS = [
     ("GET", f"/portal/school/{DEMO_SCHOOL_ID}/services"),
     ("GET", f"/portal/school/{DEMO_SCHOOL_ID}/services/leesplank"),
     ("POST", f"/portal/school/{DEMO_SCHOOL_ID}/services/leesplank"),
+    ("GET", f"/portal/school/{DEMO_SCHOOL_ID}/identity-provider"),
+    ("POST", f"/portal/school/{DEMO_SCHOOL_ID}/identity-provider/saml"),
+    ("POST", f"/portal/school/{DEMO_SCHOOL_ID}/identity-provider/oidc"),
 ]
 PUBLISHER_URLS = [
     ("GET", f"/portal/publisher/{PUBLISHER_ID}/services"),
     ("GET", f"/portal/publisher/{PUBLISHER_ID}/services/new"),
     ("POST", f"/portal/publisher/{PUBLISHER_ID}/services/new"),
+    ("GET", f"/portal/publisher/{PUBLISHER_ID}/services/new-oidc"),
+    ("POST", f"/portal/publisher/{PUBLISHER_ID}/services/new-oidc"),
+]
+# A client of nobody's (the demo's OIDC publisher): no publisher administrator may touch it.
+FOREIGN_CLIENT = [
+    ("POST", f"/portal/publisher/{PUBLISHER_ID}/services/woordwijs/oidc/secret"),
+    ("GET", f"/portal/publisher/{PUBLISHER_ID}/services/woordwijs/oidc"),
+    ("POST", f"/portal/publisher/{PUBLISHER_ID}/services/woordwijs/oidc"),
 ]
 # Who must not reach each URL (403 when signed in, sign-in page when not).
 MATRIX = (
     [(m, u, r) for m, u in OPERATOR_URLS for r in ("school", "publisher", "anonymous")]
     + [(m, u, r) for m, u in SCHOOL_URLS for r in ("operator", "publisher", "anonymous")]
     + [(m, u, r) for m, u in PUBLISHER_URLS for r in ("operator", "school", "anonymous")]
+    + [(m, u, r) for m, u in FOREIGN_CLIENT for r in ("operator", "school", "publisher")]
     # Another tenant of the same role.
     + [
         ("GET", f"/portal/school/{OTHER_SCHOOL}/services", "school"),
         ("GET", f"/portal/school/{OTHER_SCHOOL}/services/leesplank", "school"),
         ("POST", f"/portal/school/{OTHER_SCHOOL}/services/leesplank", "school"),
+        ("GET", f"/portal/school/{OTHER_SCHOOL}/identity-provider", "school"),
+        ("POST", f"/portal/school/{OTHER_SCHOOL}/identity-provider/saml", "school"),
+        ("POST", f"/portal/school/{OTHER_SCHOOL}/identity-provider/oidc", "school"),
         ("GET", f"/portal/publisher/{OTHER_PUBLISHER}/services", "publisher"),
         ("GET", f"/portal/publisher/{OTHER_PUBLISHER}/services/new", "publisher"),
         ("POST", f"/portal/publisher/{OTHER_PUBLISHER}/services/new", "publisher"),
+        ("GET", f"/portal/publisher/{OTHER_PUBLISHER}/services/new-oidc", "publisher"),
+        ("POST", f"/portal/publisher/{OTHER_PUBLISHER}/services/new-oidc", "publisher"),
         # The publisher's own URL, but a service of nobody / of another publisher.
         ("GET", f"/portal/publisher/{PUBLISHER_ID}/services/leesplank", "publisher"),
         ("POST", f"/portal/publisher/{PUBLISHER_ID}/services/leesplank", "publisher"),

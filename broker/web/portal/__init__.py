@@ -12,8 +12,10 @@ from flask import Flask
 from flask_wtf.csrf import CSRFError
 
 from broker.web.portal.operator_pages import operator_pages
+from broker.web.portal.publisher_oidc import publisher_oidc_pages
 from broker.web.portal.publisher_pages import publisher_pages
 from broker.web.portal.rights import csrf_refused
+from broker.web.portal.school_idp import school_idp_pages
 from broker.web.portal.school_pages import school_pages
 from broker.web.portal.sign_in import sign_in_pages
 
@@ -34,6 +36,13 @@ def install_portals(app: Flask) -> None:
         WTF_CSRF_TIME_LIMIT=SESSION_MINUTES * 60,
         # Uploaded metadata is capped by MAX_CONTENT_LENGTH and by metadata_check.
     )
-    for blueprint in (sign_in_pages, operator_pages, school_pages, publisher_pages):
+    for blueprint in (
+        sign_in_pages,
+        operator_pages,
+        school_pages,
+        school_idp_pages,
+        publisher_pages,
+        publisher_oidc_pages,
+    ):
         app.register_blueprint(blueprint)
     app.register_error_handler(CSRFError, csrf_refused)

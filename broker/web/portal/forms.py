@@ -139,6 +139,7 @@ class ServiceForm(FlaskForm):
 
     naming = SelectField(
         _l("Attribute names"),
+        default="oid",
         choices=[
             SelectChoice("oid", _l("OID (urn:oid:…)")),
             SelectChoice("plain", _l("Plain (givenName, …)")),
@@ -154,11 +155,16 @@ def _purpose_needed(need_field: str) -> object:
     return check
 
 
-def service_form_class(*, registering: bool) -> type[ServiceForm]:
+def service_form_class(
+    *, registering: bool, base: type[ServiceForm] = ServiceForm
+) -> type[ServiceForm]:
+    """The declarations form; `registering` adds id and name, and SAML metadata unless `base`
+    brings the fields of another protocol (oidc_forms.OidcClientForm)."""
     attributes: dict[str, object] = {}
     if registering:
         attributes["service_id"] = StringField(_l("Service id"), [DataRequired(), IDENTIFIER])
         attributes["name"] = StringField(_l("Name"), [DataRequired(), Length(max=200)])
+    if registering and base is ServiceForm:
         attributes["metadata_file"] = FileField(
             _l("SAML metadata file of the service"),
             [DataRequired(message=_l("Upload the service's SAML metadata."))],
@@ -171,7 +177,7 @@ def service_form_class(*, registering: bool) -> type[ServiceForm]:
             _l("Purpose of %(attribute)s", attribute=attribute_label(name)),
             [Length(max=500), _purpose_needed(f"need_{name}")],
         )
-    return type("DeclarationsForm", (ServiceForm,), attributes)
+    return type("DeclarationsForm", (base,), attributes)
 
 
 TOTP_SPACES = re.compile(r"\s+")

@@ -19,7 +19,7 @@ from broker.core.errors import BadRequest
 from broker.core.model import Declaration, NamingProfile, Service
 from broker.saml.metadata_report import sp_metadata_problems
 from broker.web.login_steps import broker
-from broker.web.portal.forms import ServiceForm, service_form_class
+from broker.web.portal.forms import EmptyForm, ServiceForm, service_form_class
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.uploads import uploaded_text
 
@@ -28,7 +28,7 @@ publisher_pages = portal_blueprint("portal_publisher", "/portal/publisher/<publi
 PUBLISHER = AdminRole.PUBLISHER
 
 
-def _declarations(form: ServiceForm) -> tuple[Declaration, ...]:
+def declarations_of(form: ServiceForm) -> tuple[Declaration, ...]:
     chosen = []
     for name in CATALOGUE:
         need = form[f"need_{name}"].data
@@ -46,7 +46,7 @@ def _prefill(service: Service) -> dict[str, str]:
     return data
 
 
-def _own_service(publisher_id: str, service_id: str) -> Service:
+def own_service(publisher_id: str, service_id: str) -> Service:
     service = broker().registry.any_service(service_id)
     refuse_unless(service is not None and service.publisher_id == publisher_id)
     assert service is not None
@@ -85,7 +85,7 @@ def register(publisher_id: str) -> Response | tuple[str, int]:
                 entity_id,
                 None,
                 NamingProfile(form.naming.data),
-                _declarations(form),
+                declarations_of(form),
                 approved=False,
                 publisher_id=publisher_id,
             )
@@ -118,10 +118,10 @@ def register(publisher_id: str) -> Response | tuple[str, int]:
 @portal_page(PUBLISHER)
 def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
     registry = broker().registry
-    found = _own_service(publisher_id, service_id)
+    found = own_service(publisher_id, service_id)
     form = service_form_class(registering=False)(data=_prefill(found))
     if form.validate_on_submit():
-        declarations = _declarations(form)
+        declarations = declarations_of(form)
         if declarations != found.declarations:
             version = registry.set_declarations(
                 service_id, declarations, f"admin:{current_admin().id}"
@@ -145,5 +145,7 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         attributes=list(CATALOGUE),
         choices=[(schools.get(c.school_id), c) for c in registry.choices_for_service(service_id)],
         history=registry.declaration_history(service_id),
+        rotate=EmptyForm(),
+        issuer=broker().settings.issuer,
     )
     return page, 400 if form.is_submitted() else 200

@@ -1,0 +1,44 @@
+"""What every `ketenbroker` command shares: the --config option, the registry, error reporting."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from broker.config import Settings, load_settings
+from broker.core.errors import BrokerError
+from broker.registry import SqlRegistry, migrate
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="KETENBROKER_CONFIG",
+    required=True,
+    help="The broker's ketenbroker.toml.",
+)
+
+
+def reports_errors(command: F) -> F:
+    """Turn the broker's own errors into a one-line message and exit code 1, no traceback."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except BrokerError as err:
+            raise click.ClickException(err.detail or err.public_message) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def open_registry(config_path: Path) -> tuple[Settings, SqlRegistry]:
+    settings = load_settings(config_path)
+    migrate(settings.registry_url)
+    return settings, SqlRegistry(settings.registry_url)

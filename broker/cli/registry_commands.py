@@ -1,0 +1,78 @@
+"""`ketenbroker registry export FILE` and `registry import FILE`: the federation's configuration
+as a TOML file, for operators who keep it in git (docs/cli.md describes the format)."""
+
+from __future__ import annotations
+
+import getpass
+from pathlib import Path
+
+import click
+
+from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.registry_import import ImportRefused, read_registry_file
+from broker.cli.registry_toml import export_text
+
+
+@click.group("registry")
+def registry_group() -> None:
+    """Export and import the registry (chains, publishers, schools, services, policies)."""
+
+
+@registry_group.command("export")
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--metadata-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="write SAML metadata as files here (schools/<id>.xml, services/<id>.xml), not inline",
+)
+@reports_errors
+def export_command(config_path: Path, file: Path, metadata_dir: Path | None) -> None:
+    """Write the registry to FILE (TOML). No administrators, no history, no secrets."""
+    _, registry = open_registry(config_path)
+    snapshot = registry.snapshot()
+    text = export_text(snapshot, file, metadata_dir)
+    try:
+        file.write_text(text, encoding="utf-8")
+    except OSError as err:
+        raise click.ClickException(f"cannot write {file}: {err.strerror}") from None
+    oidc_schools = [s.school.id for s in snapshot.schools if s.school.oidc is not None]
+    click.echo(
+        f"Exported {len(snapshot.chains)} chains, {len(snapshot.publishers)} publishers, "
+        f"{len(snapshot.schools)} schools, {len(snapshot.services)} services and "
+        f"{len(snapshot.policies)} policies to {file}."
+    )
+    if oidc_schools:
+        click.echo(
+            "Client secrets are not exported: before importing, put each in the file its "
+            f"client_secret_file names ({', '.join(s + '.client-secret' for s in oidc_schools)})."
+        )
+
+
+@registry_group.command("import")
+@config_option
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="check the file and report, change nothing")
+@reports_errors
+def import_command(config_path: Path, file: Path, dry_run: bool) -> None:
+    """Add or update (by id) every entry of FILE; nothing when any entry is wrong."""
+    _, registry = open_registry(config_path)
+    try:
+        snapshot = read_registry_file(file, registry.snapshot())
+    except ImportRefused as refused:
+        click.echo(f"{file}: {len(refused.problems)} problem(s); nothing was imported.", err=True)
+        for problem in refused.problems:
+            click.echo(f"  {problem}", err=True)
+        raise SystemExit(1) from None
+    if dry_run:
+        click.echo(f"{file} is valid; nothing was changed (--dry-run).")
+        return
+    report = registry.import_snapshot(snapshot, f"import:{getpass.getuser()}")
+    for line in report.added:
+        click.echo(f"added    {line}")
+    for line in report.changed:
+        click.echo(f"changed  {line}")
+    click.echo(
+        f"{len(report.added)} added, {len(report.changed)} changed, {report.unchanged} unchanged."
+    )

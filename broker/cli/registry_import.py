@@ -1,0 +1,291 @@
+"""`registry import`: a registry TOML file, checked completely before anything is written.
+
+Every entry is checked with the same rules as the command or portal page that would create it:
+SAML metadata with the metadata checks, OIDC client registrations with `registration_problems`,
+attribute names against the catalogue, subjects with `subject_problem`, and every reference
+(chain, publisher, school, service, declared attribute) against the file and the registry.
+OpenID providers are not contacted: an import restores a configuration even while a school's
+provider is down (`school add` and the school's portal do check the provider).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from broker.cli.registry_entries import Entries, Problems, list_of
+from broker.cli.registry_references import check_references
+from broker.cli.registry_toml import FORMAT
+from broker.cli.school_oidc import SecretFileInvalid, read_secret
+from broker.core.admins import Publisher
+from broker.core.catalogue import CATALOGUE
+from broker.core.endpoints import is_acceptable_endpoint
+from broker.core.model import (
+    Chain,
+    ClientAuthMethod,
+    Declaration,
+    NamingProfile,
+    OidcClient,
+    OidcUpstream,
+    Protocol,
+    School,
+    Service,
+)
+from broker.core.subjects import subject_problem
+from broker.oidc.registration import registration_problems
+from broker.oidc.rp_discovery import ASYMMETRIC_ALGORITHMS
+from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
+from broker.saml.metadata_check import MAX_METADATA_BYTES, MetadataInvalid, idp_entity_id
+from broker.saml.metadata_report import sp_metadata_problems
+
+MAX_FILE_BYTES = 64 * 1024 * 1024
+_SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")
+_SECRET_METHODS = (ClientAuthMethod.SECRET_BASIC, ClientAuthMethod.SECRET_POST)
+NAMED = {"id", "name"}
+SCHOOL_KEYS = NAMED | {"subject", "eck_id", "scopes", "saml_metadata", "saml_metadata_file", "oidc"}
+SCHOOL_OIDC_KEYS = {"issuer", "client_id", "client_secret_file", "algorithms"}
+SERVICE_KEYS = NAMED | {
+    "publisher",
+    "chain",
+    "approved",
+    "naming",
+    "declaration_version",
+    "saml_metadata",
+    "saml_metadata_file",
+    "oidc",
+    "declarations",
+}
+SERVICE_OIDC_KEYS = {
+    "client_id",
+    "redirect_uris",
+    "auth_method",
+    "secret_sha256",
+    "jwks_uri",
+    "id_token_alg",
+    "refresh_tokens",
+}
+POLICY_KEYS = {"school", "service", "release", "active", "version", "declaration_version"}
+
+
+class ImportRefused(ValueError):
+    """The file has problems; nothing was imported. A command-line answer only (no web page
+    shows it), so it is not in the broker's error tree."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__(f"{len(problems)} problem(s); nothing was imported")
+        self.problems = problems
+
+
+@dataclass
+class _Reading:
+    folder: Path
+    problems: Problems
+
+    def metadata(self, entry: Entries) -> str | None:
+        """Inline `saml_metadata`, or `saml_metadata_file` relative to the TOML file."""
+        if entry.has("saml_metadata"):
+            return entry.text("saml_metadata", limit=MAX_METADATA_BYTES)
+        path_text = entry.text("saml_metadata_file", limit=1000)
+        if not path_text:
+            return None
+        try:
+            return (self.folder / path_text).read_text(encoding="utf-8")
+        except OSError as err:
+            entry.wrong("saml_metadata_file", f"cannot read {path_text}: {err.strerror}")
+        except UnicodeDecodeError:
+            entry.wrong("saml_metadata_file", f"{path_text} is not UTF-8 text")
+        return None
+
+    def one_source(self, entry: Entries) -> bool:
+        """Exactly one of the SAML metadata keys and `oidc`; True when it is `oidc`."""
+        given = [k for k in ("saml_metadata", "saml_metadata_file", "oidc") if entry.has(k)]
+        if len(given) != 1:
+            entry.wrong("saml_metadata", "give one of saml_metadata, saml_metadata_file, oidc")
+        return given == ["oidc"]
+
+
+def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
+    school_id, name = entry.identifier("id"), entry.text("name")
+    eck_id, scopes = entry.flag("eck_id", False), entry.strings("scopes", default=[])
+    if reading.one_source(entry):
+        oidc = entry.table_of("oidc", SCHOOL_OIDC_KEYS)
+        subject = entry.text("subject", limit=64, default="sub")
+        if (problem := subject_problem(subject, Protocol.OIDC)) and subject:
+            entry.wrong("subject", problem)
+        upstream = _upstream(reading, oidc) if oidc is not None else None
+        if upstream is None:
+            return None
+        school = School(school_id, name, upstream.issuer, subject, eck_id, tuple(scopes), upstream)
+        return SchoolEntry(school, "")
+    subject = entry.text("subject", limit=64, default="name_id")
+    if (problem := subject_problem(subject, Protocol.SAML)) and subject:
+        entry.wrong("subject", problem)
+    xml = reading.metadata(entry)
+    if not xml:
+        return None
+    try:
+        entity_id = idp_entity_id(xml)
+    except MetadataInvalid as err:
+        entry.wrong("saml_metadata", err.detail)
+        return None
+    return SchoolEntry(School(school_id, name, entity_id, subject, eck_id, tuple(scopes)), xml)
+
+
+def _upstream(reading: _Reading, oidc: Entries) -> OidcUpstream | None:
+    issuer = oidc.text("issuer", limit=1024)
+    if issuer and not is_acceptable_endpoint(issuer):
+        oidc.wrong("issuer", "must be an https URL (plain http only on loopback)")
+    client_id = oidc.text("client_id", limit=1024)
+    algorithms = oidc.strings("algorithms", default=["RS256"])
+    refused = [a for a in algorithms if a not in ASYMMETRIC_ALGORITHMS]
+    if refused or not algorithms:
+        allowed = ", ".join(sorted(ASYMMETRIC_ALGORITHMS))
+        oidc.wrong("algorithms", f"{', '.join(refused) or '(none)'} not allowed; use {allowed}")
+    secret_path = oidc.text("client_secret_file", limit=1000)
+    secret = ""
+    if secret_path:
+        try:
+            secret = read_secret(reading.folder / secret_path)
+        except SecretFileInvalid as err:
+            oidc.wrong("client_secret_file", str(err))
+    if not (issuer and client_id and secret):
+        return None
+    return OidcUpstream(issuer, client_id, secret, tuple(algorithms))
+
+
+def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
+    service_id, name = entry.identifier("id"), entry.text("name")
+    publisher = entry.optional_text("publisher", limit=64)
+    chain = entry.optional_text("chain", limit=64)
+    naming = entry.text("naming", limit=8, default="oid")
+    if naming and naming not in {n.value for n in NamingProfile}:
+        entry.wrong("naming", "must be oid or plain")
+        naming = "oid"
+    declarations = _declarations(entry)
+    base = Service(
+        service_id,
+        name,
+        "",
+        chain,
+        NamingProfile(naming or "oid"),
+        declarations,
+        approved=entry.flag("approved", False),
+        publisher_id=publisher,
+        declaration_version=entry.number("declaration_version", 1),
+    )
+    if reading.one_source(entry):
+        oidc = entry.table_of("oidc", SERVICE_OIDC_KEYS)
+        client = _client(oidc) if oidc is not None else None
+        if client is None or oidc is None:
+            return None
+        # The client id is the service id unless the registry says otherwise.
+        client_id = oidc.text("client_id", limit=1024, default=service_id)
+        service = replace(base, entity_id=client_id, protocol=Protocol.OIDC, oidc=client)
+        return ServiceEntry(service, None)
+    xml = reading.metadata(entry)
+    if not xml:
+        return None
+    entity_id, problems = sp_metadata_problems(xml)
+    for problem in problems:
+        entry.wrong("saml_metadata", problem)
+    if entity_id is None:
+        return None
+    return ServiceEntry(replace(base, entity_id=entity_id), xml)
+
+
+def _declarations(entry: Entries) -> tuple[Declaration, ...]:
+    found: dict[str, Declaration] = {}
+    for item in entry.tables("declarations", {"attribute", "purpose", "required"}):
+        attribute = item.text("attribute", limit=64)
+        purpose = item.text("purpose", limit=500)
+        required = item.flag("required", False)
+        if attribute and attribute not in CATALOGUE:
+            item.wrong("attribute", f"unknown attribute {attribute!r}")
+        elif attribute in found:
+            item.wrong("attribute", f"{attribute!r} is declared twice")
+        elif attribute:
+            found[attribute] = Declaration(attribute, purpose, required)
+    return tuple(found.values())
+
+
+def _client(oidc: Entries) -> OidcClient | None:
+    uris = tuple(oidc.strings("redirect_uris"))
+    method_text = oidc.text("auth_method", limit=32, default="client_secret_basic")
+    methods = {m.value: m for m in ClientAuthMethod}
+    method = methods.get(method_text)
+    if method is None:
+        oidc.wrong("auth_method", f"must be one of {', '.join(methods)}")
+        return None
+    jwks_uri = oidc.optional_text("jwks_uri", limit=1024)
+    alg = oidc.text("id_token_alg", limit=16, default="RS256")
+    for key, problem in registration_problems(uris, method, jwks_uri, alg):
+        oidc.wrong(key, problem)
+    secret_hash = oidc.optional_text("secret_sha256", limit=64)
+    if method in _SECRET_METHODS and not (secret_hash and _SHA256.match(secret_hash)):
+        oidc.wrong("secret_sha256", f"{method.value} needs the secret's SHA-256 (64 hex digits)")
+    elif method not in _SECRET_METHODS and secret_hash is not None:
+        oidc.wrong("secret_sha256", f"{method.value} has no secret")
+    refresh = oidc.flag("refresh_tokens", False)
+    return OidcClient(uris, method, secret_hash, jwks_uri, alg, refresh)
+
+
+def _policy(entry: Entries) -> tuple[PolicyEntry, bool] | None:
+    school, service = entry.text("school", limit=64), entry.text("service", limit=64)
+    release = entry.strings("release", default=[])
+    for name in release:
+        if name not in CATALOGUE:
+            entry.wrong("release", f"unknown attribute {name!r}")
+    if not (school and service):
+        return None
+    accepted = entry.number("declaration_version", 1)
+    policy = PolicyEntry(
+        school,
+        service,
+        frozenset(release),
+        entry.number("version", 1),
+        entry.flag("active", True),
+        accepted,
+    )
+    return policy, entry.has("declaration_version")
+
+
+def read_registry_file(path: Path, current: Snapshot) -> Snapshot:
+    """The file as a snapshot, or `ImportRefused` with every problem (nothing half-read)."""
+    problems = Problems()
+    try:
+        raw = path.read_bytes()
+        if len(raw) > MAX_FILE_BYTES:
+            raise ImportRefused([f"{path}: larger than 64 MiB"])
+        document = tomllib.loads(raw.decode("utf-8"))
+    except OSError as err:
+        raise ImportRefused([f"{path}: cannot read it ({err.strerror})"]) from None
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:
+        raise ImportRefused([f"{path}: not a TOML file ({err})"]) from None
+    top = Entries(document, path.name, problems, {"format", *_KINDS})
+    if document.get("format") != FORMAT:
+        top.wrong("format", f"must be {FORMAT} (this broker's export format)")
+    reading = _Reading(path.parent, problems)
+    chains = [
+        (e, Chain(e.identifier("id"), e.text("name")))
+        for e in list_of(document, "chains", problems, NAMED)
+    ]
+    publishers = [
+        (e, Publisher(e.identifier("id"), e.text("name")))
+        for e in list_of(document, "publishers", problems, NAMED)
+    ]
+    schools = [
+        (e, _school(reading, e)) for e in list_of(document, "schools", problems, SCHOOL_KEYS)
+    ]
+    services = [
+        (e, _service(reading, e)) for e in list_of(document, "services", problems, SERVICE_KEYS)
+    ]
+    policies = [(e, _policy(e)) for e in list_of(document, "policies", problems, POLICY_KEYS)]
+    snapshot = check_references(current, chains, publishers, schools, services, policies)
+    if problems.lines:
+        raise ImportRefused(problems.lines)
+    return snapshot
+
+
+_KINDS = ("chains", "publishers", "schools", "services", "policies")

@@ -1,0 +1,128 @@
+"""The checks of a registry file that need more than one entry: unique ids and entity ids, and
+every reference (chain, publisher, school, service, declared attribute) resolved against the file
+first and the registry second, as the import will leave it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import replace
+
+from broker.cli.registry_entries import Entries
+from broker.core.admins import Publisher
+from broker.core.model import Chain, Service
+from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
+
+
+def _unique(entries: Sequence[tuple[Entries, str]], key: str, what: str) -> None:
+    seen: set[str] = set()
+    for entry, value in entries:
+        if value and value in seen:
+            entry.wrong(key, f"{what} {value!r} appears twice in the file")
+        seen.add(value)
+
+
+def _entity_ids_free(
+    found: Sequence[tuple[Entries, str, str]], taken: dict[str, str], key: str
+) -> None:
+    """(entry, id, entity id): an entity id may belong to one entry only, in the file or in the
+    registry (an entry the file does not mention keeps its entity id)."""
+    owners = dict(taken)
+    for entry, own_id, entity_id in found:
+        owner = owners.setdefault(entity_id, own_id)
+        if owner != own_id:
+            entry.wrong(key, f"entity id {entity_id!r} is already used by {owner!r}")
+
+
+def _raw_ids(entries: Sequence[tuple[Entries, object]]) -> set[str]:
+    return {str(entry.table.get("id")) for entry, _ in entries}
+
+
+def check_references(
+    current: Snapshot,
+    chains: list[tuple[Entries, Chain]],
+    publishers: list[tuple[Entries, Publisher]],
+    schools: list[tuple[Entries, SchoolEntry | None]],
+    services: list[tuple[Entries, ServiceEntry | None]],
+    policies: list[tuple[Entries, tuple[PolicyEntry, bool] | None]],
+) -> Snapshot:
+    _unique([(e, c.id) for e, c in chains], "id", "chain")
+    _unique([(e, p.id) for e, p in publishers], "id", "publisher")
+    _unique([(e, s.school.id) for e, s in schools if s], "id", "school")
+    _unique([(e, s.service.id) for e, s in services if s], "id", "service")
+    pairs = [(e, f"{p[0].school_id}/{p[0].service_id}") for e, p in policies if p]
+    _unique(pairs, "school", "policy")
+
+    file_schools = {s.school.id for _, s in schools if s}
+    file_services = {s.service.id for _, s in services if s}
+    _entity_ids_free(
+        [(e, s.school.id, s.school.idp_entity_id) for e, s in schools if s],
+        {
+            s.school.idp_entity_id: s.school.id
+            for s in current.schools
+            if s.school.id not in file_schools
+        },
+        "saml_metadata",
+    )
+    _entity_ids_free(
+        [(e, s.service.id, s.service.entity_id) for e, s in services if s],
+        {
+            s.service.entity_id: s.service.id
+            for s in current.services
+            if s.service.id not in file_services
+        },
+        "saml_metadata",
+    )
+
+    chain_ids = {c.id for _, c in chains} | {c.id for c in current.chains}
+    publisher_ids = {p.id for _, p in publishers} | {p.id for p in current.publishers}
+    for entry, found in services:
+        if found is None:
+            continue
+        if found.service.chain_id is not None and found.service.chain_id not in chain_ids:
+            entry.wrong("chain", f"no chain {found.service.chain_id!r} in the file or registry")
+        publisher = found.service.publisher_id
+        if publisher is not None and publisher not in publisher_ids:
+            entry.wrong("publisher", f"no publisher {publisher!r} in the file or registry")
+
+    # What each service declares once the import is done: the file's entry wins.
+    after: dict[str, Service] = {s.service.id: s.service for s in current.services}
+    after.update({s.service.id: s.service for _, s in services if s})
+    # An entry with problems of its own still counts as present: one mistake, one message.
+    school_ids = file_schools | {s.school.id for s in current.schools} | _raw_ids(schools)
+    broken_services = _raw_ids(services) - file_services
+    checked: list[PolicyEntry] = []
+    for entry, parsed in policies:
+        if parsed is None:
+            continue
+        policy, accepted_given = parsed
+        if policy.school_id not in school_ids:
+            entry.wrong("school", f"no school {policy.school_id!r} in the file or registry")
+        service = after.get(policy.service_id)
+        if policy.service_id in broken_services:
+            continue
+        if service is None:
+            entry.wrong("service", f"no service {policy.service_id!r} in the file or registry")
+            continue
+        if not accepted_given:
+            # Written by hand without it: the school accepts the declarations as they are.
+            policy = replace(policy, declaration_version=service.declaration_version)
+        elif policy.declaration_version > service.declaration_version:
+            entry.wrong(
+                "declaration_version",
+                f"{policy.service_id} is at declaration version {service.declaration_version}",
+            )
+        # A choice made under older declarations releases nothing until the school confirms it
+        # again, so it may name attributes the service no longer declares.
+        declared = {d.attribute for d in service.declarations}
+        undeclared = sorted(policy.attributes - declared)
+        if undeclared and policy.declaration_version >= service.declaration_version:
+            entry.wrong("release", f"{policy.service_id} did not declare {', '.join(undeclared)}")
+        checked.append(policy)
+
+    return Snapshot(
+        chains=tuple(c for _, c in chains),
+        publishers=tuple(p for _, p in publishers),
+        schools=tuple(s for _, s in schools if s),
+        services=tuple(s for _, s in services if s),
+        policies=tuple(checked),
+    )

@@ -1,0 +1,36 @@
+"""Which attribute may identify a student, that is: feed the chain pseudonym.
+
+It must be unique and stable per student at one school. Attributes such as affiliation or
+school_id would give every student of a school the same pseudonym, so they are refused. The CLI
+(`school add`), the registry import and the school's portal all apply these rules.
+"""
+
+from __future__ import annotations
+
+import re
+
+from broker.core.catalogue import CATALOGUE
+from broker.core.model import Protocol
+
+# SAML: the persistent NameID, or one of these attributes.
+SAML_SUBJECTS = ("name_id", "username", "student_number")
+# OIDC: `sub`, a provider claim such as Entra ID's `oid`, or one of these catalogue attributes.
+IDENTIFYING_ATTRIBUTES = ("username", "student_number")
+OIDC_SUBJECT_CHOICES = ("sub", "oid", *IDENTIFYING_ATTRIBUTES)
+_CLAIM_NAME = re.compile(r"\A[A-Za-z][A-Za-z0-9_.:-]{0,63}\Z")
+
+
+def subject_problem(subject: str, protocol: Protocol) -> str | None:
+    """Why `subject` cannot identify a student of a school on `protocol`; None when it can."""
+    if protocol is Protocol.SAML:
+        if subject in SAML_SUBJECTS:
+            return None
+        return f"{subject!r} cannot identify a student; choose one of {', '.join(SAML_SUBJECTS)}"
+    if subject in CATALOGUE and subject not in IDENTIFYING_ATTRIBUTES:
+        return (
+            f"{subject!r} cannot identify a student; use sub, a provider claim such as oid, "
+            f"or one of {', '.join(IDENTIFYING_ATTRIBUTES)}"
+        )
+    if not _CLAIM_NAME.match(subject):
+        return f"{subject!r} is not a claim name"
+    return None

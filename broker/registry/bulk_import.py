@@ -1,0 +1,251 @@
+"""Writing a checked `Snapshot` into the registry: add or update by id, in one transaction.
+
+The caller (`ketenbroker registry import`) has checked every entry and every reference first;
+this module only writes, and writes nothing that is already so, which makes an import
+idempotent: the same file a second time changes no row, no version and not the generation.
+Entries the registry holds and the snapshot does not are left alone (an import never deletes).
+
+Versions only go up. A new policy or service takes the version numbers of the file (so an export
+of an imported registry reads the same); a changed one gets max(file, current + 1), with a line
+in its history, so a receipt's version number never comes to mean something else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import TypeVar
+
+from sqlalchemy import update
+from sqlalchemy.orm import Session, joinedload, undefer
+
+from broker.core.model import Declaration, Service
+from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
+from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
+from broker.registry.tables import (
+    STATE_ROW_ID,
+    ChainRow,
+    DeclarationRow,
+    OidcClientRow,
+    PolicyChangeRow,
+    RegistryStateRow,
+    ReleasePolicyRow,
+    SchoolOidcRow,
+    SchoolRow,
+    ServiceRow,
+)
+
+R = TypeVar("R", SchoolOidcRow, OidcClientRow)
+
+
+@dataclass
+class ImportReport:
+    """What an import did, as "kind id" lines; `unchanged` counts entries already so."""
+
+    added: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    unchanged: int = 0
+
+    @property
+    def touched(self) -> bool:
+        return bool(self.added or self.changed)
+
+
+@dataclass(frozen=True)
+class _Stamp:
+    at: datetime
+    by: str
+
+
+def apply_snapshot(
+    session: Session, snapshot: Snapshot, stamp_at: datetime, by: str
+) -> ImportReport:
+    report = ImportReport()
+    stamp = _Stamp(stamp_at, by)
+    for chain in snapshot.chains:
+        row = session.get(ChainRow, chain.id)
+        if row is None:
+            session.add(ChainRow(id=chain.id, name=chain.name))
+            report.added.append(f"chain {chain.id}")
+        elif row.name != chain.name:
+            row.name = chain.name
+            report.changed.append(f"chain {chain.id}")
+        else:
+            report.unchanged += 1
+    for publisher in snapshot.publishers:
+        found = session.get(PublisherRow, publisher.id)
+        if found is None:
+            session.add(PublisherRow(id=publisher.id, name=publisher.name))
+            report.added.append(f"publisher {publisher.id}")
+        elif found.name != publisher.name:
+            found.name = publisher.name
+            report.changed.append(f"publisher {publisher.id}")
+        else:
+            report.unchanged += 1
+    session.flush()
+    for school in snapshot.schools:
+        _school(session, school, report)
+    session.flush()
+    for service in snapshot.services:
+        _service(session, service, stamp, report)
+    session.flush()
+    structural = report.touched
+    for policy in snapshot.policies:
+        _policy(session, policy, stamp, report)
+    if structural:
+        # Policies are read afresh on every login; everything else is cached per worker.
+        session.execute(
+            update(RegistryStateRow)
+            .where(RegistryStateRow.id == STATE_ROW_ID)
+            .values(generation=RegistryStateRow.generation + 1)
+        )
+    return report
+
+
+def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
+    school = entry.school
+    row = session.get(SchoolRow, school.id, options=[undefer(SchoolRow.idp_metadata)])
+    if row is None:
+        session.add(
+            SchoolRow(
+                id=school.id,
+                name=school.name,
+                idp_entity_id=school.idp_entity_id,
+                subject_attribute=school.subject_attribute,
+                use_eck_id=school.use_eck_id,
+                scopes=list(school.scopes),
+                idp_metadata=entry.metadata,
+                oidc=SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None,
+            )
+        )
+        report.added.append(f"school {school.id}")
+        return
+    if row.to_school() == school and row.idp_metadata == entry.metadata:
+        report.unchanged += 1
+        return
+    row.name = school.name
+    row.idp_entity_id = school.idp_entity_id
+    row.subject_attribute = school.subject_attribute
+    row.use_eck_id = school.use_eck_id
+    row.scopes = list(school.scopes)
+    row.idp_metadata = entry.metadata
+    wanted = SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None
+    row.oidc = _replaced(row.oidc, wanted)
+    report.changed.append(f"school {school.id}")
+
+
+def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: ImportReport) -> None:
+    service = entry.service
+    row = session.get(
+        ServiceRow,
+        service.id,
+        options=[undefer(ServiceRow.sp_metadata), joinedload(ServiceRow.declarations)],
+    )
+    version: int | None = service.declaration_version
+    if row is None:
+        row = ServiceRow(id=service.id, declarations=[])
+        report.added.append(f"service {service.id}")
+    elif _same_service(row, service) and row.sp_metadata == entry.metadata:
+        report.unchanged += 1
+        return
+    else:
+        report.changed.append(f"service {service.id}")
+        same = row.to_service().declarations == service.declarations
+        version = None if same else max(service.declaration_version, row.declaration_version + 1)
+    row.name = service.name
+    row.entity_id = service.entity_id
+    row.chain_id = service.chain_id
+    row.naming = service.naming.value
+    row.protocol = service.protocol.value
+    row.sp_metadata = entry.metadata
+    row.approved = service.approved
+    row.publisher_id = service.publisher_id
+    wanted = OidcClientRow.from_client(service.oidc) if service.oidc else None
+    row.oidc = _replaced(row.oidc, wanted)
+    session.add(row)
+    if version is not None:
+        _set_declarations(session, row, service.declarations, version, stamp)
+
+
+def _same_service(row: ServiceRow, wanted: Service) -> bool:
+    current = row.to_service()
+    if current.declarations == wanted.declarations:
+        # The declarations are what count; an older number for the same ones changes nothing.
+        wanted = replace(wanted, declaration_version=current.declaration_version)
+    return current == wanted
+
+
+def _set_declarations(
+    session: Session,
+    row: ServiceRow,
+    declarations: tuple[Declaration, ...],
+    version: int,
+    stamp: _Stamp,
+) -> None:
+    # Delete first: the new rows may reuse the old primary keys (service, attribute).
+    row.declarations.clear()
+    session.flush()
+    row.declarations = [
+        DeclarationRow(attribute=d.attribute, position=i, purpose=d.purpose, required=d.required)
+        for i, d in enumerate(declarations)
+    ]
+    row.declaration_version = version
+    session.add(
+        DeclarationChangeRow(
+            service_id=row.id,
+            version=version,
+            declarations=declarations_json(declarations),
+            changed_at=stamp.at,
+            changed_by=stamp.by,
+        )
+    )
+
+
+def _policy(session: Session, entry: PolicyEntry, stamp: _Stamp, report: ImportReport) -> None:
+    names = sorted(entry.attributes)
+    row = session.get(ReleasePolicyRow, (entry.school_id, entry.service_id))
+    label = f"policy {entry.school_id}/{entry.service_id}"
+    if row is None:
+        row = ReleasePolicyRow(school_id=entry.school_id, service_id=entry.service_id)
+        session.add(row)
+        version = entry.version
+        report.added.append(label)
+    elif (
+        sorted(row.attributes) == names
+        and row.active == entry.active
+        and row.declaration_version == entry.declaration_version
+    ):
+        report.unchanged += 1
+        return
+    else:
+        version = max(entry.version, row.version + 1)
+        report.changed.append(label)
+    row.version = version
+    row.attributes = names
+    row.active = entry.active
+    row.declaration_version = entry.declaration_version
+    row.changed_at = stamp.at
+    row.changed_by = stamp.by
+    # The history stays append-only: the imported choice is one more version of it.
+    session.add(
+        PolicyChangeRow(
+            school_id=entry.school_id,
+            service_id=entry.service_id,
+            version=version,
+            attributes=names,
+            changed_at=stamp.at,
+            changed_by=stamp.by,
+            active=entry.active,
+            declaration_version=entry.declaration_version,
+        )
+    )
+
+
+def _replaced(current: R | None, wanted: R | None) -> R | None:
+    """Keep the existing child row when it already says the same (no pointless DELETE/INSERT)."""
+    if current is None or wanted is None:
+        return wanted
+    for column in type(current).__table__.columns:
+        if not column.primary_key:
+            setattr(current, column.key, getattr(wanted, column.key))
+    return current

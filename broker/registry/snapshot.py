@@ -1,0 +1,87 @@
+"""The federation's configuration as one value: what `registry export` writes and `import` reads.
+
+A snapshot holds chains, publishers, schools (with their SAML metadata or OpenID provider),
+services (with SAML metadata or OIDC client registration, declarations and approval) and the
+current release policies. It holds no administrators and no history: those belong to this one
+broker, not to the federation's configuration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, joinedload, undefer
+
+from broker.core.admins import Publisher
+from broker.core.model import Chain, School, Service
+from broker.registry.admin_tables import PublisherRow
+from broker.registry.tables import ChainRow, ReleasePolicyRow, SchoolRow, ServiceRow
+
+
+@dataclass(frozen=True)
+class SchoolEntry:
+    school: School
+    metadata: str  # SAML IdP metadata; empty for a school on OpenID Connect
+
+
+@dataclass(frozen=True)
+class ServiceEntry:
+    service: Service
+    metadata: str | None  # SAML SP metadata; None for an OIDC client
+
+
+@dataclass(frozen=True)
+class PolicyEntry:
+    """A school's current choice for a service. `declaration_version` is the version of the
+    service's declarations the school accepted: an older one releases the pseudonym alone."""
+
+    school_id: str
+    service_id: str
+    attributes: frozenset[str]
+    version: int
+    active: bool = True
+    declaration_version: int = 1
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    chains: tuple[Chain, ...] = ()
+    publishers: tuple[Publisher, ...] = ()
+    schools: tuple[SchoolEntry, ...] = ()
+    services: tuple[ServiceEntry, ...] = ()
+    policies: tuple[PolicyEntry, ...] = ()
+
+
+def read_snapshot(session: Session) -> Snapshot:
+    """Everything, ordered by id, so two exports of the same registry are the same text."""
+    chains = session.scalars(select(ChainRow).order_by(ChainRow.id))
+    publishers = session.scalars(select(PublisherRow).order_by(PublisherRow.id))
+    schools = session.scalars(
+        select(SchoolRow).options(undefer(SchoolRow.idp_metadata)).order_by(SchoolRow.id)
+    )
+    services = session.scalars(
+        select(ServiceRow)
+        .options(undefer(ServiceRow.sp_metadata), joinedload(ServiceRow.declarations))
+        .order_by(ServiceRow.id)
+    ).unique()
+    policies = session.scalars(
+        select(ReleasePolicyRow).order_by(ReleasePolicyRow.school_id, ReleasePolicyRow.service_id)
+    )
+    return Snapshot(
+        chains=tuple(row.to_chain() for row in chains),
+        publishers=tuple(row.to_publisher() for row in publishers),
+        schools=tuple(SchoolEntry(row.to_school(), row.idp_metadata) for row in schools),
+        services=tuple(ServiceEntry(row.to_service(), row.sp_metadata) for row in services),
+        policies=tuple(
+            PolicyEntry(
+                row.school_id,
+                row.service_id,
+                frozenset(row.attributes),
+                row.version,
+                row.active,
+                row.declaration_version,
+            )
+            for row in policies
+        ),
+    )

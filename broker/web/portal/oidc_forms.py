@@ -1,0 +1,176 @@
+"""Forms for OpenID Connect in the portals: a publisher's client registration, and a school's
+identity provider (SAML metadata or an OpenID provider) with its subject attribute.
+
+Problems with redirect URIs are found by the same functions `new_client` uses
+(broker/core/endpoints.py, broker/oidc/registration.py); here they get a line number and a
+translation, and land next to their field.
+"""
+
+from __future__ import annotations
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField
+from wtforms import (
+    BooleanField,
+    Field,
+    PasswordField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+    URLField,
+)
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from broker.core.endpoints import MAX_REDIRECT_URI, is_acceptable_endpoint, redirect_uri_problem
+from broker.core.model import ClientAuthMethod
+from broker.core.subjects import OIDC_SUBJECT_CHOICES, SAML_SUBJECTS
+from broker.oidc.registration import ID_TOKEN_ALGORITHMS
+from broker.web.portal.forms import ServiceForm
+
+MAX_REDIRECT_URIS = 20
+# redirect_uri_problem's answers, translated (the core module has no translations).
+URI_PROBLEMS = {
+    f"must be 1-{MAX_REDIRECT_URI} characters": _l("is empty or too long"),
+    "must not contain spaces": _l("must not contain spaces"),
+    "is not a URL": _l("is not a URL"),
+    "must not have a fragment (#…)": _l("must not have a fragment (#…)"),
+    "must not contain wildcards": _l("must not contain wildcards"),
+    "must not carry a user name or password": _l("must not carry a user name or password"),
+    "must be https (plain http only to a loopback address or localhost)": _l(
+        "must be https (plain http only to localhost or 127.0.0.1)"
+    ),
+}
+SUBJECT_LABELS = {
+    "name_id": _l("The persistent NameID (name_id)"),
+    "sub": _l("The provider's subject (sub)"),
+    "oid": _l("Entra ID object id (oid)"),
+    "username": _l("User name (username)"),
+    "student_number": _l("Student number (student_number)"),
+}
+SUBJECT_HINT = _l(
+    "Changing it, or the identity provider, gives every student a new pseudonym at every "
+    "platform: their accounts there start afresh."
+)
+# The algorithms a school's provider commonly signs ID tokens with (rp_discovery allows these).
+PROVIDER_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
+
+
+def redirect_uri_lines(text: str | None) -> tuple[str, ...]:
+    return tuple(line.strip() for line in (text or "").splitlines() if line.strip())
+
+
+class OidcClientFields(FlaskForm):
+    redirect_uris = TextAreaField(
+        _l("Redirect URIs"),
+        [Length(max=MAX_REDIRECT_URIS * (MAX_REDIRECT_URI + 2))],
+        description=_l(
+            "One per line, exactly as your application sends them: https (plain http only to "
+            "localhost), no fragment, no wildcard."
+        ),
+    )
+
+    def validate_redirect_uris(self, field: Field) -> None:
+        uris = redirect_uri_lines(field.data)
+        problems = []
+        if not uris:
+            problems.append(str(_l("Give at least one redirect URI.")))
+        if len(uris) > MAX_REDIRECT_URIS:
+            problems.append(str(_l("At most %(count)d redirect URIs.", count=MAX_REDIRECT_URIS)))
+        if len(set(uris)) != len(uris):
+            problems.append(str(_l("A redirect URI is listed twice.")))
+        for line, uri in enumerate(uris, start=1):
+            problem = redirect_uri_problem(uri)
+            if problem is not None:
+                said = URI_PROBLEMS.get(problem, problem)
+                problems.append(str(_l("Line %(line)d %(problem)s.", line=line, problem=said)))
+        if problems:
+            # Every problem next to the field, not only the first: WTForms appends the raised one.
+            field.errors.extend(problems[:-1])
+            raise ValidationError(problems[-1])
+
+
+class OidcRedirectUrisForm(OidcClientFields):
+    """A registered client's redirect URIs, edited by its publisher."""
+
+
+class OidcClientForm(ServiceForm, OidcClientFields):
+    auth_method = SelectField(
+        _l("Token endpoint authentication"),
+        default=ClientAuthMethod.SECRET_BASIC.value,
+        choices=[
+            SelectChoice("client_secret_basic", _l("Client secret, HTTP Basic (usual)")),
+            SelectChoice("client_secret_post", _l("Client secret in the request body")),
+            SelectChoice("private_key_jwt", _l("Signed JWT with your own key (private_key_jwt)")),
+            SelectChoice("none", _l("None: a public app, with PKCE")),
+        ],
+    )
+    jwks_uri = URLField(
+        _l("JWKS URL"),
+        # No Optional(): it would stop the chain before validate_jwks_uri sees an empty field.
+        [Length(max=1024)],
+        description=_l("Only for private_key_jwt: the address of your public keys."),
+    )
+    id_token_alg = SelectField(
+        _l("ID token signature algorithm"),
+        default="RS256",
+        choices=[SelectChoice(alg, alg) for alg in ID_TOKEN_ALGORITHMS],
+    )
+    refresh_tokens = BooleanField(_l("Issue refresh tokens"))
+
+    def validate_jwks_uri(self, field: Field) -> None:
+        if self.auth_method.data == ClientAuthMethod.PRIVATE_KEY_JWT.value:
+            if not field.data or not is_acceptable_endpoint(field.data):
+                raise ValidationError(
+                    str(_l("private_key_jwt needs a JWKS URL (https; http only on localhost)."))
+                )
+        elif field.data:
+            raise ValidationError(str(_l("A JWKS URL is only used with private_key_jwt.")))
+
+
+def _subjects(names: tuple[str, ...]) -> list[SelectChoice]:
+    return [SelectChoice(name, SUBJECT_LABELS[name]) for name in names]
+
+
+class SamlIdpForm(FlaskForm):
+    metadata_file = FileField(
+        _l("SAML metadata file of your identity provider"),
+        description=_l("Upload a file, or give the address below."),
+    )
+    metadata_url = URLField(_l("Or: address of the metadata"), [Optional(), Length(max=1000)])
+    saml_subject = SelectField(
+        _l("Attribute that identifies a student"),
+        choices=_subjects(SAML_SUBJECTS),
+        default="name_id",
+        description=SUBJECT_HINT,
+    )
+
+    def validate_metadata_url(self, field: Field) -> None:
+        if not field.data and not self.metadata_file.data:
+            raise ValidationError(str(_l("Upload the metadata or give its address.")))
+
+
+class OidcProviderForm(FlaskForm):
+    issuer = URLField(
+        _l("Issuer URL of your OpenID provider"),
+        [DataRequired(), Length(max=1024)],
+        description=_l("The broker reads <issuer>/.well-known/openid-configuration from it."),
+    )
+    client_id = StringField(_l("Client id of the broker there"), [DataRequired(), Length(max=1024)])
+    client_secret = PasswordField(
+        _l("Client secret of the broker there"),
+        [Length(max=4096)],
+        description=_l("Never shown again. Leave empty to keep the current secret."),
+    )
+    algorithm = SelectField(
+        _l("ID token signature algorithm"),
+        default="RS256",
+        choices=[SelectChoice(alg, alg) for alg in PROVIDER_ALGORITHMS],
+    )
+    oidc_subject = SelectField(
+        _l("Claim that identifies a student"),
+        choices=_subjects(OIDC_SUBJECT_CHOICES),
+        default="sub",
+        description=SUBJECT_HINT,
+    )

@@ -1,0 +1,142 @@
+"""The school's portal: its identity provider and the attribute that identifies a student.
+
+SAML metadata goes through the same check as the operator's onboarding (`idp_entity_id`); an
+OpenID provider through the same check as `school add --oidc-issuer` (`check_school_provider`:
+discovery document, algorithms, key set), before anything is saved. The change bumps the
+registry's generation, so every worker uses it on the next login; the OIDC back caches providers
+by issuer, so a new issuer is simply a new entry.
+
+The provider's client secret is typed into a password field, stored, and never shown again.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext
+from werkzeug.wrappers import Response
+
+from broker.core.admins import AdminRole
+from broker.core.errors import BadRequest, UpstreamFailure
+from broker.core.model import OidcUpstream, School
+from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
+from broker.oidc.rp_http import SchoolSession
+from broker.saml.metadata_check import idp_entity_id
+from broker.saml.metadata_fetch import fetch_metadata
+from broker.web.login_steps import broker
+from broker.web.portal.oidc_forms import OidcProviderForm, SamlIdpForm
+from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+from broker.web.portal.uploads import uploaded_text
+
+log = logging.getLogger("broker.portal")
+school_idp_pages = portal_blueprint("portal_school_idp", "/portal/school/<school_id>")
+SCHOOL = AdminRole.SCHOOL
+DEFAULT_TIMEOUT = 5.0
+
+
+def _school(school_id: str) -> School:
+    school = broker().registry.school(school_id)
+    refuse_unless(school is not None)
+    assert school is not None
+    return school
+
+
+def _forms(school: School) -> tuple[SamlIdpForm, OidcProviderForm]:
+    saml = SamlIdpForm(
+        data={"saml_subject": school.subject_attribute if school.oidc is None else "name_id"}
+    )
+    oidc = OidcProviderForm(
+        data={
+            "issuer": school.oidc.issuer if school.oidc else "",
+            "client_id": school.oidc.client_id if school.oidc else "",
+            "algorithm": school.oidc.algorithms[0] if school.oidc else "RS256",
+            "oidc_subject": school.subject_attribute if school.oidc else "sub",
+        }
+    )
+    return saml, oidc
+
+
+def _page(
+    school: School, saml: SamlIdpForm, oidc: OidcProviderForm, status: int
+) -> tuple[str, int]:
+    page = render_template("portal/school_idp.html", school=school, saml=saml, oidc=oidc)
+    return page, status
+
+
+def _saved(school: School, what: str) -> Response:
+    log.info(
+        "portal school idp school=%s protocol=%s admin=%s", school.id, what, current_admin().id
+    )
+    flash(gettext("Saved. The next login uses it."))
+    return redirect(url_for(".identity_provider", school_id=school.id), code=303)
+
+
+@school_idp_pages.route("/identity-provider", methods=["GET"])
+@portal_page(SCHOOL)
+def identity_provider(school_id: str) -> tuple[str, int]:
+    school = _school(school_id)
+    saml, oidc = _forms(school)
+    return _page(school, saml, oidc, 200)
+
+
+@school_idp_pages.route("/identity-provider/saml", methods=["POST"])
+@portal_page(SCHOOL)
+def saml_provider(school_id: str) -> Response | tuple[str, int]:
+    school = _school(school_id)
+    saml, oidc = SamlIdpForm(), _forms(school)[1]
+    if saml.validate_on_submit():
+        try:
+            xml = uploaded_text(saml.metadata_file.data) or fetch_metadata(
+                saml.metadata_url.data or ""
+            )
+            changed = replace(
+                school,
+                idp_entity_id=idp_entity_id(xml),
+                subject_attribute=saml.saml_subject.data,
+                oidc=None,
+            )
+            broker().registry.update_school_idp(changed, xml)
+        except BadRequest as error:
+            saml.metadata_file.errors = [f"{gettext(error.public_message)} ({error.detail})"]
+        else:
+            return _saved(school, "saml")
+    return _page(school, saml, oidc, 400)
+
+
+@school_idp_pages.route("/identity-provider/oidc", methods=["POST"])
+@portal_page(SCHOOL)
+def oidc_provider(school_id: str) -> Response | tuple[str, int]:
+    school = _school(school_id)
+    saml, oidc = _forms(school)[0], OidcProviderForm()
+    if oidc.validate_on_submit():
+        secret = (oidc.client_secret.data or "").strip()
+        if not secret and school.oidc is not None:
+            secret = school.oidc.client_secret  # left empty: keep the current one
+        if not secret:
+            oidc.client_secret.errors = [gettext("Give the client secret.")]
+            return _page(school, saml, oidc, 400)
+        issuer, algorithms = oidc.issuer.data or "", (oidc.algorithm.data,)
+        settings = broker().settings
+        timeout = settings.oidc.http_timeout_seconds if settings.oidc else DEFAULT_TIMEOUT
+        try:
+            check_school_provider(
+                ProviderDirectory(lambda: SchoolSession(timeout)), issuer, algorithms
+            )
+            upstream = OidcUpstream(issuer, (oidc.client_id.data or "").strip(), secret, algorithms)
+            changed = replace(
+                school,
+                idp_entity_id=issuer,
+                subject_attribute=oidc.oidc_subject.data,
+                oidc=upstream,
+            )
+            broker().registry.update_school_idp(changed, "")
+        except UpstreamFailure as error:
+            message = gettext("The OpenID provider cannot be used:")
+            oidc.issuer.errors = [f"{message} {error.detail or error.code}"]
+        except BadRequest as error:
+            oidc.issuer.errors = [f"{gettext(error.public_message)} ({error.detail})"]
+        else:
+            return _saved(school, "oidc")
+    return _page(school, saml, oidc, 400)

@@ -1,0 +1,143 @@
+"""`ketenbroker registry export` / `import` as an operator runs them: the demo's registry into a
+fresh broker, every problem listed with its place, nothing changed on a refusal, and the demo's
+OIDC publisher still authenticating at the new broker's token endpoint."""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, prepare_demo
+from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
+from broker.cli.main import main
+from broker.config import load_settings
+from broker.oidc.provider import TOKEN_PATH
+from broker.web import create_app
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KETENBROKER_CONFIG", "KETENBROKER_SECRET_KEY", "KETENBROKER_PSEUDONYM_KEYS"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("cli-registry-demo")
+    settings, apps = prepare_demo(folder, 8720)
+    apps[settings.base_url].extensions["ketenbroker"].registry.close()
+    return folder
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[Path]:
+    assert run("init", tmp_path / "broker").exit_code == 0
+    config = tmp_path / "broker" / "ketenbroker.toml"
+    assert run("migrate", "--config", config).exit_code == 0
+    yield config
+
+
+def registry_dump(config: Path) -> list[str]:
+    with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+        return list(connection.iterdump())
+
+
+def export(demo: Path, target: Path, *extra: str | Path) -> Path:
+    result = run("registry", "export", "--config", demo / "ketenbroker.toml", target, *extra)
+    assert result.exit_code == 0, result.output
+    assert "Client secrets are not exported" in result.output
+    (target.parent / f"{DEMO_OIDC_SCHOOL_ID}.client-secret").write_text("demo-secret\n")
+    return target
+
+
+def test_export_then_import_reports_what_it_added_then_nothing(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    file = export(demo, tmp_path / "registry.toml")
+    first = run("registry", "import", "--config", fresh, file)
+    assert first.exit_code == 0, first.output
+    assert "added    school 99XX00" in first.output
+    assert "added    service woordwijs" in first.output
+    assert "0 changed, 0 unchanged." in first.output
+    before = registry_dump(fresh)
+    second = run("registry", "import", "--config", fresh, file)
+    assert second.exit_code == 0
+    assert "0 added, 0 changed, 12 unchanged." in second.output
+    assert registry_dump(fresh) == before
+
+
+def test_metadata_can_live_in_files_next_to_the_toml(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    file = export(demo, tmp_path / "git" / "registry.toml", "--metadata-dir", tmp_path / "git/md")
+    text = file.read_text()
+    assert 'saml_metadata_file = "md/schools/99XX00.xml"' in text
+    assert "<md:EntityDescriptor" not in text and "EntityDescriptor" not in text
+    result = run("registry", "import", "--config", fresh, file)
+    assert result.exit_code == 0, result.output
+
+
+def test_every_problem_is_listed_with_its_place_and_nothing_changes(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    file = export(demo, tmp_path / "registry.toml")
+    text = file.read_text()
+    text = text.replace('chain = "toetsen"', 'chain = "nergens"')
+    text = text.replace('redirect_uris = ["http://localhost', 'redirect_uris = ["http://example')
+    (tmp_path / f"{DEMO_OIDC_SCHOOL_ID}.client-secret").unlink()
+    file.write_text(text)
+    before = registry_dump(fresh)
+    result = run("registry", "import", "--config", fresh, file)
+    assert result.exit_code == 1
+    assert "3 problem(s); nothing was imported." in result.output
+    assert "schools[2] 99ZZ00: oidc: client_secret_file: cannot read" in result.output
+    assert "services[3] toetsplein: chain: no chain 'nergens'" in result.output
+    assert "services[4] woordwijs: oidc: redirect_uris: redirect URI" in result.output
+    assert registry_dump(fresh) == before
+    assert "Traceback" not in result.output
+
+
+def test_dry_run_and_a_file_that_is_not_toml(demo: Path, fresh: Path, tmp_path: Path) -> None:
+    file = export(demo, tmp_path / "registry.toml")
+    before = registry_dump(fresh)
+    result = run("registry", "import", "--config", fresh, file, "--dry-run")
+    assert result.exit_code == 0 and "nothing was changed" in result.output
+    file.write_text("[[chains]\nid=")
+    result = run("registry", "import", "--config", fresh, file)
+    assert result.exit_code == 1 and "not a TOML file" in result.output
+    assert registry_dump(fresh) == before
+
+
+def _token_request(config: Path, secret: str) -> tuple[int, str]:
+    client = create_app(load_settings(config)).test_client()
+    credentials = base64.b64encode(f"{OIDC_PUBLISHER_ID}:{secret}".encode()).decode()
+    response = client.post(
+        TOKEN_PATH,
+        headers={"Authorization": f"Basic {credentials}"},
+        data={
+            "grant_type": "authorization_code",
+            "code": "no-such-code",
+            "redirect_uri": "http://localhost:8726/callback",
+        },
+    )
+    return response.status_code, response.get_json()["error"]
+
+
+def test_the_oidc_publisher_authenticates_at_the_imported_broker(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    file = export(demo, tmp_path / "registry.toml")
+    assert run("registry", "import", "--config", fresh, file).exit_code == 0
+    secret = (demo / "peers" / f"{OIDC_PUBLISHER_ID}-client-secret").read_text().strip()
+    # The client got past authentication: only the (made-up) code is refused.
+    assert _token_request(fresh, secret) == (400, "invalid_grant")
+    assert _token_request(fresh, "not-the-secret") == (401, "invalid_client")

@@ -1,0 +1,232 @@
+"""The publisher's OIDC client pages and the school's identity provider page, with the Flask test
+client: secrets shown once and never echoed, every problem next to its field, CSRF, nothing
+saved before the checks pass, and the registry generation moving so the next login uses it."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from hashlib import sha256
+from html import unescape
+from io import BytesIO
+
+import pytest
+from flask.testing import FlaskClient
+
+from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.catalogue import CATALOGUE
+from broker.oidc.grants import RegisteredClient
+from tests.support.live import free_ports, serve_app
+from tests.support.oidc_forge import ForgeProvider
+from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
+
+NEW_OIDC = f"/portal/publisher/{PUBLISHER_ID}/services/new-oidc"
+IDP = f"/portal/school/{DEMO_SCHOOL_ID}/identity-provider"
+SCHOOL_SECRET = "secret-of-the-broker-at-the-school"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
+    built = PortalSite(tmp_path_factory.mktemp("self-service"), port=8730)
+    yield built
+    built.registry.close()
+
+
+@pytest.fixture(scope="module")
+def publisher(site: PortalSite) -> FlaskClient:
+    """Signed in once for the module: a TOTP code is accepted once only."""
+    return site.sign_in("publisher")
+
+
+@pytest.fixture(scope="module")
+def school(site: PortalSite) -> FlaskClient:
+    return site.sign_in("school")
+
+
+@pytest.fixture(scope="module")
+def provider(site: PortalSite) -> Iterator[ForgeProvider]:
+    base_url = f"http://localhost:{free_ports(1)}"
+    forge = ForgeProvider(base_url, "broker", SCHOOL_SECRET, site.settings.oidc_callback_url)
+    server = serve_app(base_url, forge.app())
+    yield forge
+    server.shutdown()
+    server.server_close()
+
+
+def post(client: FlaskClient, url: str, form_url: str, data: dict[str, object]) -> tuple[int, str]:
+    token = csrf_token(client.get(form_url, base_url=HTTPS).get_data(as_text=True))
+    response = client.post(url, base_url=HTTPS, data={"csrf_token": token, **data})
+    return response.status_code, response.get_data(as_text=True)
+
+
+def field_error(page: str, field: str) -> str:
+    found = re.search(rf'<p class="field-error" id="{field}-error">(.*?)</p>', page, re.S)
+    assert found, f"no error next to {field}"
+    return unescape(found.group(1))
+
+
+# A browser sends every select; "" is "not needed".
+NOT_NEEDED = {f"need_{name}": "" for name in CATALOGUE}
+
+
+def _register(site: PortalSite, client: FlaskClient, service_id: str) -> str:
+    status, page = post(
+        client,
+        NEW_OIDC,
+        NEW_OIDC,
+        {
+            **NOT_NEEDED,
+            "service_id": service_id,
+            "name": "Lesapp",
+            "redirect_uris": "https://app.lesapp.example/cb\r\nhttp://127.0.0.1:9400/cb\r\n",
+            "auth_method": "client_secret_basic",
+            "id_token_alg": "ES256",
+            "need_given_name": "optional",
+            "purpose_given_name": "Om te begroeten.",
+        },
+    )
+    assert status == 200, page
+    assert "Kopieer het geheim nu" in page
+    secret = re.search(r'<code id="client-secret">([^<]+)</code>', page)
+    assert secret is not None
+    return secret.group(1)
+
+
+def test_publisher_registers_a_client_and_sees_the_secret_once(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    client = publisher
+    secret = _register(site, client, "lesapp")
+    service = site.registry.any_service("lesapp")
+    assert service is not None and service.oidc is not None
+    assert not service.approved and site.registry.service("lesapp") is None
+    assert service.oidc.secret_hash == sha256(secret.encode()).hexdigest()
+    assert service.oidc.redirect_uris == (
+        "https://app.lesapp.example/cb",
+        "http://127.0.0.1:9400/cb",
+    )
+    assert service.oidc.id_token_alg == "ES256"
+    page = client.get(f"/portal/publisher/{PUBLISHER_ID}/services/lesapp", base_url=HTTPS)
+    assert secret not in page.get_data(as_text=True)
+    assert "https://app.lesapp.example/cb" in page.get_data(as_text=True)
+
+
+def test_every_problem_of_a_registration_is_next_to_its_field(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    client = publisher
+    status, page = post(
+        client,
+        NEW_OIDC,
+        NEW_OIDC,
+        {
+            **NOT_NEEDED,
+            "service_id": "Not An Id",
+            "name": "Lesapp",
+            "redirect_uris": "https://ok.example/cb\nhttp://app.example/cb\nhttps://x.example/*",
+            "auth_method": "private_key_jwt",
+            "id_token_alg": "RS256",
+        },
+    )
+    assert status == 400
+    uris = field_error(page, "redirect_uris")
+    assert "Regel 2" in uris and "Regel 3" in uris and "Regel 1" not in uris
+    assert "JWKS" in field_error(page, "jwks_uri")
+    assert field_error(page, "service_id")
+    assert site.registry.any_service("Not An Id") is None
+
+
+def test_rotating_the_secret_retires_the_old_one(site: PortalSite, publisher: FlaskClient) -> None:
+    client = publisher
+    old = _register(site, client, "roteer")
+    service_url = f"/portal/publisher/{PUBLISHER_ID}/services/roteer"
+    status, page = post(client, f"{service_url}/oidc/secret", service_url, {})
+    assert status == 200 and "Kopieer het geheim nu" in page
+    new = re.search(r'<code id="client-secret">([^<]+)</code>', page)
+    assert new is not None and new.group(1) != old
+    registered = RegisteredClient(site.registry.any_service("roteer"))  # type: ignore[arg-type]
+    assert registered.check_client_secret(new.group(1))
+    assert not registered.check_client_secret(old)
+
+
+def test_publisher_edits_redirect_uris_with_errors_next_to_the_field(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    client = publisher
+    _register(site, client, "verhuis")
+    url = f"/portal/publisher/{PUBLISHER_ID}/services/verhuis/oidc"
+    status, page = post(client, url, url, {"redirect_uris": "https://a.example/cb#frag"})
+    assert status == 400 and "fragment" in field_error(page, "redirect_uris")
+    status, _ = post(client, url, url, {"redirect_uris": "https://nieuw.example/cb"})
+    assert status == 303
+    service = site.registry.any_service("verhuis")
+    assert service is not None and service.oidc is not None
+    assert service.oidc.redirect_uris == ("https://nieuw.example/cb",)
+
+
+def test_csrf_is_required_on_the_new_forms(
+    site: PortalSite, publisher: FlaskClient, school: FlaskClient
+) -> None:
+    before = site.registry.school(DEMO_SCHOOL_ID)
+    response = publisher.post(NEW_OIDC, base_url=HTTPS, data={"service_id": "sneaky"})
+    assert response.status_code == 400 and site.registry.any_service("sneaky") is None
+    response = school.post(f"{IDP}/oidc", base_url=HTTPS, data={"issuer": "https://x.example"})
+    assert response.status_code == 400 and site.registry.school(DEMO_SCHOOL_ID) == before
+
+
+def test_school_switches_to_an_openid_provider_checked_first(
+    site: PortalSite, provider: ForgeProvider, school: FlaskClient
+) -> None:
+    client = school
+    before, generation = site.registry.school(DEMO_SCHOOL_ID), site.registry.generation()
+    assert before is not None
+    xml = site.registry.school_metadata()[before.idp_entity_id]
+    # A provider that is not there: refused next to the issuer, nothing saved.
+    status, page = post(
+        client,
+        f"{IDP}/oidc",
+        IDP,
+        {
+            "issuer": "http://127.0.0.1:9/none",
+            "client_id": "broker",
+            "client_secret": SCHOOL_SECRET,
+            "algorithm": "RS256",
+            "oidc_subject": "sub",
+        },
+    )
+    assert status == 400 and "OpenID-provider" in field_error(page, "issuer")
+    assert SCHOOL_SECRET not in page  # never echoed, not even on an error
+    assert site.registry.school(DEMO_SCHOOL_ID) == before
+    # An unacceptable subject is not among the choices.
+    data = {"issuer": provider.issuer, "client_id": "broker", "client_secret": SCHOOL_SECRET}
+    status, page = post(client, f"{IDP}/oidc", IDP, {**data, "oidc_subject": "affiliation"})
+    assert status == 400 and field_error(page, "oidc_subject")
+
+    status, _ = post(client, f"{IDP}/oidc", IDP, {**data, "oidc_subject": "sub"})
+    assert status == 303
+    school = site.registry.school(DEMO_SCHOOL_ID)
+    assert school is not None and school.oidc is not None
+    assert school.idp_entity_id == provider.issuer and school.subject_attribute == "sub"
+    assert school.oidc.client_secret == SCHOOL_SECRET
+    assert site.registry.generation() > generation
+    page = client.get(IDP, base_url=HTTPS).get_data(as_text=True)
+    assert provider.issuer in page and SCHOOL_SECRET not in page
+
+    # Back to SAML: the school's own metadata, with the student number as subject.
+    assert before.idp_entity_id not in site.registry.school_metadata()
+    token = csrf_token(client.get(IDP, base_url=HTTPS).get_data(as_text=True))
+    response = client.post(
+        f"{IDP}/saml",
+        base_url=HTTPS,
+        data={
+            "csrf_token": token,
+            "metadata_file": (BytesIO(xml.encode()), "idp.xml"),
+            "saml_subject": "student_number",
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 303, response.get_data(as_text=True)
+    school = site.registry.school(DEMO_SCHOOL_ID)
+    assert school is not None and school.oidc is None
+    assert school.subject_attribute == "student_number"
+    assert school.idp_entity_id == before.idp_entity_id
