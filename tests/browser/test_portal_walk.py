@@ -178,7 +178,7 @@ def test_publisher_operator_school_then_student(
     school.locator('input[name="attributes"][value="given_name"]').check()
     school.get_by_role("button", name="Opslaan").click()
     expect(school.get_by_text("Opgeslagen als versie 1.")).to_be_visible()
-    expect(school.locator("#preview")).to_contain_text("given_name")
+    expect(school.locator("#preview")).to_contain_text("Voornaam")
     expect(school.locator("#preview")).to_contain_text("Sanne")
     expect(school.locator("#history")).to_contain_text("given_name")
     screenshot(school, "portal-05-school-release")

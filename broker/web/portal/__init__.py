@@ -11,6 +11,7 @@ from datetime import timedelta
 from flask import Flask
 from flask_wtf.csrf import CSRFError
 
+from broker.web.labels import attribute_label
 from broker.web.portal.operator_pages import operator_pages
 from broker.web.portal.publisher_oidc import publisher_oidc_pages
 from broker.web.portal.publisher_pages import publisher_pages
@@ -36,6 +37,8 @@ def install_portals(app: Flask) -> None:
         WTF_CSRF_TIME_LIMIT=SESSION_MINUTES * 60,
         # Uploaded metadata is capped by MAX_CONTENT_LENGTH and by metadata_check.
     )
+    # A school's privacy officer reads "First name", not `given_name` (the code stays beside it).
+    app.jinja_env.globals["attribute_label"] = attribute_label
     for blueprint in (
         sign_in_pages,
         operator_pages,
