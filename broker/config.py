@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from broker.core.assurance import DEFAULT_ASSURANCE, Assurance, AssuranceLevel
 from broker.core.errors import ConfigurationError
@@ -67,14 +67,23 @@ class Settings:
     source: Path | None = None
 
     @property
+    def peers_on_loopback(self) -> bool:
+        """Whether outbound calls may go to loopback addresses: only for a broker that itself
+        runs on loopback (the demo, the tests). A broker on a public origin never calls its own
+        host, whatever an administrator types as a metadata URL or issuer."""
+        host = urlsplit(self.base_url).hostname or ""
+        return host == "localhost" or host.startswith("127.") or host == "::1"
+
+    @property
     def issuer(self) -> str:
         """The OpenID provider's issuer: the broker's origin."""
         return self.base_url
 
-    @property
-    def oidc_callback_url(self) -> str:
-        """The one redirect URI the broker registers at every school's OpenID provider."""
-        return f"{self.base_url}/oidc/rp/callback"
+    def oidc_callback_url(self, school_id: str) -> str:
+        """The redirect URI the broker registers at one school's OpenID provider: one per
+        school, so a code that provider issues can only come back as that school's (RFC 9700
+        4.4.2, the mix-up defence that works whether or not a provider sends `iss`)."""
+        return f"{self.base_url}/oidc/rp/callback/{quote(school_id, safe='')}"
 
     @property
     def idp_entity_id(self) -> str:

@@ -178,10 +178,13 @@ def school_add(
             eck_id=eck_id,
             scopes=scopes,
             timeout=settings.oidc.http_timeout_seconds if settings.oidc else 5.0,
+            allow_loopback=settings.peers_on_loopback,
         )
         _, registry = open_registry(config_path)
         registry.add_school(school, "")
         click.echo(f"School {school_id} added (OpenID provider {issuer}).")
+        # One redirect URI per school (the mix-up defence): the school's provider must know it.
+        click.echo(f"  Redirect URI to register there: {settings.oidc_callback_url(school_id)}")
         return
     if client_id is not None or secret_file is not None or algorithms:
         raise click.UsageError("--client-id, --client-secret-file and --alg go with --oidc-issuer")
@@ -192,9 +195,9 @@ def school_add(
             " (or --eck-id)"
         )
     assert metadata is not None
-    xml = read_source(metadata)
+    settings, registry = open_registry(config_path)
+    xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
     entity_id = idp_entity_id(xml)
-    _, registry = open_registry(config_path)
     registry.add_school(School(school_id, name, entity_id, subject, eck_id, scopes), xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
 
@@ -291,9 +294,9 @@ def publisher_add(
         raise click.UsageError("give either --saml-metadata or --oidc-redirect-uri, not both")
     declarations = _declarations(declare, require)
     if metadata is not None:
-        xml = read_source(metadata)
+        settings, registry = open_registry(config_path)
+        xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
         entity_id = sp_entity_id(xml)
-        _, registry = open_registry(config_path)
         registry.add_service(
             Service(service_id, name, entity_id, chain_id, NamingProfile(naming), declarations),
             xml,

@@ -69,13 +69,14 @@ def oidc_school(
     eck_id: bool,
     scopes: tuple[str, ...],
     timeout: float,
+    allow_loopback: bool,
 ) -> School:
     """The school to register, after every check (raises before anything is written)."""
     if not client_id.strip():
         raise click.BadParameter("must not be empty", param_hint="--client-id")
     upstream = OidcUpstream(issuer, client_id, _secret(secret_file), algorithms)
     claim = _subject(subject)
-    directory = ProviderDirectory(lambda: SchoolSession(timeout))
+    directory = ProviderDirectory(lambda: SchoolSession(timeout, allow_loopback=allow_loopback))
     check_school_provider(directory, issuer, algorithms)
     # The issuer is the school's idp_entity_id: one lookup finds a school in either protocol.
     return School(school_id, name, issuer, claim, eck_id, scopes, oidc=upstream)

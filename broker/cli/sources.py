@@ -12,10 +12,10 @@ from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_fetch import fetch_metadata
 
 
-def read_source(value: str) -> str:
+def read_source(value: str, *, allow_loopback: bool) -> str:
     if value.startswith(("http://", "https://")):
         try:
-            return fetch_metadata(value)
+            return fetch_metadata(value, allow_loopback=allow_loopback)
         except MetadataInvalid as err:
             raise click.BadParameter(f"{value}: {err.detail}") from None
     path = Path(value)

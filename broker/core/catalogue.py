@@ -1,8 +1,9 @@
 """The attribute catalogue (attributes.md): canonical names and their names at every edge.
 
 The broker speaks canonical names inside; SAML and OIDC names exist only at the edges. Incoming
-names from schools are mapped with `canonical_name_for`; values that do not fit the attribute are
-dropped by `accept_values` (the caller logs the attribute *name* only).
+names from schools are mapped with `canonical_name_for`; values that do not fit the attribute (or
+the school that sent them) are dropped by `accept_values` (the caller logs the attribute *name*
+only).
 """
 
 from __future__ import annotations
@@ -147,11 +148,15 @@ def canonical_name_for(incoming: str, extra: Mapping[str, str] | None = None) ->
     return INCOMING_NAMES.get(incoming)
 
 
-def _fits(attribute: Attribute, value: str, school_scopes: tuple[str, ...]) -> bool:
+def _fits(
+    attribute: Attribute, value: str, school_scopes: tuple[str, ...], school_id: str | None
+) -> bool:
     if not value or len(value) > MAX_VALUE_LENGTH:
         return False
     if attribute.canonical == "school_id":
-        return bool(_BRIN.match(value))
+        # A school's provider speaks for that school only: the one BRIN it may assert is the
+        # school's own (School.id is its BRIN), so no provider can claim another school's.
+        return bool(_BRIN.match(value)) and value == school_id
     if attribute.canonical == "affiliation":
         return value in AFFILIATIONS
     if attribute.scoped:
@@ -168,15 +173,25 @@ def _fits(attribute: Attribute, value: str, school_scopes: tuple[str, ...]) -> b
 
 
 def accept_values(
-    canonical: str, values: Iterable[str], school_scopes: tuple[str, ...] = ()
+    canonical: str,
+    values: Iterable[str],
+    school_scopes: tuple[str, ...] = (),
+    *,
+    school_id: str | None = None,
 ) -> tuple[tuple[str, ...], int]:
-    """(the values that fit the attribute, how many were dropped)."""
+    """(the values that fit the attribute, how many were dropped).
+
+    `school_scopes` and `school_id` describe the school whose provider sent the values: scoped
+    values must carry one of its scopes, and `school_id` must be its own id. Without `school_id`
+    every `school_id` value is dropped (nothing to check it against, so nothing is believed).
+    """
     attribute = CATALOGUE[canonical]
     scopes = tuple(s.lower() for s in school_scopes)
     kept: list[str] = []
     dropped = 0
     for value in values:
-        if len(kept) < MAX_VALUES and _fits(attribute, value, scopes) and value not in kept:
+        fits = _fits(attribute, value, scopes, school_id)
+        if len(kept) < MAX_VALUES and fits and value not in kept:
             kept.append(value)
         else:
             dropped += 1

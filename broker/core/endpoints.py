@@ -18,12 +18,33 @@ def is_acceptable_endpoint(url: str) -> bool:
         return True
     if parts.scheme != "http":
         return False
+    return is_loopback_host(host)
+
+
+def is_loopback_host(host: str) -> bool:
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
+
+
+def acceptable_destination(host: str, addresses: list[str], *, allow_loopback: bool) -> bool:
+    """Where the broker may connect, given what `host` resolved to: public addresses only
+    (no 10/8, 192.168/16, 169.254/16 cloud metadata, fc00::/7, NAT64 …). Loopback only where
+    `allow_loopback`: a broker that itself runs on loopback (the demo, the tests). Keeps an
+    administrator's issuer or metadata URL from turning the broker into a scanner of its own
+    host and network."""
+    if not addresses:
+        return False
+    if is_loopback_host(host):
+        return allow_loopback and all(ipaddress.ip_address(a).is_loopback for a in addresses)
+    parsed = [ipaddress.ip_address(a) for a in addresses]
+    return all(a.is_global and a not in NAT64 for a in parsed)
 
 
 def redirect_uri_problem(uri: str) -> str | None:

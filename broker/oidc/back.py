@@ -26,6 +26,7 @@ import requests
 from authlib.integrations.base_client import OAuthError
 
 from broker.config import Settings
+from broker.core.catalogue import CATALOGUE
 from broker.core.errors import AssuranceNotMet, BrokerError, InvalidMessage, UpstreamFailure
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.oidc.rp_claims import has_catalogue_claims, map_claims, subject_of
@@ -84,14 +85,16 @@ class OidcBack:
         self.directory = directory or ProviderDirectory(self._session, clock)
 
     def _session(self, **client: Any) -> SchoolSession:
-        return SchoolSession(self.timeout, **client)
+        return SchoolSession(self.timeout, allow_loopback=self.settings.peers_on_loopback, **client)
 
-    def _client(self, upstream: OidcUpstream, metadata: ProviderMetadata) -> SchoolSession:
+    def _client(
+        self, school: School, upstream: OidcUpstream, metadata: ProviderMetadata
+    ) -> SchoolSession:
         return self._session(
             client_id=upstream.client_id,
             client_secret=upstream.client_secret,
             token_endpoint_auth_method=_auth_method(metadata),
-            redirect_uri=self.settings.oidc_callback_url,
+            redirect_uri=self.settings.oidc_callback_url(school.id),
             code_challenge_method="S256",
         )
 
@@ -121,7 +124,7 @@ class OidcBack:
             if acr_essential:
                 acr = {"essential": True, "values": list(acr_values)}
                 params["claims"] = json.dumps({"id_token": {"acr": acr}}, separators=(",", ":"))
-        url, _ = self._client(upstream, metadata).create_authorization_url(
+        url, _ = self._client(school, upstream, metadata).create_authorization_url(
             metadata.authorization_endpoint, state=state, code_verifier=verifier, **params
         )
         kept = {"nonce": nonce, "code_verifier": verifier}
@@ -155,7 +158,7 @@ class OidcBack:
         nonce, verifier = kept.get("nonce", ""), kept.get("code_verifier", "")
         if not nonce or not verifier:
             raise InvalidMessage("login record without nonce or verifier", code="unsolicited")
-        token = self._redeem(upstream, metadata, code, verifier)
+        token = self._redeem(school, upstream, metadata, code, verifier)
         max_age = kept.get("max_age")
         claims = verify_id_token(
             _string(token, "id_token"),
@@ -186,10 +189,15 @@ class OidcBack:
         return VerifiedLogin(identity, float(instant))
 
     def _redeem(
-        self, upstream: OidcUpstream, metadata: ProviderMetadata, code: str, verifier: str
+        self,
+        school: School,
+        upstream: OidcUpstream,
+        metadata: ProviderMetadata,
+        code: str,
+        verifier: str,
     ) -> dict[str, Any]:
         """The token request (client_secret_basic, or _post where that is all there is)."""
-        session = self._client(upstream, metadata)
+        session = self._client(school, upstream, metadata)
         try:
             token = session.fetch_token(
                 metadata.token_endpoint,
@@ -217,7 +225,8 @@ class OidcBack:
         response = session.request("GET", str(metadata.userinfo_endpoint))
         if response.status_code != 200:
             raise UpstreamFailure("userinfo endpoint refused", code="userinfo_refused")
-        if not response.headers.get("Content-Type", "").startswith("application/json"):
+        media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
             # A signed (JWT) userinfo answer is not implemented: refuse rather than half-check.
             raise InvalidMessage("userinfo answer is not JSON", code="userinfo_unsupported")
         info = json_object(response.content, "userinfo")
@@ -246,8 +255,14 @@ def _needs_userinfo(claims: dict[str, Any], school: School) -> bool:
     small) or lacks a subject claim other than `sub` that the school is configured with."""
     if not has_catalogue_claims(claims):
         return True
+    if school.use_eck_id:
+        return CATALOGUE["eck_id"].claim not in claims
     wanted = school.subject_attribute
-    return wanted not in ("sub", "name_id") and wanted not in claims
+    if wanted in ("sub", "name_id"):
+        return False
+    # A canonical attribute arrives under its OIDC claim name; a provider's own claim as is.
+    claim = CATALOGUE[wanted].claim if wanted in CATALOGUE else wanted
+    return claim not in claims
 
 
 def _string(token: dict[str, Any], name: str) -> str:

@@ -27,8 +27,9 @@ PRIVATE_KEY_JWT = "private_key_jwt"
 class ClientKeys:
     """Clients' public keys by JWKS URL, cached a few minutes per worker."""
 
-    def __init__(self, timeout: float) -> None:
+    def __init__(self, timeout: float, *, allow_loopback: bool) -> None:
         self.timeout = timeout
+        self.allow_loopback = allow_loopback
         self._lock = threading.Lock()
         self._cache: dict[str, tuple[float, KeySet]] = {}
 
@@ -38,7 +39,8 @@ class ClientKeys:
             cached = self._cache.get(jwks_uri)
         if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
             return cached[1]
-        document = get_json(SchoolSession(self.timeout), jwks_uri, "client JWKS")
+        session = SchoolSession(self.timeout, allow_loopback=self.allow_loopback)
+        document = get_json(session, jwks_uri, "client JWKS")
         try:
             keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
         except (JoseError, ValueError, KeyError, TypeError):

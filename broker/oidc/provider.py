@@ -194,7 +194,9 @@ class OidcProvider:
             PRIVATE_KEY_JWT,
             PrivateKeyJwt(
                 [self.base_url + TOKEN_PATH, self.issuer],
-                ClientKeys(settings.oidc.http_timeout_seconds),
+                ClientKeys(
+                    settings.oidc.http_timeout_seconds, allow_loopback=settings.peers_on_loopback
+                ),
                 store,
             ),
         )

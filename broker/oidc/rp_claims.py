@@ -33,6 +33,18 @@ def _values(value: Any) -> tuple[list[str], int]:
     return strings, len(items) - len(strings)
 
 
+def _email_verified(claims: Mapping[str, Any]) -> bool:
+    """`email_verified` absent, or exactly the JSON boolean true.
+
+    Absent is accepted: many school providers (Entra ID among them) never send the claim, and
+    the address then comes from the school's own directory. Present, only `true` counts: the
+    string "true", 1, null or "false" are a provider that does not say it verified the address.
+    """
+    if "email_verified" not in claims:
+        return True
+    return claims["email_verified"] is True
+
+
 def map_claims(claims: Mapping[str, Any], school: School) -> dict[str, tuple[str, ...]]:
     """The catalogue attributes in `claims`, values checked by `accept_values`."""
     collected: dict[str, list[str]] = {}
@@ -43,9 +55,12 @@ def map_claims(claims: Mapping[str, Any], school: School) -> dict[str, tuple[str
         canonical = canonical_name_for(name)
         if canonical is None:
             continue  # not in the catalogue: the broker never passes it on
-        if canonical == "email" and claims.get("email_verified") is False:
-            # The provider itself says it has not verified the address: not ours to vouch for.
-            refused[canonical] = refused.get(canonical, 0) + 1
+        if canonical == "email" and not _email_verified(claims):
+            # The provider does not say plainly that it verified the address: not ours to vouch
+            # for. Every value of the claim counts as dropped.
+            refused[canonical] = refused.get(canonical, 0) + (
+                len(value) if isinstance(value, list) else 1
+            )
             continue
         strings, odd = _values(value)
         collected.setdefault(canonical, []).extend(strings)
@@ -53,7 +68,9 @@ def map_claims(claims: Mapping[str, Any], school: School) -> dict[str, tuple[str
             refused[canonical] = refused.get(canonical, 0) + odd
     accepted: dict[str, tuple[str, ...]] = {}
     for canonical in CATALOGUE:
-        kept, dropped = accept_values(canonical, collected.get(canonical, ()), school.scopes)
+        kept, dropped = accept_values(
+            canonical, collected.get(canonical, ()), school.scopes, school_id=school.id
+        )
         dropped += refused.get(canonical, 0)
         if dropped:
             # The attribute's name and a count only: never the values.

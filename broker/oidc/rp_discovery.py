@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
@@ -149,6 +150,13 @@ class ProviderDirectory:
     def metadata(self, issuer: str) -> ProviderMetadata:
         return self._entry(issuer).metadata
 
+    def cached(self, issuer: str) -> ProviderMetadata | None:
+        """What this worker already knows, without any network: for pages (discovery) that
+        must never wait on a school's provider."""
+        with self._lock:
+            entry = self._entries.get(issuer)
+        return entry.metadata if entry is not None else None
+
     def keys(self, issuer: str, kid: str | None, *, refetch_on_miss: bool) -> tuple[PublicKey, ...]:
         """The provider's signing keys; when no key carries `kid`, the set is fetched again
         (at most once a minute) before the caller gives up on the token."""
@@ -157,14 +165,30 @@ class ProviderDirectory:
         stale = now - entry.keys_fetched_at > JWKS_TTL
         missing = refetch_on_miss and not any(k.kid == kid for k in entry.keys)
         if stale or (missing and now - entry.keys_fetched_at >= JWKS_REFETCH_INTERVAL):
-            document = get_json(self.session(), entry.metadata.jwks_uri, "provider key set")
-            keys = parse_key_set(document)
+            previous = entry.keys
             with self._lock:
-                entry.keys, entry.keys_fetched_at = keys, now
+                # Claimed before the fetch: concurrent logins do not all fetch at once, and a
+                # failing endpoint is asked again only after the refetch interval.
+                entry.keys_fetched_at = now - JWKS_TTL + JWKS_REFETCH_INTERVAL
+            try:
+                document = get_json(self.session(), entry.metadata.jwks_uri, "provider key set")
+                keys = parse_key_set(document)
+            except UpstreamFailure:
+                if previous:
+                    return previous  # keys we had beat none while the provider is down
+                raise
+            if keys or not previous:  # an empty set never replaces a good one
+                with self._lock:
+                    entry.keys, entry.keys_fetched_at = keys, now
         return entry.keys
 
     def fetch_metadata(self, issuer: str) -> ProviderMetadata:
         """Fetch and check the discovery document now (no cache): what `school add` runs."""
+        parts = urlsplit(issuer)
+        if parts.query or parts.fragment or "?" in issuer or "#" in issuer:
+            # OIDC Discovery 3: an issuer has no query or fragment. With one, the well-known
+            # suffix would land in a query string and reach whatever path the issuer names.
+            raise ProviderInvalid("issuer must not have a query or fragment")
         url = issuer.rstrip("/") + WELL_KNOWN
         if not is_acceptable_url(url):
             raise ProviderInvalid("issuer must be an https URL (or loopback http)")
@@ -182,6 +206,10 @@ class ProviderDirectory:
             if entry is not None:
                 return entry
             raise UpstreamFailure("provider recently unreachable", code="school_unreachable")
+        with self._lock:
+            # Marked before the fetch: while one request waits on this provider, the others
+            # get the cached document or fail fast instead of queueing behind it.
+            self._failures[issuer] = now
         try:
             metadata = self.fetch_metadata(issuer)
         except UpstreamFailure:

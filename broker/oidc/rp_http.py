@@ -9,13 +9,15 @@ a worker buffer a gigabyte. Failures of the network become `UpstreamFailure("sch
 from __future__ import annotations
 
 import json
+import socket
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
-from broker.core.endpoints import is_acceptable_endpoint
+from broker.core.endpoints import acceptable_destination, is_acceptable_endpoint
 from broker.core.errors import UpstreamFailure
 
 # Discovery documents, key sets and token responses are a few KiB; 256 KiB leaves room for big
@@ -33,9 +35,10 @@ def is_acceptable_url(url: str) -> bool:
 class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no type hints
     """authlib's OAuth 2 client session with the broker's fetch rules on every request."""
 
-    def __init__(self, timeout: float, **client: Any) -> None:
+    def __init__(self, timeout: float, *, allow_loopback: bool = False, **client: Any) -> None:
         super().__init__(default_timeout=timeout, **client)
         self.timeout = timeout
+        self.allow_loopback = allow_loopback
         self.trust_env = False  # no proxies or netrc credentials from the environment
 
     def request(
@@ -45,14 +48,21 @@ class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no ty
             raise UpstreamFailure(
                 "provider endpoint is not https (or loopback http)", code="endpoint_refused"
             )
+        if not _resolves_acceptably(url, self.allow_loopback):
+            raise UpstreamFailure(
+                "provider endpoint is not a public address", code="endpoint_refused"
+            )
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True
         kwargs["timeout"] = self.timeout
+        # The timeout above bounds each socket read; the deadline bounds the whole answer, so a
+        # provider that sends a byte a second cannot hold a worker for hours.
+        deadline = time.monotonic() + 2 * self.timeout
         try:
             response: requests.Response = super().request(
                 method, url, withhold_token=withhold_token, auth=auth, **kwargs
             )
-            body = _read_capped(response)
+            body = _read_capped(response, deadline)
         except requests.RequestException as err:
             raise UpstreamFailure(
                 f"provider unreachable: {type(err).__name__}", code="school_unreachable"
@@ -65,13 +75,33 @@ class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no ty
         return response
 
 
-def _read_capped(response: requests.Response) -> bytes:
+def _resolves_acceptably(url: str, allow_loopback: bool) -> bool:
+    """The host's addresses are public (or it is the loopback host). Checked before the
+    request; a DNS answer that changes in between (rebinding) is not caught here."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    try:
+        infos = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        return True  # let the request fail as unreachable, with the same message as elsewhere
+    addresses = [str(info[4][0]) for info in infos]
+    return acceptable_destination(host, addresses, allow_loopback=allow_loopback)
+
+
+def _read_capped(response: requests.Response, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         response.close()
         raise UpstreamFailure("provider response too large", code="response_too_large")
     collected = bytearray()
-    for chunk in response.iter_content(_CHUNK):
+    while True:
+        if time.monotonic() > deadline:
+            response.close()
+            raise UpstreamFailure("provider answered too slowly", code="school_unreachable")
+        # read1: what one socket read brings, so the deadline is checked between trickles.
+        chunk = response.raw.read1(_CHUNK, decode_content=True)
+        if not chunk:
+            break
         collected.extend(chunk)
         if len(collected) > MAX_RESPONSE_BYTES:
             response.close()

@@ -7,18 +7,38 @@ a reason code of its own. Nothing here logs; the caller logs the code, never the
 
 from __future__ import annotations
 
+import base64
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from joserfc import jws, jwt
-from joserfc.errors import JoseError
+from joserfc.errors import InvalidPayloadError, JoseError
+from joserfc.jwk import RSAKey
 
 from broker.core.errors import InvalidMessage
 from broker.oidc.rp_discovery import ASYMMETRIC_ALGORITHMS, PublicKey
 
 MAX_ID_TOKEN_LENGTH = 16 * 1024
+# joserfc only warns about short RSA keys; below this the broker does not believe a signature.
+MIN_RSA_BITS = 2048
+# Time claims are seconds since 1970: anything outside this is not a time but an attack or a bug
+# (2**40 s is some 35,000 years; a negative or huge value must not reach a comparison).
+MAX_TIME = 2**40
+
+
+def _refuse_constant(name: str) -> Any:
+    raise ValueError(f"JSON constant {name} is not allowed")
+
+
+class StrictJSONDecoder(json.JSONDecoder):
+    """JSON without NaN, Infinity and -Infinity (Python's json module accepts them by default)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs["parse_constant"] = _refuse_constant
+        super().__init__(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -70,10 +90,18 @@ def verify_id_token(token: str, keys: KeyLookup, expected: Expected) -> dict[str
 
 def _header(token: str) -> dict[str, Any]:
     try:
-        header = jws.extract_compact(token.encode("ascii")).headers()
-    except (JoseError, ValueError, UnicodeError, json.JSONDecodeError):
+        segment = jws.extract_compact(token.encode("ascii")).segments["header"]
+        # Read again with the strict decoder: joserfc's own parse lets NaN and Infinity through.
+        header = json.loads(_b64url_decode(segment), cls=StrictJSONDecoder)
+    except (JoseError, ValueError, UnicodeError, KeyError):
         raise InvalidMessage("ID token header unreadable", code="malformed_id_token") from None
-    return dict(header)
+    if not isinstance(header, dict):
+        raise InvalidMessage("ID token header is not an object", code="malformed_id_token")
+    return header
+
+
+def _b64url_decode(segment: bytes) -> bytes:
+    return base64.urlsafe_b64decode(segment + b"=" * (-len(segment) % 4))
 
 
 def _candidates(keys: tuple[PublicKey, ...], kid: str | None) -> list[PublicKey]:
@@ -81,6 +109,10 @@ def _candidates(keys: tuple[PublicKey, ...], kid: str | None) -> list[PublicKey]
         return [k for k in keys if k.kid == kid]
     # No kid: acceptable only when the choice is unambiguous (a provider with one key).
     return list(keys) if len(keys) == 1 else []
+
+
+def _strong_enough(key: PublicKey) -> bool:
+    return not isinstance(key, RSAKey) or key.raw_value.key_size >= MIN_RSA_BITS
 
 
 def _verified_claims(token: str, alg: str, kid: str | None, keys: KeyLookup) -> dict[str, Any]:
@@ -91,9 +123,17 @@ def _verified_claims(token: str, alg: str, kid: str | None, keys: KeyLookup) -> 
         raise InvalidMessage(
             "ID token signed with a key the provider does not publish", code="unknown_kid"
         )
-    for key in candidates:
+    strong = [key for key in candidates if _strong_enough(key)]
+    if not strong:
+        raise InvalidMessage(
+            f"ID token key is an RSA key shorter than {MIN_RSA_BITS} bits", code="weak_key"
+        )
+    for key in strong:
         try:
-            decoded = jwt.decode(token, key, algorithms=[alg])
+            decoded = jwt.decode(token, key, algorithms=[alg], decoder_cls=StrictJSONDecoder)
+        except InvalidPayloadError:
+            # The signature held; the payload is not a JSON object (or has NaN/Infinity in it).
+            raise InvalidMessage("ID token payload unreadable", code="malformed_id_token") from None
         except (JoseError, ValueError, TypeError):
             continue
         return dict(decoded.claims)
@@ -118,12 +158,21 @@ def _check_audience(claims: dict[str, Any], expected: Expected) -> None:
 
 
 def _number(claims: dict[str, Any], name: str) -> float | None:
-    value = claims.get(name)
-    if value is None:
+    """A time claim as seconds, checked before any comparison: NaN compares false to everything
+    (a NaN `exp` would never expire) and a huge integer overflows `float`."""
+    if name not in claims:
         return None
+    value = claims[name]
+    # bool is an int subclass; strings, null, lists and objects are not times either.
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise InvalidMessage(f"ID token {name} is not a number", code="malformed_id_token")
-    return float(value)
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_TIME:  # compared as int: no float conversion can overflow
+            raise InvalidMessage(f"ID token {name} out of range", code="malformed_id_token")
+        return float(value)
+    if not math.isfinite(value) or not 0 <= value <= MAX_TIME:
+        raise InvalidMessage(f"ID token {name} out of range", code="malformed_id_token")
+    return value
 
 
 def _check_times(claims: dict[str, Any], expected: Expected) -> None:

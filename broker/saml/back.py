@@ -238,7 +238,7 @@ class SamlBack:
                 collected.setdefault(canonical, []).extend(values)
         accepted: dict[str, tuple[str, ...]] = {}
         for canonical, values in collected.items():
-            kept, dropped = accept_values(canonical, values, school.scopes)
+            kept, dropped = accept_values(canonical, values, school.scopes, school_id=school.id)
             if dropped:
                 # The attribute's name and a count only: never the values.
                 log.warning(

@@ -3,10 +3,14 @@ no redirects, a timeout and a size cap. The caller checks the XML with `metadata
 
 from __future__ import annotations
 
+import socket
+import time
 import urllib.error
 import urllib.request
+from typing import Any
+from urllib.parse import urlsplit
 
-from broker.core.endpoints import is_acceptable_endpoint
+from broker.core.endpoints import acceptable_destination, is_acceptable_endpoint
 from broker.saml.metadata_check import MAX_METADATA_BYTES, MetadataInvalid
 
 FETCH_TIMEOUT_SECONDS = 10
@@ -21,12 +25,35 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _OPENER = urllib.request.build_opener(_NoRedirects)
 
 
-def fetch_metadata(url: str) -> str:
+def _read_until(response: Any, deadline: float) -> bytes:
+    """The body, at most one byte over the cap, within the deadline: the timeout bounds each
+    read, so a server sending a byte every few seconds would otherwise hold a worker for hours."""
+    collected = bytearray()
+    while len(collected) <= MAX_METADATA_BYTES:
+        if time.monotonic() > deadline:
+            raise MetadataInvalid("cannot fetch the metadata: the server answered too slowly")
+        chunk = response.read1(64 * 1024)
+        if not chunk:
+            break
+        collected.extend(chunk)
+    return bytes(collected)
+
+
+def fetch_metadata(url: str, *, allow_loopback: bool) -> str:
     if not is_acceptable_endpoint(url):
         raise MetadataInvalid("metadata URLs must be https (plain http only on loopback)")
+    parts = urlsplit(url)
+    try:
+        infos = socket.getaddrinfo(parts.hostname or "", parts.port or 443, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError):
+        raise MetadataInvalid("cannot fetch the metadata: host not found") from None
+    addresses = [str(i[4][0]) for i in infos]
+    if not acceptable_destination(parts.hostname or "", addresses, allow_loopback=allow_loopback):
+        # An administrator's URL must not reach the broker's own network.
+        raise MetadataInvalid("metadata URLs must point to a public address")
     try:
         with _OPENER.open(url, timeout=FETCH_TIMEOUT_SECONDS) as response:
-            body: bytes = response.read(MAX_METADATA_BYTES + 1)
+            body = _read_until(response, time.monotonic() + 2 * FETCH_TIMEOUT_SECONDS)
     except urllib.error.HTTPError as err:
         err.close()
         raise MetadataInvalid(f"cannot fetch the metadata: HTTP {err.code}") from None

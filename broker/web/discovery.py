@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, make_response, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from broker.core.errors import BadRequest, UpstreamFailure
+from broker.core.errors import BadRequest
 from broker.core.model import School
 from broker.web.browser import SCHOOL_COOKIE, browser_secret, remember_school
 from broker.web.login_steps import broker, content_security_policy, go_upstream
@@ -61,11 +61,9 @@ def _sign_in_origin(school: School) -> str | None:
     b = broker()
     if school.oidc is None:
         return b.saml_back.sso_origin(school)
-    try:
-        endpoint = b.oidc_back.directory.metadata(school.oidc.issuer).authorization_endpoint
-    except UpstreamFailure:
-        # Unreachable right now: its login will fail with a clear page anyway.
-        endpoint = school.oidc.issuer
+    # Never a network call here: one slow provider must not hold up every student's page.
+    cached = b.oidc_back.directory.cached(school.oidc.issuer)
+    endpoint = cached.authorization_endpoint if cached is not None else school.oidc.issuer
     parts = urlsplit(endpoint)
     return f"{parts.scheme}://{parts.netloc}"
 

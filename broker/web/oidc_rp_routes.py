@@ -1,9 +1,12 @@
 """The OIDC relying party's callback: a school's OpenID provider sends the student back here.
 
-One callback for every school. A mix-up between two schools' providers is impossible because the
-login record (bound to the browser, found by `state`) says which school the request went to: the
-code is redeemed only at that school's token endpoint and the ID token must come from its issuer;
-an RFC 9207 `iss` parameter, when present, must name that issuer too (broker/oidc/back.py).
+One callback per school (`/oidc/rp/callback/<school id>`, the redirect URI registered at that
+school's provider). The login record (bound to the browser, found by `state`) says which school
+the student was sent to; an answer on another school's callback is refused before its code goes
+anywhere. A shared callback with the record alone is not enough: a malicious provider can send
+the student on to another school's provider and have that one's code redeemed at its own token
+endpoint (the mix-up attack, RFC 9700 4.4). An RFC 9207 `iss` parameter, when present, must name
+the school's issuer as well (broker/oidc/back.py).
 """
 
 from __future__ import annotations
@@ -15,29 +18,33 @@ from broker.core.errors import InvalidMessage, UnknownSchool, UpstreamFailure
 from broker.web.browser import browser_secret
 from broker.web.login_steps import broker, finish, refuse_to_service
 
-CALLBACK_PATH = "/oidc/rp/callback"
+CALLBACK_PATH = "/oidc/rp/callback/<school_id>"
 MAX_PARAMETER = 4096
 
 oidc_rp = Blueprint("oidc_rp", __name__)
 
 
 @oidc_rp.route(CALLBACK_PATH, methods=["GET"])
-def callback() -> Response:
+def callback(school_id: str) -> Response:
     b = broker()
     login_id = request.args.get("state", "")
     if not login_id or len(login_id) > 64:
         raise InvalidMessage("callback without our state", code="unsolicited")
     params = {key: value for key, value in request.args.items() if len(value) <= MAX_PARAMETER}
     secret, _ = browser_secret(request)
-    record = b.flow.load(secret, login_id)
-    school = b.view.school(record.school_id or "")
+    # Single use, before any check: state, nonce and PKCE verifier are spent by the first
+    # answer that names them, whether it passes or not.
+    record = b.flow.take(secret, login_id)
+    if record.school_id != school_id:
+        # The answer came back on another school's callback: a provider that is not the one
+        # the student was sent to (a mix-up attempt), or a confused one. Its code is never
+        # redeemed anywhere.
+        raise InvalidMessage("answer on another school's callback", code="callback_mismatch")
+    school = b.view.school(school_id)
     if school is None or school.oidc is None or record.upstream_request_id is None:
         raise UnknownSchool("login record has no OpenID Connect request")
     try:
         verified = b.oidc_back.complete(school, params, record.upstream)
     except UpstreamFailure as failure:
-        record = b.flow.take(secret, login_id)
         return refuse_to_service(record, failure)
-    # Single use: the record (with the nonce and PKCE verifier) is consumed once.
-    record = b.flow.take(secret, login_id)
     return finish(record, verified.identity, verified.authn_instant)

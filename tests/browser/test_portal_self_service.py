@@ -56,7 +56,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     settings, apps = prepare_demo(tmp_path_factory.mktemp("self-service-walk"), port)
     registry: SqlRegistry = apps[settings.base_url].extensions["ketenbroker"].registry
     forge = ForgeProvider(
-        f"http://localhost:{port + 7}", "broker", SCHOOL_SECRET, settings.oidc_callback_url
+        f"http://localhost:{port + 7}",
+        "broker",
+        SCHOOL_SECRET,
+        settings.oidc_callback_url(DEMO_SCHOOL_ID),
     )
     apps[forge.issuer] = forge.app()
     registry.accounts.add_publisher(Publisher(PUBLISHER_ID, "Lesapp B.V."))

@@ -59,7 +59,7 @@ def test_login_through_the_oidc_school_gives_the_publisher_the_chain_pseudonym(
     query = {k: v[0] for k, v in parse_qs(urlsplit(authorize).query).items()}
     assert query["response_type"] == "code"
     assert query["client_id"] == "ketenbroker"
-    assert query["redirect_uri"] == f"{demo.broker_url}/oidc/rp/callback"
+    assert query["redirect_uri"] == f"{demo.broker_url}/oidc/rp/callback/{DEMO_OIDC_SCHOOL_ID}"
     assert query["code_challenge_method"] == "S256"
     assert len(query["code_challenge"]) == 43
     assert query["nonce"] and query["state"]

@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from broker.cli.demo import DEMO_OIDC_SCHOOL_ID
 from broker.core.model import OidcUpstream, School
 from broker.core.pseudonym import derive_chain_pseudonym
 from tests.support.client import Browser, Page
@@ -42,7 +43,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
 def forge(demo: LiveDemo) -> ForgeProvider:
     base_url = f"http://localhost:{free_ports(1)}"
     provider = ForgeProvider(
-        base_url, CLIENT_ID, CLIENT_SECRET, f"{demo.broker_url}/oidc/rp/callback"
+        base_url, CLIENT_ID, CLIENT_SECRET, demo.settings.oidc_callback_url(FORGE_SCHOOL_ID)
     )
     demo.servers.append(serve_app(base_url, provider.app()))
     school = School(
@@ -171,6 +172,31 @@ def test_mix_up_callback_naming_another_provider_is_refused(
     assert demo.registry.school_by_idp(other) is not None
     forgery.iss_parameter = other
     assert_refused(demo, login(demo, forge), caplog, "issuer_mismatch")
+
+
+def test_an_answer_on_another_schools_callback_is_never_redeemed(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The mix-up attack (RFC 9700 4.4): the student was sent to one school's provider, and an
+    answer arrives on another school's callback, without `iss` (as from a provider that does not
+    send one). Its code must not be redeemed anywhere, and the login ends."""
+    forgery.answer_at = demo.settings.oidc_callback_url(DEMO_OIDC_SCHOOL_ID)
+    forgery.iss_parameter = OMIT
+    requests_before = len(forge.token_requests)
+    attempt = login(demo, forge)
+    page = attempt.page
+    assert page.status == 400, page.text[:500]
+    assert page.url.startswith(demo.settings.oidc_callback_url(DEMO_OIDC_SCHOOL_ID))
+    assert "refused code=callback_mismatch " in caplog.text
+    assert len(forge.token_requests) == requests_before  # the code went nowhere
+    assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
+    assert not demo.answers_publisher(page)
+    # The state was spent: the same answer on the right callback finds no login any more.
+    right = page.url.replace(
+        demo.settings.oidc_callback_url(DEMO_OIDC_SCHOOL_ID),
+        demo.settings.oidc_callback_url(FORGE_SCHOOL_ID),
+    )
+    assert attempt.browser.get(right).status == 400
 
 
 def test_unknown_kid_refetches_the_key_set_at_most_once_a_minute(

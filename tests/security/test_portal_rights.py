@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from flask.testing import FlaskClient
@@ -231,3 +232,53 @@ def test_session_cookie_is_host_prefixed_secure_httponly_lax(site: PortalSite) -
     )
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Path=/" in cookie and "Domain" not in cookie
+
+
+def test_sign_in_is_throttled_per_account_before_any_password_is_checked(
+    site: PortalSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    from broker.accounts import totp
+    from broker.core.admins import AdminRole
+    from broker.web.portal.guard import ACCOUNT_FAILURES
+
+    site.accounts["guessed"] = site.add_account("guessed@broker.example", AdminRole.OPERATOR, None)
+    account = site.accounts["guessed"]
+    for _ in range(ACCOUNT_FAILURES):
+        status, _ = _sign_in_attempt(site, account.email, PASSWORD, "000000")
+        assert status == 401
+    # Now even the right password and code are refused, until the window has passed.
+    good = totp.code_at(account.secret, totp.current_step())
+    with caplog.at_level(logging.WARNING, logger="broker.portal"):
+        status, page = _sign_in_attempt(site, account.email, PASSWORD, good)
+    assert status == 429
+    assert 'id="sign-in-throttled"' in page
+    assert "reason=throttled" in caplog.text and account.email not in caplog.text
+
+
+def test_a_copied_session_cookie_dies_with_sign_out(site: PortalSite) -> None:
+    from broker.core.admins import AdminRole
+    from broker.web.portal import SESSION_COOKIE
+
+    site.accounts["copied"] = site.add_account("copied@broker.example", AdminRole.OPERATOR, None)
+    client = site.sign_in("copied")
+    cookie = client.get_cookie(SESSION_COOKIE, domain=urlsplit(HTTPS).hostname or "")
+    assert cookie is not None
+    thief = site.client()
+    thief.set_cookie(SESSION_COOKIE, cookie.value, domain=cookie.domain, secure=True)
+    assert thief.get("/portal/operator/services", base_url=HTTPS).status_code == 200
+    token = csrf_token(client.get("/portal/operator/services", base_url=HTTPS).get_data(True))
+    assert (
+        client.post("/portal/sign-out", base_url=HTTPS, data={"csrf_token": token}).status_code
+        == 303
+    )
+    assert thief.get("/portal/operator/services", base_url=HTTPS).status_code == 303
+
+
+def test_portal_pages_are_never_cached(clients: dict[str, FlaskClient]) -> None:
+    for role, url in (
+        ("anonymous", "/portal/sign-in"),
+        ("operator", "/portal/operator/admins"),
+        ("school", f"/portal/school/{DEMO_SCHOOL_ID}/services"),
+    ):
+        response = clients[role].get(url, base_url=HTTPS)
+        assert response.headers["Cache-Control"] == "no-store", url

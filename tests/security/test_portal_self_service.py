@@ -4,6 +4,7 @@ saved before the checks pass, and the registry generation moving so the next log
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
 from hashlib import sha256
@@ -14,7 +15,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.admins import AdminRole
 from broker.core.catalogue import CATALOGUE
+from broker.core.model import OidcUpstream, School
 from broker.oidc.grants import RegisteredClient
 from tests.support.live import free_ports, serve_app
 from tests.support.oidc_forge import ForgeProvider
@@ -46,7 +49,9 @@ def school(site: PortalSite) -> FlaskClient:
 @pytest.fixture(scope="module")
 def provider(site: PortalSite) -> Iterator[ForgeProvider]:
     base_url = f"http://localhost:{free_ports(1)}"
-    forge = ForgeProvider(base_url, "broker", SCHOOL_SECRET, site.settings.oidc_callback_url)
+    forge = ForgeProvider(
+        base_url, "broker", SCHOOL_SECRET, site.settings.oidc_callback_url(DEMO_SCHOOL_ID)
+    )
     server = serve_app(base_url, forge.app())
     yield forge
     server.shutdown()
@@ -230,3 +235,56 @@ def test_school_switches_to_an_openid_provider_checked_first(
     assert school is not None and school.oidc is None
     assert school.subject_attribute == "student_number"
     assert school.idp_entity_id == before.idp_entity_id
+
+
+def test_an_eck_id_school_cannot_switch_its_identity_provider(
+    site: PortalSite,
+    provider: ForgeProvider,
+    school: FlaskClient,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The ECK iD namespace is sector-wide: a provider of the school's own choosing could assert
+    any student's ECK iD. The page is read-only and every change is a 403, nothing saved."""
+    issuer = "https://op.eck-school.example"
+    eck_school = School(
+        "88EC00",
+        "ECK-school",
+        issuer,
+        subject_attribute="sub",
+        use_eck_id=True,
+        oidc=OidcUpstream(issuer, "broker", "secret-of-the-eck-school"),
+    )
+    site.registry.add_school(eck_school, "")
+    site.accounts["eck-school"] = site.add_account("ict@eck.example", AdminRole.SCHOOL, "88EC00")
+    client = site.sign_in("eck-school")
+    url = "/portal/school/88EC00/identity-provider"
+    before, generation = site.registry.school("88EC00"), site.registry.generation()
+
+    page = client.get(url, base_url=HTTPS).get_data(as_text=True)
+    assert issuer in page and 'id="eck-id-locked"' in page
+    assert "vraag het de operator van de federatie" in page
+    assert 'id="saml-form"' not in page and 'id="oidc-form"' not in page
+    assert "secret-of-the-eck-school" not in page
+
+    token = csrf_token(page)  # the sign-out form's: the POSTs below pass the CSRF check
+    oidc = {
+        "csrf_token": token,
+        "issuer": provider.issuer,
+        "client_id": "broker",
+        "client_secret": SCHOOL_SECRET,
+        "algorithm": "RS256",
+        "oidc_subject": "sub",
+    }
+    saml = {"csrf_token": token, "metadata_url": "https://idp.example/metadata"}
+    with caplog.at_level(logging.WARNING, logger="broker.portal"):
+        for action, data in (("oidc", oidc), ("saml", saml)):
+            response = client.post(f"{url}/{action}", base_url=HTTPS, data=data)
+            assert response.status_code == 403, action
+    assert site.registry.school("88EC00") == before
+    assert site.registry.generation() == generation
+    assert caplog.text.count("reason=eck_id") == 2
+    assert caplog.text.count("portal refused status=403 role=school") == 2
+
+    # A school without the ECK iD keeps its forms.
+    own = school.get(IDP, base_url=HTTPS).get_data(as_text=True)
+    assert 'id="oidc-form"' in own and 'id="eck-id-locked"' not in own

@@ -39,6 +39,7 @@ class Forgery:
     userinfo: dict[str, Any] = field(default_factory=dict)  # userinfo claims to set
     iss_parameter: str | None = None  # the callback's `iss`: None = the right one, OMIT = none
     error: str | None = None  # answer the authorization request with this error
+    answer_at: str | None = None  # send the answer to this URL instead of the registered one
 
 
 def _b64(data: bytes) -> str:
@@ -140,7 +141,8 @@ class ForgeProvider:
             iss = self.forgery.iss_parameter
             if iss != OMIT:
                 answer["iss"] = iss or self.issuer
-            return redirect(f"{self.redirect_uri}?{urlencode(answer)}", 302)
+            target = self.forgery.answer_at or self.redirect_uri
+            return redirect(f"{target}?{urlencode(answer)}", 302)
 
         @app.post("/token")
         def token() -> Response | tuple[Response, int]:

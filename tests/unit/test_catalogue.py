@@ -87,8 +87,27 @@ def test_school_table_extends_and_wins() -> None:
 
 
 @pytest.mark.parametrize("brin", ["99XX", "99XX00", "00AB12"])
-def test_brin_accepted(brin: str) -> None:
-    assert accept_values("school_id", [brin]) == ((brin,), 0)
+def test_the_schools_own_brin_accepted(brin: str) -> None:
+    assert accept_values("school_id", [brin], school_id=brin) == ((brin,), 0)
+
+
+@pytest.mark.parametrize(
+    ("sent", "school_id"),
+    [
+        ("99YY00", "99XX00"),  # another school's BRIN: a provider speaks for its own school only
+        ("99XX", "99XX00"),  # the institution's BRIN for a location's: not the school's own id
+        ("99XX00", "99XX"),
+        ("99xx00", "99XX00"),  # no case folding
+        ("99XX00", None),  # nothing to check against: nothing believed
+    ],
+)
+def test_a_brin_other_than_the_schools_own_dropped(sent: str, school_id: str | None) -> None:
+    assert accept_values("school_id", [sent], school_id=school_id) == ((), 1)
+
+
+def test_only_the_schools_own_brin_kept_among_several() -> None:
+    sent = ["99YY00", "99XX00", "00AB12"]
+    assert accept_values("school_id", sent, school_id="99XX00") == (("99XX00",), 2)
 
 
 @pytest.mark.parametrize(
@@ -109,7 +128,8 @@ def test_brin_accepted(brin: str) -> None:
     ],
 )
 def test_malformed_brin_dropped(brin: str) -> None:
-    assert accept_values("school_id", [brin]) == ((), 1)
+    # Even a school registered under a malformed id cannot have it passed on as a BRIN.
+    assert accept_values("school_id", [brin], school_id=brin) == ((), 1)
 
 
 def test_affiliation_outside_the_list_dropped() -> None:

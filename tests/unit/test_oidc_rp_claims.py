@@ -78,12 +78,42 @@ def test_values_that_do_not_fit_are_dropped_and_logged_by_name_only(
         assert value not in text
 
 
-def test_an_unverified_email_is_not_passed_on() -> None:
-    claims = {"email": "sanne@school.example", "email_verified": False}
-    assert map_claims(claims, school()) == {}
+@pytest.mark.parametrize("verified", [False, "false", "true", "True", 0, 1, None, [True], {}])
+def test_an_email_is_passed_on_only_when_verified_is_exactly_true(
+    verified: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    claims = {"email": "sanne@school.example", "email_verified": verified}
+    with caplog.at_level(logging.WARNING):
+        assert map_claims(claims, school()) == {}
+    assert "attribute=email school=99ZZ00 count=1" in caplog.text
+    assert "sanne" not in caplog.text
     assert map_claims({**claims, "email_verified": True}, school()) == {
         "email": ("sanne@school.example",)
     }
+
+
+def test_an_email_without_email_verified_is_passed_on() -> None:
+    # Many school providers (Entra ID among them) never send email_verified.
+    assert map_claims({"email": "sanne@school.example"}, school()) == {
+        "email": ("sanne@school.example",)
+    }
+
+
+def test_email_values_that_are_not_strings_are_dropped_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    claims = {"email": ["sanne@school.example", 42, None], "email_verified": True}
+    with caplog.at_level(logging.WARNING):
+        assert map_claims(claims, school()) == {"email": ("sanne@school.example",)}
+    assert "attribute=email school=99ZZ00 count=2" in caplog.text
+
+
+def test_only_the_schools_own_brin_is_passed_on() -> None:
+    assert map_claims({"school_id": "99ZZ00"}, school()) == {"school_id": ("99ZZ00",)}
+    # A school's provider asserting another school's BRIN: dropped, the rest still arrives.
+    other = {"school_id": ["99XX00", "99ZZ00"], "given_name": "Sanne"}
+    assert map_claims(other, school()) == {"school_id": ("99ZZ00",), "given_name": ("Sanne",)}
+    assert map_claims({"school_id": "99XX00"}, school()) == {}
 
 
 def test_protocol_claims_are_never_attributes() -> None:

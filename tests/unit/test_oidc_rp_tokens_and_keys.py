@@ -13,7 +13,10 @@ import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from joserfc.errors import SecurityWarning
+from joserfc.jwk import RSAKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from jwt.warnings import InsecureKeyLengthWarning
 
 from broker.core.errors import InvalidMessage, UpstreamFailure
 from broker.oidc.rp_discovery import (
@@ -163,6 +166,74 @@ def test_max_age_needs_a_recent_auth_time() -> None:
 @pytest.mark.parametrize("value", ["", "a.b", "x" * 20000, "a.b.c"])
 def test_malformed_tokens(value: str) -> None:
     refused(value, "malformed_id_token")
+
+
+def raw_token(payload: str, header: dict[str, Any] | None = None) -> str:
+    """A token signed over exactly these payload bytes (JSON written by hand)."""
+    return pyjwt.api_jws.encode(
+        payload.encode(), RSA_KEY, algorithm="RS256", headers=header or {"kid": "r1"}
+    )
+
+
+def claims_json(**raw: str) -> str:
+    """The good claims as JSON text, with some members replaced by literal JSON text."""
+    members = [f"{json.dumps(k)}: {json.dumps(v)}" for k, v in claims().items() if k not in raw]
+    members += [f"{json.dumps(k)}: {v}" for k, v in raw.items()]
+    return "{" + ", ".join(members) + "}"
+
+
+@pytest.mark.parametrize("name", ["exp", "iat", "nbf", "auth_time"])
+@pytest.mark.parametrize(
+    "literal",
+    [
+        *("NaN", "Infinity", "-Infinity", "1e400", "-1e400", "1" + "0" * 400, "-1", str(2**40 + 1)),
+        *("true", "false", "null", '"1800000300"', "[1800000300]", "{}"),
+    ],
+)
+def test_time_claims_must_be_finite_numbers_in_range(name: str, literal: str) -> None:
+    # Never a pass (a NaN exp compares false to everything, so it would never expire) and never
+    # a crash (10**400 overflows float): always malformed_id_token.
+    refused(raw_token(claims_json(**{name: literal})), "malformed_id_token", max_age=600)
+    refused(raw_token(claims_json(**{name: literal})), "malformed_id_token")
+
+
+def test_time_claims_at_the_edges_of_the_range() -> None:
+    assert verify(token(claims(nbf=0, auth_time=int(NOW) - 10)), max_age=600)
+    assert verify(token(claims(exp=2**40, iat=NOW - 0.5)))
+    refused(token(claims(exp=2**40 + 1)), "malformed_id_token")
+
+
+def test_nan_and_infinity_literals_are_refused_anywhere_in_the_token() -> None:
+    refused(raw_token(claims_json(extra="NaN")), "malformed_id_token")
+    refused(raw_token(claims_json(extra="[1, Infinity]")), "malformed_id_token")
+    header = base64.urlsafe_b64encode(b'{"alg":"RS256","kid":"r1","x":NaN}').rstrip(b"=")
+    good = token(claims())
+    refused(header.decode() + good[good.index(".") :], "malformed_id_token")
+    # A payload that is JSON but not an object.
+    refused(raw_token("[1, 2]"), "malformed_id_token")
+
+
+def test_rsa_keys_shorter_than_2048_bits_are_not_believed() -> None:
+    short = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+    # joserfc only warns when it loads such a key; whatever the key set does, verification refuses.
+    with pytest.warns(SecurityWarning):
+        weak = RSAKey.import_key(jwk(short, "short"))
+    with pytest.warns(InsecureKeyLengthWarning):  # PyJWT, too, signs with it only under protest
+        signed, signed_without_kid = (
+            token(claims(), kid="short", key=short),
+            token(claims(), kid=None, key=short),
+        )
+    keys: tuple[PublicKey, ...] = (weak, *KEYS)
+    expected = Expected(ISSUER, "broker", "n-1", ("RS256",), NOW, 60)
+    with pytest.raises(InvalidMessage) as caught:
+        verify_id_token(signed, lambda kid, r: keys, expected)
+    assert caught.value.code == "weak_key"
+    # Without a kid and one (short) key: the same refusal, not a pass.
+    alone: tuple[PublicKey, ...] = (weak,)
+    with pytest.raises(InvalidMessage) as caught:
+        verify_id_token(signed_without_kid, lambda kid, r: alone, expected)
+    assert caught.value.code == "weak_key"
+    assert verify_id_token(token(claims()), lambda kid, r: keys, expected)["sub"] == "s-1"
 
 
 # -- discovery and key sets -------------------------------------------------------------------

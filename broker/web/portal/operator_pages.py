@@ -108,7 +108,8 @@ def schools() -> Response | tuple[str, int]:
     if form.validate_on_submit():
         try:
             xml = uploaded_text(form.metadata_file.data) or fetch_metadata(
-                form.metadata_url.data or ""
+                form.metadata_url.data or "",
+                allow_loopback=broker().settings.peers_on_loopback,
             )
             entity_id = idp_entity_id(xml)
             registry.add_school(

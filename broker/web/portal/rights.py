@@ -24,10 +24,13 @@ from wtforms import ValidationError
 
 from broker.core.admins import Admin, AdminRole
 from broker.web.login_steps import broker
+from broker.web.portal.guard import session_admin
 
 log = logging.getLogger("broker.portal")
 F = TypeVar("F", bound=Callable[..., Any])
 SESSION_ADMIN = "admin"
+SESSION_ID = "sid"
+SESSION_SIGNED_IN_AT = "since"
 
 
 class PortalForbidden(Forbidden):
@@ -35,10 +38,14 @@ class PortalForbidden(Forbidden):
 
 
 def signed_in_admin() -> Admin | None:
-    admin_id = session.get(SESSION_ADMIN)
-    if not isinstance(admin_id, int):
+    session_id, signed_in_at = session.get(SESSION_ID), session.get(SESSION_SIGNED_IN_AT)
+    if not isinstance(session_id, str) or not isinstance(signed_in_at, int):
         return None
-    return broker().registry.accounts.admin(admin_id)
+    b = broker()
+    admin_id = session_admin(b.store, session_id, signed_in_at)
+    if admin_id is None or session.get(SESSION_ADMIN) != admin_id:
+        return None
+    return b.registry.accounts.admin(admin_id)
 
 
 def current_admin() -> Admin:
@@ -101,6 +108,7 @@ def portal_blueprint(name: str, prefix: str) -> Blueprint:
     """A portal blueprint: CSRF on every POST, the 403 page, `csrf_token()` in its templates."""
     blueprint = Blueprint(name, __name__, url_prefix=prefix)
     blueprint.before_request(check_csrf)
+    blueprint.after_request(_not_cached)
     blueprint.register_error_handler(PortalForbidden, forbidden_page)
 
     @blueprint.context_processor
@@ -108,6 +116,13 @@ def portal_blueprint(name: str, prefix: str) -> Blueprint:
         return {"csrf_token": generate_csrf, "admin": getattr(g, "portal_admin", None)}
 
     return blueprint
+
+
+def _not_cached(response: Response) -> Response:
+    # Portal pages show invitation links, TOTP secrets and federation data: never from a cache
+    # (the back button after sign-out, a shared school laptop's disk cache).
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def _to_sign_in() -> Response:

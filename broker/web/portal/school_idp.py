@@ -7,6 +7,11 @@ registry's generation, so every worker uses it on the next login; the OIDC back 
 by issuer, so a new issuer is simply a new entry.
 
 The provider's client secret is typed into a password field, stored, and never shown again.
+
+A school whose pseudonyms come from the ECK iD (`School.use_eck_id`) cannot change its provider
+here: the ECK iD namespace is sector-wide, so a provider of the school's own choosing could assert
+any student's ECK iD and be that student at every publisher. The page shows the provider read-only
+and a POST is refused (403); the federation operator changes it (`registry import`, docs/cli.md).
 """
 
 from __future__ import annotations
@@ -27,7 +32,13 @@ from broker.saml.metadata_check import idp_entity_id
 from broker.saml.metadata_fetch import fetch_metadata
 from broker.web.login_steps import broker
 from broker.web.portal.oidc_forms import OidcProviderForm, SamlIdpForm
-from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+from broker.web.portal.rights import (
+    PortalForbidden,
+    current_admin,
+    portal_blueprint,
+    portal_page,
+    refuse_unless,
+)
 from broker.web.portal.uploads import uploaded_text
 
 log = logging.getLogger("broker.portal")
@@ -40,6 +51,18 @@ def _school(school_id: str) -> School:
     school = broker().registry.school(school_id)
     refuse_unless(school is not None)
     assert school is not None
+    return school
+
+
+def _changeable(school: School) -> School:
+    """The school, if its administrators may change its identity provider themselves."""
+    if school.use_eck_id:
+        log.warning(
+            "portal school idp refused school=%s reason=eck_id admin=%s",
+            school.id,
+            current_admin().id,
+        )
+        raise PortalForbidden("identity provider of an ECK iD school")
     return school
 
 
@@ -84,12 +107,13 @@ def identity_provider(school_id: str) -> tuple[str, int]:
 @school_idp_pages.route("/identity-provider/saml", methods=["POST"])
 @portal_page(SCHOOL)
 def saml_provider(school_id: str) -> Response | tuple[str, int]:
-    school = _school(school_id)
+    school = _changeable(_school(school_id))
     saml, oidc = SamlIdpForm(), _forms(school)[1]
     if saml.validate_on_submit():
         try:
             xml = uploaded_text(saml.metadata_file.data) or fetch_metadata(
-                saml.metadata_url.data or ""
+                saml.metadata_url.data or "",
+                allow_loopback=broker().settings.peers_on_loopback,
             )
             changed = replace(
                 school,
@@ -108,7 +132,7 @@ def saml_provider(school_id: str) -> Response | tuple[str, int]:
 @school_idp_pages.route("/identity-provider/oidc", methods=["POST"])
 @portal_page(SCHOOL)
 def oidc_provider(school_id: str) -> Response | tuple[str, int]:
-    school = _school(school_id)
+    school = _changeable(_school(school_id))
     saml, oidc = _forms(school)[0], OidcProviderForm()
     if oidc.validate_on_submit():
         secret = (oidc.client_secret.data or "").strip()
@@ -120,9 +144,12 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
         issuer, algorithms = oidc.issuer.data or "", (oidc.algorithm.data,)
         settings = broker().settings
         timeout = settings.oidc.http_timeout_seconds if settings.oidc else DEFAULT_TIMEOUT
+        loopback = settings.peers_on_loopback
         try:
             check_school_provider(
-                ProviderDirectory(lambda: SchoolSession(timeout)), issuer, algorithms
+                ProviderDirectory(lambda: SchoolSession(timeout, allow_loopback=loopback)),
+                issuer,
+                algorithms,
             )
             upstream = OidcUpstream(issuer, (oidc.client_id.data or "").strip(), secret, algorithms)
             changed = replace(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from flask import redirect, render_template, session, url_for
+from flask import redirect, render_template, request, session, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 
@@ -20,7 +20,20 @@ from broker.core.admins import Admin, AdminRole
 from broker.registry.errors import InvitationUnusable
 from broker.web.login_steps import broker
 from broker.web.portal.forms import AcceptInvitationForm, SignInForm, digits
-from broker.web.portal.rights import SESSION_ADMIN, portal_blueprint, signed_in_admin
+from broker.web.portal.guard import (
+    close_session,
+    note_failure,
+    note_success,
+    open_session,
+    sign_in_blocked,
+)
+from broker.web.portal.rights import (
+    SESSION_ADMIN,
+    SESSION_ID,
+    SESSION_SIGNED_IN_AT,
+    portal_blueprint,
+    signed_in_admin,
+)
 
 log = logging.getLogger("broker.portal")
 sign_in_pages = portal_blueprint("portal_sign_in", "/portal")
@@ -28,10 +41,13 @@ sign_in_pages = portal_blueprint("portal_sign_in", "/portal")
 
 def start_session(admin: Admin) -> None:
     # A fresh session: nothing from before the sign-in (a planted value, an old CSRF token)
-    # survives into the signed-in one.
+    # survives into the signed-in one. Its id is checked against the store on every request.
     session.clear()
     session.permanent = True
+    session_id, since = open_session(broker().store, admin.id)
     session[SESSION_ADMIN] = admin.id
+    session[SESSION_ID] = session_id
+    session[SESSION_SIGNED_IN_AT] = since
 
 
 def home_of(admin: Admin) -> str:
@@ -54,14 +70,24 @@ def sign_in() -> Response | str | tuple[str, int]:
     if not form.validate_on_submit():
         status = 400 if form.is_submitted() else 200
         return render_template("portal/sign_in.html", form=form, refused=False), status
-    accounts = broker().registry.accounts
-    found = accounts.credentials(form.email.data or "")
+    b = broker()
+    email, address = form.email.data or "", request.remote_addr or "-"
+    if sign_in_blocked(b.store, email, address):
+        log.warning("portal sign-in refused admin=unknown reason=throttled")
+        form.password.data = ""
+        form.code.data = ""
+        page = render_template("portal/sign_in.html", form=form, refused=False, throttled=True)
+        return page, 429
+    accounts = b.registry.accounts
+    found = accounts.credentials(email)
     password_ok = verify_password(found.password_hash if found else None, form.password.data or "")
     step = totp.verify(found.totp_secret, digits(form.code.data or "")) if found else None
     if found and password_ok and step is not None and accounts.use_totp_step(found.admin.id, step):
+        note_success(b.store, email)
         start_session(found.admin)
         log.info("portal sign-in admin=%s role=%s", found.admin.id, found.admin.role.value)
         return redirect(home_of(found.admin), code=303)
+    note_failure(b.store, email, address)
     reason = "password" if not password_ok else "code"
     log.warning(
         "portal sign-in refused admin=%s reason=%s", found.admin.id if found else "unknown", reason
@@ -74,6 +100,7 @@ def sign_in() -> Response | str | tuple[str, int]:
 @sign_in_pages.route("/sign-out", methods=["POST"])
 def sign_out() -> Response:
     admin = signed_in_admin()
+    close_session(broker().store, str(session.get(SESSION_ID, "")))
     session.clear()
     if admin is not None:
         log.info("portal sign-out admin=%s", admin.id)

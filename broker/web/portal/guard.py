@@ -1,0 +1,78 @@
+"""What keeps a stolen password or cookie from being worth much: sign-in throttling and
+server-side portal sessions, both in the broker's store (shared by every worker).
+
+Throttling: after 5 failed sign-ins for one e-mail address, or 30 from one network address,
+within 15 minutes, further attempts are refused before any password is hashed (so the attempts
+cost the broker nothing either) until the window has passed. A TOTP code has a million values;
+5 tries per 15 minutes make guessing one hopeless. The counters are keyed by a hash: the store
+holds no e-mail address. Someone who knows an administrator's address can lock them out for 15
+minutes at a time; that is the price of not letting anyone guess.
+
+Sessions: the cookie carries a random session id; the store maps its hash to the administrator
+for 30 minutes, renewed by every request, and never beyond 8 hours after sign-in. Signing out
+deletes it, so a copied cookie dies with the sign-out.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from hashlib import sha256
+
+from broker.core.ports import KeyValueStore
+
+ACCOUNT_FAILURES = 5
+ADDRESS_FAILURES = 30
+WINDOW_SECONDS = 15 * 60
+IDLE_SECONDS = 30 * 60
+MAX_SESSION_SECONDS = 8 * 60 * 60
+
+
+def _key(kind: str, value: str) -> str:
+    return f"portal:{kind}:{sha256(value.strip().lower().encode()).hexdigest()}"
+
+
+def _count(store: KeyValueStore, key: str) -> int:
+    value = store.get(key)
+    return int(value) if value and value.isdigit() else 0
+
+
+def sign_in_blocked(store: KeyValueStore, email: str, address: str) -> bool:
+    return (
+        _count(store, _key("fail-account", email)) >= ACCOUNT_FAILURES
+        or _count(store, _key("fail-address", address)) >= ADDRESS_FAILURES
+    )
+
+
+def note_failure(store: KeyValueStore, email: str, address: str) -> None:
+    # Not atomic: two racing failures may count once. The limits leave room for that.
+    for key in (_key("fail-account", email), _key("fail-address", address)):
+        store.put(key, str(_count(store, key) + 1).encode(), WINDOW_SECONDS)
+
+
+def note_success(store: KeyValueStore, email: str) -> None:
+    store.delete(_key("fail-account", email))
+
+
+def open_session(store: KeyValueStore, admin_id: int) -> tuple[str, int]:
+    """A new session: (id for the cookie, sign-in time)."""
+    session_id = secrets.token_urlsafe(32)
+    store.put(_key("session", session_id), str(admin_id).encode(), IDLE_SECONDS)
+    return session_id, int(time.time())
+
+
+def session_admin(store: KeyValueStore, session_id: str, signed_in_at: int) -> int | None:
+    """The administrator of a live session (and its idle time starts again), or None."""
+    if not session_id or len(session_id) > 128 or time.time() - signed_in_at > MAX_SESSION_SECONDS:
+        return None
+    key = _key("session", session_id)
+    value = store.get(key)
+    if value is None or not value.isdigit():
+        return None
+    store.put(key, value, IDLE_SECONDS)
+    return int(value)
+
+
+def close_session(store: KeyValueStore, session_id: str) -> None:
+    if session_id:
+        store.delete(_key("session", session_id))

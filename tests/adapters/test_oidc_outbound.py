@@ -1,0 +1,138 @@
+"""Outbound HTTP to schools' providers: a whole-answer deadline and public destinations only."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from broker.core.endpoints import acceptable_destination
+from broker.core.errors import UpstreamFailure
+from broker.oidc.rp_discovery import ProviderDirectory
+from broker.oidc.rp_http import SchoolSession, get_json
+
+
+@pytest.fixture
+def trickling_server() -> Iterator[int]:
+    """Answers headers at once, then the body one byte every 0.3 s (for a minute)."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    stop = threading.Event()
+
+    def handle(conn: socket.socket) -> None:
+        with conn:
+            conn.recv(4096)
+            conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n\r\n")
+            try:
+                for _ in range(200):
+                    if stop.is_set():
+                        return
+                    conn.sendall(b" ")
+                    time.sleep(0.3)
+            except OSError:
+                return
+
+    def accept() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield server.getsockname()[1]
+    stop.set()
+    server.close()
+
+
+def test_a_provider_that_trickles_its_answer_is_cut_off(trickling_server: int) -> None:
+    started = time.monotonic()
+    with pytest.raises(UpstreamFailure) as refused:
+        session = SchoolSession(0.5, allow_loopback=True)
+        get_json(session, f"http://127.0.0.1:{trickling_server}/x", "document")
+    assert refused.value.code == "school_unreachable"
+    # Each byte arrives within the per-read timeout; the deadline (twice the timeout) ends it.
+    assert time.monotonic() - started < 3
+
+
+@pytest.mark.parametrize(
+    ("host", "addresses", "allowed"),
+    [
+        ("idp.school.example", ["93.184.216.34"], True),
+        ("idp.school.example", ["10.0.0.5"], False),
+        ("idp.school.example", ["192.168.1.1"], False),
+        ("idp.school.example", ["169.254.169.254"], False),  # cloud metadata
+        ("idp.school.example", ["93.184.216.34", "172.16.0.1"], False),  # any private one
+        ("idp.school.example", ["fd00::1"], False),
+        ("idp.school.example", ["64:ff9b::a00:1"], False),  # NAT64 of 10.0.0.1
+        ("idp.school.example", ["127.0.0.1"], False),  # a public name pointing at us
+        ("idp.school.example", [], False),
+    ],
+)
+@pytest.mark.parametrize("allow_loopback", [False, True])
+def test_destinations(host: str, addresses: list[str], allowed: bool, allow_loopback: bool) -> None:
+    assert acceptable_destination(host, addresses, allow_loopback=allow_loopback) is allowed
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "::1"])
+def test_loopback_only_for_a_broker_on_loopback(host: str) -> None:
+    addresses = ["::1"] if host == "::1" else ["127.0.0.1"]
+    assert acceptable_destination(host, addresses, allow_loopback=True)
+    assert not acceptable_destination(host, addresses, allow_loopback=False)
+
+
+def test_a_public_broker_never_calls_its_own_host(trickling_server: int) -> None:
+    with pytest.raises(UpstreamFailure) as refused:
+        get_json(SchoolSession(0.5), f"http://127.0.0.1:{trickling_server}/x", "document")
+    assert refused.value.code == "endpoint_refused"
+
+
+def test_metadata_fetch_refuses_loopback_on_a_public_broker_and_trickles(
+    trickling_server: int,
+) -> None:
+    from broker.saml.metadata_check import MetadataInvalid
+    from broker.saml.metadata_fetch import fetch_metadata
+
+    url = f"http://127.0.0.1:{trickling_server}/metadata"
+    with pytest.raises(MetadataInvalid, match="public address"):
+        fetch_metadata(url, allow_loopback=False)
+
+
+def test_an_issuer_with_a_query_is_refused() -> None:
+    from broker.oidc.rp_discovery import ProviderInvalid
+
+    directory = ProviderDirectory(lambda: SchoolSession(1.0, allow_loopback=True))
+    with pytest.raises(ProviderInvalid, match="query"):
+        directory.fetch_metadata("http://127.0.0.1:9/admin/flush?x=")
+
+
+def test_the_discovery_page_never_waits_on_a_provider() -> None:
+    calls: list[str] = []
+
+    def session() -> SchoolSession:
+        calls.append("fetch")
+        raise AssertionError("no network from cached()")
+
+    directory = ProviderDirectory(session)
+    assert directory.cached("https://login.school.example") is None
+    assert calls == []
+
+
+def test_metadata_from_a_trickling_server_is_cut_off(
+    trickling_server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from broker.saml import metadata_fetch
+    from broker.saml.metadata_check import MetadataInvalid
+
+    monkeypatch.setattr(metadata_fetch, "FETCH_TIMEOUT_SECONDS", 0.5)
+    started = time.monotonic()
+    with pytest.raises(MetadataInvalid, match="too slowly"):
+        metadata_fetch.fetch_metadata(
+            f"http://127.0.0.1:{trickling_server}/metadata", allow_loopback=True
+        )
+    assert time.monotonic() - started < 3
