@@ -288,3 +288,14 @@ def test_an_eck_id_school_cannot_switch_its_identity_provider(
     # A school without the ECK iD keeps its forms.
     own = school.get(IDP, base_url=HTTPS).get_data(as_text=True)
     assert 'id="oidc-form"' in own and 'id="eck-id-locked"' not in own
+
+
+def test_the_identity_provider_page_names_the_schools_own_redirect_uri(site: PortalSite) -> None:
+    from broker.core.admins import AdminRole
+
+    site.accounts["ict-2"] = site.add_account(
+        "ict2@lyceum.example", AdminRole.SCHOOL, DEMO_SCHOOL_ID
+    )
+    client = site.sign_in("ict-2")
+    page = client.get(IDP, base_url=HTTPS).get_data(as_text=True)
+    assert site.settings.oidc_callback_url(DEMO_SCHOOL_ID) in page

@@ -84,7 +84,10 @@ def _forms(school: School) -> tuple[SamlIdpForm, OidcProviderForm]:
 def _page(
     school: School, saml: SamlIdpForm, oidc: OidcProviderForm, status: int
 ) -> tuple[str, int]:
-    page = render_template("portal/school_idp.html", school=school, saml=saml, oidc=oidc)
+    callback = broker().settings.oidc_callback_url(school.id)
+    page = render_template(
+        "portal/school_idp.html", school=school, saml=saml, oidc=oidc, callback=callback
+    )
     return page, status
 
 
