@@ -382,18 +382,19 @@ def admin() -> None:
 @admin.command("create")
 @config_option
 @click.option("--email", required=True, help="the operator's e-mail address (their login)")
-@click.password_option(
-    "--password",
-    prompt="Password (at least 12 characters)",
-    help="asked for twice, hidden, when not given",
-)
 @reports_errors
-def admin_create(config_path: Path, email: str, password: str) -> None:
-    """Create an operator (the first one, typically); prints the TOTP key once."""
+def admin_create(config_path: Path, email: str) -> None:
+    """Create an operator (the first one, typically); prints the TOTP key once.
+
+    The password is asked for twice, hidden: never an option, so it stays out of the shell's
+    history and the process list."""
     from broker.accounts import totp
     from broker.accounts.passwords import hash_password
     from broker.core.admins import AdminRole
 
+    password = click.prompt(
+        "Password (at least 12 characters)", hide_input=True, confirmation_prompt=True
+    )
     password_hash = hash_password(password)
     secret = totp.new_secret()
     settings, registry = open_registry(config_path)

@@ -7,7 +7,7 @@ portal, but never written to a log: logs name an administrator by `id` only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
@@ -52,7 +52,9 @@ class Invitation:
     role: AdminRole
     tenant_id: str | None
     expires_at: datetime
-    totp_secret: str
+    totp_secret: str = field(repr=False)
+    # Names the invitation in the operator's pages (to withdraw it); the token stays unknown.
+    token_hash: str = ""
 
 
 @dataclass(frozen=True)

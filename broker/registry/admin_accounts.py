@@ -167,6 +167,15 @@ class SqlAdminAccounts:
             session.flush()
             return admin.to_admin()
 
+    def withdraw_invitation(self, token_hash: str) -> bool:
+        """Close an open invitation: its link stops working. False when none was open."""
+        with session_on(self._writer) as session:
+            row = session.get(InvitationRow, token_hash)
+            if row is None or row.used:
+                return False
+            row.used = True
+            return True
+
     def open_invitations(self) -> list[Invitation]:
         now = as_utc(self._clock())
         with session_on(self._engine) as session:

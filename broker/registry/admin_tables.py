@@ -62,6 +62,7 @@ class InvitationRow(Base):
             self.tenant_id,
             as_utc(self.expires_at),
             self.totp_secret,
+            self.token_hash,
         )
 
 

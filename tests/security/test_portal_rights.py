@@ -47,6 +47,7 @@ OPERATOR_URLS = [
     ("GET", "/portal/operator/admins"),
     ("POST", "/portal/operator/admins/invite"),
     ("POST", "/portal/operator/admins/publishers"),
+    ("POST", "/portal/operator/admins/invitations/" + "0" * 64 + "/withdraw"),
 ]
 SCHOOL_URLS = [
     ("GET", f"/portal/school/{DEMO_SCHOOL_ID}/services"),
@@ -282,3 +283,35 @@ def test_portal_pages_are_never_cached(clients: dict[str, FlaskClient]) -> None:
     ):
         response = clients[role].get(url, base_url=HTTPS)
         assert response.headers["Cache-Control"] == "no-store", url
+
+
+def test_an_operator_can_withdraw_an_invitation(
+    site: PortalSite, clients: dict[str, FlaskClient]
+) -> None:
+    import re
+
+    operator = clients["operator"]
+    page = operator.get("/portal/operator/admins", base_url=HTTPS).get_data(as_text=True)
+    invited = operator.post(
+        "/portal/operator/admins/invite",
+        base_url=HTTPS,
+        data={
+            "csrf_token": csrf_token(page),
+            "email": "wrong.address@school.example",
+            "role": "school",
+            "tenant_id": DEMO_SCHOOL_ID,
+        },
+    ).get_data(as_text=True)
+    link = re.search(r'id="invite-link"[^>]*>([^<]+)<', invited)
+    assert link is not None
+    path = "/" + link.group(1).split("/", 3)[3]
+    assert site.client().get(path, base_url=HTTPS).status_code == 200
+    withdraw = re.search(
+        r'action="(/portal/operator/admins/invitations/[0-9a-f]{64}/withdraw)"', invited
+    )
+    assert withdraw is not None
+    response = operator.post(
+        withdraw.group(1), base_url=HTTPS, data={"csrf_token": csrf_token(invited)}
+    )
+    assert response.status_code == 303
+    assert site.client().get(path, base_url=HTTPS).status_code >= 400

@@ -181,6 +181,16 @@ def invite() -> tuple[str, int]:
     return _admins_page(form if not link else InviteForm(), PublisherForm(), link), status
 
 
+@operator_pages.route("/admins/invitations/<token_hash>/withdraw", methods=["POST"])
+@portal_page(OPERATOR)
+def withdraw_invitation(token_hash: str) -> Response:
+    # A link sent to the wrong address, or to someone who left: it stops working at once.
+    if len(token_hash) == 64 and broker().registry.accounts.withdraw_invitation(token_hash):
+        log.info("portal invitation withdrawn admin=%s", current_admin().id)
+        flash(gettext("The invitation is withdrawn; its link no longer works."))
+    return redirect(url_for(".admins"), code=303)
+
+
 @operator_pages.route("/admins/publishers", methods=["POST"])
 @portal_page(OPERATOR)
 def add_publisher() -> Response | tuple[str, int]:
