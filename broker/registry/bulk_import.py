@@ -57,31 +57,35 @@ class _Stamp:
     by: str
 
 
+def _named(
+    session: Session,
+    table: type[ChainRow] | type[PublisherRow],
+    kind: str,
+    entry_id: str,
+    name: str,
+    report: ImportReport,
+) -> None:
+    """Add or rename an entry that is nothing but an id and a name (chains, publishers)."""
+    row: ChainRow | PublisherRow | None = session.get(table, entry_id)
+    if row is None:
+        session.add(table(id=entry_id, name=name))
+        report.added.append(f"{kind} {entry_id}")
+    elif row.name != name:
+        row.name = name
+        report.changed.append(f"{kind} {entry_id}")
+    else:
+        report.unchanged += 1
+
+
 def apply_snapshot(
     session: Session, snapshot: Snapshot, stamp_at: datetime, by: str
 ) -> ImportReport:
     report = ImportReport()
     stamp = _Stamp(stamp_at, by)
     for chain in snapshot.chains:
-        row = session.get(ChainRow, chain.id)
-        if row is None:
-            session.add(ChainRow(id=chain.id, name=chain.name))
-            report.added.append(f"chain {chain.id}")
-        elif row.name != chain.name:
-            row.name = chain.name
-            report.changed.append(f"chain {chain.id}")
-        else:
-            report.unchanged += 1
+        _named(session, ChainRow, "chain", chain.id, chain.name, report)
     for publisher in snapshot.publishers:
-        found = session.get(PublisherRow, publisher.id)
-        if found is None:
-            session.add(PublisherRow(id=publisher.id, name=publisher.name))
-            report.added.append(f"publisher {publisher.id}")
-        elif found.name != publisher.name:
-            found.name = publisher.name
-            report.changed.append(f"publisher {publisher.id}")
-        else:
-            report.unchanged += 1
+        _named(session, PublisherRow, "publisher", publisher.id, publisher.name, report)
     session.flush()
     for school in snapshot.schools:
         _school(session, school, report)
