@@ -57,16 +57,19 @@ class _Stamp:
     by: str
 
 
+Named = TypeVar("Named", ChainRow, PublisherRow)
+
+
 def _named(
     session: Session,
-    table: type[ChainRow] | type[PublisherRow],
+    table: type[Named],
     kind: str,
     entry_id: str,
     name: str,
     report: ImportReport,
 ) -> None:
     """Add or rename an entry that is nothing but an id and a name (chains, publishers)."""
-    row: ChainRow | PublisherRow | None = session.get(table, entry_id)
+    row = session.get(table, entry_id)
     if row is None:
         session.add(table(id=entry_id, name=name))
         report.added.append(f"{kind} {entry_id}")
