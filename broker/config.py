@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit
 from broker.core.assurance import DEFAULT_ASSURANCE, Assurance, AssuranceLevel
 from broker.core.errors import ConfigurationError
 from broker.core.pseudonym import KEY_LENGTH, PseudonymKeys
+from broker.core.receipts import ReceiptKeys
 
 ENV_CONFIG = "KETENBROKER_CONFIG"
 
@@ -44,6 +45,16 @@ class OidcSettings:
 
 
 @dataclass(frozen=True)
+class ReceiptSettings:
+    """Receipts (docs/receipts.md): the key that names students in them and seals their chain
+    (`keys.receipt_key`, 64 hex characters, or $KETENBROKER_RECEIPT_KEY), and how long they are
+    kept before `ketenbroker receipts prune` removes them."""
+
+    keys: ReceiptKeys
+    retention_days: int = 365
+
+
+@dataclass(frozen=True)
 class Organization:
     name: str = "Ketenbroker"
     url: str = ""
@@ -60,10 +71,13 @@ class Settings:
     pseudonym_keys: PseudonymKeys
     secret_key: bytes
     organization: Organization
+    receipts: ReceiptSettings
     oidc: OidcSettings | None = None
     assurance: Assurance = DEFAULT_ASSURANCE
     login_ttl_seconds: int = 900
     sso_session_seconds: int = 8 * 3600
+    # `json` (one object per line, for log collectors) or `text` (for a terminal).
+    log_format: str = "json"
     source: Path | None = None
 
     @property
@@ -121,6 +135,14 @@ def _int(
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ConfigurationError(f"{where}.{key} must be a whole number from {low} to {high}")
     return value
+
+
+def _choice(section: Mapping[str, Any], key: str, where: str, allowed: tuple[str, ...]) -> str:
+    """One of `allowed`; the first is the default."""
+    value = section.get(key, allowed[0])
+    if value not in allowed:
+        raise ConfigurationError(f"{where}.{key} must be one of {', '.join(allowed)}")
+    return str(value)
 
 
 def _path(base: Path, value: str) -> Path:
@@ -195,6 +217,26 @@ def _oidc(keys: Mapping[str, Any], data: Mapping[str, Any], base: Path) -> OidcS
     )
 
 
+def _receipts(keys: Mapping[str, Any], data: Mapping[str, Any], base: Path) -> ReceiptSettings:
+    text = _secret(
+        "KETENBROKER_RECEIPT_KEY",
+        keys.get("receipt_key"),
+        base,
+        "keys.receipt_key (`ketenbroker receipts init-key` creates it)",
+    ).strip()
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raw = b""
+    if len(raw) != KEY_LENGTH:
+        raise ConfigurationError("keys.receipt_key must hold 64 hex characters (32 bytes)")
+    section = _section(data, "receipts")
+    return ReceiptSettings(
+        keys=ReceiptKeys.from_key(raw),
+        retention_days=_int(section, "retention_days", "receipts", 365, 1, 3650),
+    )
+
+
 def _assurance(data: Mapping[str, Any]) -> Assurance:
     section = _section(data, "assurance")
     levels = section.get("levels")
@@ -262,10 +304,12 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
             url=str(org.get("url", "")),
             contact_email=str(org.get("contact_email", "")),
         ),
+        receipts=_receipts(keys, data, base),
         oidc=_oidc(keys, data, base),
         assurance=_assurance(data),
         login_ttl_seconds=_int(login, "ttl_seconds", "login", 900, 60, 900),
         sso_session_seconds=_int(login, "sso_session_seconds", "login", 8 * 3600, 0, 24 * 3600),
+        log_format=_choice(_section(data, "logging"), "format", "logging", ("json", "text")),
         source=source,
     )
 

@@ -179,7 +179,13 @@ def _register(
     for chain in CHAINS:
         registry.add_chain(chain)
     registry.add_school(
-        School(DEMO_SCHOOL_ID, school.school_name, school.entity_id, scopes=(DEMO_SCOPE,)),
+        School(
+            DEMO_SCHOOL_ID,
+            school.school_name,
+            school.entity_id,
+            scopes=(DEMO_SCOPE,),
+            privacy_contact="mailto:privacy@demo-school.example",
+        ),
         school_idp_metadata(school),
     )
     for publisher, settings in publishers:

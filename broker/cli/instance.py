@@ -32,6 +32,8 @@ session_secret = "keys/session-secret"
 # The OpenID provider's ID-token keys: RS256 (always) and ES256 (for clients that ask).
 oidc_signing_key = "keys/oidc-rs256.pem"
 oidc_ec_signing_key = "keys/oidc-es256.pem"
+# Names students in receipts and seals the receipts' hash chain; not a pseudonym key.
+receipt_key = "keys/receipt-key"
 
 [registry]
 # SQLite file (embedded default) or postgresql+psycopg://user@host/db
@@ -71,6 +73,14 @@ ttl_seconds = 900
 # How long a student stays signed in at the broker (0 switches SSO off).
 sso_session_seconds = 28800
 
+[logging]
+# json (one object per line with a request id) or text.
+format = "json"
+
+[receipts]
+# Receipts older than this are removed by `ketenbroker receipts prune` (run it daily).
+retention_days = 365
+
 [organization]
 name = "{organization}"
 url = ""
@@ -82,6 +92,10 @@ def _write_secret(path: Path, content: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as handle:
         handle.write(content)
+
+
+def write_receipt_key(path: Path) -> None:
+    _write_secret(path, secrets.token_hex(32).encode())
 
 
 def pseudonym_key_set() -> bytes:
@@ -103,6 +117,7 @@ def init_instance(directory: Path, base_url: str, scope: str, organization: str)
     _write_secret(keys / "session-secret", secrets.token_urlsafe(48).encode())
     _write_secret(keys / "oidc-rs256.pem", rsa_private_key_pem())
     _write_secret(keys / "oidc-es256.pem", ec_private_key_pem())
+    write_receipt_key(keys / "receipt-key")
     config.write_text(
         CONFIG_TEMPLATE.format(
             base_url=base_url.rstrip("/"), scope=scope, organization=organization

@@ -9,10 +9,12 @@ from pathlib import Path
 import click
 
 from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.receipt_commands import receipts_group
 from broker.cli.registry_commands import registry_group
 from broker.cli.sources import read_source
 from broker.config import load_settings
 from broker.core.catalogue import CATALOGUE, is_known_attribute
+from broker.core.endpoints import privacy_contact_problem
 from broker.core.model import (
     Chain,
     ClientAuthMethod,
@@ -110,6 +112,7 @@ def demo(port: int, directory: Path) -> None:
 
 
 main.add_command(registry_group)
+main.add_command(receipts_group)
 
 
 @main.group()
@@ -200,6 +203,21 @@ def school_add(
     entity_id = idp_entity_id(xml)
     registry.add_school(School(school_id, name, entity_id, subject, eck_id, scopes), xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
+
+
+@school.command("privacy-contact")
+@config_option
+@click.option("--id", "school_id", required=True)
+@click.option("--contact", required=True, help="an https:// page or a mailto: address")
+@reports_errors
+def school_privacy_contact(config_path: Path, school_id: str, contact: str) -> None:
+    """Where students and parents ask the school about their data (shown on my-data pages)."""
+    problem = privacy_contact_problem(contact)
+    if problem:
+        raise click.BadParameter(problem)
+    _, registry = open_registry(config_path)
+    registry.set_privacy_contact(school_id, contact)
+    click.echo(f"School {school_id}: privacy contact set.")
 
 
 @main.group()

@@ -70,3 +70,24 @@ def redirect_uri_problem(uri: str) -> str | None:
     if not is_acceptable_endpoint(uri):
         return "must be https (plain http only to a loopback address or localhost)"
     return None
+
+
+MAX_PRIVACY_CONTACT = 1024
+
+
+def privacy_contact_problem(value: str) -> str | None:
+    """Why `value` cannot be a school's privacy contact (shown to students as a link)."""
+    if len(value) > MAX_PRIVACY_CONTACT:
+        return "the privacy contact is too long"
+    if value.startswith("mailto:"):
+        address = value.removeprefix("mailto:")
+        if address.count("@") == 1 and all(address.split("@")) and not _unsafe(address):
+            return None
+        return "a mailto: contact needs one e-mail address"
+    if is_acceptable_endpoint(value) and not _unsafe(value):
+        return None
+    return "the privacy contact must be an https:// web page or a mailto: address"
+
+
+def _unsafe(text: str) -> bool:
+    return any(c.isspace() or c in "<>\"'" for c in text)

@@ -71,6 +71,15 @@ class RequiredAttributeMissing(PolicyRefusal):
         self.missing = missing
 
 
+class InteractionRequired(PolicyRefusal):
+    """A passive request (SAML IsPassive, OIDC prompt=none) reached a page the student must see
+    first: the information notice. The service hears so and can ask again, actively."""
+
+    code = "interaction_required"
+    status = 400
+    public_message = "This platform must first show you what it receives. Please start again."
+
+
 class MissingSubject(UpstreamFailure):
     """The school's IdP did not deliver the configured subject: never fall back to another value."""
 

@@ -83,6 +83,8 @@ class School:
     use_eck_id: bool = False
     scopes: tuple[str, ...] = ()
     oidc: OidcUpstream | None = None
+    # Where students and parents ask the school about their data: an https:// or mailto: URL.
+    privacy_contact: str = ""
 
     @property
     def protocol(self) -> Protocol:

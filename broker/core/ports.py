@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from broker.core.model import Chain, ReleasePolicy, School, Service
+from broker.core.receipts import Receipt, ReceiptContent
 
 
 class RegistryReader(Protocol):
@@ -70,3 +71,18 @@ class KeyValueStore(Protocol):
     def delete(self, key: str) -> None: ...
 
     def ping(self) -> bool: ...
+
+
+class ReceiptBook(Protocol):
+    """Where the login path files receipts (core/receipts.py); the registry implements it."""
+
+    def append(self, content: ReceiptContent) -> Receipt:
+        """Seal `content` into its school's chain and store it; `StoreUnavailable` when the
+        database cannot be reached (the login then stops: no receipt, no response)."""
+        ...
+
+    def latest_for(self, subject: str, service_id: str) -> Receipt | None: ...
+
+    def notice_mode(self, school_id: str, service_id: str) -> str:
+        """`session` (the default) or `changes` (registry/receipts.py)."""
+        ...

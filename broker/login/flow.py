@@ -30,6 +30,8 @@ from broker.login.sealed import SealedStore
 
 LOGIN = "login"
 SSO = "sso"
+# The broker's own page where a student sees their receipts: a login with no service behind it.
+MY_DATA = "ketenbroker:my-data"
 
 
 @dataclass(frozen=True)
@@ -128,7 +130,7 @@ class LoginFlow:
 
     # -- step 1: a publisher's request arrives ------------------------------------------------
     def start(self, browser_secret: bytes, request: LoginRequest) -> LoginRecord:
-        if self.registry.service(request.service_id) is None:
+        if not is_my_data(request) and self.registry.service(request.service_id) is None:
             raise UnknownService(f"service {request.service_id} not in registry")
         hint = request.school_hint
         school_id = hint if hint and self.registry.school(hint) is not None else None
@@ -197,13 +199,7 @@ class LoginFlow:
         if self.sso_ttl <= 0:
             return None
         token = secrets.token_urlsafe(32)
-        payload = {
-            "school_id": identity.school_id,
-            "subject": identity.subject,
-            "attributes": {k: list(v) for k, v in identity.attributes.items()},
-            "authn_context": identity.authn_context,
-            "authn_instant": authn_instant,
-        }
+        payload = {**identity_payload(identity), "authn_instant": authn_instant}
         self.sealed.put(token.encode(), SSO, token, payload, self.sso_ttl)
         return token
 
@@ -224,13 +220,7 @@ class LoginFlow:
             return None
         if data is None:
             return None
-        identity = UpstreamIdentity(
-            school_id=data["school_id"],
-            subject=data["subject"],
-            attributes={k: tuple(v) for k, v in data["attributes"].items()},
-            authn_context=data.get("authn_context"),
-        )
-        return identity, float(data["authn_instant"])
+        return identity_from_payload(data), float(data["authn_instant"])
 
     def end_session(self, token: str) -> None:
         self.sealed.delete(SSO, token)
@@ -256,3 +246,26 @@ class LoginFlow:
         if remaining <= 0:
             raise StateExpired("login took longer than the login lifetime")
         self.sealed.put(browser_secret, LOGIN, record.login_id, record.to_payload(), remaining)
+
+
+def is_my_data(request: LoginRequest) -> bool:
+    return request.service_id == MY_DATA
+
+
+def identity_payload(identity: UpstreamIdentity) -> dict[str, Any]:
+    """The school's answer as JSON for sealed state (SSO session, a pending notice)."""
+    return {
+        "school_id": identity.school_id,
+        "subject": identity.subject,
+        "attributes": {k: list(v) for k, v in identity.attributes.items()},
+        "authn_context": identity.authn_context,
+    }
+
+
+def identity_from_payload(data: dict[str, Any]) -> UpstreamIdentity:
+    return UpstreamIdentity(
+        school_id=data["school_id"],
+        subject=data["subject"],
+        attributes={k: tuple(v) for k, v in data["attributes"].items()},
+        authn_context=data.get("authn_context"),
+    )

@@ -113,18 +113,7 @@ def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
     school = entry.school
     row = session.get(SchoolRow, school.id, options=[undefer(SchoolRow.idp_metadata)])
     if row is None:
-        session.add(
-            SchoolRow(
-                id=school.id,
-                name=school.name,
-                idp_entity_id=school.idp_entity_id,
-                subject_attribute=school.subject_attribute,
-                use_eck_id=school.use_eck_id,
-                scopes=list(school.scopes),
-                idp_metadata=entry.metadata,
-                oidc=SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None,
-            )
-        )
+        session.add(SchoolRow.from_school(school, entry.metadata))
         report.added.append(f"school {school.id}")
         return
     if row.to_school() == school and row.idp_metadata == entry.metadata:
@@ -135,6 +124,7 @@ def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
     row.subject_attribute = school.subject_attribute
     row.use_eck_id = school.use_eck_id
     row.scopes = list(school.scopes)
+    row.privacy_contact = school.privacy_contact
     row.idp_metadata = entry.metadata
     wanted = SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None
     row.oidc = _replaced(row.oidc, wanted)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from broker.core.errors import BadRequest, UnknownSchool, UnknownService
 from broker.core.model import Chain, Declaration, OidcClient, ReleasePolicy, School, Service
+from broker.core.receipts import ReceiptKeys
 from broker.registry.admin_accounts import SqlAdminAccounts
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
 from broker.registry.bulk_import import ImportReport, apply_snapshot
@@ -31,6 +32,7 @@ from broker.registry.errors import (
     UnknownPublisher,
 )
 from broker.registry.portal_reading import PortalReads
+from broker.registry.receipts import SqlReceiptBook
 from broker.registry.snapshot import Snapshot, read_snapshot
 from broker.registry.tables import (
     STATE_ROW_ID,
@@ -70,6 +72,21 @@ class SqlRegistry(PortalReads):
         self._clock = clock
         self.accounts = SqlAdminAccounts(engine, clock)
 
+    def receipt_book(self, keys: ReceiptKeys) -> SqlReceiptBook:
+        """Receipts live beside the registry, on the same database and connection pool."""
+        return SqlReceiptBook(self._engine, keys)
+
+    def set_privacy_contact(self, school_id: str, contact: str) -> None:
+        """Where the school's students and parents ask about their data (its portal, the CLI);
+        the caller checked the URL (`core.endpoints.privacy_contact_problem`)."""
+        with self._writing() as session:
+            if not _updated_one(
+                session,
+                update(SchoolRow).where(SchoolRow.id == school_id).values(privacy_contact=contact),
+            ):
+                raise UnknownSchool(f"no school with id {school_id!r}")
+            _bump_generation(session)
+
     def close(self) -> None:
         """Close pooled connections (tests, shutdown); the instance reconnects if used again."""
         self._engine.dispose()
@@ -80,18 +97,7 @@ class SqlRegistry(PortalReads):
             (SchoolRow.idp_entity_id, "idp_entity_id", school.idp_entity_id),
         ]
         with self._writing("school", checks) as session:
-            session.add(
-                SchoolRow(
-                    id=school.id,
-                    name=school.name,
-                    idp_entity_id=school.idp_entity_id,
-                    subject_attribute=school.subject_attribute,
-                    use_eck_id=school.use_eck_id,
-                    scopes=list(school.scopes),
-                    idp_metadata=idp_metadata,
-                    oidc=SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None,
-                )
-            )
+            session.add(SchoolRow.from_school(school, idp_metadata))
             _bump_generation(session)
 
     def add_chain(self, chain: Chain) -> None:

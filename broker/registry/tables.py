@@ -73,10 +73,26 @@ class SchoolRow(Base):
     subject_attribute: Mapped[str] = mapped_column(ATTRIBUTE)
     use_eck_id: Mapped[bool] = mapped_column(Boolean)
     scopes: Mapped[list[str]] = mapped_column(JSON)
+    # Where students and parents ask the school about their data (an https or mailto: URL).
+    privacy_contact: Mapped[str] = mapped_column(ENTITY_ID, server_default="")
     # Deferred: the login path reads schools on every login and never needs the XML.
     # Empty for a school whose provider speaks OpenID Connect (see `oidc`).
     idp_metadata: Mapped[str] = mapped_column(Text, deferred=True)
     oidc: Mapped[SchoolOidcRow | None] = relationship(lazy="joined", cascade="all, delete-orphan")
+
+    @classmethod
+    def from_school(cls, school: School, idp_metadata: str) -> SchoolRow:
+        return cls(
+            id=school.id,
+            name=school.name,
+            idp_entity_id=school.idp_entity_id,
+            subject_attribute=school.subject_attribute,
+            use_eck_id=school.use_eck_id,
+            scopes=list(school.scopes),
+            privacy_contact=school.privacy_contact,
+            idp_metadata=idp_metadata,
+            oidc=SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None,
+        )
 
     def to_school(self) -> School:
         return School(
@@ -87,6 +103,7 @@ class SchoolRow(Base):
             use_eck_id=self.use_eck_id,
             scopes=tuple(self.scopes),
             oidc=self.oidc.to_upstream() if self.oidc is not None else None,
+            privacy_contact=self.privacy_contact,
         )
 
 

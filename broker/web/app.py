@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from flask import Flask, Response, render_template
 
 from broker.config import Settings, load_settings
@@ -11,6 +9,9 @@ from broker.web.discovery import discovery
 from broker.web.errors import install_error_pages
 from broker.web.i18n import init_i18n
 from broker.web.login_steps import broker, content_security_policy
+from broker.web.logs import install_logging
+from broker.web.my_data import my_data
+from broker.web.notice import notice
 from broker.web.oidc_op_routes import oidc_op
 from broker.web.oidc_rp_routes import oidc_rp
 from broker.web.portal import install_portals
@@ -35,6 +36,8 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(discovery)
     app.register_blueprint(oidc_rp)
     app.register_blueprint(oidc_op)
+    app.register_blueprint(notice)
+    app.register_blueprint(my_data)
     install_portals(app)
 
     @app.route("/")
@@ -60,5 +63,5 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
             response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         return response
 
-    logging.getLogger("broker").setLevel(logging.INFO)
+    install_logging(app, settings.log_format)
     return app

@@ -5,6 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask import Blueprint, make_response, render_template, request, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from broker.core.errors import BadRequest
@@ -30,6 +31,7 @@ def choose() -> Response:
     secret, _ = browser_secret(request)
     record = b.flow.load(secret, login_id)
     service = b.view.service(record.request.service_id)
+    service_name = service.name if service else str(gettext("your data page"))
     query = request.args.get("q", "")[:MAX_QUERY].strip()
     schools = sorted(b.view.schools(), key=lambda s: s.name.casefold())
     remembered = next((s for s in schools if s.id == request.cookies.get(SCHOOL_COOKIE)), None)
@@ -38,7 +40,7 @@ def choose() -> Response:
         schools = [s for s in schools if needle in s.name.casefold() or needle in s.id.casefold()]
     page = render_template(
         "discovery.html",
-        service_name=service.name if service else "",
+        service_name=service_name,
         schools=schools,
         remembered=remembered,
         action=url_for("discovery.chosen"),

@@ -51,6 +51,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("This sign-in took too long or was already used. Please start again."),
     N_("The broker is briefly unavailable. Please try again in a moment."),
     N_("The broker is not configured correctly."),
+    N_("This platform must first show you what it receives. Please start again."),
     # broker/registry/errors.py
     N_("A school can only release attributes the platform declared it needs."),
     N_("An entry with this identifier already exists."),

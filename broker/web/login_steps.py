@@ -6,20 +6,23 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import current_app, make_response, redirect, render_template, url_for
+from flask import current_app, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from broker.core.errors import (
     AssuranceNotMet,
     BrokerError,
     ConfigurationError,
+    InteractionRequired,
     PolicyRefusal,
     StaleAuthentication,
     UnknownSchool,
     UpstreamFailure,
 )
 from broker.core.model import Protocol, UpstreamIdentity
-from broker.login.flow import LoginRecord, LoginRequest
+from broker.core.receipts import ReceiptContent
+from broker.login.flow import Completion, LoginRecord, LoginRequest, is_my_data
+from broker.login.receipting import PendingRelease
 from broker.oidc.provider import OidcProvider
 from broker.saml.front import (
     STATUS_AUTHN_FAILED,
@@ -29,9 +32,11 @@ from broker.saml.front import (
     AnswerableRefusal,
     PostMessage,
 )
-from broker.web.browser import set_browser_secret, set_sso_token
+from broker.web.browser import browser_secret, set_browser_secret, set_sso_token
 from broker.web.errors import render_error
 from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES
+from broker.web.labels import attribute_label
+from broker.web.my_data import my_data_signed_in
 from broker.web.wiring import Broker
 
 log = logging.getLogger("broker.login")
@@ -126,18 +131,32 @@ def finish(
     authn_instant: float,
     *,
     sso_token: str | None = None,
+    shown: str | None = None,
 ) -> Response:
     """Release and answer the service; a refusal goes to the student and the service.
 
     Without `sso_token` (a fresh school login) the SSO session is opened only once the release
-    succeeded, so a login the broker refused leaves no session behind.
+    succeeded, so a login the broker refused leaves no session behind. The receipt is written
+    before the answer is built: a login that cannot be accounted for is not answered. `shown`
+    is the release the student just saw on the information notice.
     """
     b = broker()
+    if is_my_data(record.request):
+        return my_data_signed_in(identity)
     try:
         completion = b.flow.complete(record.request, identity, authn_instant)
     except (PolicyRefusal, UpstreamFailure) as refusal:
         return refuse_to_service(record, refusal)
+    content = b.receipting.content(completion, identity)
+    seen = b.receipting.seen_in_session(sso_token, content)
+    if not seen and shown != content.release_fingerprint and b.receipting.notice_due(content):
+        if record.request.front.get("is_passive"):
+            return refuse_to_service(record, InteractionRequired("notice due on a passive login"))
+        return notice_page(record, identity, authn_instant, sso_token, completion, content)
+    b.receipting.file(content)
     new_token = b.flow.open_session(identity, authn_instant) if sso_token is None else None
+    if not seen and (sso_token or new_token):
+        b.receipting.note_seen(sso_token or new_token or "", content)
     # One SessionIndex (OIDC `sid`) for every service of one SSO session: what logout goes by.
     session_index = b.flow.session_index(sso_token or new_token)
     if is_oidc(record.request):
@@ -158,12 +177,55 @@ def finish(
     return response
 
 
+def notice_page(
+    record: LoginRecord,
+    identity: UpstreamIdentity,
+    authn_instant: float,
+    sso_token: str | None,
+    completion: Completion,
+    content: ReceiptContent,
+) -> Response:
+    """The information notice (docs/receipts.md): what the service is about to receive, and
+    why; the login waits, sealed, until the student continues."""
+    b = broker()
+    secret, new_secret = browser_secret(request)
+    pending = PendingRelease(
+        record, identity, authn_instant, sso_token, content.release_fingerprint
+    )
+    notice_id = b.receipting.hold(secret, pending)
+    service = completion.service
+    released = [
+        (attribute_label(name), declaration.purpose if declaration else "")
+        for name in content.attributes
+        for declaration in (service.declaration(name),)
+    ]
+    page = render_template(
+        "notice.html",
+        notice_id=notice_id,
+        service_name=service.name,
+        school=completion.school,
+        released=released,
+    )
+    response = make_response(page)
+    response.headers["Cache-Control"] = "no-store"
+    if new_secret:
+        set_browser_secret(response, secret)
+    log.info("notice school=%s service=%s", completion.school.id, service.id)
+    return response
+
+
 def refuse_to_service(record: LoginRecord, cause: BrokerError) -> Response:
     """The login ends with an answer the service understands, carried by the student's page."""
+    if is_my_data(record.request):
+        # The broker's own page: no service to tell, only the student.
+        page, status = render_error(cause)
+        return make_response(page, status)
     return answerable_refusal_page(AnswerableRefusal(cause, record.request, saml_status(cause)))
 
 
 def saml_status(cause: BrokerError) -> str:
+    if isinstance(cause, InteractionRequired):
+        return STATUS_NO_PASSIVE
     if isinstance(cause, AssuranceNotMet):
         return STATUS_NO_AUTHN_CONTEXT
     if isinstance(cause, PolicyRefusal):
@@ -181,6 +243,8 @@ def requested_ui_language(request: LoginRequest) -> str | None:
 
 
 def oauth_error(cause: BrokerError) -> str:
+    if isinstance(cause, InteractionRequired):
+        return "interaction_required"
     if isinstance(cause, AssuranceNotMet):
         return "unmet_authentication_requirements"
     if isinstance(cause, StaleAuthentication):

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from broker.config import Settings
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.login.flow import LoginFlow
+from broker.login.receipting import Receipting
 from broker.oidc.back import OidcBack
 from broker.oidc.provider import OidcProvider
 from broker.registry import SqlRegistry
 from broker.registry.cached import CachedRegistryReader
+from broker.registry.receipts import SqlReceiptBook
 from broker.saml.back import SamlBack
 from broker.saml.entities import SamlEntities
 from broker.saml.front import SamlFront
@@ -28,6 +30,8 @@ class Broker:
     view: RegistryReader
     store: KeyValueStore
     flow: LoginFlow
+    receipts: SqlReceiptBook
+    receipting: Receipting
     saml_entities: SamlEntities
     saml_front: SamlFront
     saml_back: SamlBack
@@ -50,12 +54,21 @@ def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEN
         assurance=settings.assurance,
         clock_skew=settings.saml.clock_skew_seconds,
     )
+    receipts = registry.receipt_book(settings.receipts.keys)
     return Broker(
         settings=settings,
         registry=registry,
         view=view,
         store=store,
         flow=flow,
+        receipts=receipts,
+        receipting=Receipting(
+            receipts,
+            settings.receipts.keys,
+            store,
+            pending_ttl=settings.login_ttl_seconds,
+            session_ttl=max(settings.sso_session_seconds, 1),
+        ),
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),
         saml_back=SamlBack(entities, view),

@@ -128,10 +128,14 @@ def _expired(morsel: object) -> bool:
 class Browser:
     """One browser profile: its cookies and the URLs it has requested."""
 
-    def __init__(self, language: str = "en") -> None:
+    def __init__(self, language: str = "en", *, read_notices: bool = True) -> None:
         self.jar: dict[str, dict[str, str]] = {}
         self.history: list[str] = []
         self.language = language
+        # A student who reads the broker's information notice and presses "Continue": on by
+        # default, so tests about other things pass it; notice tests turn it off and look.
+        self.read_notices = read_notices
+        self.notices_seen: list[str] = []
 
     def cookies(self, url_or_host: str) -> dict[str, str]:
         host = _host(url_or_host) if "://" in url_or_host else url_or_host
@@ -180,6 +184,11 @@ class Browser:
             )
             cookies_set.extend(self._store(url, response))
             page = Page(url, response, visited, cookies_set)
+            notice = self._notice_form(page) if follow and self.read_notices else None
+            if notice is not None:
+                self.notices_seen.append(url)
+                method, url, data = "POST", notice.action, dict(notice.fields)
+                continue
             if not follow or response.status_code not in REDIRECTS or page.location is None:
                 return page
             target = page.location
@@ -189,6 +198,15 @@ class Browser:
                 method, data = "GET", None
             url = target
         raise AssertionError(f"more than {MAX_REDIRECTS} redirects from {visited[0]}")
+
+    @staticmethod
+    def _notice_form(page: Page) -> Form | None:
+        if page.status != 200 or "text/html" not in page.response.headers.get("Content-Type", ""):
+            return None
+        for form in page.forms:
+            if form.method == "post" and "/notice/" in form.action:
+                return form
+        return None
 
     def get(
         self, url: str, *, follow: bool = True, stop: Callable[[str], bool] | None = None

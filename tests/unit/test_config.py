@@ -23,6 +23,7 @@ saml_signing_key = "keys/saml-signing.key"
 saml_signing_cert = "keys/saml-signing.crt"
 pseudonym_keys = "keys/pseudonym-keys.toml"
 session_secret = "keys/session-secret"
+receipt_key = "keys/receipt-key"
 
 [registry]
 url = "{registry_url}"
@@ -58,6 +59,7 @@ def write_instance(
     keys.mkdir(parents=True, exist_ok=True)
     (keys / "pseudonym-keys.toml").write_text(key_set, encoding="utf-8")
     (keys / "session-secret").write_text(session_secret, encoding="utf-8")
+    (keys / "receipt-key").write_text("ab" * 32, encoding="utf-8")
     config = directory / "ketenbroker.toml"
     config.write_text(
         CONFIG.format(

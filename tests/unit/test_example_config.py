@@ -19,6 +19,7 @@ import pytest
 from broker.certificates import self_signed_pair
 from broker.cli.instance import CONFIG_TEMPLATE, pseudonym_key_set
 from broker.config import settings_from_mapping
+from broker.core.receipts import ReceiptKeys
 from broker.store import MemoryStore, RedisStore, open_store
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "ketenbroker.example.toml"
@@ -53,6 +54,7 @@ def _write_key_files(base: Path, data: Mapping[str, Any]) -> None:
         ("saml_signing_cert", cert_pem),
         ("pseudonym_keys", pseudonym_key_set()),
         ("session_secret", secrets.token_urlsafe(48).encode()),
+        ("receipt_key", secrets.token_hex(32).encode()),
     ):
         path = base / keys[name]
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,6 +65,7 @@ def _write_key_files(base: Path, data: Mapping[str, Any]) -> None:
 def _no_secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KETENBROKER_SECRET_KEY", raising=False)
     monkeypatch.delenv("KETENBROKER_PSEUDONYM_KEYS", raising=False)
+    monkeypatch.delenv("KETENBROKER_RECEIPT_KEY", raising=False)
 
 
 def test_example_has_the_keys_init_writes() -> None:
@@ -106,12 +109,14 @@ def test_example_loads_with_secrets_from_the_environment(
     key = bytes(range(32))
     monkeypatch.setenv("KETENBROKER_SECRET_KEY", "s" * 40)
     monkeypatch.setenv("KETENBROKER_PSEUDONYM_KEYS", f'current = 1\n[keys]\n"1" = "{key.hex()}"\n')
+    monkeypatch.setenv("KETENBROKER_RECEIPT_KEY", "cd" * 32)
 
     # The secret files named in [keys] do not exist: the environment must be enough.
     settings = settings_from_mapping(data, tmp_path, None)
 
     assert settings.secret_key == b"s" * 40
     assert settings.pseudonym_keys.current == key
+    assert settings.receipts.keys == ReceiptKeys.from_key(bytes.fromhex("cd" * 32))
 
 
 def _commented_alternatives(section: str) -> list[str]:

@@ -29,6 +29,8 @@ import broker
 from broker.core import errors
 from broker.web import labels
 from broker.web.i18n import LANGUAGE_COOKIE, current_language, init_i18n
+from broker.web.my_data import my_data
+from broker.web.notice import notice
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "broker" / "web"
 PROJECT_DIR = WEB_DIR.parents[1]
@@ -130,6 +132,9 @@ def app() -> Flask:
     # Named after the package so static/ and templates/ resolve exactly as in the real app.
     app = Flask("broker.web", root_path=str(WEB_DIR))
     init_i18n(app)
+    # The pages link to the notice and my-data routes.
+    app.register_blueprint(notice)
+    app.register_blueprint(my_data)
 
     @app.get("/probe")
     def probe() -> str:
@@ -183,6 +188,24 @@ PAGES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "home.html": (
         {},
         {"nl": "Inloggen met je schoolaccount", "en": "Sign in with your school account"},
+    ),
+    "notice.html": (
+        {
+            "notice_id": "N-1",
+            "service_name": "Rekenwereld",
+            "school": SCHOOLS[0],
+            "released": [("Klas", "to place you in your class")],
+        },
+        {"nl": "Wat Rekenwereld ontvangt", "en": "What Rekenwereld receives"},
+    ),
+    "my_data_start.html": ({}, {"nl": "Mijn gegevens", "en": "My data"}),
+    "my_data.html": (
+        {
+            "school": SCHOOLS[0],
+            "receipts": [],
+            "current": [],
+        },
+        {"nl": "Mijn gegevens", "en": "My data"},
     ),
 }
 

@@ -18,6 +18,7 @@ from broker.web.portal.publisher_pages import publisher_pages
 from broker.web.portal.rights import csrf_refused
 from broker.web.portal.school_idp import school_idp_pages
 from broker.web.portal.school_pages import school_pages
+from broker.web.portal.school_receipts import school_receipts
 from broker.web.portal.sign_in import sign_in_pages
 
 SESSION_COOKIE = "__Host-kb_portal"
@@ -43,6 +44,7 @@ def install_portals(app: Flask) -> None:
         sign_in_pages,
         operator_pages,
         school_pages,
+        school_receipts,
         school_idp_pages,
         publisher_pages,
         publisher_oidc_pages,

@@ -185,3 +185,33 @@ TOTP_SPACES = re.compile(r"\s+")
 
 def digits(code: str) -> str:
     return TOTP_SPACES.sub("", code)
+
+
+NOTICE_CHOICES = [
+    SelectChoice("session", _l("At the first visit in every sign-in session (recommended)")),
+    SelectChoice("changes", _l("Only at a student's first visit, and again when it changes")),
+]
+
+
+class NoticeForm(FlaskForm):
+    mode = SelectField(_l("When students see what this platform receives"), choices=NOTICE_CHOICES)
+
+
+class PrivacyContactForm(FlaskForm):
+    contact = StringField(
+        _l("Privacy contact"),
+        [DataRequired(), Length(max=1024)],
+        description=_l("An https:// web page or a mailto: address, shown on students' data pages."),
+    )
+
+
+class ReceiptFilterForm(FlaskForm):
+    """GET filter of the receipts page: no CSRF (it changes nothing)."""
+
+    class Meta:
+        csrf = False
+
+    since = StringField(_l("From (YYYY-MM-DD)"), [Optional(), Regexp(r"\A\d{4}-\d{2}-\d{2}\Z")])
+    until = StringField(_l("Until (YYYY-MM-DD)"), [Optional(), Regexp(r"\A\d{4}-\d{2}-\d{2}\Z")])
+    service = SelectField(_l("Service"), validate_choice=False)
+    attribute = SelectField(_l("Attribute"), validate_choice=False)

@@ -17,7 +17,7 @@ from broker.core.admins import AdminRole
 from broker.core.model import Service
 from broker.web.labels import attribute_label
 from broker.web.login_steps import broker
-from broker.web.portal.forms import PolicyForm
+from broker.web.portal.forms import NoticeForm, PolicyForm
 from broker.web.portal.preview import preview_release
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 
@@ -83,5 +83,6 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         form=form,
         history=registry.policy_history(school_id, service_id),
         preview=preview_release(released),
+        notice_form=NoticeForm(data={"mode": broker().receipts.notice_mode(school_id, service_id)}),
     )
     return page, 400 if form.is_submitted() else 200

@@ -1,0 +1,181 @@
+"""Receipts: what was released about a student, to whom, when and under which policy.
+
+A receipt names attributes, never their values; it identifies the student only by the *receipt
+subject*, a keyed hash under a key of its own: with it a school (or the student on the my-data
+page) finds one student's receipts, yet it matches no chain pseudonym, so a publisher's data
+cannot be joined to the receipts, and without the key it reveals nothing.
+
+Receipts of one school form a hash chain: each carries the previous receipt's hash, and the hash
+is an HMAC under the receipts key, so whoever can write the database but lacks the key can
+neither alter, insert nor delete a receipt without `verify_chain` naming the first break.
+Pruning old receipts keeps an *anchor* (sequence number and hash of the last pruned receipt), so
+the chain stays verifiable from the oldest kept receipt on, and removing that one shows too.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from hashlib import sha256
+
+from broker.core.errors import ConfigurationError
+from broker.core.model import Protocol, Release, School, Service, UpstreamIdentity
+from broker.core.pseudonym import KEY_LENGTH, field, subject_input
+
+SUBJECT_LABEL = "ketenbroker/receipt-subject/v1"
+CHAIN_LABEL = "ketenbroker/receipt-chain/v1"
+GENESIS_HASH = "0" * 64
+
+
+@dataclass(frozen=True)
+class ReceiptKeys:
+    """Two keys derived from the one configured receipts key: one names students, one seals
+    the chain. Neither is a pseudonym key, so receipts and chain pseudonyms cannot be linked."""
+
+    subject_key: bytes
+    chain_key: bytes
+
+    @classmethod
+    def from_key(cls, key: bytes) -> ReceiptKeys:
+        if len(key) != KEY_LENGTH:
+            raise ConfigurationError("the receipts key must be 32 bytes")
+        return cls(
+            hmac.new(key, field(SUBJECT_LABEL), sha256).digest(),
+            hmac.new(key, field(CHAIN_LABEL), sha256).digest(),
+        )
+
+    def __repr__(self) -> str:
+        return "ReceiptKeys(…)"
+
+    def subject(self, school: School, identity: UpstreamIdentity) -> str:
+        """The receipt subject: the same student input as the chain pseudonym (ECK iD or the
+        school's subject), so it follows a student across schools exactly when the pseudonym
+        does; the source identifier is used here in memory only."""
+        namespace, subject = subject_input(school, identity)
+        return hmac.new(self.subject_key, field(namespace) + field(subject), sha256).hexdigest()
+
+    def seal(self, content: ReceiptContent, seq: int, previous_hash: str) -> str:
+        message = field(previous_hash) + field(str(seq)) + field(content.canonical())
+        return hmac.new(self.chain_key, message, sha256).hexdigest()
+
+
+@dataclass(frozen=True)
+class ReceiptContent:
+    """What one completed login released. `attributes` are catalogue names, sorted."""
+
+    issued_at: int  # Unix seconds, UTC
+    school_id: str
+    service_id: str
+    chain_id: str | None
+    attributes: tuple[str, ...]
+    policy_version: int
+    school_protocol: str
+    service_protocol: str
+    subject: str
+
+    def canonical(self) -> str:
+        """One fixed serialisation: the chain hash covers every field."""
+        return json.dumps(
+            {
+                "attributes": list(self.attributes),
+                "chain_id": self.chain_id,
+                "issued_at": self.issued_at,
+                "policy_version": self.policy_version,
+                "school_id": self.school_id,
+                "school_protocol": self.school_protocol,
+                "service_id": self.service_id,
+                "service_protocol": self.service_protocol,
+                "subject": self.subject,
+            },
+            sort_keys=True,
+            separators=(",", ":"),
+        )
+
+    @property
+    def release_fingerprint(self) -> str:
+        """What the information notice is about: which attributes under which policy."""
+        return release_fingerprint(self.attributes, self.policy_version)
+
+
+def release_fingerprint(attributes: Iterable[str], policy_version: int) -> str:
+    return f"{policy_version}:{','.join(sorted(attributes))}"
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """A stored receipt: its content, its place in the school's chain and its hash."""
+
+    content: ReceiptContent
+    seq: int
+    previous_hash: str
+    hash: str
+
+
+def receipt_content(
+    keys: ReceiptKeys,
+    *,
+    issued_at: int,
+    school: School,
+    service: Service,
+    identity: UpstreamIdentity,
+    release: Release,
+) -> ReceiptContent:
+    return ReceiptContent(
+        issued_at=issued_at,
+        school_id=school.id,
+        service_id=service.id,
+        chain_id=service.chain_id,
+        attributes=tuple(sorted(release.attributes)),
+        policy_version=release.policy_version,
+        school_protocol=school.protocol.value,
+        service_protocol=service.protocol.value,
+        subject=keys.subject(school, identity),
+    )
+
+
+@dataclass(frozen=True)
+class ChainAnchor:
+    """Where a school's kept chain starts: sequence 0 and the genesis hash, or the last pruned
+    receipt's sequence number and hash."""
+
+    seq: int = 0
+    hash: str = GENESIS_HASH
+
+
+@dataclass(frozen=True)
+class ChainBreak:
+    """The first receipt at which a school's chain does not hold, and why (no personal data)."""
+
+    school_id: str
+    seq: int
+    reason: str
+
+
+def verify_chain(
+    keys: ReceiptKeys, school_id: str, anchor: ChainAnchor, receipts: Iterable[Receipt]
+) -> ChainBreak | None:
+    """Check one school's receipts, in sequence order, from `anchor` on."""
+    previous_seq, previous_hash = anchor.seq, anchor.hash
+    for receipt in receipts:
+        if receipt.content.school_id != school_id:
+            return ChainBreak(school_id, receipt.seq, "receipt of another school in this chain")
+        if receipt.seq != previous_seq + 1:
+            return ChainBreak(
+                school_id, receipt.seq, f"expected receipt {previous_seq + 1}: receipts missing"
+            )
+        if receipt.previous_hash != previous_hash:
+            return ChainBreak(school_id, receipt.seq, "does not link to the receipt before it")
+        if not hmac.compare_digest(
+            receipt.hash, keys.seal(receipt.content, receipt.seq, receipt.previous_hash)
+        ):
+            return ChainBreak(school_id, receipt.seq, "content altered (hash does not match)")
+        previous_seq, previous_hash = receipt.seq, receipt.hash
+    return None
+
+
+def protocol_pairing(school_protocol: str, service_protocol: str) -> str:
+    """How pages and exports name a pairing: the school's protocol, then the service's."""
+    names = {Protocol.SAML.value: "SAML", Protocol.OIDC.value: "OIDC"}
+    return f"{names.get(school_protocol, school_protocol)} → {names.get(service_protocol, '?')}"

@@ -1,0 +1,148 @@
+"""Accounting for a release: the receipt every completed login files, and the information notice
+that tells a student, before the first answer of a session to a service, what that service is
+about to receive and why.
+
+When is the notice due? Not when the SSO session already showed it for this very release (same
+attributes, same policy version). Otherwise yes, unless the school chose `changes` for the
+service and the student's last receipt there shows the same release: then the student saw it
+before. A release that changes always shows the notice again.
+
+A login waiting on the notice is held sealed under the browser's secret, like every other
+login state (sealed.py), and taken once when the student continues.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from broker.core.errors import StateExpired
+from broker.core.model import UpstreamIdentity
+from broker.core.ports import KeyValueStore, ReceiptBook
+from broker.core.receipts import Receipt, ReceiptContent, ReceiptKeys, receipt_content
+from broker.login.flow import (
+    Completion,
+    LoginRecord,
+    identity_from_payload,
+    identity_payload,
+)
+from broker.login.sealed import SealedStore
+
+NOTICE = "notice"
+NOTICED = "noticed"
+NOTICE_ON_CHANGES = "changes"
+
+
+@dataclass(frozen=True)
+class PendingRelease:
+    """A completed login the student has not yet continued past the notice of."""
+
+    record: LoginRecord
+    identity: UpstreamIdentity
+    authn_instant: float
+    sso_token: str | None
+    fingerprint: str
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "record": self.record.to_payload(),
+            "identity": identity_payload(self.identity),
+            "authn_instant": self.authn_instant,
+            "sso_token": self.sso_token,
+            "fingerprint": self.fingerprint,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> PendingRelease:
+        return cls(
+            LoginRecord.from_payload(data["record"]),
+            identity_from_payload(data["identity"]),
+            float(data["authn_instant"]),
+            data.get("sso_token"),
+            str(data["fingerprint"]),
+        )
+
+
+class Receipting:
+    def __init__(
+        self,
+        book: ReceiptBook,
+        keys: ReceiptKeys,
+        store: KeyValueStore,
+        *,
+        pending_ttl: int,
+        session_ttl: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.book = book
+        self.keys = keys
+        self.sealed = SealedStore(store)
+        self.pending_ttl = pending_ttl
+        self.session_ttl = session_ttl
+        self.clock = clock
+
+    def content(self, completion: Completion, identity: UpstreamIdentity) -> ReceiptContent:
+        return receipt_content(
+            self.keys,
+            issued_at=int(self.clock()),
+            school=completion.school,
+            service=completion.service,
+            identity=identity,
+            release=completion.release,
+        )
+
+    def file(self, content: ReceiptContent) -> Receipt:
+        """Write the receipt; the caller answers the service only after this succeeded."""
+        return self.book.append(content)
+
+    # -- the information notice ----------------------------------------------------------------
+    def notice_due(self, content: ReceiptContent) -> bool:
+        """For a release this SSO session has not shown yet (`seen_in_session`)."""
+        if self.book.notice_mode(content.school_id, content.service_id) == NOTICE_ON_CHANGES:
+            last = self.book.latest_for(content.subject, content.service_id)
+            if last is not None and last.content.release_fingerprint == content.release_fingerprint:
+                return False
+        return True
+
+    def note_seen(self, sso_token: str, content: ReceiptContent) -> None:
+        """This SSO session has shown (or needed not show) the notice for this release."""
+        self.sealed.put(
+            sso_token.encode(),
+            NOTICED,
+            _seen_id(sso_token, content.service_id),
+            {"fingerprint": content.release_fingerprint},
+            self.session_ttl,
+        )
+
+    def seen_in_session(self, sso_token: str | None, content: ReceiptContent) -> bool:
+        if not sso_token:
+            return False
+        return self._seen_in_session(sso_token, content) == content.release_fingerprint
+
+    def _seen_in_session(self, sso_token: str, content: ReceiptContent) -> str | None:
+        try:
+            data = self.sealed.get(
+                sso_token.encode(), NOTICED, _seen_id(sso_token, content.service_id)
+            )
+        except StateExpired:
+            return None
+        return None if data is None else str(data.get("fingerprint"))
+
+    def hold(self, browser_secret: bytes, pending: PendingRelease) -> str:
+        """Keep the login until the student continues; returns the id the page posts back."""
+        notice_id = secrets.token_urlsafe(18)
+        self.sealed.put(browser_secret, NOTICE, notice_id, pending.to_payload(), self.pending_ttl)
+        return notice_id
+
+    def take(self, browser_secret: bytes, notice_id: str) -> PendingRelease:
+        data = self.sealed.take(browser_secret, NOTICE, notice_id)
+        if data is None:
+            raise StateExpired("notice absent or used")
+        return PendingRelease.from_payload(data)
+
+
+def _seen_id(sso_token: str, service_id: str) -> str:
+    return f"{sso_token}/{service_id}"

@@ -1,0 +1,289 @@
+"""`SqlReceiptBook`: receipts in the registry's database, one hash chain per school.
+
+Appending takes the school's chain row as a lock (`UPDATE … RETURNING` on PostgreSQL holds the
+row lock until commit; SQLite's write transaction is `BEGIN IMMEDIATE`), so concurrent logins at
+one school serialise on that row only, and logins at different schools never wait for each
+other. Every read the portals and the my-data page make is on an index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, Engine, delete, func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from broker.core.receipts import (
+    GENESIS_HASH,
+    ChainAnchor,
+    ChainBreak,
+    Receipt,
+    ReceiptContent,
+    ReceiptKeys,
+    verify_chain,
+)
+from broker.registry.database import open_engine, session_on, writer
+from broker.registry.receipt_tables import (
+    NoticePreferenceRow,
+    ReceiptChainRow,
+    ReceiptRow,
+    attributes_column,
+)
+
+VERIFY_BATCH = 1000
+NOTICE_EVERY_SESSION = "session"
+NOTICE_ON_CHANGES = "changes"
+
+
+@dataclass(frozen=True)
+class ReceiptQuery:
+    """A school's filter in its portal; times are Unix seconds, `until` exclusive."""
+
+    school_id: str
+    since: int | None = None
+    until: int | None = None
+    service_id: str | None = None
+    attribute: str | None = None
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    school_id: str
+    receipts: int
+    problem: ChainBreak | None
+
+
+class SqlReceiptBook:
+    """Implements `broker.core.ports.ReceiptBook` on the registry's database."""
+
+    def __init__(self, engine: Engine, keys: ReceiptKeys) -> None:
+        self._engine = engine
+        self._writer = writer(engine)
+        self.keys = keys
+
+    @classmethod
+    def open(cls, url: str, keys: ReceiptKeys) -> SqlReceiptBook:
+        return cls(open_engine(url), keys)
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    # -- the login path ---------------------------------------------------------------------
+    def append(self, content: ReceiptContent) -> Receipt:
+        """Write one receipt at the end of its school's chain (one transaction)."""
+        for attempt in range(2):
+            try:
+                with session_on(self._writer) as session:
+                    seq, previous = self._lock_head(session, content.school_id)
+                    receipt = Receipt(
+                        content, seq, previous, self.keys.seal(content, seq, previous)
+                    )
+                    session.execute(
+                        update(ReceiptChainRow)
+                        .where(ReceiptChainRow.school_id == content.school_id)
+                        .values(head_hash=receipt.hash)
+                    )
+                    session.add(ReceiptRow.from_receipt(receipt))
+                    return receipt
+            except IntegrityError:
+                # Two first-ever receipts of one school raced to create its chain row: the
+                # loser starts over and finds the row.
+                if attempt:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _lock_head(self, session: Session, school_id: str) -> tuple[int, str]:
+        """Advance the school's head and return (new sequence number, previous hash)."""
+        advanced = session.execute(
+            update(ReceiptChainRow)
+            .where(ReceiptChainRow.school_id == school_id)
+            .values(head_seq=ReceiptChainRow.head_seq + 1)
+            .returning(ReceiptChainRow.head_seq, ReceiptChainRow.head_hash)
+        ).one_or_none()
+        if advanced is not None:
+            return int(advanced[0]), str(advanced[1])
+        session.add(
+            ReceiptChainRow(
+                school_id=school_id,
+                head_seq=1,
+                head_hash=GENESIS_HASH,
+                anchor_seq=0,
+                anchor_hash=GENESIS_HASH,
+            )
+        )
+        session.flush()
+        return 1, GENESIS_HASH
+
+    def latest_for(self, subject: str, service_id: str) -> Receipt | None:
+        with session_on(self._engine) as session:
+            row = session.scalars(
+                select(ReceiptRow)
+                .where(ReceiptRow.subject == subject, ReceiptRow.service_id == service_id)
+                .order_by(ReceiptRow.id.desc())
+                .limit(1)
+            ).one_or_none()
+            return row.to_receipt() if row is not None else None
+
+    # -- notice preferences (read only when a notice might be shown) -------------------------
+    def notice_mode(self, school_id: str, service_id: str) -> str:
+        with session_on(self._engine) as session:
+            row = session.get(NoticePreferenceRow, (school_id, service_id))
+            return row.mode if row is not None else NOTICE_EVERY_SESSION
+
+    def notice_modes(self, school_id: str) -> dict[str, str]:
+        with session_on(self._engine) as session:
+            rows = session.scalars(
+                select(NoticePreferenceRow).where(NoticePreferenceRow.school_id == school_id)
+            )
+            return {row.service_id: row.mode for row in rows}
+
+    def set_notice_mode(self, school_id: str, service_id: str, mode: str) -> None:
+        if mode not in (NOTICE_EVERY_SESSION, NOTICE_ON_CHANGES):
+            raise ValueError(f"notice mode must be {NOTICE_EVERY_SESSION} or {NOTICE_ON_CHANGES}")
+        with session_on(self._writer) as session:
+            row = session.get(NoticePreferenceRow, (school_id, service_id))
+            if row is None:
+                session.add(NoticePreferenceRow(school_id=school_id, service_id=service_id))
+                session.flush()
+                row = session.get(NoticePreferenceRow, (school_id, service_id))
+            assert row is not None
+            row.mode = mode
+
+    # -- reading: the school's portal and the my-data page -----------------------------------
+    def find(self, query: ReceiptQuery, *, limit: int = 500) -> list[Receipt]:
+        """Newest first."""
+        with session_on(self._engine) as session:
+            statement = _filtered(select(ReceiptRow), query).order_by(ReceiptRow.seq.desc())
+            rows = session.scalars(statement.limit(limit))
+            return [row.to_receipt() for row in rows]
+
+    def each(self, query: ReceiptQuery) -> Iterator[Receipt]:
+        """Every matching receipt, oldest first, read in batches (exports)."""
+        after = 0
+        while True:
+            with session_on(self._engine) as session:
+                statement = (
+                    _filtered(select(ReceiptRow), query)
+                    .where(ReceiptRow.seq > after)
+                    .order_by(ReceiptRow.seq)
+                    .limit(VERIFY_BATCH)
+                )
+                batch = [row.to_receipt() for row in session.scalars(statement)]
+            yield from batch
+            if len(batch) < VERIFY_BATCH:
+                return
+            after = batch[-1].seq
+
+    def totals(self, query: ReceiptQuery) -> dict[str, int]:
+        """Receipts per service for the filter."""
+        with session_on(self._engine) as session:
+            statement = _filtered(select(ReceiptRow.service_id, func.count()), query).group_by(
+                ReceiptRow.service_id
+            )
+            return {str(service): int(count) for service, count in session.execute(statement)}
+
+    def for_subject(self, subject: str, *, limit: int = 500) -> list[Receipt]:
+        """One student's receipts, newest first (the my-data page)."""
+        with session_on(self._engine) as session:
+            rows = session.scalars(
+                select(ReceiptRow)
+                .where(ReceiptRow.subject == subject)
+                .order_by(ReceiptRow.issued_at.desc(), ReceiptRow.id.desc())
+                .limit(limit)
+            )
+            return [row.to_receipt() for row in rows]
+
+    # -- integrity and retention ---------------------------------------------------------------
+    def school_ids(self) -> list[str]:
+        with session_on(self._engine) as session:
+            chained = set(session.scalars(select(ReceiptChainRow.school_id)))
+            # A receipt whose chain row was deleted must still be reported, not skipped.
+            chained |= set(session.scalars(select(ReceiptRow.school_id).distinct()))
+            return sorted(chained)
+
+    def verify(self, school_id: str) -> ChainReport:
+        """Check one school's chain from its anchor to its head, in batches."""
+        with session_on(self._engine) as session:
+            chain = session.get(ReceiptChainRow, school_id)
+            head = (chain.head_seq, chain.head_hash) if chain is not None else None
+            anchor = chain.anchor() if chain is not None else ChainAnchor()
+        if head is None:
+            return ChainReport(school_id, 0, ChainBreak(school_id, 0, "chain record missing"))
+        count = 0
+        last = anchor
+        for batch in self._batches(school_id, anchor.seq):
+            problem = verify_chain(self.keys, school_id, last, batch)
+            if problem is not None:
+                return ChainReport(school_id, count, problem)
+            count += len(batch)
+            last = ChainAnchor(batch[-1].seq, batch[-1].hash)
+        if (last.seq, last.hash) != head:
+            # The newest receipts were removed (or the head was moved): the tail is missing.
+            return ChainReport(
+                school_id, count, ChainBreak(school_id, last.seq + 1, "newest receipts missing")
+            )
+        return ChainReport(school_id, count, None)
+
+    def _batches(self, school_id: str, after: int) -> Iterator[list[Receipt]]:
+        while True:
+            with session_on(self._engine) as session:
+                rows = session.scalars(
+                    select(ReceiptRow)
+                    .where(ReceiptRow.school_id == school_id, ReceiptRow.seq > after)
+                    .order_by(ReceiptRow.seq)
+                    .limit(VERIFY_BATCH)
+                )
+                batch = [row.to_receipt() for row in rows]
+            if not batch:
+                return
+            yield batch
+            after = batch[-1].seq
+
+    def prune(self, before: int) -> dict[str, int]:
+        """Delete receipts issued before `before` (Unix seconds), per school, moving each
+        school's anchor to the last deleted receipt. Returns the count deleted per school."""
+        deleted: dict[str, int] = {}
+        for school_id in self.school_ids():
+            with session_on(self._writer) as session:
+                last = session.execute(
+                    select(ReceiptRow.seq, ReceiptRow.hash)
+                    .where(ReceiptRow.school_id == school_id, ReceiptRow.issued_at < before)
+                    .order_by(ReceiptRow.seq.desc())
+                    .limit(1)
+                ).one_or_none()
+                if last is None:
+                    continue
+                # Up to the last old receipt by sequence, so the kept part stays contiguous
+                # even if a clock step wrote an older time after a newer one.
+                result = cast(
+                    "CursorResult[Any]",
+                    session.execute(
+                        delete(ReceiptRow).where(
+                            ReceiptRow.school_id == school_id, ReceiptRow.seq <= last[0]
+                        )
+                    ),
+                )
+                session.execute(
+                    update(ReceiptChainRow)
+                    .where(ReceiptChainRow.school_id == school_id)
+                    .values(anchor_seq=last[0], anchor_hash=last[1])
+                )
+                deleted[school_id] = result.rowcount
+        return deleted
+
+
+def _filtered(statement: Any, query: ReceiptQuery) -> Any:
+    statement = statement.where(ReceiptRow.school_id == query.school_id)
+    if query.since is not None:
+        statement = statement.where(ReceiptRow.issued_at >= query.since)
+    if query.until is not None:
+        statement = statement.where(ReceiptRow.issued_at < query.until)
+    if query.service_id:
+        statement = statement.where(ReceiptRow.service_id == query.service_id)
+    if query.attribute:
+        pattern = attributes_column((query.attribute,))
+        statement = statement.where(ReceiptRow.attributes.contains(pattern, autoescape=True))
+    return statement

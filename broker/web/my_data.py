@@ -1,0 +1,153 @@
+"""The my-data page: a student (or a parent beside them) signs in through their school and sees
+which services received what, and when (their receipts), and what their school currently
+releases to each service, with the school's privacy contact for questions and corrections.
+
+The sign-in is an ordinary login with the broker itself as the service (`flow.MY_DATA`): any
+school, either protocol, and an SSO session answers it too. What it yields is the receipt
+subject only (core/receipts.py), kept sealed under the browser's secret for a quarter of an
+hour; the page is rebuilt from the receipts on every view and shows nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from broker.core.errors import StateExpired, UnknownSchool
+from broker.core.model import Service, UpstreamIdentity
+from broker.core.receipts import Receipt, protocol_pairing
+from broker.login.flow import MY_DATA, LoginRequest
+from broker.registry.errors import ServiceSwitchedOff
+from broker.web.browser import SSO_COOKIE, browser_secret, set_browser_secret
+from broker.web.labels import attribute_label
+from broker.web.wiring import Broker
+
+log = logging.getLogger("broker.my_data")
+my_data = Blueprint("my_data", __name__)
+
+VIEW = "my-data"
+VIEW_SECONDS = 15 * 60
+MAX_VIEW_ID = 64
+
+
+def _broker() -> Broker:
+    value: Broker = current_app.extensions["ketenbroker"]
+    return value
+
+
+@dataclass(frozen=True)
+class ReceiptLine:
+    when: str
+    service_name: str
+    attributes: list[str]
+    pairing: str
+    policy_version: int
+
+
+@dataclass(frozen=True)
+class CurrentRelease:
+    service_name: str
+    switched_off: bool
+    released: list[tuple[str, str]]  # (attribute label, the purpose the publisher declared)
+
+
+@my_data.route("/my-data", methods=["GET"])
+def start() -> str:
+    return render_template("my_data_start.html")
+
+
+@my_data.route("/my-data/sign-in", methods=["GET"])
+def sign_in() -> Response:
+    # Imported here: login_steps imports this module for `my_data_signed_in`.
+    from broker.web.login_steps import continue_login
+
+    b = _broker()
+    secret, new_secret = browser_secret(request)
+    record = b.flow.start(secret, LoginRequest(MY_DATA))
+    return continue_login(secret, new_secret, record, request.cookies.get(SSO_COOKIE))
+
+
+def my_data_signed_in(identity: UpstreamIdentity) -> Response:
+    """The school answered a my-data sign-in: keep the receipt subject, show the page."""
+    b = _broker()
+    school = b.view.school(identity.school_id)
+    if school is None:
+        raise UnknownSchool("school left the registry mid-login")
+    subject = b.receipting.keys.subject(school, identity)
+    secret, new_secret = browser_secret(request)
+    view_id = secrets.token_urlsafe(18)
+    payload = {"subject": subject, "school_id": school.id}
+    b.flow.sealed.put(secret, VIEW, view_id, payload, VIEW_SECONDS)
+    log.info("my-data signed in school=%s", school.id)
+    response = redirect(url_for("my_data.view", view_id=view_id), 303)
+    if new_secret:
+        set_browser_secret(response, secret)
+    return response
+
+
+@my_data.route("/my-data/view/<view_id>", methods=["GET"])
+def view(view_id: str) -> Response:
+    b = _broker()
+    secret, _ = browser_secret(request)
+    if len(view_id) > MAX_VIEW_ID:
+        raise StateExpired("my-data view id too long")
+    data = b.flow.sealed.get(secret, VIEW, view_id)
+    if data is None:
+        raise StateExpired("my-data view absent or expired")
+    school = b.view.school(str(data["school_id"]))
+    if school is None:
+        raise UnknownSchool("school left the registry")
+    receipts = b.receipts.for_subject(str(data["subject"]))
+    page = render_template(
+        "my_data.html",
+        school=school,
+        receipts=[_line(b, receipt) for receipt in receipts],
+        current=_current_releases(b, school.id, receipts),
+    )
+    response = make_response(page)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _service_name(b: Broker, service_id: str) -> str:
+    service = b.registry.any_service(service_id)
+    return service.name if service is not None else service_id
+
+
+def _line(b: Broker, receipt: Receipt) -> ReceiptLine:
+    content = receipt.content
+    moment = datetime.fromtimestamp(content.issued_at, UTC)
+    return ReceiptLine(
+        when=moment.strftime("%Y-%m-%d %H:%M UTC"),
+        service_name=_service_name(b, content.service_id),
+        attributes=[str(attribute_label(name)) for name in content.attributes],
+        pairing=protocol_pairing(content.school_protocol, content.service_protocol),
+        policy_version=content.policy_version,
+    )
+
+
+def _current_releases(b: Broker, school_id: str, receipts: list[Receipt]) -> list[CurrentRelease]:
+    """What the school releases today to every service the student used or the school set a
+    policy for: the effective release, as the next login would compute it."""
+    wanted = {r.content.service_id for r in receipts if r.content.school_id == school_id}
+    wanted |= {policy.service_id for policy in b.registry.policies_for_school(school_id)}
+    services = [s for s in (b.view.service(i) for i in sorted(wanted)) if s is not None]
+    return [_current(b, school_id, service) for service in services]
+
+
+def _current(b: Broker, school_id: str, service: Service) -> CurrentRelease:
+    try:
+        policy = b.registry.policy(school_id, service.id)
+    except ServiceSwitchedOff:
+        return CurrentRelease(service.name, True, [])
+    released = [
+        (str(attribute_label(d.attribute)), d.purpose)
+        for d in service.declarations
+        if d.attribute in policy.attributes
+    ]
+    return CurrentRelease(service.name, False, released)

@@ -1,0 +1,195 @@
+"""The school's accounting pages: its receipts (filter, totals, CSV/JSON export), the overview
+"who receives what from us" built from its current policies, the notice setting per service,
+and the privacy contact students see on their data page.
+
+A school sees only its own receipts (`school_id` from the URL is checked against the signed-in
+administrator's tenant by `portal_page`). Receipts name no student: the `student` column is the
+receipt subject, the same for one student's logins and meaningless outside the broker.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+
+from flask import (
+    Response,
+    abort,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
+from flask_babel import gettext
+from werkzeug.wrappers import Response as BaseResponse
+from wtforms import SelectChoice
+
+from broker.core.admins import AdminRole
+from broker.core.endpoints import privacy_contact_problem
+from broker.core.receipt_export import csv_lines, json_lines
+from broker.core.receipts import protocol_pairing
+from broker.registry.errors import ServiceSwitchedOff
+from broker.registry.receipts import ReceiptQuery
+from broker.web.labels import attribute_label
+from broker.web.login_steps import broker
+from broker.web.portal.forms import NoticeForm, PrivacyContactForm, ReceiptFilterForm
+from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+
+log = logging.getLogger("broker.portal")
+school_receipts = portal_blueprint("portal_school_receipts", "/portal/school/<school_id>")
+SCHOOL = AdminRole.SCHOOL
+SHOWN = 200
+
+
+def _query(school_id: str, form: ReceiptFilterForm) -> ReceiptQuery:
+    def day(text: str | None) -> int | None:
+        if not text:
+            return None
+        try:
+            return int(
+                datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC).timestamp()
+            )
+        except ValueError:
+            return None
+
+    until = day(form.until.data)
+    return ReceiptQuery(
+        school_id,
+        since=day(form.since.data),
+        # "Until 2026-11-28" includes that whole day.
+        until=until + int(timedelta(days=1).total_seconds()) if until is not None else None,
+        service_id=form.service.data or None,
+        attribute=form.attribute.data or None,
+    )
+
+
+def _filter_form(school_id: str) -> ReceiptFilterForm:
+    form = ReceiptFilterForm(request.args)
+    services = broker().registry.all_services()
+    form.service.choices = [SelectChoice("", gettext("All services"))] + [
+        SelectChoice(s.id, s.name) for s in services
+    ]
+    attributes = sorted({d.attribute for s in services for d in s.declarations})
+    form.attribute.choices = [SelectChoice("", gettext("Any attribute"))] + [
+        SelectChoice(a, str(attribute_label(a))) for a in attributes
+    ]
+    form.validate()
+    return form
+
+
+@school_receipts.route("/receipts", methods=["GET"])
+@portal_page(SCHOOL)
+def receipts(school_id: str) -> tuple[str, int]:
+    b = broker()
+    school = b.registry.school(school_id)
+    refuse_unless(school is not None)
+    form = _filter_form(school_id)
+    if form.errors:
+        return render_template("portal/school_receipts.html", school=school, form=form), 400
+    query = _query(school_id, form)
+    names = {s.id: s.name for s in b.registry.all_services()}
+    found = b.receipts.find(query, limit=SHOWN)
+    totals = sorted(b.receipts.totals(query).items(), key=lambda item: -item[1])
+    page = render_template(
+        "portal/school_receipts.html",
+        school=school,
+        form=form,
+        receipts=found,
+        shown=SHOWN,
+        totals=[(names.get(service, service), count) for service, count in totals],
+        names=names,
+        when=lambda seconds: datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M"),
+        pairing=protocol_pairing,
+        export_args=request.args.to_dict(),
+    )
+    return page, 200
+
+
+@school_receipts.route("/receipts.<fmt>", methods=["GET"])
+@portal_page(SCHOOL)
+def export(school_id: str, fmt: str) -> BaseResponse:
+    if fmt not in ("csv", "json"):
+        abort(404)
+    form = _filter_form(school_id)
+    if form.errors:
+        abort(400)
+    rows = broker().receipts.each(_query(school_id, form))
+    lines: Iterator[str] = iter(csv_lines(rows) if fmt == "csv" else json_lines(rows))
+    log.info(
+        "portal receipts export school=%s format=%s admin=%s", school_id, fmt, current_admin().id
+    )
+    mimetype = "text/csv" if fmt == "csv" else "application/json"
+    response = Response(stream_with_context(lines), mimetype=mimetype)
+    stamp = datetime.now(UTC).strftime("%Y%m%d")
+    response.headers["Content-Disposition"] = (
+        f'attachment; filename="receipts-{school_id}-{stamp}.{fmt}"'
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@school_receipts.route("/overview", methods=["GET"])
+@portal_page(SCHOOL)
+def overview(school_id: str) -> str:
+    """Who receives what from us: every approved service and what the next login releases."""
+    b = broker()
+    school = b.registry.school(school_id)
+    refuse_unless(school is not None)
+    assert school is not None
+    modes = b.receipts.notice_modes(school_id)
+    rows = []
+    for service in b.registry.services():
+        try:
+            policy = b.registry.policy(school_id, service.id)
+            released = [d for d in service.declarations if d.attribute in policy.attributes]
+            rows.append((service, False, released, policy.version, modes.get(service.id)))
+        except ServiceSwitchedOff:
+            rows.append((service, True, [], 0, modes.get(service.id)))
+    form = PrivacyContactForm(data={"contact": school.privacy_contact})
+    return render_template(
+        "portal/school_overview.html", school=school, rows=rows, contact_form=form
+    )
+
+
+@school_receipts.route("/privacy-contact", methods=["POST"])
+@portal_page(SCHOOL)
+def privacy_contact(school_id: str) -> BaseResponse | tuple[str, int]:
+    b = broker()
+    school = b.registry.school(school_id)
+    refuse_unless(school is not None)
+    form = PrivacyContactForm()
+    if form.validate_on_submit():
+        contact = (form.contact.data or "").strip()
+        problem = privacy_contact_problem(contact)
+        if problem is None:
+            b.registry.set_privacy_contact(school_id, contact)
+            log.info("portal privacy contact school=%s admin=%s", school_id, current_admin().id)
+            flash(gettext("Privacy contact saved."))
+            return redirect(url_for(".overview", school_id=school_id), code=303)
+        form.contact.errors = [gettext("Use an https:// web page or a mailto: address.")]
+    return render_template("portal/school_privacy_contact.html", school=school, form=form), 400
+
+
+@school_receipts.route("/services/<service_id>/notice", methods=["POST"])
+@portal_page(SCHOOL)
+def notice_mode(school_id: str, service_id: str) -> BaseResponse:
+    b = broker()
+    refuse_unless(b.registry.service(service_id) is not None)
+    form = NoticeForm()
+    if not form.validate_on_submit():
+        abort(400)
+    b.receipts.set_notice_mode(school_id, service_id, form.mode.data)
+    log.info(
+        "portal notice school=%s service=%s mode=%s admin=%s",
+        school_id,
+        service_id,
+        form.mode.data,
+        current_admin().id,
+    )
+    flash(gettext("Notice setting saved."))
+    return redirect(
+        url_for("portal_school.service", school_id=school_id, service_id=service_id), code=303
+    )
