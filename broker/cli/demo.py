@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
 
@@ -33,7 +33,13 @@ from broker.demo.publisher_sp import (
     create_publisher_sp_app,
     publisher_sp_metadata,
 )
-from broker.demo.school_idp import SchoolIdpSettings, create_school_idp_app, school_idp_metadata
+from broker.demo.school_idp import (
+    DEMO_USERS,
+    DemoUser,
+    SchoolIdpSettings,
+    create_school_idp_app,
+    school_idp_metadata,
+)
 from broker.demo.school_op import SchoolOpSettings, create_school_op_app
 from broker.demo.start_page import Pairing, start_page
 from broker.registry import SqlRegistry, migrate
@@ -222,8 +228,11 @@ def _export_metadata(
         (folder / name).write_text(xml, encoding="utf-8")
 
 
-def prepare_demo(directory: Path, port: int) -> tuple[Settings, dict[str, Flask]]:
-    """Create (or reuse) the demo instance and build the apps, keyed by base URL."""
+def prepare_demo(
+    directory: Path, port: int, users: tuple[DemoUser, ...] = DEMO_USERS
+) -> tuple[Settings, dict[str, Flask]]:
+    """Create (or reuse) the demo instance and build the apps, keyed by base URL. `users` are
+    the people of both demo schools (tests use made-up marker people)."""
     config = directory / CONFIG_NAME
     if not config.exists():
         init_instance(
@@ -232,13 +241,15 @@ def prepare_demo(directory: Path, port: int) -> tuple[Settings, dict[str, Flask]
     settings = load_settings(config)
     migrate(settings.registry_url)
     services = build_broker(settings)
-    school = _school_settings(directory, port + 1, services)
+    school = replace(_school_settings(directory, port + 1, services), users=users)
     publishers = [
         (p, _publisher_settings(directory, port + 2 + i, p, services))
         for i, p in enumerate(DEMO_PUBLISHERS)
     ]
     _register(services.registry, school, publishers)
-    school_op = _school_op_settings(directory, port + OIDC_SCHOOL_PORT_OFFSET, settings)
+    school_op = replace(
+        _school_op_settings(directory, port + OIDC_SCHOOL_PORT_OFFSET, settings), users=users
+    )
     _register_oidc_school(services.registry, school_op)
     _export_metadata(directory / "metadata", services, school, publishers)
     apps = {settings.base_url: create_app(settings, services=services)}

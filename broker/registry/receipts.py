@@ -146,11 +146,11 @@ class SqlReceiptBook:
         with session_on(self._writer) as session:
             row = session.get(NoticePreferenceRow, (school_id, service_id))
             if row is None:
-                session.add(NoticePreferenceRow(school_id=school_id, service_id=service_id))
-                session.flush()
-                row = session.get(NoticePreferenceRow, (school_id, service_id))
-            assert row is not None
-            row.mode = mode
+                session.add(
+                    NoticePreferenceRow(school_id=school_id, service_id=service_id, mode=mode)
+                )
+            else:
+                row.mode = mode
 
     # -- reading: the school's portal and the my-data page -----------------------------------
     def find(self, query: ReceiptQuery, *, limit: int = 500) -> list[Receipt]:

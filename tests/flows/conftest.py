@@ -9,10 +9,20 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.live import LiveDemo, running_demo
+from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID, OIDC_PUBLISHER_PORT_OFFSET
+from tests.support.live import LiveDemo, OidcPublisher, running_demo
 
 
 @pytest.fixture(scope="session")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
     with running_demo(tmp_path_factory.mktemp("flows-demo")) as live:
         yield live
+
+
+@pytest.fixture(scope="module")
+def woordwijs(demo: LiveDemo) -> OidcPublisher:
+    """The demo's own OIDC publisher (port P+6), as `ketenbroker demo` registers it."""
+    base_url = f"http://localhost:{demo.port + OIDC_PUBLISHER_PORT_OFFSET}"
+    publisher = OidcPublisher(OIDC_PUBLISHER_ID, base_url, "leermiddelen")
+    demo.publishers[OIDC_PUBLISHER_ID] = publisher
+    return publisher

@@ -14,7 +14,7 @@ from urllib.parse import quote
 import pytest
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID, OIDC_SCHOOL_PORT_OFFSET
-from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID, OIDC_PUBLISHER_PORT_OFFSET
+from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.core.pseudonym import derive_chain_pseudonym
 from broker.demo.school_op import school_op_subject
 from tests.support.client import Browser, Page
@@ -23,15 +23,6 @@ from tests.support.live import PAIRWISE_ID, LiveDemo, OidcPublisher, attributes_
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
 UID = "fatima.elamrani"
 CHAIN = "leermiddelen"
-
-
-@pytest.fixture(scope="module")
-def woordwijs(demo: LiveDemo) -> OidcPublisher:
-    """The demo's own OIDC publisher (port P+6), as `ketenbroker demo` registers it."""
-    base_url = f"http://localhost:{demo.port + OIDC_PUBLISHER_PORT_OFFSET}"
-    publisher = OidcPublisher(OIDC_PUBLISHER_ID, base_url, CHAIN)
-    demo.publishers[OIDC_PUBLISHER_ID] = publisher
-    return publisher
 
 
 def school_hint(demo: LiveDemo, publisher: str, school: str) -> str:

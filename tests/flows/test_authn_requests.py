@@ -514,6 +514,29 @@ def test_is_passive_with_a_session_is_answered_normally(
     assert accepted.assertion.subject.name_id.text == setup.demo.expected_pseudonym(UID, CHAIN)
 
 
+def test_is_passive_before_the_information_notice_answers_no_passive(setup: Setup) -> None:
+    # An SSO session made at another service: this service's notice was never shown, and a
+    # passive request must not show it, so the service hears NoPassive and can ask actively.
+    browser = Browser()
+    setup.demo.login(browser, "leesplank", UID)
+    assert SSO_COOKIE in browser.cookies(setup.demo.broker_url)
+    request = setup.sp.authn_request(setup.sso_url, is_passive="true")
+    page = browser.get(setup.sp.redirect_url(setup.sso_url, request, "first", sign=True))
+    assert len(page.visited) == 1 and "data-autosubmit" in page.text
+    fields = _answer_form(page, setup.sp.acs[1])
+    _assert_signed_error(setup, fields, request.id, setup.sp.acs[1], (RESPONDER, NO_PASSIVE))
+    # Once the student saw it in an active login, passive requests are answered.
+    active = setup.sp.authn_request(setup.sso_url)
+    page = browser.get(setup.sp.redirect_url(setup.sso_url, active, sign=True))
+    setup.sp.accept(_answer_form(page, setup.sp.acs[1])["SAMLResponse"], active.id)
+    again = setup.sp.authn_request(setup.sso_url, is_passive="true")
+    page = browser.get(setup.sp.redirect_url(setup.sso_url, again, sign=True))
+    assert _status(_decoded(_answer_form(page, setup.sp.acs[1])["SAMLResponse"])) == (
+        SUCCESS,
+        None,
+    )
+
+
 # -- 4. ForceAuthn ------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from werkzeug.serving import BaseWSGIServer
 
 from broker.certificates import write_pair
 from broker.cli.demo import DEMO_PUBLISHERS, DEMO_SCHOOL_ID, prepare_demo, serve
+from broker.cli.instance import init_instance
 from broker.config import Settings, parse_pseudonym_keys
 from broker.core.model import ClientAuthMethod, Declaration, NamingProfile, Protocol, Service
 from broker.core.pseudonym import derive_chain_pseudonym
@@ -33,8 +34,9 @@ from broker.demo.publisher_sp import (
     create_publisher_sp_app,
     publisher_sp_metadata,
 )
+from broker.demo.school_idp import DEMO_USERS, DemoUser
 from broker.oidc.registration import new_client
-from broker.registry import SqlRegistry
+from broker.registry import SqlRegistry, migrate
 from broker.web.wiring import Broker
 from tests.support.client import Browser, Page
 
@@ -109,16 +111,41 @@ class Login:
         return any(url.startswith(prefix) for url in self.visited)
 
 
+def _instance_on(
+    directory: Path, port: int, registry_url: str | None, store_url: str | None
+) -> None:
+    config = init_instance(directory, f"http://127.0.0.1:{port}", "demo.ketenbroker.example", "T")
+    text = config.read_text(encoding="utf-8")
+    if registry_url:
+        text = text.replace('url = "sqlite:///registry.sqlite3"', f'url = "{registry_url}"')
+    if store_url:
+        text = text.replace('url = "memory://"', f'url = "{store_url}"')
+    config.write_text(text, encoding="utf-8")
+    if registry_url:
+        migrate(registry_url)
+
+
 class LiveDemo:
     """`ketenbroker demo` in `directory` on seven consecutive free ports (plus extra publishers):
     the broker, the SAML school, three publishers, the OIDC school, the OIDC publisher
     (broker/cli/demo.py)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        users: tuple[DemoUser, ...] = DEMO_USERS,
+        registry_url: str | None = None,
+        store_url: str | None = None,
+    ) -> None:
+        """`registry_url` / `store_url`: run on PostgreSQL / Redis instead of the embedded
+        SQLite and memory store."""
         self.directory = directory
         self.port = free_ports(7)
+        if registry_url or store_url:
+            _instance_on(directory, self.port, registry_url, store_url)
         self.settings: Settings
-        self.settings, apps = prepare_demo(directory, self.port)
+        self.settings, apps = prepare_demo(directory, self.port, users)
         self.servers = serve(apps)
         self.broker_url = self.settings.base_url
         self.broker: Broker = apps[self.broker_url].extensions["ketenbroker"]

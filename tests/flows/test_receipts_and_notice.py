@@ -1,0 +1,192 @@
+"""Receipts, the information notice and the my-data page, end to end with real clients.
+
+Every completed login, in every protocol pairing, leaves one receipt with attribute names, the
+policy version, the pairing and the receipt subject, and nothing else. The notice shows before
+the first answer of an SSO session to a service, not again in that session, and again when the
+release changes; `changes` mode skips it for a student whose last receipt shows the same
+release. The my-data page shows a student exactly their own receipts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
+from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
+from broker.core.model import Declaration, UpstreamIdentity
+from broker.core.receipts import Receipt
+from broker.registry.receipts import ReceiptQuery
+from tests.flows.test_all_pairings import log_in
+from tests.support.client import Browser, Page
+from tests.support.live import LiveDemo, OidcPublisher
+
+UID = "fatima.elamrani"
+OTHER = "daan.devries"
+
+
+def newest(demo: LiveDemo, school: str, count: int = 1) -> list[Receipt]:
+    return demo.broker.receipts.find(ReceiptQuery(school), limit=count)
+
+
+def notice_form(page: Page) -> dict[str, str] | None:
+    for form in page.forms:
+        if "/notice/" in form.action:
+            return {"action": form.action, **form.fields}
+    return None
+
+
+@pytest.fixture
+def notice_service(demo: LiveDemo) -> Iterator[str]:
+    """A publisher of this test's own that declares two attributes; the school releases one."""
+    service_id = f"notice-{len(demo.publishers)}"
+    demo.add_publisher(
+        service_id,
+        "leermiddelen",
+        (
+            Declaration("groups", "To put the student in the right class."),
+            Declaration("given_name", "To greet the student."),
+        ),
+        released=frozenset({"groups"}),
+    )
+    yield service_id
+
+
+@pytest.mark.parametrize("school", [DEMO_SCHOOL_ID, DEMO_OIDC_SCHOOL_ID])
+@pytest.mark.parametrize("publisher", ["leesplank", OIDC_PUBLISHER_ID])
+def test_every_pairing_writes_one_receipt_without_personal_data(
+    demo: LiveDemo,
+    woordwijs: OidcPublisher,
+    school: str,
+    publisher: str,
+) -> None:
+    before = newest(demo, school)
+    log_in(demo, Browser(), publisher, school)
+    (receipt,) = newest(demo, school)
+    assert not before or receipt.seq == before[0].seq + 1
+    content = receipt.content
+    assert content.service_id == publisher and content.school_id == school
+    assert content.school_protocol == ("oidc" if school == DEMO_OIDC_SCHOOL_ID else "saml")
+    assert content.service_protocol == ("oidc" if publisher == OIDC_PUBLISHER_ID else "saml")
+    assert content.chain_id == "leermiddelen"
+    policy = demo.registry.policy(school, publisher)
+    assert set(content.attributes) <= set(policy.attributes)
+    assert content.policy_version == policy.version
+    assert re.fullmatch(r"[0-9a-f]{64}", content.subject)
+    text = content.canonical()
+    assert UID not in text and "Fatima" not in text
+    assert demo.expected_pseudonym(UID, "leermiddelen") not in text
+    assert demo.broker.receipts.verify(school).problem is None
+
+
+def test_the_receipt_subject_is_the_same_student_across_services_and_logins(
+    demo: LiveDemo,
+) -> None:
+    log_in(demo, Browser(), "leesplank", DEMO_SCHOOL_ID)
+    first = newest(demo, DEMO_SCHOOL_ID)[0].content.subject
+    log_in(demo, Browser(), "rekenroute", DEMO_SCHOOL_ID)
+    assert newest(demo, DEMO_SCHOOL_ID)[0].content.subject == first
+    identity = UpstreamIdentity(DEMO_SCHOOL_ID, demo.school_subject(UID))
+    school = demo.registry.school(DEMO_SCHOOL_ID)
+    assert school is not None
+    assert demo.broker.receipting.keys.subject(school, identity) == first
+
+
+def test_notice_first_visit_not_second_again_after_a_policy_change(
+    demo: LiveDemo, notice_service: str
+) -> None:
+    browser = Browser(read_notices=False)
+    first = demo.login(browser, notice_service, UID)
+    form = notice_form(first.final)
+    assert form is not None, first.final.text[:500]
+    assert (
+        "Class" in first.final.text and "To put the student in the right class." in first.final.text
+    )
+    assert "To greet the student." not in first.final.text  # declared, but not released
+    assert not demo.answers_publisher(first.final)
+    before = newest(demo, DEMO_SCHOOL_ID)[0].seq
+    # No receipt and no answer until the student continues.
+    answered = browser.post(form.pop("action"), form)
+    assert demo.answers_publisher(answered)
+    assert newest(demo, DEMO_SCHOOL_ID)[0].seq == before + 1
+    browser.submit(answered, demo.publishers[notice_service].acs_url)
+    # The same notice cannot be continued twice.
+    assert browser.post(first.final.forms[0].action, {}).status == 400
+
+    second = demo.login(browser, notice_service, UID, deliver=False)
+    assert notice_form(second.final) is None and demo.answers_publisher(second.final)
+
+    demo.registry.set_policy(
+        DEMO_SCHOOL_ID, notice_service, frozenset({"groups", "given_name"}), "test"
+    )
+    third = demo.login(browser, notice_service, UID, deliver=False)
+    assert notice_form(third.final) is not None
+    assert "To greet the student." in third.final.text
+
+
+def test_changes_mode_shows_the_notice_once_per_student_until_the_release_changes(
+    demo: LiveDemo, notice_service: str
+) -> None:
+    demo.broker.receipts.set_notice_mode(DEMO_SCHOOL_ID, notice_service, "changes")
+    first = demo.login(Browser(read_notices=False), notice_service, UID)
+    assert notice_form(first.final) is not None  # never visited: shown
+    demo.login(Browser(), notice_service, UID)  # reads it and continues
+    again = demo.login(Browser(read_notices=False), notice_service, UID, deliver=False)
+    assert notice_form(again.final) is None and demo.answers_publisher(again.final)
+    other = demo.login(Browser(read_notices=False), notice_service, OTHER)
+    assert notice_form(other.final) is not None  # another student: never visited
+    demo.registry.set_policy(DEMO_SCHOOL_ID, notice_service, frozenset(), "test")
+    changed = demo.login(Browser(read_notices=False), notice_service, UID)
+    assert notice_form(changed.final) is not None
+
+
+def my_data(demo: LiveDemo, browser: Browser, uid: str) -> Page:
+    page = browser.get(f"{demo.broker_url}/my-data/sign-in")
+    if page.url.startswith(f"{demo.broker_url}/discovery"):
+        page = demo.choose_school(browser, page)
+    if page.url.startswith(f"{demo.school_url}/sso"):
+        page = demo.pick(browser, page, uid)
+    assert page.status == 200, page.text[:500]
+    assert page.url.startswith(f"{demo.broker_url}/my-data/view/"), page.url
+    return page
+
+
+def test_my_data_shows_exactly_the_students_own_receipts(
+    demo: LiveDemo, notice_service: str
+) -> None:
+    fatima, daan = Browser(), Browser()
+    demo.login(fatima, notice_service, UID)
+    demo.login(fatima, "rekenroute", UID)
+    demo.login(daan, notice_service, OTHER)
+    own = demo.broker.receipts.for_subject(newest(demo, DEMO_SCHOOL_ID, 2)[1].content.subject)
+
+    page = my_data(demo, fatima, UID)  # the SSO session answers
+    rows = re.findall(r"<tr data-receipt>(.*?)</tr>", page.text, re.S)
+    assert len(rows) == len(own) >= 2
+    assert sum("Rekenroute" in row for row in rows) >= 1
+    assert "mailto:privacy@demo-school.example" in page.text
+    assert "Signed in through" in page.text
+
+    other = my_data(demo, daan, OTHER)
+    rows = re.findall(r"<tr data-receipt>(.*?)</tr>", other.text, re.S)
+    daan_receipts = [r for r in newest(demo, DEMO_SCHOOL_ID, 50) if r.content.service_id]
+    assert len(rows) == len(
+        demo.broker.receipts.for_subject(
+            next(r for r in daan_receipts if r.content.service_id == notice_service).content.subject
+        )
+    )
+    assert not any("Rekenroute" in row for row in rows)
+    # The view belongs to the browser that signed in: another browser cannot open it.
+    assert Browser().get(page.url).status == 400
+    assert Browser().get(f"{demo.broker_url}/my-data/view/{'x' * 80}").status == 400
+
+
+def test_my_data_view_of_one_student_does_not_open_in_another_students_browser(
+    demo: LiveDemo,
+) -> None:
+    fatima, daan = Browser(), Browser()
+    page = my_data(demo, fatima, UID)
+    my_data(demo, daan, OTHER)
+    assert daan.get(page.url).status == 400

@@ -1,0 +1,162 @@
+"""The receipt book on SQLite and PostgreSQL: concurrent appends keep one unbroken chain per
+school, tampering in the database is found by `verify` (and `ketenbroker receipts verify`), and
+pruning keeps the rest verifiable."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import delete, update
+
+from broker.core.model import Release, School, Service, UpstreamIdentity
+from broker.core.receipts import ReceiptContent, ReceiptKeys, receipt_content
+from broker.registry import SqlRegistry
+from broker.registry.database import session_on
+from broker.registry.receipt_tables import ReceiptChainRow, ReceiptRow
+from broker.registry.receipts import ReceiptQuery, SqlReceiptBook
+
+KEYS = ReceiptKeys.from_key(bytes(range(32)))
+SCHOOLS = (School("99XX00", "A", "https://a.example"), School("99YY00", "B", "https://b.example"))
+SERVICES = (
+    Service("leesplank", "Leesplank", "https://l.example", "leermiddelen"),
+    Service("rekenwereld", "Rekenwereld", "https://r.example", None),
+)
+
+
+def content(
+    school: School = SCHOOLS[0],
+    service: Service = SERVICES[0],
+    student: str = "leerling-1",
+    at: int = 1_800_000_000,
+    attributes: tuple[str, ...] = ("given_name",),
+) -> ReceiptContent:
+    release = Release("p" * 64, {a: ("v",) for a in attributes}, 2)
+    identity = UpstreamIdentity(school.id, student)
+    return receipt_content(
+        KEYS, issued_at=at, school=school, service=service, identity=identity, release=release
+    )
+
+
+@pytest.fixture
+def book(sql_registry: SqlRegistry) -> Iterator[SqlReceiptBook]:
+    yield sql_registry.receipt_book(KEYS)
+
+
+def _engine(book: SqlReceiptBook):  # type: ignore[no-untyped-def]
+    return book._engine
+
+
+def test_concurrent_appends_form_one_chain_per_school(book: SqlReceiptBook) -> None:
+    errors: list[BaseException] = []
+
+    def write(school: School) -> None:
+        try:
+            for i in range(10):
+                book.append(content(school, student=f"s{i}"))
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=write, args=(SCHOOLS[i % 2],)) for i in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    for school in SCHOOLS:
+        report = book.verify(school.id)
+        assert report.problem is None and report.receipts == 30
+        seqs = [r.seq for r in book.each(ReceiptQuery(school.id))]
+        assert seqs == list(range(1, 31))
+
+
+def test_filters_totals_and_subject_lookups(book: SqlReceiptBook) -> None:
+    book.append(content(at=100, attributes=("given_name", "groups")))
+    book.append(content(service=SERVICES[1], at=200, attributes=()))
+    book.append(content(student="leerling-2", at=300, attributes=("groups",)))
+    book.append(content(SCHOOLS[1], at=400))
+    school = SCHOOLS[0].id
+    assert len(book.find(ReceiptQuery(school))) == 3
+    assert [r.content.issued_at for r in book.find(ReceiptQuery(school, since=150))] == [300, 200]
+    assert len(book.find(ReceiptQuery(school, until=200))) == 1
+    assert len(book.find(ReceiptQuery(school, service_id="rekenwereld"))) == 1
+    assert [r.content.issued_at for r in book.find(ReceiptQuery(school, attribute="groups"))] == [
+        300,
+        100,
+    ]
+    # `group` is not `groups`: the attribute filter matches whole names only.
+    assert book.find(ReceiptQuery(school, attribute="group")) == []
+    assert book.totals(ReceiptQuery(school)) == {"leesplank": 2, "rekenwereld": 1}
+    subject = content().subject
+    assert {r.content.issued_at for r in book.for_subject(subject)} == {100, 200}
+    latest = book.latest_for(subject, "leesplank")
+    assert latest is not None and latest.content.issued_at == 100
+
+
+@pytest.mark.parametrize(
+    ("attack", "seq", "reason"),
+    [
+        ("alter", 3, "altered"),
+        ("delete-middle", 4, "missing"),
+        ("delete-newest", 6, "newest receipts missing"),
+    ],
+)
+def test_tampering_in_the_database_is_found(
+    book: SqlReceiptBook, attack: str, seq: int, reason: str
+) -> None:
+    for i in range(5):
+        book.append(content(student=f"s{i}"))
+    school = SCHOOLS[0].id
+    with session_on(_engine(book)) as session:
+        where = (ReceiptRow.school_id == school, ReceiptRow.seq == (5 if "newest" in attack else 3))
+        if attack == "alter":
+            session.execute(update(ReceiptRow).where(*where).values(attributes=","))
+        else:
+            session.execute(delete(ReceiptRow).where(*where))
+    report = book.verify(school)
+    expected = seq if attack != "delete-newest" else 5
+    assert report.problem is not None
+    assert report.problem.seq == expected and reason in report.problem.reason
+
+
+def test_pruning_keeps_the_chain_verifiable_and_removing_the_oldest_kept_shows(
+    book: SqlReceiptBook,
+) -> None:
+    for i in range(6):
+        book.append(content(at=1000 + i))
+    book.append(content(SCHOOLS[1], at=5000))
+    assert book.prune(before=1003) == {SCHOOLS[0].id: 3}
+    report = book.verify(SCHOOLS[0].id)
+    assert report.problem is None and report.receipts == 3
+    assert book.verify(SCHOOLS[1].id).problem is None
+    with session_on(_engine(book)) as session:
+        session.execute(
+            delete(ReceiptRow).where(ReceiptRow.school_id == SCHOOLS[0].id, ReceiptRow.seq == 4)
+        )
+    problem = book.verify(SCHOOLS[0].id).problem
+    assert problem is not None and problem.seq == 5
+    # New receipts continue the chain after pruning.
+    assert book.prune(before=10_000)[SCHOOLS[0].id] == 2
+    book.append(content(at=20_000))
+    assert book.verify(SCHOOLS[0].id).problem is None
+
+
+def test_a_deleted_chain_record_is_reported(book: SqlReceiptBook) -> None:
+    book.append(content())
+    with session_on(_engine(book)) as session:
+        session.execute(delete(ReceiptChainRow))
+    assert SCHOOLS[0].id in book.school_ids()
+    problem = book.verify(SCHOOLS[0].id).problem
+    assert problem is not None and "chain record missing" in problem.reason
+
+
+def test_notice_mode_defaults_to_every_session(book: SqlReceiptBook) -> None:
+    assert book.notice_mode("99XX00", "leesplank") == "session"
+    book.set_notice_mode("99XX00", "leesplank", "changes")
+    assert book.notice_mode("99XX00", "leesplank") == "changes"
+    assert book.notice_modes("99XX00") == {"leesplank": "changes"}
+    book.set_notice_mode("99XX00", "leesplank", "session")
+    assert book.notice_mode("99XX00", "leesplank") == "session"
+    with pytest.raises(ValueError, match="notice mode"):
+        book.set_notice_mode("99XX00", "leesplank", "never")
