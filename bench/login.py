@@ -147,7 +147,9 @@ class TimedApp:
                 self.profiler.disable()
             spent = time.perf_counter() - start
             self.seconds += spent
-            step = f"{environ['REQUEST_METHOD']} {environ['PATH_INFO']}"
+            # One row per route: the notice's id is different on every login.
+            path = re.sub(r"^/notice/.*", "/notice/<id>", environ["PATH_INFO"])
+            step = f"{environ['REQUEST_METHOD']} {path}"
             self.by_step[step] += spent
             self.xmlsec1_by_step[step] += _Spawned.xmlsec1 - spawned
         return body
@@ -223,7 +225,10 @@ def one_login(clients: dict[str, FlaskClient], publisher: str, uid: str) -> str:
         raise LoginFailed(f"expected the discovery page, got {url}")
     url, page = browser.submit(url, page, ("school", DEMO_SCHOOL_ID))  # -> school IdP pick page
     url, page = browser.submit(url, page, ("uid", uid))  # auto-POST page towards the broker ACS
-    url, page = browser.submit(url, page)  # broker ACS -> auto-POST page towards the publisher
+    url, page = browser.submit(url, page)  # broker ACS -> the information notice
+    if any("/notice/" in form.action for form in forms_of(page)):
+        # A first visit in a session shows the notice (docs/receipts.md); the student continues.
+        url, page = browser.submit(url, page)  # -> auto-POST page towards the publisher
     url, page = browser.submit(url, page)  # publisher ACS
     if not url.startswith(publisher):
         raise LoginFailed(f"login ended at {url}, not at the publisher")

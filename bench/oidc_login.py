@@ -36,7 +36,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit
 
-from login import HEX64, NAME_ID, USERS, Browser, LoginFailed, TimedApp, p95, summary
+from login import HEX64, NAME_ID, USERS, Browser, LoginFailed, TimedApp, forms_of, p95, summary
 from werkzeug.serving import make_server
 
 from broker.cli.demo import (
@@ -94,6 +94,9 @@ def through_school(demo: Demo, browser: Browser, url: str, page: str, school: st
         url, page = browser.submit(url, page, ("uid", uid))
     elif "/sso" in url:  # the SAML school: pick, then its auto-POST to the broker's ACS
         url, page = browser.submit(url, page, ("uid", uid))
+        url, page = browser.submit(url, page)
+    if any("/notice/" in form.action for form in forms_of(page)):
+        # A first visit in a session shows the notice (docs/receipts.md); the student continues.
         url, page = browser.submit(url, page)
     return url, page
 

@@ -95,12 +95,14 @@ class ReceiptContent:
 
     @property
     def release_fingerprint(self) -> str:
-        """What the information notice is about: which attributes under which policy."""
-        return release_fingerprint(self.attributes, self.policy_version)
+        """What the information notice is about: which attributes the service receives."""
+        return release_fingerprint(self.attributes)
 
 
-def release_fingerprint(attributes: Iterable[str], policy_version: int) -> str:
-    return f"{policy_version}:{','.join(sorted(attributes))}"
+def release_fingerprint(attributes: Iterable[str]) -> str:
+    """Names only: a school saving the same choice again (a new policy version) changes
+    nothing a student would read on the notice."""
+    return "v1:" + ",".join(sorted(attributes))
 
 
 @dataclass(frozen=True)

@@ -2,10 +2,11 @@
 that tells a student, before the first answer of a session to a service, what that service is
 about to receive and why.
 
-When is the notice due? Not when the SSO session already showed it for this very release (same
-attributes, same policy version). Otherwise yes, unless the school chose `changes` for the
+When is the notice due? Not when the SSO session already showed it for this very release (the
+same attribute names). Otherwise yes, unless the school chose `changes` for the
 service and the student's last receipt there shows the same release: then the student saw it
-before. A release that changes always shows the notice again.
+before. A release that changes (other attributes) always shows the notice again; a school saving
+the same choice again (a new policy version) does not.
 
 A login waiting on the notice is held sealed under the browser's secret, like every other
 login state (sealed.py), and taken once when the student continues.
@@ -45,6 +46,9 @@ class PendingRelease:
     authn_instant: float
     sso_token: str | None
     fingerprint: str
+    # What the notice page names (attribute names of the release), so it can be shown again
+    # (a reload, the language switch) without computing the release again.
+    attributes: tuple[str, ...] = ()
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -53,6 +57,7 @@ class PendingRelease:
             "authn_instant": self.authn_instant,
             "sso_token": self.sso_token,
             "fingerprint": self.fingerprint,
+            "attributes": list(self.attributes),
         }
 
     @classmethod
@@ -63,6 +68,7 @@ class PendingRelease:
             float(data["authn_instant"]),
             data.get("sso_token"),
             str(data["fingerprint"]),
+            tuple(data.get("attributes") or ()),
         )
 
 
@@ -136,6 +142,13 @@ class Receipting:
         notice_id = secrets.token_urlsafe(18)
         self.sealed.put(browser_secret, NOTICE, notice_id, pending.to_payload(), self.pending_ttl)
         return notice_id
+
+    def peek(self, browser_secret: bytes, notice_id: str) -> PendingRelease:
+        """The held login, left in place (the notice page may be shown more than once)."""
+        data = self.sealed.get(browser_secret, NOTICE, notice_id)
+        if data is None:
+            raise StateExpired("notice absent or used")
+        return PendingRelease.from_payload(data)
 
     def take(self, browser_secret: bytes, notice_id: str) -> PendingRelease:
         data = self.sealed.take(browser_secret, NOTICE, notice_id)

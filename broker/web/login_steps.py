@@ -21,7 +21,7 @@ from broker.core.errors import (
 )
 from broker.core.model import Protocol, UpstreamIdentity
 from broker.core.receipts import ReceiptContent
-from broker.login.flow import Completion, LoginRecord, LoginRequest, is_my_data
+from broker.login.flow import LoginRecord, LoginRequest, is_my_data
 from broker.login.receipting import PendingRelease
 from broker.oidc.provider import OidcProvider
 from broker.saml.front import (
@@ -35,7 +35,6 @@ from broker.saml.front import (
 from broker.web.browser import browser_secret, set_browser_secret, set_sso_token
 from broker.web.errors import render_error
 from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES
-from broker.web.labels import attribute_label
 from broker.web.my_data import my_data_signed_in
 from broker.web.wiring import Broker
 
@@ -152,7 +151,7 @@ def finish(
     if not seen and shown != content.release_fingerprint and b.receipting.notice_due(content):
         if record.request.front.get("is_passive"):
             return refuse_to_service(record, InteractionRequired("notice due on a passive login"))
-        return notice_page(record, identity, authn_instant, sso_token, completion, content)
+        return notice_page(record, identity, authn_instant, sso_token, content)
     b.receipting.file(content)
     new_token = b.flow.open_session(identity, authn_instant) if sso_token is None else None
     if not seen and (sso_token or new_token):
@@ -182,35 +181,26 @@ def notice_page(
     identity: UpstreamIdentity,
     authn_instant: float,
     sso_token: str | None,
-    completion: Completion,
     content: ReceiptContent,
 ) -> Response:
-    """The information notice (docs/receipts.md): what the service is about to receive, and
-    why; the login waits, sealed, until the student continues."""
+    """Hold the login, sealed, and send the student to the information notice
+    (docs/receipts.md). A redirect, so the notice is a page of its own that a reload or the
+    language switch can fetch again; the school's one-time answer is not repeated."""
     b = broker()
     secret, new_secret = browser_secret(request)
     pending = PendingRelease(
-        record, identity, authn_instant, sso_token, content.release_fingerprint
+        record,
+        identity,
+        authn_instant,
+        sso_token,
+        content.release_fingerprint,
+        content.attributes,
     )
     notice_id = b.receipting.hold(secret, pending)
-    service = completion.service
-    released = [
-        (attribute_label(name), declaration.purpose if declaration else "")
-        for name in content.attributes
-        for declaration in (service.declaration(name),)
-    ]
-    page = render_template(
-        "notice.html",
-        notice_id=notice_id,
-        service_name=service.name,
-        school=completion.school,
-        released=released,
-    )
-    response = make_response(page)
-    response.headers["Cache-Control"] = "no-store"
+    response = redirect(url_for("notice.show", notice_id=notice_id), 303)
     if new_secret:
         set_browser_secret(response, secret)
-    log.info("notice school=%s service=%s", completion.school.id, service.id)
+    log.info("notice school=%s service=%s", content.school_id, content.service_id)
     return response
 
 

@@ -1,26 +1,72 @@
-"""The student's answer to the information notice: continue the login it held (receipting.py)."""
+"""The information notice (docs/receipts.md): the page, and the student's "Continue", which
+finishes the login it held (receipting.py)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, request
+from urllib.parse import urlsplit
+
+from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
-from broker.core.errors import StateExpired
+from broker.core.errors import StateExpired, UnknownSchool, UnknownService
 from broker.web.browser import browser_secret
-from broker.web.login_steps import broker, finish
+from broker.web.labels import attribute_label
+from broker.web.login_steps import broker, content_security_policy, finish
 
 notice = Blueprint("notice", __name__)
 MAX_NOTICE_ID = 64
+
+
+def _checked(notice_id: str) -> str:
+    if len(notice_id) > MAX_NOTICE_ID:
+        raise StateExpired("notice id too long")
+    return notice_id
+
+
+@notice.route("/notice/<notice_id>", methods=["GET"])
+def show(notice_id: str) -> Response:
+    b = broker()
+    secret, _ = browser_secret(request)
+    pending = b.receipting.peek(secret, _checked(notice_id))
+    service = b.view.service(pending.record.request.service_id)
+    if service is None:
+        raise UnknownService("service left the registry during the notice")
+    school = b.view.school(pending.identity.school_id)
+    if school is None:
+        raise UnknownSchool("school left the registry during the notice")
+    released = [
+        (attribute_label(name), declaration.purpose if declaration else "")
+        for name in pending.attributes
+        for declaration in (service.declaration(name),)
+    ]
+    page = render_template(
+        "notice.html",
+        notice_id=notice_id,
+        service_name=service.name,
+        school=school,
+        released=released,
+    )
+    response = make_response(page)
+    response.headers["Cache-Control"] = "no-store"
+    if service.oidc is not None:
+        # "Continue" answers an OIDC client with a redirect to its redirect URI, and Chromium
+        # holds the redirect after a form POST to the page's `form-action` too.
+        origins = sorted({_origin(uri) for uri in service.oidc.redirect_uris})
+        response.headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
+    return response
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 @notice.route("/notice/<notice_id>", methods=["POST"])
 def proceed(notice_id: str) -> Response:
     # The id is unguessable and only on the page shown to this browser, and the held login is
     # sealed under this browser's secret: another site cannot make a student continue.
-    if len(notice_id) > MAX_NOTICE_ID:
-        raise StateExpired("notice id too long")
     secret, _ = browser_secret(request)
-    pending = broker().receipting.take(secret, notice_id)
+    pending = broker().receipting.take(secret, _checked(notice_id))
     return finish(
         pending.record,
         pending.identity,

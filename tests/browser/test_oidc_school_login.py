@@ -15,6 +15,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import CHROMIUM, Demo
+from tests.support.notice import continue_past_notice
 
 if not CHROMIUM.exists():
     if os.environ.get("CI"):
@@ -46,6 +47,7 @@ def log_in_at_the_oidc_school(demo: Demo, page: Page, platform: str, student: st
 def test_student_of_the_oidc_school_logs_in(demo: Demo, page: Page) -> None:
     log_in_at_the_oidc_school(demo, page, demo.leesplank, "Sanne Jansen")
 
+    continue_past_notice(page, demo.leesplank + "/acs")
     expect(page).to_have_url(demo.leesplank + "/acs")
     response = page.request.get(demo.leesplank + "/received.json")
     assert response.ok, response.text()
@@ -62,6 +64,7 @@ def test_oidc_platform_and_oidc_school_in_one_browser_with_sso(demo: Demo, page:
     the SSO session: one pseudonym as OIDC `sub` and as SAML NameID."""
     log_in_at_the_oidc_school(demo, page, demo.oidc_publisher, "Daan de Vries")
 
+    continue_past_notice(page, demo.oidc_publisher + "/callback")
     expect(page).to_have_url(re.compile(re.escape(demo.oidc_publisher) + r"/callback\?"))
     expect(page.locator("#sub")).to_be_visible()
     oidc = page.request.get(demo.oidc_publisher + "/received.json").json()
@@ -71,6 +74,7 @@ def test_oidc_platform_and_oidc_school_in_one_browser_with_sso(demo: Demo, page:
     # Leesplank (SAML, same chain): answered from the SSO session, no school page in between.
     page.goto(demo.leesplank + "/")
     page.get_by_role("button", name="Log in via your school (Ketenbroker)").click()
+    continue_past_notice(page, demo.leesplank + "/acs")
     expect(page).to_have_url(demo.leesplank + "/acs")
     saml = page.request.get(demo.leesplank + "/received.json").json()
     assert saml["name_id"]["value"] == oidc["sub"]

@@ -23,6 +23,7 @@ from broker.core.admins import AdminRole, Publisher
 from broker.registry import SqlRegistry
 from tests.browser.conftest import CHROMIUM, TIMEOUT_MS
 from tests.support.live import free_ports
+from tests.support.notice import continue_past_notice
 from tests.support.oidc_forge import ForgeProvider
 
 if not CHROMIUM.exists():
@@ -149,6 +150,7 @@ def test_school_switches_to_an_openid_provider_and_the_next_login_uses_it(
     student.goto(site.leesplank + "/")
     student.get_by_role("button", name=re.compile("Log in via your school")).click()
     student.get_by_role("button", name="Demo Lyceum", exact=True).click()
+    continue_past_notice(student, site.leesplank + "/acs")
     expect(student).to_have_url(site.leesplank + "/acs")
     response = student.request.get(site.leesplank + "/received.json")
     assert response.ok, response.text()

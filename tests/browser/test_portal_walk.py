@@ -31,6 +31,7 @@ from broker.demo.publisher_sp import (
 )
 from tests.browser.conftest import CHROMIUM, TIMEOUT_MS
 from tests.support.live import free_ports
+from tests.support.notice import continue_past_notice
 
 if not CHROMIUM.exists():
     if os.environ.get("CI"):
@@ -195,6 +196,7 @@ def test_publisher_operator_school_then_student(
     student.locator("#school-search").fill("lyc")
     student.get_by_role("button", name="Demo Lyceum", exact=True).click()
     student.get_by_role("button", name=re.compile("Sanne Jansen")).click()
+    continue_past_notice(student, walk.publisher + "/acs")
     expect(student).to_have_url(walk.publisher + "/acs")
     response = student.request.get(walk.publisher + "/received.json")
     assert response.ok, response.text()

@@ -106,6 +106,10 @@ def test_notice_first_visit_not_second_again_after_a_policy_change(
     )
     assert "To greet the student." not in first.final.text  # declared, but not released
     assert not demo.answers_publisher(first.final)
+    # The notice is a page of its own: a reload or the language switch shows it again.
+    assert first.final.url.startswith(f"{demo.broker_url}/notice/")
+    dutch = browser.get(first.final.url + "?lang=nl")
+    assert dutch.status == 200 and "Verder naar" in dutch.text and notice_form(dutch) is not None
     before = newest(demo, DEMO_SCHOOL_ID)[0].seq
     # No receipt and no answer until the student continues.
     answered = browser.post(form.pop("action"), form)
