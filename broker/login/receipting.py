@@ -145,16 +145,17 @@ class Receipting:
 
     def peek(self, browser_secret: bytes, notice_id: str) -> PendingRelease:
         """The held login, left in place (the notice page may be shown more than once)."""
-        data = self.sealed.get(browser_secret, NOTICE, notice_id)
-        if data is None:
-            raise StateExpired("notice absent or used")
-        return PendingRelease.from_payload(data)
+        return _pending(self.sealed.get(browser_secret, NOTICE, notice_id))
 
     def take(self, browser_secret: bytes, notice_id: str) -> PendingRelease:
-        data = self.sealed.take(browser_secret, NOTICE, notice_id)
-        if data is None:
-            raise StateExpired("notice absent or used")
-        return PendingRelease.from_payload(data)
+        """The held login, removed: the student continues once."""
+        return _pending(self.sealed.take(browser_secret, NOTICE, notice_id))
+
+
+def _pending(data: dict[str, Any] | None) -> PendingRelease:
+    if data is None:
+        raise StateExpired("notice absent or used")
+    return PendingRelease.from_payload(data)
 
 
 def _seen_id(sso_token: str, service_id: str) -> str:
