@@ -44,6 +44,20 @@ class OidcSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """Who may read `/metrics` (docs/operations.md): direct requests from a loopback address
+    (not forwarded by a proxy) when `allow_loopback`, and anyone presenting `token` as a bearer
+    token when one is configured."""
+
+    allow_loopback: bool = True
+    token: str | None = None
+
+    def __repr__(self) -> str:  # never print the token
+        token = "set" if self.token else None
+        return f"MetricsSettings(allow_loopback={self.allow_loopback}, token={token})"
+
+
+@dataclass(frozen=True)
 class Organization:
     name: str = "Ketenbroker"
     url: str = ""
@@ -61,6 +75,7 @@ class Settings:
     secret_key: bytes
     organization: Organization
     oidc: OidcSettings | None = None
+    metrics: MetricsSettings = MetricsSettings()
     assurance: Assurance = DEFAULT_ASSURANCE
     login_ttl_seconds: int = 900
     sso_session_seconds: int = 8 * 3600
@@ -195,6 +210,28 @@ def _oidc(keys: Mapping[str, Any], data: Mapping[str, Any], base: Path) -> OidcS
     )
 
 
+METRICS_TOKEN_ENV = "KETENBROKER_METRICS_TOKEN"  # noqa: S105 (a variable's name)
+MIN_METRICS_TOKEN = 32
+
+
+def _metrics(data: Mapping[str, Any], base: Path) -> MetricsSettings:
+    section = _section(data, "metrics")
+    allow_loopback = section.get("allow_loopback", True)
+    if not isinstance(allow_loopback, bool):
+        raise ConfigurationError("metrics.allow_loopback must be true or false")
+    token_file = section.get("token_file")
+    if token_file is not None and (not isinstance(token_file, str) or not token_file):
+        raise ConfigurationError("metrics.token_file must be a non-empty string (a file path)")
+    token = None
+    if os.environ.get(METRICS_TOKEN_ENV) or token_file:
+        token = _secret(METRICS_TOKEN_ENV, token_file, base, "metrics.token_file").strip()
+        if len(token) < MIN_METRICS_TOKEN:
+            raise ConfigurationError(
+                f"metrics.token_file must hold at least {MIN_METRICS_TOKEN} characters"
+            )
+    return MetricsSettings(allow_loopback=allow_loopback, token=token)
+
+
 def _assurance(data: Mapping[str, Any]) -> Assurance:
     section = _section(data, "assurance")
     levels = section.get("levels")
@@ -263,6 +300,7 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
             contact_email=str(org.get("contact_email", "")),
         ),
         oidc=_oidc(keys, data, base),
+        metrics=_metrics(data, base),
         assurance=_assurance(data),
         login_ttl_seconds=_int(login, "ttl_seconds", "login", 900, 60, 900),
         sso_session_seconds=_int(login, "sso_session_seconds", "login", 8 * 3600, 0, 24 * 3600),

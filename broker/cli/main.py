@@ -10,6 +10,7 @@ import click
 
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.registry_commands import registry_group
+from broker.cli.serve import serve_command
 from broker.cli.sources import read_source
 from broker.config import load_settings
 from broker.core.catalogue import CATALOGUE, is_known_attribute
@@ -110,6 +111,7 @@ def demo(port: int, directory: Path) -> None:
 
 
 main.add_command(registry_group)
+main.add_command(serve_command)
 
 
 @main.group()

@@ -13,6 +13,7 @@ from broker.web.i18n import init_i18n
 from broker.web.login_steps import broker, content_security_policy
 from broker.web.oidc_op_routes import oidc_op
 from broker.web.oidc_rp_routes import oidc_rp
+from broker.web.operations import operations
 from broker.web.portal import install_portals
 from broker.web.saml_routes import saml
 from broker.web.wiring import Broker, build_broker
@@ -35,6 +36,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(discovery)
     app.register_blueprint(oidc_rp)
     app.register_blueprint(oidc_op)
+    app.register_blueprint(operations)  # /readyz, /metrics
     install_portals(app)
 
     @app.route("/")
