@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from broker.core.assurance import DEFAULT_ASSURANCE, Assurance, AssuranceLevel
 from broker.core.errors import ConfigurationError
@@ -151,6 +151,37 @@ def _resolve_url(base: Path, url: str) -> str:
     return url
 
 
+def _url_with_password_file(section: Mapping[str, Any], url: str, base: Path, where: str) -> str:
+    """`password_file` (a container secret, say) put into the URL, so no password has to be
+    written in the configuration file itself."""
+    name = section.get("password_file")
+    if name is None:
+        return url
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"{where}.password_file must be a non-empty string (a file path)")
+    path = _path(base, name)
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ConfigurationError(
+            f"{where}.password_file: cannot read {path}: {err.strerror}"
+        ) from None
+    if not password:
+        raise ConfigurationError(f"{where}.password_file: {path} is empty")
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError:
+        raise ConfigurationError(f"{where}.url cannot be parsed") from None
+    if has_password:
+        raise ConfigurationError(
+            f"{where}: give the password in the URL or in password_file, not both"
+        )
+    user, _, hosts = parts.netloc.rpartition("@")
+    netloc = f"{user}:{quote(password, safe='')}@{hosts}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def parse_pseudonym_keys(text: str) -> PseudonymKeys:
     """Key set format (TOML): `current = 1` and a table `[keys]` of `"1" = "<64 hex>"`."""
     try:
@@ -275,8 +306,18 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
     return Settings(
         base_url=base_url,
         scope=_str(broker, "scope", "broker"),
-        registry_url=_resolve_url(base, _str(_section(data, "registry"), "url", "registry")),
-        store_url=_str(_section(data, "store"), "url", "store", "memory://"),
+        registry_url=_url_with_password_file(
+            _section(data, "registry"),
+            _resolve_url(base, _str(_section(data, "registry"), "url", "registry")),
+            base,
+            "registry",
+        ),
+        store_url=_url_with_password_file(
+            _section(data, "store"),
+            _str(_section(data, "store"), "url", "store", "memory://"),
+            base,
+            "store",
+        ),
         saml=SamlSettings(
             signing_key=_path(base, _str(keys, "saml_signing_key", "keys")),
             signing_cert=_path(base, _str(keys, "saml_signing_cert", "keys")),

@@ -1,4 +1,5 @@
-"""The [metrics] section: who may read /metrics, validated at start-up with the key named."""
+"""Operations settings: who may read /metrics ([metrics]), and passwords for the registry and
+the store from files (container secrets), validated at start-up with the key named."""
 
 from __future__ import annotations
 
@@ -20,11 +21,14 @@ def _secrets_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("KETENBROKER_METRICS_TOKEN", raising=False)
 
 
-def config(**metrics: Any) -> dict[str, Any]:
+def config(
+    registry: dict[str, str] | None = None, store: dict[str, str] | None = None, **metrics: Any
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "broker": {"base_url": "https://broker.example", "scope": "broker.example"},
         "keys": {"saml_signing_key": "k.pem", "saml_signing_cert": "k.crt"},
-        "registry": {"url": "sqlite:///r.sqlite3"},
+        "registry": registry or {"url": "sqlite:///r.sqlite3"},
+        "store": store or {"url": "memory://"},
     }
     if metrics:
         data["metrics"] = metrics
@@ -67,3 +71,38 @@ def test_bad_metrics_settings_name_the_key(
     (tmp_path / "short").write_text("abc", encoding="utf-8")
     with pytest.raises(ConfigurationError, match=message):
         settings_from_mapping(config(**metrics), tmp_path, None)
+
+
+def test_passwords_from_files_go_into_the_urls(tmp_path: Path) -> None:
+    (tmp_path / "pg").write_text("p@ss/word\n", encoding="utf-8")
+    (tmp_path / "redis").write_text("r:pw", encoding="utf-8")
+    settings = settings_from_mapping(
+        config(
+            registry={"url": "postgresql+psycopg://kb@db:5432/kb", "password_file": "pg"},
+            store={"url": "redis+sentinel://s1:26379,s2/kb/0", "password_file": "redis"},
+        ),
+        tmp_path,
+        None,
+    )
+    assert settings.registry_url == "postgresql+psycopg://kb:p%40ss%2Fword@db:5432/kb"
+    assert settings.store_url == "redis+sentinel://:r%3Apw@s1:26379,s2/kb/0"
+    assert "p@ss" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("section", "message"),
+    [
+        ({"url": "redis://:inline@r/0", "password_file": "pw"}, "in the URL or in password_file"),
+        ({"url": "redis://r/0", "password_file": "missing"}, r"store\.password_file: cannot read"),
+        ({"url": "redis://r/0", "password_file": "empty"}, r"store\.password_file: .* is empty"),
+        ({"url": "redis://r/0", "password_file": ""}, r"store\.password_file must be"),
+    ],
+)
+def test_bad_password_files_name_the_key(
+    tmp_path: Path, section: dict[str, str], message: str
+) -> None:
+    (tmp_path / "pw").write_text("secret", encoding="utf-8")
+    (tmp_path / "empty").write_text("\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=message) as raised:
+        settings_from_mapping(config(store=section), tmp_path, None)
+    assert "inline" not in str(raised.value)
