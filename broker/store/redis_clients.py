@@ -143,6 +143,9 @@ def sentinel_client(url: str) -> tuple[redis.Redis[bytes], Callable[[], None]]:
         sentinel_kwargs={
             "socket_connect_timeout": TIMEOUT_SECONDS,
             "socket_timeout": TIMEOUT_SECONDS,
+            # redis-py's default retries with growing pauses (half a minute on a silent
+            # sentinel); the next sentinel in the list is the retry that helps.
+            "retry": Retry(NoBackoff(), 0),
         },
     )
     client: redis.Redis[bytes] = sentinel.master_for(

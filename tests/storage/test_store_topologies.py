@@ -8,6 +8,7 @@ at start-up is a `StoreUnavailable` on first use, not an error while building th
 from __future__ import annotations
 
 import secrets
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,3 +127,21 @@ def test_cluster_down_at_start_is_store_unavailable_on_first_use(tmp_path: Path)
         store.put("k", b"v", 60)
     with pytest.raises(StoreUnavailable):
         store.ping()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis+sentinel://127.0.0.1:{port}/kbtest/0", "redis+cluster://127.0.0.1:{port}"],
+    ids=["sentinel", "cluster"],
+)
+def test_a_silent_sentinel_or_cluster_node_times_out_within_the_bound(url: str) -> None:
+    # Accepts connections (the kernel's backlog does) but never answers: a hung server.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        store = open_store(url.format(port=silent.getsockname()[1]))
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            store.get("k")
+        # One second per attempt: the connect succeeds, the reply never comes.
+        assert time.monotonic() - started < 3.5
