@@ -54,6 +54,15 @@ def test_dockerfile_checks_health_and_bakes_in_no_secret() -> None:
         assert not re.search(r"SECRET|PASSWORD|TOKEN|PSEUDONYM", env)
 
 
+def test_the_build_context_holds_the_sources_only() -> None:
+    ignored = (DOCKER.parent / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    rules = [line for line in ignored if line and not line.startswith("#")]
+    # Everything is left out, then only what the Dockerfile copies is let back in.
+    assert rules[0] == "*"
+    allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    assert allowed == {"pyproject.toml", "README.md", "broker"}
+
+
 def test_compose_has_the_services_and_takes_secrets_as_files() -> None:
     compose = _compose()
     services = compose["services"]
