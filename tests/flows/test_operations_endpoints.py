@@ -16,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.config import MetricsSettings, Settings
+from broker.core.model import Declaration
 from broker.web import create_app
 from tests.flows.test_all_pairings import UID, expected, log_in, woordwijs  # noqa: F401
 from tests.support.client import Browser
@@ -93,6 +94,25 @@ def test_a_refused_request_counts_with_its_reason_code(demo: LiveDemo) -> None:
         - sample(before, "ketenbroker_logins_total", **labels)
         == 1
     )
+
+
+def test_a_refusal_after_the_school_answered_counts_in_its_pairing(demo: LiveDemo) -> None:
+    demo.add_publisher(
+        "metrikant",
+        "leermiddelen",
+        (Declaration("email", "To send the licence receipt.", required=True),),
+    )
+    before = metrics_text(demo.broker_url)
+    login = demo.login(Browser(), "metrikant", UID)
+    assert login.final.status == 403
+    after = metrics_text(demo.broker_url)
+    labels = {"pairing": "saml_saml", "outcome": "required_attribute_missing"}
+    assert (
+        sample(after, "ketenbroker_logins_total", **labels)
+        - sample(before, "ketenbroker_logins_total", **labels)
+        == 1
+    )
+    assert "metrikant" not in after
 
 
 def test_metrics_through_a_proxy_are_refused_without_a_token(demo: LiveDemo) -> None:
