@@ -23,6 +23,7 @@ Choices:
 - No access log: the query strings of login URLs carry SAML requests and OAuth codes. The broker
   logs its own lines without them.
 - `limit_request_line` at its maximum: a signed SAML Redirect-binding request is a long URL.
+- No control socket (gunicorn 25+): see below.
 """
 
 from __future__ import annotations
@@ -62,6 +63,11 @@ keepalive = 5
 limit_request_line = 8190
 accesslog = None
 proc_name = "ketenbroker"
+# gunicorn 25+ opens an admin socket in the home folder by default: one path shared by every
+# gunicorn of the user (two brokers on a machine would fight over it), and a read-only container
+# has no home. Workers are managed with signals instead (docs/operations.md). Older gunicorn
+# versions ignore this setting.
+control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
