@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from broker.core.assurance import DEFAULT_ASSURANCE, Assurance, AssuranceLevel
 from broker.core.errors import ConfigurationError
@@ -55,6 +55,20 @@ class ReceiptSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    """Who may read `/metrics` (docs/operations.md): direct requests from a loopback address
+    (not forwarded by a proxy) when `allow_loopback`, and anyone presenting `token` as a bearer
+    token when one is configured."""
+
+    allow_loopback: bool = True
+    token: str | None = None
+
+    def __repr__(self) -> str:  # never print the token
+        token = "set" if self.token else None
+        return f"MetricsSettings(allow_loopback={self.allow_loopback}, token={token})"
+
+
+@dataclass(frozen=True)
 class Organization:
     name: str = "Ketenbroker"
     url: str = ""
@@ -73,6 +87,7 @@ class Settings:
     organization: Organization
     receipts: ReceiptSettings
     oidc: OidcSettings | None = None
+    metrics: MetricsSettings = MetricsSettings()
     assurance: Assurance = DEFAULT_ASSURANCE
     login_ttl_seconds: int = 900
     sso_session_seconds: int = 8 * 3600
@@ -158,6 +173,37 @@ def _resolve_url(base: Path, url: str) -> str:
     return url
 
 
+def _url_with_password_file(section: Mapping[str, Any], url: str, base: Path, where: str) -> str:
+    """`password_file` (a container secret, say) put into the URL, so no password has to be
+    written in the configuration file itself."""
+    name = section.get("password_file")
+    if name is None:
+        return url
+    if not isinstance(name, str) or not name:
+        raise ConfigurationError(f"{where}.password_file must be a non-empty string (a file path)")
+    path = _path(base, name)
+    try:
+        password = path.read_text(encoding="utf-8").strip()
+    except OSError as err:
+        raise ConfigurationError(
+            f"{where}.password_file: cannot read {path}: {err.strerror}"
+        ) from None
+    if not password:
+        raise ConfigurationError(f"{where}.password_file: {path} is empty")
+    try:
+        parts = urlsplit(url)
+        has_password = parts.password is not None
+    except ValueError:
+        raise ConfigurationError(f"{where}.url cannot be parsed") from None
+    if has_password:
+        raise ConfigurationError(
+            f"{where}: give the password in the URL or in password_file, not both"
+        )
+    user, _, hosts = parts.netloc.rpartition("@")
+    netloc = f"{user}:{quote(password, safe='')}@{hosts}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
 def parse_pseudonym_keys(text: str) -> PseudonymKeys:
     """Key set format (TOML): `current = 1` and a table `[keys]` of `"1" = "<64 hex>"`."""
     try:
@@ -237,6 +283,28 @@ def _receipts(keys: Mapping[str, Any], data: Mapping[str, Any], base: Path) -> R
     )
 
 
+METRICS_TOKEN_ENV = "KETENBROKER_METRICS_TOKEN"  # noqa: S105 (a variable's name)
+MIN_METRICS_TOKEN = 32
+
+
+def _metrics(data: Mapping[str, Any], base: Path) -> MetricsSettings:
+    section = _section(data, "metrics")
+    allow_loopback = section.get("allow_loopback", True)
+    if not isinstance(allow_loopback, bool):
+        raise ConfigurationError("metrics.allow_loopback must be true or false")
+    token_file = section.get("token_file")
+    if token_file is not None and (not isinstance(token_file, str) or not token_file):
+        raise ConfigurationError("metrics.token_file must be a non-empty string (a file path)")
+    token = None
+    if os.environ.get(METRICS_TOKEN_ENV) or token_file:
+        token = _secret(METRICS_TOKEN_ENV, token_file, base, "metrics.token_file").strip()
+        if len(token) < MIN_METRICS_TOKEN:
+            raise ConfigurationError(
+                f"metrics.token_file must hold at least {MIN_METRICS_TOKEN} characters"
+            )
+    return MetricsSettings(allow_loopback=allow_loopback, token=token)
+
+
 def _assurance(data: Mapping[str, Any]) -> Assurance:
     section = _section(data, "assurance")
     levels = section.get("levels")
@@ -280,8 +348,18 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
     return Settings(
         base_url=base_url,
         scope=_str(broker, "scope", "broker"),
-        registry_url=_resolve_url(base, _str(_section(data, "registry"), "url", "registry")),
-        store_url=_str(_section(data, "store"), "url", "store", "memory://"),
+        registry_url=_url_with_password_file(
+            _section(data, "registry"),
+            _resolve_url(base, _str(_section(data, "registry"), "url", "registry")),
+            base,
+            "registry",
+        ),
+        store_url=_url_with_password_file(
+            _section(data, "store"),
+            _str(_section(data, "store"), "url", "store", "memory://"),
+            base,
+            "store",
+        ),
         saml=SamlSettings(
             signing_key=_path(base, _str(keys, "saml_signing_key", "keys")),
             signing_cert=_path(base, _str(keys, "saml_signing_cert", "keys")),
@@ -306,6 +384,7 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
         ),
         receipts=_receipts(keys, data, base),
         oidc=_oidc(keys, data, base),
+        metrics=_metrics(data, base),
         assurance=_assurance(data),
         login_ttl_seconds=_int(login, "ttl_seconds", "login", 900, 60, 900),
         sso_session_seconds=_int(login, "sso_session_seconds", "login", 8 * 3600, 0, 24 * 3600),

@@ -228,6 +228,38 @@ def _export_metadata(
         (folder / name).write_text(xml, encoding="utf-8")
 
 
+def _saml_peers(
+    directory: Path,
+    school_port: int,
+    services: Broker,
+    users: tuple[DemoUser, ...] = DEMO_USERS,
+) -> tuple[SchoolIdpSettings, list[tuple[DemoPublisher, PublisherSpSettings]]]:
+    """The SAML demo school on `school_port` and the SAML publishers on the ports after it,
+    registered in the broker's registry on first start."""
+    school = replace(_school_settings(directory, school_port, services), users=users)
+    publishers = [
+        (p, _publisher_settings(directory, school_port + 1 + i, p, services))
+        for i, p in enumerate(DEMO_PUBLISHERS)
+    ]
+    _register(services.registry, school, publishers)
+    return school, publishers
+
+
+def prepare_saml_peers(settings: Settings, directory: Path, school_port: int) -> dict[str, Flask]:
+    """Only the SAML demo school and publishers, for a broker that runs elsewhere (the compose
+    file): they talk to the broker through the browser alone, so they need no network path to
+    it, only its metadata (made here from the same keys) and its registry to register in."""
+    services = build_broker(settings)
+    try:
+        school, publishers = _saml_peers(directory, school_port, services)
+    finally:
+        services.registry.close()
+    apps = {school.base_url: create_school_idp_app(school)}
+    for _, publisher in publishers:
+        apps[publisher.base_url] = create_publisher_sp_app(publisher)
+    return apps
+
+
 def prepare_demo(
     directory: Path, port: int, users: tuple[DemoUser, ...] = DEMO_USERS
 ) -> tuple[Settings, dict[str, Flask]]:
@@ -241,12 +273,7 @@ def prepare_demo(
     settings = load_settings(config)
     migrate(settings.registry_url)
     services = build_broker(settings)
-    school = replace(_school_settings(directory, port + 1, services), users=users)
-    publishers = [
-        (p, _publisher_settings(directory, port + 2 + i, p, services))
-        for i, p in enumerate(DEMO_PUBLISHERS)
-    ]
-    _register(services.registry, school, publishers)
+    school, publishers = _saml_peers(directory, port + 1, services, users)
     school_op = replace(
         _school_op_settings(directory, port + OIDC_SCHOOL_PORT_OFFSET, settings), users=users
     )
@@ -284,15 +311,22 @@ def prepare_demo(
     return settings, apps
 
 
-def serve(apps: dict[str, Flask]) -> list[BaseWSGIServer]:
-    """Start every app on 127.0.0.1 in its own thread; returns the servers (for shutdown)."""
+def serve(apps: dict[str, Flask], host: str = "127.0.0.1") -> list[BaseWSGIServer]:
+    """Start every app on `host` in its own thread; returns the servers (for shutdown)."""
     servers = []
     for base_url, app in apps.items():
         port = int(base_url.rsplit(":", 1)[1])
-        server = make_server("127.0.0.1", port, app, threaded=True)
+        server = make_server(host, port, app, threaded=True)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
     return servers
+
+
+def run_saml_peers(settings: Settings, directory: Path, host: str, school_port: int) -> None:
+    apps = prepare_saml_peers(settings, directory, school_port)
+    serve(apps, host)
+    click.echo("Demo school and publishers: " + ", ".join(f"{url}/" for url in apps))
+    threading.Event().wait()
 
 
 def run_demo(directory: Path, port: int) -> None:

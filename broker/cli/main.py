@@ -4,13 +4,16 @@ changing nothing when anything is."""
 from __future__ import annotations
 
 import getpass
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import click
 
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.receipt_commands import receipts_group
 from broker.cli.registry_commands import registry_group
+from broker.cli.serve import serve_command
 from broker.cli.sources import read_source
 from broker.config import load_settings
 from broker.core.catalogue import CATALOGUE, is_known_attribute
@@ -94,15 +97,23 @@ def migrate_command(config_path: Path) -> None:
     click.echo("Registry schema is up to date.")
 
 
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def _folder_option(default: str, help_text: str | None = None) -> Callable[[F], F]:
+    return click.option(
+        "--dir",
+        "directory",
+        default=default,
+        show_default=True,
+        type=click.Path(file_okay=False, path_type=Path),
+        help=help_text,
+    )
+
+
 @main.command()
 @click.option("--port", default=8000, show_default=True, type=int, help="the broker's port")
-@click.option(
-    "--dir",
-    "directory",
-    default="ketenbroker-demo",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-)
+@_folder_option("ketenbroker-demo")
 @reports_errors
 def demo(port: int, directory: Path) -> None:
     """Start the broker with a demo school and demo publishers, all on this machine."""
@@ -111,8 +122,23 @@ def demo(port: int, directory: Path) -> None:
     run_demo(directory, port)
 
 
+@main.command("demo-peers")
+@config_option
+@_folder_option("ketenbroker-demo-peers", "where the peers keep their keys")
+@click.option("--host", default="127.0.0.1", show_default=True, help="the address to listen on")
+@click.option("--port", default=8001, show_default=True, type=int, help="the school's port")
+@reports_errors
+def demo_peers(config_path: Path, directory: Path, host: str, port: int) -> None:
+    """The SAML demo school (PORT) and demo publishers (the ports after it) for a broker that
+    runs elsewhere on this machine (docker/compose.yaml); registers them on first start."""
+    from broker.cli.demo import run_saml_peers
+
+    run_saml_peers(load_settings(config_path), directory, host, port)
+
+
 main.add_command(registry_group)
 main.add_command(receipts_group)
+main.add_command(serve_command)
 
 
 @main.group()

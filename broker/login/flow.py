@@ -61,6 +61,8 @@ class LoginRecord:
     upstream_request_id: str | None = None
     # The back adapter's own state for the school's answer (OIDC nonce, PKCE verifier …).
     upstream: dict[str, str] = field(default_factory=dict)
+    # When the student was sent to the school (epoch seconds): the upstream wait metric.
+    upstream_at: float | None = None
 
     def to_payload(self) -> dict[str, Any]:
         data = asdict(self)
@@ -89,6 +91,7 @@ class LoginRecord:
             school_id=data.get("school_id"),
             upstream_request_id=data.get("upstream_request_id"),
             upstream=dict(data.get("upstream") or {}),
+            upstream_at=data.get("upstream_at"),
         )
 
 
@@ -161,7 +164,12 @@ class LoginFlow:
         request_id: str,
         upstream: dict[str, str] | None = None,
     ) -> None:
-        changed = replace(record, upstream_request_id=request_id, upstream=upstream or {})
+        changed = replace(
+            record,
+            upstream_request_id=request_id,
+            upstream=upstream or {},
+            upstream_at=self.clock(),
+        )
         self._save(browser_secret, changed)
 
     def take(self, browser_secret: bytes, login_id: str) -> LoginRecord:

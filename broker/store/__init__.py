@@ -7,7 +7,8 @@ parse, log or transform values, and it knows nothing about what a key means. Kee
 what lets a dump of Redis be harmless and lets any worker finish a login another one started.
 
 `open_store` picks the implementation from a URL: `memory://` for the embedded single-process
-default, `redis://`, `rediss://` or `unix://` for production.
+default, `redis://`, `rediss://`, `unix://`, `redis+sentinel://` or `redis+cluster://` for
+production.
 """
 
 from __future__ import annotations

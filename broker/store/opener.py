@@ -7,14 +7,16 @@ from urllib.parse import urlsplit
 from broker.core.errors import ConfigurationError
 from broker.core.ports import KeyValueStore
 from broker.store.memory import MemoryStore
+from broker.store.redis_clients import CLUSTER_SCHEME, SENTINEL_SCHEME
 from broker.store.redis_store import RedisStore
 
-REDIS_SCHEMES = frozenset({"redis", "rediss", "unix"})
-SUPPORTED = "memory://, redis://, rediss:// or unix://"
+REDIS_SCHEMES = frozenset({"redis", "rediss", "unix", SENTINEL_SCHEME, CLUSTER_SCHEME})
+SUPPORTED = "memory://, redis://, rediss://, unix://, redis+sentinel:// or redis+cluster://"
 
 
 def open_store(url: str) -> KeyValueStore:
-    """`memory://` → `MemoryStore`; `redis://`, `rediss://`, `unix://` → `RedisStore`.
+    """`memory://` → `MemoryStore`; `redis://`, `rediss://`, `unix://`, `redis+sentinel://`,
+    `redis+cluster://` → `RedisStore` (URL forms in broker/store/redis_clients.py).
 
     Opens no connection: a Redis that is down shows up as `StoreUnavailable` on first use.
     """

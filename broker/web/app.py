@@ -14,6 +14,7 @@ from broker.web.my_data import my_data
 from broker.web.notice import notice
 from broker.web.oidc_op_routes import oidc_op
 from broker.web.oidc_rp_routes import oidc_rp
+from broker.web.operations import operations
 from broker.web.portal import install_portals
 from broker.web.saml_routes import saml
 from broker.web.wiring import Broker, build_broker
@@ -38,6 +39,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(oidc_op)
     app.register_blueprint(notice)
     app.register_blueprint(my_data)
+    app.register_blueprint(operations)  # /readyz, /metrics
     install_portals(app)
 
     @app.route("/")

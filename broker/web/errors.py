@@ -6,12 +6,13 @@ from __future__ import annotations
 import logging
 import secrets
 
-from flask import Flask, render_template
+from flask import Flask, render_template, request
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, InternalServerError
 
 from broker.core.errors import BrokerError, RequiredAttributeMissing
 from broker.saml.front import PostMessage
+from broker.web import metrics
 from broker.web.labels import attribute_label
 
 log = logging.getLogger("broker.web")
@@ -60,6 +61,7 @@ def _title(status: int) -> str:
 def install_error_pages(app: Flask) -> None:
     @app.errorhandler(BrokerError)
     def broker_error(error: BrokerError) -> tuple[str, int]:
+        metrics.refused_at(request.endpoint, error)
         return render_error(error)
 
     @app.errorhandler(HTTPException)

@@ -19,7 +19,7 @@ from broker.core.errors import (
     UnknownSchool,
     UpstreamFailure,
 )
-from broker.core.model import Protocol, UpstreamIdentity
+from broker.core.model import Protocol, School, UpstreamIdentity
 from broker.core.receipts import ReceiptContent
 from broker.login.flow import LoginRecord, LoginRequest, is_my_data
 from broker.login.receipting import PendingRelease
@@ -32,6 +32,7 @@ from broker.saml.front import (
     AnswerableRefusal,
     PostMessage,
 )
+from broker.web import metrics
 from broker.web.browser import browser_secret, set_browser_secret, set_sso_token
 from broker.web.errors import render_error
 from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES
@@ -59,6 +60,7 @@ def continue_login(
         b.flow.take(secret, record.login_id)
         # IsPassive / prompt=none mean "do not show the student anything": the service hears
         # at once that a login is needed, and decides itself what to do next.
+        metrics.login_ended(front_protocol(record.request), metrics.UNKNOWN, "login_required")
         if is_oidc(record.request):
             location = oidc_front().error_location(
                 record.request, "login_required", "the student has to sign in"
@@ -173,6 +175,9 @@ def finish(
     response.headers["Cache-Control"] = "no-store"
     if new_token:
         set_sso_token(response, new_token, b.settings.sso_session_seconds)
+    metrics.login_ended(
+        front_protocol(record.request), school_protocol(completion.school), metrics.OK
+    )
     return response
 
 
@@ -210,7 +215,10 @@ def refuse_to_service(record: LoginRecord, cause: BrokerError) -> Response:
         # The broker's own page: no service to tell, only the student.
         page, status = render_error(cause)
         return make_response(page, status)
-    return answerable_refusal_page(AnswerableRefusal(cause, record.request, saml_status(cause)))
+    school = broker().view.school(record.school_id or "")
+    back = school_protocol(school) if school is not None else metrics.UNKNOWN
+    refusal = AnswerableRefusal(cause, record.request, saml_status(cause))
+    return answerable_refusal_page(refusal, school_side=back)
 
 
 def saml_status(cause: BrokerError) -> str:
@@ -246,6 +254,16 @@ def is_oidc(request: LoginRequest) -> bool:
     return request.front.get("protocol") == Protocol.OIDC.value
 
 
+def front_protocol(request: LoginRequest) -> str:
+    """The publisher's side of the pairing, as the metrics name it."""
+    return metrics.protocol_name(is_oidc(request))
+
+
+def school_protocol(school: School) -> str:
+    """The school's side of the pairing, as the metrics name it."""
+    return metrics.protocol_name(school.oidc is not None)
+
+
 def oidc_front() -> OidcProvider:
     provider = broker().oidc_front
     if provider is None:
@@ -253,12 +271,15 @@ def oidc_front() -> OidcProvider:
     return provider
 
 
-def answerable_refusal_page(refusal: AnswerableRefusal) -> Response:
+def answerable_refusal_page(
+    refusal: AnswerableRefusal, *, school_side: str = metrics.UNKNOWN
+) -> Response:
     """The student's page says why; its button carries the error to the service.
 
     A passive request (SAML IsPassive, OIDC prompt=none) must not show the student anything:
     the service gets the error at once instead (OIDC Core 3.1.2.1, SAML core 3.4.1)."""
     b = broker()
+    metrics.login_ended(front_protocol(refusal.request), school_side, refusal.code)
     service = b.view.service(refusal.request.service_id)
     service_name = service.name if service else None
     passive = bool(refusal.request.front.get("is_passive"))

@@ -11,10 +11,13 @@ the school's issuer as well (broker/oidc/back.py).
 
 from __future__ import annotations
 
+import time
+
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from broker.core.errors import InvalidMessage, UnknownSchool, UpstreamFailure
+from broker.web import metrics
 from broker.web.browser import browser_secret
 from broker.web.login_steps import broker, finish, refuse_to_service
 
@@ -35,6 +38,7 @@ def callback(school_id: str) -> Response:
     # Single use, before any check: state, nonce and PKCE verifier are spent by the first
     # answer that names them, whether it passes or not.
     record = b.flow.take(secret, login_id)
+    metrics.school_answered(metrics.OIDC, record.upstream_at)
     if record.school_id != school_id:
         # The answer came back on another school's callback: a provider that is not the one
         # the student was sent to (a mix-up attempt), or a confused one. Its code is never
@@ -43,8 +47,11 @@ def callback(school_id: str) -> Response:
     school = b.view.school(school_id)
     if school is None or school.oidc is None or record.upstream_request_id is None:
         raise UnknownSchool("login record has no OpenID Connect request")
+    started = time.perf_counter()
     try:
         verified = b.oidc_back.complete(school, params, record.upstream)
     except UpstreamFailure as failure:
         return refuse_to_service(record, failure)
+    finally:
+        metrics.UPSTREAM_CALL_SECONDS.observe(time.perf_counter() - started)
     return finish(record, verified.identity, verified.authn_instant)

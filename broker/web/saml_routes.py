@@ -14,6 +14,7 @@ from broker.saml.front import AnswerableRefusal
 # pysaml2 stays under broker/saml (house-style.md): the binding URNs come from there, not saml2.
 from broker.saml.metadata_check import POST as BINDING_HTTP_POST
 from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
+from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.login_steps import (
     answerable_refusal_page,
@@ -70,6 +71,7 @@ def acs() -> Response:
         raise InvalidMessage("response without our RelayState", code="unsolicited")
     secret, _ = browser_secret(request)
     record = b.flow.load(secret, login_id)
+    metrics.school_answered(metrics.SAML, record.upstream_at)
     school = b.view.school(record.school_id or "")
     if school is None or record.upstream_request_id is None:
         raise UnknownSchool("login record has no school request")

@@ -18,6 +18,7 @@ from broker.saml.entities import SamlEntities
 from broker.saml.front import SamlFront
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME
 from broker.store import open_store
+from broker.web.metrics import CountingStore
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,8 @@ class Broker:
 def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEND_NAME) -> Broker:
     registry = SqlRegistry(settings.registry_url)
     view = CachedRegistryReader(registry)
-    store = open_store(settings.store_url)
+    # Every part shares the one store; its failures are counted for /metrics on the way out.
+    store = CountingStore(open_store(settings.store_url))
     entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend)
     flow = LoginFlow(
         view,

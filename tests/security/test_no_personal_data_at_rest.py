@@ -120,9 +120,12 @@ def _database_text(url: str, directory: Path, postgres: PostgresServer | None) -
 
 def _store_blobs(demo: LiveDemo) -> list[bytes]:
     store = demo.broker.store
+    store = getattr(store, "inner", store)  # under the metrics wrapper
     if isinstance(store, MemoryStore):
+        assert demo.settings.store_url == "memory://"
         entries = store._entries
         return [key.encode() + b" " + value for key, (value, _) in entries.items()]
+    assert demo.settings.store_url == REDIS_DB_URL
     client = redis.Redis.from_url(REDIS_DB_URL)
     try:
         blobs = []

@@ -329,6 +329,8 @@ def test_memory_url_opens_a_memory_store() -> None:
         "redis://:hunter2@127.0.0.1:6379/0",
         "rediss://broker:hunter2@redis.example.org:6380/0",
         "unix:///run/redis/redis.sock?db=2",
+        "redis+sentinel://:hunter2@sentinel.example.org:26379,10.0.0.2:26379/mymaster/0",
+        "redis+cluster://:hunter2@10.0.0.1:7000,10.0.0.2:7000",
     ],
 )
 def test_redis_urls_open_a_redis_store_without_connecting(url: str) -> None:
@@ -342,7 +344,7 @@ def test_redis_urls_open_a_redis_store_without_connecting(url: str) -> None:
     [
         ("http://127.0.0.1:6379", "'http'"),
         ("postgresql://broker:hunter2@db.example.org/broker", "'postgresql'"),
-        ("redis+sentinel://:hunter2@sentinel.example.org:26379/mymaster", "'redis+sentinel'"),
+        ("redis+socket://:hunter2@sentinel.example.org:26379/mymaster", "'redis+socket'"),
     ],
 )
 def test_unknown_scheme_is_named_and_the_password_is_not(url: str, scheme: str) -> None:

@@ -128,7 +128,7 @@ def _commented_alternatives(section: str) -> list[str]:
 
 def test_commented_store_alternatives_open_a_redis_store() -> None:
     alternatives = _commented_alternatives("store")
-    assert len(alternatives) == 3
+    assert len(alternatives) == 5
     for url in alternatives:
         # open_store connects to nothing; it only picks and configures the implementation.
         assert isinstance(open_store(url), RedisStore)

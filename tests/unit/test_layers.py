@@ -234,6 +234,12 @@ RULES = [
         library_only_in({"authlib", "joserfc"}, "oidc", "demo"),
     ),
     Rule(
+        # Metrics are recorded at the web edge; gunicorn's configuration tidies their files.
+        "prometheus_client only under broker/web and broker/cli",
+        lambda module: True,
+        library_only_in({"prometheus_client"}, "web", "cli"),
+    ),
+    Rule(
         "requests (outbound HTTP) only under broker/oidc, broker/cli and broker/demo",
         lambda module: True,
         library_only_in({"requests"}, "oidc", "cli", "demo"),

@@ -1,0 +1,75 @@
+"""Readiness: can this worker serve logins right now? Each check is a small named function; the
+first line of `/readyz` names the ones that failed, nothing more (no addresses, no reasons that
+could quote a URL or a password: those go to the log as error classes).
+
+Readiness is about this worker's dependencies. A load balancer that sees 503 stops sending it
+students; `/healthz` (process alive) stays 200, so the process is not restarted for a Redis
+outage it cannot fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+
+from broker.core.errors import BrokerError
+from broker.web.wiring import Broker
+
+log = logging.getLogger("broker.web.health")
+
+Check = Callable[[Broker], None]
+
+
+def check_store(b: Broker) -> None:
+    """Redis (or the memory store) answers a PING within its one-second timeout."""
+    if not b.store.ping():
+        raise BrokerError("store ping returned false")
+
+
+def check_registry(b: Broker) -> None:
+    """The registry database answers (a direct query, past this worker's cached view)."""
+    b.registry.generation()
+
+
+def check_keys(b: Broker) -> None:
+    """The signing keys are where the configuration says and readable, and the pseudonym key
+    set and (when configured) the OpenID provider's keys are loaded."""
+    saml = b.settings.saml
+    for path in (saml.signing_key, saml.signing_cert):
+        if not os.access(path, os.R_OK):
+            raise BrokerError("a SAML signing key file is not readable")
+    if not b.settings.pseudonym_keys.current:
+        raise BrokerError("no current pseudonym key")
+    if b.oidc_front is not None and not b.oidc_front.jwks().get("keys"):
+        raise BrokerError("the OpenID provider has no signing key")
+
+
+def check_metadata(b: Broker) -> None:
+    """The worker's view of the registry is current and the schools' and services' SAML
+    metadata in it loads: pysaml2's IdP and SP are built for the registry's newest generation
+    (a metadata document that no longer loads would fail every SAML login)."""
+    b.view.generation()
+    _ = b.saml_entities.server, b.saml_entities.client
+
+
+CHECKS: dict[str, Check] = {
+    "store": check_store,
+    "registry": check_registry,
+    "keys": check_keys,
+    "metadata": check_metadata,
+}
+
+
+def failed_checks(b: Broker, checks: dict[str, Check] | None = None) -> list[str]:
+    """The names of the checks that failed, in order."""
+    failed = []
+    for name, check in (checks or CHECKS).items():
+        try:
+            check(b)
+        except Exception as error:
+            # A probe has one job: any failure means "not ready". Broad on purpose (pysaml2 and
+            # the database drivers raise their own types); the class name only, as everywhere.
+            log.warning("not ready check=%s error=%s", name, type(error).__name__)
+            failed.append(name)
+    return failed

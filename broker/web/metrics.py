@@ -1,0 +1,168 @@
+"""The broker's Prometheus metrics: how logins end, how long the broker and the schools take, and
+how often the store fails. Served at `/metrics` (broker/web/operations.py).
+
+Labels carry only small fixed sets: the protocol pairing, a reason code from the error tree, a
+login step, a store operation. Never a school or service id (thousands of schools would make
+thousands of series per metric; per-school questions are for the logs), never anything about a
+student, never an attribute value.
+
+Under gunicorn every worker counts for itself; with `PROMETHEUS_MULTIPROC_DIR` set (the gunicorn
+configuration sets it, broker/cli/gunicorn_conf.py) prometheus_client keeps the counts in files
+there and `/metrics` adds up every worker's. Recording is a dictionary lookup and an addition, so
+the login path stays cheap.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.multiprocess import MultiProcessCollector
+
+from broker.core.errors import BrokerError, StoreUnavailable
+from broker.core.ports import KeyValueStore
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+SAML, OIDC, UNKNOWN = "saml", "oidc", "unknown"
+OK = "ok"
+# The classic text format: what generate_latest writes for these metrics, read by every
+# Prometheus version (newer prometheus_client releases label it 1.0.0, which old servers refuse).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+LOGINS = Counter(
+    "ketenbroker_logins",
+    "Logins that ended: pairing is <publisher side>_<school side> (saml or oidc; unknown when "
+    "the login ended before that side was known), outcome is ok or the refusal's reason code.",
+    ["pairing", "outcome"],
+)
+STEP_SECONDS = Histogram(
+    "ketenbroker_login_step_seconds",
+    "The broker's own time per login request (from request to response), by step.",
+    ["step"],
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+UPSTREAM_WAIT_SECONDS = Histogram(
+    "ketenbroker_upstream_wait_seconds",
+    "From sending the student to the school's identity provider until its answer arrived "
+    "(includes the student signing in there), by the school's protocol.",
+    ["school_protocol"],
+    buckets=(0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0, 900.0),
+)
+UPSTREAM_CALL_SECONDS = Histogram(
+    "ketenbroker_upstream_call_seconds",
+    "The broker's back-channel calls to a school's OpenID provider for one login (token, "
+    "key set, userinfo), part of the oidc_school_answer step.",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
+)
+STORE_ERRORS = Counter(
+    "ketenbroker_store_errors",
+    "Store calls that failed (Redis unreachable, timed out, or refused), by operation.",
+    ["operation"],
+)
+
+# The login endpoints: the step name for the latency histogram, and which side of the pairing
+# a request there already knows (for refusals raised before a login record is at hand).
+STEPS: Mapping[str, tuple[str, str, str]] = {
+    "saml.sso": ("saml_request", SAML, UNKNOWN),
+    "oidc_op.authorize": ("oidc_request", OIDC, UNKNOWN),
+    "discovery.choose": ("discovery", UNKNOWN, UNKNOWN),
+    "discovery.chosen": ("discovery", UNKNOWN, UNKNOWN),
+    "saml.acs": ("saml_school_answer", UNKNOWN, SAML),
+    "oidc_rp.callback": ("oidc_school_answer", UNKNOWN, OIDC),
+    "oidc_op.token": ("oidc_token", OIDC, UNKNOWN),
+    "oidc_op.userinfo": ("oidc_userinfo", OIDC, UNKNOWN),
+}
+# Where a refusal counts as a login that ended (token and userinfo errors are not logins).
+LOGIN_ENDPOINTS = frozenset(STEPS) - {"oidc_op.token", "oidc_op.userinfo"}
+
+
+def protocol_name(is_oidc: bool) -> str:
+    return OIDC if is_oidc else SAML
+
+
+def login_ended(front: str, back: str, outcome: str) -> None:
+    LOGINS.labels(f"{front}_{back}", outcome).inc()
+
+
+def refused_at(endpoint: str | None, error: BrokerError) -> None:
+    """A refusal raised on a login endpoint (the error page handler calls this)."""
+    if endpoint in LOGIN_ENDPOINTS:
+        _, front, back = STEPS[endpoint]
+        login_ended(front, back, error.code)
+
+
+def step_took(endpoint: str | None, seconds: float) -> None:
+    step = STEPS.get(endpoint or "")
+    if step is not None:
+        STEP_SECONDS.labels(step[0]).observe(seconds)
+
+
+def school_answered(school_protocol: str, sent_at: float | None) -> None:
+    """The school's answer arrived for a login sent upstream at `sent_at` (epoch seconds, from
+    the login record, so the wait is measured across workers and machines)."""
+    if sent_at is not None:
+        UPSTREAM_WAIT_SECONDS.labels(school_protocol).observe(max(0.0, time.time() - sent_at))
+
+
+def render() -> tuple[bytes, str]:
+    """The exposition text: every worker's counts under gunicorn, this process's otherwise."""
+    if os.environ.get(MULTIPROC_ENV):
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry), CONTENT_TYPE
+    return generate_latest(REGISTRY), CONTENT_TYPE
+
+
+class CountingStore:
+    """A `KeyValueStore` that counts the failures of the store it wraps, then re-raises them."""
+
+    def __init__(self, inner: KeyValueStore) -> None:
+        self.inner = inner
+
+    def put(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        with _counted("put"):
+            self.inner.put(key, value, ttl_seconds)
+
+    def get(self, key: str) -> bytes | None:
+        with _counted("get"):
+            return self.inner.get(key)
+
+    def take(self, key: str) -> bytes | None:
+        with _counted("take"):
+            return self.inner.take(key)
+
+    def add_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        with _counted("add_if_absent"):
+            return self.inner.add_if_absent(key, value, ttl_seconds)
+
+    def delete(self, key: str) -> None:
+        with _counted("delete"):
+            self.inner.delete(key)
+
+    def ping(self) -> bool:
+        with _counted("ping"):
+            return self.inner.ping()
+
+
+class _counted:
+    """A context manager class (not a generator) keeps the per-call cost to two method calls."""
+
+    __slots__ = ("operation",)
+
+    def __init__(self, operation: str) -> None:
+        self.operation = operation
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if kind is not None and issubclass(kind, StoreUnavailable):
+            STORE_ERRORS.labels(self.operation).inc()

@@ -1,0 +1,179 @@
+"""docker/: the Dockerfile's basics, the compose file (through `docker compose config` where a
+docker binary with Compose exists), the secrets script and the configuration they make up."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from broker.cli.demo import DEMO_SCHOOL_ID, prepare_saml_peers
+from broker.cli.instance import init_instance
+from broker.config import load_settings
+from broker.registry import SqlRegistry, migrate
+
+DOCKER = Path(__file__).resolve().parents[2] / "docker"
+SECRETS_IN_CONFIG = re.compile(r'"/run/secrets/([a-z0-9_]+)"')
+
+
+def _instructions(name: str) -> list[str]:
+    lines = (DOCKER / "Dockerfile").read_text(encoding="utf-8").splitlines()
+    return [line.split(None, 1)[1] for line in lines if line.split(None, 1)[:1] == [name]]
+
+
+def _compose() -> dict[str, Any]:
+    loaded: dict[str, Any] = yaml.safe_load((DOCKER / "compose.yaml").read_text(encoding="utf-8"))
+    return loaded
+
+
+def test_dockerfile_is_multi_stage_slim_and_runs_as_a_user() -> None:
+    stages = _instructions("FROM")
+    assert len(stages) >= 2
+    assert all(stage.startswith("python:3.11-slim") for stage in stages)
+    users = _instructions("USER")
+    assert users, "no USER: the container would run as root"
+    assert users[-1].split(":")[0] not in ("root", "0")
+    assert _instructions("CMD")[-1] == '["ketenbroker", "serve"]'
+
+
+def test_dockerfile_checks_health_and_bakes_in_no_secret() -> None:
+    text = (DOCKER / "Dockerfile").read_text(encoding="utf-8")
+    (healthcheck,) = _instructions("HEALTHCHECK")
+    assert "/healthz" in text.split("HEALTHCHECK", 1)[1]
+    assert "--interval" in healthcheck
+    for copied in _instructions("COPY"):
+        assert not re.search(r"secrets|keys/|ketenbroker\.toml|\.pem|\.key\b", copied), copied
+    for env in _instructions("ENV"):
+        assert not re.search(r"SECRET|PASSWORD|TOKEN|PSEUDONYM", env)
+
+
+def test_the_build_context_holds_the_sources_only() -> None:
+    ignored = (DOCKER.parent / ".dockerignore").read_text(encoding="utf-8").splitlines()
+    rules = [line for line in ignored if line and not line.startswith("#")]
+    # Everything is left out, then only what the Dockerfile copies is let back in.
+    assert rules[0] == "*"
+    allowed = {rule[1:].rstrip("/") for rule in rules if rule.startswith("!")}
+    assert allowed == {"pyproject.toml", "README.md", "broker"}
+
+
+def test_compose_has_the_services_and_takes_secrets_as_files() -> None:
+    compose = _compose()
+    services = compose["services"]
+    assert {"broker", "redis", "postgres", "demo-peers", "migrate"} <= set(services)
+    declared = compose["secrets"]
+    assert all(set(entry) == {"file"} for entry in declared.values())
+    # Every secret the broker's configuration names is declared and handed to the broker.
+    config = (DOCKER / "ketenbroker.toml").read_text(encoding="utf-8")
+    named = set(SECRETS_IN_CONFIG.findall(config))
+    assert named <= set(declared)
+    assert named <= set(services["broker"]["secrets"])
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"].startswith("/run/secrets/")
+    # Published on this machine only.
+    for service in services.values():
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), port
+    # Nothing secret written into the compose file's environment.
+    for service in services.values():
+        for key in service.get("environment", {}):
+            assert key.endswith("_FILE") or not re.search(r"PASSWORD|SECRET|TOKEN", key)
+
+
+def _compose_command() -> list[str] | None:
+    docker = shutil.which("docker")
+    if docker is not None:
+        found = subprocess.run([docker, "compose", "version"], capture_output=True, check=False)
+        if found.returncode == 0:
+            return [docker, "compose"]
+    legacy = shutil.which("docker-compose")
+    return [legacy] if legacy else None
+
+
+@pytest.fixture
+def docker_copy(tmp_path: Path) -> Path:
+    """docker/ copied, with secrets made by the script (the real folder stays untouched)."""
+    copy = tmp_path / "docker"
+    shutil.copytree(DOCKER, copy, ignore=shutil.ignore_patterns("secrets"))
+    ketenbroker = str(Path(sys.executable).parent / "ketenbroker")
+    done = subprocess.run(
+        ["sh", str(copy / "make-secrets.sh"), ketenbroker],
+        capture_output=True,
+        text=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if k != "KB_SECRETS_DIR"},
+    )
+    assert done.returncode == 0, done.stderr
+    return copy
+
+
+def test_docker_compose_config_accepts_the_file(docker_copy: Path) -> None:
+    command = _compose_command()
+    if command is None:
+        pytest.skip("no docker compose (nor docker-compose) binary here")
+    done = subprocess.run(
+        [*command, "-f", str(docker_copy / "compose.yaml"), "config"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=docker_copy,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "ketenbroker.toml:/etc/ketenbroker/ketenbroker.toml" in done.stdout
+
+
+def test_make_secrets_refuses_to_overwrite(docker_copy: Path) -> None:
+    again = subprocess.run(
+        ["sh", str(docker_copy / "make-secrets.sh"), "unused"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert again.returncode == 1
+    assert "exists" in again.stderr
+
+
+def test_the_secrets_make_a_valid_configuration(
+    docker_copy: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secrets = docker_copy / "secrets"
+    assert oct(secrets.stat().st_mode & 0o777) == "0o700"
+    text = (docker_copy / "ketenbroker.toml").read_text(encoding="utf-8")
+    config = tmp_path / "ketenbroker.toml"
+    config.write_text(text.replace("/run/secrets/", f"{secrets}/"), encoding="utf-8")
+    for name in (
+        "KETENBROKER_SECRET_KEY",
+        "KETENBROKER_PSEUDONYM_KEYS",
+        "KETENBROKER_METRICS_TOKEN",
+    ):
+        os.environ.pop(name, None)
+    settings = load_settings(config)
+    password = (secrets / "postgres_password").read_text(encoding="utf-8")
+    assert settings.registry_url == (
+        f"postgresql+psycopg://ketenbroker:{password}@postgres:5432/ketenbroker"
+    )
+    assert settings.store_url.startswith("redis://:") and settings.store_url.endswith(
+        "@redis:6379/0"
+    )
+    assert settings.metrics.token == (secrets / "metrics_token").read_text(encoding="utf-8")
+
+
+def test_demo_peers_register_once_and_serve_the_school_and_publishers(tmp_path: Path) -> None:
+    config = init_instance(tmp_path / "broker", "http://127.0.0.1:8000", "b.example", "Test")
+    settings = load_settings(config)
+    migrate(settings.registry_url)
+    apps = prepare_saml_peers(settings, tmp_path / "peers", 8001)
+    assert set(apps) == {f"http://localhost:{port}" for port in range(8001, 8005)}
+    again = prepare_saml_peers(settings, tmp_path / "peers", 8001)  # a restart: nothing doubles
+    assert set(again) == set(apps)
+    registry = SqlRegistry(settings.registry_url)
+    try:
+        assert registry.school(DEMO_SCHOOL_ID) is not None
+        assert {s.id for s in registry.services()} == {"leesplank", "rekenroute", "toetsplein"}
+    finally:
+        registry.close()

@@ -1,0 +1,147 @@
+"""The Redis store on Sentinel and on Cluster, against servers this module starts itself.
+
+Sentinel: logins keep working across a failover (the store finds the new master by itself).
+Cluster: every operation touches one key, so keys in any hash slot work; a cluster that is down
+at start-up is a `StoreUnavailable` on first use, not an error while building the app.
+"""
+
+from __future__ import annotations
+
+import secrets
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from broker.core.errors import StoreUnavailable
+from broker.store import RedisStore, open_store
+from tests.support.redis_topologies import (
+    REDIS_CLI,
+    REDIS_SERVER,
+    SentinelSetup,
+    cluster_setup,
+    sentinel_setup,
+)
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.skipif(
+        REDIS_SERVER is None or REDIS_CLI is None, reason="redis-server and redis-cli not installed"
+    ),
+]
+
+
+@pytest.fixture
+def sentinel(tmp_path: Path) -> Iterator[SentinelSetup]:
+    with sentinel_setup(tmp_path) as setup:
+        yield setup
+
+
+def test_sentinel_url_reaches_the_master(sentinel: SentinelSetup) -> None:
+    store = open_store(sentinel.url(db=3))
+    assert isinstance(store, RedisStore)
+    try:
+        assert store.ping()
+        store.put("login:a", b"sealed", 60)
+        assert store.get("login:a") == b"sealed"
+        assert store.add_if_absent("replay:x", b"1", 60)
+        assert not store.add_if_absent("replay:x", b"1", 60)
+        assert store.take("login:a") == b"sealed"
+        assert store.take("login:a") is None
+    finally:
+        store.close()
+
+
+def test_sentinel_unknown_service_is_store_unavailable_quickly(sentinel: SentinelSetup) -> None:
+    store = open_store(sentinel.url(service="no-such-service"))
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable) as raised:
+        store.get("x")
+    assert time.monotonic() - started < 3
+    # Only the error class, never the sentinel's address or the service name.
+    assert "no-such-service" not in raised.value.detail
+    assert "127.0.0.1" not in raised.value.detail
+
+
+def test_sentinel_failover_is_followed(sentinel: SentinelSetup) -> None:
+    store = open_store(sentinel.url())
+    try:
+        store.put("before", b"1", 60)
+        _wait_replicated(sentinel.replica_port, "kb:before")
+        sentinel.servers.stop(sentinel.master_port)
+        # While the sentinel notices (1 s) and promotes the replica, calls fail fast; then they
+        # land on the new master without any reconfiguration.
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                store.put("after", b"2", 60)
+                break
+            except StoreUnavailable:
+                assert time.monotonic() < deadline, "no failover within 30 s"
+                time.sleep(0.2)
+        assert store.get("after") == b"2"
+        assert store.get("before") == b"1"
+    finally:
+        store.close()
+
+
+def _wait_replicated(replica_port: int, key: str) -> None:
+    replica = redis.Redis(host="127.0.0.1", port=replica_port, socket_timeout=1)
+    deadline = time.monotonic() + 20
+    try:
+        while replica.get(key) is None:
+            assert time.monotonic() < deadline, "the replica did not catch up"
+            time.sleep(0.05)
+    finally:
+        replica.close()
+
+
+def test_cluster_serves_keys_in_every_slot(tmp_path: Path) -> None:
+    with cluster_setup(tmp_path) as ports:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
+        store = open_store(f"redis+cluster://{hosts}")
+        try:
+            keys = [f"login:{secrets.token_hex(8)}" for _ in range(60)]
+            for key in keys:
+                store.put(key, key.encode(), 60)
+            assert all(store.get(key) == key.encode() for key in keys)
+            assert all(store.add_if_absent(f"replay:{key}", b"1", 60) for key in keys)
+            assert not any(store.add_if_absent(f"replay:{key}", b"1", 60) for key in keys)
+            assert all(store.take(key) == key.encode() for key in keys)
+            assert all(store.take(key) is None for key in keys)
+            store.delete(keys[0])
+            assert store.ping()
+        finally:
+            store.close()
+
+
+def test_cluster_down_at_start_is_store_unavailable_on_first_use(tmp_path: Path) -> None:
+    from tests.support.live import free_ports
+
+    port = free_ports(1)
+    store = open_store(f"redis+cluster://127.0.0.1:{port}")  # connects to nothing yet
+    with pytest.raises(StoreUnavailable):
+        store.put("k", b"v", 60)
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["redis+sentinel://127.0.0.1:{port}/kbtest/0", "redis+cluster://127.0.0.1:{port}"],
+    ids=["sentinel", "cluster"],
+)
+def test_a_silent_sentinel_or_cluster_node_times_out_within_the_bound(url: str) -> None:
+    # Accepts connections (the kernel's backlog does) but never answers: a hung server.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        store = open_store(url.format(port=silent.getsockname()[1]))
+        started = time.monotonic()
+        with pytest.raises(StoreUnavailable):
+            store.get("k")
+        # One second per attempt: the connect succeeds, the reply never comes.
+        assert time.monotonic() - started < 3.5
