@@ -30,6 +30,7 @@ from broker.registry.errors import (
     UnknownChain,
     UnknownPublisher,
 )
+from broker.registry.federation import FederationStore
 from broker.registry.portal_reading import PortalReads
 from broker.registry.snapshot import Snapshot, read_snapshot
 from broker.registry.tables import (
@@ -69,6 +70,7 @@ class SqlRegistry(PortalReads):
         self._writer = writer(engine)
         self._clock = clock
         self.accounts = SqlAdminAccounts(engine, clock)
+        self.federation = FederationStore(engine, self._writer)
 
     def close(self) -> None:
         """Close pooled connections (tests, shutdown); the instance reconnects if used again."""
