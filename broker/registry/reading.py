@@ -9,6 +9,7 @@ metadata methods, which adapters call when `generation` changes.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import Engine, and_, func, or_, select
@@ -41,6 +42,8 @@ class SqlRegistryReader:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # Decides which federation copies have expired; SqlRegistry replaces it with its own.
+        self._clock: Callable[[], datetime] = _now
 
     def school(self, school_id: str) -> School | None:
         with session_on(self._engine) as session:
@@ -152,7 +155,7 @@ class SqlRegistryReader:
                 .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
                 .where(SchoolOidcRow.school_id.is_(None))
             )
-            return _with_federation(session, "idp", {e: xml for e, xml in rows}, _now())
+            return _with_federation(session, "idp", {e: xml for e, xml in rows}, self._clock())
 
     def service_metadata(self) -> dict[str, str]:
         with session_on(self._engine) as session:
@@ -162,11 +165,11 @@ class SqlRegistryReader:
                     ServiceRow.approved.is_(True),
                 )
             )
-            return _with_federation(session, "sp", {e: xml for e, xml in rows}, _now())
+            return _with_federation(session, "sp", {e: xml for e, xml in rows}, self._clock())
 
     def metadata_expiry(self) -> datetime | None:
         """The next moment a federation copy in use passes its validUntil (None: no end)."""
-        now = _now()
+        now = self._clock()
         with session_on(self._engine) as session:
             registered = or_(
                 and_(

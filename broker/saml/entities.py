@@ -7,6 +7,7 @@ generation changes, so a school or publisher added while the broker runs works o
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 import time
@@ -33,6 +34,15 @@ SSO_PATH = "/saml/idp/sso"
 ACS_PATH = "/saml/sp/acs"
 IDP_METADATA_PATH = "/saml/idp/metadata"
 SP_METADATA_PATH = "/saml/sp/metadata"
+# Metadata Query Protocol (draft-young-md-query): GET <MDQ_PATH>/<identifier>.
+MDQ_PATH = "/metadata/entities"
+
+
+def sha1_identifier(entity_id: str) -> str:
+    """The MDQ `{sha1}` form of an entity id: SHA-1 as an identifier, not as a security
+    function (the protocol fixes it)."""
+    return "{sha1}" + hashlib.sha1(entity_id.encode(), usedforsecurity=False).hexdigest()
+
 
 # pysaml2 logs whole messages (assertions with names in them) at debug and info level, and some
 # at error level. Logs must never carry personal data, so its loggers only pass critical lines;

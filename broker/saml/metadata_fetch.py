@@ -71,6 +71,10 @@ def fetch_bytes(
             if response.status != 200:
                 raise MetadataInvalid(f"cannot fetch the metadata: HTTP {response.status}")
             body = _read_until(response, time.monotonic() + total_seconds, max_bytes)
+            promised = response.headers.get("Content-Length", "")
+            if promised.isdigit() and int(promised) > len(body) and len(body) <= max_bytes:
+                # The connection closed early: a truncated file must never pass as complete.
+                raise MetadataInvalid("cannot fetch the metadata: the download was cut short")
     except urllib.error.HTTPError as err:
         err.close()
         raise MetadataInvalid(f"cannot fetch the metadata: HTTP {err.code}") from None
