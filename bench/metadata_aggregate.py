@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from lxml import etree
 
 from broker.certificates import self_signed_pair
+from broker.core.federation import FederationEntity
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -183,8 +184,38 @@ def main() -> None:
         )
         stored = time.perf_counter() - started
         registry.close()
-    print(f"store in the registry (SQLite, one transaction): {stored:.2f} s")
-    print(f"refresh total (read + store): {statistics.median(reads) + stored:.2f} s")
+        print(f"store in the registry (SQLite, one transaction): {stored:.2f} s")
+        print(f"refresh total (read + store): {statistics.median(reads) + stored:.2f} s")
+        rebuild(folder, read.entities)
+
+
+def rebuild(folder: str, entities: Iterable[FederationEntity]) -> None:
+    """What each worker pays to (re)build its pysaml2 views, in the worst case that every entity
+    of the aggregate is registered: at its first request, and after a refresh that changed one
+    entity (the parsed form of the others is reused)."""
+    from broker.cli.instance import init_instance
+    from broker.config import load_settings
+    from broker.saml.entities import ParsedMetadata, idp_config, sp_config
+    from broker.saml.xmlsig import enable_inprocess_crypto
+
+    enable_inprocess_crypto()
+    settings = load_settings(init_instance(Path(folder) / "kb", "https://kb.example", "kb", "KB"))
+    services = [e.xml for e in entities if e.role == "sp"]
+    schools = [e.xml for e in entities if e.role == "idp"]
+    views = (ParsedMetadata(), ParsedMetadata())
+
+    def build(service_xml: list[str]) -> float:
+        started = time.perf_counter()
+        views[0].load(idp_config(settings, []), service_xml)
+        views[1].load(sp_config(settings, []), schools)
+        return time.perf_counter() - started
+
+    first = build(services)
+    changed = build([services[0].replace("Publisher", "Publisher (renamed)"), *services[1:]])
+    print(
+        f"worker view with all {len(services)} services and {len(schools)} schools registered: "
+        f"first build {first:.2f} s, rebuild after one entity changed {changed:.2f} s"
+    )
 
 
 if __name__ == "__main__":

@@ -170,8 +170,8 @@ def school_add(
     """Register a school with its SAML identity provider or its OpenID provider."""
     if [metadata, federated_id, issuer].count(None) != 2:
         raise click.UsageError(
-            "give one of --saml-metadata, --saml-entity-id (from a metadata source) "
-            "or --oidc-issuer"
+            "give either --saml-metadata or --oidc-issuer, or --saml-entity-id "
+            "(metadata from a metadata source): exactly one"
         )
     if issuer is not None:
         if client_id is None or secret_file is None:
@@ -327,8 +327,8 @@ def publisher_add(
     and the attributes it needs, with purposes."""
     if [metadata, federated_id, redirect_uris or None].count(None) != 2:
         raise click.UsageError(
-            "give one of --saml-metadata, --saml-entity-id (from a metadata source) "
-            "or --oidc-redirect-uri"
+            "give either --saml-metadata or --oidc-redirect-uri, or --saml-entity-id "
+            "(metadata from a metadata source): exactly one"
         )
     declarations = _declarations(declare, require)
     if federated_id is not None:

@@ -50,11 +50,14 @@ def fetch_bytes(
     *,
     allow_loopback: bool,
     max_bytes: int,
-    timeout: float = FETCH_TIMEOUT_SECONDS,
-    total_seconds: float = 2 * FETCH_TIMEOUT_SECONDS,
+    timeout: float | None = None,
+    total_seconds: float | None = None,
 ) -> bytes:
     """The body at `url`, refused (MetadataInvalid) when larger than `max_bytes`, slower than
-    `total_seconds`, cut short, redirected or not a 200."""
+    `total_seconds`, cut short, redirected or not a 200. Defaults: FETCH_TIMEOUT_SECONDS per
+    read, twice that in all (read at call time)."""
+    timeout = FETCH_TIMEOUT_SECONDS if timeout is None else timeout
+    total_seconds = 2 * timeout if total_seconds is None else total_seconds
     if not is_acceptable_endpoint(url):
         raise MetadataInvalid("metadata URLs must be https (plain http only on loopback)")
     parts = urlsplit(url)

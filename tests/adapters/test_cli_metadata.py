@@ -127,7 +127,7 @@ def test_one_way_of_giving_metadata_at_a_time(broker: tuple[Path, Feed]) -> None
         "publisher", "add", "--config", config, "--id", "pub", "--name", "Pub",
         "--saml-entity-id", SP, "--saml-metadata", "x.xml",
     )  # fmt: skip
-    assert result.exit_code == 2 and "give one of" in result.output
+    assert result.exit_code == 2 and "exactly one" in result.output
 
 
 def test_bad_source_configuration_is_refused_at_load(tmp_path: Path) -> None:
@@ -137,3 +137,30 @@ def test_bad_source_configuration_is_refused_at_load(tmp_path: Path) -> None:
     result = run("metadata", "status", "--config", config)
     assert result.exit_code == 1
     assert "metadata.sources[0].signing_certs: name the signer's certificate" in result.output
+
+
+def test_export_and_import_keep_registrations_by_entity_id(
+    broker: tuple[Path, Feed], tmp_path: Path
+) -> None:
+    config, _ = broker
+    for kind, entity_id in (("publisher", SP), ("school", IDP)):
+        added = run(
+            kind, "add", "--config", config, "--id", "x1" if kind == "publisher" else "12AB",
+            "--name", "X", "--saml-entity-id", entity_id,
+        )  # fmt: skip
+        assert added.exit_code == 0, added.output
+    exported = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", config, exported).exit_code == 0
+    text = exported.read_text(encoding="utf-8")
+    assert f'saml_entity_id = "{SP}"' in text and f'saml_entity_id = "{IDP}"' in text
+
+    other = init_instance(tmp_path / "other", "http://127.0.0.1:8001", "kb.example", "KB")
+    imported = run("registry", "import", "--config", other, exported)
+    assert imported.exit_code == 0, imported.output
+    registry = SqlRegistry(load_settings(other).registry_url)
+    try:
+        school = registry.school("12AB")
+        assert school is not None and school.idp_entity_id == IDP
+        assert registry.snapshot().services[0].service.entity_id == SP
+    finally:
+        registry.close()
