@@ -34,10 +34,9 @@ def refresh_command(config_path: Path, names: tuple[str, ...]) -> None:
         raise click.BadParameter(
             f"no source named {', '.join(unknown)} in [[metadata.sources]]", param_hint="--source"
         )
+    outcomes = refresh_sources(settings, registry, names)
     if not known:
         click.echo("No [[metadata.sources]] configured; nothing to refresh.")
-        return
-    outcomes = refresh_sources(settings, registry, names)
     for outcome in outcomes:
         if outcome.result == "refused":
             click.echo(f"{outcome.source}: refused ({outcome.reason}); the last good copy stays")

@@ -123,8 +123,18 @@ def refresh_sources(
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> list[RefreshOutcome]:
-    """Refresh the named sources (all when none named), one after the other."""
+    """Refresh the named sources (all when none named), one after the other. A full run also
+    drops the last good copy of a source no longer in the configuration: its entities must not
+    stay trusted after the operator removed it."""
     chosen = [s for s in settings.metadata.sources if not names or s.name in names]
+    if not names:
+        configured = {s.name for s in settings.metadata.sources}
+        for name in sorted(set(registry.federation.records()) - configured):
+            registry.federation.forget(name)
+            log.warning(
+                "metadata source no longer configured: its copy is dropped",
+                extra={"reason": "metadata_source_removed", "source": name},
+            )
     return [
         refresh_source(source, registry, allow_loopback=settings.peers_on_loopback, now=clock())
         for source in chosen

@@ -135,8 +135,10 @@ def read_metadata(
     seen: set[tuple[str, str]] = set()
     skipped = 0
     for member in members:
-        own_until = _valid_until(member)
-        until = min((t for t in (document_until, own_until) if t is not None), default=None)
+        # The entity's own validUntil and that of every EntitiesDescriptor around it count.
+        ends = [_valid_until(member), document_until]
+        ends += [_valid_until(group) for group in member.iterancestors(ENTITIES)]
+        until = min((t for t in ends if t is not None), default=None)
         if until is not None and until <= now:
             skipped += 1
             continue

@@ -228,3 +228,15 @@ def test_status_says_missing_then_ok_then_stale(federation: Federation) -> None:
     (health,) = store.health([("fed", 3600)], federation.clock())
     assert health.state is SourceState.STALE and health.usable
     assert health.reason == "metadata_refused:fetch_failed"
+
+
+def test_a_source_removed_from_the_configuration_is_dropped_by_a_full_refresh(
+    federation: Federation,
+) -> None:
+    federation.feed.body = feed_body()
+    federation.refresh()
+    assert federation.sp_metadata() is not None
+    unconfigured = dataclasses.replace(federation.settings, metadata=MetadataSettings())
+    assert refresh_sources(unconfigured, federation.registry, clock=federation.clock) == []
+    assert federation.sp_metadata() is None
+    assert federation.registry.federation.records() == {}

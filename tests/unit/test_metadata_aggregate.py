@@ -167,3 +167,14 @@ def test_comments_cannot_shorten_what_was_signed() -> None:
     result = read(aggregate([commented]))
     (only,) = result.entities
     assert MEMBER_CERT in only.xml and "<!--" not in only.xml
+
+
+def test_a_nested_group_past_its_valid_until_takes_its_members_along() -> None:
+    inner_sp = sp_entity("https://inner.example/metadata", "https://inner.example/acs", MEMBER_CERT)
+    group = (
+        '<md:EntitiesDescriptor validUntil="2020-01-01T00:00:00Z">'
+        f"{inner_sp}</md:EntitiesDescriptor>"
+    )
+    result = read(aggregate([group, *members()]))
+    assert "https://inner.example/metadata" not in {e.entity_id for e in result.entities}
+    assert result.skipped == 1
