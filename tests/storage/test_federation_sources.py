@@ -167,6 +167,12 @@ def test_a_bad_download_leaves_the_last_good_copy_in_force(
     (health,) = federation.registry.federation.health([("fed", 3600)], federation.clock())
     # Trust continues on the last good copy; the reason shows why refreshing failed.
     assert health.state is SourceState.OK and health.reason == f"metadata_refused:{reason}"
+    # A restarted broker (a new process on the same database) starts from that copy.
+    restarted = SqlRegistry(federation.settings.registry_url)
+    try:
+        assert restarted.service_metadata().get(SP) == good
+    finally:
+        restarted.close()
 
 
 def test_a_new_good_download_replaces_the_copy(federation: Federation) -> None:
