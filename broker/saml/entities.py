@@ -213,7 +213,10 @@ class ParsedMetadata:
         kept: dict[str, InMemoryMetaData] = {}
         for xml in documents:
             key = hashlib.sha256(xml.encode()).hexdigest()
-            parsed = kept.get(key) or self._parsed.get(key)
+            # `is None`, not `or`: a parsed document without entities (all expired) is falsy.
+            parsed = kept.get(key)
+            if parsed is None:
+                parsed = self._parsed.get(key)
             if parsed is None:
                 parsed = InMemoryMetaData(config.attribute_converters, xml)
                 parsed.load()
