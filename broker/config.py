@@ -73,6 +73,42 @@ class Organization:
     name: str = "Ketenbroker"
     url: str = ""
     contact_email: str = ""
+    # Published as a `support` ContactPerson in the broker's metadata (technical: contact_email).
+    support_email: str = ""
+
+
+METADATA_ROLES = ("idp", "sp")
+MAX_SOURCE_BYTES = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class MetadataSource:
+    """One place the broker reads schools' IdP or publishers' SP metadata from: a single
+    EntityDescriptor or a federation aggregate, at a URL or in a file (docs/configuration.md)."""
+
+    name: str
+    url: str | None
+    file: Path | None
+    # Pinned signer certificates; two while the federation rolls its signing key over.
+    signing_certs: tuple[Path, ...]
+    roles: tuple[str, ...] = METADATA_ROLES
+    require_signature: bool = True
+    require_valid_until: bool = True
+    refresh_seconds: int = 3600
+    max_bytes: int = 64 * 1024 * 1024
+
+    @property
+    def location(self) -> str:
+        return self.url or str(self.file)
+
+
+@dataclass(frozen=True)
+class MetadataSettings:
+    """Metadata in (`sources`) and out (the broker's own documents' validity and cache hint)."""
+
+    sources: tuple[MetadataSource, ...] = ()
+    valid_days: int = 7
+    cache_duration_seconds: int = 6 * 3600
 
 
 @dataclass(frozen=True)
@@ -89,6 +125,7 @@ class Settings:
     oidc: OidcSettings | None = None
     metrics: MetricsSettings = MetricsSettings()
     assurance: Assurance = DEFAULT_ASSURANCE
+    metadata: MetadataSettings = MetadataSettings()
     login_ttl_seconds: int = 900
     sso_session_seconds: int = 8 * 3600
     # `json` (one object per line, for log collectors) or `text` (for a terminal).
@@ -330,6 +367,73 @@ def _assurance(data: Mapping[str, Any]) -> Assurance:
     return Assurance(tuple(parsed))
 
 
+def _bool(section: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = section.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{where}.{key} must be true or false")
+    return value
+
+
+def _metadata_source(entry: Any, where: str, base: Path) -> MetadataSource:
+    if not isinstance(entry, dict):
+        raise ConfigurationError(f"{where} must be a table")
+    name = _str(entry, "name", where)
+    if not name.replace("-", "").replace("_", "").isalnum() or len(name) > 64:
+        raise ConfigurationError(f"{where}.name must be 1-64 letters, digits, '-' or '_'")
+    url, file = entry.get("url"), entry.get("file")
+    if (url is None) == (file is None):
+        raise ConfigurationError(f"{where}: give either url or file")
+    if url is not None:
+        url = _str(entry, "url", where)
+        if urlsplit(url).scheme not in ("http", "https"):
+            raise ConfigurationError(f"{where}.url must be an http(s) URL")
+    certs = entry.get("signing_certs", [])
+    if not isinstance(certs, list) or not all(isinstance(c, str) and c for c in certs):
+        raise ConfigurationError(f"{where}.signing_certs must be a list of certificate paths")
+    if len(certs) > 2:
+        raise ConfigurationError(f"{where}.signing_certs: at most two (old and new signer)")
+    require_signature = _bool(entry, "require_signature", where, True)
+    if require_signature and not certs:
+        raise ConfigurationError(f"{where}.signing_certs: name the signer's certificate")
+    if not require_signature and url is not None:
+        # A download is only as trustworthy as its signature; a file was put there by hand.
+        raise ConfigurationError(f"{where}: a url source must be signed (require_signature)")
+    roles = entry.get("roles", list(METADATA_ROLES))
+    if not isinstance(roles, list) or not roles or not set(roles) <= set(METADATA_ROLES):
+        raise ConfigurationError(f"{where}.roles must list 'idp' and/or 'sp'")
+    return MetadataSource(
+        name=name,
+        url=url,
+        file=_path(base, _str(entry, "file", where)) if file is not None else None,
+        signing_certs=tuple(_path(base, c) for c in certs),
+        roles=tuple(r for r in METADATA_ROLES if r in roles),
+        require_signature=require_signature,
+        require_valid_until=_bool(entry, "require_valid_until", where, True),
+        refresh_seconds=_int(entry, "refresh_seconds", where, 3600, 60, 7 * 24 * 3600),
+        max_bytes=_int(entry, "max_bytes", where, 64 * 1024 * 1024, 1024, MAX_SOURCE_BYTES),
+    )
+
+
+def _metadata(data: Mapping[str, Any], base: Path) -> MetadataSettings:
+    section = _section(data, "metadata")
+    entries = section.get("sources", [])
+    if not isinstance(entries, list):
+        raise ConfigurationError("[[metadata.sources]] must be a list of tables")
+    sources = tuple(
+        _metadata_source(entry, f"metadata.sources[{i}]", base) for i, entry in enumerate(entries)
+    )
+    names = [s.name for s in sources]
+    if len(set(names)) != len(names):
+        raise ConfigurationError("metadata.sources: every source needs a name of its own")
+    return MetadataSettings(
+        sources=sources,
+        valid_days=_int(section, "valid_days", "metadata", 7, 1, 365),
+        cache_duration_seconds=_int(
+            section, "cache_duration_seconds", "metadata", 6 * 3600, 60, 7 * 24 * 3600
+        ),
+    )
+
+
 def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | None) -> Settings:
     broker = _section(data, "broker")
     base_url = _str(broker, "base_url", "broker").rstrip("/")
@@ -381,8 +485,10 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
             name=str(org.get("name", "Ketenbroker")),
             url=str(org.get("url", "")),
             contact_email=str(org.get("contact_email", "")),
+            support_email=str(org.get("support_email", "")),
         ),
         receipts=_receipts(keys, data, base),
+        metadata=_metadata(data, base),
         oidc=_oidc(keys, data, base),
         metrics=_metrics(data, base),
         assurance=_assurance(data),

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import click
 
+from broker.cli.metadata_commands import metadata_group
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.receipt_commands import receipts_group
 from broker.cli.registry_commands import registry_group
@@ -29,7 +30,7 @@ from broker.core.model import (
 )
 from broker.core.subjects import SAML_SUBJECTS
 from broker.oidc.registration import new_client
-from broker.registry import migrate
+from broker.registry import SqlRegistry, migrate
 from broker.saml.metadata_check import idp_entity_id, sp_entity_id
 
 
@@ -139,6 +140,7 @@ def demo_peers(config_path: Path, directory: Path, host: str, port: int) -> None
 main.add_command(registry_group)
 main.add_command(receipts_group)
 main.add_command(serve_command)
+main.add_command(metadata_group)
 
 
 @main.group()
@@ -151,6 +153,12 @@ def school() -> None:
 @click.option("--id", "school_id", required=True)
 @click.option("--name", required=True)
 @click.option("--saml-metadata", "metadata", default=None, help="file or URL (a SAML IdP)")
+@click.option(
+    "--saml-entity-id",
+    "federated_id",
+    default=None,
+    help="a SAML IdP whose metadata comes from a [[metadata.sources]] source",
+)
 @click.option("--oidc-issuer", "issuer", default=None, help="the school's OpenID provider")
 @click.option("--client-id", default=None, help="the broker's client id at that provider")
 @click.option(
@@ -179,6 +187,7 @@ def school_add(
     school_id: str,
     name: str,
     metadata: str | None,
+    federated_id: str | None,
     issuer: str | None,
     client_id: str | None,
     secret_file: Path | None,
@@ -188,8 +197,11 @@ def school_add(
     scopes: tuple[str, ...],
 ) -> None:
     """Register a school with its SAML identity provider or its OpenID provider."""
-    if (metadata is None) == (issuer is None):
-        raise click.UsageError("give either --saml-metadata or --oidc-issuer, not both")
+    if [metadata, federated_id, issuer].count(None) != 2:
+        raise click.UsageError(
+            "give either --saml-metadata or --oidc-issuer, or --saml-entity-id "
+            "(metadata from a metadata source): exactly one"
+        )
     if issuer is not None:
         if client_id is None or secret_file is None:
             raise click.UsageError("--oidc-issuer needs --client-id and --client-secret-file")
@@ -223,10 +235,13 @@ def school_add(
             f"{subject!r} cannot identify a student; choose one of {', '.join(SUBJECT_CHOICES)}"
             " (or --eck-id)"
         )
-    assert metadata is not None
     settings, registry = open_registry(config_path)
-    xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
-    entity_id = idp_entity_id(xml)
+    if federated_id is not None:
+        entity_id, xml = federated_id, _federated_metadata(registry, federated_id, "idp")
+    else:
+        assert metadata is not None
+        xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
+        entity_id = idp_entity_id(xml)
     registry.add_school(School(school_id, name, entity_id, subject, eck_id, scopes), xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
 
@@ -244,6 +259,19 @@ def school_privacy_contact(config_path: Path, school_id: str, contact: str) -> N
     _, registry = open_registry(config_path)
     registry.set_privacy_contact(school_id, contact)
     click.echo(f"School {school_id}: privacy contact set.")
+
+
+def _federated_metadata(registry: SqlRegistry, entity_id: str, role: str) -> str:
+    """The metadata a source holds for `entity_id` now, or "" (it may come with a refresh).
+    Either way the source's copy is what logins use from then on (docs/operations.md)."""
+    held = registry.federation.entity(entity_id, role)
+    if held is None:
+        click.echo(
+            f"No metadata source holds {entity_id} yet: logins start working once "
+            "`ketenbroker metadata refresh` brings its metadata."
+        )
+        return ""
+    return held.xml
 
 
 @main.group()
@@ -288,6 +316,12 @@ def publisher() -> None:
 @click.option("--name", required=True)
 @click.option("--saml-metadata", "metadata", default=None, help="file or URL (a SAML service)")
 @click.option(
+    "--saml-entity-id",
+    "federated_id",
+    default=None,
+    help="a SAML service whose metadata comes from a [[metadata.sources]] source",
+)
+@click.option(
     "--oidc-redirect-uri",
     "redirect_uris",
     multiple=True,
@@ -322,6 +356,7 @@ def publisher_add(
     service_id: str,
     name: str,
     metadata: str | None,
+    federated_id: str | None,
     redirect_uris: tuple[str, ...],
     auth_method: str,
     jwks_uri: str | None,
@@ -334,9 +369,20 @@ def publisher_add(
 ) -> None:
     """Register a publisher's service (SAML metadata, or an OIDC client with redirect URIs)
     and the attributes it needs, with purposes."""
-    if (metadata is None) == (not redirect_uris):
-        raise click.UsageError("give either --saml-metadata or --oidc-redirect-uri, not both")
+    if [metadata, federated_id, redirect_uris or None].count(None) != 2:
+        raise click.UsageError(
+            "give either --saml-metadata or --oidc-redirect-uri, or --saml-entity-id "
+            "(metadata from a metadata source): exactly one"
+        )
     declarations = _declarations(declare, require)
+    if federated_id is not None:
+        _, registry = open_registry(config_path)
+        registry.add_service(
+            Service(service_id, name, federated_id, chain_id, NamingProfile(naming), declarations),
+            _federated_metadata(registry, federated_id, "sp") or None,
+        )
+        click.echo(f"Service {service_id} added (SP {federated_id}, from a metadata source).")
+        return
     if metadata is not None:
         settings, registry = open_registry(config_path)
         xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)

@@ -44,7 +44,8 @@ MAX_FILE_BYTES = 64 * 1024 * 1024
 _SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")
 _SECRET_METHODS = (ClientAuthMethod.SECRET_BASIC, ClientAuthMethod.SECRET_POST)
 NAMED = {"id", "name"}
-SCHOOL_KEYS = NAMED | {"subject", "eck_id", "scopes", "saml_metadata", "saml_metadata_file", "oidc"}
+SOURCES = ("saml_metadata", "saml_metadata_file", "saml_entity_id", "oidc")
+SCHOOL_KEYS = NAMED | {"subject", "eck_id", "scopes", *SOURCES}
 SCHOOL_OIDC_KEYS = {"issuer", "client_id", "client_secret_file", "algorithms"}
 SERVICE_KEYS = NAMED | {
     "publisher",
@@ -52,9 +53,7 @@ SERVICE_KEYS = NAMED | {
     "approved",
     "naming",
     "declaration_version",
-    "saml_metadata",
-    "saml_metadata_file",
-    "oidc",
+    *SOURCES,
     "declarations",
 }
 SERVICE_OIDC_KEYS = {
@@ -100,9 +99,9 @@ class _Reading:
 
     def one_source(self, entry: Entries) -> bool:
         """Exactly one of the SAML metadata keys and `oidc`; True when it is `oidc`."""
-        given = [k for k in ("saml_metadata", "saml_metadata_file", "oidc") if entry.has(k)]
+        given = [k for k in SOURCES if entry.has(k)]
         if len(given) != 1:
-            entry.wrong("saml_metadata", "give one of saml_metadata, saml_metadata_file, oidc")
+            entry.wrong("saml_metadata", f"give one of {', '.join(SOURCES)}")
         return given == ["oidc"]
 
 
@@ -122,6 +121,11 @@ def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
     subject = entry.text("subject", limit=64, default="name_id")
     if (problem := subject_problem(subject, Protocol.SAML)) and subject:
         entry.wrong("subject", problem)
+    if entry.has("saml_entity_id"):
+        # Its metadata comes from a [[metadata.sources]] source (operations.md).
+        federated = entry.text("saml_entity_id", limit=1024)
+        school = School(school_id, name, federated, subject, eck_id, tuple(scopes))
+        return SchoolEntry(school, "") if federated else None
     xml = reading.metadata(entry)
     if not xml:
         return None
@@ -184,6 +188,9 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
         client_id = oidc.text("client_id", limit=1024, default=service_id)
         service = replace(base, entity_id=client_id, protocol=Protocol.OIDC, oidc=client)
         return ServiceEntry(service, None)
+    if entry.has("saml_entity_id"):
+        federated = entry.text("saml_entity_id", limit=1024)
+        return ServiceEntry(replace(base, entity_id=federated), None) if federated else None
     xml = reading.metadata(entry)
     if not xml:
         return None

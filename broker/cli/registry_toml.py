@@ -60,7 +60,10 @@ class _Writer:
         self.folder = toml_file.parent
         self.metadata_dir = metadata_dir
 
-    def metadata(self, kind: str, entity: str, xml: str) -> str:
+    def metadata(self, kind: str, entity: str, xml: str, entity_id: str) -> str:
+        if not xml:
+            # Registered by entity id: its metadata comes from a [[metadata.sources]] source.
+            return f"saml_entity_id = {_string(entity_id)}"
         if self.metadata_dir is None:
             return f"saml_metadata = {_xml(xml)}"
         path = self.metadata_dir / kind / f"{entity}.xml"
@@ -82,7 +85,7 @@ class _Writer:
             ]
         )
         if school.oidc is None:
-            lines.append(self.metadata("schools", school.id, entry.metadata))
+            lines.append(self.metadata("schools", school.id, entry.metadata, school.idp_entity_id))
             return lines
         lines += ["", "[schools.oidc]"]
         lines += _pairs([("issuer", school.oidc.issuer), ("client_id", school.oidc.client_id)])
@@ -110,7 +113,9 @@ class _Writer:
             ]
         )
         if service.oidc is None:
-            lines.append(self.metadata("services", service.id, entry.metadata or ""))
+            lines.append(
+                self.metadata("services", service.id, entry.metadata or "", service.entity_id)
+            )
         else:
             client = service.oidc
             lines += ["", "[services.oidc]"]

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Protocol
 
 from broker.core.model import Chain, ReleasePolicy, School, Service
@@ -38,6 +39,14 @@ class RegistryReader(Protocol):
 
     def service_metadata(self) -> dict[str, str]:
         """SAML metadata XML of every SAML service, by entity id."""
+        ...
+
+    def metadata_expiry(self) -> datetime | None:
+        """When the next federation metadata copy in use passes its validUntil (None: never).
+
+        Expiry happens by the clock, not by a write: adapters rebuild their parsed metadata
+        when this moment passes, as they do when `generation` changes.
+        """
         ...
 
     def generation(self) -> int:

@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import datetime
 from typing import TypeVar
 
 from broker.core.model import Chain, ReleasePolicy, School, Service
@@ -113,6 +114,9 @@ class CachedRegistryReader:
 
     def service_metadata(self) -> dict[str, str]:
         return self._source.service_metadata()
+
+    def metadata_expiry(self) -> datetime | None:
+        return self._source.metadata_expiry()
 
     def generation(self) -> int:
         return self._current().generation

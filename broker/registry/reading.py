@@ -9,13 +9,18 @@ metadata methods, which adapters call when `generation` changes.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
-from sqlalchemy.orm import joinedload
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy.orm import Session, joinedload
 
 from broker.core.errors import ConfigurationError
 from broker.core.model import Chain, Protocol, ReleasePolicy, School, Service
 from broker.registry.database import session_on
 from broker.registry.errors import ServiceSwitchedOff
+from broker.registry.federation import NO_END
+from broker.registry.federation_tables import FederationEntityRow
 from broker.registry.policy_change import PolicyChange
 from broker.registry.tables import (
     STATE_ROW_ID,
@@ -23,8 +28,10 @@ from broker.registry.tables import (
     PolicyChangeRow,
     RegistryStateRow,
     ReleasePolicyRow,
+    SchoolOidcRow,
     SchoolRow,
     ServiceRow,
+    as_utc,
 )
 
 _WITH_DECLARATIONS = joinedload(ServiceRow.declarations)
@@ -35,6 +42,8 @@ class SqlRegistryReader:
 
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
+        # Decides which federation copies have expired; SqlRegistry replaces it with its own.
+        self._clock: Callable[[], datetime] = _now
 
     def school(self, school_id: str) -> School | None:
         with session_on(self._engine) as session:
@@ -140,20 +149,48 @@ class SqlRegistryReader:
 
     def school_metadata(self) -> dict[str, str]:
         with session_on(self._engine) as session:
-            rows = session.execute(select(SchoolRow.idp_entity_id, SchoolRow.idp_metadata))
             # A school on OpenID Connect has no SAML metadata.
-            return {entity_id: xml for entity_id, xml in rows if xml}
+            rows = session.execute(
+                select(SchoolRow.idp_entity_id, SchoolRow.idp_metadata)
+                .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
+                .where(SchoolOidcRow.school_id.is_(None))
+            )
+            return _with_federation(session, "idp", {e: xml for e, xml in rows}, self._clock())
 
     def service_metadata(self) -> dict[str, str]:
         with session_on(self._engine) as session:
             rows = session.execute(
                 select(ServiceRow.entity_id, ServiceRow.sp_metadata).where(
                     ServiceRow.protocol == Protocol.SAML.value,
-                    ServiceRow.sp_metadata.is_not(None),
                     ServiceRow.approved.is_(True),
                 )
             )
-            return {entity_id: xml for entity_id, xml in rows if xml is not None}
+            return _with_federation(session, "sp", {e: xml for e, xml in rows}, self._clock())
+
+    def metadata_expiry(self) -> datetime | None:
+        """The next moment a federation copy in use passes its validUntil (None: no end)."""
+        now = self._clock()
+        with session_on(self._engine) as session:
+            registered = or_(
+                and_(
+                    FederationEntityRow.role == "idp",
+                    FederationEntityRow.entity_id.in_(select(SchoolRow.idp_entity_id)),
+                ),
+                and_(
+                    FederationEntityRow.role == "sp",
+                    FederationEntityRow.entity_id.in_(
+                        select(ServiceRow.entity_id).where(
+                            ServiceRow.protocol == Protocol.SAML.value
+                        )
+                    ),
+                ),
+            )
+            earliest = session.scalar(
+                select(func.min(FederationEntityRow.valid_until)).where(
+                    registered, FederationEntityRow.valid_until > now
+                )
+            )
+        return as_utc(earliest) if earliest is not None else None
 
     def generation(self) -> int:
         with session_on(self._engine) as session:
@@ -163,3 +200,40 @@ class SqlRegistryReader:
         if value is None:
             raise ConfigurationError("registry database has no registry_state row: run migrate")
         return value
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _with_federation(
+    session: Session, role: str, registered: dict[str, str | None], now: datetime
+) -> dict[str, str]:
+    """Each registered entity's metadata: a source's copy when a source holds the entity (the
+    source is then authoritative: past its validUntil the entity is not trusted at all, the copy
+    given at registration does not come back), else the copy given at registration."""
+    held: dict[str, tuple[datetime, str] | None] = {}
+    rows = session.execute(
+        select(
+            FederationEntityRow.entity_id, FederationEntityRow.valid_until, FederationEntityRow.xml
+        ).where(
+            FederationEntityRow.role == role,
+            FederationEntityRow.entity_id.in_(list(registered)),
+        )
+    )
+    for entity_id, until, xml in rows:
+        end = as_utc(until) if until is not None else NO_END
+        best = held.get(entity_id)
+        if end <= now:
+            held.setdefault(entity_id, None)
+        elif best is None or end > best[0]:
+            held[entity_id] = (end, xml)
+    metadata: dict[str, str] = {}
+    for entity_id, own in registered.items():
+        if entity_id in held:
+            found = held[entity_id]
+            if found is not None:
+                metadata[entity_id] = found[1]
+        elif own:
+            metadata[entity_id] = own
+    return metadata

@@ -31,6 +31,7 @@ from broker.registry.errors import (
     UnknownChain,
     UnknownPublisher,
 )
+from broker.registry.federation import FederationStore
 from broker.registry.portal_reading import PortalReads
 from broker.registry.receipts import SqlReceiptBook
 from broker.registry.snapshot import Snapshot, read_snapshot
@@ -71,6 +72,7 @@ class SqlRegistry(PortalReads):
         self._writer = writer(engine)
         self._clock = clock
         self.accounts = SqlAdminAccounts(engine, clock)
+        self.federation = FederationStore(engine, self._writer)
 
     def receipt_book(self, keys: ReceiptKeys) -> SqlReceiptBook:
         """Receipts live beside the registry, on the same database and connection pool."""

@@ -20,7 +20,7 @@ class MetadataInvalid(BadRequest):
     public_message = "The SAML metadata is not usable."
 
 
-def _descriptor(xml: str, role: str) -> tuple[str, etree._Element]:
+def _parse(xml: str) -> etree._Element:
     raw = xml.encode()
     if len(raw) > MAX_METADATA_BYTES:
         raise MetadataInvalid("metadata is larger than 1 MiB")
@@ -32,6 +32,10 @@ def _descriptor(xml: str, role: str) -> tuple[str, etree._Element]:
         raise MetadataInvalid(f"metadata is not well-formed XML (line {err.lineno})") from None
     if root.tag != f"{{{MD}}}EntityDescriptor":
         raise MetadataInvalid("metadata must be one md:EntityDescriptor (not an aggregate)")
+    return root
+
+
+def _descriptor(root: etree._Element, role: str) -> tuple[str, etree._Element]:
     entity_id = root.get("entityID", "")
     if not entity_id:
         raise MetadataInvalid("EntityDescriptor has no entityID")
@@ -51,7 +55,12 @@ def _descriptor(xml: str, role: str) -> tuple[str, etree._Element]:
 
 def idp_entity_id(xml: str) -> str:
     """The entity id of a school IdP's metadata, after checking it can serve the broker."""
-    entity_id, descriptor = _descriptor(xml, "idp")
+    return checked_idp(_parse(xml))
+
+
+def checked_idp(root: etree._Element) -> str:
+    """`idp_entity_id` on an EntityDescriptor already parsed (one entity of an aggregate)."""
+    entity_id, descriptor = _descriptor(root, "idp")
     bindings = {e.get("Binding") for e in descriptor.findall(f"{{{MD}}}SingleSignOnService")}
     if REDIRECT not in bindings:
         raise MetadataInvalid(f"metadata of {entity_id} has no HTTP-Redirect SingleSignOnService")
@@ -60,7 +69,12 @@ def idp_entity_id(xml: str) -> str:
 
 def sp_entity_id(xml: str) -> str:
     """The entity id of a publisher SP's metadata, after checking its ACS endpoints."""
-    entity_id, descriptor = _descriptor(xml, "sp")
+    return checked_sp(_parse(xml))
+
+
+def checked_sp(root: etree._Element) -> str:
+    """`sp_entity_id` on an EntityDescriptor already parsed (one entity of an aggregate)."""
+    entity_id, descriptor = _descriptor(root, "sp")
     endpoints = [
         e.get("Location", "")
         for e in descriptor.findall(f"{{{MD}}}AssertionConsumerService")

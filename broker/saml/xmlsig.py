@@ -55,14 +55,14 @@ _KEY_CACHE_SIZE = 128
 
 # Transforms libxmlsec may run at all: a second line behind the shape checks in xmlsig_policy, so
 # a check we got wrong still cannot let XPath/XSLT or SHA-1 run.
-_REFERENCE_TRANSFORMS = (
+REFERENCE_TRANSFORMS = (
     xmlsec.constants.TransformEnveloped,
     xmlsec.constants.TransformExclC14N,
     xmlsec.constants.TransformSha256,
     xmlsec.constants.TransformSha384,
     xmlsec.constants.TransformSha512,
 )
-_SIGNATURE_TRANSFORMS = (
+SIGNATURE_TRANSFORMS = (
     xmlsec.constants.TransformExclC14N,
     xmlsec.constants.TransformRsaSha256,
     xmlsec.constants.TransformRsaSha384,
@@ -212,9 +212,9 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # saml2 ship
         element, signature = locate_signed_element(tree, node_name, node_id)
         ctx = xmlsec.SignatureContext()
         ctx.key = key
-        for transform in _REFERENCE_TRANSFORMS:
+        for transform in REFERENCE_TRANSFORMS:
             ctx.enable_reference_transform(transform)
-        for transform in _SIGNATURE_TRANSFORMS:
+        for transform in SIGNATURE_TRANSFORMS:
             ctx.enable_signature_transform(transform)
         try:
             # Only the element under scrutiny gets an ID, so "#id" cannot resolve anywhere else.

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
 from broker.core.errors import InvalidMessage, UnknownSchool, UpstreamFailure
-from broker.saml.entities import ACS_PATH, IDP_METADATA_PATH, SP_METADATA_PATH, SSO_PATH
+from broker.saml.entities import (
+    ACS_PATH,
+    IDP_METADATA_PATH,
+    MDQ_PATH,
+    SP_METADATA_PATH,
+    SSO_PATH,
+    sha1_identifier,
+)
 from broker.saml.front import AnswerableRefusal
 
 # pysaml2 stays under broker/saml (house-style.md): the binding URNs come from there, not saml2.
@@ -25,6 +33,7 @@ from broker.web.login_steps import (
 )
 
 saml = Blueprint("saml", __name__)
+log = logging.getLogger(__name__)
 
 METADATA_TYPE = "application/samlmetadata+xml"
 
@@ -92,11 +101,35 @@ def acs() -> Response:
     return finish(record, verified.identity, authn_instant)
 
 
+def _metadata_response(xml: str) -> Response:
+    response = Response(xml, mimetype=METADATA_TYPE)
+    # Peers that honour HTTP caching come back as often as the metadata's cacheDuration says.
+    response.cache_control.max_age = broker().settings.metadata.cache_duration_seconds
+    response.cache_control.public = True
+    return response
+
+
 @saml.route(IDP_METADATA_PATH)
 def idp_metadata() -> Response:
-    return Response(broker().saml_entities.idp_metadata(), mimetype=METADATA_TYPE)
+    return _metadata_response(broker().saml_entities.idp_metadata())
 
 
 @saml.route(SP_METADATA_PATH)
 def sp_metadata() -> Response:
-    return Response(broker().saml_entities.sp_metadata(), mimetype=METADATA_TYPE)
+    return _metadata_response(broker().saml_entities.sp_metadata())
+
+
+@saml.route(f"{MDQ_PATH}/<path:identifier>")
+def mdq_entity(identifier: str) -> Response:
+    """The broker's own entities by the Metadata Query Protocol: `{sha1}<hex of the entity
+    id>` or the URL-encoded entity id. Anything else is a plain 404, as the protocol says."""
+    b = broker()
+    documents = {
+        b.settings.idp_entity_id: b.saml_entities.idp_metadata,
+        b.settings.sp_entity_id: b.saml_entities.sp_metadata,
+    }
+    for entity_id, document in documents.items():
+        if identifier in (entity_id, sha1_identifier(entity_id)):
+            return _metadata_response(document())
+    log.info("metadata query for an unknown entity", extra={"reason": "mdq_unknown_entity"})
+    return Response("unknown entity\n", status=404, mimetype="text/plain")

@@ -41,11 +41,18 @@ class Broker:
     oidc_front: OidcProvider | None
 
 
-def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEND_NAME) -> Broker:
+def build_broker(
+    settings: Settings,
+    *,
+    saml_crypto_backend: str = CRYPTO_BACKEND_NAME,
+    store: KeyValueStore | None = None,
+) -> Broker:
+    """`store`: an already open login store to share (tests that play several workers in one
+    process with `memory://`); by default the one `settings.store_url` names."""
     registry = SqlRegistry(settings.registry_url)
     view = CachedRegistryReader(registry)
     # Every part shares the one store; its failures are counted for /metrics on the way out.
-    store = CountingStore(open_store(settings.store_url))
+    store = CountingStore(open_store(settings.store_url) if store is None else store)
     entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend)
     flow = LoginFlow(
         view,

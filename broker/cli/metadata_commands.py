@@ -1,0 +1,74 @@
+"""`ketenbroker metadata refresh` and `metadata status`: the federation metadata sources of
+`[[metadata.sources]]` (docs/operations.md, "Federation metadata")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from broker.cli.metadata_refresh import refresh_sources
+from broker.cli.options import config_option, open_registry, reports_errors
+
+
+@click.group("metadata")
+def metadata_group() -> None:
+    """Schools' and publishers' SAML metadata from files, URLs and federation aggregates."""
+
+
+@metadata_group.command("refresh")
+@config_option
+@click.option(
+    "--source", "names", multiple=True, help="refresh only this source (repeat; default: all)"
+)
+@reports_errors
+def refresh_command(config_path: Path, names: tuple[str, ...]) -> None:
+    """Fetch and verify every source; keep the last good copy of any that fails.
+
+    Exit status 1 when a source was refused (its last good copy stays in force)."""
+    settings, registry = open_registry(config_path)
+    known = {s.name for s in settings.metadata.sources}
+    unknown = sorted(set(names) - known)
+    if unknown:
+        raise click.BadParameter(
+            f"no source named {', '.join(unknown)} in [[metadata.sources]]", param_hint="--source"
+        )
+    outcomes = refresh_sources(settings, registry, names)
+    if not known:
+        click.echo("No [[metadata.sources]] configured; nothing to refresh.")
+    for outcome in outcomes:
+        if outcome.result == "refused":
+            click.echo(f"{outcome.source}: refused ({outcome.reason}); the last good copy stays")
+        else:
+            click.echo(
+                f"{outcome.source}: {outcome.result}, {outcome.entities} entities"
+                + (f" ({outcome.skipped} skipped)" if outcome.skipped else "")
+                + f", {outcome.seconds:.2f} s"
+            )
+    if any(o.result == "refused" for o in outcomes):
+        raise SystemExit(1)
+
+
+@metadata_group.command("status")
+@config_option
+@reports_errors
+def status_command(config_path: Path) -> None:
+    """Each source's state: ok, stale (refresh failing; still trusted), expired or missing (its
+    entities are not trusted). Exit status 1 when any source is expired or missing."""
+    settings, registry = open_registry(config_path)
+    sources = [(s.name, s.refresh_seconds) for s in settings.metadata.sources]
+    health = registry.federation.health(sources, datetime.now(UTC))
+    records = registry.federation.records()
+    for entry in health:
+        record = records.get(entry.name)
+        fetched = entry.fetched_at.isoformat(timespec="seconds") if entry.fetched_at else "never"
+        until = entry.valid_until.isoformat(timespec="seconds") if entry.valid_until else "-"
+        count = record.entity_count if record is not None else 0
+        reason = f" ({entry.reason})" if entry.reason else ""
+        click.echo(
+            f"{entry.name}: {entry.state.value}{reason}; {count} entities, "
+            f"last good copy {fetched}, valid until {until}"
+        )
+    if not all(entry.usable for entry in health):
+        raise SystemExit(1)

@@ -1,0 +1,141 @@
+"""Refreshing the configured metadata sources: fetch, verify, keep the last good copy.
+
+Run by `ketenbroker metadata refresh` from a timer (systemd, cron, a compose job), never inside
+the web workers: with gunicorn every worker would fetch and verify the same feed, and a worker
+busy parsing a 30 MB aggregate is a worker not answering logins. The result goes into the
+registry database, whose generation tells every worker to rebuild (docs/operations.md).
+
+A refresh never makes things worse: a download that cannot be fetched, parsed, verified or that
+has expired is refused with a reason code, logged, and recorded; the copy held stays in force.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from broker.config import MetadataSource, Settings
+from broker.registry import SqlRegistry
+from broker.saml.aggregate import MetadataRefused, read_metadata
+from broker.saml.metadata_check import MetadataInvalid
+from broker.saml.metadata_fetch import fetch_bytes
+
+log = logging.getLogger(__name__)
+
+# A large feed on a slow link: each read may wait this long, the whole download five times that.
+SOURCE_TIMEOUT_SECONDS = 30
+
+
+@dataclass(frozen=True)
+class RefreshOutcome:
+    source: str
+    # "updated", "unchanged" or "refused"
+    result: str
+    reason: str | None = None
+    entities: int = 0
+    skipped: int = 0
+    seconds: float = 0.0
+
+
+def _download(source: MetadataSource, allow_loopback: bool) -> bytes:
+    if source.url is not None:
+        try:
+            return fetch_bytes(
+                source.url,
+                allow_loopback=allow_loopback,
+                max_bytes=source.max_bytes,
+                timeout=SOURCE_TIMEOUT_SECONDS,
+                total_seconds=5 * SOURCE_TIMEOUT_SECONDS,
+            )
+        except MetadataInvalid as err:
+            log.warning(
+                "metadata source unreachable",
+                extra={"reason": "fetch_failed", "source": source.name, "detail": err.detail},
+            )
+            raise MetadataRefused("fetch_failed") from None
+    assert source.file is not None
+    try:
+        with source.file.open("rb") as handle:
+            data = handle.read(source.max_bytes + 1)
+    except OSError:
+        raise MetadataRefused("file_unreadable") from None
+    if len(data) > source.max_bytes:
+        raise MetadataRefused("too_large")
+    return data
+
+
+def _certificates(source: MetadataSource) -> list[bytes]:
+    try:
+        return [path.read_bytes() for path in source.signing_certs]
+    except OSError:
+        raise MetadataRefused("signer_certificate_unreadable") from None
+
+
+def refresh_source(
+    source: MetadataSource, registry: SqlRegistry, *, allow_loopback: bool, now: datetime
+) -> RefreshOutcome:
+    started = time.perf_counter()
+    try:
+        data = _download(source, allow_loopback)
+        read = read_metadata(
+            data,
+            certificates=_certificates(source),
+            require_signature=source.require_signature,
+            require_valid_until=source.require_valid_until,
+            roles=source.roles,
+            now=now,
+        )
+    except MetadataRefused as refused:
+        registry.federation.refused(source.name, f"metadata_refused:{refused.code}", now)
+        log.warning(
+            "metadata source refused; the last good copy stays in force",
+            extra={"reason": f"metadata_refused:{refused.code}", "source": source.name},
+        )
+        return RefreshOutcome(source.name, "refused", refused.code)
+    digest = hashlib.sha256(data).hexdigest()
+    changed = registry.federation.store(source.name, digest, read.valid_until, read.entities, now)
+    seconds = time.perf_counter() - started
+    log.info(
+        "metadata source refreshed",
+        extra={
+            "reason": "metadata_updated" if changed else "metadata_unchanged",
+            "source": source.name,
+            "count": len(read.entities),
+        },
+    )
+    return RefreshOutcome(
+        source.name,
+        "updated" if changed else "unchanged",
+        entities=len(read.entities),
+        skipped=read.skipped,
+        seconds=seconds,
+    )
+
+
+def refresh_sources(
+    settings: Settings,
+    registry: SqlRegistry,
+    names: Sequence[str] = (),
+    *,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> list[RefreshOutcome]:
+    """Refresh the named sources (all when none named), one after the other. A full run also
+    drops the last good copy of a source no longer in the configuration: its entities must not
+    stay trusted after the operator removed it."""
+    chosen = [s for s in settings.metadata.sources if not names or s.name in names]
+    if not names:
+        configured = {s.name for s in settings.metadata.sources}
+        for name in sorted(set(registry.federation.records()) - configured):
+            registry.federation.forget(name)
+            log.warning(
+                "metadata source no longer configured: its copy is dropped",
+                extra={"reason": "metadata_source_removed", "source": name},
+            )
+    return [
+        refresh_source(source, registry, allow_loopback=settings.peers_on_loopback, now=clock())
+        for source in chosen
+    ]

@@ -1,0 +1,146 @@
+"""The last good copy of every metadata source, and what the login path reads of it.
+
+A refresh that verified a download replaces that source's entities in one transaction and bumps
+the registry generation only when the download differs from the copy held (same SHA-256: only
+the source's `fetched_at` moves), so every worker rebuilds its pysaml2 view on its next look and
+an unchanged feed costs nothing. A refused download only records its reason code: the copy held
+stays in force. The registry never creates schools or services from a source; a registered
+school or service whose entity id a source holds takes that source's metadata (reading.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy import Engine, delete, insert, select, update
+from sqlalchemy.orm import Session
+
+from broker.core.federation import FederationEntity, SourceHealth, SourceRecord, source_health
+from broker.registry.database import session_on
+from broker.registry.federation_tables import FederationEntityRow, MetadataSourceRow
+from broker.registry.tables import STATE_ROW_ID, RegistryStateRow, as_utc
+
+NO_END = datetime.max.replace(tzinfo=UTC)
+# Rows per INSERT: 5,000 entities go in a handful of statements, within every driver's limits.
+_BATCH = 500
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    return as_utc(moment) if moment is not None else None
+
+
+class FederationStore:
+    """Writes and status reads of metadata sources; `writer` is the write-locking engine."""
+
+    def __init__(self, engine: Engine, writer: Engine) -> None:
+        self._engine = engine
+        self._writer = writer
+
+    def store(
+        self,
+        source: str,
+        digest: str,
+        valid_until: datetime | None,
+        entities: Iterable[FederationEntity],
+        now: datetime,
+    ) -> bool:
+        """Make a verified download the source's last good copy; True when it changed anything."""
+        with session_on(self._writer) as session:
+            row = session.get(MetadataSourceRow, source)
+            if row is None:
+                row = MetadataSourceRow(name=source, entity_count=0)
+                session.add(row)
+            row.last_attempt_at = now
+            row.last_error = None
+            row.fetched_at = now
+            if row.digest == digest:
+                return False
+            listed = list(entities)
+            row.digest = digest
+            row.valid_until = valid_until
+            row.entity_count = len(listed)
+            session.flush()
+            session.execute(delete(FederationEntityRow).where(FederationEntityRow.source == source))
+            for start in range(0, len(listed), _BATCH):
+                session.execute(
+                    insert(FederationEntityRow),
+                    [
+                        {
+                            "source": source,
+                            "entity_id": e.entity_id,
+                            "role": e.role,
+                            "valid_until": e.valid_until,
+                            "xml": e.xml,
+                        }
+                        for e in listed[start : start + _BATCH]
+                    ],
+                )
+            _bump(session)
+            return True
+
+    def refused(self, source: str, reason: str, now: datetime) -> None:
+        """Record a refused or failed refresh; the last good copy stays in force."""
+        with session_on(self._writer) as session:
+            row = session.get(MetadataSourceRow, source)
+            if row is None:
+                session.add(
+                    MetadataSourceRow(
+                        name=source, entity_count=0, last_attempt_at=now, last_error=reason
+                    )
+                )
+            else:
+                row.last_attempt_at = now
+                row.last_error = reason
+
+    def records(self) -> dict[str, SourceRecord]:
+        with session_on(self._engine) as session:
+            return {
+                row.name: SourceRecord(
+                    name=row.name,
+                    fetched_at=_utc(row.fetched_at),
+                    valid_until=_utc(row.valid_until),
+                    entity_count=row.entity_count,
+                    last_attempt_at=as_utc(row.last_attempt_at),
+                    last_error=row.last_error,
+                )
+                for row in session.scalars(select(MetadataSourceRow))
+            }
+
+    def health(self, sources: Sequence[tuple[str, int]], now: datetime) -> list[SourceHealth]:
+        """The state of each configured source, given as (name, refresh_seconds)."""
+        records = self.records()
+        return [source_health(name, records.get(name), every, now) for name, every in sources]
+
+    def entity(self, entity_id: str, role: str) -> FederationEntity | None:
+        """A source's copy of one entity (the latest-valid one when several sources hold it)."""
+        with session_on(self._engine) as session:
+            rows = session.execute(
+                select(FederationEntityRow.xml, FederationEntityRow.valid_until).where(
+                    FederationEntityRow.entity_id == entity_id, FederationEntityRow.role == role
+                )
+            ).all()
+        if not rows:
+            return None
+        xml, until = max(rows, key=lambda r: _utc(r[1]) or NO_END)
+        return FederationEntity(entity_id, role, xml, _utc(until))
+
+    def forget(self, source: str) -> bool:
+        """Drop a source that is no longer configured, with its entities."""
+        with session_on(self._writer) as session:
+            row = session.get(MetadataSourceRow, source)
+            if row is None:
+                return False
+            session.execute(delete(FederationEntityRow).where(FederationEntityRow.source == source))
+            session.delete(row)
+            _bump(session)
+            return True
+
+
+def _bump(session: Session) -> None:
+    # Every worker's cached view and pysaml2 entities rebuild on their next look (cached.py).
+    session.execute(
+        update(RegistryStateRow)
+        .where(RegistryStateRow.id == STATE_ROW_ID)
+        .values(generation=RegistryStateRow.generation + 1)
+    )

@@ -1,0 +1,162 @@
+"""Reading a metadata download: a federation aggregate (md:EntitiesDescriptor) or one entity.
+
+Order matters, and each step refuses the whole download with a reason code:
+1. parse with the safe parser (no DOCTYPE, no entities, no network); a truncated or broken
+   download fails here (`malformed`);
+2. verify the document's one enveloped signature against the pinned signer certificates only
+   (any of them: two during a signer roll-over), in process with libxmlsec and the same shape
+   policy as every other signature the broker checks (exclusive c14n, SHA-2, a reference to the
+   root's own ID); keys inside the document are never used;
+3. drop comments (the signature does not cover them, and lxml would split text at them);
+4. `validUntil`: required (unless the source says otherwise) and in the future.
+Only then are entities read, from the same parsed tree that was verified, so what is trusted is
+exactly what was signed. An entity that does not fit the broker's role checks is skipped, not
+fatal: one broken member of a 5,000-entity feed must not stop the other 4,999.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import xmlsec
+from lxml import etree
+from saml2.sigver import SignatureError
+
+from broker.core.federation import FederationEntity
+from broker.saml.metadata_check import MD, MetadataInvalid, checked_idp, checked_sp
+from broker.saml.xml_parsing import parse_untrusted
+from broker.saml.xmlsig import REFERENCE_TRANSFORMS, SIGNATURE_TRANSFORMS
+from broker.saml.xmlsig_policy import check_signature_shape, enveloped_signature
+
+log = logging.getLogger(__name__)
+
+ENTITIES = f"{{{MD}}}EntitiesDescriptor"
+ENTITY = f"{{{MD}}}EntityDescriptor"
+_CHECKS = {"idp": checked_idp, "sp": checked_sp}
+
+
+class MetadataRefused(Exception):
+    """A download that must not replace the last good copy; `code` is safe to log."""
+
+    def __init__(self, code: str) -> None:
+        super().__init__(code)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class ReadMetadata:
+    valid_until: datetime | None
+    entities: tuple[FederationEntity, ...]
+    # Entity roles left out because they failed the role checks or repeated an entity id.
+    skipped: int
+
+
+def parse_time(value: str) -> datetime:
+    """An xs:dateTime as SAML writes it (`2026-12-01T10:00:00Z`, fractions allowed), in UTC."""
+    moment = datetime.fromisoformat(value.strip())
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _valid_until(element: etree._Element) -> datetime | None:
+    value = element.get("validUntil")
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError:
+        raise MetadataRefused("bad_valid_until") from None
+
+
+def _verify(root: etree._Element, certificates: Sequence[bytes]) -> None:
+    try:
+        signature = enveloped_signature(root)
+    except SignatureError:
+        raise MetadataRefused("unsigned") from None
+    try:
+        check_signature_shape(signature, root)
+    except SignatureError as err:
+        raise MetadataRefused(str(err).removeprefix("xmlsig: ")) from None
+    for pem in certificates:
+        try:
+            key = xmlsec.Key.from_memory(pem, xmlsec.constants.KeyDataFormatCertPem)
+        except xmlsec.Error:
+            raise MetadataRefused("signer_certificate_unreadable") from None
+        context = xmlsec.SignatureContext()
+        context.key = key
+        for transform in REFERENCE_TRANSFORMS:
+            context.enable_reference_transform(transform)
+        for transform in SIGNATURE_TRANSFORMS:
+            context.enable_signature_transform(transform)
+        try:
+            context.register_id(root, "ID")
+            context.verify(signature)
+        except xmlsec.VerificationError:
+            continue  # perhaps the other pinned signer (roll-over)
+        except xmlsec.Error:
+            raise MetadataRefused("signature_refused") from None
+        return
+    raise MetadataRefused("signature_invalid")
+
+
+def read_metadata(
+    data: bytes,
+    *,
+    certificates: Sequence[bytes],
+    require_signature: bool,
+    require_valid_until: bool,
+    roles: Sequence[str],
+    now: datetime,
+) -> ReadMetadata:
+    """Check a download and split it into entities; raises MetadataRefused."""
+    if b"<!DOCTYPE" in data:
+        raise MetadataRefused("doctype")
+    try:
+        root = parse_untrusted(data)
+    except etree.XMLSyntaxError:
+        raise MetadataRefused("malformed") from None
+    if root.tag not in (ENTITIES, ENTITY):
+        raise MetadataRefused("not_metadata")
+    if certificates:
+        _verify(root, certificates)
+    elif require_signature:
+        raise MetadataRefused("no_signer_pinned")
+    etree.strip_tags(root, etree.Comment)
+    document_until = _valid_until(root)
+    if document_until is None and require_valid_until:
+        raise MetadataRefused("no_valid_until")
+    if document_until is not None and document_until <= now:
+        raise MetadataRefused("expired")
+
+    members = [root] if root.tag == ENTITY else list(root.iter(ENTITY))
+    entities: list[FederationEntity] = []
+    seen: set[tuple[str, str]] = set()
+    skipped = 0
+    for member in members:
+        # The entity's own validUntil and that of every EntitiesDescriptor around it count.
+        ends = [_valid_until(member), document_until]
+        ends += [_valid_until(group) for group in member.iterancestors(ENTITIES)]
+        until = min((t for t in ends if t is not None), default=None)
+        if until is not None and until <= now:
+            skipped += 1
+            continue
+        xml: str | None = None
+        for role in roles:
+            try:
+                entity_id = _CHECKS[role](member)
+            except MetadataInvalid:
+                continue  # not this role, or not usable in it
+            if (entity_id, role) in seen:
+                skipped += 1
+                continue
+            seen.add((entity_id, role))
+            if xml is None:
+                xml = etree.tostring(member, encoding="unicode")
+            entities.append(FederationEntity(entity_id, role, xml, until))
+    if not entities:
+        raise MetadataRefused("no_usable_entities")
+    if skipped:
+        log.info("metadata entities skipped", extra={"reason": "entity_unusable", "count": skipped})
+    return ReadMetadata(document_until, tuple(entities), skipped)

@@ -1,0 +1,166 @@
+"""`ketenbroker metadata refresh` and `metadata status`, and registering a school or publisher
+whose metadata comes from a source (`--saml-entity-id`), through the real command."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from bench.metadata_aggregate import certificate_body, idp_entity, signed_aggregate, sp_entity
+from broker.certificates import self_signed_pair
+from broker.cli.instance import init_instance
+from broker.cli.main import main
+from broker.config import load_settings
+from broker.registry import SqlRegistry
+from tests.support.feed import Feed
+
+SIGNER_KEY, SIGNER_CERT = self_signed_pair("federation signer")
+MEMBER = certificate_body(self_signed_pair("member")[1])
+SP = "https://sp.publisher.example/metadata"
+IDP = "https://idp.school.example/metadata"
+
+
+def run(*args: str | Path) -> Result:
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[tuple[Path, Feed]]:
+    config = init_instance(tmp_path / "kb", "http://127.0.0.1:8000", "kb.example", "KB")
+    (tmp_path / "signer.crt").write_bytes(SIGNER_CERT)
+    feed = Feed()
+    aggregate = signed_aggregate(
+        [sp_entity(SP, "https://sp.publisher.example/acs", MEMBER)],
+        SIGNER_KEY,
+        valid_until=datetime.now(UTC) + timedelta(days=7),
+    )
+    (tmp_path / "school.xml").write_bytes(
+        signed_aggregate(
+            [idp_entity(IDP, "https://idp.school.example/sso", MEMBER)],
+            SIGNER_KEY,
+            valid_until=datetime.now(UTC) + timedelta(days=7),
+        )
+    )
+    feed.body = aggregate
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write(
+            f"""
+[[metadata.sources]]
+name = "federation"
+url = "{feed.url}"
+signing_certs = ["{tmp_path / "signer.crt"}"]
+refresh_seconds = 600
+
+[[metadata.sources]]
+name = "one-school"
+file = "{tmp_path / "school.xml"}"
+signing_certs = ["{tmp_path / "signer.crt"}"]
+"""
+        )
+    try:
+        yield config, feed
+    finally:
+        feed.stop()
+
+
+def test_refresh_then_status(broker: tuple[Path, Feed]) -> None:
+    config, feed = broker
+    missing = run("metadata", "status", "--config", config)
+    assert missing.exit_code == 1
+    assert "federation: missing (never_fetched)" in missing.output
+
+    refreshed = run("metadata", "refresh", "--config", config)
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "federation: updated, 1 entities" in refreshed.output
+    assert "one-school: updated, 1 entities" in refreshed.output
+
+    status = run("metadata", "status", "--config", config)
+    assert status.exit_code == 0, status.output
+    assert "federation: ok; 1 entities" in status.output
+
+    feed.stop()
+    failed = run("metadata", "refresh", "--config", config, "--source", "federation")
+    assert failed.exit_code == 1
+    assert "federation: refused (fetch_failed); the last good copy stays" in failed.output
+    assert "one-school" not in failed.output
+
+
+def test_refresh_names_an_unknown_source(broker: tuple[Path, Feed]) -> None:
+    config, _ = broker
+    result = run("metadata", "refresh", "--config", config, "--source", "nope")
+    assert result.exit_code == 2 and "no source named nope" in result.output
+
+
+def test_register_by_entity_id_before_and_after_the_source_has_it(
+    broker: tuple[Path, Feed],
+) -> None:
+    config, _ = broker
+    early = run(
+        "publisher", "add", "--config", config, "--id", "pub", "--name", "Pub",
+        "--saml-entity-id", SP,
+    )  # fmt: skip
+    assert early.exit_code == 0, early.output
+    assert "No metadata source holds" in early.output
+    registry = SqlRegistry(load_settings(config).registry_url)
+    try:
+        assert SP not in registry.service_metadata()
+        assert run("metadata", "refresh", "--config", config).exit_code == 0
+        assert SP in registry.service_metadata()
+        assert registry.federation.entity(IDP, "idp") is not None
+        late = run(
+            "school", "add", "--config", config, "--id", "12AB", "--name", "School",
+            "--saml-entity-id", IDP,
+        )  # fmt: skip
+        assert late.exit_code == 0 and "No metadata source" not in late.output
+        assert IDP in registry.school_metadata()
+    finally:
+        registry.close()
+
+
+def test_one_way_of_giving_metadata_at_a_time(broker: tuple[Path, Feed]) -> None:
+    config, _ = broker
+    result = run(
+        "publisher", "add", "--config", config, "--id", "pub", "--name", "Pub",
+        "--saml-entity-id", SP, "--saml-metadata", "x.xml",
+    )  # fmt: skip
+    assert result.exit_code == 2 and "exactly one" in result.output
+
+
+def test_bad_source_configuration_is_refused_at_load(tmp_path: Path) -> None:
+    config = init_instance(tmp_path / "kb", "http://127.0.0.1:8000", "kb.example", "KB")
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write('\n[[metadata.sources]]\nname = "fed"\nurl = "https://fed.example/md.xml"\n')
+    result = run("metadata", "status", "--config", config)
+    assert result.exit_code == 1
+    assert "metadata.sources[0].signing_certs: name the signer's certificate" in result.output
+
+
+def test_export_and_import_keep_registrations_by_entity_id(
+    broker: tuple[Path, Feed], tmp_path: Path
+) -> None:
+    config, _ = broker
+    for kind, entity_id in (("publisher", SP), ("school", IDP)):
+        added = run(
+            kind, "add", "--config", config, "--id", "x1" if kind == "publisher" else "12AB",
+            "--name", "X", "--saml-entity-id", entity_id,
+        )  # fmt: skip
+        assert added.exit_code == 0, added.output
+    exported = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", config, exported).exit_code == 0
+    text = exported.read_text(encoding="utf-8")
+    assert f'saml_entity_id = "{SP}"' in text and f'saml_entity_id = "{IDP}"' in text
+
+    other = init_instance(tmp_path / "other", "http://127.0.0.1:8001", "kb.example", "KB")
+    imported = run("registry", "import", "--config", other, exported)
+    assert imported.exit_code == 0, imported.output
+    registry = SqlRegistry(load_settings(other).registry_url)
+    try:
+        school = registry.school("12AB")
+        assert school is not None and school.idp_entity_id == IDP
+        assert registry.snapshot().services[0].service.entity_id == SP
+    finally:
+        registry.close()

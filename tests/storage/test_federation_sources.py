@@ -1,0 +1,248 @@
+"""Metadata sources against a real registry (SQLite and PostgreSQL) and a feed on a loopback
+port: a signed aggregate is taken; a bad signature, an expired validUntil, a truncated download,
+an HTTP error and an unreachable source each leave the last good copy in force; a last good copy
+past its validUntil stops trust in its entities; the status says which sources are not ok."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from bench.metadata_aggregate import certificate_body, idp_entity, signed_aggregate, sp_entity
+from broker.certificates import self_signed_pair
+from broker.cli.instance import init_instance
+from broker.cli.metadata_refresh import refresh_sources
+from broker.config import MetadataSettings, MetadataSource, Settings, load_settings
+from broker.core.federation import SourceState
+from broker.core.model import NamingProfile, School, Service
+from broker.registry import SqlRegistry
+from tests.support.feed import Feed
+
+SP = "https://sp.publisher.example/metadata"
+IDP = "https://idp.school.example/metadata"
+LATER_SP = "https://later.publisher.example/metadata"
+MEMBER_CERT = certificate_body(self_signed_pair("member")[1])
+SIGNER_KEY, SIGNER_CERT = self_signed_pair("federation signer")
+OTHER_KEY, _ = self_signed_pair("someone else")
+
+
+def sp(entity_id: str = SP, acs: str = "https://sp.publisher.example/acs") -> str:
+    return sp_entity(entity_id, acs, MEMBER_CERT)
+
+
+def feed_body(
+    *entities: str, key: bytes = SIGNER_KEY, valid_for: timedelta = timedelta(days=7)
+) -> bytes:
+    chosen = list(entities) or [
+        sp(),
+        idp_entity(IDP, "https://idp.school.example/sso", MEMBER_CERT),
+    ]
+    return signed_aggregate(chosen, key, valid_until=datetime.now(UTC) + valid_for)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclasses.dataclass
+class Federation:
+    settings: Settings
+    registry: SqlRegistry
+    feed: Feed
+    clock: Clock
+
+    def refresh(self) -> str:
+        (outcome,) = refresh_sources(self.settings, self.registry, clock=self.clock)
+        return outcome.result if outcome.reason is None else f"{outcome.result}:{outcome.reason}"
+
+    def sp_metadata(self) -> str | None:
+        return self.registry.service_metadata().get(SP)
+
+
+@pytest.fixture
+def federation(registry_url: str, tmp_path: Path) -> Iterator[Federation]:
+    config = init_instance(tmp_path / "kb", "http://127.0.0.1:8000", "kb.example", "KB")
+    signer = tmp_path / "signer.crt"
+    signer.write_bytes(SIGNER_CERT)
+    feed = Feed()
+    source = MetadataSource(name="fed", url=feed.url, file=None, signing_certs=(signer,))
+    settings = dataclasses.replace(
+        load_settings(config),
+        registry_url=registry_url,
+        metadata=MetadataSettings(sources=(source,)),
+    )
+    from broker.registry import migrate
+
+    migrate(registry_url)
+    clock = Clock()
+    registry = SqlRegistry(registry_url, clock=clock)
+    # Registered by entity id only: the operator let them in, the federation supplies metadata.
+    registry.add_service(Service("pub", "Publisher", SP, None, NamingProfile.OID, ()), None)
+    registry.add_school(School("12AB", "School", IDP, "name_id", False, ()), "")
+    try:
+        yield Federation(settings, registry, feed, clock)
+    finally:
+        feed.stop()
+        registry.close()
+
+
+def test_a_signed_aggregate_supplies_registered_entities_only(federation: Federation) -> None:
+    assert federation.sp_metadata() is None
+    assert federation.registry.school_metadata() == {}
+    before = federation.registry.generation()
+    federation.feed.body = feed_body(sp(), sp(LATER_SP, "https://later.publisher.example/acs"))
+    assert federation.refresh() == "updated"
+    assert federation.registry.generation() > before
+    metadata = federation.sp_metadata()
+    assert metadata is not None and 'entityID="https://sp.publisher.example/metadata"' in metadata
+    # In the aggregate but not registered: kept in the copy, not trusted for logins.
+    assert LATER_SP not in federation.registry.service_metadata()
+    assert federation.registry.federation.entity(LATER_SP, "sp") is not None
+    # The same feed again changes nothing: no generation bump, every worker keeps its view.
+    generation = federation.registry.generation()
+    assert federation.refresh() == "unchanged"
+    assert federation.registry.generation() == generation
+
+
+def test_the_school_role_comes_from_the_same_aggregate(federation: Federation) -> None:
+    federation.feed.body = feed_body()
+    assert federation.refresh() == "updated"
+    assert set(federation.registry.school_metadata()) == {IDP}
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        ("wrong_signer", "signature_invalid"),
+        ("tampered", "signature_invalid"),
+        ("expired", "expired"),
+        ("truncated", "fetch_failed"),
+        ("truncated_body", "malformed"),
+        ("http_error", "fetch_failed"),
+        ("unreachable", "fetch_failed"),
+        ("not_xml", "not_metadata"),
+    ],
+)
+def test_a_bad_download_leaves_the_last_good_copy_in_force(
+    federation: Federation, spoil: str, reason: str
+) -> None:
+    federation.feed.body = feed_body()
+    assert federation.refresh() == "updated"
+    good = federation.sp_metadata()
+    generation = federation.registry.generation()
+
+    moved = sp(acs="https://sp.publisher.example/moved-acs")
+    if spoil == "wrong_signer":
+        federation.feed.body = feed_body(moved, key=OTHER_KEY)
+    elif spoil == "tampered":
+        federation.feed.body = feed_body(moved).replace(b"moved-acs", b"evil-acs")
+    elif spoil == "expired":
+        federation.feed.body = feed_body(moved, valid_for=timedelta(seconds=-5))
+    elif spoil == "truncated":
+        federation.feed.body = feed_body(moved)
+        federation.feed.mode = "truncate"
+    elif spoil == "truncated_body":
+        data = feed_body(moved)
+        federation.feed.body = data[: len(data) * 2 // 3]
+    elif spoil == "http_error":
+        federation.feed.mode = "error"
+    elif spoil == "unreachable":
+        federation.feed.stop()
+    elif spoil == "not_xml":
+        federation.feed.body = b"<html>down for maintenance</html>"
+
+    assert federation.refresh() == f"refused:{reason}"
+    assert federation.sp_metadata() == good
+    assert federation.registry.generation() == generation
+    record = federation.registry.federation.records()["fed"]
+    assert record.last_error == f"metadata_refused:{reason}"
+    (health,) = federation.registry.federation.health([("fed", 3600)], federation.clock())
+    # Trust continues on the last good copy; the reason shows why refreshing failed.
+    assert health.state is SourceState.OK and health.reason == f"metadata_refused:{reason}"
+    # A restarted broker (a new process on the same database) starts from that copy.
+    restarted = SqlRegistry(federation.settings.registry_url)
+    try:
+        assert restarted.service_metadata().get(SP) == good
+    finally:
+        restarted.close()
+
+
+def test_a_new_good_download_replaces_the_copy(federation: Federation) -> None:
+    federation.feed.body = feed_body()
+    federation.refresh()
+    federation.feed.body = feed_body(sp(acs="https://sp.publisher.example/new-acs"))
+    assert federation.refresh() == "updated"
+    assert "new-acs" in (federation.sp_metadata() or "")
+    # The school left the feed: it is no longer trusted.
+    assert federation.registry.school_metadata() == {}
+
+
+def test_a_copy_past_its_valid_until_stops_trust(federation: Federation) -> None:
+    federation.feed.body = feed_body(valid_for=timedelta(hours=1))
+    federation.refresh()
+    expiry = federation.registry.metadata_expiry()
+    assert expiry is not None and expiry - federation.clock() <= timedelta(hours=1, minutes=1)
+    federation.feed.stop()
+    federation.clock.now += timedelta(hours=2)
+    assert federation.refresh() == "refused:fetch_failed"
+    assert federation.sp_metadata() is None
+    assert federation.registry.school_metadata() == {}
+    assert federation.registry.metadata_expiry() is None
+    (health,) = federation.registry.federation.health([("fed", 3600)], federation.clock())
+    assert health.state is SourceState.EXPIRED and health.reason == "metadata_expired"
+    assert not health.usable
+
+
+def test_a_source_copy_overrides_the_registration_copy_also_when_expired(
+    federation: Federation,
+) -> None:
+    own = sp("https://own.publisher.example/metadata", "https://own.publisher.example/acs")
+    federation.registry.add_service(
+        Service("own", "Own", "https://own.publisher.example/metadata", None), own
+    )
+    assert federation.registry.service_metadata()["https://own.publisher.example/metadata"] == own
+    fed_copy = sp("https://own.publisher.example/metadata", "https://own.publisher.example/acs2")
+    federation.feed.body = feed_body(fed_copy, valid_for=timedelta(hours=1))
+    federation.refresh()
+    assert (
+        "acs2" in federation.registry.service_metadata()["https://own.publisher.example/metadata"]
+    )
+    federation.clock.now += timedelta(hours=2)
+    # Expired: the old copy from the registration does not come back either.
+    assert "https://own.publisher.example/metadata" not in federation.registry.service_metadata()
+
+
+def test_status_says_missing_then_ok_then_stale(federation: Federation) -> None:
+    store = federation.registry.federation
+    (health,) = store.health([("fed", 3600)], federation.clock())
+    assert health.state is SourceState.MISSING and not health.usable
+    federation.feed.body = feed_body(valid_for=timedelta(days=7))
+    federation.refresh()
+    (health,) = store.health([("fed", 3600)], federation.clock())
+    assert health.state is SourceState.OK and health.reason is None
+    federation.feed.stop()
+    federation.clock.now += timedelta(hours=3)
+    federation.refresh()
+    (health,) = store.health([("fed", 3600)], federation.clock())
+    assert health.state is SourceState.STALE and health.usable
+    assert health.reason == "metadata_refused:fetch_failed"
+
+
+def test_a_source_removed_from_the_configuration_is_dropped_by_a_full_refresh(
+    federation: Federation,
+) -> None:
+    federation.feed.body = feed_body()
+    federation.refresh()
+    assert federation.sp_metadata() is not None
+    unconfigured = dataclasses.replace(federation.settings, metadata=MetadataSettings())
+    assert refresh_sources(unconfigured, federation.registry, clock=federation.clock) == []
+    assert federation.sp_metadata() is None
+    assert federation.registry.federation.records() == {}

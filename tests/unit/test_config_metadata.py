@@ -1,0 +1,100 @@
+"""`[metadata]` and `[[metadata.sources]]` in the configuration: defaults, paths, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from broker.config import Settings, load_settings
+from broker.core.errors import ConfigurationError
+from tests.unit.test_config import write_instance
+
+
+@pytest.fixture(autouse=True)
+def _no_secrets_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("KETENBROKER_SECRET_KEY", "KETENBROKER_PSEUDONYM_KEYS", "KETENBROKER_CONFIG"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def load_with(tmp_path: Path, extra: str) -> Settings:
+    config = write_instance(tmp_path)
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write("\n" + extra)
+    return load_settings(config)
+
+
+def refused(tmp_path: Path, extra: str, message: str) -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        load_with(tmp_path, extra)
+    assert message in str(caught.value)
+
+
+def test_defaults_without_the_section(tmp_path: Path) -> None:
+    settings = load_settings(write_instance(tmp_path))
+    assert settings.metadata.sources == ()
+    assert settings.metadata.valid_days == 7
+    assert settings.metadata.cache_duration_seconds == 21600
+
+
+def test_sources_load_with_paths_resolved(tmp_path: Path) -> None:
+    settings = load_with(
+        tmp_path,
+        """
+[metadata]
+valid_days = 14
+
+[[metadata.sources]]
+name = "federation"
+url = "https://md.federation.example/aggregate.xml"
+signing_certs = ["keys/fed.crt", "keys/fed-2027.crt"]
+refresh_seconds = 900
+
+[[metadata.sources]]
+name = "one_school"
+file = "metadata/school.xml"
+require_signature = false
+roles = ["idp"]
+""",
+    )
+    fed, school = settings.metadata.sources
+    assert settings.metadata.valid_days == 14
+    assert fed.url == "https://md.federation.example/aggregate.xml" and fed.file is None
+    assert fed.signing_certs == (tmp_path / "keys/fed.crt", tmp_path / "keys/fed-2027.crt")
+    assert fed.refresh_seconds == 900 and fed.roles == ("idp", "sp")
+    assert school.file == tmp_path / "metadata/school.xml"
+    assert not school.require_signature and school.roles == ("idp",)
+
+
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ('url = "https://a.example/md"', "signing_certs: name the signer's certificate"),
+        (
+            'url = "https://a.example/md"\nrequire_signature = false',
+            "a url source must be signed",
+        ),
+        (
+            'url = "https://a.example/md"\nsigning_certs = ["a", "b", "c"]',
+            "at most two (old and new signer)",
+        ),
+        ('signing_certs = ["a"]', "give either url or file"),
+        ('url = "x"\nfile = "y"\nsigning_certs = ["a"]', "give either url or file"),
+        ('url = "ftp://a.example/md"\nsigning_certs = ["a"]', "must be an http(s) URL"),
+        ('file = "f"\nsigning_certs = ["a"]\nroles = ["op"]', "roles must list 'idp' and/or 'sp'"),
+        ('file = "f"\nsigning_certs = ["a"]\nrefresh_seconds = 5', "refresh_seconds must be"),
+        ('file = "f"\nsigning_certs = ["a"]\nrequire_valid_until = "yes"', "true or false"),
+    ],
+)
+def test_bad_sources_name_the_key(tmp_path: Path, source: str, message: str) -> None:
+    refused(tmp_path, f'[[metadata.sources]]\nname = "fed"\n{source}\n', message)
+
+
+def test_names_are_unique_and_plain(tmp_path: Path) -> None:
+    one = '[[metadata.sources]]\nname = "fed"\nfile = "f"\nsigning_certs = ["a"]\n'
+    refused(tmp_path, one + one, "every source needs a name of its own")
+    refused(tmp_path, one.replace('"fed"', '"fed/../x"'), "letters, digits")
+
+
+def test_valid_days_range(tmp_path: Path) -> None:
+    refused(tmp_path, "[metadata]\nvalid_days = 0\n", "metadata.valid_days must be")

@@ -1,0 +1,180 @@
+"""Reading a metadata download (broker/saml/aggregate.py): what is accepted, what is refused and
+with which reason code. Aggregates are built and signed with the `xmlsec` binding directly
+(bench/metadata_aggregate.py), not with the broker's code."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bench.metadata_aggregate import (
+    certificate_body,
+    idp_entity,
+    signed_aggregate,
+    sp_entity,
+)
+from broker.certificates import self_signed_pair
+from broker.saml.aggregate import MetadataRefused, ReadMetadata, read_metadata
+
+NOW = datetime.now(UTC)
+SIGNER = self_signed_pair("federation signer")
+NEXT_SIGNER = self_signed_pair("federation signer 2027")
+STRANGER = self_signed_pair("not the federation")
+MEMBER_CERT = certificate_body(self_signed_pair("member")[1])
+
+
+def members() -> list[str]:
+    return [
+        sp_entity("https://sp.example/metadata", "https://sp.example/acs", MEMBER_CERT),
+        idp_entity("https://idp.example/metadata", "https://idp.example/sso", MEMBER_CERT),
+    ]
+
+
+def aggregate(
+    entities: list[str] | None = None,
+    *,
+    key: bytes = SIGNER[0],
+    valid_until: datetime = NOW + timedelta(days=7),
+) -> bytes:
+    return signed_aggregate(
+        members() if entities is None else entities, key, valid_until=valid_until
+    )
+
+
+def read(data: bytes, certificates: list[bytes] | None = None, **options: object) -> ReadMetadata:
+    settings: dict[str, object] = {
+        "certificates": [SIGNER[1]] if certificates is None else certificates,
+        "require_signature": True,
+        "require_valid_until": True,
+        "roles": ("idp", "sp"),
+        "now": NOW,
+    }
+    settings.update(options)
+    return read_metadata(data, **settings)  # type: ignore[arg-type]
+
+
+def refused(data: bytes, code: str, **options: object) -> None:
+    with pytest.raises(MetadataRefused) as caught:
+        read(data, **options)
+    assert caught.value.code == code
+
+
+def test_a_signed_aggregate_gives_its_entities_in_their_roles() -> None:
+    result = read(aggregate())
+    entities = {(e.entity_id, e.role): e for e in result.entities}
+    assert set(entities) == {
+        ("https://sp.example/metadata", "sp"),
+        ("https://idp.example/metadata", "idp"),
+    }
+    sp = entities[("https://sp.example/metadata", "sp")]
+    assert (
+        sp.xml.startswith("<md:EntityDescriptor")
+        and 'entityID="https://sp.example/metadata"' in sp.xml
+    )
+    assert sp.valid_until is not None and abs(
+        sp.valid_until - (NOW + timedelta(days=7))
+    ) < timedelta(seconds=2)
+
+
+def test_either_pinned_signer_is_accepted_during_a_roll_over() -> None:
+    both = [SIGNER[1], NEXT_SIGNER[1]]
+    assert read(aggregate(key=SIGNER[0]), both)
+    assert read(aggregate(key=NEXT_SIGNER[0]), both)
+    refused(aggregate(key=NEXT_SIGNER[0]), "signature_invalid")
+
+
+def test_a_signature_by_another_key_is_refused() -> None:
+    refused(aggregate(key=STRANGER[0]), "signature_invalid")
+
+
+def test_content_changed_after_signing_is_refused() -> None:
+    data = aggregate().replace(b"https://sp.example/acs", b"https://evil.example/acs")
+    refused(data, "signature_invalid")
+
+
+def test_an_unsigned_aggregate_is_refused() -> None:
+    data = aggregate()
+    start = data.index(b"<ds:Signature")
+    end = data.index(b"</ds:Signature>") + len(b"</ds:Signature>")
+    refused(data[:start] + data[end:], "unsigned")
+
+
+def test_unsigned_is_accepted_only_when_the_source_says_so() -> None:
+    data = aggregate()
+    start = data.index(b"<ds:Signature")
+    end = data.index(b"</ds:Signature>") + len(b"</ds:Signature>")
+    result = read(data[:start] + data[end:], [], require_signature=False)
+    assert len(result.entities) == 2
+
+
+def test_a_truncated_download_is_refused() -> None:
+    data = aggregate()
+    refused(data[: len(data) // 2], "malformed")
+    refused(data[:-5], "malformed")
+
+
+def test_expired_and_missing_valid_until_are_refused() -> None:
+    refused(aggregate(valid_until=NOW - timedelta(seconds=1)), "expired")
+    data = aggregate()
+    undated = data.replace(b'validUntil="', b'xmlns:x="urn:x" x:gone="', 1)
+    # Removing the attribute breaks the signature first; an unsigned file source shows the rule.
+    start = undated.index(b"<ds:Signature")
+    end = undated.index(b"</ds:Signature>") + len(b"</ds:Signature>")
+    refused(
+        undated[:start] + undated[end:], "no_valid_until", certificates=[], require_signature=False
+    )
+
+
+def test_an_expired_member_is_skipped_the_rest_kept() -> None:
+    old = sp_entity("https://old.example/metadata", "https://old.example/acs", MEMBER_CERT)
+    old = old.replace(
+        "<md:EntityDescriptor ", '<md:EntityDescriptor validUntil="2020-01-01T00:00:00Z" ', 1
+    )
+    result = read(aggregate([old, *members()]))
+    assert {e.entity_id for e in result.entities} == {
+        "https://sp.example/metadata",
+        "https://idp.example/metadata",
+    }
+    assert result.skipped == 1
+
+
+def test_a_member_that_fails_the_role_checks_is_left_out() -> None:
+    plain_http = sp_entity("https://bad.example/metadata", "http://bad.example/acs", MEMBER_CERT)
+    result = read(aggregate([plain_http, *members()]))
+    assert "https://bad.example/metadata" not in {e.entity_id for e in result.entities}
+
+
+def test_roles_restrict_what_a_source_may_deliver() -> None:
+    result = read(aggregate(), roles=("sp",))
+    assert {e.role for e in result.entities} == {"sp"}
+
+
+def test_doctype_and_foreign_roots_are_refused() -> None:
+    refused(b'<?xml version="1.0"?><!DOCTYPE x [<!ENTITY a "b">]>' + aggregate()[38:], "doctype")
+    refused(b"<html><body>maintenance</body></html>", "not_metadata")
+    refused(b"", "malformed")
+
+
+def test_an_aggregate_without_usable_entities_is_refused() -> None:
+    refused(aggregate([]), "no_usable_entities")
+
+
+def test_comments_cannot_shorten_what_was_signed() -> None:
+    # c14n drops comments; lxml would stop text at one. The reader strips them after verifying.
+    entity = sp_entity("https://sp.example/metadata", "https://sp.example/acs", MEMBER_CERT)
+    commented = entity.replace(MEMBER_CERT, MEMBER_CERT[:40] + "<!-- x -->" + MEMBER_CERT[40:])
+    result = read(aggregate([commented]))
+    (only,) = result.entities
+    assert MEMBER_CERT in only.xml and "<!--" not in only.xml
+
+
+def test_a_nested_group_past_its_valid_until_takes_its_members_along() -> None:
+    inner_sp = sp_entity("https://inner.example/metadata", "https://inner.example/acs", MEMBER_CERT)
+    group = (
+        '<md:EntitiesDescriptor validUntil="2020-01-01T00:00:00Z">'
+        f"{inner_sp}</md:EntitiesDescriptor>"
+    )
+    result = read(aggregate([group, *members()]))
+    assert "https://inner.example/metadata" not in {e.entity_id for e in result.entities}
+    assert result.skipped == 1
