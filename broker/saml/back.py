@@ -112,6 +112,10 @@ class SamlBack:
         request_id, request = client.create_authn_request(
             location,
             binding=BINDING_HTTP_REDIRECT,
+            # No enveloped XML signature: over the Redirect binding the query string is signed
+            # (apply_binding below), and the message itself must carry none (SAML bindings
+            # 3.4.4.1). pysaml2 would add one anyway: a wasted RSA signature and longer URL.
+            sign=False,
             nameid_format=NAMEID_FORMAT_PERSISTENT,
             # A service that demands a fresh login gets one at the school too, not just here.
             force_authn="true" if force_authn else None,
