@@ -61,7 +61,7 @@ BENCH = ROOT / "bench"
 SUB = re.compile(r'<code id="sub">([0-9a-f]{64})</code>')
 CONCURRENCY = (1, 2, 4)
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-START_TIMEOUT = 60.0
+START_TIMEOUT = 180.0  # a busy machine; --quick itself stays well below
 
 
 # --- ports and processes ---------------------------------------------------------------------
@@ -331,13 +331,16 @@ def start(demo: Demo, workers: int, broker_src: Path | None) -> list[Proc]:
         "broker.web.app:create_app()",
     ]
     procs = [
-        Proc("broker", subprocess.Popen(gunicorn, env=broker_env)),
+        # cwd matters: `python -m` puts the working directory first on sys.path, before
+        # PYTHONPATH, so the broker's checkout must be the working directory too.
+        Proc("broker", subprocess.Popen(gunicorn, env=broker_env, cwd=broker_src or ROOT)),
         *(
             Proc(
                 role,
                 subprocess.Popen(
                     [python, str(BENCH / "peers.py"), str(demo.directory), str(demo.port), role],
                     env=peers_env,
+                    cwd=ROOT,
                     stdout=subprocess.DEVNULL,
                 ),
             )
