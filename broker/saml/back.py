@@ -134,7 +134,7 @@ class SamlBack:
         doc = firewall.inspect(xml, root="Response", assertions=None)
         firewall.require_assertion_count(doc)
         # The schema check pysaml2 would run twice in pure Python, once in C on what was sent.
-        schema.validate_message(doc)
+        seen_whole = schema.validate_message(doc)
         issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
         if issuer is not None and issuer.text:
             # Another school's IdP registered a moment ago moves the registry view on, so the
@@ -142,12 +142,12 @@ class SamlBack:
             self.registry.school_by_idp(issuer.text.strip())
         client = self.entities.client
         try:
-            with schema.prevalidated():
+            with schema.prevalidated(seen_whole):
                 response = client.parse_authn_request_response(
                     saml_response, BINDING_HTTP_POST, outstanding={request_id: school.id}
                 )
         except StatusError as err:
-            if not self._error_signed_by(client, xml, doc, school):
+            if not self._error_signed_by(client, xml, doc, school, seen_whole):
                 # pysaml2 reports a status before it checks any signature; an unsigned "no"
                 # must not end the student's login (the real answer may still arrive).
                 raise InvalidMessage("unsigned error response", code="unsigned_status") from None
@@ -181,13 +181,15 @@ class SamlBack:
         return self._identity(response, school, request_id)
 
     @staticmethod
-    def _error_signed_by(client: Any, xml: bytes, doc: etree._Element, school: School) -> bool:
+    def _error_signed_by(
+        client: Any, xml: bytes, doc: etree._Element, school: School, seen_whole: bool
+    ) -> bool:
         """Whether an error Response carries a valid signature of the school's own IdP."""
         issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
         if issuer is None or (issuer.text or "").strip() != school.idp_entity_id:
             return False
         try:
-            with schema.prevalidated():
+            with schema.prevalidated(seen_whole):
                 client.sec.correctly_signed_response(
                     xml.decode(), must=True, require_response_signature=True
                 )

@@ -73,8 +73,15 @@ _SCHEMA = _compile()
 _LOCK = threading.Lock()
 
 
-def validate_message(doc: etree._Element) -> None:
+XENC_ENCRYPTED_DATA = "{http://www.w3.org/2001/04/xmlenc#}EncryptedData"
+
+
+def validate_message(doc: etree._Element) -> bool:
     """Refuse a parsed inbound message that is not valid against the SAML 2.0 protocol schema.
+
+    Returns whether the check saw everything: False when the message carries encrypted parts
+    (an EncryptedAssertion, EncryptedAttribute or EncryptedID), whose plaintext only pysaml2
+    sees after decrypting; then pysaml2 must keep its own check (`prevalidated(False)`).
 
     The log line names the failing rule and the element's path, never the offending value
     (which may be a name or an identifier)."""
@@ -86,13 +93,15 @@ def validate_message(doc: etree._Element) -> None:
             "saml message not valid against the schema rule=%s path=%s", error.type_name, error.path
         )
         raise InvalidMessage("message not valid against the SAML schema", code="schema_invalid")
+    return next(doc.iter(XENC_ENCRYPTED_DATA), None) is None
 
 
 @contextlib.contextmanager
-def prevalidated() -> Iterator[None]:
-    """Within this block pysaml2 skips its schema check: for a message `validate_message`
-    accepted. Bound to the current thread or task, so other messages are never affected."""
-    token = _PREVALIDATED.set(True)
+def prevalidated(complete: bool = True) -> Iterator[None]:
+    """Within this block pysaml2 skips its schema check, for a message `validate_message`
+    accepted and saw completely (`complete`; otherwise pysaml2 validates as usual). Bound to
+    the current thread or task, so other messages are never affected."""
+    token = _PREVALIDATED.set(complete)
     try:
         yield
     finally:
