@@ -39,10 +39,31 @@ class PublisherRpSettings:
     client_id: str
     client_secret: str
     scope: str = "openid profile email school"
+    # How long the discovery document and JWKS may be reused. 0 (the demo's default) fetches
+    # them for every login, so a key rollover shows at once; the benchmark caches them, as a
+    # production client does, so its logins cost the broker what they cost in production.
+    provider_cache_seconds: int = 0
 
     @property
     def redirect_uri(self) -> str:
         return f"{self.base_url}/callback"
+
+
+class _JsonCache:
+    """GETs JSON documents, keeping each for `seconds` (0: fetched every time)."""
+
+    def __init__(self, seconds: int) -> None:
+        self.seconds = seconds
+        self._documents: dict[str, tuple[float, Any]] = {}
+
+    def __call__(self, url: str) -> Any:
+        hit = self._documents.get(url)
+        if hit is not None and time.monotonic() < hit[0]:
+            return hit[1]
+        value = requests.get(url, timeout=_TIMEOUT).json()
+        if self.seconds:
+            self._documents[url] = (time.monotonic() + self.seconds, value)
+        return value
 
 
 def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
@@ -54,10 +75,10 @@ def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
     app.config["SESSION_COOKIE_NAME"] = f"demo_rp_{digest}"
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"  # the callback is a top-level GET
 
+    fetched = _JsonCache(settings.provider_cache_seconds)
+
     def provider() -> dict[str, Any]:
-        document: dict[str, Any] = requests.get(
-            f"{settings.issuer}/.well-known/openid-configuration", timeout=_TIMEOUT
-        ).json()
+        document: dict[str, Any] = fetched(f"{settings.issuer}/.well-known/openid-configuration")
         if document.get("issuer") != settings.issuer:
             raise ValueError("discovery document names another issuer")
         return document
@@ -128,7 +149,7 @@ def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
             )
         except OAuth2Error as error:
             return refused("The token request failed.", error=error.error)
-        keys = KeySet.import_key_set(requests.get(document["jwks_uri"], timeout=_TIMEOUT).json())
+        keys = KeySet.import_key_set(fetched(document["jwks_uri"]))
         try:
             id_token = jwt.decode(token["id_token"], keys, algorithms=["RS256", "ES256"])
             claims = dict(id_token.claims)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from broker.core.errors import ConfigurationError
@@ -35,6 +35,18 @@ from broker.registry.tables import (
 )
 
 _WITH_DECLARATIONS = joinedload(ServiceRow.declarations)
+
+
+# Built once: the login path runs it on every login, and building the statement (the column
+# comparisons, the join) cost more than SQLAlchemy's cached compilation of it.
+_POLICY_QUERY = (
+    select(ReleasePolicyRow, ServiceRow.declaration_version)
+    .join(ServiceRow, ServiceRow.id == ReleasePolicyRow.service_id)
+    .where(
+        ReleasePolicyRow.school_id == bindparam("school_id"),
+        ReleasePolicyRow.service_id == bindparam("service_id"),
+    )
+)
 
 
 class SqlRegistryReader:
@@ -107,12 +119,7 @@ class SqlRegistryReader:
         the pseudonym alone until the school confirms it against the current ones."""
         with session_on(self._engine) as session:
             found = session.execute(
-                select(ReleasePolicyRow, ServiceRow.declaration_version)
-                .join(ServiceRow, ServiceRow.id == ReleasePolicyRow.service_id)
-                .where(
-                    ReleasePolicyRow.school_id == school_id,
-                    ReleasePolicyRow.service_id == service_id,
-                )
+                _POLICY_QUERY, {"school_id": school_id, "service_id": service_id}
             ).one_or_none()
             if found is None:
                 return ReleasePolicy(school_id, service_id, frozenset(), 0)

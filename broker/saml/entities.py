@@ -27,6 +27,7 @@ from saml2.server import Server
 from broker.config import Settings
 from broker.core.catalogue import CATALOGUE
 from broker.core.ports import RegistryReader
+from broker.saml import schema
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
@@ -255,6 +256,7 @@ class SamlEntities:
         """`crypto_backend` stays in process in every deployment; the benchmark passes pysaml2's
         stock "xmlsec1" to measure what the in-process route saves."""
         enable_inprocess_crypto()
+        schema.install()
         self.crypto_backend = crypto_backend
         self.settings = settings
         self.registry = registry

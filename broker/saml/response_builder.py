@@ -14,6 +14,8 @@ from saml2 import class_name, saml, samlp
 from saml2.s_utils import sid
 from saml2.sigver import SecurityContext, pre_signature_part, signed_instance_factory
 
+from broker.saml.xmlsig import InProcessCryptoBackend
+
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
@@ -141,6 +143,10 @@ def signed_response(
     )
     # Inner first: the response's signature then covers the signed assertion.
     to_sign = [(class_name(assertion), assertion.id), (class_name(response), response.id)]
+    crypto = security.crypto
+    if isinstance(crypto, InProcessCryptoBackend):
+        # Both signatures in one pass over one parsed document (see sign_elements).
+        return crypto.sign_elements(response.to_string(), security.key_file, to_sign)
     return str(signed_instance_factory(response, security, to_sign))
 
 

@@ -178,19 +178,29 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # saml2 ship
         self, statement: Any, node_name: str, key_file: str, node_id: str | None
     ) -> str:
         """Fill in the signature template pysaml2 put in the element with ID `node_id`."""
+        return self.sign_elements(statement, key_file, [(node_name, node_id)])
+
+    def sign_elements(
+        self, statement: Any, key_file: str, targets: list[tuple[str, str | None]]
+    ) -> str:
+        """Fill in the templates of several elements, in the order given (inner first, so an
+        outer signature covers the inner one), with one parse and one serialisation: pysaml2's
+        own route re-parses and re-serialises the whole message for every signature."""
         if isinstance(statement, SamlBase):
             statement = str(statement)
         tree = parse_document(statement)
-        # The template must already satisfy the verification policy: pysaml2's defaults are
-        # RSA-SHA1/SHA-1, and we refuse to emit a signature we would refuse to accept.
-        element, signature = locate_signed_element(tree, node_name, node_id)
-        ctx = xmlsec.SignatureContext()
-        ctx.key = self._keys.get(key_file, int(xmlsec.constants.KeyDataFormatPem))
-        try:
-            ctx.register_id(element, "ID")
-            ctx.sign(signature)
-        except xmlsec.Error as err:
-            raise refuse("sign_failed") from err
+        key = self._keys.get(key_file, int(xmlsec.constants.KeyDataFormatPem))
+        for node_name, node_id in targets:
+            # The template must already satisfy the verification policy: pysaml2's defaults are
+            # RSA-SHA1/SHA-1, and we refuse to emit a signature we would refuse to accept.
+            element, signature = locate_signed_element(tree, node_name, node_id)
+            ctx = xmlsec.SignatureContext()
+            ctx.key = key
+            try:
+                ctx.register_id(element, "ID")
+                ctx.sign(signature)
+            except xmlsec.Error as err:
+                raise refuse("sign_failed") from err
         return serialise(tree)
 
     def validate_signature(

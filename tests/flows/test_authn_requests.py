@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 
 import pytest
 import xmlsec
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
@@ -882,3 +883,31 @@ def test_a_level_the_school_meets_is_answered_with_that_level(setup: Setup) -> N
     accepted = setup.sp.accept(_answer_form(page, setup.sp.acs[1])["SAMLResponse"], request.id)
     statement = accepted.assertion.authn_statement[0]
     assert statement.authn_context.authn_context_class_ref.text == PASSWORD_PROTECTED
+
+
+def test_the_upstream_request_is_signed_over_the_query_and_carries_no_xml_signature(
+    setup: Setup,
+) -> None:
+    """SAML bindings 3.4.4.1: over the Redirect binding the signature covers the query string
+    and the message itself carries none (it would only cost an RSA signature and URL length)."""
+    demo = setup.demo
+    scoping = Scoping(idp_list=IDPList(idp_entry=[IDPEntry(provider_id=demo.school_entity_id)]))
+    request = setup.sp.authn_request(setup.sso_url, scoping=scoping)
+    first = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True), follow=False)
+    to_school = first.location or ""
+    upstream, params = redirect_message(to_school)
+    assert etree.fromstring(upstream).find("ds:Signature", NS) is None
+    assert params["SigAlg"] == SIG_RSA_SHA256
+    # The signed octets are the query's own encoding, in the order the binding fixes.
+    query = to_school.split("?", 1)[1]
+    raw = dict(part.split("=", 1) for part in query.split("&"))
+    signed = "&".join(f"{k}={raw[k]}" for k in ("SAMLRequest", "RelayState", "SigAlg") if k in raw)
+    cert = x509.load_pem_x509_certificate(
+        (demo.directory / "keys" / "saml-signing.crt").read_bytes()
+    )
+    cert.public_key().verify(  # type: ignore[union-attr,call-arg]
+        base64.b64decode(params["Signature"]),
+        signed.encode(),
+        padding.PKCS1v15(),
+        hashes.SHA256(),
+    )
