@@ -33,8 +33,9 @@ def verify_command(config_path: Path) -> None:
     broken = 0
     for school_id in book.school_ids():
         report = book.verify(school_id)
+        head = f" (newest: {report.head.seq} {report.head.hash[:16]})" if report.head else ""
         if report.problem is None:
-            click.echo(f"{school_id}: {report.receipts} receipts, chain intact")
+            click.echo(f"{school_id}: {report.receipts} receipts, chain intact{head}")
             continue
         broken += 1
         problem = report.problem

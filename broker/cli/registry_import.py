@@ -21,7 +21,11 @@ from broker.cli.registry_toml import FORMAT
 from broker.cli.school_oidc import SecretFileInvalid, read_secret
 from broker.core.admins import Publisher
 from broker.core.catalogue import CATALOGUE
-from broker.core.endpoints import is_acceptable_endpoint
+from broker.core.endpoints import (
+    MAX_PRIVACY_CONTACT,
+    is_acceptable_endpoint,
+    privacy_contact_problem,
+)
 from broker.core.model import (
     Chain,
     ClientAuthMethod,
@@ -45,7 +49,7 @@ _SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")
 _SECRET_METHODS = (ClientAuthMethod.SECRET_BASIC, ClientAuthMethod.SECRET_POST)
 NAMED = {"id", "name"}
 SOURCES = ("saml_metadata", "saml_metadata_file", "saml_entity_id", "oidc")
-SCHOOL_KEYS = NAMED | {"subject", "eck_id", "scopes", *SOURCES}
+SCHOOL_KEYS = NAMED | {"subject", "eck_id", "scopes", "privacy_contact", *SOURCES}
 SCHOOL_OIDC_KEYS = {"issuer", "client_id", "client_secret_file", "algorithms"}
 SERVICE_KEYS = NAMED | {
     "publisher",
@@ -106,6 +110,17 @@ class _Reading:
 
 
 def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
+    """A school with its privacy contact (absent in the file: none)."""
+    found = _school_and_provider(reading, entry)
+    contact = entry.text("privacy_contact", limit=MAX_PRIVACY_CONTACT, default="")
+    if contact and (problem := privacy_contact_problem(contact)):
+        entry.wrong("privacy_contact", problem)
+    if found is None:
+        return None
+    return SchoolEntry(replace(found.school, privacy_contact=contact), found.metadata)
+
+
+def _school_and_provider(reading: _Reading, entry: Entries) -> SchoolEntry | None:
     school_id, name = entry.identifier("id"), entry.text("name")
     eck_id, scopes = entry.flag("eck_id", False), entry.strings("scopes", default=[])
     if reading.one_source(entry):

@@ -84,6 +84,8 @@ class _Writer:
                 ("scopes", list(school.scopes)),
             ]
         )
+        if school.privacy_contact:
+            lines += _pairs([("privacy_contact", school.privacy_contact)])
         if school.oidc is None:
             lines.append(self.metadata("schools", school.id, entry.metadata, school.idp_entity_id))
             return lines

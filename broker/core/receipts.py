@@ -60,6 +60,15 @@ class ReceiptKeys:
         message = field(previous_hash) + field(str(seq)) + field(content.canonical())
         return hmac.new(self.chain_key, message, sha256).hexdigest()
 
+    def seal_record(self, school_id: str, head: ChainAnchor, anchor: ChainAnchor) -> str:
+        """The seal of a school's chain record (its newest receipt and where the kept chain
+        starts): without it, deleting the newest or the oldest kept receipts and moving the
+        record along would go unnoticed."""
+        message = b"".join(
+            field(part) for part in ("record", school_id, str(head.seq), head.hash, str(anchor.seq))
+        )
+        return hmac.new(self.chain_key, message + field(anchor.hash), sha256).hexdigest()
+
 
 @dataclass(frozen=True)
 class ReceiptContent:

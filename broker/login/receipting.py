@@ -108,7 +108,7 @@ class Receipting:
     def notice_due(self, content: ReceiptContent) -> bool:
         """For a release this SSO session has not shown yet (`seen_in_session`)."""
         if self.book.notice_mode(content.school_id, content.service_id) == NOTICE_ON_CHANGES:
-            last = self.book.latest_for(content.subject, content.service_id)
+            last = self.book.latest_for(content.school_id, content.subject, content.service_id)
             if last is not None and last.content.release_fingerprint == content.release_fingerprint:
                 return False
         return True

@@ -89,9 +89,14 @@ class ReceiptChainRow(Base):
     head_hash: Mapped[str] = mapped_column(HASH)
     anchor_seq: Mapped[int] = mapped_column(Integer)
     anchor_hash: Mapped[str] = mapped_column(HASH)
+    # HMAC under the chain key over all of the above (ReceiptKeys.seal_record).
+    seal: Mapped[str] = mapped_column(HASH)
 
     def anchor(self) -> ChainAnchor:
         return ChainAnchor(self.anchor_seq, self.anchor_hash)
+
+    def head(self) -> ChainAnchor:
+        return ChainAnchor(self.head_seq, self.head_hash)
 
 
 class NoticePreferenceRow(Base):

@@ -8,6 +8,7 @@ other. Every read the portals and the my-data page make is on an index.
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
@@ -47,6 +48,8 @@ class ReceiptQuery:
     until: int | None = None
     service_id: str | None = None
     attribute: str | None = None
+    # A student code: the start of a receipt subject (at least 12 hex characters).
+    student: str | None = None
 
 
 @dataclass(frozen=True)
@@ -54,6 +57,9 @@ class ChainReport:
     school_id: str
     receipts: int
     problem: ChainBreak | None
+    # The chain record's newest receipt: `receipts verify` prints it, so a log of daily runs
+    # shows a head that went backwards (an older database restored, newest receipts gone).
+    head: ChainAnchor | None = None
 
 
 class SqlReceiptBook:
@@ -62,6 +68,11 @@ class SqlReceiptBook:
     def __init__(self, engine: Engine, keys: ReceiptKeys) -> None:
         self._engine = engine
         self._writer = writer(engine)
+        self._snapshot_reader = (
+            engine.execution_options(isolation_level="REPEATABLE READ")
+            if engine.dialect.name == "postgresql"
+            else engine
+        )
         self.keys = keys
 
     @classmethod
@@ -77,14 +88,18 @@ class SqlReceiptBook:
         for attempt in range(2):
             try:
                 with session_on(self._writer) as session:
-                    seq, previous = self._lock_head(session, content.school_id)
+                    seq, previous, anchor = self._lock_head(session, content.school_id)
                     receipt = Receipt(
                         content, seq, previous, self.keys.seal(content, seq, previous)
                     )
+                    head = ChainAnchor(seq, receipt.hash)
                     session.execute(
                         update(ReceiptChainRow)
                         .where(ReceiptChainRow.school_id == content.school_id)
-                        .values(head_hash=receipt.hash)
+                        .values(
+                            head_hash=receipt.hash,
+                            seal=self.keys.seal_record(content.school_id, head, anchor),
+                        )
                     )
                     session.add(ReceiptRow.from_receipt(receipt))
                     return receipt
@@ -95,16 +110,22 @@ class SqlReceiptBook:
                     raise
         raise AssertionError("unreachable")
 
-    def _lock_head(self, session: Session, school_id: str) -> tuple[int, str]:
-        """Advance the school's head and return (new sequence number, previous hash)."""
+    def _lock_head(self, session: Session, school_id: str) -> tuple[int, str, ChainAnchor]:
+        """Advance the school's head: (new sequence number, previous hash, the anchor)."""
         advanced = session.execute(
             update(ReceiptChainRow)
             .where(ReceiptChainRow.school_id == school_id)
             .values(head_seq=ReceiptChainRow.head_seq + 1)
-            .returning(ReceiptChainRow.head_seq, ReceiptChainRow.head_hash)
+            .returning(
+                ReceiptChainRow.head_seq,
+                ReceiptChainRow.head_hash,
+                ReceiptChainRow.anchor_seq,
+                ReceiptChainRow.anchor_hash,
+            )
         ).one_or_none()
         if advanced is not None:
-            return int(advanced[0]), str(advanced[1])
+            seq, previous, anchor_seq, anchor_hash = advanced
+            return int(seq), str(previous), ChainAnchor(int(anchor_seq), str(anchor_hash))
         session.add(
             ReceiptChainRow(
                 school_id=school_id,
@@ -112,16 +133,23 @@ class SqlReceiptBook:
                 head_hash=GENESIS_HASH,
                 anchor_seq=0,
                 anchor_hash=GENESIS_HASH,
+                seal="",  # sealed by the caller with the first receipt's hash
             )
         )
         session.flush()
-        return 1, GENESIS_HASH
+        return 1, GENESIS_HASH, ChainAnchor()
 
-    def latest_for(self, subject: str, service_id: str) -> Receipt | None:
+    def latest_for(self, school_id: str, subject: str, service_id: str) -> Receipt | None:
+        """The student's newest receipt for the service *at this school* (an ECK iD subject is
+        the same at every school, and another school's release says nothing about this one)."""
         with session_on(self._engine) as session:
             row = session.scalars(
                 select(ReceiptRow)
-                .where(ReceiptRow.subject == subject, ReceiptRow.service_id == service_id)
+                .where(
+                    ReceiptRow.subject == subject,
+                    ReceiptRow.service_id == service_id,
+                    ReceiptRow.school_id == school_id,
+                )
                 .order_by(ReceiptRow.id.desc())
                 .limit(1)
             ).one_or_none()
@@ -205,42 +233,36 @@ class SqlReceiptBook:
             return sorted(chained)
 
     def verify(self, school_id: str) -> ChainReport:
-        """Check one school's chain from its anchor to its head, in batches."""
-        with session_on(self._engine) as session:
-            chain = session.get(ReceiptChainRow, school_id)
-            head = (chain.head_seq, chain.head_hash) if chain is not None else None
-            anchor = chain.anchor() if chain is not None else ChainAnchor()
-        if head is None:
-            return ChainReport(school_id, 0, ChainBreak(school_id, 0, "chain record missing"))
-        count = 0
-        last = anchor
-        for batch in self._batches(school_id, anchor.seq):
-            problem = verify_chain(self.keys, school_id, last, batch)
-            if problem is not None:
-                return ChainReport(school_id, count, problem)
-            count += len(batch)
-            last = ChainAnchor(batch[-1].seq, batch[-1].hash)
-        if (last.seq, last.hash) != head:
-            # The newest receipts were removed (or the head was moved): the tail is missing.
-            return ChainReport(
-                school_id, count, ChainBreak(school_id, last.seq + 1, "newest receipts missing")
-            )
-        return ChainReport(school_id, count, None)
+        """Check one school's chain record and its receipts from the anchor to the head.
 
-    def _batches(self, school_id: str, after: int) -> Iterator[list[Receipt]]:
-        while True:
-            with session_on(self._engine) as session:
-                rows = session.scalars(
-                    select(ReceiptRow)
-                    .where(ReceiptRow.school_id == school_id, ReceiptRow.seq > after)
-                    .order_by(ReceiptRow.seq)
-                    .limit(VERIFY_BATCH)
+        One read transaction (REPEATABLE READ on PostgreSQL; a WAL read snapshot on SQLite), so
+        logins and a prune running meanwhile cannot make an intact chain look broken."""
+        with session_on(self._snapshot_reader) as session:
+            chain = session.get(ReceiptChainRow, school_id)
+            if chain is None:
+                return ChainReport(school_id, 0, ChainBreak(school_id, 0, "chain record missing"))
+            head, anchor = chain.head(), chain.anchor()
+            if not hmac.compare_digest(chain.seal, self.keys.seal_record(school_id, head, anchor)):
+                return ChainReport(
+                    school_id, 0, ChainBreak(school_id, head.seq, "chain record altered")
                 )
-                batch = [row.to_receipt() for row in rows]
-            if not batch:
-                return
-            yield batch
-            after = batch[-1].seq
+            count = 0
+            last = anchor
+            for batch in _batches(session, school_id, anchor.seq, head.seq):
+                problem = verify_chain(self.keys, school_id, last, batch)
+                if problem is not None:
+                    return ChainReport(school_id, count, problem, head)
+                count += len(batch)
+                last = ChainAnchor(batch[-1].seq, batch[-1].hash)
+        if last != head:
+            # The newest receipts were removed: the tail is missing.
+            return ChainReport(
+                school_id,
+                count,
+                ChainBreak(school_id, last.seq + 1, "newest receipts missing"),
+                head,
+            )
+        return ChainReport(school_id, count, None, head)
 
     def prune(self, before: int) -> dict[str, int]:
         """Delete receipts issued before `before` (Unix seconds), per school, moving each
@@ -266,13 +288,33 @@ class SqlReceiptBook:
                         )
                     ),
                 )
-                session.execute(
-                    update(ReceiptChainRow)
-                    .where(ReceiptChainRow.school_id == school_id)
-                    .values(anchor_seq=last[0], anchor_hash=last[1])
-                )
+                chain = session.get(ReceiptChainRow, school_id)
+                if chain is not None:
+                    anchor = ChainAnchor(int(last[0]), str(last[1]))
+                    chain.anchor_seq, chain.anchor_hash = anchor.seq, anchor.hash
+                    chain.seal = self.keys.seal_record(school_id, chain.head(), anchor)
                 deleted[school_id] = result.rowcount
         return deleted
+
+
+def _batches(session: Session, school_id: str, after: int, until: int) -> Iterator[list[Receipt]]:
+    """Receipts `after` < seq <= `until`, in sequence order, a batch at a time."""
+    while True:
+        rows = session.scalars(
+            select(ReceiptRow)
+            .where(
+                ReceiptRow.school_id == school_id,
+                ReceiptRow.seq > after,
+                ReceiptRow.seq <= until,
+            )
+            .order_by(ReceiptRow.seq)
+            .limit(VERIFY_BATCH)
+        )
+        batch = [row.to_receipt() for row in rows]
+        if not batch:
+            return
+        yield batch
+        after = batch[-1].seq
 
 
 def _filtered(statement: Any, query: ReceiptQuery) -> Any:
@@ -283,6 +325,8 @@ def _filtered(statement: Any, query: ReceiptQuery) -> Any:
         statement = statement.where(ReceiptRow.issued_at < query.until)
     if query.service_id:
         statement = statement.where(ReceiptRow.service_id == query.service_id)
+    if query.student:
+        statement = statement.where(ReceiptRow.subject.startswith(query.student, autoescape=True))
     if query.attribute:
         pattern = attributes_column((query.attribute,))
         statement = statement.where(ReceiptRow.attributes.contains(pattern, autoescape=True))

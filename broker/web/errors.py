@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import traceback
 
 from flask import Flask, render_template, request
 from flask_babel import gettext
@@ -16,6 +17,14 @@ from broker.web import metrics
 from broker.web.labels import attribute_label
 
 log = logging.getLogger("broker.web")
+
+
+def code_locations(error: BaseException | None, limit: int = 12) -> list[str]:
+    """`file:line function` of the innermost frames: enough to find a bug, no values."""
+    if error is None or error.__traceback__ is None:
+        return []
+    frames = traceback.extract_tb(error.__traceback__)[-limit:]
+    return [f"{'/'.join(f.filename.rsplit('/', 2)[-2:])}:{f.lineno} {f.name}" for f in frames]
 
 
 def new_error_id() -> str:
@@ -83,8 +92,14 @@ def install_error_pages(app: Flask) -> None:
     def internal_error(error: InternalServerError) -> tuple[str, int]:
         error_id = new_error_id()
         original = error.original_exception
-        # The class name only: an exception's text may quote a message or an attribute value.
-        log.error("unhandled error_id=%s type=%s", error_id, type(original).__name__)
+        # The class name and where it happened only: an exception's text (and its frames'
+        # locals) may quote a message or an attribute value.
+        log.error(
+            "unhandled error_id=%s type=%s",
+            error_id,
+            type(original).__name__,
+            extra={"frames": code_locations(original)},
+        )
         page = render_template(
             "error.html",
             status=500,

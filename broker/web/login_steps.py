@@ -138,8 +138,9 @@ def finish(
 
     Without `sso_token` (a fresh school login) the SSO session is opened only once the release
     succeeded, so a login the broker refused leaves no session behind. The receipt is written
-    before the answer is built: a login that cannot be accounted for is not answered. `shown`
-    is the release the student just saw on the information notice.
+    last, after the answer is built: a login that cannot be accounted for is not answered, and
+    a receipt never names one that was not. `shown` is the release the student just saw on the
+    information notice.
     """
     b = broker()
     if is_my_data(record.request):
@@ -154,17 +155,24 @@ def finish(
         if record.request.front.get("is_passive"):
             return refuse_to_service(record, InteractionRequired("notice due on a passive login"))
         return notice_page(record, identity, authn_instant, sso_token, content)
-    b.receipting.file(content)
     new_token = b.flow.open_session(identity, authn_instant) if sso_token is None else None
-    if not seen and (sso_token or new_token):
-        b.receipting.note_seen(sso_token or new_token or "", content)
-    # One SessionIndex (OIDC `sid`) for every service of one SSO session: what logout goes by.
-    session_index = b.flow.session_index(sso_token or new_token)
-    if is_oidc(record.request):
-        response = redirect(oidc_front().respond(completion, session_index), 303)
-    else:
-        message = b.saml_front.response_for(completion, session_index=session_index)
-        response = autopost(message, completion.service.name)
+    try:
+        if not seen and (sso_token or new_token):
+            b.receipting.note_seen(sso_token or new_token or "", content)
+        # One SessionIndex (OIDC `sid`) for every service of one SSO session: logout goes by it.
+        session_index = b.flow.session_index(sso_token or new_token)
+        if is_oidc(record.request):
+            response = redirect(oidc_front().respond(completion, session_index), 303)
+        else:
+            message = b.saml_front.response_for(completion, session_index=session_index)
+            response = autopost(message, completion.service.name)
+        # The receipt is the commit point: written last, once everything else stands, so a
+        # receipt never names a login that was not answered; without it there is no answer.
+        b.receipting.file(content)
+    except BaseException:
+        if new_token:
+            b.flow.end_session(new_token)  # a refused or failed login leaves no session
+        raise
     log.info(
         "released school=%s service=%s policy_version=%s attributes=%s",
         completion.school.id,

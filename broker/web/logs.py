@@ -49,6 +49,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             # The type only: an exception's text or traceback locals may quote personal data.
             entry["exception"] = record.exc_info[0].__name__
+        frames = getattr(record, "frames", None)
+        if frames:
+            entry["frames"] = frames  # file:line function, never values (errors.py)
         return json.dumps(entry, ensure_ascii=False)
 
 

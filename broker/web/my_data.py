@@ -33,6 +33,9 @@ my_data = Blueprint("my_data", __name__)
 VIEW = "my-data"
 VIEW_SECONDS = 15 * 60
 MAX_VIEW_ID = 64
+# The start of the receipt subject a student can quote to their school (the school's portal
+# finds receipts by it); 16 hex characters are 64 bits: no two students share one.
+STUDENT_CODE_SHOWN = 16
 
 
 def _broker() -> Broker:
@@ -102,11 +105,15 @@ def view(view_id: str) -> Response:
     school = b.view.school(str(data["school_id"]))
     if school is None:
         raise UnknownSchool("school left the registry")
-    receipts = b.receipts.for_subject(str(data["subject"]))
+    subject = str(data["subject"])
+    receipts = b.receipts.for_subject(subject)
+    # One look-up per service, not per receipt: a page can list hundreds of receipts.
+    names = {s.id: s.name for s in b.registry.all_services()}
     page = render_template(
         "my_data.html",
         school=school,
-        receipts=[_line(b, receipt) for receipt in receipts],
+        code=subject[:STUDENT_CODE_SHOWN],
+        receipts=[_line(names, receipt) for receipt in receipts],
         current=_current_releases(b, school.id, receipts),
     )
     response = make_response(page)
@@ -114,17 +121,12 @@ def view(view_id: str) -> Response:
     return response
 
 
-def _service_name(b: Broker, service_id: str) -> str:
-    service = b.registry.any_service(service_id)
-    return service.name if service is not None else service_id
-
-
-def _line(b: Broker, receipt: Receipt) -> ReceiptLine:
+def _line(names: dict[str, str], receipt: Receipt) -> ReceiptLine:
     content = receipt.content
     moment = datetime.fromtimestamp(content.issued_at, UTC)
     return ReceiptLine(
         when=moment.strftime("%Y-%m-%d %H:%M UTC"),
-        service_name=_service_name(b, content.service_id),
+        service_name=names.get(content.service_id, content.service_id),
         attributes=[str(attribute_label(name)) for name in content.attributes],
         pairing=protocol_pairing(content.school_protocol, content.service_protocol),
         policy_version=content.policy_version,

@@ -9,7 +9,7 @@ from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
 from broker.core.errors import StateExpired, UnknownSchool, UnknownService
-from broker.web.browser import browser_secret
+from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.labels import attribute_label
 from broker.web.login_steps import broker, content_security_policy, finish
 
@@ -65,12 +65,21 @@ def _origin(url: str) -> str:
 def proceed(notice_id: str) -> Response:
     # The id is unguessable and only on the page shown to this browser, and the held login is
     # sealed under this browser's secret: another site cannot make a student continue.
+    b = broker()
     secret, _ = browser_secret(request)
-    pending = broker().receipting.take(secret, _checked(notice_id))
+    pending = b.receipting.take(secret, _checked(notice_id))
+    identity, authn_instant = pending.identity, pending.authn_instant
+    if pending.sso_token is not None:
+        # Answered from an SSO session: it must still stand, and still be this browser's
+        # (a notice left open on a shared computer outlives neither a logout nor the session).
+        live = b.flow.session(pending.sso_token)
+        if live is None or request.cookies.get(SSO_COOKIE) != pending.sso_token:
+            raise StateExpired("the SSO session ended while the notice was open")
+        identity, authn_instant = live
     return finish(
         pending.record,
-        pending.identity,
-        pending.authn_instant,
+        identity,
+        authn_instant,
         sso_token=pending.sso_token,
         shown=pending.fingerprint,
     )

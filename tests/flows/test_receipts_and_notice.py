@@ -16,9 +16,11 @@ import pytest
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
+from broker.core.errors import StoreUnavailable
 from broker.core.model import Declaration, UpstreamIdentity
 from broker.core.receipts import Receipt
 from broker.registry.receipts import ReceiptQuery
+from broker.web.browser import SSO_COOKIE
 from tests.flows.test_all_pairings import log_in
 from tests.support.client import Browser, Page
 from tests.support.live import LiveDemo, OidcPublisher
@@ -194,3 +196,40 @@ def test_my_data_view_of_one_student_does_not_open_in_another_students_browser(
     page = my_data(demo, fatima, UID)
     my_data(demo, daan, OTHER)
     assert daan.get(page.url).status == 400
+
+
+def test_a_notice_left_open_cannot_continue_after_the_sso_session_ended(
+    demo: LiveDemo, notice_service: str
+) -> None:
+    browser = Browser(read_notices=False)
+    first = demo.login(browser, "leesplank", UID)  # opens the SSO session (and its notice)
+    form = notice_form(first.final)
+    assert form is not None
+    demo.answers_publisher(browser.post(form.pop("action"), form))
+    # The second platform is answered from the session, after its own notice.
+    held = demo.login(browser, notice_service, UID, deliver=False)
+    form = notice_form(held.final)
+    assert form is not None
+    token = browser.cookies(demo.broker_url)[SSO_COOKIE]
+    demo.broker.flow.end_session(token)  # logout, or the session's end, meanwhile
+    before = newest(demo, DEMO_SCHOOL_ID)[0].seq
+    refused = browser.post(form.pop("action"), form)
+    assert refused.status == 400, refused.text[:300]
+    assert not demo.answers_publisher(refused)
+    assert newest(demo, DEMO_SCHOOL_ID)[0].seq == before  # no receipt
+
+
+def test_a_login_whose_receipt_cannot_be_written_is_not_answered(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def unavailable(content: object) -> Receipt:
+        raise StoreUnavailable("registry database: OperationalError")
+
+    monkeypatch.setattr(demo.broker.receipts, "append", unavailable)
+    browser = Browser()
+    login = demo.login(browser, "rekenroute", UID)
+    assert login.final.status == 503, login.final.text[:300]
+    assert not demo.answers_publisher(login.final)
+    # No half-login: the SSO session opened for it was removed again.
+    token = browser.cookies(demo.broker_url).get(SSO_COOKIE)
+    assert token is None or demo.broker.flow.session(token) is None

@@ -90,8 +90,13 @@ def test_filters_totals_and_subject_lookups(book: SqlReceiptBook) -> None:
     assert book.totals(ReceiptQuery(school)) == {"leesplank": 2, "rekenwereld": 1}
     subject = content().subject
     assert {r.content.issued_at for r in book.for_subject(subject)} == {100, 200}
-    latest = book.latest_for(subject, "leesplank")
+    latest = book.latest_for(SCHOOLS[0].id, subject, "leesplank")
     assert latest is not None and latest.content.issued_at == 100
+    # The same subject at another school (an ECK iD school) is not this school's history.
+    assert book.latest_for(SCHOOLS[1].id, subject, "leesplank") is None
+    # A student code (the start of the subject) finds the same receipts.
+    assert len(book.find(ReceiptQuery(school, student=subject[:16]))) == 2
+    assert book.find(ReceiptQuery(school, student="0" * 16)) == []
 
 
 @pytest.mark.parametrize(
@@ -100,6 +105,8 @@ def test_filters_totals_and_subject_lookups(book: SqlReceiptBook) -> None:
         ("alter", 3, "altered"),
         ("delete-middle", 4, "missing"),
         ("delete-newest", 6, "newest receipts missing"),
+        ("delete-newest-and-move-head", 5, "chain record altered"),
+        ("delete-oldest-and-move-anchor", 5, "chain record altered"),
     ],
 )
 def test_tampering_in_the_database_is_found(
@@ -108,14 +115,24 @@ def test_tampering_in_the_database_is_found(
     for i in range(5):
         book.append(content(student=f"s{i}"))
     school = SCHOOLS[0].id
+    fourth = book.find(ReceiptQuery(school, student=None), limit=5)[1]  # seq 4
     with session_on(_engine(book)) as session:
         where = (ReceiptRow.school_id == school, ReceiptRow.seq == (5 if "newest" in attack else 3))
         if attack == "alter":
             session.execute(update(ReceiptRow).where(*where).values(attributes=","))
+        elif attack == "delete-oldest-and-move-anchor":
+            # Whoever can write the database cuts the oldest receipts and moves the anchor up:
+            # the hashes are there to copy, but the chain record's seal is not.
+            session.execute(delete(ReceiptRow).where(ReceiptRow.seq <= 4))
+            session.execute(update(ReceiptChainRow).values(anchor_seq=4, anchor_hash=fourth.hash))
         else:
             session.execute(delete(ReceiptRow).where(*where))
+            if attack == "delete-newest-and-move-head":
+                session.execute(update(ReceiptChainRow).values(head_seq=4, head_hash=fourth.hash))
     report = book.verify(school)
     expected = seq if attack != "delete-newest" else 5
+    if "move-head" in attack:
+        expected = 4
     assert report.problem is not None
     assert report.problem.seq == expected and reason in report.problem.reason
 

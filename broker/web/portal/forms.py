@@ -7,6 +7,7 @@ what the registry refuses (duplicates, unknown ids) comes back as a message next
 from __future__ import annotations
 
 import re
+from datetime import date
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
@@ -205,13 +206,44 @@ class PrivacyContactForm(FlaskForm):
     )
 
 
+def _real_date(form: FlaskForm, field: Field) -> None:
+    try:
+        date.fromisoformat(field.data or "")
+    except ValueError:
+        raise ValidationError(_l("Enter a date that exists, as YYYY-MM-DD.")) from None
+
+
+STUDENT_CODE = Regexp(
+    r"\A[0-9a-f]{12,64}\Z", message=_l("A student code is 12 to 64 characters 0-9 and a-f.")
+)
+
+
 class ReceiptFilterForm(FlaskForm):
-    """GET filter of the receipts page: no CSRF (it changes nothing)."""
+    """GET filter of the receipts page: no CSRF (it changes nothing). `student` takes only a
+    student code, never an identifier: a GET query ends up in access logs."""
 
     class Meta:
         csrf = False
 
-    since = StringField(_l("From (YYYY-MM-DD)"), [Optional(), Regexp(r"\A\d{4}-\d{2}-\d{2}\Z")])
-    until = StringField(_l("Until (YYYY-MM-DD)"), [Optional(), Regexp(r"\A\d{4}-\d{2}-\d{2}\Z")])
+    since = StringField(_l("From (YYYY-MM-DD)"), [Optional(), _real_date])
+    until = StringField(_l("Until (YYYY-MM-DD)"), [Optional(), _real_date])
     service = SelectField(_l("Service"), validate_choice=False)
     attribute = SelectField(_l("Attribute"), validate_choice=False)
+    student = StringField(
+        _l("Student code"),
+        [Optional(), STUDENT_CODE],
+        description=_l("As shown on the student's data page, or found below."),
+    )
+
+
+class StudentLookupForm(FlaskForm):
+    """POSTed, so the identifier never appears in a URL or an access log."""
+
+    identifier = StringField(
+        _l("The student's identifier"),
+        [DataRequired(), Length(max=512)],
+        description=_l(
+            "As your school's sign-in system sends it (or the ECK iD, if your school uses it). "
+            "It is used once to find the student's code and is not kept."
+        ),
+    )

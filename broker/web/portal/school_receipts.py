@@ -29,13 +29,20 @@ from wtforms import SelectChoice
 
 from broker.core.admins import AdminRole
 from broker.core.endpoints import privacy_contact_problem
+from broker.core.model import UpstreamIdentity
 from broker.core.receipt_export import csv_lines, json_lines
 from broker.core.receipts import protocol_pairing
 from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.receipts import ReceiptQuery
 from broker.web.labels import attribute_label
 from broker.web.login_steps import broker
-from broker.web.portal.forms import NoticeForm, PrivacyContactForm, ReceiptFilterForm
+from broker.web.my_data import STUDENT_CODE_SHOWN
+from broker.web.portal.forms import (
+    NoticeForm,
+    PrivacyContactForm,
+    ReceiptFilterForm,
+    StudentLookupForm,
+)
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 
 log = logging.getLogger("broker.portal")
@@ -44,26 +51,33 @@ SCHOOL = AdminRole.SCHOOL
 SHOWN = 200
 
 
+FILTERS = ("since", "until", "service", "attribute", "student")
+
+
 def _query(school_id: str, form: ReceiptFilterForm) -> ReceiptQuery:
+    """The filter as a query; the form has validated every field (dates exist)."""
+
     def day(text: str | None) -> int | None:
         if not text:
             return None
-        try:
-            return int(
-                datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC).timestamp()
-            )
-        except ValueError:
-            return None
+        midnight = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
+        return int(midnight.timestamp())
 
     until = day(form.until.data)
     return ReceiptQuery(
         school_id,
         since=day(form.since.data),
-        # "Until 2026-11-28" includes that whole day.
+        # "Until 2026-11-28" includes that whole day (UTC, as the receipts' times are).
         until=until + int(timedelta(days=1).total_seconds()) if until is not None else None,
         service_id=form.service.data or None,
         attribute=form.attribute.data or None,
+        student=form.student.data or None,
     )
+
+
+def _filters() -> dict[str, str]:
+    """The page's own filter parameters, for the export links (nothing else is passed on)."""
+    return {name: value for name in FILTERS if (value := request.args.get(name, ""))}
 
 
 def _filter_form(school_id: str) -> ReceiptFilterForm:
@@ -103,9 +117,34 @@ def receipts(school_id: str) -> tuple[str, int]:
         names=names,
         when=lambda seconds: datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M"),
         pairing=protocol_pairing,
-        export_args=request.args.to_dict(),
+        export_args=_filters(),
+        code_length=STUDENT_CODE_SHOWN,
+        lookup=StudentLookupForm(),
     )
     return page, 200
+
+
+@school_receipts.route("/receipts/student", methods=["POST"])
+@portal_page(SCHOOL)
+def find_student(school_id: str) -> BaseResponse | tuple[str, int]:
+    """From a student's identifier to their code, in memory: the identifier is neither kept,
+    logged, nor put in a URL; the redirect carries only the code."""
+    b = broker()
+    school = b.registry.school(school_id)
+    refuse_unless(school is not None)
+    assert school is not None
+    lookup = StudentLookupForm()
+    if not lookup.validate_on_submit():
+        form = _filter_form(school_id)
+        page = render_template(
+            "portal/school_receipts.html", school=school, form=form, lookup=lookup
+        )
+        return page, 400
+    identifier = (lookup.identifier.data or "").strip()
+    student = UpstreamIdentity(school.id, identifier, {"eck_id": (identifier,)})
+    code = b.receipting.keys.subject(school, student)[:STUDENT_CODE_SHOWN]
+    log.info("portal receipts student lookup school=%s admin=%s", school_id, current_admin().id)
+    return redirect(url_for(".receipts", school_id=school_id, student=code), code=303)
 
 
 @school_receipts.route("/receipts.<fmt>", methods=["GET"])

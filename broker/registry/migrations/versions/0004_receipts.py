@@ -53,6 +53,7 @@ def upgrade() -> None:
         sa.Column("head_hash", sa.String(length=64), nullable=False),
         sa.Column("anchor_seq", sa.Integer(), nullable=False),
         sa.Column("anchor_hash", sa.String(length=64), nullable=False),
+        sa.Column("seal", sa.String(length=64), nullable=False),
         sa.PrimaryKeyConstraint("school_id", name=op.f("pk_receipt_chains")),
     )
     op.create_table(

@@ -1,0 +1,104 @@
+"""The school's receipts pages with the Flask test client: the student lookup keeps the
+identifier out of every URL and log line, the filter refuses dates that do not exist, and the
+export links pass on nothing but the filter."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from flask.testing import FlaskClient
+
+from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.model import Release, UpstreamIdentity
+from broker.core.receipts import receipt_content
+from tests.support.portal import HTTPS, PortalSite, csrf_token
+
+IDENTIFIER = "qzx-lookup-student-77"
+RECEIPTS = f"/portal/school/{DEMO_SCHOOL_ID}/receipts"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
+    built = PortalSite(tmp_path_factory.mktemp("receipts-portal"))
+    broker = built.app.extensions["ketenbroker"]
+    school = broker.view.school(DEMO_SCHOOL_ID)
+    service = broker.view.service("leesplank")
+    for subject in (IDENTIFIER, "someone-else"):
+        broker.receipts.append(
+            receipt_content(
+                broker.receipting.keys,
+                issued_at=int(time.time()),
+                school=school,
+                service=service,
+                identity=UpstreamIdentity(DEMO_SCHOOL_ID, subject),
+                release=Release("p" * 64, {"given_name": ("x",)}, 1),
+            )
+        )
+    yield built
+    built.registry.close()
+
+
+@pytest.fixture(scope="module")
+def school(site: PortalSite) -> FlaskClient:
+    return site.sign_in("school")
+
+
+def test_student_lookup_redirects_with_the_code_only(
+    site: PortalSite, school: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    page = school.get(RECEIPTS, base_url=HTTPS)
+    assert page.status_code == 200
+    token = csrf_token(page.get_data(as_text=True))
+    with caplog.at_level(logging.DEBUG):
+        found = school.post(
+            f"{RECEIPTS}/student",
+            base_url=HTTPS,
+            data={"csrf_token": token, "identifier": IDENTIFIER},
+        )
+    assert found.status_code == 303
+    location = found.headers["Location"]
+    assert IDENTIFIER not in location and IDENTIFIER not in caplog.text
+    code = parse_qs(urlsplit(location).query)["student"][0]
+    assert len(code) == 16
+    listed = school.get(location, base_url=HTTPS).get_data(as_text=True)
+    assert listed.count("data-receipt") == 1 and code in listed
+    assert IDENTIFIER not in listed
+
+
+def test_a_date_that_does_not_exist_is_refused(school: FlaskClient) -> None:
+    page = school.get(f"{RECEIPTS}?since=2026-02-30", base_url=HTTPS)
+    assert page.status_code == 400
+    assert "2026-02-30" in page.get_data(as_text=True)  # shown back in its field
+    export = school.get(f"{RECEIPTS}.csv?since=2026-02-30", base_url=HTTPS)
+    assert export.status_code == 400
+
+
+def test_export_links_carry_the_filter_and_nothing_else(school: FlaskClient) -> None:
+    page = school.get(
+        f"{RECEIPTS}?service=leesplank&fmt=json&school_id=x&_external=1&_anchor=y",
+        base_url=HTTPS,
+    )
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    exports = re.findall(r'href="([^"]*receipts\.(?:csv|json)[^"]*)"', html)
+    assert sorted(exports) == [
+        f"{RECEIPTS}.csv?service=leesplank",
+        f"{RECEIPTS}.json?service=leesplank",
+    ]
+
+
+def test_csv_export_of_one_student(site: PortalSite, school: FlaskClient) -> None:
+    broker = site.app.extensions["ketenbroker"]
+    code = broker.receipting.keys.subject(
+        broker.view.school(DEMO_SCHOOL_ID), UpstreamIdentity(DEMO_SCHOOL_ID, IDENTIFIER)
+    )[:16]
+    export = school.get(f"{RECEIPTS}.csv?student={code}", base_url=HTTPS)
+    assert export.status_code == 200
+    assert export.headers["Content-Disposition"].startswith('attachment; filename="receipts-')
+    rows = export.get_data(as_text=True).strip().splitlines()
+    assert len(rows) == 2 and code in rows[1]
