@@ -22,6 +22,25 @@ def attributes_column(attributes: tuple[str, ...]) -> str:
     return "," + ",".join(attributes) + "," if attributes else ","
 
 
+def receipt_values(receipt: Receipt) -> dict[str, str | int | None]:
+    """The row's columns for one receipt."""
+    content = receipt.content
+    return {
+        "school_id": content.school_id,
+        "seq": receipt.seq,
+        "issued_at": content.issued_at,
+        "service_id": content.service_id,
+        "chain_id": content.chain_id,
+        "attributes": attributes_column(content.attributes),
+        "policy_version": content.policy_version,
+        "school_protocol": content.school_protocol,
+        "service_protocol": content.service_protocol,
+        "subject": content.subject,
+        "previous_hash": receipt.previous_hash,
+        "hash": receipt.hash,
+    }
+
+
 class ReceiptRow(Base):
     __tablename__ = "receipts"
     __table_args__ = (
@@ -44,24 +63,6 @@ class ReceiptRow(Base):
     subject: Mapped[str] = mapped_column(HASH)
     previous_hash: Mapped[str] = mapped_column(HASH)
     hash: Mapped[str] = mapped_column(HASH)
-
-    @classmethod
-    def from_receipt(cls, receipt: Receipt) -> ReceiptRow:
-        content = receipt.content
-        return cls(
-            school_id=content.school_id,
-            seq=receipt.seq,
-            issued_at=content.issued_at,
-            service_id=content.service_id,
-            chain_id=content.chain_id,
-            attributes=attributes_column(content.attributes),
-            policy_version=content.policy_version,
-            school_protocol=content.school_protocol,
-            service_protocol=content.service_protocol,
-            subject=content.subject,
-            previous_hash=receipt.previous_hash,
-            hash=receipt.hash,
-        )
 
     def to_receipt(self) -> Receipt:
         content = ReceiptContent(
