@@ -112,7 +112,7 @@ class _Reading:
 def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
     """A school with its privacy contact (absent in the file: none)."""
     found = _school_and_provider(reading, entry)
-    contact = entry.text("privacy_contact", limit=MAX_PRIVACY_CONTACT, default="")
+    contact = entry.optional_text("privacy_contact", limit=MAX_PRIVACY_CONTACT) or ""
     if contact and (problem := privacy_contact_problem(contact)):
         entry.wrong("privacy_contact", problem)
     if found is None:

@@ -117,7 +117,7 @@ def test_init_key_creates_a_missing_key_and_never_overwrites(instance: Path) -> 
 def test_privacy_contact_is_checked_and_stored(instance: Path, tmp_path: Path) -> None:
     settings = load_settings(instance)
     registry = SqlRegistry(settings.registry_url)
-    registry.add_school(School("99XX00", "A", "", oidc=None), "")
+    registry.add_school(School("99XX00", "A", "https://idp.school.example/metadata"), "")
     bad = CliRunner().invoke(
         main,
         [
@@ -143,6 +143,14 @@ def test_privacy_contact_is_checked_and_stored(instance: Path, tmp_path: Path) -
         "mailto:privacy@school.example",
     )
     assert good.exit_code == 0, good.output
+    school = registry.school("99XX00")
+    assert school is not None and school.privacy_contact == "mailto:privacy@school.example"
+    # It travels with the registry file: export, then import the same file, and it stays.
+    exported = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", instance, exported).exit_code == 0
+    assert 'privacy_contact = "mailto:privacy@school.example"' in exported.read_text()
+    imported = run("registry", "import", "--config", instance, exported)
+    assert imported.exit_code == 0, imported.output
     school = registry.school("99XX00")
     assert school is not None and school.privacy_contact == "mailto:privacy@school.example"
     unknown = CliRunner().invoke(

@@ -466,7 +466,7 @@ def test_school_filters_and_exports_receipts(
     students = Counter(row["student"] for row in exported)
     assert sorted(students.values()) == [1, 2], students
     # The portal's student column is the start of the same code.
-    assert Counter(s[:12] for s in students.elements()) == shown_students
+    assert Counter(s[:16] for s in students.elements()) == shown_students
     seqs = [int(row["seq"]) for row in exported]
     assert seqs == sorted(seqs) and len(set(seqs)) == 3, seqs
 
