@@ -132,6 +132,9 @@ class Browser:
         self.jar: dict[str, dict[str, str]] = {}
         self.history: list[str] = []
         self.language = language
+        # Where a request for a URL is really sent: the drills point the broker's public URL
+        # at one of several broker processes, as a load balancer would (cookies stay per host).
+        self.route: Callable[[str], str] = lambda url: url
 
     def cookies(self, url_or_host: str) -> dict[str, str]:
         host = _host(url_or_host) if "://" in url_or_host else url_or_host
@@ -171,7 +174,7 @@ class Browser:
             self.history.append(url)
             response = requests.request(
                 method,
-                url,
+                self.route(url),
                 data=data,
                 cookies=self.jar.get(_host(url), {}),
                 headers={"Accept-Language": self.language},

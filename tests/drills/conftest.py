@@ -1,0 +1,28 @@
+"""Fixtures of the failure drills: each test module gets a Redis of its own (so it can stop,
+restart and wipe it) and a fresh PostgreSQL registry database, dropped afterwards."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.support.postgres import PostgresServer, require_postgres
+from tests.support.processes import RedisServer, redis_server
+
+
+@pytest.fixture(scope="module")
+def postgres() -> PostgresServer:
+    return require_postgres()
+
+
+@pytest.fixture(scope="module")
+def database(postgres: PostgresServer) -> Iterator[str]:
+    with postgres.fresh_database() as name:
+        yield name
+
+
+@pytest.fixture(scope="module")
+def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with redis_server(tmp_path_factory.mktemp("drill-redis")) as server:
+        yield server
