@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from broker.config import Settings
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.login.flow import LoginFlow
+from broker.login.replay import ReplayGuard
 from broker.oidc.back import OidcBack
 from broker.oidc.provider import OidcProvider
 from broker.registry import SqlRegistry
@@ -28,6 +29,7 @@ class Broker:
     view: RegistryReader
     store: KeyValueStore
     flow: LoginFlow
+    replay: ReplayGuard
     saml_entities: SamlEntities
     saml_front: SamlFront
     saml_back: SamlBack
@@ -56,6 +58,7 @@ def build_broker(settings: Settings, *, saml_crypto_backend: str = CRYPTO_BACKEN
         view=view,
         store=store,
         flow=flow,
+        replay=ReplayGuard(store, skew=settings.saml.clock_skew_seconds),
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),
         saml_back=SamlBack(entities, view),

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.support.federation import Federation, federation
 from tests.support.postgres import PostgresServer, require_postgres
 from tests.support.processes import RedisServer, redis_server
 
@@ -26,3 +27,19 @@ def database(postgres: PostgresServer) -> Iterator[str]:
 def redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
     with redis_server(tmp_path_factory.mktemp("drill-redis")) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def fed(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    redis: RedisServer,
+    postgres: PostgresServer,
+    database: str,
+) -> Iterator[Federation]:
+    """The federation for this test module, shaped by the module's `FEDERATION` options
+    (keyword arguments of `tests.support.federation.federation`)."""
+    options = getattr(request.module, "FEDERATION", {})
+    directory = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
+    with federation(directory, redis, postgres, database, **options) as running:
+        yield running

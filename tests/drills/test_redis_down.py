@@ -9,18 +9,17 @@ the broker; then it is started again on the same port.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import requests
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
-from tests.support.federation import OIDC_PUBLISHER, SAML_PUBLISHER, Federation, federation
+from tests.support.federation import OIDC_PUBLISHER, SAML_PUBLISHER, Federation
 from tests.support.live import SSO_COOKIE
-from tests.support.postgres import PostgresServer
 from tests.support.processes import RedisServer
 
 pytestmark = [pytest.mark.drills, pytest.mark.postgres, pytest.mark.redis]
+FEDERATION = {"brokers": 1}
 
 UID = "sanne.jansen"
 # The 503 page in each language: its title and its message (broker/web/errors.py).
@@ -28,18 +27,6 @@ TRY_AGAIN = {
     "nl": ("Probeer het zo opnieuw", "De broker is even niet bereikbaar"),
     "en": ("Please try again in a moment", "The broker is briefly unavailable"),
 }
-
-
-@pytest.fixture(scope="module")
-def fed(
-    tmp_path_factory: pytest.TempPathFactory,
-    redis: RedisServer,
-    postgres: PostgresServer,
-    database: str,
-) -> Iterator[Federation]:
-    directory: Path = tmp_path_factory.mktemp("redis-down")
-    with federation(directory, redis, postgres, database, brokers=1) as running:
-        yield running
 
 
 @pytest.fixture

@@ -183,6 +183,7 @@ def federation(
     brokers: int = 2,
     registry_port: int | None = None,
     school_timeout_seconds: int = 2,
+    clock_skew_seconds: int = 60,
 ) -> Iterator[Federation]:
     """The federation, running; every process and server stopped afterwards.
 
@@ -200,6 +201,7 @@ def federation(
             ('url = "sqlite:///registry.sqlite3"', f'url = "{registry_url}"'),
             ('url = "memory://"', f'url = "{redis.url}"'),
             ("http_timeout_seconds = 5", f"http_timeout_seconds = {school_timeout_seconds}"),
+            ("clock_skew_seconds = 60", f"clock_skew_seconds = {clock_skew_seconds}"),
         ):
             assert old in text, old
             text = text.replace(old, new)

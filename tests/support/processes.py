@@ -215,7 +215,7 @@ class GunicornBroker:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log
-        env = {**os.environ, "KETENBROKER_CONFIG": str(config)}
+        env = {**os.environ, "KETENBROKER_CONFIG": str(config), "PYTHONUNBUFFERED": "1"}
         with open(log, "ab") as output:
             self.process = subprocess.Popen(
                 [
