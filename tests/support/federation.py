@@ -59,6 +59,8 @@ class Federation:
     school_op: TcpForwarder
     brokers: list[GunicornBroker] = field(default_factory=list)
     servers: list[BaseWSGIServer] = field(default_factory=list)
+    # Between the brokers and PostgreSQL when the drill asked for it (`registry_link`).
+    registry_link: TcpForwarder | None = None
 
     # -- addresses -----------------------------------------------------------------------------
     @property
@@ -181,20 +183,21 @@ def federation(
     database: str,
     *,
     brokers: int = 2,
-    registry_port: int | None = None,
+    registry_link: bool = False,
     school_timeout_seconds: int = 2,
     clock_skew_seconds: int = 60,
 ) -> Iterator[Federation]:
     """The federation, running; every process and server stopped afterwards.
 
-    `registry_port`: reach PostgreSQL through this port (a forwarder the test controls).
+    `registry_link`: the brokers reach PostgreSQL through a forwarder the test controls.
     """
     with ExitStack() as stack:
         port = free_ports(7)
         init_instance(
             directory, f"http://127.0.0.1:{port}", "demo.ketenbroker.example", "Ketenbroker demo"
         )
-        registry_url = postgres.url(database, port=registry_port)
+        link = stack.enter_context(tcp_forwarder(postgres.port)) if registry_link else None
+        registry_url = postgres.url(database, port=link.port if link else None)
         config = directory / CONFIG_NAME
         text = config.read_text(encoding="utf-8")
         for old, new in (
@@ -212,7 +215,9 @@ def federation(
         school_op_app = apps.pop(f"http://localhost:{port + OIDC_SCHOOL_PORT_OFFSET}")
         behind = free_ports(1)
         school_op = stack.enter_context(tcp_forwarder(behind, port + OIDC_SCHOOL_PORT_OFFSET))
-        fed = Federation(directory, port, settings, redis, registry_url, school_op)
+        fed = Federation(
+            directory, port, settings, redis, registry_url, school_op, registry_link=link
+        )
         stack.callback(fed.close)
         fed.servers.extend(serve({**apps, f"http://localhost:{behind}": school_op_app}))
         for index in range(brokers):
