@@ -3,7 +3,8 @@
 Every call (discovery, JWKS, token, userinfo) goes through `SchoolSession`: only https, or plain
 http to a loopback address; a timeout; no redirects (a 3xx would let a provider's answer come
 from a URL nobody configured); and a size cap, enforced while streaming so a provider cannot make
-a worker buffer a gigabyte. Failures of the network become `UpstreamFailure("school_unreachable")`.
+a worker buffer a gigabyte. Failures of the network become `UpstreamFailure("school_unreachable")`,
+a provider that does not answer in time `SchoolTimeout`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 
 from broker.core.endpoints import acceptable_destination, is_acceptable_endpoint
-from broker.core.errors import UpstreamFailure
+from broker.core.errors import SchoolTimeout, UpstreamFailure
 
 # Discovery documents, key sets and token responses are a few KiB; 256 KiB leaves room for big
 # key sets and long group lists while keeping a hostile provider from filling memory.
@@ -63,6 +64,9 @@ class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no ty
                 method, url, withhold_token=withhold_token, auth=auth, **kwargs
             )
             body = _read_capped(response, deadline)
+        except requests.Timeout as err:
+            # Connect or read timeout: a provider that hangs ends this login, not the worker.
+            raise SchoolTimeout(f"provider did not answer in time: {type(err).__name__}") from None
         except requests.RequestException as err:
             raise UpstreamFailure(
                 f"provider unreachable: {type(err).__name__}", code="school_unreachable"
@@ -97,7 +101,7 @@ def _read_capped(response: requests.Response, deadline: float) -> bytes:
     while True:
         if time.monotonic() > deadline:
             response.close()
-            raise UpstreamFailure("provider answered too slowly", code="school_unreachable")
+            raise SchoolTimeout("provider answered too slowly")
         # read1: what one socket read brings, so the deadline is checked between trickles.
         chunk = response.raw.read1(_CHUNK, decode_content=True)
         if not chunk:

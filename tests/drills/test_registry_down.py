@@ -12,9 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import requests
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
+from tests.drills.expect import assert_healthy, assert_logins_work, assert_try_again_page
 from tests.support.client import Browser, Page
 from tests.support.federation import OIDC_PUBLISHER, SAML_PUBLISHER, Federation
 from tests.support.processes import Mode, TcpForwarder
@@ -23,10 +23,6 @@ pytestmark = [pytest.mark.drills, pytest.mark.postgres, pytest.mark.redis]
 FEDERATION = {"brokers": 1, "registry_link": True}
 
 UID = "sanne.jansen"
-TRY_AGAIN = {
-    "nl": ("Probeer het zo opnieuw", "De broker is even niet bereikbaar"),
-    "en": ("Please try again in a moment", "The broker is briefly unavailable"),
-}
 
 
 @pytest.fixture
@@ -46,32 +42,11 @@ def attempt(fed: Federation, browser: Browser, publisher: str, school: str) -> P
     return fed.deliver(browser, page, publisher)
 
 
-def assert_try_again_page(fed: Federation, page: Page, language: str) -> None:
-    assert page.status == 503, (page.url, page.text[:300])
-    assert page.url.startswith(fed.broker_url)
-    assert f'lang="{language}"' in page.text
-    assert all(part in page.text for part in TRY_AGAIN[language])
-    assert "Traceback" not in page.text and "sqlalchemy" not in page.text.lower()
-    assert "SAMLResponse" not in page.text and page.location is None
-
-
-def assert_healthy(fed: Federation) -> None:
-    for broker in fed.brokers:
-        assert requests.get(f"{broker.url}/healthz", timeout=5).status_code == 200
-
-
-def assert_logins_work(fed: Federation, publisher: str, school: str) -> None:
-    browser = fed.browser()
-    page = fed.login(browser, publisher, school, UID)
-    assert page.status == 200, page.text[:500]
-    assert fed.received_subject(browser, publisher) == fed.expected_pseudonym(school, UID)
-
-
 @pytest.mark.parametrize("mode", [Mode.REFUSE, Mode.HANG])
 def test_registry_unreachable_gives_a_localised_503_and_recovers(
     fed: Federation, link: TcpForwarder, mode: Mode
 ) -> None:
-    assert_logins_work(fed, SAML_PUBLISHER, DEMO_SCHOOL_ID)
+    assert_logins_work(fed, SAML_PUBLISHER, DEMO_SCHOOL_ID, UID)
     link.set_mode(mode)
     # The broker must answer within the client's timeout (15 s): a hung database may cost a
     # request the connect timeout, never a worker.
@@ -86,8 +61,8 @@ def test_registry_unreachable_gives_a_localised_503_and_recovers(
     assert_healthy(fed)
 
     link.set_mode(Mode.FORWARD)
-    assert_logins_work(fed, SAML_PUBLISHER, DEMO_SCHOOL_ID)
-    assert_logins_work(fed, OIDC_PUBLISHER, DEMO_OIDC_SCHOOL_ID)
+    assert_logins_work(fed, SAML_PUBLISHER, DEMO_SCHOOL_ID, UID)
+    assert_logins_work(fed, OIDC_PUBLISHER, DEMO_OIDC_SCHOOL_ID, UID)
 
 
 def test_workers_started_while_the_registry_is_down_boot_and_serve_once_it_is_back(
@@ -100,4 +75,4 @@ def test_workers_started_while_the_registry_is_down_boot_and_serve_once_it_is_ba
     assert_healthy(fed)
     assert_try_again_page(fed, attempt(fed, fed.browser(), SAML_PUBLISHER, DEMO_SCHOOL_ID), "en")
     link.set_mode(Mode.FORWARD)
-    assert_logins_work(fed, SAML_PUBLISHER, DEMO_SCHOOL_ID)
+    assert_logins_work(fed, SAML_PUBLISHER, DEMO_SCHOOL_ID, UID)

@@ -129,10 +129,16 @@ class TcpForwarder:
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._listener.settimeout(0.2)
         self._open: set[socket.socket] = set()
+        self._held: set[socket.socket] = set()
         self._lock = threading.Lock()
         self._running = True
         self._thread = threading.Thread(target=self._accept, daemon=True)
         self._thread.start()
+
+    def held(self) -> int:
+        """Connections accepted in HANG mode and still open (a caller waiting on us)."""
+        with self._lock:
+            return sum(1 for sock in self._held if sock.fileno() != -1)
 
     def set_mode(self, mode: Mode) -> None:
         self.mode = mode
@@ -147,7 +153,7 @@ class TcpForwarder:
 
     def _cut_all(self) -> None:
         with self._lock:
-            sockets, self._open = self._open, set()
+            sockets, self._open, self._held = self._open, set(), set()
         for sock in sockets:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -173,7 +179,10 @@ class TcpForwarder:
                 continue
             self._track(client)
             if mode is Mode.HANG:
-                continue  # the kernel buffers what the client sends; nothing ever comes back
+                # The kernel buffers what the client sends; nothing ever comes back.
+                with self._lock:
+                    self._held.add(client)
+                continue
             try:
                 upstream = socket.create_connection(("127.0.0.1", self.target_port), timeout=5)
             except OSError:

@@ -1,0 +1,79 @@
+"""A school whose OpenID provider hangs (accepts connections, never answers): that school's
+logins end cleanly with a localised "did not answer in time" page within the configured timeout
+(two seconds here), while another school's login, at the same time, goes through.
+
+The broker calls an OIDC school's provider on the back channel (token endpoint, keys,
+userinfo); the forwarder in front of the demo OIDC school is switched to HANG after the student
+signed in there, so the hang meets the broker's token request, not the student's browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
+from tests.drills.expect import assert_healthy, assert_logins_work
+from tests.support.federation import OIDC_PUBLISHER, SAML_PUBLISHER, Federation
+from tests.support.processes import Mode, TcpForwarder, wait_for
+
+pytestmark = [pytest.mark.drills, pytest.mark.postgres, pytest.mark.redis]
+FEDERATION = {"brokers": 1, "school_timeout_seconds": 2}
+
+UID = "sanne.jansen"
+TIMED_OUT = {
+    "nl": "De inlogdienst van je school antwoordde niet op tijd",
+    "en": "sign-in service did not answer in time",  # (the apostrophe is escaped)
+}
+
+
+@pytest.fixture
+def school_op(fed: Federation) -> Iterator[TcpForwarder]:
+    """The forwarder to the OIDC school, forwarding again after the test."""
+    yield fed.school_op
+    fed.school_op.set_mode(Mode.FORWARD)
+
+
+def log_lines(fed: Federation, text: str) -> int:
+    return fed.brokers[0].log_path.read_text(encoding="utf-8").count(text)
+
+
+@pytest.mark.parametrize(
+    ("publisher", "language"), [(SAML_PUBLISHER, "nl"), (OIDC_PUBLISHER, "en")]
+)
+def test_a_hanging_school_times_out_cleanly_while_another_school_logs_in(
+    fed: Federation, school_op: TcpForwarder, publisher: str, language: str
+) -> None:
+    browser = fed.browser(language)
+    page = fed.start(browser, publisher, DEMO_OIDC_SCHOOL_ID)
+    assert fed.at_school(page, DEMO_OIDC_SCHOOL_ID), page.url
+    form = next(f for f in page.forms if ("uid", UID) in f.buttons)
+    signed_in = browser.post(
+        form.action, {"uid": UID}, stop=lambda url: url.startswith(fed.broker_url)
+    )
+    assert signed_in.location and "/oidc/rp/callback/" in signed_in.location
+
+    timeouts = log_lines(fed, "refused code=school_timeout ")
+    school_op.set_mode(Mode.HANG)
+    with ThreadPoolExecutor(1) as pool:
+        waiting = pool.submit(browser.get, signed_in.location)
+        wait_for(lambda: school_op.held() > 0, "the broker to call the hanging school", 10)
+        # While one worker waits on the hanging school, another school's login goes through.
+        assert_logins_work(fed, publisher, DEMO_SCHOOL_ID, UID)
+        answer = waiting.result(timeout=30)
+
+    assert answer.status == 504, answer.text[:300]
+    assert answer.url.startswith(fed.broker_url)
+    assert f'lang="{language}"' in answer.text
+    assert TIMED_OUT[language] in answer.text
+    assert "Traceback" not in answer.text
+    assert log_lines(fed, "refused code=school_timeout ") == timeouts + 1
+    if publisher == OIDC_PUBLISHER:
+        # The way back to the service carries OAuth's "try again later", not a code.
+        assert "error=temporarily_unavailable" in answer.text
+    assert_healthy(fed)
+
+    school_op.set_mode(Mode.FORWARD)
+    assert_logins_work(fed, publisher, DEMO_OIDC_SCHOOL_ID, UID)
