@@ -9,7 +9,7 @@ import pytest
 
 from tests.support.federation import Federation, federation
 from tests.support.postgres import PostgresServer, require_postgres
-from tests.support.processes import RedisServer, redis_server
+from tests.support.processes import Mode, RedisServer, TcpForwarder, redis_server
 
 
 @pytest.fixture(scope="module")
@@ -43,3 +43,10 @@ def fed(
     directory = tmp_path_factory.mktemp(request.module.__name__.rsplit(".", 1)[-1])
     with federation(directory, redis, postgres, database, **options) as running:
         yield running
+
+
+@pytest.fixture
+def school_op(fed: Federation) -> Iterator[TcpForwarder]:
+    """The forwarder in front of the OIDC school, forwarding again after the test."""
+    yield fed.school_op
+    fed.school_op.set_mode(Mode.FORWARD)

@@ -9,7 +9,6 @@ signed in there, so the hang meets the broker's token request, not the student's
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -29,13 +28,6 @@ TIMED_OUT = {
 }
 
 
-@pytest.fixture
-def school_op(fed: Federation) -> Iterator[TcpForwarder]:
-    """The forwarder to the OIDC school, forwarding again after the test."""
-    yield fed.school_op
-    fed.school_op.set_mode(Mode.FORWARD)
-
-
 def log_lines(fed: Federation, text: str) -> int:
     return fed.brokers[0].log_path.read_text(encoding="utf-8").count(text)
 
@@ -47,13 +39,7 @@ def test_a_hanging_school_times_out_cleanly_while_another_school_logs_in(
     fed: Federation, school_op: TcpForwarder, publisher: str, language: str
 ) -> None:
     browser = fed.browser(language)
-    page = fed.start(browser, publisher, DEMO_OIDC_SCHOOL_ID)
-    assert fed.at_school(page, DEMO_OIDC_SCHOOL_ID), page.url
-    form = next(f for f in page.forms if ("uid", UID) in f.buttons)
-    signed_in = browser.post(
-        form.action, {"uid": UID}, stop=lambda url: url.startswith(fed.broker_url)
-    )
-    assert signed_in.location and "/oidc/rp/callback/" in signed_in.location
+    signed_in = fed.school_answered(browser, publisher, DEMO_OIDC_SCHOOL_ID, UID)
 
     timeouts = log_lines(fed, "refused code=school_timeout ")
     school_op.set_mode(Mode.HANG)

@@ -158,6 +158,22 @@ class Federation:
         form = next(f for f in page.forms if ("uid", uid) in f.buttons)
         return browser.post(form.action, {"uid": uid})
 
+    def school_answered(self, browser: Browser, publisher: str, school: str, uid: str) -> Page:
+        """Start a login and sign in at the school, but stop before the school's answer reaches
+        the broker: the page with the SAML form to the ACS, or the redirect to the callback."""
+        page = self.start(browser, publisher, school)
+        assert self.at_school(page, school), (page.url, page.status, page.text[:300])
+        if school == DEMO_SCHOOL_ID:
+            answer = browser.submit(page, f"{self.school_url}/sso/pick", {"uid": uid})
+            assert answer.status == 200, answer.text[:300]
+            return answer
+        form = next(f for f in page.forms if ("uid", uid) in f.buttons)
+        answer = browser.post(
+            form.action, {"uid": uid}, stop=lambda url: url.startswith(self.broker_url)
+        )
+        assert answer.location and "/oidc/rp/callback/" in answer.location, answer.status
+        return answer
+
     def deliver(self, browser: Browser, page: Page, publisher: str) -> Page:
         """Carry the broker's SAML answer to the publisher (OIDC answers are redirects)."""
         if publisher == SAML_PUBLISHER and page.status == 200 and "SAMLResponse" in page.text:
