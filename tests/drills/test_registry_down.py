@@ -9,28 +9,18 @@ answers (a black-holed network, a server stuck before the handshake).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from tests.drills.expect import assert_healthy, assert_logins_work, assert_try_again_page
 from tests.support.client import Browser, Page
 from tests.support.federation import OIDC_PUBLISHER, SAML_PUBLISHER, Federation
-from tests.support.processes import Mode, TcpForwarder
+from tests.support.processes import Mode
 
 pytestmark = [pytest.mark.drills, pytest.mark.postgres, pytest.mark.redis]
 FEDERATION = {"brokers": 1, "registry_link": True}
 
 UID = "sanne.jansen"
-
-
-@pytest.fixture
-def link(fed: Federation) -> Iterator[TcpForwarder]:
-    """The forwarder to PostgreSQL, forwarding again after the test whatever happened."""
-    assert fed.registry_link is not None
-    yield fed.registry_link
-    fed.registry_link.set_mode(Mode.FORWARD)
 
 
 def attempt(fed: Federation, browser: Browser, publisher: str, school: str) -> Page:
@@ -44,10 +34,10 @@ def attempt(fed: Federation, browser: Browser, publisher: str, school: str) -> P
 
 @pytest.mark.parametrize("mode", [Mode.REFUSE, Mode.HANG])
 def test_registry_unreachable_gives_a_localised_503_and_recovers(
-    fed: Federation, link: TcpForwarder, mode: Mode
+    fed: Federation, mode: Mode
 ) -> None:
     assert_logins_work(fed, SAML_PUBLISHER, DEMO_SCHOOL_ID, UID)
-    link.set_mode(mode)
+    fed.link("registry").set_mode(mode)
     # The broker must answer within the client's timeout (15 s): a hung database may cost a
     # request the connect timeout, never a worker.
     for publisher, school, language in (
@@ -60,19 +50,19 @@ def test_registry_unreachable_gives_a_localised_503_and_recovers(
     assert_try_again_page(fed, chooser, "nl")
     assert_healthy(fed)
 
-    link.set_mode(Mode.FORWARD)
+    fed.link("registry").set_mode(Mode.FORWARD)
     assert_logins_work(fed, SAML_PUBLISHER, DEMO_SCHOOL_ID, UID)
     assert_logins_work(fed, OIDC_PUBLISHER, DEMO_OIDC_SCHOOL_ID, UID)
 
 
 def test_workers_started_while_the_registry_is_down_boot_and_serve_once_it_is_back(
-    fed: Federation, link: TcpForwarder
+    fed: Federation,
 ) -> None:
     broker = fed.brokers[0]
-    link.set_mode(Mode.REFUSE)
+    fed.link("registry").set_mode(Mode.REFUSE)
     killed = broker.kill_workers()
     broker.wait_for_new_workers(killed)
     assert_healthy(fed)
     assert_try_again_page(fed, attempt(fed, fed.browser(), SAML_PUBLISHER, DEMO_SCHOOL_ID), "en")
-    link.set_mode(Mode.FORWARD)
+    fed.link("registry").set_mode(Mode.FORWARD)
     assert_logins_work(fed, SAML_PUBLISHER, DEMO_SCHOOL_ID, UID)

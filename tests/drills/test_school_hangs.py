@@ -16,7 +16,7 @@ import pytest
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from tests.drills.expect import assert_healthy, assert_logins_work
 from tests.support.federation import OIDC_PUBLISHER, SAML_PUBLISHER, Federation
-from tests.support.processes import Mode, TcpForwarder, wait_for
+from tests.support.processes import Mode, wait_for
 
 pytestmark = [pytest.mark.drills, pytest.mark.postgres, pytest.mark.redis]
 FEDERATION = {"brokers": 1, "school_timeout_seconds": 2}
@@ -36,16 +36,16 @@ def log_lines(fed: Federation, text: str) -> int:
     ("publisher", "language"), [(SAML_PUBLISHER, "nl"), (OIDC_PUBLISHER, "en")]
 )
 def test_a_hanging_school_times_out_cleanly_while_another_school_logs_in(
-    fed: Federation, school_op: TcpForwarder, publisher: str, language: str
+    fed: Federation, publisher: str, language: str
 ) -> None:
     browser = fed.browser(language)
     signed_in = fed.school_answered(browser, publisher, DEMO_OIDC_SCHOOL_ID, UID)
 
     timeouts = log_lines(fed, "refused code=school_timeout ")
-    school_op.set_mode(Mode.HANG)
+    fed.link("school").set_mode(Mode.HANG)
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(browser.get, signed_in.location)
-        wait_for(lambda: school_op.held() > 0, "the broker to call the hanging school", 10)
+        wait_for(lambda: fed.link("school").held() > 0, "the broker to call the hanging school", 10)
         # While one worker waits on the hanging school, another school's login goes through.
         assert_logins_work(fed, publisher, DEMO_SCHOOL_ID, UID)
         answer = waiting.result(timeout=30)
@@ -61,5 +61,5 @@ def test_a_hanging_school_times_out_cleanly_while_another_school_logs_in(
         assert "error=temporarily_unavailable" in answer.text
     assert_healthy(fed)
 
-    school_op.set_mode(Mode.FORWARD)
+    fed.link("school").set_mode(Mode.FORWARD)
     assert_logins_work(fed, publisher, DEMO_OIDC_SCHOOL_ID, UID)

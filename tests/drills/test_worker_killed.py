@@ -16,7 +16,7 @@ import requests
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from tests.drills.expect import assert_healthy
 from tests.support.federation import OIDC_PUBLISHER, SAML_PUBLISHER, Federation
-from tests.support.processes import Mode, TcpForwarder, wait_for
+from tests.support.processes import Mode, wait_for
 
 pytestmark = [pytest.mark.drills, pytest.mark.postgres, pytest.mark.redis]
 FEDERATION = {"brokers": 1, "school_timeout_seconds": 10}
@@ -41,22 +41,20 @@ def test_a_login_continues_on_new_workers_after_its_workers_were_killed(
     assert fed.received_subject(browser, publisher) == fed.expected_pseudonym(DEMO_SCHOOL_ID, UID)
 
 
-def test_a_login_whose_worker_dies_mid_request_can_be_retried(
-    fed: Federation, school_op: TcpForwarder
-) -> None:
+def test_a_login_whose_worker_dies_mid_request_can_be_retried(fed: Federation) -> None:
     broker = fed.brokers[0]
     browser = fed.browser()
     signed_in = fed.school_answered(browser, SAML_PUBLISHER, DEMO_OIDC_SCHOOL_ID, UID)
 
     # The worker is inside the request, waiting on the school's token endpoint, when it dies.
-    school_op.set_mode(Mode.HANG)
+    fed.link("school").set_mode(Mode.HANG)
     with ThreadPoolExecutor(1) as pool:
         waiting = pool.submit(browser.get, signed_in.location)
-        wait_for(lambda: school_op.held() > 0, "a worker to be inside the login", 10)
+        wait_for(lambda: fed.link("school").held() > 0, "a worker to be inside the login", 10)
         killed = broker.kill_workers()
         with pytest.raises(requests.ConnectionError):
             waiting.result(timeout=30)  # the browser sees the connection drop, no page
-    school_op.set_mode(Mode.FORWARD)
+    fed.link("school").set_mode(Mode.FORWARD)
     broker.wait_for_new_workers(killed)
     assert_healthy(fed)
 

@@ -61,6 +61,8 @@ class Federation:
     servers: list[BaseWSGIServer] = field(default_factory=list)
     # Between the brokers and PostgreSQL when the drill asked for it (`registry_link`).
     registry_link: TcpForwarder | None = None
+    # Between the brokers and Redis when the drill asked for it (`store_link`).
+    store_link: TcpForwarder | None = None
 
     # -- addresses -----------------------------------------------------------------------------
     @property
@@ -88,6 +90,17 @@ class Federation:
             return f"http://localhost:{self.port + OIDC_PUBLISHER_PORT_OFFSET}"
         assert publisher == SAML_PUBLISHER
         return f"http://localhost:{self.port + 2}"
+
+    def link(self, part: str) -> TcpForwarder:
+        """The forwarder in front of `part`: "school" (the OIDC school), "store" or "registry"
+        (the latter two only when the federation was made with them)."""
+        found = {
+            "school": self.school_op,
+            "store": self.store_link,
+            "registry": self.registry_link,
+        }[part]
+        assert found is not None, f"this federation has no forwarder in front of the {part}"
+        return found
 
     def registry(self) -> SqlRegistry:
         """A registry connection of the test's own (close it)."""
@@ -200,12 +213,14 @@ def federation(
     *,
     brokers: int = 2,
     registry_link: bool = False,
+    store_link: bool = False,
     school_timeout_seconds: int = 2,
     clock_skew_seconds: int = 60,
 ) -> Iterator[Federation]:
     """The federation, running; every process and server stopped afterwards.
 
-    `registry_link`: the brokers reach PostgreSQL through a forwarder the test controls.
+    `registry_link`, `store_link`: the brokers reach PostgreSQL, Redis through a forwarder the
+    test controls.
     """
     with ExitStack() as stack:
         port = free_ports(7)
@@ -214,11 +229,13 @@ def federation(
         )
         link = stack.enter_context(tcp_forwarder(postgres.port)) if registry_link else None
         registry_url = postgres.url(database, port=link.port if link else None)
+        store = stack.enter_context(tcp_forwarder(redis.port)) if store_link else None
+        store_url = f"redis://127.0.0.1:{store.port}/0" if store else redis.url
         config = directory / CONFIG_NAME
         text = config.read_text(encoding="utf-8")
         for old, new in (
             ('url = "sqlite:///registry.sqlite3"', f'url = "{registry_url}"'),
-            ('url = "memory://"', f'url = "{redis.url}"'),
+            ('url = "memory://"', f'url = "{store_url}"'),
             ("http_timeout_seconds = 5", f"http_timeout_seconds = {school_timeout_seconds}"),
             ("clock_skew_seconds = 60", f"clock_skew_seconds = {clock_skew_seconds}"),
         ):
@@ -232,7 +249,14 @@ def federation(
         behind = free_ports(1)
         school_op = stack.enter_context(tcp_forwarder(behind, port + OIDC_SCHOOL_PORT_OFFSET))
         fed = Federation(
-            directory, port, settings, redis, registry_url, school_op, registry_link=link
+            directory,
+            port,
+            settings,
+            redis,
+            registry_url,
+            school_op,
+            registry_link=link,
+            store_link=store,
         )
         stack.callback(fed.close)
         fed.servers.extend(serve({**apps, f"http://localhost:{behind}": school_op_app}))
