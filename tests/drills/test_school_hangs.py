@@ -9,11 +9,13 @@ signed in there, so the hang meets the broker's token request, not the student's
 
 from __future__ import annotations
 
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
+from broker.oidc.rp_discovery import FAILURE_BACKOFF
 from tests.drills.expect import assert_healthy, assert_logins_work
 from tests.support.federation import OIDC_PUBLISHER, SAML_PUBLISHER, Federation
 from tests.support.processes import Mode, wait_for
@@ -63,3 +65,31 @@ def test_a_hanging_school_times_out_cleanly_while_another_school_logs_in(
 
     fed.link("school").set_mode(Mode.FORWARD)
     assert_logins_work(fed, publisher, DEMO_OIDC_SCHOOL_ID, UID)
+
+
+def test_a_school_that_hangs_when_a_login_starts_times_out_cleanly(fed: Federation) -> None:
+    # New workers have not fetched the school's discovery document yet (it is cached per
+    # process): the login's first step calls the school, which hangs.
+    broker = fed.brokers[0]
+    killed = broker.kill_workers()
+    broker.wait_for_new_workers(killed)
+    fed.link("school").set_mode(Mode.HANG)
+    timeouts = log_lines(fed, "refused code=school_timeout ")
+    page = fed.start(fed.browser("nl"), SAML_PUBLISHER, DEMO_OIDC_SCHOOL_ID)
+    refused_at = time.monotonic()
+    assert page.status == 504, page.text[:300]
+    assert page.url.startswith(fed.broker_url)
+    assert TIMED_OUT["nl"] in page.text
+    assert log_lines(fed, "refused code=school_timeout ") == timeouts + 1
+    fed.link("school").set_mode(Mode.FORWARD)
+    # A worker that found the school down answers "recently unreachable" at once for the next
+    # FAILURE_BACKOFF seconds (broker/oidc/rp_discovery.py) instead of waiting on it again.
+    # Which worker a request meets is the kernel's choice, so the drill lets that time pass
+    # (nothing to poll: the backoff is inside the worker); then the school's logins work.
+    wait_for(
+        lambda: time.monotonic() > refused_at + FAILURE_BACKOFF,
+        "the discovery back-off to pass",
+        FAILURE_BACKOFF + 5,
+        interval=0.5,
+    )
+    assert_logins_work(fed, SAML_PUBLISHER, DEMO_OIDC_SCHOOL_ID, UID)

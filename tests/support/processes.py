@@ -28,13 +28,19 @@ from tests.support.live import free_ports
 START_SECONDS = 30.0
 
 
-def wait_for(condition: Callable[[], bool], what: str, seconds: float = START_SECONDS) -> None:
-    """Poll `condition` until it holds; fail with `what` after `seconds`."""
+def wait_for(
+    condition: Callable[[], bool],
+    what: str,
+    seconds: float = START_SECONDS,
+    *,
+    interval: float = 0.05,
+) -> None:
+    """Poll `condition` every `interval` until it holds; fail with `what` after `seconds`."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.05)
+        time.sleep(interval)
     raise AssertionError(f"timed out after {seconds:.0f} s waiting for {what}")
 
 
