@@ -12,7 +12,7 @@ import pytest
 from broker.core.endpoints import acceptable_destination
 from broker.core.errors import SchoolTimeout, UpstreamFailure
 from broker.oidc.rp_discovery import ProviderDirectory
-from broker.oidc.rp_http import SchoolSession, get_json
+from broker.oidc.rp_http import SchoolSession, call_budget, get_json
 from tests.support.processes import Mode, tcp_forwarder
 
 
@@ -167,3 +167,18 @@ def test_metadata_from_a_server_that_never_answers_is_cut_off(
         metadata_fetch.fetch_metadata(
             f"http://127.0.0.1:{silent_server}/metadata", allow_loopback=True
         )
+
+
+def test_calls_within_one_budget_end_together(trickling_server: int) -> None:
+    # Each call alone would take its full deadline (twice the timeout); the budget ends the
+    # first one early and refuses the next without touching the network.
+    session = SchoolSession(1.0, allow_loopback=True)
+    url = f"http://127.0.0.1:{trickling_server}/x"
+    with call_budget(0.5):
+        with pytest.raises(SchoolTimeout):
+            get_json(session, url, "document")
+        with pytest.raises(SchoolTimeout, match="spent"):
+            get_json(session, url, "document")
+    # Outside the block the calls have their own bound again.
+    with pytest.raises(SchoolTimeout, match="too slowly"):
+        get_json(session, url, "document")
