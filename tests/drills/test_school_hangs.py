@@ -30,6 +30,21 @@ TIMED_OUT = {
 }
 
 
+def school_back(fed: Federation) -> None:
+    """The school answers again. A worker whose discovery fetch met the hang answers "recently
+    unreachable" at once for FAILURE_BACKOFF seconds (broker/oidc/rp_discovery.py) instead of
+    waiting on the school again; which worker a request meets is the kernel's choice, so the
+    drill lets that time pass (nothing to poll: the back-off is inside the worker)."""
+    link = fed.link("school")
+    link.set_mode(Mode.FORWARD)
+    wait_for(
+        lambda: time.monotonic() > link.restored_at + FAILURE_BACKOFF,
+        "the discovery back-off to pass",
+        FAILURE_BACKOFF + 5,
+        interval=0.5,
+    )
+
+
 def log_lines(fed: Federation, text: str) -> int:
     return fed.brokers[0].log_path.read_text(encoding="utf-8").count(text)
 
@@ -63,7 +78,7 @@ def test_a_hanging_school_times_out_cleanly_while_another_school_logs_in(
         assert "error=temporarily_unavailable" in answer.text
     assert_healthy(fed)
 
-    fed.link("school").set_mode(Mode.FORWARD)
+    school_back(fed)
     assert_logins_work(fed, publisher, DEMO_OIDC_SCHOOL_ID, UID)
 
 
@@ -76,20 +91,9 @@ def test_a_school_that_hangs_when_a_login_starts_times_out_cleanly(fed: Federati
     fed.link("school").set_mode(Mode.HANG)
     timeouts = log_lines(fed, "refused code=school_timeout ")
     page = fed.start(fed.browser("nl"), SAML_PUBLISHER, DEMO_OIDC_SCHOOL_ID)
-    refused_at = time.monotonic()
     assert page.status == 504, page.text[:300]
     assert page.url.startswith(fed.broker_url)
     assert TIMED_OUT["nl"] in page.text
     assert log_lines(fed, "refused code=school_timeout ") == timeouts + 1
-    fed.link("school").set_mode(Mode.FORWARD)
-    # A worker that found the school down answers "recently unreachable" at once for the next
-    # FAILURE_BACKOFF seconds (broker/oidc/rp_discovery.py) instead of waiting on it again.
-    # Which worker a request meets is the kernel's choice, so the drill lets that time pass
-    # (nothing to poll: the backoff is inside the worker); then the school's logins work.
-    wait_for(
-        lambda: time.monotonic() > refused_at + FAILURE_BACKOFF,
-        "the discovery back-off to pass",
-        FAILURE_BACKOFF + 5,
-        interval=0.5,
-    )
+    school_back(fed)
     assert_logins_work(fed, SAML_PUBLISHER, DEMO_OIDC_SCHOOL_ID, UID)

@@ -132,6 +132,7 @@ class TcpForwarder:
         self.target_port = target_port
         self.port = port or free_ports(1)
         self.mode = Mode.FORWARD
+        self.restored_at = time.monotonic()  # when it last went back to FORWARD
         self._listener = socket.create_server(("127.0.0.1", self.port))
         self._listener.settimeout(0.2)
         self._open: set[socket.socket] = set()
@@ -147,6 +148,8 @@ class TcpForwarder:
             return sum(1 for sock in self._held if sock.fileno() != -1)
 
     def set_mode(self, mode: Mode) -> None:
+        if mode is Mode.FORWARD and self.mode is not Mode.FORWARD:
+            self.restored_at = time.monotonic()
         self.mode = mode
         if mode is not Mode.FORWARD:
             self._cut_all()
