@@ -54,6 +54,17 @@ class UpstreamFailure(BrokerError):
     public_message = "Your school's sign-in service did not complete the login."
 
 
+class SchoolTimeout(UpstreamFailure):
+    """The school's identity provider did not answer a back-channel call (token, keys,
+    userinfo, discovery) within the configured timeout: the login ends instead of waiting."""
+
+    code = "school_timeout"
+    status = 504
+    public_message = (
+        "Your school's sign-in service did not answer in time. Please try again in a few minutes."
+    )
+
+
 class PolicyRefusal(BrokerError):
     """The release rule cannot satisfy what the service requires."""
 

@@ -26,6 +26,7 @@ from broker.core.model import Release, School, Service, UpstreamIdentity
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.release import compute_release
+from broker.login.replay import open_epoch
 from broker.login.sealed import SealedStore
 
 LOGIN = "login"
@@ -125,6 +126,7 @@ class LoginFlow:
         self.assurance = assurance
         self.clock_skew = clock_skew
         self.registry = registry
+        self.store = store
         self.sealed = SealedStore(store)
         self.keys = keys
         self.login_ttl = login_ttl
@@ -138,6 +140,8 @@ class LoginFlow:
         hint = request.school_hint
         school_id = hint if hint and self.registry.school(hint) is not None else None
         record = LoginRecord(secrets.token_urlsafe(18), request, self.clock(), school_id)
+        # The store epoch is never later than a login the store holds (replay.py).
+        open_epoch(self.store, record.created)
         self._save(browser_secret, record)
         return record
 

@@ -31,7 +31,7 @@ from broker.core.errors import AssuranceNotMet, BrokerError, InvalidMessage, Ups
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.oidc.rp_claims import has_catalogue_claims, map_claims, subject_of
 from broker.oidc.rp_discovery import ProviderDirectory, ProviderInvalid, ProviderMetadata
-from broker.oidc.rp_http import SchoolSession, json_object
+from broker.oidc.rp_http import SchoolSession, call_budget, json_object
 from broker.oidc.rp_id_token import Expected, verify_id_token
 
 log = logging.getLogger(__name__)
@@ -137,7 +137,9 @@ class OidcBack:
         self, school: School, params: dict[str, str], kept: dict[str, str]
     ) -> VerifiedLogin:
         try:
-            return self._complete(school, _upstream(school), params, kept)
+            # Token, keys and userinfo together within twice the timeout (rp_http.py).
+            with call_budget(2 * self.timeout):
+                return self._complete(school, _upstream(school), params, kept)
         except BrokerError as err:
             # The school and the reason code only: never tokens, claims or subjects.
             log.warning("oidc login refused school=%s code=%s", school.id, err.code)

@@ -3,7 +3,12 @@
 Every call (discovery, JWKS, token, userinfo) goes through `SchoolSession`: only https, or plain
 http to a loopback address; a timeout; no redirects (a 3xx would let a provider's answer come
 from a URL nobody configured); and a size cap, enforced while streaming so a provider cannot make
-a worker buffer a gigabyte. Failures of the network become `UpstreamFailure("school_unreachable")`.
+a worker buffer a gigabyte. Failures of the network become `UpstreamFailure("school_unreachable")`,
+a provider that does not answer in time `SchoolTimeout`.
+
+Each call is bounded by the timeout, but a login's callback makes several calls (token, keys,
+userinfo): `call_budget` bounds them together, so a provider that answers each one just before
+its timeout cannot hold a worker past gunicorn's own timeout (operations.md, failure behaviour).
 """
 
 from __future__ import annotations
@@ -11,6 +16,9 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -18,12 +26,27 @@ import requests
 from authlib.integrations.requests_client import OAuth2Session
 
 from broker.core.endpoints import acceptable_destination, is_acceptable_endpoint
-from broker.core.errors import UpstreamFailure
+from broker.core.errors import SchoolTimeout, UpstreamFailure
 
 # Discovery documents, key sets and token responses are a few KiB; 256 KiB leaves room for big
 # key sets and long group lists while keeping a hostile provider from filling memory.
 MAX_RESPONSE_BYTES = 256 * 1024
 _CHUNK = 16 * 1024
+# When the calls of the current request to schools' providers must have ended (monotonic).
+_BUDGET_ENDS: ContextVar[float | None] = ContextVar("school_call_budget_ends", default=None)
+
+
+@contextmanager
+def call_budget(seconds: float) -> Iterator[None]:
+    """Every call to a school's provider inside the block ends within `seconds`, together; a
+    call that would start after that raises `SchoolTimeout` at once."""
+    ends = time.monotonic() + seconds
+    outer = _BUDGET_ENDS.get()
+    token = _BUDGET_ENDS.set(ends if outer is None else min(outer, ends))
+    try:
+        yield
+    finally:
+        _BUDGET_ENDS.reset(token)
 
 
 def is_acceptable_url(url: str) -> bool:
@@ -54,15 +77,24 @@ class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no ty
             )
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True
-        kwargs["timeout"] = self.timeout
-        # The timeout above bounds each socket read; the deadline bounds the whole answer, so a
+        # The timeout bounds each socket read; the deadline bounds the whole answer, so a
         # provider that sends a byte a second cannot hold a worker for hours.
-        deadline = time.monotonic() + 2 * self.timeout
+        timeout, deadline = self.timeout, time.monotonic() + 2 * self.timeout
+        budget_ends = _BUDGET_ENDS.get()
+        if budget_ends is not None:
+            remaining = budget_ends - time.monotonic()
+            if remaining <= 0:
+                raise SchoolTimeout("the time for this login's calls to the provider is spent")
+            timeout, deadline = min(timeout, remaining), min(deadline, budget_ends)
+        kwargs["timeout"] = timeout
         try:
             response: requests.Response = super().request(
                 method, url, withhold_token=withhold_token, auth=auth, **kwargs
             )
             body = _read_capped(response, deadline)
+        except requests.Timeout as err:
+            # Connect or read timeout: a provider that hangs ends this login, not the worker.
+            raise SchoolTimeout(f"provider did not answer in time: {type(err).__name__}") from None
         except requests.RequestException as err:
             raise UpstreamFailure(
                 f"provider unreachable: {type(err).__name__}", code="school_unreachable"
@@ -97,7 +129,7 @@ def _read_capped(response: requests.Response, deadline: float) -> bytes:
     while True:
         if time.monotonic() > deadline:
             response.close()
-            raise UpstreamFailure("provider answered too slowly", code="school_unreachable")
+            raise SchoolTimeout("provider answered too slowly")
         # read1: what one socket read brings, so the deadline is checked between trickles.
         chunk = response.raw.read1(_CHUNK, decode_content=True)
         if not chunk:

@@ -28,6 +28,10 @@ from sqlalchemy.orm import Session
 from broker.core.errors import StoreUnavailable
 
 BUSY_TIMEOUT_SECONDS = 30
+# A PostgreSQL that accepts TCP but never answers (black-holed network, a server stuck before
+# the handshake) would otherwise hold a worker until gunicorn kills it: libpq waits forever by
+# default. Two seconds is far above a healthy connect and leaves the request time for its 503.
+CONNECT_TIMEOUT_SECONDS = 2
 # Engine option the `begin` listener reads to choose BEGIN IMMEDIATE (see the module docstring).
 _WRITE_OPTION = "ketenbroker_write"
 
@@ -41,8 +45,17 @@ def open_engine(url: str) -> Engine:
             connect_args={"check_same_thread": False, "timeout": BUSY_TIMEOUT_SECONDS},
         )
         _prepare_sqlite(engine)
-    else:
+    elif parsed.get_backend_name() == "postgresql":
         # pre_ping: a worker that sat idle past a server restart reconnects instead of failing.
+        engine = create_engine(
+            parsed,
+            pool_pre_ping=True,
+            # A `connect_timeout` in the URL's query wins over this default.
+            connect_args={}
+            if "connect_timeout" in parsed.query
+            else {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+        )
+    else:
         engine = create_engine(parsed, pool_pre_ping=True)
     _dispose_after_fork(engine)
     return engine

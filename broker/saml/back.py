@@ -63,6 +63,7 @@ class UpstreamRequest:
 class VerifiedResponse:
     identity: UpstreamIdentity
     assertion_id: str
+    issued_at: float  # IssueInstant: the store epoch rule (broker/login/replay.py) needs it
     expires_at: float  # until then the broker would accept it: the replay cache keeps its id
     authn_instant: float
 
@@ -200,7 +201,7 @@ class SamlBack:
     def _identity(self, response: Any, school: School, request_id: str) -> VerifiedResponse:
         assertion = response.assertion
         settings = self.entities.settings
-        accept_until = check_response(
+        window = check_response(
             response.response,
             assertion,
             Expectations(
@@ -232,7 +233,9 @@ class SamlBack:
             )
             authn_context = ref.text.strip() if ref is not None and ref.text else None
         identity = UpstreamIdentity(school.id, subject, attributes, authn_context)
-        return VerifiedResponse(identity, str(assertion.id), accept_until, authn_instant)
+        return VerifiedResponse(
+            identity, str(assertion.id), window.issued, window.accept_until, authn_instant
+        )
 
     @staticmethod
     def _attributes(assertion: Any, school: School) -> dict[str, tuple[str, ...]]:

@@ -38,9 +38,14 @@ def _epoch(value: str | None) -> float | None:
         raise InvalidMessage("unreadable time in response", code="time_window") from None
 
 
-def check_response(response: Any, assertion: Any, expect: Expectations) -> float:
-    """Refuse what pysaml2 let through; return when this assertion stops being acceptable
-    (the replay cache keeps its id exactly that long)."""
+@dataclass(frozen=True)
+class Window:
+    issued: float  # the assertion's IssueInstant (the store epoch rule compares it)
+    accept_until: float  # when it stops being acceptable (the replay cache keeps its id so long)
+
+
+def check_response(response: Any, assertion: Any, expect: Expectations) -> Window:
+    """Refuse what pysaml2 let through; return the assertion's time window."""
     _check_destination(response, expect)
     _check_audience(assertion, expect)
     _check_bearer_confirmation(assertion, expect)
@@ -55,7 +60,7 @@ def check_response(response: Any, assertion: Any, expect: Expectations) -> float
         raise InvalidMessage("assertion without NotOnOrAfter", code="time_window")
     # Whatever NotOnOrAfter says, the broker stops accepting the assertion when it is older
     # than max_age; a ten-year lifetime must not mean a ten-year replay-cache entry.
-    return min(expires, issued + expect.max_age) + expect.skew
+    return Window(issued, min(expires, issued + expect.max_age) + expect.skew)
 
 
 def _check_destination(response: Any, expect: Expectations) -> None:

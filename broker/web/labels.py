@@ -44,6 +44,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("This school is not known to the broker."),
     N_("The sign-in message could not be verified."),
     N_("Your school's sign-in service did not complete the login."),
+    N_("Your school's sign-in service did not answer in time. Please try again in a few minutes."),
     N_("Your school has not released what this platform requires."),
     N_("Your school's sign-in service did not send the identifier the broker needs."),
     N_("Your school's sign-in was not strong enough for this platform."),

@@ -15,6 +15,7 @@ from broker.core.errors import (
     ConfigurationError,
     InteractionRequired,
     PolicyRefusal,
+    SchoolTimeout,
     StaleAuthentication,
     UnknownSchool,
     UpstreamFailure,
@@ -255,6 +256,8 @@ def oauth_error(cause: BrokerError) -> str:
         return "unmet_authentication_requirements"
     if isinstance(cause, StaleAuthentication):
         return "login_required"
+    if isinstance(cause, SchoolTimeout):
+        return "temporarily_unavailable"  # RFC 6749 4.1.2.1: the client may try again later
     return "access_denied"
 
 

@@ -91,10 +91,13 @@ def acs() -> Response:
         # service hears so in its own protocol instead of waiting for a response forever.
         record = b.flow.take(secret, login_id)
         return refuse_to_service(record, failure)
-    ttl = int(verified.expires_at - time.time()) + 1
-    replay_key = f"replay:saml:{school.idp_entity_id}:{verified.assertion_id}"
-    if not b.store.add_if_absent(replay_key, b"1", max(ttl, 1)):
-        raise InvalidMessage("assertion seen before", code="replay")
+    # Once only, also across a wiped store (the epoch rule, security.md).
+    b.replay.first_use(
+        f"saml:{school.idp_entity_id}",
+        verified.assertion_id,
+        verified.issued_at,
+        verified.expires_at,
+    )
     # Single use: of two racing copies of this response only one consumes the record.
     record = b.flow.take(secret, login_id)
     authn_instant = verified.authn_instant or time.time()

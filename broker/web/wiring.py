@@ -8,6 +8,7 @@ from broker.config import Settings
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.login.flow import LoginFlow
 from broker.login.receipting import Receipting
+from broker.login.replay import ReplayGuard
 from broker.oidc.back import OidcBack
 from broker.oidc.provider import OidcProvider
 from broker.registry import SqlRegistry
@@ -33,6 +34,7 @@ class Broker:
     flow: LoginFlow
     receipts: SqlReceiptBook
     receipting: Receipting
+    replay: ReplayGuard
     saml_entities: SamlEntities
     saml_front: SamlFront
     saml_back: SamlBack
@@ -78,6 +80,7 @@ def build_broker(
             pending_ttl=settings.login_ttl_seconds,
             session_ttl=max(settings.sso_session_seconds, 1),
         ),
+        replay=ReplayGuard(store, skew=settings.saml.clock_skew_seconds),
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),
         saml_back=SamlBack(entities, view),

@@ -10,9 +10,10 @@ from collections.abc import Iterator
 import pytest
 
 from broker.core.endpoints import acceptable_destination
-from broker.core.errors import UpstreamFailure
+from broker.core.errors import SchoolTimeout, UpstreamFailure
 from broker.oidc.rp_discovery import ProviderDirectory
-from broker.oidc.rp_http import SchoolSession, get_json
+from broker.oidc.rp_http import SchoolSession, call_budget, get_json
+from tests.support.processes import Mode, tcp_forwarder
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_a_provider_that_trickles_its_answer_is_cut_off(trickling_server: int) -
     with pytest.raises(UpstreamFailure) as refused:
         session = SchoolSession(0.5, allow_loopback=True)
         get_json(session, f"http://127.0.0.1:{trickling_server}/x", "document")
-    assert refused.value.code == "school_unreachable"
+    assert refused.value.code == "school_timeout"
     # Each byte arrives within the per-read timeout; the deadline (twice the timeout) ends it.
     assert time.monotonic() - started < 3
 
@@ -136,3 +137,48 @@ def test_metadata_from_a_trickling_server_is_cut_off(
             f"http://127.0.0.1:{trickling_server}/metadata", allow_loopback=True
         )
     assert time.monotonic() - started < 3
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """Accepts connections and reads, never answers (a provider that hangs)."""
+    with tcp_forwarder(target_port=9) as forwarder:
+        forwarder.set_mode(Mode.HANG)
+        yield forwarder.port
+
+
+def test_a_provider_that_never_answers_is_a_school_timeout(silent_server: int) -> None:
+    with pytest.raises(SchoolTimeout) as refused:
+        get_json(
+            SchoolSession(0.5, allow_loopback=True), f"http://127.0.0.1:{silent_server}/x", "x"
+        )
+    assert refused.value.code == "school_timeout"
+    assert refused.value.status == 504
+
+
+def test_metadata_from_a_server_that_never_answers_is_cut_off(
+    silent_server: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from broker.saml import metadata_fetch
+    from broker.saml.metadata_check import MetadataInvalid
+
+    monkeypatch.setattr(metadata_fetch, "FETCH_TIMEOUT_SECONDS", 0.5)
+    with pytest.raises(MetadataInvalid):
+        metadata_fetch.fetch_metadata(
+            f"http://127.0.0.1:{silent_server}/metadata", allow_loopback=True
+        )
+
+
+def test_calls_within_one_budget_end_together(trickling_server: int) -> None:
+    # Each call alone would take its full deadline (twice the timeout); the budget ends the
+    # first one early and refuses the next without touching the network.
+    session = SchoolSession(1.0, allow_loopback=True)
+    url = f"http://127.0.0.1:{trickling_server}/x"
+    with call_budget(0.5):
+        with pytest.raises(SchoolTimeout):
+            get_json(session, url, "document")
+        with pytest.raises(SchoolTimeout, match="spent"):
+            get_json(session, url, "document")
+    # Outside the block the calls have their own bound again.
+    with pytest.raises(SchoolTimeout, match="too slowly"):
+        get_json(session, url, "document")

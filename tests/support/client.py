@@ -136,6 +136,9 @@ class Browser:
         # default, so tests about other things pass it; notice tests turn it off and look.
         self.read_notices = read_notices
         self.notices_seen: list[str] = []
+        # Where a request for a URL is really sent: the drills point the broker's public URL
+        # at one of several broker processes, as a load balancer would (cookies stay per host).
+        self.route: Callable[[str], str] = lambda url: url
 
     def cookies(self, url_or_host: str) -> dict[str, str]:
         host = _host(url_or_host) if "://" in url_or_host else url_or_host
@@ -175,7 +178,7 @@ class Browser:
             self.history.append(url)
             response = requests.request(
                 method,
-                url,
+                self.route(url),
                 data=data,
                 cookies=self.jar.get(_host(url), {}),
                 headers={"Accept-Language": self.language},

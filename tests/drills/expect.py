@@ -1,0 +1,39 @@
+"""What every drill expects to see: the localised "please try again" page, healthy workers, and
+logins that work again."""
+
+from __future__ import annotations
+
+import requests
+
+from tests.support.client import Page
+from tests.support.federation import Federation
+
+# The 503 page in each language: its title and its message (broker/web/errors.py).
+TRY_AGAIN = {
+    "nl": ("Probeer het zo opnieuw", "De broker is even niet bereikbaar"),
+    "en": ("Please try again in a moment", "The broker is briefly unavailable"),
+}
+
+
+def assert_try_again_page(fed: Federation, page: Page, language: str) -> None:
+    """A 503 from the broker in `language`, nothing carried on to the service, no internals."""
+    assert page.status == 503, (page.url, page.text[:300])
+    assert page.url.startswith(fed.broker_url)
+    assert f'lang="{language}"' in page.text
+    assert all(part in page.text for part in TRY_AGAIN[language])
+    assert "Traceback" not in page.text
+    assert "SAMLResponse" not in page.text and page.location is None
+
+
+def assert_healthy(fed: Federation) -> None:
+    """Every broker process answers /healthz: the failure is not the worker's own."""
+    for broker in fed.brokers:
+        assert requests.get(f"{broker.url}/healthz", timeout=5).status_code == 200
+
+
+def assert_logins_work(fed: Federation, publisher: str, school: str, uid: str) -> None:
+    """A whole login in a fresh browser, with the pseudonym the publisher should get."""
+    browser = fed.browser()
+    page = fed.login(browser, publisher, school, uid)
+    assert page.status == 200, page.text[:500]
+    assert fed.received_subject(browser, publisher) == fed.expected_pseudonym(school, uid)
