@@ -48,7 +48,7 @@ SSO_COOKIE = "__Host-kb_sso"
 SCHOOL_NAMESPACE = f"school:{DEMO_SCHOOL_ID}"
 
 
-def _bindable(port: int) -> bool:
+def bindable(port: int) -> bool:
     """Free on 127.0.0.1 and nobody answering on ::1 (where `localhost` may resolve first)."""
     try:
         with closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as sock:
@@ -67,7 +67,7 @@ def free_ports(count: int) -> int:
     """The first of `count` consecutive free loopback ports."""
     for _ in range(200):
         base = random.randint(20000, 60000 - count)
-        if all(_bindable(base + i) for i in range(count)):
+        if all(bindable(base + i) for i in range(count)):
             return base
     raise RuntimeError(f"no {count} consecutive free ports found")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import redis
 
-from tests.support.live import free_ports
+from tests.support.live import bindable, free_ports
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
@@ -104,11 +104,26 @@ def sentinel_setup(directory: Path) -> Iterator[SentinelSetup]:
         servers.stop_all()
 
 
+CLUSTER_BUS_OFFSET = 10000  # Redis Cluster listens on port + 10000 for its bus too
+
+
+def _cluster_ports(count: int) -> list[int]:
+    """Free client ports whose bus ports are valid (at most 65535) and free as well: a base
+    above 55535 would make redis-server refuse to start in cluster mode."""
+    for _ in range(50):
+        base = free_ports(count)
+        ports = [base + i for i in range(count)]
+        if ports[-1] + CLUSTER_BUS_OFFSET <= 65535 and all(
+            bindable(port + CLUSTER_BUS_OFFSET) for port in ports
+        ):
+            return ports
+    raise RuntimeError("no free ports for a cluster and its bus")
+
+
 @contextmanager
 def cluster_setup(directory: Path, masters: int = 3) -> Iterator[list[int]]:
     """`masters` cluster-enabled servers joined into one cluster without replicas."""
-    base = free_ports(masters)
-    ports = [base + i for i in range(masters)]
+    ports = _cluster_ports(masters)
     servers = RedisProcesses(directory)
     try:
         for port in ports:
