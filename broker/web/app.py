@@ -14,6 +14,7 @@ from broker.web.login_steps import broker, content_security_policy
 from broker.web.oidc_op_routes import oidc_op
 from broker.web.oidc_rp_routes import oidc_rp
 from broker.web.portal import install_portals
+from broker.web.rate_limits import install_rate_limits
 from broker.web.saml_routes import saml
 from broker.web.wiring import Broker, build_broker
 
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(oidc_rp)
     app.register_blueprint(oidc_op)
     install_portals(app)
+    install_rate_limits(app, settings)
 
     @app.route("/")
     def home() -> str:
