@@ -547,3 +547,37 @@ def test_a_replay_after_a_restart_is_refused(
             assert_refused(demo, login.browser, page, caplog, ("replay",), had_session=True)
     finally:
         store.close()
+
+
+# -- cookies and headers along a real login --------------------------------------------------------
+
+
+def _set_cookie(page: Page, name: str) -> str:
+    headers = page.response.raw.headers.getlist("Set-Cookie")
+    found = [h for h in headers if h.startswith(f"{name}=")]
+    assert len(found) == 1, headers
+    return str(found[0])
+
+
+def test_login_cookies_are_flagged(demo: LiveDemo, school: SchoolForger, signer: Signer) -> None:
+    """The browser-state and SSO cookies: host-only (__Host-), Secure, HttpOnly, SameSite=None
+    (the school's POST comes from another site); kb_school Lax."""
+    browser = Browser()
+    sso = browser.get(
+        f"{demo.publishers['leesplank'].base_url}/login?school={demo.school_entity_id}",
+        stop=lambda url: url.startswith(demo.school_url),
+    )
+    assert sso.url.startswith(demo.broker_url) and sso.location is not None
+    _, params = redirect_message(sso.location)
+    login = PendingLogin(browser, authn_request_id(sso.location), params["RelayState"])
+    browser_cookie = _set_cookie(sso, "__Host-kb_browser")
+    for flag in ("Secure", "HttpOnly", "SameSite=None", "Path=/"):
+        assert flag in browser_cookie, browser_cookie
+    assert "Domain=" not in browser_cookie and "Max-Age" not in browser_cookie
+    page = deliver(demo, login, encode(signed(answer(demo, school, login), signer)))
+    assert page.status == 200
+    sso_cookie = _set_cookie(page, SSO_COOKIE)
+    for flag in ("Secure", "HttpOnly", "SameSite=None", "Path=/", "Max-Age="):
+        assert flag in sso_cookie, sso_cookie
+    assert page.response.headers["Cache-Control"] == "no-store"
+    assert "frame-ancestors 'none'" in page.response.headers["Content-Security-Policy"]

@@ -1,5 +1,6 @@
-"""Rate limits on SSO, ACS, token and discovery (broker/web/rate_limits.py), and the web
-hardening around them: security headers and cookie flags on the login endpoints.
+"""Web hardening: rate limits on SSO, ACS, token and discovery (broker/web/rate_limits.py) and
+the security headers on every page (broker/web/app.py). Cookie flags along a real login are
+checked in test_saml_attacks.py (`test_login_cookies_are_flagged`).
 
 The limits are set low here (a few requests) so a test can cross them; the broker is a real
 instance (`ketenbroker init` in a temporary folder) called through Flask's test client.
@@ -193,3 +194,32 @@ def _from_file(instance: Settings, extra: str) -> None:
     assert instance.source is not None
     text = instance.source.read_text(encoding="utf-8") + "\n" + extra
     settings_from_mapping(tomllib.loads(text), instance.source.parent, instance.source)
+
+
+# -- security headers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/discovery", "/saml/idp/sso?SAMLRequest=x", "/nowhere", "/oidc/authorize"]
+)
+def test_every_page_carries_the_security_headers(make_app: MakeApp, path: str) -> None:
+    """Pages and refusals alike, on an https broker (HSTS included)."""
+    response = make_app(OFF).test_client().get(path)
+    headers = response.headers
+    csp = headers["Content-Security-Policy"]
+    for directive in ("default-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"):
+        assert directive in csp, csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_no_hsts_on_a_plain_http_broker(make_app: MakeApp, instance: Settings) -> None:
+    app = create_app(replace(instance, base_url="http://127.0.0.1:9", rate_limits=OFF))
+    try:
+        response = app.test_client().get("/")
+        assert "Strict-Transport-Security" not in response.headers
+        assert response.headers["X-Frame-Options"] == "DENY"
+    finally:
+        app.extensions["ketenbroker"].registry.close()
