@@ -227,6 +227,15 @@ def _confirmation_without_expiry(response: samlp.Response) -> None:
         confirmation.subject_confirmation_data.not_on_or_after = None
 
 
+def _destination_elsewhere(response: samlp.Response) -> None:
+    response.destination = "https://evil.example/acs"
+
+
+def _not_yet_valid(response: samlp.Response) -> None:
+    # Every other window open: only Conditions' NotBefore lies ten minutes ahead.
+    response.assertion.conditions.not_before = saml_time(datetime.now(UTC) + timedelta(minutes=10))
+
+
 def _issued_an_hour_ago(response: samlp.Response) -> None:
     # Every window still open: only the assertion's age gives it away.
     response.assertion.issue_instant = saml_time(datetime.now(UTC) - timedelta(hours=1))
@@ -239,6 +248,13 @@ SCHOOL_CASES: dict[str, tuple[SchoolCase, tuple[str, ...]]] = {
     "sender-vouches, no bearer": (_tampered(_sender_vouches_only), ("wrong_recipient",)),
     "bearer without NotOnOrAfter": (_tampered(_confirmation_without_expiry), ("wrong_recipient",)),
     "issued an hour ago": (_tampered(_issued_an_hour_ago), ("time_window",)),
+    # pysaml2 drops a Response for another Destination before the broker's own check runs and
+    # returns nothing, which back.py files as no_assertion.
+    "Destination elsewhere": (
+        _tampered(_destination_elsewhere),
+        ("wrong_destination", "no_assertion"),
+    ),
+    "NotBefore in the future": (_tampered(_not_yet_valid), ("time_window",)),
     # pysaml2 reports "neither signed" as a SigverError, which back.py files under the general
     # reason; bad_signature would be the more precise one.
     "unsigned": (_unsigned, ("bad_signature", "response_refused")),
