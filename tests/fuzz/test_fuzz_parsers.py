@@ -19,6 +19,7 @@ from werkzeug.test import TestResponse
 from broker.core.errors import BrokerError
 from broker.oidc.rp_id_token import Expected, verify_id_token
 from broker.saml import firewall
+from broker.saml.metadata_check import idp_entity_id, sp_entity_id
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -122,6 +123,26 @@ def test_firewall_redirect_decoding(value: str) -> None:
 def test_firewall_post_decoding(value: str) -> None:
     try:
         firewall.decode_post(value)
+    except BrokerError:
+        pass
+
+
+VALID_METADATA = (
+    b'<md:EntityDescriptor xmlns:md="urn:oasis:names:tc:SAML:2.0:metadata" '
+    b'entityID="https://idp.example/m"><md:IDPSSODescriptor protocolSupportEnumeration='
+    b'"urn:oasis:names:tc:SAML:2.0:protocol"><md:KeyDescriptor use="signing"/>'
+    b'<md:SingleSignOnService Binding="urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect" '
+    b'Location="https://idp.example/sso"/></md:IDPSSODescriptor></md:EntityDescriptor>'
+)
+
+
+@given(xml=st.one_of(damaged(VALID_METADATA), st.binary(max_size=1024)), role=st.booleans())
+@example(xml=VALID_METADATA, role=True)
+def test_metadata_check(xml: bytes, role: bool) -> None:
+    """Metadata uploaded in a portal or fetched by the CLI: refused with MetadataInvalid only."""
+    text = xml.decode("utf-8", errors="replace")
+    try:
+        idp_entity_id(text) if role else sp_entity_id(text)
     except BrokerError:
         pass
 
