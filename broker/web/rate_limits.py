@@ -40,8 +40,10 @@ JSON_ENDPOINTS = frozenset({"oidc_op.token"})
 
 def storage_uri(store_url: str) -> str:
     """Where the counters live: the store's Redis, or this process's memory."""
-    if store_url.startswith(("redis://", "rediss://", "unix://")):
+    if store_url.startswith(("redis://", "rediss://")):
         return store_url
+    if store_url.startswith("unix://"):
+        return "redis+unix://" + store_url.removeprefix("unix://")  # the limits library's name
     return "memory://"
 
 

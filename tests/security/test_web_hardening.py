@@ -18,6 +18,7 @@ import redis
 from flask import Flask
 from flask.testing import FlaskClient
 from limits import parse_many
+from limits.storage import SCHEMES
 from werkzeug.test import TestResponse
 
 from broker.cli.instance import init_instance
@@ -25,6 +26,7 @@ from broker.config import RateLimits, Settings, load_settings, settings_from_map
 from broker.core.errors import ConfigurationError
 from broker.registry import migrate
 from broker.web import create_app
+from broker.web.rate_limits import storage_uri
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
@@ -223,3 +225,17 @@ def test_no_hsts_on_a_plain_http_broker(make_app: MakeApp, instance: Settings) -
         assert response.headers["X-Frame-Options"] == "DENY"
     finally:
         app.extensions["ketenbroker"].registry.close()
+
+
+@pytest.mark.parametrize(
+    ("store_url", "expected"),
+    [
+        ("memory://", "memory://"),
+        ("redis://127.0.0.1:6379/3", "redis://127.0.0.1:6379/3"),
+        ("rediss://cache.example:6380/0", "rediss://cache.example:6380/0"),
+        ("unix:///run/redis.sock?db=2", "redis+unix:///run/redis.sock?db=2"),
+    ],
+)
+def test_counters_live_in_the_configured_store(store_url: str, expected: str) -> None:
+    assert storage_uri(store_url) == expected
+    assert expected.split("://", maxsplit=1)[0] in SCHEMES  # a scheme the limits library knows
