@@ -77,7 +77,7 @@ class Signer:
     key_info_cert: Path | None = None  # a certificate to embed in KeyInfo
     hmac_key: bytes | None = None  # sign with HMAC under these bytes instead of the RSA key
     reference_id: str | None = None  # reference another ID than the parent's
-    stylesheet: bool = field(default=False)  # fill an XSLT transform with a stylesheet
+    stylesheet: bool = False  # fill an XSLT transform with a stylesheet
 
     def sign(self, element: etree._Element) -> etree._Element:
         element_id = element.get("ID")
@@ -105,7 +105,6 @@ class Signer:
             context.key = xmlsec.Key.from_file(str(self.key_file), T.KeyDataFormatPem)
             cert = self.key_info_cert or self.cert_file
             context.key.load_cert_from_file(str(cert), T.KeyDataFormatPem)
-        context.register_id(element.getroottree().getroot(), "ID")
         for node in element.getroottree().getroot().iter():
             if isinstance(node.tag, str) and node.get("ID"):
                 context.register_id(node, "ID")
