@@ -277,10 +277,12 @@ def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(texts, inner, max_size=4),
-    max_leaves=12,
+json_scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | texts
+# Two levels deep is enough for claims and header values; hypothesis shrinks it well.
+json_values = (
+    json_scalars
+    | st.lists(json_scalars, max_size=4)
+    | st.dictionaries(texts, json_scalars, max_size=4)
 )
 
 
