@@ -71,6 +71,13 @@ ttl_seconds = 900
 # How long a student stays signed in at the broker (0 switches SSO off).
 sso_session_seconds = 28800
 
+[rate_limits]
+# Requests per client address; a whole school arrives from one address (docs/configuration.md).
+sso = "600/minute"
+acs = "600/minute"
+token = "1200/minute"
+discovery = "1200/minute"
+
 [organization]
 name = "{organization}"
 url = ""
