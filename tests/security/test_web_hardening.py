@@ -178,24 +178,33 @@ def test_valid_limits_are_accepted_and_mean_what_flask_limiter_reads(value: str)
 @pytest.mark.parametrize("value", ["600", "fast", "600/fortnight", "-1/minute", 600, "6/minute;"])
 def test_invalid_limits_are_refused_with_the_key(value: object, instance: Settings) -> None:
     with pytest.raises(ConfigurationError, match=r"rate_limits\.sso"):
-        _from_file(instance, f"[rate_limits]\nsso = {value!r}\n".replace("'", '"'))
+        _with_section(instance, {"sso": value})
 
 
 def test_an_unknown_limit_name_is_refused(instance: Settings) -> None:
     with pytest.raises(ConfigurationError, match="unknown key"):
-        _from_file(instance, '[rate_limits]\nportal = "1/minute"\n')
+        _with_section(instance, {"portal": "1/minute"})
 
 
 def test_defaults_when_the_section_is_absent(instance: Settings) -> None:
-    assert instance.source is not None
-    assert load_settings(instance.source).rate_limits == RateLimits()
+    assert _with_section(instance, None).rate_limits == RateLimits()
     assert all(parse_many(getattr(RateLimits(), name)) for name in ("sso", "acs", "token"))
 
 
-def _from_file(instance: Settings, extra: str) -> None:
+def test_init_writes_the_defaults(instance: Settings) -> None:
     assert instance.source is not None
-    text = instance.source.read_text(encoding="utf-8") + "\n" + extra
-    settings_from_mapping(tomllib.loads(text), instance.source.parent, instance.source)
+    written = tomllib.loads(instance.source.read_text(encoding="utf-8"))["rate_limits"]
+    assert RateLimits(**written) == RateLimits()
+
+
+def _with_section(instance: Settings, section: dict[str, object] | None) -> Settings:
+    """The instance's configuration with its [rate_limits] replaced (None: left out)."""
+    assert instance.source is not None
+    data = tomllib.loads(instance.source.read_text(encoding="utf-8"))
+    data.pop("rate_limits", None)
+    if section is not None:
+        data["rate_limits"] = section
+    return settings_from_mapping(data, instance.source.parent, instance.source)
 
 
 # -- security headers -----------------------------------------------------------------------------
