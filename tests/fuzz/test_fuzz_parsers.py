@@ -20,6 +20,7 @@ from broker.core.errors import BrokerError
 from broker.oidc.rp_id_token import Expected, verify_id_token
 from broker.saml import firewall
 from broker.saml.metadata_check import idp_entity_id, sp_entity_id
+from tests.fuzz.conftest import FUZZ
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
 SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
@@ -100,6 +101,7 @@ def below_500(response: TestResponse) -> None:
 # -- the SAML firewall, directly --------------------------------------------------------------
 
 
+@FUZZ
 @given(xml=xml_inputs, root=st.sampled_from(["Response", "AuthnRequest", "LogoutRequest"]))
 @example(xml=VALID_RESPONSE, root="Response")
 def test_firewall_inspect(xml: bytes, root: str) -> None:
@@ -111,6 +113,7 @@ def test_firewall_inspect(xml: bytes, root: str) -> None:
         pass
 
 
+@FUZZ
 @given(value=st.one_of(texts, st.binary(max_size=512).map(deflate)))
 def test_firewall_redirect_decoding(value: str) -> None:
     try:
@@ -119,6 +122,7 @@ def test_firewall_redirect_decoding(value: str) -> None:
         pass
 
 
+@FUZZ
 @given(value=st.one_of(texts, st.binary(max_size=512).map(lambda b: base64.b64encode(b).decode())))
 def test_firewall_post_decoding(value: str) -> None:
     try:
@@ -136,6 +140,7 @@ VALID_METADATA = (
 )
 
 
+@FUZZ
 @given(xml=st.one_of(damaged(VALID_METADATA), st.binary(max_size=1024)), role=st.booleans())
 @example(xml=VALID_METADATA, role=True)
 def test_metadata_check(xml: bytes, role: bool) -> None:
@@ -150,6 +155,7 @@ def test_metadata_check(xml: bytes, role: bool) -> None:
 # -- the SAML endpoints -----------------------------------------------------------------------
 
 
+@FUZZ
 @given(
     xml=xml_inputs,
     relay_state=st.one_of(st.none(), texts),
@@ -170,6 +176,7 @@ def test_sso_redirect_binding(
     below_500(client.get("/saml/idp/sso", query_string=query))
 
 
+@FUZZ
 @given(xml=xml_inputs, relay_state=st.one_of(st.none(), texts))
 def test_sso_post_binding(client: FlaskClient, xml: bytes, relay_state: str | None) -> None:
     form = {"SAMLRequest": base64.b64encode(xml).decode()}
@@ -178,6 +185,7 @@ def test_sso_post_binding(client: FlaskClient, xml: bytes, relay_state: str | No
     below_500(client.post("/saml/idp/sso", data=form))
 
 
+@FUZZ
 @given(
     response=st.one_of(texts, xml_inputs.map(lambda b: base64.b64encode(b).decode())),
     relay_state=st.one_of(st.none(), texts),
@@ -211,6 +219,7 @@ AUTHORIZE_NAMES = [
 ]
 
 
+@FUZZ
 @given(
     params=st.dictionaries(st.sampled_from(AUTHORIZE_NAMES), texts, max_size=10),
     post=st.booleans(),
@@ -238,6 +247,7 @@ TOKEN_NAMES = [
 ]
 
 
+@FUZZ
 @given(
     form=st.dictionaries(st.sampled_from(TOKEN_NAMES), texts, max_size=8),
     authorization=st.one_of(
@@ -258,6 +268,7 @@ def test_oidc_token_endpoint(
     assert response.content_type.startswith("application/json")
 
 
+@FUZZ
 @given(token=texts, post=st.booleans())
 def test_oidc_userinfo(client: FlaskClient, token: str, post: bool) -> None:
     if post:
@@ -312,6 +323,7 @@ def jwt_like(draw: st.DrawFn) -> str:
     )
 
 
+@FUZZ
 @given(token=st.one_of(texts, jwt_like()))
 def test_rp_id_token_parsing(token: str) -> None:
     expected = Expected("https://op.example", "broker", "n", ("RS256", "ES256"), 1e9, 60)
@@ -321,6 +333,7 @@ def test_rp_id_token_parsing(token: str) -> None:
         pass
 
 
+@FUZZ
 @given(state=texts, code=texts, iss=st.one_of(st.none(), texts), error=st.one_of(st.none(), texts))
 def test_rp_callback(
     client: FlaskClient, state: str, code: str, iss: str | None, error: str | None
@@ -336,6 +349,7 @@ def test_rp_callback(
 # -- discovery ------------------------------------------------------------------------------
 
 
+@FUZZ
 @given(q=texts, login=st.one_of(st.none(), texts), school=texts)
 def test_discovery(client: FlaskClient, q: str, login: str | None, school: str) -> None:
     query = {"q": q}
