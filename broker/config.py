@@ -8,6 +8,7 @@ there is no raw dict anywhere.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -69,6 +70,46 @@ class MetricsSettings:
 
 
 @dataclass(frozen=True)
+class RateLimits:
+    """Requests per client address, in Flask-Limiter's notation ("600/minute", several joined
+    by ";"); an empty string switches that limit off. A whole school reaches the broker from one
+    address at 08:30, so the defaults only stop floods, not a busy Monday (security.md)."""
+
+    sso: str = "600/minute"  # SAML SSO and the OIDC authorization endpoint (publishers' side)
+    acs: str = "600/minute"  # the SAML ACS and the OIDC callback (schools' side)
+    token: str = "1200/minute"  # noqa: S105 - the OIDC token endpoint, a rate
+    discovery: str = "1200/minute"  # the school chooser and its search
+
+
+_RATE = re.compile(r"\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*")
+
+
+def _rate(section: Mapping[str, Any], key: str, default: str) -> str:
+    value = section.get(key, default)
+    if not isinstance(value, str) or not all(
+        _RATE.fullmatch(part) for part in value.split(";") if value
+    ):
+        raise ConfigurationError(
+            f'rate_limits.{key} must be like "600/minute" (several joined by ";"), or "" for none'
+        )
+    return value
+
+
+def _rate_limits(data: Mapping[str, Any]) -> RateLimits:
+    section = _section(data, "rate_limits")
+    unknown = set(section) - {"sso", "acs", "token", "discovery"}
+    if unknown:
+        raise ConfigurationError(f"rate_limits: unknown key(s) {', '.join(sorted(unknown))}")
+    defaults = RateLimits()
+    return RateLimits(
+        sso=_rate(section, "sso", defaults.sso),
+        acs=_rate(section, "acs", defaults.acs),
+        token=_rate(section, "token", defaults.token),
+        discovery=_rate(section, "discovery", defaults.discovery),
+    )
+
+
+@dataclass(frozen=True)
 class Organization:
     name: str = "Ketenbroker"
     url: str = ""
@@ -126,6 +167,7 @@ class Settings:
     metrics: MetricsSettings = MetricsSettings()
     assurance: Assurance = DEFAULT_ASSURANCE
     metadata: MetadataSettings = MetadataSettings()
+    rate_limits: RateLimits = RateLimits()
     login_ttl_seconds: int = 900
     sso_session_seconds: int = 8 * 3600
     # `json` (one object per line, for log collectors) or `text` (for a terminal).
@@ -492,6 +534,7 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
         oidc=_oidc(keys, data, base),
         metrics=_metrics(data, base),
         assurance=_assurance(data),
+        rate_limits=_rate_limits(data),
         login_ttl_seconds=_int(login, "ttl_seconds", "login", 900, 60, 900),
         sso_session_seconds=_int(login, "sso_session_seconds", "login", 8 * 3600, 0, 24 * 3600),
         log_format=_choice(_section(data, "logging"), "format", "logging", ("json", "text")),

@@ -6,9 +6,11 @@ cd "$(dirname "$0")/.."
 bash scripts/services.sh
 bash scripts/install.sh --test
 echo "== ruff"
-.venv/bin/ruff check broker tests bench
-.venv/bin/ruff format --check broker tests bench
+.venv/bin/ruff check broker tests bench tools
+.venv/bin/ruff format --check broker tests bench tools
 echo "== mypy (strict, broker/)"
 .venv/bin/mypy broker
+echo "== dependency audit (pip-audit; passes with a notice when no vulnerability database is reachable)"
+.venv/bin/python tools/audit_deps.py
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

@@ -80,6 +80,12 @@ format = "json"
 [receipts]
 # Receipts older than this are removed by `ketenbroker receipts prune` (run it daily).
 retention_days = 365
+[rate_limits]
+# Requests per client address; a whole school arrives from one address (docs/configuration.md).
+sso = "600/minute"
+acs = "600/minute"
+token = "1200/minute"
+discovery = "1200/minute"
 
 [organization]
 name = "{organization}"

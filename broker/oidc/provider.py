@@ -251,6 +251,14 @@ class OidcProvider:
             )
         except OAuth2Error as error:
             raise self._refusal(error, request) from None
+        except ValueError:
+            # authlib raises ValueError while building its error when the description would echo
+            # a character RFC 6749 does not allow there (a control character in response_type,
+            # found by tests/fuzz). The client is not validated yet: a page, never a redirect.
+            raise BadRequest(
+                "authorization request with characters OAuth does not allow",
+                code="oidc_invalid_characters",
+            ) from None
         client: RegisteredClient = grant.request.client
         data: dict[str, str] = request.payload.data
         redirect_uri = data.get("redirect_uri", "")

@@ -16,6 +16,7 @@ from lxml import etree
 
 from broker.core.errors import InvalidMessage
 from broker.saml.xml_parsing import parse_untrusted
+from broker.saml.xmlsig_policy import PolicyViolation, check_signature_shape
 
 MAX_BODY_BYTES = 256 * 1024
 MAX_INFLATED_BYTES = 128 * 1024
@@ -78,6 +79,7 @@ def inspect(xml: bytes, *, root: str, assertions: int | None) -> etree._Element:
     if etree.QName(doc).namespace != SAMLP or etree.QName(doc).localname != root:
         raise InvalidMessage(f"expected samlp:{root}", code="unexpected_message")
     _check_shape(doc.iter())
+    _check_signatures(doc)
     if assertions is not None:
         found = doc.findall(f".//{{{SAML}}}Assertion")
         encrypted = doc.findall(f".//{{{SAML}}}EncryptedAssertion")
@@ -100,6 +102,28 @@ def _check_shape(elements: Iterable[etree._Element]) -> None:
             ids.add(ident)
         if element.tag == f"{{{DS}}}Object":
             raise InvalidMessage("ds:Object in message", code="signature_object")
+
+
+def _check_signatures(doc: etree._Element) -> None:
+    """Every ds:Signature, wherever it sits, must be the one enveloped signature of its parent,
+    referencing that parent's ID, with allowed transforms and algorithms only.
+
+    xmlsig applies the same policy to the signatures pysaml2 asks about; checking every one here
+    means a signature pysaml2 would skip (a wrapped copy, one in an Extensions element) cannot
+    carry an XSLT transform or a reference elsewhere past the firewall either, and each
+    refusal names its precise reason in the audit line.
+    """
+    for signature in doc.iter(f"{{{DS}}}Signature"):
+        parent = signature.getparent()
+        if parent is None:
+            raise InvalidMessage("signature without parent", code="signature_placement")
+        siblings = [child for child in parent if child.tag == f"{{{DS}}}Signature"]
+        if len(siblings) != 1:
+            raise InvalidMessage("two signatures on one element", code="signature_count")
+        try:
+            check_signature_shape(signature, parent)
+        except PolicyViolation as violation:
+            raise InvalidMessage("signature shape refused", code=violation.reason) from None
 
 
 def _depth(element: etree._Element) -> int:

@@ -38,9 +38,17 @@ ALLOWED_TRANSFORMS = frozenset({ENVELOPED, EXC_C14N})
 _SIGNATURE = f"{{{DS_NS}}}Signature"
 
 
-def refuse(reason: str) -> SignatureError:
+class PolicyViolation(SignatureError):  # type: ignore[misc]  # saml2 ships no type hints
+    """A signature shape the broker refuses; `reason` is the reason code alone."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"xmlsig: {reason}")
+        self.reason = reason
+
+
+def refuse(reason: str) -> PolicyViolation:
     """The one exception type pysaml2's callers understand, carrying only a reason code."""
-    return SignatureError(f"xmlsig: {reason}")
+    return PolicyViolation(reason)
 
 
 def parse_document(text: str | bytes) -> etree._ElementTree:

@@ -16,6 +16,7 @@ from broker.web.oidc_op_routes import oidc_op
 from broker.web.oidc_rp_routes import oidc_rp
 from broker.web.operations import operations
 from broker.web.portal import install_portals
+from broker.web.rate_limits import install_rate_limits
 from broker.web.saml_routes import saml
 from broker.web.wiring import Broker, build_broker
 
@@ -41,6 +42,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(my_data)
     app.register_blueprint(operations)  # /readyz, /metrics
     install_portals(app)
+    install_rate_limits(app, settings)
 
     @app.route("/")
     def home() -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import base64
 import gc
+import hashlib
+import hmac
 import re
 import warnings
 import zlib
@@ -63,6 +65,11 @@ SHIBMD = "urn:mace:shibboleth:metadata:1.0"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 UID = "sanne.jansen"
 CHAIN = "leermiddelen"
+WEAK_SIGALGS = {
+    "rsa-sha1": SIG_RSA_SHA1,
+    "rsa-md5": "http://www.w3.org/2001/04/xmldsig-more#rsa-md5",
+    "hmac-sha256": "http://www.w3.org/2001/04/xmldsig-more#hmac-sha256",
+}
 TRICKY_RELAY_STATE = "ga naar les 3 & 4: 100% klaar — ça va? ünï https://les.example/a?b=1&c=%2F#x"
 
 # pysaml2 writes metadata certificates to NamedTemporaryFile objects (sigver.make_temp) and leaves
@@ -90,6 +97,7 @@ class ServiceSp:
         self.acs = {1: f"{base_url}/acs-one", 2: f"{base_url}/acs-two", 3: f"{base_url}/acs-three"}
         self.default_acs = self.acs[2]
         self.key_file = key_file
+        self.cert_file = cert_file
         config = SPConfig()
         config.load(
             {
@@ -163,15 +171,22 @@ class ServiceSp:
         )
         return str(dict(info["headers"])["Location"])
 
-    def sha1_redirect_url(self, sso_url: str, request: samlp.AuthnRequest) -> str:
-        """Signed the way the Redirect binding prescribes, but with RSA-SHA1 (which pysaml2's
-        in-process signer refuses to make)."""
+    def weak_redirect_url(
+        self, sso_url: str, request: samlp.AuthnRequest, sigalg: str = SIG_RSA_SHA1
+    ) -> str:
+        """Signed the way the Redirect binding prescribes, but with a weak `sigalg` (which
+        pysaml2's in-process signer refuses to make): RSA with SHA-1 or MD5, or HMAC-SHA256
+        keyed with the service's public certificate (key confusion)."""
         deflated = zlib.compress(str(request).encode())[2:-4]
-        args = {"SAMLRequest": base64.b64encode(deflated).decode(), "SigAlg": SIG_RSA_SHA1}
+        args = {"SAMLRequest": base64.b64encode(deflated).decode(), "SigAlg": sigalg}
         signed = "&".join(urlencode({k: v}) for k, v in args.items()).encode()
-        key = serialization.load_pem_private_key(self.key_file.read_bytes(), password=None)
-        assert isinstance(key, rsa.RSAPrivateKey)
-        signature = key.sign(signed, padding.PKCS1v15(), hashes.SHA1())
+        if sigalg == WEAK_SIGALGS["hmac-sha256"]:
+            signature = hmac.new(self.cert_file.read_bytes(), signed, hashlib.sha256).digest()
+        else:
+            key = serialization.load_pem_private_key(self.key_file.read_bytes(), password=None)
+            assert isinstance(key, rsa.RSAPrivateKey)
+            digest = hashes.MD5() if sigalg == WEAK_SIGALGS["rsa-md5"] else hashes.SHA1()
+            signature = key.sign(signed, padding.PKCS1v15(), digest)
         args["Signature"] = base64.b64encode(signature).decode()
         return f"{sso_url}?{urlencode(args)}"
 
@@ -339,11 +354,12 @@ def test_an_unsigned_redirect_request_is_refused(
     assert_refused(setup, page, caplog, "request_unsigned")
 
 
-def test_a_redirect_request_signed_with_sha1_is_refused(
-    setup: Setup, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("weak", list(WEAK_SIGALGS))
+def test_a_redirect_request_signed_with_a_weak_algorithm_is_refused(
+    setup: Setup, weak: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     request = setup.sp.authn_request(setup.sso_url)
-    url = setup.sp.sha1_redirect_url(setup.sso_url, request)
+    url = setup.sp.weak_redirect_url(setup.sso_url, request, WEAK_SIGALGS[weak])
     page = Browser().get(url)
     assert_refused(setup, page, caplog, "weak_algorithm")
 

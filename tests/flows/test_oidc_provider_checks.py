@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import secrets
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +32,7 @@ from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
 from broker.oidc.registration import new_client
 from tests.support.client import Browser, Page
+from tests.support.hostile import loopback_listener
 from tests.support.live import LiveDemo, serve_app
 
 NOWHERE = "http://localhost:9/cb"  # never requested: the browser stops before it
@@ -92,14 +95,15 @@ class Client:
     def session(self) -> OAuth2Session:
         return OAuth2Session(self.client_id, self.secret, redirect_uri=self.redirect_uri)
 
-    def redeem(self, code: str, verifier: str, **extra: Any) -> requests.Response:
+    def redeem(self, code: str, verifier: str | None, **extra: Any) -> requests.Response:
         data = {
             "grant_type": "authorization_code",
             "code": code,
             "redirect_uri": self.redirect_uri,
-            "code_verifier": verifier,
             **extra,
         }
+        if verifier is not None:  # None: no verifier at all
+            data["code_verifier"] = verifier
         auth = (self.client_id, self.secret) if self.secret else None
         if self.secret is None:
             data["client_id"] = self.client_id
@@ -139,6 +143,16 @@ def _hs256(claims: dict[str, Any], secret: bytes) -> str:
     body = part(json.dumps(claims).encode())
     mac = hmac.new(secret, f"{header}.{body}".encode(), hashlib.sha256).digest()
     return f"{header}.{body}.{part(mac)}"
+
+
+def _unsigned(claims: dict[str, Any]) -> str:
+    """A JWT with `alg: none` and an empty signature."""
+
+    def part(value: bytes) -> str:
+        return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
+
+    header = part(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    return f"{header}.{part(json.dumps(claims).encode())}."
 
 
 def register(demo: LiveDemo, client_id: str, **options: Any) -> Client:
@@ -350,12 +364,7 @@ def test_pkce_wrong_verifier_is_refused(rp: Client) -> None:
 def test_a_confidential_client_may_leave_pkce_out(rp: Client) -> None:
     params = rp.params(code_challenge="", code_challenge_method="")
     code = rp.redirect(Browser(), params)["code"]
-    response = requests.post(
-        rp.token_url,
-        data={"grant_type": "authorization_code", "code": code, "redirect_uri": NOWHERE},
-        auth=(rp.client_id, rp.secret or ""),
-        timeout=5,
-    )
+    response = rp.redeem(code, None)
     assert response.status_code == 200, response.text
 
 
@@ -466,15 +475,51 @@ def test_private_key_jwt(demo: LiveDemo) -> None:
     # Refusals are invalid_client (400, as no Authorization header was sent; RFC 6749 5.2).
     # The issuer as audience, and PS256 (advertised in discovery), are accepted too.
     assert redeem(assertion(demo.broker_url, "jti-3", "PS256")).status_code == 200
-    refused = (
-        signed,  # the same jti twice
-        assertion("https://elsewhere.example/token", "jti-2"),  # another server
-        assertion(["https://elsewhere.example", client.token_url], "jti-4"),  # audience injection
-        assertion(client.token_url, "jti-5", "HS256"),  # HMAC: no shared secret here
+    # Header tricks: a stranger's key embedded (jwk) or named by URL (jku, x5u: a loopback
+    # listener that must never be called), a kid that is a path, and no signature at all.
+    stranger = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    stranger_pem = stranger.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
-    for attempt in refused:
-        response = redeem(attempt)
-        assert response.status_code == 400 and response.json()["error"] == "invalid_client"
+    stranger_jwk = RSAKey.import_key(stranger_pem, {"kid": "rp-1"}).as_dict(private=False)
+    now = int(time.time())
+
+    def by_stranger(jti: str, **header: Any) -> str:
+        claims = {
+            "iss": "checks-pkjwt",
+            "sub": "checks-pkjwt",
+            "aud": client.token_url,
+            "jti": jti,
+            "iat": now,
+            "exp": now + 60,
+        }
+        return jwt.encode(claims, stranger_pem, algorithm="RS256", headers=header)
+
+    with loopback_listener() as listener:
+        refused = (
+            signed,  # the same jti twice
+            assertion("https://elsewhere.example/token", "jti-2"),  # another server
+            assertion(["https://elsewhere.example", client.token_url], "jti-4"),  # aud injection
+            assertion(client.token_url, "jti-5", "HS256"),  # HMAC: no shared secret here
+            by_stranger("jti-6", kid="rp-1", jwk=stranger_jwk),
+            by_stranger("jti-7", kid="rp-9", jku=listener.url),
+            by_stranger("jti-8", kid="rp-1", x5u=listener.url),
+            by_stranger("jti-9", kid="../../../../etc/passwd"),
+            _unsigned(
+                {
+                    "iss": "checks-pkjwt",
+                    "sub": "checks-pkjwt",
+                    "aud": client.token_url,
+                    "jti": "jti-10",
+                    "iat": now,
+                    "exp": now + 60,
+                }
+            ),
+        )
+        for attempt in refused:
+            response = redeem(attempt)
+            assert response.status_code == 400 and response.json()["error"] == "invalid_client"
+    assert listener.hits == []
 
 
 # -- refresh tokens ------------------------------------------------------------------------------
@@ -679,3 +724,107 @@ def test_userinfo_follows_rfc_6750(rp: Client) -> None:
     assert bare.status_code == 401 and bare.headers["WWW-Authenticate"] == "Bearer"
     body = requests.post(url, data={"access_token": token["access_token"]}, timeout=5)
     assert body.status_code == 200 and body.json()["sub"] == claims["sub"]
+
+
+# -- attacks (issue 8) ---------------------------------------------------------------------------
+
+
+def test_a_code_redeemed_by_twenty_racing_requests_gives_tokens_once(rp: Client) -> None:
+    """A stolen code raced against the client's own redemption: one answer carries tokens, the
+    others invalid_grant, and then the winner's tokens are revoked (the code was used twice)."""
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    start = threading.Barrier(20)
+    answers: list[requests.Response] = []
+
+    def redeem() -> None:
+        start.wait()
+        answers.append(rp.redeem(code, params["_verifier"]))
+
+    racers = [threading.Thread(target=redeem) for _ in range(20)]
+    for racer in racers:
+        racer.start()
+    for racer in racers:
+        racer.join()
+    winners = [a for a in answers if a.status_code == 200]
+    assert len(winners) == 1, sorted(a.status_code for a in answers)
+    assert all(
+        a.status_code == 400 and a.json()["error"] == "invalid_grant"
+        for a in answers
+        if a.status_code != 200
+    )
+    access = winners[0].json()["access_token"]
+    userinfo = requests.get(
+        f"{rp.demo.broker_url}/oidc/userinfo",
+        headers={"Authorization": f"Bearer {access}"},
+        timeout=5,
+    )
+    assert userinfo.status_code == 401
+
+
+def test_pkce_cannot_be_downgraded_at_the_token_endpoint(rp: Client) -> None:
+    """The code was issued for an S256 challenge: leaving the verifier out (as an attacker who
+    injected a stolen code would) is refused, and so is the challenge itself as verifier."""
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    response = rp.redeem(code, None)
+    assert response.status_code == 400
+    assert response.json()["error"] in ("invalid_request", "invalid_grant")
+    assert "access_token" not in response.json()
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    response = rp.redeem(code, params["code_challenge"])
+    assert response.status_code == 400 and response.json()["error"] == "invalid_grant"
+
+
+@pytest.mark.parametrize(
+    "redirect_uri",
+    [
+        "http://LOCALHOST:9/cb",  # case
+        "http://localhost:9/cb/",  # trailing slash
+        "http://localhost:9/cb#x",  # fragment
+        "http://localhost:9/cb/../cb",  # dot segments
+        "http://localhost:9/%63b",  # percent-encoded path
+        "http://localhost:9@evil.example/cb",  # credentials before another host
+        "http://localhost:9.evil.example/cb",  # suffix host
+        "http://localhost:90/cb",  # another port
+        "https://localhost:9/cb",  # another scheme
+        "javascript:alert(1)//http://localhost:9/cb",
+        " http://localhost:9/cb",  # leading space
+    ],
+)
+def test_redirect_uri_look_alikes_get_a_page_never_a_redirect(
+    rp: Client, redirect_uri: str
+) -> None:
+    params = rp.params(redirect_uri=redirect_uri)
+    page = Browser().get(f"{rp.authorize_url}?{urlencode(params)}", follow=False)
+    assert page.status == 400, page.status
+    assert page.location is None
+    # The page links back to itself (the language switch), never to the URI it was handed.
+    target = html.escape(redirect_uri.strip())
+    assert f'href="{target}' not in page.text and f'action="{target}' not in page.text
+    assert 'href="javascript:' not in page.text
+    assert "Traceback" not in page.text
+
+
+@pytest.mark.parametrize(
+    "field", ["code", "code_verifier", "redirect_uri", "client_assertion", "refresh_token"]
+)
+def test_oversized_token_requests_are_refused_in_json(rp: Client, field: str) -> None:
+    data = {"grant_type": "authorization_code", "code": "c", "redirect_uri": NOWHERE}
+    if field == "refresh_token":
+        data["grant_type"] = "refresh_token"
+    data[field] = "A" * 300_000
+    response = requests.post(
+        rp.token_url, data=data, auth=(rp.client_id, rp.secret or ""), timeout=10
+    )
+    assert 400 <= response.status_code < 500, response.status_code
+    assert response.headers["Content-Type"].startswith("application/json")
+    assert "error" in response.json()
+
+
+def test_an_oversized_authorization_request_is_refused_with_a_page(rp: Client) -> None:
+    params = rp.params(state="s" * 60_000)
+    page = Browser().get(f"{rp.authorize_url}?{urlencode(params)}", follow=False)
+    assert 400 <= page.status < 500, page.status
+    assert page.location is None

@@ -8,6 +8,7 @@ trace, the reason code in the audit line, no SSO cookie, and nothing received by
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from broker.cli.demo import DEMO_OIDC_SCHOOL_ID
 from broker.core.model import OidcUpstream, School
 from broker.core.pseudonym import derive_chain_pseudonym
 from tests.support.client import Browser, Page
+from tests.support.hostile import loopback_listener
 from tests.support.live import (
     PERSISTENT,
     SSO_COOKIE,
@@ -256,3 +258,73 @@ def test_unmet_authentication_requirements_is_an_assurance_refusal(
     assert attempt.page.status == 403, attempt.page.text[:500]
     assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
     assert f"oidc login refused school={FORGE_SCHOOL_ID} code=assurance_not_met" in caplog.text
+
+
+# -- JOSE header tricks (issue 8) ---------------------------------------------------------------
+
+
+def _stranger_jwk(forge: ForgeProvider) -> dict[str, Any]:
+    return dict(forge.stranger.as_dict(private=False))
+
+
+@pytest.mark.parametrize("header", ["jwk", "jku", "x5u"])
+def test_keys_named_in_the_token_header_are_never_used_or_fetched(
+    demo: LiveDemo,
+    forge: ForgeProvider,
+    forgery: Forgery,
+    caplog: pytest.LogCaptureFixture,
+    header: str,
+) -> None:
+    """Signed by a stranger's key that the header embeds (`jwk`) or points at (`jku`, `x5u`,
+    here a loopback listener): only the provider's JWKS counts, and nothing is fetched."""
+    with loopback_listener() as listener:
+        forgery.signing = "stranger"
+        forgery.header = (
+            {"jwk": _stranger_jwk(forge)} if header == "jwk" else {header: listener.url}
+        )
+        # An embedded key is refused as a malformed token before any key is looked at.
+        code = "malformed_id_token" if header == "jwk" else "bad_signature"
+        assert_refused(demo, login(demo, forge), caplog, code)
+    assert listener.hits == []
+
+
+@pytest.mark.parametrize(
+    "kid", ["../../../../dev/null", "forge-1' OR '1'='1", "", "x" * 5000, "forge-1\u0000"]
+)
+def test_a_crafted_kid_finds_no_key(
+    demo: LiveDemo,
+    forge: ForgeProvider,
+    forgery: Forgery,
+    caplog: pytest.LogCaptureFixture,
+    kid: str,
+) -> None:
+    """A kid is a name looked up among the provider's keys, never a path or a query."""
+    forgery.signing, forgery.header = "stranger", {"kid": kid}
+    attempt = login(demo, forge)
+    assert attempt.page.status == 400, attempt.page.text[:300]
+    # Refused by the length or shape check of the token, or by the key lookup.
+    assert any(
+        f"refused code={code} " in caplog.text
+        for code in ("unknown_kid", "bad_signature", "malformed_id_token")
+    )
+    assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
+    assert not demo.answers_publisher(attempt.page)
+
+
+def test_an_oversized_id_token_is_refused(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Two megabytes of claims: cut off by the outbound size cap while streaming, never parsed.
+    The school failed, so the service may be told so (a signed error without an assertion)."""
+    forgery.claims = {"padding": "x" * 2_000_000}
+    attempt = login(demo, forge)
+    page = attempt.page
+    assert page.status == 502, page.status
+    assert page.location is None
+    assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
+    assert "Error code:" in page.text
+    for form in page.forms:
+        if "SAMLResponse" in form.fields:
+            answer = base64.b64decode(form.fields["SAMLResponse"])
+            assert b"Assertion" not in answer and b"status:Success" not in answer
+    assert f"oidc login refused school={FORGE_SCHOOL_ID} code=response_too_large" in caplog.text

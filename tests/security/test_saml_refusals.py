@@ -9,8 +9,6 @@ one thing that was changed.
 from __future__ import annotations
 
 import base64
-import shutil
-import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,11 +20,7 @@ from lxml import etree
 from saml2 import samlp
 
 from broker.certificates import write_pair
-from broker.cli.demo import DEMO_SCHOOL_ID
-from broker.config import load_settings
 from broker.core.model import School
-from broker.login.flow import LoginRequest
-from broker.web import create_app
 from tests.support.client import Browser, Page
 from tests.support.forge import (
     NS,
@@ -45,8 +39,8 @@ from tests.support.live import (
     LiveDemo,
     free_ports,
     running_demo,
-    serve_app,
 )
+from tests.support.saml_workers import demo_school_forger, redis_settings, waiting_record, worker
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 OTHER_SCHOOL_ID = "99YY00"
@@ -68,14 +62,7 @@ def _key_pair(folder: Path, name: str) -> tuple[Path, Path]:
 
 @pytest.fixture(scope="module")
 def school(demo: LiveDemo) -> SchoolForger:
-    """The demo school's IdP, as far as signing goes: its entity id and its key."""
-    peers = demo.directory / "peers"
-    return SchoolForger(
-        demo.school_entity_id,
-        peers / "school.key",
-        peers / "school.crt",
-        demo.broker.saml_entities.sp_metadata(),
-    )
+    return demo_school_forger(demo)
 
 
 @pytest.fixture(scope="module")
@@ -240,6 +227,15 @@ def _confirmation_without_expiry(response: samlp.Response) -> None:
         confirmation.subject_confirmation_data.not_on_or_after = None
 
 
+def _destination_elsewhere(response: samlp.Response) -> None:
+    response.destination = "https://evil.example/acs"
+
+
+def _not_yet_valid(response: samlp.Response) -> None:
+    # Every other window open: only Conditions' NotBefore lies ten minutes ahead.
+    response.assertion.conditions.not_before = saml_time(datetime.now(UTC) + timedelta(minutes=10))
+
+
 def _issued_an_hour_ago(response: samlp.Response) -> None:
     # Every window still open: only the assertion's age gives it away.
     response.assertion.issue_instant = saml_time(datetime.now(UTC) - timedelta(hours=1))
@@ -252,6 +248,13 @@ SCHOOL_CASES: dict[str, tuple[SchoolCase, tuple[str, ...]]] = {
     "sender-vouches, no bearer": (_tampered(_sender_vouches_only), ("wrong_recipient",)),
     "bearer without NotOnOrAfter": (_tampered(_confirmation_without_expiry), ("wrong_recipient",)),
     "issued an hour ago": (_tampered(_issued_an_hour_ago), ("time_window",)),
+    # pysaml2 drops a Response for another Destination before the broker's own check runs and
+    # returns nothing, which back.py files as no_assertion.
+    "Destination elsewhere": (
+        _tampered(_destination_elsewhere),
+        ("wrong_destination", "no_assertion"),
+    ),
+    "NotBefore in the future": (_tampered(_not_yet_valid), ("time_window",)),
     # pysaml2 reports "neither signed" as a SigverError, which back.py files under the general
     # reason; bad_signature would be the more precise one.
     "unsigned": (_unsigned, ("bad_signature", "response_refused")),
@@ -398,11 +401,6 @@ def _assertion_id(saml_response: str) -> str:
     return assertion.get("ID") or ""
 
 
-def _browser_secret(browser: Browser, demo: LiveDemo) -> bytes:
-    raw = browser.cookies(demo.broker_url)["__Host-kb_browser"]
-    return base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
-
-
 @pytest.mark.redis
 def test_replay_across_two_instances_sharing_redis(
     demo: LiveDemo, school: SchoolForger, caplog: pytest.LogCaptureFixture
@@ -410,95 +408,62 @@ def test_replay_across_two_instances_sharing_redis(
     """Two workers of one broker (one config, one registry, one Redis) behind one origin: an
     assertion accepted by A is refused by B, also when B holds a login record that expects it."""
     store = _redis_or_skip()
-    # The demo's own config with the store moved to Redis, next to it so the keys and the
-    # registry file are the same ones.
-    config = demo.directory / "ketenbroker-redis.toml"
-    shutil.copyfile(demo.directory / "ketenbroker.toml", config)
-    text = config.read_text(encoding="utf-8").replace('url = "memory://"', f'url = "{REDIS_URL}"')
-    config.write_text(text, encoding="utf-8")
-    assert tomllib.loads(text)["store"]["url"] == REDIS_URL
-    settings = load_settings(config)
-    assert settings.base_url == demo.broker_url and settings.registry_url
-
+    settings = redis_settings(demo, REDIS_URL, "redis")
     port = free_ports(2)
-    apps = [create_app(settings), create_app(settings)]
-    urls = [f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"]
-    servers = [serve_app(url, app) for url, app in zip(urls, apps, strict=True)]
-    instance_a, instance_b = urls
-    broker_b = apps[1].extensions["ketenbroker"]
+    instance_a, instance_b = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
     try:
-        # The publisher sends the student to "the broker"; the load balancer picks A.
-        browser = Browser()
-        page = browser.get(
-            f"{demo.publishers['leesplank'].base_url}/login?school={demo.school_entity_id}",
-            stop=lambda url: url.startswith(demo.broker_url),
-        )
-        assert page.location is not None
-        picker = browser.get(page.location.replace(demo.broker_url, instance_a, 1))
-        assert picker.url.startswith(f"{demo.school_url}/sso"), picker.url
-        request_id = authn_request_id(picker.url)
-        answer = browser.submit(picker, f"{demo.school_url}/sso/pick", {"uid": "sanne.jansen"})
-        captured = answer.form(demo.acs_url).fields
-
-        accepted = browser.post(f"{instance_a}/saml/sp/acs", captured)
-        assert accepted.status == 200, accepted.text
-        assert demo.answers_publisher(accepted)
-        assertion_id = _assertion_id(captured["SAMLResponse"])
-        assert store.exists(f"kb:replay:saml:{demo.school_entity_id}:{assertion_id}")
-
-        # The same response at B: the login it answered is over, nothing is issued.
-        again = browser.post(f"{instance_b}/saml/sp/acs", captured)
-        assert_refused(demo, browser, again, caplog, ("state_expired", "replay"), had_session=True)
-
-        # Now let B hold a login record that still waits for exactly that request (a slower
-        # twin of the first login): only the shared replay cache stands in the way.
-        secret = _browser_secret(browser, demo)
-        leesplank = demo.publishers["leesplank"]
-
-        def waiting_record() -> str:
-            record = broker_b.flow.start(
-                secret,
-                LoginRequest(
-                    service_id="leesplank",
-                    front={
-                        "protocol": "saml",
-                        "request_id": "_publisher-request",
-                        "acs_url": leesplank.acs_url,
-                        "relay_state": "",
-                        "sp_entity_id": leesplank.entity_id,
-                        "name_id_format": PERSISTENT,
-                    },
-                ),
+        with worker(settings, instance_a), worker(settings, instance_b) as app_b:
+            # The publisher sends the student to "the broker"; the load balancer picks A.
+            browser = Browser()
+            page = browser.get(
+                f"{demo.publishers['leesplank'].base_url}/login?school={demo.school_entity_id}",
+                stop=lambda url: url.startswith(demo.broker_url),
             )
-            chosen = broker_b.flow.choose_school(secret, record.login_id, DEMO_SCHOOL_ID)
-            broker_b.flow.note_upstream(secret, chosen, request_id)
-            return record.login_id
+            assert page.location is not None
+            picker = browser.get(page.location.replace(demo.broker_url, instance_a, 1))
+            assert picker.url.startswith(f"{demo.school_url}/sso"), picker.url
+            request_id = authn_request_id(picker.url)
+            answer = browser.submit(picker, f"{demo.school_url}/sso/pick", {"uid": "sanne.jansen"})
+            captured = answer.form(demo.acs_url).fields
 
-        caplog.clear()
-        replayed = browser.post(
-            f"{instance_b}/saml/sp/acs", {**captured, "RelayState": waiting_record()}
-        )
-        assert_refused(demo, browser, replayed, caplog, ("replay",), had_session=True)
+            accepted = browser.post(f"{instance_a}/saml/sp/acs", captured)
+            assert accepted.status == 200, accepted.text
+            assert demo.answers_publisher(accepted)
+            assertion_id = _assertion_id(captured["SAMLResponse"])
+            assert store.exists(f"kb:replay:saml:{demo.school_entity_id}:{assertion_id}")
 
-        # Control: a fresh assertion for the same request passes the same record shape on B.
-        fresh = school.response(
-            in_response_to=request_id,
-            destination=demo.acs_url,
-            audience=demo.sp_entity_id,
-            subject=demo.school_subject("sanne.jansen"),
-        )
-        passed = browser.post(
-            f"{instance_b}/saml/sp/acs",
-            {"SAMLResponse": fresh, "RelayState": waiting_record()},
-        )
-        assert passed.status == 200, passed.text
-        assert demo.answers_publisher(passed)
+            # The same response at B: the login it answered is over, nothing is issued.
+            again = browser.post(f"{instance_b}/saml/sp/acs", captured)
+            assert_refused(
+                demo, browser, again, caplog, ("state_expired", "replay"), had_session=True
+            )
+
+            # Now let B hold a login record that still waits for exactly that request (a slower
+            # twin of the first login): only the shared replay cache stands in the way.
+            caplog.clear()
+            replayed = browser.post(
+                f"{instance_b}/saml/sp/acs",
+                {**captured, "RelayState": waiting_record(app_b, browser, demo, request_id)},
+            )
+            assert_refused(demo, browser, replayed, caplog, ("replay",), had_session=True)
+
+            # Control: a fresh assertion for the same request passes the same record shape on B.
+            fresh = school.response(
+                in_response_to=request_id,
+                destination=demo.acs_url,
+                audience=demo.sp_entity_id,
+                subject=demo.school_subject("sanne.jansen"),
+            )
+            passed = browser.post(
+                f"{instance_b}/saml/sp/acs",
+                {
+                    "SAMLResponse": fresh,
+                    "RelayState": waiting_record(app_b, browser, demo, request_id),
+                },
+            )
+            assert passed.status == 200, passed.text
+            assert demo.answers_publisher(passed)
     finally:
-        for server in servers:
-            server.shutdown()
-            server.server_close()
-        for app in apps:
-            app.extensions["ketenbroker"].registry.close()
         store.close()
 
 

@@ -63,6 +63,7 @@ class ForgeProvider:
         self.token_requests: list[dict[str, str]] = []
         self._lock = threading.Lock()
         self._codes: dict[str, tuple[str, str]] = {}  # code → (nonce, code_challenge)
+        self.last_nonce = ""  # the nonce of the last authorization request
 
     # -- what the provider signs ---------------------------------------------------------------
     def id_token(self, nonce: str) -> str:
@@ -137,6 +138,7 @@ class ForgeProvider:
                 code = secrets.token_urlsafe(16)
                 with self._lock:
                     self._codes[code] = (args.get("nonce", ""), args["code_challenge"])
+                    self.last_nonce = args.get("nonce", "")
                 answer["code"] = code
             iss = self.forgery.iss_parameter
             if iss != OMIT:

@@ -142,6 +142,32 @@ def test_deflate_bomb_refused_quickly() -> None:
     assert time.monotonic() - started < 1
 
 
+def test_a_deflate_bomb_is_never_inflated_past_the_cap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The cap is applied while inflating, not after: the inflater hands out at most one byte
+    more than the cap, however much the bomb holds (a size check afterwards would have built the
+    whole 50 MB in memory first)."""
+    produced: list[int] = []
+    real = zlib.decompressobj
+
+    class Spy:
+        def __init__(self, wbits: int) -> None:
+            self._inner = real(wbits)
+
+        def decompress(self, data: bytes, max_length: int = 0) -> bytes:
+            out = self._inner.decompress(data, max_length)
+            produced.append(len(out))
+            return out
+
+        @property
+        def unconsumed_tail(self) -> bytes:
+            return self._inner.unconsumed_tail
+
+    monkeypatch.setattr("broker.saml.firewall.zlib.decompressobj", Spy)
+    with refused("message_too_large"):
+        inflate_redirect(deflate(b"\x00" * (50 * 1024 * 1024)))
+    assert sum(produced) <= MAX_INFLATED_BYTES + 1
+
+
 def test_just_over_the_inflated_cap_refused() -> None:
     with refused("message_too_large"):
         inflate_redirect(deflate(b"a" * (MAX_INFLATED_BYTES + 1)))

@@ -1,0 +1,90 @@
+"""Rate limits on the endpoints anyone can call without an account (security.md, Web).
+
+Flask-Limiter, counting per client address in the broker's own store: Redis when the store is
+Redis (so every worker counts together), process memory otherwise. The limits come from
+`[rate_limits]` in the configuration (broker/config.py). The portal sign-in keeps its own,
+per-account throttle (broker/web/portal/guard.py).
+
+When the store cannot be reached the limiter lets requests through (Flask-Limiter's
+`swallow_errors`): the login itself then stops with a 503, because no check of the login may be
+skipped; refusing everyone for a counter would add nothing to that.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, jsonify, render_template, request
+from flask_limiter import Limiter, RateLimitExceeded
+from flask_limiter.util import get_remote_address
+
+from broker.config import Settings
+from broker.web.errors import new_error_id
+from broker.web.labels import error_title, http_error_message
+
+log = logging.getLogger("broker.web")
+
+# Endpoint (blueprint.view) → the RateLimits field that limits it.
+LIMITED_ENDPOINTS = {
+    "saml.sso": "sso",
+    "oidc_op.authorize": "sso",
+    "saml.acs": "acs",
+    "oidc_rp.callback": "acs",
+    "oidc_op.token": "token",
+    "discovery.choose": "discovery",
+    "discovery.chosen": "discovery",
+}
+JSON_ENDPOINTS = frozenset({"oidc_op.token"})
+
+
+def storage_uri(store_url: str) -> str:
+    """Where the counters live: the store's Redis, or this process's memory."""
+    if store_url.startswith(("redis://", "rediss://")):
+        return store_url
+    if store_url.startswith("unix://"):
+        return "redis+unix://" + store_url.removeprefix("unix://")  # the limits library's name
+    return "memory://"
+
+
+def install_rate_limits(app: Flask, settings: Settings) -> Limiter:
+    """Wrap the limited endpoints' views; call after every blueprint is registered."""
+    limiter = Limiter(
+        get_remote_address,
+        app=app,
+        storage_uri=storage_uri(settings.store_url),
+        key_prefix="kb-limits",
+        headers_enabled=True,  # Retry-After on a 429, so well-behaved clients back off
+        swallow_errors=True,
+    )
+    limits = settings.rate_limits
+    for endpoint, field in LIMITED_ENDPOINTS.items():
+        value = getattr(limits, field)
+        view = app.view_functions.get(endpoint)
+        if value and view is not None:
+            # scope: one counter per kind of endpoint, so SAML and OIDC SSO share the "sso" budget
+            wrapped: Any = limiter.shared_limit(value, scope=field)(view)
+            app.view_functions[endpoint] = wrapped
+
+    @app.errorhandler(RateLimitExceeded)
+    def rate_limited(error: RateLimitExceeded) -> tuple[Response | str, int]:
+        error_id = new_error_id()
+        log.warning(
+            "refused code=rate_limited status=429 error_id=%s endpoint=%s",
+            error_id,
+            request.endpoint,
+        )
+        if request.endpoint in JSON_ENDPOINTS:
+            # OAuth clients read JSON; RFC 6749 has no rate-limit error, this is the nearest.
+            body = {"error": "temporarily_unavailable", "error_description": "too many requests"}
+            return jsonify(body), 429
+        page = render_template(
+            "error.html",
+            status=429,
+            title=error_title(429),
+            message=http_error_message(429),
+            error_id=error_id,
+        )
+        return page, 429
+
+    return limiter

@@ -1,0 +1,250 @@
+"""Web hardening: rate limits on SSO, ACS, token and discovery (broker/web/rate_limits.py) and
+the security headers on every page (broker/web/app.py). Cookie flags along a real login are
+checked in test_saml_attacks.py (`test_login_cookies_are_flagged`).
+
+The limits are set low here (a few requests) so a test can cross them; the broker is a real
+instance (`ketenbroker init` in a temporary folder) called through Flask's test client.
+"""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+
+import pytest
+import redis
+from flask import Flask
+from flask.testing import FlaskClient
+from limits import parse_many
+from limits.storage import SCHEMES
+from werkzeug.test import TestResponse
+
+from broker.cli.instance import init_instance
+from broker.config import RateLimits, Settings, load_settings, settings_from_mapping
+from broker.core.errors import ConfigurationError
+from broker.registry import migrate
+from broker.web import create_app
+from broker.web.rate_limits import storage_uri
+
+REDIS_URL = "redis://127.0.0.1:6379/14"
+
+
+MakeApp = Callable[..., Flask]
+
+
+@pytest.fixture(scope="module")
+def instance(tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    """One broker instance (`ketenbroker init`); each test runs its own app on it."""
+    directory = tmp_path_factory.mktemp("rate-limits")
+    init_instance(directory, "https://broker.example", "broker.example", "Testbroker")
+    settings = load_settings(directory / "ketenbroker.toml")
+    migrate(settings.registry_url)
+    return settings
+
+
+@pytest.fixture
+def make_app(instance: Settings) -> Iterator[MakeApp]:
+    apps: list[Flask] = []
+
+    def make(limits: RateLimits, store_url: str = "memory://") -> Flask:
+        app = create_app(replace(instance, rate_limits=limits, store_url=store_url))
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["ketenbroker"].registry.close()
+
+
+OFF = RateLimits(sso="", acs="", token="", discovery="")
+
+
+def _hit(client: FlaskClient, endpoint: str, language: str = "en") -> TestResponse:
+    headers = {"Accept-Language": language}
+    if endpoint == "sso":
+        return client.get("/saml/idp/sso?SAMLRequest=x", headers=headers)
+    if endpoint == "oidc_authorize":
+        return client.get("/oidc/authorize?client_id=nobody", headers=headers)
+    if endpoint == "acs":
+        return client.post("/saml/sp/acs", data={"SAMLResponse": "x"}, headers=headers)
+    if endpoint == "token":
+        return client.post("/oidc/token", data={"grant_type": "x"}, headers=headers)
+    return client.get("/discovery", headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "field"),
+    [
+        ("sso", "sso"),
+        ("oidc_authorize", "sso"),
+        ("acs", "acs"),
+        ("token", "token"),
+        ("discovery", "discovery"),
+    ],
+)
+def test_each_limited_endpoint_answers_429_after_its_limit(
+    make_app,
+    endpoint: str,
+    field: str,
+    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+) -> None:
+    app = make_app(replace(OFF, **{field: "3/minute"}))
+    client = app.test_client()
+    statuses = [_hit(client, endpoint).status_code for _ in range(3)]
+    assert 429 not in statuses and all(s < 500 for s in statuses), statuses
+    refused = _hit(client, endpoint)
+    assert refused.status_code == 429
+    assert int(refused.headers["Retry-After"]) > 0
+    assert "refused code=rate_limited status=429" in caplog.text
+    if endpoint == "token":
+        assert refused.is_json and (refused.json or {})["error"] == "temporarily_unavailable"
+    else:
+        text = refused.get_data(as_text=True)
+        assert "Too many attempts" in text and "Error code:" in text
+        assert refused.headers["Content-Security-Policy"].startswith("default-src 'self'")
+    # Other kinds of endpoint keep their own budget.
+    other = "discovery" if endpoint != "discovery" else "acs"
+    assert _hit(client, other).status_code != 429
+
+
+def test_the_429_page_speaks_dutch(make_app: MakeApp) -> None:
+    client = make_app(replace(OFF, discovery="1/minute")).test_client()
+    _hit(client, "discovery", "nl")
+    page = _hit(client, "discovery", "nl")
+    assert page.status_code == 429
+    text = page.get_data(as_text=True)
+    assert "Te veel pogingen" in text and 'lang="nl"' in text
+
+
+def test_saml_and_oidc_sso_share_one_budget(make_app: MakeApp) -> None:
+    client = make_app(replace(OFF, sso="2/minute")).test_client()
+    assert _hit(client, "sso").status_code != 429
+    assert _hit(client, "oidc_authorize").status_code != 429
+    assert _hit(client, "sso").status_code == 429
+
+
+def test_limits_count_per_client_address(make_app: MakeApp) -> None:
+    client = make_app(replace(OFF, acs="1/minute")).test_client()
+    first = {"REMOTE_ADDR": "192.0.2.1"}
+    second = {"REMOTE_ADDR": "192.0.2.2"}
+    post = {"data": {"SAMLResponse": "x"}}
+    assert client.post("/saml/sp/acs", environ_base=first, **post).status_code == 400
+    assert client.post("/saml/sp/acs", environ_base=first, **post).status_code == 429
+    assert client.post("/saml/sp/acs", environ_base=second, **post).status_code == 400
+
+
+def test_limits_off_means_no_limit(make_app: MakeApp) -> None:
+    client = make_app(OFF).test_client()
+    assert all(_hit(client, "acs").status_code == 400 for _ in range(30))
+
+
+@pytest.mark.redis
+def test_workers_sharing_redis_count_together(make_app: MakeApp) -> None:
+    try:
+        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1).ping()
+    except redis.exceptions.RedisError:
+        pytest.skip("Redis not reachable")
+    # A window of its own length, so no other run's counter in the shared Redis is the same key.
+    limit = f"3 per {random.randint(2, 10**6)} minutes"
+    limits = replace(OFF, discovery=limit)
+    first = make_app(limits, REDIS_URL).test_client()
+    second = make_app(limits, REDIS_URL).test_client()
+    assert _hit(first, "discovery").status_code == 400  # no login id: refused, but counted
+    assert _hit(second, "discovery").status_code == 400
+    assert _hit(first, "discovery").status_code == 400
+    assert _hit(second, "discovery").status_code == 429
+
+
+# -- configuration --------------------------------------------------------------------------------
+
+
+def _config(limits: object) -> dict[str, object]:
+    return {"rate_limits": limits}
+
+
+@pytest.mark.parametrize(
+    "value", ["600/minute", "3 per 5 minutes", "10/second;1000/hour", "", "1 per day"]
+)
+def test_valid_limits_are_accepted_and_mean_what_flask_limiter_reads(value: str) -> None:
+    from broker.config import _rate
+
+    assert _rate({"sso": value}, "sso", "") == value
+    if value:
+        assert parse_many(value)
+
+
+@pytest.mark.parametrize("value", ["600", "fast", "600/fortnight", "-1/minute", 600, "6/minute;"])
+def test_invalid_limits_are_refused_with_the_key(value: object, instance: Settings) -> None:
+    with pytest.raises(ConfigurationError, match=r"rate_limits\.sso"):
+        _with_section(instance, {"sso": value})
+
+
+def test_an_unknown_limit_name_is_refused(instance: Settings) -> None:
+    with pytest.raises(ConfigurationError, match="unknown key"):
+        _with_section(instance, {"portal": "1/minute"})
+
+
+def test_defaults_when_the_section_is_absent(instance: Settings) -> None:
+    assert _with_section(instance, None).rate_limits == RateLimits()
+    assert all(parse_many(getattr(RateLimits(), name)) for name in ("sso", "acs", "token"))
+
+
+def test_init_writes_the_defaults(instance: Settings) -> None:
+    assert instance.source is not None
+    written = tomllib.loads(instance.source.read_text(encoding="utf-8"))["rate_limits"]
+    assert RateLimits(**written) == RateLimits()
+
+
+def _with_section(instance: Settings, section: dict[str, object] | None) -> Settings:
+    """The instance's configuration with its [rate_limits] replaced (None: left out)."""
+    assert instance.source is not None
+    data = tomllib.loads(instance.source.read_text(encoding="utf-8"))
+    data.pop("rate_limits", None)
+    if section is not None:
+        data["rate_limits"] = section
+    return settings_from_mapping(data, instance.source.parent, instance.source)
+
+
+# -- security headers -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "path", ["/", "/discovery", "/saml/idp/sso?SAMLRequest=x", "/nowhere", "/oidc/authorize"]
+)
+def test_every_page_carries_the_security_headers(make_app: MakeApp, path: str) -> None:
+    """Pages and refusals alike, on an https broker (HSTS included)."""
+    response = make_app(OFF).test_client().get(path)
+    headers = response.headers
+    csp = headers["Content-Security-Policy"]
+    for directive in ("default-src 'self'", "frame-ancestors 'none'", "base-uri 'none'"):
+        assert directive in csp, csp
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert headers["Referrer-Policy"] == "no-referrer"
+    assert headers["X-Frame-Options"] == "DENY"
+    assert headers["Strict-Transport-Security"] == "max-age=31536000"
+
+
+def test_no_hsts_on_a_plain_http_broker(make_app: MakeApp, instance: Settings) -> None:
+    app = create_app(replace(instance, base_url="http://127.0.0.1:9", rate_limits=OFF))
+    try:
+        response = app.test_client().get("/")
+        assert "Strict-Transport-Security" not in response.headers
+        assert response.headers["X-Frame-Options"] == "DENY"
+    finally:
+        app.extensions["ketenbroker"].registry.close()
+
+
+@pytest.mark.parametrize(
+    ("store_url", "expected"),
+    [
+        ("memory://", "memory://"),
+        ("redis://127.0.0.1:6379/3", "redis://127.0.0.1:6379/3"),
+        ("rediss://cache.example:6380/0", "rediss://cache.example:6380/0"),
+        ("unix:///run/redis.sock?db=2", "redis+unix:///run/redis.sock?db=2"),
+    ],
+)
+def test_counters_live_in_the_configured_store(store_url: str, expected: str) -> None:
+    assert storage_uri(store_url) == expected
+    assert expected.split("://", maxsplit=1)[0] in SCHEMES  # a scheme the limits library knows
