@@ -488,7 +488,9 @@ def test_fifty_parallel_copies_of_one_response_complete_one_login(
             allow_redirects=False,
             timeout=60,
         )
-        results.append((response.status_code, response.text))
+        # The winner's answer, or (a first visit in the session) its way to the notice.
+        answer = response.text or response.headers.get("Location", "")
+        results.append((response.status_code, answer))
 
     threads = [threading.Thread(target=post) for _ in range(50)]
     for thread in threads:
@@ -496,11 +498,15 @@ def test_fifty_parallel_copies_of_one_response_complete_one_login(
     for thread in threads:
         thread.join()
     statuses = sorted(status for status, _ in results)
-    assert statuses.count(200) == 1, statuses
-    assert all(400 <= status < 500 for status in statuses if status != 200), statuses
-    winners = [text for status, text in results if status == 200]
-    assert winners[0].count('name="SAMLResponse"') == 1
-    assert all("SAMLResponse" not in text for status, text in results if status != 200)
+    won = [(status, text) for status, text in results if status in (200, 303)]
+    assert len(won) == 1, statuses
+    assert all(400 <= status < 500 for status in statuses if status not in (200, 303)), statuses
+    status, text = won[0]
+    if status == 303:
+        assert "/notice/" in text  # the information notice, then the one answer
+    else:
+        assert text.count('name="SAMLResponse"') == 1
+    assert all("SAMLResponse" not in text for status, text in results if status >= 400)
 
 
 def _pending_on(demo: LiveDemo, instance: str) -> PendingLogin:
