@@ -314,6 +314,22 @@ def prepare(directory: Path, port: int, redis_url: str, registry_url: str | None
     return Demo(directory, port, redis_url)
 
 
+def notice_once(directory: Path) -> None:
+    """Every demo school shows the notice for every service on a student's first visit only."""
+    from broker.config import load_settings
+    from broker.registry import SqlRegistry
+
+    settings = load_settings(directory / CONFIG_NAME)
+    registry = SqlRegistry(settings.registry_url)
+    try:
+        book = registry.receipt_book(settings.receipts.keys)
+        for school in registry.schools():
+            for service in registry.services():
+                book.set_notice_mode(school.id, service.id, "changes")
+    finally:
+        registry.close()
+
+
 def start(demo: Demo, workers: int, broker_src: Path | None) -> list[Proc]:
     env = dict(os.environ, KETENBROKER_CONFIG=str(demo.directory / CONFIG_NAME))
     python = sys.executable
@@ -408,6 +424,12 @@ def main() -> None:
     parser.add_argument("--broker-src", type=Path, help="run the broker from this checkout")
     parser.add_argument("--floor-rounds", type=int, default=None)
     parser.add_argument("--pairing", choices=(*PAIRINGS, "both"), default="both")
+    parser.add_argument(
+        "--returning",
+        action="store_true",
+        help="schools show the notice only on a student's first visit (`changes` mode): after "
+        "warm-up the measured logins are those of returning students, without the notice",
+    )
     args = parser.parse_args()
     logins = args.logins or (16 if args.quick else 200)
     warmup = args.warmup if args.warmup is not None else (1 if args.quick else 3)
@@ -422,6 +444,8 @@ def main() -> None:
     runs: list[Run] = []
     try:
         demo = prepare(directory, free_port_run(7), args.redis_url, args.registry_url)
+        if args.returning:
+            notice_once(directory)
         procs = start(demo, args.workers, args.broker_src)
         source = f" from {args.broker_src}" if args.broker_src else ""
         print(
