@@ -28,7 +28,7 @@ from saml2.sigver import SignatureError
 from broker.core.federation import FederationEntity
 from broker.saml.metadata_check import MD, MetadataInvalid, checked_idp, checked_sp
 from broker.saml.xml_parsing import parse_untrusted
-from broker.saml.xmlsig import REFERENCE_TRANSFORMS, SIGNATURE_TRANSFORMS
+from broker.saml.xmlsig import verification_context
 from broker.saml.xmlsig_policy import check_signature_shape, enveloped_signature
 
 log = logging.getLogger(__name__)
@@ -84,12 +84,7 @@ def _verify(root: etree._Element, certificates: Sequence[bytes]) -> None:
             key = xmlsec.Key.from_memory(pem, xmlsec.constants.KeyDataFormatCertPem)
         except xmlsec.Error:
             raise MetadataRefused("signer_certificate_unreadable") from None
-        context = xmlsec.SignatureContext()
-        context.key = key
-        for transform in REFERENCE_TRANSFORMS:
-            context.enable_reference_transform(transform)
-        for transform in SIGNATURE_TRANSFORMS:
-            context.enable_signature_transform(transform)
+        context = verification_context(key)
         try:
             context.register_id(root, "ID")
             context.verify(signature)

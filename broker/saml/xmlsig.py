@@ -73,6 +73,18 @@ SIGNATURE_TRANSFORMS = (
 )
 
 
+def verification_context(key: Any) -> Any:
+    """A libxmlsec verification context for `key`, limited to the allowed transforms; KeyInfo
+    in the message is never consulted, because the key is set before verification."""
+    context = xmlsec.SignatureContext()
+    context.key = key
+    for transform in REFERENCE_TRANSFORMS:
+        context.enable_reference_transform(transform)
+    for transform in SIGNATURE_TRANSFORMS:
+        context.enable_signature_transform(transform)
+    return context
+
+
 def check_libxml2_pairing() -> None:
     """Fail at start-up, not at the first login, when lxml and xmlsec carry different libxml2s."""
     lxml_version = tuple(etree.LIBXML_VERSION)
@@ -220,12 +232,7 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # saml2 ship
         key = self._keys.get(cert_file, _cert_format(cert_type))
         tree = parse_document(signedtext)
         element, signature = locate_signed_element(tree, node_name, node_id)
-        ctx = xmlsec.SignatureContext()
-        ctx.key = key
-        for transform in REFERENCE_TRANSFORMS:
-            ctx.enable_reference_transform(transform)
-        for transform in SIGNATURE_TRANSFORMS:
-            ctx.enable_signature_transform(transform)
+        ctx = verification_context(key)
         try:
             # Only the element under scrutiny gets an ID, so "#id" cannot resolve anywhere else.
             ctx.register_id(element, "ID")

@@ -324,9 +324,13 @@ def autopost(message: PostMessage, destination_name: str) -> Response:
 
 
 def _allow_form_target(response: Response, action: str) -> None:
-    parts = urlsplit(action)
-    origin = f"{parts.scheme}://{parts.netloc}"
-    response.headers["Content-Security-Policy"] = content_security_policy(origin)
+    response.headers["Content-Security-Policy"] = content_security_policy(origin_of(action))
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of `url`, as CSP source expressions name a site."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 def content_security_policy(form_target: str = "") -> str:

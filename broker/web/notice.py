@@ -3,15 +3,13 @@ finishes the login it held (receipting.py)."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from flask import Blueprint, make_response, render_template, request
 from werkzeug.wrappers import Response
 
 from broker.core.errors import StateExpired, UnknownSchool, UnknownService
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.labels import attribute_label
-from broker.web.login_steps import broker, content_security_policy, finish
+from broker.web.login_steps import broker, content_security_policy, finish, origin_of
 
 notice = Blueprint("notice", __name__)
 MAX_NOTICE_ID = 64
@@ -51,14 +49,9 @@ def show(notice_id: str) -> Response:
     if service.oidc is not None:
         # "Continue" answers an OIDC client with a redirect to its redirect URI, and Chromium
         # holds the redirect after a form POST to the page's `form-action` too.
-        origins = sorted({_origin(uri) for uri in service.oidc.redirect_uris})
+        origins = sorted({origin_of(uri) for uri in service.oidc.redirect_uris})
         response.headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
     return response
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
 
 
 @notice.route("/notice/<notice_id>", methods=["POST"])
