@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.config import Settings
+from broker.core.key_schedule import KeySource
 from broker.core.ports import KeyValueStore, RegistryReader
+from broker.keys.live import LiveKeySet
 from broker.login.flow import LoginFlow
 from broker.login.receipting import Receipting
 from broker.login.replay import ReplayGuard
@@ -41,6 +43,9 @@ class Broker:
     oidc_back: OidcBack
     # None on an instance made before OIDC (no keys in its configuration): OIDC routes say so.
     oidc_front: OidcProvider | None
+    # The signing key set as this worker sees it (broker/keys/live.py): SAML and OIDC sign with
+    # its current key and publish every key in it.
+    keys: KeySource
 
 
 def build_broker(
@@ -48,14 +53,17 @@ def build_broker(
     *,
     saml_crypto_backend: str = CRYPTO_BACKEND_NAME,
     store: KeyValueStore | None = None,
+    keys: KeySource | None = None,
 ) -> Broker:
     """`store`: an already open login store to share (tests that play several workers in one
-    process with `memory://`); by default the one `settings.store_url` names."""
+    process with `memory://`); by default the one `settings.store_url` names. `keys`: the
+    signing key set (tests pass one on a clock of their own); by default the one on disk."""
+    keys = LiveKeySet(settings) if keys is None else keys
     registry = SqlRegistry(settings.registry_url)
     view = CachedRegistryReader(registry)
     # Every part shares the one store; its failures are counted for /metrics on the way out.
     store = CountingStore(open_store(settings.store_url) if store is None else store)
-    entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend)
+    entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend, keys=keys)
     flow = LoginFlow(
         view,
         store,
@@ -84,6 +92,7 @@ def build_broker(
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),
         saml_back=SamlBack(entities, view),
-        oidc_front=OidcProvider(settings, view, store) if settings.oidc else None,
+        oidc_front=OidcProvider(settings, view, store, keys) if settings.oidc else None,
+        keys=keys,
         oidc_back=OidcBack(settings),
     )
