@@ -37,10 +37,14 @@ def _stamp(path: Path) -> _Stamp:
 
 class LiveKeySet:
     """The signing keys of this worker, following the manifest on disk (or the configured key
-    alone while there is none). `clock` is the wall clock; tests pass their own."""
+    alone while there is none). `clock` is the wall clock and `monotonic` paces the look at
+    the manifest; tests pass clocks of their own."""
 
-    def __init__(self, settings: Settings, *, clock: Clock = time.time) -> None:
+    def __init__(
+        self, settings: Settings, *, clock: Clock = time.time, monotonic: Clock = time.monotonic
+    ) -> None:
         self._clock = clock
+        self._monotonic = monotonic
         self._fallback = configured_generation(settings)
         rotation = settings.key_rotation
         self._manifest = rotation.manifest if rotation is not None else None
@@ -60,7 +64,7 @@ class LiveKeySet:
     def current(self) -> KeyChoice:
         """The key choice at this moment (cheap: see the module's docstring)."""
         now = self._clock()
-        if self._manifest is not None and time.monotonic() >= self._next_check:
+        if self._manifest is not None and self._monotonic() >= self._next_check:
             self._load(strict=False)
         choice = self._choice
         if choice is None or now >= choice.valid_until or now < choice.signing.signing_from:
@@ -74,7 +78,7 @@ class LiveKeySet:
 
     def _load(self, *, strict: bool) -> None:
         with self._lock:
-            self._next_check = time.monotonic() + self._check_seconds
+            self._next_check = self._monotonic() + self._check_seconds
             if self._manifest is None:
                 return
             stamp = _stamp(self._manifest)
