@@ -30,17 +30,19 @@ def _when(moment: float) -> str:
 
 
 def _span(seconds: float) -> str:
-    """'in 7 days 23 hours' for an operator, not a number of seconds."""
-    seconds = max(0, int(seconds))
-    days, rest = divmod(seconds, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes = rest // 60
-    parts = [f"{days} day{'s' * (days != 1)}"] if days else []
-    if hours or (days and not minutes):
-        parts.append(f"{hours} hour{'s' * (hours != 1)}")
-    if not days and minutes:
-        parts.append(f"{minutes} minute{'s' * (minutes != 1)}")
-    return " ".join(parts) or "less than a minute"
+    """'7 days 23 hours' for an operator, not a number of seconds (to the nearest minute)."""
+    minutes = max(0, round(seconds / 60))
+    days, minutes = divmod(minutes, 24 * 60)
+    hours, minutes = divmod(minutes, 60)
+
+    def unit(count: int, name: str) -> str:
+        return f"{count} {name}{'s' * (count != 1)}"
+
+    if days:
+        return unit(days, "day") + (f" {unit(hours, 'hour')}" if hours else "")
+    if hours:
+        return unit(hours, "hour") + (f" {unit(minutes, 'minute')}" if minutes else "")
+    return unit(minutes, "minute") if minutes else "less than a minute"
 
 
 def _certificate_lines(generation: KeyGeneration) -> list[str]:
@@ -147,7 +149,7 @@ def rotate_command(config_path: Path) -> None:
         f"Key {new.number} is published now and takes over signing on {_when(new.signing_from)}."
     )
     click.echo("Every worker picks it up within seconds; no restart is needed.\n")
-    click.echo("\n".join(status_lines(settings, now)))
+    click.echo("\n".join(status_lines(settings, new.published_from)))
 
 
 @keys_group.command("finish")

@@ -171,6 +171,11 @@ RULES = [
         only({"core"}, {"cryptography"}),
     ),
     Rule(
+        "broker.keys (the signing key set on disk) imports only core, config and certificates",
+        in_parts("keys"),
+        only({"core", "config", "certificates", "keys"}, {"cryptography"}),
+    ),
+    Rule(
         "broker.saml imports only core, login, config and saml2/lxml/xmlsec",
         in_parts("saml"),
         only({"core", "login", "config", "saml"}, {"saml2", "lxml", "xmlsec", "cryptography"}),
