@@ -35,6 +35,17 @@ def _stamp(path: Path) -> _Stamp:
     return info.st_ino, info.st_mtime_ns, info.st_size
 
 
+def _require_readable(generations: tuple[KeyGeneration, ...], now: float) -> None:
+    """Every file of a key that is or will be published can be read: a manifest copied to a
+    machine before its key folder must not take that machine's logins down."""
+    for generation in generations:
+        if generation.retired_at(now):
+            continue
+        for path in vars(generation.files).values():
+            if isinstance(path, Path) and not os.access(path, os.R_OK):
+                raise ConfigurationError(f"key {generation.number}: cannot read {path}")
+
+
 class LiveKeySet:
     """The signing keys of this worker, following the manifest on disk (or the configured key
     alone while there is none). `clock` is the wall clock and `monotonic` paces the look at
@@ -90,6 +101,7 @@ class LiveKeySet:
                 try:
                     generations = read_manifest(self._manifest)
                     choose(generations, self._clock())
+                    _require_readable(generations, self._clock())
                 except ConfigurationError:
                     if strict:
                         raise

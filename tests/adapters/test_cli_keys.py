@@ -199,3 +199,14 @@ def test_the_default_publish_period_outlasts_the_metadata_validity(config: Path)
         encoding="utf-8",
     )
     assert load_settings(config).key_rotation.publish_seconds == 3 * 86400  # type: ignore[union-attr]
+
+
+def test_a_manifest_whose_key_files_are_missing_is_not_taken_up(config: Path) -> None:
+    """Another machine's manifest copied before its key folder: keep the last good key set."""
+    settings = load_settings(config)
+    clock = Clock()
+    keys = live(settings, clock)
+    new = rotation.rotate(settings, clock())
+    new.files.saml_cert.unlink()
+    clock.now += 60
+    assert [g.number for g in keys.current().published] == [1]
