@@ -10,6 +10,7 @@ its back, its metadata signature, its ID tokens) and checked only against the pe
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,12 +32,15 @@ from saml2.sigver import verify_redirect_signature
 from broker.cli.instance import init_instance
 from broker.config import Settings, load_settings
 from broker.core.key_schedule import KeyRotationRefused
+from broker.core.model import Declaration
 from broker.keys import rotation
 from broker.keys.live import LiveKeySet
 from broker.saml.response_builder import AssertionContent, signed_response
 from broker.saml.xmlsig import _BACKEND, _AllowListRSACrypto, verification_context
 from broker.web import create_app
 from broker.web.wiring import Broker, build_broker
+from tests.support.client import Browser
+from tests.support.live import LiveDemo
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -349,3 +353,55 @@ def encrypted_response(certificate: bytes) -> str:
         "</saml:EncryptedAssertion></samlp:Response>"
     )
     return str(_BACKEND.encrypt_assertion(response, certificate.decode(), None, "aes128-gcm", None))
+
+
+# -- real logins: pysaml2 publishers that keep the broker's metadata they were started with ----
+
+
+@pytest.fixture(scope="module")
+def rotating_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[LiveDemo, Clock]]:
+    """The whole demo (school, publishers) around a broker whose key set follows `clock`."""
+    clock = Clock()
+    clock.now = float(int(time.time()))
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    live = LiveDemo(
+        tmp_path_factory.mktemp("rotation-demo"),
+        signing_keys=lambda settings: LiveKeySet(settings, clock=clock, monotonic=clock),
+    )
+    try:
+        yield live, clock
+    finally:
+        live.close()
+
+
+def logs_in(demo: LiveDemo, publisher: str) -> bool:
+    """A real login at `publisher` (its pysaml2 SP checks the broker's signatures against the
+    metadata it holds) as a demo student; True when the publisher accepted the response, False
+    when it refused the broker's signature."""
+    browser = Browser()
+    login = demo.login(browser, publisher, "sanne.jansen")
+    if login.final.status == 403:
+        assert "This publisher refused the response: SignatureError" in login.final.text
+        return False
+    assert login.final.status == 200, login.final.text
+    return bool(demo.received(browser, publisher).get("attributes"))
+
+
+def test_real_logins_across_a_rotation(rotating_demo: tuple[LiveDemo, Clock]) -> None:
+    demo, clock = rotating_demo
+    settings = demo.settings
+    assert logs_in(demo, "leesplank")
+
+    new = rotation.rotate(settings, clock())
+    clock.now += settings.key_rotation.check_seconds  # type: ignore[union-attr]
+    # Published, not signing: the publisher with the metadata from before still logs in.
+    assert logs_in(demo, "leesplank")
+    # A publisher that loads the broker's metadata now (a refresh in the publish period).
+    demo.add_publisher("rotation-refreshed", "leermiddelen", (Declaration("given_name", "Hi."),))
+    assert logs_in(demo, "rotation-refreshed")
+
+    clock.now = new.signing_from
+    # The switch: the refreshed publisher accepts what the new key signs; the one that never
+    # refreshed refuses from this moment on, and only from this moment on.
+    assert logs_in(demo, "rotation-refreshed")
+    assert not logs_in(demo, "leesplank")
