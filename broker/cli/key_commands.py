@@ -74,7 +74,8 @@ def status_lines(settings: Settings, now: float) -> list[str]:
         lines.append("  One key, the one the configuration names; no rotation has run yet.")
     else:
         lines.append(f"  Key set: {manifest}")
-    lines += ["", f"Signs now: key {signing.number}", *_certificate_lines(signing)]
+    since = f" (since {_when(signing.signing_from)})" if signing.signing_from > 0 else ""
+    lines += ["", f"Signs now: key {signing.number}{since}", *_certificate_lines(signing)]
     waiting = key_schedule.pending(generations, now)
     if waiting is not None and signing.retire_after is not None:
         lines += [
@@ -93,7 +94,8 @@ def status_lines(settings: Settings, now: float) -> list[str]:
             f"(in {_span(waiting.signing_from - now)})",
             *_certificate_lines(waiting),
         ]
-    for old in (g for g in choice.published if g is not signing and g is not waiting):
+    leaving = [g for g in choice.published if g is not signing and g is not waiting]
+    for old in leaving:
         retire = old.retire_after
         lines += [
             "",
@@ -108,12 +110,17 @@ def status_lines(settings: Settings, now: float) -> list[str]:
     lines += ["", "What to do:"]
     if retired:
         numbers = ", ".join(str(g.number) for g in retired)
-        lines.append(f"  key(s) {numbers} retired: run `ketenbroker keys finish` to delete them.")
+        lines.append(f"  key {numbers} has retired: `ketenbroker keys finish` deletes it.")
     if waiting is not None:
         lines.append(
             f"  nothing: key {waiting.number} takes over by itself. Peers that do not refresh "
             "metadata or JWKS by themselves must load the broker's metadata and JWKS again "
             f"before {_when(waiting.signing_from)}."
+        )
+    elif leaving:
+        lines.append(
+            "  nothing: the old key disappears by itself; afterwards `ketenbroker keys finish` "
+            "deletes its files."
         )
     elif not retired:
         lines.append(

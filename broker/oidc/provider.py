@@ -123,7 +123,9 @@ class _IdTokens(OpenIDCode):  # type: ignore[misc]
 
     def _signing_key(self, client: RegisteredClient) -> Any:
         key = getattr(self._chosen, "key", None)
-        return key or self.provider.keys.key_for(self.get_client_algorithm(client))
+        if key is not None:
+            return key
+        return self.provider.keys.key_for(self.get_client_algorithm(client))
 
     def resolve_client_private_key(self, client: RegisteredClient) -> Any:
         return self._signing_key(client)

@@ -298,8 +298,7 @@ class SamlEntities:
         self.crypto_backend = crypto_backend
         self.settings = settings
         self.registry = registry
-        configured = _configured_keys(settings)
-        self.keys: KeySource = keys or _StaticKeys(configured)
+        self.keys: KeySource = _StaticKeys(_configured_keys(settings)) if keys is None else keys
         self._lock = threading.Lock()
         self._built: _Built | None = None
         self._metadata: dict[tuple[str, tuple[int, tuple[int, ...]]], tuple[float, str]] = {}

@@ -83,7 +83,12 @@ def test_status_and_finish_after_retirement(config: Path) -> None:
     assert old.retire_after is not None
     later = old.retire_after + 1
     text = "\n".join(status_lines(settings, later))
-    assert "Signs now: key 2" in text and "run `ketenbroker keys finish`" in text
+    assert (
+        "Signs now: key 2 (since" in text and "key 1 has retired: `ketenbroker keys finish`" in text
+    )
+    during = "\n".join(status_lines(settings, new.signing_from + 60))
+    assert "Old key: key 1" in during and "disappears from the metadata and JWKS on" in during
+    assert "the old key disappears by itself" in during
     removed = rotation.finish(settings, later)
     assert [g.number for g in removed] == [1]
     assert [g.number for g in generations_of(settings)] == [2]

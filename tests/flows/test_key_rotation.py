@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,8 +39,12 @@ from broker.saml.response_builder import AssertionContent, signed_response
 from broker.saml.xmlsig import _BACKEND, _AllowListRSACrypto, verification_context
 from broker.web import create_app
 from broker.web.wiring import Broker, build_broker
+from tests.security.test_saml_refusals import PendingLogin, deliver, forged, start_login
 from tests.support.client import Browser
+from tests.support.forge import NS
+from tests.support.hostile import Signer, assertion_of, encode, parse
 from tests.support.live import LiveDemo
+from tests.support.saml_workers import demo_school_forger
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS = "http://www.w3.org/2000/09/xmldsig#"
@@ -405,3 +409,69 @@ def test_real_logins_across_a_rotation(rotating_demo: tuple[LiveDemo, Clock]) ->
     # refreshed refuses from this moment on, and only from this moment on.
     assert logs_in(demo, "rotation-refreshed")
     assert not logs_in(demo, "leesplank")
+
+
+def encrypted_school_answer(demo: LiveDemo, login: PendingLogin, broker_cert: bytes) -> str:
+    """The demo school's answer as an IdP that encrypts sends it: the assertion signed, then
+    encrypted for `broker_cert`, then the Response signed over the EncryptedAssertion."""
+    peers = demo.directory / "peers"
+    signer = Signer(peers / "school.key", peers / "school.crt")
+    doc = parse(forged(demo, demo_school_forger(demo), login, sign=False))
+    assertion = assertion_of(doc)
+    signer.sign(assertion)
+    # Encrypted on its own, with its namespace declarations on itself (exclusive c14n keeps the
+    # signature valid), as IdPs do: the decrypted assertion must parse outside the Response.
+    saml_ns = NS["saml"]
+    alone = etree.tostring(assertion).decode()
+    wrapped = f'<e:EncryptedAssertion xmlns:e="{saml_ns}">{alone}</e:EncryptedAssertion>'
+    xml = _BACKEND.encrypt_assertion(
+        wrapped,
+        broker_cert.decode(),
+        None,
+        "aes128-gcm",
+        "/*[local-name()='EncryptedAssertion']/*[local-name()='Assertion']",
+    )
+    assertion.addprevious(etree.fromstring(xml.encode()))
+    doc.remove(assertion)
+    assert doc.find(".//saml:Assertion", NS) is None
+    signer.sign(doc)
+    return encode(doc)
+
+
+def test_real_logins_with_assertions_encrypted_for_either_key(
+    rotating_demo: tuple[LiveDemo, Clock],
+) -> None:
+    demo, clock = rotating_demo
+    entities = demo.broker.saml_entities
+    # This demo's broker, switched to accept encrypted assertions (a configuration setting).
+    entities.settings = replace(
+        entities.settings, saml=replace(entities.settings.saml, accept_encrypted_assertions=True)
+    )
+    # A running broker never changes its settings; here the pysaml2 objects and the signed
+    # metadata built under the old ones are dropped by hand.
+    entities._built = None
+    entities._metadata = {}
+    keys = demo.broker.keys.current()
+    if len(keys.published) == 1:  # on its own: rotate and switch first
+        new = rotation.rotate(demo.settings, clock())
+        clock.now = new.signing_from
+        keys = demo.broker.keys.current()
+    assert len(keys.published) == 2
+    assert len(encryption_certificates(entities.sp_metadata().encode())) == 2
+    for generation in keys.published:
+        login = start_login(demo, "leesplank")
+        cert = generation.files.saml_cert.read_bytes()
+        page = deliver(demo, login, encrypted_school_answer(demo, login, cert))
+        assert page.status == 200, page.text[:300]
+        assert demo.answers_publisher(page)
+
+    # Once the old key has retired, an assertion encrypted for it is refused.
+    old = next(g for g in keys.published if g is not keys.signing)
+    assert old.retire_after is not None
+    clock.now = old.retire_after
+    login = start_login(demo, "leesplank")
+    page = deliver(
+        demo, login, encrypted_school_answer(demo, login, old.files.saml_cert.read_bytes())
+    )
+    assert 400 <= page.status < 500
+    assert not demo.answers_publisher(page)
