@@ -46,7 +46,8 @@ def _write_private(path: Path, pem: bytes) -> None:
 
 
 def _new_files(settings: Settings, folder: Path, like: KeyFiles) -> KeyFiles:
-    """Key files of the same kinds as `like` (an EC key only where there was one)."""
+    """A SAML pair and an OIDC RS256 key (always: an instance made before OIDC gets one for when
+    it is switched on), and an ES256 key where the current key or the configuration has one."""
     try:
         folder.mkdir(parents=True, mode=0o700)
     except FileExistsError:
@@ -56,16 +57,17 @@ def _new_files(settings: Settings, folder: Path, like: KeyFiles) -> KeyFiles:
     except OSError as err:
         raise ConfigurationError(f"cannot create {folder}: {err.strerror}") from None
     key_pem, cert_pem = self_signed_pair(settings.idp_entity_id)
+    wants_ec = settings.oidc is not None and settings.oidc.ec_key is not None
+    oidc_rsa = folder / "oidc-rs256.pem"
     files = KeyFiles(
         saml_key=folder / "saml-signing.key",
         saml_cert=folder / "saml-signing.crt",
-        oidc_rsa=folder / "oidc-rs256.pem" if like.oidc_rsa is not None else None,
-        oidc_ec=folder / "oidc-es256.pem" if like.oidc_ec is not None else None,
+        oidc_rsa=oidc_rsa,
+        oidc_ec=folder / "oidc-es256.pem" if like.oidc_ec is not None or wants_ec else None,
     )
     _write_private(files.saml_key, key_pem)
     files.saml_cert.write_bytes(cert_pem)
-    if files.oidc_rsa is not None:
-        _write_private(files.oidc_rsa, rsa_private_key_pem())
+    _write_private(oidc_rsa, rsa_private_key_pem())
     if files.oidc_ec is not None:
         _write_private(files.oidc_ec, ec_private_key_pem())
     return files
