@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from broker.core.model import Chain, ReleasePolicy, School, Service
+from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.cached import CachedRegistryReader
 
 
@@ -16,6 +17,7 @@ class CountingSource:
     services_: dict[str, Service] = field(default_factory=dict)
     chains_: dict[str, Chain] = field(default_factory=dict)
     policies: dict[tuple[str, str], ReleasePolicy] = field(default_factory=dict)
+    key_versions: dict[str, ChainKeyVersion] = field(default_factory=dict)
     gen: int = 1
     calls: dict[str, int] = field(default_factory=dict)
 
@@ -53,6 +55,14 @@ class CountingSource:
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
         self._count("policy")
         return self.policies.get((school_id, service_id), ReleasePolicy(school_id, service_id))
+
+    def pseudonym_key_version(self, chain: str) -> ChainKeyVersion | None:
+        self._count("pseudonym_key_version")
+        return self.key_versions.get(chain)
+
+    def pseudonym_key_versions(self) -> list[ChainKeyVersion]:
+        self._count("pseudonym_key_versions")
+        return list(self.key_versions.values())
 
     def school_metadata(self) -> dict[str, str]:
         return {}

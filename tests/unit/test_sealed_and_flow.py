@@ -18,6 +18,7 @@ from broker.core.model import (
 )
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
+from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.login.flow import LOGIN, SSO, LoginFlow, LoginRecord, LoginRequest
 from broker.login.sealed import SealedStore, new_secret, seal, store_key, unseal
 from broker.store import MemoryStore
@@ -145,6 +146,7 @@ class FakeRegistry:
                 ),
             )
         }
+        self.key_versions: dict[str, ChainKeyVersion] = {}
         self._policies = {
             ("99XX00", "uitgever"): ReleasePolicy(
                 "99XX00", "uitgever", frozenset({"given_name"}), 2
@@ -174,6 +176,9 @@ class FakeRegistry:
 
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
         return self._policies.get((school_id, service_id), ReleasePolicy(school_id, service_id))
+
+    def pseudonym_key_version(self, chain: str) -> ChainKeyVersion | None:
+        return self.key_versions.get(chain)
 
     def school_metadata(self) -> dict[str, str]:
         return {}
