@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from broker.core.model import Chain, ReleasePolicy, School, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
@@ -144,3 +145,17 @@ def test_unknown_ids_stay_unknown() -> None:
     assert view.service("nope") is None
     assert view.service_by_entity_id("https://nope.example") is None
     assert view.chain("nope") is None
+
+
+def test_a_chains_key_rotation_arrives_with_the_generation() -> None:
+    source, clock, view = _setup()
+    assert view.pseudonym_key_version("leermiddelen") is None
+    rotated = ChainKeyVersion("leermiddelen", 2, 1, datetime(2027, 1, 1, tzinfo=UTC))
+    source.key_versions["leermiddelen"] = rotated
+    source.gen = 2
+    clock.now += 1.1
+    assert view.pseudonym_key_version("leermiddelen") == rotated
+    assert view.pseudonym_key_version("toetsen") is None
+    # Read with the rest of the snapshot, never per login.
+    assert "pseudonym_key_version" not in source.calls
+    assert source.calls["pseudonym_key_versions"] == 2
