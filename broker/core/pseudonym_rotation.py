@@ -14,10 +14,12 @@ end (or `finish`) only the new one. Nothing here decides when "now" is: callers 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from broker.core.errors import BadRequest
+from broker.core.model import Service
 from broker.core.pseudonym import PseudonymKeys
 
 # How receipts name the previous pseudonym among the released attributes (not a catalogue
@@ -140,3 +142,11 @@ class HeldKeySource:
         for version in sorted(versions):
             self._keys.key(version)  # raises for a version the set lacks
         return self._keys
+
+
+def open_windows(
+    records: Iterable[ChainKeyVersion], services: Iterable[Service], now: datetime
+) -> list[ChainKeyVersion]:
+    """The open windows that concern `services` (a publisher's, for its portal notice)."""
+    chains = {service.pseudonym_chain for service in services}
+    return [r for r in records if r.chain in chains and r.window_open(now)]

@@ -18,6 +18,7 @@ from broker.core.pseudonym_rotation import (
     RotationRefused,
     finished,
     key_versions_for,
+    open_windows,
     plan_rotation,
 )
 from broker.core.receipts import ReceiptKeys, receipt_content, release_fingerprint
@@ -168,3 +169,11 @@ def test_receipts_name_the_previous_pseudonym_during_the_window_and_keep_no_valu
     assert VECTOR_LEERLING_1 not in content.canonical()
     # The service held the old pseudonym already: no second information notice for it.
     assert content.release_fingerprint == plain.release_fingerprint == release_fingerprint(())
+
+
+def test_open_windows_are_those_of_the_given_services_chains() -> None:
+    records = [_window(), ChainKeyVersion("toetsen", 2, 1, NOW - timedelta(days=1))]
+    records.append(ChainKeyVersion("service:uitgever", 2, 1, NOW + timedelta(days=1)))
+    assert open_windows(records, [_service("leermiddelen")], NOW) == [_window()]
+    assert open_windows(records, [_service("toetsen")], NOW) == []  # ended by itself
+    assert open_windows(records, [_service(None)], NOW) == [records[2]]
