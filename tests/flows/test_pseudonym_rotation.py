@@ -9,10 +9,12 @@ from the key set file with the derivation function, independently of the broker'
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,11 +24,12 @@ from flask import Flask
 
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID, OIDC_PUBLISHER_PORT_OFFSET
 from broker.cli.main import main
-from broker.core.pseudonym import derive_chain_pseudonym
+from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
 from broker.core.pseudonym_rotation import PREVIOUS_PSEUDONYM_RECEIPT_NAME, ChainKeyVersion
-from broker.pseudonym_key_file import read_key_set
+from broker.pseudonym_key_file import key_set_text, read_key_set
 from broker.registry.receipts import ReceiptQuery
 from broker.web import create_app
+from broker.web.health import failed_checks
 from broker.web.wiring import Broker, build_broker
 from tests.support.client import Browser
 from tests.support.live import (
@@ -212,3 +215,32 @@ def test_a_chain_of_its_own_is_rotated_and_its_window_ends_by_itself(rotation: R
         assert rotation.saml("eigen-pad") == (new, None)
     # A chain whose window ended may be rotated again.
     assert rotation.cli("rotate", "--service", "eigen-pad", "--window", "1").exit_code == 0
+
+
+def test_a_host_whose_key_set_lacks_a_chains_version_is_not_ready(
+    rotation: Rotation, tmp_path: Path
+) -> None:
+    """A worker on a host where the key set file was not copied after a rotation: /readyz
+    names `pseudonym_keys`, so the load balancer sends it no students."""
+    demo = rotation.demo
+    if demo.registry.pseudonym_key_version(CHAIN) is None:
+        assert rotation.cli("rotate", "--chain", CHAIN, "--window", "3").exit_code == 0
+    stale = tmp_path / "pseudonym-keys.toml"
+    version_1 = read_key_set(stale_source(demo)).keys[1]
+    stale.write_text(key_set_text(PseudonymKeys(1, {1: version_1})), encoding="utf-8")
+    settings = dataclasses.replace(
+        demo.settings, pseudonym_keys=read_key_set(stale), pseudonym_keys_file=stale
+    )
+    lagging = build_broker(settings, store=demo.broker.store)
+    try:
+        assert "pseudonym_keys" in failed_checks(lagging)
+        assert "pseudonym_keys" not in failed_checks(demo.broker)
+        # Once the file is copied, the same worker is ready without a restart.
+        stale.write_bytes(stale_source(demo).read_bytes())
+        assert "pseudonym_keys" not in failed_checks(lagging)
+    finally:
+        lagging.registry.close()
+
+
+def stale_source(demo: LiveDemo) -> Path:
+    return demo.directory / "keys" / "pseudonym-keys.toml"
