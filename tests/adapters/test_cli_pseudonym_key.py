@@ -206,3 +206,45 @@ def test_concurrent_additions_give_one_version_one_key(config: Path) -> None:
     assert len(set(results)) == 1
     assert read_key_set(path).keys[2] == results[0]
     assert not [p for p in path.parent.iterdir() if p.name.startswith(".pseudonym-keys")]
+
+
+# -- registry export and import ------------------------------------------------------------------
+def test_export_carries_key_versions_and_import_restores_them(config: Path, tmp_path: Path) -> None:
+    rotate = ("pseudonym-key", "rotate", "--config", config, "--window", "7")
+    assert run(*rotate, "--chain", "leermiddelen").exit_code == 0
+    assert run(*rotate, "--service", "los").exit_code == 0
+    assert run("pseudonym-key", "finish", "--config", config, "--service", "los").exit_code == 0
+    exported = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", config, exported).exit_code == 0
+    text = exported.read_text(encoding="utf-8")
+    assert '[[pseudonym_key_versions]]\nchain = "leermiddelen"\ncurrent_version = 2\n' in text
+    assert "previous_version = 1\nwindow_ends = " in text
+    assert '[[pseudonym_key_versions]]\nchain = "service:los"\ncurrent_version = 2\n' in text
+
+    # A registry rebuilt from the file keeps every chain on its version.
+    fresh = tmp_path / "fresh"
+    assert run("init", fresh).exit_code == 0
+    fresh_config = fresh / "ketenbroker.toml"
+    result = run("registry", "import", "--config", fresh_config, exported)
+    assert result.exit_code == 0, result.output
+    assert "added    pseudonym key version leermiddelen" in result.output
+    status = run("pseudonym-key", "status", "--config", fresh_config).output
+    assert "leermiddelen: version 2; window open until" in status
+    assert "service:los: version 2\n" in status
+    # The same file again changes nothing.
+    again = run("registry", "import", "--config", fresh_config, exported)
+    assert again.exit_code == 0 and "added" not in again.output.replace("0 added", "")
+
+
+def test_an_import_never_moves_a_chains_key_version(config: Path, tmp_path: Path) -> None:
+    args = ("pseudonym-key", "rotate", "--config", config, "--chain", "leermiddelen")
+    assert run(*args, "--window", "7").exit_code == 0
+    stale = tmp_path / "stale.toml"
+    assert run("registry", "export", "--config", config, stale).exit_code == 0
+    finish = ("pseudonym-key", "finish", "--config", config, "--chain", "leermiddelen")
+    assert run(*finish).exit_code == 0
+    before = state(config)
+    result = run("registry", "import", "--config", config, stale)
+    assert result.exit_code != 0
+    assert "an import never moves a chain's pseudonym key" in result.output
+    assert state(config) == before
