@@ -124,16 +124,9 @@ def _key_version(
             raise RotationRefused(f"chain {record.chain}'s key version changed during the import")
         report.unchanged += 1
         return
-    session.add(
-        PseudonymKeyVersionRow(
-            chain=record.chain,
-            current_version=record.current_version,
-            previous_version=record.previous_version,
-            window_ends=record.window_ends,
-            changed_at=stamp.at,
-            changed_by=stamp.by,
-        )
-    )
+    row = PseudonymKeyVersionRow(chain=record.chain)
+    row.hold(record, stamp.at, stamp.by)
+    session.add(row)
     report.added.append(f"pseudonym key version {record.chain}")
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.tables import NAME, Base, as_utc
 
+MAX_CHANGED_BY = 200
 # `service:` and a service id (64): the longest pseudonym chain input.
 PSEUDONYM_CHAIN = String(100)
 WINDOW_CHECK = (
@@ -36,6 +37,14 @@ class PseudonymKeyVersionRow(Base):
     window_ends: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     changed_by: Mapped[str] = mapped_column(NAME)
+
+    def hold(self, record: ChainKeyVersion, changed_at: datetime, changed_by: str) -> None:
+        """Make this row say `record` (its chain must be this row's)."""
+        self.current_version = record.current_version
+        self.previous_version = record.previous_version
+        self.window_ends = record.window_ends
+        self.changed_at = changed_at
+        self.changed_by = changed_by[:MAX_CHANGED_BY]
 
     def to_record(self) -> ChainKeyVersion:
         return ChainKeyVersion(

@@ -18,8 +18,6 @@ from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
 from broker.registry.database import session_on
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 
-MAX_CHANGED_BY = 200
-
 
 def key_version_of(engine: Engine, chain: str) -> ChainKeyVersion | None:
     with session_on(engine) as session:
@@ -72,9 +70,5 @@ class SqlPseudonymKeyVersions:
             if row is None:
                 row = PseudonymKeyVersionRow(chain=new.chain)
                 session.add(row)
-            row.current_version = new.current_version
-            row.previous_version = new.previous_version
-            row.window_ends = new.window_ends
-            row.changed_at = self._clock()
-            row.changed_by = changed_by[:MAX_CHANGED_BY]
+            row.hold(new, self._clock(), changed_by)
             self._bump(session)
