@@ -184,6 +184,10 @@ def test_a_chains_rotation_before_during_and_after_its_window(rotation: Rotation
         assert rotation.oidc() == (new, None)
         assert rotation.saml("toetsplein") == (other_chain, None)
     assert PREVIOUS_PSEUDONYM_RECEIPT_NAME not in rotation.latest_receipt_names("leesplank")
+    # Nothing personal at rest: neither pseudonym is anywhere in the registry database.
+    for path in demo.directory.glob("registry.sqlite3*"):
+        content = path.read_bytes()
+        assert old.encode() not in content and new.encode() not in content, path.name
 
 
 def test_discovery_announces_previous_sub(rotation: Rotation) -> None:
