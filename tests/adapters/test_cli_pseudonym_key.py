@@ -9,6 +9,7 @@ from __future__ import annotations
 import sqlite3
 import stat
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from click.testing import CliRunner, Result
 from broker.cli.main import main
 from broker.config import load_settings
 from broker.core.errors import ConfigurationError
+from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.pseudonym_key_file import PseudonymKeyFile, add_key_version, read_key_set
 from broker.registry import SqlRegistry
 
@@ -248,3 +250,19 @@ def test_an_import_never_moves_a_chains_key_version(config: Path, tmp_path: Path
     assert result.exit_code != 0
     assert "an import never moves a chain's pseudonym key" in result.output
     assert state(config) == before
+
+
+def test_status_says_when_a_window_ended_by_itself(config: Path) -> None:
+    registry = SqlRegistry(load_settings(config).registry_url)
+    try:
+        ended = ChainKeyVersion("toetsen", 2, 1, datetime(2026, 1, 2, 3, 4, tzinfo=UTC))
+        registry.pseudonym_keys.replace(None, ended, "test")
+    finally:
+        registry.close()
+    status = run("pseudonym-key", "status", "--config", config).output
+    assert "toetsen: version 2; window ended 2026-01-02 03:04 UTC" in status
+    assert "(version 1 no longer released)" in status
+    # An ended window does not block the next rotation.
+    result = run("pseudonym-key", "rotate", "--config", config, "--chain", "toetsen",
+                 "--window", "5")  # fmt: skip
+    assert result.exit_code == 0 and "key version 3 (was 2)" in result.output
