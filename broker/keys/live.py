@@ -69,9 +69,6 @@ class LiveKeySet:
         # broken one is logged and the last good one kept, so logins do not stop mid-day.
         self._load(strict=True)
 
-    def now(self) -> float:
-        return self._clock()
-
     def current(self) -> KeyChoice:
         """The key choice at this moment (cheap: see the module's docstring)."""
         now = self._clock()
@@ -82,10 +79,6 @@ class LiveKeySet:
             choice = choose(self._generations, now)
             self._choice = choice
         return choice
-
-    def generations(self) -> tuple[KeyGeneration, ...]:
-        self.current()
-        return self._generations
 
     def _load(self, *, strict: bool) -> None:
         with self._lock:

@@ -31,6 +31,7 @@ from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration, KeySour
 from broker.core.ports import RegistryReader
 from broker.saml import schema
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto
+from broker.saml.xmlsig_enc import AES128_GCM, AES256_GCM, RSA_OAEP, RSA_OAEP_MGF1P
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
@@ -216,6 +217,19 @@ def _requested_attributes(name: str) -> md.AttributeConsumingService:
     )
 
 
+# What xmlsig_enc decrypts, announced with each encryption key so that an IdP that reads
+# EncryptionMethod (Shibboleth does) picks AES-GCM and RSA-OAEP rather than its CBC default.
+ENCRYPTION_METHODS = (AES256_GCM, AES128_GCM, RSA_OAEP_MGF1P, RSA_OAEP)
+
+
+def _announce_encryption_methods(role: Any) -> None:
+    for key_descriptor in role.key_descriptor or []:
+        if key_descriptor.use == "encryption":
+            key_descriptor.encryption_method = [
+                md.EncryptionMethod(algorithm=algorithm) for algorithm in ENCRYPTION_METHODS
+            ]
+
+
 def signed_metadata(config: Config, settings: Settings | None = None) -> str:
     """Our own metadata, signed with the broker's key; with `settings`, also its cache hint
     and (for the SP) the attributes the broker can ask of schools."""
@@ -227,6 +241,7 @@ def signed_metadata(config: Config, settings: Settings | None = None) -> str:
         sp = descriptor.spsso_descriptor  # one object or a list, depending on how it was built
         for role in sp if isinstance(sp, list) else [sp] if sp is not None else []:
             role.attribute_consuming_service = [_requested_attributes(settings.organization.name)]
+            _announce_encryption_methods(role)
     _, signed = sign_entity_descriptor(
         descriptor, None, sigver.security_context(config), sign_alg=RSA_SHA256, digest_alg=SHA256
     )

@@ -333,6 +333,13 @@ def test_decryption_accepts_old_and_new_keys_during_the_overlap(
     sp_metadata = broker.get("/saml/sp/metadata")
     certificates = encryption_certificates(sp_metadata)
     assert len(certificates) == 2
+    # Each encryption key says what the broker decrypts: AES-GCM and RSA-OAEP, no CBC.
+    methods = etree.fromstring(sp_metadata).findall(
+        f".//{{{MD}}}KeyDescriptor[@use='encryption']/{{{MD}}}EncryptionMethod"
+    )
+    algorithms = {m.get("Algorithm") for m in methods}
+    assert "http://www.w3.org/2009/xmlenc11#aes256-gcm" in algorithms
+    assert not any("cbc" in (a or "") for a in algorithms)
     # A school that encrypted for the old key, and one that already uses the new one.
     for certificate in (old_cert, Path(new.files.saml_cert).read_bytes()):
         encrypted = encrypted_response(certificate)
