@@ -155,7 +155,16 @@ def rotate_command(config_path: Path) -> None:
     click.echo(
         f"Key {new.number} is published now and takes over signing on {_when(new.signing_from)}."
     )
-    click.echo("Every worker picks it up within seconds; no restart is needed.\n")
+    click.echo("Every worker picks it up within seconds; no restart is needed.")
+    valid = settings.metadata.valid_days * 24 * 3600
+    if new.signing_from - new.published_from < valid:
+        # Allowed (a leaked key cannot wait a week), but say what it costs.
+        click.echo(
+            f"Note: the publish period is shorter than the metadata's validity ({_span(valid)}): "
+            "peers that keep metadata until its validUntil may not know the new key at the "
+            "switch; ask them to refresh before it."
+        )
+    click.echo("")
     click.echo("\n".join(status_lines(settings, new.published_from)))
 
 

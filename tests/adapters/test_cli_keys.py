@@ -215,3 +215,13 @@ def test_a_manifest_whose_key_files_are_missing_is_not_taken_up(config: Path) ->
     new.files.saml_cert.unlink()
     clock.now += 60
     assert [g.number for g in keys.current().published] == [1]
+
+
+def test_a_short_publish_period_is_allowed_with_a_note(config: Path) -> None:
+    config.write_text(
+        config.read_text(encoding="utf-8") + "\n[keys.rotation]\npublish_days = 1\n",
+        encoding="utf-8",
+    )
+    code, out = run("keys", "rotate", "--config", str(config))
+    assert code == 0, out
+    assert "(in 1 day)" in out and "shorter than the metadata's validity (7 days)" in out
