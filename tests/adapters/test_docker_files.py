@@ -21,6 +21,7 @@ from broker.registry import SqlRegistry, migrate
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 SECRETS_IN_CONFIG = re.compile(r'"/run/secrets/([a-z0-9_]+)"')
+KEY_VOLUME = "/var/lib/ketenbroker/keys"
 
 
 def _instructions(name: str) -> list[str]:
@@ -85,6 +86,38 @@ def test_compose_has_the_services_and_takes_secrets_as_files() -> None:
             assert key.endswith("_FILE") or not re.search(r"PASSWORD|SECRET|TOKEN", key)
 
 
+def _key_volume_mode(service: dict[str, Any]) -> str | None:
+    """How a service mounts the key volume: "ro", "rw", or None when it does not."""
+    for volume in service.get("volumes", []):
+        source, target, *mode = volume.split(":")
+        if source == "keys":
+            assert target == KEY_VOLUME
+            return mode[0] if mode else "rw"
+    return None
+
+
+def test_the_key_volume_is_writable_only_where_keys_are_rotated() -> None:
+    services = _compose()["services"]
+    config = (DOCKER / "ketenbroker.toml").read_text(encoding="utf-8")
+    assert f'key_set = "{KEY_VOLUME}/key-set.toml"' in config
+    assert f'pseudonym_keys = "{KEY_VOLUME}/pseudonym-keys.toml"' in config
+    modes = {
+        name: _key_volume_mode(service)
+        for name, service in services.items()
+        if service.get("image") == "ketenbroker:local"
+    }
+    # Every container of the broker's image reads the key sets; only the one-shot seeding and
+    # the on-demand `cli` (keys rotate, pseudonym-key rotate) may write them.
+    assert {name for name, mode in modes.items() if mode == "rw"} == {"keys-init", "cli"}
+    assert all(mode == "ro" for name, mode in modes.items() if name not in ("keys-init", "cli"))
+    assert services["cli"]["profiles"] == ["tools"]  # never started by `up`
+    assert services["cli"]["entrypoint"] == ["ketenbroker"]
+    # The pseudonym key set's secret is read once, to seed the volume; no one else mounts it.
+    holders = {n for n, s in services.items() if "pseudonym_keys" in s.get("secrets", [])}
+    assert holders == {"keys-init"}
+    assert "keys-init" in services["migrate"]["depends_on"]
+
+
 def _compose_command() -> list[str] | None:
     docker = shutil.which("docker")
     if docker is not None:
@@ -125,6 +158,14 @@ def test_docker_compose_config_accepts_the_file(docker_copy: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "ketenbroker.toml:/etc/ketenbroker/ketenbroker.toml" in done.stdout
+    resolved: dict[str, Any] = yaml.safe_load(done.stdout)
+    assert _key_volume_mode(resolved["services"]["cli"]) == "rw"
+    assert _key_volume_mode(resolved["services"]["broker"]) == "ro"
+    assert all(
+        service.get("read_only")
+        for service in resolved["services"].values()
+        if service.get("image") == "ketenbroker:local"
+    )
 
 
 def test_make_secrets_refuses_to_overwrite(docker_copy: Path) -> None:
@@ -144,8 +185,13 @@ def test_the_secrets_make_a_valid_configuration(
     secrets = docker_copy / "secrets"
     assert oct(secrets.stat().st_mode & 0o777) == "0o700"
     text = (docker_copy / "ketenbroker.toml").read_text(encoding="utf-8")
+    # What `keys-init` does once: the pseudonym key set from its secret onto the key volume.
+    volume = tmp_path / "keys"
+    volume.mkdir(mode=0o700)
+    shutil.copy(secrets / "pseudonym_keys", volume / "pseudonym-keys.toml")
+    text = text.replace("/run/secrets/", f"{secrets}/").replace(KEY_VOLUME, str(volume))
     config = tmp_path / "ketenbroker.toml"
-    config.write_text(text.replace("/run/secrets/", f"{secrets}/"), encoding="utf-8")
+    config.write_text(text, encoding="utf-8")
     for name in (
         "KETENBROKER_SECRET_KEY",
         "KETENBROKER_PSEUDONYM_KEYS",
@@ -161,6 +207,10 @@ def test_the_secrets_make_a_valid_configuration(
         "@redis:6379/0"
     )
     assert settings.metrics.token == (secrets / "metrics_token").read_text(encoding="utf-8")
+    # The key commands write on the volume: the signing key set and the pseudonym key set.
+    assert settings.key_rotation is not None
+    assert settings.key_rotation.manifest == volume / "key-set.toml"
+    assert settings.pseudonym_keys_file == volume / "pseudonym-keys.toml"
 
 
 def test_demo_peers_register_once_and_serve_the_school_and_publishers(tmp_path: Path) -> None:
