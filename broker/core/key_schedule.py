@@ -73,6 +73,11 @@ class KeySource(Protocol):
 
     def current(self) -> KeyChoice: ...
 
+    def now(self) -> float:
+        """The clock `current` chooses by (seconds since the epoch): monitoring measures the
+        schedule on the same clock."""
+        ...
+
 
 def choose(generations: Iterable[KeyGeneration], now: float) -> KeyChoice:
     """The signing key (the published one whose signing period began last) and every published
@@ -141,3 +146,21 @@ def finish(
     everything = tuple(generations)
     removed = tuple(g for g in everything if g.retired_at(now))
     return tuple(g for g in everything if g not in removed), removed
+
+
+@dataclass(frozen=True)
+class ScheduleOutlook:
+    """How far the key set's next moments are, for monitoring (None: no such moment ahead)."""
+
+    next_signs_in: float | None  # a waiting key takes over signing
+    retires_in: float | None  # the first published key with a retirement date leaves
+
+
+def outlook(choice: KeyChoice, now: float) -> ScheduleOutlook:
+    """The outlook from one choice: two comparisons per published key, no I/O."""
+    waiting = [g.signing_from for g in choice.published if g.signing_from > now]
+    leaving = [g.retire_after for g in choice.published if g.retire_after is not None]
+    return ScheduleOutlook(
+        next_signs_in=min(waiting) - now if waiting else None,
+        retires_in=min(leaving) - now if leaving else None,
+    )

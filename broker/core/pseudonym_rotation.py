@@ -150,3 +150,17 @@ def open_windows(
     """The open windows that concern `services` (a publisher's, for its portal notice)."""
     chains = {service.pseudonym_chain for service in services}
     return [r for r in records if r.chain in chains and r.window_open(now)]
+
+
+@dataclass(frozen=True)
+class WindowOutlook:
+    """The open migration windows, for monitoring: how many, and the nearest end."""
+
+    open: int
+    nearest_end_in: float | None  # seconds; None when no window is open
+
+
+def window_outlook(records: Iterable[ChainKeyVersion], now: datetime) -> WindowOutlook:
+    ends = [r.window_ends for r in records if r.window_open(now) and r.window_ends is not None]
+    nearest = (min(ends) - now).total_seconds() if ends else None
+    return WindowOutlook(len(ends), nearest)

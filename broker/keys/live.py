@@ -69,6 +69,9 @@ class LiveKeySet:
         # broken one is logged and the last good one kept, so logins do not stop mid-day.
         self._load(strict=True)
 
+    def now(self) -> float:
+        return self._clock()
+
     def current(self) -> KeyChoice:
         """The key choice at this moment (cheap: see the module's docstring)."""
         now = self._clock()

@@ -121,6 +121,10 @@ class CachedRegistryReader:
         # generation, which this view checks at least once a second.
         return self._current().key_versions.get(chain)
 
+    def pseudonym_key_versions(self) -> list[ChainKeyVersion]:
+        """Every rotated chain's record, from memory (monitoring reads them at scrape time)."""
+        return list(self._current().key_versions.values())
+
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
         return self._source.policy(school_id, service_id)
 

@@ -398,3 +398,6 @@ class _StaticKeys:
 
     def current(self) -> KeyChoice:
         return self._choice
+
+    def now(self) -> float:
+        return time.time()

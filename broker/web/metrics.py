@@ -26,6 +26,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 
 from broker.core.errors import BrokerError, StoreUnavailable
 from broker.core.ports import KeyValueStore
@@ -112,13 +113,23 @@ def school_answered(school_protocol: str, sent_at: float | None) -> None:
         UPSTREAM_WAIT_SECONDS.labels(school_protocol).observe(max(0.0, time.time() - sent_at))
 
 
-def render() -> tuple[bytes, str]:
-    """The exposition text: every worker's counts under gunicorn, this process's otherwise."""
+def render(*at_scrape: Collector) -> tuple[bytes, str]:
+    """The exposition text: every worker's counts under gunicorn, this process's otherwise, and
+    `at_scrape`: collectors computed now by the worker that answers (gauges of state every
+    worker sees alike, such as the key schedules)."""
     if os.environ.get(MULTIPROC_ENV):
         registry = CollectorRegistry()
         MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return generate_latest(registry), CONTENT_TYPE
-    return generate_latest(REGISTRY), CONTENT_TYPE
+    else:
+        registry = REGISTRY
+    text = generate_latest(registry)
+    if at_scrape:
+        # A registry of their own: the process-wide one must not keep a worker's broker.
+        scraped = CollectorRegistry(auto_describe=False)
+        for collector in at_scrape:
+            scraped.register(collector)
+        text += generate_latest(scraped)
+    return text, CONTENT_TYPE
 
 
 class CountingStore:

@@ -12,6 +12,7 @@ from flask import Blueprint, Response, g, request
 
 from broker.web import metrics
 from broker.web.health import failed_checks
+from broker.web.key_metrics import KeyScheduleCollector
 from broker.web.login_steps import broker
 
 log = logging.getLogger("broker.web.operations")
@@ -37,7 +38,7 @@ def metrics_page() -> Response:
     refusal = _metrics_refusal()
     if refusal is not None:
         return refusal
-    body, content_type = metrics.render()
+    body, content_type = metrics.render(KeyScheduleCollector(broker()))
     response = Response(body, content_type=content_type)
     response.headers["Cache-Control"] = "no-store"
     return response

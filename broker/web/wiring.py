@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from broker.config import Settings
 from broker.core.key_schedule import KeySource
-from broker.core.ports import KeyValueStore, RegistryReader
+from broker.core.ports import KeyValueStore
 from broker.keys.live import LiveKeySet
 from broker.login.flow import LoginFlow
 from broker.login.receipting import Receipting
@@ -32,7 +32,7 @@ class Broker:
 
     settings: Settings
     registry: SqlRegistry
-    view: RegistryReader
+    view: CachedRegistryReader
     store: KeyValueStore
     flow: LoginFlow
     receipts: SqlReceiptBook

@@ -18,6 +18,7 @@ from broker.cli.demo import DEMO_SCHOOL_ID, prepare_saml_peers
 from broker.cli.instance import init_instance
 from broker.config import load_settings
 from broker.registry import SqlRegistry, migrate
+from broker.web import key_metrics
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 SECRETS_IN_CONFIG = re.compile(r'"/run/secrets/([a-z0-9_]+)"')
@@ -227,3 +228,23 @@ def test_demo_peers_register_once_and_serve_the_school_and_publishers(tmp_path: 
         assert {s.id for s in registry.services()} == {"leesplank", "rekenroute", "toetsplein"}
     finally:
         registry.close()
+
+
+def test_the_key_alerts_name_the_gauges_the_broker_serves() -> None:
+    """docker/alerts.yml asks for the key schedule gauges by the names /metrics gives them
+    (tests/flows/test_key_metrics.py scrapes them)."""
+    rules = yaml.safe_load((DOCKER / "alerts.yml").read_text(encoding="utf-8"))
+    by_name = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
+    expiring = by_name["KetenbrokerSigningCertificateExpiring"]["expr"]
+    assert key_metrics.CERTIFICATE_EXPIRES in expiring and "30 * 86400" in expiring
+    assert f"unless on(instance) {key_metrics.NEXT_SIGNS}" in expiring
+    window = by_name["KetenbrokerPseudonymWindowEnding"]
+    assert window["expr"].startswith(f"{key_metrics.WINDOW_ENDS} < 2 * 86400")
+    assert window["labels"]["severity"] == "info"
+    served = {
+        value
+        for name, value in vars(key_metrics).items()
+        if name.isupper() and isinstance(value, str) and value.startswith("ketenbroker_")
+    }
+    named = set(re.findall(r"ketenbroker_[a-z_]+", (DOCKER / "alerts.yml").read_text()))
+    assert {n for n in named if "key" in n or "certificate" in n} <= served
