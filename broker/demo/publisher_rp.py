@@ -19,7 +19,7 @@ from authlib.integrations.requests_client import OAuth2Session
 from authlib.oauth2 import OAuth2Error
 from flask import Flask, jsonify, redirect, render_template, request, session, url_for
 from joserfc import jwt
-from joserfc.errors import JoseError
+from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
 from broker.demo.publisher_sp import ReceivedLogins
@@ -43,6 +43,10 @@ class PublisherRpSettings:
     # them for every login, so a key rollover shows at once; the benchmark caches them, as a
     # production client does, so its logins cost the broker what they cost in production.
     provider_cache_seconds: int = 0
+    # What a careful client does when an ID token names a key id its cached JWKS lacks (the
+    # broker's signing key rolled over, docs/operations.md): fetch the JWKS again, once, and
+    # verify against that. False plays a client that never looks again until its cache expires.
+    refresh_keys_on_unknown_kid: bool = True
 
     @property
     def redirect_uri(self) -> str:
@@ -56,14 +60,28 @@ class _JsonCache:
         self.seconds = seconds
         self._documents: dict[str, tuple[float, Any]] = {}
 
-    def __call__(self, url: str) -> Any:
+    def __call__(self, url: str, *, again: bool = False) -> Any:
+        """The document at `url`, from the cache unless `again` (fetched anew and kept)."""
         hit = self._documents.get(url)
-        if hit is not None and time.monotonic() < hit[0]:
+        if hit is not None and not again and time.monotonic() < hit[0]:
             return hit[1]
         value = requests.get(url, timeout=_TIMEOUT).json()
         if self.seconds:
             self._documents[url] = (time.monotonic() + self.seconds, value)
         return value
+
+
+def _verified(id_token: str, jwks_uri: str, fetched: _JsonCache, refresh: bool) -> jwt.Token:
+    """The ID token's signature checked against the (cached) JWKS; an unknown key id fetches
+    the JWKS once more when `refresh`, as a signing key rollover needs."""
+    try:
+        keys = KeySet.import_key_set(fetched(jwks_uri))
+        return jwt.decode(id_token, keys, algorithms=["RS256", "ES256"])
+    except InvalidKeyIdError:
+        if not refresh:
+            raise
+    keys = KeySet.import_key_set(fetched(jwks_uri, again=True))
+    return jwt.decode(id_token, keys, algorithms=["RS256", "ES256"])
 
 
 def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
@@ -149,9 +167,13 @@ def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
             )
         except OAuth2Error as error:
             return refused("The token request failed.", error=error.error)
-        keys = KeySet.import_key_set(fetched(document["jwks_uri"]))
         try:
-            id_token = jwt.decode(token["id_token"], keys, algorithms=["RS256", "ES256"])
+            id_token = _verified(
+                token["id_token"],
+                document["jwks_uri"],
+                fetched,
+                settings.refresh_keys_on_unknown_kid,
+            )
             claims = dict(id_token.claims)
             jwt.JWTClaimsRegistry(
                 iss={"essential": True, "value": settings.issuer},
@@ -175,6 +197,7 @@ def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
             "userinfo": userinfo,
             "session_index": claims.get("sid"),
             "received_at": int(time.time()),
+            "id_token_kid": id_token.header.get("kid"),
         }
         session["received"] = received_logins.put(received)
         return render_template("publisher_rp_received.html", name=settings.name, received=received)

@@ -118,3 +118,17 @@ def test_pseudonym_window_gauges_count_open_windows_and_the_nearest_end(
     assert 2 * DAY - 600 < found[WINDOW_ENDS] <= 2 * DAY
     for chain in ("kinderboeken", "rekenroute", "toetsen", "examens"):
         assert chain not in text
+
+
+def test_under_gunicorn_the_answering_worker_adds_the_gauges(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With PROMETHEUS_MULTIPROC_DIR set the counters come from every worker's files; the
+    gauges come from the worker that answers, once (not summed over workers)."""
+    folder = tmp_path / "multiproc"
+    folder.mkdir()
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(folder))
+    clock = Clock()
+    found = gauges(worker(settings, clock))
+    assert found[CERTIFICATE_EXPIRES] == not_after(settings.saml.signing_cert) - clock.now
+    assert found[WINDOWS_OPEN] == 0

@@ -238,9 +238,13 @@ class LiveDemo:
         released: frozenset[str] = frozenset(),
         auth_method: ClientAuthMethod = ClientAuthMethod.SECRET_BASIC,
         scope: str = "openid profile email school",
+        provider_cache_seconds: int = 0,
+        refresh_keys_on_unknown_kid: bool = True,
         **registration: Any,
     ) -> OidcPublisher:
-        """A further OIDC publisher (the demo's authlib relying party) on its own port."""
+        """A further OIDC publisher (the demo's authlib relying party) on its own port; by
+        default it fetches the broker's discovery document and JWKS for every login, with
+        `provider_cache_seconds` it keeps them (broker/demo/publisher_rp.py)."""
         base_url = f"http://localhost:{free_ports(1)}"
         client, secret = new_client((f"{base_url}/callback",), auth_method, **registration)
         service = Service(
@@ -256,7 +260,14 @@ class LiveDemo:
         if released:
             self.registry.set_policy(DEMO_SCHOOL_ID, service_id, released, "test")
         settings = PublisherRpSettings(
-            base_url, service.name, self.broker_url, service_id, secret or "", scope
+            base_url,
+            service.name,
+            self.broker_url,
+            service_id,
+            secret or "",
+            scope,
+            provider_cache_seconds,
+            refresh_keys_on_unknown_kid,
         )
         self.servers.append(serve_app(base_url, create_publisher_rp_app(settings)))
         publisher = OidcPublisher(service_id, base_url, chain, secret)
