@@ -15,6 +15,7 @@ from broker.core.key_schedule import (
     KeyRotationRefused,
     choose,
     finish,
+    outlook,
     pending,
     rotate,
 )
@@ -95,3 +96,16 @@ def test_no_key_in_its_signing_period_is_a_configuration_error() -> None:
     waiting = KeyGeneration(1, files(1), published_from=100.0, signing_from=200.0)
     with pytest.raises(ConfigurationError, match="no signing key"):
         choose((waiting,), 150.0)
+
+
+def test_the_outlook_names_the_next_switch_and_retirement_while_they_lie_ahead() -> None:
+    assert outlook(choose((FIRST,), 1e9), 1e9) == outlook(choose((FIRST,), 0.0), 0.0)
+    assert outlook(choose((FIRST,), 5.0), 5.0).next_signs_in is None
+    generations = rotated(1000.0)
+    published = outlook(choose(generations, 2000.0), 2000.0)
+    assert published.next_signs_in == 1000.0 + PUBLISH - 2000.0
+    assert published.retires_in == 1000.0 + PUBLISH + RETAIN - 2000.0
+    switched = outlook(choose(generations, 1000.0 + PUBLISH), 1000.0 + PUBLISH)
+    assert switched.next_signs_in is None and switched.retires_in == RETAIN
+    retired = 1000.0 + PUBLISH + RETAIN
+    assert outlook(choose(generations, retired), retired).retires_in is None

@@ -16,10 +16,12 @@ from broker.core.pseudonym_rotation import (
     HeldKeySource,
     KeyVersions,
     RotationRefused,
+    WindowOutlook,
     finished,
     key_versions_for,
     open_windows,
     plan_rotation,
+    window_outlook,
 )
 from broker.core.receipts import ReceiptKeys, receipt_content, release_fingerprint
 from broker.core.release import compute_release
@@ -177,3 +179,15 @@ def test_open_windows_are_those_of_the_given_services_chains() -> None:
     assert open_windows(records, [_service("leermiddelen")], NOW) == [_window()]
     assert open_windows(records, [_service("toetsen")], NOW) == []  # ended by itself
     assert open_windows(records, [_service(None)], NOW) == [records[2]]
+
+
+def test_the_window_outlook_counts_open_windows_and_the_nearest_end() -> None:
+    now = datetime(2027, 1, 1, tzinfo=UTC)
+    records = [
+        ChainKeyVersion("a", 2, 1, now + timedelta(days=30)),
+        ChainKeyVersion("b", 2, 1, now + timedelta(hours=5)),
+        ChainKeyVersion("c", 2, 1, now),  # ends now: closed
+        ChainKeyVersion("d", 3),
+    ]
+    assert window_outlook(records, now) == WindowOutlook(2, 5 * 3600.0)
+    assert window_outlook(records[2:], now) == WindowOutlook(0, None)
