@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 import requests
+from prometheus_client.parser import text_string_to_metric_families
 
 from broker.cli.instance import init_instance
 from broker.registry import migrate
+from broker.web.key_metrics import CERTIFICATE_EXPIRES as CERT_EXPIRES
 from tests.flows.test_operations_endpoints import sample
 from tests.support.live import free_ports
 from tests.support.redis_topologies import REDIS_SERVER, RedisProcesses
@@ -129,6 +131,9 @@ def test_serve_runs_two_workers_that_answer_and_count_together(
         )
         assert counted == REQUESTS
         assert sample(text, "ketenbroker_login_step_seconds_count", step="saml_request") == REQUESTS
+        # The key gauges come from the worker that answers, once: not added up over workers.
+        (expiry,) = [f for f in text_string_to_metric_families(text) if f.name == CERT_EXPIRES]
+        assert len(expiry.samples) == 1 and expiry.samples[0].value > 365 * 86400
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
