@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, saml, samlp
-from saml2.s_utils import UnknownPrincipal, sid
+from saml2.s_utils import UnknownPrincipal, UnsupportedBinding, sid
 from saml2.sigver import pre_signature_part, signed_instance_factory
 from saml2.time_util import str_to_time
 
@@ -205,6 +205,8 @@ def slo_endpoint(entity: Any, entity_id: str, role: str) -> Endpoint | None:
     for binding in (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST):
         try:
             found = entity.metadata.single_logout_service(entity_id, binding, role)
+        except UnsupportedBinding:
+            continue  # no endpoint of this binding (pysaml2 raises rather than answer [])
         except (UnknownPrincipal, KeyError):
             return None  # not (any more) in the registry's metadata
         for endpoint in found or []:
