@@ -10,8 +10,10 @@ from typing import TypeVar
 
 import click
 
+from broker.cli.key_commands import keys_group
 from broker.cli.metadata_commands import metadata_group
 from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.pseudonym_key_commands import pseudonym_key_group
 from broker.cli.receipt_commands import receipts_group
 from broker.cli.registry_commands import registry_group
 from broker.cli.serve import serve_command
@@ -141,6 +143,8 @@ main.add_command(registry_group)
 main.add_command(receipts_group)
 main.add_command(serve_command)
 main.add_command(metadata_group)
+main.add_command(keys_group)
+main.add_command(pseudonym_key_group)
 
 
 @main.group()

@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from broker.core.errors import BrokerError
+from broker.core.pseudonym_rotation import key_versions_for
 from broker.web.wiring import Broker
 
 log = logging.getLogger("broker.web.health")
@@ -33,16 +35,26 @@ def check_registry(b: Broker) -> None:
 
 
 def check_keys(b: Broker) -> None:
-    """The signing keys are where the configuration says and readable, and the pseudonym key
+    """The signing keys (every published one of the key set) are readable, and the pseudonym key
     set and (when configured) the OpenID provider's keys are loaded."""
-    saml = b.settings.saml
-    for path in (saml.signing_key, saml.signing_cert):
-        if not os.access(path, os.R_OK):
-            raise BrokerError("a SAML signing key file is not readable")
+    for generation in b.keys.current().published:
+        for path in (generation.files.saml_key, generation.files.saml_cert):
+            if not os.access(path, os.R_OK):
+                raise BrokerError("a SAML signing key file is not readable")
     if not b.settings.pseudonym_keys.current:
         raise BrokerError("no current pseudonym key")
     if b.oidc_front is not None and not b.oidc_front.jwks().get("keys"):
         raise BrokerError("the OpenID provider has no signing key")
+
+
+def check_pseudonym_keys(b: Broker) -> None:
+    """Every pseudonym key version a chain in the registry derives with is in this worker's
+    key set (read again from the file if need be): a host whose copy of the key set lacks a
+    version that `pseudonym-key rotate` gave a chain would fail that chain's logins."""
+    now, keys = datetime.now(UTC), b.flow.keys.key_set()
+    records = b.registry.pseudonym_keys.all()
+    needed = frozenset(v for r in records for v in key_versions_for(keys, r, now).needed)
+    b.flow.keys.key_set_holding(needed)
 
 
 def check_metadata(b: Broker) -> None:
@@ -57,6 +69,7 @@ CHECKS: dict[str, Check] = {
     "store": check_store,
     "registry": check_registry,
     "keys": check_keys,
+    "pseudonym_keys": check_pseudonym_keys,
     "metadata": check_metadata,
 }
 

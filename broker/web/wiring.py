@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.config import Settings
+from broker.core.key_schedule import KeySource
 from broker.core.model import Protocol
 from broker.core.ports import KeyValueStore, RegistryReader
+from broker.keys.live import LiveKeySet
 from broker.login.flow import LoginFlow
 from broker.login.logout import SingleLogout
 from broker.login.participants import SessionServiceBook
@@ -14,6 +16,7 @@ from broker.login.receipting import Receipting
 from broker.login.replay import ReplayGuard
 from broker.oidc.back import OidcBack
 from broker.oidc.provider import OidcProvider
+from broker.pseudonym_key_file import PseudonymKeyFile
 from broker.registry import SqlRegistry
 from broker.registry.cached import CachedRegistryReader
 from broker.registry.receipts import SqlReceiptBook
@@ -54,6 +57,9 @@ class Broker:
     oidc_back: OidcBack
     # None on an instance made before OIDC (no keys in its configuration): OIDC routes say so.
     oidc_front: OidcProvider | None
+    # The signing key set as this worker sees it (broker/keys/live.py): SAML and OIDC sign with
+    # its current key and publish every key in it.
+    keys: KeySource
 
 
 def build_broker(
@@ -61,18 +67,25 @@ def build_broker(
     *,
     saml_crypto_backend: str = CRYPTO_BACKEND_NAME,
     store: KeyValueStore | None = None,
+    keys: KeySource | None = None,
 ) -> Broker:
     """`store`: an already open login store to share (tests that play several workers in one
-    process with `memory://`); by default the one `settings.store_url` names."""
+    process with `memory://`); by default the one `settings.store_url` names. `keys`: the
+    signing key set (tests pass one on a clock of their own); by default the one on disk."""
+    keys = LiveKeySet(settings) if keys is None else keys
     registry = SqlRegistry(settings.registry_url)
     view = CachedRegistryReader(registry)
     # Every part shares the one store; its failures are counted for /metrics on the way out.
     store = CountingStore(open_store(settings.store_url) if store is None else store)
-    entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend)
+    entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend, keys=keys)
+    keys_file = settings.pseudonym_keys_file
     flow = LoginFlow(
         view,
         store,
-        settings.pseudonym_keys,
+        # From a file, a key version added by a rotation is read without a restart.
+        PseudonymKeyFile(keys_file, settings.pseudonym_keys)
+        if keys_file
+        else settings.pseudonym_keys,
         login_ttl=settings.login_ttl_seconds,
         sso_ttl=settings.sso_session_seconds,
         assurance=settings.assurance,
@@ -111,6 +124,7 @@ def build_broker(
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),
         saml_back=SamlBack(entities, view),
-        oidc_front=OidcProvider(settings, view, store) if settings.oidc else None,
+        oidc_front=OidcProvider(settings, view, store, keys) if settings.oidc else None,
+        keys=keys,
         oidc_back=OidcBack(settings),
     )
