@@ -6,9 +6,12 @@ from dataclasses import dataclass
 
 from broker.config import Settings
 from broker.core.key_schedule import KeySource
+from broker.core.model import Protocol
 from broker.core.ports import KeyValueStore
 from broker.keys.live import LiveKeySet
 from broker.login.flow import LoginFlow
+from broker.login.logout import SingleLogout
+from broker.login.participants import SessionServiceBook
 from broker.login.receipting import Receipting
 from broker.login.replay import ReplayGuard
 from broker.oidc.back import OidcBack
@@ -20,9 +23,14 @@ from broker.registry.receipts import SqlReceiptBook
 from broker.saml.back import SamlBack
 from broker.saml.entities import SamlEntities
 from broker.saml.front import SamlFront
+from broker.saml.logout import SamlSchoolLogout, SamlServiceLogout
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME
 from broker.store import open_store
 from broker.web.metrics import CountingStore
+
+# A logout run (and the answers it waits for) lives this long: the student's way through the
+# propagation page, the school and back.
+LOGOUT_RUN_SECONDS = 600
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,11 @@ class Broker:
     flow: LoginFlow
     receipts: SqlReceiptBook
     receipting: Receipting
+    # The services of each SSO session (notice marks, logout handles) and logout runs.
+    session_services: SessionServiceBook
+    logout: SingleLogout
+    saml_service_logout: SamlServiceLogout
+    saml_school_logout: SamlSchoolLogout
     replay: ReplayGuard
     saml_entities: SamlEntities
     saml_front: SamlFront
@@ -79,6 +92,16 @@ def build_broker(
         clock_skew=settings.saml.clock_skew_seconds,
     )
     receipts = registry.receipt_book(settings.receipts.keys)
+    session_services = SessionServiceBook(store, session_ttl=settings.sso_session_seconds)
+    logout = SingleLogout(
+        store,
+        session_services,
+        run_ttl=LOGOUT_RUN_SECONDS,
+        wait_seconds=settings.logout_wait_seconds,
+    )
+    saml_service_logout = SamlServiceLogout(settings, view, entities, logout)
+    saml_school_logout = SamlSchoolLogout(settings, view, entities, logout)
+    logout.register(Protocol.SAML.value, saml_service_logout, saml_school_logout)
     return Broker(
         settings=settings,
         registry=registry,
@@ -93,6 +116,10 @@ def build_broker(
             pending_ttl=settings.login_ttl_seconds,
             session_ttl=max(settings.sso_session_seconds, 1),
         ),
+        session_services=session_services,
+        logout=logout,
+        saml_service_logout=saml_service_logout,
+        saml_school_logout=saml_school_logout,
         replay=ReplayGuard(store, skew=settings.saml.clock_skew_seconds),
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),
