@@ -48,6 +48,10 @@ class SigningKeys:
             raise ConfigurationError(f"no OIDC signing key for {alg}")
         return key
 
+    def key_set(self) -> KeySet:
+        """Every key the provider signs with: what checks its own tokens (an id_token_hint)."""
+        return KeySet(list(self._keys.values()))
+
     def jwks(self) -> dict[str, Any]:
         """The public keys only: what /oidc/jwks publishes."""
         return dict(KeySet(list(self._keys.values())).as_dict(private=False))
