@@ -170,6 +170,8 @@ class Settings:
     rate_limits: RateLimits = RateLimits()
     login_ttl_seconds: int = 900
     sso_session_seconds: int = 8 * 3600
+    # How long the logout page waits for services to confirm before it moves on (login/logout.py).
+    logout_wait_seconds: int = 5
     # `json` (one object per line, for log collectors) or `text` (for a terminal).
     log_format: str = "json"
     source: Path | None = None
@@ -537,6 +539,7 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
         rate_limits=_rate_limits(data),
         login_ttl_seconds=_int(login, "ttl_seconds", "login", 900, 60, 900),
         sso_session_seconds=_int(login, "sso_session_seconds", "login", 8 * 3600, 0, 24 * 3600),
+        logout_wait_seconds=_int(login, "logout_wait_seconds", "login", 5, 1, 60),
         log_format=_choice(_section(data, "logging"), "format", "logging", ("json", "text")),
         source=source,
     )

@@ -162,6 +162,10 @@ class UpstreamIdentity:
     subject: str
     attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
     authn_context: str | None = None
+    # What the school gave to name its session, for logging out there (login/logout.py):
+    # SAML `name_id`, `name_id_format`, `name_qualifier`, `sp_name_qualifier`, `session_index`;
+    # OIDC `id_token` (the id_token_hint) and `sid`. Sealed with the rest, never logged.
+    upstream_session: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

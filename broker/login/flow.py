@@ -271,6 +271,7 @@ def identity_payload(identity: UpstreamIdentity) -> dict[str, Any]:
         "subject": identity.subject,
         "attributes": {k: list(v) for k, v in identity.attributes.items()},
         "authn_context": identity.authn_context,
+        "upstream_session": dict(identity.upstream_session),
     }
 
 
@@ -280,4 +281,5 @@ def identity_from_payload(data: dict[str, Any]) -> UpstreamIdentity:
         subject=data["subject"],
         attributes={k: tuple(v) for k, v in data["attributes"].items()},
         authn_context=data.get("authn_context"),
+        upstream_session={str(k): str(v) for k, v in (data.get("upstream_session") or {}).items()},
     )

@@ -3,7 +3,8 @@ that tells a student, before the first answer of a session to a service, what th
 about to receive and why.
 
 When is the notice due? Not when the SSO session already showed it for this very release (the
-same attribute names). Otherwise yes, unless the school chose `changes` for the
+same attribute names; the session's record of its services keeps that, login/participants.py).
+Otherwise yes, unless the school chose `changes` for the
 service and the student's last receipt there shows the same release: then the student saw it
 before. A release that changes (other attributes) always shows the notice again; a school saving
 the same choice again (a new policy version) does not.
@@ -33,7 +34,6 @@ from broker.login.flow import (
 from broker.login.sealed import SealedStore
 
 NOTICE = "notice"
-NOTICED = "noticed"
 NOTICE_ON_CHANGES = "changes"
 
 
@@ -113,30 +113,6 @@ class Receipting:
                 return False
         return True
 
-    def note_seen(self, sso_token: str, content: ReceiptContent) -> None:
-        """This SSO session has shown (or needed not show) the notice for this release."""
-        self.sealed.put(
-            sso_token.encode(),
-            NOTICED,
-            _seen_id(sso_token, content.service_id),
-            {"fingerprint": content.release_fingerprint},
-            self.session_ttl,
-        )
-
-    def seen_in_session(self, sso_token: str | None, content: ReceiptContent) -> bool:
-        if not sso_token:
-            return False
-        return self._seen_in_session(sso_token, content) == content.release_fingerprint
-
-    def _seen_in_session(self, sso_token: str, content: ReceiptContent) -> str | None:
-        try:
-            data = self.sealed.get(
-                sso_token.encode(), NOTICED, _seen_id(sso_token, content.service_id)
-            )
-        except StateExpired:
-            return None
-        return None if data is None else str(data.get("fingerprint"))
-
     def hold(self, browser_secret: bytes, pending: PendingRelease) -> str:
         """Keep the login until the student continues; returns the id the page posts back."""
         notice_id = secrets.token_urlsafe(18)
@@ -156,7 +132,3 @@ def _pending(data: dict[str, Any] | None) -> PendingRelease:
     if data is None:
         raise StateExpired("notice absent or used")
     return PendingRelease.from_payload(data)
-
-
-def _seen_id(sso_token: str, service_id: str) -> str:
-    return f"{sso_token}/{service_id}"

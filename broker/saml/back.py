@@ -232,7 +232,9 @@ class SamlBack:
                 statement.authn_context.authn_context_class_ref if statement.authn_context else None
             )
             authn_context = ref.text.strip() if ref is not None and ref.text else None
-        identity = UpstreamIdentity(school.id, subject, attributes, authn_context)
+        identity = UpstreamIdentity(
+            school.id, subject, attributes, authn_context, _logout_handles(assertion)
+        )
         return VerifiedResponse(
             identity, str(assertion.id), window.issued, window.accept_until, authn_instant
         )
@@ -280,3 +282,20 @@ class SamlBack:
             return str(name_id.text).strip()
         values = attributes.get(school.subject_attribute, ())
         return values[0] if len(values) == 1 else ""
+
+
+def _logout_handles(assertion: Any) -> dict[str, str]:
+    """What a LogoutRequest to the school must name: its NameID (with qualifiers) and the
+    SessionIndex of its login (SAML core 3.7.1). Kept sealed in the SSO session."""
+    handles: dict[str, str] = {"protocol": "saml"}
+    name_id = assertion.subject.name_id if assertion.subject is not None else None
+    if name_id is not None and name_id.text:
+        handles["name_id"] = str(name_id.text).strip()
+        for attribute in ("format", "name_qualifier", "sp_name_qualifier"):
+            value = getattr(name_id, attribute, None)
+            if value:
+                handles[f"name_id_{attribute}" if attribute == "format" else attribute] = value
+    statements = assertion.authn_statement or []
+    if statements and statements[0].session_index:
+        handles["session_index"] = str(statements[0].session_index)
+    return handles

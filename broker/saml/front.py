@@ -11,7 +11,7 @@ import calendar
 import logging
 import secrets
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
@@ -68,6 +68,9 @@ class PostMessage:
 
     action: str
     fields: dict[str, str]
+    # For a login Response: what the service was given to name the session (its NameID and
+    # SessionIndex), which a logout must name again (login/participants.py).
+    logout_handles: dict[str, str] = field(default_factory=dict)
 
 
 def _in_metadata(server: Server, entity_id: str) -> bool:
@@ -379,7 +382,15 @@ class SamlFront:
             self.settings.saml.assertion_lifetime_seconds,
             self.settings.saml.clock_skew_seconds,
         )
-        return self._post(front, xml)
+        message = self._post(front, xml)
+        handles = {
+            "name_id": name_id,
+            "name_id_format": name_id_format,
+            "sp_name_qualifier": front["sp_entity_id"],
+            "session_index": session_index,
+            "sp_entity_id": front["sp_entity_id"],
+        }
+        return replace(message, logout_handles=handles)
 
     @staticmethod
     def _released(service: Service, released: dict[str, tuple[str, ...]]) -> list[SamlAttribute]:

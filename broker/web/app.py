@@ -9,6 +9,7 @@ from broker.web.discovery import discovery
 from broker.web.errors import install_error_pages
 from broker.web.i18n import init_i18n
 from broker.web.login_steps import broker, content_security_policy
+from broker.web.logout_routes import logout, logout_form_token
 from broker.web.logs import install_logging
 from broker.web.my_data import my_data
 from broker.web.notice import notice
@@ -40,6 +41,8 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(oidc_op)
     app.register_blueprint(notice)
     app.register_blueprint(my_data)
+    app.register_blueprint(logout)
+    app.jinja_env.globals["logout_form_token"] = logout_form_token
     app.register_blueprint(operations)  # /readyz, /metrics
     install_portals(app)
     install_rate_limits(app, settings)

@@ -51,6 +51,11 @@ def set_sso_token(response: Response, token: str, max_age: int) -> None:
     )
 
 
+def clear_sso_token(response: Response) -> None:
+    """Logout: the browser forgets the SSO token (the session record is already gone)."""
+    response.delete_cookie(SSO_COOKIE, secure=True, httponly=True, samesite="None", path="/")
+
+
 def remember_school(response: Response, school_id: str) -> None:
     response.set_cookie(
         SCHOOL_COOKIE,

@@ -23,6 +23,7 @@ from broker.core.errors import (
 from broker.core.model import Protocol, School, UpstreamIdentity
 from broker.core.receipts import ReceiptContent
 from broker.login.flow import LoginRecord, LoginRequest, is_my_data
+from broker.login.participants import Participant
 from broker.login.receipting import PendingRelease
 from broker.oidc.provider import OidcProvider
 from broker.saml.front import (
@@ -151,22 +152,37 @@ def finish(
     except (PolicyRefusal, UpstreamFailure) as refusal:
         return refuse_to_service(record, refusal)
     content = b.receipting.content(completion, identity)
-    seen = b.receipting.seen_in_session(sso_token, content)
+    # The session's one record of its services: the notice's "seen" marks and what each
+    # service was told, for logout (login/participants.py). One read; a write only on change.
+    session_services = b.session_services.read(sso_token)
+    seen = session_services.seen(completion.service.id) == content.release_fingerprint
     if not seen and shown != content.release_fingerprint and b.receipting.notice_due(content):
         if record.request.front.get("is_passive"):
             return refuse_to_service(record, InteractionRequired("notice due on a passive login"))
         return notice_page(record, identity, authn_instant, sso_token, content)
     new_token = b.flow.open_session(identity, authn_instant) if sso_token is None else None
     try:
-        if not seen and (sso_token or new_token):
-            b.receipting.note_seen(sso_token or new_token or "", content)
         # One SessionIndex (OIDC `sid`) for every service of one SSO session: logout goes by it.
         session_index = b.flow.session_index(sso_token or new_token)
         if is_oidc(record.request):
             response = redirect(oidc_front().respond(completion, session_index), 303)
+            handles = {
+                "sub": completion.release.pseudonym,
+                "sid": session_index,
+                "client_id": completion.service.entity_id,
+            }
         else:
             message = b.saml_front.response_for(completion, session_index=session_index)
             response = autopost(message, completion.service.name)
+            handles = dict(message.logout_handles)
+        if sso_token or new_token:
+            participant = Participant(
+                completion.service.id,
+                front_protocol(record.request),
+                handles,
+                content.release_fingerprint,
+            )
+            b.session_services.record(sso_token or new_token or "", session_services, participant)
         # The receipt is the commit point: written last, once everything else stands, so a
         # receipt never names a login that was not answered; without it there is no answer.
         b.receipting.file(content)

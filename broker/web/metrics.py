@@ -43,6 +43,13 @@ LOGINS = Counter(
     "the login ended before that side was known), outcome is ok or the refusal's reason code.",
     ["pairing", "outcome"],
 )
+LOGOUTS = Counter(
+    "ketenbroker_logouts",
+    "Logout runs: initiator is student, service or school; protocol the initiator's (saml, oidc, "
+    "or none for the student's button); outcome is started, complete (every service and the "
+    "school confirmed or was not asked) or partial.",
+    ["initiator", "protocol", "outcome"],
+)
 STEP_SECONDS = Histogram(
     "ketenbroker_login_step_seconds",
     "The broker's own time per login request (from request to response), by step.",
@@ -90,6 +97,14 @@ def protocol_name(is_oidc: bool) -> str:
 
 def login_ended(front: str, back: str, outcome: str) -> None:
     LOGINS.labels(f"{front}_{back}", outcome).inc()
+
+
+def logout_started(initiator: str, protocol: str) -> None:
+    LOGOUTS.labels(initiator, protocol or "none", "started").inc()
+
+
+def logout_ended(initiator: str, protocol: str, outcome: str) -> None:
+    LOGOUTS.labels(initiator, protocol or "none", outcome).inc()
 
 
 def refused_at(endpoint: str | None, error: BrokerError) -> None:

@@ -115,6 +115,8 @@ def view(view_id: str) -> Response:
         code=subject[:STUDENT_CODE_SHOWN],
         receipts=[_line(names, receipt) for receipt in receipts],
         current=_current_releases(b, school.id, receipts),
+        # An SSO session stands: the page offers "log out everywhere" (logout_routes.py).
+        session_stands=bool(request.cookies.get(SSO_COOKIE)),
     )
     response = make_response(page)
     response.headers["Cache-Control"] = "no-store"

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from broker.config import Settings
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.login.flow import LoginFlow
+from broker.login.logout import SingleLogout
+from broker.login.participants import SessionServiceBook
 from broker.login.receipting import Receipting
 from broker.login.replay import ReplayGuard
 from broker.oidc.back import OidcBack
@@ -21,6 +23,10 @@ from broker.saml.xmlsig import CRYPTO_BACKEND_NAME
 from broker.store import open_store
 from broker.web.metrics import CountingStore
 
+# A logout run (and the answers it waits for) lives this long: the student's way through the
+# propagation page, the school and back.
+LOGOUT_RUN_SECONDS = 600
+
 
 @dataclass(frozen=True)
 class Broker:
@@ -34,6 +40,9 @@ class Broker:
     flow: LoginFlow
     receipts: SqlReceiptBook
     receipting: Receipting
+    # The services of each SSO session (notice marks, logout handles) and logout runs.
+    session_services: SessionServiceBook
+    logout: SingleLogout
     replay: ReplayGuard
     saml_entities: SamlEntities
     saml_front: SamlFront
@@ -66,6 +75,13 @@ def build_broker(
         clock_skew=settings.saml.clock_skew_seconds,
     )
     receipts = registry.receipt_book(settings.receipts.keys)
+    session_services = SessionServiceBook(store, session_ttl=settings.sso_session_seconds)
+    logout = SingleLogout(
+        store,
+        session_services,
+        run_ttl=LOGOUT_RUN_SECONDS,
+        wait_seconds=settings.logout_wait_seconds,
+    )
     return Broker(
         settings=settings,
         registry=registry,
@@ -80,6 +96,8 @@ def build_broker(
             pending_ttl=settings.login_ttl_seconds,
             session_ttl=max(settings.sso_session_seconds, 1),
         ),
+        session_services=session_services,
+        logout=logout,
         replay=ReplayGuard(store, skew=settings.saml.clock_skew_seconds),
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),

@@ -1,0 +1,438 @@
+"""Single logout: end the SSO session, tell every service of it and the school, report back.
+
+A logout *run* starts from any side: the student's button on a broker page, a service (SAML
+LogoutRequest, OIDC end_session) or the school's identity provider. Starting a run ends the SSO
+session first, so whatever happens after, the broker no longer answers from it. The run then
+notifies the session's other services, each in its own protocol, through a channel:
+
+- `BACK`: server to server (OIDC Back-Channel Logout), all at once with one short deadline;
+- `FRONT`: the propagation page loads one iframe per service, which carries a logout message
+  to it (SAML LogoutRequest); its answer comes back to the broker and is matched by the id of
+  the message sent, through a short-lived store record, never by a cookie inside the iframe;
+- `UNSUPPORTED`: the service registered no way to hear of a logout: the final page says so.
+
+Then the school is told (unless it started the run) and the initiator is answered. A service
+that does not answer does not block the rest: after `wait_seconds` it counts as timed out.
+
+The run is sealed under the browser's secret (sealed.py); the answers of the iframes are kept
+beside it unsealed, as (run id, index) → status: service ids and statuses, nothing personal.
+Nothing here knows SAML, OIDC or Flask: the adapters implement the channel protocols below.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from broker.core.errors import StateExpired
+from broker.core.ports import KeyValueStore
+from broker.login.participants import Participant, SessionServiceBook
+from broker.login.sealed import SealedStore, store_key
+
+RUN = "logout"
+ANSWER = "logout-answer"
+OUTSTANDING = "logout-outstanding"
+
+# Channel modes
+FRONT = "front"
+BACK = "back"
+UNSUPPORTED = "unsupported"
+
+# Statuses of a service (and of the school)
+PENDING = "pending"
+CONFIRMED = "confirmed"
+FAILED = "failed"
+TIMED_OUT = "timed_out"
+# The school: not told (no logout endpoint, or the run answers the school itself).
+NOT_TOLD = "not_told"
+INITIATOR = "initiator"
+FINAL = frozenset({CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED})
+
+# Who started a run
+BY_STUDENT = "student"
+BY_SERVICE = "service"
+BY_SCHOOL = "school"
+
+MAX_RUN_ID = 64
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """A message the browser carries: a redirect to `url` (fields None) or a form POST."""
+
+    url: str
+    fields: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class Initiator:
+    """Who started the run and what it takes to answer them at the end.
+
+    `answer` is the adapter's own data (SAML: request id, response location and binding,
+    RelayState; OIDC: post_logout_redirect_uri and state); the run only carries it."""
+
+    kind: str
+    protocol: str = ""
+    service_id: str = ""
+    answer: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Target:
+    participant: Participant
+    mode: str
+    status: str
+    # FRONT: the origin the iframe is sent to (the propagation page's CSP must allow it).
+    origin: str = ""
+
+
+@dataclass(frozen=True)
+class LogoutRun:
+    run_id: str
+    created: float
+    deadline: float
+    initiator: Initiator
+    targets: tuple[Target, ...]
+    school_id: str
+    school_protocol: str
+    # What the school gave to name its session (SAML NameID/SessionIndex, OIDC id_token/sid).
+    upstream: dict[str, str]
+    school_status: str
+    back_done: bool = False
+    # The outcome was counted (metrics): a reload of the final page does not count it again.
+    counted: bool = False
+
+    @property
+    def partial(self) -> bool:
+        """Some service (or the school) did not confirm: SAML's PartialLogout."""
+        return any(t.status != CONFIRMED for t in self.targets) or self.school_status in (
+            FAILED,
+            TIMED_OUT,
+        )
+
+    def to_payload(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "created": self.created,
+            "deadline": self.deadline,
+            "initiator": {
+                "kind": self.initiator.kind,
+                "protocol": self.initiator.protocol,
+                "service_id": self.initiator.service_id,
+                "answer": dict(self.initiator.answer),
+            },
+            "targets": [
+                {
+                    "id": t.participant.service_id,
+                    "p": t.participant.to_payload(),
+                    "mode": t.mode,
+                    "status": t.status,
+                    "origin": t.origin,
+                }
+                for t in self.targets
+            ],
+            "school_id": self.school_id,
+            "school_protocol": self.school_protocol,
+            "upstream": dict(self.upstream),
+            "school_status": self.school_status,
+            "back_done": self.back_done,
+            "counted": self.counted,
+        }
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> LogoutRun:
+        initiator = data["initiator"]
+        return cls(
+            run_id=str(data["run_id"]),
+            created=float(data["created"]),
+            deadline=float(data["deadline"]),
+            initiator=Initiator(
+                str(initiator["kind"]),
+                str(initiator.get("protocol", "")),
+                str(initiator.get("service_id", "")),
+                {str(k): str(v) for k, v in (initiator.get("answer") or {}).items()},
+            ),
+            targets=tuple(
+                Target(
+                    Participant.from_payload(t["id"], t["p"]),
+                    str(t["mode"]),
+                    str(t["status"]),
+                    str(t.get("origin", "")),
+                )
+                for t in data["targets"]
+            ),
+            school_id=str(data["school_id"]),
+            school_protocol=str(data.get("school_protocol", "")),
+            upstream={str(k): str(v) for k, v in (data.get("upstream") or {}).items()},
+            school_status=str(data["school_status"]),
+            back_done=bool(data.get("back_done")),
+            counted=bool(data.get("counted")),
+        )
+
+
+class ServiceChannel(Protocol):
+    """How one protocol's services hear of a logout (broker/saml, broker/oidc implement it)."""
+
+    def mode(self, participant: Participant) -> str:
+        """FRONT, BACK or UNSUPPORTED for this service, from its registration/metadata."""
+        ...
+
+    def front_origin(self, participant: Participant) -> str:
+        """For FRONT: scheme://host[:port] the front-channel message goes to."""
+        ...
+
+    def back_channel(self, participant: Participant, timeout: float) -> str:
+        """Notify server to server; CONFIRMED or FAILED (never raises for a peer's fault)."""
+        ...
+
+    def front_channel(self, run_id: str, index: int, participant: Participant) -> Outbound:
+        """The message the iframe carries to the service. The adapter keeps the id of what it
+        sends with `SingleLogout.expect_answer`, so the answer finds its run."""
+        ...
+
+    def answer_initiator(self, run: LogoutRun) -> Outbound | None:
+        """The way back to a service that started the run (status from `run.partial`)."""
+        ...
+
+
+class SchoolChannel(Protocol):
+    """How one protocol's schools hear of a logout, and how a school's own request is answered."""
+
+    def request(self, run: LogoutRun) -> Outbound | None:
+        """The message to the school's IdP/OP; None when it offers no logout (NOT_TOLD)."""
+        ...
+
+    def answer_initiator(self, run: LogoutRun) -> Outbound | None:
+        """The answer to a school that started the run."""
+        ...
+
+
+@dataclass(frozen=True)
+class EndedSession:
+    """What ending an SSO session leaves for the run: the school and its logout handles."""
+
+    school_id: str
+    school_protocol: str
+    upstream: dict[str, str]
+
+
+class SingleLogout:
+    def __init__(
+        self,
+        store: KeyValueStore,
+        services: SessionServiceBook,
+        *,
+        run_ttl: int,
+        wait_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.sealed = SealedStore(store)
+        self.services = services
+        self.run_ttl = run_ttl
+        self.wait_seconds = wait_seconds
+        self.clock = clock
+        self.channels: dict[str, ServiceChannel] = {}
+        self.schools: dict[str, SchoolChannel] = {}
+
+    # -- wiring --------------------------------------------------------------------------------
+    def register(
+        self, protocol: str, service: ServiceChannel, school: SchoolChannel | None = None
+    ) -> None:
+        self.channels[protocol] = service
+        if school is not None:
+            self.schools[protocol] = school
+
+    # -- starting a run ------------------------------------------------------------------------
+    def start(
+        self,
+        browser_secret: bytes,
+        sso_token: str | None,
+        ended: EndedSession | None,
+        initiator: Initiator,
+    ) -> LogoutRun:
+        """Start a run for the session `sso_token` names. The caller has read the session
+        (`ended`: None when there was none) and ends it here first, before anything else."""
+        participants = self.services.read(sso_token)
+        if sso_token:
+            self.services.forget(sso_token)
+        targets = []
+        for participant in participants.participants:
+            if initiator.kind == BY_SERVICE and participant.service_id == initiator.service_id:
+                continue
+            channel = self.channels.get(participant.protocol)
+            mode = channel.mode(participant) if channel is not None else UNSUPPORTED
+            status = UNSUPPORTED if mode == UNSUPPORTED else PENDING
+            origin = channel.front_origin(participant) if channel and mode == FRONT else ""
+            targets.append(Target(participant, mode, status, origin))
+        if ended is None:
+            school_status = NOT_TOLD
+        elif initiator.kind == BY_SCHOOL:
+            school_status = INITIATOR
+        else:
+            school_status = PENDING
+        now = self.clock()
+        run = LogoutRun(
+            run_id=secrets.token_urlsafe(18),
+            created=now,
+            deadline=now + self.wait_seconds,
+            initiator=initiator,
+            targets=tuple(targets),
+            school_id=ended.school_id if ended else "",
+            school_protocol=ended.school_protocol if ended else "",
+            upstream=dict(ended.upstream) if ended else {},
+            school_status=school_status,
+            back_done=not any(t.mode == BACK for t in targets),
+        )
+        self.save(browser_secret, run)
+        return run
+
+    def load(self, browser_secret: bytes, run_id: str) -> LogoutRun:
+        if not run_id or len(run_id) > MAX_RUN_ID:
+            raise StateExpired("logout run id malformed")
+        data = self.sealed.get(browser_secret, RUN, run_id)
+        if data is None:
+            raise StateExpired("logout run absent or expired")
+        return LogoutRun.from_payload(data)
+
+    def save(self, browser_secret: bytes, run: LogoutRun) -> None:
+        self.sealed.put(browser_secret, RUN, run.run_id, run.to_payload(), self.run_ttl)
+
+    def finish(self, browser_secret: bytes, run_id: str) -> None:
+        """The initiator was answered: the run is over and cannot be answered twice."""
+        self.sealed.delete(RUN, run_id)
+
+    # -- back channel --------------------------------------------------------------------------
+    def run_back_channels(self, browser_secret: bytes, run: LogoutRun) -> LogoutRun:
+        """Notify every back-channel service at once, with one deadline for all of them."""
+        if run.back_done:
+            return run
+        jobs = [(i, t) for i, t in enumerate(run.targets) if t.mode == BACK]
+        results: dict[int, str] = {}
+        timeout = max(run.deadline - self.clock(), 0.5)
+        with ThreadPoolExecutor(max_workers=min(len(jobs), 8) or 1) as pool:
+            futures = {pool.submit(self._notify, t.participant, timeout): i for i, t in jobs}
+            done, _ = wait(futures, timeout=timeout + 0.5)
+            for future in done:
+                results[futures[future]] = future.result()
+        targets = tuple(
+            replace(t, status=results.get(i, TIMED_OUT)) if t.mode == BACK else t
+            for i, t in enumerate(run.targets)
+        )
+        run = replace(run, targets=targets, back_done=True)
+        self.save(browser_secret, run)
+        return run
+
+    def _notify(self, participant: Participant, timeout: float) -> str:
+        channel = self.channels.get(participant.protocol)
+        if channel is None:
+            return FAILED
+        return channel.back_channel(participant, timeout)
+
+    # -- front channel -------------------------------------------------------------------------
+    def front_message(self, run: LogoutRun, index: int) -> Outbound:
+        if not 0 <= index < len(run.targets) or run.targets[index].mode != FRONT:
+            raise StateExpired("no front-channel service at this index")
+        target = run.targets[index]
+        return self.channels[target.participant.protocol].front_channel(
+            run.run_id, index, target.participant
+        )
+
+    def expect_answer(self, message_id: str, run_id: str, index: int, service_id: str) -> None:
+        """Remember a sent LogoutRequest until its answer (or the run's end)."""
+        value = f"{run_id} {index} {service_id}".encode()
+        self.store.put(store_key(OUTSTANDING, message_id), value, self.run_ttl)
+
+    def answered(self, in_response_to: str, service_id: str, status: str) -> bool:
+        """An answer to `in_response_to` from `service_id`: filed for its run, once only.
+        False when no such request is outstanding (unsolicited, replayed, another sender)."""
+        raw = self.store.get(store_key(OUTSTANDING, in_response_to))
+        if raw is None:
+            return False
+        run_id, index, expected = raw.decode().split(" ", 2)
+        if expected != service_id:
+            return False
+        if self.store.take(store_key(OUTSTANDING, in_response_to)) is None:
+            return False  # a racing copy of the same answer filed it first
+        key = store_key(ANSWER, f"{run_id}/{index}")
+        self.store.put(key, status.encode(), self.run_ttl)
+        return True
+
+    def outstanding(self, message_id: str) -> tuple[str, int, str] | None:
+        """(run id, index, service id) of an outstanding request, left in place."""
+        raw = self.store.get(store_key(OUTSTANDING, message_id))
+        if raw is None:
+            return None
+        run_id, index, service_id = raw.decode().split(" ", 2)
+        return run_id, int(index), service_id
+
+    def settle(self, browser_secret: bytes, run: LogoutRun) -> LogoutRun:
+        """The run with every filed answer taken in, and past its deadline, every service still
+        pending counted as timed out."""
+        now = self.clock()
+        targets = []
+        changed = False
+        for index, target in enumerate(run.targets):
+            status = target.status
+            if status == PENDING and target.mode == FRONT:
+                raw = self.store.get(store_key(ANSWER, f"{run.run_id}/{index}"))
+                if raw is not None:
+                    status = raw.decode()
+            if status == PENDING and now >= run.deadline:
+                status = TIMED_OUT
+            changed = changed or status != target.status
+            targets.append(replace(target, status=status))
+        if not changed:
+            return run
+        run = replace(run, targets=tuple(targets))
+        self.save(browser_secret, run)
+        return run
+
+    @staticmethod
+    def services_done(run: LogoutRun) -> bool:
+        return run.back_done and all(t.status in FINAL for t in run.targets)
+
+    # -- the school ----------------------------------------------------------------------------
+    def school_request(self, browser_secret: bytes, run: LogoutRun) -> Outbound | None:
+        """The message to the school, or None (and NOT_TOLD filed) when it cannot be told."""
+        if run.school_status != PENDING:
+            return None
+        channel = self.schools.get(run.school_protocol)
+        message = channel.request(run) if channel is not None else None
+        if message is None:
+            self.save(browser_secret, replace(run, school_status=NOT_TOLD))
+        return message
+
+    def school_answered(self, browser_secret: bytes, run: LogoutRun, status: str) -> LogoutRun:
+        run = replace(run, school_status=status)
+        self.save(browser_secret, run)
+        return run
+
+    def answer_initiator(self, run: LogoutRun) -> Outbound | None:
+        initiator = run.initiator
+        if initiator.kind == BY_SERVICE:
+            channel = self.channels.get(initiator.protocol)
+            return channel.answer_initiator(run) if channel is not None else None
+        if initiator.kind == BY_SCHOOL:
+            school = self.schools.get(initiator.protocol)
+            return school.answer_initiator(run) if school is not None else None
+        return None
+
+
+def status_summary(run: LogoutRun, names: Mapping[str, str]) -> dict[str, Any]:
+    """The run as the status endpoint reports it: service names and statuses, nothing else."""
+    return {
+        "services": [
+            {
+                "name": names.get(t.participant.service_id, t.participant.service_id),
+                "status": t.status,
+            }
+            for t in run.targets
+        ],
+        "school": run.school_status,
+        "done": SingleLogout.services_done(run),
+    }

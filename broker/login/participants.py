@@ -1,0 +1,112 @@
+"""The services of one SSO session: who must hear of a logout, and what each was told.
+
+One record per SSO session, sealed under the SSO token like the session itself (sealed.py),
+holds a *participant* per service the session answered: its protocol, what the service was
+given to name the session (SAML NameID and SessionIndex, OIDC sub and sid) and the release the
+information notice was shown for. A login reads this one record; it writes it only when
+something changed, so a returning login to a service with the same release writes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from broker.core.errors import StateExpired
+from broker.core.ports import KeyValueStore
+from broker.login.sealed import SealedStore
+
+SESSION_SERVICES = "sso-services"
+# More services than this in one session is not a student's day at school: the oldest entries
+# go, so a scripted session cannot grow its record (and every login's read) without bound.
+MAX_PARTICIPANTS = 64
+
+
+@dataclass(frozen=True)
+class Participant:
+    """One service of an SSO session.
+
+    `handles` is what the service knows the session by, in its protocol's own terms:
+    SAML `name_id`, `name_id_format`, `sp_name_qualifier`, `session_index`, `sp_entity_id`;
+    OIDC `sub`, `sid`, `client_id`. `seen` is the release fingerprint the notice was shown (or
+    needed not be shown) for in this session.
+    """
+
+    service_id: str
+    protocol: str
+    handles: dict[str, str] = field(default_factory=dict)
+    seen: str = ""
+
+    def to_payload(self) -> dict[str, Any]:
+        return {"p": self.protocol, "h": dict(self.handles), "s": self.seen}
+
+    @classmethod
+    def from_payload(cls, service_id: str, data: dict[str, Any]) -> Participant:
+        return cls(
+            service_id,
+            str(data.get("p", "")),
+            {str(k): str(v) for k, v in (data.get("h") or {}).items()},
+            str(data.get("s", "")),
+        )
+
+
+@dataclass(frozen=True)
+class SessionServices:
+    """Every participant of one SSO session, in the order they first logged in."""
+
+    participants: tuple[Participant, ...] = ()
+
+    def get(self, service_id: str) -> Participant | None:
+        for participant in self.participants:
+            if participant.service_id == service_id:
+                return participant
+        return None
+
+    def seen(self, service_id: str) -> str:
+        participant = self.get(service_id)
+        return participant.seen if participant is not None else ""
+
+    def with_login(self, participant: Participant) -> SessionServices:
+        """This record after `participant` was answered (replacing its earlier entry)."""
+        kept = [p for p in self.participants if p.service_id != participant.service_id]
+        earlier = self.get(participant.service_id)
+        if earlier is not None and not participant.seen:
+            participant = replace(participant, seen=earlier.seen)
+        kept.append(participant)
+        return SessionServices(tuple(kept[-MAX_PARTICIPANTS:]))
+
+    def to_payload(self) -> dict[str, Any]:
+        return {p.service_id: p.to_payload() for p in self.participants}
+
+    @classmethod
+    def from_payload(cls, data: dict[str, Any]) -> SessionServices:
+        return cls(tuple(Participant.from_payload(k, v) for k, v in data.items()))
+
+
+class SessionServiceBook:
+    """Reads and writes the per-session record; the SSO token is both its key and its seal."""
+
+    def __init__(self, store: KeyValueStore, *, session_ttl: int) -> None:
+        self.sealed = SealedStore(store)
+        self.session_ttl = max(session_ttl, 1)
+
+    def read(self, sso_token: str | None) -> SessionServices:
+        if not sso_token or len(sso_token) > 128:
+            return SessionServices()
+        try:
+            data = self.sealed.get(sso_token.encode(), SESSION_SERVICES, sso_token)
+        except StateExpired:
+            return SessionServices()
+        return SessionServices() if data is None else SessionServices.from_payload(data)
+
+    def record(self, sso_token: str, before: SessionServices, participant: Participant) -> None:
+        """Note an answered login; no write when the record already says exactly this."""
+        if before.get(participant.service_id) == participant:
+            return
+        after = before.with_login(participant)
+        self.sealed.put(
+            sso_token.encode(), SESSION_SERVICES, sso_token, after.to_payload(), self.session_ttl
+        )
+
+    def forget(self, sso_token: str) -> None:
+        self.sealed.delete(SESSION_SERVICES, sso_token)

@@ -1,0 +1,236 @@
+"""Logout pages: the student's "log out everywhere" button, the propagation page that tells
+every service of the session (iframes for front-channel services, server calls for the rest),
+its status JSON, the step to the school, and the final page (login/logout.py).
+
+Protocol routes (SAML SLO endpoints, the OIDC end_session endpoint) start runs through
+`begin_logout`; every run ends on `/logout/<run>/done`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+from flask import (
+    Blueprint,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from werkzeug.wrappers import Response
+
+from broker.core.errors import InvalidMessage
+from broker.login.logout import (
+    BY_STUDENT,
+    CONFIRMED,
+    FRONT,
+    PENDING,
+    EndedSession,
+    Initiator,
+    LogoutRun,
+    Outbound,
+    status_summary,
+)
+from broker.saml.front import PostMessage
+from broker.web import metrics
+from broker.web.browser import SSO_COOKIE, browser_secret, clear_sso_token, set_browser_secret
+from broker.web.login_steps import autopost, broker, content_security_policy, origin_of
+
+logout = Blueprint("logout", __name__)
+log = logging.getLogger("broker.logout")
+
+MAX_TARGET_INDEX = 256
+
+
+def end_sso_session(sso_token: str | None) -> EndedSession | None:
+    """End the browser's SSO session now; what the school needs to hear of it, if one stood."""
+    b = broker()
+    session = b.flow.session(sso_token)
+    if sso_token:
+        b.flow.end_session(sso_token)
+    if session is None:
+        return None
+    identity = session[0]
+    school = b.view.school(identity.school_id)
+    protocol = school.protocol.value if school is not None else ""
+    return EndedSession(identity.school_id, protocol, dict(identity.upstream_session))
+
+
+def begin_logout(initiator: Initiator, sso_token: str | None) -> Response:
+    """Start a run: the SSO session ends here, before anything else; on to the propagation page.
+
+    `sso_token` is the session the initiator named (the browser's cookie, checked by the
+    protocol route against what the message names)."""
+    b = broker()
+    secret, new_secret = browser_secret(request)
+    ended = end_sso_session(sso_token)
+    run = b.logout.start(secret, sso_token, ended, initiator)
+    log.info(
+        "logout started by=%s protocol=%s services=%d school_told=%s",
+        initiator.kind,
+        initiator.protocol or "-",
+        len(run.targets),
+        run.school_status,
+    )
+    metrics.logout_started(initiator.kind, initiator.protocol)
+    response = redirect(url_for("logout.propagate", run_id=run.run_id), 303)
+    clear_sso_token(response)
+    if new_secret:
+        set_browser_secret(response, secret)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def logout_form_token() -> str:
+    """The CSRF token of the "log out everywhere" form (templates call it)."""
+    token: str = generate_csrf()
+    return token
+
+
+@logout.route("/logout", methods=["POST"])
+def student_logout() -> Response:
+    """The student's button: a form with a CSRF token, so another site cannot log them out."""
+    try:
+        validate_csrf(request.form.get("csrf_token", ""))
+    except (CSRFError, ValueError, TypeError) as err:
+        raise InvalidMessage("logout form without a valid token", code="csrf") from err
+    return begin_logout(Initiator(BY_STUDENT), request.cookies.get(SSO_COOKIE))
+
+
+def _run(run_id: str) -> tuple[bytes, LogoutRun]:
+    b = broker()
+    secret, _ = browser_secret(request)
+    run = b.logout.settle(secret, b.logout.load(secret, run_id))
+    return secret, run
+
+
+def _names(run: LogoutRun) -> dict[str, str]:
+    view = broker().view
+    names = {}
+    for target in run.targets:
+        service = view.service(target.participant.service_id)
+        names[target.participant.service_id] = service.name if service else ""
+    return names
+
+
+@logout.route("/logout/<run_id>", methods=["GET"])
+def propagate(run_id: str) -> Response:
+    b = broker()
+    secret, run = _run(run_id)
+    run = b.logout.run_back_channels(secret, run)
+    if b.logout.services_done(run):
+        return _no_store(redirect(url_for("logout.next_step", run_id=run.run_id), 303))
+    frames = [
+        url_for("logout.front", run_id=run.run_id, index=i)
+        for i, t in enumerate(run.targets)
+        if t.mode == FRONT and t.status == PENDING
+    ]
+    wait = max(int(run.deadline - b.logout.clock()) + 1, 1)
+    page = render_template(
+        "logout.html",
+        run=run,
+        names=_names(run),
+        frames=frames,
+        wait=wait,
+        status_url=url_for("logout.status", run_id=run.run_id),
+        next_url=url_for("logout.next_step", run_id=run.run_id),
+    )
+    response = make_response(page)
+    origins = sorted({t.origin for t in run.targets if t.mode == FRONT and t.origin})
+    response.headers["Content-Security-Policy"] = content_security_policy() + (
+        "; frame-src 'self' " + " ".join(origins)
+    )
+    return _no_store(response)
+
+
+@logout.route("/logout/<run_id>/status", methods=["GET"])
+def status(run_id: str) -> Response:
+    b = broker()
+    _, run = _run(run_id)
+    summary = status_summary(run, _names(run))
+    summary["done"] = summary["done"] or b.logout.clock() >= run.deadline
+    summary["next"] = url_for("logout.next_step", run_id=run.run_id)
+    return _no_store(jsonify(summary))
+
+
+@logout.route("/logout/<run_id>/front/<int:index>", methods=["GET"])
+def front(run_id: str, index: int) -> Response:
+    """Inside the propagation page's iframe: send the service its logout message."""
+    b = broker()
+    if index > MAX_TARGET_INDEX:
+        raise InvalidMessage("logout target index out of range", code="logout_target")
+    _, run = _run(run_id)
+    message = b.logout.front_message(run, index)
+    return framed(_deliver(message, _names(run).get(run.targets[index].participant.service_id)))
+
+
+@logout.route("/logout/<run_id>/next", methods=["GET"])
+def next_step(run_id: str) -> Response:
+    """The services had their chance: on to the school (unless it started it), then done."""
+    b = broker()
+    secret, run = _run(run_id)
+    if not b.logout.services_done(run) and b.logout.clock() < run.deadline:
+        return _no_store(redirect(url_for("logout.propagate", run_id=run.run_id), 303))
+    message = b.logout.school_request(secret, run)
+    if message is not None:
+        school = b.view.school(run.school_id)
+        return _deliver(message, school.name if school else "")
+    return _no_store(redirect(url_for("logout.done", run_id=run.run_id), 303))
+
+
+@logout.route("/logout/<run_id>/done", methods=["GET"])
+def done(run_id: str) -> Response:
+    b = broker()
+    secret, run = _run(run_id)
+    answer = b.logout.answer_initiator(run)
+    names = _names(run)
+    initiator_name = ""
+    if run.initiator.service_id:
+        service = b.view.service(run.initiator.service_id)
+        initiator_name = service.name if service else ""
+    school = b.view.school(run.school_id) if run.school_id else None
+    if not run.counted:
+        outcome = "partial" if run.partial else "complete"
+        metrics.logout_ended(run.initiator.kind, run.initiator.protocol, outcome)
+        b.logout.save(secret, replace(run, counted=True))
+    page = render_template(
+        "logout_done.html",
+        run=run,
+        names=names,
+        confirmed=CONFIRMED,
+        school=school,
+        initiator_name=initiator_name,
+        answer_form=answer if answer is not None and answer.fields is not None else None,
+        answer_link=answer.url if answer is not None and answer.fields is None else None,
+    )
+    response = make_response(page)
+    if answer is not None:
+        response.headers["Content-Security-Policy"] = content_security_policy(origin_of(answer.url))
+    return _no_store(response)
+
+
+def _deliver(message: Outbound, destination_name: str | None) -> Response:
+    if message.fields is None:
+        response = redirect(message.url, 303)
+    else:
+        response = autopost(PostMessage(message.url, dict(message.fields)), destination_name or "")
+    return _no_store(response)
+
+
+def framed(response: Response) -> Response:
+    """A page the propagation page shows in an iframe: the broker's own pages may frame it."""
+    csp = response.headers.get("Content-Security-Policy") or content_security_policy()
+    response.headers["Content-Security-Policy"] = csp.replace(
+        "frame-ancestors 'none'", "frame-ancestors 'self'"
+    )
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    return response
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
