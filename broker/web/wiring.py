@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.config import Settings
+from broker.core.model import Protocol
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.login.flow import LoginFlow
 from broker.login.logout import SingleLogout
@@ -12,6 +13,8 @@ from broker.login.participants import SessionServiceBook
 from broker.login.receipting import Receipting
 from broker.login.replay import ReplayGuard
 from broker.oidc.back import OidcBack
+from broker.oidc.backchannel import BackChannelLogout
+from broker.oidc.logout_channel import OidcSchoolChannel, OidcServiceChannel
 from broker.oidc.provider import OidcProvider
 from broker.registry import SqlRegistry
 from broker.registry.cached import CachedRegistryReader
@@ -82,6 +85,9 @@ def build_broker(
         run_ttl=LOGOUT_RUN_SECONDS,
         wait_seconds=settings.logout_wait_seconds,
     )
+    oidc_front = OidcProvider(settings, view, store) if settings.oidc else None
+    oidc_back = OidcBack(settings)
+    register_oidc_logout(logout, settings, view, oidc_front, oidc_back)
     return Broker(
         settings=settings,
         registry=registry,
@@ -102,6 +108,26 @@ def build_broker(
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),
         saml_back=SamlBack(entities, view),
-        oidc_front=OidcProvider(settings, view, store) if settings.oidc else None,
-        oidc_back=OidcBack(settings),
+        oidc_front=oidc_front,
+        oidc_back=oidc_back,
+    )
+
+
+def register_oidc_logout(
+    logout: SingleLogout,
+    settings: Settings,
+    view: RegistryReader,
+    oidc_front: OidcProvider | None,
+    oidc_back: OidcBack,
+) -> None:
+    """OIDC platforms hear of a logout by back channel; OIDC schools by end_session."""
+    sender = None
+    if oidc_front is not None:
+        sender = BackChannelLogout(
+            oidc_front.logout_tokens, allow_loopback=settings.peers_on_loopback
+        )
+    logout.register(
+        Protocol.OIDC.value,
+        OidcServiceChannel(view, sender),
+        OidcSchoolChannel(settings, view, oidc_back),
     )

@@ -24,6 +24,7 @@ from werkzeug.serving import BaseWSGIServer
 
 from broker.certificates import write_pair
 from broker.cli.demo import DEMO_PUBLISHERS, DEMO_SCHOOL_ID, prepare_demo, serve
+from broker.cli.demo_oidc_publisher import demo_logout_registration
 from broker.cli.instance import init_instance
 from broker.config import Settings, parse_pseudonym_keys
 from broker.core.model import ClientAuthMethod, Declaration, NamingProfile, Protocol, Service
@@ -236,10 +237,14 @@ class LiveDemo:
         released: frozenset[str] = frozenset(),
         auth_method: ClientAuthMethod = ClientAuthMethod.SECRET_BASIC,
         scope: str = "openid profile email school",
+        logout: bool = False,
         **registration: Any,
     ) -> OidcPublisher:
-        """A further OIDC publisher (the demo's authlib relying party) on its own port."""
+        """A further OIDC publisher (the demo's authlib relying party) on its own port; with
+        `logout` registered for end_session and back-channel logout like the demo's Woordwijs."""
         base_url = f"http://localhost:{free_ports(1)}"
+        if logout:
+            registration.update(demo_logout_registration(base_url))
         client, secret = new_client((f"{base_url}/callback",), auth_method, **registration)
         service = Service(
             service_id,
