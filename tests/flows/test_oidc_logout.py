@@ -21,10 +21,12 @@ import pytest
 from joserfc import jwt as jose_jwt
 from joserfc.jwk import RSAKey
 
+from broker.cli.demo import DEMO_OIDC_SCHOOL_ID
 from broker.core.model import Declaration
 from tests.flows.test_oidc_front import discovery
+from tests.flows.test_oidc_school import op_url
 from tests.support.client import Browser, Page
-from tests.support.live import LiveDemo, OidcPublisher
+from tests.support.live import LiveDemo, Login, OidcPublisher
 
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 ANSWER_LINK = re.compile(r'<a [^>]*href="([^"]+)"[^>]*data-logout-answer')
@@ -59,6 +61,18 @@ def answer_link(page: Page) -> str:
     found = ANSWER_LINK.search(page.text)
     assert found, page.text
     return html.unescape(found.group(1))
+
+
+def school_op_login(demo: LiveDemo, browser: Browser, publisher: str, uid: str) -> Login:
+    """Log in at an OIDC publisher through the OIDC school (its id as login_hint)."""
+    start = len(browser.history)
+    base = demo.publishers[publisher].base_url
+    page = browser.get(f"{base}/login?school={DEMO_OIDC_SCHOOL_ID}")
+    if page.url.startswith(f"{op_url(demo)}/authorize"):
+        assert page.status == 200, page.text
+        form = next(f for f in page.forms if ("uid", uid) in f.buttons)
+        page = browser.post(form.action, {"uid": uid})
+    return Login(page, browser.history[start:])
 
 
 def statuses(page: Page) -> dict[str, str]:
@@ -378,3 +392,42 @@ def test_back_channel_token_checked_with_pyjwt_and_a_silent_platform_times_out(
     assert claims["sub"] == received["sub"]
     assert "nonce" not in claims
     assert claims["exp"] > claims["iat"]
+
+
+# -- the school's OpenID provider ---------------------------------------------------------------
+
+
+def test_logout_reaches_the_oidc_school_through_its_end_session_endpoint(
+    demo: LiveDemo, lexicon: OidcPublisher
+) -> None:
+    op = op_url(demo)
+    browser = Browser()
+    before = browser.get(f"{op}/logouts.json").response.json()["logouts"]
+    login = school_op_login(demo, browser, "lexicon", "sanne.jansen")
+    assert login.went_to(f"{op}/authorize")
+
+    done = browser.get(f"{lexicon.base_url}/logout")
+    assert done.status == 200, done.text
+    # Sent to the school's end_session with its ID token, back on the broker's callback.
+    assert any(url.startswith(f"{op}/end_session?") for url in done.visited)
+    school_call = next(url for url in done.visited if url.startswith(f"{op}/end_session?"))
+    query = parse_qs(urlsplit(school_call).query)
+    assert query["post_logout_redirect_uri"] == [
+        f"{demo.broker_url}/oidc/rp/logout/{DEMO_OIDC_SCHOOL_ID}"
+    ]
+    assert query["client_id"] and query["id_token_hint"] and query["state"]
+    assert any(url.startswith(f"{demo.broker_url}/oidc/rp/logout/") for url in done.visited)
+    assert 'data-school-status="confirmed"' in done.text
+    assert browser.get(f"{op}/logouts.json").response.json()["logouts"] == before + 1
+    # The next login at an OIDC-school service goes to the school again.
+    again = school_op_login(demo, browser, "lexicon", "sanne.jansen")
+    assert again.went_to(f"{op}/authorize")
+
+
+def test_a_school_logout_callback_for_another_run_is_refused(demo: LiveDemo) -> None:
+    browser = Browser()
+    page = browser.get(
+        f"{demo.broker_url}/oidc/rp/logout/{DEMO_OIDC_SCHOOL_ID}?state=made-up", follow=False
+    )
+    assert page.status == 400
+    assert page.location is None
