@@ -31,6 +31,7 @@ from saml2.validate import NotValid, ResponseLifetimeExceed, ToEarly
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from broker.demo.attribute_profile import requested_attribute
+from broker.demo.publisher_slo import install_publisher_slo, slo_endpoints
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto
 
 __all__ = ["PublisherSpSettings", "create_publisher_sp_app", "publisher_sp_metadata"]
@@ -71,6 +72,8 @@ class PublisherSpSettings:
     # browser then only sends such a cookie with the POST to the ACS). Plain HTTP clients such as
     # `requests` do not send Secure cookies over http, hence off by default.
     cross_site_cookie: bool = False
+    # Single Logout: "answer", "silent" (never answers) or "none" (no SLO endpoint); publisher_slo.
+    slo: str = "answer"
 
     @property
     def acs_url(self) -> str:
@@ -98,6 +101,7 @@ def _sp_config(settings: PublisherSpSettings) -> Any:
                     "name": settings.name,
                     "endpoints": {
                         "assertion_consumer_service": [(settings.acs_url, BINDING_HTTP_POST)],
+                        "single_logout_service": slo_endpoints(settings.base_url, settings.slo),
                     },
                     "authn_requests_signed": False,
                     "want_response_signed": True,
@@ -294,6 +298,10 @@ def create_publisher_sp_app(settings: PublisherSpSettings) -> Flask:
         received = _received_summary(authn_response, relay_state)
         session[_SESSION_RECEIVED] = received_logins.put(received)
         return render_template("publisher_received.html", name=settings.name, received=received)
+
+    install_publisher_slo(
+        app, client, settings.name, settings.slo, received_logins, _SESSION_RECEIVED
+    )
 
     @app.get("/received.json")
     def received_json() -> Any:

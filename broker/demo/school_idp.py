@@ -28,6 +28,7 @@ from saml2.server import Server
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from broker.demo.attribute_profile import OidProfileConverter
+from broker.demo.school_slo import IssuedSessions, install_school_slo
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto
 
 __all__ = [
@@ -171,6 +172,7 @@ def _idp_config(settings: SchoolIdpSettings) -> Any:
     # Loading the config already builds a pysaml2 security context (for the metadata store).
     enable_inprocess_crypto()
     sso = settings.sso_url
+    slo_url = settings.base_url.rstrip("/") + "/slo"
     config = IdPConfig()
     config.load(
         {
@@ -190,6 +192,10 @@ def _idp_config(settings: SchoolIdpSettings) -> Any:
                         "single_sign_on_service": [
                             (sso, BINDING_HTTP_REDIRECT),
                             (sso, BINDING_HTTP_POST),
+                        ],
+                        "single_logout_service": [
+                            (slo_url, BINDING_HTTP_REDIRECT),
+                            (slo_url, BINDING_HTTP_POST),
                         ],
                     },
                     "name_id_format": [NAMEID_FORMAT_PERSISTENT],
@@ -279,8 +285,10 @@ def create_school_idp_app(settings: SchoolIdpSettings) -> Flask:
     server = Server(config=config)
     pending = _PendingLogins()
     users = {user.uid: user for user in settings.users}
+    sessions = IssuedSessions()
 
     app = Flask(__name__, template_folder=str(_TEMPLATES))
+    install_school_slo(app, server, settings.school_name, sessions)
 
     @app.get("/")
     def home() -> str:
@@ -338,6 +346,7 @@ def create_school_idp_app(settings: SchoolIdpSettings) -> Flask:
                 "This login has expired or was already used. Start again at the publisher.", 400
             )
         saml_response = _signed_response(server, settings, login, user)
+        sessions.note(user.uid, saml_response)
         return render_template(
             "auto_post.html",
             action=login.acs_url,

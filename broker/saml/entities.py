@@ -34,6 +34,9 @@ RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 SSO_PATH = "/saml/idp/sso"
 ACS_PATH = "/saml/sp/acs"
+# Single Logout: the IdP's towards publishers, the SP's towards schools (saml/logout.py).
+IDP_SLO_PATH = "/saml/idp/slo"
+SP_SLO_PATH = "/saml/sp/slo"
 IDP_METADATA_PATH = "/saml/idp/metadata"
 SP_METADATA_PATH = "/saml/sp/metadata"
 # Metadata Query Protocol (draft-young-md-query): GET <MDQ_PATH>/<identifier>.
@@ -112,7 +115,11 @@ def idp_config(
                     "single_sign_on_service": [
                         (sso, BINDING_HTTP_REDIRECT),
                         (sso, BINDING_HTTP_POST),
-                    ]
+                    ],
+                    "single_logout_service": [
+                        (settings.url(IDP_SLO_PATH), BINDING_HTTP_REDIRECT),
+                        (settings.url(IDP_SLO_PATH), BINDING_HTTP_POST),
+                    ],
                 },
                 "name_id_format": [
                     NAMEID_FORMAT_PERSISTENT,
@@ -142,7 +149,11 @@ def sp_config(
             "sp": {
                 "name": settings.organization.name,
                 "endpoints": {
-                    "assertion_consumer_service": [(settings.url(ACS_PATH), BINDING_HTTP_POST)]
+                    "assertion_consumer_service": [(settings.url(ACS_PATH), BINDING_HTTP_POST)],
+                    "single_logout_service": [
+                        (settings.url(SP_SLO_PATH), BINDING_HTTP_REDIRECT),
+                        (settings.url(SP_SLO_PATH), BINDING_HTTP_POST),
+                    ],
                 },
                 "authn_requests_signed": True,
                 "want_assertions_or_response_signed": True,

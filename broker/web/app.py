@@ -19,6 +19,7 @@ from broker.web.oidc_rp_routes import oidc_rp
 from broker.web.operations import operations
 from broker.web.portal import install_portals
 from broker.web.rate_limits import install_rate_limits
+from broker.web.saml_logout_routes import saml_logout
 from broker.web.saml_routes import saml
 from broker.web.wiring import Broker, build_broker
 
@@ -43,6 +44,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(notice)
     app.register_blueprint(my_data)
     app.register_blueprint(logout)
+    app.register_blueprint(saml_logout)
     app.register_blueprint(oidc_logout)
     app.jinja_env.globals["logout_form_token"] = logout_form_token
     app.register_blueprint(operations)  # /readyz, /metrics

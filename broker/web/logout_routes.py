@@ -165,7 +165,7 @@ def front(run_id: str, index: int) -> Response:
         raise InvalidMessage("logout target index out of range", code="logout_target")
     _, run = _run(run_id)
     message = b.logout.front_message(run, index)
-    return framed(_deliver(message, _names(run).get(run.targets[index].participant.service_id)))
+    return framed(deliver(message, _names(run).get(run.targets[index].participant.service_id)))
 
 
 @logout.route("/logout/<run_id>/next", methods=["GET"])
@@ -178,7 +178,7 @@ def next_step(run_id: str) -> Response:
     message = b.logout.school_request(secret, run)
     if message is not None:
         school = b.view.school(run.school_id)
-        return _deliver(message, school.name if school else "")
+        return deliver(message, school.name if school else "")
     return _no_store(redirect(url_for("logout.done", run_id=run.run_id), 303))
 
 
@@ -213,7 +213,7 @@ def done(run_id: str) -> Response:
     return _no_store(response)
 
 
-def _deliver(message: Outbound, destination_name: str | None) -> Response:
+def deliver(message: Outbound, destination_name: str | None) -> Response:
     if message.fields is None:
         response = redirect(message.url, 303)
     else:

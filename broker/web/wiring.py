@@ -22,6 +22,7 @@ from broker.registry.receipts import SqlReceiptBook
 from broker.saml.back import SamlBack
 from broker.saml.entities import SamlEntities
 from broker.saml.front import SamlFront
+from broker.saml.logout import SamlSchoolLogout, SamlServiceLogout
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME
 from broker.store import open_store
 from broker.web.metrics import CountingStore
@@ -46,6 +47,8 @@ class Broker:
     # The services of each SSO session (notice marks, logout handles) and logout runs.
     session_services: SessionServiceBook
     logout: SingleLogout
+    saml_service_logout: SamlServiceLogout
+    saml_school_logout: SamlSchoolLogout
     replay: ReplayGuard
     saml_entities: SamlEntities
     saml_front: SamlFront
@@ -85,6 +88,9 @@ def build_broker(
         run_ttl=LOGOUT_RUN_SECONDS,
         wait_seconds=settings.logout_wait_seconds,
     )
+    saml_service_logout = SamlServiceLogout(settings, view, entities, logout)
+    saml_school_logout = SamlSchoolLogout(settings, view, entities, logout)
+    logout.register(Protocol.SAML.value, saml_service_logout, saml_school_logout)
     oidc_front = OidcProvider(settings, view, store) if settings.oidc else None
     oidc_back = OidcBack(settings)
     register_oidc_logout(logout, settings, view, oidc_front, oidc_back)
@@ -104,6 +110,8 @@ def build_broker(
         ),
         session_services=session_services,
         logout=logout,
+        saml_service_logout=saml_service_logout,
+        saml_school_logout=saml_school_logout,
         replay=ReplayGuard(store, skew=settings.saml.clock_skew_seconds),
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),

@@ -196,8 +196,10 @@ class LiveDemo:
         *,
         naming: NamingProfile = NamingProfile.OID,
         released: frozenset[str] = frozenset(),
+        slo: str = "answer",
     ) -> Publisher:
-        """A further pysaml2 publisher SP on its own port, registered in the running broker."""
+        """A further pysaml2 publisher SP on its own port, registered in the running broker.
+        `slo`: how it takes a logout (broker/demo/publisher_slo.py)."""
         base_url = f"http://localhost:{free_ports(1)}"
         peers = self.directory / "peers"
         settings = PublisherSpSettings(
@@ -208,6 +210,7 @@ class LiveDemo:
             cert_file=peers / f"{service_id}.crt",
             idp_metadata=(self.broker.saml_entities.idp_metadata(),),
             cross_site_cookie=True,
+            slo=slo,
         )
         write_pair(settings.key_file, settings.cert_file, service_id)
         self.registry.add_service(

@@ -1,0 +1,258 @@
+"""SAML Single Logout: the broker's logout channels (login/logout.py) in SAML.
+
+Towards publishers (the broker as IdP): a service with a SingleLogoutService in its metadata
+hears of a logout by a signed LogoutRequest carried by an iframe of the propagation page; its
+LogoutResponse comes back to the IdP's SLO endpoint and is matched by InResponseTo. A service
+that started the run gets a signed LogoutResponse: Success, or Success/PartialLogout when some
+other service or the school did not confirm.
+
+Towards schools (the broker as SP): the school's IdP gets a signed LogoutRequest naming the
+NameID and SessionIndex it gave; a school that started the run gets a LogoutResponse.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from saml2 import saml
+
+from broker.config import Settings
+from broker.core.errors import InvalidMessage, UnknownSchool, UnknownService
+from broker.core.model import School, Service
+from broker.core.ports import RegistryReader
+from broker.login.logout import (
+    FAILED,
+    FRONT,
+    UNSUPPORTED,
+    LogoutRun,
+    Outbound,
+    SingleLogout,
+)
+from broker.login.participants import Participant
+from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH, SamlEntities
+from broker.saml.logout_messages import (
+    LOGOUT_REQUEST,
+    LOGOUT_RESPONSE,
+    STATUS_PARTIAL_LOGOUT,
+    STATUS_REQUESTER,
+    STATUS_SUCCESS,
+    STATUS_UNKNOWN_PRINCIPAL,
+    Endpoint,
+    LogoutMessage,
+    Outgoing,
+    Received,
+    firewall_logout,
+    logout_request,
+    logout_response,
+    read_logout,
+    slo_endpoint,
+)
+
+log = logging.getLogger(__name__)
+
+SPSSO = "spsso"
+IDPSSO = "idpsso"
+# The index under which a run files the school's answer (services count from 0).
+SCHOOL_INDEX = -1
+
+
+def _outbound(message: Outgoing) -> Outbound:
+    return Outbound(message.url, message.fields)
+
+
+@dataclass(frozen=True)
+class PeerLogout:
+    """A checked LogoutRequest or LogoutResponse from a known peer."""
+
+    message: LogoutMessage
+    # The peer's SLO endpoint, where an answer goes (None: it has none in its metadata).
+    endpoint: Endpoint | None
+
+
+class _SamlLogoutSide:
+    """What both faces share: answering the peer that started a run, or answering at once."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryReader,
+        entities: SamlEntities,
+        logout: SingleLogout,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.entities = entities
+        self.logout = logout
+
+    def _own(self) -> tuple[Any, str]:
+        """(the pysaml2 entity that signs, its entity id)."""
+        raise NotImplementedError
+
+    def _respond(
+        self, answer: dict[str, str], status: str, second_status: str | None
+    ) -> Outbound | None:
+        if not answer.get("location"):
+            return None
+        entity, issuer = self._own()
+        message = logout_response(
+            entity,
+            issuer,
+            in_response_to=answer["request_id"],
+            location=answer["location"],
+            binding=answer["binding"],
+            relay_state=answer.get("relay_state", ""),
+            status=status,
+            second_status=second_status,
+        )
+        return _outbound(message)
+
+    def _read(self, received: Received, kind: str, issuer: str, role: str, path: str) -> PeerLogout:
+        entity, _ = self._own()
+        message = read_logout(
+            entity,
+            role,
+            received,
+            kind,
+            destination=self.settings.url(path),
+            max_age=self.settings.login_ttl_seconds,
+            skew=self.settings.saml.clock_skew_seconds,
+        )
+        return PeerLogout(message, slo_endpoint(entity, issuer, role))
+
+    def answer_initiator(self, run: LogoutRun) -> Outbound | None:
+        partial = STATUS_PARTIAL_LOGOUT if run.partial else None
+        return self._respond(run.initiator.answer, STATUS_SUCCESS, partial)
+
+    def answer_now(self, peer: PeerLogout, *, known: bool) -> Outbound:
+        """An immediate answer to a peer's LogoutRequest: Success when there is nothing (left)
+        to end; Requester/UnknownPrincipal (`known` False) when it names another session."""
+        answer = self._respond(
+            initiator_answer(peer),
+            STATUS_SUCCESS if known else STATUS_REQUESTER,
+            None if known else STATUS_UNKNOWN_PRINCIPAL,
+        )
+        if answer is None:
+            raise InvalidMessage("peer has no SLO endpoint for the answer", code="logout_target")
+        return answer
+
+
+class SamlServiceLogout(_SamlLogoutSide):
+    """The broker as IdP: the SAML ServiceChannel, and the reading of publishers' messages."""
+
+    def _own(self) -> tuple[Any, str]:
+        return self.entities.server, self.settings.idp_entity_id
+
+    # -- ServiceChannel --------------------------------------------------------------------------
+    def _endpoint(self, participant: Participant) -> Endpoint | None:
+        entity_id = participant.handles.get("sp_entity_id", "")
+        return slo_endpoint(self.entities.server, entity_id, SPSSO) if entity_id else None
+
+    def mode(self, participant: Participant) -> str:
+        return FRONT if self._endpoint(participant) is not None else UNSUPPORTED
+
+    def front_origin(self, participant: Participant) -> str:
+        endpoint = self._endpoint(participant)
+        return endpoint.origin if endpoint is not None else ""
+
+    def back_channel(self, participant: Participant, timeout: float) -> str:
+        return FAILED  # SOAP is not offered: every SAML service is told through the browser
+
+    def front_channel(self, run_id: str, index: int, participant: Participant) -> Outbound:
+        endpoint = self._endpoint(participant)
+        if endpoint is None:
+            raise InvalidMessage("service has no SLO endpoint any more", code="logout_target")
+        handles = participant.handles
+        name_id = saml.NameID(
+            text=handles.get("name_id", ""),
+            format=handles.get("name_id_format") or None,
+            sp_name_qualifier=handles.get("sp_name_qualifier") or None,
+        )
+        message = logout_request(
+            self.entities.server,
+            self.settings.idp_entity_id,
+            endpoint,
+            name_id=name_id,
+            session_index=handles.get("session_index", ""),
+        )
+        self.logout.expect_answer(message.message_id, run_id, index, participant.service_id)
+        return _outbound(message)
+
+    # -- in --------------------------------------------------------------------------------------
+    def read(self, received: Received, kind: str) -> tuple[Service, PeerLogout]:
+        """A publisher's LogoutRequest or LogoutResponse at the IdP's SLO endpoint."""
+        _, claimed = firewall_logout(received, kind)
+        service = self.registry.service_by_entity_id(claimed)
+        if service is None or not _known(self.entities.server, claimed):
+            raise UnknownService(f"{kind} from an entity not in the registry")
+        return service, self._read(received, kind, claimed, SPSSO, IDP_SLO_PATH)
+
+
+class SamlSchoolLogout(_SamlLogoutSide):
+    """The broker as SP: the SAML SchoolChannel, and the reading of schools' messages."""
+
+    def _own(self) -> tuple[Any, str]:
+        return self.entities.client, self.settings.sp_entity_id
+
+    def request(self, run: LogoutRun) -> Outbound | None:
+        school = self.registry.school(run.school_id)
+        upstream = run.upstream
+        if school is None or not upstream.get("name_id"):
+            return None
+        endpoint = slo_endpoint(self.entities.client, school.idp_entity_id, IDPSSO)
+        if endpoint is None:
+            return None
+        name_id = saml.NameID(
+            text=upstream["name_id"],
+            format=upstream.get("name_id_format") or None,
+            name_qualifier=upstream.get("name_qualifier") or None,
+            sp_name_qualifier=upstream.get("sp_name_qualifier") or None,
+        )
+        message = logout_request(
+            self.entities.client,
+            self.settings.sp_entity_id,
+            endpoint,
+            name_id=name_id,
+            session_index=upstream.get("session_index", ""),
+        )
+        self.logout.expect_answer(message.message_id, run.run_id, SCHOOL_INDEX, school.id)
+        return _outbound(message)
+
+    def read(self, received: Received, kind: str) -> tuple[School, PeerLogout]:
+        """A school's LogoutRequest or LogoutResponse at the SP's SLO endpoint."""
+        _, claimed = firewall_logout(received, kind)
+        school = self.registry.school_by_idp(claimed)
+        if school is None or school.oidc is not None or not _known(self.entities.client, claimed):
+            raise UnknownSchool(f"{kind} from an IdP not in the registry")
+        return school, self._read(received, kind, claimed, IDPSSO, SP_SLO_PATH)
+
+
+def initiator_answer(peer: PeerLogout) -> dict[str, str]:
+    """What a run keeps to answer the peer that started it."""
+    endpoint = peer.endpoint
+    return {
+        "request_id": peer.message.message_id,
+        "location": endpoint.response_location if endpoint else "",
+        "binding": endpoint.binding if endpoint else "",
+        "relay_state": peer.message.relay_state,
+    }
+
+
+def _known(entity: object, entity_id: str) -> bool:
+    try:
+        entity.metadata[entity_id]  # type: ignore[attr-defined]
+    except KeyError:
+        return False
+    return True
+
+
+__all__ = [
+    "LOGOUT_REQUEST",
+    "LOGOUT_RESPONSE",
+    "PeerLogout",
+    "Received",
+    "SamlSchoolLogout",
+    "SamlServiceLogout",
+    "initiator_answer",
+]

@@ -1,0 +1,135 @@
+"""SAML Single Logout endpoints: the IdP's (publishers' services) and the SP's (schools).
+
+A LogoutRequest starts a logout run (logout_routes.begin_logout) when it names this browser's
+SSO session; one that names a session the broker no longer has is answered Success at once
+(nothing to end), one that names another session Requester/UnknownPrincipal. A LogoutResponse
+is filed for the run that sent the request it answers, matched by InResponseTo.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from werkzeug.wrappers import Response
+
+from broker.core.errors import InvalidMessage
+from broker.core.model import Protocol
+from broker.login.logout import BY_SCHOOL, BY_SERVICE, CONFIRMED, FAILED, Initiator
+from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH
+from broker.saml.logout import (
+    LOGOUT_REQUEST,
+    LOGOUT_RESPONSE,
+    PeerLogout,
+    Received,
+    initiator_answer,
+)
+
+# pysaml2 stays under broker/saml (house-style.md): the binding URNs come from there.
+from broker.saml.metadata_check import POST as BINDING_HTTP_POST
+from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
+from broker.web.browser import SSO_COOKIE, browser_secret
+from broker.web.login_steps import broker
+from broker.web.logout_routes import begin_logout, deliver, framed
+
+saml_logout = Blueprint("saml_logout", __name__)
+log = logging.getLogger("broker.logout")
+
+
+def _received() -> tuple[Received, str]:
+    if request.method == "GET":
+        values = request.args
+        binding = BINDING_HTTP_REDIRECT
+    else:
+        values = request.form
+        binding = BINDING_HTTP_POST
+    if values.get("SAMLRequest"):
+        kind, value = LOGOUT_REQUEST, values["SAMLRequest"]
+    elif values.get("SAMLResponse"):
+        kind, value = LOGOUT_RESPONSE, values["SAMLResponse"]
+    else:
+        raise InvalidMessage("no SAMLRequest or SAMLResponse", code="missing_request")
+    received = Received(
+        binding,
+        value,
+        values.get("RelayState"),
+        request.args.get("SigAlg"),
+        request.args.get("Signature"),
+    )
+    return received, kind
+
+
+def _once(peer: PeerLogout) -> None:
+    """A LogoutRequest ends a session once: a replayed copy is refused (shared by workers)."""
+    b = broker()
+    message = peer.message
+    window = b.settings.login_ttl_seconds + b.settings.saml.clock_skew_seconds
+    b.replay.first_use(
+        f"saml-logout:{message.issuer}",
+        message.message_id,
+        message.issued_at,
+        message.issued_at + window,
+    )
+
+
+@saml_logout.route(IDP_SLO_PATH, methods=["GET", "POST"])
+def idp_slo() -> Response:
+    """A publisher's service: its LogoutRequest, or its LogoutResponse to ours (in an iframe)."""
+    b = broker()
+    received, kind = _received()
+    service, peer = b.saml_service_logout.read(received, kind)
+    message = peer.message
+    if kind == LOGOUT_RESPONSE:
+        status = CONFIRMED if message.success else FAILED
+        if not b.logout.answered(message.in_response_to, service.id, status):
+            raise InvalidMessage("LogoutResponse to no request of ours", code="unsolicited")
+        log.info("logout answered service=%s status=%s", service.id, status)
+        page = render_template("logout_frame.html", confirmed=status == CONFIRMED)
+        return framed(make_response(page))
+    _once(peer)
+    token = request.cookies.get(SSO_COOKIE)
+    participant = b.session_services.read(token).get(service.id)
+    if b.flow.session(token) is None or participant is None:
+        log.info("logout request for no session here service=%s", service.id)
+        return deliver(b.saml_service_logout.answer_now(peer, known=True), service.name)
+    handles = participant.handles
+    if message.name_id != handles.get("name_id") or (
+        message.session_indexes and handles.get("session_index") not in message.session_indexes
+    ):
+        log.info("logout request names another session service=%s", service.id)
+        return deliver(b.saml_service_logout.answer_now(peer, known=False), service.name)
+    initiator = Initiator(BY_SERVICE, Protocol.SAML.value, service.id, initiator_answer(peer))
+    return begin_logout(initiator, token)
+
+
+@saml_logout.route(SP_SLO_PATH, methods=["GET", "POST"])
+def sp_slo() -> Response:
+    """A school's IdP: its LogoutRequest, or its LogoutResponse to ours."""
+    b = broker()
+    received, kind = _received()
+    school, peer = b.saml_school_logout.read(received, kind)
+    message = peer.message
+    if kind == LOGOUT_RESPONSE:
+        outstanding = b.logout.outstanding(message.in_response_to)
+        status = CONFIRMED if message.success else FAILED
+        if outstanding is None or not b.logout.answered(message.in_response_to, school.id, status):
+            raise InvalidMessage("LogoutResponse to no request of ours", code="unsolicited")
+        secret, _ = browser_secret(request)
+        run = b.logout.load(secret, outstanding[0])
+        b.logout.school_answered(secret, run, status)
+        log.info("logout answered school=%s status=%s", school.id, status)
+        return redirect(url_for("logout.done", run_id=run.run_id), 303)
+    _once(peer)
+    token = request.cookies.get(SSO_COOKIE)
+    session = b.flow.session(token)
+    if session is None or session[0].school_id != school.id:
+        log.info("logout request for no session here school=%s", school.id)
+        return deliver(b.saml_school_logout.answer_now(peer, known=True), school.name)
+    upstream = session[0].upstream_session
+    if message.name_id != upstream.get("name_id") or (
+        message.session_indexes and upstream.get("session_index") not in message.session_indexes
+    ):
+        log.info("logout request names another session school=%s", school.id)
+        return deliver(b.saml_school_logout.answer_now(peer, known=False), school.name)
+    initiator = Initiator(BY_SCHOOL, Protocol.SAML.value, "", initiator_answer(peer))
+    return begin_logout(initiator, token)

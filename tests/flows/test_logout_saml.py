@@ -1,0 +1,160 @@
+"""Single Logout with a SAML school and SAML publishers, through real pysaml2 peers.
+
+One browser logs in at two SAML publishers (one SSO session), then logs out from one of them
+(Redirect and POST binding), from the school, or with the broker's own button. The other
+publisher gets a signed LogoutRequest naming what it was given and answers; the school is told;
+the initiator gets a signed LogoutResponse; and the SSO session answers nothing afterwards.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from broker.web.browser import SSO_COOKIE
+from tests.support.client import Browser
+from tests.support.live import LiveDemo
+from tests.support.logout import (
+    answer_initiator,
+    carry_saml_posts,
+    finish_logout,
+    load_frames,
+    peer_logouts,
+    wait_out,
+)
+
+STUDENT = "sanne.jansen"
+LEESPLANK = "Leesplank (demo publisher)"
+REKENROUTE = "Rekenroute (demo distributor)"
+
+
+def _two_publishers(demo: LiveDemo, uid: str = STUDENT) -> Browser:
+    browser = Browser()
+    for publisher in ("leesplank", "rekenroute"):
+        login = demo.login(browser, publisher, uid)
+        assert login.final.status == 200, login.final.text
+    return browser
+
+
+def _requests_for(browser: Browser, base_url: str, name_id: str) -> list[dict[str, object]]:
+    return [
+        e
+        for e in peer_logouts(browser, base_url)
+        if e["kind"] == "request" and e["name_id"] == name_id
+    ]
+
+
+def _login_goes_to_school(demo: LiveDemo, browser: Browser, publisher: str) -> bool:
+    page = browser.get(f"{demo.publishers[publisher].base_url}/login")
+    return page.url.startswith(f"{demo.broker_url}/discovery") or page.url.startswith(
+        f"{demo.school_url}/sso"
+    )
+
+
+@pytest.mark.parametrize("binding", ["redirect", "post"])
+def test_logout_from_a_publisher_reaches_the_other_publisher_and_the_school(
+    demo: LiveDemo, binding: str
+) -> None:
+    browser = _two_publishers(demo)
+    rekenroute_name_id = demo.received(browser, "rekenroute")["name_id"]["value"]
+    school_name_id = demo.school_subject(STUDENT)
+    told_before = len(_requests_for(browser, demo.school_url, school_name_id))
+    heard_before = len(
+        _requests_for(browser, demo.publishers["rekenroute"].base_url, rekenroute_name_id)
+    )
+
+    query = "?binding=post" if binding == "post" else ""
+    started = carry_saml_posts(
+        browser, browser.get(f"{demo.publishers['leesplank'].base_url}/logout{query}")
+    )
+    assert started.url.startswith(f"{demo.broker_url}/logout/"), started.url
+    outcome = finish_logout(browser, started)
+
+    # The other publisher received a LogoutRequest naming what it was given, and answered.
+    heard = _requests_for(browser, demo.publishers["rekenroute"].base_url, rekenroute_name_id)
+    assert len(heard) == heard_before + 1
+    assert outcome.services == {REKENROUTE: "confirmed"}
+    # The school was told (its NameID), and confirmed.
+    assert len(_requests_for(browser, demo.school_url, school_name_id)) == told_before + 1
+    assert outcome.school == "confirmed"
+    # The initiator's way back: a signed LogoutResponse, Success, that the publisher accepts.
+    back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
+    assert 'data-logout-status="success"' in back.text, back.text
+    # The SSO session is gone: a new login goes to the school again.
+    assert _login_goes_to_school(demo, browser, "rekenroute")
+
+
+def test_logout_started_by_the_school(demo: LiveDemo) -> None:
+    browser = _two_publishers(demo, "daan.devries")
+    started = carry_saml_posts(browser, browser.get(f"{demo.school_url}/logout?uid=daan.devries"))
+    assert started.url.startswith(f"{demo.broker_url}/logout/"), started.url
+    outcome = finish_logout(browser, started)
+    assert outcome.services == {LEESPLANK: "confirmed", REKENROUTE: "confirmed"}
+    assert outcome.school == "initiator"
+    answer = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
+    assert 'data-logout-status="success"' in answer.text, answer.text
+    assert _login_goes_to_school(demo, browser, "leesplank")
+
+
+def test_the_students_button_logs_out_everywhere_and_the_old_cookie_opens_nothing(
+    demo: LiveDemo,
+) -> None:
+    browser = _two_publishers(demo, "marieke.bakker")
+    sso_token = browser.cookies(demo.broker_url)[SSO_COOKIE]
+    my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
+    assert my_data.status == 200 and "/my-data/view/" in my_data.url, my_data.url
+    started = browser.submit(my_data, f"{demo.broker_url}/logout")
+    assert started.url.startswith(f"{demo.broker_url}/logout/"), started.url
+    assert SSO_COOKIE not in browser.cookies(demo.broker_url)
+    outcome = finish_logout(browser, started)
+    assert outcome.services == {LEESPLANK: "confirmed", REKENROUTE: "confirmed"}
+    assert outcome.school == "confirmed"
+    # Nobody to answer: the student started it on the broker's own page.
+    assert not [f for f in outcome.page.forms if "SAMLResponse" in f.fields]
+    # A copy of the old cookie (a shared computer, a stolen token) opens nothing any more.
+    browser.jar.setdefault("127.0.0.1", {})[SSO_COOKIE] = sso_token
+    assert _login_goes_to_school(demo, browser, "leesplank")
+
+
+def test_the_logout_form_needs_its_token(demo: LiveDemo) -> None:
+    browser = _two_publishers(demo, "daan.devries")
+    refused = browser.post(f"{demo.broker_url}/logout", {"csrf_token": "forged"})
+    assert refused.status == 400
+    # Nothing ended: the session still answers the next login without the school.
+    login = demo.login(browser, "leesplank", "daan.devries")
+    assert not login.went_to(f"{demo.school_url}/sso")
+
+
+@pytest.fixture(scope="module")
+def silent_and_unsupported(demo: LiveDemo) -> Iterator[tuple[str, str]]:
+    demo.add_publisher("stille-uitgever", "leermiddelen", (), slo="silent")
+    demo.add_publisher("zonder-slo", "leermiddelen", (), slo="none")
+    yield "stille-uitgever (test publisher)", "zonder-slo (test publisher)"
+
+
+def test_a_service_that_never_answers_is_reported_and_does_not_block(
+    demo: LiveDemo, silent_and_unsupported: tuple[str, str]
+) -> None:
+    silent, unsupported = silent_and_unsupported
+    browser = Browser()
+    for publisher in ("leesplank", "stille-uitgever", "zonder-slo"):
+        assert demo.login(browser, publisher, STUDENT).final.status == 200
+    previous = wait_out(demo, 1)
+    try:
+        started = browser.get(f"{demo.publishers['leesplank'].base_url}/logout")
+        frames = load_frames(browser, started)
+        # The silent service took the request and answered nothing.
+        assert any('data-logout-status="silent"' in f.text for f in frames)
+        # The page waits for it until the wait is over (tests do not assert timings: they
+        # only let the wait pass).
+        time.sleep(1.2)
+        outcome = finish_logout(browser, started)
+    finally:
+        wait_out(demo, previous)
+    assert outcome.services == {silent: "timed_out", unsupported: "unsupported"}
+    assert outcome.school == "confirmed"
+    back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
+    assert 'data-logout-status="partial"' in back.text, back.text
+    assert _login_goes_to_school(demo, browser, "leesplank")
