@@ -354,9 +354,9 @@ def create_school_op_app(settings: SchoolOpSettings) -> Flask:
 
     @app.get("/logouts.json")
     def logouts() -> Response:
-        """How many logouts this provider saw: what the demo and the tests look at."""
+        """The logouts this provider saw (like the SAML demo peers' list, demo/slo.py)."""
         with memory.lock:
-            return jsonify({"logouts": len(memory.logouts)})
+            return jsonify([{"kind": "end_session", "sub": sub} for sub in memory.logouts])
 
     @app.post("/token")
     def token() -> Any:
