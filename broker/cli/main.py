@@ -231,6 +231,8 @@ def school_add(
         click.echo(f"School {school_id} added (OpenID provider {issuer}).")
         # One redirect URI per school (the mix-up defence): the school's provider must know it.
         click.echo(f"  Redirect URI to register there: {settings.oidc_callback_url(school_id)}")
+        logout_uri = settings.oidc_logout_callback_url(school_id)
+        click.echo(f"  Post-logout redirect URI to register there: {logout_uri}")
         return
     if client_id is not None or secret_file is not None or algorithms:
         raise click.UsageError("--client-id, --client-secret-file and --alg go with --oidc-issuer")
