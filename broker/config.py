@@ -175,6 +175,9 @@ class Settings:
     # `json` (one object per line, for log collectors) or `text` (for a terminal).
     log_format: str = "json"
     source: Path | None = None
+    # Where the pseudonym key set was read from; None when KETENBROKER_PSEUDONYM_KEYS gave it
+    # (then `pseudonym-key rotate` cannot add versions, and workers cannot read new ones).
+    pseudonym_keys_file: Path | None = None
 
     @property
     def peers_on_loopback(self) -> bool:
@@ -528,6 +531,11 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
                 base,
                 "keys.pseudonym_keys",
             )
+        ),
+        pseudonym_keys_file=(
+            None
+            if os.environ.get("KETENBROKER_PSEUDONYM_KEYS") or not keys.get("pseudonym_keys")
+            else _path(base, str(keys["pseudonym_keys"]))
         ),
         secret_key=secret.strip().encode(),
         organization=Organization(

@@ -12,6 +12,7 @@ import click
 
 from broker.cli.metadata_commands import metadata_group
 from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.pseudonym_key_commands import pseudonym_key_group
 from broker.cli.publisher_logout import (
     logout_options,
     publisher_update,
@@ -146,6 +147,7 @@ main.add_command(registry_group)
 main.add_command(receipts_group)
 main.add_command(serve_command)
 main.add_command(metadata_group)
+main.add_command(pseudonym_key_group)
 
 
 @main.group()

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from broker.cli.registry_entries import Entries, Problems, list_of
+from broker.cli.registry_key_versions import KIND as KEY_VERSIONS
+from broker.cli.registry_key_versions import read_key_versions
 from broker.cli.registry_references import check_references
 from broker.cli.registry_toml import FORMAT
 from broker.cli.school_oidc import SecretFileInvalid, read_secret
@@ -321,9 +323,11 @@ def read_registry_file(path: Path, current: Snapshot) -> Snapshot:
     ]
     policies = [(e, _policy(e)) for e in list_of(document, "policies", problems, POLICY_KEYS)]
     snapshot = check_references(current, chains, publishers, schools, services, policies)
+    key_versions = read_key_versions(document, problems, current, snapshot)
+    snapshot = replace(snapshot, key_versions=key_versions)
     if problems.lines:
         raise ImportRefused(problems.lines)
     return snapshot
 
 
-_KINDS = ("chains", "publishers", "schools", "services", "policies")
+_KINDS = ("chains", "publishers", "schools", "services", "policies", KEY_VERSIONS)

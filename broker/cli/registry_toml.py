@@ -12,13 +12,15 @@ import json
 import os
 from pathlib import Path
 
+from broker.cli.registry_key_versions import key_version_lines
 from broker.core.model import School, Service
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 
 FORMAT = 1
 SECRET_SUFFIX = ".client-secret"  # noqa: S105 - a file name ending, not a secret
 HEADER = f"""\
-# Ketenbroker registry: chains, publishers, schools, services and release policies.
+# Ketenbroker registry: chains, publishers, schools, services, release policies and the
+# pseudonym key versions of rotated chains.
 # Written by `ketenbroker registry export`; read by `ketenbroker registry import`, which adds or
 # updates entries by id and deletes nothing. Not in this file: administrators, the history of
 # policies and declarations, and secrets (an OpenID provider's client secret is read from the
@@ -180,4 +182,6 @@ def export_text(snapshot: Snapshot, toml_file: Path, metadata_dir: Path | None =
         lines += writer.service(service)
     for policy in snapshot.policies:
         lines += _policy(policy)
+    for record in snapshot.key_versions:
+        lines += key_version_lines(record)
     return "\n".join(lines) + "\n"

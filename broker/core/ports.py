@@ -9,6 +9,8 @@ from datetime import datetime
 from typing import Protocol
 
 from broker.core.model import Chain, ReleasePolicy, School, Service
+from broker.core.pseudonym import PseudonymKeys
+from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.core.receipts import Receipt, ReceiptContent
 
 
@@ -33,6 +35,11 @@ class RegistryReader(Protocol):
         """The current policy; the default (pseudonym only, version 0) when none was set."""
         ...
 
+    def pseudonym_key_version(self, chain: str) -> ChainKeyVersion | None:
+        """The key version record of one pseudonym chain (a chain id or `service:<id>`);
+        None for a chain never rotated. A rotation changes `generation`."""
+        ...
+
     def school_metadata(self) -> dict[str, str]:
         """SAML metadata XML of every school IdP, by entity id."""
         ...
@@ -55,6 +62,18 @@ class RegistryReader(Protocol):
         Adapters cache parsed metadata and rebuild it when this changes, so a new school works
         without a restart.
         """
+        ...
+
+
+class PseudonymKeySource(Protocol):
+    """The pseudonym key set as this process holds it (a file, or an environment value)."""
+
+    def key_set(self) -> PseudonymKeys: ...
+
+    def key_set_holding(self, versions: frozenset[int]) -> PseudonymKeys:
+        """The key set with every version in `versions`. A version added after this process
+        started is read then (a rotation needs no restart); `ConfigurationError` when the key
+        set really lacks one."""
         ...
 
 

@@ -62,6 +62,16 @@ class PseudonymKeys:
     def current(self) -> bytes:
         return self.keys[self.current_version]
 
+    def key(self, version: int) -> bytes:
+        """One version's key; a version the set lacks is a configuration error, never a guess."""
+        found = self.keys.get(version)
+        if found is None:
+            raise ConfigurationError(f"pseudonym key version {version} is not in the key set")
+        return found
+
+    def holds(self, versions: frozenset[int]) -> bool:
+        return versions <= self.keys.keys()
+
 
 def subject_input(school: School, identity: UpstreamIdentity) -> tuple[str, str]:
     """(namespace, subject) for the derivation, as the school is configured.

@@ -23,6 +23,7 @@ from hashlib import sha256
 from broker.core.errors import ConfigurationError
 from broker.core.model import Protocol, Release, School, Service, UpstreamIdentity
 from broker.core.pseudonym import KEY_LENGTH, field, subject_input
+from broker.core.pseudonym_rotation import PREVIOUS_PSEUDONYM_RECEIPT_NAME
 
 SUBJECT_LABEL = "ketenbroker/receipt-subject/v1"
 CHAIN_LABEL = "ketenbroker/receipt-chain/v1"
@@ -110,8 +111,11 @@ class ReceiptContent:
 
 def release_fingerprint(attributes: Iterable[str]) -> str:
     """Names only: a school saving the same choice again (a new policy version) changes
-    nothing a student would read on the notice."""
-    return "v1:" + ",".join(sorted(attributes))
+    nothing a student would read on the notice. The previous pseudonym of a key rotation's
+    window does not count either: the service held it already, so its start and end would
+    otherwise show every student the notice twice for nothing new."""
+    names = (a for a in attributes if a != PREVIOUS_PSEUDONYM_RECEIPT_NAME)
+    return "v1:" + ",".join(sorted(names))
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,15 @@ class Receipt:
     seq: int
     previous_hash: str
     hash: str
+
+
+def released_names(release: Release) -> tuple[str, ...]:
+    """What a receipt names: the released attributes, and the previous pseudonym while a key
+    rotation's window releases it (a name only, as for every attribute)."""
+    names = set(release.attributes)
+    if release.previous_pseudonym:
+        names.add(PREVIOUS_PSEUDONYM_RECEIPT_NAME)
+    return tuple(sorted(names))
 
 
 def receipt_content(
@@ -138,7 +151,7 @@ def receipt_content(
         school_id=school.id,
         service_id=service.id,
         chain_id=service.chain_id,
-        attributes=tuple(sorted(release.attributes)),
+        attributes=released_names(release),
         policy_version=release.policy_version,
         school_protocol=school.protocol.value,
         service_protocol=service.protocol.value,

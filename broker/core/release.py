@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from broker.core.errors import RequiredAttributeMissing
 from broker.core.model import Release, ReleasePolicy, School, Service, UpstreamIdentity
 from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym, subject_input
+from broker.core.pseudonym_rotation import KeyVersions
 
 
 def release_for(
@@ -45,15 +46,20 @@ def compute_release(
     identity: UpstreamIdentity,
     policy: ReleasePolicy,
     requested: frozenset[str] | None,
+    versions: KeyVersions | None = None,
 ) -> Release:
-    """The pseudonym and attributes for one login; the subject is used here and dropped."""
+    """The pseudonym and attributes for one login; the subject is used here and dropped.
+
+    `versions`: the key versions of the service's chain (pseudonym_rotation.py); None means the
+    key set's own `current` and `previous`, as for a chain never rotated.
+    """
+    if versions is None:
+        versions = KeyVersions(keys.current_version, keys.previous_version)
     namespace, subject = subject_input(school, identity)
     chain = service.pseudonym_chain
-    pseudonym = derive_chain_pseudonym(keys.current, chain, namespace, subject)
+    pseudonym = derive_chain_pseudonym(keys.key(versions.current), chain, namespace, subject)
     previous = None
-    if keys.previous_version is not None:
-        previous = derive_chain_pseudonym(
-            keys.keys[keys.previous_version], chain, namespace, subject
-        )
+    if versions.previous is not None:
+        previous = derive_chain_pseudonym(keys.key(versions.previous), chain, namespace, subject)
     attributes = release_for(service, policy, requested, identity.attributes)
     return Release(pseudonym, attributes, policy.version, previous)

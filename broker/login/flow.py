@@ -11,6 +11,7 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
 
@@ -23,8 +24,9 @@ from broker.core.errors import (
     UnknownService,
 )
 from broker.core.model import Release, School, Service, UpstreamIdentity
-from broker.core.ports import KeyValueStore, RegistryReader
+from broker.core.ports import KeyValueStore, PseudonymKeySource, RegistryReader
 from broker.core.pseudonym import PseudonymKeys
+from broker.core.pseudonym_rotation import HeldKeySource, key_versions_for
 from broker.core.release import compute_release
 from broker.login.replay import open_epoch
 from broker.login.sealed import SealedStore
@@ -115,7 +117,7 @@ class LoginFlow:
         self,
         registry: RegistryReader,
         store: KeyValueStore,
-        keys: PseudonymKeys,
+        keys: PseudonymKeys | PseudonymKeySource,
         *,
         login_ttl: int,
         sso_ttl: int,
@@ -128,7 +130,7 @@ class LoginFlow:
         self.registry = registry
         self.store = store
         self.sealed = SealedStore(store)
-        self.keys = keys
+        self.keys = HeldKeySource(keys) if isinstance(keys, PseudonymKeys) else keys
         self.login_ttl = login_ttl
         self.sso_ttl = sso_ttl
         self.clock = clock
@@ -200,7 +202,16 @@ class LoginFlow:
         if request.max_age is not None and age > request.max_age + self.clock_skew:
             raise StaleAuthentication(f"school login {int(age)} s old, max_age {request.max_age}")
         policy = self.registry.policy(school.id, service.id)
-        release = compute_release(self.keys, school, service, identity, policy, request.requested)
+        # The chain's key versions come from the (cached) registry, so a rotation reaches
+        # every worker with the generation; a version new to this worker is read from the key
+        # set then. The window's end is a moment, not a write: the clock decides it here.
+        record = self.registry.pseudonym_key_version(service.pseudonym_chain)
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        versions = key_versions_for(self.keys.key_set(), record, now)
+        keys = self.keys.key_set_holding(versions.needed)
+        release = compute_release(
+            keys, school, service, identity, policy, request.requested, versions
+        )
         return Completion(
             request, service, school, release, authn_instant, identity.authn_context, level
         )

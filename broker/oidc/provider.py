@@ -349,7 +349,7 @@ class OidcProvider:
         claims: dict[str, Any] = dict(oidc_claims.release_claims(completion.release.attributes))
         if completion.release.previous_pseudonym:
             # During a pseudonym key rotation (pseudonyms.md): the old value, to re-key accounts.
-            claims["previous_sub"] = completion.release.previous_pseudonym
+            claims[oidc_claims.PREVIOUS_SUB] = completion.release.previous_pseudonym
         grantee = Grantee(
             sub=completion.release.pseudonym,
             claims=claims,

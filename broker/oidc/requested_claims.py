@@ -15,6 +15,8 @@ from broker.core.catalogue import CATALOGUE
 from broker.core.errors import BadRequest
 
 OPENID = "openid"
+# The pseudonym under the chain's previous key, during a rotation's window (pseudonyms.md).
+PREVIOUS_SUB = "previous_sub"
 # Claims that carry several values; every other claim is a single string (OIDC Core 5.1).
 MULTI_VALUED = frozenset({"groups", "eduperson_affiliation"})
 MAX_CLAIMS_PARAMETER = 4096
@@ -29,6 +31,8 @@ def scopes_supported() -> list[str]:
 
 def claims_supported() -> list[str]:
     protocol = {"sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "acr", "azp", "sid"}
+    # `previous_sub`: only for a client whose chain is in a pseudonym key rotation's window.
+    protocol.add(PREVIOUS_SUB)
     return sorted(protocol | set(_BY_CLAIM))
 
 

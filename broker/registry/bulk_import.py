@@ -20,7 +20,9 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session, joinedload, undefer
 
 from broker.core.model import Declaration, Service
+from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
+from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 from broker.registry.tables import (
     STATE_ROW_ID,
@@ -95,6 +97,8 @@ def apply_snapshot(
     session.flush()
     for service in snapshot.services:
         _service(session, service, stamp, report)
+    for record in snapshot.key_versions:
+        _key_version(session, record, stamp, report)
     session.flush()
     structural = report.touched
     for policy in snapshot.policies:
@@ -107,6 +111,23 @@ def apply_snapshot(
             .values(generation=RegistryStateRow.generation + 1)
         )
     return report
+
+
+def _key_version(
+    session: Session, record: ChainKeyVersion, stamp: _Stamp, report: ImportReport
+) -> None:
+    """Add a chain's key version the registry lacks; never move one (the file was checked
+    against the registry, this re-checks inside the transaction)."""
+    row = session.get(PseudonymKeyVersionRow, record.chain)
+    if row is not None:
+        if row.to_record() != record:
+            raise RotationRefused(f"chain {record.chain}'s key version changed during the import")
+        report.unchanged += 1
+        return
+    row = PseudonymKeyVersionRow(chain=record.chain)
+    row.hold(record, stamp.at, stamp.by)
+    session.add(row)
+    report.added.append(f"pseudonym key version {record.chain}")
 
 
 def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:

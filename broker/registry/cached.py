@@ -14,13 +14,20 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from broker.core.model import Chain, ReleasePolicy, School, Service
 from broker.core.ports import RegistryReader
+from broker.core.pseudonym_rotation import ChainKeyVersion
 
 MAX_STALENESS_SECONDS = 1.0
 T = TypeVar("T")
+
+
+class CachedSource(RegistryReader, Protocol):
+    """What the view reads from: the registry reader, plus every chain's key version at once."""
+
+    def pseudonym_key_versions(self) -> list[ChainKeyVersion]: ...
 
 
 @dataclass(frozen=True)
@@ -32,6 +39,8 @@ class _Snapshot:
     services: dict[str, Service]
     services_by_entity_id: dict[str, Service]
     chains: dict[str, Chain]
+    # Pseudonym chains' key versions: a rotation bumps the generation, so it arrives here.
+    key_versions: dict[str, ChainKeyVersion]
 
 
 class CachedRegistryReader:
@@ -39,7 +48,7 @@ class CachedRegistryReader:
 
     def __init__(
         self,
-        source: RegistryReader,
+        source: CachedSource,
         *,
         max_staleness: float = MAX_STALENESS_SECONDS,
         clock: Callable[[], float] = time.monotonic,
@@ -74,6 +83,7 @@ class CachedRegistryReader:
                     services={s.id: s for s in services},
                     services_by_entity_id={s.entity_id: s for s in services},
                     chains={c.id: c for c in chains},
+                    key_versions={r.chain: r for r in self._source.pseudonym_key_versions()},
                 )
         self._snapshot = snapshot
         return snapshot
@@ -105,6 +115,11 @@ class CachedRegistryReader:
 
     def services(self) -> list[Service]:
         return sorted(self._current().services.values(), key=lambda s: s.id)
+
+    def pseudonym_key_version(self, chain: str) -> ChainKeyVersion | None:
+        # No fresh look on a miss: most chains have no record, and a rotation bumps the
+        # generation, which this view checks at least once a second.
+        return self._current().key_versions.get(chain)
 
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
         return self._source.policy(school_id, service_id)

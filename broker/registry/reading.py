@@ -17,11 +17,13 @@ from sqlalchemy.orm import Session, joinedload
 
 from broker.core.errors import ConfigurationError
 from broker.core.model import Chain, Protocol, ReleasePolicy, School, Service
+from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.database import session_on
 from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.federation import NO_END
 from broker.registry.federation_tables import FederationEntityRow
 from broker.registry.policy_change import PolicyChange
+from broker.registry.pseudonym_keys import all_key_versions, key_version_of
 from broker.registry.tables import (
     STATE_ROW_ID,
     ChainRow,
@@ -198,6 +200,13 @@ class SqlRegistryReader:
                 )
             )
         return as_utc(earliest) if earliest is not None else None
+
+    def pseudonym_key_version(self, chain: str) -> ChainKeyVersion | None:
+        return key_version_of(self._engine, chain)
+
+    def pseudonym_key_versions(self) -> list[ChainKeyVersion]:
+        """Every chain's record (the cached view loads them all with the generation)."""
+        return all_key_versions(self._engine)
 
     def generation(self) -> int:
         with session_on(self._engine) as session:

@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session, joinedload, undefer
 
 from broker.core.admins import Publisher
 from broker.core.model import Chain, School, Service
+from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.admin_tables import PublisherRow
+from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.tables import ChainRow, ReleasePolicyRow, SchoolRow, ServiceRow
 
 
@@ -51,6 +53,9 @@ class Snapshot:
     schools: tuple[SchoolEntry, ...] = ()
     services: tuple[ServiceEntry, ...] = ()
     policies: tuple[PolicyEntry, ...] = ()
+    # Rotated chains' pseudonym key versions: without them a rebuilt registry would change
+    # those chains' pseudonyms (registry_key_versions.py).
+    key_versions: tuple[ChainKeyVersion, ...] = ()
 
 
 def read_snapshot(session: Session) -> Snapshot:
@@ -68,7 +73,11 @@ def read_snapshot(session: Session) -> Snapshot:
     policies = session.scalars(
         select(ReleasePolicyRow).order_by(ReleasePolicyRow.school_id, ReleasePolicyRow.service_id)
     )
+    key_versions = session.scalars(
+        select(PseudonymKeyVersionRow).order_by(PseudonymKeyVersionRow.chain)
+    )
     return Snapshot(
+        key_versions=tuple(row.to_record() for row in key_versions),
         chains=tuple(row.to_chain() for row in chains),
         publishers=tuple(row.to_publisher() for row in publishers),
         schools=tuple(SchoolEntry(row.to_school(), row.idp_metadata) for row in schools),

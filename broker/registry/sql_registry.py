@@ -33,6 +33,7 @@ from broker.registry.errors import (
 )
 from broker.registry.federation import FederationStore
 from broker.registry.portal_reading import PortalReads
+from broker.registry.pseudonym_keys import SqlPseudonymKeyVersions
 from broker.registry.receipts import SqlReceiptBook
 from broker.registry.snapshot import Snapshot, read_snapshot
 from broker.registry.tables import (
@@ -73,6 +74,7 @@ class SqlRegistry(PortalReads):
         self._clock = clock
         self.accounts = SqlAdminAccounts(engine, clock)
         self.federation = FederationStore(engine, self._writer)
+        self.pseudonym_keys = SqlPseudonymKeyVersions(engine, self._writer, _bump_generation, clock)
 
     def receipt_book(self, keys: ReceiptKeys) -> SqlReceiptBook:
         """Receipts live beside the registry, on the same database and connection pool."""

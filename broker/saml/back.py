@@ -136,6 +136,11 @@ class SamlBack:
         firewall.require_assertion_count(doc)
         # The schema check pysaml2 would run twice in pure Python, once in C on what was sent.
         seen_whole = schema.validate_message(doc)
+        destination = doc.get("Destination")
+        if destination is not None and destination != self.entities.settings.url(ACS_PATH):
+            # pysaml2 would drop it silently and return nothing; the student and the log should
+            # hear the precise reason (the same one response_checks gives a signed answer).
+            raise InvalidMessage("response for another destination", code="wrong_destination")
         issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
         if issuer is not None and issuer.text:
             # Another school's IdP registered a moment ago moves the registry view on, so the

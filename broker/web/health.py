@@ -12,8 +12,10 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from broker.core.errors import BrokerError
+from broker.core.pseudonym_rotation import key_versions_for
 from broker.web.wiring import Broker
 
 log = logging.getLogger("broker.web.health")
@@ -45,6 +47,16 @@ def check_keys(b: Broker) -> None:
         raise BrokerError("the OpenID provider has no signing key")
 
 
+def check_pseudonym_keys(b: Broker) -> None:
+    """Every pseudonym key version a chain in the registry derives with is in this worker's
+    key set (read again from the file if need be): a host whose copy of the key set lacks a
+    version that `pseudonym-key rotate` gave a chain would fail that chain's logins."""
+    now, keys = datetime.now(UTC), b.flow.keys.key_set()
+    records = b.registry.pseudonym_keys.all()
+    needed = frozenset(v for r in records for v in key_versions_for(keys, r, now).needed)
+    b.flow.keys.key_set_holding(needed)
+
+
 def check_metadata(b: Broker) -> None:
     """The worker's view of the registry is current and the schools' and services' SAML
     metadata in it loads: pysaml2's IdP and SP are built for the registry's newest generation
@@ -57,6 +69,7 @@ CHECKS: dict[str, Check] = {
     "store": check_store,
     "registry": check_registry,
     "keys": check_keys,
+    "pseudonym_keys": check_pseudonym_keys,
     "metadata": check_metadata,
 }
 

@@ -31,6 +31,8 @@ _ATTRIBUTE_LABELS = {
     "groups": lazy_gettext("Classes and groups"),
     "eck_id": lazy_gettext("ECK iD"),
     "pseudonym": lazy_gettext("Pseudonym"),
+    # Released beside the new one during a pseudonym key rotation (pseudonym_rotation.py).
+    "previous_pseudonym": lazy_gettext("Previous pseudonym (during a key change)"),
 }
 
 # The errors' public messages are class attributes, not `_()` calls, so pybabel cannot see them

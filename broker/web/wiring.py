@@ -16,6 +16,7 @@ from broker.oidc.back import OidcBack
 from broker.oidc.backchannel import BackChannelLogout
 from broker.oidc.logout_channel import OidcSchoolChannel, OidcServiceChannel
 from broker.oidc.provider import OidcProvider
+from broker.pseudonym_key_file import PseudonymKeyFile
 from broker.registry import SqlRegistry
 from broker.registry.cached import CachedRegistryReader
 from broker.registry.receipts import SqlReceiptBook
@@ -71,10 +72,14 @@ def build_broker(
     # Every part shares the one store; its failures are counted for /metrics on the way out.
     store = CountingStore(open_store(settings.store_url) if store is None else store)
     entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend)
+    keys_file = settings.pseudonym_keys_file
     flow = LoginFlow(
         view,
         store,
-        settings.pseudonym_keys,
+        # From a file, a key version added by a rotation is read without a restart.
+        PseudonymKeyFile(keys_file, settings.pseudonym_keys)
+        if keys_file
+        else settings.pseudonym_keys,
         login_ttl=settings.login_ttl_seconds,
         sso_ttl=settings.sso_session_seconds,
         assurance=settings.assurance,

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from broker.core.model import Chain, ReleasePolicy, School, Service
+from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.cached import CachedRegistryReader
 
 
@@ -16,6 +18,7 @@ class CountingSource:
     services_: dict[str, Service] = field(default_factory=dict)
     chains_: dict[str, Chain] = field(default_factory=dict)
     policies: dict[tuple[str, str], ReleasePolicy] = field(default_factory=dict)
+    key_versions: dict[str, ChainKeyVersion] = field(default_factory=dict)
     gen: int = 1
     calls: dict[str, int] = field(default_factory=dict)
 
@@ -53,6 +56,14 @@ class CountingSource:
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
         self._count("policy")
         return self.policies.get((school_id, service_id), ReleasePolicy(school_id, service_id))
+
+    def pseudonym_key_version(self, chain: str) -> ChainKeyVersion | None:
+        self._count("pseudonym_key_version")
+        return self.key_versions.get(chain)
+
+    def pseudonym_key_versions(self) -> list[ChainKeyVersion]:
+        self._count("pseudonym_key_versions")
+        return list(self.key_versions.values())
 
     def school_metadata(self) -> dict[str, str]:
         return {}
@@ -134,3 +145,17 @@ def test_unknown_ids_stay_unknown() -> None:
     assert view.service("nope") is None
     assert view.service_by_entity_id("https://nope.example") is None
     assert view.chain("nope") is None
+
+
+def test_a_chains_key_rotation_arrives_with_the_generation() -> None:
+    source, clock, view = _setup()
+    assert view.pseudonym_key_version("leermiddelen") is None
+    rotated = ChainKeyVersion("leermiddelen", 2, 1, datetime(2027, 1, 1, tzinfo=UTC))
+    source.key_versions["leermiddelen"] = rotated
+    source.gen = 2
+    clock.now += 1.1
+    assert view.pseudonym_key_version("leermiddelen") == rotated
+    assert view.pseudonym_key_version("toetsen") is None
+    # Read with the rest of the snapshot, never per login.
+    assert "pseudonym_key_version" not in source.calls
+    assert source.calls["pseudonym_key_versions"] == 2

@@ -171,6 +171,11 @@ RULES = [
         only({"core"}, {"cryptography"}),
     ),
     Rule(
+        "broker.pseudonym_key_file (the key set file) imports only broker.core and broker.config",
+        in_parts("pseudonym_key_file"),
+        only({"core", "config"}, ()),
+    ),
+    Rule(
         "broker.saml imports only core, login, config and saml2/lxml/xmlsec",
         in_parts("saml"),
         only({"core", "login", "config", "saml"}, {"saml2", "lxml", "xmlsec", "cryptography"}),

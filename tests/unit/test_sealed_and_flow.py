@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 import pytest
 
@@ -18,6 +19,7 @@ from broker.core.model import (
 )
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
+from broker.core.pseudonym_rotation import ChainKeyVersion, HeldKeySource
 from broker.login.flow import LOGIN, SSO, LoginFlow, LoginRecord, LoginRequest
 from broker.login.sealed import SealedStore, new_secret, seal, store_key, unseal
 from broker.store import MemoryStore
@@ -145,6 +147,7 @@ class FakeRegistry:
                 ),
             )
         }
+        self.key_versions: dict[str, ChainKeyVersion] = {}
         self._policies = {
             ("99XX00", "uitgever"): ReleasePolicy(
                 "99XX00", "uitgever", frozenset({"given_name"}), 2
@@ -174,6 +177,9 @@ class FakeRegistry:
 
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
         return self._policies.get((school_id, service_id), ReleasePolicy(school_id, service_id))
+
+    def pseudonym_key_version(self, chain: str) -> ChainKeyVersion | None:
+        return self.key_versions.get(chain)
 
     def school_metadata(self) -> dict[str, str]:
         return {}
@@ -324,6 +330,36 @@ def test_complete(flow: LoginFlow) -> None:
     assert completion.release.policy_version == 2
     assert completion.authn_instant == 42.0
     assert completion.authn_context == "urn:pwd"
+
+
+def test_complete_follows_the_chains_key_version_and_window(
+    store: RecordingStore, clock: Clock
+) -> None:
+    """The chain's record (from the registry view) picks the versions; the flow's clock ends
+    the window; the key source is asked for exactly the versions in use."""
+    key_2 = bytes(range(32, 64))
+    registry = FakeRegistry()
+    ends = datetime.fromtimestamp(clock.now + 3600, UTC)
+    registry.key_versions["leermiddelen"] = ChainKeyVersion("leermiddelen", 2, 1, ends)
+    asked: list[frozenset[int]] = []
+
+    class Source(HeldKeySource):
+        def key_set_holding(self, versions: frozenset[int]) -> PseudonymKeys:
+            asked.append(versions)
+            return super().key_set_holding(versions)
+
+    keys = PseudonymKeys(1, {1: KEY, 2: key_2})
+    flow = LoginFlow(
+        registry, store, Source(keys), login_ttl=LOGIN_TTL, sso_ttl=SSO_TTL, clock=clock
+    )
+    old = derive_chain_pseudonym(KEY, "leermiddelen", "school:99XX00", MARKER)
+    new = derive_chain_pseudonym(key_2, "leermiddelen", "school:99XX00", MARKER)
+    during = flow.complete(LoginRequest("uitgever"), _identity(), clock.now).release
+    assert (during.pseudonym, during.previous_pseudonym) == (new, old)
+    clock.now += 3600
+    after = flow.complete(LoginRequest("uitgever"), _identity(), clock.now).release
+    assert (after.pseudonym, after.previous_pseudonym) == (new, None)
+    assert asked == [frozenset({1, 2}), frozenset({2})]
 
 
 def test_complete_for_unknown_parties(flow: LoginFlow) -> None:

@@ -8,6 +8,7 @@ releases the pseudonym alone until that school confirms it (reading.py, `policy`
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext
@@ -17,6 +18,7 @@ from broker.core.admins import AdminRole
 from broker.core.catalogue import CATALOGUE
 from broker.core.errors import BadRequest
 from broker.core.model import Declaration, NamingProfile, Service
+from broker.core.pseudonym_rotation import open_windows
 from broker.saml.metadata_report import sp_metadata_problems
 from broker.web.login_steps import broker
 from broker.web.portal.forms import EmptyForm, ServiceForm, service_form_class
@@ -46,6 +48,20 @@ def _prefill(service: Service) -> dict[str, str]:
     return data
 
 
+def key_windows(services: list[Service]) -> list[tuple[str, str]]:
+    """(what is being re-keyed, the window's end in UTC) for every pseudonym key window open
+    for these services: their engineers must re-key accounts before it ends (docs/portals.md).
+    A service in no chain is named itself; a chain by its name."""
+    registry = broker().registry
+    own = {s.pseudonym_chain: s.name for s in services if not s.chain_id}
+    windows = []
+    for record in open_windows(registry.pseudonym_keys.all(), services, datetime.now(UTC)):
+        chain = registry.chain(record.chain)
+        label = own.get(record.chain) or (chain.name if chain else record.chain)
+        windows.append((label, f"{record.window_ends:%Y-%m-%d %H:%M} UTC"))
+    return windows
+
+
 def own_service(publisher_id: str, service_id: str) -> Service:
     service = broker().registry.any_service(service_id)
     refuse_unless(service is not None and service.publisher_id == publisher_id)
@@ -59,10 +75,12 @@ def services(publisher_id: str) -> str:
     registry = broker().registry
     publisher = registry.accounts.publisher(publisher_id)
     refuse_unless(publisher is not None)
+    listed = registry.all_services(publisher_id)
     return render_template(
         "portal/publisher_services.html",
         publisher=publisher,
-        services=registry.all_services(publisher_id),
+        services=listed,
+        key_windows=key_windows(listed),
     )
 
 
@@ -147,5 +165,6 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         history=registry.declaration_history(service_id),
         rotate=EmptyForm(),
         issuer=broker().settings.issuer,
+        key_windows=key_windows([found]),
     )
     return page, 400 if form.is_submitted() else 200

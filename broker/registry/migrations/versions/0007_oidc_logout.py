@@ -1,11 +1,8 @@
 """OpenID Connect logout: post-logout redirect URIs and back-channel logout for clients.
 
 Revision ID: 0007
-Revises: 0005
+Revises: 0006
 Create Date: 2026-11-28
-
-Number 0007 is reserved for this revision; it follows 0005 here and is re-chained after 0006
-when the branches meet (only `down_revision` changes).
 """
 
 from __future__ import annotations
@@ -14,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0007"
-down_revision = "0005"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 

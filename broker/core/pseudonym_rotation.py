@@ -1,0 +1,152 @@
+"""Pseudonym key rotation per chain (pseudonyms.md, "Keys and rotation"). Pure: no I/O, no clock.
+
+Every chain derives with one version of the pseudonym key set. The registry records, per chain
+that was ever rotated, its current version and, during a *migration window*, the previous
+version and the window's end. A chain without a record uses the key set's `current` (and its
+`previous`, if the file names one): that is how every chain starts. The chain here is the
+pseudonym's chain input (`Service.pseudonym_chain`): a chain id, or `service:<id>` for a service
+in no chain, so a chain of its own is rotated the same way.
+
+During the window the chain's services receive the new pseudonym as NameID / pairwise-id / sub
+and the old one beside it (`urn:ketenbroker:previous-pseudonym`, `previous_sub`); at the window's
+end (or `finish`) only the new one. Nothing here decides when "now" is: callers pass it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from broker.core.errors import BadRequest
+from broker.core.model import Service
+from broker.core.pseudonym import PseudonymKeys
+
+# How receipts name the previous pseudonym among the released attributes (not a catalogue
+# attribute: it exists only during a window, and the service already knows its value).
+PREVIOUS_PSEUDONYM_RECEIPT_NAME = "previous_pseudonym"
+MAX_WINDOW_DAYS = 366
+
+
+@dataclass(frozen=True)
+class ChainKeyVersion:
+    """The registry's record of one chain's key version (`chain`: the pseudonym chain input)."""
+
+    chain: str
+    current_version: int
+    previous_version: int | None = None
+    window_ends: datetime | None = None  # timezone-aware; set exactly when previous_version is
+
+    def window_open(self, now: datetime) -> bool:
+        return (
+            self.previous_version is not None
+            and self.window_ends is not None
+            and now < self.window_ends
+        )
+
+
+@dataclass(frozen=True)
+class KeyVersions:
+    """Which key versions one login derives with: `previous` only inside an open window."""
+
+    current: int
+    previous: int | None = None
+
+    @property
+    def needed(self) -> frozenset[int]:
+        return frozenset(v for v in (self.current, self.previous) if v is not None)
+
+
+def key_versions_for(
+    keys: PseudonymKeys, record: ChainKeyVersion | None, now: datetime
+) -> KeyVersions:
+    """The versions for a chain: its record's, or the key set's own for a chain never rotated.
+    A window that has passed its end is over even before anyone runs `finish`."""
+    if record is None:
+        return KeyVersions(keys.current_version, keys.previous_version)
+    previous = record.previous_version if record.window_open(now) else None
+    return KeyVersions(record.current_version, previous)
+
+
+def chain_current_version(keys: PseudonymKeys, record: ChainKeyVersion | None) -> int:
+    return keys.current_version if record is None else record.current_version
+
+
+@dataclass(frozen=True)
+class RotationPlan:
+    """What `pseudonym-key rotate` does: the record to write, and whether the key set needs a
+    new version first (`new_version` is then the number it must get)."""
+
+    record: ChainKeyVersion
+    add_version: bool
+
+    @property
+    def new_version(self) -> int:
+        return self.record.current_version
+
+
+class RotationRefused(BadRequest):
+    code = "pseudonym_rotation_refused"
+
+
+def plan_rotation(
+    keys: PseudonymKeys,
+    record: ChainKeyVersion | None,
+    chain: str,
+    window_days: int,
+    now: datetime,
+) -> RotationPlan:
+    """Move `chain` to a newer key version and open a window of `window_days`.
+
+    The newest version in the key set is used when it is newer than the chain's (a version added
+    ahead with `pseudonym-key add`, or by another chain's rotation: versions are shared, the
+    chain input keeps chains apart); otherwise a new version one above the newest is needed.
+    Refused while the chain's window is open: its services would lose the pseudonym they are
+    re-keying from.
+    """
+    if not 1 <= window_days <= MAX_WINDOW_DAYS:
+        raise RotationRefused(f"the window must be 1 to {MAX_WINDOW_DAYS} days, not {window_days}")
+    if record is not None and record.window_open(now):
+        assert record.window_ends is not None
+        raise RotationRefused(
+            f"chain {chain} is in a migration window until {record.window_ends:%Y-%m-%d %H:%M} UTC;"
+            " finish it first (`ketenbroker pseudonym-key finish`)"
+        )
+    current = chain_current_version(keys, record)
+    newest = max(keys.keys)
+    add = newest <= current
+    target = max(newest, current) + 1 if add else newest
+    return RotationPlan(
+        ChainKeyVersion(chain, target, current, now + timedelta(days=window_days)), add
+    )
+
+
+def finished(record: ChainKeyVersion | None, chain: str) -> ChainKeyVersion:
+    """The record after `pseudonym-key finish`: the current version alone."""
+    if record is None or record.previous_version is None:
+        raise RotationRefused(f"chain {chain} has no migration window to finish")
+    return ChainKeyVersion(chain, record.current_version)
+
+
+class HeldKeySource:
+    """A key source over a key set held in memory (an environment value, tests): it cannot
+    learn versions later, so a chain naming one it lacks fails with a clear error."""
+
+    def __init__(self, keys: PseudonymKeys) -> None:
+        self._keys = keys
+
+    def key_set(self) -> PseudonymKeys:
+        return self._keys
+
+    def key_set_holding(self, versions: frozenset[int]) -> PseudonymKeys:
+        for version in sorted(versions):
+            self._keys.key(version)  # raises for a version the set lacks
+        return self._keys
+
+
+def open_windows(
+    records: Iterable[ChainKeyVersion], services: Iterable[Service], now: datetime
+) -> list[ChainKeyVersion]:
+    """The open windows that concern `services` (a publisher's, for its portal notice)."""
+    chains = {service.pseudonym_chain for service in services}
+    return [r for r in records if r.chain in chains and r.window_open(now)]
