@@ -28,6 +28,7 @@ from broker.store.memory import MemoryStore
 from tests.storage.conftest import PostgresServer
 from tests.support.client import Browser
 from tests.support.live import LiveDemo, OidcPublisher
+from tests.support.logout import finish_logout
 
 REDIS_DB_URL = "redis://127.0.0.1:6379/11"
 
@@ -162,6 +163,9 @@ def _log_in_everywhere(demo: LiveDemo, woordwijs: OidcPublisher, user: DemoUser)
                 my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
                 assert my_data.url.startswith(f"{demo.broker_url}/my-data/view/"), my_data.url
                 assert "data-receipt" in my_data.text
+                # And a logout, whose run and answers the store keeps for a while too.
+                outcome = finish_logout(browser, browser.get(f"{base}/logout"))
+                assert outcome.school == "confirmed"
 
 
 @pytest.mark.parametrize(

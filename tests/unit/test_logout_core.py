@@ -1,0 +1,161 @@
+"""The logout core without a web server: the per-session record of services, and a run's
+bookkeeping (login/participants.py, login/logout.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from broker.core.errors import StateExpired
+from broker.login.logout import (
+    BACK,
+    BY_SCHOOL,
+    BY_SERVICE,
+    BY_STUDENT,
+    CONFIRMED,
+    FAILED,
+    FRONT,
+    INITIATOR,
+    NOT_TOLD,
+    PENDING,
+    TIMED_OUT,
+    UNSUPPORTED,
+    EndedSession,
+    Initiator,
+    LogoutRun,
+    Outbound,
+    SingleLogout,
+)
+from broker.login.participants import Participant, SessionServiceBook, SessionServices
+from broker.store import MemoryStore
+
+TOKEN = "t" * 43
+SECRET = b"s" * 32
+
+
+class CountingStore(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.puts = 0
+
+    def put(self, key: str, value: bytes, ttl_seconds: int) -> None:
+        self.puts += 1
+        super().put(key, value, ttl_seconds)
+
+
+class Channel:
+    """A service channel that decides its mode by the participant's handles."""
+
+    def __init__(self) -> None:
+        self.notified: list[str] = []
+
+    def mode(self, participant: Participant) -> str:
+        return participant.handles.get("mode", FRONT)
+
+    def front_origin(self, participant: Participant) -> str:
+        return "https://sp.example"
+
+    def back_channel(self, participant: Participant, timeout: float) -> str:
+        self.notified.append(participant.service_id)
+        return CONFIRMED
+
+    def front_channel(self, run_id: str, index: int, participant: Participant) -> Outbound:
+        return Outbound(f"https://sp.example/slo?{index}")
+
+    def answer_initiator(self, run: LogoutRun) -> Outbound | None:
+        return Outbound("https://sp.example/back", {"partial": str(run.partial)})
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _participant(service_id: str, **handles: Any) -> Participant:
+    return Participant(service_id, "saml", {"name_id": "n", **handles}, "fp")
+
+
+def _logout(store: MemoryStore, clock: Clock) -> tuple[SingleLogout, SessionServiceBook, Channel]:
+    book = SessionServiceBook(store, session_ttl=3600)
+    logout = SingleLogout(store, book, run_ttl=600, wait_seconds=5, clock=clock)
+    channel = Channel()
+    logout.register("saml", channel)
+    return logout, book, channel
+
+
+def test_a_returning_login_with_the_same_release_writes_nothing() -> None:
+    store = CountingStore()
+    book = SessionServiceBook(store, session_ttl=3600)
+    book.record(TOKEN, book.read(TOKEN), _participant("a"))
+    assert store.puts == 1
+    book.record(TOKEN, book.read(TOKEN), _participant("a"))
+    assert store.puts == 1
+    book.record(TOKEN, book.read(TOKEN), _participant("b"))
+    services = book.read(TOKEN)
+    assert [p.service_id for p in services.participants] == ["a", "b"]
+    assert services.seen("a") == "fp" and services.seen("c") == ""
+
+
+def test_the_record_opens_only_with_its_token() -> None:
+    store = MemoryStore()
+    book = SessionServiceBook(store, session_ttl=3600)
+    book.record(TOKEN, SessionServices(), _participant("a"))
+    assert book.read("another-token").participants == ()
+    assert book.read(None).participants == ()
+
+
+def test_a_run_ends_the_record_and_leaves_out_the_initiator() -> None:
+    store, clock = MemoryStore(), Clock()
+    logout, book, _ = _logout(store, clock)
+    for service in ("a", "b", "c"):
+        book.record(TOKEN, book.read(TOKEN), _participant(service))
+    book.record(TOKEN, book.read(TOKEN), _participant("d", mode=UNSUPPORTED))
+    ended = EndedSession("school", "saml", {"name_id": "x"})
+    run = logout.start(SECRET, TOKEN, ended, Initiator(BY_SERVICE, "saml", "a"))
+    assert book.read(TOKEN).participants == ()
+    assert [t.participant.service_id for t in run.targets] == ["b", "c", "d"]
+    assert [t.status for t in run.targets] == [PENDING, PENDING, UNSUPPORTED]
+    assert run.school_status == PENDING
+    assert logout.load(SECRET, run.run_id) == run
+    with pytest.raises(StateExpired):
+        logout.load(b"o" * 32, run.run_id)
+
+
+def test_answers_are_filed_once_and_the_rest_time_out() -> None:
+    store, clock = MemoryStore(), Clock()
+    logout, book, _ = _logout(store, clock)
+    for service in ("a", "b"):
+        book.record(TOKEN, book.read(TOKEN), _participant(service))
+    run = logout.start(SECRET, TOKEN, None, Initiator(BY_STUDENT))
+    assert run.school_status == NOT_TOLD
+    logout.expect_answer("_req0", run.run_id, 0, "a")
+    logout.expect_answer("_req1", run.run_id, 1, "b")
+    assert not logout.answered("_req0", "b", CONFIRMED)  # another sender
+    assert logout.answered("_req0", "a", CONFIRMED)
+    assert not logout.answered("_req0", "a", FAILED)  # a replayed answer
+    run = logout.settle(SECRET, run)
+    assert [t.status for t in run.targets] == [CONFIRMED, PENDING]
+    assert not logout.services_done(run)
+    clock.now += 6
+    run = logout.settle(SECRET, run)
+    assert [t.status for t in run.targets] == [CONFIRMED, TIMED_OUT]
+    assert logout.services_done(run) and run.partial
+
+
+def test_back_channel_services_are_notified_at_once() -> None:
+    store, clock = MemoryStore(), Clock()
+    logout, book, channel = _logout(store, clock)
+    book.record(TOKEN, book.read(TOKEN), _participant("a", mode=BACK))
+    book.record(TOKEN, book.read(TOKEN), _participant("b", mode=BACK))
+    ended = EndedSession("school", "saml", {})
+    run = logout.start(SECRET, TOKEN, ended, Initiator(BY_SCHOOL, "saml"))
+    assert run.school_status == INITIATOR and not run.back_done
+    run = logout.run_back_channels(SECRET, run)
+    assert sorted(channel.notified) == ["a", "b"]
+    assert [t.status for t in run.targets] == [CONFIRMED, CONFIRMED]
+    assert logout.services_done(run) and not run.partial
+    assert logout.run_back_channels(SECRET, run) is run  # once only
