@@ -3,6 +3,7 @@ token (checked again with PyJWT), and the school channel without an end_session_
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,13 @@ from broker.core.model import (
 )
 from broker.login.logout import BACK, UNSUPPORTED, Initiator, LogoutRun
 from broker.login.participants import Participant
-from broker.oidc.backchannel import FAILED, LOGOUT_EVENT, LogoutSubject, LogoutTokens
+from broker.oidc.backchannel import (
+    FAILED,
+    LOGOUT_EVENT,
+    BackChannelLogout,
+    LogoutSubject,
+    LogoutTokens,
+)
 from broker.oidc.end_session import EndSessionChecks, LogoutRequestRefused
 from broker.oidc.logout_channel import OidcSchoolChannel, OidcServiceChannel
 from broker.oidc.registration import InvalidRegistration, logout_problems, new_client
@@ -258,8 +265,6 @@ def test_service_channel_modes_and_answer(keys: SigningKeys) -> None:
 
 
 def test_service_channel_uses_the_back_channel_only_where_registered(keys: SigningKeys) -> None:
-    from broker.oidc.backchannel import BackChannelLogout
-
     channel = OidcServiceChannel(
         Registry(),  # type: ignore[arg-type]
         BackChannelLogout(LogoutTokens(ISSUER, keys), allow_loopback=False),
@@ -307,3 +312,21 @@ def test_school_without_end_session_endpoint_is_not_told() -> None:
     assert "id_token_hint=t.o.k" in message.url and "state=run" in message.url
     # No ID token kept for the session (an SSO session from before logout): not told.
     assert told.request(_run(Initiator("student"))) is None
+
+
+def test_a_broker_off_loopback_never_posts_to_a_loopback_address(keys: SigningKeys) -> None:
+    """The registration rule lets http://127.0.0.1 through (for demos and tests); the outbound
+    rule only lets a broker that itself runs on loopback call it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    listener.settimeout(0.5)
+    uri = f"http://127.0.0.1:{listener.getsockname()[1]}/bcl"
+    client = _client(backchannel_logout_uri=uri)
+    sender = BackChannelLogout(LogoutTokens(ISSUER, keys), allow_loopback=False)
+    try:
+        assert sender.notify("lms", client, LogoutSubject("lms", "s", "_sid"), 2.0) == FAILED
+        with pytest.raises(TimeoutError):
+            listener.accept()  # never connected to
+    finally:
+        listener.close()
