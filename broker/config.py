@@ -30,6 +30,9 @@ class SamlSettings:
     signing_cert: Path
     clock_skew_seconds: int = 60
     assertion_lifetime_seconds: int = 300
+    # Publish encryption keys in the SP metadata and decrypt schools' encrypted assertions
+    # (AES-GCM with RSA-OAEP only); off, a school that encrypts is refused.
+    accept_encrypted_assertions: bool = False
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,19 @@ class OidcSettings:
     refresh_token_lifetime_seconds: int = 8 * 3600
     # Outbound calls to schools' providers (discovery, JWKS, token, userinfo).
     http_timeout_seconds: float = 5.0
+
+
+@dataclass(frozen=True)
+class KeyRotationSettings:
+    """The signing key set (docs/operations.md, "Rolling the signing keys"): the manifest that
+    `ketenbroker keys rotate` writes (`keys.key_set`; while it does not exist, the one key that
+    `keys.saml_signing_key` and `keys.oidc_signing_key` name is a key set of one), how long a
+    next key is published before it signs (`[keys.rotation]` publish_days or publish_seconds),
+    and how often a worker looks whether the manifest changed."""
+
+    manifest: Path
+    publish_seconds: int = 8 * 24 * 3600
+    check_seconds: int = 5
 
 
 @dataclass(frozen=True)
@@ -164,6 +180,7 @@ class Settings:
     organization: Organization
     receipts: ReceiptSettings
     oidc: OidcSettings | None = None
+    key_rotation: KeyRotationSettings | None = None
     metrics: MetricsSettings = MetricsSettings()
     assurance: Assurance = DEFAULT_ASSURANCE
     metadata: MetadataSettings = MetadataSettings()
@@ -352,6 +369,40 @@ def _oidc(keys: Mapping[str, Any], data: Mapping[str, Any], base: Path) -> OidcS
     )
 
 
+DAY = 24 * 3600
+
+
+def _key_rotation(
+    keys: Mapping[str, Any], saml_key: Path, metadata: MetadataSettings, base: Path
+) -> KeyRotationSettings:
+    rotation = _section(keys, "rotation")
+    unknown = set(rotation) - {"publish_days", "publish_seconds", "check_seconds"}
+    if unknown:
+        raise ConfigurationError(f"keys.rotation: unknown key(s) {', '.join(sorted(unknown))}")
+    if "publish_days" in rotation and "publish_seconds" in rotation:
+        raise ConfigurationError("keys.rotation: give publish_days or publish_seconds, not both")
+    # A peer may keep the broker's metadata until its validUntil: by the switch, every copy
+    # still valid must already hold the next key. One day on top covers late refreshers.
+    default = (metadata.valid_days + 1) * DAY
+    if "publish_days" in rotation:
+        publish = _int(rotation, "publish_days", "keys.rotation", 0, 1, 365) * DAY
+    else:
+        publish = _int(rotation, "publish_seconds", "keys.rotation", default, 1, 365 * DAY)
+    if publish < metadata.cache_duration_seconds:
+        raise ConfigurationError(
+            "keys.rotation: the publish period must be at least metadata.cache_duration_seconds "
+            f"({metadata.cache_duration_seconds} s), or peers sign in with a key they never saw"
+        )
+    manifest = keys.get("key_set")
+    return KeyRotationSettings(
+        manifest=_path(base, _str(keys, "key_set", "keys"))
+        if manifest is not None
+        else saml_key.parent / "key-set.toml",
+        publish_seconds=publish,
+        check_seconds=_int(rotation, "check_seconds", "keys.rotation", 5, 1, 60),
+    )
+
+
 def _receipts(keys: Mapping[str, Any], data: Mapping[str, Any], base: Path) -> ReceiptSettings:
     text = _secret(
         "KETENBROKER_RECEIPT_KEY",
@@ -501,6 +552,8 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
     )
     if len(secret.strip()) < 32:
         raise ConfigurationError("keys.session_secret must hold at least 32 characters")
+    saml_key = _path(base, _str(keys, "saml_signing_key", "keys"))
+    metadata = _metadata(data, base)
     return Settings(
         base_url=base_url,
         scope=_str(broker, "scope", "broker"),
@@ -517,12 +570,13 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
             "store",
         ),
         saml=SamlSettings(
-            signing_key=_path(base, _str(keys, "saml_signing_key", "keys")),
+            signing_key=saml_key,
             signing_cert=_path(base, _str(keys, "saml_signing_cert", "keys")),
             clock_skew_seconds=_int(saml, "clock_skew_seconds", "saml", 60, 0, 600),
             assertion_lifetime_seconds=_int(
                 saml, "assertion_lifetime_seconds", "saml", 300, 30, 3600
             ),
+            accept_encrypted_assertions=_bool(saml, "accept_encrypted_assertions", "saml", False),
         ),
         pseudonym_keys=parse_pseudonym_keys(
             _secret(
@@ -545,8 +599,9 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
             support_email=str(org.get("support_email", "")),
         ),
         receipts=_receipts(keys, data, base),
-        metadata=_metadata(data, base),
+        metadata=metadata,
         oidc=_oidc(keys, data, base),
+        key_rotation=_key_rotation(keys, saml_key, metadata, base),
         metrics=_metrics(data, base),
         assurance=_assurance(data),
         rate_limits=_rate_limits(data),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import secrets
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import quote
@@ -26,6 +27,7 @@ from broker.certificates import write_pair
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_PORT_OFFSET, oidc_publisher
 from broker.cli.instance import CONFIG_NAME, init_instance
 from broker.config import Settings, load_settings
+from broker.core.key_schedule import KeySource
 from broker.core.model import Chain, Declaration, OidcUpstream, School, Service
 from broker.demo.publisher_rp import create_publisher_rp_app
 from broker.demo.publisher_sp import (
@@ -262,10 +264,14 @@ def prepare_saml_peers(settings: Settings, directory: Path, school_port: int) ->
 
 
 def prepare_demo(
-    directory: Path, port: int, users: tuple[DemoUser, ...] = DEMO_USERS
+    directory: Path,
+    port: int,
+    users: tuple[DemoUser, ...] = DEMO_USERS,
+    keys: Callable[[Settings], KeySource] | None = None,
 ) -> tuple[Settings, dict[str, Flask]]:
     """Create (or reuse) the demo instance and build the apps, keyed by base URL. `users` are
-    the people of both demo schools (tests use made-up marker people)."""
+    the people of both demo schools (tests use made-up marker people); `keys` makes the
+    broker's signing key set (tests put it on a clock of their own)."""
     config = directory / CONFIG_NAME
     if not config.exists():
         init_instance(
@@ -273,7 +279,7 @@ def prepare_demo(
         )
     settings = load_settings(config)
     migrate(settings.registry_url)
-    services = build_broker(settings)
+    services = build_broker(settings, keys=keys(settings) if keys else None)
     school, publishers = _saml_peers(directory, port + 1, services, users)
     school_op = replace(
         _school_op_settings(directory, port + OIDC_SCHOOL_PORT_OFFSET, settings), users=users

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 import click
 
+from broker.cli.key_commands import keys_group
 from broker.cli.metadata_commands import metadata_group
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.pseudonym_key_commands import pseudonym_key_group
@@ -147,6 +148,7 @@ main.add_command(registry_group)
 main.add_command(receipts_group)
 main.add_command(serve_command)
 main.add_command(metadata_group)
+main.add_command(keys_group)
 main.add_command(pseudonym_key_group)
 
 

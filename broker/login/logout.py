@@ -25,153 +25,37 @@ import secrets
 import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 from broker.core.errors import StateExpired
 from broker.core.ports import KeyValueStore
+from broker.login.logout_run import (
+    BACK,
+    BY_SCHOOL,
+    BY_SERVICE,
+    BY_STUDENT,
+    CONFIRMED,
+    FAILED,
+    FINAL,
+    FRONT,
+    INITIATOR,
+    MAX_RUN_ID,
+    NOT_TOLD,
+    PENDING,
+    TIMED_OUT,
+    UNSUPPORTED,
+    Initiator,
+    LogoutRun,
+    Outbound,
+    Target,
+)
 from broker.login.participants import Participant, SessionServiceBook
 from broker.login.sealed import SealedStore, store_key
 
 RUN = "logout"
 ANSWER = "logout-answer"
 OUTSTANDING = "logout-outstanding"
-
-# Channel modes
-FRONT = "front"
-BACK = "back"
-UNSUPPORTED = "unsupported"
-
-# Statuses of a service (and of the school)
-PENDING = "pending"
-CONFIRMED = "confirmed"
-FAILED = "failed"
-TIMED_OUT = "timed_out"
-# The school: not told (no logout endpoint, or the run answers the school itself).
-NOT_TOLD = "not_told"
-INITIATOR = "initiator"
-FINAL = frozenset({CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED})
-
-# Who started a run
-BY_STUDENT = "student"
-BY_SERVICE = "service"
-BY_SCHOOL = "school"
-
-MAX_RUN_ID = 64
-
-
-@dataclass(frozen=True)
-class Outbound:
-    """A message the browser carries: a redirect to `url` (fields None) or a form POST."""
-
-    url: str
-    fields: dict[str, str] | None = None
-
-
-@dataclass(frozen=True)
-class Initiator:
-    """Who started the run and what it takes to answer them at the end.
-
-    `answer` is the adapter's own data (SAML: request id, response location and binding,
-    RelayState; OIDC: post_logout_redirect_uri and state); the run only carries it."""
-
-    kind: str
-    protocol: str = ""
-    service_id: str = ""
-    answer: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Target:
-    participant: Participant
-    mode: str
-    status: str
-    # FRONT: the origin the iframe is sent to (the propagation page's CSP must allow it).
-    origin: str = ""
-
-
-@dataclass(frozen=True)
-class LogoutRun:
-    run_id: str
-    created: float
-    deadline: float
-    initiator: Initiator
-    targets: tuple[Target, ...]
-    school_id: str
-    school_protocol: str
-    # What the school gave to name its session (SAML NameID/SessionIndex, OIDC id_token/sid).
-    upstream: dict[str, str]
-    school_status: str
-    back_done: bool = False
-    # The outcome was counted (metrics): a reload of the final page does not count it again.
-    counted: bool = False
-
-    @property
-    def partial(self) -> bool:
-        """Some service (or the school) did not confirm: SAML's PartialLogout."""
-        return any(t.status != CONFIRMED for t in self.targets) or self.school_status in (
-            FAILED,
-            TIMED_OUT,
-        )
-
-    def to_payload(self) -> dict[str, Any]:
-        return {
-            "run_id": self.run_id,
-            "created": self.created,
-            "deadline": self.deadline,
-            "initiator": {
-                "kind": self.initiator.kind,
-                "protocol": self.initiator.protocol,
-                "service_id": self.initiator.service_id,
-                "answer": dict(self.initiator.answer),
-            },
-            "targets": [
-                {
-                    "id": t.participant.service_id,
-                    "p": t.participant.to_payload(),
-                    "mode": t.mode,
-                    "status": t.status,
-                    "origin": t.origin,
-                }
-                for t in self.targets
-            ],
-            "school_id": self.school_id,
-            "school_protocol": self.school_protocol,
-            "upstream": dict(self.upstream),
-            "school_status": self.school_status,
-            "back_done": self.back_done,
-            "counted": self.counted,
-        }
-
-    @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> LogoutRun:
-        initiator = data["initiator"]
-        return cls(
-            run_id=str(data["run_id"]),
-            created=float(data["created"]),
-            deadline=float(data["deadline"]),
-            initiator=Initiator(
-                str(initiator["kind"]),
-                str(initiator.get("protocol", "")),
-                str(initiator.get("service_id", "")),
-                {str(k): str(v) for k, v in (initiator.get("answer") or {}).items()},
-            ),
-            targets=tuple(
-                Target(
-                    Participant.from_payload(t["id"], t["p"]),
-                    str(t["mode"]),
-                    str(t["status"]),
-                    str(t.get("origin", "")),
-                )
-                for t in data["targets"]
-            ),
-            school_id=str(data["school_id"]),
-            school_protocol=str(data.get("school_protocol", "")),
-            upstream={str(k): str(v) for k, v in (data.get("upstream") or {}).items()},
-            school_status=str(data["school_status"]),
-            back_done=bool(data.get("back_done")),
-            counted=bool(data.get("counted")),
-        )
 
 
 class ServiceChannel(Protocol):
@@ -436,3 +320,34 @@ def status_summary(run: LogoutRun, names: Mapping[str, str]) -> dict[str, Any]:
         "school": run.school_status,
         "done": SingleLogout.services_done(run),
     }
+
+
+# The run's data types live in logout_run.py; adapters import them from here too.
+__all__ = [
+    "ANSWER",
+    "BACK",
+    "BY_SCHOOL",
+    "BY_SERVICE",
+    "BY_STUDENT",
+    "CONFIRMED",
+    "FAILED",
+    "FINAL",
+    "FRONT",
+    "INITIATOR",
+    "MAX_RUN_ID",
+    "NOT_TOLD",
+    "OUTSTANDING",
+    "PENDING",
+    "RUN",
+    "TIMED_OUT",
+    "UNSUPPORTED",
+    "EndedSession",
+    "Initiator",
+    "LogoutRun",
+    "Outbound",
+    "SchoolChannel",
+    "ServiceChannel",
+    "SingleLogout",
+    "Target",
+    "status_summary",
+]

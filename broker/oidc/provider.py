@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -27,6 +28,7 @@ from authlib.oidc.core.grants import OpenIDCode
 
 from broker.config import Settings
 from broker.core.errors import BadRequest, StoreUnavailable, UnknownService, UpstreamFailure
+from broker.core.key_schedule import KeySource
 from broker.core.model import Protocol
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.login.flow import Completion, LoginRequest
@@ -108,16 +110,32 @@ class _IdTokens(OpenIDCode):  # type: ignore[misc]
     def __init__(self, provider: OidcProvider) -> None:
         super().__init__(require_nonce=False)  # code flow: nonce optional (Core 3.1.2.1)
         self.provider = provider
+        self._chosen = threading.local()
 
     def exists_nonce(self, nonce: str, request: Any) -> bool:
         return False  # replay is stopped by single-use codes, not by remembering nonces
 
-    def resolve_client_private_key(self, client: RegisteredClient) -> Any:
+    def encode_id_token(self, token: dict[str, Any], request: Any) -> Any:
+        # authlib asks for the header and the key separately; choose the key once, so a token
+        # made at a key's switch moment never names one key and is signed by the other.
+        self._chosen.key = self.provider.keys.key_for(self.get_client_algorithm(request.client))
+        try:
+            return super().encode_id_token(token, request)
+        finally:
+            self._chosen.key = None
+
+    def _signing_key(self, client: RegisteredClient) -> Any:
+        key = getattr(self._chosen, "key", None)
+        if key is not None:
+            return key
         return self.provider.keys.key_for(self.get_client_algorithm(client))
+
+    def resolve_client_private_key(self, client: RegisteredClient) -> Any:
+        return self._signing_key(client)
 
     def get_encode_header(self, client: RegisteredClient) -> dict[str, str]:
         alg = self.get_client_algorithm(client)
-        return {"alg": alg, "kid": str(self.provider.keys.key_for(alg).kid), "typ": "JWT"}
+        return {"alg": alg, "kid": str(self._signing_key(client).kid), "typ": "JWT"}
 
     def get_client_claims(self, client: RegisteredClient) -> dict[str, Any]:
         now = int(time.time())
@@ -173,7 +191,13 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
 
 
 class OidcProvider:
-    def __init__(self, settings: Settings, registry: RegistryReader, store: KeyValueStore):
+    def __init__(
+        self,
+        settings: Settings,
+        registry: RegistryReader,
+        store: KeyValueStore,
+        keys: KeySource,
+    ):
         if settings.oidc is None:
             raise BadRequest("OIDC keys not configured")
         self.settings_oidc = settings.oidc
@@ -181,7 +205,7 @@ class OidcProvider:
         self.base_url = settings.base_url
         self.assurance = settings.assurance
         self.registry = registry
-        self.keys = SigningKeys(settings.oidc)
+        self.keys = SigningKeys(keys)
         self.end_session = EndSessionChecks(self.issuer, self.keys, registry)
         self.logout_tokens = LogoutTokens(self.issuer, self.keys)
         self.vault = TokenVault(

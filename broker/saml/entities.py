@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,9 +27,11 @@ from saml2.server import Server
 
 from broker.config import Settings
 from broker.core.catalogue import CATALOGUE
+from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration, KeySource
 from broker.core.ports import RegistryReader
 from broker.saml import schema
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto
+from broker.saml.xmlsig_enc import AES128_GCM, AES256_GCM, RSA_OAEP, RSA_OAEP_MGF1P
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
@@ -76,14 +79,34 @@ class _NoAssertionMemory:
         return None
 
 
-def _common(settings: Settings, metadata: list[str], crypto_backend: str) -> dict[str, Any]:
+def _configured_keys(settings: Settings) -> KeyChoice:
+    """The configured key alone: for configs built outside a running broker (tests, bench)."""
+    files = KeyFiles(settings.saml.signing_key, settings.saml.signing_cert)
+    only = KeyGeneration(number=1, files=files, published_from=0.0, signing_from=0.0)
+    return KeyChoice(only, (only,), math.inf)
+
+
+def _key_entries(keys: KeyChoice) -> dict[str, Any]:
+    """pysaml2's names for the keys: it signs with `key_file`, and publishes `cert_file` and
+    `additional_cert_files` as signing KeyDescriptors (the next key before it signs, the
+    previous one until everything it signed has expired)."""
+    others = [str(g.files.saml_cert) for g in keys.published if g is not keys.signing]
+    return {
+        "key_file": str(keys.signing.files.saml_key),
+        "cert_file": str(keys.signing.files.saml_cert),
+        "additional_cert_files": others or None,
+    }
+
+
+def _common(
+    settings: Settings, metadata: list[str], crypto_backend: str, keys: KeyChoice | None
+) -> dict[str, Any]:
     org = settings.organization
     common: dict[str, Any] = {
         # validUntil of the broker's own metadata, in hours (pysaml2's unit).
         "valid_for": settings.metadata.valid_days * 24,
         "crypto_backend": crypto_backend,
-        "key_file": str(settings.saml.signing_key),
-        "cert_file": str(settings.saml.signing_cert),
+        **_key_entries(keys or _configured_keys(settings)),
         "metadata": {"inline": metadata},
         "accepted_time_diff": settings.saml.clock_skew_seconds,
         "organization": {
@@ -103,10 +126,13 @@ def _common(settings: Settings, metadata: list[str], crypto_backend: str) -> dic
 
 
 def idp_config(
-    settings: Settings, service_metadata: list[str], crypto_backend: str = CRYPTO_BACKEND_NAME
+    settings: Settings,
+    service_metadata: list[str],
+    crypto_backend: str = CRYPTO_BACKEND_NAME,
+    keys: KeyChoice | None = None,
 ) -> IdPConfig:
     sso = settings.url(SSO_PATH)
-    conf: dict[str, Any] = _common(settings, service_metadata, crypto_backend) | {
+    conf: dict[str, Any] = _common(settings, service_metadata, crypto_backend, keys) | {
         "entityid": settings.idp_entity_id,
         "service": {
             "idp": {
@@ -141,9 +167,13 @@ def idp_config(
 
 
 def sp_config(
-    settings: Settings, school_metadata: list[str], crypto_backend: str = CRYPTO_BACKEND_NAME
+    settings: Settings,
+    school_metadata: list[str],
+    crypto_backend: str = CRYPTO_BACKEND_NAME,
+    keys: KeyChoice | None = None,
 ) -> SPConfig:
-    conf: dict[str, Any] = _common(settings, school_metadata, crypto_backend) | {
+    chosen = keys or _configured_keys(settings)
+    conf: dict[str, Any] = _common(settings, school_metadata, crypto_backend, chosen) | {
         "entityid": settings.sp_entity_id,
         "service": {
             "sp": {
@@ -167,6 +197,13 @@ def sp_config(
             }
         },
     }
+    if settings.saml.accept_encrypted_assertions:
+        # Published as encryption KeyDescriptors, and tried in turn to decrypt: a school that
+        # encrypts for the next key, or still for the previous one, is understood either way.
+        conf["encryption_keypairs"] = [
+            {"key_file": str(g.files.saml_key), "cert_file": str(g.files.saml_cert)}
+            for g in chosen.published
+        ]
     config = SPConfig()
     config.load(conf)
     return config
@@ -191,6 +228,19 @@ def _requested_attributes(name: str) -> md.AttributeConsumingService:
     )
 
 
+# What xmlsig_enc decrypts, announced with each encryption key so that an IdP that reads
+# EncryptionMethod (Shibboleth does) picks AES-GCM and RSA-OAEP rather than its CBC default.
+ENCRYPTION_METHODS = (AES256_GCM, AES128_GCM, RSA_OAEP_MGF1P, RSA_OAEP)
+
+
+def _announce_encryption_methods(role: Any) -> None:
+    for key_descriptor in role.key_descriptor or []:
+        if key_descriptor.use == "encryption":
+            key_descriptor.encryption_method = [
+                md.EncryptionMethod(algorithm=algorithm) for algorithm in ENCRYPTION_METHODS
+            ]
+
+
 def signed_metadata(config: Config, settings: Settings | None = None) -> str:
     """Our own metadata, signed with the broker's key; with `settings`, also its cache hint
     and (for the SP) the attributes the broker can ask of schools."""
@@ -202,6 +252,7 @@ def signed_metadata(config: Config, settings: Settings | None = None) -> str:
         sp = descriptor.spsso_descriptor  # one object or a list, depending on how it was built
         for role in sp if isinstance(sp, list) else [sp] if sp is not None else []:
             role.attribute_consuming_service = [_requested_attributes(settings.organization.name)]
+            _announce_encryption_methods(role)
     _, signed = sign_entity_descriptor(
         descriptor, None, sigver.security_context(config), sign_alg=RSA_SHA256, digest_alg=SHA256
     )
@@ -240,6 +291,7 @@ class ParsedMetadata:
 @dataclass(frozen=True)
 class _Built:
     generation: int
+    keys: tuple[int, tuple[int, ...]]
     # The earliest validUntil of the federation metadata built in: past it, rebuild without it.
     expires_at: datetime | None
     server: Server
@@ -263,6 +315,7 @@ class SamlEntities:
         registry: RegistryReader,
         *,
         crypto_backend: str = CRYPTO_BACKEND_NAME,
+        keys: KeySource | None = None,
     ) -> None:
         """`crypto_backend` stays in process in every deployment; the benchmark passes pysaml2's
         stock "xmlsec1" to measure what the in-process route saves."""
@@ -271,22 +324,35 @@ class SamlEntities:
         self.crypto_backend = crypto_backend
         self.settings = settings
         self.registry = registry
+        self.keys: KeySource = _StaticKeys(_configured_keys(settings)) if keys is None else keys
         self._lock = threading.Lock()
         self._built: _Built | None = None
-        self._metadata: dict[str, tuple[float, str]] = {}
+        self._metadata: dict[tuple[str, tuple[int, tuple[int, ...]]], tuple[float, str]] = {}
         self._services = ParsedMetadata()
         self._schools = ParsedMetadata()
 
     def _current(self) -> _Built:
         # The registry here is the worker's cached view (broker/registry/cached.py): asking for
         # the generation costs nothing, and a lookup that found a new entity already moved it on.
+        # The key choice too: at a key's switch moment every worker rebuilds with the new key.
         built = self._built
         generation = self.registry.generation()
-        if built is not None and built.generation == generation and not _passed(built.expires_at):
+        keys = self.keys.current()
+        if (
+            built is not None
+            and built.generation == generation
+            and built.keys == keys.state
+            and not _passed(built.expires_at)
+        ):
             return built
         with self._lock:
             built = self._built
-            if built is None or built.generation != generation or _passed(built.expires_at):
+            if (
+                built is None
+                or built.generation != generation
+                or built.keys != keys.state
+                or _passed(built.expires_at)
+            ):
                 if built is not None and _passed(built.expires_at):
                     log.warning(
                         "federation metadata expired: its entities are no longer trusted",
@@ -294,15 +360,15 @@ class SamlEntities:
                     )
                 # Read before the metadata: a copy that expires in between is caught next time.
                 expires_at = self.registry.metadata_expiry()
-                idp = idp_config(self.settings, [], self.crypto_backend)
+                idp = idp_config(self.settings, [], self.crypto_backend, keys)
                 self._services.load(idp, self.registry.service_metadata().values())
                 server = Server(config=idp)
                 server.session_db = _NoAssertionMemory()
-                sp = sp_config(self.settings, [], self.crypto_backend)
+                sp = sp_config(self.settings, [], self.crypto_backend, keys)
                 self._schools.load(sp, self.registry.school_metadata().values())
                 client = Saml2Client(config=sp)
                 client.users = _NoIdentityMemory()
-                built = _Built(generation, expires_at, server, client)
+                built = _Built(generation, keys.state, expires_at, server, client)
                 self._built = built
             return built
 
@@ -315,17 +381,31 @@ class SamlEntities:
         return self._current().client
 
     def idp_metadata(self) -> str:
-        return self._own("idp", lambda: idp_config(self.settings, []))
+        keys = self.keys.current()
+        return self._own("idp", keys, lambda: idp_config(self.settings, [], keys=keys))
 
     def sp_metadata(self) -> str:
-        return self._own("sp", lambda: sp_config(self.settings, []))
+        keys = self.keys.current()
+        return self._own("sp", keys, lambda: sp_config(self.settings, [], keys=keys))
 
-    def _own(self, which: str, config: Callable[[], Config]) -> str:
-        # Our own metadata depends only on settings, but carries a validUntil: sign it again
-        # every RESIGN_SECONDS so what is served is never close to its end.
-        made = self._metadata.get(which)
+    def _own(self, which: str, keys: KeyChoice, config: Callable[[], Config]) -> str:
+        # Our own metadata depends on settings and the published keys, and carries a
+        # validUntil: sign it again every RESIGN_SECONDS so what is served is never close to its
+        # end, and at once when a key is published, starts signing or retires.
+        cache_key = (which, keys.state)
+        made = self._metadata.get(cache_key)
         now = time.monotonic()
         if made is None or now - made[0] > RESIGN_SECONDS:
             made = (now, signed_metadata(config(), self.settings))
-            self._metadata[which] = made
+            self._metadata = {k: v for k, v in self._metadata.items() if k[1] == keys.state} | {
+                cache_key: made
+            }
         return made[1]
+
+
+class _StaticKeys:
+    def __init__(self, choice: KeyChoice) -> None:
+        self._choice = choice
+
+    def current(self) -> KeyChoice:
+        return self._choice

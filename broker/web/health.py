@@ -35,12 +35,12 @@ def check_registry(b: Broker) -> None:
 
 
 def check_keys(b: Broker) -> None:
-    """The signing keys are where the configuration says and readable, and the pseudonym key
+    """The signing keys (every published one of the key set) are readable, and the pseudonym key
     set and (when configured) the OpenID provider's keys are loaded."""
-    saml = b.settings.saml
-    for path in (saml.signing_key, saml.signing_cert):
-        if not os.access(path, os.R_OK):
-            raise BrokerError("a SAML signing key file is not readable")
+    for generation in b.keys.current().published:
+        for path in (generation.files.saml_key, generation.files.saml_cert):
+            if not os.access(path, os.R_OK):
+                raise BrokerError("a SAML signing key file is not readable")
     if not b.settings.pseudonym_keys.current:
         raise BrokerError("no current pseudonym key")
     if b.oidc_front is not None and not b.oidc_front.jwks().get("keys"):

@@ -189,6 +189,7 @@ def finish(
     except BaseException:
         if new_token:
             b.flow.end_session(new_token)  # a refused or failed login leaves no session
+            b.session_services.forget(new_token)
         raise
     log.info(
         "released school=%s service=%s policy_version=%s attributes=%s",

@@ -5,8 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from broker.config import Settings
+from broker.core.key_schedule import KeySource
 from broker.core.model import Protocol
 from broker.core.ports import KeyValueStore, RegistryReader
+from broker.keys.live import LiveKeySet
 from broker.login.flow import LoginFlow
 from broker.login.logout import SingleLogout
 from broker.login.participants import SessionServiceBook
@@ -57,6 +59,9 @@ class Broker:
     oidc_back: OidcBack
     # None on an instance made before OIDC (no keys in its configuration): OIDC routes say so.
     oidc_front: OidcProvider | None
+    # The signing key set as this worker sees it (broker/keys/live.py): SAML and OIDC sign with
+    # its current key and publish every key in it.
+    keys: KeySource
 
 
 def build_broker(
@@ -64,14 +69,17 @@ def build_broker(
     *,
     saml_crypto_backend: str = CRYPTO_BACKEND_NAME,
     store: KeyValueStore | None = None,
+    keys: KeySource | None = None,
 ) -> Broker:
     """`store`: an already open login store to share (tests that play several workers in one
-    process with `memory://`); by default the one `settings.store_url` names."""
+    process with `memory://`); by default the one `settings.store_url` names. `keys`: the
+    signing key set (tests pass one on a clock of their own); by default the one on disk."""
+    keys = LiveKeySet(settings) if keys is None else keys
     registry = SqlRegistry(settings.registry_url)
     view = CachedRegistryReader(registry)
     # Every part shares the one store; its failures are counted for /metrics on the way out.
     store = CountingStore(open_store(settings.store_url) if store is None else store)
-    entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend)
+    entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend, keys=keys)
     keys_file = settings.pseudonym_keys_file
     flow = LoginFlow(
         view,
@@ -96,7 +104,7 @@ def build_broker(
     saml_service_logout = SamlServiceLogout(settings, view, entities, logout)
     saml_school_logout = SamlSchoolLogout(settings, view, entities, logout)
     logout.register(Protocol.SAML.value, saml_service_logout, saml_school_logout)
-    oidc_front = OidcProvider(settings, view, store) if settings.oidc else None
+    oidc_front = OidcProvider(settings, view, store, keys) if settings.oidc else None
     oidc_back = OidcBack(settings)
     register_oidc_logout(logout, settings, view, oidc_front, oidc_back)
     return Broker(
@@ -122,6 +130,7 @@ def build_broker(
         saml_front=SamlFront(settings, view, entities),
         saml_back=SamlBack(entities, view),
         oidc_front=oidc_front,
+        keys=keys,
         oidc_back=oidc_back,
     )
 

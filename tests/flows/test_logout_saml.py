@@ -86,9 +86,13 @@ def test_logout_from_a_publisher_reaches_the_other_publisher_and_the_school(
     assert _login_goes_to_school(demo, browser, "rekenroute")
 
 
-def test_logout_started_by_the_school(demo: LiveDemo) -> None:
+@pytest.mark.parametrize("binding", ["redirect", "post"])
+def test_logout_started_by_the_school(demo: LiveDemo, binding: str) -> None:
     browser = _two_publishers(demo, "daan.devries")
-    started = carry_saml_posts(browser, browser.get(f"{demo.school_url}/logout?uid=daan.devries"))
+    query = "&binding=post" if binding == "post" else ""
+    started = carry_saml_posts(
+        browser, browser.get(f"{demo.school_url}/logout?uid=daan.devries{query}")
+    )
     assert started.url.startswith(f"{demo.broker_url}/logout/"), started.url
     outcome = finish_logout(browser, started)
     assert outcome.services == {LEESPLANK: "confirmed", REKENROUTE: "confirmed"}

@@ -16,7 +16,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
-from saml2 import BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_REDIRECT, saml, samlp
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 
 from broker.certificates import write_pair
@@ -255,3 +255,28 @@ def test_a_schools_unsigned_logout_request_and_an_unsolicited_response_are_refus
 
 def slo_now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_a_signed_logout_response_to_no_request_of_ours_is_refused(
+    demo: LiveDemo, leesplank: PublisherForger, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    response = samlp.LogoutResponse(
+        id="_unsolicited1",
+        version="2.0",
+        issue_instant=slo_now(),
+        destination=_slo(demo),
+        in_response_to="_never_sent",
+        issuer=saml.Issuer(text=leesplank.client.config.entityid),
+        status=samlp.Status(status_code=samlp.StatusCode(value=samlp.STATUS_SUCCESS)),
+    )
+    info = leesplank.client.apply_binding(
+        BINDING_HTTP_REDIRECT,
+        str(response),
+        _slo(demo),
+        "",
+        response=True,
+        sign=True,
+        sigalg=RSA_SHA256,
+    )
+    page = session.browser.get(str(dict(info["headers"])["Location"]))
+    assert_refused(demo, session, page, caplog, "unsolicited")

@@ -13,7 +13,7 @@ import random
 import socket
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +27,7 @@ from broker.cli.demo import DEMO_PUBLISHERS, DEMO_SCHOOL_ID, prepare_demo, serve
 from broker.cli.demo_oidc_publisher import demo_logout_registration
 from broker.cli.instance import init_instance
 from broker.config import Settings, parse_pseudonym_keys
+from broker.core.key_schedule import KeySource
 from broker.core.model import ClientAuthMethod, Declaration, NamingProfile, Protocol, Service
 from broker.core.pseudonym import derive_chain_pseudonym
 from broker.demo.publisher_rp import PublisherRpSettings, create_publisher_rp_app
@@ -138,15 +139,16 @@ class LiveDemo:
         users: tuple[DemoUser, ...] = DEMO_USERS,
         registry_url: str | None = None,
         store_url: str | None = None,
+        signing_keys: Callable[[Settings], KeySource] | None = None,
     ) -> None:
         """`registry_url` / `store_url`: run on PostgreSQL / Redis instead of the embedded
-        SQLite and memory store."""
+        SQLite and memory store; `signing_keys`: the broker's signing key set (on a test's clock)."""
         self.directory = directory
         self.port = free_ports(7)
         if registry_url or store_url:
             _instance_on(directory, self.port, registry_url, store_url)
         self.settings: Settings
-        self.settings, apps = prepare_demo(directory, self.port, users)
+        self.settings, apps = prepare_demo(directory, self.port, users, signing_keys)
         self.servers = serve(apps)
         self.broker_url = self.settings.base_url
         self.broker: Broker = apps[self.broker_url].extensions["ketenbroker"]

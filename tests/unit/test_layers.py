@@ -171,6 +171,11 @@ RULES = [
         only({"core"}, {"cryptography"}),
     ),
     Rule(
+        "broker.keys (the signing key set on disk) imports only core, config and certificates",
+        in_parts("keys"),
+        only({"core", "config", "certificates", "keys"}, {"cryptography"}),
+    ),
+    Rule(
         "broker.pseudonym_key_file (the key set file) imports only broker.core and broker.config",
         in_parts("pseudonym_key_file"),
         only({"core", "config"}, ()),
