@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from joserfc import jwt as jose_jwt
 
-from broker.config import OidcSettings
+from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration, choose
 from broker.core.model import (
     ClientAuthMethod,
     OidcClient,
@@ -54,9 +54,27 @@ def _pem(path: Path) -> Path:
     return path
 
 
+class _Keys:
+    """A key set of given OIDC keys (RS256), the first one signing, every one published."""
+
+    def __init__(self, *rsa: Path) -> None:
+        generations = [
+            KeyGeneration(n, KeyFiles(rsa[0], rsa[0], oidc_rsa=path), 0.0, float(-n))
+            for n, path in enumerate(rsa)
+        ]
+        self.choice = choose(generations, time.time())
+
+    def current(self) -> KeyChoice:
+        return self.choice
+
+
+def _signing_keys(*rsa: Path) -> SigningKeys:
+    return SigningKeys(_Keys(*rsa))
+
+
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> SigningKeys:
-    return SigningKeys(OidcSettings(rsa_key=_pem(tmp_path_factory.mktemp("k") / "rsa.pem")))
+    return _signing_keys(_pem(tmp_path_factory.mktemp("k") / "rsa.pem"))
 
 
 def _client(**logout: Any) -> OidcClient:
@@ -173,7 +191,7 @@ def test_a_bad_hint_is_refused(keys: SigningKeys, overrides: dict[str, Any]) -> 
 
 
 def test_a_hint_signed_elsewhere_or_garbled_is_refused(keys: SigningKeys, tmp_path: Path) -> None:
-    other = SigningKeys(OidcSettings(rsa_key=_pem(tmp_path / "other.pem")))
+    other = _signing_keys(_pem(tmp_path / "other.pem"))
     for token in (_id_token(other), "a.b.c", "x" * 20000, _id_token(keys)[:-4] + "AAAA"):
         with pytest.raises(LogoutRequestRefused):
             _check(keys, id_token_hint=token)
@@ -191,6 +209,16 @@ def test_post_logout_redirect_uri_must_be_registered_and_the_client_known(
         _check(keys, post_logout_redirect_uri=TARGET)
     assert refused.value.code == "logout_unknown_client"
     assert _check(keys, client_id="lms", post_logout_redirect_uri=TARGET).client == LMS
+
+
+def test_a_hint_signed_before_a_key_rotation_still_counts(tmp_path: Path) -> None:
+    """The provider signs with its newest key and still publishes the previous one: a
+    platform's ID token from before the rotation is a good hint while that key is published."""
+    old_key, new_key = _pem(tmp_path / "old.pem"), _pem(tmp_path / "new.pem")
+    before = _signing_keys(old_key)
+    after = _signing_keys(new_key, old_key)
+    assert after.key_for("RS256").kid != before.key_for("RS256").kid
+    assert _check(after, id_token_hint=_id_token(before)).hinted
 
 
 def test_client_id_must_agree_with_the_hint(keys: SigningKeys) -> None:
