@@ -215,6 +215,11 @@ class Settings:
         4.4.2, the mix-up defence that works whether or not a provider sends `iss`)."""
         return f"{self.base_url}/oidc/rp/callback/{quote(school_id, safe='')}"
 
+    def oidc_logout_callback_url(self, school_id: str) -> str:
+        """The post_logout_redirect_uri the broker registers at one school's OpenID provider:
+        where the student comes back after logging out there (RP-Initiated Logout 1.0)."""
+        return f"{self.base_url}/oidc/rp/logout/{quote(school_id, safe='')}"
+
     @property
     def idp_entity_id(self) -> str:
         return f"{self.base_url}/saml/idp/metadata"

@@ -4,7 +4,9 @@ folder (the registry keeps only the hash, so the demo cannot read it back from t
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from broker.config import Settings
 from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
@@ -23,6 +25,25 @@ DECLARATIONS = (
 RELEASED = frozenset({"given_name"})
 
 
+def demo_logout_registration(base_url: str) -> dict[str, Any]:
+    """The logout URIs of a demo OIDC publisher (broker/demo/publisher_rp_logout.py)."""
+    return {
+        "post_logout_redirect_uris": (f"{base_url}/logged-out",),
+        "backchannel_logout_uri": f"{base_url}/backchannel-logout",
+        "backchannel_logout_session_required": True,
+    }
+
+
+def _register_logout(registry: SqlRegistry, base_url: str) -> None:
+    """A demo folder made before logout existed: Woordwijs gets its logout URIs now."""
+    service = registry.service(OIDC_PUBLISHER_ID)
+    if service is None or service.oidc is None or service.oidc.backchannel_logout_uri:
+        return
+    registry.update_oidc_client(
+        OIDC_PUBLISHER_ID, replace(service.oidc, **demo_logout_registration(base_url))
+    )
+
+
 def oidc_publisher(
     directory: Path, port: int, settings: Settings, registry: SqlRegistry, school_ids: list[str]
 ) -> PublisherRpSettings:
@@ -30,7 +51,10 @@ def oidc_publisher(
     secret_file = directory / "peers" / f"{OIDC_PUBLISHER_ID}-client-secret"
     if registry.service(OIDC_PUBLISHER_ID) is None:
         client, secret = new_client(
-            (f"{base_url}/callback",), ClientAuthMethod.SECRET_BASIC, refresh_tokens=True
+            (f"{base_url}/callback",),
+            ClientAuthMethod.SECRET_BASIC,
+            refresh_tokens=True,
+            **demo_logout_registration(base_url),
         )
         service = Service(
             OIDC_PUBLISHER_ID,
@@ -49,6 +73,7 @@ def oidc_publisher(
         registry.add_service(service, None)
         for school_id in school_ids:
             registry.set_policy(school_id, OIDC_PUBLISHER_ID, RELEASED, "demo")
+    _register_logout(registry, base_url)
     return PublisherRpSettings(
         base_url=base_url,
         name=OIDC_PUBLISHER_NAME,

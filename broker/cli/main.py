@@ -14,6 +14,11 @@ from broker.cli.key_commands import keys_group
 from broker.cli.metadata_commands import metadata_group
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.pseudonym_key_commands import pseudonym_key_group
+from broker.cli.publisher_logout import (
+    logout_options,
+    publisher_update,
+    saml_refuses_logout_options,
+)
 from broker.cli.receipt_commands import receipts_group
 from broker.cli.registry_commands import registry_group
 from broker.cli.serve import serve_command
@@ -230,6 +235,8 @@ def school_add(
         click.echo(f"School {school_id} added (OpenID provider {issuer}).")
         # One redirect URI per school (the mix-up defence): the school's provider must know it.
         click.echo(f"  Redirect URI to register there: {settings.oidc_callback_url(school_id)}")
+        logout_uri = settings.oidc_logout_callback_url(school_id)
+        click.echo(f"  Post-logout redirect URI to register there: {logout_uri}")
         return
     if client_id is not None or secret_file is not None or algorithms:
         raise click.UsageError("--client-id, --client-secret-file and --alg go with --oidc-issuer")
@@ -350,6 +357,7 @@ def publisher() -> None:
     show_default=True,
 )
 @click.option("--oidc-refresh-tokens", "refresh_tokens", is_flag=True, help="issue refresh tokens")
+@logout_options
 @click.option("--chain", "chain_id", default=None)
 @click.option("--naming", type=click.Choice(["oid", "plain"]), default="oid", show_default=True)
 @click.option("--declare", multiple=True, help="ATTRIBUTE=PURPOSE, an optional attribute")
@@ -366,6 +374,9 @@ def publisher_add(
     jwks_uri: str | None,
     id_token_alg: str,
     refresh_tokens: bool,
+    post_logout_uris: tuple[str, ...],
+    backchannel_logout_uri: str | None,
+    backchannel_session_required: bool,
     chain_id: str | None,
     naming: str,
     declare: tuple[str, ...],
@@ -379,6 +390,10 @@ def publisher_add(
             "(metadata from a metadata source): exactly one"
         )
     declarations = _declarations(declare, require)
+    if not redirect_uris:
+        saml_refuses_logout_options(
+            post_logout_uris, backchannel_logout_uri, backchannel_session_required
+        )
     if federated_id is not None:
         _, registry = open_registry(config_path)
         registry.add_service(
@@ -403,6 +418,9 @@ def publisher_add(
         jwks_uri=jwks_uri,
         id_token_alg=id_token_alg,
         refresh_tokens=refresh_tokens,
+        post_logout_redirect_uris=post_logout_uris,
+        backchannel_logout_uri=backchannel_logout_uri,
+        backchannel_logout_session_required=backchannel_session_required,
     )
     settings, registry = open_registry(config_path)
     # The client id is the service id: readable in the publisher's configuration and logs.
@@ -423,6 +441,9 @@ def publisher_add(
     if secret is not None:
         click.echo(f"  client_secret: {secret}")
         click.echo("  The secret is shown this once; the broker keeps only its hash.")
+
+
+publisher.add_command(publisher_update)
 
 
 @main.group()

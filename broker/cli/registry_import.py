@@ -40,7 +40,7 @@ from broker.core.model import (
     Service,
 )
 from broker.core.subjects import subject_problem
-from broker.oidc.registration import registration_problems
+from broker.oidc.registration import logout_problems, registration_problems
 from broker.oidc.rp_discovery import ASYMMETRIC_ALGORITHMS
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 from broker.saml.metadata_check import MAX_METADATA_BYTES, MetadataInvalid, idp_entity_id
@@ -70,6 +70,9 @@ SERVICE_OIDC_KEYS = {
     "jwks_uri",
     "id_token_alg",
     "refresh_tokens",
+    "post_logout_redirect_uris",
+    "backchannel_logout_uri",
+    "backchannel_logout_session_required",
 }
 POLICY_KEYS = {"school", "service", "release", "active", "version", "declaration_version"}
 
@@ -244,7 +247,10 @@ def _client(oidc: Entries) -> OidcClient | None:
         return None
     jwks_uri = oidc.optional_text("jwks_uri", limit=1024)
     alg = oidc.text("id_token_alg", limit=16, default="RS256")
-    for key, problem in registration_problems(uris, method, jwks_uri, alg):
+    post_logout = tuple(oidc.strings("post_logout_redirect_uris", default=[]))
+    backchannel = oidc.optional_text("backchannel_logout_uri", limit=1024)
+    problems = registration_problems(uris, method, jwks_uri, alg)
+    for key, problem in problems + logout_problems(post_logout, backchannel):
         oidc.wrong(key, problem)
     secret_hash = oidc.optional_text("secret_sha256", limit=64)
     if method in _SECRET_METHODS and not (secret_hash and _SHA256.match(secret_hash)):
@@ -252,7 +258,17 @@ def _client(oidc: Entries) -> OidcClient | None:
     elif method not in _SECRET_METHODS and secret_hash is not None:
         oidc.wrong("secret_sha256", f"{method.value} has no secret")
     refresh = oidc.flag("refresh_tokens", False)
-    return OidcClient(uris, method, secret_hash, jwks_uri, alg, refresh)
+    return OidcClient(
+        uris,
+        method,
+        secret_hash,
+        jwks_uri,
+        alg,
+        refresh,
+        post_logout_redirect_uris=post_logout,
+        backchannel_logout_uri=backchannel,
+        backchannel_logout_session_required=oidc.flag("backchannel_logout_session_required", False),
+    )
 
 
 def _policy(entry: Entries) -> tuple[PolicyEntry, bool] | None:

@@ -133,6 +133,12 @@ class _Writer:
                     ("jwks_uri", client.jwks_uri),
                     ("id_token_alg", client.id_token_alg),
                     ("refresh_tokens", client.refresh_tokens),
+                    ("post_logout_redirect_uris", list(client.post_logout_redirect_uris)),
+                    ("backchannel_logout_uri", client.backchannel_logout_uri),
+                    (
+                        "backchannel_logout_session_required",
+                        client.backchannel_logout_session_required,
+                    ),
                 ]
             )
         for declaration in service.declarations:

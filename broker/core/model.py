@@ -43,6 +43,11 @@ class OidcClient:
     jwks_uri: str | None = None
     id_token_alg: str = "RS256"  # noqa: S105 - an algorithm name
     refresh_tokens: bool = False
+    # Logout (RP-Initiated Logout 1.0, Back-Channel Logout 1.0): where end_session may send the
+    # browser back to (exact match), and where the broker POSTs a logout token.
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    backchannel_logout_uri: str | None = None
+    backchannel_logout_session_required: bool = False
 
     @property
     def is_public(self) -> bool:

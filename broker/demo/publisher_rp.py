@@ -22,6 +22,7 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
+from broker.demo.publisher_rp_logout import add_logout_routes
 from broker.demo.publisher_sp import ReceivedLogins
 
 _TEMPLATES = Path(__file__).parent / "templates"
@@ -85,7 +86,8 @@ def _verified(id_token: str, jwks_uri: str, fetched: _JsonCache, refresh: bool) 
 
 
 def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
-    """The demo OIDC publisher as a Flask app: /, /login, /callback, /received.json."""
+    """The demo OIDC publisher as a Flask app: /, /login, /callback, /received.json, and the
+    logout routes of publisher_rp_logout.py."""
     received_logins = ReceivedLogins()
     app = Flask(__name__, template_folder=str(_TEMPLATES))
     app.secret_key = secrets.token_bytes(32)
@@ -122,6 +124,19 @@ def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
             status_message=fields.get("error_description"),
         )
         return page, status
+
+    back_channel = add_logout_routes(
+        app,
+        name=settings.name,
+        base_url=settings.base_url,
+        issuer=settings.issuer,
+        client_id=settings.client_id,
+        provider=provider,
+        fetch=fetched,
+        id_token=lambda: (received_logins.get(session.get("received", "")) or {}).get(
+            "raw_id_token"
+        ),
+    )
 
     @app.get("/")
     def home() -> str:
@@ -196,6 +211,8 @@ def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
             "id_token": claims,
             "userinfo": userinfo,
             "session_index": claims.get("sid"),
+            # As received, for the logout button (id_token_hint) and tests that need the token.
+            "raw_id_token": token["id_token"],
             "received_at": int(time.time()),
             "id_token_kid": id_token.header.get("kid"),
         }
@@ -207,6 +224,8 @@ def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
         received = received_logins.get(session.get("received", ""))
         if received is None:
             return jsonify({"error": "nothing received in this browser session"}), 404
-        return jsonify(received)
+        # Whether the broker has since told this platform, server to server, that it ended.
+        ended = back_channel.ended(received.get("session_index"))
+        return jsonify({**received, "ended_by_back_channel": ended})
 
     return app

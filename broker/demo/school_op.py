@@ -26,7 +26,9 @@ from authlib.oauth2.rfc6750 import BearerTokenValidator
 from authlib.oauth2.rfc7636 import CodeChallenge
 from authlib.oidc.core import UserInfo, UserInfoEndpoint
 from authlib.oidc.core.grants import OpenIDCode
-from flask import Flask, Response, abort, jsonify, render_template, request
+from flask import Flask, Response, abort, jsonify, redirect, render_template, request
+from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import RSAKey
 
 from broker.demo.school_idp import DEMO_USERS, DemoUser
@@ -59,6 +61,8 @@ class SchoolOpSettings:
     brin: str
     realm: str  # the school's scope for `x@realm` identifiers
     users: tuple[DemoUser, ...] = DEMO_USERS
+    # Where end_session may send the browser back to (the broker's logout callback), exact.
+    post_logout_redirect_uri: str = ""
 
     @property
     def issuer(self) -> str:
@@ -204,6 +208,7 @@ class _Memory:
         self.codes: dict[str, _Code] = {}
         self.tokens: dict[str, _Token] = {}
         self.nonces: set[str] = set()
+        self.logouts: list[str] = []
 
     def take_code(self, code: str, client_id: str) -> _Code | None:
         with self.lock:  # single use: a second redemption finds nothing
@@ -343,6 +348,16 @@ def create_school_op_app(settings: SchoolOpSettings) -> Flask:
             )
         return server.create_authorization_response(grant=grant, grant_user=user)
 
+    @app.get("/end_session")
+    def end_session() -> Any:
+        return _end_session(settings, key, memory)
+
+    @app.get("/logouts.json")
+    def logouts() -> Response:
+        """The logouts this provider saw (like the SAML demo peers' list, demo/slo.py)."""
+        with memory.lock:
+            return jsonify([{"kind": "end_session", "sub": sub} for sub in memory.logouts])
+
     @app.post("/token")
     def token() -> Any:
         return server.create_token_response()
@@ -352,6 +367,29 @@ def create_school_op_app(settings: SchoolOpSettings) -> Flask:
         return server.create_endpoint_response("userinfo")
 
     return app
+
+
+def _end_session(settings: SchoolOpSettings, key: RSAKey, memory: _Memory) -> Any:
+    """RP-Initiated Logout 1.0: the hint must be one of this provider's ID tokens for the broker
+    (expired is fine), the return address the registered one; `state` is echoed. This provider
+    keeps no sessions of its own, so the logout is only counted."""
+    hint = request.args.get("id_token_hint", "")
+    target = request.args.get("post_logout_redirect_uri", "")
+    try:
+        claims = jwt.decode(hint, key, algorithms=["RS256"]).claims
+    except (JoseError, ValueError):
+        return _error_page("The logout request carries no ID token of this school.")
+    aud = claims.get("aud")
+    audiences = [aud] if isinstance(aud, str) else aud or []
+    if claims.get("iss") != settings.issuer or settings.client_id not in audiences:
+        return _error_page("The ID token of this logout request is not for the broker.")
+    if not target or target != settings.post_logout_redirect_uri:
+        return _error_page("The logout request names an address that is not registered.")
+    with memory.lock:
+        memory.logouts.append(str(claims.get("sub", "")))
+    state = request.args.get("state")
+    location = f"{target}?{urlencode({'state': state})}" if state is not None else target
+    return redirect(location, code=303)
 
 
 def _discovery_document(issuer: str) -> dict[str, Any]:
@@ -371,6 +409,7 @@ def _discovery_document(issuer: str) -> dict[str, Any]:
         "grant_types_supported": ["authorization_code"],
         "acr_values_supported": [REFEDS_SFA],
         "authorization_response_iss_parameter_supported": True,
+        "end_session_endpoint": f"{issuer}/end_session",
     }
 
 

@@ -162,8 +162,9 @@ class OidcBack:
             raise InvalidMessage("login record without nonce or verifier", code="unsolicited")
         token = self._redeem(school, upstream, metadata, code, verifier)
         max_age = kept.get("max_age")
+        id_token = _string(token, "id_token")
         claims = verify_id_token(
-            _string(token, "id_token"),
+            id_token,
             lambda kid, refetch: self.directory.keys(upstream.issuer, kid, refetch_on_miss=refetch),
             Expected(
                 issuer=upstream.issuer,
@@ -186,7 +187,11 @@ class OidcBack:
         auth_time = claims.get("auth_time")
         instant = auth_time if isinstance(auth_time, int | float) else claims["iat"]
         identity = UpstreamIdentity(
-            school.id, subject, attributes, acr if isinstance(acr, str) else None
+            school.id,
+            subject,
+            attributes,
+            acr if isinstance(acr, str) else None,
+            upstream_session=upstream_session(id_token, claims),
         )
         return VerifiedLogin(identity, float(instant))
 
@@ -238,6 +243,17 @@ class OidcBack:
                 "userinfo sub differs from the ID token's", code="userinfo_sub_mismatch"
             )
         return info
+
+
+def upstream_session(id_token: str, claims: dict[str, Any]) -> dict[str, str]:
+    """What logging out at the school takes (RP-Initiated Logout 1.0): the ID token itself as
+    `id_token_hint`, and the provider's `sid` (for its back-channel logout). Sealed in the SSO
+    session with the rest of the school's answer, never logged."""
+    kept = {"protocol": "oidc", "id_token": id_token}
+    sid = claims.get("sid")
+    if isinstance(sid, str) and sid:
+        kept["sid"] = sid
+    return kept
 
 
 def _check_issuer_parameter(params: dict[str, str], metadata: ProviderMetadata) -> None:

@@ -33,12 +33,14 @@ from broker.core.model import Protocol
 from broker.core.ports import KeyValueStore, RegistryReader
 from broker.login.flow import Completion, LoginRequest
 from broker.oidc import requested_claims as oidc_claims
+from broker.oidc.backchannel import LogoutTokens
 from broker.oidc.client_auth import (
     ASSERTION_ALGORITHMS,
     PRIVATE_KEY_JWT,
     ClientKeys,
     PrivateKeyJwt,
 )
+from broker.oidc.end_session import EndSessionChecks
 from broker.oidc.grants import (
     CodeGrant,
     Grantee,
@@ -54,6 +56,7 @@ TOKEN_PATH = "/oidc/token"  # noqa: S105 - a path
 USERINFO_PATH = "/oidc/userinfo"
 JWKS_PATH = "/oidc/jwks"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+END_SESSION_PATH = "/oidc/end_session"
 MAX_PARAMETER = 2048
 # Parameters this provider understands on the authorization endpoint; others are ignored (OAuth).
 UNSUPPORTED = {
@@ -203,6 +206,8 @@ class OidcProvider:
         self.assurance = settings.assurance
         self.registry = registry
         self.keys = SigningKeys(keys)
+        self.end_session = EndSessionChecks(self.issuer, self.keys, registry)
+        self.logout_tokens = LogoutTokens(self.issuer, self.keys)
         self.vault = TokenVault(
             store,
             code_ttl=settings.oidc.code_lifetime_seconds,
@@ -256,6 +261,12 @@ class OidcProvider:
             "prompt_values_supported": ["none", "login"],
             "ui_locales_supported": ["nl", "en"],
             "authorization_response_iss_parameter_supported": True,
+            # Logout: RP-Initiated Logout 1.0 and Back-Channel Logout 1.0 (logout tokens carry
+            # `sid`); no front-channel logout (logout_channel.py).
+            "end_session_endpoint": url + END_SESSION_PATH,
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
+            "frontchannel_logout_supported": False,
         }
 
     def jwks(self) -> dict[str, Any]:
@@ -386,7 +397,7 @@ class OidcProvider:
         params = {"error": error, "error_description": description}
         if data.get("state"):
             params["state"] = data["state"]
-        return self._with_issuer(_add_query(data["redirect_uri"], params))
+        return self._with_issuer(add_query(data["redirect_uri"], params))
 
     # -- token and userinfo endpoints ----------------------------------------------------------
     def token(
@@ -443,10 +454,10 @@ class OidcProvider:
 
     def _with_issuer(self, location: str) -> str:
         """RFC 9207: every authorization response names its issuer (mix-up defence for RPs)."""
-        return _add_query(location, {"iss": self.issuer})
+        return add_query(location, {"iss": self.issuer})
 
 
-def _add_query(url: str, params: Mapping[str, str]) -> str:
+def add_query(url: str, params: Mapping[str, str]) -> str:
     joiner = "&" if urlsplit(url).query else "?"
     return f"{url}{joiner}{urlencode(params)}"
 

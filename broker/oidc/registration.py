@@ -15,6 +15,7 @@ from broker.core.errors import BadRequest
 from broker.core.model import ClientAuthMethod, OidcClient
 
 ID_TOKEN_ALGORITHMS = ("RS256", "ES256")
+MAX_POST_LOGOUT_URIS = 20
 
 
 class InvalidRegistration(BadRequest):
@@ -53,6 +54,32 @@ def registration_problems(
     return problems
 
 
+def logout_problems(
+    post_logout_redirect_uris: tuple[str, ...], backchannel_logout_uri: str | None
+) -> list[tuple[str, str]]:
+    """Everything wrong with a client's logout registration, as (field, problem):
+    `post_logout_redirect_uris` (compared exactly, like redirect URIs: RP-Initiated Logout 1.0
+    section 3) and `backchannel_logout_uri` (Back-Channel Logout 1.0 section 2.2: no fragment;
+    the broker POSTs to it). Both follow the redirect URI rule: https, plain http only to a
+    loopback address (which the broker calls only when it runs on loopback itself)."""
+    problems = [
+        ("post_logout_redirect_uris", f"post-logout redirect URI {uri!r} {problem}")
+        for uri in post_logout_redirect_uris
+        if (problem := redirect_uri_problem(uri)) is not None
+    ]
+    if len(set(post_logout_redirect_uris)) != len(post_logout_redirect_uris):
+        problems.append(("post_logout_redirect_uris", "a post-logout redirect URI is listed twice"))
+    if len(post_logout_redirect_uris) > MAX_POST_LOGOUT_URIS:
+        problems.append(
+            ("post_logout_redirect_uris", f"at most {MAX_POST_LOGOUT_URIS} post-logout URIs")
+        )
+    if backchannel_logout_uri is not None:
+        problem = redirect_uri_problem(backchannel_logout_uri)
+        if problem is not None:
+            problems.append(("backchannel_logout_uri", f"back-channel logout URI {problem}"))
+    return problems
+
+
 def new_secret(auth_method: ClientAuthMethod) -> tuple[str | None, str | None]:
     """(secret, its SHA-256) for the secret methods; (None, None) for the others."""
     if auth_method not in (ClientAuthMethod.SECRET_BASIC, ClientAuthMethod.SECRET_POST):
@@ -68,9 +95,13 @@ def new_client(
     jwks_uri: str | None = None,
     id_token_alg: str = "RS256",  # noqa: S107 - an algorithm name
     refresh_tokens: bool = False,
+    post_logout_redirect_uris: tuple[str, ...] = (),
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = False,
 ) -> tuple[OidcClient, str | None]:
     """A checked registration and, for the secret methods, the secret to hand over once."""
     problems = registration_problems(redirect_uris, auth_method, jwks_uri, id_token_alg)
+    problems += logout_problems(post_logout_redirect_uris, backchannel_logout_uri)
     if problems:
         raise InvalidRegistration("; ".join(problem for _, problem in problems))
     secret, secret_hash = new_secret(auth_method)
@@ -81,5 +112,8 @@ def new_client(
         jwks_uri=jwks_uri,
         id_token_alg=id_token_alg,
         refresh_tokens=refresh_tokens,
+        post_logout_redirect_uris=post_logout_redirect_uris,
+        backchannel_logout_uri=backchannel_logout_uri,
+        backchannel_logout_session_required=backchannel_logout_session_required,
     )
     return client, secret

@@ -55,6 +55,8 @@ class ProviderMetadata:
     scopes_supported: tuple[str, ...]
     signing_algorithms: tuple[str, ...]
     iss_parameter_supported: bool
+    # RP-Initiated Logout 1.0: where the broker sends the student to log out at the school.
+    end_session_endpoint: str | None = None
 
 
 def _strings(document: dict[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -100,6 +102,7 @@ def parse_discovery(document: dict[str, Any], issuer: str) -> ProviderMetadata:
         scopes_supported=_strings(document, "scopes_supported", ()),
         signing_algorithms=_strings(document, "id_token_signing_alg_values_supported", ()),
         iss_parameter_supported=iss_supported is True,
+        end_session_endpoint=_endpoint(document, "end_session_endpoint", required=False),
     )
 
 

@@ -84,6 +84,12 @@ class SigningKeys:
             raise ConfigurationError(f"no OIDC signing key for {alg}")
         return key
 
+    def key_set(self) -> KeySet:
+        """Every published key (the JWKS's, private halves included): what checks the
+        provider's own tokens, such as an id_token_hint signed before a rotation."""
+        choice = self._source.current()
+        return KeySet([key for g in choice.published for key in self._keys_of(g).values()])
+
     def jwks(self) -> dict[str, Any]:
         """The public keys only: what /oidc/jwks publishes, every published generation's."""
         choice = self._source.current()

@@ -200,6 +200,11 @@ class SqlRegistry(PortalReads):
             row.oidc.jwks_uri = client.jwks_uri
             row.oidc.id_token_alg = client.id_token_alg
             row.oidc.refresh_tokens = client.refresh_tokens
+            row.oidc.post_logout_redirect_uris = list(client.post_logout_redirect_uris)
+            row.oidc.backchannel_logout_uri = client.backchannel_logout_uri
+            row.oidc.backchannel_logout_session_required = (
+                client.backchannel_logout_session_required
+            )
             _bump_generation(session)
 
     def update_school_idp(self, school: School, idp_metadata: str) -> None:

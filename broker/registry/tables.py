@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -207,6 +208,12 @@ class OidcClientRow(Base):
     jwks_uri: Mapped[str | None] = mapped_column(ENTITY_ID)
     id_token_alg: Mapped[str] = mapped_column(String(16))
     refresh_tokens: Mapped[bool] = mapped_column(Boolean)
+    # Revision 0007 (logout): empty and off for clients registered before it.
+    post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, server_default=text("'[]'"))
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(ENTITY_ID)
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(
+        Boolean, server_default=false()
+    )
 
     @classmethod
     def from_client(cls, client: OidcClient) -> OidcClientRow:
@@ -217,6 +224,9 @@ class OidcClientRow(Base):
             jwks_uri=client.jwks_uri,
             id_token_alg=client.id_token_alg,
             refresh_tokens=client.refresh_tokens,
+            post_logout_redirect_uris=list(client.post_logout_redirect_uris),
+            backchannel_logout_uri=client.backchannel_logout_uri,
+            backchannel_logout_session_required=client.backchannel_logout_session_required,
         )
 
     def to_client(self) -> OidcClient:
@@ -227,6 +237,9 @@ class OidcClientRow(Base):
             jwks_uri=self.jwks_uri,
             id_token_alg=self.id_token_alg,
             refresh_tokens=self.refresh_tokens,
+            post_logout_redirect_uris=tuple(self.post_logout_redirect_uris or ()),
+            backchannel_logout_uri=self.backchannel_logout_uri,
+            backchannel_logout_session_required=self.backchannel_logout_session_required,
         )
 
 

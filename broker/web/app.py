@@ -13,6 +13,7 @@ from broker.web.logout_routes import logout, logout_form_token
 from broker.web.logs import install_logging
 from broker.web.my_data import my_data
 from broker.web.notice import notice
+from broker.web.oidc_logout_routes import oidc_logout
 from broker.web.oidc_op_routes import oidc_op
 from broker.web.oidc_rp_routes import oidc_rp
 from broker.web.operations import operations
@@ -44,6 +45,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(my_data)
     app.register_blueprint(logout)
     app.register_blueprint(saml_logout)
+    app.register_blueprint(oidc_logout)
     app.jinja_env.globals["logout_form_token"] = logout_form_token
     app.register_blueprint(operations)  # /readyz, /metrics
     install_portals(app)

@@ -66,6 +66,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("Choose a password of at least 12 characters."),
     # broker/oidc/registration.py
     N_("The OpenID Connect client registration is not usable."),
+    # broker/oidc/end_session.py
+    N_("This logout request could not be accepted."),
     # broker/saml/metadata_check.py
     N_("The SAML metadata is not usable."),
 )

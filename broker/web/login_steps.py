@@ -258,8 +258,12 @@ def saml_status(cause: BrokerError) -> str:
 
 
 def requested_ui_language(request: LoginRequest) -> str | None:
+    return ui_language(request.front.get("ui_locales", ""))
+
+
+def ui_language(ui_locales: str) -> str | None:
     """OIDC `ui_locales` (BCP 47 tags, preferred first): the first the broker speaks."""
-    for tag in request.front.get("ui_locales", "").split():
+    for tag in ui_locales[:64].split():
         language = tag.split("-")[0].lower()
         if language in SUPPORTED_LANGUAGES:
             return language

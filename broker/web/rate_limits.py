@@ -32,6 +32,9 @@ LIMITED_ENDPOINTS = {
     "saml.acs": "acs",
     "oidc_rp.callback": "acs",
     "oidc_op.token": "token",
+    # A logout calls platforms' back-channel endpoints: limited like the login that opened it.
+    "oidc_logout.end_session": "sso",
+    "oidc_logout.school_logged_out": "acs",
     "discovery.choose": "discovery",
     "discovery.chosen": "discovery",
 }

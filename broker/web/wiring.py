@@ -15,6 +15,8 @@ from broker.login.participants import SessionServiceBook
 from broker.login.receipting import Receipting
 from broker.login.replay import ReplayGuard
 from broker.oidc.back import OidcBack
+from broker.oidc.backchannel import BackChannelLogout
+from broker.oidc.logout_channel import OidcSchoolChannel, OidcServiceChannel
 from broker.oidc.provider import OidcProvider
 from broker.pseudonym_key_file import PseudonymKeyFile
 from broker.registry import SqlRegistry
@@ -102,6 +104,9 @@ def build_broker(
     saml_service_logout = SamlServiceLogout(settings, view, entities, logout)
     saml_school_logout = SamlSchoolLogout(settings, view, entities, logout)
     logout.register(Protocol.SAML.value, saml_service_logout, saml_school_logout)
+    oidc_front = OidcProvider(settings, view, store, keys) if settings.oidc else None
+    oidc_back = OidcBack(settings)
+    register_oidc_logout(logout, settings, view, oidc_front, oidc_back)
     return Broker(
         settings=settings,
         registry=registry,
@@ -124,7 +129,27 @@ def build_broker(
         saml_entities=entities,
         saml_front=SamlFront(settings, view, entities),
         saml_back=SamlBack(entities, view),
-        oidc_front=OidcProvider(settings, view, store, keys) if settings.oidc else None,
+        oidc_front=oidc_front,
         keys=keys,
-        oidc_back=OidcBack(settings),
+        oidc_back=oidc_back,
+    )
+
+
+def register_oidc_logout(
+    logout: SingleLogout,
+    settings: Settings,
+    view: RegistryReader,
+    oidc_front: OidcProvider | None,
+    oidc_back: OidcBack,
+) -> None:
+    """OIDC platforms hear of a logout by back channel; OIDC schools by end_session."""
+    sender = None
+    if oidc_front is not None:
+        sender = BackChannelLogout(
+            oidc_front.logout_tokens, allow_loopback=settings.peers_on_loopback
+        )
+    logout.register(
+        Protocol.OIDC.value,
+        OidcServiceChannel(view, sender),
+        OidcSchoolChannel(settings, view, oidc_back),
     )

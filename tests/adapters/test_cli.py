@@ -20,6 +20,7 @@ from click.testing import CliRunner, Result
 from broker.certificates import write_pair
 from broker.cli.main import main
 from broker.config import load_settings
+from broker.core.model import OidcClient
 from broker.demo.publisher_sp import PublisherSpSettings, publisher_sp_metadata
 from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
 from broker.registry import SqlRegistry
@@ -548,3 +549,82 @@ def test_bad_oidc_registrations_change_nothing(
         "publisher", "add", "--config", unchanged, "--id", "w", "--name", "W", *arguments
     )  # fmt: skip
     expect_refusal(result, message)
+
+
+# -- OIDC logout registration ---------------------------------------------------------------------
+def _client_of(config: Path, service_id: str) -> OidcClient:
+    service = SqlRegistry(load_settings(config).registry_url).service(service_id)
+    assert service is not None and service.oidc is not None
+    return service.oidc
+
+
+def test_oidc_publisher_with_logout_uris_then_updated(populated: Path) -> None:
+    result = run(
+        "publisher", "add", "--config", populated, "--id", "lexi", "--name", "Lexi",
+        "--oidc-redirect-uri", "https://lexi.example/cb",
+        "--oidc-post-logout-uri", "https://lexi.example/bye",
+        "--oidc-post-logout-uri", "http://127.0.0.1:8080/bye",
+        "--oidc-backchannel-logout-uri", "https://lexi.example/bcl",
+        "--oidc-backchannel-session-required",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    client = _client_of(populated, "lexi")
+    assert client.post_logout_redirect_uris == (
+        "https://lexi.example/bye",
+        "http://127.0.0.1:8080/bye",
+    )
+    assert client.backchannel_logout_uri == "https://lexi.example/bcl"
+    assert client.backchannel_logout_session_required
+
+    result = run(
+        "publisher", "update", "--config", populated, "--id", "lexi",
+        "--oidc-post-logout-uri", "https://lexi.example/tot-ziens",
+        "--oidc-backchannel-logout-uri", "", "--oidc-backchannel-session-optional",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    updated = _client_of(populated, "lexi")
+    assert updated.post_logout_redirect_uris == ("https://lexi.example/tot-ziens",)
+    assert updated.backchannel_logout_uri is None
+    assert not updated.backchannel_logout_session_required
+    assert updated.redirect_uris == client.redirect_uris  # not given: kept
+    assert updated.secret_hash == client.secret_hash
+
+    result = run(
+        "publisher", "update", "--config", populated, "--id", "lexi", "--oidc-no-post-logout-uris"
+    )
+    assert result.exit_code == 0, result.output
+    assert _client_of(populated, "lexi").post_logout_redirect_uris == ()
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (("--oidc-post-logout-uri", "http://lexi.example/bye"), "must be https"),
+        (("--oidc-post-logout-uri", "https://lexi.example/bye#x"), "fragment"),
+        (("--oidc-backchannel-logout-uri", "https://lexi.example/bcl#x"), "fragment"),
+        (("--oidc-backchannel-logout-uri", "ftp://lexi.example/bcl"), "must be https"),
+    ],
+)
+def test_bad_logout_uris_change_nothing(
+    unchanged: Path, arguments: tuple[str, ...], message: str
+) -> None:
+    result = run(
+        "publisher", "add", "--config", unchanged, "--id", "w", "--name", "W",
+        "--oidc-redirect-uri", "https://w.example/cb", *arguments,
+    )  # fmt: skip
+    expect_refusal(result, message)
+
+
+def test_logout_uris_of_a_saml_publisher_or_an_unknown_client_are_refused(
+    unchanged: Path, metadata: Metadata
+) -> None:
+    result = run(
+        "publisher", "add", "--config", unchanged, "--id", "saml2", "--name", "S",
+        "--saml-metadata", metadata.sp, "--oidc-backchannel-logout-uri", "https://s.example/b",
+    )  # fmt: skip
+    expect_refusal(result, "go with --oidc-redirect-uri")
+    result = run(
+        "publisher", "update", "--config", unchanged, "--id", "uitgever",
+        "--oidc-post-logout-uri", "https://x.example/bye",
+    )  # fmt: skip
+    expect_refusal(result, "no OpenID Connect client")

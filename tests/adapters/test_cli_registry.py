@@ -17,6 +17,7 @@ from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.cli.main import main
 from broker.config import load_settings
 from broker.oidc.provider import TOKEN_PATH
+from broker.registry import SqlRegistry
 from broker.web import create_app
 
 
@@ -75,6 +76,33 @@ def test_export_then_import_reports_what_it_added_then_nothing(
     assert registry_dump(fresh) == before
 
 
+def test_logout_registration_travels_with_the_registry_file(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    file = export(demo, tmp_path / "registry.toml")
+    text = file.read_text()
+    assert 'backchannel_logout_uri = "http://localhost:' in text
+    assert "backchannel_logout_session_required = true" in text
+    assert run("registry", "import", "--config", fresh, file).exit_code == 0
+    original = SqlRegistry(load_settings(demo / "ketenbroker.toml").registry_url)
+    imported = SqlRegistry(load_settings(fresh).registry_url)
+    try:
+        before, after = original.service("woordwijs"), imported.service("woordwijs")
+        assert before is not None and after is not None and after.oidc is not None
+        assert after.oidc == before.oidc
+        assert after.oidc.post_logout_redirect_uris[0].endswith("/logged-out")
+    finally:
+        original.close()
+        imported.close()
+    # A logout URI with a fragment is refused like a redirect URI, with its place.
+    file.write_text(text.replace("/backchannel-logout", "/backchannel-logout#x"))
+    result = run("registry", "import", "--config", fresh, file)
+    assert result.exit_code == 1
+    assert "woordwijs: oidc: backchannel_logout_uri: back-channel logout URI must not" in (
+        result.output
+    )
+
+
 def test_metadata_can_live_in_files_next_to_the_toml(
     demo: Path, fresh: Path, tmp_path: Path
 ) -> None:
@@ -92,7 +120,10 @@ def test_every_problem_is_listed_with_its_place_and_nothing_changes(
     file = export(demo, tmp_path / "registry.toml")
     text = file.read_text()
     text = text.replace('chain = "toetsen"', 'chain = "nergens"')
-    text = text.replace('redirect_uris = ["http://localhost', 'redirect_uris = ["http://example')
+    # (At the start of a line: post_logout_redirect_uris has the same ending.)
+    text = text.replace(
+        '\nredirect_uris = ["http://localhost', '\nredirect_uris = ["http://example'
+    )
     (tmp_path / f"{DEMO_OIDC_SCHOOL_ID}.client-secret").unlink()
     file.write_text(text)
     before = registry_dump(fresh)

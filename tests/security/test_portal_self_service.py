@@ -169,6 +169,52 @@ def test_publisher_edits_redirect_uris_with_errors_next_to_the_field(
     assert service.oidc.redirect_uris == ("https://nieuw.example/cb",)
 
 
+def test_publisher_registers_logout_uris_with_errors_next_to_the_fields(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    client = publisher
+    _register(site, client, "uitlog")
+    url = f"/portal/publisher/{PUBLISHER_ID}/services/uitlog/oidc"
+    good = "https://app.uitlog.example/cb"
+    status, page = post(
+        client,
+        url,
+        url,
+        {
+            "redirect_uris": good,
+            "post_logout_redirect_uris": "https://app.uitlog.example/bye#x\nhttp://app.example/bye",
+            "backchannel_logout_uri": "http://bcl.example/logout",
+        },
+    )
+    assert status == 400
+    assert "fragment" in field_error(page, "post_logout_redirect_uris")
+    assert "https" in field_error(page, "backchannel_logout_uri")
+    service = site.registry.any_service("uitlog")
+    assert service is not None and service.oidc is not None
+    assert service.oidc.post_logout_redirect_uris == ()  # nothing saved
+    status, _ = post(
+        client,
+        url,
+        url,
+        {
+            "redirect_uris": good,
+            "post_logout_redirect_uris": "https://app.uitlog.example/bye\n",
+            "backchannel_logout_uri": "https://app.uitlog.example/bcl",
+            "backchannel_logout_session_required": "y",
+        },
+    )
+    assert status == 303
+    service = site.registry.any_service("uitlog")
+    assert service is not None and service.oidc is not None
+    assert service.oidc.post_logout_redirect_uris == ("https://app.uitlog.example/bye",)
+    assert service.oidc.backchannel_logout_uri == "https://app.uitlog.example/bcl"
+    assert service.oidc.backchannel_logout_session_required
+    shown = client.get(
+        f"/portal/publisher/{PUBLISHER_ID}/services/uitlog", base_url=HTTPS
+    ).get_data(as_text=True)
+    assert "https://app.uitlog.example/bcl" in shown
+
+
 def test_csrf_is_required_on_the_new_forms(
     site: PortalSite, publisher: FlaskClient, school: FlaskClient
 ) -> None:

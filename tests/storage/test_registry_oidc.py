@@ -3,7 +3,11 @@ whose provider speaks OpenID Connect (the broker as client) and services that ar
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
+from alembic import command
+from sqlalchemy import text
 
 from broker.core.model import (
     ClientAuthMethod,
@@ -13,7 +17,9 @@ from broker.core.model import (
     School,
     Service,
 )
-from broker.registry import DuplicateEntry, SqlRegistry
+from broker.registry import DuplicateEntry, SqlRegistry, migrate
+from broker.registry.database import open_engine, writer
+from broker.registry.migration import alembic_config
 
 ENTRA = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0"
 OIDC_SCHOOL = School(
@@ -85,3 +91,64 @@ def test_oidc_service_round_trip(sql_registry: SqlRegistry) -> None:
     assert sql_registry.service_by_entity_id("toetsapp") == PUBLIC_WITH_KEYS
     assert sql_registry.services() == [CONFIDENTIAL, PUBLIC_WITH_KEYS]
     assert sql_registry.service_metadata() == {}
+
+
+def test_logout_registration_round_trip_and_update(sql_registry: SqlRegistry) -> None:
+    assert CONFIDENTIAL.oidc is not None
+    with_logout = replace(
+        CONFIDENTIAL,
+        oidc=replace(
+            CONFIDENTIAL.oidc,
+            post_logout_redirect_uris=("https://lesapp.nl/bye", "https://lesapp.nl/tot-ziens"),
+            backchannel_logout_uri="https://lesapp.nl/backchannel",
+            backchannel_logout_session_required=True,
+        ),
+    )
+    sql_registry.add_service(with_logout, None)
+    sql_registry.add_service(PUBLIC_WITH_KEYS, None)
+    assert sql_registry.service("lesapp") == with_logout
+    # A client registered without logout has none (the defaults of revision 0007).
+    stored = sql_registry.service("toetsapp")
+    assert stored is not None and stored.oidc is not None
+    assert stored.oidc.post_logout_redirect_uris == ()
+    assert stored.oidc.backchannel_logout_uri is None
+    assert not stored.oidc.backchannel_logout_session_required
+    generation = sql_registry.generation()
+    changed = replace(stored.oidc, backchannel_logout_uri="https://toetsapp.nl/bcl")
+    sql_registry.update_oidc_client("toetsapp", changed)
+    assert sql_registry.service("toetsapp") == replace(PUBLIC_WITH_KEYS, oidc=changed)
+    assert sql_registry.generation() > generation
+
+
+def test_clients_registered_before_revision_0007_keep_working(registry_url: str) -> None:
+    """Upgrading a registry that holds a client: no logout URIs, back-channel off."""
+    engine = open_engine(registry_url)
+    try:
+        with writer(engine).begin() as connection:
+            command.upgrade(alembic_config(connection), "0005")
+            connection.execute(
+                text(
+                    "INSERT INTO services (id, name, entity_id, naming, protocol, approved,"
+                    " declaration_version) VALUES ('oud', 'Oud', 'oud', 'oid', 'oidc', true, 1)"
+                )
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO oidc_clients (service_id, redirect_uris, auth_method,"
+                    " id_token_alg, refresh_tokens) VALUES"
+                    " ('oud', '[\"https://oud.nl/cb\"]', 'none', 'RS256', false)"
+                )
+            )
+    finally:
+        engine.dispose()
+    migrate(registry_url)
+    registry = SqlRegistry(registry_url)
+    try:
+        service = registry.service("oud")
+        assert service is not None and service.oidc is not None
+        assert service.oidc.redirect_uris == ("https://oud.nl/cb",)
+        assert service.oidc.post_logout_redirect_uris == ()
+        assert service.oidc.backchannel_logout_uri is None
+        assert not service.oidc.backchannel_logout_session_required
+    finally:
+        registry.close()

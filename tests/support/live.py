@@ -24,6 +24,7 @@ from werkzeug.serving import BaseWSGIServer
 
 from broker.certificates import write_pair
 from broker.cli.demo import DEMO_PUBLISHERS, DEMO_SCHOOL_ID, prepare_demo, serve
+from broker.cli.demo_oidc_publisher import demo_logout_registration
 from broker.cli.instance import init_instance
 from broker.config import Settings, parse_pseudonym_keys
 from broker.core.key_schedule import KeySource
@@ -243,12 +244,16 @@ class LiveDemo:
         scope: str = "openid profile email school",
         provider_cache_seconds: int = 0,
         refresh_keys_on_unknown_kid: bool = True,
+        logout: bool = False,
         **registration: Any,
     ) -> OidcPublisher:
         """A further OIDC publisher (the demo's authlib relying party) on its own port; by
         default it fetches the broker's discovery document and JWKS for every login, with
-        `provider_cache_seconds` it keeps them (broker/demo/publisher_rp.py)."""
+        `provider_cache_seconds` it keeps them (broker/demo/publisher_rp.py); with `logout`
+        registered for end_session and back-channel logout like the demo's Woordwijs."""
         base_url = f"http://localhost:{free_ports(1)}"
+        if logout:
+            registration.update(demo_logout_registration(base_url))
         client, secret = new_client((f"{base_url}/callback",), auth_method, **registration)
         service = Service(
             service_id,

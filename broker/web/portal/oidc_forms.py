@@ -8,6 +8,8 @@ translation, and land next to their field.
 
 from __future__ import annotations
 
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
@@ -61,6 +63,31 @@ def redirect_uri_lines(text: str | None) -> tuple[str, ...]:
     return tuple(line.strip() for line in (text or "").splitlines() if line.strip())
 
 
+def _uri_line_problems(uris: tuple[str, ...], *, required: bool) -> list[str]:
+    """Every problem of a list of URIs, one per line, translated (redirect URIs and
+    post-logout redirect URIs follow the same rule)."""
+    problems = []
+    if required and not uris:
+        problems.append(str(_l("Give at least one redirect URI.")))
+    if len(uris) > MAX_REDIRECT_URIS:
+        problems.append(str(_l("At most %(count)d redirect URIs.", count=MAX_REDIRECT_URIS)))
+    if len(set(uris)) != len(uris):
+        problems.append(str(_l("A redirect URI is listed twice.")))
+    for line, uri in enumerate(uris, start=1):
+        problem = redirect_uri_problem(uri)
+        if problem is not None:
+            said = URI_PROBLEMS.get(problem, problem)
+            problems.append(str(_l("Line %(line)d %(problem)s.", line=line, problem=said)))
+    return problems
+
+
+def _all_next_to(field: Field, problems: list[str]) -> None:
+    if problems:
+        # Every problem next to the field, not only the first: WTForms appends the raised one.
+        field.errors.extend(problems[:-1])
+        raise ValidationError(problems[-1])
+
+
 class OidcClientFields(FlaskForm):
     redirect_uris = TextAreaField(
         _l("Redirect URIs"),
@@ -70,29 +97,50 @@ class OidcClientFields(FlaskForm):
             "localhost), no fragment, no wildcard."
         ),
     )
+    post_logout_redirect_uris = TextAreaField(
+        _l("Post-logout redirect URIs"),
+        [Length(max=MAX_REDIRECT_URIS * (MAX_REDIRECT_URI + 2))],
+        description=_l(
+            "Where the broker may send the student back after a logout your application asked "
+            "for (end_session). One per line, exact; may be empty."
+        ),
+    )
+    backchannel_logout_uri = URLField(
+        _l("Back-channel logout URI"),
+        [Length(max=MAX_REDIRECT_URI)],
+        description=_l(
+            "Where the broker sends a logout token when the student logs out elsewhere. "
+            "Empty: your application is not told."
+        ),
+    )
+    backchannel_logout_session_required = BooleanField(
+        _l("Logout tokens must name the session (sid)")
+    )
 
     def validate_redirect_uris(self, field: Field) -> None:
-        uris = redirect_uri_lines(field.data)
-        problems = []
-        if not uris:
-            problems.append(str(_l("Give at least one redirect URI.")))
-        if len(uris) > MAX_REDIRECT_URIS:
-            problems.append(str(_l("At most %(count)d redirect URIs.", count=MAX_REDIRECT_URIS)))
-        if len(set(uris)) != len(uris):
-            problems.append(str(_l("A redirect URI is listed twice.")))
-        for line, uri in enumerate(uris, start=1):
-            problem = redirect_uri_problem(uri)
-            if problem is not None:
-                said = URI_PROBLEMS.get(problem, problem)
-                problems.append(str(_l("Line %(line)d %(problem)s.", line=line, problem=said)))
-        if problems:
-            # Every problem next to the field, not only the first: WTForms appends the raised one.
-            field.errors.extend(problems[:-1])
-            raise ValidationError(problems[-1])
+        _all_next_to(field, _uri_line_problems(redirect_uri_lines(field.data), required=True))
+
+    def validate_post_logout_redirect_uris(self, field: Field) -> None:
+        _all_next_to(field, _uri_line_problems(redirect_uri_lines(field.data), required=False))
+
+    def validate_backchannel_logout_uri(self, field: Field) -> None:
+        problem = redirect_uri_problem(field.data) if field.data else None
+        if problem is not None:
+            raise ValidationError(str(URI_PROBLEMS.get(problem, problem)))
+
+    def logout_registration(self) -> dict[str, Any]:
+        """The logout fields as `new_client` and `OidcClient` name them."""
+        return {
+            "post_logout_redirect_uris": redirect_uri_lines(self.post_logout_redirect_uris.data),
+            "backchannel_logout_uri": self.backchannel_logout_uri.data or None,
+            "backchannel_logout_session_required": bool(
+                self.backchannel_logout_session_required.data
+            ),
+        }
 
 
 class OidcRedirectUrisForm(OidcClientFields):
-    """A registered client's redirect URIs, edited by its publisher."""
+    """A registered client's redirect and logout URIs, edited by its publisher."""
 
 
 class OidcClientForm(ServiceForm, OidcClientFields):

@@ -84,9 +84,14 @@ def _forms(school: School) -> tuple[SamlIdpForm, OidcProviderForm]:
 def _page(
     school: School, saml: SamlIdpForm, oidc: OidcProviderForm, status: int
 ) -> tuple[str, int]:
-    callback = broker().settings.oidc_callback_url(school.id)
+    settings = broker().settings
     page = render_template(
-        "portal/school_idp.html", school=school, saml=saml, oidc=oidc, callback=callback
+        "portal/school_idp.html",
+        school=school,
+        saml=saml,
+        oidc=oidc,
+        callback=settings.oidc_callback_url(school.id),
+        logout_callback=settings.oidc_logout_callback_url(school.id),
     )
     return page, status
 

@@ -1,0 +1,127 @@
+"""OpenID Connect logout registration on the command line: the options `publisher add` takes for
+it and `publisher update`, which changes them (and the redirect URIs) of a registered client.
+
+The checks are `logout_problems` and `redirect_uri_problem`, the same the portal and the registry
+import use; a refused update changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from broker.cli.options import config_option, open_registry, reports_errors
+from broker.oidc.registration import InvalidRegistration, logout_problems, registration_problems
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def logout_options(command: F) -> F:
+    """--oidc-post-logout-uri (repeat), --oidc-backchannel-logout-uri and
+    --oidc-backchannel-session-required, for `publisher add`."""
+    command = click.option(
+        "--oidc-backchannel-session-required",
+        "backchannel_session_required",
+        is_flag=True,
+        help="the client needs `sid` in every logout token",
+    )(command)
+    command = click.option(
+        "--oidc-backchannel-logout-uri",
+        "backchannel_logout_uri",
+        default=None,
+        help="where the broker POSTs a logout token when the student logs out (Back-Channel"
+        " Logout 1.0)",
+    )(command)
+    return click.option(
+        "--oidc-post-logout-uri",
+        "post_logout_uris",
+        multiple=True,
+        help="where end_session may send the browser back to, exact (repeat for more)",
+    )(command)
+
+
+def saml_refuses_logout_options(
+    post_logout_uris: tuple[str, ...], backchannel_logout_uri: str | None, session_required: bool
+) -> None:
+    if post_logout_uris or backchannel_logout_uri is not None or session_required:
+        raise click.UsageError(
+            "--oidc-post-logout-uri, --oidc-backchannel-logout-uri and "
+            "--oidc-backchannel-session-required go with --oidc-redirect-uri"
+        )
+
+
+@click.command("update")
+@config_option
+@click.option("--id", "service_id", required=True)
+@click.option(
+    "--oidc-redirect-uri",
+    "redirect_uris",
+    multiple=True,
+    help="replace the redirect URIs with these (repeat)",
+)
+@click.option(
+    "--oidc-post-logout-uri",
+    "post_logout_uris",
+    multiple=True,
+    help="replace the post-logout redirect URIs with these (repeat)",
+)
+@click.option(
+    "--oidc-no-post-logout-uris", "clear_post_logout", is_flag=True, help="remove them all"
+)
+@click.option(
+    "--oidc-backchannel-logout-uri",
+    "backchannel_logout_uri",
+    default=None,
+    help="the back-channel logout URI (an empty value removes it)",
+)
+@click.option(
+    "--oidc-backchannel-session-required/--oidc-backchannel-session-optional",
+    "session_required",
+    default=None,
+    help="whether the client needs `sid` in every logout token",
+)
+@reports_errors
+def publisher_update(
+    config_path: Path,
+    service_id: str,
+    redirect_uris: tuple[str, ...],
+    post_logout_uris: tuple[str, ...],
+    clear_post_logout: bool,
+    backchannel_logout_uri: str | None,
+    session_required: bool | None,
+) -> None:
+    """Change an OpenID Connect client's redirect and logout URIs; what is not given stays."""
+    if post_logout_uris and clear_post_logout:
+        raise click.UsageError("--oidc-post-logout-uri and --oidc-no-post-logout-uris exclude")
+    _, registry = open_registry(config_path)
+    service = registry.service(service_id)
+    if service is None or service.oidc is None:
+        raise click.ClickException(f"no OpenID Connect client with id {service_id!r}")
+    client = service.oidc
+    if redirect_uris:
+        client = replace(client, redirect_uris=redirect_uris)
+    if post_logout_uris or clear_post_logout:
+        client = replace(client, post_logout_redirect_uris=post_logout_uris)
+    if backchannel_logout_uri is not None:
+        client = replace(client, backchannel_logout_uri=backchannel_logout_uri or None)
+    if session_required is not None:
+        client = replace(client, backchannel_logout_session_required=session_required)
+    problems = registration_problems(
+        client.redirect_uris, client.auth_method, client.jwks_uri, client.id_token_alg
+    ) + logout_problems(client.post_logout_redirect_uris, client.backchannel_logout_uri)
+    if problems:
+        raise InvalidRegistration("; ".join(problem for _, problem in problems))
+    if client == service.oidc:
+        click.echo(f"Service {service_id}: nothing changed.")
+        return
+    registry.update_oidc_client(service_id, client)
+    click.echo(f"Service {service_id} updated (OpenID Connect client).")
+    for uri in client.post_logout_redirect_uris:
+        click.echo(f"  post-logout redirect URI: {uri}")
+    if client.backchannel_logout_uri:
+        required = " (sid required)" if client.backchannel_logout_session_required else ""
+        click.echo(f"  back-channel logout URI:  {client.backchannel_logout_uri}{required}")

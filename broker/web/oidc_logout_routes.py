@@ -1,0 +1,101 @@
+"""OpenID Connect logout routes: the provider's end_session endpoint (RP-Initiated Logout 1.0)
+towards publishers' platforms, and the callback a school's OpenID provider sends the student
+back to after logging out there.
+
+end_session ends the SSO session at once only when the request proves it comes from this
+session: an `id_token_hint` the broker issued whose `sid` is this browser's session. Anything
+else that would end a standing session (no hint, a hint of another, older session) is first
+confirmed by the student with a form that carries a CSRF token, so a link on any site cannot log
+a student out (section 2 asks the provider to confirm in that case). Without a session there is
+nothing to end: the run starts at once and only answers the platform.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, validate_csrf
+from werkzeug.wrappers import Response
+
+from broker.core.errors import InvalidMessage
+from broker.core.model import Protocol
+from broker.login.logout import BY_SERVICE, BY_STUDENT, CONFIRMED, PENDING, Initiator
+from broker.oidc.end_session import PARAMETERS, EndSessionRequest
+from broker.oidc.provider import END_SESSION_PATH, add_query
+from broker.web.browser import SSO_COOKIE, browser_secret
+from broker.web.i18n import LANGUAGE_PARAM
+from broker.web.login_steps import broker, oidc_front, ui_language
+from broker.web.logout_routes import begin_logout
+
+oidc_logout = Blueprint("oidc_logout", __name__)
+log = logging.getLogger("broker.logout")
+
+SCHOOL_LOGOUT_CALLBACK = "/oidc/rp/logout/<school_id>"
+MAX_RUN_ID = 64
+OIDC = Protocol.OIDC.value
+
+
+@oidc_logout.route(END_SESSION_PATH, methods=["GET", "POST"])
+def end_session() -> Response:
+    source = request.args if request.method == "GET" else request.form
+    params = {key: source.getlist(key) for key in source if key in PARAMETERS}
+    checked = oidc_front().end_session.check(params)
+    b = broker()
+    sso_token = request.cookies.get(SSO_COOKIE)
+    standing = b.flow.session(sso_token) is not None
+    this_session = checked.hinted and checked.sid == b.flow.session_index(sso_token)
+    if standing and not this_session and not _confirmed():
+        return _confirmation_page(checked, params)
+    if checked.client is not None:
+        initiator = Initiator(BY_SERVICE, OIDC, checked.client.id, checked.answer())
+    else:
+        initiator = Initiator(BY_STUDENT, OIDC)
+    response = begin_logout(initiator, sso_token if standing else None)
+    language = ui_language(checked.ui_locales or "")
+    if language and response.location:
+        response.location = add_query(response.location, {LANGUAGE_PARAM: language})
+    return response
+
+
+def _confirmed() -> bool:
+    if request.method != "POST" or request.form.get("confirm") != "yes":
+        return False
+    try:
+        validate_csrf(request.form.get("csrf_token", ""))
+    except (CSRFError, ValueError, TypeError) as err:
+        raise InvalidMessage("logout confirmation without a valid token", code="csrf") from err
+    return True
+
+
+def _confirmation_page(checked: EndSessionRequest, params: dict[str, list[str]]) -> Response:
+    fields = [(name, values[0]) for name, values in params.items() if values]
+    page = render_template(
+        "oidc_logout_confirm.html",
+        service_name=checked.client.name if checked.client is not None else None,
+        action=url_for("oidc_logout.end_session"),
+        fields=fields,
+    )
+    response = make_response(page)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@oidc_logout.route(SCHOOL_LOGOUT_CALLBACK, methods=["GET"])
+def school_logged_out(school_id: str) -> Response:
+    """The school's provider sends the student back here (the run id is the `state`)."""
+    b = broker()
+    run_id = request.args.get("state", "")
+    if not run_id or len(run_id) > MAX_RUN_ID:
+        raise InvalidMessage("school logout callback without our state", code="unsolicited")
+    secret, _ = browser_secret(request)
+    run = b.logout.load(secret, run_id)
+    if run.school_id != school_id or run.school_protocol != OIDC or run.school_status != PENDING:
+        raise InvalidMessage(
+            "school logout callback does not match the run", code="logout_callback_mismatch"
+        )
+    run = b.logout.school_answered(secret, run, CONFIRMED)
+    log.info("school logged out school=%s", school_id)
+    response = redirect(url_for("logout.done", run_id=run.run_id), 303)
+    response.headers["Cache-Control"] = "no-store"
+    return response
