@@ -138,7 +138,7 @@ def build_broker(
 def register_oidc_logout(
     logout: SingleLogout,
     settings: Settings,
-    view: RegistryReader,
+    view: CachedRegistryReader,
     oidc_front: OidcProvider | None,
     oidc_back: OidcBack,
 ) -> None:
