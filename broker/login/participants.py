@@ -75,6 +75,10 @@ class SessionServices:
         kept.append(participant)
         return SessionServices(tuple(kept[-MAX_PARTICIPANTS:]))
 
+    def without_seen(self) -> SessionServices:
+        """The same services with no notice marks: what another student's session hands on."""
+        return SessionServices(tuple(replace(p, seen="") for p in self.participants))
+
     def to_payload(self) -> dict[str, Any]:
         return {p.service_id: p.to_payload() for p in self.participants}
 
@@ -99,9 +103,17 @@ class SessionServiceBook:
             return SessionServices()
         return SessionServices() if data is None else SessionServices.from_payload(data)
 
-    def record(self, sso_token: str, before: SessionServices, participant: Participant) -> None:
-        """Note an answered login; no write when the record already says exactly this."""
-        if before.get(participant.service_id) == participant:
+    def record(
+        self,
+        sso_token: str,
+        before: SessionServices,
+        participant: Participant,
+        *,
+        new_session: bool = False,
+    ) -> None:
+        """Note an answered login; no write when the record already says exactly this (a new
+        session's record, which may hand on a replaced session's services, is always written)."""
+        if not new_session and before.get(participant.service_id) == participant:
             return
         after = before.with_login(participant)
         self.sealed.put(

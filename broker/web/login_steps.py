@@ -23,7 +23,7 @@ from broker.core.errors import (
 from broker.core.model import Protocol, School, UpstreamIdentity
 from broker.core.receipts import ReceiptContent
 from broker.login.flow import LoginRecord, LoginRequest, is_my_data
-from broker.login.participants import Participant
+from broker.login.participants import Participant, SessionServices
 from broker.login.receipting import PendingRelease
 from broker.oidc.provider import OidcProvider
 from broker.saml.front import (
@@ -35,7 +35,7 @@ from broker.saml.front import (
     PostMessage,
 )
 from broker.web import metrics
-from broker.web.browser import browser_secret, set_browser_secret, set_sso_token
+from broker.web.browser import SSO_COOKIE, browser_secret, set_browser_secret, set_sso_token
 from broker.web.errors import render_error
 from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES
 from broker.web.my_data import my_data_signed_in
@@ -154,7 +154,10 @@ def finish(
     content = b.receipting.content(completion, identity)
     # The session's one record of its services: the notice's "seen" marks and what each
     # service was told, for logout (login/participants.py). One read; a write only on change.
-    session_services = b.session_services.read(sso_token)
+    if sso_token:
+        replaced, session_services = None, b.session_services.read(sso_token)
+    else:
+        replaced, session_services = replaced_session(identity)
     seen = session_services.seen(completion.service.id) == content.release_fingerprint
     if not seen and shown != content.release_fingerprint and b.receipting.notice_due(content):
         if record.request.front.get("is_passive"):
@@ -182,7 +185,16 @@ def finish(
                 handles,
                 content.release_fingerprint,
             )
-            b.session_services.record(sso_token or new_token or "", session_services, participant)
+            b.session_services.record(
+                sso_token or new_token or "",
+                session_services,
+                participant,
+                new_session=new_token is not None,
+            )
+        if replaced:
+            # Its services now belong to the new session (a logout reaches them from there).
+            b.flow.end_session(replaced)
+            b.session_services.forget(replaced)
         # The receipt is the commit point: written last, once everything else stands, so a
         # receipt never names a login that was not answered; without it there is no answer.
         b.receipting.file(content)
@@ -205,6 +217,20 @@ def finish(
         front_protocol(record.request), school_protocol(completion.school), metrics.OK
     )
     return response
+
+
+def replaced_session(identity: UpstreamIdentity) -> tuple[str | None, SessionServices]:
+    """A fresh school login in a browser whose SSO session still stands (a service forced a
+    new login, or another school was asked for) replaces that session: the new one takes over
+    its services, so a logout still reaches every service this browser was logged in to.
+    The notice's marks carry over only for the same student at the same school."""
+    old = request.cookies.get(SSO_COOKIE)
+    held = broker().flow.session(old)
+    if not old or held is None:
+        return None, SessionServices()
+    services = broker().session_services.read(old)
+    same = held[0].school_id == identity.school_id and held[0].subject == identity.subject
+    return old, services if same else services.without_seen()
 
 
 def notice_page(

@@ -18,6 +18,7 @@ import pytest
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.core.model import Declaration
+from broker.web.browser import SSO_COOKIE
 from tests.flows.test_oidc_school import op_url
 from tests.support.client import Browser, Page
 from tests.support.live import LiveDemo, OidcPublisher
@@ -162,4 +163,32 @@ def test_logout_in_every_pairing(
         back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
         assert 'data-logout-status="success"' in back.text, back.text
     # The SSO session is gone: a new login goes to the school again.
+    assert login_goes_to_school(demo, browser, school)
+
+
+def test_a_forced_fresh_login_hands_the_earlier_services_on_to_the_new_session(
+    demo: LiveDemo, kompas: OidcPublisher
+) -> None:
+    """A service that demands a new school login (OIDC prompt=login) gets a new SSO session;
+    the services of the one it replaces must still hear of the logout, and the replaced
+    session must answer nothing any more."""
+    school = school_of(demo, "saml")
+    browser = Browser()
+    log_in(demo, browser, school, SAML_PUBLISHER)
+    first_token = browser.cookies(demo.broker_url)[SSO_COOKIE]
+    page = browser.get(f"{kompas.base_url}/login?school={school.school_id}&prompt=login")
+    assert page.url.startswith(school.login_url), page.url  # prompt=login: to the school again
+    uid_form = next(f for f in page.forms if ("uid", STUDENT) in f.buttons)
+    page = carry_saml_posts(
+        browser, browser.post(uid_form.action, {**uid_form.fields, "uid": STUDENT})
+    )
+    assert page.status == 200 and page.url.startswith(kompas.base_url), page.url
+    assert browser.cookies(demo.broker_url)[SSO_COOKIE] != first_token
+    assert demo.broker.flow.session(first_token) is None  # the replaced session is over
+    saml_before = saml_requests(demo, browser)
+
+    outcome = finish_logout(browser, start(demo, browser, "oidc", kompas))
+    # Leesplank logged in under the replaced session and still hears of the logout.
+    assert outcome.services == {SAML_NAME: "confirmed"}
+    assert saml_requests(demo, browser) == saml_before + 1
     assert login_goes_to_school(demo, browser, school)
