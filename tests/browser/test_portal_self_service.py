@@ -38,7 +38,7 @@ PAIRWISE_ID = "urn:oasis:names:tc:SAML:attribute:pairwise-id"
 PUBLISHER_ID = "lesapp-bv"
 SCHOOL_SECRET = "secret-of-the-broker-at-the-school"
 Screenshot = Callable[[Page, str], Path]
-REDIRECT_URIS = re.compile(r"^Redirect-URI")  # the label carries a typographic apostrophe
+REDIRECT_URIS = re.compile(r"^Redirect-URI.s$")  # typographic apostrophe; not the logout field
 
 
 @dataclass
