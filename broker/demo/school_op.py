@@ -213,8 +213,10 @@ class _Memory:
         self.tokens: dict[str, _Token] = {}
         self.nonces: set[str] = set()
         self.logouts: list[str] = []
-        # The `sid` of every ID token issued (each login is a session of its own here) → uid.
+        # The `sid` of every ID token issued (each login is a session of its own here) → uid;
+        # a back-channel logout takes them out, `issued_sids` keeps them all.
         self.sessions: dict[str, str] = {}
+        self.issued_sids: list[str] = []
 
     def take_code(self, code: str, client_id: str) -> _Code | None:
         with self.lock:  # single use: a second redemption finds nothing
@@ -284,6 +286,7 @@ def create_school_op_app(settings: SchoolOpSettings) -> Flask:
             sid = secrets.token_urlsafe(16)
             with memory.lock:
                 memory.sessions[sid] = user.uid
+                memory.issued_sids.append(sid)
             return UserInfo({**user_claims(settings, user, scope), "sid": sid})
 
     class Iss(rfc9207.IssuerParameter):  # type: ignore[misc]
@@ -309,6 +312,8 @@ def create_school_op_app(settings: SchoolOpSettings) -> Flask:
             )
 
     app = Flask(__name__, template_folder=str(_TEMPLATES))
+    # What the provider issued, for tests that look for it where it must not be (the sids).
+    app.extensions["school_op_memory"] = memory
     app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {"authorization_code": TOKEN_LIFETIME}
     server = AuthorizationServer(
         app,
