@@ -16,6 +16,8 @@ from broker.login.participants import Participant, SessionServiceBook
 from broker.login.school_logout import NOT_TOLD, SchoolBackChannelLogout
 from broker.login.school_sessions import BACK_CHANNEL, KIND, SchoolSessionIndex
 from broker.login.sealed import unseal
+from broker.oidc.back import upstream_session
+from broker.oidc.rp_discovery import parse_discovery
 from tests.unit.test_sealed_and_flow import (
     KEY,
     FakeRegistry,
@@ -199,3 +201,34 @@ def test_a_filing_that_outlived_its_session_is_dropped(
     outcome = SchoolBackChannelLogout(flow, index, logout, wait_seconds=1.0).end(SCHOOL, SID)
     assert not outcome.ended
     assert index.find(SCHOOL, SID) is None
+
+
+@pytest.mark.parametrize(("value", "supported"), [(True, True), ("true", False), (None, False)])
+def test_discovery_names_back_channel_logout_only_with_true(value: object, supported: bool) -> None:
+    issuer = "https://op.school.example"
+    document = {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "jwks_uri": f"{issuer}/jwks",
+    }
+    if value is not None:
+        document["backchannel_logout_supported"] = value
+    assert parse_discovery(document, issuer).backchannel_logout_supported is supported
+
+
+@pytest.mark.parametrize(
+    ("claims", "back_channel", "filed"),
+    [
+        ({"sid": SID}, True, True),
+        ({"sid": SID}, False, False),
+        ({}, True, False),
+        ({"sid": 5}, True, False),
+    ],
+)
+def test_the_school_answer_marks_a_session_for_filing(
+    claims: dict[str, object], back_channel: bool, filed: bool
+) -> None:
+    kept = upstream_session("a.b.c", claims, back_channel=back_channel)
+    identity = UpstreamIdentity(SCHOOL, SUB, {}, None, upstream_session=kept)
+    assert (SchoolSessionIndex.filed(identity) == SID) is filed
