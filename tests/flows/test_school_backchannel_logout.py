@@ -289,3 +289,47 @@ def test_bad_requests_are_refused(demo: LiveDemo, standing: tuple[str, str]) -> 
     as_json = requests.post(backchannel_url(demo), json={"logout_token": token}, timeout=30)
     assert as_json.status_code == 400
     assert as_json.json()["error_description"] == "not_a_form"
+
+
+def test_a_logout_at_the_broker_removes_the_filing(demo: LiveDemo, vlinder: OidcPublisher) -> None:
+    browser, sso_token, sid = log_in_both(demo, vlinder.id)
+    done = browser.get(f"{vlinder.base_url}/logout")
+    assert done.status == 200, done.text
+    assert demo.broker.flow.session(sso_token) is None
+    assert demo.broker.school_logout.index.find(DEMO_OIDC_SCHOOL_ID, sid) is None
+    # The school's token for that sid now finds nothing to end: still a valid token, 200.
+    assert post(demo, logout_token(demo, sid)).status_code == 200
+
+
+def test_a_replaced_session_is_filed_under_its_new_sid_only(
+    demo: LiveDemo, vlinder: OidcPublisher
+) -> None:
+    browser, old_token, old_sid = log_in_both(demo, vlinder.id)
+    page = browser.get(f"{vlinder.base_url}/login?school={DEMO_OIDC_SCHOOL_ID}&prompt=login")
+    assert page.url.startswith(f"{op_url(demo)}/authorize"), page.url
+    form = next(f for f in page.forms if ("uid", STUDENT) in f.buttons)
+    page = browser.post(form.action, {"uid": STUDENT})
+    assert page.status == 200 and page.url.startswith(vlinder.base_url), page.url
+    new_token = browser.cookies(demo.broker_url)[SSO_COOKIE]
+    assert new_token != old_token
+    session = demo.broker.flow.session(new_token)
+    assert session is not None
+    new_sid = session[0].upstream_session["sid"]
+    index = demo.broker.school_logout.index
+    assert index.find(DEMO_OIDC_SCHOOL_ID, old_sid) is None
+    assert index.find(DEMO_OIDC_SCHOOL_ID, new_sid) == new_token
+    # The school's logout of the new sid ends the new session, which holds both services.
+    assert post(demo, logout_token(demo, new_sid)).status_code == 200
+    assert demo.broker.flow.session(new_token) is None
+    assert goes_to_school(demo, browser)
+
+
+def test_the_demo_school_page_has_the_back_channel_button(demo: LiveDemo) -> None:
+    browser = Browser()
+    home = browser.get(f"{op_url(demo)}/")
+    assert home.status == 200, home.text
+    form = next(f for f in home.forms if f.action.endswith("/logout-everywhere"))
+    # Someone without a session at this school: the page says there was nothing to end.
+    sent = browser.post(form.action, {"uid": "nobody.here"})
+    assert sent.status == 200, sent.text
+    assert 'id="logout-results"' in sent.text
