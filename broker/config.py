@@ -220,6 +220,12 @@ class Settings:
         where the student comes back after logging out there (RP-Initiated Logout 1.0)."""
         return f"{self.base_url}/oidc/rp/logout/{quote(school_id, safe='')}"
 
+    def oidc_backchannel_logout_url(self, school_id: str) -> str:
+        """The backchannel_logout_uri the broker registers at one school's OpenID provider:
+        where that provider POSTs a logout token to end the student's SSO session at the
+        broker (Back-Channel Logout 1.0). Per school, like the redirect URI."""
+        return f"{self.base_url}/oidc/rp/backchannel-logout/{quote(school_id, safe='')}"
+
     @property
     def idp_entity_id(self) -> str:
         return f"{self.base_url}/saml/idp/metadata"

@@ -133,6 +133,7 @@ def _school_op_settings(directory: Path, port: int, settings: Settings) -> Schoo
         client_secret=secret_file.read_text(encoding="utf-8").strip(),
         redirect_uri=settings.oidc_callback_url(DEMO_OIDC_SCHOOL_ID),
         post_logout_redirect_uri=settings.oidc_logout_callback_url(DEMO_OIDC_SCHOOL_ID),
+        backchannel_logout_uri=settings.oidc_backchannel_logout_url(DEMO_OIDC_SCHOOL_ID),
         school_name=DEMO_OIDC_SCHOOL_NAME,
         brin=DEMO_OIDC_SCHOOL_ID,
         realm=DEMO_OIDC_SCOPE,

@@ -237,6 +237,11 @@ def school_add(
         click.echo(f"  Redirect URI to register there: {settings.oidc_callback_url(school_id)}")
         logout_uri = settings.oidc_logout_callback_url(school_id)
         click.echo(f"  Post-logout redirect URI to register there: {logout_uri}")
+        backchannel_uri = settings.oidc_backchannel_logout_url(school_id)
+        click.echo(
+            f"  Back-channel logout URI to register there: {backchannel_uri}"
+            " (session required: the logout token must carry sid)"
+        )
         return
     if client_id is not None or secret_file is not None or algorithms:
         raise click.UsageError("--client-id, --client-secret-file and --alg go with --oidc-issuer")

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import requests
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
 from authlib.oauth2 import OAuth2Error, rfc9207
 from authlib.oauth2.rfc6749 import grants
@@ -39,6 +40,7 @@ _TEMPLATES = Path(__file__).parent / "templates"
 CODE_LIFETIME = 60
 TOKEN_LIFETIME = 600
 REFEDS_SFA = "https://refeds.org/profile/sfa"
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 # The scopes this provider knows and the claims each one releases (OIDC Core §5.4 and the
 # education scopes of attributes.md).
 SCOPE_CLAIMS: dict[str, tuple[str, ...]] = {
@@ -63,6 +65,8 @@ class SchoolOpSettings:
     users: tuple[DemoUser, ...] = DEMO_USERS
     # Where end_session may send the browser back to (the broker's logout callback), exact.
     post_logout_redirect_uri: str = ""
+    # The broker's back-channel logout URI for this school (Back-Channel Logout 1.0).
+    backchannel_logout_uri: str = ""
 
     @property
     def issuer(self) -> str:
@@ -209,6 +213,10 @@ class _Memory:
         self.tokens: dict[str, _Token] = {}
         self.nonces: set[str] = set()
         self.logouts: list[str] = []
+        # The `sid` of every ID token issued (each login is a session of its own here) → uid;
+        # a back-channel logout takes them out, `issued_sids` keeps them all.
+        self.sessions: dict[str, str] = {}
+        self.issued_sids: list[str] = []
 
     def take_code(self, code: str, client_id: str) -> _Code | None:
         with self.lock:  # single use: a second redemption finds nothing
@@ -274,7 +282,12 @@ def create_school_op_app(settings: SchoolOpSettings) -> Flask:
             return {"iss": settings.issuer, "aud": [found.client_id]}
 
         def generate_user_info(self, user: DemoUser, scope: str) -> UserInfo:
-            return UserInfo(user_claims(settings, user, scope))
+            # Only in the ID token (userinfo has its own class): this login's session id.
+            sid = secrets.token_urlsafe(16)
+            with memory.lock:
+                memory.sessions[sid] = user.uid
+                memory.issued_sids.append(sid)
+            return UserInfo({**user_claims(settings, user, scope), "sid": sid})
 
     class Iss(rfc9207.IssuerParameter):  # type: ignore[misc]
         def get_issuer(self) -> str:
@@ -299,6 +312,8 @@ def create_school_op_app(settings: SchoolOpSettings) -> Flask:
             )
 
     app = Flask(__name__, template_folder=str(_TEMPLATES))
+    # What the provider issued, for tests that look for it where it must not be (the sids).
+    app.extensions["school_op_memory"] = memory
     app.config["OAUTH2_TOKEN_EXPIRES_IN"] = {"authorization_code": TOKEN_LIFETIME}
     server = AuthorizationServer(
         app,
@@ -313,9 +328,17 @@ def create_school_op_app(settings: SchoolOpSettings) -> Flask:
 
     @app.get("/")
     def home() -> str:
-        return render_template(
-            "school_home.html", school_name=settings.school_name, brin=settings.brin
-        )
+        return _home(settings, None)
+
+    @app.post("/logout-everywhere")
+    def logout_everywhere() -> Any:
+        """Back-Channel Logout 1.0 towards the broker: a logout token per session of the
+        person, POSTed server to server; the broker's answers are shown (and returned as JSON
+        to a caller that asks for it, as the tests do)."""
+        results = _send_logout_tokens(settings, key, memory, request.form.get("uid", ""))
+        if request.accept_mimetypes.best == "application/json":
+            return jsonify({"statuses": results})
+        return _home(settings, results)
 
     @app.get("/.well-known/openid-configuration")
     def discovery() -> Response:
@@ -369,6 +392,56 @@ def create_school_op_app(settings: SchoolOpSettings) -> Flask:
     return app
 
 
+def _home(settings: SchoolOpSettings, results: list[int] | None) -> str:
+    return render_template(
+        "school_op_home.html",
+        school_name=settings.school_name,
+        brin=settings.brin,
+        users=settings.users,
+        results=results,
+    )
+
+
+def logout_token(settings: SchoolOpSettings, key: RSAKey, uid: str, sid: str) -> str:
+    """A logout token as Back-Channel Logout 1.0 section 2.4 describes it."""
+    now = int(time.time())
+    claims = {
+        "iss": settings.issuer,
+        "aud": settings.client_id,
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_urlsafe(16),
+        "events": {BACKCHANNEL_LOGOUT_EVENT: {}},
+        "sub": school_op_subject(settings.issuer, uid),
+        "sid": sid,
+    }
+    header = {"alg": "RS256", "kid": str(key.kid), "typ": "logout+jwt"}
+    return jwt.encode(header, claims, key, algorithms=["RS256"])
+
+
+def _send_logout_tokens(
+    settings: SchoolOpSettings, key: RSAKey, memory: _Memory, uid: str
+) -> list[int]:
+    """One logout token per session of `uid`, each session once; the broker's status codes."""
+    if not settings.backchannel_logout_uri:
+        abort(404)
+    with memory.lock:
+        sids = [sid for sid, owner in memory.sessions.items() if owner == uid]
+        for sid in sids:
+            del memory.sessions[sid]
+    statuses = []
+    for sid in sids:
+        token = logout_token(settings, key, uid, sid)
+        try:
+            answer = requests.post(
+                settings.backchannel_logout_uri, data={"logout_token": token}, timeout=10
+            )
+            statuses.append(answer.status_code)
+        except requests.RequestException:
+            statuses.append(0)
+    return statuses
+
+
 def _end_session(settings: SchoolOpSettings, key: RSAKey, memory: _Memory) -> Any:
     """RP-Initiated Logout 1.0: the hint must be one of this provider's ID tokens for the broker
     (expired is fine), the return address the registered one; `state` is echoed. This provider
@@ -410,6 +483,8 @@ def _discovery_document(issuer: str) -> dict[str, Any]:
         "acr_values_supported": [REFEDS_SFA],
         "authorization_response_iss_parameter_supported": True,
         "end_session_endpoint": f"{issuer}/end_session",
+        "backchannel_logout_supported": True,
+        "backchannel_logout_session_supported": True,
     }
 
 

@@ -29,6 +29,7 @@ from broker.core.pseudonym import PseudonymKeys
 from broker.core.pseudonym_rotation import HeldKeySource, key_versions_for
 from broker.core.release import compute_release
 from broker.login.replay import open_epoch
+from broker.login.school_sessions import SchoolSessionIndex
 from broker.login.sealed import SealedStore
 
 LOGIN = "login"
@@ -124,8 +125,11 @@ class LoginFlow:
         assurance: Assurance = DEFAULT_ASSURANCE,
         clock_skew: int = 60,
         clock: Callable[[], float] = time.time,
+        school_sessions: SchoolSessionIndex | None = None,
     ) -> None:
         self.assurance = assurance
+        # Sessions filed under the school's sid, for its back-channel logout (None: not filed).
+        self.school_sessions = school_sessions
         self.clock_skew = clock_skew
         self.registry = registry
         self.store = store
@@ -224,6 +228,8 @@ class LoginFlow:
         token = secrets.token_urlsafe(32)
         payload = {**identity_payload(identity), "authn_instant": authn_instant}
         self.sealed.put(token.encode(), SSO, token, payload, self.sso_ttl)
+        if self.school_sessions is not None:
+            self.school_sessions.note(identity, token)
         return token
 
     @staticmethod
@@ -245,8 +251,12 @@ class LoginFlow:
             return None
         return identity_from_payload(data), float(data["authn_instant"])
 
-    def end_session(self, token: str) -> None:
+    def end_session(self, token: str, identity: UpstreamIdentity | None = None) -> None:
+        """End the session `token` names; with the `identity` it held, also its filing under
+        the school's sid (without it that record simply finds no session until it expires)."""
         self.sealed.delete(SSO, token)
+        if identity is not None and self.school_sessions is not None:
+            self.school_sessions.forget(identity, token)
 
     def session_serves(
         self, record: LoginRecord, identity: UpstreamIdentity, authn_instant: float

@@ -148,9 +148,9 @@ class SingleLogout:
         for participant in participants.participants:
             if initiator.kind == BY_SERVICE and participant.service_id == initiator.service_id:
                 continue
-            channel = self.channels.get(participant.protocol)
-            mode = channel.mode(participant) if channel is not None else UNSUPPORTED
+            mode = self.mode(participant)
             status = UNSUPPORTED if mode == UNSUPPORTED else PENDING
+            channel = self.channels.get(participant.protocol)
             origin = channel.front_origin(participant) if channel and mode == FRONT else ""
             targets.append(Target(participant, mode, status, origin))
         if ended is None:
@@ -195,14 +195,8 @@ class SingleLogout:
         """Notify every back-channel service at once, with one deadline for all of them."""
         if run.back_done:
             return run
-        jobs = [(i, t) for i, t in enumerate(run.targets) if t.mode == BACK]
-        results: dict[int, str] = {}
-        timeout = max(run.deadline - self.clock(), 0.5)
-        with ThreadPoolExecutor(max_workers=min(len(jobs), 8) or 1) as pool:
-            futures = {pool.submit(self._notify, t.participant, timeout): i for i, t in jobs}
-            done, _ = wait(futures, timeout=timeout + 0.5)
-            for future in done:
-                results[futures[future]] = future.result()
+        jobs = {i: t.participant for i, t in enumerate(run.targets) if t.mode == BACK}
+        results = self.notify_all(jobs, max(run.deadline - self.clock(), 0.5))
         targets = tuple(
             replace(t, status=results.get(i, TIMED_OUT)) if t.mode == BACK else t
             for i, t in enumerate(run.targets)
@@ -210,6 +204,22 @@ class SingleLogout:
         run = replace(run, targets=targets, back_done=True)
         self.save(browser_secret, run)
         return run
+
+    def notify_all(self, jobs: Mapping[int, Participant], timeout: float) -> dict[int, str]:
+        """Tell every participant of `jobs` server to server at once, within `timeout` in all;
+        its status per key (one that did not answer in time is left out: timed out)."""
+        results: dict[int, str] = {}
+        with ThreadPoolExecutor(max_workers=min(len(jobs), 8) or 1) as pool:
+            futures = {pool.submit(self._notify, p, timeout): i for i, p in jobs.items()}
+            done, _ = wait(futures, timeout=timeout + 0.5)
+            for future in done:
+                results[futures[future]] = future.result()
+        return results
+
+    def mode(self, participant: Participant) -> str:
+        """How this participant hears of a logout: FRONT, BACK or UNSUPPORTED."""
+        channel = self.channels.get(participant.protocol)
+        return channel.mode(participant) if channel is not None else UNSUPPORTED
 
     def _notify(self, participant: Participant, timeout: float) -> str:
         channel = self.channels.get(participant.protocol)

@@ -29,10 +29,12 @@ from broker.config import Settings
 from broker.core.catalogue import CATALOGUE
 from broker.core.errors import AssuranceNotMet, BrokerError, InvalidMessage, UpstreamFailure
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
+from broker.login.school_sessions import BACK_CHANNEL, MAX_SID_LENGTH
 from broker.oidc.rp_claims import has_catalogue_claims, map_claims, subject_of
 from broker.oidc.rp_discovery import ProviderDirectory, ProviderInvalid, ProviderMetadata
 from broker.oidc.rp_http import SchoolSession, call_budget, json_object
 from broker.oidc.rp_id_token import Expected, verify_id_token
+from broker.oidc.rp_logout_token import LogoutClaims, verify_logout_token
 
 log = logging.getLogger(__name__)
 
@@ -145,6 +147,32 @@ class OidcBack:
             log.warning("oidc login refused school=%s code=%s", school.id, err.code)
             raise
 
+    def logout_token(self, school: School, token: str) -> LogoutClaims:
+        """A logout token the school's provider POSTed (Back-Channel Logout 1.0), checked
+        against its keys (fetched within the call budget when not cached); `InvalidMessage`
+        with the reason when it does not hold, `UpstreamFailure` when the keys cannot be had."""
+        upstream = _upstream(school)
+        try:
+            with call_budget(2 * self.timeout):
+                return verify_logout_token(
+                    token,
+                    lambda kid, refetch: self.directory.keys(
+                        upstream.issuer, kid, refetch_on_miss=refetch
+                    ),
+                    Expected(
+                        issuer=upstream.issuer,
+                        client_id=upstream.client_id,
+                        nonce="",
+                        algorithms=upstream.algorithms,
+                        now=self.clock(),
+                        skew=self.settings.saml.clock_skew_seconds,
+                    ),
+                )
+        except BrokerError as err:
+            # The school and the reason code only: never the token, its sid or sub.
+            log.warning("school logout token refused school=%s code=%s", school.id, err.code)
+            raise
+
     def _complete(
         self, school: School, upstream: OidcUpstream, params: dict[str, str], kept: dict[str, str]
     ) -> VerifiedLogin:
@@ -191,7 +219,9 @@ class OidcBack:
             subject,
             attributes,
             acr if isinstance(acr, str) else None,
-            upstream_session=upstream_session(id_token, claims),
+            upstream_session=upstream_session(
+                id_token, claims, back_channel=metadata.backchannel_logout_supported
+            ),
         )
         return VerifiedLogin(identity, float(instant))
 
@@ -245,14 +275,20 @@ class OidcBack:
         return info
 
 
-def upstream_session(id_token: str, claims: dict[str, Any]) -> dict[str, str]:
+def upstream_session(
+    id_token: str, claims: dict[str, Any], *, back_channel: bool = False
+) -> dict[str, str]:
     """What logging out at the school takes (RP-Initiated Logout 1.0): the ID token itself as
     `id_token_hint`, and the provider's `sid` (for its back-channel logout). Sealed in the SSO
-    session with the rest of the school's answer, never logged."""
+    session with the rest of the school's answer, never logged. `back_channel`: the provider's
+    discovery says it sends back-channel logout tokens, so the session is filed under its `sid`
+    (login/school_sessions.py) for a logout token to find it without the browser."""
     kept = {"protocol": "oidc", "id_token": id_token}
     sid = claims.get("sid")
-    if isinstance(sid, str) and sid:
+    if isinstance(sid, str) and sid and len(sid) <= MAX_SID_LENGTH:
         kept["sid"] = sid
+        if back_channel:
+            kept[BACK_CHANNEL] = "1"
     return kept
 
 

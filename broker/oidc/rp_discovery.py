@@ -57,6 +57,8 @@ class ProviderMetadata:
     iss_parameter_supported: bool
     # RP-Initiated Logout 1.0: where the broker sends the student to log out at the school.
     end_session_endpoint: str | None = None
+    # Back-Channel Logout 1.0: the provider may tell the broker of a logout server to server.
+    backchannel_logout_supported: bool = False
 
 
 def _strings(document: dict[str, Any], key: str, default: tuple[str, ...]) -> tuple[str, ...]:
@@ -103,6 +105,7 @@ def parse_discovery(document: dict[str, Any], issuer: str) -> ProviderMetadata:
         signing_algorithms=_strings(document, "id_token_signing_alg_values_supported", ()),
         iss_parameter_supported=iss_supported is True,
         end_session_endpoint=_endpoint(document, "end_session_endpoint", required=False),
+        backchannel_logout_supported=document.get("backchannel_logout_supported") is True,
     )
 
 

@@ -22,6 +22,7 @@ from broker.core.errors import InvalidMessage
 from broker.oidc.rp_discovery import ASYMMETRIC_ALGORITHMS, PublicKey
 
 MAX_ID_TOKEN_LENGTH = 16 * 1024
+ID_TOKEN = "ID token"  # noqa: S105 - the name of a token kind, not a secret
 # joserfc only warns about short RSA keys; below this the broker does not believe a signature.
 MIN_RSA_BITS = 2048
 # Time claims are seconds since 1970: anything outside this is not a time but an attack or a bug
@@ -63,23 +64,9 @@ def allowed_algorithms(configured: tuple[str, ...]) -> tuple[str, ...]:
 
 def verify_id_token(token: str, keys: KeyLookup, expected: Expected) -> dict[str, Any]:
     """The ID token's claims, after every check; raises `InvalidMessage` with the reason."""
-    if not token or len(token) > MAX_ID_TOKEN_LENGTH or token.count(".") != 2:
-        raise InvalidMessage("ID token missing or not a compact JWS", code="malformed_id_token")
-    header = _header(token)
-    alg = header.get("alg")
-    algorithms = allowed_algorithms(expected.algorithms)
-    if not isinstance(alg, str) or alg not in algorithms:
-        raise InvalidMessage(
-            "ID token algorithm not allowed for this school", code="alg_not_allowed"
-        )
-    if "crit" in header:
-        raise InvalidMessage("ID token with critical header extensions", code="malformed_id_token")
-    kid = header.get("kid")
-    if kid is not None and not isinstance(kid, str):
-        raise InvalidMessage("ID token kid is not a string", code="malformed_id_token")
-    claims = _verified_claims(token, alg, kid, keys)
-    _check_issuer(claims, expected)
-    _check_audience(claims, expected)
+    claims = verify_signed_token(token, keys, expected.algorithms)[1]
+    check_issuer(claims, expected)
+    check_audience(claims, expected)
     _check_times(claims, expected)
     _check_nonce(claims, expected)
     sub = claims.get("sub")
@@ -88,15 +75,42 @@ def verify_id_token(token: str, keys: KeyLookup, expected: Expected) -> dict[str
     return claims
 
 
-def _header(token: str) -> dict[str, Any]:
+def verify_signed_token(
+    token: str, keys: KeyLookup, algorithms: tuple[str, ...], what: str = ID_TOKEN
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and claims of a JWS from the school's provider (an ID token, a logout token),
+    with its header judged and its signature checked against the provider's keys; nothing in
+    the claims is checked yet. `what` names the token in the reasons."""
+    malformed = _malformed(what)
+    if not token or len(token) > MAX_ID_TOKEN_LENGTH or token.count(".") != 2:
+        raise InvalidMessage(f"{what} missing or not a compact JWS", code=malformed)
+    header = _header(token, what)
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in allowed_algorithms(algorithms):
+        raise InvalidMessage(
+            f"{what} algorithm not allowed for this school", code="alg_not_allowed"
+        )
+    if "crit" in header:
+        raise InvalidMessage(f"{what} with critical header extensions", code=malformed)
+    kid = header.get("kid")
+    if kid is not None and not isinstance(kid, str):
+        raise InvalidMessage(f"{what} kid is not a string", code=malformed)
+    return header, _verified_claims(token, alg, kid, keys, what)
+
+
+def _malformed(what: str) -> str:
+    return "malformed_" + what.lower().replace(" ", "_")
+
+
+def _header(token: str, what: str) -> dict[str, Any]:
     try:
         segment = jws.extract_compact(token.encode("ascii")).segments["header"]
         # Read again with the strict decoder: joserfc's own parse lets NaN and Infinity through.
         header = json.loads(_b64url_decode(segment), cls=StrictJSONDecoder)
     except (JoseError, ValueError, UnicodeError, KeyError):
-        raise InvalidMessage("ID token header unreadable", code="malformed_id_token") from None
+        raise InvalidMessage(f"{what} header unreadable", code=_malformed(what)) from None
     if not isinstance(header, dict):
-        raise InvalidMessage("ID token header is not an object", code="malformed_id_token")
+        raise InvalidMessage(f"{what} header is not an object", code=_malformed(what))
     return header
 
 
@@ -115,41 +129,45 @@ def _strong_enough(key: PublicKey) -> bool:
     return not isinstance(key, RSAKey) or key.raw_value.key_size >= MIN_RSA_BITS
 
 
-def _verified_claims(token: str, alg: str, kid: str | None, keys: KeyLookup) -> dict[str, Any]:
+def _verified_claims(
+    token: str, alg: str, kid: str | None, keys: KeyLookup, what: str
+) -> dict[str, Any]:
     candidates = _candidates(keys(kid, False), kid)
     if not candidates:
         candidates = _candidates(keys(kid, True), kid)
     if not candidates:
         raise InvalidMessage(
-            "ID token signed with a key the provider does not publish", code="unknown_kid"
+            f"{what} signed with a key the provider does not publish", code="unknown_kid"
         )
     strong = [key for key in candidates if _strong_enough(key)]
     if not strong:
         raise InvalidMessage(
-            f"ID token key is an RSA key shorter than {MIN_RSA_BITS} bits", code="weak_key"
+            f"{what} key is an RSA key shorter than {MIN_RSA_BITS} bits", code="weak_key"
         )
     for key in strong:
         try:
             decoded = jwt.decode(token, key, algorithms=[alg], decoder_cls=StrictJSONDecoder)
         except InvalidPayloadError:
             # The signature held; the payload is not a JSON object (or has NaN/Infinity in it).
-            raise InvalidMessage("ID token payload unreadable", code="malformed_id_token") from None
+            raise InvalidMessage(f"{what} payload unreadable", code=_malformed(what)) from None
         except (JoseError, ValueError, TypeError):
             continue
         return dict(decoded.claims)
-    raise InvalidMessage("ID token signature invalid", code="bad_signature")
+    raise InvalidMessage(f"{what} signature invalid", code="bad_signature")
 
 
-def _check_issuer(claims: dict[str, Any], expected: Expected) -> None:
+def check_issuer(claims: dict[str, Any], expected: Expected, what: str = ID_TOKEN) -> None:
     if claims.get("iss") != expected.issuer:
-        raise InvalidMessage("ID token issuer is not the school's provider", code="issuer_mismatch")
+        raise InvalidMessage(f"{what} issuer is not the school's provider", code="issuer_mismatch")
 
 
-def _check_audience(claims: dict[str, Any], expected: Expected) -> None:
+def check_audience(claims: dict[str, Any], expected: Expected, what: str = ID_TOKEN) -> None:
     aud = claims.get("aud")
     audiences = [aud] if isinstance(aud, str) else aud
     if not isinstance(audiences, list) or expected.client_id not in audiences:
-        raise InvalidMessage("ID token is not meant for the broker", code="wrong_audience")
+        raise InvalidMessage(f"{what} is not meant for the broker", code="wrong_audience")
+    if what != ID_TOKEN:
+        return  # azp is an ID token's claim (a logout token's audience is all it says)
     azp = claims.get("azp")
     # With several audiences the token must say it was issued to us; when azp is there at all
     # it must name us (OIDC Core §3.1.3.7 items 4 and 5).
@@ -157,7 +175,7 @@ def _check_audience(claims: dict[str, Any], expected: Expected) -> None:
         raise InvalidMessage("ID token azp is not the broker", code="wrong_audience")
 
 
-def _number(claims: dict[str, Any], name: str) -> float | None:
+def time_claim(claims: dict[str, Any], name: str, what: str = ID_TOKEN) -> float | None:
     """A time claim as seconds, checked before any comparison: NaN compares false to everything
     (a NaN `exp` would never expire) and a huge integer overflows `float`."""
     if name not in claims:
@@ -165,28 +183,28 @@ def _number(claims: dict[str, Any], name: str) -> float | None:
     value = claims[name]
     # bool is an int subclass; strings, null, lists and objects are not times either.
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidMessage(f"ID token {name} is not a number", code="malformed_id_token")
+        raise InvalidMessage(f"{what} {name} is not a number", code=_malformed(what))
     if isinstance(value, int):
         if not 0 <= value <= MAX_TIME:  # compared as int: no float conversion can overflow
-            raise InvalidMessage(f"ID token {name} out of range", code="malformed_id_token")
+            raise InvalidMessage(f"{what} {name} out of range", code=_malformed(what))
         return float(value)
     if not math.isfinite(value) or not 0 <= value <= MAX_TIME:
-        raise InvalidMessage(f"ID token {name} out of range", code="malformed_id_token")
+        raise InvalidMessage(f"{what} {name} out of range", code=_malformed(what))
     return value
 
 
 def _check_times(claims: dict[str, Any], expected: Expected) -> None:
-    exp, iat = _number(claims, "exp"), _number(claims, "iat")
+    exp, iat = time_claim(claims, "exp"), time_claim(claims, "iat")
     if exp is None or iat is None:
         raise InvalidMessage("ID token without exp or iat", code="malformed_id_token")
     if exp + expected.skew <= expected.now:
         raise InvalidMessage("ID token expired", code="expired")
     if iat - expected.skew > expected.now:
         raise InvalidMessage("ID token issued in the future", code="issued_in_future")
-    nbf = _number(claims, "nbf")
+    nbf = time_claim(claims, "nbf")
     if nbf is not None and nbf - expected.skew > expected.now:
         raise InvalidMessage("ID token not yet valid", code="issued_in_future")
-    auth_time = _number(claims, "auth_time")
+    auth_time = time_claim(claims, "auth_time")
     if expected.max_age is not None:
         # We asked for a login at most max_age old: the provider must show when it happened.
         if auth_time is None:

@@ -21,6 +21,7 @@ from broker.web.portal import install_portals
 from broker.web.rate_limits import install_rate_limits
 from broker.web.saml_logout_routes import saml_logout
 from broker.web.saml_routes import saml
+from broker.web.school_backchannel_routes import school_backchannel
 from broker.web.wiring import Broker, build_broker
 
 
@@ -46,6 +47,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(logout)
     app.register_blueprint(saml_logout)
     app.register_blueprint(oidc_logout)
+    app.register_blueprint(school_backchannel)
     app.jinja_env.globals["logout_form_token"] = logout_form_token
     app.register_blueprint(operations)  # /readyz, /metrics
     install_portals(app)

@@ -193,14 +193,14 @@ def finish(
             )
         if replaced:
             # Its services now belong to the new session (a logout reaches them from there).
-            b.flow.end_session(replaced)
-            b.session_services.forget(replaced)
+            b.flow.end_session(*replaced)
+            b.session_services.forget(replaced[0])
         # The receipt is the commit point: written last, once everything else stands, so a
         # receipt never names a login that was not answered; without it there is no answer.
         b.receipting.file(content)
     except BaseException:
         if new_token:
-            b.flow.end_session(new_token)  # a refused or failed login leaves no session
+            b.flow.end_session(new_token, identity)  # a refused login leaves no session
             b.session_services.forget(new_token)
         raise
     log.info(
@@ -219,18 +219,21 @@ def finish(
     return response
 
 
-def replaced_session(identity: UpstreamIdentity) -> tuple[str | None, SessionServices]:
+def replaced_session(
+    identity: UpstreamIdentity,
+) -> tuple[tuple[str, UpstreamIdentity] | None, SessionServices]:
     """A fresh school login in a browser whose SSO session still stands (a service forced a
     new login, or another school was asked for) replaces that session: the new one takes over
     its services, so a logout still reaches every service this browser was logged in to.
-    The notice's marks carry over only for the same student at the same school."""
+    The notice's marks carry over only for the same student at the same school. Returns the
+    replaced session's token and identity (to end it, with its filing under the school's sid)."""
     old = request.cookies.get(SSO_COOKIE)
     held = broker().flow.session(old)
     if not old or held is None:
         return None, SessionServices()
     services = broker().session_services.read(old)
     same = held[0].school_id == identity.school_id and held[0].subject == identity.subject
-    return old, services if same else services.without_seen()
+    return (old, held[0]), services if same else services.without_seen()
 
 
 def notice_page(

@@ -51,7 +51,7 @@ def end_sso_session(sso_token: str | None) -> EndedSession | None:
     b = broker()
     session = b.flow.session(sso_token)
     if sso_token:
-        b.flow.end_session(sso_token)
+        b.flow.end_session(sso_token, session[0] if session is not None else None)
     if session is None:
         return None
     identity = session[0]

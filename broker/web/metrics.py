@@ -51,6 +51,19 @@ LOGOUTS = Counter(
     "school confirmed or was not asked) or partial.",
     ["initiator", "protocol", "outcome"],
 )
+SCHOOL_LOGOUT_TOKENS = Counter(
+    "ketenbroker_school_logout_tokens",
+    "Back-channel logout tokens from schools' OpenID providers: outcome is ended (a session "
+    "stood and was ended), no_session (valid, nothing to end) or the refusal's reason code.",
+    ["outcome"],
+)
+SCHOOL_LOGOUT_SERVICES = Counter(
+    "ketenbroker_school_logout_services",
+    "Services of SSO sessions a school ended by back channel, by what became of telling them: "
+    "confirmed, failed, timed_out (OIDC back-channel logout), not_told (SAML services: "
+    "reachable only through the browser) or unsupported (registered no logout).",
+    ["status"],
+)
 STEP_SECONDS = Histogram(
     "ketenbroker_login_step_seconds",
     "The broker's own time per login request (from request to response), by step.",
@@ -106,6 +119,12 @@ def logout_started(initiator: str, protocol: str) -> None:
 
 def logout_ended(initiator: str, protocol: str, outcome: str) -> None:
     LOGOUTS.labels(initiator, protocol or "none", outcome).inc()
+
+
+def school_logout_token(outcome: str, services: dict[str, int] | None = None) -> None:
+    SCHOOL_LOGOUT_TOKENS.labels(outcome).inc()
+    for status, count in (services or {}).items():
+        SCHOOL_LOGOUT_SERVICES.labels(status).inc(count)
 
 
 def refused_at(endpoint: str | None, error: BrokerError) -> None:

@@ -35,10 +35,12 @@ LIMITED_ENDPOINTS = {
     # A logout calls platforms' back-channel endpoints: limited like the login that opened it.
     "oidc_logout.end_session": "sso",
     "oidc_logout.school_logged_out": "acs",
+    # A school's logout token: signature work and platforms' back-channel calls, like an answer.
+    "school_backchannel.school_backchannel_logout": "acs",
     "discovery.choose": "discovery",
     "discovery.chosen": "discovery",
 }
-JSON_ENDPOINTS = frozenset({"oidc_op.token"})
+JSON_ENDPOINTS = frozenset({"oidc_op.token", "school_backchannel.school_backchannel_logout"})
 
 
 def storage_uri(store_url: str) -> str:

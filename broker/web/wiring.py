@@ -14,6 +14,8 @@ from broker.login.logout import SingleLogout
 from broker.login.participants import SessionServiceBook
 from broker.login.receipting import Receipting
 from broker.login.replay import ReplayGuard
+from broker.login.school_logout import SchoolBackChannelLogout
+from broker.login.school_sessions import SchoolSessionIndex
 from broker.oidc.back import OidcBack
 from broker.oidc.backchannel import BackChannelLogout
 from broker.oidc.logout_channel import OidcSchoolChannel, OidcServiceChannel
@@ -50,6 +52,8 @@ class Broker:
     # The services of each SSO session (notice marks, logout handles) and logout runs.
     session_services: SessionServiceBook
     logout: SingleLogout
+    # A school's OpenID provider ending a session by back channel (login/school_logout.py).
+    school_logout: SchoolBackChannelLogout
     saml_service_logout: SamlServiceLogout
     saml_school_logout: SamlSchoolLogout
     replay: ReplayGuard
@@ -81,6 +85,10 @@ def build_broker(
     store = CountingStore(open_store(settings.store_url) if store is None else store)
     entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend, keys=keys)
     keys_file = settings.pseudonym_keys_file
+    # SSO sessions filed under an OIDC school's sid, for its back-channel logout.
+    school_sessions = SchoolSessionIndex(
+        store, settings.secret_key, session_ttl=settings.sso_session_seconds
+    )
     flow = LoginFlow(
         view,
         store,
@@ -92,6 +100,7 @@ def build_broker(
         sso_ttl=settings.sso_session_seconds,
         assurance=settings.assurance,
         clock_skew=settings.saml.clock_skew_seconds,
+        school_sessions=school_sessions,
     )
     receipts = registry.receipt_book(settings.receipts.keys)
     session_services = SessionServiceBook(store, session_ttl=settings.sso_session_seconds)
@@ -107,6 +116,12 @@ def build_broker(
     oidc_front = OidcProvider(settings, view, store, keys) if settings.oidc else None
     oidc_back = OidcBack(settings)
     register_oidc_logout(logout, settings, view, oidc_front, oidc_back)
+    school_logout = SchoolBackChannelLogout(
+        flow,
+        school_sessions,
+        logout,
+        wait_seconds=settings.logout_wait_seconds,
+    )
     return Broker(
         settings=settings,
         registry=registry,
@@ -123,6 +138,7 @@ def build_broker(
         ),
         session_services=session_services,
         logout=logout,
+        school_logout=school_logout,
         saml_service_logout=saml_service_logout,
         saml_school_logout=saml_school_logout,
         replay=ReplayGuard(store, skew=settings.saml.clock_skew_seconds),

@@ -85,6 +85,11 @@ def test_an_oidc_school_is_checked_and_registered(
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     assert SECRET not in result.output
+    # The URIs to register at the school's provider: redirect, post-logout and back-channel.
+    assert "/oidc/rp/callback/99ZZ00" in result.output
+    assert "/oidc/rp/logout/99ZZ00" in result.output
+    assert "Back-channel logout URI to register there: " in result.output
+    assert "/oidc/rp/backchannel-logout/99ZZ00" in result.output
     registry = SqlRegistry(f"sqlite:///{config.parent / 'registry.sqlite3'}")
     try:
         expected = School(

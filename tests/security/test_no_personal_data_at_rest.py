@@ -202,6 +202,12 @@ def test_no_marker_string_is_kept_anywhere(
         for user in USERS:
             _log_in_everywhere(demo, woordwijs, user)
         wanted = markers(demo)
+        # The school's session ids: the broker files OIDC-school sessions under them for the
+        # school's back-channel logout (login/school_sessions.py), as an HMAC and sealed only.
+        op = demo.apps[f"http://localhost:{demo.port + OIDC_SCHOOL_PORT_OFFSET}"]
+        sids = {sid.lower() for sid in op.extensions["school_op_memory"].issued_sids}
+        assert sids, "the OIDC school gave its logins a sid"
+        wanted |= sids
         receipts = [
             r.content.canonical()
             for school in (DEMO_SCHOOL_ID, DEMO_OIDC_SCHOOL_ID)
@@ -219,6 +225,7 @@ def test_no_marker_string_is_kept_anywhere(
             assert not leaked, f"{place} holds {leaked}"
         blobs = _store_blobs(demo)
         assert blobs, "the store holds the SSO sessions"
+        assert any(b"school-sid:" in blob for blob in blobs), "the sid filing was exercised"
         for blob in blobs:
             lowered = blob.lower()
             leaked = sorted(m for m in wanted if m.encode() in lowered)

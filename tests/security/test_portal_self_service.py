@@ -345,3 +345,6 @@ def test_the_identity_provider_page_names_the_schools_own_redirect_uri(site: Por
     client = site.sign_in("ict-2")
     page = client.get(IDP, base_url=HTTPS).get_data(as_text=True)
     assert site.settings.oidc_callback_url(DEMO_SCHOOL_ID) in page
+    # And the back-channel logout URI, next to the post-logout redirect URI.
+    assert 'id="backchannel-logout-uri"' in page
+    assert site.settings.oidc_backchannel_logout_url(DEMO_SCHOOL_ID) in page

@@ -150,6 +150,7 @@ class LiveDemo:
         self.settings: Settings
         self.settings, apps = prepare_demo(directory, self.port, users, signing_keys)
         self.servers = serve(apps)
+        self.apps = apps  # by base URL: tests look into a demo peer's state (school_op.py)
         self.broker_url = self.settings.base_url
         self.broker: Broker = apps[self.broker_url].extensions["ketenbroker"]
         self.school_url = f"http://localhost:{self.port + 1}"

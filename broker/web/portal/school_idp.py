@@ -92,6 +92,7 @@ def _page(
         oidc=oidc,
         callback=settings.oidc_callback_url(school.id),
         logout_callback=settings.oidc_logout_callback_url(school.id),
+        backchannel_logout=settings.oidc_backchannel_logout_url(school.id),
     )
     return page, status
 

@@ -1,0 +1,78 @@
+"""A school's back-channel logout: its OpenID provider ends the student's SSO session at the
+broker server to server (Back-Channel Logout 1.0), with no browser in the exchange.
+
+The session is found through its filing under the school's sid (school_sessions.py), ended
+first (record and services record, as every logout run does), and then every service of it that
+can hear of a logout without a browser is told: OIDC platforms that registered a back-channel
+logout URI, all at once within one short deadline (logout.py's back channel). Services that are
+told only through the browser (SAML service providers: the broker offers no SOAP binding) are
+not told; they are counted, never named, and their own sessions end when they end.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from broker.login.flow import LoginFlow
+from broker.login.logout import BACK, FRONT, TIMED_OUT, UNSUPPORTED, SingleLogout
+from broker.login.school_sessions import SchoolSessionIndex
+
+
+@dataclass(frozen=True)
+class SchoolLogoutOutcome:
+    """What a school's logout token did: whether a session stood, and per status how many of
+    its services heard of it (`not_told`: reachable only through the browser; `unsupported`:
+    registered no way to hear of a logout)."""
+
+    ended: bool
+    statuses: dict[str, int] = field(default_factory=dict)
+
+    def count(self, status: str) -> int:
+        return self.statuses.get(status, 0)
+
+
+NOT_TOLD = "not_told"  # a front-channel service, with no browser to carry the message
+
+
+class SchoolBackChannelLogout:
+    def __init__(
+        self,
+        flow: LoginFlow,
+        index: SchoolSessionIndex,
+        logout: SingleLogout,
+        *,
+        wait_seconds: float,
+    ) -> None:
+        self.flow = flow
+        self.index = index
+        self.logout = logout
+        self.wait_seconds = wait_seconds
+
+    def end(self, school_id: str, sid: str) -> SchoolLogoutOutcome:
+        """End the SSO session the school's `sid` names and tell its back-channel services.
+        Nothing to end (never filed, already ended, expired) is no error: the school's token
+        was valid, and the outcome says `ended=False`."""
+        token = self.index.find(school_id, sid)
+        if token is None:
+            return SchoolLogoutOutcome(ended=False)
+        session = self.flow.session(token)
+        participants = self.logout.services.read(token).participants
+        # The session ends first: whatever happens after, the broker no longer answers from it.
+        self.flow.end_session(token, session[0] if session is not None else None)
+        self.logout.services.forget(token)
+        if session is None:
+            self.index.drop(school_id, sid)  # it outlived its session: nothing else to end
+            return SchoolLogoutOutcome(ended=False)
+        modes = [self.logout.mode(p) for p in participants]
+        jobs = {i: p for i, p in enumerate(participants) if modes[i] == BACK}
+        results = self.logout.notify_all(jobs, self.wait_seconds) if jobs else {}
+        statuses: Counter[str] = Counter()
+        for i, mode in enumerate(modes):
+            if mode == BACK:
+                statuses[results.get(i, TIMED_OUT)] += 1
+            elif mode == FRONT:
+                statuses[NOT_TOLD] += 1
+            else:
+                statuses[UNSUPPORTED] += 1
+        return SchoolLogoutOutcome(ended=True, statuses=dict(statuses))

@@ -1,0 +1,100 @@
+"""SSO sessions filed under the school's session id, for a school's back-channel logout.
+
+A school's OpenID provider that supports Back-Channel Logout 1.0 tells the broker of a logout
+server to server, with no browser and so no cookie: the SSO session, sealed under the cookie's
+token (flow.py), cannot be found from what the logout token names (the school's `sid`). So at a
+login through such a school the broker files one more record:
+
+- its key is an HMAC, under the broker's own secret, of (school id, sid): a dump of the store
+  shows neither, and cannot be searched for a guessed sid without that secret;
+- its value is the SSO token, sealed (sealed.py) under a key derived from (school id, sid): a
+  leaked store opens nothing without the sid, and the sid comes only in a logout token the
+  school signed (or in the student's own sealed session).
+
+It lives as long as the SSO session (same TTL) and goes when the session ends (logout,
+replacement by a fresh login). SAML schools, and OIDC schools without a `sid` or without
+back-channel logout in their discovery, get no such record: their logins write nothing more.
+A logout token that names only `sub` is refused (see docs/oidc-profile.md): the broker asks for
+`sid` (`backchannel_logout_session_required`), and keeps no index of a student's sessions.
+"""
+
+from __future__ import annotations
+
+import hmac
+from hashlib import sha256
+
+from broker.core.errors import StateExpired
+from broker.core.model import UpstreamIdentity
+from broker.core.ports import KeyValueStore
+from broker.login.sealed import seal, unseal
+
+# The upstream-session mark of a provider that sends back-channel logout tokens (its discovery).
+BACK_CHANNEL = "back_channel"
+# A provider's session id longer than this is not kept (nor filed): no sane `sid` is.
+MAX_SID_LENGTH = 255
+KIND = "school-sid"
+
+
+def _pair(school_id: str, sid: str) -> bytes:
+    # A separator that cannot occur in either: (school "a", sid "b\0c") ≠ (school "a\0b", "c").
+    return school_id.encode() + b"\0" + sid.encode()
+
+
+class SchoolSessionIndex:
+    """(school id, school's sid) → the broker's SSO token, for a school's back-channel logout."""
+
+    def __init__(self, store: KeyValueStore, index_secret: bytes, *, session_ttl: int) -> None:
+        self.store = store
+        self.index_secret = hmac.new(index_secret, b"ketenbroker/school-sid", sha256).digest()
+        self.session_ttl = max(session_ttl, 1)
+
+    def _record_id(self, school_id: str, sid: str) -> str:
+        return hmac.new(self.index_secret, _pair(school_id, sid), sha256).hexdigest()
+
+    def _key(self, record_id: str) -> str:
+        return f"{KIND}:{record_id}"
+
+    @staticmethod
+    def filed(identity: UpstreamIdentity) -> str | None:
+        """The school's sid when this login is to be filed; None (nothing written) else."""
+        upstream = identity.upstream_session
+        sid = upstream.get("sid", "")
+        if upstream.get(BACK_CHANNEL) != "1" or not sid or len(sid) > MAX_SID_LENGTH:
+            return None
+        return sid
+
+    def note(self, identity: UpstreamIdentity, sso_token: str) -> None:
+        """File a new SSO session under its school's sid (one store write; none for a login
+        whose school does not send back-channel logout tokens with a sid)."""
+        sid = self.filed(identity)
+        if sid is None:
+            return
+        record_id = self._record_id(identity.school_id, sid)
+        blob = seal(_pair(identity.school_id, sid), KIND, record_id, {"t": sso_token})
+        self.store.put(self._key(record_id), blob, self.session_ttl)
+
+    def find(self, school_id: str, sid: str) -> str | None:
+        """The SSO token filed under (school, sid); None when there is none (ended, expired,
+        never filed) or the record does not open (it is then not this pair's)."""
+        if not sid or len(sid) > MAX_SID_LENGTH:
+            return None
+        record_id = self._record_id(school_id, sid)
+        blob = self.store.get(self._key(record_id))
+        if blob is None:
+            return None
+        try:
+            token = unseal(_pair(school_id, sid), KIND, record_id, blob).get("t")
+        except StateExpired:
+            return None
+        return token if isinstance(token, str) and token else None
+
+    def forget(self, identity: UpstreamIdentity, sso_token: str) -> None:
+        """The session `sso_token` ended: its record goes (no store call when none was filed).
+        Only if it still names that session: a fresh login that replaced it may have been given
+        the same sid by the school, and filed the new session under it already."""
+        sid = self.filed(identity)
+        if sid is not None and self.find(identity.school_id, sid) == sso_token:
+            self.drop(identity.school_id, sid)
+
+    def drop(self, school_id: str, sid: str) -> None:
+        self.store.delete(self._key(self._record_id(school_id, sid)))

@@ -1,0 +1,96 @@
+"""A school's OpenID provider ends a student's SSO session at the broker, server to server
+(OpenID Connect Back-Channel Logout 1.0, the broker as the school's relying party).
+
+`POST /oidc/rp/backchannel-logout/<school id>` with the form field `logout_token`: the URI the
+broker registers at each school's provider as its `backchannel_logout_uri` (one per school, like
+the redirect URI). The token is checked (oidc/rp_logout_token.py), its `jti` used once (the
+store's replay guard), the session it names ended and its back-channel services told
+(login/school_logout.py). Answers as the spec says (section 2.8): 200 when the logout
+succeeded (also when the session had already ended: the token was valid and there is nothing
+left to do), 400 with an OAuth-style JSON error when the token does not hold, and never a
+cached answer. No cookie, no CSRF token: nothing here acts on a browser's behalf, and only a
+token the school signed ends anything.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Blueprint, jsonify, make_response, request
+from werkzeug.wrappers import Response
+
+from broker.core.errors import BrokerError, InvalidMessage, StoreUnavailable
+from broker.login.logout import BY_SCHOOL, CONFIRMED
+from broker.login.school_logout import SchoolLogoutOutcome
+from broker.oidc.rp_logout_token import MAX_JTI_LENGTH
+from broker.web import metrics
+from broker.web.login_steps import broker
+
+SCHOOL_BACKCHANNEL_PATH = "/oidc/rp/backchannel-logout/<school_id>"
+# A logout token is a few hundred bytes; a form much larger than this is not one.
+MAX_FORM_BYTES = 32 * 1024
+OIDC = "oidc"
+
+school_backchannel = Blueprint("school_backchannel", __name__)
+log = logging.getLogger("broker.logout")
+
+
+@school_backchannel.route(SCHOOL_BACKCHANNEL_PATH, methods=["POST"])
+def school_backchannel_logout(school_id: str) -> Response:
+    try:
+        outcome = _logout(school_id)
+    except StoreUnavailable:
+        metrics.school_logout_token("store_unavailable")
+        log.warning("school logout token not handled school=%s code=store_unavailable", school_id)
+        return _answer({"error": "temporarily_unavailable"}, 503)
+    except BrokerError as refusal:
+        metrics.school_logout_token(refusal.code)
+        log.info("school logout token refused school=%s code=%s", school_id, refusal.code)
+        return _answer({"error": "invalid_request", "error_description": refusal.code}, 400)
+    if outcome.ended:
+        metrics.school_logout_token("ended", outcome.statuses)
+        metrics.logout_started(BY_SCHOOL, OIDC)
+        told = outcome.count(CONFIRMED)
+        complete = told == sum(outcome.statuses.values())
+        metrics.logout_ended(BY_SCHOOL, OIDC, "complete" if complete else "partial")
+        # Counts only: which services, and whose session, are never logged.
+        log.info(
+            "school logout by back channel school=%s services=%d confirmed=%d not_told=%d",
+            school_id,
+            sum(outcome.statuses.values()),
+            told,
+            outcome.count("not_told"),
+        )
+    else:
+        metrics.school_logout_token("no_session")
+        log.info("school logout by back channel school=%s no session", school_id)
+    return _answer(None, 200)
+
+
+def _logout(school_id: str) -> SchoolLogoutOutcome:
+    b = broker()
+    if request.content_length is not None and request.content_length > MAX_FORM_BYTES:
+        raise InvalidMessage("logout request too large", code="too_large")
+    school = b.view.school(school_id)
+    if school is None or school.oidc is None:
+        raise InvalidMessage("no OpenID Connect school by this id", code="unknown_school")
+    if request.mimetype != "application/x-www-form-urlencoded":
+        raise InvalidMessage("logout request is not a form", code="not_a_form")
+    tokens = request.form.getlist("logout_token")
+    if len(tokens) != 1:
+        raise InvalidMessage("not exactly one logout_token", code="no_logout_token")
+    claims = b.oidc_back.logout_token(school, tokens[0])
+    # Once only, across every worker: a captured token cannot end a later session of the sid.
+    b.replay.first_use(
+        f"oidc-logout:{school.id}",
+        claims.jti[:MAX_JTI_LENGTH],
+        claims.issued_at,
+        claims.expires_at,
+    )
+    return b.school_logout.end(school.id, claims.sid)
+
+
+def _answer(body: dict[str, str] | None, status: int) -> Response:
+    response = make_response(jsonify(body) if body is not None else "", status)
+    response.headers["Cache-Control"] = "no-store"
+    return response

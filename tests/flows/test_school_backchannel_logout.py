@@ -1,0 +1,335 @@
+"""A school's OpenID provider ends the student's session at the broker server to server
+(OpenID Connect Back-Channel Logout 1.0, the broker as the school's relying party).
+
+One browser logs in through the demo OIDC school at an OIDC publisher registered for
+back-channel logout and at a SAML publisher (the demo's Leesplank). The school then POSTs a
+logout token to the broker's back-channel logout URI (the demo school's "log out (back-channel)"
+button, `/logout-everywhere`): the broker's SSO session is gone (the next login goes to the
+school again), the OIDC publisher receives a logout token that PyJWT accepts, and the SAML
+publisher, which only a browser could carry a LogoutRequest to, is counted as not told.
+Tokens that do not hold are refused with 400 and end nothing.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import jwt
+import pytest
+import requests
+from joserfc import jwt as jose_jwt
+from joserfc.jwk import OctKey, RSAKey
+
+from broker.cli.demo import DEMO_OIDC_CLIENT_ID, DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
+from broker.web import metrics
+from broker.web.browser import SSO_COOKIE
+from tests.flows.test_oidc_front import discovery
+from tests.flows.test_oidc_logout import LOGOUT_EVENT, recorder, school_op_login
+from tests.flows.test_oidc_school import op_url
+from tests.flows.test_operations_endpoints import sample
+from tests.support.client import Browser
+from tests.support.live import LiveDemo, OidcPublisher
+from tests.support.logout import carry_saml_posts, peer_logouts
+
+__all__ = ["recorder"]  # the fixture, imported for this module's tests
+
+SAML_PUBLISHER = "leesplank"
+# A student no other logout test uses: the school's button ends all of its sessions.
+STUDENT = "fatima.elamrani"
+
+
+@pytest.fixture(scope="module")
+def vlinder(demo: LiveDemo) -> OidcPublisher:
+    """An OIDC publisher registered for back-channel logout (the demo relying party)."""
+    return demo.add_oidc_publisher("vlinder", "leermiddelen", scope="openid", logout=True)
+
+
+def backchannel_url(demo: LiveDemo, school: str = DEMO_OIDC_SCHOOL_ID) -> str:
+    return f"{demo.broker_url}/oidc/rp/backchannel-logout/{school}"
+
+
+def school_key(demo: LiveDemo) -> RSAKey:
+    key = RSAKey.import_key((demo.directory / "peers" / "school-op.key").read_bytes())
+    key.ensure_kid()
+    return key
+
+
+def logout_token(
+    demo: LiveDemo,
+    sid: str | None,
+    *,
+    key: RSAKey | OctKey | None = None,
+    header: dict[str, Any] | None = None,
+    drop: tuple[str, ...] = (),
+    **changes: Any,
+) -> str:
+    """A logout token as the demo school would sign it, with `changes` and without `drop`."""
+    key = key or school_key(demo)
+    now = int(time.time())
+    claims: dict[str, Any] = {
+        "iss": op_url(demo),
+        "aud": DEMO_OIDC_CLIENT_ID,
+        "iat": now,
+        "exp": now + 120,
+        "jti": secrets.token_urlsafe(12),
+        "events": {LOGOUT_EVENT: {}},
+        "sub": "someone",
+        **({"sid": sid} if sid is not None else {}),
+        **changes,
+    }
+    claims = {k: v for k, v in claims.items() if k not in drop}
+    head = {"alg": "RS256", "kid": str(school_key(demo).kid), "typ": "logout+jwt"}
+    head.update(header or {})
+    return jose_jwt.encode(head, claims, key, algorithms=[head["alg"]])
+
+
+def unsigned(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'logout+jwt'})}.{part(claims)}."
+
+
+def post(demo: LiveDemo, token: str, school: str = DEMO_OIDC_SCHOOL_ID) -> requests.Response:
+    response = requests.post(
+        backchannel_url(demo, school), data={"logout_token": token}, timeout=30
+    )
+    assert response.headers["Cache-Control"] == "no-store"
+    return response
+
+
+def log_in_both(demo: LiveDemo, publisher: str) -> tuple[Browser, str, str]:
+    """A session through the OIDC school at `publisher` and at the SAML publisher; the
+    browser, its SSO token and the school's sid for it."""
+    browser = Browser()
+    login = school_op_login(demo, browser, publisher, STUDENT)
+    assert login.went_to(f"{op_url(demo)}/authorize")
+    base = demo.publishers[SAML_PUBLISHER].base_url
+    page = carry_saml_posts(browser, browser.get(f"{base}/login?school={op_url(demo)}"))
+    assert page.status == 200 and page.url.startswith(base), (page.url, page.text[:300])
+    token = browser.cookies(demo.broker_url)[SSO_COOKIE]
+    session = demo.broker.flow.session(token)
+    assert session is not None
+    sid = session[0].upstream_session["sid"]
+    assert demo.broker.school_logout.index.find(DEMO_OIDC_SCHOOL_ID, sid) == token
+    return browser, token, sid
+
+
+def goes_to_school(demo: LiveDemo, browser: Browser) -> bool:
+    base = demo.publishers[SAML_PUBLISHER].base_url
+    page = browser.get(f"{base}/login?school={op_url(demo)}")
+    return page.url.startswith(f"{op_url(demo)}/authorize")
+
+
+def not_told() -> float:
+    return sample(
+        metrics.render()[0].decode(), "ketenbroker_school_logout_services_total", status="not_told"
+    )
+
+
+def test_the_school_ends_the_session_and_the_oidc_publisher_hears_of_it(
+    demo: LiveDemo, recorder: tuple[str, list[bytes]]
+) -> None:
+    uri, bodies = recorder
+    heard = demo.add_oidc_publisher(
+        f"heard-bcl-{len(demo.publishers)}",
+        "leermiddelen",
+        scope="openid",
+        backchannel_logout_uri=uri,
+    )
+    browser, sso_token, sid = log_in_both(demo, heard.id)
+    received = demo.received(browser, heard.id)
+    saml_before = len(peer_logouts(browser, demo.publishers[SAML_PUBLISHER].base_url))
+    not_told_before = not_told()
+
+    # The school's "log out (back-channel)" button for this student.
+    answer = requests.post(
+        f"{op_url(demo)}/logout-everywhere",
+        data={"uid": STUDENT},
+        headers={"Accept": "application/json"},
+        timeout=30,
+    )
+    assert answer.status_code == 200, answer.text
+    statuses = answer.json()["statuses"]
+    assert statuses and set(statuses) == {200}, statuses
+
+    # The SSO session and its filing under the sid are gone.
+    assert demo.broker.flow.session(sso_token) is None
+    assert demo.broker.session_services.read(sso_token).participants == ()
+    assert demo.broker.school_logout.index.find(DEMO_OIDC_SCHOOL_ID, sid) is None
+    # The OIDC publisher received a logout token of the broker's, as PyJWT reads it.
+    assert len(bodies) == 1
+    token = bodies[0].decode().removeprefix("logout_token=")
+    assert jwt.get_unverified_header(token)["typ"] == "logout+jwt"
+    key = jwt.PyJWKClient(discovery(demo)["jwks_uri"]).get_signing_key_from_jwt(token)
+    claims = jwt.decode(
+        token,
+        key.key,
+        algorithms=["RS256"],
+        audience=heard.id,
+        issuer=demo.broker_url,
+        options={"require": ["iss", "aud", "iat", "exp", "jti"]},
+    )
+    assert claims["events"] == {LOGOUT_EVENT: {}}
+    assert claims["sid"] == received["session_index"]
+    assert claims["sub"] == received["sub"]
+    assert "nonce" not in claims
+    # The SAML publisher could only be told through the browser: it was not, and is counted.
+    assert len(peer_logouts(browser, demo.publishers[SAML_PUBLISHER].base_url)) == saml_before
+    assert not_told() == not_told_before + 1
+    # The next login goes to the school again.
+    assert goes_to_school(demo, browser)
+
+
+def test_the_demo_publisher_ends_its_own_session(demo: LiveDemo, vlinder: OidcPublisher) -> None:
+    browser, sso_token, sid = log_in_both(demo, vlinder.id)
+    response = post(demo, logout_token(demo, sid))
+    assert response.status_code == 200, response.text
+    assert demo.broker.flow.session(sso_token) is None
+    assert demo.received(browser, vlinder.id)["ended_by_back_channel"] is True
+
+
+def test_a_replayed_token_is_refused(demo: LiveDemo, vlinder: OidcPublisher) -> None:
+    _, sso_token, sid = log_in_both(demo, vlinder.id)
+    token = logout_token(demo, sid)
+    assert post(demo, token).status_code == 200
+    assert demo.broker.flow.session(sso_token) is None
+    again = post(demo, token)
+    assert again.status_code == 400
+    assert again.json() == {"error": "invalid_request", "error_description": "replay"}
+
+
+def test_a_valid_token_for_no_session_is_answered_200(demo: LiveDemo) -> None:
+    """Nothing to end (never known, ended, expired): the token holds, so the logout did what
+    it asks; the spec's 400 is for a logout that failed."""
+    response = post(demo, logout_token(demo, "a-sid-the-broker-never-saw"))
+    assert response.status_code == 200
+    assert response.text == ""
+
+
+@pytest.fixture(scope="module")
+def standing(demo: LiveDemo, vlinder: OidcPublisher) -> Iterator[tuple[str, str]]:
+    """One session that every refused token names (and none may end)."""
+    _, sso_token, sid = log_in_both(demo, vlinder.id)
+    yield sso_token, sid
+    assert demo.broker.flow.session(sso_token) is not None, "a refused token ended the session"
+
+
+OTHER_KEY = RSAKey.generate_key(2048)
+
+REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
+    "another key": ({"key": OTHER_KEY}, "bad_signature"),
+    "another key and kid": ({"key": OTHER_KEY, "header": {"kid": "k2"}}, "unknown_kid"),
+    "wrong aud": ({"aud": "someone-else"}, "wrong_audience"),
+    "wrong iss": ({"iss": "https://other.example"}, "issuer_mismatch"),
+    "nonce present": ({"nonce": "n"}, "nonce_present"),
+    "no events": ({"drop": ("events",)}, "no_event"),
+    "other event": ({"events": {"urn:other": {}}}, "no_event"),
+    "expired iat": ({"iat": int(time.time()) - 3600, "drop": ("exp",)}, "expired"),
+    "expired exp": ({"iat": int(time.time()) - 200, "exp": int(time.time()) - 100}, "expired"),
+    "future iat": ({"iat": int(time.time()) + 3600}, "issued_in_future"),
+    "no jti": ({"drop": ("jti",)}, "malformed_logout_token"),
+    "typed as JWT": ({"header": {"typ": "JWT"}}, "wrong_token_type"),
+    # Signed with a shared secret (the client secret, say): not an algorithm the school has.
+    "HS256": ({"key": OctKey.import_key(b"k" * 32), "header": {"alg": "HS256"}}, "alg_not_allowed"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSALS))
+def test_refused_tokens_end_nothing(demo: LiveDemo, standing: tuple[str, str], case: str) -> None:
+    sso_token, sid = standing
+    options, code = REFUSALS[case]
+    token = logout_token(demo, sid, **options)
+    response = post(demo, token)
+    assert response.status_code == 400, response.text
+    assert response.json() == {"error": "invalid_request", "error_description": code}
+    assert demo.broker.flow.session(sso_token) is not None
+
+
+def test_unsigned_and_sub_only_tokens_are_refused(
+    demo: LiveDemo, standing: tuple[str, str]
+) -> None:
+    sso_token, sid = standing
+    now = int(time.time())
+    claims = {
+        "iss": op_url(demo),
+        "aud": DEMO_OIDC_CLIENT_ID,
+        "iat": now,
+        "jti": "x",
+        "events": {LOGOUT_EVENT: {}},
+        "sid": sid,
+    }
+    response = post(demo, unsigned(claims))
+    assert response.status_code == 400
+    assert response.json()["error_description"] == "alg_not_allowed"
+    sub_only = post(demo, logout_token(demo, None, sub="the-student"))
+    assert sub_only.status_code == 400
+    assert sub_only.json()["error_description"] == "sid_required"
+    assert demo.broker.flow.session(sso_token) is not None
+
+
+def test_bad_requests_are_refused(demo: LiveDemo, standing: tuple[str, str]) -> None:
+    _, sid = standing
+    token = logout_token(demo, sid)
+    # A SAML school has no logout tokens; an unknown school neither.
+    for school in (DEMO_SCHOOL_ID, "no-such-school"):
+        refused = post(demo, token, school)
+        assert refused.status_code == 400
+    assert refused.json()["error_description"] == "unknown_school"
+    none = requests.post(backchannel_url(demo), data={"token": "x"}, timeout=30)
+    assert none.status_code == 400
+    assert none.json()["error_description"] == "no_logout_token"
+    two = requests.post(backchannel_url(demo), data={"logout_token": [token, token]}, timeout=30)
+    assert two.json()["error_description"] == "no_logout_token"
+    as_json = requests.post(backchannel_url(demo), json={"logout_token": token}, timeout=30)
+    assert as_json.status_code == 400
+    assert as_json.json()["error_description"] == "not_a_form"
+
+
+def test_a_logout_at_the_broker_removes_the_filing(demo: LiveDemo, vlinder: OidcPublisher) -> None:
+    browser, sso_token, sid = log_in_both(demo, vlinder.id)
+    done = browser.get(f"{vlinder.base_url}/logout")
+    assert done.status == 200, done.text
+    assert demo.broker.flow.session(sso_token) is None
+    assert demo.broker.school_logout.index.find(DEMO_OIDC_SCHOOL_ID, sid) is None
+    # The school's token for that sid now finds nothing to end: still a valid token, 200.
+    assert post(demo, logout_token(demo, sid)).status_code == 200
+
+
+def test_a_replaced_session_is_filed_under_its_new_sid_only(
+    demo: LiveDemo, vlinder: OidcPublisher
+) -> None:
+    browser, old_token, old_sid = log_in_both(demo, vlinder.id)
+    page = browser.get(f"{vlinder.base_url}/login?school={DEMO_OIDC_SCHOOL_ID}&prompt=login")
+    assert page.url.startswith(f"{op_url(demo)}/authorize"), page.url
+    form = next(f for f in page.forms if ("uid", STUDENT) in f.buttons)
+    page = browser.post(form.action, {"uid": STUDENT})
+    assert page.status == 200 and page.url.startswith(vlinder.base_url), page.url
+    new_token = browser.cookies(demo.broker_url)[SSO_COOKIE]
+    assert new_token != old_token
+    session = demo.broker.flow.session(new_token)
+    assert session is not None
+    new_sid = session[0].upstream_session["sid"]
+    index = demo.broker.school_logout.index
+    assert index.find(DEMO_OIDC_SCHOOL_ID, old_sid) is None
+    assert index.find(DEMO_OIDC_SCHOOL_ID, new_sid) == new_token
+    # The school's logout of the new sid ends the new session, which holds both services.
+    assert post(demo, logout_token(demo, new_sid)).status_code == 200
+    assert demo.broker.flow.session(new_token) is None
+    assert goes_to_school(demo, browser)
+
+
+def test_the_demo_school_page_has_the_back_channel_button(demo: LiveDemo) -> None:
+    browser = Browser()
+    home = browser.get(f"{op_url(demo)}/")
+    assert home.status == 200, home.text
+    form = next(f for f in home.forms if f.action.endswith("/logout-everywhere"))
+    # Someone without a session at this school: the page says there was nothing to end.
+    sent = browser.post(form.action, {"uid": "nobody.here"})
+    assert sent.status == 200, sent.text
+    assert 'id="logout-results"' in sent.text

@@ -1,0 +1,234 @@
+"""SSO sessions filed under a school's sid (broker/login/school_sessions.py) and a school's
+back-channel logout (broker/login/school_logout.py): what the store holds (neither the sid nor
+the school's sub nor the SSO token, in keys or values), that a leaked store opens nothing without
+the sid, that SAML logins write nothing more, and what ending a session tells its services."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.core.errors import StateExpired
+from broker.core.model import UpstreamIdentity
+from broker.core.pseudonym import PseudonymKeys
+from broker.login.flow import LoginFlow
+from broker.login.logout import BACK, CONFIRMED, FRONT, UNSUPPORTED, SingleLogout
+from broker.login.participants import Participant, SessionServiceBook
+from broker.login.school_logout import NOT_TOLD, SchoolBackChannelLogout
+from broker.login.school_sessions import BACK_CHANNEL, KIND, SchoolSessionIndex
+from broker.login.sealed import unseal
+from broker.oidc.back import upstream_session
+from broker.oidc.rp_discovery import parse_discovery
+from tests.unit.test_sealed_and_flow import (
+    KEY,
+    FakeRegistry,
+    RecordingStore,
+    _assert_no_plaintext,
+)
+
+SID = "SIDMARKER-3f9a-school-session"
+SUB = "SUBMARKER-77c2-school-subject"
+SCHOOL = "99ZZ00"
+SERVER_SECRET = b"s" * 32
+
+
+def oidc_identity(sid: str = SID, *, back_channel: bool = True) -> UpstreamIdentity:
+    upstream = {"protocol": "oidc", "id_token": "header.payload.sig", "sid": sid}
+    if back_channel:
+        upstream[BACK_CHANNEL] = "1"
+    return UpstreamIdentity(SCHOOL, SUB, {}, None, upstream_session=upstream)
+
+
+def saml_identity() -> UpstreamIdentity:
+    return UpstreamIdentity("99XX00", SUB, {}, None)
+
+
+@pytest.fixture
+def store() -> RecordingStore:
+    return RecordingStore()
+
+
+@pytest.fixture
+def index(store: RecordingStore) -> SchoolSessionIndex:
+    return SchoolSessionIndex(store, SERVER_SECRET, session_ttl=3600)
+
+
+def flow_with(store: RecordingStore, index: SchoolSessionIndex) -> LoginFlow:
+    return LoginFlow(
+        FakeRegistry(),
+        store,
+        PseudonymKeys(1, {1: KEY}),
+        login_ttl=900,
+        sso_ttl=3600,
+        school_sessions=index,
+    )
+
+
+def test_a_filed_session_is_found_by_school_and_sid(index: SchoolSessionIndex) -> None:
+    index.note(oidc_identity(), "sso-token-1")
+    assert index.find(SCHOOL, SID) == "sso-token-1"
+    assert index.find(SCHOOL, SID + "x") is None
+    assert index.find("99ZZ01", SID) is None  # another school's sid is another session
+
+
+def test_the_store_holds_neither_sid_nor_sub_nor_token(
+    store: RecordingStore, index: SchoolSessionIndex
+) -> None:
+    flow = flow_with(store, index)
+    token = flow.open_session(oidc_identity(), 1.0)
+    assert token is not None
+    filed = [(k, v) for k, v in store.written if k.startswith(f"{KIND}:")]
+    assert len(filed) == 1
+    _assert_no_plaintext(store, SID, SUB, token, "header.payload.sig")
+
+
+def test_a_leaked_store_opens_nothing_without_the_sid(
+    store: RecordingStore, index: SchoolSessionIndex
+) -> None:
+    index.note(oidc_identity(), "sso-token-1")
+    key, blob = next((k, v) for k, v in store.written if k.startswith(f"{KIND}:"))
+    # Someone with the store and the server secret, but not the sid, cannot open the record
+    # under the key it is filed at (the sid is the sealing key's only secret part).
+    record_id = key.removeprefix(f"{KIND}:")
+    with pytest.raises(StateExpired):
+        unseal(SCHOOL.encode() + b"\0" + b"guessed-sid", KIND, record_id, blob)
+    # Another server secret files the same pair elsewhere: the key says nothing by itself.
+    other = SchoolSessionIndex(RecordingStore(), b"o" * 32, session_ttl=60)
+    assert other._record_id(SCHOOL, SID) != record_id
+
+
+def test_saml_logins_write_nothing_more(store: RecordingStore, index: SchoolSessionIndex) -> None:
+    flow = flow_with(store, index)
+    before = len(store.written)
+    token = flow.open_session(saml_identity(), 1.0)
+    assert len(store.written) == before + 1  # the SSO session record, nothing else
+    assert token is not None
+    flow.end_session(token, saml_identity())
+    assert flow.session(token) is None
+
+
+@pytest.mark.parametrize(
+    "identity",
+    [
+        oidc_identity(back_channel=False),  # discovery says no back-channel logout
+        oidc_identity(sid=""),  # the school sends no sid
+        oidc_identity(sid="x" * 300),  # no sane sid
+    ],
+)
+def test_oidc_logins_without_back_channel_or_sid_write_nothing_more(
+    store: RecordingStore, index: SchoolSessionIndex, identity: UpstreamIdentity
+) -> None:
+    flow = flow_with(store, index)
+    flow.open_session(identity, 1.0)
+    assert [k for k, _ in store.written if k.startswith(f"{KIND}:")] == []
+
+
+def test_ending_the_session_removes_its_filing(
+    store: RecordingStore, index: SchoolSessionIndex
+) -> None:
+    flow = flow_with(store, index)
+    token = flow.open_session(oidc_identity(), 1.0)
+    assert token is not None
+    flow.end_session(token, oidc_identity())
+    assert index.find(SCHOOL, SID) is None
+
+
+def test_ending_a_replaced_session_keeps_the_new_filing_of_the_same_sid(
+    store: RecordingStore, index: SchoolSessionIndex
+) -> None:
+    """A fresh login may get the same sid from the school: the new session is filed first,
+    the old one ended after; its end must not remove the new session's filing."""
+    flow = flow_with(store, index)
+    old = flow.open_session(oidc_identity(), 1.0)
+    new = flow.open_session(oidc_identity(), 2.0)
+    assert old and new
+    flow.end_session(old, oidc_identity())
+    assert index.find(SCHOOL, SID) == new
+
+
+class FakeChannel:
+    """A protocol's channel with fixed modes; back-channel calls are counted."""
+
+    def __init__(self, mode: str) -> None:
+        self._mode = mode
+        self.told: list[str] = []
+
+    def mode(self, participant: Participant) -> str:
+        return self._mode
+
+    def back_channel(self, participant: Participant, timeout: float) -> str:
+        self.told.append(participant.service_id)
+        return CONFIRMED
+
+
+def test_a_school_logout_ends_the_session_and_tells_back_channel_services_only(
+    store: RecordingStore, index: SchoolSessionIndex
+) -> None:
+    flow = flow_with(store, index)
+    services = SessionServiceBook(store, session_ttl=3600)
+    logout = SingleLogout(store, services, run_ttl=60, wait_seconds=2.0)
+    oidc, saml, none = FakeChannel(BACK), FakeChannel(FRONT), FakeChannel(UNSUPPORTED)
+    logout.channels.update({"oidc": oidc, "saml": saml, "other": none})  # type: ignore[dict-item]
+    token = flow.open_session(oidc_identity(), 1.0)
+    assert token is not None
+    record = services.read(token)
+    for service_id, protocol in (("a", "oidc"), ("b", "saml"), ("c", "other")):
+        services.record(token, record, Participant(service_id, protocol))
+        record = services.read(token)
+    school_logout = SchoolBackChannelLogout(flow, index, logout, wait_seconds=2.0)
+
+    outcome = school_logout.end(SCHOOL, SID)
+
+    assert outcome.ended
+    assert outcome.statuses == {CONFIRMED: 1, NOT_TOLD: 1, UNSUPPORTED: 1}
+    assert oidc.told == ["a"] and saml.told == [] and none.told == []
+    assert flow.session(token) is None
+    assert services.read(token).participants == ()
+    assert index.find(SCHOOL, SID) is None
+    # Once more: nothing left to end.
+    assert not school_logout.end(SCHOOL, SID).ended
+
+
+def test_a_filing_that_outlived_its_session_is_dropped(
+    store: RecordingStore, index: SchoolSessionIndex
+) -> None:
+    flow = flow_with(store, index)
+    token = flow.open_session(oidc_identity(), 1.0)
+    assert token is not None
+    flow.end_session(token)  # without the identity: the filing stays until its TTL
+    assert index.find(SCHOOL, SID) == token
+    services = SessionServiceBook(store, session_ttl=3600)
+    logout = SingleLogout(store, services, run_ttl=60, wait_seconds=1.0)
+    outcome = SchoolBackChannelLogout(flow, index, logout, wait_seconds=1.0).end(SCHOOL, SID)
+    assert not outcome.ended
+    assert index.find(SCHOOL, SID) is None
+
+
+@pytest.mark.parametrize(("value", "supported"), [(True, True), ("true", False), (None, False)])
+def test_discovery_names_back_channel_logout_only_with_true(value: object, supported: bool) -> None:
+    issuer = "https://op.school.example"
+    document = {
+        "issuer": issuer,
+        "authorization_endpoint": f"{issuer}/authorize",
+        "token_endpoint": f"{issuer}/token",
+        "jwks_uri": f"{issuer}/jwks",
+    }
+    if value is not None:
+        document["backchannel_logout_supported"] = value
+    assert parse_discovery(document, issuer).backchannel_logout_supported is supported
+
+
+@pytest.mark.parametrize(
+    ("claims", "back_channel", "filed"),
+    [
+        ({"sid": SID}, True, True),
+        ({"sid": SID}, False, False),
+        ({}, True, False),
+        ({"sid": 5}, True, False),
+    ],
+)
+def test_the_school_answer_marks_a_session_for_filing(
+    claims: dict[str, object], back_channel: bool, filed: bool
+) -> None:
+    kept = upstream_session("a.b.c", claims, back_channel=back_channel)
+    identity = UpstreamIdentity(SCHOOL, SUB, {}, None, upstream_session=kept)
+    assert (SchoolSessionIndex.filed(identity) == SID) is filed
