@@ -26,6 +26,7 @@ from broker.core.receipts import (
     ReceiptKeys,
     verify_chain,
 )
+from broker.registry.changes import bump_generation
 from broker.registry.database import open_engine, session_on, writer
 from broker.registry.receipt_tables import (
     NoticePreferenceRow,
@@ -157,7 +158,7 @@ class SqlReceiptBook:
             ).one_or_none()
             return row.to_receipt() if row is not None else None
 
-    # -- notice preferences (read only when a notice might be shown) -------------------------
+    # -- notice preferences (the login path reads them through the worker's cached view) -----
     def notice_mode(self, school_id: str, service_id: str) -> str:
         with session_on(self._engine) as session:
             row = session.get(NoticePreferenceRow, (school_id, service_id))
@@ -181,6 +182,7 @@ class SqlReceiptBook:
                 )
             else:
                 row.mode = mode
+            bump_generation(session)  # every worker's view caches the modes (cached.py)
 
     # -- reading: the school's portal and the my-data page -----------------------------------
     def find(self, query: ReceiptQuery, *, limit: int = 500) -> list[Receipt]:
