@@ -5,7 +5,9 @@ Usage: python bench/throughput.py [--quick] [--logins N] [--workers 4] [--broker
 Builds a demo instance in a temporary folder (login state in Redis, registry in SQLite unless
 --registry-url), then starts three kinds of process on 127.0.0.1 (free ports, loopback only):
 
-- the broker: gunicorn `broker.web.app:create_app()` with N sync workers;
+- the broker: gunicorn `broker.web.app:create_app()` with N sync workers, under the production
+  configuration `broker/cli/gunicorn_conf.py` (each worker warmed up before its first request,
+  metrics in Prometheus multiprocess mode);
 - the school (bench/peers.py school): the demo SAML IdP and OpenID provider;
 - the publisher (bench/peers.py publisher): the demo SAML SP (pysaml2, checks every response
   fully) and OIDC relying party (authlib + joserfc, checks the ID token fully).
@@ -339,6 +341,10 @@ def start(demo: Demo, workers: int, broker_src: Path | None) -> list[Proc]:
         python,
         "-m",
         "gunicorn",
+        # The production configuration (worker warm-up, Prometheus multiprocess mode, no access
+        # log); the options below override its bind, worker count and worker class.
+        "-c",
+        "python:broker.cli.gunicorn_conf",
         "--bind",
         f"127.0.0.1:{demo.port}",
         "--workers",
