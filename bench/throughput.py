@@ -346,9 +346,12 @@ def start(demo: Demo, workers: int, broker_src: Path | None) -> list[Proc]:
         "-m",
         "gunicorn",
         # The production configuration (worker warm-up, Prometheus multiprocess mode, no access
-        # log); the options below override its bind, worker count and worker class.
+        # log); the options below override its bind, worker count and worker class. One thread:
+        # with more, gunicorn turns "sync" into gthread.
         "-c",
         "python:broker.cli.gunicorn_conf",
+        "--threads",
+        "1",
         "--bind",
         f"127.0.0.1:{demo.port}",
         "--workers",
