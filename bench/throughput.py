@@ -5,7 +5,9 @@ Usage: python bench/throughput.py [--quick] [--logins N] [--workers 4] [--broker
 Builds a demo instance in a temporary folder (login state in Redis, registry in SQLite unless
 --registry-url), then starts three kinds of process on 127.0.0.1 (free ports, loopback only):
 
-- the broker: gunicorn `broker.web.app:create_app()` with N sync workers;
+- the broker: gunicorn `broker.web.app:create_app()` with N sync workers, under the production
+  configuration `broker/cli/gunicorn_conf.py` (each worker warmed up before its first request,
+  metrics in Prometheus multiprocess mode);
 - the school (bench/peers.py school): the demo SAML IdP and OpenID provider;
 - the publisher (bench/peers.py publisher): the demo SAML SP (pysaml2, checks every response
   fully) and OIDC relying party (authlib + joserfc, checks the ID token fully).
@@ -299,7 +301,9 @@ def run_logins(
 # --- setup -----------------------------------------------------------------------------------
 
 
-def prepare(directory: Path, port: int, redis_url: str, registry_url: str | None) -> Demo:
+def prepare(
+    directory: Path, port: int, redis_url: str, registry_url: str | None, rate_limits: bool
+) -> Demo:
     init_instance(
         directory, f"http://127.0.0.1:{port}", "demo.ketenbroker.example", "Ketenbroker bench"
     )
@@ -307,8 +311,10 @@ def prepare(directory: Path, port: int, redis_url: str, registry_url: str | None
     text = config.read_text(encoding="utf-8").replace('url = "memory://"', f'url = "{redis_url}"')
     if registry_url:
         text = re.sub(r'url = "sqlite:///registry.sqlite3"', f'url = "{registry_url}"', text)
-    # The benchmark is one client address sending hundreds of logins a minute: no rate limits.
-    text = re.sub(r'^(sso|acs|token|discovery) = "[^"]*"$', r'\1 = ""', text, flags=re.M)
+    # The benchmark is one client address sending hundreds of logins a minute: no rate limits,
+    # or (--rate-limits) the production limiter with limits it cannot reach, to measure its cost.
+    limit = "1000000/minute" if rate_limits else ""
+    text = re.sub(r'^(sso|acs|token|discovery) = "[^"]*"$', rf'\1 = "{limit}"', text, flags=re.M)
     config.write_text(text, encoding="utf-8")
     prepare_demo(directory, port)  # registers the demo federation; the processes reuse it
     return Demo(directory, port, redis_url)
@@ -339,6 +345,13 @@ def start(demo: Demo, workers: int, broker_src: Path | None) -> list[Proc]:
         python,
         "-m",
         "gunicorn",
+        # The production configuration (worker warm-up, Prometheus multiprocess mode, no access
+        # log); the options below override its bind, worker count and worker class. One thread:
+        # with more, gunicorn turns "sync" into gthread.
+        "-c",
+        "python:broker.cli.gunicorn_conf",
+        "--threads",
+        "1",
         "--bind",
         f"127.0.0.1:{demo.port}",
         "--workers",
@@ -425,6 +438,11 @@ def main() -> None:
     parser.add_argument("--floor-rounds", type=int, default=None)
     parser.add_argument("--pairing", choices=(*PAIRINGS, "both"), default="both")
     parser.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="keep the rate limiter on (limits too high to reach), to measure what it costs",
+    )
+    parser.add_argument(
         "--returning",
         action="store_true",
         help="schools show the notice only on a student's first visit (`changes` mode): after "
@@ -443,7 +461,9 @@ def main() -> None:
     procs: list[Proc] = []
     runs: list[Run] = []
     try:
-        demo = prepare(directory, free_port_run(7), args.redis_url, args.registry_url)
+        demo = prepare(
+            directory, free_port_run(7), args.redis_url, args.registry_url, args.rate_limits
+        )
         if args.returning:
             notice_once(directory)
         procs = start(demo, args.workers, args.broker_src)

@@ -82,8 +82,12 @@ class Receipting:
         pending_ttl: int,
         session_ttl: int,
         clock: Callable[[], float] = time.time,
+        notice_mode: Callable[[str, str], str] | None = None,
     ) -> None:
+        """`notice_mode`: the school's notice mode for a service, by default from the book;
+        the broker passes the worker's cached view of it (wiring.py)."""
         self.book = book
+        self.notice_mode = notice_mode or book.notice_mode
         self.keys = keys
         self.sealed = SealedStore(store)
         self.pending_ttl = pending_ttl
@@ -107,7 +111,7 @@ class Receipting:
     # -- the information notice ----------------------------------------------------------------
     def notice_due(self, content: ReceiptContent) -> bool:
         """For a release this SSO session has not shown yet (`seen_in_session`)."""
-        if self.book.notice_mode(content.school_id, content.service_id) == NOTICE_ON_CHANGES:
+        if self.notice_mode(content.school_id, content.service_id) == NOTICE_ON_CHANGES:
             last = self.book.latest_for(content.school_id, content.subject, content.service_id)
             if last is not None and last.content.release_fingerprint == content.release_fingerprint:
                 return False

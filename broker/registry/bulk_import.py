@@ -16,21 +16,19 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session, joinedload, undefer
 
 from broker.core.model import Declaration, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
+from broker.registry.changes import bump_generation
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 from broker.registry.tables import (
-    STATE_ROW_ID,
     ChainRow,
     DeclarationRow,
     OidcClientRow,
     PolicyChangeRow,
-    RegistryStateRow,
     ReleasePolicyRow,
     SchoolOidcRow,
     SchoolRow,
@@ -100,16 +98,11 @@ def apply_snapshot(
     for record in snapshot.key_versions:
         _key_version(session, record, stamp, report)
     session.flush()
-    structural = report.touched
     for policy in snapshot.policies:
         _policy(session, policy, stamp, report)
-    if structural:
-        # Policies are read afresh on every login; everything else is cached per worker.
-        session.execute(
-            update(RegistryStateRow)
-            .where(RegistryStateRow.id == STATE_ROW_ID)
-            .values(generation=RegistryStateRow.generation + 1)
-        )
+    if report.touched:
+        # Every worker's view caches all of it, policies included (cached.py).
+        bump_generation(session)
     return report
 
 

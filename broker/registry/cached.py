@@ -1,10 +1,13 @@
-"""A worker's view of the registry: schools, chains and services from memory, policies from SQL.
+"""A worker's view of the registry: schools, chains, services, release policies and notice modes
+from memory.
 
-Schools, chains and services change rarely and are read several times per login; the view holds
-them in memory and reloads them all when the registry's generation changes. It asks for the
-generation at most once a second, and at once when a lookup misses, so a newly registered school
-or service works on its very first login in every worker. Release policies are never cached: a
-school's change must show on the next login, everywhere.
+They change rarely and are read on every login; the view holds them in memory and drops them all
+when the registry's generation changes (broker/registry/changes.py: every change the login path
+reads bumps it). It asks for the generation at most once a second, at once when a lookup misses
+(so a newly registered school or service works on its very first login in every worker), and at
+once after a change made in this process. So a school's change of policy or notice mode shows on
+the next login in the worker that made it and within a second in every other worker. Policies
+and notice modes are loaded per (school, service) on first use, not all at start.
 """
 
 from __future__ import annotations
@@ -12,13 +15,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
 from broker.core.model import Chain, ReleasePolicy, School, Service
 from broker.core.ports import RegistryReader
 from broker.core.pseudonym_rotation import ChainKeyVersion
+from broker.registry.changes import local_changes
+from broker.registry.errors import ServiceSwitchedOff
 
 MAX_STALENESS_SECONDS = 1.0
 T = TypeVar("T")
@@ -34,6 +39,7 @@ class CachedSource(RegistryReader, Protocol):
 class _Snapshot:
     generation: int
     checked_at: float
+    local_changes: int
     schools: dict[str, School]
     schools_by_idp: dict[str, School]
     services: dict[str, Service]
@@ -41,6 +47,8 @@ class _Snapshot:
     chains: dict[str, Chain]
     # Pseudonym chains' key versions: a rotation bumps the generation, so it arrives here.
     key_versions: dict[str, ChainKeyVersion]
+    # Loaded on first use, per (school, service): policies (None: switched off), notice modes.
+    pairs: dict[tuple[str, str, str], object] = field(default_factory=dict)
 
 
 class CachedRegistryReader:
@@ -62,11 +70,17 @@ class CachedRegistryReader:
     def _current(self, *, fresh: bool = False) -> _Snapshot:
         snapshot = self._snapshot
         now = self._clock()
-        if snapshot is not None and not fresh and now - snapshot.checked_at < self._max_staleness:
+        local = local_changes()
+        if (
+            snapshot is not None
+            and not fresh
+            and snapshot.local_changes == local
+            and now - snapshot.checked_at < self._max_staleness
+        ):
             return snapshot
         generation = self._source.generation()
         if snapshot is not None and snapshot.generation == generation:
-            snapshot = replace(snapshot, checked_at=now)
+            snapshot = replace(snapshot, checked_at=now, local_changes=local)
         else:
             with self._lock:
                 # Generation first, then the rows: a change in between only makes the next
@@ -78,6 +92,7 @@ class CachedRegistryReader:
                 snapshot = _Snapshot(
                     generation=generation,
                     checked_at=now,
+                    local_changes=local,
                     schools={s.id: s for s in schools},
                     schools_by_idp={s.idp_entity_id: s for s in schools},
                     services={s.id: s for s in services},
@@ -126,7 +141,29 @@ class CachedRegistryReader:
         return list(self._current().key_versions.values())
 
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
-        return self._source.policy(school_id, service_id)
+        def load() -> ReleasePolicy | None:
+            try:
+                return self._source.policy(school_id, service_id)
+            except ServiceSwitchedOff:
+                return None
+
+        policy = self.per_pair("policy", school_id, service_id, load)
+        if policy is None:
+            raise ServiceSwitchedOff(school_id, service_id)
+        return policy
+
+    def per_pair(self, kind: str, school_id: str, service_id: str, load: Callable[[], T]) -> T:
+        """What `load` gives for one (school, service), kept until the generation changes.
+        `kind` names what it is (one cache for several kinds); `load` reads the registry."""
+        pairs = self._current().pairs
+        key = (kind, school_id, service_id)
+        if key in pairs:
+            return pairs[key]  # type: ignore[return-value]
+        # Loaded after the generation was read (_current): a change in between only makes
+        # the next check drop it again, never keeps an older value under a newer generation.
+        value = load()
+        pairs[key] = value
+        return value
 
     def school_metadata(self) -> dict[str, str]:
         return self._source.school_metadata()

@@ -13,13 +13,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, delete, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Engine, delete, insert, select
 
 from broker.core.federation import FederationEntity, SourceHealth, SourceRecord, source_health
+from broker.registry.changes import bump_generation
 from broker.registry.database import session_on
 from broker.registry.federation_tables import FederationEntityRow, MetadataSourceRow
-from broker.registry.tables import STATE_ROW_ID, RegistryStateRow, as_utc
+from broker.registry.tables import as_utc
 
 NO_END = datetime.max.replace(tzinfo=UTC)
 # Rows per INSERT: 5,000 entities go in a handful of statements, within every driver's limits.
@@ -76,7 +76,7 @@ class FederationStore:
                         for e in listed[start : start + _BATCH]
                     ],
                 )
-            _bump(session)
+            bump_generation(session)
             return True
 
     def refused(self, source: str, reason: str, now: datetime) -> None:
@@ -133,14 +133,5 @@ class FederationStore:
                 return False
             session.execute(delete(FederationEntityRow).where(FederationEntityRow.source == source))
             session.delete(row)
-            _bump(session)
+            bump_generation(session)
             return True
-
-
-def _bump(session: Session) -> None:
-    # Every worker's cached view and pysaml2 entities rebuild on their next look (cached.py).
-    session.execute(
-        update(RegistryStateRow)
-        .where(RegistryStateRow.id == STATE_ROW_ID)
-        .values(generation=RegistryStateRow.generation + 1)
-    )

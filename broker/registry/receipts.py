@@ -13,7 +13,17 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Engine, delete, func, insert, select, update
+from sqlalchemy import (
+    CursorResult,
+    Engine,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -26,6 +36,7 @@ from broker.core.receipts import (
     ReceiptKeys,
     verify_chain,
 )
+from broker.registry.changes import bump_generation
 from broker.registry.database import open_engine, session_on, writer
 from broker.registry.receipt_tables import (
     NoticePreferenceRow,
@@ -36,6 +47,23 @@ from broker.registry.receipt_tables import (
 )
 
 VERIFY_BATCH = 1000
+
+# The login path's three statements, built once, on the Core tables: no statement building and
+# no ORM bulk-update machinery per login (docs/performance.md). Bound names differ from the
+# column names, which SQLAlchemy reserves for the SET clause.
+_CHAINS = cast(Table, ReceiptChainRow.__table__)
+_ADVANCE_HEAD = (
+    update(_CHAINS)
+    .where(_CHAINS.c.school_id == bindparam("b_school"))
+    .values(head_seq=_CHAINS.c.head_seq + 1)
+    .returning(_CHAINS.c.head_seq, _CHAINS.c.head_hash, _CHAINS.c.anchor_seq, _CHAINS.c.anchor_hash)
+)
+_SET_HEAD = (
+    update(_CHAINS)
+    .where(_CHAINS.c.school_id == bindparam("b_school"))
+    .values(head_hash=bindparam("b_head_hash"), seal=bindparam("b_seal"))
+)
+_INSERT_RECEIPT = insert(cast(Table, ReceiptRow.__table__))
 NOTICE_EVERY_SESSION = "session"
 NOTICE_ON_CHANGES = "changes"
 
@@ -95,15 +123,14 @@ class SqlReceiptBook:
                     )
                     head = ChainAnchor(seq, receipt.hash)
                     session.execute(
-                        update(ReceiptChainRow)
-                        .where(ReceiptChainRow.school_id == content.school_id)
-                        .values(
-                            head_hash=receipt.hash,
-                            seal=self.keys.seal_record(content.school_id, head, anchor),
-                        )
+                        _SET_HEAD,
+                        {
+                            "b_school": content.school_id,
+                            "b_head_hash": receipt.hash,
+                            "b_seal": self.keys.seal_record(content.school_id, head, anchor),
+                        },
                     )
-                    # A Core INSERT: no ORM unit of work on the login path.
-                    session.execute(insert(ReceiptRow).values(**receipt_values(receipt)))
+                    session.execute(_INSERT_RECEIPT, receipt_values(receipt))
                     return receipt
             except IntegrityError:
                 # Two first-ever receipts of one school raced to create its chain row: the
@@ -114,17 +141,7 @@ class SqlReceiptBook:
 
     def _lock_head(self, session: Session, school_id: str) -> tuple[int, str, ChainAnchor]:
         """Advance the school's head: (new sequence number, previous hash, the anchor)."""
-        advanced = session.execute(
-            update(ReceiptChainRow)
-            .where(ReceiptChainRow.school_id == school_id)
-            .values(head_seq=ReceiptChainRow.head_seq + 1)
-            .returning(
-                ReceiptChainRow.head_seq,
-                ReceiptChainRow.head_hash,
-                ReceiptChainRow.anchor_seq,
-                ReceiptChainRow.anchor_hash,
-            )
-        ).one_or_none()
+        advanced = session.execute(_ADVANCE_HEAD, {"b_school": school_id}).one_or_none()
         if advanced is not None:
             seq, previous, anchor_seq, anchor_hash = advanced
             return int(seq), str(previous), ChainAnchor(int(anchor_seq), str(anchor_hash))
@@ -157,7 +174,7 @@ class SqlReceiptBook:
             ).one_or_none()
             return row.to_receipt() if row is not None else None
 
-    # -- notice preferences (read only when a notice might be shown) -------------------------
+    # -- notice preferences (the login path reads them through the worker's cached view) -----
     def notice_mode(self, school_id: str, service_id: str) -> str:
         with session_on(self._engine) as session:
             row = session.get(NoticePreferenceRow, (school_id, service_id))
@@ -181,6 +198,7 @@ class SqlReceiptBook:
                 )
             else:
                 row.mode = mode
+            bump_generation(session)  # every worker's view caches the modes (cached.py)
 
     # -- reading: the school's portal and the my-data page -----------------------------------
     def find(self, query: ReceiptQuery, *, limit: int = 500) -> list[Receipt]:

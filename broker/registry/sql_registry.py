@@ -2,9 +2,8 @@
 
 Writes come from the CLI and the portals, never from the login path. Each runs in one
 transaction: it checks what it refers to, writes, and bumps `registry_state.generation` when
-schools, chains, services or metadata changed, so every worker's adapters rebuild their parsed
-metadata on their next look. Policy changes do not bump it: policies are read afresh on every
-login anyway.
+schools, chains, services, metadata or release policies changed, so every worker's cached view
+and adapters reload on their next look (broker/registry/changes.py).
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from broker.core.receipts import ReceiptKeys
 from broker.registry.admin_accounts import SqlAdminAccounts
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
 from broker.registry.bulk_import import ImportReport, apply_snapshot
+from broker.registry.changes import bump_generation
 from broker.registry.database import open_engine, session_on, writer
 from broker.registry.errors import (
     DuplicateEntry,
@@ -37,12 +37,10 @@ from broker.registry.pseudonym_keys import SqlPseudonymKeyVersions
 from broker.registry.receipts import SqlReceiptBook
 from broker.registry.snapshot import Snapshot, read_snapshot
 from broker.registry.tables import (
-    STATE_ROW_ID,
     ChainRow,
     DeclarationRow,
     OidcClientRow,
     PolicyChangeRow,
-    RegistryStateRow,
     ReleasePolicyRow,
     SchoolOidcRow,
     SchoolRow,
@@ -74,7 +72,7 @@ class SqlRegistry(PortalReads):
         self._clock = clock
         self.accounts = SqlAdminAccounts(engine, clock)
         self.federation = FederationStore(engine, self._writer)
-        self.pseudonym_keys = SqlPseudonymKeyVersions(engine, self._writer, _bump_generation, clock)
+        self.pseudonym_keys = SqlPseudonymKeyVersions(engine, self._writer, bump_generation, clock)
 
     def receipt_book(self, keys: ReceiptKeys) -> SqlReceiptBook:
         """Receipts live beside the registry, on the same database and connection pool."""
@@ -89,7 +87,7 @@ class SqlRegistry(PortalReads):
                 update(SchoolRow).where(SchoolRow.id == school_id).values(privacy_contact=contact),
             ):
                 raise UnknownSchool(f"no school with id {school_id!r}")
-            _bump_generation(session)
+            bump_generation(session)
 
     def close(self) -> None:
         """Close pooled connections (tests, shutdown); the instance reconnects if used again."""
@@ -102,12 +100,12 @@ class SqlRegistry(PortalReads):
         ]
         with self._writing("school", checks) as session:
             session.add(SchoolRow.from_school(school, idp_metadata))
-            _bump_generation(session)
+            bump_generation(session)
 
     def add_chain(self, chain: Chain) -> None:
         with self._writing("chain", [(ChainRow.id, "id", chain.id)]) as session:
             session.add(ChainRow(id=chain.id, name=chain.name))
-            _bump_generation(session)
+            bump_generation(session)
 
     def add_service(self, service: Service, sp_metadata: str | None) -> None:
         """Register a service with its declarations (kept in the order given)."""
@@ -163,7 +161,7 @@ class SqlRegistry(PortalReads):
                     changed_by="registration",
                 )
             )
-            _bump_generation(session)
+            bump_generation(session)
 
     def update_school_metadata(self, school_id: str, idp_metadata: str) -> None:
         with self._writing() as session:
@@ -174,7 +172,7 @@ class SqlRegistry(PortalReads):
                 .values(idp_metadata=idp_metadata),
             ):
                 raise UnknownSchool(f"no school with id {school_id!r}")
-            _bump_generation(session)
+            bump_generation(session)
 
     def update_service_metadata(self, service_id: str, sp_metadata: str) -> None:
         with self._writing() as session:
@@ -185,7 +183,7 @@ class SqlRegistry(PortalReads):
                 .values(sp_metadata=sp_metadata),
             ):
                 raise UnknownService(f"no service with id {service_id!r}")
-            _bump_generation(session)
+            bump_generation(session)
 
     def update_oidc_client(self, service_id: str, client: OidcClient) -> None:
         """Replace an OIDC service's registration (new redirect URIs, a rotated secret's hash).
@@ -205,7 +203,7 @@ class SqlRegistry(PortalReads):
             row.oidc.backchannel_logout_session_required = (
                 client.backchannel_logout_session_required
             )
-            _bump_generation(session)
+            bump_generation(session)
 
     def update_school_idp(self, school: School, idp_metadata: str) -> None:
         """Replace a school's identity provider and subject (its portal): SAML metadata, or an
@@ -234,7 +232,7 @@ class SqlRegistry(PortalReads):
                 row.oidc.client_id = wanted.client_id
                 row.oidc.client_secret = wanted.client_secret
                 row.oidc.algorithms = list(wanted.algorithms)
-            _bump_generation(session)
+            bump_generation(session)
 
     def set_service_chain(self, service_id: str, chain_id: str | None) -> None:
         """Move a service into a chain, or out of every chain with `None`.
@@ -250,7 +248,7 @@ class SqlRegistry(PortalReads):
                 update(ServiceRow).where(ServiceRow.id == service_id).values(chain_id=chain_id),
             ):
                 raise UnknownService(f"no service with id {service_id!r}")
-            _bump_generation(session)
+            bump_generation(session)
 
     def set_policy(
         self,
@@ -315,6 +313,7 @@ class SqlRegistry(PortalReads):
                 )
             )
             policy = current.to_policy()
+            bump_generation(session)
         return policy
 
     def approve_service(self, service_id: str) -> None:
@@ -325,7 +324,7 @@ class SqlRegistry(PortalReads):
                 update(ServiceRow).where(ServiceRow.id == service_id).values(approved=True),
             ):
                 raise UnknownService(f"no service with id {service_id!r}")
-            _bump_generation(session)
+            bump_generation(session)
 
     def set_declarations(
         self, service_id: str, declarations: tuple[Declaration, ...], changed_by: str
@@ -361,7 +360,7 @@ class SqlRegistry(PortalReads):
                     changed_by=changed_by,
                 )
             )
-            _bump_generation(session)
+            bump_generation(session)
             return row.declaration_version
 
     def snapshot(self) -> Snapshot:
@@ -409,14 +408,6 @@ def _refuse_duplicates(session: Session, kind: str, unique: Sequence[UniqueCheck
 def _require_chain(session: Session, chain_id: str) -> None:
     if session.get(ChainRow, chain_id) is None:
         raise UnknownChain(chain_id)
-
-
-def _bump_generation(session: Session) -> None:
-    session.execute(
-        update(RegistryStateRow)
-        .where(RegistryStateRow.id == STATE_ROW_ID)
-        .values(generation=RegistryStateRow.generation + 1)
-    )
 
 
 def _updated_one(session: Session, statement: Update) -> bool:

@@ -200,7 +200,12 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # saml2 ship
         own route re-parses and re-serialises the whole message for every signature."""
         if isinstance(statement, SamlBase):
             statement = str(statement)
-        tree = parse_document(statement)
+        return self.sign_tree(parse_document(statement), key_file, targets)
+
+    def sign_tree(
+        self, tree: etree._ElementTree, key_file: str, targets: list[tuple[str, str | None]]
+    ) -> str:
+        """`sign_elements` on a tree the broker built itself (response_builder.py): no parse."""
         key = self._keys.get(key_file, int(xmlsec.constants.KeyDataFormatPem))
         for node_name, node_id in targets:
             # The template must already satisfy the verification policy: pysaml2's defaults are

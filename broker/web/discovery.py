@@ -78,7 +78,8 @@ def chosen() -> Response:
     login_id = _login_id(request.form.get("login"))
     school_id = request.form.get("school", "")
     secret, _ = browser_secret(request)
-    record = b.flow.choose_school(secret, login_id, school_id)
+    # go_upstream saves the record with the school in it (note_upstream).
+    record = b.flow.choose_school(secret, login_id, school_id, save=False)
     response = go_upstream(secret, record)
     remember_school(response, school_id)
     return response

@@ -77,8 +77,8 @@ def continue_login(
     elif sso is not None:
         # A session that may not answer (a fresh login or a stronger one is asked for): the
         # student logs in again at the school they logged in at, without choosing it again.
-        record = b.flow.choose_school(secret, record.login_id, sso[0].school_id)
-        response = go_upstream(secret, record)
+        record = b.flow.choose_school(secret, record.login_id, sso[0].school_id, save=False)
+        response = go_upstream(secret, record)  # saves the record (note_upstream)
     else:
         target = url_for("discovery.choose", login=record.login_id)
         language = requested_ui_language(record.request)

@@ -59,7 +59,10 @@ def install_rate_limits(app: Flask, settings: Settings) -> Limiter:
         app=app,
         storage_uri=storage_uri(settings.store_url),
         key_prefix="kb-limits",
-        headers_enabled=True,  # Retry-After on a 429, so well-behaved clients back off
+        # No X-RateLimit-* headers on every answer: they cost two store round trips per limited
+        # request (the window's count and expiry), on top of the one that counts it. The 429
+        # carries Retry-After all the same (below).
+        headers_enabled=False,
         swallow_errors=True,
     )
     limits = settings.rate_limits
@@ -72,17 +75,19 @@ def install_rate_limits(app: Flask, settings: Settings) -> Limiter:
             app.view_functions[endpoint] = wrapped
 
     @app.errorhandler(RateLimitExceeded)
-    def rate_limited(error: RateLimitExceeded) -> tuple[Response | str, int]:
+    def rate_limited(error: RateLimitExceeded) -> tuple[Response | str, int, dict[str, str]]:
         error_id = new_error_id()
         log.warning(
             "refused code=rate_limited status=429 error_id=%s endpoint=%s",
             error_id,
             request.endpoint,
         )
+        # So well-behaved clients back off: a fixed window resets at most its length from now.
+        retry_after = {"Retry-After": str(max(1, int(error.limit.limit.get_expiry())))}
         if request.endpoint in JSON_ENDPOINTS:
             # OAuth clients read JSON; RFC 6749 has no rate-limit error, this is the nearest.
             body = {"error": "temporarily_unavailable", "error_description": "too many requests"}
-            return jsonify(body), 429
+            return jsonify(body), 429, retry_after
         page = render_template(
             "error.html",
             status=429,
@@ -90,6 +95,6 @@ def install_rate_limits(app: Flask, settings: Settings) -> Limiter:
             message=http_error_message(429),
             error_id=error_id,
         )
-        return page, 429
+        return page, 429, retry_after
 
     return limiter

@@ -135,6 +135,12 @@ def build_broker(
             store,
             pending_ttl=settings.login_ttl_seconds,
             session_ttl=max(settings.sso_session_seconds, 1),
+            notice_mode=lambda school_id, service_id: view.per_pair(
+                "notice_mode",
+                school_id,
+                service_id,
+                lambda: receipts.notice_mode(school_id, service_id),
+            ),
         ),
         session_services=session_services,
         logout=logout,

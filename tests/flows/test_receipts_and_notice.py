@@ -199,6 +199,34 @@ def test_my_data_view_of_one_student_does_not_open_in_another_students_browser(
     assert daan.get(page.url).status == 400
 
 
+def test_a_policy_changed_while_the_notice_is_open_shows_the_new_notice(
+    demo: LiveDemo, notice_service: str
+) -> None:
+    """The release is computed again on Continue (from the worker's cached view, which a change
+    moves on at once in this process): what the student agreed to see is what is sent."""
+    browser = Browser(read_notices=False)
+    held = demo.login(browser, notice_service, UID)
+    form = notice_form(held.final)
+    assert form is not None and "To greet the student." not in held.final.text
+    demo.registry.set_policy(
+        DEMO_SCHOOL_ID, notice_service, frozenset({"groups", "given_name"}), "test"
+    )
+
+    def head() -> int:
+        found = newest(demo, DEMO_SCHOOL_ID)
+        return found[0].seq if found else 0
+
+    before = head()
+    again = browser.post(form.pop("action"), form)
+    assert not demo.answers_publisher(again)
+    assert notice_form(again) is not None and "To greet the student." in again.text
+    assert head() == before  # no receipt for the release the student has not seen
+    form = notice_form(again)
+    assert form is not None
+    assert demo.answers_publisher(browser.post(form.pop("action"), form))
+    assert head() == before + 1
+
+
 def test_a_notice_left_open_cannot_continue_after_the_sso_session_ended(
     demo: LiveDemo, notice_service: str
 ) -> None:

@@ -6,6 +6,7 @@ import multiprocessing
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 import pytest
 
@@ -20,6 +21,7 @@ from broker.core.model import (
     Service,
 )
 from broker.core.ports import RegistryReader
+from broker.core.receipts import ReceiptKeys
 from broker.registry import (
     DuplicateEntry,
     PolicyChange,
@@ -28,7 +30,11 @@ from broker.registry import (
     UnknownChain,
     migrate,
 )
+from broker.registry.cached import CachedRegistryReader
+from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.migration import model_drift
+
+RECEIPT_KEYS = ReceiptKeys.from_key(bytes(range(32)))
 
 SCHOOL = School(
     id="00AA",
@@ -382,7 +388,7 @@ def test_a_service_in_no_chain_is_a_chain_of_its_own(filled: SqlRegistry) -> Non
 # -- generation
 
 
-def test_generation_follows_schools_services_and_metadata_not_policies(
+def test_generation_follows_everything_a_login_reads(
     sql_registry: SqlRegistry,
 ) -> None:
     seen = [sql_registry.generation()]
@@ -404,4 +410,51 @@ def test_generation_follows_schools_services_and_metadata_not_policies(
     sql_registry.set_service_chain("lesmethode", None)
     assert bumped()
     sql_registry.set_policy("00AA", "lesmethode", frozenset({"groups"}), "admin")
+    assert bumped()  # every worker's view caches policies (registry/cached.py)
+    sql_registry.receipt_book(RECEIPT_KEYS).set_notice_mode("00AA", "lesmethode", "changes")
+    assert bumped()
+    # A refused change bumps nothing.
+    with pytest.raises(UndeclaredAttribute):
+        sql_registry.set_policy("00AA", "lesmethode", frozenset({"eck_id"}), "admin")
     assert not bumped()
+
+
+def test_the_workers_view_sees_a_change_made_in_its_process_at_once(
+    filled: SqlRegistry,
+) -> None:
+    view = CachedRegistryReader(filled, max_staleness=3600)
+    book = filled.receipt_book(RECEIPT_KEYS)
+
+    def notice_mode() -> str:
+        return view.per_pair(
+            "notice_mode", "00AA", "lesmethode", lambda: book.notice_mode("00AA", "lesmethode")
+        )
+
+    assert view.policy("00AA", "lesmethode").version == 0
+    assert notice_mode() == "session"
+    filled.set_policy("00AA", "lesmethode", frozenset({"groups"}), "admin")
+    assert view.policy("00AA", "lesmethode").attributes == {"groups"}
+    book.set_notice_mode("00AA", "lesmethode", "changes")
+    assert notice_mode() == "changes"
+    filled.set_policy("00AA", "lesmethode", frozenset(), "admin", active=False)
+    with pytest.raises(ServiceSwitchedOff):
+        view.policy("00AA", "lesmethode")
+
+
+def test_another_workers_view_sees_a_policy_change_within_a_second(
+    registry_url: str, filled: SqlRegistry
+) -> None:
+    other_worker = SqlRegistry(registry_url)
+    clock = [0.0]
+    view = CachedRegistryReader(other_worker, clock=lambda: clock[0])
+    try:
+        # Another process does not see this process's signal, only the database's generation.
+        with patch("broker.registry.cached.local_changes", return_value=0):
+            assert view.policy("00AA", "lesmethode").version == 0
+            filled.set_policy("00AA", "lesmethode", frozenset({"groups"}), "admin")
+            clock[0] += 0.5
+            assert view.policy("00AA", "lesmethode").version == 0  # kept for up to a second
+            clock[0] += 0.6
+            assert view.policy("00AA", "lesmethode").attributes == {"groups"}
+    finally:
+        other_worker.close()

@@ -5,9 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+import pytest
+
 from broker.core.model import Chain, ReleasePolicy, School, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.cached import CachedRegistryReader
+from broker.registry.errors import ServiceSwitchedOff
 
 
 @dataclass
@@ -130,14 +133,32 @@ def test_a_new_entity_is_found_at_once() -> None:
     assert view.school_by_idp("https://idp.new/md") is not None
 
 
-def test_policies_are_never_cached() -> None:
-    source, _clock, view = _setup()
-    assert view.policy("99XX00", "leesplank").version == 0
+def test_policies_are_kept_until_the_generation_changes() -> None:
+    source, clock, view = _setup()
+    for _ in range(5):
+        assert view.policy("99XX00", "leesplank").version == 0
+    assert source.calls["policy"] == 1
     source.policies[("99XX00", "leesplank")] = ReleasePolicy(
         "99XX00", "leesplank", frozenset({"given_name"}), 1
     )
+    source.gen = 2
+    clock.now += 1.1
     assert view.policy("99XX00", "leesplank").attributes == frozenset({"given_name"})
     assert source.calls["policy"] == 2
+
+
+def test_a_switched_off_service_stays_refused_from_memory() -> None:
+    source, _clock, view = _setup()
+
+    def switched_off(school_id: str, service_id: str) -> ReleasePolicy:
+        source._count("policy")
+        raise ServiceSwitchedOff(school_id, service_id)
+
+    source.policy = switched_off  # type: ignore[method-assign]
+    for _ in range(3):
+        with pytest.raises(ServiceSwitchedOff):
+            view.policy("99XX00", "leesplank")
+    assert source.calls["policy"] == 1
 
 
 def test_unknown_ids_stay_unknown() -> None:

@@ -1,0 +1,51 @@
+"""How a change to the registry reaches every worker's cached view (broker/registry/cached.py).
+
+Across processes and machines: `registry_state.generation`, bumped in the transaction of every
+change a login reads (schools, chains, services, metadata, release policies, notice modes). A
+view asks for it at most once a second, so another worker's change shows there within a second.
+
+Within this process: a counter, moved on after such a transaction committed. A view compares it
+on every lookup (one integer comparison), so a change made here (the portal, the CLI, a test)
+shows on the very next login in this process, without waiting for the once-a-second check.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
+
+from broker.registry.tables import STATE_ROW_ID, RegistryStateRow
+
+
+class _LocalChanges:
+    def __init__(self) -> None:
+        self._counter = itertools.count(1)
+        self._lock = threading.Lock()
+        self.latest = 0
+
+    def committed(self, _session: Session) -> None:
+        with self._lock:
+            self.latest = next(self._counter)
+
+
+_LOCAL = _LocalChanges()
+
+
+def bump_generation(session: Session) -> None:
+    """Part of a write transaction: tell every worker's view to reload after it commits."""
+    session.execute(
+        update(RegistryStateRow)
+        .where(RegistryStateRow.id == STATE_ROW_ID)
+        .values(generation=RegistryStateRow.generation + 1)
+    )
+    # After the commit, not now: a view that reloaded between now and the commit would read
+    # the old rows and take them for the new state.
+    event.listen(session, "after_commit", _LOCAL.committed, once=True)
+
+
+def local_changes() -> int:
+    """Moves on with every committed change made in this process (0: none yet)."""
+    return _LOCAL.latest
