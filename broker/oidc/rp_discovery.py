@@ -26,6 +26,8 @@ DISCOVERY_TTL = 3600.0
 JWKS_TTL = 3600.0
 JWKS_REFETCH_INTERVAL = 60.0
 FAILURE_BACKOFF = 30.0
+# How long a request waits for another request's first fetch of the same provider (seconds).
+FIRST_FETCH_WAIT = 3.0
 # Asymmetric keys only: an `oct` key in a provider's key set would be a shared secret published.
 PublicKey = RSAKey | ECKey | OKPKey
 _KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
@@ -152,6 +154,7 @@ class ProviderDirectory:
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
         self._failures: dict[str, float] = {}
+        self._inflight: dict[str, threading.Event] = {}
 
     def metadata(self, issuer: str) -> ProviderMetadata:
         return self._entry(issuer).metadata
@@ -205,33 +208,52 @@ class ProviderDirectory:
         with self._lock:
             entry = self._entries.get(issuer)
             failed_at = self._failures.get(issuer)
-        if entry is not None and now - entry.fetched_at < DISCOVERY_TTL:
-            return entry
-        if failed_at is not None and now - failed_at < FAILURE_BACKOFF:
-            # One slow, dead provider must not cost every page that lists it a full timeout.
-            if entry is not None:
+            if entry is not None and now - entry.fetched_at < DISCOVERY_TTL:
                 return entry
-            raise UpstreamFailure("provider recently unreachable", code="school_unreachable")
-        with self._lock:
-            # Marked before the fetch: while one request waits on this provider, the others
-            # get the cached document or fail fast instead of queueing behind it.
-            self._failures[issuer] = now
+            if failed_at is not None and now - failed_at < FAILURE_BACKOFF:
+                # One slow, dead provider must not cost every page that lists it a full timeout.
+                if entry is not None:
+                    return entry
+                raise UpstreamFailure("provider recently unreachable", code="school_unreachable")
+            running = self._inflight.get(issuer)
+            if running is None:
+                self._inflight[issuer] = running = threading.Event()
+                fetching = True
+            else:
+                fetching = False
+        if not fetching:
+            # Another request of this worker is fetching the document right now.
+            if entry is not None:
+                return entry  # a refresh: the document we have serves meanwhile
+            # The first fetch (a fresh worker at 08:30, many students at once): wait for it a
+            # little rather than fail a login a healthy provider answers in milliseconds; a
+            # provider that hangs costs the waiters this much, never a full timeout each.
+            running.wait(FIRST_FETCH_WAIT)
+            with self._lock:
+                entry = self._entries.get(issuer)
+            if entry is None:
+                raise UpstreamFailure("provider not answering", code="school_unreachable")
+            return entry
         try:
             metadata = self.fetch_metadata(issuer)
         except UpstreamFailure:
             with self._lock:
-                self._failures[issuer] = now
+                self._failures[issuer] = self._clock()
             if entry is not None:
                 return entry  # the document we had is better than none while the provider is down
             raise
-        with self._lock:
-            fresh = _Entry(metadata, now)
-            if entry is not None and entry.metadata.jwks_uri == metadata.jwks_uri:
-                fresh.keys, fresh.keys_fetched_at = entry.keys, entry.keys_fetched_at
-            self._entries[issuer] = fresh
-            self._failures.pop(issuer, None)
-        return fresh
-
+        else:
+            with self._lock:
+                fresh = _Entry(metadata, now)
+                if entry is not None and entry.metadata.jwks_uri == metadata.jwks_uri:
+                    fresh.keys, fresh.keys_fetched_at = entry.keys, entry.keys_fetched_at
+                self._entries[issuer] = fresh
+                self._failures.pop(issuer, None)
+            return fresh
+        finally:
+            with self._lock:
+                self._inflight.pop(issuer, None)
+            running.set()
 
 def check_school_provider(
     directory: ProviderDirectory, issuer: str, algorithms: tuple[str, ...]

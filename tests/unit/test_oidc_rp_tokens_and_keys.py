@@ -7,6 +7,8 @@ import base64
 import hashlib
 import hmac
 import json
+import threading
+import time
 from typing import Any
 
 import jwt as pyjwt
@@ -25,6 +27,7 @@ from broker.oidc.rp_discovery import (
     JWKS_REFETCH_INTERVAL,
     ProviderDirectory,
     ProviderInvalid,
+    ProviderMetadata,
     PublicKey,
     parse_discovery,
     parse_key_set,
@@ -348,3 +351,70 @@ def test_a_known_document_outlives_a_provider_outage() -> None:
     sessions[0] = DeadSession(fetched)  # type: ignore[assignment]
     clock[0] += DISCOVERY_TTL + 1
     assert directory.metadata(ISSUER) == first
+
+
+class SlowSession(FakeSession):
+    """A provider that answers after `delay` seconds, or (with `gate`) once the gate opens."""
+
+    def __init__(
+        self,
+        network: dict[str, dict[str, Any]],
+        log: list[str],
+        delay: float = 0.0,
+        gate: threading.Event | None = None,
+    ) -> None:
+        super().__init__(network, log)
+        self.delay, self.gate = delay, gate
+
+    def request(self, method: str, url: str, **kwargs: Any) -> FakeResponse:
+        if self.gate is not None:
+            self.gate.wait(10)
+        time.sleep(self.delay)
+        return super().request(method, url, **kwargs)
+
+
+def _first_fetch_race(directory: ProviderDirectory, count: int) -> list[object]:
+    results: list[object] = []
+
+    def ask() -> None:
+        try:
+            results.append(directory.metadata(ISSUER))
+        except UpstreamFailure as err:
+            results.append(err)
+
+    threads = [threading.Thread(target=ask) for _ in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(15)
+    return results
+
+
+def test_concurrent_first_logins_wait_for_the_one_discovery_fetch() -> None:
+    """A fresh worker (gthread) meeting many students of one OIDC school at once: one fetch,
+    every login served, none refused as 'school unreachable'."""
+    fetched: list[str] = []
+    network = {f"{ISSUER}/.well-known/openid-configuration": DOCUMENT}
+    directory = ProviderDirectory(lambda: SlowSession(network, fetched, delay=0.2))  # type: ignore[arg-type,return-value]
+    results = _first_fetch_race(directory, 8)
+    assert len(results) == 8
+    assert all(isinstance(r, ProviderMetadata) for r in results), results
+    assert fetched.count(f"{ISSUER}/.well-known/openid-configuration") == 1
+
+
+def test_waiting_for_a_hanging_provider_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("broker.oidc.rp_discovery.FIRST_FETCH_WAIT", 0.2)
+    gate = threading.Event()
+    fetched: list[str] = []
+    network = {f"{ISSUER}/.well-known/openid-configuration": DOCUMENT}
+    directory = ProviderDirectory(lambda: SlowSession(network, fetched, gate=gate))  # type: ignore[arg-type,return-value]
+    first = threading.Thread(target=lambda: directory.metadata(ISSUER))
+    first.start()
+    time.sleep(0.05)  # the first request is now waiting on the provider
+    waiters = _first_fetch_race(directory, 3)
+    gate.set()  # only now does the provider answer the first request
+    first.join(5)
+    assert all(
+        isinstance(r, UpstreamFailure) and r.code == "school_unreachable" for r in waiters
+    ), waiters
+    assert isinstance(directory.metadata(ISSUER), ProviderMetadata)  # the first fetch landed
