@@ -12,7 +12,10 @@ skipped; refusing everyone for a counter would add nothing to that.
 
 from __future__ import annotations
 
+import hmac
 import logging
+from collections.abc import Callable
+from hashlib import sha256
 from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
@@ -52,10 +55,22 @@ def storage_uri(store_url: str) -> str:
     return "memory://"
 
 
+def client_key(secret: bytes) -> Callable[[], str]:
+    """What the counters are keyed by: a keyed hash of the client's address, never the address
+    itself (an IP address is personal data, and the store must hold none: security.md)."""
+    key = hmac.new(secret, b"ketenbroker/rate-limit-client", sha256).digest()
+
+    def current_client() -> str:
+        address = get_remote_address() or ""
+        return hmac.new(key, address.encode(), sha256).hexdigest()[:32]
+
+    return current_client
+
+
 def install_rate_limits(app: Flask, settings: Settings) -> Limiter:
     """Wrap the limited endpoints' views; call after every blueprint is registered."""
     limiter = Limiter(
-        get_remote_address,
+        client_key(settings.secret_key),
         app=app,
         storage_uri=storage_uri(settings.store_url),
         key_prefix="kb-limits",

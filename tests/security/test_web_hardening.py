@@ -157,6 +157,30 @@ def test_workers_sharing_redis_count_together(make_app: MakeApp) -> None:
     assert _hit(second, "discovery").status_code == 429
 
 
+@pytest.mark.redis
+def test_the_counters_hold_no_client_address(make_app: MakeApp) -> None:
+    """An IP address is personal data: the counters in the shared store are keyed by a keyed
+    hash of it (rate_limits.client_key), so a dump of Redis shows no address."""
+    try:
+        connection = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1)
+        connection.ping()
+    except redis.exceptions.RedisError:
+        pytest.skip("Redis not reachable")
+    address = f"198.51.100.{random.randint(1, 254)}"
+    limit = f"3 per {random.randint(2, 10**6)} minutes"
+    client = make_app(replace(OFF, acs=limit), REDIS_URL).test_client()
+    environ = {"REMOTE_ADDR": address}
+    assert (
+        client.post("/saml/sp/acs", environ_base=environ, data={"SAMLResponse": "x"}).status_code
+        == 400
+    )
+    keys = [k.decode() for k in connection.scan_iter("*kb-limits*")]
+    assert keys, "the request was counted"
+    assert not any(address in key for key in keys), keys
+    for key in keys:
+        assert address.encode() not in (connection.dump(key) or b"")
+
+
 # -- configuration --------------------------------------------------------------------------------
 
 
