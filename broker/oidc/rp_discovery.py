@@ -255,6 +255,7 @@ class ProviderDirectory:
                 self._inflight.pop(issuer, None)
             running.set()
 
+
 def check_school_provider(
     directory: ProviderDirectory, issuer: str, algorithms: tuple[str, ...]
 ) -> ProviderMetadata:
