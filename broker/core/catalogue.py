@@ -21,6 +21,7 @@ MACE_PREFIX = "urn:mace:dir:attribute-def:"
 AFFILIATIONS = frozenset({"student", "employee", "staff", "affiliate"})
 # \Z, not $: `$` also matches before a trailing newline, which would let "99XX00\n" through.
 _ECK_ID = re.compile(r"\Ahttps://ketenid\.nl/201703/[0-9a-f]{128}\Z")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff\ufffe\uffff]")
 _BRIN = re.compile(r"\A[0-9]{2}[A-Z]{2}([0-9]{2})?\Z")
 # Values are bounded: a school IdP cannot push a megabyte into an assertion through us.
 MAX_VALUE_LENGTH = 256
@@ -152,6 +153,10 @@ def _fits(
     attribute: Attribute, value: str, school_scopes: tuple[str, ...], school_id: str | None
 ) -> bool:
     if not value or len(value) > MAX_VALUE_LENGTH:
+        return False
+    if _CONTROL.search(value):
+        # No control characters (tab, newline aside): XML 1.0 cannot carry most of them, and
+        # no name, e-mail address or identifier needs one.
         return False
     if attribute.canonical == "school_id":
         # A school's provider speaks for that school only: the one BRIN it may assert is the

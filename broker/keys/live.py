@@ -91,8 +91,17 @@ class LiveKeySet:
             stamp = _stamp(self._manifest)
             if stamp == self._stamp and not strict:
                 return
-            if stamp is None:
+            if stamp is None and (strict or self._stamp is None):
+                # No manifest (yet): the configured keys are a key set of one.
                 generations: tuple[KeyGeneration, ...] = (self._fallback,)
+            elif stamp is None:
+                # The manifest vanished while this worker ran: after a rotation the configured
+                # key may be a retired one, so the last good set stays in force.
+                log.error(
+                    "key set manifest missing; the last good key set stays in force",
+                    extra={"reason": "key_set_unreadable"},
+                )
+                return
             else:
                 try:
                     generations = read_manifest(self._manifest)

@@ -21,6 +21,7 @@ Nothing here knows SAML, OIDC or Flask: the adapters implement the channel proto
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -56,6 +57,8 @@ from broker.login.sealed import SealedStore, store_key
 RUN = "logout"
 ANSWER = "logout-answer"
 OUTSTANDING = "logout-outstanding"
+
+log = logging.getLogger("broker.logout")
 
 
 class ServiceChannel(Protocol):
@@ -146,7 +149,11 @@ class SingleLogout:
             self.services.forget(sso_token)
         targets = []
         for participant in participants.participants:
-            if initiator.kind == BY_SERVICE and participant.service_id == initiator.service_id:
+            if (
+                initiator.kind == BY_SERVICE
+                and initiator.own_session
+                and participant.service_id == initiator.service_id
+            ):
                 continue
             mode = self.mode(participant)
             status = UNSUPPORTED if mode == UNSUPPORTED else PENDING
@@ -209,11 +216,20 @@ class SingleLogout:
         """Tell every participant of `jobs` server to server at once, within `timeout` in all;
         its status per key (one that did not answer in time is left out: timed out)."""
         results: dict[int, str] = {}
-        with ThreadPoolExecutor(max_workers=min(len(jobs), 8) or 1) as pool:
+        pool = ThreadPoolExecutor(max_workers=min(len(jobs), 8) or 1)
+        try:
             futures = {pool.submit(self._notify, p, timeout): i for i, p in jobs.items()}
             done, _ = wait(futures, timeout=timeout + 0.5)
             for future in done:
-                results[futures[future]] = future.result()
+                try:
+                    results[futures[future]] = future.result()
+                except Exception as err:  # one service's failure is its own, not the run's
+                    log.warning("logout channel failed: %s", type(err).__name__)
+                    results[futures[future]] = FAILED
+        finally:
+            # Not waiting for the stragglers: the deadline is the deadline (their calls are
+            # bounded by their own timeouts and end in the background).
+            pool.shutdown(wait=False, cancel_futures=True)
         return results
 
     def mode(self, participant: Participant) -> str:

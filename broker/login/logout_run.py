@@ -51,6 +51,9 @@ class Initiator:
     protocol: str = ""
     service_id: str = ""
     answer: dict[str, str] = field(default_factory=dict)
+    # Whether the initiating service is logging out of *this* session (it is then left out of
+    # the services told). An OIDC hint naming an older session: the service is told as well.
+    own_session: bool = True
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,7 @@ class EndSessionChecks:
             decoded = jwt.decode(
                 token,
                 self.keys.key_set(),
-                algorithms=self.keys.algorithms,
+                algorithms=self.keys.published_algorithms(),
                 decoder_cls=StrictJSONDecoder,
             )
         except (JoseError, ValueError, TypeError):

@@ -84,6 +84,12 @@ class SigningKeys:
             raise ConfigurationError(f"no OIDC signing key for {alg}")
         return key
 
+    def published_algorithms(self) -> list[str]:
+        """Every algorithm some published key signs with (checking tokens signed before a
+        rotation, whose key may have had an algorithm the current one has not)."""
+        choice = self._source.current()
+        return sorted({alg for g in choice.published for alg in self._keys_of(g)})
+
     def key_set(self) -> KeySet:
         """Every published key (the JWKS's, private halves included): what checks the
         provider's own tokens, such as an id_token_hint signed before a rotation."""

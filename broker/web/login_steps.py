@@ -17,6 +17,7 @@ from broker.core.errors import (
     PolicyRefusal,
     SchoolTimeout,
     StaleAuthentication,
+    StoreUnavailable,
     UnknownSchool,
     UpstreamFailure,
 )
@@ -191,10 +192,6 @@ def finish(
                 participant,
                 new_session=new_token is not None,
             )
-        if replaced:
-            # Its services now belong to the new session (a logout reaches them from there).
-            b.flow.end_session(*replaced)
-            b.session_services.forget(replaced[0])
         # The receipt is the commit point: written last, once everything else stands, so a
         # receipt never names a login that was not answered; without it there is no answer.
         b.receipting.file(content)
@@ -203,6 +200,16 @@ def finish(
             b.flow.end_session(new_token, identity)  # a refused login leaves no session
             b.session_services.forget(new_token)
         raise
+    if replaced:
+        # Its services now belong to the new session (a logout reaches them from there). After
+        # the commit point: a login that failed leaves the old session as it was.
+        try:
+            b.flow.end_session(*replaced)
+            b.session_services.forget(replaced[0])
+        except StoreUnavailable:
+            # The login stands; the old session then ends only at its expiry (its services are
+            # in the new record too, so a logout still reaches them).
+            log.warning("replaced session not ended: store unavailable")
     log.info(
         "released school=%s service=%s policy_version=%s attributes=%s",
         completion.school.id,

@@ -48,7 +48,10 @@ def end_session() -> Response:
     if standing and not this_session and not _confirmed():
         return _confirmation_page(checked, params)
     if checked.client is not None:
-        initiator = Initiator(BY_SERVICE, OIDC, checked.client.id, checked.answer())
+        # A hint for another (older) session: the platform's part in this one is told too.
+        initiator = Initiator(
+            BY_SERVICE, OIDC, checked.client.id, checked.answer(), own_session=this_session
+        )
     else:
         initiator = Initiator(BY_STUDENT, OIDC)
     response = begin_logout(initiator, sso_token if standing else None)

@@ -40,6 +40,9 @@ LIMITED_ENDPOINTS = {
     "oidc_logout.school_logged_out": "acs",
     # A school's logout token: signature work and platforms' back-channel calls, like an answer.
     "school_backchannel.school_backchannel_logout": "acs",
+    # Logout messages: signature checks and replay-store writes on unauthenticated input.
+    "saml_logout.idp_slo": "acs",
+    "saml_logout.sp_slo": "acs",
     "discovery.choose": "discovery",
     "discovery.chosen": "discovery",
 }

@@ -177,6 +177,23 @@ def test_a_broken_manifest_keeps_the_last_good_key_set(
         live(settings, clock)
 
 
+def test_a_manifest_that_vanishes_never_brings_back_the_configured_key(
+    config: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After a rotation the configured key (key 1) may be retired: a worker whose manifest
+    disappears keeps the set it had, and says so."""
+    settings = load_settings(config)
+    clock = Clock()
+    rotation.rotate(settings, clock())
+    keys = live(settings, clock)
+    assert [g.number for g in keys.current().published] == [1, 2]
+    (config.parent / "keys" / "key-set.toml").unlink()
+    clock.now += 60
+    with caplog.at_level(logging.ERROR):
+        assert [g.number for g in keys.current().published] == [1, 2]
+    assert any(getattr(r, "reason", "") == "key_set_unreadable" for r in caplog.records)
+
+
 @pytest.mark.parametrize(
     ("rotation_table", "message"),
     [

@@ -226,3 +226,13 @@ def test_nledu_names_keep_plain_name_in_oid_profile() -> None:
 
 def test_sensitive_attributes() -> None:
     assert {a.canonical for a in CATALOGUE.values() if a.sensitive} == {"eck_id", "student_number"}
+
+
+@pytest.mark.parametrize("value", ["Sanne\x0bJansen", "a\x00b", "x\x1f", "\ufffe"])
+def test_values_with_control_characters_are_dropped(value: str) -> None:
+    """XML 1.0 cannot carry them: kept, they would break the SAML Response (lxml refuses them)."""
+    assert accept_values("given_name", [value, "Sanne"]) == (("Sanne",), 1)
+
+
+def test_tabs_and_line_breaks_are_kept() -> None:
+    assert accept_values("given_name", ["Anne\tMarie"]) == (("Anne\tMarie",), 0)

@@ -159,3 +159,36 @@ def test_back_channel_services_are_notified_at_once() -> None:
     assert [t.status for t in run.targets] == [CONFIRMED, CONFIRMED]
     assert logout.services_done(run) and not run.partial
     assert logout.run_back_channels(SECRET, run) is run  # once only
+
+
+class BrokenChannel(Channel):
+    def back_channel(self, participant: Participant, timeout: float) -> str:
+        if participant.service_id == "broken":
+            raise OSError("the platform's network fell over")
+        return super().back_channel(participant, timeout)
+
+
+def test_a_channel_that_raises_fails_its_service_only() -> None:
+    store, clock = MemoryStore(), Clock()
+    book = SessionServiceBook(store, session_ttl=3600)
+    logout = SingleLogout(store, book, run_ttl=600, wait_seconds=5, clock=clock)
+    channel = BrokenChannel()
+    logout.register("saml", channel)
+    book.record(TOKEN, book.read(TOKEN), _participant("broken", mode=BACK))
+    book.record(TOKEN, book.read(TOKEN), _participant("fine", mode=BACK))
+    run = logout.start(SECRET, TOKEN, EndedSession("school", "saml", {}), Initiator(BY_STUDENT))
+    run = logout.run_back_channels(SECRET, run)
+    statuses = {t.participant.service_id: t.status for t in run.targets}
+    assert statuses == {"broken": FAILED, "fine": CONFIRMED}
+
+
+def test_a_service_logging_out_of_another_session_is_told_of_this_one() -> None:
+    """An OIDC id_token_hint naming an older session: the student confirmed ending the current
+    one, in which the platform also took part, so the platform hears of it too."""
+    store, clock = MemoryStore(), Clock()
+    logout, book, _ = _logout(store, clock)
+    for service in ("a", "b"):
+        book.record(TOKEN, book.read(TOKEN), _participant(service))
+    initiator = Initiator(BY_SERVICE, "saml", "a", own_session=False)
+    run = logout.start(SECRET, TOKEN, EndedSession("school", "saml", {}), initiator)
+    assert [t.participant.service_id for t in run.targets] == ["a", "b"]
