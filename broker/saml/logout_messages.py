@@ -10,7 +10,6 @@ Out: LogoutRequest and LogoutResponse signed the same way, with the in-process b
 from __future__ import annotations
 
 import base64
-import calendar
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,13 +20,13 @@ from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, saml, samlp
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding, sid
 from saml2.sigver import pre_signature_part, signed_instance_factory
-from saml2.time_util import str_to_time
 
 from broker.core.errors import InvalidMessage
 from broker.saml import firewall
 from broker.saml.front import MAX_RELAY_STATE
 from broker.saml.redirect_signature import check_redirect_signature
 from broker.saml.response_builder import RSA_SHA256, SHA256, saml_time
+from broker.saml.response_checks import saml_epoch
 
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 STATUS_PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
@@ -117,11 +116,11 @@ def read_logout(
     if doc.get("Destination") != destination:
         # Signed messages must name where they go (SAML bindings 3.4.5.2, 3.5.5.2).
         raise InvalidMessage(f"{kind} for another Destination", code="wrong_destination")
-    issued = _epoch(doc.get("IssueInstant"))
+    issued = saml_epoch(doc.get("IssueInstant"), code="stale_request")
     now = time.time()
     if issued is None or not now - max_age - skew <= issued <= now + skew:
         raise InvalidMessage(f"{kind} issued outside the accepted window", code="stale_request")
-    expires = _epoch(doc.get("NotOnOrAfter"))
+    expires = saml_epoch(doc.get("NotOnOrAfter"), code="stale_request")
     if expires is not None and now >= expires + skew:
         raise InvalidMessage(f"{kind} past its NotOnOrAfter", code="stale_request")
     parsed = _parse(entity, received, kind)
@@ -174,15 +173,6 @@ def _parse(entity: Any, received: Received, kind: str) -> Any:
     if message is None:
         raise InvalidMessage(f"{kind} unreadable", code="message_refused")
     return message
-
-
-def _epoch(value: str | None) -> float | None:
-    if not value:
-        return None
-    try:
-        return float(calendar.timegm(str_to_time(value)))
-    except (TypeError, ValueError):
-        raise InvalidMessage("unreadable time in logout message", code="stale_request") from None
 
 
 # -- out ---------------------------------------------------------------------------------------

@@ -29,13 +29,14 @@ class Expectations:
     max_age: int  # how old an assertion may be when it arrives
 
 
-def _epoch(value: str | None) -> float | None:
+def saml_epoch(value: str | None, *, code: str = "time_window") -> float | None:
+    """A SAML dateTime as epoch seconds (None when absent); unreadable is a refusal."""
     if not value:
         return None
     try:
         return float(calendar.timegm(str_to_time(value)))
     except (TypeError, ValueError):
-        raise InvalidMessage("unreadable time in response", code="time_window") from None
+        raise InvalidMessage("unreadable time in a SAML message", code=code) from None
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,13 @@ def check_response(response: Any, assertion: Any, expect: Expectations) -> Windo
     _check_destination(response, expect)
     _check_audience(assertion, expect)
     _check_bearer_confirmation(assertion, expect)
-    issued = _epoch(assertion.issue_instant)
+    issued = saml_epoch(assertion.issue_instant)
     if issued is None or not expect.now - expect.max_age - expect.skew <= issued:
         raise InvalidMessage("assertion issued too long ago", code="time_window")
     if issued > expect.now + expect.skew:
         raise InvalidMessage("assertion issued in the future", code="time_window")
     conditions = assertion.conditions
-    expires = _epoch(conditions.not_on_or_after if conditions is not None else None)
+    expires = saml_epoch(conditions.not_on_or_after if conditions is not None else None)
     if expires is None:
         raise InvalidMessage("assertion without NotOnOrAfter", code="time_window")
     # Whatever NotOnOrAfter says, the broker stops accepting the assertion when it is older
@@ -92,7 +93,7 @@ def _check_bearer_confirmation(assertion: Any, expect: Expectations) -> None:
         data = confirmation.subject_confirmation_data
         if confirmation.method != BEARER or data is None:
             continue  # other methods prove nothing for a browser login
-        expires = _epoch(data.not_on_or_after)
+        expires = saml_epoch(data.not_on_or_after)
         if (
             data.recipient == expect.acs_url
             and data.in_response_to == expect.request_id
