@@ -13,6 +13,7 @@ NameID and SessionIndex it gave; a school that started the run gets a LogoutResp
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +72,7 @@ class PeerLogout:
     endpoint: Endpoint | None
 
 
-class _SamlLogoutSide:
+class _SamlLogoutSide(ABC):
     """What both faces share: answering the peer that started a run, or answering at once."""
 
     def __init__(
@@ -86,9 +87,9 @@ class _SamlLogoutSide:
         self.entities = entities
         self.logout = logout
 
+    @abstractmethod
     def _own(self) -> tuple[Any, str]:
         """(the pysaml2 entity that signs, its entity id)."""
-        raise NotImplementedError
 
     def _respond(
         self, answer: dict[str, str], status: str, second_status: str | None

@@ -12,6 +12,8 @@ from html import unescape
 from typing import Any
 from urllib.parse import urljoin
 
+import jwt
+
 from tests.support.client import Browser, Page
 from tests.support.live import LiveDemo
 
@@ -105,3 +107,26 @@ def peer_logouts(browser: Browser, base_url: str) -> list[dict[str, Any]]:
     assert page.status == 200, page.text
     events: list[dict[str, Any]] = page.response.json()
     return events
+
+
+LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def broker_logout_claims(demo: LiveDemo, token: str, audience: str) -> dict[str, Any]:
+    """A logout token the broker sent a platform, checked as the platform would, with PyJWT
+    (a second JOSE library) against the broker's JWKS: its claims."""
+    from tests.flows.test_oidc_front import discovery
+
+    assert jwt.get_unverified_header(token)["typ"] == "logout+jwt"
+    key = jwt.PyJWKClient(discovery(demo)["jwks_uri"]).get_signing_key_from_jwt(token)
+    claims: dict[str, Any] = jwt.decode(
+        token,
+        key.key,
+        algorithms=["RS256"],
+        audience=audience,
+        issuer=demo.broker_url,
+        options={"require": ["iss", "aud", "iat", "exp", "jti"]},
+    )
+    assert claims["events"] == {LOGOUT_EVENT: {}}
+    assert "nonce" not in claims
+    return claims
