@@ -1,0 +1,112 @@
+"""The broker's own CPU per request, through gunicorn, one browser at a time.
+
+Usage: python bench/request_cpu.py [--logins 100] [--pairing saml->saml] [--returning]
+
+Starts the same federation as throughput.py (gunicorn with the production configuration, the
+peers in their own processes, login state in Redis), then plays one browser at a time and reads
+the CPU time of every broker process (gunicorn master and workers) from /proc/<pid>/schedstat
+(nanoseconds, not 10 ms ticks) before and after each request to the broker. With one request in
+flight, the difference is that request's CPU in the broker: gunicorn's HTTP handling, Flask, the
+login step, the Redis and SQL client work. It prints, per request kind, the median and mean CPU,
+and `GET /healthz` for comparison: what any request costs before the broker does anything.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import statistics
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from login import USERS
+from oidc_login import free_port_run
+from throughput import PAIRINGS, HttpClient, HttpResponse, Proc, notice_once, prepare, start
+
+VARIABLE = re.compile(r"/[0-9A-Za-z_-]{16,}")  # ids in paths: /notice/<id>, /logout/<run>
+
+
+def on_cpu_ns(pids: list[int]) -> int:
+    total = 0
+    for pid in pids:
+        try:
+            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            pass
+    return total
+
+
+class MeteredClient(HttpClient):
+    """The broker's origin: each request's broker CPU goes into `spent`, by request kind."""
+
+    def __init__(self, origin: str, broker: Proc, spent: dict[str, list[float]]) -> None:
+        super().__init__(origin)
+        self.broker = broker
+        self.spent = spent
+
+    def open(self, url: str, method: str = "GET", **kwargs: Any) -> HttpResponse:
+        pids = self.broker.pids()
+        before = on_cpu_ns(pids)
+        response = super().open(url, method, **kwargs)
+        # The worker may still be closing the connection: give it a moment to finish.
+        time.sleep(0.002)
+        spent = (on_cpu_ns(pids) - before) / 1e6
+        self.spent[f"{method} {VARIABLE.sub('/<id>', urlsplit(url).path)}"].append(spent)
+        return response
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--logins", type=int, default=100)
+    parser.add_argument("--warmup", type=int, default=8)
+    parser.add_argument("--pairing", choices=tuple(PAIRINGS), default="saml->saml")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--returning", action="store_true", help="no information notice")
+    parser.add_argument("--broker-src", type=Path, help="run the broker from this checkout")
+    args = parser.parse_args()
+
+    directory = Path(tempfile.mkdtemp(prefix="kb-bench-requests-"))
+    procs: list[Proc] = []
+    spent: dict[str, list[float]] = defaultdict(list)
+    try:
+        demo = prepare(directory, free_port_run(7), args.redis_url, None, False)
+        if args.returning:
+            notice_once(directory)
+        procs = start(demo, args.workers, args.broker_src)
+        broker = procs[0]
+        login = PAIRINGS[args.pairing]
+        for n in range(args.warmup + args.logins):
+            clients: dict[str, Any] = {origin: HttpClient(origin) for origin in demo.origins}
+            if n >= args.warmup:
+                clients[demo.broker] = MeteredClient(demo.broker, broker, spent)
+            login(demo, clients, USERS[n % len(USERS)])
+        health = MeteredClient(demo.broker, broker, spent)
+        for _ in range(args.logins):
+            health.open(f"{demo.broker}/healthz")
+    finally:
+        for proc in procs:
+            proc.stop()
+        shutil.rmtree(directory, ignore_errors=True)
+
+    print(f"\nbroker CPU per request, ms ({args.pairing}, {args.logins} logins, one at a time)")
+    print(f"{'request':32} {'count':>6} {'median':>8} {'mean':>8} {'per login':>10}")
+    per_login = 0.0
+    for kind, values in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
+        share = sum(values) / args.logins
+        if kind != "GET /healthz":
+            per_login += share
+        print(
+            f"{kind:32} {len(values):6} {statistics.median(values):8.2f} "
+            f"{statistics.fmean(values):8.2f} {share:10.2f}"
+        )
+    print(f"{'login, all requests':32} {'':6} {'':8} {'':8} {per_login:10.2f}")
+
+
+if __name__ == "__main__":
+    main()
