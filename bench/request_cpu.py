@@ -14,6 +14,7 @@ and `GET /healthz` for comparison: what any request costs before the broker does
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import statistics
@@ -34,10 +35,9 @@ VARIABLE = re.compile(r"/[0-9A-Za-z_-]{16,}")  # ids in paths: /notice/<id>, /lo
 def on_cpu_ns(pids: list[int]) -> int:
     total = 0
     for pid in pids:
-        try:
+        # A worker that exited between the two reads simply counts for nothing.
+        with contextlib.suppress(OSError, ValueError, IndexError):
             total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass
     return total
 
 
