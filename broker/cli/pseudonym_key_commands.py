@@ -170,6 +170,12 @@ def status(config_path: Path) -> None:
     keys = _key_set(settings)
     versions = ", ".join(str(v) for v in sorted(keys.keys))
     click.echo(f"Key set: versions {versions}; chains never rotated use {keys.current_version}.")
+    if keys.previous_version is not None:
+        # An operator who relied on the file's `previous` must learn it no longer releases.
+        click.echo(
+            f"Key set: `previous = {keys.previous_version}` releases nothing; a previous"
+            " pseudonym goes only to a chain inside its own window (`rotate`)."
+        )
     records = {r.chain: r for r in registry.pseudonym_keys.all()}
     chains = [c.id for c in registry.chains()]
     chains += [s.pseudonym_chain for s in registry.all_services() if not s.chain_id]
