@@ -18,6 +18,7 @@ from tests.support.client import Browser
 from tests.support.live import LiveDemo
 from tests.support.logout import (
     answer_initiator,
+    answer_of,
     carry_saml_posts,
     finish_logout,
     load_frames,
@@ -84,6 +85,27 @@ def test_logout_from_a_publisher_reaches_the_other_publisher_and_the_school(
     assert 'data-logout-status="success"' in back.text, back.text
     # The SSO session is gone: a new login goes to the school again.
     assert _login_goes_to_school(demo, browser, "rekenroute")
+
+
+@pytest.mark.parametrize("binding", ["redirect", "post"])
+def test_a_reload_of_the_final_page_shows_the_one_answer_and_signs_no_new_one(
+    demo: LiveDemo, binding: str
+) -> None:
+    browser = _two_publishers(demo, "daan.devries")
+    query = "?binding=post" if binding == "post" else ""
+    started = carry_saml_posts(
+        browser, browser.get(f"{demo.publishers['leesplank'].base_url}/logout{query}")
+    )
+    outcome = finish_logout(browser, started)
+    answer = answer_of(outcome.page)
+    # Reloads (and a second tab) show the very same signed LogoutResponse: one answer to one
+    # request, not a fresh message with a new id each time.
+    for _ in range(2):
+        again = browser.get(outcome.page.url)
+        assert again.status == 200, again.text
+        assert answer_of(again) == answer
+    back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
+    assert 'data-logout-status="success"' in back.text, back.text
 
 
 @pytest.mark.parametrize("binding", ["redirect", "post"])
