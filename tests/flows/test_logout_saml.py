@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from broker.web.browser import SSO_COOKIE
-from tests.support.client import Browser
+from tests.support.client import Browser, Page
 from tests.support.live import LiveDemo
 from tests.support.logout import (
     answer_initiator,
@@ -23,6 +23,8 @@ from tests.support.logout import (
     finish_logout,
     load_frames,
     peer_logouts,
+    read_final,
+    run_id_of,
     wait_out,
 )
 
@@ -142,6 +144,48 @@ def test_the_students_button_logs_out_everywhere_and_the_old_cookie_opens_nothin
     # A copy of the old cookie (a shared computer, a stolen token) opens nothing any more.
     browser.jar.setdefault("127.0.0.1", {})[SSO_COOKIE] = sso_token
     assert _login_goes_to_school(demo, browser, "leesplank")
+
+
+def _schools_answer(demo: LiveDemo, browser: Browser, run_id: str) -> tuple[str, dict[str, str]]:
+    """Walk the run on to the school and take the school's LogoutResponse before it reaches
+    the broker: (url, form fields; empty for the Redirect binding)."""
+    sp_slo = f"{demo.broker_url}/saml/sp/slo"
+    page = browser.get(
+        f"{demo.broker_url}/logout/{run_id}/next", stop=lambda url: url.startswith(sp_slo)
+    )
+    for _ in range(4):
+        if page.location and page.location.startswith(sp_slo):
+            return page.location, {}
+        forms = [f for f in page.forms if f.method == "post" and "SAMLResponse" in f.fields]
+        if forms and forms[0].action.startswith(sp_slo):
+            return forms[0].action, dict(forms[0].fields)
+        forms = [f for f in page.forms if f.method == "post" and "SAMLRequest" in f.fields]
+        assert forms, (page.url, page.status, page.text[:500])
+        page = browser.post(
+            forms[0].action, dict(forms[0].fields), stop=lambda url: url.startswith(sp_slo)
+        )
+    raise AssertionError("the school's LogoutResponse never came")
+
+
+def _bring(browser: Browser, url: str, fields: dict[str, str]) -> Page:
+    return browser.post(url, fields) if fields else browser.get(url)
+
+
+def test_the_schools_answer_in_another_browser_does_not_use_it_up(demo: LiveDemo) -> None:
+    browser = _two_publishers(demo, "marieke.bakker")
+    my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
+    started = browser.submit(my_data, f"{demo.broker_url}/logout")
+    load_frames(browser, started)
+    url, fields = _schools_answer(demo, browser, run_id_of(started))
+    # Another browser (no secret of this run) brings the school's answer: refused, and the
+    # request it answers is still outstanding.
+    elsewhere = _bring(Browser(), url, fields)
+    assert 400 <= elsewhere.status < 500, (elsewhere.status, elsewhere.text[:300])
+    # The browser that started the run brings it: the school's logout counts.
+    outcome = read_final(_bring(browser, url, fields))
+    assert outcome.school == "confirmed"
+    # And once only: a second copy in the right browser is unsolicited.
+    assert _bring(browser, url, fields).status == 400
 
 
 def test_the_logout_form_needs_its_token(demo: LiveDemo) -> None:
