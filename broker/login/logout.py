@@ -370,6 +370,7 @@ def status_summary(run: LogoutRun, names: Mapping[str, str]) -> dict[str, Any]:
 # The run's data types live in logout_run.py; adapters import them from here too.
 __all__ = [
     "ANSWER",
+    "ANSWERING",
     "BACK",
     "BY_SCHOOL",
     "BY_SERVICE",
