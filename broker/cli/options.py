@@ -1,7 +1,9 @@
-"""What every `ketenbroker` command shares: the --config option, the registry, error reporting."""
+"""What every `ketenbroker` command shares: the --config option, the registry, error reporting,
+who made a change, and the check of a catalogue attribute's name."""
 
 from __future__ import annotations
 
+import getpass
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -10,6 +12,7 @@ from typing import Any, TypeVar
 import click
 
 from broker.config import Settings, load_settings
+from broker.core.catalogue import CATALOGUE, is_known_attribute
 from broker.core.errors import BrokerError
 from broker.registry import SqlRegistry, migrate
 
@@ -42,3 +45,15 @@ def open_registry(config_path: Path) -> tuple[Settings, SqlRegistry]:
     settings = load_settings(config_path)
     migrate(settings.registry_url)
     return settings, SqlRegistry(settings.registry_url)
+
+
+def who() -> str:
+    """Who made a registry change, as its history records it."""
+    return f"cli:{getpass.getuser()}"
+
+
+def catalogue_attribute(name: str) -> str:
+    if not is_known_attribute(name):
+        known = ", ".join(sorted(CATALOGUE))
+        raise click.BadParameter(f"unknown attribute {name!r}; known attributes: {known}")
+    return name

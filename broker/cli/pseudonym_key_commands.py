@@ -9,13 +9,12 @@ key set file and the registry, and never prints key material.
 
 from __future__ import annotations
 
-import getpass
 from datetime import UTC, datetime
 from pathlib import Path
 
 import click
 
-from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.options import config_option, open_registry, reports_errors, who
 from broker.config import Settings
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.pseudonym_rotation import (
@@ -29,10 +28,6 @@ from broker.pseudonym_key_file import add_key_version, read_key_set
 from broker.registry import SqlRegistry
 
 ENV_NAME = "KETENBROKER_PSEUDONYM_KEYS"
-
-
-def _who() -> str:
-    return f"cli:{getpass.getuser()}"
 
 
 def _when(moment: datetime) -> str:
@@ -117,7 +112,7 @@ def rotate(
     if plan.add_version:
         _add_version(settings, plan.new_version)
         click.echo(f"Key set: version {plan.new_version} added (key material not shown).")
-    registry.pseudonym_keys.replace(record, plan.record, _who())
+    registry.pseudonym_keys.replace(record, plan.record, who())
     assert plan.record.window_ends is not None
     click.echo(
         f"Chain {chain}: key version {plan.new_version} (was {plan.record.previous_version}); "
@@ -143,7 +138,7 @@ def finish(config_path: Path, chain_id: str | None, service_id: str | None) -> N
     chain = _pseudonym_chain(registry, chain_id, service_id)
     record = registry.pseudonym_keys.of(chain)
     done = finished(record, chain)
-    registry.pseudonym_keys.replace(record, done, _who())
+    registry.pseudonym_keys.replace(record, done, who())
     click.echo(
         f"Chain {chain}: migration window finished; key version {done.current_version} alone."
     )
@@ -170,6 +165,12 @@ def status(config_path: Path) -> None:
     keys = _key_set(settings)
     versions = ", ".join(str(v) for v in sorted(keys.keys))
     click.echo(f"Key set: versions {versions}; chains never rotated use {keys.current_version}.")
+    if keys.previous_version is not None:
+        # An operator who relied on the file's `previous` must learn it no longer releases.
+        click.echo(
+            f"Key set: `previous = {keys.previous_version}` releases nothing; a previous"
+            " pseudonym goes only to a chain inside its own window (`rotate`)."
+        )
     records = {r.chain: r for r in registry.pseudonym_keys.all()}
     chains = [c.id for c in registry.chains()]
     chains += [s.pseudonym_chain for s in registry.all_services() if not s.chain_id]

@@ -1,6 +1,6 @@
-"""Reading a metadata file or URL for the CLI: a URL goes through the same fetch rules as the
-portals' (broker/saml/metadata_fetch.py: loopback-or-https only, no redirects, time- and
-size-capped)."""
+"""Where the CLI's registration metadata comes from: a file or URL (a URL goes through the same
+fetch rules as the portals': broker/saml/metadata_fetch.py, loopback-or-https only, no
+redirects, time- and size-capped), or a metadata source's copy in the registry."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from broker.registry import SqlRegistry
 from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_fetch import fetch_metadata
 
@@ -25,3 +26,16 @@ def read_source(value: str, *, allow_loopback: bool) -> str:
         raise click.BadParameter(f"cannot read {path}: {err.strerror}") from None
     except UnicodeDecodeError:
         raise click.BadParameter(f"{path} is not UTF-8 text") from None
+
+
+def federated_metadata(registry: SqlRegistry, entity_id: str, role: str) -> str:
+    """The metadata a source holds for `entity_id` now, or "" (it may come with a refresh).
+    Either way the source's copy is what logins use from then on (docs/operations.md)."""
+    held = registry.federation.entity(entity_id, role)
+    if held is None:
+        click.echo(
+            f"No metadata source holds {entity_id} yet: logins start working once "
+            "`ketenbroker metadata refresh` brings its metadata."
+        )
+        return ""
+    return held.xml

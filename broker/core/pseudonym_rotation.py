@@ -2,10 +2,12 @@
 
 Every chain derives with one version of the pseudonym key set. The registry records, per chain
 that was ever rotated, its current version and, during a *migration window*, the previous
-version and the window's end. A chain without a record uses the key set's `current` (and its
-`previous`, if the file names one): that is how every chain starts. The chain here is the
-pseudonym's chain input (`Service.pseudonym_chain`): a chain id, or `service:<id>` for a service
-in no chain, so a chain of its own is rotated the same way.
+version and the window's end. A chain without a record uses the key set's `current` alone: that
+is how every chain starts. A `previous` in the key set file (from before per-chain rotation) is
+never released: it has no window and no chain, so releasing it would hand every never-rotated
+chain an old pseudonym forever; a previous pseudonym exists only inside the chain's own window.
+The chain here is the pseudonym's chain input (`Service.pseudonym_chain`): a chain id, or
+`service:<id>` for a service in no chain, so a chain of its own is rotated the same way.
 
 During the window the chain's services receive the new pseudonym as NameID / pairwise-id / sub
 and the old one beside it (`urn:ketenbroker:previous-pseudonym`, `previous_sub`); at the window's
@@ -60,10 +62,11 @@ class KeyVersions:
 def key_versions_for(
     keys: PseudonymKeys, record: ChainKeyVersion | None, now: datetime
 ) -> KeyVersions:
-    """The versions for a chain: its record's, or the key set's own for a chain never rotated.
-    A window that has passed its end is over even before anyone runs `finish`."""
+    """The versions for a chain: its record's, or the key set's `current` for a chain never
+    rotated (never the file's `previous`: see the module note). A window that has passed its end
+    is over even before anyone runs `finish`."""
     if record is None:
-        return KeyVersions(keys.current_version, keys.previous_version)
+        return KeyVersions(keys.current_version)
     previous = record.previous_version if record.window_open(now) else None
     return KeyVersions(record.current_version, previous)
 

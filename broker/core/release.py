@@ -51,10 +51,11 @@ def compute_release(
     """The pseudonym and attributes for one login; the subject is used here and dropped.
 
     `versions`: the key versions of the service's chain (pseudonym_rotation.py); None means the
-    key set's own `current` and `previous`, as for a chain never rotated.
+    key set's `current` alone, as for a chain never rotated (a previous pseudonym is released
+    only inside the chain's own window, which only a registry record opens).
     """
     if versions is None:
-        versions = KeyVersions(keys.current_version, keys.previous_version)
+        versions = KeyVersions(keys.current_version)
     namespace, subject = subject_input(school, identity)
     chain = service.pseudonym_chain
     pseudonym = derive_chain_pseudonym(keys.key(versions.current), chain, namespace, subject)

@@ -57,6 +57,7 @@ from broker.login.sealed import SealedStore, store_key
 RUN = "logout"
 ANSWER = "logout-answer"
 OUTSTANDING = "logout-outstanding"
+ANSWERING = "logout-answering"
 
 log = logging.getLogger("broker.logout")
 
@@ -193,10 +194,6 @@ class SingleLogout:
     def save(self, browser_secret: bytes, run: LogoutRun) -> None:
         self.sealed.put(browser_secret, RUN, run.run_id, run.to_payload(), self.run_ttl)
 
-    def finish(self, browser_secret: bytes, run_id: str) -> None:
-        """The initiator was answered: the run is over and cannot be answered twice."""
-        self.sealed.delete(RUN, run_id)
-
     # -- back channel --------------------------------------------------------------------------
     def run_back_channels(self, browser_secret: bytes, run: LogoutRun) -> LogoutRun:
         """Notify every back-channel service at once, with one deadline for all of them."""
@@ -322,7 +319,29 @@ class SingleLogout:
         self.save(browser_secret, run)
         return run
 
-    def answer_initiator(self, run: LogoutRun) -> Outbound | None:
+    def final_answer(self, browser_secret: bytes, run: LogoutRun) -> tuple[LogoutRun, bool]:
+        """The run with its answer to the initiator, made once and kept with the run; True
+        when this call made it (the outcome is then counted once).
+
+        A reload of the final page (or a second tab) shows the same message again: a fresh one
+        would be a second signed LogoutResponse, with a new id, to one request. Two requests
+        at the same moment: a store mark lets one make it; the other shows what is kept, and
+        if the maker has not saved yet, the outcome without the way back.
+        """
+        if run.answered:
+            return run, False
+        if not self.store.add_if_absent(store_key(ANSWERING, run.run_id), b"1", self.run_ttl):
+            return self.load(browser_secret, run.run_id), False
+        try:
+            run = replace(run, answered=True, answer=self._answer_initiator(run))
+            self.save(browser_secret, run)
+        except BaseException:
+            # Nothing was kept: let the next load make it rather than never answer.
+            self.store.delete(store_key(ANSWERING, run.run_id))
+            raise
+        return run, True
+
+    def _answer_initiator(self, run: LogoutRun) -> Outbound | None:
         initiator = run.initiator
         if initiator.kind == BY_SERVICE:
             channel = self.channels.get(initiator.protocol)
@@ -351,6 +370,7 @@ def status_summary(run: LogoutRun, names: Mapping[str, str]) -> dict[str, Any]:
 # The run's data types live in logout_run.py; adapters import them from here too.
 __all__ = [
     "ANSWER",
+    "ANSWERING",
     "BACK",
     "BY_SCHOOL",
     "BY_SERVICE",

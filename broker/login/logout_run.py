@@ -78,8 +78,10 @@ class LogoutRun:
     upstream: dict[str, str]
     school_status: str
     back_done: bool = False
-    # The outcome was counted (metrics): a reload of the final page does not count it again.
-    counted: bool = False
+    # The initiator's answer was made (and the outcome counted, metrics): `answer` is that one
+    # message, kept so a reload of the final page shows it again instead of signing a new one.
+    answered: bool = False
+    answer: Outbound | None = None
 
     @property
     def partial(self) -> bool:
@@ -115,7 +117,12 @@ class LogoutRun:
             "upstream": dict(self.upstream),
             "school_status": self.school_status,
             "back_done": self.back_done,
-            "counted": self.counted,
+            "answered": self.answered,
+            "answer": (
+                {"url": self.answer.url, "fields": self.answer.fields}
+                if self.answer is not None
+                else None
+            ),
         }
 
     @classmethod
@@ -145,5 +152,16 @@ class LogoutRun:
             upstream={str(k): str(v) for k, v in (data.get("upstream") or {}).items()},
             school_status=str(data["school_status"]),
             back_done=bool(data.get("back_done")),
-            counted=bool(data.get("counted")),
+            answered=bool(data.get("answered")),
+            answer=_outbound(data.get("answer")),
         )
+
+
+def _outbound(data: Any) -> Outbound | None:
+    if not isinstance(data, dict):
+        return None
+    fields = data.get("fields")
+    return Outbound(
+        str(data["url"]),
+        {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else None,
+    )

@@ -80,7 +80,6 @@ class Receipting:
         store: KeyValueStore,
         *,
         pending_ttl: int,
-        session_ttl: int,
         clock: Callable[[], float] = time.time,
         notice_mode: Callable[[str, str], str] | None = None,
     ) -> None:
@@ -91,7 +90,6 @@ class Receipting:
         self.keys = keys
         self.sealed = SealedStore(store)
         self.pending_ttl = pending_ttl
-        self.session_ttl = session_ttl
         self.clock = clock
 
     def content(self, completion: Completion, identity: UpstreamIdentity) -> ReceiptContent:

@@ -6,15 +6,18 @@ from a URL nobody configured); and a size cap, enforced while streaming so a pro
 a worker buffer a gigabyte. Failures of the network become `UpstreamFailure("school_unreachable")`,
 a provider that does not answer in time `SchoolTimeout`.
 
-Each call is bounded by the timeout, but a login's callback makes several calls (token, keys,
+Each call is bounded by the timeout (its name lookup included, which runs in a thread of its
+own, since getaddrinfo has no timeout), but a login's callback makes several calls (token, keys,
 userinfo): `call_budget` bounds them together, so a provider that answers each one just before
 its timeout cannot hold a worker past gunicorn's own timeout (operations.md, failure behaviour).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,22 +74,22 @@ class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no ty
             raise UpstreamFailure(
                 "provider endpoint is not https (or loopback http)", code="endpoint_refused"
             )
-        if not _resolves_acceptably(url, self.allow_loopback):
+        # The timeout bounds each step (the name lookup, each socket read); the deadline bounds
+        # the whole call, so a provider that sends a byte a second, or a resolver that hangs,
+        # cannot hold a worker for hours.
+        deadline = time.monotonic() + 2 * self.timeout
+        budget_ends = _BUDGET_ENDS.get()
+        if budget_ends is not None:
+            if budget_ends <= time.monotonic():
+                raise SchoolTimeout("the time for this login's calls to the provider is spent")
+            deadline = min(deadline, budget_ends)
+        if not _resolves_acceptably(url, self.allow_loopback, _left(self.timeout, deadline)):
             raise UpstreamFailure(
                 "provider endpoint is not a public address", code="endpoint_refused"
             )
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True
-        # The timeout bounds each socket read; the deadline bounds the whole answer, so a
-        # provider that sends a byte a second cannot hold a worker for hours.
-        timeout, deadline = self.timeout, time.monotonic() + 2 * self.timeout
-        budget_ends = _BUDGET_ENDS.get()
-        if budget_ends is not None:
-            remaining = budget_ends - time.monotonic()
-            if remaining <= 0:
-                raise SchoolTimeout("the time for this login's calls to the provider is spent")
-            timeout, deadline = min(timeout, remaining), min(deadline, budget_ends)
-        kwargs["timeout"] = timeout
+        kwargs["timeout"] = _left(self.timeout, deadline)
         try:
             response: requests.Response = super().request(
                 method, url, withhold_token=withhold_token, auth=auth, **kwargs
@@ -107,17 +110,66 @@ class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no ty
         return response
 
 
-def _resolves_acceptably(url: str, allow_loopback: bool) -> bool:
-    """The host's addresses are public (or it is the loopback host). Checked before the
-    request; a DNS answer that changes in between (rebinding) is not caught here."""
+def _left(step: float, deadline: float) -> float:
+    """What one step may take: its own timeout, or less when the call's deadline is nearer."""
+    left = min(step, deadline - time.monotonic())
+    if left <= 0:
+        raise SchoolTimeout("the time for this call to the provider is spent")
+    return left
+
+
+def _resolves_acceptably(url: str, allow_loopback: bool, seconds: float) -> bool:
+    """The host's addresses are public (or it is the loopback host), looked up within
+    `seconds`. Checked before the request; a DNS answer that changes in between (rebinding) is
+    not caught here."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
-        infos = socket.getaddrinfo(host, parts.port or 443, type=socket.SOCK_STREAM)
+        infos = _lookup(host, parts.port or 443, seconds)
     except (OSError, UnicodeError):
         return True  # let the request fail as unreachable, with the same message as elsewhere
     addresses = [str(info[4][0]) for info in infos]
     return acceptable_destination(host, addresses, allow_loopback=allow_loopback)
+
+
+# getaddrinfo has no timeout and cannot be interrupted: a lookup runs in a thread of its own and
+# the caller waits at most its share of the deadline. A resolver that hangs keeps at most this
+# many such threads (each ends when the system resolver gives up), never a worker.
+MAX_PENDING_LOOKUPS = 16
+_PENDING_LOOKUPS = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
+AddressInfo = list[tuple[Any, ...]]
+
+
+def _lookup(host: str, port: int, seconds: float) -> AddressInfo:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    else:  # an address literal: nothing to look up, no thread needed
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    ends = time.monotonic() + seconds
+    pending = _PENDING_LOOKUPS  # the thread releases the very semaphore it was counted in
+    if not pending.acquire(timeout=seconds):
+        raise SchoolTimeout("too many lookups of providers' names are hanging")
+    outcome: list[AddressInfo | BaseException] = []
+    finished = threading.Event()
+
+    def run() -> None:
+        try:
+            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except BaseException as err:  # handed to the caller, who decides
+            outcome.append(err)
+        finally:
+            pending.release()
+            finished.set()
+
+    threading.Thread(target=run, name="school-name-lookup", daemon=True).start()
+    if not finished.wait(max(ends - time.monotonic(), 0)):
+        raise SchoolTimeout("the provider's name did not resolve in time")
+    found = outcome[0]
+    if isinstance(found, BaseException):
+        raise found
+    return found
 
 
 def _read_capped(response: requests.Response, deadline: float) -> bytes:

@@ -9,7 +9,6 @@ Protocol routes (SAML SLO endpoints, the OIDC end_session endpoint) start runs t
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 from flask import (
     Blueprint,
@@ -186,17 +185,17 @@ def next_step(run_id: str) -> Response:
 def done(run_id: str) -> Response:
     b = broker()
     secret, run = _run(run_id)
-    answer = b.logout.answer_initiator(run)
+    run, first = b.logout.final_answer(secret, run)
+    answer = run.answer
     names = _names(run)
     initiator_name = ""
     if run.initiator.service_id:
         service = b.view.service(run.initiator.service_id)
         initiator_name = service.name if service else ""
     school = b.view.school(run.school_id) if run.school_id else None
-    if not run.counted:
+    if first:
         outcome = "partial" if run.partial else "complete"
         metrics.logout_ended(run.initiator.kind, run.initiator.protocol, outcome)
-        b.logout.save(secret, replace(run, counted=True))
     page = render_template(
         "logout_done.html",
         run=run,

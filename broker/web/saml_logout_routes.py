@@ -112,10 +112,15 @@ def sp_slo() -> Response:
     if kind == LOGOUT_RESPONSE:
         outstanding = b.logout.outstanding(message.in_response_to)
         status = CONFIRMED if message.success else FAILED
-        if outstanding is None or not b.logout.answered(message.in_response_to, school.id, status):
+        if outstanding is None or outstanding[2] != school.id:
             raise InvalidMessage("LogoutResponse to no request of ours", code="unsolicited")
+        # The run first: it opens only with the browser secret of the browser that started it,
+        # so a copy of the response arriving in another browser is refused *before* it uses up
+        # the request it answers, and the right browser can still bring it.
         secret, _ = browser_secret(request)
         run = b.logout.load(secret, outstanding[0])
+        if not b.logout.answered(message.in_response_to, school.id, status):
+            raise InvalidMessage("LogoutResponse to no request of ours", code="unsolicited")
         b.logout.school_answered(secret, run, status)
         log.info("logout answered school=%s status=%s", school.id, status)
         return redirect(url_for("logout.done", run_id=run.run_id), 303)

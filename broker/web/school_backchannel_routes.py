@@ -47,7 +47,9 @@ def school_backchannel_logout(school_id: str) -> Response:
         return _answer({"error": "temporarily_unavailable"}, 503)
     except BrokerError as refusal:
         metrics.school_logout_token(refusal.code)
-        log.info(
+        # The one line per refusal (the adapter logs none): the school and the reason code,
+        # never the token, its sid or sub.
+        log.warning(
             "school logout token refused school=%s code=%s", _loggable(school_id), refusal.code
         )
         return _answer({"error": "invalid_request", "error_description": refusal.code}, 400)

@@ -134,7 +134,6 @@ def build_broker(
             settings.receipts.keys,
             store,
             pending_ttl=settings.login_ttl_seconds,
-            session_ttl=max(settings.sso_session_seconds, 1),
             notice_mode=lambda school_id, service_id: view.per_pair(
                 "notice_mode",
                 school_id,

@@ -74,6 +74,16 @@ def test_status_before_any_rotation(config: Path) -> None:
         assert f"{chain}: version 1\n" in result.output
 
 
+def test_status_says_the_files_previous_releases_nothing(config: Path) -> None:
+    path = key_file(config)
+    key = read_key_set(path).keys[1].hex()
+    path.write_text(f'current = 2\nprevious = 1\n[keys]\n"1" = "{key}"\n"2" = "{"ab" * 32}"\n')
+    result = run("pseudonym-key", "status", "--config", config)
+    assert result.exit_code == 0, result.output
+    assert "`previous = 1` releases nothing" in result.output
+    no_key_material(config, result.output)
+
+
 def test_rotate_adds_a_version_points_the_chain_and_opens_the_window(config: Path) -> None:
     version_1 = read_key_set(key_file(config)).keys[1]
     result = run("pseudonym-key", "rotate", "--config", config, "--chain", "leermiddelen",

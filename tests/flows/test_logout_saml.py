@@ -14,14 +14,17 @@ from collections.abc import Iterator
 import pytest
 
 from broker.web.browser import SSO_COOKIE
-from tests.support.client import Browser
+from tests.support.client import Browser, Page
 from tests.support.live import LiveDemo
 from tests.support.logout import (
     answer_initiator,
+    answer_of,
     carry_saml_posts,
     finish_logout,
     load_frames,
     peer_logouts,
+    read_final,
+    run_id_of,
     wait_out,
 )
 
@@ -87,6 +90,27 @@ def test_logout_from_a_publisher_reaches_the_other_publisher_and_the_school(
 
 
 @pytest.mark.parametrize("binding", ["redirect", "post"])
+def test_a_reload_of_the_final_page_shows_the_one_answer_and_signs_no_new_one(
+    demo: LiveDemo, binding: str
+) -> None:
+    browser = _two_publishers(demo, "daan.devries")
+    query = "?binding=post" if binding == "post" else ""
+    started = carry_saml_posts(
+        browser, browser.get(f"{demo.publishers['leesplank'].base_url}/logout{query}")
+    )
+    outcome = finish_logout(browser, started)
+    answer = answer_of(outcome.page)
+    # Reloads (and a second tab) show the very same signed LogoutResponse: one answer to one
+    # request, not a fresh message with a new id each time.
+    for _ in range(2):
+        again = browser.get(outcome.page.url)
+        assert again.status == 200, again.text
+        assert answer_of(again) == answer
+    back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
+    assert 'data-logout-status="success"' in back.text, back.text
+
+
+@pytest.mark.parametrize("binding", ["redirect", "post"])
 def test_logout_started_by_the_school(demo: LiveDemo, binding: str) -> None:
     browser = _two_publishers(demo, "daan.devries")
     query = "&binding=post" if binding == "post" else ""
@@ -120,6 +144,48 @@ def test_the_students_button_logs_out_everywhere_and_the_old_cookie_opens_nothin
     # A copy of the old cookie (a shared computer, a stolen token) opens nothing any more.
     browser.jar.setdefault("127.0.0.1", {})[SSO_COOKIE] = sso_token
     assert _login_goes_to_school(demo, browser, "leesplank")
+
+
+def _schools_answer(demo: LiveDemo, browser: Browser, run_id: str) -> tuple[str, dict[str, str]]:
+    """Walk the run on to the school and take the school's LogoutResponse before it reaches
+    the broker: (url, form fields; empty for the Redirect binding)."""
+    sp_slo = f"{demo.broker_url}/saml/sp/slo"
+    page = browser.get(
+        f"{demo.broker_url}/logout/{run_id}/next", stop=lambda url: url.startswith(sp_slo)
+    )
+    for _ in range(4):
+        if page.location and page.location.startswith(sp_slo):
+            return page.location, {}
+        forms = [f for f in page.forms if f.method == "post" and "SAMLResponse" in f.fields]
+        if forms and forms[0].action.startswith(sp_slo):
+            return forms[0].action, dict(forms[0].fields)
+        forms = [f for f in page.forms if f.method == "post" and "SAMLRequest" in f.fields]
+        assert forms, (page.url, page.status, page.text[:500])
+        page = browser.post(
+            forms[0].action, dict(forms[0].fields), stop=lambda url: url.startswith(sp_slo)
+        )
+    raise AssertionError("the school's LogoutResponse never came")
+
+
+def _bring(browser: Browser, url: str, fields: dict[str, str]) -> Page:
+    return browser.post(url, fields) if fields else browser.get(url)
+
+
+def test_the_schools_answer_in_another_browser_does_not_use_it_up(demo: LiveDemo) -> None:
+    browser = _two_publishers(demo, "marieke.bakker")
+    my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
+    started = browser.submit(my_data, f"{demo.broker_url}/logout")
+    load_frames(browser, started)
+    url, fields = _schools_answer(demo, browser, run_id_of(started))
+    # Another browser (no secret of this run) brings the school's answer: refused, and the
+    # request it answers is still outstanding.
+    elsewhere = _bring(Browser(), url, fields)
+    assert 400 <= elsewhere.status < 500, (elsewhere.status, elsewhere.text[:300])
+    # The browser that started the run brings it: the school's logout counts.
+    outcome = read_final(_bring(browser, url, fields))
+    assert outcome.school == "confirmed"
+    # And once only: a second copy in the right browser is unsolicited.
+    assert _bring(browser, url, fields).status == 400
 
 
 def test_the_logout_form_needs_its_token(demo: LiveDemo) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import secrets
 import time
 from collections.abc import Iterator
@@ -238,6 +239,26 @@ def test_refused_tokens_end_nothing(demo: LiveDemo, standing: tuple[str, str], c
     assert response.status_code == 400, response.text
     assert response.json() == {"error": "invalid_request", "error_description": code}
     assert demo.broker.flow.session(sso_token) is not None
+
+
+@pytest.mark.parametrize("case", ["another key", "wrong aud", "replay"])
+def test_a_refusal_is_logged_once_with_its_reason(
+    demo: LiveDemo, standing: tuple[str, str], caplog: pytest.LogCaptureFixture, case: str
+) -> None:
+    _, sid = standing
+    if case == "replay":
+        token = logout_token(demo, "a-sid-the-broker-never-saw")
+        assert post(demo, token).status_code == 200
+        code = "replay"
+    else:
+        options, code = REFUSALS[case]
+        token = logout_token(demo, sid, **options)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="broker"):
+        response = post(demo, token)
+    assert response.status_code == 400
+    refused = [r.getMessage() for r in caplog.records if "logout token refused" in r.getMessage()]
+    assert refused == [f"school logout token refused school={DEMO_OIDC_SCHOOL_ID} code={code}"]
 
 
 def test_unsigned_and_sub_only_tokens_are_refused(

@@ -94,6 +94,17 @@ def answer_initiator(browser: Browser, final: Page) -> Page:
     return browser.get(unescape(link.group(1)))
 
 
+def answer_of(final: Page) -> object:
+    """The final page's way back as a value to compare: the form's action and fields, or the
+    link (a signed SAML message, or the OIDC redirect)."""
+    forms = [f for f in final.forms if f.method == "post" and "SAMLResponse" in f.fields]
+    if forms:
+        return (forms[0].action, dict(forms[0].fields))
+    link = _ANSWER_LINK.search(final.text)
+    assert link, final.text
+    return unescape(link.group(1))
+
+
 def wait_out(demo: LiveDemo, seconds: float) -> Any:
     """Set the broker's wait for answers (the demo's default is several seconds)."""
     previous = demo.broker.logout.wait_seconds

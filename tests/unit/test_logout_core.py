@@ -192,3 +192,53 @@ def test_a_service_logging_out_of_another_session_is_told_of_this_one() -> None:
     initiator = Initiator(BY_SERVICE, "saml", "a", own_session=False)
     run = logout.start(SECRET, TOKEN, EndedSession("school", "saml", {}), initiator)
     assert [t.participant.service_id for t in run.targets] == ["a", "b"]
+
+
+class SigningChannel(Channel):
+    """Each answer is a new message, as a signed LogoutResponse with a fresh id would be."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made = 0
+
+    def answer_initiator(self, run: LogoutRun) -> Outbound | None:
+        self.made += 1
+        return Outbound("https://sp.example/back", {"SAMLResponse": f"message-{self.made}"})
+
+
+def test_the_initiator_is_answered_once_and_a_reload_shows_that_answer() -> None:
+    store, clock = MemoryStore(), Clock()
+    logout, book, _ = _logout(store, clock)
+    channel = SigningChannel()
+    logout.register("saml", channel)
+    book.record(TOKEN, book.read(TOKEN), _participant("a"))
+    run = logout.start(SECRET, TOKEN, None, Initiator(BY_SERVICE, "saml", "a"))
+    first, made = logout.final_answer(SECRET, logout.load(SECRET, run.run_id))
+    assert made and first.answer == Outbound(
+        "https://sp.example/back", {"SAMLResponse": "message-1"}
+    )
+    # A reload loads the run again: the kept answer, nothing new made, not counted again.
+    again, made = logout.final_answer(SECRET, logout.load(SECRET, run.run_id))
+    assert not made and again.answer == first.answer
+    # A second request that raced the first (its run loaded before the answer was kept) makes
+    # none either: it takes what the first one kept.
+    raced, made = logout.final_answer(SECRET, run)
+    assert not made and raced.answer == first.answer
+    assert channel.made == 1
+
+
+def test_an_answer_that_could_not_be_made_is_made_on_the_next_load() -> None:
+    store, clock = MemoryStore(), Clock()
+    logout, _, _ = _logout(store, clock)
+
+    class Failing(Channel):
+        def answer_initiator(self, run: LogoutRun) -> Outbound | None:
+            raise RuntimeError("signer unavailable")
+
+    logout.register("saml", Failing())
+    run = logout.start(SECRET, TOKEN, None, Initiator(BY_SERVICE, "saml", "a"))
+    with pytest.raises(RuntimeError):
+        logout.final_answer(SECRET, run)
+    logout.register("saml", Channel())
+    answered, made = logout.final_answer(SECRET, logout.load(SECRET, run.run_id))
+    assert made and answered.answer is not None

@@ -60,8 +60,23 @@ def _window(days: int = 30) -> ChainKeyVersion:
 # -- which versions a login derives with ---------------------------------------------------------
 def test_a_chain_never_rotated_uses_the_key_sets_current() -> None:
     assert key_versions_for(KEYS, None, NOW) == KeyVersions(1, None)
+
+
+def test_the_files_previous_version_is_never_released_without_the_chains_own_window() -> None:
+    # A `previous` in the key set file has no window and no chain: releasing it would give every
+    # never-rotated chain an old pseudonym with no end. Only a chain's own record opens one.
     legacy = PseudonymKeys(2, {1: KEY_1, 2: KEY_2}, previous_version=1)
-    assert key_versions_for(legacy, None, NOW) == KeyVersions(2, 1)
+    assert key_versions_for(legacy, None, NOW) == KeyVersions(2, None)
+    assert (
+        _release("toetsen", key_versions_for(legacy, None, NOW), legacy).previous_pseudonym is None
+    )
+    # compute_release without versions means the same: the current version alone.
+    assert _release("toetsen", None, legacy).previous_pseudonym is None
+    # A finished or expired window does not fall back to the file's `previous` either.
+    assert key_versions_for(legacy, ChainKeyVersion("toetsen", 2), NOW) == KeyVersions(2, None)
+    # The chain's own window still releases its own previous version.
+    window = ChainKeyVersion("toetsen", 2, 1, NOW + timedelta(days=1))
+    assert key_versions_for(legacy, window, NOW) == KeyVersions(2, 1)
 
 
 def test_inside_the_window_both_versions_after_it_the_new_one_alone() -> None:

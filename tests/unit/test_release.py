@@ -16,6 +16,7 @@ from broker.core.model import (
     UpstreamIdentity,
 )
 from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
+from broker.core.pseudonym_rotation import KeyVersions
 from broker.core.release import compute_release, release_for
 
 NAMES = sorted(CATALOGUE)
@@ -170,8 +171,10 @@ def test_compute_release_pseudonym_and_attributes() -> None:
 
 
 def test_compute_release_with_previous_key() -> None:
-    keys = PseudonymKeys(2, {1: KEY_1, 2: KEY_2}, previous_version=1)
-    release = compute_release(keys, SCHOOL, _service(), _identity(), _policy(), None)
+    keys = PseudonymKeys(2, {1: KEY_1, 2: KEY_2})
+    release = compute_release(
+        keys, SCHOOL, _service(), _identity(), _policy(), None, KeyVersions(2, 1)
+    )
     assert release.pseudonym == derive_chain_pseudonym(
         KEY_2, "leermiddelen", "school:99XX00", "persistent-1"
     )

@@ -1,0 +1,144 @@
+"""`ketenbroker school`: register a school with its SAML identity provider or its OpenID
+provider, and its privacy contact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.sources import federated_metadata, read_source
+from broker.config import load_settings
+from broker.core.endpoints import privacy_contact_problem
+from broker.core.model import School
+from broker.core.subjects import SAML_SUBJECTS
+from broker.saml.metadata_check import idp_entity_id
+
+# What can feed the pseudonym (broker/core/subjects.py).
+SUBJECT_CHOICES = SAML_SUBJECTS
+
+
+@click.group("school")
+def school_group() -> None:
+    """Schools and their identity providers."""
+
+
+@school_group.command("add")
+@config_option
+@click.option("--id", "school_id", required=True)
+@click.option("--name", required=True)
+@click.option("--saml-metadata", "metadata", default=None, help="file or URL (a SAML IdP)")
+@click.option(
+    "--saml-entity-id",
+    "federated_id",
+    default=None,
+    help="a SAML IdP whose metadata comes from a [[metadata.sources]] source",
+)
+@click.option("--oidc-issuer", "issuer", default=None, help="the school's OpenID provider")
+@click.option("--client-id", default=None, help="the broker's client id at that provider")
+@click.option(
+    "--client-secret-file",
+    "secret_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="file holding the broker's client secret there (never on the command line)",
+)
+@click.option(
+    "--alg",
+    "algorithms",
+    multiple=True,
+    help="an ID token algorithm the provider signs with (repeat; default RS256)",
+)
+@click.option(
+    "--subject",
+    default=None,
+    help="SAML: name_id (default) or a catalogue attribute; OIDC: sub (default) or a claim",
+)
+@click.option("--eck-id", is_flag=True, help="derive pseudonyms from the ECK iD (eck_id)")
+@click.option("--scope", "scopes", multiple=True, help="the school's realm(s) for scoped values")
+@reports_errors
+def school_add(
+    config_path: Path,
+    school_id: str,
+    name: str,
+    metadata: str | None,
+    federated_id: str | None,
+    issuer: str | None,
+    client_id: str | None,
+    secret_file: Path | None,
+    algorithms: tuple[str, ...],
+    subject: str | None,
+    eck_id: bool,
+    scopes: tuple[str, ...],
+) -> None:
+    """Register a school with its SAML identity provider or its OpenID provider."""
+    if [metadata, federated_id, issuer].count(None) != 2:
+        raise click.UsageError(
+            "give either --saml-metadata or --oidc-issuer, or --saml-entity-id "
+            "(metadata from a metadata source): exactly one"
+        )
+    if issuer is not None:
+        if client_id is None or secret_file is None:
+            raise click.UsageError("--oidc-issuer needs --client-id and --client-secret-file")
+        from broker.cli.school_oidc import oidc_school
+
+        settings = load_settings(config_path)
+        school = oidc_school(
+            school_id,
+            name,
+            issuer=issuer,
+            client_id=client_id,
+            secret_file=secret_file,
+            subject=subject or "sub",
+            algorithms=algorithms or ("RS256",),
+            eck_id=eck_id,
+            scopes=scopes,
+            timeout=settings.oidc.http_timeout_seconds if settings.oidc else 5.0,
+            allow_loopback=settings.peers_on_loopback,
+        )
+        _, registry = open_registry(config_path)
+        registry.add_school(school, "")
+        click.echo(f"School {school_id} added (OpenID provider {issuer}).")
+        # One redirect URI per school (the mix-up defence): the school's provider must know it.
+        click.echo(f"  Redirect URI to register there: {settings.oidc_callback_url(school_id)}")
+        logout_uri = settings.oidc_logout_callback_url(school_id)
+        click.echo(f"  Post-logout redirect URI to register there: {logout_uri}")
+        backchannel_uri = settings.oidc_backchannel_logout_url(school_id)
+        click.echo(
+            f"  Back-channel logout URI to register there: {backchannel_uri}"
+            " (session required: the logout token must carry sid)"
+        )
+        return
+    if client_id is not None or secret_file is not None or algorithms:
+        raise click.UsageError("--client-id, --client-secret-file and --alg go with --oidc-issuer")
+    subject = subject or "name_id"
+    if subject not in SUBJECT_CHOICES:
+        raise click.BadParameter(
+            f"{subject!r} cannot identify a student; choose one of {', '.join(SUBJECT_CHOICES)}"
+            " (or --eck-id)"
+        )
+    settings, registry = open_registry(config_path)
+    if federated_id is not None:
+        entity_id, xml = federated_id, federated_metadata(registry, federated_id, "idp")
+    else:
+        assert metadata is not None
+        xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
+        entity_id = idp_entity_id(xml)
+    registry.add_school(School(school_id, name, entity_id, subject, eck_id, scopes), xml)
+    click.echo(f"School {school_id} added (IdP {entity_id}).")
+
+
+@school_group.command("privacy-contact")
+@config_option
+@click.option("--id", "school_id", required=True)
+@click.option("--contact", required=True, help="an https:// page or a mailto: address")
+@reports_errors
+def school_privacy_contact(config_path: Path, school_id: str, contact: str) -> None:
+    """Where students and parents ask the school about their data (shown on my-data pages)."""
+    problem = privacy_contact_problem(contact)
+    if problem:
+        raise click.BadParameter(problem)
+    _, registry = open_registry(config_path)
+    registry.set_privacy_contact(school_id, contact)
+    click.echo(f"School {school_id}: privacy contact set.")
