@@ -115,6 +115,7 @@ class SamlBack:
             AuthnRequestContent(
                 issuer=self.entities.settings.sp_entity_id,
                 destination=location,
+                acs_url=self.entities.settings.url(ACS_PATH),
                 # A service that demands a fresh login gets one at the school too, not just here.
                 force_authn=force_authn,
                 authn_contexts=authn_contexts,

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from lxml import etree
-from saml2 import BINDING_HTTP_REDIRECT, saml, samlp
+from saml2 import BINDING_HTTP_POST, saml, samlp
 from saml2.saml import NAMEID_FORMAT_PERSISTENT
 
 from broker.saml.response_builder import saml_time
@@ -25,9 +25,10 @@ from broker.saml.response_builder import saml_time
 SAMLP_NS = samlp.NAMESPACE
 SAML_NS = saml.NAMESPACE
 _NSMAP = {"samlp": SAMLP_NS, "saml": SAML_NS}
-# What the broker has always asked for (pysaml2's defaults for its call): the Response's binding
-# as pysaml2 names it from the request's own binding, and no new identifier created by request.
-PROTOCOL_BINDING = BINDING_HTTP_REDIRECT
+# The binding the school is to answer by (SAML core 3.4.1: ProtocolBinding names the Response's
+# binding, and the Web Browser SSO profile forbids HTTP-Redirect for it): the broker's ACS takes
+# HTTP-POST only. AllowCreate as the broker has always sent it.
+PROTOCOL_BINDING = BINDING_HTTP_POST
 ALLOW_CREATE = "false"
 COMPARISON = "exact"
 
@@ -36,6 +37,7 @@ COMPARISON = "exact"
 class AuthnRequestContent:
     issuer: str  # the broker's SP entity id
     destination: str  # the school's Redirect SSO endpoint, from its metadata
+    acs_url: str  # the broker's HTTP-POST AssertionConsumerService, as in its SP metadata
     force_authn: bool = False
     # Class references the service requires (assurance.py); asked for exactly (Comparison).
     authn_contexts: tuple[str, ...] = ()
@@ -58,6 +60,7 @@ def authn_request_xml(content: AuthnRequestContent, request_id: str, now: dateti
     if content.force_authn:
         attributes["ForceAuthn"] = "true"
     attributes["ProtocolBinding"] = PROTOCOL_BINDING
+    attributes["AssertionConsumerServiceURL"] = content.acs_url
     root = etree.Element(f"{{{SAMLP_NS}}}AuthnRequest", attributes, nsmap=_NSMAP)
     issuer = etree.SubElement(root, f"{{{SAML_NS}}}Issuer", Format=saml.NAMEID_FORMAT_ENTITY)
     issuer.text = content.issuer

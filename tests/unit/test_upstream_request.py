@@ -1,9 +1,10 @@
 """The AuthnRequest to a school, built and signed by the broker itself (upstream_request.py,
 redirect_signature.signed_redirect_url, SamlEntities.redirect_signing_key).
 
-The message must say exactly what pysaml2's `create_authn_request` said for the same call (the
-broker's earlier route), the query signature must verify with the certificate of the key of the
-moment, and the loaded key must follow the key set.
+The message must say exactly what pysaml2's `create_authn_request` says for the documented
+profile (docs/saml-profile.md: the answer by HTTP-POST to the broker's ACS), the query signature
+must verify with the certificate of the key of the moment, and the loaded key must follow the
+key set.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
-from saml2 import BINDING_HTTP_REDIRECT, saml, samlp
+from saml2 import BINDING_HTTP_POST, saml, samlp
 from saml2.client import Saml2Client
 from saml2.saml import NAMEID_FORMAT_PERSISTENT
 from saml2.sigver import verify_redirect_signature
@@ -45,6 +46,7 @@ from broker.saml.upstream_request import (
 from broker.saml.xmlsig import _AllowListRSACrypto, enable_inprocess_crypto
 
 SSO = "https://idp.school.example/sso"
+ACS = "https://kb.example/saml/sp/acs"
 NOW = datetime(2026, 11, 28, 12, 0, 0, tzinfo=UTC)
 REFS = (
     "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
@@ -60,7 +62,9 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 def pysaml2_request(client: Saml2Client, force_authn: bool, refs: tuple[str, ...]) -> bytes:
-    """What the broker sent before: pysaml2's create_authn_request with the broker's arguments."""
+    """pysaml2's create_authn_request with the broker's earlier arguments, `binding` being the
+    Response's binding in pysaml2 (it was HTTP-Redirect before: no ACS URL then, and a
+    ProtocolBinding the Web Browser SSO profile forbids)."""
     extra: dict[str, Any] = {}
     if refs:
         extra["requested_authn_context"] = samlp.RequestedAuthnContext(
@@ -69,7 +73,7 @@ def pysaml2_request(client: Saml2Client, force_authn: bool, refs: tuple[str, ...
         )
     _, request = client.create_authn_request(
         SSO,
-        binding=BINDING_HTTP_REDIRECT,
+        binding=BINDING_HTTP_POST,
         sign=False,
         nameid_format=NAMEID_FORMAT_PERSISTENT,
         force_authn="true" if force_authn else None,
@@ -100,28 +104,32 @@ def test_the_request_says_what_pysaml2_said(
     settings: Settings, force_authn: bool, refs: tuple[str, ...]
 ) -> None:
     client = Saml2Client(config=sp_config(settings, []))
-    ours = authn_request_xml(
-        AuthnRequestContent(settings.sp_entity_id, SSO, force_authn, refs), new_request_id(), NOW
+    content = AuthnRequestContent(
+        settings.sp_entity_id, SSO, settings.url("/saml/sp/acs"), force_authn, refs
     )
+    ours = authn_request_xml(content, new_request_id(), NOW)
     assert canonical(ours) == canonical(pysaml2_request(client, force_authn, refs))
 
 
 def test_the_request_carries_force_authn_and_the_requested_contexts() -> None:
     xml = authn_request_xml(
-        AuthnRequestContent("https://kb.example/sp", SSO, True, REFS), "id-1", NOW
+        AuthnRequestContent("https://kb.example/sp", SSO, ACS, True, REFS), "id-1", NOW
     )
     root = etree.fromstring(xml)
     ns = {"samlp": samlp.NAMESPACE, "saml": saml.NAMESPACE}
     assert root.get("ForceAuthn") == "true"
     assert root.get("IssueInstant") == "2026-11-28T12:00:00Z"
     assert root.get("Destination") == SSO
+    # The school answers by HTTP-POST at the broker's ACS (a Redirect Response is forbidden).
+    assert root.get("AssertionConsumerServiceURL") == ACS
+    assert root.get("ProtocolBinding") == "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
     context = root.find("samlp:RequestedAuthnContext", ns)
     assert context is not None and context.get("Comparison") == "exact"
     assert [e.text for e in context.findall("saml:AuthnContextClassRef", ns)] == list(REFS)
     policy = root.find("samlp:NameIDPolicy", ns)
     assert policy is not None and policy.get("Format") == NAMEID_FORMAT_PERSISTENT
     plain = etree.fromstring(
-        authn_request_xml(AuthnRequestContent("https://kb.example/sp", SSO), "id-2", NOW)
+        authn_request_xml(AuthnRequestContent("https://kb.example/sp", SSO, ACS), "id-2", NOW)
     )
     assert plain.get("ForceAuthn") is None
     assert plain.find("samlp:RequestedAuthnContext", ns) is None
@@ -130,7 +138,9 @@ def test_the_request_carries_force_authn_and_the_requested_contexts() -> None:
 def test_text_from_metadata_is_escaped_not_markup() -> None:
     location = "https://idp.school.example/sso?a=1&b=<2>"
     root = etree.fromstring(
-        authn_request_xml(AuthnRequestContent('https://kb.example/"sp"', location), "id-1", NOW)
+        authn_request_xml(
+            AuthnRequestContent('https://kb.example/"sp"', location, ACS), "id-1", NOW
+        )
     )
     assert root.get("Destination") == location
     assert root[0].text == 'https://kb.example/"sp"'
@@ -143,7 +153,7 @@ def test_request_ids_are_unique_xml_ids() -> None:
 
 
 def test_the_deflate_encoding_is_raw_deflate() -> None:
-    xml = authn_request_xml(AuthnRequestContent("https://kb.example/sp", SSO), "id-1", NOW)
+    xml = authn_request_xml(AuthnRequestContent("https://kb.example/sp", SSO, ACS), "id-1", NOW)
     assert zlib.decompress(base64.b64decode(deflate_and_encode(xml)), -15) == xml
 
 
@@ -220,7 +230,7 @@ def test_the_query_signature_verifies_with_our_certificate_and_pysaml2(
 ) -> None:
     first, _ = pairs
     entities = SamlEntities(settings, None, keys=Keys(only(1, first)))  # type: ignore[arg-type]
-    xml = authn_request_xml(AuthnRequestContent(settings.sp_entity_id, SSO), "id-1", NOW)
+    xml = authn_request_xml(AuthnRequestContent(settings.sp_entity_id, SSO, ACS), "id-1", NOW)
     relay_state = "login id/with+odd=chars&more"
     url = signed_redirect_url(
         SSO, ("SAMLRequest", deflate_and_encode(xml)), relay_state, entities.redirect_signing_key()
