@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric import rsa
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, sigver
 from saml2.client import Saml2Client
 from saml2.config import Config, IdPConfig, SPConfig
@@ -27,10 +28,11 @@ from saml2.server import Server
 
 from broker.config import Settings
 from broker.core.catalogue import CATALOGUE
+from broker.core.errors import ConfigurationError
 from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration, KeySource
 from broker.core.ports import RegistryReader
 from broker.saml import schema
-from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto
+from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto, rsa_key
 from broker.saml.xmlsig_enc import AES128_GCM, AES256_GCM, RSA_OAEP, RSA_OAEP_MGF1P
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
@@ -302,6 +304,9 @@ def _passed(moment: datetime | None) -> bool:
     return moment is not None and datetime.now(UTC) >= moment
 
 
+# What the Redirect signing key is kept by: the key choice's state and the key file.
+_KeyWanted = tuple[tuple[int, tuple[int, ...]], str]
+
 # The broker's own metadata is signed again after this long, so its validUntil keeps moving.
 RESIGN_SECONDS = 3600
 
@@ -330,6 +335,7 @@ class SamlEntities:
         self._metadata: dict[tuple[str, tuple[int, tuple[int, ...]]], tuple[float, str]] = {}
         self._services = ParsedMetadata()
         self._schools = ParsedMetadata()
+        self._signing_key: tuple[_KeyWanted, rsa.RSAPrivateKey] | None = None
 
     def _current(self) -> _Built:
         # The registry here is the worker's cached view (broker/registry/cached.py): asking for
@@ -379,6 +385,24 @@ class SamlEntities:
     @property
     def client(self) -> Saml2Client:
         return self._current().client
+
+    def redirect_signing_key(self) -> rsa.RSAPrivateKey:
+        """The private key that signs Redirect-binding queries now (the key of the moment).
+
+        Kept while the key choice and its file stay the same: loading a PEM RSA key costs far
+        more than the signature. At a key's switch moment the choice changes and the new key is
+        loaded (through xmlsig's cache, shared with the pysaml2 entities built for that key)."""
+        keys = self.keys.current()
+        wanted = (keys.state, str(keys.signing.files.saml_key))
+        cached = self._signing_key
+        if cached is not None and cached[0] == wanted:
+            return cached[1]
+        key = rsa_key(wanted[1])
+        if not isinstance(key, rsa.RSAPrivateKey):
+            # The SigAlg the broker announces is RSA-SHA256; any other key cannot make it.
+            raise ConfigurationError(f"key {keys.signing.number}: the SAML key is not RSA")
+        self._signing_key = (wanted, key)
+        return key
 
     def idp_metadata(self) -> str:
         keys = self.keys.current()

@@ -341,10 +341,11 @@ def _rsa_key_cached(path: str, mtime_ns: int, size: int) -> Any:
     return import_rsa_key_from_file(path)
 
 
-def _rsa_key(path: str) -> Any:
+def rsa_key(path: str) -> Any:
     """The private key for Redirect-binding signatures, loaded once per file version: loading
     validates the RSA key (~90 ms), and pysaml2 builds a security context for every metadata
-    load and entity, so without this a broker start or registry change pays it many times."""
+    load and entity, so without this a broker start or registry change pays it many times.
+    SamlEntities.redirect_signing_key shares it, so a key switch loads the new key once."""
     stat = os.stat(path)
     return _rsa_key_cached(path, stat.st_mtime_ns, stat.st_size)
 
@@ -355,7 +356,7 @@ def _inprocess_security_context(conf: Any) -> Any:
     key_file = getattr(conf, "key_file", None)
     if key_file:
         # The xmlsec1 branch sets this up for Redirect-binding signatures; XMLSecurity does not.
-        context.sec_backend = _AllowListRSACrypto(_rsa_key(key_file))
+        context.sec_backend = _AllowListRSACrypto(rsa_key(key_file))
     return context
 
 

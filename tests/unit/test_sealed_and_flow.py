@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -253,6 +255,44 @@ def test_record_payload_round_trip() -> None:
     requested = LoginRecord("id", LoginRequest("s", frozenset({"b", "a"})), 1.0)
     assert requested.to_payload()["request"]["requested"] == ["a", "b"]
     assert LoginRecord.from_payload(requested.to_payload()) == requested
+
+
+@pytest.mark.parametrize(
+    "record",
+    [
+        LoginRecord("id", LoginRequest("s"), 1.0),
+        LoginRecord(
+            "id",
+            LoginRequest(
+                "s",
+                frozenset({"b", "a"}),
+                "99XX00",
+                True,
+                {"protocol": "saml", "acs_url": "https://sp.example/acs"},
+                ("high", "low"),
+                True,
+                300,
+            ),
+            12.5,
+            "99XX00",
+            "_u",
+            {"nonce": "n"},
+            13.0,
+        ),
+    ],
+)
+def test_the_written_out_payload_is_what_asdict_gives(record: LoginRecord) -> None:
+    """to_payload is written out for speed: it must stay asdict's result, every field in it."""
+    expected = dataclasses.asdict(record)
+    requested = record.request.requested
+    expected["request"]["requested"] = None if requested is None else sorted(requested)
+    payload = record.to_payload()
+    assert payload == expected
+    assert json.dumps(payload, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    # A copy: changing the payload leaves the (frozen) record's dicts alone.
+    payload["request"]["front"]["x"] = "y"
+    payload["upstream"]["x"] = "y"
+    assert "x" not in record.request.front and "x" not in record.upstream
 
 
 def test_start_with_known_school_hint(flow: LoginFlow) -> None:
