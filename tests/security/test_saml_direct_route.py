@@ -143,8 +143,23 @@ def _audience_split_by_a_comment(doc: etree._Element) -> None:
 
 
 def _not_before_after_expiry(doc: etree._Element) -> None:
+    """Both within the skew of now, so only their order is wrong: an empty window."""
     conditions = _conditions(doc)
-    conditions.set("NotBefore", conditions.get("NotOnOrAfter") or "")
+    conditions.set("NotBefore", _when(seconds=30))
+    conditions.set("NotOnOrAfter", _when(seconds=30))
+
+
+def _conditions_without_expiry(doc: etree._Element) -> None:
+    del _conditions(doc).attrib["NotOnOrAfter"]
+
+
+def _response_for_another_request(doc: etree._Element) -> None:
+    """Only the Response's InResponseTo: the bearer confirmation still names this login."""
+    doc.set("InResponseTo", "_another-request")
+
+
+def _assertion_issued_in_the_future(doc: etree._Element) -> None:
+    assertion_of(doc).set("IssueInstant", _when(minutes=10))
 
 
 def _response_issuer_elsewhere(doc: etree._Element) -> None:
@@ -187,6 +202,14 @@ CASES: dict[str, tuple[Change, bool, bool, tuple[str, ...]]] = {
     "Assertion Version 1.1": (_assertion_version, True, True, ("response_refused",)),
     "Audience split by a comment": (_audience_split_by_a_comment, True, True, ("wrong_audience",)),
     "NotBefore not before NotOnOrAfter": (_not_before_after_expiry, True, True, ("time_window",)),
+    "Conditions without NotOnOrAfter": (_conditions_without_expiry, True, True, ("time_window",)),
+    "Response for another request": (_response_for_another_request, True, True, ("unsolicited",)),
+    "Assertion issued in the future": (
+        _assertion_issued_in_the_future,
+        True,
+        True,
+        ("time_window",),
+    ),
     "Response Issuer another IdP": (_response_issuer_elsewhere, True, True, ("issuer_mismatch",)),
     "issuer not in any metadata": (_issuer_unknown, True, True, ("unknown_issuer",)),
     "signed assertion in Extensions": (
