@@ -95,8 +95,8 @@ def read_response(
     """Verify and read the Response `doc` (the firewall's tree, schema-valid, Success) that
     answers `expect.request_id` for the school whose IdP is `school_idp`."""
     assertion = _the_assertion(doc)
-    _check_issuers(doc, assertion, metadata, school_idp)
-    response_signed = _verify_signatures(doc, assertion, signing_keys(metadata, school_idp))
+    keys = _school_keys(doc, assertion, metadata, school_idp)
+    response_signed = _verify_signatures(doc, assertion, keys)
     _check_response(doc, expect, response_signed)
     window = _check_assertion(assertion, expect)
     return _read(assertion, window)
@@ -121,17 +121,26 @@ def _issuer(element: etree._Element) -> str | None:
     return None if issuer is None else element_text(issuer).strip()
 
 
-def _check_issuers(
+def _school_keys(
     doc: etree._Element, assertion: etree._Element, metadata: Any, school_idp: str
-) -> None:
+) -> list[Any]:
+    """The chosen school's signing keys, once the issuers are known to be that school.
+
+    Signed or not, an assertion of another IdP than the school the student chose is refused
+    before any key is chosen, so only the chosen school's keys are ever tried. Every signing
+    key of its metadata counts: a school rolling its key publishes old and new side by side."""
     issuer = _issuer(assertion) or ""  # required by the schema; empty is nobody
     outer = _issuer(doc)
-    if not _known(metadata, issuer):
-        raise InvalidMessage("response from an unknown issuer", code="unknown_issuer")
     if issuer != school_idp or (outer is not None and outer != issuer):
-        # Signed or not, another IdP than the school the student chose: refused before any
-        # key is chosen, so only the chosen school's keys are ever tried.
+        if not _known(metadata, issuer):
+            raise InvalidMessage("response from an unknown issuer", code="unknown_issuer")
         raise InvalidMessage("issuer is not the chosen school's IdP", code="issuer_mismatch")
+    try:
+        certs = metadata.certs(school_idp, "idpsso", "signing")
+    except KeyError:
+        # No metadata (any more), or no IdP role in it: nobody the broker knows as an IdP.
+        raise InvalidMessage("response from an unknown issuer", code="unknown_issuer") from None
+    return [_key(cert) for _, cert in certs]
 
 
 def _known(metadata: Any, entity_id: str) -> bool:
@@ -143,16 +152,6 @@ def _known(metadata: Any, entity_id: str) -> bool:
 
 
 # -- signatures ----------------------------------------------------------------------------------
-
-
-def signing_keys(metadata: Any, entity_id: str) -> list[Any]:
-    """The IdP's signing keys from its metadata (every one: a school rolling its key publishes
-    old and new side by side). An IdP role without signing keys has none: nothing verifies."""
-    try:
-        certs = metadata.certs(entity_id, "idpsso", "signing")
-    except KeyError:
-        return []
-    return [_key(cert) for _, cert in certs]
 
 
 @functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
