@@ -303,6 +303,8 @@ try:
         tail = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-200:]
         verdict = (
             "FAILS (good)"
+            if run.returncode == 1 and " failed" in tail
+            else "ERROR (rerun)"
             if run.returncode == 1
             else ("NOT CAUGHT" if run.returncode == 0 else f"rc={run.returncode}")
         )
