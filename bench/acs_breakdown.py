@@ -4,14 +4,15 @@ Usage: python bench/acs_breakdown.py [--repeat 200]
 
 Runs one demo login in process (bench/login.py's route), keeps the school's Response the broker
 received at `POST /saml/sp/acs`, and then times, on that same message, the broker's whole
-`SamlBack.parse_response` and its parts: the firewall and schema check, pysaml2's
-`parse_authn_request_response`, and the pieces of pysaml2's work that are measurable from
+`SamlBack.parse_response` and its parts: the firewall and schema check, and the direct route's
+reading and checks (`assertion_reader.read_response`). For comparison it also times pysaml2's
+route, which encrypted and error responses still take (and every response took before
+2026-11-28): `parse_authn_request_response` and the pieces of its work that are measurable from
 outside (building its classes from the string, serialising them back, the two signature checks,
-the attribute conversion). The last line times what reading the message directly would cost: the
-firewall's parse, the schema check, both signatures verified on that one tree with the broker's
-own verification context, and the identity's elements read with lxml. That line is an estimate
-of a lower bound, not a replacement: it leaves out the checks pysaml2 runs and the broker would
-have to own (docs/performance.md, "The ACS and pysaml2").
+the attribute conversion), and `parse_response` with the direct route switched off.
+The last line is the lower bound measured before the direct route was built: firewall, schema,
+both signatures on one tree, the reads, without any of the checks (docs/performance.md, "The
+ACS and pysaml2").
 
 Medians of `time.thread_time()` per call, so other processes' load does not count. Nothing here
 asserts on timings.
@@ -35,7 +36,7 @@ from saml2.sigver import make_temp, pem_format
 sys.path.insert(0, str(Path(__file__).parent))
 import login  # bench/login.py: the demo route and one login
 
-from broker.saml import back, firewall, schema
+from broker.saml import assertion_reader, back, firewall, schema
 from broker.saml.xmlsig import verification_context
 from broker.saml.xmlsig_policy import locate_signed_element
 
@@ -126,6 +127,32 @@ def main() -> None:
         )
         doc = firewall.inspect(firewall.decode_post(message), root="Response", assertions=None)
         timed("  schema check in C", lambda: schema.validate_message(doc), repeat)
+        # Each call gets its own freshly parsed tree (verification registers IDs on it).
+        docs = [
+            firewall.inspect(firewall.decode_post(message), root="Response", assertions=None)
+            for _ in range(repeat + 1)
+        ]
+        metadata = client.metadata
+        timed(
+            "  direct route: signatures, checks, reads (assertion_reader)",
+            lambda: assertion_reader.read_response(
+                docs.pop(),
+                metadata,
+                school.idp_entity_id,
+                saml_back._expectations(request_id),
+            ),
+            repeat,
+        )
+        direct_route = assertion_reader.takes_direct_route
+        assertion_reader.takes_direct_route = lambda doc, whole: False  # type: ignore[assignment]
+        try:
+            timed(
+                "SamlBack.parse_response through pysaml2 (the route before)",
+                lambda: saml_back.parse_response(message, school, request_id),
+                repeat,
+            )
+        finally:
+            assertion_reader.takes_direct_route = direct_route  # type: ignore[assignment]
         timed("  pysaml2 parse_authn_request_response", pysaml2_parse, repeat)
         timed(
             "    string -> its classes (any_response_from_string: parses twice)",
@@ -165,7 +192,7 @@ def main() -> None:
             repeat,
         )
         timed(
-            "read directly: firewall, schema, 2 signatures on one tree, reads",
+            "lower bound: firewall, schema, 2 signatures on one tree, reads",
             read_directly,
             repeat,
         )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import calendar
 import logging
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -34,7 +35,8 @@ from broker.core.catalogue import accept_values, canonical_name_for
 from broker.core.errors import AssuranceNotMet, InvalidMessage, UpstreamFailure
 from broker.core.model import School, UpstreamIdentity
 from broker.core.ports import RegistryReader
-from broker.saml import firewall, schema
+from broker.saml import assertion_reader, firewall, schema
+from broker.saml.assertion_reader import NameId, ReadResponse
 from broker.saml.entities import ACS_PATH, SamlEntities
 from broker.saml.redirect_signature import signed_redirect_url
 from broker.saml.response_checks import Expectations, check_response
@@ -149,6 +151,17 @@ class SamlBack:
             # Another school's IdP registered a moment ago moves the registry view on, so the
             # refusal below is the precise one (issuer_mismatch), not "unknown issuer".
             self.registry.school_by_idp(issuer.text.strip())
+        if assertion_reader.takes_direct_route(doc, seen_whole):
+            # A plain, successful Response: verified and read on the tree parsed above, without
+            # pysaml2's three further parses (docs/performance.md, "The ACS and pysaml2").
+            read = assertion_reader.read_response(
+                doc,
+                self.entities.client.metadata,
+                school.idp_entity_id,
+                self._expectations(request_id),
+            )
+            return self._read_identity(read, school)
+        # Encrypted parts and error statuses keep pysaml2's whole path, unchanged.
         client = self.entities.client
         try:
             with schema.prevalidated(seen_whole):
@@ -206,21 +219,41 @@ class SamlBack:
             return False
         return True
 
+    def _expectations(self, request_id: str) -> Expectations:
+        settings = self.entities.settings
+        return Expectations(
+            acs_url=settings.url(ACS_PATH),
+            sp_entity_id=settings.sp_entity_id,
+            request_id=request_id,
+            now=time.time(),
+            skew=settings.saml.clock_skew_seconds,
+            max_age=settings.login_ttl_seconds,
+        )
+
+    def _read_identity(self, read: ReadResponse, school: School) -> VerifiedResponse:
+        """The direct route's `_identity`: the same attribute mapping, subject and handles."""
+        attributes = _accept_attributes(
+            ((a.name, a.friendly_name, a.values) for a in read.attributes), school
+        )
+        subject = _subject_from(read.name_id, school, attributes)
+        identity = UpstreamIdentity(
+            school.id,
+            subject,
+            attributes,
+            read.authn_context,
+            _handles(read.name_id, read.session_index),
+        )
+        return VerifiedResponse(
+            identity,
+            read.assertion_id,
+            read.window.issued,
+            read.window.accept_until,
+            read.authn_instant,
+        )
+
     def _identity(self, response: Any, school: School, request_id: str) -> VerifiedResponse:
         assertion = response.assertion
-        settings = self.entities.settings
-        window = check_response(
-            response.response,
-            assertion,
-            Expectations(
-                acs_url=settings.url(ACS_PATH),
-                sp_entity_id=settings.sp_entity_id,
-                request_id=request_id,
-                now=time.time(),
-                skew=settings.saml.clock_skew_seconds,
-                max_age=settings.login_ttl_seconds,
-            ),
-        )
+        window = check_response(response.response, assertion, self._expectations(request_id))
         issuer = (assertion.issuer.text or "").strip() if assertion.issuer is not None else ""
         outer = response.response.issuer
         if issuer != school.idp_entity_id or (
@@ -249,61 +282,96 @@ class SamlBack:
 
     @staticmethod
     def _attributes(assertion: Any, school: School) -> dict[str, tuple[str, ...]]:
-        collected: dict[str, list[str]] = {}
-        for statement in getattr(assertion, "attribute_statement", []) or []:
-            for attribute in statement.attribute:
-                canonical = canonical_name_for(attribute.name) or canonical_name_for(
-                    attribute.friendly_name or ""
+        return _accept_attributes(
+            (
+                (
+                    attribute.name,
+                    attribute.friendly_name,
+                    [v.text for v in attribute.attribute_value],
                 )
-                if canonical is None:
-                    continue  # not in the catalogue: the broker never passes it on
-                values = [v.text.strip() for v in attribute.attribute_value if v.text]
-                collected.setdefault(canonical, []).extend(values)
-        accepted: dict[str, tuple[str, ...]] = {}
-        for canonical, values in collected.items():
-            kept, dropped = accept_values(canonical, values, school.scopes, school_id=school.id)
-            if dropped:
-                # The attribute's name and a count only: never the values.
-                log.warning(
-                    "dropped values that do not fit attribute=%s school=%s count=%d",
-                    canonical,
-                    school.id,
-                    dropped,
-                )
-            if kept:
-                accepted[canonical] = kept
-        return accepted
+                for statement in getattr(assertion, "attribute_statement", []) or []
+                for attribute in statement.attribute
+            ),
+            school,
+        )
 
     @staticmethod
     def _subject(assertion: Any, school: School, attributes: dict[str, tuple[str, ...]]) -> str:
-        if school.use_eck_id:
-            return ""  # the core takes the ECK iD from the attributes
-        if school.subject_attribute == NAME_ID_SUBJECT:
-            subject = assertion.subject
-            name_id = subject.name_id if subject is not None else None
-            if (
-                name_id is None
-                or name_id.format not in (None, NAMEID_FORMAT_PERSISTENT)
-                or not name_id.text
-            ):
-                return ""  # the core refuses: no fallback to a transient value
-            return str(name_id.text).strip()
-        values = attributes.get(school.subject_attribute, ())
-        return values[0] if len(values) == 1 else ""
+        return _subject_from(_pysaml2_name_id(assertion), school, attributes)
+
+
+def _accept_attributes(
+    attributes: Iterable[tuple[str, str | None, Iterable[str | None]]], school: School
+) -> dict[str, tuple[str, ...]]:
+    """(Name, FriendlyName, values) of the assertion's attributes → the catalogue's names and
+    the values that fit; both routes (pysaml2's and the direct one) go through here."""
+    collected: dict[str, list[str]] = {}
+    for name, friendly_name, raw_values in attributes:
+        canonical = canonical_name_for(name) or canonical_name_for(friendly_name or "")
+        if canonical is None:
+            continue  # not in the catalogue: the broker never passes it on
+        values = [v.strip() for v in raw_values if v]
+        collected.setdefault(canonical, []).extend(values)
+    accepted: dict[str, tuple[str, ...]] = {}
+    for canonical, values in collected.items():
+        kept, dropped = accept_values(canonical, values, school.scopes, school_id=school.id)
+        if dropped:
+            # The attribute's name and a count only: never the values.
+            log.warning(
+                "dropped values that do not fit attribute=%s school=%s count=%d",
+                canonical,
+                school.id,
+                dropped,
+            )
+        if kept:
+            accepted[canonical] = kept
+    return accepted
+
+
+def _subject_from(
+    name_id: NameId | None, school: School, attributes: dict[str, tuple[str, ...]]
+) -> str:
+    if school.use_eck_id:
+        return ""  # the core takes the ECK iD from the attributes
+    if school.subject_attribute == NAME_ID_SUBJECT:
+        if (
+            name_id is None
+            or name_id.format not in (None, NAMEID_FORMAT_PERSISTENT)
+            or not name_id.text
+        ):
+            return ""  # the core refuses: no fallback to a transient value
+        return name_id.text.strip()
+    values = attributes.get(school.subject_attribute, ())
+    return values[0] if len(values) == 1 else ""
+
+
+def _pysaml2_name_id(assertion: Any) -> NameId | None:
+    name_id = assertion.subject.name_id if assertion.subject is not None else None
+    if name_id is None or not name_id.text:
+        return None
+    return NameId(
+        str(name_id.text), name_id.format, name_id.name_qualifier, name_id.sp_name_qualifier
+    )
 
 
 def _logout_handles(assertion: Any) -> dict[str, str]:
+    statements = assertion.authn_statement or []
+    index = statements[0].session_index if statements else None
+    return _handles(_pysaml2_name_id(assertion), str(index) if index else None)
+
+
+def _handles(name_id: NameId | None, session_index: str | None) -> dict[str, str]:
     """What a LogoutRequest to the school must name: its NameID (with qualifiers) and the
     SessionIndex of its login (SAML core 3.7.1). Kept sealed in the SSO session."""
     handles: dict[str, str] = {"protocol": "saml"}
-    name_id = assertion.subject.name_id if assertion.subject is not None else None
     if name_id is not None and name_id.text:
-        handles["name_id"] = str(name_id.text).strip()
-        for attribute in ("format", "name_qualifier", "sp_name_qualifier"):
-            value = getattr(name_id, attribute, None)
-            if value:
-                handles[f"name_id_{attribute}" if attribute == "format" else attribute] = value
-    statements = assertion.authn_statement or []
-    if statements and statements[0].session_index:
-        handles["session_index"] = str(statements[0].session_index)
+        handles["name_id"] = name_id.text.strip()
+        if name_id.format:
+            handles["name_id_format"] = name_id.format
+        if name_id.name_qualifier:
+            handles["name_qualifier"] = name_id.name_qualifier
+        if name_id.sp_name_qualifier:
+            handles["sp_name_qualifier"] = name_id.sp_name_qualifier
+    if session_index:
+        handles["session_index"] = session_index
     return handles

@@ -1,0 +1,377 @@
+"""A school's plain, successful Response read straight from the firewall's lxml tree.
+
+pysaml2 spent about 7.5 ms per login on a Response the broker had already parsed, shape-checked
+and schema-validated: it parsed the string twice into its own classes, serialised them back for a
+schema check that is skipped, and parsed the whole message again for each signature
+(docs/performance.md, "The ACS and pysaml2"). Here the signatures are verified on the tree the
+firewall parsed, with the broker's own libxmlsec context and keys from the school's metadata
+(pysaml2's MetadataStore stays the source of those), and the identity is read from the element
+whose signature verified, or from the direct child of the verified Response.
+
+Only a Response that `schema.validate_message` saw whole (no EncryptedAssertion, EncryptedID or
+EncryptedAttribute) and whose status is Success comes here; everything else keeps pysaml2's path
+unchanged (back.py). Every check pysaml2 made on this path is made here, each with its refusal
+code, and on top of them the broker's own (response_checks.py); docs/security.md names the test
+of each.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import ipaddress
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import xmlsec
+from lxml import etree  # type: ignore[import-untyped,unused-ignore]  # no stubs pinned
+
+from broker.core.errors import InvalidMessage
+from broker.saml.firewall import DS, SAML, SAMLP, STATUS_SUCCESS
+from broker.saml.response_checks import BEARER, Expectations, Window, saml_epoch
+from broker.saml.xmlsig import verification_context
+from broker.saml.xmlsig_policy import PolicyViolation, locate_signed_element
+
+RESPONSE_NODE = f"{SAMLP}:Response"
+ASSERTION_NODE = f"{SAML}:Assertion"
+XENC_ENCRYPTED_DATA = "{http://www.w3.org/2001/04/xmlenc#}EncryptedData"
+# pysaml2 accepted a Response issued up to a day either side of now (plus the skew).
+RESPONSE_ISSUE_WINDOW = 24 * 3600
+# Condition elements the broker understands. OneTimeUse is honoured by the replay cache (one
+# assertion completes one login); AudienceRestriction is checked below. A generic Condition (an
+# xsi:type pysaml2 did not know either) or a ProxyRestriction (limits on a proxy, which the
+# broker is) is refused: a condition nobody evaluates must not be treated as met.
+KNOWN_CONDITIONS = frozenset({f"{{{SAML}}}AudienceRestriction", f"{{{SAML}}}OneTimeUse"})
+
+_KEY_CACHE_SIZE = 256
+
+
+def _q(local: str) -> str:
+    return f"{{{SAML}}}{local}"
+
+
+@dataclass(frozen=True)
+class NameId:
+    text: str
+    format: str | None
+    name_qualifier: str | None
+    sp_name_qualifier: str | None
+
+
+@dataclass(frozen=True)
+class Attribute:
+    name: str
+    friendly_name: str | None
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ReadResponse:
+    """What the broker takes from a verified plain Response (the same reads as back.py's
+    pysaml2 route)."""
+
+    assertion_id: str
+    window: Window
+    name_id: NameId | None
+    attributes: tuple[Attribute, ...]
+    authn_instant: float
+    authn_context: str | None
+    session_index: str | None
+
+
+def takes_direct_route(doc: etree._Element, seen_whole: bool) -> bool:
+    """Whether this Response is read here: seen whole by the schema check, status Success."""
+    if not seen_whole or next(doc.iter(XENC_ENCRYPTED_DATA), None) is not None:
+        return False
+    code = doc.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
+    return code is not None and code.get("Value") == STATUS_SUCCESS
+
+
+def read_response(
+    doc: etree._Element, metadata: Any, school_idp: str, expect: Expectations
+) -> ReadResponse:
+    """Verify and read the Response `doc` (the firewall's tree, schema-valid, Success) that
+    answers `expect.request_id` for the school whose IdP is `school_idp`."""
+    assertion = _the_assertion(doc)
+    keys = _school_keys(doc, assertion, metadata, school_idp)
+    response_signed = _verify_signatures(doc, assertion, keys)
+    _check_response(doc, expect, response_signed)
+    window = _check_assertion(assertion, expect)
+    return _read(assertion, window)
+
+
+# -- which element is read -----------------------------------------------------------------------
+
+
+def _the_assertion(doc: etree._Element) -> etree._Element:
+    """The one Assertion, as a direct child of the Response. The firewall already allows only
+    one Assertion anywhere in the message; one hidden elsewhere (in Extensions, in a signature's
+    KeyInfo) is not where a Response carries it, and is never read."""
+    direct = doc.findall(_q("Assertion"))
+    anywhere = list(doc.iter(_q("Assertion")))
+    if len(direct) != 1 or len(anywhere) != 1:
+        raise InvalidMessage("response without assertion", code="no_assertion")
+    return direct[0]
+
+
+def _issuer(element: etree._Element) -> str | None:
+    issuer = element.find(_q("Issuer"))
+    return None if issuer is None else element_text(issuer).strip()
+
+
+def _school_keys(
+    doc: etree._Element, assertion: etree._Element, metadata: Any, school_idp: str
+) -> list[Any]:
+    """The chosen school's signing keys, once the issuers are known to be that school.
+
+    Signed or not, an assertion of another IdP than the school the student chose is refused
+    before any key is chosen, so only the chosen school's keys are ever tried. Every signing
+    key of its metadata counts: a school rolling its key publishes old and new side by side."""
+    issuer = _issuer(assertion) or ""  # required by the schema; empty is nobody
+    outer = _issuer(doc)
+    if issuer != school_idp or (outer is not None and outer != issuer):
+        if not _known(metadata, issuer):
+            raise InvalidMessage("response from an unknown issuer", code="unknown_issuer")
+        raise InvalidMessage("issuer is not the chosen school's IdP", code="issuer_mismatch")
+    try:
+        certs = metadata.certs(school_idp, "idpsso", "signing")
+    except KeyError:
+        # No metadata (any more), or no IdP role in it: nobody the broker knows as an IdP.
+        raise InvalidMessage("response from an unknown issuer", code="unknown_issuer") from None
+    return [_key(cert) for _, cert in certs]
+
+
+def _known(metadata: Any, entity_id: str) -> bool:
+    try:
+        metadata[entity_id]
+    except KeyError:
+        return False
+    return True
+
+
+# -- signatures ----------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
+def _key(cert: str) -> Any:
+    """A metadata certificate's public key, parsed once per certificate (not per login);
+    `ctx.key = key` copies it, so one cached key serves every thread."""
+    try:
+        der = base64.b64decode("".join(cert.split()), validate=True)
+        return xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer)
+    except (binascii.Error, ValueError, xmlsec.Error):
+        # A certificate in metadata we cannot read verifies nothing; the next one may.
+        return None
+
+
+def _verify_signatures(doc: etree._Element, assertion: etree._Element, keys: list[Any]) -> bool:
+    """Verify every signature the identity depends on; returns whether the Response is signed.
+
+    At least one of Response and Assertion must be signed (either covers the Assertion: the
+    Response's signature covers its direct child). Each present signature must verify with one
+    of the school's metadata keys; keys in the message are never used."""
+    signed = [
+        (node, element)
+        for node, element in ((RESPONSE_NODE, doc), (ASSERTION_NODE, assertion))
+        if element.find(f"{{{DS}}}Signature") is not None
+    ]
+    if not signed:
+        raise InvalidMessage("school response not signed", code="bad_signature")
+    usable = [key for key in keys if key is not None]
+    tree = doc.getroottree()
+    for node, element in signed:
+        try:
+            # The element is found again by its ID (unique in the message, or refused) and must
+            # be the one that is read: a signature over anything else counts for nothing.
+            located, signature = locate_signed_element(tree, node, element.get("ID"))
+        except PolicyViolation:
+            raise InvalidMessage(
+                "school response signature refused", code="bad_signature"
+            ) from None
+        if located is not element or not _verifies(located, signature, usable):
+            raise InvalidMessage("school response signature invalid", code="bad_signature")
+    return signed[0][1] is doc
+
+
+def _verifies(element: etree._Element, signature: etree._Element, keys: Iterable[Any]) -> bool:
+    for key in keys:
+        context = verification_context(key)
+        try:
+            # Only the element under scrutiny gets an ID, so "#id" resolves nowhere else.
+            context.register_id(element, "ID")
+            context.verify(signature)
+        except xmlsec.VerificationError:
+            continue  # not this key: a school in rollover publishes two
+        except xmlsec.Error:
+            return False
+        return True
+    return False
+
+
+# -- the Response --------------------------------------------------------------------------------
+
+
+def _check_response(doc: etree._Element, expect: Expectations, signed: bool) -> None:
+    if doc.get("Version") != "2.0":
+        raise InvalidMessage("not a SAML 2.0 response", code="response_refused")
+    issued = saml_epoch(doc.get("IssueInstant"))
+    slack = RESPONSE_ISSUE_WINDOW + expect.skew
+    if issued is None or not expect.now - slack < issued < expect.now + slack:
+        raise InvalidMessage("response issued at an odd time", code="time_window")
+    if doc.get("InResponseTo") != expect.request_id:
+        raise InvalidMessage("response to no request of ours", code="unsolicited")
+    if signed and doc.get("Destination") is None:
+        # SAML bindings 3.5.5.2: a signed message must say where it is going. (A Destination
+        # that is present was compared with our ACS before the route was chosen.)
+        raise InvalidMessage("signed response without Destination", code="wrong_destination")
+
+
+# -- the Assertion -------------------------------------------------------------------------------
+
+
+def _check_assertion(assertion: etree._Element, expect: Expectations) -> Window:
+    if assertion.get("Version") != "2.0":
+        raise InvalidMessage("not a SAML 2.0 assertion", code="response_refused")
+    expires = _check_conditions(assertion.find(_q("Conditions")), expect)
+    _check_confirmations(assertion, expect)
+    _check_authn_statement(assertion, expect)
+    issued = saml_epoch(assertion.get("IssueInstant"))
+    if issued is None or not expect.now - expect.max_age - expect.skew <= issued:
+        raise InvalidMessage("assertion issued too long ago", code="time_window")
+    if issued > expect.now + expect.skew:
+        raise InvalidMessage("assertion issued in the future", code="time_window")
+    # Whatever NotOnOrAfter says, the broker stops accepting the assertion when it is older
+    # than max_age; a ten-year lifetime must not mean a ten-year replay-cache entry.
+    return Window(issued, min(expires, issued + expect.max_age) + expect.skew)
+
+
+def _check_conditions(conditions: etree._Element | None, expect: Expectations) -> float:
+    """The Conditions' time window, audience and condition types; returns NotOnOrAfter."""
+    if conditions is None:
+        raise InvalidMessage("assertion without AudienceRestriction", code="wrong_audience")
+    not_before = saml_epoch(conditions.get("NotBefore"))
+    expires = saml_epoch(conditions.get("NotOnOrAfter"))
+    if expires is None:
+        raise InvalidMessage("assertion without NotOnOrAfter", code="time_window")
+    if expect.now >= expires + expect.skew:
+        raise InvalidMessage("assertion expired", code="time_window")
+    if not_before is not None and (not_before > expect.now + expect.skew or not_before >= expires):
+        raise InvalidMessage("assertion not yet valid", code="time_window")
+    restrictions = conditions.findall(_q("AudienceRestriction"))
+    if not restrictions:
+        raise InvalidMessage("assertion without AudienceRestriction", code="wrong_audience")
+    for restriction in restrictions:
+        # The whole text: lxml's `.text` stops at a comment, and exclusive c14n drops comments,
+        # so `<Audience>ours<!---->.evil</Audience>` signed for "ours.evil" must not read "ours".
+        audiences = {element_text(a).strip() for a in restriction.findall(_q("Audience"))}
+        if expect.sp_entity_id not in audiences:
+            raise InvalidMessage("assertion for another audience", code="wrong_audience")
+    for condition in conditions:
+        if isinstance(condition.tag, str) and condition.tag not in KNOWN_CONDITIONS:
+            raise InvalidMessage(
+                "assertion with a condition not understood", code="response_refused"
+            )
+    return expires
+
+
+def _check_confirmations(assertion: etree._Element, expect: Expectations) -> None:
+    """One bearer confirmation binds the assertion to this ACS, this login and a live window.
+
+    As pysaml2 did, every confirmation that carries data must answer this login's request (an
+    InResponseTo naming another request, or none, is `unsolicited`)."""
+    confirmations = assertion.findall(f"{_q('Subject')}/{_q('SubjectConfirmation')}")
+    datas = [c.find(_q("SubjectConfirmationData")) for c in confirmations]
+    for data in datas:
+        if data is not None and data.get("InResponseTo") != expect.request_id:
+            raise InvalidMessage("confirmation for another request", code="unsolicited")
+    for confirmation, data in zip(confirmations, datas, strict=True):
+        if confirmation.get("Method") != BEARER or data is None:
+            continue  # other methods prove nothing for a browser login
+        expires = saml_epoch(data.get("NotOnOrAfter"))
+        not_before = saml_epoch(data.get("NotBefore"))
+        if (
+            data.get("Recipient") == expect.acs_url
+            and expires is not None
+            and expect.now < expires + expect.skew
+            and (not_before is None or not_before <= expect.now + expect.skew)
+            and _address_ok(data.get("Address"))
+        ):
+            return
+    raise InvalidMessage("no valid bearer confirmation for this login", code="wrong_recipient")
+
+
+def _address_ok(address: str | None) -> bool:
+    """An Address, when given, must at least be an IP address (pysaml2's rule; the broker does
+    not bind logins to the student's address, which changes under mobile networks)."""
+    if address is None:
+        return True
+    try:
+        ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return True
+
+
+def _check_authn_statement(assertion: etree._Element, expect: Expectations) -> None:
+    statements = assertion.findall(_q("AuthnStatement"))
+    if len(statements) != 1:
+        raise InvalidMessage("not exactly one AuthnStatement", code="response_refused")
+    session_end = saml_epoch(statements[0].get("SessionNotOnOrAfter"))
+    if session_end is not None and expect.now >= session_end + expect.skew:
+        raise InvalidMessage("the school's session is over", code="time_window")
+
+
+# -- reading -------------------------------------------------------------------------------------
+
+
+def element_text(element: etree._Element) -> str:
+    """An element's text as pysaml2 read it: comments dropped and the text around them joined
+    (`victim<!---->.attacker` is one value, never `victim`), up to the first child element."""
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child.tag, str):
+            break
+        parts.append(child.tail or "")
+    return "".join(parts)
+
+
+def _read(assertion: etree._Element, window: Window) -> ReadResponse:
+    name_id = assertion.find(f"{_q('Subject')}/{_q('NameID')}")
+    statement = assertion.find(_q("AuthnStatement"))
+    assert statement is not None  # _check_authn_statement
+    ref = statement.find(f"{_q('AuthnContext')}/{_q('AuthnContextClassRef')}")
+    ref_text = element_text(ref) if ref is not None else ""
+    instant = saml_epoch(statement.get("AuthnInstant"))
+    return ReadResponse(
+        assertion_id=assertion.get("ID") or "",
+        window=window,
+        name_id=_name_id(name_id),
+        attributes=tuple(
+            Attribute(
+                attribute.get("Name") or "",
+                attribute.get("FriendlyName"),
+                tuple(
+                    text
+                    for text in map(element_text, attribute.findall(_q("AttributeValue")))
+                    if text
+                ),
+            )
+            for attribute in assertion.iterfind(f"{_q('AttributeStatement')}/{_q('Attribute')}")
+        ),
+        authn_instant=instant or 0.0,
+        authn_context=ref_text.strip() if ref_text else None,
+        session_index=statement.get("SessionIndex") or None,
+    )
+
+
+def _name_id(element: etree._Element | None) -> NameId | None:
+    if element is None:
+        return None
+    text = element_text(element)
+    if not text:
+        return None
+    return NameId(
+        text, element.get("Format"), element.get("NameQualifier"), element.get("SPNameQualifier")
+    )

@@ -1,0 +1,314 @@
+"""Mutation check of the direct ACS route: remove one check at a time from
+broker/saml/assertion_reader.py, run the test that holds it, and expect that test to fail.
+
+Usage (from the repository root): python tests/security/direct_route_mutations.py [NAME ...]
+
+Not collected by pytest (no test_ prefix): it rewrites the module under test while it runs and
+puts it back at the end. Each line prints FAILS (good) when the test caught the removal.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+SRC = Path("broker/saml/assertion_reader.py")
+ORIG = SRC.read_text()
+D = "tests/security/test_saml_direct_route.py"
+R = "tests/security/test_saml_refusals.py"
+A = "tests/security/test_saml_attacks.py"
+
+# name, the check's text, the text without it, (unused), test file, -k expression
+M = [
+    (
+        "assertion only as direct child",
+        "if len(direct) != 1 or len(anywhere) != 1:",
+        "if len(anywhere) != 1:",
+        "",
+        D,
+        "Extensions",
+    ),
+    (
+        "unknown issuer",
+        "        if not _known(metadata, issuer):\n            raise",
+        "        if False:\n            raise",
+        "",
+        D,
+        "metadata",
+    ),
+    (
+        "issuer = chosen school",
+        "if issuer != school_idp or (outer",
+        "if (outer",
+        "",
+        R,
+        "another_schools_idp",
+    ),
+    (
+        "outer issuer = assertion issuer",
+        "or (outer is not None and outer != issuer)",
+        "or False",
+        "",
+        D,
+        "Response and Issuer",
+    ),
+    (
+        "at least one signature",
+        '    if not signed:\n        raise InvalidMessage("school response not signed"',
+        '    if False:\n        raise InvalidMessage("school response not signed"',
+        "",
+        R,
+        "unsigned",
+    ),
+    (
+        "signature verifies",
+        "if located is not element or not _verifies(located, signature, usable):",
+        "if located is not element:",
+        "",
+        R,
+        "metadata",
+    ),
+    (
+        "every metadata key tried",
+        "usable = [key for key in keys if key is not None]",
+        "usable = [key for key in keys if key is not None][:1]",
+        "",
+        D,
+        "either_of",
+    ),
+    (
+        "Response Version",
+        'if doc.get("Version") != "2.0":',
+        "if False:",
+        "",
+        D,
+        "Response and Version",
+    ),
+    (
+        "Response IssueInstant",
+        "if issued is None or not expect.now - slack < issued < expect.now + slack:",
+        "if issued is None:",
+        "",
+        D,
+        "two and days",
+    ),
+    (
+        "Response InResponseTo",
+        'if doc.get("InResponseTo") != expect.request_id:',
+        "if False:",
+        "",
+        D,
+        "Response and another and request",
+    ),
+    (
+        "signed Response needs Destination",
+        'if signed and doc.get("Destination") is None:',
+        "if False:",
+        "",
+        R,
+        "without and Destination",
+    ),
+    (
+        "Assertion Version",
+        'if assertion.get("Version") != "2.0":',
+        "if False:",
+        "",
+        D,
+        "Assertion and Version",
+    ),
+    (
+        "Conditions NotOnOrAfter passed",
+        "if expect.now >= expires + expect.skew:",
+        "if False:",
+        "",
+        R,
+        "expired and conditions",
+    ),
+    (
+        "Conditions NotBefore",
+        "not_before > expect.now + expect.skew or not_before >= expires",
+        "not_before >= expires",
+        "",
+        R,
+        "NotBefore and future",
+    ),
+    (
+        "Conditions NotBefore < NotOnOrAfter",
+        "not_before > expect.now + expect.skew or not_before >= expires",
+        "not_before > expect.now + expect.skew",
+        "",
+        D,
+        "NotBefore and NotOnOrAfter",
+    ),
+    (
+        "Conditions NotOnOrAfter required",
+        '    if expires is None:\n        raise InvalidMessage("assertion without NotOnOrAfter"',
+        '    if expires is None:\n        return 4102444800.0\n    if False:\n        raise InvalidMessage("assertion without NotOnOrAfter"',
+        "",
+        D,
+        "Conditions and without and NotOnOrAfter",
+    ),
+    (
+        "AudienceRestriction required",
+        "    if not restrictions:\n        raise",
+        "    if False:\n        raise",
+        "",
+        R,
+        "AudienceRestriction",
+    ),
+    (
+        "audience is ours",
+        "if expect.sp_entity_id not in audiences:",
+        "if False:",
+        "",
+        R,
+        "audience and another and entity",
+    ),
+    (
+        "audience read whole (comments)",
+        "audiences = {element_text(a).strip()",
+        'audiences = {(a.text or "").strip()',
+        "",
+        D,
+        "comment",
+    ),
+    (
+        "unknown conditions refused",
+        "if isinstance(condition.tag, str) and condition.tag not in KNOWN_CONDITIONS:",
+        "if False:",
+        "",
+        D,
+        "Condition or ProxyRestriction",
+    ),
+    (
+        "confirmation InResponseTo",
+        'if data is not None and data.get("InResponseTo") != expect.request_id:',
+        "if False:",
+        "",
+        D,
+        "bearer and another and request",
+    ),
+    (
+        "bearer method",
+        'if confirmation.get("Method") != BEARER or data is None:',
+        "if data is None:",
+        "",
+        R,
+        "sender",
+    ),
+    ("bearer Recipient", 'data.get("Recipient") == expect.acs_url\n', "True\n", "", R, "Recipient"),
+    (
+        "bearer NotOnOrAfter required",
+        "and expires is not None\n            and expect.now < expires + expect.skew",
+        "and (expires is None or expect.now < expires + expect.skew)",
+        "",
+        R,
+        "bearer and NotOnOrAfter",
+    ),
+    (
+        "bearer NotBefore",
+        "and (not_before is None or not_before <= expect.now + expect.skew)",
+        "and True",
+        "",
+        D,
+        "bearer and NotBefore",
+    ),
+    ("bearer Address", 'and _address_ok(data.get("Address"))', "and True", "", D, "Address"),
+    (
+        "one AuthnStatement",
+        "if len(statements) != 1:",
+        "if not statements:",
+        "",
+        D,
+        "two and AuthnStatements",
+    ),
+    (
+        "SessionNotOnOrAfter",
+        "if session_end is not None and expect.now >= session_end + expect.skew:",
+        "if False:",
+        "",
+        D,
+        "SessionNotOnOrAfter",
+    ),
+    (
+        "Assertion max age",
+        "if issued is None or not expect.now - expect.max_age - expect.skew <= issued:",
+        "if issued is None:",
+        "",
+        R,
+        "hour",
+    ),
+    (
+        "Assertion not in the future",
+        'if issued > expect.now + expect.skew:\n        raise InvalidMessage("assertion issued in the future"',
+        'if False:\n        raise InvalidMessage("assertion issued in the future"',
+        "",
+        D,
+        "Assertion and future",
+    ),
+    (
+        "text read whole (NameID comments)",
+        '            break\n        parts.append(child.tail or "")',
+        "            break\n        break",
+        "",
+        A,
+        "comment",
+    ),
+    (
+        "parity: authn context read",
+        "authn_context=ref_text.strip() if ref_text else None",
+        "authn_context=None",
+        "",
+        D,
+        "reads_what",
+    ),
+    (
+        "parity: session index read",
+        'session_index=statement.get("SessionIndex") or None',
+        "session_index=None",
+        "",
+        D,
+        "reads_what",
+    ),
+    ("parity: attribute values read", "if text\n", "if text and False\n", "", D, "reads_what"),
+]
+
+only = sys.argv[1:]
+results: list[tuple[str, ...]] = []
+try:
+    for name, old, new, _, test, expr in M:
+        if only and name not in only:
+            continue
+        assert ORIG.count(old) == 1, (name, ORIG.count(old))
+        SRC.write_text(ORIG.replace(old, new))
+        run = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pytest",
+                test,
+                "-x",
+                "-q",
+                "-p",
+                "no:cacheprovider",
+                "-k",
+                expr,
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        tail = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-200:]
+        verdict = (
+            "FAILS (good)"
+            if run.returncode == 1 and " failed" in tail
+            else "ERROR (rerun)"
+            if run.returncode == 1
+            else ("NOT CAUGHT" if run.returncode == 0 else f"rc={run.returncode}")
+        )
+        results.append((name, test.split("/")[-1], expr, verdict, tail))
+        print(f"{verdict:14s} {name:40s} {test.split('/')[-1]} -k '{expr}': {tail}", flush=True)
+finally:
+    SRC.write_text(ORIG)

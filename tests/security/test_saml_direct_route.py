@@ -1,0 +1,390 @@
+"""The checks the broker took over from pysaml2 when it began reading a school's plain Response
+straight from the verified lxml tree (broker/saml/assertion_reader.py), against the live demo.
+
+Each message is the demo school's correct answer with one thing changed, signed afterwards with
+the school's own key, so the refusal is caused by that one change. The existing refusal and
+attack suites (test_saml_refusals.py, test_saml_attacks.py) hold the checks both routes share;
+this file holds those that were pysaml2's alone, and proves the direct route reads the same
+identity as pysaml2's route did.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from lxml import etree
+
+from broker.core.errors import InvalidMessage
+from broker.saml import assertion_reader
+from tests.security.test_saml_attacks import accepted_for, answer
+from tests.security.test_saml_refusals import (
+    _key_pair,
+    assert_refused,
+    deliver,
+    forged,
+    start_login,
+)
+from tests.support.forge import NS, SAML, SAMLP, SchoolForger, saml_time
+from tests.support.hostile import Signer, assertion_of, encode, signed
+from tests.support.live import LiveDemo, running_demo
+from tests.support.saml_workers import demo_school_forger
+
+MD = "urn:oasis:names:tc:SAML:2.0:metadata"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+Change = Callable[[etree._Element], None]
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
+    with running_demo(tmp_path_factory.mktemp("direct-route-demo")) as live:
+        yield live
+
+
+@pytest.fixture(scope="module")
+def school(demo: LiveDemo) -> SchoolForger:
+    return demo_school_forger(demo)
+
+
+@pytest.fixture(scope="module")
+def signer(demo: LiveDemo) -> Signer:
+    peers = demo.directory / "peers"
+    return Signer(peers / "school.key", peers / "school.crt")
+
+
+def _when(**delta: float) -> str:
+    return saml_time(datetime.now(UTC) + timedelta(**delta))
+
+
+def _one(doc: etree._Element, path: str) -> etree._Element:
+    found = doc.find(path, NS)
+    assert found is not None, path
+    return found
+
+
+def _confirmation_data(doc: etree._Element) -> etree._Element:
+    return _one(
+        assertion_of(doc), "saml:Subject/saml:SubjectConfirmation/saml:SubjectConfirmationData"
+    )
+
+
+def _conditions(doc: etree._Element) -> etree._Element:
+    return _one(assertion_of(doc), "saml:Conditions")
+
+
+def _two_authn_statements(doc: etree._Element) -> None:
+    statement = _one(assertion_of(doc), "saml:AuthnStatement")
+    statement.addnext(copy.deepcopy(statement))
+
+
+def _generic_condition(doc: etree._Element) -> None:
+    """A generic Condition whose type the schema knows (so it passes the schema check) but the
+    broker does not evaluate as such."""
+    condition = etree.SubElement(
+        _conditions(doc), f"{{{SAML}}}Condition", nsmap={"kbsaml": SAML, "xsi": XSI}
+    )
+    condition.set(f"{{{XSI}}}type", "kbsaml:OneTimeUseType")
+
+
+def _proxy_restriction(doc: etree._Element) -> None:
+    restriction = etree.SubElement(_conditions(doc), f"{{{SAML}}}ProxyRestriction")
+    restriction.set("Count", "0")
+
+
+def _session_over(doc: etree._Element) -> None:
+    _one(assertion_of(doc), "saml:AuthnStatement").set("SessionNotOnOrAfter", _when(minutes=-10))
+
+
+def _no_subject_confirmation(doc: etree._Element) -> None:
+    subject = _one(assertion_of(doc), "saml:Subject")
+    for confirmation in subject.findall("saml:SubjectConfirmation", NS):
+        subject.remove(confirmation)
+
+
+def _confirmation_not_yet_valid(doc: etree._Element) -> None:
+    _confirmation_data(doc).set("NotBefore", _when(minutes=10))
+
+
+def _confirmation_for_another_request(doc: etree._Element) -> None:
+    _confirmation_data(doc).set("InResponseTo", "_another-request")
+
+
+def _confirmation_bad_address(doc: etree._Element) -> None:
+    _confirmation_data(doc).set("Address", "not-an-address")
+
+
+def _response_issued_two_days_ago(doc: etree._Element) -> None:
+    doc.set("IssueInstant", _when(days=-2))
+
+
+def _response_version(doc: etree._Element) -> None:
+    doc.set("Version", "2.1")
+
+
+def _assertion_version(doc: etree._Element) -> None:
+    assertion_of(doc).set("Version", "1.1")
+
+
+def _audience_split_by_a_comment(doc: etree._Element) -> None:
+    """Signed for another SP whose entity id starts with ours, split by a comment right after
+    ours: exclusive c14n drops the comment, so the signature holds; a reader that takes only the
+    first text node would see our entity id."""
+    audience = _one(assertion_of(doc), "saml:Conditions/saml:AudienceRestriction/saml:Audience")
+    ours = audience.text or ""
+    audience.text = ours
+    comment = etree.Comment("")
+    comment.tail = ".evil.example"
+    audience.append(comment)
+
+
+def _not_before_after_expiry(doc: etree._Element) -> None:
+    """Both within the skew of now, so only their order is wrong: an empty window."""
+    conditions = _conditions(doc)
+    conditions.set("NotBefore", _when(seconds=30))
+    conditions.set("NotOnOrAfter", _when(seconds=30))
+
+
+def _conditions_without_expiry(doc: etree._Element) -> None:
+    del _conditions(doc).attrib["NotOnOrAfter"]
+
+
+def _response_for_another_request(doc: etree._Element) -> None:
+    """Only the Response's InResponseTo: the bearer confirmation still names this login."""
+    doc.set("InResponseTo", "_another-request")
+
+
+def _assertion_issued_in_the_future(doc: etree._Element) -> None:
+    assertion_of(doc).set("IssueInstant", _when(minutes=10))
+
+
+def _response_issuer_elsewhere(doc: etree._Element) -> None:
+    _one(doc, "saml:Issuer").text = "https://idp.elders.example/metadata"
+
+
+def _issuer_unknown(doc: etree._Element) -> None:
+    _one(doc, "saml:Issuer").text = "https://idp.onbekend.example/metadata"
+    _one(assertion_of(doc), "saml:Issuer").text = "https://idp.onbekend.example/metadata"
+
+
+def _assertion_in_extensions(doc: etree._Element) -> None:
+    """The (signed) assertion moved into the Response's Extensions: where no Response carries
+    its assertion, and where a reader looking for a direct child finds nothing."""
+    assertion = assertion_of(doc)
+    doc.remove(assertion)
+    extensions = etree.Element(f"{{{SAMLP}}}Extensions")
+    _one(doc, "saml:Issuer").addnext(extensions)
+    extensions.append(assertion)
+
+
+# name: (change, sign the Response, sign the Assertion, the refusal codes); the change is made
+# before signing, except for the placement case, which moves an assertion already signed.
+CASES: dict[str, tuple[Change, bool, bool, tuple[str, ...]]] = {
+    "two AuthnStatements": (_two_authn_statements, True, True, ("response_refused",)),
+    "a generic Condition": (_generic_condition, True, True, ("response_refused",)),
+    "a ProxyRestriction": (_proxy_restriction, True, True, ("response_refused",)),
+    "SessionNotOnOrAfter passed": (_session_over, True, True, ("time_window",)),
+    "no SubjectConfirmation": (_no_subject_confirmation, True, True, ("wrong_recipient",)),
+    "bearer NotBefore in the future": (
+        _confirmation_not_yet_valid,
+        True,
+        True,
+        ("wrong_recipient",),
+    ),
+    "bearer for another request": (_confirmation_for_another_request, True, True, ("unsolicited",)),
+    "bearer Address not an address": (_confirmation_bad_address, True, True, ("wrong_recipient",)),
+    "Response issued two days ago": (_response_issued_two_days_ago, True, True, ("time_window",)),
+    "Response Version 2.1": (_response_version, True, True, ("response_refused",)),
+    "Assertion Version 1.1": (_assertion_version, True, True, ("response_refused",)),
+    "Audience split by a comment": (_audience_split_by_a_comment, True, True, ("wrong_audience",)),
+    "NotBefore not before NotOnOrAfter": (_not_before_after_expiry, True, True, ("time_window",)),
+    "Conditions without NotOnOrAfter": (_conditions_without_expiry, True, True, ("time_window",)),
+    "Response for another request": (_response_for_another_request, True, True, ("unsolicited",)),
+    "Assertion issued in the future": (
+        _assertion_issued_in_the_future,
+        True,
+        True,
+        ("time_window",),
+    ),
+    "Response Issuer another IdP": (_response_issuer_elsewhere, True, True, ("issuer_mismatch",)),
+    "issuer not in any metadata": (_issuer_unknown, True, True, ("unknown_issuer",)),
+    "signed assertion in Extensions": (
+        _assertion_in_extensions,
+        False,
+        True,
+        ("no_assertion",),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_check_taken_over_from_pysaml2_refuses(
+    demo: LiveDemo,
+    school: SchoolForger,
+    signer: Signer,
+    case: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    change, sign_response, sign_assertion, codes = CASES[case]
+    login = start_login(demo)
+    doc = answer(demo, school, login)
+    if change is _assertion_in_extensions:
+        signed(doc, signer, response=sign_response, assertion=sign_assertion)
+        change(doc)
+    else:
+        change(doc)
+        signed(doc, signer, response=sign_response, assertion=sign_assertion)
+    page = deliver(demo, login, encode(doc))
+    assert_refused(demo, login.browser, page, caplog, codes)
+
+
+def test_a_one_time_use_condition_is_accepted(
+    demo: LiveDemo, school: SchoolForger, signer: Signer
+) -> None:
+    """OneTimeUse is the one extra condition the broker understands: the replay cache keeps
+    every assertion to one use anyway."""
+    login = start_login(demo)
+    doc = answer(demo, school, login)
+    etree.SubElement(_conditions(doc), f"{{{SAML}}}OneTimeUse")
+    page = deliver(demo, login, encode(signed(doc, signer)))
+    received = accepted_for(demo, login, page)
+    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")  # type: ignore[index]
+
+
+# -- the school rolls its signing key ---------------------------------------------------------------
+
+
+def _with_second_signing_key(metadata: str, cert_file: Path, *, first: bool) -> str:
+    """The school's metadata with a second signing certificate next to its own (before it when
+    `first`), as a school publishes during a key rollover."""
+    root = etree.fromstring(metadata.encode())
+    descriptor = root.find(f".//{{{MD}}}IDPSSODescriptor")
+    assert descriptor is not None
+    own = [
+        key
+        for key in descriptor.findall(f"{{{MD}}}KeyDescriptor")
+        if key.get("use") in (None, "signing")
+    ]
+    assert own, "the demo school publishes a signing key"
+    extra = copy.deepcopy(own[0])
+    cert = extra.find(f".//{{{NS['ds']}}}X509Certificate")
+    assert cert is not None
+    pem = cert_file.read_text(encoding="ascii")
+    cert.text = "".join(line for line in pem.splitlines() if "-----" not in line)
+    if first:
+        own[0].addprevious(extra)
+    else:
+        own[-1].addnext(extra)
+    return etree.tostring(root, encoding="unicode")
+
+
+@pytest.mark.parametrize("new_key_first", [True, False], ids=["new key first", "new key second"])
+def test_either_of_the_schools_published_signing_keys_is_accepted(
+    demo: LiveDemo, school: SchoolForger, tmp_path: Path, new_key_first: bool
+) -> None:
+    """Both keys of a school in rollover verify, whichever the metadata lists first; a key it
+    does not publish still does not."""
+    registry = demo.registry
+    entry = registry.school_by_idp(demo.school_entity_id)
+    assert entry is not None
+    original = registry.school_metadata()[demo.school_entity_id]
+    key, cert = _key_pair(tmp_path, "school-next")
+    next_key = SchoolForger(
+        demo.school_entity_id, key, cert, demo.broker.saml_entities.sp_metadata()
+    )
+    registry.update_school_metadata(
+        entry.id, _with_second_signing_key(original, cert, first=new_key_first)
+    )
+    try:
+        for forger in (school, next_key):
+            login = start_login(demo)
+            page = deliver(demo, login, forged(demo, forger, login))
+            accepted_for(demo, login, page)
+    finally:
+        registry.update_school_metadata(entry.id, original)
+    login = start_login(demo)
+    page = deliver(demo, login, forged(demo, next_key, login))
+    assert page.status == 400, "the rolled-back metadata no longer trusts the next key"
+
+
+# -- the same identity as pysaml2's route -------------------------------------------------------------
+
+
+def test_the_direct_route_reads_what_pysaml2s_route_read(
+    demo: LiveDemo, school: SchoolForger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On one message, the direct route and pysaml2's whole route give the same
+    VerifiedResponse: identity, subject, attributes, authn context, logout handles, times."""
+    login = start_login(demo)
+    message = forged(
+        demo,
+        school,
+        login,
+        attributes={
+            "givenName": ["Sanne"],
+            "sn": ["Jansen"],
+            "eduPersonAffiliation": ["student", "member"],
+            "mail": ["  sanne@school.example  "],
+        },
+    )
+    entry = demo.registry.school_by_idp(demo.school_entity_id)
+    assert entry is not None
+    back = demo.broker.saml_back
+    taken: list[bool] = []
+    original = assertion_reader.read_response
+
+    def spy(*args: object, **kwargs: object) -> assertion_reader.ReadResponse:
+        taken.append(True)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(assertion_reader, "read_response", spy)
+    direct = back.parse_response(message, entry, login.request_id)
+    assert taken == [True], "a plain Success response takes the direct route"
+    monkeypatch.setattr(assertion_reader, "takes_direct_route", lambda doc, whole: False)
+    through_pysaml2 = back.parse_response(message, entry, login.request_id)
+    assert taken == [True]
+    assert direct.identity == through_pysaml2.identity
+    assert direct.identity.attributes, "the comparison covers attributes"
+    assert direct.identity.upstream_session.get("session_index")
+    assert direct.assertion_id == through_pysaml2.assertion_id
+    assert direct.authn_instant == through_pysaml2.authn_instant
+    # Both routes read `now` a moment apart; the window is computed from the message alone.
+    assert direct.issued_at == through_pysaml2.issued_at
+    assert direct.expires_at == through_pysaml2.expires_at
+
+
+def test_an_encrypted_or_unsuccessful_response_keeps_pysaml2s_route(demo: LiveDemo) -> None:
+    def doc(body: str) -> etree._Element:
+        return etree.fromstring(
+            f'<samlp:Response xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}">{body}</samlp:Response>'
+        )
+
+    success = f'<samlp:Status><samlp:StatusCode Value="{SAMLP[:-8]}status:Success"/></samlp:Status>'
+    failed = (
+        f'<samlp:Status><samlp:StatusCode Value="{SAMLP[:-8]}status:Responder"/></samlp:Status>'
+    )
+    encrypted = (
+        "<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="
+        '"http://www.w3.org/2001/04/xmlenc#"/></saml:EncryptedAssertion>'
+    )
+    assert assertion_reader.takes_direct_route(doc(success), True)
+    assert not assertion_reader.takes_direct_route(doc(success), False)
+    assert not assertion_reader.takes_direct_route(doc(failed), True)
+    assert not assertion_reader.takes_direct_route(doc(success + encrypted), True)
+
+
+def test_a_refusal_on_the_direct_route_is_an_invalid_message(
+    demo: LiveDemo, school: SchoolForger
+) -> None:
+    """Called directly, too: the reason code, and nothing about the message in the text."""
+    login = start_login(demo)
+    doc = etree.fromstring(base64.b64decode(forged(demo, school, login, sign=False)))
+    entry = demo.registry.school_by_idp(demo.school_entity_id)
+    assert entry is not None
+    with pytest.raises(InvalidMessage) as refused:
+        demo.broker.saml_back.parse_response(encode(doc), entry, login.request_id)
+    assert refused.value.code == "bad_signature"
