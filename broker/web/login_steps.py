@@ -25,6 +25,7 @@ from broker.core.model import Protocol, School, UpstreamIdentity
 from broker.core.receipts import ReceiptContent
 from broker.login.flow import LoginRecord, LoginRequest, is_my_data
 from broker.login.participants import Participant, SessionServices
+from broker.login.participants import session_and_services as read_session_and_services
 from broker.login.receipting import PendingRelease
 from broker.oidc.provider import OidcProvider
 from broker.saml.front import (
@@ -55,10 +56,11 @@ def continue_login(
 ) -> Response:
     """After a request arrived: answer from the SSO session, go to the school, or to discovery."""
     b = broker()
-    sso = b.flow.session(sso_token)
+    # The session and its record of services in one round trip: finish needs both.
+    sso, services = session_and_services(sso_token)
     if sso is not None and sso_token and b.flow.session_serves(record, *sso):
         b.flow.take(secret, record.login_id)
-        response = finish(record, sso[0], sso[1], sso_token=sso_token)
+        response = finish(record, sso[0], sso[1], sso_token=sso_token, session_services=services)
     elif record.request.front.get("is_passive"):
         b.flow.take(secret, record.login_id)
         # IsPassive / prompt=none mean "do not show the student anything": the service hears
@@ -136,6 +138,7 @@ def finish(
     *,
     sso_token: str | None = None,
     shown: str | None = None,
+    session_services: SessionServices | None = None,
 ) -> Response:
     """Release and answer the service; a refusal goes to the student and the service.
 
@@ -143,7 +146,8 @@ def finish(
     succeeded, so a login the broker refused leaves no session behind. The receipt is written
     last, after the answer is built: a login that cannot be accounted for is not answered, and
     a receipt never names one that was not. `shown` is the release the student just saw on the
-    information notice.
+    information notice. `session_services`: the `sso_token` session's record of its services,
+    when the caller read it already (with the session, in one round trip).
     """
     b = broker()
     if is_my_data(record.request):
@@ -156,7 +160,9 @@ def finish(
     # The session's one record of its services: the notice's "seen" marks and what each
     # service was told, for logout (login/participants.py). One read; a write only on change.
     if sso_token:
-        replaced, session_services = None, b.session_services.read(sso_token)
+        replaced = None
+        if session_services is None:
+            session_services = b.session_services.read(sso_token)
     else:
         replaced, session_services = replaced_session(identity)
     seen = session_services.seen(completion.service.id) == content.release_fingerprint
@@ -164,7 +170,10 @@ def finish(
         if record.request.front.get("is_passive"):
             return refuse_to_service(record, InteractionRequired("notice due on a passive login"))
         return notice_page(record, identity, authn_instant, sso_token, content)
-    new_token = b.flow.open_session(identity, authn_instant) if sso_token is None else None
+    # A fresh login's session is written with the record of its services, in one batch once
+    # the answer is built (a login refused before that leaves nothing to clean up).
+    opened = b.flow.new_session(identity, authn_instant) if sso_token is None else None
+    new_token, writes = opened if opened is not None else (None, [])
     try:
         # One SessionIndex (OIDC `sid`) for every service of one SSO session: logout goes by it.
         session_index = b.flow.session_index(sso_token or new_token)
@@ -186,26 +195,29 @@ def finish(
                 handles,
                 content.release_fingerprint,
             )
-            b.session_services.record(
+            services_write = b.session_services.record_op(
                 sso_token or new_token or "",
                 session_services,
                 participant,
                 new_session=new_token is not None,
             )
+            if services_write is not None:
+                writes.append(services_write)
+        if writes:
+            b.flow.store.batch(writes)
         # The receipt is the commit point: written last, once everything else stands, so a
         # receipt never names a login that was not answered; without it there is no answer.
         b.receipting.file(content)
     except BaseException:
         if new_token:
-            b.flow.end_session(new_token, identity)  # a refused login leaves no session
-            b.session_services.forget(new_token)
+            # A refused login leaves no session (the batch may have been sent).
+            b.flow.end_session(new_token, identity, also=[b.session_services.forget_op(new_token)])
         raise
     if replaced:
         # Its services now belong to the new session (a logout reaches them from there). After
         # the commit point: a login that failed leaves the old session as it was.
         try:
-            b.flow.end_session(*replaced)
-            b.session_services.forget(replaced[0])
+            b.flow.end_session(*replaced, also=[b.session_services.forget_op(replaced[0])])
         except StoreUnavailable:
             # The login stands; the old session then ends only at its expiry (its services are
             # in the new record too, so a logout still reaches them).
@@ -235,12 +247,19 @@ def replaced_session(
     The notice's marks carry over only for the same student at the same school. Returns the
     replaced session's token and identity (to end it, with its filing under the school's sid)."""
     old = request.cookies.get(SSO_COOKIE)
-    held = broker().flow.session(old)
+    held, services = session_and_services(old)
     if not old or held is None:
         return None, SessionServices()
-    services = broker().session_services.read(old)
     same = held[0].school_id == identity.school_id and held[0].subject == identity.subject
     return (old, held[0]), services if same else services.without_seen()
+
+
+def session_and_services(
+    token: str | None,
+) -> tuple[tuple[UpstreamIdentity, float] | None, SessionServices]:
+    """The SSO session `token` names and its record of services, in one round trip."""
+    b = broker()
+    return read_session_and_services(b.flow, b.session_services, token)
 
 
 def notice_page(
