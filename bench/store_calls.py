@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from login import USERS, TimedApp, build_route, one_login
+from login import DEMO_SCHOOL_ID, USERS, Browser, TimedApp, build_route, forms_of, one_login
 from oidc_login import Demo, oidc_publisher_login
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID
@@ -63,6 +63,21 @@ def instrument() -> None:
     TimedApp.__call__ = tagged  # type: ignore[method-assign]
 
 
+def returning_login(route: Any) -> None:
+    """A login, then a second one in the same browser: the SSO session answers it."""
+    browser = Browser(route.clients)
+    url, page = browser.follow("GET", f"{route.publisher}/login")
+    url, page = browser.submit(url, page, ("school", DEMO_SCHOOL_ID))
+    url, page = browser.submit(url, page, ("uid", USERS[2]))
+    url, page = browser.submit(url, page)  # -> the broker's ACS
+    if any("/notice/" in form.action for form in forms_of(page)):
+        url, page = browser.submit(url, page)
+    browser.submit(url, page)  # the publisher's ACS
+    CALLS.clear()
+    url, page = browser.follow("GET", f"{route.publisher}/login")  # answered from the session
+    browser.submit(url, page)
+
+
 def report(title: str) -> None:
     print(f"\n{title}: {len(CALLS)} store round trips")
     by_request: dict[str, list[str]] = {}
@@ -86,6 +101,8 @@ def main() -> None:
             CALLS.clear()
             one_login(route.clients, route.publisher, USERS[1])
             report("saml->saml, fresh browser, with the notice")
+            returning_login(route)
+            report("saml->saml, the same browser again (SSO session, notice seen)")
     if args.pairing in ("oidc->oidc", "both"):
         with tempfile.TemporaryDirectory(prefix="kb-store-calls-") as tmp:
             demo = Demo(Path(tmp))

@@ -147,16 +147,31 @@ class LoginFlow:
         self.clock = clock
 
     # -- step 1: a publisher's request arrives ------------------------------------------------
-    def start(self, browser_secret: bytes, request: LoginRequest) -> LoginRecord:
+    def start(
+        self, browser_secret: bytes, request: LoginRequest, *, save: bool = True
+    ) -> LoginRecord:
+        """`save=False`: the record is only made here, and saved with `save_new` (or
+        `note_upstream(..., first_save=True)`) once the login goes on to a school or to
+        discovery; a request an SSO session answers at once writes no record at all."""
         if not is_my_data(request) and self.registry.service(request.service_id) is None:
             raise UnknownService(f"service {request.service_id} not in registry")
         hint = request.school_hint
         school_id = hint if hint and self.registry.school(hint) is not None else None
         record = LoginRecord(secrets.token_urlsafe(18), request, self.clock(), school_id)
-        # The store epoch is never later than a login the store holds (replay.py): written
-        # first, in the same batch (one round trip, order kept).
-        self.store.batch([open_epoch_op(record.created), self._save_op(browser_secret, record)])
+        if save:
+            self.save_new(browser_secret, record)
         return record
+
+    def save_new(self, browser_secret: bytes, record: LoginRecord) -> None:
+        """A record's first save. The store epoch is never later than a login the store holds
+        (replay.py): written first, in the same batch (one round trip, order kept)."""
+        self.store.batch([open_epoch_op(record.created), self._save_op(browser_secret, record)])
+
+    def with_school(self, record: LoginRecord, school_id: str) -> LoginRecord:
+        """`record` with the school chosen (not saved: `note_upstream` saves it)."""
+        if self.registry.school(school_id) is None:
+            raise UnknownSchool(f"school {school_id} not in registry")
+        return replace(record, school_id=school_id)
 
     def load(self, browser_secret: bytes, login_id: str) -> LoginRecord:
         data = self.sealed.get(browser_secret, LOGIN, login_id)
@@ -170,10 +185,7 @@ class LoginFlow:
     ) -> LoginRecord:
         """`save=False` when `note_upstream` follows at once and saves the record anyway (one
         store write and one sealing fewer per login)."""
-        record = self.load(browser_secret, login_id)
-        if self.registry.school(school_id) is None:
-            raise UnknownSchool(f"school {school_id} not in registry")
-        record = replace(record, school_id=school_id)
+        record = self.with_school(self.load(browser_secret, login_id), school_id)
         if save:
             self._save(browser_secret, record)
         return record
@@ -185,14 +197,21 @@ class LoginFlow:
         record: LoginRecord,
         request_id: str,
         upstream: dict[str, str] | None = None,
+        *,
+        first_save: bool = False,
     ) -> None:
+        """`first_save`: the record was made with `start(save=False)` and is saved here for
+        the first time (with the store epoch, `save_new`)."""
         changed = replace(
             record,
             upstream_request_id=request_id,
             upstream=upstream or {},
             upstream_at=self.clock(),
         )
-        self._save(browser_secret, changed)
+        if first_save:
+            self.save_new(browser_secret, changed)
+        else:
+            self._save(browser_secret, changed)
 
     def take(self, browser_secret: bytes, login_id: str) -> LoginRecord:
         """Consume the record: a response can complete a login once, never twice."""

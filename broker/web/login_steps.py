@@ -52,17 +52,30 @@ def broker() -> Broker:
 
 
 def continue_login(
-    secret: bytes, new_secret: bool, record: LoginRecord, sso_token: str | None
+    secret: bytes,
+    new_secret: bool,
+    record: LoginRecord,
+    sso_token: str | None,
+    *,
+    saved: bool = True,
+    known: tuple[tuple[UpstreamIdentity, float] | None, SessionServices] | None = None,
 ) -> Response:
-    """After a request arrived: answer from the SSO session, go to the school, or to discovery."""
+    """After a request arrived: answer from the SSO session, go to the school, or to discovery.
+
+    `saved=False`: `record` was made with `flow.start(..., save=False)` and is saved here only
+    if the login goes on (to the school, or to discovery); answered from the SSO session, it
+    is never written. `known`: the SSO session and its services record, if the route read
+    them already (`session_and_services`)."""
     b = broker()
     # The session and its record of services in one round trip: finish needs both.
-    sso, services = session_and_services(sso_token)
+    sso, services = known if known is not None else session_and_services(sso_token)
     if sso is not None and sso_token and b.flow.session_serves(record, *sso):
-        b.flow.take(secret, record.login_id)
+        if saved:
+            b.flow.take(secret, record.login_id)
         response = finish(record, sso[0], sso[1], sso_token=sso_token, session_services=services)
     elif record.request.front.get("is_passive"):
-        b.flow.take(secret, record.login_id)
+        if saved:
+            b.flow.take(secret, record.login_id)
         # IsPassive / prompt=none mean "do not show the student anything": the service hears
         # at once that a login is needed, and decides itself what to do next.
         metrics.login_ended(front_protocol(record.request), metrics.UNKNOWN, "login_required")
@@ -76,13 +89,15 @@ def continue_login(
             message = b.saml_front.error_for(record.request, STATUS_NO_PASSIVE, "no_passive")
             response = autopost(message, service.name if service else "")
     elif record.school_id:
-        response = go_upstream(secret, record)
+        response = go_upstream(secret, record, first_save=not saved)
     elif sso is not None:
         # A session that may not answer (a fresh login or a stronger one is asked for): the
         # student logs in again at the school they logged in at, without choosing it again.
-        record = b.flow.choose_school(secret, record.login_id, sso[0].school_id, save=False)
-        response = go_upstream(secret, record)  # saves the record (note_upstream)
+        record = b.flow.with_school(record, sso[0].school_id)
+        response = go_upstream(secret, record, first_save=not saved)  # saves the record
     else:
+        if not saved:
+            b.flow.save_new(secret, record)
         target = url_for("discovery.choose", login=record.login_id)
         language = requested_ui_language(record.request)
         if language:
@@ -93,8 +108,9 @@ def continue_login(
     return response
 
 
-def go_upstream(secret: bytes, record: LoginRecord) -> Response:
-    """Send the student to the school's identity provider, in the school's protocol."""
+def go_upstream(secret: bytes, record: LoginRecord, *, first_save: bool = False) -> Response:
+    """Send the student to the school's identity provider, in the school's protocol.
+    Saves the record with the upstream request (`first_save`: for the first time)."""
     b = broker()
     school = b.view.school(record.school_id or "")
     if school is None:
@@ -111,7 +127,7 @@ def go_upstream(secret: bytes, record: LoginRecord) -> Response:
             acr_values=acr_values,
             acr_essential=request.acr_required,
         )
-        b.flow.note_upstream(secret, record, oidc.request_id, oidc.kept)
+        b.flow.note_upstream(secret, record, oidc.request_id, oidc.kept, first_save=first_save)
         url = oidc.redirect_url
     else:
         contexts = tuple(
@@ -125,7 +141,7 @@ def go_upstream(secret: bytes, record: LoginRecord) -> Response:
             force_authn=request.force_authn or request.max_age is not None,
             authn_contexts=contexts,
         )
-        b.flow.note_upstream(secret, record, saml.request_id)
+        b.flow.note_upstream(secret, record, saml.request_id, first_save=first_save)
         url = saml.redirect_url
     log.info("upstream school=%s service=%s", school.id, request.service_id)
     return redirect(url, 303)
