@@ -5,8 +5,9 @@ The replay cache is a key per assertion id in the store, kept while the assertio
 be accepted. A store that is wiped (Redis restarted without persistence, flushed, failed over to
 an empty replica) forgets those keys, and an assertion used before the wipe would be taken for
 new. The epoch closes that gap: the store holds a marker with the time it was first written.
-Every login start writes it when it is missing (`open_epoch`, one SET NX), before the login
-record, so the epoch is never later than the start of any login the store still knows: the
+Every login writes it when it is missing (`open_epoch_op`, one SET NX with the login's start
+time), in the same batch before the login record's first save (`LoginFlow.save_new`), so the
+epoch is never later than the start of any login the store still knows: the
 school's answer to such a login is issued after the epoch. An assertion issued before the epoch
 (minus the clock skew allowed for the school's clock) is refused: nobody can know whether it was
 used before the wipe. A marker missing when an answer arrives makes `now` the epoch.
