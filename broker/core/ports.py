@@ -5,8 +5,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Literal, Protocol
 
 from broker.core.model import Chain, ReleasePolicy, School, Service
 from broker.core.pseudonym import PseudonymKeys
@@ -77,6 +79,45 @@ class PseudonymKeySource(Protocol):
         ...
 
 
+StoreOperation = Literal["put", "get", "take", "add_if_absent", "delete"]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreOp:
+    """One single-key command of a `KeyValueStore.batch`: its name, key, and for `put` and
+    `add_if_absent` the value and TTL. Build them with the helpers below."""
+
+    operation: StoreOperation
+    key: str
+    value: bytes = b""
+    ttl_seconds: int = 0
+
+    @classmethod
+    def put(cls, key: str, value: bytes, ttl_seconds: int) -> StoreOp:
+        return cls("put", key, value, ttl_seconds)
+
+    @classmethod
+    def get(cls, key: str) -> StoreOp:
+        return cls("get", key)
+
+    @classmethod
+    def take(cls, key: str) -> StoreOp:
+        return cls("take", key)
+
+    @classmethod
+    def add_if_absent(cls, key: str, value: bytes, ttl_seconds: int) -> StoreOp:
+        return cls("add_if_absent", key, value, ttl_seconds)
+
+    @classmethod
+    def delete(cls, key: str) -> StoreOp:
+        return cls("delete", key)
+
+
+# A batch's replies, one per operation: None for put/delete, the value (or None) for get/take,
+# True/False for add_if_absent, as the single calls return them.
+StoreReply = bytes | bool | None
+
+
 class KeyValueStore(Protocol):
     """Short-lived shared state: login records, SSO sessions, replay cache.
 
@@ -97,6 +138,15 @@ class KeyValueStore(Protocol):
         ...
 
     def delete(self, key: str) -> None: ...
+
+    def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
+        """Run `operations` in this order, in one round trip where the store allows it; the
+        replies are what each single call would have returned. Not atomic: another client's
+        command may run between two of them, but they never run out of order (the replay
+        cache's epoch rule relies on that, replay.py). The arguments are all checked before
+        any operation runs; a failure part-way leaves the earlier operations done, as a
+        sequence of single calls would (`StoreUnavailable`)."""
+        ...
 
     def ping(self) -> bool: ...
 

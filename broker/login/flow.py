@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -24,18 +24,25 @@ from broker.core.errors import (
     UnknownService,
 )
 from broker.core.model import Release, School, Service, UpstreamIdentity
-from broker.core.ports import KeyValueStore, PseudonymKeySource, RegistryReader
+from broker.core.ports import (
+    KeyValueStore,
+    PseudonymKeySource,
+    RegistryReader,
+    StoreOp,
+    StoreReply,
+)
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.pseudonym_rotation import HeldKeySource, key_versions_for
 from broker.core.release import compute_release
-from broker.login.replay import open_epoch
+from broker.login.replay import open_epoch_op
 from broker.login.school_sessions import SchoolSessionIndex
-from broker.login.sealed import SealedStore
+from broker.login.sealed import SealedStore, store_key
 
 LOGIN = "login"
 SSO = "sso"
 # The broker's own page where a student sees their receipts: a login with no service behind it.
 MY_DATA = "ketenbroker:my-data"
+MAX_TOKEN_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -159,16 +166,31 @@ class LoginFlow:
         self.clock = clock
 
     # -- step 1: a publisher's request arrives ------------------------------------------------
-    def start(self, browser_secret: bytes, request: LoginRequest) -> LoginRecord:
+    def start(
+        self, browser_secret: bytes, request: LoginRequest, *, save: bool = True
+    ) -> LoginRecord:
+        """`save=False`: the record is only made here, and saved with `save_new` (or
+        `note_upstream(..., first_save=True)`) once the login goes on to a school or to
+        discovery; a request an SSO session answers at once writes no record at all."""
         if not is_my_data(request) and self.registry.service(request.service_id) is None:
             raise UnknownService(f"service {request.service_id} not in registry")
         hint = request.school_hint
         school_id = hint if hint and self.registry.school(hint) is not None else None
         record = LoginRecord(secrets.token_urlsafe(18), request, self.clock(), school_id)
-        # The store epoch is never later than a login the store holds (replay.py).
-        open_epoch(self.store, record.created)
-        self._save(browser_secret, record)
+        if save:
+            self.save_new(browser_secret, record)
         return record
+
+    def save_new(self, browser_secret: bytes, record: LoginRecord) -> None:
+        """A record's first save. The store epoch is never later than a login the store holds
+        (replay.py): written first, in the same batch (one round trip, order kept)."""
+        self.store.batch([open_epoch_op(record.created), self._save_op(browser_secret, record)])
+
+    def with_school(self, record: LoginRecord, school_id: str) -> LoginRecord:
+        """`record` with the school chosen (not saved: `note_upstream` saves it)."""
+        if self.registry.school(school_id) is None:
+            raise UnknownSchool(f"school {school_id} not in registry")
+        return replace(record, school_id=school_id)
 
     def load(self, browser_secret: bytes, login_id: str) -> LoginRecord:
         data = self.sealed.get(browser_secret, LOGIN, login_id)
@@ -182,10 +204,7 @@ class LoginFlow:
     ) -> LoginRecord:
         """`save=False` when `note_upstream` follows at once and saves the record anyway (one
         store write and one sealing fewer per login)."""
-        record = self.load(browser_secret, login_id)
-        if self.registry.school(school_id) is None:
-            raise UnknownSchool(f"school {school_id} not in registry")
-        record = replace(record, school_id=school_id)
+        record = self.with_school(self.load(browser_secret, login_id), school_id)
         if save:
             self._save(browser_secret, record)
         return record
@@ -197,14 +216,21 @@ class LoginFlow:
         record: LoginRecord,
         request_id: str,
         upstream: dict[str, str] | None = None,
+        *,
+        first_save: bool = False,
     ) -> None:
+        """`first_save`: the record was made with `start(save=False)` and is saved here for
+        the first time (with the store epoch, `save_new`)."""
         changed = replace(
             record,
             upstream_request_id=request_id,
             upstream=upstream or {},
             upstream_at=self.clock(),
         )
-        self._save(browser_secret, changed)
+        if first_save:
+            self.save_new(browser_secret, changed)
+        else:
+            self._save(browser_secret, changed)
 
     def take(self, browser_secret: bytes, login_id: str) -> LoginRecord:
         """Consume the record: a response can complete a login once, never twice."""
@@ -247,14 +273,29 @@ class LoginFlow:
     # -- SSO session --------------------------------------------------------------------------
     def open_session(self, identity: UpstreamIdentity, authn_instant: float) -> str | None:
         """Store the school's identity sealed under a fresh token; the token goes in a cookie."""
+        opened = self.new_session(identity, authn_instant)
+        if opened is None:
+            return None
+        token, writes = opened
+        self.store.batch(writes)
+        return token
+
+    def new_session(
+        self, identity: UpstreamIdentity, authn_instant: float
+    ) -> tuple[str, list[StoreOp]] | None:
+        """A fresh SSO token and the writes that open its session (the sealed identity, and
+        its filing under the school's sid), for the caller to send in one batch with its own;
+        None when SSO sessions are off."""
         if self.sso_ttl <= 0:
             return None
         token = secrets.token_urlsafe(32)
         payload = {**identity_payload(identity), "authn_instant": authn_instant}
-        self.sealed.put(token.encode(), SSO, token, payload, self.sso_ttl)
+        writes = [self.sealed.put_op(token.encode(), SSO, token, payload, self.sso_ttl)]
         if self.school_sessions is not None:
-            self.school_sessions.note(identity, token)
-        return token
+            filing = self.school_sessions.note_op(identity, token)
+            if filing is not None:
+                writes.append(filing)
+        return token, writes
 
     @staticmethod
     def session_index(token: str | None) -> str:
@@ -265,20 +306,42 @@ class LoginFlow:
         return "_" + sha256(f"ketenbroker/session-index/{token}".encode()).hexdigest()[:40]
 
     def session(self, token: str | None) -> tuple[UpstreamIdentity, float] | None:
-        if not token or len(token) > 128:
+        if not readable_token(token):
+            return None
+        return self.session_from(token, self.store.get(store_key(SSO, token or "")))
+
+    @staticmethod
+    def session_read(token: str) -> StoreOp:
+        """The read `session` makes, for a batch (only for a `readable_token`)."""
+        return SealedStore.get_op(SSO, token)
+
+    @staticmethod
+    def session_from(token: str | None, reply: StoreReply) -> tuple[UpstreamIdentity, float] | None:
+        """`session_read`'s reply opened as `session` returns it."""
+        if not token or not readable_token(token):
             return None
         try:
-            data = self.sealed.get(token.encode(), SSO, token)
+            data = SealedStore.opened(token.encode(), SSO, token, reply)
         except StateExpired:
             return None
         if data is None:
             return None
         return identity_from_payload(data), float(data["authn_instant"])
 
-    def end_session(self, token: str, identity: UpstreamIdentity | None = None) -> None:
+    def end_session(
+        self,
+        token: str,
+        identity: UpstreamIdentity | None = None,
+        *,
+        also: Sequence[StoreOp] = (),
+    ) -> None:
         """End the session `token` names; with the `identity` it held, also its filing under
-        the school's sid (without it that record simply finds no session until it expires)."""
-        self.sealed.delete(SSO, token)
+        the school's sid (without it that record simply finds no session until it expires).
+        `also`: the caller's own writes (its record of services going), in the same batch."""
+        if also:
+            self.store.batch([self.sealed.delete_op(SSO, token), *also])
+        else:
+            self.sealed.delete(SSO, token)
         if identity is not None and self.school_sessions is not None:
             self.school_sessions.forget(identity, token)
 
@@ -298,11 +361,23 @@ class LoginFlow:
         return record.school_id is None or record.school_id == identity.school_id
 
     def _save(self, browser_secret: bytes, record: LoginRecord) -> None:
+        op = self._save_op(browser_secret, record)
+        self.store.put(op.key, op.value, op.ttl_seconds)
+
+    def _save_op(self, browser_secret: bytes, record: LoginRecord) -> StoreOp:
         age = self.clock() - record.created
         remaining = int(self.login_ttl - age)
         if remaining <= 0:
             raise StateExpired("login took longer than the login lifetime")
-        self.sealed.put(browser_secret, LOGIN, record.login_id, record.to_payload(), remaining)
+        return self.sealed.put_op(
+            browser_secret, LOGIN, record.login_id, record.to_payload(), remaining
+        )
+
+
+def readable_token(token: str | None) -> bool:
+    """An SSO token worth a store read (a cookie longer than any token the broker sets is not
+    looked up)."""
+    return bool(token) and len(token or "") <= MAX_TOKEN_LENGTH
 
 
 def is_my_data(request: LoginRequest) -> bool:

@@ -51,7 +51,7 @@ from broker.login.logout_run import (
     Outbound,
     Target,
 )
-from broker.login.participants import Participant, SessionServiceBook
+from broker.login.participants import Participant, SessionServiceBook, SessionServices
 from broker.login.sealed import SealedStore, store_key
 
 RUN = "logout"
@@ -142,12 +142,16 @@ class SingleLogout:
         sso_token: str | None,
         ended: EndedSession | None,
         initiator: Initiator,
+        participants: SessionServices | None = None,
     ) -> LogoutRun:
         """Start a run for the session `sso_token` names. The caller has read the session
-        (`ended`: None when there was none) and ends it here first, before anything else."""
-        participants = self.services.read(sso_token)
-        if sso_token:
-            self.services.forget(sso_token)
+        (`ended`: None when there was none) and ends it here first, before anything else.
+        `participants`: the session's record of services, when the caller read it with the
+        session and removed it with the session's record already (one round trip each)."""
+        if participants is None:
+            participants = self.services.read(sso_token)
+            if sso_token:
+                self.services.forget(sso_token)
         targets = []
         for participant in participants.participants:
             if (

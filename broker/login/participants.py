@@ -13,13 +13,17 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from broker.core.errors import StateExpired
-from broker.core.ports import KeyValueStore
-from broker.login.sealed import SealedStore
+from broker.core.model import UpstreamIdentity
+from broker.core.ports import KeyValueStore, StoreOp, StoreReply
+from broker.login.flow import LoginFlow, readable_token
+from broker.login.sealed import SealedStore, store_key
 
 SESSION_SERVICES = "sso-services"
 # More services than this in one session is not a student's day at school: the oldest entries
 # go, so a scripted session cannot grow its record (and every login's read) without bound.
 MAX_PARTICIPANTS = 64
+# As the SSO session's own (flow.py): a longer cookie is not looked up.
+MAX_TOKEN_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -95,10 +99,24 @@ class SessionServiceBook:
         self.session_ttl = max(session_ttl, 1)
 
     def read(self, sso_token: str | None) -> SessionServices:
-        if not sso_token or len(sso_token) > 128:
+        if not sso_token or len(sso_token) > MAX_TOKEN_LENGTH:
+            return SessionServices()
+        return self.read_from(
+            sso_token, self.sealed.store.get(store_key(SESSION_SERVICES, sso_token))
+        )
+
+    @staticmethod
+    def read_op(sso_token: str) -> StoreOp:
+        """The read `read` makes, for a batch (only for a token `read` would look up)."""
+        return SealedStore.get_op(SESSION_SERVICES, sso_token)
+
+    @staticmethod
+    def read_from(sso_token: str | None, reply: StoreReply) -> SessionServices:
+        """`read_op`'s reply opened as `read` returns it."""
+        if not sso_token or len(sso_token) > MAX_TOKEN_LENGTH:
             return SessionServices()
         try:
-            data = self.sealed.get(sso_token.encode(), SESSION_SERVICES, sso_token)
+            data = SealedStore.opened(sso_token.encode(), SESSION_SERVICES, sso_token, reply)
         except StateExpired:
             return SessionServices()
         return SessionServices() if data is None else SessionServices.from_payload(data)
@@ -113,12 +131,39 @@ class SessionServiceBook:
     ) -> None:
         """Note an answered login; no write when the record already says exactly this (a new
         session's record, which may hand on a replaced session's services, is always written)."""
+        write = self.record_op(sso_token, before, participant, new_session=new_session)
+        if write is not None:
+            self.sealed.store.put(write.key, write.value, write.ttl_seconds)
+
+    def record_op(
+        self,
+        sso_token: str,
+        before: SessionServices,
+        participant: Participant,
+        *,
+        new_session: bool = False,
+    ) -> StoreOp | None:
+        """`record`'s write, for the caller's batch; None when there is nothing to write."""
         if not new_session and before.get(participant.service_id) == participant:
-            return
+            return None
         after = before.with_login(participant)
-        self.sealed.put(
+        return self.sealed.put_op(
             sso_token.encode(), SESSION_SERVICES, sso_token, after.to_payload(), self.session_ttl
         )
 
+    def forget_op(self, sso_token: str) -> StoreOp:
+        return self.sealed.delete_op(SESSION_SERVICES, sso_token)
+
     def forget(self, sso_token: str) -> None:
         self.sealed.delete(SESSION_SERVICES, sso_token)
+
+
+def session_and_services(
+    flow: LoginFlow, book: SessionServiceBook, token: str | None
+) -> tuple[tuple[UpstreamIdentity, float] | None, SessionServices]:
+    """The SSO session `token` names and its record of services, in one round trip (none
+    for a missing or overlong token): the login and logout steps that need both."""
+    if not token or not readable_token(token):
+        return None, SessionServices()
+    held, services = flow.store.batch([flow.session_read(token), book.read_op(token)])
+    return flow.session_from(token, held), book.read_from(token, services)

@@ -5,15 +5,17 @@ The replay cache is a key per assertion id in the store, kept while the assertio
 be accepted. A store that is wiped (Redis restarted without persistence, flushed, failed over to
 an empty replica) forgets those keys, and an assertion used before the wipe would be taken for
 new. The epoch closes that gap: the store holds a marker with the time it was first written.
-Every login start writes it when it is missing (`open_epoch`, one SET NX), before the login
-record, so the epoch is never later than the start of any login the store still knows: the
+Every login writes it when it is missing (`open_epoch_op`, one SET NX with the login's start
+time), in the same batch before the login record's first save (`LoginFlow.save_new`), so the
+epoch is never later than the start of any login the store still knows: the
 school's answer to such a login is issued after the epoch. An assertion issued before the epoch
 (minus the clock skew allowed for the school's clock) is refused: nobody can know whether it was
 used before the wipe. A marker missing when an answer arrives makes `now` the epoch.
 
 Order matters: the replay key is added first and the epoch read second. A wipe between the two
 makes the epoch `now` and refuses this assertion (fail closed); a wipe after both leaves the
-next copy of it to meet the new epoch.
+next copy of it to meet the new epoch. Both go in one batch (one round trip), which keeps
+their order (`KeyValueStore.batch`).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable
 
 from broker.core.errors import InvalidMessage, StoreUnavailable
-from broker.core.ports import KeyValueStore
+from broker.core.ports import KeyValueStore, StoreOp, StoreReply
 
 EPOCH_KEY = "epoch"
 # Store keys need a TTL; ten years is "for as long as this store lives". Should the marker be
@@ -35,6 +37,11 @@ def open_epoch(store: KeyValueStore, now: float) -> None:
     """Write the epoch marker if the store has none (a new or wiped store); keep it otherwise.
     Of several workers that find the store empty, one marker wins (SET NX)."""
     store.add_if_absent(EPOCH_KEY, f"{now:.3f}".encode("ascii"), EPOCH_TTL_SECONDS)
+
+
+def open_epoch_op(now: float) -> StoreOp:
+    """`open_epoch` as the first operation of a batch (the login record's write follows)."""
+    return StoreOp.add_if_absent(EPOCH_KEY, f"{now:.3f}".encode("ascii"), EPOCH_TTL_SECONDS)
 
 
 class ReplayGuard:
@@ -53,22 +60,32 @@ class ReplayGuard:
         exactly that long.
         """
         ttl = max(int(expires_at - self.clock()) + 1, 1)
-        if not self.store.add_if_absent(f"replay:{issuer}:{message_id}", b"1", ttl):
+        first, marker = self.store.batch(
+            [
+                StoreOp.add_if_absent(f"replay:{issuer}:{message_id}", b"1", ttl),
+                StoreOp.get(EPOCH_KEY),
+            ]
+        )
+        if first is not True:
             raise InvalidMessage("assertion seen before", code="replay")
-        if issued_at < self.epoch() - self.skew:
+        if issued_at < self.epoch(marker) - self.skew:
             raise InvalidMessage(
                 "assertion issued before the store's epoch (store wiped since)",
                 code="before_store_epoch",
             )
 
-    def epoch(self) -> float:
-        """When this store's contents began: the marker's time, written now when missing."""
-        found = self.store.get(EPOCH_KEY)
+    def epoch(self, found: StoreReply = None) -> float:
+        """When this store's contents began: the marker's time, written now when missing.
+        `found`: the marker as the caller just read it (read here when None)."""
+        if found is None:
+            found = self.store.get(EPOCH_KEY)
         if found is None:
             open_epoch(self.store, self.clock())
             found = self.store.get(EPOCH_KEY)
             if found is None:
                 raise StoreUnavailable("store epoch marker vanished right after it was written")
+        if not isinstance(found, bytes):
+            raise StoreUnavailable("store epoch marker is unreadable")
         try:
             return float(found.decode("ascii"))
         except (UnicodeDecodeError, ValueError):

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from broker.login.flow import LoginFlow
 from broker.login.logout import BACK, FRONT, TIMED_OUT, UNSUPPORTED, SingleLogout
+from broker.login.participants import session_and_services
 from broker.login.school_sessions import SchoolSessionIndex
 
 
@@ -56,11 +57,14 @@ class SchoolBackChannelLogout:
         token = self.index.find(school_id, sid)
         if token is None:
             return SchoolLogoutOutcome(ended=False)
-        session = self.flow.session(token)
-        participants = self.logout.services.read(token).participants
+        books = self.logout.services
+        session, services = session_and_services(self.flow, books, token)
+        participants = services.participants
         # The session ends first: whatever happens after, the broker no longer answers from it.
-        self.flow.end_session(token, session[0] if session is not None else None)
-        self.logout.services.forget(token)
+        # Its record and its services record go in one batch.
+        self.flow.end_session(
+            token, session[0] if session is not None else None, also=[books.forget_op(token)]
+        )
         if session is None:
             self.index.drop(school_id, sid)  # it outlived its session: nothing else to end
             return SchoolLogoutOutcome(ended=False)

@@ -25,7 +25,7 @@ from hashlib import sha256
 
 from broker.core.errors import StateExpired
 from broker.core.model import UpstreamIdentity
-from broker.core.ports import KeyValueStore
+from broker.core.ports import KeyValueStore, StoreOp
 from broker.login.sealed import seal, unseal
 
 # The upstream-session mark of a provider that sends back-channel logout tokens (its discovery).
@@ -66,12 +66,18 @@ class SchoolSessionIndex:
     def note(self, identity: UpstreamIdentity, sso_token: str) -> None:
         """File a new SSO session under its school's sid (one store write; none for a login
         whose school does not send back-channel logout tokens with a sid)."""
+        filing = self.note_op(identity, sso_token)
+        if filing is not None:
+            self.store.put(filing.key, filing.value, filing.ttl_seconds)
+
+    def note_op(self, identity: UpstreamIdentity, sso_token: str) -> StoreOp | None:
+        """`note`'s write, for the caller's batch; None when nothing is to be filed."""
         sid = self.filed(identity)
         if sid is None:
-            return
+            return None
         record_id = self._record_id(identity.school_id, sid)
         blob = seal(_pair(identity.school_id, sid), KIND, record_id, {"t": sso_token})
-        self.store.put(self._key(record_id), blob, self.session_ttl)
+        return StoreOp.put(self._key(record_id), blob, self.session_ttl)
 
     def find(self, school_id: str, sid: str) -> str | None:
         """The SSO token filed under (school, sid); None when there is none (ended, expired,

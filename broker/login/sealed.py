@@ -17,7 +17,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.core.errors import StateExpired, StoreUnavailable
-from broker.core.ports import KeyValueStore
+from broker.core.ports import KeyValueStore, StoreOp, StoreReply
 
 NONCE_LENGTH = 12
 
@@ -34,15 +34,20 @@ def _record_key(secret: bytes, kind: str, record_id: str) -> bytes:
     return hmac.new(secret, f"ketenbroker/{kind}/{record_id}".encode(), sha256).digest()
 
 
-def seal(secret: bytes, kind: str, record_id: str, payload: dict[str, Any]) -> bytes:
+def seal(
+    secret: bytes, kind: str, record_id: str, payload: dict[str, Any], key: str | None = None
+) -> bytes:
+    """`key`: the record's `store_key`, when the caller has it already (it is the AAD)."""
     nonce = os.urandom(NONCE_LENGTH)
-    aad = store_key(kind, record_id).encode()
+    aad = (key or store_key(kind, record_id)).encode()
     body = json.dumps(payload, separators=(",", ":")).encode()
     return nonce + AESGCM(_record_key(secret, kind, record_id)).encrypt(nonce, body, aad)
 
 
-def unseal(secret: bytes, kind: str, record_id: str, blob: bytes) -> dict[str, Any]:
-    aad = store_key(kind, record_id).encode()
+def unseal(
+    secret: bytes, kind: str, record_id: str, blob: bytes, key: str | None = None
+) -> dict[str, Any]:
+    aad = (key or store_key(kind, record_id)).encode()
     try:
         body = AESGCM(_record_key(secret, kind, record_id)).decrypt(
             blob[:NONCE_LENGTH], blob[NONCE_LENGTH:], aad
@@ -57,7 +62,11 @@ def unseal(secret: bytes, kind: str, record_id: str, blob: bytes) -> dict[str, A
 
 
 class SealedStore:
-    """Seal-on-write, unseal-on-read over any KeyValueStore."""
+    """Seal-on-write, unseal-on-read over any KeyValueStore.
+
+    The `*_op` methods and `opened` let a caller put several records' commands into one
+    `KeyValueStore.batch` (one round trip) and open the replies afterwards.
+    """
 
     def __init__(self, store: KeyValueStore) -> None:
         self.store = store
@@ -65,15 +74,45 @@ class SealedStore:
     def put(
         self, secret: bytes, kind: str, record_id: str, payload: dict[str, Any], ttl: int
     ) -> None:
-        self.store.put(store_key(kind, record_id), seal(secret, kind, record_id, payload), ttl)
+        key = store_key(kind, record_id)
+        self.store.put(key, seal(secret, kind, record_id, payload, key), ttl)
 
     def get(self, secret: bytes, kind: str, record_id: str) -> dict[str, Any] | None:
-        blob = self.store.get(store_key(kind, record_id))
-        return None if blob is None else unseal(secret, kind, record_id, blob)
+        key = store_key(kind, record_id)
+        blob = self.store.get(key)
+        return None if blob is None else unseal(secret, kind, record_id, blob, key)
 
     def take(self, secret: bytes, kind: str, record_id: str) -> dict[str, Any] | None:
-        blob = self.store.take(store_key(kind, record_id))
-        return None if blob is None else unseal(secret, kind, record_id, blob)
+        key = store_key(kind, record_id)
+        blob = self.store.take(key)
+        return None if blob is None else unseal(secret, kind, record_id, blob, key)
 
     def delete(self, kind: str, record_id: str) -> None:
         self.store.delete(store_key(kind, record_id))
+
+    # -- for batches ----------------------------------------------------------------------------
+    @staticmethod
+    def put_op(
+        secret: bytes, kind: str, record_id: str, payload: dict[str, Any], ttl: int
+    ) -> StoreOp:
+        key = store_key(kind, record_id)
+        return StoreOp.put(key, seal(secret, kind, record_id, payload, key), ttl)
+
+    @staticmethod
+    def get_op(kind: str, record_id: str) -> StoreOp:
+        return StoreOp.get(store_key(kind, record_id))
+
+    @staticmethod
+    def delete_op(kind: str, record_id: str) -> StoreOp:
+        return StoreOp.delete(store_key(kind, record_id))
+
+    @staticmethod
+    def opened(
+        secret: bytes, kind: str, record_id: str, reply: StoreReply
+    ) -> dict[str, Any] | None:
+        """A `get_op`'s reply opened as `get` would return it."""
+        if reply is None:
+            return None
+        if not isinstance(reply, bytes):
+            raise TypeError("a sealed record's reply is bytes")
+        return unseal(secret, kind, record_id, reply)

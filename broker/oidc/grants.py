@@ -22,7 +22,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 
 from broker.core.errors import StateExpired
 from broker.core.model import Service
-from broker.core.ports import KeyValueStore
+from broker.core.ports import KeyValueStore, StoreOp
 from broker.login.sealed import SealedStore
 from broker.oidc.requested_claims import scopes_supported
 
@@ -194,8 +194,13 @@ class TokenVault:
             "code_challenge_method": issued.code_challenge_method,
             "grantee": issued.grantee.to_payload(),
         }
-        self._mark_family(CODE, code, issued.grantee.family)
-        self.sealed.put(code.encode(), CODE, code, payload, self.code_ttl)
+        # The family mark first, then the code, in one round trip (order kept).
+        self.store.batch(
+            [
+                self._family_mark(CODE, code, issued.grantee.family),
+                self.sealed.put_op(code.encode(), CODE, code, payload, self.code_ttl),
+            ]
+        )
 
     def take_code(self, code: str) -> IssuedCode | None:
         """One use: the first caller gets the code, a second use revokes what the first got."""
@@ -217,12 +222,16 @@ class TokenVault:
     def put_tokens(self, token: dict[str, Any], client_id: str, grantee: Grantee) -> None:
         payload = {"client_id": client_id, "scope": token.get("scope", ""), **grantee.to_payload()}
         access = token["access_token"]
-        self.sealed.put(access.encode(), ACCESS, access, payload, self.access_ttl)
+        writes = [self.sealed.put_op(access.encode(), ACCESS, access, payload, self.access_ttl)]
         refresh = token.get("refresh_token")
         remaining = grantee.family_expires - int(time.time())
         if refresh and remaining > 0:
-            self._mark_family(REFRESH, refresh, grantee.family)
-            self.sealed.put(refresh.encode(), REFRESH, refresh, payload, remaining)
+            writes.append(self._family_mark(REFRESH, refresh, grantee.family))
+            writes.append(
+                self.sealed.put_op(refresh.encode(), REFRESH, refresh, payload, remaining)
+            )
+        # One round trip for all of them, in this order.
+        self.store.batch(writes)
 
     def access(self, token: str) -> tuple[str, str, Grantee] | None:
         """(client id, scope, grantee) of a live access token."""
@@ -266,8 +275,10 @@ class TokenVault:
         except StateExpired:
             return None
 
-    def _mark_family(self, kind: str, value: str, family: str) -> None:
-        self.store.put(f"oidc:family-of:{kind}:{_digest(value)}", family.encode(), self.refresh_ttl)
+    def _family_mark(self, kind: str, value: str, family: str) -> StoreOp:
+        return StoreOp.put(
+            f"oidc:family-of:{kind}:{_digest(value)}", family.encode(), self.refresh_ttl
+        )
 
     def _revoke_family_of(self, kind: str, value: str) -> None:
         if not value or len(value) > 256:

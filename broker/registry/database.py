@@ -109,3 +109,16 @@ def session_on(engine: Engine) -> Iterator[Session]:
             yield session
     except OperationalError as error:
         raise StoreUnavailable(f"registry database: {type(error.orig).__name__}") from error
+
+
+@contextmanager
+def transaction_on(engine: Engine) -> Iterator[Connection]:
+    """`session_on` without the ORM: a Core connection in one transaction, committed when the
+    block succeeds and rolled back when it raises (the same `begin` listener, so SQLite's write
+    transactions still take the lock up front). For hot paths that run prepared Core
+    statements only: no unit of work, identity map or session events per call."""
+    try:
+        with engine.begin() as connection:
+            yield connection
+    except OperationalError as error:
+        raise StoreUnavailable(f"registry database: {type(error.orig).__name__}") from error

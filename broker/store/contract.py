@@ -7,6 +7,13 @@ while the memory store would hand back the `str`, and a zero TTL would mean "err
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+from broker.core.ports import StoreOp
+
+WRITES_WITH_VALUE = frozenset({"put", "add_if_absent"})
+OPERATIONS = frozenset({"put", "get", "take", "add_if_absent", "delete"})
+
 
 def check_ttl(ttl_seconds: int) -> None:
     # bool is an int subclass; `True` as a TTL is a caller bug, not one second.
@@ -17,3 +24,13 @@ def check_ttl(ttl_seconds: int) -> None:
 def check_value(value: bytes) -> None:
     if not isinstance(value, bytes):
         raise TypeError("store values are bytes (sealed by the caller)")
+
+
+def check_batch(operations: Sequence[StoreOp]) -> None:
+    """Every operation of a batch checked before any runs: a bad one changes nothing."""
+    for op in operations:
+        if not isinstance(op, StoreOp) or op.operation not in OPERATIONS:
+            raise TypeError("a batch holds StoreOp operations")
+        if op.operation in WRITES_WITH_VALUE:
+            check_ttl(op.ttl_seconds)
+            check_value(op.value)

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
-from broker.store.contract import check_ttl, check_value
+from broker.core.ports import StoreOp, StoreReply
+from broker.store.contract import check_batch, check_ttl, check_value
 
 # Expired entries are dropped when touched; the sweep catches the ones nobody reads again (an
 # abandoned login), so the dict holds at most what was written within the longest TTL plus this.
@@ -65,6 +66,36 @@ class MemoryStore:
     def delete(self, key: str) -> None:
         with self._lock:
             self._entries.pop(key, None)
+
+    def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
+        """The operations in order under the lock (so here they are even atomic)."""
+        check_batch(operations)
+        replies: list[StoreReply] = []
+        with self._lock:
+            now = self._clock()
+            for op in operations:
+                replies.append(self._run(op, now))
+            self._sweep_if_due(now)
+        return replies
+
+    def _run(self, op: StoreOp, now: float) -> StoreReply:
+        if op.operation == "put":
+            self._entries[op.key] = (op.value, now + op.ttl_seconds)
+            return None
+        if op.operation == "get":
+            return self._live_value(op.key, now)
+        if op.operation == "take":
+            value = self._live_value(op.key, now)
+            if value is not None:
+                del self._entries[op.key]
+            return value
+        if op.operation == "add_if_absent":
+            if self._live_value(op.key, now) is not None:
+                return False
+            self._entries[op.key] = (op.value, now + op.ttl_seconds)
+            return True
+        self._entries.pop(op.key, None)  # delete (check_batch let nothing else through)
+        return None
 
     def ping(self) -> bool:
         return True

@@ -4,12 +4,13 @@ A slow or absent Redis must turn into a quick "try again" page (HTTP 503), never
 and never a login with a check skipped, hence short timeouts and one error type for every failure.
 
 Every operation touches exactly one key (SET EX, GET, GETDEL, SET NX EX, DEL), so the store works
-unchanged on a Redis Cluster: no operation ever needs two keys in one hash slot.
+unchanged on a Redis Cluster: no operation ever needs two keys in one hash slot. A batch is a
+pipeline of such commands (one round trip, in order, not atomic); on a Cluster, single calls.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import redis
@@ -17,7 +18,8 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from broker.core.errors import StoreUnavailable
-from broker.store.contract import check_ttl, check_value
+from broker.core.ports import StoreOp, StoreReply
+from broker.store.contract import check_batch, check_ttl, check_value
 from broker.store.redis_clients import (
     CLUSTER_SCHEME,
     SENTINEL_SCHEME,
@@ -38,6 +40,9 @@ class RedisStore:
     def __init__(self, url: str, *, key_prefix: str = "kb:") -> None:
         self._prefix = key_prefix
         scheme = url.partition("://")[0]
+        # A cluster spreads a batch's keys over several nodes, and redis-py sends each node its
+        # share at once: the order between nodes would be lost. There a batch is single calls.
+        self._pipelines = scheme != CLUSTER_SCHEME
         self._client: Callable[[], redis.Redis[bytes] | RedisCluster[bytes]]
         self._close: Callable[[], None]
         if scheme == CLUSTER_SCHEME:
@@ -78,6 +83,45 @@ class RedisStore:
         with _unavailable_on_redis_error("delete"):
             self._client().delete(self._prefix + key)
 
+    def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
+        """One pipeline (not a transaction): the commands go out on one connection, and Redis
+        runs one connection's commands in the order sent, so the order holds; one round trip."""
+        check_batch(operations)
+        if not operations:
+            return []
+        if not self._pipelines:
+            return [self._single(op) for op in operations]
+        prefix = self._prefix
+        with _unavailable_on_redis_error("batch"):
+            pipe = self._client().pipeline(transaction=False)
+            for op in operations:
+                key = prefix + op.key
+                if op.operation == "put":
+                    pipe.set(key, op.value, ex=op.ttl_seconds)
+                elif op.operation == "get":
+                    pipe.get(key)
+                elif op.operation == "take":
+                    pipe.getdel(key)
+                elif op.operation == "add_if_absent":
+                    pipe.set(key, op.value, ex=op.ttl_seconds, nx=True)
+                else:
+                    pipe.delete(key)
+            replies = pipe.execute()
+        return [_reply(op, reply) for op, reply in zip(operations, replies, strict=True)]
+
+    def _single(self, op: StoreOp) -> StoreReply:
+        if op.operation == "put":
+            self.put(op.key, op.value, op.ttl_seconds)
+            return None
+        if op.operation == "get":
+            return self.get(op.key)
+        if op.operation == "take":
+            return self.take(op.key)
+        if op.operation == "add_if_absent":
+            return self.add_if_absent(op.key, op.value, op.ttl_seconds)
+        self.delete(op.key)
+        return None
+
     def ping(self) -> bool:
         with _unavailable_on_redis_error("ping"):
             return self._client().ping() is True
@@ -97,6 +141,15 @@ def _unavailable_on_redis_error(operation: str) -> Iterator[None]:
         # traceback keeps such a reply out of the log as well. (redis-py's cluster errors do
         # not all derive from RedisError, hence both.)
         raise StoreUnavailable(f"redis {operation} failed: {type(error).__name__}") from None
+
+
+def _reply(op: StoreOp, reply: object) -> StoreReply:
+    """A pipeline reply as the single call returns it."""
+    if op.operation in ("get", "take"):
+        return _bytes_or_none(reply)
+    if op.operation == "add_if_absent":
+        return reply is True
+    return None
 
 
 def _bytes_or_none(reply: object) -> bytes | None:

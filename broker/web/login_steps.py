@@ -25,6 +25,7 @@ from broker.core.model import Protocol, School, UpstreamIdentity
 from broker.core.receipts import ReceiptContent
 from broker.login.flow import LoginRecord, LoginRequest, is_my_data
 from broker.login.participants import Participant, SessionServices
+from broker.login.participants import session_and_services as read_session_and_services
 from broker.login.receipting import PendingRelease
 from broker.oidc.provider import OidcProvider
 from broker.saml.front import (
@@ -51,16 +52,30 @@ def broker() -> Broker:
 
 
 def continue_login(
-    secret: bytes, new_secret: bool, record: LoginRecord, sso_token: str | None
+    secret: bytes,
+    new_secret: bool,
+    record: LoginRecord,
+    sso_token: str | None,
+    *,
+    saved: bool = True,
+    known: tuple[tuple[UpstreamIdentity, float] | None, SessionServices] | None = None,
 ) -> Response:
-    """After a request arrived: answer from the SSO session, go to the school, or to discovery."""
+    """After a request arrived: answer from the SSO session, go to the school, or to discovery.
+
+    `saved=False`: `record` was made with `flow.start(..., save=False)` and is saved here only
+    if the login goes on (to the school, or to discovery); answered from the SSO session, it
+    is never written. `known`: the SSO session and its services record, if the route read
+    them already (`session_and_services`)."""
     b = broker()
-    sso = b.flow.session(sso_token)
+    # The session and its record of services in one round trip: finish needs both.
+    sso, services = known if known is not None else session_and_services(sso_token)
     if sso is not None and sso_token and b.flow.session_serves(record, *sso):
-        b.flow.take(secret, record.login_id)
-        response = finish(record, sso[0], sso[1], sso_token=sso_token)
+        if saved:
+            b.flow.take(secret, record.login_id)
+        response = finish(record, sso[0], sso[1], sso_token=sso_token, session_services=services)
     elif record.request.front.get("is_passive"):
-        b.flow.take(secret, record.login_id)
+        if saved:
+            b.flow.take(secret, record.login_id)
         # IsPassive / prompt=none mean "do not show the student anything": the service hears
         # at once that a login is needed, and decides itself what to do next.
         metrics.login_ended(front_protocol(record.request), metrics.UNKNOWN, "login_required")
@@ -74,13 +89,15 @@ def continue_login(
             message = b.saml_front.error_for(record.request, STATUS_NO_PASSIVE, "no_passive")
             response = autopost(message, service.name if service else "")
     elif record.school_id:
-        response = go_upstream(secret, record)
+        response = go_upstream(secret, record, first_save=not saved)
     elif sso is not None:
         # A session that may not answer (a fresh login or a stronger one is asked for): the
         # student logs in again at the school they logged in at, without choosing it again.
-        record = b.flow.choose_school(secret, record.login_id, sso[0].school_id, save=False)
-        response = go_upstream(secret, record)  # saves the record (note_upstream)
+        record = b.flow.with_school(record, sso[0].school_id)
+        response = go_upstream(secret, record, first_save=not saved)  # saves the record
     else:
+        if not saved:
+            b.flow.save_new(secret, record)
         target = url_for("discovery.choose", login=record.login_id)
         language = requested_ui_language(record.request)
         if language:
@@ -91,8 +108,9 @@ def continue_login(
     return response
 
 
-def go_upstream(secret: bytes, record: LoginRecord) -> Response:
-    """Send the student to the school's identity provider, in the school's protocol."""
+def go_upstream(secret: bytes, record: LoginRecord, *, first_save: bool = False) -> Response:
+    """Send the student to the school's identity provider, in the school's protocol.
+    Saves the record with the upstream request (`first_save`: for the first time)."""
     b = broker()
     school = b.view.school(record.school_id or "")
     if school is None:
@@ -109,7 +127,7 @@ def go_upstream(secret: bytes, record: LoginRecord) -> Response:
             acr_values=acr_values,
             acr_essential=request.acr_required,
         )
-        b.flow.note_upstream(secret, record, oidc.request_id, oidc.kept)
+        b.flow.note_upstream(secret, record, oidc.request_id, oidc.kept, first_save=first_save)
         url = oidc.redirect_url
     else:
         contexts = tuple(
@@ -123,7 +141,7 @@ def go_upstream(secret: bytes, record: LoginRecord) -> Response:
             force_authn=request.force_authn or request.max_age is not None,
             authn_contexts=contexts,
         )
-        b.flow.note_upstream(secret, record, saml.request_id)
+        b.flow.note_upstream(secret, record, saml.request_id, first_save=first_save)
         url = saml.redirect_url
     log.info("upstream school=%s service=%s", school.id, request.service_id)
     return redirect(url, 303)
@@ -136,6 +154,7 @@ def finish(
     *,
     sso_token: str | None = None,
     shown: str | None = None,
+    session_services: SessionServices | None = None,
 ) -> Response:
     """Release and answer the service; a refusal goes to the student and the service.
 
@@ -143,7 +162,8 @@ def finish(
     succeeded, so a login the broker refused leaves no session behind. The receipt is written
     last, after the answer is built: a login that cannot be accounted for is not answered, and
     a receipt never names one that was not. `shown` is the release the student just saw on the
-    information notice.
+    information notice. `session_services`: the `sso_token` session's record of its services,
+    when the caller read it already (with the session, in one round trip).
     """
     b = broker()
     if is_my_data(record.request):
@@ -156,7 +176,9 @@ def finish(
     # The session's one record of its services: the notice's "seen" marks and what each
     # service was told, for logout (login/participants.py). One read; a write only on change.
     if sso_token:
-        replaced, session_services = None, b.session_services.read(sso_token)
+        replaced = None
+        if session_services is None:
+            session_services = b.session_services.read(sso_token)
     else:
         replaced, session_services = replaced_session(identity)
     seen = session_services.seen(completion.service.id) == content.release_fingerprint
@@ -164,7 +186,10 @@ def finish(
         if record.request.front.get("is_passive"):
             return refuse_to_service(record, InteractionRequired("notice due on a passive login"))
         return notice_page(record, identity, authn_instant, sso_token, content)
-    new_token = b.flow.open_session(identity, authn_instant) if sso_token is None else None
+    # A fresh login's session is written with the record of its services, in one batch once
+    # the answer is built (a login refused before that leaves nothing to clean up).
+    opened = b.flow.new_session(identity, authn_instant) if sso_token is None else None
+    new_token, writes = opened if opened is not None else (None, [])
     try:
         # One SessionIndex (OIDC `sid`) for every service of one SSO session: logout goes by it.
         session_index = b.flow.session_index(sso_token or new_token)
@@ -186,26 +211,29 @@ def finish(
                 handles,
                 content.release_fingerprint,
             )
-            b.session_services.record(
+            services_write = b.session_services.record_op(
                 sso_token or new_token or "",
                 session_services,
                 participant,
                 new_session=new_token is not None,
             )
+            if services_write is not None:
+                writes.append(services_write)
+        if writes:
+            b.flow.store.batch(writes)
         # The receipt is the commit point: written last, once everything else stands, so a
         # receipt never names a login that was not answered; without it there is no answer.
         b.receipting.file(content)
     except BaseException:
         if new_token:
-            b.flow.end_session(new_token, identity)  # a refused login leaves no session
-            b.session_services.forget(new_token)
+            # A refused login leaves no session (the batch may have been sent).
+            b.flow.end_session(new_token, identity, also=[b.session_services.forget_op(new_token)])
         raise
     if replaced:
         # Its services now belong to the new session (a logout reaches them from there). After
         # the commit point: a login that failed leaves the old session as it was.
         try:
-            b.flow.end_session(*replaced)
-            b.session_services.forget(replaced[0])
+            b.flow.end_session(*replaced, also=[b.session_services.forget_op(replaced[0])])
         except StoreUnavailable:
             # The login stands; the old session then ends only at its expiry (its services are
             # in the new record too, so a logout still reaches them).
@@ -235,12 +263,19 @@ def replaced_session(
     The notice's marks carry over only for the same student at the same school. Returns the
     replaced session's token and identity (to end it, with its filing under the school's sid)."""
     old = request.cookies.get(SSO_COOKIE)
-    held = broker().flow.session(old)
+    held, services = session_and_services(old)
     if not old or held is None:
         return None, SessionServices()
-    services = broker().session_services.read(old)
     same = held[0].school_id == identity.school_id and held[0].subject == identity.subject
     return (old, held[0]), services if same else services.without_seen()
+
+
+def session_and_services(
+    token: str | None,
+) -> tuple[tuple[UpstreamIdentity, float] | None, SessionServices]:
+    """The SSO session `token` names and its record of services, in one round trip."""
+    b = broker()
+    return read_session_and_services(b.flow, b.session_services, token)
 
 
 def notice_page(

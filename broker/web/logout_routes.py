@@ -23,6 +23,7 @@ from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.wrappers import Response
 
 from broker.core.errors import InvalidMessage
+from broker.core.model import UpstreamIdentity
 from broker.login.logout import (
     BY_STUDENT,
     CONFIRMED,
@@ -34,10 +35,17 @@ from broker.login.logout import (
     Outbound,
     status_summary,
 )
+from broker.login.participants import SessionServices
 from broker.saml.front import PostMessage
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, clear_sso_token, set_browser_secret
-from broker.web.login_steps import autopost, broker, content_security_policy, origin_of
+from broker.web.login_steps import (
+    autopost,
+    broker,
+    content_security_policy,
+    origin_of,
+    session_and_services,
+)
 
 logout = Blueprint("logout", __name__)
 log = logging.getLogger("broker.logout")
@@ -45,29 +53,45 @@ log = logging.getLogger("broker.logout")
 MAX_TARGET_INDEX = 256
 
 
-def end_sso_session(sso_token: str | None) -> EndedSession | None:
-    """End the browser's SSO session now; what the school needs to hear of it, if one stood."""
+Session = tuple[UpstreamIdentity, float]
+
+
+def end_sso_session(
+    sso_token: str | None, known: tuple[Session | None, SessionServices] | None = None
+) -> tuple[EndedSession | None, SessionServices]:
+    """End the browser's SSO session now (its record and its record of services, in one
+    batch); what the school needs to hear of it, if one stood, and the session's services.
+    `known`: the session and its services as the route read them already."""
     b = broker()
-    session = b.flow.session(sso_token)
+    session, services = known if known is not None else session_and_services(sso_token)
     if sso_token:
-        b.flow.end_session(sso_token, session[0] if session is not None else None)
+        b.flow.end_session(
+            sso_token,
+            session[0] if session is not None else None,
+            also=[b.session_services.forget_op(sso_token)],
+        )
     if session is None:
-        return None
+        return None, services
     identity = session[0]
     school = b.view.school(identity.school_id)
     protocol = school.protocol.value if school is not None else ""
-    return EndedSession(identity.school_id, protocol, dict(identity.upstream_session))
+    return EndedSession(identity.school_id, protocol, dict(identity.upstream_session)), services
 
 
-def begin_logout(initiator: Initiator, sso_token: str | None) -> Response:
+def begin_logout(
+    initiator: Initiator,
+    sso_token: str | None,
+    known: tuple[Session | None, SessionServices] | None = None,
+) -> Response:
     """Start a run: the SSO session ends here, before anything else; on to the propagation page.
 
     `sso_token` is the session the initiator named (the browser's cookie, checked by the
-    protocol route against what the message names)."""
+    protocol route against what the message names). `known`: that session and its record of
+    services, when the route read them already (`session_and_services`); read here if not."""
     b = broker()
     secret, new_secret = browser_secret(request)
-    ended = end_sso_session(sso_token)
-    run = b.logout.start(secret, sso_token, ended, initiator)
+    ended, services = end_sso_session(sso_token, known)
+    run = b.logout.start(secret, sso_token, ended, initiator, services)
     log.info(
         "logout started by=%s protocol=%s services=%d school_told=%s",
         initiator.kind,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from prometheus_client import (
     REGISTRY,
@@ -29,7 +29,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from broker.core.errors import BrokerError, StoreUnavailable
-from broker.core.ports import KeyValueStore
+from broker.core.ports import KeyValueStore, StoreOp, StoreReply
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 SAML, OIDC, UNKNOWN = "saml", "oidc", "unknown"
@@ -191,6 +191,10 @@ class CountingStore:
     def delete(self, key: str) -> None:
         with _counted("delete"):
             self.inner.delete(key)
+
+    def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
+        with _counted("batch"):
+            return self.inner.batch(operations)
 
     def ping(self) -> bool:
         with _counted("ping"):

@@ -71,8 +71,8 @@ def sign_in() -> Response:
 
     b = _broker()
     secret, new_secret = browser_secret(request)
-    record = b.flow.start(secret, LoginRequest(MY_DATA))
-    return continue_login(secret, new_secret, record, request.cookies.get(SSO_COOKIE))
+    record = b.flow.start(secret, LoginRequest(MY_DATA), save=False)
+    return continue_login(secret, new_secret, record, request.cookies.get(SSO_COOKIE), saved=False)
 
 
 def my_data_signed_in(identity: UpstreamIdentity) -> Response:

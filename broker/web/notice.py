@@ -9,7 +9,13 @@ from werkzeug.wrappers import Response
 from broker.core.errors import StateExpired, UnknownSchool, UnknownService
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.labels import attribute_label
-from broker.web.login_steps import broker, content_security_policy, finish, origin_of
+from broker.web.login_steps import (
+    broker,
+    content_security_policy,
+    finish,
+    origin_of,
+    session_and_services,
+)
 
 notice = Blueprint("notice", __name__)
 MAX_NOTICE_ID = 64
@@ -62,10 +68,12 @@ def proceed(notice_id: str) -> Response:
     secret, _ = browser_secret(request)
     pending = b.receipting.take(secret, _checked(notice_id))
     identity, authn_instant = pending.identity, pending.authn_instant
+    services = None
     if pending.sso_token is not None:
         # Answered from an SSO session: it must still stand, and still be this browser's
         # (a notice left open on a shared computer outlives neither a logout nor the session).
-        live = b.flow.session(pending.sso_token)
+        # Its record of services comes in the same round trip (finish needs it).
+        live, services = session_and_services(pending.sso_token)
         if live is None or request.cookies.get(SSO_COOKIE) != pending.sso_token:
             raise StateExpired("the SSO session ended while the notice was open")
         identity, authn_instant = live
@@ -75,4 +83,5 @@ def proceed(notice_id: str) -> Response:
         authn_instant,
         sso_token=pending.sso_token,
         shown=pending.fingerprint,
+        session_services=services,
     )

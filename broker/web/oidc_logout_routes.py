@@ -25,7 +25,7 @@ from broker.oidc.end_session import PARAMETERS, EndSessionRequest
 from broker.oidc.provider import END_SESSION_PATH, add_query
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.i18n import LANGUAGE_PARAM
-from broker.web.login_steps import broker, oidc_front, ui_language
+from broker.web.login_steps import broker, oidc_front, session_and_services, ui_language
 from broker.web.logout_routes import begin_logout
 
 oidc_logout = Blueprint("oidc_logout", __name__)
@@ -43,7 +43,8 @@ def end_session() -> Response:
     checked = oidc_front().end_session.check(params)
     b = broker()
     sso_token = request.cookies.get(SSO_COOKIE)
-    standing = b.flow.session(sso_token) is not None
+    known = session_and_services(sso_token)
+    standing = known[0] is not None
     this_session = checked.hinted and checked.sid == b.flow.session_index(sso_token)
     if standing and not this_session and not _confirmed():
         return _confirmation_page(checked, params)
@@ -54,7 +55,9 @@ def end_session() -> Response:
         )
     else:
         initiator = Initiator(BY_STUDENT, OIDC)
-    response = begin_logout(initiator, sso_token if standing else None)
+    response = (
+        begin_logout(initiator, sso_token, known) if standing else begin_logout(initiator, None)
+    )
     language = ui_language(checked.ui_locales or "")
     if language and response.location:
         response.location = add_query(response.location, {LANGUAGE_PARAM: language})

@@ -17,7 +17,7 @@ from broker.oidc.provider import (
     OidcRedirect,
 )
 from broker.web.browser import SSO_COOKIE, browser_secret
-from broker.web.login_steps import broker, continue_login, oidc_front
+from broker.web.login_steps import broker, continue_login, oidc_front, session_and_services
 
 oidc_op = Blueprint("oidc_op", __name__)
 
@@ -50,15 +50,16 @@ def authorize() -> Response:
     params = {key: source.getlist(key) for key in source}
     sso_token = request.cookies.get(SSO_COOKIE)
     b = broker()
+    # The session and its services record in one round trip, read once for this request.
+    known = session_and_services(sso_token)
     try:
-        login_request = oidc_front().authorize(
-            params, has_session=b.flow.session(sso_token) is not None
-        )
+        login_request = oidc_front().authorize(params, has_session=known[0] is not None)
     except OidcRedirect as refusal:
         return redirect(refusal.location, 303)
     secret, new = browser_secret(request)
-    record = b.flow.start(secret, login_request)
-    return continue_login(secret, new, record, sso_token)
+    # Saved by continue_login only if the login goes on (an SSO session may answer at once).
+    record = b.flow.start(secret, login_request, save=False)
+    return continue_login(secret, new, record, sso_token, saved=False, known=known)
 
 
 @oidc_op.route(TOKEN_PATH, methods=["GET", "POST"])

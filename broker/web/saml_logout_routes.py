@@ -29,7 +29,7 @@ from broker.saml.logout import (
 from broker.saml.metadata_check import POST as BINDING_HTTP_POST
 from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
 from broker.web.browser import SSO_COOKIE, browser_secret
-from broker.web.login_steps import broker
+from broker.web.login_steps import broker, session_and_services
 from broker.web.logout_routes import begin_logout, deliver, framed
 
 saml_logout = Blueprint("saml_logout", __name__)
@@ -88,8 +88,10 @@ def idp_slo() -> Response:
         return framed(make_response(page))
     _once(peer)
     token = request.cookies.get(SSO_COOKIE)
-    participant = b.session_services.read(token).get(service.id)
-    if b.flow.session(token) is None or participant is None:
+    # The session and its services in one round trip; begin_logout reuses both.
+    known = session_and_services(token)
+    participant = known[1].get(service.id)
+    if known[0] is None or participant is None:
         log.info("logout request for no session here service=%s", service.id)
         return deliver(b.saml_service_logout.answer_now(peer, known=True), service.name)
     handles = participant.handles
@@ -99,7 +101,7 @@ def idp_slo() -> Response:
         log.info("logout request names another session service=%s", service.id)
         return deliver(b.saml_service_logout.answer_now(peer, known=False), service.name)
     initiator = Initiator(BY_SERVICE, Protocol.SAML.value, service.id, initiator_answer(peer))
-    return begin_logout(initiator, token)
+    return begin_logout(initiator, token, known)
 
 
 @saml_logout.route(SP_SLO_PATH, methods=["GET", "POST"])
@@ -126,7 +128,8 @@ def sp_slo() -> Response:
         return redirect(url_for("logout.done", run_id=run.run_id), 303)
     _once(peer)
     token = request.cookies.get(SSO_COOKIE)
-    session = b.flow.session(token)
+    known = session_and_services(token)
+    session = known[0]
     if session is None or session[0].school_id != school.id:
         log.info("logout request for no session here school=%s", school.id)
         return deliver(b.saml_school_logout.answer_now(peer, known=True), school.name)
@@ -137,4 +140,4 @@ def sp_slo() -> Response:
         log.info("logout request names another session school=%s", school.id)
         return deliver(b.saml_school_logout.answer_now(peer, known=False), school.name)
     initiator = Initiator(BY_SCHOOL, Protocol.SAML.value, "", initiator_answer(peer))
-    return begin_logout(initiator, token)
+    return begin_logout(initiator, token, known)

@@ -63,8 +63,9 @@ def sso() -> Response:
     except AnswerableRefusal as refusal:
         return answerable_refusal_page(refusal)
     secret, new = browser_secret(request)
-    record = b.flow.start(secret, login_request)
-    return continue_login(secret, new, record, request.cookies.get(SSO_COOKIE))
+    # Saved by continue_login only if the login goes on (an SSO session may answer at once).
+    record = b.flow.start(secret, login_request, save=False)
+    return continue_login(secret, new, record, request.cookies.get(SSO_COOKIE), saved=False)
 
 
 @saml.route(ACS_PATH, methods=["POST"])

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from broker.core.errors import ConfigurationError, StoreUnavailable
-from broker.core.ports import KeyValueStore
+from broker.core.ports import KeyValueStore, StoreOp
 from broker.store import MemoryStore, RedisStore, open_store
 
 REDIS_URL = os.environ.get("KETENBROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -158,6 +158,73 @@ def test_ping(store: KeyValueStore) -> None:
     assert store.ping() is True
 
 
+# --- batches -----------------------------------------------------------------------------------
+
+
+def test_a_batch_replies_as_the_single_calls_would(store: KeyValueStore, new_key: KeyNames) -> None:
+    a, b, c, d = new_key("batch-a"), new_key("batch-b"), new_key("batch-c"), new_key("batch-d")
+    store.put(b, b"held", 30)
+    store.put(d, b"doomed", 30)
+    replies = store.batch(
+        [
+            StoreOp.put(a, bytes(range(256)), 30),
+            StoreOp.get(a),
+            StoreOp.take(b),
+            StoreOp.take(b),
+            StoreOp.add_if_absent(c, b"first", 30),
+            StoreOp.add_if_absent(c, b"second", 30),
+            StoreOp.get(new_key("batch-missing")),
+            StoreOp.delete(d),
+            StoreOp.get(c),
+        ]
+    )
+    assert replies == [None, bytes(range(256)), b"held", None, True, False, None, None, b"first"]
+    assert store.get(a) == bytes(range(256))
+    assert store.get(b) is None
+    assert store.get(d) is None
+    assert store.batch([]) == []
+
+
+def test_a_batch_keeps_its_order(store: KeyValueStore, new_key: KeyNames) -> None:
+    """The replay cache adds its key, then reads the epoch (replay.py): in that order."""
+    key = new_key("batch-order")
+    replies = store.batch(
+        [StoreOp.get(key), StoreOp.add_if_absent(key, b"1", 30), StoreOp.get(key)]
+    )
+    assert replies == [None, True, b"1"]
+    replies = store.batch([StoreOp.delete(key), StoreOp.get(key), StoreOp.put(key, b"2", 30)])
+    assert replies == [None, None, None]
+    assert store.get(key) == b"2"
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        StoreOp.put("k", b"v", 0),
+        StoreOp.add_if_absent("k", b"v", True),
+        StoreOp.put("k", "text", 30),  # type: ignore[arg-type]
+        StoreOp("flush", "k"),  # type: ignore[arg-type]
+    ],
+    ids=["zero-ttl", "bool-ttl", "str-value", "unknown-operation"],
+)
+def test_a_batch_with_one_bad_operation_runs_none(
+    store: KeyValueStore, new_key: KeyNames, bad: StoreOp
+) -> None:
+    key = new_key("batch-untouched")
+    with pytest.raises((TypeError, ValueError)):
+        store.batch([StoreOp.put(key, b"v", 30), bad])
+    assert store.get(key) is None
+
+
+def test_a_batch_add_if_absent_has_a_single_winner(store: KeyValueStore, new_key: KeyNames) -> None:
+    key = new_key("batch-race")
+    results = _run_together(
+        THREADS, lambda i: store.batch([StoreOp.add_if_absent(key, b"%d" % i, 30)])[0]
+    )
+    assert results.count(True) == 1
+    assert results.count(False) == THREADS - 1
+
+
 @pytest.mark.parametrize("ttl", [0, -1, True])
 def test_ttl_must_be_at_least_one_second(store: KeyValueStore, new_key: KeyNames, ttl: int) -> None:
     key = new_key("ttl")
@@ -279,6 +346,7 @@ OPERATIONS: dict[str, Callable[[KeyValueStore], object]] = {
     "take": lambda s: s.take(SECRET_KEY),
     "add_if_absent": lambda s: s.add_if_absent(SECRET_KEY, b"v", 30),
     "delete": lambda s: s.delete(SECRET_KEY),
+    "batch": lambda s: s.batch([StoreOp.add_if_absent(SECRET_KEY, b"v", 30), StoreOp.get("x")]),
     "ping": lambda s: s.ping(),
 }
 

@@ -17,6 +17,7 @@ import pytest
 import redis
 
 from broker.core.errors import StoreUnavailable
+from broker.core.ports import StoreOp
 from broker.store import RedisStore, open_store
 from tests.support.redis_topologies import (
     REDIS_CLI,
@@ -84,6 +85,8 @@ def test_sentinel_failover_is_followed(sentinel: SentinelSetup) -> None:
                 time.sleep(0.2)
         assert store.get("after") == b"2"
         assert store.get("before") == b"1"
+        # A batch (a pipeline) goes to the new master too.
+        assert store.batch([StoreOp.put("batch", b"3", 60), StoreOp.get("before")]) == [None, b"1"]
     finally:
         store.close()
 
@@ -113,6 +116,11 @@ def test_cluster_serves_keys_in_every_slot(tmp_path: Path) -> None:
             assert all(store.take(key) == key.encode() for key in keys)
             assert all(store.take(key) is None for key in keys)
             store.delete(keys[0])
+            # A batch over keys in many slots: single calls, in order (redis_store.py).
+            batch = [StoreOp.add_if_absent(key, b"b", 60) for key in keys] + [
+                StoreOp.take(key) for key in keys
+            ]
+            assert store.batch(batch) == [True] * len(keys) + [b"b"] * len(keys)
             assert store.ping()
         finally:
             store.close()

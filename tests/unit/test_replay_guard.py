@@ -3,11 +3,18 @@ a clock the test turns: a wiped store must not let in an assertion issued before
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 
 from broker.core.errors import InvalidMessage, StoreUnavailable
+from broker.core.ports import StoreOp, StoreReply
+from broker.core.pseudonym import PseudonymKeys
+from broker.login.flow import LOGIN, LoginFlow, LoginRequest
 from broker.login.replay import EPOCH_KEY, ReplayGuard, open_epoch
+from broker.login.sealed import new_secret, store_key
 from broker.store.memory import MemoryStore
+from tests.unit.test_sealed_and_flow import KEY, FakeRegistry
 
 SKEW = 60
 ISSUER = "saml:https://school.example/idp"
@@ -92,3 +99,33 @@ def test_a_login_start_opens_the_epoch_so_its_answer_is_never_before_it() -> Non
     assert guard.epoch() == started
     # The school's answer, issued after the start, passes however late it arrives.
     guard.first_use(ISSUER, "_late", started + 1, clock.now + 300)
+
+
+class BatchLog(MemoryStore):
+    """A memory store that notes every batch it runs (operation and key, in order)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[tuple[str, str]]] = []
+
+    def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
+        self.batches.append([(op.operation, op.key) for op in operations])
+        return super().batch(operations)
+
+
+def test_the_replay_key_and_the_epoch_go_in_one_round_trip_replay_key_first() -> None:
+    clock, store = Clock(), BatchLog()
+    open_epoch(store, clock.now)
+    guard_on(store, clock).first_use(ISSUER, "_a1", clock.now, clock.now + 300)
+    assert store.batches == [
+        [("add_if_absent", f"replay:{ISSUER}:_a1"), ("get", EPOCH_KEY)],
+    ]
+
+
+def test_a_login_start_writes_the_epoch_before_its_record_in_one_round_trip() -> None:
+    store = BatchLog()
+    flow = LoginFlow(FakeRegistry(), store, PseudonymKeys(1, {1: KEY}), login_ttl=900, sso_ttl=60)
+    record = flow.start(new_secret(), LoginRequest("uitgever"))
+    assert store.batches == [
+        [("add_if_absent", EPOCH_KEY), ("put", store_key(LOGIN, record.login_id))]
+    ]

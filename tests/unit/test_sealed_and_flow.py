@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import pytest
@@ -19,7 +19,7 @@ from broker.core.model import (
     Service,
     UpstreamIdentity,
 )
-from broker.core.ports import KeyValueStore, RegistryReader
+from broker.core.ports import KeyValueStore, RegistryReader, StoreOp, StoreReply
 from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
 from broker.core.pseudonym_rotation import ChainKeyVersion, HeldKeySource
 from broker.login.flow import LOGIN, SSO, LoginFlow, LoginRecord, LoginRequest
@@ -89,6 +89,10 @@ class RecordingStore(MemoryStore):
     def put(self, key: str, value: bytes, ttl_seconds: int) -> None:
         self.written.append((key, value))
         super().put(key, value, ttl_seconds)
+
+    def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
+        self.written.extend((op.key, op.value) for op in operations if op.operation == "put")
+        return super().batch(operations)
 
 
 def _assert_no_plaintext(store: RecordingStore, *markers: str) -> None:
