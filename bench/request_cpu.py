@@ -14,6 +14,7 @@ and `GET /healthz` for comparison: what any request costs before the broker does
 from __future__ import annotations
 
 import argparse
+import contextlib
 import re
 import shutil
 import statistics
@@ -32,12 +33,17 @@ VARIABLE = re.compile(r"/[0-9A-Za-z_-]{16,}")  # ids in paths: /notice/<id>, /lo
 
 
 def on_cpu_ns(pids: list[int]) -> int:
+    """Every thread's: /proc/<pid>/schedstat is the main thread's only, and a gthread worker
+    serves requests on its pool threads."""
     total = 0
     for pid in pids:
         try:
-            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
-        except (OSError, ValueError, IndexError):
-            pass
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that ended
+                total += int((task / "schedstat").read_text().split()[0])
     return total
 
 
