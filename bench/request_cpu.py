@@ -5,9 +5,9 @@ Usage: python bench/request_cpu.py [--logins 100] [--pairing saml->saml] [--retu
 Starts the same federation as throughput.py (gunicorn with the production configuration, the
 peers in their own processes, login state in Redis), then plays one browser at a time and reads
 the CPU time of every broker process (gunicorn master and workers, every thread) from
-/proc/<pid>/task/*/schedstat (nanoseconds, not 10 ms ticks) before and after each request to the broker. With one request in
-flight, the difference is that request's CPU in the broker: gunicorn's HTTP handling, Flask, the
-login step, the Redis and SQL client work. It prints, per request kind, the median and mean CPU,
+/proc/<pid>/task/*/schedstat (nanoseconds, not 10 ms ticks) before and after each request to
+the broker. With one request in flight, the difference is that request's CPU in the broker:
+gunicorn's HTTP handling, Flask, the login step, the Redis and SQL client work. It prints, per request kind, the median and mean CPU,
 and `GET /healthz` for comparison: what any request costs before the broker does anything.
 """
 
