@@ -7,8 +7,9 @@ peers in their own processes, login state in Redis), then plays one browser at a
 the CPU time of every broker process (gunicorn master and workers, every thread) from
 /proc/<pid>/task/*/schedstat (nanoseconds, not 10 ms ticks) before and after each request to
 the broker. With one request in flight, the difference is that request's CPU in the broker:
-gunicorn's HTTP handling, Flask, the login step, the Redis and SQL client work. It prints, per request kind, the median and mean CPU,
-and `GET /healthz` for comparison: what any request costs before the broker does anything.
+gunicorn's HTTP handling, Flask, the login step, the Redis and SQL client work. It prints, per
+request kind, the median and mean CPU, and `GET /healthz` for comparison: what any request costs
+before the broker does anything.
 """
 
 from __future__ import annotations
