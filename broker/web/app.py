@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -41,20 +43,23 @@ DEFAULT_CSP = content_security_policy()
 
 class _BrokerFlask(Flask):
     """Flask asks, for every hook and view of every request, whether it is a coroutine function
-    (inspect, ~10 hooks a request). The answer never changes for a function: remember it."""
+    (inspect, ~10 hooks a request). The answer never changes for a function: remember it.
+
+    Weakly: Flask also passes callables made per request (`after_this_request` functions, the
+    bound `dispatch_request` of a class-based view), which must not pile up here."""
 
     def __init__(self, import_name: str) -> None:
         super().__init__(import_name)
-        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+        self._sync_functions: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
-        try:
-            return self._sync[func]
-        except KeyError:
-            made = self._sync[func] = super().ensure_sync(func)
-            return made
-        except TypeError:  # an unhashable callable: asked every time, as Flask does
-            return super().ensure_sync(func)
+        if func in self._sync_functions:  # False for what cannot be weakly referenced
+            return func
+        made = super().ensure_sync(func)
+        if made is func:  # a plain function; a coroutine function is wrapped anew each time
+            with contextlib.suppress(TypeError):
+                self._sync_functions.add(func)
+        return made
 
 
 def create_app(settings: Settings | None = None, *, services: Broker | None = None) -> Flask:
