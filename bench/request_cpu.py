@@ -4,11 +4,12 @@ Usage: python bench/request_cpu.py [--logins 100] [--pairing saml->saml] [--retu
 
 Starts the same federation as throughput.py (gunicorn with the production configuration, the
 peers in their own processes, login state in Redis), then plays one browser at a time and reads
-the CPU time of every broker process (gunicorn master and workers) from /proc/<pid>/schedstat
-(nanoseconds, not 10 ms ticks) before and after each request to the broker. With one request in
-flight, the difference is that request's CPU in the broker: gunicorn's HTTP handling, Flask, the
-login step, the Redis and SQL client work. It prints, per request kind, the median and mean CPU,
-and `GET /healthz` for comparison: what any request costs before the broker does anything.
+the CPU time of every broker process (gunicorn master and workers, every thread) from
+/proc/<pid>/task/*/schedstat (nanoseconds, not 10 ms ticks) before and after each request to
+the broker. With one request in flight, the difference is that request's CPU in the broker:
+gunicorn's HTTP handling, Flask, the login step, the Redis and SQL client work. It prints, per
+request kind, the median and mean CPU, and `GET /healthz` for comparison: what any request costs
+before the broker does anything.
 """
 
 from __future__ import annotations
@@ -33,11 +34,17 @@ VARIABLE = re.compile(r"/[0-9A-Za-z_-]{16,}")  # ids in paths: /notice/<id>, /lo
 
 
 def on_cpu_ns(pids: list[int]) -> int:
+    """Every thread's: /proc/<pid>/schedstat is the main thread's only, and a gthread worker
+    serves requests on its pool threads."""
     total = 0
     for pid in pids:
-        # A worker that exited between the two reads simply counts for nothing.
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            with contextlib.suppress(OSError, ValueError, IndexError):  # a thread that ended
+                total += int((task / "schedstat").read_text().split()[0])
     return total
 
 

@@ -345,19 +345,17 @@ def start(demo: Demo, workers: int, broker_src: Path | None) -> list[Proc]:
         python,
         "-m",
         "gunicorn",
-        # The production configuration (worker warm-up, Prometheus multiprocess mode, no access
-        # log); the options below override its bind, worker count and worker class. One thread:
-        # with more, gunicorn turns "sync" into gthread.
+        # The production configuration, worker class and threads included (gthread, 4 threads,
+        # keep-alive: the client here keeps connections alive as browsers do; docs/performance.md,
+        # "The fixed cost of every request"); the options below override bind and worker count.
+        # Sync workers were used while a cold gthread worker could refuse concurrent first OIDC
+        # logins; rp_discovery.py now lets them wait on the one fetch.
         "-c",
         "python:broker.cli.gunicorn_conf",
-        "--threads",
-        "1",
         "--bind",
         f"127.0.0.1:{demo.port}",
         "--workers",
         str(workers),
-        "--worker-class",
-        "sync",
         "--log-level",
         "warning",
         "--chdir",

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import weakref
+from collections.abc import Callable
+from typing import Any
 
 from flask import Flask, Response, render_template
 from flask_babel import get_translations
 
 from broker.config import Settings, load_settings
 from broker.core.errors import BrokerError
+from broker.web.cookie_session import BrokerSessionInterface
 from broker.web.discovery import discovery
 from broker.web.errors import install_error_pages
 from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES, init_i18n
-from broker.web.login_steps import broker, content_security_policy
+from broker.web.login_steps import content_security_policy
 from broker.web.logout_routes import logout, logout_form_token
 from broker.web.logs import install_logging
 from broker.web.my_data import my_data
@@ -31,12 +36,37 @@ from broker.web.wiring import Broker, build_broker
 log = logging.getLogger("broker.web")
 # The pages of a login (base.html is what they extend).
 LOGIN_TEMPLATES = ("base.html", "discovery.html", "autopost.html", "notice.html", "error.html")
+# The policy of every page that sets none of its own (the discovery page names the schools' sign-in
+# origins in its form-action): the same string on every response, so made once.
+DEFAULT_CSP = content_security_policy()
+
+
+class _BrokerFlask(Flask):
+    """Flask asks, for every hook and view of every request, whether it is a coroutine function
+    (inspect, ~10 hooks a request). The answer never changes for a function: remember it.
+
+    Weakly: Flask also passes callables made per request (`after_this_request` functions, the
+    bound `dispatch_request` of a class-based view), which must not pile up here."""
+
+    def __init__(self, import_name: str) -> None:
+        super().__init__(import_name)
+        self._sync_functions: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        if func in self._sync_functions:  # False for what cannot be weakly referenced
+            return func
+        made = super().ensure_sync(func)
+        if made is func:  # a plain function; a coroutine function is wrapped anew each time
+            with contextlib.suppress(TypeError):
+                self._sync_functions.add(func)
+        return made
 
 
 def create_app(settings: Settings | None = None, *, services: Broker | None = None) -> Flask:
     """The broker as a WSGI app. Without arguments it reads $KETENBROKER_CONFIG (gunicorn)."""
     settings = settings or load_settings()
-    app = Flask(__name__)
+    app = _BrokerFlask(__name__)
+    app.session_interface = BrokerSessionInterface()
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=512 * 1024,  # the SAML firewall caps messages at 256 KiB of XML
@@ -74,14 +104,25 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     def healthz() -> Response:
         return Response("ok\n", mimetype="text/plain")
 
+    # Every response's, unless the page set its own (the discovery page's CSP). Fixed per app:
+    # the base URL does not change while it runs.
+    fixed_headers = [
+        ("Content-Security-Policy", DEFAULT_CSP),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "no-referrer"),
+        ("X-Frame-Options", "DENY"),
+    ]
+    if app.extensions["ketenbroker"].settings.base_url.startswith("https://"):
+        fixed_headers.append(("Strict-Transport-Security", "max-age=31536000"))
+
     @app.after_request
     def security_headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", content_security_policy())
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        if broker().settings.base_url.startswith("https://"):
-            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        # One pass over the response's headers instead of one per setdefault.
+        headers = response.headers
+        present = {name.lower() for name in headers.keys()}  # noqa: SIM118 (a Headers object)
+        for name, value in fixed_headers:
+            if name.lower() not in present:
+                headers.add(name, value)
         return response
 
     install_logging(app, settings.log_format)

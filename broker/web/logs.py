@@ -20,6 +20,7 @@ from flask import Flask, g, has_request_context, request
 from werkzeug.wrappers import Response
 
 REQUEST_ID_HEADER = "X-Request-Id"
+_REQUEST_ID_ENVIRON = "HTTP_X_REQUEST_ID"
 _GOOD_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._-]{8,64}\Z")
 _HANDLER_NAME = "ketenbroker"
 
@@ -73,12 +74,13 @@ def install_logging(app: Flask, log_format: str) -> None:
 
     @app.before_request
     def _request_id() -> None:
-        offered = request.headers.get(REQUEST_ID_HEADER, "")
+        # The WSGI key of the header, read directly: request.headers would rebuild the key.
+        offered = request.environ.get(_REQUEST_ID_ENVIRON, "")
         g.request_id = offered if _GOOD_REQUEST_ID.match(offered) else secrets.token_hex(8)
 
     @app.after_request
     def _echo_request_id(response: Response) -> Response:
-        request_id = current_request_id()
-        if request_id:
+        request_id = g.get("request_id")  # in a request: has_request_context() is a given here
+        if isinstance(request_id, str) and request_id:
             response.headers[REQUEST_ID_HEADER] = request_id
         return response

@@ -135,9 +135,18 @@ def refused_at(endpoint: str | None, error: BrokerError) -> None:
 
 
 def step_took(endpoint: str | None, seconds: float) -> None:
-    step = STEPS.get(endpoint or "")
-    if step is not None:
-        STEP_SECONDS.labels(step[0]).observe(seconds)
+    child = _STEP_CHILDREN.get(endpoint or "")
+    if child is None:
+        step = STEPS.get(endpoint or "")
+        if step is None:
+            return
+        # labels() validates and locks on every call; the child it returns is always the same
+        # object (and follows a fork by itself in multiprocess mode), so it is kept.
+        child = _STEP_CHILDREN[endpoint or ""] = STEP_SECONDS.labels(step[0])
+    child.observe(seconds)
+
+
+_STEP_CHILDREN: dict[str, Histogram] = {}
 
 
 def school_answered(school_protocol: str, sent_at: float | None) -> None:

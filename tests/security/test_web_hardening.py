@@ -140,6 +140,22 @@ def test_limits_off_means_no_limit(make_app: MakeApp) -> None:
     assert all(_hit(client, "acs").status_code == 400 for _ in range(30))
 
 
+def test_the_limiter_adds_no_hook_to_every_request(make_app: MakeApp) -> None:
+    """Only the limited views check limits (broker/web/rate_limits.py): Flask-Limiter's app-wide
+    hooks, which do nothing without default limits, are not installed. The tests above show
+    that every limit still bites without them."""
+    app = make_app(replace(OFF, sso="3/minute"))
+    limiter = next(iter(app.extensions["limiter"]))
+    hooks = [
+        *app.before_request_funcs.get(None, []),
+        *app.after_request_funcs.get(None, []),
+        *app.teardown_request_funcs.get(None, []),
+    ]
+    assert not [hook for hook in hooks if getattr(hook, "__self__", None) is limiter]
+    assert not [hook for hook in hooks if limiter in getattr(hook, "args", ())]
+    assert limiter.initialized
+
+
 @pytest.mark.redis
 def test_workers_sharing_redis_count_together(make_app: MakeApp) -> None:
     try:

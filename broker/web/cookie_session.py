@@ -1,0 +1,45 @@
+"""Flask's signed-cookie session, without its per-request cost when there is no session.
+
+Only the portals (sign-in, CSRF tokens) and the logout forms (Flask-WTF CSRF) use Flask's
+`session`; every login step, `/healthz` and `/metrics` carry no session cookie. Flask's own
+interface builds an itsdangerous serializer on every request all the same (before it even
+looks for the cookie) and reads seven cookie settings on every response. Here the serializer is
+built once per key set, and a request without the cookie whose session nobody touched skips
+both. What is stored, how it is signed, and every cookie attribute stay Flask's.
+"""
+
+from __future__ import annotations
+
+from flask import Flask, Request, Response
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
+from itsdangerous import URLSafeTimedSerializer
+
+
+class BrokerSessionInterface(SecureCookieSessionInterface):
+    def __init__(self) -> None:
+        self._serializers: dict[tuple[object, ...], URLSafeTimedSerializer | None] = {}
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        # Keyed by the keys, so a changed secret (tests change app.config) gets its own.
+        keys = (app.secret_key, *(app.config.get("SECRET_KEY_FALLBACKS") or ()))
+        try:
+            return self._serializers[keys]
+        except KeyError:
+            serializer = super().get_signing_serializer(app)
+            self._serializers[keys] = serializer  # a serializer holds no per-call state
+            return serializer
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not app.secret_key:
+            return None  # Flask's null session, as without this class
+        if not request.cookies.get(self.get_cookie_name(app)):
+            return self.session_class()
+        return super().open_session(app, request)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        # Flask's save_session does nothing for an empty session nobody read or changed (no
+        # cookie to set or delete, no Vary: Cookie); it only works that out after reading the
+        # cookie settings.
+        if not session and not session.modified and not session.accessed:
+            return
+        super().save_session(app, session, response)

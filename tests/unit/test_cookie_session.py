@@ -1,0 +1,71 @@
+"""The broker's session interface (broker/web/cookie_session.py): Flask's signed cookie, minus
+the work for requests that have no session."""
+
+from __future__ import annotations
+
+from flask import Flask, session
+
+from broker.web.cookie_session import BrokerSessionInterface
+
+
+def _app() -> tuple[Flask, BrokerSessionInterface]:
+    app = Flask(__name__)
+    app.config.update(SECRET_KEY="test-secret-key-of-some-length")
+    interface = BrokerSessionInterface()
+    app.session_interface = interface
+
+    @app.route("/plain")
+    def plain() -> str:
+        return "ok"
+
+    @app.route("/write")
+    def write() -> str:
+        session["answer"] = 42
+        return "ok"
+
+    @app.route("/read")
+    def read() -> str:
+        return str(session.get("answer"))
+
+    @app.route("/clear")
+    def clear() -> str:
+        session.clear()
+        return "ok"
+
+    return app, interface
+
+
+def test_a_request_without_a_session_builds_no_serializer_and_sets_no_cookie() -> None:
+    app, interface = _app()
+    response = app.test_client().get("/plain")
+    assert "Set-Cookie" not in response.headers and "Vary" not in response.headers
+    assert interface._serializers == {}
+
+
+def test_a_written_session_round_trips_with_one_serializer() -> None:
+    app, interface = _app()
+    client = app.test_client()
+    written = client.get("/write")
+    assert "session=" in written.headers["Set-Cookie"]
+    assert client.get("/read").get_data(as_text=True) == "42"
+    assert client.get("/read").headers["Vary"] == "Cookie"
+    assert len(interface._serializers) == 1
+
+
+def test_a_forged_cookie_is_an_empty_session_and_clearing_deletes_the_cookie() -> None:
+    app, _ = _app()
+    client = app.test_client()
+    client.set_cookie("session", "forged.value.here")
+    assert client.get("/read").get_data(as_text=True) == "None"
+    client.get("/write")
+    cleared = client.get("/clear")
+    assert "session=;" in cleared.headers["Set-Cookie"]
+
+
+def test_a_new_secret_gets_its_own_serializer() -> None:
+    app, interface = _app()
+    client = app.test_client()
+    client.get("/write")
+    app.config["SECRET_KEY"] = "another-secret-key-of-some-length"
+    assert client.get("/read").get_data(as_text=True) == "None"  # signed with the old key
+    assert len(interface._serializers) == 2
