@@ -5,9 +5,9 @@ Usage: python bench/throughput.py [--quick] [--logins N] [--workers 4] [--broker
 Builds a demo instance in a temporary folder (login state in Redis, registry in SQLite unless
 --registry-url), then starts three kinds of process on 127.0.0.1 (free ports, loopback only):
 
-- the broker: gunicorn `broker.web.app:create_app()` with N sync workers, under the production
-  configuration `broker/cli/gunicorn_conf.py` (each worker warmed up before its first request,
-  metrics in Prometheus multiprocess mode);
+- the broker: gunicorn `broker.web.app:create_app()` with N workers, under the production
+  configuration `broker/cli/gunicorn_conf.py` (gthread, 4 threads, keep-alive; each worker
+  warmed up before its first request, metrics in Prometheus multiprocess mode);
 - the school (bench/peers.py school): the demo SAML IdP and OpenID provider;
 - the publisher (bench/peers.py publisher): the demo SAML SP (pysaml2, checks every response
   fully) and OIDC relying party (authlib + joserfc, checks the ID token fully).
@@ -467,7 +467,7 @@ def main() -> None:
         procs = start(demo, args.workers, args.broker_src)
         source = f" from {args.broker_src}" if args.broker_src else ""
         print(
-            f"broker: gunicorn, {args.workers} sync workers{source}; peers in 2 processes; "
+            f"broker: gunicorn, {args.workers} gthread workers{source}; peers in 2 processes; "
             f"ready after {time.monotonic() - began:.1f} s",
             flush=True,
         )
