@@ -18,12 +18,13 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, saml, samlp
-from saml2.s_utils import UnknownPrincipal, UnsupportedBinding, sid
+from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
 from saml2.sigver import pre_signature_part, signed_instance_factory
 
 from broker.core.errors import InvalidMessage
 from broker.saml import firewall
 from broker.saml.front import MAX_RELAY_STATE
+from broker.saml.message_ids import new_message_id
 from broker.saml.redirect_signature import check_redirect_signature
 from broker.saml.response_builder import RSA_SHA256, SHA256, saml_time
 from broker.saml.response_checks import saml_epoch
@@ -227,7 +228,7 @@ def logout_request(
 ) -> Outgoing:
     now = datetime.now(UTC)
     request = samlp.LogoutRequest(
-        id=sid(),
+        id=new_message_id(),
         version="2.0",
         issue_instant=saml_time(now),
         destination=endpoint.location,
@@ -254,7 +255,7 @@ def logout_response(
     if second_status:
         code.status_code = samlp.StatusCode(value=second_status)
     response = samlp.LogoutResponse(
-        id=sid(),
+        id=new_message_id(),
         version="2.0",
         issue_instant=saml_time(datetime.now(UTC)),
         destination=location,

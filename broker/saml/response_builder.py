@@ -20,9 +20,9 @@ from datetime import UTC, datetime, timedelta
 
 from lxml import etree
 from saml2 import class_name, saml, samlp
-from saml2.s_utils import sid
 from saml2.sigver import SecurityContext, pre_signature_part, signed_instance_factory
 
+from broker.saml.message_ids import new_message_id
 from broker.saml.xmlsig import InProcessCryptoBackend
 from broker.saml.xmlsig_policy import DS_NS, ENVELOPED, EXC_C14N
 
@@ -94,7 +94,7 @@ def build_assertion(
         ],
     )
     assertion = saml.Assertion(
-        id=sid(),
+        id=new_message_id(),
         version="2.0",
         issue_instant=saml_time(now),
         issuer=saml.Issuer(text=content.issuer, format=saml.NAMEID_FORMAT_ENTITY),
@@ -140,7 +140,7 @@ def signed_response(
         return crypto.sign_tree(tree, security.key_file, to_sign)
     assertion = build_assertion(content, now, lifetime, skew)
     response = samlp.Response(
-        id=sid(),
+        id=new_message_id(),
         version="2.0",
         issue_instant=saml_time(now),
         destination=content.destination,
@@ -174,7 +174,7 @@ def signed_error_response(
 ) -> str:
     """A signed Response without assertion: `top_status` with the specific `status` nested."""
     response = samlp.Response(
-        id=sid(),
+        id=new_message_id(),
         version="2.0",
         issue_instant=saml_time(now),
         destination=destination,
@@ -251,7 +251,7 @@ def response_tree(
     """The unsigned Response with both signature templates, and what to sign, inner first."""
     issued = saml_time(now)
     not_on_or_after = saml_time(now + timedelta(seconds=lifetime))
-    response_id, assertion_id = sid(), sid()
+    response_id, assertion_id = new_message_id(), new_message_id()
     response = etree.Element(
         f"{{{SAMLP_NS}}}Response",
         {

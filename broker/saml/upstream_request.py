@@ -11,7 +11,6 @@ the query is signed with the broker's key object (redirect_signature.py), loaded
 from __future__ import annotations
 
 import base64
-import secrets
 import zlib
 from dataclasses import dataclass
 from datetime import datetime
@@ -20,6 +19,7 @@ from lxml import etree
 from saml2 import BINDING_HTTP_POST, saml, samlp
 from saml2.saml import NAMEID_FORMAT_PERSISTENT
 
+from broker.saml.message_ids import new_message_id
 from broker.saml.response_builder import saml_time
 
 SAMLP_NS = samlp.NAMESPACE
@@ -44,8 +44,8 @@ class AuthnRequestContent:
 
 
 def new_request_id() -> str:
-    """An xs:ID with 128 random bits (SAML core 1.3.4 wants at least 128)."""
-    return "id-" + secrets.token_hex(16)
+    """The AuthnRequest's ID: an xs:ID with 160 random bits (message_ids.py)."""
+    return new_message_id()
 
 
 def authn_request_xml(content: AuthnRequestContent, request_id: str, now: datetime) -> bytes:

@@ -149,7 +149,8 @@ def test_text_from_metadata_is_escaped_not_markup() -> None:
 def test_request_ids_are_unique_xml_ids() -> None:
     ids = {new_request_id() for _ in range(1000)}
     assert len(ids) == 1000
-    assert all(i.startswith("id-") and len(i) == 35 for i in ids)
+    # 160 random bits as 40 hex digits behind an NCName-safe prefix (message_ids.py).
+    assert all(i.startswith("id-") and len(i) == 43 for i in ids)
 
 
 def test_the_deflate_encoding_is_raw_deflate() -> None:
