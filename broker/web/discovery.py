@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from urllib.parse import urlsplit
+from weakref import WeakKeyDictionary
 
 from flask import Blueprint, make_response, render_template, request, url_for
 from flask_babel import gettext
@@ -10,6 +11,8 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import BadRequest
 from broker.core.model import School
+from broker.core.school_search import SchoolDirectory
+from broker.registry.cached import CachedRegistryReader
 from broker.web.browser import SCHOOL_COOKIE, browser_secret, remember_school
 from broker.web.login_steps import broker, content_security_policy, go_upstream
 
@@ -33,15 +36,16 @@ def choose() -> Response:
     service = b.view.service(record.request.service_id)
     service_name = service.name if service else str(gettext("your data page"))
     query = request.args.get("q", "")[:MAX_QUERY].strip()
-    schools = sorted(b.view.schools(), key=lambda s: s.name.casefold())
-    remembered = next((s for s in schools if s.id == request.cookies.get(SCHOOL_COOKIE)), None)
-    if query:
-        needle = query.casefold()
-        schools = [s for s in schools if needle in s.name.casefold() or needle in s.id.casefold()]
+    directory = school_directory(b.view)
+    found = directory.find(query)
+    # From the directory, not the view: an unknown id in a cookie must not make the view look
+    # in the database again, as a miss there does.
+    remembered = directory.get(request.cookies.get(SCHOOL_COOKIE, ""))
     page = render_template(
         "discovery.html",
         service_name=service_name,
-        schools=schools,
+        schools=found.schools,
+        found=found,
         remembered=remembered,
         action=url_for("discovery.chosen"),
         search_url=url_for("discovery.choose"),
@@ -51,11 +55,27 @@ def choose() -> Response:
     response = make_response(page)
     response.headers["Cache-Control"] = "no-store"
     # Choosing a school POSTs here and is redirected to the school's IdP; browsers apply the
-    # page's form-action to that redirect, so it must name the listed schools' SSO origins.
-    shown = [*schools, remembered] if remembered else schools
+    # page's form-action to that redirect, so it must name the shown schools' SSO origins (at
+    # most SHOWN_AT_MOST and the remembered one, however large the federation).
+    shown = [*found.schools, remembered] if remembered else found.schools
     origins = sorted({o for o in map(_sign_in_origin, shown) if o})
     response.headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
     return response
+
+
+# Each worker's directory of schools, built again only when its registry view moves on.
+_DIRECTORIES: WeakKeyDictionary[CachedRegistryReader, tuple[int, SchoolDirectory]] = (
+    WeakKeyDictionary()
+)
+
+
+def school_directory(view: CachedRegistryReader) -> SchoolDirectory:
+    generation = view.generation()
+    held = _DIRECTORIES.get(view)
+    if held is None or held[0] != generation:
+        held = (generation, SchoolDirectory(view.schools()))
+        _DIRECTORIES[view] = held
+    return held[1]
 
 
 def _sign_in_origin(school: School) -> str | None:

@@ -27,6 +27,7 @@ from flask_babel import gettext
 
 import broker
 from broker.core import errors
+from broker.core.school_search import Found
 from broker.web import labels
 from broker.web.i18n import LANGUAGE_COOKIE, current_language, init_i18n
 from broker.web.my_data import my_data
@@ -337,6 +338,28 @@ def test_discovery_says_what_to_do_when_nothing_matches(app: Flask) -> None:
     assert "hidden" not in notice.attrs
     assert "Controleer de spelling" in notice.text
     assert not doc.find_all("button", name="school")
+
+
+def test_discovery_in_a_large_federation_asks_for_part_of_the_name_first(app: Flask) -> None:
+    nothing_yet = Found((), 0, searched=False)
+    doc = render(app, "discovery.html", "en", **discovery_context(schools=(), found=nothing_yet))
+    assert not doc.find_all("button", name="school")
+    assert not doc.find_all("ul", id="school-list")
+    # Nothing was searched, so "no school matches" would be wrong.
+    assert "hidden" in doc.find("div", id="no-schools").attrs
+    assert doc.find("p", id="school-count").text == ""
+    assert doc.find("form", role="search").find("input", name="q")
+
+
+def test_discovery_says_when_more_schools_matched_than_it_shows(app: Flask) -> None:
+    found = Found(tuple(SCHOOLS[:2]), 312)  # type: ignore[arg-type]  # the page reads id and name
+    doc = render(app, "discovery.html", "nl", **discovery_context(schools=SCHOOLS[:2], found=found))
+    assert len(doc.find_all("button", name="school")) == 2
+    assert doc.find("p", id="school-count").text == (
+        "2 van de 312 scholen getoond. Typ meer van de naam om de jouwe te vinden."
+    )
+    # discovery.js leaves a list cut short alone: every search goes to the server.
+    assert "data-partial" in doc.find("ul", id="school-list").attrs
 
 
 def test_discovery_live_count_messages_are_localised(app: Flask) -> None:

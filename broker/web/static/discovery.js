@@ -10,6 +10,11 @@
   if (!input || !list || !count) {
     return;
   }
+  // A list the server cut short (a large federation) holds only some of the matches: filtering
+  // it here would hide the others, so every search goes to the server.
+  if (list.dataset.partial !== undefined) {
+    return;
+  }
 
   // Accents and punctuation are folded away: "st bonifatius" must find "St.-Bonifatiuscollege".
   function fold(text) {
