@@ -7,15 +7,13 @@ claim is missing gets `MissingSubject`, never a fallback.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
-from broker.core.catalogue import CATALOGUE, accept_values, canonical_name_for
+from broker.core.catalogue import CATALOGUE, canonical_name_for
 from broker.core.errors import MissingSubject
 from broker.core.model import School
-
-log = logging.getLogger(__name__)
+from broker.login.school_values import accepted_values
 
 # For an OIDC school both mean "the provider's `sub`": `name_id` is the model's default.
 SUB_SUBJECTS = frozenset({"sub", "name_id"})
@@ -66,23 +64,7 @@ def map_claims(claims: Mapping[str, Any], school: School) -> dict[str, tuple[str
         collected.setdefault(canonical, []).extend(strings)
         if odd:
             refused[canonical] = refused.get(canonical, 0) + odd
-    accepted: dict[str, tuple[str, ...]] = {}
-    for canonical in CATALOGUE:
-        kept, dropped = accept_values(
-            canonical, collected.get(canonical, ()), school.scopes, school_id=school.id
-        )
-        dropped += refused.get(canonical, 0)
-        if dropped:
-            # The attribute's name and a count only: never the values.
-            log.warning(
-                "dropped values that do not fit attribute=%s school=%s count=%d",
-                canonical,
-                school.id,
-                dropped,
-            )
-        if kept:
-            accepted[canonical] = kept
-    return accepted
+    return accepted_values(collected, school, refused)
 
 
 def has_catalogue_claims(claims: Mapping[str, Any]) -> bool:

@@ -31,10 +31,11 @@ from saml2.sigver import SignatureError, SigverError
 from saml2.time_util import str_to_time
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
-from broker.core.catalogue import accept_values, canonical_name_for
+from broker.core.catalogue import canonical_name_for
 from broker.core.errors import AssuranceNotMet, InvalidMessage, UpstreamFailure
 from broker.core.model import School, UpstreamIdentity
 from broker.core.ports import RegistryReader
+from broker.login.school_values import accepted_values
 from broker.saml import assertion_reader, firewall, schema
 from broker.saml.assertion_reader import NameId, ReadResponse
 from broker.saml.entities import ACS_PATH, SamlEntities
@@ -312,20 +313,7 @@ def _accept_attributes(
             continue  # not in the catalogue: the broker never passes it on
         values = [v.strip() for v in raw_values if v]
         collected.setdefault(canonical, []).extend(values)
-    accepted: dict[str, tuple[str, ...]] = {}
-    for canonical, values in collected.items():
-        kept, dropped = accept_values(canonical, values, school.scopes, school_id=school.id)
-        if dropped:
-            # The attribute's name and a count only: never the values.
-            log.warning(
-                "dropped values that do not fit attribute=%s school=%s count=%d",
-                canonical,
-                school.id,
-                dropped,
-            )
-        if kept:
-            accepted[canonical] = kept
-    return accepted
+    return accepted_values(collected, school)
 
 
 def _subject_from(

@@ -1,0 +1,42 @@
+"""The catalogue attributes a school sent, whatever its protocol: the values that fit are kept,
+the rest dropped and logged by attribute name and count only (never a value). The SAML back
+(`broker/saml/back.py`) and the OIDC back (`broker/oidc/rp_claims.py`) each collect the values
+by canonical name in their own way, then both end here, so both drop by the same rules."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+from broker.core.catalogue import CATALOGUE, accept_values
+from broker.core.model import School
+
+log = logging.getLogger(__name__)
+
+
+def accepted_values(
+    collected: Mapping[str, Sequence[str]],
+    school: School,
+    refused: Mapping[str, int] | None = None,
+) -> dict[str, tuple[str, ...]]:
+    """`collected`: values by canonical attribute name; `refused`: how many values of each the
+    protocol side already refused (counted with the drops). In catalogue order."""
+    refused = refused or {}
+    accepted: dict[str, tuple[str, ...]] = {}
+    for canonical in CATALOGUE:
+        if canonical not in collected and canonical not in refused:
+            continue
+        kept, dropped = accept_values(
+            canonical, collected.get(canonical, ()), school.scopes, school_id=school.id
+        )
+        dropped += refused.get(canonical, 0)
+        if dropped:
+            log.warning(
+                "dropped values that do not fit attribute=%s school=%s count=%d",
+                canonical,
+                school.id,
+                dropped,
+            )
+        if kept:
+            accepted[canonical] = kept
+    return accepted
