@@ -57,7 +57,13 @@ from tests.support.live import (
     free_ports,
     running_demo,
 )
-from tests.support.saml_workers import demo_school_forger, redis_settings, waiting_record, worker
+from tests.support.saml_workers import (
+    demo_school_forger,
+    demo_school_signer,
+    redis_settings,
+    waiting_record,
+    worker,
+)
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
@@ -75,8 +81,7 @@ def school(demo: LiveDemo) -> SchoolForger:
 
 @pytest.fixture(scope="module")
 def signer(demo: LiveDemo) -> Signer:
-    peers = demo.directory / "peers"
-    return Signer(peers / "school.key", peers / "school.crt")
+    return demo_school_signer(demo)
 
 
 def answer(

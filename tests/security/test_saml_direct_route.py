@@ -32,7 +32,7 @@ from tests.security.test_saml_refusals import (
 from tests.support.forge import NS, SAML, SAMLP, SchoolForger, saml_time
 from tests.support.hostile import Signer, assertion_of, encode, signed
 from tests.support.live import LiveDemo, running_demo
-from tests.support.saml_workers import demo_school_forger
+from tests.support.saml_workers import demo_school_forger, demo_school_signer
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
@@ -53,8 +53,7 @@ def school(demo: LiveDemo) -> SchoolForger:
 
 @pytest.fixture(scope="module")
 def signer(demo: LiveDemo) -> Signer:
-    peers = demo.directory / "peers"
-    return Signer(peers / "school.key", peers / "school.crt")
+    return demo_school_signer(demo)
 
 
 def _when(**delta: float) -> str:

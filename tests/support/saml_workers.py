@@ -18,6 +18,7 @@ from broker.login.flow import LoginRequest
 from broker.web import create_app
 from tests.support.client import Browser
 from tests.support.forge import SchoolForger
+from tests.support.hostile import Signer
 from tests.support.live import PERSISTENT, LiveDemo, serve_app
 
 
@@ -85,3 +86,9 @@ def demo_school_forger(demo: LiveDemo) -> SchoolForger:
         peers / "school.crt",
         demo.broker.saml_entities.sp_metadata(),
     )
+
+
+def demo_school_signer(demo: LiveDemo) -> Signer:
+    """The demo school's signing key, to sign a message changed after forging."""
+    peers = demo.directory / "peers"
+    return Signer(peers / "school.key", peers / "school.crt")
