@@ -7,9 +7,11 @@ a worker buffer a gigabyte. Failures of the network become `UpstreamFailure("sch
 a provider that does not answer in time `SchoolTimeout`.
 
 Each call is bounded by the timeout (its name lookup included, which runs in a thread of its
-own, since getaddrinfo has no timeout), but a login's callback makes several calls (token, keys,
-userinfo): `call_budget` bounds them together, so a provider that answers each one just before
-its timeout cannot hold a worker past gunicorn's own timeout (operations.md, failure behaviour).
+own, since getaddrinfo has no timeout, and is the only lookup: the connection goes to the
+addresses that were checked, pinned_http.py), but a login's callback makes several calls
+(token, keys, userinfo): `call_budget` bounds them together, so a provider that answers each
+one just before its timeout cannot hold a worker past gunicorn's own timeout (operations.md,
+failure behaviour).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from authlib.integrations.requests_client import OAuth2Session
 
 from broker.core.endpoints import acceptable_destination, is_acceptable_endpoint
 from broker.core.errors import SchoolTimeout, UpstreamFailure
+from broker.oidc.pinned_http import PinnedAdapter, pinned_to
 
 # Discovery documents, key sets and token responses are a few KiB; 256 KiB leaves room for big
 # key sets and long group lists while keeping a hostile provider from filling memory.
@@ -66,6 +69,9 @@ class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no ty
         self.timeout = timeout
         self.allow_loopback = allow_loopback
         self.trust_env = False  # no proxies or netrc credentials from the environment
+        # Connections go to the addresses the destination check approved (pinned_http.py).
+        self.mount("https://", PinnedAdapter())
+        self.mount("http://", PinnedAdapter())
 
     def request(
         self, method: str, url: str, withhold_token: bool = False, auth: Any = None, **kwargs: Any
@@ -83,18 +89,17 @@ class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no ty
             if budget_ends <= time.monotonic():
                 raise SchoolTimeout("the time for this login's calls to the provider is spent")
             deadline = min(deadline, budget_ends)
-        if not _resolves_acceptably(url, self.allow_loopback, _left(self.timeout, deadline)):
-            raise UpstreamFailure(
-                "provider endpoint is not a public address", code="endpoint_refused"
-            )
+        host = urlsplit(url).hostname or ""
+        addresses = _checked_addresses(url, self.allow_loopback, _left(self.timeout, deadline))
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True
         kwargs["timeout"] = _left(self.timeout, deadline)
         try:
-            response: requests.Response = super().request(
-                method, url, withhold_token=withhold_token, auth=auth, **kwargs
-            )
-            body = _read_capped(response, deadline)
+            with pinned_to(host, addresses):
+                response: requests.Response = super().request(
+                    method, url, withhold_token=withhold_token, auth=auth, **kwargs
+                )
+                body = _read_capped(response, deadline)
         except requests.Timeout as err:
             # Connect or read timeout: a provider that hangs ends this login, not the worker.
             raise SchoolTimeout(f"provider did not answer in time: {type(err).__name__}") from None
@@ -118,18 +123,22 @@ def _left(step: float, deadline: float) -> float:
     return left
 
 
-def _resolves_acceptably(url: str, allow_loopback: bool, seconds: float) -> bool:
-    """The host's addresses are public (or it is the loopback host), looked up within
-    `seconds`. Checked before the request; a DNS answer that changes in between (rebinding) is
-    not caught here."""
+def _checked_addresses(url: str, allow_loopback: bool, seconds: float) -> list[str]:
+    """The host's addresses, looked up within `seconds`, all public (or the loopback host).
+    The connection then goes to these and is never looked up again (pinned_http.py), so an
+    answer that changes between check and connection (DNS rebinding) cannot redirect it."""
     parts = urlsplit(url)
     host = parts.hostname or ""
     try:
         infos = _lookup(host, parts.port or 443, seconds)
-    except (OSError, UnicodeError):
-        return True  # let the request fail as unreachable, with the same message as elsewhere
-    addresses = [str(info[4][0]) for info in infos]
-    return acceptable_destination(host, addresses, allow_loopback=allow_loopback)
+    except (OSError, UnicodeError) as err:
+        raise UpstreamFailure(
+            f"provider unreachable: {type(err).__name__}", code="school_unreachable"
+        ) from None
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses or not acceptable_destination(host, addresses, allow_loopback=allow_loopback):
+        raise UpstreamFailure("provider endpoint is not a public address", code="endpoint_refused")
+    return addresses
 
 
 # getaddrinfo has no timeout and cannot be interrupted: a lookup runs in a thread of its own and

@@ -1,0 +1,111 @@
+"""Connections that go to the addresses the destination check approved, and nowhere else.
+
+`rp_http` resolves a provider's host name (bounded in time, in a thread of its own) and checks
+that every address is public before it calls. Left to itself, `requests` would then resolve the
+name a second time to connect: unbounded in time (getaddrinfo has no timeout), and free to get a
+different answer than the one checked (DNS rebinding: a name that is public for the check and
+points into the broker's own network for the connection). Here the connection takes the checked
+addresses instead: no second lookup, no second answer.
+
+TLS is unchanged: the certificate is verified against the host name in the URL (SNI too), since
+urllib3 wraps the socket with the connection's `host`, which stays the name. A kept-alive
+connection in the pool was made to a checked address when it was opened.
+
+The approved addresses travel in a context variable set around one call (`pinned_to`); a
+connection opened outside such a call, or for another host, is refused rather than resolved.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any, cast
+
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.util.connection import create_connection
+
+# (host name as in the URL, lower case; the addresses approved for it, in the resolver's order)
+_PINNED: ContextVar[tuple[str, tuple[str, ...]] | None] = ContextVar(
+    "pinned_destination", default=None
+)
+
+
+@contextmanager
+def pinned_to(host: str, addresses: list[str]) -> Iterator[None]:
+    """Connections to `host` opened inside the block go to `addresses` (tried in order)."""
+    token = _PINNED.set((_normal(host), tuple(addresses)))
+    try:
+        yield
+    finally:
+        _PINNED.reset(token)
+
+
+def _normal(host: str) -> str:
+    return host.strip("[]").rstrip(".").lower()
+
+
+class _PinnedConnect:
+    """Mixed into urllib3's connection classes: `_new_conn` without a name lookup."""
+
+    host: str
+    port: int
+    timeout: Any
+    source_address: Any
+    socket_options: Any
+
+    def _new_conn(self) -> socket.socket:
+        connection = cast(HTTPConnection, self)  # what urllib3's errors name
+        pinned = _PINNED.get()
+        if pinned is None or pinned[0] != _normal(self.host) or not pinned[1]:
+            # Never fall back to resolving the name: that is the lookup this module removes.
+            raise NewConnectionError(connection, "no checked address for this host")
+        failure: OSError | None = None
+        for address in pinned[1]:
+            try:
+                return create_connection(
+                    (address, self.port),
+                    self.timeout,
+                    source_address=self.source_address,
+                    socket_options=self.socket_options,
+                )
+            except TimeoutError as err:
+                # One address that hangs has used the connect timeout: the call is over.
+                message = f"connection to {self.host} timed out"
+                raise ConnectTimeoutError(connection, message) from err
+            except OSError as err:  # refused, unreachable: the next address may answer
+                failure = err
+        raise NewConnectionError(
+            connection, f"failed to establish a new connection: {type(failure).__name__}"
+        )
+
+
+class _PinnedHTTPConnection(_PinnedConnect, HTTPConnection):
+    pass
+
+
+class _PinnedHTTPSConnection(_PinnedConnect, HTTPSConnection):
+    pass
+
+
+class _PinnedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PinnedHTTPConnection
+
+
+class _PinnedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PinnedHTTPSConnection
+
+
+class PinnedAdapter(HTTPAdapter):
+    """A `requests` transport whose pools open only pinned connections."""
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {
+            "http": _PinnedHTTPPool,
+            "https": _PinnedHTTPSPool,
+        }

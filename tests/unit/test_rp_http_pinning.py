@@ -1,0 +1,114 @@
+"""A call to a school's provider connects to the addresses its destination check approved, and
+never looks the name up a second time (oidc/pinned_http.py): a resolver that answers differently
+for the connection (DNS rebinding) cannot send the call elsewhere, and a resolver that hangs
+after the check cannot hold the worker. No network: the resolver is replaced, and the
+"provider" is a server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+import requests
+
+from broker.core.errors import UpstreamFailure
+from broker.oidc import pinned_http, rp_http
+from broker.oidc.rp_http import SchoolSession, get_json
+
+
+class _Answer(BaseHTTPRequestHandler):
+    def do_GET(self) -> None:
+        body = json.dumps({"host": self.headers.get("Host", "")}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture
+def provider() -> Iterator[int]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def resolver(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """`localhost` is 127.0.0.1 the first time it is asked and 10.0.0.7 after that (an
+    attacker's rebinding; plain http is allowed to the loopback name only, so the test's
+    provider is called by that name); every name asked is recorded."""
+    asked: list[str] = []
+    real = socket.getaddrinfo
+
+    def answer(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(host)
+        if host == "localhost":
+            address = "127.0.0.1" if asked.count(host) == 1 else "10.0.0.7"
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (address, port))]
+        return real(host, port, *args, **kwargs)
+
+    # Both the broker's own lookup and any lookup urllib3 might make go through here.
+    monkeypatch.setattr(socket, "getaddrinfo", answer)
+    return asked
+
+
+def test_the_call_goes_to_the_checked_address_with_one_lookup(
+    provider: int, resolver: list[str]
+) -> None:
+    url = f"http://localhost:{provider}/.well-known/openid-configuration"
+    document = get_json(SchoolSession(2.0, allow_loopback=True), url, "discovery")
+    # The Host header still names the provider (TLS would verify this name too).
+    assert document == {"host": f"localhost:{provider}"}
+    # One lookup of the name; the connection asks only for the address literal it was given.
+    assert resolver == ["localhost", "127.0.0.1"]
+
+
+def test_a_rebinding_answer_cannot_redirect_the_connection(
+    provider: int, resolver: list[str]
+) -> None:
+    session = SchoolSession(2.0, allow_loopback=True)
+    url = f"http://localhost:{provider}/keys"
+    get_json(session, url, "keys")
+    # The second call's check sees the rebinding answer (a private address) and refuses:
+    # nothing is sent to it.
+    with pytest.raises(UpstreamFailure) as refused:
+        get_json(session, url, "keys")
+    assert refused.value.code == "endpoint_refused"
+
+
+def test_a_name_that_does_not_resolve_is_unreachable(monkeypatch: pytest.MonkeyPatch) -> None:
+    def fail(*args: Any, **kwargs: Any) -> Any:
+        raise socket.gaierror("no such name")
+
+    monkeypatch.setattr(rp_http.socket, "getaddrinfo", fail)
+    with pytest.raises(UpstreamFailure) as failed:
+        get_json(SchoolSession(1.0), "https://op.nowhere.test/keys", "keys")
+    assert failed.value.code == "school_unreachable"
+
+
+def test_a_connection_without_a_checked_address_is_refused(provider: int) -> None:
+    # Outside SchoolSession.request (nothing pinned), the transport never resolves by itself.
+    session = requests.Session()
+    session.mount("http://", pinned_http.PinnedAdapter())
+    with pytest.raises(requests.ConnectionError):
+        session.get(f"http://127.0.0.1:{provider}/", timeout=2)
+
+
+def test_the_next_checked_address_is_tried_when_one_refuses(provider: int) -> None:
+    session = requests.Session()
+    session.mount("http://", pinned_http.PinnedAdapter())
+    # One pinned host, two addresses: nothing serves the first (the provider listens on IPv4).
+    with pinned_http.pinned_to("op.school.test", ["::1", "127.0.0.1"]):
+        answer = session.get(f"http://op.school.test:{provider}/", timeout=2)
+    assert answer.json() == {"host": f"op.school.test:{provider}"}
