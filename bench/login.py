@@ -9,8 +9,8 @@ script, redirects followed and auto-POST forms submitted. Every login must end o
 page with a 64-hex NameID; the script aborts on the first one that does not.
 
 Per login it reports the round trip (every request of the login, this script's HTML parsing
-included) and the broker's share (time inside the broker's WSGI app: SSO, discovery GET and
-POST, ACS). Routes: `in-process` (the broker's default signature backend) and `xmlsec1` (the
+included) and the broker's share (time inside the broker's WSGI app: SSO with the discovery
+page, the school's choice, ACS, the notice). Routes: `in-process` (the broker's default signature backend) and `xmlsec1` (the
 broker built with pysaml2's stock backend, which starts the `xmlsec1` program; only measured
 when it is on PATH). The demo school IdP and publisher stay in process on both routes.
 
@@ -119,6 +119,18 @@ def forms_of(page: str) -> list[Form]:
     return parser.forms
 
 
+def shows_discovery(page: str) -> bool:
+    """The broker's discovery page, by its content: a login that arrived by GET gets it in the
+    response at its own address (the SSO or authorize URL), one that arrived by POST at
+    `/discovery`. Its school form POSTs a school choice to `/discovery`."""
+    return any(
+        form.method == "post"
+        and urlsplit(form.action).path.endswith("/discovery")
+        and any(name == "school" for name, _ in form.buttons)
+        for form in forms_of(page)
+    )
+
+
 class TimedApp:
     """WSGI middleware around the broker: adds up the time spent inside it, per path."""
 
@@ -220,8 +232,8 @@ class Browser:
 def one_login(clients: dict[str, FlaskClient], publisher: str, uid: str) -> str:
     """A whole login from a fresh browser; returns the NameID the publisher accepted."""
     browser = Browser(clients)
-    url, page = browser.follow("GET", f"{publisher}/login")  # -> broker SSO -> discovery
-    if "/discovery" not in url:
+    url, page = browser.follow("GET", f"{publisher}/login")  # -> broker SSO: discovery
+    if not shows_discovery(page):
         raise LoginFailed(f"expected the discovery page, got {url}")
     url, page = browser.submit(url, page, ("school", DEMO_SCHOOL_ID))  # -> school IdP pick page
     url, page = browser.submit(url, page, ("uid", uid))  # auto-POST page towards the broker ACS

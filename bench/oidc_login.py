@@ -36,7 +36,18 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit
 
-from login import HEX64, NAME_ID, USERS, Browser, LoginFailed, TimedApp, forms_of, p95, summary
+from login import (
+    HEX64,
+    NAME_ID,
+    USERS,
+    Browser,
+    LoginFailed,
+    TimedApp,
+    forms_of,
+    p95,
+    shows_discovery,
+    summary,
+)
 from werkzeug.serving import make_server
 
 from broker.cli.demo import (
@@ -88,7 +99,7 @@ class Demo:
 
 def through_school(demo: Demo, browser: Browser, url: str, page: str, school: str, uid: str):
     """From wherever the broker sent the browser to the login's end (a page, or a redirect)."""
-    if "/discovery" in url:
+    if shows_discovery(page):
         url, page = browser.submit(url, page, ("school", school))
     if url.startswith(demo.school_op):
         url, page = browser.submit(url, page, ("uid", uid))

@@ -51,7 +51,7 @@ from urllib.parse import urlsplit
 import urllib3
 from crypto_floor import Floor, measure_floor
 from crypto_floor import report as floor_report
-from login import HEX64, USERS, Browser, LoginFailed, forms_of, one_login, p95
+from login import HEX64, USERS, Browser, LoginFailed, forms_of, one_login, p95, shows_discovery
 from oidc_login import free_port_run
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, OIDC_SCHOOL_PORT_OFFSET, prepare_demo
@@ -204,7 +204,7 @@ def saml_saml(demo: Demo, clients: dict[str, Any], uid: str) -> str:
 def oidc_oidc(demo: Demo, clients: dict[str, Any], uid: str) -> str:
     browser = Browser(clients)
     url, page = browser.follow("GET", f"{demo.woordwijs}/login?school={DEMO_OIDC_SCHOOL_ID}")
-    if "/discovery" in url:
+    if shows_discovery(page):
         url, page = browser.submit(url, page, ("school", DEMO_OIDC_SCHOOL_ID))
     url, page = browser.submit(url, page, ("uid", uid))  # the school's pick page → … → the RP
     if any("/notice/" in form.action for form in forms_of(page)):

@@ -12,8 +12,10 @@ from werkzeug.wrappers import Response
 from broker.core.errors import BadRequest
 from broker.core.model import School
 from broker.core.school_search import SchoolDirectory
+from broker.login.flow import LoginRecord
 from broker.registry.cached import CachedRegistryReader
 from broker.web.browser import SCHOOL_COOKIE, browser_secret, remember_school
+from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url, speak
 from broker.web.login_steps import broker, content_security_policy, go_upstream
 
 discovery = Blueprint("discovery", __name__)
@@ -29,18 +31,35 @@ def _login_id(value: str | None) -> str:
 
 @discovery.route("/discovery", methods=["GET"])
 def choose() -> Response:
-    b = broker()
     login_id = _login_id(request.args.get("login"))
     secret, _ = browser_secret(request)
-    record = b.flow.load(secret, login_id)
+    record = broker().flow.load(secret, login_id)
+    return discovery_page(record, request.args.get("q", ""))
+
+
+def discovery_page(
+    record: LoginRecord, query: str = "", *, language: str | None = None
+) -> Response:
+    """The page where the student chooses a school for `record`'s login: at `GET /discovery`,
+    and in the very response to a login that arrived by GET (login_steps.to_discovery).
+
+    Wherever it is shown, its links lead to `/discovery?login=…`: the language switch and the
+    search must fetch this page again, never the address of the login's start, which would
+    start another login. `language`: the login asked for one (OIDC `ui_locales`); the page
+    speaks it and remembers it, as a `?lang=` would."""
+    b = broker()
+    if language:
+        speak(language)
     service = b.view.service(record.request.service_id)
     service_name = service.name if service else str(gettext("your data page"))
-    query = request.args.get("q", "")[:MAX_QUERY].strip()
+    query = query[:MAX_QUERY].strip()
     directory = school_directory(b.view)
     found = directory.find(query)
     # From the directory, not the view: an unknown id in a cookie must not make the view look
     # in the database again, as a miss there does.
     remembered = directory.get(request.cookies.get(SCHOOL_COOKIE, ""))
+    here = url_for("discovery.choose")
+    params = [("login", record.login_id)] + ([("q", query)] if query else [])
     page = render_template(
         "discovery.html",
         service_name=service_name,
@@ -48,9 +67,10 @@ def choose() -> Response:
         found=found,
         remembered=remembered,
         action=url_for("discovery.chosen"),
-        search_url=url_for("discovery.choose"),
-        login=login_id,
+        search_url=here,
+        login=record.login_id,
         query=query,
+        lang_switch={code: lang_switch_url(code, here, params) for code in SUPPORTED_LANGUAGES},
     )
     response = make_response(page)
     response.headers["Cache-Control"] = "no-store"

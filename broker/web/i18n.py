@@ -1,18 +1,21 @@
 """Which language a page speaks: Dutch by default, English on request.
 
-The choice, strongest first: a `?lang=` query parameter (which is then remembered in the
-`kb_lang` cookie), the cookie, the browser's Accept-Language, Dutch. Templates get
-`current_language()` for `<html lang>` and `lang_switch_url(lang)` for the language switch.
+The choice, strongest first: a language the page was told to speak (`speak`: a login's own
+`ui_locales`), a `?lang=` query parameter (either is then remembered in the `kb_lang` cookie),
+the cookie, the browser's Accept-Language, Dutch. Templates get `current_language()` for
+`<html lang>` and `lang_switch_url(lang)` for the language switch (or a page's own
+`lang_switch` links, when its address must not be fetched again).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import quote, urlencode
 
 from babel.support import NullTranslations
 from flask import Flask, Response, g, request
-from flask_babel import Babel, get_locale, get_translations
+from flask_babel import Babel, get_locale, get_translations, refresh
 
 DEFAULT_LANGUAGE = "nl"
 SUPPORTED_LANGUAGES: tuple[str, ...] = ("nl", "en")
@@ -86,19 +89,43 @@ def _language_of_locale() -> str:
     return language if language in SUPPORTED_LANGUAGES else DEFAULT_LANGUAGE
 
 
-def lang_switch_url(lang: str) -> str:
-    """The current URL with only `lang` replaced, so a switch never loses `q` or `login`.
+def lang_switch_url(
+    lang: str, path: str | None = None, params: Iterable[tuple[str, str]] | None = None
+) -> str:
+    """The current URL with only `lang` replaced, so a switch never loses `q` or `login`; or
+    `path` with `params` and `lang`, for a page whose own address must not be fetched again
+    (the discovery page shown at a login's start names `/discovery?login=…` instead).
 
     Relative (path and query), so it cannot point the browser at another host whatever the
     Host header said.
     """
-    pairs = [(k, v) for k, v in request.args.items(multi=True) if k != LANGUAGE_PARAM]
+    if path is None:
+        path = request.script_root + request.path
+        params = request.args.items(multi=True)
+    pairs = [(k, v) for k, v in params or () if k != LANGUAGE_PARAM]
     pairs.append((LANGUAGE_PARAM, lang))
-    return f"{quote(request.script_root + request.path)}?{urlencode(pairs)}"
+    return f"{quote(path)}?{urlencode(pairs)}"
+
+
+def speak(language: str) -> None:
+    """Answer this request in `language`, as if it had come with `?lang=` (and remember it so):
+    for a page shown at a login's start that asked for a language (OIDC `ui_locales`) in its
+    own terms. Call before anything on the page is translated."""
+    if language not in SUPPORTED_LANGUAGES:
+        return
+    g.kb_spoken = language
+    # Forget what this request may have looked up already, here and in Flask-Babel.
+    g.pop("kb_translations", None)
+    g.pop("kb_language", None)
+    refresh()
 
 
 def _requested_language() -> str | None:
-    """The `?lang=` value if it names a supported language; anything else is ignored."""
+    """The language asked for explicitly: `speak`'s, else a `?lang=` naming a supported
+    language; anything else is ignored."""
+    spoken: str | None = g.get("kb_spoken")
+    if spoken is not None:
+        return spoken
     if not request.query_string:
         return None  # most requests: no query to parse (request.args would build a MultiDict)
     value = request.args.get(LANGUAGE_PARAM, "")

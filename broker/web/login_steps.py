@@ -98,14 +98,28 @@ def continue_login(
     else:
         if not saved:
             b.flow.save_new(secret, record)
-        target = url_for("discovery.choose", login=record.login_id)
-        language = requested_ui_language(record.request)
-        if language:
-            target += f"&{LANGUAGE_PARAM}={language}"
-        response = redirect(target, 303)
+        response = to_discovery(record)
     if new_secret:
         set_browser_secret(response, secret)
     return response
+
+
+def to_discovery(record: LoginRecord) -> Response:
+    """The student chooses a school. A login that arrived by GET gets the discovery page in
+    this very response: a redirect to it would cost the student a round trip and the broker a
+    request. One that arrived by POST (SAML HTTP-POST binding, OIDC authorize by POST) is
+    redirected to `GET /discovery` (Post/Redirect/Get): a reload or the back button must fetch
+    the page, never post the service's request again."""
+    language = requested_ui_language(record.request)
+    if request.method == "GET":
+        # Imported here: discovery imports this module (broker, go_upstream).
+        from broker.web.discovery import discovery_page
+
+        return discovery_page(record, language=language)
+    target = url_for("discovery.choose", login=record.login_id)
+    if language:
+        target += f"&{LANGUAGE_PARAM}={language}"
+    return redirect(target, 303)
 
 
 def go_upstream(secret: bytes, record: LoginRecord, *, first_save: bool = False) -> Response:

@@ -7,6 +7,7 @@ not apply SameSite rules; only a real browser shows that the login state survive
 
 from __future__ import annotations
 
+import re
 import socket
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -33,6 +34,15 @@ expect.set_options(timeout=TIMEOUT_MS)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 _DEMO_APPS = 7  # broker, school IdP, three publishers, OIDC school, OIDC publisher
+
+
+def expect_discovery(page: Page, broker: str) -> None:
+    """The broker's discovery page, told by its content: the school search sends the login to
+    `/discovery`. Not by its URL: a login that arrived by GET (the demo publishers' Redirect
+    binding, OIDC authorize) gets the page at the SSO or authorize address itself."""
+    expect(page).to_have_url(re.compile("^" + re.escape(broker) + "/"))
+    expect(page.locator("form.search[action='/discovery'] input[name='login']")).to_have_count(1)
+    expect(page.locator("#school-search")).to_be_visible()
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.browser.conftest import CHROMIUM, Demo
+from tests.browser.conftest import expect_discovery as expect_discovery_page
 from tests.support.notice import continue_past_notice
 
 if not CHROMIUM.exists():
@@ -52,8 +53,7 @@ def start_login(page: Page, publisher: str) -> None:
 
 
 def expect_discovery(page: Page, demo: Demo) -> None:
-    expect(page).to_have_url(re.compile(re.escape(demo.broker) + r"/discovery\?"))
-    expect(page.locator("#school-search")).to_be_visible()
+    expect_discovery_page(page, demo.broker)
 
 
 def choose_school_by_search(page: Page, demo: Demo, typed: str = "lyc") -> None:

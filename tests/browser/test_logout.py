@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.browser.conftest import Demo
+from tests.browser.conftest import Demo, expect_discovery
 from tests.browser.test_demo_login import (
     Screenshot,
     broker_cookies,
@@ -62,4 +62,4 @@ def test_logout_from_a_publisher_reaches_the_other_one_through_an_iframe(
 
     # A new login goes to the school again.
     start_login(page, demo.rekenroute)
-    expect(page).to_have_url(re.compile(re.escape(demo.broker) + r"/discovery\?"))
+    expect_discovery(page, demo.broker)

@@ -14,7 +14,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import CHROMIUM, Demo
+from tests.browser.conftest import CHROMIUM, Demo, expect_discovery
 from tests.support.notice import continue_past_notice
 
 if not CHROMIUM.exists():
@@ -36,7 +36,7 @@ def log_in_at_the_oidc_school(demo: Demo, page: Page, platform: str, student: st
     """From the platform's start page through discovery to the OIDC school's pick page."""
     page.goto(platform + "/")
     page.get_by_role("button", name="Log in via your school (Ketenbroker)").click()
-    expect(page).to_have_url(re.compile(re.escape(demo.broker) + r"/discovery\?"))
+    expect_discovery(page, demo.broker)
     page.locator("#school-search").fill("oidc")
     page.get_by_role("button", name=OIDC_SCHOOL_NAME, exact=True).click()
     expect(page).to_have_url(re.compile(re.escape(demo.oidc_school) + r"/authorize\?"))

@@ -31,7 +31,7 @@ from broker.accounts.passwords import hash_password
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.admins import AdminRole
 from broker.core.model import Declaration
-from tests.browser.conftest import CHROMIUM
+from tests.browser.conftest import CHROMIUM, expect_discovery
 from tests.support.live import LiveDemo, Publisher, running_demo
 
 if not CHROMIUM.exists():
@@ -113,7 +113,7 @@ def _start_login(page: Page, publisher: Publisher) -> None:
 
 
 def _choose_school_and_pick(page: Page, live: LiveDemo, person: str) -> None:
-    expect(page).to_have_url(re.compile(re.escape(live.broker_url) + r"/discovery\?"))
+    expect_discovery(page, live.broker_url)
     page.locator("#school-search").fill("lyc")
     page.get_by_role("button", name=SCHOOL_NAME, exact=True).click()
     expect(page).to_have_url(re.compile(re.escape(live.school_url) + r"/sso(\?.*)?$"))

@@ -15,6 +15,7 @@ from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from tests.drills.expect import assert_healthy, assert_logins_work, assert_try_again_page
 from tests.support.client import Browser, Page
 from tests.support.federation import OIDC_PUBLISHER, SAML_PUBLISHER, Federation
+from tests.support.live import shows_discovery
 from tests.support.processes import Mode
 
 pytestmark = [pytest.mark.drills, pytest.mark.postgres, pytest.mark.redis]
@@ -34,7 +35,7 @@ def attempt(
         page = fed.start(browser, publisher, school)
     else:
         page = browser.get(f"{fed.publisher_url(publisher)}/login")
-        if page.status != 200 or not page.url.startswith(f"{fed.broker_url}/discovery"):
+        if not shows_discovery(page, fed.broker_url):
             return page
         form = next(f for f in page.forms if ("school", school) in f.buttons)
         page = browser.post(form.action, {**form.fields, "school": school})

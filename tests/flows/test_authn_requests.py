@@ -266,7 +266,7 @@ def _answer_form(page: Page, acs_url: str) -> dict[str, str]:
 def _through_school(setup: Setup, browser: Browser, page: Page) -> Page:
     """From the broker's first answer (discovery or the school) to the answer for the service."""
     demo = setup.demo
-    if page.url.startswith(f"{demo.broker_url}/discovery"):
+    if demo.shows_discovery(page):
         page = demo.choose_school(browser, page)
     assert page.url.startswith(f"{demo.school_url}/sso"), page.url
     return demo.pick(browser, page, UID)
@@ -335,7 +335,7 @@ def test_a_signed_redirect_request_is_accepted(setup: Setup) -> None:
     browser = Browser()
     page = browser.get(url)
     assert page.status == 200, page.text[:500]
-    assert page.url.startswith(f"{setup.demo.broker_url}/discovery")
+    assert setup.demo.shows_discovery(page)
     page = _through_school(setup, browser, page)
     fields = _answer_form(page, setup.sp.acs[1])
     assert fields["RelayState"] == "r1"
@@ -396,6 +396,30 @@ def test_a_post_request_signed_in_the_xml_is_accepted(setup: Setup) -> None:
     answer = _answer_form(page, setup.sp.acs[1])
     assert answer["RelayState"] == "p1"
     setup.sp.accept(answer["SAMLResponse"], request.id)
+
+
+def test_a_post_request_is_redirected_to_discovery_and_a_redirect_request_is_not(
+    setup: Setup,
+) -> None:
+    """A request that arrived by POST is answered 303 to `GET /discovery` (Post/Redirect/Get:
+    a reload must not post it again); one that arrived by GET gets the page in its response."""
+    request = setup.sp.authn_request(setup.sso_url)
+    browser = Browser()
+    posted = browser.post(setup.sso_url, setup.sp.post_fields(request, sign=True), follow=False)
+    assert posted.status == 303, posted.text[:500]
+    assert posted.location and posted.location.startswith(
+        f"{setup.demo.broker_url}/discovery?login="
+    )
+    assert "__Host-kb_browser" in posted.cookies_set
+    page = browser.get(posted.location)
+    assert setup.demo.shows_discovery(page)
+    # Reloading the page fetches it again, for the same login: nothing is posted again.
+    again = browser.get(posted.location)
+    assert again.status == 200 and again.text == page.text
+    request = setup.sp.authn_request(setup.sso_url)
+    url = setup.sp.redirect_url(setup.sso_url, request, sign=True)
+    got = Browser().get(url, follow=False)
+    assert got.status == 200 and got.url == url and setup.demo.shows_discovery(got)
 
 
 def test_an_unsigned_post_request_is_refused(
@@ -769,7 +793,7 @@ def test_the_sso_url_itself_is_an_accepted_destination(setup: Setup) -> None:
     assert request.destination == setup.sso_url
     page = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
     assert page.status == 200
-    assert page.url.startswith(f"{setup.demo.broker_url}/discovery")
+    assert setup.demo.shows_discovery(page)
 
 
 # -- 9. Freshness and addressing of signed requests ---------------------------------------------

@@ -51,9 +51,7 @@ def _requests_for(browser: Browser, base_url: str, name_id: str) -> list[dict[st
 
 def _login_goes_to_school(demo: LiveDemo, browser: Browser, publisher: str) -> bool:
     page = browser.get(f"{demo.publishers[publisher].base_url}/login")
-    return page.url.startswith(f"{demo.broker_url}/discovery") or page.url.startswith(
-        f"{demo.school_url}/sso"
-    )
+    return demo.shows_discovery(page) or page.url.startswith(f"{demo.school_url}/sso")
 
 
 @pytest.mark.parametrize("binding", ["redirect", "post"])

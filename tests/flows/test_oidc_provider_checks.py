@@ -75,7 +75,7 @@ class Client:
         query = urlencode({k: v for k, v in params.items() if not k.startswith("_")})
         stop = self._at_client
         page = browser.get(f"{self.authorize_url}?{query}", stop=stop)
-        if page.url.startswith(f"{self.demo.broker_url}/discovery"):
+        if self.demo.shows_discovery(page):
             form = next(f for f in page.forms if ("school", DEMO_SCHOOL_ID) in f.buttons)
             page = browser.post(form.action, {**form.fields, "school": DEMO_SCHOOL_ID}, stop=stop)
         if page.url.startswith(f"{self.demo.school_url}/sso"):
@@ -584,8 +584,22 @@ def test_ui_locales_sets_the_language_of_the_students_pages(rp: Client) -> None:
     browser = Browser(language="nl")
     query = urlencode({k: v for k, v in rp.params(ui_locales="en-GB nl").items() if k[0] != "_"})
     page = browser.get(f"{rp.authorize_url}?{query}")
-    assert page.url.startswith(f"{rp.demo.broker_url}/discovery")
+    assert rp.demo.shows_discovery(page), page.url
     assert '<html lang="en"' in page.text
+
+
+def test_an_authorize_request_by_post_is_redirected_to_discovery(rp: Client) -> None:
+    """By POST: 303 to `GET /discovery` (Post/Redirect/Get), the language carried along; by
+    GET the page comes in the response itself (test_discovery_inline.py)."""
+    params = {k: v for k, v in rp.params(ui_locales="en").items() if k[0] != "_"}
+    browser = Browser(language="nl")
+    posted = browser.post(rp.authorize_url, params, follow=False)
+    assert posted.status == 303, posted.text[:300]
+    assert posted.location and posted.location.startswith(f"{rp.demo.broker_url}/discovery?")
+    query = parse_qs(urlsplit(posted.location).query)
+    assert set(query) == {"login", "lang"} and query["lang"] == ["en"]
+    page = browser.get(posted.location)
+    assert rp.demo.shows_discovery(page) and '<html lang="en"' in page.text
 
 
 # -- findings of the protocol review --------------------------------------------------------------

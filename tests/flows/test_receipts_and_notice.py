@@ -150,7 +150,7 @@ def test_changes_mode_shows_the_notice_once_per_student_until_the_release_change
 
 def my_data(demo: LiveDemo, browser: Browser, uid: str) -> Page:
     page = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    if page.url.startswith(f"{demo.broker_url}/discovery"):
+    if demo.shows_discovery(page):
         page = demo.choose_school(browser, page)
     if page.url.startswith(f"{demo.school_url}/sso"):
         page = demo.pick(browser, page, uid)

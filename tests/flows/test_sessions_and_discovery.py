@@ -39,7 +39,7 @@ def test_a_new_browser_has_no_session(demo: LiveDemo) -> None:
     demo.login(Browser(), "leesplank", "daan.devries")
     fresh = Browser()
     page = fresh.get(f"{demo.publishers['rekenroute'].base_url}/login")
-    assert page.url.startswith(f"{demo.broker_url}/discovery")
+    assert demo.shows_discovery(page)
     assert not demo.answers_publisher(page)
 
 
@@ -62,4 +62,4 @@ def test_idp_list_naming_an_unknown_idp_falls_back_to_discovery(demo: LiveDemo) 
         f"{demo.publishers['toetsplein'].base_url}/login?school=https://idp.elsewhere.example/md"
     )
     assert page.status == 200
-    assert page.url.startswith(f"{demo.broker_url}/discovery")
+    assert demo.shows_discovery(page)

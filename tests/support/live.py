@@ -50,6 +50,15 @@ SSO_COOKIE = "__Host-kb_sso"
 SCHOOL_NAMESPACE = f"school:{DEMO_SCHOOL_ID}"
 
 
+def shows_discovery(page: Page, broker_url: str) -> bool:
+    """The broker's discovery page, told by its content: forms that send the login to
+    `{broker_url}/discovery` (the school buttons, or the search before any school is listed).
+    Not by its URL: a login that arrived by GET gets the page at its own address."""
+    return page.status == 200 and any(
+        form.action == f"{broker_url}/discovery" and "login" in form.fields for form in page.forms
+    )
+
+
 def bindable(port: int) -> bool:
     """Free on 127.0.0.1 and nobody answering on ::1 (where `localhost` may resolve first)."""
     try:
@@ -302,13 +311,16 @@ class LiveDemo:
         page (if shown), and the broker's answer carried to the publisher when `deliver`."""
         start = len(browser.history)
         page = browser.get(f"{self.publishers[publisher].base_url}/login{query}")
-        if page.url.startswith(f"{self.broker_url}/discovery"):
+        if self.shows_discovery(page):
             page = self.choose_school(browser, page)
         if page.url.startswith(f"{self.school_url}/sso"):
             page = self.pick(browser, page, uid)
         if deliver and page.status == 200 and self.answers_publisher(page):
             page = browser.submit(page, self.publishers[publisher].acs_url)
         return Login(page, browser.history[start:])
+
+    def shows_discovery(self, page: Page) -> bool:
+        return shows_discovery(page, self.broker_url)
 
     def choose_school(self, browser: Browser, discovery: Page) -> Page:
         assert discovery.status == 200, discovery.text

@@ -29,7 +29,7 @@ import broker
 from broker.core import errors
 from broker.core.school_search import Found
 from broker.web import labels
-from broker.web.i18n import LANGUAGE_COOKIE, current_language, init_i18n
+from broker.web.i18n import LANGUAGE_COOKIE, current_language, init_i18n, lang_switch_url
 from broker.web.my_data import my_data
 from broker.web.notice import notice
 
@@ -288,6 +288,23 @@ def test_language_switch_keeps_the_other_query_parameters(app: Flask, template: 
         assert sorted(parse_qsl(parts.query)) == sorted(
             [("login", "L-123"), ("q", "zeist"), ("q", "lyceum"), ("lang", lang)]
         )
+
+
+def test_a_page_can_name_its_own_language_switch(app: Flask) -> None:
+    """The discovery page shown at a login's start: its switch must lead to /discovery, not
+    to the start's address (which would start another login)."""
+    switch = {
+        lang: lang_switch_url(lang, "/discovery", [("login", "L-1"), ("lang", "nl")])
+        for lang in ("nl", "en")
+    }
+    with app.test_request_context("/saml/idp/sso?SAMLRequest=x&lang=nl"):
+        assert switch == {
+            "nl": "/discovery?login=L-1&lang=nl",
+            "en": "/discovery?login=L-1&lang=en",
+        }
+        doc = parse(render_template("discovery.html", **discovery_context(), lang_switch=switch))
+    links = {a.attrs["hreflang"]: a.attrs["href"] for a in doc.find("nav").find_all("a")}
+    assert links == switch
 
 
 # --- discovery ---------------------------------------------------------------------------------
