@@ -1,6 +1,7 @@
 """The broker's own CPU per request, through gunicorn, one browser at a time.
 
 Usage: python bench/request_cpu.py [--logins 100] [--pairing saml->saml] [--returning]
+       [--registry-url postgresql+psycopg://...]
 
 Starts the same federation as throughput.py (gunicorn with the production configuration, the
 peers in their own processes, login state in Redis), then plays one browser at a time and reads
@@ -74,6 +75,7 @@ def main() -> None:
     parser.add_argument("--pairing", choices=tuple(PAIRINGS), default="saml->saml")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
+    parser.add_argument("--registry-url", help="registry database (default SQLite in the folder)")
     parser.add_argument("--returning", action="store_true", help="no information notice")
     parser.add_argument("--broker-src", type=Path, help="run the broker from this checkout")
     args = parser.parse_args()
@@ -82,7 +84,7 @@ def main() -> None:
     procs: list[Proc] = []
     spent: dict[str, list[float]] = defaultdict(list)
     try:
-        demo = prepare(directory, free_port_run(7), args.redis_url, None, False)
+        demo = prepare(directory, free_port_run(7), args.redis_url, args.registry_url, False)
         if args.returning:
             notice_once(directory)
         procs = start(demo, args.workers, args.broker_src)

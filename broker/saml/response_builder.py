@@ -23,7 +23,7 @@ from saml2 import class_name, saml, samlp
 from saml2.sigver import SecurityContext, pre_signature_part, signed_instance_factory
 
 from broker.saml.message_ids import new_message_id
-from broker.saml.xmlsig import InProcessCryptoBackend
+from broker.saml.xmlsig import InProcessCryptoBackend, signing_key
 from broker.saml.xmlsig_policy import DS_NS, ENVELOPED, EXC_C14N
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
@@ -137,7 +137,7 @@ def signed_response(
     if isinstance(crypto, InProcessCryptoBackend):
         tree, to_sign = response_tree(content, now, lifetime, skew, security.my_cert)
         # Inner first: the response's signature then covers the signed assertion.
-        return crypto.sign_tree(tree, security.key_file, to_sign)
+        return crypto.sign_tree(tree, signing_key(security.key_file), to_sign)
     assertion = build_assertion(content, now, lifetime, skew)
     response = samlp.Response(
         id=new_message_id(),

@@ -156,6 +156,35 @@ def _read_source(source: str | bytes) -> bytes:
         raise SignatureError("xmlsig: key_file_unreadable") from err
 
 
+@functools.lru_cache(maxsize=8)
+def _signing_key_cached(path: str, inode: int, mtime_ns: int, size: int) -> xmlsec.Key:
+    del inode, mtime_ns, size  # the cache key only: a changed file is a new entry
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except OSError as err:
+        raise SignatureError("xmlsig: key_file_unreadable") from err
+    try:
+        return xmlsec.Key.from_memory(data, int(xmlsec.constants.KeyDataFormatPem))
+    except xmlsec.Error as err:
+        raise SignatureError("xmlsig: key_unreadable") from err
+
+
+def signing_key(path: str) -> xmlsec.Key:
+    """The broker's own signing key (a file the configuration or the key set names), kept in
+    memory per file version: one `stat` per message instead of reading and hashing the file
+    for every signature. A key rotation names a new file, and a file replaced in place has a
+    new inode or mtime, so either is picked up by the next message. Only for the broker's own
+    key file (the security context's `key_file`, response_builder.py): what pysaml2 hands the
+    backend may be a temporary file or PEM text, and goes through `_KeyCache`, keyed by content,
+    because temporary names are reused."""
+    try:
+        info = os.stat(path)
+    except OSError as err:
+        raise SignatureError("xmlsig: key_file_unreadable") from err
+    return _signing_key_cached(path, info.st_ino, info.st_mtime_ns, info.st_size)
+
+
 def _libxmlsec_version() -> tuple[int, ...]:
     # Present in the binding since 1.3.14 but missing from its stubs.
     version = xmlsec.get_libxmlsec_version()  # type: ignore[attr-defined,unused-ignore]
@@ -200,13 +229,14 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # saml2 ship
         own route re-parses and re-serialises the whole message for every signature."""
         if isinstance(statement, SamlBase):
             statement = str(statement)
-        return self.sign_tree(parse_document(statement), key_file, targets)
+        key = self._keys.get(key_file, int(xmlsec.constants.KeyDataFormatPem))
+        return self.sign_tree(parse_document(statement), key, targets)
 
     def sign_tree(
-        self, tree: etree._ElementTree, key_file: str, targets: list[tuple[str, str | None]]
+        self, tree: etree._ElementTree, key: xmlsec.Key, targets: list[tuple[str, str | None]]
     ) -> str:
-        """`sign_elements` on a tree the broker built itself (response_builder.py): no parse."""
-        key = self._keys.get(key_file, int(xmlsec.constants.KeyDataFormatPem))
+        """`sign_elements` on a tree the broker built itself (response_builder.py, with the key
+        from `signing_key`): no parse."""
         for node_name, node_id in targets:
             # The template must already satisfy the verification policy: pysaml2's defaults are
             # RSA-SHA1/SHA-1, and we refuse to emit a signature we would refuse to accept.

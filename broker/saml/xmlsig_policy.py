@@ -71,9 +71,14 @@ def serialise(tree: etree._ElementTree) -> str:
     return data.decode("utf-8")
 
 
+# Compiled once: `element.xpath(...)` compiles the expression again on every call. lxml
+# serialises evaluations of one XPath object with a lock of its own, so threads may share it.
+_BY_ID = etree.XPath("//*[@ID=$node_id]")
+
+
 def find_by_id(tree: etree._ElementTree, node_id: str) -> etree._Element:
     """The single element carrying ID=node_id; two of them is a wrapping attempt."""
-    found = tree.getroot().xpath("//*[@ID=$node_id]", node_id=node_id)
+    found = _BY_ID(tree.getroot(), node_id=node_id)
     if not isinstance(found, list) or len(found) != 1:
         raise refuse("id_not_unique" if isinstance(found, list) and found else "id_not_found")
     element = found[0]

@@ -31,6 +31,7 @@ from broker.web.rate_limits import install_rate_limits
 from broker.web.saml_logout_routes import saml_logout
 from broker.web.saml_routes import saml
 from broker.web.school_backchannel_routes import school_backchannel
+from broker.web.static_urls import install_static_urls
 from broker.web.wiring import Broker, build_broker
 
 log = logging.getLogger("broker.web")
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     )
     app.extensions["ketenbroker"] = services or build_broker(settings)
     init_i18n(app)
+    install_static_urls(app)
     install_error_pages(app)
     app.register_blueprint(saml)
     app.register_blueprint(discovery)

@@ -33,6 +33,7 @@ from broker.saml.xmlsig import (
     check_libxml2_pairing,
     check_redirect_sigalg,
     enable_inprocess_crypto,
+    signing_key,
 )
 
 # pysaml2 7.5.5 still names cryptography's CFB mode at import (saml2.cryptography.symmetric), which
@@ -502,3 +503,19 @@ def test_redirect_signers_do_not_share_their_key(tmp_path: Path) -> None:
     signature = first.sign(b"message")
     assert first.verify(b"message", signature, first_key.public_key())
     assert not second.verify(b"message", signature, second_key.public_key())
+
+
+def test_own_signing_key_is_kept_until_its_file_changes(tmp_path: Path) -> None:
+    # Kept in memory (no read per signature), yet a key file replaced in place is used at the
+    # next message: its inode, mtime or size changed.
+    key_path, _ = _key_pair(tmp_path, "own")
+    first = signing_key(key_path)
+    assert signing_key(key_path) is first
+    replacement = tmp_path / "replacement"
+    write_pair(replacement / "own.key", replacement / "own.crt", "own")
+    (replacement / "own.key").replace(key_path)
+    second = signing_key(key_path)
+    assert second is not first and signing_key(key_path) is second
+    Path(key_path).unlink()
+    with pytest.raises(SignatureError, match="key_file_unreadable"):
+        signing_key(key_path)

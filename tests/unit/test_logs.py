@@ -13,6 +13,7 @@ from flask import Flask
 from broker.web.errors import install_error_pages
 from broker.web.i18n import init_i18n
 from broker.web.logs import REQUEST_ID_HEADER, JsonFormatter, install_logging
+from broker.web.static_urls import install_static_urls
 from tests.unit.test_pages import WEB_DIR
 
 SECRET_TEXT = "qzx-personal-value-in-an-exception"
@@ -22,6 +23,7 @@ SECRET_TEXT = "qzx-personal-value-in-an-exception"
 def app() -> Flask:
     app = Flask("broker.web", root_path=str(WEB_DIR))
     init_i18n(app)
+    install_static_urls(app)
     install_error_pages(app)
     install_logging(app, "json")
 

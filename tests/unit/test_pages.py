@@ -1,8 +1,8 @@
 """The broker's pages: rendered in Dutch and English, accessible, and free of inline code.
 
-Every template is rendered in a tiny Flask app with only `init_i18n`, so these tests pin the
-presentation contract (context names, markup the CSP allows, the catalogue) independently of
-the routes that will fill it.
+Every template is rendered in a tiny Flask app with only `init_i18n` and `static_url`, so these
+tests pin the presentation contract (context names, markup the CSP allows, the catalogue)
+independently of the routes that will fill it.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from broker.web import labels
 from broker.web.i18n import LANGUAGE_COOKIE, current_language, init_i18n, lang_switch_url
 from broker.web.my_data import my_data
 from broker.web.notice import notice
+from broker.web.static_urls import install_static_urls
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "broker" / "web"
 PROJECT_DIR = WEB_DIR.parents[1]
@@ -133,6 +134,7 @@ def app() -> Flask:
     # Named after the package so static/ and templates/ resolve exactly as in the real app.
     app = Flask("broker.web", root_path=str(WEB_DIR))
     init_i18n(app)
+    install_static_urls(app)
     # The pages link to the notice and my-data routes.
     app.register_blueprint(notice)
     app.register_blueprint(my_data)
