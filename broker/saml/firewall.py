@@ -101,7 +101,8 @@ def _check_shape(doc: etree._Element) -> None:
     before. Comments and processing instructions count for nothing: `*` and `@ID` select
     elements only."""
     ids = _IDS(doc)
-    duplicates = isinstance(ids, list) and len(ids) != len(set(ids))
+    # Anything but a list of values (never seen) is left to the walk to judge: fail closed.
+    duplicates = not isinstance(ids, list) or len(ids) != len(set(ids))
     if duplicates or _TOO_DEEP(doc) or _OBJECTS(doc):
         _first_breach(doc)
 
@@ -111,7 +112,7 @@ def _first_breach(doc: etree._Element) -> None:
     ids: set[str] = set()
     for element in doc.iter():
         if not isinstance(element.tag, str):
-            continue
+            continue  # comments and processing instructions carry no identity data
         if _depth(element) > MAX_DEPTH:
             raise InvalidMessage("message nested too deeply", code="message_too_deep")
         ident = element.get("ID")
