@@ -26,6 +26,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import xmlsec
+from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]  # no stubs pinned
 
 from broker.core.errors import InvalidMessage
@@ -157,12 +160,26 @@ def _known(metadata: Any, entity_id: str) -> bool:
 @functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
 def _key(cert: str) -> Any:
     """A metadata certificate's public key, parsed once per certificate (not per login);
-    `ctx.key = key` copies it, so one cached key serves every thread."""
+    `ctx.key = key` copies it, so one cached key serves every thread.
+
+    Loaded as the bare public key: a key loaded from the certificate carries the certificate
+    too, and every `ctx.key = key` copied that (OpenSSL re-reading its DER, ~25 us, twice per
+    login). libxmlsec verifies with the key alone either way (the key is set on the context,
+    so no certificate is looked up or checked), so the bare key verifies exactly the same
+    signatures. A certificate `cryptography` will not read keeps the certificate route."""
     try:
         der = base64.b64decode("".join(cert.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None  # a certificate in metadata we cannot read verifies nothing; the next one may
+    try:
+        public = x509.load_der_x509_certificate(der).public_key()
+        pem = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+        return xmlsec.Key.from_memory(pem, xmlsec.constants.KeyDataFormatPem)
+    except (ValueError, TypeError, UnsupportedAlgorithm, xmlsec.Error):
+        pass
+    try:
         return xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer)
-    except (binascii.Error, ValueError, xmlsec.Error):
-        # A certificate in metadata we cannot read verifies nothing; the next one may.
+    except xmlsec.Error:
         return None
 
 

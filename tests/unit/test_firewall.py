@@ -250,3 +250,15 @@ def test_too_deep_nesting_refused() -> None:
 def test_nesting_up_to_the_limit_passes() -> None:
     ok = "<x>" * MAX_DEPTH + "</x>" * MAX_DEPTH
     inspect(response(ok), root="Response", assertions=None)
+
+
+def test_a_comment_below_the_deepest_element_does_not_count_as_nesting() -> None:
+    ok = "<x>" * MAX_DEPTH + "<!-- c --><?pi x?>" + "</x>" * MAX_DEPTH
+    inspect(response(ok), root="Response", assertions=None)
+
+
+def test_an_element_too_deep_anywhere_is_refused() -> None:
+    # Not on the first branch: the depth of every element counts.
+    deep = "<y/>" * 3 + "<x>" * (MAX_DEPTH + 1) + "</x>" * (MAX_DEPTH + 1)
+    with refused("message_too_deep"):
+        inspect(response(f"<w>{'<v/>' * 2}</w>{deep}"), root="Response", assertions=None)
