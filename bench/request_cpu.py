@@ -1,6 +1,7 @@
 """The broker's own CPU per request, through gunicorn, one browser at a time.
 
 Usage: python bench/request_cpu.py [--logins 100] [--pairing saml->saml] [--returning]
+       [--broker-src CHECKOUT] [--compare OTHER_CHECKOUT]
        [--registry-url postgresql+psycopg://...]
 
 Starts the same federation as throughput.py (gunicorn with the production configuration, the
@@ -25,7 +26,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from login import USERS
 from oidc_login import free_port_run
@@ -68,6 +69,61 @@ class MeteredClient(HttpClient):
         return response
 
 
+class Federation:
+    """One demo federation with its broker under gunicorn, and the CPU its requests took."""
+
+    def __init__(self, args: argparse.Namespace, broker_src: Path | None, redis_url: str) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="kb-bench-requests-"))
+        self.procs: list[Proc] = []
+        self.spent: dict[str, list[float]] = defaultdict(list)
+        self.demo = prepare(self.directory, free_port_run(7), redis_url, args.registry_url, False)
+        if args.returning:
+            notice_once(self.directory)
+        self.procs = start(self.demo, args.workers, broker_src)
+
+    def login(self, pairing: str, user: str, metered: bool) -> None:
+        clients: dict[str, Any] = {origin: HttpClient(origin) for origin in self.demo.origins}
+        if metered:
+            clients[self.demo.broker] = MeteredClient(self.demo.broker, self.procs[0], self.spent)
+        PAIRINGS[pairing](self.demo, clients, user)
+
+    def health(self) -> None:
+        MeteredClient(self.demo.broker, self.procs[0], self.spent).open(
+            f"{self.demo.broker}/healthz"
+        )
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+def other_database(args: argparse.Namespace) -> str:
+    """The second federation's Redis URL: the first's with the next database number, so the
+    two brokers never share an epoch or a generation key."""
+    parts = urlsplit(args.redis_url)
+    path = parts.path.strip("/") or "0"
+    if parts.query or not path.isdigit():
+        raise SystemExit("--compare needs a --redis-url of the form redis://host:port/N")
+    return urlunsplit(parts._replace(path=f"/{int(path) + 1}"))
+
+
+def report(title: str, spent: dict[str, list[float]], logins: int) -> float:
+    print(f"\n{title}")
+    print(f"{'request':32} {'count':>6} {'median':>8} {'mean':>8} {'per login':>10}")
+    per_login = 0.0
+    for kind, values in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
+        share = sum(values) / logins
+        if kind != "GET /healthz":
+            per_login += share
+        print(
+            f"{kind:32} {len(values):6} {statistics.median(values):8.2f} "
+            f"{statistics.fmean(values):8.2f} {share:10.2f}"
+        )
+    print(f"{'login, all requests':32} {'':6} {'':8} {'':8} {per_login:10.2f}")
+    return per_login
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--logins", type=int, default=100)
@@ -78,43 +134,52 @@ def main() -> None:
     parser.add_argument("--registry-url", help="registry database (default SQLite in the folder)")
     parser.add_argument("--returning", action="store_true", help="no information notice")
     parser.add_argument("--broker-src", type=Path, help="run the broker from this checkout")
+    parser.add_argument(
+        "--compare",
+        type=Path,
+        help="also run the broker from this checkout, logins interleaved one by one with the "
+        "first (A/B): a machine whose speed drifts slows both alike",
+    )
     args = parser.parse_args()
+    if args.compare and args.registry_url:
+        # Two demo federations would register themselves in the one database.
+        parser.error("--compare runs each broker on its own SQLite registry: no --registry-url")
 
-    directory = Path(tempfile.mkdtemp(prefix="kb-bench-requests-"))
-    procs: list[Proc] = []
-    spent: dict[str, list[float]] = defaultdict(list)
+    runs: list[tuple[str, Federation]] = []
     try:
-        demo = prepare(directory, free_port_run(7), args.redis_url, args.registry_url, False)
-        if args.returning:
-            notice_once(directory)
-        procs = start(demo, args.workers, args.broker_src)
-        broker = procs[0]
-        login = PAIRINGS[args.pairing]
-        for n in range(args.warmup + args.logins):
-            clients: dict[str, Any] = {origin: HttpClient(origin) for origin in demo.origins}
-            if n >= args.warmup:
-                clients[demo.broker] = MeteredClient(demo.broker, broker, spent)
-            login(demo, clients, USERS[n % len(USERS)])
-        health = MeteredClient(demo.broker, broker, spent)
-        for _ in range(args.logins):
-            health.open(f"{demo.broker}/healthz")
-    finally:
-        for proc in procs:
-            proc.stop()
-        shutil.rmtree(directory, ignore_errors=True)
-
-    print(f"\nbroker CPU per request, ms ({args.pairing}, {args.logins} logins, one at a time)")
-    print(f"{'request':32} {'count':>6} {'median':>8} {'mean':>8} {'per login':>10}")
-    per_login = 0.0
-    for kind, values in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
-        share = sum(values) / args.logins
-        if kind != "GET /healthz":
-            per_login += share
-        print(
-            f"{kind:32} {len(values):6} {statistics.median(values):8.2f} "
-            f"{statistics.fmean(values):8.2f} {share:10.2f}"
+        runs.append(
+            (
+                str(args.broker_src or "this checkout"),
+                Federation(args, args.broker_src, args.redis_url),
+            )
         )
-    print(f"{'login, all requests':32} {'':6} {'':8} {'':8} {per_login:10.2f}")
+        if args.compare:
+            runs.append((str(args.compare), Federation(args, args.compare, other_database(args))))
+        for n in range(args.warmup + args.logins):
+            # ABBA: neither broker always goes first (a warm cache, a core just woken up).
+            for _, federation in runs if n % 2 == 0 else runs[::-1]:
+                federation.login(args.pairing, USERS[n % len(USERS)], n >= args.warmup)
+        for _ in range(args.logins):
+            for _, federation in runs:
+                federation.health()
+    finally:
+        for _, federation in runs:
+            federation.stop()
+
+    totals = [
+        report(
+            f"broker CPU per request, ms ({args.pairing}, {args.logins} logins, one at a time; "
+            f"broker: {name})",
+            federation.spent,
+            args.logins,
+        )
+        for name, federation in runs
+    ]
+    if len(totals) == 2:
+        print(
+            f"\nA/B: {runs[0][0]} {totals[0]:.2f} ms per login against {runs[1][0]} "
+            f"{totals[1]:.2f} ms ({100 * (totals[0] / max(totals[1], 1e-9) - 1):+.1f} %)"
+        )
 
 
 if __name__ == "__main__":

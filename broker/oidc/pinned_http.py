@@ -18,27 +18,32 @@ connection opened outside such a call, or for another host, is refused rather th
 from __future__ import annotations
 
 import socket
+import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
 
 from requests.adapters import HTTPAdapter
+from requests.exceptions import InvalidProxyURL
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.connection import create_connection
 
-# (host name as in the URL, lower case; the addresses approved for it, in the resolver's order)
-_PINNED: ContextVar[tuple[str, tuple[str, ...]] | None] = ContextVar(
+# (host name as the connection names it: ASCII, lower case; the addresses approved for it, in
+# the resolver's order; when the call must have connected, monotonic, or None)
+_PINNED: ContextVar[tuple[str, tuple[str, ...], float | None] | None] = ContextVar(
     "pinned_destination", default=None
 )
 
 
 @contextmanager
-def pinned_to(host: str, addresses: list[str]) -> Iterator[None]:
-    """Connections to `host` opened inside the block go to `addresses` (tried in order)."""
-    token = _PINNED.set((_normal(host), tuple(addresses)))
+def pinned_to(host: str, addresses: list[str], ends: float | None = None) -> Iterator[None]:
+    """Connections to `host` opened inside the block go to `addresses`, tried in order until
+    `ends` (an address that times out leaves the rest of the time to the next one)."""
+    token = _PINNED.set((_normal(host), tuple(addresses), ends))
     try:
         yield
     finally:
@@ -64,24 +69,35 @@ class _PinnedConnect:
         if pinned is None or pinned[0] != _normal(self.host) or not pinned[1]:
             # Never fall back to resolving the name: that is the lookup this module removes.
             raise NewConnectionError(connection, "no checked address for this host")
+        _, addresses, ends = pinned
         failure: OSError | None = None
-        for address in pinned[1]:
+        for address in addresses:
+            timeout = self.timeout
+            if ends is not None:
+                left = ends - time.monotonic()
+                if left <= 0:
+                    break
+                timeout = left if timeout is None else min(timeout, left)
             try:
-                return create_connection(
+                sock = create_connection(
                     (address, self.port),
-                    self.timeout,
+                    timeout,
                     source_address=self.source_address,
                     socket_options=self.socket_options,
                 )
-            except TimeoutError as err:
-                # One address that hangs has used the connect timeout: the call is over.
-                message = f"connection to {self.host} timed out"
-                raise ConnectTimeoutError(connection, message) from err
-            except OSError as err:  # refused, unreachable: the next address may answer
+            except OSError as err:
+                # Refused, unreachable or silent (a black-holed IPv6 route): the next address
+                # may answer, as urllib3's own connect would try it.
                 failure = err
+                continue
+            sys.audit("http.client.connect", self, self.host, self.port)
+            return sock
+        if failure is None or isinstance(failure, TimeoutError):
+            message = f"connection to {self.host} timed out"
+            raise ConnectTimeoutError(connection, message) from failure
         raise NewConnectionError(
             connection, f"failed to establish a new connection: {type(failure).__name__}"
-        )
+        ) from failure
 
 
 class _PinnedHTTPConnection(_PinnedConnect, HTTPConnection):
@@ -101,7 +117,8 @@ class _PinnedHTTPSPool(HTTPSConnectionPool):
 
 
 class PinnedAdapter(HTTPAdapter):
-    """A `requests` transport whose pools open only pinned connections."""
+    """A `requests` transport whose pools open only pinned connections. No proxies: a proxy
+    would resolve the name itself (SchoolSession sets `trust_env = False` for the same reason)."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -109,3 +126,6 @@ class PinnedAdapter(HTTPAdapter):
             "http": _PinnedHTTPPool,
             "https": _PinnedHTTPSPool,
         }
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        raise InvalidProxyURL("calls to providers go direct, to the checked addresses")

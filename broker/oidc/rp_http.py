@@ -89,13 +89,17 @@ class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no ty
             if budget_ends <= time.monotonic():
                 raise SchoolTimeout("the time for this login's calls to the provider is spent")
             deadline = min(deadline, budget_ends)
-        host = urlsplit(url).hostname or ""
-        addresses = _checked_addresses(url, self.allow_loopback, _left(self.timeout, deadline))
+        # The host as requests will connect to it (an international name in its ASCII form):
+        # the name looked up, checked and pinned must be that very name.
+        connected = _as_requests_sends(url)
+        addresses = _checked_addresses(
+            connected, self.allow_loopback, _left(self.timeout, deadline)
+        )
         kwargs["allow_redirects"] = False
         kwargs["stream"] = True
         kwargs["timeout"] = _left(self.timeout, deadline)
         try:
-            with pinned_to(host, addresses):
+            with pinned_to(urlsplit(connected).hostname or "", addresses, deadline):
                 response: requests.Response = super().request(
                     method, url, withhold_token=withhold_token, auth=auth, **kwargs
                 )
@@ -121,6 +125,18 @@ def _left(step: float, deadline: float) -> float:
     if left <= 0:
         raise SchoolTimeout("the time for this call to the provider is spent")
     return left
+
+
+def _as_requests_sends(url: str) -> str:
+    """`url` as requests prepares it: an international host name becomes its IDNA form."""
+    prepared = requests.PreparedRequest()
+    try:
+        prepared.prepare_url(url, None)
+    except requests.RequestException:
+        raise UpstreamFailure(
+            "provider endpoint is not a valid URL", code="endpoint_refused"
+        ) from None
+    return str(prepared.url)
 
 
 def _checked_addresses(url: str, allow_loopback: bool, seconds: float) -> list[str]:

@@ -156,9 +156,20 @@ def _read_source(source: str | bytes) -> bytes:
         raise SignatureError("xmlsig: key_file_unreadable") from err
 
 
+FileVersion = tuple[int, int, int, int, int]
+
+
+def _file_version(path: str) -> FileVersion:
+    """What tells one version of a file from the next without reading it. ctime too: a file
+    rewritten in place keeping its size and (`cp -p`, `touch -r`) its mtime still gets a new
+    ctime, which no program can set back."""
+    info = os.stat(path)
+    return (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size)
+
+
 @functools.lru_cache(maxsize=8)
-def _signing_key_cached(path: str, inode: int, mtime_ns: int, size: int) -> xmlsec.Key:
-    del inode, mtime_ns, size  # the cache key only: a changed file is a new entry
+def _signing_key_cached(path: str, version: FileVersion) -> xmlsec.Key:
+    del version  # the cache key only: a changed file is a new entry
     try:
         with open(path, "rb") as handle:
             data = handle.read()
@@ -174,15 +185,15 @@ def signing_key(path: str) -> xmlsec.Key:
     """The broker's own signing key (a file the configuration or the key set names), kept in
     memory per file version: one `stat` per message instead of reading and hashing the file
     for every signature. A key rotation names a new file, and a file replaced in place has a
-    new inode or mtime, so either is picked up by the next message. Only for the broker's own
+    new inode, mtime or ctime, so either is picked up by the next message. Only for the broker's own
     key file (the security context's `key_file`, response_builder.py): what pysaml2 hands the
     backend may be a temporary file or PEM text, and goes through `_KeyCache`, keyed by content,
     because temporary names are reused."""
     try:
-        info = os.stat(path)
+        version = _file_version(path)
     except OSError as err:
         raise SignatureError("xmlsig: key_file_unreadable") from err
-    return _signing_key_cached(path, info.st_ino, info.st_mtime_ns, info.st_size)
+    return _signing_key_cached(path, version)
 
 
 def _libxmlsec_version() -> tuple[int, ...]:
@@ -367,7 +378,8 @@ _ORIGINAL_SECURITY_CONTEXT: Any = getattr(
 
 
 @functools.lru_cache(maxsize=16)
-def _rsa_key_cached(path: str, mtime_ns: int, size: int) -> Any:
+def _rsa_key_cached(path: str, version: FileVersion) -> Any:
+    del version  # the cache key only
     return import_rsa_key_from_file(path)
 
 
@@ -376,8 +388,7 @@ def rsa_key(path: str) -> Any:
     validates the RSA key (~90 ms), and pysaml2 builds a security context for every metadata
     load and entity, so without this a broker start or registry change pays it many times.
     SamlEntities.redirect_signing_key shares it, so a key switch loads the new key once."""
-    stat = os.stat(path)
-    return _rsa_key_cached(path, stat.st_mtime_ns, stat.st_size)
+    return _rsa_key_cached(path, _file_version(path))
 
 
 def _inprocess_security_context(conf: Any) -> Any:

@@ -54,8 +54,9 @@ def init_i18n(app: Flask) -> None:
 def page_translations() -> NullTranslations:
     """The current request's catalogue, looked up once per request and kept on `g`.
 
-    The language cannot change within a request: it is chosen once (`_select_language`, which
-    Flask-Babel also calls once per request), and the broker never uses `force_locale`.
+    The language is chosen once per request (`_select_language`, which Flask-Babel also calls
+    once per request); the broker never uses `force_locale`, and the one way to change it,
+    `speak`, forgets what was kept here.
     """
     try:
         return g.kb_translations  # type: ignore[no-any-return]

@@ -111,7 +111,7 @@ def to_discovery(record: LoginRecord) -> Response:
     redirected to `GET /discovery` (Post/Redirect/Get): a reload or the back button must fetch
     the page, never post the service's request again."""
     language = requested_ui_language(record.request)
-    if request.method == "GET":
+    if request.method in ("GET", "HEAD"):
         # Imported here: discovery imports this module (broker, go_upstream).
         from broker.web.discovery import discovery_page
 
@@ -299,9 +299,10 @@ def notice_page(
     sso_token: str | None,
     content: ReceiptContent,
 ) -> Response:
-    """Hold the login, sealed, and send the student to the information notice
-    (docs/receipts.md). A redirect, so the notice is a page of its own that a reload or the
-    language switch can fetch again; the school's one-time answer is not repeated."""
+    """Hold the login, sealed, and show the student the information notice (docs/receipts.md)
+    in this response. The page names its own address, `/notice/<id>`, which it puts in the
+    browser's history in place of the school's one-time answer (notice.notice_response), so a
+    reload or the language switch fetches the notice again and never repeats that answer."""
     b = broker()
     secret, new_secret = browser_secret(request)
     pending = PendingRelease(
@@ -313,7 +314,10 @@ def notice_page(
         content.attributes,
     )
     notice_id = b.receipting.hold(secret, pending)
-    response = redirect(url_for("notice.show", notice_id=notice_id), 303)
+    # Imported here: notice imports this module (broker, finish).
+    from broker.web.notice import notice_response
+
+    response = notice_response(pending, notice_id)
     if new_secret:
         set_browser_secret(response, secret)
     log.info("notice school=%s service=%s", content.school_id, content.service_id)

@@ -3,11 +3,13 @@ finishes the login it held (receipting.py)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, make_response, render_template, request
+from flask import Blueprint, make_response, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from broker.core.errors import StateExpired, UnknownSchool, UnknownService
+from broker.login.receipting import PendingRelease
 from broker.web.browser import SSO_COOKIE, browser_secret
+from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
 from broker.web.labels import attribute_label
 from broker.web.login_steps import (
     broker,
@@ -29,9 +31,22 @@ def _checked(notice_id: str) -> str:
 
 @notice.route("/notice/<notice_id>", methods=["GET"])
 def show(notice_id: str) -> Response:
-    b = broker()
     secret, _ = browser_secret(request)
-    pending = b.receipting.peek(secret, _checked(notice_id))
+    pending = broker().receipting.peek(secret, _checked(notice_id))
+    return notice_response(pending, notice_id)
+
+
+def notice_response(pending: PendingRelease, notice_id: str) -> Response:
+    """The notice page for a held login: at `GET /notice/<id>`, and in the very response that
+    completed the login (login_steps.notice_page), which saves the student a round trip and the
+    broker a request.
+
+    That response answers the school's POST (or its OIDC callback, whose code is spent), so
+    the page names its own address, `/notice/<id>`: notice.js puts it in the browser's history
+    in place of the school's answer (`history.replaceState`), and a reload or the language
+    switch fetches the notice again instead of posting the school's answer once more (which
+    the replay guard would refuse)."""
+    b = broker()
     service = b.view.service(pending.record.request.service_id)
     if service is None:
         raise UnknownService("service left the registry during the notice")
@@ -43,12 +58,15 @@ def show(notice_id: str) -> Response:
         for name in pending.attributes
         for declaration in (service.declaration(name),)
     ]
+    address = url_for("notice.show", notice_id=notice_id)
     page = render_template(
         "notice.html",
         notice_id=notice_id,
         service_name=service.name,
         school=school,
         released=released,
+        address=address,
+        lang_switch={code: lang_switch_url(code, address, ()) for code in SUPPORTED_LANGUAGES},
     )
     response = make_response(page)
     response.headers["Cache-Control"] = "no-store"

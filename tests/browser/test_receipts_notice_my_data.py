@@ -125,7 +125,8 @@ def _expect_notice(page: Page, live: LiveDemo, service_name: str, released: dict
     the purpose the publisher declared, and the link to the my-data page."""
     button = page.locator(NOTICE_CONTINUE)
     expect(button).to_be_visible()
-    assert page.url.startswith(live.broker_url), page.url
+    # Shown with the school's answer, it puts its own address in the history (notice.js).
+    expect(page).to_have_url(re.compile(rf"^{re.escape(live.broker_url)}/notice/[\w-]+$"))
     expect(page.get_by_role("heading", level=1)).to_have_text(f"What {service_name} receives")
     expect(button).to_have_text(f"Continue to {service_name}")
     expect(page.locator("main")).to_contain_text(f"your account of {SCHOOL_NAME}")
@@ -218,6 +219,38 @@ def _portal_sign_in(page: Page, live: LiveDemo, email: str, secret: str) -> None
     expect(page.get_by_role("button", name="Sign out")).to_be_visible()
 
 
+def _first_visit_to_notice(page: Page, live: LiveDemo, publisher: Publisher) -> list[str]:
+    """Sanne's first login at `publisher` (which asks for her first name), up to the notice;
+    returns the requests the page made."""
+    visited = _record_requests(page)
+    _start_login(page, publisher)
+    _choose_school_and_pick(page, live, "Sanne Jansen")
+    _expect_notice(page, live, _service_name(publisher), {FIRST_NAME: NAME_PURPOSE})
+    return visited
+
+
+# -- 0: the notice arrives with the school's answer, and survives a reload --------------------
+def test_a_reload_of_the_notice_shows_it_again_and_the_login_completes(
+    live: LiveDemo, english: Callable[[], Page]
+) -> None:
+    publisher = _service(live, "reloadkennis", frozenset({"given_name"}))
+    name = _service_name(publisher)
+    page = english()
+    visited = _first_visit_to_notice(page, live, publisher)
+    # No request of its own: the notice came in the response to the school's answer.
+    assert not [u for u in visited if u.startswith(f"{live.broker_url}/notice/")], visited
+    # A reload fetches the notice's own address (no "resend the form?"; the school's answer is
+    # never posted twice), and so does the language switch.
+    page.reload()
+    _expect_notice(page, live, name, {FIRST_NAME: NAME_PURPOSE})
+    page.get_by_role("link", name="Nederlands").click()
+    expect(page.locator(NOTICE_CONTINUE)).to_have_text(f"Verder naar {name}")
+    page.get_by_role("link", name="English").click()
+    _continue(page)
+    received = _expect_received(page, publisher)
+    assert _attributes(received)["givenName"] == ["Sanne"]
+
+
 # -- 1: the notice in one SSO session ---------------------------------------------------------
 def test_notice_first_visit_not_second_again_after_policy_change(
     live: LiveDemo, english: Callable[[], Page], screenshot: Screenshot
@@ -227,10 +260,7 @@ def test_notice_first_visit_not_second_again_after_policy_change(
     page = english()
 
     # First visit: discovery, the school, then the notice before anything reaches the service.
-    visited = _record_requests(page)
-    _start_login(page, publisher)
-    _choose_school_and_pick(page, live, "Sanne Jansen")
-    _expect_notice(page, live, name, {FIRST_NAME: NAME_PURPOSE})
+    visited = _first_visit_to_notice(page, live, publisher)
     assert not [u for u in visited if u.startswith(publisher.acs_url)], "answered before notice"
     screenshot(page, "receipts-01-notice")
     _continue(page)

@@ -108,9 +108,13 @@ def test_notice_first_visit_not_second_again_after_a_policy_change(
     )
     assert "To greet the student." not in first.final.text  # declared, but not released
     assert not demo.answers_publisher(first.final)
-    # The notice is a page of its own: a reload or the language switch shows it again.
-    assert first.final.url.startswith(f"{demo.broker_url}/notice/")
-    dutch = browser.get(first.final.url + "?lang=nl")
+    # The notice comes with the school's answer, but it names an address of its own (which the
+    # page's script puts in the browser's history): a reload or the language switch there
+    # shows it again.
+    address = re.search(r'data-page-address="(/notice/[^"]+)"', first.final.text)
+    assert address is not None, first.final.text[:500]
+    assert f'href="{address.group(1)}?lang=nl"' in first.final.text  # the language switch
+    dutch = browser.get(f"{demo.broker_url}{address.group(1)}?lang=nl")
     assert dutch.status == 200 and "Verder naar" in dutch.text and notice_form(dutch) is not None
     before = newest(demo, DEMO_SCHOOL_ID)[0].seq
     # No receipt and no answer until the student continues.

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -112,3 +113,76 @@ def test_the_next_checked_address_is_tried_when_one_refuses(provider: int) -> No
     with pinned_http.pinned_to("op.school.test", ["::1", "127.0.0.1"]):
         answer = session.get(f"http://op.school.test:{provider}/", timeout=2)
     assert answer.json() == {"host": f"op.school.test:{provider}"}
+
+
+def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
+    provider: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A black-holed first address (say IPv6 without a route to the provider) must not fail
+    # every login to that school while the second address answers.
+    real = pinned_http.create_connection
+    tried: list[str] = []
+
+    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        tried.append(address[0])
+        if address[0] == "2001:db8::1":
+            raise TimeoutError("timed out")
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(pinned_http, "create_connection", connect)
+    session = requests.Session()
+    session.mount("http://", pinned_http.PinnedAdapter())
+    with pinned_http.pinned_to(
+        "op.school.test", ["2001:db8::1", "127.0.0.1"], time.monotonic() + 5
+    ):
+        answer = session.get(f"http://op.school.test:{provider}/", timeout=2)
+    assert answer.json() == {"host": f"op.school.test:{provider}"}
+    assert tried == ["2001:db8::1", "127.0.0.1"]
+
+
+def test_no_address_is_tried_after_the_calls_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    tried: list[str] = []
+
+    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        tried.append(address[0])
+        raise TimeoutError("timed out")
+
+    monkeypatch.setattr(pinned_http, "create_connection", connect)
+    session = requests.Session()
+    session.mount("http://", pinned_http.PinnedAdapter())
+    with (
+        pinned_http.pinned_to("op.school.test", ["192.0.2.1", "192.0.2.2"], time.monotonic()),
+        pytest.raises(requests.ConnectTimeout),
+    ):
+        session.get("http://op.school.test:9/", timeout=2)
+    assert tried == []
+
+
+def test_an_international_name_is_looked_up_checked_and_pinned_as_it_is_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    asked: list[str] = []
+    connected: list[tuple[str, int]] = []
+
+    def resolve(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        asked.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+
+    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        connected.append(address)
+        raise ConnectionRefusedError("refused")
+
+    monkeypatch.setattr(rp_http.socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(pinned_http, "create_connection", connect)
+    with pytest.raises(UpstreamFailure) as failed:
+        get_json(SchoolSession(1.0), "https://bücher.test/keys", "keys")
+    assert failed.value.code == "school_unreachable"
+    # The ASCII form requests sends is the name looked up, and the connection went to its
+    # checked address (a pin under the Unicode name would have refused to connect at all).
+    assert asked == ["xn--bcher-kva.test"]
+    assert connected == [("93.184.215.14", 443)]
+
+
+def test_the_pinned_transport_takes_no_proxy() -> None:
+    with pytest.raises(requests.exceptions.InvalidProxyURL):
+        pinned_http.PinnedAdapter().proxy_manager_for("http://proxy.example:3128")
