@@ -1,7 +1,7 @@
 """The broker's own CPU per request, through gunicorn, one browser at a time.
 
 Usage: python bench/request_cpu.py [--logins 100] [--pairing saml->saml] [--returning]
-       [--broker-src CHECKOUT] [--compare OTHER_CHECKOUT]
+       [--broker-src CHECKOUT] [--compare OTHER_CHECKOUT] [--rate-limits]
        [--registry-url postgresql+psycopg://...]
 
 Starts the same federation as throughput.py (gunicorn with the production configuration, the
@@ -76,7 +76,9 @@ class Federation:
         self.directory = Path(tempfile.mkdtemp(prefix="kb-bench-requests-"))
         self.procs: list[Proc] = []
         self.spent: dict[str, list[float]] = defaultdict(list)
-        self.demo = prepare(self.directory, free_port_run(7), redis_url, args.registry_url, False)
+        self.demo = prepare(
+            self.directory, free_port_run(7), redis_url, args.registry_url, args.rate_limits
+        )
         if args.returning:
             notice_once(self.directory)
         self.procs = start(self.demo, args.workers, broker_src)
@@ -133,6 +135,11 @@ def main() -> None:
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--registry-url", help="registry database (default SQLite in the folder)")
     parser.add_argument("--returning", action="store_true", help="no information notice")
+    parser.add_argument(
+        "--rate-limits",
+        action="store_true",
+        help="the production rate limiter on, with limits it cannot reach (counted in Redis)",
+    )
     parser.add_argument("--broker-src", type=Path, help="run the broker from this checkout")
     parser.add_argument(
         "--compare",

@@ -87,7 +87,7 @@ class MetricsSettings:
 
 @dataclass(frozen=True)
 class RateLimits:
-    """Requests per client address, in Flask-Limiter's notation ("600/minute", several joined
+    """Requests per client address, in the `limits` library's notation ("600/minute", several joined
     by ";"); an empty string switches that limit off. A whole school reaches the broker from one
     address at 08:30, so the defaults only stop floods, not a busy Monday (security.md)."""
 

@@ -1,26 +1,34 @@
 """Rate limits on the endpoints anyone can call without an account (security.md, Web).
 
-Flask-Limiter, counting per client address in the broker's own store: Redis when the store is
-Redis (so every worker counts together), process memory otherwise. The limits come from
-`[rate_limits]` in the configuration (broker/config.py). The portal sign-in keeps its own,
-per-account throttle (broker/web/portal/guard.py).
+Counted per client address with the `limits` library (fixed windows), in the broker's own store:
+Redis when the store is Redis (so every worker counts together), process memory otherwise. The
+limits come from `[rate_limits]` in the configuration (broker/config.py). The portal sign-in
+keeps its own, per-account throttle (broker/web/portal/guard.py).
 
-When the store cannot be reached the limiter lets requests through (Flask-Limiter's
-`swallow_errors`): the login itself then stops with a 503, because no check of the login may be
-skipped; refusing everyone for a counter would add nothing to that.
+Only the limited views check anything: each is wrapped, and a check is one counter increment
+per limit (one Redis round trip), nothing per request elsewhere. The broker used Flask-Limiter
+on top of `limits` before; what it added per limited request (exemption scopes, request-local
+lookups, limit filtering) cost more than the counting itself, for features the broker does not
+use (docs/performance.md, "Rate limits without Flask-Limiter").
+
+When the store cannot be reached (or answers slower than the store's one-second timeout) the
+check lets the request through and logs it: the login itself then stops with a 503, because no
+check of the login may be skipped; refusing everyone for a counter would add nothing to that.
 """
 
 from __future__ import annotations
 
+import functools
 import hmac
 import logging
 from collections.abc import Callable
 from hashlib import sha256
-from typing import Any
+from typing import Any, cast
 
 from flask import Flask, Response, jsonify, render_template, request
-from flask_limiter import Limiter, RateLimitExceeded
-from flask_limiter.util import get_remote_address
+from limits import RateLimitItem, parse_many
+from limits.storage import Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 from broker.config import Settings
 from broker.web.errors import new_error_id
@@ -47,6 +55,18 @@ LIMITED_ENDPOINTS = {
     "discovery.chosen": "discovery",
 }
 JSON_ENDPOINTS = frozenset({"oidc_op.token", "school_backchannel.school_backchannel_logout"})
+KEY_PREFIX = "kb-limits"
+# The store's own timeouts (broker/store/redis_clients.py): a Redis that hangs must not hold
+# a request here either.
+STORE_TIMEOUT_SECONDS = 1.0
+
+
+class RateLimited(Exception):
+    """A limited endpoint's budget for this client is spent until `retry_after` seconds pass."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("rate limited")
+        self.retry_after = retry_after
 
 
 def storage_uri(store_url: str) -> str:
@@ -58,49 +78,83 @@ def storage_uri(store_url: str) -> str:
     return "memory://"
 
 
+def open_counters(store_url: str) -> Storage:
+    uri = storage_uri(store_url)
+    if uri == "memory://":
+        return cast(Storage, storage_from_string(uri))
+    return cast(
+        Storage,
+        storage_from_string(
+            uri,
+            socket_timeout=STORE_TIMEOUT_SECONDS,
+            socket_connect_timeout=STORE_TIMEOUT_SECONDS,
+        ),
+    )
+
+
 def client_key(secret: bytes) -> Callable[[], str]:
     """What the counters are keyed by: a keyed hash of the client's address, never the address
     itself (an IP address is personal data, and the store must hold none: security.md)."""
     key = hmac.new(secret, b"ketenbroker/rate-limit-client", sha256).digest()
 
     def current_client() -> str:
-        address = get_remote_address() or ""
+        address = request.remote_addr or ""
         return hmac.new(key, address.encode(), sha256).hexdigest()[:32]
 
     return current_client
 
 
-def install_rate_limits(app: Flask, settings: Settings) -> Limiter:
+class RateLimiter:
+    """Fixed-window counters per (kind of endpoint, client), in `storage`."""
+
+    def __init__(self, storage: Storage, client: Callable[[], str]) -> None:
+        self.storage = storage
+        self.strategy = FixedWindowRateLimiter(storage)
+        self.client = client
+
+    def check(self, scope: str, items: list[RateLimitItem]) -> None:
+        """Count this request against each of the scope's limits; RateLimited when one is
+        spent (the others are not counted then, as a refused request did no work)."""
+        client = self.client()
+        for item in items:
+            try:
+                allowed = self.strategy.hit(item, KEY_PREFIX, scope, client)
+            except Exception as error:  # the store's own errors vary by backend and version
+                log.warning(
+                    "rate limit not counted: store unreachable (%s) scope=%s",
+                    type(error).__name__,
+                    scope,
+                )
+                return
+            if not allowed:
+                raise RateLimited(max(1, int(item.get_expiry())))
+
+    def limited(self, scope: str, value: str, view: Callable[..., Any]) -> Callable[..., Any]:
+        """`view`, checked against `value` ("600/minute", several joined by ";") first.
+        scope: one counter per kind of endpoint, so SAML and OIDC SSO share the "sso" budget."""
+        items = list(parse_many(value))
+
+        @functools.wraps(view)
+        def checked(*args: Any, **kwargs: Any) -> Any:
+            self.check(scope, items)
+            return view(*args, **kwargs)
+
+        return checked
+
+
+def install_rate_limits(app: Flask, settings: Settings) -> RateLimiter:
     """Wrap the limited endpoints' views; call after every blueprint is registered."""
-    limiter = Limiter(
-        client_key(settings.secret_key),
-        storage_uri=storage_uri(settings.store_url),
-        key_prefix="kb-limits",
-        # No X-RateLimit-* headers on every answer: they cost two store round trips per limited
-        # request (the window's count and expiry), on top of the one that counts it. The 429
-        # carries Retry-After all the same (below).
-        headers_enabled=False,
-        swallow_errors=True,
-    )
-    # Flask-Limiter adds three app-wide hooks (before, after, teardown) that run on every
-    # request, /healthz and static files included; ~7 % of a bare request's CPU. With no default,
-    # application or meta limits (the broker sets none: every limit is on a view, below) and no
-    # headers they do nothing: the decorated views check their own limits. Registering the
-    # limiter as already installed makes init_app set up storage and configuration only.
-    # tests/security/test_web_hardening.py checks both: no hooks, and every limit still bites.
-    app.extensions.setdefault("limiter", set()).add(limiter)
-    limiter.init_app(app)
+    limiter = RateLimiter(open_counters(settings.store_url), client_key(settings.secret_key))
+    app.extensions["ketenbroker_rate_limiter"] = limiter
     limits = settings.rate_limits
     for endpoint, field in LIMITED_ENDPOINTS.items():
         value = getattr(limits, field)
         view = app.view_functions.get(endpoint)
         if value and view is not None:
-            # scope: one counter per kind of endpoint, so SAML and OIDC SSO share the "sso" budget
-            wrapped: Any = limiter.shared_limit(value, scope=field)(view)
-            app.view_functions[endpoint] = wrapped
+            app.view_functions[endpoint] = limiter.limited(field, value, view)
 
-    @app.errorhandler(RateLimitExceeded)
-    def rate_limited(error: RateLimitExceeded) -> tuple[Response | str, int, dict[str, str]]:
+    @app.errorhandler(RateLimited)
+    def rate_limited(error: RateLimited) -> tuple[Response | str, int, dict[str, str]]:
         error_id = new_error_id()
         log.warning(
             "refused code=rate_limited status=429 error_id=%s endpoint=%s",
@@ -108,7 +162,7 @@ def install_rate_limits(app: Flask, settings: Settings) -> Limiter:
             request.endpoint,
         )
         # So well-behaved clients back off: a fixed window resets at most its length from now.
-        retry_after = {"Retry-After": str(max(1, int(error.limit.limit.get_expiry())))}
+        retry_after = {"Retry-After": str(error.retry_after)}
         if request.endpoint in JSON_ENDPOINTS:
             # OAuth clients read JSON; RFC 6749 has no rate-limit error, this is the nearest.
             body = {"error": "temporarily_unavailable", "error_description": "too many requests"}

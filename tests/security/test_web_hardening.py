@@ -9,6 +9,8 @@ instance (`ketenbroker init` in a temporary folder) called through Flask's test 
 from __future__ import annotations
 
 import random
+import socket
+import time
 import tomllib
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -25,7 +27,7 @@ from broker.cli.instance import init_instance
 from broker.config import RateLimits, Settings, load_settings, settings_from_mapping
 from broker.core.errors import ConfigurationError
 from broker.registry import migrate
-from broker.web import create_app
+from broker.web import create_app, rate_limits
 from broker.web.rate_limits import storage_uri
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
@@ -141,19 +143,59 @@ def test_limits_off_means_no_limit(make_app: MakeApp) -> None:
 
 
 def test_the_limiter_adds_no_hook_to_every_request(make_app: MakeApp) -> None:
-    """Only the limited views check limits (broker/web/rate_limits.py): Flask-Limiter's app-wide
-    hooks, which do nothing without default limits, are not installed. The tests above show
-    that every limit still bites without them."""
+    """Only the limited views check limits (broker/web/rate_limits.py): nothing runs on every
+    request (/healthz, static files, the notice). The tests above show that every limit bites."""
     app = make_app(replace(OFF, sso="3/minute"))
-    limiter = next(iter(app.extensions["limiter"]))
     hooks = [
         *app.before_request_funcs.get(None, []),
         *app.after_request_funcs.get(None, []),
         *app.teardown_request_funcs.get(None, []),
     ]
-    assert not [hook for hook in hooks if getattr(hook, "__self__", None) is limiter]
-    assert not [hook for hook in hooks if limiter in getattr(hook, "args", ())]
-    assert limiter.initialized
+    assert not [hook for hook in hooks if "rate_limits" in getattr(hook, "__module__", "")]
+    # The limited view is wrapped (functools.wraps keeps the original as __wrapped__); others not.
+    assert hasattr(app.view_functions["saml.sso"], "__wrapped__")
+    assert not hasattr(app.view_functions["notice.show"], "__wrapped__")
+
+
+def test_several_limits_must_all_hold(make_app: MakeApp) -> None:
+    client = make_app(replace(OFF, discovery="5/minute;2/hour")).test_client()
+    assert [_hit(client, "discovery").status_code == 429 for _ in range(3)] == [False, False, True]
+
+
+def test_an_unreachable_counter_store_lets_the_request_through_and_says_so(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Nothing listens on port 9: the counter's increment fails at once. The login's own store
+    # calls are what stop a login when the store is down (503); a counter adds nothing there.
+    app = make_app(replace(OFF, discovery="1/minute"))
+    limiter = app.extensions["ketenbroker_rate_limiter"]
+    limiter.strategy = rate_limits.FixedWindowRateLimiter(
+        rate_limits.open_counters("redis://127.0.0.1:9/0")
+    )
+    client = app.test_client()
+    assert [_hit(client, "discovery").status_code == 429 for _ in range(3)] == [False] * 3
+    assert "rate limit not counted: store unreachable" in caplog.text
+    assert "127.0.0.1" not in caplog.text.split("store unreachable")[1].split("\n")[0]
+
+
+def test_a_counter_store_that_hangs_holds_a_request_one_second_at_most(
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A "Redis" that accepts connections and never answers: the counter gives up after the
+    # store's timeout instead of holding the worker until gunicorn kills it.
+    silent = socket.create_server(("127.0.0.1", 0))
+    try:
+        app = make_app(replace(OFF, discovery="1/minute"))
+        limiter = app.extensions["ketenbroker_rate_limiter"]
+        limiter.strategy = rate_limits.FixedWindowRateLimiter(
+            rate_limits.open_counters(f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+        )
+        started = time.monotonic()
+        assert _hit(app.test_client(), "discovery").status_code != 429
+        assert time.monotonic() - started < 1 + 2 * rate_limits.STORE_TIMEOUT_SECONDS
+        assert "rate limit not counted: store unreachable (TimeoutError)" in caplog.text
+    finally:
+        silent.close()
 
 
 @pytest.mark.redis
@@ -207,7 +249,7 @@ def _config(limits: object) -> dict[str, object]:
 @pytest.mark.parametrize(
     "value", ["600/minute", "3 per 5 minutes", "10/second;1000/hour", "", "1 per day"]
 )
-def test_valid_limits_are_accepted_and_mean_what_flask_limiter_reads(value: str) -> None:
+def test_valid_limits_are_accepted_and_mean_what_the_limiter_reads(value: str) -> None:
     from broker.config import _rate
 
     assert _rate({"sso": value}, "sso", "") == value
