@@ -245,11 +245,12 @@ RULES = [
     ),
     Rule(
         # The OIDC adapter is a sibling of the SAML one, never its user, and below the web edge.
-        "broker.oidc imports only core, login, config and authlib/joserfc/requests",
+        # urllib3: requests' own transport, for connections pinned to checked addresses.
+        "broker.oidc imports only core, login, config and authlib/joserfc/requests/urllib3",
         in_parts("oidc"),
         only(
             {"core", "login", "config", "oidc"},
-            {"authlib", "joserfc", "requests", "cryptography"},
+            {"authlib", "joserfc", "requests", "urllib3", "cryptography"},
         ),
     ),
     Rule(
