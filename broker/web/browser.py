@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import Request
+from flask import Request, g
 from werkzeug.wrappers import Response
 
 from broker.login.sealed import new_secret
@@ -35,7 +35,13 @@ def browser_secret(request: Request) -> tuple[bytes, bool]:
         secret = b""
     if len(secret) == 32:
         return secret, False
-    return new_secret(), True
+    # One new secret per request: every step of this request that holds state (the login, the
+    # notice) must hold it under the one secret the response's cookie will carry.
+    made: bytes | None = g.get("kb_new_browser_secret")
+    if made is None:
+        made = new_secret()
+        g.kb_new_browser_secret = made
+    return made, True
 
 
 def set_browser_secret(response: Response, secret: bytes) -> None:

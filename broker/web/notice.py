@@ -3,7 +3,7 @@ finishes the login it held (receipting.py)."""
 
 from __future__ import annotations
 
-from flask import Blueprint, make_response, render_template, request, url_for
+from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from broker.core.errors import StateExpired, UnknownSchool, UnknownService
@@ -21,6 +21,10 @@ from broker.web.login_steps import (
 
 notice = Blueprint("notice", __name__)
 MAX_NOTICE_ID = 64
+# The notice's own form sends this field. A POST to /notice/<id> without it is a browser
+# re-sending the request the notice came in (a reload that kept its POST body after
+# `history.replaceState`, as WebKit may): it gets the notice again, never the login's end.
+CONTINUE_FIELD = "continue"
 
 
 def _checked(notice_id: str) -> str:
@@ -41,7 +45,8 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
     completed the login (login_steps.notice_page), which saves the student a round trip and the
     broker a request.
 
-    That response answers the school's POST (or its OIDC callback, whose code is spent), so
+    That response answers the school's POST (or its OIDC callback, whose code is spent; or the
+    service's request, when an SSO session answered it), so
     the page names its own address, `/notice/<id>`: notice.js puts it in the browser's history
     in place of the school's answer (`history.replaceState`), and a reload or the language
     switch fetches the notice again instead of posting the school's answer once more (which
@@ -66,6 +71,7 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
         school=school,
         released=released,
         address=address,
+        continue_field=CONTINUE_FIELD,
         lang_switch={code: lang_switch_url(code, address, ()) for code in SUPPORTED_LANGUAGES},
     )
     response = make_response(page)
@@ -82,6 +88,8 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
 def proceed(notice_id: str) -> Response:
     # The id is unguessable and only on the page shown to this browser, and the held login is
     # sealed under this browser's secret: another site cannot make a student continue.
+    if request.form.get(CONTINUE_FIELD) != "1":
+        return redirect(url_for("notice.show", notice_id=_checked(notice_id)), 303)
     b = broker()
     secret, _ = browser_secret(request)
     pending = b.receipting.take(secret, _checked(notice_id))

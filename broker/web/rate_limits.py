@@ -24,9 +24,11 @@ import logging
 from collections.abc import Callable
 from hashlib import sha256
 from typing import Any, cast
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from flask import Flask, Response, jsonify, render_template, request
 from limits import RateLimitItem, parse_many
+from limits.errors import StorageError
 from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter
 
@@ -79,17 +81,35 @@ def storage_uri(store_url: str) -> str:
 
 
 def open_counters(store_url: str) -> Storage:
+    """The counters' storage. Its errors come wrapped as `limits.errors.StorageError` (the only
+    failure `RateLimiter.check` lets through); Redis gets the store's one-second timeouts, which
+    a timeout in the URL's query (redis-py lets the query win) cannot lengthen."""
     uri = storage_uri(store_url)
     if uri == "memory://":
-        return cast(Storage, storage_from_string(uri))
+        if store_url.startswith(("redis+sentinel://", "redis+cluster://")):
+            log.warning(
+                "rate limits counted per worker process: the store's Sentinel or Cluster URL "
+                "is not shared with the limiter (docs/security.md, Rate limits)"
+            )
+        return cast(Storage, storage_from_string(uri, wrap_exceptions=True))
     return cast(
         Storage,
         storage_from_string(
-            uri,
+            _without_timeouts(uri),
+            wrap_exceptions=True,
             socket_timeout=STORE_TIMEOUT_SECONDS,
             socket_connect_timeout=STORE_TIMEOUT_SECONDS,
         ),
     )
+
+
+def _without_timeouts(uri: str) -> str:
+    parts = urlsplit(uri)
+    kept = [(k, v) for k, v in parse_qsl(parts.query) if k not in _TIMEOUT_OPTIONS]
+    return urlunsplit(parts._replace(query=urlencode(kept)))
+
+
+_TIMEOUT_OPTIONS = frozenset({"socket_timeout", "socket_connect_timeout"})
 
 
 def client_key(secret: bytes) -> Callable[[], str]:
@@ -119,10 +139,10 @@ class RateLimiter:
         for item in items:
             try:
                 allowed = self.strategy.hit(item, KEY_PREFIX, scope, client)
-            except Exception as error:  # the store's own errors vary by backend and version
+            except StorageError as error:  # the store's failures only, never a bug here
                 log.warning(
                     "rate limit not counted: store unreachable (%s) scope=%s",
-                    type(error).__name__,
+                    type(error.storage_error).__name__,
                     scope,
                 )
                 return
@@ -132,7 +152,8 @@ class RateLimiter:
     def limited(self, scope: str, value: str, view: Callable[..., Any]) -> Callable[..., Any]:
         """`view`, checked against `value` ("600/minute", several joined by ";") first.
         scope: one counter per kind of endpoint, so SAML and OIDC SSO share the "sso" budget."""
-        items = list(parse_many(value))
+        # Shortest window first: a request refused by "10/second" spends nothing of "1000/hour".
+        items = sorted(parse_many(value))
 
         @functools.wraps(view)
         def checked(*args: Any, **kwargs: Any) -> Any:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -20,9 +21,9 @@ from broker.core.errors import StoreUnavailable
 from broker.core.model import Declaration, UpstreamIdentity
 from broker.core.receipts import Receipt
 from broker.registry.receipts import ReceiptQuery
-from broker.web.browser import SSO_COOKIE
+from broker.web.browser import BROWSER_COOKIE, SSO_COOKIE
 from tests.flows.test_all_pairings import log_in
-from tests.support.client import Browser, Page
+from tests.support.client import Browser, Page, _host
 from tests.support.live import LiveDemo, OidcPublisher
 
 UID = "fatima.elamrani"
@@ -266,3 +267,43 @@ def test_a_login_whose_receipt_cannot_be_written_is_not_answered(
     # No half-login: the SSO session opened for it was removed again.
     token = browser.cookies(demo.broker_url).get(SSO_COOKIE)
     assert token is None or demo.broker.flow.session(token) is None
+
+
+def test_a_browser_that_lost_its_session_cookie_still_continues_past_the_notice(
+    demo: LiveDemo, notice_service: str
+) -> None:
+    # A restarted browser keeps the persistent SSO cookie but not the session cookie with its
+    # secret: the request that answers from the SSO session and holds the notice makes one new
+    # secret, and holds the notice under the very secret its cookie carries.
+    browser = Browser(read_notices=False)
+    first = demo.login(browser, "leesplank", UID)
+    form = notice_form(first.final)
+    assert form is not None
+    assert demo.answers_publisher(browser.post(form.pop("action"), form))
+    browser.jar[_host(demo.broker_url)].pop(BROWSER_COOKIE)
+    held = demo.login(browser, notice_service, UID, deliver=False)
+    form = notice_form(held.final)
+    assert form is not None, held.final.text[:300]
+    assert demo.answers_publisher(browser.post(form.pop("action"), form))
+
+
+def test_a_resent_answer_at_the_notice_shows_the_notice_again(
+    demo: LiveDemo, notice_service: str
+) -> None:
+    # What a browser may send on a reload after history.replaceState (WebKit keeps the POST):
+    # the school's answer again, to the notice's address. The notice is shown, not continued.
+    browser = Browser(read_notices=False)
+    first = demo.login(browser, notice_service, UID)
+    form = notice_form(first.final)
+    assert form is not None
+    before = newest(demo, DEMO_SCHOOL_ID)[0].seq
+    resent = browser.post(
+        form["action"], {"SAMLResponse": "PHNhbWxwOlJlc3BvbnNlLz4=", "RelayState": "x"}
+    )
+    assert (
+        resent.status == 200 and resent.url == f"{demo.broker_url}{urlsplit(form['action']).path}"
+    )
+    assert notice_form(resent) is not None and not demo.answers_publisher(resent)
+    assert newest(demo, DEMO_SCHOOL_ID)[0].seq == before
+    # The held login is still there: the student's own "Continue" ends it.
+    assert demo.answers_publisher(browser.post(form.pop("action"), form))

@@ -178,8 +178,9 @@ def test_an_unreachable_counter_store_lets_the_request_through_and_says_so(
     assert "127.0.0.1" not in caplog.text.split("store unreachable")[1].split("\n")[0]
 
 
+@pytest.mark.parametrize("query", ["", "?socket_timeout=5&socket_connect_timeout=5"])
 def test_a_counter_store_that_hangs_holds_a_request_one_second_at_most(
-    make_app: MakeApp, caplog: pytest.LogCaptureFixture
+    make_app: MakeApp, caplog: pytest.LogCaptureFixture, query: str
 ) -> None:
     # A "Redis" that accepts connections and never answers: the counter gives up after the
     # store's timeout instead of holding the worker until gunicorn kills it.
@@ -188,7 +189,7 @@ def test_a_counter_store_that_hangs_holds_a_request_one_second_at_most(
         app = make_app(replace(OFF, discovery="1/minute"))
         limiter = app.extensions["ketenbroker_rate_limiter"]
         limiter.strategy = rate_limits.FixedWindowRateLimiter(
-            rate_limits.open_counters(f"redis://127.0.0.1:{silent.getsockname()[1]}/0")
+            rate_limits.open_counters(f"redis://127.0.0.1:{silent.getsockname()[1]}/0{query}")
         )
         started = time.monotonic()
         assert _hit(app.test_client(), "discovery").status_code != 429
