@@ -46,11 +46,10 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
     broker a request.
 
     That response answers the school's POST (or its OIDC callback, whose code is spent; or the
-    service's request, when an SSO session answered it), so
-    the page names its own address, `/notice/<id>`: notice.js puts it in the browser's history
-    in place of the school's answer (`history.replaceState`), and a reload or the language
-    switch fetches the notice again instead of posting the school's answer once more (which
-    the replay guard would refuse)."""
+    service's request, when an SSO session answered it), so the page names its own address,
+    `/notice/<id>`: notice.js puts it in the browser's history in place of that request
+    (`history.replaceState`), and a reload or the language switch fetches the notice again
+    instead of posting the school's answer once more (which the replay guard would refuse)."""
     b = broker()
     service = b.view.service(pending.record.request.service_id)
     if service is None:
