@@ -139,6 +139,12 @@ class KeyValueStore(Protocol):
 
     def delete(self, key: str) -> None: ...
 
+    def count(self, key: str, window_seconds: int) -> int:
+        """Add one to the counter at `key` and return its new value. A counter starts at 1 and
+        vanishes `window_seconds` after its first count (a fixed window: rate limits); the
+        start and the increment are one atomic step, so no counter is left without its end."""
+        ...
+
     def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
         """Run `operations` in this order, in one round trip where the store allows it; the
         replies are what each single call would have returned. Not atomic: another client's

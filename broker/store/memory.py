@@ -67,6 +67,19 @@ class MemoryStore:
         with self._lock:
             self._entries.pop(key, None)
 
+    def count(self, key: str, window_seconds: int) -> int:
+        check_ttl(window_seconds)
+        with self._lock:
+            now = self._clock()
+            held = self._live_value(key, now)
+            if held is None:
+                value, ends = 1, now + window_seconds
+                self._sweep_if_due(now)
+            else:
+                value, ends = int(held) + 1, self._entries[key][1]
+            self._entries[key] = (str(value).encode(), ends)
+            return value
+
     def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
         """The operations in order under the lock (so here they are even atomic)."""
         check_batch(operations)

@@ -3,8 +3,9 @@
 A slow or absent Redis must turn into a quick "try again" page (HTTP 503), never a hanging worker
 and never a login with a check skipped, hence short timeouts and one error type for every failure.
 
-Every operation touches exactly one key (SET EX, GET, GETDEL, SET NX EX, DEL), so the store works
-unchanged on a Redis Cluster: no operation ever needs two keys in one hash slot. A batch is a
+Every operation touches exactly one key (SET EX, GET, GETDEL, SET NX EX, DEL, and a counter's
+SET NX EX + INCR in one script), so the store works unchanged on a Redis Cluster: no operation
+ever needs two keys in one hash slot. A batch is a
 pipeline of such commands (one round trip, in order, not atomic); on a Cluster, single calls.
 """
 
@@ -26,6 +27,10 @@ from broker.store.redis_clients import (
     LazyCluster,
     sentinel_client,
     single_server_client,
+)
+
+_COUNT_SCRIPT = (
+    "redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX') return redis.call('INCR', KEYS[1])"
 )
 
 
@@ -82,6 +87,16 @@ class RedisStore:
     def delete(self, key: str) -> None:
         with _unavailable_on_redis_error("delete"):
             self._client().delete(self._prefix + key)
+
+    def count(self, key: str, window_seconds: int) -> int:
+        check_ttl(window_seconds)
+        # One script on one key: atomic on one server, a Sentinel's master and a Cluster alike,
+        # and a counter never exists without its expiry (an INCR whose EXPIRE was lost would
+        # refuse a client for good).
+        with _unavailable_on_redis_error("count"):
+            client = self._client()  # RedisCluster has `eval` too (its stubs lack it)
+            reply = client.eval(_COUNT_SCRIPT, 1, self._prefix + key, window_seconds)  # type: ignore[union-attr]
+        return int(reply)
 
     def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
         """One pipeline (not a transaction): the commands go out on one connection, and Redis

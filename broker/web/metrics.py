@@ -201,6 +201,10 @@ class CountingStore:
         with _counted("delete"):
             self.inner.delete(key)
 
+    def count(self, key: str, window_seconds: int) -> int:
+        with _counted("count"):
+            return self.inner.count(key, window_seconds)
+
     def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
         with _counted("batch"):
             return self.inner.batch(operations)

@@ -1,19 +1,21 @@
 """Rate limits on the endpoints anyone can call without an account (security.md, Web).
 
-Counted per client address with the `limits` library (fixed windows), in the broker's own store:
-Redis when the store is Redis (so every worker counts together), process memory otherwise. The
-limits come from `[rate_limits]` in the configuration (broker/config.py). The portal sign-in
-keeps its own, per-account throttle (broker/web/portal/guard.py).
+Fixed windows per client address, counted in the broker's own store (`KeyValueStore.count`):
+in Redis every worker of every machine counts together, whatever the store's topology (one
+server, Sentinel, Cluster), with the store's timeouts and retries; with `memory://` each process
+counts alone. The limits come from `[rate_limits]` in the configuration (broker/config.py), in
+the notation of the `limits` library, which parses them. The portal sign-in keeps its own,
+per-account throttle (broker/web/portal/guard.py).
 
 Only the limited views check anything: each is wrapped, and a check is one counter increment
-per limit (one Redis round trip), nothing per request elsewhere. The broker used Flask-Limiter
-on top of `limits` before; what it added per limited request (exemption scopes, request-local
-lookups, limit filtering) cost more than the counting itself, for features the broker does not
-use (docs/performance.md, "Rate limits without Flask-Limiter").
+per limit (one store round trip), nothing per request elsewhere. The broker used Flask-Limiter
+before; what it added per limited request (exemption scopes, request-local lookups, limit
+filtering) cost more than the counting, and its Redis client was one of its own, without the
+store's timeouts or its Sentinel and Cluster support (docs/performance.md).
 
-When the store cannot be reached (or answers slower than the store's one-second timeout) the
-check lets the request through and logs it: the login itself then stops with a 503, because no
-check of the login may be skipped; refusing everyone for a counter would add nothing to that.
+When the store cannot be reached the check lets the request through and logs it: the login
+itself then stops with a 503 at its own store calls, because no check of the login may be
+skipped; refusing everyone for a counter would add nothing to that.
 """
 
 from __future__ import annotations
@@ -23,16 +25,14 @@ import hmac
 import logging
 from collections.abc import Callable
 from hashlib import sha256
-from typing import Any, cast
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from typing import Any
 
 from flask import Flask, Response, jsonify, render_template, request
 from limits import RateLimitItem, parse_many
-from limits.errors import StorageError
-from limits.storage import Storage, storage_from_string
-from limits.strategies import FixedWindowRateLimiter
 
 from broker.config import Settings
+from broker.core.errors import StoreUnavailable
+from broker.core.ports import KeyValueStore
 from broker.web.errors import new_error_id
 from broker.web.labels import error_title, http_error_message
 
@@ -57,10 +57,8 @@ LIMITED_ENDPOINTS = {
     "discovery.chosen": "discovery",
 }
 JSON_ENDPOINTS = frozenset({"oidc_op.token", "school_backchannel.school_backchannel_logout"})
-KEY_PREFIX = "kb-limits"
-# The store's own timeouts (broker/store/redis_clients.py): a Redis that hangs must not hold
-# a request here either.
-STORE_TIMEOUT_SECONDS = 1.0
+# Counter keys in the store: "limits:LIMITER/<scope>/<client hash>/600/1/minute" and the like.
+KEY_PREFIX = "limits"
 
 
 class RateLimited(Exception):
@@ -69,47 +67,6 @@ class RateLimited(Exception):
     def __init__(self, retry_after: int) -> None:
         super().__init__("rate limited")
         self.retry_after = retry_after
-
-
-def storage_uri(store_url: str) -> str:
-    """Where the counters live: the store's Redis, or this process's memory."""
-    if store_url.startswith(("redis://", "rediss://")):
-        return store_url
-    if store_url.startswith("unix://"):
-        return "redis+unix://" + store_url.removeprefix("unix://")  # the limits library's name
-    return "memory://"
-
-
-def open_counters(store_url: str) -> Storage:
-    """The counters' storage. Its errors come wrapped as `limits.errors.StorageError` (the only
-    failure `RateLimiter.check` lets through); Redis gets the store's one-second timeouts, which
-    a timeout in the URL's query (redis-py lets the query win) cannot lengthen."""
-    uri = storage_uri(store_url)
-    if uri == "memory://":
-        if store_url.startswith(("redis+sentinel://", "redis+cluster://")):
-            log.warning(
-                "rate limits counted per worker process: the store's Sentinel or Cluster URL "
-                "is not shared with the limiter (docs/security.md, Rate limits)"
-            )
-        return cast(Storage, storage_from_string(uri, wrap_exceptions=True))
-    return cast(
-        Storage,
-        storage_from_string(
-            _without_timeouts(uri),
-            wrap_exceptions=True,
-            socket_timeout=STORE_TIMEOUT_SECONDS,
-            socket_connect_timeout=STORE_TIMEOUT_SECONDS,
-        ),
-    )
-
-
-def _without_timeouts(uri: str) -> str:
-    parts = urlsplit(uri)
-    kept = [(k, v) for k, v in parse_qsl(parts.query) if k not in _TIMEOUT_OPTIONS]
-    return urlunsplit(parts._replace(query=urlencode(kept)))
-
-
-_TIMEOUT_OPTIONS = frozenset({"socket_timeout", "socket_connect_timeout"})
 
 
 def client_key(secret: bytes) -> Callable[[], str]:
@@ -125,29 +82,26 @@ def client_key(secret: bytes) -> Callable[[], str]:
 
 
 class RateLimiter:
-    """Fixed-window counters per (kind of endpoint, client), in `storage`."""
+    """Fixed-window counters per (kind of endpoint, client, limit), in the broker's store."""
 
-    def __init__(self, storage: Storage, client: Callable[[], str]) -> None:
-        self.storage = storage
-        self.strategy = FixedWindowRateLimiter(storage)
+    def __init__(self, store: KeyValueStore, client: Callable[[], str]) -> None:
+        self.store = store
         self.client = client
 
     def check(self, scope: str, items: list[RateLimitItem]) -> None:
-        """Count this request against each of the scope's limits; RateLimited when one is
-        spent (the others are not counted then, as a refused request did no work)."""
+        """Count this request against each of the scope's limits, shortest window first;
+        RateLimited when one is spent (the longer ones are not counted then)."""
         client = self.client()
         for item in items:
+            window = item.get_expiry()
+            key = f"{KEY_PREFIX}:{item.key_for(scope, client)}"
             try:
-                allowed = self.strategy.hit(item, KEY_PREFIX, scope, client)
-            except StorageError as error:  # the store's failures only, never a bug here
-                log.warning(
-                    "rate limit not counted: store unreachable (%s) scope=%s",
-                    type(error.storage_error).__name__,
-                    scope,
-                )
+                used = self.store.count(key, window)
+            except StoreUnavailable as error:
+                log.warning("rate limit not counted: %s scope=%s", error, scope)
                 return
-            if not allowed:
-                raise RateLimited(max(1, int(item.get_expiry())))
+            if used > item.amount:
+                raise RateLimited(window)
 
     def limited(self, scope: str, value: str, view: Callable[..., Any]) -> Callable[..., Any]:
         """`view`, checked against `value` ("600/minute", several joined by ";") first.
@@ -165,7 +119,8 @@ class RateLimiter:
 
 def install_rate_limits(app: Flask, settings: Settings) -> RateLimiter:
     """Wrap the limited endpoints' views; call after every blueprint is registered."""
-    limiter = RateLimiter(open_counters(settings.store_url), client_key(settings.secret_key))
+    store: KeyValueStore = app.extensions["ketenbroker"].store
+    limiter = RateLimiter(store, client_key(settings.secret_key))
     app.extensions["ketenbroker_rate_limiter"] = limiter
     limits = settings.rate_limits
     for endpoint, field in LIMITED_ENDPOINTS.items():

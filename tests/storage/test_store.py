@@ -280,6 +280,48 @@ def test_entries_expire(store: KeyValueStore, new_key: KeyNames) -> None:
     assert store.get(kept_key) == b"4"
 
 
+def test_a_counter_counts_within_its_window_and_starts_again_after(
+    store: KeyValueStore, new_key: KeyNames
+) -> None:
+    counter, other = new_key("c"), new_key("o")
+    assert [store.count(counter, 1) for _ in range(3)] == [1, 2, 3]
+    assert store.count(other, 30) == 1  # counters are per key
+    deadline = time.monotonic() + 2.5
+    time.sleep(1.05)
+    while store.get(counter) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    # The window is fixed from the first count: later counts did not extend it.
+    assert store.count(counter, 1) == 1
+    assert store.count(other, 30) == 2
+
+
+def test_a_counter_counts_every_concurrent_caller_once(
+    store: KeyValueStore, new_key: KeyNames
+) -> None:
+    counter = new_key("c")
+    start = threading.Barrier(THREADS)
+    seen: list[int] = []
+
+    def count() -> None:
+        start.wait()
+        seen.append(store.count(counter, 30))
+
+    threads = [threading.Thread(target=count) for _ in range(THREADS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(seen) == list(range(1, THREADS + 1))
+
+
+@pytest.mark.parametrize("window", [0, -1, True])
+def test_a_counters_window_is_at_least_one_second(
+    store: KeyValueStore, new_key: KeyNames, window: int
+) -> None:
+    with pytest.raises(ValueError, match="ttl_seconds"):
+        store.count(new_key("c"), window)
+
+
 def test_memory_store_sweeps_entries_nobody_reads_again() -> None:
     now = [1000.0]
     memory = MemoryStore(clock=lambda: now[0], sweep_interval_seconds=60)
@@ -348,6 +390,7 @@ OPERATIONS: dict[str, Callable[[KeyValueStore], object]] = {
     "delete": lambda s: s.delete(SECRET_KEY),
     "batch": lambda s: s.batch([StoreOp.add_if_absent(SECRET_KEY, b"v", 30), StoreOp.get("x")]),
     "ping": lambda s: s.ping(),
+    "count": lambda s: s.count(SECRET_KEY, 30),
 }
 
 

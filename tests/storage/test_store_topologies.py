@@ -52,6 +52,7 @@ def test_sentinel_url_reaches_the_master(sentinel: SentinelSetup) -> None:
         assert not store.add_if_absent("replay:x", b"1", 60)
         assert store.take("login:a") == b"sealed"
         assert store.take("login:a") is None
+        assert [store.count("limits:x", 60) for _ in range(2)] == [1, 2]  # rate limits
     finally:
         store.close()
 
@@ -121,6 +122,9 @@ def test_cluster_serves_keys_in_every_slot(tmp_path: Path) -> None:
                 StoreOp.take(key) for key in keys
             ]
             assert store.batch(batch) == [True] * len(keys) + [b"b"] * len(keys)
+            # Rate-limit counters (one script on one key) in every slot too.
+            assert [store.count(f"limits:{key}", 60) for key in keys] == [1] * len(keys)
+            assert [store.count(f"limits:{key}", 60) for key in keys] == [2] * len(keys)
             assert store.ping()
         finally:
             store.close()
