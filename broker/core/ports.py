@@ -119,7 +119,7 @@ StoreReply = bytes | bool | None
 
 
 class KeyValueStore(Protocol):
-    """Short-lived shared state: login records, SSO sessions, replay cache.
+    """Short-lived shared state: login records, SSO sessions, replay cache, rate-limit counters.
 
     Every method raises `StoreUnavailable` when the backing store cannot be reached; callers
     never treat that as "absent".

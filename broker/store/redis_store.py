@@ -5,8 +5,8 @@ and never a login with a check skipped, hence short timeouts and one error type 
 
 Every operation touches exactly one key (SET EX, GET, GETDEL, SET NX EX, DEL, and a counter's
 SET NX EX + INCR in one script), so the store works unchanged on a Redis Cluster: no operation
-ever needs two keys in one hash slot. A batch is a
-pipeline of such commands (one round trip, in order, not atomic); on a Cluster, single calls.
+ever needs two keys in one hash slot. A batch is a pipeline of such commands (one round trip, in
+order, not atomic); on a Cluster, single calls.
 """
 
 from __future__ import annotations
