@@ -187,6 +187,9 @@ class Settings:
     rate_limits: RateLimits = RateLimits()
     login_ttl_seconds: int = 900
     sso_session_seconds: int = 8 * 3600
+    # Reverse proxies in front of the broker that each append the address they saw to
+    # X-Forwarded-For: the client is that many entries from the right (0: the connection's peer).
+    proxy_hops: int = 0
     # How long the logout page waits for services to confirm before it moves on (login/logout.py).
     logout_wait_seconds: int = 5
     # `json` (one object per line, for log collectors) or `text` (for a terminal).
@@ -611,6 +614,7 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
         metrics=_metrics(data, base),
         assurance=_assurance(data),
         rate_limits=_rate_limits(data),
+        proxy_hops=_int(broker, "proxy_hops", "broker", 0, 0, 5),
         login_ttl_seconds=_int(login, "ttl_seconds", "login", 900, 60, 900),
         sso_session_seconds=_int(login, "sso_session_seconds", "login", 8 * 3600, 0, 24 * 3600),
         logout_wait_seconds=_int(login, "logout_wait_seconds", "login", 5, 1, 60),

@@ -21,6 +21,9 @@ CONFIG_TEMPLATE = """\
 base_url = "{base_url}"
 # Scope of the pairwise-id attribute (<pseudonym>@<scope>), published as shibmd:Scope.
 scope = "{scope}"
+# Reverse proxies in front of the broker that append to X-Forwarded-For (1 behind one TLS
+# proxy): rate limits then count each client, not the proxy. 0: clients connect directly.
+proxy_hops = 0
 
 [keys]
 saml_signing_key = "keys/saml-signing.key"

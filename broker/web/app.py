@@ -10,6 +10,7 @@ from typing import Any
 
 from flask import Flask, Response, render_template
 from flask_babel import get_translations
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broker.config import Settings, load_settings
 from broker.core.errors import BrokerError
@@ -128,6 +129,12 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
         return response
 
     install_logging(app, settings.log_format)
+    if settings.proxy_hops:
+        # The client's address for rate limits and the portal's throttle, taken from the
+        # X-Forwarded-For entries the operator's own proxies appended, and only from those: an
+        # entry a client wrote itself sits further left and is never read. Nothing else is
+        # taken from the proxy: URLs come from base_url, not from the request.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=settings.proxy_hops, x_proto=0, x_host=0)  # type: ignore[method-assign]
     return app
 
 

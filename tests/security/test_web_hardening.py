@@ -320,3 +320,74 @@ def test_counters_live_in_the_brokers_own_store(make_app: MakeApp) -> None:
     # timeouts and its error counting (storage tests: KeyValueStore.count).
     app = make_app(replace(OFF, sso="3/minute"))
     assert app.extensions["ketenbroker_rate_limiter"].store is app.extensions["ketenbroker"].store
+
+
+# -- behind reverse proxies (broker.proxy_hops) ---------------------------------------------------
+
+
+def _acs_from(client: FlaskClient, forwarded: str | None, peer: str = "198.51.100.7") -> int:
+    headers = {"X-Forwarded-For": forwarded} if forwarded is not None else {}
+    return client.post(
+        "/saml/sp/acs",
+        data={"SAMLResponse": "x"},
+        headers=headers,
+        environ_base={"REMOTE_ADDR": peer},
+    ).status_code
+
+
+def test_behind_proxies_the_client_is_the_entry_the_proxies_wrote(instance: Settings) -> None:
+    app = create_app(replace(instance, rate_limits=replace(OFF, acs="1/minute"), proxy_hops=1))
+    try:
+        client = app.test_client()
+        # Two students behind the one proxy address: each has a budget of their own.
+        assert _acs_from(client, "192.0.2.1") == 400
+        assert _acs_from(client, "192.0.2.2") == 400
+        assert _acs_from(client, "192.0.2.1") == 429
+        # A client that writes its own X-Forwarded-For: the proxy appends the address it saw,
+        # and only that last entry is read, so the made-up one buys no new budget.
+        assert _acs_from(client, "203.0.113.9, 192.0.2.2") == 429
+        # Fewer entries than hops (a request that did not pass the proxy): the connection's own
+        # address counts.
+        assert _acs_from(client, None) == 400
+        assert _acs_from(client, None) == 429
+    finally:
+        app.extensions["ketenbroker"].registry.close()
+
+
+def test_without_proxy_hops_forwarded_headers_are_not_read(make_app: MakeApp) -> None:
+    client = make_app(replace(OFF, acs="1/minute")).test_client()
+    assert _acs_from(client, "192.0.2.1") == 400
+    # Another made-up address from the same peer is the same client.
+    assert _acs_from(client, "192.0.2.2") == 429
+
+
+def test_metrics_behind_a_proxy_do_not_count_as_this_machine(instance: Settings) -> None:
+    app = create_app(replace(instance, rate_limits=OFF, proxy_hops=1))
+    try:
+        client = app.test_client()
+        # A loopback client address taken from X-Forwarded-For is still a proxied request.
+        proxied = client.get(
+            "/metrics",
+            headers={"X-Forwarded-For": "127.0.0.1"},
+            environ_base={"REMOTE_ADDR": "127.0.0.1"},
+        )
+        assert proxied.status_code in (401, 403)
+        direct = client.get("/metrics", environ_base={"REMOTE_ADDR": "127.0.0.1"})
+        assert direct.status_code == 200
+    finally:
+        app.extensions["ketenbroker"].registry.close()
+
+
+@pytest.mark.parametrize("value", [-1, 6, "1", True, 1.0])
+def test_proxy_hops_outside_zero_to_five_is_refused(value: object, instance: Settings) -> None:
+    assert instance.source is not None
+    data = tomllib.loads(instance.source.read_text(encoding="utf-8"))
+    data["broker"]["proxy_hops"] = value
+    with pytest.raises(ConfigurationError, match=r"broker\.proxy_hops"):
+        settings_from_mapping(data, instance.source.parent, instance.source)
+
+
+def test_init_writes_proxy_hops_zero(instance: Settings) -> None:
+    assert instance.source is not None
+    written = tomllib.loads(instance.source.read_text(encoding="utf-8"))["broker"]
+    assert written["proxy_hops"] == 0 and instance.proxy_hops == 0
