@@ -234,10 +234,17 @@ class LoginFlow:
 
     def take(self, browser_secret: bytes, login_id: str) -> LoginRecord:
         """Consume the record: a response can complete a login once, never twice."""
-        data = self.sealed.take(browser_secret, LOGIN, login_id)
-        if data is None:
-            raise StateExpired("login record absent or used")
-        return LoginRecord.from_payload(data)
+        return _taken(self.sealed.take(browser_secret, LOGIN, login_id))
+
+    @staticmethod
+    def take_op(login_id: str) -> StoreOp:
+        """`take` as a command of a caller's batch; `taken` opens its reply."""
+        return SealedStore.take_op(LOGIN, login_id)
+
+    @staticmethod
+    def taken(browser_secret: bytes, login_id: str, reply: StoreReply) -> LoginRecord:
+        """The record a batch's `take_op` consumed, as `take` returns it."""
+        return _taken(SealedStore.opened(browser_secret, LOGIN, login_id, reply))
 
     # -- step 4: the school answered (or an SSO session stands) ------------------------------
     def complete(
@@ -403,3 +410,9 @@ def identity_from_payload(data: dict[str, Any]) -> UpstreamIdentity:
         authn_context=data.get("authn_context"),
         upstream_session={str(k): str(v) for k, v in (data.get("upstream_session") or {}).items()},
     )
+
+
+def _taken(data: dict[str, Any] | None) -> LoginRecord:
+    if data is None:
+        raise StateExpired("login record absent or used")
+    return LoginRecord.from_payload(data)

@@ -59,13 +59,21 @@ class ReplayGuard:
         `expires_at`: until then the message would pass every other check, so its id is kept
         exactly that long.
         """
+        self.check(self.store.batch(self.first_use_ops(issuer, message_id, expires_at)), issued_at)
+
+    def first_use_ops(self, issuer: str, message_id: str, expires_at: float) -> list[StoreOp]:
+        """`first_use`'s two commands, in their order, for a caller's own batch: a caller that
+        has more to do in the same round trip appends its commands after these and passes
+        these two replies to `check`."""
         ttl = max(int(expires_at - self.clock()) + 1, 1)
-        first, marker = self.store.batch(
-            [
-                StoreOp.add_if_absent(f"replay:{issuer}:{message_id}", b"1", ttl),
-                StoreOp.get(EPOCH_KEY),
-            ]
-        )
+        return [
+            StoreOp.add_if_absent(f"replay:{issuer}:{message_id}", b"1", ttl),
+            StoreOp.get(EPOCH_KEY),
+        ]
+
+    def check(self, replies: list[StoreReply], issued_at: float) -> None:
+        """Raise as `first_use` does, from the replies to `first_use_ops`."""
+        first, marker = replies[0], replies[1]
         if first is not True:
             raise InvalidMessage("assertion seen before", code="replay")
         if issued_at < self.epoch(marker) - self.skew:

@@ -103,6 +103,10 @@ class SealedStore:
         return StoreOp.get(store_key(kind, record_id))
 
     @staticmethod
+    def take_op(kind: str, record_id: str) -> StoreOp:
+        return StoreOp.take(store_key(kind, record_id))
+
+    @staticmethod
     def delete_op(kind: str, record_id: str) -> StoreOp:
         return StoreOp.delete(store_key(kind, record_id))
 
@@ -110,7 +114,7 @@ class SealedStore:
     def opened(
         secret: bytes, kind: str, record_id: str, reply: StoreReply
     ) -> dict[str, Any] | None:
-        """A `get_op`'s reply opened as `get` would return it."""
+        """A `get_op`'s (or `take_op`'s) reply opened as `get` (`take`) would return it."""
         if reply is None:
             return None
         if not isinstance(reply, bytes):

@@ -45,6 +45,11 @@ def browser_secret(request: Request) -> tuple[bytes, bool]:
 
 
 def set_browser_secret(response: Response, secret: bytes) -> None:
+    """Once per response: two steps of one request may both hold state under the new secret
+    (an SSO session's answer that shows the notice), and one cookie header carries it."""
+    prefix = f"{BROWSER_COOKIE}="
+    if any(line.startswith(prefix) for line in response.headers.getlist("Set-Cookie")):
+        return
     value = base64.urlsafe_b64encode(secret).decode().rstrip("=")
     response.set_cookie(
         BROWSER_COOKIE, value, secure=True, httponly=True, samesite="None", path="/"

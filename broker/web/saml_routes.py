@@ -92,15 +92,17 @@ def acs() -> Response:
         # service hears so in its own protocol instead of waiting for a response forever.
         record = b.flow.take(secret, login_id)
         return refuse_to_service(record, failure)
-    # Once only, also across a wiped store (the epoch rule, security.md).
-    b.replay.first_use(
-        f"saml:{school.idp_entity_id}",
-        verified.assertion_id,
-        verified.issued_at,
-        verified.expires_at,
+    # Once only, also across a wiped store (the epoch rule, security.md); and single use: of two
+    # racing copies of this response only one consumes the record. One round trip for both,
+    # the replay check first (its order is kept). A replayed answer consumes the record too:
+    # it can only be a copy of this login's own answer (signed, InResponseTo our request, sent
+    # with this browser's cookie), and the login it belongs to ends either way.
+    replay = b.replay.first_use_ops(
+        f"saml:{school.idp_entity_id}", verified.assertion_id, verified.expires_at
     )
-    # Single use: of two racing copies of this response only one consumes the record.
-    record = b.flow.take(secret, login_id)
+    replies = b.flow.store.batch([*replay, b.flow.take_op(login_id)])
+    b.replay.check(replies[: len(replay)], verified.issued_at)
+    record = b.flow.taken(secret, login_id, replies[len(replay)])
     authn_instant = verified.authn_instant or time.time()
     return finish(record, verified.identity, authn_instant)
 

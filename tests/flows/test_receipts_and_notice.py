@@ -284,6 +284,9 @@ def test_a_browser_that_lost_its_session_cookie_still_continues_past_the_notice(
     held = demo.login(browser, notice_service, UID, deliver=False)
     form = notice_form(held.final)
     assert form is not None, held.final.text[:300]
+    # The SSO answer and the notice both hold state under the new secret: one cookie carries it.
+    cookie_lines = held.final.response.raw.headers.getlist("Set-Cookie")
+    assert sum(line.startswith(f"{BROWSER_COOKIE}=") for line in cookie_lines) == 1
     assert demo.answers_publisher(browser.post(form.pop("action"), form))
 
 
