@@ -12,6 +12,14 @@ the broker. With one request in flight, the difference is that request's CPU in 
 gunicorn's HTTP handling, Flask, the login step, the Redis and SQL client work. It prints, per
 request kind, the median and mean CPU, and `GET /healthz` for comparison: what any request costs
 before the broker does anything.
+
+The browser's requests to the peers are metered the same way: while the browser waits on the
+publisher's OIDC callback, the relying party calls the broker's token endpoint and userinfo
+server to server, and that CPU is the broker's share of the login too. A peer request kind whose
+mean is at least PEER_FLOOR_MS appears as its own row (`publisher GET /callback (token,
+userinfo)`) and counts in the login's sum; the others (the broker idle while a page of the
+school or the publisher is served) are left out of both, so the SAML→SAML table means what it
+did before and the OIDC→OIDC table sums to the whole login.
 """
 
 from __future__ import annotations
@@ -30,9 +38,28 @@ from urllib.parse import urlsplit, urlunsplit
 
 from login import USERS
 from oidc_login import free_port_run
-from throughput import PAIRINGS, HttpClient, HttpResponse, Proc, notice_once, prepare, start
+from throughput import (
+    PAIRINGS,
+    Demo,
+    HttpClient,
+    HttpResponse,
+    Proc,
+    notice_once,
+    prepare,
+    start,
+)
+
+from broker.cli.demo import OIDC_SCHOOL_PORT_OFFSET
+from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_PORT_OFFSET
 
 VARIABLE = re.compile(r"/[0-9A-Za-z_-]{16,}")  # ids in paths: /notice/<id>, /logout/<run>
+# A browser request to a peer during which the broker spends at least this much CPU on average
+# has work of the broker behind it (server-to-server calls); below it is the idle broker's noise.
+PEER_FLOOR_MS = 0.1
+PEER_ROLES = {1: "school", 2: "publisher", OIDC_SCHOOL_PORT_OFFSET: "school"}
+PEER_ROLES[OIDC_PUBLISHER_PORT_OFFSET] = "publisher"
+# What the broker does during a peer's request, for the row's name.
+SERVER_TO_SERVER = {"publisher GET /callback": "token, userinfo"}
 
 
 def on_cpu_ns(pids: list[int]) -> int:
@@ -51,12 +78,16 @@ def on_cpu_ns(pids: list[int]) -> int:
 
 
 class MeteredClient(HttpClient):
-    """The broker's origin: each request's broker CPU goes into `spent`, by request kind."""
+    """One origin: the broker's CPU during each request goes into `spent`, by request kind
+    (`GET /path` for the broker's own origin, `publisher GET /path` for a peer's)."""
 
-    def __init__(self, origin: str, broker: Proc, spent: dict[str, list[float]]) -> None:
+    def __init__(
+        self, origin: str, broker: Proc, spent: dict[str, list[float]], role: str = ""
+    ) -> None:
         super().__init__(origin)
         self.broker = broker
         self.spent = spent
+        self.prefix = f"{role} " if role else ""
 
     def open(self, url: str, method: str = "GET", **kwargs: Any) -> HttpResponse:
         pids = self.broker.pids()
@@ -65,8 +96,15 @@ class MeteredClient(HttpClient):
         # The worker may still be closing the connection: give it a moment to finish.
         time.sleep(0.002)
         spent = (on_cpu_ns(pids) - before) / 1e6
-        self.spent[f"{method} {VARIABLE.sub('/<id>', urlsplit(url).path)}"].append(spent)
+        kind = f"{self.prefix}{method} {VARIABLE.sub('/<id>', urlsplit(url).path)}"
+        if kind in SERVER_TO_SERVER:
+            kind = f"{kind} ({SERVER_TO_SERVER[kind]})"
+        self.spent[kind].append(spent)
         return response
+
+
+def peer_role(demo: Demo, origin: str) -> str:
+    return PEER_ROLES[(urlsplit(origin).port or 80) - demo.port]
 
 
 class Federation:
@@ -75,7 +113,7 @@ class Federation:
     def __init__(self, args: argparse.Namespace, broker_src: Path | None, redis_url: str) -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="kb-bench-requests-"))
         self.procs: list[Proc] = []
-        self.spent: dict[str, list[float]] = defaultdict(list)
+        self.spent: dict[str, list[float]] = defaultdict(list)  # broker's origin and peers'
         self.demo = prepare(
             self.directory, free_port_run(7), redis_url, args.registry_url, args.rate_limits
         )
@@ -86,7 +124,16 @@ class Federation:
     def login(self, pairing: str, user: str, metered: bool) -> None:
         clients: dict[str, Any] = {origin: HttpClient(origin) for origin in self.demo.origins}
         if metered:
-            clients[self.demo.broker] = MeteredClient(self.demo.broker, self.procs[0], self.spent)
+            broker = self.procs[0]
+            clients = {
+                origin: MeteredClient(
+                    origin,
+                    broker,
+                    self.spent,
+                    "" if origin == self.demo.broker else peer_role(self.demo, origin),
+                )
+                for origin in self.demo.origins
+            }
         PAIRINGS[pairing](self.demo, clients, user)
 
     def health(self) -> None:
@@ -111,18 +158,29 @@ def other_database(args: argparse.Namespace) -> str:
 
 
 def report(title: str, spent: dict[str, list[float]], logins: int) -> float:
+    """Prints the table; returns the broker's CPU per login: its own requests and the peer
+    requests with work of the broker behind them."""
     print(f"\n{title}")
-    print(f"{'request':32} {'count':>6} {'median':>8} {'mean':>8} {'per login':>10}")
+    print(f"{'request':44} {'count':>6} {'median':>8} {'mean':>8} {'per login':>10}")
     per_login = 0.0
+    idle: list[float] = []  # peer requests with no work of the broker behind them
     for kind, values in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
+        if not kind.startswith(("GET ", "POST ")) and statistics.fmean(values) < PEER_FLOOR_MS:
+            idle.extend(values)
+            continue
         share = sum(values) / logins
         if kind != "GET /healthz":
             per_login += share
         print(
-            f"{kind:32} {len(values):6} {statistics.median(values):8.2f} "
+            f"{kind:44} {len(values):6} {statistics.median(values):8.2f} "
             f"{statistics.fmean(values):8.2f} {share:10.2f}"
         )
-    print(f"{'login, all requests':32} {'':6} {'':8} {'':8} {per_login:10.2f}")
+    print(f"{'login, all requests':44} {'':6} {'':8} {'':8} {per_login:10.2f}")
+    if idle:
+        print(
+            f"(not counted: {len(idle)} browser requests to the peers, the broker idle: "
+            f"mean {statistics.fmean(idle):.3f} ms)"
+        )
     return per_login
 
 
