@@ -10,6 +10,8 @@ atomically (one use, across workers); a second use revokes every token of that l
 from __future__ import annotations
 
 import hmac
+import secrets
+import string
 import time
 from dataclasses import dataclass, field
 from hashlib import sha256
@@ -31,6 +33,24 @@ ACCESS = "oidc-access"
 REFRESH = "oidc-refresh"
 KNOWN_SCOPES = frozenset(scopes_supported())
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
+
+
+_TOKEN_ALPHABET = (string.ascii_letters + string.digits).encode()
+# Byte b becomes the character b % 62; bytes from the largest multiple of 62 a byte reaches
+# (248) upwards are dropped, so every character is equally likely (no modulo bias).
+_TOKEN_LIMIT = 256 - 256 % len(_TOKEN_ALPHABET)
+_TOKEN_TABLE = bytes(_TOKEN_ALPHABET[b % len(_TOKEN_ALPHABET)] for b in range(256))
+_TOKEN_DROPPED = bytes(range(_TOKEN_LIMIT, 256))
+
+
+def random_token(length: int) -> str:
+    """`length` characters of [A-Za-z0-9] from the OS's CSPRNG, each uniform (5.95 bits): what
+    authlib's generate_token makes, from one random read instead of one per character (that
+    took ~60 us per code or token)."""
+    made = b""
+    while len(made) < length:
+        made += secrets.token_bytes(length + 8).translate(_TOKEN_TABLE, _TOKEN_DROPPED)
+    return made[:length].decode()
 
 
 def _digest(value: str) -> str:
@@ -323,6 +343,9 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
 class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
     vault: TokenVault  # set by the provider on its subclass
+
+    def generate_authorization_code(self) -> str:
+        return random_token(self.AUTHORIZATION_CODE_LENGTH)  # authlib's 48 characters
 
     def save_authorization_code(self, code: str, request: Any) -> None:
         data = request.payload.data

@@ -18,7 +18,6 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from authlib.common.security import generate_token
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
@@ -48,6 +47,7 @@ from broker.oidc.grants import (
     RegisteredClient,
     S256Only,
     TokenVault,
+    random_token,
 )
 from broker.oidc.signing_keys import SigningKeys
 
@@ -158,8 +158,8 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
-                lambda *args, **kwargs: generate_token(43),
-                lambda *args, **kwargs: generate_token(48),
+                lambda *args, **kwargs: random_token(43),  # access token, 256 bits
+                lambda *args, **kwargs: random_token(48),  # refresh token
                 lambda client, grant_type: provider.settings_oidc.access_token_lifetime_seconds,
             ),
         )
