@@ -7,12 +7,15 @@ CONTRACT (the web layer calls these):
   `InvalidMessage` (a forged or broken answer) or `UpstreamFailure` (the school said no).
 
 The steps follow OIDC Core §3.1 (code flow) with PKCE S256 (RFC 7636) and the `iss` parameter
-of RFC 9207; authlib builds the authorization URL and the token request, the checks of the
-answer are ours (rp_id_token.py). docs/oidc-profile.md lists what is implemented.
+of RFC 9207. The authorization URL and the token request are built here, as authlib's client
+built them (the same parameters, the same client authentication), without its per-call session
+(rp_http.py says why); the checks of the answer are ours (rp_id_token.py). docs/oidc-profile.md
+lists what is implemented.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -21,9 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-import requests
-from authlib.integrations.base_client import OAuthError
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 from broker.config import Settings
 from broker.core.catalogue import CATALOGUE
@@ -32,7 +33,7 @@ from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.login.school_sessions import BACK_CHANNEL, MAX_SID_LENGTH
 from broker.oidc.rp_claims import has_catalogue_claims, map_claims, subject_of
 from broker.oidc.rp_discovery import ProviderDirectory, ProviderInvalid, ProviderMetadata
-from broker.oidc.rp_http import SchoolSession, call_budget, json_object
+from broker.oidc.rp_http import FORM, SchoolSession, call_budget, json_object
 from broker.oidc.rp_id_token import Expected, verify_id_token
 from broker.oidc.rp_logout_token import LogoutClaims, verify_logout_token
 
@@ -86,19 +87,8 @@ class OidcBack:
         self.timeout = settings.oidc.http_timeout_seconds if settings.oidc else 5.0
         self.directory = directory or ProviderDirectory(self._session, clock)
 
-    def _session(self, **client: Any) -> SchoolSession:
-        return SchoolSession(self.timeout, allow_loopback=self.settings.peers_on_loopback, **client)
-
-    def _client(
-        self, school: School, upstream: OidcUpstream, metadata: ProviderMetadata
-    ) -> SchoolSession:
-        return self._session(
-            client_id=upstream.client_id,
-            client_secret=upstream.client_secret,
-            token_endpoint_auth_method=_auth_method(metadata),
-            redirect_uri=self.settings.oidc_callback_url(school.id),
-            code_challenge_method="S256",
-        )
+    def _session(self) -> SchoolSession:
+        return SchoolSession(self.timeout, allow_loopback=self.settings.peers_on_loopback)
 
     def authorization_redirect(
         self,
@@ -126,8 +116,17 @@ class OidcBack:
             if acr_essential:
                 acr = {"essential": True, "values": list(acr_values)}
                 params["claims"] = json.dumps({"id_token": {"acr": acr}}, separators=(",", ":"))
-        url, _ = self._client(school, upstream, metadata).create_authorization_url(
-            metadata.authorization_endpoint, state=state, code_verifier=verifier, **params
+        url = _with_query(
+            metadata.authorization_endpoint,
+            [
+                ("response_type", "code"),
+                ("client_id", upstream.client_id),
+                ("redirect_uri", self.settings.oidc_callback_url(school.id)),
+                ("state", state),
+                *params.items(),
+                ("code_challenge", _s256(verifier)),
+                ("code_challenge_method", "S256"),
+            ],
         )
         kept = {"nonce": nonce, "code_verifier": verifier}
         if max_age is not None:
@@ -230,19 +229,31 @@ class OidcBack:
         verifier: str,
     ) -> dict[str, Any]:
         """The token request (client_secret_basic, or _post where that is all there is)."""
-        session = self._client(school, upstream, metadata)
+        form = {
+            "grant_type": "authorization_code",
+            "redirect_uri": self.settings.oidc_callback_url(school.id),
+            "code": code,
+            "code_verifier": verifier,
+        }
+        headers = {"Accept": "application/json", "Content-Type": f"{FORM};charset=UTF-8"}
+        if _auth_method(metadata) == BASIC:
+            headers["Authorization"] = _basic(upstream.client_id, upstream.client_secret)
+        else:
+            form["client_id"] = upstream.client_id
+            form["client_secret"] = upstream.client_secret
+        response = self._session().request(
+            "POST", metadata.token_endpoint, headers=headers, form=form
+        )
         try:
-            token = session.fetch_token(
-                metadata.token_endpoint,
-                grant_type="authorization_code",
-                code=code,
-                code_verifier=verifier,
-            )
-        except OAuthError:
-            raise UpstreamFailure("token endpoint refused the code", code="token_refused") from None
-        except (requests.HTTPError, ValueError):
+            token = json_object(response.content, "token response")
+        except UpstreamFailure:
             raise UpstreamFailure("token endpoint answer unusable", code="token_refused") from None
-        return dict(token)
+        if "error" in token:
+            raise UpstreamFailure("token endpoint refused the code", code="token_refused")
+        if response.status_code != 200:
+            # RFC 6749 5.1: a token comes with 200 (authlib let a 4xx without `error` pass).
+            raise UpstreamFailure("token endpoint answer unusable", code="token_refused")
+        return token
 
     def _userinfo(
         self,
@@ -254,8 +265,11 @@ class OidcBack:
         access_token = _string(token, "access_token")
         if str(token.get("token_type", "")).lower() != "bearer":
             raise InvalidMessage("access token is not a bearer token", code="token_type")
-        session = self._session(token={"access_token": access_token, "token_type": "Bearer"})
-        response = session.request("GET", str(metadata.userinfo_endpoint))
+        response = self._session().request(
+            "GET",
+            str(metadata.userinfo_endpoint),
+            headers={"Accept": "application/json", "Authorization": f"Bearer {access_token}"},
+        )
         if response.status_code != 200:
             raise UpstreamFailure("userinfo endpoint refused", code="userinfo_refused")
         media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
@@ -286,6 +300,31 @@ def upstream_session(
         if back_channel:
             kept[BACK_CHANNEL] = "1"
     return kept
+
+
+def _s256(verifier: str) -> str:
+    """RFC 7636 4.2: BASE64URL(SHA256(verifier)), without padding."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def _basic(client_id: str, secret: str) -> str:
+    """client_secret_basic as authlib's client sends it (id and secret joined, not escaped)."""
+    try:
+        pair = f"{client_id}:{secret}".encode("latin-1")
+    except UnicodeEncodeError:
+        raise UpstreamFailure(
+            "client id or secret for this school is not Latin-1", code="client_secret_invalid"
+        ) from None
+    return "Basic " + base64.b64encode(pair).decode("ascii")
+
+
+def _with_query(url: str, params: list[tuple[str, str]]) -> str:
+    """`url` with `params` after whatever query it has already (a provider's endpoint may
+    carry one of its own)."""
+    parts = urlsplit(url)
+    query = [*parse_qsl(parts.query, keep_blank_values=True), *params]
+    return parts._replace(query=urlencode(query)).geturl()
 
 
 def _check_issuer_parameter(params: dict[str, str], metadata: ProviderMetadata) -> None:

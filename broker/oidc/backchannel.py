@@ -94,9 +94,7 @@ class BackChannelLogout:
         session = SchoolSession(timeout / 2, allow_loopback=self.allow_loopback)
         try:
             with call_budget(timeout):
-                response = session.request(
-                    "POST", uri, withhold_token=True, data={"logout_token": token}
-                )
+                response = session.request("POST", uri, form={"logout_token": token})
         except SchoolTimeout:
             outcome = TIMED_OUT
         except UpstreamFailure as failure:

@@ -1,7 +1,7 @@
 """Connections that go to the addresses the destination check approved, and nowhere else.
 
 `rp_http` resolves a provider's host name (bounded in time, in a thread of its own) and checks
-that every address is public before it calls. Left to itself, `requests` would then resolve the
+that every address is public before it calls. Left to itself, urllib3 would then resolve the
 name a second time to connect: unbounded in time (getaddrinfo has no timeout), and free to get a
 different answer than the one checked (DNS rebinding: a name that is public for the check and
 points into the broker's own network for the connection). Here the connection takes the checked
@@ -9,7 +9,8 @@ addresses instead: no second lookup, no second answer.
 
 TLS is unchanged: the certificate is verified against the host name in the URL (SNI too), since
 urllib3 wraps the socket with the connection's `host`, which stays the name. A kept-alive
-connection in the pool was made to a checked address when it was opened.
+connection in the pool was made to a checked address of that name when it was opened, and
+every call checks the name's addresses again before it is sent (rp_http.py).
 
 The approved addresses travel in a context variable set around one call (`pinned_to`); a
 connection opened outside such a call, or for another host, is refused rather than resolved.
@@ -25,8 +26,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, cast
 
-from requests.adapters import HTTPAdapter
-from requests.exceptions import InvalidProxyURL
+from urllib3 import PoolManager
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
@@ -116,16 +116,14 @@ class _PinnedHTTPSPool(HTTPSConnectionPool):
     ConnectionCls = _PinnedHTTPSConnection
 
 
-class PinnedAdapter(HTTPAdapter):
-    """A `requests` transport whose pools open only pinned connections. No proxies: a proxy
-    would resolve the name itself (SchoolSession sets `trust_env = False` for the same reason)."""
+class PinnedPoolManager(PoolManager):
+    """urllib3's pool manager whose pools open only pinned connections. No proxies: a proxy
+    would resolve the name itself (a plain PoolManager never reads proxy settings from the
+    environment)."""
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = {
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.pool_classes_by_scheme = {
             "http": _PinnedHTTPPool,
             "https": _PinnedHTTPSPool,
         }
-
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        raise InvalidProxyURL("calls to providers go direct, to the checked addresses")

@@ -1,10 +1,11 @@
 """Outbound HTTP to schools' OpenID providers, under the fetch rules of security.md.
 
-Every call (discovery, JWKS, token, userinfo) goes through `SchoolSession`: only https, or plain
-http to a loopback address; a timeout; no redirects (a 3xx would let a provider's answer come
-from a URL nobody configured); and a size cap, enforced while streaming so a provider cannot make
-a worker buffer a gigabyte. Failures of the network become `UpstreamFailure("school_unreachable")`,
-a provider that does not answer in time `SchoolTimeout`.
+Every call (discovery, JWKS, token, userinfo; publishers' JWKS and back-channel logout too)
+goes through `SchoolSession.request`: only https, or plain http to a loopback address; a
+timeout; no redirects (a 3xx would let a provider's answer come from a URL nobody configured);
+and a size cap, enforced while streaming so a provider cannot make a worker buffer a gigabyte.
+Failures of the network become `UpstreamFailure("school_unreachable")`, a provider that does
+not answer in time `SchoolTimeout`.
 
 Each call is bounded by the timeout (its name lookup included, which runs in a thread of its
 own, since getaddrinfo has no timeout, and is the only lookup: the connection goes to the
@@ -12,27 +13,37 @@ addresses that were checked, pinned_http.py), but a login's callback makes sever
 (token, keys, userinfo): `call_budget` bounds them together, so a provider that answers each
 one just before its timeout cannot hold a worker past gunicorn's own timeout (operations.md,
 failure behaviour).
+
+The calls go straight to urllib3, over one pool manager per process: `requests` and authlib's
+client session cost about 0.7 ms of CPU per call (a session and its adapters built per call,
+requests' preparation of every request and response), more than the call's own HTTP work, on
+the way of every OIDC login (docs/performance.md, "OpenID Connect logins"). The pools keep
+connections to providers alive between logins, so a token call usually needs no new TCP
+connection nor TLS handshake. The trust store is requests' (certifi's), as before.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import requests
-from authlib.integrations.requests_client import OAuth2Session
+import urllib3
+from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from broker.core.endpoints import acceptable_destination, is_acceptable_endpoint
 from broker.core.errors import SchoolTimeout, UpstreamFailure
-from broker.oidc.pinned_http import PinnedAdapter, pinned_to
+from broker.oidc.pinned_http import PinnedPoolManager, pinned_to
 
 # Discovery documents, key sets and token responses are a few KiB; 256 KiB leaves room for big
 # key sets and long group lists while keeping a hostile provider from filling memory.
@@ -61,21 +72,63 @@ def is_acceptable_url(url: str) -> bool:
     return not parts.username and not parts.password and is_acceptable_endpoint(url)
 
 
-class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no type hints
-    """authlib's OAuth 2 client session with the broker's fetch rules on every request."""
+FORM = "application/x-www-form-urlencoded"
 
-    def __init__(self, timeout: float, *, allow_loopback: bool = False, **client: Any) -> None:
-        super().__init__(default_timeout=timeout, **client)
+
+def _new_pools() -> PinnedPoolManager:
+    # requests' defaults: 10 hosts, 10 connections each, certificates verified against certifi.
+    return PinnedPoolManager(
+        num_pools=10, maxsize=10, cert_reqs="CERT_REQUIRED", ca_certs=DEFAULT_CA_BUNDLE_PATH
+    )
+
+
+class _ProcessPools:
+    """One pool manager per process, shared by every call: urllib3's pools are safe to share
+    between threads. A kept-alive connection keeps every check: each call still looks the name
+    up and checks the addresses before it sends anything, the connection was opened to a
+    checked address of that very name (pinned_http.py), and TLS was verified for the name when
+    it was made."""
+
+    def __init__(self) -> None:
+        self.manager = _new_pools()
+        # A forked child must not share sockets with its parent (gunicorn does not preload the
+        # app, but nothing here should depend on that). A new manager, not a clear() of the
+        # old one, whose lock another thread of the parent may have held at the fork.
+        os.register_at_fork(after_in_child=self._renew)
+
+    def _renew(self) -> None:
+        self.manager = _new_pools()
+
+
+_POOLS = _ProcessPools()
+
+
+@dataclass(frozen=True)
+class SchoolResponse:
+    """A provider's answer, read whole (within the cap) before anyone looks at it."""
+
+    status_code: int
+    headers: Mapping[str, str]  # case-insensitive (urllib3's HTTPHeaderDict)
+    content: bytes
+
+
+class SchoolSession:
+    """Calls to one kind of party (a school's provider, a publisher's JWKS or back-channel
+    logout URI), each under the broker's fetch rules; `timeout` bounds each step of a call."""
+
+    def __init__(self, timeout: float, *, allow_loopback: bool = False) -> None:
         self.timeout = timeout
         self.allow_loopback = allow_loopback
-        self.trust_env = False  # no proxies or netrc credentials from the environment
-        # Connections go to the addresses the destination check approved (pinned_http.py).
-        self.mount("https://", PinnedAdapter())
-        self.mount("http://", PinnedAdapter())
 
     def request(
-        self, method: str, url: str, withhold_token: bool = False, auth: Any = None, **kwargs: Any
-    ) -> requests.Response:
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | None = None,
+    ) -> SchoolResponse:
+        """`form`: sent as the body, application/x-www-form-urlencoded."""
         if not is_acceptable_url(url):
             raise UpstreamFailure(
                 "provider endpoint is not https (or loopback http)", code="endpoint_refused"
@@ -89,34 +142,44 @@ class SchoolSession(OAuth2Session):  # type: ignore[misc]  # authlib ships no ty
             if budget_ends <= time.monotonic():
                 raise SchoolTimeout("the time for this login's calls to the provider is spent")
             deadline = min(deadline, budget_ends)
-        # The host as requests will connect to it (an international name in its ASCII form):
-        # the name looked up, checked and pinned must be that very name.
-        connected = _as_requests_sends(url)
-        addresses = _checked_addresses(
-            connected, self.allow_loopback, _left(self.timeout, deadline)
-        )
-        kwargs["allow_redirects"] = False
-        kwargs["stream"] = True
-        kwargs["timeout"] = _left(self.timeout, deadline)
+        # The host as it is sent (an international name in its ASCII form): the name looked
+        # up, checked and pinned must be that very name.
+        sent = _as_sent(url)
+        addresses = _checked_addresses(sent, self.allow_loopback, _left(self.timeout, deadline))
+        all_headers = dict(headers or {})
+        body = None
+        if form is not None:
+            body = urlencode(form)
+            all_headers.setdefault("Content-Type", FORM)
+        step = _left(self.timeout, deadline)
         try:
-            with pinned_to(urlsplit(connected).hostname or "", addresses, deadline):
-                response: requests.Response = super().request(
-                    method, url, withhold_token=withhold_token, auth=auth, **kwargs
+            with pinned_to(urlsplit(sent).hostname or "", addresses, deadline):
+                response = _POOLS.manager.urlopen(
+                    method,
+                    sent,
+                    body=body,
+                    headers=all_headers,
+                    redirect=False,
+                    retries=False,
+                    timeout=urllib3.Timeout(connect=step, read=step),
+                    preload_content=False,
                 )
-                body = _read_capped(response, deadline)
-        except requests.Timeout as err:
-            # Connect or read timeout: a provider that hangs ends this login, not the worker.
-            raise SchoolTimeout(f"provider did not answer in time: {type(err).__name__}") from None
-        except requests.RequestException as err:
+                content = _read_capped(response, deadline)
+        except urllib3.exceptions.NewConnectionError as err:
+            # Refused or unreachable (urllib3 files this under its timeouts, for history).
             raise UpstreamFailure(
                 f"provider unreachable: {type(err).__name__}", code="school_unreachable"
             ) from None
-        # The body is read (and capped) now; later readers (authlib's token parsing) see it.
-        response._content = body
-        response._content_consumed = True  # type: ignore[attr-defined]
-        if 300 <= response.status_code < 400:
+        except (urllib3.exceptions.TimeoutError, TimeoutError) as err:
+            # Connect or read timeout: a provider that hangs ends this login, not the worker.
+            raise SchoolTimeout(f"provider did not answer in time: {type(err).__name__}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as err:
+            raise UpstreamFailure(
+                f"provider unreachable: {type(err).__name__}", code="school_unreachable"
+            ) from None
+        if 300 <= response.status < 400:
             raise UpstreamFailure("provider answered with a redirect", code="school_unreachable")
-        return response
+        return SchoolResponse(response.status, response.headers, content)
 
 
 def _left(step: float, deadline: float) -> float:
@@ -127,8 +190,9 @@ def _left(step: float, deadline: float) -> float:
     return left
 
 
-def _as_requests_sends(url: str) -> str:
-    """`url` as requests prepares it: an international host name becomes its IDNA form."""
+def _as_sent(url: str) -> str:
+    """`url` as it goes on the wire: an international host name becomes its IDNA form (by
+    requests' rules, which the broker has always used for that)."""
     prepared = requests.PreparedRequest()
     try:
         prepared.prepare_url(url, None)
@@ -197,7 +261,7 @@ def _lookup(host: str, port: int, seconds: float) -> AddressInfo:
     return found
 
 
-def _read_capped(response: requests.Response, deadline: float) -> bytes:
+def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         response.close()
@@ -208,19 +272,21 @@ def _read_capped(response: requests.Response, deadline: float) -> bytes:
             response.close()
             raise SchoolTimeout("provider answered too slowly")
         # read1: what one socket read brings, so the deadline is checked between trickles.
-        chunk = response.raw.read1(_CHUNK, decode_content=True)
+        chunk = response.read1(_CHUNK, decode_content=True)
         if not chunk:
             break
         collected.extend(chunk)
         if len(collected) > MAX_RESPONSE_BYTES:
             response.close()
             raise UpstreamFailure("provider response too large", code="response_too_large")
+    # Read to the end: the connection goes back to its pool for the next call.
+    response.release_conn()
     return bytes(collected)
 
 
 def get_json(session: SchoolSession, url: str, what: str) -> dict[str, Any]:
     """GET a JSON object (discovery document, key set); anything else is the provider's fault."""
-    response = session.request("GET", url, withhold_token=True)
+    response = session.request("GET", url, headers={"Accept": "application/json"})
     if response.status_code != 200:
         raise UpstreamFailure(
             f"{what} answered HTTP {response.status_code}", code="school_unreachable"

@@ -245,7 +245,7 @@ RULES = [
     ),
     Rule(
         # The OIDC adapter is a sibling of the SAML one, never its user, and below the web edge.
-        # urllib3: requests' own transport, for connections pinned to checked addresses.
+        # urllib3: the transport of calls to providers, pinned to checked addresses.
         "broker.oidc imports only core, login, config and authlib/joserfc/requests/urllib3",
         in_parts("oidc"),
         only(

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-import requests
+import urllib3
 
 from broker.core.errors import UpstreamFailure
 from broker.oidc import pinned_http, rp_http
@@ -98,20 +98,22 @@ def test_a_name_that_does_not_resolve_is_unreachable(monkeypatch: pytest.MonkeyP
     assert failed.value.code == "school_unreachable"
 
 
+def _get(url: str) -> Any:
+    """One GET through a fresh pinned transport (no kept connection from another test)."""
+    pools = pinned_http.PinnedPoolManager()
+    return pools.request("GET", url, timeout=2, retries=False, redirect=False)
+
+
 def test_a_connection_without_a_checked_address_is_refused(provider: int) -> None:
     # Outside SchoolSession.request (nothing pinned), the transport never resolves by itself.
-    session = requests.Session()
-    session.mount("http://", pinned_http.PinnedAdapter())
-    with pytest.raises(requests.ConnectionError):
-        session.get(f"http://127.0.0.1:{provider}/", timeout=2)
+    with pytest.raises(urllib3.exceptions.NewConnectionError):
+        _get(f"http://127.0.0.1:{provider}/")
 
 
 def test_the_next_checked_address_is_tried_when_one_refuses(provider: int) -> None:
-    session = requests.Session()
-    session.mount("http://", pinned_http.PinnedAdapter())
     # One pinned host, two addresses: nothing serves the first (the provider listens on IPv4).
     with pinned_http.pinned_to("op.school.test", ["::1", "127.0.0.1"]):
-        answer = session.get(f"http://op.school.test:{provider}/", timeout=2)
+        answer = _get(f"http://op.school.test:{provider}/")
     assert answer.json() == {"host": f"op.school.test:{provider}"}
 
 
@@ -130,12 +132,10 @@ def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
         return real(address, *args, **kwargs)
 
     monkeypatch.setattr(pinned_http, "create_connection", connect)
-    session = requests.Session()
-    session.mount("http://", pinned_http.PinnedAdapter())
     with pinned_http.pinned_to(
         "op.school.test", ["2001:db8::1", "127.0.0.1"], time.monotonic() + 5
     ):
-        answer = session.get(f"http://op.school.test:{provider}/", timeout=2)
+        answer = _get(f"http://op.school.test:{provider}/")
     assert answer.json() == {"host": f"op.school.test:{provider}"}
     assert tried == ["2001:db8::1", "127.0.0.1"]
 
@@ -148,13 +148,11 @@ def test_no_address_is_tried_after_the_calls_deadline(monkeypatch: pytest.Monkey
         raise TimeoutError("timed out")
 
     monkeypatch.setattr(pinned_http, "create_connection", connect)
-    session = requests.Session()
-    session.mount("http://", pinned_http.PinnedAdapter())
     with (
         pinned_http.pinned_to("op.school.test", ["192.0.2.1", "192.0.2.2"], time.monotonic()),
-        pytest.raises(requests.ConnectTimeout),
+        pytest.raises(urllib3.exceptions.ConnectTimeoutError),
     ):
-        session.get("http://op.school.test:9/", timeout=2)
+        _get("http://op.school.test:9/")
     assert tried == []
 
 
@@ -183,6 +181,69 @@ def test_an_international_name_is_looked_up_checked_and_pinned_as_it_is_sent(
     assert connected == [("93.184.215.14", 443)]
 
 
-def test_the_pinned_transport_takes_no_proxy() -> None:
-    with pytest.raises(requests.exceptions.InvalidProxyURL):
-        pinned_http.PinnedAdapter().proxy_manager_for("http://proxy.example:3128")
+def test_the_transport_takes_no_proxy_from_the_environment(
+    provider: int, resolver: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A proxy would resolve the name itself: the call goes direct, to the checked address.
+    for name in ("HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, "http://proxy.invalid:3128")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    url = f"http://localhost:{provider}/keys"
+    assert get_json(SchoolSession(2.0, allow_loopback=True), url, "keys") == {
+        "host": f"localhost:{provider}"
+    }
+    assert "proxy.invalid" not in resolver
+
+
+def test_a_kept_connection_serves_the_next_call_only_after_its_check(
+    resolver: list[str],
+) -> None:
+    # A provider that keeps connections alive: the second call reuses the connection, but its
+    # check runs first and sees the rebinding answer, so nothing is sent on the kept one.
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeptAlive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://localhost:{server.server_address[1]}/keys"
+        session = SchoolSession(2.0, allow_loopback=True)
+        get_json(session, url, "keys")
+        with pytest.raises(UpstreamFailure) as refused:
+            get_json(session, url, "keys")
+        assert refused.value.code == "endpoint_refused"
+        assert _KeptAlive.served == 1
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_calls_to_a_provider_that_keeps_connections_alive_share_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened: list[str] = []
+    real = pinned_http.create_connection
+
+    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        opened.append(address[0])
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(pinned_http, "create_connection", connect)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeptAlive)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/keys"
+        for _ in range(3):
+            # A new session per call, as the broker makes them: the process's pools are shared.
+            assert get_json(SchoolSession(2.0, allow_loopback=True), url, "keys")["host"]
+        assert opened == ["127.0.0.1"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _KeptAlive(_Answer):
+    protocol_version = "HTTP/1.1"  # keeps the connection open after each answer
+    served = 0
+
+    def do_GET(self) -> None:
+        type(self).served += 1
+        super().do_GET()
