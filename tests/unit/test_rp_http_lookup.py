@@ -80,3 +80,19 @@ def test_hanging_lookups_hold_a_bounded_number_of_threads(
             get_json(SchoolSession(0.1), URL, "discovery")
     # Two lookups hang; the others were refused without starting a third thread.
     assert len(hanging_resolver) == 2
+
+
+def test_lookups_one_after_another_reuse_one_thread(monkeypatch: pytest.MonkeyPatch) -> None:
+    def answer(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
+
+    monkeypatch.setattr(rp_http.socket, "getaddrinfo", answer)
+
+    def lookup_threads() -> int:
+        return sum(t.name == "school-name-lookup" for t in threading.enumerate())
+
+    before = lookup_threads()
+    for _ in range(20):
+        assert rp_http._lookup("op.school.example", 443, 2.0)[0][4][0] == "93.184.215.14"
+    # At most one more than before (none when an idle one was left by an earlier test).
+    assert lookup_threads() <= before + 1
