@@ -175,11 +175,14 @@ def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
             )
         document = provider()
         try:
-            token = client().fetch_token(
-                document["token_endpoint"],
-                authorization_response=request.url,
-                code_verifier=pending["verifier"],
-            )
+            # Closed at once: left to the garbage collector, the session's connection to the
+            # broker would close at some later moment, in the middle of another request.
+            with client() as oauth:
+                token = oauth.fetch_token(
+                    document["token_endpoint"],
+                    authorization_response=request.url,
+                    code_verifier=pending["verifier"],
+                )
         except OAuth2Error as error:
             return refused("The token request failed.", error=error.error)
         try:
