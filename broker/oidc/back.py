@@ -7,15 +7,14 @@ CONTRACT (the web layer calls these):
   `InvalidMessage` (a forged or broken answer) or `UpstreamFailure` (the school said no).
 
 The steps follow OIDC Core §3.1 (code flow) with PKCE S256 (RFC 7636) and the `iss` parameter
-of RFC 9207. The authorization URL and the token request are built here, as authlib's client
-built them (the same parameters, the same client authentication), without its per-call session
-(rp_http.py says why); the checks of the answer are ours (rp_id_token.py). docs/oidc-profile.md
-lists what is implemented.
+of RFC 9207. authlib's OAuth functions build the authorization URL, the token request and its
+client authentication (what its client session used), sent over rp_http's transport instead of
+that session (rp_http.py says why); the checks of the answer are ours (rp_id_token.py).
+docs/oidc-profile.md lists what is implemented.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import logging
@@ -24,7 +23,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from broker.config import Settings
 from broker.core.catalogue import CATALOGUE
@@ -116,17 +118,15 @@ class OidcBack:
             if acr_essential:
                 acr = {"essential": True, "values": list(acr_values)}
                 params["claims"] = json.dumps({"id_token": {"acr": acr}}, separators=(",", ":"))
-        url = _with_query(
+        url = prepare_grant_uri(
             metadata.authorization_endpoint,
-            [
-                ("response_type", "code"),
-                ("client_id", upstream.client_id),
-                ("redirect_uri", self.settings.oidc_callback_url(school.id)),
-                ("state", state),
-                *params.items(),
-                ("code_challenge", _s256(verifier)),
-                ("code_challenge_method", "S256"),
-            ],
+            upstream.client_id,
+            "code",
+            redirect_uri=self.settings.oidc_callback_url(school.id),
+            state=state,
+            code_challenge=create_s256_code_challenge(verifier),
+            code_challenge_method="S256",
+            **params,
         )
         kept = {"nonce": nonce, "code_verifier": verifier}
         if max_age is not None:
@@ -229,20 +229,23 @@ class OidcBack:
         verifier: str,
     ) -> dict[str, Any]:
         """The token request (client_secret_basic, or _post where that is all there is)."""
-        form = {
-            "grant_type": "authorization_code",
-            "redirect_uri": self.settings.oidc_callback_url(school.id),
-            "code": code,
-            "code_verifier": verifier,
-        }
+        body = prepare_token_request(
+            "authorization_code",
+            redirect_uri=self.settings.oidc_callback_url(school.id),
+            code=code,
+            code_verifier=verifier,
+        )
         headers = {"Accept": "application/json", "Content-Type": f"{FORM};charset=UTF-8"}
-        if _auth_method(metadata) == BASIC:
-            headers["Authorization"] = _basic(upstream.client_id, upstream.client_secret)
-        else:
-            form["client_id"] = upstream.client_id
-            form["client_secret"] = upstream.client_secret
+        client = ClientAuth(upstream.client_id, upstream.client_secret, _auth_method(metadata))
+        try:
+            _, headers, body = client.prepare("POST", metadata.token_endpoint, headers, body)
+        except UnicodeEncodeError:
+            # client_secret_basic carries id and secret as Latin-1 (authlib, as RFC 7617 allows).
+            raise UpstreamFailure(
+                "client id or secret for this school is not Latin-1", code="client_secret_invalid"
+            ) from None
         response = self._session().request(
-            "POST", metadata.token_endpoint, headers=headers, form=form
+            "POST", metadata.token_endpoint, headers=headers, form=body
         )
         try:
             token = json_object(response.content, "token response")
@@ -300,31 +303,6 @@ def upstream_session(
         if back_channel:
             kept[BACK_CHANNEL] = "1"
     return kept
-
-
-def _s256(verifier: str) -> str:
-    """RFC 7636 4.2: BASE64URL(SHA256(verifier)), without padding."""
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
-
-
-def _basic(client_id: str, secret: str) -> str:
-    """client_secret_basic as authlib's client sends it (id and secret joined, not escaped)."""
-    try:
-        pair = f"{client_id}:{secret}".encode("latin-1")
-    except UnicodeEncodeError:
-        raise UpstreamFailure(
-            "client id or secret for this school is not Latin-1", code="client_secret_invalid"
-        ) from None
-    return "Basic " + base64.b64encode(pair).decode("ascii")
-
-
-def _with_query(url: str, params: list[tuple[str, str]]) -> str:
-    """`url` with `params` after whatever query it has already (a provider's endpoint may
-    carry one of its own)."""
-    parts = urlsplit(url)
-    query = [*parse_qsl(parts.query, keep_blank_values=True), *params]
-    return parts._replace(query=urlencode(query)).geturl()
 
 
 def _check_issuer_parameter(params: dict[str, str], metadata: ProviderMetadata) -> None:

@@ -127,9 +127,10 @@ class SchoolSession:
         url: str,
         *,
         headers: Mapping[str, str] | None = None,
-        form: Mapping[str, str] | None = None,
+        form: Mapping[str, str] | str | None = None,
     ) -> SchoolResponse:
-        """`form`: sent as the body, application/x-www-form-urlencoded."""
+        """`form`: sent as the body, application/x-www-form-urlencoded (a string: encoded
+        already)."""
         if not is_acceptable_url(url):
             raise UpstreamFailure(
                 "provider endpoint is not https (or loopback http)", code="endpoint_refused"
@@ -150,7 +151,7 @@ class SchoolSession:
         all_headers = dict(headers or {})
         body = None
         if form is not None:
-            body = urlencode(form)
+            body = form if isinstance(form, str) else urlencode(form)
             all_headers.setdefault("Content-Type", FORM)
         step = _left(self.timeout, deadline)
         try:
