@@ -2,11 +2,10 @@
 no redirects, a timeout and a size cap. The caller checks the XML with `metadata_check`.
 
 The host name is looked up once, within the timeout (`broker/name_lookup.py`), every address it
-resolves to must pass the destination check, and the connection goes to those addresses, the
-next one tried when one fails: never to a second answer of the resolver, so a name that is
-public for the check and points into the broker's own network for the connection (DNS
-rebinding) cannot turn an administrator's URL into a request inside that network. TLS is still
-verified against the host name in the URL (and sends it as SNI), not against the address.
+resolves to must pass the destination check, and the connection goes to those addresses
+(`pinned_connection.py`): never to a second answer of the resolver, so a name that is public for
+the check and points into the broker's own network for the connection (DNS rebinding) cannot
+turn an administrator's URL into a request inside that network.
 
 http.client is used directly, not urllib: it follows no redirects and reads no proxy settings
 from the environment (a proxy would resolve the name itself).
@@ -15,9 +14,6 @@ from the environment (a proxy would resolve the name itself).
 from __future__ import annotations
 
 import http.client
-import socket
-import ssl
-import sys
 import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
@@ -30,6 +26,7 @@ from broker.name_lookup import (
     checked_destinations,
 )
 from broker.saml.metadata_check import MAX_METADATA_BYTES, MetadataInvalid
+from broker.saml.pinned_connection import Limits, PinnedConnection, PinnedTLSConnection
 
 FETCH_TIMEOUT_SECONDS = 10
 # What a request line may carry as is: printable ASCII (escapes already in the URL stay as they
@@ -64,29 +61,31 @@ def fetch_bytes(
     (read at call time)."""
     timeout = FETCH_TIMEOUT_SECONDS if timeout is None else timeout
     total_seconds = 2 * timeout if total_seconds is None else total_seconds
-    deadline = time.monotonic() + total_seconds
+    limits = Limits(step=timeout, deadline=time.monotonic() + total_seconds)
     target = _target(url)
-    destinations = _destinations(target, allow_loopback, _left(timeout, deadline))
-    connection = _connection(target, destinations, deadline, timeout)
+    connection: PinnedConnection | None = None
     response: http.client.HTTPResponse | None = None
     try:
+        destinations = _destinations(target, allow_loopback, limits.left())
+        connection = _connection(target, destinations, limits)
         connection.request(
             "GET",
             target.path,
             headers={"Accept": "application/samlmetadata+xml, application/xml, */*"},
         )
-        _bound(connection, timeout, deadline)
         response = connection.getresponse()
         if response.status != 200:
             # A 3xx too: the URL checked must be the URL fetched (metadata carries the keys the
             # broker will trust), so a redirect is refused, never followed.
             raise MetadataInvalid(f"cannot fetch the metadata: HTTP {response.status}")
-        body = _read_until(response, connection, timeout, deadline, max_bytes)
+        body = _read_capped(response, max_bytes)
         promised = response.headers.get("Content-Length", "")
         if promised.isdigit() and int(promised) > len(body) and len(body) <= max_bytes:
             # The connection closed early: a truncated file must never pass as complete.
             raise MetadataInvalid("cannot fetch the metadata: the download was cut short")
     except TimeoutError:
+        # A step's own timeout, or the deadline (each read waits at most until then, so a
+        # server sending a byte every few seconds cannot hold a worker for hours).
         raise MetadataInvalid("cannot fetch the metadata: the server answered too slowly") from None
     except (OSError, http.client.HTTPException) as err:
         # IncompleteRead (a chunked body cut short) is an HTTPException; a certificate that
@@ -96,7 +95,8 @@ def fetch_bytes(
         # A response that reads until the server closes holds the socket, not the connection.
         if response is not None:
             response.close()
-        connection.close()
+        if connection is not None:
+            connection.close()
     if len(body) > max_bytes:
         raise MetadataInvalid(f"metadata is larger than {max_bytes / 2**20:g} MiB")
     return body
@@ -145,36 +145,10 @@ def _destinations(target: _Target, allow_loopback: bool, seconds: float) -> list
         raise MetadataInvalid("cannot fetch the metadata: host not found") from None
 
 
-def _left(step: float, deadline: float) -> float:
-    """What one step may take: its own timeout, or less when the deadline is nearer."""
-    left = min(step, deadline - time.monotonic())
-    if left <= 0:
-        raise MetadataInvalid("cannot fetch the metadata: the server answered too slowly")
-    return left
-
-
-def _bound(connection: _PinnedConnection, timeout: float, deadline: float) -> None:
-    """The next socket read waits its timeout, or until the deadline when that is nearer (the
-    deadline passed: MetadataInvalid)."""
-    left = _left(timeout, deadline)
-    # The socket connect() opened: http.client lets go of `connection.sock` once a response
-    # that reads until the server closes has it.
-    if connection.opened is not None:
-        connection.opened.settimeout(left)
-
-
-def _read_until(
-    response: http.client.HTTPResponse,
-    connection: _PinnedConnection,
-    timeout: float,
-    deadline: float,
-    max_bytes: int,
-) -> bytes:
-    """The body, at most one byte over the cap, within the deadline: the timeout bounds each
-    read, so a server sending a byte every few seconds would otherwise hold a worker for hours."""
+def _read_capped(response: http.client.HTTPResponse, max_bytes: int) -> bytes:
+    """The body, at most one byte over the cap (what one socket read brings at a time)."""
     collected = bytearray()
     while len(collected) <= max_bytes:
-        _bound(connection, timeout, deadline)
         chunk = response.read1(64 * 1024)
         if not chunk:
             break
@@ -183,82 +157,8 @@ def _read_until(
 
 
 def _connection(
-    target: _Target, destinations: list[Destination], deadline: float, timeout: float
-) -> _PinnedConnection:
+    target: _Target, destinations: list[Destination], limits: Limits
+) -> PinnedConnection:
     if target.tls:
-        return _PinnedTLSConnection(target.host, target.port, destinations, deadline, timeout)
-    return _PinnedConnection(target.host, target.port, destinations, deadline, timeout)
-
-
-class _PinnedConnection(http.client.HTTPConnection):
-    """http.client's connection, opened to the checked addresses instead of the name."""
-
-    def __init__(
-        self,
-        host: str,
-        port: int,
-        destinations: list[Destination],
-        deadline: float,
-        timeout: float,
-    ) -> None:
-        super().__init__(host, port, timeout=timeout)
-        self._destinations = destinations
-        self._deadline = deadline
-        self._step = timeout  # http.client's own `timeout` may be None; this one never is
-        self.opened: socket.socket | None = None
-
-    def connect(self) -> None:
-        # The event http.client's own connect raises, for audit hooks that watch connections.
-        sys.audit("http.client.connect", self, self.host, self.port)
-        sock = _open(self._destinations, self._step, self._deadline)
-        try:
-            self.sock = self.opened = self._secured(sock)
-        except BaseException:
-            sock.close()
-            raise
-
-    def _secured(self, sock: socket.socket) -> socket.socket:
-        return sock
-
-
-class _PinnedTLSConnection(_PinnedConnection):
-    default_port = http.client.HTTPS_PORT
-
-    def _secured(self, sock: socket.socket) -> socket.socket:
-        # Made per fetch, so the system's trust store (SSL_CERT_FILE included) is read as it is
-        # now; verification of the chain and of the host name is on by default.
-        context = ssl.create_default_context()
-        context.set_alpn_protocols(["http/1.1"])
-        sock.settimeout(_left(self._step, self._deadline))
-        return context.wrap_socket(sock, server_hostname=self.host)
-
-
-def _open(destinations: list[Destination], timeout: float, deadline: float) -> socket.socket:
-    """A socket connected to the first checked address that answers before the deadline."""
-    failure: OSError | None = None
-    for family, address in destinations:
-        left = min(timeout, deadline - time.monotonic())
-        if left <= 0:
-            break
-        try:
-            return _connect(family, address, left)
-        except OSError as err:
-            # Refused, unreachable or silent (a black-holed IPv6 route): the next address may
-            # answer.
-            failure = err
-    if failure is None or isinstance(failure, TimeoutError):
-        raise TimeoutError("no address of the host answered in time")
-    raise failure
-
-
-def _connect(
-    family: socket.AddressFamily, address: tuple[object, ...], seconds: float
-) -> socket.socket:
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    try:
-        sock.settimeout(seconds)
-        sock.connect(address)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+        return PinnedTLSConnection(target.host, target.port, destinations, limits)
+    return PinnedConnection(target.host, target.port, destinations, limits)

@@ -1,8 +1,9 @@
 """A metadata fetch connects to the addresses its destination check approved and never looks
-the name up a second time (saml/metadata_fetch.py, name_lookup.py): a resolver that answers
+the name up a second time (name_lookup.py, saml/pinned_connection.py): a resolver that answers
 differently for the connection (DNS rebinding) cannot send an administrator's URL into the
-broker's own network. No network: the resolver is replaced, and the "metadata server" is a
-server on 127.0.0.1 (plain http, or TLS with a certificate of a test CA)."""
+broker's own network; every read ends by the fetch's deadline. No network: the resolver is
+replaced, and the "metadata server" is a server on 127.0.0.1 (plain http, or TLS with a
+certificate of a test CA)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from broker import name_lookup
-from broker.saml import metadata_fetch
+from broker.saml import pinned_connection
 from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_fetch import fetch_bytes
 
@@ -93,13 +94,13 @@ def server() -> Iterator[Server]:
 def connected(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every address a fetch connects to, in order (the real connection is still made)."""
     tried: list[str] = []
-    real = metadata_fetch._connect
+    real = pinned_connection._connect
 
-    def connect(family: socket.AddressFamily, address: tuple[Any, ...], seconds: float) -> Any:
+    def connect(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
         tried.append(str(address[0]))
-        return real(family, address, seconds)
+        return real(family, address, limits)
 
-    monkeypatch.setattr(metadata_fetch, "_connect", connect)
+    monkeypatch.setattr(pinned_connection, "_connect", connect)
     return tried
 
 
@@ -194,12 +195,12 @@ def test_an_international_name_is_looked_up_and_connected_as_it_is_sent(
 ) -> None:
     connected: list[tuple[Any, ...]] = []
 
-    def refuse(family: socket.AddressFamily, address: tuple[Any, ...], seconds: float) -> Any:
+    def refuse(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
         connected.append(address)
         raise ConnectionRefusedError("refused")
 
     asked = _answers(monkeypatch, {"xn--bcher-kva.test": [["93.184.215.14"]]})
-    monkeypatch.setattr(metadata_fetch, "_connect", refuse)
+    monkeypatch.setattr(pinned_connection, "_connect", refuse)
     with pytest.raises(MetadataInvalid, match="ConnectionRefusedError"):
         fetch_bytes("https://bücher.test/idp.xml", allow_loopback=False, max_bytes=4096)
     assert asked == ["xn--bcher-kva.test"]
@@ -222,16 +223,16 @@ def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
 ) -> None:
     # A black-holed first address (IPv6 without a route, say) must not fail the fetch while
     # the second one answers.
-    real = metadata_fetch._connect
+    real = pinned_connection._connect
     tried: list[str] = []
 
-    def connect(family: socket.AddressFamily, address: tuple[Any, ...], seconds: float) -> Any:
+    def connect(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
         tried.append(str(address[0]))
         if address[0] == "127.0.0.3":
             raise TimeoutError("timed out")
-        return real(family, address, seconds)
+        return real(family, address, limits)
 
-    monkeypatch.setattr(metadata_fetch, "_connect", connect)
+    monkeypatch.setattr(pinned_connection, "_connect", connect)
     _answers(monkeypatch, {"localhost": [["127.0.0.3", "127.0.0.1"]]})
     url = f"http://localhost:{server.port}/metadata"
     assert fetch_bytes(url, allow_loopback=True, max_bytes=4096) == METADATA
@@ -241,12 +242,13 @@ def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
 def test_no_address_is_tried_after_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     tried: list[tuple[str, float]] = []
 
-    def silent(family: socket.AddressFamily, address: tuple[Any, ...], seconds: float) -> Any:
-        tried.append((str(address[0]), seconds))
-        time.sleep(seconds)
+    def silent(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
+        wait = limits.left()
+        tried.append((str(address[0]), wait))
+        time.sleep(wait)
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(metadata_fetch, "_connect", silent)
+    monkeypatch.setattr(pinned_connection, "_connect", silent)
     _answers(monkeypatch, {"localhost": [["127.0.0.3", "127.0.0.1"]]})
     started = time.monotonic()
     with pytest.raises(MetadataInvalid, match="too slowly"):
@@ -260,6 +262,50 @@ def test_no_address_is_tried_after_the_deadline(monkeypatch: pytest.MonkeyPatch)
     # The first address got the time up to the deadline, not its own 5 s; none was left over.
     assert [address for address, _ in tried] == ["127.0.0.3"]
     assert tried[0][1] <= 0.4
+    assert time.monotonic() - started < 1.5
+
+
+@pytest.fixture
+def trickling_headers() -> Iterator[int]:
+    """Sends a status line, then one byte of a header every 0.2 s (for a minute)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def serve() -> None:
+        try:
+            conn, _ = listener.accept()
+        except OSError:
+            return
+        with conn:
+            conn.recv(4096)
+            try:
+                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+                for _ in range(300):
+                    if stop.wait(0.2):
+                        return
+                    conn.sendall(b"a")
+            except OSError:
+                return
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield listener.getsockname()[1]
+    stop.set()
+    listener.close()
+
+
+def test_a_server_that_trickles_its_headers_is_cut_off_at_the_deadline(
+    trickling_headers: int,
+) -> None:
+    # Each byte comes well within the per-read timeout; the deadline of the whole fetch ends it.
+    started = time.monotonic()
+    with pytest.raises(MetadataInvalid, match="too slowly"):
+        fetch_bytes(
+            f"http://127.0.0.1:{trickling_headers}/metadata",
+            allow_loopback=True,
+            max_bytes=4096,
+            timeout=1,
+            total_seconds=0.8,
+        )
     assert time.monotonic() - started < 1.5
 
 
