@@ -7,19 +7,16 @@ a worker buffer a gigabyte. Failures of the network become `UpstreamFailure("sch
 a provider that does not answer in time `SchoolTimeout`.
 
 Each call is bounded by the timeout (its name lookup included, which runs in a thread of its
-own, since getaddrinfo has no timeout, and is the only lookup: the connection goes to the
-addresses that were checked, pinned_http.py), but a login's callback makes several calls
-(token, keys, userinfo): `call_budget` bounds them together, so a provider that answers each
-one just before its timeout cannot hold a worker past gunicorn's own timeout (operations.md,
-failure behaviour).
+own, since getaddrinfo has no timeout, and is the only lookup: broker/name_lookup.py; the
+connection goes to the addresses that were checked, pinned_http.py), but a login's callback
+makes several calls (token, keys, userinfo): `call_budget` bounds them together, so a provider
+that answers each one just before its timeout cannot hold a worker past gunicorn's own timeout
+(operations.md, failure behaviour).
 """
 
 from __future__ import annotations
 
-import ipaddress
 import json
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,8 +27,9 @@ from urllib.parse import urlsplit
 import requests
 from authlib.integrations.requests_client import OAuth2Session
 
-from broker.core.endpoints import acceptable_destination, is_acceptable_endpoint
+from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import SchoolTimeout, UpstreamFailure
+from broker.name_lookup import DestinationRefused, LookupTimedOut, checked_destinations
 from broker.oidc.pinned_http import PinnedAdapter, pinned_to
 
 # Discovery documents, key sets and token responses are a few KiB; 256 KiB leaves room for big
@@ -144,57 +142,23 @@ def _checked_addresses(url: str, allow_loopback: bool, seconds: float) -> list[s
     The connection then goes to these and is never looked up again (pinned_http.py), so an
     answer that changes between check and connection (DNS rebinding) cannot redirect it."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
     try:
-        infos = _lookup(host, parts.port or 443, seconds)
+        found = checked_destinations(
+            parts.hostname or "", parts.port or 443, allow_loopback=allow_loopback, seconds=seconds
+        )
+    except LookupTimedOut as err:
+        if err.busy:
+            raise SchoolTimeout("too many lookups of providers' names are hanging") from None
+        raise SchoolTimeout("the provider's name did not resolve in time") from None
+    except DestinationRefused:
+        raise UpstreamFailure(
+            "provider endpoint is not a public address", code="endpoint_refused"
+        ) from None
     except (OSError, UnicodeError) as err:
         raise UpstreamFailure(
             f"provider unreachable: {type(err).__name__}", code="school_unreachable"
         ) from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if not addresses or not acceptable_destination(host, addresses, allow_loopback=allow_loopback):
-        raise UpstreamFailure("provider endpoint is not a public address", code="endpoint_refused")
-    return addresses
-
-
-# getaddrinfo has no timeout and cannot be interrupted: a lookup runs in a thread of its own and
-# the caller waits at most its share of the deadline. A resolver that hangs keeps at most this
-# many such threads (each ends when the system resolver gives up), never a worker.
-MAX_PENDING_LOOKUPS = 16
-_PENDING_LOOKUPS = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
-AddressInfo = list[tuple[Any, ...]]
-
-
-def _lookup(host: str, port: int, seconds: float) -> AddressInfo:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:  # an address literal: nothing to look up, no thread needed
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    ends = time.monotonic() + seconds
-    pending = _PENDING_LOOKUPS  # the thread releases the very semaphore it was counted in
-    if not pending.acquire(timeout=seconds):
-        raise SchoolTimeout("too many lookups of providers' names are hanging")
-    outcome: list[AddressInfo | BaseException] = []
-    finished = threading.Event()
-
-    def run() -> None:
-        try:
-            outcome.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
-        except BaseException as err:  # handed to the caller, who decides
-            outcome.append(err)
-        finally:
-            pending.release()
-            finished.set()
-
-    threading.Thread(target=run, name="school-name-lookup", daemon=True).start()
-    if not finished.wait(max(ends - time.monotonic(), 0)):
-        raise SchoolTimeout("the provider's name did not resolve in time")
-    found = outcome[0]
-    if isinstance(found, BaseException):
-        raise found
-    return found
+    return [str(sockaddr[0]) for _, sockaddr in found]
 
 
 def _read_capped(response: requests.Response, deadline: float) -> bytes:

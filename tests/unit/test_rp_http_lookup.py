@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from broker import name_lookup
 from broker.core.errors import SchoolTimeout
-from broker.oidc import rp_http
 from broker.oidc.rp_http import SchoolSession, call_budget, get_json
 
 URL = "https://op.school.example/.well-known/openid-configuration"
@@ -33,7 +33,7 @@ def hanging_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         released.wait(30)
         raise socket.gaierror("resolver gave up")
 
-    monkeypatch.setattr(rp_http.socket, "getaddrinfo", hang)
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
     yield asked
     released.set()
 
@@ -74,7 +74,7 @@ def test_the_lookup_uses_up_the_budget_of_the_calls_after_it(
 def test_hanging_lookups_hold_a_bounded_number_of_threads(
     hanging_resolver: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rp_http, "_PENDING_LOOKUPS", threading.BoundedSemaphore(2))
+    monkeypatch.setattr(name_lookup, "_PENDING_LOOKUPS", threading.BoundedSemaphore(2))
     for _ in range(4):
         with pytest.raises(SchoolTimeout):
             get_json(SchoolSession(0.1), URL, "discovery")
