@@ -1,12 +1,13 @@
 """What the pages' cheaper rendering must keep: the same strings, escaping and language choice
-as Jinja's and Flask-Babel's own paths (docs/performance.md, "Login pages: rendering cost")."""
+as Jinja's and Flask-Babel's own paths, and the same URLs as `url_for` (docs/performance.md,
+"Login pages: rendering cost")."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
-from flask import Flask, render_template_string
+from flask import Flask, render_template_string, url_for
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
@@ -14,7 +15,7 @@ from broker.web import i18n
 from broker.web.i18n import SUPPORTED_LANGUAGES, init_i18n, page_translations, speak
 from broker.web.my_data import my_data
 from broker.web.notice import notice
-from broker.web.static_urls import install_static_urls
+from broker.web.static_urls import install_static_urls, page_url
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "broker" / "web"
 
@@ -124,3 +125,25 @@ def test_accept_language_cache_is_bounded_and_skips_long_headers(app: Flask) -> 
             assert i18n.current_language() == "en"
     info = i18n._browser_language.cache_info()
     assert info.maxsize is not None and info.currsize <= info.maxsize
+
+
+@pytest.mark.parametrize("script_name", ["", "/broker", "/other/mount"])
+def test_fixed_urls_are_url_fors_answers_per_mount_point(app: Flask, script_name: str) -> None:
+    for _ in range(2):  # built, then kept
+        with app.test_request_context("/", base_url=f"http://localhost{script_name}/"):
+            assert page_url("my_data.start") == url_for("my_data.start")
+            assert page_url("my_data.start").startswith(f"{script_name}/")
+            assert (
+                render_template_string(
+                    "{{ static_url('style.css') }} {{ page_url('my_data.start') }}"
+                )
+                == f"{url_for('static', filename='style.css')} {url_for('my_data.start')}"
+            )
+
+
+def test_page_url_refuses_a_blueprint_relative_name(app: Flask) -> None:
+    with (
+        app.test_request_context("/"),
+        pytest.raises(ValueError, match="full endpoint name"),
+    ):
+        page_url(".start")
