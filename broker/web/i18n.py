@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 from babel.support import NullTranslations
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Response, current_app, g, has_request_context, request
 from flask_babel import Babel, get_locale, get_translations, refresh
 from jinja2.nodes import EvalContext
 from jinja2.utils import pass_eval_context
@@ -75,6 +75,8 @@ def page_i18n() -> dict[str, Any]:
     Jinja's newstyle gettext, written out: the translation is markup (it comes from the
     broker's own catalogue, not from the request), the variables are escaped by `Markup.__mod__`
     when the template autoescapes, and the string is always %-formatted (so `%%` reads `%`)."""
+    if not has_request_context():
+        return {}  # no language to choose: the globals answer, as they always did
     translations = page_translations()
     language = current_language()
     return {

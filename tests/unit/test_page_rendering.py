@@ -147,3 +147,9 @@ def test_page_url_refuses_a_blueprint_relative_name(app: Flask) -> None:
         pytest.raises(ValueError, match="full endpoint name"),
     ):
         page_url(".start")
+
+
+def test_a_template_rendered_without_a_request_keeps_the_globals(app: Flask) -> None:
+    # No language to choose outside a request: the page callables stay out of the way.
+    with app.app_context():
+        assert render_template_string("{{ 1 + 1 }}") == "2"
