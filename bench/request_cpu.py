@@ -2,7 +2,7 @@
 
 Usage: python bench/request_cpu.py [--logins 100] [--pairing saml->saml ...] [--returning]
        [--broker-src CHECKOUT] [--compare OTHER_CHECKOUT] [--rate-limits]
-       [--registry-url postgresql+psycopg://...]
+       [--registry-url postgresql+psycopg://...] [--accept-language "nl-NL,nl;q=0.9,en;q=0.8"]
 
 Starts the same federation as throughput.py (gunicorn with the production configuration, the
 peers in their own processes, login state in Redis), then plays one browser at a time and reads
@@ -11,7 +11,8 @@ the CPU time of every broker process (gunicorn master and workers, every thread)
 the broker. With one request in flight, the difference is that request's CPU in the broker:
 gunicorn's HTTP handling, Flask, the login step, the Redis and SQL client work. It prints, per
 request kind, the median and mean CPU, and `GET /healthz` for comparison: what any request costs
-before the broker does anything.
+before the broker does anything. `--accept-language` sends a browser's language header with
+every request (without it the broker answers in Dutch without parsing one).
 
 The browser's requests to the peers are metered the same way: while the browser waits on the
 publisher's OIDC callback, the relying party calls the broker's token endpoint and userinfo
@@ -227,8 +228,14 @@ def main() -> None:
         help="also run the broker from this checkout, logins interleaved one by one with the "
         "first (A/B): a machine whose speed drifts slows both alike",
     )
+    parser.add_argument(
+        "--accept-language",
+        help="send this Accept-Language header with every request, as a browser does",
+    )
     args = parser.parse_args()
     pairings: list[str] = list(dict.fromkeys(args.pairing or ["saml->saml"]))
+    if args.accept_language:
+        HttpClient.default_headers = {"Accept-Language": args.accept_language}
     if args.compare and args.registry_url:
         # Two demo federations would register themselves in the one database.
         parser.error("--compare runs each broker on its own SQLite registry: no --registry-url")

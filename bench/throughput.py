@@ -143,6 +143,9 @@ class HttpClient:
     """One origin over a kept-alive loopback connection pool. `localhost` origins are dialled
     at 127.0.0.1 (their servers listen there), with the original Host header."""
 
+    # Sent with every request (request_cpu.py --accept-language: a browser's language header).
+    default_headers: dict[str, str] = {}
+
     def __init__(self, origin: str) -> None:
         parts = urlsplit(origin)
         self.host_header = parts.netloc
@@ -157,7 +160,7 @@ class HttpClient:
     ) -> HttpResponse:
         parts = urlsplit(url)
         path = parts.path + (f"?{parts.query}" if parts.query else "")
-        all_headers = {"Host": self.host_header, **(headers or {})}
+        all_headers = {"Host": self.host_header, **self.default_headers, **(headers or {})}
         if data is not None:
             raw = self.pool.request(
                 method,

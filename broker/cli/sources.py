@@ -1,6 +1,7 @@
 """Where the CLI's registration metadata comes from: a file or URL (a URL goes through the same
-fetch rules as the portals': broker/saml/metadata_fetch.py, loopback-or-https only, no
-redirects, time- and size-capped), or a metadata source's copy in the registry."""
+fetch rules as the portals': broker/saml/metadata_fetch.py, loopback-or-https only, public
+addresses only and connected to those checked, no redirects, time- and size-capped), or a
+metadata source's copy in the registry."""
 
 from __future__ import annotations
 

@@ -8,11 +8,11 @@ Failures of the network become `UpstreamFailure("school_unreachable")`, a provid
 not answer in time `SchoolTimeout`.
 
 Each call is bounded by the timeout (its name lookup included, which runs in a thread of its
-own, since getaddrinfo has no timeout, and is the only lookup: the connection goes to the
-addresses that were checked, pinned_http.py), but a login's callback makes several calls
-(token, keys, userinfo): `call_budget` bounds them together, so a provider that answers each
-one just before its timeout cannot hold a worker past gunicorn's own timeout (operations.md,
-failure behaviour).
+own, since getaddrinfo has no timeout, and is the only lookup: broker/name_lookup.py; the
+connection goes to the addresses that were checked, pinned_http.py), but a login's callback
+makes several calls (token, keys, userinfo): `call_budget` bounds them together, so a provider
+that answers each one just before its timeout cannot hold a worker past gunicorn's own timeout
+(operations.md, failure behaviour).
 
 The calls go straight to urllib3, over one pool manager per process: `requests` and authlib's
 client session cost about 0.7 ms of CPU per call (a session and its adapters built per call,
@@ -24,12 +24,8 @@ connection nor TLS handshake. The trust store is requests' (certifi's), as befor
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import os
-import queue
-import socket
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -42,8 +38,9 @@ import requests
 import urllib3
 from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
-from broker.core.endpoints import acceptable_destination, is_acceptable_endpoint
+from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import SchoolTimeout, UpstreamFailure
+from broker.name_lookup import DestinationRefused, LookupTimedOut, checked_destinations
 from broker.oidc.pinned_http import PinnedPoolManager, pinned_to
 
 # Discovery documents, key sets and token responses are a few KiB; 256 KiB leaves room for big
@@ -210,95 +207,23 @@ def _checked_addresses(url: str, allow_loopback: bool, seconds: float) -> list[s
     The connection then goes to these and is never looked up again (pinned_http.py), so an
     answer that changes between check and connection (DNS rebinding) cannot redirect it."""
     parts = urlsplit(url)
-    host = parts.hostname or ""
     try:
-        infos = _lookup(host, parts.port or 443, seconds)
+        found = checked_destinations(
+            parts.hostname or "", parts.port or 443, allow_loopback=allow_loopback, seconds=seconds
+        )
+    except LookupTimedOut as err:
+        if err.busy:
+            raise SchoolTimeout("too many lookups of providers' names are hanging") from None
+        raise SchoolTimeout("the provider's name did not resolve in time") from None
+    except DestinationRefused:
+        raise UpstreamFailure(
+            "provider endpoint is not a public address", code="endpoint_refused"
+        ) from None
     except (OSError, UnicodeError) as err:
         raise UpstreamFailure(
             f"provider unreachable: {type(err).__name__}", code="school_unreachable"
         ) from None
-    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
-    if not addresses or not acceptable_destination(host, addresses, allow_loopback=allow_loopback):
-        raise UpstreamFailure("provider endpoint is not a public address", code="endpoint_refused")
-    return addresses
-
-
-# getaddrinfo has no timeout and cannot be interrupted: a lookup runs on a thread of its own and
-# the caller waits at most its share of the deadline. A resolver that hangs keeps at most this
-# many such threads busy (each until the system resolver gives up), never a worker.
-MAX_PENDING_LOOKUPS = 16
-_PENDING_LOOKUPS = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
-AddressInfo = list[tuple[Any, ...]]
-
-
-@dataclass
-class _Lookup:
-    host: str
-    port: int
-    pending: threading.BoundedSemaphore  # released by the thread that ran the lookup
-    outcome: list[AddressInfo | BaseException]
-    finished: threading.Event
-
-
-class _LookupThreads:
-    """The threads that run lookups, kept for the next one: starting a thread per call cost
-    ~0.15 ms of CPU, ten times the lookup of a cached name. A thread is started only when none
-    is idle; every thread is idle or runs a lookup counted in `_PENDING_LOOKUPS`, so there are
-    never more threads than lookups that may be pending at once."""
-
-    def __init__(self) -> None:
-        self._reset()
-        # A forked child has none of its parent's threads: it starts afresh.
-        os.register_at_fork(after_in_child=self._reset)
-
-    def _reset(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: queue.SimpleQueue[_Lookup] = queue.SimpleQueue()
-        self._idle = 0
-
-    def run(self, job: _Lookup) -> None:
-        with self._lock:
-            if self._idle:
-                self._idle -= 1  # one idle thread is taken for this job
-            else:
-                threading.Thread(target=self._serve, name="school-name-lookup", daemon=True).start()
-        self._jobs.put(job)
-
-    def _serve(self) -> None:
-        while True:
-            job = self._jobs.get()
-            try:
-                job.outcome.append(socket.getaddrinfo(job.host, job.port, type=socket.SOCK_STREAM))
-            except BaseException as err:  # handed to the caller, who decides
-                job.outcome.append(err)
-            with self._lock:
-                self._idle += 1  # idle before the release, so threads never outnumber it
-            job.pending.release()
-            job.finished.set()
-
-
-_LOOKUP_THREADS = _LookupThreads()
-
-
-def _lookup(host: str, port: int, seconds: float) -> AddressInfo:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        pass
-    else:  # an address literal: nothing to look up, no thread needed
-        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    ends = time.monotonic() + seconds
-    pending = _PENDING_LOOKUPS  # the thread releases the very semaphore it was counted in
-    if not pending.acquire(timeout=seconds):
-        raise SchoolTimeout("too many lookups of providers' names are hanging")
-    job = _Lookup(host, port, pending, [], threading.Event())
-    _LOOKUP_THREADS.run(job)
-    if not job.finished.wait(max(ends - time.monotonic(), 0)):
-        raise SchoolTimeout("the provider's name did not resolve in time")
-    found = job.outcome[0]
-    if isinstance(found, BaseException):
-        raise found
-    return found
+    return [str(sockaddr[0]) for _, sockaddr in found]
 
 
 def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:

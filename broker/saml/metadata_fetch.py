@@ -1,43 +1,45 @@
 """Fetching SAML metadata from a URL an administrator typed: https (plain http only on loopback),
-no redirects, a timeout and a size cap. The caller checks the XML with `metadata_check`."""
+no redirects, a timeout and a size cap. The caller checks the XML with `metadata_check`.
+
+The host name is looked up once, within the timeout (`broker/name_lookup.py`), every address it
+resolves to must pass the destination check, and the connection goes to those addresses
+(`pinned_connection.py`): never to a second answer of the resolver, so a name that is public for
+the check and points into the broker's own network for the connection (DNS rebinding) cannot
+turn an administrator's URL into a request inside that network.
+
+http.client is used directly, not urllib: it follows no redirects and reads no proxy settings
+from the environment (a proxy would resolve the name itself).
+"""
 
 from __future__ import annotations
 
 import http.client
-import socket
 import time
-import urllib.error
-import urllib.request
-from typing import Any
-from urllib.parse import urlsplit
+from dataclasses import dataclass
+from urllib.parse import quote, urlsplit
 
-from broker.core.endpoints import acceptable_destination, is_acceptable_endpoint
+from broker.core.endpoints import is_acceptable_endpoint
+from broker.name_lookup import (
+    Destination,
+    DestinationRefused,
+    LookupTimedOut,
+    checked_destinations,
+)
 from broker.saml.metadata_check import MAX_METADATA_BYTES, MetadataInvalid
+from broker.saml.pinned_connection import Limits, PinnedConnection, PinnedTLSConnection
 
 FETCH_TIMEOUT_SECONDS = 10
+# What a request line may carry as is: printable ASCII (escapes already in the URL stay as they
+# are). Anything else (a space, an accented letter) is percent-encoded, as a browser sends it.
+_REQUEST_TARGET_SAFE = "".join(chr(c) for c in range(0x21, 0x7F))
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    # The URL checked must be the URL fetched: metadata carries the keys the broker will trust.
-    def redirect_request(self, *args: object, **kwargs: object) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
-def _read_until(response: Any, deadline: float, max_bytes: int) -> bytes:
-    """The body, at most one byte over the cap, within the deadline: the timeout bounds each
-    read, so a server sending a byte every few seconds would otherwise hold a worker for hours."""
-    collected = bytearray()
-    while len(collected) <= max_bytes:
-        if time.monotonic() > deadline:
-            raise MetadataInvalid("cannot fetch the metadata: the server answered too slowly")
-        chunk = response.read1(64 * 1024)
-        if not chunk:
-            break
-        collected.extend(chunk)
-    return bytes(collected)
+@dataclass(frozen=True)
+class _Target:
+    tls: bool
+    host: str  # ASCII: the name looked up, verified in the certificate and sent as Host
+    port: int
+    path: str  # the request target: path and query
 
 
 def fetch_metadata(url: str, *, allow_loopback: bool) -> str:
@@ -54,36 +56,109 @@ def fetch_bytes(
     total_seconds: float | None = None,
 ) -> bytes:
     """The body at `url`, refused (MetadataInvalid) when larger than `max_bytes`, slower than
-    `total_seconds`, cut short, redirected or not a 200. Defaults: FETCH_TIMEOUT_SECONDS per
-    read, twice that in all (read at call time)."""
+    `total_seconds` (name lookup and connection included), cut short, redirected or not a 200.
+    Defaults: FETCH_TIMEOUT_SECONDS per step (lookup, connection, each read), twice that in all
+    (read at call time)."""
     timeout = FETCH_TIMEOUT_SECONDS if timeout is None else timeout
     total_seconds = 2 * timeout if total_seconds is None else total_seconds
-    if not is_acceptable_endpoint(url):
-        raise MetadataInvalid("metadata URLs must be https (plain http only on loopback)")
-    parts = urlsplit(url)
+    limits = Limits(step=timeout, deadline=time.monotonic() + total_seconds)
+    target = _target(url)
+    connection: PinnedConnection | None = None
+    response: http.client.HTTPResponse | None = None
     try:
-        infos = socket.getaddrinfo(parts.hostname or "", parts.port or 443, type=socket.SOCK_STREAM)
-    except (OSError, UnicodeError):
-        raise MetadataInvalid("cannot fetch the metadata: host not found") from None
-    addresses = [str(i[4][0]) for i in infos]
-    if not acceptable_destination(parts.hostname or "", addresses, allow_loopback=allow_loopback):
-        # An administrator's URL must not reach the broker's own network.
-        raise MetadataInvalid("metadata URLs must point to a public address")
-    try:
-        with _OPENER.open(url, timeout=timeout) as response:
-            if response.status != 200:
-                raise MetadataInvalid(f"cannot fetch the metadata: HTTP {response.status}")
-            body = _read_until(response, time.monotonic() + total_seconds, max_bytes)
-            promised = response.headers.get("Content-Length", "")
-            if promised.isdigit() and int(promised) > len(body) and len(body) <= max_bytes:
-                # The connection closed early: a truncated file must never pass as complete.
-                raise MetadataInvalid("cannot fetch the metadata: the download was cut short")
-    except urllib.error.HTTPError as err:
-        err.close()
-        raise MetadataInvalid(f"cannot fetch the metadata: HTTP {err.code}") from None
+        destinations = _destinations(target, allow_loopback, limits.left())
+        connection = _connection(target, destinations, limits)
+        connection.request(
+            "GET",
+            target.path,
+            headers={"Accept": "application/samlmetadata+xml, application/xml, */*"},
+        )
+        response = connection.getresponse()
+        if response.status != 200:
+            # A 3xx too: the URL checked must be the URL fetched (metadata carries the keys the
+            # broker will trust), so a redirect is refused, never followed.
+            raise MetadataInvalid(f"cannot fetch the metadata: HTTP {response.status}")
+        body = _read_capped(response, max_bytes)
+        promised = response.headers.get("Content-Length", "")
+        if promised.isdigit() and int(promised) > len(body) and len(body) <= max_bytes:
+            # The connection closed early: a truncated file must never pass as complete.
+            raise MetadataInvalid("cannot fetch the metadata: the download was cut short")
+    except TimeoutError:
+        # A step's own timeout, or the deadline (each read waits at most until then, so a
+        # server sending a byte every few seconds cannot hold a worker for hours).
+        raise MetadataInvalid("cannot fetch the metadata: the server answered too slowly") from None
     except (OSError, http.client.HTTPException) as err:
-        # IncompleteRead (a body shorter than its Content-Length) is an HTTPException.
+        # IncompleteRead (a chunked body cut short) is an HTTPException; a certificate that
+        # does not match the host name an ssl.SSLCertVerificationError (an OSError).
         raise MetadataInvalid(f"cannot fetch the metadata: {type(err).__name__}") from None
+    finally:
+        # A response that reads until the server closes holds the socket, not the connection.
+        if response is not None:
+            response.close()
+        if connection is not None:
+            connection.close()
     if len(body) > max_bytes:
         raise MetadataInvalid(f"metadata is larger than {max_bytes / 2**20:g} MiB")
     return body
+
+
+def _target(url: str) -> _Target:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:  # a port that is not a number, an unclosed [IPv6] bracket
+        raise MetadataInvalid("the metadata URL is not a valid URL") from None
+    if not is_acceptable_endpoint(url):
+        raise MetadataInvalid("metadata URLs must be https (plain http only on loopback)")
+    if parts.username is not None or parts.password is not None:
+        raise MetadataInvalid("metadata URLs must not carry a user name or password")
+    host = parts.hostname or ""
+    if not host.isascii():
+        try:
+            # The stdlib's IDNA, as socket and ssl would apply it to the name on their own:
+            # the name looked up, checked and verified in the certificate is this one.
+            host = host.encode("idna").decode("ascii")
+        except UnicodeError:
+            raise MetadataInvalid("the metadata URL's host name is not valid") from None
+    tls = parts.scheme == "https"
+    path = quote(parts.path or "/", safe=_REQUEST_TARGET_SAFE)
+    if parts.query:
+        path += "?" + quote(parts.query, safe=_REQUEST_TARGET_SAFE)
+    if port is None:
+        port = 443 if tls else 80
+    return _Target(tls, host, port, path)
+
+
+def _destinations(target: _Target, allow_loopback: bool, seconds: float) -> list[Destination]:
+    try:
+        return checked_destinations(
+            target.host, target.port, allow_loopback=allow_loopback, seconds=seconds
+        )
+    except LookupTimedOut:
+        raise MetadataInvalid(
+            "cannot fetch the metadata: the host name did not resolve in time"
+        ) from None
+    except DestinationRefused:
+        # An administrator's URL must not reach the broker's own network.
+        raise MetadataInvalid("metadata URLs must point to a public address") from None
+    except (OSError, UnicodeError):
+        raise MetadataInvalid("cannot fetch the metadata: host not found") from None
+
+
+def _read_capped(response: http.client.HTTPResponse, max_bytes: int) -> bytes:
+    """The body, at most one byte over the cap (what one socket read brings at a time)."""
+    collected = bytearray()
+    while len(collected) <= max_bytes:
+        chunk = response.read1(64 * 1024)
+        if not chunk:
+            break
+        collected.extend(chunk)
+    return bytes(collected)
+
+
+def _connection(
+    target: _Target, destinations: list[Destination], limits: Limits
+) -> PinnedConnection:
+    if target.tls:
+        return PinnedTLSConnection(target.host, target.port, destinations, limits)
+    return PinnedConnection(target.host, target.port, destinations, limits)

@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, render_template
-from flask_babel import get_translations
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broker.config import Settings, load_settings
@@ -17,7 +16,7 @@ from broker.core.errors import BrokerError
 from broker.web.cookie_session import BrokerSessionInterface
 from broker.web.discovery import discovery
 from broker.web.errors import install_error_pages
-from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES, init_i18n
+from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES, init_i18n, page_translations
 from broker.web.login_steps import content_security_policy
 from broker.web.logout_routes import logout, logout_form_token
 from broker.web.logs import install_logging
@@ -146,12 +145,12 @@ def warm_up(app: Flask) -> None:
     read yet, or metadata pysaml2 refuses, does not stop the worker (OIDC logins need neither):
     the first SAML login builds them again and fails with its own clear error if still broken."""
     # One-time work of a worker's first pages: Jinja compiles each template on first use, and
-    # Flask-Babel reads each language's catalogue on first use.
+    # Flask-Babel reads each language's catalogue on first use (kept per app: i18n._catalogue).
     for name in LOGIN_TEMPLATES:
         app.jinja_env.get_template(name)
     for language in SUPPORTED_LANGUAGES:
         with app.test_request_context(f"/?{LANGUAGE_PARAM}={language}"):
-            get_translations()
+            page_translations()
     services: Broker = app.extensions["ketenbroker"]
     try:
         services.saml_entities.server  # noqa: B018  # builds server and client together

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
-from flask import Blueprint, make_response, render_template, request, url_for
+from flask import Blueprint, make_response, render_template, request
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 
@@ -17,6 +17,7 @@ from broker.registry.cached import CachedRegistryReader
 from broker.web.browser import SCHOOL_COOKIE, browser_secret, remember_school
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url, speak
 from broker.web.login_steps import broker, content_security_policy, go_upstream
+from broker.web.static_urls import page_url
 
 discovery = Blueprint("discovery", __name__)
 
@@ -58,7 +59,7 @@ def discovery_page(
     # From the directory, not the view: an unknown id in a cookie must not make the view look
     # in the database again, as a miss there does.
     remembered = directory.get(request.cookies.get(SCHOOL_COOKIE, ""))
-    here = url_for("discovery.choose")
+    here = page_url("discovery.choose")
     params = [("login", record.login_id)] + ([("q", query)] if query else [])
     page = render_template(
         "discovery.html",
@@ -66,7 +67,7 @@ def discovery_page(
         schools=found.schools,
         found=found,
         remembered=remembered,
-        action=url_for("discovery.chosen"),
+        action=page_url("discovery.chosen"),
         search_url=here,
         login=record.login_id,
         query=query,

@@ -62,6 +62,8 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
         for name in pending.attributes
         for declaration in (service.declaration(name),)
     ]
+    # Also where "Continue" posts: one rule, whose GET shows the notice and POST continues
+    # (`proceed`), so the page needs the URL built once.
     address = url_for("notice.show", notice_id=notice_id)
     page = render_template(
         "notice.html",

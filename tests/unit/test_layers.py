@@ -234,22 +234,33 @@ RULES = [
         only({"core", "config", "certificates", "keys"}, {"cryptography"}),
     ),
     Rule(
+        # Shared by broker.saml and broker.oidc, so below both: the stdlib's socket and threads.
+        "broker.name_lookup (the checked name lookup of outbound calls) imports only broker.core",
+        in_parts("name_lookup"),
+        only({"core"}, ()),
+    ),
+    Rule(
         "broker.pseudonym_key_file (the key set file) imports only broker.core and broker.config",
         in_parts("pseudonym_key_file"),
         only({"core", "config"}, ()),
     ),
     Rule(
-        "broker.saml imports only core, login, config and saml2/lxml/xmlsec",
+        # name_lookup: the checked, bounded name lookup metadata fetches share with broker.oidc.
+        "broker.saml imports only core, login, config, name_lookup and saml2/lxml/xmlsec",
         in_parts("saml"),
-        only({"core", "login", "config", "saml"}, {"saml2", "lxml", "xmlsec", "cryptography"}),
+        only(
+            {"core", "login", "config", "name_lookup", "saml"},
+            {"saml2", "lxml", "xmlsec", "cryptography"},
+        ),
     ),
     Rule(
         # The OIDC adapter is a sibling of the SAML one, never its user, and below the web edge.
         # urllib3: the transport of calls to providers, pinned to checked addresses.
-        "broker.oidc imports only core, login, config and authlib/joserfc/requests/urllib3",
+        "broker.oidc imports only core, login, config, name_lookup and "
+        "authlib/joserfc/requests/urllib3",
         in_parts("oidc"),
         only(
-            {"core", "login", "config", "oidc"},
+            {"core", "login", "config", "name_lookup", "oidc"},
             {"authlib", "joserfc", "requests", "urllib3", "cryptography"},
         ),
     ),
@@ -401,6 +412,8 @@ SYNTHETIC = [
     ("broker.oidc.bad", False, "from broker.web.login_steps import x\n", "broker.oidc imports"),
     ("broker.oidc.bad", False, "from ..registry import SqlRegistry\n", "broker.oidc imports"),
     ("broker.oidc.bad", False, "import saml2\n", "broker.oidc imports only"),
+    ("broker.name_lookup", False, "import requests\n", "broker.name_lookup"),
+    ("broker.name_lookup", False, "from broker.saml import xmlsig\n", "broker.name_lookup"),
 ]
 
 
@@ -430,6 +443,9 @@ ALLOWED = [
     ("broker.core.ok", False, "import io\nimport csv\nfrom urllib.parse import quote\n"),
     ("broker.core.key_schedule", False, "from pathlib import Path\n"),
     ("broker.saml.ok", False, "from lxml import etree\n"),
+    ("broker.saml.ok", False, "from broker.name_lookup import checked_destinations\n"),
+    ("broker.oidc.ok", False, "from broker.name_lookup import LookupTimedOut\n"),
+    ("broker.name_lookup", False, "import socket\nfrom broker.core.endpoints import x\n"),
     ("broker.demo.ok", False, "import jwt\nfrom lxml import etree\n"),
     ("broker.demo.ok", False, "from authlib.oidc.core import UserInfo\n"),
     (

@@ -195,6 +195,7 @@ PAGES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
     "notice.html": (
         {
             "notice_id": "N-1",
+            "address": "/notice/N-1",
             "service_name": "Rekenwereld",
             "school": SCHOOLS[0],
             "released": [("Klas", "to place you in your class")],

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
+from broker import name_lookup
 from broker.core.errors import SchoolTimeout
-from broker.oidc import rp_http
 from broker.oidc.rp_http import SchoolSession, call_budget, get_json
 
 URL = "https://op.school.example/.well-known/openid-configuration"
@@ -33,7 +33,7 @@ def hanging_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
         released.wait(30)
         raise socket.gaierror("resolver gave up")
 
-    monkeypatch.setattr(rp_http.socket, "getaddrinfo", hang)
+    monkeypatch.setattr(socket, "getaddrinfo", hang)
     yield asked
     released.set()
 
@@ -74,7 +74,7 @@ def test_the_lookup_uses_up_the_budget_of_the_calls_after_it(
 def test_hanging_lookups_hold_a_bounded_number_of_threads(
     hanging_resolver: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(rp_http, "_PENDING_LOOKUPS", threading.BoundedSemaphore(2))
+    monkeypatch.setattr(name_lookup, "_PENDING_LOOKUPS", threading.BoundedSemaphore(2))
     for _ in range(4):
         with pytest.raises(SchoolTimeout):
             get_json(SchoolSession(0.1), URL, "discovery")
@@ -86,13 +86,13 @@ def test_lookups_one_after_another_reuse_one_thread(monkeypatch: pytest.MonkeyPa
     def answer(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
 
-    monkeypatch.setattr(rp_http.socket, "getaddrinfo", answer)
+    monkeypatch.setattr(name_lookup.socket, "getaddrinfo", answer)
 
     def lookup_threads() -> int:
-        return sum(t.name == "school-name-lookup" for t in threading.enumerate())
+        return sum(t.name == "name-lookup" for t in threading.enumerate())
 
     before = lookup_threads()
     for _ in range(20):
-        assert rp_http._lookup("op.school.example", 443, 2.0)[0][4][0] == "93.184.215.14"
+        assert name_lookup._lookup("op.school.example", 443, 2.0)[0][4][0] == "93.184.215.14"
     # At most one more than before (none when an idle one was left by an earlier test).
     assert lookup_threads() <= before + 1

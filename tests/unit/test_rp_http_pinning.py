@@ -18,7 +18,7 @@ import pytest
 import urllib3
 
 from broker.core.errors import UpstreamFailure
-from broker.oidc import pinned_http, rp_http
+from broker.oidc import pinned_http
 from broker.oidc.rp_http import SchoolSession, get_json
 
 
@@ -92,7 +92,7 @@ def test_a_name_that_does_not_resolve_is_unreachable(monkeypatch: pytest.MonkeyP
     def fail(*args: Any, **kwargs: Any) -> Any:
         raise socket.gaierror("no such name")
 
-    monkeypatch.setattr(rp_http.socket, "getaddrinfo", fail)
+    monkeypatch.setattr(socket, "getaddrinfo", fail)
     with pytest.raises(UpstreamFailure) as failed:
         get_json(SchoolSession(1.0), "https://op.nowhere.test/keys", "keys")
     assert failed.value.code == "school_unreachable"
@@ -170,7 +170,7 @@ def test_an_international_name_is_looked_up_checked_and_pinned_as_it_is_sent(
         connected.append(address)
         raise ConnectionRefusedError("refused")
 
-    monkeypatch.setattr(rp_http.socket, "getaddrinfo", resolve)
+    monkeypatch.setattr(socket, "getaddrinfo", resolve)
     monkeypatch.setattr(pinned_http, "create_connection", connect)
     with pytest.raises(UpstreamFailure) as failed:
         get_json(SchoolSession(1.0), "https://bücher.test/keys", "keys")

@@ -1,0 +1,223 @@
+"""CPU of the three pages of a first SAML→SAML login, rendered in process: the discovery page
+(`discovery_page`, in the response to `GET /saml/idp/sso`), the information notice
+(`notice_response`, in the response to `POST /saml/sp/acs`) and the auto-POST page to the
+publisher (`autopost`, in the response to `POST /notice/<id>`).
+
+Usage: python bench/page_render.py [--renders 2000] [--rounds 4] [--compare DIR]
+       python bench/page_render.py --dump OUT [--tree DIR]
+
+Each page is made by the broker's own function, as its route calls it, inside a fresh request
+context of that route (so what a page looks up once per request is looked up again each time),
+with a Dutch and an English browser's Accept-Language alternately. Only the call is timed
+(`time.thread_time_ns`), not pushing the context; a round's figure is its median render. With
+`--compare DIR` (a tree with `broker/` in it, e.g. from `git archive <commit> broker | tar -x -C
+DIR`) every round runs both trees, each in a process of its own, in the order ABBA: the
+machine's speed drifts within minutes, and both meet the drift. Prints µs per page: the median
+of the rounds, and every round.
+
+`--dump OUT` writes instead every case's response (headers, body) under several language rules
+(Accept-Language, `?lang=`, `ui_locales`), with names and fields that must be escaped and at a
+mount point, one file each: `diff -r` two trees' dumps (`--tree DIR`: the broker from DIR, not
+this checkout) to see that a change kept every page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+PORT = 8400  # only in URLs: nothing listens
+PAGES = ("discovery", "notice", "autopost")
+# The size of a signed SAMLResponse with the demo's attributes, base64: the auto-POST page escapes it.
+SAML_RESPONSE_CHARS = 9000
+
+
+# Browsers' headers: a Dutch and an English one, alternately.
+ACCEPT_LANGUAGES = ("nl-NL,nl;q=0.9,en-US;q=0.8,en;q=0.7", "en-GB,en;q=0.9")
+Call = tuple[str, str, Callable[[], Any]]
+
+
+def pages(tmp: Path, *, hostile: bool = False) -> tuple[Flask, dict[str, Call]]:
+    """The demo broker and, per case, (path, method, the broker's call that makes the page).
+    `hostile`: names and fields that must be escaped, and more cases (for `--dump`)."""
+    from broker.cli.demo import DEMO_SCHOOL_ID, prepare_demo
+    from broker.core.model import UpstreamIdentity
+    from broker.login.flow import LoginRecord, LoginRequest
+    from broker.login.receipting import PendingRelease
+    from broker.saml.front import PostMessage
+    from broker.web.discovery import discovery_page
+    from broker.web.login_steps import autopost, broker
+    from broker.web.notice import notice_response
+
+    settings, apps = prepare_demo(tmp, PORT)
+    app = apps[settings.base_url]
+    with app.app_context():
+        service = next(s for s in broker().view.services() if s.oidc is None)
+    record = LoginRecord("L" * 43, LoginRequest(service.id), 1.0)
+    identity = UpstreamIdentity(DEMO_SCHOOL_ID, "subject")
+    attributes = ("given_name", "family_name", "email", "groups")
+    response = "PHNhbWxwOlJlc3BvbnNl" * (SAML_RESPONSE_CHARS // 20)
+    name = service.name
+    if hostile:
+        attributes += ("not_in_the_table",)
+        response, name = "PHNh<&>\"'" * 10, 'Lees & "plank" <b>'
+    pending = PendingRelease(record, identity, 1.0, None, "f" * 64, attributes)
+    message = PostMessage(
+        "http://127.0.0.1:8402/acs/post", {"SAMLResponse": response, "RelayState": "r&r"}
+    )
+    notice_id = "N" * 43
+    calls: dict[str, Call] = {
+        "discovery": ("/saml/idp/sso?SAMLRequest=x", "GET", lambda: discovery_page(record)),
+        "notice": ("/saml/sp/acs", "POST", lambda: notice_response(pending, notice_id)),
+        "autopost": (f"/notice/{notice_id}", "POST", lambda: autopost(message, name)),
+    }
+    if hostile:
+        calls["discovery_query"] = (
+            "/discovery?login=x&q=%3Cb%3E",
+            "GET",
+            lambda: discovery_page(record, '"><b>Demo'),
+        )
+        calls["discovery_ui_locales"] = (
+            "/saml/idp/sso?SAMLRequest=x",
+            "GET",
+            lambda: discovery_page(record, language="en"),
+        )
+        calls["notice_get"] = (f"/notice/{notice_id}", "GET", calls["notice"][2])
+    return app, calls
+
+
+def measure(renders: int) -> dict[str, float]:
+    """µs per page in this process (the broker imported from sys.path)."""
+    with tempfile.TemporaryDirectory(prefix="kb-bench-pages-") as tmp:
+        app, calls = pages(Path(tmp))
+        results: dict[str, float] = {}
+        only = os.environ.get("KB_BENCH_PAGE")  # one page only (for a profiler)
+        for page, (path, method, call) in calls.items():
+            if only and page != only:
+                continue
+            for language in ACCEPT_LANGUAGES * 2:  # warm: templates compiled, catalogues read
+                with app.test_request_context(
+                    path, method=method, headers={"Accept-Language": language}
+                ):
+                    call()
+            spent: list[float] = []
+            for i in range(renders):
+                language = ACCEPT_LANGUAGES[i % 2]
+                with app.test_request_context(
+                    path, method=method, headers={"Accept-Language": language}
+                ):
+                    start = time.thread_time_ns()
+                    call()
+                    spent.append(time.thread_time_ns() - start)
+            # The median render: a render the machine interrupted (another job, a page fault)
+            # does not move it, as it would move a sum.
+            results[page] = statistics.median(spent) / 1000
+        return results
+
+
+EXPIRES = re.compile(r"Expires=[^;]*; ")
+
+
+def dump(out: Path) -> int:
+    """Every case's response (headers but the clock's, and body) under every language rule,
+    one file each, to compare two trees with `diff -r`."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with tempfile.TemporaryDirectory(prefix="kb-bench-pages-") as tmp:
+        app, calls = pages(Path(tmp), hostile=True)
+        for header in (*ACCEPT_LANGUAGES, "nl", "en", "de", ""):
+            for query in ("", "lang=en", "lang=nl", "lang=xx"):
+                for page, (path, method, call) in calls.items():
+                    url = path + ("&" if "?" in path else "?") + query if query else path
+                    # The notice at another mount point too: its links are built per mount.
+                    base = (
+                        "http://localhost/mount/" if page == "notice_get" else "http://localhost/"
+                    )
+                    with app.test_request_context(
+                        url, method=method, headers={"Accept-Language": header}, base_url=base
+                    ):
+                        response = app.process_response(call())
+                        headers = sorted(
+                            (k, EXPIRES.sub("", v)) for k, v in response.headers.items()
+                        )
+                        text = "\n".join(f"{k}: {v}" for k, v in headers)
+                        name = f"{page}-{header.split(',')[0] or 'none'}-{query or 'none'}.txt"
+                        (out / name).write_text(f"{text}\n\n{response.get_data(as_text=True)}")
+                        written += 1
+    return written
+
+
+def child(tree: Path | None, renders: int) -> dict[str, float]:
+    env = dict(os.environ)
+    here = Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = str(tree or here)
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", "--renders", str(renders)],
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=tree or here,
+    ).stdout
+    figures: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return figures
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--renders", type=int, default=2000)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--compare", type=Path, help="the other tree (its broker/ inside)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--dump",
+        type=Path,
+        help="write every case's response into this folder instead (diff -r two trees' dumps)",
+    )
+    parser.add_argument("--tree", type=Path, help="with --dump: the broker from this tree")
+    args = parser.parse_args()
+    if args.dump:
+        # Before the broker is first imported: this checkout's, or --tree's (not the venv's).
+        sys.path.insert(0, str(args.tree or Path(__file__).resolve().parent.parent))
+        written = dump(args.dump)
+        import broker
+
+        print(f"{written} responses in {args.dump} (broker from {Path(broker.__file__).parent})")
+        return
+    if args.child:
+        print(json.dumps(measure(args.renders)))
+        return
+    trees: dict[str, Path | None] = {"this": None}
+    if args.compare is not None:
+        if not (args.compare / "broker").is_dir():
+            parser.error(f"--compare: no broker/ in {args.compare}")
+        trees = {"before": args.compare, "this": None}
+    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
+    names = list(trees)
+    for r in range(args.rounds):
+        order = names if r % 2 == 0 else names[::-1]
+        for name in order:
+            rounds[name].append(child(trees[name], args.renders))
+    print(f"µs per page, {args.renders} renders per round, {args.rounds} rounds (ABBA)")
+    for page in PAGES:
+        for name in names:
+            values = [f[page] for f in rounds[name]]
+            each = " ".join(f"{v:6.1f}" for v in values)
+            print(f"{page:<10} {name:<7} median {statistics.median(values):6.1f}   [{each}]")
+
+
+if __name__ == "__main__":
+    main()
