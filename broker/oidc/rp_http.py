@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 
 import requests
 from authlib.integrations.requests_client import OAuth2Session
+from urllib3.exceptions import HTTPError, ReadTimeoutError
 
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import SchoolTimeout, UpstreamFailure
@@ -171,8 +172,20 @@ def _read_capped(response: requests.Response, deadline: float) -> bytes:
         if time.monotonic() > deadline:
             response.close()
             raise SchoolTimeout("provider answered too slowly")
-        # read1: what one socket read brings, so the deadline is checked between trickles.
-        chunk = response.raw.read1(_CHUNK, decode_content=True)
+        # read1: what one socket read brings, so the deadline is checked between trickles (and
+        # each read waits at most until the deadline, pinned_http.py).
+        try:
+            chunk = response.raw.read1(_CHUNK, decode_content=True)
+        except ReadTimeoutError:
+            response.close()
+            raise SchoolTimeout("provider answered too slowly") from None
+        except HTTPError as err:
+            # The connection broke, or the body does not decode: urllib3's errors, which
+            # requests only translates for the reads it makes itself.
+            response.close()
+            raise UpstreamFailure(
+                f"provider unreachable: {type(err).__name__}", code="school_unreachable"
+            ) from None
         if not chunk:
             break
         collected.extend(chunk)
