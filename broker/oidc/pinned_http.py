@@ -13,27 +13,44 @@ connection in the pool was made to a checked address when it was opened.
 
 The approved addresses travel in a context variable set around one call (`pinned_to`); a
 connection opened outside such a call, or for another host, is refused rather than resolved.
+
+The same variable carries the call's deadline, and every read of the call keeps it: the status
+line and headers (read by http.client, where urllib3 only sets a timeout per read) as much as
+the body. The sockets are of this module's classes (the plain one made here, the TLS one by a
+shared context whose `sslsocket_class` it is, provider_tls.py); before each read, and before
+the TLS handshake, a socket lowers its timeout to the time left and, past the deadline, raises
+TimeoutError, which urllib3 reports as a read timeout. A provider that trickles its headers a
+byte at a time is cut off when the call's deadline comes, as when it trickles its body. A read
+outside a pinned call (or in one without a deadline) waits as urllib3 set it.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
+from requests import PreparedRequest
 from requests.adapters import HTTPAdapter
-from requests.exceptions import InvalidProxyURL
+from requests.exceptions import InvalidProxyURL, SSLError
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
-from urllib3.util.connection import create_connection
+from urllib3.util.timeout import Timeout
+
+from broker.oidc.provider_tls import provider_context
+
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs
 
 # (host name as the connection names it: ASCII, lower case; the addresses approved for it, in
-# the resolver's order; when the call must have connected, monotonic, or None)
+# the resolver's order; when the call must have ended, its connection and every read, monotonic,
+# or None)
 _PINNED: ContextVar[tuple[str, tuple[str, ...], float | None] | None] = ContextVar(
     "pinned_destination", default=None
 )
@@ -54,6 +71,68 @@ def _normal(host: str) -> str:
     return host.strip("[]").rstrip(".").lower()
 
 
+def _keep_deadline(sock: socket.socket) -> None:
+    """Before a wait on `sock`: lower its timeout to the time left to the pinned call, or raise
+    TimeoutError when none is left. The timeout only ever goes down within a call (urllib3 sets
+    it again for the next request on a kept-alive connection, which then has its own deadline);
+    it is not touched while the deadline is further off than the timeout (no system call)."""
+    pinned = _PINNED.get()
+    if pinned is None or pinned[2] is None:
+        return
+    left = pinned[2] - time.monotonic()
+    if left <= 0:
+        raise TimeoutError("the call's deadline has passed")
+    step = sock.gettimeout()
+    if step is None or left < step:
+        sock.settimeout(left)
+
+
+class _DeadlineSocket(socket.socket):
+    """A plain connection's socket. http.client reads through `makefile`, that is `recv_into`."""
+
+    def recv_into(self, *args: Any, **kwargs: Any) -> int:
+        _keep_deadline(self)
+        return super().recv_into(*args, **kwargs)
+
+    def recv(self, *args: Any, **kwargs: Any) -> bytes:
+        _keep_deadline(self)
+        return super().recv(*args, **kwargs)
+
+
+class _DeadlineTLSSocket(ssl.SSLSocket):
+    """A TLS connection's socket (the shared context's `sslsocket_class`). Every read of the
+    socket (`recv_into`, `recv`) is a `read` of the TLS layer; the handshake, which CPython
+    bounds as a whole by the socket's timeout, ends by the deadline too."""
+
+    def read(self, *args: Any, **kwargs: Any) -> Any:
+        _keep_deadline(self)
+        return super().read(*args, **kwargs)
+
+    def do_handshake(self, *args: Any, **kwargs: Any) -> None:
+        _keep_deadline(self)
+        super().do_handshake(*args, **kwargs)
+
+
+def _connect(
+    address: str, port: int, timeout: float | None, source_address: Any, socket_options: Any
+) -> socket.socket:
+    """What urllib3's `create_connection` does for one address literal (socket options, source
+    address, timeout), with no lookup and a socket of the class that keeps the deadline."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    sock = _DeadlineSocket(family, socket.SOCK_STREAM)
+    try:
+        for option in socket_options or ():
+            sock.setsockopt(*option)
+        sock.settimeout(timeout)
+        if source_address:
+            sock.bind(source_address)
+        sock.connect((address, port))
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
 class _PinnedConnect:
     """Mixed into urllib3's connection classes: `_new_conn` without a name lookup."""
 
@@ -72,18 +151,15 @@ class _PinnedConnect:
         _, addresses, ends = pinned
         failure: OSError | None = None
         for address in addresses:
-            timeout = self.timeout
+            timeout = Timeout.resolve_default_timeout(self.timeout)
             if ends is not None:
                 left = ends - time.monotonic()
                 if left <= 0:
                     break
                 timeout = left if timeout is None else min(timeout, left)
             try:
-                sock = create_connection(
-                    (address, self.port),
-                    timeout,
-                    source_address=self.source_address,
-                    socket_options=self.socket_options,
+                sock = _connect(
+                    address, self.port, timeout, self.source_address, self.socket_options
                 )
             except OSError as err:
                 # Refused, unreachable or silent (a black-holed IPv6 route): the next address
@@ -126,6 +202,31 @@ class PinnedAdapter(HTTPAdapter):
             "http": _PinnedHTTPPool,
             "https": _PinnedHTTPSPool,
         }
+
+    def build_connection_pool_key_attributes(
+        self, request: PreparedRequest, verify: bool | str | None, cert: Any = None
+    ) -> tuple[_HostParams, _PoolKwargs]:
+        # None is what requests treats as True here (verified, its default bundle).
+        trust = True if verify is None else verify
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(
+            request, trust, cert
+        )
+        if host_params["scheme"] == "https":
+            if cert:
+                # urllib3 would load it into the shared context, for every later call.
+                raise SSLError("client certificates are not supported on calls to providers")
+            # The CA files are in the shared context already; given to the pool as well,
+            # urllib3 would load them into it again for every connection.
+            pool_kwargs.pop("ca_certs", None)
+            pool_kwargs.pop("ca_cert_dir", None)
+            pool_kwargs["ssl_context"] = provider_context(trust, _DeadlineTLSSocket)
+        return host_params, pool_kwargs
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        # requests would point the pool at the CA files here, for urllib3 to load them into the
+        # context at every connection: the shared context holds them (provider_tls.py), and
+        # the pool's `cert_reqs` was set with its key. Nothing to do.
+        return
 
     def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
         raise InvalidProxyURL("calls to providers go direct, to the checked addresses")
