@@ -229,6 +229,19 @@ def test_verify_set_to_a_ca_file_trusts_that_file(tmp_path: Path) -> None:
         assert get_json(session, served.url("/ok"), "discovery") == {"ok": True}
 
 
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_verify_false_still_means_what_it_means_in_requests(tmp_path: Path) -> None:
+    # The broker never sets it; a session that does gets its own context, the shared
+    # verifying one is left as it was.
+    pki = make_pki(tmp_path, "elsewhere.test")
+    session = _session()
+    session.verify = False
+    with _provider(pki.server) as served:
+        assert get_json(session, served.url("/ok"), "discovery") == {"ok": True}
+    shared = provider_tls.provider_context(True, pinned_http._DeadlineTLSSocket)
+    assert shared.verify_mode == ssl.CERT_REQUIRED and shared.check_hostname
+
+
 def test_the_default_context_is_urllib3s_with_requests_ca_bundle() -> None:
     context = provider_tls.provider_context(True, pinned_http._DeadlineTLSSocket)
     # One context for every session and call: nothing is built or loaded per call.
