@@ -36,7 +36,6 @@ from urllib.parse import urlencode, urlsplit
 
 import requests
 import urllib3
-from requests.utils import DEFAULT_CA_BUNDLE_PATH
 
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import SchoolTimeout, UpstreamFailure
@@ -75,9 +74,9 @@ FORM = "application/x-www-form-urlencoded"
 
 def _new_pools() -> PinnedPoolManager:
     # requests' defaults: 10 hosts, 10 connections each, certificates verified against certifi.
-    return PinnedPoolManager(
-        num_pools=10, maxsize=10, cert_reqs="CERT_REQUIRED", ca_certs=DEFAULT_CA_BUNDLE_PATH
-    )
+    # The CA bundle is in the shared TLS context (provider_tls.py, loaded once per process);
+    # named here as well, urllib3 would load it into that context again for every connection.
+    return PinnedPoolManager(num_pools=10, maxsize=10, cert_reqs="CERT_REQUIRED")
 
 
 class _ProcessPools:

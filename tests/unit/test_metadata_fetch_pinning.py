@@ -7,7 +7,6 @@ certificate of a test CA)."""
 
 from __future__ import annotations
 
-import datetime
 import socket
 import ssl
 import threading
@@ -20,15 +19,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from broker import name_lookup
 from broker.saml import pinned_connection
 from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_fetch import fetch_bytes
+from tests.support.pki import make_pki
 
 METADATA = b"<md:EntityDescriptor entityID='https://idp.school.example'/>"
 
@@ -397,61 +393,6 @@ def test_urls_that_are_refused_before_any_lookup(
 
 
 # -- TLS: verified against the URL's host name, not the address connected to ---------------------
-@dataclass(frozen=True)
-class Pki:
-    ca_file: Path
-    server: ssl.SSLContext
-
-
-def _pki(directory: Path, name: str) -> Pki:
-    """A test CA, and a server context whose certificate the CA issued for DNS name `name`."""
-    now = datetime.datetime.now(datetime.UTC)
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "metadata fetch test CA")])
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(ca_name)
-        .issuer_name(ca_name)
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(ca_key.public_key()), False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    leaf = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-        .issuer_name(ca_name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), False
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    ca_file = directory / "ca.pem"
-    ca_file.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    chain = directory / "server.pem"
-    chain.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        + leaf.public_bytes(serialization.Encoding.PEM)
-    )
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(chain)
-    return Pki(ca_file, context)
-
-
 @pytest.mark.parametrize(("certified", "fetched"), [("localhost", True), ("elsewhere.test", False)])
 def test_tls_is_verified_against_the_urls_host_name(
     tmp_path: Path,
@@ -460,7 +401,7 @@ def test_tls_is_verified_against_the_urls_host_name(
     certified: str,
     fetched: bool,
 ) -> None:
-    pki = _pki(tmp_path, certified)
+    pki = make_pki(tmp_path, certified)
     # The test CA is the only one trusted (the default context reads SSL_CERT_FILE).
     monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_file))
     asked = _answers(monkeypatch, {"localhost": [["127.0.0.1"], ["10.0.0.7"]]})

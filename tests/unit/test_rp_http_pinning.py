@@ -71,8 +71,8 @@ def test_the_call_goes_to_the_checked_address_with_one_lookup(
     document = get_json(SchoolSession(2.0, allow_loopback=True), url, "discovery")
     # The Host header still names the provider (TLS would verify this name too).
     assert document == {"host": f"localhost:{provider}"}
-    # One lookup of the name; the connection asks only for the address literal it was given.
-    assert resolver == ["localhost", "127.0.0.1"]
+    # One lookup, of the name; the connection goes to the address it gave and asks nothing.
+    assert resolver == ["localhost"]
 
 
 def test_a_rebinding_answer_cannot_redirect_the_connection(
@@ -122,16 +122,16 @@ def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
 ) -> None:
     # A black-holed first address (say IPv6 without a route to the provider) must not fail
     # every login to that school while the second address answers.
-    real = pinned_http.create_connection
+    real = pinned_http._connect
     tried: list[str] = []
 
-    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        tried.append(address[0])
-        if address[0] == "2001:db8::1":
+    def connect(address: str, *args: Any) -> socket.socket:
+        tried.append(address)
+        if address == "2001:db8::1":
             raise TimeoutError("timed out")
-        return real(address, *args, **kwargs)
+        return real(address, *args)
 
-    monkeypatch.setattr(pinned_http, "create_connection", connect)
+    monkeypatch.setattr(pinned_http, "_connect", connect)
     with pinned_http.pinned_to(
         "op.school.test", ["2001:db8::1", "127.0.0.1"], time.monotonic() + 5
     ):
@@ -143,11 +143,11 @@ def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
 def test_no_address_is_tried_after_the_calls_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     tried: list[str] = []
 
-    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        tried.append(address[0])
+    def connect(address: str, *args: Any) -> socket.socket:
+        tried.append(address)
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(pinned_http, "create_connection", connect)
+    monkeypatch.setattr(pinned_http, "_connect", connect)
     with (
         pinned_http.pinned_to("op.school.test", ["192.0.2.1", "192.0.2.2"], time.monotonic()),
         pytest.raises(urllib3.exceptions.ConnectTimeoutError),
@@ -166,12 +166,12 @@ def test_an_international_name_is_looked_up_checked_and_pinned_as_it_is_sent(
         asked.append(host)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
 
-    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        connected.append(address)
+    def connect(address: str, port: int, *args: Any) -> socket.socket:
+        connected.append((address, port))
         raise ConnectionRefusedError("refused")
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    monkeypatch.setattr(pinned_http, "create_connection", connect)
+    monkeypatch.setattr(pinned_http, "_connect", connect)
     with pytest.raises(UpstreamFailure) as failed:
         get_json(SchoolSession(1.0), "https://bücher.test/keys", "keys")
     assert failed.value.code == "school_unreachable"
@@ -220,13 +220,13 @@ def test_calls_to_a_provider_that_keeps_connections_alive_share_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     opened: list[str] = []
-    real = pinned_http.create_connection
+    real = pinned_http._connect
 
-    def connect(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        opened.append(address[0])
-        return real(address, *args, **kwargs)
+    def connect(address: str, *args: Any) -> socket.socket:
+        opened.append(address)
+        return real(address, *args)
 
-    monkeypatch.setattr(pinned_http, "create_connection", connect)
+    monkeypatch.setattr(pinned_http, "_connect", connect)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _KeptAlive)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
