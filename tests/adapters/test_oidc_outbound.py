@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -14,6 +14,21 @@ from broker.core.errors import SchoolTimeout, UpstreamFailure
 from broker.oidc.rp_discovery import ProviderDirectory
 from broker.oidc.rp_http import SchoolSession, call_budget, get_json
 from tests.support.processes import Mode, tcp_forwarder
+
+
+def _serving(server: socket.socket, handle: Callable[[socket.socket], None]) -> None:
+    """Accept connections on `server` in a thread, each handled by `handle` in one of its own,
+    until the server socket is closed."""
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            threading.Thread(target=handle, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
 
 
 @pytest.fixture
@@ -37,15 +52,7 @@ def trickling_server() -> Iterator[int]:
             except OSError:
                 return
 
-    def accept() -> None:
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    _serving(server, handle)
     yield server.getsockname()[1]
     stop.set()
     server.close()
@@ -75,15 +82,7 @@ def broken_body_server() -> Iterator[int]:
             if b" /stalled " in request:
                 stop.wait(30)
 
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-
-    threading.Thread(target=accept, daemon=True).start()
+    _serving(server, handle)
     yield server.getsockname()[1]
     stop.set()
     server.close()
@@ -229,5 +228,5 @@ def test_calls_within_one_budget_end_together(trickling_server: int) -> None:
             get_json(session, url, "document")
     # Outside the block the calls have their own bound again (a read that would wait past it
     # times out, or the body loop sees it pass).
-    with pytest.raises(SchoolTimeout, match="too slowly|did not answer in time"):
+    with pytest.raises(SchoolTimeout, match=r"too slowly|did not answer in time"):
         get_json(session, url, "document")
