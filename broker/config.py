@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from broker.core.assurance import DEFAULT_ASSURANCE, Assurance, AssuranceLevel
 from broker.core.errors import ConfigurationError
@@ -190,6 +191,9 @@ class Settings:
     # Reverse proxies in front of the broker that each append the address they saw to
     # X-Forwarded-For: the client is that many entries from the right (0: the connection's peer).
     proxy_hops: int = 0
+    # The time zone of times shown to people (the my-data page, the school portal): a Dutch
+    # parent reads 08:30, not 07:30 UTC. Stored and exported times stay UTC.
+    time_zone: str = "Europe/Amsterdam"
     # How long the logout page waits for services to confirm before it moves on (login/logout.py).
     logout_wait_seconds: int = 5
     # `json` (one object per line, for log collectors) or `text` (for a terminal).
@@ -206,6 +210,10 @@ class Settings:
         host, whatever an administrator types as a metadata URL or issuer."""
         host = urlsplit(self.base_url).hostname or ""
         return host == "localhost" or host.startswith("127.") or host == "::1"
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.time_zone)  # zoneinfo keeps one object per name
 
     @property
     def issuer(self) -> str:
@@ -264,6 +272,19 @@ def _int(
     value = section.get(key, default)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ConfigurationError(f"{where}.{key} must be a whole number from {low} to {high}")
+    return value
+
+
+def _time_zone(section: Mapping[str, Any]) -> str:
+    value = section.get("time_zone", "Europe/Amsterdam")
+    try:
+        if not isinstance(value, str) or not value:
+            raise ValueError(value)
+        ZoneInfo(value)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise ConfigurationError(
+            'broker.time_zone must be a time zone name like "Europe/Amsterdam" or "UTC"'
+        ) from None
     return value
 
 
@@ -615,6 +636,7 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
         assurance=_assurance(data),
         rate_limits=_rate_limits(data),
         proxy_hops=_int(broker, "proxy_hops", "broker", 0, 0, 5),
+        time_zone=_time_zone(broker),
         login_ttl_seconds=_int(login, "ttl_seconds", "login", 900, 60, 900),
         sso_session_seconds=_int(login, "sso_session_seconds", "login", 8 * 3600, 0, 24 * 3600),
         logout_wait_seconds=_int(login, "logout_wait_seconds", "login", 5, 1, 60),

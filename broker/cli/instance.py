@@ -24,6 +24,8 @@ scope = "{scope}"
 # Reverse proxies in front of the broker that append to X-Forwarded-For (1 behind one TLS
 # proxy): rate limits then count each client, not the proxy. 0: clients connect directly.
 proxy_hops = 0
+# The time zone of times shown on the my-data page and in the school portal.
+time_zone = "Europe/Amsterdam"
 
 [keys]
 saml_signing_key = "keys/saml-signing.key"

@@ -17,6 +17,7 @@ from broker.web.cookie_session import BrokerSessionInterface
 from broker.web.discovery import discovery
 from broker.web.errors import install_error_pages
 from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES, init_i18n, page_translations
+from broker.web.labels import shown_time
 from broker.web.login_steps import content_security_policy
 from broker.web.logout_routes import logout, logout_form_token
 from broker.web.logs import install_logging
@@ -89,6 +90,9 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(oidc_logout)
     app.register_blueprint(school_backchannel)
     app.jinja_env.globals["logout_form_token"] = logout_form_token
+    # Times on pages people read, in the broker's time zone (labels.shown_time).
+    zone = app.extensions["ketenbroker"].settings.zone
+    app.jinja_env.filters["shown_time"] = lambda moment: shown_time(moment, zone)
     app.register_blueprint(operations)  # /readyz, /metrics
     install_portals(app)
     install_rate_limits(app, settings)

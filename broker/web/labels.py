@@ -9,6 +9,8 @@ asked: a lazy string would look the catalogue up again through Flask-Babel for e
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, tzinfo
+
 from broker.core.errors import BrokerError
 from broker.web.i18n import page_translations
 
@@ -125,3 +127,14 @@ def attribute_label(canonical: str) -> str:
 def public_message(error: BrokerError) -> str:
     """The error's student-facing message in the language of the current request."""
     return _translated(error.public_message)
+
+
+def shown_time(moment: float | datetime, zone: tzinfo) -> str:
+    """A moment as people read it: the date and minute in `zone` (the broker's `time_zone`),
+    with the zone's abbreviation (CET, CEST), so it is never mistaken for another zone's. Unix
+    seconds, or a datetime (one without a zone is UTC, as the registry stores them)."""
+    if isinstance(moment, datetime):
+        when = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    else:
+        when = datetime.fromtimestamp(moment, UTC)
+    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import tzinfo
 
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -24,7 +24,7 @@ from broker.core.receipts import Receipt, protocol_pairing
 from broker.login.flow import MY_DATA, LoginRequest
 from broker.registry.errors import ServiceSwitchedOff
 from broker.web.browser import SSO_COOKIE, browser_secret, set_browser_secret
-from broker.web.labels import attribute_label
+from broker.web.labels import attribute_label, shown_time
 from broker.web.wiring import Broker
 
 log = logging.getLogger("broker.my_data")
@@ -113,7 +113,7 @@ def view(view_id: str) -> Response:
         "my_data.html",
         school=school,
         code=subject[:STUDENT_CODE_SHOWN],
-        receipts=[_line(names, receipt) for receipt in receipts],
+        receipts=[_line(names, receipt, b.settings.zone) for receipt in receipts],
         current=_current_releases(b, school.id, receipts),
         # An SSO session stands: the page offers "log out everywhere" (logout_routes.py).
         session_stands=bool(request.cookies.get(SSO_COOKIE)),
@@ -123,11 +123,10 @@ def view(view_id: str) -> Response:
     return response
 
 
-def _line(names: dict[str, str], receipt: Receipt) -> ReceiptLine:
+def _line(names: dict[str, str], receipt: Receipt, zone: tzinfo) -> ReceiptLine:
     content = receipt.content
-    moment = datetime.fromtimestamp(content.issued_at, UTC)
     return ReceiptLine(
-        when=moment.strftime("%Y-%m-%d %H:%M UTC"),
+        when=shown_time(content.issued_at, zone),
         service_name=names.get(content.service_id, content.service_id),
         attributes=[str(attribute_label(name)) for name in content.attributes],
         pairing=protocol_pairing(content.school_protocol, content.service_protocol),

@@ -102,3 +102,34 @@ def test_csv_export_of_one_student(site: PortalSite, school: FlaskClient) -> Non
     assert export.headers["Content-Disposition"].startswith('attachment; filename="receipts-')
     rows = export.get_data(as_text=True).strip().splitlines()
     assert len(rows) == 2 and code in rows[1]
+
+
+def test_times_and_day_filters_follow_the_brokers_time_zone(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    # Half past midnight in Amsterdam is still the day before in UTC, in winter and in summer:
+    # the school sees the time it knows, and the day filter counts its own days.
+    broker = site.app.extensions["ketenbroker"]
+    for issued_at in (1768433400, 1782945000):  # 2026-01-14 23:30 UTC, 2026-07-01 22:30 UTC
+        broker.receipts.append(
+            receipt_content(
+                broker.receipting.keys,
+                issued_at=issued_at,
+                school=broker.view.school(DEMO_SCHOOL_ID),
+                service=broker.view.service("leesplank"),
+                identity=UpstreamIdentity(DEMO_SCHOOL_ID, "night-owl"),
+                release=Release("p" * 64, {}, 1),
+            )
+        )
+
+    def listed(query: str) -> str:
+        page = school.get(f"{RECEIPTS}?{query}", base_url=HTTPS)
+        assert page.status_code == 200
+        return page.get_data(as_text=True)
+
+    winter = listed("since=2026-01-15&until=2026-01-15")
+    assert winter.count("data-receipt") == 1 and "2026-01-15 00:30 CET" in winter
+    assert listed("since=2026-01-14&until=2026-01-14").count("data-receipt") == 0
+    summer = listed("since=2026-07-02&until=2026-07-02")
+    assert summer.count("data-receipt") == 1 and "2026-07-02 00:30 CEST" in summer
+    assert listed("since=2026-07-01&until=2026-07-01").count("data-receipt") == 0

@@ -57,18 +57,21 @@ FILTERS = ("since", "until", "service", "attribute", "student")
 def _query(school_id: str, form: ReceiptFilterForm) -> ReceiptQuery:
     """The filter as a query; the form has validated every field (dates exist)."""
 
-    def day(text: str | None) -> int | None:
+    zone = broker().settings.zone
+
+    def day(text: str | None, after: int = 0) -> int | None:
+        """The start of that day (`after` days later) in the broker's time zone, the zone the
+        page shows times in: a day is 23 or 25 hours when the clocks change."""
         if not text:
             return None
-        midnight = datetime.combine(date.fromisoformat(text), datetime.min.time(), UTC)
-        return int(midnight.timestamp())
+        start = date.fromisoformat(text) + timedelta(days=after)
+        return int(datetime.combine(start, datetime.min.time(), zone).timestamp())
 
-    until = day(form.until.data)
     return ReceiptQuery(
         school_id,
         since=day(form.since.data),
-        # "Until 2026-11-28" includes that whole day (UTC, as the receipts' times are).
-        until=until + int(timedelta(days=1).total_seconds()) if until is not None else None,
+        # "Until 2026-11-28" includes that whole day.
+        until=day(form.until.data, after=1),
         service_id=form.service.data or None,
         attribute=form.attribute.data or None,
         student=form.student.data or None,
@@ -115,7 +118,6 @@ def receipts(school_id: str) -> tuple[str, int]:
         shown=SHOWN,
         totals=[(names.get(service, service), count) for service, count in totals],
         names=names,
-        when=lambda seconds: datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M"),
         pairing=protocol_pairing,
         export_args=_filters(),
         code_length=STUDENT_CODE_SHOWN,
