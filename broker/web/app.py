@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broker.config import Settings, load_settings
 from broker.core.errors import BrokerError
+from broker.web.browser import install_browser_cookie
 from broker.web.cookie_session import BrokerSessionInterface
 from broker.web.discovery import discovery
 from broker.web.errors import install_error_pages
@@ -79,6 +80,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     init_i18n(app)
     install_static_urls(app)
     install_error_pages(app)
+    install_browser_cookie(app)
     app.register_blueprint(saml)
     app.register_blueprint(discovery)
     app.register_blueprint(oidc_rp)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import base64
 import binascii
 
-from flask import Request, g
+from flask import Flask, Request, g
 from werkzeug.wrappers import Response
 
 from broker.login.sealed import new_secret
@@ -26,34 +26,39 @@ SCHOOL_COOKIE = "kb_school"
 SCHOOL_COOKIE_MAX_AGE = 365 * 24 * 3600
 
 
-def browser_secret(request: Request) -> tuple[bytes, bool]:
-    """(this browser's secret, whether it is new and must be set on the response)."""
+def browser_secret(request: Request) -> bytes:
+    """This browser's secret; a new one when its cookie has none (`install_browser_cookie`
+    then sets the cookie on this request's response)."""
     raw = request.cookies.get(BROWSER_COOKIE, "")
     try:
         secret = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)) if raw else b""
     except (binascii.Error, ValueError):
         secret = b""
     if len(secret) == 32:
-        return secret, False
+        return secret
     # One new secret per request: every step of this request that holds state (the login, the
     # notice) must hold it under the one secret the response's cookie will carry.
     made: bytes | None = g.get("kb_new_browser_secret")
     if made is None:
         made = new_secret()
         g.kb_new_browser_secret = made
-    return made, True
+    return made
 
 
-def set_browser_secret(response: Response, secret: bytes) -> None:
-    """Once per response: two steps of one request may both hold state under the new secret
-    (an SSO session's answer that shows the notice), and one cookie header carries it."""
-    prefix = f"{BROWSER_COOKIE}="
-    if any(line.startswith(prefix) for line in response.headers.getlist("Set-Cookie")):
-        return
-    value = base64.urlsafe_b64encode(secret).decode().rstrip("=")
-    response.set_cookie(
-        BROWSER_COOKIE, value, secure=True, httponly=True, samesite="None", path="/"
-    )
+def install_browser_cookie(app: Flask) -> None:
+    """The cookie of a secret made during a request, set once on that request's response,
+    whichever of its steps held state under the secret (a login record, the notice, a logout
+    run, the my-data view): no step has to remember to set it, and none sets it twice."""
+
+    @app.after_request
+    def set_new_browser_secret(response: Response) -> Response:
+        made: bytes | None = g.get("kb_new_browser_secret")
+        if made is not None:
+            value = base64.urlsafe_b64encode(made).decode().rstrip("=")
+            response.set_cookie(
+                BROWSER_COOKIE, value, secure=True, httponly=True, samesite="None", path="/"
+            )
+        return response
 
 
 def set_sso_token(response: Response, token: str, max_age: int) -> None:

@@ -33,7 +33,7 @@ def _login_id(value: str | None) -> str:
 @discovery.route("/discovery", methods=["GET"])
 def choose() -> Response:
     login_id = _login_id(request.args.get("login"))
-    secret, _ = browser_secret(request)
+    secret = browser_secret(request)
     record = broker().flow.load(secret, login_id)
     return discovery_page(record, request.args.get("q", ""))
 
@@ -118,7 +118,7 @@ def chosen() -> Response:
     b = broker()
     login_id = _login_id(request.form.get("login"))
     school_id = request.form.get("school", "")
-    secret, _ = browser_secret(request)
+    secret = browser_secret(request)
     # go_upstream saves the record with the school in it (note_upstream).
     record = b.flow.choose_school(secret, login_id, school_id, save=False)
     response = go_upstream(secret, record)

@@ -37,7 +37,7 @@ from broker.saml.front import (
     PostMessage,
 )
 from broker.web import metrics
-from broker.web.browser import SSO_COOKIE, browser_secret, set_browser_secret, set_sso_token
+from broker.web.browser import SSO_COOKIE, browser_secret, set_sso_token
 from broker.web.errors import render_error
 from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES
 from broker.web.my_data import my_data_signed_in
@@ -53,7 +53,6 @@ def broker() -> Broker:
 
 def continue_login(
     secret: bytes,
-    new_secret: bool,
     record: LoginRecord,
     sso_token: str | None,
     *,
@@ -99,8 +98,6 @@ def continue_login(
         if not saved:
             b.flow.save_new(secret, record)
         response = to_discovery(record)
-    if new_secret:
-        set_browser_secret(response, secret)
     return response
 
 
@@ -304,7 +301,7 @@ def notice_page(
     browser's history in place of the school's one-time answer (notice.notice_response), so a
     reload or the language switch fetches the notice again and never repeats that answer."""
     b = broker()
-    secret, new_secret = browser_secret(request)
+    secret = browser_secret(request)
     pending = PendingRelease(
         record,
         identity,
@@ -318,8 +315,6 @@ def notice_page(
     from broker.web.notice import notice_response
 
     response = notice_response(pending, notice_id)
-    if new_secret:
-        set_browser_secret(response, secret)
     log.info("notice school=%s service=%s", content.school_id, content.service_id)
     return response
 

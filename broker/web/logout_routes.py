@@ -38,7 +38,7 @@ from broker.login.logout import (
 from broker.login.participants import SessionServices
 from broker.saml.front import PostMessage
 from broker.web import metrics
-from broker.web.browser import SSO_COOKIE, browser_secret, clear_sso_token, set_browser_secret
+from broker.web.browser import SSO_COOKIE, browser_secret, clear_sso_token
 from broker.web.login_steps import (
     autopost,
     broker,
@@ -89,7 +89,7 @@ def begin_logout(
     protocol route against what the message names). `known`: that session and its record of
     services, when the route read them already (`session_and_services`); read here if not."""
     b = broker()
-    secret, new_secret = browser_secret(request)
+    secret = browser_secret(request)
     ended, services = end_sso_session(sso_token, known)
     run = b.logout.start(secret, sso_token, ended, initiator, services)
     log.info(
@@ -102,8 +102,6 @@ def begin_logout(
     metrics.logout_started(initiator.kind, initiator.protocol)
     response = redirect(url_for("logout.propagate", run_id=run.run_id), 303)
     clear_sso_token(response)
-    if new_secret:
-        set_browser_secret(response, secret)
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -126,7 +124,7 @@ def student_logout() -> Response:
 
 def _run(run_id: str) -> tuple[bytes, LogoutRun]:
     b = broker()
-    secret, _ = browser_secret(request)
+    secret = browser_secret(request)
     run = b.logout.settle(secret, b.logout.load(secret, run_id))
     return secret, run
 

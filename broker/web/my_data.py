@@ -23,7 +23,7 @@ from broker.core.model import Service, UpstreamIdentity
 from broker.core.receipts import Receipt, protocol_pairing
 from broker.login.flow import MY_DATA, LoginRequest
 from broker.registry.errors import ServiceSwitchedOff
-from broker.web.browser import SSO_COOKIE, browser_secret, set_browser_secret
+from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.labels import attribute_label, shown_time
 from broker.web.wiring import Broker
 
@@ -70,9 +70,9 @@ def sign_in() -> Response:
     from broker.web.login_steps import continue_login
 
     b = _broker()
-    secret, new_secret = browser_secret(request)
+    secret = browser_secret(request)
     record = b.flow.start(secret, LoginRequest(MY_DATA), save=False)
-    return continue_login(secret, new_secret, record, request.cookies.get(SSO_COOKIE), saved=False)
+    return continue_login(secret, record, request.cookies.get(SSO_COOKIE), saved=False)
 
 
 def my_data_signed_in(identity: UpstreamIdentity) -> Response:
@@ -82,21 +82,18 @@ def my_data_signed_in(identity: UpstreamIdentity) -> Response:
     if school is None:
         raise UnknownSchool("school left the registry mid-login")
     subject = b.receipting.keys.subject(school, identity)
-    secret, new_secret = browser_secret(request)
+    secret = browser_secret(request)
     view_id = secrets.token_urlsafe(18)
     payload = {"subject": subject, "school_id": school.id}
     b.flow.sealed.put(secret, VIEW, view_id, payload, VIEW_SECONDS)
     log.info("my-data signed in school=%s", school.id)
-    response = redirect(url_for("my_data.view", view_id=view_id), 303)
-    if new_secret:
-        set_browser_secret(response, secret)
-    return response
+    return redirect(url_for("my_data.view", view_id=view_id), 303)
 
 
 @my_data.route("/my-data/view/<view_id>", methods=["GET"])
 def view(view_id: str) -> Response:
     b = _broker()
-    secret, _ = browser_secret(request)
+    secret = browser_secret(request)
     if len(view_id) > MAX_VIEW_ID:
         raise StateExpired("my-data view id too long")
     data = b.flow.sealed.get(secret, VIEW, view_id)

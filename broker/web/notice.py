@@ -35,7 +35,7 @@ def _checked(notice_id: str) -> str:
 
 @notice.route("/notice/<notice_id>", methods=["GET"])
 def show(notice_id: str) -> Response:
-    secret, _ = browser_secret(request)
+    secret = browser_secret(request)
     pending = broker().receipting.peek(secret, _checked(notice_id))
     return notice_response(pending, notice_id)
 
@@ -92,7 +92,7 @@ def proceed(notice_id: str) -> Response:
     if request.form.get(CONTINUE_FIELD) != "1":
         return redirect(url_for("notice.show", notice_id=_checked(notice_id)), 303)
     b = broker()
-    secret, _ = browser_secret(request)
+    secret = browser_secret(request)
     pending = b.receipting.take(secret, _checked(notice_id))
     identity, authn_instant = pending.identity, pending.authn_instant
     services = None

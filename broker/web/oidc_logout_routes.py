@@ -94,7 +94,7 @@ def school_logged_out(school_id: str) -> Response:
     run_id = request.args.get("state", "")
     if not run_id or len(run_id) > MAX_RUN_ID:
         raise InvalidMessage("school logout callback without our state", code="unsolicited")
-    secret, _ = browser_secret(request)
+    secret = browser_secret(request)
     run = b.logout.load(secret, run_id)
     if run.school_id != school_id or run.school_protocol != OIDC or run.school_status != PENDING:
         raise InvalidMessage(

@@ -56,10 +56,10 @@ def authorize() -> Response:
         login_request = oidc_front().authorize(params, has_session=known[0] is not None)
     except OidcRedirect as refusal:
         return redirect(refusal.location, 303)
-    secret, new = browser_secret(request)
+    secret = browser_secret(request)
     # Saved by continue_login only if the login goes on (an SSO session may answer at once).
     record = b.flow.start(secret, login_request, save=False)
-    return continue_login(secret, new, record, sso_token, saved=False, known=known)
+    return continue_login(secret, record, sso_token, saved=False, known=known)
 
 
 @oidc_op.route(TOKEN_PATH, methods=["GET", "POST"])

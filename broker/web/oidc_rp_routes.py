@@ -34,7 +34,7 @@ def callback(school_id: str) -> Response:
     if not login_id or len(login_id) > 64:
         raise InvalidMessage("callback without our state", code="unsolicited")
     params = {key: value for key, value in request.args.items() if len(value) <= MAX_PARAMETER}
-    secret, _ = browser_secret(request)
+    secret = browser_secret(request)
     # Single use, before any check: state, nonce and PKCE verifier are spent by the first
     # answer that names them, whether it passes or not.
     record = b.flow.take(secret, login_id)

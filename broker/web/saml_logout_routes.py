@@ -119,7 +119,7 @@ def sp_slo() -> Response:
         # The run first: it opens only with the browser secret of the browser that started it,
         # so a copy of the response arriving in another browser is refused *before* it uses up
         # the request it answers, and the right browser can still bring it.
-        secret, _ = browser_secret(request)
+        secret = browser_secret(request)
         run = b.logout.load(secret, outstanding[0])
         if not b.logout.answered(message.in_response_to, school.id, status):
             raise InvalidMessage("LogoutResponse to no request of ours", code="unsolicited")

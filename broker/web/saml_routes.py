@@ -62,10 +62,10 @@ def sso() -> Response:
         )
     except AnswerableRefusal as refusal:
         return answerable_refusal_page(refusal)
-    secret, new = browser_secret(request)
+    secret = browser_secret(request)
     # Saved by continue_login only if the login goes on (an SSO session may answer at once).
     record = b.flow.start(secret, login_request, save=False)
-    return continue_login(secret, new, record, request.cookies.get(SSO_COOKIE), saved=False)
+    return continue_login(secret, record, request.cookies.get(SSO_COOKIE), saved=False)
 
 
 @saml.route(ACS_PATH, methods=["POST"])
@@ -79,7 +79,7 @@ def acs() -> Response:
         raise InvalidMessage("no SAMLResponse", code="missing_response")
     if not login_id or len(login_id) > 64:
         raise InvalidMessage("response without our RelayState", code="unsolicited")
-    secret, _ = browser_secret(request)
+    secret = browser_secret(request)
     record = b.flow.load(secret, login_id)
     metrics.school_answered(metrics.SAML, record.upstream_at)
     school = b.view.school(record.school_id or "")
