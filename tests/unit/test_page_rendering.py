@@ -4,20 +4,15 @@ as Jinja's and Flask-Babel's own paths, and the same URLs as `url_for` (docs/per
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from flask import Flask, render_template_string, url_for
 from werkzeug.datastructures import LanguageAccept
 from werkzeug.http import parse_accept_header
 
 from broker.web import i18n
-from broker.web.i18n import SUPPORTED_LANGUAGES, init_i18n, page_translations, speak
-from broker.web.my_data import my_data
-from broker.web.notice import notice
-from broker.web.static_urls import install_static_urls, page_url
-
-WEB_DIR = Path(__file__).resolve().parents[2] / "broker" / "web"
+from broker.web.i18n import SUPPORTED_LANGUAGES, page_translations, speak
+from broker.web.static_urls import page_url
+from tests.support.pages import pages_app
 
 # Each is rendered twice: with the page's own callables (render_template_string runs the
 # context processor) and with the environment's globals, i.e. Jinja's newstyle gettext over
@@ -40,12 +35,7 @@ TEMPLATES = [
 
 @pytest.fixture
 def app() -> Flask:
-    app = Flask("broker.web", root_path=str(WEB_DIR))
-    init_i18n(app)
-    install_static_urls(app)
-    app.register_blueprint(notice)
-    app.register_blueprint(my_data)
-    return app
+    return pages_app()
 
 
 @pytest.mark.parametrize("language", SUPPORTED_LANGUAGES)

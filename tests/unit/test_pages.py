@@ -29,10 +29,8 @@ import broker
 from broker.core import errors
 from broker.core.school_search import Found
 from broker.web import labels
-from broker.web.i18n import LANGUAGE_COOKIE, current_language, init_i18n, lang_switch_url
-from broker.web.my_data import my_data
-from broker.web.notice import notice
-from broker.web.static_urls import install_static_urls
+from broker.web.i18n import LANGUAGE_COOKIE, current_language, lang_switch_url
+from tests.support.pages import pages_app
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "broker" / "web"
 PROJECT_DIR = WEB_DIR.parents[1]
@@ -131,13 +129,7 @@ SCHOOLS = [
 
 @pytest.fixture
 def app() -> Flask:
-    # Named after the package so static/ and templates/ resolve exactly as in the real app.
-    app = Flask("broker.web", root_path=str(WEB_DIR))
-    init_i18n(app)
-    install_static_urls(app)
-    # The pages link to the notice and my-data routes.
-    app.register_blueprint(notice)
-    app.register_blueprint(my_data)
+    app = pages_app()
 
     @app.get("/probe")
     def probe() -> str:
