@@ -3,6 +3,7 @@
 Usage: python bench/request_cpu.py [--logins 100] [--pairing saml->saml ...] [--returning]
        [--broker-src CHECKOUT] [--compare OTHER_CHECKOUT] [--rate-limits]
        [--registry-url postgresql+psycopg://...] [--accept-language "nl-NL,nl;q=0.9,en;q=0.8"]
+       [--split]
 
 Starts the same federation as throughput.py (gunicorn with the production configuration, the
 peers in their own processes, login state in Redis), then plays one browser at a time and reads
@@ -12,7 +13,8 @@ the broker. With one request in flight, the difference is that request's CPU in 
 gunicorn's HTTP handling, Flask, the login step, the Redis and SQL client work. It prints, per
 request kind, the median and mean CPU, and `GET /healthz` for comparison: what any request costs
 before the broker does anything. `--accept-language` sends a browser's language header with
-every request (without it the broker answers in Dutch without parsing one).
+every request (without it the broker answers in Dutch without parsing one). `--split` adds the
+CPU inside each request's handler and the rest, the server's own (bench/handler_cpu_conf.py).
 
 The browser's requests to the peers are metered the same way: while the browser waits on the
 publisher's OIDC callback, the relying party calls the broker's token endpoint and userinfo
@@ -99,12 +101,20 @@ class MeteredClient(HttpClient):
     (`GET /path` for the broker's own origin, `publisher GET /path` for a peer's)."""
 
     def __init__(
-        self, origin: str, broker: Proc, spent: dict[str, list[float]], role: str = ""
+        self,
+        origin: str,
+        broker: Proc,
+        spent: dict[str, list[float]],
+        role: str = "",
+        log: HandlerLog | None = None,
+        handled: dict[str, list[float]] | None = None,
     ) -> None:
         super().__init__(origin)
         self.broker = broker
         self.spent = spent
         self.prefix = f"{role} " if role else ""
+        self.log = log
+        self.handled = handled
 
     def open(self, url: str, method: str = "GET", **kwargs: Any) -> HttpResponse:
         pids = self.broker.pids()
@@ -115,7 +125,27 @@ class MeteredClient(HttpClient):
         if kind in SERVER_TO_SERVER:
             kind = f"{kind} ({SERVER_TO_SERVER[kind]})"
         self.spent[kind].append(spent)
+        if self.log is not None and self.handled is not None:
+            self.handled[kind].append(self.log.take())
         return response
+
+
+class HandlerLog:
+    """`--split`: the CPU (ms) the broker's handlers logged (bench/handler_cpu_conf.py) since
+    the last request. Server-to-server requests made during a browser's request (the relying
+    party's token and userinfo calls) count for that request, as they do in the /proc figure."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.read = 0
+        path.touch()
+
+    def take(self) -> float:
+        with open(self.path, "rb") as log:
+            log.seek(self.read)
+            lines = log.read().splitlines()
+        self.read += sum(len(line) + 1 for line in lines)
+        return sum(int(line) for line in lines) / 1e6
 
 
 def peer_role(demo: Demo, origin: str) -> str:
@@ -131,12 +161,15 @@ class Federation:
         # Per pairing: per request kind (the broker's origin and the peers'), CPU ms.
         self.spent: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.health_spent: dict[str, list[float]] = defaultdict(list)
+        # --split: the CPU inside the handlers, per pairing and request kind, as `spent`.
+        self.log = HandlerLog(self.directory / "handler-cpu.log") if args.split else None
+        self.handled: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
         self.demo = prepare(
             self.directory, free_port_run(7), redis_url, args.registry_url, args.rate_limits
         )
         if args.returning:
             notice_once(self.directory)
-        self.procs = start(self.demo, args.workers, broker_src)
+        self.procs = start(self.demo, args.workers, broker_src, self.log.path if self.log else None)
 
     def login(self, pairing: str, user: str, metered: bool) -> None:
         clients: dict[str, Any] = {origin: HttpClient(origin) for origin in self.demo.origins}
@@ -148,15 +181,17 @@ class Federation:
                     broker,
                     self.spent[pairing],
                     "" if origin == self.demo.broker else peer_role(self.demo, origin),
+                    self.log,
+                    self.handled[pairing],
                 )
                 for origin in self.demo.origins
             }
         PAIRINGS[pairing](self.demo, clients, user)
 
     def health(self) -> None:
-        MeteredClient(self.demo.broker, self.procs[0], self.health_spent).open(
-            f"{self.demo.broker}/healthz"
-        )
+        MeteredClient(
+            self.demo.broker, self.procs[0], self.health_spent, "", self.log, self.handled[""]
+        ).open(f"{self.demo.broker}/healthz")
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -174,11 +209,19 @@ def other_database(args: argparse.Namespace) -> str:
     return urlunsplit(parts._replace(path=f"/{int(path) + 1}"))
 
 
-def report(title: str, spent: dict[str, list[float]], logins: int) -> float:
+def report(
+    title: str,
+    spent: dict[str, list[float]],
+    logins: int,
+    handled: dict[str, list[float]] | None = None,
+) -> float:
     """Prints the table; returns the broker's CPU per login: its own requests and the peer
-    requests with work of the broker behind them."""
+    requests with work of the broker behind them. With `handled` (--split), two more columns:
+    the mean CPU inside the handler, and the rest (the server's own work around it)."""
     print(f"\n{title}")
-    print(f"{'request':44} {'count':>6} {'median':>8} {'mean':>8} {'per login':>10}")
+    split = f" {'handler':>8} {'server':>8}" if handled is not None else ""
+    print(f"{'request':44} {'count':>6} {'median':>8} {'mean':>8} {'per login':>10}{split}")
+    in_handlers = 0.0
     per_login = 0.0
     idle: list[float] = []  # peer requests with no work of the broker behind them
     for kind, values in sorted(spent.items(), key=lambda kv: -sum(kv[1])):
@@ -186,13 +229,21 @@ def report(title: str, spent: dict[str, list[float]], logins: int) -> float:
             idle.extend(values)
             continue
         share = sum(values) / logins
+        columns = ""
+        if handled is not None:
+            inside = statistics.fmean(handled[kind])
+            columns = f" {inside:8.2f} {statistics.fmean(values) - inside:8.2f}"
+            if kind != "GET /healthz":
+                in_handlers += sum(handled[kind]) / logins
         if kind != "GET /healthz":
             per_login += share
         print(
             f"{kind:44} {len(values):6} {statistics.median(values):8.2f} "
-            f"{statistics.fmean(values):8.2f} {share:10.2f}"
+            f"{statistics.fmean(values):8.2f} {share:10.2f}{columns}"
         )
-    print(f"{'login, all requests':44} {'':6} {'':8} {'':8} {per_login:10.2f}")
+    if handled is not None:
+        split = f" {in_handlers:8.2f} {per_login - in_handlers:8.2f}"
+    print(f"{'login, all requests':44} {'':6} {'':8} {'':8} {per_login:10.2f}{split}")
     if idle:
         print(
             f"(not counted: {len(idle)} browser requests to the peers, the broker idle: "
@@ -227,6 +278,12 @@ def main() -> None:
         type=Path,
         help="also run the broker from this checkout, logins interleaved one by one with the "
         "first (A/B): a machine whose speed drifts slows both alike",
+    )
+    parser.add_argument(
+        "--split",
+        action="store_true",
+        help="also the CPU inside each request's handler (bench/handler_cpu_conf.py) and the "
+        "rest, the server's own work around it",
     )
     parser.add_argument(
         "--accept-language",
@@ -271,6 +328,9 @@ def main() -> None:
                 f"broker: {name})",
                 {**federation.spent[pairing], **federation.health_spent},
                 args.logins,
+                {**federation.handled[pairing], **federation.handled[""]}
+                if federation.log
+                else None,
             )
     for pairing in pairings if len(runs) == 2 else []:
         first, second = totals[(runs[0][0], pairing)], totals[(runs[1][0], pairing)]

@@ -339,11 +339,20 @@ def notice_once(directory: Path) -> None:
         registry.close()
 
 
-def start(demo: Demo, workers: int, broker_src: Path | None) -> list[Proc]:
+def start(
+    demo: Demo, workers: int, broker_src: Path | None, handler_cpu_log: Path | None = None
+) -> list[Proc]:
+    """`handler_cpu_log`: run the broker under bench/handler_cpu_conf.py (the production
+    configuration plus each request's CPU inside its handler, written to that file)."""
     env = dict(os.environ, KETENBROKER_CONFIG=str(demo.directory / CONFIG_NAME))
     python = sys.executable
     peers_env = dict(env, PYTHONPATH=os.pathsep.join([str(ROOT), str(BENCH)]))
     broker_env = dict(env, PYTHONPATH=str(broker_src or ROOT))
+    config = "python:broker.cli.gunicorn_conf"
+    if handler_cpu_log is not None:
+        broker_env["PYTHONPATH"] += os.pathsep + str(BENCH)
+        broker_env["KB_HANDLER_CPU_LOG"] = str(handler_cpu_log)
+        config = "python:handler_cpu_conf"
     gunicorn = [
         python,
         "-m",
@@ -354,7 +363,7 @@ def start(demo: Demo, workers: int, broker_src: Path | None) -> list[Proc]:
         # Sync workers were used while a cold gthread worker could refuse concurrent first OIDC
         # logins; rp_discovery.py now lets them wait on the one fetch.
         "-c",
-        "python:broker.cli.gunicorn_conf",
+        config,
         "--bind",
         f"127.0.0.1:{demo.port}",
         "--workers",
