@@ -420,10 +420,15 @@ class OidcProvider:
 
     # -- token and userinfo endpoints ----------------------------------------------------------
     def token(
-        self, uri: str, headers: Mapping[str, str], form: Mapping[str, list[str]]
+        self, authorization: str | None, form: Mapping[str, list[str]]
     ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """`authorization`: the request's Authorization header, the only header authlib reads
+        at the token endpoint (client_secret_basic). The request's URI is the configured
+        endpoint, as at the authorization endpoint: URLs come from base_url, never from the
+        request (behind a proxy the request's own URL may say http, which authlib refuses)."""
+        headers = {"Authorization": authorization} if authorization is not None else {}
         try:
-            request = _Request("POST", uri, headers, form)
+            request = _Request("POST", self.base_url + TOKEN_PATH, headers, form)
             status, body, out = self.server.create_token_response(request)
         except UpstreamFailure:
             # A private_key_jwt client whose JWKS URL does not answer cannot be authenticated.
