@@ -65,6 +65,9 @@ _FAMILY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 def access_token_for(grantee: Grantee) -> str:
     """A new access token for `grantee`'s family: 43 random characters (256 bits) after it."""
+    if not _FAMILY_ID.fullmatch(grantee.family):
+        # Such a token would never be found again (TokenVault.access): fail at issue instead.
+        raise ValueError("a token family id is 1-64 URL-safe characters")
     return f"{grantee.family}{_FAMILY_SEPARATOR}{random_token(43)}"
 
 

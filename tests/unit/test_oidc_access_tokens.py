@@ -85,6 +85,14 @@ def test_an_access_token_names_its_family_before_256_random_bits() -> None:
     assert access_token_for(who) != token
 
 
+@pytest.mark.parametrize("family", ["", "a.b", "x" * 65, "fam ily"])
+def test_a_family_id_a_token_could_not_name_is_refused_at_issue(family: str) -> None:
+    who = grantee()
+    who.family = family
+    with pytest.raises(ValueError, match="family id"):
+        access_token_for(who)
+
+
 def test_userinfo_reads_token_and_revocation_mark_in_one_round_trip(
     vault: TokenVault, store: CallLog
 ) -> None:
