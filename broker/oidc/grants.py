@@ -10,6 +10,7 @@ atomically (one use, across workers); a second use revokes every token of that l
 from __future__ import annotations
 
 import hmac
+import re
 import secrets
 import string
 import time
@@ -51,6 +52,23 @@ def random_token(length: int) -> str:
     while len(made) < length:
         made += secrets.token_bytes(length + 8).translate(_TOKEN_TABLE, _TOKEN_DROPPED)
     return made[:length].decode()
+
+
+# An access token names its family: `<family>.<43 random characters>` (the family id is 22
+# URL-safe characters from provider.respond). Userinfo then reads the token's record and the
+# family's revocation mark in one round trip instead of two. The family id is no secret: it
+# only ever names a revocation mark, and is no credential for anything (the random part is;
+# the whole token is the key the record is sealed and filed under).
+_FAMILY_SEPARATOR = "."
+_FAMILY_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def access_token_for(grantee: Grantee) -> str:
+    """A new access token for `grantee`'s family: 43 random characters (256 bits) after it."""
+    if not _FAMILY_ID.fullmatch(grantee.family):
+        # Such a token would never be found again (TokenVault.access): fail at issue instead.
+        raise ValueError("a token family id is 1-64 URL-safe characters")
+    return f"{grantee.family}{_FAMILY_SEPARATOR}{random_token(43)}"
 
 
 def _digest(value: str) -> str:
@@ -205,6 +223,11 @@ class TokenVault:
 
     # -- codes ---------------------------------------------------------------------------------
     def put_code(self, code: str, issued: IssuedCode) -> None:
+        self.store.batch(self.code_writes(code, issued))
+
+    def code_writes(self, code: str, issued: IssuedCode) -> list[StoreOp]:
+        """The writes that issue `code`, for the caller's batch: the family mark first, then the
+        code (a batch keeps their order)."""
         payload = {
             "client_id": issued.client_id,
             "redirect_uri": issued.redirect_uri,
@@ -214,13 +237,10 @@ class TokenVault:
             "code_challenge_method": issued.code_challenge_method,
             "grantee": issued.grantee.to_payload(),
         }
-        # The family mark first, then the code, in one round trip (order kept).
-        self.store.batch(
-            [
-                self._family_mark(CODE, code, issued.grantee.family),
-                self.sealed.put_op(code.encode(), CODE, code, payload, self.code_ttl),
-            ]
-        )
+        return [
+            self._family_mark(CODE, code, issued.grantee.family),
+            self.sealed.put_op(code.encode(), CODE, code, payload, self.code_ttl),
+        ]
 
     def take_code(self, code: str) -> IssuedCode | None:
         """One use: the first caller gets the code, a second use revokes what the first got."""
@@ -254,9 +274,31 @@ class TokenVault:
         self.store.batch(writes)
 
     def access(self, token: str) -> tuple[str, str, Grantee] | None:
-        """(client id, scope, grantee) of a live access token."""
-        data = self._get(token, ACCESS)
-        if data is None or self._revoked(data["family"]):
+        """(client id, scope, grantee) of a live access token of a family not revoked.
+
+        A token that names its family (`access_token_for`) costs one round trip: its record and
+        the family's revocation mark in one batch. One that does not (issued before tokens
+        named their family) is read first and its family's mark after, as before."""
+        if not token or len(token) > 256:
+            return None
+        family, named, _ = token.partition(_FAMILY_SEPARATOR)
+        if not named:
+            data = self._get(token, ACCESS)
+            if data is None or self._revoked(data["family"]):
+                return None
+            return data["client_id"], data["scope"], Grantee.from_payload(data)
+        if not _FAMILY_ID.fullmatch(family):
+            return None  # not a token of ours: no store call for it
+        record, revoked = self.store.batch(
+            [SealedStore.get_op(ACCESS, token), StoreOp.get(_revoked_key(family))]
+        )
+        try:
+            data = SealedStore.opened(token.encode(), ACCESS, token, record)
+        except StateExpired:
+            return None
+        # The record is sealed under the whole token, family part included, so a token whose
+        # family part was changed finds no record; the comparison is a second lock all the same.
+        if data is None or revoked is not None or data["family"] != family:
             return None
         return data["client_id"], data["scope"], Grantee.from_payload(data)
 
@@ -305,10 +347,14 @@ class TokenVault:
             return
         family = self.store.get(f"oidc:family-of:{kind}:{_digest(value)}")
         if family is not None:
-            self.store.put(f"oidc:revoked:{family.decode()}", b"1", self.refresh_ttl)
+            self.store.put(_revoked_key(family.decode()), b"1", self.refresh_ttl)
 
     def _revoked(self, family: str) -> bool:
-        return self.store.get(f"oidc:revoked:{family}") is not None
+        return self.store.get(_revoked_key(family)) is not None
+
+
+def _revoked_key(family: str) -> str:
+    return f"oidc:revoked:{family}"
 
 
 class S256Only(CodeChallenge):  # type: ignore[misc]
@@ -348,8 +394,12 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         return random_token(self.AUTHORIZATION_CODE_LENGTH)  # authlib's 48 characters
 
     def save_authorization_code(self, code: str, request: Any) -> None:
+        """Not written here: the code's writes go to `request.store_writes`, which the caller
+        sends in the batch that also opens the student's SSO session (one round trip for both;
+        provider.respond, login_steps.finish). The redirect carrying the code leaves only after
+        that batch."""
         data = request.payload.data
-        self.vault.put_code(
+        request.store_writes += self.vault.code_writes(
             code,
             IssuedCode(
                 client_id=request.client.get_client_id(),

@@ -15,6 +15,7 @@ import secrets
 import threading
 import time
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -29,7 +30,7 @@ from broker.config import Settings
 from broker.core.errors import BadRequest, StoreUnavailable, UnknownService, UpstreamFailure
 from broker.core.key_schedule import KeySource
 from broker.core.model import Protocol
-from broker.core.ports import KeyValueStore, RegistryReader
+from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
 from broker.login.flow import Completion, LoginRequest
 from broker.oidc import requested_claims as oidc_claims
 from broker.oidc.backchannel import LogoutTokens
@@ -47,6 +48,7 @@ from broker.oidc.grants import (
     RegisteredClient,
     S256Only,
     TokenVault,
+    access_token_for,
     random_token,
 )
 from broker.oidc.signing_keys import SigningKeys
@@ -64,6 +66,16 @@ UNSUPPORTED = {
     "request_uri": "request_uri_not_supported",
     "registration": "registration_not_supported",
 }
+
+
+@dataclass(frozen=True)
+class CodeRedirect:
+    """A completed login's answer: the redirect carrying the code, and the store writes that
+    issue that code. The caller sends `writes` (in its own batch, so the SSO session's records
+    share the round trip) before the redirect leaves: a code not yet stored is never handed out."""
+
+    location: str
+    writes: list[StoreOp]
 
 
 class OidcRedirect(Exception):
@@ -96,6 +108,8 @@ class _Request(OAuth2Request):  # type: ignore[misc]
     ) -> None:
         super().__init__(method, uri, headers=dict(headers))
         self.payload = _Payload(params)
+        # What issuing a code must write (CodeGrant.save_authorization_code): the caller sends it.
+        self.store_writes: list[StoreOp] = []
 
     @property
     def args(self) -> dict[str, str]:
@@ -151,6 +165,11 @@ class _IdTokens(OpenIDCode):  # type: ignore[misc]
         return {"sub": user.sub, "sid": user.sid, **user.claims}
 
 
+def _access_token(*, user: Grantee, **_: Any) -> str:
+    """authlib's access token generator, called with the client, grant type, user and scope."""
+    return access_token_for(user)
+
+
 class _Server(AuthorizationServer):  # type: ignore[misc]
     def __init__(self, provider: OidcProvider) -> None:
         super().__init__(scopes_supported=oidc_claims.scopes_supported())
@@ -158,7 +177,7 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
         self.register_token_generator(
             "default",
             BearerTokenGenerator(
-                lambda *args, **kwargs: random_token(43),  # access token, 256 bits
+                _access_token,  # names its family (grants.access_token_for)
                 lambda *args, **kwargs: random_token(48),  # refresh token
                 lambda client, grant_type: provider.settings_oidc.access_token_lifetime_seconds,
             ),
@@ -367,8 +386,8 @@ class OidcProvider:
             max_age = int(data["max_age"])
         return scopes, claims_request, max_age
 
-    def respond(self, completion: Completion, session_id: str) -> str:
-        """The redirect that carries a code for a completed login."""
+    def respond(self, completion: Completion, session_id: str) -> CodeRedirect:
+        """The redirect that carries a code for a completed login, and the code's writes."""
         request = self._request(self._kept_params(completion.request))
         claims: dict[str, Any] = dict(oidc_claims.release_claims(completion.release.attributes))
         if completion.release.previous_pseudonym:
@@ -389,7 +408,7 @@ class OidcProvider:
             _, _, headers = grant.create_authorization_response(redirect_uri, grantee)
         except OAuth2Error as error:
             raise UnknownService(f"client request no longer valid: {error.error}") from None
-        return self._with_issuer(dict(headers)["Location"])
+        return CodeRedirect(self._with_issuer(dict(headers)["Location"]), request.store_writes)
 
     def error_location(self, login: LoginRequest, error: str, description: str) -> str:
         """The client's redirect URI with an error (validated when the request arrived)."""
@@ -401,10 +420,15 @@ class OidcProvider:
 
     # -- token and userinfo endpoints ----------------------------------------------------------
     def token(
-        self, uri: str, headers: Mapping[str, str], form: Mapping[str, list[str]]
+        self, authorization: str | None, form: Mapping[str, list[str]]
     ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """`authorization`: the request's Authorization header, the only header authlib reads
+        at the token endpoint (client_secret_basic). The request's URI is the configured
+        endpoint, as at the authorization endpoint: URLs come from base_url, never from the
+        request (behind a proxy the request's own URL may say http, which authlib refuses)."""
+        headers = {"Authorization": authorization} if authorization is not None else {}
         try:
-            request = _Request("POST", uri, headers, form)
+            request = _Request("POST", self.base_url + TOKEN_PATH, headers, form)
             status, body, out = self.server.create_token_response(request)
         except UpstreamFailure:
             # A private_key_jwt client whose JWKS URL does not answer cannot be authenticated.

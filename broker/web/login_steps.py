@@ -22,8 +22,9 @@ from broker.core.errors import (
     UpstreamFailure,
 )
 from broker.core.model import Protocol, School, UpstreamIdentity
+from broker.core.ports import StoreOp
 from broker.core.receipts import ReceiptContent
-from broker.login.flow import LoginRecord, LoginRequest, is_my_data
+from broker.login.flow import Completion, LoginRecord, LoginRequest, is_my_data
 from broker.login.participants import Participant, SessionServices
 from broker.login.participants import session_and_services as read_session_and_services
 from broker.login.receipting import PendingRelease
@@ -204,17 +205,10 @@ def finish(
     try:
         # One SessionIndex (OIDC `sid`) for every service of one SSO session: logout goes by it.
         session_index = b.flow.session_index(sso_token or new_token)
-        if is_oidc(record.request):
-            response = redirect(oidc_front().respond(completion, session_index), 303)
-            handles = {
-                "sub": completion.release.pseudonym,
-                "sid": session_index,
-                "client_id": completion.service.entity_id,
-            }
-        else:
-            message = b.saml_front.response_for(completion, session_index=session_index)
-            response = autopost(message, completion.service.name)
-            handles = dict(message.logout_handles)
+        response, handles, answer_writes = service_answer(record, completion, session_index)
+        # The answer's writes (an OIDC code's) lead the batch below: the code and the SSO
+        # session's records in one round trip, sent before the response leaves.
+        writes = answer_writes + writes
         if sso_token or new_token:
             participant = Participant(
                 completion.service.id,
@@ -263,6 +257,23 @@ def finish(
         front_protocol(record.request), school_protocol(completion.school), metrics.OK
     )
     return response
+
+
+def service_answer(
+    record: LoginRecord, completion: Completion, session_index: str
+) -> tuple[Response, dict[str, str], list[StoreOp]]:
+    """The response that answers the service, the handles a logout needs to reach it, and the
+    store writes to send before the response leaves: an OIDC code's (the SAML front has none)."""
+    if is_oidc(record.request):
+        answer = oidc_front().respond(completion, session_index)
+        handles = {
+            "sub": completion.release.pseudonym,
+            "sid": session_index,
+            "client_id": completion.service.entity_id,
+        }
+        return redirect(answer.location, 303), handles, answer.writes
+    message = broker().saml_front.response_for(completion, session_index=session_index)
+    return autopost(message, completion.service.name), dict(message.logout_handles), []
 
 
 def replaced_session(

@@ -70,8 +70,7 @@ def token() -> Response:
         response.headers["Allow"] = "POST"
         return response
     form = {key: request.form.getlist(key) for key in request.form}
-    headers = {key: value for key, value in request.headers.items()}
-    status, body, out = oidc_front().token(request.url, headers, form)
+    status, body, out = oidc_front().token(request.headers.get("Authorization"), form)
     response = _json(body, status)
     for name, value in out:
         if name.lower() not in ("content-type", "cache-control", "pragma"):

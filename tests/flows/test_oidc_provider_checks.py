@@ -16,6 +16,8 @@ import json
 import secrets
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -95,7 +97,13 @@ class Client:
     def session(self) -> OAuth2Session:
         return OAuth2Session(self.client_id, self.secret, redirect_uri=self.redirect_uri)
 
-    def redeem(self, code: str, verifier: str | None, **extra: Any) -> requests.Response:
+    def redeem(
+        self,
+        code: str,
+        verifier: str | None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> requests.Response:
         data = {
             "grant_type": "authorization_code",
             "code": code,
@@ -107,7 +115,7 @@ class Client:
         auth = (self.client_id, self.secret) if self.secret else None
         if self.secret is None:
             data["client_id"] = self.client_id
-        return requests.post(self.token_url, data=data, auth=auth, timeout=5)
+        return requests.post(self.token_url, data=data, auth=auth, headers=headers, timeout=5)
 
     def login(self, browser: Browser, **extra: str) -> tuple[dict[str, Any], dict[str, Any]]:
         """A full login: (token response, ID token claims verified with PyJWT)."""
@@ -133,6 +141,39 @@ def id_token_claims(demo: LiveDemo, token: str, audience: str) -> dict[str, Any]
         issuer=demo.broker_url,
     )
     return claims
+
+
+class _CallLog:
+    """Stands in for the store inside the broker's CountingStore and notes every call (one
+    call is one round trip on Redis) with the keys it touches, then passes it on."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+
+        def noted(*args: Any, **kwargs: Any) -> Any:
+            if name == "batch":
+                keys = [f"{op.operation} {op.key}" for op in args[0]]
+            else:
+                keys = [f"{name} {args[0]}"] if args else []
+            self.calls.append((name, keys))
+            return method(*args, **kwargs)
+
+        return noted
+
+
+@contextmanager
+def store_calls(demo: LiveDemo) -> Iterator[list[tuple[str, list[str]]]]:
+    counting: Any = demo.broker.store
+    log = _CallLog(counting.inner)
+    counting.inner = log
+    try:
+        yield log.calls
+    finally:
+        counting.inner = log.inner
 
 
 def _hs256(claims: dict[str, Any], secret: bytes) -> str:
@@ -326,6 +367,39 @@ def test_userinfo_with_the_bearer_header(rp: Client) -> None:
     assert missing.status_code == 401 and "Bearer" in missing.headers["WWW-Authenticate"]
     wrong = requests.get(url, headers={"Authorization": "Bearer not-a-token"}, timeout=5)
     assert wrong.status_code == 401
+
+
+def test_userinfo_is_one_store_round_trip(rp: Client) -> None:
+    """The access token names its login's family: its record and the family's revocation mark
+    come in one batch (grants.TokenVault.access)."""
+    token, claims = rp.login(Browser())
+    access = token["access_token"]
+    family, _, secret_part = access.partition(".")
+    assert len(family) == 22 and len(secret_part) == 43 and secret_part.isalnum()
+    url = f"{rp.demo.broker_url}/oidc/userinfo"
+    with store_calls(rp.demo) as calls:
+        ok = requests.get(url, headers={"Authorization": f"Bearer {access}"}, timeout=5)
+    assert ok.status_code == 200 and ok.json()["sub"] == claims["sub"]
+    assert len(calls) == 1, calls
+    kind, keys = calls[0]
+    assert kind == "batch" and len(keys) == 2
+    assert keys[0].startswith("get oidc-access:") and keys[1] == f"get oidc:revoked:{family}"
+
+
+def test_the_code_and_the_sso_session_go_out_in_one_batch(rp: Client) -> None:
+    """The login's last step writes the code (its family mark first) and the new SSO session's
+    records in one round trip, the code's writes first, before the redirect leaves."""
+    with store_calls(rp.demo) as calls:
+        answer = rp.redirect(Browser(), rp.params())
+    assert "code" in answer
+    code_key = "oidc-code:" + hashlib.sha256(answer["code"].encode()).hexdigest()
+    writing = [keys for _, keys in calls if f"put {code_key}" in keys]
+    assert len(writing) == 1, calls
+    keys = writing[0]
+    assert keys[0].startswith("put oidc:family-of:oidc-code:")
+    assert keys[1] == f"put {code_key}"
+    assert any(key.startswith("put sso:") for key in keys[2:]), keys
+    assert all(not key.startswith("put sso:") for key in keys[:2])
 
 
 def test_claims_parameter_asks_for_a_released_claim_without_its_scope(rp: Client) -> None:
@@ -684,6 +758,17 @@ def test_the_token_endpoint_answers_json_whatever_comes_in(rp: Client) -> None:
     assert get.status_code == 405 and get.json()["error"] == "invalid_request"
     unknown = requests.post(rp.token_url, data={"grant_type": "password"}, timeout=5)
     assert unknown.headers["Content-Type"].startswith("application/json")
+
+
+def test_the_token_endpoint_takes_its_address_from_the_configuration(rp: Client) -> None:
+    """Behind a proxy that does not pass the scheme on, the request's own URL says plain http
+    for a public host name, which authlib refuses (insecure transport): the endpoint's address
+    is the configured one, so the request is judged on its merits, in JSON (it was a 500)."""
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    answer = rp.redeem(code, params["_verifier"], headers={"Host": "broker.example.org"})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["access_token"] and answer.json()["id_token"]
 
 
 def test_unknown_scopes_are_ignored(rp: Client) -> None:
