@@ -23,6 +23,7 @@ from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
 from broker.registry.changes import bump_generation
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
+from broker.registry.removal import kept_declaration_version, kept_policy_version
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 from broker.registry.tables import (
     ChainRow,
@@ -154,6 +155,9 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
     )
     version: int | None = service.declaration_version
     if row is None:
+        # Registered again after a removal: the kept history's versions are not reused.
+        kept = kept_declaration_version(session, service.id)
+        version = max(service.declaration_version, kept + 1)
         row = ServiceRow(id=service.id, declarations=[])
         report.added.append(f"service {service.id}")
     elif _same_service(row, service) and row.sp_metadata == entry.metadata:
@@ -217,9 +221,11 @@ def _policy(session: Session, entry: PolicyEntry, stamp: _Stamp, report: ImportR
     row = session.get(ReleasePolicyRow, (entry.school_id, entry.service_id))
     label = f"policy {entry.school_id}/{entry.service_id}"
     if row is None:
+        # Read before the new row joins the session: the query would flush it half-filled.
+        kept = kept_policy_version(session, entry.school_id, entry.service_id)
+        version = max(entry.version, kept + 1) if kept else entry.version
         row = ReleasePolicyRow(school_id=entry.school_id, service_id=entry.service_id)
         session.add(row)
-        version = entry.version
         report.added.append(label)
     elif (
         sorted(row.attributes) == names

@@ -284,14 +284,17 @@ class ReleasePolicyRow(Base):
 
 
 class PolicyChangeRow(Base):
-    """Append-only history: one row per version of every policy, written with the policy."""
+    """Append-only history: one row per version of every policy, written with the policy.
+    Removing a school or service keeps its rows; registered again, its versions continue."""
 
     __tablename__ = "policy_changes"
     __table_args__ = (UniqueConstraint("school_id", "service_id", "version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    school_id: Mapped[str] = mapped_column(ForeignKey("schools.id"))
-    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    # No foreign keys (revision 0008): the history outlives a removed school or service, as
+    # the receipts that name its versions do.
+    school_id: Mapped[str] = mapped_column(ID)
+    service_id: Mapped[str] = mapped_column(ID)
     version: Mapped[int] = mapped_column(Integer)
     attributes: Mapped[list[str]] = mapped_column(JSON)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
