@@ -229,3 +229,15 @@ def test_registered_again_its_versions_continue(federation: SqlRegistry) -> None
     history = federation.policy_history("00AA", "lesmethode")
     assert [(c.version, c.changed_by) for c in history] == [(1, "test"), (2, "test"), (3, "again")]
     assert [c.version for c in federation.declaration_history("lesmethode")] == [1, 2]
+
+
+def test_an_import_after_a_removal_continues_the_versions_too(federation: SqlRegistry) -> None:
+    exported = federation.snapshot()
+    federation.remove_school("00AA", apply=True)
+    federation.remove_service("lesmethode", apply=True)
+    report = federation.import_snapshot(exported, "import:test")
+    assert "school 00AA" in report.added and "service lesmethode" in report.added
+    history = federation.policy_history("00AA", "lesmethode")
+    assert [c.version for c in history] == [1, 2]  # the file's version 1 follows the kept one
+    assert [c.version for c in federation.declaration_history("lesmethode")] == [1, 2]
+    assert federation.policy("00AA", "lesmethode").attributes == frozenset({"given_name"})
