@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.options import config_option, open_registry, reports_errors, who
 from broker.core.model import Protocol, School, Service
 from broker.registry import SqlRegistry
 from broker.registry.removal import Removal
@@ -120,7 +120,8 @@ def school_remove(config_path: Path, school_id: str, confirmed: bool) -> None:
     """Offboard a school: its registration, its release policies and notice settings, and its
     administrators' accounts; its receipts and choice history stay."""
     _, registry = open_registry(config_path)
-    _report(registry.remove_school(school_id, apply=confirmed), registry)
+    removal = registry.remove_school(school_id, apply=confirmed, removed_by=who())
+    _report(removal, registry)
 
 
 @click.command("remove")
@@ -132,7 +133,8 @@ def publisher_remove(config_path: Path, service_id: str, confirmed: bool) -> Non
     """Offboard a publisher's service: its registration (metadata or OIDC client), declarations,
     and every school's release policy for it; receipts and history stay."""
     _, registry = open_registry(config_path)
-    _report(registry.remove_service(service_id, apply=confirmed), registry)
+    removal = registry.remove_service(service_id, apply=confirmed, removed_by=who())
+    _report(removal, registry)
 
 
 def _plural(count: int, word: str, words: str = "") -> str:

@@ -19,6 +19,7 @@ federation copies (they belong to their metadata source), chains and publishers.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import ColumnElement, Delete, delete, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -35,16 +36,20 @@ from broker.registry.tables import (
     OidcClientRow,
     PolicyChangeRow,
     ReleasePolicyRow,
+    RemovalRow,
     SchoolOidcRow,
     SchoolRow,
     ServiceRow,
 )
 
+MAX_BY = 200
+
 
 @dataclass(frozen=True)
 class Removal:
     """What one removal takes (`policies`: the other side's ids of the current policies) and
-    what it keeps (counts). `applied`: whether it was carried out or only read."""
+    what it keeps (counts). `applied`: whether it was carried out or only read. Carried out,
+    it leaves a line in `removals` (who, when, the name)."""
 
     entry: School | Service
     policies: tuple[str, ...]
@@ -68,14 +73,35 @@ def _other_sides(
     return tuple(session.scalars(select(column).where(where).order_by(column)))
 
 
-def _carry_out(session: Session, deletes: tuple[Delete, ...]) -> None:
-    """Children first, the entry last; one generation bump tells every worker."""
+@dataclass(frozen=True)
+class Stamp:
+    """Who removes (`cli:<user>`), and when: kept in `removals`."""
+
+    by: str
+    at: datetime
+
+
+def _carry_out(
+    session: Session, entry: School | Service, stamp: Stamp, deletes: tuple[Delete, ...]
+) -> None:
+    """Children first, the entry last; the record of it; one generation bump for every worker."""
     for statement in deletes:
         session.execute(statement)
+    kind = "school" if isinstance(entry, School) else "service"
+    session.add(
+        RemovalRow(
+            kind=kind,
+            entry_id=entry.id,
+            name=entry.name,
+            removed_at=stamp.at,
+            removed_by=stamp.by[:MAX_BY],
+        )
+    )
     bump_generation(session)
 
 
-def remove_school(session: Session, school_id: str, *, apply: bool) -> Removal:
+def remove_school(session: Session, school_id: str, stamp: Stamp | None) -> Removal:
+    """What removing the school takes and keeps; removed too when `stamp` is given."""
     # Locked (PostgreSQL; `of`: not the outer-joined OIDC row): a policy change of this school,
     # which locks the same row, waits and then finds no school, instead of writing a policy for
     # a school that is going.
@@ -100,11 +126,13 @@ def remove_school(session: Session, school_id: str, *, apply: bool) -> Removal:
         receipts=_count(session, ReceiptRow, ReceiptRow.school_id == school_id),
         policy_history=_count(session, PolicyChangeRow, PolicyChangeRow.school_id == school_id),
         declaration_history=0,
-        applied=apply,
+        applied=stamp is not None,
     )
-    if apply:
+    if stamp is not None:
         _carry_out(
             session,
+            removal.entry,
+            stamp,
             (
                 delete(ReleasePolicyRow).where(of_school),
                 delete(NoticePreferenceRow).where(notices),
@@ -117,7 +145,8 @@ def remove_school(session: Session, school_id: str, *, apply: bool) -> Removal:
     return removal
 
 
-def remove_service(session: Session, service_id: str, *, apply: bool) -> Removal:
+def remove_service(session: Session, service_id: str, stamp: Stamp | None) -> Removal:
+    """Likewise for a service (approved or not)."""
     row = session.scalar(
         select(ServiceRow).where(ServiceRow.id == service_id).with_for_update(of=ServiceRow)
     )
@@ -138,11 +167,13 @@ def remove_service(session: Session, service_id: str, *, apply: bool) -> Removal
         declaration_history=_count(
             session, DeclarationChangeRow, DeclarationChangeRow.service_id == service_id
         ),
-        applied=apply,
+        applied=stamp is not None,
     )
-    if apply:
+    if stamp is not None:
         _carry_out(
             session,
+            removal.entry,
+            stamp,
             (
                 delete(ReleasePolicyRow).where(for_service),
                 delete(NoticePreferenceRow).where(notices),

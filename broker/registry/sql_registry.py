@@ -37,6 +37,7 @@ from broker.registry.pseudonym_keys import SqlPseudonymKeyVersions
 from broker.registry.receipts import SqlReceiptBook
 from broker.registry.removal import (
     Removal,
+    Stamp,
     kept_declaration_version,
     kept_policy_version,
     remove_school,
@@ -393,19 +394,22 @@ class SqlRegistry(PortalReads):
                 code="import_conflict",
             ) from None
 
-    def remove_school(self, school_id: str, *, apply: bool) -> Removal:
+    def remove_school(self, school_id: str, *, apply: bool, removed_by: str = "") -> Removal:
         """Remove a school and what only makes sense with it (removal.py); `apply=False` only
-        says what would go and what stays."""
-        return self._removing(remove_school, school_id, apply)
+        says what would go and what stays. `removed_by` is recorded (`cli:<user>`)."""
+        return self._removing(remove_school, school_id, apply, removed_by)
 
-    def remove_service(self, service_id: str, *, apply: bool) -> Removal:
+    def remove_service(self, service_id: str, *, apply: bool, removed_by: str = "") -> Removal:
         """Remove a service (approved or not) likewise."""
-        return self._removing(remove_service, service_id, apply)
+        return self._removing(remove_service, service_id, apply, removed_by)
 
-    def _removing(self, remove: Callable[..., Removal], entry_id: str, apply: bool) -> Removal:
+    def _removing(
+        self, remove: Callable[..., Removal], entry_id: str, apply: bool, removed_by: str
+    ) -> Removal:
+        stamp = Stamp(removed_by or "unknown", as_utc(self._clock())) if apply else None
         try:
             with session_on(self._writer if apply else self._engine) as session:
-                return remove(session, entry_id, apply=apply)
+                return remove(session, entry_id, stamp)
         except IntegrityError as error:
             # A policy written for the entry while it went: the whole removal rolled back.
             raise BadRequest(

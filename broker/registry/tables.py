@@ -315,6 +315,21 @@ class PolicyChangeRow(Base):
         )
 
 
+class RemovalRow(Base):
+    """Append-only (revision 0008): who removed which school or service when, and its name, so
+    the receipts that outlive the registration still name it (removal.py)."""
+
+    __tablename__ = "removals"
+    __table_args__ = (CheckConstraint("kind IN ('school', 'service')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    entry_id: Mapped[str] = mapped_column(ID, index=True)
+    name: Mapped[str] = mapped_column(NAME)
+    removed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    removed_by: Mapped[str] = mapped_column(NAME)
+
+
 class RegistryStateRow(Base):
     """One row whose `generation` changes with every change to schools, services or metadata."""
 

@@ -34,6 +34,7 @@ from broker.registry.tables import (
     OidcClientRow,
     PolicyChangeRow,
     ReleasePolicyRow,
+    RemovalRow,
     SchoolOidcRow,
     SchoolRow,
     ServiceRow,
@@ -76,6 +77,7 @@ EVERY_TABLE = (
     ReceiptChainRow,
     AdminRow,
     InvitationRow,
+    RemovalRow,
 )
 
 
@@ -150,7 +152,7 @@ def test_a_dry_run_says_what_would_go_and_changes_nothing(federation: SqlRegistr
 
 def test_removing_a_school_takes_what_only_makes_sense_with_it(federation: SqlRegistry) -> None:
     before, generation = counts(federation), federation.generation()
-    removal = federation.remove_school("11BB", apply=True)
+    removal = federation.remove_school("11BB", apply=True, removed_by="cli:ops")
     assert removal.applied and removal.policies == ("lesmethode", "toets")
     # The school, its OIDC registration, its two policies and notice settings, its one admin.
     assert gone(before, counts(federation)) == {
@@ -159,6 +161,7 @@ def test_removing_a_school_takes_what_only_makes_sense_with_it(federation: SqlRe
         "release_policies": 2,
         "notice_preferences": 2,
         "admins": 1,
+        "removals": -1,  # the record of it
     }
     assert federation.school("11BB") is None and federation.school("00AA") is not None
     assert rows_naming(federation, ReceiptRow, "school_id", "11BB") == 2
@@ -188,6 +191,7 @@ def test_removing_a_service_keeps_its_publisher_and_history(federation: SqlRegis
         "declarations": 1,
         "release_policies": 2,
         "notice_preferences": 2,
+        "removals": -1,
     }
     assert federation.any_service("toets") is None
     assert federation.accounts.publisher("uitgever-a") is not None
@@ -241,3 +245,19 @@ def test_an_import_after_a_removal_continues_the_versions_too(federation: SqlReg
     assert [c.version for c in history] == [1, 2]  # the file's version 1 follows the kept one
     assert [c.version for c in federation.declaration_history("lesmethode")] == [1, 2]
     assert federation.policy("00AA", "lesmethode").attributes == frozenset({"given_name"})
+
+
+def test_a_removal_is_recorded_and_its_name_still_names_its_receipts(
+    federation: SqlRegistry,
+) -> None:
+    federation.remove_service("toets", apply=True, removed_by="cli:ops")
+    with session_on(federation._engine) as session:
+        (row,) = session.scalars(select(RemovalRow))
+        assert (row.kind, row.entry_id, row.name, row.removed_by) == (
+            "service",
+            "toets",
+            "Toets App",
+            "cli:ops",
+        )
+    names = federation.service_names()
+    assert names == {"lesmethode": "Lesmethode", "toets": "Toets App"}
