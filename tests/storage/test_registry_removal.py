@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from alembic import command
 from sqlalchemy import func, select
 
 from broker.core.admins import AdminRole, Publisher
@@ -23,10 +24,11 @@ from broker.core.model import (
     UpstreamIdentity,
 )
 from broker.core.receipts import ReceiptKeys, receipt_content
-from broker.registry import SqlRegistry
+from broker.registry import SqlRegistry, migrate
 from broker.registry.admin_tables import AdminRow, DeclarationChangeRow, InvitationRow
 from broker.registry.cached import CachedRegistryReader
-from broker.registry.database import session_on
+from broker.registry.database import open_engine, session_on, writer
+from broker.registry.migration import alembic_config, model_drift
 from broker.registry.receipt_tables import NoticePreferenceRow, ReceiptChainRow, ReceiptRow
 from broker.registry.tables import (
     Base,
@@ -261,3 +263,37 @@ def test_a_removal_is_recorded_and_its_name_still_names_its_receipts(
         )
     names = federation.service_names()
     assert names == {"lesmethode": "Lesmethode", "toets": "Toets App"}
+
+
+def test_revision_0008_keeps_administrators_and_history_and_lets_the_school_go(
+    registry_url: str,
+) -> None:
+    """A registry at 0007 with a school, a service, a policy and two administrators: after the
+    upgrade the school can be removed with its history kept, and the removed administrator's
+    id (the highest) is not given out again, on SQLite either."""
+    engine = open_engine(registry_url)
+    try:
+        with writer(engine).begin() as connection:
+            command.upgrade(alembic_config(connection), "0007")
+    finally:
+        engine.dispose()
+    registry = SqlRegistry(registry_url)
+    try:
+        registry.add_school(SAML_SCHOOL, "<idp/>")
+        registry.add_service(Service("lesweb", "Lesweb", "https://lw.example", None), "<sp/>")
+        registry.set_policy("00AA", "lesweb", frozenset(), "test")
+        operator = registry.accounts.add_admin("op@broker.nl", "h", "S", AdminRole.OPERATOR, None)
+        school_admin = registry.accounts.add_admin("ict@vb.nl", "h", "S", AdminRole.SCHOOL, "00AA")
+    finally:
+        registry.close()
+    migrate(registry_url)
+    assert model_drift(registry_url) == []
+    registry = SqlRegistry(registry_url)
+    try:
+        assert registry.accounts.admin(operator.id) == operator
+        registry.remove_school("00AA", apply=True)
+        assert [c.version for c in registry.policy_history("00AA", "lesweb")] == [1]
+        newcomer = registry.accounts.add_admin("new@broker.nl", "h", "S", AdminRole.OPERATOR, None)
+        assert newcomer.id > school_admin.id
+    finally:
+        registry.close()
