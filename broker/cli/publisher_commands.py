@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from broker.cli.entry_commands import publisher_list, publisher_remove
 from broker.cli.options import catalogue_attribute, config_option, open_registry, reports_errors
 from broker.cli.publisher_logout import (
     logout_options,
@@ -162,3 +163,6 @@ def publisher_add(
 
 
 publisher_group.add_command(publisher_update)
+
+publisher_group.add_command(publisher_list)
+publisher_group.add_command(publisher_remove)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from broker.cli.entry_commands import school_list, school_remove
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.sources import federated_metadata, read_source
 from broker.config import load_settings
@@ -142,3 +143,7 @@ def school_privacy_contact(config_path: Path, school_id: str, contact: str) -> N
     _, registry = open_registry(config_path)
     registry.set_privacy_contact(school_id, contact)
     click.echo(f"School {school_id}: privacy contact set.")
+
+
+school_group.add_command(school_list)
+school_group.add_command(school_remove)

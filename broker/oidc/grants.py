@@ -25,7 +25,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 
 from broker.core.errors import StateExpired
 from broker.core.model import Service
-from broker.core.ports import KeyValueStore, StoreOp
+from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
 from broker.login.sealed import SealedStore
 from broker.oidc.requested_claims import scopes_supported
 
@@ -128,6 +128,9 @@ class Grantee:
     family: str
     # When the login's tokens end, whatever rotation happens: refresh tokens do not extend it.
     family_expires: int = 0
+    # The student's school: its removal ends the login's codes and tokens ("": issued before
+    # tokens named it, not checked).
+    school: str = ""
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -138,6 +141,7 @@ class Grantee:
             "sid": self.sid,
             "family": self.family,
             "family_expires": self.family_expires,
+            "school": self.school,
         }
 
     @classmethod
@@ -150,6 +154,7 @@ class Grantee:
             data["sid"],
             data["family"],
             int(data.get("family_expires", 0)),
+            str(data.get("school", "")),
         )
 
 
@@ -386,9 +391,18 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
         return authorization_code.code_challenge_method
 
 
+def still_registered(registry: RegistryReader, client_id: str, grantee: Grantee) -> bool:
+    """Codes and tokens outlive registrations in the store: once the client's service or the
+    student's school is removed (`ketenbroker publisher|school remove`), they stop working."""
+    if registry.service_by_entity_id(client_id) is None:
+        return False
+    return not grantee.school or registry.school(grantee.school) is not None
+
+
 class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
     vault: TokenVault  # set by the provider on its subclass
+    registry: RegistryReader  # likewise
 
     def generate_authorization_code(self) -> str:
         return random_token(self.AUTHORIZATION_CODE_LENGTH)  # authlib's 48 characters
@@ -416,7 +430,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         issued = self.vault.take_code(code)
         if issued is None or issued.client_id != client.get_client_id():
             return None
-        return issued
+        return issued if still_registered(self.registry, issued.client_id, issued.grantee) else None
 
     def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
         pass  # taken already, atomically, in query_authorization_code
@@ -429,9 +443,13 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
     TOKEN_ENDPOINT_AUTH_METHODS = TOKEN_AUTH_METHODS
     INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: every refresh token is used once
     vault: TokenVault
+    registry: RegistryReader
 
     def authenticate_refresh_token(self, refresh_token: str) -> IssuedRefreshToken | None:
-        return self.vault.peek_refresh(refresh_token)
+        found = self.vault.peek_refresh(refresh_token)
+        if found is None or not still_registered(self.registry, found.client_id, found.grantee):
+            return None
+        return found
 
     def create_token_response(self) -> Any:
         # The request passed every check: only now is the token used up, atomically, before new

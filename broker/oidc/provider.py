@@ -50,6 +50,7 @@ from broker.oidc.grants import (
     TokenVault,
     access_token_for,
     random_token,
+    still_registered,
 )
 from broker.oidc.signing_keys import SigningKeys
 
@@ -233,8 +234,9 @@ class OidcProvider:
             access_ttl=settings.oidc.access_token_lifetime_seconds,
             refresh_ttl=settings.oidc.refresh_token_lifetime_seconds,
         )
-        code_grant = type("BrokerCodeGrant", (CodeGrant,), {"vault": self.vault})
-        refresh_grant = type("BrokerRefreshGrant", (RefreshGrant,), {"vault": self.vault})
+        bound = {"vault": self.vault, "registry": registry}
+        code_grant = type("BrokerCodeGrant", (CodeGrant,), bound)
+        refresh_grant = type("BrokerRefreshGrant", (RefreshGrant,), bound)
         self.server = _Server(self)
         self.server.register_grant(code_grant, [S256Only(required=True), _IdTokens(self)])
         self.server.register_grant(refresh_grant)
@@ -401,6 +403,7 @@ class OidcProvider:
             sid=session_id,
             family=secrets.token_urlsafe(16),
             family_expires=int(time.time()) + self.settings_oidc.refresh_token_lifetime_seconds,
+            school=completion.school.id,
         )
         try:
             grant = self.server.get_authorization_grant(request)
@@ -455,7 +458,9 @@ class OidcProvider:
         found = self.vault.access(token.strip())
         if found is None:
             return 401, {"error": "invalid_token"}
-        _, _, grantee = found
+        client_id, _, grantee = found
+        if not still_registered(self.registry, client_id, grantee):
+            return 401, {"error": "invalid_token"}
         return 200, {"sub": grantee.sub, **grantee.claims}
 
     # -- helpers ------------------------------------------------------------------------------

@@ -21,7 +21,9 @@ ROLE_CHECK = "role IN ('operator', 'school', 'publisher')"
 
 class AdminRow(Base):
     __tablename__ = "admins"
-    __table_args__ = (CheckConstraint(ROLE_CHECK, name="role"),)
+    # AUTOINCREMENT (revision 0008): SQLite must never give a removed administrator's id to
+    # another, since a portal session names its administrator by id.
+    __table_args__ = (CheckConstraint(ROLE_CHECK, name="role"), {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     # Stored lower-cased: one person, one account, however they type their address.

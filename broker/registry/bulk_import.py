@@ -7,7 +7,9 @@ Entries the registry holds and the snapshot does not are left alone (an import n
 
 Versions only go up. A new policy or service takes the version numbers of the file (so an export
 of an imported registry reads the same); a changed one gets max(file, current + 1), with a line
-in its history, so a receipt's version number never comes to mean something else.
+in its history, so a receipt's version number never comes to mean something else. An id
+removed earlier (removal.py) whose history was kept continues after that history instead; the
+file's policies for such a service move with its declaration version.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
 from broker.registry.changes import bump_generation
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
+from broker.registry.removal import kept_declaration_version, kept_policy_version
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 from broker.registry.tables import (
     ChainRow,
@@ -93,13 +96,16 @@ def apply_snapshot(
     for school in snapshot.schools:
         _school(session, school, report)
     session.flush()
+    # A service registered again after a removal continues its declaration versions; the
+    # file's policies for it name the file's numbers, moved on by the same amount here.
+    moved: dict[str, int] = {}
     for service in snapshot.services:
-        _service(session, service, stamp, report)
+        moved[service.service.id] = _service(session, service, stamp, report)
     for record in snapshot.key_versions:
         _key_version(session, record, stamp, report)
     session.flush()
     for policy in snapshot.policies:
-        _policy(session, policy, stamp, report)
+        _policy(session, policy, moved.get(policy.service_id, 0), stamp, report)
     if report.touched:
         # Every worker's view caches all of it, policies included (cached.py).
         bump_generation(session)
@@ -145,7 +151,9 @@ def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
     report.changed.append(f"school {school.id}")
 
 
-def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: ImportReport) -> None:
+def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: ImportReport) -> int:
+    """Add or update one service; returns how far its declaration version was moved past the
+    file's (a service registered again after a removal), else 0."""
     service = entry.service
     row = session.get(
         ServiceRow,
@@ -153,12 +161,17 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
         options=[undefer(ServiceRow.sp_metadata), joinedload(ServiceRow.declarations)],
     )
     version: int | None = service.declaration_version
+    moved = 0
     if row is None:
+        # Registered again after a removal: the kept history's versions are not reused.
+        kept = kept_declaration_version(session, service.id)
+        version = max(service.declaration_version, kept + 1)
+        moved = version - service.declaration_version
         row = ServiceRow(id=service.id, declarations=[])
         report.added.append(f"service {service.id}")
     elif _same_service(row, service) and row.sp_metadata == entry.metadata:
         report.unchanged += 1
-        return
+        return 0
     else:
         report.changed.append(f"service {service.id}")
         same = row.to_service().declarations == service.declarations
@@ -176,6 +189,7 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
     session.add(row)
     if version is not None:
         _set_declarations(session, row, service.declarations, version, stamp)
+    return moved
 
 
 def _same_service(row: ServiceRow, wanted: Service) -> bool:
@@ -212,19 +226,24 @@ def _set_declarations(
     )
 
 
-def _policy(session: Session, entry: PolicyEntry, stamp: _Stamp, report: ImportReport) -> None:
+def _policy(
+    session: Session, entry: PolicyEntry, moved: int, stamp: _Stamp, report: ImportReport
+) -> None:
     names = sorted(entry.attributes)
+    accepted = entry.declaration_version + moved
     row = session.get(ReleasePolicyRow, (entry.school_id, entry.service_id))
     label = f"policy {entry.school_id}/{entry.service_id}"
     if row is None:
+        # Read before the new row joins the session: the query would flush it half-filled.
+        kept = kept_policy_version(session, entry.school_id, entry.service_id)
+        version = max(entry.version, kept + 1) if kept else entry.version
         row = ReleasePolicyRow(school_id=entry.school_id, service_id=entry.service_id)
         session.add(row)
-        version = entry.version
         report.added.append(label)
     elif (
         sorted(row.attributes) == names
         and row.active == entry.active
-        and row.declaration_version == entry.declaration_version
+        and row.declaration_version == accepted
     ):
         report.unchanged += 1
         return
@@ -234,7 +253,7 @@ def _policy(session: Session, entry: PolicyEntry, stamp: _Stamp, report: ImportR
     row.version = version
     row.attributes = names
     row.active = entry.active
-    row.declaration_version = entry.declaration_version
+    row.declaration_version = accepted
     row.changed_at = stamp.at
     row.changed_by = stamp.by
     # The history stays append-only: the imported choice is one more version of it.
@@ -247,7 +266,7 @@ def _policy(session: Session, entry: PolicyEntry, stamp: _Stamp, report: ImportR
             changed_at=stamp.at,
             changed_by=stamp.by,
             active=entry.active,
-            declaration_version=entry.declaration_version,
+            declaration_version=accepted,
         )
     )
 

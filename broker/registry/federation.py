@@ -125,6 +125,20 @@ class FederationStore:
         xml, until = max(rows, key=lambda r: _utc(r[1]) or NO_END)
         return FederationEntity(entity_id, role, xml, _utc(until))
 
+    def sources_of(self, role: str) -> dict[str, tuple[str, ...]]:
+        """Every entity of `role` some source holds, with the names of those sources (the
+        listing commands say where a registration's metadata comes from)."""
+        held: dict[str, list[str]] = {}
+        with session_on(self._engine) as session:
+            rows = session.execute(
+                select(FederationEntityRow.entity_id, FederationEntityRow.source)
+                .where(FederationEntityRow.role == role)
+                .order_by(FederationEntityRow.source)
+            )
+            for entity_id, source in rows:
+                held.setdefault(entity_id, []).append(source)
+        return {entity_id: tuple(sources) for entity_id, sources in held.items()}
+
     def forget(self, source: str) -> bool:
         """Drop a source that is no longer configured, with its entities."""
         with session_on(self._writer) as session:

@@ -13,7 +13,7 @@ from broker.core.model import Declaration, Service
 from broker.registry.admin_tables import DeclarationChangeRow
 from broker.registry.database import session_on
 from broker.registry.reading import SqlRegistryReader
-from broker.registry.tables import ReleasePolicyRow, ServiceRow, as_utc
+from broker.registry.tables import ReleasePolicyRow, RemovalRow, ServiceRow, as_utc
 
 _WITH_DECLARATIONS = joinedload(ServiceRow.declarations)
 
@@ -57,6 +57,20 @@ class PortalReads(SqlRegistryReader):
             query = query.where(ServiceRow.publisher_id == publisher_id)
         with session_on(self._engine) as session:
             return [row.to_service() for row in session.scalars(query).unique()]
+
+    def service_names(self) -> dict[str, str]:
+        """Every service's name by id, removed ones included (their receipts outlive them):
+        one query each, for pages that name the services of many receipts."""
+        with session_on(self._engine) as session:
+            removed = session.execute(
+                select(RemovalRow.entry_id, RemovalRow.name)
+                .where(RemovalRow.kind == "service")
+                .order_by(RemovalRow.id)
+            )
+            names = {entry_id: name for entry_id, name in removed}
+            current = session.execute(select(ServiceRow.id, ServiceRow.name))
+            names.update({service_id: name for service_id, name in current})
+            return names
 
     def choices_of_school(self, school_id: str) -> dict[str, SchoolChoice]:
         return {c.service_id: c for c in self._choices(ReleasePolicyRow.school_id == school_id)}

@@ -35,6 +35,14 @@ from broker.registry.federation import FederationStore
 from broker.registry.portal_reading import PortalReads
 from broker.registry.pseudonym_keys import SqlPseudonymKeyVersions
 from broker.registry.receipts import SqlReceiptBook
+from broker.registry.removal import (
+    Removal,
+    Stamp,
+    kept_declaration_version,
+    kept_policy_version,
+    remove_school,
+    remove_service,
+)
 from broker.registry.snapshot import Snapshot, read_snapshot
 from broker.registry.tables import (
     ChainRow,
@@ -128,6 +136,10 @@ class SqlRegistry(PortalReads):
                 and session.get(PublisherRow, service.publisher_id) is None
             ):
                 raise UnknownPublisher(service.publisher_id)
+            # An id registered again after a removal continues its declarations' history.
+            version = max(
+                service.declaration_version, kept_declaration_version(session, service.id) + 1
+            )
             session.add(
                 ServiceRow(
                     id=service.id,
@@ -139,7 +151,7 @@ class SqlRegistry(PortalReads):
                     sp_metadata=sp_metadata,
                     approved=service.approved,
                     publisher_id=service.publisher_id,
-                    declaration_version=service.declaration_version,
+                    declaration_version=version,
                     declarations=[
                         DeclarationRow(
                             attribute=declaration.attribute,
@@ -155,7 +167,7 @@ class SqlRegistry(PortalReads):
             session.add(
                 DeclarationChangeRow(
                     service_id=service.id,
-                    version=service.declaration_version,
+                    version=version,
                     declarations=declarations_json(service.declarations),
                     changed_at=as_utc(self._clock()),
                     changed_by="registration",
@@ -292,7 +304,8 @@ class SqlRegistry(PortalReads):
             changed_at = as_utc(self._clock())
             current = session.get(ReleasePolicyRow, (school_id, service_id))
             if current is None:
-                current = ReleasePolicyRow(school_id=school_id, service_id=service_id, version=0)
+                kept = kept_policy_version(session, school_id, service_id)
+                current = ReleasePolicyRow(school_id=school_id, service_id=service_id, version=kept)
                 session.add(current)
             current.version += 1
             current.attributes = names
@@ -379,6 +392,30 @@ class SqlRegistry(PortalReads):
                 f"the registry changed during the import ({type(error.orig).__name__}); "
                 "nothing was imported, run it again",
                 code="import_conflict",
+            ) from None
+
+    def remove_school(self, school_id: str, *, apply: bool, removed_by: str = "") -> Removal:
+        """Remove a school and what only makes sense with it (removal.py); `apply=False` only
+        says what would go and what stays. `removed_by` is recorded (`cli:<user>`)."""
+        return self._removing(remove_school, school_id, apply, removed_by)
+
+    def remove_service(self, service_id: str, *, apply: bool, removed_by: str = "") -> Removal:
+        """Remove a service (approved or not) likewise."""
+        return self._removing(remove_service, service_id, apply, removed_by)
+
+    def _removing(
+        self, remove: Callable[..., Removal], entry_id: str, apply: bool, removed_by: str
+    ) -> Removal:
+        stamp = Stamp(removed_by or "unknown", as_utc(self._clock())) if apply else None
+        try:
+            with session_on(self._writer if apply else self._engine) as session:
+                return remove(session, entry_id, stamp)
+        except IntegrityError as error:
+            # A policy written for the entry while it went: the whole removal rolled back.
+            raise BadRequest(
+                f"the registry changed during the removal ({type(error.orig).__name__}); "
+                "nothing was removed, run it again",
+                code="removal_conflict",
             ) from None
 
     @contextmanager

@@ -284,14 +284,17 @@ class ReleasePolicyRow(Base):
 
 
 class PolicyChangeRow(Base):
-    """Append-only history: one row per version of every policy, written with the policy."""
+    """Append-only history: one row per version of every policy, written with the policy.
+    Removing a school or service keeps its rows; registered again, its versions continue."""
 
     __tablename__ = "policy_changes"
     __table_args__ = (UniqueConstraint("school_id", "service_id", "version"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    school_id: Mapped[str] = mapped_column(ForeignKey("schools.id"))
-    service_id: Mapped[str] = mapped_column(ForeignKey("services.id"))
+    # No foreign keys (revision 0008): the history outlives a removed school or service, as
+    # the receipts that name its versions do.
+    school_id: Mapped[str] = mapped_column(ID)
+    service_id: Mapped[str] = mapped_column(ID)
     version: Mapped[int] = mapped_column(Integer)
     attributes: Mapped[list[str]] = mapped_column(JSON)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -310,6 +313,21 @@ class PolicyChangeRow(Base):
             active=self.active,
             declaration_version=self.declaration_version,
         )
+
+
+class RemovalRow(Base):
+    """Append-only (revision 0008): who removed which school or service when, and its name, so
+    the receipts that outlive the registration still name it (removal.py)."""
+
+    __tablename__ = "removals"
+    __table_args__ = (CheckConstraint("kind IN ('school', 'service')", name="kind"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    entry_id: Mapped[str] = mapped_column(ID, index=True)
+    name: Mapped[str] = mapped_column(NAME)
+    removed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    removed_by: Mapped[str] = mapped_column(NAME)
 
 
 class RegistryStateRow(Base):

@@ -105,7 +105,7 @@ def view(view_id: str) -> Response:
     subject = str(data["subject"])
     receipts = b.receipts.for_subject(subject)
     # One look-up per service, not per receipt: a page can list hundreds of receipts.
-    names = {s.id: s.name for s in b.registry.all_services()}
+    names = b.registry.service_names()
     page = render_template(
         "my_data.html",
         school=school,

@@ -107,7 +107,7 @@ def receipts(school_id: str) -> tuple[str, int]:
     if form.errors:
         return render_template("portal/school_receipts.html", school=school, form=form), 400
     query = _query(school_id, form)
-    names = {s.id: s.name for s in b.registry.all_services()}
+    names = b.registry.service_names()
     found = b.receipts.find(query, limit=SHOWN)
     totals = sorted(b.receipts.totals(query).items(), key=lambda item: -item[1])
     page = render_template(

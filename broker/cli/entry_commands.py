@@ -1,0 +1,205 @@
+"""`ketenbroker school list|remove` and `publisher list|remove`: what is registered, and
+offboarding a school or a service (docs/operations.md, "Offboarding a school or a service").
+
+A removal without `--yes` says what would go and what stays, changes nothing and exits with
+code 3, so a script that forgot `--yes` stops instead of carrying on as if the entry were gone.
+No listing prints a secret: an OIDC school shows its client id, never its client secret.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+
+from broker.cli.options import config_option, open_registry, reports_errors, who
+from broker.core.model import Protocol, School, Service
+from broker.registry import SqlRegistry
+from broker.registry.removal import Removal
+
+CONFIRMATION_NEEDED = 3
+# A removal that touches many pairs names the first few and counts the rest.
+NAMED_AT_MOST = 10
+NONE = "-"  # in the table; null in JSON
+
+json_option = click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
+
+
+def _metadata_origin(entity_id: str, sources: dict[str, tuple[str, ...]]) -> str:
+    held = sources.get(entity_id)
+    return f"metadata from source {', '.join(held)}" if held else "metadata from registration"
+
+
+def school_line(school: School, sources: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    if school.oidc is not None:
+        provider = school.oidc.issuer
+        origin = f"broker's client id {school.oidc.client_id}"
+    else:
+        provider = school.idp_entity_id
+        origin = _metadata_origin(school.idp_entity_id, sources)
+    return {
+        "id": school.id,
+        "name": school.name,
+        "protocol": school.protocol.value.upper(),
+        "identity provider": provider,
+        "registration": origin,
+    }
+
+
+def service_line(service: Service, sources: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    if service.protocol is Protocol.OIDC and service.oidc is not None:
+        origin = f"client auth {service.oidc.auth_method.value}"
+    else:
+        origin = _metadata_origin(service.entity_id, sources)
+    return {
+        "id": service.id,
+        "name": service.name,
+        "protocol": service.protocol.value.upper(),
+        "entity or client id": service.entity_id,
+        "chain": service.chain_id or NONE,
+        "publisher": service.publisher_id or NONE,
+        "status": "approved" if service.approved else "awaiting approval",
+        "registration": origin,
+    }
+
+
+def _print_table(lines: list[dict[str, str]], kind: str, as_json: bool) -> None:
+    if as_json:
+        for line in lines:
+            fields = {k.replace(" ", "_"): None if v == NONE else v for k, v in line.items()}
+            click.echo(json.dumps(fields))
+        return
+    if lines:
+        columns = list(lines[0])
+        widths = [max(len(c), *(len(line[c]) for line in lines)) for c in columns]
+        rows = [[c.upper() for c in columns]] + [[line[c] for c in columns] for line in lines]
+        for row in rows:
+            click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+    click.echo(f"{len(lines)} {kind}{'' if len(lines) == 1 else 's'}.")
+
+
+@click.command("list")
+@config_option
+@json_option
+@reports_errors
+def school_list(config_path: Path, as_json: bool) -> None:
+    """Every registered school, by id: protocol, identity provider, where its metadata comes
+    from (or the broker's client id at its OpenID provider)."""
+    _, registry = open_registry(config_path)
+    sources = registry.federation.sources_of("idp")
+    _print_table([school_line(s, sources) for s in registry.schools()], "school", as_json)
+
+
+@click.command("list")
+@config_option
+@json_option
+@reports_errors
+def publisher_list(config_path: Path, as_json: bool) -> None:
+    """Every registered service (approved or not), by id: protocol, entity or client id, chain,
+    publisher, status, where its metadata is from."""
+    _, registry = open_registry(config_path)
+    sources = registry.federation.sources_of("sp")
+    _print_table([service_line(s, sources) for s in registry.all_services()], "service", as_json)
+
+
+yes_option = click.option(
+    "--yes",
+    "confirmed",
+    is_flag=True,
+    help="remove it (without: say what would go; change nothing)",
+)
+
+
+@click.command("remove")
+@config_option
+@click.argument("school_id")
+@yes_option
+@reports_errors
+def school_remove(config_path: Path, school_id: str, confirmed: bool) -> None:
+    """Offboard a school: its registration, its release policies and notice settings, and its
+    administrators' accounts; its receipts and choice history stay."""
+    _, registry = open_registry(config_path)
+    removal = registry.remove_school(school_id, apply=confirmed, removed_by=who())
+    _report(removal, registry)
+
+
+@click.command("remove")
+@config_option
+@click.argument("service_id")
+@yes_option
+@reports_errors
+def publisher_remove(config_path: Path, service_id: str, confirmed: bool) -> None:
+    """Offboard a publisher's service: its registration (metadata or OIDC client), declarations,
+    and every school's release policy for it; receipts and history stay."""
+    _, registry = open_registry(config_path)
+    removal = registry.remove_service(service_id, apply=confirmed, removed_by=who())
+    _report(removal, registry)
+
+
+def _plural(count: int, word: str, words: str = "") -> str:
+    return f"{count} {word if count == 1 else words or word + 's'}"
+
+
+def _named(ids: tuple[str, ...]) -> str:
+    shown = ", ".join(ids[:NAMED_AT_MOST])
+    more = len(ids) - NAMED_AT_MOST
+    return f"{shown} and {more} more" if more > 0 else shown
+
+
+def _report(removal: Removal, registry: SqlRegistry) -> None:
+    entry = removal.entry
+    school = isinstance(entry, School)
+    kind = "School" if school else "Service"
+    if isinstance(entry, School):
+        registration = (
+            f"OpenID provider {entry.oidc.issuer} (client id {entry.oidc.client_id})"
+            if entry.oidc is not None
+            else f"SAML identity provider {entry.idp_entity_id} and its metadata"
+        )
+        other = "service"
+    else:
+        registration = (
+            f"OpenID Connect client {entry.entity_id}"
+            if entry.protocol is Protocol.OIDC
+            else f"SAML service {entry.entity_id} and its metadata"
+        ) + f", {_plural(len(entry.declarations), 'declared attribute')}"
+        other = "school"
+    goes = [f"the {registration}"]
+    if removal.policies:
+        goes.append(
+            f"{_plural(len(removal.policies), 'release policy', 'release policies')} "
+            f"(for {other}s {_named(removal.policies)})"
+        )
+    if removal.notice_settings:
+        goes.append(_plural(removal.notice_settings, "notice setting"))
+    if removal.admins or removal.invitations:
+        goes.append(
+            f"{_plural(removal.admins, 'school administrator account')} and "
+            f"{_plural(removal.invitations, 'invitation')}: portal access ends at once"
+        )
+    stays = [f"{_plural(removal.receipts, 'receipt')} (what was released to whom)"]
+    stays.append(f"{_plural(removal.policy_history, 'version')} of release policy history")
+    if not school:
+        stays.append(f"{_plural(removal.declaration_history, 'version')} of its declarations")
+    if isinstance(entry, Service) and entry.publisher_id:
+        left = sum(1 for s in registry.all_services(entry.publisher_id) if s.id != entry.id)
+        stays.append(
+            f"publisher {entry.publisher_id} and its administrators "
+            f"({_plural(left, 'service')} left)"
+        )
+    title = f"{kind} {entry.id} ({entry.name})"
+    click.echo(f"{title} {'removed' if removal.applied else 'would be removed'}.")
+    click.echo("Goes with it:" if not removal.applied else "Went with it:")
+    for line in goes:
+        click.echo(f"  {line}")
+    click.echo("Stays:" if not removal.applied else "Kept:")
+    for line in stays:
+        click.echo(f"  {line}")
+    if removal.applied:
+        click.echo(
+            "Running brokers stop serving it within a second (docs/operations.md, Offboarding)."
+        )
+        return
+    click.echo(f"Nothing was changed: run again with --yes to remove {entry.id}.")
+    raise SystemExit(CONFIRMATION_NEEDED)

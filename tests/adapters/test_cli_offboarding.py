@@ -1,0 +1,93 @@
+"""`ketenbroker school list|remove` and `publisher list|remove` on the demo's registry: what an
+operator reads, a removal that only says what would go (exit code 3, registry byte-for-byte the
+same), the removal itself, and unknown ids (exit code 1, nothing changed)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
+from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
+
+# The demo's registry (module fixture), the isolated environment and the runner are theirs.
+from tests.adapters.test_cli_registry import _isolated_environment, demo, run  # noqa: F401
+from tests.adapters.test_cli_registry import registry_dump as dump
+
+CONFIRMATION_NEEDED = 3
+
+
+@pytest.fixture
+def config(demo: Path, tmp_path: Path) -> Path:  # noqa: F811 - the imported fixture
+    """A copy of the demo broker of its own: removals change it."""
+    folder = shutil.copytree(demo, tmp_path / "broker")
+    return folder / "ketenbroker.toml"
+
+
+def test_school_list_is_one_line_a_school_without_secrets(config: Path) -> None:
+    result = run("school", "list", "--config", config)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "PROTOCOL", "IDENTITY", "PROVIDER", "REGISTRATION"]
+    assert lines[1].startswith(f"{DEMO_SCHOOL_ID}  Demo Lyceum")
+    assert "SAML" in lines[1] and "metadata from registration" in lines[1]
+    assert lines[2].startswith(DEMO_OIDC_SCHOOL_ID) and "broker's client id ketenbroker" in lines[2]
+    assert lines[3] == "2 schools."
+    assert "demo-secret" not in result.output
+    as_json = run("school", "list", "--config", config, "--json")
+    entries = [json.loads(line) for line in as_json.output.splitlines()]
+    assert [e["id"] for e in entries] == [DEMO_SCHOOL_ID, DEMO_OIDC_SCHOOL_ID]
+    assert entries[1]["protocol"] == "OIDC" and "demo-secret" not in as_json.output
+
+
+def test_publisher_list_shows_every_service_with_its_chain(config: Path) -> None:
+    result = run("publisher", "list", "--config", config)
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    ids = [line.split()[0] for line in lines[1:-1]]
+    assert ids == sorted(ids) and OIDC_PUBLISHER_ID in ids
+    woordwijs = next(line for line in lines if line.startswith(OIDC_PUBLISHER_ID))
+    assert "OIDC" in woordwijs and "leermiddelen" in woordwijs and "approved" in woordwijs
+    assert lines[-1] == f"{len(ids)} services."
+    entries = [
+        json.loads(x)
+        for x in run("publisher", "list", "--config", config, "--json").output.splitlines()
+    ]
+    assert {e["publisher"] for e in entries} == {None}
+
+
+def test_without_yes_a_removal_says_what_would_go_and_changes_nothing(config: Path) -> None:
+    before = dump(config)
+    school = run("school", "remove", DEMO_SCHOOL_ID, "--config", config)
+    assert school.exit_code == CONFIRMATION_NEEDED
+    assert f"School {DEMO_SCHOOL_ID} (Demo Lyceum) would be removed." in school.output
+    assert "release polic" in school.output and "Stays:" in school.output
+    assert "run again with --yes" in school.output
+    service = run("publisher", "remove", OIDC_PUBLISHER_ID, "--config", config)
+    assert service.exit_code == CONFIRMATION_NEEDED
+    assert f"the OpenID Connect client {OIDC_PUBLISHER_ID}" in service.output
+    assert dump(config) == before
+
+
+def test_with_yes_the_entry_is_gone_from_the_lists(config: Path) -> None:
+    removed = run("publisher", "remove", OIDC_PUBLISHER_ID, "--yes", "--config", config)
+    assert removed.exit_code == 0, removed.output
+    assert f"Service {OIDC_PUBLISHER_ID} (" in removed.output and "removed." in removed.output
+    assert "Kept:" in removed.output
+    assert OIDC_PUBLISHER_ID not in run("publisher", "list", "--config", config).output
+    school = run("school", "remove", DEMO_OIDC_SCHOOL_ID, "--yes", "--config", config)
+    assert school.exit_code == 0, school.output
+    listed = run("school", "list", "--config", config).output
+    assert DEMO_OIDC_SCHOOL_ID not in listed and listed.endswith("1 school.\n")
+
+
+def test_unknown_ids_exit_1_and_change_nothing(config: Path) -> None:
+    before = dump(config)
+    school = run("school", "remove", "00XX99", "--yes", "--config", config)
+    assert school.exit_code == 1 and "no school with id '00XX99'" in school.output
+    service = run("publisher", "remove", "nope", "--config", config)
+    assert service.exit_code == 1 and "no service with id 'nope'" in service.output
+    assert dump(config) == before

@@ -1,0 +1,299 @@
+"""Offboarding on SQLite and PostgreSQL: removing a school or a service takes exactly what only
+makes sense with it, in one transaction, and keeps receipts and history (broker/registry/removal.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic import command
+from sqlalchemy import func, select
+
+from broker.core.admins import AdminRole, Publisher
+from broker.core.errors import UnknownSchool, UnknownService
+from broker.core.model import (
+    Chain,
+    ClientAuthMethod,
+    Declaration,
+    OidcClient,
+    OidcUpstream,
+    Protocol,
+    Release,
+    School,
+    Service,
+    UpstreamIdentity,
+)
+from broker.core.receipts import ReceiptKeys, receipt_content
+from broker.registry import SqlRegistry, migrate
+from broker.registry.admin_tables import AdminRow, DeclarationChangeRow, InvitationRow
+from broker.registry.cached import CachedRegistryReader
+from broker.registry.database import open_engine, session_on, writer
+from broker.registry.migration import alembic_config, model_drift
+from broker.registry.receipt_tables import NoticePreferenceRow, ReceiptChainRow, ReceiptRow
+from broker.registry.tables import (
+    Base,
+    DeclarationRow,
+    OidcClientRow,
+    PolicyChangeRow,
+    ReleasePolicyRow,
+    RemovalRow,
+    SchoolOidcRow,
+    SchoolRow,
+    ServiceRow,
+)
+
+KEYS = ReceiptKeys.from_key(bytes(range(32)))
+SAML_SCHOOL = School("00AA", "Het Voorbeeld College", "https://idp.voorbeeld.nl/saml")
+OIDC_SCHOOL = School(
+    "11BB",
+    "OIDC College",
+    "https://login.oidc-college.nl",
+    subject_attribute="sub",
+    oidc=OidcUpstream("https://login.oidc-college.nl", "ketenbroker", "the-secret"),
+)
+DECLARED = (Declaration("given_name", "to greet the student"),)
+SAML_SERVICE = Service(
+    "lesmethode", "Lesmethode", "https://sp.lesmethode.nl", "uitgever-a", declarations=DECLARED
+)
+OIDC_SERVICE = Service(
+    "toets",
+    "Toets App",
+    "toets",
+    None,
+    declarations=DECLARED,
+    protocol=Protocol.OIDC,
+    oidc=OidcClient(("https://toets.nl/cb",), ClientAuthMethod.SECRET_BASIC, secret_hash="0" * 64),
+    publisher_id="uitgever-a",
+)
+EVERY_TABLE = (
+    SchoolRow,
+    SchoolOidcRow,
+    ServiceRow,
+    OidcClientRow,
+    DeclarationRow,
+    ReleasePolicyRow,
+    PolicyChangeRow,
+    DeclarationChangeRow,
+    NoticePreferenceRow,
+    ReceiptRow,
+    ReceiptChainRow,
+    AdminRow,
+    InvitationRow,
+    RemovalRow,
+)
+
+
+@pytest.fixture
+def federation(sql_registry: SqlRegistry) -> SqlRegistry:
+    """Two schools and two services, every pair with a policy, a notice setting and a receipt;
+    two administrators and an invitation for 00AA, one administrator for the publisher."""
+    registry = sql_registry
+    registry.add_chain(Chain("uitgever-a", "Uitgever A"))
+    registry.accounts.add_publisher(Publisher("uitgever-a", "Uitgever A"))
+    registry.add_school(SAML_SCHOOL, "<idp/>")
+    registry.add_school(OIDC_SCHOOL, "")
+    registry.add_service(SAML_SERVICE, "<sp/>")
+    registry.add_service(OIDC_SERVICE, None)
+    book = registry.receipt_book(KEYS)
+    for school in (SAML_SCHOOL, OIDC_SCHOOL):
+        for service in (SAML_SERVICE, OIDC_SERVICE):
+            registry.set_policy(school.id, service.id, frozenset({"given_name"}), "test")
+            book.set_notice_mode(school.id, service.id, "changes")
+            release = Release("p" * 64, {"given_name": ("Ada",)}, 1)
+            identity = UpstreamIdentity(school.id, "leerling-1")
+            book.append(
+                receipt_content(
+                    KEYS,
+                    issued_at=1_800_000_000,
+                    school=school,
+                    service=service,
+                    identity=identity,
+                    release=release,
+                )
+            )
+    accounts = registry.accounts
+    accounts.add_admin("ict@voorbeeld.nl", "h", "S", AdminRole.SCHOOL, "00AA")
+    accounts.add_admin("rector@voorbeeld.nl", "h", "S", AdminRole.SCHOOL, "00AA")
+    accounts.add_admin("ict@oidc-college.nl", "h", "S", AdminRole.SCHOOL, "11BB")
+    accounts.add_admin("dev@uitgever-a.nl", "h", "S", AdminRole.PUBLISHER, "uitgever-a")
+    expires = datetime.now(UTC) + timedelta(days=1)
+    accounts.add_invitation("a" * 64, "new@voorbeeld.nl", AdminRole.SCHOOL, "00AA", "S", expires, 1)
+    return registry
+
+
+def counts(registry: SqlRegistry) -> dict[str, int]:
+    with session_on(registry._engine) as session:
+        return {
+            table.__tablename__: session.scalar(select(func.count()).select_from(table)) or 0
+            for table in EVERY_TABLE
+        }
+
+
+def gone(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Rows removed, by table (tables that lost none left out)."""
+    return {name: before[name] - after[name] for name in before if before[name] != after[name]}
+
+
+def rows_naming(registry: SqlRegistry, table: type[Base], column: str, value: str) -> int:
+    with session_on(registry._engine) as session:
+        where = getattr(table, column) == value
+        return session.scalar(select(func.count()).select_from(table).where(where)) or 0
+
+
+def test_a_dry_run_says_what_would_go_and_changes_nothing(federation: SqlRegistry) -> None:
+    before, generation = counts(federation), federation.generation()
+    removal = federation.remove_school("00AA", apply=False)
+    assert removal.entry == SAML_SCHOOL and not removal.applied
+    assert removal.policies == ("lesmethode", "toets")
+    assert (removal.notice_settings, removal.admins, removal.invitations) == (2, 2, 1)
+    assert (removal.receipts, removal.policy_history) == (2, 2)
+    service = federation.remove_service("toets", apply=False)
+    assert service.policies == ("00AA", "11BB") and service.declaration_history == 1
+    assert counts(federation) == before and federation.generation() == generation
+
+
+def test_removing_a_school_takes_what_only_makes_sense_with_it(federation: SqlRegistry) -> None:
+    before, generation = counts(federation), federation.generation()
+    removal = federation.remove_school("11BB", apply=True, removed_by="cli:ops")
+    assert removal.applied and removal.policies == ("lesmethode", "toets")
+    # The school, its OIDC registration, its two policies and notice settings, its one admin.
+    assert gone(before, counts(federation)) == {
+        "schools": 1,
+        "school_oidc_providers": 1,
+        "release_policies": 2,
+        "notice_preferences": 2,
+        "admins": 1,
+        "removals": -1,  # the record of it
+    }
+    assert federation.school("11BB") is None and federation.school("00AA") is not None
+    assert rows_naming(federation, ReceiptRow, "school_id", "11BB") == 2
+    assert federation.policy_history("11BB", "toets")[0].changed_by == "test"
+    assert federation.receipt_book(KEYS).verify("11BB").problem is None
+    assert federation.generation() > generation
+
+
+def test_a_removed_schools_administrators_and_invitations_go(federation: SqlRegistry) -> None:
+    admins = {a.email: a for a in federation.accounts.admins()}
+    federation.remove_school("00AA", apply=True)
+    left = {a.email for a in federation.accounts.admins()}
+    assert left == {"ict@oidc-college.nl", "dev@uitgever-a.nl"}
+    assert federation.accounts.admin(admins["ict@voorbeeld.nl"].id) is None
+    assert rows_naming(federation, InvitationRow, "tenant_id", "00AA") == 0
+    # Never given out again: a portal session names its administrator by id.
+    newcomer = federation.accounts.add_admin("op@broker.nl", "h", "S", AdminRole.OPERATOR, None)
+    assert newcomer.id > max(a.id for a in admins.values())
+
+
+def test_removing_a_service_keeps_its_publisher_and_history(federation: SqlRegistry) -> None:
+    before = counts(federation)
+    federation.remove_service("toets", apply=True)
+    assert gone(before, counts(federation)) == {
+        "services": 1,
+        "oidc_clients": 1,
+        "declarations": 1,
+        "release_policies": 2,
+        "notice_preferences": 2,
+        "removals": -1,
+    }
+    assert federation.any_service("toets") is None
+    assert federation.accounts.publisher("uitgever-a") is not None
+    assert [s.id for s in federation.all_services("uitgever-a")] == []
+    assert len(federation.declaration_history("toets")) == 1
+    assert rows_naming(federation, ReceiptRow, "service_id", "toets") == 2
+
+
+def test_unknown_ids_are_refused_and_change_nothing(federation: SqlRegistry) -> None:
+    before, generation = counts(federation), federation.generation()
+    with pytest.raises(UnknownSchool, match="no school with id 'nope'"):
+        federation.remove_school("nope", apply=True)
+    with pytest.raises(UnknownService, match="no service with id 'lesmethode-x'"):
+        federation.remove_service("lesmethode-x", apply=True)
+    assert counts(federation) == before and federation.generation() == generation
+
+
+def test_every_workers_view_drops_a_removed_entry(federation: SqlRegistry) -> None:
+    other_worker = CachedRegistryReader(federation, max_staleness=0.0)
+    assert other_worker.service_by_entity_id("toets") is not None
+    assert other_worker.school_by_idp(SAML_SCHOOL.idp_entity_id) is not None
+    federation.remove_service("toets", apply=True)
+    federation.remove_school("00AA", apply=True)
+    assert other_worker.service_by_entity_id("toets") is None
+    assert other_worker.school_by_idp(SAML_SCHOOL.idp_entity_id) is None
+    assert [s.id for s in other_worker.schools()] == ["11BB"]
+    assert SAML_SCHOOL.idp_entity_id not in federation.school_metadata()
+
+
+def test_registered_again_its_versions_continue(federation: SqlRegistry) -> None:
+    federation.set_policy("00AA", "lesmethode", frozenset(), "test")  # version 2
+    federation.remove_school("00AA", apply=True)
+    federation.remove_service("lesmethode", apply=True)
+    federation.add_school(SAML_SCHOOL, "<idp/>")
+    federation.add_service(SAML_SERVICE, "<sp/>")
+    assert federation.any_service("lesmethode").declaration_version == 2  # type: ignore[union-attr]
+    policy = federation.set_policy("00AA", "lesmethode", frozenset({"given_name"}), "again")
+    assert policy.version == 3
+    history = federation.policy_history("00AA", "lesmethode")
+    assert [(c.version, c.changed_by) for c in history] == [(1, "test"), (2, "test"), (3, "again")]
+    assert [c.version for c in federation.declaration_history("lesmethode")] == [1, 2]
+
+
+def test_an_import_after_a_removal_continues_the_versions_too(federation: SqlRegistry) -> None:
+    exported = federation.snapshot()
+    federation.remove_school("00AA", apply=True)
+    federation.remove_service("lesmethode", apply=True)
+    report = federation.import_snapshot(exported, "import:test")
+    assert "school 00AA" in report.added and "service lesmethode" in report.added
+    history = federation.policy_history("00AA", "lesmethode")
+    assert [c.version for c in history] == [1, 2]  # the file's version 1 follows the kept one
+    assert [c.version for c in federation.declaration_history("lesmethode")] == [1, 2]
+    assert federation.policy("00AA", "lesmethode").attributes == frozenset({"given_name"})
+
+
+def test_a_removal_is_recorded_and_its_name_still_names_its_receipts(
+    federation: SqlRegistry,
+) -> None:
+    federation.remove_service("toets", apply=True, removed_by="cli:ops")
+    with session_on(federation._engine) as session:
+        (row,) = session.scalars(select(RemovalRow))
+        assert (row.kind, row.entry_id, row.name, row.removed_by) == (
+            "service",
+            "toets",
+            "Toets App",
+            "cli:ops",
+        )
+    names = federation.service_names()
+    assert names == {"lesmethode": "Lesmethode", "toets": "Toets App"}
+
+
+def test_revision_0008_keeps_administrators_and_history_and_lets_the_school_go(
+    registry_url: str,
+) -> None:
+    """A registry at 0007 with a school, a service, a policy and two administrators: after the
+    upgrade the school can be removed with its history kept, and the removed administrator's
+    id (the highest) is not given out again, on SQLite either."""
+    engine = open_engine(registry_url)
+    try:
+        with writer(engine).begin() as connection:
+            command.upgrade(alembic_config(connection), "0007")
+    finally:
+        engine.dispose()
+    registry = SqlRegistry(registry_url)
+    try:
+        registry.add_school(SAML_SCHOOL, "<idp/>")
+        registry.add_service(Service("lesweb", "Lesweb", "https://lw.example", None), "<sp/>")
+        registry.set_policy("00AA", "lesweb", frozenset(), "test")
+        operator = registry.accounts.add_admin("op@broker.nl", "h", "S", AdminRole.OPERATOR, None)
+        school_admin = registry.accounts.add_admin("ict@vb.nl", "h", "S", AdminRole.SCHOOL, "00AA")
+    finally:
+        registry.close()
+    migrate(registry_url)
+    assert model_drift(registry_url) == []
+    registry = SqlRegistry(registry_url)
+    try:
+        assert registry.accounts.admin(operator.id) == operator
+        registry.remove_school("00AA", apply=True)
+        assert [c.version for c in registry.policy_history("00AA", "lesweb")] == [1]
+        newcomer = registry.accounts.add_admin("new@broker.nl", "h", "S", AdminRole.OPERATOR, None)
+        assert newcomer.id > school_admin.id
+    finally:
+        registry.close()
