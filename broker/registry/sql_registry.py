@@ -290,8 +290,19 @@ class SqlRegistry(PortalReads):
             )
             if locked is None:
                 raise UnknownSchool(f"no school with id {school_id!r}")
-            service = session.get(
-                ServiceRow, service_id, options=[joinedload(ServiceRow.declarations)]
+            # FOR KEY SHARE on the service row: a removal of the service (which locks the row to
+            # delete it, registry/removal.py) waits for this change or this change waits for the
+            # removal and then finds no service, instead of failing on the foreign key of a
+            # policy for a service just deleted. Changes by other schools do not wait for it.
+            service_locked = session.scalar(
+                select(ServiceRow.id)
+                .where(ServiceRow.id == service_id)
+                .with_for_update(read=True, key_share=True)
+            )
+            service = (
+                session.get(ServiceRow, service_id, options=[joinedload(ServiceRow.declarations)])
+                if service_locked is not None
+                else None
             )
             if service is None:
                 raise UnknownService(f"no service with id {service_id!r}")

@@ -3,11 +3,13 @@ makes sense with it, in one transaction, and keeps receipts and history (broker/
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from alembic import command
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from broker.core.admins import AdminRole, Publisher
 from broker.core.errors import UnknownSchool, UnknownService
@@ -30,6 +32,7 @@ from broker.registry.cached import CachedRegistryReader
 from broker.registry.database import open_engine, session_on, writer
 from broker.registry.migration import alembic_config, model_drift
 from broker.registry.receipt_tables import NoticePreferenceRow, ReceiptChainRow, ReceiptRow
+from broker.registry.removal import Stamp, remove_service
 from broker.registry.tables import (
     Base,
     DeclarationRow,
@@ -295,5 +298,46 @@ def test_revision_0008_keeps_administrators_and_history_and_lets_the_school_go(
         assert [c.version for c in registry.policy_history("00AA", "lesweb")] == [1]
         newcomer = registry.accounts.add_admin("new@broker.nl", "h", "S", AdminRole.OPERATOR, None)
         assert newcomer.id > school_admin.id
+    finally:
+        registry.close()
+
+
+@pytest.mark.postgres
+def test_a_policy_change_racing_a_removal_finds_no_service(postgres_registry_url: str) -> None:
+    """PostgreSQL: a school's policy change that comes while the service is being removed waits
+    for the removal and then refuses as for an unknown service; it does not fail on the foreign
+    key of a policy for a service just deleted (a 500 in the portal)."""
+    migrate(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url)
+    try:
+        registry.add_chain(Chain("uitgever-a", "Uitgever A"))
+        registry.add_school(SAML_SCHOOL, "<idp/>")
+        registry.add_service(SAML_SERVICE, "<sp/>")
+        registry.set_policy(SAML_SCHOOL.id, SAML_SERVICE.id, frozenset({"given_name"}), "test")
+        outcome: list[BaseException | None] = []
+
+        def change_policy() -> None:
+            try:
+                registry.set_policy(SAML_SCHOOL.id, SAML_SERVICE.id, frozenset(), "ict")
+                outcome.append(None)
+            except BaseException as error:  # the test looks at which
+                outcome.append(error)
+
+        engine = open_engine(postgres_registry_url)
+        try:
+            with Session(engine) as removing:  # the removal, held open before its commit
+                stamp = Stamp("cli:test", datetime.now(UTC))
+                remove_service(removing, SAML_SERVICE.id, stamp)
+                racer = threading.Thread(target=change_policy)
+                racer.start()
+                racer.join(timeout=1.0)
+                assert racer.is_alive(), "the policy change did not wait for the removal"
+                removing.commit()
+            racer.join(timeout=10)
+        finally:
+            engine.dispose()
+        assert len(outcome) == 1
+        assert isinstance(outcome[0], UnknownService)
+        assert rows_naming(registry, ReleasePolicyRow, "service_id", SAML_SERVICE.id) == 0
     finally:
         registry.close()
