@@ -5,10 +5,10 @@ or a move of endpoints (docs/operations.md, "A school's or publisher's certifica
 The new copy is read and checked exactly as `add` reads and checks it (`read_source`,
 `idp_entity_id` / `sp_entity_id`). Refused, with nothing changed: an entry whose metadata a
 metadata source holds (logins use the source's copy; `metadata refresh` updates it), and
-metadata for another entity id. A new entity id is another identity provider or service: the
-school's or service's replay, logout and (for a service) pseudonym identity hangs on it, so it is
-not a metadata update; remove the entry and add it again (a school's own administrators may also
-move it to another IdP on the portal).
+metadata for another entity id. A new entity id is another identity provider or service (the
+login path finds the school or service by it; the replay cache, logout and the assertions'
+audience are keyed by it), so it is a new registration, not a metadata update: remove the entry
+and add it again (a school's own administrators may also move it to another IdP on the portal).
 
 The write bumps the registry generation, so running brokers use the new copy within a second,
 without a restart.
