@@ -85,7 +85,11 @@ def _descriptor(xml: str, role: str) -> etree._Element | None:
     if not xml:
         return None
     tag = "IDPSSODescriptor" if role == "idp" else "SPSSODescriptor"
-    return parse_untrusted(xml.encode()).find(f"{{{MD}}}{tag}")
+    try:
+        return parse_untrusted(xml.encode()).find(f"{{{MD}}}{tag}")
+    except etree.XMLSyntaxError:
+        # A registered copy from before today's checks: it had nothing the broker could use.
+        return None
 
 
 def _certificate_line(change: str, cert: _Certificate, now: datetime) -> str:
