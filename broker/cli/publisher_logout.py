@@ -1,5 +1,6 @@
 """OpenID Connect logout registration on the command line: the options `publisher add` takes for
-it and `publisher update`, which changes them (and the redirect URIs) of a registered client.
+it and `publisher update`, which changes them (and the redirect URIs) of a registered client, or
+loads a SAML service's metadata again (`--saml-metadata`, broker/cli/metadata_update.py).
 
 The checks are `logout_problems` and `redirect_uri_problem`, the same the portal and the registry
 import use; a refused update changes nothing.
@@ -14,7 +15,9 @@ from typing import Any, TypeVar
 
 import click
 
+from broker.cli.metadata_update import Registered, update_metadata
 from broker.cli.options import config_option, open_registry, reports_errors
+from broker.core.model import Protocol
 from broker.oidc.registration import InvalidRegistration, logout_problems, registration_problems
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -58,6 +61,12 @@ def saml_refuses_logout_options(
 @config_option
 @click.option("--id", "service_id", required=True)
 @click.option(
+    "--saml-metadata",
+    "metadata",
+    default=None,
+    help="file or URL: a SAML service's new metadata (same entity id)",
+)
+@click.option(
     "--oidc-redirect-uri",
     "redirect_uris",
     multiple=True,
@@ -88,18 +97,47 @@ def saml_refuses_logout_options(
 def publisher_update(
     config_path: Path,
     service_id: str,
+    metadata: str | None,
     redirect_uris: tuple[str, ...],
     post_logout_uris: tuple[str, ...],
     clear_post_logout: bool,
     backchannel_logout_uri: str | None,
     session_required: bool | None,
 ) -> None:
-    """Change an OpenID Connect client's redirect and logout URIs; what is not given stays."""
+    """Load a SAML service's metadata again (--saml-metadata), or change an OpenID Connect
+    client's redirect and logout URIs; what is not given stays."""
+    oidc_given = bool(
+        redirect_uris
+        or post_logout_uris
+        or clear_post_logout
+        or backchannel_logout_uri is not None
+        or session_required is not None
+    )
+    if metadata is not None and oidc_given:
+        raise click.UsageError("--saml-metadata and the --oidc-* options exclude")
     if post_logout_uris and clear_post_logout:
         raise click.UsageError("--oidc-post-logout-uri and --oidc-no-post-logout-uris exclude")
-    _, registry = open_registry(config_path)
+    settings, registry = open_registry(config_path)
+    # Unapproved services too: a publisher may roll its certificate while it awaits approval.
+    found = registry.any_service(service_id)
+    if found is None:
+        raise click.ClickException(f"no service with id {service_id!r}")
+    if metadata is not None:
+        if found.protocol is not Protocol.SAML:
+            raise click.ClickException(
+                f"Service {service_id} is an OpenID Connect client, not SAML: "
+                "it has no metadata to update (the --oidc-* options change it)"
+            )
+        entry = Registered(f"Service {service_id}", service_id, found.entity_id, "sp")
+        update_metadata(settings, registry, entry, metadata, registry.update_service_metadata)
+        return
     service = registry.service(service_id)
     if service is None or service.oidc is None:
+        if found.protocol is Protocol.SAML:
+            raise click.ClickException(
+                f"Service {service_id} is a SAML service: the --oidc-* options change OpenID "
+                "Connect clients (--saml-metadata loads its metadata again)"
+            )
         raise click.ClickException(f"no OpenID Connect client with id {service_id!r}")
     client = service.oidc
     if redirect_uris:

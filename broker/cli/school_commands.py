@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from broker.cli.entry_commands import school_list, school_remove
+from broker.cli.metadata_update import Registered, update_metadata
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.sources import federated_metadata, read_source
 from broker.config import load_settings
@@ -128,6 +129,32 @@ def school_add(
         entity_id = idp_entity_id(xml)
     registry.add_school(School(school_id, name, entity_id, subject, eck_id, scopes), xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
+
+
+@school_group.command("update")
+@config_option
+@click.option("--id", "school_id", required=True)
+@click.option(
+    "--saml-metadata",
+    "metadata",
+    required=True,
+    help="file or URL: the school IdP's new metadata (same entity id)",
+)
+@reports_errors
+def school_update(config_path: Path, school_id: str, metadata: str) -> None:
+    """Load a SAML school's IdP metadata again (a new certificate, moved endpoints) and say
+    what changed; running brokers use it without a restart."""
+    settings, registry = open_registry(config_path)
+    school = registry.school(school_id)
+    if school is None:
+        raise click.ClickException(f"no school with id {school_id!r}")
+    if school.oidc is not None:
+        raise click.ClickException(
+            f"School {school_id} signs in with OpenID Connect ({school.oidc.issuer}), "
+            "not SAML: it has no metadata to update"
+        )
+    entry = Registered(f"School {school_id}", school_id, school.idp_entity_id, "idp")
+    update_metadata(settings, registry, entry, metadata, registry.update_school_metadata)
 
 
 @school_group.command("privacy-contact")

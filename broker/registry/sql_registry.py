@@ -175,6 +175,21 @@ class SqlRegistry(PortalReads):
             )
             bump_generation(session)
 
+    def registered_metadata(self, role: str, entry_id: str) -> str:
+        """The SAML metadata a school ("idp") or service ("sp") was registered or last updated
+        with, "" when it has none of its own; never a metadata source's copy (which logins
+        prefer, reading.py). `ketenbroker school|publisher update` compares against it."""
+        with session_on(self._engine) as session:
+            if role == "idp":
+                return (
+                    session.scalar(select(SchoolRow.idp_metadata).where(SchoolRow.id == entry_id))
+                    or ""
+                )
+            return (
+                session.scalar(select(ServiceRow.sp_metadata).where(ServiceRow.id == entry_id))
+                or ""
+            )
+
     def update_school_metadata(self, school_id: str, idp_metadata: str) -> None:
         with self._writing() as session:
             if not _updated_one(

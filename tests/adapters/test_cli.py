@@ -627,4 +627,4 @@ def test_logout_uris_of_a_saml_publisher_or_an_unknown_client_are_refused(
         "publisher", "update", "--config", unchanged, "--id", "uitgever",
         "--oidc-post-logout-uri", "https://x.example/bye",
     )  # fmt: skip
-    expect_refusal(result, "no OpenID Connect client")
+    expect_refusal(result, "Service uitgever is a SAML service: the --oidc-* options change")

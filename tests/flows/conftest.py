@@ -10,6 +10,9 @@ from collections.abc import Iterator
 import pytest
 
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID, OIDC_PUBLISHER_PORT_OFFSET
+from broker.web import create_app
+from broker.web.wiring import Broker
+from tests.flows.test_federation_metadata import RoundRobin, second_worker
 from tests.support.live import LiveDemo, OidcPublisher, running_demo
 
 
@@ -26,3 +29,19 @@ def woordwijs(demo: LiveDemo) -> OidcPublisher:
     publisher = OidcPublisher(OIDC_PUBLISHER_ID, base_url, "leermiddelen")
     demo.publishers[OIDC_PUBLISHER_ID] = publisher
     return publisher
+
+
+@pytest.fixture(scope="module")
+def workers(demo: LiveDemo) -> Iterator[list[Broker]]:
+    """Two broker workers behind the demo's port, taking requests in turn, each with its own
+    cached registry view and pysaml2 entities (as two gunicorn workers have), sharing the
+    database and the store. For a module with a demo of its own (offboarding, metadata
+    update): the demo's app stays behind the round robin for the rest of the module."""
+    second = second_worker(demo.broker)
+    demo.servers[0].app = RoundRobin(
+        [demo.servers[0].app, create_app(demo.settings, services=second)]
+    )
+    try:
+        yield [demo.broker, second]
+    finally:
+        second.registry.close()

@@ -21,9 +21,8 @@ from click.testing import CliRunner
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.cli.main import main
 from broker.core.model import Declaration
-from broker.web import create_app
 from broker.web.wiring import Broker
-from tests.flows.test_federation_metadata import RoundRobin, entity_known_to, second_worker
+from tests.flows.test_federation_metadata import entity_known_to
 from tests.flows.test_oidc_provider_checks import Client, register
 from tests.support.client import Browser
 from tests.support.live import LiveDemo, running_demo
@@ -36,21 +35,6 @@ T = TypeVar("T")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
     with running_demo(tmp_path_factory.mktemp("offboarding-demo")) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def workers(demo: LiveDemo) -> Iterator[list[Broker]]:
-    """Two broker workers behind the demo's port, taking requests in turn, each with its own
-    cached registry view and pysaml2 entities (as two gunicorn workers have), sharing the
-    database and the store."""
-    second = second_worker(demo.broker)
-    demo.servers[0].app = RoundRobin(
-        [demo.servers[0].app, create_app(demo.settings, services=second)]
-    )
-    try:
-        yield [demo.broker, second]
-    finally:
-        second.registry.close()
 
 
 def on_each_worker(ask: Callable[[], T]) -> list[T]:

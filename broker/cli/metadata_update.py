@@ -1,0 +1,74 @@
+"""`ketenbroker school update --saml-metadata` and `publisher update --saml-metadata`: load a
+registered school's IdP or publisher's SP metadata again, typically after a certificate roll-over
+or a move of endpoints (docs/operations.md, "A school's or publisher's certificate roll-over").
+
+The new copy is read and checked exactly as `add` reads and checks it (`read_source`,
+`idp_entity_id` / `sp_entity_id`). Refused, with nothing changed: an entry whose metadata a
+metadata source holds (logins use the source's copy; `metadata refresh` updates it), and
+metadata for another entity id. A new entity id is another identity provider or service (the
+login path finds the school or service by it; the replay cache, logout and the assertions'
+audience are keyed by it), so it is a new registration, not a metadata update: remove the entry
+and add it again (a school's own administrators may also move it to another IdP on the portal).
+
+The write bumps the registry generation, so running brokers use the new copy within a second,
+without a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import click
+
+from broker.cli.sources import read_source
+from broker.config import Settings
+from broker.registry import SqlRegistry
+from broker.saml.metadata_changes import metadata_changes
+from broker.saml.metadata_check import idp_entity_id, sp_entity_id
+
+
+@dataclass(frozen=True)
+class Registered:
+    """The entry whose metadata is updated: "School 12AB" / "Service lesmethode"."""
+
+    title: str
+    entry_id: str
+    entity_id: str
+    role: str  # "idp" (a school) or "sp" (a service)
+
+
+def update_metadata(
+    settings: Settings,
+    registry: SqlRegistry,
+    entry: Registered,
+    source: str,
+    write: Callable[[str, str], None],
+) -> None:
+    """Check the metadata at `source` for `entry`, write it with `write(entry_id, xml)` and say
+    what changed; a refusal raises `click.ClickException` (exit 1) before anything is written."""
+    held = registry.federation.sources_of(entry.role).get(entry.entity_id)
+    if held:
+        raise click.ClickException(
+            f"{entry.title}: its metadata comes from metadata source {', '.join(held)}; "
+            "`ketenbroker metadata refresh` updates it"
+        )
+    xml = read_source(source, allow_loopback=settings.peers_on_loopback)
+    entity_id = (idp_entity_id if entry.role == "idp" else sp_entity_id)(xml)
+    if entity_id != entry.entity_id:
+        raise click.ClickException(
+            f"{entry.title}: the metadata is for {entity_id}, not for the registered "
+            f"{entry.entity_id}; another entity id is a new registration (remove and add)"
+        )
+    current = registry.registered_metadata(entry.role, entry.entry_id)
+    if xml == current:
+        click.echo(f"{entry.title}: no change (the metadata is the registered copy).")
+        return
+    write(entry.entry_id, xml)
+    click.echo(f"{entry.title}: metadata of {entity_id} updated.")
+    if not current:
+        click.echo("  It had no metadata of its own (registered by --saml-entity-id).")
+    changes = metadata_changes(current, xml, entry.role)
+    for line in changes or ["no certificate or endpoint changed (other content did)"]:
+        click.echo(f"  {line}")
+    click.echo("Running brokers use it within a second; no restart is needed.")
