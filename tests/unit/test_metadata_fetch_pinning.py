@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 
-from broker import name_lookup
-from broker.saml import pinned_connection
+from broker import deadline_socket, name_lookup
 from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_fetch import fetch_bytes
 from tests.support.pki import make_pki
@@ -90,13 +89,13 @@ def server() -> Iterator[Server]:
 def connected(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every address a fetch connects to, in order (the real connection is still made)."""
     tried: list[str] = []
-    real = pinned_connection._connect
+    real = deadline_socket.DeadlineSocket.connect
 
-    def connect(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
         tried.append(str(address[0]))
-        return real(family, address, limits)
+        real(sock, address)
 
-    monkeypatch.setattr(pinned_connection, "_connect", connect)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
     return tried
 
 
@@ -191,12 +190,12 @@ def test_an_international_name_is_looked_up_and_connected_as_it_is_sent(
 ) -> None:
     connected: list[tuple[Any, ...]] = []
 
-    def refuse(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
+    def refuse(sock: socket.socket, address: tuple[Any, ...]) -> None:
         connected.append(address)
         raise ConnectionRefusedError("refused")
 
     asked = _answers(monkeypatch, {"xn--bcher-kva.test": [["93.184.215.14"]]})
-    monkeypatch.setattr(pinned_connection, "_connect", refuse)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", refuse)
     with pytest.raises(MetadataInvalid, match="ConnectionRefusedError"):
         fetch_bytes("https://bücher.test/idp.xml", allow_loopback=False, max_bytes=4096)
     assert asked == ["xn--bcher-kva.test"]
@@ -219,16 +218,16 @@ def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
 ) -> None:
     # A black-holed first address (IPv6 without a route, say) must not fail the fetch while
     # the second one answers.
-    real = pinned_connection._connect
+    real = deadline_socket.DeadlineSocket.connect
     tried: list[str] = []
 
-    def connect(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
         tried.append(str(address[0]))
         if address[0] == "127.0.0.3":
             raise TimeoutError("timed out")
-        return real(family, address, limits)
+        real(sock, address)
 
-    monkeypatch.setattr(pinned_connection, "_connect", connect)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
     _answers(monkeypatch, {"localhost": [["127.0.0.3", "127.0.0.1"]]})
     url = f"http://localhost:{server.port}/metadata"
     assert fetch_bytes(url, allow_loopback=True, max_bytes=4096) == METADATA
@@ -238,13 +237,13 @@ def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
 def test_no_address_is_tried_after_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     tried: list[tuple[str, float]] = []
 
-    def silent(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
-        wait = limits.left()
+    def silent(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        wait = sock.gettimeout() or 0
         tried.append((str(address[0]), wait))
         time.sleep(wait)
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(pinned_connection, "_connect", silent)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", silent)
     _answers(monkeypatch, {"localhost": [["127.0.0.3", "127.0.0.1"]]})
     started = time.monotonic()
     with pytest.raises(MetadataInvalid, match="too slowly"):
