@@ -260,48 +260,62 @@ def test_no_address_is_tried_after_the_deadline(monkeypatch: pytest.MonkeyPatch)
     assert time.monotonic() - started < 1.5
 
 
-@pytest.fixture
-def trickling_headers() -> Iterator[int]:
-    """Sends a status line, then one byte of a header every 0.2 s (for a minute)."""
+@pytest.fixture(params=["http", "https"])
+def trickling_headers(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The URL of a server (plain or TLS) that sends a status line, then one byte of a header
+    every 0.2 s (for a minute)."""
+    tls = None
+    if request.param == "https":
+        pki = make_pki(tmp_path, "localhost")
+        monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_file))
+        tls = pki.server
+    _answers(monkeypatch, {"localhost": [["127.0.0.1"]]})
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
     def serve() -> None:
         try:
             conn, _ = listener.accept()
-        except OSError:
-            return
-        with conn:
-            conn.recv(4096)
-            try:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            with conn, conn if tls is None else tls.wrap_socket(conn, server_side=True) as peer:
+                peer.recv(4096)
+                peer.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
                 for _ in range(300):
                     if stop.wait(0.2):
                         return
-                    conn.sendall(b"a")
-            except OSError:
-                return
+                    peer.sendall(b"a")
+        except OSError:
+            return
 
     threading.Thread(target=serve, daemon=True).start()
-    yield listener.getsockname()[1]
+    yield f"{request.param}://localhost:{listener.getsockname()[1]}/metadata"
     stop.set()
     listener.close()
 
 
 def test_a_server_that_trickles_its_headers_is_cut_off_at_the_deadline(
-    trickling_headers: int,
+    trickling_headers: str,
 ) -> None:
     # Each byte comes well within the per-read timeout; the deadline of the whole fetch ends it.
     started = time.monotonic()
     with pytest.raises(MetadataInvalid, match="too slowly"):
         fetch_bytes(
-            f"http://127.0.0.1:{trickling_headers}/metadata",
-            allow_loopback=True,
-            max_bytes=4096,
-            timeout=1,
-            total_seconds=0.8,
+            trickling_headers, allow_loopback=True, max_bytes=4096, timeout=1, total_seconds=0.8
         )
-    assert time.monotonic() - started < 1.5
+    assert 0.7 < time.monotonic() - started < 1.5
+
+
+def test_a_server_that_never_completes_the_tls_handshake_is_cut_off_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _answers(monkeypatch, {"localhost": [["127.0.0.1"]]})
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (the kernel does), silent
+        url = f"https://localhost:{silent.getsockname()[1]}/metadata"
+        started = time.monotonic()
+        with pytest.raises(MetadataInvalid, match="too slowly"):
+            fetch_bytes(url, allow_loopback=True, max_bytes=4096, timeout=1, total_seconds=0.8)
+        assert 0.7 < time.monotonic() - started < 1.5
 
 
 def test_a_hanging_lookup_ends_within_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -157,6 +157,42 @@ def test_no_address_is_tried_after_the_calls_deadline(monkeypatch: pytest.Monkey
     assert tried == []
 
 
+def test_a_refusal_after_which_no_time_is_left_ends_the_call_as_a_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tried: list[str] = []
+
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        tried.append(address[0])
+        time.sleep(0.3)  # past the deadline
+        raise ConnectionRefusedError("refused")
+
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
+    with (
+        pinned_http.pinned_to("op.school.test", ["192.0.2.1", "192.0.2.2"], time.monotonic() + 0.2),
+        pytest.raises(urllib3.exceptions.ConnectTimeoutError),
+    ):
+        _get("http://op.school.test:9/")
+    assert tried == ["192.0.2.1"]
+
+
+def test_the_connection_has_urllib3s_socket_options(
+    provider: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TCP_NODELAY above all: without it a request and its answer wait on delayed ACKs.
+    no_delay: list[int] = []
+    real = deadline_socket.DeadlineSocket.connect
+
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        no_delay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        real(sock, address)
+
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
+    with pinned_http.pinned_to("op.school.test", ["127.0.0.1"]):
+        assert _get(f"http://op.school.test:{provider}/").status == 200
+    assert no_delay == [1]
+
+
 def test_an_international_name_is_looked_up_checked_and_pinned_as_it_is_sent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
