@@ -107,7 +107,7 @@ def connect(
     """A socket connected to the first of `destinations` that answers, each attempt within
     `step` and the deadline, with `options` set. Raises the last attempt's OSError, or
     TimeoutError when the deadline leaves no time for the next address."""
-    failure = OSError("no address to connect to")
+    failure: OSError | None = None
     for family, address in destinations:
         wait = wait_for(step, deadline.ends())
         sock = DeadlineSocket(family, socket.SOCK_STREAM)
@@ -126,4 +126,4 @@ def connect(
         except BaseException:
             sock.close()
             raise
-    raise failure
+    raise failure or OSError("no address to connect to")
