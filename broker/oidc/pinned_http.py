@@ -14,23 +14,16 @@ every call checks the name's addresses again before it is sent (rp_http.py).
 
 The approved addresses travel in a context variable set around one call (`pinned_to`); a
 connection opened outside such a call, or for another host, is refused rather than resolved.
-
-The same variable carries the call's deadline, and every read of the call keeps it: the status
-line and headers (read by http.client, where urllib3 only sets a timeout per read) as much as
-the body. The sockets are of this module's classes (the plain one made here, the TLS one by a
-shared context whose `sslsocket_class` it is, provider_tls.py); before each read, and before
-the TLS handshake, a socket lowers its timeout to the time left and, past the deadline, raises
-TimeoutError, which urllib3 reports as a read timeout. A provider that trickles its headers a
-byte at a time is cut off when the call's deadline comes, as when it trickles its body. A read
-outside a pinned call (or in one without a deadline) waits as urllib3 set it.
+The same variable carries the call's deadline, which the connection and every wait keep by the
+rule of `broker/deadline_socket.py`; the sockets ask it at each wait, as a pooled connection
+outlives its call (the TLS one is the shared context's `sslsocket_class`, provider_tls.py).
+urllib3 reports the TimeoutError of a wait past the deadline as a read timeout.
 """
 
 from __future__ import annotations
 
 import socket
-import ssl
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -42,6 +35,8 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.util.timeout import Timeout
 
+from broker.deadline_socket import DeadlineTLSSocket, connect
+from broker.name_lookup import Destination
 from broker.oidc.provider_tls import provider_context
 
 # (host name as the connection names it: ASCII, lower case; the addresses approved for it, in
@@ -67,66 +62,19 @@ def _normal(host: str) -> str:
     return host.strip("[]").rstrip(".").lower()
 
 
-def _keep_deadline(sock: socket.socket) -> None:
-    """Before a wait on `sock`: lower its timeout to the time left to the pinned call, or raise
-    TimeoutError when none is left. The timeout only ever goes down within a call (urllib3 sets
-    it again for the next request on a kept-alive connection, which then has its own deadline);
-    it is not touched while the deadline is further off than the timeout (no system call)."""
-    pinned = _PINNED.get()
-    if pinned is None or pinned[2] is None:
-        return
-    left = pinned[2] - time.monotonic()
-    if left <= 0:
-        raise TimeoutError("the call's deadline has passed")
-    step = sock.gettimeout()
-    if step is None or left < step:
-        sock.settimeout(left)
+class _CallDeadline:
+    """The deadline of the pinned call in progress (None outside one: as urllib3 set it)."""
+
+    def ends(self) -> float | None:
+        pinned = _PINNED.get()
+        return None if pinned is None else pinned[2]
 
 
-class _DeadlineSocket(socket.socket):
-    """A plain connection's socket. http.client reads through `makefile`, that is `recv_into`."""
-
-    def recv_into(self, *args: Any, **kwargs: Any) -> int:
-        _keep_deadline(self)
-        return super().recv_into(*args, **kwargs)
-
-    def recv(self, *args: Any, **kwargs: Any) -> bytes:
-        _keep_deadline(self)
-        return super().recv(*args, **kwargs)
+_CALL_DEADLINE = _CallDeadline()
 
 
-class _DeadlineTLSSocket(ssl.SSLSocket):
-    """A TLS connection's socket (the shared context's `sslsocket_class`). Every read of the
-    socket (`recv_into`, `recv`) is a `read` of the TLS layer; the handshake, which CPython
-    bounds as a whole by the socket's timeout, ends by the deadline too."""
-
-    def read(self, *args: Any, **kwargs: Any) -> Any:
-        _keep_deadline(self)
-        return super().read(*args, **kwargs)
-
-    def do_handshake(self, *args: Any, **kwargs: Any) -> None:
-        _keep_deadline(self)
-        super().do_handshake(*args, **kwargs)
-
-
-def _connect(
-    address: str, port: int, timeout: float | None, source_address: Any, socket_options: Any
-) -> socket.socket:
-    """What urllib3's `create_connection` does for one address literal (socket options, source
-    address, timeout), with no lookup and a socket of the class that keeps the deadline."""
-    family = socket.AF_INET6 if ":" in address else socket.AF_INET
-    sock = _DeadlineSocket(family, socket.SOCK_STREAM)
-    try:
-        for option in socket_options or ():
-            sock.setsockopt(*option)
-        sock.settimeout(timeout)
-        if source_address:
-            sock.bind(source_address)
-        sock.connect((address, port))
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+class _CallTLSSocket(DeadlineTLSSocket):
+    deadline = _CALL_DEADLINE
 
 
 class _PinnedConnect:
@@ -144,32 +92,23 @@ class _PinnedConnect:
         if pinned is None or pinned[0] != _normal(self.host) or not pinned[1]:
             # Never fall back to resolving the name: that is the lookup this module removes.
             raise NewConnectionError(connection, "no checked address for this host")
-        _, addresses, ends = pinned
-        failure: OSError | None = None
-        for address in addresses:
-            timeout = Timeout.resolve_default_timeout(self.timeout)
-            if ends is not None:
-                left = ends - time.monotonic()
-                if left <= 0:
-                    break
-                timeout = left if timeout is None else min(timeout, left)
-            try:
-                sock = _connect(
-                    address, self.port, timeout, self.source_address, self.socket_options
-                )
-            except OSError as err:
-                # Refused, unreachable or silent (a black-holed IPv6 route): the next address
-                # may answer, as urllib3's own connect would try it.
-                failure = err
-                continue
-            sys.audit("http.client.connect", self, self.host, self.port)
-            return sock
-        if failure is None or isinstance(failure, TimeoutError):
+        destinations: list[Destination] = [
+            (socket.AF_INET6 if ":" in address else socket.AF_INET, (address, self.port))
+            for address in pinned[1]
+        ]
+        step = Timeout.resolve_default_timeout(self.timeout)
+        try:  # with urllib3's socket options and source address, as its own connect
+            sock = connect(
+                destinations, step, _CALL_DEADLINE, self.socket_options or (), self.source_address
+            )
+        except TimeoutError as err:
             message = f"connection to {self.host} timed out"
-            raise ConnectTimeoutError(connection, message) from failure
-        raise NewConnectionError(
-            connection, f"failed to establish a new connection: {type(failure).__name__}"
-        ) from failure
+            raise ConnectTimeoutError(connection, message) from err
+        except OSError as err:
+            message = f"failed to establish a new connection: {type(err).__name__}"
+            raise NewConnectionError(connection, message) from err
+        sys.audit("http.client.connect", self, self.host, self.port)
+        return sock
 
 
 class _PinnedHTTPConnection(_PinnedConnect, HTTPConnection):
@@ -183,7 +122,7 @@ class _PinnedHTTPSConnection(_PinnedConnect, HTTPSConnection):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         if kwargs.get("ssl_context") is None:
-            kwargs["ssl_context"] = provider_context(_DeadlineTLSSocket)
+            kwargs["ssl_context"] = provider_context(_CallTLSSocket)
         super().__init__(*args, **kwargs)
 
 

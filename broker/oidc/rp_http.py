@@ -39,6 +39,7 @@ import urllib3
 
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import SchoolTimeout, UpstreamFailure
+from broker.deadline_socket import wait_for
 from broker.name_lookup import DestinationRefused, LookupTimedOut, checked_destinations
 from broker.oidc.pinned_http import PinnedPoolManager, pinned_to
 
@@ -182,10 +183,10 @@ class SchoolSession:
 
 def _left(step: float, deadline: float) -> float:
     """What one step may take: its own timeout, or less when the call's deadline is nearer."""
-    left = min(step, deadline - time.monotonic())
-    if left <= 0:
-        raise SchoolTimeout("the time for this call to the provider is spent")
-    return left
+    try:
+        return wait_for(step, deadline)
+    except TimeoutError:
+        raise SchoolTimeout("the time for this call to the provider is spent") from None
 
 
 def _as_sent(url: str) -> str:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from broker.core.endpoints import is_acceptable_endpoint
+from broker.deadline_socket import Limits
 from broker.name_lookup import (
     Destination,
     DestinationRefused,
@@ -26,7 +27,7 @@ from broker.name_lookup import (
     checked_destinations,
 )
 from broker.saml.metadata_check import MAX_METADATA_BYTES, MetadataInvalid
-from broker.saml.pinned_connection import Limits, PinnedConnection, PinnedTLSConnection
+from broker.saml.pinned_connection import PinnedConnection, PinnedTLSConnection
 
 FETCH_TIMEOUT_SECONDS = 10
 # What a request line may carry as is: printable ASCII (escapes already in the URL stay as they

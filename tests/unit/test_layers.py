@@ -240,27 +240,36 @@ RULES = [
         only({"core"}, ()),
     ),
     Rule(
+        # Shared by broker.saml and broker.oidc too: their sockets, connected to what
+        # name_lookup checked, every wait within a deadline.
+        "broker.deadline_socket (the sockets of outbound calls) imports only broker.name_lookup",
+        in_parts("deadline_socket"),
+        only({"name_lookup"}, ()),
+    ),
+    Rule(
         "broker.pseudonym_key_file (the key set file) imports only broker.core and broker.config",
         in_parts("pseudonym_key_file"),
         only({"core", "config"}, ()),
     ),
     Rule(
-        # name_lookup: the checked, bounded name lookup metadata fetches share with broker.oidc.
-        "broker.saml imports only core, login, config, name_lookup and saml2/lxml/xmlsec",
+        # name_lookup, deadline_socket: the checked, bounded name lookup and the sockets metadata
+        # fetches share with broker.oidc.
+        "broker.saml imports only core, login, config, name_lookup, deadline_socket and "
+        "saml2/lxml/xmlsec",
         in_parts("saml"),
         only(
-            {"core", "login", "config", "name_lookup", "saml"},
+            {"core", "login", "config", "name_lookup", "deadline_socket", "saml"},
             {"saml2", "lxml", "xmlsec", "cryptography"},
         ),
     ),
     Rule(
         # The OIDC adapter is a sibling of the SAML one, never its user, and below the web edge.
         # urllib3: the transport of calls to providers, pinned to checked addresses.
-        "broker.oidc imports only core, login, config, name_lookup and "
+        "broker.oidc imports only core, login, config, name_lookup, deadline_socket and "
         "authlib/joserfc/requests/urllib3",
         in_parts("oidc"),
         only(
-            {"core", "login", "config", "name_lookup", "oidc"},
+            {"core", "login", "config", "name_lookup", "deadline_socket", "oidc"},
             {"authlib", "joserfc", "requests", "urllib3", "cryptography"},
         ),
     ),
@@ -414,6 +423,9 @@ SYNTHETIC = [
     ("broker.oidc.bad", False, "import saml2\n", "broker.oidc imports only"),
     ("broker.name_lookup", False, "import requests\n", "broker.name_lookup"),
     ("broker.name_lookup", False, "from broker.saml import xmlsig\n", "broker.name_lookup"),
+    ("broker.deadline_socket", False, "import urllib3\n", "broker.deadline_socket"),
+    ("broker.deadline_socket", False, "from broker.oidc import x\n", "broker.deadline_socket"),
+    ("broker.name_lookup", False, "from broker.deadline_socket import x\n", "broker.name_lookup"),
 ]
 
 
@@ -446,6 +458,9 @@ ALLOWED = [
     ("broker.saml.ok", False, "from broker.name_lookup import checked_destinations\n"),
     ("broker.oidc.ok", False, "from broker.name_lookup import LookupTimedOut\n"),
     ("broker.name_lookup", False, "import socket\nfrom broker.core.endpoints import x\n"),
+    ("broker.saml.ok", False, "from broker.deadline_socket import Limits\n"),
+    ("broker.oidc.ok", False, "from broker.deadline_socket import connect\n"),
+    ("broker.deadline_socket", False, "import ssl\nfrom broker.name_lookup import x\n"),
     ("broker.demo.ok", False, "import jwt\nfrom lxml import etree\n"),
     ("broker.demo.ok", False, "from authlib.oidc.core import UserInfo\n"),
     (

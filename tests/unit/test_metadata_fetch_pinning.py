@@ -20,8 +20,7 @@ from typing import Any
 
 import pytest
 
-from broker import name_lookup
-from broker.saml import pinned_connection
+from broker import deadline_socket, name_lookup
 from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_fetch import fetch_bytes
 from tests.support.pki import make_pki
@@ -90,13 +89,13 @@ def server() -> Iterator[Server]:
 def connected(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every address a fetch connects to, in order (the real connection is still made)."""
     tried: list[str] = []
-    real = pinned_connection._connect
+    real = deadline_socket.DeadlineSocket.connect
 
-    def connect(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
         tried.append(str(address[0]))
-        return real(family, address, limits)
+        real(sock, address)
 
-    monkeypatch.setattr(pinned_connection, "_connect", connect)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
     return tried
 
 
@@ -191,12 +190,12 @@ def test_an_international_name_is_looked_up_and_connected_as_it_is_sent(
 ) -> None:
     connected: list[tuple[Any, ...]] = []
 
-    def refuse(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
+    def refuse(sock: socket.socket, address: tuple[Any, ...]) -> None:
         connected.append(address)
         raise ConnectionRefusedError("refused")
 
     asked = _answers(monkeypatch, {"xn--bcher-kva.test": [["93.184.215.14"]]})
-    monkeypatch.setattr(pinned_connection, "_connect", refuse)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", refuse)
     with pytest.raises(MetadataInvalid, match="ConnectionRefusedError"):
         fetch_bytes("https://bücher.test/idp.xml", allow_loopback=False, max_bytes=4096)
     assert asked == ["xn--bcher-kva.test"]
@@ -219,16 +218,16 @@ def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
 ) -> None:
     # A black-holed first address (IPv6 without a route, say) must not fail the fetch while
     # the second one answers.
-    real = pinned_connection._connect
+    real = deadline_socket.DeadlineSocket.connect
     tried: list[str] = []
 
-    def connect(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
         tried.append(str(address[0]))
         if address[0] == "127.0.0.3":
             raise TimeoutError("timed out")
-        return real(family, address, limits)
+        real(sock, address)
 
-    monkeypatch.setattr(pinned_connection, "_connect", connect)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
     _answers(monkeypatch, {"localhost": [["127.0.0.3", "127.0.0.1"]]})
     url = f"http://localhost:{server.port}/metadata"
     assert fetch_bytes(url, allow_loopback=True, max_bytes=4096) == METADATA
@@ -238,13 +237,13 @@ def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
 def test_no_address_is_tried_after_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     tried: list[tuple[str, float]] = []
 
-    def silent(family: socket.AddressFamily, address: tuple[Any, ...], limits: Any) -> Any:
-        wait = limits.left()
+    def silent(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        wait = sock.gettimeout() or 0
         tried.append((str(address[0]), wait))
         time.sleep(wait)
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(pinned_connection, "_connect", silent)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", silent)
     _answers(monkeypatch, {"localhost": [["127.0.0.3", "127.0.0.1"]]})
     started = time.monotonic()
     with pytest.raises(MetadataInvalid, match="too slowly"):
@@ -261,48 +260,62 @@ def test_no_address_is_tried_after_the_deadline(monkeypatch: pytest.MonkeyPatch)
     assert time.monotonic() - started < 1.5
 
 
-@pytest.fixture
-def trickling_headers() -> Iterator[int]:
-    """Sends a status line, then one byte of a header every 0.2 s (for a minute)."""
+@pytest.fixture(params=["http", "https"])
+def trickling_headers(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[str]:
+    """The URL of a server (plain or TLS) that sends a status line, then one byte of a header
+    every 0.2 s (for a minute)."""
+    tls = None
+    if request.param == "https":
+        pki = make_pki(tmp_path, "localhost")
+        monkeypatch.setenv("SSL_CERT_FILE", str(pki.ca_file))
+        tls = pki.server
+    _answers(monkeypatch, {"localhost": [["127.0.0.1"]]})
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
 
     def serve() -> None:
         try:
             conn, _ = listener.accept()
-        except OSError:
-            return
-        with conn:
-            conn.recv(4096)
-            try:
-                conn.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
+            with conn, conn if tls is None else tls.wrap_socket(conn, server_side=True) as peer:
+                peer.recv(4096)
+                peer.sendall(b"HTTP/1.1 200 OK\r\nX-Slow: ")
                 for _ in range(300):
                     if stop.wait(0.2):
                         return
-                    conn.sendall(b"a")
-            except OSError:
-                return
+                    peer.sendall(b"a")
+        except OSError:
+            return
 
     threading.Thread(target=serve, daemon=True).start()
-    yield listener.getsockname()[1]
+    yield f"{request.param}://localhost:{listener.getsockname()[1]}/metadata"
     stop.set()
     listener.close()
 
 
 def test_a_server_that_trickles_its_headers_is_cut_off_at_the_deadline(
-    trickling_headers: int,
+    trickling_headers: str,
 ) -> None:
     # Each byte comes well within the per-read timeout; the deadline of the whole fetch ends it.
     started = time.monotonic()
     with pytest.raises(MetadataInvalid, match="too slowly"):
         fetch_bytes(
-            f"http://127.0.0.1:{trickling_headers}/metadata",
-            allow_loopback=True,
-            max_bytes=4096,
-            timeout=1,
-            total_seconds=0.8,
+            trickling_headers, allow_loopback=True, max_bytes=4096, timeout=1, total_seconds=0.8
         )
-    assert time.monotonic() - started < 1.5
+    assert 0.7 < time.monotonic() - started < 1.5
+
+
+def test_a_server_that_never_completes_the_tls_handshake_is_cut_off_at_the_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    _answers(monkeypatch, {"localhost": [["127.0.0.1"]]})
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts (the kernel does), silent
+        url = f"https://localhost:{silent.getsockname()[1]}/metadata"
+        started = time.monotonic()
+        with pytest.raises(MetadataInvalid, match="too slowly"):
+            fetch_bytes(url, allow_loopback=True, max_bytes=4096, timeout=1, total_seconds=0.8)
+        assert 0.7 < time.monotonic() - started < 1.5
 
 
 def test_a_hanging_lookup_ends_within_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,7 @@
-"""Every read of a call to a school's provider ends by the call's deadline (oidc/pinned_http.py):
-the status line and the headers as much as the body, over http and https, so a provider that
-trickles bytes, each just within the per-read timeout, cannot hold a worker's thread past it.
+"""Every read of a call to a school's provider ends by the call's deadline (oidc/pinned_http.py,
+deadline_socket.py): the status line and the headers as much as the body, over http and https,
+so a provider that trickles bytes, each just within the per-read timeout, cannot hold a
+worker's thread past it.
 The "provider" is a server on 127.0.0.1 (plain, or TLS with a certificate of a test CA); the
 resolver answers `localhost` with 127.0.0.1 only."""
 
@@ -21,6 +22,7 @@ import pytest
 import requests
 from urllib3.util import ssl_ as urllib3_ssl
 
+from broker import deadline_socket
 from broker.core.errors import SchoolTimeout, UpstreamFailure
 from broker.oidc import pinned_http, provider_tls
 from broker.oidc.rp_http import SchoolSession, get_json
@@ -222,10 +224,10 @@ def test_a_certificate_of_a_ca_outside_the_default_bundle_is_refused(tmp_path: P
 
 
 def test_the_default_context_is_urllib3s_with_requests_ca_bundle() -> None:
-    context = provider_tls.provider_context(pinned_http._DeadlineTLSSocket)
+    context = provider_tls.provider_context(pinned_http._CallTLSSocket)
     # One context for every session and call: nothing is built or loaded per call.
-    assert context is provider_tls.provider_context(pinned_http._DeadlineTLSSocket)
-    assert context.sslsocket_class is pinned_http._DeadlineTLSSocket
+    assert context is provider_tls.provider_context(pinned_http._CallTLSSocket)
+    assert context.sslsocket_class is pinned_http._CallTLSSocket
     # What urllib3 builds for requests' `verify=True`, with the CA bundle requests loads.
     expected = urllib3_ssl.create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
     expected.load_verify_locations(requests.utils.DEFAULT_CA_BUNDLE_PATH)
@@ -248,18 +250,21 @@ def test_the_default_context_is_urllib3s_with_requests_ca_bundle() -> None:
 
 # -- the read bound itself -----------------------------------------------------------------------
 def test_a_read_waits_at_most_until_the_pinned_calls_deadline() -> None:
+    def keep(sock: socket.socket) -> None:
+        deadline_socket.keep_deadline(sock, pinned_http._CALL_DEADLINE.ends())
+
     with socket.socket() as sock:
         sock.settimeout(STEP)
-        pinned_http._keep_deadline(sock)  # outside a pinned call: as urllib3 set it
+        keep(sock)  # outside a pinned call: as urllib3 set it
         assert sock.gettimeout() == STEP
         with pinned_http.pinned_to("op.school.test", ["192.0.2.1"]):  # no deadline
-            pinned_http._keep_deadline(sock)
+            keep(sock)
         assert sock.gettimeout() == STEP
         with pinned_http.pinned_to("op.school.test", ["192.0.2.1"], time.monotonic() + 0.2):
-            pinned_http._keep_deadline(sock)
+            keep(sock)
             assert 0 < (sock.gettimeout() or 0) <= 0.2
         with (
             pinned_http.pinned_to("op.school.test", ["192.0.2.1"], time.monotonic()),
             pytest.raises(TimeoutError),
         ):
-            pinned_http._keep_deadline(sock)
+            keep(sock)

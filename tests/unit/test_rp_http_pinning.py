@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import urllib3
 
+from broker import deadline_socket
 from broker.core.errors import UpstreamFailure
 from broker.oidc import pinned_http
 from broker.oidc.rp_http import SchoolSession, get_json
@@ -122,16 +123,16 @@ def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
 ) -> None:
     # A black-holed first address (say IPv6 without a route to the provider) must not fail
     # every login to that school while the second address answers.
-    real = pinned_http._connect
+    real = deadline_socket.DeadlineSocket.connect
     tried: list[str] = []
 
-    def connect(address: str, *args: Any) -> socket.socket:
-        tried.append(address)
-        if address == "2001:db8::1":
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        tried.append(address[0])
+        if address[0] == "2001:db8::1":
             raise TimeoutError("timed out")
-        return real(address, *args)
+        real(sock, address)
 
-    monkeypatch.setattr(pinned_http, "_connect", connect)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
     with pinned_http.pinned_to(
         "op.school.test", ["2001:db8::1", "127.0.0.1"], time.monotonic() + 5
     ):
@@ -143,11 +144,11 @@ def test_an_address_that_times_out_leaves_the_time_left_to_the_next(
 def test_no_address_is_tried_after_the_calls_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     tried: list[str] = []
 
-    def connect(address: str, *args: Any) -> socket.socket:
-        tried.append(address)
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        tried.append(address[0])
         raise TimeoutError("timed out")
 
-    monkeypatch.setattr(pinned_http, "_connect", connect)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
     with (
         pinned_http.pinned_to("op.school.test", ["192.0.2.1", "192.0.2.2"], time.monotonic()),
         pytest.raises(urllib3.exceptions.ConnectTimeoutError),
@@ -156,22 +157,58 @@ def test_no_address_is_tried_after_the_calls_deadline(monkeypatch: pytest.Monkey
     assert tried == []
 
 
+def test_a_refusal_after_which_no_time_is_left_ends_the_call_as_a_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    tried: list[str] = []
+
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        tried.append(address[0])
+        time.sleep(0.3)  # past the deadline
+        raise ConnectionRefusedError("refused")
+
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
+    with (
+        pinned_http.pinned_to("op.school.test", ["192.0.2.1", "192.0.2.2"], time.monotonic() + 0.2),
+        pytest.raises(urllib3.exceptions.ConnectTimeoutError),
+    ):
+        _get("http://op.school.test:9/")
+    assert tried == ["192.0.2.1"]
+
+
+def test_the_connection_has_urllib3s_socket_options(
+    provider: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # TCP_NODELAY above all: without it a request and its answer wait on delayed ACKs.
+    no_delay: list[int] = []
+    real = deadline_socket.DeadlineSocket.connect
+
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        no_delay.append(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        real(sock, address)
+
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
+    with pinned_http.pinned_to("op.school.test", ["127.0.0.1"]):
+        assert _get(f"http://op.school.test:{provider}/").status == 200
+    assert no_delay == [1]
+
+
 def test_an_international_name_is_looked_up_checked_and_pinned_as_it_is_sent(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     asked: list[str] = []
-    connected: list[tuple[str, int]] = []
+    connected: list[tuple[Any, ...]] = []
 
     def resolve(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
         asked.append(host)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
 
-    def connect(address: str, port: int, *args: Any) -> socket.socket:
-        connected.append((address, port))
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        connected.append(address)
         raise ConnectionRefusedError("refused")
 
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
-    monkeypatch.setattr(pinned_http, "_connect", connect)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
     with pytest.raises(UpstreamFailure) as failed:
         get_json(SchoolSession(1.0), "https://bücher.test/keys", "keys")
     assert failed.value.code == "school_unreachable"
@@ -220,13 +257,13 @@ def test_calls_to_a_provider_that_keeps_connections_alive_share_one(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     opened: list[str] = []
-    real = pinned_http._connect
+    real = deadline_socket.DeadlineSocket.connect
 
-    def connect(address: str, *args: Any) -> socket.socket:
-        opened.append(address)
-        return real(address, *args)
+    def connect(sock: socket.socket, address: tuple[Any, ...]) -> None:
+        opened.append(address[0])
+        real(sock, address)
 
-    monkeypatch.setattr(pinned_http, "_connect", connect)
+    monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
     server = ThreadingHTTPServer(("127.0.0.1", 0), _KeptAlive)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
