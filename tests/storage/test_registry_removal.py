@@ -31,6 +31,7 @@ from broker.registry import SqlRegistry, migrate
 from broker.registry.admin_tables import AdminRow, DeclarationChangeRow, InvitationRow
 from broker.registry.cached import CachedRegistryReader
 from broker.registry.database import open_engine, session_on, writer
+from broker.registry.errors import InvitationUnusable
 from broker.registry.migration import alembic_config, model_drift
 from broker.registry.receipt_tables import NoticePreferenceRow, ReceiptChainRow, ReceiptRow
 from broker.registry.removal import Stamp, remove_school, remove_service
@@ -413,5 +414,32 @@ def test_portal_changes_racing_a_removal_refuse_as_for_an_unknown_entry(
         )
         assert len(outcome) == 1 and isinstance(outcome[0], UnknownSchool), outcome
         assert rows_naming(registry, SchoolRow, "id", SAML_SCHOOL.id) == 0
+    finally:
+        registry.close()
+
+
+@pytest.mark.postgres
+def test_an_invitation_accepted_while_its_school_goes_is_unusable(
+    postgres_registry_url: str,
+) -> None:
+    """PostgreSQL: a school administrator accepting their invitation while the school is being
+    removed gets the clear "invitation unusable" answer once the removal committed (not a
+    StaleDataError, a 500), and no account of a removed school is left behind."""
+    migrate(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url)
+    try:
+        registry.add_school(SAML_SCHOOL, "<idp/>")
+        expires = datetime.now(UTC) + timedelta(days=1)
+        registry.accounts.add_invitation(
+            "b" * 64, "nieuw@voorbeeld.nl", AdminRole.SCHOOL, SAML_SCHOOL.id, "S", expires, 1
+        )
+        stamp = Stamp("cli:test", datetime.now(UTC))
+        outcome = _racing_the_removal(
+            postgres_registry_url,
+            lambda s: remove_school(s, SAML_SCHOOL.id, stamp) and None,
+            lambda: registry.accounts.accept_invitation("b" * 64, "h", 1) and None,
+        )
+        assert len(outcome) == 1 and isinstance(outcome[0], InvitationUnusable), outcome
+        assert rows_naming(registry, AdminRow, "tenant_id", SAML_SCHOOL.id) == 0
     finally:
         registry.close()
