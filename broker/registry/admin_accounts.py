@@ -146,7 +146,10 @@ class SqlAdminAccounts:
     def accept_invitation(self, token_hash: str, password_hash: str, totp_step: int) -> Admin:
         """Use the invitation once and create its administrator, in one transaction."""
         with session_on(self._writer) as session:
-            row = session.get(InvitationRow, token_hash)
+            # Locked (PostgreSQL): a removal of the invitation's school, which deletes it, either
+            # waits for this or this waits for it and then finds no invitation (not a
+            # StaleDataError, a 500, on marking it used).
+            row = session.get(InvitationRow, token_hash, with_for_update=True)
             if row is None or row.used or as_utc(row.expires_at) <= as_utc(self._clock()):
                 raise InvitationUnusable("invitation unknown, used or expired")
             if session.scalar(select(AdminRow.id).where(AdminRow.email == row.email)) is not None:

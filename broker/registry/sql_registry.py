@@ -216,7 +216,11 @@ class SqlRegistry(PortalReads):
         """Replace an OIDC service's registration (new redirect URIs, a rotated secret's hash).
         The old secret stops working on every worker's next look at the generation."""
         with self._writing() as session:
-            row = session.get(ServiceRow, service_id)
+            row = (
+                session.get(ServiceRow, service_id)
+                if _locked(session, ServiceRow.id, service_id)
+                else None
+            )
             if row is None or row.oidc is None:
                 raise UnknownService(f"no OIDC service with id {service_id!r}")
             row.oidc.redirect_uris = list(client.redirect_uris)
@@ -243,7 +247,11 @@ class SqlRegistry(PortalReads):
             )
             if taken is not None:
                 raise DuplicateEntry("school", "idp_entity_id", school.idp_entity_id)
-            row = session.get(SchoolRow, school.id)
+            row = (
+                session.get(SchoolRow, school.id)
+                if _locked(session, SchoolRow.id, school.id)
+                else None
+            )
             if row is None:
                 raise UnknownSchool(f"no school with id {school.id!r}")
             row.idp_entity_id = school.idp_entity_id
@@ -377,7 +385,11 @@ class SqlRegistry(PortalReads):
         if len(set(names)) != len(names):
             raise DuplicateEntry(f"declaration of service {service_id}", "attribute", names[0])
         with self._writing() as session:
-            row = session.get(ServiceRow, service_id, options=[joinedload(ServiceRow.declarations)])
+            row = (
+                session.get(ServiceRow, service_id, options=[joinedload(ServiceRow.declarations)])
+                if _locked(session, ServiceRow.id, service_id)
+                else None
+            )
             if row is None:
                 raise UnknownService(f"no service with id {service_id!r}")
             # Delete first: the new rows may reuse the old primary keys (service, attribute).
@@ -471,6 +483,16 @@ def _refuse_duplicates(session: Session, kind: str, unique: Sequence[UniqueCheck
 def _require_chain(session: Session, chain_id: str) -> None:
     if session.get(ChainRow, chain_id) is None:
         raise UnknownChain(chain_id)
+
+
+def _locked(session: Session, key: InstrumentedAttribute[str], entry_id: str) -> bool:
+    """Lock the row `key == entry_id` for a change (PostgreSQL: FOR NO KEY UPDATE; SQLite
+    writers are serial anyway); False when there is none. A removal of it (which locks the row
+    FOR UPDATE, registry/removal.py) then either waits for the change, or the change waits for
+    the removal and finds no row, instead of writing rows for an entry just deleted (a
+    StaleDataError or a foreign key failure: a 500 in the portal)."""
+    found = session.scalar(select(key).where(key == entry_id).with_for_update(key_share=True))
+    return found is not None
 
 
 def _updated_one(session: Session, statement: Update) -> bool:

@@ -48,7 +48,13 @@ def _descriptor(root: etree._Element, role: str) -> tuple[str, etree._Element]:
             else "a service provider (SPSSODescriptor)"
         )
         raise MetadataInvalid(f"metadata of {entity_id} does not describe {kind}")
-    if descriptor.find(f"{{{MD}}}KeyDescriptor") is None:
+    keys = descriptor.findall(f"{{{MD}}}KeyDescriptor")
+    # An IdP's assertions are checked with its signing keys only (a KeyDescriptor without `use`
+    # serves both, SAML metadata 2.4.1.1): a copy whose keys are all for encryption would make
+    # every login of the school fail.
+    if role == "idp":
+        keys = [key for key in keys if key.get("use") in (None, "signing")]
+    if not keys:
         raise MetadataInvalid(f"metadata of {entity_id} has no signing key (KeyDescriptor)")
     return entity_id, descriptor
 

@@ -296,3 +296,19 @@ def test_registered_by_entity_id_without_a_source_copy(config: Path, files: File
     assert "It had no metadata of its own" in result.output
     assert "signing certificate added" in result.output
     assert "endpoint added: SingleSignOnService (HTTP-Redirect)" in result.output
+
+
+def test_an_idp_copy_with_only_an_encryption_key_is_refused(config: Path, files: Files) -> None:
+    """The broker checks a school's assertions with the IdP's *signing* keys (a KeyDescriptor
+    with use="signing" or without `use`): a copy whose only key is for encryption would make
+    every login of the school fail the moment running brokers pick it up."""
+    encryption_only = files.folder / "encryption-only.xml"
+    rolled = files.idp("idp-rolled", key="idp-next").read_text()
+    encryption_only.write_text(rolled.replace('use="signing"', 'use="encryption"'))
+    before = dump(config)
+    result = run(
+        "school", "update", "--config", config, "--id", "12AB", "--saml-metadata", encryption_only
+    )
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: metadata of {IDP} has no signing key"), result.output
+    assert dump(config) == before

@@ -4,6 +4,7 @@ makes sense with it, in one transaction, and keeps receipts and history (broker/
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,9 +31,10 @@ from broker.registry import SqlRegistry, migrate
 from broker.registry.admin_tables import AdminRow, DeclarationChangeRow, InvitationRow
 from broker.registry.cached import CachedRegistryReader
 from broker.registry.database import open_engine, session_on, writer
+from broker.registry.errors import InvitationUnusable
 from broker.registry.migration import alembic_config, model_drift
 from broker.registry.receipt_tables import NoticePreferenceRow, ReceiptChainRow, ReceiptRow
-from broker.registry.removal import Stamp, remove_service
+from broker.registry.removal import Stamp, remove_school, remove_service
 from broker.registry.tables import (
     Base,
     DeclarationRow,
@@ -339,5 +341,105 @@ def test_a_policy_change_racing_a_removal_finds_no_service(postgres_registry_url
         assert len(outcome) == 1
         assert isinstance(outcome[0], UnknownService)
         assert rows_naming(registry, ReleasePolicyRow, "service_id", SAML_SERVICE.id) == 0
+    finally:
+        registry.close()
+
+
+def _racing_the_removal(
+    url: str, remove: Callable[[Session], None], change: Callable[[], None]
+) -> list[BaseException | None]:
+    """Run `change` in a thread while a removal (`remove`, done but not committed) is held open;
+    the outcome of `change` once the removal committed."""
+    outcome: list[BaseException | None] = []
+
+    def changing() -> None:
+        try:
+            change()
+            outcome.append(None)
+        except BaseException as error:  # the test looks at which
+            outcome.append(error)
+
+    engine = open_engine(url)
+    try:
+        with Session(engine) as removing:
+            remove(removing)
+            racer = threading.Thread(target=changing)
+            racer.start()
+            racer.join(timeout=1.0)
+            removing.commit()
+        racer.join(timeout=10)
+    finally:
+        engine.dispose()
+    return outcome
+
+
+@pytest.mark.postgres
+def test_portal_changes_racing_a_removal_refuse_as_for_an_unknown_entry(
+    postgres_registry_url: str,
+) -> None:
+    """PostgreSQL: a publisher's declaration or client change, or a school administrator's move
+    to another IdP, that comes while its service or school is being removed refuses as for an
+    unknown one, as a policy change does: no StaleDataError or foreign key failure (a 500 in the
+    portal), nothing half-written."""
+    migrate(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url)
+    stamp = Stamp("cli:test", datetime.now(UTC))
+    try:
+        registry.add_chain(Chain("uitgever-a", "Uitgever A"))
+        registry.accounts.add_publisher(Publisher("uitgever-a", "Uitgever A"))
+        registry.add_school(SAML_SCHOOL, "<idp/>")
+        registry.add_service(SAML_SERVICE, "<sp/>")
+        registry.add_service(OIDC_SERVICE, None)
+        declared = (Declaration("email", "to send the results"),)
+        outcome = _racing_the_removal(
+            postgres_registry_url,
+            lambda s: remove_service(s, SAML_SERVICE.id, stamp) and None,
+            lambda: registry.set_declarations(SAML_SERVICE.id, declared, "publisher"),
+        )
+        assert len(outcome) == 1 and isinstance(outcome[0], UnknownService), outcome
+        assert rows_naming(registry, DeclarationRow, "service_id", SAML_SERVICE.id) == 0
+        client = OIDC_SERVICE.oidc
+        assert client is not None
+        outcome = _racing_the_removal(
+            postgres_registry_url,
+            lambda s: remove_service(s, OIDC_SERVICE.id, stamp) and None,
+            lambda: registry.update_oidc_client(OIDC_SERVICE.id, client),
+        )
+        assert len(outcome) == 1 and isinstance(outcome[0], UnknownService), outcome
+        moved = School(SAML_SCHOOL.id, SAML_SCHOOL.name, "https://idp.elders.nl/saml")
+        outcome = _racing_the_removal(
+            postgres_registry_url,
+            lambda s: remove_school(s, SAML_SCHOOL.id, stamp) and None,
+            lambda: registry.update_school_idp(moved, "<idp/>"),
+        )
+        assert len(outcome) == 1 and isinstance(outcome[0], UnknownSchool), outcome
+        assert rows_naming(registry, SchoolRow, "id", SAML_SCHOOL.id) == 0
+    finally:
+        registry.close()
+
+
+@pytest.mark.postgres
+def test_an_invitation_accepted_while_its_school_goes_is_unusable(
+    postgres_registry_url: str,
+) -> None:
+    """PostgreSQL: a school administrator accepting their invitation while the school is being
+    removed gets the clear "invitation unusable" answer once the removal committed (not a
+    StaleDataError, a 500), and no account of a removed school is left behind."""
+    migrate(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url)
+    try:
+        registry.add_school(SAML_SCHOOL, "<idp/>")
+        expires = datetime.now(UTC) + timedelta(days=1)
+        registry.accounts.add_invitation(
+            "b" * 64, "nieuw@voorbeeld.nl", AdminRole.SCHOOL, SAML_SCHOOL.id, "S", expires, 1
+        )
+        stamp = Stamp("cli:test", datetime.now(UTC))
+        outcome = _racing_the_removal(
+            postgres_registry_url,
+            lambda s: remove_school(s, SAML_SCHOOL.id, stamp) and None,
+            lambda: registry.accounts.accept_invitation("b" * 64, "h", 1) and None,
+        )
+        assert len(outcome) == 1 and isinstance(outcome[0], InvitationUnusable), outcome
+        assert rows_naming(registry, AdminRow, "tenant_id", SAML_SCHOOL.id) == 0
     finally:
         registry.close()
