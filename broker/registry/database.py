@@ -20,10 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import OperationalError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from broker.core.errors import StoreUnavailable
 
@@ -122,3 +122,13 @@ def transaction_on(engine: Engine) -> Iterator[Connection]:
             yield connection
     except OperationalError as error:
         raise StoreUnavailable(f"registry database: {type(error.orig).__name__}") from error
+
+
+def locked_row(session: Session, key: InstrumentedAttribute[str], entry_id: str) -> bool:
+    """Lock the row `key == entry_id` for a change (PostgreSQL: FOR NO KEY UPDATE; SQLite
+    writers are serial anyway); False when there is none. A removal of it (which locks the row
+    FOR UPDATE, registry/removal.py) then either waits for the change, or the change waits for
+    the removal and finds no row, instead of writing rows for an entry just deleted (a
+    StaleDataError or a foreign key failure: a 500 in the portal)."""
+    found = session.scalar(select(key).where(key == entry_id).with_for_update(key_share=True))
+    return found is not None

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from broker.core.errors import UnknownSchool, UnknownService
 from broker.core.receipts import (
     GENESIS_HASH,
     ChainAnchor,
@@ -38,7 +39,13 @@ from broker.core.receipts import (
     verify_chain,
 )
 from broker.registry.changes import bump_generation
-from broker.registry.database import open_engine, session_on, transaction_on, writer
+from broker.registry.database import (
+    locked_row,
+    open_engine,
+    session_on,
+    transaction_on,
+    writer,
+)
 from broker.registry.receipt_tables import (
     NoticePreferenceRow,
     ReceiptChainRow,
@@ -46,6 +53,7 @@ from broker.registry.receipt_tables import (
     attributes_column,
     receipt_values,
 )
+from broker.registry.tables import SchoolRow, ServiceRow
 
 VERIFY_BATCH = 1000
 
@@ -209,6 +217,13 @@ class SqlReceiptBook:
         if mode not in (NOTICE_EVERY_SESSION, NOTICE_ON_CHANGES):
             raise ValueError(f"notice mode must be {NOTICE_EVERY_SESSION} or {NOTICE_ON_CHANGES}")
         with session_on(self._writer) as session:
+            # Both rows locked (database.locked_row): a setting that races the removal of its
+            # school or service waits for it and then refuses, instead of failing (a 500) or
+            # leaving a setting that would come back with a service registered again.
+            if not locked_row(session, SchoolRow.id, school_id):
+                raise UnknownSchool(f"no school with id {school_id!r}")
+            if not locked_row(session, ServiceRow.id, service_id):
+                raise UnknownService(f"no service with id {service_id!r}")
             row = session.get(NoticePreferenceRow, (school_id, service_id))
             if row is None:
                 session.add(

@@ -24,7 +24,7 @@ from broker.registry.admin_accounts import SqlAdminAccounts
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
 from broker.registry.bulk_import import ImportReport, apply_snapshot
 from broker.registry.changes import bump_generation
-from broker.registry.database import open_engine, session_on, writer
+from broker.registry.database import locked_row, open_engine, session_on, writer
 from broker.registry.errors import (
     DuplicateEntry,
     UndeclaredAttribute,
@@ -218,7 +218,7 @@ class SqlRegistry(PortalReads):
         with self._writing() as session:
             row = (
                 session.get(ServiceRow, service_id)
-                if _locked(session, ServiceRow.id, service_id)
+                if locked_row(session, ServiceRow.id, service_id)
                 else None
             )
             if row is None or row.oidc is None:
@@ -249,7 +249,7 @@ class SqlRegistry(PortalReads):
                 raise DuplicateEntry("school", "idp_entity_id", school.idp_entity_id)
             row = (
                 session.get(SchoolRow, school.id)
-                if _locked(session, SchoolRow.id, school.id)
+                if locked_row(session, SchoolRow.id, school.id)
                 else None
             )
             if row is None:
@@ -313,18 +313,11 @@ class SqlRegistry(PortalReads):
             )
             if locked is None:
                 raise UnknownSchool(f"no school with id {school_id!r}")
-            # FOR KEY SHARE on the service row: a removal of the service (which locks the row to
-            # delete it, registry/removal.py) waits for this change or this change waits for the
-            # removal and then finds no service, instead of failing on the foreign key of a
-            # policy for a service just deleted. Changes by other schools do not wait for it.
-            service_locked = session.scalar(
-                select(ServiceRow.id)
-                .where(ServiceRow.id == service_id)
-                .with_for_update(read=True, key_share=True)
-            )
+            # The service row locked too (database.locked_row): a removal of the service waits
+            # for this change, or this change waits for the removal and finds no service.
             service = (
                 session.get(ServiceRow, service_id, options=[joinedload(ServiceRow.declarations)])
-                if service_locked is not None
+                if locked_row(session, ServiceRow.id, service_id)
                 else None
             )
             if service is None:
@@ -387,7 +380,7 @@ class SqlRegistry(PortalReads):
         with self._writing() as session:
             row = (
                 session.get(ServiceRow, service_id, options=[joinedload(ServiceRow.declarations)])
-                if _locked(session, ServiceRow.id, service_id)
+                if locked_row(session, ServiceRow.id, service_id)
                 else None
             )
             if row is None:
@@ -483,16 +476,6 @@ def _refuse_duplicates(session: Session, kind: str, unique: Sequence[UniqueCheck
 def _require_chain(session: Session, chain_id: str) -> None:
     if session.get(ChainRow, chain_id) is None:
         raise UnknownChain(chain_id)
-
-
-def _locked(session: Session, key: InstrumentedAttribute[str], entry_id: str) -> bool:
-    """Lock the row `key == entry_id` for a change (PostgreSQL: FOR NO KEY UPDATE; SQLite
-    writers are serial anyway); False when there is none. A removal of it (which locks the row
-    FOR UPDATE, registry/removal.py) then either waits for the change, or the change waits for
-    the removal and finds no row, instead of writing rows for an entry just deleted (a
-    StaleDataError or a foreign key failure: a 500 in the portal)."""
-    found = session.scalar(select(key).where(key == entry_id).with_for_update(key_share=True))
-    return found is not None
 
 
 def _updated_one(session: Session, statement: Update) -> bool:

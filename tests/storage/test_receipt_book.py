@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import delete, update
 
+from broker.core.errors import UnknownSchool, UnknownService
 from broker.core.model import Release, School, Service, UpstreamIdentity
 from broker.core.receipts import ReceiptContent, ReceiptKeys, receipt_content
 from broker.registry import SqlRegistry
@@ -168,7 +170,11 @@ def test_a_deleted_chain_record_is_reported(book: SqlReceiptBook) -> None:
     assert problem is not None and "chain record missing" in problem.reason
 
 
-def test_notice_mode_defaults_to_every_session(book: SqlReceiptBook) -> None:
+def test_notice_mode_defaults_to_every_session(
+    sql_registry: SqlRegistry, book: SqlReceiptBook
+) -> None:
+    sql_registry.add_school(SCHOOLS[0], "<idp/>")
+    sql_registry.add_service(replace(SERVICES[0], chain_id=None), "<sp/>")
     assert book.notice_mode("99XX00", "leesplank") == "session"
     book.set_notice_mode("99XX00", "leesplank", "changes")
     assert book.notice_mode("99XX00", "leesplank") == "changes"
@@ -177,3 +183,9 @@ def test_notice_mode_defaults_to_every_session(book: SqlReceiptBook) -> None:
     assert book.notice_mode("99XX00", "leesplank") == "session"
     with pytest.raises(ValueError, match="notice mode"):
         book.set_notice_mode("99XX00", "leesplank", "never")
+    with pytest.raises(UnknownSchool):
+        book.set_notice_mode("99YY00", "leesplank", "changes")
+    with pytest.raises(UnknownService):
+        book.set_notice_mode("99XX00", "rekenwereld", "changes")
+    assert book.notice_modes("99YY00") == {}
+    assert book.notice_modes("99XX00") == {"leesplank": "session"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -305,42 +306,47 @@ def test_revision_0008_keeps_administrators_and_history_and_lets_the_school_go(
 
 
 @pytest.mark.postgres
-def test_a_policy_change_racing_a_removal_finds_no_service(postgres_registry_url: str) -> None:
-    """PostgreSQL: a school's policy change that comes while the service is being removed waits
-    for the removal and then refuses as for an unknown service; it does not fail on the foreign
-    key of a policy for a service just deleted (a 500 in the portal)."""
+def test_a_policy_or_notice_change_racing_a_removal_finds_no_service(
+    postgres_registry_url: str,
+) -> None:
+    """PostgreSQL: a school's policy or notice setting that comes while the service is being
+    removed waits for the removal and then refuses as for an unknown service; it does not fail on
+    the foreign key of a policy for a service just deleted (a 500 in the portal), nor leave a
+    notice setting that would come back with the service registered again."""
     migrate(postgres_registry_url)
     registry = SqlRegistry(postgres_registry_url)
+    stamp = Stamp("cli:test", datetime.now(UTC))
+    book = registry.receipt_book(KEYS)
+    third = replace(SAML_SERVICE, id="derde", entity_id="https://sp.derde.nl")
     try:
         registry.add_chain(Chain("uitgever-a", "Uitgever A"))
+        registry.accounts.add_publisher(Publisher("uitgever-a", "Uitgever A"))
         registry.add_school(SAML_SCHOOL, "<idp/>")
-        registry.add_service(SAML_SERVICE, "<sp/>")
+        for service in (SAML_SERVICE, OIDC_SERVICE, third):
+            registry.add_service(service, None if service.oidc else "<sp/>")
         registry.set_policy(SAML_SCHOOL.id, SAML_SERVICE.id, frozenset({"given_name"}), "test")
-        outcome: list[BaseException | None] = []
-
-        def change_policy() -> None:
-            try:
-                registry.set_policy(SAML_SCHOOL.id, SAML_SERVICE.id, frozenset(), "ict")
-                outcome.append(None)
-            except BaseException as error:  # the test looks at which
-                outcome.append(error)
-
-        engine = open_engine(postgres_registry_url)
-        try:
-            with Session(engine) as removing:  # the removal, held open before its commit
-                stamp = Stamp("cli:test", datetime.now(UTC))
-                remove_service(removing, SAML_SERVICE.id, stamp)
-                racer = threading.Thread(target=change_policy)
-                racer.start()
-                racer.join(timeout=1.0)
-                assert racer.is_alive(), "the policy change did not wait for the removal"
-                removing.commit()
-            racer.join(timeout=10)
-        finally:
-            engine.dispose()
-        assert len(outcome) == 1
-        assert isinstance(outcome[0], UnknownService)
-        assert rows_naming(registry, ReleasePolicyRow, "service_id", SAML_SERVICE.id) == 0
+        book.set_notice_mode(SAML_SCHOOL.id, OIDC_SERVICE.id, "changes")
+        races: list[tuple[str, Callable[[], None]]] = [
+            (
+                SAML_SERVICE.id,
+                lambda: registry.set_policy(SAML_SCHOOL.id, SAML_SERVICE.id, frozenset(), "ict"),
+            ),
+            # a notice setting there was (it would be updated), and none yet (it would be added)
+            (
+                OIDC_SERVICE.id,
+                lambda: book.set_notice_mode(SAML_SCHOOL.id, OIDC_SERVICE.id, "session"),
+            ),
+            (third.id, lambda: book.set_notice_mode(SAML_SCHOOL.id, third.id, "changes")),
+        ]
+        for service_id, change in races:
+            outcome = _racing_the_removal(
+                postgres_registry_url,
+                lambda s, gone=service_id: remove_service(s, gone, stamp) and None,
+                change,
+            )
+            assert len(outcome) == 1 and isinstance(outcome[0], UnknownService), outcome
+        for table in (ReleasePolicyRow, NoticePreferenceRow):
+            assert rows_naming(registry, table, "school_id", SAML_SCHOOL.id) == 0
     finally:
         registry.close()
 
