@@ -15,15 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
 from broker.certificates import write_pair
-from broker.cli.main import main
 from broker.config import load_settings
 from broker.core.model import OidcClient
 from broker.demo.publisher_sp import PublisherSpSettings, publisher_sp_metadata
 from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
 from broker.registry import SqlRegistry
+from tests.support.cli import run
 
 IDP_ENTITY = "http://localhost:9201/metadata"
 SP_ENTITY = "http://127.0.0.1:9202/metadata"
@@ -86,16 +86,6 @@ def metadata(tmp_path_factory: pytest.TempPathFactory) -> Metadata:
     )
     files.not_saml.write_text("<html><body>Not metadata</body></html>", encoding="utf-8")
     return files
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KETENBROKER_CONFIG", "KETENBROKER_SECRET_KEY", "KETENBROKER_PSEUDONYM_KEYS"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

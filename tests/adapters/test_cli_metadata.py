@@ -8,24 +8,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from bench.metadata_aggregate import certificate_body, idp_entity, signed_aggregate, sp_entity
 from broker.certificates import self_signed_pair
 from broker.cli.instance import init_instance
-from broker.cli.main import main
 from broker.config import load_settings
 from broker.registry import SqlRegistry
+from tests.support.cli import run
 from tests.support.feed import Feed
 
 SIGNER_KEY, SIGNER_CERT = self_signed_pair("federation signer")
 MEMBER = certificate_body(self_signed_pair("member")[1])
 SP = "https://sp.publisher.example/metadata"
 IDP = "https://idp.school.example/metadata"
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
 @pytest.fixture

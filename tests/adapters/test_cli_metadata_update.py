@@ -13,18 +13,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from broker.certificates import write_pair
-from broker.cli.main import main
 from broker.config import load_settings
 from broker.core.federation import FederationEntity
 from broker.core.model import OidcUpstream, School
 from broker.demo.publisher_sp import PublisherSpSettings, publisher_sp_metadata
 from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
 from broker.registry import SqlRegistry
+from tests.support.cli import run
 
 IDP = "http://localhost:9301/metadata"
 SP = "http://127.0.0.1:9302/metadata"
@@ -85,16 +84,6 @@ def fingerprint(cert_file: Path) -> str:
     cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
     digest = hashlib.sha256(cert.public_bytes(Encoding.DER)).digest()
     return ":".join(f"{b:02X}" for b in digest)
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KETENBROKER_CONFIG", "KETENBROKER_SECRET_KEY", "KETENBROKER_PSEUDONYM_KEYS"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")

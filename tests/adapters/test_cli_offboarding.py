@@ -13,9 +13,10 @@ import pytest
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 
-# The demo's registry (module fixture), the isolated environment and the runner are theirs.
-from tests.adapters.test_cli_registry import _isolated_environment, demo, run  # noqa: F401
+# The demo's registry (a module fixture) is test_cli_registry's.
+from tests.adapters.test_cli_registry import demo  # noqa: F401  # a fixture
 from tests.adapters.test_cli_registry import registry_dump as dump
+from tests.support.cli import run
 
 CONFIRMATION_NEEDED = 3
 

@@ -12,25 +12,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from broker.cli.main import main
 from broker.core.model import OidcUpstream, School
 from broker.registry import SqlRegistry
+from tests.support.cli import run
 from tests.support.live import free_ports, serve_app
 from tests.support.oidc_forge import ForgeProvider
 
 SECRET = "the-client-secret-at-the-school"
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KETENBROKER_CONFIG", "KETENBROKER_SECRET_KEY", "KETENBROKER_PSEUDONYM_KEYS"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture(scope="module")

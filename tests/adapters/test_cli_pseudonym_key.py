@@ -13,24 +13,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from broker.cli.main import main
 from broker.config import load_settings
 from broker.core.errors import ConfigurationError
 from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.pseudonym_key_file import PseudonymKeyFile, add_key_version, read_key_set
 from broker.registry import SqlRegistry
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KETENBROKER_CONFIG", "KETENBROKER_SECRET_KEY", "KETENBROKER_PSEUDONYM_KEYS"):
-        monkeypatch.delenv(name, raising=False)
+from tests.support.cli import run
 
 
 @pytest.fixture

@@ -10,25 +10,16 @@ import time
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 
 from broker.cli.main import main
 from broker.config import load_settings
 from broker.core.model import Release, School, Service, UpstreamIdentity
 from broker.core.receipts import receipt_content
 from broker.registry import SqlRegistry
+from tests.support.cli import run
 
 DAY = 24 * 3600
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KETENBROKER_CONFIG", "KETENBROKER_RECEIPT_KEY"):
-        monkeypatch.delenv(name, raising=False)
 
 
 @pytest.fixture

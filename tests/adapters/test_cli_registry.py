@@ -10,25 +10,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, prepare_demo
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
-from broker.cli.main import main
 from broker.config import load_settings
 from broker.oidc.provider import TOKEN_PATH
 from broker.registry import SqlRegistry
 from broker.web import create_app
-
-
-def run(*args: str | Path) -> Result:
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-@pytest.fixture(autouse=True)
-def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KETENBROKER_CONFIG", "KETENBROKER_SECRET_KEY", "KETENBROKER_PSEUDONYM_KEYS"):
-        monkeypatch.delenv(name, raising=False)
+from tests.support.cli import run
 
 
 @pytest.fixture(scope="module")
