@@ -47,6 +47,21 @@ class UnknownChain(BadRequest):
         self.chain_id = chain_id
 
 
+class PublisherInUse(BadRequest):
+    """A publisher organisation that services still name cannot be removed."""
+
+    code = "publisher_in_use"
+    public_message = "This publisher still has services."
+
+    def __init__(self, publisher_id: str, services: tuple[str, ...]) -> None:
+        super().__init__(
+            f"publisher {publisher_id} still has services {', '.join(services)}: remove each "
+            "first with `ketenbroker publisher remove SERVICE --yes`; nothing was changed"
+        )
+        self.publisher_id = publisher_id
+        self.services = services
+
+
 class UnknownPublisher(BadRequest):
     code = "unknown_publisher"
     public_message = "This publisher is not known to the broker."

@@ -40,6 +40,7 @@ from broker.registry.removal import (
     Stamp,
     kept_declaration_version,
     kept_policy_version,
+    remove_publisher,
     remove_school,
     remove_service,
 )
@@ -131,9 +132,9 @@ class SqlRegistry(PortalReads):
         with self._writing("service", checks) as session:
             if service.chain_id is not None:
                 _require_chain(session, service.chain_id)
-            if (
-                service.publisher_id is not None
-                and session.get(PublisherRow, service.publisher_id) is None
+            # Locked: a removal of the publisher waits for this, or this for it (removal.py).
+            if service.publisher_id is not None and not locked_row(
+                session, PublisherRow.id, service.publisher_id
             ):
                 raise UnknownPublisher(service.publisher_id)
             # An id registered again after a removal continues its declarations' history.
@@ -433,6 +434,11 @@ class SqlRegistry(PortalReads):
     def remove_service(self, service_id: str, *, apply: bool, removed_by: str = "") -> Removal:
         """Remove a service (approved or not) likewise."""
         return self._removing(remove_service, service_id, apply, removed_by)
+
+    def remove_publisher(self, publisher_id: str, *, apply: bool, removed_by: str = "") -> Removal:
+        """Remove a publisher organisation with no services left, and its administrators and
+        invitations; `PublisherInUse` (nothing changed) while a service names it."""
+        return self._removing(remove_publisher, publisher_id, apply, removed_by)
 
     def _removing(
         self, remove: Callable[..., Removal], entry_id: str, apply: bool, removed_by: str
