@@ -47,6 +47,17 @@ class UnknownChain(BadRequest):
         self.chain_id = chain_id
 
 
+class MetadataChanged(BadRequest):
+    """An entry's registered metadata is no longer the copy an update was prepared against."""
+
+    code = "metadata_changed"
+    public_message = "The metadata changed meanwhile."
+
+    def __init__(self, entry_id: str) -> None:
+        super().__init__(f"{entry_id}: the metadata changed meanwhile; run the command again")
+        self.entry_id = entry_id
+
+
 class PublisherInUse(BadRequest):
     """A publisher organisation that services still name cannot be removed."""
 
