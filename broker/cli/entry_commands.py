@@ -1,5 +1,6 @@
-"""`ketenbroker school list|remove` and `publisher list|remove`: what is registered, and
-offboarding a school or a service (docs/operations.md, "Offboarding a school or a service").
+"""`ketenbroker school list|remove` and `publisher list|remove|remove-organisation`: what is
+registered, and offboarding a school, a service or a publisher organisation (docs/operations.md,
+"Offboarding a school or a service").
 
 A removal without `--yes` says what would go and what stays, changes nothing and exits with
 code 3, so a script that forgot `--yes` stops instead of carrying on as if the entry were gone.
@@ -14,6 +15,7 @@ from pathlib import Path
 import click
 
 from broker.cli.options import config_option, open_registry, reports_errors, who
+from broker.core.admins import Publisher
 from broker.core.model import Protocol, School, Service
 from broker.registry import SqlRegistry
 from broker.registry.removal import Removal
@@ -137,6 +139,19 @@ def publisher_remove(config_path: Path, service_id: str, confirmed: bool) -> Non
     _report(removal, registry)
 
 
+@click.command("remove-organisation")
+@config_option
+@click.argument("publisher_id")
+@yes_option
+@reports_errors
+def publisher_remove_organisation(config_path: Path, publisher_id: str, confirmed: bool) -> None:
+    """Offboard a publisher organisation with its administrators' accounts and invitations;
+    refused while a service names it (remove those first with `publisher remove`)."""
+    _, registry = open_registry(config_path)
+    removal = registry.remove_publisher(publisher_id, apply=confirmed, removed_by=who())
+    _report(removal, registry)
+
+
 def _plural(count: int, word: str, words: str = "") -> str:
     return f"{count} {word if count == 1 else words or word + 's'}"
 
@@ -147,10 +162,25 @@ def _named(ids: tuple[str, ...]) -> str:
     return f"{shown} and {more} more" if more > 0 else shown
 
 
-def _report(removal: Removal, registry: SqlRegistry) -> None:
-    entry = removal.entry
+def _accounts(removal: Removal, role: str) -> list[str]:
+    if not (removal.admins or removal.invitations):
+        return []
+    return [
+        f"{_plural(removal.admins, f'{role} administrator account')} and "
+        f"{_plural(removal.invitations, 'invitation')}: portal access ends at once"
+    ]
+
+
+def _publisher_lines(removal: Removal) -> tuple[list[str], list[str]]:
+    """What goes and stays with a publisher organisation (it has no services left)."""
+    goes = ["the publisher organisation", *_accounts(removal, "publisher")]
+    stays = ["its former services' receipts and history (kept when each service was removed)"]
+    return goes, stays
+
+
+def _entry_lines(removal: Removal, entry: School | Service) -> tuple[list[str], list[str]]:
+    """What goes and stays with a school or a service."""
     school = isinstance(entry, School)
-    kind = "School" if school else "Service"
     if isinstance(entry, School):
         registration = (
             f"OpenID provider {entry.oidc.issuer} (client id {entry.oidc.client_id})"
@@ -173,15 +203,22 @@ def _report(removal: Removal, registry: SqlRegistry) -> None:
         )
     if removal.notice_settings:
         goes.append(_plural(removal.notice_settings, "notice setting"))
-    if removal.admins or removal.invitations:
-        goes.append(
-            f"{_plural(removal.admins, 'school administrator account')} and "
-            f"{_plural(removal.invitations, 'invitation')}: portal access ends at once"
-        )
+    goes += _accounts(removal, "school")
     stays = [f"{_plural(removal.receipts, 'receipt')} (what was released to whom)"]
     stays.append(f"{_plural(removal.policy_history, 'version')} of release policy history")
     if not school:
         stays.append(f"{_plural(removal.declaration_history, 'version')} of its declarations")
+    return goes, stays
+
+
+def _report(removal: Removal, registry: SqlRegistry) -> None:
+    entry = removal.entry
+    if isinstance(entry, Publisher):
+        kind = "Publisher"
+        goes, stays = _publisher_lines(removal)
+    else:
+        kind = "School" if isinstance(entry, School) else "Service"
+        goes, stays = _entry_lines(removal, entry)
     if isinstance(entry, Service) and entry.publisher_id:
         left = sum(1 for s in registry.all_services(entry.publisher_id) if s.id != entry.id)
         stays.append(
@@ -197,9 +234,12 @@ def _report(removal: Removal, registry: SqlRegistry) -> None:
     for line in stays:
         click.echo(f"  {line}")
     if removal.applied:
-        click.echo(
-            "Running brokers stop serving it within a second (docs/operations.md, Offboarding)."
+        effect = (
+            "Its administrators are signed out of the portal on their next request"
+            if isinstance(entry, Publisher)
+            else "Running brokers stop serving it within a second"
         )
+        click.echo(f"{effect} (docs/operations.md, Offboarding).")
         return
     click.echo(f"Nothing was changed: run again with --yes to remove {entry.id}.")
     raise SystemExit(CONFIRMATION_NEEDED)

@@ -10,6 +10,11 @@ login path finds the school or service by it; the replay cache, logout and the a
 audience are keyed by it), so it is a new registration, not a metadata update: remove the entry
 and add it again (a school's own administrators may also move it to another IdP on the portal).
 
+The write is conditional on the registered copy still being the one compared against (a
+compare-and-set in the registry's UPDATE): of two operators updating at once, the second is
+refused with "the metadata changed meanwhile; run the command again" and sees the first one's
+copy as the starting point when it does, instead of silently overwriting it.
+
 The write bumps the registry generation, so running brokers use the new copy within a second,
 without a restart.
 """
@@ -24,6 +29,7 @@ import click
 from broker.cli.sources import read_source
 from broker.config import Settings
 from broker.registry import SqlRegistry
+from broker.registry.errors import MetadataChanged
 from broker.saml.metadata_changes import metadata_changes
 from broker.saml.metadata_check import idp_entity_id, sp_entity_id
 
@@ -43,10 +49,11 @@ def update_metadata(
     registry: SqlRegistry,
     entry: Registered,
     source: str,
-    write: Callable[[str, str], None],
+    write: Callable[[str, str, str], None],
 ) -> None:
-    """Check the metadata at `source` for `entry`, write it with `write(entry_id, xml)` and say
-    what changed; a refusal raises `click.ClickException` (exit 1) before anything is written."""
+    """Check the metadata at `source` for `entry`, write it with `write(entry_id, xml, read)`
+    (refused unless `read` is still the registered copy) and say what changed; a refusal raises
+    `click.ClickException` (exit 1) with nothing written."""
     held = registry.federation.sources_of(entry.role).get(entry.entity_id)
     if held:
         raise click.ClickException(
@@ -64,7 +71,12 @@ def update_metadata(
     if xml == current:
         click.echo(f"{entry.title}: no change (the metadata is the registered copy).")
         return
-    write(entry.entry_id, xml)
+    try:
+        write(entry.entry_id, xml, current)
+    except MetadataChanged:
+        raise click.ClickException(
+            f"{entry.title}: the metadata changed meanwhile; run the command again"
+        ) from None
     click.echo(f"{entry.title}: metadata of {entity_id} updated.")
     if not current:
         click.echo("  It had no metadata of its own (registered by --saml-entity-id).")

@@ -7,7 +7,11 @@ from pathlib import Path
 
 import click
 
-from broker.cli.entry_commands import publisher_list, publisher_remove
+from broker.cli.entry_commands import (
+    publisher_list,
+    publisher_remove,
+    publisher_remove_organisation,
+)
 from broker.cli.options import catalogue_attribute, config_option, open_registry, reports_errors
 from broker.cli.publisher_logout import (
     logout_options,
@@ -166,3 +170,4 @@ publisher_group.add_command(publisher_update)
 
 publisher_group.add_command(publisher_list)
 publisher_group.add_command(publisher_remove)
+publisher_group.add_command(publisher_remove_organisation)

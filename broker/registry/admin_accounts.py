@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from broker.core.admins import Admin, AdminCredentials, AdminRole, Invitation, Publisher
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.registry.admin_tables import AdminRow, InvitationRow, PublisherRow
-from broker.registry.database import session_on, writer
+from broker.registry.database import locked_row, session_on, writer
 from broker.registry.errors import DuplicateEntry, InvitationUnusable, UnknownPublisher
 from broker.registry.tables import SchoolRow, as_utc
 
@@ -216,7 +216,9 @@ def _require_tenant(session: Session, role: AdminRole, tenant_id: str | None) ->
         return
     if not tenant_id:
         raise BadRequest(f"a {role.value} administrator needs a {role.value} id", code="bad_tenant")
-    if role is AdminRole.SCHOOL and session.get(SchoolRow, tenant_id) is None:
+    # Locked (database.locked_row): an account or invitation added while its school or publisher
+    # is removed waits for the removal and then finds no tenant, instead of outliving it.
+    if role is AdminRole.SCHOOL and not locked_row(session, SchoolRow.id, tenant_id):
         raise UnknownSchool(f"no school with id {tenant_id!r}")
-    if role is AdminRole.PUBLISHER and session.get(PublisherRow, tenant_id) is None:
+    if role is AdminRole.PUBLISHER and not locked_row(session, PublisherRow.id, tenant_id):
         raise UnknownPublisher(tenant_id)

@@ -47,6 +47,32 @@ class UnknownChain(BadRequest):
         self.chain_id = chain_id
 
 
+class MetadataChanged(BadRequest):
+    """An entry's registered metadata is no longer the copy an update was prepared against."""
+
+    code = "metadata_changed"
+    public_message = "The metadata changed meanwhile."
+
+    def __init__(self, entry_id: str) -> None:
+        super().__init__(f"{entry_id}: the metadata changed meanwhile; run the command again")
+        self.entry_id = entry_id
+
+
+class PublisherInUse(BadRequest):
+    """A publisher organisation that services still name cannot be removed."""
+
+    code = "publisher_in_use"
+    public_message = "This publisher still has services."
+
+    def __init__(self, publisher_id: str, services: tuple[str, ...]) -> None:
+        super().__init__(
+            f"publisher {publisher_id} still has services {', '.join(services)}: remove each "
+            "first with `ketenbroker publisher remove SERVICE --yes`; nothing was changed"
+        )
+        self.publisher_id = publisher_id
+        self.services = services
+
+
 class UnknownPublisher(BadRequest):
     code = "unknown_publisher"
     public_message = "This publisher is not known to the broker."

@@ -1,4 +1,5 @@
-"""Offboarding: what removing a school or a service takes with it, and what it leaves.
+"""Offboarding: what removing a school, a service or a publisher organisation takes with it, and
+what it leaves.
 
 One function per kind reads the plan inside a transaction and, asked to, deletes in that same
 transaction, so what the operator is told is exactly what went (docs/operations.md, "Offboarding
@@ -14,6 +15,10 @@ Stays: receipts (students and schools still need to see what was released to who
 of release policies and declarations (what the receipts' version numbers mean, and who chose
 them), pseudonym key versions (a service registered again under its id keeps its pseudonyms),
 federation copies (they belong to their metadata source), chains and publishers.
+
+A publisher organisation goes only once no service names it (`PublisherInUse` otherwise: its
+services are removed one by one first, each with its own plan); then its administrators'
+accounts and invitations go with it, as a school's do.
 """
 
 from __future__ import annotations
@@ -24,11 +29,17 @@ from datetime import datetime
 from sqlalchemy import ColumnElement, Delete, delete, func, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
-from broker.core.admins import AdminRole
+from broker.core.admins import AdminRole, Publisher
 from broker.core.errors import UnknownSchool, UnknownService
 from broker.core.model import School, Service
-from broker.registry.admin_tables import AdminRow, DeclarationChangeRow, InvitationRow
+from broker.registry.admin_tables import (
+    AdminRow,
+    DeclarationChangeRow,
+    InvitationRow,
+    PublisherRow,
+)
 from broker.registry.changes import bump_generation
+from broker.registry.errors import PublisherInUse, UnknownPublisher
 from broker.registry.receipt_tables import NoticePreferenceRow, ReceiptRow
 from broker.registry.tables import (
     Base,
@@ -51,15 +62,15 @@ class Removal:
     what it keeps (counts). `applied`: whether it was carried out or only read. Carried out,
     it leaves a line in `removals` (who, when, the name)."""
 
-    entry: School | Service
-    policies: tuple[str, ...]
-    notice_settings: int
-    admins: int
-    invitations: int
-    receipts: int
-    policy_history: int
-    declaration_history: int
+    entry: School | Service | Publisher
     applied: bool
+    policies: tuple[str, ...] = ()
+    notice_settings: int = 0
+    admins: int = 0
+    invitations: int = 0
+    receipts: int = 0
+    policy_history: int = 0
+    declaration_history: int = 0
 
 
 def _count(session: Session, table: type[Base], where: ColumnElement[bool]) -> int:
@@ -82,22 +93,40 @@ class Stamp:
 
 
 def _carry_out(
-    session: Session, entry: School | Service, stamp: Stamp, deletes: tuple[Delete, ...]
-) -> None:
-    """Children first, the entry last; the record of it; one generation bump for every worker."""
+    session: Session, removal: Removal, stamp: Stamp | None, deletes: tuple[Delete, ...]
+) -> Removal:
+    """Asked to (`stamp`): children first, the entry last; the record of it; one generation
+    bump for every worker. The plan `removal` either way."""
+    if stamp is None:
+        return removal
+    entry = removal.entry
     for statement in deletes:
         session.execute(statement)
-    kind = "school" if isinstance(entry, School) else "service"
-    session.add(
-        RemovalRow(
-            kind=kind,
-            entry_id=entry.id,
-            name=entry.name,
-            removed_at=stamp.at,
-            removed_by=stamp.by[:MAX_BY],
+    # `removals.kind` admits school and service only (a CHECK constraint, revision 0008): a
+    # publisher organisation's removal is not recorded there. Nothing outlives it that would
+    # need its name (receipts name schools and services).
+    if not isinstance(entry, Publisher):
+        session.add(
+            RemovalRow(
+                kind="school" if isinstance(entry, School) else "service",
+                entry_id=entry.id,
+                name=entry.name,
+                removed_at=stamp.at,
+                removed_by=stamp.by[:MAX_BY],
+            )
         )
-    )
     bump_generation(session)
+    return removal
+
+
+def _tenant_accounts(
+    role: AdminRole, tenant_id: str
+) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+    """The administrators and the invitations of one school or publisher: they act for it only."""
+    return (
+        (AdminRow.role == role.value) & (AdminRow.tenant_id == tenant_id),
+        (InvitationRow.role == role.value) & (InvitationRow.tenant_id == tenant_id),
+    )
 
 
 def remove_school(session: Session, school_id: str, stamp: Stamp | None) -> Removal:
@@ -113,36 +142,30 @@ def remove_school(session: Session, school_id: str, stamp: Stamp | None) -> Remo
     school = row.to_school()
     of_school = ReleasePolicyRow.school_id == school_id
     notices = NoticePreferenceRow.school_id == school_id
-    admins = (AdminRow.role == AdminRole.SCHOOL.value) & (AdminRow.tenant_id == school_id)
-    invitations = (InvitationRow.role == AdminRole.SCHOOL.value) & (
-        InvitationRow.tenant_id == school_id
-    )
+    admins, invitations = _tenant_accounts(AdminRole.SCHOOL, school_id)
     removal = Removal(
         school,
+        applied=stamp is not None,
         policies=_other_sides(session, ReleasePolicyRow.service_id, of_school),
         notice_settings=_count(session, NoticePreferenceRow, notices),
         admins=_count(session, AdminRow, admins),
         invitations=_count(session, InvitationRow, invitations),
         receipts=_count(session, ReceiptRow, ReceiptRow.school_id == school_id),
         policy_history=_count(session, PolicyChangeRow, PolicyChangeRow.school_id == school_id),
-        declaration_history=0,
-        applied=stamp is not None,
     )
-    if stamp is not None:
-        _carry_out(
-            session,
-            removal.entry,
-            stamp,
-            (
-                delete(ReleasePolicyRow).where(of_school),
-                delete(NoticePreferenceRow).where(notices),
-                delete(InvitationRow).where(invitations),
-                delete(AdminRow).where(admins),
-                delete(SchoolOidcRow).where(SchoolOidcRow.school_id == school_id),
-                delete(SchoolRow).where(SchoolRow.id == school_id),
-            ),
-        )
-    return removal
+    return _carry_out(
+        session,
+        removal,
+        stamp,
+        (
+            delete(ReleasePolicyRow).where(of_school),
+            delete(NoticePreferenceRow).where(notices),
+            delete(InvitationRow).where(invitations),
+            delete(AdminRow).where(admins),
+            delete(SchoolOidcRow).where(SchoolOidcRow.school_id == school_id),
+            delete(SchoolRow).where(SchoolRow.id == school_id),
+        ),
+    )
 
 
 def remove_service(session: Session, service_id: str, stamp: Stamp | None) -> Removal:
@@ -157,32 +180,61 @@ def remove_service(session: Session, service_id: str, stamp: Stamp | None) -> Re
     notices = NoticePreferenceRow.service_id == service_id
     removal = Removal(
         service,
+        applied=stamp is not None,
         policies=_other_sides(session, ReleasePolicyRow.school_id, for_service),
         notice_settings=_count(session, NoticePreferenceRow, notices),
-        admins=0,
-        invitations=0,
         # No index leads with service_id: a scan, acceptable for a command run once per contract.
         receipts=_count(session, ReceiptRow, ReceiptRow.service_id == service_id),
         policy_history=_count(session, PolicyChangeRow, PolicyChangeRow.service_id == service_id),
         declaration_history=_count(
             session, DeclarationChangeRow, DeclarationChangeRow.service_id == service_id
         ),
-        applied=stamp is not None,
     )
-    if stamp is not None:
-        _carry_out(
-            session,
-            removal.entry,
-            stamp,
-            (
-                delete(ReleasePolicyRow).where(for_service),
-                delete(NoticePreferenceRow).where(notices),
-                delete(DeclarationRow).where(DeclarationRow.service_id == service_id),
-                delete(OidcClientRow).where(OidcClientRow.service_id == service_id),
-                delete(ServiceRow).where(ServiceRow.id == service_id),
-            ),
-        )
-    return removal
+    return _carry_out(
+        session,
+        removal,
+        stamp,
+        (
+            delete(ReleasePolicyRow).where(for_service),
+            delete(NoticePreferenceRow).where(notices),
+            delete(DeclarationRow).where(DeclarationRow.service_id == service_id),
+            delete(OidcClientRow).where(OidcClientRow.service_id == service_id),
+            delete(ServiceRow).where(ServiceRow.id == service_id),
+        ),
+    )
+
+
+def remove_publisher(session: Session, publisher_id: str, stamp: Stamp | None) -> Removal:
+    """Likewise for a publisher organisation with no services left (`PublisherInUse`
+    otherwise, for a dry run too): its administrators and invitations go with it."""
+    # Locked: a service registered for it, or an administrator or invitation added for it,
+    # locks the same row (database.locked_row), so it waits and then finds no publisher, or
+    # this waits and then counts it.
+    row = session.scalar(
+        select(PublisherRow).where(PublisherRow.id == publisher_id).with_for_update()
+    )
+    if row is None:
+        raise UnknownPublisher(publisher_id)
+    services = _other_sides(session, ServiceRow.id, ServiceRow.publisher_id == publisher_id)
+    if services:
+        raise PublisherInUse(publisher_id, services)
+    admins, invitations = _tenant_accounts(AdminRole.PUBLISHER, publisher_id)
+    removal = Removal(
+        row.to_publisher(),
+        applied=stamp is not None,
+        admins=_count(session, AdminRow, admins),
+        invitations=_count(session, InvitationRow, invitations),
+    )
+    return _carry_out(
+        session,
+        removal,
+        stamp,
+        (
+            delete(InvitationRow).where(invitations),
+            delete(AdminRow).where(admins),
+            delete(PublisherRow).where(PublisherRow.id == publisher_id),
+        ),
+    )
 
 
 def kept_policy_version(session: Session, school_id: str, service_id: str) -> int:

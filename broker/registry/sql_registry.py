@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, cast
 
-from sqlalchemy import CursorResult, Update, select, update
+from sqlalchemy import CursorResult, Update, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
@@ -27,6 +27,7 @@ from broker.registry.changes import bump_generation
 from broker.registry.database import locked_row, open_engine, session_on, writer
 from broker.registry.errors import (
     DuplicateEntry,
+    MetadataChanged,
     UndeclaredAttribute,
     UnknownChain,
     UnknownPublisher,
@@ -40,6 +41,7 @@ from broker.registry.removal import (
     Stamp,
     kept_declaration_version,
     kept_policy_version,
+    remove_publisher,
     remove_school,
     remove_service,
 )
@@ -131,9 +133,9 @@ class SqlRegistry(PortalReads):
         with self._writing("service", checks) as session:
             if service.chain_id is not None:
                 _require_chain(session, service.chain_id)
-            if (
-                service.publisher_id is not None
-                and session.get(PublisherRow, service.publisher_id) is None
+            # Locked: a removal of the publisher waits for this, or this for it (removal.py).
+            if service.publisher_id is not None and not locked_row(
+                session, PublisherRow.id, service.publisher_id
             ):
                 raise UnknownPublisher(service.publisher_id)
             # An id registered again after a removal continues its declarations' history.
@@ -190,26 +192,54 @@ class SqlRegistry(PortalReads):
                 or ""
             )
 
-    def update_school_metadata(self, school_id: str, idp_metadata: str) -> None:
-        with self._writing() as session:
-            if not _updated_one(
-                session,
-                update(SchoolRow)
-                .where(SchoolRow.id == school_id)
-                .values(idp_metadata=idp_metadata),
-            ):
-                raise UnknownSchool(f"no school with id {school_id!r}")
-            bump_generation(session)
+    def update_school_metadata(
+        self, school_id: str, idp_metadata: str, expected: str | None = None
+    ) -> None:
+        """Replace a school's registered IdP metadata. `expected`: the copy the caller read
+        (`registered_metadata`); the write is then refused with `MetadataChanged` unless that is
+        still the registered copy, so of two operators updating at once the second is told
+        instead of silently overwriting the first."""
+        self._update_metadata(
+            SchoolRow,
+            SchoolRow.idp_metadata,
+            (SchoolRow.id, school_id),
+            (idp_metadata, expected),
+            UnknownSchool(f"no school with id {school_id!r}"),
+        )
 
-    def update_service_metadata(self, service_id: str, sp_metadata: str) -> None:
+    def update_service_metadata(
+        self, service_id: str, sp_metadata: str, expected: str | None = None
+    ) -> None:
+        """Likewise for a service's SP metadata."""
+        self._update_metadata(
+            ServiceRow,
+            ServiceRow.sp_metadata,
+            (ServiceRow.id, service_id),
+            (sp_metadata, expected),
+            UnknownService(f"no service with id {service_id!r}"),
+        )
+
+    def _update_metadata(
+        self,
+        table: type[SchoolRow] | type[ServiceRow],
+        column: InstrumentedAttribute[str] | InstrumentedAttribute[str | None],
+        key: tuple[InstrumentedAttribute[str], str],
+        copies: tuple[str, str | None],
+        unknown: BadRequest,
+    ) -> None:
+        (id_column, entry_id), (new, expected) = key, copies
+        where = [id_column == entry_id]
+        if expected is not None:
+            # Compare-and-set in the UPDATE itself: on PostgreSQL an UPDATE that waited for a
+            # concurrent one checks its WHERE again on the row that one left.
+            where.append(func.coalesce(column, "") == expected)
         with self._writing() as session:
-            if not _updated_one(
-                session,
-                update(ServiceRow)
-                .where(ServiceRow.id == service_id)
-                .values(sp_metadata=sp_metadata),
-            ):
-                raise UnknownService(f"no service with id {service_id!r}")
+            if not _updated_one(session, update(table).where(*where).values({column: new})):
+                if expected is not None and session.scalar(
+                    select(id_column).where(id_column == entry_id)
+                ):
+                    raise MetadataChanged(entry_id)
+                raise unknown
             bump_generation(session)
 
     def update_oidc_client(self, service_id: str, client: OidcClient) -> None:
@@ -433,6 +463,11 @@ class SqlRegistry(PortalReads):
     def remove_service(self, service_id: str, *, apply: bool, removed_by: str = "") -> Removal:
         """Remove a service (approved or not) likewise."""
         return self._removing(remove_service, service_id, apply, removed_by)
+
+    def remove_publisher(self, publisher_id: str, *, apply: bool, removed_by: str = "") -> Removal:
+        """Remove a publisher organisation with no services left, and its administrators and
+        invitations; `PublisherInUse` (nothing changed) while a service names it."""
+        return self._removing(remove_publisher, publisher_id, apply, removed_by)
 
     def _removing(
         self, remove: Callable[..., Removal], entry_id: str, apply: bool, removed_by: str

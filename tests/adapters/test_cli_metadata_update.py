@@ -301,3 +301,33 @@ def test_an_idp_copy_with_only_an_encryption_key_is_refused(config: Path, files:
     assert result.exit_code == 1, result.output
     assert result.output.startswith(f"Error: metadata of {IDP} has no signing key"), result.output
     assert dump(config) == before
+
+
+# -- two operators at once: the second is refused, the first one's copy stays -----------------
+@pytest.mark.parametrize(
+    ("kind", "entry", "role"), [("school", "12AB", "idp"), ("publisher", "rol", "sp")]
+)
+def test_a_copy_changed_between_read_and_write_is_refused(
+    config: Path, files: Files, monkeypatch: pytest.MonkeyPatch, kind: str, entry: str, role: str
+) -> None:
+    """Another operator's update lands after this command read the registered copy (and showed
+    the change against it) but before it writes: refused, exit 1, the other one's copy stays."""
+    theirs = "<theirs/>"
+    read = SqlRegistry.registered_metadata
+
+    def read_then_overtaken(self: SqlRegistry, role: str, entry_id: str) -> str:
+        copy = read(self, role, entry_id)
+        write = self.update_school_metadata if role == "idp" else self.update_service_metadata
+        write(entry_id, theirs)
+        return copy
+
+    monkeypatch.setattr(SqlRegistry, "registered_metadata", read_then_overtaken)
+    new = files.idp("idp-mine", key="idp-next") if role == "idp" else files.sp("sp-mine", key="x")
+    result = run(kind, "update", "--config", config, "--id", entry, "--saml-metadata", new)
+    assert result.exit_code == 1
+    title = "School" if kind == "school" else "Service"
+    assert result.output == (
+        f"Error: {title} {entry}: the metadata changed meanwhile; run the command again\n"
+    )
+    monkeypatch.undo()
+    assert registered(config, role, entry) == theirs

@@ -1,17 +1,22 @@
-"""`ketenbroker school list|remove` and `publisher list|remove` on the demo's registry: what an
-operator reads, a removal that only says what would go (exit code 3, registry byte-for-byte the
-same), the removal itself, and unknown ids (exit code 1, nothing changed)."""
+"""`ketenbroker school list|remove` and `publisher list|remove|remove-organisation` on the demo's
+registry: what an operator reads, a removal that only says what would go (exit code 3, registry
+byte-for-byte the same), the removal itself, and unknown ids or a publisher that still has services
+(exit code 1, nothing changed)."""
 
 from __future__ import annotations
 
 import json
 import shutil
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
+from broker.core.admins import AdminRole, Publisher
+from broker.core.model import ClientAuthMethod, OidcClient, Protocol, Service
+from broker.registry import SqlRegistry
 
 # The demo's registry (a module fixture) is test_cli_registry's.
 from tests.adapters.test_cli_registry import demo  # noqa: F401  # a fixture
@@ -92,3 +97,72 @@ def test_unknown_ids_exit_1_and_change_nothing(config: Path) -> None:
     service = run("publisher", "remove", "nope", "--config", config)
     assert service.exit_code == 1 and "no service with id 'nope'" in service.output
     assert dump(config) == before
+
+
+PUBLISHER = Publisher("uitgeverij-noord", "Uitgeverij Noord")
+NOORD_SERVICE = Service(
+    "noord-app",
+    "Noord App",
+    "noord-app",
+    None,
+    protocol=Protocol.OIDC,
+    oidc=OidcClient(("https://noord.example/cb",), ClientAuthMethod.SECRET_BASIC, "0" * 64),
+    publisher_id=PUBLISHER.id,
+)
+
+
+@pytest.fixture
+def publisher(config: Path) -> Path:
+    """The demo broker with a publisher organisation: one service, an administrator, an
+    invitation."""
+    registry = SqlRegistry(f"sqlite:///{config.parent / 'registry.sqlite3'}")
+    try:
+        registry.accounts.add_publisher(PUBLISHER)
+        registry.add_service(NOORD_SERVICE, None)
+        accounts = registry.accounts
+        accounts.add_admin("dev@noord.example", "h", "S", AdminRole.PUBLISHER, PUBLISHER.id)
+        expires = datetime.now(UTC) + timedelta(days=1)
+        accounts.add_invitation(
+            "e" * 64, "new@noord.example", AdminRole.PUBLISHER, PUBLISHER.id, "S", expires, 1
+        )
+    finally:
+        registry.close()
+    return config
+
+
+def test_a_publisher_with_services_is_refused_in_one_line(publisher: Path) -> None:
+    before = dump(publisher)
+    for confirm in ((), ("--yes",)):
+        refused = run(
+            "publisher", "remove-organisation", PUBLISHER.id, *confirm, "--config", publisher
+        )
+        assert refused.exit_code == 1
+        assert refused.output == (
+            f"Error: publisher {PUBLISHER.id} still has services noord-app: remove each first "
+            "with `ketenbroker publisher remove SERVICE --yes`; nothing was changed\n"
+        )
+    assert dump(publisher) == before
+
+
+def test_a_publisher_without_services_is_removed_with_its_accounts(publisher: Path) -> None:
+    assert run("publisher", "remove", "noord-app", "--yes", "--config", publisher).exit_code == 0
+    before = dump(publisher)
+    plan = run("publisher", "remove-organisation", PUBLISHER.id, "--config", publisher)
+    assert plan.exit_code == CONFIRMATION_NEEDED, plan.output
+    assert plan.output.startswith(f"Publisher {PUBLISHER.id} (Uitgeverij Noord) would be removed.")
+    assert "1 publisher administrator account and 1 invitation" in plan.output
+    assert "run again with --yes" in plan.output and dump(publisher) == before
+
+    removed = run("publisher", "remove-organisation", PUBLISHER.id, "--yes", "--config", publisher)
+    assert removed.exit_code == 0, removed.output
+    assert f"Publisher {PUBLISHER.id} (Uitgeverij Noord) removed." in removed.output
+    assert "signed out of the portal" in removed.output
+    registry = SqlRegistry(f"sqlite:///{publisher.parent / 'registry.sqlite3'}")
+    try:
+        assert registry.accounts.publisher(PUBLISHER.id) is None
+        assert registry.accounts.credentials("dev@noord.example") is None
+        assert registry.accounts.open_invitations() == []
+    finally:
+        registry.close()
+    again = run("publisher", "remove-organisation", PUBLISHER.id, "--yes", "--config", publisher)
+    assert again.exit_code == 1 and f"no publisher with id '{PUBLISHER.id}'" in again.output

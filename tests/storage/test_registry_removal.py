@@ -1,5 +1,6 @@
-"""Offboarding on SQLite and PostgreSQL: removing a school or a service takes exactly what only
-makes sense with it, in one transaction, and keeps receipts and history (broker/registry/removal.py)."""
+"""Offboarding on SQLite and PostgreSQL: removing a school, a service or a publisher organisation
+takes exactly what only makes sense with it, in one transaction, and keeps receipts and history
+(broker/registry/removal.py)."""
 
 from __future__ import annotations
 
@@ -29,13 +30,13 @@ from broker.core.model import (
 )
 from broker.core.receipts import ReceiptKeys, receipt_content
 from broker.registry import SqlRegistry, migrate
-from broker.registry.admin_tables import AdminRow, DeclarationChangeRow, InvitationRow
+from broker.registry.admin_tables import AdminRow, DeclarationChangeRow, InvitationRow, PublisherRow
 from broker.registry.cached import CachedRegistryReader
 from broker.registry.database import open_engine, session_on, writer
-from broker.registry.errors import InvitationUnusable
+from broker.registry.errors import InvitationUnusable, PublisherInUse, UnknownPublisher
 from broker.registry.migration import alembic_config, model_drift
 from broker.registry.receipt_tables import NoticePreferenceRow, ReceiptChainRow, ReceiptRow
-from broker.registry.removal import Stamp, remove_school, remove_service
+from broker.registry.removal import Stamp, remove_publisher, remove_school, remove_service
 from broker.registry.tables import (
     Base,
     DeclarationRow,
@@ -85,6 +86,7 @@ EVERY_TABLE = (
     ReceiptChainRow,
     AdminRow,
     InvitationRow,
+    PublisherRow,
     RemovalRow,
 )
 
@@ -271,6 +273,53 @@ def test_a_removal_is_recorded_and_its_name_still_names_its_receipts(
     assert names == {"lesmethode": "Lesmethode", "toets": "Toets App"}
 
 
+def test_a_publisher_with_services_is_refused_and_nothing_changes(
+    federation: SqlRegistry,
+) -> None:
+    before, generation = counts(federation), federation.generation()
+    for apply in (False, True):
+        with pytest.raises(PublisherInUse) as refused:
+            federation.remove_publisher("uitgever-a", apply=apply)
+        assert refused.value.services == ("toets",)
+        assert "still has services toets" in str(refused.value)
+        assert "publisher remove SERVICE --yes" in str(refused.value)
+    with pytest.raises(UnknownPublisher, match="no publisher with id 'nope'"):
+        federation.remove_publisher("nope", apply=True)
+    assert counts(federation) == before and federation.generation() == generation
+    assert federation.accounts.publisher("uitgever-a") is not None
+
+
+def test_a_publisher_without_services_goes_with_its_accounts(federation: SqlRegistry) -> None:
+    accounts = federation.accounts
+    expires = datetime.now(UTC) + timedelta(days=1)
+    accounts.add_invitation(
+        "c" * 64, "ops@uitgever-a.nl", AdminRole.PUBLISHER, "uitgever-a", "S", expires, 1
+    )
+    accounts.add_publisher(Publisher("uitgever-b", "Uitgever B"))
+    accounts.add_admin("dev@uitgever-b.nl", "h", "S", AdminRole.PUBLISHER, "uitgever-b")
+    federation.remove_service("toets", apply=True)
+    before, generation = counts(federation), federation.generation()
+    plan = federation.remove_publisher("uitgever-a", apply=False)
+    assert plan.entry == Publisher("uitgever-a", "Uitgever A") and not plan.applied
+    assert (plan.admins, plan.invitations, plan.policies, plan.receipts) == (1, 1, (), 0)
+    assert counts(federation) == before and federation.generation() == generation
+
+    removal = federation.remove_publisher("uitgever-a", apply=True, removed_by="cli:ops")
+    assert removal.applied and (removal.admins, removal.invitations) == (1, 1)
+    # Not recorded in `removals` (its CHECK constraint admits schools and services only).
+    assert gone(before, counts(federation)) == {"admins": 1, "invitations": 1, "publishers": 1}
+    assert accounts.publisher("uitgever-a") is None
+    assert [p.id for p in accounts.publishers()] == ["uitgever-b"]
+    assert accounts.credentials("dev@uitgever-a.nl") is None
+    assert accounts.credentials("dev@uitgever-b.nl") is not None
+    assert len([a for a in accounts.admins() if a.role is AdminRole.SCHOOL]) == 3
+    assert federation.generation() > generation
+    # Its former service's receipts and history stay (kept by the service's removal).
+    assert rows_naming(federation, ReceiptRow, "service_id", "toets") == 2
+    with pytest.raises(UnknownPublisher):
+        federation.add_service(replace(OIDC_SERVICE, id="toets2", entity_id="toets2"), None)
+
+
 def test_revision_0008_keeps_administrators_and_history_and_lets_the_school_go(
     registry_url: str,
 ) -> None:
@@ -447,5 +496,43 @@ def test_an_invitation_accepted_while_its_school_goes_is_unusable(
         )
         assert len(outcome) == 1 and isinstance(outcome[0], InvitationUnusable), outcome
         assert rows_naming(registry, AdminRow, "tenant_id", SAML_SCHOOL.id) == 0
+    finally:
+        registry.close()
+
+
+@pytest.mark.postgres
+def test_a_service_or_account_added_while_its_publisher_goes_is_refused(
+    postgres_registry_url: str,
+) -> None:
+    """PostgreSQL: a service registered for a publisher, or an administrator or invitation added
+    for it, while the publisher is being removed waits for the removal and is then refused as for
+    an unknown publisher: no service naming a publisher that is gone, no account outliving it."""
+    migrate(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url)
+    stamp = Stamp("cli:test", datetime.now(UTC))
+    expires = datetime.now(UTC) + timedelta(days=1)
+    accounts = registry.accounts
+    late: list[Callable[[], object]] = [
+        lambda: registry.add_service(OIDC_SERVICE, None),
+        lambda: accounts.add_admin(
+            "dev@uitgever-a.nl", "h", "S", AdminRole.PUBLISHER, "uitgever-a"
+        ),
+        lambda: accounts.add_invitation(
+            "d" * 64, "ops@uitgever-a.nl", AdminRole.PUBLISHER, "uitgever-a", "S", expires, 1
+        ),
+    ]
+    try:
+        for change in late:
+            accounts.add_publisher(Publisher("uitgever-a", "Uitgever A"))
+            outcome = _racing_the_removal(
+                postgres_registry_url,
+                lambda s: remove_publisher(s, "uitgever-a", stamp) and None,
+                lambda change=change: change() and None,
+            )
+            assert len(outcome) == 1 and isinstance(outcome[0], UnknownPublisher), outcome
+        assert rows_naming(registry, ServiceRow, "publisher_id", "uitgever-a") == 0
+        assert rows_naming(registry, AdminRow, "tenant_id", "uitgever-a") == 0
+        assert rows_naming(registry, InvitationRow, "tenant_id", "uitgever-a") == 0
+        assert rows_naming(registry, PublisherRow, "id", "uitgever-a") == 0
     finally:
         registry.close()
