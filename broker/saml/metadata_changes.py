@@ -43,7 +43,8 @@ class _Endpoint:
 
 
 def _fingerprint(der: bytes) -> str:
-    return ":".join(f"{byte:02X}" for byte in hashlib.sha256(der).digest())
+    # As `openssl x509 -fingerprint -sha256` and `keys status` show it (colon hex, upper case).
+    return hashlib.sha256(der).digest().hex(":").upper()
 
 
 def _certificates(descriptor: etree._Element) -> set[_Certificate]:
