@@ -1,6 +1,6 @@
-"""`ketenbroker school list|remove` and `publisher list|remove|remove-organisation`: what is
-registered, and offboarding a school, a service or a publisher organisation (docs/operations.md,
-"Offboarding a school or a service").
+"""`ketenbroker school list|remove` and `publisher list|organisations|remove|remove-organisation`:
+what is registered, and offboarding a school, a service or a publisher organisation
+(docs/operations.md, "Offboarding a school or a service").
 
 A removal without `--yes` says what would go and what stays, changes nothing and exits with
 code 3, so a script that forgot `--yes` stops instead of carrying on as if the entry were gone.
@@ -10,6 +10,7 @@ No listing prints a secret: an OIDC school shows its client id, never its client
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import click
@@ -18,7 +19,7 @@ from broker.cli.options import config_option, open_registry, reports_errors, who
 from broker.core.admins import Publisher
 from broker.core.model import Protocol, School, Service
 from broker.registry import SqlRegistry
-from broker.registry.removal import Removal
+from broker.registry.removal import Removal, removal_kind
 
 CONFIRMATION_NEEDED = 3
 # A removal that touches many pairs names the first few and counts the rest.
@@ -66,7 +67,7 @@ def service_line(service: Service, sources: dict[str, tuple[str, ...]]) -> dict[
     }
 
 
-def _print_table(lines: list[dict[str, str]], kind: str, as_json: bool) -> None:
+def _print_table(lines: Sequence[Mapping[str, str | int]], kind: str, as_json: bool) -> None:
     if as_json:
         for line in lines:
             fields = {k.replace(" ", "_"): None if v == NONE else v for k, v in line.items()}
@@ -74,8 +75,9 @@ def _print_table(lines: list[dict[str, str]], kind: str, as_json: bool) -> None:
         return
     if lines:
         columns = list(lines[0])
-        widths = [max(len(c), *(len(line[c]) for line in lines)) for c in columns]
-        rows = [[c.upper() for c in columns]] + [[line[c] for c in columns] for line in lines]
+        cells = [[str(line[c]) for c in columns] for line in lines]
+        widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
+        rows = [[c.upper() for c in columns], *cells]
         for row in rows:
             click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
     click.echo(f"{len(lines)} {kind}{'' if len(lines) == 1 else 's'}.")
@@ -103,6 +105,26 @@ def publisher_list(config_path: Path, as_json: bool) -> None:
     _, registry = open_registry(config_path)
     sources = registry.federation.sources_of("sp")
     _print_table([service_line(s, sources) for s in registry.all_services()], "service", as_json)
+
+
+@click.command("organisations")
+@config_option
+@json_option
+@reports_errors
+def publisher_organisations(config_path: Path, as_json: bool) -> None:
+    """Every publisher organisation, by id: its name, how many services name it and how many
+    publisher administrators act for it."""
+    _, registry = open_registry(config_path)
+    lines: list[dict[str, str | int]] = [
+        {
+            "id": found.publisher.id,
+            "name": found.publisher.name,
+            "services": found.services,
+            "administrators": found.admins,
+        }
+        for found in registry.accounts.publisher_organisations()
+    ]
+    _print_table(lines, "publisher organisation", as_json)
 
 
 yes_option = click.option(
@@ -213,11 +235,10 @@ def _entry_lines(removal: Removal, entry: School | Service) -> tuple[list[str], 
 
 def _report(removal: Removal, registry: SqlRegistry) -> None:
     entry = removal.entry
+    kind = removal_kind(entry).capitalize()
     if isinstance(entry, Publisher):
-        kind = "Publisher"
         goes, stays = _publisher_lines(removal)
     else:
-        kind = "School" if isinstance(entry, School) else "Service"
         goes, stays = _entry_lines(removal, entry)
     if isinstance(entry, Service) and entry.publisher_id:
         left = sum(1 for s in registry.all_services(entry.publisher_id) if s.id != entry.id)

@@ -9,6 +9,7 @@ import click
 
 from broker.cli.entry_commands import (
     publisher_list,
+    publisher_organisations,
     publisher_remove,
     publisher_remove_organisation,
 )
@@ -169,5 +170,6 @@ def publisher_add(
 publisher_group.add_command(publisher_update)
 
 publisher_group.add_command(publisher_list)
+publisher_group.add_command(publisher_organisations)
 publisher_group.add_command(publisher_remove)
 publisher_group.add_command(publisher_remove_organisation)

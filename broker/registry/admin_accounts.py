@@ -7,9 +7,10 @@ addresses are compared lower-cased and never appear in an error's detail (which 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from broker.core.admins import Admin, AdminCredentials, AdminRole, Invitation, Publisher
@@ -17,7 +18,7 @@ from broker.core.errors import BadRequest, UnknownSchool
 from broker.registry.admin_tables import AdminRow, InvitationRow, PublisherRow
 from broker.registry.database import locked_row, session_on, writer
 from broker.registry.errors import DuplicateEntry, InvitationUnusable, UnknownPublisher
-from broker.registry.tables import SchoolRow, as_utc
+from broker.registry.tables import SchoolRow, ServiceRow, as_utc
 
 MAX_EMAIL = 254
 
@@ -29,6 +30,13 @@ def normal_email(email: str) -> str:
     if not at or not local or "." not in domain or len(cleaned) > MAX_EMAIL or " " in cleaned:
         raise BadRequest("not an e-mail address", code="invalid_email")
     return cleaned
+
+
+@dataclass(frozen=True)
+class PublisherOrganisation:
+    publisher: Publisher
+    services: int
+    admins: int
 
 
 class SqlAdminAccounts:
@@ -206,6 +214,26 @@ class SqlAdminAccounts:
             return [
                 r.to_publisher()
                 for r in session.scalars(select(PublisherRow).order_by(PublisherRow.id))
+            ]
+
+    def publisher_organisations(self) -> list[PublisherOrganisation]:
+        """Every publisher organisation by id, with how many services name it and how many
+        administrators act for it (`ketenbroker publisher organisations`)."""
+        services = (
+            select(func.count()).where(ServiceRow.publisher_id == PublisherRow.id).scalar_subquery()
+        )
+        admins = (
+            select(func.count())
+            .where(
+                AdminRow.role == AdminRole.PUBLISHER.value, AdminRow.tenant_id == PublisherRow.id
+            )
+            .scalar_subquery()
+        )
+        query = select(PublisherRow, services, admins).order_by(PublisherRow.id)
+        with session_on(self._engine) as session:
+            return [
+                PublisherOrganisation(row.to_publisher(), service_count, admin_count)
+                for row, service_count, admin_count in session.execute(query)
             ]
 
 

@@ -24,6 +24,8 @@ from broker.core.model import Declaration, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
 from broker.registry.changes import bump_generation
+from broker.registry.database import locked_row
+from broker.registry.errors import UnknownPublisher
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.removal import kept_declaration_version, kept_policy_version
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
@@ -155,6 +157,17 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
     """Add or update one service; returns how far its declaration version was moved past the
     file's (a service registered again after a removal), else 0."""
     service = entry.service
+    # Locked (database.locked_row), as `add_service` does: the organisation's removal waits for
+    # this import, or this import for the removal and then stops here, clearly, instead of on
+    # the foreign key (revision 0009). The caller checked it exists; it may have gone since.
+    if service.publisher_id is not None and not locked_row(
+        session, PublisherRow.id, service.publisher_id
+    ):
+        raise UnknownPublisher(
+            service.publisher_id,
+            f"service {service.id} names it, and it was removed after the file was checked; "
+            "nothing was imported",
+        )
     row = session.get(
         ServiceRow,
         service.id,

@@ -77,8 +77,8 @@ class UnknownPublisher(BadRequest):
     code = "unknown_publisher"
     public_message = "This publisher is not known to the broker."
 
-    def __init__(self, publisher_id: str) -> None:
-        super().__init__(f"no publisher with id {publisher_id!r}")
+    def __init__(self, publisher_id: str, why: str = "") -> None:
+        super().__init__(f"no publisher with id {publisher_id!r}{f': {why}' if why else ''}")
         self.publisher_id = publisher_id
 
 

@@ -3,18 +3,28 @@
 `migrate` runs the whole upgrade in one transaction (both PostgreSQL and, with the way
 `database.py` drives SQLite, SQLite have transactional DDL), holding a lock so that several
 workers starting at once migrate once and the others find the schema at head.
+
+On SQLite the transaction runs with foreign key enforcement off and checks every reference
+before it commits (`migration_connection`): SQLite alters a table by copying it, dropping it and
+renaming the copy (Alembic's batch mode), and with enforcement on, dropping a table that rows of
+another refer to fails; SQLite's own procedure for such changes switches enforcement off and
+runs `PRAGMA foreign_key_check` at the end.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, event, text
 
+from broker.core.errors import ConfigurationError
 from broker.registry.database import open_engine, writer
 from broker.registry.tables import Base
 
@@ -33,16 +43,56 @@ def alembic_config(connection: Connection | None = None) -> Config:
 
 def migrate(url: str) -> None:
     """Upgrade the database at `url` to the newest schema (an empty database included)."""
+    with migration_connection(url) as connection:
+        command.upgrade(alembic_config(connection), "head")
+
+
+@contextmanager
+def migration_connection(url: str) -> Iterator[Connection]:
+    """One write transaction for schema changes at `url`, committed when the block succeeds.
+
+    PostgreSQL: under the migration lock. SQLite: with foreign key enforcement off, and refused
+    (`ConfigurationError`, rolled back) when a revision applied in the block leaves a reference
+    dangling.
+    """
     engine = open_engine(url)
+    sqlite = engine.dialect.name == "sqlite"
+    if sqlite:
+        # Runs after database.py's own `connect` listener, which switches enforcement on.
+        event.listen(engine, "connect", _foreign_keys_off)
     try:
         with writer(engine).begin() as connection:
             if connection.dialect.name == "postgresql":
                 connection.execute(
                     text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRES_MIGRATION_LOCK}
                 )
-            command.upgrade(alembic_config(connection), "head")
+            before = _heads(connection)
+            yield connection
+            # Only after a change: the check reads every row that has a foreign key, and every
+            # CLI command migrates first.
+            if sqlite and _heads(connection) != before:
+                _refuse_dangling_references(connection)
     finally:
         engine.dispose()
+
+
+def _heads(connection: Connection) -> tuple[str, ...]:
+    return MigrationContext.configure(connection).get_current_heads()
+
+
+def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
+    # Outside any transaction (SQLite ignores the pragma inside one): on connect.
+    dbapi_connection.execute("PRAGMA foreign_keys=OFF")
+
+
+def _refuse_dangling_references(connection: Connection) -> None:
+    dangling = connection.exec_driver_sql("PRAGMA foreign_key_check").all()
+    if dangling:
+        tables = sorted({str(row[0]) for row in dangling})
+        raise ConfigurationError(
+            f"the schema change would leave {len(dangling)} row(s) of {', '.join(tables)} "
+            "referring to rows that do not exist; nothing was changed"
+        )
 
 
 def model_drift(url: str) -> list[str]:

@@ -18,7 +18,12 @@ federation copies (they belong to their metadata source), chains and publishers.
 
 A publisher organisation goes only once no service names it (`PublisherInUse` otherwise: its
 services are removed one by one first, each with its own plan); then its administrators'
-accounts and invitations go with it, as a school's do.
+accounts and invitations go with it, as a school's do. A service's `publisher_id` is a foreign
+key (revision 0009), and whatever attaches a service to an organisation locks the
+organisation's row first (database.locked_row), so none can slip in while it goes.
+
+Every removal carried out leaves one row in `removals`: kind, id, name, when, and by whom
+(`cli:<user>`); no personal data.
 """
 
 from __future__ import annotations
@@ -60,7 +65,7 @@ MAX_BY = 200
 class Removal:
     """What one removal takes (`policies`: the other side's ids of the current policies) and
     what it keeps (counts). `applied`: whether it was carried out or only read. Carried out,
-    it leaves a line in `removals` (who, when, the name)."""
+    it leaves a line in `removals` (kind, id, name, when, by whom)."""
 
     entry: School | Service | Publisher
     applied: bool
@@ -102,21 +107,24 @@ def _carry_out(
     entry = removal.entry
     for statement in deletes:
         session.execute(statement)
-    # `removals.kind` admits school and service only (a CHECK constraint, revision 0008): a
-    # publisher organisation's removal is not recorded there. Nothing outlives it that would
-    # need its name (receipts name schools and services).
-    if not isinstance(entry, Publisher):
-        session.add(
-            RemovalRow(
-                kind="school" if isinstance(entry, School) else "service",
-                entry_id=entry.id,
-                name=entry.name,
-                removed_at=stamp.at,
-                removed_by=stamp.by[:MAX_BY],
-            )
+    session.add(
+        RemovalRow(
+            kind=removal_kind(entry),
+            entry_id=entry.id,
+            name=entry.name,
+            removed_at=stamp.at,
+            removed_by=stamp.by[:MAX_BY],
         )
+    )
     bump_generation(session)
     return removal
+
+
+def removal_kind(entry: School | Service | Publisher) -> str:
+    """`removals.kind` of an entry (a CHECK constraint admits these three, revision 0009)."""
+    if isinstance(entry, School):
+        return "school"
+    return "service" if isinstance(entry, Service) else "publisher"
 
 
 def _tenant_accounts(

@@ -164,8 +164,8 @@ class ServiceRow(Base):
     sp_metadata: Mapped[str | None] = mapped_column(Text, deferred=True)
     # Revision 0003: rows that existed before it are approved, so nothing running breaks.
     approved: Mapped[bool] = mapped_column(Boolean, server_default=true())
-    # No foreign key: SQLite cannot add one to an existing table without rebuilding it.
-    publisher_id: Mapped[str | None] = mapped_column(ID, index=True)
+    # A foreign key since revision 0009: a service never names an organisation that is gone.
+    publisher_id: Mapped[str | None] = mapped_column(ForeignKey("publishers.id"), index=True)
     declaration_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     declarations: Mapped[list[DeclarationRow]] = relationship(
         order_by="DeclarationRow.position", cascade="all, delete-orphan"
@@ -316,11 +316,12 @@ class PolicyChangeRow(Base):
 
 
 class RemovalRow(Base):
-    """Append-only (revision 0008): who removed which school or service when, and its name, so
-    the receipts that outlive the registration still name it (removal.py)."""
+    """Append-only (revision 0008): who removed which school, service or (revision 0009)
+    publisher organisation when, and its name, so the receipts that outlive a registration
+    still name it (removal.py)."""
 
     __tablename__ = "removals"
-    __table_args__ = (CheckConstraint("kind IN ('school', 'service')", name="kind"),)
+    __table_args__ = (CheckConstraint("kind IN ('school', 'service', 'publisher')", name="kind"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))

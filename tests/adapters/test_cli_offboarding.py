@@ -1,12 +1,14 @@
-"""`ketenbroker school list|remove` and `publisher list|remove|remove-organisation` on the demo's
-registry: what an operator reads, a removal that only says what would go (exit code 3, registry
-byte-for-byte the same), the removal itself, and unknown ids or a publisher that still has services
-(exit code 1, nothing changed)."""
+"""`ketenbroker school list|remove` and `publisher list|organisations|remove|remove-organisation`
+on the demo's registry: what an operator reads, a removal that only says what would go (exit code
+3, registry byte-for-byte the same), the removal itself, and unknown ids or a publisher that still
+has services (exit code 1, nothing changed)."""
 
 from __future__ import annotations
 
+import getpass
 import json
 import shutil
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -164,5 +166,49 @@ def test_a_publisher_without_services_is_removed_with_its_accounts(publisher: Pa
         assert registry.accounts.open_invitations() == []
     finally:
         registry.close()
+    # Recorded as a school's or a service's removal is: kind, id, name, when, by whom.
+    with sqlite3.connect(publisher.parent / "registry.sqlite3") as connection:
+        recorded = connection.execute(
+            "SELECT kind, name, removed_by FROM removals WHERE entry_id = ?", (PUBLISHER.id,)
+        ).fetchall()
+    assert recorded == [("publisher", "Uitgeverij Noord", f"cli:{getpass.getuser()}")]
+    listed = run("publisher", "organisations", "--config", publisher)
+    assert listed.output.endswith("0 publisher organisations.\n")
     again = run("publisher", "remove-organisation", PUBLISHER.id, "--yes", "--config", publisher)
     assert again.exit_code == 1 and f"no publisher with id '{PUBLISHER.id}'" in again.output
+
+
+def test_publisher_organisations_lists_each_with_its_services_and_administrators(
+    publisher: Path,
+) -> None:
+    registry = SqlRegistry(f"sqlite:///{publisher.parent / 'registry.sqlite3'}")
+    try:
+        registry.accounts.add_publisher(Publisher("uitgeverij-zuid", "Uitgeverij Zuid"))
+    finally:
+        registry.close()
+    before = dump(publisher)
+    listed = run("publisher", "organisations", "--config", publisher)
+    assert listed.exit_code == 0, listed.output
+    assert listed.output.splitlines() == [
+        "ID                NAME              SERVICES  ADMINISTRATORS",
+        "uitgeverij-noord  Uitgeverij Noord  1         1",
+        "uitgeverij-zuid   Uitgeverij Zuid   0         0",
+        "2 publisher organisations.",
+    ]
+    as_json = run("publisher", "organisations", "--config", publisher, "--json")
+    assert [json.loads(line) for line in as_json.output.splitlines()] == [
+        {
+            "id": "uitgeverij-noord",
+            "name": "Uitgeverij Noord",
+            "services": 1,
+            "administrators": 1,
+        },
+        {
+            "id": "uitgeverij-zuid",
+            "name": "Uitgeverij Zuid",
+            "services": 0,
+            "administrators": 0,
+        },
+    ]
+    assert "new@noord.example" not in listed.output + as_json.output
+    assert dump(publisher) == before

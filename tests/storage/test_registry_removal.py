@@ -306,8 +306,17 @@ def test_a_publisher_without_services_goes_with_its_accounts(federation: SqlRegi
 
     removal = federation.remove_publisher("uitgever-a", apply=True, removed_by="cli:ops")
     assert removal.applied and (removal.admins, removal.invitations) == (1, 1)
-    # Not recorded in `removals` (its CHECK constraint admits schools and services only).
-    assert gone(before, counts(federation)) == {"admins": 1, "invitations": 1, "publishers": 1}
+    assert gone(before, counts(federation)) == {
+        "admins": 1,
+        "invitations": 1,
+        "publishers": 1,
+        "removals": -1,  # the record of it, as for a school or a service (revision 0009)
+    }
+    with session_on(federation._engine) as session:
+        row = session.scalars(select(RemovalRow).where(RemovalRow.kind == "publisher")).one()
+        assert (row.entry_id, row.name, row.removed_by) == ("uitgever-a", "Uitgever A", "cli:ops")
+    # Only services' records name receipts: an organisation's does not become a service name.
+    assert "uitgever-a" not in federation.service_names()
     assert accounts.publisher("uitgever-a") is None
     assert [p.id for p in accounts.publishers()] == ["uitgever-b"]
     assert accounts.credentials("dev@uitgever-a.nl") is None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from broker.registry.database import open_engine, writer
+from broker.registry.migration import migration_connection
 from broker.registry.tables import Base
 
 
@@ -29,12 +29,8 @@ def _run_online() -> None:
         return
     # Only for a developer running the alembic command line with -x url=...
     url = context.get_x_argument(as_dictionary=True)["url"]
-    engine = open_engine(url)
-    try:
-        with writer(engine).begin() as own_connection:
-            _run(own_connection)
-    finally:
-        engine.dispose()
+    with migration_connection(url) as own_connection:
+        _run(own_connection)
 
 
 if context.is_offline_mode():
