@@ -34,7 +34,8 @@ class RegistryReader(Protocol):
     def services(self) -> list[Service]: ...
 
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
-        """The current policy; the default (pseudonym only, version 0) when none was set."""
+        """The current policy; the default (pseudonym only, version 0) when none was set. A
+        `BadRequest` (the registry's ServiceSwitchedOff) when the school switched it off."""
         ...
 
     def pseudonym_key_version(self, chain: str) -> ChainKeyVersion | None:

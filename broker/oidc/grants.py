@@ -14,7 +14,7 @@ import re
 import secrets
 import string
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from hashlib import sha256
 from typing import Any
 
@@ -23,16 +23,17 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
 
-from broker.core.errors import StateExpired
+from broker.core.errors import BadRequest, RequiredAttributeMissing, StateExpired
 from broker.core.model import Service
 from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
+from broker.core.release import release_for
 from broker.login.sealed import SealedStore
-from broker.oidc.requested_claims import scopes_supported
+from broker.oidc import requested_claims as oidc_claims
 
 CODE = "oidc-code"
 ACCESS = "oidc-access"
 REFRESH = "oidc-refresh"
-KNOWN_SCOPES = frozenset(scopes_supported())
+KNOWN_SCOPES = frozenset(oidc_claims.scopes_supported())
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
 
@@ -391,12 +392,39 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
         return authorization_code.code_challenge_method
 
 
-def still_registered(registry: RegistryReader, client_id: str, grantee: Grantee) -> bool:
-    """Codes and tokens outlive registrations in the store: once the client's service or the
-    student's school is removed (`ketenbroker publisher|school remove`), they stop working."""
-    if registry.service_by_entity_id(client_id) is None:
-        return False
-    return not grantee.school or registry.school(grantee.school) is not None
+def released_now(registry: RegistryReader, client_id: str, grantee: Grantee) -> Grantee | None:
+    """`grantee` as its school's release allows it today; None when its codes and tokens must
+    stop working.
+
+    Codes and tokens outlive registrations and policies in the store, so every use applies the
+    release rule (core/release.py) again to what the login delivered: they stop once the
+    client's service or the student's school is removed (`ketenbroker publisher|school
+    remove`), once the school switches the service off, and once the school no longer releases
+    an attribute the service requires (a new login would be refused for it too); a narrowed
+    policy drops the claims it no longer allows. Never wider: the grant holds only what the
+    login delivered, and a widened policy reaches the platform with the student's next login.
+    Registry reads only (the worker's cached view): no store round trip.
+    """
+    service = registry.service_by_entity_id(client_id)
+    if service is None or not grantee.school or registry.school(grantee.school) is None:
+        # No school named ("": from before grants named it): no policy to check it against.
+        return None
+    try:
+        policy = registry.policy(grantee.school, service.id)
+    except BadRequest:
+        return None  # the school switched the service off (the registry's ServiceSwitchedOff)
+    delivered = oidc_claims.claims_as_attributes(grantee.claims)
+    try:
+        # Asked for: what was delivered, so a required attribute counts as missing only when
+        # the login carried it and the policy now withholds it.
+        allowed = release_for(service, policy, frozenset(delivered), delivered)
+    except RequiredAttributeMissing:
+        return None
+    claims: dict[str, Any] = dict(oidc_claims.release_claims(allowed))
+    if oidc_claims.PREVIOUS_SUB in grantee.claims:
+        # Not an attribute: the pseudonym under the chain's previous key, as sub is one.
+        claims[oidc_claims.PREVIOUS_SUB] = grantee.claims[oidc_claims.PREVIOUS_SUB]
+    return grantee if claims == grantee.claims else replace(grantee, claims=claims)
 
 
 class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
@@ -430,7 +458,8 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         issued = self.vault.take_code(code)
         if issued is None or issued.client_id != client.get_client_id():
             return None
-        return issued if still_registered(self.registry, issued.client_id, issued.grantee) else None
+        grantee = released_now(self.registry, issued.client_id, issued.grantee)
+        return None if grantee is None else replace(issued, grantee=grantee)
 
     def delete_authorization_code(self, authorization_code: IssuedCode) -> None:
         pass  # taken already, atomically, in query_authorization_code
@@ -447,9 +476,11 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
 
     def authenticate_refresh_token(self, refresh_token: str) -> IssuedRefreshToken | None:
         found = self.vault.peek_refresh(refresh_token)
-        if found is None or not still_registered(self.registry, found.client_id, found.grantee):
+        if found is None:
             return None
-        return found
+        # The new tokens carry the narrowed claims: a narrowing stays for the family's life.
+        grantee = released_now(self.registry, found.client_id, found.grantee)
+        return None if grantee is None else replace(found, grantee=grantee)
 
     def create_token_response(self) -> Any:
         # The request passed every check: only now is the token used up, atomically, before new

@@ -95,3 +95,19 @@ def release_claims(attributes: Mapping[str, tuple[str, ...]]) -> dict[str, str |
         claim = attribute.claim
         claims[claim] = list(values) if claim in MULTI_VALUED else values[0]
     return claims
+
+
+def claims_as_attributes(claims: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """Claims that `release_claims` made, as the canonical attributes they came from (its
+    inverse): what a login delivered, for the release rule to be applied to again. Claims of no
+    catalogue attribute (`previous_sub`) and values of another shape are left out."""
+    attributes: dict[str, tuple[str, ...]] = {}
+    for claim, value in claims.items():
+        canonical = _BY_CLAIM.get(claim)
+        if canonical is None:
+            continue
+        if isinstance(value, str):
+            attributes[canonical] = (value,)
+        elif isinstance(value, list) and all(isinstance(v, str) for v in value):
+            attributes[canonical] = tuple(value)
+    return attributes

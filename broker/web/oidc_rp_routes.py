@@ -35,8 +35,12 @@ def callback(school_id: str) -> Response:
         raise InvalidMessage("callback without our state", code="unsolicited")
     params = {key: value for key, value in request.args.items() if len(value) <= MAX_PARAMETER}
     secret = browser_secret(request)
-    # Single use, before any check: state, nonce and PKCE verifier are spent by the first
-    # answer that names them, whether it passes or not.
+    # Opened with this browser's cookie before it is used up (as the SAML ACS does): an answer
+    # without the cookie (someone who learnt the state) changes nothing, and the student's own
+    # answer still completes the login. Then single use, before any other check: state, nonce
+    # and PKCE verifier are spent by this browser's first answer that names them, whether it
+    # passes or not.
+    b.flow.load(secret, login_id)
     record = b.flow.take(secret, login_id)
     metrics.school_answered(metrics.OIDC, record.upstream_at)
     if record.school_id != school_id:

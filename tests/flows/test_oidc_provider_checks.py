@@ -199,6 +199,9 @@ def _unsigned(claims: dict[str, Any]) -> str:
 def register(demo: LiveDemo, client_id: str, **options: Any) -> Client:
     method = options.pop("auth_method", ClientAuthMethod.SECRET_BASIC)
     redirect_uris = options.pop("redirect_uris", (NOWHERE,))
+    declarations = options.pop(
+        "declarations", (Declaration("given_name", "To greet the student."),)
+    )
     registration, secret = new_client(redirect_uris, method, **options)
     demo.registry.add_service(
         Service(
@@ -206,13 +209,14 @@ def register(demo: LiveDemo, client_id: str, **options: Any) -> Client:
             client_id,
             client_id,
             "leermiddelen",
-            declarations=(Declaration("given_name", "To greet the student."),),
+            declarations=declarations,
             protocol=Protocol.OIDC,
             oidc=registration,
         ),
         None,
     )
-    demo.registry.set_policy(DEMO_SCHOOL_ID, client_id, frozenset({"given_name"}), "test")
+    released = frozenset(d.attribute for d in declarations)
+    demo.registry.set_policy(DEMO_SCHOOL_ID, client_id, released, "test")
     return Client(demo, client_id, secret, redirect_uris[0])
 
 

@@ -236,6 +236,33 @@ def test_a_replayed_callback_is_refused(
     assert not demo.answers_publisher(stolen)
 
 
+def test_a_callback_without_the_browsers_cookie_leaves_the_login_to_the_browser(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Someone who learnt the callback URL (state and code) cannot spend the student's login:
+    without the browser's cookie the record does not open, and nothing of it is used up."""
+    browser = Browser()
+    start = f"{demo.publishers['leesplank'].base_url}/login?school={forge.issuer}"
+    callbacks = demo.settings.oidc_callback_url(FORGE_SCHOOL_ID)
+    callback = browser.get(start, stop=lambda url: url.startswith(callbacks)).location
+    assert callback and "state=" in callback and "code=" in callback
+    other_login = Browser()  # a browser with a broker cookie of its own
+    login(demo, forge, other_login)
+    requests_before = len(forge.token_requests)
+    for stranger in (Browser(), other_login):
+        refused = stranger.get(callback)
+        assert refused.status == 400, refused.text[:500]
+        assert "Error code:" in refused.text and "Traceback" not in refused.text
+        assert not demo.answers_publisher(refused)
+    assert caplog.text.count("refused code=state_expired ") == 2
+    assert len(forge.token_requests) == requests_before  # the code went nowhere
+    # The student's own browser completes the login with the same answer.
+    page = browser.get(callback)
+    assert page.status == 200, page.text[:500]
+    assert demo.answers_publisher(page)
+    assert SSO_COOKIE in browser.cookies(demo.broker_url)
+
+
 def test_a_school_error_ends_the_login_without_a_session(
     demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -1,9 +1,12 @@
 """What keeps a stolen password or cookie from being worth much: sign-in throttling and
 server-side portal sessions, both in the broker's store (shared by every worker).
 
-Throttling: after 5 failed sign-ins for one e-mail address, or 30 from one network address,
-within 15 minutes, further attempts are refused before any password is hashed (so the attempts
-cost the broker nothing either) until the window has passed. A TOTP code has a million values;
+Throttling: 5 sign-in attempts for one e-mail address (a successful one starts its count
+again), or 30 from one network address (successful ones included), within a 15-minute window;
+further attempts are refused before any password is hashed (so they cost the broker nothing
+either) until the window has passed. Every attempt is counted before its password is checked,
+with the store's atomic counter (`KeyValueStore.count`, as the rate limits count): of any number
+of attempts sent at once, at most the limit reach the check. A TOTP code has a million values;
 5 tries per 15 minutes make guessing one hopeless. The counters are keyed by a hash: the store
 holds no e-mail address. Someone who knows an administrator's address can lock them out for 15
 minutes at a time; that is the price of not letting anyone guess.
@@ -22,7 +25,7 @@ from hashlib import sha256
 from broker.core.ports import KeyValueStore
 
 ACCOUNT_FAILURES = 5
-ADDRESS_FAILURES = 30
+ADDRESS_ATTEMPTS = 30
 WINDOW_SECONDS = 15 * 60
 IDLE_SECONDS = 30 * 60
 MAX_SESSION_SECONDS = 8 * 60 * 60
@@ -32,26 +35,19 @@ def _key(kind: str, value: str) -> str:
     return f"portal:{kind}:{sha256(value.strip().lower().encode()).hexdigest()}"
 
 
-def _count(store: KeyValueStore, key: str) -> int:
-    value = store.get(key)
-    return int(value) if value and value.isdigit() else 0
-
-
-def sign_in_blocked(store: KeyValueStore, email: str, address: str) -> bool:
+def sign_in_throttled(store: KeyValueStore, email: str, address: str) -> bool:
+    """Counts this attempt, before anything is checked; True when it is over a limit. One atomic
+    step per counter, so two attempts never see the same count (an attempt over the account's
+    limit is not counted for the address: it is refused either way)."""
     return (
-        _count(store, _key("fail-account", email)) >= ACCOUNT_FAILURES
-        or _count(store, _key("fail-address", address)) >= ADDRESS_FAILURES
+        store.count(_key("sign-in-account", email), WINDOW_SECONDS) > ACCOUNT_FAILURES
+        or store.count(_key("sign-in-address", address), WINDOW_SECONDS) > ADDRESS_ATTEMPTS
     )
 
 
-def note_failure(store: KeyValueStore, email: str, address: str) -> None:
-    # Not atomic: two racing failures may count once. The limits leave room for that.
-    for key in (_key("fail-account", email), _key("fail-address", address)):
-        store.put(key, str(_count(store, key) + 1).encode(), WINDOW_SECONDS)
-
-
 def note_success(store: KeyValueStore, email: str) -> None:
-    store.delete(_key("fail-account", email))
+    """The account's attempts start again (the address's stay counted)."""
+    store.delete(_key("sign-in-account", email))
 
 
 def open_session(store: KeyValueStore, admin_id: int) -> tuple[str, int]:

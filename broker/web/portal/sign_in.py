@@ -22,10 +22,9 @@ from broker.web.login_steps import broker
 from broker.web.portal.forms import AcceptInvitationForm, SignInForm, digits
 from broker.web.portal.guard import (
     close_session,
-    note_failure,
     note_success,
     open_session,
-    sign_in_blocked,
+    sign_in_throttled,
 )
 from broker.web.portal.rights import (
     SESSION_ADMIN,
@@ -72,7 +71,9 @@ def sign_in() -> Response | str | tuple[str, int]:
         return render_template("portal/sign_in.html", form=form, refused=False), status
     b = broker()
     email, address = form.email.data or "", request.remote_addr or "-"
-    if sign_in_blocked(b.store, email, address):
+    # Counted before the password is hashed: concurrent guesses cannot all pass a check made
+    # before any of them was counted.
+    if sign_in_throttled(b.store, email, address):
         log.warning("portal sign-in refused admin=unknown reason=throttled")
         form.password.data = ""
         form.code.data = ""
@@ -87,7 +88,6 @@ def sign_in() -> Response | str | tuple[str, int]:
         start_session(found.admin)
         log.info("portal sign-in admin=%s role=%s", found.admin.id, found.admin.role.value)
         return redirect(home_of(found.admin), code=303)
-    note_failure(b.store, email, address)
     reason = "password" if not password_ok else "code"
     log.warning(
         "portal sign-in refused admin=%s reason=%s", found.admin.id if found else "unknown", reason
