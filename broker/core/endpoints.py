@@ -75,6 +75,16 @@ def redirect_uri_problem(uri: str) -> str | None:
 MAX_PRIVACY_CONTACT = 1024
 
 
+def privacy_contact_link(value: str) -> str:
+    """What a school typed as its privacy contact, as the link students follow: a bare e-mail
+    address (`privacy@school.nl`, what a privacy officer types) becomes a `mailto:` link;
+    anything else is kept as typed for `privacy_contact_problem` to judge."""
+    text = value.strip()
+    if "@" in text and ":" not in text and "/" not in text:
+        return f"mailto:{text}"
+    return text
+
+
 def privacy_contact_problem(value: str) -> str | None:
     """Why `value` cannot be a school's privacy contact (shown to students as a link)."""
     if len(value) > MAX_PRIVACY_CONTACT:

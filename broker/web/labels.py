@@ -9,7 +9,11 @@ asked: a lazy string would look the catalogue up again through Flask-Babel for e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, tzinfo
+
+from babel import Locale
+from babel.dates import format_datetime
 
 from broker.core.errors import BrokerError
 from broker.web.i18n import page_translations
@@ -126,17 +130,42 @@ def attribute_label(canonical: str) -> str:
     return canonical if label is None else _translated(label)
 
 
+# The catalogue's order (attributes.md): lists of released attributes read the same everywhere.
+_ORDER = {name: position for position, name in enumerate(_ATTRIBUTE_LABELS)}
+
+
+def attribute_labels(names: Iterable[str]) -> list[str]:
+    """The localised names of attributes in the catalogue's order (unknown codes last), for
+    lists a person reads ("First name, Role at school"), never the codes themselves."""
+    ordered = sorted(names, key=lambda name: (_ORDER.get(name, len(_ORDER)), name))
+    return [attribute_label(name) for name in ordered]
+
+
 def public_message(error: BrokerError) -> str:
     """The error's student-facing message in the language of the current request."""
     return _translated(error.public_message)
 
 
-def shown_time(moment: float | datetime, zone: tzinfo) -> str:
-    """A moment as people read it: the date and minute in `zone` (the broker's `time_zone`),
-    with the zone's abbreviation (CET, CEST), so it is never mistaken for another zone's. Unix
-    seconds, or a datetime (one without a zone is UTC, as the registry stores them)."""
+def _in_zone(moment: float | datetime, zone: tzinfo) -> datetime:
+    """Unix seconds, or a datetime (one without a zone is UTC, as the registry stores them),
+    as the time in `zone`."""
     if isinstance(moment, datetime):
         when = moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
     else:
         when = datetime.fromtimestamp(moment, UTC)
-    return when.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
+    return when.astimezone(zone)
+
+
+def shown_time(moment: float | datetime, zone: tzinfo) -> str:
+    """A moment as people read it: the date and minute in `zone` (the broker's `time_zone`),
+    with the zone's abbreviation (CET, CEST), so it is never mistaken for another zone's. Every
+    page of the portals shows times this way."""
+    return _in_zone(moment, zone).strftime("%Y-%m-%d %H:%M %Z")
+
+
+def shown_day(moment: float | datetime, zone: tzinfo, locale: Locale, now: float) -> str:
+    """A moment as a student reads it on a phone: day, short month name in the page's language
+    and minute in `zone` ("29 nov. 11:23"), the year only when it is not this year's."""
+    when, today = _in_zone(moment, zone), _in_zone(now, zone)
+    pattern = "d MMM HH:mm" if when.year == today.year else "d MMM y HH:mm"
+    return format_datetime(when, pattern, tzinfo=zone, locale=locale)

@@ -12,19 +12,22 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import tzinfo
 
+from babel import Locale
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
+from flask_babel import get_locale, ngettext
 from werkzeug.wrappers import Response
 
 from broker.core.errors import StateExpired, UnknownSchool
 from broker.core.model import Service, UpstreamIdentity
-from broker.core.receipts import Receipt, protocol_pairing
+from broker.core.receipts import Receipt
 from broker.login.flow import MY_DATA, LoginRequest
 from broker.registry.errors import ServiceSwitchedOff
 from broker.web.browser import SSO_COOKIE, browser_secret
-from broker.web.labels import attribute_label, shown_time
+from broker.web.labels import attribute_label, attribute_labels, shown_day
 from broker.web.wiring import Broker
 
 log = logging.getLogger("broker.my_data")
@@ -44,12 +47,24 @@ def _broker() -> Broker:
 
 
 @dataclass(frozen=True)
-class ReceiptLine:
-    when: str
+class ReceiptGroup:
+    """The receipts of one platform with one set of attributes: a student who signed in there
+    every school day reads one line ("6 times, last on 29 Nov 11:23"), not one row per login."""
+
     service_name: str
-    attributes: list[str]
-    pairing: str
-    policy_version: int
+    attributes: list[str]  # labels in the page's language, in the catalogue's order
+    count: int
+    last: str  # the newest, as the page shows it
+
+    @property
+    def summary(self) -> str:
+        text: str = ngettext(
+            "%(num)d time, on %(when)s",
+            "%(num)d times, last on %(when)s",
+            self.count,
+            when=self.last,
+        )
+        return text
 
 
 @dataclass(frozen=True)
@@ -110,7 +125,7 @@ def view(view_id: str) -> Response:
         "my_data.html",
         school=school,
         code=subject[:STUDENT_CODE_SHOWN],
-        receipts=[_line(names, receipt, b.settings.zone) for receipt in receipts],
+        groups=_groups(names, receipts, b.settings.zone),
         current=_current_releases(b, school.id, receipts),
         # An SSO session stands: the page offers "log out everywhere" (logout_routes.py).
         session_stands=bool(request.cookies.get(SSO_COOKIE)),
@@ -120,15 +135,23 @@ def view(view_id: str) -> Response:
     return response
 
 
-def _line(names: dict[str, str], receipt: Receipt, zone: tzinfo) -> ReceiptLine:
-    content = receipt.content
-    return ReceiptLine(
-        when=shown_time(content.issued_at, zone),
-        service_name=names.get(content.service_id, content.service_id),
-        attributes=[str(attribute_label(name)) for name in content.attributes],
-        pairing=protocol_pairing(content.school_protocol, content.service_protocol),
-        policy_version=content.policy_version,
-    )
+def _groups(names: dict[str, str], receipts: list[Receipt], zone: tzinfo) -> list[ReceiptGroup]:
+    """The receipts (newest first) grouped by platform and released attributes, the group with
+    the newest receipt first."""
+    grouped: dict[tuple[str, frozenset[str]], list[Receipt]] = {}
+    for receipt in receipts:
+        key = (receipt.content.service_id, frozenset(receipt.content.attributes))
+        grouped.setdefault(key, []).append(receipt)
+    locale, now = get_locale() or Locale("nl"), time.time()
+    return [
+        ReceiptGroup(
+            service_name=names.get(service_id, service_id),
+            attributes=attribute_labels(attributes),
+            count=len(members),
+            last=shown_day(members[0].content.issued_at, zone, locale, now),
+        )
+        for (service_id, attributes), members in grouped.items()
+    ]
 
 
 def _current_releases(b: Broker, school_id: str, receipts: list[Receipt]) -> list[CurrentRelease]:

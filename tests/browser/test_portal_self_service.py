@@ -89,7 +89,7 @@ def _signed_in(browser: Browser, site: Site, email: str) -> Page:
     page.get_by_label("E-mailadres").fill(email)
     page.get_by_label("Wachtwoord", exact=True).fill(PASSWORD)
     code = totp.code_at(site.secrets[email], totp.current_step() + 1)
-    page.get_by_label("Code uit je authenticator-app").fill(code)
+    page.get_by_label("Code uit uw authenticator-app").fill(code)
     page.get_by_role("button", name="Inloggen").click()
     expect(page.get_by_role("heading", level=1)).to_be_visible()
     return page
@@ -131,14 +131,14 @@ def test_school_switches_to_an_openid_provider_and_the_next_login_uses_it(
     site: Site, browser: Browser, screenshot: Screenshot
 ) -> None:
     school = _signed_in(browser, site, "ict@lyceum.example")
-    school.get_by_role("link", name="Identity provider").click()
+    school.get_by_role("link", name="Inlogdienst", exact=True).click()
     expect(school.locator("#current-idp")).to_contain_text("SAML")
-    school.get_by_label("Issuer-URL van jullie OpenID-provider").fill(site.forge.issuer)
+    school.get_by_label("Issuer-URL van uw OpenID-provider").fill(site.forge.issuer)
     school.get_by_label("Client-id van de broker daar").fill("broker")
     school.get_by_label("Clientgeheim van de broker daar").fill(SCHOOL_SECRET)
     school.get_by_label("Claim die een leerling identificeert").select_option("sub")
     screenshot(school, "portal-08-school-idp")
-    school.get_by_role("button", name="Deze OpenID-provider gebruiken").click()
+    school.get_by_role("button", name="Deze inlogdienst via OpenID Connect gebruiken").click()
     expect(school.get_by_text("Opgeslagen. De volgende login gebruikt het.")).to_be_visible()
     expect(school.locator("#current-idp")).to_contain_text(site.forge.issuer)
     assert SCHOOL_SECRET not in school.content()

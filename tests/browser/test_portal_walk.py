@@ -107,9 +107,12 @@ def _accept_invitation(page: Page, link: str) -> None:
     page.goto(link)
     secret = page.locator("#totp-secret").inner_text()
     assert page.locator("#otpauth-uri").inner_text().startswith("otpauth://totp/")
+    # The QR code is drawn (inline SVG: the CSP lets it through) at a size a camera reads.
+    box = page.locator("#totp-qr svg").bounding_box()
+    assert box is not None and box["width"] >= 150 and box["width"] == box["height"], box
     page.get_by_label("Nieuw wachtwoord", exact=True).fill(PASSWORD)
     page.get_by_label("Nieuw wachtwoord nogmaals").fill(PASSWORD)
-    page.get_by_label("Code uit je authenticator-app").fill(_code(secret))
+    page.get_by_label("Code uit uw authenticator-app").fill(_code(secret))
     page.get_by_role("button", name="Mijn account aanmaken").click()
 
 
@@ -131,7 +134,7 @@ def test_publisher_operator_school_then_student(
     expect(operator.get_by_role("heading", name="Inloggen op het portaal")).to_be_visible()
     operator.get_by_label("E-mailadres").fill(walk.operator_email)
     operator.get_by_label("Wachtwoord", exact=True).fill(PASSWORD)
-    operator.get_by_label("Code uit je authenticator-app").fill(_code(walk.operator_secret))
+    operator.get_by_label("Code uit uw authenticator-app").fill(_code(walk.operator_secret))
     screenshot(operator, "portal-01-sign-in")
     operator.get_by_role("button", name="Inloggen").click()
     expect(operator.get_by_role("heading", name="Diensten")).to_be_visible()
@@ -181,7 +184,10 @@ def test_publisher_operator_school_then_student(
     expect(school.get_by_text("Opgeslagen als versie 1.")).to_be_visible()
     expect(school.locator("#preview")).to_contain_text("Voornaam")
     expect(school.locator("#preview")).to_contain_text("Sanne")
-    expect(school.locator("#history")).to_contain_text("given_name")
+    # The history names the attribute and the colleague who chose, not codes.
+    expect(school.locator("#history")).to_contain_text("Voornaam")
+    expect(school.locator("#history")).to_contain_text("ict@lyceum.example")
+    expect(school.locator("#history")).not_to_contain_text("given_name")
     screenshot(school, "portal-05-school-release")
 
     # The publisher sees the school's choice, by attribute name only.

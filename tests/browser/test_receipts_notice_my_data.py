@@ -357,10 +357,14 @@ def _open_my_data(page: Page, live: LiveDemo) -> None:
 
 
 def _receipt_rows(page: Page) -> list[list[str]]:
-    rows = page.locator("tr[data-receipt]")
+    """The "what was shared" lines: [platform, what besides the pseudonym, how often and when]."""
+    groups = page.locator("[data-receipt-group]")
     return [
-        [cell.strip() for cell in rows.nth(i).locator("td").all_inner_texts()]
-        for i in range(rows.count())
+        [
+            groups.nth(i).locator(part).inner_text().strip()
+            for part in ("[data-service]", "[data-attributes]", "[data-when]")
+        ]
+        for i in range(groups.count())
     ]
 
 
@@ -386,14 +390,22 @@ def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], P
     view_url = fatima.url
     rows = _receipt_rows(fatima)
     assert len(rows) == 2, rows
-    by_service = {row[1]: row for row in rows}
+    by_service = {row[0]: row for row in rows}
     assert set(by_service) == {lees_name, reken_name}, rows
-    assert set(by_service[lees_name][2].split(", ")) == {FIRST_NAME, ROLE}, rows
-    assert by_service[reken_name][2] == "Nothing else"
+    assert by_service[lees_name][1] == f"{FIRST_NAME}, {ROLE}", rows  # the catalogue's order
+    assert by_service[reken_name][1] == "Only your pseudonym."
     for row in rows:
-        # The broker's time zone (Europe/Amsterdam by default), with its abbreviation.
-        assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} CES?T", row[0]), row
+        # Day, month and minute in the broker's time zone (Europe/Amsterdam by default).
+        assert re.fullmatch(r"1 time, on \d{1,2} [A-Z][a-z]{2} \d{2}:\d{2}", row[2]), row
     expect(fatima.locator("[data-receipts]")).not_to_contain_text(toets_name)
+    # On a phone (375 px) nothing scrolls sideways and "when" stays on one line.
+    fatima.set_viewport_size({"width": 375, "height": 800})
+    assert fatima.evaluate("document.documentElement.scrollWidth") <= 375
+    box = fatima.locator("[data-when]").first.bounding_box()
+    size = fatima.evaluate(
+        "parseFloat(getComputedStyle(document.querySelector('[data-when]')).fontSize)"
+    )
+    assert box is not None and box["height"] < 2 * size, (box, size)
     contact = fatima.locator("[data-privacy-contact]")
     expect(contact).to_have_attribute("href", PRIVACY_CONTACT)
     expect(contact).to_have_text(f"contact {SCHOOL_NAME}")
@@ -412,8 +424,8 @@ def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], P
     _open_my_data(marieke, live)
     rows = _receipt_rows(marieke)
     assert len(rows) == 1, rows
-    assert rows[0][1] == toets_name
-    assert rows[0][2] == "Nothing else"
+    assert rows[0][0] == toets_name
+    assert rows[0][1] == "Only your pseudonym."
     table = marieke.locator("[data-receipts]")
     for other in (lees_name, reken_name):
         expect(table).not_to_contain_text(other)
@@ -421,12 +433,12 @@ def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], P
     # A's page address, opened in B's browser, shows nothing of A (sealed under A's browser).
     response = marieke.goto(view_url)
     assert response is not None and response.status >= 400, response and response.status
-    expect(marieke.locator("tr[data-receipt]")).to_have_count(0)
+    expect(marieke.locator("[data-receipt-group]")).to_have_count(0)
     expect(marieke.locator("main")).not_to_contain_text(lees_name)
 
     # A's own page still shows A's two receipts, and now B's login is not among them.
     fatima.reload()
-    assert sorted(row[1] for row in _receipt_rows(fatima)) == sorted([lees_name, reken_name])
+    assert sorted(row[0] for row in _receipt_rows(fatima)) == sorted([lees_name, reken_name])
 
 
 # -- 4: the school's receipts and export ------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from flask.testing import FlaskClient
@@ -16,7 +17,8 @@ from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite
 
 SERVICES = f"/portal/publisher/{PUBLISHER_ID}/services"
 ENDS = datetime.now(UTC).replace(microsecond=0) + timedelta(days=30)
-ENDS_SHOWN = f"{ENDS:%Y-%m-%d %H:%M} UTC"
+# In the broker's time zone with its abbreviation, as every portal page shows times.
+ENDS_SHOWN = ENDS.astimezone(ZoneInfo("Europe/Amsterdam")).strftime("%Y-%m-%d %H:%M %Z")
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,12 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from babel import Locale
 
 from broker.cli.instance import CONFIG_NAME, init_instance
 from broker.config import Settings, load_settings, settings_from_mapping
 from broker.core.errors import ConfigurationError
-from broker.web.labels import shown_time
+from broker.web.labels import shown_day, shown_time
 
 AMSTERDAM = ZoneInfo("Europe/Amsterdam")
 
@@ -58,3 +59,13 @@ def test_an_unknown_time_zone_is_refused(instance: Settings, value: object) -> N
 
 def test_another_zone_is_accepted(instance: Settings) -> None:
     assert _with(instance, "UTC").time_zone == "UTC"
+
+
+def test_a_student_reads_day_month_and_minute_and_the_year_only_when_another() -> None:
+    now = 1796037780  # 2026-11-30 11:23 UTC
+    dutch, english = Locale.parse("nl"), Locale.parse("en")
+    assert shown_day(now, AMSTERDAM, dutch, now) == "30 nov 12:23"
+    assert shown_day(now, AMSTERDAM, english, now) == "30 Nov 12:23"
+    # 2025-12-31 23:30 UTC is New Year's Day in Amsterdam: this year, so no year.
+    assert shown_day(1767223800, AMSTERDAM, english, now) == "1 Jan 00:30"
+    assert shown_day(1735687800, AMSTERDAM, dutch, now) == "1 jan 2025 00:30"

@@ -24,7 +24,7 @@ from wtforms import (
     URLField,
 )
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
-from wtforms.widgets import CheckboxInput, ListWidget
+from wtforms.widgets import CheckboxInput, DateInput, ListWidget
 
 from broker.core.catalogue import CATALOGUE
 from broker.web.labels import attribute_label
@@ -202,15 +202,26 @@ class PrivacyContactForm(FlaskForm):
     contact = StringField(
         _l("Privacy contact"),
         [DataRequired(), Length(max=1024)],
-        description=_l("An https:// web page or a mailto: address, shown on students' data pages."),
+        description=_l(
+            "An e-mail address (such as privacy@school.nl) or a web page starting with https://. "
+            "Students and parents see it on their data page."
+        ),
     )
 
 
+# What `<input type="date">` submits; a browser without a date picker shows a text field.
+ISO_DATE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+
+
 def _real_date(form: FlaskForm, field: Field) -> None:
+    if not ISO_DATE.match(field.data or ""):
+        raise ValidationError(_l("Enter the date as YYYY-MM-DD, such as 2026-11-28."))
     try:
-        date.fromisoformat(field.data or "")
+        date.fromisoformat(field.data)
     except ValueError:
-        raise ValidationError(_l("Enter a date that exists, as YYYY-MM-DD.")) from None
+        raise ValidationError(
+            _l("This date does not exist: check the day and the month.")
+        ) from None
 
 
 STUDENT_CODE = Regexp(
@@ -225,8 +236,13 @@ class ReceiptFilterForm(FlaskForm):
     class Meta:
         csrf = False
 
-    since = StringField(_l("From (YYYY-MM-DD)"), [Optional(), _real_date])
-    until = StringField(_l("Until (YYYY-MM-DD)"), [Optional(), _real_date])
+    since = StringField(_l("From"), [Optional(), _real_date], widget=DateInput())
+    until = StringField(
+        _l("Until"),
+        [Optional(), _real_date],
+        widget=DateInput(),
+        description=_l("That day included."),
+    )
     service = SelectField(_l("Service"), validate_choice=False)
     attribute = SelectField(_l("Attribute"), validate_choice=False)
     student = StringField(
@@ -234,6 +250,12 @@ class ReceiptFilterForm(FlaskForm):
         [Optional(), STUDENT_CODE],
         description=_l("As shown on the student's data page, or found below."),
     )
+
+    def validate_until(self, field: Field) -> None:
+        since, until = self.since.data or "", field.data or ""
+        # Both are YYYY-MM-DD once their own checks passed, so text order is date order.
+        if not (self.since.errors or field.errors) and since and until and until < since:
+            raise ValidationError(_l("This date is before the From date."))
 
 
 class StudentLookupForm(FlaskForm):

@@ -20,6 +20,7 @@ from broker.core.errors import BadRequest
 from broker.core.model import Declaration, NamingProfile, Service
 from broker.core.pseudonym_rotation import open_windows
 from broker.saml.metadata_report import sp_metadata_problems
+from broker.web.labels import shown_time
 from broker.web.login_steps import broker
 from broker.web.portal.forms import EmptyForm, ServiceForm, service_form_class
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
@@ -49,16 +50,19 @@ def _prefill(service: Service) -> dict[str, str]:
 
 
 def key_windows(services: list[Service]) -> list[tuple[str, str]]:
-    """(what is being re-keyed, the window's end in UTC) for every pseudonym key window open
-    for these services: their engineers must re-key accounts before it ends (docs/portals.md).
+    """(what is being re-keyed, the window's end as the pages show times) for every pseudonym key
+    window open for these services: their engineers must re-key accounts before it ends
+    (docs/portals.md).
     A service in no chain is named itself; a chain by its name."""
     registry = broker().registry
     own = {s.pseudonym_chain: s.name for s in services if not s.chain_id}
     windows = []
+    zone = broker().settings.zone
     for record in open_windows(registry.pseudonym_keys.all(), services, datetime.now(UTC)):
         chain = registry.chain(record.chain)
         label = own.get(record.chain) or (chain.name if chain else record.chain)
-        windows.append((label, f"{record.window_ends:%Y-%m-%d %H:%M} UTC"))
+        assert record.window_ends is not None  # an open window has an end
+        windows.append((label, shown_time(record.window_ends, zone)))
     return windows
 
 

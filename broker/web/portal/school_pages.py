@@ -17,6 +17,7 @@ from broker.core.admins import AdminRole
 from broker.core.model import Service
 from broker.web.labels import attribute_label
 from broker.web.login_steps import broker
+from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.forms import NoticeForm, PolicyForm
 from broker.web.portal.preview import preview_release
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
@@ -62,7 +63,11 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
     if form.validate_on_submit():
         chosen = frozenset(form.attributes.data or [])
         policy = registry.set_policy(
-            school_id, service_id, chosen, f"admin:{current_admin().id}", active=form.active.data
+            school_id,
+            service_id,
+            chosen,
+            recorded_author(current_admin()),
+            active=form.active.data,
         )
         log.info(
             "portal policy school=%s service=%s version=%s active=%s admin=%s",
@@ -75,13 +80,15 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         flash(gettext("Saved as version %(version)d.", version=policy.version))
         return redirect(url_for(".service", school_id=school_id, service_id=service_id), code=303)
     released = choice.attributes if choice and not choice.needs_confirmation else frozenset()
+    history = registry.policy_history(school_id, service_id)
     page = render_template(
         "portal/school_service.html",
         school_id=school_id,
         service=found,
         choice=choice,
         form=form,
-        history=registry.policy_history(school_id, service_id),
+        history=history,
+        authors=shown_authors((change.changed_by for change in history), school_id),
         preview=preview_release(released),
         notice_form=NoticeForm(data={"mode": broker().receipts.notice_mode(school_id, service_id)}),
     )

@@ -28,7 +28,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from wtforms import SelectChoice
 
 from broker.core.admins import AdminRole
-from broker.core.endpoints import privacy_contact_problem
+from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
 from broker.core.model import UpstreamIdentity
 from broker.core.receipt_export import csv_lines, json_lines
 from broker.core.receipts import protocol_pairing
@@ -203,15 +203,25 @@ def privacy_contact(school_id: str) -> BaseResponse | tuple[str, int]:
     refuse_unless(school is not None)
     form = PrivacyContactForm()
     if form.validate_on_submit():
-        contact = (form.contact.data or "").strip()
-        problem = privacy_contact_problem(contact)
-        if problem is None:
+        # A bare address is stored, and shown back, as the mailto: link students get.
+        contact = privacy_contact_link(form.contact.data or "")
+        if privacy_contact_problem(contact) is None:
             b.registry.set_privacy_contact(school_id, contact)
             log.info("portal privacy contact school=%s admin=%s", school_id, current_admin().id)
             flash(gettext("Privacy contact saved."))
             return redirect(url_for(".overview", school_id=school_id), code=303)
-        form.contact.errors = [gettext("Use an https:// web page or a mailto: address.")]
+        form.contact.errors = [_contact_error(contact)]
     return render_template("portal/school_privacy_contact.html", school=school, form=form), 400
+
+
+def _contact_error(contact: str) -> str:
+    if contact.startswith("mailto:"):
+        message: str = gettext("Enter one e-mail address, such as privacy@school.nl.")
+    else:
+        message = gettext(
+            "Enter an e-mail address (privacy@school.nl) or a web page starting with https://."
+        )
+    return message
 
 
 @school_receipts.route("/services/<service_id>/notice", methods=["POST"])

@@ -26,6 +26,7 @@ from broker.web.portal.guard import (
     open_session,
     sign_in_throttled,
 )
+from broker.web.portal.qr_code import qr_code_svg
 from broker.web.portal.rights import (
     SESSION_ADMIN,
     SESSION_ID,
@@ -133,6 +134,7 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
         form=form,
         invitation=invitation,
         otpauth_uri=uri,
+        qr_code=qr_code_svg(uri, gettext("QR code for your authenticator app")),
         secret=invitation.totp_secret,
     )
     return page, 400 if form.is_submitted() or code_wrong else 200

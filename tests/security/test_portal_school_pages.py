@@ -1,0 +1,244 @@
+"""The school portal as a privacy officer reads it, with the Flask test client: a bare e-mail
+address as privacy contact, readable attribute names instead of codes, who changed a policy
+(the colleague's address on the page only, never in the history or a log), times in the
+broker's zone on the school's and the publisher's pages, date filters, and the QR code of the
+invitation page."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import segno
+from flask.testing import FlaskClient
+
+from broker.accounts import totp
+from broker.accounts.tokens import new_token, token_hash
+from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.admins import AdminRole
+from broker.core.endpoints import privacy_contact_link
+from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
+from broker.oidc.registration import new_client
+from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
+
+SCHOOL = f"/portal/school/{DEMO_SCHOOL_ID}"
+CONTACT = f"{SCHOOL}/privacy-contact"
+RECEIPTS = f"{SCHOOL}/receipts"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
+    built = PortalSite(tmp_path_factory.mktemp("school-pages"), port=8771)
+    yield built
+    built.registry.close()
+
+
+@pytest.fixture(scope="module")
+def school(site: PortalSite) -> FlaskClient:
+    return site.sign_in("school")
+
+
+def _page(client: FlaskClient, url: str) -> str:
+    response = client.get(url, base_url=HTTPS)
+    assert response.status_code == 200, response.status_code
+    return response.get_data(as_text=True)
+
+
+def _save_contact(client: FlaskClient, contact: str, lang: str = "nl") -> tuple[int, str]:
+    token = csrf_token(_page(client, f"{SCHOOL}/overview?lang={lang}"))
+    response = client.post(CONTACT, base_url=HTTPS, data={"csrf_token": token, "contact": contact})
+    return response.status_code, response.get_data(as_text=True)
+
+
+# -- 1: the privacy contact ---------------------------------------------------------------------
+def test_a_bare_address_is_kept_and_shown_as_a_mailto_link(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    status, _ = _save_contact(school, "  privacy@lyceum.nl ")
+    assert status == 303
+    stored = site.registry.school(DEMO_SCHOOL_ID)
+    assert stored is not None and stored.privacy_contact == "mailto:privacy@lyceum.nl"
+    assert 'value="mailto:privacy@lyceum.nl"' in _page(school, f"{SCHOOL}/overview")
+    # The forms a school used so far still work.
+    for contact in ("https://lyceum.example/privacy", "mailto:fg@lyceum.example"):
+        assert _save_contact(school, contact)[0] == 303
+        stored = site.registry.school(DEMO_SCHOOL_ID)
+        assert stored is not None and stored.privacy_contact == contact
+
+
+@pytest.mark.parametrize(
+    ("contact", "dutch", "english"),
+    [
+        ("privacy@", "Vul één e-mailadres in", "Enter one e-mail address"),
+        ("a@b@lyceum.nl", "Vul één e-mailadres in", "Enter one e-mail address"),
+        ("mailto:", "Vul één e-mailadres in", "Enter one e-mail address"),
+        ("http://lyceum.example/privacy", "Vul een e-mailadres in", "Enter an e-mail address"),
+        ("privacy at lyceum", "Vul een e-mailadres in", "Enter an e-mail address"),
+    ],
+)
+def test_an_unusable_contact_gets_a_specific_message_and_changes_nothing(
+    site: PortalSite, school: FlaskClient, contact: str, dutch: str, english: str
+) -> None:
+    before = site.registry.school(DEMO_SCHOOL_ID)
+    status, page = _save_contact(school, contact)
+    assert status == 400 and dutch in page
+    status, page = _save_contact(school, contact, lang="en")
+    assert status == 400 and english in page
+    assert site.registry.school(DEMO_SCHOOL_ID) == before
+
+
+def test_only_a_bare_address_becomes_a_mailto_link() -> None:
+    assert privacy_contact_link(" fg@school.nl ") == "mailto:fg@school.nl"
+    assert privacy_contact_link("mailto:fg@school.nl") == "mailto:fg@school.nl"
+    assert privacy_contact_link("https://x@school.nl/") == "https://x@school.nl/"
+    assert privacy_contact_link("school.nl/privacy") == "school.nl/privacy"
+
+
+# -- 2 and 3: labels instead of codes, and who changed a policy -------------------------------
+def _choose(client: FlaskClient, service: str, attributes: list[str]) -> None:
+    url = f"{SCHOOL}/services/{service}"
+    token = csrf_token(_page(client, url))
+    data = {"csrf_token": token, "active": "y", "attributes": attributes}
+    assert client.post(url, base_url=HTTPS, data=data).status_code == 303
+
+
+def test_services_and_history_name_attributes_and_the_colleague(
+    site: PortalSite, school: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    email = site.accounts["school"].email
+    with caplog.at_level(logging.DEBUG):
+        _choose(school, "leesplank", ["given_name", "affiliation"])
+    assert email not in caplog.text  # the log names the administrator by id
+    change = site.registry.policy_history(DEMO_SCHOOL_ID, "leesplank")[-1]
+    assert change.changed_by == f"admin:{site.accounts['school'].admin.id}"
+
+    dutch = _page(school, f"{SCHOOL}/services?lang=nl")
+    assert "Deelt: Voornaam, Rol op school" in dutch
+    assert "given_name" not in dutch and "affiliation" not in dutch
+    english = _page(school, f"{SCHOOL}/services?lang=en")
+    assert "Shares: First name, Role at school" in english
+
+    history = _page(school, f"{SCHOOL}/services/leesplank?lang=en")
+    rows = re.findall(r"<tr><td>(\d+)</td>(.*?)</tr>", history.split('id="history"')[1], re.S)
+    newest = rows[0][1]
+    assert f"<td>{email}</td>" in newest and "First name, Role at school" in newest
+    assert "admin:" not in history
+
+
+def test_a_change_by_an_administrator_who_is_gone_is_named_neutrally(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    site.registry.set_policy(DEMO_SCHOOL_ID, "rekenroute", frozenset(), "admin:987654")
+    page = _page(school, f"{SCHOOL}/services/rekenroute?lang=nl")
+    assert "<td>verwijderde beheerder</td>" in page and "admin:987654" not in page
+    page = _page(school, f"{SCHOOL}/services/rekenroute?lang=en")
+    assert "<td>removed administrator</td>" in page
+
+
+def test_an_administrator_of_another_organisation_is_not_shown_by_address(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    publisher = site.accounts["publisher"].admin
+    site.registry.set_policy(DEMO_SCHOOL_ID, "toetsplein", frozenset(), f"admin:{publisher.id}")
+    page = _page(school, f"{SCHOOL}/services/toetsplein?lang=en")
+    assert site.accounts["publisher"].email not in page
+
+
+def test_the_dutch_menu_names_the_sign_in_service_and_the_records_in_dutch(
+    school: FlaskClient,
+) -> None:
+    page = _page(school, f"{SCHOOL}/services?lang=nl")
+    nav = page.split('class="portal-nav"')[1].split("</nav>")[0]
+    assert ">Inlogdienst<" in nav and ">Verstrekkingen<" in nav
+    assert "Identity provider" not in nav and "Bonnen" not in nav
+
+
+# -- 5: times in the broker's zone on every portal ---------------------------------------------
+def test_times_show_the_brokers_zone_in_the_school_and_publisher_portals(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    zone = r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} CES?T"
+    site.registry.set_policy(DEMO_SCHOOL_ID, "woordwijs", frozenset(), "test")
+    assert re.search(zone, _page(school, f"{SCHOOL}/services/woordwijs"))
+    client, _ = new_client(("https://noord.example/cb",), ClientAuthMethod.SECRET_BASIC)
+    own = Service(
+        "noord-times",
+        "Noord",
+        "noord-times",
+        None,
+        protocol=Protocol.OIDC,
+        oidc=client,
+        publisher_id=PUBLISHER_ID,
+    )
+    site.registry.add_service(own, None)
+    site.registry.set_declarations(
+        "noord-times", (Declaration("given_name", "To greet the student."),), "test"
+    )
+    page = _page(
+        site.sign_in("publisher"), f"/portal/publisher/{PUBLISHER_ID}/services/noord-times"
+    )
+    assert re.search(zone, page) and " UTC" not in page
+
+
+# -- 6: date filters -----------------------------------------------------------------------------
+def test_the_date_filters_are_date_inputs(school: FlaskClient) -> None:
+    page = _page(school, RECEIPTS)
+    for name in ("since", "until"):
+        found = re.search(rf'<input[^>]*name="{name}"[^>]*>', page)
+        assert found and 'type="date"' in found.group(0), found
+
+
+@pytest.mark.parametrize(
+    ("query", "dutch", "english"),
+    [
+        ("since=28-11-2026", "Vul de datum in als JJJJ-MM-DD", "Enter the date as YYYY-MM-DD"),
+        ("until=2026-02-30", "Deze datum bestaat niet", "This date does not exist"),
+        (
+            "since=2026-11-28&until=2026-11-01",
+            "Deze datum ligt vóór de Vanaf-datum",
+            "This date is before the From date",
+        ),
+    ],
+)
+def test_a_wrong_date_gets_a_specific_message(
+    school: FlaskClient, query: str, dutch: str, english: str
+) -> None:
+    for lang, message in (("nl", dutch), ("en", english)):
+        response = school.get(f"{RECEIPTS}?{query}&lang={lang}", base_url=HTTPS)
+        assert response.status_code == 400
+        assert message in response.get_data(as_text=True)
+
+
+# -- 7: the QR code of the invitation ------------------------------------------------------------
+def test_the_invitation_shows_a_qr_code_of_the_otpauth_link_as_inline_svg(
+    site: PortalSite,
+) -> None:
+    token, secret = new_token(), totp.new_secret()
+    site.registry.accounts.add_invitation(
+        token_hash(token),
+        "new.colleague@lyceum.example",
+        AdminRole.SCHOOL,
+        DEMO_SCHOOL_ID,
+        secret,
+        datetime.now(UTC) + timedelta(days=1),
+        site.accounts["operator"].admin.id,
+    )
+    response = site.client().get(f"/portal/invitation/{token}", base_url=HTTPS)
+    assert response.status_code == 200
+    page = response.get_data(as_text=True)
+    svg = re.search(r'<figure class="qr" id="totp-qr">(<svg .*?</svg>)</figure>', page, re.S)
+    assert svg is not None
+    uri = re.search(r'id="otpauth-uri">([^<]+)<', page)
+    assert uri is not None and secret in page  # the key and the link stay, for typing in
+    # The code carries exactly the link shown beside it.
+    link = uri.group(1).replace("&amp;", "&")
+    drawn = re.findall(r' d="([^"]+)"', svg.group(1))
+    expected = re.findall(r' d="([^"]+)"', segno.make(link, error="m").svg_inline())
+    assert len(expected) == 1 and expected[0] in drawn
+    # Nothing the Content Security Policy would block: no script, data: URL or style.
+    assert "<script" not in svg.group(1) and "data:" not in svg.group(1)
+    assert "style=" not in svg.group(1)
+    assert "default-src 'self'" in response.headers["Content-Security-Policy"]

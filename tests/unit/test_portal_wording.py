@@ -1,0 +1,66 @@
+"""The school portal's Dutch: one form of address for school staff (u/uw, as official Dutch
+does), the school's login called "inlogdienst" and its records "verstrekkingen"; and lists of
+attributes read as names in the catalogue's order, never as codes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from babel.messages.extract import extract_from_file
+from babel.messages.pofile import read_po
+
+from broker.web import labels
+from tests.support.pages import pages_app
+
+WEB = Path(labels.__file__).parent
+DUTCH = WEB / "translations" / "nl" / "LC_MESSAGES" / "messages.po"
+# What a school's administrator reads: the school pages, the portal frame, signing in and
+# setting up an account (shared with other administrators, who are addressed the same way).
+SCHOOL_PORTAL = [
+    *sorted((WEB / "templates" / "portal").glob("school_*.html")),
+    *(WEB / "templates" / "portal" / name for name in ("layout.html", "fields.html")),
+    *(WEB / "templates" / "portal" / name for name in ("sign_in.html", "invitation.html")),
+    *(WEB / "templates" / "portal" / name for name in ("forbidden.html", "csrf.html")),
+    *sorted((WEB / "portal").glob("school_*.py")),
+    WEB / "portal" / "sign_in.py",
+    WEB / "portal" / "authors.py",
+]
+KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
+INFORMAL = re.compile(r"\b(je|jij|jou|jouw|jullie)\b", re.IGNORECASE)
+
+
+def _school_portal_messages() -> set[str]:
+    found = set()
+    for path in SCHOOL_PORTAL:
+        method = "jinja2" if path.suffix == ".html" else "python"
+        for _, message, _, _ in extract_from_file(method, str(path), keywords=KEYWORDS):
+            found.add(message[0] if isinstance(message, tuple) else message)
+    return found
+
+
+def test_school_staff_are_addressed_with_u_and_the_terms_are_dutch() -> None:
+    with DUTCH.open("rb") as file:
+        catalogue = read_po(file)
+    messages = _school_portal_messages()
+    assert len(messages) > 80  # the extraction found the pages
+    for message in sorted(messages):
+        entry = catalogue.get(message)
+        assert entry is not None and entry.string, f"no Dutch for {message!r}"
+        dutch = " ".join(entry.string) if isinstance(entry.string, tuple) else entry.string
+        assert not INFORMAL.search(dutch), (message, dutch)
+        assert "identity provider" not in dutch.lower().replace("(identity provider)", ""), dutch
+        assert not re.search(r"\bbon(nen)?\b", dutch, re.IGNORECASE), dutch
+
+
+def test_attribute_lists_are_names_in_the_catalogues_order() -> None:
+    app = pages_app()
+    with app.test_request_context("/?lang=nl"):
+        shown = labels.attribute_labels({"groups", "given_name", "affiliation", "new_thing"})
+        assert shown == ["Voornaam", "Rol op school", "Klassen en groepen", "new_thing"]
+    with app.test_request_context("/?lang=en"):
+        assert labels.attribute_labels(["affiliation", "given_name"]) == [
+            "First name",
+            "Role at school",
+        ]
+        assert labels.attribute_labels(()) == []
