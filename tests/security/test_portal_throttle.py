@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from hashlib import sha256
 from typing import Any
 
 import pytest
@@ -121,3 +122,22 @@ def test_a_successful_sign_in_starts_the_accounts_count_again(
     for n in range(guard.ACCOUNT_FAILURES):
         assert attempt_later(site, account.email, f"again {n}", "000000")() == 401
     assert attempt_later(site, account.email, "one more", "000000")() == 429
+
+
+def test_the_counters_are_keyed_so_a_copy_of_the_store_names_no_address(
+    site: PortalSite, redis: RedisStore
+) -> None:
+    """A plain hash of an e-mail address can be checked against a list of addresses, and an IPv4
+    address's hash reversed by trying them all: the keys are HMACs under the broker's secret."""
+    email = "keyed@broker.example"
+    assert attempt_later(site, email, "wrong", "000000")() == 401
+    keys = [
+        key.decode()
+        for key in redis._client().scan_iter(match=f"{redis._prefix}portal:*", count=1000)
+    ]
+    assert {key.split(":")[-2] for key in keys} == {"sign-in-account", "sign-in-address"}
+    plain = {sha256(value.encode()).hexdigest() for value in (email, "127.0.0.1", "-")}
+    assert not any(key.rsplit(":", 1)[-1] in plain for key in keys)
+    # The same address under another broker's secret is another key.
+    other = guard._counter(b"another secret", "sign-in-account", email)
+    assert other.rsplit(":", 1)[-1] not in {key.rsplit(":", 1)[-1] for key in keys}

@@ -7,8 +7,10 @@ further attempts are refused before any password is hashed (so they cost the bro
 either) until the window has passed. Every attempt is counted before its password is checked,
 with the store's atomic counter (`KeyValueStore.count`, as the rate limits count): of any number
 of attempts sent at once, at most the limit reach the check. A TOTP code has a million values;
-5 tries per 15 minutes make guessing one hopeless. The counters are keyed by a hash: the store
-holds no e-mail address. Someone who knows an administrator's address can lock them out for 15
+5 tries per 15 minutes make guessing one hopeless. The counters are keyed by an HMAC under the
+broker's secret key: the store holds no e-mail or network address, and a copy of it cannot be
+checked against a list of known addresses (a plain hash could be, and an IPv4 address's hash
+reversed by trying them all). Someone who knows an administrator's address can lock them out for 15
 minutes at a time; that is the price of not letting anyone guess.
 
 Sessions: the cookie carries a random session id; the store maps its hash to the administrator
@@ -18,6 +20,7 @@ deletes it, so a copied cookie dies with the sign-out.
 
 from __future__ import annotations
 
+import hmac
 import secrets
 import time
 from hashlib import sha256
@@ -32,22 +35,32 @@ MAX_SESSION_SECONDS = 8 * 60 * 60
 
 
 def _key(kind: str, value: str) -> str:
-    return f"portal:{kind}:{sha256(value.strip().lower().encode()).hexdigest()}"
+    # Session ids are random: a plain hash keeps the cookie's value out of the store.
+    return f"portal:{kind}:{sha256(value.encode()).hexdigest()}"
 
 
-def sign_in_throttled(store: KeyValueStore, email: str, address: str) -> bool:
+def _counter(secret: bytes, kind: str, value: str) -> str:
+    label = f"ketenbroker/portal-{kind}/".encode()
+    digest = hmac.new(secret, label + value.strip().lower().encode(), sha256).hexdigest()
+    return f"portal:{kind}:{digest}"
+
+
+def sign_in_throttled(store: KeyValueStore, secret: bytes, email: str, address: str) -> bool:
     """Counts this attempt, before anything is checked; True when it is over a limit. One atomic
     step per counter, so two attempts never see the same count (an attempt over the account's
-    limit is not counted for the address: it is refused either way)."""
+    limit is not counted for the address: it is refused either way). `secret`: the broker's
+    secret key, which keys the counters."""
+    account = _counter(secret, "sign-in-account", email)
+    address_key = _counter(secret, "sign-in-address", address)
     return (
-        store.count(_key("sign-in-account", email), WINDOW_SECONDS) > ACCOUNT_FAILURES
-        or store.count(_key("sign-in-address", address), WINDOW_SECONDS) > ADDRESS_ATTEMPTS
+        store.count(account, WINDOW_SECONDS) > ACCOUNT_FAILURES
+        or store.count(address_key, WINDOW_SECONDS) > ADDRESS_ATTEMPTS
     )
 
 
-def note_success(store: KeyValueStore, email: str) -> None:
+def note_success(store: KeyValueStore, secret: bytes, email: str) -> None:
     """The account's attempts start again (the address's stay counted)."""
-    store.delete(_key("sign-in-account", email))
+    store.delete(_counter(secret, "sign-in-account", email))
 
 
 def open_session(store: KeyValueStore, admin_id: int) -> tuple[str, int]:

@@ -74,7 +74,7 @@ def sign_in() -> Response | str | tuple[str, int]:
     email, address = form.email.data or "", request.remote_addr or "-"
     # Counted before the password is hashed: concurrent guesses cannot all pass a check made
     # before any of them was counted.
-    if sign_in_throttled(b.store, email, address):
+    if sign_in_throttled(b.store, b.settings.secret_key, email, address):
         log.warning("portal sign-in refused admin=unknown reason=throttled")
         form.password.data = ""
         form.code.data = ""
@@ -85,7 +85,7 @@ def sign_in() -> Response | str | tuple[str, int]:
     password_ok = verify_password(found.password_hash if found else None, form.password.data or "")
     step = totp.verify(found.totp_secret, digits(form.code.data or "")) if found else None
     if found and password_ok and step is not None and accounts.use_totp_step(found.admin.id, step):
-        note_success(b.store, email)
+        note_success(b.store, b.settings.secret_key, email)
         start_session(found.admin)
         log.info("portal sign-in admin=%s role=%s", found.admin.id, found.admin.role.value)
         return redirect(home_of(found.admin), code=303)
