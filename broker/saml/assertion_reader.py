@@ -8,11 +8,12 @@ firewall parsed, with the broker's own libxmlsec context and keys from the schoo
 (pysaml2's MetadataStore stays the source of those), and the identity is read from the element
 whose signature verified, or from the direct child of the verified Response.
 
-Only a Response that `schema.validate_message` saw whole (no EncryptedAssertion, EncryptedID or
-EncryptedAttribute) and whose status is Success comes here; everything else keeps pysaml2's path
-unchanged (back.py). Every check pysaml2 made on this path is made here, each with its refusal
-code, and on top of them the broker's own (response_checks.py); docs/security.md names the test
-of each.
+Every Response whose status is Success comes here, once `schema.validate_message` saw it whole:
+a plain one as received, an encrypted one after encrypted_assertion.py put its decrypted
+Assertion in place (the Response's own signature, which covers the ciphertext, verified before
+that by `verify_before_decryption`). Only error statuses keep pysaml2's path (back.py). Every
+check pysaml2 made on this path is made here, each with its refusal code, and on top of them
+the broker's own (response_checks.py); docs/security.md names the test of each.
 """
 
 from __future__ import annotations
@@ -92,14 +93,43 @@ def takes_direct_route(doc: etree._Element, seen_whole: bool) -> bool:
     return code is not None and code.get("Value") == STATUS_SUCCESS
 
 
+@dataclass(frozen=True)
+class SignedAsSent:
+    """The Response whose own signature verified on the tree as received, before its
+    EncryptedAssertion was replaced by the plaintext: the signature covers the ciphertext, so
+    it no longer verifies afterwards, and the plaintext is covered through it."""
+
+    response: etree._Element
+
+
+def verify_before_decryption(
+    doc: etree._Element, metadata: Any, school_idp: str
+) -> SignedAsSent | None:
+    """Verify the signature of the Response `doc` (the firewall's tree, still encrypted), when
+    it carries one, with the chosen school's keys; None when it is unsigned (its Assertion's
+    own signature must then do, checked after decryption)."""
+    if doc.find(f"{{{DS}}}Signature") is None:
+        return None
+    outer = _issuer(doc)
+    if outer is not None and outer != school_idp:
+        _refuse_issuer(outer, metadata)
+    _verify_element(doc, RESPONSE_NODE, _signing_keys(metadata, school_idp))
+    return SignedAsSent(doc)
+
+
 def read_response(
-    doc: etree._Element, metadata: Any, school_idp: str, expect: Expectations
+    doc: etree._Element,
+    metadata: Any,
+    school_idp: str,
+    expect: Expectations,
+    signed_as_sent: SignedAsSent | None = None,
 ) -> ReadResponse:
     """Verify and read the Response `doc` (the firewall's tree, schema-valid, Success) that
-    answers `expect.request_id` for the school whose IdP is `school_idp`."""
+    answers `expect.request_id` for the school whose IdP is `school_idp`. `signed_as_sent`:
+    `verify_before_decryption`'s answer for this very tree, once its assertion is decrypted."""
     assertion = _the_assertion(doc)
     keys = _school_keys(doc, assertion, metadata, school_idp)
-    response_signed = _verify_signatures(doc, assertion, keys)
+    response_signed = _verify_signatures(doc, assertion, keys, signed_as_sent)
     _check_response(doc, expect, response_signed)
     window = _check_assertion(assertion, expect)
     return _read(assertion, window)
@@ -135,9 +165,17 @@ def _school_keys(
     issuer = _issuer(assertion) or ""  # required by the schema; empty is nobody
     outer = _issuer(doc)
     if issuer != school_idp or (outer is not None and outer != issuer):
-        if not _known(metadata, issuer):
-            raise InvalidMessage("response from an unknown issuer", code="unknown_issuer")
-        raise InvalidMessage("issuer is not the chosen school's IdP", code="issuer_mismatch")
+        _refuse_issuer(issuer, metadata)
+    return _signing_keys(metadata, school_idp)
+
+
+def _refuse_issuer(issuer: str, metadata: Any) -> None:
+    if not _known(metadata, issuer):
+        raise InvalidMessage("response from an unknown issuer", code="unknown_issuer")
+    raise InvalidMessage("issuer is not the chosen school's IdP", code="issuer_mismatch")
+
+
+def _signing_keys(metadata: Any, school_idp: str) -> list[Any]:
     try:
         certs = metadata.certs(school_idp, "idpsso", "signing")
     except KeyError:
@@ -183,33 +221,44 @@ def _key(cert: str) -> Any:
         return None
 
 
-def _verify_signatures(doc: etree._Element, assertion: etree._Element, keys: list[Any]) -> bool:
+def _verify_signatures(
+    doc: etree._Element,
+    assertion: etree._Element,
+    keys: list[Any],
+    signed_as_sent: SignedAsSent | None,
+) -> bool:
     """Verify every signature the identity depends on; returns whether the Response is signed.
 
     At least one of Response and Assertion must be signed (either covers the Assertion: the
     Response's signature covers its direct child). Each present signature must verify with one
-    of the school's metadata keys; keys in the message are never used."""
+    of the school's metadata keys; keys in the message are never used. A Response verified
+    before its assertion was decrypted (`signed_as_sent`, for this very tree) is not verified
+    again: its signature covers the ciphertext the Assertion came from, not the Assertion."""
+    verified_as_sent = signed_as_sent is not None and signed_as_sent.response is doc
     signed = [
         (node, element)
         for node, element in ((RESPONSE_NODE, doc), (ASSERTION_NODE, assertion))
         if element.find(f"{{{DS}}}Signature") is not None
+        and not (element is doc and verified_as_sent)
     ]
-    if not signed:
+    if not signed and not verified_as_sent:
         raise InvalidMessage("school response not signed", code="bad_signature")
-    usable = [key for key in keys if key is not None]
-    tree = doc.getroottree()
     for node, element in signed:
-        try:
-            # The element is found again by its ID (unique in the message, or refused) and must
-            # be the one that is read: a signature over anything else counts for nothing.
-            located, signature = locate_signed_element(tree, node, element.get("ID"))
-        except PolicyViolation:
-            raise InvalidMessage(
-                "school response signature refused", code="bad_signature"
-            ) from None
-        if located is not element or not _verifies(located, signature, usable):
-            raise InvalidMessage("school response signature invalid", code="bad_signature")
-    return signed[0][1] is doc
+        _verify_element(element, node, keys)
+    return verified_as_sent or doc.find(f"{{{DS}}}Signature") is not None
+
+
+def _verify_element(element: etree._Element, node: str, keys: list[Any]) -> None:
+    """Refuse unless `element`'s own signature verifies with one of `keys`."""
+    usable = [key for key in keys if key is not None]
+    try:
+        # The element is found again by its ID (unique in the message, or refused) and must be
+        # the one that is read: a signature over anything else counts for nothing.
+        located, signature = locate_signed_element(element.getroottree(), node, element.get("ID"))
+    except PolicyViolation:
+        raise InvalidMessage("school response signature refused", code="bad_signature") from None
+    if located is not element or not _verifies(located, signature, usable):
+        raise InvalidMessage("school response signature invalid", code="bad_signature")
 
 
 def _verifies(element: etree._Element, signature: etree._Element, keys: Iterable[Any]) -> bool:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import xmlsec
 from cryptography.hazmat.primitives.asymmetric import rsa
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, sigver
 from saml2.client import Saml2Client
@@ -32,7 +33,7 @@ from broker.core.errors import ConfigurationError
 from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration, KeySource
 from broker.core.ports import RegistryReader
 from broker.saml import schema
-from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto, rsa_key
+from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto, rsa_key, signing_key
 from broker.saml.xmlsig_enc import AES128_GCM, AES256_GCM, RSA_OAEP, RSA_OAEP_MGF1P
 
 RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
@@ -403,6 +404,14 @@ class SamlEntities:
             raise ConfigurationError(f"key {keys.signing.number}: the SAML key is not RSA")
         self._signing_key = (wanted, key)
         return key
+
+    def decryption_keys(self) -> tuple[xmlsec.Key, ...]:
+        """The private keys a school's EncryptedAssertion may be encrypted for: every published
+        key (the SP metadata's encryption KeyDescriptors), none when encryption is off. Loaded
+        once per key file version (`xmlsig.signing_key`: the same files sign)."""
+        if not self.settings.saml.accept_encrypted_assertions:
+            return ()
+        return tuple(signing_key(str(g.files.saml_key)) for g in self.keys.current().published)
 
     def idp_metadata(self) -> str:
         keys = self.keys.current()

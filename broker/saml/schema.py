@@ -80,8 +80,9 @@ def validate_message(doc: etree._Element) -> bool:
     """Refuse a parsed inbound message that is not valid against the SAML 2.0 protocol schema.
 
     Returns whether the check saw everything: False when the message carries encrypted parts
-    (an EncryptedAssertion, EncryptedAttribute or EncryptedID), whose plaintext only pysaml2
-    sees after decrypting; then pysaml2 must keep its own check (`prevalidated(False)`).
+    (an EncryptedAssertion, EncryptedAttribute or EncryptedID), whose plaintext is not visible
+    yet. A school's EncryptedAssertion is decrypted by the broker and the message validated
+    again (encrypted_assertion.py); anything else encrypted is refused (back.py).
 
     The log line names the failing rule and the element's path, never the offending value
     (which may be a name or an identifier)."""

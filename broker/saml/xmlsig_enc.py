@@ -90,6 +90,17 @@ def _decrypt_tree(tree: etree._ElementTree, private_key: xmlsec.Key) -> str:
     enc_data = tree.getroot().find(f".//{{{XENC_NS}}}EncryptedData")
     if enc_data is None:
         raise DecryptError("xmlenc: no_encrypted_data")
+    decrypt_in_place(enc_data, private_key)
+    return serialise(tree)
+
+
+class NotOurKey(DecryptError):  # type: ignore[misc]  # saml2 ships no type hints
+    """The content key was not wrapped for `private_key`: another of our keys may fit."""
+
+
+def decrypt_in_place(enc_data: etree._Element, private_key: xmlsec.Key) -> None:
+    """Replace `enc_data` in its tree by its plaintext (the tree of the caller, whose other
+    element references stay valid); raises DecryptError, NotOurKey when the key is not ours."""
     key_length = _CONTENT_ALGORITHMS.get(_method(enc_data) or "")
     if key_length is None:
         raise DecryptError("xmlenc: content_algorithm_refused")
@@ -101,7 +112,7 @@ def _decrypt_tree(tree: etree._ElementTree, private_key: xmlsec.Key) -> str:
         key_ctx.key = private_key
         session = key_ctx.decrypt(enc_key)
     except xmlsec.Error as err:
-        raise DecryptError("xmlenc: key_unwrap_failed") from err
+        raise NotOurKey("xmlenc: key_unwrap_failed") from err
     if not isinstance(session, bytes) or len(session) != key_length:
         raise DecryptError("xmlenc: session_key_length")
 
@@ -114,7 +125,6 @@ def _decrypt_tree(tree: etree._ElementTree, private_key: xmlsec.Key) -> str:
     # The unwrapped key is spent: a sibling EncryptedKey left behind would only confuse a reader.
     if enc_key.getparent() is not enc_data and (holder := enc_key.getparent()) is not None:
         holder.remove(enc_key)
-    return serialise(tree)
 
 
 def encrypt_document(

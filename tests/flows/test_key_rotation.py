@@ -42,7 +42,7 @@ from broker.web.wiring import Broker, build_broker
 from tests.security.test_saml_refusals import PendingLogin, deliver, forged, start_login
 from tests.support.client import Browser
 from tests.support.forge import NS
-from tests.support.hostile import Signer, assertion_of, encode, parse
+from tests.support.hostile import Signer, assertion_of, encode, encrypt_assertion, parse
 from tests.support.live import LiveDemo
 from tests.support.saml_workers import demo_school_forger
 
@@ -426,20 +426,7 @@ def encrypted_school_answer(demo: LiveDemo, login: PendingLogin, broker_cert: by
     doc = parse(forged(demo, demo_school_forger(demo), login, sign=False))
     assertion = assertion_of(doc)
     signer.sign(assertion)
-    # Encrypted on its own, with its namespace declarations on itself (exclusive c14n keeps the
-    # signature valid), as IdPs do: the decrypted assertion must parse outside the Response.
-    saml_ns = NS["saml"]
-    alone = etree.tostring(assertion).decode()
-    wrapped = f'<e:EncryptedAssertion xmlns:e="{saml_ns}">{alone}</e:EncryptedAssertion>'
-    xml = _BACKEND.encrypt_assertion(
-        wrapped,
-        broker_cert.decode(),
-        None,
-        "aes128-gcm",
-        "/*[local-name()='EncryptedAssertion']/*[local-name()='Assertion']",
-    )
-    assertion.addprevious(etree.fromstring(xml.encode()))
-    doc.remove(assertion)
+    encrypt_assertion(doc, broker_cert.decode())
     assert doc.find(".//saml:Assertion", NS) is None
     signer.sign(doc)
     return encode(doc)

@@ -356,7 +356,10 @@ def test_the_direct_route_reads_what_pysaml2s_route_read(
     assert direct.expires_at == through_pysaml2.expires_at
 
 
-def test_an_encrypted_or_unsuccessful_response_keeps_pysaml2s_route(demo: LiveDemo) -> None:
+def test_only_a_plain_successful_response_is_read_as_received(demo: LiveDemo) -> None:
+    """An error status keeps pysaml2's route; an encrypted response is opened first
+    (encrypted_assertion.py, tests/security/test_saml_encrypted_assertions.py)."""
+
     def doc(body: str) -> etree._Element:
         return etree.fromstring(
             f'<samlp:Response xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}">{body}</samlp:Response>'

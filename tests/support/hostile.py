@@ -24,6 +24,7 @@ from pathlib import Path
 import xmlsec
 from lxml import etree
 
+from broker.saml.xmlsig import _BACKEND
 from tests.support.forge import NS, SAML, SAMLP
 
 DS = NS["ds"]
@@ -199,6 +200,31 @@ def xsw(variant: int, doc: etree._Element, subject: str, *, fresh_id: bool = Fal
         holder.append(drop_signature(copy.deepcopy(original)))
     else:
         raise ValueError(f"no XSW{variant}")
+
+
+# -- encryption ---------------------------------------------------------------------------------
+
+XENC = "http://www.w3.org/2001/04/xmlenc#"
+
+
+def encrypted_data_for(fragment: etree._Element | str, cert: str) -> etree._Element:
+    """An xenc:EncryptedData (AES-GCM, RSA-OAEP) for the holder of `cert` (PEM) whose plaintext
+    is `fragment`, one element: serialised on its own, with its namespace declarations, as an
+    IdP encrypts (exclusive c14n keeps a signature inside it valid)."""
+    text = fragment if isinstance(fragment, str) else etree.tostring(fragment).decode()
+    xml = _BACKEND.encrypt_assertion(f"<w>{text}</w>", cert, None, "aes128-gcm", "/w/*[1]")
+    found = etree.fromstring(xml.encode()).find(f"{{{XENC}}}EncryptedData")
+    assert found is not None
+    return found
+
+
+def encrypt_assertion(doc: etree._Element, cert: str) -> etree._Element:
+    """Replace the Response's Assertion (signed or not) by an EncryptedAssertion for `cert`."""
+    assertion = assertion_of(doc)
+    wrapper = etree.Element(f"{{{SAML}}}EncryptedAssertion")
+    wrapper.append(encrypted_data_for(assertion, cert))
+    doc.replace(assertion, wrapper)
+    return doc
 
 
 # -- text tricks --------------------------------------------------------------------------------

@@ -123,7 +123,11 @@ class Login:
 
 
 def _instance_on(
-    directory: Path, port: int, registry_url: str | None, store_url: str | None
+    directory: Path,
+    port: int,
+    registry_url: str | None,
+    store_url: str | None,
+    accept_encrypted_assertions: bool = False,
 ) -> None:
     config = init_instance(directory, f"http://127.0.0.1:{port}", "demo.ketenbroker.example", "T")
     text = config.read_text(encoding="utf-8")
@@ -131,6 +135,8 @@ def _instance_on(
         text = text.replace('url = "sqlite:///registry.sqlite3"', f'url = "{registry_url}"')
     if store_url:
         text = text.replace('url = "memory://"', f'url = "{store_url}"')
+    if accept_encrypted_assertions:
+        text = text.replace("[saml]\n", "[saml]\naccept_encrypted_assertions = true\n", 1)
     config.write_text(text, encoding="utf-8")
     if registry_url:
         migrate(registry_url)
@@ -149,13 +155,15 @@ class LiveDemo:
         registry_url: str | None = None,
         store_url: str | None = None,
         signing_keys: Callable[[Settings], KeySource] | None = None,
+        accept_encrypted_assertions: bool = False,
     ) -> None:
         """`registry_url` / `store_url`: run on PostgreSQL / Redis instead of the embedded
-        SQLite and memory store; `signing_keys`: the broker's signing key set (on a test's clock)."""
+        SQLite and memory store; `signing_keys`: the broker's signing key set (on a test's clock);
+        `accept_encrypted_assertions`: that `[saml]` setting on."""
         self.directory = directory
         self.port = free_ports(7)
-        if registry_url or store_url:
-            _instance_on(directory, self.port, registry_url, store_url)
+        if registry_url or store_url or accept_encrypted_assertions:
+            _instance_on(directory, self.port, registry_url, store_url, accept_encrypted_assertions)
         self.settings: Settings
         self.settings, apps = prepare_demo(directory, self.port, users, signing_keys)
         self.servers = serve(apps)
@@ -362,11 +370,13 @@ class LiveDemo:
 
 
 @contextmanager
-def running_demo(directory: Path) -> Iterator[LiveDemo]:
+def running_demo(
+    directory: Path, *, accept_encrypted_assertions: bool = False
+) -> Iterator[LiveDemo]:
     """The demo, started; shut down (servers and registry connections) afterwards."""
     # One access-log line per request would drown a failing test's output.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    live = LiveDemo(directory)
+    live = LiveDemo(directory, accept_encrypted_assertions=accept_encrypted_assertions)
     try:
         yield live
     finally:

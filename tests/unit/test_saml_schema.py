@@ -42,8 +42,9 @@ def test_a_plain_valid_response_is_seen_whole() -> None:
     assert schema.validate_message(etree.fromstring(_response(ASSERTION))) is True
 
 
-def test_an_encrypted_assertion_leaves_the_check_to_pysaml2() -> None:
-    """The plaintext is only visible after pysaml2 decrypts it, so pysaml2 keeps its check."""
+def test_an_encrypted_assertion_is_not_seen_whole() -> None:
+    """The plaintext is only visible after decryption (the broker validates the message again
+    then, encrypted_assertion.py); outside `prevalidated`, pysaml2 keeps its own check."""
     doc = etree.fromstring(_response(ENCRYPTED))
     assert schema.validate_message(doc) is False
     schema.install()
