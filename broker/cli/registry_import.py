@@ -26,6 +26,7 @@ from broker.core.catalogue import CATALOGUE
 from broker.core.endpoints import (
     MAX_PRIVACY_CONTACT,
     is_acceptable_endpoint,
+    privacy_contact_link,
     privacy_contact_problem,
 )
 from broker.core.model import (
@@ -117,7 +118,9 @@ class _Reading:
 def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
     """A school with its privacy contact (absent in the file: none)."""
     found = _school_and_provider(reading, entry)
-    contact = entry.optional_text("privacy_contact", limit=MAX_PRIVACY_CONTACT) or ""
+    contact = privacy_contact_link(
+        entry.optional_text("privacy_contact", limit=MAX_PRIVACY_CONTACT) or ""
+    )
     if contact and (problem := privacy_contact_problem(contact)):
         entry.wrong("privacy_contact", problem)
     if found is None:

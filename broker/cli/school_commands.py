@@ -12,7 +12,7 @@ from broker.cli.metadata_update import Registered, update_metadata
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.sources import federated_metadata, read_source
 from broker.config import load_settings
-from broker.core.endpoints import privacy_contact_problem
+from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
 from broker.core.model import School
 from broker.core.subjects import SAML_SUBJECTS
 from broker.saml.metadata_check import idp_entity_id
@@ -160,10 +160,13 @@ def school_update(config_path: Path, school_id: str, metadata: str) -> None:
 @school_group.command("privacy-contact")
 @config_option
 @click.option("--id", "school_id", required=True)
-@click.option("--contact", required=True, help="an https:// page or a mailto: address")
+@click.option(
+    "--contact", required=True, help="an https:// page, or an e-mail address (stored as mailto:)"
+)
 @reports_errors
 def school_privacy_contact(config_path: Path, school_id: str, contact: str) -> None:
     """Where students and parents ask the school about their data (shown on my-data pages)."""
+    contact = privacy_contact_link(contact)
     problem = privacy_contact_problem(contact)
     if problem:
         raise click.BadParameter(problem)

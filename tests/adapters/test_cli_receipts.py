@@ -131,7 +131,7 @@ def test_privacy_contact_is_checked_and_stored(instance: Path, tmp_path: Path) -
         "--id",
         "99XX00",
         "--contact",
-        "mailto:privacy@school.example",
+        "privacy@school.example",  # what a privacy officer types: stored as a mailto: link
     )
     assert good.exit_code == 0, good.output
     school = registry.school("99XX00")
@@ -140,6 +140,8 @@ def test_privacy_contact_is_checked_and_stored(instance: Path, tmp_path: Path) -
     exported = tmp_path / "registry.toml"
     assert run("registry", "export", "--config", instance, exported).exit_code == 0
     assert 'privacy_contact = "mailto:privacy@school.example"' in exported.read_text()
+    # A registry file written by hand may give the bare address too.
+    exported.write_text(exported.read_text().replace("mailto:privacy@", "privacy@"))
     imported = run("registry", "import", "--config", instance, exported)
     assert imported.exit_code == 0, imported.output
     school = registry.school("99XX00")
