@@ -225,7 +225,7 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
         return None
     entity_id, problems = sp_metadata_problems(xml)
     for problem in problems:
-        entry.wrong("saml_metadata", problem)
+        entry.wrong("saml_metadata", problem.detail)
     if entity_id is None:
         return None
     return ServiceEntry(replace(base, entity_id=entity_id), xml)

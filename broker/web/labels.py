@@ -9,10 +9,12 @@ asked: a lazy string would look the catalogue up again through Flask-Babel for e
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, tzinfo
 
 from broker.core.errors import BrokerError
-from broker.web.i18n import page_translations
+from broker.core.model import Declaration
+from broker.web.i18n import current_language, page_translations
 
 
 def N_(message: str) -> str:
@@ -124,6 +126,19 @@ def attribute_label(canonical: str) -> str:
     """
     label = _ATTRIBUTE_LABELS.get(canonical)
     return canonical if label is None else _translated(label)
+
+
+def declared_purpose(declaration: Declaration) -> str:
+    """Why the platform needs an attribute, in the language of the page: the publisher's
+    English text on English pages when it gave one, else its Dutch text."""
+    return declaration.purpose_in(current_language())
+
+
+def localised_problem(message: str, params: Mapping[str, object]) -> str:
+    """An English message marked `N_` outside the web layer (such as a metadata check's,
+    saml/metadata_check.py), in the language of the page, its placeholders filled."""
+    text = _translated(message)
+    return text % params if params else text
 
 
 def public_message(error: BrokerError) -> str:
