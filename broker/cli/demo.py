@@ -74,11 +74,21 @@ DEMO_PUBLISHERS = (
         "Leesplank (demo publisher)",
         "leermiddelen",
         (
-            Declaration("given_name", "To greet the student by first name on the start screen."),
             Declaration(
-                "affiliation", "To show teachers the teacher tools and students the lessons."
+                "given_name",
+                "Om de leerling op het startscherm bij de voornaam te begroeten.",
+                purpose_en="To greet the student by first name on the start screen.",
             ),
-            Declaration("groups", "To put the student in the right class."),
+            Declaration(
+                "affiliation",
+                "Om docenten de docententools te tonen en leerlingen de lessen.",
+                purpose_en="To show teachers the teacher tools and students the lessons.",
+            ),
+            Declaration(
+                "groups",
+                "Om de leerling in de juiste klas te plaatsen.",
+                purpose_en="To put the student in the right class.",
+            ),
         ),
         frozenset({"given_name", "affiliation"}),
     ),
@@ -86,14 +96,26 @@ DEMO_PUBLISHERS = (
         "rekenroute",
         "Rekenroute (demo distributor)",
         "leermiddelen",
-        (Declaration("affiliation", "To hand out student or teacher licences."),),
+        (
+            Declaration(
+                "affiliation",
+                "Om licenties voor leerlingen of docenten uit te delen.",
+                purpose_en="To hand out student or teacher licences.",
+            ),
+        ),
         frozenset(),
     ),
     DemoPublisher(
         "toetsplein",
         "Toetsplein (demo exam platform)",
         "toetsen",
-        (Declaration("groups", "To schedule tests per class."),),
+        (
+            Declaration(
+                "groups",
+                "Om toetsen per klas in te plannen.",
+                purpose_en="To schedule tests per class.",
+            ),
+        ),
         frozenset(),
     ),
 )

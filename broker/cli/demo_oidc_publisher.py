@@ -19,8 +19,16 @@ OIDC_PUBLISHER_NAME = "Woordwijs (demo OIDC publisher)"
 OIDC_PUBLISHER_CHAIN = "leermiddelen"
 OIDC_PUBLISHER_PORT_OFFSET = 6
 DECLARATIONS = (
-    Declaration("given_name", "To greet the student by first name."),
-    Declaration("groups", "To show the assignments of the student's class."),
+    Declaration(
+        "given_name",
+        "Om de leerling bij de voornaam te begroeten.",
+        purpose_en="To greet the student by first name.",
+    ),
+    Declaration(
+        "groups",
+        "Om de opdrachten van de klas van de leerling te tonen.",
+        purpose_en="To show the assignments of the student's class.",
+    ),
 )
 RELEASED = frozenset({"given_name"})
 

@@ -3,6 +3,7 @@ client) with the attributes it declares; `publisher update` is in publisher_logo
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -25,18 +26,37 @@ from broker.oidc.registration import new_client
 from broker.saml.metadata_check import sp_entity_id
 
 
-def _declarations(declare: tuple[str, ...], require: tuple[str, ...]) -> tuple[Declaration, ...]:
+def _attribute_text(value: str, expected: str) -> tuple[str, str]:
+    name, sep, text = value.partition("=")
+    if not sep or not text.strip():
+        raise click.BadParameter(f"{value!r}: write {expected}")
+    return name.strip(), text.strip()
+
+
+def _declarations(
+    declare: tuple[str, ...], require: tuple[str, ...], purpose_en: tuple[str, ...]
+) -> tuple[Declaration, ...]:
+    """`--declare`/`--require` give the Dutch purpose (every page's default), `--purpose-en`
+    the English one of an attribute declared by either; without it English pages show the
+    Dutch text."""
     out: dict[str, Declaration] = {}
     for value, required in [(v, False) for v in declare] + [(v, True) for v in require]:
-        name, sep, purpose = value.partition("=")
-        if not sep or not purpose.strip():
+        name, purpose = _attribute_text(value, "ATTRIBUTE=PURPOSE (the purpose a parent reads)")
+        catalogue_attribute(name)
+        if name in out:
+            raise click.BadParameter(f"attribute {name!r} declared twice")
+        out[name] = Declaration(name, purpose, required)
+    english: dict[str, str] = {}
+    for value in purpose_en:
+        name, text = _attribute_text(value, "ATTRIBUTE=PURPOSE IN ENGLISH")
+        if name not in out:
             raise click.BadParameter(
-                f"{value!r}: write ATTRIBUTE=PURPOSE (the purpose a parent reads)"
+                f"--purpose-en {name}: declare {name!r} with --declare or --require first"
             )
-        catalogue_attribute(name.strip())
-        if name.strip() in out:
-            raise click.BadParameter(f"attribute {name.strip()!r} declared twice")
-        out[name.strip()] = Declaration(name.strip(), purpose.strip(), required)
+        if name in english:
+            raise click.BadParameter(f"--purpose-en {name}: given twice")
+        english[name] = text
+        out[name] = replace(out[name], purpose_en=text)
     return tuple(out.values())
 
 
@@ -84,8 +104,15 @@ def publisher_group() -> None:
 @logout_options
 @click.option("--chain", "chain_id", default=None)
 @click.option("--naming", type=click.Choice(["oid", "plain"]), default="oid", show_default=True)
-@click.option("--declare", multiple=True, help="ATTRIBUTE=PURPOSE, an optional attribute")
-@click.option("--require", multiple=True, help="ATTRIBUTE=PURPOSE, a required attribute")
+@click.option(
+    "--declare", multiple=True, help="ATTRIBUTE=PURPOSE (in Dutch), an optional attribute"
+)
+@click.option("--require", multiple=True, help="ATTRIBUTE=PURPOSE (in Dutch), a required attribute")
+@click.option(
+    "--purpose-en",
+    multiple=True,
+    help="ATTRIBUTE=PURPOSE in English, for an attribute given with --declare or --require",
+)
 @reports_errors
 def publisher_add(
     config_path: Path,
@@ -105,6 +132,7 @@ def publisher_add(
     naming: str,
     declare: tuple[str, ...],
     require: tuple[str, ...],
+    purpose_en: tuple[str, ...],
 ) -> None:
     """Register a publisher's service (SAML metadata, or an OIDC client with redirect URIs)
     and the attributes it needs, with purposes."""
@@ -113,7 +141,7 @@ def publisher_add(
             "give either --saml-metadata or --oidc-redirect-uri, or --saml-entity-id "
             "(metadata from a metadata source): exactly one"
         )
-    declarations = _declarations(declare, require)
+    declarations = _declarations(declare, require, purpose_en)
     if not redirect_uris:
         saml_refuses_logout_options(
             post_logout_uris, backchannel_logout_uri, backchannel_session_required

@@ -60,6 +60,7 @@ SERVICE_KEYS = NAMED | {
     "approved",
     "naming",
     "declaration_version",
+    "reconfirm_version",
     *SOURCES,
     "declarations",
 }
@@ -191,6 +192,13 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
         entry.wrong("naming", "must be oid or plain")
         naming = "oid"
     declarations = _declarations(entry)
+    declaration_version = entry.number("declaration_version", 1)
+    # Absent (a file written by hand, or before revision 0010): every version counts as one
+    # that schools confirmed again, as it then did.
+    reconfirm_version = entry.number("reconfirm_version", declaration_version)
+    if reconfirm_version > declaration_version:
+        entry.wrong("reconfirm_version", "must not be above declaration_version")
+        reconfirm_version = declaration_version
     base = Service(
         service_id,
         name,
@@ -200,7 +208,8 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
         declarations,
         approved=entry.flag("approved", False),
         publisher_id=publisher,
-        declaration_version=entry.number("declaration_version", 1),
+        declaration_version=declaration_version,
+        reconfirm_version=reconfirm_version,
     )
     if reading.one_source(entry):
         oidc = entry.table_of("oidc", SERVICE_OIDC_KEYS)
@@ -219,7 +228,7 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
         return None
     entity_id, problems = sp_metadata_problems(xml)
     for problem in problems:
-        entry.wrong("saml_metadata", problem)
+        entry.wrong("saml_metadata", problem.detail)
     if entity_id is None:
         return None
     return ServiceEntry(replace(base, entity_id=entity_id), xml)
@@ -227,16 +236,18 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
 
 def _declarations(entry: Entries) -> tuple[Declaration, ...]:
     found: dict[str, Declaration] = {}
-    for item in entry.tables("declarations", {"attribute", "purpose", "required"}):
+    for item in entry.tables("declarations", {"attribute", "purpose", "purpose_en", "required"}):
         attribute = item.text("attribute", limit=64)
+        # `purpose` is the Dutch text (every page's fallback), `purpose_en` the optional English.
         purpose = item.text("purpose", limit=500)
+        purpose_en = item.optional_text("purpose_en", limit=500) or ""
         required = item.flag("required", False)
         if attribute and attribute not in CATALOGUE:
             item.wrong("attribute", f"unknown attribute {attribute!r}")
         elif attribute in found:
             item.wrong("attribute", f"{attribute!r} is declared twice")
         elif attribute:
-            found[attribute] = Declaration(attribute, purpose, required)
+            found[attribute] = Declaration(attribute, purpose, required, purpose_en)
     return tuple(found.values())
 
 

@@ -114,6 +114,7 @@ class _Writer:
                 ("approved", service.approved),
                 ("naming", service.naming.value),
                 ("declaration_version", service.declaration_version),
+                ("reconfirm_version", service.reconfirm_version),
             ]
         )
         if service.oidc is None:
@@ -147,6 +148,7 @@ class _Writer:
                 [
                     ("attribute", declaration.attribute),
                     ("purpose", declaration.purpose),
+                    ("purpose_en", declaration.purpose_en or None),
                     ("required", declaration.required),
                 ]
             )

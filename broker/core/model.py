@@ -98,11 +98,23 @@ class School:
 
 @dataclass(frozen=True)
 class Declaration:
-    """One attribute a service declared it needs, with the purpose a parent can read."""
+    """One attribute a service declared it needs, with the purpose a parent can read.
+
+    `purpose` is the Dutch text (required: Dutch is every page's default); `purpose_en` the
+    English one, empty when the publisher gave none (English pages then show the Dutch text).
+    A reason entered before purposes were bilingual counts as the Dutch one.
+    """
 
     attribute: str
     purpose: str
     required: bool = False
+    purpose_en: str = ""
+
+    def purpose_in(self, language: str) -> str:
+        """The purpose in `language` ("nl" or "en"), falling back to the Dutch text."""
+        if language == "en" and self.purpose_en:
+            return self.purpose_en
+        return self.purpose
 
 
 @dataclass(frozen=True)
@@ -112,8 +124,12 @@ class Service:
 
     `approved`: an operator let it in; until then no school sees it and no login reaches it.
     `publisher_id`: the publisher whose administrators manage it (None: operators only).
-    `declaration_version` counts changes of `declarations`: a school's choice made under an
-    older version must be confirmed again before it releases anything.
+    `declaration_version` counts changes of `declarations` (every change, for an honest
+    history). `reconfirm_version` is the latest of those versions that changed what a school
+    agreed to (an attribute added, an attribute's required-ness changed; declarations.py): a
+    school's choice accepted under an older version releases the pseudonym alone until the
+    school confirms it again. A change of the purpose texts alone, or a removed attribute (the
+    release rule narrows at once), keeps schools' choices valid.
     """
 
     id: str
@@ -127,6 +143,7 @@ class Service:
     approved: bool = True
     publisher_id: str | None = None
     declaration_version: int = 1
+    reconfirm_version: int = 1
 
     @property
     def pseudonym_chain(self) -> str:

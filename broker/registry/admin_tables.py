@@ -87,7 +87,8 @@ class DeclarationChangeRow(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     service_id: Mapped[str] = mapped_column(ID, index=True)
     version: Mapped[int] = mapped_column(Integer)
-    # [{"attribute": ..., "purpose": ..., "required": ...}, ...] in the declared order.
+    # [{"attribute": ..., "purpose": ..., "required": ..., "purpose_en": ...}, ...] in the
+    # declared order; "purpose_en" since revision 0010 (absent before: no English text).
     declarations: Mapped[list[dict[str, object]]] = mapped_column(JSON)
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     changed_by: Mapped[str] = mapped_column(NAME)
@@ -95,6 +96,23 @@ class DeclarationChangeRow(Base):
 
 def declarations_json(declarations: tuple[Declaration, ...]) -> list[dict[str, object]]:
     return [
-        {"attribute": d.attribute, "purpose": d.purpose, "required": d.required}
+        {
+            "attribute": d.attribute,
+            "purpose": d.purpose,
+            "required": d.required,
+            "purpose_en": d.purpose_en,
+        }
         for d in declarations
     ]
+
+
+def declarations_from_json(stored: list[dict[str, object]]) -> tuple[Declaration, ...]:
+    return tuple(
+        Declaration(
+            str(d["attribute"]),
+            str(d["purpose"]),
+            bool(d["required"]),
+            str(d.get("purpose_en") or ""),
+        )
+        for d in stored
+    )

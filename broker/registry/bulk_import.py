@@ -20,18 +20,18 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session, joinedload, undefer
 
-from broker.core.model import Declaration, Service
+from broker.core.model import Service
 from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
-from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
+from broker.registry.admin_tables import PublisherRow
 from broker.registry.changes import bump_generation
 from broker.registry.database import locked_row
+from broker.registry.declaration_writes import replace_declarations
 from broker.registry.errors import UnknownPublisher
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.removal import kept_declaration_version, kept_policy_version
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 from broker.registry.tables import (
     ChainRow,
-    DeclarationRow,
     OidcClientRow,
     PolicyChangeRow,
     ReleasePolicyRow,
@@ -175,6 +175,7 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
     )
     version: int | None = service.declaration_version
     moved = 0
+    new = row is None
     if row is None:
         # Registered again after a removal: the kept history's versions are not reused.
         kept = kept_declaration_version(session, service.id)
@@ -201,7 +202,11 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
     row.oidc = _replaced(row.oidc, wanted)
     session.add(row)
     if version is not None:
-        _set_declarations(session, row, service.declarations, version, stamp)
+        replace_declarations(session, row, service.declarations, version, (stamp.at, stamp.by))
+        if new:
+            # The file's re-confirmation point, moved with its versions: the file's policies
+            # name the declaration versions they accepted against it.
+            row.reconfirm_version = min(version, service.reconfirm_version + moved)
     return moved
 
 
@@ -209,34 +214,12 @@ def _same_service(row: ServiceRow, wanted: Service) -> bool:
     current = row.to_service()
     if current.declarations == wanted.declarations:
         # The declarations are what count; an older number for the same ones changes nothing.
-        wanted = replace(wanted, declaration_version=current.declaration_version)
-    return current == wanted
-
-
-def _set_declarations(
-    session: Session,
-    row: ServiceRow,
-    declarations: tuple[Declaration, ...],
-    version: int,
-    stamp: _Stamp,
-) -> None:
-    # Delete first: the new rows may reuse the old primary keys (service, attribute).
-    row.declarations.clear()
-    session.flush()
-    row.declarations = [
-        DeclarationRow(attribute=d.attribute, position=i, purpose=d.purpose, required=d.required)
-        for i, d in enumerate(declarations)
-    ]
-    row.declaration_version = version
-    session.add(
-        DeclarationChangeRow(
-            service_id=row.id,
-            version=version,
-            declarations=declarations_json(declarations),
-            changed_at=stamp.at,
-            changed_by=stamp.by,
+        wanted = replace(
+            wanted,
+            declaration_version=current.declaration_version,
+            reconfirm_version=current.reconfirm_version,
         )
-    )
+    return current == wanted
 
 
 def _policy(

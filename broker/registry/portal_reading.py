@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from broker.core.model import Declaration, Service
-from broker.registry.admin_tables import DeclarationChangeRow
+from broker.registry.admin_tables import DeclarationChangeRow, declarations_from_json
 from broker.registry.database import session_on
 from broker.registry.reading import SqlRegistryReader
 from broker.registry.tables import ReleasePolicyRow, RemovalRow, ServiceRow, as_utc
@@ -22,8 +22,9 @@ _WITH_DECLARATIONS = joinedload(ServiceRow.declarations)
 class SchoolChoice:
     """A school's current choice for one service, as its portal shows it.
 
-    `needs_confirmation`: the service changed its declarations since the school chose, so the
-    choice releases nothing (pseudonym only) until the school confirms it again.
+    `needs_confirmation`: the service changed its declarations since the school chose in a way
+    that needs its consent (core/declarations.py), so the choice releases nothing (pseudonym
+    only) until the school confirms it again.
     """
 
     school_id: str
@@ -81,7 +82,7 @@ class PortalReads(SqlRegistryReader):
     def _choices(self, condition: object) -> list[SchoolChoice]:
         with session_on(self._engine) as session:
             rows = session.execute(
-                select(ReleasePolicyRow, ServiceRow.declaration_version)
+                select(ReleasePolicyRow, ServiceRow.reconfirm_version)
                 .join(ServiceRow, ServiceRow.id == ReleasePolicyRow.service_id)
                 .where(condition)  # type: ignore[arg-type]
                 .order_by(ReleasePolicyRow.school_id, ReleasePolicyRow.service_id)
@@ -109,10 +110,7 @@ class PortalReads(SqlRegistryReader):
                 DeclarationChange(
                     row.service_id,
                     row.version,
-                    tuple(
-                        Declaration(str(d["attribute"]), str(d["purpose"]), bool(d["required"]))
-                        for d in row.declarations
-                    ),
+                    declarations_from_json(row.declarations),
                     as_utc(row.changed_at),
                     row.changed_by,
                 )

@@ -42,7 +42,7 @@ _WITH_DECLARATIONS = joinedload(ServiceRow.declarations)
 # Built once: the login path runs it on every login, and building the statement (the column
 # comparisons, the join) cost more than SQLAlchemy's cached compilation of it.
 _POLICY_QUERY = (
-    select(ReleasePolicyRow, ServiceRow.declaration_version)
+    select(ReleasePolicyRow, ServiceRow.reconfirm_version)
     .join(ServiceRow, ServiceRow.id == ReleasePolicyRow.service_id)
     .where(
         ReleasePolicyRow.school_id == bindparam("school_id"),
@@ -117,19 +117,20 @@ class SqlRegistryReader:
 
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
         """What a login releases. A school that switched the service off gets
-        `ServiceSwitchedOff`; a choice made under older declarations of the service releases
-        the pseudonym alone until the school confirms it against the current ones."""
+        `ServiceSwitchedOff`; a choice made before the service's last change that needs
+        re-confirmation (`Service.reconfirm_version`) releases the pseudonym alone until the
+        school confirms it against the current declarations."""
         with session_on(self._engine) as session:
             found = session.execute(
                 _POLICY_QUERY, {"school_id": school_id, "service_id": service_id}
             ).one_or_none()
             if found is None:
                 return ReleasePolicy(school_id, service_id, frozenset(), 0)
-            row, current_declarations = found
+            row, reconfirm_version = found
             if not row.active:
                 raise ServiceSwitchedOff(school_id, service_id)
             policy = row.to_policy()
-            if row.declaration_version < current_declarations:
+            if row.declaration_version < reconfirm_version:
                 return ReleasePolicy(school_id, service_id, frozenset(), policy.version)
             return policy
 

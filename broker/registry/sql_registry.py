@@ -25,6 +25,7 @@ from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, dec
 from broker.registry.bulk_import import ImportReport, apply_snapshot
 from broker.registry.changes import bump_generation
 from broker.registry.database import locked_row, open_engine, session_on, writer
+from broker.registry.declaration_writes import replace_declarations
 from broker.registry.errors import (
     DuplicateEntry,
     MetadataChanged,
@@ -154,15 +155,9 @@ class SqlRegistry(PortalReads):
                     approved=service.approved,
                     publisher_id=service.publisher_id,
                     declaration_version=version,
-                    declarations=[
-                        DeclarationRow(
-                            attribute=declaration.attribute,
-                            position=position,
-                            purpose=declaration.purpose,
-                            required=declaration.required,
-                        )
-                        for position, declaration in enumerate(service.declarations)
-                    ],
+                    # A new registration: no school has chosen under these declarations yet.
+                    reconfirm_version=version,
+                    declarations=DeclarationRow.rows_of(service.declarations),
                     oidc=OidcClientRow.from_client(service.oidc) if service.oidc else None,
                 )
             )
@@ -401,8 +396,9 @@ class SqlRegistry(PortalReads):
     ) -> int:
         """Replace what a service declares it needs; returns the new declaration version.
 
-        Schools' choices made under the previous version stop releasing attributes until each
-        school confirms again (`reading.py`, `policy`).
+        Every change makes a new version. Schools' choices stop releasing attributes until each
+        school confirms again only when the change needs that (an attribute added, required-ness
+        changed: core/declarations.py); new purpose texts or a removed attribute keep them.
         """
         names = [d.attribute for d in declarations]
         if len(set(names)) != len(names):
@@ -415,24 +411,12 @@ class SqlRegistry(PortalReads):
             )
             if row is None:
                 raise UnknownService(f"no service with id {service_id!r}")
-            # Delete first: the new rows may reuse the old primary keys (service, attribute).
-            row.declarations.clear()
-            session.flush()
-            row.declarations = [
-                DeclarationRow(
-                    attribute=d.attribute, position=i, purpose=d.purpose, required=d.required
-                )
-                for i, d in enumerate(declarations)
-            ]
-            row.declaration_version += 1
-            session.add(
-                DeclarationChangeRow(
-                    service_id=service_id,
-                    version=row.declaration_version,
-                    declarations=declarations_json(declarations),
-                    changed_at=as_utc(self._clock()),
-                    changed_by=changed_by,
-                )
+            replace_declarations(
+                session,
+                row,
+                declarations,
+                row.declaration_version + 1,
+                (as_utc(self._clock()), changed_by),
             )
             bump_generation(session)
             return row.declaration_version

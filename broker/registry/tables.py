@@ -167,6 +167,10 @@ class ServiceRow(Base):
     # A foreign key since revision 0009: a service never names an organisation that is gone.
     publisher_id: Mapped[str | None] = mapped_column(ForeignKey("publishers.id"), index=True)
     declaration_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # Revision 0010: the latest declaration version that needs schools to confirm again
+    # (core/declarations.py); rows from before it get their declaration version, as then every
+    # change did.
+    reconfirm_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
     declarations: Mapped[list[DeclarationRow]] = relationship(
         order_by="DeclarationRow.position", cascade="all, delete-orphan"
     )
@@ -185,6 +189,7 @@ class ServiceRow(Base):
             approved=self.approved,
             publisher_id=self.publisher_id,
             declaration_version=self.declaration_version,
+            reconfirm_version=self.reconfirm_version,
         )
 
 
@@ -250,11 +255,32 @@ class DeclarationRow(Base):
     attribute: Mapped[str] = mapped_column(ATTRIBUTE, primary_key=True)
     # Kept so a service's declarations read back in the order it registered them.
     position: Mapped[int] = mapped_column(Integer)
+    # The Dutch purpose (or, before revision 0010, the only one); `purpose_en` may be empty.
     purpose: Mapped[str] = mapped_column(Text)
     required: Mapped[bool] = mapped_column(Boolean)
+    purpose_en: Mapped[str] = mapped_column(Text, server_default=text("''"))
+
+    @classmethod
+    def rows_of(cls, declarations: tuple[Declaration, ...]) -> list[DeclarationRow]:
+        """The rows of a service's declarations, positions in the order given."""
+        return [
+            cls(
+                attribute=d.attribute,
+                position=i,
+                purpose=d.purpose,
+                required=d.required,
+                purpose_en=d.purpose_en,
+            )
+            for i, d in enumerate(declarations)
+        ]
 
     def to_declaration(self) -> Declaration:
-        return Declaration(attribute=self.attribute, purpose=self.purpose, required=self.required)
+        return Declaration(
+            attribute=self.attribute,
+            purpose=self.purpose,
+            required=self.required,
+            purpose_en=self.purpose_en,
+        )
 
 
 class ReleasePolicyRow(Base):

@@ -15,39 +15,64 @@ REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 MAX_METADATA_BYTES = 4 * MAX_BODY_BYTES
 
 
+def N_(message: str) -> str:
+    """Mark a message for the translation catalogue without translating it (no Flask here)."""
+    return message
+
+
+# Messages more than one check gives (metadata_report.py lists every problem at once).
+TOO_LARGE = N_("metadata is larger than 1 MiB")
+NOT_UTF8 = N_("the file is not UTF-8 text")
+NOT_AN_IDP = N_(
+    "metadata of %(entity_id)s does not describe an identity provider (IDPSSODescriptor)"
+)
+NOT_AN_SP = N_("metadata of %(entity_id)s does not describe a service provider (SPSSODescriptor)")
+NO_SIGNING_KEY = N_("metadata of %(entity_id)s has no signing key (KeyDescriptor)")
+ACS_NOT_HTTPS = N_("ACS URL '%(url)s' must be https (plain http only on loopback)")
+
+
 class MetadataInvalid(BadRequest):
+    """What is wrong with a metadata document. `message` is an English sentence with
+    %(name)s placeholders, marked `N_` for the catalogue, and `params` fill them: the CLI and
+    the log read `detail` (English), the portal translates `message` into the page's language
+    (broker/web/labels.py, `metadata_problem`)."""
+
     code = "metadata_invalid"
     public_message = "The SAML metadata is not usable."
+
+    def __init__(self, message: str, **params: object) -> None:
+        super().__init__(message % params if params else message)
+        self.message = message
+        self.params = params
 
 
 def _parse(xml: str) -> etree._Element:
     raw = xml.encode()
     if len(raw) > MAX_METADATA_BYTES:
-        raise MetadataInvalid("metadata is larger than 1 MiB")
+        raise MetadataInvalid(TOO_LARGE)
     if b"<!DOCTYPE" in raw:
-        raise MetadataInvalid("metadata contains a DOCTYPE")
+        raise MetadataInvalid(N_("metadata contains a DOCTYPE"))
     try:
         root = parse_untrusted(raw)
     except etree.XMLSyntaxError as err:
-        raise MetadataInvalid(f"metadata is not well-formed XML (line {err.lineno})") from None
+        raise MetadataInvalid(
+            N_("metadata is not well-formed XML (line %(line)s)"), line=err.lineno
+        ) from None
     if root.tag != f"{{{MD}}}EntityDescriptor":
-        raise MetadataInvalid("metadata must be one md:EntityDescriptor (not an aggregate)")
+        raise MetadataInvalid(N_("metadata must be one md:EntityDescriptor (not an aggregate)"))
     return root
 
 
 def _descriptor(root: etree._Element, role: str) -> tuple[str, etree._Element]:
     entity_id = root.get("entityID", "")
     if not entity_id:
-        raise MetadataInvalid("EntityDescriptor has no entityID")
+        raise MetadataInvalid(N_("EntityDescriptor has no entityID"))
     tag = "IDPSSODescriptor" if role == "idp" else "SPSSODescriptor"
     descriptor = root.find(f"{{{MD}}}{tag}")
     if descriptor is None:
-        kind = (
-            "an identity provider (IDPSSODescriptor)"
-            if role == "idp"
-            else "a service provider (SPSSODescriptor)"
-        )
-        raise MetadataInvalid(f"metadata of {entity_id} does not describe {kind}")
+        if role == "idp":
+            raise MetadataInvalid(NOT_AN_IDP, entity_id=entity_id)
+        raise MetadataInvalid(NOT_AN_SP, entity_id=entity_id)
     keys = descriptor.findall(f"{{{MD}}}KeyDescriptor")
     # An IdP's assertions are checked with its signing keys only (a KeyDescriptor without `use`
     # serves both, SAML metadata 2.4.1.1): a copy whose keys are all for encryption would make
@@ -55,7 +80,7 @@ def _descriptor(root: etree._Element, role: str) -> tuple[str, etree._Element]:
     if role == "idp":
         keys = [key for key in keys if key.get("use") in (None, "signing")]
     if not keys:
-        raise MetadataInvalid(f"metadata of {entity_id} has no signing key (KeyDescriptor)")
+        raise MetadataInvalid(NO_SIGNING_KEY, entity_id=entity_id)
     return entity_id, descriptor
 
 
@@ -69,7 +94,10 @@ def checked_idp(root: etree._Element) -> str:
     entity_id, descriptor = _descriptor(root, "idp")
     bindings = {e.get("Binding") for e in descriptor.findall(f"{{{MD}}}SingleSignOnService")}
     if REDIRECT not in bindings:
-        raise MetadataInvalid(f"metadata of {entity_id} has no HTTP-Redirect SingleSignOnService")
+        raise MetadataInvalid(
+            N_("metadata of %(entity_id)s has no HTTP-Redirect SingleSignOnService"),
+            entity_id=entity_id,
+        )
     return entity_id
 
 
@@ -87,10 +115,11 @@ def checked_sp(root: etree._Element) -> str:
         if e.get("Binding") == POST
     ]
     if not endpoints:
-        raise MetadataInvalid(f"metadata of {entity_id} has no HTTP-POST AssertionConsumerService")
+        raise MetadataInvalid(
+            N_("metadata of %(entity_id)s has no HTTP-POST AssertionConsumerService"),
+            entity_id=entity_id,
+        )
     for location in endpoints:
         if not is_acceptable_endpoint(location):
-            raise MetadataInvalid(
-                f"ACS URL {location!r} must be https (plain http only on loopback)"
-            )
+            raise MetadataInvalid(ACS_NOT_HTTPS, url=location)
     return entity_id

@@ -9,14 +9,15 @@ asked: a lazy string would look the catalogue up again through Flask-Babel for e
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime, tzinfo
 
 from babel import Locale
 from babel.dates import format_datetime
 
 from broker.core.errors import BrokerError
-from broker.web.i18n import page_translations
+from broker.core.model import Declaration
+from broker.web.i18n import current_language, page_translations
 
 
 def N_(message: str) -> str:
@@ -139,6 +140,19 @@ def attribute_labels(names: Iterable[str]) -> list[str]:
     lists a person reads ("First name, Role at school"), never the codes themselves."""
     ordered = sorted(names, key=lambda name: (_ORDER.get(name, len(_ORDER)), name))
     return [attribute_label(name) for name in ordered]
+
+
+def declared_purpose(declaration: Declaration) -> str:
+    """Why the platform needs an attribute, in the language of the page: the publisher's
+    English text on English pages when it gave one, else its Dutch text."""
+    return declaration.purpose_in(current_language())
+
+
+def localised_problem(message: str, params: Mapping[str, object]) -> str:
+    """An English message marked `N_` outside the web layer (such as a metadata check's,
+    saml/metadata_check.py), in the language of the page, its placeholders filled."""
+    text = _translated(message)
+    return text % params if params else text
 
 
 def public_message(error: BrokerError) -> str:

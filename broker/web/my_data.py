@@ -27,7 +27,12 @@ from broker.core.receipts import Receipt
 from broker.login.flow import MY_DATA, LoginRequest
 from broker.registry.errors import ServiceSwitchedOff
 from broker.web.browser import SSO_COOKIE, browser_secret
-from broker.web.labels import attribute_label, attribute_labels, shown_day
+from broker.web.labels import (
+    attribute_label,
+    attribute_labels,
+    declared_purpose,
+    shown_day,
+)
 from broker.web.wiring import Broker
 
 log = logging.getLogger("broker.my_data")
@@ -169,7 +174,7 @@ def _current(b: Broker, school_id: str, service: Service) -> CurrentRelease:
     except ServiceSwitchedOff:
         return CurrentRelease(service.name, True, [])
     released = [
-        (str(attribute_label(d.attribute)), d.purpose)
+        (str(attribute_label(d.attribute)), declared_purpose(d))
         for d in service.declarations
         if d.attribute in policy.attributes
     ]

@@ -10,7 +10,7 @@ from broker.core.errors import StateExpired, UnknownSchool, UnknownService
 from broker.login.receipting import PendingRelease
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
-from broker.web.labels import attribute_label
+from broker.web.labels import attribute_label, declared_purpose
 from broker.web.login_steps import (
     broker,
     content_security_policy,
@@ -58,7 +58,7 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
     if school is None:
         raise UnknownSchool("school left the registry during the notice")
     released = [
-        (attribute_label(name), declaration.purpose if declaration else "")
+        (attribute_label(name), declared_purpose(declaration) if declaration else "")
         for name in pending.attributes
         for declaration in (service.declaration(name),)
     ]

@@ -119,8 +119,9 @@ def populated_template(tmp_path_factory: pytest.TempPathFactory, metadata: Metad
     result = run(
         "publisher", "add", "--config", config, "--id", "uitgever", "--name", "Uitgeverij",
         "--saml-metadata", metadata.sp, "--chain", "leermiddelen",
-        "--declare", "given_name=to greet the student",
+        "--declare", "given_name=om de leerling te begroeten",
         "--require", "affiliation=to show the right materials",
+        "--purpose-en", "given_name=to greet the student",
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     return config
@@ -228,9 +229,12 @@ def test_added_entries_are_in_the_registry(populated: Path) -> None:
         assert service is not None
         assert service.entity_id == SP_ENTITY
         assert service.chain_id == "leermiddelen"
-        assert [(d.attribute, d.required) for d in service.declarations] == [
-            ("given_name", False),
-            ("affiliation", True),
+        assert [
+            (d.attribute, d.required, d.purpose, d.purpose_en) for d in service.declarations
+        ] == [
+            ("given_name", False, "om de leerling te begroeten", "to greet the student"),
+            # Without --purpose-en: English pages show this (Dutch) text.
+            ("affiliation", True, "to show the right materials", ""),
         ]
         assert registry.chain("leermiddelen") is not None
     finally:
@@ -326,6 +330,21 @@ def test_attribute_declared_twice(unchanged: Path, metadata: Metadata) -> None:
         "--require", "email=to mail",
     )  # fmt: skip
     expect_refusal(result, "declared twice")
+
+
+@pytest.mark.parametrize(
+    ("purpose_en", "fragment"),
+    [("email=to mail", "declare 'email' with --declare or --require first"), ("email", "=")],
+)
+def test_english_purpose_of_an_undeclared_attribute(
+    unchanged: Path, metadata: Metadata, purpose_en: str, fragment: str
+) -> None:
+    result = run(
+        "publisher", "add", "--config", unchanged, "--id", "other", "--name", "Other",
+        "--saml-metadata", metadata.sp, "--declare", "given_name=om te begroeten",
+        "--purpose-en", purpose_en,
+    )  # fmt: skip
+    expect_refusal(result, fragment)
 
 
 def test_unknown_attribute_in_release(unchanged: Path) -> None:

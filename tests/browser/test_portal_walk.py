@@ -158,9 +158,13 @@ def test_publisher_operator_school_then_student(
         str(walk.metadata_file)
     )
     publisher.get_by_label("Nodig: Voornaam").select_option("optional")
-    publisher.get_by_label("Doel van Voornaam").fill("Om de leerling bij naam te begroeten.")
+    publisher.get_by_label("Doel van Voornaam, in het Nederlands").fill(
+        "Om de leerling bij naam te begroeten."
+    )
     publisher.get_by_label("Nodig: Rol op school").select_option("optional")
-    publisher.get_by_label("Doel van Rol op school").fill("Om docenten hun hulpmiddelen te tonen.")
+    publisher.get_by_label("Doel van Rol op school, in het Nederlands").fill(
+        "Om docenten hun hulpmiddelen te tonen."
+    )
     screenshot(publisher, "portal-03-publisher-register")
     publisher.get_by_role("button", name="Aanmelden").click()
     expect(publisher.get_by_text("Wacht op goedkeuring").first).to_be_visible()

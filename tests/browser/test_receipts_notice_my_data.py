@@ -414,7 +414,9 @@ def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], P
     lees_card = current.filter(has=fatima.get_by_role("heading", name=lees_name, exact=True))
     expect(lees_card).to_have_count(1)
     for label, purpose in lees_purposes.items():
-        expect(lees_card).to_contain_text(f"{label}: {purpose}")
+        # The name, then the purpose as its own sentence on its own line (one colon, not two).
+        item = lees_card.locator("li").filter(has=fatima.locator("strong", has_text=label))
+        expect(item.locator(".purpose")).to_have_text(f"Why the platform needs it: {purpose}")
     reken_card = current.filter(has=fatima.get_by_role("heading", name=reken_name, exact=True))
     expect(reken_card).to_contain_text("Only your pseudonym.")
 

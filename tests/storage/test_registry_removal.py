@@ -344,8 +344,28 @@ def test_revision_0008_keeps_administrators_and_history_and_lets_the_school_go(
     registry = SqlRegistry(registry_url)
     try:
         registry.add_school(SAML_SCHOOL, "<idp/>")
-        registry.add_service(Service("lesweb", "Lesweb", "https://lw.example", None), "<sp/>")
-        registry.set_policy("00AA", "lesweb", frozenset(), "test")
+    finally:
+        registry.close()
+    # The service and its policy in SQL of that revision: today's models have columns of
+    # later revisions (0010: services.reconfirm_version).
+    engine = open_engine(registry_url)
+    try:
+        with writer(engine).begin() as connection:
+            for statement in (
+                "INSERT INTO services (id, name, entity_id, naming, protocol, sp_metadata) "
+                "VALUES ('lesweb', 'Lesweb', 'https://lw.example', 'oid', 'saml', '<sp/>')",
+                "INSERT INTO release_policies (school_id, service_id, attributes, version, "
+                "changed_at, changed_by) VALUES ('00AA', 'lesweb', '[]', 1, "
+                "'2026-01-01 00:00:00', 'test')",
+                "INSERT INTO policy_changes (school_id, service_id, version, attributes, "
+                "changed_at, changed_by) VALUES ('00AA', 'lesweb', 1, '[]', "
+                "'2026-01-01 00:00:00', 'test')",
+            ):
+                connection.exec_driver_sql(statement)
+    finally:
+        engine.dispose()
+    registry = SqlRegistry(registry_url)
+    try:
         operator = registry.accounts.add_admin("op@broker.nl", "h", "S", AdminRole.OPERATOR, None)
         school_admin = registry.accounts.add_admin("ict@vb.nl", "h", "S", AdminRole.SCHOOL, "00AA")
     finally:

@@ -11,7 +11,7 @@ from datetime import timedelta
 from flask import Flask
 from flask_wtf.csrf import CSRFError
 
-from broker.web.labels import attribute_label, attribute_labels
+from broker.web.labels import attribute_label, attribute_labels, declared_purpose
 from broker.web.portal.operator_pages import operator_pages
 from broker.web.portal.publisher_oidc import publisher_oidc_pages
 from broker.web.portal.publisher_pages import publisher_pages
@@ -41,6 +41,7 @@ def install_portals(app: Flask) -> None:
     # A school's privacy officer reads "First name", not `given_name` (the code stays beside it).
     app.jinja_env.globals["attribute_label"] = attribute_label
     app.jinja_env.globals["attribute_labels"] = attribute_labels
+    app.jinja_env.globals["declared_purpose"] = declared_purpose
     for blueprint in (
         sign_in_pages,
         operator_pages,

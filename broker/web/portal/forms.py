@@ -16,17 +16,20 @@ from wtforms import (
     BooleanField,
     EmailField,
     Field,
+    HiddenField,
     PasswordField,
     SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
+    TextAreaField,
     URLField,
 )
 from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget
 
 from broker.core.catalogue import CATALOGUE
+from broker.saml.metadata_check import MAX_METADATA_BYTES
 from broker.web.labels import attribute_label
 
 IDENTIFIER = Regexp(
@@ -37,6 +40,8 @@ SCHOOL_ID = Regexp(
     r"\A[0-9A-Z]{2,12}\Z", message=_l("Use capital letters and digits, such as 99XX00.")
 )
 CODE = Regexp(r"\A\s*[0-9]{3}\s?[0-9]{3}\s*\Z", message=_l("Enter the 6 digits of your app."))
+# Characters, not bytes: the byte limit is checked again on the text (registration.py).
+MAX_METADATA_CHARS = MAX_METADATA_BYTES
 NEED_CHOICES = [
     SelectChoice("", _l("Not needed")),
     SelectChoice("optional", _l("Optional")),
@@ -151,9 +156,15 @@ class ServiceForm(FlaskForm):
 def _purpose_needed(need_field: str) -> object:
     def check(form: FlaskForm, field: Field) -> None:
         if form[need_field].data and not (field.data or "").strip():
-            raise ValidationError(str(_l("Say why the platform needs this.")))
+            raise ValidationError(str(_l("Say in Dutch why the platform needs this.")))
 
     return check
+
+
+SERVICE_ID_HINT = _l(
+    "Lower-case letters, digits and hyphens, at most 63, such as educo-lezen. It cannot be "
+    "changed later."
+)
 
 
 def service_form_class(
@@ -163,20 +174,38 @@ def service_form_class(
     brings the fields of another protocol (oidc_forms.OidcClientForm)."""
     attributes: dict[str, object] = {}
     if registering:
-        attributes["service_id"] = StringField(_l("Service id"), [DataRequired(), IDENTIFIER])
+        attributes["service_id"] = StringField(
+            _l("Service id"), [DataRequired(), IDENTIFIER], description=SERVICE_ID_HINT
+        )
         attributes["name"] = StringField(_l("Name"), [DataRequired(), Length(max=200)])
     if registering and base is ServiceForm:
+        # Either a file or pasted text (registration.py checks that one is there): the text
+        # field also carries an uploaded file's content back into the form when another field
+        # needs correcting, as a browser never refills a file input. Metadata holds no
+        # personal data.
         attributes["metadata_file"] = FileField(
             _l("SAML metadata file of the service"),
-            [DataRequired(message=_l("Upload the service's SAML metadata."))],
+            description=_l("Upload the file, or paste the metadata below."),
         )
+        attributes["metadata_xml"] = TextAreaField(
+            _l("Or: the SAML metadata as text"),
+            [Length(max=MAX_METADATA_CHARS)],
+            render_kw={"rows": 6, "spellcheck": "false"},
+        )
+    if not registering:
+        # Set by the page that said how many schools must confirm again (publisher_pages.py).
+        attributes["confirmed"] = HiddenField()
     for name in CATALOGUE:
         attributes[f"need_{name}"] = SelectField(
             _l("Need for %(attribute)s", attribute=attribute_label(name)), choices=NEED_CHOICES
         )
         attributes[f"purpose_{name}"] = StringField(
-            _l("Purpose of %(attribute)s", attribute=attribute_label(name)),
+            _l("Purpose of %(attribute)s, in Dutch", attribute=attribute_label(name)),
             [Length(max=500), _purpose_needed(f"need_{name}")],
+        )
+        attributes[f"purpose_en_{name}"] = StringField(
+            _l("Purpose of %(attribute)s, in English (optional)", attribute=attribute_label(name)),
+            [Length(max=500)],
         )
     return type("DeclarationsForm", (base,), attributes)
 

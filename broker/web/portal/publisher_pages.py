@@ -1,8 +1,10 @@
 """The publisher's portal: register SAML services (checked metadata, declared attributes with a
 purpose), see which schools switched each on and which attribute names each releases.
 
-Changing the declarations makes a new declaration version: every school's earlier choice then
-releases the pseudonym alone until that school confirms it (reading.py, `policy`).
+Changing the declarations makes a new declaration version. Only a change that needs it (an
+attribute added, required-ness changed: core/declarations.py) sets every school's earlier choice
+back to the pseudonym alone until that school confirms it (reading.py, `policy`); the page says
+how many schools that is before it saves such a change. New purpose texts keep every choice.
 """
 
 from __future__ import annotations
@@ -16,12 +18,21 @@ from werkzeug.wrappers import Response
 
 from broker.core.admins import AdminRole
 from broker.core.catalogue import CATALOGUE
+from broker.core.declarations import compare_declarations
 from broker.core.errors import BadRequest
-from broker.core.model import Declaration, NamingProfile, Service
+from broker.core.model import NamingProfile, Service
 from broker.core.pseudonym_rotation import open_windows
+from broker.saml.entities import SSO_PATH
+from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_report import sp_metadata_problems
-from broker.web.labels import shown_time
+from broker.web.labels import localised_problem, shown_time
 from broker.web.login_steps import broker
+from broker.web.portal.declaration_forms import (
+    declarations_of,
+    history_lines,
+    prefill,
+    schools_to_confirm,
+)
 from broker.web.portal.forms import EmptyForm, ServiceForm, service_form_class
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.uploads import uploaded_text
@@ -29,24 +40,6 @@ from broker.web.portal.uploads import uploaded_text
 log = logging.getLogger("broker.portal")
 publisher_pages = portal_blueprint("portal_publisher", "/portal/publisher/<publisher_id>")
 PUBLISHER = AdminRole.PUBLISHER
-
-
-def declarations_of(form: ServiceForm) -> tuple[Declaration, ...]:
-    chosen = []
-    for name in CATALOGUE:
-        need = form[f"need_{name}"].data
-        if need:
-            purpose = (form[f"purpose_{name}"].data or "").strip()
-            chosen.append(Declaration(name, purpose, need == "required"))
-    return tuple(chosen)
-
-
-def _prefill(service: Service) -> dict[str, str]:
-    data = {"naming": service.naming.value}
-    for d in service.declarations:
-        data[f"need_{d.attribute}"] = "required" if d.required else "optional"
-        data[f"purpose_{d.attribute}"] = d.purpose
-    return data
 
 
 def key_windows(services: list[Service]) -> list[tuple[str, str]]:
@@ -88,19 +81,31 @@ def services(publisher_id: str) -> str:
     )
 
 
+def _metadata(form: ServiceForm) -> tuple[str | None, str, list[str]]:
+    """(entity id, metadata text, localised problems) of the registration form's metadata: an
+    uploaded file, else the pasted text. The text goes back into the form's text field, so a
+    page that asks to correct another field does not ask for the file again."""
+    try:
+        xml = uploaded_text(form["metadata_file"].data) or form["metadata_xml"].data or ""
+    except MetadataInvalid as error:
+        return None, "", [localised_problem(error.message, error.params)]
+    form["metadata_xml"].data = xml
+    if not xml.strip():
+        return None, "", [gettext("Upload the service's SAML metadata, or paste it.")]
+    entity_id, problems = sp_metadata_problems(xml)
+    return entity_id, xml, [localised_problem(p.message, p.params) for p in problems]
+
+
 @publisher_pages.route("/services/new", methods=["GET", "POST"])
 @portal_page(PUBLISHER)
 def register(publisher_id: str) -> Response | tuple[str, int]:
     form = service_form_class(registering=True)()
-    problems: list[str] = []
-    if form.validate_on_submit():
-        try:
-            xml = uploaded_text(form["metadata_file"].data) or ""
-        except BadRequest as error:
-            xml, problems = "", [error.detail]
-        entity_id, found = sp_metadata_problems(xml) if xml else (None, problems)
-        problems = found
-        if entity_id is not None:
+    if form.is_submitted():
+        # Every field in one round: the metadata is checked whether or not the others pass.
+        valid = form.validate()
+        entity_id, xml, problems = _metadata(form)
+        form["metadata_file"].errors = problems
+        if valid and entity_id is not None:
             service = Service(
                 form["service_id"].data,
                 form["name"].data,
@@ -114,7 +119,8 @@ def register(publisher_id: str) -> Response | tuple[str, int]:
             try:
                 broker().registry.add_service(service, xml)
             except BadRequest as error:
-                problems = [gettext(error.public_message) + f" ({error.detail})"]
+                # A taken service id or entity id: named beside the service id.
+                form["service_id"].errors = [f"{gettext(error.public_message)} ({error.detail})"]
             else:
                 log.info(
                     "portal service registered service=%s publisher=%s admin=%s",
@@ -130,7 +136,6 @@ def register(publisher_id: str) -> Response | tuple[str, int]:
         "portal/publisher_register.html",
         publisher_id=publisher_id,
         form=form,
-        problems=problems,
         attributes=list(CATALOGUE),
     )
     return page, 400 if form.is_submitted() else 200
@@ -141,23 +146,32 @@ def register(publisher_id: str) -> Response | tuple[str, int]:
 def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
     registry = broker().registry
     found = own_service(publisher_id, service_id)
-    form = service_form_class(registering=False)(data=_prefill(found))
+    form = service_form_class(registering=False)(data=prefill(found))
+    choices = registry.choices_for_service(service_id)
+    affected = schools_to_confirm(choices)
+    asking = False
     if form.validate_on_submit():
         declarations = declarations_of(form)
-        if declarations != found.declarations:
-            version = registry.set_declarations(
-                service_id, declarations, f"admin:{current_admin().id}"
+        diff = compare_declarations(found.declarations, declarations)
+        if diff.needs_confirmation and affected and form["confirmed"].data != "1":
+            # Said before anything is saved: how many schools fall back to the pseudonym.
+            asking = True
+        else:
+            if not diff.empty:
+                version = registry.set_declarations(
+                    service_id, declarations, f"admin:{current_admin().id}"
+                )
+                log.info(
+                    "portal declarations service=%s version=%s reconfirm=%s admin=%s",
+                    service_id,
+                    version,
+                    diff.needs_confirmation,
+                    current_admin().id,
+                )
+                flash(gettext("Saved as declaration version %(version)d.", version=version))
+            return redirect(
+                url_for(".service", publisher_id=publisher_id, service_id=service_id), code=303
             )
-            log.info(
-                "portal declarations service=%s version=%s admin=%s",
-                service_id,
-                version,
-                current_admin().id,
-            )
-            flash(gettext("Saved as declaration version %(version)d.", version=version))
-        return redirect(
-            url_for(".service", publisher_id=publisher_id, service_id=service_id), code=303
-        )
     schools = {s.id: s for s in registry.schools()}
     page = render_template(
         "portal/publisher_service.html",
@@ -165,10 +179,13 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         service=found,
         form=form,
         attributes=list(CATALOGUE),
-        choices=[(schools.get(c.school_id), c) for c in registry.choices_for_service(service_id)],
-        history=registry.declaration_history(service_id),
+        choices=[(schools.get(c.school_id), c) for c in choices],
+        affected=affected,
+        asking=asking,
+        history=history_lines(registry.declaration_history(service_id)),
         rotate=EmptyForm(),
-        issuer=broker().settings.issuer,
+        settings=broker().settings,
+        idp_sso_url=broker().settings.url(SSO_PATH),
         key_windows=key_windows([found]),
     )
-    return page, 400 if form.is_submitted() else 200
+    return page, 400 if form.is_submitted() and not asking else 200

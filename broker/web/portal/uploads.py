@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from werkzeug.datastructures import FileStorage
 
-from broker.saml.metadata_check import MAX_METADATA_BYTES, MetadataInvalid
+from broker.saml.metadata_check import MAX_METADATA_BYTES, NOT_UTF8, TOO_LARGE, MetadataInvalid
 
 
 def uploaded_text(upload: object) -> str | None:
@@ -13,8 +13,8 @@ def uploaded_text(upload: object) -> str | None:
         return None
     raw = upload.stream.read(MAX_METADATA_BYTES + 1)
     if len(raw) > MAX_METADATA_BYTES:
-        raise MetadataInvalid("metadata is larger than 1 MiB")
+        raise MetadataInvalid(TOO_LARGE)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise MetadataInvalid("the file is not UTF-8 text") from None
+        raise MetadataInvalid(NOT_UTF8) from None
