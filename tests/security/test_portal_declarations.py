@@ -182,6 +182,8 @@ def test_a_new_purpose_text_saves_at_once_and_keeps_the_choices(
     assert history is not None
     assert "purpose changed: First name." in history.group(0)
     assert "Schools' choices kept." in history.group(0)
+    # Who: the colleague's address on the page (the registry records only `admin:<id>`).
+    assert "dev@noord.example:" in history.group(0) and "admin:" not in history.group(0)
 
 
 def test_a_change_that_needs_confirming_says_how_many_schools_first(

@@ -27,6 +27,7 @@ from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_report import sp_metadata_problems
 from broker.web.labels import localised_problem, shown_time
 from broker.web.login_steps import broker
+from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.declaration_forms import (
     declarations_of,
     history_lines,
@@ -159,7 +160,7 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         else:
             if not diff.empty:
                 version = registry.set_declarations(
-                    service_id, declarations, f"admin:{current_admin().id}"
+                    service_id, declarations, recorded_author(current_admin())
                 )
                 log.info(
                     "portal declarations service=%s version=%s reconfirm=%s admin=%s",
@@ -173,6 +174,7 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
                 url_for(".service", publisher_id=publisher_id, service_id=service_id), code=303
             )
     schools = {s.id: s for s in registry.schools()}
+    history = registry.declaration_history(service_id)
     page = render_template(
         "portal/publisher_service.html",
         publisher_id=publisher_id,
@@ -182,7 +184,8 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         choices=[(schools.get(c.school_id), c) for c in choices],
         affected=affected,
         asking=asking,
-        history=history_lines(registry.declaration_history(service_id)),
+        history=history_lines(history),
+        authors=shown_authors((change.changed_by for change in history), publisher_id),
         rotate=EmptyForm(),
         settings=broker().settings,
         idp_sso_url=broker().settings.url(SSO_PATH),
