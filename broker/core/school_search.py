@@ -61,12 +61,16 @@ def expand(folded: str) -> str:
     return " ".join(ABBREVIATIONS.get(word, word) for word in folded.split())
 
 
-def name_key(name: str) -> str:
-    """What a school's name is searched in: folded, written out, and each joined up."""
+def name_forms(name: str) -> tuple[str, ...]:
+    """A name folded and written out (one form when it has no abbreviation)."""
     folded = fold(name)
-    forms = dict.fromkeys((folded, expand(folded)))
-    joined = [form.replace(" ", "") for form in forms]
-    return " ".join([*forms, *dict.fromkeys(joined)])
+    return tuple(dict.fromkeys((folded, expand(folded))))
+
+
+def name_key(forms: tuple[str, ...]) -> str:
+    """What a school's name is searched in: its `name_forms`, and each joined up."""
+    joined = dict.fromkeys(form.replace(" ", "") for form in forms)
+    return " ".join([*forms, *joined])
 
 
 def one_typo_pattern(word: str) -> re.Pattern[str]:
@@ -78,6 +82,13 @@ def one_typo_pattern(word: str) -> re.Pattern[str]:
     forms |= {re.escape(word[:i]) + "." + re.escape(word[i:]) for i in range(1, n)}
     forms |= {re.escape(word[:i] + word[i + 1] + word[i] + word[i + 2 :]) for i in range(n - 1)}
     return re.compile("|".join(sorted(forms)))
+
+
+def one_typo_sieve(word: str) -> re.Pattern[str]:
+    """Text that can hold `word` with one typo holds its first half or all after its middle
+    letter (one edit breaks at most one of the two): a quick scan for candidates."""
+    half = len(word) // 2
+    return re.compile(f"{re.escape(word[:half])}|{re.escape(word[half + 1 :])}")
 
 
 @dataclass(frozen=True)
@@ -106,14 +117,16 @@ class SchoolDirectory:
         ordered = sorted(schools, key=lambda s: (fold(s.name), s.id))
         self._schools = tuple(ordered)
         self._by_id = {s.id: s for s in ordered}
-        names = [name_key(s.name) for s in ordered]
+        forms = [name_forms(s.name) for s in ordered]
         # The name and the id: a school's ICT officer may tell students its BRIN code.
-        self._keys = tuple(f" {name} {fold(s.id)} " for name, s in zip(names, ordered, strict=True))
+        self._keys = tuple(
+            f" {name_key(f)} {fold(s.id)} " for f, s in zip(forms, ordered, strict=True)
+        )
         # The names' words, one a line, and which schools hold each: a typo search scans this
-        # text once per word (in C) instead of every school's name.
+        # text (in C) instead of every school's name.
         holders: dict[str, list[int]] = {}
-        for index, name in enumerate(names):
-            for word in dict.fromkeys(name.split()):
+        for index, name in enumerate(forms):
+            for word in dict.fromkeys(" ".join(name).split()):
                 holders.setdefault(word, []).append(index)
         self._words = tuple(holders)
         self._holders = tuple(frozenset(holders[w]) for w in self._words)
@@ -177,7 +190,12 @@ class SchoolDirectory:
         """Schools whose name has a word within one typo of one of `forms`."""
         found: set[int] = set()
         for form in forms:
-            for match in one_typo_pattern(form).finditer(self._word_text):
-                word = bisect_right(self._word_starts, match.start()) - 1
-                found |= self._holders[word]
+            pattern = one_typo_pattern(form)
+            candidates = {
+                bisect_right(self._word_starts, match.start()) - 1
+                for match in one_typo_sieve(form).finditer(self._word_text)
+            }
+            for word in candidates:
+                if pattern.search(self._words[word]):
+                    found |= self._holders[word]
         return found

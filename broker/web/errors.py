@@ -7,7 +7,7 @@ import logging
 import secrets
 import traceback
 
-from flask import Flask, render_template, request
+from flask import Flask, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, InternalServerError
 
@@ -94,7 +94,7 @@ def install_error_pages(app: Flask) -> None:
             title=error_title(status),
             message=http_error_message(status, portal=portal),
             error_id=error_id,
-            portal=portal,
+            portal_home=url_for("portal_sign_in.home") if portal else None,
         )
         return page, status
 

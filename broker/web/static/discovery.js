@@ -45,10 +45,14 @@
       .join(" ");
   }
 
-  // The name folded, written out, and each joined up (school_search.name_key).
-  function nameKey(name) {
+  // The name folded and written out (school_search.name_forms).
+  function nameForms(name) {
     const folded = fold(name);
-    const forms = Array.from(new Set([folded, expand(folded)]));
+    return Array.from(new Set([folded, expand(folded)]));
+  }
+
+  // Those forms, and each joined up (school_search.name_key).
+  function nameKey(forms) {
     const joined = Array.from(new Set(forms.map((form) => form.replaceAll(" ", ""))));
     return forms.concat(joined).join(" ");
   }
@@ -74,10 +78,12 @@
   }
 
   const items = Array.from(list.querySelectorAll("li"));
-  const names = items.map((item) => nameKey(item.textContent));
+  const forms = items.map((item) => nameForms(item.textContent));
   // The name and the code (BRIN): a school's ICT officer may tell students its code.
-  const keys = items.map((item, i) => ` ${names[i]} ${fold(item.dataset.code || "")} `);
-  const nameWords = names.map((name) => name.split(" "));
+  const keys = items.map((item, i) => ` ${nameKey(forms[i])} ${fold(item.dataset.code || "")} `);
+  // A typo is forgiven in the name's words only (never in a code, nor in the joined forms).
+  const nameWords = forms.map((f) => f.join(" ").split(" "));
+  let announceTimer = 0;
 
   function formsOf(word) {
     const full = Object.hasOwn(abbreviations, word) ? abbreviations[word] : word;
