@@ -120,6 +120,19 @@ class StateExpired(BrokerError):
     public_message = "This sign-in took too long or was already used. Please start again."
 
 
+class CookiesBlocked(StateExpired):
+    """A step that needs this browser's state came without any of the broker's cookies: the
+    browser blocks them (or they were deleted, a private window closed). "Took too long" would
+    send the student round the same loop for ever; this says what to change. The web layer
+    raises it instead of a StateExpired for such a request (web/errors.py)."""
+
+    code = "cookies_blocked"
+    public_message = (
+        "Your browser did not send back the cookie this sign-in needs: it blocks cookies for "
+        "this website, or they were deleted."
+    )
+
+
 class StoreUnavailable(BrokerError):
     code = "store_unavailable"
     status = 503

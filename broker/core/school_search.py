@@ -4,15 +4,25 @@ A small federation's page lists every school and the browser filters as the stud
 (static/discovery.js). A page that listed thousands would be megabytes of HTML per login, and
 its Content-Security-Policy would have to name thousands of sign-in origins (a header proxies
 refuse beyond a few kilobytes): above `LIST_ALL_UP_TO` schools the page asks for part of the
-name first, and shows at most `SHOWN_AT_MOST` matches. The matching folds accents, case and
-punctuation exactly as discovery.js does, so "st bonifatius" finds "St.-Bonifatiuscollege"
-whether the browser or the server searched.
+name first, and shows at most `SHOWN_AT_MOST` matches.
+
+The rule, the same in discovery.js (which gets `ABBREVIATIONS` and `TYPO_MIN_LENGTH` from the
+page, so there is one list):
+- accents, case and punctuation fold away, hyphens included: "sint bonifatius" finds
+  "Sint-Bonifatiuscollege", and the name's words also count joined ("sintbonifatius");
+- a school is found by its name or its code (BRIN), every typed word somewhere in either;
+- a few common abbreviations in Dutch school names count as the full word, both ways ("st
+  bonifatius" finds "Sint-Bonifatiuscollege", "sint" finds "St. Jozef");
+- only when nothing matches that way: one typo per word (a letter wrong, missing, extra, or two
+  swapped) in words of `TYPO_MIN_LENGTH` letters or more, in the name only ("lyceym" finds
+  "Lyceum"; a code is never guessed).
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -22,6 +32,19 @@ from broker.core.model import School
 LIST_ALL_UP_TO = 200
 # In a larger federation a search shows at most this many matches; the student types more.
 SHOWN_AT_MOST = 50
+# Shorter words must match as typed: one typo in three letters matches nearly every name.
+TYPO_MIN_LENGTH = 5
+# Folded abbreviation → the folded full words. Small on purpose: only abbreviations that stand
+# for one thing in Dutch school names, and none that is a word of its own.
+ABBREVIATIONS = {
+    "st": "sint",
+    "chr": "christelijk",
+    "kath": "katholiek",
+    "rk": "rooms katholiek",
+    "prot": "protestants",
+    "sg": "scholengemeenschap",
+    "csg": "christelijke scholengemeenschap",
+}
 
 _NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
 
@@ -33,6 +56,41 @@ def fold(text: str) -> str:
     return " ".join(_NOT_LETTER_OR_DIGIT.sub(" ", bare.lower()).split())
 
 
+def expand(folded: str) -> str:
+    """`folded` with every abbreviation written out."""
+    return " ".join(ABBREVIATIONS.get(word, word) for word in folded.split())
+
+
+def name_forms(name: str) -> tuple[str, ...]:
+    """A name folded and written out (one form when it has no abbreviation)."""
+    folded = fold(name)
+    return tuple(dict.fromkeys((folded, expand(folded))))
+
+
+def name_key(forms: tuple[str, ...]) -> str:
+    """What a school's name is searched in: its `name_forms`, and each joined up."""
+    joined = dict.fromkeys(form.replace(" ", "") for form in forms)
+    return " ".join([*forms, *joined])
+
+
+def one_typo_pattern(word: str) -> re.Pattern[str]:
+    """Text holding `word` with at most one letter wrong, missing, extra, or two swapped (a
+    match never spans a line: `.` stops at a newline)."""
+    n = len(word)
+    forms = {re.escape(word[:i]) + "." + re.escape(word[i + 1 :]) for i in range(n)}
+    forms |= {re.escape(word[:i] + word[i + 1 :]) for i in range(n)}
+    forms |= {re.escape(word[:i]) + "." + re.escape(word[i:]) for i in range(1, n)}
+    forms |= {re.escape(word[:i] + word[i + 1] + word[i] + word[i + 2 :]) for i in range(n - 1)}
+    return re.compile("|".join(sorted(forms)))
+
+
+def one_typo_sieve(word: str) -> re.Pattern[str]:
+    """Text that can hold `word` with one typo holds its first half or all after its middle
+    letter (one edit breaks at most one of the two): a quick scan for candidates."""
+    half = len(word) // 2
+    return re.compile(f"{re.escape(word[:half])}|{re.escape(word[half + 1 :])}")
+
+
 @dataclass(frozen=True)
 class Found:
     """The schools to show (name order, at most the limit) and how many matched in all."""
@@ -41,6 +99,8 @@ class Found:
     total: int
     # False when the page asks for a search first (a large federation, nothing typed yet).
     searched: bool = True
+    # Nothing matched as typed: these matched with one typo per word.
+    approximate: bool = False
 
     @property
     def partial(self) -> bool:
@@ -49,15 +109,33 @@ class Found:
 
 class SchoolDirectory:
     """The federation's schools in name order, folded once (a worker keeps one per registry
-    generation: building it sorts and folds every school)."""
+    generation: building it sorts and folds every school, and indexes the names' words for
+    the typo search, so a search costs no folding of names)."""
 
     def __init__(self, schools: Iterable[School]) -> None:
         # Name order as a student reads it: "École" among the E's, not after the Z's.
         ordered = sorted(schools, key=lambda s: (fold(s.name), s.id))
         self._schools = tuple(ordered)
         self._by_id = {s.id: s for s in ordered}
+        forms = [name_forms(s.name) for s in ordered]
         # The name and the id: a school's ICT officer may tell students its BRIN code.
-        self._keys = tuple(f" {fold(s.name)} {fold(s.id)} " for s in ordered)
+        self._keys = tuple(
+            f" {name_key(f)} {fold(s.id)} " for f, s in zip(forms, ordered, strict=True)
+        )
+        # The names' words, one a line, and which schools hold each: a typo search scans this
+        # text (in C) instead of every school's name.
+        holders: dict[str, list[int]] = {}
+        for index, name in enumerate(forms):
+            for word in dict.fromkeys(" ".join(name).split()):
+                holders.setdefault(word, []).append(index)
+        self._words = tuple(holders)
+        self._holders = tuple(frozenset(holders[w]) for w in self._words)
+        self._word_text = "\n".join(self._words)
+        starts, at = [], 0
+        for word in self._words:
+            starts.append(at)
+            at += len(word) + 1
+        self._word_starts = tuple(starts)
 
     def __len__(self) -> int:
         return len(self._schools)
@@ -67,18 +145,57 @@ class SchoolDirectory:
         return self._by_id.get(school_id)
 
     def find(self, query: str) -> Found:
-        """The schools whose name or id holds every word of `query`; an empty query lists
-        every school of a small federation and none of a large one."""
+        """The schools whose name or id holds every word of `query` (module docstring); an
+        empty query lists every school of a small federation and none of a large one."""
         words = fold(query).split()
         if not words:
             if len(self._schools) > LIST_ALL_UP_TO:
                 return Found((), 0, searched=False)
             return Found(self._schools, len(self._schools))
-        matched = [
-            school
-            for school, key in zip(self._schools, self._keys, strict=True)
-            if all(word in key for word in words)
-        ]
+        wanted = [tuple(dict.fromkeys((w, ABBREVIATIONS.get(w, w)))) for w in words]
+        matched = self._holding_all(wanted)
+        approximate = not matched
+        if approximate:
+            matched = self._with_one_typo(wanted)
         # A small federation's page shows every match, as its full list would.
         limit = len(matched) if len(self._schools) <= LIST_ALL_UP_TO else SHOWN_AT_MOST
-        return Found(tuple(matched[:limit]), len(matched))
+        shown = tuple(self._schools[i] for i in matched[:limit])
+        return Found(shown, len(matched), approximate=approximate and bool(matched))
+
+    def _holding_all(self, wanted: list[tuple[str, ...]]) -> list[int]:
+        """Schools (indexes, name order) whose key holds one of each word's `forms`."""
+        if all(len(forms) == 1 for forms in wanted):  # no abbreviation typed: the quick way
+            plain = [forms[0] for forms in wanted]
+            return [i for i, key in enumerate(self._keys) if all(w in key for w in plain)]
+        return [
+            i
+            for i, key in enumerate(self._keys)
+            if all(any(form in key for form in forms) for forms in wanted)
+        ]
+
+    def _with_one_typo(self, wanted: list[tuple[str, ...]]) -> list[int]:
+        """Schools (indexes, name order) where every word matches as typed, or (a word long
+        enough) with one typo in a word of the name."""
+        candidates: set[int] | None = None
+        for forms in wanted:
+            holding = set(self._holding_all([forms]))
+            if len(forms[0]) >= TYPO_MIN_LENGTH:
+                holding |= self._holding_near(forms)
+            candidates = holding if candidates is None else candidates & holding
+            if not candidates:
+                return []
+        return sorted(candidates or ())
+
+    def _holding_near(self, forms: tuple[str, ...]) -> set[int]:
+        """Schools whose name has a word within one typo of one of `forms`."""
+        found: set[int] = set()
+        for form in forms:
+            pattern = one_typo_pattern(form)
+            candidates = {
+                bisect_right(self._word_starts, match.start()) - 1
+                for match in one_typo_sieve(form).finditer(self._word_text)
+            }
+            for word in candidates:
+                if pattern.search(self._words[word]):
+                    found |= self._holders[word]
+        return found

@@ -10,7 +10,10 @@ before. A release that changes (other attributes) always shows the notice again;
 the same choice again (a new policy version) does not.
 
 A login waiting on the notice is held sealed under the browser's secret, like every other
-login state (sealed.py), and taken once when the student continues.
+login state (sealed.py), and taken once when the student continues. Its answer leaves a short
+mark in its place (`done_op`: the service and where its site is, sealed the same way, for the
+login's lifetime), so the Back button from the platform to the notice's address finds "already
+signed in" there, not an error.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from typing import Any
 
 from broker.core.errors import StateExpired
 from broker.core.model import UpstreamIdentity
-from broker.core.ports import KeyValueStore, ReceiptBook
+from broker.core.ports import KeyValueStore, ReceiptBook, StoreOp
 from broker.core.receipts import Receipt, ReceiptContent, ReceiptKeys, receipt_content
 from broker.login.flow import (
     Completion,
@@ -34,7 +37,17 @@ from broker.login.flow import (
 from broker.login.sealed import SealedStore
 
 NOTICE = "notice"
+NOTICE_DONE = "notice-done"
 NOTICE_ON_CHANGES = "changes"
+
+
+@dataclass(frozen=True)
+class NoticeDone:
+    """What is left of a notice the student continued past: which service was answered, and
+    its site (None: not known). No one's data: the student's browser alone can open it."""
+
+    service_id: str
+    site: str | None
 
 
 @dataclass(frozen=True)
@@ -128,6 +141,26 @@ class Receipting:
     def take(self, browser_secret: bytes, notice_id: str) -> PendingRelease:
         """The held login, removed: the student continues once."""
         return _pending(self.sealed.take(browser_secret, NOTICE, notice_id))
+
+    def done_op(
+        self, browser_secret: bytes, notice_id: str, service_id: str, site: str | None
+    ) -> StoreOp:
+        """The mark that the notice `notice_id` was answered, as a write for the batch that
+        answers the login (no round trip of its own)."""
+        payload = {"service_id": service_id, "site": site}
+        return self.sealed.put_op(browser_secret, NOTICE_DONE, notice_id, payload, self.pending_ttl)
+
+    def done(self, browser_secret: bytes, notice_id: str) -> NoticeDone | None:
+        """The mark of an answered notice, if this browser left one (read only where the held
+        login is gone: the Back button, a second "Continue")."""
+        try:
+            data = self.sealed.get(browser_secret, NOTICE_DONE, notice_id)
+        except StateExpired:  # another browser's id: nothing of this browser's
+            return None
+        if data is None:
+            return None
+        site = data.get("site")
+        return NoticeDone(str(data["service_id"]), str(site) if site else None)
 
 
 def _pending(data: dict[str, Any] | None) -> PendingRelease:

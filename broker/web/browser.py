@@ -6,8 +6,9 @@ they are Secure, host-only and for Path=/, so a sibling subdomain cannot plant i
 student's SSO token, say). Both are `SameSite=None; Secure` because the school's identity
 provider POSTs back to the broker cross-site and that POST must carry them (pitfalls.md,
 cookies); Chromium counts plain-http loopback as a secure context, so the demo works too.
-`kb_school` remembers the last school choice and is `Lax`: it is only read on the broker's own
-discovery page.
+`kb_school` remembers the school of the last successful school login (set with the school's
+answer, never at the choice: a mis-tapped school is not offered again) and is `Lax`: it is only
+read on the broker's own discovery page.
 """
 
 from __future__ import annotations
@@ -19,11 +20,15 @@ from flask import Flask, Request, g
 from werkzeug.wrappers import Response
 
 from broker.login.sealed import new_secret
+from broker.web.i18n import LANGUAGE_COOKIE
 
 BROWSER_COOKIE = "__Host-kb_browser"
 SSO_COOKIE = "__Host-kb_sso"
 SCHOOL_COOKIE = "kb_school"
 SCHOOL_COOKIE_MAX_AGE = 365 * 24 * 3600
+# A request that carries none of these comes from a browser that blocks (or lost) the
+# broker's cookies: a login's state cannot be found for it (errors.without_cookies).
+BROKER_COOKIES = (BROWSER_COOKIE, SSO_COOKIE, SCHOOL_COOKIE, LANGUAGE_COOKIE)
 
 
 def browser_secret(request: Request) -> bytes:

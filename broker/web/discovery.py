@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
@@ -11,10 +12,10 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import BadRequest
 from broker.core.model import School
-from broker.core.school_search import SchoolDirectory
+from broker.core.school_search import ABBREVIATIONS, TYPO_MIN_LENGTH, SchoolDirectory
 from broker.login.flow import LoginRecord
 from broker.registry.cached import CachedRegistryReader
-from broker.web.browser import SCHOOL_COOKIE, browser_secret, remember_school
+from broker.web.browser import SCHOOL_COOKIE, browser_secret
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url, speak
 from broker.web.login_steps import broker, content_security_policy, go_upstream
 from broker.web.static_urls import page_url
@@ -22,6 +23,8 @@ from broker.web.static_urls import page_url
 discovery = Blueprint("discovery", __name__)
 
 MAX_QUERY = 100
+# The search rule's data for discovery.js: one list, the core's (school_search.py).
+SEARCH_RULES = {"abbreviations": json.dumps(ABBREVIATIONS), "typo_min": TYPO_MIN_LENGTH}
 
 
 def _login_id(value: str | None) -> str:
@@ -71,6 +74,7 @@ def discovery_page(
         search_url=here,
         login=record.login_id,
         query=query,
+        search_rules=SEARCH_RULES,
         lang_switch={code: lang_switch_url(code, here, params) for code in SUPPORTED_LANGUAGES},
     )
     response = make_response(page)
@@ -121,6 +125,5 @@ def chosen() -> Response:
     secret = browser_secret(request)
     # go_upstream saves the record with the school in it (note_upstream).
     record = b.flow.choose_school(secret, login_id, school_id, save=False)
-    response = go_upstream(secret, record)
-    remember_school(response, school_id)
-    return response
+    # Not remembered here: only a school whose login succeeds is (remember_school at its answer).
+    return go_upstream(secret, record)

@@ -7,14 +7,15 @@ import logging
 import secrets
 import traceback
 
-from flask import Flask, render_template, request
+from flask import Flask, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from broker.core.errors import BrokerError, RequiredAttributeMissing
+from broker.core.errors import BrokerError, CookiesBlocked, RequiredAttributeMissing, StateExpired
 from broker.saml.front import PostMessage
 from broker.web import metrics
-from broker.web.labels import attribute_label
+from broker.web.browser import BROKER_COOKIES
+from broker.web.labels import attribute_label, error_title, http_error_message
 
 log = logging.getLogger("broker.web")
 
@@ -47,7 +48,8 @@ def render_error(
     page = render_template(
         "error.html",
         status=error.status,
-        title=_title(error.status),
+        code=error.code,
+        title=error_title(error.status, error.code),
         message=gettext(error.public_message),
         error_id=error_id,
         missing=missing,
@@ -59,17 +61,24 @@ def render_error(
     return page, error.status
 
 
-def _title(status: int) -> str:
-    if status == 503:
-        return str(gettext("Please try again in a moment"))
-    if status >= 500:
-        return str(gettext("Something went wrong"))
-    return str(gettext("Signing in did not work"))
+def without_cookies(error: BrokerError) -> BrokerError:
+    """A login's state not found in a request that carries none of the broker's cookies: the
+    browser blocks them (or lost them), and saying "took too long" would send the student
+    round the same loop for ever. Any other error, or one with a cookie, stays as it is."""
+    if isinstance(error, StateExpired) and not any(c in request.cookies for c in BROKER_COOKIES):
+        return CookiesBlocked(error.detail)
+    return error
+
+
+def in_portal() -> bool:
+    """A page under /portal: its readers are administrators, not students on their way."""
+    return request.path == "/portal" or request.path.startswith("/portal/")
 
 
 def install_error_pages(app: Flask) -> None:
     @app.errorhandler(BrokerError)
     def broker_error(error: BrokerError) -> tuple[str, int]:
+        error = without_cookies(error)
         metrics.refused_at(request.endpoint, error)
         return render_error(error)
 
@@ -78,13 +87,14 @@ def install_error_pages(app: Flask) -> None:
         status = error.code or 500
         error_id = new_error_id()
         log.warning("http error status=%s error_id=%s", status, error_id)
-        message = (
-            gettext("This page does not exist.")
-            if status == 404
-            else gettext("The request could not be accepted.")
-        )
+        portal = in_portal()
         page = render_template(
-            "error.html", status=status, title=_title(status), message=message, error_id=error_id
+            "error.html",
+            status=status,
+            title=error_title(status),
+            message=http_error_message(status, portal=portal),
+            error_id=error_id,
+            portal_home=url_for("portal_sign_in.home") if portal else None,
         )
         return page, status
 
@@ -103,7 +113,7 @@ def install_error_pages(app: Flask) -> None:
         page = render_template(
             "error.html",
             status=500,
-            title=_title(500),
+            title=error_title(500),
             message=gettext("Something went wrong in the broker."),
             error_id=error_id,
         )

@@ -60,6 +60,10 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("Your school's sign-in was not strong enough for this platform."),
     N_("This platform asks you to sign in at your school again. Please start again."),
     N_("This sign-in took too long or was already used. Please start again."),
+    N_(
+        "Your browser did not send back the cookie this sign-in needs: it blocks cookies for "
+        "this website, or they were deleted."
+    ),
     N_("The broker is briefly unavailable. Please try again in a moment."),
     N_("The broker is not configured correctly."),
     N_("This platform must first show you what it receives. Please start again."),
@@ -95,6 +99,13 @@ _ERROR_TITLES = {
     503: N_("Briefly unavailable"),
 }
 _DEFAULT_ERROR_TITLE = N_("Something went wrong")
+# Errors whose status title would say the wrong thing (a 403 that is not about sharing).
+_CODE_TITLES = {
+    "cookies_blocked": N_("Allow cookies to sign in"),
+    "assurance_not_met": N_("Your school's sign-in was not strong enough"),
+    "authentication_too_old": N_("Sign in at your school again"),
+    "school_timeout": N_("Your school's sign-in did not answer"),
+}
 
 _HTTP_ERROR_MESSAGES = {
     400: N_("Your session has expired or the page was opened twice. Please start again."),
@@ -104,6 +115,11 @@ _HTTP_ERROR_MESSAGES = {
     405: N_("This page cannot be opened this way. Please start again from the learning platform."),
     429: N_("There were too many attempts in a short time. Wait a minute, then try again."),
 }
+# The portals' administrators did not come from a learning platform: their pages say so.
+_PORTAL_HTTP_ERROR_MESSAGES = {
+    404: N_("This page does not exist. Check the address, or go to the portal's start page."),
+    405: N_("This page cannot be opened this way. Go to the portal's start page and try again."),
+}
 
 
 def _translated(message: str) -> str:
@@ -111,14 +127,18 @@ def _translated(message: str) -> str:
     return translated
 
 
-def error_title(status: int) -> str:
-    """The heading of the error page for an HTTP status, in the language of the request."""
-    return _translated(_ERROR_TITLES.get(status, _DEFAULT_ERROR_TITLE))
+def error_title(status: int, code: str = "") -> str:
+    """The heading of the error page for an HTTP status (or, where the status would mislead,
+    for the error's reason `code`), in the language of the request."""
+    title = _CODE_TITLES.get(code) or _ERROR_TITLES.get(status, _DEFAULT_ERROR_TITLE)
+    return _translated(title)
 
 
-def http_error_message(status: int) -> str:
-    """The message for an HTTP error that is not a BrokerError (404, 405, CSRF's 400, 429)."""
-    return _translated(_HTTP_ERROR_MESSAGES.get(status, BrokerError.public_message))
+def http_error_message(status: int, *, portal: bool = False) -> str:
+    """The message for an HTTP error that is not a BrokerError (404, 405, CSRF's 400, 429);
+    `portal`: on a portal page, which has no learning platform to go back to."""
+    message = _PORTAL_HTTP_ERROR_MESSAGES.get(status) if portal else None
+    return _translated(message or _HTTP_ERROR_MESSAGES.get(status, BrokerError.public_message))
 
 
 def attribute_label(canonical: str) -> str:

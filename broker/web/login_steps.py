@@ -4,6 +4,7 @@ and finish a login into the front's response. Routes stay a few lines each."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from urllib.parse import urlsplit
 
 from flask import current_app, make_response, redirect, render_template, request, url_for
@@ -167,6 +168,7 @@ def finish(
     sso_token: str | None = None,
     shown: str | None = None,
     session_services: SessionServices | None = None,
+    also: Sequence[StoreOp] = (),
 ) -> Response:
     """Release and answer the service; a refusal goes to the student and the service.
 
@@ -175,7 +177,9 @@ def finish(
     last, after the answer is built: a login that cannot be accounted for is not answered, and
     a receipt never names one that was not. `shown` is the release the student just saw on the
     information notice. `session_services`: the `sso_token` session's record of its services,
-    when the caller read it already (with the session, in one round trip).
+    when the caller read it already (with the session, in one round trip). `also`: the
+    caller's own writes, for an answered login only, sent in the same batch (the notice's
+    "answered" mark).
     """
     b = broker()
     if is_my_data(record.request):
@@ -208,7 +212,7 @@ def finish(
         response, handles, answer_writes = service_answer(record, completion, session_index)
         # The answer's writes (an OIDC code's) lead the batch below: the code and the SSO
         # session's records in one round trip, sent before the response leaves.
-        writes = answer_writes + writes
+        writes = [*answer_writes, *writes, *also]
         if sso_token or new_token:
             participant = Participant(
                 completion.service.id,

@@ -3,10 +3,14 @@ finishes the login it held (receipting.py)."""
 
 from __future__ import annotations
 
+import json
+from urllib.parse import urlsplit
+
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from broker.core.errors import StateExpired, UnknownSchool, UnknownService
+from broker.login.flow import LoginRequest
 from broker.login.receipting import PendingRelease
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
@@ -15,6 +19,7 @@ from broker.web.login_steps import (
     broker,
     content_security_policy,
     finish,
+    is_oidc,
     origin_of,
     session_and_services,
 )
@@ -35,9 +40,45 @@ def _checked(notice_id: str) -> str:
 
 @notice.route("/notice/<notice_id>", methods=["GET"])
 def show(notice_id: str) -> Response:
-    secret = browser_secret(request)
-    pending = broker().receipting.peek(secret, _checked(notice_id))
+    notice_id, secret = _checked(notice_id), browser_secret(request)
+    try:
+        pending = broker().receipting.peek(secret, notice_id)
+    except StateExpired:
+        # The Back button from the platform, after "Continue": the login was answered, and
+        # saying it "took too long" would be wrong. One read, on this path only.
+        return already_answered(secret, notice_id)
     return notice_response(pending, notice_id)
+
+
+def already_answered(secret: bytes, notice_id: str) -> Response:
+    """ "You are already signed in to <platform>", for a notice this browser continued past
+    (its mark, receipting.done_op); the original refusal for any other."""
+    b = broker()
+    done = b.receipting.done(secret, notice_id)
+    service = b.view.service(done.service_id) if done is not None else None
+    if done is None or service is None:
+        raise StateExpired("notice absent or used")
+    response = make_response(
+        render_template("notice_done.html", service_name=service.name, site=done.site)
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def platform_site(login: LoginRequest) -> str | None:
+    """The platform's site, for the link on "already signed in": the origin of the address the
+    broker answered it at (the ACS URL from its metadata, the redirect URI it registered),
+    never anything the request chose unchecked."""
+    if is_oidc(login):
+        kept = json.loads(login.front.get("params") or "{}")
+        uris = kept.get("redirect_uri") if isinstance(kept, dict) else None
+        address = uris[0] if isinstance(uris, list) and uris else ""
+    else:
+        address = login.front.get("acs_url", "")
+    parts = urlsplit(str(address))
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 def notice_response(pending: PendingRelease, notice_id: str) -> Response:
@@ -92,8 +133,11 @@ def proceed(notice_id: str) -> Response:
     if request.form.get(CONTINUE_FIELD) != "1":
         return redirect(url_for("notice.show", notice_id=_checked(notice_id)), 303)
     b = broker()
-    secret = browser_secret(request)
-    pending = b.receipting.take(secret, _checked(notice_id))
+    notice_id, secret = _checked(notice_id), browser_secret(request)
+    try:
+        pending = b.receipting.take(secret, notice_id)
+    except StateExpired:
+        return already_answered(secret, notice_id)  # a second "Continue" after the answer
     identity, authn_instant = pending.identity, pending.authn_instant
     services = None
     if pending.sso_token is not None:
@@ -111,4 +155,13 @@ def proceed(notice_id: str) -> Response:
         sso_token=pending.sso_token,
         shown=pending.fingerprint,
         session_services=services,
+        # In the answer's own batch: Back from the platform to this address finds it.
+        also=[
+            b.receipting.done_op(
+                secret,
+                notice_id,
+                pending.record.request.service_id,
+                platform_site(pending.record.request),
+            )
+        ],
     )

@@ -18,7 +18,7 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import InvalidMessage, UnknownSchool, UpstreamFailure
 from broker.web import metrics
-from broker.web.browser import browser_secret
+from broker.web.browser import browser_secret, remember_school
 from broker.web.login_steps import broker, finish, refuse_to_service
 
 CALLBACK_PATH = "/oidc/rp/callback/<school_id>"
@@ -58,4 +58,6 @@ def callback(school_id: str) -> Response:
         return refuse_to_service(record, failure)
     finally:
         metrics.UPSTREAM_CALL_SECONDS.observe(time.perf_counter() - started)
-    return finish(record, verified.identity, verified.authn_instant)
+    response = finish(record, verified.identity, verified.authn_instant)
+    remember_school(response, school.id)  # a successful school login only (as the ACS)
+    return response

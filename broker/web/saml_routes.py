@@ -23,7 +23,7 @@ from broker.saml.front import AnswerableRefusal
 from broker.saml.metadata_check import POST as BINDING_HTTP_POST
 from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
 from broker.web import metrics
-from broker.web.browser import SSO_COOKIE, browser_secret
+from broker.web.browser import SSO_COOKIE, browser_secret, remember_school
 from broker.web.login_steps import (
     answerable_refusal_page,
     broker,
@@ -104,7 +104,11 @@ def acs() -> Response:
     b.replay.check(replies[: len(replay)], verified.issued_at)
     record = b.flow.taken(secret, login_id, replies[len(replay)])
     authn_instant = verified.authn_instant or time.time()
-    return finish(record, verified.identity, authn_instant)
+    response = finish(record, verified.identity, authn_instant)
+    # The school's login succeeded: now it is worth offering first next time (not at the
+    # choice, where a mis-tap would be remembered).
+    remember_school(response, school.id)
+    return response
 
 
 def _metadata_response(xml: str) -> Response:

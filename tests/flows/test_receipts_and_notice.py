@@ -123,8 +123,13 @@ def test_notice_first_visit_not_second_again_after_a_policy_change(
     assert demo.answers_publisher(answered)
     assert newest(demo, DEMO_SCHOOL_ID)[0].seq == before + 1
     browser.submit(answered, demo.publishers[notice_service].acs_url)
-    # The same notice cannot be continued twice.
-    assert browser.post(first.final.forms[0].action, {}).status == 400
+    # The same notice cannot be continued twice: a second "Continue" (and the Back button to
+    # its address) says the student is signed in already (in Dutch: the `?lang=nl` above
+    # stays), and answers no one again.
+    again = browser.post(first.final.forms[0].action, {"continue": "1"})
+    assert again.status == 200 and "Je bent al ingelogd bij" in again.text, again.text[:300]
+    assert not demo.answers_publisher(again)
+    assert newest(demo, DEMO_SCHOOL_ID)[0].seq == before + 1
 
     second = demo.login(browser, notice_service, UID, deliver=False)
     assert notice_form(second.final) is None and demo.answers_publisher(second.final)

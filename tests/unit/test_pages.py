@@ -195,6 +195,13 @@ PAGES: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
         {"nl": "Wat Rekenwereld ontvangt", "en": "What Rekenwereld receives"},
     ),
     "my_data_start.html": ({}, {"nl": "Mijn gegevens", "en": "My data"}),
+    "notice_done.html": (
+        {"service_name": "Rekenwereld", "site": "https://rw.example/"},
+        {
+            "nl": "Je bent al ingelogd bij Rekenwereld",
+            "en": "You are already signed in to Rekenwereld",
+        },
+    ),
     "my_data.html": (
         {
             "school": SCHOOLS[0],
@@ -627,3 +634,90 @@ def test_language_switch_only_on_pages_that_can_be_fetched_again(app: Flask) -> 
         assert "lang-switch" not in render_template("error.html", **context)
     with app.test_request_context("/discovery", method="GET"):
         assert "lang-switch" in render_template("error.html", **context)
+
+
+# --- the login's edges: already signed in, cookies, the portal's errors -------------------------
+
+
+@pytest.mark.parametrize(
+    ("lang", "heading", "link"),
+    [
+        ("nl", "Je bent al ingelogd bij Rekenwereld", "Naar Rekenwereld"),
+        ("en", "You are already signed in to Rekenwereld", "Go to Rekenwereld"),
+    ],
+)
+def test_already_signed_in_links_to_the_platforms_site(
+    app: Flask, lang: str, heading: str, link: str
+) -> None:
+    doc = render(
+        app, "notice_done.html", lang, service_name="Rekenwereld", site="https://rw.example/"
+    )
+    assert doc.find("h1").text == heading
+    assert doc.find("a", href="https://rw.example/").text == link
+    assert not doc.find_all("div", role="alert")
+    assert not doc.find_all("p", **{"class": "error-code"})
+    without = render(app, "notice_done.html", lang, service_name="Rekenwereld", site=None)
+    assert not without.find_all("a", href="https://rw.example/")
+
+
+@pytest.mark.parametrize(
+    ("lang", "title", "advice"),
+    [
+        ("nl", "Sta cookies toe om in te loggen", "Sta cookies toe voor deze website (localhost)"),
+        ("en", "Allow cookies to sign in", "Allow cookies for this website (localhost)"),
+    ],
+)
+def test_the_cookies_error_says_how_to_allow_them(
+    app: Flask, lang: str, title: str, advice: str
+) -> None:
+    with app.test_request_context(f"/discovery?lang={lang}"):
+        error = errors.CookiesBlocked()
+        doc = parse(
+            render_template(
+                "error.html",
+                **error_context(
+                    status=error.status,
+                    code=error.code,
+                    title=labels.error_title(error.status, error.code),
+                    message=labels.public_message(error),
+                ),
+            )
+        )
+    assert doc.find("h1").text == title
+    assert doc.find("ul", **{"class": "steps"}).find_all("li")[0].text.startswith(advice)
+
+
+def test_titles_follow_the_status_unless_the_code_knows_better(app: Flask) -> None:
+    with app.test_request_context("/?lang=en"):
+        assert labels.error_title(404) == "Page not found"
+        assert labels.error_title(400, "state_expired") == "This sign-in cannot continue"
+        assert labels.error_title(403, "assurance_not_met") == (
+            "Your school's sign-in was not strong enough"
+        )
+        assert labels.error_title(418) == "Something went wrong"
+        assert "learning platform" not in labels.http_error_message(404, portal=True)
+        assert "learning platform" in labels.http_error_message(404)
+
+
+def test_a_portal_error_page_points_to_the_portal_not_the_platform(app: Flask) -> None:
+    for lang in LANGUAGES:
+        doc = render(app, "error.html", lang, **error_context(status=404, portal_home="/portal/"))
+        steps = doc.find("ul", **{"class": "steps"})
+        assert steps.find("a", href="/portal/")
+        assert "platform" not in steps.text and "ICT" not in steps.text
+
+
+def test_discovery_gives_the_script_each_schools_code_and_the_search_rules(app: Flask) -> None:
+    rules = {"abbreviations": '{"st": "sint"}', "typo_min": 5}
+    doc = render(app, "discovery.html", "en", **discovery_context(search_rules=rules))
+    listing = doc.find("ul", id="school-list")
+    assert listing.attrs["data-abbreviations"] == '{"st": "sint"}'
+    assert listing.attrs["data-typo-min"] == "5"
+    assert [li.attrs["data-code"] for li in listing.find_all("li")] == [s.id for s in SCHOOLS]
+    assert "hidden" in doc.find("p", id="close-matches").attrs
+    close = Found(tuple(SCHOOLS[:1]), 1, approximate=True)  # type: ignore[arg-type]
+    near = render(
+        app, "discovery.html", "nl", **discovery_context(schools=SCHOOLS[:1], found=close)
+    )
+    assert "hidden" not in near.find("p", id="close-matches").attrs
+    assert near.find("p", id="close-matches").text.startswith("Geen school heet precies")

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from broker.core.model import School
-from broker.core.school_search import LIST_ALL_UP_TO, SHOWN_AT_MOST, SchoolDirectory, fold
+from broker.core.school_search import (
+    ABBREVIATIONS,
+    LIST_ALL_UP_TO,
+    SHOWN_AT_MOST,
+    SchoolDirectory,
+    fold,
+    one_typo_pattern,
+)
 
 SMALL = [
     School("03CC", "Zeister Lyceum", "https://idp.zeist"),
@@ -66,3 +73,64 @@ def test_the_remembered_school_is_found_by_id_only_if_listed() -> None:
     directory = SchoolDirectory(SMALL)
     assert directory.get("01BB") == SMALL[1]
     assert directory.get("nope") is None
+
+
+def test_hyphens_are_spaces_and_a_names_words_also_count_joined() -> None:
+    directory = SchoolDirectory([School("01BB", "Sint-Bonifatiuscollege", "https://idp")])
+    for typed in ("sint bonifatius", "sint-bonifatius", "sintbonifatius", "SINT\u2013Bonifatius"):
+        assert [s.id for s in directory.find(typed).schools] == ["01BB"], typed
+
+
+def test_common_abbreviations_count_as_the_full_word_both_ways() -> None:
+    directory = SchoolDirectory(
+        [
+            School("01BB", "Sint-Bonifatiuscollege", "https://idp1"),
+            School("02CC", "Chr. Lyceum Zeist", "https://idp2"),
+            School("03DD", "St. Jozefschool", "https://idp3"),
+            School("04EE", "Stedelijk Gymnasium", "https://idp4"),
+        ]
+    )
+    assert [s.id for s in directory.find("st bonifatius").schools] == ["01BB"]
+    assert [s.id for s in directory.find("st. bonifatius").schools] == ["01BB"]
+    assert [s.id for s in directory.find("christelijk lyceum").schools] == ["02CC"]
+    assert [s.id for s in directory.find("chr lyceum").schools] == ["02CC"]
+    assert [s.id for s in directory.find("sint jozef").schools] == ["03DD"]
+    # "st" still finds what it always found as typed ("Stedelijk"), besides the saints.
+    assert {s.id for s in directory.find("st").schools} >= {"01BB", "03DD", "04EE"}
+    assert all(full == fold(full) for full in ABBREVIATIONS.values())
+
+
+def test_only_when_nothing_matches_one_typo_per_word_is_allowed() -> None:
+    directory = SchoolDirectory(
+        [
+            School("01AA", "Demo Lyceum", "https://idp1"),
+            School("02BB", "Het Baken", "https://idp2"),
+            School("03CC", "Lyceum Oost", "https://idp3"),
+        ]
+    )
+    found = directory.find("lyceym")  # a letter wrong
+    assert [s.id for s in found.schools] == ["01AA", "03CC"] and found.approximate
+    assert [s.id for s in directory.find("demo lycuem").schools] == ["01AA"]  # two swapped
+    assert [s.id for s in directory.find("baaken").schools] == ["02BB"]  # one extra
+    assert [s.id for s in directory.find("lyceum oot").schools] == []  # too short to guess
+    assert [s.id for s in directory.find("bakn").schools] == []  # too short to guess
+    assert [s.id for s in directory.find("lycyym").schools] == []  # two typos in one word
+    exact = directory.find("lyceum")
+    assert not exact.approximate and [s.id for s in exact.schools] == ["01AA", "03CC"]
+    # A code is never guessed: a typo in it finds no other school.
+    assert directory.find("01ab").schools == ()
+    assert directory.find("nothing here").total == 0 and not directory.find("nothing").approximate
+
+
+def test_the_typo_rule_is_one_edit_of_a_part_of_a_word() -> None:
+    pattern = one_typo_pattern("lyceum")
+    for text in ("lyceum", "lyceym", "lycem", "lycceum", "lyecum", "xlyceumx"):
+        assert pattern.search(text), text
+    for text in ("lyc", "lycxxm", "muecyl"):
+        assert not pattern.search(text), text
+
+
+def test_a_typo_search_in_a_large_federation_shows_at_most_the_limit() -> None:
+    directory = SchoolDirectory(many(1000))
+    found = directory.find("lindr")
+    assert found.approximate and found.total == 1000 and len(found.schools) == SHOWN_AT_MOST

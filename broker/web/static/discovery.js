@@ -16,20 +16,94 @@
     return;
   }
 
-  // Accents and punctuation are folded away: "st bonifatius" must find "St.-Bonifatiuscollege".
+  // The server's rule (broker/core/school_search.py), with its list of abbreviations from the
+  // page: accents, case and punctuation (hyphens too) fold away, a school is found by its name
+  // or its code, an abbreviation counts as the full word, and only when nothing matches, one
+  // typo per word of `typoMin` letters or more, in the name.
   function fold(text) {
     return text
       .normalize("NFD")
       .replace(/[\u0300-\u036f]/g, "")
       .toLowerCase()
-      .replace(/[^\p{L}\p{N}]+/gu, " ");
+      .replace(/[^\p{L}\p{N}]+/gu, " ")
+      .trim();
+  }
+
+  let abbreviations = {};
+  try {
+    abbreviations = JSON.parse(list.dataset.abbreviations || "{}");
+  } catch (error) {
+    abbreviations = {};
+  }
+  const typoMin = Number(list.dataset.typoMin || "0") || Infinity;
+  const close = document.getElementById("close-matches");
+
+  function expand(folded) {
+    return folded
+      .split(" ")
+      .map((word) => (Object.hasOwn(abbreviations, word) ? abbreviations[word] : word))
+      .join(" ");
+  }
+
+  // The name folded and written out (school_search.name_forms).
+  function nameForms(name) {
+    const folded = fold(name);
+    return Array.from(new Set([folded, expand(folded)]));
+  }
+
+  // Those forms, and each joined up (school_search.name_key).
+  function nameKey(forms) {
+    const joined = Array.from(new Set(forms.map((form) => form.replaceAll(" ", ""))));
+    return forms.concat(joined).join(" ");
+  }
+
+  function escaped(text) {
+    return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+  }
+
+  // One letter wrong, missing, extra, or two swapped (school_search.one_typo_pattern).
+  function oneTypo(word) {
+    const forms = new Set();
+    for (let i = 0; i < word.length; i += 1) {
+      forms.add(escaped(word.slice(0, i)) + "." + escaped(word.slice(i + 1)));
+      forms.add(escaped(word.slice(0, i) + word.slice(i + 1)));
+      if (i > 0) {
+        forms.add(escaped(word.slice(0, i)) + "." + escaped(word.slice(i)));
+      }
+      if (i < word.length - 1) {
+        forms.add(escaped(word.slice(0, i) + word[i + 1] + word[i] + word.slice(i + 2)));
+      }
+    }
+    return new RegExp(Array.from(forms).join("|"), "u");
   }
 
   const items = Array.from(list.querySelectorAll("li"));
-  const names = items.map((item) => fold(item.textContent));
-  // What the server filtered by: the list only holds the schools that matched it.
-  const serverQuery = input.value;
+  const forms = items.map((item) => nameForms(item.textContent));
+  // The name and the code (BRIN): a school's ICT officer may tell students its code.
+  const keys = items.map((item, i) => ` ${nameKey(forms[i])} ${fold(item.dataset.code || "")} `);
+  // A typo is forgiven in the name's words only (never in a code, nor in the joined forms).
+  const nameWords = forms.map((f) => f.join(" ").split(" "));
   let announceTimer = 0;
+
+  function formsOf(word) {
+    const full = Object.hasOwn(abbreviations, word) ? abbreviations[word] : word;
+    return Array.from(new Set([word, full]));
+  }
+
+  function matches(wanted) {
+    return keys.map((key) => wanted.every((forms) => forms.some((form) => key.includes(form))));
+  }
+
+  function nearMatches(wanted) {
+    const near = wanted.map((forms) => (forms[0].length >= typoMin ? forms.map(oneTypo) : []));
+    return keys.map((key, i) =>
+      wanted.every(
+        (forms, w) =>
+          forms.some((form) => key.includes(form)) ||
+          near[w].some((pattern) => nameWords[i].some((word) => pattern.test(word))),
+      ),
+    );
+  }
 
   function message(shown) {
     if (shown === 0) {
@@ -46,17 +120,28 @@
   }
 
   function apply() {
-    const words = fold(input.value).split(" ").filter(Boolean);
+    const wanted = fold(input.value)
+      .split(" ")
+      .filter(Boolean)
+      .map(formsOf);
+    let found = matches(wanted);
+    let approximate = false;
+    if (wanted.length && !found.some(Boolean)) {
+      found = nearMatches(wanted);
+      approximate = found.some(Boolean);
+    }
     let shown = 0;
     items.forEach((item, i) => {
-      const match = words.every((word) => names[i].includes(word));
-      item.hidden = !match;
-      if (match) {
+      item.hidden = !found[i];
+      if (found[i]) {
         shown += 1;
       }
     });
     if (empty) {
       empty.hidden = shown !== 0;
+    }
+    if (close) {
+      close.hidden = !approximate;
     }
     // Announced after a pause, so a screen reader says one count and not one per keystroke.
     window.clearTimeout(announceTimer);
@@ -97,14 +182,13 @@
 
   if (input.form) {
     input.form.addEventListener("submit", (event) => {
-      // The list already shows what the server would: go to the results instead of reloading.
-      // Only a search wider than the server's filter needs the server.
-      if (serverQuery === "" || input.value === serverQuery) {
+      // Enter with schools in the list goes to the first of them (a second Enter chooses it):
+      // the list already shows what the server would. With none, the server searches: the
+      // list may hold only the schools of an earlier search.
+      const first = visibleButtons()[0];
+      if (first) {
         event.preventDefault();
-        const first = visibleButtons()[0];
-        if (first) {
-          first.focus();
-        }
+        first.focus();
       }
     });
   }

@@ -1,0 +1,192 @@
+"""What a student meets around a login, with real clients against the running demo: the Back
+button after the notice, a browser that sends no cookies, a mis-tapped school, the school search
+and the error pages' titles, in Dutch and English."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import pytest
+
+from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.ports import StoreOp, StoreReply
+from broker.web.browser import BROWSER_COOKIE, SCHOOL_COOKIE, SSO_COOKIE
+from tests.support.client import Browser, Page, _host
+from tests.support.live import LiveDemo
+
+UID = "sanne.jansen"
+SERVICE = "Leesplank (demo publisher)"
+ALREADY = {
+    "nl": f"Je bent al ingelogd bij {SERVICE}",
+    "en": f"You are already signed in to {SERVICE}",
+}
+
+
+def heading(page: Page) -> str:
+    found = re.search(r"<h1>(.*?)</h1>", page.text, re.S)
+    assert found is not None, page.text[:300]
+    return " ".join(found.group(1).split())
+
+
+def notice_address(page: Page) -> str:
+    found = re.search(r'data-page-address="(/notice/[^"]+)"', page.text)
+    assert found is not None, page.text[:300]
+    return found.group(1)
+
+
+def held_at_notice(demo: LiveDemo, language: str) -> tuple[Browser, Page]:
+    browser = Browser(language, read_notices=False)
+    login = demo.login(browser, "leesplank", UID, deliver=False)
+    assert "/notice/" in login.final.text, login.final.text[:300]
+    return browser, login.final
+
+
+# -- 1: Back from the platform to the notice ------------------------------------------------------
+@pytest.mark.parametrize("language", ["nl", "en"])
+def test_back_to_the_notice_after_continuing_says_already_signed_in(
+    demo: LiveDemo, language: str
+) -> None:
+    browser, notice = held_at_notice(demo, language)
+    address = notice_address(notice)
+    answered = browser.post(f"{demo.broker_url}{address}", {"continue": "1"})
+    assert demo.answers_publisher(answered)
+    browser.submit(answered, demo.publishers["leesplank"].acs_url)
+
+    back = browser.get(f"{demo.broker_url}{address}")
+    assert back.status == 200, back.text[:300]
+    assert heading(back) == ALREADY[language]
+    # The link goes to the platform's own site (the origin of its ACS URL), not to an error.
+    assert f'href="{demo.publishers["leesplank"].base_url}/"' in back.text
+    assert "error-code" not in back.text and not demo.answers_publisher(back)
+    assert back.response.headers["Cache-Control"] == "no-store"
+
+
+def test_the_mark_opens_only_in_the_browser_that_continued(demo: LiveDemo) -> None:
+    browser, notice = held_at_notice(demo, "en")
+    address = notice_address(notice)
+    demo.answers_publisher(browser.post(f"{demo.broker_url}{address}", {"continue": "1"}))
+    other = Browser("en")
+    other.jar[_host(demo.broker_url)] = {BROWSER_COOKIE: "A" * 43}  # another browser's secret
+    refused = other.get(f"{demo.broker_url}{address}")
+    assert refused.status == 400 and "already signed in" not in refused.text
+
+
+def test_the_mark_rides_in_the_answers_own_batch(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No round trip of its own on the login path: the mark is one more command of the batch
+    that answers the login (the SSO session's record of services)."""
+    browser, notice = held_at_notice(demo, "en")
+    store = demo.broker.flow.store
+    batches: list[list[str]] = []
+    single: list[str] = []
+    real_batch, real_put = store.batch, store.put
+
+    def batch(operations: Sequence[StoreOp]) -> list[StoreReply]:
+        batches.append([op.key for op in operations])
+        return real_batch(operations)
+
+    def put(key: str, value: bytes, ttl_seconds: int) -> None:
+        single.append(key)
+        real_put(key, value, ttl_seconds)
+
+    monkeypatch.setattr(store, "batch", batch)
+    monkeypatch.setattr(store, "put", put)
+    answered = browser.post(f"{demo.broker_url}{notice_address(notice)}", {"continue": "1"})
+    assert demo.answers_publisher(answered)
+    marked = [keys for keys in batches if any(k.startswith("notice-done:") for k in keys)]
+    assert len(marked) == 1 and len(marked[0]) > 1, batches
+    assert not [k for k in single if k.startswith("notice-done:")]
+
+
+# -- 4: no cookies at all ----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("language", "title", "advice"),
+    [
+        ("nl", "Sta cookies toe om in te loggen", "Sta cookies toe voor deze website"),
+        ("en", "Allow cookies to sign in", "Allow cookies for this website"),
+    ],
+)
+def test_a_browser_that_sends_no_cookies_is_told_to_allow_them(
+    demo: LiveDemo, language: str, title: str, advice: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    browser = Browser(language)
+    discovery = browser.get(f"{demo.publishers['leesplank'].base_url}/login")
+    assert demo.shows_discovery(discovery)
+    browser.jar.pop(_host(demo.broker_url))  # the browser kept none of the broker's cookies
+    chosen = demo.choose_school(browser, discovery)
+    assert chosen.status == 400
+    assert heading(chosen) == title
+    assert advice in chosen.text and _host(demo.broker_url) in chosen.text
+    assert "code=cookies_blocked" in caplog.text
+
+
+def test_a_lost_login_with_other_broker_cookies_still_says_it_expired(demo: LiveDemo) -> None:
+    # A restarted browser keeps the persistent cookies (SSO session, remembered school) and
+    # loses the session cookie with the login's secret: cookies work, the login is gone.
+    browser = Browser("en")
+    demo.login(browser, "leesplank", UID)
+    jar = browser.jar[_host(demo.broker_url)]
+    jar.pop(BROWSER_COOKIE)
+    assert SSO_COOKIE in jar and SCHOOL_COOKIE in jar
+    refused = browser.get(f"{demo.broker_url}/discovery?login=gone")
+    assert refused.status == 400
+    assert "took too long or was already used" in refused.text
+
+
+# -- 5: the remembered school -------------------------------------------------------------------
+def test_a_school_is_remembered_only_once_its_login_succeeded(demo: LiveDemo) -> None:
+    browser = Browser("nl")
+    discovery = browser.get(f"{demo.publishers['leesplank'].base_url}/login")
+    to_school = browser.post(
+        discovery.form(f"{demo.broker_url}/discovery").action,
+        {**discovery.form(f"{demo.broker_url}/discovery").fields, "school": DEMO_SCHOOL_ID},
+        follow=False,
+    )
+    assert to_school.status == 303 and SCHOOL_COOKIE not in to_school.cookies_set
+    # Back to the list (a mis-tap): the school is not offered as "Verder met …".
+    again = browser.get(f"{demo.publishers['leesplank'].base_url}/login")
+    assert demo.shows_discovery(again) and "Verder met" not in again.text
+    # The school's answer (the ACS) sets it, once the school's login went through.
+    answered = demo.choose_school(browser, again)
+    assert SCHOOL_COOKIE not in browser.cookies(demo.broker_url)
+    at_acs = demo.pick(browser, answered, UID)
+    assert SCHOOL_COOKIE in at_acs.cookies_set
+    assert browser.cookies(demo.broker_url)[SCHOOL_COOKIE] == DEMO_SCHOOL_ID
+
+
+# -- 2, 3: the school search on the server -------------------------------------------------------
+@pytest.mark.parametrize("typed", ["99XX00", "99xx00", "lyceym", "demo-lyceum", "demolyceum"])
+def test_the_server_search_finds_by_code_with_hyphens_joins_and_one_typo(
+    demo: LiveDemo, typed: str
+) -> None:
+    browser = Browser("en")
+    start = browser.get(f"{demo.publishers['leesplank'].base_url}/login")
+    login = start.form(f"{demo.broker_url}/discovery").fields["login"]
+    found = browser.get(f"{demo.broker_url}/discovery?login={login}&q={typed}")
+    assert f'value="{DEMO_SCHOOL_ID}"' in found.text, found.text[:500]
+    close = re.search(r'<p id="close-matches"[^>]*>', found.text)
+    assert close is not None and ("hidden" not in close.group(0)) == (typed == "lyceym")
+
+
+# -- 6: the error pages' titles -----------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("language", "title", "platform", "portal_start"),
+    [
+        ("nl", "Pagina niet gevonden", "leerplatform", "startpagina van het portaal"),
+        ("en", "Page not found", "learning platform", "portal's start page"),
+    ],
+)
+def test_a_404_is_titled_as_one_and_a_portal_404_does_not_mention_the_platform(
+    demo: LiveDemo, language: str, title: str, platform: str, portal_start: str
+) -> None:
+    browser = Browser(language)
+    outside = browser.get(f"{demo.broker_url}/no-such-page")
+    assert outside.status == 404 and heading(outside) == title
+    assert platform in outside.text
+    portal = browser.get(f"{demo.broker_url}/portal/no-such-page")
+    assert portal.status == 404 and heading(portal) == title
+    assert platform not in portal.text
+    assert portal_start.replace("'", "&#39;") in portal.text
+    assert 'href="/portal/"' in portal.text
