@@ -3,20 +3,22 @@
 from __future__ import annotations
 
 import json
+import re
+import secrets
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
-from flask import Blueprint, make_response, render_template, request
+from flask import Blueprint, current_app, make_response, render_template, request
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from broker.core.errors import BadRequest
 from broker.core.model import School
-from broker.core.school_search import ABBREVIATIONS, TYPO_MIN_LENGTH, SchoolDirectory
+from broker.core.school_search import ABBREVIATIONS, TYPO_MIN_LENGTH, Found, SchoolDirectory
 from broker.login.flow import LoginRecord
 from broker.registry.cached import CachedRegistryReader
 from broker.web.browser import SCHOOL_COOKIE, browser_secret
-from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url, speak
+from broker.web.i18n import SUPPORTED_LANGUAGES, current_language, lang_switch_url, speak
 from broker.web.login_steps import broker, content_security_policy, go_upstream
 from broker.web.static_urls import page_url
 
@@ -62,21 +64,7 @@ def discovery_page(
     # From the directory, not the view: an unknown id in a cookie must not make the view look
     # in the database again, as a miss there does.
     remembered = directory.get(request.cookies.get(SCHOOL_COOKIE, ""))
-    here = page_url("discovery.choose")
-    params = [("login", record.login_id)] + ([("q", query)] if query else [])
-    page = render_template(
-        "discovery.html",
-        service_name=service_name,
-        schools=found.schools,
-        found=found,
-        remembered=remembered,
-        action=page_url("discovery.chosen"),
-        search_url=here,
-        login=record.login_id,
-        query=query,
-        search_rules=SEARCH_RULES,
-        lang_switch={code: lang_switch_url(code, here, params) for code in SUPPORTED_LANGUAGES},
-    )
+    page = _page_html(record.login_id, service_name, query, found, remembered, directory)
     response = make_response(page)
     response.headers["Cache-Control"] = "no-store"
     # Choosing a school POSTs here and is redirected to the school's IdP; browsers apply the
@@ -86,6 +74,70 @@ def discovery_page(
     origins = sorted({o for o in map(_sign_in_origin, shown) if o})
     response.headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
     return response
+
+
+def _render(
+    login_id: str, service_name: str, query: str, found: Found, remembered: School | None
+) -> str:
+    here = page_url("discovery.choose")
+    params = [("login", login_id)] + ([("q", query)] if query else [])
+    return render_template(
+        "discovery.html",
+        service_name=service_name,
+        schools=found.schools,
+        found=found,
+        remembered=remembered,
+        action=page_url("discovery.chosen"),
+        search_url=here,
+        login=login_id,
+        query=query,
+        search_rules=SEARCH_RULES,
+        lang_switch={code: lang_switch_url(code, here, params) for code in SUPPORTED_LANGUAGES},
+    )
+
+
+# The page without a search is the same for every login of one service, language, mount point
+# and remembered school, but for the login id: made once per worker and registry generation
+# with a stand-in id, and the login's own id put in its place. The stand-in is random per
+# worker, and, like every login id (`secrets.token_urlsafe`), of characters that HTML escaping
+# and URL encoding leave as they are, so it stands exactly where the id would.
+_STAND_IN = secrets.token_urlsafe(18)
+_PLAIN_LOGIN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_PAGES_AT_MOST = 256
+_PAGES = "ketenbroker_discovery_pages"
+
+
+def _page_html(
+    login_id: str,
+    service_name: str,
+    query: str,
+    found: Found,
+    remembered: School | None,
+    directory: SchoolDirectory,
+) -> str:
+    app = current_app
+    if query or app.jinja_env.auto_reload or not _PLAIN_LOGIN_ID.fullmatch(login_id):
+        # A search is the student's own (not worth keeping); a template that may change on disk
+        # (debug) is rendered every time.
+        return _render(login_id, service_name, query, found, remembered)
+    held: tuple[SchoolDirectory, dict[tuple[str, ...], str]] | None = app.extensions.get(_PAGES)
+    if held is None or held[0] is not directory:
+        held = (directory, {})  # another generation: the schools or their names changed
+        app.extensions[_PAGES] = held
+    pages = held[1]
+    key = (
+        current_language(),
+        request.script_root,
+        service_name,
+        remembered.id if remembered else "",
+    )
+    page = pages.get(key)
+    if page is None:
+        page = _render(_STAND_IN, service_name, query, found, remembered)
+        if len(pages) >= _PAGES_AT_MOST:
+            pages.clear()
+        pages[key] = page
+    return page.replace(_STAND_IN, login_id)
 
 
 # Each worker's directory of schools, built again only when its registry view moves on.

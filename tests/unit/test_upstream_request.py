@@ -158,6 +158,27 @@ def test_the_deflate_encoding_is_raw_deflate() -> None:
     assert zlib.decompress(base64.b64decode(deflate_and_encode(xml)), -15) == xml
 
 
+@pytest.mark.parametrize("contexts", [0, 1, 8])
+@pytest.mark.parametrize("force_authn", [False, True])
+def test_the_small_deflate_state_gives_the_bytes_zlibs_defaults_give(
+    contexts: int, force_authn: bool
+) -> None:
+    # An AuthnRequest is far smaller than the 4 KiB window: the same matches, the same output.
+    content = AuthnRequestContent(
+        issuer="https://broker.example.nl/saml/sp/metadata",
+        destination="https://idp.school.example/sso/redirect?tenant=é&x=1",
+        acs_url="https://broker.example.nl/saml/sp/acs",
+        force_authn=force_authn,
+        authn_contexts=tuple(f"https://assurance.example/level/{n}" for n in range(contexts)),
+    )
+    xml = authn_request_xml(content, new_request_id(), datetime.now(UTC))
+    defaults = zlib.compressobj(6, zlib.DEFLATED, -15)
+    assert base64.b64decode(deflate_and_encode(xml)) == defaults.compress(xml) + defaults.flush()
+    # A message larger than the window is still raw DEFLATE any inflater reads.
+    large = xml * 20
+    assert zlib.decompress(base64.b64decode(deflate_and_encode(large)), -15) == large
+
+
 # -- the query signature ----------------------------------------------------------------------
 
 

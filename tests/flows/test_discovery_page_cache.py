@@ -1,0 +1,125 @@
+"""The discovery page without a search is made once per worker, registry generation, service,
+language, mount point and remembered school, and each login's own id put in (docs/performance.md,
+"The first two requests of a login"). What each login gets must be what rendering it afresh
+gives, byte for byte, and never carry another login's id."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from flask import Flask
+
+from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID, prepare_demo
+from broker.login.flow import MY_DATA, LoginRecord, LoginRequest
+from broker.web.browser import SCHOOL_COOKIE
+from broker.web.discovery import discovery_page
+from broker.web.login_steps import broker
+
+PORT = 8700  # only in URLs: nothing listens
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
+    settings, apps = prepare_demo(tmp_path_factory.mktemp("discovery-cache"), PORT)
+    yield apps[settings.base_url]
+
+
+def _service_id(app: Flask) -> str:
+    with app.app_context():
+        return next(s.id for s in broker().view.services() if s.oidc is None)
+
+
+def _page(
+    app: Flask,
+    service_id: str,
+    *,
+    headers: dict[str, str],
+    query_string: str = "",
+    mount: str = "",
+    query: str = "",
+    language: str | None = None,
+    fresh: bool = False,
+) -> tuple[str, str, bytes, dict[str, str]]:
+    """(login id, page text, body, headers) of one login's discovery page; `fresh`: rendered
+    as if templates could change on disk, which is never kept."""
+    login_id = secrets.token_urlsafe(18)
+    record = LoginRecord(login_id, LoginRequest(service_id), 1.0)
+    app.jinja_env.auto_reload = fresh
+    try:
+        with app.test_request_context(
+            f"/saml/idp/sso?SAMLRequest=x{query_string}",
+            headers=headers,
+            base_url=f"http://127.0.0.1:{PORT}{mount}",
+        ):
+            response = discovery_page(record, query, language=language)
+    finally:
+        app.jinja_env.auto_reload = False
+    body = response.get_data()
+    return login_id, body.decode(), body, dict(response.headers)
+
+
+def _as_fresh(app: Flask, service_id: str, **kwargs: Any) -> tuple[str, str]:
+    """One login's page, checked against rendering it afresh for another login (headers,
+    and the body with the other login's id in its places); (login id, page text)."""
+    login_id, text, body, headers = _page(app, service_id, **kwargs)
+    fresh_id, _text, fresh, fresh_headers = _page(app, service_id, fresh=True, **kwargs)
+    assert body == fresh.replace(fresh_id.encode(), login_id.encode())
+    assert headers == fresh_headers
+    assert fresh_id not in text
+    return login_id, text
+
+
+CASES = [
+    {"Accept-Language": "nl-NL,nl;q=0.9"},
+    {"Accept-Language": "en-GB,en;q=0.9"},
+    {"Accept-Language": "en", "Cookie": f"{SCHOOL_COOKIE}={DEMO_SCHOOL_ID}"},
+    {"Cookie": f"{SCHOOL_COOKIE}={DEMO_OIDC_SCHOOL_ID}"},
+    {"Cookie": f"{SCHOOL_COOKIE}=no-such-school"},
+]
+
+
+@pytest.mark.parametrize("mount", ["", "/kb"])
+@pytest.mark.parametrize("headers", CASES)
+def test_each_login_gets_the_page_a_fresh_render_gives(
+    app: Flask, headers: dict[str, str], mount: str
+) -> None:
+    service_id = _service_id(app)
+    for _ in range(3):  # the first fills the worker's copy, the others come from it
+        login_id, text = _as_fresh(app, service_id, headers=headers, mount=mount)
+        # The login's id in each of its places: both forms (three with a remembered school)
+        # and both language links.
+        remembered = "Continue with" in text or "Verder met" in text
+        assert text.count(login_id) == (5 if remembered else 4)
+
+
+def test_the_my_data_sign_in_language_asked_for_and_a_search(app: Flask) -> None:
+    for service_id, query, language, query_string in [
+        (MY_DATA, "", None, ""),
+        (MY_DATA, "", None, "&lang=en"),
+        (_service_id(app), "", "en", ""),
+        (_service_id(app), "Demo", None, ""),
+        (_service_id(app), '"><b>Demo', None, ""),
+    ]:
+        for _ in range(2):
+            _as_fresh(
+                app,
+                service_id,
+                headers={},
+                query_string=query_string,
+                query=query,
+                language=language,
+            )
+
+
+def test_a_registry_change_reaches_the_next_page(app: Flask) -> None:
+    service_id = _service_id(app)
+    _login, before = _as_fresh(app, service_id, headers={})
+    assert DEMO_OIDC_SCHOOL_ID in before
+    with app.app_context():
+        removal = broker().registry.remove_school(DEMO_OIDC_SCHOOL_ID, apply=True)
+    assert removal is not None
+    _login, after = _as_fresh(app, service_id, headers={})
+    assert DEMO_OIDC_SCHOOL_ID not in after and DEMO_SCHOOL_ID in after
