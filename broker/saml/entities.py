@@ -33,6 +33,7 @@ from broker.core.errors import ConfigurationError
 from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration, KeySource
 from broker.core.ports import RegistryReader
 from broker.saml import schema
+from broker.saml.metadata_index import IndexedIdPConfig, IndexedSPConfig
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto, rsa_key, signing_key
 from broker.saml.xmlsig_enc import AES128_GCM, AES256_GCM, RSA_OAEP, RSA_OAEP_MGF1P
 
@@ -164,7 +165,7 @@ def idp_config(
             }
         },
     }
-    config = IdPConfig()
+    config = IndexedIdPConfig()
     config.load(conf)
     return config
 
@@ -207,7 +208,7 @@ def sp_config(
             {"key_file": str(g.files.saml_key), "cert_file": str(g.files.saml_cert)}
             for g in chosen.published
         ]
-    config = SPConfig()
+    config = IndexedSPConfig()
     config.load(conf)
     return config
 

@@ -6,13 +6,24 @@ past its validUntil stops trust in its entities; the status says which sources a
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from saml2.mdstore import InMemoryMetaData, MetadataStore
+from saml2.s_utils import UnknownSystemEntity
 
-from bench.metadata_aggregate import certificate_body, idp_entity, signed_aggregate, sp_entity
+from bench.metadata_aggregate import (
+    DS,
+    MD,
+    REDIRECT,
+    certificate_body,
+    idp_entity,
+    signed_aggregate,
+    sp_entity,
+)
 from broker.certificates import self_signed_pair
 from broker.cli.instance import init_instance
 from broker.cli.metadata_refresh import refresh_sources
@@ -20,6 +31,7 @@ from broker.config import MetadataSettings, MetadataSource, Settings, load_setti
 from broker.core.federation import SourceState
 from broker.core.model import NamingProfile, School, Service
 from broker.registry import SqlRegistry
+from broker.saml.entities import SamlEntities, sp_config
 from tests.support.feed import Feed
 
 SP = "https://sp.publisher.example/metadata"
@@ -246,3 +258,87 @@ def test_a_source_removed_from_the_configuration_is_dropped_by_a_full_refresh(
     assert refresh_sources(unconfigured, federation.registry, clock=federation.clock) == []
     assert federation.sp_metadata() is None
     assert federation.registry.federation.records() == {}
+
+
+def _plain_store(settings: Settings, documents: Iterable[str]) -> MetadataStore:
+    """pysaml2's own store of the same documents: what the worker's lookups must equal."""
+    config = sp_config(settings, [])
+    store = MetadataStore(config.attribute_converters, config)
+    for n, xml in enumerate(documents):
+        source = InMemoryMetaData(config.attribute_converters, xml)
+        source.load()
+        store.metadata[n] = source
+    return store
+
+
+def _answers(store: Any, entity_id: str) -> tuple[object, ...]:
+    def outcome(call: Callable[[], Any]) -> object:
+        try:
+            return call()
+        except Exception as err:  # the refusal is part of what is compared
+            return (type(err), err.args)
+
+    return (
+        outcome(lambda: store.single_sign_on_service(entity_id, REDIRECT)),
+        outcome(lambda: store.certs(entity_id, "idpsso", "signing")),
+        outcome(lambda: store[entity_id]),
+    )
+
+
+def test_a_workers_lookups_follow_moves_roll_overs_and_removals(
+    federation: Federation,
+) -> None:
+    """The worker's indexed metadata (entities.py, metadata_index.py) across registry changes:
+    an entity taken over by the feed and given back, a certificate roll-over, a removal."""
+    registry, other_cert = federation.registry, certificate_body(self_signed_pair("rolled")[1])
+    direct = [f"https://idp{n}.direct.example/metadata" for n in range(30)]
+    for n, entity_id in enumerate(direct):
+        xml = idp_entity(entity_id, f"https://idp{n}.direct.example/sso", MEMBER_CERT)
+        registry.add_school(School(f"D{n:03d}", f"Direct {n}", entity_id), _alone(xml))
+    moving = direct[7]
+    federation.feed.body = feed_body(
+        idp_entity(IDP, "https://idp.school.example/sso", MEMBER_CERT),
+        idp_entity(moving, "https://idp7.federation.example/sso", MEMBER_CERT),
+    )
+    assert federation.refresh() == "updated"
+    worker = SamlEntities(federation.settings, registry)
+    every = [IDP, *direct, "https://nobody.example/metadata"]
+
+    def check() -> Any:
+        store = worker.client.metadata
+        plain = _plain_store(federation.settings, registry.school_metadata().values())
+        for entity_id in every:
+            assert _answers(store, entity_id) == _answers(plain, entity_id), entity_id
+        return store
+
+    def sso(entity_id: str) -> str:
+        location: str = worker.client.metadata.single_sign_on_service(entity_id, REDIRECT)[0][
+            "location"
+        ]
+        return location
+
+    check()
+    assert sso(moving) == "https://idp7.federation.example/sso"  # the feed's copy wins
+    # The feed drops the entity: its registration copy is used again, the feed's is gone.
+    federation.feed.body = feed_body(idp_entity(IDP, "https://idp.school.example/sso", MEMBER_CERT))
+    assert federation.refresh() == "updated"
+    check()
+    assert sso(moving) == "https://idp7.direct.example/sso"
+    # Roll-over (`school update --saml-metadata`): only the new certificate is trusted.
+    rolled = idp_entity(direct[3], "https://idp3.direct.example/sso", other_cert)
+    registry.update_school_metadata("D003", _alone(rolled))
+    store = check()
+    assert ["".join(c.split()) for _, c in store.certs(direct[3], "idpsso", "signing")] == [
+        other_cert
+    ]
+    # Removed: refused as an entity the broker never knew.
+    registry.remove_school("D005", apply=True)
+    store = check()
+    with pytest.raises(UnknownSystemEntity):
+        store.single_sign_on_service(direct[5], REDIRECT)
+
+
+def _alone(xml: str) -> str:
+    """An EntityDescriptor from the aggregate builders as a document of its own."""
+    namespaces = f'xmlns:md="{MD}" xmlns:ds="{DS}"'
+    return xml.replace("<md:EntityDescriptor ", f"<md:EntityDescriptor {namespaces} ", 1)
