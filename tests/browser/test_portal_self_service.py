@@ -107,7 +107,9 @@ def test_publisher_registers_an_oidc_client(
     )
     publisher.get_by_label("Refresh-tokens uitgeven").check()
     publisher.get_by_label("Nodig: Voornaam").select_option("optional")
-    publisher.get_by_label("Doel van Voornaam, in het Nederlands").fill("Om de leerling bij naam te begroeten.")
+    publisher.get_by_label("Doel van Voornaam, in het Nederlands").fill(
+        "Om de leerling bij naam te begroeten."
+    )
     publisher.get_by_role("button", name="Client aanmelden").click()
     # The second line is refused, next to the field, and nothing is registered yet.
     expect(publisher.locator("#redirect_uris-error")).to_contain_text("Regel 2")
