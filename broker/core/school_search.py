@@ -122,12 +122,21 @@ class SchoolDirectory:
     towns for the typo search, so a search costs no folding of names)."""
 
     def __init__(self, schools: Iterable[School]) -> None:
+        # Many schools share a town: each town is folded once.
+        towns: dict[str, tuple[str, ...]] = {"": ()}
+
+        def town_forms(school: School) -> tuple[str, ...]:
+            found = towns.get(school.town)
+            if found is None:
+                found = towns[school.town] = name_forms(school.town)
+            return found
+
         # Name order as a student reads it: "École" among the E's, not after the Z's; schools of
-        # one name by town.
-        ordered = sorted(schools, key=lambda s: (fold(s.name), fold(s.town), s.id))
+        # one name by town (one without a town first).
+        ordered = sorted(schools, key=lambda s: (fold(s.name), town_forms(s)[:1], s.id))
         self._schools = tuple(ordered)
         self._by_id = {s.id: s for s in ordered}
-        forms = [(name_forms(s.name), name_forms(s.town) if s.town else ()) for s in ordered]
+        forms = [(name_forms(s.name), town_forms(s)) for s in ordered]
         # The name, the town and the id: a school's ICT officer may tell students its BRIN code.
         self._keys = tuple(
             search_key(name, town, s.id) for (name, town), s in zip(forms, ordered, strict=True)

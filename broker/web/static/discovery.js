@@ -81,11 +81,13 @@
   }
 
   const items = Array.from(list.querySelectorAll("li"));
-  const names = items.map((item) => {
-    const name = item.querySelector(".school__name");
-    return nameForms((name || item).textContent);
-  });
-  const towns = items.map((item) => nameForms(item.dataset.town || ""));
+  // The name and the town as the page shows them (each in a span of its own).
+  function shown(item, part) {
+    const element = item.querySelector(part);
+    return element ? element.textContent : "";
+  }
+  const names = items.map((item) => nameForms(shown(item, ".school__name")));
+  const towns = items.map((item) => nameForms(shown(item, ".school__town")));
   // The name, the town and the code (BRIN): a school's ICT officer may tell students its code
   // (school_search.search_key).
   const keys = items.map(
