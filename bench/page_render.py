@@ -3,7 +3,7 @@
 (`notice_response`, in the response to `POST /saml/sp/acs`) and the auto-POST page to the
 publisher (`autopost`, in the response to `POST /notice/<id>`).
 
-Usage: python bench/page_render.py [--renders 2000] [--rounds 4] [--compare DIR]
+Usage: python bench/page_render.py [--renders 2000] [--rounds 4] [--compare DIR] [--schools N]
        python bench/page_render.py --dump OUT [--tree DIR]
 
 Each page is made by the broker's own function, as its route calls it, inside a fresh request
@@ -14,6 +14,11 @@ with a Dutch and an English browser's Accept-Language alternately. Only the call
 DIR`) every round runs both trees, each in a process of its own, in the order ABBA: the
 machine's speed drifts within minutes, and both meet the drift. Prints µs per page: the median
 of the rounds, and every round.
+
+`--schools N` registers N more schools first (OpenID Connect ones, each on a host of its own:
+eight common names in forty towns, so most names are many schools'), with their towns where the
+tree knows towns, and adds two searches: `discovery_name` ("gymnasium": more matches than a page
+shows) and `discovery_town` ("gymnasium leiden": a tree without towns finds none).
 
 `--dump OUT` writes instead every case's response (headers, body) under several language rules
 (Accept-Language, `?lang=`, `ui_locales`), with names and fields that must be escaped and at a
@@ -40,7 +45,6 @@ if TYPE_CHECKING:
     from flask import Flask
 
 PORT = 8400  # only in URLs: nothing listens
-PAGES = ("discovery", "notice", "autopost")
 # The size of a signed SAMLResponse with the demo's attributes, base64: the auto-POST page escapes it.
 SAML_RESPONSE_CHARS = 9000
 
@@ -48,11 +52,57 @@ SAML_RESPONSE_CHARS = 9000
 # Browsers' headers: a Dutch and an English one, alternately.
 ACCEPT_LANGUAGES = ("nl-NL,nl;q=0.9,en-US;q=0.8,en;q=0.7", "en-GB,en;q=0.9")
 Call = tuple[str, str, Callable[[], Any]]
+# --schools: names many schools share, and the towns that tell them apart.
+NAMESAKES = (
+    "Stedelijk Gymnasium",
+    "Christelijk Lyceum",
+    "Het College",
+    "Openbare Basisschool De Linde",
+    "Sint-Bonifatiuscollege",
+    "Montessori Lyceum",
+    "Scholengemeenschap Noord",
+    "Da Vinci College",
+)
+TOWNS = (
+    "Leiden", "Utrecht", "Amsterdam", "Rotterdam", "Den Haag", "Eindhoven", "Groningen",
+    "Tilburg", "Almere", "Breda", "Nijmegen", "Apeldoorn", "Haarlem", "Arnhem", "Enschede",
+    "Amersfoort", "Zaanstad", "'s-Hertogenbosch", "Haarlemmermeer", "Zwolle", "Zoetermeer",
+    "Leeuwarden", "Maastricht", "Dordrecht", "Ede", "Alphen aan den Rijn", "Westland", "Alkmaar",
+    "Emmen", "Delft", "Venlo", "Deventer", "Sittard-Geleen", "Helmond", "Oss", "Amstelveen",
+    "Hilversum", "Sint-Michielsgestel", "Heerlen", "Súdwest-Fryslân",
+)  # fmt: skip
 
 
-def pages(tmp: Path, *, hostile: bool = False) -> tuple[Flask, dict[str, Call]]:
+def add_schools(app: Flask, count: int) -> None:
+    """`count` OpenID Connect schools in one import (towns only where the tree has them)."""
+    from dataclasses import fields
+
+    from broker.core.model import OidcUpstream, School
+    from broker.registry.snapshot import SchoolEntry, Snapshot
+    from broker.web.login_steps import broker
+
+    has_towns = "town" in {f.name for f in fields(School)}
+    entries = []
+    for n in range(count):
+        issuer = f"https://login.school{n}.example"
+        town = {"town": TOWNS[(n // len(NAMESAKES)) % len(TOWNS)]} if has_towns else {}
+        school = School(
+            f"B{n:05d}",
+            NAMESAKES[n % len(NAMESAKES)],
+            issuer,
+            subject_attribute="sub",
+            oidc=OidcUpstream(issuer, f"client-{n}", "secret"),
+            **town,  # type: ignore[arg-type]
+        )
+        entries.append(SchoolEntry(school, ""))
+    with app.app_context():
+        broker().registry.import_snapshot(Snapshot(schools=tuple(entries)), "bench")
+
+
+def pages(tmp: Path, *, hostile: bool = False, schools: int = 0) -> tuple[Flask, dict[str, Call]]:
     """The demo broker and, per case, (path, method, the broker's call that makes the page).
-    `hostile`: names and fields that must be escaped, and more cases (for `--dump`)."""
+    `hostile`: names and fields that must be escaped, and more cases (for `--dump`);
+    `schools`: that many more schools, and two searches among them."""
     from broker.cli.demo import DEMO_SCHOOL_ID, prepare_demo
     from broker.core.model import UpstreamIdentity
     from broker.login.flow import LoginRecord, LoginRequest
@@ -64,6 +114,8 @@ def pages(tmp: Path, *, hostile: bool = False) -> tuple[Flask, dict[str, Call]]:
 
     settings, apps = prepare_demo(tmp, PORT)
     app = apps[settings.base_url]
+    if schools:
+        add_schools(app, schools)
     with app.app_context():
         service = next(s for s in broker().view.services() if s.oidc is None)
     record = LoginRecord("L" * 43, LoginRequest(service.id), 1.0)
@@ -84,6 +136,16 @@ def pages(tmp: Path, *, hostile: bool = False) -> tuple[Flask, dict[str, Call]]:
         "notice": ("/saml/sp/acs", "POST", lambda: notice_response(pending, notice_id)),
         "autopost": (f"/notice/{notice_id}", "POST", lambda: autopost(message, name)),
     }
+    if schools:
+        for case, query in (
+            ("discovery_name", "gymnasium"),
+            ("discovery_town", "gymnasium leiden"),
+        ):
+            calls[case] = (
+                f"/discovery?login=x&q={query.replace(' ', '+')}",
+                "GET",
+                lambda query=query: discovery_page(record, query),
+            )
     if hostile:
         calls["discovery_query"] = (
             "/discovery?login=x&q=%3Cb%3E",
@@ -99,10 +161,10 @@ def pages(tmp: Path, *, hostile: bool = False) -> tuple[Flask, dict[str, Call]]:
     return app, calls
 
 
-def measure(renders: int) -> dict[str, float]:
+def measure(renders: int, schools: int = 0) -> dict[str, float]:
     """µs per page in this process (the broker imported from sys.path)."""
     with tempfile.TemporaryDirectory(prefix="kb-bench-pages-") as tmp:
-        app, calls = pages(Path(tmp))
+        app, calls = pages(Path(tmp), schools=schools)
         results: dict[str, float] = {}
         only = os.environ.get("KB_BENCH_PAGE")  # one page only (for a profiler)
         for page, (path, method, call) in calls.items():
@@ -160,12 +222,12 @@ def dump(out: Path) -> int:
     return written
 
 
-def child(tree: Path | None, renders: int) -> dict[str, float]:
+def child(tree: Path | None, renders: int, schools: int) -> dict[str, float]:
     env = dict(os.environ)
     here = Path(__file__).resolve().parent.parent
     env["PYTHONPATH"] = str(tree or here)
     out = subprocess.run(
-        [sys.executable, __file__, "--child", "--renders", str(renders)],
+        [sys.executable, __file__, "--child", "--renders", str(renders), "--schools", str(schools)],
         env=env,
         check=True,
         capture_output=True,
@@ -188,6 +250,9 @@ def main() -> None:
         help="write every case's response into this folder instead (diff -r two trees' dumps)",
     )
     parser.add_argument("--tree", type=Path, help="with --dump: the broker from this tree")
+    parser.add_argument(
+        "--schools", type=int, default=0, help="register this many more schools first"
+    )
     args = parser.parse_args()
     if args.dump:
         # Before the broker is first imported: this checkout's, or --tree's (not the venv's).
@@ -198,7 +263,7 @@ def main() -> None:
         print(f"{written} responses in {args.dump} (broker from {Path(broker.__file__).parent})")
         return
     if args.child:
-        print(json.dumps(measure(args.renders)))
+        print(json.dumps(measure(args.renders, args.schools)))
         return
     trees: dict[str, Path | None] = {"this": None}
     if args.compare is not None:
@@ -210,13 +275,14 @@ def main() -> None:
     for r in range(args.rounds):
         order = names if r % 2 == 0 else names[::-1]
         for name in order:
-            rounds[name].append(child(trees[name], args.renders))
-    print(f"µs per page, {args.renders} renders per round, {args.rounds} rounds (ABBA)")
-    for page in PAGES:
+            rounds[name].append(child(trees[name], args.renders, args.schools))
+    more = f", {args.schools} more schools" if args.schools else ""
+    print(f"µs per page, {args.renders} renders per round, {args.rounds} rounds (ABBA){more}")
+    for page in rounds[names[0]][0]:
         for name in names:
             values = [f[page] for f in rounds[name]]
             each = " ".join(f"{v:6.1f}" for v in values)
-            print(f"{page:<10} {name:<7} median {statistics.median(values):6.1f}   [{each}]")
+            print(f"{page:<14} {name:<7} median {statistics.median(values):6.1f}   [{each}]")
 
 
 if __name__ == "__main__":

@@ -56,6 +56,10 @@ DEMO_OIDC_SCHOOL_ID = "99ZZ00"
 DEMO_OIDC_SCHOOL_NAME = "Demo OIDC-school"
 DEMO_OIDC_SCOPE = "oidcschool.example"
 DEMO_OIDC_CLIENT_ID = "ketenbroker"
+# Shown under each demo school's name on the discovery page, and searched there.
+DEMO_SCHOOL_TOWN = "Utrecht"
+DEMO_OIDC_SCHOOL_TOWN = "Zwolle"
+DEMO_TOWNS = {DEMO_SCHOOL_ID: DEMO_SCHOOL_TOWN, DEMO_OIDC_SCHOOL_ID: DEMO_OIDC_SCHOOL_TOWN}
 OIDC_SCHOOL_PORT_OFFSET = 5
 
 
@@ -174,11 +178,20 @@ def _register_oidc_school(registry: SqlRegistry, op: SchoolOpSettings) -> None:
         subject_attribute="sub",
         scopes=(DEMO_OIDC_SCOPE,),
         oidc=upstream,
+        town=DEMO_OIDC_SCHOOL_TOWN,
     )
     registry.add_school(school, "")
     for publisher in DEMO_PUBLISHERS:
         if publisher.released and registry.service(publisher.id) is not None:
             registry.set_policy(DEMO_OIDC_SCHOOL_ID, publisher.id, publisher.released, "demo")
+
+
+def _give_towns(registry: SqlRegistry) -> None:
+    """A demo folder made before schools had towns: its demo schools get theirs."""
+    for school_id, town in DEMO_TOWNS.items():
+        school = registry.school(school_id)
+        if school is not None and not school.town:
+            registry.set_school_town(school_id, town)
 
 
 def _publisher_settings(
@@ -217,6 +230,7 @@ def _register(
             school.entity_id,
             scopes=(DEMO_SCOPE,),
             privacy_contact="mailto:privacy@demo-school.example",
+            town=DEMO_SCHOOL_TOWN,
         ),
         school_idp_metadata(school),
     )
@@ -308,6 +322,7 @@ def prepare_demo(
         _school_op_settings(directory, port + OIDC_SCHOOL_PORT_OFFSET, settings), users=users
     )
     _register_oidc_school(services.registry, school_op)
+    _give_towns(services.registry)
     _export_metadata(directory / "metadata", services, school, publishers)
     apps = {settings.base_url: create_app(settings, services=services)}
     apps[school.base_url] = create_school_idp_app(school)

@@ -44,6 +44,7 @@ def school_line(school: School, sources: dict[str, tuple[str, ...]]) -> dict[str
     return {
         "id": school.id,
         "name": school.name,
+        "town": school.town or NONE,
         "protocol": school.protocol.value.upper(),
         "identity provider": provider,
         "registration": origin,

@@ -41,6 +41,7 @@ from broker.core.model import (
     Service,
 )
 from broker.core.subjects import subject_problem
+from broker.core.towns import MAX_TOWN, clean_town, town_problem
 from broker.oidc.registration import logout_problems, registration_problems
 from broker.oidc.rp_discovery import ASYMMETRIC_ALGORITHMS
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
@@ -52,7 +53,7 @@ _SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")
 _SECRET_METHODS = (ClientAuthMethod.SECRET_BASIC, ClientAuthMethod.SECRET_POST)
 NAMED = {"id", "name"}
 SOURCES = ("saml_metadata", "saml_metadata_file", "saml_entity_id", "oidc")
-SCHOOL_KEYS = NAMED | {"subject", "eck_id", "scopes", "privacy_contact", *SOURCES}
+SCHOOL_KEYS = NAMED | {"subject", "eck_id", "scopes", "privacy_contact", "town", *SOURCES}
 SCHOOL_OIDC_KEYS = {"issuer", "client_id", "client_secret_file", "algorithms"}
 SERVICE_KEYS = NAMED | {
     "publisher",
@@ -117,16 +118,20 @@ class _Reading:
 
 
 def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
-    """A school with its privacy contact (absent in the file: none)."""
+    """A school with its privacy contact and its town (absent in the file: none)."""
     found = _school_and_provider(reading, entry)
     contact = privacy_contact_link(
         entry.optional_text("privacy_contact", limit=MAX_PRIVACY_CONTACT) or ""
     )
     if contact and (problem := privacy_contact_problem(contact)):
         entry.wrong("privacy_contact", problem)
+    town = clean_town(entry.optional_text("town", limit=MAX_TOWN) or "")
+    if problem := town_problem(town):
+        entry.wrong("town", problem)
     if found is None:
         return None
-    return SchoolEntry(replace(found.school, privacy_contact=contact), found.metadata)
+    school = replace(found.school, privacy_contact=contact, town=town)
+    return SchoolEntry(school, found.metadata)
 
 
 def _school_and_provider(reading: _Reading, entry: Entries) -> SchoolEntry | None:

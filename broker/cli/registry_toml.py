@@ -86,6 +86,8 @@ class _Writer:
                 ("scopes", list(school.scopes)),
             ]
         )
+        if school.town:
+            lines += _pairs([("town", school.town)])
         if school.privacy_contact:
             lines += _pairs([("privacy_contact", school.privacy_contact)])
         if school.oidc is None:

@@ -1,8 +1,9 @@
 """`ketenbroker school`: register a school with its SAML identity provider or its OpenID
-provider, and its privacy contact."""
+provider, its town, and its privacy contact."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -15,10 +16,20 @@ from broker.config import load_settings
 from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
 from broker.core.model import School
 from broker.core.subjects import SAML_SUBJECTS
+from broker.core.towns import clean_town, town_problem
 from broker.saml.metadata_check import idp_entity_id
 
 # What can feed the pseudonym (broker/core/subjects.py).
 SUBJECT_CHOICES = SAML_SUBJECTS
+TOWN_HELP = "the school's town, shown under its name on the discovery page and searched there"
+
+
+def _town(value: str) -> str:
+    """`--town` as stored, or a clear refusal before anything is written."""
+    town = clean_town(value)
+    if problem := town_problem(town):
+        raise click.BadParameter(problem, param_hint="--town")
+    return town
 
 
 @click.group("school")
@@ -30,6 +41,7 @@ def school_group() -> None:
 @config_option
 @click.option("--id", "school_id", required=True)
 @click.option("--name", required=True)
+@click.option("--town", default="", help=TOWN_HELP)
 @click.option("--saml-metadata", "metadata", default=None, help="file or URL (a SAML IdP)")
 @click.option(
     "--saml-entity-id",
@@ -64,6 +76,7 @@ def school_add(
     config_path: Path,
     school_id: str,
     name: str,
+    town: str,
     metadata: str | None,
     federated_id: str | None,
     issuer: str | None,
@@ -75,6 +88,7 @@ def school_add(
     scopes: tuple[str, ...],
 ) -> None:
     """Register a school with its SAML identity provider or its OpenID provider."""
+    town = _town(town)
     if [metadata, federated_id, issuer].count(None) != 2:
         raise click.UsageError(
             "give either --saml-metadata or --oidc-issuer, or --saml-entity-id "
@@ -100,7 +114,7 @@ def school_add(
             allow_loopback=settings.peers_on_loopback,
         )
         _, registry = open_registry(config_path)
-        registry.add_school(school, "")
+        registry.add_school(replace(school, town=town), "")
         click.echo(f"School {school_id} added (OpenID provider {issuer}).")
         # One redirect URI per school (the mix-up defence): the school's provider must know it.
         click.echo(f"  Redirect URI to register there: {settings.oidc_callback_url(school_id)}")
@@ -127,7 +141,7 @@ def school_add(
         assert metadata is not None
         xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
         entity_id = idp_entity_id(xml)
-    registry.add_school(School(school_id, name, entity_id, subject, eck_id, scopes), xml)
+    registry.add_school(School(school_id, name, entity_id, subject, eck_id, scopes, town=town), xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
 
 
@@ -137,24 +151,35 @@ def school_add(
 @click.option(
     "--saml-metadata",
     "metadata",
-    required=True,
+    default=None,
     help="file or URL: the school IdP's new metadata (same entity id)",
 )
+@click.option("--town", default=None, help=f'{TOWN_HELP} ("": none)')
 @reports_errors
-def school_update(config_path: Path, school_id: str, metadata: str) -> None:
+def school_update(
+    config_path: Path, school_id: str, metadata: str | None, town: str | None
+) -> None:
     """Load a SAML school's IdP metadata again (a new certificate, moved endpoints) and say
-    what changed; running brokers use it without a restart."""
+    what changed, or set its town; running brokers use either without a restart."""
+    if metadata is None and town is None:
+        raise click.UsageError("give --saml-metadata, --town, or both")
+    town = _town(town) if town is not None else None
     settings, registry = open_registry(config_path)
     school = registry.school(school_id)
     if school is None:
         raise click.ClickException(f"no school with id {school_id!r}")
-    if school.oidc is not None:
-        raise click.ClickException(
-            f"School {school_id} signs in with OpenID Connect ({school.oidc.issuer}), "
-            "not SAML: it has no metadata to update"
-        )
-    entry = Registered(f"School {school_id}", school_id, school.idp_entity_id, "idp")
-    update_metadata(settings, registry, entry, metadata, registry.update_school_metadata)
+    if metadata is not None:
+        if school.oidc is not None:
+            raise click.ClickException(
+                f"School {school_id} signs in with OpenID Connect ({school.oidc.issuer}), "
+                "not SAML: it has no metadata to update"
+            )
+        entry = Registered(f"School {school_id}", school_id, school.idp_entity_id, "idp")
+        update_metadata(settings, registry, entry, metadata, registry.update_school_metadata)
+    if town is not None:
+        registry.set_school_town(school_id, town)
+        said = f"town set to {town}" if town else "town cleared"
+        click.echo(f"School {school_id}: {said}.")
 
 
 @school_group.command("privacy-contact")

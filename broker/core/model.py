@@ -90,6 +90,9 @@ class School:
     oidc: OidcUpstream | None = None
     # Where students and parents ask the school about their data: an https:// or mailto: URL.
     privacy_contact: str = ""
+    # Its town (core/towns.py): tells schools of the same name apart on the discovery page, and
+    # a student may search on it. Empty: not given.
+    town: str = ""
 
     @property
     def protocol(self) -> Protocol:

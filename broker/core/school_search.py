@@ -10,12 +10,15 @@ The rule, the same in discovery.js (which gets `ABBREVIATIONS` and `TYPO_MIN_LEN
 page, so there is one list):
 - accents, case and punctuation fold away, hyphens included: "sint bonifatius" finds
   "Sint-Bonifatiuscollege", and the name's words also count joined ("sintbonifatius");
-- a school is found by its name or its code (BRIN), every typed word somewhere in either;
+- a school is found by its name, its town or its code (BRIN), every typed word somewhere in
+  one of them: "gymnasium leiden" finds the Stedelijk Gymnasium in Leiden, not the one in
+  Utrecht (the Netherlands has many schools of one name; the town tells them apart);
 - a few common abbreviations in Dutch school names count as the full word, both ways ("st
-  bonifatius" finds "Sint-Bonifatiuscollege", "sint" finds "St. Jozef");
+  bonifatius" finds "Sint-Bonifatiuscollege", "sint" finds "St. Jozef"), in towns too ("St.
+  Michielsgestel");
 - only when nothing matches that way: one typo per word (a letter wrong, missing, extra, or two
-  swapped) in words of `TYPO_MIN_LENGTH` letters or more, in the name only ("lyceym" finds
-  "Lyceum"; a code is never guessed).
+  swapped) in words of `TYPO_MIN_LENGTH` letters or more, in the name or the town ("lyceym"
+  finds "Lyceum", "utrcht" finds Utrecht; a code is never guessed).
 """
 
 from __future__ import annotations
@@ -68,9 +71,15 @@ def name_forms(name: str) -> tuple[str, ...]:
 
 
 def name_key(forms: tuple[str, ...]) -> str:
-    """What a school's name is searched in: its `name_forms`, and each joined up."""
+    """What a school's name (or town) is searched in: its `name_forms`, and each joined up."""
     joined = dict.fromkeys(form.replace(" ", "") for form in forms)
     return " ".join([*forms, *joined])
+
+
+def search_key(name: tuple[str, ...], town: tuple[str, ...], school_id: str) -> str:
+    """All a school is found by: its name's and its town's `name_forms` (`name_key` of each;
+    `town` empty: none) and its code, spaced, so a typed word is looked for in one of them."""
+    return f" {name_key(name)} {name_key(town)} {fold(school_id)} "
 
 
 def one_typo_pattern(word: str) -> re.Pattern[str]:
@@ -109,24 +118,34 @@ class Found:
 
 class SchoolDirectory:
     """The federation's schools in name order, folded once (a worker keeps one per registry
-    generation: building it sorts and folds every school, and indexes the names' words for
-    the typo search, so a search costs no folding of names)."""
+    generation: building it sorts and folds every school, and indexes the words of names and
+    towns for the typo search, so a search costs no folding of names)."""
 
     def __init__(self, schools: Iterable[School]) -> None:
-        # Name order as a student reads it: "École" among the E's, not after the Z's.
-        ordered = sorted(schools, key=lambda s: (fold(s.name), s.id))
+        # Many schools share a town: each town is folded once.
+        towns: dict[str, tuple[str, ...]] = {"": ()}
+
+        def town_forms(school: School) -> tuple[str, ...]:
+            found = towns.get(school.town)
+            if found is None:
+                found = towns[school.town] = name_forms(school.town)
+            return found
+
+        # Name order as a student reads it: "École" among the E's, not after the Z's; schools of
+        # one name by town (one without a town first).
+        ordered = sorted(schools, key=lambda s: (fold(s.name), town_forms(s)[:1], s.id))
         self._schools = tuple(ordered)
         self._by_id = {s.id: s for s in ordered}
-        forms = [name_forms(s.name) for s in ordered]
-        # The name and the id: a school's ICT officer may tell students its BRIN code.
+        forms = [(name_forms(s.name), town_forms(s)) for s in ordered]
+        # The name, the town and the id: a school's ICT officer may tell students its BRIN code.
         self._keys = tuple(
-            f" {name_key(f)} {fold(s.id)} " for f, s in zip(forms, ordered, strict=True)
+            search_key(name, town, s.id) for (name, town), s in zip(forms, ordered, strict=True)
         )
-        # The names' words, one a line, and which schools hold each: a typo search scans this
-        # text (in C) instead of every school's name.
+        # The names' and towns' words, one a line, and which schools hold each: a typo search
+        # scans this text (in C) instead of every school's name.
         holders: dict[str, list[int]] = {}
-        for index, name in enumerate(forms):
-            for word in dict.fromkeys(" ".join(name).split()):
+        for index, (name, town) in enumerate(forms):
+            for word in dict.fromkeys(" ".join((*name, *town)).split()):
                 holders.setdefault(word, []).append(index)
         self._words = tuple(holders)
         self._holders = tuple(frozenset(holders[w]) for w in self._words)
@@ -145,7 +164,7 @@ class SchoolDirectory:
         return self._by_id.get(school_id)
 
     def find(self, query: str) -> Found:
-        """The schools whose name or id holds every word of `query` (module docstring); an
+        """The schools whose name, town or id holds every word of `query` (module docstring); an
         empty query lists every school of a small federation and none of a large one."""
         words = fold(query).split()
         if not words:
@@ -175,7 +194,7 @@ class SchoolDirectory:
 
     def _with_one_typo(self, wanted: list[tuple[str, ...]]) -> list[int]:
         """Schools (indexes, name order) where every word matches as typed, or (a word long
-        enough) with one typo in a word of the name."""
+        enough) with one typo in a word of the name or the town."""
         candidates: set[int] | None = None
         for forms in wanted:
             holding = set(self._holding_all([forms]))
@@ -187,7 +206,7 @@ class SchoolDirectory:
         return sorted(candidates or ())
 
     def _holding_near(self, forms: tuple[str, ...]) -> set[int]:
-        """Schools whose name has a word within one typo of one of `forms`."""
+        """Schools whose name or town has a word within one typo of one of `forms`."""
         found: set[int] = set()
         for form in forms:
             pattern = one_typo_pattern(form)

@@ -147,6 +147,7 @@ def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
     row.use_eck_id = school.use_eck_id
     row.scopes = list(school.scopes)
     row.privacy_contact = school.privacy_contact
+    row.town = school.town
     row.idp_metadata = entry.metadata
     wanted = SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None
     row.oidc = _replaced(row.oidc, wanted)

@@ -100,6 +100,16 @@ class SqlRegistry(PortalReads):
                 raise UnknownSchool(f"no school with id {school_id!r}")
             bump_generation(session)
 
+    def set_school_town(self, school_id: str, town: str) -> None:
+        """A school's town (the CLI, the operator's portal; empty: none); the caller checked it
+        (`core.towns.town_problem`). The discovery page shows it from the next generation."""
+        with self._writing() as session:
+            if not _updated_one(
+                session, update(SchoolRow).where(SchoolRow.id == school_id).values(town=town)
+            ):
+                raise UnknownSchool(f"no school with id {school_id!r}")
+            bump_generation(session)
+
     def close(self) -> None:
         """Close pooled connections (tests, shutdown); the instance reconnects if used again."""
         self._engine.dispose()

@@ -39,12 +39,14 @@ from broker.core.model import (
     School,
     Service,
 )
+from broker.core.towns import MAX_TOWN
 from broker.registry.policy_change import PolicyChange
 
 ID = String(64)
 NAME = String(200)
 ENTITY_ID = String(1024)
 ATTRIBUTE = String(64)
+TOWN = String(MAX_TOWN)
 
 
 class Base(DeclarativeBase):
@@ -76,6 +78,8 @@ class SchoolRow(Base):
     scopes: Mapped[list[str]] = mapped_column(JSON)
     # Where students and parents ask the school about their data (an https or mailto: URL).
     privacy_contact: Mapped[str] = mapped_column(ENTITY_ID, server_default="")
+    # Its town (core/towns.py), shown and searched on the discovery page; empty: not given.
+    town: Mapped[str] = mapped_column(TOWN, server_default=text("''"))
     # Deferred: the login path reads schools on every login and never needs the XML.
     # Empty for a school whose provider speaks OpenID Connect (see `oidc`).
     idp_metadata: Mapped[str] = mapped_column(Text, deferred=True)
@@ -91,6 +95,7 @@ class SchoolRow(Base):
             use_eck_id=school.use_eck_id,
             scopes=list(school.scopes),
             privacy_contact=school.privacy_contact,
+            town=school.town,
             idp_metadata=idp_metadata,
             oidc=SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None,
         )
@@ -105,6 +110,7 @@ class SchoolRow(Base):
             scopes=tuple(self.scopes),
             oidc=self.oidc.to_upstream() if self.oidc is not None else None,
             privacy_contact=self.privacy_contact,
+            town=self.town,
         )
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
+from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.core.admins import AdminRole, Publisher
 from broker.core.model import ClientAuthMethod, OidcClient, Protocol, Service
@@ -39,8 +39,10 @@ def test_school_list_is_one_line_a_school_without_secrets(config: Path) -> None:
     result = run("school", "list", "--config", config)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["ID", "NAME", "PROTOCOL", "IDENTITY", "PROVIDER", "REGISTRATION"]
+    header = ["ID", "NAME", "TOWN", "PROTOCOL", "IDENTITY", "PROVIDER", "REGISTRATION"]
+    assert lines[0].split() == header
     assert lines[1].startswith(f"{DEMO_SCHOOL_ID}  Demo Lyceum")
+    assert DEMO_SCHOOL_TOWN in lines[1]
     assert "SAML" in lines[1] and "metadata from registration" in lines[1]
     assert lines[2].startswith(DEMO_OIDC_SCHOOL_ID) and "broker's client id ketenbroker" in lines[2]
     assert lines[3] == "2 schools."

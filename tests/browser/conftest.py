@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 import socket
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from werkzeug.serving import BaseWSGIServer
 
@@ -76,11 +78,22 @@ def _free_port_run(count: int) -> int:
 
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    with demo_on_free_ports(tmp_path_factory) as running:
+        yield running
+
+
+@contextmanager
+def demo_on_free_ports(
+    tmp_path_factory: pytest.TempPathFactory, setup: Callable[[Flask], None] | None = None
+) -> Iterator[Demo]:
+    """The demo on free ports; `setup` gets the broker's app first (to register more)."""
     servers: list[BaseWSGIServer] = []
     for attempt in range(3):
         port = _free_port_run(_DEMO_APPS)
         # The instance config names the broker's URL (and so its port): a fresh one per attempt.
         settings, apps = prepare_demo(tmp_path_factory.mktemp(f"demo{attempt}"), port)
+        if setup is not None:
+            setup(apps[settings.base_url])
         try:
             servers = serve(apps)
         except OSError:  # another process took one of the ports in between

@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from broker.cli.demo import DEMO_SCHOOL_TOWN
 from tests.browser.conftest import CHROMIUM, Demo
 from tests.browser.conftest import expect_discovery as expect_discovery_page
 from tests.support.notice import continue_past_notice
@@ -36,6 +37,8 @@ PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 HEX64 = re.compile(r"[0-9a-f]{64}")
 SCHOOL_NAME = "Demo Lyceum"
 SCHOOL_ID = "99XX00"
+# A school's button says its name and, under it, its town: both are the button's name.
+SCHOOL_BUTTON = f"{SCHOOL_NAME} {DEMO_SCHOOL_TOWN}"
 # Attributes the school sends the broker but no demo policy releases to a publisher.
 NEVER_RELEASED = ("mail", "sn", "displayName", "eckId", "nlEduPersonProfileId", "isMemberOf")
 Screenshot = Callable[[Page, str], Path]
@@ -59,7 +62,7 @@ def expect_discovery(page: Page, demo: Demo) -> None:
 def choose_school_by_search(page: Page, demo: Demo, typed: str = "lyc") -> None:
     expect_discovery(page, demo)
     page.locator("#school-search").fill(typed)
-    page.get_by_role("button", name=SCHOOL_NAME, exact=True).click()
+    page.get_by_role("button", name=SCHOOL_BUTTON, exact=True).click()
 
 
 def pick_person(page: Page, demo: Demo, display_name: str = "Sanne Jansen") -> None:
@@ -104,7 +107,7 @@ def test_student_logs_in_through_demo(demo: Demo, page: Page, screenshot: Screen
     expect(page.locator("html")).to_have_attribute("lang", "nl")
     expect(page.get_by_role("heading", level=1)).to_have_text("Kies je school")
     page.locator("#school-search").fill("lyc")
-    school = page.get_by_role("button", name=SCHOOL_NAME, exact=True)
+    school = page.get_by_role("button", name=SCHOOL_BUTTON, exact=True)
     expect(school).to_be_visible()
     screenshot(page, "01-discovery")
     school.click()
@@ -174,9 +177,9 @@ def test_remembered_school_and_sso(
     start_login(page, demo.leesplank)
     expect_discovery(page, demo)
     remembered = page.locator("form.remembered button")
-    expect(remembered).to_have_text(f"Verder met {SCHOOL_NAME}")
+    expect(remembered).to_have_text(f"Verder met {SCHOOL_BUTTON}")
     first_button = page.locator("main button[name=school]").first
-    expect(first_button).to_have_text(f"Verder met {SCHOOL_NAME}")
+    expect(first_button).to_have_text(f"Verder met {SCHOOL_BUTTON}")
     remembered.click()
     pick_person(page, demo)
     assert expect_received(page, demo.leesplank)["name_id"]["value"] == leesplank
@@ -240,7 +243,7 @@ def test_english_and_keyboard(demo: Demo, page: Page) -> None:
         page.keyboard.press("Tab")
     expect(search).to_be_focused()
 
-    school = page.get_by_role("button", name=SCHOOL_NAME, exact=True)
+    school = page.get_by_role("button", name=SCHOOL_BUTTON, exact=True)
     page.keyboard.type("xyz")
     expect(school).to_be_hidden()
     expect(page.locator("#no-schools")).to_be_visible()

@@ -13,8 +13,8 @@ from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.browser.conftest import CHROMIUM, Demo, expect_discovery
 from tests.browser.test_demo_login import (
+    SCHOOL_BUTTON,
     SCHOOL_ID,
-    SCHOOL_NAME,
     broker_cookies,
     pick_person,
     school_sso,
@@ -33,7 +33,7 @@ SERVICE = "Leesplank (demo publisher)"
 
 
 def school_button(page: Page) -> object:
-    return page.get_by_role("button", name=SCHOOL_NAME, exact=True)
+    return page.get_by_role("button", name=SCHOOL_BUTTON, exact=True)
 
 
 @pytest.mark.parametrize("typed", [SCHOOL_ID, SCHOOL_ID.lower(), "lyceym", "demo-lyceum"])
@@ -46,7 +46,7 @@ def test_the_live_filter_finds_by_code_hyphen_and_typo_and_enter_goes_to_the_fir
     expect_discovery(page, demo.broker)
     search = page.locator("#school-search")
     search.fill(typed)
-    expect(page.get_by_role("button", name=SCHOOL_NAME, exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name=SCHOOL_BUTTON, exact=True)).to_be_visible()
     expect(page.locator("#no-schools")).to_be_hidden()
     expect(page.locator("#school-count")).to_have_text("1 school gevonden")
     assert not script_errors
@@ -58,7 +58,7 @@ def test_the_live_filter_finds_by_code_hyphen_and_typo_and_enter_goes_to_the_fir
     address = page.url
     search.press("Enter")
     # Enter goes to the first match (a second Enter would choose it), and stays on the page.
-    expect(page.get_by_role("button", name=SCHOOL_NAME, exact=True)).to_be_focused()
+    expect(page.get_by_role("button", name=SCHOOL_BUTTON, exact=True)).to_be_focused()
     assert page.url == address
 
 
@@ -91,7 +91,7 @@ def test_back_from_the_platform_to_the_notice_says_already_signed_in(
     start_login(page, demo.leesplank)
     expect_discovery(page, demo.broker)
     page.locator("#school-search").fill("lyc")
-    page.get_by_role("button", name=SCHOOL_NAME, exact=True).click()
+    page.get_by_role("button", name=SCHOOL_BUTTON, exact=True).click()
     pick_person(page, demo)
     page.locator(NOTICE_BUTTON).click()
     expect(page).to_have_url(demo.leesplank + "/acs")
@@ -112,7 +112,7 @@ def test_cookies_lost_mid_login_say_to_allow_cookies(
     expect_discovery(page, demo.broker)
     context.clear_cookies()  # what a browser that blocks the broker's cookies ends up with
     page.locator("#school-search").fill("lyc")
-    page.get_by_role("button", name=SCHOOL_NAME, exact=True).click()
+    page.get_by_role("button", name=SCHOOL_BUTTON, exact=True).click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Sta cookies toe om in te loggen")
     expect(page.locator("main")).to_contain_text("Sta cookies toe voor deze website (127.0.0.1")
 
@@ -123,7 +123,7 @@ def test_a_mis_tapped_school_is_not_offered_after_back(
     start_login(page, demo.leesplank)
     expect_discovery(page, demo.broker)
     page.locator("#school-search").fill("lyc")
-    page.get_by_role("button", name=SCHOOL_NAME, exact=True).click()
+    page.get_by_role("button", name=SCHOOL_BUTTON, exact=True).click()
     expect(page).to_have_url(school_sso(demo))
     assert "kb_school" not in broker_cookies(context, demo)
     page.go_back()
@@ -131,7 +131,7 @@ def test_a_mis_tapped_school_is_not_offered_after_back(
     expect(page.locator("form.remembered")).to_have_count(0)
     # Once the school's login succeeds, the cross-site answer sets it (SameSite=Lax is set on a
     # top-level navigation's response).
-    page.get_by_role("button", name=SCHOOL_NAME, exact=True).click()
+    page.get_by_role("button", name=SCHOOL_BUTTON, exact=True).click()
     pick_person(page, demo)
     expect(page.locator(NOTICE_BUTTON)).to_be_visible()
     assert broker_cookies(context, demo)["kb_school"]["value"] == SCHOOL_ID

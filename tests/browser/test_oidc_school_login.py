@@ -14,6 +14,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
+from broker.cli.demo import DEMO_OIDC_SCHOOL_TOWN
 from tests.browser.conftest import CHROMIUM, Demo, expect_discovery
 from tests.support.notice import continue_past_notice
 
@@ -38,7 +39,9 @@ def log_in_at_the_oidc_school(demo: Demo, page: Page, platform: str, student: st
     page.get_by_role("button", name="Log in via your school (Ketenbroker)").click()
     expect_discovery(page, demo.broker)
     page.locator("#school-search").fill("oidc")
-    page.get_by_role("button", name=OIDC_SCHOOL_NAME, exact=True).click()
+    page.get_by_role(
+        "button", name=f"{OIDC_SCHOOL_NAME} {DEMO_OIDC_SCHOOL_TOWN}", exact=True
+    ).click()
     expect(page).to_have_url(re.compile(re.escape(demo.oidc_school) + r"/authorize\?"))
     expect(page.get_by_role("heading", name="Demo school: who are you?")).to_be_visible()
     page.get_by_role("button", name=re.compile(student)).click()

@@ -18,7 +18,7 @@ from werkzeug.serving import BaseWSGIServer
 
 from broker.accounts import totp
 from broker.accounts.passwords import hash_password
-from broker.cli.demo import DEMO_SCHOOL_ID, prepare_demo, serve
+from broker.cli.demo import DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN, prepare_demo, serve
 from broker.core.admins import AdminRole, Publisher
 from broker.registry import SqlRegistry
 from tests.browser.conftest import CHROMIUM, TIMEOUT_MS
@@ -151,7 +151,7 @@ def test_school_switches_to_an_openid_provider_and_the_next_login_uses_it(
     student = context.new_page()
     student.goto(site.leesplank + "/")
     student.get_by_role("button", name=re.compile("Log in via your school")).click()
-    student.get_by_role("button", name="Demo Lyceum", exact=True).click()
+    student.get_by_role("button", name=f"Demo Lyceum {DEMO_SCHOOL_TOWN}", exact=True).click()
     continue_past_notice(student, site.leesplank + "/acs")
     expect(student).to_have_url(site.leesplank + "/acs")
     response = student.request.get(site.leesplank + "/received.json")

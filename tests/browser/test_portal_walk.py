@@ -22,7 +22,7 @@ from werkzeug.serving import BaseWSGIServer
 from broker.accounts import totp
 from broker.accounts.passwords import hash_password
 from broker.certificates import write_pair
-from broker.cli.demo import DEMO_SCHOOL_ID, prepare_demo, serve
+from broker.cli.demo import DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN, prepare_demo, serve
 from broker.core.admins import AdminRole
 from broker.demo.publisher_sp import (
     PublisherSpSettings,
@@ -204,7 +204,7 @@ def test_publisher_operator_school_then_student(
     student.goto(walk.publisher + "/")
     student.get_by_role("button", name="Log in via your school (Ketenbroker)").click()
     student.locator("#school-search").fill("lyc")
-    student.get_by_role("button", name="Demo Lyceum", exact=True).click()
+    student.get_by_role("button", name=f"Demo Lyceum {DEMO_SCHOOL_TOWN}", exact=True).click()
     student.get_by_role("button", name=re.compile("Sanne Jansen")).click()
     continue_past_notice(student, walk.publisher + "/acs")
     expect(student).to_have_url(walk.publisher + "/acs")

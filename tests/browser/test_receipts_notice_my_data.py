@@ -28,7 +28,7 @@ from playwright.sync_api import BrowserContext, Download, Page, expect
 
 from broker.accounts import totp
 from broker.accounts.passwords import hash_password
-from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.cli.demo import DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN
 from broker.core.admins import AdminRole
 from broker.core.model import Declaration
 from tests.browser.conftest import CHROMIUM, expect_discovery
@@ -115,7 +115,7 @@ def _start_login(page: Page, publisher: Publisher) -> None:
 def _choose_school_and_pick(page: Page, live: LiveDemo, person: str) -> None:
     expect_discovery(page, live.broker_url)
     page.locator("#school-search").fill("lyc")
-    page.get_by_role("button", name=SCHOOL_NAME, exact=True).click()
+    page.get_by_role("button", name=f"{SCHOOL_NAME} {DEMO_SCHOOL_TOWN}", exact=True).click()
     expect(page).to_have_url(re.compile(re.escape(live.school_url) + r"/sso(\?.*)?$"))
     page.get_by_role("button", name=re.compile(re.escape(person))).click()
 

@@ -134,3 +134,48 @@ def test_a_typo_search_in_a_large_federation_shows_at_most_the_limit() -> None:
     directory = SchoolDirectory(many(1000))
     found = directory.find("lindr")
     assert found.approximate and found.total == 1000 and len(found.schools) == SHOWN_AT_MOST
+
+
+NAMESAKES = [
+    School("01UT", "Stedelijk Gymnasium", "https://idp.sgu", town="Utrecht"),
+    School("02LE", "Stedelijk Gymnasium", "https://idp.sgl", town="Leiden"),
+    School("03LE", "Het College", "https://idp.hcl", town="Leiden"),
+    School("04BO", "Christelijk Lyceum", "https://idp.clb", town="St. Michielsgestel"),
+    School("05NT", "Stedelijk Gymnasium", "https://idp.sgx"),
+    School("06DH", "Het Lyceum", "https://idp.hld", town="Den Haag"),
+]
+
+
+def _ids(directory: SchoolDirectory, typed: str) -> list[str]:
+    return [s.id for s in directory.find(typed).schools]
+
+
+def test_schools_of_one_name_are_told_apart_by_their_town() -> None:
+    directory = SchoolDirectory(NAMESAKES)
+    assert _ids(directory, "gymnasium leiden") == ["02LE"]
+    assert _ids(directory, "Leiden gymnasium") == ["02LE"]
+    assert _ids(directory, "utrecht") == ["01UT"]
+    assert _ids(directory, "leiden") == ["03LE", "02LE"]  # name order
+    # Name order, then town order (a school without a town first): the list reads as a list.
+    assert _ids(directory, "stedelijk gymnasium") == ["05NT", "02LE", "01UT"]
+    # A word must be in the name, the town or the code: a town is no wildcard.
+    assert _ids(directory, "college utrecht") == []
+
+
+def test_a_town_is_folded_written_out_and_joined_like_a_name() -> None:
+    directory = SchoolDirectory(NAMESAKES)
+    assert _ids(directory, "sint michielsgestel") == ["04BO"]
+    assert _ids(directory, "st-michielsgestel lyceum") == ["04BO"]
+    assert _ids(directory, "denhaag") == ["06DH"]
+    assert _ids(directory, "DEN HAAG") == ["06DH"]
+    # The code still counts, beside the town.
+    assert _ids(directory, "02le") == ["02LE"]
+
+
+def test_a_typo_in_a_town_is_forgiven_when_nothing_matches() -> None:
+    directory = SchoolDirectory(NAMESAKES)
+    found = directory.find("gymnasium leidn")
+    assert [s.id for s in found.schools] == ["02LE"] and found.approximate
+    assert _ids(directory, "utrcht") == ["01UT"]
+    # The typo rule still wants every word: a near town and a name it does not hold is nothing.
+    assert _ids(directory, "college utrcht") == []

@@ -29,6 +29,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, 
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget
 
 from broker.core.catalogue import CATALOGUE
+from broker.core.towns import MAX_TOWN, clean_town, town_problem
 from broker.saml.metadata_check import MAX_METADATA_BYTES
 from broker.web.labels import attribute_label
 
@@ -111,9 +112,22 @@ class EmptyForm(FlaskForm):
     """A button that changes state: only the CSRF token."""
 
 
+def _as_stored_town(value: object) -> object:
+    return clean_town(value) if isinstance(value, str) else value
+
+
 class SchoolForm(FlaskForm):
     school_id = StringField(_l("School id (BRIN)"), [DataRequired(), SCHOOL_ID])
     name = StringField(_l("Name"), [DataRequired(), Length(max=200)])
+    town = StringField(
+        _l("Town"),
+        [Optional()],
+        filters=[_as_stored_town],
+        description=_l(
+            "Shown under the school's name when students choose their school, and searched "
+            "there: it tells schools of the same name apart."
+        ),
+    )
     metadata_file = FileField(
         _l("SAML metadata file of the school's identity provider"),
         description=_l("Upload a file, or give the address below."),
@@ -123,6 +137,13 @@ class SchoolForm(FlaskForm):
     def validate_metadata_url(self, field: Field) -> None:
         if not field.data and not self.metadata_file.data:
             raise ValidationError(str(_l("Upload the metadata or give its address.")))
+
+    def validate_town(self, field: Field) -> None:
+        if field.data and town_problem(field.data):
+            message = _l(
+                "Use at most %(max)d letters, digits, spaces and punctuation.", max=MAX_TOWN
+            )
+            raise ValidationError(str(message))
 
 
 class MultiCheckboxField(SelectMultipleField):

@@ -112,9 +112,9 @@ def schools() -> Response | tuple[str, int]:
                 allow_loopback=broker().settings.peers_on_loopback,
             )
             entity_id = idp_entity_id(xml)
-            registry.add_school(
-                School(form.school_id.data or "", form.name.data or "", entity_id), xml
-            )
+            school_id, name = form.school_id.data or "", form.name.data or ""
+            town = form.town.data or ""
+            registry.add_school(School(school_id, name, entity_id, town=town), xml)
         except BadRequest as error:
             form.metadata_file.errors = [f"{gettext(error.public_message)} ({error.detail})"]
         else:

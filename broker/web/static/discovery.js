@@ -17,9 +17,9 @@
   }
 
   // The server's rule (broker/core/school_search.py), with its list of abbreviations from the
-  // page: accents, case and punctuation (hyphens too) fold away, a school is found by its name
-  // or its code, an abbreviation counts as the full word, and only when nothing matches, one
-  // typo per word of `typoMin` letters or more, in the name.
+  // page: accents, case and punctuation (hyphens too) fold away, a school is found by its name,
+  // its town or its code, an abbreviation counts as the full word, and only when nothing
+  // matches, one typo per word of `typoMin` letters or more, in the name or the town.
   function fold(text) {
     return text
       .normalize("NFD")
@@ -45,8 +45,11 @@
       .join(" ");
   }
 
-  // The name folded and written out (school_search.name_forms).
+  // The name (or town) folded and written out (school_search.name_forms); none for no town.
   function nameForms(name) {
+    if (!name) {
+      return [];
+    }
     const folded = fold(name);
     return Array.from(new Set([folded, expand(folded)]));
   }
@@ -78,11 +81,21 @@
   }
 
   const items = Array.from(list.querySelectorAll("li"));
-  const forms = items.map((item) => nameForms(item.textContent));
-  // The name and the code (BRIN): a school's ICT officer may tell students its code.
-  const keys = items.map((item, i) => ` ${nameKey(forms[i])} ${fold(item.dataset.code || "")} `);
-  // A typo is forgiven in the name's words only (never in a code, nor in the joined forms).
-  const nameWords = forms.map((f) => f.join(" ").split(" "));
+  // The name and the town as the page shows them (each in a span of its own).
+  function shown(item, part) {
+    const element = item.querySelector(part);
+    return element ? element.textContent : "";
+  }
+  const names = items.map((item) => nameForms(shown(item, ".school__name")));
+  const towns = items.map((item) => nameForms(shown(item, ".school__town")));
+  // The name, the town and the code (BRIN): a school's ICT officer may tell students its code
+  // (school_search.search_key).
+  const keys = items.map(
+    (item, i) => ` ${nameKey(names[i])} ${nameKey(towns[i])} ${fold(item.dataset.code || "")} `,
+  );
+  // A typo is forgiven in the words of the name and the town only (never in a code, nor in the
+  // joined forms).
+  const nameWords = names.map((name, i) => name.concat(towns[i]).join(" ").split(" "));
   let announceTimer = 0;
 
   function formsOf(word) {
