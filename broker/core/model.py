@@ -196,3 +196,6 @@ class Release:
     attributes: dict[str, tuple[str, ...]]
     policy_version: int
     previous_pseudonym: str | None = None
+    # The key version `pseudonym` was derived with (0: not given), so that what outlives the
+    # login (OIDC codes and tokens) can tell whether the window of `previous_pseudonym` is over.
+    key_version: int = 0

@@ -67,8 +67,30 @@ def key_versions_for(
     is over even before anyone runs `finish`."""
     if record is None:
         return KeyVersions(keys.current_version)
-    previous = record.previous_version if record.window_open(now) else None
-    return KeyVersions(record.current_version, previous)
+    return KeyVersions(record.current_version, released_previous_version(record, now))
+
+
+def released_previous_version(record: ChainKeyVersion | None, now: datetime) -> int | None:
+    """The chain's previous key version while its window is open, else None: the one rule for
+    whether a previous pseudonym goes out, at a login and at every later use of what an OIDC
+    login issued (`previous_pseudonym_still_released`)."""
+    if record is None or not record.window_open(now):
+        return None
+    return record.previous_version
+
+
+def previous_pseudonym_still_released(
+    record: ChainKeyVersion | None, derived_with: int, now: datetime
+) -> bool:
+    """Whether a previous pseudonym that a login handed out beside a pseudonym of key version
+    `derived_with` may go out again now (an OIDC code or token used later, up to a refresh
+    family's lifetime): only while the window it came from is open, that is the chain's window
+    is open and its current version is still `derived_with` (a later rotation's window pairs
+    other versions). `derived_with` 0 means not recorded (a grant from before grants named it):
+    the open window alone decides then."""
+    if record is None or released_previous_version(record, now) is None:
+        return False
+    return derived_with in (0, record.current_version)
 
 
 def chain_current_version(keys: PseudonymKeys, record: ChainKeyVersion | None) -> int:

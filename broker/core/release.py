@@ -63,4 +63,4 @@ def compute_release(
     if versions.previous is not None:
         previous = derive_chain_pseudonym(keys.key(versions.previous), chain, namespace, subject)
     attributes = release_for(service, policy, requested, identity.attributes)
-    return Release(pseudonym, attributes, policy.version, previous)
+    return Release(pseudonym, attributes, policy.version, previous, versions.current)

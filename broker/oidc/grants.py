@@ -15,6 +15,7 @@ import secrets
 import string
 import time
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
 
@@ -26,6 +27,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 from broker.core.errors import BadRequest, RequiredAttributeMissing, StateExpired
 from broker.core.model import Service
 from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
+from broker.core.pseudonym_rotation import previous_pseudonym_still_released
 from broker.core.release import release_for
 from broker.login.sealed import SealedStore
 from broker.oidc import requested_claims as oidc_claims
@@ -132,6 +134,9 @@ class Grantee:
     # The student's school: its removal ends the login's codes and tokens ("": issued before
     # tokens named it, not checked).
     school: str = ""
+    # The pseudonym key version `sub` was derived with: `previous_sub` goes out only while the
+    # window it came from is open (0: issued before grants named it; the open window decides).
+    key_version: int = 0
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -143,6 +148,7 @@ class Grantee:
             "family": self.family,
             "family_expires": self.family_expires,
             "school": self.school,
+            "key_version": self.key_version,
         }
 
     @classmethod
@@ -156,6 +162,7 @@ class Grantee:
             data["family"],
             int(data.get("family_expires", 0)),
             str(data.get("school", "")),
+            int(data.get("key_version", 0)),
         )
 
 
@@ -403,6 +410,8 @@ def released_now(registry: RegistryReader, client_id: str, grantee: Grantee) -> 
     an attribute the service requires (a new login would be refused for it too); a narrowed
     policy drops the claims it no longer allows. Never wider: the grant holds only what the
     login delivered, and a widened policy reaches the platform with the student's next login.
+    `previous_sub` goes with it only while the chain's pseudonym key rotation window it came
+    from is open (core/pseudonym_rotation.py, the login's rule): a refresh family outlives it.
     Registry reads only (the worker's cached view): no store round trip.
     """
     service = registry.service_by_entity_id(client_id)
@@ -421,9 +430,14 @@ def released_now(registry: RegistryReader, client_id: str, grantee: Grantee) -> 
     except RequiredAttributeMissing:
         return None
     claims: dict[str, Any] = dict(oidc_claims.release_claims(allowed))
-    if oidc_claims.PREVIOUS_SUB in grantee.claims:
+    previous = grantee.claims.get(oidc_claims.PREVIOUS_SUB)
+    if previous is not None and previous_pseudonym_still_released(
+        registry.pseudonym_key_version(service.pseudonym_chain),
+        grantee.key_version,
+        datetime.now(UTC),
+    ):
         # Not an attribute: the pseudonym under the chain's previous key, as sub is one.
-        claims[oidc_claims.PREVIOUS_SUB] = grantee.claims[oidc_claims.PREVIOUS_SUB]
+        claims[oidc_claims.PREVIOUS_SUB] = previous
     return grantee if claims == grantee.claims else replace(grantee, claims=claims)
 
 

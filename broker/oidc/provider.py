@@ -404,6 +404,7 @@ class OidcProvider:
             family=secrets.token_urlsafe(16),
             family_expires=int(time.time()) + self.settings_oidc.refresh_token_lifetime_seconds,
             school=completion.school.id,
+            key_version=completion.release.key_version,
         )
         try:
             grant = self.server.get_authorization_grant(request)

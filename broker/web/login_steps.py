@@ -178,8 +178,9 @@ def finish(
     a receipt never names one that was not. `shown` is the release the student just saw on the
     information notice. `session_services`: the `sso_token` session's record of its services,
     when the caller read it already (with the session, in one round trip). `also`: the
-    caller's own writes, for an answered login only, sent in the same batch (the notice's
-    "answered" mark).
+    caller's own writes (puts of keys of its own), for an answered login only, sent in the same
+    batch (the notice's "answered" mark); deleted again when the login is not answered after
+    all (the receipt could not be filed), so none of them tells of an answer that never left.
     """
     b = broker()
     if is_my_data(record.request):
@@ -234,9 +235,15 @@ def finish(
         # receipt never names a login that was not answered; without it there is no answer.
         b.receipting.file(content)
     except BaseException:
+        # The batch may have been sent: a login not answered leaves neither its session nor
+        # the caller's marks (Back to the notice would say "already signed in"). One round trip
+        # on this failure path only; the normal path has none for it.
+        undone = [StoreOp.delete(op.key) for op in also]
         if new_token:
-            # A refused login leaves no session (the batch may have been sent).
-            b.flow.end_session(new_token, identity, also=[b.session_services.forget_op(new_token)])
+            forget = b.session_services.forget_op(new_token)
+            b.flow.end_session(new_token, identity, also=[forget, *undone])
+        elif undone:
+            b.flow.store.batch(undone)
         raise
     if replaced:
         # Its services now belong to the new session (a logout reaches them from there). After

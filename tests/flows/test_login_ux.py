@@ -11,9 +11,10 @@ import pytest
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.ports import StoreOp, StoreReply
+from broker.registry.database import open_engine, writer
 from broker.web.browser import BROWSER_COOKIE, SCHOOL_COOKIE, SSO_COOKIE
 from tests.support.client import Browser, Page, _host
-from tests.support.live import LiveDemo
+from tests.support.live import LiveDemo, free_ports
 
 UID = "sanne.jansen"
 SERVICE = "Leesplank (demo publisher)"
@@ -98,6 +99,37 @@ def test_the_mark_rides_in_the_answers_own_batch(
     marked = [keys for keys in batches if any(k.startswith("notice-done:") for k in keys)]
     assert len(marked) == 1 and len(marked[0]) > 1, batches
     assert not [k for k in single if k.startswith("notice-done:")]
+
+
+@pytest.mark.parametrize("held_from", ["a school login", "an SSO session"])
+def test_back_after_a_continue_that_could_not_be_answered_says_nothing_of_signed_in(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch, held_from: str
+) -> None:
+    """The mark goes out in the answer's batch, before the receipt is filed (the commit point).
+    The registry's database unreachable then: a 503, the platform gets no answer, and Back to
+    the notice does not say "already signed in" (with or without a session opened for it)."""
+    browser = Browser("en", read_notices=held_from == "an SSO session")
+    if held_from == "an SSO session":
+        assert demo.answers_publisher(demo.login(browser, "rekenroute", UID, deliver=False).final)
+        browser.read_notices = False
+    login = demo.login(browser, "leesplank", UID, deliver=False)
+    address = notice_address(login.final)
+    # The receipt book's connection goes to a port where no database listens: the real
+    # driver's error, as the worker meets it when the registry is down.
+    unreachable = open_engine(f"postgresql+psycopg://kb@127.0.0.1:{free_ports(1)}/kb")
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(demo.broker.receipts, "_writer", writer(unreachable))
+            failed = browser.post(f"{demo.broker_url}{address}", {"continue": "1"})
+    finally:
+        unreachable.dispose()
+    assert failed.status == 503, failed.text[:300]
+    assert not demo.answers_publisher(failed)
+
+    back = browser.get(f"{demo.broker_url}{address}")
+    assert back.status == 400, back.text[:300]
+    assert "already signed in" not in back.text
+    assert "took too long or was already used" in back.text
 
 
 # -- 4: no cookies at all ----------------------------------------------------------------------

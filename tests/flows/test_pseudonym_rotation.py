@@ -31,6 +31,9 @@ from broker.registry.receipts import ReceiptQuery
 from broker.web import create_app
 from broker.web.health import failed_checks
 from broker.web.wiring import Broker, build_broker
+from tests.flows.test_offboarding import refresh, userinfo
+from tests.flows.test_oidc_provider_checks import id_token_claims
+from tests.flows.test_oidc_provider_checks import register as checks_client
 from tests.support.client import Browser
 from tests.support.live import (
     PAIRWISE_ID,
@@ -219,6 +222,61 @@ def test_a_chain_of_its_own_is_rotated_and_its_window_ends_by_itself(rotation: R
         assert rotation.saml("eigen-pad") == (new, None)
     # A chain whose window ended may be rotated again.
     assert rotation.cli("rotate", "--service", "eigen-pad", "--window", "1").exit_code == 0
+
+
+def test_a_refresh_family_stops_sending_previous_sub_when_its_window_is_over(
+    rotation: Rotation,
+) -> None:
+    """Codes and tokens outlive a login (a refresh family up to 30 days), each use applies the
+    login's rule again: previous_sub goes out only while the window it came from is open."""
+    demo = rotation.demo
+    client = checks_client(demo, "rotation-rp", refresh_tokens=True)  # in CHAIN
+    record = demo.registry.pseudonym_key_version(CHAIN)
+    if record is not None and record.window_open(datetime.now(UTC)):
+        assert rotation.cli("finish", "--chain", CHAIN).exit_code == 0
+    assert rotation.cli("rotate", "--chain", CHAIN, "--window", "30").exit_code == 0
+    record = demo.registry.pseudonym_key_version(CHAIN)
+    assert record is not None and record.previous_version is not None
+    rotation.wait_for_workers(CHAIN, record)
+    rotation.workers.to = 1  # the worker built before the rotation
+    token, claims = client.login(Browser())
+    sub, previous = claims["sub"], claims["previous_sub"]
+    assert previous != sub
+    params = client.params()
+    code = client.redirect(Browser(), params)["code"]  # issued in the window, redeemed after
+    refreshed = refresh(client, token)
+    assert refreshed.status_code == 200, refreshed.text
+    during = userinfo(client, refreshed.json()).json()
+    assert (during["sub"], during["previous_sub"]) == (sub, previous)
+
+    # The window's end passes (moved into the past here, as the clock would).
+    ended = dataclasses.replace(record, window_ends=datetime.now(UTC) - timedelta(seconds=1))
+    demo.registry.pseudonym_keys.replace(record, ended, "test")
+    rotation.wait_for_workers(CHAIN, ended)
+    for worker in (0, 1):
+        rotation.workers.to = worker
+        answer = userinfo(client, token).json()
+        assert answer["sub"] == sub and "previous_sub" not in answer
+    again = refresh(client, refreshed.json())
+    assert again.status_code == 200, again.text
+    answer = userinfo(client, again.json()).json()
+    assert answer["sub"] == sub and "previous_sub" not in answer
+    redeemed = client.redeem(code, params["_verifier"])
+    assert redeemed.status_code == 200, redeemed.text
+    late = id_token_claims(demo, redeemed.json()["id_token"], client.client_id)
+    assert late["sub"] == sub and "previous_sub" not in late
+
+    # The chain's next rotation opens another window, for other versions: the login's old
+    # previous_sub (still in its first access token's record) stays out.
+    assert rotation.cli("rotate", "--chain", CHAIN, "--window", "30").exit_code == 0
+    next_window = demo.registry.pseudonym_key_version(CHAIN)
+    assert next_window is not None and next_window.window_open(datetime.now(UTC))
+    rotation.wait_for_workers(CHAIN, next_window)
+    answer = userinfo(client, token).json()
+    assert answer["sub"] == sub and "previous_sub" not in answer
+    _, fresh_claims = client.login(Browser())  # a new login gets the new window's pair
+    assert fresh_claims["previous_sub"] == sub != fresh_claims["sub"]
+    assert rotation.cli("finish", "--chain", CHAIN).exit_code == 0
 
 
 def test_a_host_whose_key_set_lacks_a_chains_version_is_not_ready(

@@ -14,8 +14,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.admins import AdminRole
 from broker.core.catalogue import CATALOGUE
-from broker.core.model import Declaration, Service
+from broker.core.model import Declaration, OidcUpstream, School, Service
 from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
 
 NEW = f"/portal/publisher/{PUBLISHER_ID}/services/new"
@@ -184,6 +185,36 @@ def test_a_new_purpose_text_saves_at_once_and_keeps_the_choices(
     assert "Schools' choices kept." in history.group(0)
     # Who: the colleague's address on the page (the registry records only `admin:<id>`).
     assert "dev@noord.example:" in history.group(0) and "admin:" not in history.group(0)
+
+
+def test_the_history_names_the_brokers_tools_and_no_namesake_of_another_role(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    """Registration and a registry import by the operator are named by what they are (the
+    import's record keeps the operator's login name on the server, the page does not show it);
+    a school administrator whose school id is the publisher's id string is no colleague."""
+    url = _declare(site, "lesweb-wie")  # version 1: recorded as `registration`
+    issuer = "https://login.namesake.example"
+    namesake_school = School(
+        PUBLISHER_ID, "Namesake", issuer, oidc=OidcUpstream(issuer, "client", "secret")
+    )
+    site.registry.add_school(namesake_school, "")
+    namesake = site.add_account("ict@namesake.example", AdminRole.SCHOOL, PUBLISHER_ID)
+    purposes = (Declaration("given_name", "Om te begroeten.", purpose_en="To greet."),)
+    site.registry.set_declarations("lesweb-wie", purposes, "import:beheer-jdevries")
+    required = (Declaration("given_name", "Om te begroeten.", True, purpose_en="To greet."),)
+    site.registry.set_declarations("lesweb-wie", required, f"admin:{namesake.admin.id}")
+    for lang, registration, operator, removed in (
+        ("en", "registration of the service", "the broker's operator (registry import)", "removed administrator"),
+        ("nl", "aanmelding van de dienst", "de beheerder van de broker (registerimport)", "verwijderde beheerder"),
+    ):  # fmt: skip
+        page = publisher.get(f"{url}?lang={lang}", base_url=HTTPS).get_data(as_text=True)
+        history = re.search(r'<ul id="history">.*?</ul>', page, re.S)
+        assert history is not None
+        # Newest first: "Version 3, <when>, <who>: ..."
+        authors = re.findall(r"<li>\w+ \d+, [^,]+, (.*?):", unescape(history.group(0)))
+        assert authors == [removed, operator, registration]
+        assert "beheer-jdevries" not in page and "ict@namesake.example" not in page
 
 
 def test_a_change_that_needs_confirming_says_how_many_schools_first(

@@ -13,12 +13,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import segno
+from click.testing import CliRunner
 from flask.testing import FlaskClient
 
 from broker.accounts import totp
 from broker.accounts.tokens import new_token, token_hash
 from broker.cli.demo import DEMO_SCHOOL_ID
-from broker.core.admins import AdminRole
+from broker.cli.instance import CONFIG_NAME
+from broker.cli.main import main
+from broker.core.admins import AdminRole, Publisher
 from broker.core.endpoints import privacy_contact_link
 from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
 from broker.oidc.registration import new_client
@@ -27,6 +30,7 @@ from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
 SCHOOL = f"/portal/school/{DEMO_SCHOOL_ID}"
 CONTACT = f"{SCHOOL}/privacy-contact"
 RECEIPTS = f"{SCHOOL}/receipts"
+OS_USER = "beheer-jdevries"  # the operator's login name on the server
 
 
 @pytest.fixture(scope="module")
@@ -145,6 +149,68 @@ def test_an_administrator_of_another_organisation_is_not_shown_by_address(
     site.registry.set_policy(DEMO_SCHOOL_ID, "toetsplein", frozenset(), f"admin:{publisher.id}")
     page = _page(school, f"{SCHOOL}/services/toetsplein?lang=en")
     assert site.accounts["publisher"].email not in page
+
+
+def test_an_administrator_of_another_role_with_the_same_tenant_id_is_not_shown(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    """A publisher whose id is the school's id string is another organisation all the same:
+    a colleague is the same role and the same tenant."""
+    site.registry.accounts.add_publisher(Publisher(DEMO_SCHOOL_ID, "Namesake"))
+    namesake = site.add_account("dev@namesake.example", AdminRole.PUBLISHER, DEMO_SCHOOL_ID)
+    site.registry.set_policy(
+        DEMO_SCHOOL_ID, "toetsplein", frozenset(), f"admin:{namesake.admin.id}"
+    )
+    page = _page(school, f"{SCHOOL}/services/toetsplein?lang=en")
+    assert "dev@namesake.example" not in page
+    assert "<td>removed administrator</td>" in page
+
+
+def test_a_change_from_the_command_line_names_the_operator_not_their_login(
+    site: PortalSite, school: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `ketenbroker policy set` as the operator runs it, logged in on the server as OS_USER.
+    monkeypatch.setenv("LOGNAME", OS_USER)
+    result = CliRunner().invoke(
+        main,
+        [
+            "policy", "set", "--config", str(site.directory / CONFIG_NAME),
+            "--school", DEMO_SCHOOL_ID, "--publisher", "rekenroute", "--release", "affiliation",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # The record keeps the login, for the operator's audit.
+    assert site.registry.policy_history(DEMO_SCHOOL_ID, "rekenroute")[-1].changed_by == (
+        f"cli:{OS_USER}"
+    )
+    for lang, operator in (
+        ("en", "the broker&#39;s operator"),
+        ("nl", "de beheerder van de broker"),
+    ):
+        page = _page(school, f"{SCHOOL}/services/rekenroute?lang={lang}")
+        newest = page.split('id="history"')[1].split("</tr>")[1]
+        assert f"<td>{operator}</td>" in newest, newest
+        assert OS_USER not in page and "cli:" not in page
+
+
+@pytest.mark.parametrize(
+    ("recorded", "english", "dutch"),
+    [
+        (f"import:{OS_USER}", "the broker&#39;s operator (registry import)", "de beheerder van de broker (registerimport)"),
+        ("demo", "demo set-up", "demo-inrichting"),
+        ("some-tool", "the broker&#39;s operator", "de beheerder van de broker"),
+        ("admin:not-a-number", "removed administrator", "verwijderde beheerder"),
+    ],
+)  # fmt: skip
+def test_other_recorded_authors_are_named_by_what_they_are(
+    site: PortalSite, school: FlaskClient, recorded: str, english: str, dutch: str
+) -> None:
+    site.registry.set_policy(DEMO_SCHOOL_ID, "rekenroute", frozenset(), recorded)
+    for lang, shown in (("en", english), ("nl", dutch)):
+        page = _page(school, f"{SCHOOL}/services/rekenroute?lang={lang}")
+        newest = page.split('id="history"')[1].split("</tr>")[1]
+        assert f"<td>{shown}</td>" in newest and f"<td>{recorded}</td>" not in page
+        assert OS_USER not in page
 
 
 def test_the_dutch_menu_names_the_sign_in_service_and_the_records_in_dutch(

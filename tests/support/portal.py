@@ -45,6 +45,7 @@ class Account:
 
 class PortalSite:
     def __init__(self, directory: Path, port: int = 8690) -> None:
+        self.directory = directory
         self.settings, apps = prepare_demo(directory, port)
         self.app: Flask = apps[self.settings.base_url]
         self.app.config["TESTING"] = True

@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import time
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from broker.core.model import Declaration, ReleasePolicy, Service
+from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.oidc.grants import Grantee, released_now
 from broker.oidc.requested_claims import PREVIOUS_SUB, claims_as_attributes, release_claims
 from broker.registry.errors import ServiceSwitchedOff
@@ -19,6 +21,7 @@ from tests.unit.test_sealed_and_flow import FakeRegistry
 SCHOOL = "99XX00"
 CLIENT = "https://rp.example"
 SERVICE = "lesplatform"
+CHAIN = "leermiddelen"
 DELIVERED = {"given_name": "Sanne", "eduperson_affiliation": ["student"], "groups": ["klas-3a"]}
 
 
@@ -32,7 +35,7 @@ class Registry(FakeRegistry):
             SERVICE,
             "Lesplatform",
             CLIENT,
-            "leermiddelen",
+            CHAIN,
             declarations=tuple(Declaration(a, f"for {a}", a in required) for a in declared),
         )
         self.switched_off = False
@@ -112,13 +115,57 @@ def test_a_removed_service_or_school_ends_the_grant(gone: str) -> None:
     assert released_now(registry, CLIENT, who) is None
 
 
-def test_the_previous_pseudonym_stays_with_the_grant() -> None:
+def in_window(registry: Registry, current: int = 2, *, ends_in: float = 3600) -> None:
+    """The service's chain in a rotation window from version `current - 1` to `current`."""
+    ends = datetime.now(UTC) + timedelta(seconds=ends_in)
+    registry.key_versions[CHAIN] = ChainKeyVersion(CHAIN, current, current - 1, ends)
+
+
+def test_the_previous_pseudonym_stays_with_the_grant_during_its_window() -> None:
     registry = Registry()
+    in_window(registry)
     registry.release(frozenset({"groups"}))
-    who = grantee({**DELIVERED, PREVIOUS_SUB: "b" * 64, "unknown_claim": "x"})
+    who = replace(
+        grantee({**DELIVERED, PREVIOUS_SUB: "b" * 64, "unknown_claim": "x"}), key_version=2
+    )
     narrowed = released_now(registry, CLIENT, who)
     assert narrowed is not None
     assert narrowed.claims == {"groups": ["klas-3a"], PREVIOUS_SUB: "b" * 64}
+
+
+@pytest.mark.parametrize(
+    "after", ["the window's end passed", "finish", "never rotated", "a later rotation's window"]
+)
+def test_the_previous_pseudonym_stops_when_its_window_is_over(after: str) -> None:
+    """A refresh family lives up to 30 days; a window may end sooner. The rest of the grant
+    stays: only previous_sub goes, as it would for a new login."""
+    registry = Registry()
+    if after == "the window's end passed":
+        in_window(registry, ends_in=-1)
+    elif after == "finish":
+        registry.key_versions[CHAIN] = ChainKeyVersion(CHAIN, 2)
+    elif after == "a later rotation's window":
+        in_window(registry, current=3)  # the grant's sub is version 2's: its window is over
+    who = replace(grantee({**DELIVERED, PREVIOUS_SUB: "b" * 64}), key_version=2)
+    dropped = released_now(registry, CLIENT, who)
+    assert dropped == replace(who, claims=DELIVERED)
+
+
+@pytest.mark.parametrize("window_open", [True, False])
+def test_a_grant_that_names_no_key_version_follows_the_open_window(window_open: bool) -> None:
+    registry = Registry()
+    in_window(registry, ends_in=3600 if window_open else -1)
+    who = grantee({**DELIVERED, PREVIOUS_SUB: "b" * 64})  # key_version 0: issued before
+    kept = released_now(registry, CLIENT, who)
+    assert kept is not None
+    assert (PREVIOUS_SUB in kept.claims) is window_open
+
+
+def test_the_grant_names_its_key_version_in_the_store() -> None:
+    who = replace(grantee(), key_version=3)
+    assert Grantee.from_payload(who.to_payload()) == who
+    old = {k: v for k, v in who.to_payload().items() if k != "key_version"}
+    assert Grantee.from_payload(old).key_version == 0
 
 
 def test_claims_turn_back_into_the_attributes_they_came_from() -> None:

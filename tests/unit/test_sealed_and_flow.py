@@ -399,10 +399,10 @@ def test_complete_follows_the_chains_key_version_and_window(
     old = derive_chain_pseudonym(KEY, "leermiddelen", "school:99XX00", MARKER)
     new = derive_chain_pseudonym(key_2, "leermiddelen", "school:99XX00", MARKER)
     during = flow.complete(LoginRequest("uitgever"), _identity(), clock.now).release
-    assert (during.pseudonym, during.previous_pseudonym) == (new, old)
+    assert (during.pseudonym, during.previous_pseudonym, during.key_version) == (new, old, 2)
     clock.now += 3600
     after = flow.complete(LoginRequest("uitgever"), _identity(), clock.now).release
-    assert (after.pseudonym, after.previous_pseudonym) == (new, None)
+    assert (after.pseudonym, after.previous_pseudonym, after.key_version) == (new, None, 2)
     assert asked == [frozenset({1, 2}), frozenset({2})]
 
 

@@ -2,9 +2,14 @@
 
 The registry records a portal administrator as `admin:<id>`: the history, the receipts that name
 a policy version, and the logs never hold an e-mail address. Only the portal page that shows
-the history resolves the id, to the address of a colleague of the same organisation (already
-in the registry as their login); an administrator who is gone, or of another organisation, is
-named neutrally. Other authors (`cli:<user>`, `demo`, `registration`) are shown as recorded.
+the history resolves the id, to the address of a colleague of the same organisation (the same
+role and tenant: the rights rule, `Admin.may_act_for`); an administrator who is gone, or of
+another organisation, is named neutrally.
+
+The broker's own tools record other authors: `cli:<OS user>` and `import:<OS user>` (the
+operator's commands), `registration` (a service's first declarations), `demo`. Those records
+stay as they are for the operator's audit; school and publisher pages name them by what they
+are, never by the operator's login name on the server.
 """
 
 from __future__ import annotations
@@ -13,10 +18,13 @@ from collections.abc import Iterable
 
 from flask_babel import gettext
 
-from broker.core.admins import Admin
+from broker.core.admins import Admin, AdminRole
 from broker.web.login_steps import broker
 
 PREFIX = "admin:"
+IMPORT_PREFIX = "import:"
+REGISTRATION = "registration"
+DEMO = "demo"
 
 
 def recorded_author(admin: Admin) -> str:
@@ -24,18 +32,31 @@ def recorded_author(admin: Admin) -> str:
     return f"{PREFIX}{admin.id}"
 
 
-def shown_authors(recorded: Iterable[str], tenant_id: str) -> dict[str, str]:
-    """Each recorded author as the page shows it to an administrator of `tenant_id`."""
+def shown_authors(recorded: Iterable[str], role: AdminRole, tenant_id: str) -> dict[str, str]:
+    """Each recorded author as the page shows it to an administrator of `role` for `tenant_id`."""
     accounts = broker().registry.accounts
     shown = {}
     for author in set(recorded):
-        number = author.removeprefix(PREFIX)
-        if author == number or not number.isdigit():
-            shown[author] = author
+        if not author.startswith(PREFIX):
+            shown[author] = tool_author(author)
             continue
-        admin = accounts.admin(int(number))
-        if admin is not None and admin.tenant_id == tenant_id:
+        number = author.removeprefix(PREFIX)
+        admin = accounts.admin(int(number)) if number.isdigit() else None
+        if admin is not None and admin.may_act_for(role, tenant_id):
             shown[author] = admin.email
         else:
             shown[author] = gettext("removed administrator")
     return shown
+
+
+def tool_author(author: str) -> str:
+    """A change the broker's own tools recorded, named by what it is."""
+    if author == REGISTRATION:
+        shown = gettext("registration of the service")
+    elif author == DEMO:
+        shown = gettext("demo set-up")
+    elif author.startswith(IMPORT_PREFIX):
+        shown = gettext("the broker's operator (registry import)")
+    else:  # `cli:<OS user>`, and whatever else a tool of the operator's recorded
+        shown = gettext("the broker's operator")
+    return str(shown)

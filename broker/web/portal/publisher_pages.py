@@ -185,7 +185,7 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         affected=affected,
         asking=asking,
         history=history_lines(history),
-        authors=shown_authors((change.changed_by for change in history), publisher_id),
+        authors=shown_authors((c.changed_by for c in history), PUBLISHER, publisher_id),
         rotate=EmptyForm(),
         settings=broker().settings,
         idp_sso_url=broker().settings.url(SSO_PATH),

@@ -88,7 +88,7 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         choice=choice,
         form=form,
         history=history,
-        authors=shown_authors((change.changed_by for change in history), school_id),
+        authors=shown_authors((c.changed_by for c in history), SCHOOL, school_id),
         preview=preview_release(released),
         notice_form=NoticeForm(data={"mode": broker().receipts.notice_mode(school_id, service_id)}),
     )
