@@ -4,15 +4,15 @@ Usage: python bench/acs_breakdown.py [--repeat 200]
 
 Runs one demo login in process (bench/login.py's route), keeps the school's Response the broker
 received at `POST /saml/sp/acs`, and then times, on that same message, the broker's whole
-`SamlBack.parse_response` and its parts: the firewall and schema check, and the direct route's
-reading and checks (`assertion_reader.read_response`). For comparison it also times pysaml2's
-route, which encrypted and error responses still take (and every response took before
-2026-11-28): `parse_authn_request_response` and the pieces of its work that are measurable from
-outside (building its classes from the string, serialising them back, the two signature checks,
-the attribute conversion), and `parse_response` with the direct route switched off.
-The last line is the lower bound measured before the direct route was built: firewall, schema,
-both signatures on one tree, the reads, without any of the checks (docs/performance.md, "The
-ACS and pysaml2").
+`SamlBack.parse_response` and its parts: the firewall and schema check, and the reader's
+signatures, checks and reads (`assertion_reader.read_response`). For comparison it also times
+pysaml2's own parse of the same message, called here in the bench (the broker no longer lets
+pysaml2 read a successful Response: every response took that route before 2026-11-28, encrypted
+ones until 2026-11-29): `parse_authn_request_response` and the pieces of its work that are
+measurable from outside (building its classes from the string, serialising them back, the two
+signature checks, the attribute conversion). The last line is the lower bound measured before
+the broker's reader was built: firewall, schema, both signatures on one tree, the reads, without
+any of the checks (docs/performance.md, "The ACS and pysaml2").
 
 Medians of `time.thread_time()` per call, so other processes' load does not count. Nothing here
 asserts on timings.
@@ -82,7 +82,7 @@ def main() -> None:
         text = firewall.decode_post(message).decode()
 
         def pysaml2_parse() -> Any:
-            with schema.prevalidated(True):
+            with schema.prevalidated():
                 return client.parse_authn_request_response(
                     message, BINDING_HTTP_POST, outstanding={request_id: school.id}
                 )
@@ -134,7 +134,7 @@ def main() -> None:
         ]
         metadata = client.metadata
         timed(
-            "  direct route: signatures, checks, reads (assertion_reader)",
+            "  reader: signatures, checks, reads (assertion_reader)",
             lambda: assertion_reader.read_response(
                 docs.pop(),
                 metadata,
@@ -143,17 +143,11 @@ def main() -> None:
             ),
             repeat,
         )
-        direct_route = assertion_reader.takes_direct_route
-        assertion_reader.takes_direct_route = lambda doc, whole: False  # type: ignore[assignment]
-        try:
-            timed(
-                "SamlBack.parse_response through pysaml2 (the route before)",
-                lambda: saml_back.parse_response(message, school, request_id),
-                repeat,
-            )
-        finally:
-            assertion_reader.takes_direct_route = direct_route  # type: ignore[assignment]
-        timed("  pysaml2 parse_authn_request_response", pysaml2_parse, repeat)
+        timed(
+            "pysaml2 parse_authn_request_response (reference, off the path)",
+            pysaml2_parse,
+            repeat,
+        )
         timed(
             "    string -> its classes (any_response_from_string: parses twice)",
             lambda: samlp.any_response_from_string(text),
@@ -186,11 +180,6 @@ def main() -> None:
                 repeat,
             )
         timed("    get_identity (attribute conversion)", parsed.get_identity, repeat)
-        timed(
-            "  broker's own checks and reads (_identity)",
-            lambda: saml_back._identity(parsed, school, request_id),
-            repeat,
-        )
         timed(
             "lower bound: firewall, schema, 2 signatures on one tree, reads",
             read_directly,

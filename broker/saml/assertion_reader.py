@@ -1,4 +1,4 @@
-"""A school's plain, successful Response read straight from the firewall's lxml tree.
+"""A school's successful Response, verified and read straight from the firewall's lxml tree.
 
 pysaml2 spent about 7.5 ms per login on a Response the broker had already parsed, shape-checked
 and schema-validated: it parsed the string twice into its own classes, serialised them back for a
@@ -8,12 +8,16 @@ firewall parsed, with the broker's own libxmlsec context and keys from the schoo
 (pysaml2's MetadataStore stays the source of those), and the identity is read from the element
 whose signature verified, or from the direct child of the verified Response.
 
-Every Response whose status is Success comes here, once `schema.validate_message` saw it whole:
-a plain one as received, an encrypted one after encrypted_assertion.py put its decrypted
-Assertion in place (the Response's own signature, which covers the ciphertext, verified before
-that by `verify_before_decryption`). Only error statuses keep pysaml2's path (back.py). Every
-check pysaml2 made on this path is made here, each with its refusal code, and on top of them
-the broker's own (response_checks.py); docs/security.md names the test of each.
+This is the one place an identity is read from a school's SAML Response. Every Response whose
+status is Success comes here, once `schema.validate_message` saw it whole: a plain one as
+received, an encrypted one after encrypted_assertion.py put its decrypted Assertion in place (the
+Response's own signature, which covers the ciphertext, verified before that by
+`verify_before_decryption`). pysaml2 parses error statuses only, and nothing it returns is read
+(back.py). Every check pysaml2 made on a successful Response is made here, each with its
+refusal code, and on top of them the ones pysaml2 never made (audience required, a bearer
+confirmation for this ACS and login, a maximum assertion age, Destination on a signed
+Response); docs/security.md names the test of each, and tests/security/test_saml_direct_route.py
+compares what is read here with pysaml2's own parse of the same message.
 """
 
 from __future__ import annotations
@@ -33,14 +37,13 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]  # no stubs pinned
 
 from broker.core.errors import InvalidMessage
-from broker.saml.firewall import DS, SAML, SAMLP, STATUS_SUCCESS
+from broker.saml.firewall import DS, SAML, SAMLP
 from broker.saml.response_checks import BEARER, Expectations, Window, saml_epoch
 from broker.saml.xmlsig import verification_context
 from broker.saml.xmlsig_policy import PolicyViolation, locate_signed_element
 
 RESPONSE_NODE = f"{SAMLP}:Response"
 ASSERTION_NODE = f"{SAML}:Assertion"
-XENC_ENCRYPTED_DATA = "{http://www.w3.org/2001/04/xmlenc#}EncryptedData"
 # pysaml2 accepted a Response issued up to a day either side of now (plus the skew).
 RESPONSE_ISSUE_WINDOW = 24 * 3600
 # Condition elements the broker understands. OneTimeUse is honoured by the replay cache (one
@@ -73,8 +76,7 @@ class Attribute:
 
 @dataclass(frozen=True)
 class ReadResponse:
-    """What the broker takes from a verified plain Response (the same reads as back.py's
-    pysaml2 route)."""
+    """What the broker takes from a verified Response."""
 
     assertion_id: str
     window: Window
@@ -83,14 +85,6 @@ class ReadResponse:
     authn_instant: float
     authn_context: str | None
     session_index: str | None
-
-
-def takes_direct_route(doc: etree._Element, seen_whole: bool) -> bool:
-    """Whether this Response is read here: seen whole by the schema check, status Success."""
-    if not seen_whole or next(doc.iter(XENC_ENCRYPTED_DATA), None) is not None:
-        return False
-    code = doc.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
-    return code is not None and code.get("Value") == STATUS_SUCCESS
 
 
 @dataclass(frozen=True)

@@ -4,17 +4,21 @@ Out: an AuthnRequest to the chosen school's IdP (Redirect binding, signed).
 In: the school's Response at our ACS → a neutral `UpstreamIdentity`, after every check of
 security.md: firewall, signature from the issuer's own metadata keys, issuer = the school the
 student chose, audience, recipient, time window, InResponseTo, and (by the caller) replay.
+
+An identity is read by one reader only, the broker's own (assertion_reader.py), from every
+Response with status Success, plain or with an assertion the broker decrypted itself
+(encrypted_assertion.py). pysaml2 sees only error statuses, which carry no assertion: it names
+the status, and nothing it returns is ever read (`_refuse_status`).
 """
 
 from __future__ import annotations
 
-import calendar
 import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from lxml import etree
@@ -28,7 +32,6 @@ from saml2.response import (
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
 from saml2.saml import NAMEID_FORMAT_PERSISTENT
 from saml2.sigver import SignatureError, SigverError
-from saml2.time_util import str_to_time
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from broker.core.catalogue import canonical_name_for
@@ -40,7 +43,7 @@ from broker.saml import assertion_reader, encrypted_assertion, firewall, schema
 from broker.saml.assertion_reader import NameId, ReadResponse
 from broker.saml.entities import ACS_PATH, SamlEntities
 from broker.saml.redirect_signature import signed_redirect_url
-from broker.saml.response_checks import Expectations, check_response
+from broker.saml.response_checks import Expectations
 from broker.saml.upstream_request import (
     AuthnRequestContent,
     authn_request_xml,
@@ -144,8 +147,9 @@ class SamlBack:
         seen_whole = schema.validate_message(doc)
         destination = doc.get("Destination")
         if destination is not None and destination != self.entities.settings.url(ACS_PATH):
-            # pysaml2 would drop it silently and return nothing; the student and the log should
-            # hear the precise reason (the same one response_checks gives a signed answer).
+            # Checked before the route is chosen, for error statuses too (pysaml2 would drop
+            # it silently): the student and the log hear the precise reason, the same one the
+            # reader gives a signed Response without any Destination.
             raise InvalidMessage("response for another destination", code="wrong_destination")
         issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
         if issuer is not None and issuer.text:
@@ -155,24 +159,32 @@ class SamlBack:
         if encrypted_assertion.is_encrypted(doc):
             return self._read_encrypted(doc, school, request_id)
         if not seen_whole:
-            # An EncryptedID or EncryptedAttribute: decrypted by nobody but pysaml2, whose path
-            # is kept for error statuses only.
+            # An EncryptedID or EncryptedAttribute: nothing the broker decrypts, and no
+            # identity is read from anywhere else (encrypted_assertion.py opens only an
+            # EncryptedAssertion).
             raise InvalidMessage(
                 "encrypted element in the response", code="encrypted_element_refused"
             )
-        if assertion_reader.takes_direct_route(doc, seen_whole):
-            # A plain, successful Response: verified and read on the tree parsed above, without
-            # pysaml2's three further parses (docs/performance.md, "The ACS and pysaml2").
-            return self._read_directly(doc, school, request_id, None)
-        # Error statuses keep pysaml2's whole path, unchanged.
+        if firewall.is_success(doc):
+            # The only Responses that carry an assertion (`require_assertion_count`): verified
+            # and read on the tree parsed above, by the broker's reader alone.
+            return self._read(doc, school, request_id, None)
+        self._refuse_status(saml_response, xml, doc, school, request_id)
+
+    def _refuse_status(
+        self, saml_response: str, xml: bytes, doc: etree._Element, school: School, request_id: str
+    ) -> NoReturn:
+        """An error status, which carries no assertion: pysaml2 names the status (StatusError
+        and its subclasses), and the school's signature decides whether it counts. Nothing here
+        reads an identity: whatever pysaml2 returns instead of raising is refused unread."""
         client = self.entities.client
         try:
-            with schema.prevalidated(seen_whole):
-                response = client.parse_authn_request_response(
+            with schema.prevalidated():
+                client.parse_authn_request_response(
                     saml_response, BINDING_HTTP_POST, outstanding={request_id: school.id}
                 )
         except StatusError as err:
-            if not self._error_signed_by(client, xml, doc, school, seen_whole):
+            if not self._error_signed_by(client, xml, doc, school):
                 # pysaml2 reports a status before it checks any signature; an unsigned "no"
                 # must not end the student's login (the real answer may still arrive).
                 raise InvalidMessage("unsigned error response", code="unsigned_status") from None
@@ -201,9 +213,9 @@ class SamlBack:
             raise InvalidMessage(
                 f"school response refused: {type(err).__name__}", code="response_refused"
             ) from None
-        if response is None or response.assertion is None:
-            raise InvalidMessage("response without assertion", code="no_assertion")
-        return self._identity(response, school, request_id)
+        # pysaml2 raises for every status but Success; had it returned, it and the broker
+        # disagree about this message, and an error status never yields an identity.
+        raise InvalidMessage("error status not refused by pysaml2", code="status_parse_mismatch")
 
     def _read_encrypted(
         self, doc: etree._Element, school: School, request_id: str
@@ -220,9 +232,9 @@ class SamlBack:
                 doc, self.entities.client.metadata, school.idp_entity_id
             )
         encrypted_assertion.open_in_place(doc, keys)
-        return self._read_directly(doc, school, request_id, signed_as_sent)
+        return self._read(doc, school, request_id, signed_as_sent)
 
-    def _read_directly(
+    def _read(
         self,
         doc: etree._Element,
         school: School,
@@ -236,18 +248,16 @@ class SamlBack:
             self._expectations(request_id),
             signed_as_sent,
         )
-        return self._read_identity(read, school)
+        return _verified(read, school)
 
     @staticmethod
-    def _error_signed_by(
-        client: Any, xml: bytes, doc: etree._Element, school: School, seen_whole: bool
-    ) -> bool:
+    def _error_signed_by(client: Any, xml: bytes, doc: etree._Element, school: School) -> bool:
         """Whether an error Response carries a valid signature of the school's own IdP."""
         issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
         if issuer is None or (issuer.text or "").strip() != school.idp_entity_id:
             return False
         try:
-            with schema.prevalidated(seen_whole):
+            with schema.prevalidated():
                 client.sec.correctly_signed_response(
                     xml.decode(), must=True, require_response_signature=True
                 )
@@ -266,81 +276,35 @@ class SamlBack:
             max_age=settings.login_ttl_seconds,
         )
 
-    def _read_identity(self, read: ReadResponse, school: School) -> VerifiedResponse:
-        """The direct route's `_identity`: the same attribute mapping, subject and handles."""
-        attributes = _accept_attributes(
-            ((a.name, a.friendly_name, a.values) for a in read.attributes), school
-        )
-        subject = _subject_from(read.name_id, school, attributes)
-        identity = UpstreamIdentity(
-            school.id,
-            subject,
-            attributes,
-            read.authn_context,
-            _handles(read.name_id, read.session_index),
-        )
-        return VerifiedResponse(
-            identity,
-            read.assertion_id,
-            read.window.issued,
-            read.window.accept_until,
-            read.authn_instant,
-        )
 
-    def _identity(self, response: Any, school: School, request_id: str) -> VerifiedResponse:
-        assertion = response.assertion
-        window = check_response(response.response, assertion, self._expectations(request_id))
-        issuer = (assertion.issuer.text or "").strip() if assertion.issuer is not None else ""
-        outer = response.response.issuer
-        if issuer != school.idp_entity_id or (
-            outer is not None and (outer.text or "").strip() != issuer
-        ):
-            # Signed by a valid key, but of another IdP than the school the student chose.
-            raise InvalidMessage("issuer is not the chosen school's IdP", code="issuer_mismatch")
-        attributes = self._attributes(assertion, school)
-        subject = self._subject(assertion, school, attributes)
-        authn_instant = 0.0
-        authn_context = None
-        if assertion.authn_statement:
-            statement = assertion.authn_statement[0]
-            if statement.authn_instant:
-                authn_instant = float(calendar.timegm(str_to_time(statement.authn_instant)))
-            ref = (
-                statement.authn_context.authn_context_class_ref if statement.authn_context else None
-            )
-            authn_context = ref.text.strip() if ref is not None and ref.text else None
-        identity = UpstreamIdentity(
-            school.id, subject, attributes, authn_context, _logout_handles(assertion)
-        )
-        return VerifiedResponse(
-            identity, str(assertion.id), window.issued, window.accept_until, authn_instant
-        )
-
-    @staticmethod
-    def _attributes(assertion: Any, school: School) -> dict[str, tuple[str, ...]]:
-        return _accept_attributes(
-            (
-                (
-                    attribute.name,
-                    attribute.friendly_name,
-                    [v.text for v in attribute.attribute_value],
-                )
-                for statement in getattr(assertion, "attribute_statement", []) or []
-                for attribute in statement.attribute
-            ),
-            school,
-        )
-
-    @staticmethod
-    def _subject(assertion: Any, school: School, attributes: dict[str, tuple[str, ...]]) -> str:
-        return _subject_from(_pysaml2_name_id(assertion), school, attributes)
+def _verified(read: ReadResponse, school: School) -> VerifiedResponse:
+    """What the flow gets from a read Response: the school's attributes under the catalogue's
+    names, the subject, the logout handles, and the times the replay cache needs."""
+    attributes = _accept_attributes(
+        ((a.name, a.friendly_name, a.values) for a in read.attributes), school
+    )
+    subject = _subject_from(read.name_id, school, attributes)
+    identity = UpstreamIdentity(
+        school.id,
+        subject,
+        attributes,
+        read.authn_context,
+        _handles(read.name_id, read.session_index),
+    )
+    return VerifiedResponse(
+        identity,
+        read.assertion_id,
+        read.window.issued,
+        read.window.accept_until,
+        read.authn_instant,
+    )
 
 
 def _accept_attributes(
     attributes: Iterable[tuple[str, str | None, Iterable[str | None]]], school: School
 ) -> dict[str, tuple[str, ...]]:
     """(Name, FriendlyName, values) of the assertion's attributes → the catalogue's names and
-    the values that fit; both routes (pysaml2's and the direct one) go through here."""
+    the values that fit."""
     collected: dict[str, list[str]] = {}
     for name, friendly_name, raw_values in attributes:
         canonical = canonical_name_for(name) or canonical_name_for(friendly_name or "")
@@ -366,21 +330,6 @@ def _subject_from(
         return name_id.text.strip()
     values = attributes.get(school.subject_attribute, ())
     return values[0] if len(values) == 1 else ""
-
-
-def _pysaml2_name_id(assertion: Any) -> NameId | None:
-    name_id = assertion.subject.name_id if assertion.subject is not None else None
-    if name_id is None or not name_id.text:
-        return None
-    return NameId(
-        str(name_id.text), name_id.format, name_id.name_qualifier, name_id.sp_name_qualifier
-    )
-
-
-def _logout_handles(assertion: Any) -> dict[str, str]:
-    statements = assertion.authn_statement or []
-    index = statements[0].session_index if statements else None
-    return _handles(_pysaml2_name_id(assertion), str(index) if index else None)
 
 
 def _handles(name_id: NameId | None, session_index: str | None) -> dict[str, str]:

@@ -34,6 +34,7 @@ ASSERTION = f"{{{firewall.SAML}}}Assertion"
 ADVICE = f"{{{firewall.SAML}}}Advice"
 ENCRYPTED_DATA = f"{{{XENC_NS}}}EncryptedData"
 ENCRYPTED_KEY = f"{{{XENC_NS}}}EncryptedKey"
+ELEMENT_TYPE = f"{XENC_NS}Element"
 
 
 def is_encrypted(doc: etree._Element) -> bool:
@@ -53,6 +54,7 @@ def open_in_place(doc: etree._Element, keys: Sequence[xmlsec.Key]) -> None:
     enc_data = wrapper.find(ENCRYPTED_DATA)
     if enc_data is None:  # the schema requires it; kept so the refusal never depends on that
         raise InvalidMessage("encrypted assertion without data", code="decryption_failed")
+    _check_type(enc_data)
     _decrypt(enc_data, keys)
     assertion = _the_plaintext(wrapper)
     doc.replace(wrapper, assertion)
@@ -79,6 +81,21 @@ def _the_encrypted_assertion(doc: etree._Element) -> etree._Element:
     if others:
         raise InvalidMessage("encrypted element in the response", code="encrypted_element_refused")
     return wrapper
+
+
+def _check_type(enc_data: etree._Element) -> None:
+    """The EncryptedData holds one element, the Assertion (SAML core 6.1: its Type SHOULD be
+    present and, if present, MUST be xenc's Element). Another Type is refused before anything
+    is decrypted: libxmlsec would act on it (Content puts the plaintext's nodes in place, an
+    unknown Type leaves the ciphertext there). Absent, it is read as Element, which is also
+    what makes libxmlsec put the plaintext in place."""
+    kind = enc_data.get("Type")
+    if kind is None:
+        enc_data.set("Type", ELEMENT_TYPE)
+    elif kind != ELEMENT_TYPE:
+        raise InvalidMessage(
+            "encrypted assertion of another type than Element", code="encrypted_assertion_type"
+        )
 
 
 def _decrypt(enc_data: etree._Element, keys: Sequence[xmlsec.Key]) -> None:

@@ -165,11 +165,16 @@ def _check_signatures(doc: etree._Element) -> None:
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 
 
+def is_success(response: etree._Element) -> bool:
+    """Whether the Response's top-level status code is Success."""
+    code = response.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
+    return code is not None and code.get("Value") == STATUS_SUCCESS
+
+
 def require_assertion_count(response: etree._Element) -> None:
     """A successful Response carries exactly one assertion (plain or encrypted); an error
     Response none. More than one is how signature-wrapping attacks smuggle a second identity."""
-    code = response.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
-    success = code is not None and code.get("Value") == STATUS_SUCCESS
+    success = is_success(response)
     count = len(response.findall(f".//{{{SAML}}}Assertion")) + len(
         response.findall(f".//{{{SAML}}}EncryptedAssertion")
     )

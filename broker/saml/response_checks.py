@@ -1,9 +1,9 @@
-"""The broker's own checks of a school's verified Response, on top of pysaml2's.
+"""What the checks of a school's Response expect and yield, and SAML instants read fast.
 
-pysaml2 accepts a bearer confirmation for any Recipient unless handed conversation data, an
-assertion without AudienceRestriction, a signed Response without Destination, and lifetimes of
-any length (pitfalls.md: do not rely on the peer library). Each rule here refuses with its own
-reason code; together they bind the assertion to this broker, this login and a short window.
+The checks themselves are assertion_reader.py's: `Expectations` is what they hold a Response to
+(this broker's ACS and entity id, this login's request, now, the skew, the maximum age), `Window`
+what they hand back for the replay cache. `saml_epoch` reads every SAML instant the broker
+checks, in school Responses and in logout messages (logout_messages.py).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from saml2.time_util import str_to_time
 
@@ -67,62 +66,3 @@ def saml_epoch(value: str | None, *, code: str = "time_window") -> float | None:
 class Window:
     issued: float  # the assertion's IssueInstant (the store epoch rule compares it)
     accept_until: float  # when it stops being acceptable (the replay cache keeps its id so long)
-
-
-def check_response(response: Any, assertion: Any, expect: Expectations) -> Window:
-    """Refuse what pysaml2 let through; return the assertion's time window."""
-    _check_destination(response, expect)
-    _check_audience(assertion, expect)
-    _check_bearer_confirmation(assertion, expect)
-    issued = saml_epoch(assertion.issue_instant)
-    if issued is None or not expect.now - expect.max_age - expect.skew <= issued:
-        raise InvalidMessage("assertion issued too long ago", code="time_window")
-    if issued > expect.now + expect.skew:
-        raise InvalidMessage("assertion issued in the future", code="time_window")
-    conditions = assertion.conditions
-    expires = saml_epoch(conditions.not_on_or_after if conditions is not None else None)
-    if expires is None:
-        raise InvalidMessage("assertion without NotOnOrAfter", code="time_window")
-    # Whatever NotOnOrAfter says, the broker stops accepting the assertion when it is older
-    # than max_age; a ten-year lifetime must not mean a ten-year replay-cache entry.
-    return Window(issued, min(expires, issued + expect.max_age) + expect.skew)
-
-
-def _check_destination(response: Any, expect: Expectations) -> None:
-    destination = response.destination
-    if destination is None:
-        if response.signature is not None:
-            # SAML bindings 3.5.5.2: a signed message must say where it is going.
-            raise InvalidMessage("signed response without Destination", code="wrong_destination")
-        return
-    if destination != expect.acs_url:
-        raise InvalidMessage("response for another destination", code="wrong_destination")
-
-
-def _check_audience(assertion: Any, expect: Expectations) -> None:
-    conditions = assertion.conditions
-    restrictions = conditions.audience_restriction if conditions is not None else []
-    if not restrictions:
-        raise InvalidMessage("assertion without AudienceRestriction", code="wrong_audience")
-    for restriction in restrictions:
-        audiences = {(a.text or "").strip() for a in restriction.audience}
-        if expect.sp_entity_id not in audiences:
-            raise InvalidMessage("assertion for another audience", code="wrong_audience")
-
-
-def _check_bearer_confirmation(assertion: Any, expect: Expectations) -> None:
-    subject = assertion.subject
-    confirmations = subject.subject_confirmation if subject is not None else []
-    for confirmation in confirmations:
-        data = confirmation.subject_confirmation_data
-        if confirmation.method != BEARER or data is None:
-            continue  # other methods prove nothing for a browser login
-        expires = saml_epoch(data.not_on_or_after)
-        if (
-            data.recipient == expect.acs_url
-            and data.in_response_to == expect.request_id
-            and expires is not None
-            and expect.now < expires + expect.skew
-        ):
-            return
-    raise InvalidMessage("no valid bearer confirmation for this login", code="wrong_recipient")

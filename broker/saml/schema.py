@@ -82,7 +82,8 @@ def validate_message(doc: etree._Element) -> bool:
     Returns whether the check saw everything: False when the message carries encrypted parts
     (an EncryptedAssertion, EncryptedAttribute or EncryptedID), whose plaintext is not visible
     yet. A school's EncryptedAssertion is decrypted by the broker and the message validated
-    again (encrypted_assertion.py); anything else encrypted is refused (back.py).
+    again (encrypted_assertion.py); anything else encrypted is refused (back.py), so pysaml2
+    only ever gets a message seen whole.
 
     The log line names the failing rule and the element's path, never the offending value
     (which may be a name or an identifier)."""
@@ -98,11 +99,11 @@ def validate_message(doc: etree._Element) -> bool:
 
 
 @contextlib.contextmanager
-def prevalidated(complete: bool = True) -> Iterator[None]:
+def prevalidated() -> Iterator[None]:
     """Within this block pysaml2 skips its schema check, for a message `validate_message`
-    accepted and saw completely (`complete`; otherwise pysaml2 validates as usual). Bound to
-    the current thread or task, so other messages are never affected."""
-    token = _PREVALIDATED.set(complete)
+    accepted and saw completely (True: nothing encrypted in it). Bound to the current thread
+    or task, so other messages are never affected."""
+    token = _PREVALIDATED.set(True)
     try:
         yield
     finally:

@@ -1,7 +1,10 @@
-"""Mutation check of the direct ACS route: remove one check at a time from
-broker/saml/assertion_reader.py, run the test that holds it, and expect that test to fail.
+"""Mutation check of the ACS's reading of a school's Response: remove one check at a time from
+broker/saml/assertion_reader.py (plain and decrypted assertions), encrypted_assertion.py (opening
+an EncryptedAssertion) or back.py (which route a Response takes), run the test that holds it, and
+expect that test to fail.
 
-Usage (from the repository root): python tests/security/direct_route_mutations.py [NAME ...]
+Usage (from the repository root, with the broker importable from it):
+    PYTHONPATH=$PWD python tests/security/direct_route_mutations.py [NAME ...]
 
 Not collected by pytest (no test_ prefix): it rewrites the module under test while it runs and
 puts it back at the end. Each line prints FAILS (good) when the test caught the removal.
@@ -13,13 +16,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-SRC = Path("broker/saml/assertion_reader.py")
-ORIG = SRC.read_text()
+READER = "broker/saml/assertion_reader.py"
+OPENER = "broker/saml/encrypted_assertion.py"
+BACK = "broker/saml/back.py"
 D = "tests/security/test_saml_direct_route.py"
 R = "tests/security/test_saml_refusals.py"
 A = "tests/security/test_saml_attacks.py"
+E = "tests/security/test_saml_encrypted_assertions.py"
 
-# name, the check's text, the text without it, (unused), test file, -k expression
+# name, the check's text, the text without it, the module ("": the reader), test file, -k
 M = [
     (
         "assertion only as direct child",
@@ -272,34 +277,124 @@ M = [
         "reads_what",
     ),
     ("parity: attribute values read", "if text\n", "if text and False\n", "", D, "reads_what"),
+    # -- the route: every Success to the reader, pysaml2 never read ------------------------------
+    (
+        "error status: nothing pysaml2 returns is read",
+        '        raise InvalidMessage("error status not refused by pysaml2"',
+        '        return  # type: ignore[return-value]\n        raise InvalidMessage("error status not refused by pysaml2"',
+        BACK,
+        R,
+        "never_read",
+    ),
+    (
+        "encrypted_element_refused: EncryptedID in a plain assertion",
+        "        if not seen_whole:\n",
+        "        if False:\n",
+        BACK,
+        E,
+        "EncryptedID and plain",
+    ),
+    # -- encrypted assertions -------------------------------------------------------------------
+    (
+        "verified_as_sent: the Response signed over the ciphertext counts",
+        "verified_as_sent = signed_as_sent is not None and signed_as_sent.response is doc",
+        "verified_as_sent = False",
+        "",
+        E,
+        "signed_logs_in and over",
+    ),
+    (
+        "signed_as_sent.response is doc (the very tree)",
+        "verified_as_sent = signed_as_sent is not None and signed_as_sent.response is doc",
+        "verified_as_sent = signed_as_sent is not None",
+        "",
+        E,
+        "another_tree",
+    ),
+    (
+        "Response verified before decryption",
+        "    _verify_element(doc, RESPONSE_NODE, _signing_keys(metadata, school_idp))\n    return SignedAsSent(doc)",
+        "    return SignedAsSent(doc)",
+        "",
+        E,
+        "swapped",
+    ),
+    (
+        "nested_encryption",
+        "if next(assertion.iter(ENCRYPTED_DATA, ENCRYPTED_KEY, ENCRYPTED_ASSERTION), None) is not None:",
+        "if False:",
+        OPENER,
+        E,
+        "review or EncryptedID and inside",
+    ),
+    (
+        "assertion_advice",
+        "if next(assertion.iter(ADVICE), None) is not None:",
+        "if False:",
+        OPENER,
+        E,
+        "reference",
+    ),
+    (
+        "encrypted_element_refused: ciphertext outside the one EncryptedData",
+        "    if others:\n",
+        "    if False:\n",
+        OPENER,
+        E,
+        "KeyInfo",
+    ),
+    (
+        "encrypted_assertion_content: one Assertion",
+        "if len(children) != 1 or children[0].tag != ASSERTION:",
+        "if not children:",
+        OPENER,
+        E,
+        "plaintext",
+    ),
+    (
+        "EncryptedData Type is Element",
+        "    elif kind != ELEMENT_TYPE:\n",
+        "    elif False:\n",
+        OPENER,
+        E,
+        "Type",
+    ),
 ]
 
 only = sys.argv[1:]
+originals = {
+    path: Path(path).read_text() for path in {module or READER for _, _, _, module, _, _ in M}
+}
 results: list[tuple[str, ...]] = []
 try:
-    for name, old, new, _, test, expr in M:
+    for name, old, new, module, test, expr in M:
         if only and name not in only:
             continue
-        assert ORIG.count(old) == 1, (name, ORIG.count(old))
-        SRC.write_text(ORIG.replace(old, new))
-        run = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pytest",
-                test,
-                "-x",
-                "-q",
-                "-p",
-                "no:cacheprovider",
-                "-k",
-                expr,
-            ],
-            check=False,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
+        src = Path(module or READER)
+        orig = originals[str(src)]
+        assert orig.count(old) == 1, (name, orig.count(old))
+        src.write_text(orig.replace(old, new))
+        try:
+            run = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "pytest",
+                    test,
+                    "-x",
+                    "-q",
+                    "-p",
+                    "no:cacheprovider",
+                    "-k",
+                    expr,
+                ],
+                check=False,
+                capture_output=True,
+                text=True,
+                timeout=600,
+            )
+        finally:
+            src.write_text(orig)
         tail = run.stdout.strip().splitlines()[-1] if run.stdout.strip() else run.stderr[-200:]
         verdict = (
             "FAILS (good)"
@@ -311,4 +406,5 @@ try:
         results.append((name, test.split("/")[-1], expr, verdict, tail))
         print(f"{verdict:14s} {name:40s} {test.split('/')[-1]} -k '{expr}': {tail}", flush=True)
 finally:
-    SRC.write_text(ORIG)
+    for path, text in originals.items():
+        Path(path).write_text(text)

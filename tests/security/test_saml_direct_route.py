@@ -3,14 +3,15 @@ straight from the verified lxml tree (broker/saml/assertion_reader.py), against 
 
 Each message is the demo school's correct answer with one thing changed, signed afterwards with
 the school's own key, so the refusal is caused by that one change. The existing refusal and
-attack suites (test_saml_refusals.py, test_saml_attacks.py) hold the checks both routes share;
-this file holds those that were pysaml2's alone, and proves the direct route reads the same
-identity as pysaml2's route did.
+attack suites (test_saml_refusals.py, test_saml_attacks.py) hold the checks the broker made
+on top of pysaml2's from the start; this file holds those that were pysaml2's alone, and proves the broker's reader reads the same
+identity as pysaml2's own parse of the message.
 """
 
 from __future__ import annotations
 
 import base64
+import calendar
 import copy
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -18,6 +19,8 @@ from pathlib import Path
 
 import pytest
 from lxml import etree
+from saml2 import BINDING_HTTP_POST
+from saml2.time_util import str_to_time
 
 from broker.core.errors import InvalidMessage
 from broker.saml import assertion_reader
@@ -310,14 +313,22 @@ def test_either_of_the_schools_published_signing_keys_is_accepted(
     assert page.status == 400, "the rolled-back metadata no longer trusts the next key"
 
 
-# -- the same identity as pysaml2's route -------------------------------------------------------------
+# -- the same reads as pysaml2 ----------------------------------------------------------------------
+
+
+def _instant(value: str | None) -> float:
+    """pysaml2's own reading of a SAML instant, independent of the broker's `saml_epoch`."""
+    assert value
+    return float(calendar.timegm(str_to_time(value)))
 
 
 def test_the_direct_route_reads_what_pysaml2s_route_read(
     demo: LiveDemo, school: SchoolForger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On one message, the direct route and pysaml2's whole route give the same
-    VerifiedResponse: identity, subject, attributes, authn context, logout handles, times."""
+    """The broker's reader and pysaml2's own parse of the same signed message agree on all the
+    identity is made of: NameID with its format and qualifiers, every attribute with its values,
+    the authn context, session index, instants and assertion id. pysaml2 reads no successful
+    Response in the broker any more; it is called here, in the test, as the reference."""
     login = start_login(demo)
     message = forged(
         demo,
@@ -332,51 +343,66 @@ def test_the_direct_route_reads_what_pysaml2s_route_read(
     )
     entry = demo.registry.school_by_idp(demo.school_entity_id)
     assert entry is not None
-    back = demo.broker.saml_back
-    taken: list[bool] = []
+    reads: list[assertion_reader.ReadResponse] = []
     original = assertion_reader.read_response
 
     def spy(*args: object, **kwargs: object) -> assertion_reader.ReadResponse:
-        taken.append(True)
-        return original(*args, **kwargs)  # type: ignore[arg-type]
+        reads.append(original(*args, **kwargs))  # type: ignore[arg-type]
+        return reads[-1]
 
     monkeypatch.setattr(assertion_reader, "read_response", spy)
-    direct = back.parse_response(message, entry, login.request_id)
-    assert taken == [True], "a plain Success response takes the direct route"
-    monkeypatch.setattr(assertion_reader, "takes_direct_route", lambda doc, whole: False)
-    through_pysaml2 = back.parse_response(message, entry, login.request_id)
-    assert taken == [True]
-    assert direct.identity == through_pysaml2.identity
-    assert direct.identity.attributes, "the comparison covers attributes"
-    assert direct.identity.upstream_session.get("session_index")
-    assert direct.assertion_id == through_pysaml2.assertion_id
-    assert direct.authn_instant == through_pysaml2.authn_instant
-    # Both routes read `now` a moment apart; the window is computed from the message alone.
-    assert direct.issued_at == through_pysaml2.issued_at
-    assert direct.expires_at == through_pysaml2.expires_at
+    verified = demo.broker.saml_back.parse_response(message, entry, login.request_id)
+    assert len(reads) == 1
+    read = reads[0]
 
-
-def test_only_a_plain_successful_response_is_read_as_received(demo: LiveDemo) -> None:
-    """An error status keeps pysaml2's route; an encrypted response is opened first
-    (encrypted_assertion.py, tests/security/test_saml_encrypted_assertions.py)."""
-
-    def doc(body: str) -> etree._Element:
-        return etree.fromstring(
-            f'<samlp:Response xmlns:samlp="{SAMLP}" xmlns:saml="{SAML}">{body}</samlp:Response>'
+    client = demo.broker.saml_entities.client
+    parsed = client.parse_authn_request_response(
+        message, BINDING_HTTP_POST, outstanding={login.request_id: entry.id}
+    )
+    assertion = parsed.assertion
+    name_id = assertion.subject.name_id
+    assert read.name_id == assertion_reader.NameId(
+        name_id.text, name_id.format, name_id.name_qualifier, name_id.sp_name_qualifier
+    )
+    assert read.attributes == tuple(
+        assertion_reader.Attribute(
+            attribute.name,
+            attribute.friendly_name,
+            tuple(value.text for value in attribute.attribute_value if value.text),
         )
+        for statement in assertion.attribute_statement
+        for attribute in statement.attribute
+    )
+    assert len(read.attributes) == 4, "the comparison covers attributes"
+    [statement] = assertion.authn_statement
+    assert read.authn_context == statement.authn_context.authn_context_class_ref.text.strip()
+    assert read.session_index == statement.session_index
+    assert read.authn_instant == _instant(statement.authn_instant)
+    assert read.assertion_id == assertion.id
+    assert read.window.issued == _instant(assertion.issue_instant)
+    # What the flow gets is made of those reads.
+    handles = verified.identity.upstream_session
+    assert handles["name_id"] == name_id.text
+    assert handles["session_index"] == statement.session_index
+    assert verified.identity.attributes["given_name"] == ("Sanne",)
+    assert verified.identity.authn_context == read.authn_context
+    assert verified.assertion_id == assertion.id
 
-    success = f'<samlp:Status><samlp:StatusCode Value="{SAMLP[:-8]}status:Success"/></samlp:Status>'
-    failed = (
-        f'<samlp:Status><samlp:StatusCode Value="{SAMLP[:-8]}status:Responder"/></samlp:Status>'
-    )
-    encrypted = (
-        "<saml:EncryptedAssertion><xenc:EncryptedData xmlns:xenc="
-        '"http://www.w3.org/2001/04/xmlenc#"/></saml:EncryptedAssertion>'
-    )
-    assert assertion_reader.takes_direct_route(doc(success), True)
-    assert not assertion_reader.takes_direct_route(doc(success), False)
-    assert not assertion_reader.takes_direct_route(doc(failed), True)
-    assert not assertion_reader.takes_direct_route(doc(success + encrypted), True)
+
+def test_pysaml2_parses_no_successful_response(
+    demo: LiveDemo, school: SchoolForger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A plain Success logs in without the broker's pysaml2 client parsing anything (an
+    encrypted one likewise: tests/security/test_saml_encrypted_assertions.py)."""
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("pysaml2 parsed a successful school response")
+
+    monkeypatch.setattr(demo.broker.saml_entities.client, "parse_authn_request_response", refused)
+    login = start_login(demo)
+    page = deliver(demo, login, forged(demo, school, login))
+    received = accepted_for(demo, login, page)
+    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")  # type: ignore[index]
 
 
 def test_a_refusal_on_the_direct_route_is_an_invalid_message(

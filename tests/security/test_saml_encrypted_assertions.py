@@ -17,6 +17,8 @@ from dataclasses import dataclass, replace
 import pytest
 from lxml import etree
 
+from broker.core.errors import InvalidMessage
+from broker.saml import assertion_reader, firewall
 from tests.security.test_saml_attacks import accepted_for, answer, pseudonym_of
 from tests.security.test_saml_refusals import (
     PendingLogin,
@@ -39,6 +41,7 @@ from tests.support.live import LiveDemo, running_demo
 from tests.support.saml_workers import demo_school_forger, demo_school_signer
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
+XENC = "http://www.w3.org/2001/04/xmlenc#"
 VICTIM = "daan.devries"
 
 
@@ -129,6 +132,19 @@ def test_an_encrypted_assertion_the_school_signed_logs_in(
     if sign_response:
         side.signer.sign(doc)  # over the EncryptedAssertion, as sent
     assert doc.find(".//saml:Assertion", NS) is None
+    received = accepted_for(demo, side.login, deliver(demo, side.login, encode(doc)))
+    assert received["name_id"]["value"] == pseudonym_of(demo, demo.school_subject("sanne.jansen"))  # type: ignore[index]
+
+
+@pytest.mark.usefixtures("no_pysaml2")
+def test_an_encrypted_assertion_without_a_type_logs_in(
+    demo: LiveDemo, answering: Callable[[PendingLogin], SchoolSide]
+) -> None:
+    """SAML core 6.1: the EncryptedData's Type SHOULD be present (xenc's Element); without it
+    the plaintext is read as that one element."""
+    side = answering(start_login(demo))
+    doc = side.signed_and_encrypted(lambda assertion: None)
+    del _encrypted_data(doc).attrib["Type"]
     received = accepted_for(demo, side.login, deliver(demo, side.login, encode(doc)))
     assert received["name_id"]["value"] == pseudonym_of(demo, demo.school_subject("sanne.jansen"))  # type: ignore[index]
 
@@ -264,6 +280,50 @@ def _encrypted_for_another_key(s: SchoolSide) -> etree._Element:
     return encrypt_assertion(doc, stranger.read_text())
 
 
+def _encrypted_data(doc: etree._Element) -> etree._Element:
+    found = doc.find(f"saml:EncryptedAssertion/{{{XENC}}}EncryptedData", NS)
+    assert found is not None
+    return found
+
+
+def _of_type(kind: str) -> Callable[[SchoolSide], etree._Element]:
+    """The school's signed, encrypted answer, its EncryptedData claiming another Type (nothing
+    covers that attribute: the Response is unsigned)."""
+
+    def build(s: SchoolSide) -> etree._Element:
+        doc = s.signed_and_encrypted(lambda assertion: None)
+        _encrypted_data(doc).set("Type", kind)
+        return doc
+
+    return build
+
+
+def _two_recipients(s: SchoolSide) -> etree._Element:
+    """The content key wrapped twice, for the broker and for another holder: a second
+    EncryptedKey is not a message the broker decrypts."""
+    _, stranger = _key_pair(s.demo.directory / "peers", "stranger")
+    doc = s.signed_and_encrypted(lambda assertion: None)
+    key_info = _encrypted_data(doc).find(f"{{{DS}}}KeyInfo")
+    assert key_info is not None
+    other = encrypted_data_for(
+        f'<saml:Issuer xmlns:saml="{SAML}">x</saml:Issuer>', stranger.read_text()
+    )
+    other_key = other.find(f"{{{DS}}}KeyInfo/{{{XENC}}}EncryptedKey")
+    assert other_key is not None
+    key_info.append(other_key)
+    return doc
+
+
+def _ciphertext_beside_the_key(s: SchoolSide) -> etree._Element:
+    """A second EncryptedData (the victim's assertion) in the EncryptedAssertion's KeyInfo:
+    never decrypted, never checked, so refused (decrypting the first would drop it unseen)."""
+    doc = s.signed_and_encrypted(lambda assertion: None)
+    key_info = _encrypted_data(doc).find(f"{{{DS}}}KeyInfo")
+    assert key_info is not None
+    key_info.append(encrypted_data_for(assertion_of(s.answer(VICTIM)), s.cert))
+    return doc
+
+
 REFUSALS: dict[str, tuple[Callable[[SchoolSide], etree._Element], str]] = {
     "unsigned": (_unsigned, "bad_signature"),
     "two EncryptedAssertions": (_two_encrypted_assertions, "assertion_count"),
@@ -283,6 +343,10 @@ REFUSALS: dict[str, tuple[Callable[[SchoolSide], etree._Element], str]] = {
         _encrypted_name_id_in_a_plain_assertion,
         "encrypted_element_refused",
     ),
+    "EncryptedData in the KeyInfo": (_ciphertext_beside_the_key, "encrypted_element_refused"),
+    "Type Content": (_of_type(f"{XENC}Content"), "encrypted_assertion_type"),
+    "Type unknown": (_of_type("urn:example:assertion"), "encrypted_assertion_type"),
+    "two EncryptedKeys (two recipients)": (_two_recipients, "decryption_failed"),
 }
 
 
@@ -314,3 +378,34 @@ def test_an_encrypted_assertion_is_refused_when_the_setting_is_off(
     doc = side.signer.sign(side.signed_and_encrypted(lambda assertion: None))
     page = deliver(demo, side.login, encode(doc))
     assert_refused(demo, side.login.browser, page, caplog, ("encrypted_assertion_not_accepted",))
+
+
+def test_a_signature_verified_on_another_tree_counts_for_nothing(
+    demo: LiveDemo, answering: Callable[[PendingLogin], SchoolSide]
+) -> None:
+    """`SignedAsSent` vouches for the very tree it was made on. Called directly, since the ACS
+    always hands the reader the tree it verified: a record of another message's verified
+    signature does not make an unsigned Response signed."""
+    side = answering(start_login(demo))
+    back = demo.broker.saml_back
+    metadata = demo.broker.saml_entities.client.metadata
+
+    def received(doc: etree._Element) -> etree._Element:
+        xml = firewall.decode_post(encode(doc))
+        return firewall.inspect(xml, root="Response", assertions=None)
+
+    signed_elsewhere = received(side.signer.sign(encrypt_assertion(side.answer(), side.cert)))
+    record = assertion_reader.verify_before_decryption(
+        signed_elsewhere, metadata, demo.school_entity_id
+    )
+    assert record is not None
+    unsigned = received(side.answer(VICTIM))
+    with pytest.raises(InvalidMessage) as refused:
+        assertion_reader.read_response(
+            unsigned,
+            metadata,
+            demo.school_entity_id,
+            back._expectations(side.login.request_id),
+            record,
+        )
+    assert refused.value.code == "bad_signature"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import redis
 from lxml import etree
-from saml2 import samlp
+from saml2 import BINDING_HTTP_POST, samlp
 
 from broker.certificates import write_pair
 from broker.core.model import School
@@ -507,6 +507,29 @@ def test_a_signed_error_response_tells_the_service(demo: LiveDemo, school: Schoo
     # And the login is over: the school's late success is refused.
     late = deliver(demo, login, forged(demo, school, login))
     assert late.status == 400
+
+
+def test_an_error_status_is_never_read_as_a_login(
+    demo: LiveDemo,
+    school: SchoolForger,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """pysaml2 names an error status by raising; were it ever to return instead, with a parsed
+    login in hand, the broker reads none of it: `status_parse_mismatch`, and no login."""
+    login = start_login(demo)
+    entry = demo.registry.school_by_idp(demo.school_entity_id)
+    assert entry is not None
+    client = demo.broker.saml_entities.client
+    success = client.parse_authn_request_response(
+        forged(demo, school, login),
+        BINDING_HTTP_POST,
+        outstanding={login.request_id: entry.id},
+    )
+    assert success.assertion is not None, "what pysaml2 hands back carries an assertion"
+    monkeypatch.setattr(client, "parse_authn_request_response", lambda *a, **k: success)
+    page = deliver(demo, login, _error_response(demo, school, login, sign=True))
+    assert_refused(demo, login.browser, page, caplog, ("status_parse_mismatch",))
 
 
 def _form_field(page: str, name: str) -> str:

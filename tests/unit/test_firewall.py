@@ -18,6 +18,7 @@ from broker.saml.firewall import (
     decode_post,
     inflate_redirect,
     inspect,
+    is_success,
 )
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -222,6 +223,31 @@ def test_malformed_xml_refused(xml: bytes) -> None:
 def test_assertion_count(body: str, expected: int) -> None:
     with refused("assertion_count"):
         inspect(response(body), root="Response", assertions=expected)
+
+
+STATUS = "urn:oasis:names:tc:SAML:2.0:status:"
+
+
+@pytest.mark.parametrize(
+    ("body", "success"),
+    [
+        (f'<samlp:Status><samlp:StatusCode Value="{STATUS}Success"/></samlp:Status>', True),
+        (f'<samlp:Status><samlp:StatusCode Value="{STATUS}Responder"/></samlp:Status>', False),
+        # Only the top-level code counts: a second-level Success under an error is an error.
+        (
+            f'<samlp:Status><samlp:StatusCode Value="{STATUS}Responder">'
+            f'<samlp:StatusCode Value="{STATUS}Success"/></samlp:StatusCode></samlp:Status>',
+            False,
+        ),
+        ("", False),
+    ],
+    ids=["Success", "Responder", "Success under Responder", "no Status"],
+)
+def test_only_a_top_level_success_is_success(body: str, success: bool) -> None:
+    """The status that sends a Response to the broker's reader (back.py); any other goes to
+    pysaml2, which names the error and is read for nothing else."""
+    doc = inspect(response(body), root="Response", assertions=None)
+    assert is_success(doc) is success
 
 
 def test_duplicate_id_refused() -> None:
