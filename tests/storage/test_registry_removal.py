@@ -341,17 +341,15 @@ def test_revision_0008_keeps_administrators_and_history_and_lets_the_school_go(
             command.upgrade(alembic_config(connection), "0007")
     finally:
         engine.dispose()
-    registry = SqlRegistry(registry_url)
-    try:
-        registry.add_school(SAML_SCHOOL, "<idp/>")
-    finally:
-        registry.close()
-    # The service and its policy in SQL of that revision: today's models have columns of
-    # later revisions (0010: services.reconfirm_version).
+    # The school, the service and its policy in SQL of that revision: today's models have
+    # columns of later revisions (0010: services.reconfirm_version, 0011: schools.town).
     engine = open_engine(registry_url)
     try:
         with writer(engine).begin() as connection:
             for statement in (
+                "INSERT INTO schools (id, name, idp_entity_id, subject_attribute, use_eck_id, "
+                f"scopes, idp_metadata) VALUES ('{SAML_SCHOOL.id}', '{SAML_SCHOOL.name}', "
+                f"'{SAML_SCHOOL.idp_entity_id}', 'name_id', false, '[]', '<idp/>')",
                 "INSERT INTO services (id, name, entity_id, naming, protocol, sp_metadata) "
                 "VALUES ('lesweb', 'Lesweb', 'https://lw.example', 'oid', 'saml', '<sp/>')",
                 "INSERT INTO release_policies (school_id, service_id, attributes, version, "
