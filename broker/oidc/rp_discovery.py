@@ -97,8 +97,8 @@ def parse_discovery(document: dict[str, Any], issuer: str) -> ProviderMetadata:
     if named != issuer:
         # Exact string comparison: a provider that names another issuer (or the same one with a
         # trailing slash) would sign tokens the broker then could not tie to this school. What
-        # it names is shown, cut short (it is the provider's text): a trailing slash, http for
-        # https or another path is then plain to see.
+        # it names is shown, cut short and printable only (it is the provider's text, and goes
+        # to a terminal too): a trailing slash, http for https or another path is then plain.
         if not isinstance(named, str) or not named:
             raise ProviderInvalid(N_("discovery: the document names no issuer"))
         raise ProviderInvalid(
@@ -106,7 +106,8 @@ def parse_discovery(document: dict[str, Any], issuer: str) -> ProviderMetadata:
                 "discovery: issuer differs from the registered issuer "
                 "(the document names %(named)s)"
             ),
-            named=named if len(named) <= MAX_SHOWN else named[:MAX_SHOWN] + "…",
+            named="".join(c if c.isprintable() else "?" for c in named[:MAX_SHOWN])
+            + ("…" if len(named) > MAX_SHOWN else ""),
         )
     methods = _strings(document, "code_challenge_methods_supported", ("S256",))
     if "S256" not in methods:
