@@ -3,9 +3,29 @@
 `code` is a stable machine-readable reason (for logs, metrics and SAML/OAuth error mapping);
 `public_message` is safe to show a student (the web layer translates it); `status` is the HTTP
 status the core suggests, which the edge may refine. No error carries personal data.
+
+A `detail` an administrator reads (a metadata check's, a school's OpenID provider check's) is an
+English sentence marked `N_` with %(name)s placeholders, and the placeholders' values come as
+keyword arguments: the CLI and the log read `detail` filled in, in English; the portals translate
+`message` and fill it with `params` (broker/web/labels.py, `localised_problem`). A value that is
+itself an English phrase marked `N_` (which document: "discovery document") is a `Phrase`, which
+the portals translate too.
 """
 
 from __future__ import annotations
+
+
+def N_(message: str) -> str:
+    """Mark `message` for the translation catalogue without translating it (pybabel knows `N_`
+    by default; there is no Flask here)."""
+    return message
+
+
+class Phrase(str):
+    """A placeholder's value that is an English phrase marked `N_`, translated with the
+    message it fills (a URL, a status or an entity id is a plain str and shown as it is)."""
+
+    __slots__ = ()
 
 
 class BrokerError(Exception):
@@ -13,10 +33,13 @@ class BrokerError(Exception):
     status = 500
     public_message = "Something went wrong in the broker."
 
-    def __init__(self, detail: str = "", *, code: str | None = None) -> None:
+    def __init__(self, detail: str = "", *, code: str | None = None, **params: object) -> None:
         # `detail` is for the log line: never put attribute values, subjects or assertions in it.
-        super().__init__(detail or self.public_message)
-        self.detail = detail
+        filled = detail % params if params else detail
+        super().__init__(filled or self.public_message)
+        self.detail = filled
+        self.message = detail
+        self.params = params
         if code is not None:
             self.code = code
 

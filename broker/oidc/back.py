@@ -35,7 +35,14 @@ from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.login.school_sessions import BACK_CHANNEL, MAX_SID_LENGTH
 from broker.oidc.rp_claims import has_catalogue_claims, map_claims, subject_of
 from broker.oidc.rp_discovery import ProviderDirectory, ProviderInvalid, ProviderMetadata
-from broker.oidc.rp_http import FORM, SchoolSession, call_budget, json_object
+from broker.oidc.rp_http import (
+    FORM,
+    TOKEN_RESPONSE,
+    USERINFO,
+    SchoolSession,
+    call_budget,
+    json_object,
+)
 from broker.oidc.rp_id_token import Expected, verify_id_token
 from broker.oidc.rp_logout_token import LogoutClaims, verify_logout_token
 
@@ -248,7 +255,7 @@ class OidcBack:
             "POST", metadata.token_endpoint, headers=headers, form=body
         )
         try:
-            token = json_object(response.content, "token response")
+            token = json_object(response.content, TOKEN_RESPONSE)
         except UpstreamFailure:
             raise UpstreamFailure("token endpoint answer unusable", code="token_refused") from None
         if "error" in token:
@@ -279,7 +286,7 @@ class OidcBack:
         if media_type != "application/json":
             # A signed (JWT) userinfo answer is not implemented: refuse rather than half-check.
             raise InvalidMessage("userinfo answer is not JSON", code="userinfo_unsupported")
-        info = json_object(response.content, "userinfo")
+        info = json_object(response.content, USERINFO)
         if info.get("sub") != sub:
             # OIDC Core §5.3.4: otherwise the answer may be about someone else (token mix-up).
             raise InvalidMessage(

@@ -17,7 +17,7 @@ from joserfc.jwk import KeySet
 from broker.core.errors import UpstreamFailure
 from broker.core.ports import KeyValueStore
 from broker.oidc.grants import RegisteredClient
-from broker.oidc.rp_http import SchoolSession, get_json
+from broker.oidc.rp_http import CLIENT_JWKS, SchoolSession, get_json
 
 KEY_CACHE_SECONDS = 300
 ASSERTION_ALGORITHMS = ("RS256", "PS256", "ES256")
@@ -40,7 +40,7 @@ class ClientKeys:
         if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
             return cached[1]
         session = SchoolSession(self.timeout, allow_loopback=self.allow_loopback)
-        document = get_json(session, jwks_uri, "client JWKS")
+        document = get_json(session, jwks_uri, CLIENT_JWKS)
         try:
             keys = KeySet.import_key_set(document)  # type: ignore[arg-type]
         except (JoseError, ValueError, KeyError, TypeError):

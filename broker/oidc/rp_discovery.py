@@ -18,8 +18,14 @@ from urllib.parse import urlsplit
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
-from broker.core.errors import UpstreamFailure
-from broker.oidc.rp_http import SchoolSession, get_json, is_acceptable_url
+from broker.core.errors import N_, UpstreamFailure
+from broker.oidc.rp_http import (
+    DISCOVERY_DOCUMENT,
+    PROVIDER_KEY_SET,
+    SchoolSession,
+    get_json,
+    is_acceptable_url,
+)
 
 WELL_KNOWN = "/.well-known/openid-configuration"
 DISCOVERY_TTL = 3600.0
@@ -28,6 +34,8 @@ JWKS_REFETCH_INTERVAL = 60.0
 FAILURE_BACKOFF = 30.0
 # How long a request waits for another request's first fetch of the same provider (seconds).
 FIRST_FETCH_WAIT = 3.0
+# How much of a provider's own text an error repeats (an issuer it names).
+MAX_SHOWN = 200
 # Asymmetric keys only: an `oct` key in a provider's key set would be a shared secret published.
 PublicKey = RSAKey | ECKey | OKPKey
 _KEY_TYPES = frozenset({"RSA", "EC", "OKP"})
@@ -68,7 +76,7 @@ def _strings(document: dict[str, Any], key: str, default: tuple[str, ...]) -> tu
     if value is None:
         return default
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ProviderInvalid(f"discovery: {key} must be a list of strings")
+        raise ProviderInvalid(N_("discovery: %(key)s must be a list of strings"), key=key)
     return tuple(value)
 
 
@@ -77,21 +85,35 @@ def _endpoint(document: dict[str, Any], key: str, required: bool = True) -> str 
     if value is None and not required:
         return None
     if not isinstance(value, str) or not is_acceptable_url(value):
-        raise ProviderInvalid(f"discovery: {key} must be an https URL (or loopback http)")
+        raise ProviderInvalid(
+            N_("discovery: %(key)s must be an https URL (or loopback http)"), key=key
+        )
     return value
 
 
 def parse_discovery(document: dict[str, Any], issuer: str) -> ProviderMetadata:
     """Check a discovery document against the registered issuer (OIDC Discovery §4.3)."""
-    if document.get("issuer") != issuer:
+    named = document.get("issuer")
+    if named != issuer:
         # Exact string comparison: a provider that names another issuer (or the same one with a
-        # trailing slash) would sign tokens the broker then could not tie to this school.
-        raise ProviderInvalid("discovery: issuer differs from the registered issuer")
+        # trailing slash) would sign tokens the broker then could not tie to this school. What
+        # it names is shown, cut short and printable only (it is the provider's text, and goes
+        # to a terminal too): a trailing slash, http for https or another path is then plain.
+        if not isinstance(named, str) or not named:
+            raise ProviderInvalid(N_("discovery: the document names no issuer"))
+        raise ProviderInvalid(
+            N_(
+                "discovery: issuer differs from the registered issuer "
+                "(the document names %(named)s)"
+            ),
+            named="".join(c if c.isprintable() else "?" for c in named[:MAX_SHOWN])
+            + ("…" if len(named) > MAX_SHOWN else ""),
+        )
     methods = _strings(document, "code_challenge_methods_supported", ("S256",))
     if "S256" not in methods:
-        raise ProviderInvalid("discovery: the provider does not support PKCE S256")
+        raise ProviderInvalid(N_("discovery: the provider does not support PKCE S256"))
     if "code" not in _strings(document, "response_types_supported", ("code",)):
-        raise ProviderInvalid("discovery: the provider does not support the code flow")
+        raise ProviderInvalid(N_("discovery: the provider does not support the code flow"))
     iss_supported = document.get("authorization_response_iss_parameter_supported", False)
     return ProviderMetadata(
         issuer=issuer,
@@ -116,7 +138,7 @@ def parse_key_set(document: dict[str, Any]) -> tuple[PublicKey, ...]:
     are left out (one odd key must not take the provider's other keys down with it)."""
     entries = document.get("keys")
     if not isinstance(entries, list):
-        raise ProviderInvalid("key set has no `keys` list")
+        raise ProviderInvalid(N_("key set has no `keys` list"))
     keys: list[PublicKey] = []
     for entry in entries:
         if not isinstance(entry, dict) or entry.get("kty") not in _KEY_TYPES:
@@ -180,7 +202,7 @@ class ProviderDirectory:
                 # failing endpoint is asked again only after the refetch interval.
                 entry.keys_fetched_at = now - JWKS_TTL + JWKS_REFETCH_INTERVAL
             try:
-                document = get_json(self.session(), entry.metadata.jwks_uri, "provider key set")
+                document = get_json(self.session(), entry.metadata.jwks_uri, PROVIDER_KEY_SET)
                 keys = parse_key_set(document)
             except UpstreamFailure:
                 if previous:
@@ -197,11 +219,11 @@ class ProviderDirectory:
         if parts.query or parts.fragment or "?" in issuer or "#" in issuer:
             # OIDC Discovery 3: an issuer has no query or fragment. With one, the well-known
             # suffix would land in a query string and reach whatever path the issuer names.
-            raise ProviderInvalid("issuer must not have a query or fragment")
+            raise ProviderInvalid(N_("issuer must not have a query or fragment"))
         url = issuer.rstrip("/") + WELL_KNOWN
         if not is_acceptable_url(url):
-            raise ProviderInvalid("issuer must be an https URL (or loopback http)")
-        return parse_discovery(get_json(self.session(), url, "discovery document"), issuer)
+            raise ProviderInvalid(N_("issuer must be an https URL (or loopback http)"))
+        return parse_discovery(get_json(self.session(), url, DISCOVERY_DOCUMENT), issuer)
 
     def _entry(self, issuer: str) -> _Entry:
         now = self._clock()
@@ -265,16 +287,19 @@ def check_school_provider(
     refused = [alg for alg in algorithms if alg not in ASYMMETRIC_ALGORITHMS]
     if not algorithms or refused:
         raise ProviderInvalid(
-            f"algorithms {', '.join(refused) or '(none)'} not allowed; "
-            f"choose from {', '.join(sorted(ASYMMETRIC_ALGORITHMS))}"
+            N_("algorithms %(refused)s not allowed; choose from %(allowed)s"),
+            refused=", ".join(refused) or "(none)",
+            allowed=", ".join(sorted(ASYMMETRIC_ALGORITHMS)),
         )
     metadata = directory.fetch_metadata(issuer)
     offered = metadata.signing_algorithms
     if offered and not set(algorithms) & set(offered):
         raise ProviderInvalid(
-            f"the provider signs ID tokens with {', '.join(offered)}, not {', '.join(algorithms)}"
+            N_("the provider signs ID tokens with %(offered)s, not %(chosen)s"),
+            offered=", ".join(offered),
+            chosen=", ".join(algorithms),
         )
-    keys = parse_key_set(get_json(directory.session(), metadata.jwks_uri, "provider key set"))
+    keys = parse_key_set(get_json(directory.session(), metadata.jwks_uri, PROVIDER_KEY_SET))
     if not keys:
-        raise ProviderInvalid("the provider's key set holds no usable signing key")
+        raise ProviderInvalid(N_("the provider's key set holds no usable signing key"))
     return metadata

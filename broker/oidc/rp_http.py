@@ -38,7 +38,7 @@ import requests
 import urllib3
 
 from broker.core.endpoints import is_acceptable_endpoint
-from broker.core.errors import SchoolTimeout, UpstreamFailure
+from broker.core.errors import N_, Phrase, SchoolTimeout, UpstreamFailure
 from broker.deadline_socket import wait_for
 from broker.name_lookup import DestinationRefused, LookupTimedOut, checked_destinations
 from broker.oidc.pinned_http import PinnedPoolManager, pinned_to
@@ -71,6 +71,14 @@ def is_acceptable_url(url: str) -> bool:
 
 
 FORM = "application/x-www-form-urlencoded"
+UNREACHABLE = N_("provider unreachable: %(reason)s")
+TOO_LARGE = N_("provider response too large")
+# The documents `get_json` and `json_object` read, as their errors name them.
+DISCOVERY_DOCUMENT = Phrase(N_("discovery document"))
+PROVIDER_KEY_SET = Phrase(N_("provider key set"))
+CLIENT_JWKS = Phrase(N_("client JWKS"))
+TOKEN_RESPONSE = Phrase(N_("token response"))
+USERINFO = Phrase(N_("userinfo"))
 
 
 def _new_pools() -> PinnedPoolManager:
@@ -130,7 +138,7 @@ class SchoolSession:
         already)."""
         if not is_acceptable_url(url):
             raise UpstreamFailure(
-                "provider endpoint is not https (or loopback http)", code="endpoint_refused"
+                N_("provider endpoint is not https (or loopback http)"), code="endpoint_refused"
             )
         # The timeout bounds each step (the name lookup, each socket read); the deadline bounds
         # the whole call, so a provider that sends a byte a second, or a resolver that hangs,
@@ -139,7 +147,7 @@ class SchoolSession:
         budget_ends = _BUDGET_ENDS.get()
         if budget_ends is not None:
             if budget_ends <= time.monotonic():
-                raise SchoolTimeout("the time for this login's calls to the provider is spent")
+                raise SchoolTimeout(N_("the time for this login's calls to the provider is spent"))
             deadline = min(deadline, budget_ends)
         # The host as it is sent (an international name in its ASCII form): the name looked
         # up, checked and pinned must be that very name.
@@ -167,17 +175,29 @@ class SchoolSession:
         except urllib3.exceptions.NewConnectionError as err:
             # Refused or unreachable (urllib3 files this under its timeouts, for history).
             raise UpstreamFailure(
-                f"provider unreachable: {type(err).__name__}", code="school_unreachable"
+                UNREACHABLE, code="school_unreachable", reason=type(err).__name__
             ) from None
         except (urllib3.exceptions.TimeoutError, TimeoutError) as err:
             # Connect or read timeout: a provider that hangs ends this login, not the worker.
-            raise SchoolTimeout(f"provider did not answer in time: {type(err).__name__}") from None
+            raise SchoolTimeout(
+                N_("provider did not answer in time: %(reason)s"), reason=type(err).__name__
+            ) from None
+        except urllib3.exceptions.SSLError as err:
+            # Its certificate, mostly (expired, another name, an unknown issuer): said in words
+            # for the school's administrator, the exception's name kept as with the others.
+            raise UpstreamFailure(
+                N_("provider unreachable: its TLS certificate was not accepted (%(reason)s)"),
+                code="school_unreachable",
+                reason=type(err).__name__,
+            ) from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
             raise UpstreamFailure(
-                f"provider unreachable: {type(err).__name__}", code="school_unreachable"
+                UNREACHABLE, code="school_unreachable", reason=type(err).__name__
             ) from None
         if 300 <= response.status < 400:
-            raise UpstreamFailure("provider answered with a redirect", code="school_unreachable")
+            raise UpstreamFailure(
+                N_("provider answered with a redirect"), code="school_unreachable"
+            )
         return SchoolResponse(response.status, response.headers, content)
 
 
@@ -186,7 +206,7 @@ def _left(step: float, deadline: float) -> float:
     try:
         return wait_for(step, deadline)
     except TimeoutError:
-        raise SchoolTimeout("the time for this call to the provider is spent") from None
+        raise SchoolTimeout(N_("the time for this call to the provider is spent")) from None
 
 
 def _as_sent(url: str) -> str:
@@ -197,7 +217,7 @@ def _as_sent(url: str) -> str:
         prepared.prepare_url(url, None)
     except requests.RequestException:
         raise UpstreamFailure(
-            "provider endpoint is not a valid URL", code="endpoint_refused"
+            N_("provider endpoint is not a valid URL"), code="endpoint_refused"
         ) from None
     return str(prepared.url)
 
@@ -213,15 +233,15 @@ def _checked_addresses(url: str, allow_loopback: bool, seconds: float) -> list[s
         )
     except LookupTimedOut as err:
         if err.busy:
-            raise SchoolTimeout("too many lookups of providers' names are hanging") from None
-        raise SchoolTimeout("the provider's name did not resolve in time") from None
+            raise SchoolTimeout(N_("too many lookups of providers' names are hanging")) from None
+        raise SchoolTimeout(N_("the provider's name did not resolve in time")) from None
     except DestinationRefused:
         raise UpstreamFailure(
-            "provider endpoint is not a public address", code="endpoint_refused"
+            N_("provider endpoint is not a public address"), code="endpoint_refused"
         ) from None
     except (OSError, UnicodeError) as err:
         raise UpstreamFailure(
-            f"provider unreachable: {type(err).__name__}", code="school_unreachable"
+            UNREACHABLE, code="school_unreachable", reason=type(err).__name__
         ) from None
     return [str(sockaddr[0]) for _, sockaddr in found]
 
@@ -230,12 +250,12 @@ def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
         response.close()
-        raise UpstreamFailure("provider response too large", code="response_too_large")
+        raise UpstreamFailure(TOO_LARGE, code="response_too_large")
     collected = bytearray()
     while True:
         if time.monotonic() > deadline:
             response.close()
-            raise SchoolTimeout("provider answered too slowly")
+            raise SchoolTimeout(N_("provider answered too slowly"))
         # read1: what one socket read brings, so the deadline is checked between trickles.
         chunk = response.read1(_CHUNK, decode_content=True)
         if not chunk:
@@ -243,27 +263,35 @@ def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
         collected.extend(chunk)
         if len(collected) > MAX_RESPONSE_BYTES:
             response.close()
-            raise UpstreamFailure("provider response too large", code="response_too_large")
+            raise UpstreamFailure(TOO_LARGE, code="response_too_large")
     # Read to the end: the connection goes back to its pool for the next call.
     response.release_conn()
     return bytes(collected)
 
 
-def get_json(session: SchoolSession, url: str, what: str) -> dict[str, Any]:
-    """GET a JSON object (discovery document, key set); anything else is the provider's fault."""
+def get_json(session: SchoolSession, url: str, what: Phrase) -> dict[str, Any]:
+    """GET a JSON object (discovery document, key set); anything else is the provider's fault.
+    `what` names the document in the errors (and is translated with them in the portals)."""
     response = session.request("GET", url, headers={"Accept": "application/json"})
     if response.status_code != 200:
         raise UpstreamFailure(
-            f"{what} answered HTTP {response.status_code}", code="school_unreachable"
+            N_("%(what)s answered HTTP %(status)s"),
+            code="school_unreachable",
+            what=what,
+            status=response.status_code,
         )
     return json_object(response.content, what)
 
 
-def json_object(body: bytes, what: str) -> dict[str, Any]:
+def json_object(body: bytes, what: Phrase) -> dict[str, Any]:
     try:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError):
-        raise UpstreamFailure(f"{what} is not JSON", code="provider_invalid") from None
+        raise UpstreamFailure(
+            N_("%(what)s is not JSON"), code="provider_invalid", what=what
+        ) from None
     if not isinstance(value, dict):
-        raise UpstreamFailure(f"{what} is not a JSON object", code="provider_invalid")
+        raise UpstreamFailure(
+            N_("%(what)s is not a JSON object"), code="provider_invalid", what=what
+        )
     return value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from lxml import etree
 
 from broker.core.endpoints import is_acceptable_endpoint
-from broker.core.errors import BadRequest
+from broker.core.errors import N_, BadRequest
 from broker.saml.firewall import MAX_BODY_BYTES
 from broker.saml.xml_parsing import parse_untrusted
 
@@ -15,41 +15,37 @@ REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 MAX_METADATA_BYTES = 4 * MAX_BODY_BYTES
 
 
-def N_(message: str) -> str:
-    """Mark a message for the translation catalogue without translating it (no Flask here)."""
-    return message
-
-
 # Messages more than one check gives (metadata_report.py lists every problem at once).
-TOO_LARGE = N_("metadata is larger than 1 MiB")
+TOO_LARGE = N_("metadata is larger than %(mib)s MiB")
 NOT_UTF8 = N_("the file is not UTF-8 text")
 NOT_AN_IDP = N_(
     "metadata of %(entity_id)s does not describe an identity provider (IDPSSODescriptor)"
 )
 NOT_AN_SP = N_("metadata of %(entity_id)s does not describe a service provider (SPSSODescriptor)")
 NO_SIGNING_KEY = N_("metadata of %(entity_id)s has no signing key (KeyDescriptor)")
+NO_REDIRECT_SSO = N_("metadata of %(entity_id)s has no HTTP-Redirect SingleSignOnService")
 ACS_NOT_HTTPS = N_("ACS URL '%(url)s' must be https (plain http only on loopback)")
 
 
 class MetadataInvalid(BadRequest):
-    """What is wrong with a metadata document. `message` is an English sentence with
-    %(name)s placeholders, marked `N_` for the catalogue, and `params` fill them: the CLI and
-    the log read `detail` (English), the portal translates `message` into the page's language
-    (broker/web/labels.py, `metadata_problem`)."""
+    """What is wrong with a metadata document (or with fetching it): an English sentence marked
+    `N_` with its placeholders' values, as every BrokerError's detail can be (core/errors.py):
+    the CLI and the log read `detail`, the portals translate `message` (web/labels.py,
+    `localised_problem`)."""
 
     code = "metadata_invalid"
     public_message = "The SAML metadata is not usable."
 
-    def __init__(self, message: str, **params: object) -> None:
-        super().__init__(message % params if params else message)
-        self.message = message
-        self.params = params
+
+def too_large(max_bytes: int) -> MetadataInvalid:
+    """A document over `max_bytes`, said in MiB ("1", "0.5")."""
+    return MetadataInvalid(TOO_LARGE, mib=f"{max_bytes / 2**20:g}")
 
 
 def _parse(xml: str) -> etree._Element:
     raw = xml.encode()
     if len(raw) > MAX_METADATA_BYTES:
-        raise MetadataInvalid(TOO_LARGE)
+        raise too_large(MAX_METADATA_BYTES)
     if b"<!DOCTYPE" in raw:
         raise MetadataInvalid(N_("metadata contains a DOCTYPE"))
     try:
@@ -73,15 +69,25 @@ def _descriptor(root: etree._Element, role: str) -> tuple[str, etree._Element]:
         if role == "idp":
             raise MetadataInvalid(NOT_AN_IDP, entity_id=entity_id)
         raise MetadataInvalid(NOT_AN_SP, entity_id=entity_id)
+    if not has_signing_key(descriptor, role):
+        raise MetadataInvalid(NO_SIGNING_KEY, entity_id=entity_id)
+    return entity_id, descriptor
+
+
+def has_signing_key(descriptor: etree._Element, role: str) -> bool:
     keys = descriptor.findall(f"{{{MD}}}KeyDescriptor")
     # An IdP's assertions are checked with its signing keys only (a KeyDescriptor without `use`
     # serves both, SAML metadata 2.4.1.1): a copy whose keys are all for encryption would make
     # every login of the school fail.
     if role == "idp":
         keys = [key for key in keys if key.get("use") in (None, "signing")]
-    if not keys:
-        raise MetadataInvalid(NO_SIGNING_KEY, entity_id=entity_id)
-    return entity_id, descriptor
+    return bool(keys)
+
+
+def has_redirect_sso(descriptor: etree._Element) -> bool:
+    """The broker sends its AuthnRequests to a school with the HTTP-Redirect binding."""
+    bindings = {e.get("Binding") for e in descriptor.findall(f"{{{MD}}}SingleSignOnService")}
+    return REDIRECT in bindings
 
 
 def idp_entity_id(xml: str) -> str:
@@ -92,12 +98,8 @@ def idp_entity_id(xml: str) -> str:
 def checked_idp(root: etree._Element) -> str:
     """`idp_entity_id` on an EntityDescriptor already parsed (one entity of an aggregate)."""
     entity_id, descriptor = _descriptor(root, "idp")
-    bindings = {e.get("Binding") for e in descriptor.findall(f"{{{MD}}}SingleSignOnService")}
-    if REDIRECT not in bindings:
-        raise MetadataInvalid(
-            N_("metadata of %(entity_id)s has no HTTP-Redirect SingleSignOnService"),
-            entity_id=entity_id,
-        )
+    if not has_redirect_sso(descriptor):
+        raise MetadataInvalid(NO_REDIRECT_SSO, entity_id=entity_id)
     return entity_id
 
 

@@ -14,11 +14,13 @@ from the environment (a proxy would resolve the name itself).
 from __future__ import annotations
 
 import http.client
+import ssl
 import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
 from broker.core.endpoints import is_acceptable_endpoint
+from broker.core.errors import N_
 from broker.deadline_socket import Limits
 from broker.name_lookup import (
     Destination,
@@ -26,7 +28,7 @@ from broker.name_lookup import (
     LookupTimedOut,
     checked_destinations,
 )
-from broker.saml.metadata_check import MAX_METADATA_BYTES, MetadataInvalid
+from broker.saml.metadata_check import MAX_METADATA_BYTES, MetadataInvalid, too_large
 from broker.saml.pinned_connection import PinnedConnection, PinnedTLSConnection
 
 FETCH_TIMEOUT_SECONDS = 10
@@ -78,20 +80,28 @@ def fetch_bytes(
         if response.status != 200:
             # A 3xx too: the URL checked must be the URL fetched (metadata carries the keys the
             # broker will trust), so a redirect is refused, never followed.
-            raise MetadataInvalid(f"cannot fetch the metadata: HTTP {response.status}")
+            message = N_("cannot fetch the metadata: HTTP %(status)s")
+            if 300 <= response.status < 400:
+                message = N_(
+                    "cannot fetch the metadata: HTTP %(status)s, a redirect, which the broker "
+                    "does not follow (give the address it points to)"
+                )
+            raise MetadataInvalid(message, status=response.status)
         body = _read_capped(response, max_bytes)
         promised = response.headers.get("Content-Length", "")
         if promised.isdigit() and int(promised) > len(body) and len(body) <= max_bytes:
             # The connection closed early: a truncated file must never pass as complete.
-            raise MetadataInvalid("cannot fetch the metadata: the download was cut short")
+            raise MetadataInvalid(N_("cannot fetch the metadata: the download was cut short"))
     except TimeoutError:
         # A step's own timeout, or the deadline (each read waits at most until then, so a
         # server sending a byte every few seconds cannot hold a worker for hours).
-        raise MetadataInvalid("cannot fetch the metadata: the server answered too slowly") from None
+        raise MetadataInvalid(
+            N_("cannot fetch the metadata: the server answered too slowly")
+        ) from None
     except (OSError, http.client.HTTPException) as err:
         # IncompleteRead (a chunked body cut short) is an HTTPException; a certificate that
         # does not match the host name an ssl.SSLCertVerificationError (an OSError).
-        raise MetadataInvalid(f"cannot fetch the metadata: {type(err).__name__}") from None
+        raise MetadataInvalid(_failure(err), reason=type(err).__name__) from None
     finally:
         # A response that reads until the server closes holds the socket, not the connection.
         if response is not None:
@@ -99,7 +109,7 @@ def fetch_bytes(
         if connection is not None:
             connection.close()
     if len(body) > max_bytes:
-        raise MetadataInvalid(f"metadata is larger than {max_bytes / 2**20:g} MiB")
+        raise too_large(max_bytes)
     return body
 
 
@@ -108,11 +118,11 @@ def _target(url: str) -> _Target:
         parts = urlsplit(url)
         port = parts.port
     except ValueError:  # a port that is not a number, an unclosed [IPv6] bracket
-        raise MetadataInvalid("the metadata URL is not a valid URL") from None
+        raise MetadataInvalid(N_("the metadata URL is not a valid URL")) from None
     if not is_acceptable_endpoint(url):
-        raise MetadataInvalid("metadata URLs must be https (plain http only on loopback)")
+        raise MetadataInvalid(N_("metadata URLs must be https (plain http only on loopback)"))
     if parts.username is not None or parts.password is not None:
-        raise MetadataInvalid("metadata URLs must not carry a user name or password")
+        raise MetadataInvalid(N_("metadata URLs must not carry a user name or password"))
     host = parts.hostname or ""
     if not host.isascii():
         try:
@@ -120,7 +130,7 @@ def _target(url: str) -> _Target:
             # the name looked up, checked and verified in the certificate is this one.
             host = host.encode("idna").decode("ascii")
         except UnicodeError:
-            raise MetadataInvalid("the metadata URL's host name is not valid") from None
+            raise MetadataInvalid(N_("the metadata URL's host name is not valid")) from None
     tls = parts.scheme == "https"
     path = quote(parts.path or "/", safe=_REQUEST_TARGET_SAFE)
     if parts.query:
@@ -137,13 +147,26 @@ def _destinations(target: _Target, allow_loopback: bool, seconds: float) -> list
         )
     except LookupTimedOut:
         raise MetadataInvalid(
-            "cannot fetch the metadata: the host name did not resolve in time"
+            N_("cannot fetch the metadata: the host name did not resolve in time")
         ) from None
     except DestinationRefused:
         # An administrator's URL must not reach the broker's own network.
-        raise MetadataInvalid("metadata URLs must point to a public address") from None
+        raise MetadataInvalid(N_("metadata URLs must point to a public address")) from None
     except (OSError, UnicodeError):
-        raise MetadataInvalid("cannot fetch the metadata: host not found") from None
+        raise MetadataInvalid(N_("cannot fetch the metadata: host not found")) from None
+
+
+def _failure(err: OSError | http.client.HTTPException) -> str:
+    """What a failed connection or download says, the exception's name kept (the log and the
+    school's supplier know it): a certificate and a refused connection in words first, as an
+    ICT officer needs them to know whom to ask."""
+    if isinstance(err, ssl.SSLCertVerificationError):
+        return N_("cannot fetch the metadata: the server's certificate is not valid (%(reason)s)")
+    if isinstance(err, ssl.SSLError):
+        return N_("cannot fetch the metadata: no secure connection (%(reason)s)")
+    if isinstance(err, ConnectionRefusedError):
+        return N_("cannot fetch the metadata: the server refused the connection (%(reason)s)")
+    return N_("cannot fetch the metadata: %(reason)s")
 
 
 def _read_capped(response: http.client.HTTPResponse, max_bytes: int) -> bytes:

@@ -1,12 +1,15 @@
-"""Everything wrong with a publisher's SP metadata, as a list (the portal shows all at once).
+"""Everything wrong with a publisher's SP metadata or a school's IdP metadata, as a list (the
+portals show all at once).
 
-`metadata_check.sp_entity_id` stops at the first problem, which suits the CLI; a publisher
-uploading a file is better served by every problem in one go. The checks are the same, and so
-are the messages: each problem is a `MetadataInvalid`, whose `detail` is English (the CLI, the
-registry import) and whose `message` and `params` the portal translates.
+`metadata_check.sp_entity_id` and `idp_entity_id` stop at the first problem, which suits the
+CLI; an administrator uploading a file is better served by every problem in one go. The checks
+are the same, and so are the messages: each problem is a `MetadataInvalid`, whose `detail` is
+English (the CLI, the registry import) and whose `message` and `params` the portals translate.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from lxml import etree
 
@@ -15,18 +18,60 @@ from broker.saml.metadata_check import (
     ACS_NOT_HTTPS,
     MAX_METADATA_BYTES,
     MD,
+    NO_REDIRECT_SSO,
     NO_SIGNING_KEY,
     POST,
     MetadataInvalid,
+    has_redirect_sso,
+    has_signing_key,
+    idp_entity_id,
     sp_entity_id,
 )
 from broker.saml.xml_parsing import parse_untrusted
 
+Problems = tuple[str | None, list[MetadataInvalid]]
 
-def sp_metadata_problems(xml: str) -> tuple[str | None, list[MetadataInvalid]]:
+
+def sp_metadata_problems(xml: str) -> Problems:
     """(entity id, problems); the entity id only when there are no problems."""
+    return _problems(xml, sp_entity_id, "SPSSODescriptor", _sp_problems)
+
+
+def idp_metadata_problems(xml: str) -> Problems:
+    """`sp_metadata_problems` for a school's identity provider."""
+    return _problems(xml, idp_entity_id, "IDPSSODescriptor", _idp_problems)
+
+
+def _sp_problems(entity_id: str, descriptor: etree._Element) -> list[MetadataInvalid]:
+    problems = []
+    if not has_signing_key(descriptor, "sp"):
+        problems.append(MetadataInvalid(NO_SIGNING_KEY, entity_id=entity_id))
+    for endpoint in descriptor.findall(f"{{{MD}}}AssertionConsumerService"):
+        location = endpoint.get("Location", "")
+        if endpoint.get("Binding") == POST and not is_acceptable_endpoint(location):
+            problems.append(MetadataInvalid(ACS_NOT_HTTPS, url=location))
+    return problems
+
+
+def _idp_problems(entity_id: str, descriptor: etree._Element) -> list[MetadataInvalid]:
+    problems = []
+    if not has_signing_key(descriptor, "idp"):
+        problems.append(MetadataInvalid(NO_SIGNING_KEY, entity_id=entity_id))
+    if not has_redirect_sso(descriptor):
+        problems.append(MetadataInvalid(NO_REDIRECT_SSO, entity_id=entity_id))
+    return problems
+
+
+def _problems(
+    xml: str,
+    check: Callable[[str], str],
+    tag: str,
+    more: Callable[[str, etree._Element], list[MetadataInvalid]],
+) -> Problems:
+    """The first problem `check` finds, then the others `more` finds in the descriptor (when
+    the document has one to look into)."""
     try:
-        return sp_entity_id(xml), []
+        return check(xml), []
     except MetadataInvalid as first:
         problems = [first]
     raw = xml.encode()
@@ -36,19 +81,10 @@ def sp_metadata_problems(xml: str) -> tuple[str | None, list[MetadataInvalid]]:
         root = parse_untrusted(raw)
     except etree.XMLSyntaxError:
         return None, problems
-    descriptor = root.find(f"{{{MD}}}SPSSODescriptor")
+    descriptor = root.find(f"{{{MD}}}{tag}")
     if descriptor is None:
         return None, problems
-    entity_id = root.get("entityID", "")
-    if descriptor.find(f"{{{MD}}}KeyDescriptor") is None:
-        _add(problems, MetadataInvalid(NO_SIGNING_KEY, entity_id=entity_id))
-    for endpoint in descriptor.findall(f"{{{MD}}}AssertionConsumerService"):
-        location = endpoint.get("Location", "")
-        if endpoint.get("Binding") == POST and not is_acceptable_endpoint(location):
-            _add(problems, MetadataInvalid(ACS_NOT_HTTPS, url=location))
+    for problem in more(root.get("entityID", ""), descriptor):
+        if all(problem.detail != known.detail for known in problems):
+            problems.append(problem)
     return None, problems
-
-
-def _add(problems: list[MetadataInvalid], problem: MetadataInvalid) -> None:
-    if all(problem.detail != known.detail for known in problems):
-        problems.append(problem)

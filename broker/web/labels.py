@@ -15,15 +15,9 @@ from datetime import UTC, datetime, tzinfo
 from babel import Locale
 from babel.dates import format_datetime
 
-from broker.core.errors import BrokerError
+from broker.core.errors import N_, BrokerError, Phrase
 from broker.core.model import Declaration
 from broker.web.i18n import current_language, page_translations
-
-
-def N_(message: str) -> str:
-    """Mark `message` for extraction without translating it (pybabel knows `N_` by default)."""
-    return message
-
 
 # Canonical names from attributes.md, plus the chain pseudonym that every service receives.
 _ATTRIBUTE_LABELS = {
@@ -169,10 +163,21 @@ def declared_purpose(declaration: Declaration) -> str:
 
 
 def localised_problem(message: str, params: Mapping[str, object]) -> str:
-    """An English message marked `N_` outside the web layer (such as a metadata check's,
-    saml/metadata_check.py), in the language of the page, its placeholders filled."""
+    """An English message marked `N_` outside the web layer (an error's `message` and `params`,
+    core/errors.py: a metadata check's, a school's OpenID provider check's), in the language of
+    the page, its placeholders filled; a value that is a `Phrase` is translated too."""
     text = _translated(message)
-    return text % params if params else text
+    if not params:
+        return text
+    return text % {
+        name: _translated(value) if isinstance(value, Phrase) else value
+        for name, value in params.items()
+    }
+
+
+def localised_detail(error: BrokerError) -> str:
+    """`localised_problem` of an error's own detail: what went wrong, for an administrator."""
+    return localised_problem(error.message, error.params)
 
 
 def public_message(error: BrokerError) -> str:

@@ -26,6 +26,15 @@ SCHOOL_PORTAL = [
     WEB / "portal" / "sign_in.py",
     WEB / "portal" / "authors.py",
 ]
+# What the checks of a school's metadata and OpenID provider say (marked `N_`, core/errors.py):
+# the identity provider page shows it translated.
+BROKER = WEB.parent
+SCHOOL_CHECKS = [
+    BROKER / "saml" / "metadata_check.py",
+    BROKER / "saml" / "metadata_fetch.py",
+    BROKER / "oidc" / "rp_discovery.py",
+    BROKER / "oidc" / "rp_http.py",
+]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
 INFORMAL = re.compile(r"\b(je|jij|jou|jouw|jullie)\b", re.IGNORECASE)
 
@@ -36,6 +45,9 @@ def _school_portal_messages() -> set[str]:
         method = "jinja2" if path.suffix == ".html" else "python"
         for _, message, _, _ in extract_from_file(method, str(path), keywords=KEYWORDS):
             found.add(message[0] if isinstance(message, tuple) else message)
+    for path in SCHOOL_CHECKS:
+        for _, message, _, _ in extract_from_file("python", str(path), keywords={"N_": None}):
+            found.add(message)
     return found
 
 

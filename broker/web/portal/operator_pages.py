@@ -16,8 +16,6 @@ from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Publisher
 from broker.core.errors import BadRequest
 from broker.core.model import Chain, School
-from broker.saml.metadata_check import idp_entity_id
-from broker.saml.metadata_fetch import fetch_metadata
 from broker.web.login_steps import broker
 from broker.web.portal.forms import (
     ChainForm,
@@ -28,7 +26,7 @@ from broker.web.portal.forms import (
     ServiceChainForm,
 )
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page
-from broker.web.portal.uploads import uploaded_text
+from broker.web.portal.uploads import idp_metadata
 
 log = logging.getLogger("broker.portal")
 operator_pages = portal_blueprint("portal_operator", "/portal/operator")
@@ -106,23 +104,18 @@ def schools() -> Response | tuple[str, int]:
     form = SchoolForm()
     registry = broker().registry
     if form.validate_on_submit():
-        try:
-            xml = uploaded_text(form.metadata_file.data) or fetch_metadata(
-                form.metadata_url.data or "",
-                allow_loopback=broker().settings.peers_on_loopback,
-            )
-            entity_id = idp_entity_id(xml)
-            school_id, name = form.school_id.data or "", form.name.data or ""
-            town = form.town.data or ""
-            registry.add_school(School(school_id, name, entity_id, town=town), xml)
-        except BadRequest as error:
-            form.metadata_file.errors = [f"{gettext(error.public_message)} ({error.detail})"]
-        else:
-            log.info(
-                "portal school added school=%s admin=%s", form.school_id.data, current_admin().id
-            )
-            flash(gettext("School %(school)s added.", school=form.school_id.data))
-            return redirect(url_for(".schools"), code=303)
+        entity_id, xml, given = idp_metadata(form.metadata_file, form.metadata_url)
+        school_id, name = form.school_id.data or "", form.name.data or ""
+        town = form.town.data or ""
+        if entity_id is not None:
+            try:
+                registry.add_school(School(school_id, name, entity_id, town=town), xml)
+            except BadRequest as error:
+                given.errors = [f"{gettext(error.public_message)} ({error.detail})"]
+            else:
+                log.info("portal school added school=%s admin=%s", school_id, current_admin().id)
+                flash(gettext("School %(school)s added.", school=school_id))
+                return redirect(url_for(".schools"), code=303)
     status = 400 if form.is_submitted() else 200
     page = render_template("portal/operator_schools.html", form=form, schools=registry.schools())
     return page, status

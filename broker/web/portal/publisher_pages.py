@@ -25,7 +25,7 @@ from broker.core.pseudonym_rotation import open_windows
 from broker.saml.entities import SSO_PATH
 from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_report import sp_metadata_problems
-from broker.web.labels import localised_problem, shown_time
+from broker.web.labels import localised_detail, shown_time
 from broker.web.login_steps import broker
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.declaration_forms import (
@@ -89,12 +89,12 @@ def _metadata(form: ServiceForm) -> tuple[str | None, str, list[str]]:
     try:
         xml = uploaded_text(form["metadata_file"].data) or form["metadata_xml"].data or ""
     except MetadataInvalid as error:
-        return None, "", [localised_problem(error.message, error.params)]
+        return None, "", [localised_detail(error)]
     form["metadata_xml"].data = xml
     if not xml.strip():
         return None, "", [gettext("Upload the service's SAML metadata, or paste it.")]
     entity_id, problems = sp_metadata_problems(xml)
-    return entity_id, xml, [localised_problem(p.message, p.params) for p in problems]
+    return entity_id, xml, [localised_detail(problem) for problem in problems]
 
 
 @publisher_pages.route("/services/new", methods=["GET", "POST"])

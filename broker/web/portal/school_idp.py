@@ -1,10 +1,12 @@
 """The school's portal: its identity provider and the attribute that identifies a student.
 
-SAML metadata goes through the same check as the operator's onboarding (`idp_entity_id`); an
-OpenID provider through the same check as `school add --oidc-issuer` (`check_school_provider`:
-discovery document, algorithms, key set), before anything is saved. The change bumps the
-registry's generation, so every worker uses it on the next login; the OIDC back caches providers
-by issuer, so a new issuer is simply a new entry.
+SAML metadata goes through the same check as the operator's onboarding (`idp_metadata`: every
+problem at once); an OpenID provider through the same check as `school add --oidc-issuer`
+(`check_school_provider`: discovery document, algorithms, key set), before anything is saved.
+What is wrong is said in the page's language (the checks' messages are marked for translation,
+core/errors.py), next to the field it concerns, with every field's problems in one round. The
+change bumps the registry's generation, so every worker uses it on the next login; the OIDC back
+caches providers by issuer, so a new issuer is simply a new entry.
 
 The provider's client secret is typed into a password field, stored, and never shown again.
 
@@ -28,8 +30,7 @@ from broker.core.errors import BadRequest, UpstreamFailure
 from broker.core.model import OidcUpstream, School
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
-from broker.saml.metadata_check import idp_entity_id
-from broker.saml.metadata_fetch import fetch_metadata
+from broker.web.labels import localised_detail
 from broker.web.login_steps import broker
 from broker.web.portal.oidc_forms import OidcProviderForm, SamlIdpForm
 from broker.web.portal.rights import (
@@ -39,7 +40,7 @@ from broker.web.portal.rights import (
     portal_page,
     refuse_unless,
 )
-from broker.web.portal.uploads import uploaded_text
+from broker.web.portal.uploads import idp_metadata
 
 log = logging.getLogger("broker.portal")
 school_idp_pages = portal_blueprint("portal_school_idp", "/portal/school/<school_id>")
@@ -119,22 +120,18 @@ def saml_provider(school_id: str) -> Response | tuple[str, int]:
     school = _changeable(_school(school_id))
     saml, oidc = SamlIdpForm(), _forms(school)[1]
     if saml.validate_on_submit():
-        try:
-            xml = uploaded_text(saml.metadata_file.data) or fetch_metadata(
-                saml.metadata_url.data or "",
-                allow_loopback=broker().settings.peers_on_loopback,
-            )
+        entity_id, xml, given = idp_metadata(saml.metadata_file, saml.metadata_url)
+        if entity_id is not None:
             changed = replace(
-                school,
-                idp_entity_id=idp_entity_id(xml),
-                subject_attribute=saml.saml_subject.data,
-                oidc=None,
+                school, idp_entity_id=entity_id, subject_attribute=saml.saml_subject.data, oidc=None
             )
-            broker().registry.update_school_idp(changed, xml)
-        except BadRequest as error:
-            saml.metadata_file.errors = [f"{gettext(error.public_message)} ({error.detail})"]
-        else:
-            return _saved(school, "saml")
+            try:
+                broker().registry.update_school_idp(changed, xml)
+            except BadRequest as error:
+                # Another school's identity provider already (a taken entity id).
+                given.errors = [f"{gettext(error.public_message)} ({error.detail})"]
+            else:
+                return _saved(school, "saml")
     return _page(school, saml, oidc, 400)
 
 
@@ -147,19 +144,11 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
         secret = (oidc.client_secret.data or "").strip()
         if not secret and school.oidc is not None:
             secret = school.oidc.client_secret  # left empty: keep the current one
+        # Every field in one round: the provider is checked with or without a secret.
         if not secret:
             oidc.client_secret.errors = [gettext("Give the client secret.")]
-            return _page(school, saml, oidc, 400)
         issuer, algorithms = oidc.issuer.data or "", (oidc.algorithm.data,)
-        settings = broker().settings
-        timeout = settings.oidc.http_timeout_seconds if settings.oidc else DEFAULT_TIMEOUT
-        loopback = settings.peers_on_loopback
-        try:
-            check_school_provider(
-                ProviderDirectory(lambda: SchoolSession(timeout, allow_loopback=loopback)),
-                issuer,
-                algorithms,
-            )
+        if _usable_provider(oidc, issuer, algorithms) and secret:
             upstream = OidcUpstream(issuer, (oidc.client_id.data or "").strip(), secret, algorithms)
             changed = replace(
                 school,
@@ -167,12 +156,31 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
                 subject_attribute=oidc.oidc_subject.data,
                 oidc=upstream,
             )
-            broker().registry.update_school_idp(changed, "")
-        except UpstreamFailure as error:
-            message = gettext("The OpenID provider cannot be used:")
-            oidc.issuer.errors = [f"{message} {error.detail or error.code}"]
-        except BadRequest as error:
-            oidc.issuer.errors = [f"{gettext(error.public_message)} ({error.detail})"]
-        else:
-            return _saved(school, "oidc")
+            try:
+                broker().registry.update_school_idp(changed, "")
+            except BadRequest as error:
+                oidc.issuer.errors = [f"{gettext(error.public_message)} ({error.detail})"]
+            else:
+                return _saved(school, "oidc")
     return _page(school, saml, oidc, 400)
+
+
+def _usable_provider(form: OidcProviderForm, issuer: str, algorithms: tuple[str, ...]) -> bool:
+    """Whether the provider passes `school add --oidc-issuer`'s check; if not, what is wrong goes
+    next to the issuer, in the page's language (the CLI says it in English)."""
+    settings = broker().settings
+    timeout = settings.oidc.http_timeout_seconds if settings.oidc else DEFAULT_TIMEOUT
+    loopback = settings.peers_on_loopback
+    try:
+        check_school_provider(
+            ProviderDirectory(lambda: SchoolSession(timeout, allow_loopback=loopback)),
+            issuer,
+            algorithms,
+        )
+    except UpstreamFailure as error:
+        unusable = gettext("The OpenID provider cannot be used:")
+        form.issuer.errors = [
+            f"{unusable} {localised_detail(error) if error.detail else error.code}"
+        ]
+        return False
+    return True

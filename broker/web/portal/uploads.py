@@ -1,10 +1,16 @@
-"""Uploaded metadata files: read as UTF-8 text, refused with a message when they are not."""
+"""Metadata an administrator gives: an uploaded file (read as UTF-8 text, refused with a message
+when it is not), or the address of a school's identity provider's metadata, fetched."""
 
 from __future__ import annotations
 
 from werkzeug.datastructures import FileStorage
+from wtforms import Field
 
-from broker.saml.metadata_check import MAX_METADATA_BYTES, NOT_UTF8, TOO_LARGE, MetadataInvalid
+from broker.saml.metadata_check import MAX_METADATA_BYTES, NOT_UTF8, MetadataInvalid, too_large
+from broker.saml.metadata_fetch import fetch_metadata
+from broker.saml.metadata_report import idp_metadata_problems
+from broker.web.labels import localised_detail
+from broker.web.login_steps import broker
 
 
 def uploaded_text(upload: object) -> str | None:
@@ -13,8 +19,28 @@ def uploaded_text(upload: object) -> str | None:
         return None
     raw = upload.stream.read(MAX_METADATA_BYTES + 1)
     if len(raw) > MAX_METADATA_BYTES:
-        raise MetadataInvalid(TOO_LARGE)
+        raise too_large(MAX_METADATA_BYTES)
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise MetadataInvalid(NOT_UTF8) from None
+
+
+def idp_metadata(upload: Field, address: Field) -> tuple[str | None, str, Field]:
+    """(entity id, metadata, the field it came from) of a school's identity provider: the
+    uploaded file, else what its address serves. Every problem found, in the page's language,
+    goes next to that field (the upload's, or the address's when it was fetched), and the
+    entity id is None. The operator's onboarding and the school's own page check alike."""
+    field = upload
+    try:
+        xml = uploaded_text(upload.data)
+        if xml is None:
+            field = address
+            allow_loopback = broker().settings.peers_on_loopback
+            xml = fetch_metadata(address.data or "", allow_loopback=allow_loopback)
+    except MetadataInvalid as error:
+        field.errors = [localised_detail(error)]
+        return None, "", field
+    entity_id, problems = idp_metadata_problems(xml)
+    field.errors = [localised_detail(problem) for problem in problems]
+    return entity_id, xml, field
