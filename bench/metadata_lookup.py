@@ -23,17 +23,15 @@ DIR`) every round runs both trees, each in a process of its own, in the order AB
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
+
+from tree_rounds import alternating, child_output, run_child, trees
 
 from bench.metadata_aggregate import certificate_body, idp_entity, sp_entity
 
@@ -215,27 +213,6 @@ def measure(with_pages: bool) -> dict[str, float]:
         return results
 
 
-def child(tree: Path | None, with_pages: bool) -> dict[str, float]:
-    here = Path(__file__).resolve().parent.parent
-    env = dict(os.environ)
-    # The broker from the tree measured; `bench` (this file's helpers) from this checkout.
-    measured = (tree or here).resolve()
-    env["PYTHONPATH"] = os.pathsep.join(str(p) for p in (measured, here))
-    # The script by its path, not `-m`: `-m` would put the working folder (this checkout)
-    # before PYTHONPATH, and the other tree's broker would never be imported.
-    command = [sys.executable, str(Path(__file__).resolve()), "--child"]
-    if not with_pages:
-        command.append("--no-pages")
-    out = subprocess.run(
-        command, env=env, check=True, capture_output=True, text=True, cwd=here
-    ).stdout
-    figures: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    imported = Path(figures.pop("broker")).parent
-    if imported != measured / "broker":
-        raise SystemExit(f"the child imported the broker from {imported}, not from {measured}")
-    return figures
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
@@ -244,20 +221,12 @@ def main() -> None:
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        import broker
-
-        print(json.dumps(measure(not args.no_pages) | {"broker": broker.__file__}))
+        print(child_output(measure(not args.no_pages)))
         return
-    trees: dict[str, Path | None] = {"this": None}
-    if args.compare is not None:
-        if not (args.compare / "broker").is_dir():
-            parser.error(f"--compare: no broker/ in {args.compare}")
-        trees = {"before": args.compare, "this": None}
-    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    names = list(trees)
-    for r in range(args.rounds):
-        for name in names if r % 2 == 0 else names[::-1]:
-            rounds[name].append(child(trees[name], not args.no_pages))
+    named = trees(parser, args.compare)
+    extra = ["--no-pages"] if args.no_pages else []
+    rounds = alternating(named, args.rounds, lambda tree: run_child(__file__, tree, extra))
+    names = list(named)
     print(f"µs per call unless marked, median of {args.rounds} rounds (ABBA); [every round]")
     for figure in rounds[names[0]][0]:
         cells = []

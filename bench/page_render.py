@@ -29,17 +29,17 @@ this checkout) to see that a change kept every page.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from tree_rounds import alternating, child_output, run_child, trees
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -222,22 +222,6 @@ def dump(out: Path) -> int:
     return written
 
 
-def child(tree: Path | None, renders: int, schools: int) -> dict[str, float]:
-    env = dict(os.environ)
-    here = Path(__file__).resolve().parent.parent
-    env["PYTHONPATH"] = str(tree or here)
-    out = subprocess.run(
-        [sys.executable, __file__, "--child", "--renders", str(renders), "--schools", str(schools)],
-        env=env,
-        check=True,
-        capture_output=True,
-        text=True,
-        cwd=tree or here,
-    ).stdout
-    figures: dict[str, float] = json.loads(out.strip().splitlines()[-1])
-    return figures
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--renders", type=int, default=2000)
@@ -263,19 +247,12 @@ def main() -> None:
         print(f"{written} responses in {args.dump} (broker from {Path(broker.__file__).parent})")
         return
     if args.child:
-        print(json.dumps(measure(args.renders, args.schools)))
+        print(child_output(measure(args.renders, args.schools)))
         return
-    trees: dict[str, Path | None] = {"this": None}
-    if args.compare is not None:
-        if not (args.compare / "broker").is_dir():
-            parser.error(f"--compare: no broker/ in {args.compare}")
-        trees = {"before": args.compare, "this": None}
-    rounds: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    names = list(trees)
-    for r in range(args.rounds):
-        order = names if r % 2 == 0 else names[::-1]
-        for name in order:
-            rounds[name].append(child(trees[name], args.renders, args.schools))
+    named = trees(parser, args.compare)
+    extra = ["--renders", str(args.renders), "--schools", str(args.schools)]
+    rounds = alternating(named, args.rounds, lambda tree: run_child(__file__, tree, extra))
+    names = list(named)
     more = f", {args.schools} more schools" if args.schools else ""
     print(f"µs per page, {args.renders} renders per round, {args.rounds} rounds (ABBA){more}")
     for page in rounds[names[0]][0]:
