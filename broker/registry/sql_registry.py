@@ -92,20 +92,24 @@ class SqlRegistry(PortalReads):
     def set_privacy_contact(self, school_id: str, contact: str) -> None:
         """Where the school's students and parents ask about their data (its portal, the CLI);
         the caller checked the URL (`core.endpoints.privacy_contact_problem`)."""
-        with self._writing() as session:
-            if not _updated_one(
-                session,
-                update(SchoolRow).where(SchoolRow.id == school_id).values(privacy_contact=contact),
-            ):
-                raise UnknownSchool(f"no school with id {school_id!r}")
-            bump_generation(session)
+        self._set_school(school_id, SchoolRow.privacy_contact, contact)
 
     def set_school_town(self, school_id: str, town: str) -> None:
         """A school's town (the CLI, the operator's portal; empty: none); the caller checked it
         (`core.towns.town_problem`). The discovery page shows it from the next generation."""
+        self._set_school(school_id, SchoolRow.town, town)
+
+    def set_school_name(self, school_id: str, name: str) -> None:
+        """A school's display name (the operator's portal); the caller checked it as for a new
+        school. The discovery page shows it from the next generation."""
+        self._set_school(school_id, SchoolRow.name, name)
+
+    def _set_school(self, school_id: str, column: InstrumentedAttribute[str], value: str) -> None:
+        """One column of one school, with the generation bump every worker's view reloads on;
+        an unknown school changes nothing."""
         with self._writing() as session:
             if not _updated_one(
-                session, update(SchoolRow).where(SchoolRow.id == school_id).values(town=town)
+                session, update(SchoolRow).where(SchoolRow.id == school_id).values({column: value})
             ):
                 raise UnknownSchool(f"no school with id {school_id!r}")
             bump_generation(session)

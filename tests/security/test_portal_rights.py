@@ -44,6 +44,8 @@ OPERATOR_URLS = [
     ("POST", "/portal/operator/chains"),
     ("GET", "/portal/operator/schools"),
     ("POST", "/portal/operator/schools"),
+    ("GET", f"/portal/operator/schools/{DEMO_SCHOOL_ID}"),
+    ("POST", f"/portal/operator/schools/{DEMO_SCHOOL_ID}"),
     ("GET", "/portal/operator/admins"),
     ("POST", "/portal/operator/admins/invite"),
     ("POST", "/portal/operator/admins/publishers"),

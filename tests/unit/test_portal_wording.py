@@ -1,6 +1,7 @@
-"""The school portal's Dutch: one form of address for school staff (u/uw, as official Dutch
-does), the school's login called "inlogdienst" and its records "verstrekkingen"; and lists of
-attributes read as names in the catalogue's order, never as codes."""
+"""The portals' Dutch: one form of address for school staff, publishers' engineers and the
+operator (u/uw, as official Dutch does; students' own pages keep "je"), the school's login called
+"inlogdienst" and its records "verstrekkingen"; and lists of attributes read as names in the
+catalogue's order, never as codes."""
 
 from __future__ import annotations
 
@@ -29,6 +30,18 @@ SCHOOL_PORTAL = [
 # What the checks of a school's metadata and OpenID provider say (marked `N_`, core/errors.py):
 # the identity provider page shows it translated.
 BROKER = WEB.parent
+# What a publisher's engineer and the operator read: their pages, the forms they fill in (forms.py
+# holds every portal's labels) and the declarations and pseudonym windows shown on them.
+PUBLISHER_AND_OPERATOR_PORTAL = [
+    *sorted((WEB / "templates" / "portal").glob("publisher_*.html")),
+    *sorted((WEB / "templates" / "portal").glob("operator_*.html")),
+    *(WEB / "templates" / "portal" / n for n in ("declarations.html", "pseudonym_windows.html")),
+    *sorted((WEB / "portal").glob("publisher_*.py")),
+    WEB / "portal" / "operator_pages.py",
+    WEB / "portal" / "forms.py",
+    WEB / "portal" / "oidc_forms.py",
+    WEB / "portal" / "declaration_forms.py",
+]
 SCHOOL_CHECKS = [
     BROKER / "saml" / "metadata_check.py",
     BROKER / "saml" / "metadata_fetch.py",
@@ -39,30 +52,47 @@ KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_ge
 INFORMAL = re.compile(r"\b(je|jij|jou|jouw|jullie)\b", re.IGNORECASE)
 
 
-def _school_portal_messages() -> set[str]:
+def _portal_messages(paths: list[Path]) -> set[str]:
     found = set()
-    for path in SCHOOL_PORTAL:
+    for path in paths:
         method = "jinja2" if path.suffix == ".html" else "python"
         for _, message, _, _ in extract_from_file(method, str(path), keywords=KEYWORDS):
             found.add(message[0] if isinstance(message, tuple) else message)
+    return found
+
+
+def _school_checks() -> set[str]:
+    found = set()
     for path in SCHOOL_CHECKS:
         for _, message, _, _ in extract_from_file("python", str(path), keywords={"N_": None}):
             found.add(message)
     return found
 
 
-def test_school_staff_are_addressed_with_u_and_the_terms_are_dutch() -> None:
+def _dutch(messages: set[str]) -> dict[str, str]:
     with DUTCH.open("rb") as file:
         catalogue = read_po(file)
-    messages = _school_portal_messages()
-    assert len(messages) > 80  # the extraction found the pages
+    found = {}
     for message in sorted(messages):
         entry = catalogue.get(message)
         assert entry is not None and entry.string, f"no Dutch for {message!r}"
-        dutch = " ".join(entry.string) if isinstance(entry.string, tuple) else entry.string
-        assert not INFORMAL.search(dutch), (message, dutch)
-        assert "identity provider" not in dutch.lower().replace("(identity provider)", ""), dutch
-        assert not re.search(r"\bbon(nen)?\b", dutch, re.IGNORECASE), dutch
+        found[message] = " ".join(entry.string) if isinstance(entry.string, tuple) else entry.string
+    return found
+
+
+def test_school_staff_are_addressed_with_u_and_the_terms_are_dutch() -> None:
+    dutch = _dutch(_portal_messages(SCHOOL_PORTAL) | _school_checks())
+    assert len(dutch) > 80  # the extraction found the pages
+    assert {m: d for m, d in dutch.items() if INFORMAL.search(d)} == {}
+    for text in dutch.values():
+        assert "identity provider" not in text.lower().replace("(identity provider)", ""), text
+        assert not re.search(r"\bbon(nen)?\b", text, re.IGNORECASE), text
+
+
+def test_publishers_and_the_operator_are_addressed_with_u() -> None:
+    dutch = _dutch(_portal_messages(PUBLISHER_AND_OPERATOR_PORTAL))
+    assert len(dutch) > 80  # the extraction found the pages
+    assert {m: d for m, d in dutch.items() if INFORMAL.search(d)} == {}
 
 
 def test_attribute_lists_are_names_in_the_catalogues_order() -> None:

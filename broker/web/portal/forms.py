@@ -116,8 +116,10 @@ def _as_stored_town(value: object) -> object:
     return clean_town(value) if isinstance(value, str) else value
 
 
-class SchoolForm(FlaskForm):
-    school_id = StringField(_l("School id (BRIN)"), [DataRequired(), SCHOOL_ID])
+class SchoolDetailsForm(FlaskForm):
+    """What students see of a school on the discovery page: checked the same way when the
+    operator onboards a school (`SchoolForm`) and when they change it later."""
+
     name = StringField(_l("Name"), [DataRequired(), Length(max=200)])
     town = StringField(
         _l("Town"),
@@ -128,6 +130,17 @@ class SchoolForm(FlaskForm):
             "there: it tells schools of the same name apart."
         ),
     )
+
+    def validate_town(self, field: Field) -> None:
+        if field.data and town_problem(field.data):
+            message = _l(
+                "Use at most %(max)d letters, digits, spaces and punctuation.", max=MAX_TOWN
+            )
+            raise ValidationError(str(message))
+
+
+class SchoolForm(SchoolDetailsForm):
+    school_id = StringField(_l("School id (BRIN)"), [DataRequired(), SCHOOL_ID])
     metadata_file = FileField(
         _l("SAML metadata file of the school's identity provider"),
         description=_l("Upload a file, or give the address below."),
@@ -137,13 +150,6 @@ class SchoolForm(FlaskForm):
     def validate_metadata_url(self, field: Field) -> None:
         if not field.data and not self.metadata_file.data:
             raise ValidationError(str(_l("Upload the metadata or give its address.")))
-
-    def validate_town(self, field: Field) -> None:
-        if field.data and town_problem(field.data):
-            message = _l(
-                "Use at most %(max)d letters, digits, spaces and punctuation.", max=MAX_TOWN
-            )
-            raise ValidationError(str(message))
 
 
 class MultiCheckboxField(SelectMultipleField):

@@ -1,5 +1,5 @@
 """The operator's portal: approve services and put them in chains, define chains, onboard
-schools, invite administrators of schools and publishers."""
+schools and change their name and town, invite administrators of schools and publishers."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from wtforms import SelectChoice
 from broker.accounts import totp
 from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Publisher
-from broker.core.errors import BadRequest
+from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
 from broker.web.login_steps import broker
 from broker.web.portal.forms import (
@@ -22,6 +22,7 @@ from broker.web.portal.forms import (
     EmptyForm,
     InviteForm,
     PublisherForm,
+    SchoolDetailsForm,
     SchoolForm,
     ServiceChainForm,
 )
@@ -119,6 +120,38 @@ def schools() -> Response | tuple[str, int]:
     status = 400 if form.is_submitted() else 200
     page = render_template("portal/operator_schools.html", form=form, schools=registry.schools())
     return page, status
+
+
+@operator_pages.route("/schools/<school_id>", methods=["GET", "POST"])
+@portal_page(OPERATOR)
+def school_details(school_id: str) -> Response | tuple[str, int]:
+    """A school's name and town as students see them when choosing their school."""
+    registry = broker().registry
+    school = registry.school(school_id)
+    if school is None:
+        raise UnknownSchool(f"no school with id {school_id!r}")
+    form = SchoolDetailsForm(data={"name": school.name, "town": school.town})
+    if form.validate_on_submit():
+        name, town = form.name.data or "", form.town.data or ""
+        # Only what changed is written: each write bumps the generation (discovery reloads).
+        changed = []
+        if name != school.name:
+            registry.set_school_name(school_id, name)
+            changed.append("name")
+        if town != school.town:
+            registry.set_school_town(school_id, town)
+            changed.append("town")
+        # Which fields, never their values.
+        log.info(
+            "portal school details school=%s changed=%s admin=%s",
+            school_id,
+            ",".join(changed) or "-",
+            current_admin().id,
+        )
+        flash(gettext("School %(school)s saved.", school=school_id))
+        return redirect(url_for(".schools"), code=303)
+    status = 400 if form.is_submitted() else 200
+    return render_template("portal/operator_school.html", form=form, school=school), status
 
 
 def _admins_page(invite: InviteForm, publisher: PublisherForm, link: str | None = None) -> str:
