@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.options import checked_name, config_option, open_registry, reports_errors
 from broker.core.model import Chain
 
 
@@ -18,7 +18,7 @@ def chain_group() -> None:
 @chain_group.command("add")
 @config_option
 @click.option("--id", "chain_id", required=True)
-@click.option("--name", required=True)
+@click.option("--name", required=True, callback=checked_name)
 @reports_errors
 def chain_add(config_path: Path, chain_id: str, name: str) -> None:
     _, registry = open_registry(config_path)

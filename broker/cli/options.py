@@ -13,6 +13,7 @@ import click
 
 from broker.config import Settings, load_settings
 from broker.core.catalogue import CATALOGUE, is_known_attribute
+from broker.core.display_text import name_problem
 from broker.core.errors import BrokerError
 from broker.registry import SqlRegistry, migrate
 
@@ -57,3 +58,11 @@ def catalogue_attribute(name: str) -> str:
         known = ", ".join(sorted(CATALOGUE))
         raise click.BadParameter(f"unknown attribute {name!r}; known attributes: {known}")
     return name
+
+
+def checked_name(_context: click.Context, _parameter: click.Parameter, value: str) -> str:
+    """`--name` of a school, service, chain or publisher, refused before anything is written
+    when students or staff could be misled by it (core/display_text.py)."""
+    if problem := name_problem(value):
+        raise click.BadParameter(f"the name {problem}")
+    return value

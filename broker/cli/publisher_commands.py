@@ -14,7 +14,13 @@ from broker.cli.entry_commands import (
     publisher_remove,
     publisher_remove_organisation,
 )
-from broker.cli.options import catalogue_attribute, config_option, open_registry, reports_errors
+from broker.cli.options import (
+    catalogue_attribute,
+    checked_name,
+    config_option,
+    open_registry,
+    reports_errors,
+)
 from broker.cli.publisher_logout import (
     logout_options,
     publisher_update,
@@ -68,7 +74,7 @@ def publisher_group() -> None:
 @publisher_group.command("add")
 @config_option
 @click.option("--id", "service_id", required=True)
-@click.option("--name", required=True)
+@click.option("--name", required=True, callback=checked_name)
 @click.option("--saml-metadata", "metadata", default=None, help="file or URL (a SAML service)")
 @click.option(
     "--saml-entity-id",

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from broker.core.display_text import MAX_NAME, name_problem
+
 MAX_ID = 64
-MAX_NAME = 200
 _ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:-]{0,63}\Z")
 
 Table = dict[str, Any]
@@ -54,6 +55,13 @@ class Entries:
         if not isinstance(value, str) or not value.strip() or len(value) > limit:
             self.wrong(key, f"must be text of 1-{limit} characters")
             return ""
+        return value
+
+    def name(self, key: str = "name") -> str:
+        """A name students or staff read (core/display_text.py)."""
+        value = self.text(key)
+        if value and (problem := name_problem(value)):
+            self.wrong(key, problem)
         return value
 
     def identifier(self, key: str) -> str:

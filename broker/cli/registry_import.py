@@ -135,7 +135,7 @@ def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
 
 
 def _school_and_provider(reading: _Reading, entry: Entries) -> SchoolEntry | None:
-    school_id, name = entry.identifier("id"), entry.text("name")
+    school_id, name = entry.identifier("id"), entry.name()
     eck_id, scopes = entry.flag("eck_id", False), entry.strings("scopes", default=[])
     if reading.one_source(entry):
         oidc = entry.table_of("oidc", SCHOOL_OIDC_KEYS)
@@ -189,7 +189,7 @@ def _upstream(reading: _Reading, oidc: Entries) -> OidcUpstream | None:
 
 
 def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
-    service_id, name = entry.identifier("id"), entry.text("name")
+    service_id, name = entry.identifier("id"), entry.name()
     publisher = entry.optional_text("publisher", limit=64)
     chain = entry.optional_text("chain", limit=64)
     naming = entry.text("naming", limit=8, default="oid")
@@ -327,11 +327,11 @@ def read_registry_file(path: Path, current: Snapshot) -> Snapshot:
         top.wrong("format", f"must be {FORMAT} (this broker's export format)")
     reading = _Reading(path.parent, problems)
     chains = [
-        (e, Chain(e.identifier("id"), e.text("name")))
+        (e, Chain(e.identifier("id"), e.name()))
         for e in list_of(document, "chains", problems, NAMED)
     ]
     publishers = [
-        (e, Publisher(e.identifier("id"), e.text("name")))
+        (e, Publisher(e.identifier("id"), e.name()))
         for e in list_of(document, "publishers", problems, NAMED)
     ]
     schools = [

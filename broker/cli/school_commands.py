@@ -10,7 +10,7 @@ import click
 
 from broker.cli.entry_commands import school_list, school_remove
 from broker.cli.metadata_update import Registered, update_metadata
-from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.options import checked_name, config_option, open_registry, reports_errors
 from broker.cli.sources import federated_metadata, read_source
 from broker.config import load_settings
 from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
@@ -40,7 +40,7 @@ def school_group() -> None:
 @school_group.command("add")
 @config_option
 @click.option("--id", "school_id", required=True)
-@click.option("--name", required=True)
+@click.option("--name", required=True, callback=checked_name)
 @click.option("--town", default="", help=TOWN_HELP)
 @click.option("--saml-metadata", "metadata", default=None, help="file or URL (a SAML IdP)")
 @click.option(

@@ -8,7 +8,7 @@ file import and the portal.
 
 from __future__ import annotations
 
-import unicodedata
+from broker.core.display_text import plain_text_problem
 
 MAX_TOWN = 80
 
@@ -21,10 +21,5 @@ def clean_town(value: str) -> str:
 
 def town_problem(town: str) -> str | None:
     """Why `town` (as `clean_town` left it) cannot be a school's town, or None when it can."""
-    if len(town) > MAX_TOWN:
-        return f"the town must be at most {MAX_TOWN} characters"
-    # Control and format characters (category C*): an invisible character or a direction
-    # override would make two towns look the same, or a name read backwards.
-    if any(unicodedata.category(c).startswith("C") for c in town):
-        return "the town must be plain text: letters, digits, spaces and punctuation"
-    return None
+    problem = plain_text_problem(town, MAX_TOWN)
+    return f"the town {problem}" if problem else None

@@ -124,3 +124,33 @@ def test_a_bad_town_in_the_registry_file_is_named_with_its_place(
     assert result.exit_code == 1
     assert "town: must be text of 1-80 characters" in result.output
     assert _town(populated, "99XX00") == ""
+
+
+@pytest.mark.parametrize("name", ["Lees\u200bplank", "Lyceum\u202emuecyL", "   "])
+def test_a_name_that_would_mislead_students_is_refused_and_changes_nothing(
+    unchanged: Path,  # noqa: F811
+    metadata: Metadata,  # noqa: F811
+    name: str,
+) -> None:
+    """The same rule for every name students or staff read (core/display_text.py)."""
+    school = run(
+        "school", "add", "--config", unchanged, "--id", "11AA00", "--name", name,
+        "--saml-metadata", metadata.second_idp,
+    )  # fmt: skip
+    expect_refusal(school, "--name", "the name must")
+    chain = run("chain", "add", "--config", unchanged, "--id", "toetsen2", "--name", name)
+    expect_refusal(chain, "--name", "the name must")
+
+
+def test_a_misleading_name_in_the_registry_file_is_named_with_its_place(
+    populated: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    file = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", populated, file).exit_code == 0
+    file.write_text(
+        file.read_text().replace('name = "De Demoschool"', 'name = "De\u200bDemoschool"')
+    )
+    result = run("registry", "import", "--config", populated, file)
+    assert result.exit_code == 1
+    assert "name: must be plain text: letters, digits, spaces and punctuation" in result.output

@@ -90,6 +90,7 @@ def test_the_operator_changes_a_schools_name_and_town(
         ("", "Leiden", "name", "vereist"),
         ("   ", "Leiden", "name", "vereist"),
         ("L" * 201, "Leiden", "name", "200"),
+        ("Demo\u200bLyceum", "Leiden", "name", "alleen letters, cijfers, spaties en leestekens"),
     ],
 )
 def test_a_bad_name_or_town_is_refused_next_to_its_field_and_nothing_changes(

@@ -29,6 +29,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, 
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget
 
 from broker.core.catalogue import CATALOGUE
+from broker.core.display_text import MAX_NAME, plain_text_problem
 from broker.core.towns import MAX_TOWN, clean_town, town_problem
 from broker.saml.metadata_check import MAX_METADATA_BYTES
 from broker.web.labels import attribute_label
@@ -94,14 +95,21 @@ class InviteForm(FlaskForm):
     )
 
 
+def plain_name(_form: FlaskForm, field: Field) -> None:
+    """A name students or staff read: no invisible characters or direction overrides
+    (core/display_text.py); its length is `Length`'s to judge."""
+    if field.data and plain_text_problem(field.data, MAX_NAME):
+        raise ValidationError(str(_l("Use letters, digits, spaces and punctuation only.")))
+
+
 class PublisherForm(FlaskForm):
     publisher_id = StringField(_l("Publisher id"), [DataRequired(), IDENTIFIER])
-    name = StringField(_l("Name"), [DataRequired(), Length(max=200)])
+    name = StringField(_l("Name"), [DataRequired(), Length(max=MAX_NAME), plain_name])
 
 
 class ChainForm(FlaskForm):
     chain_id = StringField(_l("Chain id"), [DataRequired(), IDENTIFIER])
-    name = StringField(_l("Name"), [DataRequired(), Length(max=200)])
+    name = StringField(_l("Name"), [DataRequired(), Length(max=MAX_NAME), plain_name])
 
 
 class ServiceChainForm(FlaskForm):
@@ -120,7 +128,7 @@ class SchoolDetailsForm(FlaskForm):
     """What students see of a school on the discovery page: checked the same way when the
     operator onboards a school (`SchoolForm`) and when they change it later."""
 
-    name = StringField(_l("Name"), [DataRequired(), Length(max=200)])
+    name = StringField(_l("Name"), [DataRequired(), Length(max=MAX_NAME), plain_name])
     town = StringField(
         _l("Town"),
         [Optional()],
@@ -204,7 +212,9 @@ def service_form_class(
         attributes["service_id"] = StringField(
             _l("Service id"), [DataRequired(), IDENTIFIER], description=SERVICE_ID_HINT
         )
-        attributes["name"] = StringField(_l("Name"), [DataRequired(), Length(max=200)])
+        attributes["name"] = StringField(
+            _l("Name"), [DataRequired(), Length(max=MAX_NAME), plain_name]
+        )
     if registering and base is ServiceForm:
         # Either a file or pasted text (registration.py checks that one is there): the text
         # field also carries an uploaded file's content back into the form when another field
