@@ -14,6 +14,8 @@ the portals translate too.
 
 from __future__ import annotations
 
+from broker.core.display_text import shown_excerpt
+
 
 def N_(message: str) -> str:
     """Mark `message` for the translation catalogue without translating it (pybabel knows `N_`
@@ -35,6 +37,9 @@ class BrokerError(Exception):
 
     def __init__(self, detail: str = "", *, code: str | None = None, **params: object) -> None:
         # `detail` is for the log line: never put attribute values, subjects or assertions in it.
+        # A plain str parameter is often a peer's own text (an entity id, a URL, an issuer):
+        # repeated cut short and printable only, wherever the message goes.
+        params = {k: shown_excerpt(v) if type(v) is str else v for k, v in params.items()}
         filled = detail % params if params else detail
         super().__init__(filled or self.public_message)
         self.detail = filled

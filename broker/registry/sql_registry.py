@@ -92,24 +92,25 @@ class SqlRegistry(PortalReads):
     def set_privacy_contact(self, school_id: str, contact: str) -> None:
         """Where the school's students and parents ask about their data (its portal, the CLI);
         the caller checked the URL (`core.endpoints.privacy_contact_problem`)."""
-        self._set_school(school_id, SchoolRow.privacy_contact, contact)
+        self._set_school(school_id, {SchoolRow.privacy_contact: contact})
 
     def set_school_town(self, school_id: str, town: str) -> None:
         """A school's town (the CLI, the operator's portal; empty: none); the caller checked it
         (`core.towns.town_problem`). The discovery page shows it from the next generation."""
-        self._set_school(school_id, SchoolRow.town, town)
+        self._set_school(school_id, {SchoolRow.town: town})
 
-    def set_school_name(self, school_id: str, name: str) -> None:
-        """A school's display name (the operator's portal); the caller checked it as for a new
-        school. The discovery page shows it from the next generation."""
-        self._set_school(school_id, SchoolRow.name, name)
+    def set_school_details(self, school_id: str, name: str, town: str) -> None:
+        """A school's display name and town together (the operator's portal), one write and one
+        generation: no worker shows the one without the other. The caller checked both
+        (`core.display_text.name_problem`, `core.towns.town_problem`)."""
+        self._set_school(school_id, {SchoolRow.name: name, SchoolRow.town: town})
 
-    def _set_school(self, school_id: str, column: InstrumentedAttribute[str], value: str) -> None:
-        """One column of one school, with the generation bump every worker's view reloads on;
-        an unknown school changes nothing."""
+    def _set_school(self, school_id: str, values: dict[InstrumentedAttribute[str], str]) -> None:
+        """Columns of one school, with the generation bump every worker's view reloads on; an
+        unknown school changes nothing."""
         with self._writing() as session:
             if not _updated_one(
-                session, update(SchoolRow).where(SchoolRow.id == school_id).values({column: value})
+                session, update(SchoolRow).where(SchoolRow.id == school_id).values(values)
             ):
                 raise UnknownSchool(f"no school with id {school_id!r}")
             bump_generation(session)

@@ -101,7 +101,7 @@ def validate_message(doc: etree._Element) -> bool:
 @contextlib.contextmanager
 def prevalidated() -> Iterator[None]:
     """Within this block pysaml2 skips its schema check, for a message `validate_message`
-    accepted and saw completely (True: nothing encrypted in it). Bound to the current thread
+    accepted and saw completely. Bound to the current thread
     or task, so other messages are never affected."""
     token = _PREVALIDATED.set(True)
     try:

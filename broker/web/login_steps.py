@@ -160,6 +160,24 @@ def go_upstream(secret: bytes, record: LoginRecord, *, first_save: bool = False)
     return redirect(url, 303)
 
 
+def _undo_unanswered(
+    b: Broker, new_token: str | None, identity: UpstreamIdentity, also: Sequence[StoreOp]
+) -> None:
+    """What a login that was not answered may have written (its new session, the caller's
+    marks), taken back; one round trip on the failure path only."""
+    undone = [StoreOp.delete(op.key) for op in also]
+    try:
+        if new_token:
+            forget = b.session_services.forget_op(new_token)
+            b.flow.end_session(new_token, identity, also=[forget, *undone])
+        elif undone:
+            b.flow.store.batch(undone)
+    except StoreUnavailable:
+        # The store is what failed (or fails now): the original error is the one to report;
+        # what was written ends at its expiry.
+        log.warning("login cleanup skipped reason=store_unavailable")
+
+
 def finish(
     record: LoginRecord,
     identity: UpstreamIdentity,
@@ -238,12 +256,7 @@ def finish(
         # The batch may have been sent: a login not answered leaves neither its session nor
         # the caller's marks (Back to the notice would say "already signed in"). One round trip
         # on this failure path only; the normal path has none for it.
-        undone = [StoreOp.delete(op.key) for op in also]
-        if new_token:
-            forget = b.session_services.forget_op(new_token)
-            b.flow.end_session(new_token, identity, also=[forget, *undone])
-        elif undone:
-            b.flow.store.batch(undone)
+        _undo_unanswered(b, new_token, identity, also)
         raise
     if replaced:
         # Its services now belong to the new session (a logout reaches them from there). After

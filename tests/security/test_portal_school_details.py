@@ -37,8 +37,7 @@ def operator(site: PortalSite) -> FlaskClient:
 def demo_school(site: PortalSite) -> Iterator[None]:
     """Each test starts from, and leaves, the demo school as the demo registered it."""
     yield
-    site.registry.set_school_name(DEMO_SCHOOL_ID, "Demo Lyceum")
-    site.registry.set_school_town(DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN)
+    site.registry.set_school_details(DEMO_SCHOOL_ID, "Demo Lyceum", DEMO_SCHOOL_TOWN)
 
 
 def _save(client: FlaskClient, url: str, name: str, town: str) -> tuple[int, str]:

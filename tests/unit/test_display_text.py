@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from broker.core.display_text import MAX_NAME, name_problem, plain_text_problem
+from broker.core.display_text import (
+    MAX_NAME,
+    MAX_SHOWN,
+    name_problem,
+    plain_text_problem,
+    shown_excerpt,
+)
 from broker.core.towns import MAX_TOWN, town_problem
 
 
@@ -40,3 +46,25 @@ def test_a_town_keeps_its_own_wording_on_the_same_rule() -> None:
         "the town must be plain text: letters, digits, spaces and punctuation"
     )
     assert plain_text_problem("Leiden", MAX_TOWN) is None
+
+
+@pytest.mark.parametrize(
+    "name", ["Lees\u2028plank", "Lees\u3164plank", "Lees\u034fplank", "Lees\u00adplank"]
+)
+def test_separators_and_invisible_letters_are_refused_too(name: str) -> None:
+    """A line separator makes a second line; a Hangul filler (a letter) and the combining
+    grapheme joiner (a mark) show nothing, as a soft hyphen (a format character) does."""
+    assert name_problem(name) == "must be plain text: letters, digits, spaces and punctuation"
+
+
+def test_a_peers_text_in_an_error_is_cut_short_and_printable() -> None:
+    """Every plain str parameter of an error (an entity id, a URL from fetched metadata) reaches
+    a page, a terminal and a log line only as `shown_excerpt` leaves it."""
+    from broker.core.errors import BrokerError, Phrase
+
+    long = "https://idp.example/" + "x" * 500
+    error = BrokerError("metadata of %(entity_id)s: %(what)s", entity_id=long, what=Phrase("ok"))
+    assert error.params["entity_id"] == shown_excerpt(long) == long[:MAX_SHOWN] + "…"
+    assert isinstance(error.params["what"], Phrase)  # translated by the portal, kept as it is
+    sneaky = BrokerError("issuer %(named)s", named="https://a\u202e\x1b[2Jb")
+    assert sneaky.detail == "issuer https://a??[2Jb"

@@ -133,14 +133,13 @@ def school_details(school_id: str) -> Response | tuple[str, int]:
     form = SchoolDetailsForm(data={"name": school.name, "town": school.town})
     if form.validate_on_submit():
         name, town = form.name.data or "", form.town.data or ""
-        # Only what changed is written: each write bumps the generation (discovery reloads).
-        changed = []
-        if name != school.name:
-            registry.set_school_name(school_id, name)
-            changed.append("name")
-        if town != school.town:
-            registry.set_school_town(school_id, town)
-            changed.append("town")
+        changed = [
+            field
+            for field, old, new in (("name", school.name, name), ("town", school.town, town))
+            if old != new
+        ]
+        if changed:  # one write, one generation bump (every worker's discovery page reloads)
+            registry.set_school_details(school_id, name, town)
         # Which fields, never their values.
         log.info(
             "portal school details school=%s changed=%s admin=%s",
