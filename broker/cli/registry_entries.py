@@ -57,10 +57,12 @@ class Entries:
             return ""
         return value
 
-    def name(self, key: str = "name") -> str:
-        """A name students or staff read (core/display_text.py)."""
+    def name(self, key: str = "name", *, registered: str | None = None) -> str:
+        """A name students or staff read (core/display_text.py). The name the registry holds
+        for this entry (`registered`) is not checked again: one registered before a rule stays
+        as it is, and a file that leaves it so imports."""
         value = self.text(key)
-        if value and (problem := name_problem(value)):
+        if value and value != registered and (problem := name_problem(value)):
             self.wrong(key, problem)
         return value
 

@@ -93,6 +93,27 @@ class ImportRefused(ValueError):
 class _Reading:
     folder: Path
     problems: Problems
+    # The names (by kind and id) and towns (by school id) the registry holds: one the file
+    # leaves as it is is not checked again, so a name registered before a rule of
+    # core/display_text.py does not stop an import that does not change it.
+    names: dict[tuple[str, str], str]
+    towns: dict[str, str]
+
+    def name(self, entry: Entries, kind: str) -> str:
+        """The entry's name (`kind`: chain, publisher, school, service), checked unless the
+        registry holds it for this id."""
+        entry_id = entry.table.get("id")
+        registered = self.names.get((kind, entry_id)) if isinstance(entry_id, str) else None
+        return entry.name(registered=registered)
+
+    def town(self, entry: Entries) -> str:
+        """The school's town as stored (absent: none), checked unless the registry holds it."""
+        town = clean_town(entry.optional_text("town", limit=MAX_TOWN) or "")
+        entry_id = entry.table.get("id")
+        registered = self.towns.get(entry_id) if isinstance(entry_id, str) else None
+        if town != registered and (problem := town_problem(town)):
+            entry.wrong("town", problem)
+        return town
 
     def metadata(self, entry: Entries) -> str | None:
         """Inline `saml_metadata`, or `saml_metadata_file` relative to the TOML file."""
@@ -125,9 +146,7 @@ def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
     )
     if contact and (problem := privacy_contact_problem(contact)):
         entry.wrong("privacy_contact", problem)
-    town = clean_town(entry.optional_text("town", limit=MAX_TOWN) or "")
-    if problem := town_problem(town):
-        entry.wrong("town", problem)
+    town = reading.town(entry)
     if found is None:
         return None
     school = replace(found.school, privacy_contact=contact, town=town)
@@ -135,7 +154,7 @@ def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
 
 
 def _school_and_provider(reading: _Reading, entry: Entries) -> SchoolEntry | None:
-    school_id, name = entry.identifier("id"), entry.name()
+    school_id, name = entry.identifier("id"), reading.name(entry, "school")
     eck_id, scopes = entry.flag("eck_id", False), entry.strings("scopes", default=[])
     if reading.one_source(entry):
         oidc = entry.table_of("oidc", SCHOOL_OIDC_KEYS)
@@ -189,7 +208,7 @@ def _upstream(reading: _Reading, oidc: Entries) -> OidcUpstream | None:
 
 
 def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
-    service_id, name = entry.identifier("id"), entry.name()
+    service_id, name = entry.identifier("id"), reading.name(entry, "service")
     publisher = entry.optional_text("publisher", limit=64)
     chain = entry.optional_text("chain", limit=64)
     naming = entry.text("naming", limit=8, default="oid")
@@ -325,13 +344,13 @@ def read_registry_file(path: Path, current: Snapshot) -> Snapshot:
     top = Entries(document, path.name, problems, {"format", *_KINDS})
     if document.get("format") != FORMAT:
         top.wrong("format", f"must be {FORMAT} (this broker's export format)")
-    reading = _Reading(path.parent, problems)
+    reading = _Reading(path.parent, problems, *_registered(current))
     chains = [
-        (e, Chain(e.identifier("id"), e.name()))
+        (e, Chain(e.identifier("id"), reading.name(e, "chain")))
         for e in list_of(document, "chains", problems, NAMED)
     ]
     publishers = [
-        (e, Publisher(e.identifier("id"), e.name()))
+        (e, Publisher(e.identifier("id"), reading.name(e, "publisher")))
         for e in list_of(document, "publishers", problems, NAMED)
     ]
     schools = [
@@ -347,6 +366,15 @@ def read_registry_file(path: Path, current: Snapshot) -> Snapshot:
     if problems.lines:
         raise ImportRefused(problems.lines)
     return snapshot
+
+
+def _registered(current: Snapshot) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
+    """The names and towns of what the registry holds, as `_Reading` looks them up."""
+    names = {("chain", c.id): c.name for c in current.chains}
+    names |= {("publisher", p.id): p.name for p in current.publishers}
+    names |= {("school", s.school.id): s.school.name for s in current.schools}
+    names |= {("service", s.service.id): s.service.name for s in current.services}
+    return names, {s.school.id: s.school.town for s in current.schools}
 
 
 _KINDS = ("chains", "publishers", "schools", "services", "policies", KEY_VERSIONS)

@@ -3,13 +3,16 @@ publisher's. One line of plain text each.
 
 What is refused is what would deceive a reader rather than what looks odd: control and format
 characters (Unicode category C*), among them invisible ones (a zero-width space makes two names
-that look the same differ) and direction overrides (U+202E shows a name read backwards). Pure
-checks, shared by the CLI, the registry file import and the portals.
+that look the same differ) and direction overrides (U+202E shows a name read backwards), and a
+word that mixes Latin letters with look-alike letters of another script ("Woordwijs" with a
+Cyrillic o, U+043E: two services that read the same, one of them a phishing copy). Pure checks,
+shared by the CLI, the registry file import and the portals.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from dataclasses import dataclass
 
 MAX_NAME = 200
 # How much of a peer's own text (an entity id, a URL, an issuer, a list of algorithms from
@@ -20,13 +23,48 @@ MAX_SHOWN = 200
 _INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 
 
+# Scripts with many letters that look like Latin ones: Unicode's confusables table (TS #39) maps
+# dozens of each to a-z or A-Z. Cyrillic has look-alikes of a c d e h i j o p q s w x y (U+0430,
+# U+0441, U+0501, U+0435, U+04BB, U+0456, U+0458, U+043E, U+0440, U+051B, U+0455, U+051D,
+# U+0445, U+0443) and of many capitals; Greek of i o p v and most capitals; Armenian of g h n o
+# q u (U+0581, U+0570, U+0578, U+0585, U+0566, U+057D: lower-case, as most of a name is);
+# Cherokee of A B C E H K M P S T W, and has small letters that look like small capitals; Coptic
+# (its letters come from Greek) of A E O P o; Lisu (made from Latin capitals) of A B C D E M N
+# O S T. No Dutch name has a word that needs one of their letters beside Latin ones, so the
+# refusal costs nothing. The first word of a letter's Unicode name is its script for these six;
+# a letter whose name starts otherwise (MICRO SIGN, FEMININE ORDINAL INDICATOR in "nª") counts
+# as no script at all. Other scripts with a few look-alikes (Canadian Syllabics, Tifinagh) and
+# Latin's own compatibility letters (fullwidth, mathematical bold) are not covered.
+LOOK_ALIKE_SCRIPTS = frozenset({"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC", "LISU"})
+# How much of a refused word a message repeats.
+MAX_SHOWN_WORD = 40
+
+
+@dataclass(frozen=True)
+class MixedScriptWord:
+    """A word that mixes Latin letters with look-alike letters of `script` ("Cyrillic")."""
+
+    word: str  # as a message shows it: cut short (`shown_excerpt`)
+    script: str
+
+
 def plain_text_problem(text: str, limit: int) -> str | None:
     """Why `text` cannot be shown as a name or a town, as "must …", or None when it can."""
     if len(text) > limit:
         return f"must be at most {limit} characters"
-    if any(_hidden(c) for c in text):
+    if has_hidden_character(text):
         return "must be plain text: letters, digits, spaces and punctuation"
+    if mixed := mixed_script_word(text):
+        return (
+            f"must not mix Latin letters with look-alike {mixed.script} ones in one word "
+            f'("{mixed.word}")'
+        )
     return None
+
+
+def has_hidden_character(text: str) -> bool:
+    """Whether `text` holds a character a reader cannot see or that changes how the rest reads."""
+    return any(_hidden(c) for c in text)
 
 
 def _hidden(character: str) -> bool:
@@ -34,6 +72,44 @@ def _hidden(character: str) -> bool:
     # paragraph separators (a second line in a one-line name).
     category = unicodedata.category(character)
     return category[0] == "C" or category in ("Zl", "Zp") or character in _INVISIBLE
+
+
+def mixed_script_word(text: str) -> MixedScriptWord | None:
+    """The first word of `text` whose letters are partly Latin and partly of a look-alike
+    script, or None.
+
+    The mixed-script rule of Unicode TS #39 (section 5), kept simple enough to explain: a word
+    is what white space separates, so "Sint-Jozef" and "Leerlingenbank 2.0" are judged whole
+    and a hyphen cannot split a Cyrillic o off "Woord-wijs"; digits, punctuation and combining
+    marks belong to no script; accented Latin letters (é, ë, ĳ) are Latin. A name wholly in
+    Greek or Cyrillic passes, and so does a Latin word beside a Cyrillic or Greek one (a Russian
+    or Greek school in Amsterdam, its name in its own script and the town's in Latin: each word
+    reads as what it is). What it does not catch: a word wholly in a look-alike script that
+    reads as a Latin one ("school" spelt in Cyrillic U+0455 U+0441 U+04BB U+043E U+043E U+04CF),
+    which needs Unicode's confusables table."""
+    if text.isascii():  # the usual name: every letter Latin, nothing to look up
+        return None
+    for word in text.split():
+        if not word.isascii() and (script := _look_alike_beside_latin(word)):
+            return MixedScriptWord(shown_excerpt(word, MAX_SHOWN_WORD), script.title())
+    return None
+
+
+def _look_alike_beside_latin(word: str) -> str | None:
+    latin, other = False, None
+    # Each letter once, in order (a word repeats letters; the name lookup is the cost).
+    for character in dict.fromkeys(word):
+        if not character.isalpha():  # digits, punctuation, marks: no script
+            continue
+        # An ASCII letter is Latin; only the others need their name looked up (about 0.2 µs each).
+        script = "LATIN" if character.isascii() else unicodedata.name(character, "").split(" ")[0]
+        if script == "LATIN":
+            latin = True
+        elif other is None and script in LOOK_ALIKE_SCRIPTS:
+            other = script
+        if latin and other:
+            return other
+    return None
 
 
 def shown_excerpt(text: str, limit: int = MAX_SHOWN) -> str:

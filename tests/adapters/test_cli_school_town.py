@@ -70,6 +70,7 @@ def test_update_sets_changes_and_clears_the_town(populated: Path) -> None:  # no
         ("L" * (MAX_TOWN + 1), f"at most {MAX_TOWN} characters"),
         ("Leiden\u202e", "plain text"),
         ("Lei\x00den", "plain text"),
+        ("L\u0435iden", "must not mix Latin letters with look-alike Cyrillic ones"),  # Cyrillic e
     ],
 )
 def test_a_bad_town_is_refused_and_changes_nothing(
@@ -126,20 +127,42 @@ def test_a_bad_town_in_the_registry_file_is_named_with_its_place(
     assert _town(populated, "99XX00") == ""
 
 
-@pytest.mark.parametrize("name", ["Lees\u200bplank", "Lyceum\u202emuecyL", "   "])
+# U+0435 is a Cyrillic e, U+03BF a Greek omicron: "Gymnasium Leiden" and "Woordwijs" to a reader.
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("Lees\u200bplank", "the name must be plain text"),
+        ("Lyceum\u202emuecyL", "the name must be plain text"),
+        ("   ", "the name must not be empty"),
+        (
+            "Gymnasium L\u0435iden",
+            'the name must not mix Latin letters with look-alike Cyrillic ones in one word ("L\u0435iden")',
+        ),
+        (
+            "W\u03bfordwijs",
+            'the name must not mix Latin letters with look-alike Greek ones in one word ("W\u03bfordwijs")',
+        ),
+    ],
+)
 def test_a_name_that_would_mislead_students_is_refused_and_changes_nothing(
     unchanged: Path,  # noqa: F811
     metadata: Metadata,  # noqa: F811
     name: str,
+    reason: str,
 ) -> None:
     """The same rule for every name students or staff read (core/display_text.py)."""
     school = run(
         "school", "add", "--config", unchanged, "--id", "11AA00", "--name", name,
         "--saml-metadata", metadata.second_idp,
     )  # fmt: skip
-    expect_refusal(school, "--name", "the name must")
+    expect_refusal(school, "--name", reason)
     chain = run("chain", "add", "--config", unchanged, "--id", "toetsen2", "--name", name)
-    expect_refusal(chain, "--name", "the name must")
+    expect_refusal(chain, "--name", reason)
+    service = run(
+        "publisher", "add", "--config", unchanged, "--id", "woordwijs", "--name", name,
+        "--saml-metadata", metadata.second_sp,
+    )  # fmt: skip
+    expect_refusal(service, "--name", reason)
 
 
 def test_a_misleading_name_in_the_registry_file_is_named_with_its_place(
@@ -154,3 +177,76 @@ def test_a_misleading_name_in_the_registry_file_is_named_with_its_place(
     result = run("registry", "import", "--config", populated, file)
     assert result.exit_code == 1
     assert "name: must be plain text: letters, digits, spaces and punctuation" in result.output
+
+
+def _names(config: Path) -> dict[str, str]:
+    registry = SqlRegistry(load_settings(config).registry_url)
+    try:
+        snapshot = registry.snapshot()
+        return {
+            **{f"chain {c.id}": c.name for c in snapshot.chains},
+            **{f"publisher {p.id}": p.name for p in snapshot.publishers},
+            **{f"school {s.school.id}": s.school.name for s in snapshot.schools},
+            **{f"service {s.service.id}": s.service.name for s in snapshot.services},
+        }
+    finally:
+        registry.close()
+
+
+def test_a_look_alike_name_in_the_registry_file_is_refused_for_every_kind(
+    populated: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A chain's, a publisher's, a school's and a service's name and a town, each named with its
+    place; nothing is imported (U+0435: a Cyrillic e)."""
+    file = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", populated, file).exit_code == 0
+    before = _names(populated)
+    text = file.read_text()
+    for name in before.values():
+        look_alike = name.replace("e", "\u0435", 1)
+        text = text.replace(f'name = "{name}"', f'name = "{look_alike}"')
+    text = text.replace("\n[[schools]]\n", '\n[[schools]]\ntown = "L\u0435iden"\n')
+    text += '\n[[publishers]]\nid = "uitgeverij-b"\nname = "Uitg\u0435verij B"\n'
+    file.write_text(text)
+    result = run("registry", "import", "--config", populated, file)
+    assert result.exit_code == 1
+    refused = [line for line in result.output.splitlines() if "look-alike Cyrillic" in line]
+    places = sorted(line.split(":")[0].split("[")[0].strip() for line in refused)
+    assert places == ["chains", "publishers", "schools", "schools", "services"], result.output
+    assert any(": town: the town must not mix" in line for line in refused), refused
+    assert _names(populated) == before
+    assert _town(populated, "99XX00") == ""
+
+
+def test_a_name_registered_before_the_rule_does_not_stop_an_import_that_keeps_it(
+    populated: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Existing rows are not judged again: an export of a registry with an old look-alike name
+    and town imports, and so does a file that changes the town alone; a file that changes the
+    name to another look-alike is refused (U+043E: a Cyrillic o)."""
+    old_name, old_town = "De Dem\u043eschool", "R\u043ermond"
+    registry = SqlRegistry(load_settings(populated).registry_url)
+    try:  # as a registry written before the rule holds them
+        registry.set_school_details("99XX00", old_name, old_town)
+    finally:
+        registry.close()
+    file = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", populated, file).exit_code == 0
+    result = run("registry", "import", "--config", populated, file)
+    assert result.exit_code == 0, result.output
+    file.write_text(file.read_text().replace(f'town = "{old_town}"', 'town = "Roermond"'))
+    result = run("registry", "import", "--config", populated, file)
+    assert result.exit_code == 0, result.output
+    assert "changed  school 99XX00" in result.output
+    assert _names(populated)["school 99XX00"] == old_name
+    assert _town(populated, "99XX00") == "Roermond"
+    file.write_text(file.read_text().replace(old_name, "De Demo Sch\u043eol"))
+    result = run("registry", "import", "--config", populated, file)
+    assert result.exit_code == 1
+    assert (
+        'name: must not mix Latin letters with look-alike Cyrillic ones in one word ("Sch\u043eol")'
+        in result.output
+    )
+    assert _names(populated)["school 99XX00"] == old_name

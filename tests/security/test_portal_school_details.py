@@ -90,6 +90,14 @@ def test_the_operator_changes_a_schools_name_and_town(
         ("   ", "Leiden", "name", "vereist"),
         ("L" * 201, "Leiden", "name", "200"),
         ("Demo\u200bLyceum", "Leiden", "name", "alleen letters, cijfers, spaties en leestekens"),
+        # U+0435: a Cyrillic e, in a word of Latin letters.
+        (
+            "Demo Lyc\u0435um",
+            "Leiden",
+            "name",
+            "„Lyc\u0435um” mengt Latijnse letters met Cyrillische",
+        ),
+        ("Stedelijk Lyceum", "L\u0435iden", "town", "„L\u0435iden” mengt Latijnse letters"),
     ],
 )
 def test_a_bad_name_or_town_is_refused_next_to_its_field_and_nothing_changes(

@@ -1,13 +1,18 @@
 """Names and towns students and staff read (broker/core/display_text.py): plain text of one
-line; invisible characters and direction overrides refused, whatever else is allowed."""
+line; invisible characters, direction overrides and words that mix Latin letters with
+look-alike letters of another script refused, whatever else is allowed."""
 
 from __future__ import annotations
 
 import pytest
 
 from broker.core.display_text import (
+    LOOK_ALIKE_SCRIPTS,
     MAX_NAME,
     MAX_SHOWN,
+    MAX_SHOWN_WORD,
+    MixedScriptWord,
+    mixed_script_word,
     name_problem,
     plain_text_problem,
     shown_excerpt,
@@ -68,3 +73,85 @@ def test_a_peers_text_in_an_error_is_cut_short_and_printable() -> None:
     assert isinstance(error.params["what"], Phrase)  # translated by the portal, kept as it is
     sneaky = BrokerError("issuer %(named)s", named="https://a\u202e\x1b[2Jb")
     assert sneaky.detail == "issuer https://a??[2Jb"
+
+
+# Look-alike letters are written as escapes here (ruff's RUF001 refuses them as they are, and a
+# reader could not tell them apart either): U+043E Cyrillic o, U+0435 Cyrillic e, U+03BF Greek
+# omicron, U+0391 Greek Alpha, U+0585 Armenian oh, U+13AA Cherokee go (an A), U+2C9E Coptic O,
+# U+A4EE Lisu A.
+CYRILLIC_NAME = "\u0420\u0443\u0441\u0441\u043a\u0430\u044f \u0448\u043a\u043e\u043b\u0430"
+GREEK_NAME = (
+    "\u0395\u03bb\u03bb\u03b7\u03bd\u03b9\u03ba\u03cc \u03a3\u03c7\u03bf\u03bb\u03b5\u03af\u03bf"
+)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Ĳsselcollege",
+        "IJsselcollege",
+        "Sint-Jozef",
+        "Leerlingenbank 2.0",
+        "Collège Saint-Éloi",
+        "Ça Va Crèche",
+        "Gräfin-Überlingen Schule",
+        "Oost-Gaasterlân Skoalle",
+        "Cafe\u0301 Lyceum",  # an accent as a combining mark: no script of its own
+        "Colegio nª 5",  # FEMININE ORDINAL INDICATOR: no script
+        "\u00b5-lab",  # MICRO SIGN: no script
+        CYRILLIC_NAME,  # wholly Cyrillic
+        GREEK_NAME,  # wholly Greek
+        f"{CYRILLIC_NAME} Amsterdam",  # a Latin word beside Cyrillic ones: each reads as it is
+        f"{GREEK_NAME} Amsterdam",
+    ],
+)
+def test_names_in_one_script_per_word_pass(name: str) -> None:
+    assert name_problem(name) is None
+    assert mixed_script_word(name) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "word", "script"),
+    [
+        ("W\u043eordwijs", "W\u043eordwijs", "Cyrillic"),
+        ("Gymnasium L\u0435iden", "L\u0435iden", "Cyrillic"),
+        ("W\u03bfordwijs", "W\u03bfordwijs", "Greek"),
+        ("\u0391msterdams Lyceum", "\u0391msterdams", "Greek"),
+        ("W\u0585ordwijs", "W\u0585ordwijs", "Armenian"),
+        ("De \u13aamsterdamse School", "\u13aamsterdamse", "Cherokee"),
+        ("\u2c9eost-College", "\u2c9eost-College", "Coptic"),
+        ("\ua4eemsterdam", "\ua4eemsterdam", "Lisu"),
+        # A hyphen or a dot does not end a word: the Cyrillic o is not a word of its own.
+        ("Sint-J\u043ezef", "Sint-J\u043ezef", "Cyrillic"),
+        ("Leerlingenb\u0430nk 2.0", "Leerlingenb\u0430nk", "Cyrillic"),
+        (f"{GREEK_NAME}-Nederlands", GREEK_NAME.split()[1] + "-Nederlands", "Greek"),
+        # Accented Latin letters are Latin: one Cyrillic letter among them is still refused.
+        ("Coll\u00e8ge \u00c9l\u043ei", "\u00c9l\u043ei", "Cyrillic"),
+    ],
+)
+def test_a_word_mixing_latin_with_look_alike_letters_is_refused(
+    name: str, word: str, script: str
+) -> None:
+    assert mixed_script_word(name) == MixedScriptWord(word, script)
+    assert name_problem(name) == (
+        f'must not mix Latin letters with look-alike {script} ones in one word ("{word}")'
+    )
+
+
+def test_every_look_alike_script_is_recognised_by_its_letters_names() -> None:
+    samples = {"\u043e", "\u03bf", "\u0585", "\u13aa", "\u2c9f", "\ua4f3"}
+    found = {mixed_script_word(f"x{letter}") for letter in samples}
+    assert {m.script.upper() for m in found if m} == LOOK_ALIKE_SCRIPTS
+
+
+def test_the_look_alike_rule_holds_for_towns_and_shows_a_long_word_cut_short() -> None:
+    assert town_problem("L\u0435iden") == (
+        'the town must not mix Latin letters with look-alike Cyrillic ones in one word ("L\u0435iden")'
+    )
+    long_word = "W\u043e" + "o" * 80
+    found = mixed_script_word(long_word)
+    assert found is not None and found.word == long_word[:MAX_SHOWN_WORD] + "…"
+    # A hidden character is the first thing said: the word would carry it into the message.
+    assert name_problem("W\u043eord\u200bwijs") == (
+        "must be plain text: letters, digits, spaces and punctuation"
+    )

@@ -29,7 +29,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, 
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget
 
 from broker.core.catalogue import CATALOGUE
-from broker.core.display_text import MAX_NAME, plain_text_problem
+from broker.core.display_text import MAX_NAME, has_hidden_character, mixed_script_word
 from broker.core.towns import MAX_TOWN, clean_town, town_problem
 from broker.saml.metadata_check import MAX_METADATA_BYTES
 from broker.web.labels import attribute_label
@@ -95,11 +95,48 @@ class InviteForm(FlaskForm):
     )
 
 
+# The look-alike scripts of core/display_text.py, as the refusal names them (a test checks that
+# every one is here).
+SCRIPT_LETTERS = {
+    "Cyrillic": _l("Cyrillic letters"),
+    "Greek": _l("Greek letters"),
+    "Armenian": _l("Armenian letters"),
+    "Cherokee": _l("Cherokee letters"),
+    "Coptic": _l("Coptic letters"),
+    "Lisu": _l("Lisu letters"),
+}
+
+
+def unchanged(field: Field) -> bool:
+    """Whether `field` holds what the registry holds (the form was filled from it): a name or
+    town registered before a rule is shown as it is, and saving the other field keeps it."""
+    return field.object_data is not None and field.data == field.object_data
+
+
+def look_alike_refusal(text: str) -> ValidationError | None:
+    """A word of `text` that mixes Latin letters with look-alike letters of another script
+    (core/display_text.py), refused in the page's language with the word and the script."""
+    mixed = mixed_script_word(text)
+    if mixed is None:
+        return None
+    message = _l(
+        "“%(word)s” mixes Latin letters with %(letters)s that look like them. Use one script "
+        "per word.",
+        word=mixed.word,
+        letters=SCRIPT_LETTERS.get(mixed.script, mixed.script),
+    )
+    return ValidationError(str(message))
+
+
 def plain_name(_form: FlaskForm, field: Field) -> None:
-    """A name students or staff read: no invisible characters or direction overrides
-    (core/display_text.py); its length is `Length`'s to judge."""
-    if field.data and plain_text_problem(field.data, MAX_NAME):
+    """A name students or staff read: no invisible characters or direction overrides, no
+    look-alike letters in a Latin word (core/display_text.py); its length is `Length`'s."""
+    if not field.data or unchanged(field):
+        return
+    if has_hidden_character(field.data):
         raise ValidationError(str(_l("Use letters, digits, spaces and punctuation only.")))
+    if refusal := look_alike_refusal(field.data):
+        raise refusal
 
 
 class PublisherForm(FlaskForm):
@@ -140,11 +177,12 @@ class SchoolDetailsForm(FlaskForm):
     )
 
     def validate_town(self, field: Field) -> None:
-        if field.data and town_problem(field.data):
-            message = _l(
-                "Use at most %(max)d letters, digits, spaces and punctuation.", max=MAX_TOWN
-            )
-            raise ValidationError(str(message))
+        if not field.data or unchanged(field) or town_problem(field.data) is None:
+            return
+        if not has_hidden_character(field.data) and (refusal := look_alike_refusal(field.data)):
+            raise refusal
+        message = _l("Use at most %(max)d letters, digits, spaces and punctuation.", max=MAX_TOWN)
+        raise ValidationError(str(message))
 
 
 class SchoolForm(SchoolDetailsForm):

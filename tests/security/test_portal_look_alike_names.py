@@ -1,0 +1,195 @@
+"""Look-alike letters in the names the portals take (core/display_text.py): a word that mixes
+Latin letters with Cyrillic, Greek or other look-alike ones is refused next to its field, in
+the page's language and naming the script, and nothing is written, in every form that takes a
+name or a town: the operator's chain, publisher and school forms and the publisher's SAML and
+OIDC registrations (a school administrator names nothing). A name or town the registry already
+holds is not judged again when the operator saves the school's other field.
+
+Look-alikes are written as escapes: U+0430 a Cyrillic a, U+0435 a Cyrillic e, U+043E a
+Cyrillic o, U+03BF a Greek omicron, U+0585 an Armenian oh."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from io import BytesIO
+
+import pytest
+from flask.testing import FlaskClient
+
+from broker.cli.demo import DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN
+from broker.core.catalogue import CATALOGUE
+from broker.core.display_text import LOOK_ALIKE_SCRIPTS
+from broker.web.portal.forms import SCRIPT_LETTERS
+from tests.security.test_portal_declarations import sp_metadata
+from tests.security.test_portal_self_service import field_error
+from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
+
+NOT_NEEDED = {f"need_{name}": "" for name in CATALOGUE}
+SCHOOL = f"/portal/operator/schools/{DEMO_SCHOOL_ID}"
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
+    built = PortalSite(tmp_path_factory.mktemp("portal-look-alikes"), port=8740)
+    yield built
+    built.registry.close()
+
+
+@pytest.fixture(scope="module")
+def operator(site: PortalSite) -> FlaskClient:
+    """Signed in once for the module: a TOTP code is accepted once only."""
+    return site.sign_in("operator")
+
+
+@pytest.fixture(scope="module")
+def publisher(site: PortalSite) -> FlaskClient:
+    return site.sign_in("publisher")
+
+
+def _post(
+    client: FlaskClient, url: str, form_url: str, data: dict[str, object], lang: str = "nl"
+) -> tuple[int, str]:
+    token = csrf_token(client.get(f"{form_url}?lang={lang}", base_url=HTTPS).get_data(True))
+    response = client.post(
+        url,
+        base_url=HTTPS,
+        data={"csrf_token": token, **data},
+        content_type="multipart/form-data",
+    )
+    return response.status_code, response.get_data(as_text=True)
+
+
+def _idp_metadata(site: PortalSite, school_id: str) -> BytesIO:
+    """The demo school's IdP metadata under another entity id: an IdP of the new school's own."""
+    demo = site.registry.school(DEMO_SCHOOL_ID)
+    assert demo is not None
+    xml = site.registry.school_metadata()[demo.idp_entity_id]
+    xml = xml.replace(demo.idp_entity_id, f"https://idp.{school_id.lower()}.example/saml")
+    return BytesIO(xml.encode())
+
+
+# Each form: who posts it where, the fields with a look-alike name, and whether it wrote
+# anything (checked after the refusal).
+Written = Callable[[PortalSite], bool]
+FORMS: dict[str, tuple[str, str, str, Callable[[PortalSite], dict[str, object]], Written]] = {
+    "chain": (
+        "operator",
+        "/portal/operator/chains",
+        "/portal/operator/chains",
+        lambda site: {"chain_id": "examens", "name": "Ex\u0430mens"},
+        lambda site: site.registry.chain("examens") is not None,
+    ),
+    "publisher": (
+        "operator",
+        "/portal/operator/admins/publishers",
+        "/portal/operator/admins",
+        lambda site: {"publisher_id": "uitgeverij-west", "name": "Uitgeverij W\u0435st"},
+        lambda site: any(p.id == "uitgeverij-west" for p in site.registry.accounts.publishers()),
+    ),
+    "school": (
+        "operator",
+        "/portal/operator/schools",
+        "/portal/operator/schools",
+        lambda site: {
+            "school_id": "40LE00",
+            "name": "Stedelijk Gymnasium L\u0435iden",
+            "metadata_file": (_idp_metadata(site, "40LE00"), "idp.xml"),
+        },
+        lambda site: site.registry.school("40LE00") is not None,
+    ),
+    "saml service": (
+        "publisher",
+        f"/portal/publisher/{PUBLISHER_ID}/services/new",
+        f"/portal/publisher/{PUBLISHER_ID}/services/new",
+        lambda site: {
+            **NOT_NEEDED,
+            "service_id": "leesplein",
+            "name": "L\u0585esplein",
+            "naming": "oid",
+            "metadata_xml": sp_metadata("https://sp.leesplein.example", "https://w.example/acs"),
+        },
+        lambda site: site.registry.any_service("leesplein") is not None,
+    ),
+    "oidc client": (
+        "publisher",
+        f"/portal/publisher/{PUBLISHER_ID}/services/new-oidc",
+        f"/portal/publisher/{PUBLISHER_ID}/services/new-oidc",
+        lambda site: {
+            **NOT_NEEDED,
+            "service_id": "woordwijs-oidc",
+            "name": "W\u03bfordwijs",
+            "redirect_uris": "https://app.woordwijs.example/cb",
+            "auth_method": "client_secret_basic",
+            "id_token_alg": "ES256",
+        },
+        lambda site: site.registry.any_service("woordwijs-oidc") is not None,
+    ),
+}
+SCRIPTS = {"chain": "Cyrillische", "publisher": "Cyrillische", "school": "Cyrillische"}
+SCRIPTS |= {"saml service": "Armeense", "oidc client": "Griekse"}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_a_look_alike_name_is_refused_next_to_its_field_and_nothing_is_written(
+    site: PortalSite, operator: FlaskClient, publisher: FlaskClient, form: str
+) -> None:
+    role, url, form_url, data, written = FORMS[form]
+    generation = site.registry.generation()
+    fields = data(site)
+    status, page = _post(operator if role == "operator" else publisher, url, form_url, fields)
+    assert status == 400, page
+    word = str(fields["name"]).split()[-1]
+    assert field_error(page, "name") == (
+        f"„{word}” mengt Latijnse letters met {SCRIPTS[form]} letters die erop lijken. "
+        "Gebruik één schrift per woord."
+    )
+    assert not written(site)
+    assert site.registry.generation() == generation
+
+
+def test_the_refusal_is_english_on_an_english_page(site: PortalSite, operator: FlaskClient) -> None:
+    fields = {"chain_id": "examens", "name": "Ex\u0430mens"}
+    url = "/portal/operator/chains"
+    status, page = _post(operator, url, url, fields, lang="en")
+    assert status == 400
+    assert field_error(page, "name") == (
+        "“Ex\u0430mens” mixes Latin letters with Cyrillic letters that look like them. Use one "
+        "script per word."
+    )
+    # A name in one script per word passes: Cyrillic beside Latin, accents, a ligature.
+    fields["name"] = "\u0422\u0435\u0441\u0442\u044b Ĳssel-Éloi 2.0"
+    status, _page = _post(operator, url, url, fields, lang="en")
+    assert status == 303
+    chain = site.registry.chain("examens")
+    assert chain is not None and chain.name == fields["name"]
+
+
+@pytest.fixture
+def old_look_alikes(site: PortalSite) -> Iterator[tuple[str, str]]:
+    """The demo school as a registry written before the rule may hold it; restored after."""
+    old = ("Demo Lyc\u0435um", "Utr\u0435cht")
+    site.registry.set_school_details(DEMO_SCHOOL_ID, *old)
+    yield old
+    site.registry.set_school_details(DEMO_SCHOOL_ID, "Demo Lyceum", DEMO_SCHOOL_TOWN)
+
+
+def test_a_name_or_town_the_registry_holds_is_not_judged_again(
+    site: PortalSite, operator: FlaskClient, old_look_alikes: tuple[str, str]
+) -> None:
+    old_name, old_town = old_look_alikes
+    # The town alone changes: the old name stays as it is.
+    status, page = _post(operator, SCHOOL, SCHOOL, {"name": old_name, "town": "Utrecht"})
+    assert status == 303, page
+    school = site.registry.school(DEMO_SCHOOL_ID)
+    assert school is not None and (school.name, school.town) == (old_name, "Utrecht")
+    # A new look-alike, in the name or the town, is judged.
+    status, page = _post(operator, SCHOOL, SCHOOL, {"name": "Dem\u043e Lyceum", "town": old_town})
+    assert status == 400
+    assert "Cyrillische letters" in field_error(page, "name")
+    assert "Cyrillische letters" in field_error(page, "town")
+    school = site.registry.school(DEMO_SCHOOL_ID)
+    assert school is not None and (school.name, school.town) == (old_name, "Utrecht")
+
+
+def test_every_look_alike_script_has_a_name_in_the_portal() -> None:
+    assert {script.upper() for script in SCRIPT_LETTERS} == LOOK_ALIKE_SCRIPTS
