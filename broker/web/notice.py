@@ -137,7 +137,15 @@ def proceed(notice_id: str) -> Response:
     try:
         pending = b.receipting.take(secret, notice_id)
     except StateExpired:
-        return already_answered(secret, notice_id)  # a second "Continue" after the answer
+        # A second "Continue", e.g. a double click that submit-once.js did not stop (no
+        # JavaScript); the browser shows this answer, not the first one's. Once the first
+        # request's answer batch is out (milliseconds after its take) the mark is there:
+        # "already signed in", with the way to the platform. Before that the refusal comes at
+        # once, not after waiting for the mark: a hand rarely clicks inside those milliseconds,
+        # and a wait would hold a worker thread for every POST of a made-up id to this open,
+        # unlimited address (a refusal of ~1 ms would take hundreds); telling a real take in
+        # flight from a made-up id would cost the normal path a write at the take.
+        return already_answered(secret, notice_id)
     identity, authn_instant = pending.identity, pending.authn_instant
     services = None
     if pending.sso_token is not None:

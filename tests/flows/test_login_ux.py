@@ -5,12 +5,15 @@ and the error pages' titles, in Dutch and English."""
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Sequence
 
 import pytest
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.ports import StoreOp, StoreReply
+from broker.core.receipts import Receipt, ReceiptContent
 from broker.registry.database import open_engine, writer
 from broker.web.browser import BROWSER_COOKIE, SCHOOL_COOKIE, SSO_COOKIE
 from tests.support.client import Browser, Page, _host
@@ -130,6 +133,76 @@ def test_back_after_a_continue_that_could_not_be_answered_says_nothing_of_signed
     assert back.status == 400, back.text[:300]
     assert "already signed in" not in back.text
     assert "took too long or was already used" in back.text
+
+
+# -- 1b: two "Continue"s, as a double click without JavaScript sends them ------------------------
+def _counting_receipts(demo: LiveDemo, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    filed: list[str] = []
+    real_file = demo.broker.receipting.file
+
+    def file(content: ReceiptContent) -> Receipt:
+        filed.append(content.service_id)
+        return real_file(content)
+
+    monkeypatch.setattr(demo.broker.receipting, "file", file)
+    return filed
+
+
+def test_a_second_continue_after_the_answer_says_already_signed_in(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A double click (the second POST after the first one's answer left): one answer, one
+    receipt; the second says "already signed in" with the way to the platform."""
+    browser, notice = held_at_notice(demo, "en")
+    address = f"{demo.broker_url}{notice_address(notice)}"
+    filed = _counting_receipts(demo, monkeypatch)
+    first = browser.post(address, {"continue": "1"})
+    second = browser.post(address, {"continue": "1"})
+    assert demo.answers_publisher(first)
+    assert second.status == 200 and heading(second) == ALREADY["en"]
+    assert f'href="{demo.publishers["leesplank"].base_url}/"' in second.text
+    assert not demo.answers_publisher(second)
+    assert filed == ["leesplank"]
+
+
+def test_a_second_continue_while_the_first_is_answering_is_refused_at_once(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The second POST arrives between the first one's take and its answer's batch: no mark
+    yet. It is refused at once as used (notice.proceed says why it does not wait), never
+    answered a second time; the first still answers, with one receipt."""
+    browser, notice = held_at_notice(demo, "en")
+    address = f"{demo.broker_url}{notice_address(notice)}"
+    filed = _counting_receipts(demo, monkeypatch)
+    store = demo.broker.flow.store
+    real_batch = store.batch
+    answering, second_done = threading.Event(), threading.Event()
+
+    def batch(operations: Sequence[StoreOp]) -> list[StoreReply]:
+        if any(op.key.startswith("notice-done:") for op in operations):
+            answering.set()
+            assert second_done.wait(10), "the second Continue never finished"
+        return real_batch(operations)
+
+    monkeypatch.setattr(store, "batch", batch)
+    answers: list[Page] = []
+    first = threading.Thread(
+        target=lambda: answers.append(browser.post(address, {"continue": "1"}))
+    )
+    first.start()
+    try:
+        assert answering.wait(10), "the first Continue never reached its answer"
+        started = time.monotonic()
+        second = browser.post(address, {"continue": "1"})
+        waited = time.monotonic() - started
+    finally:
+        second_done.set()
+        first.join(10)
+    assert second.status == 400 and "took too long or was already used" in second.text
+    assert not demo.answers_publisher(second)
+    assert waited < 1.0, waited  # not held up by the first
+    assert len(answers) == 1 and demo.answers_publisher(answers[0])
+    assert filed == ["leesplank"]
 
 
 # -- 4: no cookies at all ----------------------------------------------------------------------

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import itertools
 import pkgutil
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
@@ -248,6 +249,30 @@ def test_page_has_no_inline_code_and_loads_nothing_external(app: Flask, template
 
 
 @pytest.mark.parametrize("template", sorted(PAGES))
+def test_page_sends_its_forms_once(app: Flask, template: str) -> None:
+    """The guard loads first, and every POST form on the page takes it: a second press while the
+    first is on its way would be answered with the login already taken (submit-once.js)."""
+    doc = render(app, template, "nl", **PAGES[template][0])
+    scripts = [el.attrs["src"] for el in doc.find_all("script")]
+    assert scripts[0] == "/static/submit-once.js", scripts
+    for form in doc.find_all("form"):
+        if form.attrs.get("method") == "post":
+            assert "data-submit-once" in form.attrs, form.attrs
+
+
+def test_every_post_form_a_student_sends_is_sent_once() -> None:
+    """In the source, so that forms a page shows only sometimes (the refusal's way back, the
+    logout button, the end_session confirmation, the logout answer) are counted too. The
+    portal's staff forms are not the student's pages."""
+    unmarked = []
+    for template in sorted((WEB_DIR / "templates").glob("*.html")):
+        for form in re.findall(r"<form\b[^>]*>", template.read_text(encoding="utf-8")):
+            if 'method="post"' in form and "data-submit-once" not in form:
+                unmarked.append(f"{template.name}: {form}")
+    assert not unmarked
+
+
+@pytest.mark.parametrize("template", sorted(PAGES))
 def test_page_has_landmarks_skip_link_and_ordered_headings(app: Flask, template: str) -> None:
     doc = render(app, template, "en", **PAGES[template][0])
     main = doc.find("main")
@@ -348,7 +373,8 @@ def test_discovery_search_falls_back_to_a_get_form(app: Flask) -> None:
     assert search.find("button").attrs["type"] == "submit"
     assert doc.find("p", id="school-count").text == "1 school gevonden"
     scripts = [s.attrs["src"] for s in doc.find_all("script")]
-    assert scripts == ["/static/discovery.js"]
+    # The shared guard first (a second press sends nothing), then the page's own script.
+    assert scripts == ["/static/submit-once.js", "/static/discovery.js"]
 
 
 def test_discovery_says_what_to_do_when_nothing_matches(app: Flask) -> None:
@@ -416,7 +442,9 @@ def test_autopost_posts_the_fields_and_offers_a_button(app: Flask) -> None:
     hidden = {i.attrs["name"]: i.attrs["value"] for i in form.find_all("input", type="hidden")}
     assert hidden == fields
     assert form.find("button").text == "Continue to Rekenwereld"
-    assert [s.attrs["src"] for s in doc.find_all("script")] == ["/static/autopost.js"]
+    assert "data-submit-once" in form.attrs
+    scripts = [s.attrs["src"] for s in doc.find_all("script")]
+    assert scripts == ["/static/submit-once.js", "/static/autopost.js"]
 
 
 # --- error -------------------------------------------------------------------------------------
