@@ -3,8 +3,12 @@ LogoutRequest (Redirect by default, POST with ?binding=post), and the SLO endpoi
 broker's LogoutRequest (from another service's or the school's logout) is answered and the
 broker's LogoutResponse is shown.
 
-`slo` in the settings: "answer" (default), "silent" (takes the request, never answers: a
-service that hangs) or "none" (no SingleLogoutService in its metadata at all).
+`slo` in the settings: "answer" (default), "post" (answers, but its metadata names only an
+HTTP-POST SingleLogoutService: the broker's answers to it are forms, not redirects),
+"unframeable" (answers by HTTP-POST on a page sent with `X-Frame-Options: DENY`, as an SP behind
+Spring Security's defaults does: inside the broker's logout iframe the browser refuses that page,
+so the answer never leaves), "silent" (takes the request, never answers: a service that hangs)
+or "none" (no SingleLogoutService in its metadata at all).
 """
 
 from __future__ import annotations
@@ -79,6 +83,10 @@ def _answer(client: Any, message: slo.Inbound, mode: str, events: slo.LogoutLog,
     slo.note_request(events, parsed, message.binding, answered=mode != "silent")
     if mode == "silent":
         return _result(name, "silent", 200)
+    if mode == "unframeable":
+        page = slo.answer(client, parsed, message, "idpsso", BINDING_HTTP_POST)
+        page.headers["X-Frame-Options"] = "DENY"
+        return page
     return slo.answer(client, parsed, message, "idpsso")
 
 
@@ -90,4 +98,6 @@ def slo_endpoints(base_url: str, mode: str) -> list[tuple[str, str]]:
     if mode == "none":
         return []
     location = base_url.rstrip("/") + "/slo"
+    if mode == "post":
+        return [(location, BINDING_HTTP_POST)]
     return [(location, BINDING_HTTP_REDIRECT), (location, BINDING_HTTP_POST)]

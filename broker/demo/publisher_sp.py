@@ -72,7 +72,9 @@ class PublisherSpSettings:
     # browser then only sends such a cookie with the POST to the ACS). Plain HTTP clients such as
     # `requests` do not send Secure cookies over http, hence off by default.
     cross_site_cookie: bool = False
-    # Single Logout: "answer", "silent" (never answers) or "none" (no SLO endpoint); publisher_slo.
+    # Single Logout: "answer", "post" (an HTTP-POST SLO endpoint only), "unframeable" (its
+    # answer page refuses to be framed), "silent" (never answers) or "none" (no SLO endpoint);
+    # publisher_slo.py.
     slo: str = "answer"
 
     @property

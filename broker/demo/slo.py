@@ -209,13 +209,15 @@ def note_request(events: LogoutLog, parsed: Any, binding: str, **extra: Any) -> 
     )
 
 
-def answer(entity: Any, parsed: Any, message: Inbound, peer_role: str) -> Response:
-    """Answer a verified LogoutRequest with a signed Success, by the binding it came with."""
-    destination = slo_destination(entity, parsed.issuer.text, peer_role, message.binding)
-    response = logout_response(entity, parsed, message.binding)
-    return send(
-        entity, response, destination, message.binding, message.relay_state or "", response=True
-    )
+def answer(
+    entity: Any, parsed: Any, message: Inbound, peer_role: str, binding: str | None = None
+) -> Response:
+    """Answer a verified LogoutRequest with a signed Success, by the binding it came with (or
+    `binding`)."""
+    binding = binding or message.binding
+    destination = slo_destination(entity, parsed.issuer.text, peer_role, binding)
+    response = logout_response(entity, parsed, binding)
+    return send(entity, response, destination, binding, message.relay_state or "", response=True)
 
 
 def issuer_of(message: Inbound) -> str:

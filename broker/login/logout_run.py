@@ -91,6 +91,16 @@ class LogoutRun:
             TIMED_OUT,
         )
 
+    @property
+    def confirmed_everywhere(self) -> bool:
+        """Every service confirmed, and the school did (or started the run, or no session stood,
+        so there was no school to tell): nothing the student must read before the final page
+        sends them on to whoever started the run. Stricter than `partial`: a school that could
+        not be told is no PartialLogout (nobody failed), but the student may still be signed
+        in there, and the page must stay to say so."""
+        school_done = self.school_status in (CONFIRMED, INITIATOR) or not self.school_id
+        return school_done and all(t.status == CONFIRMED for t in self.targets)
+
     def to_payload(self) -> dict[str, Any]:
         return {
             "run_id": self.run_id,

@@ -25,6 +25,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import InvalidMessage
 from broker.core.model import UpstreamIdentity
 from broker.login.logout import (
+    BY_SCHOOL,
     BY_STUDENT,
     CONFIRMED,
     FRONT,
@@ -210,11 +211,13 @@ def done(run_id: str) -> Response:
     run, first = b.logout.final_answer(secret, run)
     answer = run.answer
     names = _names(run)
+    school = b.view.school(run.school_id) if run.school_id else None
     initiator_name = ""
     if run.initiator.service_id:
         service = b.view.service(run.initiator.service_id)
         initiator_name = service.name if service else ""
-    school = b.view.school(run.school_id) if run.school_id else None
+    elif run.initiator.kind == BY_SCHOOL and school is not None:
+        initiator_name = school.name  # the way back goes to the school's IdP
     if first:
         outcome = "partial" if run.partial else "complete"
         metrics.logout_ended(run.initiator.kind, run.initiator.protocol, outcome)
@@ -227,6 +230,11 @@ def done(run_id: str) -> Response:
         initiator_name=initiator_name,
         answer_form=answer if answer is not None and answer.fields is not None else None,
         answer_link=answer.url if answer is not None and answer.fields is None else None,
+        # Sent on without a click (logout.js) only when there is nothing to read here: a tab
+        # closed on this page would otherwise leave the initiator without its answer. When
+        # something did not confirm, the page stays with its button (and says what to do).
+        go_on=answer is not None and run.confirmed_everywhere,
+        everywhere=run.confirmed_everywhere,
     )
     response = make_response(page)
     if answer is not None:

@@ -25,7 +25,9 @@ from tests.support.logout import (
     peer_logouts,
     read_final,
     run_id_of,
+    sends_on_by_itself,
     wait_out,
+    warns,
 )
 
 STUDENT = "sanne.jansen"
@@ -80,6 +82,9 @@ def test_logout_from_a_publisher_reaches_the_other_publisher_and_the_school(
     # The school was told (its NameID), and confirmed.
     assert len(_requests_for(browser, demo.school_url, school_name_id)) == told_before + 1
     assert outcome.school == "confirmed"
+    # Everything confirmed: nothing to read, so the page sends the answer on by itself (a tab
+    # closed here would keep it from the publisher); its button stays for no JavaScript.
+    assert sends_on_by_itself(outcome.page) and not warns(outcome.page)
     # The initiator's way back: a signed LogoutResponse, Success, that the publisher accepts.
     back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
     assert 'data-logout-status="success"' in back.text, back.text
@@ -119,6 +124,9 @@ def test_logout_started_by_the_school(demo: LiveDemo, binding: str) -> None:
     outcome = finish_logout(browser, started)
     assert outcome.services == {LEESPLANK: "confirmed", REKENROUTE: "confirmed"}
     assert outcome.school == "initiator"
+    # Back to the school, by itself, and the button names the school (not "the platform").
+    assert sends_on_by_itself(outcome.page)
+    assert "Back to Demo Lyceum</" in outcome.page.text
     answer = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
     assert 'data-logout-status="success"' in answer.text, answer.text
     assert _login_goes_to_school(demo, browser, "leesplank")
@@ -137,8 +145,10 @@ def test_the_students_button_logs_out_everywhere_and_the_old_cookie_opens_nothin
     outcome = finish_logout(browser, started)
     assert outcome.services == {LEESPLANK: "confirmed", REKENROUTE: "confirmed"}
     assert outcome.school == "confirmed"
-    # Nobody to answer: the student started it on the broker's own page.
+    # Nobody to answer: the student started it on the broker's own page, which stays.
     assert not [f for f in outcome.page.forms if "SAMLResponse" in f.fields]
+    assert "data-logout-answer" not in outcome.page.text
+    assert not sends_on_by_itself(outcome.page) and not warns(outcome.page)
     # A copy of the old cookie (a shared computer, a stolen token) opens nothing any more.
     browser.jar.setdefault("127.0.0.1", {})[SSO_COOKIE] = sso_token
     assert _login_goes_to_school(demo, browser, "leesplank")
@@ -223,6 +233,11 @@ def test_a_service_that_never_answers_is_reported_and_does_not_block(
         wait_out(demo, previous)
     assert outcome.services == {silent: "timed_out", unsupported: "unsupported"}
     assert outcome.school == "confirmed"
+    # The student must read this: the page stays, says what to do, and keeps the button.
+    assert warns(outcome.page) and not sends_on_by_itself(outcome.page)
+    assert "Close your browser completely" in outcome.page.text
+    assert "Did not answer: you may still be logged in there." in outcome.page.text
+    assert "Could not be told: you may still be logged in there." in outcome.page.text
     back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
     assert 'data-logout-status="partial"' in back.text, back.text
     assert _login_goes_to_school(demo, browser, "leesplank")

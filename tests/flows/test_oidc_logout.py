@@ -31,6 +31,8 @@ from tests.support.logout import (
     broker_logout_claims,
     finish_logout,
     peer_logouts,
+    sends_on_by_itself,
+    warns,
 )
 
 ANSWER_LINK = re.compile(r'<a [^>]*href="([^"]+)"[^>]*data-logout-answer')
@@ -125,6 +127,8 @@ def test_logout_from_a_platform_ends_the_session_tells_the_other_and_returns_wit
     assert done.url.startswith(f"{demo.broker_url}/logout/"), done.url
     assert done.status == 200, done.text
     assert 'data-status="confirmed"' in done.text  # atlas, by back channel
+    # All confirmed: the page follows the way back by itself (the link stays for no JavaScript).
+    assert sends_on_by_itself(done) and not warns(done)
     back = answer_link(done)
     assert back.startswith(f"{lexicon.base_url}/logged-out?state=")
     returned = browser.get(back)
@@ -278,6 +282,23 @@ def test_without_a_hint_the_student_confirms_first(demo: LiveDemo, lexicon: Oidc
     assert not sso_stands(demo, browser)
 
 
+def test_with_no_session_the_platform_gets_its_answer_at_once(
+    demo: LiveDemo, lexicon: OidcPublisher
+) -> None:
+    """Nothing to end, nobody to tell: no warning, and the page sends the student straight back
+    with the state (the link stays for browsers without JavaScript)."""
+    browser = Browser()
+    target = f"{lexicon.base_url}/logged-out"
+    page = browser.get(
+        end_session(demo, client_id="lexicon", post_logout_redirect_uri=target, state="s1")
+    )
+    assert page.status == 200, page.text
+    assert page.url.startswith(f"{demo.broker_url}/logout/") and page.url.endswith("/done")
+    assert "data-logout-service" not in page.text and "data-school-status" not in page.text
+    assert not warns(page) and sends_on_by_itself(page)
+    assert answer_link(page) == f"{target}?state=s1"
+
+
 def test_ui_locales_picks_the_language_of_the_logout_pages(
     demo: LiveDemo, lexicon: OidcPublisher
 ) -> None:
@@ -377,6 +398,8 @@ def test_back_channel_token_checked_with_pyjwt_and_a_silent_platform_times_out(
     assert names[f"{heard.id} (test OIDC publisher)"] == "confirmed"
     assert names[f"{mute.id} (test OIDC publisher)"] == "timed_out"
     assert answer_link(done).startswith(f"{lexicon.base_url}/logged-out?state=")
+    # One platform may still have the student logged in: the page stays and says so.
+    assert warns(done) and not sends_on_by_itself(done)
 
     assert len(bodies) == 1
     form = parse_qs(bodies[0].decode())

@@ -20,7 +20,7 @@ from broker.core.model import Declaration
 from broker.web import create_app
 from tests.flows.test_all_pairings import UID, expected, log_in
 from tests.support.client import Browser
-from tests.support.live import LiveDemo, free_ports, serve_app
+from tests.support.live import LiveDemo, free_ports, served
 
 TOKEN = "metrics-token-" + "x" * 40
 
@@ -126,14 +126,8 @@ def test_metrics_through_a_proxy_are_refused_without_a_token(demo: LiveDemo) -> 
 
 @contextmanager
 def broker_with(settings: Settings) -> Iterator[str]:
-    port = free_ports(1)
-    url = f"http://127.0.0.1:{port}"
-    server = serve_app(url, create_app(settings))
-    try:
+    with served(f"http://127.0.0.1:{free_ports(1)}", create_app(settings)) as url:
         yield url
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def test_metrics_with_a_token_need_it(demo: LiveDemo) -> None:

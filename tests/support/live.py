@@ -87,6 +87,37 @@ def serve_app(base_url: str, app: Flask) -> BaseWSGIServer:
     return serve({base_url: app})[0]
 
 
+@contextmanager
+def served(base_url: str, app: Flask) -> Iterator[str]:
+    """`app` served at `base_url` while the block runs."""
+    server = serve_app(base_url, app)
+    try:
+        yield base_url
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def publisher_settings(
+    base_url: str, keys: Path, service_id: str, idp_metadata: str, slo: str = "answer"
+) -> PublisherSpSettings:
+    """A further demo publisher SP at `base_url` (its key pair written under `keys`), trusting
+    the broker's IdP metadata; its cookie works cross-site, as the broker is on another site.
+    `slo`: how it takes a logout (broker/demo/publisher_slo.py)."""
+    settings = PublisherSpSettings(
+        base_url=base_url,
+        entity_id=f"{base_url}/metadata",
+        name=f"{service_id} (test publisher)",
+        key_file=keys / f"{service_id}.key",
+        cert_file=keys / f"{service_id}.crt",
+        idp_metadata=(idp_metadata,),
+        cross_site_cookie=True,
+        slo=slo,
+    )
+    write_pair(settings.key_file, settings.cert_file, service_id)
+    return settings
+
+
 @dataclass(frozen=True)
 class Publisher:
     id: str
@@ -221,18 +252,13 @@ class LiveDemo:
         """A further pysaml2 publisher SP on its own port, registered in the running broker.
         `slo`: how it takes a logout (broker/demo/publisher_slo.py)."""
         base_url = f"http://localhost:{free_ports(1)}"
-        peers = self.directory / "peers"
-        settings = PublisherSpSettings(
-            base_url=base_url,
-            entity_id=f"{base_url}/metadata",
-            name=f"{service_id} (test publisher)",
-            key_file=peers / f"{service_id}.key",
-            cert_file=peers / f"{service_id}.crt",
-            idp_metadata=(self.broker.saml_entities.idp_metadata(),),
-            cross_site_cookie=True,
-            slo=slo,
+        settings = publisher_settings(
+            base_url,
+            self.directory / "peers",
+            service_id,
+            self.broker.saml_entities.idp_metadata(),
+            slo,
         )
-        write_pair(settings.key_file, settings.cert_file, service_id)
         self.registry.add_service(
             Service(
                 service_id,

@@ -94,6 +94,18 @@ def answer_initiator(browser: Browser, final: Page) -> Page:
     return browser.get(unescape(link.group(1)))
 
 
+def sends_on_by_itself(final: Page) -> bool:
+    """Whether the final page carries its answer on without a click: the answer marked for the
+    page's script, and the script loaded (a browser then leaves the page at once)."""
+    marked = re.search(r"<(?:form|a)\b[^>]*data-logout-answer data-logout-continue", final.text)
+    return marked is not None and "/static/logout.js" in final.text
+
+
+def warns(final: Page) -> bool:
+    """Whether the final page tells the student they may still be logged in somewhere."""
+    return "data-logout-warning" in final.text
+
+
 def answer_of(final: Page) -> object:
     """The final page's way back as a value to compare: the form's action and fields, or the
     link (a signed SAML message, or the OIDC redirect)."""

@@ -19,7 +19,7 @@ from broker.web import create_app
 from tests.support.client import Browser
 from tests.support.forge import SchoolForger
 from tests.support.hostile import Signer
-from tests.support.live import PERSISTENT, LiveDemo, serve_app
+from tests.support.live import PERSISTENT, LiveDemo, served
 
 
 def redis_settings(demo: LiveDemo, redis_url: str, name: str) -> Settings:
@@ -38,12 +38,10 @@ def redis_settings(demo: LiveDemo, redis_url: str, name: str) -> Settings:
 def worker(settings: Settings, url: str) -> Iterator[Flask]:
     """A broker process serving at `url` until the block ends."""
     app = create_app(settings)
-    server = serve_app(url, app)
     try:
-        yield app
+        with served(url, app):
+            yield app
     finally:
-        server.shutdown()
-        server.server_close()
         app.extensions["ketenbroker"].registry.close()
 
 

@@ -26,6 +26,7 @@ from broker.login.logout import (
     LogoutRun,
     Outbound,
     SingleLogout,
+    Target,
 )
 from broker.login.participants import Participant, SessionServiceBook, SessionServices
 from broker.store import MemoryStore
@@ -242,3 +243,46 @@ def test_an_answer_that_could_not_be_made_is_made_on_the_next_load() -> None:
     logout.register("saml", Channel())
     answered, made = logout.final_answer(SECRET, logout.load(SECRET, run.run_id))
     assert made and answered.answer is not None
+
+
+def _run(targets: tuple[str, ...], school_id: str, school_status: str) -> LogoutRun:
+    return LogoutRun(
+        run_id="r",
+        created=0.0,
+        deadline=5.0,
+        initiator=Initiator(BY_SERVICE, "saml", "first"),
+        targets=tuple(
+            Target(_participant(f"s{i}"), FRONT, status) for i, status in enumerate(targets)
+        ),
+        school_id=school_id,
+        school_status=school_status,
+        school_protocol="saml",
+        upstream={},
+    )
+
+
+@pytest.mark.parametrize(
+    ("targets", "school_id", "school_status", "everywhere", "partial"),
+    [
+        ((CONFIRMED, CONFIRMED), "school", CONFIRMED, True, False),
+        ((), "school", CONFIRMED, True, False),
+        ((CONFIRMED,), "school", INITIATOR, True, False),
+        # No session stood: there was no school to tell, and nothing to warn about.
+        ((), "", NOT_TOLD, True, False),
+        ((CONFIRMED, TIMED_OUT), "school", CONFIRMED, False, True),
+        ((FAILED,), "school", CONFIRMED, False, True),
+        ((UNSUPPORTED,), "school", CONFIRMED, False, True),
+        ((CONFIRMED,), "school", TIMED_OUT, False, True),
+        # A school that could not be told is no PartialLogout, but the student must read it.
+        ((CONFIRMED,), "school", NOT_TOLD, False, False),
+        # Not settled yet (a final page asked for too early): never "everywhere".
+        ((PENDING,), "school", CONFIRMED, False, True),
+        ((CONFIRMED,), "school", PENDING, False, False),
+    ],
+)
+def test_confirmed_everywhere_only_when_nothing_is_left_to_tell_the_student(
+    targets: tuple[str, ...], school_id: str, school_status: str, everywhere: bool, partial: bool
+) -> None:
+    run = _run(targets, school_id, school_status)
+    assert run.confirmed_everywhere is everywhere
+    assert run.partial is partial

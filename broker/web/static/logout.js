@@ -1,5 +1,6 @@
-// The propagation page: ask the broker how the services answered, show it, and move on when
-// all have answered or the wait is over. Without JavaScript a meta refresh moves on instead.
+// The logout pages. The propagation page: ask the broker how the services answered, show it,
+// and move on when all have answered or the wait is over (without JavaScript a meta refresh
+// moves on instead).
 document.addEventListener("DOMContentLoaded", () => {
   const run = document.querySelector("[data-logout-run]");
   if (!run) return;
@@ -34,4 +35,24 @@ document.addEventListener("DOMContentLoaded", () => {
     window.setTimeout(poll, 500);
   };
   window.setTimeout(poll, 300);
+});
+
+// The final page: when every service and the school confirmed, carry the answer to whoever
+// started the logout without a click, so that a tab closed here cannot keep it from them (the
+// page's button does the same without JavaScript). Not when the student came back to this page
+// (Back): the answer went already, and sending it again would only bounce them forward; the
+// page then stays, with the result and the button.
+document.addEventListener("DOMContentLoaded", () => {
+  const answer = document.querySelector("[data-logout-continue]");
+  if (!answer) return;
+  const arrival = performance.getEntriesByType("navigation")[0];
+  if (arrival && arrival.type === "back_forward") return;
+  if (answer instanceof HTMLFormElement) {
+    // Through the prototype, as autopost.js does (a field named "submit" would shadow the
+    // method); requestSubmit where the browser has it, so the form's submit event fires.
+    const send = HTMLFormElement.prototype.requestSubmit || HTMLFormElement.prototype.submit;
+    send.call(answer);
+  } else if (answer instanceof HTMLAnchorElement) {
+    window.location.assign(answer.href);
+  }
 });
