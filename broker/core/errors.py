@@ -119,6 +119,18 @@ class InteractionRequired(PolicyRefusal):
     public_message = "This platform must first show you what it receives. Please start again."
 
 
+class UnexpectedStudent(PolicyRefusal):
+    """The service named the student it expects (OIDC `id_token_hint`, a requested `sub`
+    value) and another student signed in: no answer may name someone the service did not ask
+    for (OIDC Core 3.1.2.1, 5.5.1). The service hears `login_required`."""
+
+    code = "unexpected_student"
+    public_message = (
+        "You signed in as a different student than this platform expected. "
+        "Please start again at the platform."
+    )
+
+
 class MissingSubject(UpstreamFailure):
     """The school's IdP did not deliver the configured subject: never fall back to another value."""
 

@@ -56,11 +56,24 @@ def compute_release(
     """
     if versions is None:
         versions = KeyVersions(keys.current_version)
+    pseudonym, previous = chain_pseudonyms(keys, school, service, identity, versions)
+    attributes = release_for(service, policy, requested, identity.attributes)
+    return Release(pseudonym, attributes, policy.version, previous, versions.current)
+
+
+def chain_pseudonyms(
+    keys: PseudonymKeys,
+    school: School,
+    service: Service,
+    identity: UpstreamIdentity,
+    versions: KeyVersions,
+) -> tuple[str, str | None]:
+    """The student's pseudonym in `service`'s chain under the chain's current key version, and
+    under its previous one while a rotation's window is open (else None)."""
     namespace, subject = subject_input(school, identity)
     chain = service.pseudonym_chain
     pseudonym = derive_chain_pseudonym(keys.key(versions.current), chain, namespace, subject)
     previous = None
     if versions.previous is not None:
         previous = derive_chain_pseudonym(keys.key(versions.previous), chain, namespace, subject)
-    attributes = release_for(service, policy, requested, identity.attributes)
-    return Release(pseudonym, attributes, policy.version, previous, versions.current)
+    return pseudonym, previous

@@ -20,6 +20,7 @@ from broker.core.errors import (
     AssuranceNotMet,
     StaleAuthentication,
     StateExpired,
+    UnexpectedStudent,
     UnknownSchool,
     UnknownService,
 )
@@ -32,8 +33,8 @@ from broker.core.ports import (
     StoreReply,
 )
 from broker.core.pseudonym import PseudonymKeys
-from broker.core.pseudonym_rotation import HeldKeySource, key_versions_for
-from broker.core.release import compute_release
+from broker.core.pseudonym_rotation import HeldKeySource, KeyVersions, key_versions_for
+from broker.core.release import chain_pseudonyms, compute_release
 from broker.login.replay import open_epoch_op
 from broker.login.school_sessions import SchoolSessionIndex
 from broker.login.sealed import SealedStore, store_key
@@ -61,6 +62,12 @@ class LoginRequest:
     acr_required: bool = False
     # OIDC `max_age`: an SSO session older than this many seconds does not answer the request.
     max_age: int | None = None
+    # The pseudonyms the service accepts as the student (OIDC `id_token_hint`, a requested
+    # `sub` value): only their login may answer. Empty: any student (the usual case).
+    subjects: tuple[str, ...] = ()
+    # The student chooses the school on the discovery page, even with an SSO session or a
+    # school hint (OIDC prompt=select_account).
+    choose_school: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,8 @@ class LoginRecord:
                 "acr": request.acr,
                 "acr_required": request.acr_required,
                 "max_age": request.max_age,
+                "subjects": request.subjects,
+                "choose_school": request.choose_school,
             },
             "created": self.created,
             "school_id": self.school_id,
@@ -113,6 +122,8 @@ class LoginRecord:
             acr=tuple(req.get("acr") or ()),
             acr_required=bool(req.get("acr_required")),
             max_age=req.get("max_age"),
+            subjects=tuple(req.get("subjects") or ()),
+            choose_school=bool(req.get("choose_school")),
         )
         return cls(
             login_id=data["login_id"],
@@ -174,7 +185,7 @@ class LoginFlow:
         discovery; a request an SSO session answers at once writes no record at all."""
         if not is_my_data(request) and self.registry.service(request.service_id) is None:
             raise UnknownService(f"service {request.service_id} not in registry")
-        hint = request.school_hint
+        hint = None if request.choose_school else request.school_hint
         school_id = hint if hint and self.registry.school(hint) is not None else None
         record = LoginRecord(secrets.token_urlsafe(18), request, self.clock(), school_id)
         if save:
@@ -185,6 +196,10 @@ class LoginFlow:
         """A record's first save. The store epoch is never later than a login the store holds
         (replay.py): written first, in the same batch (one round trip, order kept)."""
         self.store.batch([open_epoch_op(record.created), self._save_op(browser_secret, record)])
+
+    def save_again(self, browser_secret: bytes, record: LoginRecord) -> None:
+        """Save a record that changed after its first save, before the login goes on."""
+        self._save(browser_secret, record)
 
     def with_school(self, record: LoginRecord, school_id: str) -> LoginRecord:
         """`record` with the school chosen (not saved: `note_upstream` saves it)."""
@@ -263,18 +278,42 @@ class LoginFlow:
         if request.max_age is not None and age > request.max_age + self.clock_skew:
             raise StaleAuthentication(f"school login {int(age)} s old, max_age {request.max_age}")
         policy = self.registry.policy(school.id, service.id)
-        # The chain's key versions come from the (cached) registry, so a rotation reaches
-        # every worker with the generation; a version new to this worker is read from the key
-        # set then. The window's end is a moment, not a write: the clock decides it here.
-        record = self.registry.pseudonym_key_version(service.pseudonym_chain)
-        now = datetime.fromtimestamp(self.clock(), UTC)
-        versions = key_versions_for(self.keys.key_set(), record, now)
-        keys = self.keys.key_set_holding(versions.needed)
+        keys, versions = self._chain_keys(service)
         release = compute_release(
             keys, school, service, identity, policy, request.requested, versions
         )
+        if request.subjects and not _names(
+            request.subjects, release.pseudonym, release.previous_pseudonym
+        ):
+            raise UnexpectedStudent(f"service {service.id} expected another student")
         return Completion(
             request, service, school, release, authn_instant, identity.authn_context, level
+        )
+
+    def _chain_keys(self, service: Service) -> tuple[PseudonymKeys, KeyVersions]:
+        """The pseudonym keys and key versions of `service`'s chain. The versions come from the
+        (cached) registry, so a rotation reaches every worker with the generation; a version new
+        to this worker is read from the key set then. The window's end is a moment, not a write:
+        the clock decides it here."""
+        record = self.registry.pseudonym_key_version(service.pseudonym_chain)
+        now = datetime.fromtimestamp(self.clock(), UTC)
+        versions = key_versions_for(self.keys.key_set(), record, now)
+        return self.keys.key_set_holding(versions.needed), versions
+
+    def is_expected_student(self, request: LoginRequest, identity: UpstreamIdentity) -> bool:
+        """Whether `identity` is the student the service named (`LoginRequest.subjects`): their
+        pseudonym in the service's chain, under the chain's current key or, during a rotation's
+        window, its previous one (a hint issued before the rotation names the same student).
+        True at once when the service named no one: the usual login does no work here."""
+        if not request.subjects:
+            return True
+        service = self.registry.service(request.service_id)
+        school = self.registry.school(identity.school_id)
+        if service is None or school is None:
+            return False
+        keys, versions = self._chain_keys(service)
+        return _names(
+            request.subjects, *chain_pseudonyms(keys, school, service, identity, versions)
         )
 
     # -- SSO session --------------------------------------------------------------------------
@@ -356,9 +395,11 @@ class LoginFlow:
         self, record: LoginRecord, identity: UpstreamIdentity, authn_instant: float
     ) -> bool:
         """An SSO session answers a request unless the service forces a fresh login, asked for
-        another school than the one the student logged in at, or wants a more recent login."""
+        another school than the one the student logged in at, or wants a more recent login, or
+        lets the student choose the school. Whether it is the student the service expects
+        (`is_expected_student`) the caller asks apart: a mismatch needs a login of its own."""
         request = record.request
-        if request.force_authn:
+        if request.force_authn or request.choose_school:
             return False
         if request.max_age is not None and self.clock() - authn_instant > request.max_age:
             return False
@@ -410,6 +451,11 @@ def identity_from_payload(data: dict[str, Any]) -> UpstreamIdentity:
         authn_context=data.get("authn_context"),
         upstream_session={str(k): str(v) for k, v in (data.get("upstream_session") or {}).items()},
     )
+
+
+def _names(subjects: tuple[str, ...], *pseudonyms: str | None) -> bool:
+    """Whether one of `pseudonyms` is among the `subjects` a service accepts."""
+    return any(p is not None and p in subjects for p in pseudonyms)
 
 
 def _taken(data: dict[str, Any] | None) -> LoginRecord:

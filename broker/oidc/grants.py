@@ -383,13 +383,18 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
         challenge = data.get("code_challenge")
         if challenge and data.get("code_challenge_method") != "S256":
             raise InvalidRequestError(
-                "code_challenge_method must be S256", redirect_uri=redirect_uri
+                "PKCE code_challenge_method must be S256; plain is not accepted.",
+                redirect_uri=redirect_uri,
             )
         client = grant.request.client
         if not challenge and client is not None and client.registration.is_public:
-            raise InvalidRequestError("PKCE (S256) is required", redirect_uri=redirect_uri)
+            raise InvalidRequestError(
+                "A public client must use PKCE with S256.", redirect_uri=redirect_uri
+            )
         if not challenge and not data.get("nonce"):
-            raise InvalidRequestError("use PKCE (S256) or a nonce", redirect_uri=redirect_uri)
+            raise InvalidRequestError(
+                "Use PKCE with S256, or at least send a nonce.", redirect_uri=redirect_uri
+            )
         super().validate_code_challenge(grant, redirect_uri)
 
     def get_authorization_code_challenge(self, authorization_code: IssuedCode) -> str | None:
@@ -500,7 +505,7 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         # The request passed every check: only now is the token used up, atomically, before new
         # tokens are made. Of two racing requests one wins; the other revokes the family.
         if not self.vault.take_refresh(self.request.refresh_token.value):
-            raise InvalidGrantError("refresh token already used")
+            raise InvalidGrantError("The refresh token was used already.")
         return super().create_token_response()
 
     def authenticate_user(self, refresh_token: IssuedRefreshToken) -> Grantee:

@@ -22,7 +22,6 @@ from urllib.parse import urlencode, urlsplit
 from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 from authlib.oauth2.rfc6750 import BearerTokenGenerator
 from authlib.oidc.core.grants import OpenIDCode
 
@@ -33,6 +32,11 @@ from broker.core.model import Protocol
 from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
 from broker.login.flow import Completion, LoginRequest
 from broker.oidc import requested_claims as oidc_claims
+from broker.oidc.authorization_checks import (
+    PROMPTS_SUPPORTED,
+    check_openid_request,
+    oauth_error,
+)
 from broker.oidc.backchannel import LogoutTokens
 from broker.oidc.client_auth import (
     ASSERTION_ALGORITHMS,
@@ -52,6 +56,15 @@ from broker.oidc.grants import (
     random_token,
     released_now,
 )
+from broker.oidc.oauth_errors import (
+    FALLBACK,
+    auth_method_used,
+    explain_invalid_client,
+    invalid_client_answer,
+    invalid_client_status,
+    readable,
+)
+from broker.oidc.rp_id_token import MAX_ID_TOKEN_LENGTH
 from broker.oidc.signing_keys import SigningKeys
 
 AUTHORIZE_PATH = "/oidc/authorize"
@@ -60,13 +73,10 @@ USERINFO_PATH = "/oidc/userinfo"
 JWKS_PATH = "/oidc/jwks"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 END_SESSION_PATH = "/oidc/end_session"
+TRY_AGAIN = FALLBACK["temporarily_unavailable"]
 MAX_PARAMETER = 2048
-# Parameters this provider understands on the authorization endpoint; others are ignored (OAuth).
-UNSUPPORTED = {
-    "request": "request_not_supported",
-    "request_uri": "request_uri_not_supported",
-    "registration": "registration_not_supported",
-}
+# An ID token handed back as a hint may carry many claims (groups): its own limit.
+LONG_PARAMETERS = {"id_token_hint": MAX_ID_TOKEN_LENGTH}
 
 
 @dataclass(frozen=True)
@@ -206,6 +216,20 @@ class _Server(AuthorizationServer):  # type: ignore[misc]
     def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, Any]:
         return status, body, headers
 
+    def handle_error_response(self, request: Any, error: OAuth2Error) -> tuple[int, Any, Any]:
+        """Every token-endpoint error, with a sentence for a description; a failed client
+        authentication names the one method the client registered (authlib lists every method
+        the grant allows)."""
+        if error.error == "invalid_client":
+            authorization = request.headers.get("Authorization")
+            explain_invalid_client(error, authorization, request.payload.data, self._method_of)
+        readable(error, {})
+        return super().handle_error_response(request, error)  # type: ignore[no-any-return]
+
+    def _method_of(self, client_id: str) -> str | None:
+        client = self.query_client(client_id)
+        return client.registration.auth_method.value if client else None
+
     def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
         pass
 
@@ -279,7 +303,7 @@ class OidcProvider:
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
             "acr_values_supported": list(self.assurance.oidc_values()),
-            "prompt_values_supported": ["none", "login"],
+            "prompt_values_supported": list(PROMPTS_SUPPORTED),
             "ui_locales_supported": ["nl", "en"],
             "authorization_response_iss_parameter_supported": True,
             # Logout: RP-Initiated Logout 1.0 and Back-Channel Logout 1.0 (logout tokens carry
@@ -297,8 +321,9 @@ class OidcProvider:
     def authorize(self, params: Mapping[str, list[str]], *, has_session: bool) -> LoginRequest:
         """Validate an authorization request; a refusal the client may hear raises
         `OidcRedirect`, one it may not (unknown client, unregistered redirect_uri) BadRequest."""
-        for values in params.values():
-            if any(len(value) > MAX_PARAMETER for value in values):
+        for name, values in params.items():
+            limit = LONG_PARAMETERS.get(name, MAX_PARAMETER)
+            if any(len(value) > limit for value in values):
                 raise BadRequest("authorization parameter too long", code="oidc_parameter_size")
         request = self._request(params)
         try:
@@ -325,19 +350,26 @@ class OidcProvider:
                 code="oidc_alg_unavailable",
             )
         try:
-            scopes, claims_request, max_age = self._check_openid(request, redirect_uri)
-            acr_asked, essential = oidc_claims.requested_acr(claims_request)
+            checked = check_openid_request(
+                request.payload,
+                redirect_uri,
+                client_id=client.get_client_id(),
+                issuer=self.issuer,
+                keys=self.keys,
+            )
+            acr_asked, essential = oidc_claims.requested_acr(checked.claims)
             acr_values = data.get("acr_values", "").split()
             levels = self.assurance.from_oidc([*acr_asked, *acr_values])
             if essential and acr_asked and not self.assurance.from_oidc(acr_asked):
                 # An essential acr the broker cannot even name cannot be met (Core 5.5.1.1).
-                raise _error(
-                    "unmet_authentication_requirements", "no known acr value", redirect_uri
+                raise oauth_error(
+                    "unmet_authentication_requirements",
+                    "No acr value asked for as essential is one this provider knows.",
+                    redirect_uri,
                 )
         except OAuth2Error as error:
-            error.state = data.get("state")
             raise self._refusal(error, request) from None
-        prompts = data.get("prompt", "").split()
+        prompts = checked.prompts
         hint = data.get("login_hint", "")
         front = {
             "protocol": Protocol.OIDC.value,
@@ -350,43 +382,18 @@ class OidcProvider:
             front["ui_locales"] = data["ui_locales"][:64]
         return LoginRequest(
             service_id=client.service.id,
-            requested=oidc_claims.requested_attributes(scopes, claims_request),
+            requested=oidc_claims.requested_attributes(checked.scopes, checked.claims),
+            # login_hint names a school (the broker's users are schools' students, whom a
+            # platform knows only by pseudonym): with a known school id, no discovery page.
             school_hint=hint if hint and self.registry.school(hint) is not None else None,
             force_authn="login" in prompts,
             front=front,
             acr=levels,
             acr_required=essential and bool(levels),
-            max_age=max_age,
+            max_age=checked.max_age,
+            subjects=tuple(sorted(checked.subjects)),
+            choose_school="select_account" in prompts,
         )
-
-    def _check_openid(
-        self, request: _Request, redirect_uri: str
-    ) -> tuple[list[str], dict[str, Any], int | None]:
-        data: Mapping[str, str] = request.payload.data
-        repeated = sorted(k for k, v in request.payload.datalist.items() if len(v) > 1)
-        if repeated:
-            # RFC 6749 3.1: parameters must not be included more than once.
-            raise InvalidRequestError(f"repeated: {', '.join(repeated)}", redirect_uri=redirect_uri)
-        scopes = data.get("scope", "").split()
-        if oidc_claims.OPENID not in scopes:
-            raise InvalidScopeError("the openid scope is required", redirect_uri=redirect_uri)
-        if not redirect_uri:
-            raise InvalidRequestError("redirect_uri is required")
-        for name, error in UNSUPPORTED.items():
-            if name in data:
-                raise _error(error, f"{name} is not supported", redirect_uri)
-        if data.get("response_mode", "query") != "query":
-            raise InvalidRequestError("only response_mode=query", redirect_uri=redirect_uri)
-        try:
-            claims_request = oidc_claims.parse_claims_parameter(data.get("claims"))
-        except BadRequest as bad:
-            raise InvalidRequestError(bad.detail, redirect_uri=redirect_uri) from None
-        max_age = None
-        if "max_age" in data:
-            if not data["max_age"].isdigit() or len(data["max_age"]) > 9:
-                raise InvalidRequestError("max_age must be seconds", redirect_uri=redirect_uri)
-            max_age = int(data["max_age"])
-        return scopes, claims_request, max_age
 
     def respond(self, completion: Completion, session_id: str) -> CodeRedirect:
         """The redirect that carries a code for a completed login, and the code's writes."""
@@ -436,12 +443,24 @@ class OidcProvider:
             status, body, out = self.server.create_token_response(request)
         except UpstreamFailure:
             # A private_key_jwt client whose JWKS URL does not answer cannot be authenticated.
-            return 401, {"error": "invalid_client", "error_description": "client keys"}, []
+            return invalid_client_answer(
+                "Client authentication failed: the client's keys could not be fetched from its "
+                "registered jwks_uri.",
+                400,
+            )
         except (UnicodeDecodeError, ValueError):
             # A Basic header that is not base64 of UTF-8: authlib does not catch that.
-            return 401, {"error": "invalid_client", "error_description": "malformed"}, []
+            used = auth_method_used(authorization, {k: v[0] for k, v in form.items() if v})
+            return invalid_client_answer(
+                "Client authentication failed: the client credentials could not be read.",
+                invalid_client_status(used),
+            )
         except StoreUnavailable:
-            return 503, {"error": "temporarily_unavailable"}, [("Retry-After", "5")]
+            return (
+                503,
+                {"error": "temporarily_unavailable", "error_description": TRY_AGAIN},
+                [("Retry-After", "5")],
+            )
         return status, body, list(out)
 
     def userinfo(
@@ -476,6 +495,7 @@ class OidcProvider:
         return kept
 
     def _refusal(self, error: OAuth2Error, request: _Request) -> Exception:
+        readable(error, request.payload.data)
         if error.redirect_uri:
             error.state = request.payload.data.get("state")
             _, _, headers = error()
@@ -492,9 +512,3 @@ class OidcProvider:
 def add_query(url: str, params: Mapping[str, str]) -> str:
     joiner = "&" if urlsplit(url).query else "?"
     return f"{url}{joiner}{urlencode(params)}"
-
-
-def _error(code: str, description: str, redirect_uri: str) -> OAuth2Error:
-    error = InvalidRequestError(description, redirect_uri=redirect_uri)
-    error.error = code
-    return error

@@ -41,17 +41,18 @@ def parse_claims_parameter(raw: str | None) -> dict[str, Any]:
     if not raw:
         return {}
     if len(raw) > MAX_CLAIMS_PARAMETER:
-        raise BadRequest("claims parameter too long", code="invalid_claims")
+        raise BadRequest("The claims parameter is too long.", code="invalid_claims")
     try:
         value = json.loads(raw)
     except ValueError:
-        raise BadRequest("claims parameter is not JSON", code="invalid_claims") from None
+        raise BadRequest("The claims parameter is not JSON.", code="invalid_claims") from None
     if not isinstance(value, dict) or not all(
         key in ("id_token", "userinfo") and (member is None or isinstance(member, dict))
         for key, member in value.items()
     ):
         raise BadRequest(
-            "claims parameter: only id_token and userinfo objects", code="invalid_claims"
+            "The claims parameter may hold only id_token and userinfo objects.",
+            code="invalid_claims",
         )
     return value
 
@@ -83,6 +84,29 @@ def requested_acr(claims: Mapping[str, Any]) -> tuple[tuple[str, ...], bool]:
         if isinstance(listed, list):
             values.extend(v for v in listed if isinstance(v, str))
     return tuple(values), essential
+
+
+def requested_subjects(claims: Mapping[str, Any]) -> frozenset[str] | None:
+    """The `sub` values the `claims` parameter asks for (Core 5.5.1: `value`, or `values`, in
+    the `id_token` or `userinfo` member): the provider may answer only for such a student. Where
+    several members name values, a student must satisfy each. None: no value asked for (a
+    bare `"sub": null` or `{"essential": true}` only asks for the claim, which is always sent)."""
+    wanted: frozenset[str] | None = None
+    for member in claims.values():
+        request = (member or {}).get("sub")
+        if not isinstance(request, dict):
+            continue
+        for name in ("value", "values"):
+            if name not in request:
+                continue
+            given = request[name]
+            listed = [given] if name == "value" else given
+            if not isinstance(listed, list) or not all(isinstance(v, str) for v in listed):
+                raise BadRequest(
+                    f"In the claims parameter, sub {name} must be text.", code="invalid_claims"
+                )
+            wanted = frozenset(listed) if wanted is None else wanted & frozenset(listed)
+    return wanted
 
 
 def release_claims(attributes: Mapping[str, tuple[str, ...]]) -> dict[str, str | list[str]]:

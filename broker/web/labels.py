@@ -61,6 +61,10 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("The broker is briefly unavailable. Please try again in a moment."),
     N_("The broker is not configured correctly."),
     N_("This platform must first show you what it receives. Please start again."),
+    N_(
+        "You signed in as a different student than this platform expected. "
+        "Please start again at the platform."
+    ),
     # broker/registry/errors.py
     N_("A school can only release attributes the platform declared it needs."),
     N_("An entry with this identifier already exists."),
@@ -99,6 +103,7 @@ _CODE_TITLES = {
     "assurance_not_met": N_("Your school's sign-in was not strong enough"),
     "authentication_too_old": N_("Sign in at your school again"),
     "school_timeout": N_("Your school's sign-in did not answer"),
+    "unexpected_student": N_("Signed in as another student"),
 }
 
 _HTTP_ERROR_MESSAGES = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from urllib.parse import urlsplit
 
 from flask import current_app, make_response, redirect, render_template, request, url_for
@@ -16,8 +17,6 @@ from broker.core.errors import (
     ConfigurationError,
     InteractionRequired,
     PolicyRefusal,
-    SchoolTimeout,
-    StaleAuthentication,
     StoreUnavailable,
     UnknownSchool,
     UpstreamFailure,
@@ -29,6 +28,8 @@ from broker.login.flow import Completion, LoginRecord, LoginRequest, is_my_data
 from broker.login.participants import Participant, SessionServices
 from broker.login.participants import session_and_services as read_session_and_services
 from broker.login.receipting import PendingRelease
+from broker.oidc.oauth_errors import NONE_PROMPT_OTHER_STUDENT, NONE_PROMPT_SIGN_IN
+from broker.oidc.oauth_errors import refusal as oauth_refusal
 from broker.oidc.provider import OidcProvider
 from broker.saml.front import (
     STATUS_AUTHN_FAILED,
@@ -70,7 +71,11 @@ def continue_login(
     b = broker()
     # The session and its record of services in one round trip: finish needs both.
     sso, services = known if known is not None else session_and_services(sso_token)
-    if sso is not None and sso_token and b.flow.session_serves(record, *sso):
+    # The service named the student it expects (OIDC id_token_hint, a requested sub) and the
+    # session is someone else's: it may not answer, and the school is not guessed from it.
+    # No work when the service named no one (is_expected_student answers at once).
+    someone_else = sso is not None and not b.flow.is_expected_student(record.request, sso[0])
+    if sso is not None and sso_token and not someone_else and b.flow.session_serves(record, *sso):
         if saved:
             b.flow.take(secret, record.login_id)
         response = finish(record, sso[0], sso[1], sso_token=sso_token, session_services=services)
@@ -82,16 +87,28 @@ def continue_login(
         metrics.login_ended(front_protocol(record.request), metrics.UNKNOWN, "login_required")
         if is_oidc(record.request):
             location = oidc_front().error_location(
-                record.request, "login_required", "the student has to sign in"
+                record.request,
+                "login_required",
+                NONE_PROMPT_OTHER_STUDENT if someone_else else NONE_PROMPT_SIGN_IN,
             )
             response = redirect(location, 303)
         else:
             service = b.view.service(record.request.service_id)
             message = b.saml_front.error_for(record.request, STATUS_NO_PASSIVE, "no_passive")
             response = autopost(message, service.name if service else "")
+    elif someone_else:
+        # A fresh login, forced (the school's own session may be the same someone else's), at
+        # the school the service hinted or one the student chooses. If it is still not the
+        # expected student, flow.complete refuses it (login_required for the service).
+        record = replace(record, request=replace(record.request, force_authn=True))
+        if record.school_id:
+            response = go_upstream(secret, record, first_save=not saved)
+        else:
+            b.flow.save_again(secret, record) if saved else b.flow.save_new(secret, record)
+            response = to_discovery(record)
     elif record.school_id:
         response = go_upstream(secret, record, first_save=not saved)
-    elif sso is not None:
+    elif sso is not None and not record.request.choose_school:
         # A session that may not answer (a fresh login or a stronger one is asked for): the
         # student logs in again at the school they logged in at, without choosing it again.
         record = b.flow.with_school(record, sso[0].school_id)
@@ -389,18 +406,6 @@ def ui_language(ui_locales: str) -> str | None:
     return None
 
 
-def oauth_error(cause: BrokerError) -> str:
-    if isinstance(cause, InteractionRequired):
-        return "interaction_required"
-    if isinstance(cause, AssuranceNotMet):
-        return "unmet_authentication_requirements"
-    if isinstance(cause, StaleAuthentication):
-        return "login_required"
-    if isinstance(cause, SchoolTimeout):
-        return "temporarily_unavailable"  # RFC 6749 4.1.2.1: the client may try again later
-    return "access_denied"
-
-
 def is_oidc(request: LoginRequest) -> bool:
     return request.front.get("protocol") == Protocol.OIDC.value
 
@@ -435,8 +440,7 @@ def answerable_refusal_page(
     service_name = service.name if service else None
     passive = bool(refusal.request.front.get("is_passive"))
     if is_oidc(refusal.request):
-        cause = refusal.cause
-        link = oidc_front().error_location(refusal.request, oauth_error(cause), cause.code)
+        link = oidc_front().error_location(refusal.request, *oauth_refusal(refusal.cause))
         if passive:
             return redirect(link, 303)
         page, status = render_error(refusal, service_name=service_name, return_link=link)

@@ -21,12 +21,28 @@ from broker.web.login_steps import broker, continue_login, oidc_front, session_a
 
 oidc_op = Blueprint("oidc_op", __name__)
 
+# CORS: what a publisher's single-page app (a public client with PKCE: oidc-client-ts,
+# angular-oauth2-oidc) calls from the browser, by path, with the methods it may use. Any origin
+# (`*`, never with credentials): these endpoints take no cookie, so a page of any origin gains
+# nothing a script outside a browser could not do; the code with its PKCE verifier, the client's
+# secret or the bearer token is what protects them. The registered redirect URIs' origins would
+# add a registry lookup to every call and nothing else (userinfo does not even know its client
+# before the token is read). Authorize and end_session are navigations: no CORS there.
+CROSS_ORIGIN = {
+    DISCOVERY_PATH: "GET",
+    JWKS_PATH: "GET",
+    TOKEN_PATH: "POST",
+    USERINFO_PATH: "GET, POST",
+}
+# A bearer token (userinfo) and a JSON or form body make the browser ask first (a preflight).
+ALLOWED_HEADERS = "Authorization, Content-Type"
+# Chromium keeps a preflight's answer for at most 2 hours, Firefox for 24.
+PREFLIGHT_MAX_AGE = "86400"
+
 
 def _json(body: Any, status: int = 200, *, public: bool = False) -> Response:
     response = Response(json.dumps(body), status=status, mimetype="application/json")
     if public:
-        # Published documents: publishers' single-page apps may read them from the browser.
-        response.headers["Access-Control-Allow-Origin"] = "*"
         response.headers["Cache-Control"] = "public, max-age=3600"
     else:
         response.headers["Cache-Control"] = "no-store"
@@ -34,12 +50,42 @@ def _json(body: Any, status: int = 200, *, public: bool = False) -> Response:
     return response
 
 
-@oidc_op.route(DISCOVERY_PATH)
+@oidc_op.after_request
+def _cross_origin(response: Response) -> Response:
+    """Every answer of a CORS endpoint carries the header, errors and rate limits included: a
+    single-page app must be able to read why it was refused."""
+    if request.path in CROSS_ORIGIN:
+        response.headers["Access-Control-Allow-Origin"] = "*"
+        # A script reads the Bearer or Basic challenge of a 401 only when it is exposed.
+        response.headers["Access-Control-Expose-Headers"] = "WWW-Authenticate"
+    return response
+
+
+def _preflight() -> Response:
+    """A CORS preflight: no store, no rate limit, the same answer for every origin."""
+    response = Response(status=204)
+    response.headers["Access-Control-Allow-Methods"] = CROSS_ORIGIN[request.path]
+    response.headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+    response.headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+    return response
+
+
+for _name, _path in [
+    ("discovery_preflight", DISCOVERY_PATH),
+    ("jwks_preflight", JWKS_PATH),
+    ("token_preflight", TOKEN_PATH),
+    ("userinfo_preflight", USERINFO_PATH),
+]:
+    # Views of their own: the token endpoint's rate limit and metrics do not count preflights.
+    oidc_op.add_url_rule(_path, _name, _preflight, methods=["OPTIONS"])
+
+
+@oidc_op.route(DISCOVERY_PATH, provide_automatic_options=False)
 def discovery_document() -> Response:
     return _json(oidc_front().discovery(), public=True)
 
 
-@oidc_op.route(JWKS_PATH)
+@oidc_op.route(JWKS_PATH, provide_automatic_options=False)
 def jwks() -> Response:
     return _json(oidc_front().jwks(), public=True)
 
@@ -62,11 +108,12 @@ def authorize() -> Response:
     return continue_login(secret, record, sso_token, saved=False, known=known)
 
 
-@oidc_op.route(TOKEN_PATH, methods=["GET", "POST"])
+@oidc_op.route(TOKEN_PATH, methods=["GET", "POST"], provide_automatic_options=False)
 def token() -> Response:
     if request.method != "POST":
         # An OAuth client reads JSON errors, never the students' HTML pages.
-        response = _json({"error": "invalid_request", "error_description": "use POST"}, 405)
+        described = {"error": "invalid_request", "error_description": "Use POST at this endpoint."}
+        response = _json(described, 405)
         response.headers["Allow"] = "POST"
         return response
     form = {key: request.form.getlist(key) for key in request.form}
@@ -78,7 +125,7 @@ def token() -> Response:
     return response
 
 
-@oidc_op.route(USERINFO_PATH, methods=["GET", "POST"])
+@oidc_op.route(USERINFO_PATH, methods=["GET", "POST"], provide_automatic_options=False)
 def userinfo() -> Response:
     form_token = request.form.get("access_token") if request.method == "POST" else None
     status, body = oidc_front().userinfo(request.headers.get("Authorization"), form_token)
@@ -86,5 +133,4 @@ def userinfo() -> Response:
     if status == 401:
         error = body.get("error")
         response.headers["WWW-Authenticate"] = f'Bearer error="{error}"' if error else "Bearer"
-    response.headers["Access-Control-Allow-Origin"] = "*"
     return response

@@ -68,3 +68,25 @@ def test_released_attributes_become_claims() -> None:
         "groups": ["klas-3a", "klas-3b"],
         "eduperson_affiliation": ["student"],
     }
+
+
+def test_sub_values_in_the_claims_parameter() -> None:
+    a, b = "a" * 64, "b" * 64
+    assert claims.requested_subjects({}) is None
+    assert claims.requested_subjects({"id_token": {"sub": None}}) is None
+    assert claims.requested_subjects({"userinfo": {"sub": {"essential": True}}}) is None
+    assert claims.requested_subjects({"id_token": {"sub": {"value": a}}}) == {a}
+    assert claims.requested_subjects({"userinfo": {"sub": {"values": [a, b]}}}) == {a, b}
+    # Each member must hold: what both name.
+    both = {"id_token": {"sub": {"value": a}}, "userinfo": {"sub": {"values": [a, b]}}}
+    assert claims.requested_subjects(both) == {a}
+    apart = {"id_token": {"sub": {"value": a}}, "userinfo": {"sub": {"value": b}}}
+    assert claims.requested_subjects(apart) == frozenset()
+
+
+@pytest.mark.parametrize(
+    "request_", [{"value": 7}, {"values": "x"}, {"values": [1]}, {"value": None}]
+)
+def test_a_sub_value_that_is_no_text_is_refused(request_: dict[str, object]) -> None:
+    with pytest.raises(BadRequest):
+        claims.requested_subjects({"id_token": {"sub": request_}})

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from broker.core.errors import StateExpired, UnknownSchool, UnknownService
+from broker.core.errors import StateExpired, UnexpectedStudent, UnknownSchool, UnknownService
 from broker.core.model import (
     Chain,
     Declaration,
@@ -276,6 +276,8 @@ def test_record_payload_round_trip() -> None:
                 ("high", "low"),
                 True,
                 300,
+                ("a" * 64, "b" * 64),
+                True,
             ),
             12.5,
             "99XX00",
@@ -473,3 +475,61 @@ def test_session_serves(flow: LoginFlow) -> None:
     # OIDC max_age: a session of 10 minutes ago serves max_age=3600, not max_age=60.
     assert flow.session_serves(record(None, max_age=3600), identity, now - 600)
     assert not flow.session_serves(record(None, max_age=60), identity, now - 600)
+
+
+# -- the student the service expects (OIDC id_token_hint, a requested sub) and school choice ---
+def _sanne() -> str:
+    return derive_chain_pseudonym(KEY, "leermiddelen", "school:99XX00", MARKER)
+
+
+def test_no_expected_student_costs_nothing(store: RecordingStore, clock: Clock) -> None:
+    """The usual login names no student: no registry or key lookup at all."""
+
+    class Untouchable:
+        def __getattr__(self, name: str) -> None:
+            raise AssertionError(f"registry.{name} called")
+
+    registry: RegistryReader = Untouchable()  # type: ignore[assignment]
+    flow = LoginFlow(
+        registry, store, PseudonymKeys(1, {1: KEY}), login_ttl=LOGIN_TTL, sso_ttl=SSO_TTL
+    )
+    assert flow.is_expected_student(LoginRequest("uitgever"), _identity())
+
+
+def test_the_expected_student_by_pseudonym(flow: LoginFlow) -> None:
+    assert flow.is_expected_student(LoginRequest("uitgever", subjects=(_sanne(),)), _identity())
+    other = LoginRequest("uitgever", subjects=("0" * 64,))
+    assert not flow.is_expected_student(other, _identity())
+    # The same student at another school is another student (another pseudonym).
+    assert not flow.is_expected_student(
+        LoginRequest("uitgever", subjects=(_sanne(),)), _identity("88YY00")
+    )
+    with pytest.raises(UnexpectedStudent):
+        flow.complete(other, _identity(), flow.clock())
+    answered = flow.complete(LoginRequest("uitgever", subjects=(_sanne(),)), _identity(), 1.0)
+    assert answered.release.pseudonym == _sanne()
+
+
+def test_a_hint_from_before_a_key_rotation_names_the_same_student(
+    store: RecordingStore, clock: Clock
+) -> None:
+    """During the chain's window the previous pseudonym names the student too (a platform's
+    ID token of before the rotation); after it, only the new one."""
+    key_2 = bytes(range(32, 64))
+    registry = FakeRegistry()
+    ends = datetime.fromtimestamp(clock.now + 3600, UTC)
+    registry.key_versions["leermiddelen"] = ChainKeyVersion("leermiddelen", 2, 1, ends)
+    keys = PseudonymKeys(1, {1: KEY, 2: key_2})
+    flow = LoginFlow(registry, store, keys, login_ttl=LOGIN_TTL, sso_ttl=SSO_TTL, clock=clock)
+    old = LoginRequest("uitgever", subjects=(_sanne(),))
+    assert flow.is_expected_student(old, _identity())
+    assert flow.complete(old, _identity(), clock.now).release.previous_pseudonym == _sanne()
+    clock.now += 3600
+    assert not flow.is_expected_student(old, _identity())
+
+
+def test_choosing_the_school_sets_the_session_and_the_hint_aside(flow: LoginFlow) -> None:
+    choose = LoginRequest("uitgever", school_hint="99XX00", choose_school=True)
+    record = flow.start(new_secret(), choose, save=False)
+    assert record.school_id is None
+    assert not flow.session_serves(record, _identity("99XX00"), flow.clock())

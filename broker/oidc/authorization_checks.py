@@ -1,0 +1,131 @@
+"""The authorization request's OpenID Connect checks beyond authlib's (which has checked the
+client, the redirect URI, response_type, PKCE and `prompt=none` without a session by then).
+
+Each refusal is an OAuth2Error carrying the validated redirect URI, so the client hears it at
+its redirect URI; each description is a sentence (oauth_errors.py). Nothing here does I/O: the
+`id_token_hint` is checked against the provider's keys in memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from authlib.oauth2.base import OAuth2Error
+from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
+
+from broker.core.errors import BadRequest
+from broker.oidc import requested_claims as oidc_claims
+from broker.oidc.id_token_hint import HintRefused, hinted_subject
+from broker.oidc.signing_keys import SigningKeys
+
+# Parameters this provider understands on the authorization endpoint; others are ignored (OAuth).
+UNSUPPORTED = {
+    "request": "request_not_supported",
+    "request_uri": "request_uri_not_supported",
+    "registration": "registration_not_supported",
+}
+# `prompt` values this provider honours (discovery's prompt_values_supported). `consent` is
+# known and refused (no consent step: the school decides what is released); any other value
+# is refused as unsupported (Initiating User Registration 1.0, 4.1: invalid_request).
+PROMPTS_SUPPORTED = ("none", "login", "select_account")
+CONSENT = "consent"
+MAX_AGE_DIGITS = 9
+
+
+@dataclass(frozen=True)
+class OpenIdRequest:
+    """What the checks found: the scope values, the `claims` parameter, `max_age`, the
+    `prompt` values, and the pseudonyms the client accepts as the student (empty: anyone)."""
+
+    scopes: list[str]
+    claims: dict[str, Any]
+    max_age: int | None
+    prompts: frozenset[str]
+    subjects: frozenset[str]
+
+
+def check_openid_request(
+    payload: Any,
+    redirect_uri: str,
+    *,
+    client_id: str,
+    issuer: str,
+    keys: SigningKeys,
+) -> OpenIdRequest:
+    """`payload`: authlib's payload of the request (`data`, `datalist`)."""
+    data: Mapping[str, str] = payload.data
+    repeated = sorted(k for k, v in payload.datalist.items() if len(v) > 1)
+    if repeated:
+        # RFC 6749 3.1: parameters must not be included more than once. Names only: a name
+        # the client sent could hold characters an error description must not.
+        count = "A parameter is" if len(repeated) == 1 else "Parameters are"
+        raise InvalidRequestError(f"{count} given more than once.", redirect_uri=redirect_uri)
+    scopes = data.get("scope", "").split()
+    if oidc_claims.OPENID not in scopes:
+        raise InvalidScopeError("The openid scope is required.", redirect_uri=redirect_uri)
+    if not redirect_uri:
+        raise InvalidRequestError("The redirect_uri parameter is required.")
+    for name, error in UNSUPPORTED.items():
+        if name in data:
+            raise oauth_error(error, f"The {name} parameter is not supported.", redirect_uri)
+    if data.get("response_mode", "query") != "query":
+        raise InvalidRequestError(
+            "This provider supports response_mode=query only.", redirect_uri=redirect_uri
+        )
+    prompts = _prompts(data.get("prompt", ""), redirect_uri)
+    try:
+        claims = oidc_claims.parse_claims_parameter(data.get("claims"))
+        subjects = oidc_claims.requested_subjects(claims)
+    except BadRequest as bad:
+        raise InvalidRequestError(bad.detail, redirect_uri=redirect_uri) from None
+    hint = data.get("id_token_hint")
+    if hint:
+        try:
+            hinted = frozenset({hinted_subject(hint, issuer, keys, client_id)})
+        except HintRefused as refused:
+            raise InvalidRequestError(refused.reason, redirect_uri=redirect_uri) from None
+        subjects = hinted if subjects is None else subjects & hinted
+    if subjects is not None and not subjects:
+        raise InvalidRequestError(
+            "The id_token_hint and the sub values of the claims parameter name no student in "
+            "common.",
+            redirect_uri=redirect_uri,
+        )
+    max_age = None
+    if "max_age" in data:
+        if not data["max_age"].isdigit() or len(data["max_age"]) > MAX_AGE_DIGITS:
+            raise InvalidRequestError(
+                "The max_age parameter must be a whole number of seconds.",
+                redirect_uri=redirect_uri,
+            )
+        max_age = int(data["max_age"])
+    return OpenIdRequest(scopes, claims, max_age, prompts, subjects or frozenset())
+
+
+def _prompts(prompt: str, redirect_uri: str) -> frozenset[str]:
+    """The `prompt` values (authlib has refused `none` with others, and `none` without a
+    session, already)."""
+    prompts = frozenset(prompt.split())
+    if CONSENT in prompts:
+        # Core 3.1.2.1: "If it cannot obtain consent, it MUST return an error". The broker has
+        # no consent step: the school decides what a platform receives, not the student.
+        raise oauth_error(
+            "consent_required",
+            "This provider has no consent step: the student's school decides what is released.",
+            redirect_uri,
+        )
+    if not prompts <= set(PROMPTS_SUPPORTED):
+        raise InvalidRequestError(
+            "The prompt parameter holds a value this provider does not support; see "
+            "prompt_values_supported.",
+            redirect_uri=redirect_uri,
+        )
+    return prompts
+
+
+def oauth_error(code: str, description: str, redirect_uri: str) -> OAuth2Error:
+    error = InvalidRequestError(description, redirect_uri=redirect_uri)
+    error.error = code
+    return error

@@ -1,0 +1,206 @@
+"""OAuth error answers a platform's developer can read: every `error` the provider sends
+carries an `error_description` that is an English sentence (RFC 6749 4.1.2.1, 5.2: "human-
+readable ASCII text"), never a bare parameter value or an error code repeated.
+
+authlib leaves some errors without a description, and gives `unsupported_response_type` the
+client's own `response_type` as its description; what it says well it keeps saying. A
+description never quotes a value the client sent: RFC 6749 allows only %x20-21 / %x23-5B /
+%x5D-7E there, and a value echoed back could break that or the redirect that carries it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from authlib.oauth2.base import OAuth2Error
+
+from broker.core.errors import (
+    AssuranceNotMet,
+    BrokerError,
+    InteractionRequired,
+    PolicyRefusal,
+    RequiredAttributeMissing,
+    SchoolTimeout,
+    StaleAuthentication,
+    UnexpectedStudent,
+)
+
+# What an error means at this provider, for errors that come without a description.
+FALLBACK = {
+    "invalid_request": "The request is missing a parameter, repeats one or has one that is not "
+    "valid.",
+    "invalid_client": "Client authentication failed.",
+    "invalid_grant": "The code or refresh token is not valid: unknown, expired, used already, or "
+    "issued to another client or redirect URI.",
+    "unauthorized_client": "This client is not registered for this grant type.",
+    "unsupported_grant_type": "This provider supports the authorization_code and refresh_token "
+    "grant types only.",
+    "unsupported_response_type": "This provider supports response_type=code only.",
+    "invalid_scope": "The requested scope is not valid for this request.",
+    "access_denied": "The login was refused.",
+    "login_required": "The student has to sign in, and prompt=none does not allow asking them to.",
+    "consent_required": "This provider cannot ask for consent.",
+    "account_selection_required": "The student has to choose a school, and prompt=none does "
+    "not allow asking them to.",
+    "temporarily_unavailable": "The provider is briefly unavailable; try again in a few seconds.",
+}
+# authlib's own wording, where it says less than it could.
+_REWORDED = {
+    "Invalid 'prompt' parameter.": "prompt=none cannot be combined with other prompt values.",
+}
+NONE_PROMPT_SIGN_IN = "The student is not signed in, and prompt=none does not allow asking them to."
+NONE_PROMPT_OTHER_STUDENT = (
+    "Another student is signed in than the id_token_hint or the requested sub names, and "
+    "prompt=none does not allow asking them to sign in."
+)
+
+
+def readable(error: OAuth2Error, data: Mapping[str, str]) -> OAuth2Error:
+    """`error` with a sentence as its description; `data`: the request's parameters.
+
+    A missing `response_type` is `invalid_request` (RFC 6749 4.1.2.1: a required parameter is
+    missing), not `unsupported_response_type`, which authlib answers for any it cannot use."""
+    if error.error == "unsupported_response_type":
+        if not data.get("response_type"):
+            error.error = "invalid_request"
+            error.description = "The response_type parameter is missing; use response_type=code."
+        else:
+            error.description = FALLBACK["unsupported_response_type"]
+    elif not error.description:
+        error.description = FALLBACK.get(error.error, "The request was refused.")
+    else:
+        described = _REWORDED.get(error.description, error.description)
+        # authlib ends some of its sentences without a full stop.
+        error.description = described if described.endswith(".") else described + "."
+    return error
+
+
+# Refusals after the login started, by the cause's class (the first that matches): the OAuth
+# error and what it means for the platform.
+_REFUSALS: tuple[tuple[type[BrokerError], str, str], ...] = (
+    (
+        InteractionRequired,
+        "interaction_required",
+        "The student has to see the information notice first, which prompt=none does not allow.",
+    ),
+    (
+        AssuranceNotMet,
+        "unmet_authentication_requirements",
+        "The school's login does not meet the required authentication level.",
+    ),
+    (StaleAuthentication, "login_required", "The school's login is older than max_age allows."),
+    (
+        UnexpectedStudent,
+        "login_required",
+        "Another student signed in than the id_token_hint or the requested sub names.",
+    ),
+    # RFC 6749 4.1.2.1: the client may try again later.
+    (
+        SchoolTimeout,
+        "temporarily_unavailable",
+        "The student's school did not answer in time; try again later.",
+    ),
+    (
+        RequiredAttributeMissing,
+        "access_denied",
+        "The student's school does not release an attribute this client declared as required.",
+    ),
+    (PolicyRefusal, "access_denied", "The student's school does not allow this login."),
+)
+
+
+def refusal(cause: BrokerError) -> tuple[str, str]:
+    """The OAuth error (code, description) for a login the broker refused after it started: what
+    the platform hears through the student's page, or at once under prompt=none."""
+    error, sentence = "access_denied", "The student's school did not complete the login."
+    for kind, code, described in _REFUSALS:
+        if isinstance(cause, kind):
+            error, sentence = code, described
+            break
+    return error, f"{sentence} (reason: {cause.code})"
+
+
+def auth_method_used(authorization: str | None, form: Mapping[str, str]) -> str:
+    """The client authentication method a token request tried (RFC 7591 names)."""
+    if authorization and authorization[:6].lower() == "basic ":
+        return "client_secret_basic"
+    if form.get("client_assertion"):
+        return "private_key_jwt"
+    if form.get("client_secret"):
+        return "client_secret_post"
+    return "none"
+
+
+def claimed_client_id(authorization: str | None, form: Mapping[str, str]) -> str | None:
+    """The client id a token request names (Basic user, `client_id`, or the `sub` of its client
+    assertion, unverified): only to say which method that client registered, never to trust."""
+    if authorization and authorization[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
+        except (binascii.Error, ValueError):
+            return None
+        return decoded.partition(":")[0] or None
+    if form.get("client_id"):
+        return form["client_id"]
+    parts = form.get("client_assertion", "").split(".")
+    if len(parts) != 3 or len(parts[1]) > 8192:
+        return None
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return None
+    sub = claims.get("sub") if isinstance(claims, dict) else None
+    return sub if isinstance(sub, str) else None
+
+
+def invalid_client_status(used: str) -> int:
+    """401, with a Basic challenge: RFC 6749 5.2 allows it for any failed client authentication
+    and requires it when the client used the Authorization header. 400 for a private_key_jwt
+    assertion, which uses no HTTP authentication scheme a challenge could name."""
+    return 400 if used == "private_key_jwt" else 401
+
+
+def invalid_client_description(registered: str | None, used: str) -> str:
+    """Why client authentication failed, naming the one method the client registered (the
+    provider takes no other; discovery lists what any client may register)."""
+    if registered is None:
+        return "Client authentication failed: no registered client is named."
+    if used != registered:
+        return (
+            f"Client authentication failed: this client is registered for {registered}, "
+            f"and the request used {used}."
+        )
+    return f"Client authentication failed: this client authenticates with {registered}."
+
+
+def explain_invalid_client(
+    error: OAuth2Error,
+    authorization: str | None,
+    form: Mapping[str, str],
+    registered_method: Callable[[str], str | None],
+) -> None:
+    """authlib's invalid_client made readable: its generic failure ("cannot authenticate with
+    methods", listing every method the grant allows) names the one the client registered, and
+    the status follows `invalid_client_status`. `registered_method`: a client id's method."""
+    used = auth_method_used(authorization, form)
+    if error.description.startswith("The client cannot authenticate with methods"):
+        claimed = claimed_client_id(authorization, form)
+        registered = registered_method(claimed) if claimed else None
+        error.description = invalid_client_description(registered, used)
+    error.status_code = invalid_client_status(used)
+
+
+def invalid_client_answer(
+    description: str, status: int
+) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+    """An invalid_client answer the provider makes itself (authlib never saw the failure); with
+    401, the Basic challenge RFC 6749 5.2 asks for, as authlib's InvalidClientError makes it."""
+    headers = []
+    if status == 401:
+        challenge = f'Basic error="invalid_client", error_description="{description}"'
+        headers.append(("WWW-Authenticate", challenge))
+    return status, {"error": "invalid_client", "error_description": description}, headers

@@ -1,0 +1,95 @@
+"""The provider's OAuth error answers (broker/oidc/oauth_errors.py): sentences, never a value the
+client sent, and a failed client authentication that names the registered method."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from authlib.oauth2.rfc6749.errors import (
+    InvalidClientError,
+    InvalidGrantError,
+    UnsupportedGrantTypeError,
+    UnsupportedResponseTypeError,
+)
+
+from broker.core import errors as e
+from broker.oidc import oauth_errors
+
+
+def test_a_missing_response_type_is_invalid_request() -> None:
+    error = oauth_errors.readable(UnsupportedResponseTypeError(None), {})
+    assert error.error == "invalid_request"
+    assert error.description == "The response_type parameter is missing; use response_type=code."
+
+
+def test_an_unsupported_response_type_is_not_echoed() -> None:
+    # authlib puts the client's own value where the description goes.
+    raw = UnsupportedResponseTypeError("The response type 'token' is not supported.", "token")
+    error = oauth_errors.readable(raw, {"response_type": "token"})
+    assert error.error == "unsupported_response_type"
+    assert error.description == "This provider supports response_type=code only."
+
+
+@pytest.mark.parametrize(
+    "raw", [UnsupportedGrantTypeError("password"), InvalidGrantError(), InvalidClientError()]
+)
+def test_errors_without_a_description_get_one(raw: InvalidGrantError) -> None:
+    described = oauth_errors.readable(raw, {}).description
+    assert described[0].isupper() and described.endswith(".") and " " in described
+
+
+def test_authlibs_sentences_end_with_a_full_stop() -> None:
+    raw = InvalidGrantError("The client is not authorized to use 'grant_type=refresh_token'")
+    assert oauth_errors.readable(raw, {}).description.endswith("'.")
+
+
+@pytest.mark.parametrize(
+    ("cause", "error"),
+    [
+        (e.InteractionRequired("x"), "interaction_required"),
+        (e.AssuranceNotMet("x"), "unmet_authentication_requirements"),
+        (e.StaleAuthentication("x"), "login_required"),
+        (e.UnexpectedStudent("x"), "login_required"),
+        (e.SchoolTimeout("x"), "temporarily_unavailable"),
+        (e.RequiredAttributeMissing("s", ("email",)), "access_denied"),
+        (e.PolicyRefusal("x"), "access_denied"),
+        (e.UpstreamFailure("x", code="upstream_status"), "access_denied"),
+    ],
+)
+def test_refusals_after_the_login_started(cause: e.BrokerError, error: str) -> None:
+    code, description = oauth_errors.refusal(cause)
+    assert code == error
+    assert description.endswith(f"(reason: {cause.code})")
+    assert description[0].isupper()
+
+
+def _basic(user: str, password: str = "secret") -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def test_which_method_and_client_a_token_request_tried() -> None:
+    assert oauth_errors.auth_method_used(_basic("a"), {}) == "client_secret_basic"
+    assert oauth_errors.auth_method_used(None, {"client_secret": "s"}) == "client_secret_post"
+    assert oauth_errors.auth_method_used(None, {"client_assertion": "x.y.z"}) == "private_key_jwt"
+    assert oauth_errors.auth_method_used(None, {"client_id": "a"}) == "none"
+    assert oauth_errors.claimed_client_id(_basic("rp-1"), {}) == "rp-1"
+    assert oauth_errors.claimed_client_id(None, {"client_id": "rp-2"}) == "rp-2"
+    body = base64.urlsafe_b64encode(json.dumps({"sub": "rp-3"}).encode()).decode().rstrip("=")
+    assertion = {"client_assertion": f"e30.{body}.sig"}
+    assert oauth_errors.claimed_client_id(None, assertion) == "rp-3"
+    for junk in ("Basic !!!", "Basic " + base64.b64encode(b"\xff\xfe").decode()):
+        assert oauth_errors.claimed_client_id(junk, {}) is None
+    assert oauth_errors.claimed_client_id(None, {"client_assertion": "a.!!!.c"}) is None
+    assert oauth_errors.claimed_client_id(None, {}) is None
+
+
+def test_invalid_client_names_the_registered_method_only() -> None:
+    other = oauth_errors.invalid_client_description("client_secret_post", "client_secret_basic")
+    assert "registered for client_secret_post" in other and "used client_secret_basic" in other
+    same = oauth_errors.invalid_client_description("private_key_jwt", "private_key_jwt")
+    assert same == "Client authentication failed: this client authenticates with private_key_jwt."
+    assert "no registered client" in oauth_errors.invalid_client_description(None, "none")
+    assert oauth_errors.invalid_client_status("private_key_jwt") == 400
+    assert oauth_errors.invalid_client_status("client_secret_post") == 401
