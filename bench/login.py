@@ -48,6 +48,7 @@ from broker.cli.demo import DEMO_SCHOOL_ID, prepare_demo
 from broker.cli.instance import CONFIG_NAME
 from broker.config import load_settings
 from broker.web import create_app
+from broker.web.browser import SCHOOL_COOKIE
 from broker.web.wiring import build_broker
 
 PORT = 8400  # only used in URLs: nothing listens
@@ -102,10 +103,15 @@ class FormParser(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
         self.forms: list[Form] = []
+        # The discovery page's link straight to the remembered school (its request made with
+        # the page: broker/web/discovery.py, first_discovery_page).
+        self.prepared: list[str] = []
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         a = {k: v or "" for k, v in attrs}
-        if tag == "form":
+        if tag == "a" and "data-prepared-for" in a:
+            self.prepared.append(a.get("href", ""))
+        elif tag == "form":
             self.forms.append(Form(a.get("action", ""), a.get("method", "get").lower()))
         elif self.forms and tag == "input" and a.get("name"):
             self.forms[-1].fields[a["name"]] = a.get("value", "")
@@ -119,14 +125,22 @@ def forms_of(page: str) -> list[Form]:
     return parser.forms
 
 
+def prepared_link(page: str) -> str | None:
+    """The discovery page's link straight to the remembered school, if it has one."""
+    parser = FormParser()
+    parser.feed(page)
+    return parser.prepared[0] if parser.prepared else None
+
+
 def shows_discovery(page: str) -> bool:
     """The broker's discovery page, by its content: a login that arrived by GET gets it in the
     response at its own address (the SSO or authorize URL), one that arrived by POST at
-    `/discovery`. Its school form POSTs a school choice to `/discovery`."""
+    `/discovery`. Its school form POSTs a school choice to `/discovery` (the remembered
+    school's may be a link to the school instead: its form carries the school as a field)."""
     return any(
         form.method == "post"
         and urlsplit(form.action).path.endswith("/discovery")
-        and any(name == "school" for name, _ in form.buttons)
+        and ("school" in form.fields or any(name == "school" for name, _ in form.buttons))
         for form in forms_of(page)
     )
 
@@ -179,9 +193,15 @@ class Browser:
     Chromium counts loopback http as a secure context (pitfalls.md). SameSite is not modelled.
     """
 
-    def __init__(self, clients: dict[str, FlaskClient]) -> None:
+    def __init__(
+        self, clients: dict[str, FlaskClient], remembered: tuple[str, str] | None = None
+    ) -> None:
+        """`remembered`: (the broker's host name, a school id): a returning student's browser,
+        whose school the broker remembers from an earlier day (no SSO session left)."""
         self.clients = clients
         self.jars: dict[str, dict[str, str]] = defaultdict(dict)
+        if remembered is not None:
+            self.jars[remembered[0]][SCHOOL_COOKIE] = remembered[1]
 
     def request(self, method: str, url: str, data: dict[str, str] | None = None) -> TestResponse:
         parts = urlsplit(url)
@@ -216,6 +236,14 @@ class Browser:
             return url, page
         raise LoginFailed("redirect loop")
 
+    def choose(self, url: str, page: str, school_id: str) -> tuple[str, str]:
+        """On the discovery page: follow the link straight to the remembered school when the
+        page has one, or POST the choice of `school_id`."""
+        link = prepared_link(page)
+        if link is not None:
+            return self.follow("GET", urljoin(url, link))
+        return self.submit(url, page, ("school", school_id))
+
     def submit(self, url: str, page: str, button: tuple[str, str] | None = None) -> tuple[str, str]:
         forms = [f for f in forms_of(page) if f.method == "post"]
         if button:
@@ -229,13 +257,19 @@ class Browser:
         return self.follow("POST", urljoin(url, form.action), data)
 
 
-def one_login(clients: dict[str, FlaskClient], publisher: str, uid: str) -> str:
-    """A whole login from a fresh browser; returns the NameID the publisher accepted."""
-    browser = Browser(clients)
+def one_login(
+    clients: dict[str, FlaskClient],
+    publisher: str,
+    uid: str,
+    remembered: tuple[str, str] | None = None,
+) -> str:
+    """A whole login from a fresh browser (`remembered`: a returning student's, see Browser);
+    returns the NameID the publisher accepted."""
+    browser = Browser(clients, remembered)
     url, page = browser.follow("GET", f"{publisher}/login")  # -> broker SSO: discovery
     if not shows_discovery(page):
         raise LoginFailed(f"expected the discovery page, got {url}")
-    url, page = browser.submit(url, page, ("school", DEMO_SCHOOL_ID))  # -> school IdP pick page
+    url, page = browser.choose(url, page, DEMO_SCHOOL_ID)  # -> school IdP pick page
     url, page = browser.submit(url, page, ("uid", uid))  # auto-POST page towards the broker ACS
     url, page = browser.submit(url, page)  # broker ACS -> the information notice
     if any("/notice/" in form.action for form in forms_of(page)):

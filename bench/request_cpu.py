@@ -169,6 +169,7 @@ class Federation:
         )
         if args.returning:
             notice_once(self.directory)
+            self.demo.returning = True
         self.procs = start(self.demo, args.workers, broker_src, self.log.path if self.log else None)
 
     def login(self, pairing: str, user: str, metered: bool) -> None:
@@ -266,7 +267,11 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--registry-url", help="registry database (default SQLite in the folder)")
-    parser.add_argument("--returning", action="store_true", help="no information notice")
+    parser.add_argument(
+        "--returning",
+        action="store_true",
+        help="returning students: no information notice, the school remembered (throughput.py)",
+    )
     parser.add_argument(
         "--rate-limits",
         action="store_true",

@@ -54,7 +54,12 @@ from crypto_floor import report as floor_report
 from login import HEX64, USERS, Browser, LoginFailed, forms_of, one_login, p95, shows_discovery
 from oidc_login import free_port_run
 
-from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, OIDC_SCHOOL_PORT_OFFSET, prepare_demo
+from broker.cli.demo import (
+    DEMO_OIDC_SCHOOL_ID,
+    DEMO_SCHOOL_ID,
+    OIDC_SCHOOL_PORT_OFFSET,
+    prepare_demo,
+)
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_PORT_OFFSET
 from broker.cli.instance import CONFIG_NAME, init_instance
 
@@ -181,6 +186,13 @@ class Demo:
     directory: Path
     port: int
     redis_url: str
+    # --returning: every browser is a returning student's (see `remembered`).
+    returning: bool = False
+
+    def remembered(self, school_id: str) -> tuple[str, str] | None:
+        """A returning student's browser remembers its school at the broker (the cookie of an
+        earlier day's login; no SSO session left), so the discovery page offers it first."""
+        return (urlsplit(self.broker).hostname or "", school_id) if self.returning else None
 
     @property
     def broker(self) -> str:
@@ -201,14 +213,18 @@ class Demo:
 
 
 def saml_saml(demo: Demo, clients: dict[str, Any], uid: str) -> str:
-    return one_login(clients, demo.leesplank, uid)
+    return one_login(clients, demo.leesplank, uid, demo.remembered(DEMO_SCHOOL_ID))
 
 
 def oidc_oidc(demo: Demo, clients: dict[str, Any], uid: str) -> str:
-    browser = Browser(clients)
-    url, page = browser.follow("GET", f"{demo.woordwijs}/login?school={DEMO_OIDC_SCHOOL_ID}")
+    browser = Browser(clients, demo.remembered(DEMO_OIDC_SCHOOL_ID))
+    # A first login names the school (login_hint: no discovery page). A returning student's
+    # platform does not know the school: the broker's page offers the remembered one, as on
+    # the SAML→SAML path.
+    hint = "" if demo.returning else f"?school={DEMO_OIDC_SCHOOL_ID}"
+    url, page = browser.follow("GET", f"{demo.woordwijs}/login{hint}")
     if shows_discovery(page):
-        url, page = browser.submit(url, page, ("school", DEMO_OIDC_SCHOOL_ID))
+        url, page = browser.choose(url, page, DEMO_OIDC_SCHOOL_ID)
     url, page = browser.submit(url, page, ("uid", uid))  # the school's pick page → … → the RP
     if any("/notice/" in form.action for form in forms_of(page)):
         # A first visit in a session shows the notice (docs/receipts.md); the student continues.
@@ -455,8 +471,10 @@ def main() -> None:
     parser.add_argument(
         "--returning",
         action="store_true",
-        help="schools show the notice only on a student's first visit (`changes` mode): after "
-        "warm-up the measured logins are those of returning students, without the notice",
+        help="returning students: schools show the notice only on a student's first visit "
+        "(`changes` mode), and every browser remembers its school at the broker (the discovery "
+        "page offers it first; the OIDC publisher names no school): after warm-up the "
+        "measured logins are those of returning students, without the notice",
     )
     args = parser.parse_args()
     logins = args.logins or (16 if args.quick else 200)
@@ -476,6 +494,7 @@ def main() -> None:
         )
         if args.returning:
             notice_once(directory)
+            demo.returning = True
         procs = start(demo, args.workers, args.broker_src)
         source = f" from {args.broker_src}" if args.broker_src else ""
         print(

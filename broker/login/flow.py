@@ -79,7 +79,8 @@ class LoginRecord:
     upstream_request_id: str | None = None
     # The back adapter's own state for the school's answer (OIDC nonce, PKCE verifier …).
     upstream: dict[str, str] = field(default_factory=dict)
-    # When the student was sent to the school (epoch seconds): the upstream wait metric.
+    # When the student was sent to the school (epoch seconds): the upstream wait metric. None
+    # for a request prepared with the discovery page (the broker never sees the student leave).
     upstream_at: float | None = None
 
     def to_payload(self) -> dict[str, Any]:
@@ -233,14 +234,17 @@ class LoginFlow:
         upstream: dict[str, str] | None = None,
         *,
         first_save: bool = False,
+        prepared: bool = False,
     ) -> None:
         """`first_save`: the record was made with `start(save=False)` and is saved here for
-        the first time (with the store epoch, `save_new`)."""
+        the first time (with the store epoch, `save_new`). `prepared`: the request was built
+        for a link on the discovery page, before the student chose; when (or whether) they
+        follow it the broker does not see, so the record names no time of leaving."""
         changed = replace(
             record,
             upstream_request_id=request_id,
             upstream=upstream or {},
-            upstream_at=self.clock(),
+            upstream_at=None if prepared else self.clock(),
         )
         if first_save:
             self.save_new(browser_secret, changed)

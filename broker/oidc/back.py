@@ -108,9 +108,13 @@ class OidcBack:
         max_age: int | None,
         acr_values: tuple[str, ...],
         acr_essential: bool,
+        metadata: ProviderMetadata | None = None,
     ) -> UpstreamRedirect:
+        """`metadata`: the provider's document when the caller holds it already
+        (`current_provider`); without it, the directory's (fetched when not cached)."""
         upstream = _upstream(school)
-        metadata = self.directory.metadata(upstream.issuer)
+        if metadata is None:
+            metadata = self.directory.metadata(upstream.issuer)
         nonce = secrets.token_urlsafe(32)
         # RFC 7636 §4.1: 43 to 128 characters; 64 random bytes, base64url, is 86.
         verifier = secrets.token_urlsafe(64)
@@ -140,6 +144,11 @@ class OidcBack:
             kept["max_age"] = str(max_age)
         request_id = "oidc-" + hashlib.sha256(nonce.encode()).hexdigest()[:32]
         return UpstreamRedirect(str(url), request_id, kept)
+
+    def current_provider(self, school: School) -> ProviderMetadata | None:
+        """The school's provider document if this worker holds it fresh, without any network
+        call (`ProviderDirectory.current`); None otherwise."""
+        return self.directory.current(_upstream(school).issuer)
 
     def complete(
         self, school: School, params: dict[str, str], kept: dict[str, str]

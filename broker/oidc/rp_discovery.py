@@ -185,6 +185,18 @@ class ProviderDirectory:
             entry = self._entries.get(issuer)
         return entry.metadata if entry is not None else None
 
+    def current(self, issuer: str) -> ProviderMetadata | None:
+        """The document `metadata` would return now without a network call: held by this worker
+        and within its time to live. None otherwise (never fetched, or due for a refresh, which
+        the next `metadata` makes). For a request built ahead of the student's choice, on a
+        page that must not wait on a school's provider (the discovery page's prepared link)."""
+        now = self._clock()
+        with self._lock:
+            entry = self._entries.get(issuer)
+        if entry is None or now - entry.fetched_at >= DISCOVERY_TTL:
+            return None
+        return entry.metadata
+
     def keys(self, issuer: str, kid: str | None, *, refetch_on_miss: bool) -> tuple[PublicKey, ...]:
         """The provider's signing keys; when no key carries `kid`, the set is fetched again
         (at most once a minute) before the caller gives up on the token."""

@@ -10,6 +10,7 @@ from weakref import WeakKeyDictionary
 
 from flask import Blueprint, current_app, make_response, render_template, request
 from flask_babel import gettext
+from markupsafe import escape
 from werkzeug.wrappers import Response
 
 from broker.core.errors import BadRequest
@@ -19,12 +20,22 @@ from broker.login.flow import LoginRecord
 from broker.registry.cached import CachedRegistryReader
 from broker.web.browser import SCHOOL_COOKIE, browser_secret
 from broker.web.i18n import SUPPORTED_LANGUAGES, current_language, lang_switch_url, speak
-from broker.web.login_steps import broker, content_security_policy, go_upstream
+from broker.web.login_steps import (
+    broker,
+    content_security_policy,
+    go_upstream,
+    prepare_upstream,
+)
 from broker.web.static_urls import page_url
 
 discovery = Blueprint("discovery", __name__)
 
 MAX_QUERY = 100
+# How long the remembered school's prepared link is followed as it is (discovery.js): a SAML
+# school may refuse an AuthnRequest issued long ago (Shibboleth's default message lifetime is
+# three minutes, plus its clock skew). Later, or a second time (Back to a page the browser
+# kept), a tap asks the broker for a fresh request by the form around the link.
+PREPARED_FOR_SECONDS = 120
 # The search rule's data for discovery.js: one list, the core's (school_search.py).
 SEARCH_RULES = {"abbreviations": json.dumps(ABBREVIATIONS), "typo_min": TYPO_MIN_LENGTH}
 
@@ -43,8 +54,27 @@ def choose() -> Response:
     return discovery_page(record, request.args.get("q", ""))
 
 
+def first_discovery_page(secret: bytes, record: LoginRecord, *, language: str | None) -> Response:
+    """The page in the response to the service's own GET, where `record` is saved for the
+    first time. With a remembered school, that school's request is made here and saved with
+    the record in the same single write (login_steps.prepare_upstream), and the "Continue with"
+    button is a link straight to the school: a returning student's tap skips `POST /discovery`.
+    Pages shown again later (`GET /discovery`: language, search, a login that arrived by POST)
+    keep the POST form; the prepared URL is not stored, and a POST makes a fresh request."""
+    b = broker()
+    remembered = remembered_school(school_directory(b.view))
+    prepared = prepare_upstream(secret, record, remembered.id) if remembered else None
+    if prepared is None:
+        b.flow.save_new(secret, record)
+    return discovery_page(record, language=language, prepared=prepared)
+
+
 def discovery_page(
-    record: LoginRecord, query: str = "", *, language: str | None = None
+    record: LoginRecord,
+    query: str = "",
+    *,
+    language: str | None = None,
+    prepared: str | None = None,
 ) -> Response:
     """The page where the student chooses a school for `record`'s login: at `GET /discovery`,
     and in the very response to a login that arrived by GET (login_steps.to_discovery).
@@ -52,7 +82,8 @@ def discovery_page(
     Wherever it is shown, its links lead to `/discovery?login=…`: the language switch and the
     search must fetch this page again, never the address of the login's start, which would
     start another login. `language`: the login asked for one (OIDC `ui_locales`); the page
-    speaks it and remembers it, as a `?lang=` would."""
+    speaks it and remembers it, as a `?lang=` would. `prepared`: the URL of the remembered
+    school's request, made for this page (first_discovery_page): its button links there."""
     b = broker()
     if language:
         speak(language)
@@ -61,10 +92,16 @@ def discovery_page(
     query = query[:MAX_QUERY].strip()
     directory = school_directory(b.view)
     found = directory.find(query)
-    # From the directory, not the view: an unknown id in a cookie must not make the view look
-    # in the database again, as a miss there does.
-    remembered = directory.get(request.cookies.get(SCHOOL_COOKIE, ""))
-    page = _page_html(record.login_id, service_name, query, found, remembered, directory)
+    remembered = remembered_school(directory)
+    page = _page_html(
+        record.login_id,
+        service_name,
+        query,
+        found,
+        remembered,
+        directory,
+        prepared if remembered else None,
+    )
     response = make_response(page)
     response.headers["Cache-Control"] = "no-store"
     # Choosing a school POSTs here and is redirected to the school's IdP; browsers apply the
@@ -76,8 +113,20 @@ def discovery_page(
     return response
 
 
+def remembered_school(directory: SchoolDirectory) -> School | None:
+    """The school this browser's cookie remembers, if it is registered. From the directory,
+    not the view: an unknown id in a cookie must not make the view look in the database
+    again, as a miss there does."""
+    return directory.get(request.cookies.get(SCHOOL_COOKIE, ""))
+
+
 def _render(
-    login_id: str, service_name: str, query: str, found: Found, remembered: School | None
+    login_id: str,
+    service_name: str,
+    query: str,
+    found: Found,
+    remembered: School | None,
+    prepared: str | None,
 ) -> str:
     here = page_url("discovery.choose")
     params = [("login", login_id)] + ([("q", query)] if query else [])
@@ -87,6 +136,8 @@ def _render(
         schools=found.schools,
         found=found,
         remembered=remembered,
+        prepared=prepared,
+        prepared_for=PREPARED_FOR_SECONDS,
         action=page_url("discovery.chosen"),
         search_url=here,
         login=login_id,
@@ -97,11 +148,14 @@ def _render(
 
 
 # The page without a search is the same for every login of one service, language, mount point
-# and remembered school, but for the login id: made once per worker and registry generation
-# with a stand-in id, and the login's own id put in its place. The stand-in is random per
-# worker, and, like every login id (`secrets.token_urlsafe`), of characters that HTML escaping
-# and URL encoding leave as they are, so it stands exactly where the id would.
+# and remembered school, but for the login id (and the prepared link's URL): made once per
+# worker and registry generation with a stand-in id, and the login's own id put in its place.
+# The stand-in is random per worker, and, like every login id (`secrets.token_urlsafe`), of
+# characters that HTML escaping and URL encoding leave as they are, so it stands exactly where
+# the id would. The prepared URL has a stand-in of its own, replaced by the URL escaped as the
+# template escapes it (markupsafe's `escape`, what autoescaping applies to an attribute).
 _STAND_IN = secrets.token_urlsafe(18)
+_URL_STAND_IN = secrets.token_urlsafe(18)
 _PLAIN_LOGIN_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _PAGES_AT_MOST = 256
 _PAGES = "ketenbroker_discovery_pages"
@@ -114,12 +168,13 @@ def _page_html(
     found: Found,
     remembered: School | None,
     directory: SchoolDirectory,
+    prepared: str | None = None,
 ) -> str:
     app = current_app
     if query or app.jinja_env.auto_reload or not _PLAIN_LOGIN_ID.fullmatch(login_id):
         # A search is the student's own (not worth keeping); a template that may change on disk
         # (debug) is rendered every time.
-        return _render(login_id, service_name, query, found, remembered)
+        return _render(login_id, service_name, query, found, remembered, prepared)
     held: tuple[SchoolDirectory, dict[tuple[str, ...], str]] | None = app.extensions.get(_PAGES)
     if held is None or held[0] is not directory:
         held = (directory, {})  # another generation: the schools or their names changed
@@ -130,14 +185,18 @@ def _page_html(
         request.script_root,
         service_name,
         remembered.id if remembered else "",
+        "link" if prepared else "",
     )
     page = pages.get(key)
     if page is None:
-        page = _render(_STAND_IN, service_name, query, found, remembered)
+        link = _URL_STAND_IN if prepared else None
+        page = _render(_STAND_IN, service_name, query, found, remembered, link)
         if len(pages) >= _PAGES_AT_MOST:
             pages.clear()
         pages[key] = page
-    return page.replace(_STAND_IN, login_id)
+    page = page.replace(_STAND_IN, login_id)
+    # After the id: the URL carries the login's id itself (RelayState, state), never the stand-in.
+    return page.replace(_URL_STAND_IN, str(escape(prepared))) if prepared else page
 
 
 # Each worker's directory of schools, built again only when its registry view moves on.

@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from typing import Literal, overload
 from urllib.parse import urlsplit
 
 from flask import current_app, make_response, redirect, render_template, request, url_for
@@ -114,24 +115,28 @@ def continue_login(
         record = b.flow.with_school(record, sso[0].school_id)
         response = go_upstream(secret, record, first_save=not saved)  # saves the record
     else:
-        if not saved:
-            b.flow.save_new(secret, record)
-        response = to_discovery(record)
+        response = to_discovery(secret, record, first_save=not saved)
     return response
 
 
-def to_discovery(record: LoginRecord) -> Response:
+def to_discovery(secret: bytes, record: LoginRecord, *, first_save: bool) -> Response:
     """The student chooses a school. A login that arrived by GET gets the discovery page in
     this very response: a redirect to it would cost the student a round trip and the broker a
     request. One that arrived by POST (SAML HTTP-POST binding, OIDC authorize by POST) is
     redirected to `GET /discovery` (Post/Redirect/Get): a reload or the back button must fetch
-    the page, never post the service's request again."""
+    the page, never post the service's request again. `first_save`: the record is saved here
+    for the first time (on the GET path, with the remembered school's request when one is
+    prepared for the page: discovery.first_discovery_page)."""
     language = requested_ui_language(record.request)
     if request.method in ("GET", "HEAD"):
         # Imported here: discovery imports this module (broker, go_upstream).
-        from broker.web.discovery import discovery_page
+        from broker.web.discovery import discovery_page, first_discovery_page
 
+        if first_save:
+            return first_discovery_page(secret, record, language=language)
         return discovery_page(record, language=language)
+    if first_save:
+        broker().flow.save_new(secret, record)
     target = url_for("discovery.choose", login=record.login_id)
     if language:
         target += f"&{LANGUAGE_PARAM}={language}"
@@ -141,6 +146,55 @@ def to_discovery(record: LoginRecord) -> Response:
 def go_upstream(secret: bytes, record: LoginRecord, *, first_save: bool = False) -> Response:
     """Send the student to the school's identity provider, in the school's protocol.
     Saves the record with the upstream request (`first_save`: for the first time)."""
+    url = upstream_request(secret, record, first_save=first_save)
+    # Only here: the student is on the way to the school now. A prepared link logs "prepared"
+    # instead; whether the student followed it, the school's answer shows.
+    log.info("upstream school=%s service=%s", record.school_id, record.request.service_id)
+    return redirect(url, 303)
+
+
+def prepare_upstream(secret: bytes, record: LoginRecord, school_id: str) -> str | None:
+    """The remembered school's request, made with the discovery page that offers it, before
+    the student chose: the record is saved (for the first time) with that school and request,
+    and the URL returned is the page's link straight to the school. The student who follows
+    it saves a request to the broker and a round trip; one who chooses otherwise POSTs to
+    `/discovery` as always, and go_upstream overwrites the record with the new request (an
+    answer to the prepared one is then refused, as any stale answer is).
+
+    None, with nothing saved (the caller saves the record as before, and the page keeps its
+    POST form): the school's OpenID provider is not held fresh by this worker (preparing would
+    mean a network call while the page waits), or the school's request cannot be made (its
+    metadata lacks what is needed: the POST then shows the student that error, as today)."""
+    try:
+        chosen = broker().flow.with_school(record, school_id)
+        url = upstream_request(secret, chosen, first_save=True, prepared=True)
+    except (UnknownSchool, UpstreamFailure) as failure:
+        log.info("not prepared school=%s code=%s", school_id, failure.code)
+        return None
+    if url is not None:
+        log.info("prepared school=%s service=%s", school_id, record.request.service_id)
+    return url
+
+
+@overload
+def upstream_request(
+    secret: bytes, record: LoginRecord, *, first_save: bool = ..., prepared: Literal[False] = ...
+) -> str: ...
+@overload
+def upstream_request(
+    secret: bytes, record: LoginRecord, *, first_save: bool = ..., prepared: Literal[True]
+) -> str | None: ...
+def upstream_request(
+    secret: bytes, record: LoginRecord, *, first_save: bool = False, prepared: bool = False
+) -> str | None:
+    """Make the request to `record`'s school in its protocol and save the record with it (one
+    store write; `first_save`: the record's first, with the store epoch). Returns the URL that
+    takes the browser to the school. The service's wishes go along alike on either path:
+    ForceAuthn or OIDC `max_age` (a fresh login at the school), the assurance levels asked.
+
+    `prepared` (prepare_upstream): made ahead of the student's choice, so no network call (an
+    OIDC provider whose document this worker does not hold fresh gives None, nothing saved)
+    and no time of leaving in the record (flow.note_upstream)."""
     b = broker()
     school = b.view.school(record.school_id or "")
     if school is None:
@@ -148,6 +202,9 @@ def go_upstream(secret: bytes, record: LoginRecord, *, first_save: bool = False)
     request = record.request
     assurance = b.settings.assurance
     if school.oidc is not None:
+        provider = b.oidc_back.current_provider(school) if prepared else None
+        if prepared and provider is None:
+            return None
         acr_values = tuple(v for n in request.acr if (v := assurance.oidc_value(n)) is not None)
         oidc = b.oidc_back.authorization_redirect(
             school,
@@ -156,9 +213,9 @@ def go_upstream(secret: bytes, record: LoginRecord, *, first_save: bool = False)
             max_age=request.max_age,
             acr_values=acr_values,
             acr_essential=request.acr_required,
+            metadata=provider,
         )
-        b.flow.note_upstream(secret, record, oidc.request_id, oidc.kept, first_save=first_save)
-        url = oidc.redirect_url
+        request_id, kept, url = oidc.request_id, oidc.kept, oidc.redirect_url
     else:
         contexts = tuple(
             ref for n in request.acr if (ref := assurance.saml_reference(n)) is not None
@@ -171,10 +228,9 @@ def go_upstream(secret: bytes, record: LoginRecord, *, first_save: bool = False)
             force_authn=request.force_authn or request.max_age is not None,
             authn_contexts=contexts,
         )
-        b.flow.note_upstream(secret, record, saml.request_id, first_save=first_save)
-        url = saml.redirect_url
-    log.info("upstream school=%s service=%s", school.id, request.service_id)
-    return redirect(url, 303)
+        request_id, kept, url = saml.request_id, None, saml.redirect_url
+    b.flow.note_upstream(secret, record, request_id, kept, first_save=first_save, prepared=prepared)
+    return url
 
 
 def _undo_unanswered(

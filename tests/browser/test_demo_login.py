@@ -168,7 +168,8 @@ def test_remembered_school_and_sso(
     assert toetsplein != leesplank
 
     # A later visit without the SSO session (only the remembered school survives): discovery
-    # offers the remembered school first, and the same student gets the same pseudonym.
+    # offers the remembered school first (a link straight to the school: its request came with
+    # the page), and the same student gets the same pseudonym.
     cookies = broker_cookies(context, demo)
     assert cookies["kb_school"]["value"] == SCHOOL_ID
     later = new_context()
@@ -176,10 +177,10 @@ def test_remembered_school_and_sso(
     page = later.new_page()
     start_login(page, demo.leesplank)
     expect_discovery(page, demo)
-    remembered = page.locator("form.remembered button")
+    remembered = page.locator("form.remembered a")
     expect(remembered).to_have_text(f"Verder met {SCHOOL_BUTTON}")
-    first_button = page.locator("main button[name=school]").first
-    expect(first_button).to_have_text(f"Verder met {SCHOOL_BUTTON}")
+    first_choice = page.locator("main :is(a, button)").first
+    expect(first_choice).to_have_text(f"Verder met {SCHOOL_BUTTON}")
     remembered.click()
     pick_person(page, demo)
     assert expect_received(page, demo.leesplank)["name_id"]["value"] == leesplank

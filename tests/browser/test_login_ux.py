@@ -1,25 +1,31 @@
 """What only a real browser shows around a login (headless Chromium, the demo on two sites): the
 live school search by code and with a typo, what Enter does, the Back button from the platform
-to the notice, a browser that lost its cookies mid-login, and a mis-tapped school."""
+to the notice, a browser that lost its cookies mid-login, a mis-tapped school, and a returning
+student's remembered school (a link straight to the school, and its fallback to the form)."""
 
 from __future__ import annotations
 
 import os
 import re
 from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, Request, expect
 
+from broker.web.discovery import PREPARED_FOR_SECONDS
 from tests.browser.conftest import CHROMIUM, Demo, expect_discovery
 from tests.browser.test_demo_login import (
+    HEX64,
     SCHOOL_BUTTON,
     SCHOOL_ID,
     broker_cookies,
+    expect_received,
     pick_person,
     school_sso,
     start_login,
 )
+from tests.support.forge import authn_request_id
 from tests.support.notice import NOTICE_BUTTON
 
 if not CHROMIUM.exists():
@@ -135,3 +141,107 @@ def test_a_mis_tapped_school_is_not_offered_after_back(
     pick_person(page, demo)
     expect(page.locator(NOTICE_BUTTON)).to_be_visible()
     assert broker_cookies(context, demo)["kb_school"]["value"] == SCHOOL_ID
+
+
+# -- the remembered school's link -----------------------------------------------------------------
+def returning_student(demo: Demo, context: BrowserContext) -> Page:
+    """A browser that remembers the demo school from an earlier day (no SSO session left)."""
+    context.add_cookies(
+        [
+            {
+                "name": "kb_school",
+                "value": SCHOOL_ID,
+                "url": demo.broker,
+                "httpOnly": True,
+                "secure": True,
+                "sameSite": "Lax",
+            }
+        ]
+    )
+    return context.new_page()
+
+
+def remembered_link(page: Page) -> object:
+    return page.get_by_role("link", name=f"Verder met {SCHOOL_BUTTON}", exact=True)
+
+
+def request_id_of(request: Request) -> str:
+    """The ID of the AuthnRequest the school was sent."""
+    return authn_request_id(request.url)
+
+
+def test_a_returning_students_remembered_school_goes_straight_to_the_school(
+    demo: Demo, context: BrowserContext
+) -> None:
+    page = returning_student(demo, context)
+    script_errors: list[str] = []
+    page.on("pageerror", lambda error: script_errors.append(str(error)))
+    to_broker: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            to_broker.append(f"{r.method} {urlsplit(r.url).path}")
+            if r.url.startswith(demo.broker)
+            else None
+        ),
+    )
+    start_login(page, demo.leesplank)
+    expect_discovery(page, demo.broker)
+    link = remembered_link(page)
+    expect(link).to_be_visible()
+    expect(link).to_have_attribute("href", re.compile("^" + re.escape(demo.school + "/sso?")))
+    with page.expect_request(lambda r: r.url.startswith(demo.school + "/sso")) as at_school:
+        link.click()
+    # Nothing of the service's request (the broker page's own address) reaches the school.
+    sent = at_school.value.all_headers()
+    assert "referer" not in sent, sent
+    relay = parse_qs(urlsplit(at_school.value.url).query)["RelayState"][0]
+    assert relay and "SAMLRequest" not in relay
+    pick_person(page, demo)
+    received = expect_received(page, demo.leesplank)
+    assert HEX64.fullmatch(received["name_id"]["value"])
+    # The broker saw the service's request, the school's answer and the notice: no choice.
+    assert not [r for r in to_broker if r.endswith("/discovery")], to_broker
+    assert to_broker[0] == "GET /saml/idp/sso" and "POST /saml/sp/acs" in to_broker, to_broker
+    assert not script_errors
+
+
+def test_a_second_tap_after_back_or_an_old_link_never_sends_the_school_a_request_again(
+    demo: Demo, context: BrowserContext
+) -> None:
+    """A school may refuse a request it has seen before or one issued long ago. Back from the
+    school to the page, the tap brings a new request (discovery.js posts the form around a
+    followed link; a page fetched again has a new one); an old link posts the form too."""
+    context.clock.install()
+    page = returning_student(demo, context)
+    start_login(page, demo.leesplank)
+    expect_discovery(page, demo.broker)
+    link = remembered_link(page)
+    prepared = link.get_attribute("href")  # type: ignore[attr-defined]
+    sent: list[str] = []
+    page.on(
+        "request",
+        lambda r: (
+            sent.append(request_id_of(r)) if r.url.startswith(demo.school + "/sso?") else None
+        ),
+    )
+    link.click()  # type: ignore[attr-defined]
+    expect(page).to_have_url(school_sso(demo))
+    assert prepared is not None and sent == [authn_request_id(prepared)]
+
+    page.go_back()
+    expect_discovery(page, demo.broker)
+    remembered_link(page).click()  # type: ignore[attr-defined]
+    expect(page).to_have_url(school_sso(demo))
+    assert len(sent) == 2 and sent[1] != sent[0], sent
+
+    page.go_back()
+    expect_discovery(page, demo.broker)
+    # The student looks away for longer than the link is followed as it is.
+    page.clock.fast_forward((PREPARED_FOR_SECONDS + 5) * 1000)
+    with page.expect_request(lambda r: r.method == "POST" and r.url == demo.broker + "/discovery"):
+        remembered_link(page).click()  # type: ignore[attr-defined]
+    expect(page).to_have_url(school_sso(demo))
+    assert len(sent) == 3 and len(set(sent)) == 3, sent
+    pick_person(page, demo)
+    assert HEX64.fullmatch(expect_received(page, demo.leesplank)["name_id"]["value"])

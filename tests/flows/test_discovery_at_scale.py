@@ -96,8 +96,15 @@ def test_the_remembered_school_is_offered_without_a_search(crowded: LiveDemo) ->
     browser = Browser()
     page = search(crowded, browser, discovery(crowded, browser), "demo lyceum")
     crowded.pick(browser, crowded.choose_school(browser, page), "sanne.jansen")
-    again = discovery(crowded, browser_with_school(browser))
-    assert school_buttons(again) == [DEMO_SCHOOL_ID]
+    returning = browser_with_school(browser)
+    again = discovery(crowded, returning)
+    # In the response to the service's request: a link straight to the school, whose request
+    # came with the page (test_remembered_link.py); the list is empty until a search.
+    assert school_buttons(again) == []
+    assert f'href="{crowded.school_url}/sso?SAMLRequest=' in again.text
+    # Shown again (a search that finds nothing), it is the POST button, as before.
+    shown = search(crowded, returning, again, "zzzz")
+    assert school_buttons(shown) == [DEMO_SCHOOL_ID]
 
 
 def browser_with_school(used: Browser) -> Browser:

@@ -1,7 +1,8 @@
 """The discovery page without a search is made once per worker, registry generation, service,
-language, mount point and remembered school, and each login's own id put in (docs/performance.md,
-"The first two requests of a login"). What each login gets must be what rendering it afresh
-gives, byte for byte, and never carry another login's id."""
+language, mount point and remembered school, and each login's own id (and the remembered
+school's prepared link) put in (docs/performance.md, "The first two requests of a login"). What
+each login gets must be what rendering it afresh gives, byte for byte, and never carry another
+login's id."""
 
 from __future__ import annotations
 
@@ -42,11 +43,14 @@ def _page(
     query: str = "",
     language: str | None = None,
     fresh: bool = False,
+    prepared: str | None = None,
 ) -> tuple[str, str, bytes, dict[str, str]]:
     """(login id, page text, body, headers) of one login's discovery page; `fresh`: rendered
-    as if templates could change on disk, which is never kept."""
+    as if templates could change on disk, which is never kept. `prepared`: the remembered
+    school's link, `{login}` standing for the login id (as RelayState or state carry it)."""
     login_id = secrets.token_urlsafe(18)
     record = LoginRecord(login_id, LoginRequest(service_id), 1.0)
+    link = prepared.format(login=login_id) if prepared else None
     app.jinja_env.auto_reload = fresh
     try:
         with app.test_request_context(
@@ -54,7 +58,7 @@ def _page(
             headers=headers,
             base_url=f"http://127.0.0.1:{PORT}{mount}",
         ):
-            response = discovery_page(record, query, language=language)
+            response = discovery_page(record, query, language=language, prepared=link)
     finally:
         app.jinja_env.auto_reload = False
     body = response.get_data()
@@ -123,3 +127,28 @@ def test_a_registry_change_reaches_the_next_page(app: Flask) -> None:
     assert removal is not None
     _login, after = _as_fresh(app, service_id, headers={})
     assert DEMO_OIDC_SCHOOL_ID not in after and DEMO_SCHOOL_ID in after
+
+
+# What escaping changes in an attribute (& < > " '), and a login id inside, as in a real link.
+PREPARED = "https://idp.school.example/sso?SAMLRequest=a%2Bb&RelayState={login}&x=<\"'>"
+
+
+def test_the_prepared_link_is_put_in_like_the_login_id(app: Flask) -> None:
+    service_id = _service_id(app)
+    school = DEMO_SCHOOL_ID  # the link is opaque to the page: a SAML or an OIDC school's alike
+    headers = {"Accept-Language": "en", "Cookie": f"{SCHOOL_COOKIE}={school}"}
+    pages = []
+    for _ in range(3):
+        login_id, text = _as_fresh(app, service_id, headers=headers, prepared=PREPARED)
+        href = PREPARED.format(login=login_id)
+        escaped = href.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        escaped = escaped.replace('"', "&#34;").replace("'", "&#39;")
+        assert text.count(f'href="{escaped}"') == 1
+        pages.append(text.replace(login_id, "LOGIN"))
+    assert pages[0] == pages[1] == pages[2]
+    # The same login without a link is the page with the POST button, kept apart.
+    _login, plain = _as_fresh(app, service_id, headers=headers)
+    assert "data-prepared-for" not in plain and f'name="school" value="{school}"' in plain
+    # Without a remembered school a link has nowhere to go: the page is the plain one.
+    _login, none = _as_fresh(app, service_id, headers={"Accept-Language": "en"}, prepared=PREPARED)
+    assert "data-prepared-for" not in none and "idp.school.example" not in none

@@ -318,6 +318,26 @@ def test_unknown_kid_refetches_at_most_once_a_minute() -> None:
     assert fetched.count(f"{ISSUER}/.well-known/openid-configuration") == 1
 
 
+def test_current_gives_only_a_document_held_fresh_and_never_fetches() -> None:
+    """What the discovery page's prepared link may use (login_steps.prepare_upstream): the
+    document `metadata` would return without a network call, else nothing."""
+    clock = [NOW]
+    fetched: list[str] = []
+    network = {f"{ISSUER}/.well-known/openid-configuration": DOCUMENT}
+    directory = ProviderDirectory(lambda: FakeSession(network, fetched), lambda: clock[0])  # type: ignore[arg-type,return-value]
+    assert directory.current(ISSUER) is None
+    assert fetched == []
+    held = directory.metadata(ISSUER)
+    assert directory.current(ISSUER) == held and len(fetched) == 1
+    clock[0] += DISCOVERY_TTL - 1
+    assert directory.current(ISSUER) == held
+    # Due for a refresh: not used as it is (the next `metadata` fetches it again).
+    clock[0] += 1
+    assert directory.current(ISSUER) is None
+    assert directory.cached(ISSUER) == held  # the page's sign-in origin still has it
+    assert len(fetched) == 1
+
+
 class DeadSession:
     def __init__(self, log: list[str]) -> None:
         self.log = log

@@ -360,6 +360,30 @@ def test_discovery_offers_the_remembered_school_first(app: Flask) -> None:
     assert doc.find("h2").text == "Of kies een andere school"
 
 
+def test_a_prepared_remembered_school_is_a_link_in_a_form_for_the_fallback(app: Flask) -> None:
+    url = "https://idp.example/sso?SAMLRequest=x&RelayState=L-123"
+    doc = render(
+        app,
+        "discovery.html",
+        "nl",
+        **discovery_context(remembered=SCHOOLS[1], prepared=url, prepared_for=120),
+    )
+    link = doc.find("a", **{"data-prepared-for": "120"})
+    assert link.attrs["href"] == url and link.attrs["rel"] == "noreferrer"
+    assert link.text == "Verder met Sint-Bonifatiuscollege"
+    assert "button--primary" in link.attrs["class"].split()
+    # discovery.js posts the form around it when the link is old or was followed already.
+    form = next(a for a in link.ancestors() if a.tag == "form")
+    assert form.attrs["method"] == "post" and form.attrs["action"] == "/discovery/choose"
+    assert form.find("input", name="school").attrs["value"] == "01BB"
+    assert form.find("input", name="login").attrs["value"] == "L-123"
+    assert form.find_all("button") == []
+    # The list still offers every school by the POST form.
+    assert [b.attrs["value"] for b in doc.find_all("button", name="school")] == [
+        s.id for s in SCHOOLS
+    ]
+
+
 def test_discovery_search_falls_back_to_a_get_form(app: Flask) -> None:
     doc = render(
         app, "discovery.html", "nl", **discovery_context(query="zeist", schools=SCHOOLS[2:])

@@ -251,6 +251,38 @@ def test_start_choose_take(flow: LoginFlow) -> None:
         flow.load(browser, record.login_id)
 
 
+def test_a_prepared_request_is_saved_in_one_write_and_names_no_time_of_leaving(
+    flow: LoginFlow, store: RecordingStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The discovery page's prepared link (login_steps.prepare_upstream): the record's first
+    save carries the school and its request, in one write as `save_new` would; when the
+    student leaves the broker does not see, so the upstream wait is not measured for it. A
+    choice made afterwards overwrites the request and is timed as any."""
+    browser = new_secret()
+    record = flow.start(browser, LoginRequest("uitgever"), save=False)
+    trips: list[list[str]] = []
+    batch = store.batch
+    monkeypatch.setattr(
+        store, "batch", lambda ops: trips.append([o.key for o in ops]) or batch(ops)
+    )
+    flow.note_upstream(
+        browser, flow.with_school(record, "99XX00"), "_prepared", first_save=True, prepared=True
+    )
+    # One round trip, as save_new: the store epoch first, then the record.
+    assert len(trips) == 1 and len(trips[0]) == 2 and trips[0][1].startswith("login:")
+    held = flow.load(browser, record.login_id)
+    assert (held.school_id, held.upstream_request_id, held.upstream_at) == (
+        "99XX00",
+        "_prepared",
+        None,
+    )
+    clock.now += 7
+    chosen = flow.choose_school(browser, record.login_id, "99XX00", save=False)
+    flow.note_upstream(browser, chosen, "_chosen")
+    taken = flow.take(browser, record.login_id)
+    assert (taken.upstream_request_id, taken.upstream_at) == ("_chosen", clock.now)
+
+
 def test_record_payload_round_trip() -> None:
     record = LoginRecord(
         "id", LoginRequest("s", None, "99XX00", True, {"a": "b"}), 12.5, "99XX00", "_u"

@@ -210,3 +210,29 @@
     apply();
   }
 })();
+
+// The remembered school's link: a request to the school made with this page (the broker's
+// discovery.first_discovery_page). A school may refuse a request issued long ago, or one it
+// has seen already, so the link is followed once and while fresh; after that (or after Back
+// to a page the browser kept) a tap posts the form around it, and the broker makes a fresh
+// request, as the button without a link does. Without JavaScript the link is always followed.
+(function () {
+  "use strict";
+
+  const link = document.querySelector("a[data-prepared-for]");
+  const form = link ? link.closest("form") : null;
+  if (!link || !form) {
+    return;
+  }
+  const loaded = Date.now();
+  const freshFor = Number(link.dataset.preparedFor) * 1000;
+  let followed = false;
+  link.addEventListener("click", function (event) {
+    if (followed || !(Date.now() - loaded < freshFor)) {
+      event.preventDefault();
+      form.submit();
+      return;
+    }
+    followed = true;
+  });
+})();
