@@ -105,8 +105,9 @@ def continue_login(
         if record.school_id:
             response = go_upstream(secret, record, first_save=not saved)
         else:
-            b.flow.save_again(secret, record) if saved else b.flow.save_new(secret, record)
-            response = to_discovery(record)
+            if saved:
+                b.flow.save_again(secret, record)
+            response = to_discovery(secret, record, first_save=not saved)
     elif record.school_id:
         response = go_upstream(secret, record, first_save=not saved)
     elif sso is not None and not record.request.choose_school:
