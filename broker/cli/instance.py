@@ -60,8 +60,9 @@ refresh_token_lifetime_seconds = 28800
 # Timeout for calls to schools' OpenID providers, in seconds.
 http_timeout_seconds = 5
 
-# Assurance levels across SAML and OpenID Connect (docs/configuration.md). The first value of
-# each list is what the broker sends and emits; the others are accepted from schools.
+# Assurance levels across SAML and OpenID Connect (docs/configuration.md), weakest first: SAML's
+# RequestedAuthnContext Comparison (minimum, better, maximum) is judged on this order. The first
+# value of each list is what the broker sends and emits; the others are accepted from schools.
 [[assurance.levels]]
 name = "password"
 saml = ["urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport", "https://refeds.org/profile/sfa"]

@@ -5,6 +5,9 @@ value of each list is what the broker sends and emits; the others are accepted f
 (SAML's PasswordProtectedTransport and REFEDS SFA both mean "a password"). A publisher asks in
 its protocol, the school is asked in its own, and the school's answer is judged by level, so a
 SAML publisher can require MFA from a school on OpenID Connect and the other way round.
+
+The levels are ordered by strength, weakest first, as the configuration lists them: SAML's
+`RequestedAuthnContext Comparison` (core 3.3.2.2.1) is judged on that order (`acceptable`).
 """
 
 from __future__ import annotations
@@ -15,6 +18,14 @@ from dataclasses import dataclass
 PASSWORD_PROTECTED = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
 REFEDS_SFA = "https://refeds.org/profile/sfa"
 REFEDS_MFA = "https://refeds.org/profile/mfa"
+# What an assertion names when nobody said how the student logged in (the authentication
+# context class for "unknown", SAML authn-context 2.0).
+UNSPECIFIED = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
+# SAML core 3.3.2.2.1: how the answer's context must compare with those requested.
+EXACT = "exact"
+MINIMUM = "minimum"
+MAXIMUM = "maximum"
+BETTER = "better"
 
 
 @dataclass(frozen=True)
@@ -48,6 +59,25 @@ class Assurance:
 
     def from_oidc(self, values: Iterable[str]) -> tuple[str, ...]:
         return self._names(values, lambda level: level.oidc)
+
+    def acceptable(self, named: Iterable[str], comparison: str = EXACT) -> tuple[str, ...]:
+        """The levels (weakest first) whose login answers a request naming the levels `named`
+        with `comparison` (SAML core 3.3.2.2.1, "as deemed by the responder": the broker deems
+        by the configured order). exact: one of those named; minimum: at least as strong as one
+        of them (the weakest); better: stronger than one of them; maximum: no stronger than one
+        of them (the strongest). An unknown comparison accepts nothing."""
+        names = [level.name for level in self.levels]
+        ranks = [names.index(name) for name in named if name in names]
+        if not ranks:
+            return ()
+        fits: dict[str, Callable[[int], bool]] = {
+            EXACT: lambda rank: rank in ranks,
+            MINIMUM: lambda rank: rank >= min(ranks),
+            BETTER: lambda rank: rank > min(ranks),
+            MAXIMUM: lambda rank: rank <= max(ranks),
+        }
+        fit = fits.get(comparison)
+        return tuple(name for rank, name in enumerate(names) if fit is not None and fit(rank))
 
     def saml_reference(self, name: str) -> str | None:
         level = self.level(name)

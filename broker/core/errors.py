@@ -74,6 +74,14 @@ class InvalidMessage(BadRequest):
     public_message = "The sign-in message could not be verified."
 
 
+class UnsupportedRequest(BadRequest):
+    """A trusted request asks for something the broker cannot do at all (a named subject, no
+    proxying): the service hears so in its protocol."""
+
+    code = "request_unsupported"
+    public_message = "This learning platform asked for a sign-in the broker does not offer."
+
+
 class UpstreamFailure(BrokerError):
     """The school's identity provider failed or refused the login."""
 

@@ -31,7 +31,8 @@ class Participant:
     """One service of an SSO session.
 
     `handles` is what the service knows the session by, in its protocol's own terms:
-    SAML `name_id`, `name_id_format`, `sp_name_qualifier`, `session_index`, `sp_entity_id`;
+    SAML `name_id`, `name_id_format`, `name_qualifier`, `sp_name_qualifier`, `session_index`,
+    `sp_entity_id`;
     OIDC `sub`, `sid`, `client_id`. `seen` is the release fingerprint the notice was shown (or
     needed not be shown) for in this session.
     """

@@ -24,6 +24,7 @@ from saml2.time_util import str_to_time
 from saml2.validate import NotValid
 
 from broker.config import Settings
+from broker.core.assurance import EXACT, UNSPECIFIED
 from broker.core.catalogue import (
     CATALOGUE,
     OID_FORMAT,
@@ -31,7 +32,13 @@ from broker.core.catalogue import (
     PREVIOUS_PSEUDONYM,
     canonical_name_for,
 )
-from broker.core.errors import AssuranceNotMet, BrokerError, InvalidMessage, UnknownService
+from broker.core.errors import (
+    AssuranceNotMet,
+    BrokerError,
+    InvalidMessage,
+    UnknownService,
+    UnsupportedRequest,
+)
 from broker.core.model import Service
 from broker.core.ports import RegistryReader
 from broker.login.flow import Completion, LoginRequest
@@ -55,6 +62,11 @@ STATUS_REQUEST_DENIED = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied"
 STATUS_NO_PASSIVE = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
 STATUS_AUTHN_FAILED = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
 STATUS_NO_AUTHN_CONTEXT = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext"
+STATUS_REQUEST_UNSUPPORTED = "urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"
+STATUS_PROXY_COUNT_EXCEEDED = "urn:oasis:names:tc:SAML:2.0:status:ProxyCountExceeded"
+# Second-level statuses that say the request asked for something wrong: `Requester` above them;
+# every other one is the broker's (or the school's) answer: `Responder` (SAML core 3.2.2.2).
+REQUESTER_STATUSES = frozenset({STATUS_INVALID_NAMEID_POLICY, STATUS_REQUEST_UNSUPPORTED})
 ACCEPTED_NAME_ID_FORMATS = (
     NAMEID_FORMAT_PERSISTENT,
     NAMEID_FORMAT_UNSPECIFIED,
@@ -82,15 +94,22 @@ def _in_metadata(server: Server, entity_id: str) -> bool:
 
 
 class AnswerableRefusal(BrokerError):
-    """A valid request we refuse: the service gets a SAML error status, the student a page."""
+    """A valid request we refuse: the service gets a SAML error status, the student a page.
 
-    def __init__(self, cause: BrokerError, request: LoginRequest, status: str) -> None:
+    `at_once`: the service gets it by auto-POST without a page (as a passive request's refusal
+    always does), for what the student could do nothing about: the request itself asks for
+    something the broker never does."""
+
+    def __init__(
+        self, cause: BrokerError, request: LoginRequest, status: str, *, at_once: bool = False
+    ) -> None:
         super().__init__(cause.detail, code=cause.code)
         self.status = cause.status
         self.public_message = cause.public_message
         self.cause = cause
         self.request = request
         self.saml_status = status
+        self.at_once = at_once
 
 
 class SamlFront:
@@ -152,20 +171,27 @@ class SamlFront:
             message, signed=signature is not None or bool(message.signature)
         )
         acs_url = self._acs_url(server, issuer, message)
+        front = {
+            "protocol": "saml",
+            "request_id": message.id,
+            "acs_url": acs_url,
+            "relay_state": relay_state or "",
+            "sp_entity_id": issuer,
+            "name_id_format": "",
+        }
+        if message.is_passive in ("true", "1"):
+            # Before any refusal below: a passive request's refusal goes back to the service at
+            # once, never as a page (core 3.4.1: the IdP must not visibly take control).
+            front["is_passive"] = "1"
         request = LoginRequest(
             service_id=service.id,
-            requested=self._requested(server, issuer, message),
             school_hint=self._school_hint(message),
             force_authn=message.force_authn in ("true", "1"),
-            front={
-                "protocol": "saml",
-                "request_id": message.id,
-                "acs_url": acs_url,
-                "relay_state": relay_state or "",
-                "sp_entity_id": issuer,
-                "name_id_format": "",
-            },
+            front=front,
         )
+        # From here the request is trusted and its ACS URL is the service's own: every refusal
+        # is a signed SAML status sent there (AnswerableRefusal), not a bare error page.
+        self._check_supported(message, request)
         name_id_format = self._name_id_format(message)
         if name_id_format is None:
             raise AnswerableRefusal(
@@ -173,38 +199,76 @@ class SamlFront:
                 request,
                 STATUS_INVALID_NAMEID_POLICY,
             )
-        request.front["name_id_format"] = name_id_format
-        if message.is_passive in ("true", "1"):
-            request.front["is_passive"] = "1"
+        front["name_id_format"] = name_id_format
+        request = replace(request, requested=self._requested(server, issuer, message, request))
         return self._with_assurance(request, message)
 
-    def _with_assurance(self, request: LoginRequest, message: samlp.AuthnRequest) -> LoginRequest:
-        """RequestedAuthnContext as assurance levels the school must meet (assurance.py).
+    @staticmethod
+    def _check_supported(message: samlp.AuthnRequest, request: LoginRequest) -> None:
+        """What the broker never does, answered at once: the student could not change it."""
+        if message.subject is not None:
+            # Core 3.4.1: the assertion would have to be about that subject. The broker keeps
+            # no accounts to match one against, and proves nothing about who a student is
+            # beyond what the school says now.
+            raise AnswerableRefusal(
+                UnsupportedRequest("AuthnRequest names a Subject", code="subject_unsupported"),
+                request,
+                STATUS_REQUEST_UNSUPPORTED,
+                at_once=True,
+            )
+        scoping = message.scoping
+        proxy_count = scoping.proxy_count if scoping is not None else None
+        # Core 3.4.1.5.1: ProxyCount 0 forbids proxying, and every login here is proxied to the
+        # school (the broker authenticates no one itself, an SSO session included). The schema
+        # check made it a non-negative integer.
+        if proxy_count is not None and int(str(proxy_count)) == 0:
+            raise AnswerableRefusal(
+                UnsupportedRequest("ProxyCount 0", code="proxy_count_exceeded"),
+                request,
+                STATUS_PROXY_COUNT_EXCEEDED,
+                at_once=True,
+            )
 
-        Every Comparison is read as "one of these": the levels are a set, not a ladder, so
-        `minimum` cannot be judged more generously without guessing an order.
-        """
+    def _with_assurance(self, request: LoginRequest, message: samlp.AuthnRequest) -> LoginRequest:
+        """RequestedAuthnContext as the assurance levels that answer it (assurance.py).
+
+        `Comparison` is judged on the configured order of the levels: `minimum` PPT accepts an
+        MFA login. The class references the service named are kept, so that the assertion
+        names one of them when the school's level has one (`exact` means that reference)."""
         requested = message.requested_authn_context
         if requested is None or not requested.authn_context_class_ref:
             return request
+        assurance = self.settings.assurance
         references = [ref.text.strip() for ref in requested.authn_context_class_ref if ref.text]
-        levels = self.settings.assurance.from_saml(references)
+        comparison = requested.comparison or EXACT
+        levels = assurance.acceptable(assurance.from_saml(references), comparison)
         if not levels:
             raise AnswerableRefusal(
-                AssuranceNotMet("no known level among the requested contexts"),
+                AssuranceNotMet("no known level answers the requested contexts"),
                 request,
                 STATUS_NO_AUTHN_CONTEXT,
             )
-        return replace(request, acr=levels, acr_required=True)
+        named = dict.fromkeys(ref for ref in references if assurance.level_of(ref) is not None)
+        front = {**request.front, "authn_contexts": " ".join(named)}
+        return replace(request, acr=levels, acr_required=True, front=front)
 
-    def _authn_context(self, completion: Completion) -> str | None:
-        """The school's answer in SAML: its level's class reference when it maps to one, else
-        the school's own value when that was SAML already."""
+    def _authn_context(self, completion: Completion) -> str:
+        """The school's answer in SAML: its level's class reference (the service's own choice
+        of it when it named one), else the school's own value when that was SAML already,
+        else `unspecified`: the broker does not claim a way of logging in it was not told."""
+        assurance = self.settings.assurance
         level = completion.assurance_level
-        reference = self.settings.assurance.saml_reference(level) if level else None
-        if reference is not None:
-            return reference
-        return completion.authn_context if completion.school.oidc is None else None
+        if level is not None:
+            named = completion.request.front.get("authn_contexts", "").split()
+            for reference in named:
+                if assurance.level_of(reference) == level:
+                    return reference
+            first = assurance.saml_reference(level)
+            if first is not None:
+                return first
+        if completion.school.oidc is None and completion.authn_context:
+            return completion.authn_context
+        return UNSPECIFIED
 
     def _check_signature(
         self,
@@ -281,7 +345,7 @@ class SamlFront:
 
     @staticmethod
     def _requested(
-        server: Server, issuer: str, message: samlp.AuthnRequest
+        server: Server, issuer: str, message: samlp.AuthnRequest, request: LoginRequest
     ) -> frozenset[str] | None:
         """What the service asks for in its metadata's AttributeConsumingService (the one the
         request names by index, else all of them); None when it asks for nothing there.
@@ -293,8 +357,13 @@ class SamlFront:
         attributes = wanted.get("required", []) + wanted.get("optional", [])
         if index is not None and not attributes:
             # An index the metadata does not have must not switch the narrowing off.
-            raise InvalidMessage(
-                "AttributeConsumingServiceIndex not in metadata", code="attribute_service_unknown"
+            raise AnswerableRefusal(
+                InvalidMessage(
+                    "AttributeConsumingServiceIndex not in metadata",
+                    code="attribute_service_unknown",
+                ),
+                request,
+                STATUS_REQUEST_UNSUPPORTED,
             )
         if not attributes:
             return None
@@ -369,10 +438,13 @@ class SamlFront:
             self.settings.saml.clock_skew_seconds,
         )
         message = self._post(front, xml)
+        # The NameID as the assertion carries it, qualifiers included: a logout must name it
+        # exactly so (a service may look its session up by the whole element).
         handles = {
             "name_id": name_id,
             "name_id_format": name_id_format,
-            "sp_name_qualifier": front["sp_entity_id"],
+            "name_qualifier": content.issuer,
+            "sp_name_qualifier": content.sp_name_qualifier,
             "session_index": session_index,
             "sp_entity_id": front["sp_entity_id"],
         }
@@ -389,7 +461,7 @@ class SamlFront:
     def error_for(self, request: LoginRequest, status: str, message: str) -> PostMessage:
         """A signed error Response: Requester/Responder at the top, the specific status below."""
         front = request.front
-        top = STATUS_REQUESTER if status == STATUS_INVALID_NAMEID_POLICY else STATUS_RESPONDER
+        top = STATUS_REQUESTER if status in REQUESTER_STATUSES else STATUS_RESPONDER
         xml = signed_error_response(
             self.entities.server.sec,
             issuer=self.settings.idp_entity_id,

@@ -165,9 +165,14 @@ class SamlServiceLogout(_SamlLogoutSide):
         if endpoint is None:
             raise InvalidMessage("service has no SLO endpoint any more", code="logout_target")
         handles = participant.handles
+        # Exactly the NameID of the assertion, qualifiers included: a service may find its
+        # session by the whole element (SimpleSAMLphp's store hashes it). A session recorded
+        # before the handles kept `name_qualifier` had the IdP entity id there, as every
+        # assertion of the broker has.
         name_id = saml.NameID(
             text=handles.get("name_id", ""),
             format=handles.get("name_id_format") or None,
+            name_qualifier=handles.get("name_qualifier") or self.settings.idp_entity_id,
             sp_name_qualifier=handles.get("sp_name_qualifier") or None,
         )
         message = logout_request(

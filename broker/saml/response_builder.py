@@ -22,6 +22,7 @@ from lxml import etree
 from saml2 import class_name, saml, samlp
 from saml2.sigver import SecurityContext, pre_signature_part, signed_instance_factory
 
+from broker.core.assurance import UNSPECIFIED as UNSPECIFIED_CONTEXT
 from broker.saml.message_ids import new_message_id
 from broker.saml.xmlsig import InProcessCryptoBackend, signing_key
 from broker.saml.xmlsig_policy import DS_NS, ENVELOPED, EXC_C14N
@@ -30,7 +31,6 @@ RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
-PASSWORD_PROTECTED = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class AssertionContent:
     sp_name_qualifier: str
     attributes: tuple[SamlAttribute, ...]
     authn_instant: datetime
+    # The AuthnContextClassRef; None: `unspecified`, never a guessed PasswordProtectedTransport.
     authn_context: str | None
     session_index: str
 
@@ -112,7 +113,7 @@ def build_assertion(
                 session_index=content.session_index,
                 authn_context=saml.AuthnContext(
                     authn_context_class_ref=saml.AuthnContextClassRef(
-                        text=content.authn_context or PASSWORD_PROTECTED
+                        text=content.authn_context or UNSPECIFIED_CONTEXT
                     )
                 ),
             )
@@ -304,7 +305,7 @@ def response_tree(
     _saml(
         _saml(statement, "AuthnContext"),
         "AuthnContextClassRef",
-        content.authn_context or PASSWORD_PROTECTED,
+        content.authn_context or UNSPECIFIED_CONTEXT,
     )
     if content.attributes:
         attribute_statement = _saml(assertion, "AttributeStatement")

@@ -47,6 +47,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("This learning platform is not known to the broker."),
     N_("This school is not known to the broker."),
     N_("The sign-in message could not be verified."),
+    N_("This learning platform asked for a sign-in the broker does not offer."),
     N_("Your school's sign-in service did not complete the login."),
     N_("Your school's sign-in service did not answer in time. Please try again in a few minutes."),
     N_("Your school has not released what this platform requires."),

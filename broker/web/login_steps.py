@@ -490,20 +490,25 @@ def answerable_refusal_page(
     """The student's page says why; its button carries the error to the service.
 
     A passive request (SAML IsPassive, OIDC prompt=none) must not show the student anything:
-    the service gets the error at once instead (OIDC Core 3.1.2.1, SAML core 3.4.1)."""
+    the service gets the error at once instead (OIDC Core 3.1.2.1, SAML core 3.4.1), as it does
+    a refusal marked `at_once` (a request for what the broker never does)."""
     b = broker()
     metrics.login_ended(front_protocol(refusal.request), school_side, refusal.code)
     service = b.view.service(refusal.request.service_id)
     service_name = service.name if service else None
-    passive = bool(refusal.request.front.get("is_passive"))
+    # A passive request's refusal, or one the student could do nothing about, goes straight back.
+    at_once = bool(refusal.request.front.get("is_passive")) or refusal.at_once
+    if at_once:
+        # No page, so no error id: the reason code is what the log keeps.
+        log.warning("refused code=%s status=%s sent=at_once", refusal.code, refusal.status)
     if is_oidc(refusal.request):
         link = oidc_front().error_location(refusal.request, *oauth_refusal(refusal.cause))
-        if passive:
+        if at_once:
             return redirect(link, 303)
         page, status = render_error(refusal, service_name=service_name, return_link=link)
         return make_response(page, status)
     message = b.saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
-    if passive:
+    if at_once:
         return autopost(message, service_name or "")
     page, status = render_error(refusal, service_name=service_name, return_form=message)
     response = make_response(page, status)

@@ -55,11 +55,17 @@ def carry_saml_posts(browser: Browser, page: Page, limit: int = 6) -> Page:
     return page
 
 
+def frame_urls(page: Page) -> list[str]:
+    """The `src` of every iframe of the propagation page (one per service told there)."""
+    found: list[str] = _IFRAME.findall(page.text)
+    return found
+
+
 def load_frames(browser: Browser, page: Page) -> list[Page]:
     """Every iframe of the propagation page, followed to where it ends."""
     assert page.status == 200, page.text
     frames = []
-    for src in _IFRAME.findall(page.text):
+    for src in frame_urls(page):
         frames.append(carry_saml_posts(browser, browser.get(urljoin(page.url, unescape(src)))))
     return frames
 

@@ -9,6 +9,8 @@ from broker.core.assurance import (
     PASSWORD_PROTECTED,
     REFEDS_MFA,
     REFEDS_SFA,
+    Assurance,
+    AssuranceLevel,
 )
 from broker.core.errors import BadRequest
 from broker.oidc import requested_claims as claims
@@ -26,6 +28,44 @@ def test_levels_map_both_protocols_onto_one_name() -> None:
     assert assurance.saml_reference("password") == PASSWORD_PROTECTED
     assert assurance.oidc_value("mfa") == REFEDS_MFA
     assert assurance.oidc_values() == (REFEDS_SFA, REFEDS_MFA)
+
+
+THREE_LEVELS = Assurance(
+    (
+        AssuranceLevel("password", (PASSWORD_PROTECTED,), ()),
+        AssuranceLevel("otp", ("urn:example:otp",), ()),
+        AssuranceLevel("mfa", (REFEDS_MFA,), ()),
+    )
+)
+
+
+@pytest.mark.parametrize(
+    ("named", "comparison", "acceptable"),
+    [
+        # SAML core 3.3.2.2.1, on the configured order (weakest first).
+        (("password",), "exact", ("password",)),
+        (("password", "mfa"), "exact", ("password", "mfa")),
+        (("password",), "minimum", ("password", "otp", "mfa")),
+        (("otp", "mfa"), "minimum", ("otp", "mfa")),  # at least as strong as one of them
+        (("password",), "better", ("otp", "mfa")),
+        (("otp", "mfa"), "better", ("mfa",)),  # stronger than one of them
+        (("mfa",), "better", ()),  # nothing is stronger than the strongest
+        (("otp",), "maximum", ("password", "otp")),
+        (("password", "otp"), "maximum", ("password", "otp")),  # no stronger than one of them
+        ((), "minimum", ()),
+        (("unknown",), "exact", ()),
+        (("password",), "sideways", ()),  # not a comparison: accepts nothing
+    ],
+)
+def test_a_comparison_is_judged_on_the_order_of_the_levels(
+    named: tuple[str, ...], comparison: str, acceptable: tuple[str, ...]
+) -> None:
+    assert THREE_LEVELS.acceptable(named, comparison) == acceptable
+
+
+def test_the_default_levels_order_password_below_mfa() -> None:
+    assert DEFAULT_ASSURANCE.acceptable(("password",), "minimum") == ("password", "mfa")
+    assert DEFAULT_ASSURANCE.acceptable(("mfa",), "maximum") == ("password", "mfa")
 
 
 def test_scopes_and_claims_parameter_name_canonical_attributes() -> None:
