@@ -4,6 +4,7 @@
 publisher (`autopost`, in the response to `POST /notice/<id>`).
 
 Usage: python bench/page_render.py [--renders 2000] [--rounds 4] [--compare DIR] [--schools N]
+                                   [--aliases K]
        python bench/page_render.py --dump OUT [--tree DIR]
 
 Each page is made by the broker's own function, as its route calls it, inside a fresh request
@@ -18,7 +19,10 @@ of the rounds, and every round.
 `--schools N` registers N more schools first (OpenID Connect ones, each on a host of its own:
 eight common names in forty towns, so most names are many schools'), with their towns where the
 tree knows towns, and adds two searches: `discovery_name` ("gymnasium": more matches than a page
-shows) and `discovery_town` ("gymnasium leiden": a tree without towns finds none).
+shows) and `discovery_town` ("gymnasium leiden": a tree without towns finds none). `--aliases K`
+gives every K-th of them a former name (where the tree knows aliases) and adds `discovery_alias`
+("het baken": a former name of many schools, each shown with "also known as"; a tree without
+aliases finds none).
 
 `--dump OUT` writes instead every case's response (headers, body) under several language rules
 (Accept-Language, `?lang=`, `ui_locales`), with names and fields that must be escaped and at a
@@ -71,38 +75,50 @@ TOWNS = (
     "Emmen", "Delft", "Venlo", "Deventer", "Sittard-Geleen", "Helmond", "Oss", "Amstelveen",
     "Hilversum", "Sint-Michielsgestel", "Heerlen", "Súdwest-Fryslân",
 )  # fmt: skip
+# --aliases: former names many merged schools share.
+FORMER_NAMES = ("Het Baken", "De Regenboog", "Het Mozaïek", "Locatie Zuid")
 
 
-def add_schools(app: Flask, count: int) -> None:
-    """`count` OpenID Connect schools in one import (towns only where the tree has them)."""
+def add_schools(app: Flask, count: int, alias_every: int = 0) -> None:
+    """`count` OpenID Connect schools in one import (towns, and a former name for every
+    `alias_every`-th, only where the tree has them)."""
     from dataclasses import fields
 
     from broker.core.model import OidcUpstream, School
     from broker.registry.snapshot import SchoolEntry, Snapshot
     from broker.web.login_steps import broker
 
-    has_towns = "town" in {f.name for f in fields(School)}
+    known = {f.name for f in fields(School)}
+    has_towns, has_aliases = "town" in known, "aliases" in known and alias_every > 0
     entries = []
     for n in range(count):
         issuer = f"https://login.school{n}.example"
-        town = {"town": TOWNS[(n // len(NAMESAKES)) % len(TOWNS)]} if has_towns else {}
+        # Only the fields the tree's School has.
+        known_here: dict[str, object] = {}
+        if has_towns:
+            known_here["town"] = TOWNS[(n // len(NAMESAKES)) % len(TOWNS)]
+        if has_aliases and n % alias_every == 0:
+            known_here["aliases"] = (FORMER_NAMES[(n // alias_every) % len(FORMER_NAMES)],)
         school = School(
             f"B{n:05d}",
             NAMESAKES[n % len(NAMESAKES)],
             issuer,
             subject_attribute="sub",
             oidc=OidcUpstream(issuer, f"client-{n}", "secret"),
-            **town,  # type: ignore[arg-type]
+            **known_here,  # type: ignore[arg-type]
         )
         entries.append(SchoolEntry(school, ""))
     with app.app_context():
         broker().registry.import_snapshot(Snapshot(schools=tuple(entries)), "bench")
 
 
-def pages(tmp: Path, *, hostile: bool = False, schools: int = 0) -> tuple[Flask, dict[str, Call]]:
+def pages(
+    tmp: Path, *, hostile: bool = False, schools: int = 0, aliases: int = 0
+) -> tuple[Flask, dict[str, Call]]:
     """The demo broker and, per case, (path, method, the broker's call that makes the page).
     `hostile`: names and fields that must be escaped, and more cases (for `--dump`);
-    `schools`: that many more schools, and two searches among them."""
+    `schools`: that many more schools, and two searches among them (three with `aliases`:
+    every `aliases`-th school has a former name)."""
     from broker.cli.demo import DEMO_SCHOOL_ID, prepare_demo
     from broker.core.model import UpstreamIdentity
     from broker.login.flow import LoginRecord, LoginRequest
@@ -115,7 +131,7 @@ def pages(tmp: Path, *, hostile: bool = False, schools: int = 0) -> tuple[Flask,
     settings, apps = prepare_demo(tmp, PORT)
     app = apps[settings.base_url]
     if schools:
-        add_schools(app, schools)
+        add_schools(app, schools, aliases)
     with app.app_context():
         service = next(s for s in broker().view.services() if s.oidc is None)
     record = LoginRecord("L" * 43, LoginRequest(service.id), 1.0)
@@ -137,10 +153,10 @@ def pages(tmp: Path, *, hostile: bool = False, schools: int = 0) -> tuple[Flask,
         "autopost": (f"/notice/{notice_id}", "POST", lambda: autopost(message, name)),
     }
     if schools:
-        for case, query in (
-            ("discovery_name", "gymnasium"),
-            ("discovery_town", "gymnasium leiden"),
-        ):
+        searches = [("discovery_name", "gymnasium"), ("discovery_town", "gymnasium leiden")]
+        if aliases:
+            searches.append(("discovery_alias", "het baken"))
+        for case, query in searches:
             calls[case] = (
                 f"/discovery?login=x&q={query.replace(' ', '+')}",
                 "GET",
@@ -161,10 +177,10 @@ def pages(tmp: Path, *, hostile: bool = False, schools: int = 0) -> tuple[Flask,
     return app, calls
 
 
-def measure(renders: int, schools: int = 0) -> dict[str, float]:
+def measure(renders: int, schools: int = 0, aliases: int = 0) -> dict[str, float]:
     """µs per page in this process (the broker imported from sys.path)."""
     with tempfile.TemporaryDirectory(prefix="kb-bench-pages-") as tmp:
-        app, calls = pages(Path(tmp), schools=schools)
+        app, calls = pages(Path(tmp), schools=schools, aliases=aliases)
         results: dict[str, float] = {}
         only = os.environ.get("KB_BENCH_PAGE")  # one page only (for a profiler)
         for page, (path, method, call) in calls.items():
@@ -237,6 +253,9 @@ def main() -> None:
     parser.add_argument(
         "--schools", type=int, default=0, help="register this many more schools first"
     )
+    parser.add_argument(
+        "--aliases", type=int, default=0, help="with --schools: every K-th has a former name"
+    )
     args = parser.parse_args()
     if args.dump:
         # Before the broker is first imported: this checkout's, or --tree's (not the venv's).
@@ -247,13 +266,15 @@ def main() -> None:
         print(f"{written} responses in {args.dump} (broker from {Path(broker.__file__).parent})")
         return
     if args.child:
-        print(child_output(measure(args.renders, args.schools)))
+        print(child_output(measure(args.renders, args.schools, args.aliases)))
         return
     named = trees(parser, args.compare)
     extra = ["--renders", str(args.renders), "--schools", str(args.schools)]
+    extra += ["--aliases", str(args.aliases)]
     rounds = alternating(named, args.rounds, lambda tree: run_child(__file__, tree, extra))
     names = list(named)
     more = f", {args.schools} more schools" if args.schools else ""
+    more += f", every {args.aliases}th with a former name" if args.schools and args.aliases else ""
     print(f"µs per page, {args.renders} renders per round, {args.rounds} rounds (ABBA){more}")
     for page in rounds[names[0]][0]:
         for name in names:

@@ -25,6 +25,7 @@ CONFIRMATION_NEEDED = 3
 # A removal that touches many pairs names the first few and counts the rest.
 NAMED_AT_MOST = 10
 NONE = "-"  # in the table; null in JSON
+Cell = str | int | list[str]
 
 json_option = click.option("--json", "as_json", is_flag=True, help="one JSON object per line")
 
@@ -34,7 +35,7 @@ def _metadata_origin(entity_id: str, sources: dict[str, tuple[str, ...]]) -> str
     return f"metadata from source {', '.join(held)}" if held else "metadata from registration"
 
 
-def school_line(school: School, sources: dict[str, tuple[str, ...]]) -> dict[str, str]:
+def school_line(school: School, sources: dict[str, tuple[str, ...]]) -> dict[str, Cell]:
     if school.oidc is not None:
         provider = school.oidc.issuer
         origin = f"broker's client id {school.oidc.client_id}"
@@ -45,6 +46,8 @@ def school_line(school: School, sources: dict[str, tuple[str, ...]]) -> dict[str
         "id": school.id,
         "name": school.name,
         "town": school.town or NONE,
+        # A list in JSON; in the table "; " between them (a name may hold a comma).
+        "aliases": list(school.aliases),
         "protocol": school.protocol.value.upper(),
         "identity provider": provider,
         "registration": origin,
@@ -68,7 +71,13 @@ def service_line(service: Service, sources: dict[str, tuple[str, ...]]) -> dict[
     }
 
 
-def _print_table(lines: Sequence[Mapping[str, str | int]], kind: str, as_json: bool) -> None:
+def _cell(value: Cell) -> str:
+    if isinstance(value, list):
+        return "; ".join(value) or NONE
+    return str(value)
+
+
+def _print_table(lines: Sequence[Mapping[str, Cell]], kind: str, as_json: bool) -> None:
     if as_json:
         for line in lines:
             fields = {k.replace(" ", "_"): None if v == NONE else v for k, v in line.items()}
@@ -76,7 +85,7 @@ def _print_table(lines: Sequence[Mapping[str, str | int]], kind: str, as_json: b
         return
     if lines:
         columns = list(lines[0])
-        cells = [[str(line[c]) for c in columns] for line in lines]
+        cells = [[_cell(line[c]) for c in columns] for line in lines]
         widths = [max(len(c), *(len(row[i]) for row in cells)) for i, c in enumerate(columns)]
         rows = [[c.upper() for c in columns], *cells]
         for row in rows:

@@ -60,9 +60,12 @@ def catalogue_attribute(name: str) -> str:
     return name
 
 
-def checked_name(_context: click.Context, _parameter: click.Parameter, value: str) -> str:
+def checked_name(
+    _context: click.Context, _parameter: click.Parameter, value: str | None
+) -> str | None:
     """`--name` of a school, service, chain or publisher, refused before anything is written
-    when students or staff could be misled by it (core/display_text.py)."""
-    if problem := name_problem(value):
+    when students or staff could be misled by it (core/display_text.py); an optional one not
+    given stays None."""
+    if value is not None and (problem := name_problem(value)):
         raise click.BadParameter(f"the name {problem}")
     return value

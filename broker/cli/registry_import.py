@@ -40,6 +40,7 @@ from broker.core.model import (
     School,
     Service,
 )
+from broker.core.school_aliases import aliases_problem, clean_aliases
 from broker.core.subjects import subject_problem
 from broker.core.towns import MAX_TOWN, clean_town, town_problem
 from broker.oidc.registration import logout_problems, registration_problems
@@ -53,7 +54,15 @@ _SHA256 = re.compile(r"\A[0-9a-f]{64}\Z")
 _SECRET_METHODS = (ClientAuthMethod.SECRET_BASIC, ClientAuthMethod.SECRET_POST)
 NAMED = {"id", "name"}
 SOURCES = ("saml_metadata", "saml_metadata_file", "saml_entity_id", "oidc")
-SCHOOL_KEYS = NAMED | {"subject", "eck_id", "scopes", "privacy_contact", "town", *SOURCES}
+SCHOOL_KEYS = NAMED | {
+    "subject",
+    "eck_id",
+    "scopes",
+    "privacy_contact",
+    "town",
+    "aliases",
+    *SOURCES,
+}
 SCHOOL_OIDC_KEYS = {"issuer", "client_id", "client_secret_file", "algorithms"}
 SERVICE_KEYS = NAMED | {
     "publisher",
@@ -139,7 +148,8 @@ class _Reading:
 
 
 def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
-    """A school with its privacy contact and its town (absent in the file: none)."""
+    """A school with its privacy contact, its town and its aliases (absent in the file:
+    none)."""
     found = _school_and_provider(reading, entry)
     contact = privacy_contact_link(
         entry.optional_text("privacy_contact", limit=MAX_PRIVACY_CONTACT) or ""
@@ -147,9 +157,13 @@ def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
     if contact and (problem := privacy_contact_problem(contact)):
         entry.wrong("privacy_contact", problem)
     town = reading.town(entry)
+    aliases = clean_aliases(entry.strings("aliases", default=[]))
+    name = entry.table.get("name")  # checked as a name in _school_and_provider
+    if problem_of_aliases := aliases_problem(name if isinstance(name, str) else "", aliases):
+        entry.wrong("aliases", str(problem_of_aliases))
     if found is None:
         return None
-    school = replace(found.school, privacy_contact=contact, town=town)
+    school = replace(found.school, privacy_contact=contact, town=town, aliases=aliases)
     return SchoolEntry(school, found.metadata)
 
 

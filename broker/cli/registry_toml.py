@@ -88,6 +88,8 @@ class _Writer:
         )
         if school.town:
             lines += _pairs([("town", school.town)])
+        if school.aliases:
+            lines += _pairs([("aliases", list(school.aliases))])
         if school.privacy_contact:
             lines += _pairs([("privacy_contact", school.privacy_contact)])
         if school.oidc is None:

@@ -1,8 +1,9 @@
 """`ketenbroker school`: register a school with its SAML identity provider or its OpenID
-provider, its town, and its privacy contact."""
+provider, its town and other names, and its privacy contact."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from broker.cli.sources import federated_metadata, read_source
 from broker.config import load_settings
 from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
 from broker.core.model import School
+from broker.core.school_aliases import aliases_problem, clean_aliases
 from broker.core.subjects import SAML_SUBJECTS
 from broker.core.towns import clean_town, town_problem
 from broker.saml.metadata_check import idp_entity_id
@@ -22,6 +24,10 @@ from broker.saml.metadata_check import idp_entity_id
 # What can feed the pseudonym (broker/core/subjects.py).
 SUBJECT_CHOICES = SAML_SUBJECTS
 TOWN_HELP = "the school's town, shown under its name on the discovery page and searched there"
+ALIAS_HELP = (
+    "another name students know the school by (a former or informal name, a location), "
+    "searched on the discovery page (repeat)"
+)
 
 
 def _town(value: str) -> str:
@@ -30,6 +36,20 @@ def _town(value: str) -> str:
     if problem := town_problem(town):
         raise click.BadParameter(problem, param_hint="--town")
     return town
+
+
+def _aliases(name: str, aliases: Sequence[str], *, given: bool = True) -> tuple[str, ...]:
+    """Aliases as stored, or a clear refusal before anything is written. `given`: False when
+    they are the school's own and only its new `--name` is checked against them."""
+    cleaned = clean_aliases(aliases)
+    if problem := aliases_problem(name, cleaned):
+        if given:
+            raise click.BadParameter(str(problem), param_hint="--alias")
+        raise click.BadParameter(
+            f"{problem}: give the aliases to keep with --alias, or --clear-aliases",
+            param_hint="--name",
+        )
+    return cleaned
 
 
 @click.group("school")
@@ -42,6 +62,7 @@ def school_group() -> None:
 @click.option("--id", "school_id", required=True)
 @click.option("--name", required=True, callback=checked_name)
 @click.option("--town", default="", help=TOWN_HELP)
+@click.option("--alias", "aliases", multiple=True, help=ALIAS_HELP)
 @click.option("--saml-metadata", "metadata", default=None, help="file or URL (a SAML IdP)")
 @click.option(
     "--saml-entity-id",
@@ -77,6 +98,7 @@ def school_add(
     school_id: str,
     name: str,
     town: str,
+    aliases: tuple[str, ...],
     metadata: str | None,
     federated_id: str | None,
     issuer: str | None,
@@ -89,6 +111,7 @@ def school_add(
 ) -> None:
     """Register a school with its SAML identity provider or its OpenID provider."""
     town = _town(town)
+    aliases = _aliases(name, aliases)
     if [metadata, federated_id, issuer].count(None) != 2:
         raise click.UsageError(
             "give either --saml-metadata or --oidc-issuer, or --saml-entity-id "
@@ -114,7 +137,7 @@ def school_add(
             allow_loopback=settings.peers_on_loopback,
         )
         _, registry = open_registry(config_path)
-        registry.add_school(replace(school, town=town), "")
+        registry.add_school(replace(school, town=town, aliases=aliases), "")
         click.echo(f"School {school_id} added (OpenID provider {issuer}).")
         # One redirect URI per school (the mix-up defence): the school's provider must know it.
         click.echo(f"  Redirect URI to register there: {settings.oidc_callback_url(school_id)}")
@@ -141,7 +164,8 @@ def school_add(
         assert metadata is not None
         xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
         entity_id = idp_entity_id(xml)
-    registry.add_school(School(school_id, name, entity_id, subject, eck_id, scopes, town=town), xml)
+    school = School(school_id, name, entity_id, subject, eck_id, scopes, town=town, aliases=aliases)
+    registry.add_school(school, xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
 
 
@@ -154,20 +178,48 @@ def school_add(
     default=None,
     help="file or URL: the school IdP's new metadata (same entity id)",
 )
+@click.option(
+    "--name",
+    default=None,
+    callback=checked_name,
+    help="the school's new name, as students see it on the discovery page",
+)
 @click.option("--town", default=None, help=f'{TOWN_HELP} ("": none)')
+@click.option(
+    "--alias",
+    "aliases",
+    multiple=True,
+    help=f"{ALIAS_HELP}; replaces the school's aliases: give every one to keep",
+)
+@click.option("--clear-aliases", is_flag=True, help="the school has no other names")
 @reports_errors
 def school_update(
-    config_path: Path, school_id: str, metadata: str | None, town: str | None
+    config_path: Path,
+    school_id: str,
+    metadata: str | None,
+    name: str | None,
+    town: str | None,
+    aliases: tuple[str, ...],
+    clear_aliases: bool,
 ) -> None:
     """Load a SAML school's IdP metadata again (a new certificate, moved endpoints) and say
-    what changed, or set its town; running brokers use either without a restart."""
-    if metadata is None and town is None:
-        raise click.UsageError("give --saml-metadata, --town, or both")
+    what changed, or set its name, town or aliases (in one write); running brokers use each
+    without a restart."""
+    if metadata is None and name is None and town is None and not aliases and not clear_aliases:
+        raise click.UsageError("give --saml-metadata, --name, --town, --alias or --clear-aliases")
+    if aliases and clear_aliases:
+        raise click.UsageError("give --alias or --clear-aliases, not both")
     town = _town(town) if town is not None else None
     settings, registry = open_registry(config_path)
     school = registry.school(school_id)
     if school is None:
         raise click.ClickException(f"no school with id {school_id!r}")
+    # Every check before any write: a name and aliases are checked together, as they will be.
+    new_aliases: tuple[str, ...] | None = None
+    if aliases or clear_aliases:
+        new_aliases = _aliases(name or school.name, aliases)
+    elif name is not None:
+        _aliases(name, school.aliases, given=False)
     if metadata is not None:
         if school.oidc is not None:
             raise click.ClickException(
@@ -176,9 +228,17 @@ def school_update(
             )
         entry = Registered(f"School {school_id}", school_id, school.idp_entity_id, "idp")
         update_metadata(settings, registry, entry, metadata, registry.update_school_metadata)
+    if name is None and town is None and new_aliases is None:
+        return
+    registry.set_school_details(school_id, name, town, new_aliases)
+    if name is not None:
+        click.echo(f"School {school_id}: name set to {name}.")
     if town is not None:
-        registry.set_school_town(school_id, town)
         said = f"town set to {town}" if town else "town cleared"
+        click.echo(f"School {school_id}: {said}.")
+    if new_aliases is not None:
+        listed = ", ".join(new_aliases)
+        said = f"aliases set to {listed}" if new_aliases else "aliases cleared"
         click.echo(f"School {school_id}: {said}.")
 
 

@@ -93,6 +93,9 @@ class School:
     # Its town (core/towns.py): tells schools of the same name apart on the discovery page, and
     # a student may search on it. Empty: not given.
     town: str = ""
+    # Other names students know it by (core/school_aliases.py): a former name, an informal one,
+    # a location's. The discovery page finds the school by them and shows its real name.
+    aliases: tuple[str, ...] = ()
 
     @property
     def protocol(self) -> Protocol:

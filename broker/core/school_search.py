@@ -13,6 +13,11 @@ page, so there is one list):
 - a school is found by its name, its town or its code (BRIN), every typed word somewhere in
   one of them: "gymnasium leiden" finds the Stedelijk Gymnasium in Leiden, not the one in
   Utrecht (the Netherlands has many schools of one name; the town tells them apart);
+- each of its aliases (core/school_aliases.py: a former name, an informal one) stands in for
+  its name, with the same town and code: "het baken zwolle" finds Baken Lyceum in Zwolle by its
+  alias "Het Baken", but the words of one search never mix the name and an alias. A school
+  found by an alias and not by its name says which (`Found.aliases`), so the page can show the
+  real name with "also known as Het Baken";
 - a few common abbreviations in Dutch school names count as the full word, both ways ("st
   bonifatius" finds "Sint-Bonifatiuscollege", "sint" finds "St. Jozef"), in towns too ("St.
   Michielsgestel");
@@ -26,8 +31,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from broker.core.model import School
 
@@ -110,6 +115,8 @@ class Found:
     searched: bool = True
     # Nothing matched as typed: these matched with one typo per word.
     approximate: bool = False
+    # Shown schools found by an alias and not by their name: school id → that alias.
+    aliases: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def partial(self) -> bool:
@@ -119,7 +126,11 @@ class Found:
 class SchoolDirectory:
     """The federation's schools in name order, folded once (a worker keeps one per registry
     generation: building it sorts and folds every school, and indexes the words of names and
-    towns for the typo search, so a search costs no folding of names)."""
+    towns for the typo search, so a search costs no folding of names).
+
+    A search looks through entries: one per school (its name, town and code), and one more per
+    alias of a school (the alias, the town and the code), a school's entries side by side with
+    its name's first. Without aliases the entries are the schools."""
 
     def __init__(self, schools: Iterable[School]) -> None:
         # Many schools share a town: each town is folded once.
@@ -136,15 +147,20 @@ class SchoolDirectory:
         ordered = sorted(schools, key=lambda s: (fold(s.name), town_forms(s)[:1], s.id))
         self._schools = tuple(ordered)
         self._by_id = {s.id: s for s in ordered}
-        forms = [(name_forms(s.name), town_forms(s)) for s in ordered]
+        # Per entry: the school (its index) and the alias ("": the school's name).
+        self._owners = tuple(i for i, s in enumerate(ordered) for _ in range(1 + len(s.aliases)))
+        self._aliases = tuple(alias for s in ordered for alias in ("", *s.aliases))
+        forms = [
+            (name_forms(alias or s.name), town_forms(s), s.id)
+            for s in ordered
+            for alias in ("", *s.aliases)
+        ]
         # The name, the town and the id: a school's ICT officer may tell students its BRIN code.
-        self._keys = tuple(
-            search_key(name, town, s.id) for (name, town), s in zip(forms, ordered, strict=True)
-        )
-        # The names' and towns' words, one a line, and which schools hold each: a typo search
+        self._keys = tuple(search_key(name, town, school_id) for name, town, school_id in forms)
+        # The names' and towns' words, one a line, and which entries hold each: a typo search
         # scans this text (in C) instead of every school's name.
         holders: dict[str, list[int]] = {}
-        for index, (name, town) in enumerate(forms):
+        for index, (name, town, _id) in enumerate(forms):
             for word in dict.fromkeys(" ".join((*name, *town)).split()):
                 holders.setdefault(word, []).append(index)
         self._words = tuple(holders)
@@ -164,8 +180,9 @@ class SchoolDirectory:
         return self._by_id.get(school_id)
 
     def find(self, query: str) -> Found:
-        """The schools whose name, town or id holds every word of `query` (module docstring); an
-        empty query lists every school of a small federation and none of a large one."""
+        """The schools whose name (or an alias), town or id holds every word of `query` (module
+        docstring); an empty query lists every school of a small federation and none of a
+        large one."""
         words = fold(query).split()
         if not words:
             if len(self._schools) > LIST_ALL_UP_TO:
@@ -176,13 +193,34 @@ class SchoolDirectory:
         approximate = not matched
         if approximate:
             matched = self._with_one_typo(wanted)
+        schools, by_alias = self._schools_of(matched)
         # A small federation's page shows every match, as its full list would.
-        limit = len(matched) if len(self._schools) <= LIST_ALL_UP_TO else SHOWN_AT_MOST
-        shown = tuple(self._schools[i] for i in matched[:limit])
-        return Found(shown, len(matched), approximate=approximate and bool(matched))
+        limit = len(schools) if len(self._schools) <= LIST_ALL_UP_TO else SHOWN_AT_MOST
+        shown = tuple(self._schools[i] for i in schools[:limit])
+        aliases = {s.id: by_alias[i] for i, s in zip(schools, shown, strict=False) if i in by_alias}
+        return Found(
+            shown, len(schools), approximate=approximate and bool(schools), aliases=aliases
+        )
+
+    def _schools_of(self, entries: list[int]) -> tuple[list[int], dict[int, str]]:
+        """The schools (indexes, name order) of the matched `entries` (in order), and of those
+        found by an alias only, the first such alias: a school's name's entry comes before its
+        aliases', so a school its name finds names no alias."""
+        if len(self._owners) == len(self._schools):  # no school has an alias
+            return entries, {}
+        schools: list[int] = []
+        by_alias: dict[int, str] = {}
+        for entry in entries:
+            school = self._owners[entry]
+            if schools and schools[-1] == school:
+                continue
+            schools.append(school)
+            if alias := self._aliases[entry]:
+                by_alias[school] = alias
+        return schools, by_alias
 
     def _holding_all(self, wanted: list[tuple[str, ...]]) -> list[int]:
-        """Schools (indexes, name order) whose key holds one of each word's `forms`."""
+        """Entries (indexes, in order) whose key holds one of each word's `forms`."""
         if all(len(forms) == 1 for forms in wanted):  # no abbreviation typed: the quick way
             plain = [forms[0] for forms in wanted]
             return [i for i, key in enumerate(self._keys) if all(w in key for w in plain)]
@@ -193,8 +231,8 @@ class SchoolDirectory:
         ]
 
     def _with_one_typo(self, wanted: list[tuple[str, ...]]) -> list[int]:
-        """Schools (indexes, name order) where every word matches as typed, or (a word long
-        enough) with one typo in a word of the name or the town."""
+        """Entries (indexes, in order) where every word matches as typed, or (a word long
+        enough) with one typo in a word of the name (or alias) or the town."""
         candidates: set[int] | None = None
         for forms in wanted:
             holding = set(self._holding_all([forms]))
@@ -206,7 +244,7 @@ class SchoolDirectory:
         return sorted(candidates or ())
 
     def _holding_near(self, forms: tuple[str, ...]) -> set[int]:
-        """Schools whose name or town has a word within one typo of one of `forms`."""
+        """Entries whose name (or alias) or town has a word within one typo of one of `forms`."""
         found: set[int] = set()
         for form in forms:
             pattern = one_typo_pattern(form)

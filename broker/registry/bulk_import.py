@@ -148,6 +148,7 @@ def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
     row.scopes = list(school.scopes)
     row.privacy_contact = school.privacy_contact
     row.town = school.town
+    row.aliases = list(school.aliases)
     row.idp_metadata = entry.metadata
     wanted = SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None
     row.oidc = _replaced(row.oidc, wanted)

@@ -8,7 +8,7 @@ and adapters reload on their next look (broker/registry/changes.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any, TypeAlias, cast
@@ -99,13 +99,26 @@ class SqlRegistry(PortalReads):
         (`core.towns.town_problem`). The discovery page shows it from the next generation."""
         self._set_school(school_id, {SchoolRow.town: town})
 
-    def set_school_details(self, school_id: str, name: str, town: str) -> None:
-        """A school's display name and town together (the operator's portal), one write and one
-        generation: no worker shows the one without the other. The caller checked both
-        (`core.display_text.name_problem`, `core.towns.town_problem`)."""
-        self._set_school(school_id, {SchoolRow.name: name, SchoolRow.town: town})
+    def set_school_details(
+        self,
+        school_id: str,
+        name: str | None = None,
+        town: str | None = None,
+        aliases: Sequence[str] | None = None,
+    ) -> None:
+        """What students see of a school when they choose it: its display name, town and other
+        names (the operator's portal, `school update`), those given (not None) in one write and
+        one generation: no worker shows the one without the other. The caller checked them
+        (`core.display_text.name_problem`, `core.towns.town_problem`,
+        `core.school_aliases.aliases_problem` against the name the school will have)."""
+        given = ((SchoolRow.name, name), (SchoolRow.town, town), (SchoolRow.aliases, aliases))
+        values = {column: value for column, value in given if value is not None}
+        if SchoolRow.aliases in values:
+            values[SchoolRow.aliases] = list(aliases or ())
+        if values:
+            self._set_school(school_id, values)
 
-    def _set_school(self, school_id: str, values: dict[InstrumentedAttribute[str], str]) -> None:
+    def _set_school(self, school_id: str, values: Mapping[InstrumentedAttribute[Any], Any]) -> None:
         """Columns of one school, with the generation bump every worker's view reloads on; an
         unknown school changes nothing."""
         with self._writing() as session:

@@ -80,6 +80,9 @@ class SchoolRow(Base):
     privacy_contact: Mapped[str] = mapped_column(ENTITY_ID, server_default="")
     # Its town (core/towns.py), shown and searched on the discovery page; empty: not given.
     town: Mapped[str] = mapped_column(TOWN, server_default=text("''"))
+    # Its other names (core/school_aliases.py: at most a handful), searched on the discovery
+    # page: a list in the row, as `scopes`, read with the school and written with it.
+    aliases: Mapped[list[str]] = mapped_column(JSON, server_default=text("'[]'"))
     # Deferred: the login path reads schools on every login and never needs the XML.
     # Empty for a school whose provider speaks OpenID Connect (see `oidc`).
     idp_metadata: Mapped[str] = mapped_column(Text, deferred=True)
@@ -96,6 +99,7 @@ class SchoolRow(Base):
             scopes=list(school.scopes),
             privacy_contact=school.privacy_contact,
             town=school.town,
+            aliases=list(school.aliases),
             idp_metadata=idp_metadata,
             oidc=SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None,
         )
@@ -111,6 +115,7 @@ class SchoolRow(Base):
             oidc=self.oidc.to_upstream() if self.oidc is not None else None,
             privacy_contact=self.privacy_contact,
             town=self.town,
+            aliases=tuple(self.aliases or ()),
         )
 
 

@@ -143,6 +143,8 @@ def _render(
         login=login_id,
         query=query,
         search_rules=SEARCH_RULES,
+        # The script's words for "also known as", on a page that lists a school with aliases.
+        any_aliases=any(school.aliases for school in found.schools),
         lang_switch={code: lang_switch_url(code, here, params) for code in SUPPORTED_LANGUAGES},
     )
 

@@ -39,7 +39,7 @@ def test_school_list_is_one_line_a_school_without_secrets(config: Path) -> None:
     result = run("school", "list", "--config", config)
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    header = ["ID", "NAME", "TOWN", "PROTOCOL", "IDENTITY", "PROVIDER", "REGISTRATION"]
+    header = ["ID", "NAME", "TOWN", "ALIASES", "PROTOCOL", "IDENTITY", "PROVIDER", "REGISTRATION"]
     assert lines[0].split() == header
     assert lines[1].startswith(f"{DEMO_SCHOOL_ID}  Demo Lyceum")
     assert DEMO_SCHOOL_TOWN in lines[1]

@@ -22,7 +22,20 @@ from tests.adapters.test_cli import (  # noqa: F401  # fixtures
     populated_template,
     unchanged,
 )
-from tests.support.cli import run
+from tests.support.cli import Result, run
+
+
+def exported(config: Path, folder: Path) -> tuple[Path, str]:
+    """The registry of `config` exported into `folder`: the file and its text."""
+    file = folder / "registry.toml"
+    assert run("registry", "export", "--config", config, file).exit_code == 0
+    return file, file.read_text()
+
+
+def import_text(config: Path, file: Path, text: str) -> Result:
+    """`text` written to `file` and imported into the registry of `config`."""
+    file.write_text(text)
+    return run("registry", "import", "--config", config, file)
 
 
 def _town(config: Path, school_id: str) -> str:
@@ -99,13 +112,10 @@ def test_the_town_travels_with_the_registry_file(
     tmp_path: Path,
 ) -> None:
     run("school", "update", "--config", populated, "--id", "99XX00", "--town", "Den Haag")
-    file = tmp_path / "registry.toml"
-    assert run("registry", "export", "--config", populated, file).exit_code == 0
-    text = file.read_text()
+    file, text = exported(populated, tmp_path)
     assert 'town = "Den Haag"' in text
     # A file that moves the school to another town changes only that.
-    file.write_text(text.replace('town = "Den Haag"', 'town = "Delft"'))
-    result = run("registry", "import", "--config", populated, file)
+    result = import_text(populated, file, text.replace('town = "Den Haag"', 'town = "Delft"'))
     assert result.exit_code == 0, result.output
     assert "changed  school 99XX00" in result.output
     assert _town(populated, "99XX00") == "Delft"

@@ -13,9 +13,9 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 from broker.cli.demo import DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN
-from broker.core.model import OidcUpstream, School
 from tests.browser.conftest import CHROMIUM, Demo, demo_on_free_ports, expect_discovery
 from tests.browser.test_demo_login import start_login
+from tests.support.schools import listed_school, register
 
 if not CHROMIUM.exists():
     if os.environ.get("CI"):
@@ -41,14 +41,7 @@ QUERIES = [
 
 
 def _register_namesakes(app: Flask) -> None:
-    registry = app.extensions["ketenbroker"].registry
-    for school_id, town in NAMESAKES.items():
-        issuer = f"https://login.{school_id.lower()}.example"
-        upstream = OidcUpstream(issuer, "client", "secret")
-        registry.add_school(
-            School(school_id, GYMNASIUM, issuer, subject_attribute="sub", oidc=upstream, town=town),
-            "",
-        )
+    register(app, (listed_school(i, GYMNASIUM, town) for i, town in NAMESAKES.items()))
 
 
 @pytest.fixture(scope="module")

@@ -5,45 +5,26 @@ and the worker's copy of the page following a town's change."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from flask import Flask
 
-from broker.cli.demo import DEMO_OIDC_SCHOOL_TOWN, DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN, prepare_demo
-from broker.core.model import OidcUpstream, School
+from broker.cli.demo import DEMO_OIDC_SCHOOL_TOWN, DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN
 from broker.web.browser import SCHOOL_COOKIE
 from broker.web.login_steps import broker
 from tests.flows.test_discovery_page_cache import _as_fresh, _page, _service_id
+from tests.support.schools import demo_with, listed_school
 from tests.unit.test_pages import Element, parse
 
 PORT = 8710  # only in URLs: nothing listens
 
 
-def _gymnasium(school_id: str, town: str) -> School:
-    issuer = f"https://login.{school_id.lower()}.example"
-    return School(
-        school_id,
-        "Stedelijk Gymnasium",
-        issuer,
-        subject_attribute="sub",
-        oidc=OidcUpstream(issuer, "client", "secret"),
-        town=town,
-    )
-
-
-LEIDEN = _gymnasium("20LE00", "Leiden")
-UTRECHT = _gymnasium("21UT00", "Utrecht")
+LEIDEN = listed_school("20LE00", "Stedelijk Gymnasium", "Leiden")
+UTRECHT = listed_school("21UT00", "Stedelijk Gymnasium", "Utrecht")
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
-    settings, apps = prepare_demo(tmp_path_factory.mktemp("discovery-towns"), PORT)
-    app = apps[settings.base_url]
-    with app.app_context():
-        broker().registry.add_school(LEIDEN, "")
-        broker().registry.add_school(UTRECHT, "")
-    yield app
+def app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    return demo_with(tmp_path_factory.mktemp("discovery-towns"), PORT, (LEIDEN, UTRECHT))
 
 
 def _listed(text: str) -> dict[str, Element]:

@@ -31,7 +31,9 @@ def operator(site: PortalSite) -> FlaskClient:
     return site.sign_in("operator")
 
 
-def _onboard(site: PortalSite, client: FlaskClient, school_id: str, town: str) -> tuple[int, str]:
+def _onboard(
+    site: PortalSite, client: FlaskClient, school_id: str, town: str, aliases: str = ""
+) -> tuple[int, str]:
     """Onboard `school_id` with an IdP of its own (the demo school's metadata, another entity id)."""
     demo = site.registry.school(DEMO_SCHOOL_ID)
     assert demo is not None
@@ -46,6 +48,7 @@ def _onboard(site: PortalSite, client: FlaskClient, school_id: str, town: str) -
             "school_id": school_id,
             "name": "Stedelijk Gymnasium",
             "town": town,
+            "aliases": aliases,
             "metadata_file": (BytesIO(xml.encode()), "idp.xml"),
         },
         content_type="multipart/form-data",

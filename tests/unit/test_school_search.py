@@ -179,3 +179,77 @@ def test_a_typo_in_a_town_is_forgiven_when_nothing_matches() -> None:
     assert _ids(directory, "utrcht") == ["01UT"]
     # The typo rule still wants every word: a near town and a name it does not hold is nothing.
     assert _ids(directory, "college utrcht") == []
+
+
+MERGED = [
+    School(
+        "10BL",
+        "Baken Lyceum",
+        "https://idp.bl",
+        town="Zwolle",
+        aliases=("Het Baken", "Locatie Zuid"),
+    ),
+    School("11HC", "Het College", "https://idp.hc", town="Zwolle"),
+    School(
+        "12CL",
+        "Christelijke Scholengemeenschap Liudger",
+        "https://idp.cl",
+        aliases=("CSG Liudger",),
+    ),
+    School("13ZU", "Zuiderpark", "https://idp.zp", town="Den Haag"),
+]
+
+
+def test_an_alias_finds_its_school_and_says_so() -> None:
+    directory = SchoolDirectory(MERGED)
+    found = directory.find("het baken")
+    assert [s.id for s in found.schools] == ["10BL"]
+    assert found.aliases == {"10BL": "Het Baken"} and not found.approximate
+    # With the town and the code, as the name would be.
+    assert _ids(directory, "het baken zwolle") == ["10BL"]
+    assert _ids(directory, "locatie zuid 10bl") == ["10BL"]
+    # Folded, written out and joined like a name.
+    assert _ids(directory, "hetbaken") == ["10BL"]
+    assert _ids(directory, "liudger csg") == ["12CL"]
+
+
+def test_a_school_its_name_finds_names_no_alias() -> None:
+    directory = SchoolDirectory(MERGED)
+    found = directory.find("baken")  # in the name and in an alias
+    assert [s.id for s in found.schools] == ["10BL"] and found.aliases == {}
+    found = directory.find("zwolle")  # the town: both entries hold it
+    assert [s.id for s in found.schools] == ["10BL", "11HC"] and found.aliases == {}
+    # "zuid" is in one school's alias and another's name: each once, in name order.
+    found = directory.find("zuid")
+    assert [s.id for s in found.schools] == ["10BL", "13ZU"]
+    assert found.aliases == {"10BL": "Locatie Zuid"}
+    # Every school once, and the empty search names no alias.
+    assert directory.find("").total == len(MERGED) and directory.find("").aliases == {}
+
+
+def test_the_words_of_one_search_never_mix_the_name_and_an_alias() -> None:
+    directory = SchoolDirectory(MERGED)
+    assert _ids(directory, "lyceum zuid") == []
+    assert _ids(directory, "baken lyceum locatie") == []
+    assert _ids(directory, "het baken locatie zuid") == []
+
+
+def test_a_typo_in_an_alias_is_forgiven_when_nothing_matches() -> None:
+    directory = SchoolDirectory(MERGED)
+    found = directory.find("lokatie zuid")
+    assert [s.id for s in found.schools] == ["10BL"] and found.approximate
+    assert found.aliases == {"10BL": "Locatie Zuid"}
+    assert _ids(directory, "liudgr") == ["12CL"]  # in the name and the alias: the name's
+    assert directory.find("liudgr").aliases == {}
+
+
+def test_a_large_federation_counts_a_school_once_however_many_aliases_match() -> None:
+    schools = [
+        School(f"S{n:05d}", f"Basisschool De Linde {n}", f"https://idp{n}", aliases=(f"Linde {n}",))
+        for n in range(1000)
+    ]
+    directory = SchoolDirectory(schools)
+    found = directory.find("linde")
+    assert found.total == 1000 and len(found.schools) == SHOWN_AT_MOST and found.aliases == {}
+    found = directory.find("linde 999")
+    assert [s.id for s in found.schools] == ["S00999"] and found.aliases == {}

@@ -30,6 +30,13 @@ from wtforms.widgets import CheckboxInput, DateInput, ListWidget
 
 from broker.core.catalogue import CATALOGUE
 from broker.core.display_text import MAX_NAME, has_hidden_character, mixed_script_word
+from broker.core.school_aliases import (
+    MAX_ALIASES,
+    AliasFault,
+    AliasProblem,
+    aliases_problem,
+    clean_alias,
+)
 from broker.core.towns import MAX_TOWN, clean_town, town_problem
 from broker.saml.metadata_check import MAX_METADATA_BYTES
 from broker.web.labels import attribute_label
@@ -161,6 +168,42 @@ def _as_stored_town(value: object) -> object:
     return clean_town(value) if isinstance(value, str) else value
 
 
+# One line of the other names' text area each (a browser sends CR LF); a line or paragraph
+# separator inside a line is no line break here: plain_text_problem refuses it.
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+MAX_ALIASES_TEXT = MAX_ALIASES * (MAX_NAME + 2)
+
+
+def _alias_message(problem: AliasProblem, line: int) -> str:
+    """`problem` in the operator's language, at its line of the text area."""
+    match problem.fault:
+        case AliasFault.TOO_MANY:
+            message = _l("Give at most %(max)d other names, one per line.", max=MAX_ALIASES)
+        case AliasFault.NOT_A_NAME:
+            message = _l(
+                "Line %(line)d: use at most %(max)d letters, digits, spaces and punctuation.",
+                line=line,
+                max=MAX_NAME,
+            )
+        case AliasFault.NOTHING_TO_SEARCH:
+            message = _l("Line %(line)d: give a name with letters or digits.", line=line)
+        case AliasFault.TWICE:
+            message = _l(
+                "Line %(line)d: “%(alias)s” is the same as “%(earlier)s” (capitals, accents "
+                "and punctuation do not count).",
+                line=line,
+                alias=problem.alias,
+                earlier=problem.detail,
+            )
+        case AliasFault.IS_THE_NAME:
+            message = _l(
+                "Line %(line)d: “%(alias)s” is the school's name itself.",
+                line=line,
+                alias=problem.alias,
+            )
+    return str(message)
+
+
 class SchoolDetailsForm(FlaskForm):
     """What students see of a school on the discovery page: checked the same way when the
     operator onboards a school (`SchoolForm`) and when they change it later."""
@@ -176,6 +219,17 @@ class SchoolDetailsForm(FlaskForm):
         ),
     )
 
+    aliases = TextAreaField(
+        _l("Other names"),
+        [Optional(), Length(max=MAX_ALIASES_TEXT)],
+        description=_l(
+            "One per line, at most %(max)d: names students still know the school by, such as "
+            "a former name after a merger, an informal name or a location. Students find the "
+            "school by them too, and then see its name with the other name they typed.",
+            max=MAX_ALIASES,
+        ),
+    )
+
     def validate_town(self, field: Field) -> None:
         if not field.data or unchanged(field) or town_problem(field.data) is None:
             return
@@ -183,6 +237,24 @@ class SchoolDetailsForm(FlaskForm):
             raise refusal
         message = _l("Use at most %(max)d letters, digits, spaces and punctuation.", max=MAX_TOWN)
         raise ValidationError(str(message))
+
+    def _alias_lines(self) -> list[tuple[int, str]]:
+        """The other names as stored, each with its line number; empty lines skipped."""
+        lines = _LINE_BREAK.split(self.aliases.data or "")
+        cleaned = ((number, clean_alias(line)) for number, line in enumerate(lines, start=1))
+        return [(number, alias) for number, alias in cleaned if alias]
+
+    def alias_list(self) -> tuple[str, ...]:
+        """The other names as stored (checked by `validate`)."""
+        return tuple(alias for _number, alias in self._alias_lines())
+
+    def validate_aliases(self, field: Field) -> None:
+        # Checked against the name as given (an unusable name has its own error).
+        lines = self._alias_lines()
+        problem = aliases_problem(self.name.data or "", [alias for _n, alias in lines])
+        if problem is not None:
+            line = lines[problem.position - 1][0] if problem.position else 0
+            raise ValidationError(_alias_message(problem, line))
 
 
 class SchoolForm(SchoolDetailsForm):

@@ -1,5 +1,6 @@
 """The operator's portal: approve services and put them in chains, define chains, onboard
-schools and change their name and town, invite administrators of schools and publishers."""
+schools and change their name, town and other names, invite administrators of schools and
+publishers."""
 
 from __future__ import annotations
 
@@ -107,10 +108,11 @@ def schools() -> Response | tuple[str, int]:
     if form.validate_on_submit():
         entity_id, xml, given = idp_metadata(form.metadata_file, form.metadata_url)
         school_id, name = form.school_id.data or "", form.name.data or ""
-        town = form.town.data or ""
+        town, aliases = form.town.data or "", form.alias_list()
         if entity_id is not None:
+            school = School(school_id, name, entity_id, town=town, aliases=aliases)
             try:
-                registry.add_school(School(school_id, name, entity_id, town=town), xml)
+                registry.add_school(school, xml)
             except BadRequest as error:
                 given.errors = [f"{gettext(error.public_message)} ({error.detail})"]
             else:
@@ -125,21 +127,28 @@ def schools() -> Response | tuple[str, int]:
 @operator_pages.route("/schools/<school_id>", methods=["GET", "POST"])
 @portal_page(OPERATOR)
 def school_details(school_id: str) -> Response | tuple[str, int]:
-    """A school's name and town as students see them when choosing their school."""
+    """A school's name, town and other names as students see them (and search them) when
+    choosing their school."""
     registry = broker().registry
     school = registry.school(school_id)
     if school is None:
         raise UnknownSchool(f"no school with id {school_id!r}")
-    form = SchoolDetailsForm(data={"name": school.name, "town": school.town})
+    form = SchoolDetailsForm(
+        data={"name": school.name, "town": school.town, "aliases": "\n".join(school.aliases)}
+    )
     if form.validate_on_submit():
-        name, town = form.name.data or "", form.town.data or ""
+        name, town, aliases = form.name.data or "", form.town.data or "", form.alias_list()
         changed = [
             field
-            for field, old, new in (("name", school.name, name), ("town", school.town, town))
+            for field, old, new in (
+                ("name", school.name, name),
+                ("town", school.town, town),
+                ("aliases", school.aliases, aliases),
+            )
             if old != new
         ]
         if changed:  # one write, one generation bump (every worker's discovery page reloads)
-            registry.set_school_details(school_id, name, town)
+            registry.set_school_details(school_id, name, town, aliases)
         # Which fields, never their values.
         log.info(
             "portal school details school=%s changed=%s admin=%s",

@@ -18,8 +18,9 @@
 
   // The server's rule (broker/core/school_search.py), with its list of abbreviations from the
   // page: accents, case and punctuation (hyphens too) fold away, a school is found by its name,
-  // its town or its code, an abbreviation counts as the full word, and only when nothing
-  // matches, one typo per word of `typoMin` letters or more, in the name or the town.
+  // its town or its code, or by an alias in its name's stead, an abbreviation counts as the
+  // full word, and only when nothing matches, one typo per word of `typoMin` letters or more,
+  // in the name (or alias) or the town.
   function fold(text) {
     return text
       .normalize("NFD")
@@ -86,16 +87,36 @@
     const element = item.querySelector(part);
     return element ? element.textContent : "";
   }
-  const names = items.map((item) => nameForms(shown(item, ".school__name")));
-  const towns = items.map((item) => nameForms(shown(item, ".school__town")));
-  // The name, the town and the code (BRIN): a school's ICT officer may tell students its code
-  // (school_search.search_key).
-  const keys = items.map(
-    (item, i) => ` ${nameKey(names[i])} ${nameKey(towns[i])} ${fold(item.dataset.code || "")} `,
-  );
-  // A typo is forgiven in the words of the name and the town only (never in a code, nor in the
-  // joined forms).
-  const nameWords = names.map((name, i) => name.concat(towns[i]).join(" ").split(" "));
+  // The school's aliases: a JSON list in data-aliases, on a school that has some.
+  function aliasesOf(item) {
+    if (!item.dataset.aliases) {
+      return [];
+    }
+    try {
+      const parsed = JSON.parse(item.dataset.aliases);
+      return Array.isArray(parsed) ? parsed.filter((alias) => typeof alias === "string") : [];
+    } catch (error) {
+      return [];
+    }
+  }
+  // What each school is found by (school_search.SchoolDirectory's entries): its name, then each
+  // alias in the name's stead, each with the school's town and code (BRIN: a school's ICT
+  // officer may tell students its code; school_search.search_key). A typo is forgiven in the
+  // words of the name (or alias) and the town only (never in a code, nor in the joined forms).
+  const entries = items.map((item) => {
+    const town = nameForms(shown(item, ".school__town"));
+    const code = fold(item.dataset.code || "");
+    const names = [shown(item, ".school__name")].concat(aliasesOf(item));
+    return names.map((name, at) => {
+      const forms = nameForms(name);
+      return {
+        alias: at === 0 ? "" : name,
+        key: ` ${nameKey(forms)} ${nameKey(town)} ${code} `,
+        words: forms.concat(town).join(" ").split(" "),
+      };
+    });
+  });
+  const aliasHint = list.dataset.aliasHint || "{alias}";
   let announceTimer = 0;
 
   function formsOf(word) {
@@ -103,19 +124,51 @@
     return Array.from(new Set([word, full]));
   }
 
+  // Per school, its first entry that passes `test` (0: its name), or -1.
+  function firstEntries(test) {
+    return entries.map((own) => own.findIndex(test));
+  }
+
   function matches(wanted) {
-    return keys.map((key) => wanted.every((forms) => forms.some((form) => key.includes(form))));
+    return firstEntries((entry) =>
+      wanted.every((forms) => forms.some((form) => entry.key.includes(form))),
+    );
   }
 
   function nearMatches(wanted) {
     const near = wanted.map((forms) => (forms[0].length >= typoMin ? forms.map(oneTypo) : []));
-    return keys.map((key, i) =>
+    return firstEntries((entry) =>
       wanted.every(
         (forms, w) =>
-          forms.some((form) => key.includes(form)) ||
-          near[w].some((pattern) => nameWords[i].some((word) => pattern.test(word))),
+          forms.some((form) => entry.key.includes(form)) ||
+          near[w].some((pattern) => entry.words.some((word) => pattern.test(word))),
       ),
     );
+  }
+
+  // Under a school found by an alias and not by its name, which alias (as the server writes
+  // it); none under any other.
+  function showAlias(item, alias) {
+    const button = item.querySelector("button");
+    let hint = button.querySelector(".school__alias");
+    if (!alias) {
+      if (hint) {
+        const space = hint.previousSibling;
+        if (space && space.nodeType === Node.TEXT_NODE && space.textContent.trim() === "") {
+          space.remove();
+        }
+        hint.remove();
+      }
+      return;
+    }
+    if (!hint) {
+      hint = document.createElement("span");
+      hint.className = "school__alias";
+      // A space before it, as the server writes it: a screen reader says the two apart.
+      button.append(" ", hint);
+    }
+    // A function, so a "$" in an alias is no replacement pattern.
+    hint.textContent = aliasHint.replace("{alias}", () => alias);
   }
 
   function message(shown) {
@@ -139,15 +192,19 @@
       .map(formsOf);
     let found = matches(wanted);
     let approximate = false;
-    if (wanted.length && !found.some(Boolean)) {
+    if (wanted.length && found.every((at) => at === -1)) {
       found = nearMatches(wanted);
-      approximate = found.some(Boolean);
+      approximate = found.some((at) => at !== -1);
     }
     let shown = 0;
     items.forEach((item, i) => {
-      item.hidden = !found[i];
-      if (found[i]) {
+      const at = found[i];
+      item.hidden = at === -1;
+      if (at !== -1) {
         shown += 1;
+      }
+      if (entries[i].length > 1) {
+        showAlias(item, at > 0 ? entries[i][at].alias : "");
       }
     });
     if (empty) {
