@@ -68,6 +68,10 @@ class LoginRequest:
     # The student chooses the school on the discovery page, even with an SSO session or a
     # school hint (OIDC prompt=select_account).
     choose_school: bool = False
+    # The service asks for the information notice in this login even where it would be
+    # skipped (this session or the student's last receipt showed the same release): OIDC
+    # prompt=consent. The student's "Continue" is that interaction (docs/receipts.md).
+    show_notice: bool = False
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class LoginRecord:
                 "max_age": request.max_age,
                 "subjects": request.subjects,
                 "choose_school": request.choose_school,
+                "show_notice": request.show_notice,
             },
             "created": self.created,
             "school_id": self.school_id,
@@ -125,6 +130,7 @@ class LoginRecord:
             max_age=req.get("max_age"),
             subjects=tuple(req.get("subjects") or ()),
             choose_school=bool(req.get("choose_school")),
+            show_notice=bool(req.get("show_notice")),
         )
         return cls(
             login_id=data["login_id"],

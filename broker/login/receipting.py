@@ -2,9 +2,10 @@
 that tells a student, before the first answer of a session to a service, what that service is
 about to receive and why.
 
-When is the notice due? Not when the SSO session already showed it for this very release (the
-same attribute names; the session's record of its services keeps that, login/participants.py).
-Otherwise yes, unless the school chose `changes` for the
+When is the notice due? Always when the service asked for it in this login (OIDC
+prompt=consent). Otherwise not when the SSO session already showed it for this very release (the
+same attribute names; the session's record of its services keeps that, login/participants.py),
+and yes in every other case, unless the school chose `changes` for the
 service and the student's last receipt there shows the same release: then the student saw it
 before. A release that changes (other attributes) always shows the notice again; a school saving
 the same choice again (a new policy version) does not.
@@ -120,8 +121,15 @@ class Receipting:
         return self.book.append(content)
 
     # -- the information notice ----------------------------------------------------------------
-    def notice_due(self, content: ReceiptContent) -> bool:
-        """For a release this SSO session has not shown yet (`seen_in_session`)."""
+    def notice_due(self, content: ReceiptContent, *, seen: bool, asked: bool = False) -> bool:
+        """Whether the student sees the notice before `content` is released. `seen`: this SSO
+        session showed this very release already. `asked`: the service asked for the notice in
+        this login (OIDC prompt=consent), which shows it whatever was shown before, without
+        reading the student's last receipt."""
+        if asked:
+            return True
+        if seen:
+            return False
         if self.notice_mode(content.school_id, content.service_id) == NOTICE_ON_CHANGES:
             last = self.book.latest_for(content.school_id, content.subject, content.service_id)
             if last is not None and last.content.release_fingerprint == content.release_fingerprint:

@@ -26,11 +26,14 @@ UNSUPPORTED = {
     "request_uri": "request_uri_not_supported",
     "registration": "registration_not_supported",
 }
-# `prompt` values this provider honours (discovery's prompt_values_supported). `consent` is
-# known and refused (no consent step: the school decides what is released); any other value
+# `prompt` values this provider honours (discovery's prompt_values_supported); any other value
 # is refused as unsupported (Initiating User Registration 1.0, 4.1: invalid_request).
-PROMPTS_SUPPORTED = ("none", "login", "select_account")
+# `consent` shows the information notice in this login, whatever it showed before: the notice
+# tells the student what their school releases and waits for "Continue" (Core 3.1.2.1's
+# prompt before returning information). It is no consent in the GDPR sense (the school's
+# decision is the legal basis), so its wording stays the notice's own.
 CONSENT = "consent"
+PROMPTS_SUPPORTED = ("none", "login", CONSENT, "select_account")
 MAX_AGE_DIGITS = 9
 
 
@@ -105,17 +108,9 @@ def check_openid_request(
 
 
 def _prompts(prompt: str, redirect_uri: str) -> frozenset[str]:
-    """The `prompt` values (authlib has refused `none` with others, and `none` without a
-    session, already)."""
+    """The `prompt` values (authlib has refused `none` with others, `none consent` included,
+    and `none` without a session, already)."""
     prompts = frozenset(prompt.split())
-    if CONSENT in prompts:
-        # Core 3.1.2.1: "If it cannot obtain consent, it MUST return an error". The broker has
-        # no consent step: the school decides what a platform receives, not the student.
-        raise oauth_error(
-            "consent_required",
-            "This provider has no consent step: the student's school decides what is released.",
-            redirect_uri,
-        )
     if not prompts <= set(PROMPTS_SUPPORTED):
         raise InvalidRequestError(
             "The prompt parameter holds a value this provider does not support; see "

@@ -33,6 +33,7 @@ from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
 from broker.login.flow import Completion, LoginRequest
 from broker.oidc import requested_claims as oidc_claims
 from broker.oidc.authorization_checks import (
+    CONSENT,
     PROMPTS_SUPPORTED,
     check_openid_request,
     oauth_error,
@@ -393,6 +394,7 @@ class OidcProvider:
             max_age=checked.max_age,
             subjects=tuple(sorted(checked.subjects)),
             choose_school="select_account" in prompts,
+            show_notice=CONSENT in prompts,
         )
 
     def respond(self, completion: Completion, session_id: str) -> CodeRedirect:

@@ -291,7 +291,11 @@ def finish(
     else:
         replaced, session_services = replaced_session(identity)
     seen = session_services.seen(completion.service.id) == content.release_fingerprint
-    if not seen and shown != content.release_fingerprint and b.receipting.notice_due(content):
+    # `shown` (the student just continued past this release's notice) ends it in every case:
+    # a notice the service asked for (prompt=consent) shows once per login, not again.
+    if shown != content.release_fingerprint and b.receipting.notice_due(
+        content, seen=seen, asked=record.request.show_notice
+    ):
         if record.request.front.get("is_passive"):
             return refuse_to_service(record, InteractionRequired("notice due on a passive login"))
         return notice_page(record, identity, authn_instant, sso_token, content)

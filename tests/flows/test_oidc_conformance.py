@@ -23,6 +23,7 @@ from lxml import etree
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.model import ClientAuthMethod
+from broker.registry.receipts import ReceiptQuery
 from tests.flows.test_oidc_provider_checks import (
     NOWHERE,
     UID,
@@ -31,7 +32,7 @@ from tests.flows.test_oidc_provider_checks import (
     register,
     store_calls,
 )
-from tests.support.client import Browser, Page
+from tests.support.client import Browser, Form, Page
 from tests.support.forge import redirect_message
 from tests.support.live import LiveDemo
 
@@ -355,16 +356,92 @@ def test_without_a_hint_the_session_answers_in_as_many_store_calls_as_before(rp:
 # -- C: prompt values ----------------------------------------------------------------------------
 def test_discovery_lists_the_prompt_values_honoured(demo: LiveDemo) -> None:
     document = requests.get(f"{demo.broker_url}/.well-known/openid-configuration", timeout=5)
-    assert document.json()["prompt_values_supported"] == ["none", "login", "select_account"]
+    assert document.json()["prompt_values_supported"] == [
+        "none",
+        "login",
+        "consent",
+        "select_account",
+    ]
     assert document.json()["claims_parameter_supported"] is True
 
 
+def notice_of(page: Page) -> Form | None:
+    """The information notice's "Continue" form, when `page` is the notice."""
+    found = [f for f in page.forms if f.method == "post" and "/notice/" in f.action]
+    return found[0] if page.status == 200 and found else None
+
+
+def newest_seq(demo: LiveDemo) -> int:
+    return demo.broker.receipts.find(ReceiptQuery(DEMO_SCHOOL_ID), limit=1)[0].seq
+
+
 @pytest.mark.parametrize("prompt", ["consent", "login consent", "select_account consent"])
-def test_prompt_consent_is_consent_required(rp: Client, prompt: str) -> None:
-    browser, _ = signed_in(rp)
-    answer = answer_of(authorize(rp, browser, rp.params(prompt=prompt)))
-    assert answer["error"] == "consent_required", answer
-    assert "consent" in answer["error_description"]
+def test_prompt_consent_shows_the_notice_although_the_session_showed_it(
+    rp: Client, prompt: str
+) -> None:
+    """Core 3.1.2.1 (prompt=consent) and 11 (offline access): the information notice is the
+    broker's prompt before returning information. Shown in this login although the SSO session
+    showed this release already; the student's "Continue" is the interaction, and its code's
+    ID token verifies. With `consent` alone the session answers at once: the notice comes in
+    the authorization request's own response, with no trip to the school."""
+    demo = rp.demo
+    browser, first = signed_in(rp)
+    browser.read_notices = False  # the student looks at the page before continuing
+    params = rp.params(prompt=prompt)
+    page = authorize(rp, browser, params)
+    if prompt == "consent":
+        assert page.visited == [page.url] and page.url.startswith(rp.authorize_url)
+    else:
+        page = through_school(rp, browser, page, UID)
+    form = notice_of(page)
+    assert form is not None, (page.status, page.url, page.text[:300])
+    assert "What " in page.text and "receives" in page.text  # the notice's wording, as ever
+    before = newest_seq(demo)  # nothing released and no receipt before "Continue"
+    answered = browser.post(form.action, dict(form.fields), stop=rp._at_client)
+    answer = answer_of(answered)
+    assert answer["state"] == params["state"] and answer["iss"] == demo.broker_url
+    assert redeem(rp, params, answer["code"])["sub"] == first["sub"]
+    assert newest_seq(demo) == before + 1
+    # The platform's next request without prompt=consent: the session answers, no notice.
+    plain = rp.params()
+    code = answer_of(authorize(rp, browser, plain))["code"]
+    assert redeem(rp, plain, code)["sub"] == first["sub"]
+
+
+def test_prompt_consent_on_a_first_login_shows_the_notice_once(rp: Client) -> None:
+    """A first login shows the notice anyway: prompt=consent does not show it a second time
+    after "Continue" (the browser presses it whenever it is shown, and counts)."""
+    browser = Browser()
+    params = rp.params(prompt="consent")
+    page = through_school(rp, browser, authorize(rp, browser, params), UID)
+    assert len(browser.notices_seen) == 1, browser.notices_seen
+    claims = redeem(rp, params, answer_of(page)["code"])
+    assert claims["sub"] == pseudonym(rp.demo, UID) and claims["nonce"] == params["nonce"]
+
+
+def test_prompt_consent_shows_the_notice_in_changes_mode_too(demo: LiveDemo) -> None:
+    """A service whose school shows the notice on the first visit and changes only: a student
+    whose last receipt shows the same release skips it, unless the platform sends
+    prompt=consent."""
+    client = register(demo, "conformance-consent-changes")
+    demo.broker.receipts.set_notice_mode(DEMO_SCHOOL_ID, client.client_id, "changes")
+    signed_in(client)  # the first visit: a receipt of this release
+    quiet = Browser(read_notices=False)
+    plain = client.params()
+    page = through_school(client, quiet, authorize(client, quiet, plain), UID)
+    assert notice_of(page) is None and "code" in answer_of(page)
+    again = Browser(read_notices=False)
+    params = client.params(prompt="consent")
+    page = through_school(client, again, authorize(client, again, params), UID)
+    form = notice_of(page)
+    assert form is not None, (page.status, page.url)
+    answered = again.post(form.action, dict(form.fields), stop=client._at_client)
+    assert redeem(client, params, answer_of(answered)["code"])["sub"] == pseudonym(demo, UID)
+
+
+def test_prompt_none_with_consent_is_invalid_request_without_a_session(rp: Client) -> None:
+    answer = answer_of(authorize(rp, Browser(), rp.params(prompt="none consent")))
+    assert answer["error"] == "invalid_request", answer
 
 
 @pytest.mark.parametrize(

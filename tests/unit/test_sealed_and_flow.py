@@ -251,6 +251,21 @@ def test_start_choose_take(flow: LoginFlow) -> None:
         flow.load(browser, record.login_id)
 
 
+def test_a_notice_asked_for_stays_in_the_sealed_record_through_every_step(
+    flow: LoginFlow, store: RecordingStore
+) -> None:
+    """OIDC prompt=consent (`show_notice`) travels in the sealed record like the request's
+    other fields: through the school choice and the upstream request to the take, with no
+    plaintext trace in the store (the browser holds only the id, not the flag)."""
+    browser = new_secret()
+    record = flow.start(browser, LoginRequest("uitgever", show_notice=True), save=False)
+    flow.note_upstream(browser, flow.with_school(record, "99XX00"), "_upstream", first_save=True)
+    chosen = flow.choose_school(browser, record.login_id, "99XX00")
+    flow.note_upstream(browser, chosen, "_upstream-2")
+    assert flow.take(browser, record.login_id).request.show_notice is True
+    _assert_no_plaintext(store, "show_notice")
+
+
 def test_a_prepared_request_is_saved_in_one_write_and_names_no_time_of_leaving(
     flow: LoginFlow, store: RecordingStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -309,6 +324,7 @@ def test_record_payload_round_trip() -> None:
                 True,
                 300,
                 ("a" * 64, "b" * 64),
+                True,
                 True,
             ),
             12.5,
