@@ -83,6 +83,14 @@ M = [
         "either_of",
     ),
     (
+        "every metadata key tried, of any type",
+        "            continue\n        return True\n",
+        "            return False\n        return True\n",
+        "",
+        D,
+        "another_type",
+    ),
+    (
         "Response Version",
         'if doc.get("Version") != "2.0":',
         "if False:",
