@@ -262,10 +262,11 @@ def _verifies(element: etree._Element, signature: etree._Element, keys: Iterable
             # Only the element under scrutiny gets an ID, so "#id" resolves nowhere else.
             context.register_id(element, "ID")
             context.verify(signature)
-        except xmlsec.VerificationError:
-            continue  # not this key: a school in rollover publishes two
         except xmlsec.Error:
-            return False
+            # Not this key: a school in rollover publishes two, maybe of two types (libxmlsec
+            # raises VerificationError for a wrong key of the signature's type, a plain Error
+            # for an EC key under an RSA signature). A signature no key verifies stays False.
+            continue
         return True
     return False
 

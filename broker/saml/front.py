@@ -44,6 +44,7 @@ from broker.core.ports import RegistryReader
 from broker.login.flow import Completion, LoginRequest
 from broker.saml import firewall
 from broker.saml.entities import SamlEntities
+from broker.saml.redirect_query import SAML_REQUEST, SIGNATURE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
 from broker.saml.response_builder import (
     AssertionContent,
@@ -126,9 +127,10 @@ class SamlFront:
         binding: str,
         saml_request: str,
         relay_state: str | None,
-        sigalg: str | None = None,
-        signature: str | None = None,
+        query: RedirectQuery | None = None,
     ) -> LoginRequest:
+        """`query`: with the Redirect binding, the query as received (redirect_query.py), of
+        which `saml_request` and `relay_state` are the decoded values."""
         if relay_state is not None and len(relay_state.encode()) > MAX_RELAY_STATE:
             raise InvalidMessage("RelayState over the cap", code="relay_state_too_long")
         if binding == BINDING_HTTP_REDIRECT:
@@ -164,12 +166,10 @@ class SamlFront:
         if parsed is None:
             raise InvalidMessage("AuthnRequest refused by the parser")
         message: samlp.AuthnRequest = parsed.message
-        self._check_signature(
-            server, issuer, binding, message, saml_request, relay_state, sigalg, signature
-        )
-        self._check_fresh_and_addressed(
-            message, signed=signature is not None or bool(message.signature)
-        )
+        query = query if binding == BINDING_HTTP_REDIRECT else None
+        self._check_signature(server, issuer, binding, message, (saml_request, relay_state), query)
+        query_signed = query is not None and query.has(SIGNATURE)
+        self._check_fresh_and_addressed(message, signed=query_signed or bool(message.signature))
         acs_url = self._acs_url(server, issuer, message)
         front = {
             "protocol": "saml",
@@ -276,24 +276,17 @@ class SamlFront:
         issuer: str,
         binding: str,
         message: samlp.AuthnRequest,
-        saml_request: str,
-        relay_state: str | None,
-        sigalg: str | None,
-        signature: str | None,
+        received: tuple[str, str | None],
+        query: RedirectQuery | None,
     ) -> None:
+        """`received`: (SAMLRequest, RelayState) as decoded from the message's binding."""
         descriptors = server.metadata[issuer].get("spsso_descriptor", [])
         must_sign = any(d.get("authn_requests_signed") in ("true", True) for d in descriptors)
         if binding == BINDING_HTTP_REDIRECT:
-            if signature is None and not must_sign:
+            if (query is None or not query.has(SIGNATURE)) and not must_sign:
                 return
             check_redirect_signature(
-                server,
-                issuer,
-                "spsso",
-                ("SAMLRequest", saml_request),
-                relay_state,
-                sigalg,
-                signature,
+                server, issuer, "spsso", (SAML_REQUEST, received[0]), received[1], query
             )
         elif must_sign and message.signature is None:
             # A present POST signature was verified by pysaml2 against the metadata keys.

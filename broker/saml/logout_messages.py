@@ -25,6 +25,7 @@ from broker.core.errors import InvalidMessage
 from broker.saml import firewall
 from broker.saml.front import MAX_RELAY_STATE
 from broker.saml.message_ids import new_message_id
+from broker.saml.redirect_query import SAML_REQUEST, SAML_RESPONSE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
 from broker.saml.response_builder import RSA_SHA256, SHA256, saml_time
 from broker.saml.response_checks import saml_epoch
@@ -42,13 +43,14 @@ REQUEST_LIFETIME = timedelta(minutes=5)
 
 @dataclass(frozen=True)
 class Received:
-    """An inbound Redirect/POST message as the route took it from the request."""
+    """An inbound Redirect/POST message as the route took it from the request: `value` and
+    `relay_state` decoded, and with the Redirect binding the `query` they were decoded from
+    (its raw values carry the signature, redirect_query.py)."""
 
     binding: str
     value: str
     relay_state: str | None = None
-    sigalg: str | None = None
-    signature: str | None = None
+    query: RedirectQuery | None = None
 
 
 @dataclass(frozen=True)
@@ -101,16 +103,10 @@ def read_logout(
     publisher's service, "idpsso" for a school's IdP) that `entity` (pysaml2 Server or
     Saml2Client) has metadata for. Call `firewall_logout` first to learn the issuer."""
     doc, issuer = firewall_logout(received, kind)
-    param = "SAMLRequest" if kind == LOGOUT_REQUEST else "SAMLResponse"
+    param = SAML_REQUEST if kind == LOGOUT_REQUEST else SAML_RESPONSE
     if received.binding == BINDING_HTTP_REDIRECT:
         check_redirect_signature(
-            entity,
-            issuer,
-            role,
-            (param, received.value),
-            received.relay_state,
-            received.sigalg,
-            received.signature,
+            entity, issuer, role, (param, received.value), received.relay_state, received.query
         )
     elif doc.find(f"{{{firewall.DS}}}Signature") is None:
         raise InvalidMessage(f"unsigned {kind}", code="request_unsigned")

@@ -1,29 +1,60 @@
 """The Redirect binding's query-string signature: made with the broker's key, or checked
 against the peer's metadata keys.
 
-pysaml2 checks it only when SigAlg and Signature are passed explicitly (pitfalls.md), so every
-Redirect-binding message the broker takes (AuthnRequest, LogoutRequest, LogoutResponse) is
-checked here, with the broker's SigAlg allow-list first.
+Checking is the broker's own, with `cryptography`, over the query as received
+(redirect_query.py), for RSA (PKCS#1 v1.5) and ECDSA with SHA-256/384/512. pysaml2's
+verify_redirect_signature is not used: it re-encodes the decoded values with Python's urlencode,
+so a signature made by PHP, .NET or any encoder that differs from Python's in the freedom RFC
+3986 leaves never verified (SAML bindings 3.4.4.1 forbids exactly that), and it has no ECDSA.
 """
 
 from __future__ import annotations
 
 import base64
+import binascii
+import functools
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
-from saml2.sigver import SignatureError, verify_redirect_signature
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from broker.core.errors import InvalidMessage
-from broker.saml.xmlsig import check_redirect_sigalg
+from broker.saml.redirect_query import RELAY_STATE, SIG_ALG, SIGNATURE, RedirectQuery
+from broker.saml.xmlsig_policy import (
+    ALLOWED_SIGNATURE_ALGORITHMS,
+    ECDSA_SHA256,
+    ECDSA_SHA384,
+    ECDSA_SHA512,
+    RSA_SHA256,
+    RSA_SHA384,
+    RSA_SHA512,
+)
 
-RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
 _SIGALG_PARAM = "SigAlg=" + quote_plus(RSA_SHA256, safe="")
 # Base64 has three characters form-encoding changes; str.translate does in one C pass what
 # quote_plus does per character in Python (a deflated AuthnRequest is ~500 characters).
 _BASE64_QUOTED = str.maketrans({"+": "%2B", "/": "%2F", "=": "%3D"})
+
+# The allow-list (xmlsig_policy.ALLOWED_SIGNATURE_ALGORITHMS), split by key type.
+_RSA_DIGESTS: dict[str, hashes.HashAlgorithm] = {
+    RSA_SHA256: hashes.SHA256(),
+    RSA_SHA384: hashes.SHA384(),
+    RSA_SHA512: hashes.SHA512(),
+}
+_ECDSA_DIGESTS: dict[str, hashes.HashAlgorithm] = {
+    ECDSA_SHA256: hashes.SHA256(),
+    ECDSA_SHA384: hashes.SHA384(),
+    ECDSA_SHA512: hashes.SHA512(),
+}
+# An RSA-8192 signature is 1,024 bytes, an ECDSA P-521 one 132: anything longer is refused
+# before base64 is decoded.
+MAX_SIGNATURE_CHARS = 4 * 1024
+_KEY_CACHE_SIZE = 128
 
 
 def signed_redirect_url(
@@ -48,35 +79,97 @@ def signed_redirect_url(
     return f"{location}{'&' if urlsplit(location).query else '?'}{query}"
 
 
+def verify_query_signature(
+    key: CertificatePublicKeyTypes, sigalg: str, signature: bytes, octets: bytes
+) -> bool:
+    """Whether `signature` is `key`'s `sigalg` signature over `octets`.
+
+    RSA: PKCS#1 v1.5. ECDSA: XML-DSig's SignatureValue, r and s concatenated, each the curve's
+    length in bytes (RFC 4051 section 3.3; not the DER sequence OpenSSL makes). A key of the
+    other type, or an algorithm outside the allow-list, verifies nothing."""
+    try:
+        if isinstance(key, rsa.RSAPublicKey) and sigalg in _RSA_DIGESTS:
+            key.verify(signature, octets, padding.PKCS1v15(), _RSA_DIGESTS[sigalg])
+            return True
+        if isinstance(key, ec.EllipticCurvePublicKey) and sigalg in _ECDSA_DIGESTS:
+            half = (key.curve.key_size + 7) // 8
+            if len(signature) != 2 * half:
+                return False
+            r = int.from_bytes(signature[:half], "big")
+            s = int.from_bytes(signature[half:], "big")
+            der = encode_dss_signature(r, s)
+            key.verify(der, octets, ec.ECDSA(_ECDSA_DIGESTS[sigalg]))
+            return True
+    except InvalidSignature:
+        return False
+    return False
+
+
+@functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
+def metadata_public_key(cert: str) -> CertificatePublicKeyTypes | None:
+    """The public key of a metadata certificate (base64 DER, as pysaml2 lists it), parsed once
+    per certificate, not per message; None for one `cryptography` cannot read (it verifies
+    nothing, the next key may). Key objects are immutable, so threads share them."""
+    try:
+        der = base64.b64decode("".join(cert.split()), validate=True)
+        return x509.load_der_x509_certificate(der).public_key()
+    except (binascii.Error, ValueError, UnsupportedAlgorithm):
+        return None
+
+
+def _signature_bytes(text: str) -> bytes:
+    if len(text) > MAX_SIGNATURE_CHARS:
+        raise InvalidMessage("Redirect Signature too long", code="bad_signature")
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        raise InvalidMessage("Redirect Signature not base64", code="bad_signature") from None
+
+
 def check_redirect_signature(
     entity: Any,
     issuer: str,
     role: str,
     message: tuple[str, str],
     relay_state: str | None,
-    sigalg: str | None,
-    signature: str | None,
+    query: RedirectQuery | None,
 ) -> None:
-    """Refuse unless `signature` over (message, RelayState, SigAlg) verifies with a signing key
-    of `issuer`'s `role` descriptor ("spsso" or "idpsso"). `message` is ("SAMLRequest" or
-    "SAMLResponse", its value as received); `entity` a pysaml2 Server or Saml2Client."""
-    if signature is None:
+    """Refuse unless the query's signature verifies with a signing key of `issuer`'s `role`
+    descriptor ("spsso" or "idpsso") in the metadata `entity` (a pysaml2 Server or
+    Saml2Client) holds; every signing key listed is tried (a key rollover lists two)."""
+    try:
+        certs = [cert for _, cert in entity.metadata.certs(issuer, role, "signing")]
+    except KeyError:
+        certs = []  # no such role (any more): no key, so nothing verifies
+    check_query_signature(certs, message, relay_state, query)
+
+
+def check_query_signature(
+    certs: list[str],
+    message: tuple[str, str],
+    relay_state: str | None,
+    query: RedirectQuery | None,
+) -> None:
+    """Refuse unless the query's Signature over `message` (("SAMLRequest" or "SAMLResponse",
+    its decoded value)) verifies with one of `certs` (metadata certificates, base64 DER).
+
+    `message` and `relay_state` are what the caller goes on to read; they must be the values
+    of `query` itself, so the signature covers exactly what is read."""
+    signature = query.value(SIGNATURE) if query is not None else None
+    if query is None or signature is None:
         raise InvalidMessage("unsigned Redirect message", code="request_unsigned")
+    sigalg = query.value(SIG_ALG)
     if sigalg is None:
         raise InvalidMessage("Signature without SigAlg", code="bad_signature")
-    try:
-        check_redirect_sigalg(sigalg)
-    except (InvalidMessage, SignatureError):
-        raise InvalidMessage("SigAlg not allowed", code="weak_algorithm") from None
-    signed = {message[0]: message[1], "SigAlg": sigalg, "Signature": signature}
-    if relay_state is not None:
-        signed["RelayState"] = relay_state
-    certs = entity.metadata.certs(issuer, role, "signing")
-    backend = entity.sec.sec_backend
-    try:
-        verified = any(verify_redirect_signature(signed, backend, cert) for _, cert in certs)
-    except (ValueError, SignatureError):
-        # A Signature that is not base64 (binascii.Error) or not usable at all.
-        verified = False
-    if not verified:
+    if sigalg not in ALLOWED_SIGNATURE_ALGORITHMS:
+        # SHA-1, MD5, HMAC, DSA and anything unknown, before any cryptography (security.md).
+        raise InvalidMessage("SigAlg not allowed", code="weak_algorithm")
+    if query.value(message[0]) != message[1] or query.value(RELAY_STATE) != relay_state:
+        raise InvalidMessage("read values are not the signed ones", code="bad_signature")
+    octets = query.signed_octets(message[0])
+    signed = _signature_bytes(signature)
+    keys = (metadata_public_key(cert) for cert in certs)
+    if not any(
+        key is not None and verify_query_signature(key, sigalg, signed, octets) for key in keys
+    ):
         raise InvalidMessage("Redirect message signature invalid", code="bad_signature")

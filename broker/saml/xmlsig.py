@@ -37,7 +37,6 @@ from saml2.sigver import (
     pre_encrypt_assertion,
 )
 
-from broker.core.errors import InvalidMessage
 from broker.saml import xmlsig_enc
 from broker.saml.xmlsig_policy import (
     ALLOWED_SIGNATURE_ALGORITHMS,
@@ -97,12 +96,6 @@ def check_libxml2_pairing() -> None:
             f"xmlsec {xmlsec_text}); install a wheel pair built against the same libxml2 "
             "(see pitfalls.md)"
         )
-
-
-def check_redirect_sigalg(sigalg: str) -> None:
-    """Refuse a Redirect-binding SigAlg outside RSA/ECDSA with SHA-256 or better."""
-    if sigalg not in ALLOWED_SIGNATURE_ALGORITHMS:
-        raise InvalidMessage("redirect SigAlg refused", code="signature_algorithm_refused")
 
 
 class _KeyCache:
@@ -332,8 +325,11 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # saml2 ship
 class _AllowListRSACrypto(RSACrypto):  # type: ignore[misc]  # saml2 ships no type hints
     """pysaml2's Redirect-binding signer/verifier, minus SHA-1 and SHA-224.
 
-    pysaml2 uses `sec_backend.get_signer` both to sign our Redirect messages and to verify theirs;
-    refusing here means a SHA-1 SigAlg fails even where a caller forgot check_redirect_sigalg.
+    pysaml2 uses `sec_backend.get_signer` to sign the broker's Redirect logout messages, and to
+    verify theirs where pysaml2 itself checks a query signature (the demo's peers do: they
+    stand in for plain pysaml2 deployments). The broker's own check of a peer's query signature
+    is redirect_signature.check_redirect_signature, over the query as received, with ECDSA.
+    Refusing here keeps SHA-1 out of any pysaml2 path all the same.
 
     pysaml2's own get_signer hands out one module-level signer per algorithm and sets *its* key
     on every call, so two threads (two keys during a rollover, or the demo's peers in the same

@@ -9,6 +9,7 @@ is filed for the run that sent the request it answers, matched by InResponseTo.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -28,6 +29,12 @@ from broker.saml.logout import (
 # pysaml2 stays under broker/saml (house-style.md): the binding URNs come from there.
 from broker.saml.metadata_check import POST as BINDING_HTTP_POST
 from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
+from broker.saml.redirect_query import (
+    RELAY_STATE,
+    SAML_REQUEST,
+    SAML_RESPONSE,
+    read_redirect_query,
+)
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.login_steps import broker, session_and_services
 from broker.web.logout_routes import begin_logout, deliver, framed
@@ -37,26 +44,18 @@ log = logging.getLogger("broker.logout")
 
 
 def _received() -> tuple[Received, str]:
+    query = None
+    read: Callable[[str], str | None] = request.form.get
+    binding = BINDING_HTTP_POST
     if request.method == "GET":
-        values = request.args
-        binding = BINDING_HTTP_REDIRECT
-    else:
-        values = request.form
-        binding = BINDING_HTTP_POST
-    if values.get("SAMLRequest"):
-        kind, value = LOGOUT_REQUEST, values["SAMLRequest"]
-    elif values.get("SAMLResponse"):
-        kind, value = LOGOUT_RESPONSE, values["SAMLResponse"]
-    else:
-        raise InvalidMessage("no SAMLRequest or SAMLResponse", code="missing_request")
-    received = Received(
-        binding,
-        value,
-        values.get("RelayState"),
-        request.args.get("SigAlg"),
-        request.args.get("Signature"),
-    )
-    return received, kind
+        # Read from the query as received: its raw values carry the signature (3.4.4.1).
+        query = read_redirect_query(request.query_string)
+        read, binding = query.value, BINDING_HTTP_REDIRECT
+    for kind, name in ((LOGOUT_REQUEST, SAML_REQUEST), (LOGOUT_RESPONSE, SAML_RESPONSE)):
+        value = read(name)
+        if value:
+            return Received(binding, value, read(RELAY_STATE), query), kind
+    raise InvalidMessage("no SAMLRequest or SAMLResponse", code="missing_request")
 
 
 def _once(peer: PeerLogout) -> None:

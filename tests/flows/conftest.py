@@ -13,7 +13,15 @@ from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID, OIDC_PUBLISHER_POR
 from broker.web import create_app
 from broker.web.wiring import Broker
 from tests.flows.test_federation_metadata import RoundRobin, second_worker
-from tests.support.live import LiveDemo, OidcPublisher, running_demo
+from tests.support.live import (
+    LiveDemo,
+    OidcPublisher,
+    collect_pysaml2_temp_files,
+    running_demo,
+)
+
+# Not autouse: a module that runs pysaml2 in process names it in its `usefixtures`.
+__all__ = ["collect_pysaml2_temp_files"]
 
 
 @pytest.fixture(scope="session")

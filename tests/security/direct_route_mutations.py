@@ -1,7 +1,8 @@
 """Mutation check of the ACS's reading of a school's Response: remove one check at a time from
 broker/saml/assertion_reader.py (plain and decrypted assertions), encrypted_assertion.py (opening
 an EncryptedAssertion) or back.py (which route a Response takes), run the test that holds it, and
-expect that test to fail.
+expect that test to fail. The same for the check of a Redirect-binding query signature
+(redirect_query.py, redirect_signature.py), which every SAML endpoint taking GET messages uses.
 
 Usage (from the repository root, with the broker importable from it):
     PYTHONPATH=$PWD python tests/security/direct_route_mutations.py [NAME ...]
@@ -23,6 +24,9 @@ D = "tests/security/test_saml_direct_route.py"
 R = "tests/security/test_saml_refusals.py"
 A = "tests/security/test_saml_attacks.py"
 E = "tests/security/test_saml_encrypted_assertions.py"
+QUERY = "broker/saml/redirect_query.py"
+QUERY_SIGNATURE = "broker/saml/redirect_signature.py"
+U = "tests/unit/test_redirect_signatures.py"
 
 # name, the check's text, the text without it, the module ("": the reader), test file, -k
 M = [
@@ -81,6 +85,14 @@ M = [
         "",
         D,
         "either_of",
+    ),
+    (
+        "every metadata key tried, of any type",
+        "            continue\n        return True\n",
+        "            return False\n        return True\n",
+        "",
+        D,
+        "another_type",
     ),
     (
         "Response Version",
@@ -293,6 +305,71 @@ M = [
         BACK,
         E,
         "EncryptedID and plain",
+    ),
+    # -- Redirect query signatures --------------------------------------------------------------
+    (
+        "a binding parameter given twice",
+        "        if name in raw:\n",
+        "        if False:\n",
+        QUERY,
+        U,
+        "given_twice",
+    ),
+    (
+        "parameter names decoded before compared",
+        "        name = _decoded(encoded_name)\n",
+        '        name = encoded_name.decode("latin-1")\n',
+        QUERY,
+        U,
+        "given_twice",
+    ),
+    (
+        "RelayState in the signed octets",
+        "        if relay_state is not None:\n            parts.append",
+        "        if False:\n            parts.append",
+        QUERY,
+        U,
+        "relay_state_added_or_removed",
+    ),
+    (
+        "unsigned Redirect message",
+        "    if query is None or signature is None:\n",
+        "    if query is None:\n",
+        QUERY_SIGNATURE,
+        U,
+        "unsigned_and_half_signed",
+    ),
+    (
+        "SigAlg allow-list before cryptography",
+        "    if sigalg not in ALLOWED_SIGNATURE_ALGORITHMS:\n",
+        "    if False:\n",
+        QUERY_SIGNATURE,
+        U,
+        "weak_or_unknown",
+    ),
+    (
+        "values read are the values signed",
+        "    if query.value(message[0]) != message[1] or query.value(RELAY_STATE) != relay_state:\n",
+        "    if False:\n",
+        QUERY_SIGNATURE,
+        U,
+        "values_read_must_be",
+    ),
+    (
+        "RSA key for an RSA SigAlg",
+        "        if isinstance(key, rsa.RSAPublicKey) and sigalg in _RSA_DIGESTS:\n",
+        "        if sigalg in _RSA_DIGESTS:\n",
+        QUERY_SIGNATURE,
+        U,
+        "key_type",
+    ),
+    (
+        "every metadata key tried (Redirect)",
+        "    keys = (metadata_public_key(cert) for cert in certs)\n",
+        "    keys = (metadata_public_key(cert) for cert in certs[:1])\n",
+        QUERY_SIGNATURE,
+        U,
+        "every_metadata_key",
     ),
     # -- encrypted assertions -------------------------------------------------------------------
     (

@@ -35,6 +35,7 @@ from tests.security.test_saml_refusals import (
 from tests.support.forge import NS, SAML, SAMLP, SchoolForger, saml_time
 from tests.support.hostile import Signer, assertion_of, encode, signed
 from tests.support.live import LiveDemo, running_demo
+from tests.support.redirect_signer import make_signer, with_signing_certs
 from tests.support.saml_workers import demo_school_forger, demo_school_signer
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
@@ -311,6 +312,28 @@ def test_either_of_the_schools_published_signing_keys_is_accepted(
     login = start_login(demo)
     page = deliver(demo, login, forged(demo, next_key, login))
     assert page.status == 400, "the rolled-back metadata no longer trusts the next key"
+
+
+def test_a_key_of_another_type_listed_first_does_not_hide_the_schools_own(
+    demo: LiveDemo, school: SchoolForger
+) -> None:
+    """A school moving from RSA to ECDSA lists an EC key before its RSA one: the RSA-signed
+    Response still verifies (libxmlsec fails an EC key under an RSA signature with another
+    error than a wrong RSA key, which once ended the search at the first key)."""
+    registry = demo.registry
+    entry = registry.school_by_idp(demo.school_entity_id)
+    assert entry is not None
+    original = registry.school_metadata()[demo.school_entity_id]
+    ec_cert = make_signer("p256").cert
+    registry.update_school_metadata(
+        entry.id, with_signing_certs(original, "IDPSSODescriptor", [ec_cert])
+    )
+    try:
+        login = start_login(demo)
+        page = deliver(demo, login, forged(demo, school, login))
+        accepted_for(demo, login, page)
+    finally:
+        registry.update_school_metadata(entry.id, original)
 
 
 # -- the same reads as pysaml2 ----------------------------------------------------------------------

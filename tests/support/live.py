@@ -8,17 +8,20 @@ derivation function (whose test vectors are checked elsewhere).
 
 from __future__ import annotations
 
+import gc
 import logging
 import random
 import socket
 import threading
 import uuid
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from flask import Flask
 from werkzeug.serving import BaseWSGIServer
 
@@ -393,6 +396,18 @@ class LiveDemo:
         assert page.status == 200, page.text
         value: dict[str, Any] = page.response.json()
         return value
+
+
+@pytest.fixture
+def collect_pysaml2_temp_files() -> Iterator[None]:
+    """For a module that imports it and names it in `usefixtures`: after each test, collect the
+    temporary files pysaml2 leaves to the garbage collector (sigver.make_temp), whose
+    ResourceWarnings would otherwise surface in a later test, where `filterwarnings = error`
+    turns them into failures."""
+    yield
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        gc.collect()
 
 
 @contextmanager

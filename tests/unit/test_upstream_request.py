@@ -36,7 +36,8 @@ from broker.config import Settings, load_settings
 from broker.core.errors import ConfigurationError
 from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration
 from broker.saml.entities import SamlEntities, sp_config
-from broker.saml.redirect_signature import RSA_SHA256, signed_redirect_url
+from broker.saml.redirect_query import read_redirect_query
+from broker.saml.redirect_signature import RSA_SHA256, check_query_signature, signed_redirect_url
 from broker.saml.upstream_request import (
     AuthnRequestContent,
     authn_request_xml,
@@ -270,6 +271,11 @@ def test_the_query_signature_verifies_with_our_certificate_and_pysaml2(
     assert verifies(url, first)
     # A checker that re-encodes the parameters (pysaml2's) agrees with one that takes the query.
     assert verify_redirect_signature(query, _AllowListRSACrypto(None), first.pem_body())
+    # And the broker's own checker, over the query as it stands, as a peer broker would.
+    received = read_redirect_query(urlsplit(url).query.encode())
+    check_query_signature(
+        [first.pem_body()], ("SAMLRequest", query["SAMLRequest"]), relay_state, received
+    )
     # The signature covers the RelayState.
     assert not verify_redirect_signature(
         query | {"RelayState": "another"}, _AllowListRSACrypto(None), first.pem_body()
