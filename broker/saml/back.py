@@ -96,9 +96,11 @@ class SamlBack:
         *,
         force_authn: bool = False,
         authn_contexts: tuple[str, ...] = (),
+        proxy_count: int | None = None,
     ) -> UpstreamRequest:
         """`authn_contexts`: class references the service requires (assurance.py); the school
-        is asked for exactly those, and the flow judges its answer by level."""
+        is asked for exactly those, and the flow judges its answer by level. `proxy_count`:
+        the service's ProxyCount less one, passed on in a Scoping (None: no limit, none sent)."""
         client = self.entities.client
         try:
             destination = client.metadata.single_sign_on_service(
@@ -125,6 +127,7 @@ class SamlBack:
                 # A service that demands a fresh login gets one at the school too, not just here.
                 force_authn=force_authn,
                 authn_contexts=authn_contexts,
+                proxy_count=proxy_count,
             ),
             request_id,
             datetime.now(UTC),

@@ -192,6 +192,10 @@ class SamlFront:
         # From here the request is trusted and its ACS URL is the service's own: every refusal
         # is a signed SAML status sent there (AnswerableRefusal), not a bare error page.
         self._check_supported(message, request)
+        proxy_count = _proxy_count(message)
+        if proxy_count is not None:
+            # Passed on to a SAML school less one (core 3.4.1.5.1: "MUST ... one less").
+            front["proxy_count"] = str(proxy_count - 1)
         name_id_format = self._name_id_format(message)
         if name_id_format is None:
             raise AnswerableRefusal(
@@ -216,12 +220,9 @@ class SamlFront:
                 STATUS_REQUEST_UNSUPPORTED,
                 at_once=True,
             )
-        scoping = message.scoping
-        proxy_count = scoping.proxy_count if scoping is not None else None
         # Core 3.4.1.5.1: ProxyCount 0 forbids proxying, and every login here is proxied to the
-        # school (the broker authenticates no one itself, an SSO session included). The schema
-        # check made it a non-negative integer.
-        if proxy_count is not None and int(str(proxy_count)) == 0:
+        # school (the broker authenticates no one itself, an SSO session included).
+        if _proxy_count(message) == 0:
             raise AnswerableRefusal(
                 UnsupportedRequest("ProxyCount 0", code="proxy_count_exceeded"),
                 request,
@@ -474,3 +475,12 @@ class SamlFront:
             # Echoed byte-exact, never used as a redirect target.
             fields["RelayState"] = front["relay_state"]
         return PostMessage(front["acs_url"], fields)
+
+
+def _proxy_count(message: samlp.AuthnRequest) -> int | None:
+    """The request's `Scoping ProxyCount`, or None when it sets no limit. The schema check made
+    it a non-negative integer."""
+    scoping = message.scoping
+    if scoping is None or scoping.proxy_count is None:
+        return None
+    return int(str(scoping.proxy_count))

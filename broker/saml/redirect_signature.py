@@ -85,19 +85,25 @@ def verify_query_signature(
     """Whether `signature` is `key`'s `sigalg` signature over `octets`.
 
     RSA: PKCS#1 v1.5. ECDSA: XML-DSig's SignatureValue, r and s concatenated, each the curve's
-    length in bytes (RFC 4051 section 3.3; not the DER sequence OpenSSL makes). A key of the
-    other type, or an algorithm outside the allow-list, verifies nothing."""
+    length in bytes (RFC 4051 section 3.3), or the DER sequence that Java's and .NET's default
+    ECDSA signers make, which some SAML stacks send over this binding. The two cannot be
+    confused: r‖s has exactly twice the curve's length, which a DER sequence (six bytes of
+    framing around r and s without their leading zeros) reaches with odds of about 2^-48, and
+    then it fails as r‖s and is refused, never accepted wrongly. Either way the signature must
+    verify over the octets with the metadata key, so taking both forms makes nothing forgeable.
+    A key of the other type, or an algorithm outside the allow-list, verifies nothing."""
     try:
         if isinstance(key, rsa.RSAPublicKey) and sigalg in _RSA_DIGESTS:
             key.verify(signature, octets, padding.PKCS1v15(), _RSA_DIGESTS[sigalg])
             return True
         if isinstance(key, ec.EllipticCurvePublicKey) and sigalg in _ECDSA_DIGESTS:
             half = (key.curve.key_size + 7) // 8
-            if len(signature) != 2 * half:
-                return False
-            r = int.from_bytes(signature[:half], "big")
-            s = int.from_bytes(signature[half:], "big")
-            der = encode_dss_signature(r, s)
+            der = signature
+            if len(signature) == 2 * half:
+                r = int.from_bytes(signature[:half], "big")
+                s = int.from_bytes(signature[half:], "big")
+                der = encode_dss_signature(r, s)
+            # Anything else is read as DER; a value that is not DER does not verify.
             key.verify(der, octets, ec.ECDSA(_ECDSA_DIGESTS[sigalg]))
             return True
     except InvalidSignature:

@@ -43,6 +43,9 @@ class AuthnRequestContent:
     force_authn: bool = False
     # Class references the service requires (assurance.py); asked for exactly (Comparison).
     authn_contexts: tuple[str, ...] = ()
+    # How many more proxies the service allows after the school (its own ProxyCount less one,
+    # core 3.4.1.5.1); None: the service set no limit, and the request carries no Scoping.
+    proxy_count: int | None = None
 
 
 def new_request_id() -> str:
@@ -78,6 +81,9 @@ def authn_request_xml(content: AuthnRequestContent, request_id: str, now: dateti
         )
         for reference in content.authn_contexts:
             etree.SubElement(requested, f"{{{SAML_NS}}}AuthnContextClassRef").text = reference
+    if content.proxy_count is not None:
+        # After RequestedAuthnContext, as the schema orders them.
+        etree.SubElement(root, f"{{{SAMLP_NS}}}Scoping", ProxyCount=str(content.proxy_count))
     return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=False))
 
 

@@ -125,9 +125,8 @@ class AtTheSchool:
 
 def _to_the_school(setup: Setup, **extra: Any) -> AtTheSchool:
     demo = setup.demo
-    request = setup.sp.authn_request(
-        setup.sso_url, scoping=_scoping(demo.school_entity_id), **extra
-    )
+    scoping = extra.pop("scoping", None) or _scoping(demo.school_entity_id)
+    request = setup.sp.authn_request(setup.sso_url, scoping=scoping, **extra)
     browser = Browser()
     first = browser.get(setup.sp.redirect_url(setup.sso_url, request, sign=True), follow=False)
     location = first.location or ""
@@ -366,12 +365,27 @@ def test_proxy_count_zero_is_answered_proxy_count_exceeded_at_once(
     assert "refused code=proxy_count_exceeded " in caplog.text
 
 
-def test_proxy_count_one_lets_the_broker_proxy_to_the_school(setup: Setup) -> None:
-    request = setup.sp.authn_request(
-        setup.sso_url, scoping=_scoping(setup.demo.school_entity_id, proxy_count="1")
+def _school_scoping(location: str) -> etree._Element | None:
+    xml, _ = redirect_message(location)
+    return etree.fromstring(xml).find("samlp:Scoping", NS)
+
+
+@pytest.mark.parametrize(("allowed", "passed_on"), [("1", "0"), ("3", "2")])
+def test_a_proxy_count_is_passed_on_to_the_school_less_one(
+    setup: Setup, allowed: str, passed_on: str
+) -> None:
+    """Core 3.4.1.5.1: a proxying IdP's own request carries the ProxyCount less one, so a
+    school that would proxy further (a hub behind it) keeps to the service's limit."""
+    login = _to_the_school(
+        setup, scoping=_scoping(setup.demo.school_entity_id, proxy_count=allowed)
     )
-    first = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True), follow=False)
-    assert (first.location or "").startswith(f"{setup.demo.school_url}/sso")
+    scoping = _school_scoping(login.location)
+    assert scoping is not None and scoping.get("ProxyCount") == passed_on
+    assert scoping.find("samlp:IDPList", NS) is None  # the service's school list is ours only
+
+
+def test_without_a_proxy_count_the_school_is_sent_no_scoping(setup: Setup) -> None:
+    assert _school_scoping(_to_the_school(setup).location) is None
 
 
 def test_a_malformed_proxy_count_is_refused_as_a_malformed_request(

@@ -296,21 +296,26 @@ def test_key_type_and_algorithm_must_match(rsa_signer: Signer, ec_signer: Signer
     assert not verify_query_signature(ec_key, ECDSA_SHA1, ec_sig, octets)
 
 
-def test_ecdsa_wants_r_and_s_concatenated_not_der(ec_signer: Signer) -> None:
+def test_ecdsa_takes_r_and_s_concatenated_or_der(ec_signer: Signer) -> None:
     """XML-DSig's ECDSA SignatureValue (RFC 4051 3.3): r‖s, each as long as the curve's order
-    in bytes. The DER sequence OpenSSL makes is not that, and a value of the wrong length is
-    refused before any arithmetic."""
+    in bytes; and the DER sequence Java's and .NET's default signers make. A value of any other
+    shape, or a valid signature over other octets, verifies nothing."""
     octets = b"SAMLRequest=x&SigAlg=y"
     key = metadata_public_key(ec_signer.cert)
     assert isinstance(key, ec.EllipticCurvePublicKey)
     raw = ec_signer.sign(octets, ec_signer.sigalg)
     assert len(raw) == 64
     der = ec_signer.sign(octets, ec_signer.sigalg, der=True)
+    assert der[0] == 0x30 and len(der) != 64
     assert verify_query_signature(key, ec_signer.sigalg, raw, octets)
-    assert not verify_query_signature(key, ec_signer.sigalg, der, octets)
+    assert verify_query_signature(key, ec_signer.sigalg, der, octets)
+    assert not verify_query_signature(key, ec_signer.sigalg, der, octets + b"&x")
+    assert not verify_query_signature(key, ec_signer.sigalg, der[:-1], octets)
+    assert not verify_query_signature(key, ec_signer.sigalg, der + b"\0", octets)
     assert not verify_query_signature(key, ec_signer.sigalg, raw[:-1], octets)
     assert not verify_query_signature(key, ec_signer.sigalg, raw + b"\0", octets)
     assert not verify_query_signature(key, ec_signer.sigalg, bytes(64), octets)
+    assert not verify_query_signature(key, ec_signer.sigalg, b"", octets)
 
 
 # -- the query as received --------------------------------------------------------------------

@@ -136,6 +136,30 @@ def test_the_request_carries_force_authn_and_the_requested_contexts() -> None:
     assert plain.find("samlp:RequestedAuthnContext", ns) is None
 
 
+def test_a_proxy_count_goes_in_a_scoping_after_the_requested_contexts(settings: Settings) -> None:
+    """What pysaml2 makes of a Scoping with ProxyCount, in the schema's place (after
+    RequestedAuthnContext); and no Scoping when the service set no limit."""
+    content = AuthnRequestContent(
+        settings.sp_entity_id, SSO, settings.url("/saml/sp/acs"), True, REFS, proxy_count=2
+    )
+    ours = etree.fromstring(authn_request_xml(content, new_request_id(), NOW))
+    assert [etree.QName(e).localname for e in ours][-2:] == ["RequestedAuthnContext", "Scoping"]
+    client = Saml2Client(config=sp_config(settings, []))
+    _, theirs = client.create_authn_request(
+        SSO,
+        binding=BINDING_HTTP_POST,
+        sign=False,
+        nameid_format=NAMEID_FORMAT_PERSISTENT,
+        force_authn="true",
+        requested_authn_context=samlp.RequestedAuthnContext(
+            authn_context_class_ref=[saml.AuthnContextClassRef(text=r) for r in REFS],
+            comparison="exact",
+        ),
+        scoping=samlp.Scoping(proxy_count="2"),
+    )
+    assert canonical(etree.tostring(ours)) == canonical(str(theirs).encode())
+
+
 def test_text_from_metadata_is_escaped_not_markup() -> None:
     location = "https://idp.school.example/sso?a=1&b=<2>"
     root = etree.fromstring(
