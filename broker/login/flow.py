@@ -390,12 +390,15 @@ class LoginFlow:
         identity: UpstreamIdentity | None = None,
         *,
         also: Sequence[StoreOp] = (),
+        before: Sequence[StoreOp] = (),
     ) -> None:
         """End the session `token` names; with the `identity` it held, also its filing under
         the school's sid (without it that record simply finds no session until it expires).
-        `also`: the caller's own writes (its record of services going), in the same batch."""
-        if also:
-            self.store.batch([self.sealed.delete_op(SSO, token), *also])
+        `also`: the caller's own writes (its record of services going), in the same batch;
+        `before`: writes that go first (a logout run and its mark), so a request that finds
+        the session gone finds them too (a batch keeps its order; it is not atomic)."""
+        if also or before:
+            self.store.batch([*before, self.sealed.delete_op(SSO, token), *also])
         else:
             self.sealed.delete(SSO, token)
         if identity is not None and self.school_sessions is not None:

@@ -16,7 +16,8 @@ that does not answer does not block the rest: after `wait_seconds` it counts as 
 
 The run is sealed under the browser's secret (sealed.py); the answers of the iframes are kept
 beside it unsealed, as (run id, index) → status: service ids and statuses, nothing personal.
-Nothing here knows SAML, OIDC or Flask: the adapters implement the channel protocols below.
+Nothing here knows SAML, OIDC or Flask: the adapters implement the channel protocols of
+logout_channels.py.
 """
 
 from __future__ import annotations
@@ -27,10 +28,11 @@ import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
 
 from broker.core.errors import StateExpired
-from broker.core.ports import KeyValueStore
+from broker.core.ports import KeyValueStore, StoreOp
+from broker.login.logout_channels import SchoolChannel, ServiceChannel
+from broker.login.logout_marks import LastRuns
 from broker.login.logout_run import (
     BACK,
     BY_SCHOOL,
@@ -50,6 +52,7 @@ from broker.login.logout_run import (
     LogoutRun,
     Outbound,
     Target,
+    status_summary,
 )
 from broker.login.participants import Participant, SessionServiceBook, SessionServices
 from broker.login.sealed import SealedStore, store_key
@@ -58,45 +61,9 @@ RUN = "logout"
 ANSWER = "logout-answer"
 OUTSTANDING = "logout-outstanding"
 ANSWERING = "logout-answering"
+TELLING = "logout-telling"
 
 log = logging.getLogger("broker.logout")
-
-
-class ServiceChannel(Protocol):
-    """How one protocol's services hear of a logout (broker/saml, broker/oidc implement it)."""
-
-    def mode(self, participant: Participant) -> str:
-        """FRONT, BACK or UNSUPPORTED for this service, from its registration/metadata."""
-        ...
-
-    def front_origin(self, participant: Participant) -> str:
-        """For FRONT: scheme://host[:port] the front-channel message goes to."""
-        ...
-
-    def back_channel(self, participant: Participant, timeout: float) -> str:
-        """Notify server to server; CONFIRMED or FAILED (never raises for a peer's fault)."""
-        ...
-
-    def front_channel(self, run_id: str, index: int, participant: Participant) -> Outbound:
-        """The message the iframe carries to the service. The adapter keeps the id of what it
-        sends with `SingleLogout.expect_answer`, so the answer finds its run."""
-        ...
-
-    def answer_initiator(self, run: LogoutRun) -> Outbound | None:
-        """The way back to a service that started the run (status from `run.partial`)."""
-        ...
-
-
-class SchoolChannel(Protocol):
-    """How one protocol's schools hear of a logout, and how a school's own request is answered."""
-
-    def request(self, run: LogoutRun) -> Outbound | None:
-        """The message to the school's IdP/OP; None when it offers no logout (NOT_TOLD)."""
-        ...
-
-    def answer_initiator(self, run: LogoutRun) -> Outbound | None:
-        """The answer to a school that started the run."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -126,6 +93,7 @@ class SingleLogout:
         self.clock = clock
         self.channels: dict[str, ServiceChannel] = {}
         self.schools: dict[str, SchoolChannel] = {}
+        self.last_runs = LastRuns(store, run_ttl)
 
     # -- wiring --------------------------------------------------------------------------------
     def register(
@@ -144,14 +112,22 @@ class SingleLogout:
         initiator: Initiator,
         participants: SessionServices | None = None,
     ) -> LogoutRun:
-        """Start a run for the session `sso_token` names. The caller has read the session
-        (`ended`: None when there was none) and ends it here first, before anything else.
-        `participants`: the session's record of services, when the caller read it with the
-        session and removed it with the session's record already (one round trip each)."""
+        """Start and save a run for the session `sso_token` named, ended by the caller already
+        (`ended`: None when none stood). `participants`: its record of services when the caller
+        read and removed it (read and removed here if not). The web routes end a session and
+        file its run in one batch instead (`compose`, `start_ops`)."""
         if participants is None:
             participants = self.services.read(sso_token)
             if sso_token:
                 self.services.forget(sso_token)
+        run = self.compose(ended, initiator, participants)
+        self.save(browser_secret, run)
+        return run
+
+    def compose(
+        self, ended: EndedSession | None, initiator: Initiator, participants: SessionServices
+    ) -> LogoutRun:
+        """A new run telling `participants` (and the school of `ended`), not saved yet."""
         targets = []
         for participant in participants.participants:
             if (
@@ -172,7 +148,7 @@ class SingleLogout:
         else:
             school_status = PENDING
         now = self.clock()
-        run = LogoutRun(
+        return LogoutRun(
             run_id=secrets.token_urlsafe(18),
             created=now,
             deadline=now + self.wait_seconds,
@@ -184,8 +160,18 @@ class SingleLogout:
             school_status=school_status,
             back_done=not any(t.mode == BACK for t in targets),
         )
-        self.save(browser_secret, run)
-        return run
+
+    def start_ops(self, browser_secret: bytes, run: LogoutRun) -> list[StoreOp]:
+        """The writes that start `run` for a session that stood, for the batch that ends it:
+        the run, and the mark that it is this browser's last (logout_marks.py)."""
+        return [
+            self.sealed.put_op(browser_secret, RUN, run.run_id, run.to_payload(), self.run_ttl),
+            self.last_runs.mark_op(browser_secret, run),
+        ]
+
+    def started_before(self, browser_secret: bytes, initiator: Initiator) -> str | None:
+        """This browser's last run if `initiator` asked for it (read where no session stood)."""
+        return self.last_runs.find(browser_secret, initiator)
 
     def load(self, browser_secret: bytes, run_id: str) -> LogoutRun:
         if not run_id or len(run_id) > MAX_RUN_ID:
@@ -200,17 +186,27 @@ class SingleLogout:
 
     # -- back channel --------------------------------------------------------------------------
     def run_back_channels(self, browser_secret: bytes, run: LogoutRun) -> LogoutRun:
-        """Notify every back-channel service at once, with one deadline for all of them."""
+        """Notify every back-channel service at once, with one deadline for all of them; once
+        per run: a second load of the run's page while the first is still waiting for them (a
+        second press sent on to this run, a reload) leaves them pending, and the first saves
+        their answers with the run, where the page's next look finds them."""
         if run.back_done:
             return run
-        jobs = {i: t.participant for i, t in enumerate(run.targets) if t.mode == BACK}
-        results = self.notify_all(jobs, max(run.deadline - self.clock(), 0.5))
-        targets = tuple(
-            replace(t, status=results.get(i, TIMED_OUT)) if t.mode == BACK else t
-            for i, t in enumerate(run.targets)
-        )
-        run = replace(run, targets=targets, back_done=True)
-        self.save(browser_secret, run)
+        if not self.store.add_if_absent(store_key(TELLING, run.run_id), b"1", self.run_ttl):
+            return run
+        try:
+            jobs = {i: t.participant for i, t in enumerate(run.targets) if t.mode == BACK}
+            results = self.notify_all(jobs, max(run.deadline - self.clock(), 0.5))
+            targets = tuple(
+                replace(t, status=results.get(i, TIMED_OUT)) if t.mode == BACK else t
+                for i, t in enumerate(run.targets)
+            )
+            run = replace(run, targets=targets, back_done=True)
+            self.save(browser_secret, run)
+        except BaseException:
+            # Nothing was kept: the next load tells them rather than nobody.
+            self.store.delete(store_key(TELLING, run.run_id))
+            raise
         return run
 
     def notify_all(self, jobs: Mapping[int, Participant], timeout: float) -> dict[int, str]:
@@ -305,7 +301,7 @@ class SingleLogout:
 
     @staticmethod
     def services_done(run: LogoutRun) -> bool:
-        return run.back_done and all(t.status in FINAL for t in run.targets)
+        return run.services_done
 
     # -- the school ----------------------------------------------------------------------------
     def school_request(self, browser_secret: bytes, run: LogoutRun) -> Outbound | None:
@@ -354,21 +350,6 @@ class SingleLogout:
             school = self.schools.get(initiator.protocol)
             return school.answer_initiator(run) if school is not None else None
         return None
-
-
-def status_summary(run: LogoutRun, names: Mapping[str, str]) -> dict[str, Any]:
-    """The run as the status endpoint reports it: service names and statuses, nothing else."""
-    return {
-        "services": [
-            {
-                "name": names.get(t.participant.service_id, t.participant.service_id),
-                "status": t.status,
-            }
-            for t in run.targets
-        ],
-        "school": run.school_status,
-        "done": SingleLogout.services_done(run),
-    }
 
 
 # The run's data types live in logout_run.py; adapters import them from here too.

@@ -4,6 +4,7 @@ kept sealed under the browser's secret between the pages of a logout."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -92,6 +93,11 @@ class LogoutRun:
         )
 
     @property
+    def services_done(self) -> bool:
+        """Every service answered, timed out or cannot be told (the back channel's included)."""
+        return self.back_done and all(t.status in FINAL for t in self.targets)
+
+    @property
     def confirmed_everywhere(self) -> bool:
         """Every service confirmed, and the school did (or started the run, or no session stood,
         so there was no school to tell): nothing the student must read before the final page
@@ -175,3 +181,18 @@ def _outbound(data: Any) -> Outbound | None:
         str(data["url"]),
         {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else None,
     )
+
+
+def status_summary(run: LogoutRun, names: Mapping[str, str]) -> dict[str, Any]:
+    """The run as the status endpoint reports it: service names and statuses, nothing else."""
+    return {
+        "services": [
+            {
+                "name": names.get(t.participant.service_id, t.participant.service_id),
+                "status": t.status,
+            }
+            for t in run.targets
+        ],
+        "school": run.school_status,
+        "done": run.services_done,
+    }

@@ -57,28 +57,6 @@ MAX_TARGET_INDEX = 256
 Session = tuple[UpstreamIdentity, float]
 
 
-def end_sso_session(
-    sso_token: str | None, known: tuple[Session | None, SessionServices] | None = None
-) -> tuple[EndedSession | None, SessionServices]:
-    """End the browser's SSO session now (its record and its record of services, in one
-    batch); what the school needs to hear of it, if one stood, and the session's services.
-    `known`: the session and its services as the route read them already."""
-    b = broker()
-    session, services = known if known is not None else session_and_services(sso_token)
-    if sso_token:
-        b.flow.end_session(
-            sso_token,
-            session[0] if session is not None else None,
-            also=[b.session_services.forget_op(sso_token)],
-        )
-    if session is None:
-        return None, services
-    identity = session[0]
-    school = b.view.school(identity.school_id)
-    protocol = school.protocol.value if school is not None else ""
-    return EndedSession(identity.school_id, protocol, dict(identity.upstream_session)), services
-
-
 def begin_logout(
     initiator: Initiator,
     sso_token: str | None,
@@ -88,11 +66,18 @@ def begin_logout(
 
     `sso_token` is the session the initiator named (the browser's cookie, checked by the
     protocol route against what the message names). `known`: that session and its record of
-    services, when the route read them already (`session_and_services`); read here if not."""
+    services, when the route read them already (`session_and_services`); read here if not.
+    No session, and this browser's last run was asked for by the same initiator: the same
+    request again (a double click without JavaScript), which goes on to that run."""
     b = broker()
     secret = browser_secret(request)
-    ended, services = end_sso_session(sso_token, known)
-    run = b.logout.start(secret, sso_token, ended, initiator, services)
+    session, services = known if known is not None else session_and_services(sso_token)
+    if session is None:
+        earlier = b.logout.started_before(secret, initiator)
+        if earlier is not None:
+            log.info("logout asked again by=%s: on to its run", initiator.kind)
+            return to_run(earlier)
+    run = _start_run(secret, initiator, sso_token, session, services)
     log.info(
         "logout started by=%s protocol=%s services=%d school_told=%s",
         initiator.kind,
@@ -101,7 +86,50 @@ def begin_logout(
         run.school_status,
     )
     metrics.logout_started(initiator.kind, initiator.protocol)
-    response = redirect(url_for("logout.propagate", run_id=run.run_id), 303)
+    return to_run(run.run_id)
+
+
+def _start_run(
+    secret: bytes,
+    initiator: Initiator,
+    sso_token: str | None,
+    session: Session | None,
+    services: SessionServices,
+) -> LogoutRun:
+    """The run, filed in the batch that ends the session (its record and its record of
+    services) with the mark that it is this browser's last: one round trip."""
+    b = broker()
+    identity = session[0] if session is not None else None
+    ending = [b.session_services.forget_op(sso_token)] if sso_token else []
+    try:
+        ended = _ended(identity)
+        run = b.logout.compose(ended, initiator, services)
+    except BaseException:
+        # A run that cannot be made still ends the session: a logout never leaves it standing.
+        if sso_token:
+            b.flow.end_session(sso_token, identity, also=ending)
+        raise
+    if sso_token and identity is not None:
+        b.flow.end_session(sso_token, identity, before=b.logout.start_ops(secret, run), also=ending)
+        return run
+    if sso_token:  # no session stood; its record of services may have outlived it
+        b.flow.end_session(sso_token, None, also=ending)
+    b.logout.save(secret, run)
+    return run
+
+
+def _ended(identity: UpstreamIdentity | None) -> EndedSession | None:
+    """What the school needs to hear of the session that held `identity`, if one stood."""
+    if identity is None:
+        return None
+    school = broker().view.school(identity.school_id)
+    protocol = school.protocol.value if school is not None else ""
+    return EndedSession(identity.school_id, protocol, dict(identity.upstream_session))
+
+
+def to_run(run_id: str) -> Response:
+    """On to a run's propagation page; the browser forgets the SSO token (the session's gone)."""
+    response = redirect(url_for("logout.propagate", run_id=run_id), 303)
     clear_sso_token(response)
     response.headers["Cache-Control"] = "no-store"
     return response

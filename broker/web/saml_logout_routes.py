@@ -37,7 +37,7 @@ from broker.saml.redirect_query import (
 )
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.login_steps import broker, session_and_services
-from broker.web.logout_routes import begin_logout, deliver, framed
+from broker.web.logout_routes import begin_logout, deliver, framed, to_run
 
 saml_logout = Blueprint("saml_logout", __name__)
 log = logging.getLogger("broker.logout")
@@ -58,17 +58,30 @@ def _received() -> tuple[Received, str]:
     raise InvalidMessage("no SAMLRequest or SAMLResponse", code="missing_request")
 
 
-def _once(peer: PeerLogout) -> None:
-    """A LogoutRequest ends a session once: a replayed copy is refused (shared by workers)."""
+def _once(peer: PeerLogout, initiator: Initiator) -> Response | None:
+    """A LogoutRequest ends a session once: a replayed copy is refused (shared by workers),
+    unless it is this browser sending the request that started its last run again (the
+    platform's form sent twice) and no newer session stands: that copy goes on to the run
+    (logout_marks.py)."""
     b = broker()
     message = peer.message
     window = b.settings.login_ttl_seconds + b.settings.saml.clock_skew_seconds
-    b.replay.first_use(
-        f"saml-logout:{message.issuer}",
-        message.message_id,
-        message.issued_at,
-        message.issued_at + window,
-    )
+    try:
+        b.replay.first_use(
+            f"saml-logout:{message.issuer}",
+            message.message_id,
+            message.issued_at,
+            message.issued_at + window,
+        )
+    except InvalidMessage as err:
+        replayed = err.code == "replay"
+        earlier = b.logout.started_before(browser_secret(request), initiator) if replayed else None
+        # A session standing again (a login since): the old run's page would say "logged out".
+        if earlier is None or b.flow.session(request.cookies.get(SSO_COOKIE)) is not None:
+            raise
+        log.info("logout request again by=%s: on to its run", initiator.kind)
+        return to_run(earlier)
+    return None
 
 
 @saml_logout.route(IDP_SLO_PATH, methods=["GET", "POST"])
@@ -85,7 +98,10 @@ def idp_slo() -> Response:
         log.info("logout answered service=%s status=%s", service.id, status)
         page = render_template("logout_frame.html", confirmed=status == CONFIRMED)
         return framed(make_response(page))
-    _once(peer)
+    initiator = Initiator(BY_SERVICE, Protocol.SAML.value, service.id, initiator_answer(peer))
+    again = _once(peer, initiator)
+    if again is not None:
+        return again
     token = request.cookies.get(SSO_COOKIE)
     # The session and its services in one round trip; begin_logout reuses both.
     known = session_and_services(token)
@@ -99,7 +115,6 @@ def idp_slo() -> Response:
     ):
         log.info("logout request names another session service=%s", service.id)
         return deliver(b.saml_service_logout.answer_now(peer, known=False), service.name)
-    initiator = Initiator(BY_SERVICE, Protocol.SAML.value, service.id, initiator_answer(peer))
     return begin_logout(initiator, token, known)
 
 
@@ -125,7 +140,10 @@ def sp_slo() -> Response:
         b.logout.school_answered(secret, run, status)
         log.info("logout answered school=%s status=%s", school.id, status)
         return redirect(url_for("logout.done", run_id=run.run_id), 303)
-    _once(peer)
+    initiator = Initiator(BY_SCHOOL, Protocol.SAML.value, "", initiator_answer(peer))
+    again = _once(peer, initiator)
+    if again is not None:
+        return again
     token = request.cookies.get(SSO_COOKIE)
     known = session_and_services(token)
     session = known[0]
@@ -138,5 +156,4 @@ def sp_slo() -> Response:
     ):
         log.info("logout request names another session school=%s", school.id)
         return deliver(b.saml_school_logout.answer_now(peer, known=False), school.name)
-    initiator = Initiator(BY_SCHOOL, Protocol.SAML.value, "", initiator_answer(peer))
     return begin_logout(initiator, token, known)

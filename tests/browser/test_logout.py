@@ -12,8 +12,11 @@ logout page refuses to be framed) the final page stays, says what to do, and kee
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -21,6 +24,7 @@ from playwright.sync_api import Browser, BrowserContext, Frame, Page, Request, e
 
 from broker.core.model import Service
 from broker.demo.publisher_sp import create_publisher_sp_app, publisher_sp_metadata
+from broker.web import logout_routes
 from tests.browser.conftest import TIMEOUT_MS, Demo, demo_on_free_ports, expect_discovery
 from tests.browser.test_demo_login import (
     Screenshot,
@@ -37,6 +41,8 @@ DONE = r"/logout/[^/]+/done$"
 # The broker's wait for answers (login.logout_wait_seconds, 5 s in the demo) and the school's
 # round trip after it: how long a run with a platform that never answers takes to end.
 RUN_WITH_A_SILENT_PLATFORM_MS = 15_000
+# Between a hand's two clicks.
+BETWEEN_CLICKS_MS = 150
 
 
 @pytest.fixture(scope="module")
@@ -236,3 +242,104 @@ def test_the_students_own_button_ends_on_the_final_page(demo: Demo, page: Page) 
     expect(page).to_have_url(re.compile(re.escape(demo.broker) + DONE))
     expect(page.locator("[data-logout-answer]")).to_have_count(0)
     expect(page.locator("[data-logout-warning]")).to_have_count(0)
+
+
+class FirstCallWaits:
+    """A broker step whose first call waits until released, as a slow school network (the
+    answer to the first press) or a slow back-channel platform (the run's first page) would
+    hold it; the later calls do not. Held in the broker, not with Playwright's routing: a
+    routed request's answer fetched by Playwright sets its cookies in the browser at once, and
+    a request that follows a redirect is not routed at all."""
+
+    def __init__(self, step: Callable[..., Any]) -> None:
+        self.step = step
+        self.entered = threading.Event()
+        self.go_on = threading.Event()
+
+    def __call__(self, *args: Any) -> Any:
+        if not self.entered.is_set():
+            self.entered.set()
+            self.go_on.wait(TIMEOUT_MS / 1000)
+        return self.step(*args)
+
+
+def wait_until(page: Page, done: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + TIMEOUT_MS / 1000
+    while not done():
+        assert time.monotonic() < deadline, what
+        page.wait_for_timeout(20)
+
+
+@pytest.mark.parametrize("slow", ["the first answer", "the run's first page"])
+def test_without_javascript_a_double_click_on_log_out_everywhere_tells_the_platforms(
+    running: tuple[Demo, Flask],
+    browser: Browser,
+    context: BrowserContext,
+    page: Page,
+    monkeypatch: pytest.MonkeyPatch,
+    slow: str,
+) -> None:
+    """No submit-once.js: the second click sends the form again, while the first answer is on
+    its way (the SSO cookie still set) or the run's first page is (the first answer cleared
+    the cookie). The second request finds the session ended by the first and goes on to the
+    first run, whose page tells the platforms; the browser ends on a final page listing them."""
+    demo = running[0]
+    full_login(page, demo, demo.leesplank)  # the login's pages need their scripts
+    start_login(page, demo.rekenroute)
+    expect_received(page, demo.rekenroute)
+    peers = (demo.leesplank, demo.rekenroute, demo.school)
+    heard = {url: len(page.request.get(url + "/logouts.json").json()) for url in peers}
+    quiet = browser.new_context(
+        locale="nl-NL", java_script_enabled=False, storage_state=context.storage_state()
+    )
+    logout = running[1].extensions["ketenbroker"].logout
+    if slow == "the first answer":
+        # Held after the run was filed and the session ended, before the answer leaves.
+        held = FirstCallWaits(logout_routes.to_run)
+        monkeypatch.setattr(logout_routes, "to_run", held)
+    else:
+        held = FirstCallWaits(logout.run_back_channels)
+        monkeypatch.setattr(logout, "run_back_channels", held)
+    try:
+        quiet.set_default_timeout(TIMEOUT_MS)
+        still = quiet.new_page()
+        still.goto(demo.broker + "/my-data/sign-in")
+        expect(still).to_have_url(re.compile(re.escape(demo.broker) + "/my-data/view/"))
+        posts: list[Request] = []
+        still.on("request", lambda r: posts.append(r) if r.method == "POST" else None)
+
+        # A hand's two clicks at the button's place (the mouse: a locator's click would wait
+        # for the first navigation, which is on its way).
+        button = still.get_by_role("button", name="Overal uitloggen")
+        button.scroll_into_view_if_needed()
+        box = button.bounding_box()
+        assert box is not None
+        x, y = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        still.mouse.click(x, y)
+        wait_until(still, held.entered.is_set, "the first request never came")
+        still.wait_for_timeout(BETWEEN_CLICKS_MS)
+        still.mouse.click(x, y)
+        wait_until(still, lambda: len(posts) == 2, "the second click sent nothing")
+        held.go_on.set()
+
+        expect(still).to_have_url(
+            re.compile(re.escape(demo.broker) + DONE), timeout=RUN_WITH_A_SILENT_PLATFORM_MS
+        )
+        # The form was sent twice; the second time with the SSO cookie still, or without it.
+        assert [p.url for p in posts] == [demo.broker + "/logout"] * 2
+        cookies_sent = posts[1].all_headers().get("cookie", "")
+        assert ("__Host-kb_sso=" in cookies_sent) is (slow == "the first answer")
+        told = still.locator("[data-logout-service]")
+        expect(told).to_have_count(2)
+        for platform in ("Leesplank", "Rekenroute"):
+            expect(told.filter(has_text=platform)).to_have_attribute("data-status", "confirmed")
+        expect(still.locator("[data-school-status]")).to_have_attribute(
+            "data-school-status", "confirmed"
+        )
+        # Each platform and the school heard of it once.
+        for url, before in heard.items():
+            assert len(still.request.get(url + "/logouts.json").json()) == before + 1, url
+        assert "__Host-kb_sso" not in {c["name"] for c in quiet.cookies(demo.broker)}
+    finally:
+        held.go_on.set()
+        quiet.close()

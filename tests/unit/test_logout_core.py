@@ -3,11 +3,14 @@ bookkeeping (login/participants.py, login/logout.py)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from broker.core.errors import StateExpired
+from broker.core.ports import StoreOp, StoreReply
 from broker.login.logout import (
     BACK,
     BY_SCHOOL,
@@ -162,6 +165,50 @@ def test_back_channel_services_are_notified_at_once() -> None:
     assert logout.run_back_channels(SECRET, run) is run  # once only
 
 
+def test_back_channel_services_are_told_once_when_the_run_page_is_loaded_twice_at_once() -> None:
+    """A second load of the run's page (a second press sent on to the run, a reload) while
+    the first still waits for the back channel: nobody is told twice, and the first's answers
+    are what the run keeps."""
+    store, clock = MemoryStore(), Clock()
+    logout, book, channel = _logout(store, clock)
+    book.record(TOKEN, book.read(TOKEN), _participant("a", mode=BACK))
+    run = logout.start(SECRET, TOKEN, EndedSession("school", "saml", {}), Initiator(BY_STUDENT))
+    seen_meanwhile: list[LogoutRun] = []
+
+    class Slow(Channel):
+        def back_channel(self, participant: Participant, timeout: float) -> str:
+            # The second load comes while this one is still waiting for the platform.
+            seen_meanwhile.append(logout.run_back_channels(SECRET, logout.load(SECRET, run.run_id)))
+            return super().back_channel(participant, timeout)
+
+    slow = Slow()
+    logout.register("saml", slow)
+    told = logout.run_back_channels(SECRET, run)
+    assert slow.notified == ["a"] and channel.notified == []
+    assert [t.status for t in seen_meanwhile[0].targets] == [PENDING]
+    assert [t.status for t in told.targets] == [CONFIRMED]
+    assert logout.load(SECRET, run.run_id).targets[0].status == CONFIRMED
+
+
+def test_back_channel_services_are_told_on_the_next_load_when_the_first_could_not_keep_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, clock = MemoryStore(), Clock()
+    logout, book, channel = _logout(store, clock)
+    book.record(TOKEN, book.read(TOKEN), _participant("a", mode=BACK))
+    run = logout.start(SECRET, TOKEN, None, Initiator(BY_STUDENT))
+
+    def save_fails(browser_secret: bytes, run: LogoutRun) -> None:
+        raise OSError("store gone")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(logout, "save", save_fails)
+        with pytest.raises(OSError):
+            logout.run_back_channels(SECRET, run)
+    assert logout.run_back_channels(SECRET, run).back_done
+    assert channel.notified == ["a", "a"]
+
+
 class BrokenChannel(Channel):
     def back_channel(self, participant: Participant, timeout: float) -> str:
         if participant.service_id == "broken":
@@ -286,3 +333,104 @@ def test_confirmed_everywhere_only_when_nothing_is_left_to_tell_the_student(
     run = _run(targets, school_id, school_status)
     assert run.confirmed_everywhere is everywhere
     assert run.partial is partial
+
+
+# -- the same request again (login/logout_marks.py) ----------------------------------------------
+def _started_from_a_session(store: MemoryStore, initiator: Initiator) -> LogoutRun:
+    """A run started as the web routes start one: its writes in the batch that ends the
+    session (here only the writes)."""
+    logout, book, _ = _logout(store, Clock())
+    book.record(TOKEN, book.read(TOKEN), _participant("a"))
+    run = logout.compose(EndedSession("school", "saml", {}), initiator, book.read(TOKEN))
+    store.batch(logout.start_ops(SECRET, run))
+    return run
+
+
+def test_a_composed_run_is_filed_only_by_its_batch() -> None:
+    store = MemoryStore()
+    logout, book, _ = _logout(store, Clock())
+    book.record(TOKEN, book.read(TOKEN), _participant("a"))
+    run = logout.compose(None, Initiator(BY_STUDENT), book.read(TOKEN))
+    with pytest.raises(StateExpired):
+        logout.load(SECRET, run.run_id)
+    store.batch(logout.start_ops(SECRET, run))
+    assert logout.load(SECRET, run.run_id) == run
+    assert [t.participant.service_id for t in run.targets] == ["a"]
+
+
+@pytest.mark.parametrize(
+    "initiator",
+    [
+        Initiator(BY_STUDENT),
+        Initiator(
+            BY_SERVICE, "oidc", "p", {"post_logout_redirect_uri": "https://p/", "state": "1"}
+        ),
+        Initiator(BY_SCHOOL, "saml", "", {"request_id": "_r1", "relay_state": ""}),
+    ],
+)
+def test_the_same_request_again_finds_the_run_it_started(initiator: Initiator) -> None:
+    store = MemoryStore()
+    run = _started_from_a_session(store, initiator)
+    logout, _, _ = _logout(store, Clock())
+    assert logout.started_before(SECRET, initiator) == run.run_id
+    # Whether the request was for its own session cannot be told once the session is gone.
+    again = Initiator(
+        initiator.kind,
+        initiator.protocol,
+        initiator.service_id,
+        dict(initiator.answer),
+        own_session=not initiator.own_session,
+    )
+    assert logout.started_before(SECRET, again) == run.run_id
+
+
+@pytest.mark.parametrize(
+    "other",
+    [
+        Initiator(BY_STUDENT, "oidc"),
+        Initiator(
+            BY_SERVICE, "oidc", "p", {"post_logout_redirect_uri": "https://p/", "state": "2"}
+        ),
+        Initiator(
+            BY_SERVICE, "oidc", "q", {"post_logout_redirect_uri": "https://p/", "state": "1"}
+        ),
+        Initiator(
+            BY_SERVICE, "saml", "p", {"post_logout_redirect_uri": "https://p/", "state": "1"}
+        ),
+    ],
+)
+def test_another_request_finds_nothing(other: Initiator) -> None:
+    store = MemoryStore()
+    asked = Initiator(
+        BY_SERVICE, "oidc", "p", {"post_logout_redirect_uri": "https://p/", "state": "1"}
+    )
+    _started_from_a_session(store, asked)
+    logout, _, _ = _logout(store, Clock())
+    assert logout.started_before(SECRET, other) is None
+
+
+class RecordingStore(MemoryStore):
+    """Keeps every write of a batch: (key, value, ttl)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[tuple[str, bytes, int]] = []
+
+    def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
+        self.written += [(op.key, op.value, op.ttl_seconds) for op in operations]
+        return super().batch(operations)
+
+
+def test_the_mark_is_this_browsers_lives_as_long_as_the_run_and_holds_nothing_readable() -> None:
+    store = RecordingStore()
+    run = _started_from_a_session(store, Initiator(BY_STUDENT))
+    logout, _, _ = _logout(store, Clock())
+    assert logout.started_before(b"o" * 32, Initiator(BY_STUDENT)) is None
+    assert [(key.split(":")[0], ttl) for key, _, ttl in store.written] == [
+        ("logout", 600),
+        ("logout-last", 600),
+    ]
+    key, value, _ = store.written[1]
+    # Filed under a hash of a value derived from the browser's secret; the run id sealed.
+    assert re.fullmatch(r"logout-last:[0-9a-f]{64}", key)
+    assert run.run_id.encode() not in value

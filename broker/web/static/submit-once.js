@@ -1,8 +1,9 @@
 // A form marked `data-submit-once` is sent once. A second click while the first answer is on its
 // way sends the form again, and the browser then shows the answer to the LAST request: after
 // the notice's "Continue" that is "already signed in" instead of the platform (the first request
-// took the login), after an auto-POST a second delivery the platform may refuse, after "log out
-// everywhere" a logout that found no platforms left to tell. So later submits are ignored.
+// took the login), after an auto-POST a second delivery the platform may refuse. After "log out
+// everywhere" the broker sends a second request on to the first logout run (for browsers
+// without this script), at the cost of a request more. So later submits are ignored.
 //
 // The button is never disabled: a disabled button is left out of the posted data, and the
 // school's button carries the school. The form takes submits again when its navigation did not

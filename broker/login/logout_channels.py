@@ -1,0 +1,47 @@
+"""How the protocols' services and schools hear of a logout: the channels a logout run
+(logout.py) is told through. broker/saml and broker/oidc implement them; nothing here knows
+either protocol."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from broker.login.logout_run import LogoutRun, Outbound
+from broker.login.participants import Participant
+
+
+class ServiceChannel(Protocol):
+    """How one protocol's services hear of a logout (broker/saml, broker/oidc implement it)."""
+
+    def mode(self, participant: Participant) -> str:
+        """FRONT, BACK or UNSUPPORTED for this service, from its registration/metadata."""
+        ...
+
+    def front_origin(self, participant: Participant) -> str:
+        """For FRONT: scheme://host[:port] the front-channel message goes to."""
+        ...
+
+    def back_channel(self, participant: Participant, timeout: float) -> str:
+        """Notify server to server; CONFIRMED or FAILED (never raises for a peer's fault)."""
+        ...
+
+    def front_channel(self, run_id: str, index: int, participant: Participant) -> Outbound:
+        """The message the iframe carries to the service. The adapter keeps the id of what it
+        sends with `SingleLogout.expect_answer`, so the answer finds its run."""
+        ...
+
+    def answer_initiator(self, run: LogoutRun) -> Outbound | None:
+        """The way back to a service that started the run (status from `run.partial`)."""
+        ...
+
+
+class SchoolChannel(Protocol):
+    """How one protocol's schools hear of a logout, and how a school's own request is answered."""
+
+    def request(self, run: LogoutRun) -> Outbound | None:
+        """The message to the school's IdP/OP; None when it offers no logout (NOT_TOLD)."""
+        ...
+
+    def answer_initiator(self, run: LogoutRun) -> Outbound | None:
+        """The answer to a school that started the run."""
+        ...
