@@ -18,6 +18,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from broker.core.assurance import DEFAULT_ASSURANCE, Assurance, AssuranceLevel
+from broker.core.assurance import order_problem as assurance_order_problem
 from broker.core.errors import ConfigurationError
 from broker.core.pseudonym import KEY_LENGTH, PseudonymKeys
 from broker.core.receipts import ReceiptKeys
@@ -497,6 +498,8 @@ def _assurance(data: Mapping[str, Any]) -> Assurance:
     names = [level.name for level in parsed]
     if len(set(names)) != len(names):
         raise ConfigurationError("assurance.levels: every level needs a name of its own")
+    if problem := assurance_order_problem(parsed):
+        raise ConfigurationError(f"assurance.levels: {problem}")
     return Assurance(tuple(parsed))
 
 

@@ -28,6 +28,12 @@ MAXIMUM = "maximum"
 BETTER = "better"
 
 
+# References whose relative strength is known whatever a deployment calls its levels: a
+# password (1) is weaker than REFEDS MFA (2). Listing the levels strongest first would turn every
+# `minimum` and `better` the wrong way round, so such a configuration is refused at start.
+_KNOWN_STRENGTH = {PASSWORD_PROTECTED: 1, REFEDS_SFA: 1, REFEDS_MFA: 2}
+
+
 @dataclass(frozen=True)
 class AssuranceLevel:
     name: str
@@ -105,3 +111,22 @@ DEFAULT_ASSURANCE = Assurance(
         AssuranceLevel("mfa", (REFEDS_MFA,), (REFEDS_MFA,)),
     )
 )
+
+
+def order_problem(levels: Iterable[AssuranceLevel]) -> str | None:
+    """Why `levels` are not listed weakest first, judged by the references whose strength is
+    known (`_KNOWN_STRENGTH`), or None. Levels without such a reference are the deployment's
+    own to order."""
+    strongest: tuple[int, str] | None = None  # the strongest known level so far, and its name
+    for level in levels:
+        known = [_KNOWN_STRENGTH[v] for v in (*level.saml, *level.oidc) if v in _KNOWN_STRENGTH]
+        if not known:
+            continue
+        if strongest is not None and min(known) < strongest[0]:
+            return (
+                f"levels must be listed weakest first: {level.name!r} (a password level) is "
+                f"listed after the stronger {strongest[1]!r} (MFA)"
+            )
+        if strongest is None or max(known) > strongest[0]:
+            strongest = (max(known), level.name)
+    return None

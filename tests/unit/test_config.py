@@ -329,6 +329,12 @@ def test_oidc_and_assurance_sections(tmp_path: Path) -> None:
             '[[assurance.levels]]\nname = "a"\n[[assurance.levels]]\nname = "a"\n',
             "a name of its own",
         ),
+        (
+            # Strongest first: every `minimum` and `better` would be judged the wrong way round.
+            '[[assurance.levels]]\nname = "mfa"\nsaml = ["https://refeds.org/profile/mfa"]\n'
+            '[[assurance.levels]]\nname = "password"\noidc = ["https://refeds.org/profile/sfa"]\n',
+            r"weakest first: 'password' \(a password level\) is listed after the stronger 'mfa'",
+        ),
     ],
 )
 def test_bad_assurance_levels_name_the_key(tmp_path: Path, levels: str, message: str) -> None:
@@ -336,6 +342,20 @@ def test_bad_assurance_levels_name_the_key(tmp_path: Path, levels: str, message:
     config.write_text(config.read_text() + "\n" + levels)
     with pytest.raises(ConfigurationError, match=message):
         load_settings(config)
+
+
+def test_levels_of_unknown_strength_are_the_deployments_to_order(tmp_path: Path) -> None:
+    """Only references of known strength are judged: a level of the deployment's own may
+    stand anywhere, and the password and MFA levels weakest first pass."""
+    config = write_instance(tmp_path)
+    config.write_text(
+        config.read_text()
+        + '\n[[assurance.levels]]\nname = "own"\nsaml = ["urn:own:strong"]\n'
+        + '[[assurance.levels]]\nname = "password"\nsaml = ["https://refeds.org/profile/sfa"]\n'
+        + '[[assurance.levels]]\nname = "mfa"\nsaml = ["https://refeds.org/profile/mfa"]\n'
+    )
+    settings = load_settings(config)
+    assert [level.name for level in settings.assurance.levels] == ["own", "password", "mfa"]
 
 
 def test_oidc_lifetime_out_of_range(tmp_path: Path) -> None:
