@@ -58,9 +58,9 @@ def install_publisher_slo(
         if message is None:
             return _result(name, "failed", 400)
         try:
-            if message.kind == "request":
-                return _answer(client, message, mode, events, name)
             verify = slo.redirect_verifier(client, broker_idp(), "idpsso")
+            if message.kind == "request":
+                return _answer(client, message, verify, mode, events, name)
             response = slo.read_response(client, message, verify)
         except Exception as err:
             events.add({"kind": "refused", "reason": type(err).__name__})
@@ -78,8 +78,10 @@ def install_publisher_slo(
         return jsonify(events.snapshot())
 
 
-def _answer(client: Any, message: slo.Inbound, mode: str, events: slo.LogoutLog, name: str) -> Any:
-    parsed = slo.read_request(client, message)
+def _answer(
+    client: Any, message: slo.Inbound, verify: Any, mode: str, events: slo.LogoutLog, name: str
+) -> Any:
+    parsed = slo.read_request(client, message, verify)
     slo.note_request(events, parsed, message.binding, answered=mode != "silent")
     if mode == "silent":
         return _result(name, "silent", 200)

@@ -75,7 +75,8 @@ def install_school_slo(app: Flask, server: Any, school_name: str, sessions: Issu
             return _result(school_name, "failed", 400)
         try:
             if message.kind == "request":
-                parsed = slo.read_request(server, message)
+                verify = slo.redirect_verifier(server, slo.issuer_of(message), "spsso")
+                parsed = slo.read_request(server, message, verify)
                 slo.note_request(events, parsed, message.binding)
                 return slo.answer(server, parsed, message, "spsso")
             sp = slo.issuer_of(message)

@@ -16,18 +16,19 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Request, redirect, render_template
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, saml
 from saml2.saml import NameID
 from saml2.samlp import (
     STATUS_RESPONDER,
     STATUS_SUCCESS,
     Status,
     StatusCode,
-    logout_response_from_string,
 )
 from saml2.sigver import verify_redirect_signature
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 from werkzeug.wrappers import Response
+
+from broker.saml.xml_parsing import parse_untrusted
 
 STATUS_PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
 _MAX_EVENTS = 1000
@@ -76,10 +77,11 @@ def inbound(request: Request) -> Inbound | None:
     return None
 
 
-def read_request(entity: Any, message: Inbound) -> Any:
-    """The verified LogoutRequest (pysaml2 object); raises for a bad or unsigned one."""
-    if message.binding == BINDING_HTTP_REDIRECT and not message.signature:
-        raise ValueError("unsigned LogoutRequest")
+def read_request(entity: Any, message: Inbound, verify_redirect: Any) -> Any:
+    """The verified LogoutRequest (pysaml2 object); raises for a bad or unsigned one. Over
+    HTTP-Redirect the query signature is checked with `verify_redirect` (redirect_verifier):
+    pysaml2's parse_logout_request does not check it with these peers' configuration."""
+    _check_redirect_signature(message, "SAMLRequest", verify_redirect)
     parsed = entity.parse_logout_request(
         message.value,
         message.binding,
@@ -96,19 +98,25 @@ def read_request(entity: Any, message: Inbound) -> Any:
 
 def read_response(entity: Any, message: Inbound, verify_redirect: Any) -> Any:
     """The verified LogoutResponse (pysaml2 object); raises for a bad or unsigned one."""
-    if message.binding == BINDING_HTTP_REDIRECT:
-        signed = {"SAMLResponse": message.value, "SigAlg": message.sigalg or ""}
-        signed["Signature"] = message.signature or ""
-        if message.relay_state is not None:
-            signed["RelayState"] = message.relay_state
-        if not message.signature or not verify_redirect(signed):
-            raise ValueError("LogoutResponse signature invalid")
+    _check_redirect_signature(message, "SAMLResponse", verify_redirect)
     parsed = entity.parse_logout_request_response(message.value, message.binding)
     if parsed is None:
         raise ValueError("LogoutResponse refused")
     if message.binding == BINDING_HTTP_POST and parsed.response.signature is None:
         raise ValueError("unsigned LogoutResponse")
     return parsed.response
+
+
+def _check_redirect_signature(message: Inbound, name: str, verify_redirect: Any) -> None:
+    """An HTTP-Redirect message's query signature, as pysaml2 deployments check it."""
+    if message.binding != BINDING_HTTP_REDIRECT:
+        return
+    signed = {name: message.value, "SigAlg": message.sigalg or ""}
+    signed["Signature"] = message.signature or ""
+    if message.relay_state is not None:
+        signed["RelayState"] = message.relay_state
+    if not message.signature or not verify_redirect(signed):
+        raise ValueError(f"{name} signature invalid")
 
 
 def redirect_verifier(entity: Any, peer_entity_id: str, role: str) -> Any:
@@ -221,11 +229,14 @@ def answer(
 
 
 def issuer_of(message: Inbound) -> str:
-    """The claimed issuer of a LogoutResponse, to pick the keys its signature must verify with."""
+    """The claimed issuer of a LogoutRequest or LogoutResponse, to pick the keys its signature
+    must verify with."""
     raw = base64.b64decode(message.value)
     xml = zlib.decompress(raw, -15) if message.binding == BINDING_HTTP_REDIRECT else raw
-    parsed = logout_response_from_string(xml.decode())
-    return str(parsed.issuer.text)
+    issuer = parse_untrusted(xml).find(f"{{{saml.NAMESPACE}}}Issuer")
+    if issuer is None or not issuer.text:
+        raise ValueError("logout message without an Issuer")
+    return str(issuer.text).strip()
 
 
 def binding_asked(request: Request) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from html import unescape
+from urllib.parse import urljoin
 
 import pytest
 
@@ -21,6 +23,7 @@ from tests.support.logout import (
     answer_of,
     carry_saml_posts,
     finish_logout,
+    frame_urls,
     load_frames,
     peer_logouts,
     read_final,
@@ -241,3 +244,33 @@ def test_a_service_that_never_answers_is_reported_and_does_not_block(
     back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
     assert 'data-logout-status="partial"' in back.text, back.text
     assert _login_goes_to_school(demo, browser, "leesplank")
+
+
+def test_the_demo_publisher_checks_the_logout_requests_query_signature(demo: LiveDemo) -> None:
+    """The demo platforms play the publisher's side as a careful deployment would: a
+    LogoutRequest by Redirect whose query signature does not verify with the broker's key is
+    refused and ends nothing, and the broker's own one is heard."""
+    browser = _two_publishers(demo)
+    rekenroute = demo.publishers["rekenroute"].base_url
+    name_id = demo.received(browser, "rekenroute")["name_id"]["value"]
+    heard_before = len(_requests_for(browser, rekenroute, name_id))
+    started = browser.submit(
+        browser.get(f"{demo.broker_url}/my-data/sign-in"), f"{demo.broker_url}/logout"
+    )
+    frames = frame_urls(started)
+    assert frames, started.text
+    to_rekenroute = ""
+    for src in frames:
+        hop = browser.get(
+            urljoin(started.url, unescape(src)), stop=lambda u: u.startswith(rekenroute)
+        )
+        if (hop.location or "").startswith(f"{rekenroute}/slo"):
+            to_rekenroute = hop.location or ""
+    assert to_rekenroute, frames
+    forged = to_rekenroute.replace("Signature=", "Signature=AAAA", 1)
+    refused = Browser().get(forged)
+    assert refused.status == 400, refused.status
+    assert len(_requests_for(browser, rekenroute, name_id)) == heard_before
+    heard = Browser().get(to_rekenroute)
+    assert heard.status in (200, 302, 303), heard.status
+    assert len(_requests_for(browser, rekenroute, name_id)) == heard_before + 1
