@@ -79,8 +79,9 @@ def mixed_script_word(text: str) -> MixedScriptWord | None:
     script, or None.
 
     The mixed-script rule of Unicode TS #39 (section 5), kept simple enough to explain: a word
-    is what white space separates, so "Sint-Jozef" and "Leerlingenbank 2.0" are judged whole
-    and a hyphen cannot split a Cyrillic o off "Woord-wijs"; digits, punctuation and combining
+    is what an ordinary space (U+0020) separates, so "Sint-Jozef" and "Leerlingenbank 2.0" are
+    judged whole and neither a hyphen nor a thin, hair or no-break space (nearly invisible, or
+    not at all) can split a Cyrillic o off "Woord-wijs"; digits, punctuation and combining
     marks belong to no script; accented Latin letters (é, ë, ĳ) are Latin. A name wholly in
     Greek or Cyrillic passes, and so does a Latin word beside a Cyrillic or Greek one (a Russian
     or Greek school in Amsterdam, its name in its own script and the town's in Latin: each word
@@ -89,7 +90,7 @@ def mixed_script_word(text: str) -> MixedScriptWord | None:
     which needs Unicode's confusables table."""
     if text.isascii():  # the usual name: every letter Latin, nothing to look up
         return None
-    for word in text.split():
+    for word in text.split(" "):
         if not word.isascii() and (script := _look_alike_beside_latin(word)):
             return MixedScriptWord(shown_excerpt(word, MAX_SHOWN_WORD), script.title())
     return None

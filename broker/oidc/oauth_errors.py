@@ -151,7 +151,8 @@ def claimed_client_id(authorization: str | None, form: Mapping[str, str]) -> str
         return None
     try:
         claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
-    except (binascii.Error, ValueError):
+    except (binascii.Error, ValueError, RecursionError):
+        # RecursionError: JSON nested deeper than the interpreter's stack (a crafted "[[[…").
         return None
     sub = claims.get("sub") if isinstance(claims, dict) else None
     return sub if isinstance(sub, str) else None
@@ -165,16 +166,18 @@ def invalid_client_status(used: str) -> int:
 
 
 def invalid_client_description(registered: str | None, used: str) -> str:
-    """Why client authentication failed, naming the one method the client registered (the
-    provider takes no other; discovery lists what any client may register)."""
+    """Why client authentication failed: the method the request used, and whether that is the
+    one the client registered. Which method a client did register is not told to whoever asks
+    (the publisher portal shows it to the publisher); discovery lists what any client may
+    register."""
     if registered is None:
         return "Client authentication failed: no registered client is named."
     if used != registered:
         return (
-            f"Client authentication failed: this client is registered for {registered}, "
-            f"and the request used {used}."
+            f"Client authentication failed: the request used {used}, which is not the method "
+            "this client registered (the publisher portal shows it)."
         )
-    return f"Client authentication failed: this client authenticates with {registered}."
+    return f"Client authentication failed: the {used} credentials do not hold."
 
 
 def explain_invalid_client(

@@ -450,8 +450,10 @@ class OidcProvider:
                 "registered jwks_uri.",
                 400,
             )
-        except (UnicodeDecodeError, ValueError):
-            # A Basic header that is not base64 of UTF-8: authlib does not catch that.
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            # A Basic header that is not base64 of UTF-8, or a client assertion whose JSON is
+            # nested deeper than the stack (authlib's RFC 7523 code parses it): authlib catches
+            # neither.
             used = auth_method_used(authorization, {k: v[0] for k, v in form.items() if v})
             return invalid_client_answer(
                 "Client authentication failed: the client credentials could not be read.",

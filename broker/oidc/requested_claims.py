@@ -44,7 +44,8 @@ def parse_claims_parameter(raw: str | None) -> dict[str, Any]:
         raise BadRequest("The claims parameter is too long.", code="invalid_claims")
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
+        # RecursionError: nested deeper than the interpreter's stack, within the length cap.
         raise BadRequest("The claims parameter is not JSON.", code="invalid_claims") from None
     if not isinstance(value, dict) or not all(
         key in ("id_token", "userinfo") and (member is None or isinstance(member, dict))

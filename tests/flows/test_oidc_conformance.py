@@ -511,7 +511,7 @@ def _token_error(response: requests.Response) -> tuple[int, str, str]:
     return response.status_code, body["error"], body["error_description"]
 
 
-def test_invalid_client_names_the_method_the_client_registered(demo: LiveDemo) -> None:
+def test_invalid_client_names_the_method_used_not_the_one_registered(demo: LiveDemo) -> None:
     post = register(demo, "conformance-post", auth_method=ClientAuthMethod.SECRET_POST)
     basic = register(demo, "conformance-basic")
     token_url = post.token_url
@@ -520,16 +520,17 @@ def test_invalid_client_names_the_method_the_client_registered(demo: LiveDemo) -
     wrong_method = requests.post(token_url, data=grant, auth=(post.client_id, post.secret or ""))
     status, error, description = _token_error(wrong_method)
     assert (status, error) == (401, "invalid_client")
-    assert "client_secret_post" in description and "client_secret_basic" in description
-    assert "private_key_jwt" not in description and "'none'" not in description
+    # The method used, and that it is not the registered one; never which one that is.
+    assert "client_secret_basic" in description and "not the method" in description
+    assert "client_secret_post" not in description and "private_key_jwt" not in description
     challenge = wrong_method.headers["WWW-Authenticate"]
-    assert challenge.startswith("Basic ") and "client_secret_post" in challenge
+    assert challenge.startswith("Basic ") and "client_secret_basic" in challenge
 
     wrong_secret = requests.post(token_url, data=grant, auth=(basic.client_id, "not-it"))
     status, error, description = _token_error(wrong_secret)
     assert (status, error) == (401, "invalid_client")
     assert description == (
-        "Client authentication failed: this client authenticates with client_secret_basic."
+        "Client authentication failed: the client_secret_basic credentials do not hold."
     )
 
     by_form = requests.post(
@@ -545,6 +546,23 @@ def test_invalid_client_names_the_method_the_client_registered(demo: LiveDemo) -
     malformed = requests.post(token_url, data=grant, headers={"Authorization": f"Basic {garbage}"})
     assert _token_error(malformed)[:2] == (401, "invalid_client")
     assert malformed.headers["WWW-Authenticate"].startswith("Basic ")
+
+
+@pytest.mark.parametrize("typed", [False, True])
+def test_a_client_assertion_nested_past_the_stack_is_a_json_error(
+    demo: LiveDemo, typed: bool
+) -> None:
+    """JSON nested deeper than the interpreter's stack, in a client assertion (read by the
+    broker to explain invalid_client, and by authlib's RFC 7523 code when typed): an RFC 6749
+    JSON error, never a 500 page."""
+    basic = register(demo, f"conformance-deep-{int(typed)}")
+    deep = base64.urlsafe_b64encode(b"[" * 1500 + b"]" * 1500).decode().rstrip("=")
+    data = {"grant_type": "authorization_code", "code": "x", "client_assertion": f"e30.{deep}.x"}
+    if typed:
+        data["client_assertion_type"] = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    answer = requests.post(basic.token_url, data=data)
+    assert 400 <= answer.status_code < 500, answer.status_code
+    assert answer.json()["error"] in ("invalid_client", "invalid_request")
 
 
 @pytest.mark.parametrize(

@@ -130,3 +130,10 @@ def test_sub_values_in_the_claims_parameter() -> None:
 def test_a_sub_value_that_is_no_text_is_refused(request_: dict[str, object]) -> None:
     with pytest.raises(BadRequest):
         claims.requested_subjects({"id_token": {"sub": request_}})
+
+
+def test_a_claims_parameter_nested_past_the_stack_is_refused_not_a_crash() -> None:
+    """Within the length cap, JSON can nest deeper than the interpreter's stack."""
+    deep = "[" * 2000 + "]" * 2000
+    with pytest.raises(BadRequest, match="not JSON"):
+        claims.parse_claims_parameter(deep)

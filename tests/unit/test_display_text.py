@@ -127,6 +127,14 @@ def test_names_in_one_script_per_word_pass(name: str) -> None:
         (f"{GREEK_NAME}-Nederlands", GREEK_NAME.split()[1] + "-Nederlands", "Greek"),
         # Accented Latin letters are Latin: one Cyrillic letter among them is still refused.
         ("Coll\u00e8ge \u00c9l\u043ei", "\u00c9l\u043ei", "Cyrillic"),
+        # Only an ordinary space ends a word: a hair, thin, narrow no-break, ideographic or
+        # no-break space (nearly invisible, or not at all) does not split a look-alike off; a
+        # message shows it as "?" (not printable).
+        ("Woordwij\u200a\u0455", "Woordwij?\u0455", "Cyrillic"),
+        ("Leesplan\u2009\u043a", "Leesplan?\u043a", "Cyrillic"),
+        ("W\u202f\u043e\u043erdwijs", "W?\u043e\u043erdwijs", "Cyrillic"),
+        ("Rekenroute\u3000\u0391", "Rekenroute?\u0391", "Greek"),
+        ("Woordwijs\u00a0\u0455", "Woordwijs?\u0455", "Cyrillic"),
     ],
 )
 def test_a_word_mixing_latin_with_look_alike_letters_is_refused(

@@ -83,13 +83,17 @@ def test_which_method_and_client_a_token_request_tried() -> None:
         assert oauth_errors.claimed_client_id(junk, {}) is None
     assert oauth_errors.claimed_client_id(None, {"client_assertion": "a.!!!.c"}) is None
     assert oauth_errors.claimed_client_id(None, {}) is None
+    # JSON nested deeper than the stack is no client id, not a crash.
+    deep = base64.urlsafe_b64encode(b"[" * 5000 + b"]" * 5000).decode().rstrip("=")
+    assert oauth_errors.claimed_client_id(None, {"client_assertion": f"e30.{deep}.x"}) is None
 
 
-def test_invalid_client_names_the_registered_method_only() -> None:
+def test_invalid_client_names_the_method_used_never_the_one_registered() -> None:
     other = oauth_errors.invalid_client_description("client_secret_post", "client_secret_basic")
-    assert "registered for client_secret_post" in other and "used client_secret_basic" in other
+    assert "used client_secret_basic" in other and "client_secret_post" not in other
+    assert "not the method this client registered" in other
     same = oauth_errors.invalid_client_description("private_key_jwt", "private_key_jwt")
-    assert same == "Client authentication failed: this client authenticates with private_key_jwt."
+    assert same == "Client authentication failed: the private_key_jwt credentials do not hold."
     assert "no registered client" in oauth_errors.invalid_client_description(None, "none")
     assert oauth_errors.invalid_client_status("private_key_jwt") == 400
     assert oauth_errors.invalid_client_status("client_secret_post") == 401
