@@ -204,10 +204,6 @@ class LoginFlow:
         (replay.py): written first, in the same batch (one round trip, order kept)."""
         self.store.batch([open_epoch_op(record.created), self._save_op(browser_secret, record)])
 
-    def save_again(self, browser_secret: bytes, record: LoginRecord) -> None:
-        """Save a record that changed after its first save, before the login goes on."""
-        self._save(browser_secret, record)
-
     def with_school(self, record: LoginRecord, school_id: str) -> LoginRecord:
         """`record` with the school chosen (not saved: `note_upstream` saves it)."""
         if self.registry.school(school_id) is None:

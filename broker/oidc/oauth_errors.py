@@ -43,9 +43,6 @@ FALLBACK = {
     "invalid_scope": "The requested scope is not valid for this request.",
     "access_denied": "The login was refused.",
     "login_required": "The student has to sign in, and prompt=none does not allow asking them to.",
-    "consent_required": "This provider cannot ask for consent.",
-    "account_selection_required": "The student has to choose a school, and prompt=none does "
-    "not allow asking them to.",
     "temporarily_unavailable": "The provider is briefly unavailable; try again in a few seconds.",
 }
 # authlib's own wording, where it says less than it could.

@@ -60,15 +60,14 @@ def continue_login(
     record: LoginRecord,
     sso_token: str | None,
     *,
-    saved: bool = True,
     known: tuple[tuple[UpstreamIdentity, float] | None, SessionServices] | None = None,
 ) -> Response:
     """After a request arrived: answer from the SSO session, go to the school, or to discovery.
 
-    `saved=False`: `record` was made with `flow.start(..., save=False)` and is saved here only
-    if the login goes on (to the school, or to discovery); answered from the SSO session, it
-    is never written. `known`: the SSO session and its services record, if the route read
-    them already (`session_and_services`)."""
+    `record` was made with `flow.start(..., save=False)`: it is saved here only if the login
+    goes on (to the school, or to discovery); answered from the SSO session, it is never
+    written. `known`: the SSO session and its services record, if the route read them already
+    (`session_and_services`)."""
     b = broker()
     # The session and its record of services in one round trip: finish needs both.
     sso, services = known if known is not None else session_and_services(sso_token)
@@ -77,12 +76,8 @@ def continue_login(
     # No work when the service named no one (is_expected_student answers at once).
     someone_else = sso is not None and not b.flow.is_expected_student(record.request, sso[0])
     if sso is not None and sso_token and not someone_else and b.flow.session_serves(record, *sso):
-        if saved:
-            b.flow.take(secret, record.login_id)
-        response = finish(record, sso[0], sso[1], sso_token=sso_token, session_services=services)
-    elif record.request.front.get("is_passive"):
-        if saved:
-            b.flow.take(secret, record.login_id)
+        return finish(record, sso[0], sso[1], sso_token=sso_token, session_services=services)
+    if record.request.front.get("is_passive"):
         # IsPassive / prompt=none mean "do not show the student anything": the service hears
         # at once that a login is needed, and decides itself what to do next.
         metrics.login_ended(front_protocol(record.request), metrics.UNKNOWN, "login_required")
@@ -92,52 +87,38 @@ def continue_login(
                 "login_required",
                 NONE_PROMPT_OTHER_STUDENT if someone_else else NONE_PROMPT_SIGN_IN,
             )
-            response = redirect(location, 303)
-        else:
-            service = b.view.service(record.request.service_id)
-            message = b.saml_front.error_for(record.request, STATUS_NO_PASSIVE, "no_passive")
-            response = autopost(message, service.name if service else "")
-    elif someone_else:
+            return redirect(location, 303)
+        service = b.view.service(record.request.service_id)
+        message = b.saml_front.error_for(record.request, STATUS_NO_PASSIVE, "no_passive")
+        return autopost(message, service.name if service else "")
+    if someone_else:
         # A fresh login, forced (the school's own session may be the same someone else's), at
-        # the school the service hinted or one the student chooses. If it is still not the
-        # expected student, flow.complete refuses it (login_required for the service).
+        # the school the service hinted or one the student chooses, never the session's. If it
+        # is still not the expected student, flow.complete refuses it (login_required).
         record = replace(record, request=replace(record.request, force_authn=True))
-        if record.school_id:
-            response = go_upstream(secret, record, first_save=not saved)
-        else:
-            if saved:
-                b.flow.save_again(secret, record)
-            response = to_discovery(secret, record, first_save=not saved)
-    elif record.school_id:
-        response = go_upstream(secret, record, first_save=not saved)
-    elif sso is not None and not record.request.choose_school:
+    elif sso is not None and not record.school_id and not record.request.choose_school:
         # A session that may not answer (a fresh login or a stronger one is asked for): the
         # student logs in again at the school they logged in at, without choosing it again.
         record = b.flow.with_school(record, sso[0].school_id)
-        response = go_upstream(secret, record, first_save=not saved)  # saves the record
-    else:
-        response = to_discovery(secret, record, first_save=not saved)
-    return response
+    if record.school_id:
+        return go_upstream(secret, record, first_save=True)  # saves the record
+    return to_discovery(secret, record)
 
 
-def to_discovery(secret: bytes, record: LoginRecord, *, first_save: bool) -> Response:
-    """The student chooses a school. A login that arrived by GET gets the discovery page in
-    this very response: a redirect to it would cost the student a round trip and the broker a
-    request. One that arrived by POST (SAML HTTP-POST binding, OIDC authorize by POST) is
-    redirected to `GET /discovery` (Post/Redirect/Get): a reload or the back button must fetch
-    the page, never post the service's request again. `first_save`: the record is saved here
-    for the first time (on the GET path, with the remembered school's request when one is
-    prepared for the page: discovery.first_discovery_page)."""
+def to_discovery(secret: bytes, record: LoginRecord) -> Response:
+    """The student chooses a school; the record is saved here for the first time. A login that
+    arrived by GET gets the discovery page in this very response (with the remembered school's
+    request prepared for it: discovery.first_discovery_page): a redirect to it would cost the
+    student a round trip and the broker a request. One that arrived by POST (SAML HTTP-POST
+    binding, OIDC authorize by POST) is redirected to `GET /discovery` (Post/Redirect/Get): a
+    reload or the back button must fetch the page, never post the service's request again."""
     language = requested_ui_language(record.request)
     if request.method in ("GET", "HEAD"):
         # Imported here: discovery imports this module (broker, go_upstream).
-        from broker.web.discovery import discovery_page, first_discovery_page
+        from broker.web.discovery import first_discovery_page
 
-        if first_save:
-            return first_discovery_page(secret, record, language=language)
-        return discovery_page(record, language=language)
-    if first_save:
-        broker().flow.save_new(secret, record)
+        return first_discovery_page(secret, record, language=language)
+    broker().flow.save_new(secret, record)
     target = url_for("discovery.choose", login=record.login_id)
     if language:
         target += f"&{LANGUAGE_PARAM}={language}"

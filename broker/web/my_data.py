@@ -92,7 +92,7 @@ def sign_in() -> Response:
     b = _broker()
     secret = browser_secret(request)
     record = b.flow.start(secret, LoginRequest(MY_DATA), save=False)
-    return continue_login(secret, record, request.cookies.get(SSO_COOKIE), saved=False)
+    return continue_login(secret, record, request.cookies.get(SSO_COOKIE))
 
 
 def my_data_signed_in(identity: UpstreamIdentity) -> Response:

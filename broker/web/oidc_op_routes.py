@@ -105,7 +105,7 @@ def authorize() -> Response:
     secret = browser_secret(request)
     # Saved by continue_login only if the login goes on (an SSO session may answer at once).
     record = b.flow.start(secret, login_request, save=False)
-    return continue_login(secret, record, sso_token, saved=False, known=known)
+    return continue_login(secret, record, sso_token, known=known)
 
 
 @oidc_op.route(TOKEN_PATH, methods=["GET", "POST"], provide_automatic_options=False)

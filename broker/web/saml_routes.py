@@ -63,7 +63,7 @@ def sso() -> Response:
     secret = browser_secret(request)
     # Saved by continue_login only if the login goes on (an SSO session may answer at once).
     record = b.flow.start(secret, login_request, save=False)
-    return continue_login(secret, record, request.cookies.get(SSO_COOKIE), saved=False)
+    return continue_login(secret, record, request.cookies.get(SSO_COOKIE))
 
 
 @saml.route(ACS_PATH, methods=["POST"])

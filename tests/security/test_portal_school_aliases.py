@@ -113,6 +113,12 @@ def test_a_rename_to_a_former_name_and_its_aliases_are_one_write(
         ("Zuid\nHet Baken\u202e", "Demo Lyceum", "Regel 2: gebruik hoogstens"),
         ("L" * (MAX_NAME + 1), "Demo Lyceum", f"Regel 1: gebruik hoogstens {MAX_NAME}"),
         ("Zuid\n-- ! --", "Demo Lyceum", "Regel 2: geef een naam met letters of cijfers."),
+        # The look-alike rule in the words a name or a town gets, at the alias's line.
+        (
+            "Zuid\nHet B\u0430ken",
+            "Demo Lyceum",
+            "Regel 2: „B\u0430ken” mengt Latijnse letters met Cyrillische letters",
+        ),
     ],
 )
 def test_bad_other_names_are_refused_next_to_their_field_and_nothing_changes(

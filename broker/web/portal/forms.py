@@ -179,6 +179,9 @@ def _alias_message(problem: AliasProblem, line: int) -> str:
     match problem.fault:
         case AliasFault.TOO_MANY:
             message = _l("Give at most %(max)d other names, one per line.", max=MAX_ALIASES)
+        case AliasFault.NOT_A_NAME if refusal := look_alike_refusal(problem.alias):
+            # The same words as for a name or a town (look_alike_refusal), at the alias's line.
+            message = _l("Line %(line)d: %(problem)s", line=line, problem=str(refusal))
         case AliasFault.NOT_A_NAME:
             message = _l(
                 "Line %(line)d: use at most %(max)d letters, digits, spaces and punctuation.",
