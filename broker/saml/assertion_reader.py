@@ -22,8 +22,6 @@ compares what is read here with pysaml2's own parse of the same message.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
 import ipaddress
 from collections.abc import Iterable
@@ -31,13 +29,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import xmlsec
-from cryptography import x509
-from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]  # no stubs pinned
 
 from broker.core.errors import InvalidMessage
 from broker.saml.firewall import DS, SAML, SAMLP
+from broker.saml.metadata_keys import certificate_der, metadata_public_key
 from broker.saml.response_checks import BEARER, Expectations, Window, saml_epoch
 from broker.saml.xmlsig import verification_context
 from broker.saml.xmlsig_policy import PolicyViolation, locate_signed_element
@@ -199,16 +196,16 @@ def _key(cert: str) -> Any:
     login). libxmlsec verifies with the key alone either way (the key is set on the context,
     so no certificate is looked up or checked), so the bare key verifies exactly the same
     signatures. A certificate `cryptography` will not read keeps the certificate route."""
-    try:
-        der = base64.b64decode("".join(cert.split()), validate=True)
-    except (binascii.Error, ValueError):
+    public = metadata_public_key(cert)
+    if public is not None:
+        try:
+            pem = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+            return xmlsec.Key.from_memory(pem, xmlsec.constants.KeyDataFormatPem)
+        except (ValueError, TypeError, xmlsec.Error):
+            pass
+    der = certificate_der(cert)
+    if der is None:
         return None  # a certificate in metadata we cannot read verifies nothing; the next one may
-    try:
-        public = x509.load_der_x509_certificate(der).public_key()
-        pem = public.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
-        return xmlsec.Key.from_memory(pem, xmlsec.constants.KeyDataFormatPem)
-    except (ValueError, TypeError, UnsupportedAlgorithm, xmlsec.Error):
-        pass
     try:
         return xmlsec.Key.from_memory(der, xmlsec.constants.KeyDataFormatCertDer)
     except xmlsec.Error:

@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import base64
 import binascii
-import functools
 from typing import Any
 from urllib.parse import quote_plus, urlsplit
 
-from cryptography import x509
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from broker.core.errors import InvalidMessage
+from broker.saml.metadata_keys import metadata_public_key
 from broker.saml.redirect_query import RELAY_STATE, SIG_ALG, SIGNATURE, RedirectQuery
 from broker.saml.xmlsig_policy import (
     ALLOWED_SIGNATURE_ALGORITHMS,
@@ -54,7 +53,6 @@ _ECDSA_DIGESTS: dict[str, hashes.HashAlgorithm] = {
 # An RSA-8192 signature is 1,024 bytes, an ECDSA P-521 one 132: anything longer is refused
 # before base64 is decoded.
 MAX_SIGNATURE_CHARS = 4 * 1024
-_KEY_CACHE_SIZE = 128
 
 
 def signed_redirect_url(
@@ -109,18 +107,6 @@ def verify_query_signature(
     except InvalidSignature:
         return False
     return False
-
-
-@functools.lru_cache(maxsize=_KEY_CACHE_SIZE)
-def metadata_public_key(cert: str) -> CertificatePublicKeyTypes | None:
-    """The public key of a metadata certificate (base64 DER, as pysaml2 lists it), parsed once
-    per certificate, not per message; None for one `cryptography` cannot read (it verifies
-    nothing, the next key may). Key objects are immutable, so threads share them."""
-    try:
-        der = base64.b64decode("".join(cert.split()), validate=True)
-        return x509.load_der_x509_certificate(der).public_key()
-    except (binascii.Error, ValueError, UnsupportedAlgorithm):
-        return None
 
 
 def _signature_bytes(text: str) -> bytes:
