@@ -251,6 +251,7 @@ def finish(
     shown: str | None = None,
     session_services: SessionServices | None = None,
     also: Sequence[StoreOp] = (),
+    back_address: str | None = None,
 ) -> Response:
     """Release and answer the service; a refusal goes to the student and the service.
 
@@ -263,6 +264,8 @@ def finish(
     caller's own writes (puts of keys of its own), for an answered login only, sent in the same
     batch (the notice's "answered" mark); deleted again when the login is not answered after
     all (the receipt could not be filed), so none of them tells of an answer that never left.
+    `back_address`: where Back from the service should land, when this answers a POST whose
+    own address also shows a page (the notice's).
     """
     b = broker()
     if is_my_data(record.request):
@@ -296,7 +299,9 @@ def finish(
     try:
         # One SessionIndex (OIDC `sid`) for every service of one SSO session: logout goes by it.
         session_index = b.flow.session_index(sso_token or new_token)
-        response, handles, answer_writes = service_answer(record, completion, session_index)
+        response, handles, answer_writes = service_answer(
+            record, completion, session_index, back_address
+        )
         # The answer's writes (an OIDC code's) lead the batch below: the code and the SSO
         # session's records in one round trip, sent before the response leaves.
         writes = [*answer_writes, *writes, *also]
@@ -352,7 +357,10 @@ def finish(
 
 
 def service_answer(
-    record: LoginRecord, completion: Completion, session_index: str
+    record: LoginRecord,
+    completion: Completion,
+    session_index: str,
+    back_address: str | None = None,
 ) -> tuple[Response, dict[str, str], list[StoreOp]]:
     """The response that answers the service, the handles a logout needs to reach it, and the
     store writes to send before the response leaves: an OIDC code's (the SAML front has none)."""
@@ -365,7 +373,8 @@ def service_answer(
         }
         return redirect(answer.location, 303), handles, answer.writes
     message = broker().saml_front.response_for(completion, session_index=session_index)
-    return autopost(message, completion.service.name), dict(message.logout_handles), []
+    page = autopost(message, completion.service.name, back_address=back_address)
+    return page, dict(message.logout_handles), []
 
 
 def replaced_session(
@@ -510,12 +519,19 @@ def answerable_refusal_page(
     return response
 
 
-def autopost(message: PostMessage, destination_name: str) -> Response:
+def autopost(
+    message: PostMessage, destination_name: str, *, back_address: str | None = None
+) -> Response:
+    """The page that posts `message` on by itself. `back_address`: put in the history in the
+    page's place (autopost.js), so Back from the destination fetches that address instead of
+    asking to resend this page's POST. A browser replaces a page that navigates before its
+    load event ends, but a phone that loaded the page quickly keeps it in the history."""
     page = render_template(
         "autopost.html",
         action=message.action,
         fields=message.fields,
         destination_name=destination_name,
+        back_address=back_address,
     )
     response = make_response(page)
     _allow_form_target(response, message.action)

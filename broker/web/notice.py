@@ -163,6 +163,8 @@ def proceed(notice_id: str) -> Response:
         sso_token=pending.sso_token,
         shown=pending.fingerprint,
         session_services=services,
+        # Back from the platform fetches the notice, which then says "already signed in".
+        back_address=url_for("notice.show", notice_id=notice_id),
         # In the answer's own batch: Back from the platform to this address finds it.
         also=[
             b.receipting.done_op(

@@ -55,6 +55,9 @@ def test_back_to_the_notice_after_continuing_says_already_signed_in(
     address = notice_address(notice)
     answered = browser.post(f"{demo.broker_url}{address}", {"continue": "1"})
     assert demo.answers_publisher(answered)
+    # The answer puts the notice's address in the history in its own place (autopost.js): a
+    # phone that loaded it before posting on keeps it there, and Back must not re-send its POST.
+    assert notice_address(answered) == address
     browser.submit(answered, demo.publishers["leesplank"].acs_url)
 
     back = browser.get(f"{demo.broker_url}{address}")
@@ -64,6 +67,16 @@ def test_back_to_the_notice_after_continuing_says_already_signed_in(
     assert f'href="{demo.publishers["leesplank"].base_url}/"' in back.text
     assert "error-code" not in back.text and not demo.answers_publisher(back)
     assert back.response.headers["Cache-Control"] == "no-store"
+
+
+def test_an_answer_without_a_notice_names_no_address_for_back(demo: LiveDemo) -> None:
+    browser, notice = held_at_notice(demo, "en")
+    demo.answers_publisher(
+        browser.post(f"{demo.broker_url}{notice_address(notice)}", {"continue": "1"})
+    )
+    again = demo.login(browser, "leesplank", UID, deliver=False).final  # from the SSO session
+    assert demo.answers_publisher(again)
+    assert "data-page-address" not in again.text
 
 
 def test_the_mark_opens_only_in_the_browser_that_continued(demo: LiveDemo) -> None:
