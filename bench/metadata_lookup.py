@@ -177,7 +177,7 @@ def page_cost(folder: Path, size: int, query: str, shown: int) -> float:
     from broker.login.flow import LoginRecord, LoginRequest
     from broker.registry import SqlRegistry
     from broker.web.discovery import discovery_page
-    from broker.web.login_steps import broker
+    from broker.web.wiring import broker
 
     schools, _ = documents(size, certificate_body(self_signed_pair("member")[1]))
     settings, apps = prepare_demo(folder / f"demo{size}", PORT)

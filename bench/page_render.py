@@ -86,7 +86,7 @@ def add_schools(app: Flask, count: int, alias_every: int = 0) -> None:
 
     from broker.core.model import OidcUpstream, School
     from broker.registry.snapshot import SchoolEntry, Snapshot
-    from broker.web.login_steps import broker
+    from broker.web.wiring import broker
 
     known = {f.name for f in fields(School)}
     has_towns, has_aliases = "town" in known, "aliases" in known and alias_every > 0
@@ -125,8 +125,9 @@ def pages(
     from broker.login.receipting import PendingRelease
     from broker.saml.front import PostMessage
     from broker.web.discovery import discovery_page
-    from broker.web.login_steps import autopost, broker
     from broker.web.notice import notice_response
+    from broker.web.service_answers import autopost
+    from broker.web.wiring import broker
 
     settings, apps = prepare_demo(tmp, PORT)
     app = apps[settings.base_url]

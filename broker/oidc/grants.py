@@ -457,7 +457,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
     def save_authorization_code(self, code: str, request: Any) -> None:
         """Not written here: the code's writes go to `request.store_writes`, which the caller
         sends in the batch that also opens the student's SSO session (one round trip for both;
-        provider.respond, login_steps.finish). The redirect carrying the code leaves only after
+        provider.respond, login_finish.finish). The redirect carrying the code leaves only after
         that batch."""
         data = request.payload.data
         request.store_writes += self.vault.code_writes(

@@ -19,7 +19,6 @@ from broker.web.discovery import discovery
 from broker.web.errors import install_error_pages
 from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES, init_i18n, page_translations
 from broker.web.labels import shown_time
-from broker.web.login_steps import content_security_policy
 from broker.web.logout_routes import logout, logout_form_token
 from broker.web.logs import install_logging
 from broker.web.my_data import my_data
@@ -33,6 +32,7 @@ from broker.web.rate_limits import install_rate_limits
 from broker.web.saml_logout_routes import saml_logout
 from broker.web.saml_routes import saml
 from broker.web.school_backchannel_routes import school_backchannel
+from broker.web.service_answers import content_security_policy
 from broker.web.static_urls import install_static_urls
 from broker.web.wiring import Broker, build_broker
 

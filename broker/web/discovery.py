@@ -20,13 +20,10 @@ from broker.login.flow import LoginRecord
 from broker.registry.cached import CachedRegistryReader
 from broker.web.browser import SCHOOL_COOKIE, browser_secret
 from broker.web.i18n import SUPPORTED_LANGUAGES, current_language, lang_switch_url, speak
-from broker.web.login_steps import (
-    broker,
-    content_security_policy,
-    go_upstream,
-    prepare_upstream,
-)
+from broker.web.login_upstream import go_upstream, prepare_upstream
+from broker.web.service_answers import content_security_policy
 from broker.web.static_urls import page_url
+from broker.web.wiring import broker
 
 discovery = Blueprint("discovery", __name__)
 
@@ -57,7 +54,7 @@ def choose() -> Response:
 def first_discovery_page(secret: bytes, record: LoginRecord, *, language: str | None) -> Response:
     """The page in the response to the service's own GET, where `record` is saved for the
     first time. With a remembered school, that school's request is made here and saved with
-    the record in the same single write (login_steps.prepare_upstream), and the "Continue with"
+    the record in the same single write (login_upstream.prepare_upstream), and the "Continue with"
     button is a link straight to the school: a returning student's tap skips `POST /discovery`.
     Pages shown again later (`GET /discovery`: language, search, a login that arrived by POST)
     keep the POST form; the prepared URL is not stored, and a POST makes a fresh request."""
@@ -77,7 +74,7 @@ def discovery_page(
     prepared: str | None = None,
 ) -> Response:
     """The page where the student chooses a school for `record`'s login: at `GET /discovery`,
-    and in the very response to a login that arrived by GET (login_steps.to_discovery).
+    and in the very response to a login that arrived by GET (login_upstream.to_discovery).
 
     Wherever it is shown, its links lead to `/discovery?login=…`: the language switch and the
     search must fetch this page again, never the address of the login's start, which would

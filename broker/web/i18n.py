@@ -149,6 +149,15 @@ def _catalogue(language: str) -> NullTranslations:
     return translations
 
 
+def ui_language(ui_locales: str) -> str | None:
+    """OIDC `ui_locales` (BCP 47 tags, preferred first): the first the broker speaks."""
+    for tag in ui_locales[:64].split():
+        language = tag.split("-")[0].lower()
+        if language in SUPPORTED_LANGUAGES:
+            return language
+    return None
+
+
 def current_language() -> str:
     """The language of the current request ("nl" or "en"); Dutch outside a request. Chosen once
     per request (`_select_language`) and kept on `g`: a page asks three times, its catalogue

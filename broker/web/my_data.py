@@ -86,8 +86,9 @@ def start() -> str:
 
 @my_data.route("/my-data/sign-in", methods=["GET"])
 def sign_in() -> Response:
-    # Imported here: login_steps imports this module for `my_data_signed_in`.
-    from broker.web.login_steps import continue_login
+    # Imported here: login_finish (below login_upstream) imports this module for
+    # `my_data_signed_in`.
+    from broker.web.login_upstream import continue_login
 
     b = _broker()
     secret = browser_secret(request)

@@ -15,14 +15,9 @@ from broker.login.receipting import PendingRelease
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
 from broker.web.labels import attribute_label, declared_purpose
-from broker.web.login_steps import (
-    broker,
-    content_security_policy,
-    finish,
-    is_oidc,
-    origin_of,
-    session_and_services,
-)
+from broker.web.login_finish import finish, session_and_services
+from broker.web.service_answers import content_security_policy, is_oidc, origin_of
+from broker.web.wiring import broker
 
 notice = Blueprint("notice", __name__)
 MAX_NOTICE_ID = 64
@@ -83,7 +78,7 @@ def platform_site(login: LoginRequest) -> str | None:
 
 def notice_response(pending: PendingRelease, notice_id: str) -> Response:
     """The notice page for a held login: at `GET /notice/<id>`, and in the very response that
-    completed the login (login_steps.notice_page), which saves the student a round trip and the
+    completed the login (login_finish.notice_page), which saves the student a round trip and the
     broker a request.
 
     That response answers the school's POST (or its OIDC callback, whose code is spent; or the

@@ -24,9 +24,10 @@ from broker.login.logout import BY_SERVICE, BY_STUDENT, CONFIRMED, PENDING, Init
 from broker.oidc.end_session import PARAMETERS, EndSessionRequest
 from broker.oidc.provider import END_SESSION_PATH, add_query
 from broker.web.browser import SSO_COOKIE, browser_secret
-from broker.web.i18n import LANGUAGE_PARAM
-from broker.web.login_steps import broker, oidc_front, session_and_services, ui_language
+from broker.web.i18n import LANGUAGE_PARAM, ui_language
+from broker.web.login_finish import session_and_services
 from broker.web.logout_routes import begin_logout
+from broker.web.wiring import broker, oidc_front
 
 oidc_logout = Blueprint("oidc_logout", __name__)
 log = logging.getLogger("broker.logout")

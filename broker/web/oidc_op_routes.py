@@ -17,7 +17,9 @@ from broker.oidc.provider import (
     OidcRedirect,
 )
 from broker.web.browser import SSO_COOKIE, browser_secret
-from broker.web.login_steps import broker, continue_login, oidc_front, session_and_services
+from broker.web.login_finish import session_and_services
+from broker.web.login_upstream import continue_login
+from broker.web.wiring import broker, oidc_front
 
 oidc_op = Blueprint("oidc_op", __name__)
 

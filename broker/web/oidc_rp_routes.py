@@ -19,7 +19,9 @@ from werkzeug.wrappers import Response
 from broker.core.errors import InvalidMessage, UnknownSchool, UpstreamFailure
 from broker.web import metrics
 from broker.web.browser import browser_secret, remember_school
-from broker.web.login_steps import broker, finish, refuse_to_service
+from broker.web.login_finish import finish
+from broker.web.service_answers import refuse_to_service
+from broker.web.wiring import broker
 
 CALLBACK_PATH = "/oidc/rp/callback/<school_id>"
 MAX_PARAMETER = 4096

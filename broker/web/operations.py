@@ -13,7 +13,7 @@ from flask import Blueprint, Response, g, request
 from broker.web import metrics
 from broker.web.health import failed_checks
 from broker.web.key_metrics import KeyScheduleCollector
-from broker.web.login_steps import broker
+from broker.web.wiring import broker
 
 log = logging.getLogger("broker.web.operations")
 

@@ -36,8 +36,9 @@ from broker.saml.redirect_query import (
     read_redirect_query,
 )
 from broker.web.browser import SSO_COOKIE, browser_secret
-from broker.web.login_steps import broker, session_and_services
+from broker.web.login_finish import session_and_services
 from broker.web.logout_routes import begin_logout, deliver, framed, to_run
+from broker.web.wiring import broker
 
 saml_logout = Blueprint("saml_logout", __name__)
 log = logging.getLogger("broker.logout")

@@ -25,13 +25,10 @@ from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
 from broker.saml.redirect_query import RELAY_STATE, SAML_REQUEST, read_redirect_query
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, remember_school
-from broker.web.login_steps import (
-    answerable_refusal_page,
-    broker,
-    continue_login,
-    finish,
-    refuse_to_service,
-)
+from broker.web.login_finish import finish
+from broker.web.login_upstream import continue_login
+from broker.web.service_answers import answerable_refusal_page, refuse_to_service
+from broker.web.wiring import broker
 
 saml = Blueprint("saml", __name__)
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from broker.login.logout import BY_SCHOOL, CONFIRMED
 from broker.login.school_logout import SchoolLogoutOutcome
 from broker.oidc.rp_logout_token import MAX_JTI_LENGTH
 from broker.web import metrics
-from broker.web.login_steps import broker
+from broker.web.wiring import broker
 
 SCHOOL_BACKCHANNEL_PATH = "/oidc/rp/backchannel-logout/<school_id>"
 # A logout token is a few hundred bytes; a form much larger than this is not one.

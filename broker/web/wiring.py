@@ -1,10 +1,14 @@
-"""The composition root: one `Broker` holding every part a request needs, built once per app."""
+"""The composition root: one `Broker` holding every part a request needs, built once per app, and
+`broker()`, the way a request reaches it."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask import current_app
+
 from broker.config import Settings
+from broker.core.errors import ConfigurationError
 from broker.core.key_schedule import KeySource
 from broker.core.model import Protocol
 from broker.core.ports import KeyValueStore
@@ -66,6 +70,19 @@ class Broker:
     # The signing key set as this worker sees it (broker/keys/live.py): SAML and OIDC sign with
     # its current key and publish every key in it.
     keys: KeySource
+
+
+def broker() -> Broker:
+    """The Broker of the app serving this request (built once by create_app)."""
+    value: Broker = current_app.extensions["ketenbroker"]
+    return value
+
+
+def oidc_front() -> OidcProvider:
+    provider = broker().oidc_front
+    if provider is None:
+        raise ConfigurationError("OpenID Connect keys are not configured")
+    return provider
 
 
 def build_broker(

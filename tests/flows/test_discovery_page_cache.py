@@ -17,7 +17,7 @@ from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID, prepare_demo
 from broker.login.flow import MY_DATA, LoginRecord, LoginRequest
 from broker.web.browser import SCHOOL_COOKIE
 from broker.web.discovery import discovery_page
-from broker.web.login_steps import broker
+from broker.web.wiring import broker
 
 PORT = 8700  # only in URLs: nothing listens
 

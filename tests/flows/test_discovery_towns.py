@@ -10,7 +10,7 @@ from flask import Flask
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_TOWN, DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN
 from broker.web.browser import SCHOOL_COOKIE
-from broker.web.login_steps import broker
+from broker.web.wiring import broker
 from tests.flows.test_discovery_page_cache import _as_fresh, _page, _service_id
 from tests.support.schools import demo_with, listed_school
 from tests.unit.test_pages import Element, parse

@@ -1,6 +1,6 @@
 """A returning student's remembered school: on the discovery page that comes in the response to
 the service's own GET, the "Continue with" button is a link straight to the school, whose
-request was made and saved with the page (login_steps.prepare_upstream). One request to the
+request was made and saved with the page (login_upstream.prepare_upstream). One request to the
 broker fewer (no `POST /discovery`), and everything else as before: the request is bound to
 the login record sealed under the browser's secret, the answer is checked as any other, a
 student who chooses otherwise gets a fresh request and the prepared one's answer is refused.

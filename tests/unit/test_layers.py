@@ -418,7 +418,7 @@ SYNTHETIC = [
     ("broker.oidc.bad", False, "import jwt\n", "PyJWT"),
     ("broker.web.bad", False, "from jwt import decode\n", "PyJWT"),
     ("broker.oidc.bad", False, "from broker.saml import xmlsig\n", "broker.oidc imports only"),
-    ("broker.oidc.bad", False, "from broker.web.login_steps import x\n", "broker.oidc imports"),
+    ("broker.oidc.bad", False, "from broker.web.login_finish import x\n", "broker.oidc imports"),
     ("broker.oidc.bad", False, "from ..registry import SqlRegistry\n", "broker.oidc imports"),
     ("broker.oidc.bad", False, "import saml2\n", "broker.oidc imports only"),
     ("broker.name_lookup", False, "import requests\n", "broker.name_lookup"),

@@ -319,7 +319,7 @@ def test_unknown_kid_refetches_at_most_once_a_minute() -> None:
 
 
 def test_current_gives_only_a_document_held_fresh_and_never_fetches() -> None:
-    """What the discovery page's prepared link may use (login_steps.prepare_upstream): the
+    """What the discovery page's prepared link may use (login_upstream.prepare_upstream): the
     document `metadata` would return without a network call, else nothing."""
     clock = [NOW]
     fetched: list[str] = []

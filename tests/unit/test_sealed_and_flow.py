@@ -269,7 +269,7 @@ def test_a_notice_asked_for_stays_in_the_sealed_record_through_every_step(
 def test_a_prepared_request_is_saved_in_one_write_and_names_no_time_of_leaving(
     flow: LoginFlow, store: RecordingStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The discovery page's prepared link (login_steps.prepare_upstream): the record's first
+    """The discovery page's prepared link (login_upstream.prepare_upstream): the record's first
     save carries the school and its request, in one write as `save_new` would; when the
     student leaves the broker does not see, so the upstream wait is not measured for it. A
     choice made afterwards overwrites the request and is timed as any."""

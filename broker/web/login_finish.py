@@ -1,0 +1,219 @@
+"""Finishing a login once the school (or the SSO session) vouched for the student: the release,
+the information notice when it is due, the SSO session and its record of services, and the
+receipt as the commit point, in one store round trip on the normal path. The answer itself and
+a refusal are built by service_answers.py; the way to the school is login_upstream.py."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from flask import request
+from werkzeug.wrappers import Response
+
+from broker.core.errors import InteractionRequired, PolicyRefusal, StoreUnavailable, UpstreamFailure
+from broker.core.model import UpstreamIdentity
+from broker.core.ports import StoreOp
+from broker.core.receipts import ReceiptContent
+from broker.login.flow import LoginRecord, is_my_data
+from broker.login.participants import Participant, SessionServices
+from broker.login.participants import session_and_services as read_session_and_services
+from broker.login.receipting import PendingRelease
+from broker.web import metrics
+from broker.web.browser import SSO_COOKIE, browser_secret, set_sso_token
+from broker.web.my_data import my_data_signed_in
+from broker.web.service_answers import (
+    front_protocol,
+    refuse_to_service,
+    school_protocol,
+    service_answer,
+)
+from broker.web.wiring import Broker, broker
+
+log = logging.getLogger("broker.login")
+
+
+def _undo_unanswered(
+    b: Broker, new_token: str | None, identity: UpstreamIdentity, also: Sequence[StoreOp]
+) -> None:
+    """What a login that was not answered may have written (its new session, the caller's
+    marks), taken back; one round trip on the failure path only."""
+    undone = [StoreOp.delete(op.key) for op in also]
+    try:
+        if new_token:
+            forget = b.session_services.forget_op(new_token)
+            b.flow.end_session(new_token, identity, also=[forget, *undone])
+        elif undone:
+            b.flow.store.batch(undone)
+    except StoreUnavailable:
+        # The store is what failed (or fails now): the original error is the one to report;
+        # what was written ends at its expiry.
+        log.warning("login cleanup skipped reason=store_unavailable")
+
+
+def finish(
+    record: LoginRecord,
+    identity: UpstreamIdentity,
+    authn_instant: float,
+    *,
+    sso_token: str | None = None,
+    shown: str | None = None,
+    session_services: SessionServices | None = None,
+    also: Sequence[StoreOp] = (),
+    back_address: str | None = None,
+) -> Response:
+    """Release and answer the service; a refusal goes to the student and the service.
+
+    Without `sso_token` (a fresh school login) the SSO session is opened only once the release
+    succeeded, so a login the broker refused leaves no session behind. The receipt is written
+    last, after the answer is built: a login that cannot be accounted for is not answered, and
+    a receipt never names one that was not. `shown` is the release the student just saw on the
+    information notice. `session_services`: the `sso_token` session's record of its services,
+    when the caller read it already (with the session, in one round trip). `also`: the
+    caller's own writes (puts of keys of its own), for an answered login only, sent in the same
+    batch (the notice's "answered" mark); deleted again when the login is not answered after
+    all (the receipt could not be filed), so none of them tells of an answer that never left.
+    `back_address`: where Back from the service should land, when this answers a POST whose
+    own address also shows a page (the notice's).
+    """
+    b = broker()
+    if is_my_data(record.request):
+        return my_data_signed_in(identity)
+    try:
+        completion = b.flow.complete(record.request, identity, authn_instant)
+    except (PolicyRefusal, UpstreamFailure) as refusal:
+        return refuse_to_service(record, refusal)
+    content = b.receipting.content(completion, identity)
+    # The session's one record of its services: the notice's "seen" marks and what each
+    # service was told, for logout (login/participants.py). One read; a write only on change.
+    if sso_token:
+        replaced = None
+        if session_services is None:
+            session_services = b.session_services.read(sso_token)
+    else:
+        replaced, session_services = replaced_session(identity)
+    seen = session_services.seen(completion.service.id) == content.release_fingerprint
+    # `shown` (the student just continued past this release's notice) ends it in every case:
+    # a notice the service asked for (prompt=consent) shows once per login, not again.
+    if shown != content.release_fingerprint and b.receipting.notice_due(
+        content, seen=seen, asked=record.request.show_notice
+    ):
+        if record.request.front.get("is_passive"):
+            return refuse_to_service(record, InteractionRequired("notice due on a passive login"))
+        return notice_page(record, identity, authn_instant, sso_token, content)
+    # A fresh login's session is written with the record of its services, in one batch once
+    # the answer is built (a login refused before that leaves nothing to clean up).
+    opened = b.flow.new_session(identity, authn_instant) if sso_token is None else None
+    new_token, writes = opened if opened is not None else (None, [])
+    try:
+        # One SessionIndex (OIDC `sid`) for every service of one SSO session: logout goes by it.
+        session_index = b.flow.session_index(sso_token or new_token)
+        response, handles, answer_writes = service_answer(
+            record, completion, session_index, back_address
+        )
+        # The answer's writes (an OIDC code's) lead the batch below: the code and the SSO
+        # session's records in one round trip, sent before the response leaves.
+        writes = [*answer_writes, *writes, *also]
+        if sso_token or new_token:
+            participant = Participant(
+                completion.service.id,
+                front_protocol(record.request),
+                handles,
+                content.release_fingerprint,
+            )
+            services_write = b.session_services.record_op(
+                sso_token or new_token or "",
+                session_services,
+                participant,
+                new_session=new_token is not None,
+            )
+            if services_write is not None:
+                writes.append(services_write)
+        if writes:
+            b.flow.store.batch(writes)
+        # The receipt is the commit point: written last, once everything else stands, so a
+        # receipt never names a login that was not answered; without it there is no answer.
+        b.receipting.file(content)
+    except BaseException:
+        # The batch may have been sent: a login not answered leaves neither its session nor
+        # the caller's marks (Back to the notice would say "already signed in"). One round trip
+        # on this failure path only; the normal path has none for it.
+        _undo_unanswered(b, new_token, identity, also)
+        raise
+    if replaced:
+        # Its services now belong to the new session (a logout reaches them from there). After
+        # the commit point: a login that failed leaves the old session as it was.
+        try:
+            b.flow.end_session(*replaced, also=[b.session_services.forget_op(replaced[0])])
+        except StoreUnavailable:
+            # The login stands; the old session then ends only at its expiry (its services are
+            # in the new record too, so a logout still reaches them).
+            log.warning("replaced session not ended: store unavailable")
+    log.info(
+        "released school=%s service=%s policy_version=%s attributes=%s",
+        completion.school.id,
+        completion.service.id,
+        completion.release.policy_version,
+        ",".join(sorted(completion.release.attributes)),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    if new_token:
+        set_sso_token(response, new_token, b.settings.sso_session_seconds)
+    metrics.login_ended(
+        front_protocol(record.request), school_protocol(completion.school), metrics.OK
+    )
+    return response
+
+
+def replaced_session(
+    identity: UpstreamIdentity,
+) -> tuple[tuple[str, UpstreamIdentity] | None, SessionServices]:
+    """A fresh school login in a browser whose SSO session still stands (a service forced a
+    new login, or another school was asked for) replaces that session: the new one takes over
+    its services, so a logout still reaches every service this browser was logged in to.
+    The notice's marks carry over only for the same student at the same school. Returns the
+    replaced session's token and identity (to end it, with its filing under the school's sid)."""
+    old = request.cookies.get(SSO_COOKIE)
+    held, services = session_and_services(old)
+    if not old or held is None:
+        return None, SessionServices()
+    same = held[0].school_id == identity.school_id and held[0].subject == identity.subject
+    return (old, held[0]), services if same else services.without_seen()
+
+
+def session_and_services(
+    token: str | None,
+) -> tuple[tuple[UpstreamIdentity, float] | None, SessionServices]:
+    """The SSO session `token` names and its record of services, in one round trip."""
+    b = broker()
+    return read_session_and_services(b.flow, b.session_services, token)
+
+
+def notice_page(
+    record: LoginRecord,
+    identity: UpstreamIdentity,
+    authn_instant: float,
+    sso_token: str | None,
+    content: ReceiptContent,
+) -> Response:
+    """Hold the login, sealed, and show the student the information notice (docs/receipts.md)
+    in this response. The page names its own address, `/notice/<id>`, which it puts in the
+    browser's history in place of the school's one-time answer (notice.notice_response), so a
+    reload or the language switch fetches the notice again and never repeats that answer."""
+    b = broker()
+    secret = browser_secret(request)
+    pending = PendingRelease(
+        record,
+        identity,
+        authn_instant,
+        sso_token,
+        content.release_fingerprint,
+        content.attributes,
+    )
+    notice_id = b.receipting.hold(secret, pending)
+    # Imported here: notice imports this module (finish, session_and_services).
+    from broker.web.notice import notice_response
+
+    response = notice_response(pending, notice_id)
+    log.info("notice school=%s service=%s", content.school_id, content.service_id)
+    return response

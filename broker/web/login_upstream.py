@@ -1,0 +1,201 @@
+"""From the service's request to the school: answer at once from the SSO session, or send the
+student on to the school's identity provider (choosing it on the discovery page first), with the
+service's wishes in the school's protocol. The front routes call `continue_login` after a request
+arrived; discovery calls `go_upstream` and `prepare_upstream`. Finishing the login is
+login_finish.py; what goes back to the service is service_answers.py."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from typing import Literal, overload
+
+from flask import redirect, request, url_for
+from werkzeug.wrappers import Response
+
+from broker.core.errors import UnknownSchool, UpstreamFailure
+from broker.core.model import UpstreamIdentity
+from broker.login.flow import LoginRecord, LoginRequest
+from broker.login.participants import SessionServices
+from broker.oidc.oauth_errors import NONE_PROMPT_OTHER_STUDENT, NONE_PROMPT_SIGN_IN
+from broker.saml.front import STATUS_NO_PASSIVE
+from broker.web import metrics
+from broker.web.i18n import LANGUAGE_PARAM, ui_language
+from broker.web.login_finish import finish, session_and_services
+from broker.web.service_answers import autopost, front_protocol, is_oidc
+from broker.web.wiring import broker, oidc_front
+
+log = logging.getLogger("broker.login")
+
+
+def continue_login(
+    secret: bytes,
+    record: LoginRecord,
+    sso_token: str | None,
+    *,
+    known: tuple[tuple[UpstreamIdentity, float] | None, SessionServices] | None = None,
+) -> Response:
+    """After a request arrived: answer from the SSO session, go to the school, or to discovery.
+
+    `record` was made with `flow.start(..., save=False)`: it is saved here only if the login
+    goes on (to the school, or to discovery); answered from the SSO session, it is never
+    written. `known`: the SSO session and its services record, if the route read them already
+    (`session_and_services`)."""
+    b = broker()
+    # The session and its record of services in one round trip: finish needs both.
+    sso, services = known if known is not None else session_and_services(sso_token)
+    # The service named the student it expects (OIDC id_token_hint, a requested sub) and the
+    # session is someone else's: it may not answer, and the school is not guessed from it.
+    # No work when the service named no one (is_expected_student answers at once).
+    someone_else = sso is not None and not b.flow.is_expected_student(record.request, sso[0])
+    if sso is not None and sso_token and not someone_else and b.flow.session_serves(record, *sso):
+        return finish(record, sso[0], sso[1], sso_token=sso_token, session_services=services)
+    if record.request.front.get("is_passive"):
+        # IsPassive / prompt=none mean "do not show the student anything": the service hears
+        # at once that a login is needed, and decides itself what to do next.
+        metrics.login_ended(front_protocol(record.request), metrics.UNKNOWN, "login_required")
+        if is_oidc(record.request):
+            location = oidc_front().error_location(
+                record.request,
+                "login_required",
+                NONE_PROMPT_OTHER_STUDENT if someone_else else NONE_PROMPT_SIGN_IN,
+            )
+            return redirect(location, 303)
+        service = b.view.service(record.request.service_id)
+        message = b.saml_front.error_for(record.request, STATUS_NO_PASSIVE, "no_passive")
+        return autopost(message, service.name if service else "")
+    if someone_else:
+        # A fresh login, forced (the school's own session may be the same someone else's), at
+        # the school the service hinted or one the student chooses, never the session's. If it
+        # is still not the expected student, flow.complete refuses it (login_required).
+        record = replace(record, request=replace(record.request, force_authn=True))
+    elif sso is not None and not record.school_id and not record.request.choose_school:
+        # A session that may not answer (a fresh login or a stronger one is asked for): the
+        # student logs in again at the school they logged in at, without choosing it again.
+        record = b.flow.with_school(record, sso[0].school_id)
+    if record.school_id:
+        return go_upstream(secret, record, first_save=True)  # saves the record
+    return to_discovery(secret, record)
+
+
+def to_discovery(secret: bytes, record: LoginRecord) -> Response:
+    """The student chooses a school; the record is saved here for the first time. A login that
+    arrived by GET gets the discovery page in this very response (with the remembered school's
+    request prepared for it: discovery.first_discovery_page): a redirect to it would cost the
+    student a round trip and the broker a request. One that arrived by POST (SAML HTTP-POST
+    binding, OIDC authorize by POST) is redirected to `GET /discovery` (Post/Redirect/Get): a
+    reload or the back button must fetch the page, never post the service's request again."""
+    language = requested_ui_language(record.request)
+    if request.method in ("GET", "HEAD"):
+        # Imported here: discovery imports this module (go_upstream, prepare_upstream).
+        from broker.web.discovery import first_discovery_page
+
+        return first_discovery_page(secret, record, language=language)
+    broker().flow.save_new(secret, record)
+    target = url_for("discovery.choose", login=record.login_id)
+    if language:
+        target += f"&{LANGUAGE_PARAM}={language}"
+    return redirect(target, 303)
+
+
+def go_upstream(secret: bytes, record: LoginRecord, *, first_save: bool = False) -> Response:
+    """Send the student to the school's identity provider, in the school's protocol.
+    Saves the record with the upstream request (`first_save`: for the first time)."""
+    url = upstream_request(secret, record, first_save=first_save)
+    # Only here: the student is on the way to the school now. A prepared link logs "prepared"
+    # instead; whether the student followed it, the school's answer shows.
+    log.info("upstream school=%s service=%s", record.school_id, record.request.service_id)
+    return redirect(url, 303)
+
+
+def prepare_upstream(secret: bytes, record: LoginRecord, school_id: str) -> str | None:
+    """The remembered school's request, made with the discovery page that offers it, before
+    the student chose: the record is saved (for the first time) with that school and request,
+    and the URL returned is the page's link straight to the school. The student who follows
+    it saves a request to the broker and a round trip; one who chooses otherwise POSTs to
+    `/discovery` as always, and go_upstream overwrites the record with the new request (an
+    answer to the prepared one is then refused, as any stale answer is).
+
+    None, with nothing saved (the caller saves the record as before, and the page keeps its
+    POST form): the school's OpenID provider is not held fresh by this worker (preparing would
+    mean a network call while the page waits), or the school's request cannot be made (its
+    metadata lacks what is needed: the POST then shows the student that error, as today)."""
+    try:
+        chosen = broker().flow.with_school(record, school_id)
+        url = upstream_request(secret, chosen, first_save=True, prepared=True)
+    except (UnknownSchool, UpstreamFailure) as failure:
+        log.info("not prepared school=%s code=%s", school_id, failure.code)
+        return None
+    if url is not None:
+        log.info("prepared school=%s service=%s", school_id, record.request.service_id)
+    return url
+
+
+@overload
+def upstream_request(
+    secret: bytes, record: LoginRecord, *, first_save: bool = ..., prepared: Literal[False] = ...
+) -> str: ...
+@overload
+def upstream_request(
+    secret: bytes, record: LoginRecord, *, first_save: bool = ..., prepared: Literal[True]
+) -> str | None: ...
+def upstream_request(
+    secret: bytes, record: LoginRecord, *, first_save: bool = False, prepared: bool = False
+) -> str | None:
+    """Make the request to `record`'s school in its protocol and save the record with it (one
+    store write; `first_save`: the record's first, with the store epoch). Returns the URL that
+    takes the browser to the school. The service's wishes go along alike on either path:
+    ForceAuthn or OIDC `max_age` (a fresh login at the school), the assurance levels asked.
+
+    `prepared` (prepare_upstream): made ahead of the student's choice, so no network call (an
+    OIDC provider whose document this worker does not hold fresh gives None, nothing saved)
+    and no time of leaving in the record (flow.note_upstream)."""
+    b = broker()
+    school = b.view.school(record.school_id or "")
+    if school is None:
+        raise UnknownSchool("chosen school vanished")
+    request = record.request
+    assurance = b.settings.assurance
+    if school.oidc is not None:
+        provider = b.oidc_back.current_provider(school) if prepared else None
+        if prepared and provider is None:
+            return None
+        acr_values = tuple(v for n in request.acr if (v := assurance.oidc_value(n)) is not None)
+        oidc = b.oidc_back.authorization_redirect(
+            school,
+            record.login_id,
+            force_login=request.force_authn,
+            max_age=request.max_age,
+            acr_values=acr_values,
+            acr_essential=request.acr_required,
+            metadata=provider,
+        )
+        request_id, kept, url = oidc.request_id, oidc.kept, oidc.redirect_url
+    else:
+        contexts = tuple(
+            ref for n in request.acr if (ref := assurance.saml_reference(n)) is not None
+        )
+        saml = b.saml_back.authn_request(
+            school,
+            relay_state=record.login_id,
+            # A SAML school says how old its login is only afterwards: with max_age the broker
+            # asks for a fresh one, and the flow still checks the AuthnInstant it gets.
+            force_authn=request.force_authn or request.max_age is not None,
+            authn_contexts=contexts,
+            proxy_count=_proxy_count_left(request),
+        )
+        request_id, kept, url = saml.request_id, None, saml.redirect_url
+    b.flow.note_upstream(secret, record, request_id, kept, first_save=first_save, prepared=prepared)
+    return url
+
+
+def _proxy_count_left(request: LoginRequest) -> int | None:
+    """How many proxies a SAML service still allows after the school (front.py put its
+    ProxyCount less one in the request); None: no limit. An OpenID Connect school has no way to
+    be told."""
+    left = request.front.get("proxy_count")
+    return int(left) if left is not None and left.isdigit() else None
+
+
+def requested_ui_language(request: LoginRequest) -> str | None:
+    return ui_language(request.front.get("ui_locales", ""))

@@ -1,0 +1,159 @@
+"""What goes back to the service at the end of a login, carried by the student's browser: the
+answer (an OIDC code redirect, a SAML Response), or a refusal in terms the service understands
+(with the student's page saying why), and the page that posts a message on by itself with the
+Content-Security-Policy that lets its form leave for that one site. Which front answers (and the
+metric names of either side) is decided here too, since every answer starts with it."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+from flask import make_response, redirect, render_template
+from werkzeug.wrappers import Response
+
+from broker.core.errors import AssuranceNotMet, BrokerError, InteractionRequired, PolicyRefusal
+from broker.core.model import Protocol, School
+from broker.core.ports import StoreOp
+from broker.login.flow import Completion, LoginRecord, LoginRequest, is_my_data
+from broker.oidc.oauth_errors import refusal as oauth_refusal
+from broker.saml.front import (
+    STATUS_AUTHN_FAILED,
+    STATUS_NO_AUTHN_CONTEXT,
+    STATUS_NO_PASSIVE,
+    STATUS_REQUEST_DENIED,
+    AnswerableRefusal,
+    PostMessage,
+)
+from broker.web import metrics
+from broker.web.errors import render_error
+from broker.web.wiring import broker, oidc_front
+
+log = logging.getLogger("broker.login")
+
+
+def service_answer(
+    record: LoginRecord,
+    completion: Completion,
+    session_index: str,
+    back_address: str | None = None,
+) -> tuple[Response, dict[str, str], list[StoreOp]]:
+    """The response that answers the service, the handles a logout needs to reach it, and the
+    store writes to send before the response leaves: an OIDC code's (the SAML front has none)."""
+    if is_oidc(record.request):
+        answer = oidc_front().respond(completion, session_index)
+        handles = {
+            "sub": completion.release.pseudonym,
+            "sid": session_index,
+            "client_id": completion.service.entity_id,
+        }
+        return redirect(answer.location, 303), handles, answer.writes
+    message = broker().saml_front.response_for(completion, session_index=session_index)
+    page = autopost(message, completion.service.name, back_address=back_address)
+    return page, dict(message.logout_handles), []
+
+
+def refuse_to_service(record: LoginRecord, cause: BrokerError) -> Response:
+    """The login ends with an answer the service understands, carried by the student's page."""
+    if is_my_data(record.request):
+        # The broker's own page: no service to tell, only the student.
+        page, status = render_error(cause)
+        return make_response(page, status)
+    school = broker().view.school(record.school_id or "")
+    back = school_protocol(school) if school is not None else metrics.UNKNOWN
+    refusal = AnswerableRefusal(cause, record.request, saml_status(cause))
+    return answerable_refusal_page(refusal, school_side=back)
+
+
+def saml_status(cause: BrokerError) -> str:
+    if isinstance(cause, InteractionRequired):
+        return STATUS_NO_PASSIVE
+    if isinstance(cause, AssuranceNotMet):
+        return STATUS_NO_AUTHN_CONTEXT
+    if isinstance(cause, PolicyRefusal):
+        return STATUS_REQUEST_DENIED
+    return STATUS_AUTHN_FAILED
+
+
+def answerable_refusal_page(
+    refusal: AnswerableRefusal, *, school_side: str = metrics.UNKNOWN
+) -> Response:
+    """The student's page says why; its button carries the error to the service.
+
+    A passive request (SAML IsPassive, OIDC prompt=none) must not show the student anything:
+    the service gets the error at once instead (OIDC Core 3.1.2.1, SAML core 3.4.1), as it does
+    a refusal marked `at_once` (a request for what the broker never does)."""
+    b = broker()
+    metrics.login_ended(front_protocol(refusal.request), school_side, refusal.code)
+    service = b.view.service(refusal.request.service_id)
+    service_name = service.name if service else None
+    # A passive request's refusal, or one the student could do nothing about, goes straight back.
+    at_once = bool(refusal.request.front.get("is_passive")) or refusal.at_once
+    if at_once:
+        # No page, so no error id: the reason code is what the log keeps.
+        log.warning("refused code=%s status=%s sent=at_once", refusal.code, refusal.status)
+    if is_oidc(refusal.request):
+        link = oidc_front().error_location(refusal.request, *oauth_refusal(refusal.cause))
+        if at_once:
+            return redirect(link, 303)
+        page, status = render_error(refusal, service_name=service_name, return_link=link)
+        return make_response(page, status)
+    message = b.saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
+    if at_once:
+        return autopost(message, service_name or "")
+    page, status = render_error(refusal, service_name=service_name, return_form=message)
+    response = make_response(page, status)
+    _allow_form_target(response, message.action)
+    return response
+
+
+def is_oidc(request: LoginRequest) -> bool:
+    return request.front.get("protocol") == Protocol.OIDC.value
+
+
+def front_protocol(request: LoginRequest) -> str:
+    """The publisher's side of the pairing, as the metrics name it."""
+    return metrics.protocol_name(is_oidc(request))
+
+
+def school_protocol(school: School) -> str:
+    """The school's side of the pairing, as the metrics name it."""
+    return metrics.protocol_name(school.oidc is not None)
+
+
+def autopost(
+    message: PostMessage, destination_name: str, *, back_address: str | None = None
+) -> Response:
+    """The page that posts `message` on by itself. `back_address`: put in the history in the
+    page's place (autopost.js), so Back from the destination fetches that address instead of
+    asking to resend this page's POST. A browser replaces a page that navigates before its
+    load event ends, but a phone that loaded the page quickly keeps it in the history."""
+    page = render_template(
+        "autopost.html",
+        action=message.action,
+        fields=message.fields,
+        destination_name=destination_name,
+        back_address=back_address,
+    )
+    response = make_response(page)
+    _allow_form_target(response, message.action)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _allow_form_target(response: Response, action: str) -> None:
+    response.headers["Content-Security-Policy"] = content_security_policy(origin_of(action))
+
+
+def origin_of(url: str) -> str:
+    """scheme://host[:port] of `url`, as CSP source expressions name a site."""
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def content_security_policy(form_target: str = "") -> str:
+    extra = f" {form_target}" if form_target else ""
+    return (
+        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
+        f"form-action 'self'{extra}"
+    )
