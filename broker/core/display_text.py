@@ -5,14 +5,17 @@ What is refused is what would deceive a reader rather than what looks odd: contr
 characters (Unicode category C*), among them invisible ones (a zero-width space makes two names
 that look the same differ) and direction overrides (U+202E shows a name read backwards), and a
 word that mixes Latin letters with look-alike letters of another script ("Woordwijs" with a
-Cyrillic o, U+043E: two services that read the same, one of them a phishing copy). Pure checks,
-shared by the CLI, the registry file import and the portals.
+Cyrillic o, U+043E: two services that read the same, one of them a phishing copy). Pure
+checks, shared by the CLI, the registry file import and the portals: each returns a
+`TextProblem` (which rule, which word, where), and every caller words its own message from it.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
 
 MAX_NAME = 200
 # How much of a peer's own text (an entity id, a URL, an issuer, a list of algorithms from
@@ -40,31 +43,59 @@ LOOK_ALIKE_SCRIPTS = frozenset({"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "CO
 MAX_SHOWN_WORD = 40
 
 
+class TextFault(Enum):
+    EMPTY = "empty"
+    TOO_LONG = "too_long"
+    HIDDEN = "hidden"  # a control, format, separator or invisible character
+    MIXED_SCRIPT = "mixed_script"  # Latin letters and look-alikes of another script in a word
+
+
 @dataclass(frozen=True)
-class MixedScriptWord:
-    """A word that mixes Latin letters with look-alike letters of `script` ("Cyrillic")."""
+class TextProblem:
+    """Why a text cannot be shown as a name or a town: the rule (`fault`), and what a message
+    names. `str()` is the English "must …" the CLI and the registry file import give."""
 
-    word: str  # as a message shows it: cut short (`shown_excerpt`)
-    script: str
+    fault: TextFault
+    limit: int = 0  # TOO_LONG: the most characters allowed
+    # The first character at fault, counted from 1 (0 for EMPTY and TOO_LONG).
+    position: int = 0
+    character: str = ""  # HIDDEN: the character (a message names its code point, not it)
+    word: str = ""  # the word at fault, as a message shows it (`shown_excerpt`)
+    script: str = ""  # MIXED_SCRIPT: the other script ("Cyrillic")
+
+    def __str__(self) -> str:
+        match self.fault:
+            case TextFault.EMPTY:
+                return "must not be empty"
+            case TextFault.TOO_LONG:
+                return f"must be at most {self.limit} characters"
+            case TextFault.HIDDEN:
+                return (
+                    "must be plain text: letters, digits, spaces and punctuation "
+                    f"(U+{ord(self.character):04X} at character {self.position})"
+                )
+            case TextFault.MIXED_SCRIPT:
+                return (
+                    f"must not mix Latin letters with look-alike {self.script} ones in one word "
+                    f'("{self.word}")'
+                )
 
 
-def plain_text_problem(text: str, limit: int) -> str | None:
-    """Why `text` cannot be shown as a name or a town, as "must …", or None when it can."""
+def plain_text_problem(text: str, limit: int) -> TextProblem | None:
+    """Why `text` cannot be shown as a name or a town, or None when it can."""
     if len(text) > limit:
-        return f"must be at most {limit} characters"
-    if has_hidden_character(text):
-        return "must be plain text: letters, digits, spaces and punctuation"
-    if mixed := mixed_script_word(text):
-        return (
-            f"must not mix Latin letters with look-alike {mixed.script} ones in one word "
-            f'("{mixed.word}")'
-        )
-    return None
+        return TextProblem(TextFault.TOO_LONG, limit=limit)
+    for index, character in enumerate(text):
+        if _hidden(character):
+            return TextProblem(TextFault.HIDDEN, position=index + 1, character=character)
+    return mixed_script_word(text)
 
 
-def has_hidden_character(text: str) -> bool:
-    """Whether `text` holds a character a reader cannot see or that changes how the rest reads."""
-    return any(_hidden(c) for c in text)
+def name_problem(name: str) -> TextProblem | None:
+    """Why `name` cannot be the name of a school, service, chain or publisher, or None."""
+    if not name.strip():
+        return TextProblem(TextFault.EMPTY)
+    return plain_text_problem(name, MAX_NAME)
 
 
 def _hidden(character: str) -> bool:
@@ -74,7 +105,16 @@ def _hidden(character: str) -> bool:
     return category[0] == "C" or category in ("Zl", "Zp") or character in _INVISIBLE
 
 
-def mixed_script_word(text: str) -> MixedScriptWord | None:
+def _words(text: str) -> Iterator[tuple[int, str]]:
+    """Each word of `text` with the index of its first character. A word is what an ordinary
+    space (U+0020) separates: see `mixed_script_word`."""
+    start = 0
+    for word in text.split(" "):
+        yield start, word
+        start += len(word) + 1
+
+
+def mixed_script_word(text: str) -> TextProblem | None:
     """The first word of `text` whose letters are partly Latin and partly of a look-alike
     script, or None.
 
@@ -83,17 +123,29 @@ def mixed_script_word(text: str) -> MixedScriptWord | None:
     judged whole and neither a hyphen nor a thin, hair or no-break space (nearly invisible, or
     not at all) can split a Cyrillic o off "Woord-wijs"; digits, punctuation and combining
     marks belong to no script; accented Latin letters (é, ë, ĳ) are Latin. A name wholly in
-    Greek or Cyrillic passes, and so does a Latin word beside a Cyrillic or Greek one (a Russian
-    or Greek school in Amsterdam, its name in its own script and the town's in Latin: each word
-    reads as what it is). What it does not catch: a word wholly in a look-alike script that
-    reads as a Latin one ("school" spelt in Cyrillic U+0455 U+0441 U+04BB U+043E U+043E U+04CF),
-    which needs Unicode's confusables table."""
+    Greek or Cyrillic passes this rule, and so does a Latin word beside a Cyrillic or Greek one
+    (a Russian or Greek school in Amsterdam, its name in its own script and the town's in
+    Latin: each word reads as what it is). What it does not catch: a word wholly in a
+    look-alike script that reads as a Latin one ("school" spelt in Cyrillic U+0455 U+0441
+    U+04BB U+043E U+043E U+04CF)."""
     if text.isascii():  # the usual name: every letter Latin, nothing to look up
         return None
-    for word in text.split(" "):
+    for start, word in _words(text):
         if not word.isascii() and (script := _look_alike_beside_latin(word)):
-            return MixedScriptWord(shown_excerpt(word, MAX_SHOWN_WORD), script.title())
+            index = next(i for i, c in enumerate(word) if c.isalpha() and _script(c) == script)
+            return TextProblem(
+                TextFault.MIXED_SCRIPT,
+                position=start + index + 1,
+                word=shown_excerpt(word, MAX_SHOWN_WORD),
+                script=script.title(),
+            )
     return None
+
+
+def _script(character: str) -> str:
+    """The script of a letter: LATIN for an ASCII one, else the first word of its Unicode name
+    (about 0.2 µs a lookup)."""
+    return "LATIN" if character.isascii() else unicodedata.name(character, "").split(" ")[0]
 
 
 def _look_alike_beside_latin(word: str) -> str | None:
@@ -102,8 +154,7 @@ def _look_alike_beside_latin(word: str) -> str | None:
     for character in dict.fromkeys(word):
         if not character.isalpha():  # digits, punctuation, marks: no script
             continue
-        # An ASCII letter is Latin; only the others need their name looked up (about 0.2 µs each).
-        script = "LATIN" if character.isascii() else unicodedata.name(character, "").split(" ")[0]
+        script = _script(character)
         if script == "LATIN":
             latin = True
         elif other is None and script in LOOK_ALIKE_SCRIPTS:
@@ -118,10 +169,3 @@ def shown_excerpt(text: str, limit: int = MAX_SHOWN) -> str:
     short, every character that is not printable shown as "?"."""
     shown = "".join(c if c.isprintable() else "?" for c in text[:limit])
     return shown + ("…" if len(text) > limit else "")
-
-
-def name_problem(name: str) -> str | None:
-    """Why `name` cannot be the name of a school, service, chain or publisher, or None."""
-    if not name.strip():
-        return "must not be empty"
-    return plain_text_problem(name, MAX_NAME)

@@ -186,7 +186,10 @@ def test_a_misleading_name_in_the_registry_file_is_named_with_its_place(
     )
     result = run("registry", "import", "--config", populated, file)
     assert result.exit_code == 1
-    assert "name: must be plain text: letters, digits, spaces and punctuation" in result.output
+    # The character a terminal would not show is named by its code point and place.
+    assert (
+        "name: must be plain text: letters, digits, spaces and punctuation (U+200B at character 3)"
+    ) in result.output
 
 
 def _names(config: Path) -> dict[str, str]:

@@ -11,7 +11,8 @@ from broker.core.display_text import (
     MAX_NAME,
     MAX_SHOWN,
     MAX_SHOWN_WORD,
-    MixedScriptWord,
+    TextFault,
+    TextProblem,
     mixed_script_word,
     name_problem,
     plain_text_problem,
@@ -41,16 +42,42 @@ def test_ordinary_names_pass(name: str) -> None:
 )
 def test_names_that_would_mislead_a_reader_are_refused(name: str, reason: str) -> None:
     problem = name_problem(name)
-    assert problem is not None and problem.startswith(reason)
+    assert problem is not None and str(problem).startswith(reason)
 
 
-def test_a_town_keeps_its_own_wording_on_the_same_rule() -> None:
+def test_a_town_is_judged_by_the_same_rule_with_its_own_limit() -> None:
     assert town_problem("Leiden") is None
-    assert town_problem("x" * (MAX_TOWN + 1)) == f"the town must be at most {MAX_TOWN} characters"
-    assert town_problem("Lei\u202eden") == (
-        "the town must be plain text: letters, digits, spaces and punctuation"
+    assert town_problem("x" * (MAX_TOWN + 1)) == TextProblem(TextFault.TOO_LONG, limit=MAX_TOWN)
+    assert town_problem("Lei\u202eden") == TextProblem(
+        TextFault.HIDDEN, position=4, character="\u202e"
     )
     assert plain_text_problem("Leiden", MAX_TOWN) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", TextProblem(TextFault.EMPTY)),
+        ("x" * (MAX_NAME + 1), TextProblem(TextFault.TOO_LONG, limit=MAX_NAME)),
+        ("Lees\u200bplank", TextProblem(TextFault.HIDDEN, position=5, character="\u200b")),
+        (
+            "Het W\u043eordwijs",
+            TextProblem(
+                TextFault.MIXED_SCRIPT, position=6, word="W\u043eordwijs", script="Cyrillic"
+            ),
+        ),
+        (
+            "De Sint-J\u043ezef \u0391msterdam",
+            TextProblem(
+                TextFault.MIXED_SCRIPT, position=10, word="Sint-J\u043ezef", script="Cyrillic"
+            ),
+        ),
+    ],
+)
+def test_a_problem_says_which_rule_which_word_and_where(name: str, problem: TextProblem) -> None:
+    """What callers word their own messages from: the portal in the page's language, the CLI
+    and the registry file import in English (`str`)."""
+    assert name_problem(name) == problem
 
 
 @pytest.mark.parametrize(
@@ -59,7 +86,12 @@ def test_a_town_keeps_its_own_wording_on_the_same_rule() -> None:
 def test_separators_and_invisible_letters_are_refused_too(name: str) -> None:
     """A line separator makes a second line; a Hangul filler (a letter) and the combining
     grapheme joiner (a mark) show nothing, as a soft hyphen (a format character) does."""
-    assert name_problem(name) == "must be plain text: letters, digits, spaces and punctuation"
+    problem = name_problem(name)
+    assert problem is not None and problem.fault is TextFault.HIDDEN
+    assert str(problem) == (
+        "must be plain text: letters, digits, spaces and punctuation "
+        f"(U+{ord(name[4]):04X} at character 5)"
+    )
 
 
 def test_a_peers_text_in_an_error_is_cut_short_and_printable() -> None:
@@ -140,8 +172,13 @@ def test_names_in_one_script_per_word_pass(name: str) -> None:
 def test_a_word_mixing_latin_with_look_alike_letters_is_refused(
     name: str, word: str, script: str
 ) -> None:
-    assert mixed_script_word(name) == MixedScriptWord(word, script)
-    assert name_problem(name) == (
+    found = mixed_script_word(name)
+    assert found is not None and (found.fault, found.word, found.script) == (
+        TextFault.MIXED_SCRIPT,
+        word,
+        script,
+    )
+    assert str(name_problem(name)) == (
         f'must not mix Latin letters with look-alike {script} ones in one word ("{word}")'
     )
 
@@ -153,13 +190,13 @@ def test_every_look_alike_script_is_recognised_by_its_letters_names() -> None:
 
 
 def test_the_look_alike_rule_holds_for_towns_and_shows_a_long_word_cut_short() -> None:
-    assert town_problem("L\u0435iden") == (
+    town = town_problem("L\u0435iden")
+    assert f"the town {town}" == (
         'the town must not mix Latin letters with look-alike Cyrillic ones in one word ("L\u0435iden")'
     )
     long_word = "W\u043e" + "o" * 80
     found = mixed_script_word(long_word)
     assert found is not None and found.word == long_word[:MAX_SHOWN_WORD] + "…"
     # A hidden character is the first thing said: the word would carry it into the message.
-    assert name_problem("W\u043eord\u200bwijs") == (
-        "must be plain text: letters, digits, spaces and punctuation"
-    )
+    hidden = name_problem("W\u043eord\u200bwijs")
+    assert hidden is not None and hidden.fault is TextFault.HIDDEN
