@@ -3,9 +3,11 @@ publisher's. One line of plain text each.
 
 What is refused is what would deceive a reader rather than what looks odd: control and format
 characters (Unicode category C*), among them invisible ones (a zero-width space makes two names
-that look the same differ) and direction overrides (U+202E shows a name read backwards), and a
+that look the same differ) and direction overrides (U+202E shows a name read backwards); letters
+and digits in a compatibility form of an ordinary one (a fullwidth or mathematical bold W); a
 word that mixes Latin letters with look-alike letters of another script ("Woordwijs" with a
-Cyrillic o, U+043E: two services that read the same, one of them a phishing copy). Pure
+Cyrillic o, U+043E: two services that read the same, one of them a phishing copy); and a word
+written wholly in Cyrillic or Greek letters that pass for Latin ones ("Coco" in Cyrillic). Pure
 checks, shared by the CLI, the registry file import and the portals: each returns a
 `TextProblem` (which rule, which word, where), and every caller words its own message from it.
 """
@@ -16,6 +18,8 @@ import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
+
+from broker.core.latin_look_alikes import LATIN_LOOK_ALIKES, WHOLE_SCRIPT_CHECKED
 
 MAX_NAME = 200
 # How much of a peer's own text (an entity id, a URL, an issuer, a list of algorithms from
@@ -36,18 +40,31 @@ _INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 # O S T. No Dutch name has a word that needs one of their letters beside Latin ones, so the
 # refusal costs nothing. The first word of a letter's Unicode name is its script for these six;
 # a letter whose name starts otherwise (MICRO SIGN, FEMININE ORDINAL INDICATOR in "nª") counts
-# as no script at all. Other scripts with a few look-alikes (Canadian Syllabics, Tifinagh) and
-# Latin's own compatibility letters (fullwidth, mathematical bold) are not covered.
+# as no script at all. Other scripts with a few look-alikes (Canadian Syllabics, Tifinagh) are
+# not covered.
 LOOK_ALIKE_SCRIPTS = frozenset({"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC", "LISU"})
 # How much of a refused word a message repeats.
 MAX_SHOWN_WORD = 40
+
+# Compatibility forms that only restate an ordinary letter or digit in another width, font or as
+# a ligature: NFKC replaces them, and a reader sees the ordinary one. Raised, lowered, circled and
+# squared forms (<super>: ª º ², <sub>, <circle>, <square>, <fraction>) stay allowed: they show
+# for what they are ("nº 5", "Lab²"), and NFKC changes no letter a reader would mistake.
+_COMPATIBILITY_TAGS = ("<wide>", "<font>", "<compat>")
+# Kept though NFKC replaces them: the Dutch ij as one letter (U+0132, U+0133: Dutch capitalises
+# it as one, "Ĳsselmonde", and it reads as exactly the IJ that NFKC makes of it, so it deceives
+# no reader about what the name says), and the micro sign (on European keyboards; NFKC makes it
+# the Greek mu it looks like, no Latin letter).
+_KEPT_COMPATIBILITY = frozenset("\u0132\u0133\u00b5")
 
 
 class TextFault(Enum):
     EMPTY = "empty"
     TOO_LONG = "too_long"
     HIDDEN = "hidden"  # a control, format, separator or invisible character
+    COMPATIBILITY_FORM = "compatibility_form"  # a fullwidth or mathematical letter, a ligature
     MIXED_SCRIPT = "mixed_script"  # Latin letters and look-alikes of another script in a word
+    LOOK_ALIKE_WORD = "look_alike_word"  # only Cyrillic or Greek letters that pass for Latin ones
 
 
 @dataclass(frozen=True)
@@ -61,7 +78,9 @@ class TextProblem:
     position: int = 0
     character: str = ""  # HIDDEN: the character (a message names its code point, not it)
     word: str = ""  # the word at fault, as a message shows it (`shown_excerpt`)
-    script: str = ""  # MIXED_SCRIPT: the other script ("Cyrillic")
+    script: str = ""  # MIXED_SCRIPT, LOOK_ALIKE_WORD: the other script ("Cyrillic")
+    # COMPATIBILITY_FORM: the word in ordinary letters; LOOK_ALIKE_WORD: the Latin it reads as.
+    plain: str = ""
 
     def __str__(self) -> str:
         match self.fault:
@@ -74,10 +93,20 @@ class TextProblem:
                     "must be plain text: letters, digits, spaces and punctuation "
                     f"(U+{ord(self.character):04X} at character {self.position})"
                 )
+            case TextFault.COMPATIBILITY_FORM:
+                return (
+                    "must be written in ordinary letters and digits, not in wide, mathematical "
+                    f'or other special forms of them ("{self.word}": "{self.plain}")'
+                )
             case TextFault.MIXED_SCRIPT:
                 return (
                     f"must not mix Latin letters with look-alike {self.script} ones in one word "
                     f'("{self.word}")'
+                )
+            case TextFault.LOOK_ALIKE_WORD:
+                return (
+                    f"must not spell a word only in {self.script} letters that look like Latin "
+                    f'ones ("{self.word}" reads as "{self.plain}")'
                 )
 
 
@@ -88,7 +117,9 @@ def plain_text_problem(text: str, limit: int) -> TextProblem | None:
     for index, character in enumerate(text):
         if _hidden(character):
             return TextProblem(TextFault.HIDDEN, position=index + 1, character=character)
-    return mixed_script_word(text)
+    if text.isascii():  # the usual name: every letter Latin and ordinary, nothing to look up
+        return None
+    return compatibility_form(text) or mixed_script_word(text) or look_alike_word(text)
 
 
 def name_problem(name: str) -> TextProblem | None:
@@ -114,6 +145,45 @@ def _words(text: str) -> Iterator[tuple[int, str]]:
         start += len(word) + 1
 
 
+def _word_at(text: str, index: int) -> str:
+    start = text.rfind(" ", 0, index) + 1
+    end = text.find(" ", index)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def _compatibility_letter(character: str) -> bool:
+    return (
+        unicodedata.category(character)[0] in "LN"
+        and character not in _KEPT_COMPATIBILITY
+        and unicodedata.decomposition(character).startswith(_COMPATIBILITY_TAGS)
+    )
+
+
+def compatibility_form(text: str) -> TextProblem | None:
+    """The first word of `text` with a letter or digit in a compatibility form of an ordinary
+    one (a fullwidth W, U+FF37; mathematical bold or script letters; a ligature such as fi,
+    U+FB01; a Roman numeral XII, U+216B: what NFKC would replace), or None.
+
+    The ordinary letter looks the same, or nearly, so "Woordwijs" in fullwidth or mathematical
+    letters reads as the real name and is not it; no one types these forms for a Dutch name
+    (they come from a copy of styled text, or from someone who wants the look-alike). Accented
+    letters are no compatibility form (é, or e with a combining accent, is canonical, NFC), and
+    punctuation is not judged: a typographic apostrophe (U+2019) and "…" stay as they are."""
+    for index, character in enumerate(text):
+        if not character.isascii() and _compatibility_letter(character):
+            word = _word_at(text, index)
+            plain = "".join(
+                unicodedata.normalize("NFKC", c) if _compatibility_letter(c) else c for c in word
+            )
+            return TextProblem(
+                TextFault.COMPATIBILITY_FORM,
+                position=index + 1,
+                word=shown_excerpt(word, MAX_SHOWN_WORD),
+                plain=shown_excerpt(plain, MAX_SHOWN_WORD),
+            )
+    return None
+
+
 def mixed_script_word(text: str) -> TextProblem | None:
     """The first word of `text` whose letters are partly Latin and partly of a look-alike
     script, or None.
@@ -125,9 +195,8 @@ def mixed_script_word(text: str) -> TextProblem | None:
     marks belong to no script; accented Latin letters (é, ë, ĳ) are Latin. A name wholly in
     Greek or Cyrillic passes this rule, and so does a Latin word beside a Cyrillic or Greek one
     (a Russian or Greek school in Amsterdam, its name in its own script and the town's in
-    Latin: each word reads as what it is). What it does not catch: a word wholly in a
-    look-alike script that reads as a Latin one ("school" spelt in Cyrillic U+0455 U+0441
-    U+04BB U+043E U+043E U+04CF)."""
+    Latin: each word reads as what it is). A word wholly in look-alike letters is
+    `look_alike_word`'s."""
     if text.isascii():  # the usual name: every letter Latin, nothing to look up
         return None
     for start, word in _words(text):
@@ -162,6 +231,48 @@ def _look_alike_beside_latin(word: str) -> str | None:
         if latin and other:
             return other
     return None
+
+
+def look_alike_word(text: str) -> TextProblem | None:
+    """The first word of `text` in Cyrillic or Greek letters that all pass for Latin ones
+    ("Coco", "CITO" or "school" spelt in Cyrillic: core/latin_look_alikes.py), when no letter of
+    that script anywhere in `text` shows the script for what it is; or None.
+
+    Refused whether or not the name has Latin words too: the copy most worth making is of a
+    one-word brand with nothing beside it. A real Russian, Ukrainian or Greek name almost always
+    holds a letter that no Latin one resembles (Cyrillic sha, el, ya, i; Greek lambda, sigma,
+    theta, an accented vowel), and then a short word wholly of look-alikes within it (the
+    Russian "s", "o", the Greek article "To") passes: the reader sees the script. Judged over
+    the whole text, so a name that is only capitals of look-alikes ("TO KENTPO" in Greek) must
+    be written with its lower-case letters."""
+    if text.isascii():
+        return None
+    first: dict[str, int] = {}  # script → index of its first letter
+    shown: set[str] = set()  # scripts with a letter no Latin one resembles
+    scripts: dict[str, str] = {}  # each letter's script, looked up once
+    for index, character in enumerate(text):
+        if character.isascii() or not character.isalpha():
+            continue
+        if character not in scripts:
+            scripts[character] = _script(character)
+        script = scripts[character]
+        if script in WHOLE_SCRIPT_CHECKED:
+            first.setdefault(script, index)
+            if character not in LATIN_LOOK_ALIKES:
+                shown.add(script)
+    refused = [(index, script) for script, index in first.items() if script not in shown]
+    if not refused:
+        return None
+    index, script = min(refused)
+    word = _word_at(text, index)
+    as_latin = "".join(LATIN_LOOK_ALIKES.get(c, c) for c in word)
+    return TextProblem(
+        TextFault.LOOK_ALIKE_WORD,
+        position=index + 1,
+        word=shown_excerpt(word, MAX_SHOWN_WORD),
+        script=script.title(),
+        plain=shown_excerpt(as_latin, MAX_SHOWN_WORD),
+    )
 
 
 def shown_excerpt(text: str, limit: int = MAX_SHOWN) -> str:

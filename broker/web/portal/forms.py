@@ -121,9 +121,9 @@ def unchanged(field: Field) -> bool:
 
 
 def word_refusal(problem: TextProblem) -> str | None:
-    """A word that `problem` refuses (core/display_text.py: look-alike letters), in the page's
-    language with the word, the same for every field; None for a fault of the whole text,
-    which each field words its own way."""
+    """A word that `problem` refuses (core/display_text.py: look-alike letters, a compatibility
+    form), in the page's language with the word, the same for every field; None for a fault of
+    the whole text, which each field words its own way."""
     letters = SCRIPT_LETTERS.get(problem.script, problem.script)
     match problem.fault:
         case TextFault.MIXED_SCRIPT:
@@ -132,6 +132,21 @@ def word_refusal(problem: TextProblem) -> str | None:
                 "script per word.",
                 word=problem.word,
                 letters=letters,
+            )
+        case TextFault.LOOK_ALIKE_WORD:
+            message = _l(
+                "“%(word)s” is written only in %(letters)s that look like Latin ones: it reads "
+                "as “%(latin)s”. Write it in Latin letters.",
+                word=problem.word,
+                letters=letters,
+                latin=problem.plain,
+            )
+        case TextFault.COMPATIBILITY_FORM:
+            message = _l(
+                "“%(word)s” uses special forms of letters or digits (wide, mathematical or "
+                "joined ones). Type it in ordinary ones: “%(plain)s”.",
+                word=problem.word,
+                plain=problem.plain,
             )
         case _:
             return None
