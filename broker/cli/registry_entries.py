@@ -63,7 +63,7 @@ class Entries:
         as it is, and a file that leaves it so imports."""
         value = self.text(key)
         if value and value != registered and (problem := name_problem(value)):
-            self.wrong(key, problem)
+            self.wrong(key, str(problem))
         return value
 
     def identifier(self, key: str) -> str:

@@ -121,7 +121,7 @@ class _Reading:
         entry_id = entry.table.get("id")
         registered = self.towns.get(entry_id) if isinstance(entry_id, str) else None
         if town != registered and (problem := town_problem(town)):
-            entry.wrong("town", problem)
+            entry.wrong("town", f"the town {problem}")
         return town
 
     def metadata(self, entry: Entries) -> str | None:

@@ -34,7 +34,7 @@ def _town(value: str) -> str:
     """`--town` as stored, or a clear refusal before anything is written."""
     town = clean_town(value)
     if problem := town_problem(town):
-        raise click.BadParameter(problem, param_hint="--town")
+        raise click.BadParameter(f"the town {problem}", param_hint="--town")
     return town
 
 

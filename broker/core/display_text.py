@@ -3,16 +3,23 @@ publisher's. One line of plain text each.
 
 What is refused is what would deceive a reader rather than what looks odd: control and format
 characters (Unicode category C*), among them invisible ones (a zero-width space makes two names
-that look the same differ) and direction overrides (U+202E shows a name read backwards), and a
+that look the same differ) and direction overrides (U+202E shows a name read backwards); letters
+and digits in a compatibility form of an ordinary one (a fullwidth or mathematical bold W); a
 word that mixes Latin letters with look-alike letters of another script ("Woordwijs" with a
-Cyrillic o, U+043E: two services that read the same, one of them a phishing copy). Pure checks,
-shared by the CLI, the registry file import and the portals.
+Cyrillic o, U+043E: two services that read the same, one of them a phishing copy); and a word
+written wholly in Cyrillic or Greek letters that pass for Latin ones ("Coco" in Cyrillic). Pure
+checks, shared by the CLI, the registry file import and the portals: each returns a
+`TextProblem` (which rule, which word, where), and every caller words its own message from it.
 """
 
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterator
 from dataclasses import dataclass
+from enum import Enum
+
+from broker.core.latin_look_alikes import LATIN_LOOK_ALIKES, WHOLE_SCRIPT_CHECKED
 
 MAX_NAME = 200
 # How much of a peer's own text (an entity id, a URL, an issuer, a list of algorithms from
@@ -33,38 +40,93 @@ _INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 # O S T. No Dutch name has a word that needs one of their letters beside Latin ones, so the
 # refusal costs nothing. The first word of a letter's Unicode name is its script for these six;
 # a letter whose name starts otherwise (MICRO SIGN, FEMININE ORDINAL INDICATOR in "nª") counts
-# as no script at all. Other scripts with a few look-alikes (Canadian Syllabics, Tifinagh) and
-# Latin's own compatibility letters (fullwidth, mathematical bold) are not covered.
+# as no script at all. Other scripts with a few look-alikes (Canadian Syllabics, Tifinagh) are
+# not covered.
 LOOK_ALIKE_SCRIPTS = frozenset({"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC", "LISU"})
 # How much of a refused word a message repeats.
 MAX_SHOWN_WORD = 40
 
+# Compatibility forms that only restate an ordinary letter or digit in another width, font or as
+# a ligature: NFKC replaces them, and a reader sees the ordinary one. Raised, lowered, circled and
+# squared forms (<super>: ª º ², <sub>, <circle>, <square>, <fraction>) stay allowed: they show
+# for what they are ("nº 5", "Lab²"), and NFKC changes no letter a reader would mistake.
+_COMPATIBILITY_TAGS = ("<wide>", "<font>", "<compat>")
+# Kept though NFKC replaces them: the Dutch ij as one letter (U+0132, U+0133: Dutch capitalises
+# it as one, "Ĳsselmonde", and it reads as exactly the IJ that NFKC makes of it, so it deceives
+# no reader about what the name says), and the micro sign (on European keyboards; NFKC makes it
+# the Greek mu it looks like, no Latin letter).
+_KEPT_COMPATIBILITY = frozenset("\u0132\u0133\u00b5")
+
+
+class TextFault(Enum):
+    EMPTY = "empty"
+    TOO_LONG = "too_long"
+    HIDDEN = "hidden"  # a control, format, separator or invisible character
+    COMPATIBILITY_FORM = "compatibility_form"  # a fullwidth or mathematical letter, a ligature
+    MIXED_SCRIPT = "mixed_script"  # Latin letters and look-alikes of another script in a word
+    LOOK_ALIKE_WORD = "look_alike_word"  # only Cyrillic or Greek letters that pass for Latin ones
+
 
 @dataclass(frozen=True)
-class MixedScriptWord:
-    """A word that mixes Latin letters with look-alike letters of `script` ("Cyrillic")."""
+class TextProblem:
+    """Why a text cannot be shown as a name or a town: the rule (`fault`), and what a message
+    names. `str()` is the English "must …" the CLI and the registry file import give."""
 
-    word: str  # as a message shows it: cut short (`shown_excerpt`)
-    script: str
+    fault: TextFault
+    limit: int = 0  # TOO_LONG: the most characters allowed
+    # The first character at fault, counted from 1 (0 for EMPTY and TOO_LONG).
+    position: int = 0
+    character: str = ""  # HIDDEN: the character (a message names its code point, not it)
+    word: str = ""  # the word at fault, as a message shows it (`shown_excerpt`)
+    script: str = ""  # MIXED_SCRIPT, LOOK_ALIKE_WORD: the other script ("Cyrillic")
+    # COMPATIBILITY_FORM: the word in ordinary letters; LOOK_ALIKE_WORD: the Latin it reads as.
+    plain: str = ""
+
+    def __str__(self) -> str:
+        match self.fault:
+            case TextFault.EMPTY:
+                return "must not be empty"
+            case TextFault.TOO_LONG:
+                return f"must be at most {self.limit} characters"
+            case TextFault.HIDDEN:
+                return (
+                    "must be plain text: letters, digits, spaces and punctuation "
+                    f"(U+{ord(self.character):04X} at character {self.position})"
+                )
+            case TextFault.COMPATIBILITY_FORM:
+                return (
+                    "must be written in ordinary letters and digits, not in wide, mathematical "
+                    f'or other special forms of them ("{self.word}": "{self.plain}")'
+                )
+            case TextFault.MIXED_SCRIPT:
+                return (
+                    f"must not mix Latin letters with look-alike {self.script} ones in one word "
+                    f'("{self.word}")'
+                )
+            case TextFault.LOOK_ALIKE_WORD:
+                return (
+                    f"must not spell a word only in {self.script} letters that look like Latin "
+                    f'ones ("{self.word}" reads as "{self.plain}")'
+                )
 
 
-def plain_text_problem(text: str, limit: int) -> str | None:
-    """Why `text` cannot be shown as a name or a town, as "must …", or None when it can."""
+def plain_text_problem(text: str, limit: int) -> TextProblem | None:
+    """Why `text` cannot be shown as a name or a town, or None when it can."""
     if len(text) > limit:
-        return f"must be at most {limit} characters"
-    if has_hidden_character(text):
-        return "must be plain text: letters, digits, spaces and punctuation"
-    if mixed := mixed_script_word(text):
-        return (
-            f"must not mix Latin letters with look-alike {mixed.script} ones in one word "
-            f'("{mixed.word}")'
-        )
-    return None
+        return TextProblem(TextFault.TOO_LONG, limit=limit)
+    for index, character in enumerate(text):
+        if _hidden(character):
+            return TextProblem(TextFault.HIDDEN, position=index + 1, character=character)
+    if text.isascii():  # the usual name: every letter Latin and ordinary, nothing to look up
+        return None
+    return compatibility_form(text) or mixed_script_word(text) or look_alike_word(text)
 
 
-def has_hidden_character(text: str) -> bool:
-    """Whether `text` holds a character a reader cannot see or that changes how the rest reads."""
-    return any(_hidden(c) for c in text)
+def name_problem(name: str) -> TextProblem | None:
+    """Why `name` cannot be the name of a school, service, chain or publisher, or None."""
+    if not name.strip():
+        return TextProblem(TextFault.EMPTY)
+    return plain_text_problem(name, MAX_NAME)
 
 
 def _hidden(character: str) -> bool:
@@ -74,7 +136,55 @@ def _hidden(character: str) -> bool:
     return category[0] == "C" or category in ("Zl", "Zp") or character in _INVISIBLE
 
 
-def mixed_script_word(text: str) -> MixedScriptWord | None:
+def _words(text: str) -> Iterator[tuple[int, str]]:
+    """Each word of `text` with the index of its first character. A word is what an ordinary
+    space (U+0020) separates: see `mixed_script_word`."""
+    start = 0
+    for word in text.split(" "):
+        yield start, word
+        start += len(word) + 1
+
+
+def _word_at(text: str, index: int) -> str:
+    start = text.rfind(" ", 0, index) + 1
+    end = text.find(" ", index)
+    return text[start : end if end >= 0 else len(text)]
+
+
+def _compatibility_letter(character: str) -> bool:
+    return (
+        unicodedata.category(character)[0] in "LN"
+        and character not in _KEPT_COMPATIBILITY
+        and unicodedata.decomposition(character).startswith(_COMPATIBILITY_TAGS)
+    )
+
+
+def compatibility_form(text: str) -> TextProblem | None:
+    """The first word of `text` with a letter or digit in a compatibility form of an ordinary
+    one (a fullwidth W, U+FF37; mathematical bold or script letters; a ligature such as fi,
+    U+FB01; a Roman numeral XII, U+216B: what NFKC would replace), or None.
+
+    The ordinary letter looks the same, or nearly, so "Woordwijs" in fullwidth or mathematical
+    letters reads as the real name and is not it; no one types these forms for a Dutch name
+    (they come from a copy of styled text, or from someone who wants the look-alike). Accented
+    letters are no compatibility form (é, or e with a combining accent, is canonical, NFC), and
+    punctuation is not judged: a typographic apostrophe (U+2019) and "…" stay as they are."""
+    for index, character in enumerate(text):
+        if not character.isascii() and _compatibility_letter(character):
+            word = _word_at(text, index)
+            plain = "".join(
+                unicodedata.normalize("NFKC", c) if _compatibility_letter(c) else c for c in word
+            )
+            return TextProblem(
+                TextFault.COMPATIBILITY_FORM,
+                position=index + 1,
+                word=shown_excerpt(word, MAX_SHOWN_WORD),
+                plain=shown_excerpt(plain, MAX_SHOWN_WORD),
+            )
+    return None
+
+
+def mixed_script_word(text: str) -> TextProblem | None:
     """The first word of `text` whose letters are partly Latin and partly of a look-alike
     script, or None.
 
@@ -83,17 +193,28 @@ def mixed_script_word(text: str) -> MixedScriptWord | None:
     judged whole and neither a hyphen nor a thin, hair or no-break space (nearly invisible, or
     not at all) can split a Cyrillic o off "Woord-wijs"; digits, punctuation and combining
     marks belong to no script; accented Latin letters (é, ë, ĳ) are Latin. A name wholly in
-    Greek or Cyrillic passes, and so does a Latin word beside a Cyrillic or Greek one (a Russian
-    or Greek school in Amsterdam, its name in its own script and the town's in Latin: each word
-    reads as what it is). What it does not catch: a word wholly in a look-alike script that
-    reads as a Latin one ("school" spelt in Cyrillic U+0455 U+0441 U+04BB U+043E U+043E U+04CF),
-    which needs Unicode's confusables table."""
+    Greek or Cyrillic passes this rule, and so does a Latin word beside a Cyrillic or Greek one
+    (a Russian or Greek school in Amsterdam, its name in its own script and the town's in
+    Latin: each word reads as what it is). A word wholly in look-alike letters is
+    `look_alike_word`'s."""
     if text.isascii():  # the usual name: every letter Latin, nothing to look up
         return None
-    for word in text.split(" "):
+    for start, word in _words(text):
         if not word.isascii() and (script := _look_alike_beside_latin(word)):
-            return MixedScriptWord(shown_excerpt(word, MAX_SHOWN_WORD), script.title())
+            index = next(i for i, c in enumerate(word) if c.isalpha() and _script(c) == script)
+            return TextProblem(
+                TextFault.MIXED_SCRIPT,
+                position=start + index + 1,
+                word=shown_excerpt(word, MAX_SHOWN_WORD),
+                script=script.title(),
+            )
     return None
+
+
+def _script(character: str) -> str:
+    """The script of a letter: LATIN for an ASCII one, else the first word of its Unicode name
+    (about 0.2 µs a lookup)."""
+    return "LATIN" if character.isascii() else unicodedata.name(character, "").split(" ")[0]
 
 
 def _look_alike_beside_latin(word: str) -> str | None:
@@ -102,8 +223,7 @@ def _look_alike_beside_latin(word: str) -> str | None:
     for character in dict.fromkeys(word):
         if not character.isalpha():  # digits, punctuation, marks: no script
             continue
-        # An ASCII letter is Latin; only the others need their name looked up (about 0.2 µs each).
-        script = "LATIN" if character.isascii() else unicodedata.name(character, "").split(" ")[0]
+        script = _script(character)
         if script == "LATIN":
             latin = True
         elif other is None and script in LOOK_ALIKE_SCRIPTS:
@@ -113,15 +233,50 @@ def _look_alike_beside_latin(word: str) -> str | None:
     return None
 
 
+def look_alike_word(text: str) -> TextProblem | None:
+    """The first word of `text` in Cyrillic or Greek letters that all pass for Latin ones
+    ("Coco", "CITO" or "school" spelt in Cyrillic: core/latin_look_alikes.py), when no letter of
+    that script anywhere in `text` shows the script for what it is; or None.
+
+    Refused whether or not the name has Latin words too: the copy most worth making is of a
+    one-word brand with nothing beside it. A real Russian, Ukrainian or Greek name almost always
+    holds a letter that no Latin one resembles (Cyrillic sha, el, ya, i; Greek lambda, sigma,
+    theta, an accented vowel), and then a short word wholly of look-alikes within it (the
+    Russian "s", "o", the Greek article "To") passes: the reader sees the script. Judged over
+    the whole text, so a name that is only capitals of look-alikes ("TO KENTPO" in Greek) must
+    be written with its lower-case letters."""
+    if text.isascii():
+        return None
+    first: dict[str, int] = {}  # script → index of its first letter
+    shown: set[str] = set()  # scripts with a letter no Latin one resembles
+    scripts: dict[str, str] = {}  # each letter's script, looked up once
+    for index, character in enumerate(text):
+        if character.isascii() or not character.isalpha():
+            continue
+        if character not in scripts:
+            scripts[character] = _script(character)
+        script = scripts[character]
+        if script in WHOLE_SCRIPT_CHECKED:
+            first.setdefault(script, index)
+            if character not in LATIN_LOOK_ALIKES:
+                shown.add(script)
+    refused = [(index, script) for script, index in first.items() if script not in shown]
+    if not refused:
+        return None
+    index, script = min(refused)
+    word = _word_at(text, index)
+    as_latin = "".join(LATIN_LOOK_ALIKES.get(c, c) for c in word)
+    return TextProblem(
+        TextFault.LOOK_ALIKE_WORD,
+        position=index + 1,
+        word=shown_excerpt(word, MAX_SHOWN_WORD),
+        script=script.title(),
+        plain=shown_excerpt(as_latin, MAX_SHOWN_WORD),
+    )
+
+
 def shown_excerpt(text: str, limit: int = MAX_SHOWN) -> str:
     """A peer's text as an error message repeats it, to a page, a terminal or a log line: cut
     short, every character that is not printable shown as "?"."""
     shown = "".join(c if c.isprintable() else "?" for c in text[:limit])
     return shown + ("…" if len(text) > limit else "")
-
-
-def name_problem(name: str) -> str | None:
-    """Why `name` cannot be the name of a school, service, chain or publisher, or None."""
-    if not name.strip():
-        return "must not be empty"
-    return plain_text_problem(name, MAX_NAME)

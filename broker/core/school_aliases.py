@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from broker.core.display_text import name_problem
+from broker.core.display_text import TextProblem, name_problem
 from broker.core.school_search import fold
 
 MAX_ALIASES = 10
@@ -39,8 +39,10 @@ class AliasProblem:
     fault: AliasFault
     alias: str = ""
     position: int = 0
-    # NOT_A_NAME: name_problem's "must …"; TWICE: the alias given before it.
+    # TWICE: the alias given before it.
     detail: str = ""
+    # NOT_A_NAME: why the alias is no name (core/display_text.py), for the caller to word.
+    text: TextProblem | None = None
 
     def __str__(self) -> str:
         # repr: an alias refused for a control character shows it escaped, not acted on.
@@ -49,7 +51,7 @@ class AliasProblem:
             case AliasFault.TOO_MANY:
                 return f"a school has at most {MAX_ALIASES} aliases"
             case AliasFault.NOT_A_NAME:
-                return f"the alias {alias} {self.detail}"
+                return f"the alias {alias} {self.text}"
             case AliasFault.NOTHING_TO_SEARCH:
                 return f"the alias {alias} must hold a letter or a digit"
             case AliasFault.TWICE if self.detail == self.alias:
@@ -78,7 +80,7 @@ def aliases_problem(name: str, aliases: Sequence[str]) -> AliasProblem | None:
     seen = {fold(name): ""}
     for position, alias in enumerate(aliases, start=1):
         if problem := name_problem(alias):
-            return AliasProblem(AliasFault.NOT_A_NAME, alias, position, problem)
+            return AliasProblem(AliasFault.NOT_A_NAME, alias, position, text=problem)
         folded = fold(alias)
         if not folded:
             return AliasProblem(AliasFault.NOTHING_TO_SEARCH, alias, position)

@@ -8,7 +8,7 @@ file import and the portal.
 
 from __future__ import annotations
 
-from broker.core.display_text import plain_text_problem
+from broker.core.display_text import TextProblem, plain_text_problem
 
 MAX_TOWN = 80
 
@@ -19,7 +19,7 @@ def clean_town(value: str) -> str:
     return " ".join(value.split())
 
 
-def town_problem(town: str) -> str | None:
-    """Why `town` (as `clean_town` left it) cannot be a school's town, or None when it can."""
-    problem = plain_text_problem(town, MAX_TOWN)
-    return f"the town {problem}" if problem else None
+def town_problem(town: str) -> TextProblem | None:
+    """Why `town` (as `clean_town` left it) cannot be a school's town, or None when it can; a
+    message says "the town {problem}"."""
+    return plain_text_problem(town, MAX_TOWN)

@@ -121,6 +121,15 @@ def test_update_renames_a_school_with_its_town_and_aliases_in_one_write(
         (["L" * (MAX_NAME + 1)], f"must be at most {MAX_NAME} characters"),
         (["   "], "the alias '' must not be empty"),
         (["--"], "must hold a letter or a digit"),
+        # The mathematical bold "Het"; "Coco" in Cyrillic (U+0421 U+043E U+0441 U+043E).
+        (
+            ["\U0001d407\U0001d41e\U0001d42d Baken"],
+            'forms of them ("\U0001d407\U0001d41e\U0001d42d": "Het")',
+        ),
+        (
+            ["\u0421\u043e\u0441\u043e"],
+            'Cyrillic letters that look like Latin ones ("\u0421\u043e\u0441\u043e"',
+        ),
     ],
 )
 def test_bad_aliases_are_refused_and_change_nothing(

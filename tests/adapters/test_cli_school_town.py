@@ -84,6 +84,9 @@ def test_update_sets_changes_and_clears_the_town(populated: Path) -> None:  # no
         ("Leiden\u202e", "plain text"),
         ("Lei\x00den", "plain text"),
         ("L\u0435iden", "must not mix Latin letters with look-alike Cyrillic ones"),  # Cyrillic e
+        # Fullwidth letters; Cyrillic letters that all pass for Latin ones.
+        ("\uff2c\uff45\uff49\uff44\uff45\uff4e", 'special forms of them ("'),
+        ("\u0421\u043e\u0441\u043e", "the town must not spell a word only in Cyrillic letters"),
     ],
 )
 def test_a_bad_town_is_refused_and_changes_nothing(
@@ -152,6 +155,17 @@ def test_a_bad_town_in_the_registry_file_is_named_with_its_place(
             "W\u03bfordwijs",
             'the name must not mix Latin letters with look-alike Greek ones in one word ("W\u03bfordwijs")',
         ),
+        # U+FF37...: fullwidth "Woord"; U+0421 U+043E U+0441 U+043E: "Coco" in Cyrillic.
+        (
+            "\uff37\uff4f\uff4f\uff52\uff44 Wijs",
+            "the name must be written in ordinary letters and digits, not in wide, mathematical "
+            'or other special forms of them ("\uff37\uff4f\uff4f\uff52\uff44": "Woord")',
+        ),
+        (
+            "\u0421\u043e\u0441\u043e Lyceum",
+            "the name must not spell a word only in Cyrillic letters that look like Latin ones "
+            '("\u0421\u043e\u0441\u043e" reads as "Coco")',
+        ),
     ],
 )
 def test_a_name_that_would_mislead_students_is_refused_and_changes_nothing(
@@ -186,7 +200,10 @@ def test_a_misleading_name_in_the_registry_file_is_named_with_its_place(
     )
     result = run("registry", "import", "--config", populated, file)
     assert result.exit_code == 1
-    assert "name: must be plain text: letters, digits, spaces and punctuation" in result.output
+    # The character a terminal would not show is named by its code point and place.
+    assert (
+        "name: must be plain text: letters, digits, spaces and punctuation (U+200B at character 3)"
+    ) in result.output
 
 
 def _names(config: Path) -> dict[str, str]:

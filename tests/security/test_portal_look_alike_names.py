@@ -6,7 +6,13 @@ OIDC registrations (a school administrator names nothing). A name or town the re
 holds is not judged again when the operator saves the school's other field.
 
 Look-alikes are written as escapes: U+0430 a Cyrillic a, U+0435 a Cyrillic e, U+043E a
-Cyrillic o, U+03BF a Greek omicron, U+0585 an Armenian oh."""
+Cyrillic o, U+0421 a Cyrillic es (a C), U+03BF a Greek omicron, U+0585 an Armenian oh; U+FF21
+and on are fullwidth Latin letters, U+1D400 and on mathematical bold ones.
+
+The same holds for a word in a compatibility form of Latin letters (fullwidth, mathematical)
+and for a word only of Cyrillic or Greek letters that all pass for Latin ones ("Coco" in
+Cyrillic): each refused with its own words, the word shown, and the ordinary or Latin letters
+it reads as."""
 
 from __future__ import annotations
 
@@ -193,3 +199,67 @@ def test_a_name_or_town_the_registry_holds_is_not_judged_again(
 
 def test_every_look_alike_script_has_a_name_in_the_portal() -> None:
     assert {script.upper() for script in SCRIPT_LETTERS} == LOOK_ALIKE_SCRIPTS
+
+
+FULLWIDTH_EXAMENS = "\uff25\uff58\uff41\uff4d\uff45\uff4e\uff53"
+CYRILLIC_COCO = "\u0421\u043e\u0441\u043e"
+
+
+@pytest.mark.parametrize(
+    ("name", "lang", "message"),
+    [
+        (
+            f"{FULLWIDTH_EXAMENS} West",
+            "nl",
+            f"„{FULLWIDTH_EXAMENS}” bevat bijzondere vormen van letters of cijfers (brede, "
+            "wiskundige of samengevoegde). Typ het met gewone: „Examens”.",
+        ),
+        (
+            f"{FULLWIDTH_EXAMENS} West",
+            "en",
+            f"“{FULLWIDTH_EXAMENS}” uses special forms of letters or digits (wide, mathematical or "
+            "joined ones). Type it in ordinary ones: “Examens”.",
+        ),
+        (
+            f"{CYRILLIC_COCO} Toetsen",
+            "nl",
+            f"„{CYRILLIC_COCO}” bestaat alleen uit Cyrillische letters die op Latijnse lijken: het "
+            "leest als „Coco”. Schrijf het in Latijnse letters.",
+        ),
+        (
+            f"{CYRILLIC_COCO} Toetsen",
+            "en",
+            f"“{CYRILLIC_COCO}” is written only in Cyrillic letters that look like Latin ones: it "
+            "reads as “Coco”. Write it in Latin letters.",
+        ),
+    ],
+)
+def test_compatibility_forms_and_whole_look_alike_words_are_refused_in_the_pages_language(
+    site: PortalSite, operator: FlaskClient, name: str, lang: str, message: str
+) -> None:
+    url = "/portal/operator/chains"
+    status, page = _post(operator, url, url, {"chain_id": "toetsen-west", "name": name}, lang)
+    assert status == 400, page
+    assert field_error(page, "name") == message
+    assert site.registry.chain("toetsen-west") is None
+
+
+def test_a_town_in_special_letters_is_refused_and_ordinary_european_names_pass(
+    site: PortalSite, operator: FlaskClient
+) -> None:
+    bold_utrecht = "".join(chr(0x1D400 + ord(c) - ord("A")) for c in "UTRECHT")
+    status, page = _post(operator, SCHOOL, SCHOOL, {"name": "Demo Lyceum", "town": bold_utrecht})
+    assert status == 400
+    assert field_error(page, "town") == (
+        f"„{bold_utrecht}” bevat bijzondere vormen van letters of cijfers (brede, wiskundige of "
+        "samengevoegde). Typ het met gewone: „UTRECHT”."
+    )
+    # Accents, the Dutch IJ as one letter, a typographic apostrophe: all as they are.
+    fields = {"name": "\u0132sselcollege Ca\u00f1ada", "town": "\u2019s-Hertogenbosch"}
+    try:
+        status, page = _post(operator, SCHOOL, SCHOOL, fields)
+        assert status == 303, page
+        school = site.registry.school(DEMO_SCHOOL_ID)
+        assert school is not None and (school.name, school.town) == tuple(fields.values())
+    finally:
+        site.registry.set_school_details(DEMO_SCHOOL_ID, "Demo Lyceum", DEMO_SCHOOL_TOWN)

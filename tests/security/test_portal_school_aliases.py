@@ -119,6 +119,20 @@ def test_a_rename_to_a_former_name_and_its_aliases_are_one_write(
             "Demo Lyceum",
             "Regel 2: „B\u0430ken” mengt Latijnse letters met Cyrillische letters",
         ),
+        # A fullwidth word (U+FF3A...: "Zuid"), and "Coco" in Cyrillic (U+0421 U+043E U+0441
+        # U+043E), in the same words as for a name.
+        (
+            "Het Baken\nLocatie \uff3a\uff55\uff49\uff44",
+            "Demo Lyceum",
+            "Regel 2: „\uff3a\uff55\uff49\uff44” bevat bijzondere vormen van letters of cijfers "
+            "(brede, wiskundige of samengevoegde). Typ het met gewone: „Zuid”.",
+        ),
+        (
+            "\u0421\u043e\u0441\u043e",
+            "Demo Lyceum",
+            "Regel 1: „\u0421\u043e\u0441\u043e” bestaat alleen uit Cyrillische letters die op "
+            "Latijnse lijken: het leest als „Coco”.",
+        ),
     ],
 )
 def test_bad_other_names_are_refused_next_to_their_field_and_nothing_changes(

@@ -4,6 +4,8 @@ look-alike letters of another script refused, whatever else is allowed."""
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 
 from broker.core.display_text import (
@@ -11,12 +13,14 @@ from broker.core.display_text import (
     MAX_NAME,
     MAX_SHOWN,
     MAX_SHOWN_WORD,
-    MixedScriptWord,
+    TextFault,
+    TextProblem,
     mixed_script_word,
     name_problem,
     plain_text_problem,
     shown_excerpt,
 )
+from broker.core.latin_look_alikes import LATIN_LOOK_ALIKES, WHOLE_SCRIPT_CHECKED
 from broker.core.towns import MAX_TOWN, town_problem
 
 
@@ -41,16 +45,42 @@ def test_ordinary_names_pass(name: str) -> None:
 )
 def test_names_that_would_mislead_a_reader_are_refused(name: str, reason: str) -> None:
     problem = name_problem(name)
-    assert problem is not None and problem.startswith(reason)
+    assert problem is not None and str(problem).startswith(reason)
 
 
-def test_a_town_keeps_its_own_wording_on_the_same_rule() -> None:
+def test_a_town_is_judged_by_the_same_rule_with_its_own_limit() -> None:
     assert town_problem("Leiden") is None
-    assert town_problem("x" * (MAX_TOWN + 1)) == f"the town must be at most {MAX_TOWN} characters"
-    assert town_problem("Lei\u202eden") == (
-        "the town must be plain text: letters, digits, spaces and punctuation"
+    assert town_problem("x" * (MAX_TOWN + 1)) == TextProblem(TextFault.TOO_LONG, limit=MAX_TOWN)
+    assert town_problem("Lei\u202eden") == TextProblem(
+        TextFault.HIDDEN, position=4, character="\u202e"
     )
     assert plain_text_problem("Leiden", MAX_TOWN) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"),
+    [
+        ("", TextProblem(TextFault.EMPTY)),
+        ("x" * (MAX_NAME + 1), TextProblem(TextFault.TOO_LONG, limit=MAX_NAME)),
+        ("Lees\u200bplank", TextProblem(TextFault.HIDDEN, position=5, character="\u200b")),
+        (
+            "Het W\u043eordwijs",
+            TextProblem(
+                TextFault.MIXED_SCRIPT, position=6, word="W\u043eordwijs", script="Cyrillic"
+            ),
+        ),
+        (
+            "De Sint-J\u043ezef \u0391msterdam",
+            TextProblem(
+                TextFault.MIXED_SCRIPT, position=10, word="Sint-J\u043ezef", script="Cyrillic"
+            ),
+        ),
+    ],
+)
+def test_a_problem_says_which_rule_which_word_and_where(name: str, problem: TextProblem) -> None:
+    """What callers word their own messages from: the portal in the page's language, the CLI
+    and the registry file import in English (`str`)."""
+    assert name_problem(name) == problem
 
 
 @pytest.mark.parametrize(
@@ -59,7 +89,12 @@ def test_a_town_keeps_its_own_wording_on_the_same_rule() -> None:
 def test_separators_and_invisible_letters_are_refused_too(name: str) -> None:
     """A line separator makes a second line; a Hangul filler (a letter) and the combining
     grapheme joiner (a mark) show nothing, as a soft hyphen (a format character) does."""
-    assert name_problem(name) == "must be plain text: letters, digits, spaces and punctuation"
+    problem = name_problem(name)
+    assert problem is not None and problem.fault is TextFault.HIDDEN
+    assert str(problem) == (
+        "must be plain text: letters, digits, spaces and punctuation "
+        f"(U+{ord(name[4]):04X} at character 5)"
+    )
 
 
 def test_a_peers_text_in_an_error_is_cut_short_and_printable() -> None:
@@ -140,8 +175,13 @@ def test_names_in_one_script_per_word_pass(name: str) -> None:
 def test_a_word_mixing_latin_with_look_alike_letters_is_refused(
     name: str, word: str, script: str
 ) -> None:
-    assert mixed_script_word(name) == MixedScriptWord(word, script)
-    assert name_problem(name) == (
+    found = mixed_script_word(name)
+    assert found is not None and (found.fault, found.word, found.script) == (
+        TextFault.MIXED_SCRIPT,
+        word,
+        script,
+    )
+    assert str(name_problem(name)) == (
         f'must not mix Latin letters with look-alike {script} ones in one word ("{word}")'
     )
 
@@ -153,13 +193,137 @@ def test_every_look_alike_script_is_recognised_by_its_letters_names() -> None:
 
 
 def test_the_look_alike_rule_holds_for_towns_and_shows_a_long_word_cut_short() -> None:
-    assert town_problem("L\u0435iden") == (
+    town = town_problem("L\u0435iden")
+    assert f"the town {town}" == (
         'the town must not mix Latin letters with look-alike Cyrillic ones in one word ("L\u0435iden")'
     )
     long_word = "W\u043e" + "o" * 80
     found = mixed_script_word(long_word)
     assert found is not None and found.word == long_word[:MAX_SHOWN_WORD] + "…"
     # A hidden character is the first thing said: the word would carry it into the message.
-    assert name_problem("W\u043eord\u200bwijs") == (
-        "must be plain text: letters, digits, spaces and punctuation"
+    hidden = name_problem("W\u043eord\u200bwijs")
+    assert hidden is not None and hidden.fault is TextFault.HIDDEN
+
+
+# Compatibility forms (NFKC replaces them) and whole words of Cyrillic or Greek look-alikes, as
+# escapes: U+FF37 and others fullwidth, U+1D416 and others mathematical bold, U+1D4B2
+# mathematical script W, U+FB01 the fi ligature, U+017F long s, U+216B Roman numeral twelve.
+FULLWIDTH_WOORDWIJS = "\uff37\uff4f\uff4f\uff52\uff44\uff57\uff49\uff4a\uff53"
+BOLD_WOORDWIJS = "".join(chr(0x1D41A + ord(c) - ord("a")) for c in "woordwijs")
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "Ca\u00f1ada College",  # ñ as one letter
+        "Can\u0303ada College",  # n with a combining tilde: canonical, not compatibility
+        "\u0132sselmonde Lyceum",  # the Dutch IJ as one letter: kept
+        "\u0133sselcollege",
+        "\u2019s-Hertogenbosch",  # typographic apostrophe: punctuation is not judged
+        "Sint-Jan\u2019s \u2026 en meer",  # an ellipsis (NFKC makes it three dots) too
+        "Colegio n\u00ba 5",  # ordinal indicator: raised, reads as it is
+        "Lab\u00b2",  # superscript two
+        "Rekenen \u00bd",  # a fraction
+        "\u00b5-lab",  # the micro sign: NFKC makes it a Greek mu, no Latin letter
+        "Citro\u00ebn Na\u00efef",
+        # Cyrillic and Greek names that show their script: a short word of look-alikes inside
+        # (Russian "s", "o"; the Greek article "To") passes.
+        "\u0420\u0443\u0441\u0441\u043a\u0430\u044f \u0448\u043a\u043e\u043b\u0430 \u0441 Amsterdam",
+        "\u0428\u043a\u043e\u043b\u0430 \u043e \u043c\u0438\u0440\u0435",
+        "\u03a4\u03bf \u03a3\u03c7\u03bf\u03bb\u03b5\u03af\u03bf",
+        "\u0423\u043a\u0440\u0430\u0457\u043d\u0441\u044c\u043a\u0430 \u0448\u043a\u043e\u043b\u0430",
+    ],
+)
+def test_accents_the_dutch_ij_punctuation_and_real_cyrillic_or_greek_names_pass(
+    name: str,
+) -> None:
+    assert name_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    ("name", "word", "plain"),
+    [
+        (FULLWIDTH_WOORDWIJS, FULLWIDTH_WOORDWIJS, "Woordwijs"),
+        (f"Het {BOLD_WOORDWIJS}", BOLD_WOORDWIJS, "woordwijs"),
+        ("\U0001d4b2oordwijs", "\U0001d4b2oordwijs", "Woordwijs"),  # one script capital
+        ("Leerlingenbank \uff12.\uff10", "\uff12.\uff10", "2.0"),  # fullwidth digits
+        ("Pro\ufb01el College", "Pro\ufb01el", "Profiel"),  # ligature
+        ("Wi\u017fkunde", "Wi\u017fkunde", "Wiskunde"),  # long s
+        ("College \u216b", "\u216b", "XII"),  # Roman numeral
+        ("\u0132ssel \uff37ijs", "\uff37ijs", "Wijs"),  # the IJ is kept, the W is not
+    ],
+)
+def test_letters_and_digits_in_a_compatibility_form_are_refused(
+    name: str, word: str, plain: str
+) -> None:
+    problem = name_problem(name)
+    assert problem is not None and problem.fault is TextFault.COMPATIBILITY_FORM
+    assert (problem.word, problem.plain) == (word, plain)
+    assert (
+        problem.position
+        == name.index(word)
+        + next(i for i, c in enumerate(word) if not c.isascii() and c not in "\u0132\u0133")
+        + 1
     )
+    assert str(problem) == (
+        "must be written in ordinary letters and digits, not in wide, mathematical or other "
+        f'special forms of them ("{word}": "{plain}")'
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "word", "script", "reads_as"),
+    [
+        ("\u0421\u043e\u0441\u043e", "\u0421\u043e\u0441\u043e", "Cyrillic", "Coco"),
+        ("\u0440\u043e\u0435", "\u0440\u043e\u0435", "Cyrillic", "poe"),
+        ("\u0421\u0406\u0422\u041e", "\u0421\u0406\u0422\u041e", "Cyrillic", "CITO"),
+        # Beside Latin words too: the Latin town shows nothing of the Cyrillic word's script.
+        ("\u0421\u043e\u0441\u043e Amsterdam", "\u0421\u043e\u0441\u043e", "Cyrillic", "Coco"),
+        (
+            "Lyceum \u0455\u0441\u04bb\u043e\u043e\u04cf",
+            "\u0455\u0441\u04bb\u043e\u043e\u04cf",
+            "Cyrillic",
+            "school",
+        ),
+        (
+            "\u0421\u0406\u0422\u0420\u041e\u0401\u041d",
+            "\u0421\u0406\u0422\u0420\u041e\u0401\u041d",
+            "Cyrillic",
+            "CITPOËH",
+        ),
+        # Capitals of look-alikes only, in Greek: written with its lower case, it passes.
+        ("\u03a4\u039f \u039a\u0395\u039d\u03a4\u03a1\u039f", "\u03a4\u039f", "Greek", "TO"),
+        ("\u039f\u03a1\u0391 Amsterdam", "\u039f\u03a1\u0391", "Greek", "OPA"),
+    ],
+)
+def test_a_word_only_of_cyrillic_or_greek_look_alikes_is_refused(
+    name: str, word: str, script: str, reads_as: str
+) -> None:
+    problem = name_problem(name)
+    assert problem is not None and problem.fault is TextFault.LOOK_ALIKE_WORD
+    assert (problem.word, problem.script, problem.plain) == (word, script, reads_as)
+    assert problem.position == name.index(word) + 1
+    assert str(problem) == (
+        f"must not spell a word only in {script} letters that look like Latin ones "
+        f'("{word}" reads as "{reads_as}")'
+    )
+
+
+def test_a_word_mixing_latin_is_named_as_mixed_before_anything_else() -> None:
+    """Checked in order: hidden characters, compatibility forms, mixed words, whole words."""
+    assert name_problem("\u0421\u043e\u0441\u043e W\u043eordwijs") == TextProblem(
+        TextFault.MIXED_SCRIPT, position=7, word="W\u043eordwijs", script="Cyrillic"
+    )
+    problem = name_problem(f"\u0421\u043e\u0441\u043e {FULLWIDTH_WOORDWIJS}")
+    assert problem is not None and problem.fault is TextFault.COMPATIBILITY_FORM
+
+
+def test_the_look_alike_table_maps_cyrillic_and_greek_letters_to_latin_ones() -> None:
+    """Pure data (core/latin_look_alikes.py): each letter of a checked script, canonical (no
+    compatibility form of its own), mapped to one Latin letter."""
+    for letter, latin in LATIN_LOOK_ALIKES.items():
+        assert unicodedata.name(letter).split()[0] in WHOLE_SCRIPT_CHECKED, letter
+        assert unicodedata.normalize("NFKC", letter) == letter
+        assert len(latin) == 1 and unicodedata.name(latin).startswith("LATIN "), latin
+    # Letters that only come close stay out: Cyrillic ka and te, Greek alpha, iota and gamma.
+    assert not {"\u043a", "\u0442", "\u03b1", "\u03b9", "\u03b3"} & LATIN_LOOK_ALIKES.keys()

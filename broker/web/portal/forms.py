@@ -29,7 +29,7 @@ from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp, 
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget
 
 from broker.core.catalogue import CATALOGUE
-from broker.core.display_text import MAX_NAME, has_hidden_character, mixed_script_word
+from broker.core.display_text import MAX_NAME, TextFault, TextProblem, name_problem
 from broker.core.school_aliases import (
     MAX_ALIASES,
     AliasFault,
@@ -102,7 +102,7 @@ class InviteForm(FlaskForm):
     )
 
 
-# The look-alike scripts of core/display_text.py, as the refusal names them (a test checks that
+# The look-alike scripts of core/display_text.py, as a refusal names them (a test checks that
 # every one is here).
 SCRIPT_LETTERS = {
     "Cyrillic": _l("Cyrillic letters"),
@@ -120,30 +120,49 @@ def unchanged(field: Field) -> bool:
     return field.object_data is not None and field.data == field.object_data
 
 
-def look_alike_refusal(text: str) -> ValidationError | None:
-    """A word of `text` that mixes Latin letters with look-alike letters of another script
-    (core/display_text.py), refused in the page's language with the word and the script."""
-    mixed = mixed_script_word(text)
-    if mixed is None:
-        return None
-    message = _l(
-        "“%(word)s” mixes Latin letters with %(letters)s that look like them. Use one script "
-        "per word.",
-        word=mixed.word,
-        letters=SCRIPT_LETTERS.get(mixed.script, mixed.script),
-    )
-    return ValidationError(str(message))
+def word_refusal(problem: TextProblem) -> str | None:
+    """A word that `problem` refuses (core/display_text.py: look-alike letters, a compatibility
+    form), in the page's language with the word, the same for every field; None for a fault of
+    the whole text, which each field words its own way."""
+    letters = SCRIPT_LETTERS.get(problem.script, problem.script)
+    match problem.fault:
+        case TextFault.MIXED_SCRIPT:
+            message = _l(
+                "“%(word)s” mixes Latin letters with %(letters)s that look like them. Use one "
+                "script per word.",
+                word=problem.word,
+                letters=letters,
+            )
+        case TextFault.LOOK_ALIKE_WORD:
+            message = _l(
+                "“%(word)s” is written only in %(letters)s that look like Latin ones: it reads "
+                "as “%(latin)s”. Write it in Latin letters.",
+                word=problem.word,
+                letters=letters,
+                latin=problem.plain,
+            )
+        case TextFault.COMPATIBILITY_FORM:
+            message = _l(
+                "“%(word)s” uses special forms of letters or digits (wide, mathematical or "
+                "joined ones). Type it in ordinary ones: “%(plain)s”.",
+                word=problem.word,
+                plain=problem.plain,
+            )
+        case _:
+            return None
+    return str(message)
 
 
 def plain_name(_form: FlaskForm, field: Field) -> None:
-    """A name students or staff read: no invisible characters or direction overrides, no
-    look-alike letters in a Latin word (core/display_text.py); its length is `Length`'s."""
+    """A name students or staff read (core/display_text.py): its emptiness and length are
+    `DataRequired`'s and `Length`'s, the rest is said here."""
     if not field.data or unchanged(field):
         return
-    if has_hidden_character(field.data):
-        raise ValidationError(str(_l("Use letters, digits, spaces and punctuation only.")))
-    if refusal := look_alike_refusal(field.data):
-        raise refusal
+    problem = name_problem(field.data)
+    if problem is None or problem.fault in (TextFault.EMPTY, TextFault.TOO_LONG):
+        return
+    message = word_refusal(problem)
+    raise ValidationError(message or str(_l("Use letters, digits, spaces and punctuation only.")))
 
 
 class PublisherForm(FlaskForm):
@@ -179,9 +198,9 @@ def _alias_message(problem: AliasProblem, line: int) -> str:
     match problem.fault:
         case AliasFault.TOO_MANY:
             message = _l("Give at most %(max)d other names, one per line.", max=MAX_ALIASES)
-        case AliasFault.NOT_A_NAME if refusal := look_alike_refusal(problem.alias):
-            # The same words as for a name or a town (look_alike_refusal), at the alias's line.
-            message = _l("Line %(line)d: %(problem)s", line=line, problem=str(refusal))
+        case AliasFault.NOT_A_NAME if problem.text and (refusal := word_refusal(problem.text)):
+            # The same words as for a name or a town (word_refusal), at the alias's line.
+            message = _l("Line %(line)d: %(problem)s", line=line, problem=refusal)
         case AliasFault.NOT_A_NAME:
             message = _l(
                 "Line %(line)d: use at most %(max)d letters, digits, spaces and punctuation.",
@@ -234,12 +253,10 @@ class SchoolDetailsForm(FlaskForm):
     )
 
     def validate_town(self, field: Field) -> None:
-        if not field.data or unchanged(field) or town_problem(field.data) is None:
+        if not field.data or unchanged(field) or (problem := town_problem(field.data)) is None:
             return
-        if not has_hidden_character(field.data) and (refusal := look_alike_refusal(field.data)):
-            raise refusal
         message = _l("Use at most %(max)d letters, digits, spaces and punctuation.", max=MAX_TOWN)
-        raise ValidationError(str(message))
+        raise ValidationError(word_refusal(problem) or str(message))
 
     def _alias_lines(self) -> list[tuple[int, str]]:
         """The other names as stored, each with its line number; empty lines skipped."""
