@@ -59,7 +59,8 @@ _NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
 
 def fold(text: str) -> str:
     """Lower case, accents off, every run of anything but letters and digits one space."""
-    decomposed = unicodedata.normalize("NFD", text)
+    # NFKD: compatibility forms too, so the Dutch ligature "ĳ" is found by "ij".
+    decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(_NOT_LETTER_OR_DIGIT.sub(" ", bare.lower()).split())
 

@@ -26,10 +26,18 @@ def many(count: int) -> list[School]:
 
 
 def test_folding_is_the_same_as_the_pages_script() -> None:
-    # discovery.js: NFD, combining marks off, lower case, non-letters and digits to one space.
+    # discovery.js: NFKD, combining marks off, lower case, non-letters and digits to one space.
     assert fold("St.-Bonifatiuscollege") == "st bonifatiuscollege"
     assert fold("  École   Européenne ") == "ecole europeenne"
     assert fold("O.B.S. 't Ruimteschip_2") == "o b s t ruimteschip 2"
+    # The Dutch ligature (allowed in names) is found by the two letters a student types.
+    assert fold("Ĳsselcollege") == "ijsselcollege"
+
+
+def test_ij_finds_a_name_written_with_the_ligature() -> None:
+    schools = [*SMALL, School("04DD", "Ĳsselcollege", "https://idp.ijssel")]
+    found = SchoolDirectory(schools).find("ijssel")
+    assert [school.id for school in found.schools] == ["04DD"]
 
 
 def test_a_small_federation_lists_every_school_in_name_order() -> None:

@@ -20,10 +20,10 @@
   // page: accents, case and punctuation (hyphens too) fold away, a school is found by its name,
   // its town or its code, or by an alias in its name's stead, an abbreviation counts as the
   // full word, and only when nothing matches, one typo per word of `typoMin` letters or more,
-  // in the name (or alias) or the town.
+  // in the name (or alias) or the town. NFKD, as on the server: "ij" finds the ligature "ĳ".
   function fold(text) {
     return text
-      .normalize("NFD")
+      .normalize("NFKD")
       .replace(/[\u0300-\u036f]/g, "")
       .toLowerCase()
       .replace(/[^\p{L}\p{N}]+/gu, " ")
