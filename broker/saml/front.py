@@ -192,10 +192,6 @@ class SamlFront:
         # From here the request is trusted and its ACS URL is the service's own: every refusal
         # is a signed SAML status sent there (AnswerableRefusal), not a bare error page.
         self._check_supported(message, request)
-        proxy_count = _proxy_count(message)
-        if proxy_count is not None:
-            # Passed on to a SAML school less one (core 3.4.1.5.1: "MUST ... one less").
-            front["proxy_count"] = str(proxy_count - 1)
         name_id_format = self._name_id_format(message)
         if name_id_format is None:
             raise AnswerableRefusal(
@@ -204,7 +200,14 @@ class SamlFront:
                 STATUS_INVALID_NAMEID_POLICY,
             )
         front["name_id_format"] = name_id_format
-        request = replace(request, requested=self._requested(server, issuer, message, request))
+        proxy_count = _proxy_count(message)
+        request = replace(
+            request,
+            requested=self._requested(server, issuer, message, request),
+            # Passed on to a SAML school less one (core 3.4.1.5.1: "MUST ... one less"); 0 was
+            # refused above.
+            proxy_count=None if proxy_count is None else proxy_count - 1,
+        )
         return self._with_assurance(request, message)
 
     @staticmethod
