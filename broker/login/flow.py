@@ -72,6 +72,9 @@ class LoginRequest:
     # skipped (this session or the student's last receipt showed the same release): OIDC
     # prompt=consent. The student's "Continue" is that interaction (docs/receipts.md).
     show_notice: bool = False
+    # How many proxies the service still allows behind the broker (a SAML ProxyCount less one,
+    # core 3.4.1.5.1), passed on to a SAML school; None: no limit.
+    proxy_count: int | None = None
 
 
 @dataclass(frozen=True)
@@ -107,6 +110,7 @@ class LoginRecord:
                 "subjects": request.subjects,
                 "choose_school": request.choose_school,
                 "show_notice": request.show_notice,
+                "proxy_count": request.proxy_count,
             },
             "created": self.created,
             "school_id": self.school_id,
@@ -119,18 +123,25 @@ class LoginRecord:
     def from_payload(cls, data: dict[str, Any]) -> LoginRecord:
         req = data["request"]
         requested = req.get("requested")
+        front = dict(req.get("front") or {})
+        proxy_count = req.get("proxy_count")
+        if proxy_count is None and "proxy_count" in front:
+            # A record saved before the field existed kept it in `front`, already less one.
+            # Records live at most the login TTL: this can go one release later.
+            proxy_count = int(front.pop("proxy_count"))
         request = LoginRequest(
             service_id=req["service_id"],
             requested=None if requested is None else frozenset(requested),
             school_hint=req.get("school_hint"),
             force_authn=bool(req.get("force_authn")),
-            front=dict(req.get("front") or {}),
+            front=front,
             acr=tuple(req.get("acr") or ()),
             acr_required=bool(req.get("acr_required")),
             max_age=req.get("max_age"),
             subjects=tuple(req.get("subjects") or ()),
             choose_school=bool(req.get("choose_school")),
             show_notice=bool(req.get("show_notice")),
+            proxy_count=proxy_count,
         )
         return cls(
             login_id=data["login_id"],

@@ -1,5 +1,10 @@
 """The OIDC front: the broker as OpenID provider towards publishers, on authlib's server.
 
+Here: the provider put together, its published documents (discovery, JWKS) and the
+authorization endpoint, the browser's way in and out. The token and userinfo endpoints are
+token_endpoints.py (`OidcProvider.tokens`); authlib's server as the broker fills it in is
+authlib_server.py.
+
 Routes in broker/web hand in plain values (URL, headers, parameters) and get back a neutral
 `LoginRequest`, a redirect location or a (status, body, headers) triple; no Flask below here.
 
@@ -12,26 +17,22 @@ from __future__ import annotations
 
 import json
 import secrets
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from authlib.oauth2 import AuthorizationServer
 from authlib.oauth2.base import OAuth2Error
-from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
-from authlib.oauth2.rfc6750 import BearerTokenGenerator
-from authlib.oidc.core.grants import OpenIDCode
 
 from broker.config import Settings
-from broker.core.errors import BadRequest, StoreUnavailable, UnknownService, UpstreamFailure
+from broker.core.errors import BadRequest, UnknownService
 from broker.core.key_schedule import KeySource
 from broker.core.model import Protocol
 from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
 from broker.login.flow import Completion, LoginRequest
 from broker.oidc import requested_claims as oidc_claims
+from broker.oidc.authlib_server import BrokerAuthorizationServer, IdTokens, PlainRequest
 from broker.oidc.authorization_checks import (
     CONSENT,
     PROMPTS_SUPPORTED,
@@ -39,12 +40,7 @@ from broker.oidc.authorization_checks import (
     oauth_error,
 )
 from broker.oidc.backchannel import LogoutTokens
-from broker.oidc.client_auth import (
-    ASSERTION_ALGORITHMS,
-    PRIVATE_KEY_JWT,
-    ClientKeys,
-    PrivateKeyJwt,
-)
+from broker.oidc.client_auth import ASSERTION_ALGORITHMS, PRIVATE_KEY_JWT, ClientKeys, PrivateKeyJwt
 from broker.oidc.end_session import EndSessionChecks
 from broker.oidc.grants import (
     CodeGrant,
@@ -53,20 +49,11 @@ from broker.oidc.grants import (
     RegisteredClient,
     S256Only,
     TokenVault,
-    access_token_for,
-    random_token,
-    released_now,
 )
-from broker.oidc.oauth_errors import (
-    FALLBACK,
-    auth_method_used,
-    explain_invalid_client,
-    invalid_client_answer,
-    invalid_client_status,
-    readable,
-)
+from broker.oidc.oauth_errors import readable
 from broker.oidc.rp_id_token import MAX_ID_TOKEN_LENGTH
 from broker.oidc.signing_keys import SigningKeys
+from broker.oidc.token_endpoints import TokenEndpoints
 
 AUTHORIZE_PATH = "/oidc/authorize"
 TOKEN_PATH = "/oidc/token"  # noqa: S105 - a path
@@ -74,7 +61,6 @@ USERINFO_PATH = "/oidc/userinfo"
 JWKS_PATH = "/oidc/jwks"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
 END_SESSION_PATH = "/oidc/end_session"
-TRY_AGAIN = FALLBACK["temporarily_unavailable"]
 MAX_PARAMETER = 2048
 # An ID token handed back as a hint may carry many claims (groups): its own limit.
 LONG_PARAMETERS = {"id_token_hint": MAX_ID_TOKEN_LENGTH}
@@ -96,143 +82,6 @@ class OidcRedirect(Exception):
     def __init__(self, location: str) -> None:
         super().__init__("error redirect")
         self.location = location
-
-
-class _Payload(OAuth2Payload):  # type: ignore[misc]
-    def __init__(self, params: Mapping[str, list[str]]) -> None:
-        self._datalist = {key: list(values) for key, values in params.items()}
-        self._data = {key: values[0] for key, values in params.items() if values}
-
-    @property
-    def data(self) -> dict[str, str]:
-        return self._data
-
-    @property
-    def datalist(self) -> dict[str, list[str]]:
-        return self._datalist
-
-
-class _Request(OAuth2Request):  # type: ignore[misc]
-    """An OAuth 2 request built from plain values, as authlib's framework integrations do."""
-
-    def __init__(
-        self, method: str, uri: str, headers: Mapping[str, str], params: Mapping[str, list[str]]
-    ) -> None:
-        super().__init__(method, uri, headers=dict(headers))
-        self.payload = _Payload(params)
-        # What issuing a code must write (CodeGrant.save_authorization_code): the caller sends it.
-        self.store_writes: list[StoreOp] = []
-
-    @property
-    def args(self) -> dict[str, str]:
-        return self.payload.data if self.method == "GET" else {}
-
-    @property
-    def form(self) -> dict[str, str]:
-        return self.payload.data if self.method == "POST" else {}
-
-
-class _IdTokens(OpenIDCode):  # type: ignore[misc]
-    def __init__(self, provider: OidcProvider) -> None:
-        super().__init__(require_nonce=False)  # code flow: nonce optional (Core 3.1.2.1)
-        self.provider = provider
-        self._chosen = threading.local()
-
-    def exists_nonce(self, nonce: str, request: Any) -> bool:
-        return False  # replay is stopped by single-use codes, not by remembering nonces
-
-    def encode_id_token(self, token: dict[str, Any], request: Any) -> Any:
-        # authlib asks for the header and the key separately; choose the key once, so a token
-        # made at a key's switch moment never names one key and is signed by the other.
-        self._chosen.key = self.provider.keys.key_for(self.get_client_algorithm(request.client))
-        try:
-            return super().encode_id_token(token, request)
-        finally:
-            self._chosen.key = None
-
-    def _signing_key(self, client: RegisteredClient) -> Any:
-        key = getattr(self._chosen, "key", None)
-        if key is not None:
-            return key
-        return self.provider.keys.key_for(self.get_client_algorithm(client))
-
-    def resolve_client_private_key(self, client: RegisteredClient) -> Any:
-        return self._signing_key(client)
-
-    def get_encode_header(self, client: RegisteredClient) -> dict[str, str]:
-        alg = self.get_client_algorithm(client)
-        return {"alg": alg, "kid": str(self._signing_key(client).kid), "typ": "JWT"}
-
-    def get_client_claims(self, client: RegisteredClient) -> dict[str, Any]:
-        now = int(time.time())
-        return {
-            "iss": self.provider.issuer,
-            "aud": [client.get_client_id()],
-            "azp": client.get_client_id(),
-            "iat": now,
-            "exp": now + self.provider.settings_oidc.access_token_lifetime_seconds,
-        }
-
-    def generate_user_info(self, user: Grantee, scope: str) -> dict[str, Any]:
-        return {"sub": user.sub, "sid": user.sid, **user.claims}
-
-
-def _access_token(*, user: Grantee, **_: Any) -> str:
-    """authlib's access token generator, called with the client, grant type, user and scope."""
-    return access_token_for(user)
-
-
-class _Server(AuthorizationServer):  # type: ignore[misc]
-    def __init__(self, provider: OidcProvider) -> None:
-        super().__init__(scopes_supported=oidc_claims.scopes_supported())
-        self.provider = provider
-        self.register_token_generator(
-            "default",
-            BearerTokenGenerator(
-                _access_token,  # names its family (grants.access_token_for)
-                lambda *args, **kwargs: random_token(48),  # refresh token
-                lambda client, grant_type: provider.settings_oidc.access_token_lifetime_seconds,
-            ),
-        )
-
-    def validate_requested_scope(self, scope: str) -> None:
-        """Unknown scope values are ignored (OIDC Core 3.1.2.1), not refused: `offline_access`
-        or a provider-specific scope must not break a login. The code keeps the known ones."""
-
-    def query_client(self, client_id: str) -> RegisteredClient | None:
-        service = self.provider.registry.service_by_entity_id(client_id or "")
-        if service is None or service.protocol is not Protocol.OIDC or service.oidc is None:
-            return None
-        return RegisteredClient(service)
-
-    def save_token(self, token: dict[str, Any], request: Any) -> None:
-        self.provider.vault.put_tokens(token, request.client.get_client_id(), request.user)
-
-    def create_oauth2_request(self, request: Any) -> Any:
-        return request  # always built by us (`_Request`)
-
-    def create_json_request(self, request: Any) -> Any:
-        return request
-
-    def handle_response(self, status: int, body: Any, headers: Any) -> tuple[int, Any, Any]:
-        return status, body, headers
-
-    def handle_error_response(self, request: Any, error: OAuth2Error) -> tuple[int, Any, Any]:
-        """Every token-endpoint error, with a sentence for a description; a failed client
-        authentication names the one method the client registered (authlib lists every method
-        the grant allows)."""
-        if error.error == "invalid_client":
-            authorization = request.headers.get("Authorization")
-            explain_invalid_client(error, authorization, request.payload.data, self._method_of)
-        readable(error, {})
-        return super().handle_error_response(request, error)  # type: ignore[no-any-return]
-
-    def _method_of(self, client_id: str) -> str | None:
-        client = self.query_client(client_id)
-        return client.registration.auth_method.value if client else None
-
-    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
-        pass
 
 
 class OidcProvider:
@@ -262,8 +111,11 @@ class OidcProvider:
         bound = {"vault": self.vault, "registry": registry}
         code_grant = type("BrokerCodeGrant", (CodeGrant,), bound)
         refresh_grant = type("BrokerRefreshGrant", (RefreshGrant,), bound)
-        self.server = _Server(self)
-        self.server.register_grant(code_grant, [S256Only(required=True), _IdTokens(self)])
+        self.server = BrokerAuthorizationServer(
+            registry, self.vault, settings.oidc.access_token_lifetime_seconds
+        )
+        id_tokens = IdTokens(self.keys, self.issuer, settings.oidc.access_token_lifetime_seconds)
+        self.server.register_grant(code_grant, [S256Only(required=True), id_tokens])
         self.server.register_grant(refresh_grant)
         self.server.register_client_auth_method(
             PRIVATE_KEY_JWT,
@@ -275,6 +127,7 @@ class OidcProvider:
                 store,
             ),
         )
+        self.tokens = TokenEndpoints(self.server, self.vault, registry, self.base_url + TOKEN_PATH)
 
     # -- published documents -------------------------------------------------------------------
     def discovery(self) -> dict[str, Any]:
@@ -431,74 +284,16 @@ class OidcProvider:
             params["state"] = data["state"]
         return self._with_issuer(add_query(data["redirect_uri"], params))
 
-    # -- token and userinfo endpoints ----------------------------------------------------------
-    def token(
-        self, authorization: str | None, form: Mapping[str, list[str]]
-    ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        """`authorization`: the request's Authorization header, the only header authlib reads
-        at the token endpoint (client_secret_basic). The request's URI is the configured
-        endpoint, as at the authorization endpoint: URLs come from base_url, never from the
-        request (behind a proxy the request's own URL may say http, which authlib refuses)."""
-        headers = {"Authorization": authorization} if authorization is not None else {}
-        try:
-            request = _Request("POST", self.base_url + TOKEN_PATH, headers, form)
-            status, body, out = self.server.create_token_response(request)
-        except UpstreamFailure:
-            # A private_key_jwt client whose JWKS URL does not answer cannot be authenticated.
-            return invalid_client_answer(
-                "Client authentication failed: the client's keys could not be fetched from its "
-                "registered jwks_uri.",
-                400,
-            )
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            # A Basic header that is not base64 of UTF-8, or a client assertion whose JSON is
-            # nested deeper than the stack (authlib's RFC 7523 code parses it): authlib catches
-            # neither.
-            used = auth_method_used(authorization, {k: v[0] for k, v in form.items() if v})
-            return invalid_client_answer(
-                "Client authentication failed: the client credentials could not be read.",
-                invalid_client_status(used),
-            )
-        except StoreUnavailable:
-            return (
-                503,
-                {"error": "temporarily_unavailable", "error_description": TRY_AGAIN},
-                [("Retry-After", "5")],
-            )
-        return status, body, list(out)
-
-    def userinfo(
-        self, authorization: str | None, form_token: str | None
-    ) -> tuple[int, dict[str, Any]]:
-        """Bearer token from the header or, on POST, the form body (RFC 6750 2.1, 2.2). Without
-        any credentials: 401 and no error code (RFC 6750 3.1)."""
-        scheme, _, token = (authorization or "").partition(" ")
-        if authorization and form_token:
-            return 400, {"error": "invalid_request"}
-        if form_token:
-            token = form_token
-        elif scheme.lower() != "bearer" or not token.strip():
-            return 401, {}
-        found = self.vault.access(token.strip())
-        if found is None:
-            return 401, {"error": "invalid_token"}
-        client_id, _, delivered = found
-        # What the school releases today (a narrowed policy narrows the answer at once).
-        grantee = released_now(self.registry, client_id, delivered)
-        if grantee is None:
-            return 401, {"error": "invalid_token"}
-        return 200, {"sub": grantee.sub, **grantee.claims}
-
     # -- helpers ------------------------------------------------------------------------------
-    def _request(self, params: Mapping[str, list[str]]) -> _Request:
-        return _Request("GET", self.base_url + AUTHORIZE_PATH, {}, params)
+    def _request(self, params: Mapping[str, list[str]]) -> PlainRequest:
+        return PlainRequest("GET", self.base_url + AUTHORIZE_PATH, {}, params)
 
     @staticmethod
     def _kept_params(login: LoginRequest) -> dict[str, list[str]]:
         kept: dict[str, list[str]] = json.loads(login.front["params"])
         return kept
 
-    def _refusal(self, error: OAuth2Error, request: _Request) -> Exception:
+    def _refusal(self, error: OAuth2Error, request: PlainRequest) -> Exception:
         readable(error, request.payload.data)
         if error.redirect_uri:
             error.state = request.payload.data.get("state")

@@ -157,7 +157,8 @@ def idp_config(
                     NAMEID_FORMAT_TRANSIENT,
                 ],
                 "scope": [settings.scope],
-                # Signed requests are required per service (its metadata), checked in front.py.
+                # Signed requests are required per service (its metadata), checked on reading
+                # each AuthnRequest (authn_request.py).
                 "want_authn_requests_signed": False,
                 # pysaml2 reads the algorithms from the service block; elsewhere it means SHA-1.
                 "signing_algorithm": RSA_SHA256,

@@ -119,7 +119,7 @@ def token() -> Response:
         response.headers["Allow"] = "POST"
         return response
     form = {key: request.form.getlist(key) for key in request.form}
-    status, body, out = oidc_front().token(request.headers.get("Authorization"), form)
+    status, body, out = oidc_front().tokens.token(request.headers.get("Authorization"), form)
     response = _json(body, status)
     for name, value in out:
         if name.lower() not in ("content-type", "cache-control", "pragma"):
@@ -130,7 +130,7 @@ def token() -> Response:
 @oidc_op.route(USERINFO_PATH, methods=["GET", "POST"], provide_automatic_options=False)
 def userinfo() -> Response:
     form_token = request.form.get("access_token") if request.method == "POST" else None
-    status, body = oidc_front().userinfo(request.headers.get("Authorization"), form_token)
+    status, body = oidc_front().tokens.userinfo(request.headers.get("Authorization"), form_token)
     response = _json(body, status)
     if status == 401:
         error = body.get("error")

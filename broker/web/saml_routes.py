@@ -54,7 +54,9 @@ def sso() -> Response:
     if not saml_request:
         raise InvalidMessage("no SAMLRequest", code="missing_request")
     try:
-        login_request = b.saml_front.parse_authn_request(binding, saml_request, relay_state, query)
+        login_request = b.saml_requests.parse_authn_request(
+            binding, saml_request, relay_state, query
+        )
     except AnswerableRefusal as refusal:
         return answerable_refusal_page(refusal)
     secret = browser_secret(request)

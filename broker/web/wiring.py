@@ -28,6 +28,7 @@ from broker.pseudonym_key_file import PseudonymKeyFile
 from broker.registry import SqlRegistry
 from broker.registry.cached import CachedRegistryReader
 from broker.registry.receipts import SqlReceiptBook
+from broker.saml.authn_request import AuthnRequestReader
 from broker.saml.back import SamlBack
 from broker.saml.entities import SamlEntities
 from broker.saml.front import SamlFront
@@ -62,6 +63,8 @@ class Broker:
     saml_school_logout: SamlSchoolLogout
     replay: ReplayGuard
     saml_entities: SamlEntities
+    # The SAML front: AuthnRequests in, Responses out.
+    saml_requests: AuthnRequestReader
     saml_front: SamlFront
     saml_back: SamlBack
     oidc_back: OidcBack
@@ -165,7 +168,8 @@ def build_broker(
         saml_school_logout=saml_school_logout,
         replay=ReplayGuard(store, skew=settings.saml.clock_skew_seconds),
         saml_entities=entities,
-        saml_front=SamlFront(settings, view, entities),
+        saml_requests=AuthnRequestReader(settings, view, entities),
+        saml_front=SamlFront(settings, entities),
         saml_back=SamlBack(entities, view),
         oidc_front=oidc_front,
         keys=keys,

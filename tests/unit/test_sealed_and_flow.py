@@ -306,6 +306,20 @@ def test_record_payload_round_trip() -> None:
     requested = LoginRecord("id", LoginRequest("s", frozenset({"b", "a"})), 1.0)
     assert requested.to_payload()["request"]["requested"] == ["a", "b"]
     assert LoginRecord.from_payload(requested.to_payload()) == requested
+    limited = LoginRecord("id", LoginRequest("s", proxy_count=2), 1.0)
+    assert limited.to_payload()["request"]["proxy_count"] == 2
+    assert LoginRecord.from_payload(limited.to_payload()) == limited
+
+
+def test_a_record_saved_with_the_proxy_count_in_front_reads_as_the_typed_field() -> None:
+    """Before `LoginRequest.proxy_count`, the SAML front kept it (already less one) in `front`;
+    such a record, saved just before an upgrade, still passes the limit on."""
+    payload = LoginRecord("id", LoginRequest("s", front={"protocol": "saml"}), 1.0).to_payload()
+    del payload["request"]["proxy_count"]
+    payload["request"]["front"]["proxy_count"] = "1"
+    request = LoginRecord.from_payload(payload).request
+    assert request.proxy_count == 1
+    assert request.front == {"protocol": "saml"}
 
 
 @pytest.mark.parametrize(
@@ -326,6 +340,7 @@ def test_record_payload_round_trip() -> None:
                 ("a" * 64, "b" * 64),
                 True,
                 True,
+                2,
             ),
             12.5,
             "99XX00",

@@ -1,0 +1,94 @@
+"""The OpenID provider's token and userinfo endpoints: what a client calls itself, with a
+code, a refresh token or an access token. No browser, no login record; always JSON.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from broker.core.errors import StoreUnavailable, UpstreamFailure
+from broker.core.ports import RegistryReader
+from broker.oidc.authlib_server import BrokerAuthorizationServer, PlainRequest
+from broker.oidc.grants import TokenVault, released_now
+from broker.oidc.oauth_errors import (
+    FALLBACK,
+    auth_method_used,
+    invalid_client_answer,
+    invalid_client_status,
+)
+
+TRY_AGAIN = FALLBACK["temporarily_unavailable"]
+
+
+class TokenEndpoints:
+    """`token_url`: the token endpoint's address from the configuration (provider.py)."""
+
+    def __init__(
+        self,
+        server: BrokerAuthorizationServer,
+        vault: TokenVault,
+        registry: RegistryReader,
+        token_url: str,
+    ) -> None:
+        self.server = server
+        self.vault = vault
+        self.registry = registry
+        self.token_url = token_url
+
+    def token(
+        self, authorization: str | None, form: Mapping[str, list[str]]
+    ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+        """`authorization`: the request's Authorization header, the only header authlib reads
+        at the token endpoint (client_secret_basic). The request's URI is the configured
+        endpoint, as at the authorization endpoint: URLs come from base_url, never from the
+        request (behind a proxy the request's own URL may say http, which authlib refuses)."""
+        headers = {"Authorization": authorization} if authorization is not None else {}
+        try:
+            request = PlainRequest("POST", self.token_url, headers, form)
+            status, body, out = self.server.create_token_response(request)
+        except UpstreamFailure:
+            # A private_key_jwt client whose JWKS URL does not answer cannot be authenticated.
+            return invalid_client_answer(
+                "Client authentication failed: the client's keys could not be fetched from its "
+                "registered jwks_uri.",
+                400,
+            )
+        except (UnicodeDecodeError, ValueError, RecursionError):
+            # A Basic header that is not base64 of UTF-8, or a client assertion whose JSON is
+            # nested deeper than the stack (authlib's RFC 7523 code parses it): authlib catches
+            # neither.
+            used = auth_method_used(authorization, {k: v[0] for k, v in form.items() if v})
+            return invalid_client_answer(
+                "Client authentication failed: the client credentials could not be read.",
+                invalid_client_status(used),
+            )
+        except StoreUnavailable:
+            return (
+                503,
+                {"error": "temporarily_unavailable", "error_description": TRY_AGAIN},
+                [("Retry-After", "5")],
+            )
+        return status, body, list(out)
+
+    def userinfo(
+        self, authorization: str | None, form_token: str | None
+    ) -> tuple[int, dict[str, Any]]:
+        """Bearer token from the header or, on POST, the form body (RFC 6750 2.1, 2.2). Without
+        any credentials: 401 and no error code (RFC 6750 3.1)."""
+        scheme, _, token = (authorization or "").partition(" ")
+        if authorization and form_token:
+            return 400, {"error": "invalid_request"}
+        if form_token:
+            token = form_token
+        elif scheme.lower() != "bearer" or not token.strip():
+            return 401, {}
+        found = self.vault.access(token.strip())
+        if found is None:
+            return 401, {"error": "invalid_token"}
+        client_id, _, delivered = found
+        # What the school releases today (a narrowed policy narrows the answer at once).
+        grantee = released_now(self.registry, client_id, delivered)
+        if grantee is None:
+            return 401, {"error": "invalid_token"}
+        return 200, {"sub": grantee.sub, **grantee.claims}

@@ -1,0 +1,321 @@
+"""Reading a publisher's AuthnRequest: the SAML front's way in.
+
+An AuthnRequest (Redirect or POST binding) is checked (known service, signature where its
+metadata asks for one, freshness, Destination, ACS URL from metadata, what the broker never
+does) and read into a neutral `LoginRequest`. The answers are built in front.py.
+"""
+
+from __future__ import annotations
+
+import calendar
+import time
+from dataclasses import replace
+
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
+from saml2.response import IncorrectlySigned
+from saml2.s_utils import OtherError, UnknownPrincipal, UnsupportedBinding, VersionMismatch
+from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_UNSPECIFIED
+from saml2.server import Server
+from saml2.sigver import SignatureError
+from saml2.time_util import str_to_time
+from saml2.validate import NotValid
+
+from broker.config import Settings
+from broker.core.assurance import EXACT
+from broker.core.catalogue import canonical_name_for
+from broker.core.errors import AssuranceNotMet, InvalidMessage, UnknownService, UnsupportedRequest
+from broker.core.ports import RegistryReader
+from broker.login.flow import LoginRequest
+from broker.saml import firewall
+from broker.saml.entities import SamlEntities
+from broker.saml.front import (
+    MAX_RELAY_STATE,
+    STATUS_INVALID_NAMEID_POLICY,
+    STATUS_NO_AUTHN_CONTEXT,
+    STATUS_PROXY_COUNT_EXCEEDED,
+    STATUS_REQUEST_UNSUPPORTED,
+    AnswerableRefusal,
+)
+from broker.saml.redirect_query import SAML_REQUEST, SIGNATURE, RedirectQuery
+from broker.saml.redirect_signature import check_redirect_signature
+
+ACCEPTED_NAME_ID_FORMATS = (
+    NAMEID_FORMAT_PERSISTENT,
+    NAMEID_FORMAT_UNSPECIFIED,
+    NAMEID_FORMAT_TRANSIENT,
+)
+
+
+def _in_metadata(server: Server, entity_id: str) -> bool:
+    try:
+        server.metadata[entity_id]
+    except KeyError:
+        return False
+    return True
+
+
+class AuthnRequestReader:
+    def __init__(
+        self, settings: Settings, registry: RegistryReader, entities: SamlEntities
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.entities = entities
+
+    def parse_authn_request(
+        self,
+        binding: str,
+        saml_request: str,
+        relay_state: str | None,
+        query: RedirectQuery | None = None,
+    ) -> LoginRequest:
+        """`query`: with the Redirect binding, the query as received (redirect_query.py), of
+        which `saml_request` and `relay_state` are the decoded values."""
+        if relay_state is not None and len(relay_state.encode()) > MAX_RELAY_STATE:
+            raise InvalidMessage("RelayState over the cap", code="relay_state_too_long")
+        if binding == BINDING_HTTP_REDIRECT:
+            xml = firewall.inflate_redirect(saml_request)
+        else:
+            xml = firewall.decode_post(saml_request)
+        doc = firewall.inspect(xml, root="AuthnRequest", assertions=0)
+        issuer_element = doc.find(f"{{{firewall.SAML}}}Issuer")
+        claimed = (issuer_element.text or "").strip() if issuer_element is not None else ""
+        # The service is looked up before pysaml2 parses anything: an unknown sender costs no
+        # more work, and a service registered a moment ago moves the worker's registry view
+        # on, so the entities below already know its metadata.
+        service = self.registry.service_by_entity_id(claimed)
+        server = self.entities.server
+        if service is None or not _in_metadata(server, claimed):
+            raise UnknownService("AuthnRequest from an entity not in the registry")
+        issuer = claimed
+        try:
+            parsed = server.parse_authn_request(saml_request, binding)
+        except IncorrectlySigned:
+            # A POST signature that does not verify with the service's metadata keys.
+            raise InvalidMessage("AuthnRequest signature invalid", code="bad_signature") from None
+        except OtherError:
+            # pysaml2 raises this (only) for a Destination that is not our SSO endpoint.
+            raise InvalidMessage(
+                "AuthnRequest for another Destination", code="wrong_destination"
+            ) from None
+        except (SignatureError, UnknownPrincipal, UnsupportedBinding, VersionMismatch) as err:
+            raise InvalidMessage(f"AuthnRequest refused: {type(err).__name__}") from None
+        except (ValueError, KeyError, TypeError, AttributeError, NotValid) as err:
+            # NotValid: pysaml2's schema check (a malformed time, boolean or index).
+            raise InvalidMessage(f"AuthnRequest unreadable: {type(err).__name__}") from None
+        if parsed is None:
+            raise InvalidMessage("AuthnRequest refused by the parser")
+        message: samlp.AuthnRequest = parsed.message
+        query = query if binding == BINDING_HTTP_REDIRECT else None
+        self._check_signature(server, issuer, binding, message, (saml_request, relay_state), query)
+        query_signed = query is not None and query.has(SIGNATURE)
+        self._check_fresh_and_addressed(message, signed=query_signed or bool(message.signature))
+        acs_url = self._acs_url(server, issuer, message)
+        front = {
+            "protocol": "saml",
+            "request_id": message.id,
+            "acs_url": acs_url,
+            "relay_state": relay_state or "",
+            "sp_entity_id": issuer,
+            "name_id_format": "",
+        }
+        if message.is_passive in ("true", "1"):
+            # Before any refusal below: a passive request's refusal goes back to the service at
+            # once, never as a page (core 3.4.1: the IdP must not visibly take control).
+            front["is_passive"] = "1"
+        request = LoginRequest(
+            service_id=service.id,
+            school_hint=self._school_hint(message),
+            force_authn=message.force_authn in ("true", "1"),
+            front=front,
+        )
+        # From here the request is trusted and its ACS URL is the service's own: every refusal
+        # is a signed SAML status sent there (AnswerableRefusal), not a bare error page.
+        self._check_supported(message, request)
+        name_id_format = self._name_id_format(message)
+        if name_id_format is None:
+            raise AnswerableRefusal(
+                InvalidMessage("NameID format not offered", code="invalid_nameid_policy"),
+                request,
+                STATUS_INVALID_NAMEID_POLICY,
+            )
+        front["name_id_format"] = name_id_format
+        proxy_count = _proxy_count(message)
+        request = replace(
+            request,
+            requested=self._requested(server, issuer, message, request),
+            # Passed on to a SAML school less one (core 3.4.1.5.1: "MUST ... one less"); 0 was
+            # refused above.
+            proxy_count=None if proxy_count is None else proxy_count - 1,
+        )
+        return self._with_assurance(request, message)
+
+    @staticmethod
+    def _check_supported(message: samlp.AuthnRequest, request: LoginRequest) -> None:
+        """What the broker never does, answered at once: the student could not change it."""
+        if message.subject is not None:
+            # Core 3.4.1: the assertion would have to be about that subject. The broker keeps
+            # no accounts to match one against, and proves nothing about who a student is
+            # beyond what the school says now.
+            raise AnswerableRefusal(
+                UnsupportedRequest("AuthnRequest names a Subject", code="subject_unsupported"),
+                request,
+                STATUS_REQUEST_UNSUPPORTED,
+                at_once=True,
+            )
+        # Core 3.4.1.5.1: ProxyCount 0 forbids proxying, and every login here is proxied to the
+        # school (the broker authenticates no one itself, an SSO session included).
+        if _proxy_count(message) == 0:
+            raise AnswerableRefusal(
+                UnsupportedRequest("ProxyCount 0", code="proxy_count_exceeded"),
+                request,
+                STATUS_PROXY_COUNT_EXCEEDED,
+                at_once=True,
+            )
+
+    def _with_assurance(self, request: LoginRequest, message: samlp.AuthnRequest) -> LoginRequest:
+        """RequestedAuthnContext as the assurance levels that answer it (assurance.py).
+
+        `Comparison` is judged on the configured order of the levels: `minimum` PPT accepts an
+        MFA login. The class references the service named are kept, so that the assertion
+        names one of them when the school's level has one (`exact` means that reference)."""
+        requested = message.requested_authn_context
+        if requested is None or not requested.authn_context_class_ref:
+            return request
+        assurance = self.settings.assurance
+        references = [ref.text.strip() for ref in requested.authn_context_class_ref if ref.text]
+        comparison = requested.comparison or EXACT
+        levels = assurance.acceptable(assurance.from_saml(references), comparison)
+        if not levels:
+            raise AnswerableRefusal(
+                AssuranceNotMet("no known level answers the requested contexts"),
+                request,
+                STATUS_NO_AUTHN_CONTEXT,
+            )
+        named = dict.fromkeys(ref for ref in references if assurance.level_of(ref) is not None)
+        front = {**request.front, "authn_contexts": " ".join(named)}
+        return replace(request, acr=levels, acr_required=True, front=front)
+
+    def _check_signature(
+        self,
+        server: Server,
+        issuer: str,
+        binding: str,
+        message: samlp.AuthnRequest,
+        received: tuple[str, str | None],
+        query: RedirectQuery | None,
+    ) -> None:
+        """`received`: (SAMLRequest, RelayState) as decoded from the message's binding."""
+        descriptors = server.metadata[issuer].get("spsso_descriptor", [])
+        must_sign = any(d.get("authn_requests_signed") in ("true", True) for d in descriptors)
+        if binding == BINDING_HTTP_REDIRECT:
+            if (query is None or not query.has(SIGNATURE)) and not must_sign:
+                return
+            check_redirect_signature(
+                server, issuer, "spsso", (SAML_REQUEST, received[0]), received[1], query
+            )
+        elif must_sign and message.signature is None:
+            # A present POST signature was verified by pysaml2 against the metadata keys.
+            raise InvalidMessage("unsigned AuthnRequest", code="request_unsigned")
+
+    def _check_fresh_and_addressed(self, message: samlp.AuthnRequest, *, signed: bool) -> None:
+        """pysaml2 computes but ignores a stale IssueInstant, and checks Destination only when
+        present; an old captured request must not start a login, and a signed request must say
+        where it is going (SAML bindings 3.4.5.2, 3.5.5.2)."""
+        try:
+            issued = calendar.timegm(str_to_time(message.issue_instant))
+        except (TypeError, ValueError):
+            raise InvalidMessage(
+                "AuthnRequest without a valid IssueInstant", code="stale_request"
+            ) from None
+        now = time.time()
+        skew = self.settings.saml.clock_skew_seconds
+        if not now - self.settings.login_ttl_seconds - skew <= issued <= now + skew:
+            raise InvalidMessage(
+                "AuthnRequest issued outside the accepted window", code="stale_request"
+            )
+        if signed and not message.destination:
+            raise InvalidMessage(
+                "signed AuthnRequest without Destination", code="wrong_destination"
+            )
+
+    def _acs_url(self, server: Server, issuer: str, message: samlp.AuthnRequest) -> str:
+        binding = message.protocol_binding
+        if binding is not None and binding != BINDING_HTTP_POST:
+            # The broker answers by HTTP-POST only; answering an Artifact request by POST would
+            # hand the service a message it did not ask for.
+            raise InvalidMessage("ProtocolBinding other than HTTP-POST", code="unsupported_binding")
+        endpoints = server.metadata.assertion_consumer_service(issuer, BINDING_HTTP_POST)
+        locations = [e["location"] for e in endpoints]
+        if not locations:
+            raise InvalidMessage("service has no HTTP-POST ACS in metadata", code="acs_unknown")
+        if message.assertion_consumer_service_url:
+            # Exact match only: `<acs>-evil` or a javascript: URL is not in metadata.
+            if message.assertion_consumer_service_url not in locations:
+                raise InvalidMessage("ACS URL not in metadata", code="acs_not_in_metadata")
+            return str(message.assertion_consumer_service_url)
+        if message.assertion_consumer_service_index is not None:
+            for endpoint in endpoints:
+                if str(endpoint.get("index")) == str(message.assertion_consumer_service_index):
+                    return str(endpoint["location"])
+            raise InvalidMessage("ACS index not in metadata", code="acs_not_in_metadata")
+        defaults = [e["location"] for e in endpoints if e.get("is_default") in ("true", True)]
+        return str((defaults or locations)[0])
+
+    @staticmethod
+    def _requested(
+        server: Server, issuer: str, message: samlp.AuthnRequest, request: LoginRequest
+    ) -> frozenset[str] | None:
+        """What the service asks for in its metadata's AttributeConsumingService (the one the
+        request names by index, else all of them); None when it asks for nothing there.
+
+        The release never exceeds the service's declaration; this only lets a service leave
+        out what it does not need for this login."""
+        index = message.attribute_consuming_service_index
+        wanted = server.metadata.attribute_requirement(issuer, index)
+        attributes = wanted.get("required", []) + wanted.get("optional", [])
+        if index is not None and not attributes:
+            # An index the metadata does not have must not switch the narrowing off.
+            raise AnswerableRefusal(
+                InvalidMessage(
+                    "AttributeConsumingServiceIndex not in metadata",
+                    code="attribute_service_unknown",
+                ),
+                request,
+                STATUS_REQUEST_UNSUPPORTED,
+            )
+        if not attributes:
+            return None
+        names = {
+            canonical_name_for(a.get("name", ""))
+            or canonical_name_for(a.get("friendly_name") or "")
+            for a in attributes
+        }
+        return frozenset(name for name in names if name)
+
+    def _school_hint(self, message: samlp.AuthnRequest) -> str | None:
+        scoping = message.scoping
+        if scoping is None or scoping.idp_list is None:
+            return None
+        for entry in scoping.idp_list.idp_entry:
+            school = self.registry.school_by_idp(entry.provider_id or "")
+            if school is not None:
+                return school.id
+        return None
+
+    @staticmethod
+    def _name_id_format(message: samlp.AuthnRequest) -> str | None:
+        policy = message.name_id_policy
+        requested = (
+            policy.format if policy is not None and policy.format else NAMEID_FORMAT_PERSISTENT
+        )
+        return requested if requested in ACCEPTED_NAME_ID_FORMATS else None
+
+
+def _proxy_count(message: samlp.AuthnRequest) -> int | None:
+    """The request's `Scoping ProxyCount`, or None when it sets no limit. The schema check made
+    it a non-negative integer."""
+    scoping = message.scoping
+    if scoping is None or scoping.proxy_count is None:
+        return None
+    return int(str(scoping.proxy_count))
