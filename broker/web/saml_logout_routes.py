@@ -75,7 +75,9 @@ def _once(peer: PeerLogout, initiator: Initiator) -> Response | None:
         )
     except InvalidMessage as err:
         replayed = err.code == "replay"
-        earlier = b.logout.started_before(browser_secret(request), initiator) if replayed else None
+        earlier = (
+            b.logout_start.started_before(browser_secret(request), initiator) if replayed else None
+        )
         # A session standing again (a login since): the old run's page would say "logged out".
         if earlier is None or b.flow.session(request.cookies.get(SSO_COOKIE)) is not None:
             raise
