@@ -192,6 +192,28 @@ def test_a_platforms_logout_request_sent_twice_lands_on_the_one_run(
     assert 'data-logout-status="success"' in back.text, back.text
 
 
+def test_the_copy_goes_on_to_its_run_by_the_mark_without_asking_the_replay_cache(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy is recognised by this browser's mark before the replay check: that check is
+    asked only by the request that started the run, and its refusal is never taken as "the
+    same request again"."""
+    browser = logged_in_twice(demo, "sanne.jansen")
+    to_broker = browser.get(f"{demo.publishers['leesplank'].base_url}/logout?binding=post")
+    form = to_broker.form(f"{demo.broker_url}/saml/idp/slo")
+    asked: list[str] = []
+    first_use = demo.broker.replay.first_use
+
+    def counted(issuer: str, *args: Any) -> None:
+        asked.append(issuer)
+        first_use(issuer, *args)
+
+    monkeypatch.setattr(demo.broker.replay, "first_use", counted)
+    first, again = press_twice(demo, browser, form.action, dict(form.fields), "before-the-answer")
+    assert again.status == 303 and again.location == first.location
+    assert [issuer.split(":")[0] for issuer in asked] == ["saml-logout"]
+
+
 def test_the_copy_in_another_browser_is_still_refused(demo: LiveDemo) -> None:
     """The mark opens only with the browser's own secret: the LogoutRequest replayed from
     elsewhere is a replay, as before."""
