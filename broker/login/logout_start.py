@@ -9,20 +9,39 @@ is not atomic, so a request that finds the session gone finds the run and the ma
 
 A request that finds no session, from this browser, asking what its last run was asked for
 (the same form sent twice), goes on to that run instead of starting an empty one.
+
+Two requests that both read the session before either ended it (a double click whose two
+requests arrive within the same few milliseconds) would each start a full run, and the browser
+would show the second. So the one that files the run first claims the session (`add_if_absent`
+on a key derived from its SSO token, the run id sealed under the browser's secret); the other
+waits, briefly and within a bound, for the winner's mark and goes where a request arriving a
+moment later would have gone: the winner's run when it asked the same, else a run of its own
+that finds the session gone. A winner that never files its mark (it failed between its claim
+and its batch) leaves the other to start its run as if there had been no claim.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from broker.core.errors import StateExpired
 from broker.core.model import UpstreamIdentity
 from broker.login.flow import LoginFlow
 from broker.login.logout import RUN, EndedSession, SingleLogout
-from broker.login.logout_marks import LastRuns
-from broker.login.logout_run import Initiator, LogoutRun
+from broker.login.logout_marks import LastRuns, asked
+from broker.login.logout_run import MAX_RUN_ID, Initiator, LogoutRun
 from broker.login.participants import SessionServices, session_and_services
+from broker.login.sealed import seal, store_key, unseal
 
 Session = tuple[UpstreamIdentity, float]
+
+CLAIM = "logout-claim"
+# The winner files its mark in the round trip after its claim: a loser waits this long at most
+# (only a winner that failed in between makes it wait the whole time), looking this often.
+CLAIM_WAIT_SECONDS = 2.0
+CLAIM_POLL_SECONDS = 0.01
 
 
 @dataclass(frozen=True)
@@ -35,10 +54,20 @@ class Started:
 
 
 class LogoutStart:
-    def __init__(self, logout: SingleLogout, flow: LoginFlow) -> None:
+    def __init__(
+        self,
+        logout: SingleLogout,
+        flow: LoginFlow,
+        *,
+        claim_wait: float = CLAIM_WAIT_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
         self.logout = logout
         self.flow = flow
+        self.store = logout.store
         self.last_runs = LastRuns(logout.store, logout.run_ttl)
+        self.claim_wait = claim_wait
+        self.sleep = sleep
 
     def start(
         self,
@@ -68,18 +97,61 @@ class LogoutStart:
                 self.flow.end_session(sso_token, identity, also=ending)
             raise
         if sso_token and identity is not None:
+            winner = self._claim(browser_secret, sso_token, run)
+            if winner is not None:
+                landed = self._landed(browser_secret, winner, initiator)
+                if landed is not None:
+                    return landed
             filing = [
                 self.logout.sealed.put_op(
                     browser_secret, RUN, run.run_id, run.to_payload(), self.logout.run_ttl
                 ),
                 self.last_runs.mark_op(browser_secret, run),
             ]
-            self.flow.end_session(sso_token, identity, before=filing, also=ending)
+            try:
+                self.flow.end_session(sso_token, identity, before=filing, also=ending)
+            except BaseException:
+                # Nothing (or not all) was filed: a second try must not wait for this run.
+                self.store.delete(store_key(CLAIM, sso_token))
+                raise
             return Started(run.run_id, run)
         if sso_token:  # no session stood; its record of services may have outlived it
             self.flow.end_session(sso_token, None, also=ending)
         self.logout.save(browser_secret, run)
         return Started(run.run_id, run)
+
+    def _claim(self, browser_secret: bytes, sso_token: str, run: LogoutRun) -> str | None:
+        """Claim the session for `run`: None when this request did, else the id of the run
+        that did ("" when it cannot be read: gone again, or claimed in another browser)."""
+        key = store_key(CLAIM, sso_token)
+        value = seal(browser_secret, CLAIM, sso_token, {"run": run.run_id}, key)
+        if self.store.add_if_absent(key, value, self.logout.run_ttl):
+            return None
+        blob = self.store.get(key)
+        try:
+            data = unseal(browser_secret, CLAIM, sso_token, blob, key) if blob else {}
+        except StateExpired:
+            return ""
+        winner = data.get("run")
+        return winner if isinstance(winner, str) and 0 < len(winner) <= MAX_RUN_ID else ""
+
+    def _landed(self, browser_secret: bytes, winner: str, initiator: Initiator) -> Started | None:
+        """Where a request that lost the claim to `winner` goes once the winner's mark is
+        filed: that run when this request asked the same; else a run of its own, started as
+        when no session stands (the winner ended it). None when the mark did not come."""
+        deadline = time.monotonic() + self.claim_wait
+        while winner:
+            last = self.last_runs.last(browser_secret)
+            if last is not None and last[0] == winner:
+                if last[1] == asked(initiator):
+                    return Started(winner)
+                run = self.logout.compose(None, initiator, SessionServices())
+                self.logout.save(browser_secret, run)
+                return Started(run.run_id, run)
+            if time.monotonic() >= deadline:
+                break
+            self.sleep(CLAIM_POLL_SECONDS)
+        return None
 
     def started_before(self, browser_secret: bytes, initiator: Initiator) -> str | None:
         """This browser's last run if `initiator` asked for it (read where no session stood)."""

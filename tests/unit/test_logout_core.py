@@ -4,6 +4,7 @@ bookkeeping (login/participants.py, login/logout.py)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,8 +34,14 @@ from broker.login.logout import (
     SingleLogout,
     Target,
 )
-from broker.login.logout_start import LogoutStart, Started
-from broker.login.participants import Participant, SessionServiceBook, SessionServices
+from broker.login.logout_start import CLAIM, CLAIM_POLL_SECONDS, LogoutStart, Started
+from broker.login.participants import (
+    Participant,
+    SessionServiceBook,
+    SessionServices,
+    session_and_services,
+)
+from broker.login.sealed import seal, store_key
 from broker.store import MemoryStore
 from tests.unit.test_sealed_and_flow import KEY, FakeRegistry
 
@@ -511,3 +518,92 @@ def test_the_mark_is_this_browsers_lives_as_long_as_the_run_and_holds_nothing_re
     # Filed under a hash of a value derived from the browser's secret; the run id sealed.
     assert re.fullmatch(r"logout-last:[0-9a-f]{64}", key)
     assert run.run_id.encode() not in value
+
+
+# -- two requests at once (login/logout_start.py) ------------------------------------------------
+def test_two_requests_that_both_read_the_session_make_one_run() -> None:
+    """Both read the standing session before either ended it: the second loses the claim on
+    the session and lands on the first one's run, which it finds by the mark."""
+    store = MemoryStore()
+    logout, book, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"), _participant("b"))
+    read = session_and_services(starts.flow, book, token)
+    first = starts.start(SECRET, Initiator(BY_STUDENT), token, read)
+    second = starts.start(SECRET, Initiator(BY_STUDENT), token, read)
+    assert first.run is not None and second == Started(first.run_id)
+    assert starts.started_before(SECRET, Initiator(BY_STUDENT)) == first.run_id
+
+
+def test_the_loser_asking_something_else_finds_the_session_gone() -> None:
+    """As if it had come a moment later: a run of its own, with nobody left to tell, and the
+    first run stays this browser's last."""
+    store = MemoryStore()
+    logout, book, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"))
+    read = session_and_services(starts.flow, book, token)
+    first = starts.start(SECRET, Initiator(BY_STUDENT), token, read)
+    platform = Initiator(BY_SERVICE, "saml", "a", {"request_id": "_r1"})
+    second = starts.start(SECRET, platform, token, read)
+    assert second.run is not None and second.run_id != first.run_id
+    assert second.run.targets == () and second.run.school_status == NOT_TOLD
+    assert starts.started_before(SECRET, Initiator(BY_STUDENT)) == first.run_id
+
+
+def test_a_claim_whose_run_never_came_delays_the_next_request_only_boundedly() -> None:
+    """A winner that failed between its claim and its batch: the other request waits at most
+    `claim_wait` for a mark that does not come, then ends the session and starts its run."""
+    store = MemoryStore()
+    logout, book, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"))
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    starts = LogoutStart(logout, starts.flow, claim_wait=0.05, sleep=sleep)
+    key = store_key(CLAIM, token)
+    store.put(key, seal(SECRET, CLAIM, token, {"run": "never-filed"}, key), 60)
+    started = starts.start(SECRET, Initiator(BY_STUDENT), token)
+    assert started.run is not None and [t.participant.service_id for t in started.run.targets] == [
+        "a"
+    ]
+    assert waits and all(w == CLAIM_POLL_SECONDS for w in waits)
+    assert starts.flow.session(token) is None and book.read(token).participants == ()
+
+
+def test_a_batch_that_failed_leaves_no_claim_to_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryStore()
+    logout, _, _ = _logout(store, Clock())
+    signed_in, token = _signed_in(logout, _participant("a"))
+
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError("waited for a claim nobody holds")
+
+    starts = LogoutStart(logout, signed_in.flow, sleep=no_waiting)
+    end_session = starts.flow.end_session
+
+    def store_gone(*args: Any, **kwargs: Any) -> None:
+        raise OSError("store gone")
+
+    monkeypatch.setattr(starts.flow, "end_session", store_gone)
+    with pytest.raises(OSError):
+        starts.start(SECRET, Initiator(BY_STUDENT), token)
+    monkeypatch.setattr(starts.flow, "end_session", end_session)
+    assert store.get(store_key(CLAIM, token)) is None
+    started = starts.start(SECRET, Initiator(BY_STUDENT), token)
+    assert started.run is not None and len(started.run.targets) == 1
+
+
+def test_the_claim_holds_nothing_readable_and_opens_only_in_this_browser() -> None:
+    store = RecordingStore()
+    logout, book, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"))
+    read = session_and_services(starts.flow, book, token)
+    first = starts.start(SECRET, Initiator(BY_STUDENT), token, read)
+    blob = store.get(store_key(CLAIM, token))
+    assert blob is not None and first.run_id.encode() not in blob and token.encode() not in blob
+    # The same session's token in another browser (a copied cookie) cannot read it: that
+    # request starts its own run as before the claim, without waiting.
+    other = LogoutStart(logout, starts.flow, sleep=lambda s: pytest.fail("waited"))
+    assert other.start(b"o" * 32, Initiator(BY_STUDENT), token, read).run is not None
