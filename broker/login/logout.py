@@ -2,8 +2,9 @@
 
 A logout *run* starts from any side: the student's button on a broker page, a service (SAML
 LogoutRequest, OIDC end_session) or the school's identity provider. Starting a run ends the SSO
-session first, so whatever happens after, the broker no longer answers from it. The run then
-notifies the session's other services, each in its own protocol, through a channel:
+session first (logout_start.py), so whatever happens after, the broker no longer answers from
+it. The run then notifies the session's other services, each in its own protocol, through a
+channel:
 
 - `BACK`: server to server (OIDC Back-Channel Logout), all at once with one short deadline;
 - `FRONT`: the propagation page loads one iframe per service, which carries a logout message
@@ -30,9 +31,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 from broker.core.errors import StateExpired
-from broker.core.ports import KeyValueStore, StoreOp
+from broker.core.ports import KeyValueStore
 from broker.login.logout_channels import SchoolChannel, ServiceChannel
-from broker.login.logout_marks import LastRuns
 from broker.login.logout_run import (
     BACK,
     BY_SCHOOL,
@@ -93,7 +93,6 @@ class SingleLogout:
         self.clock = clock
         self.channels: dict[str, ServiceChannel] = {}
         self.schools: dict[str, SchoolChannel] = {}
-        self.last_runs = LastRuns(store, run_ttl)
 
     # -- wiring --------------------------------------------------------------------------------
     def register(
@@ -103,27 +102,7 @@ class SingleLogout:
         if school is not None:
             self.schools[protocol] = school
 
-    # -- starting a run ------------------------------------------------------------------------
-    def start(
-        self,
-        browser_secret: bytes,
-        sso_token: str | None,
-        ended: EndedSession | None,
-        initiator: Initiator,
-        participants: SessionServices | None = None,
-    ) -> LogoutRun:
-        """Start and save a run for the session `sso_token` named, ended by the caller already
-        (`ended`: None when none stood). `participants`: its record of services when the caller
-        read and removed it (read and removed here if not). The web routes end a session and
-        file its run in one batch instead (`compose`, `start_ops`)."""
-        if participants is None:
-            participants = self.services.read(sso_token)
-            if sso_token:
-                self.services.forget(sso_token)
-        run = self.compose(ended, initiator, participants)
-        self.save(browser_secret, run)
-        return run
-
+    # -- a new run (logout_start.py ends the session and files it) -----------------------------
     def compose(
         self, ended: EndedSession | None, initiator: Initiator, participants: SessionServices
     ) -> LogoutRun:
@@ -160,18 +139,6 @@ class SingleLogout:
             school_status=school_status,
             back_done=not any(t.mode == BACK for t in targets),
         )
-
-    def start_ops(self, browser_secret: bytes, run: LogoutRun) -> list[StoreOp]:
-        """The writes that start `run` for a session that stood, for the batch that ends it:
-        the run, and the mark that it is this browser's last (logout_marks.py)."""
-        return [
-            self.sealed.put_op(browser_secret, RUN, run.run_id, run.to_payload(), self.run_ttl),
-            self.last_runs.mark_op(browser_secret, run),
-        ]
-
-    def started_before(self, browser_secret: bytes, initiator: Initiator) -> str | None:
-        """This browser's last run if `initiator` asked for it (read where no session stood)."""
-        return self.last_runs.find(browser_secret, initiator)
 
     def load(self, browser_secret: bytes, run_id: str) -> LogoutRun:
         if not run_id or len(run_id) > MAX_RUN_ID:

@@ -58,11 +58,18 @@ class LastRuns:
 
     def find(self, browser_secret: bytes, initiator: Initiator) -> str | None:
         """The id of this browser's last run if `initiator` asked for it (one read)."""
+        last = self.last(browser_secret)
+        return last[0] if last is not None and last[1] == asked(initiator) else None
+
+    def last(self, browser_secret: bytes) -> tuple[str, str] | None:
+        """This browser's last run id and the digest of who asked for it (one read)."""
         try:
             data = self.sealed.get(browser_secret, LAST_RUN, _record_id(browser_secret))
         except StateExpired:  # does not open: nothing of this browser's
             return None
-        if data is None or data.get("asked") != asked(initiator):
+        if data is None:
             return None
-        run_id = data.get("run")
-        return run_id if isinstance(run_id, str) and 0 < len(run_id) <= MAX_RUN_ID else None
+        run_id, digest = data.get("run"), data.get("asked")
+        if not isinstance(run_id, str) or not 0 < len(run_id) <= MAX_RUN_ID:
+            return None
+        return run_id, digest if isinstance(digest, str) else ""

@@ -23,19 +23,18 @@ from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.wrappers import Response
 
 from broker.core.errors import InvalidMessage
-from broker.core.model import UpstreamIdentity
 from broker.login.logout import (
     BY_SCHOOL,
     BY_STUDENT,
     CONFIRMED,
     FRONT,
     PENDING,
-    EndedSession,
     Initiator,
     LogoutRun,
     Outbound,
     status_summary,
 )
+from broker.login.logout_start import Session
 from broker.login.participants import SessionServices
 from broker.saml.front import PostMessage
 from broker.web import metrics
@@ -45,7 +44,6 @@ from broker.web.login_steps import (
     broker,
     content_security_policy,
     origin_of,
-    session_and_services,
 )
 
 logout = Blueprint("logout", __name__)
@@ -54,30 +52,20 @@ log = logging.getLogger("broker.logout")
 MAX_TARGET_INDEX = 256
 
 
-Session = tuple[UpstreamIdentity, float]
-
-
 def begin_logout(
     initiator: Initiator,
     sso_token: str | None,
     known: tuple[Session | None, SessionServices] | None = None,
 ) -> Response:
-    """Start a run: the SSO session ends here, before anything else; on to the propagation page.
-
-    `sso_token` is the session the initiator named (the browser's cookie, checked by the
-    protocol route against what the message names). `known`: that session and its record of
-    services, when the route read them already (`session_and_services`); read here if not.
-    No session, and this browser's last run was asked for by the same initiator: the same
-    request again (a double click without JavaScript), which goes on to that run."""
-    b = broker()
-    secret = browser_secret(request)
-    session, services = known if known is not None else session_and_services(sso_token)
-    if session is None:
-        earlier = b.logout.started_before(secret, initiator)
-        if earlier is not None:
-            log.info("logout asked again by=%s: on to its run", initiator.kind)
-            return to_run(earlier)
-    run = _start_run(secret, initiator, sso_token, session, services)
+    """Start a run (login/logout_start.py: the SSO session ends there, before anything else)
+    and go on to its propagation page. `sso_token` is the session the initiator named (the
+    browser's cookie, checked by the protocol route against what the message names); `known`:
+    that session and its record of services, when the route read them already."""
+    started = broker().logout_start.start(browser_secret(request), initiator, sso_token, known)
+    run = started.run
+    if run is None:
+        log.info("logout asked again by=%s: on to its run", initiator.kind)
+        return to_run(started.run_id)
     log.info(
         "logout started by=%s protocol=%s services=%d school_told=%s",
         initiator.kind,
@@ -87,44 +75,6 @@ def begin_logout(
     )
     metrics.logout_started(initiator.kind, initiator.protocol)
     return to_run(run.run_id)
-
-
-def _start_run(
-    secret: bytes,
-    initiator: Initiator,
-    sso_token: str | None,
-    session: Session | None,
-    services: SessionServices,
-) -> LogoutRun:
-    """The run, filed in the batch that ends the session (its record and its record of
-    services) with the mark that it is this browser's last: one round trip."""
-    b = broker()
-    identity = session[0] if session is not None else None
-    ending = [b.session_services.forget_op(sso_token)] if sso_token else []
-    try:
-        ended = _ended(identity)
-        run = b.logout.compose(ended, initiator, services)
-    except BaseException:
-        # A run that cannot be made still ends the session: a logout never leaves it standing.
-        if sso_token:
-            b.flow.end_session(sso_token, identity, also=ending)
-        raise
-    if sso_token and identity is not None:
-        b.flow.end_session(sso_token, identity, before=b.logout.start_ops(secret, run), also=ending)
-        return run
-    if sso_token:  # no session stood; its record of services may have outlived it
-        b.flow.end_session(sso_token, None, also=ending)
-    b.logout.save(secret, run)
-    return run
-
-
-def _ended(identity: UpstreamIdentity | None) -> EndedSession | None:
-    """What the school needs to hear of the session that held `identity`, if one stood."""
-    if identity is None:
-        return None
-    school = broker().view.school(identity.school_id)
-    protocol = school.protocol.value if school is not None else ""
-    return EndedSession(identity.school_id, protocol, dict(identity.upstream_session))
 
 
 def to_run(run_id: str) -> Response:

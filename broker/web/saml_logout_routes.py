@@ -17,6 +17,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import InvalidMessage
 from broker.core.model import Protocol
 from broker.login.logout import BY_SCHOOL, BY_SERVICE, CONFIRMED, FAILED, Initiator
+from broker.login.logout_start import Session
 from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH
 from broker.saml.logout import (
     LOGOUT_REQUEST,
@@ -59,30 +60,32 @@ def _received() -> tuple[Received, str]:
     raise InvalidMessage("no SAMLRequest or SAMLResponse", code="missing_request")
 
 
-def _once(peer: PeerLogout, initiator: Initiator) -> Response | None:
-    """A LogoutRequest ends a session once: a replayed copy is refused (shared by workers),
-    unless it is this browser sending the request that started its last run again (the
-    platform's form sent twice) and no newer session stands: that copy goes on to the run
-    (logout_marks.py)."""
+def _again(initiator: Initiator, session: Session | None) -> Response | None:
+    """The LogoutRequest that started this browser's last run, sent again (the platform's form
+    submitted twice): it finds no session (the first one ended it), and this browser's mark
+    says this initiator (the same request id and RelayState) asked for that run: on to it
+    (logout_marks.py). Asked before the replay check, whose refusal is then only a refusal:
+    a copy from another browser, or once a new session stands, is refused there as before."""
+    if session is not None:
+        return None
+    earlier = broker().logout_start.started_before(browser_secret(request), initiator)
+    if earlier is None:
+        return None
+    log.info("logout request again by=%s: on to its run", initiator.kind)
+    return to_run(earlier)
+
+
+def _first_use(peer: PeerLogout) -> None:
+    """A LogoutRequest is taken once: a replayed copy is refused (shared by workers)."""
     b = broker()
     message = peer.message
     window = b.settings.login_ttl_seconds + b.settings.saml.clock_skew_seconds
-    try:
-        b.replay.first_use(
-            f"saml-logout:{message.issuer}",
-            message.message_id,
-            message.issued_at,
-            message.issued_at + window,
-        )
-    except InvalidMessage as err:
-        replayed = err.code == "replay"
-        earlier = b.logout.started_before(browser_secret(request), initiator) if replayed else None
-        # A session standing again (a login since): the old run's page would say "logged out".
-        if earlier is None or b.flow.session(request.cookies.get(SSO_COOKIE)) is not None:
-            raise
-        log.info("logout request again by=%s: on to its run", initiator.kind)
-        return to_run(earlier)
-    return None
+    b.replay.first_use(
+        f"saml-logout:{message.issuer}",
+        message.message_id,
+        message.issued_at,
+        message.issued_at + window,
+    )
 
 
 @saml_logout.route(IDP_SLO_PATH, methods=["GET", "POST"])
@@ -100,12 +103,13 @@ def idp_slo() -> Response:
         page = render_template("logout_frame.html", confirmed=status == CONFIRMED)
         return framed(make_response(page))
     initiator = Initiator(BY_SERVICE, Protocol.SAML.value, service.id, initiator_answer(peer))
-    again = _once(peer, initiator)
-    if again is not None:
-        return again
     token = request.cookies.get(SSO_COOKIE)
     # The session and its services in one round trip; begin_logout reuses both.
     known = session_and_services(token)
+    again = _again(initiator, known[0])
+    if again is not None:
+        return again
+    _first_use(peer)
     participant = known[1].get(service.id)
     if known[0] is None or participant is None:
         log.info("logout request for no session here service=%s", service.id)
@@ -142,12 +146,13 @@ def sp_slo() -> Response:
         log.info("logout answered school=%s status=%s", school.id, status)
         return redirect(url_for("logout.done", run_id=run.run_id), 303)
     initiator = Initiator(BY_SCHOOL, Protocol.SAML.value, "", initiator_answer(peer))
-    again = _once(peer, initiator)
-    if again is not None:
-        return again
     token = request.cookies.get(SSO_COOKIE)
     known = session_and_services(token)
     session = known[0]
+    again = _again(initiator, session)
+    if again is not None:
+        return again
+    _first_use(peer)
     if session is None or session[0].school_id != school.id:
         log.info("logout request for no session here school=%s", school.id)
         return deliver(b.saml_school_logout.answer_now(peer, known=True), school.name)

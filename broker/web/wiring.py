@@ -15,6 +15,7 @@ from broker.core.ports import KeyValueStore
 from broker.keys.live import LiveKeySet
 from broker.login.flow import LoginFlow
 from broker.login.logout import SingleLogout
+from broker.login.logout_start import LogoutStart
 from broker.login.participants import SessionServiceBook
 from broker.login.receipting import Receipting
 from broker.login.replay import ReplayGuard
@@ -57,6 +58,8 @@ class Broker:
     # The services of each SSO session (notice marks, logout handles) and logout runs.
     session_services: SessionServiceBook
     logout: SingleLogout
+    # Every logout run starts here: the batch that ends the session and files the run.
+    logout_start: LogoutStart
     # A school's OpenID provider ending a session by back channel (login/school_logout.py).
     school_logout: SchoolBackChannelLogout
     saml_service_logout: SamlServiceLogout
@@ -163,6 +166,7 @@ def build_broker(
         ),
         session_services=session_services,
         logout=logout,
+        logout_start=LogoutStart(logout, flow),
         school_logout=school_logout,
         saml_service_logout=saml_service_logout,
         saml_school_logout=saml_school_logout,

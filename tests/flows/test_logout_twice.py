@@ -11,6 +11,7 @@ that is not the same (another browser, another platform) is not taken there.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
@@ -192,6 +193,77 @@ def test_a_platforms_logout_request_sent_twice_lands_on_the_one_run(
     assert 'data-logout-status="success"' in back.text, back.text
 
 
+def test_the_copy_goes_on_to_its_run_by_the_mark_without_asking_the_replay_cache(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The copy is recognised by this browser's mark before the replay check: that check is
+    asked only by the request that started the run, and its refusal is never taken as "the
+    same request again"."""
+    browser = logged_in_twice(demo, "sanne.jansen")
+    to_broker = browser.get(f"{demo.publishers['leesplank'].base_url}/logout?binding=post")
+    form = to_broker.form(f"{demo.broker_url}/saml/idp/slo")
+    asked: list[str] = []
+    first_use = demo.broker.replay.first_use
+
+    def counted(issuer: str, *args: Any) -> None:
+        asked.append(issuer)
+        first_use(issuer, *args)
+
+    monkeypatch.setattr(demo.broker.replay, "first_use", counted)
+    first, again = press_twice(demo, browser, form.action, dict(form.fields), "before-the-answer")
+    assert again.status == 303 and again.location == first.location
+    assert [issuer.split(":")[0] for issuer in asked] == ["saml-logout"]
+
+
+def test_two_presses_arriving_at_the_same_moment_make_one_run(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Both requests read the standing session before either ends it (each is held right after
+    its read until the other has read too): the one that files its run first claims the
+    session, the other waits for that run's mark and is sent on to it. One run, every platform
+    and the school told once, one logout counted."""
+    browser = logged_in_twice(demo, "sanne.jansen")
+    heard = Heard(demo, browser, "sanne.jansen")
+    my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
+    form = my_data.form(f"{demo.broker_url}/logout")
+    started = logouts_started("student", "none")
+    both_read = threading.Barrier(2, timeout=10)
+    compose = demo.broker.logout.compose
+
+    def after_both_reads(*args: Any) -> Any:
+        both_read.wait()
+        return compose(*args)
+
+    monkeypatch.setattr(demo.broker.logout, "compose", after_both_reads)
+    # The same browser's two requests: its cookies, sent on two connections at once.
+    twin = Browser()
+    twin.jar = {host: dict(cookies) for host, cookies in browser.jar.items()}
+    answers: dict[str, Page] = {}
+
+    def press(name: str, sender: Browser) -> None:
+        answers[name] = sender.post(form.action, dict(form.fields), follow=False)
+
+    presses = [
+        threading.Thread(target=press, args=(name, sender))
+        for name, sender in (("one", browser), ("two", twin))
+    ]
+    for thread in presses:
+        thread.start()
+    for thread in presses:
+        thread.join(timeout=30)
+    monkeypatch.undo()
+
+    assert answers["one"].status == answers["two"].status == 303, answers["one"].text
+    assert answers["one"].location == answers["two"].location
+    assert logouts_started("student", "none") == started + 1
+    location = answers["one"].location
+    assert location is not None
+    outcome = finish_logout(browser, browser.get(location))
+    assert outcome.services == {LEESPLANK: "confirmed", REKENROUTE: "confirmed"}
+    assert outcome.school == "confirmed"
+    assert heard.since() == {"leesplank": 1, "rekenroute": 1, "school": 1}
+
+
 def test_the_copy_in_another_browser_is_still_refused(demo: LiveDemo) -> None:
     """The mark opens only with the browser's own secret: the LogoutRequest replayed from
     elsewhere is a replay, as before."""
@@ -242,7 +314,7 @@ def store_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     yield calls
 
 
-def test_the_button_costs_two_round_trips_and_a_second_press_one_read_more(
+def test_the_button_costs_three_round_trips_and_a_second_press_one_read_more(
     demo: LiveDemo, store_calls: list[str]
 ) -> None:
     browser = logged_in_twice(demo, "sanne.jansen")
@@ -251,11 +323,13 @@ def test_the_button_costs_two_round_trips_and_a_second_press_one_read_more(
     store_calls.clear()
     first, again = press_twice(demo, browser, form.action, dict(form.fields), "before-the-answer")
     assert again.location == first.location
-    # The press: the session and its services read together; then one batch files the run and
-    # the mark and ends both (the writes first: whoever finds the session gone finds them).
+    # The press: the session and its services read together; the claim on the session (two
+    # requests at once make one run); then one batch files the run and the mark and ends both
+    # (the writes first: whoever finds the session gone finds them).
     # The second press: the same read, and the mark.
     assert store_calls == [
         "batch[get,get]",
+        "add_if_absent",
         "batch[put,put,delete,delete]",
         "batch[get,get]",
         "get",

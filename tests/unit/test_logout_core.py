@@ -4,13 +4,17 @@ bookkeeping (login/participants.py, login/logout.py)."""
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from broker.core.errors import StateExpired
+from broker.core.model import UpstreamIdentity
 from broker.core.ports import StoreOp, StoreReply
+from broker.core.pseudonym import PseudonymKeys
+from broker.login.flow import LoginFlow
 from broker.login.logout import (
     BACK,
     BY_SCHOOL,
@@ -24,15 +28,22 @@ from broker.login.logout import (
     PENDING,
     TIMED_OUT,
     UNSUPPORTED,
-    EndedSession,
     Initiator,
     LogoutRun,
     Outbound,
     SingleLogout,
     Target,
 )
-from broker.login.participants import Participant, SessionServiceBook, SessionServices
+from broker.login.logout_start import CLAIM, CLAIM_POLL_SECONDS, LogoutStart, Started
+from broker.login.participants import (
+    Participant,
+    SessionServiceBook,
+    SessionServices,
+    session_and_services,
+)
+from broker.login.sealed import seal, store_key
 from broker.store import MemoryStore
+from tests.unit.test_sealed_and_flow import KEY, FakeRegistry
 
 TOKEN = "t" * 43
 SECRET = b"s" * 32
@@ -46,6 +57,20 @@ class CountingStore(MemoryStore):
     def put(self, key: str, value: bytes, ttl_seconds: int) -> None:
         self.puts += 1
         super().put(key, value, ttl_seconds)
+
+
+class RecordingStore(MemoryStore):
+    """Keeps every write of a batch, (key, value, ttl), and each batch's operations."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[tuple[str, bytes, int]] = []
+        self.batches: list[list[str]] = []
+
+    def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
+        self.written += [(op.key, op.value, op.ttl_seconds) for op in operations]
+        self.batches.append([op.operation for op in operations])
+        return super().batch(operations)
 
 
 class Channel:
@@ -91,6 +116,40 @@ def _logout(store: MemoryStore, clock: Clock) -> tuple[SingleLogout, SessionServ
     return logout, book, channel
 
 
+# A session at a school of the registry: the run tells that school, by its protocol.
+IDENTITY = UpstreamIdentity("99XX00", "sub", {}, None, upstream_session={"name_id": "x"})
+
+
+def _starts(logout: SingleLogout) -> LogoutStart:
+    flow = LoginFlow(
+        FakeRegistry(), logout.store, PseudonymKeys(1, {1: KEY}), login_ttl=900, sso_ttl=3600
+    )
+    return LogoutStart(logout, flow)
+
+
+def _signed_in(logout: SingleLogout, *participants: Participant) -> tuple[LogoutStart, str]:
+    """A standing SSO session that answered `participants`: its token, and where runs start."""
+    starts = _starts(logout)
+    token = starts.flow.open_session(IDENTITY, 1.0)
+    assert token is not None
+    for participant in participants:
+        logout.services.record(token, logout.services.read(token), participant)
+    return starts, token
+
+
+def _start(
+    logout: SingleLogout,
+    initiator: Initiator,
+    token: str = TOKEN,
+    starts: LogoutStart | None = None,
+) -> LogoutRun:
+    """A run started as the web routes start one; by default for `TOKEN`, which names no
+    session (a record of services may have outlived it)."""
+    started = (starts or _starts(logout)).start(SECRET, initiator, token)
+    assert started.run is not None and started.run_id == started.run.run_id
+    return started.run
+
+
 def test_a_returning_login_with_the_same_release_writes_nothing() -> None:
     store = CountingStore()
     book = SessionServiceBook(store, session_ttl=3600)
@@ -115,12 +174,16 @@ def test_the_record_opens_only_with_its_token() -> None:
 def test_a_run_ends_the_record_and_leaves_out_the_initiator() -> None:
     store, clock = MemoryStore(), Clock()
     logout, book, _ = _logout(store, clock)
-    for service in ("a", "b", "c"):
-        book.record(TOKEN, book.read(TOKEN), _participant(service))
-    book.record(TOKEN, book.read(TOKEN), _participant("d", mode=UNSUPPORTED))
-    ended = EndedSession("school", "saml", {"name_id": "x"})
-    run = logout.start(SECRET, TOKEN, ended, Initiator(BY_SERVICE, "saml", "a"))
-    assert book.read(TOKEN).participants == ()
+    participants = [_participant(service) for service in ("a", "b", "c")]
+    starts, token = _signed_in(logout, *participants, _participant("d", mode=UNSUPPORTED))
+    run = _start(logout, Initiator(BY_SERVICE, "saml", "a"), token, starts)
+    assert book.read(token).participants == ()
+    assert starts.flow.session(token) is None
+    assert (run.school_id, run.school_protocol, run.upstream) == (
+        "99XX00",
+        "saml",
+        {"name_id": "x"},
+    )
     assert [t.participant.service_id for t in run.targets] == ["b", "c", "d"]
     assert [t.status for t in run.targets] == [PENDING, PENDING, UNSUPPORTED]
     assert run.school_status == PENDING
@@ -134,8 +197,9 @@ def test_answers_are_filed_once_and_the_rest_time_out() -> None:
     logout, book, _ = _logout(store, clock)
     for service in ("a", "b"):
         book.record(TOKEN, book.read(TOKEN), _participant(service))
-    run = logout.start(SECRET, TOKEN, None, Initiator(BY_STUDENT))
+    run = _start(logout, Initiator(BY_STUDENT))
     assert run.school_status == NOT_TOLD
+    assert book.read(TOKEN).participants == ()  # the record that outlived its session goes too
     logout.expect_answer("_req0", run.run_id, 0, "a")
     logout.expect_answer("_req1", run.run_id, 1, "b")
     assert not logout.answered("_req0", "b", CONFIRMED)  # another sender
@@ -152,11 +216,9 @@ def test_answers_are_filed_once_and_the_rest_time_out() -> None:
 
 def test_back_channel_services_are_notified_at_once() -> None:
     store, clock = MemoryStore(), Clock()
-    logout, book, channel = _logout(store, clock)
-    book.record(TOKEN, book.read(TOKEN), _participant("a", mode=BACK))
-    book.record(TOKEN, book.read(TOKEN), _participant("b", mode=BACK))
-    ended = EndedSession("school", "saml", {})
-    run = logout.start(SECRET, TOKEN, ended, Initiator(BY_SCHOOL, "saml"))
+    logout, _, channel = _logout(store, clock)
+    starts, token = _signed_in(logout, _participant("a", mode=BACK), _participant("b", mode=BACK))
+    run = _start(logout, Initiator(BY_SCHOOL, "saml"), token, starts)
     assert run.school_status == INITIATOR and not run.back_done
     run = logout.run_back_channels(SECRET, run)
     assert sorted(channel.notified) == ["a", "b"]
@@ -170,9 +232,9 @@ def test_back_channel_services_are_told_once_when_the_run_page_is_loaded_twice_a
     the first still waits for the back channel: nobody is told twice, and the first's answers
     are what the run keeps."""
     store, clock = MemoryStore(), Clock()
-    logout, book, channel = _logout(store, clock)
-    book.record(TOKEN, book.read(TOKEN), _participant("a", mode=BACK))
-    run = logout.start(SECRET, TOKEN, EndedSession("school", "saml", {}), Initiator(BY_STUDENT))
+    logout, _, channel = _logout(store, clock)
+    starts, token = _signed_in(logout, _participant("a", mode=BACK))
+    run = _start(logout, Initiator(BY_STUDENT), token, starts)
     seen_meanwhile: list[LogoutRun] = []
 
     class Slow(Channel):
@@ -196,7 +258,7 @@ def test_back_channel_services_are_told_on_the_next_load_when_the_first_could_no
     store, clock = MemoryStore(), Clock()
     logout, book, channel = _logout(store, clock)
     book.record(TOKEN, book.read(TOKEN), _participant("a", mode=BACK))
-    run = logout.start(SECRET, TOKEN, None, Initiator(BY_STUDENT))
+    run = _start(logout, Initiator(BY_STUDENT))
 
     def save_fails(browser_secret: bytes, run: LogoutRun) -> None:
         raise OSError("store gone")
@@ -222,9 +284,9 @@ def test_a_channel_that_raises_fails_its_service_only() -> None:
     logout = SingleLogout(store, book, run_ttl=600, wait_seconds=5, clock=clock)
     channel = BrokenChannel()
     logout.register("saml", channel)
-    book.record(TOKEN, book.read(TOKEN), _participant("broken", mode=BACK))
-    book.record(TOKEN, book.read(TOKEN), _participant("fine", mode=BACK))
-    run = logout.start(SECRET, TOKEN, EndedSession("school", "saml", {}), Initiator(BY_STUDENT))
+    participants = (_participant("broken", mode=BACK), _participant("fine", mode=BACK))
+    starts, token = _signed_in(logout, *participants)
+    run = _start(logout, Initiator(BY_STUDENT), token, starts)
     run = logout.run_back_channels(SECRET, run)
     statuses = {t.participant.service_id: t.status for t in run.targets}
     assert statuses == {"broken": FAILED, "fine": CONFIRMED}
@@ -234,11 +296,10 @@ def test_a_service_logging_out_of_another_session_is_told_of_this_one() -> None:
     """An OIDC id_token_hint naming an older session: the student confirmed ending the current
     one, in which the platform also took part, so the platform hears of it too."""
     store, clock = MemoryStore(), Clock()
-    logout, book, _ = _logout(store, clock)
-    for service in ("a", "b"):
-        book.record(TOKEN, book.read(TOKEN), _participant(service))
+    logout, _, _ = _logout(store, clock)
+    starts, token = _signed_in(logout, _participant("a"), _participant("b"))
     initiator = Initiator(BY_SERVICE, "saml", "a", own_session=False)
-    run = logout.start(SECRET, TOKEN, EndedSession("school", "saml", {}), initiator)
+    run = _start(logout, initiator, token, starts)
     assert [t.participant.service_id for t in run.targets] == ["a", "b"]
 
 
@@ -260,7 +321,7 @@ def test_the_initiator_is_answered_once_and_a_reload_shows_that_answer() -> None
     channel = SigningChannel()
     logout.register("saml", channel)
     book.record(TOKEN, book.read(TOKEN), _participant("a"))
-    run = logout.start(SECRET, TOKEN, None, Initiator(BY_SERVICE, "saml", "a"))
+    run = _start(logout, Initiator(BY_SERVICE, "saml", "a"))
     first, made = logout.final_answer(SECRET, logout.load(SECRET, run.run_id))
     assert made and first.answer == Outbound(
         "https://sp.example/back", {"SAMLResponse": "message-1"}
@@ -284,7 +345,7 @@ def test_an_answer_that_could_not_be_made_is_made_on_the_next_load() -> None:
             raise RuntimeError("signer unavailable")
 
     logout.register("saml", Failing())
-    run = logout.start(SECRET, TOKEN, None, Initiator(BY_SERVICE, "saml", "a"))
+    run = _start(logout, Initiator(BY_SERVICE, "saml", "a"))
     with pytest.raises(RuntimeError):
         logout.final_answer(SECRET, run)
     logout.register("saml", Channel())
@@ -337,25 +398,59 @@ def test_confirmed_everywhere_only_when_nothing_is_left_to_tell_the_student(
 
 # -- the same request again (login/logout_marks.py) ----------------------------------------------
 def _started_from_a_session(store: MemoryStore, initiator: Initiator) -> LogoutRun:
-    """A run started as the web routes start one: its writes in the batch that ends the
-    session (here only the writes)."""
-    logout, book, _ = _logout(store, Clock())
-    book.record(TOKEN, book.read(TOKEN), _participant("a"))
-    run = logout.compose(EndedSession("school", "saml", {}), initiator, book.read(TOKEN))
-    store.batch(logout.start_ops(SECRET, run))
-    return run
+    """A run started from a standing session, as the web routes start one."""
+    logout, _, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"))
+    return _start(logout, initiator, token, starts)
 
 
-def test_a_composed_run_is_filed_only_by_its_batch() -> None:
-    store = MemoryStore()
+def test_the_run_is_filed_in_the_batch_that_ends_the_session_before_it_ends() -> None:
+    """The session and its services read together, then one batch: the run and the mark
+    first, so a request that finds the session gone finds them too (a batch keeps its order
+    but is not atomic)."""
+    store = RecordingStore()
     logout, book, _ = _logout(store, Clock())
-    book.record(TOKEN, book.read(TOKEN), _participant("a"))
-    run = logout.compose(None, Initiator(BY_STUDENT), book.read(TOKEN))
-    with pytest.raises(StateExpired):
-        logout.load(SECRET, run.run_id)
-    store.batch(logout.start_ops(SECRET, run))
+    starts, token = _signed_in(logout, _participant("a"))
+    store.batches.clear()
+    run = _start(logout, Initiator(BY_STUDENT), token, starts)
+    assert store.batches == [["get", "get"], ["put", "put", "delete", "delete"]]
+    assert [key.split(":")[0] for key, _, _ in store.written[-4:]] == [
+        "logout",
+        "logout-last",
+        "sso",
+        "sso-services",
+    ]
     assert logout.load(SECRET, run.run_id) == run
     assert [t.participant.service_id for t in run.targets] == ["a"]
+    assert starts.flow.session(token) is None and book.read(token).participants == ()
+
+
+def test_a_run_that_cannot_be_made_still_ends_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryStore()
+    logout, book, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"))
+
+    def failing(*args: object) -> None:
+        raise RuntimeError("registry unavailable")
+
+    monkeypatch.setattr(logout, "compose", failing)
+    with pytest.raises(RuntimeError):
+        starts.start(SECRET, Initiator(BY_STUDENT), token)
+    assert starts.flow.session(token) is None and book.read(token).participants == ()
+
+
+def test_no_session_and_the_same_request_again_goes_on_to_its_run() -> None:
+    store = MemoryStore()
+    logout, _, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"))
+    first = starts.start(SECRET, Initiator(BY_STUDENT), token)
+    again = starts.start(SECRET, Initiator(BY_STUDENT), token)
+    assert again == Started(first.run_id)
+    # Without the SSO cookie (the first answer cleared it) the same.
+    assert starts.start(SECRET, Initiator(BY_STUDENT), None) == again
+    # Another browser's request finds no mark of its own: a run of its own, with nobody to tell.
+    other = starts.start(b"o" * 32, Initiator(BY_STUDENT), token)
+    assert other.run is not None and other.run_id != first.run_id and other.run.targets == ()
 
 
 @pytest.mark.parametrize(
@@ -371,8 +466,8 @@ def test_a_composed_run_is_filed_only_by_its_batch() -> None:
 def test_the_same_request_again_finds_the_run_it_started(initiator: Initiator) -> None:
     store = MemoryStore()
     run = _started_from_a_session(store, initiator)
-    logout, _, _ = _logout(store, Clock())
-    assert logout.started_before(SECRET, initiator) == run.run_id
+    starts = _starts(_logout(store, Clock())[0])
+    assert starts.started_before(SECRET, initiator) == run.run_id
     # Whether the request was for its own session cannot be told once the session is gone.
     again = Initiator(
         initiator.kind,
@@ -381,7 +476,7 @@ def test_the_same_request_again_finds_the_run_it_started(initiator: Initiator) -
         dict(initiator.answer),
         own_session=not initiator.own_session,
     )
-    assert logout.started_before(SECRET, again) == run.run_id
+    assert starts.started_before(SECRET, again) == run.run_id
 
 
 @pytest.mark.parametrize(
@@ -405,32 +500,110 @@ def test_another_request_finds_nothing(other: Initiator) -> None:
         BY_SERVICE, "oidc", "p", {"post_logout_redirect_uri": "https://p/", "state": "1"}
     )
     _started_from_a_session(store, asked)
-    logout, _, _ = _logout(store, Clock())
-    assert logout.started_before(SECRET, other) is None
-
-
-class RecordingStore(MemoryStore):
-    """Keeps every write of a batch: (key, value, ttl)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.written: list[tuple[str, bytes, int]] = []
-
-    def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
-        self.written += [(op.key, op.value, op.ttl_seconds) for op in operations]
-        return super().batch(operations)
+    starts = _starts(_logout(store, Clock())[0])
+    assert starts.started_before(SECRET, other) is None
 
 
 def test_the_mark_is_this_browsers_lives_as_long_as_the_run_and_holds_nothing_readable() -> None:
     store = RecordingStore()
     run = _started_from_a_session(store, Initiator(BY_STUDENT))
-    logout, _, _ = _logout(store, Clock())
-    assert logout.started_before(b"o" * 32, Initiator(BY_STUDENT)) is None
-    assert [(key.split(":")[0], ttl) for key, _, ttl in store.written] == [
+    starts = _starts(_logout(store, Clock())[0])
+    assert starts.started_before(b"o" * 32, Initiator(BY_STUDENT)) is None
+    filed = [(key, value, ttl) for key, value, ttl in store.written if key.startswith("logout")]
+    assert [(key.split(":")[0], ttl) for key, _, ttl in filed] == [
         ("logout", 600),
         ("logout-last", 600),
     ]
-    key, value, _ = store.written[1]
+    key, value, _ = filed[1]
     # Filed under a hash of a value derived from the browser's secret; the run id sealed.
     assert re.fullmatch(r"logout-last:[0-9a-f]{64}", key)
     assert run.run_id.encode() not in value
+
+
+# -- two requests at once (login/logout_start.py) ------------------------------------------------
+def test_two_requests_that_both_read_the_session_make_one_run() -> None:
+    """Both read the standing session before either ended it: the second loses the claim on
+    the session and lands on the first one's run, which it finds by the mark."""
+    store = MemoryStore()
+    logout, book, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"), _participant("b"))
+    read = session_and_services(starts.flow, book, token)
+    first = starts.start(SECRET, Initiator(BY_STUDENT), token, read)
+    second = starts.start(SECRET, Initiator(BY_STUDENT), token, read)
+    assert first.run is not None and second == Started(first.run_id)
+    assert starts.started_before(SECRET, Initiator(BY_STUDENT)) == first.run_id
+
+
+def test_the_loser_asking_something_else_finds_the_session_gone() -> None:
+    """As if it had come a moment later: a run of its own, with nobody left to tell, and the
+    first run stays this browser's last."""
+    store = MemoryStore()
+    logout, book, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"))
+    read = session_and_services(starts.flow, book, token)
+    first = starts.start(SECRET, Initiator(BY_STUDENT), token, read)
+    platform = Initiator(BY_SERVICE, "saml", "a", {"request_id": "_r1"})
+    second = starts.start(SECRET, platform, token, read)
+    assert second.run is not None and second.run_id != first.run_id
+    assert second.run.targets == () and second.run.school_status == NOT_TOLD
+    assert starts.started_before(SECRET, Initiator(BY_STUDENT)) == first.run_id
+
+
+def test_a_claim_whose_run_never_came_delays_the_next_request_only_boundedly() -> None:
+    """A winner that failed between its claim and its batch: the other request waits at most
+    `claim_wait` for a mark that does not come, then ends the session and starts its run."""
+    store = MemoryStore()
+    logout, book, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"))
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    starts = LogoutStart(logout, starts.flow, claim_wait=0.05, sleep=sleep)
+    key = store_key(CLAIM, token)
+    store.put(key, seal(SECRET, CLAIM, token, {"run": "never-filed"}, key), 60)
+    started = starts.start(SECRET, Initiator(BY_STUDENT), token)
+    assert started.run is not None and [t.participant.service_id for t in started.run.targets] == [
+        "a"
+    ]
+    assert waits and all(w == CLAIM_POLL_SECONDS for w in waits)
+    assert starts.flow.session(token) is None and book.read(token).participants == ()
+
+
+def test_a_batch_that_failed_leaves_no_claim_to_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = MemoryStore()
+    logout, _, _ = _logout(store, Clock())
+    signed_in, token = _signed_in(logout, _participant("a"))
+
+    def no_waiting(seconds: float) -> None:
+        raise AssertionError("waited for a claim nobody holds")
+
+    starts = LogoutStart(logout, signed_in.flow, sleep=no_waiting)
+    end_session = starts.flow.end_session
+
+    def store_gone(*args: Any, **kwargs: Any) -> None:
+        raise OSError("store gone")
+
+    monkeypatch.setattr(starts.flow, "end_session", store_gone)
+    with pytest.raises(OSError):
+        starts.start(SECRET, Initiator(BY_STUDENT), token)
+    monkeypatch.setattr(starts.flow, "end_session", end_session)
+    assert store.get(store_key(CLAIM, token)) is None
+    started = starts.start(SECRET, Initiator(BY_STUDENT), token)
+    assert started.run is not None and len(started.run.targets) == 1
+
+
+def test_the_claim_holds_nothing_readable_and_opens_only_in_this_browser() -> None:
+    store = RecordingStore()
+    logout, book, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"))
+    read = session_and_services(starts.flow, book, token)
+    first = starts.start(SECRET, Initiator(BY_STUDENT), token, read)
+    blob = store.get(store_key(CLAIM, token))
+    assert blob is not None and first.run_id.encode() not in blob and token.encode() not in blob
+    # The same session's token in another browser (a copied cookie) cannot read it: that
+    # request starts its own run as before the claim, without waiting.
+    other = LogoutStart(logout, starts.flow, sleep=lambda s: pytest.fail("waited"))
+    assert other.start(b"o" * 32, Initiator(BY_STUDENT), token, read).run is not None

@@ -1,0 +1,166 @@
+"""Starting a logout run: the SSO session ends, and the run that tells its services is filed.
+
+Every way in (the student's button, a service's LogoutRequest or end_session, the school's
+LogoutRequest) starts a run here; the web routes only read the request and render the answer.
+The session ends first, so whatever happens after, the broker no longer answers from it: one
+store batch files the run, files the mark that it is this browser's last (logout_marks.py), and
+ends the session and its record of services. The writes go first: a batch keeps its order but
+is not atomic, so a request that finds the session gone finds the run and the mark too.
+
+A request that finds no session, from this browser, asking what its last run was asked for
+(the same form sent twice), goes on to that run instead of starting an empty one.
+
+Two requests that both read the session before either ended it (a double click whose two
+requests arrive within the same few milliseconds) would each start a full run, and the browser
+would show the second. So the one that files the run first claims the session (`add_if_absent`
+on a key derived from its SSO token, the run id sealed under the browser's secret); the other
+waits, briefly and within a bound, for the winner's mark and goes where a request arriving a
+moment later would have gone: the winner's run when it asked the same, else a run of its own
+that finds the session gone. A winner that never files its mark (it failed between its claim
+and its batch) leaves the other to start its run as if there had been no claim.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from broker.core.errors import StateExpired
+from broker.core.model import UpstreamIdentity
+from broker.login.flow import LoginFlow
+from broker.login.logout import RUN, EndedSession, SingleLogout
+from broker.login.logout_marks import LastRuns, asked
+from broker.login.logout_run import MAX_RUN_ID, Initiator, LogoutRun
+from broker.login.participants import SessionServices, session_and_services
+from broker.login.sealed import seal, store_key, unseal
+
+Session = tuple[UpstreamIdentity, float]
+
+CLAIM = "logout-claim"
+# The winner files its mark in the round trip after its claim: a loser waits this long at most
+# (only a winner that failed in between makes it wait the whole time), looking this often.
+CLAIM_WAIT_SECONDS = 2.0
+CLAIM_POLL_SECONDS = 0.01
+
+
+@dataclass(frozen=True)
+class Started:
+    """Where a logout request goes on to: the run `run_id`. `run` is the run this request
+    started; None when the request goes on to one started before (the same request again)."""
+
+    run_id: str
+    run: LogoutRun | None = None
+
+
+class LogoutStart:
+    def __init__(
+        self,
+        logout: SingleLogout,
+        flow: LoginFlow,
+        *,
+        claim_wait: float = CLAIM_WAIT_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.logout = logout
+        self.flow = flow
+        self.store = logout.store
+        self.last_runs = LastRuns(logout.store, logout.run_ttl)
+        self.claim_wait = claim_wait
+        self.sleep = sleep
+
+    def start(
+        self,
+        browser_secret: bytes,
+        initiator: Initiator,
+        sso_token: str | None,
+        known: tuple[Session | None, SessionServices] | None = None,
+    ) -> Started:
+        """End the session `sso_token` names (the browser's cookie, checked by the protocol
+        route against what the message names) and start the run that tells its services.
+        `known`: that session and its record of services, when the route read them already
+        (`participants.session_and_services`); read here if not."""
+        if known is None:
+            known = session_and_services(self.flow, self.logout.services, sso_token)
+        session, services = known
+        if session is None:
+            earlier = self.started_before(browser_secret, initiator)
+            if earlier is not None:
+                return Started(earlier)
+        identity = session[0] if session is not None else None
+        ending = [self.logout.services.forget_op(sso_token)] if sso_token else []
+        try:
+            run = self.logout.compose(self._ended(identity), initiator, services)
+        except BaseException:
+            # A run that cannot be made still ends the session: a logout never leaves it standing.
+            if sso_token:
+                self.flow.end_session(sso_token, identity, also=ending)
+            raise
+        if sso_token and identity is not None:
+            winner = self._claim(browser_secret, sso_token, run)
+            if winner is not None:
+                landed = self._landed(browser_secret, winner, initiator)
+                if landed is not None:
+                    return landed
+            filing = [
+                self.logout.sealed.put_op(
+                    browser_secret, RUN, run.run_id, run.to_payload(), self.logout.run_ttl
+                ),
+                self.last_runs.mark_op(browser_secret, run),
+            ]
+            try:
+                self.flow.end_session(sso_token, identity, before=filing, also=ending)
+            except BaseException:
+                # Nothing (or not all) was filed: a second try must not wait for this run.
+                self.store.delete(store_key(CLAIM, sso_token))
+                raise
+            return Started(run.run_id, run)
+        if sso_token:  # no session stood; its record of services may have outlived it
+            self.flow.end_session(sso_token, None, also=ending)
+        self.logout.save(browser_secret, run)
+        return Started(run.run_id, run)
+
+    def _claim(self, browser_secret: bytes, sso_token: str, run: LogoutRun) -> str | None:
+        """Claim the session for `run`: None when this request did, else the id of the run
+        that did ("" when it cannot be read: gone again, or claimed in another browser)."""
+        key = store_key(CLAIM, sso_token)
+        value = seal(browser_secret, CLAIM, sso_token, {"run": run.run_id}, key)
+        if self.store.add_if_absent(key, value, self.logout.run_ttl):
+            return None
+        blob = self.store.get(key)
+        try:
+            data = unseal(browser_secret, CLAIM, sso_token, blob, key) if blob else {}
+        except StateExpired:
+            return ""
+        winner = data.get("run")
+        return winner if isinstance(winner, str) and 0 < len(winner) <= MAX_RUN_ID else ""
+
+    def _landed(self, browser_secret: bytes, winner: str, initiator: Initiator) -> Started | None:
+        """Where a request that lost the claim to `winner` goes once the winner's mark is
+        filed: that run when this request asked the same; else a run of its own, started as
+        when no session stands (the winner ended it). None when the mark did not come."""
+        deadline = time.monotonic() + self.claim_wait
+        while winner:
+            last = self.last_runs.last(browser_secret)
+            if last is not None and last[0] == winner:
+                if last[1] == asked(initiator):
+                    return Started(winner)
+                run = self.logout.compose(None, initiator, SessionServices())
+                self.logout.save(browser_secret, run)
+                return Started(run.run_id, run)
+            if time.monotonic() >= deadline:
+                break
+            self.sleep(CLAIM_POLL_SECONDS)
+        return None
+
+    def started_before(self, browser_secret: bytes, initiator: Initiator) -> str | None:
+        """This browser's last run if `initiator` asked for it (read where no session stood)."""
+        return self.last_runs.find(browser_secret, initiator)
+
+    def _ended(self, identity: UpstreamIdentity | None) -> EndedSession | None:
+        """What the school needs to hear of the session that held `identity`, if one stood."""
+        if identity is None:
+            return None
+        school = self.flow.registry.school(identity.school_id)
+        protocol = school.protocol.value if school is not None else ""
+        return EndedSession(identity.school_id, protocol, dict(identity.upstream_session))
