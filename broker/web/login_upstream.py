@@ -182,19 +182,11 @@ def upstream_request(
             # asks for a fresh one, and the flow still checks the AuthnInstant it gets.
             force_authn=request.force_authn or request.max_age is not None,
             authn_contexts=contexts,
-            proxy_count=_proxy_count_left(request),
+            proxy_count=request.proxy_count,
         )
         request_id, kept, url = saml.request_id, None, saml.redirect_url
     b.flow.note_upstream(secret, record, request_id, kept, first_save=first_save, prepared=prepared)
     return url
-
-
-def _proxy_count_left(request: LoginRequest) -> int | None:
-    """How many proxies a SAML service still allows after the school (front.py put its
-    ProxyCount less one in the request); None: no limit. An OpenID Connect school has no way to
-    be told."""
-    left = request.front.get("proxy_count")
-    return int(left) if left is not None and left.isdigit() else None
 
 
 def requested_ui_language(request: LoginRequest) -> str | None:
