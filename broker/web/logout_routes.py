@@ -39,12 +39,8 @@ from broker.login.participants import SessionServices
 from broker.saml.front import PostMessage
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, clear_sso_token
-from broker.web.login_steps import (
-    autopost,
-    broker,
-    content_security_policy,
-    origin_of,
-)
+from broker.web.service_answers import autopost, content_security_policy, origin_of
+from broker.web.wiring import broker
 
 logout = Blueprint("logout", __name__)
 log = logging.getLogger("broker.logout")

@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from flask_babel import gettext
 
 from broker.core.admins import Admin, AdminRole
-from broker.web.login_steps import broker
+from broker.web.wiring import broker
 
 PREFIX = "admin:"
 IMPORT_PREFIX = "import:"

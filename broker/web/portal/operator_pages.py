@@ -17,7 +17,6 @@ from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Publisher
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
-from broker.web.login_steps import broker
 from broker.web.portal.forms import (
     ChainForm,
     EmptyForm,
@@ -29,6 +28,7 @@ from broker.web.portal.forms import (
 )
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page
 from broker.web.portal.uploads import idp_metadata
+from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
 operator_pages = portal_blueprint("portal_operator", "/portal/operator")

@@ -26,7 +26,6 @@ from broker.saml.entities import SSO_PATH
 from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_report import sp_metadata_problems
 from broker.web.labels import localised_detail, shown_time
-from broker.web.login_steps import broker
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.declaration_forms import (
     declarations_of,
@@ -37,6 +36,7 @@ from broker.web.portal.declaration_forms import (
 from broker.web.portal.forms import EmptyForm, ServiceForm, service_form_class
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.uploads import uploaded_text
+from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
 publisher_pages = portal_blueprint("portal_publisher", "/portal/publisher/<publisher_id>")

@@ -23,8 +23,8 @@ from werkzeug.wrappers import Response
 from wtforms import ValidationError
 
 from broker.core.admins import Admin, AdminRole
-from broker.web.login_steps import broker
 from broker.web.portal.guard import session_admin
+from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
 F = TypeVar("F", bound=Callable[..., Any])

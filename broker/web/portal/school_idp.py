@@ -31,7 +31,6 @@ from broker.core.model import OidcUpstream, School
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
 from broker.web.labels import localised_detail
-from broker.web.login_steps import broker
 from broker.web.portal.oidc_forms import OidcProviderForm, SamlIdpForm
 from broker.web.portal.rights import (
     PortalForbidden,
@@ -41,6 +40,7 @@ from broker.web.portal.rights import (
     refuse_unless,
 )
 from broker.web.portal.uploads import idp_metadata
+from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
 school_idp_pages = portal_blueprint("portal_school_idp", "/portal/school/<school_id>")

@@ -16,11 +16,11 @@ from wtforms import SelectChoice
 from broker.core.admins import AdminRole
 from broker.core.model import Service
 from broker.web.labels import attribute_label
-from broker.web.login_steps import broker
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.forms import NoticeForm, PolicyForm
 from broker.web.portal.preview import preview_release
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
 school_pages = portal_blueprint("portal_school", "/portal/school/<school_id>")

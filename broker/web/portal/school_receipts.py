@@ -35,7 +35,6 @@ from broker.core.receipts import protocol_pairing
 from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.receipts import ReceiptQuery
 from broker.web.labels import attribute_label
-from broker.web.login_steps import broker
 from broker.web.my_data import STUDENT_CODE_SHOWN
 from broker.web.portal.forms import (
     NoticeForm,
@@ -44,6 +43,7 @@ from broker.web.portal.forms import (
     StudentLookupForm,
 )
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
 school_receipts = portal_blueprint("portal_school_receipts", "/portal/school/<school_id>")

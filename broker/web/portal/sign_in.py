@@ -18,7 +18,6 @@ from broker.accounts.passwords import hash_password, verify_password
 from broker.accounts.tokens import plausible_token, token_hash
 from broker.core.admins import Admin, AdminRole
 from broker.registry.errors import InvitationUnusable
-from broker.web.login_steps import broker
 from broker.web.portal.forms import AcceptInvitationForm, SignInForm, digits
 from broker.web.portal.guard import (
     close_session,
@@ -34,6 +33,7 @@ from broker.web.portal.rights import (
     portal_blueprint,
     signed_in_admin,
 )
+from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
 sign_in_pages = portal_blueprint("portal_sign_in", "/portal")

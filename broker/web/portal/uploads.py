@@ -10,7 +10,7 @@ from broker.saml.metadata_check import MAX_METADATA_BYTES, NOT_UTF8, MetadataInv
 from broker.saml.metadata_fetch import fetch_metadata
 from broker.saml.metadata_report import idp_metadata_problems
 from broker.web.labels import localised_detail
-from broker.web.login_steps import broker
+from broker.web.wiring import broker
 
 
 def uploaded_text(upload: object) -> str | None:
