@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-from broker.core.latin_look_alikes import LATIN_LOOK_ALIKES, WHOLE_SCRIPT_CHECKED
+from broker.core.latin_look_alikes import LATIN_LOOK_ALIKES, NEVER_SHOWN, WHOLE_SCRIPT_CHECKED
 
 MAX_NAME = 200
 # How much of a peer's own text (an entity id, a URL, an issuer, a list of algorithms from
@@ -64,7 +64,8 @@ class TextFault(Enum):
     HIDDEN = "hidden"  # a control, format, separator or invisible character
     COMPATIBILITY_FORM = "compatibility_form"  # a fullwidth or mathematical letter, a ligature
     MIXED_SCRIPT = "mixed_script"  # Latin letters and look-alikes of another script in a word
-    LOOK_ALIKE_WORD = "look_alike_word"  # only Cyrillic or Greek letters that pass for Latin ones
+    # only Cyrillic, Greek, Lisu or Cherokee letters that pass for Latin ones
+    LOOK_ALIKE_WORD = "look_alike_word"
 
 
 @dataclass(frozen=True)
@@ -234,9 +235,9 @@ def _look_alike_beside_latin(word: str) -> str | None:
 
 
 def look_alike_word(text: str) -> TextProblem | None:
-    """The first word of `text` in Cyrillic or Greek letters that all pass for Latin ones
-    ("Coco", "CITO" or "school" spelt in Cyrillic: core/latin_look_alikes.py), when no letter of
-    that script anywhere in `text` shows the script for what it is; or None.
+    """The first word of `text` in Cyrillic, Greek, Lisu or Cherokee letters that all pass for
+    Latin ones ("Coco", "CITO" or "school" spelt in Cyrillic: core/latin_look_alikes.py), when
+    no letter of that script anywhere in `text` shows the script for what it is; or None.
 
     Refused whether or not the name has Latin words too: the copy most worth making is of a
     one-word brand with nothing beside it. A real Russian, Ukrainian or Greek name almost always
@@ -244,7 +245,8 @@ def look_alike_word(text: str) -> TextProblem | None:
     theta, an accented vowel), and then a short word wholly of look-alikes within it (the
     Russian "s", "o", the Greek article "To") passes: the reader sees the script. Judged over
     the whole text, so a name that is only capitals of look-alikes ("TO KENTPO" in Greek) must
-    be written with its lower-case letters."""
+    be written with its lower-case letters. Lisu and Cherokee letters (NEVER_SHOWN) show
+    nothing: no name in a Dutch federation is written in them, so any word of them is refused."""
     if text.isascii():
         return None
     first: dict[str, int] = {}  # script → index of its first letter
@@ -258,7 +260,7 @@ def look_alike_word(text: str) -> TextProblem | None:
         script = scripts[character]
         if script in WHOLE_SCRIPT_CHECKED:
             first.setdefault(script, index)
-            if character not in LATIN_LOOK_ALIKES:
+            if character not in LATIN_LOOK_ALIKES and script not in NEVER_SHOWN:
                 shown.add(script)
     refused = [(index, script) for script, index in first.items() if script not in shown]
     if not refused:

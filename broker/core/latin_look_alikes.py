@@ -1,6 +1,6 @@
-"""Cyrillic and Greek letters that a reader takes for Latin ones: pure data for the whole-script
-rule of core/display_text.py ("Coco" spelt with Cyrillic es and o, U+0421 U+043E U+0441 U+043E,
-reads as the Latin word; so does "CITO" in Cyrillic capitals).
+"""Cyrillic, Greek, Lisu and Cherokee letters that a reader takes for Latin ones: pure data for
+the whole-script rule of core/display_text.py ("Coco" spelt with Cyrillic es and o, U+0421
+U+043E U+0441 U+043E, reads as the Latin word; so does "CITO" in Cyrillic capitals).
 
 How the table was chosen (by reasoning about the letters' shapes, not taken from Unicode's
 confusables file): Latin, Cyrillic and Greek capitals share many shapes because Latin and
@@ -89,7 +89,64 @@ _GREEK = {
     "\u03f3": "j",  # yot
 }
 
+# Lisu's Fraser alphabet was made from Latin capitals, upright and turned: the upright ones.
+_LISU = {
+    "\ua4ee": "A",
+    "\ua4d0": "B",
+    "\ua4da": "C",
+    "\ua4d3": "D",
+    "\ua4f0": "E",
+    "\ua4dd": "F",
+    "\ua4d6": "G",
+    "\ua4e7": "H",
+    "\ua4f2": "I",
+    "\ua4d9": "J",
+    "\ua4d7": "K",
+    "\ua4e1": "L",
+    "\ua4df": "M",
+    "\ua4e0": "N",
+    "\ua4f3": "O",
+    "\ua4d1": "P",
+    "\ua4e3": "R",
+    "\ua4e2": "S",
+    "\ua4d4": "T",
+    "\ua4f4": "U",
+    "\ua4e6": "V",
+    "\ua4ea": "W",
+    "\ua4eb": "X",
+    "\ua4ec": "Y",
+    "\ua4dc": "Z",
+}
+
+# Cherokee syllabary letters drawn as Latin capitals (their sounds are unrelated).
+_CHEROKEE = {
+    "\u13aa": "A",
+    "\u13f4": "B",
+    "\u13df": "C",
+    "\u13a0": "D",
+    "\u13ac": "E",
+    "\u13c0": "G",
+    "\u13bb": "H",
+    "\u13c6": "I",
+    "\u13ab": "J",
+    "\u13e6": "K",
+    "\u13de": "L",
+    "\u13b7": "M",
+    "\u13be": "O",
+    "\u13e2": "P",
+    "\u13a1": "R",
+    "\u13da": "S",
+    "\u13a2": "T",
+    "\u13d9": "V",
+    "\u13b3": "W",
+    "\u13c3": "Z",
+}
+
 # Look-alike letter → the Latin letter it passes for.
-LATIN_LOOK_ALIKES: Mapping[str, str] = MappingProxyType(_CYRILLIC | _GREEK)
+LATIN_LOOK_ALIKES: Mapping[str, str] = MappingProxyType(_CYRILLIC | _GREEK | _LISU | _CHEROKEE)
 # The scripts the table covers, as `unicodedata.name` starts their letters' names.
-WHOLE_SCRIPT_CHECKED = frozenset({"CYRILLIC", "GREEK"})
+WHOLE_SCRIPT_CHECKED = frozenset({"CYRILLIC", "GREEK", "LISU", "CHEROKEE"})
+# Scripts no school, service or publisher of a Dutch federation writes its name in: a word in
+# them is refused even beside letters that pass for nothing Latin (which for Cyrillic and Greek
+# show a real name in that script), since nobody's own name is lost by it.
+NEVER_SHOWN = frozenset({"LISU", "CHEROKEE"})

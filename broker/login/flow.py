@@ -125,10 +125,13 @@ class LoginRecord:
         requested = req.get("requested")
         front = dict(req.get("front") or {})
         proxy_count = req.get("proxy_count")
-        if proxy_count is None and "proxy_count" in front:
+        legacy = front.pop("proxy_count", None)
+        if proxy_count is None and legacy is not None and legacy.isdigit():
             # A record saved before the field existed kept it in `front`, already less one.
-            # Records live at most the login TTL: this can go one release later.
-            proxy_count = int(front.pop("proxy_count"))
+            # Records live at most the login TTL: this can go one release later. (A record
+            # this release saves, read by a worker of the last one during a rolling deploy,
+            # loses the limit: its school is told of no ProxyCount for that one login.)
+            proxy_count = int(legacy)
         request = LoginRequest(
             service_id=req["service_id"],
             requested=None if requested is None else frozenset(requested),

@@ -327,3 +327,21 @@ def test_the_look_alike_table_maps_cyrillic_and_greek_letters_to_latin_ones() ->
         assert len(latin) == 1 and unicodedata.name(latin).startswith("LATIN "), latin
     # Letters that only come close stay out: Cyrillic ka and te, Greek alpha, iota and gamma.
     assert not {"\u043a", "\u0442", "\u03b1", "\u03b9", "\u03b3"} & LATIN_LOOK_ALIKES.keys()
+
+
+@pytest.mark.parametrize(
+    ("name", "script"),
+    [
+        ("\ua4da\ua4f2\ua4d4\ua4f3", "Lisu"),  # CITO in Lisu capitals
+        ("\u13df\u13c6\u13a2\u13be", "Cherokee"),  # CITO in Cherokee letters
+        # A letter of the script that passes for nothing Latin does not save a word of it.
+        ("\ua4da\ua4f2\ua4d4\ua4f3 \ua4e5", "Lisu"),
+        ("Leesplank \u13df\u13c6\u13a2\u13be", "Cherokee"),
+    ],
+)
+def test_a_word_in_lisu_or_cherokee_is_refused_whatever_stands_beside_it(
+    name: str, script: str
+) -> None:
+    problem = name_problem(name)
+    assert problem is not None and problem.fault is TextFault.LOOK_ALIKE_WORD
+    assert problem.script == script and problem.plain == "CITO"

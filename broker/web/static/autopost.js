@@ -7,7 +7,11 @@ document.addEventListener("DOMContentLoaded", () => {
     // cached stylesheet): Back from the destination would then ask to resend the POST. The
     // page's own address, where it has one, takes its place, fetched again by GET.
     if (form.dataset.pageAddress && window.history && window.history.replaceState) {
-      window.history.replaceState(null, "", form.dataset.pageAddress);
+      try {
+        window.history.replaceState(null, "", form.dataset.pageAddress);
+      } catch (error) {
+        // Only the history is lost: the answer still goes on.
+      }
     }
     // Called through the prototype: a posted field named "submit" would shadow form.submit.
     // requestSubmit, where the browser has it, fires the submit event: submit-once.js then
