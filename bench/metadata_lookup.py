@@ -174,7 +174,7 @@ def page_cost(folder: Path, size: int, query: str, shown: int) -> float:
     from broker.certificates import self_signed_pair
     from broker.cli.demo import prepare_demo
     from broker.core.model import School
-    from broker.login.flow import LoginRecord, LoginRequest
+    from broker.login.login_model import LoginRecord, LoginRequest
     from broker.registry import SqlRegistry
     from broker.web.discovery import discovery_page
     from broker.web.wiring import broker

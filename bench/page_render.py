@@ -121,7 +121,7 @@ def pages(
     every `aliases`-th school has a former name)."""
     from broker.cli.demo import DEMO_SCHOOL_ID, prepare_demo
     from broker.core.model import UpstreamIdentity
-    from broker.login.flow import LoginRecord, LoginRequest
+    from broker.login.login_model import LoginRecord, LoginRequest
     from broker.login.receipting import PendingRelease
     from broker.saml.front import PostMessage
     from broker.web.discovery import discovery_page

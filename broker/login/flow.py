@@ -2,7 +2,8 @@
 
 Protocol adapters call these steps with neutral objects; nothing here knows SAML, OIDC or Flask.
 The browser is represented by `browser_secret` (from its cookie): every record this flow keeps
-is sealed under it, so a record found without the cookie is useless (sealed.py).
+is sealed under it, so a record found without the cookie is useless (sealed.py). The objects
+these steps take and give (request, record, completion) and their JSON are in login_model.py.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import secrets
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
@@ -24,7 +25,7 @@ from broker.core.errors import (
     UnknownSchool,
     UnknownService,
 )
-from broker.core.model import Release, School, Service, UpstreamIdentity
+from broker.core.model import Service, UpstreamIdentity
 from broker.core.ports import (
     KeyValueStore,
     PseudonymKeySource,
@@ -35,140 +36,21 @@ from broker.core.ports import (
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.pseudonym_rotation import HeldKeySource, KeyVersions, key_versions_for
 from broker.core.release import chain_pseudonyms, compute_release
+from broker.login.login_model import (
+    Completion,
+    LoginRecord,
+    LoginRequest,
+    identity_from_payload,
+    identity_payload,
+    is_my_data,
+)
 from broker.login.replay import open_epoch_op
 from broker.login.school_sessions import SchoolSessionIndex
 from broker.login.sealed import SealedStore, store_key
 
 LOGIN = "login"
 SSO = "sso"
-# The broker's own page where a student sees their receipts: a login with no service behind it.
-MY_DATA = "ketenbroker:my-data"
 MAX_TOKEN_LENGTH = 128
-
-
-@dataclass(frozen=True)
-class LoginRequest:
-    """What a publisher asked for, in neutral form. `front` is the front adapter's own data
-    (request id, ACS URL, RelayState …) that it needs to answer; the flow only carries it."""
-
-    service_id: str
-    requested: frozenset[str] | None = None
-    school_hint: str | None = None
-    force_authn: bool = False
-    front: dict[str, str] = field(default_factory=dict)
-    # Assurance levels (names from the `[assurance]` configuration) the service accepts; empty
-    # means any. With `acr_required` a login at another level is refused, not answered.
-    acr: tuple[str, ...] = ()
-    acr_required: bool = False
-    # OIDC `max_age`: an SSO session older than this many seconds does not answer the request.
-    max_age: int | None = None
-    # The pseudonyms the service accepts as the student (OIDC `id_token_hint`, a requested
-    # `sub` value): only their login may answer. Empty: any student (the usual case).
-    subjects: tuple[str, ...] = ()
-    # The student chooses the school on the discovery page, even with an SSO session or a
-    # school hint (OIDC prompt=select_account).
-    choose_school: bool = False
-    # The service asks for the information notice in this login even where it would be
-    # skipped (this session or the student's last receipt showed the same release): OIDC
-    # prompt=consent. The student's "Continue" is that interaction (docs/receipts.md).
-    show_notice: bool = False
-    # How many proxies the service still allows behind the broker (a SAML ProxyCount less one,
-    # core 3.4.1.5.1), passed on to a SAML school; None: no limit.
-    proxy_count: int | None = None
-
-
-@dataclass(frozen=True)
-class LoginRecord:
-    login_id: str
-    request: LoginRequest
-    created: float
-    school_id: str | None = None
-    upstream_request_id: str | None = None
-    # The back adapter's own state for the school's answer (OIDC nonce, PKCE verifier …).
-    upstream: dict[str, str] = field(default_factory=dict)
-    # When the student was sent to the school (epoch seconds): the upstream wait metric. None
-    # for a request prepared with the discovery page (the broker never sees the student leave).
-    upstream_at: float | None = None
-
-    def to_payload(self) -> dict[str, Any]:
-        """The record as JSON-ready data: what `dataclasses.asdict` gives, written out because
-        asdict's generic deep copy cost ~60 us of every save (tests/unit/test_sealed_and_flow.py
-        holds the two equal, so a new field cannot be forgotten here)."""
-        request = self.request
-        requested = request.requested
-        return {
-            "login_id": self.login_id,
-            "request": {
-                "service_id": request.service_id,
-                "requested": None if requested is None else sorted(requested),
-                "school_hint": request.school_hint,
-                "force_authn": request.force_authn,
-                "front": dict(request.front),
-                "acr": request.acr,
-                "acr_required": request.acr_required,
-                "max_age": request.max_age,
-                "subjects": request.subjects,
-                "choose_school": request.choose_school,
-                "show_notice": request.show_notice,
-                "proxy_count": request.proxy_count,
-            },
-            "created": self.created,
-            "school_id": self.school_id,
-            "upstream_request_id": self.upstream_request_id,
-            "upstream": dict(self.upstream),
-            "upstream_at": self.upstream_at,
-        }
-
-    @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> LoginRecord:
-        req = data["request"]
-        requested = req.get("requested")
-        front = dict(req.get("front") or {})
-        proxy_count = req.get("proxy_count")
-        legacy = front.pop("proxy_count", None)
-        if proxy_count is None and legacy is not None and legacy.isdigit():
-            # A record saved before the field existed kept it in `front`, already less one.
-            # Records live at most the login TTL: this can go one release later. (A record
-            # this release saves, read by a worker of the last one during a rolling deploy,
-            # loses the limit: its school is told of no ProxyCount for that one login.)
-            proxy_count = int(legacy)
-        request = LoginRequest(
-            service_id=req["service_id"],
-            requested=None if requested is None else frozenset(requested),
-            school_hint=req.get("school_hint"),
-            force_authn=bool(req.get("force_authn")),
-            front=front,
-            acr=tuple(req.get("acr") or ()),
-            acr_required=bool(req.get("acr_required")),
-            max_age=req.get("max_age"),
-            subjects=tuple(req.get("subjects") or ()),
-            choose_school=bool(req.get("choose_school")),
-            show_notice=bool(req.get("show_notice")),
-            proxy_count=proxy_count,
-        )
-        return cls(
-            login_id=data["login_id"],
-            request=request,
-            created=float(data["created"]),
-            school_id=data.get("school_id"),
-            upstream_request_id=data.get("upstream_request_id"),
-            upstream=dict(data.get("upstream") or {}),
-            upstream_at=data.get("upstream_at"),
-        )
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A finished login: what the front turns into its response."""
-
-    request: LoginRequest
-    service: Service
-    school: School
-    release: Release
-    authn_instant: float
-    authn_context: str | None
-    # The level (assurance.py) the school's answer stands for; fronts emit it in their protocol.
-    assurance_level: str | None = None
 
 
 class LoginFlow:
@@ -449,31 +331,6 @@ def readable_token(token: str | None) -> bool:
     """An SSO token worth a store read (a cookie longer than any token the broker sets is not
     looked up)."""
     return bool(token) and len(token or "") <= MAX_TOKEN_LENGTH
-
-
-def is_my_data(request: LoginRequest) -> bool:
-    return request.service_id == MY_DATA
-
-
-def identity_payload(identity: UpstreamIdentity) -> dict[str, Any]:
-    """The school's answer as JSON for sealed state (SSO session, a pending notice)."""
-    return {
-        "school_id": identity.school_id,
-        "subject": identity.subject,
-        "attributes": {k: list(v) for k, v in identity.attributes.items()},
-        "authn_context": identity.authn_context,
-        "upstream_session": dict(identity.upstream_session),
-    }
-
-
-def identity_from_payload(data: dict[str, Any]) -> UpstreamIdentity:
-    return UpstreamIdentity(
-        school_id=data["school_id"],
-        subject=data["subject"],
-        attributes={k: tuple(v) for k, v in data["attributes"].items()},
-        authn_context=data.get("authn_context"),
-        upstream_session={str(k): str(v) for k, v in (data.get("upstream_session") or {}).items()},
-    )
 
 
 def _names(subjects: tuple[str, ...], *pseudonyms: str | None) -> bool:

@@ -29,7 +29,7 @@ from broker.core.errors import StateExpired
 from broker.core.model import UpstreamIdentity
 from broker.core.ports import KeyValueStore, ReceiptBook, StoreOp
 from broker.core.receipts import Receipt, ReceiptContent, ReceiptKeys, receipt_content
-from broker.login.flow import (
+from broker.login.login_model import (
     Completion,
     LoginRecord,
     identity_from_payload,

@@ -30,7 +30,7 @@ from broker.core.errors import BadRequest, UnknownService
 from broker.core.key_schedule import KeySource
 from broker.core.model import Protocol
 from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
-from broker.login.flow import Completion, LoginRequest
+from broker.login.login_model import Completion, LoginRequest
 from broker.oidc import requested_claims as oidc_claims
 from broker.oidc.authlib_server import BrokerAuthorizationServer, IdTokens, PlainRequest
 from broker.oidc.authorization_checks import (

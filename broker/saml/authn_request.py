@@ -25,7 +25,7 @@ from broker.core.assurance import EXACT
 from broker.core.catalogue import canonical_name_for
 from broker.core.errors import AssuranceNotMet, InvalidMessage, UnknownService, UnsupportedRequest
 from broker.core.ports import RegistryReader
-from broker.login.flow import LoginRequest
+from broker.login.login_model import LoginRequest
 from broker.saml import firewall
 from broker.saml.entities import SamlEntities
 from broker.saml.front import (

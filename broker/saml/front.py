@@ -20,7 +20,7 @@ from broker.core.assurance import UNSPECIFIED
 from broker.core.catalogue import CATALOGUE, OID_FORMAT, PAIRWISE_ID, PREVIOUS_PSEUDONYM
 from broker.core.errors import BrokerError
 from broker.core.model import Service
-from broker.login.flow import Completion, LoginRequest
+from broker.login.login_model import Completion, LoginRequest
 from broker.saml.entities import SamlEntities
 from broker.saml.response_builder import (
     AssertionContent,

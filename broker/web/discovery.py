@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import BadRequest
 from broker.core.model import School
 from broker.core.school_search import ABBREVIATIONS, TYPO_MIN_LENGTH, Found, SchoolDirectory
-from broker.login.flow import LoginRecord
+from broker.login.login_model import LoginRecord
 from broker.registry.cached import CachedRegistryReader
 from broker.web.browser import SCHOOL_COOKIE, browser_secret
 from broker.web.i18n import SUPPORTED_LANGUAGES, current_language, lang_switch_url, speak

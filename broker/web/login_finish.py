@@ -15,7 +15,7 @@ from broker.core.errors import InteractionRequired, PolicyRefusal, StoreUnavaila
 from broker.core.model import UpstreamIdentity
 from broker.core.ports import StoreOp
 from broker.core.receipts import ReceiptContent
-from broker.login.flow import LoginRecord, is_my_data
+from broker.login.login_model import LoginRecord, is_my_data
 from broker.login.participants import Participant, SessionServices
 from broker.login.participants import session_and_services as read_session_and_services
 from broker.login.receipting import PendingRelease

@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import UnknownSchool, UpstreamFailure
 from broker.core.model import UpstreamIdentity
-from broker.login.flow import LoginRecord, LoginRequest
+from broker.login.login_model import LoginRecord, LoginRequest
 from broker.login.participants import SessionServices
 from broker.oidc.oauth_errors import NONE_PROMPT_OTHER_STUDENT, NONE_PROMPT_SIGN_IN
 from broker.saml.front import STATUS_NO_PASSIVE

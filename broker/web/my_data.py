@@ -24,7 +24,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import StateExpired, UnknownSchool
 from broker.core.model import Service, UpstreamIdentity
 from broker.core.receipts import Receipt
-from broker.login.flow import MY_DATA, LoginRequest
+from broker.login.login_model import MY_DATA, LoginRequest
 from broker.registry.errors import ServiceSwitchedOff
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.labels import (

@@ -10,7 +10,7 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from werkzeug.wrappers import Response
 
 from broker.core.errors import StateExpired, UnknownSchool, UnknownService
-from broker.login.flow import LoginRequest
+from broker.login.login_model import LoginRequest
 from broker.login.receipting import PendingRelease
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url

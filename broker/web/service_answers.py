@@ -15,7 +15,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import AssuranceNotMet, BrokerError, InteractionRequired, PolicyRefusal
 from broker.core.model import Protocol, School
 from broker.core.ports import StoreOp
-from broker.login.flow import Completion, LoginRecord, LoginRequest, is_my_data
+from broker.login.login_model import Completion, LoginRecord, LoginRequest, is_my_data
 from broker.oidc.oauth_errors import refusal as oauth_refusal
 from broker.saml.front import (
     STATUS_AUTHN_FAILED,

@@ -14,7 +14,7 @@ import pytest
 from flask import Flask
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID, prepare_demo
-from broker.login.flow import MY_DATA, LoginRecord, LoginRequest
+from broker.login.login_model import MY_DATA, LoginRecord, LoginRequest
 from broker.web.browser import SCHOOL_COOKIE
 from broker.web.discovery import discovery_page
 from broker.web.wiring import broker

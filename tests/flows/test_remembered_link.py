@@ -21,7 +21,7 @@ from prometheus_client import REGISTRY
 from saml2.sigver import verify_redirect_signature
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
-from broker.login.flow import LoginRecord
+from broker.login.login_model import LoginRecord
 from broker.oidc.rp_discovery import ProviderDirectory
 from broker.saml.xmlsig import _AllowListRSACrypto
 from broker.web.browser import BROWSER_COOKIE, SCHOOL_COOKIE, SSO_COOKIE

@@ -25,7 +25,7 @@ from flask.testing import FlaskClient
 from broker.cli.demo import DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN
 from broker.core.catalogue import CATALOGUE
 from broker.core.display_text import LOOK_ALIKE_SCRIPTS
-from broker.web.portal.forms import SCRIPT_LETTERS
+from broker.web.portal.field_checks import SCRIPT_LETTERS
 from tests.security.test_portal_declarations import sp_metadata
 from tests.security.test_portal_self_service import field_error
 from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token

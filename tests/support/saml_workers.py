@@ -14,7 +14,7 @@ from flask import Flask
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.config import Settings, load_settings
-from broker.login.flow import LoginRequest
+from broker.login.login_model import LoginRequest
 from broker.web import create_app
 from tests.support.client import Browser
 from tests.support.forge import SchoolForger

@@ -451,7 +451,7 @@ ALLOWED = [
     ),
     ("broker.cli.ok", False, "from broker.web import create_app\nimport flask\n"),
     ("broker.oidc.ok", False, "from authlib.oauth2 import rfc6749\nimport requests\n"),
-    ("broker.oidc.ok", False, "from broker.login.flow import Completion\nimport socket\n"),
+    ("broker.oidc.ok", False, "from broker.login.login_model import Completion\nimport socket\n"),
     ("broker.core.ok", False, "import io\nimport csv\nfrom urllib.parse import quote\n"),
     ("broker.core.key_schedule", False, "from pathlib import Path\n"),
     ("broker.saml.ok", False, "from lxml import etree\n"),

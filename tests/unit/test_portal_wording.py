@@ -30,17 +30,17 @@ SCHOOL_PORTAL = [
 # What the checks of a school's metadata and OpenID provider say (marked `N_`, core/errors.py):
 # the identity provider page shows it translated.
 BROKER = WEB.parent
-# What a publisher's engineer and the operator read: their pages, the forms they fill in (forms.py
-# holds every portal's labels) and the declarations and pseudonym windows shown on them.
+# What a publisher's engineer and the operator read: their pages, the forms they fill in (every
+# portal's forms: the *_forms.py modules and field_checks.py; school staff are addressed alike)
+# and the declarations and pseudonym windows shown on them.
 PUBLISHER_AND_OPERATOR_PORTAL = [
     *sorted((WEB / "templates" / "portal").glob("publisher_*.html")),
     *sorted((WEB / "templates" / "portal").glob("operator_*.html")),
     *(WEB / "templates" / "portal" / n for n in ("declarations.html", "pseudonym_windows.html")),
     *sorted((WEB / "portal").glob("publisher_*.py")),
     WEB / "portal" / "operator_pages.py",
-    WEB / "portal" / "forms.py",
-    WEB / "portal" / "oidc_forms.py",
-    WEB / "portal" / "declaration_forms.py",
+    *sorted((WEB / "portal").glob("*_forms.py")),
+    WEB / "portal" / "field_checks.py",
 ]
 SCHOOL_CHECKS = [
     BROKER / "saml" / "metadata_check.py",

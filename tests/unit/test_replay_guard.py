@@ -10,7 +10,8 @@ import pytest
 from broker.core.errors import InvalidMessage, StoreUnavailable
 from broker.core.ports import StoreOp, StoreReply
 from broker.core.pseudonym import PseudonymKeys
-from broker.login.flow import LOGIN, LoginFlow, LoginRequest
+from broker.login.flow import LOGIN, LoginFlow
+from broker.login.login_model import LoginRequest
 from broker.login.replay import EPOCH_KEY, ReplayGuard, open_epoch
 from broker.login.sealed import new_secret, store_key
 from broker.store.memory import MemoryStore

@@ -1,4 +1,5 @@
-"""Sealed state (broker/login/sealed.py) and the login flow's steps (broker/login/flow.py)."""
+"""Sealed state (broker/login/sealed.py), the login flow's steps (broker/login/flow.py) and the
+login record's payload round trip (broker/login/login_model.py)."""
 
 from __future__ import annotations
 
@@ -22,7 +23,8 @@ from broker.core.model import (
 from broker.core.ports import KeyValueStore, RegistryReader, StoreOp, StoreReply
 from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
 from broker.core.pseudonym_rotation import ChainKeyVersion, HeldKeySource
-from broker.login.flow import LOGIN, SSO, LoginFlow, LoginRecord, LoginRequest
+from broker.login.flow import LOGIN, SSO, LoginFlow
+from broker.login.login_model import LoginRecord, LoginRequest
 from broker.login.sealed import SealedStore, new_secret, seal, store_key, unseal
 from broker.store import MemoryStore
 

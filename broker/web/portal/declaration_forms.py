@@ -10,7 +10,7 @@ from broker.core.catalogue import CATALOGUE
 from broker.core.declarations import DeclarationDiff, compare_declarations
 from broker.core.model import Declaration, Service
 from broker.registry.portal_reading import DeclarationChange, SchoolChoice
-from broker.web.portal.forms import ServiceForm
+from broker.web.portal.service_forms import ServiceForm
 
 
 def declarations_of(form: ServiceForm) -> tuple[Declaration, ...]:

@@ -29,7 +29,7 @@ from broker.core.endpoints import MAX_REDIRECT_URI, is_acceptable_endpoint, redi
 from broker.core.model import ClientAuthMethod
 from broker.core.subjects import OIDC_SUBJECT_CHOICES, SAML_SUBJECTS
 from broker.oidc.registration import ID_TOKEN_ALGORITHMS
-from broker.web.portal.forms import ServiceForm
+from broker.web.portal.service_forms import ServiceForm
 
 MAX_REDIRECT_URIS = 20
 # redirect_uri_problem's answers, translated (the core module has no translations).

@@ -17,16 +17,16 @@ from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Publisher
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
-from broker.web.portal.forms import (
+from broker.web.portal.account_forms import InviteForm
+from broker.web.portal.operator_forms import (
     ChainForm,
-    EmptyForm,
-    InviteForm,
     PublisherForm,
     SchoolDetailsForm,
     SchoolForm,
     ServiceChainForm,
 )
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page
+from broker.web.portal.service_forms import EmptyForm
 from broker.web.portal.uploads import idp_metadata
 from broker.web.wiring import broker
 

@@ -22,10 +22,10 @@ from broker.core.errors import BadRequest
 from broker.core.model import ClientAuthMethod, NamingProfile, Protocol, Service
 from broker.oidc.registration import new_client, new_secret
 from broker.web.portal.declaration_forms import declarations_of
-from broker.web.portal.forms import EmptyForm, service_form_class
 from broker.web.portal.oidc_forms import OidcClientForm, OidcRedirectUrisForm, redirect_uri_lines
 from broker.web.portal.publisher_pages import own_service
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+from broker.web.portal.service_forms import EmptyForm, service_form_class
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")

@@ -33,8 +33,8 @@ from broker.web.portal.declaration_forms import (
     prefill,
     schools_to_confirm,
 )
-from broker.web.portal.forms import EmptyForm, ServiceForm, service_form_class
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+from broker.web.portal.service_forms import EmptyForm, ServiceForm, service_form_class
 from broker.web.portal.uploads import uploaded_text
 from broker.web.wiring import broker
 

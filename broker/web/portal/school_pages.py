@@ -17,9 +17,9 @@ from broker.core.admins import AdminRole
 from broker.core.model import Service
 from broker.web.labels import attribute_label
 from broker.web.portal.authors import recorded_author, shown_authors
-from broker.web.portal.forms import NoticeForm, PolicyForm
 from broker.web.portal.preview import preview_release
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+from broker.web.portal.school_forms import NoticeForm, PolicyForm
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")

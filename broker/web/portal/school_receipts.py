@@ -36,13 +36,13 @@ from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.receipts import ReceiptQuery
 from broker.web.labels import attribute_label
 from broker.web.my_data import STUDENT_CODE_SHOWN
-from broker.web.portal.forms import (
+from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+from broker.web.portal.school_forms import (
     NoticeForm,
     PrivacyContactForm,
     ReceiptFilterForm,
     StudentLookupForm,
 )
-from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")

@@ -18,7 +18,7 @@ from broker.accounts.passwords import hash_password, verify_password
 from broker.accounts.tokens import plausible_token, token_hash
 from broker.core.admins import Admin, AdminRole
 from broker.registry.errors import InvitationUnusable
-from broker.web.portal.forms import AcceptInvitationForm, SignInForm, digits
+from broker.web.portal.account_forms import AcceptInvitationForm, SignInForm, digits
 from broker.web.portal.guard import (
     close_session,
     note_success,

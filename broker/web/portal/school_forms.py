@@ -1,0 +1,113 @@
+"""A school administrator's forms: the policy per service, when students see the information
+notice, the privacy contact, and the receipts page's filter and student lookup.
+
+Labels are lazy strings, so one class serves both languages.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+
+from flask_babel import lazy_gettext as _l
+from flask_wtf import FlaskForm
+from wtforms import BooleanField, Field, SelectChoice, SelectField, SelectMultipleField, StringField
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.widgets import CheckboxInput, DateInput, ListWidget
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+class PolicyForm(FlaskForm):
+    active = BooleanField(_l("Switched on for our students"))
+    attributes = MultiCheckboxField(
+        _l("Share besides the pseudonym"),
+        choices=[],
+        description=_l("Nothing ticked: the platform receives the pseudonym only."),
+    )
+
+
+NOTICE_CHOICES = [
+    SelectChoice("session", _l("At the first visit in every sign-in session (recommended)")),
+    SelectChoice("changes", _l("Only at a student's first visit, and again when it changes")),
+]
+
+
+class NoticeForm(FlaskForm):
+    mode = SelectField(_l("When students see what this platform receives"), choices=NOTICE_CHOICES)
+
+
+class PrivacyContactForm(FlaskForm):
+    contact = StringField(
+        _l("Privacy contact"),
+        [DataRequired(), Length(max=1024)],
+        description=_l(
+            "An e-mail address (such as privacy@school.nl) or a web page starting with https://. "
+            "Students and parents see it on their data page."
+        ),
+    )
+
+
+# What `<input type="date">` submits; a browser without a date picker shows a text field.
+ISO_DATE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z")
+
+
+def _real_date(form: FlaskForm, field: Field) -> None:
+    if not ISO_DATE.match(field.data or ""):
+        raise ValidationError(_l("Enter the date as YYYY-MM-DD, such as 2026-11-28."))
+    try:
+        date.fromisoformat(field.data)
+    except ValueError:
+        raise ValidationError(
+            _l("This date does not exist: check the day and the month.")
+        ) from None
+
+
+STUDENT_CODE = Regexp(
+    r"\A[0-9a-f]{12,64}\Z", message=_l("A student code is 12 to 64 characters 0-9 and a-f.")
+)
+
+
+class ReceiptFilterForm(FlaskForm):
+    """GET filter of the receipts page: no CSRF (it changes nothing). `student` takes only a
+    student code, never an identifier: a GET query ends up in access logs."""
+
+    class Meta:
+        csrf = False
+
+    since = StringField(_l("From"), [Optional(), _real_date], widget=DateInput())
+    until = StringField(
+        _l("Until"),
+        [Optional(), _real_date],
+        widget=DateInput(),
+        description=_l("That day included."),
+    )
+    service = SelectField(_l("Service"), validate_choice=False)
+    attribute = SelectField(_l("Attribute"), validate_choice=False)
+    student = StringField(
+        _l("Student code"),
+        [Optional(), STUDENT_CODE],
+        description=_l("As shown on the student's data page, or found below."),
+    )
+
+    def validate_until(self, field: Field) -> None:
+        since, until = self.since.data or "", field.data or ""
+        # Both are YYYY-MM-DD once their own checks passed, so text order is date order.
+        if not (self.since.errors or field.errors) and since and until and until < since:
+            raise ValidationError(_l("This date is before the From date."))
+
+
+class StudentLookupForm(FlaskForm):
+    """POSTed, so the identifier never appears in a URL or an access log."""
+
+    identifier = StringField(
+        _l("The student's identifier"),
+        [DataRequired(), Length(max=512)],
+        description=_l(
+            "As your school's sign-in system sends it (or the ECK iD, if your school uses it). "
+            "It is used once to find the student's code and is not kept."
+        ),
+    )
