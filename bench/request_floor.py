@@ -1,11 +1,12 @@
 """What one request costs before the broker does anything: CPU per request through the server.
 
-Serves a bare WSGI app (one 3-byte answer) and the broker's `GET /healthz` on 127.0.0.1, one
-worker each, and sends them `--requests` requests on one kept-alive connection (or a new
-connection per request with `--new-connections`, as a browser's first request). CPU is every
+Serves a bare WSGI app (one 3-byte answer), a bare Flask app (one route, the same answer) and the
+broker's `GET /healthz` on 127.0.0.1, one worker each, and sends them `--requests` requests on one
+kept-alive connection (or a new connection per request with `--new-connections`, as a browser's
+first request). CPU is every
 server thread's, from /proc/<pid>/task/*/schedstat, so the figure is the server's HTTP handling
 plus, for the broker, Flask and the broker's hooks. gunicorn runs the production configuration
-for the broker (gthread, 4 threads) and the same worker class and threads for the bare app;
+for the broker (gthread, 4 threads) and the same worker class and threads for the bare apps;
 `--server granian` (only if granian is installed; the broker does not use it) serves both from
 granian's Rust HTTP server instead, for comparison (docs/performance.md, "The HTTP server").
 
@@ -39,12 +40,27 @@ def app(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
     return [b"ok\\n"]
 """
+# Flask with one route and nothing else: what Flask's own request handling adds to the server's.
+BARE_FLASK = """
+from flask import Flask, Response
+
+flask_app = Flask("bare")
+
+
+@flask_app.route("/healthz")
+def healthz():
+    return Response("ok\\n", mimetype="text/plain")
+"""
+LABELS = {"bare": "bare WSGI app", "flask": "bare Flask app", "broker": "broker GET /healthz"}
 
 
 def command(server: str, target: str, port: int, directory: Path) -> list[str]:
     python = sys.executable
     if server == "granian":
-        factory = ["--factory", "broker.web.app:create_app"] if target == "broker" else ["bare:app"]
+        app = {"broker": "broker.web.app:create_app", "flask": "bare:flask_app"}.get(
+            target, "bare:app"
+        )
+        factory = ["--factory", app] if target == "broker" else [app]
         return [
             *(python, "-m", "granian", "--interface", "wsgi", "--workers", "1"),
             *("--blocking-threads", "4", "--port", str(port), "--log-level", "warning"),
@@ -53,7 +69,8 @@ def command(server: str, target: str, port: int, directory: Path) -> list[str]:
     if target == "broker":
         conf = ["-c", "python:broker.cli.gunicorn_conf", "broker.web.app:create_app()"]
     else:
-        conf = ["--worker-class", "gthread", "--threads", "4", "--keep-alive", "5", "bare:app"]
+        app = "bare:flask_app" if target == "flask" else "bare:app"
+        conf = ["--worker-class", "gthread", "--threads", "4", "--keep-alive", "5", app]
     return [
         *(python, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1"),
         *("--log-level", "warning", "--chdir", str(directory)),
@@ -71,7 +88,7 @@ def get(connection: http.client.HTTPConnection) -> None:
 
 def measure(server: str, target: str, requests: int, new_connections: bool) -> float:
     directory = Path(tempfile.mkdtemp(prefix="kb-bench-floor-"))
-    (directory / "bare.py").write_text(BARE_APP, encoding="utf-8")
+    (directory / "bare.py").write_text(BARE_APP + BARE_FLASK, encoding="utf-8")
     port = free_port_run(1)
     prepare(directory, port, "redis://127.0.0.1:6379/12", None, False)
     env = dict(
@@ -128,10 +145,9 @@ def main() -> None:
         f"CPU per request, ms ({args.server}, one worker, {args.requests} requests, "
         f"{'a new connection each' if args.new_connections else 'one kept-alive connection'})"
     )
-    for target in ("bare", "broker"):
+    for target in ("bare", "flask", "broker"):
         spent = measure(args.server, target, args.requests, args.new_connections)
-        label = "bare WSGI app" if target == "bare" else "broker GET /healthz"
-        print(f"{label:<22} {spent:6.3f}")
+        print(f"{LABELS[target]:<22} {spent:6.3f}")
 
 
 if __name__ == "__main__":
