@@ -1,7 +1,11 @@
 """Starting a logout run: the SSO session ends, and the run that tells its services is filed.
 
-Every way in (the student's button, a service's LogoutRequest or end_session, the school's
-LogoutRequest) starts a run here; the web routes only read the request and render the answer.
+Every way in through the browser (the student's button, a service's SAML LogoutRequest or OIDC
+end_session, a SAML school's LogoutRequest) starts a run here; the web routes only read the
+request and render the answer. An OIDC school's back-channel logout token comes with no browser
+to show a run's pages: school_logout.py ends that session and tells the services it can
+reach itself, without a run.
+
 The session ends first, so whatever happens after, the broker no longer answers from it: one
 store batch files the run, files the mark that it is this browser's last (logout_marks.py), and
 ends the session and its record of services. The writes go first: a batch keeps its order but
@@ -10,23 +14,36 @@ is not atomic, so a request that finds the session gone finds the run and the ma
 A request that finds no session, from this browser, asking what its last run was asked for
 (the same form sent twice), goes on to that run instead of starting an empty one.
 
-Two requests that both read the session before either ended it (a double click whose two
-requests arrive within the same few milliseconds) would each start a full run, and the browser
+Two requests of one browser that both read the session before either ended it (a double
+click, or a platform's LogoutRequest posted twice, arriving within the same few milliseconds)
+would each start a full run, and the browser
 would show the second. So the one that files the run first claims the session (`add_if_absent`
 on a key derived from its SSO token, the run id sealed under the browser's secret); the other
 waits, briefly and within a bound, for the winner's mark and goes where a request arriving a
 moment later would have gone: the winner's run when it asked the same, else a run of its own
-that finds the session gone. A winner that never files its mark (it failed between its claim
-and its batch) leaves the other to start its run as if there had been no claim.
+that finds the session gone. A winner that fails between its claim and its batch removes its
+claim, and the other, seeing it gone, stops waiting; one that never files its mark and leaves
+its claim (it died) holds the other up at most `CLAIM_WAIT_SECONDS`. Either way the other then
+starts its run as if there had been no claim.
+
+A SAML LogoutRequest is taken once (the replay cache). Its check (`first_use`) is made here, by
+the request that won the claim, just before its batch: the same request posted twice at once
+(the platform's auto-post submitted twice) then lands, as the loser, on the run the first copy
+started, where checked before the claim it would have been refused as a replay. A replayed
+copy waits only while a claim of this browser's on the same session stands (a logout of it
+in flight): one that finds none wins the claim and is refused at once, and a refused winner
+removes its claim and ends nothing. One from another browser cannot open the claim, so
+it does not wait either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from broker.core.errors import StateExpired
+from broker.core.errors import StateExpired, StoreUnavailable
 from broker.core.model import UpstreamIdentity
 from broker.login.flow import LoginFlow
 from broker.login.logout import RUN, EndedSession, SingleLogout
@@ -39,7 +56,9 @@ Session = tuple[UpstreamIdentity, float]
 
 CLAIM = "logout-claim"
 # The winner files its mark in the round trip after its claim: a loser waits this long at most
-# (only a winner that failed in between makes it wait the whole time), looking this often.
+# (only a winner that died in between makes it wait the whole time). It looks first after
+# CLAIM_POLL_SECONDS, then twice as long each time: a winner that is merely slow (a store
+# round trip under load) costs few reads, one that answers at once little waiting.
 CLAIM_WAIT_SECONDS = 2.0
 CLAIM_POLL_SECONDS = 0.01
 
@@ -47,10 +66,14 @@ CLAIM_POLL_SECONDS = 0.01
 @dataclass(frozen=True)
 class Started:
     """Where a logout request goes on to: the run `run_id`. `run` is the run this request
-    started; None when the request goes on to one started before (the same request again)."""
+    started; None when the request goes on to one started before (the same request again).
+    `second`: the run was started by the second of two requests at the same moment, which
+    asked something else than the first and found the session ended by it (one logout, not
+    two: the metrics count it apart)."""
 
     run_id: str
     run: LogoutRun | None = None
+    second: bool = False
 
 
 class LogoutStart:
@@ -61,6 +84,7 @@ class LogoutStart:
         *,
         claim_wait: float = CLAIM_WAIT_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.logout = logout
         self.flow = flow
@@ -68,6 +92,7 @@ class LogoutStart:
         self.last_runs = LastRuns(logout.store, logout.run_ttl)
         self.claim_wait = claim_wait
         self.sleep = sleep
+        self.clock = clock
 
     def start(
         self,
@@ -75,11 +100,14 @@ class LogoutStart:
         initiator: Initiator,
         sso_token: str | None,
         known: tuple[Session | None, SessionServices] | None = None,
+        first_use: Callable[[], None] | None = None,
     ) -> Started:
         """End the session `sso_token` names (the browser's cookie, checked by the protocol
         route against what the message names) and start the run that tells its services.
         `known`: that session and its record of services, when the route read them already
-        (`participants.session_and_services`); read here if not."""
+        (`participants.session_and_services`); read here if not. `first_use`: the replay check
+        of the message that asked (raises when it was taken before), made only by a request
+        that acts on it, never by one sent on to the run its copy started."""
         if known is None:
             known = session_and_services(self.flow, self.logout.services, sso_token)
         session, services = known
@@ -92,14 +120,18 @@ class LogoutStart:
         try:
             run = self.logout.compose(self._ended(identity), initiator, services)
         except BaseException:
-            # A run that cannot be made still ends the session: a logout never leaves it standing.
+            # A run that cannot be made still ends the session: a logout never leaves it
+            # standing. A replayed copy is refused first and ends nothing (no claim here: the
+            # run id it would hold is what failed to be made).
+            if first_use is not None:
+                first_use()
             if sso_token:
                 self.flow.end_session(sso_token, identity, also=ending)
             raise
         if sso_token and identity is not None:
             winner = self._claim(browser_secret, sso_token, run)
             if winner is not None:
-                landed = self._landed(browser_secret, winner, initiator)
+                landed = self._landed(browser_secret, sso_token, winner, initiator, first_use)
                 if landed is not None:
                     return landed
             filing = [
@@ -109,12 +141,18 @@ class LogoutStart:
                 self.last_runs.mark_op(browser_secret, run),
             ]
             try:
+                if first_use is not None:
+                    first_use()
                 self.flow.end_session(sso_token, identity, before=filing, also=ending)
             except BaseException:
-                # Nothing (or not all) was filed: a second try must not wait for this run.
-                self.store.delete(store_key(CLAIM, sso_token))
+                # Refused, or nothing (or not all) was filed: a second try must not wait for
+                # this run. Only the claim this request holds: one it lost stays its winner's.
+                if winner is None:
+                    self._release(store_key(CLAIM, sso_token))
                 raise
             return Started(run.run_id, run)
+        if first_use is not None:
+            first_use()
         if sso_token:  # no session stood; its record of services may have outlived it
             self.flow.end_session(sso_token, None, also=ending)
         self.logout.save(browser_secret, run)
@@ -127,6 +165,12 @@ class LogoutStart:
         value = seal(browser_secret, CLAIM, sso_token, {"run": run.run_id}, key)
         if self.store.add_if_absent(key, value, self.logout.run_ttl):
             return None
+        return self._claimed_by(browser_secret, sso_token)
+
+    def _claimed_by(self, browser_secret: bytes, sso_token: str) -> str:
+        """The run id the claim on `sso_token` holds; "" when there is none or it cannot be
+        read (gone again, or claimed in another browser)."""
+        key = store_key(CLAIM, sso_token)
         blob = self.store.get(key)
         try:
             data = unseal(browser_secret, CLAIM, sso_token, blob, key) if blob else {}
@@ -135,22 +179,47 @@ class LogoutStart:
         winner = data.get("run")
         return winner if isinstance(winner, str) and 0 < len(winner) <= MAX_RUN_ID else ""
 
-    def _landed(self, browser_secret: bytes, winner: str, initiator: Initiator) -> Started | None:
+    def _release(self, key: str) -> None:
+        """Remove a claim whose run was not filed. A store that fails here must not hide why
+        the run was not filed (the error being raised): the claim then lapses with its TTL,
+        holding the next logout of this session up by the bounded wait only."""
+        with contextlib.suppress(StoreUnavailable):
+            self.store.delete(key)
+
+    def _landed(
+        self,
+        browser_secret: bytes,
+        sso_token: str,
+        winner: str,
+        initiator: Initiator,
+        first_use: Callable[[], None] | None,
+    ) -> Started | None:
         """Where a request that lost the claim to `winner` goes once the winner's mark is
         filed: that run when this request asked the same; else a run of its own, started as
-        when no session stands (the winner ended it). None when the mark did not come."""
-        deadline = time.monotonic() + self.claim_wait
+        when no session stands (the winner ended it). None when the mark did not come within
+        `claim_wait`, or the winner's claim went (its batch failed, or it was refused)."""
+        deadline = self.clock() + self.claim_wait
+        pause = CLAIM_POLL_SECONDS
         while winner:
             last = self.last_runs.last(browser_secret)
             if last is not None and last[0] == winner:
                 if last[1] == asked(initiator):
                     return Started(winner)
+                # Another request than the winner's: it is acted on, so it is checked.
+                if first_use is not None:
+                    first_use()
                 run = self.logout.compose(None, initiator, SessionServices())
                 self.logout.save(browser_secret, run)
-                return Started(run.run_id, run)
-            if time.monotonic() >= deadline:
+                return Started(run.run_id, run, second=True)
+            left = deadline - self.clock()
+            if left <= 0:
                 break
-            self.sleep(CLAIM_POLL_SECONDS)
+            self.sleep(min(pause, left))
+            pause *= 2
+            # A winner that files its run keeps its claim (for the run's TTL): one that no
+            # longer holds it failed or was refused, and its mark will not come.
+            if self._claimed_by(browser_secret, sso_token) != winner:
+                break
         return None
 
     def started_before(self, browser_secret: bytes, initiator: Initiator) -> str | None:

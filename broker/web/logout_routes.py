@@ -9,6 +9,7 @@ Protocol routes (SAML SLO endpoints, the OIDC end_session endpoint) start runs t
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from flask import (
     Blueprint,
@@ -52,12 +53,16 @@ def begin_logout(
     initiator: Initiator,
     sso_token: str | None,
     known: tuple[Session | None, SessionServices] | None = None,
+    first_use: Callable[[], None] | None = None,
 ) -> Response:
     """Start a run (login/logout_start.py: the SSO session ends there, before anything else)
     and go on to its propagation page. `sso_token` is the session the initiator named (the
     browser's cookie, checked by the protocol route against what the message names); `known`:
-    that session and its record of services, when the route read them already."""
-    started = broker().logout_start.start(browser_secret(request), initiator, sso_token, known)
+    that session and its record of services, when the route read them already; `first_use`:
+    the message's replay check, made there by the request that acts on it."""
+    started = broker().logout_start.start(
+        browser_secret(request), initiator, sso_token, known, first_use
+    )
     run = started.run
     if run is None:
         log.info("logout asked again by=%s: on to its run", initiator.kind)
@@ -69,7 +74,7 @@ def begin_logout(
         len(run.targets),
         run.school_status,
     )
-    metrics.logout_started(initiator.kind, initiator.protocol)
+    metrics.logout_started(initiator.kind, initiator.protocol, second=started.second)
     return to_run(run.run_id)
 
 

@@ -47,8 +47,9 @@ LOGINS = Counter(
 LOGOUTS = Counter(
     "ketenbroker_logouts",
     "Logout runs: initiator is student, service or school; protocol the initiator's (saml, oidc, "
-    "or none for the student's button); outcome is started, complete (every service and the "
-    "school confirmed or was not asked) or partial.",
+    "or none for the student's button); outcome is started, started_second (a run of its own "
+    "for a second request at the same moment that asked something else, the session ended by "
+    "the first), complete (every service and the school confirmed or was not asked) or partial.",
     ["initiator", "protocol", "outcome"],
 )
 SCHOOL_LOGOUT_TOKENS = Counter(
@@ -113,8 +114,11 @@ def login_ended(front: str, back: str, outcome: str) -> None:
     LOGINS.labels(f"{front}_{back}", outcome).inc()
 
 
-def logout_started(initiator: str, protocol: str) -> None:
-    LOGOUTS.labels(initiator, protocol or "none", "started").inc()
+def logout_started(initiator: str, protocol: str, *, second: bool = False) -> None:
+    """A run started; `second`: by the second of two requests at the same moment, after the
+    first had ended the session (login/logout_start.py), counted apart so that one logout
+    does not count as two started."""
+    LOGOUTS.labels(initiator, protocol or "none", "started_second" if second else "started").inc()
 
 
 def logout_ended(initiator: str, protocol: str, outcome: str) -> None:

@@ -2,8 +2,11 @@
 
 A LogoutRequest starts a logout run (logout_routes.begin_logout) when it names this browser's
 SSO session; one that names a session the broker no longer has is answered Success at once
-(nothing to end), one that names another session Requester/UnknownPrincipal. A LogoutResponse
-is filed for the run that sent the request it answers, matched by InResponseTo.
+(nothing to end), one that names another session Requester/UnknownPrincipal. A LogoutRequest is
+taken once (`_first_use`): where it starts a run, that check is made in LogoutStart.start by
+the request that claims the session, so that the same request posted twice at the same moment
+lands on one run instead of the second copy being refused as a replay. A LogoutResponse is
+filed for the run that sent the request it answers, matched by InResponseTo.
 """
 
 from __future__ import annotations
@@ -65,7 +68,9 @@ def _again(initiator: Initiator, session: Session | None) -> Response | None:
     submitted twice): it finds no session (the first one ended it), and this browser's mark
     says this initiator (the same request id and RelayState) asked for that run: on to it
     (logout_marks.py). Asked before the replay check, whose refusal is then only a refusal:
-    a copy from another browser, or once a new session stands, is refused there as before."""
+    a copy from another browser, or once a new session stands, is refused there as before.
+    (A copy that still finds the session, sent at the same moment, is sent on by the claim in
+    LogoutStart.start.)"""
     if session is not None:
         return None
     earlier = broker().logout_start.started_before(browser_secret(request), initiator)
@@ -76,7 +81,8 @@ def _again(initiator: Initiator, session: Session | None) -> Response | None:
 
 
 def _first_use(peer: PeerLogout) -> None:
-    """A LogoutRequest is taken once: a replayed copy is refused (shared by workers)."""
+    """A LogoutRequest is taken once: a replayed copy is refused (shared by workers). Made
+    before answering here; for a request that starts a run, in LogoutStart.start instead."""
     b = broker()
     message = peer.message
     window = b.settings.login_ttl_seconds + b.settings.saml.clock_skew_seconds
@@ -109,18 +115,19 @@ def idp_slo() -> Response:
     again = _again(initiator, known[0])
     if again is not None:
         return again
-    _first_use(peer)
     participant = known[1].get(service.id)
     if known[0] is None or participant is None:
+        _first_use(peer)
         log.info("logout request for no session here service=%s", service.id)
         return deliver(b.saml_service_logout.answer_now(peer, known=True), service.name)
     handles = participant.handles
     if message.name_id != handles.get("name_id") or (
         message.session_indexes and handles.get("session_index") not in message.session_indexes
     ):
+        _first_use(peer)
         log.info("logout request names another session service=%s", service.id)
         return deliver(b.saml_service_logout.answer_now(peer, known=False), service.name)
-    return begin_logout(initiator, token, known)
+    return begin_logout(initiator, token, known, lambda: _first_use(peer))
 
 
 @saml_logout.route(SP_SLO_PATH, methods=["GET", "POST"])
@@ -152,14 +159,15 @@ def sp_slo() -> Response:
     again = _again(initiator, session)
     if again is not None:
         return again
-    _first_use(peer)
     if session is None or session[0].school_id != school.id:
+        _first_use(peer)
         log.info("logout request for no session here school=%s", school.id)
         return deliver(b.saml_school_logout.answer_now(peer, known=True), school.name)
     upstream = session[0].upstream_session
     if message.name_id != upstream.get("name_id") or (
         message.session_indexes and upstream.get("session_index") not in message.session_indexes
     ):
+        _first_use(peer)
         log.info("logout request names another session school=%s", school.id)
         return deliver(b.saml_school_logout.answer_now(peer, known=False), school.name)
-    return begin_logout(initiator, token, known)
+    return begin_logout(initiator, token, known, lambda: _first_use(peer))

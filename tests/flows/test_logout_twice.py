@@ -44,8 +44,8 @@ def dubbel(demo: LiveDemo) -> OidcPublisher:
     return demo.add_oidc_publisher("dubbel", "leermiddelen", scope="openid", logout=True)
 
 
-def logouts_started(initiator: str, protocol: str) -> float:
-    labels = {"initiator": initiator, "protocol": protocol, "outcome": "started"}
+def logouts_started(initiator: str, protocol: str, outcome: str = "started") -> float:
+    labels = {"initiator": initiator, "protocol": protocol, "outcome": outcome}
     return REGISTRY.get_sample_value("ketenbroker_logouts_total", labels) or 0.0
 
 
@@ -80,6 +80,30 @@ class Heard:
     def since(self) -> dict[str, int]:
         now = self.now()
         return {peer: now[peer] - self.before[peer] for peer in now}
+
+
+def replay_checks(demo: LiveDemo, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The issuers the broker asks the replay cache about from now on, in order."""
+    asked: list[str] = []
+    first_use = demo.broker.replay.first_use
+
+    def counted(issuer: str, *args: Any) -> None:
+        asked.append(issuer)
+        first_use(issuer, *args)
+
+    monkeypatch.setattr(demo.broker.replay, "first_use", counted)
+    return asked
+
+
+def assert_leesplanks_one_run(browser: Browser, heard: Heard, location: str | None) -> None:
+    """The run Leesplank's LogoutRequest started, at `location`: the other platform and the
+    school told once, and the one answer back to Leesplank, which takes it."""
+    assert location is not None
+    outcome = finish_logout(browser, browser.get(location))
+    assert outcome.services == {REKENROUTE: "confirmed"}
+    assert heard.since() == {"leesplank": 0, "rekenroute": 1, "school": 1}
+    back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
+    assert 'data-logout-status="success"' in back.text, back.text
 
 
 def logged_in_twice(demo: LiveDemo, uid: str) -> Browser:
@@ -184,13 +208,7 @@ def test_a_platforms_logout_request_sent_twice_lands_on_the_one_run(
 
     assert again.status == 303, again.text
     assert again.location == first.location
-    assert again.location is not None
-    outcome = finish_logout(browser, browser.get(again.location))
-    assert outcome.services == {REKENROUTE: "confirmed"}
-    assert heard.since() == {"leesplank": 0, "rekenroute": 1, "school": 1}
-    # The one answer goes back to the platform, which takes it.
-    back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
-    assert 'data-logout-status="success"' in back.text, back.text
+    assert_leesplanks_one_run(browser, heard, again.location)
 
 
 def test_the_copy_goes_on_to_its_run_by_the_mark_without_asking_the_replay_cache(
@@ -202,66 +220,136 @@ def test_the_copy_goes_on_to_its_run_by_the_mark_without_asking_the_replay_cache
     browser = logged_in_twice(demo, "sanne.jansen")
     to_broker = browser.get(f"{demo.publishers['leesplank'].base_url}/logout?binding=post")
     form = to_broker.form(f"{demo.broker_url}/saml/idp/slo")
-    asked: list[str] = []
-    first_use = demo.broker.replay.first_use
-
-    def counted(issuer: str, *args: Any) -> None:
-        asked.append(issuer)
-        first_use(issuer, *args)
-
-    monkeypatch.setattr(demo.broker.replay, "first_use", counted)
+    asked = replay_checks(demo, monkeypatch)
     first, again = press_twice(demo, browser, form.action, dict(form.fields), "before-the-answer")
     assert again.status == 303 and again.location == first.location
     assert [issuer.split(":")[0] for issuer in asked] == ["saml-logout"]
 
 
+def at_the_same_moment(
+    demo: LiveDemo,
+    monkeypatch: pytest.MonkeyPatch,
+    browser: Browser,
+    requests: list[tuple[str, dict[str, str]]],
+) -> list[Page]:
+    """POST `requests` (url, fields) from this browser on connections of their own at once,
+    each held right after its read of the session until every other has read too (so that
+    all find the session standing); the answers, not followed, in the order given."""
+    both_read = threading.Barrier(len(requests), timeout=10)
+    compose = demo.broker.logout.compose
+    held = iter(range(len(requests)))
+
+    def after_both_reads(*args: Any) -> Any:
+        # Each request's first run only: a loser that asked something else makes another.
+        if next(held, None) is not None:
+            both_read.wait()
+        return compose(*args)
+
+    monkeypatch.setattr(demo.broker.logout, "compose", after_both_reads)
+    answers: dict[int, Page] = {}
+
+    def post(index: int, url: str, fields: dict[str, str]) -> None:
+        # The same browser: its cookies, on a connection of its own.
+        sender = Browser()
+        sender.jar = {host: dict(cookies) for host, cookies in browser.jar.items()}
+        answers[index] = sender.post(url, fields, follow=False)
+
+    threads = [
+        threading.Thread(target=post, args=(index, url, fields))
+        for index, (url, fields) in enumerate(requests)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    monkeypatch.setattr(demo.broker.logout, "compose", compose)
+    browser.jar[urlsplit(demo.broker_url).hostname or ""].pop(SSO_COOKIE, None)
+    return [answers[index] for index in range(len(requests))]
+
+
 def test_two_presses_arriving_at_the_same_moment_make_one_run(
     demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Both requests read the standing session before either ends it (each is held right after
-    its read until the other has read too): the one that files its run first claims the
-    session, the other waits for that run's mark and is sent on to it. One run, every platform
-    and the school told once, one logout counted."""
+    """Both requests read the standing session before either ends it: the one that files its
+    run first claims the session, the other waits for that run's mark and is sent on to it.
+    One run, every platform and the school told once, one logout counted."""
     browser = logged_in_twice(demo, "sanne.jansen")
     heard = Heard(demo, browser, "sanne.jansen")
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
     form = my_data.form(f"{demo.broker_url}/logout")
     started = logouts_started("student", "none")
-    both_read = threading.Barrier(2, timeout=10)
-    compose = demo.broker.logout.compose
 
-    def after_both_reads(*args: Any) -> Any:
-        both_read.wait()
-        return compose(*args)
+    one, two = at_the_same_moment(
+        demo, monkeypatch, browser, [(form.action, dict(form.fields))] * 2
+    )
 
-    monkeypatch.setattr(demo.broker.logout, "compose", after_both_reads)
-    # The same browser's two requests: its cookies, sent on two connections at once.
-    twin = Browser()
-    twin.jar = {host: dict(cookies) for host, cookies in browser.jar.items()}
-    answers: dict[str, Page] = {}
-
-    def press(name: str, sender: Browser) -> None:
-        answers[name] = sender.post(form.action, dict(form.fields), follow=False)
-
-    presses = [
-        threading.Thread(target=press, args=(name, sender))
-        for name, sender in (("one", browser), ("two", twin))
-    ]
-    for thread in presses:
-        thread.start()
-    for thread in presses:
-        thread.join(timeout=30)
-    monkeypatch.undo()
-
-    assert answers["one"].status == answers["two"].status == 303, answers["one"].text
-    assert answers["one"].location == answers["two"].location
+    assert one.status == two.status == 303, one.text
+    assert one.location == two.location
     assert logouts_started("student", "none") == started + 1
-    location = answers["one"].location
-    assert location is not None
-    outcome = finish_logout(browser, browser.get(location))
+    assert one.location is not None
+    outcome = finish_logout(browser, browser.get(one.location))
     assert outcome.services == {LEESPLANK: "confirmed", REKENROUTE: "confirmed"}
     assert outcome.school == "confirmed"
     assert heard.since() == {"leesplank": 1, "rekenroute": 1, "school": 1}
+
+
+def test_a_platforms_logout_request_posted_twice_at_the_same_moment_makes_one_run(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The platform's auto-post submitted twice, both copies finding the session standing:
+    the copy that claims the session takes the request (the replay check, asked once), the
+    other is sent on to its run instead of being refused as a replay. The platform gets its
+    LogoutResponse."""
+    browser = logged_in_twice(demo, "marieke.bakker")
+    heard = Heard(demo, browser, "marieke.bakker")
+    to_broker = browser.get(f"{demo.publishers['leesplank'].base_url}/logout?binding=post")
+    form = to_broker.form(f"{demo.broker_url}/saml/idp/slo")
+    started = logouts_started("service", "saml")
+    asked = replay_checks(demo, monkeypatch)
+    one, two = at_the_same_moment(
+        demo, monkeypatch, browser, [(form.action, dict(form.fields))] * 2
+    )
+    monkeypatch.undo()
+
+    assert one.status == two.status == 303, (one.text, two.text)
+    assert one.location == two.location
+    assert [issuer.split(":")[0] for issuer in asked] == ["saml-logout"]
+    assert logouts_started("service", "saml") == started + 1
+    assert_leesplanks_one_run(browser, heard, one.location)
+    # A third copy, once it is all over: the same run, not a replay.
+    third = browser.post(form.action, dict(form.fields), follow=False)
+    assert third.status == 303 and third.location == one.location
+
+
+def test_two_different_requests_at_the_same_moment_count_one_logout_started(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The button and a platform's LogoutRequest at once: the one that loses the claim asked
+    something else and gets a run of its own with the session gone, counted apart
+    (`started_second`), so the one logout counts once as started."""
+    browser = logged_in_twice(demo, "daan.devries")
+    my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
+    button = my_data.form(f"{demo.broker_url}/logout")
+    to_broker = browser.get(f"{demo.publishers['leesplank'].base_url}/logout?binding=post")
+    platform = to_broker.form(f"{demo.broker_url}/saml/idp/slo")
+    kinds = [("student", "none"), ("service", "saml")]
+
+    def counts(outcome: str) -> float:
+        return sum(logouts_started(kind, protocol, outcome) for kind, protocol in kinds)
+
+    started, second = counts("started"), counts("started_second")
+
+    answers = at_the_same_moment(
+        demo,
+        monkeypatch,
+        browser,
+        [(button.action, dict(button.fields)), (platform.action, dict(platform.fields))],
+    )
+
+    assert [a.status for a in answers] == [303, 303], [a.text for a in answers]
+    assert answers[0].location != answers[1].location
+    assert counts("started") == started + 1
+    assert counts("started_second") == second + 1
 
 
 def test_the_copy_in_another_browser_is_still_refused(demo: LiveDemo) -> None:

@@ -4,13 +4,12 @@ bookkeeping (login/participants.py, login/logout.py)."""
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
-from broker.core.errors import StateExpired
+from broker.core.errors import InvalidMessage, StateExpired, StoreUnavailable
 from broker.core.model import UpstreamIdentity
 from broker.core.ports import StoreOp, StoreReply
 from broker.core.pseudonym import PseudonymKeys
@@ -34,7 +33,13 @@ from broker.login.logout import (
     SingleLogout,
     Target,
 )
-from broker.login.logout_start import CLAIM, CLAIM_POLL_SECONDS, LogoutStart, Started
+from broker.login.logout_start import (
+    CLAIM,
+    CLAIM_POLL_SECONDS,
+    CLAIM_WAIT_SECONDS,
+    LogoutStart,
+    Started,
+)
 from broker.login.participants import (
     Participant,
     SessionServiceBook,
@@ -425,15 +430,22 @@ def test_the_run_is_filed_in_the_batch_that_ends_the_session_before_it_ends() ->
     assert starts.flow.session(token) is None and book.read(token).participants == ()
 
 
-def test_a_run_that_cannot_be_made_still_ends_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
-    store = MemoryStore()
-    logout, book, _ = _logout(store, Clock())
+def _no_run_can_be_made(
+    monkeypatch: pytest.MonkeyPatch,
+) -> tuple[LogoutStart, str, SessionServiceBook]:
+    """A standing session whose run cannot be made (the registry failing)."""
+    logout, book, _ = _logout(MemoryStore(), Clock())
     starts, token = _signed_in(logout, _participant("a"))
 
     def failing(*args: object) -> None:
         raise RuntimeError("registry unavailable")
 
     monkeypatch.setattr(logout, "compose", failing)
+    return starts, token, book
+
+
+def test_a_run_that_cannot_be_made_still_ends_the_session(monkeypatch: pytest.MonkeyPatch) -> None:
+    starts, token, book = _no_run_can_be_made(monkeypatch)
     with pytest.raises(RuntimeError):
         starts.start(SECRET, Initiator(BY_STUDENT), token)
     assert starts.flow.session(token) is None and book.read(token).participants == ()
@@ -549,27 +561,173 @@ def test_the_loser_asking_something_else_finds_the_session_gone() -> None:
     assert starts.started_before(SECRET, Initiator(BY_STUDENT)) == first.run_id
 
 
+class FakeTime:
+    """A clock that moves only when slept on, keeping every pause."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.waits: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.waits.append(seconds)
+        self.now += seconds
+
+
+def _claimed(store: MemoryStore, token: str, run_id: str = "never-filed") -> str:
+    """A claim on `token`'s session by another request of this browser, for `run_id`."""
+    key = store_key(CLAIM, token)
+    store.put(key, seal(SECRET, CLAIM, token, {"run": run_id}, key), 60)
+    return key
+
+
 def test_a_claim_whose_run_never_came_delays_the_next_request_only_boundedly() -> None:
-    """A winner that failed between its claim and its batch: the other request waits at most
-    `claim_wait` for a mark that does not come, then ends the session and starts its run."""
+    """A winner that died between its claim and its batch, its claim left: the other request
+    waits at most `claim_wait` for a mark that does not come, looking after 10 ms, then twice
+    as long each time, then ends the session and starts its run."""
     store = MemoryStore()
     logout, book, _ = _logout(store, Clock())
     starts, token = _signed_in(logout, _participant("a"))
-    waits: list[float] = []
-
-    def sleep(seconds: float) -> None:
-        waits.append(seconds)
-        time.sleep(seconds)
-
-    starts = LogoutStart(logout, starts.flow, claim_wait=0.05, sleep=sleep)
-    key = store_key(CLAIM, token)
-    store.put(key, seal(SECRET, CLAIM, token, {"run": "never-filed"}, key), 60)
+    fake = FakeTime()
+    starts = LogoutStart(logout, starts.flow, sleep=fake.sleep, clock=fake.clock)
+    _claimed(store, token)
     started = starts.start(SECRET, Initiator(BY_STUDENT), token)
     assert started.run is not None and [t.participant.service_id for t in started.run.targets] == [
         "a"
     ]
-    assert waits and all(w == CLAIM_POLL_SECONDS for w in waits)
+    assert fake.waits[:7] == pytest.approx([CLAIM_POLL_SECONDS * 2**n for n in range(7)])
+    assert len(fake.waits) == 8 and sum(fake.waits) == pytest.approx(CLAIM_WAIT_SECONDS)
     assert starts.flow.session(token) is None and book.read(token).participants == ()
+
+
+def test_the_loser_stops_waiting_when_the_winners_claim_goes() -> None:
+    """The winner's batch failed and it removed its claim: the other request sees the claim
+    gone at its next look and starts its run, without waiting out `claim_wait`."""
+    store = MemoryStore()
+    logout, _, _ = _logout(store, Clock())
+    signed_in, token = _signed_in(logout, _participant("a"))
+    key = _claimed(store, token)
+    fake = FakeTime()
+
+    def winner_fails(seconds: float) -> None:
+        fake.sleep(seconds)
+        store.delete(key)
+
+    starts = LogoutStart(logout, signed_in.flow, sleep=winner_fails, clock=fake.clock)
+    started = starts.start(SECRET, Initiator(BY_STUDENT), token)
+    assert fake.waits == [CLAIM_POLL_SECONDS]
+    assert started.run is not None and len(started.run.targets) == 1 and not started.second
+
+
+class DeleteFails(MemoryStore):
+    def delete(self, key: str) -> None:
+        raise StoreUnavailable("redis delete failed: ConnectionError")
+
+
+def test_a_claim_that_cannot_be_removed_does_not_hide_why_the_batch_failed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = DeleteFails()
+    logout, _, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"))
+
+    def store_gone(*args: Any, **kwargs: Any) -> None:
+        raise OSError("batch failed")
+
+    monkeypatch.setattr(starts.flow, "end_session", store_gone)
+    with pytest.raises(OSError, match="batch failed"):
+        starts.start(SECRET, Initiator(BY_STUDENT), token)
+    # The claim stays until its TTL: a next try waits for it boundedly, as for a dead winner.
+    assert store.get(store_key(CLAIM, token)) is not None
+
+
+class ReplayCache:
+    """The replay check of one message: taken once, a second use refused."""
+
+    def __init__(self) -> None:
+        self.asked = 0
+
+    def __call__(self) -> None:
+        self.asked += 1
+        if self.asked > 1:
+            raise InvalidMessage("assertion seen before", code="replay")
+
+
+SAML_SERVICE = Initiator(BY_SERVICE, "saml", "a", {"request_id": "_r1", "relay_state": ""})
+
+
+def test_the_same_saml_request_twice_at_once_lands_on_one_run_checked_once() -> None:
+    """Both copies read the standing session: the claim's winner takes the message (its
+    replay check), the loser is sent on to the winner's run without a check of its own, where
+    checked before the claim it would have been refused as a replay."""
+    store = MemoryStore()
+    logout, book, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"), _participant("b"))
+    read = session_and_services(starts.flow, book, token)
+    first_use = ReplayCache()
+    first = starts.start(SECRET, SAML_SERVICE, token, read, first_use)
+    second = starts.start(SECRET, SAML_SERVICE, token, read, first_use)
+    assert first.run is not None and second == Started(first.run_id)
+    assert first_use.asked == 1
+
+
+def test_a_replayed_saml_request_is_refused_at_once_and_ends_nothing() -> None:
+    """No claim of this browser's stands: the copy wins the claim, is refused without waiting,
+    removes its claim and leaves the session standing (a copy after a new login)."""
+    store = MemoryStore()
+    logout, book, _ = _logout(store, Clock())
+    signed_in, token = _signed_in(logout, _participant("a"))
+    starts = LogoutStart(logout, signed_in.flow, sleep=lambda s: pytest.fail("waited"))
+    first_use = ReplayCache()
+    first_use()  # the request was taken before, in the run of an earlier session
+    with pytest.raises(InvalidMessage, match="seen before"):
+        starts.start(SECRET, SAML_SERVICE, token, None, first_use)
+    assert starts.flow.session(token) is not None and len(book.read(token).participants) == 1
+    assert store.get(store_key(CLAIM, token)) is None
+    assert starts.start(SECRET, Initiator(BY_STUDENT), token).run is not None
+
+
+def test_a_replayed_saml_request_with_another_browsers_claim_is_refused_without_waiting() -> None:
+    store = MemoryStore()
+    logout, _, _ = _logout(store, Clock())
+    signed_in, token = _signed_in(logout, _participant("a"))
+    key = store_key(CLAIM, token)
+    store.put(key, seal(b"o" * 32, CLAIM, token, {"run": "elsewhere"}, key), 60)
+    starts = LogoutStart(logout, signed_in.flow, sleep=lambda s: pytest.fail("waited"))
+    first_use = ReplayCache()
+    first_use()
+    with pytest.raises(InvalidMessage, match="seen before"):
+        starts.start(SECRET, SAML_SERVICE, token, None, first_use)
+    assert starts.flow.session(token) is not None
+    assert store.get(key) is not None  # not this request's claim: left to its holder
+
+
+def test_a_replayed_saml_request_whose_run_cannot_be_made_ends_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    starts, token, _ = _no_run_can_be_made(monkeypatch)
+    first_use = ReplayCache()
+    first_use()
+    with pytest.raises(InvalidMessage):
+        starts.start(SECRET, SAML_SERVICE, token, None, first_use)
+    assert starts.flow.session(token) is not None
+
+
+def test_a_loser_that_asked_something_else_is_checked_and_counted_apart() -> None:
+    """As in `test_the_loser_asking_something_else_finds_the_session_gone`, for a SAML
+    request: it is acted on, so it takes its message (the replay check); its run is the
+    second one of the same logout (`Started.second`: the metrics count it apart)."""
+    store = MemoryStore()
+    logout, book, _ = _logout(store, Clock())
+    starts, token = _signed_in(logout, _participant("a"))
+    read = session_and_services(starts.flow, book, token)
+    first_use = ReplayCache()
+    first = starts.start(SECRET, Initiator(BY_STUDENT), token, read)
+    second = starts.start(SECRET, SAML_SERVICE, token, read, first_use)
+    assert second.run is not None and second.run_id != first.run_id and second.second
+    assert second.run.targets == () and first_use.asked == 1 and not first.second
 
 
 def test_a_batch_that_failed_leaves_no_claim_to_wait_for(monkeypatch: pytest.MonkeyPatch) -> None:
