@@ -47,12 +47,20 @@ document.addEventListener("DOMContentLoaded", () => {
   if (!answer) return;
   const arrival = performance.getEntriesByType("navigation")[0];
   if (arrival && arrival.type === "back_forward") return;
-  if (answer instanceof HTMLFormElement) {
-    // Through the prototype, as autopost.js does (a field named "submit" would shadow the
-    // method); requestSubmit where the browser has it, so the form's submit event fires.
-    const send = HTMLFormElement.prototype.requestSubmit || HTMLFormElement.prototype.submit;
-    send.call(answer);
-  } else if (answer instanceof HTMLAnchorElement) {
-    window.location.assign(answer.href);
-  }
+  const carryOn = () => {
+    if (answer instanceof HTMLFormElement) {
+      // Through the prototype, as autopost.js does (a field named "submit" would shadow the
+      // method); requestSubmit where the browser has it, so the form's submit event fires.
+      const send = HTMLFormElement.prototype.requestSubmit || HTMLFormElement.prototype.submit;
+      send.call(answer);
+    } else if (answer instanceof HTMLAnchorElement) {
+      window.location.assign(answer.href);
+    }
+  };
+  // Only once the page has loaded: a browser replaces a page in the history when it navigates
+  // on before its load event ended (the load event's own handlers included, hence the task
+  // after it). Back from the platform then skipped this page, sometimes the propagation page
+  // too, and reached the page before the logout: on a loaded machine, a platform's page that
+  // answered a POST, which asked to resend it (net::ERR_CACHE_MISS).
+  window.addEventListener("load", () => window.setTimeout(carryOn, 0), { once: true });
 });
