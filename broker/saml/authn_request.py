@@ -10,6 +10,7 @@ from __future__ import annotations
 import calendar
 import time
 from dataclasses import replace
+from typing import Any
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
 from saml2.response import IncorrectlySigned
@@ -239,6 +240,14 @@ class AuthnRequestReader:
                 "signed AuthnRequest without Destination", code="wrong_destination"
             )
 
+    def default_acs_url(self, entity_id: str) -> str | None:
+        """The service's default HTTP-POST ACS in its metadata (what an AuthnRequest naming
+        none is answered at), or None: the one address of it the broker may link to."""
+        endpoints = self.entities.server.metadata.assertion_consumer_service(
+            entity_id, BINDING_HTTP_POST
+        )
+        return _default_location(endpoints) if endpoints else None
+
     def _acs_url(self, server: Server, issuer: str, message: samlp.AuthnRequest) -> str:
         binding = message.protocol_binding
         if binding is not None and binding != BINDING_HTTP_POST:
@@ -259,8 +268,7 @@ class AuthnRequestReader:
                 if str(endpoint.get("index")) == str(message.assertion_consumer_service_index):
                     return str(endpoint["location"])
             raise InvalidMessage("ACS index not in metadata", code="acs_not_in_metadata")
-        defaults = [e["location"] for e in endpoints if e.get("is_default") in ("true", True)]
-        return str((defaults or locations)[0])
+        return _default_location(endpoints)
 
     @staticmethod
     def _requested(
@@ -319,3 +327,10 @@ def _proxy_count(message: samlp.AuthnRequest) -> int | None:
     if scoping is None or scoping.proxy_count is None:
         return None
     return int(str(scoping.proxy_count))
+
+
+def _default_location(endpoints: list[dict[str, Any]]) -> str:
+    """The endpoint marked default, else the first (SAML Metadata 2.2.3); `endpoints` is not
+    empty."""
+    defaults = [e["location"] for e in endpoints if e.get("is_default") in ("true", True)]
+    return str((defaults or [e["location"] for e in endpoints])[0])

@@ -53,11 +53,39 @@ def already_answered(secret: bytes, notice_id: str) -> Response:
     service = b.view.service(done.service_id) if done is not None else None
     if done is None or service is None:
         raise StateExpired("notice absent or used")
+    return _signed_in_page(service.name, done.site)
+
+
+@notice.route("/sent-on/<service_id>", methods=["GET"])
+def sent_on(service_id: str) -> Response:
+    """Where Back from a SAML platform lands after an answer that no notice came before (the
+    auto-post page puts this address in its own place, autopost.js): the same "already signed
+    in" page as the notice's, with the link to the platform's site. It holds nothing of the
+    login, so any browser may see it; it is what the broker answered there, not a state."""
+    b = broker()
+    service = b.view.service(service_id) if len(service_id) <= MAX_NOTICE_ID else None
+    if service is None or not service.approved:
+        raise UnknownService("no such service to go back to")
+    if service.oidc is not None:
+        address = service.oidc.redirect_uris[0] if service.oidc.redirect_uris else ""
+    else:
+        address = b.saml_requests.default_acs_url(service.entity_id) or ""
+    return _signed_in_page(service.name, _site_of(address))
+
+
+def _signed_in_page(service_name: str, site: str | None) -> Response:
     response = make_response(
-        render_template("notice_done.html", service_name=service.name, site=done.site)
+        render_template("notice_done.html", service_name=service_name, site=site)
     )
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _site_of(address: str) -> str | None:
+    parts = urlsplit(address)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 def platform_site(login: LoginRequest) -> str | None:
@@ -70,10 +98,7 @@ def platform_site(login: LoginRequest) -> str | None:
         address = uris[0] if isinstance(uris, list) and uris else ""
     else:
         address = login.front.get("acs_url", "")
-    parts = urlsplit(str(address))
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc}/"
+    return _site_of(str(address))
 
 
 def notice_response(pending: PendingRelease, notice_id: str) -> Response:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlsplit
 
-from flask import make_response, redirect, render_template
+from flask import make_response, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
 from broker.core.errors import AssuranceNotMet, BrokerError, InteractionRequired, PolicyRefusal
@@ -49,7 +49,10 @@ def service_answer(
         }
         return redirect(answer.location, 303), handles, answer.writes
     message = broker().saml_front.response_for(completion, session_index=session_index)
-    page = autopost(message, completion.service.name, back_address=back_address)
+    # Back from the platform lands on a page of the broker's, not on this POST's answer (the
+    # notice's address, or "already signed in" with the way to the platform).
+    back = back_address or url_for("notice.sent_on", service_id=completion.service.id)
+    page = autopost(message, completion.service.name, back_address=back)
     return page, dict(message.logout_handles), []
 
 

@@ -69,14 +69,27 @@ def test_back_to_the_notice_after_continuing_says_already_signed_in(
     assert back.response.headers["Cache-Control"] == "no-store"
 
 
-def test_an_answer_without_a_notice_names_no_address_for_back(demo: LiveDemo) -> None:
+def test_back_after_an_answer_without_a_notice_says_signed_in_with_the_platforms_link(
+    demo: LiveDemo,
+) -> None:
     browser, notice = held_at_notice(demo, "en")
     demo.answers_publisher(
         browser.post(f"{demo.broker_url}{notice_address(notice)}", {"continue": "1"})
     )
     again = demo.login(browser, "leesplank", UID, deliver=False).final  # from the SSO session
     assert demo.answers_publisher(again)
-    assert "data-page-address" not in again.text
+    # Not the notice's (there was none): a page of its own, named by the service alone.
+    found = re.search(r'data-page-address="([^"]+)"', again.text)
+    assert found is not None and found.group(1) == "/sent-on/leesplank"
+    back = browser.get(f"{demo.broker_url}{found.group(1)}")
+    assert back.status == 200 and heading(back) == ALREADY["en"]
+    # The link is the origin of the service's ACS in its metadata, nothing the URL chose.
+    assert f'href="{demo.publishers["leesplank"].base_url}/"' in back.text
+    assert "error-code" not in back.text and not demo.answers_publisher(back)
+    # Any browser may see it (it holds nothing of the login); an unknown service is a 400.
+    assert Browser("nl").get(f"{demo.broker_url}/sent-on/leesplank").status == 200
+    unknown = Browser("en").get(f"{demo.broker_url}/sent-on/no-such-service")
+    assert unknown.status == 400 and "already signed in" not in unknown.text
 
 
 def test_the_mark_opens_only_in_the_browser_that_continued(demo: LiveDemo) -> None:
