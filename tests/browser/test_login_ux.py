@@ -21,6 +21,7 @@ from tests.browser.test_demo_login import (
     SCHOOL_ID,
     broker_cookies,
     expect_received,
+    full_login,
     pick_person,
     school_sso,
     start_login,
@@ -112,6 +113,28 @@ def test_back_from_the_platform_to_the_notice_says_already_signed_in(
     expect(back).to_have_attribute("href", demo.leesplank + "/")
     back.click()
     expect(page).to_have_url(demo.leesplank + "/")
+
+
+def test_back_from_a_platform_answered_by_the_sso_session_never_asks_to_resend(
+    demo: Demo, page: Page
+) -> None:
+    full_login(page, demo, demo.leesplank)
+    # Again: the SSO session answers, and its notice was seen: no page of the broker's at all.
+    start_login(page, demo.leesplank)
+    expect_received(page, demo.leesplank)
+    # The auto-post page either left the history (the browser replaced it) or stayed under the
+    # address it put there: never the answer to a request Back would have to send again.
+    page.go_back()
+    if page.url.startswith(demo.broker):
+        expect(page).to_have_url(demo.broker + "/sent-on/leesplank")
+        expect(page.get_by_role("heading", level=1)).to_have_text(
+            f"Je bent al ingelogd bij {SERVICE}"
+        )
+        expect(page.get_by_role("link", name=f"Naar {SERVICE}")).to_have_attribute(
+            "href", demo.leesplank + "/"
+        )
+    else:
+        expect(page).to_have_url(demo.leesplank + "/")
 
 
 def test_cookies_lost_mid_login_say_to_allow_cookies(
