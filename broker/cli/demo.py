@@ -61,6 +61,9 @@ DEMO_SCHOOL_TOWN = "Utrecht"
 DEMO_OIDC_SCHOOL_TOWN = "Zwolle"
 DEMO_TOWNS = {DEMO_SCHOOL_ID: DEMO_SCHOOL_TOWN, DEMO_OIDC_SCHOOL_ID: DEMO_OIDC_SCHOOL_TOWN}
 OIDC_SCHOOL_PORT_OFFSET = 5
+# The demo OIDC school's provider sends it as `hd` for its students (not its staff), as a Google
+# Workspace would: the school registers none (its issuer is its own), tests give it one.
+DEMO_OIDC_HOSTED_DOMAIN = "leerling.demoschool.example"
 
 
 @dataclass(frozen=True)
@@ -163,6 +166,7 @@ def _school_op_settings(directory: Path, port: int, settings: Settings) -> Schoo
         school_name=DEMO_OIDC_SCHOOL_NAME,
         brin=DEMO_OIDC_SCHOOL_ID,
         realm=DEMO_OIDC_SCOPE,
+        hosted_domain=DEMO_OIDC_HOSTED_DOMAIN,
     )
 
 

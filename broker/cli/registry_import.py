@@ -29,6 +29,7 @@ from broker.core.endpoints import (
     privacy_contact_link,
     privacy_contact_problem,
 )
+from broker.core.hosted_domain import MAX_DOMAIN, clean_hosted_domain, provider_domain_problem
 from broker.core.model import (
     Chain,
     ClientAuthMethod,
@@ -63,7 +64,7 @@ SCHOOL_KEYS = NAMED | {
     "aliases",
     *SOURCES,
 }
-SCHOOL_OIDC_KEYS = {"issuer", "client_id", "client_secret_file", "algorithms"}
+SCHOOL_OIDC_KEYS = {"issuer", "client_id", "client_secret_file", "algorithms", "hosted_domain"}
 SERVICE_KEYS = NAMED | {
     "publisher",
     "chain",
@@ -209,6 +210,11 @@ def _upstream(reading: _Reading, oidc: Entries) -> OidcUpstream | None:
     if refused or not algorithms:
         allowed = ", ".join(sorted(ASYMMETRIC_ALGORITHMS))
         oidc.wrong("algorithms", f"{', '.join(refused) or '(none)'} not allowed; use {allowed}")
+    # Required for Google's issuer (core/hosted_domain.py): a file without it is refused,
+    # an exported school that lacks it among them, with the fix named.
+    domain = clean_hosted_domain(oidc.optional_text("hosted_domain", limit=MAX_DOMAIN) or "")
+    if issuer and (problem := provider_domain_problem(issuer, domain)):
+        oidc.wrong("hosted_domain", problem)
     secret_path = oidc.text("client_secret_file", limit=1000)
     secret = ""
     if secret_path:
@@ -218,7 +224,7 @@ def _upstream(reading: _Reading, oidc: Entries) -> OidcUpstream | None:
             oidc.wrong("client_secret_file", str(err))
     if not (issuer and client_id and secret):
         return None
-    return OidcUpstream(issuer, client_id, secret, tuple(algorithms))
+    return OidcUpstream(issuer, client_id, secret, tuple(algorithms), domain)
 
 
 def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:

@@ -97,6 +97,8 @@ class _Writer:
             return lines
         lines += ["", "[schools.oidc]"]
         lines += _pairs([("issuer", school.oidc.issuer), ("client_id", school.oidc.client_id)])
+        if school.oidc.hosted_domain:
+            lines += _pairs([("hosted_domain", school.oidc.hosted_domain)])
         lines.append("# Not exported: put the secret, on one line, in this file before importing.")
         lines += _pairs(
             [

@@ -15,6 +15,7 @@ from broker.cli.options import checked_name, config_option, open_registry, repor
 from broker.cli.sources import federated_metadata, read_source
 from broker.config import load_settings
 from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
+from broker.core.hosted_domain import needs_hosted_domain
 from broker.core.model import School
 from broker.core.school_aliases import aliases_problem, clean_aliases
 from broker.core.subjects import SAML_SUBJECTS
@@ -24,6 +25,10 @@ from broker.saml.metadata_check import idp_entity_id
 # What can feed the pseudonym (broker/core/subjects.py).
 SUBJECT_CHOICES = SAML_SUBJECTS
 TOWN_HELP = "the school's town, shown under its name on the discovery page and searched there"
+HOSTED_DOMAIN_HELP = (
+    "OIDC: the school's Google Workspace domain; only accounts whose ID token carries it as hd "
+    "sign in (required for the issuer https://accounts.google.com)"
+)
 ALIAS_HELP = (
     "another name students know the school by (a former or informal name, a location), "
     "searched on the discovery page (repeat)"
@@ -90,6 +95,7 @@ def school_group() -> None:
     default=None,
     help="SAML: name_id (default) or a catalogue attribute; OIDC: sub (default) or a claim",
 )
+@click.option("--hosted-domain", "domain", default=None, help=HOSTED_DOMAIN_HELP)
 @click.option("--eck-id", is_flag=True, help="derive pseudonyms from the ECK iD (eck_id)")
 @click.option("--scope", "scopes", multiple=True, help="the school's realm(s) for scoped values")
 @reports_errors
@@ -106,6 +112,7 @@ def school_add(
     secret_file: Path | None,
     algorithms: tuple[str, ...],
     subject: str | None,
+    domain: str | None,
     eck_id: bool,
     scopes: tuple[str, ...],
 ) -> None:
@@ -133,12 +140,15 @@ def school_add(
             algorithms=algorithms or ("RS256",),
             eck_id=eck_id,
             scopes=scopes,
+            domain=domain or "",
             timeout=settings.oidc.http_timeout_seconds if settings.oidc else 5.0,
             allow_loopback=settings.peers_on_loopback,
         )
         _, registry = open_registry(config_path)
         registry.add_school(replace(school, town=town, aliases=aliases), "")
-        click.echo(f"School {school_id} added (OpenID provider {issuer}).")
+        stored = school.oidc.hosted_domain if school.oidc else ""
+        said = f", hosted domain {stored}" if stored else ""
+        click.echo(f"School {school_id} added (OpenID provider {issuer}{said}).")
         # One redirect URI per school (the mix-up defence): the school's provider must know it.
         click.echo(f"  Redirect URI to register there: {settings.oidc_callback_url(school_id)}")
         logout_uri = settings.oidc_logout_callback_url(school_id)
@@ -149,8 +159,10 @@ def school_add(
             " (session required: the logout token must carry sid)"
         )
         return
-    if client_id is not None or secret_file is not None or algorithms:
-        raise click.UsageError("--client-id, --client-secret-file and --alg go with --oidc-issuer")
+    if client_id is not None or secret_file is not None or algorithms or domain is not None:
+        raise click.UsageError(
+            "--client-id, --client-secret-file, --alg and --hosted-domain go with --oidc-issuer"
+        )
     subject = subject or "name_id"
     if subject not in SUBJECT_CHOICES:
         raise click.BadParameter(
@@ -192,6 +204,10 @@ def school_add(
     help=f"{ALIAS_HELP}; replaces the school's aliases: give every one to keep",
 )
 @click.option("--clear-aliases", is_flag=True, help="the school has no other names")
+@click.option("--hosted-domain", "domain", default=None, help=HOSTED_DOMAIN_HELP)
+@click.option(
+    "--clear-hosted-domain", is_flag=True, help="OIDC: every account of the provider signs in"
+)
 @reports_errors
 def school_update(
     config_path: Path,
@@ -201,14 +217,22 @@ def school_update(
     town: str | None,
     aliases: tuple[str, ...],
     clear_aliases: bool,
+    domain: str | None,
+    clear_hosted_domain: bool,
 ) -> None:
     """Load a SAML school's IdP metadata again (a new certificate, moved endpoints) and say
-    what changed, or set its name, town or aliases (in one write); running brokers use each
-    without a restart."""
-    if metadata is None and name is None and town is None and not aliases and not clear_aliases:
-        raise click.UsageError("give --saml-metadata, --name, --town, --alias or --clear-aliases")
+    what changed, or set its name, town or aliases (in one write), or an OIDC school's hosted
+    domain; running brokers use each without a restart."""
+    given = (metadata, name, town, domain)
+    if all(v is None for v in given) and not (aliases or clear_aliases or clear_hosted_domain):
+        raise click.UsageError(
+            "give --saml-metadata, --name, --town, --alias, --clear-aliases, --hosted-domain "
+            "or --clear-hosted-domain"
+        )
     if aliases and clear_aliases:
         raise click.UsageError("give --alias or --clear-aliases, not both")
+    if domain is not None and clear_hosted_domain:
+        raise click.UsageError("give --hosted-domain or --clear-hosted-domain, not both")
     town = _town(town) if town is not None else None
     settings, registry = open_registry(config_path)
     school = registry.school(school_id)
@@ -220,6 +244,7 @@ def school_update(
         new_aliases = _aliases(name or school.name, aliases)
     elif name is not None:
         _aliases(name, school.aliases, given=False)
+    changed = _with_hosted_domain(school, "" if clear_hosted_domain else domain)
     if metadata is not None:
         if school.oidc is not None:
             raise click.ClickException(
@@ -228,6 +253,11 @@ def school_update(
             )
         entry = Registered(f"School {school_id}", school_id, school.idp_entity_id, "idp")
         update_metadata(settings, registry, entry, metadata, registry.update_school_metadata)
+    if changed is not None:
+        registry.update_school_idp(changed, "")
+        stored = changed.oidc.hosted_domain if changed.oidc else ""
+        said = f"hosted domain set to {stored}" if stored else "hosted domain cleared"
+        click.echo(f"School {school_id}: {said}.")
     if name is None and town is None and new_aliases is None:
         return
     registry.set_school_details(school_id, name, town, new_aliases)
@@ -240,6 +270,32 @@ def school_update(
         listed = ", ".join(new_aliases)
         said = f"aliases set to {listed}" if new_aliases else "aliases cleared"
         click.echo(f"School {school_id}: {said}.")
+
+
+def _with_hosted_domain(school: School, domain: str | None) -> School | None:
+    """The school with its new hosted domain ("": none; None: not changed, then None), checked
+    before any write. A school on a shared issuer without one is not updated in any other way
+    either: its every login is refused until it has one (core/hosted_domain.py), and the
+    operator changing it is the one to hear so."""
+    upstream = school.oidc
+    if domain is None:
+        lacking = upstream is not None and not upstream.hosted_domain
+        if upstream is not None and lacking and needs_hosted_domain(upstream.issuer):
+            raise click.ClickException(
+                f"School {school.id} signs in with {upstream.issuer}, which signs in every "
+                "Google account, and has no hosted domain: its logins are refused until it "
+                "has one. Give --hosted-domain with the school's Google Workspace domain."
+            )
+        return None
+    if upstream is None:
+        raise click.ClickException(
+            f"School {school.id} signs in with SAML: a hosted domain is an OpenID provider's"
+        )
+    from broker.cli.school_oidc import hosted_domain
+
+    return replace(
+        school, oidc=replace(upstream, hosted_domain=hosted_domain(upstream.issuer, domain))
+    )
 
 
 @school_group.command("privacy-contact")

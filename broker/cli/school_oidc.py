@@ -1,8 +1,9 @@
 """`school add --oidc-issuer`: a school whose identity provider speaks OpenID Connect.
 
-Everything is checked before anything is written: the subject claim, the secret file, and the
-provider itself (discovery document, algorithms, key set), fetched under the same outbound rules
-as at login (broker/oidc/rp_http.py).
+Everything is checked before anything is written: the subject claim, the secret file, the hosted
+domain (required for Google's shared issuer, core/hosted_domain.py), and the provider itself
+(discovery document, algorithms, key set), fetched under the same outbound rules as at login
+(broker/oidc/rp_http.py).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from broker.core.hosted_domain import clean_hosted_domain, provider_domain_problem
 from broker.core.model import OidcUpstream, Protocol, School
 from broker.core.subjects import subject_problem
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
@@ -57,6 +59,15 @@ def _secret(path: Path) -> str:
         raise click.BadParameter(str(err), param_hint="--client-secret-file") from None
 
 
+def hosted_domain(issuer: str, value: str) -> str:
+    """`--hosted-domain` as stored ("" for none), or a clear refusal before anything is written:
+    a domain that is not one, or none for a shared issuer such as Google's."""
+    domain = clean_hosted_domain(value)
+    if problem := provider_domain_problem(issuer, domain):
+        raise click.BadParameter(problem, param_hint="--hosted-domain")
+    return domain
+
+
 def oidc_school(
     school_id: str,
     name: str,
@@ -68,13 +79,15 @@ def oidc_school(
     algorithms: tuple[str, ...],
     eck_id: bool,
     scopes: tuple[str, ...],
+    domain: str,
     timeout: float,
     allow_loopback: bool,
 ) -> School:
     """The school to register, after every check (raises before anything is written)."""
     if not client_id.strip():
         raise click.BadParameter("must not be empty", param_hint="--client-id")
-    upstream = OidcUpstream(issuer, client_id, _secret(secret_file), algorithms)
+    domain = hosted_domain(issuer, domain)
+    upstream = OidcUpstream(issuer, client_id, _secret(secret_file), algorithms, domain)
     claim = _subject(subject)
     directory = ProviderDirectory(lambda: SchoolSession(timeout, allow_loopback=allow_loopback))
     check_school_provider(directory, issuer, algorithms)

@@ -146,6 +146,31 @@ class MissingSubject(UpstreamFailure):
     public_message = "Your school's sign-in service did not send the identifier the broker needs."
 
 
+class ForeignAccount(UpstreamFailure):
+    """The school's provider signed in an account that is not the school's: at a provider
+    shared by many organisations (Google), one without the school's hosted domain (`hd`), a
+    personal account or another organisation's (core/hosted_domain.py)."""
+
+    code = "hosted_domain_mismatch"
+    status = 403
+    public_message = (
+        "You signed in with an account that is not your school's. "
+        "Please start again and sign in with your school account."
+    )
+
+
+class SchoolSetupIncomplete(UpstreamFailure):
+    """The school's registration lacks what makes its logins safe (a shared issuer without a
+    hosted domain): every login is refused until the operator completes it."""
+
+    code = "hosted_domain_missing"
+    status = 503
+    public_message = (
+        "Signing in with your school is not fully set up at the broker yet. "
+        "Please tell your school."
+    )
+
+
 class AssuranceNotMet(UpstreamFailure):
     """The service required an assurance level (acr / AuthnContext) the school did not meet."""
 

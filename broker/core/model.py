@@ -63,6 +63,9 @@ class OidcUpstream:
     client_id: str
     client_secret: str = field(repr=False)
     algorithms: tuple[str, ...] = ("RS256",)
+    # The school's domain at a provider whose issuer is shared by many organisations (Google
+    # Workspace's `hd`, core/hosted_domain.py): only its accounts sign in. Empty: none.
+    hosted_domain: str = ""
 
 
 @dataclass(frozen=True)

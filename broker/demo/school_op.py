@@ -67,6 +67,9 @@ class SchoolOpSettings:
     post_logout_redirect_uri: str = ""
     # The broker's back-channel logout URI for this school (Back-Channel Logout 1.0).
     backchannel_logout_uri: str = ""
+    # As a Google Workspace does: `hd` = this domain for the people whose e-mail address is in
+    # it, none for the others (as for a personal account); empty: no `hd` at all.
+    hosted_domain: str = ""
 
     @property
     def issuer(self) -> str:
@@ -102,7 +105,10 @@ def user_claims(settings: SchoolOpSettings, user: DemoUser, scope: str) -> dict[
     if user.eck_id:
         everything["eck_id"] = user.eck_id
     allowed = {claim for s in scope.split() for claim in SCOPE_CLAIMS.get(s, ())}
-    return {name: value for name, value in everything.items() if name in allowed}
+    claims = {name: value for name, value in everything.items() if name in allowed}
+    if settings.hosted_domain and user.email.endswith("@" + settings.hosted_domain):
+        claims["hd"] = settings.hosted_domain  # with any scope, as Google sends it
+    return claims
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,8 @@
 
 The same rules as the SAML back: claims outside the catalogue are ignored, values that do not fit
 an attribute are dropped and logged by attribute name and count only, and a school whose subject
-claim is missing gets `MissingSubject`, never a fallback.
+claim is missing gets `MissingSubject`, never a fallback. Before any of that, an account that is
+not the school's (a Google account outside its hosted domain) is refused: `check_hosted_domain`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from broker.core.catalogue import CATALOGUE, canonical_name_for
-from broker.core.errors import MissingSubject
+from broker.core.errors import ForeignAccount, MissingSubject, SchoolSetupIncomplete
+from broker.core.hosted_domain import hosted_domain_matches, needs_hosted_domain
 from broker.core.model import School
 from broker.login.school_values import accepted_values
 
@@ -20,7 +22,7 @@ SUB_SUBJECTS = frozenset({"sub", "name_id"})
 # Protocol claims of an ID token: never attributes, whatever a school's mapping says.
 PROTOCOL_CLAIMS = frozenset(
     {"iss", "sub", "aud", "exp", "iat", "nbf", "auth_time", "nonce", "acr", "amr", "azp"}
-    | {"at_hash", "c_hash", "sid", "jti"}
+    | {"at_hash", "c_hash", "sid", "jti", "hd"}
 )
 
 
@@ -43,8 +45,36 @@ def _email_verified(claims: Mapping[str, Any]) -> bool:
     return claims["email_verified"] is True
 
 
+def check_hosted_domain(claims: Mapping[str, Any], school: School) -> None:
+    """Refuse an account that is not the school's (core/hosted_domain.py).
+
+    A school with a hosted domain: the provider's `hd` must be there and be that domain (a
+    personal Google account has none; another organisation's Workspace has its own). A school on
+    a shared issuer without one (registered before the rule, or written to the database by hand)
+    is refused whoever signs in: the provider cannot tell the broker who is the school's.
+    `claims` is the ID token's, or the ID token merged over userinfo (the token wins where both
+    say something); both come from the school's own provider, over its checked channels, about
+    the same `sub`. The reasons carry no value: the `hd` of a stranger is not logged.
+    """
+    upstream = school.oidc
+    domain = upstream.hosted_domain if upstream is not None else ""
+    if not domain:
+        if upstream is not None and needs_hosted_domain(upstream.issuer):
+            raise SchoolSetupIncomplete(
+                f"school {school.id} has a shared issuer and no hosted domain"
+            )
+        return
+    if "hd" not in claims:
+        raise ForeignAccount(f"school {school.id}: account without a hosted domain (hd)")
+    if not hosted_domain_matches(claims["hd"], domain):
+        raise ForeignAccount(f"school {school.id}: account of another hosted domain (hd)")
+
+
 def map_claims(claims: Mapping[str, Any], school: School) -> dict[str, tuple[str, ...]]:
-    """The catalogue attributes in `claims`, values checked by `accept_values`."""
+    """The catalogue attributes in `claims`, values checked by `accept_values`, once the account
+    is known to be the school's (`check_hosted_domain`, here so that every login passes it
+    before a single attribute of a stranger's account is read)."""
+    check_hosted_domain(claims, school)
     collected: dict[str, list[str]] = {}
     refused: dict[str, int] = {}
     for name, value in claims.items():

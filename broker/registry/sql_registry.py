@@ -320,6 +320,7 @@ class SqlRegistry(PortalReads):
                 row.oidc.client_id = wanted.client_id
                 row.oidc.client_secret = wanted.client_secret
                 row.oidc.algorithms = list(wanted.algorithms)
+                row.oidc.hosted_domain = wanted.hosted_domain or None
             bump_generation(session)
 
     def set_service_chain(self, service_id: str, chain_id: str | None) -> None:

@@ -130,6 +130,8 @@ class SchoolOidcRow(Base):
     # The school's secret for the broker's client: needed in clear to call its token endpoint.
     client_secret: Mapped[str] = mapped_column(Text)
     algorithms: Mapped[list[str]] = mapped_column(JSON)
+    # Google Workspace's `hd` (core/hosted_domain.py, revision 0013); NULL: none.
+    hosted_domain: Mapped[str | None] = mapped_column(String(253))
 
     @classmethod
     def from_upstream(cls, upstream: OidcUpstream) -> SchoolOidcRow:
@@ -138,6 +140,7 @@ class SchoolOidcRow(Base):
             client_id=upstream.client_id,
             client_secret=upstream.client_secret,
             algorithms=list(upstream.algorithms),
+            hosted_domain=upstream.hosted_domain or None,
         )
 
     def to_upstream(self) -> OidcUpstream:
@@ -146,6 +149,7 @@ class SchoolOidcRow(Base):
             client_id=self.client_id,
             client_secret=self.client_secret,
             algorithms=tuple(self.algorithms),
+            hosted_domain=self.hosted_domain or "",
         )
 
 

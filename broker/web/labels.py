@@ -66,6 +66,14 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "You signed in as a different student than this platform expected. "
         "Please start again at the platform."
     ),
+    N_(
+        "You signed in with an account that is not your school's. "
+        "Please start again and sign in with your school account."
+    ),
+    N_(
+        "Signing in with your school is not fully set up at the broker yet. "
+        "Please tell your school."
+    ),
     # broker/registry/errors.py
     N_("A school can only release attributes the platform declared it needs."),
     N_("An entry with this identifier already exists."),
@@ -105,6 +113,8 @@ _CODE_TITLES = {
     "authentication_too_old": N_("Sign in at your school again"),
     "school_timeout": N_("Your school's sign-in did not answer"),
     "unexpected_student": N_("Signed in as another student"),
+    "hosted_domain_mismatch": N_("Not your school account"),
+    "hosted_domain_missing": N_("Signing in with your school is not set up"),
 }
 
 _HTTP_ERROR_MESSAGES = {

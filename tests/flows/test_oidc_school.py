@@ -7,14 +7,27 @@ expected pseudonym is derived here from the key file and the provider's document
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable, Iterator
+from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
-from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, OIDC_SCHOOL_PORT_OFFSET
+import pytest
+
+from broker.cli.demo import DEMO_OIDC_HOSTED_DOMAIN, DEMO_OIDC_SCHOOL_ID, OIDC_SCHOOL_PORT_OFFSET
+from broker.core import hosted_domain
 from broker.core.pseudonym import derive_chain_pseudonym
 from broker.demo.school_op import school_op_subject
-from tests.support.client import Browser
-from tests.support.live import PAIRWISE_ID, PERSISTENT, LiveDemo, Login, attributes_by_name
+from tests.support.client import Browser, Page
+from tests.support.live import (
+    PAIRWISE_ID,
+    PERSISTENT,
+    SSO_COOKIE,
+    LiveDemo,
+    Login,
+    attributes_by_name,
+)
 
 GIVEN_NAME = "urn:oid:2.5.4.42"
 AFFILIATION = "urn:oid:1.3.6.1.4.1.5923.1.1.1.1"
@@ -118,3 +131,95 @@ def test_students_of_the_oidc_school_get_pseudonyms_of_their_own(demo: LiveDemo)
         assert value != demo.expected_pseudonym(uid, "leermiddelen")
         seen.add(value)
     assert len(seen) == 2
+
+
+# -- the hosted domain (core/hosted_domain.py): Google Workspace's `hd` ------------------------
+# The demo provider sends `hd` = DEMO_OIDC_HOSTED_DOMAIN for its students (their addresses are
+# in it) and none for its staff, as a Workspace sends none for a personal Google account.
+
+
+@pytest.fixture
+def give_hosted_domain(demo: LiveDemo) -> Iterator[Callable[[str], None]]:
+    """Sets the demo OIDC school's hosted domain in the registry; puts it back afterwards."""
+    original = demo.registry.school(DEMO_OIDC_SCHOOL_ID)
+    assert original is not None and original.oidc is not None
+    oidc = original.oidc
+
+    def give(domain: str) -> None:
+        changed = replace(original, oidc=replace(oidc, hosted_domain=domain))
+        demo.registry.update_school_idp(changed, "")
+
+    yield give
+    demo.registry.update_school_idp(original, "")
+
+
+def refused_login(
+    demo: LiveDemo, caplog: pytest.LogCaptureFixture, uid: str, code: str, status: int
+) -> Page:
+    """`uid` logs in at leesplank through the OIDC school and is refused at the callback with
+    `code`: a page with an error id, no session, nothing for the publisher, and an audit line
+    with the reason and never whose account it was."""
+    browser = Browser()
+    with caplog.at_level(logging.INFO):
+        page = oidc_login(demo, browser, "leesplank", uid).final
+    assert page.url.startswith(f"{demo.broker_url}/oidc/rp/callback/{DEMO_OIDC_SCHOOL_ID}")
+    assert page.status == status, page.text[:500]
+    assert "Error code:" in page.text and "Traceback" not in page.text
+    assert SSO_COOKIE not in browser.cookies(demo.broker_url)
+    assert f"oidc login refused school={DEMO_OIDC_SCHOOL_ID} code={code}" in caplog.text
+    assert DEMO_OIDC_HOSTED_DOMAIN not in caplog.text
+    assert uid.split(".")[1] not in caplog.text.lower()
+    received = browser.get(f"{demo.publishers['leesplank'].base_url}/received.json")
+    assert received.status == 404, "the publisher received a login"
+    return page
+
+
+def test_a_student_of_the_hosted_domain_signs_in(
+    demo: LiveDemo, give_hosted_domain: Callable[[str], None]
+) -> None:
+    give_hosted_domain(DEMO_OIDC_HOSTED_DOMAIN)
+    browser = Browser()
+    login = oidc_login(demo, browser, "leesplank", "sanne.jansen")
+    assert login.final.url == demo.publishers["leesplank"].acs_url, login.final.text[:500]
+    received = demo.received(browser, "leesplank")
+    # The same pseudonym as without a hosted domain: the check adds nothing to the subject.
+    assert received["name_id"]["value"] == expected(demo, "sanne.jansen", "leermiddelen")
+
+
+def test_an_account_of_another_hosted_domain_is_refused(
+    demo: LiveDemo,
+    give_hosted_domain: Callable[[str], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    give_hosted_domain("other-school.example")
+    page = refused_login(demo, caplog, "sanne.jansen", "hosted_domain_mismatch", 403)
+    assert "not your school" in page.text
+
+
+def test_an_account_without_a_hosted_domain_is_refused(
+    demo: LiveDemo,
+    give_hosted_domain: Callable[[str], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # marieke.bakker's address is outside the domain: her ID token carries no `hd` (as a
+    # personal Google account's).
+    give_hosted_domain(DEMO_OIDC_HOSTED_DOMAIN)
+    refused_login(demo, caplog, "marieke.bakker", "hosted_domain_mismatch", 403)
+
+
+def test_a_school_on_a_shared_issuer_without_a_hosted_domain_lets_nobody_in(
+    demo: LiveDemo,
+    give_hosted_domain: Callable[[str], None],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The demo provider stands in for Google: its host counts as a shared issuer's, and the
+    # school (registered before the rule, say) has no hosted domain. Even a student whose
+    # token carries the right `hd` is refused: the broker cannot know which domain is right.
+    monkeypatch.setattr(hosted_domain, "SHARED_ISSUER_HOSTS", frozenset({"localhost"}))
+    give_hosted_domain("")
+    refused_login(demo, caplog, "sanne.jansen", "hosted_domain_missing", 503)
+    # Given the domain, the same school lets its students in again.
+    give_hosted_domain(DEMO_OIDC_HOSTED_DOMAIN)
+    again = oidc_login(demo, Browser(), "leesplank", "sanne.jansen")
+    assert again.final.url == demo.publishers["leesplank"].acs_url, again.final.text[:500]

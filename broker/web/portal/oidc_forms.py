@@ -26,6 +26,7 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from broker.core.endpoints import MAX_REDIRECT_URI, is_acceptable_endpoint, redirect_uri_problem
+from broker.core.hosted_domain import MAX_DOMAIN
 from broker.core.model import ClientAuthMethod
 from broker.core.subjects import OIDC_SUBJECT_CHOICES, SAML_SUBJECTS
 from broker.oidc.registration import ID_TOKEN_ALGORITHMS
@@ -221,4 +222,14 @@ class OidcProviderForm(FlaskForm):
         choices=_subjects(OIDC_SUBJECT_CHOICES),
         default="sub",
         description=SUBJECT_HINT,
+    )
+    # Checked in the view, with the issuer it goes with (core/hosted_domain.py).
+    hosted_domain = StringField(
+        _l("Google Workspace domain (hosted domain)"),
+        [Length(max=MAX_DOMAIN)],
+        description=_l(
+            "Required for Google (https://accounts.google.com), which signs in every Google "
+            "account: only accounts of this domain then sign in. Leave empty for any other "
+            "provider."
+        ),
     )

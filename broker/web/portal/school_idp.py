@@ -2,7 +2,8 @@
 
 SAML metadata goes through the same check as the operator's onboarding (`idp_metadata`: every
 problem at once); an OpenID provider through the same check as `school add --oidc-issuer`
-(`check_school_provider`: discovery document, algorithms, key set), before anything is saved.
+(`check_school_provider`: discovery document, algorithms, key set) and the hosted domain Google's
+shared issuer needs (core/hosted_domain.py), before anything is saved.
 What is wrong is said in the page's language (the checks' messages are marked for translation,
 core/errors.py), next to the field it concerns, with every field's problems in one round. The
 change bumps the registry's generation, so every worker uses it on the next login; the OIDC back
@@ -27,10 +28,15 @@ from werkzeug.wrappers import Response
 
 from broker.core.admins import AdminRole
 from broker.core.errors import BadRequest, UpstreamFailure
+from broker.core.hosted_domain import (
+    clean_hosted_domain,
+    needs_hosted_domain,
+    provider_domain_problem,
+)
 from broker.core.model import OidcUpstream, School
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
-from broker.web.labels import localised_detail
+from broker.web.labels import localised_detail, localised_problem
 from broker.web.portal.oidc_forms import OidcProviderForm, SamlIdpForm
 from broker.web.portal.rights import (
     PortalForbidden,
@@ -77,6 +83,7 @@ def _forms(school: School) -> tuple[SamlIdpForm, OidcProviderForm]:
             "client_id": school.oidc.client_id if school.oidc else "",
             "algorithm": school.oidc.algorithms[0] if school.oidc else "RS256",
             "oidc_subject": school.subject_attribute if school.oidc else "sub",
+            "hosted_domain": school.oidc.hosted_domain if school.oidc else "",
         }
     )
     return saml, oidc
@@ -94,6 +101,9 @@ def _page(
         callback=settings.oidc_callback_url(school.id),
         logout_callback=settings.oidc_logout_callback_url(school.id),
         backchannel_logout=settings.oidc_backchannel_logout_url(school.id),
+        hosted_domain_missing=school.oidc is not None
+        and not school.oidc.hosted_domain
+        and needs_hosted_domain(school.oidc.issuer),
     )
     return page, status
 
@@ -148,8 +158,10 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
         if not secret:
             oidc.client_secret.errors = [gettext("Give the client secret.")]
         issuer, algorithms = oidc.issuer.data or "", (oidc.algorithm.data,)
-        if _usable_provider(oidc, issuer, algorithms) and secret:
-            upstream = OidcUpstream(issuer, (oidc.client_id.data or "").strip(), secret, algorithms)
+        domain = _hosted_domain(oidc, issuer)
+        if _usable_provider(oidc, issuer, algorithms) and secret and domain is not None:
+            client_id = (oidc.client_id.data or "").strip()
+            upstream = OidcUpstream(issuer, client_id, secret, algorithms, domain)
             changed = replace(
                 school,
                 idp_entity_id=issuer,
@@ -163,6 +175,16 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
             else:
                 return _saved(school, "oidc")
     return _page(school, saml, oidc, 400)
+
+
+def _hosted_domain(form: OidcProviderForm, issuer: str) -> str | None:
+    """The hosted domain as stored ("" for none), or None with what is wrong next to the field:
+    not a domain, or none for Google's issuer (core/hosted_domain.py)."""
+    domain = clean_hosted_domain(form.hosted_domain.data or "")
+    if problem := provider_domain_problem(issuer, domain):
+        form.hosted_domain.errors = [localised_problem(problem, {})]
+        return None
+    return domain
 
 
 def _usable_provider(form: OidcProviderForm, issuer: str, algorithms: tuple[str, ...]) -> bool:
