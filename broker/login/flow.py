@@ -36,6 +36,7 @@ from broker.core.ports import (
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.pseudonym_rotation import HeldKeySource, KeyVersions, key_versions_for
 from broker.core.release import chain_pseudonyms, compute_release
+from broker.login.authn_instant import check_authn_instant
 from broker.login.login_model import (
     Completion,
     LoginRecord,
@@ -165,14 +166,28 @@ class LoginFlow:
 
     # -- step 4: the school answered (or an SSO session stands) ------------------------------
     def complete(
-        self, request: LoginRequest, identity: UpstreamIdentity, authn_instant: float
+        self,
+        request: LoginRequest,
+        identity: UpstreamIdentity,
+        authn_instant: float,
+        *,
+        sent_at: float | None = None,
     ) -> Completion:
+        """`sent_at`: for a school's answer, when the student was sent there for it
+        (`LoginRecord.sent_to_school_at`); a login the service forced must be newer
+        (authn_instant.py). None for an SSO session's answer (which never serves a forced one)."""
         service = self.registry.service(request.service_id)
         if service is None:
             raise UnknownService(f"service {request.service_id} left the registry mid-login")
         school = self.registry.school(identity.school_id)
         if school is None:
             raise UnknownSchool(f"school {identity.school_id} left the registry mid-login")
+        check_authn_instant(
+            authn_instant,
+            now=self.clock(),
+            skew=self.clock_skew,
+            fresh_since=sent_at if request.force_authn else None,
+        )
         level = self.assurance.level_of(identity.authn_context)
         if request.acr_required and request.acr and level not in request.acr:
             raise AssuranceNotMet(f"asked {','.join(request.acr)}, school answered {level}")
@@ -306,7 +321,12 @@ class LoginFlow:
         request = record.request
         if request.force_authn or request.choose_school:
             return False
-        if request.max_age is not None and self.clock() - authn_instant > request.max_age:
+        age = self.clock() - authn_instant
+        if request.max_age is not None and age > request.max_age:
+            return False
+        if age < -self.clock_skew:
+            # A login in the future (kept before such instants were refused) would count as
+            # fresh for every max_age: `complete` refuses it, so the school is asked again.
             return False
         level = self.assurance.level_of(identity.authn_context)
         if request.acr_required and request.acr and level not in request.acr:

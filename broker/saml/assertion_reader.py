@@ -402,6 +402,9 @@ def _read(assertion: etree._Element, window: Window) -> ReadResponse:
     ref = statement.find(f"{_q('AuthnContext')}/{_q('AuthnContextClassRef')}")
     ref_text = element_text(ref) if ref is not None else ""
     instant = saml_epoch(statement.get("AuthnInstant"))
+    if instant is None:
+        # Required by the schema; never replaced by "now", which would pass any login as fresh.
+        raise InvalidMessage("AuthnStatement without AuthnInstant", code="time_window")
     return ReadResponse(
         assertion_id=assertion.get("ID") or "",
         window=window,
@@ -418,7 +421,7 @@ def _read(assertion: etree._Element, window: Window) -> ReadResponse:
             )
             for attribute in assertion.iterfind(f"{_q('AttributeStatement')}/{_q('Attribute')}")
         ),
-        authn_instant=instant or 0.0,
+        authn_instant=instant,
         authn_context=ref_text.strip() if ref_text else None,
         session_index=statement.get("SessionIndex") or None,
     )
