@@ -248,12 +248,19 @@ class LoginFlow:
     ) -> tuple[str, list[StoreOp]] | None:
         """A fresh SSO token and the writes that open its session (the sealed identity, and
         its filing under the school's sid), for the caller to send in one batch with its own;
-        None when SSO sessions are off."""
-        if self.sso_ttl <= 0:
+        None when SSO sessions are off, or the school's own session is over already.
+
+        The session lives `sso_ttl`, and no longer than the school's session (SAML
+        SessionNotOnOrAfter): after that the school no longer vouches for the login, and the
+        next request goes to the school again."""
+        ttl = self.sso_ttl
+        if identity.session_ends is not None:
+            ttl = min(ttl, int(identity.session_ends - self.clock()))
+        if ttl <= 0:
             return None
         token = secrets.token_urlsafe(32)
         payload = {**identity_payload(identity), "authn_instant": authn_instant}
-        writes = [self.sealed.put_op(token.encode(), SSO, token, payload, self.sso_ttl)]
+        writes = [self.sealed.put_op(token.encode(), SSO, token, payload, ttl)]
         if self.school_sessions is not None:
             filing = self.school_sessions.note_op(identity, token)
             if filing is not None:

@@ -163,6 +163,7 @@ def identity_payload(identity: UpstreamIdentity) -> dict[str, Any]:
         "attributes": {k: list(v) for k, v in identity.attributes.items()},
         "authn_context": identity.authn_context,
         "upstream_session": dict(identity.upstream_session),
+        "session_ends": identity.session_ends,
     }
 
 
@@ -173,4 +174,5 @@ def identity_from_payload(data: dict[str, Any]) -> UpstreamIdentity:
         attributes={k: tuple(v) for k, v in data["attributes"].items()},
         authn_context=data.get("authn_context"),
         upstream_session={str(k): str(v) for k, v in (data.get("upstream_session") or {}).items()},
+        session_ends=data.get("session_ends"),
     )

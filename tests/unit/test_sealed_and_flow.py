@@ -530,6 +530,26 @@ def test_sso_session_expires(flow: LoginFlow, clock: Clock) -> None:
     assert flow.session(token) is None
 
 
+def test_the_sso_session_ends_no_later_than_the_schools(flow: LoginFlow, clock: Clock) -> None:
+    """SAML SessionNotOnOrAfter caps the session's lifetime; kept in the session too."""
+    ending = dataclasses.replace(_identity(), session_ends=clock.now + 600)
+    opened = flow.new_session(ending, clock.now)
+    assert opened is not None
+    token, writes = opened
+    assert [op.ttl_seconds for op in writes] == [600]
+    flow.store.batch(writes)
+    assert flow.session(token) == (ending, clock.now)
+    clock.now += 601
+    assert flow.session(token) is None
+    # A later end than the broker's own lifetime changes nothing; one passed opens no session.
+    later = flow.new_session(
+        dataclasses.replace(ending, session_ends=clock.now + 10 * SSO_TTL), clock.now
+    )
+    assert later is not None and [op.ttl_seconds for op in later[1]] == [SSO_TTL]
+    assert flow.new_session(dataclasses.replace(ending, session_ends=clock.now - 1), 1.0) is None
+    assert flow.open_session(dataclasses.replace(ending, session_ends=clock.now), 1.0) is None
+
+
 def test_sso_off(store: RecordingStore) -> None:
     flow = LoginFlow(FakeRegistry(), store, PseudonymKeys(1, {1: KEY}), login_ttl=900, sso_ttl=0)
     assert flow.open_session(_identity(), 1.0) is None
