@@ -187,6 +187,15 @@ class StaleAuthentication(UpstreamFailure):
     public_message = "This platform asks you to sign in at your school again. Please start again."
 
 
+class FreshLoginIgnored(StaleAuthentication):
+    """The service forced a fresh login (SAML ForceAuthn, OIDC prompt=login), the school was
+    asked for one, and answered with a login from before the student was sent there: it
+    answered from its own earlier session. The service hears so (SAML AuthnFailed, OIDC
+    login_required); the student's page says to sign in again."""
+
+    code = "fresh_login_ignored"
+
+
 class StateExpired(BrokerError):
     code = "state_expired"
     status = 400

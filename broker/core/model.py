@@ -192,6 +192,9 @@ class UpstreamIdentity:
     # SAML `name_id`, `name_id_format`, `name_qualifier`, `sp_name_qualifier`, `session_index`;
     # OIDC `id_token` (the id_token_hint) and `sid`. Sealed with the rest, never logged.
     upstream_session: dict[str, str] = field(default_factory=dict)
+    # When the school's own session ends (SAML SessionNotOnOrAfter, epoch seconds), if it said:
+    # the broker's SSO session, which vouches for the school's login, ends no later.
+    session_ends: float | None = None
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ from broker.core.ports import (
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.pseudonym_rotation import HeldKeySource, KeyVersions, key_versions_for
 from broker.core.release import chain_pseudonyms, compute_release
+from broker.login.authn_instant import check_authn_instant
 from broker.login.login_model import (
     Completion,
     LoginRecord,
@@ -165,14 +166,28 @@ class LoginFlow:
 
     # -- step 4: the school answered (or an SSO session stands) ------------------------------
     def complete(
-        self, request: LoginRequest, identity: UpstreamIdentity, authn_instant: float
+        self,
+        request: LoginRequest,
+        identity: UpstreamIdentity,
+        authn_instant: float,
+        *,
+        sent_at: float | None = None,
     ) -> Completion:
+        """`sent_at`: for a school's answer, when the student was sent there for it
+        (`LoginRecord.sent_to_school_at`); a login the service forced must be newer
+        (authn_instant.py). None for an SSO session's answer (which never serves a forced one)."""
         service = self.registry.service(request.service_id)
         if service is None:
             raise UnknownService(f"service {request.service_id} left the registry mid-login")
         school = self.registry.school(identity.school_id)
         if school is None:
             raise UnknownSchool(f"school {identity.school_id} left the registry mid-login")
+        check_authn_instant(
+            authn_instant,
+            now=self.clock(),
+            skew=self.clock_skew,
+            fresh_since=sent_at if request.force_authn else None,
+        )
         level = self.assurance.level_of(identity.authn_context)
         if request.acr_required and request.acr and level not in request.acr:
             raise AssuranceNotMet(f"asked {','.join(request.acr)}, school answered {level}")
@@ -233,12 +248,19 @@ class LoginFlow:
     ) -> tuple[str, list[StoreOp]] | None:
         """A fresh SSO token and the writes that open its session (the sealed identity, and
         its filing under the school's sid), for the caller to send in one batch with its own;
-        None when SSO sessions are off."""
-        if self.sso_ttl <= 0:
+        None when SSO sessions are off, or the school's own session is over already.
+
+        The session lives `sso_ttl`, and no longer than the school's session (SAML
+        SessionNotOnOrAfter): after that the school no longer vouches for the login, and the
+        next request goes to the school again."""
+        ttl = self.sso_ttl
+        if identity.session_ends is not None:
+            ttl = min(ttl, int(identity.session_ends - self.clock()))
+        if ttl <= 0:
             return None
         token = secrets.token_urlsafe(32)
         payload = {**identity_payload(identity), "authn_instant": authn_instant}
-        writes = [self.sealed.put_op(token.encode(), SSO, token, payload, self.sso_ttl)]
+        writes = [self.sealed.put_op(token.encode(), SSO, token, payload, ttl)]
         if self.school_sessions is not None:
             filing = self.school_sessions.note_op(identity, token)
             if filing is not None:
@@ -306,7 +328,12 @@ class LoginFlow:
         request = record.request
         if request.force_authn or request.choose_school:
             return False
-        if request.max_age is not None and self.clock() - authn_instant > request.max_age:
+        age = self.clock() - authn_instant
+        if request.max_age is not None and age > request.max_age:
+            return False
+        if age < -self.clock_skew:
+            # A login in the future (kept before such instants were refused) would count as
+            # fresh for every max_age: `complete` refuses it, so the school is asked again.
             return False
         level = self.assurance.level_of(identity.authn_context)
         if request.acr_required and request.acr and level not in request.acr:

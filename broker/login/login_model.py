@@ -60,6 +60,16 @@ class LoginRecord:
     # for a request prepared with the discovery page (the broker never sees the student leave).
     upstream_at: float | None = None
 
+    @property
+    def sent_to_school_at(self) -> float | None:
+        """The earliest the school can have been asked for this login: when the student was
+        sent there, or, for a request prepared with the discovery page (no time of leaving),
+        when this record was made (the request did not exist before). None when no request
+        went to a school (an SSO session answers)."""
+        if self.upstream_request_id is None:
+            return None
+        return self.upstream_at if self.upstream_at is not None else self.created
+
     def to_payload(self) -> dict[str, Any]:
         """The record as JSON-ready data: what `dataclasses.asdict` gives, written out because
         asdict's generic deep copy cost ~60 us of every save (tests/unit/test_sealed_and_flow.py
@@ -153,6 +163,7 @@ def identity_payload(identity: UpstreamIdentity) -> dict[str, Any]:
         "attributes": {k: list(v) for k, v in identity.attributes.items()},
         "authn_context": identity.authn_context,
         "upstream_session": dict(identity.upstream_session),
+        "session_ends": identity.session_ends,
     }
 
 
@@ -163,4 +174,5 @@ def identity_from_payload(data: dict[str, Any]) -> UpstreamIdentity:
         attributes={k: tuple(v) for k, v in data["attributes"].items()},
         authn_context=data.get("authn_context"),
         upstream_session={str(k): str(v) for k, v in (data.get("upstream_session") or {}).items()},
+        session_ends=data.get("session_ends"),
     )

@@ -43,7 +43,7 @@ from broker.oidc.rp_http import (
     call_budget,
     json_object,
 )
-from broker.oidc.rp_id_token import Expected, verify_id_token
+from broker.oidc.rp_id_token import Expected, time_claim, verify_id_token
 from broker.oidc.rp_logout_token import LogoutClaims, verify_logout_token
 
 log = logging.getLogger(__name__)
@@ -54,6 +54,8 @@ BASE_SCOPES = ("openid", "profile", "email")
 # made to refuse the request.
 EXTRA_SCOPES = ("groups", "school")
 BASIC, POST = "client_secret_basic", "client_secret_post"
+# In a login record's kept values: the school was asked for a fresh login (prompt=login).
+FRESH = "fresh"
 
 
 @dataclass(frozen=True)
@@ -122,7 +124,11 @@ class OidcBack:
         params: dict[str, str] = {"nonce": nonce, "scope": " ".join((*BASE_SCOPES, *extra))}
         if force_login:
             params["prompt"] = "login"
-        if max_age is not None:
+            # max_age=0 says the same again (OIDC Core 3.1.2.1), for a provider that honours
+            # one and not the other, and obliges it to send `auth_time`: the flow holds that
+            # against when the student was sent there (login/authn_instant.py).
+            params["max_age"] = "0"
+        elif max_age is not None:
             params["max_age"] = str(max_age)
         if acr_values:
             params["acr_values"] = " ".join(acr_values)
@@ -141,7 +147,12 @@ class OidcBack:
         )
         kept = {"nonce": nonce, "code_verifier": verifier}
         if max_age is not None:
+            # The service's own max_age, checked against now (rp_id_token.py); not the 0 of a
+            # forced login, whose auth_time is held against the time of leaving instead (a
+            # consent page at the school may take longer than the clock skew).
             kept["max_age"] = str(max_age)
+        if force_login:
+            kept[FRESH] = "1"
         request_id = "oidc-" + hashlib.sha256(nonce.encode()).hexdigest()[:32]
         return UpstreamRedirect(str(url), request_id, kept)
 
@@ -223,8 +234,14 @@ class OidcBack:
         attributes = map_claims(merged, school)
         subject = subject_of(merged, attributes, school)
         acr = claims.get("acr")
-        auth_time = claims.get("auth_time")
-        instant = auth_time if isinstance(auth_time, int | float) else claims["iat"]
+        auth_time = time_claim(claims, "auth_time")  # a number in range (verify_id_token)
+        if auth_time is None and kept.get(FRESH):
+            # Asked with max_age=0, the provider must say when the login was (OIDC Core 2);
+            # `iat` would pass any login off as fresh.
+            raise InvalidMessage(
+                "ID token without auth_time after prompt=login", code="no_auth_time"
+            )
+        instant = auth_time if auth_time is not None else claims["iat"]
         identity = UpstreamIdentity(
             school.id,
             subject,

@@ -21,6 +21,7 @@ from authlib.oauth2.base import OAuth2Error
 from broker.core.errors import (
     AssuranceNotMet,
     BrokerError,
+    FreshLoginIgnored,
     InteractionRequired,
     PolicyRefusal,
     RequiredAttributeMissing,
@@ -88,6 +89,11 @@ _REFUSALS: tuple[tuple[type[BrokerError], str, str], ...] = (
         AssuranceNotMet,
         "unmet_authentication_requirements",
         "The school's login does not meet the required authentication level.",
+    ),
+    (
+        FreshLoginIgnored,
+        "login_required",
+        "The school answered from an earlier login, not the fresh one prompt=login asks for.",
     ),
     (StaleAuthentication, "login_required", "The school's login is older than max_age allows."),
     (

@@ -2,12 +2,13 @@
 
 The token is judged like the school's ID tokens (rp_id_token.py: the school's algorithm list,
 its published keys, the issuer, our client id in the audience), and then as a logout token:
-typed `logout+jwt` when it says its type, issued recently (its `iat` within the allowed age and
-clock skew), not expired when it carries `exp`, an `events` object with the back-channel logout
-member, no `nonce` (so an ID token can never pass as one), a `jti`, and a `sid`. A token with
-only `sub` is refused: the broker registers with `backchannel_logout_session_required` and
-keeps no index of a student's sessions (docs/oidc-profile.md). Using a `jti` once is the
-caller's step (the store's replay guard). Nothing here logs; every failure has a reason code.
+typed `logout+jwt` or plain `JWT` when it says its type, issued recently (its `iat` within the
+allowed age and clock skew), not expired when it carries `exp`, an `events` object with the
+back-channel logout member, no `nonce` (so an ID token can never pass as one), a `jti`, and a
+`sid`. A token with only `sub` is refused: the broker registers with
+`backchannel_logout_session_required` and keeps no index of a student's sessions
+(docs/oidc-profile.md). Using a `jti` once is the caller's step (the store's replay guard).
+Nothing here logs; every failure has a reason code.
 """
 
 from __future__ import annotations
@@ -34,6 +35,12 @@ LOGOUT_TOKEN = "logout token"  # noqa: S105 - the name of a token kind, not a se
 MAX_LOGOUT_TOKEN_AGE = 300
 MAX_JTI_LENGTH = 255
 MALFORMED = "malformed_logout_token"
+# The types a logout token may carry (as `_media_type` reads them). §2.4 recommends `logout+jwt`,
+# but Keycloak up to version 24 types its tokens `JWT`, and an untyped token is allowed. What
+# keeps an ID token or any other JWT from passing is not the type but the claims, checked below
+# for every token: `events` with the back-channel member required, `nonce` refused (§2.4, "Cross-
+# JWT confusion"). Any other type is some other kind of token and refused.
+ACCEPTED_TYPES = frozenset({LOGOUT_TOKEN_TYPE, "jwt"})
 
 
 @dataclass(frozen=True)
@@ -52,7 +59,7 @@ def verify_logout_token(token: str, keys: KeyLookup, expected: Expected) -> Logo
     `expected.nonce` is not used (a logout token must have none)."""
     header, claims = verify_signed_token(token, keys, expected.algorithms, LOGOUT_TOKEN)
     typ = header.get("typ")
-    if typ is not None and (not isinstance(typ, str) or _media_type(typ) != LOGOUT_TOKEN_TYPE):
+    if typ is not None and (not isinstance(typ, str) or _media_type(typ) not in ACCEPTED_TYPES):
         raise InvalidMessage("logout token typed as something else", code="wrong_token_type")
     check_issuer(claims, expected, LOGOUT_TOKEN)
     check_audience(claims, expected, LOGOUT_TOKEN)

@@ -82,6 +82,7 @@ class ReadResponse:
     authn_instant: float
     authn_context: str | None
     session_index: str | None
+    session_not_on_or_after: float | None  # when the school's session ends, if it said
 
 
 @dataclass(frozen=True)
@@ -122,8 +123,8 @@ def read_response(
     keys = _school_keys(doc, assertion, metadata, school_idp)
     response_signed = _verify_signatures(doc, assertion, keys, signed_as_sent)
     _check_response(doc, expect, response_signed)
-    window = _check_assertion(assertion, expect)
-    return _read(assertion, window)
+    window, session_end = _check_assertion(assertion, expect)
+    return _read(assertion, window, session_end)
 
 
 # -- which element is read -----------------------------------------------------------------------
@@ -289,12 +290,15 @@ def _check_response(doc: etree._Element, expect: Expectations, signed: bool) -> 
 # -- the Assertion -------------------------------------------------------------------------------
 
 
-def _check_assertion(assertion: etree._Element, expect: Expectations) -> Window:
+def _check_assertion(
+    assertion: etree._Element, expect: Expectations
+) -> tuple[Window, float | None]:
+    """The assertion's acceptance window, and when the school's session ends (if it said)."""
     if assertion.get("Version") != "2.0":
         raise InvalidMessage("not a SAML 2.0 assertion", code="response_refused")
     expires = _check_conditions(assertion.find(_q("Conditions")), expect)
     _check_confirmations(assertion, expect)
-    _check_authn_statement(assertion, expect)
+    session_end = _check_authn_statement(assertion, expect)
     issued = saml_epoch(assertion.get("IssueInstant"))
     if issued is None or not expect.now - expect.max_age - expect.skew <= issued:
         raise InvalidMessage("assertion issued too long ago", code="time_window")
@@ -302,7 +306,8 @@ def _check_assertion(assertion: etree._Element, expect: Expectations) -> Window:
         raise InvalidMessage("assertion issued in the future", code="time_window")
     # Whatever NotOnOrAfter says, the broker stops accepting the assertion when it is older
     # than max_age; a ten-year lifetime must not mean a ten-year replay-cache entry.
-    return Window(issued, min(expires, issued + expect.max_age) + expect.skew)
+    window = Window(issued, min(expires, issued + expect.max_age) + expect.skew)
+    return window, session_end
 
 
 def _check_conditions(conditions: etree._Element | None, expect: Expectations) -> float:
@@ -372,13 +377,15 @@ def _address_ok(address: str | None) -> bool:
     return True
 
 
-def _check_authn_statement(assertion: etree._Element, expect: Expectations) -> None:
+def _check_authn_statement(assertion: etree._Element, expect: Expectations) -> float | None:
+    """One AuthnStatement, its session not over; returns its SessionNotOnOrAfter."""
     statements = assertion.findall(_q("AuthnStatement"))
     if len(statements) != 1:
         raise InvalidMessage("not exactly one AuthnStatement", code="response_refused")
     session_end = saml_epoch(statements[0].get("SessionNotOnOrAfter"))
     if session_end is not None and expect.now >= session_end + expect.skew:
         raise InvalidMessage("the school's session is over", code="time_window")
+    return session_end
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -395,13 +402,16 @@ def element_text(element: etree._Element) -> str:
     return "".join(parts)
 
 
-def _read(assertion: etree._Element, window: Window) -> ReadResponse:
+def _read(assertion: etree._Element, window: Window, session_end: float | None) -> ReadResponse:
     name_id = assertion.find(f"{_q('Subject')}/{_q('NameID')}")
     statement = assertion.find(_q("AuthnStatement"))
     assert statement is not None  # _check_authn_statement
     ref = statement.find(f"{_q('AuthnContext')}/{_q('AuthnContextClassRef')}")
     ref_text = element_text(ref) if ref is not None else ""
     instant = saml_epoch(statement.get("AuthnInstant"))
+    if instant is None:
+        # Required by the schema; never replaced by "now", which would pass any login as fresh.
+        raise InvalidMessage("AuthnStatement without AuthnInstant", code="time_window")
     return ReadResponse(
         assertion_id=assertion.get("ID") or "",
         window=window,
@@ -418,9 +428,10 @@ def _read(assertion: etree._Element, window: Window) -> ReadResponse:
             )
             for attribute in assertion.iterfind(f"{_q('AttributeStatement')}/{_q('Attribute')}")
         ),
-        authn_instant=instant or 0.0,
+        authn_instant=instant,
         authn_context=ref_text.strip() if ref_text else None,
         session_index=statement.get("SessionIndex") or None,
+        session_not_on_or_after=session_end,
     )
 
 

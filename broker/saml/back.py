@@ -293,6 +293,7 @@ def _verified(read: ReadResponse, school: School) -> VerifiedResponse:
         attributes,
         read.authn_context,
         _handles(read.name_id, read.session_index),
+        session_ends=read.session_not_on_or_after,
     )
     return VerifiedResponse(
         identity,

@@ -80,7 +80,9 @@ def finish(
     if is_my_data(record.request):
         return my_data_signed_in(identity)
     try:
-        completion = b.flow.complete(record.request, identity, authn_instant)
+        completion = b.flow.complete(
+            record.request, identity, authn_instant, sent_at=record.sent_to_school_at
+        )
     except (PolicyRefusal, UpstreamFailure) as refusal:
         return refuse_to_service(record, refusal)
     content = b.receipting.content(completion, identity)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import time
 
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
@@ -100,8 +99,7 @@ def acs() -> Response:
     replies = b.flow.store.batch([*replay, b.flow.take_op(login_id)])
     b.replay.check(replies[: len(replay)], verified.issued_at)
     record = b.flow.taken(secret, login_id, replies[len(replay)])
-    authn_instant = verified.authn_instant or time.time()
-    response = finish(record, verified.identity, authn_instant)
+    response = finish(record, verified.identity, verified.authn_instant)
     # The school's login succeeded: now it is worth offering first next time (not at the
     # choice, where a mis-tap would be remembered).
     remember_school(response, school.id)

@@ -212,9 +212,22 @@ def test_the_authorization_url_keeps_the_endpoints_own_query(provider: Provider)
     assert query["redirect_uri"] == [CALLBACK]
     assert query["state"] == ["state-1"]
     assert query["prompt"] == ["login"]
-    assert query["max_age"] == ["300"]
+    # A forced login says so twice (max_age=0 also obliges the provider to send auth_time); the
+    # service's own max_age stays the one its answer is held to, beside the fresh-login mark.
+    assert query["max_age"] == ["0"]
+    assert (redirect.kept["max_age"], redirect.kept["fresh"]) == ("300", "1")
     assert query["nonce"] == [redirect.kept["nonce"]]
     digest = hashlib.sha256(redirect.kept["code_verifier"].encode()).digest()
     assert query["code_challenge"] == [base64.urlsafe_b64encode(digest).rstrip(b"=").decode()]
     assert query["code_challenge_method"] == ["S256"]
     assert provider.received == []  # building the URL calls no one
+
+
+def test_max_age_without_a_forced_login_goes_as_it_is(provider: Provider) -> None:
+    back, school, _ = back_for(provider)
+    redirect = back.authorization_redirect(
+        school, "state-1", force_login=False, max_age=300, acr_values=(), acr_essential=False
+    )
+    query = parse_qs(urlsplit(redirect.redirect_url).query)
+    assert "prompt" not in query and query["max_age"] == ["300"]
+    assert "fresh" not in redirect.kept

@@ -12,11 +12,13 @@ import base64
 import gc
 import hashlib
 import hmac
+import logging
 import re
 import warnings
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -30,8 +32,16 @@ from lxml import etree
 from broker.certificates import write_pair
 from broker.core.model import Service
 from tests.support.client import Browser, Page
-from tests.support.forge import NS, redirect_message, verify_redirect_signature, verify_signature
+from tests.support.forge import (
+    NS,
+    authn_request_id,
+    redirect_message,
+    saml_time,
+    verify_redirect_signature,
+    verify_signature,
+)
 from tests.support.live import PAIRWISE_ID, PERSISTENT, SSO_COOKIE, LiveDemo, free_ports
+from tests.support.saml_workers import demo_school_forger
 
 with warnings.catch_warnings():
     # pysaml2 7.5.5 touches cryptography's deprecated CFB mode at import.
@@ -59,6 +69,7 @@ SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 INVALID_NAMEID_POLICY = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"
 NO_PASSIVE = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
 REQUEST_UNSUPPORTED = "urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"
+AUTHN_FAILED = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
 METADATA_TYPE = "application/samlmetadata+xml"
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 SHIBMD = "urn:mace:shibboleth:metadata:1.0"
@@ -618,6 +629,77 @@ def test_force_authn_sends_the_student_to_the_school_again(setup: Setup) -> None
     page = demo.pick(browser, browser.get(to_school), UID)
     accepted = setup.sp.accept(_answer_form(page, setup.sp.acs[1])["SAMLResponse"], request.id)
     assert accepted.assertion.subject.name_id.text == demo.expected_pseudonym(UID, CHAIN)
+
+
+def _school_answers(
+    setup: Setup, browser: Browser, to_school: str, authn_instant: datetime
+) -> Page:
+    """The school's signed answer to the request in `to_school`, saying the student logged
+    in at `authn_instant`, posted to the broker by `browser`."""
+    demo = setup.demo
+
+    def at(response: samlp.Response) -> None:
+        response.assertion.authn_statement[0].authn_instant = saml_time(authn_instant)
+
+    saml = demo_school_forger(demo).response(
+        in_response_to=authn_request_id(to_school),
+        destination=demo.acs_url,
+        audience=demo.sp_entity_id,
+        subject=demo.school_subject(UID),
+        tamper=at,
+    )
+    _, relay = redirect_message(to_school)
+    return browser.post(demo.acs_url, {"SAMLResponse": saml, "RelayState": relay["RelayState"]})
+
+
+def _forced(setup: Setup, browser: Browser) -> tuple[Any, str]:
+    """A ForceAuthn request of the service for the demo school; the request and the URL that
+    takes the student to the school."""
+    demo = setup.demo
+    scoping = Scoping(idp_list=IDPList(idp_entry=[IDPEntry(provider_id=demo.school_entity_id)]))
+    request = setup.sp.authn_request(setup.sso_url, scoping=scoping, force_authn="true")
+    first = browser.get(setup.sp.redirect_url(setup.sso_url, request, sign=True), follow=False)
+    to_school = first.location or ""
+    assert to_school.startswith(f"{demo.school_url}/sso"), to_school
+    return request, to_school
+
+
+def test_a_school_that_ignores_force_authn_is_refused_and_the_service_hears_authn_failed(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The school answers ForceAuthn from its own session of ten minutes ago: the service gets
+    Responder/AuthnFailed (SAML core 3.2.2.2: the IdP could not authenticate the student as
+    asked; NoAuthnContext is about the kind of login, which was not what failed), carried by
+    the student's page; no SSO session. A login the school made after the student left, within
+    the clock skew, is answered."""
+    browser = _with_session(setup)
+    request, to_school = _forced(setup, browser)
+    old = datetime.now(UTC) - timedelta(minutes=10)
+    with caplog.at_level(logging.INFO, logger="broker"):
+        page = _school_answers(setup, browser, to_school, old)
+    assert page.status == 403, page.text[:300]
+    assert "refused code=fresh_login_ignored " in caplog.text
+    assert SSO_COOKIE not in page.cookies_set
+    fields = _answer_form(page, setup.sp.acs[1])
+    _assert_signed_error(setup, fields, request.id, setup.sp.acs[1], (RESPONDER, AUTHN_FAILED))
+
+    request, to_school = _forced(setup, browser)
+    page = _school_answers(setup, browser, to_school, datetime.now(UTC) - timedelta(seconds=30))
+    accepted = setup.sp.accept(_answer_form(page, setup.sp.acs[1])["SAMLResponse"], request.id)
+    assert accepted.assertion.subject.name_id.text == setup.demo.expected_pseudonym(UID, CHAIN)
+
+
+def test_a_school_login_in_the_future_is_refused(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The probe's AuthnInstant=2100-01-01: refused outright (a 400 page, no session), so it
+    can never stand in an SSO session as a login fresh enough for every later max_age."""
+    browser = Browser()
+    _, to_school = _forced(setup, browser)
+    with caplog.at_level(logging.INFO, logger="broker"):
+        page = _school_answers(setup, browser, to_school, datetime(2100, 1, 1, tzinfo=UTC))
+    assert_refused(setup, page, caplog, "authn_instant_in_future")
+    assert SSO_COOKIE not in browser.cookies(setup.demo.broker_url)
 
 
 def test_without_force_authn_the_upstream_request_does_not_force(setup: Setup) -> None:

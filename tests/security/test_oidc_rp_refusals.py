@@ -9,9 +9,12 @@ trace, the reason code in the audit line, no SSO cookie, and nothing received by
 from __future__ import annotations
 
 import base64
+import html
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -24,6 +27,7 @@ from tests.support.live import (
     PERSISTENT,
     SSO_COOKIE,
     LiveDemo,
+    OidcPublisher,
     free_ports,
     running_demo,
     serve_app,
@@ -288,6 +292,93 @@ def test_unmet_authentication_requirements_is_an_assurance_refusal(
     assert attempt.page.status == 403, attempt.page.text[:500]
     assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
     assert f"oidc login refused school={FORGE_SCHOOL_ID} code=assurance_not_met" in caplog.text
+
+
+# -- when the school says the student logged in (auth_time) -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def forcing(demo: LiveDemo, forge: ForgeProvider) -> OidcPublisher:
+    """An OIDC publisher that passes prompt=login on (and asks for no attributes)."""
+    return demo.add_oidc_publisher("forcing-rp", "leermiddelen", scope="openid")
+
+
+def forced_login(demo: LiveDemo, forge: ForgeProvider, publisher: OidcPublisher) -> Attempt:
+    """prompt=login at `publisher` naming the forge school: the school is asked to log the
+    student in afresh, in both ways OIDC has (prompt=login, max_age=0)."""
+    browser = Browser()
+    page = browser.get(f"{publisher.base_url}/login?school={FORGE_SCHOOL_ID}&prompt=login")
+    asked = forge.last_authorize
+    assert (asked.get("prompt"), asked.get("max_age")) == ("login", "0"), asked
+    return Attempt(browser, page)
+
+
+def test_a_fresh_login_after_prompt_login_is_accepted(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, forcing: OidcPublisher
+) -> None:
+    # The student spent 20 s at the school: a login after they left (the control).
+    forgery.claims = {"auth_time": int(time.time()) - 20}
+    attempt = forced_login(demo, forge, forcing)
+    assert attempt.page.status == 200 and attempt.page.url.startswith(forcing.base_url)
+    assert SSO_COOKIE in attempt.browser.cookies(demo.broker_url)
+
+
+def test_a_school_that_ignores_prompt_login_is_refused_and_the_service_hears_login_required(
+    demo: LiveDemo,
+    forge: ForgeProvider,
+    forgery: Forgery,
+    forcing: OidcPublisher,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The school answers from its own session of ten minutes ago."""
+    forgery.claims = {"auth_time": int(time.time()) - 600}
+    attempt = forced_login(demo, forge, forcing)
+    page = attempt.page
+    assert page.status == 403, page.text[:500]
+    assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
+    assert "refused code=fresh_login_ignored " in caplog.text
+    hrefs = (a.split('"')[0] for a in page.text.split('href="')[1:])
+    back = next(a for a in hrefs if a.startswith(f"{forcing.base_url}/callback"))
+    query = parse_qs(urlsplit(html.unescape(back)).query)
+    assert query["error"] == ["login_required"]
+    assert "fresh one prompt=login asks for" in query["error_description"][0]
+
+
+@pytest.mark.parametrize(
+    ("claims", "code"),
+    [
+        ({"auth_time": DELETE}, "no_auth_time"),  # max_age=0 obliges the provider to send it
+        ({"auth_time": 4_102_444_800}, "authn_instant_in_future"),  # 2100-01-01
+    ],
+    ids=["no_auth_time", "in_the_future"],
+)
+def test_a_forced_login_without_a_usable_auth_time_is_refused(
+    demo: LiveDemo,
+    forge: ForgeProvider,
+    forgery: Forgery,
+    forcing: OidcPublisher,
+    caplog: pytest.LogCaptureFixture,
+    claims: dict[str, Any],
+    code: str,
+) -> None:
+    forgery.claims = claims
+    attempt = forced_login(demo, forge, forcing)
+    assert attempt.page.status == 400, attempt.page.text[:500]
+    assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
+    assert f"refused code={code} " in caplog.text
+
+
+def test_an_auth_time_in_the_future_is_refused_without_prompt_login(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refused by the flow (login/authn_instant.py) for either protocol, after the school's
+    answer was verified: so no `oidc login refused` line, the page's refusal line only."""
+    forgery.claims = {"auth_time": int(time.time()) + 3600}
+    attempt = login(demo, forge)
+    assert attempt.page.status == 400, attempt.page.text[:500]
+    assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
+    assert not demo.answers_publisher(attempt.page)
+    assert "refused code=authn_instant_in_future " in caplog.text
 
 
 # -- JOSE header tricks (issue 8) ---------------------------------------------------------------

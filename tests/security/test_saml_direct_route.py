@@ -401,6 +401,8 @@ def test_the_direct_route_reads_what_pysaml2s_route_read(
     assert read.authn_context == statement.authn_context.authn_context_class_ref.text.strip()
     assert read.session_index == statement.session_index
     assert read.authn_instant == _instant(statement.authn_instant)
+    ends = statement.session_not_on_or_after
+    assert read.session_not_on_or_after == (_instant(ends) if ends else None)
     assert read.assertion_id == assertion.id
     assert read.window.issued == _instant(assertion.issue_instant)
     # What the flow gets is made of those reads.
@@ -409,6 +411,7 @@ def test_the_direct_route_reads_what_pysaml2s_route_read(
     assert handles["session_index"] == statement.session_index
     assert verified.identity.attributes["given_name"] == ("Sanne",)
     assert verified.identity.authn_context == read.authn_context
+    assert verified.identity.session_ends == read.session_not_on_or_after
     assert verified.assertion_id == assertion.id
 
 

@@ -9,6 +9,7 @@ one thing that was changed.
 from __future__ import annotations
 
 import base64
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -315,6 +316,37 @@ def test_response_with_two_signed_assertions_is_refused(
     assert len(doc.findall("saml:Assertion", NS)) == 2
     page = deliver(demo, login, saml_response)
     assert_refused(demo, login.browser, page, caplog, ("assertion_count",))
+
+
+def _session_ends(seconds: int) -> Callable[[samlp.Response], None]:
+    """The school's session (SessionNotOnOrAfter) ends `seconds` from now (negative: ago)."""
+    moment = saml_time(datetime.now(UTC) + timedelta(seconds=seconds))
+
+    def tamper(response: samlp.Response) -> None:
+        response.assertion.authn_statement[0].session_not_on_or_after = moment
+
+    return tamper
+
+
+def test_the_sso_session_ends_no_later_than_the_schools(
+    demo: LiveDemo, school: SchoolForger
+) -> None:
+    """SessionNotOnOrAfter caps the broker's SSO session: it vouches for the school's login,
+    which the school stops vouching for then. A session over already (within the clock skew
+    the reader allows) answers the login and opens no SSO session at all."""
+    login = start_login(demo)
+    page = deliver(demo, login, forged(demo, school, login, tamper=_session_ends(3)))
+    assert page.status == 200 and demo.answers_publisher(page), page.text[:300]
+    token = login.browser.cookies(demo.broker_url)[SSO_COOKIE]
+    session = demo.broker.flow.session(token)
+    assert session is not None and session[0].session_ends is not None
+    time.sleep(3.5)  # the broker's SSO lifetime is hours; this session ends with the school's
+    assert demo.broker.flow.session(token) is None
+
+    login = start_login(demo)
+    page = deliver(demo, login, forged(demo, school, login, tamper=_session_ends(-10)))
+    assert page.status == 200 and demo.answers_publisher(page), page.text[:300]
+    assert SSO_COOKIE not in page.cookies_set
 
 
 def test_replayed_school_response_is_refused(

@@ -64,6 +64,7 @@ class ForgeProvider:
         self._lock = threading.Lock()
         self._codes: dict[str, tuple[str, str]] = {}  # code → (nonce, code_challenge)
         self.last_nonce = ""  # the nonce of the last authorization request
+        self.last_authorize: dict[str, str] = {}  # the last authorization request's parameters
 
     # -- what the provider signs ---------------------------------------------------------------
     def id_token(self, nonce: str) -> str:
@@ -125,6 +126,7 @@ class ForgeProvider:
         @app.get("/authorize")
         def authorize() -> Response:
             args = request.args
+            self.last_authorize = args.to_dict()
             if args.get("client_id") != self.client_id or args.get("redirect_uri") != (
                 self.redirect_uri
             ):

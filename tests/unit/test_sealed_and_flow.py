@@ -11,7 +11,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from broker.core.errors import StateExpired, UnexpectedStudent, UnknownSchool, UnknownService
+from broker.core.errors import (
+    FreshLoginIgnored,
+    InvalidMessage,
+    StaleAuthentication,
+    StateExpired,
+    UnexpectedStudent,
+    UnknownSchool,
+    UnknownService,
+)
 from broker.core.model import (
     Chain,
     Declaration,
@@ -473,6 +481,33 @@ def test_complete_follows_the_chains_key_version_and_window(
     assert asked == [frozenset({1, 2}), frozenset({2})]
 
 
+def test_complete_refuses_a_school_login_in_the_future(flow: LoginFlow) -> None:
+    """The probe's AuthnInstant=2100-01-01: refused, and with a max_age too (which alone
+    never tripped on a negative age)."""
+    for request in (LoginRequest("uitgever"), LoginRequest("uitgever", max_age=60)):
+        with pytest.raises(InvalidMessage) as refused:
+            flow.complete(request, _identity(), 4_102_444_800.0)
+        assert refused.value.code == "authn_instant_in_future"
+    # Within the clock skew it passes (the school's clock may run a little ahead).
+    flow.complete(LoginRequest("uitgever"), _identity(), flow.clock() + flow.clock_skew)
+
+
+def test_a_forced_login_must_be_newer_than_the_students_leaving(flow: LoginFlow) -> None:
+    left = flow.clock() - 20
+    forced = LoginRequest("uitgever", force_authn=True)
+    old = flow.clock() - 3600  # the school's own session, from an hour ago
+    with pytest.raises(FreshLoginIgnored):
+        flow.complete(forced, _identity(), old, sent_at=left)
+    assert flow.complete(forced, _identity(), left + 10, sent_at=left).authn_instant == left + 10
+    # A max_age alone asks no fresh login: a login that recent is what the service asked for
+    # (a SAML school gets ForceAuthn only because SAML cannot say max_age).
+    recent = LoginRequest("uitgever", max_age=3600)
+    flow.complete(recent, _identity(), flow.clock() - 600, sent_at=left)
+    with pytest.raises(StaleAuthentication) as stale:
+        flow.complete(recent, _identity(), old - 120, sent_at=left)
+    assert not isinstance(stale.value, FreshLoginIgnored)
+
+
 def test_complete_for_unknown_parties(flow: LoginFlow) -> None:
     with pytest.raises(UnknownService):
         flow.complete(LoginRequest("nobody"), _identity(), 1.0)
@@ -493,6 +528,26 @@ def test_sso_session_expires(flow: LoginFlow, clock: Clock) -> None:
     token = flow.open_session(_identity(), 1.0)
     clock.now += SSO_TTL + 1
     assert flow.session(token) is None
+
+
+def test_the_sso_session_ends_no_later_than_the_schools(flow: LoginFlow, clock: Clock) -> None:
+    """SAML SessionNotOnOrAfter caps the session's lifetime; kept in the session too."""
+    ending = dataclasses.replace(_identity(), session_ends=clock.now + 600)
+    opened = flow.new_session(ending, clock.now)
+    assert opened is not None
+    token, writes = opened
+    assert [op.ttl_seconds for op in writes] == [600]
+    flow.store.batch(writes)
+    assert flow.session(token) == (ending, clock.now)
+    clock.now += 601
+    assert flow.session(token) is None
+    # A later end than the broker's own lifetime changes nothing; one passed opens no session.
+    later = flow.new_session(
+        dataclasses.replace(ending, session_ends=clock.now + 10 * SSO_TTL), clock.now
+    )
+    assert later is not None and [op.ttl_seconds for op in later[1]] == [SSO_TTL]
+    assert flow.new_session(dataclasses.replace(ending, session_ends=clock.now - 1), 1.0) is None
+    assert flow.open_session(dataclasses.replace(ending, session_ends=clock.now), 1.0) is None
 
 
 def test_sso_off(store: RecordingStore) -> None:
@@ -540,6 +595,11 @@ def test_session_serves(flow: LoginFlow) -> None:
     # OIDC max_age: a session of 10 minutes ago serves max_age=3600, not max_age=60.
     assert flow.session_serves(record(None, max_age=3600), identity, now - 600)
     assert not flow.session_serves(record(None, max_age=60), identity, now - 600)
+    # A session whose login lies in the future (kept before such instants were refused) serves
+    # nothing: every max_age would take it for fresh, and complete refuses it.
+    assert not flow.session_serves(record(None), identity, now + 86_400)
+    assert not flow.session_serves(record(None, max_age=60), identity, now + 86_400)
+    assert flow.session_serves(record(None), identity, now + flow.clock_skew)
 
 
 # -- the student the service expects (OIDC id_token_hint, a requested sub) and school choice ---
