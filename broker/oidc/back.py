@@ -33,7 +33,12 @@ from broker.core.catalogue import CATALOGUE
 from broker.core.errors import AssuranceNotMet, BrokerError, InvalidMessage, UpstreamFailure
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.login.school_sessions import BACK_CHANNEL, MAX_SID_LENGTH
-from broker.oidc.rp_claims import has_catalogue_claims, map_claims, subject_of
+from broker.oidc.rp_claims import (
+    has_catalogue_claims,
+    map_claims,
+    require_hosted_domain_if_shared,
+    subject_of,
+)
 from broker.oidc.rp_discovery import ProviderDirectory, ProviderInvalid, ProviderMetadata
 from broker.oidc.rp_http import (
     FORM,
@@ -115,6 +120,7 @@ class OidcBack:
         """`metadata`: the provider's document when the caller holds it already
         (`current_provider`); without it, the directory's (fetched when not cached)."""
         upstream = _upstream(school)
+        require_hosted_domain_if_shared(school)
         if metadata is None:
             metadata = self.directory.metadata(upstream.issuer)
         nonce = secrets.token_urlsafe(32)
@@ -122,6 +128,10 @@ class OidcBack:
         verifier = secrets.token_urlsafe(64)
         extra = [s for s in EXTRA_SCOPES if s in metadata.scopes_supported]
         params: dict[str, str] = {"nonce": nonce, "scope": " ".join((*BASE_SCOPES, *extra))}
+        if upstream.hosted_domain:
+            # Google's account chooser then offers the school's accounts only (the ID token's
+            # `hd` is still checked: this parameter is a hint the student can step around).
+            params["hd"] = upstream.hosted_domain
         if force_login:
             params["prompt"] = "login"
             # max_age=0 says the same again (OIDC Core 3.1.2.1), for a provider that honours

@@ -45,6 +45,15 @@ def _email_verified(claims: Mapping[str, Any]) -> bool:
     return claims["email_verified"] is True
 
 
+def require_hosted_domain_if_shared(school: School) -> None:
+    """Refuse a school on a shared issuer (Google) that names no hosted domain: its provider
+    cannot tell the broker which accounts are the school's. Before the student is sent there
+    too (back.py), so nobody signs in at Google for a login that is refused anyway."""
+    upstream = school.oidc
+    if upstream is not None and not upstream.hosted_domain and needs_hosted_domain(upstream.issuer):
+        raise SchoolSetupIncomplete(f"school {school.id} has a shared issuer and no hosted domain")
+
+
 def check_hosted_domain(claims: Mapping[str, Any], school: School) -> None:
     """Refuse an account that is not the school's (core/hosted_domain.py).
 
@@ -59,10 +68,7 @@ def check_hosted_domain(claims: Mapping[str, Any], school: School) -> None:
     upstream = school.oidc
     domain = upstream.hosted_domain if upstream is not None else ""
     if not domain:
-        if upstream is not None and needs_hosted_domain(upstream.issuer):
-            raise SchoolSetupIncomplete(
-                f"school {school.id} has a shared issuer and no hosted domain"
-            )
+        require_hosted_domain_if_shared(school)
         return
     if "hd" not in claims:
         raise ForeignAccount(f"school {school.id}: account without a hosted domain (hd)")

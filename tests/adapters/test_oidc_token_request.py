@@ -10,7 +10,7 @@ import hashlib
 import json
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
 from urllib.parse import parse_qs, parse_qsl, urlsplit
@@ -221,6 +221,21 @@ def test_the_authorization_url_keeps_the_endpoints_own_query(provider: Provider)
     assert query["code_challenge"] == [base64.urlsafe_b64encode(digest).rstrip(b"=").decode()]
     assert query["code_challenge_method"] == ["S256"]
     assert provider.received == []  # building the URL calls no one
+
+
+def test_a_hosted_domain_goes_as_googles_hd_hint(provider: Provider) -> None:
+    back, _, upstream = back_for(provider)
+    hosted = replace(upstream, hosted_domain="leerling.school.example")
+    school = cast(School, type("School", (), {"id": "99ZZ00", "oidc": hosted})())
+    redirect = back.authorization_redirect(
+        school, "state-1", force_login=False, max_age=None, acr_values=(), acr_essential=False
+    )
+    assert parse_qs(urlsplit(redirect.redirect_url).query)["hd"] == ["leerling.school.example"]
+    plain = back_for(provider)[1]
+    redirect = back.authorization_redirect(
+        plain, "state-1", force_login=False, max_age=None, acr_values=(), acr_essential=False
+    )
+    assert "hd" not in parse_qs(urlsplit(redirect.redirect_url).query)
 
 
 def test_max_age_without_a_forced_login_goes_as_it_is(provider: Provider) -> None:
