@@ -274,17 +274,18 @@ def school_update(
 
 def _with_hosted_domain(school: School, domain: str | None) -> School | None:
     """The school with its new hosted domain ("": none; None: not changed, then None), checked
-    before any write. A school on a shared issuer without one is not updated in any other way
-    either: its every login is refused until it has one (core/hosted_domain.py), and the
-    operator changing it is the one to hear so."""
+    before any write. Another change to a school on a shared issuer without one goes ahead
+    (a new name makes no login less safe), with a warning: its every login is refused until it
+    has one (core/hosted_domain.py), and the operator changing it is the one to hear so."""
     upstream = school.oidc
     if domain is None:
         lacking = upstream is not None and not upstream.hosted_domain
         if upstream is not None and lacking and needs_hosted_domain(upstream.issuer):
-            raise click.ClickException(
-                f"School {school.id} signs in with {upstream.issuer}, which signs in every "
-                "Google account, and has no hosted domain: its logins are refused until it "
-                "has one. Give --hosted-domain with the school's Google Workspace domain."
+            click.echo(
+                f"Warning: school {school.id} signs in with {upstream.issuer}, which signs in "
+                "every Google account, and has no hosted domain: its logins are refused until "
+                "it has one. Give --hosted-domain with the school's Google Workspace domain.",
+                err=True,
             )
         return None
     if upstream is None:

@@ -34,6 +34,7 @@ from broker.core.errors import AssuranceNotMet, BrokerError, InvalidMessage, Ups
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.login.school_sessions import BACK_CHANNEL, MAX_SID_LENGTH
 from broker.oidc.rp_claims import (
+    check_hosted_domain,
     has_catalogue_claims,
     map_claims,
     require_hosted_domain_if_shared,
@@ -236,6 +237,8 @@ class OidcBack:
                 max_age=int(max_age) if max_age and max_age.isdigit() else None,
             ),
         )
+        # The account must be the school's before anything else is asked or read of it.
+        check_hosted_domain(claims, school)
         merged = dict(claims)
         if metadata.userinfo_endpoint and _needs_userinfo(claims, school):
             info = self._userinfo(upstream, metadata, token, str(claims["sub"]))

@@ -61,9 +61,8 @@ def check_hosted_domain(claims: Mapping[str, Any], school: School) -> None:
     personal Google account has none; another organisation's Workspace has its own). A school on
     a shared issuer without one (registered before the rule, or written to the database by hand)
     is refused whoever signs in: the provider cannot tell the broker who is the school's.
-    `claims` is the ID token's, or the ID token merged over userinfo (the token wins where both
-    say something); both come from the school's own provider, over its checked channels, about
-    the same `sub`. The reasons carry no value: the `hd` of a stranger is not logged.
+    `claims` is the verified ID token's: `hd` is believed only signed (Google puts it there).
+    The reasons carry no value: the `hd` of a stranger is not logged.
     """
     upstream = school.oidc
     domain = upstream.hosted_domain if upstream is not None else ""
@@ -77,10 +76,9 @@ def check_hosted_domain(claims: Mapping[str, Any], school: School) -> None:
 
 
 def map_claims(claims: Mapping[str, Any], school: School) -> dict[str, tuple[str, ...]]:
-    """The catalogue attributes in `claims`, values checked by `accept_values`, once the account
-    is known to be the school's (`check_hosted_domain`, here so that every login passes it
-    before a single attribute of a stranger's account is read)."""
-    check_hosted_domain(claims, school)
+    """The catalogue attributes in `claims`, values checked by `accept_values`. Called once the
+    account is known to be the school's (`check_hosted_domain`, on the signed ID token, before
+    userinfo is asked or a single attribute of a stranger's account is read: back.py)."""
     collected: dict[str, list[str]] = {}
     refused: dict[str, int] = {}
     for name, value in claims.items():

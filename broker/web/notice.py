@@ -64,12 +64,10 @@ def sent_on(service_id: str) -> Response:
     login, so any browser may see it; it is what the broker answered there, not a state."""
     b = broker()
     service = b.view.service(service_id) if len(service_id) <= MAX_NOTICE_ID else None
-    if service is None or not service.approved:
+    # Only a SAML platform is answered by an auto-post page (an OIDC client by a redirect).
+    if service is None or not service.approved or service.oidc is not None:
         raise UnknownService("no such service to go back to")
-    if service.oidc is not None:
-        address = service.oidc.redirect_uris[0] if service.oidc.redirect_uris else ""
-    else:
-        address = b.saml_requests.default_acs_url(service.entity_id) or ""
+    address = b.saml_requests.default_acs_url(service.entity_id) or ""
     return _signed_in_page(service.name, _site_of(address))
 
 

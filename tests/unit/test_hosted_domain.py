@@ -107,7 +107,7 @@ def test_the_login_passes_with_the_schools_hd() -> None:
 )
 def test_an_account_outside_the_hosted_domain_is_refused(claims: dict[str, object]) -> None:
     with pytest.raises(ForeignAccount) as refused:
-        map_claims({**claims, "given_name": "Sanne"}, school())
+        check_hosted_domain({**claims, "given_name": "Sanne"}, school())
     assert refused.value.code == "hosted_domain_mismatch"
     assert refused.value.status == 403
     # The log reads the detail: the school, never the account's domain.
@@ -117,7 +117,7 @@ def test_an_account_outside_the_hosted_domain_is_refused(claims: dict[str, objec
 def test_a_shared_issuer_without_a_hosted_domain_refuses_everyone() -> None:
     for claims in ({"sub": "s"}, {"sub": "s", "hd": "school.example"}):
         with pytest.raises(SchoolSetupIncomplete) as refused:
-            map_claims(claims, school(domain=""))
+            check_hosted_domain(claims, school(domain=""))
         assert refused.value.code == "hosted_domain_missing"
 
 
