@@ -17,7 +17,7 @@ import click
 
 from broker.cli.options import config_option, open_registry, reports_errors, who
 from broker.core.admins import Publisher
-from broker.core.hosted_domain import needs_hosted_domain
+from broker.core.hosted_domain import lacks_hosted_domain
 from broker.core.model import Protocol, School, Service
 from broker.registry import SqlRegistry
 from broker.registry.removal import Removal, removal_kind
@@ -42,7 +42,7 @@ def school_line(school: School, sources: dict[str, tuple[str, ...]]) -> dict[str
         origin = f"broker's client id {school.oidc.client_id}"
         if school.oidc.hosted_domain:
             origin += f", hosted domain {school.oidc.hosted_domain}"
-        elif needs_hosted_domain(school.oidc.issuer):
+        elif lacks_hosted_domain(school.oidc):
             origin += ", NO hosted domain: logins refused"
     else:
         provider = school.idp_entity_id

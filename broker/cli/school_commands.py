@@ -15,7 +15,7 @@ from broker.cli.options import checked_name, config_option, open_registry, repor
 from broker.cli.sources import federated_metadata, read_source
 from broker.config import load_settings
 from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
-from broker.core.hosted_domain import needs_hosted_domain
+from broker.core.hosted_domain import lacks_hosted_domain
 from broker.core.model import School
 from broker.core.school_aliases import aliases_problem, clean_aliases
 from broker.core.subjects import SAML_SUBJECTS
@@ -279,8 +279,7 @@ def _with_hosted_domain(school: School, domain: str | None) -> School | None:
     has one (core/hosted_domain.py), and the operator changing it is the one to hear so."""
     upstream = school.oidc
     if domain is None:
-        lacking = upstream is not None and not upstream.hosted_domain
-        if upstream is not None and lacking and needs_hosted_domain(upstream.issuer):
+        if upstream is not None and lacks_hosted_domain(upstream):
             click.echo(
                 f"Warning: school {school.id} signs in with {upstream.issuer}, which signs in "
                 "every Google account, and has no hosted domain: its logins are refused until "

@@ -20,6 +20,7 @@ import re
 from urllib.parse import urlsplit
 
 from broker.core.errors import N_
+from broker.core.model import OidcUpstream
 
 # Issuers whose accounts are not all one organisation's: the provider tells the organisation in
 # `hd`. Matched by host, so that a trailing slash or capitals do not slip past the rule.
@@ -38,6 +39,14 @@ def needs_hosted_domain(issuer: str) -> bool:
     except ValueError:
         return False  # not a URL at all: the issuer's own check says so
     return host in SHARED_ISSUER_HOSTS
+
+
+def lacks_hosted_domain(upstream: OidcUpstream | None) -> bool:
+    """Whether a school's provider is on a shared issuer and names no hosted domain: every login
+    of it is refused (rp_claims.py) until it does, and the CLI and the portal say so."""
+    return (
+        upstream is not None and not upstream.hosted_domain and needs_hosted_domain(upstream.issuer)
+    )
 
 
 def clean_hosted_domain(value: str) -> str:

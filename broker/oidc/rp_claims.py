@@ -13,7 +13,7 @@ from typing import Any
 
 from broker.core.catalogue import CATALOGUE, canonical_name_for
 from broker.core.errors import ForeignAccount, MissingSubject, SchoolSetupIncomplete
-from broker.core.hosted_domain import hosted_domain_matches, needs_hosted_domain
+from broker.core.hosted_domain import hosted_domain_matches, lacks_hosted_domain
 from broker.core.model import School
 from broker.login.school_values import accepted_values
 
@@ -50,7 +50,7 @@ def require_hosted_domain_if_shared(school: School) -> None:
     cannot tell the broker which accounts are the school's. Before the student is sent there
     too (back.py), so nobody signs in at Google for a login that is refused anyway."""
     upstream = school.oidc
-    if upstream is not None and not upstream.hosted_domain and needs_hosted_domain(upstream.issuer):
+    if lacks_hosted_domain(upstream):
         raise SchoolSetupIncomplete(f"school {school.id} has a shared issuer and no hosted domain")
 
 

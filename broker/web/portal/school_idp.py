@@ -30,7 +30,7 @@ from broker.core.admins import AdminRole
 from broker.core.errors import BadRequest, UpstreamFailure
 from broker.core.hosted_domain import (
     clean_hosted_domain,
-    needs_hosted_domain,
+    lacks_hosted_domain,
     provider_domain_problem,
 )
 from broker.core.model import OidcUpstream, School
@@ -101,9 +101,7 @@ def _page(
         callback=settings.oidc_callback_url(school.id),
         logout_callback=settings.oidc_logout_callback_url(school.id),
         backchannel_logout=settings.oidc_backchannel_logout_url(school.id),
-        hosted_domain_missing=school.oidc is not None
-        and not school.oidc.hosted_domain
-        and needs_hosted_domain(school.oidc.issuer),
+        hosted_domain_missing=lacks_hosted_domain(school.oidc),
     )
     return page, status
 
