@@ -34,7 +34,8 @@ PROTOCOL_BINDING = BINDING_HTTP_POST
 # 3.4.1.1, as widened by errata E14). A school that makes its persistent identifier for an SP on
 # first use (a stored-ID table, an account-link store) may then refuse a student's very first
 # login with InvalidNameIDPolicy. The broker wants exactly that first identifier made: it is how
-# it knows the student again. saml2int (SDP-SP04) asks the same of an SP that sends NameIDPolicy.
+# it knows the student again. saml2int (SDP-SP04) also wants "true" in any NameIDPolicy (and no
+# Format there; the broker still asks for persistent, the NameID its `name_id` subject reads).
 ALLOW_CREATE = "true"
 COMPARISON = "exact"
 _WINDOW_BITS = 12
