@@ -14,6 +14,8 @@ the portals translate too.
 
 from __future__ import annotations
 
+from typing import Literal
+
 from broker.core.display_text import shown_excerpt
 
 
@@ -72,6 +74,29 @@ class InvalidMessage(BadRequest):
 
     code = "invalid_message"
     public_message = "The sign-in message could not be verified."
+
+
+# What a school's unverified "no" said, among the few reasons a student's page words (the SAML
+# back names them from the status codes, web/labels.py words them); "" for any other.
+SchoolSaid = Literal["", "authn_failed", "request_denied", "no_authn_context"]
+
+
+class UnsignedSchoolRefusal(InvalidMessage):
+    """The school's IdP answered with an error status it did not sign (ADFS and Entra ID sign
+    only the assertion by default, so their "no" comes unsigned: a cancel, a denying access
+    policy, a locked account). Anyone could have posted it, so it ends nothing: the login record
+    stays, the service is told nothing, and the school's real answer can still complete the
+    login. The student's page says their school did not sign them in, with `said` (unverified,
+    so worded as what the school answered) and a way to try again at the school for the same
+    login. Shown like the other failures at the school (502)."""
+
+    code = "unsigned_status"
+    status = 502
+    public_message = "Your school's sign-in service did not sign you in."
+
+    def __init__(self, detail: str = "", *, said: SchoolSaid = "") -> None:
+        super().__init__(detail)
+        self.said: SchoolSaid = said
 
 
 class UnsupportedRequest(BadRequest):

@@ -35,7 +35,13 @@ from saml2.sigver import SignatureError, SigverError
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from broker.core.catalogue import canonical_name_for
-from broker.core.errors import AssuranceNotMet, InvalidMessage, UpstreamFailure
+from broker.core.errors import (
+    AssuranceNotMet,
+    InvalidMessage,
+    SchoolSaid,
+    UnsignedSchoolRefusal,
+    UpstreamFailure,
+)
 from broker.core.model import School, UpstreamIdentity
 from broker.core.ports import RegistryReader
 from broker.login.school_values import accepted_values
@@ -189,8 +195,11 @@ class SamlBack:
         except StatusError as err:
             if not self._error_signed_by(client, xml, doc, school):
                 # pysaml2 reports a status before it checks any signature; an unsigned "no"
-                # must not end the student's login (the real answer may still arrive).
-                raise InvalidMessage("unsigned error response", code="unsigned_status") from None
+                # must not end the student's login (the real answer may still arrive). The
+                # student still hears what the school answered, in the broker's own words.
+                raise UnsignedSchoolRefusal(
+                    "unsigned error response", said=school_said(doc)
+                ) from None
             if isinstance(err, StatusNoAuthnContext):
                 # The school cannot meet the level the service required: the service hears so in
                 # its own protocol (NoAuthnContext / unmet_authentication_requirements).
@@ -278,6 +287,29 @@ class SamlBack:
             skew=settings.saml.clock_skew_seconds,
             max_age=settings.login_ttl_seconds,
         )
+
+
+# The status codes a student's page words (core 3.2.2.2), second-level ones as schools send
+# them under Responder or Requester; any other says nothing more than "not signed in".
+_SAID: dict[str, SchoolSaid] = {
+    "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed": "authn_failed",
+    "urn:oasis:names:tc:SAML:2.0:status:RequestDenied": "request_denied",
+    "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext": "no_authn_context",
+}
+
+
+def school_said(doc: etree._Element) -> SchoolSaid:
+    """What an error Response's status codes say, among the few the student's page words. Only
+    the codes' `Value`s are compared with fixed names: no text of the message goes anywhere."""
+    top = doc.find(f"{{{firewall.SAMLP}}}Status/{{{firewall.SAMLP}}}StatusCode")
+    if top is None:
+        return ""
+    second = top.find(f"{{{firewall.SAMLP}}}StatusCode")
+    for code in (second, top):
+        said = _SAID.get(code.get("Value", "")) if code is not None else None
+        if said:
+            return said
+    return ""
 
 
 def _verified(read: ReadResponse, school: School) -> VerifiedResponse:

@@ -27,9 +27,16 @@ SAML_NS = saml.NAMESPACE
 _NSMAP = {"samlp": SAMLP_NS, "saml": SAML_NS}
 # The binding the school is to answer by (SAML core 3.4.1: ProtocolBinding names the Response's
 # binding, and the Web Browser SSO profile forbids HTTP-Redirect for it): the broker's ACS takes
-# HTTP-POST only. AllowCreate as the broker has always sent it.
+# HTTP-POST only.
 PROTOCOL_BINDING = BINDING_HTTP_POST
-ALLOW_CREATE = "false"
+# AllowCreate "true": with "false" (also the default when it is absent) the broker would allow the
+# school to answer only if it already holds an identifier of the student for the broker (core
+# 3.4.1.1, as widened by errata E14). A school that makes its persistent identifier for an SP on
+# first use (a stored-ID table, an account-link store) may then refuse a student's very first
+# login with InvalidNameIDPolicy. The broker wants exactly that first identifier made: it is how
+# it knows the student again. saml2int (SDP-SP04) also wants "true" in any NameIDPolicy (and no
+# Format there; the broker still asks for persistent, the NameID its `name_id` subject reads).
+ALLOW_CREATE = "true"
 COMPARISON = "exact"
 _WINDOW_BITS = 12
 _MEM_LEVEL = 3

@@ -38,7 +38,13 @@ def render_error(
     service_name: str | None = None,
     return_form: PostMessage | None = None,
     return_link: str | None = None,
+    message: str | None = None,
+    retry_form: PostMessage | None = None,
+    choose_school_url: str | None = None,
 ) -> tuple[str, int]:
+    """`message`: said instead of the error's public message (already translated);
+    `retry_form`: a "Try again" button that posts to the broker for the same login;
+    `choose_school_url`: where the same login chooses its school again."""
     error_id = new_error_id()
     log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
     cause = getattr(error, "cause", error)
@@ -50,13 +56,14 @@ def render_error(
         status=error.status,
         code=error.code,
         title=error_title(error.status, error.code),
-        message=gettext(error.public_message),
+        message=message or gettext(error.public_message),
         error_id=error_id,
         missing=missing,
         service_name=service_name,
-        retry_url=None,
         return_form=return_form,
         return_link=return_link,
+        retry_form=retry_form,
+        choose_school_url=choose_school_url,
     )
     return page, error.status
 

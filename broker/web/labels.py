@@ -15,7 +15,7 @@ from datetime import UTC, datetime, tzinfo
 from babel import Locale
 from babel.dates import format_datetime
 
-from broker.core.errors import N_, BrokerError, Phrase
+from broker.core.errors import N_, BrokerError, Phrase, SchoolSaid
 from broker.core.model import Declaration
 from broker.web.i18n import current_language, page_translations
 
@@ -49,6 +49,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("The sign-in message could not be verified."),
     N_("This learning platform asked for a sign-in the broker does not offer."),
     N_("Your school's sign-in service did not complete the login."),
+    N_("Your school's sign-in service did not sign you in."),
     N_("Your school's sign-in service did not answer in time. Please try again in a few minutes."),
     N_("Your school has not released what this platform requires."),
     N_("Your school's sign-in service did not send the identifier the broker needs."),
@@ -115,6 +116,19 @@ _CODE_TITLES = {
     "unexpected_student": N_("Signed in as another student"),
     "hosted_domain_mismatch": N_("Not your school account"),
     "hosted_domain_missing": N_("Signing in with your school is not set up"),
+    "unsigned_status": N_("Your school did not sign you in"),
+}
+# What the school answered when it said no without signing (UnsignedSchoolRefusal): unverified,
+# so the page says what the school answered, never that it is so.
+_SCHOOL_SAID = {
+    "authn_failed": N_("Your school's sign-in service answered that signing in did not succeed."),
+    "request_denied": N_(
+        "Your school's sign-in service answered that it does not allow this sign-in."
+    ),
+    "no_authn_context": N_(
+        "Your school's sign-in service answered that it cannot sign you in as securely as this "
+        "platform requires."
+    ),
 }
 
 _HTTP_ERROR_MESSAGES = {
@@ -149,6 +163,13 @@ def http_error_message(status: int, *, portal: bool = False) -> str:
     `portal`: on a portal page, which has no learning platform to go back to."""
     message = _PORTAL_HTTP_ERROR_MESSAGES.get(status) if portal else None
     return _translated(message or _HTTP_ERROR_MESSAGES.get(status, BrokerError.public_message))
+
+
+def school_said(said: SchoolSaid) -> str | None:
+    """What a school's unsigned "no" answered, in the language of the page; None when it said
+    nothing the page words (the error's own message then stands)."""
+    message = _SCHOOL_SAID.get(said)
+    return None if message is None else _translated(message)
 
 
 def attribute_label(canonical: str) -> str:

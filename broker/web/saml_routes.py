@@ -7,7 +7,12 @@ import logging
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from broker.core.errors import InvalidMessage, UnknownSchool, UpstreamFailure
+from broker.core.errors import (
+    InvalidMessage,
+    UnknownSchool,
+    UnsignedSchoolRefusal,
+    UpstreamFailure,
+)
 from broker.saml.entities import (
     ACS_PATH,
     IDP_METADATA_PATH,
@@ -27,6 +32,7 @@ from broker.web.browser import SSO_COOKIE, browser_secret, remember_school
 from broker.web.login_finish import finish
 from broker.web.login_upstream import continue_login
 from broker.web.service_answers import answerable_refusal_page, refuse_to_service
+from broker.web.unsigned_refusal import unsigned_refusal_page
 from broker.web.wiring import broker
 
 saml = Blueprint("saml", __name__)
@@ -83,6 +89,10 @@ def acs() -> Response:
         raise UnknownSchool("login record has no school request")
     try:
         verified = b.saml_back.parse_response(saml_response, school, record.upstream_request_id)
+    except UnsignedSchoolRefusal as refusal:
+        # A "no" the school did not sign: anyone could have sent it, so the record stays and
+        # the service hears nothing; the student is told, and may try again at the school.
+        return unsigned_refusal_page(record, school, refusal)
     except UpstreamFailure as failure:
         # The school itself said no (or sent no usable subject): the login ends, and the
         # service hears so in its own protocol instead of waiting for a response forever.

@@ -1044,5 +1044,8 @@ def test_the_upstream_request_is_signed_over_the_query_and_carries_no_xml_signat
     to_school = first.location or ""
     upstream, _ = redirect_message(to_school)
     assert etree.fromstring(upstream).find("ds:Signature", NS) is None
+    # The school may make the student's persistent identifier for the broker on this request.
+    policy = etree.fromstring(upstream).find("samlp:NameIDPolicy", NS)
+    assert policy is not None and policy.get("AllowCreate") == "true"
     # The signed octets are the query's own encoding, in the order the binding fixes.
     verify_redirect_signature(to_school, demo.directory / "keys" / "saml-signing.crt")

@@ -21,6 +21,7 @@ from lxml import etree
 from saml2 import BINDING_HTTP_POST, samlp
 
 from broker.certificates import write_pair
+from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.model import School
 from tests.support.client import Browser, Page
 from tests.support.forge import (
@@ -86,8 +87,10 @@ class PendingLogin:
     relay_state: str
 
 
-def start_login(demo: LiveDemo, publisher: str = "leesplank") -> PendingLogin:
-    browser = Browser()
+def start_login(
+    demo: LiveDemo, publisher: str = "leesplank", browser: Browser | None = None
+) -> PendingLogin:
+    browser = browser or Browser()
     page = browser.get(
         f"{demo.publishers[publisher].base_url}/login?school={demo.school_entity_id}",
         stop=lambda url: url.startswith(demo.school_url),
@@ -124,15 +127,16 @@ def assert_refused(
     codes: tuple[str, ...],
     *,
     had_session: bool = False,
+    statuses: range = range(400, 500),
 ) -> None:
-    assert 400 <= page.status < 500, (page.status, page.text[:500])
+    assert page.status in statuses, (page.status, page.text[:500])
     assert page.location is None, "a refusal redirects nowhere"
     assert SSO_COOKIE not in page.cookies_set
     if not had_session:
         assert SSO_COOKIE not in browser.cookies(demo.broker_url)
     assert not demo.answers_publisher(page)
     assert "SAMLResponse" not in page.text
-    assert "Error code:" in page.text
+    assert '<p class="error-code">' in page.text  # "Error code:", in the page's language
     logged = [code for code in codes if f"refused code={code} " in caplog.text]
     assert logged, f"none of {codes} in the audit lines: {caplog.text}"
     for publisher in demo.publishers.values():
@@ -498,13 +502,24 @@ def test_replay_across_two_instances_sharing_redis(
 
 RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
 AUTHN_FAILED = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
+REQUEST_DENIED = "urn:oasis:names:tc:SAML:2.0:status:RequestDenied"
+REQUEST_UNSUPPORTED = "urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"
+# The school's own StatusMessage: never on the student's page, never in the log.
+SCHOOL_TEXT = "the student cancelled at 08:29"
 
 
-def _error_response(demo: LiveDemo, school: SchoolForger, login: PendingLogin, sign: bool) -> str:
+def _error_response(
+    demo: LiveDemo,
+    school: SchoolForger,
+    login: PendingLogin,
+    sign: bool,
+    second_level: str = RESPONDER,
+) -> str:
+    """The school's error Response (top-level Responder, `second_level` under it)."""
     response = school.server.create_error_response(
         login.request_id,
         demo.acs_url,
-        (RESPONDER, "the student cancelled"),
+        (second_level, SCHOOL_TEXT),
         sign=sign,
         sign_alg="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
         digest_alg="http://www.w3.org/2001/04/xmlenc#sha256",
@@ -512,16 +527,100 @@ def _error_response(demo: LiveDemo, school: SchoolForger, login: PendingLogin, s
     return base64.b64encode(str(response).encode()).decode()
 
 
-def test_an_unsigned_error_response_does_not_end_the_login(
-    demo: LiveDemo, school: SchoolForger, caplog: pytest.LogCaptureFixture
+def unsigned_no(
+    demo: LiveDemo,
+    school: SchoolForger,
+    caplog: pytest.LogCaptureFixture,
+    second_level: str,
+    language: str = "en",
+) -> tuple[PendingLogin, Page]:
+    """A login the school answers with an unsigned "no" (`second_level` under Responder), and
+    the student's page, checked as every such page must be."""
+    login = start_login(demo, browser=Browser(language))
+    unsigned = _error_response(demo, school, login, sign=False, second_level=second_level)
+    page = deliver(demo, login, unsigned)
+    assert_told_the_school_said_no(demo, login, page, caplog)
+    return login, page
+
+
+def assert_told_the_school_said_no(
+    demo: LiveDemo, login: PendingLogin, page: Page, caplog: pytest.LogCaptureFixture
 ) -> None:
-    login = start_login(demo)
-    page = deliver(demo, login, _error_response(demo, school, login, sign=False))
-    assert_refused(demo, login.browser, page, caplog, ("unsigned_status",))
-    # The school's real answer still completes the login: the forged "no" consumed nothing.
+    """A school's unsigned "no": shown as the school's other failures are (502), with a way on
+    for the same login, and nothing ended or sent on. Anyone could have posted it."""
+    assert_refused(
+        demo, login.browser, page, caplog, ("unsigned_status",), statuses=range(502, 503)
+    )
+    assert "refused code=unsigned_status status=502 " in caplog.text
+    # Nothing of the school's message is repeated, to the student or in the log.
+    assert SCHOOL_TEXT not in page.text and SCHOOL_TEXT not in caplog.text
+    # "Try again" asks the broker for a fresh request to the same school, for the same login;
+    # the school choice is offered for the same login too.
+    retry = page.form(f"{demo.broker_url}/discovery")
+    assert retry.fields == {"login": login.relay_state, "school": DEMO_SCHOOL_ID}
+    assert f'href="/discovery?login={login.relay_state}"' in page.text
+    # The button's answer is a redirect to the school: the page's form-action must allow it.
+    policy = page.response.headers["Content-Security-Policy"]
+    assert f"form-action 'self' {demo.school_url}" in policy
+    assert page.response.headers["Cache-Control"] == "no-store"
+
+
+def assert_sanne_signs_in(demo: LiveDemo, school: SchoolForger, login: PendingLogin) -> None:
+    """The school's signed answer to `login`'s request completes it: Leesplank gets Sanne."""
     page = deliver(demo, login, forged(demo, school, login))
     assert page.status == 200, page.text[:500]
     assert demo.answers_publisher(page)
+    login.browser.submit(page, demo.publishers["leesplank"].acs_url)
+    received = demo.received(login.browser, "leesplank")
+    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")
+
+
+def test_an_unsigned_error_status_tells_the_student_and_ends_nothing(
+    demo: LiveDemo, school: SchoolForger, caplog: pytest.LogCaptureFixture
+) -> None:
+    login, page = unsigned_no(demo, school, caplog, AUTHN_FAILED)
+    assert "<h1>Your school did not sign you in</h1>" in page.text
+    assert "Your school&#39;s sign-in service answered that signing in did not succeed." in (
+        page.text
+    )
+    assert "the button below takes you back to your school" in page.text
+    # The school's real answer still completes the login: the unsigned "no" consumed nothing.
+    assert_sanne_signs_in(demo, school, login)
+
+
+def test_try_again_after_an_unsigned_no_goes_back_to_the_school_for_the_same_login(
+    demo: LiveDemo, school: SchoolForger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """In Dutch (informal), an access policy's "no"; the button sends the student to the
+    school again with a fresh request, and the school's signed answer to it completes the
+    login the platform started."""
+    login, page = unsigned_no(demo, school, caplog, REQUEST_DENIED, "nl")
+    assert '<html lang="nl">' in page.text
+    assert "<h1>Je school heeft je niet ingelogd</h1>" in page.text
+    assert "De inlogdienst van je school antwoordde dat hij deze inlog niet toestaat." in page.text
+    assert ">Opnieuw proberen</button>" in page.text
+    assert ">Kies je school opnieuw.</a>" in page.text
+
+    to_school = login.browser.submit(page, f"{demo.broker_url}/discovery", follow=False)
+    assert to_school.status == 303
+    location = to_school.location or ""
+    assert location.startswith(f"{demo.school_url}/sso"), location
+    _, params = redirect_message(location)
+    again = PendingLogin(login.browser, authn_request_id(location), params["RelayState"])
+    assert again.relay_state == login.relay_state, "the same login"
+    assert again.request_id != login.request_id, "a fresh request"
+    assert_sanne_signs_in(demo, school, again)
+
+
+def test_an_unsigned_status_the_page_does_not_word_says_only_not_signed_in(
+    demo: LiveDemo, school: SchoolForger, caplog: pytest.LogCaptureFixture
+) -> None:
+    login, page = unsigned_no(demo, school, caplog, REQUEST_UNSUPPORTED)
+    assert "Your school&#39;s sign-in service did not sign you in." in page.text
+    assert "answered that" not in page.text
+    # The school choice for the same login opens (another school, or the same one again).
+    choice = login.browser.get(f"{demo.broker_url}/discovery?login={login.relay_state}")
+    assert choice.status == 200 and demo.shows_discovery(choice)
 
 
 def test_a_signed_error_response_tells_the_service(demo: LiveDemo, school: SchoolForger) -> None:

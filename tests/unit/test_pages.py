@@ -495,12 +495,32 @@ def test_error_page_names_what_the_school_did_not_release(app: Flask) -> None:
     assert "Foutcode: E-7f3a9c" in doc.find("p", **{"class": "error-code"}).text
 
 
-def test_error_page_offers_a_retry_link_when_given(app: Flask) -> None:
-    doc = render(app, "error.html", "en", **error_context(status=503, retry_url="/again?x=1"))
-    assert doc.find("a", href="/again?x=1").text == "Try again"
-    assert "Wait a moment, then try again." in doc.find("ul", **{"class": "steps"}).text
-    without = render(app, "error.html", "en", **error_context(status=400))
-    assert not [a for a in without.find_all("a") if a.text == "Try again"]
+def test_error_page_offers_to_try_again_at_the_school_when_given(app: Flask) -> None:
+    @dataclass(frozen=True)
+    class PostMessage:
+        action: str
+        fields: dict[str, str]
+
+    retry = PostMessage("/discovery", {"login": "L-1", "school": "99XX00"})
+    doc = render(
+        app,
+        "error.html",
+        "nl",
+        **error_context(status=502, retry_form=retry, choose_school_url="/discovery?login=L-1"),
+    )
+    form = doc.find("form", action="/discovery")
+    assert form.attrs["method"] == "post"
+    hidden = {i.attrs["name"]: i.attrs["value"] for i in form.find_all("input", type="hidden")}
+    assert hidden == retry.fields
+    assert form.find("button").text == "Opnieuw proberen"
+    steps = doc.find("ul", **{"class": "steps"}).text
+    assert "met de knop hieronder ga je terug naar de inlogpagina van je school" in steps
+    assert doc.find("a", href="/discovery?login=L-1").text == "Kies je school opnieuw."
+    # Not "try again in a few minutes": the school answered, the way on is the button.
+    assert "paar minuten" not in steps
+    without = render(app, "error.html", "en", **error_context(status=502))
+    assert not without.find_all("form")
+    assert "Try again in a few minutes." in without.find("ul", **{"class": "steps"}).text
     assert "Error code: E-7f3a9c" in without.text
 
 

@@ -65,7 +65,8 @@ def settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 def pysaml2_request(client: Saml2Client, force_authn: bool, refs: tuple[str, ...]) -> bytes:
     """pysaml2's create_authn_request with the broker's earlier arguments, `binding` being the
     Response's binding in pysaml2 (it was HTTP-Redirect before: no ACS URL then, and a
-    ProtocolBinding the Web Browser SSO profile forbids)."""
+    ProtocolBinding the Web Browser SSO profile forbids), and AllowCreate "true" (pysaml2's
+    default is "false", which lets a school refuse a student's first login)."""
     extra: dict[str, Any] = {}
     if refs:
         extra["requested_authn_context"] = samlp.RequestedAuthnContext(
@@ -77,6 +78,7 @@ def pysaml2_request(client: Saml2Client, force_authn: bool, refs: tuple[str, ...
         binding=BINDING_HTTP_POST,
         sign=False,
         nameid_format=NAMEID_FORMAT_PERSISTENT,
+        allow_create="true",
         force_authn="true" if force_authn else None,
         **extra,
     )
@@ -129,6 +131,9 @@ def test_the_request_carries_force_authn_and_the_requested_contexts() -> None:
     assert [e.text for e in context.findall("saml:AuthnContextClassRef", ns)] == list(REFS)
     policy = root.find("samlp:NameIDPolicy", ns)
     assert policy is not None and policy.get("Format") == NAMEID_FORMAT_PERSISTENT
+    # The school may make the student's identifier for the broker on this very request (core
+    # 3.4.1.1): with "false" a school that makes it on first use could refuse a first login.
+    assert policy.get("AllowCreate") == "true"
     plain = etree.fromstring(
         authn_request_xml(AuthnRequestContent("https://kb.example/sp", SSO, ACS), "id-2", NOW)
     )
@@ -150,6 +155,7 @@ def test_a_proxy_count_goes_in_a_scoping_after_the_requested_contexts(settings: 
         binding=BINDING_HTTP_POST,
         sign=False,
         nameid_format=NAMEID_FORMAT_PERSISTENT,
+        allow_create="true",
         force_authn="true",
         requested_authn_context=samlp.RequestedAuthnContext(
             authn_context_class_ref=[saml.AuthnContextClassRef(text=r) for r in REFS],
