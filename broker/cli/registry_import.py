@@ -29,7 +29,7 @@ from broker.core.endpoints import (
     privacy_contact_link,
     privacy_contact_problem,
 )
-from broker.core.hosted_domain import MAX_DOMAIN, clean_hosted_domain, provider_domain_problem
+from broker.core.hosted_domain import MAX_DOMAIN, checked_hosted_domain
 from broker.core.model import (
     Chain,
     ClientAuthMethod,
@@ -212,8 +212,9 @@ def _upstream(reading: _Reading, oidc: Entries) -> OidcUpstream | None:
         oidc.wrong("algorithms", f"{', '.join(refused) or '(none)'} not allowed; use {allowed}")
     # Required for Google's issuer (core/hosted_domain.py): a file without it is refused,
     # an exported school that lacks it among them, with the fix named.
-    domain = clean_hosted_domain(oidc.optional_text("hosted_domain", limit=MAX_DOMAIN) or "")
-    if issuer and (problem := provider_domain_problem(issuer, domain)):
+    typed = oidc.optional_text("hosted_domain", limit=MAX_DOMAIN) or ""
+    domain, problem = checked_hosted_domain(issuer, typed)
+    if issuer and problem:
         oidc.wrong("hosted_domain", problem)
     secret_path = oidc.text("client_secret_file", limit=1000)
     secret = ""

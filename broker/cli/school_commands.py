@@ -244,7 +244,7 @@ def school_update(
         new_aliases = _aliases(name or school.name, aliases)
     elif name is not None:
         _aliases(name, school.aliases, given=False)
-    changed = _with_hosted_domain(school, "" if clear_hosted_domain else domain)
+    new_domain = _hosted_domain(school, "" if clear_hosted_domain else domain)
     if metadata is not None:
         if school.oidc is not None:
             raise click.ClickException(
@@ -253,10 +253,11 @@ def school_update(
             )
         entry = Registered(f"School {school_id}", school_id, school.idp_entity_id, "idp")
         update_metadata(settings, registry, entry, metadata, registry.update_school_metadata)
-    if changed is not None:
-        registry.update_school_idp(changed, "")
-        stored = changed.oidc.hosted_domain if changed.oidc else ""
-        said = f"hosted domain set to {stored}" if stored else "hosted domain cleared"
+    if new_domain is not None and school.oidc is not None:
+        # The domain alone, under the issuer it was checked against: a portal edit of the
+        # provider's secret since the read above is kept (sql_registry.set_school_hosted_domain).
+        registry.set_school_hosted_domain(school_id, school.oidc.issuer, new_domain)
+        said = f"hosted domain set to {new_domain}" if new_domain else "hosted domain cleared"
         click.echo(f"School {school_id}: {said}.")
     if name is None and town is None and new_aliases is None:
         return
@@ -272,11 +273,11 @@ def school_update(
         click.echo(f"School {school_id}: {said}.")
 
 
-def _with_hosted_domain(school: School, domain: str | None) -> School | None:
-    """The school with its new hosted domain ("": none; None: not changed, then None), checked
-    before any write. Another change to a school on a shared issuer without one goes ahead
-    (a new name makes no login less safe), with a warning: its every login is refused until it
-    has one (core/hosted_domain.py), and the operator changing it is the one to hear so."""
+def _hosted_domain(school: School, domain: str | None) -> str | None:
+    """The school's new hosted domain as stored ("": none; None: not changed), checked before
+    any write. Another change to a school on a shared issuer without one goes ahead (a new name
+    makes no login less safe), with a warning: its every login is refused until it has one
+    (core/hosted_domain.py), and the operator changing it is the one to hear so."""
     upstream = school.oidc
     if domain is None:
         if upstream is not None and lacks_hosted_domain(upstream):
@@ -293,9 +294,7 @@ def _with_hosted_domain(school: School, domain: str | None) -> School | None:
         )
     from broker.cli.school_oidc import hosted_domain
 
-    return replace(
-        school, oidc=replace(upstream, hosted_domain=hosted_domain(upstream.issuer, domain))
-    )
+    return hosted_domain(upstream.issuer, domain)
 
 
 @school_group.command("privacy-contact")

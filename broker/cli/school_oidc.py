@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from broker.core.hosted_domain import clean_hosted_domain, provider_domain_problem
+from broker.core.hosted_domain import checked_hosted_domain
 from broker.core.model import OidcUpstream, Protocol, School
 from broker.core.subjects import subject_problem
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
@@ -62,8 +62,8 @@ def _secret(path: Path) -> str:
 def hosted_domain(issuer: str, value: str) -> str:
     """`--hosted-domain` as stored ("" for none), or a clear refusal before anything is written:
     a domain that is not one, or none for a shared issuer such as Google's."""
-    domain = clean_hosted_domain(value)
-    if problem := provider_domain_problem(issuer, domain):
+    domain, problem = checked_hosted_domain(issuer, value)
+    if problem:
         raise click.BadParameter(problem, param_hint="--hosted-domain")
     return domain
 

@@ -93,6 +93,14 @@ def provider_domain_problem(issuer: str, domain: str) -> str | None:
     return None
 
 
+def checked_hosted_domain(issuer: str, typed: str) -> tuple[str, str | None]:
+    """What an administrator typed as the hosted domain of a school on `issuer`, as stored
+    (`clean_hosted_domain`), and why it cannot be (`provider_domain_problem`; None when it
+    can): the one check of the CLI, the registry file import and the portal."""
+    domain = clean_hosted_domain(typed)
+    return domain, provider_domain_problem(issuer, domain)
+
+
 def hosted_domain_matches(claimed: object, domain: str) -> bool:
     """Whether a provider's `hd` value is `domain`. Case does not count (RFC 4343: DNS names
     compare case-insensitively, and an operator may have typed capitals that Google never sends)

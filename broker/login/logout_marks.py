@@ -24,7 +24,7 @@ import json
 from hashlib import sha256
 
 from broker.core.errors import StateExpired
-from broker.core.ports import KeyValueStore, StoreOp
+from broker.core.ports import KeyValueStore, StoreOp, StoreReply
 from broker.login.logout_run import MAX_RUN_ID, Initiator, LogoutRun
 from broker.login.sealed import SealedStore
 
@@ -63,8 +63,16 @@ class LastRuns:
 
     def last(self, browser_secret: bytes) -> tuple[str, str] | None:
         """This browser's last run id and the digest of who asked for it (one read)."""
+        return self.last_of(browser_secret, self.sealed.store.get(self.last_op(browser_secret).key))
+
+    def last_op(self, browser_secret: bytes) -> StoreOp:
+        """The read of `last`, for a batch with other reads; `last_of` opens its reply."""
+        return self.sealed.get_op(LAST_RUN, _record_id(browser_secret))
+
+    def last_of(self, browser_secret: bytes, reply: StoreReply) -> tuple[str, str] | None:
+        """`last` from the reply of `last_op`."""
         try:
-            data = self.sealed.get(browser_secret, LAST_RUN, _record_id(browser_secret))
+            data = self.sealed.opened(browser_secret, LAST_RUN, _record_id(browser_secret), reply)
         except StateExpired:  # does not open: nothing of this browser's
             return None
         if data is None:

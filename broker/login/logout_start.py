@@ -21,10 +21,12 @@ would show the second. So the one that files the run first claims the session (`
 on a key derived from its SSO token, the run id sealed under the browser's secret); the other
 waits, briefly and within a bound, for the winner's mark and goes where a request arriving a
 moment later would have gone: the winner's run when it asked the same, else a run of its own
-that finds the session gone. A winner that fails between its claim and its batch removes its
-claim, and the other, seeing it gone, stops waiting; one that never files its mark and leaves
-its claim (it died) holds the other up at most `CLAIM_WAIT_SECONDS`. Either way the other then
-starts its run as if there had been no claim.
+that finds the session gone. Each look is one round trip (the mark and the claim in one
+batch). A winner that fails between its claim and its batch removes its claim, and the other,
+seeing it gone, stops waiting and claims the session itself before it files its run, so a
+third request finds that claim and waits for that run, instead of starting a second one. A
+winner that never files its mark and leaves its claim (it died) holds the other up at most
+`CLAIM_WAIT_SECONDS`; the other then starts its run as if there had been no claim.
 
 A SAML LogoutRequest is taken once (the replay cache). Its check (`first_use`) is made here, by
 the request that won the claim, just before its batch: the same request posted twice at once
@@ -45,12 +47,13 @@ from dataclasses import dataclass
 
 from broker.core.errors import StateExpired, StoreUnavailable
 from broker.core.model import UpstreamIdentity
+from broker.core.ports import StoreOp, StoreReply
 from broker.login.flow import LoginFlow
 from broker.login.logout import RUN, EndedSession, SingleLogout
 from broker.login.logout_marks import LastRuns, asked
 from broker.login.logout_run import MAX_RUN_ID, Initiator, LogoutRun
 from broker.login.participants import SessionServices, session_and_services
-from broker.login.sealed import seal, store_key, unseal
+from broker.login.sealed import SealedStore, seal, store_key
 
 Session = tuple[UpstreamIdentity, float]
 
@@ -129,11 +132,9 @@ class LogoutStart:
                 self.flow.end_session(sso_token, identity, also=ending)
             raise
         if sso_token and identity is not None:
-            winner = self._claim(browser_secret, sso_token, run)
-            if winner is not None:
-                landed = self._landed(browser_secret, sso_token, winner, initiator, first_use)
-                if landed is not None:
-                    return landed
+            claimed = self._claim_or_wait(browser_secret, sso_token, run, initiator, first_use)
+            if isinstance(claimed, Started):
+                return claimed
             filing = [
                 self.logout.sealed.put_op(
                     browser_secret, RUN, run.run_id, run.to_payload(), self.logout.run_ttl
@@ -147,7 +148,7 @@ class LogoutStart:
             except BaseException:
                 # Refused, or nothing (or not all) was filed: a second try must not wait for
                 # this run. Only the claim this request holds: one it lost stays its winner's.
-                if winner is None:
+                if claimed:
                     self._release(store_key(CLAIM, sso_token))
                 raise
             return Started(run.run_id, run)
@@ -158,26 +159,63 @@ class LogoutStart:
         self.logout.save(browser_secret, run)
         return Started(run.run_id, run)
 
-    def _claim(self, browser_secret: bytes, sso_token: str, run: LogoutRun) -> str | None:
-        """Claim the session for `run`: None when this request did, else the id of the run
-        that did ("" when it cannot be read: gone again, or claimed in another browser)."""
-        key = store_key(CLAIM, sso_token)
-        value = seal(browser_secret, CLAIM, sso_token, {"run": run.run_id}, key)
-        if self.store.add_if_absent(key, value, self.logout.run_ttl):
-            return None
-        return self._claimed_by(browser_secret, sso_token)
+    def _claim_or_wait(
+        self,
+        browser_secret: bytes,
+        sso_token: str,
+        run: LogoutRun,
+        initiator: Initiator,
+        first_use: Callable[[], None] | None,
+    ) -> Started | bool:
+        """Claim the session for `run`: True when this request holds the claim (and files
+        `run`). Else wait for the run of the request that holds it, and go where that leads
+        (`_went_on`, a Started). False: file `run` without the claim, when the claim is another
+        browser's (it does not open here) or its holder filed no mark within `claim_wait` (it
+        died holding it).
 
-    def _claimed_by(self, browser_secret: bytes, sso_token: str) -> str:
-        """The run id the claim on `sso_token` holds; "" when there is none or it cannot be
-        read (gone again, or claimed in another browser)."""
+        A holder that lets go without filing its run (its batch failed, or it was refused) is
+        claimed from again: of the requests that waited for it, one files its run and holds
+        the claim, the others wait for that one, as does a request that comes later still.
+        (Filing without the claim then, as a waiting request once did, let a third request
+        claim the session and start a second run beside it.)"""
         key = store_key(CLAIM, sso_token)
-        blob = self.store.get(key)
+        claim = seal(browser_secret, CLAIM, sso_token, {"run": run.run_id}, key)
+        if self.store.add_if_absent(key, claim, self.logout.run_ttl):
+            return True
+        deadline = self.clock() + self.claim_wait
+        pause = CLAIM_POLL_SECONDS
+        winner = ""
+        while True:
+            # One round trip: the mark, then the claim (a pipeline keeps that order, so a
+            # holder that files its mark and keeps its claim is never seen without its mark).
+            replies = self.store.batch([self.last_runs.last_op(browser_secret), StoreOp.get(key)])
+            last = self.last_runs.last_of(browser_secret, replies[0])
+            holder = self._holder(browser_secret, sso_token, replies[1])
+            if holder == "":
+                return False  # another browser's claim, or one that does not open
+            winner = holder or winner
+            if winner and last is not None and last[0] == winner:
+                return self._went_on(browser_secret, winner, last[1], initiator, first_use)
+            if holder is None and self.store.add_if_absent(key, claim, self.logout.run_ttl):
+                return True  # its holder let go: this request files its run instead
+            left = deadline - self.clock()
+            if left <= 0:
+                return False
+            self.sleep(min(pause, left))
+            pause *= 2
+
+    @staticmethod
+    def _holder(browser_secret: bytes, sso_token: str, reply: StoreReply) -> str | None:
+        """The run id a claim on `sso_token` holds: None when there is no claim, "" when it
+        does not open in this browser (another browser's) or holds no run id."""
+        if reply is None:
+            return None
         try:
-            data = unseal(browser_secret, CLAIM, sso_token, blob, key) if blob else {}
+            data = SealedStore.opened(browser_secret, CLAIM, sso_token, reply)
         except StateExpired:
             return ""
-        winner = data.get("run")
-        return winner if isinstance(winner, str) and 0 < len(winner) <= MAX_RUN_ID else ""
+        holder = data.get("run") if data is not None else None
+        return holder if isinstance(holder, str) and 0 < len(holder) <= MAX_RUN_ID else ""
 
     def _release(self, key: str) -> None:
         """Remove a claim whose run was not filed. A store that fails here must not hide why
@@ -186,41 +224,25 @@ class LogoutStart:
         with contextlib.suppress(StoreUnavailable):
             self.store.delete(key)
 
-    def _landed(
+    def _went_on(
         self,
         browser_secret: bytes,
-        sso_token: str,
         winner: str,
+        winners_ask: str,
         initiator: Initiator,
         first_use: Callable[[], None] | None,
-    ) -> Started | None:
-        """Where a request that lost the claim to `winner` goes once the winner's mark is
-        filed: that run when this request asked the same; else a run of its own, started as
-        when no session stands (the winner ended it). None when the mark did not come within
-        `claim_wait`, or the winner's claim went (its batch failed, or it was refused)."""
-        deadline = self.clock() + self.claim_wait
-        pause = CLAIM_POLL_SECONDS
-        while winner:
-            last = self.last_runs.last(browser_secret)
-            if last is not None and last[0] == winner:
-                if last[1] == asked(initiator):
-                    return Started(winner)
-                # Another request than the winner's: it is acted on, so it is checked.
-                if first_use is not None:
-                    first_use()
-                run = self.logout.compose(None, initiator, SessionServices())
-                self.logout.save(browser_secret, run)
-                return Started(run.run_id, run, second=True)
-            left = deadline - self.clock()
-            if left <= 0:
-                break
-            self.sleep(min(pause, left))
-            pause *= 2
-            # A winner that files its run keeps its claim (for the run's TTL): one that no
-            # longer holds it failed or was refused, and its mark will not come.
-            if self._claimed_by(browser_secret, sso_token) != winner:
-                break
-        return None
+    ) -> Started:
+        """Where a request that lost the claim goes once the winner's mark is filed: the
+        winner's run when this request asked the same (`winners_ask`: its digest); else a run
+        of its own, started as when no session stands (the winner ended it)."""
+        if winners_ask == asked(initiator):
+            return Started(winner)
+        # Another request than the winner's: it is acted on, so it is checked.
+        if first_use is not None:
+            first_use()
+        run = self.logout.compose(None, initiator, SessionServices())
+        self.logout.save(browser_secret, run)
+        return Started(run.run_id, run, second=True)
 
     def started_before(self, browser_secret: bytes, initiator: Initiator) -> str | None:
         """This browser's last run if `initiator` asked for it (read where no session stood)."""

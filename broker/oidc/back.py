@@ -49,7 +49,7 @@ from broker.oidc.rp_http import (
     call_budget,
     json_object,
 )
-from broker.oidc.rp_id_token import Expected, time_claim, verify_id_token
+from broker.oidc.rp_id_token import Expected, require_auth_time, time_claim, verify_id_token
 from broker.oidc.rp_logout_token import LogoutClaims, verify_logout_token
 
 log = logging.getLogger(__name__)
@@ -248,12 +248,8 @@ class OidcBack:
         subject = subject_of(merged, attributes, school)
         acr = claims.get("acr")
         auth_time = time_claim(claims, "auth_time")  # a number in range (verify_id_token)
-        if auth_time is None and kept.get(FRESH):
-            # Asked with max_age=0, the provider must say when the login was (OIDC Core 2);
-            # `iat` would pass any login off as fresh.
-            raise InvalidMessage(
-                "ID token without auth_time after prompt=login", code="no_auth_time"
-            )
+        if kept.get(FRESH):
+            auth_time = require_auth_time(auth_time, "prompt=login")
         instant = auth_time if auth_time is not None else claims["iat"]
         identity = UpstreamIdentity(
             school.id,

@@ -3,7 +3,8 @@
 Every call (discovery, JWKS, token, userinfo; publishers' JWKS and back-channel logout too)
 goes through `SchoolSession.request`: only https, or plain http to a loopback address; a
 timeout; no redirects (a 3xx would let a provider's answer come from a URL nobody configured);
-and a size cap, enforced while streaming so a provider cannot make a worker buffer a gigabyte.
+and a size cap, enforced while streaming so a provider cannot make a worker buffer a gigabyte
+(nor inflate one: a gzip body is decoded within the cap, content_coding.py).
 Failures of the network become `UpstreamFailure("school_unreachable")`, a provider that does
 not answer in time `SchoolTimeout`.
 
@@ -41,6 +42,7 @@ from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import N_, Phrase, SchoolTimeout, UpstreamFailure
 from broker.deadline_socket import wait_for
 from broker.name_lookup import DestinationRefused, LookupTimedOut, checked_destinations
+from broker.oidc.content_coding import ContentDecoder
 from broker.oidc.pinned_http import PinnedPoolManager, pinned_to
 
 # Discovery documents, key sets and token responses are a few KiB; 256 KiB leaves room for big
@@ -252,18 +254,23 @@ def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
         response.close()
         raise UpstreamFailure(TOO_LARGE, code="response_too_large")
     collected = bytearray()
-    while True:
-        if time.monotonic() > deadline:
-            response.close()
-            raise SchoolTimeout(N_("provider answered too slowly"))
-        # read1: what one socket read brings, so the deadline is checked between trickles.
-        chunk = response.read1(_CHUNK, decode_content=True)
-        if not chunk:
-            break
-        collected.extend(chunk)
-        if len(collected) > MAX_RESPONSE_BYTES:
-            response.close()
-            raise UpstreamFailure(TOO_LARGE, code="response_too_large")
+    try:
+        # Decoded here, not by urllib3: within the cap, however far a gzip body would inflate.
+        decoder = ContentDecoder(response.headers.get("Content-Encoding", ""))
+        while True:
+            if time.monotonic() > deadline:
+                raise SchoolTimeout(N_("provider answered too slowly"))
+            # read1: what one socket read brings, so the deadline is checked between trickles.
+            chunk = response.read1(_CHUNK, decode_content=False)
+            if not chunk:
+                break
+            # At most one byte over the room left: enough to know the cap is passed.
+            collected += decoder.decode(chunk, MAX_RESPONSE_BYTES - len(collected) + 1)
+            if len(collected) > MAX_RESPONSE_BYTES:
+                raise UpstreamFailure(TOO_LARGE, code="response_too_large")
+    except (UpstreamFailure, urllib3.exceptions.DecodeError):
+        response.close()
+        raise
     # Read to the end: the connection goes back to its pool for the next call.
     response.release_conn()
     return bytes(collected)

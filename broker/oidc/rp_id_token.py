@@ -12,7 +12,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from joserfc import jws, jwt
 from joserfc.errors import InvalidPayloadError, JoseError
@@ -193,6 +193,23 @@ def time_claim(claims: dict[str, Any], name: str, what: str = ID_TOKEN) -> float
     return value
 
 
+# What the broker asked a provider for that obliges it to send `auth_time`, and the reason code
+# of an ID token without it: a service's max_age, or a forced login (prompt=login, max_age=0).
+AUTH_TIME_REASONS = {"max_age": "auth_too_old", "prompt=login": "no_auth_time"}
+
+
+def require_auth_time(auth_time: float | None, asked: Literal["max_age", "prompt=login"]) -> float:
+    """The ID token's `auth_time` (`time_claim`), which a provider asked for a login of bounded
+    age must send (OIDC Core 2 and 3.1.2.1): its `iat` instead would pass any login off as
+    fresh. Required for a service's max_age here (`_check_times`) and for a forced login by
+    the back (back.py)."""
+    if auth_time is None:
+        raise InvalidMessage(
+            f"ID token without auth_time after {asked}", code=AUTH_TIME_REASONS[asked]
+        )
+    return auth_time
+
+
 def _check_times(claims: dict[str, Any], expected: Expected) -> None:
     exp, iat = time_claim(claims, "exp"), time_claim(claims, "iat")
     if exp is None or iat is None:
@@ -204,11 +221,9 @@ def _check_times(claims: dict[str, Any], expected: Expected) -> None:
     nbf = time_claim(claims, "nbf")
     if nbf is not None and nbf - expected.skew > expected.now:
         raise InvalidMessage("ID token not yet valid", code="issued_in_future")
-    auth_time = time_claim(claims, "auth_time")
+    auth_time = time_claim(claims, "auth_time")  # refused when malformed, asked for or not
     if expected.max_age is not None:
-        # We asked for a login at most max_age old: the provider must show when it happened.
-        if auth_time is None:
-            raise InvalidMessage("ID token without auth_time after max_age", code="auth_too_old")
+        auth_time = require_auth_time(auth_time, "max_age")
         if auth_time + expected.max_age + expected.skew < expected.now:
             raise InvalidMessage("school login older than max_age", code="auth_too_old")
 

@@ -58,6 +58,20 @@ class MetadataChanged(BadRequest):
         self.entry_id = entry_id
 
 
+class ProviderChanged(BadRequest):
+    """A school's OpenID provider is no longer the one a change was checked against."""
+
+    code = "provider_changed"
+    public_message = "The school's identity provider changed meanwhile."
+
+    def __init__(self, school_id: str) -> None:
+        super().__init__(
+            f"school {school_id}: its identity provider changed meanwhile; nothing was "
+            "changed, run the command again"
+        )
+        self.school_id = school_id
+
+
 class PublisherInUse(BadRequest):
     """A publisher organisation that services still name cannot be removed."""
 

@@ -29,6 +29,7 @@ from broker.registry.declaration_writes import replace_declarations
 from broker.registry.errors import (
     DuplicateEntry,
     MetadataChanged,
+    ProviderChanged,
     UndeclaredAttribute,
     UnknownChain,
     UnknownPublisher,
@@ -321,6 +322,25 @@ class SqlRegistry(PortalReads):
                 row.oidc.client_secret = wanted.client_secret
                 row.oidc.algorithms = list(wanted.algorithms)
                 row.oidc.hosted_domain = wanted.hosted_domain or None
+            bump_generation(session)
+
+    def set_school_hosted_domain(self, school_id: str, issuer: str, domain: str) -> None:
+        """An OpenID Connect school's hosted domain ("": none), and nothing else of its provider
+        (`school update`): a client secret or algorithms changed in the portal between the
+        caller's read and this write stay as changed. `issuer`: the provider the caller checked
+        `domain` against (a shared issuer needs one, core/hosted_domain.py); the write is
+        refused with `ProviderChanged` unless the school still signs in with it, so a domain
+        is never cleared under an issuer that was switched to Google meanwhile."""
+        statement = (
+            update(SchoolOidcRow)
+            .where(SchoolOidcRow.school_id == school_id, SchoolOidcRow.issuer == issuer)
+            .values(hosted_domain=domain or None)
+        )
+        with self._writing() as session:
+            if not _updated_one(session, statement):
+                if session.get(SchoolRow, school_id) is None:
+                    raise UnknownSchool(f"no school with id {school_id!r}")
+                raise ProviderChanged(school_id)
             bump_generation(session)
 
     def set_service_chain(self, service_id: str, chain_id: str | None) -> None:

@@ -83,6 +83,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("This invitation link is not valid (any more). Ask for a new invitation."),
     N_("Your school has switched this learning platform off."),
     N_("The metadata changed meanwhile."),
+    N_("The school's identity provider changed meanwhile."),
     N_("This publisher still has services."),
     # broker/accounts/passwords.py
     N_("Choose a password of at least 12 characters."),

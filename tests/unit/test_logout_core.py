@@ -11,7 +11,7 @@ import pytest
 
 from broker.core.errors import InvalidMessage, StateExpired, StoreUnavailable
 from broker.core.model import UpstreamIdentity
-from broker.core.ports import StoreOp, StoreReply
+from broker.core.ports import KeyValueStore, StoreOp, StoreReply
 from broker.core.pseudonym import PseudonymKeys
 from broker.login.flow import LoginFlow
 from broker.login.logout import (
@@ -113,7 +113,7 @@ def _participant(service_id: str, **handles: Any) -> Participant:
     return Participant(service_id, "saml", {"name_id": "n", **handles}, "fp")
 
 
-def _logout(store: MemoryStore, clock: Clock) -> tuple[SingleLogout, SessionServiceBook, Channel]:
+def _logout(store: KeyValueStore, clock: Clock) -> tuple[SingleLogout, SessionServiceBook, Channel]:
     book = SessionServiceBook(store, session_ttl=3600)
     logout = SingleLogout(store, book, run_ttl=600, wait_seconds=5, clock=clock)
     channel = Channel()
@@ -576,7 +576,7 @@ class FakeTime:
         self.now += seconds
 
 
-def _claimed(store: MemoryStore, token: str, run_id: str = "never-filed") -> str:
+def _claimed(store: KeyValueStore, token: str, run_id: str = "never-filed") -> str:
     """A claim on `token`'s session by another request of this browser, for `run_id`."""
     key = store_key(CLAIM, token)
     store.put(key, seal(SECRET, CLAIM, token, {"run": run_id}, key), 60)

@@ -28,11 +28,7 @@ from werkzeug.wrappers import Response
 
 from broker.core.admins import AdminRole
 from broker.core.errors import BadRequest, UpstreamFailure
-from broker.core.hosted_domain import (
-    clean_hosted_domain,
-    lacks_hosted_domain,
-    provider_domain_problem,
-)
+from broker.core.hosted_domain import checked_hosted_domain, lacks_hosted_domain
 from broker.core.model import OidcUpstream, School
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
@@ -178,8 +174,8 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
 def _hosted_domain(form: OidcProviderForm, issuer: str) -> str | None:
     """The hosted domain as stored ("" for none), or None with what is wrong next to the field:
     not a domain, or none for Google's issuer (core/hosted_domain.py)."""
-    domain = clean_hosted_domain(form.hosted_domain.data or "")
-    if problem := provider_domain_problem(issuer, domain):
+    domain, problem = checked_hosted_domain(issuer, form.hosted_domain.data or "")
+    if problem:
         form.hosted_domain.errors = [localised_problem(problem, {})]
         return None
     return domain
