@@ -516,15 +516,13 @@ def _error_response(
     second_level: str = RESPONDER,
 ) -> str:
     """The school's error Response (top-level Responder, `second_level` under it)."""
-    response = school.server.create_error_response(
-        login.request_id,
-        demo.acs_url,
-        (second_level, SCHOOL_TEXT),
+    return school.error_response(
+        in_response_to=login.request_id,
+        destination=demo.acs_url,
+        status=second_level,
+        message=SCHOOL_TEXT,
         sign=sign,
-        sign_alg="http://www.w3.org/2001/04/xmldsig-more#rsa-sha256",
-        digest_alg="http://www.w3.org/2001/04/xmlenc#sha256",
     )
-    return base64.b64encode(str(response).encode()).decode()
 
 
 def unsigned_no(

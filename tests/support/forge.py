@@ -201,6 +201,21 @@ class SchoolForger:
         first.assertion = assertions
         return self._signed(first, assertions)
 
+    def error_response(
+        self, *, in_response_to: str, destination: str, status: str, message: str, sign: bool
+    ) -> str:
+        """A base64 error Response: top-level Responder with `status` under it, and the school's
+        own `message`; signed (the Response, RSA-SHA256) only if `sign`."""
+        response = self.server.create_error_response(
+            in_response_to,
+            destination,
+            (status, message),
+            sign=sign,
+            sign_alg=SIG_RSA_SHA256,
+            digest_alg=DIGEST_SHA256,
+        )
+        return base64.b64encode(str(response).encode()).decode()
+
 
 def expire(seconds_ago: int, *, subject_confirmation: bool = True) -> Tamper:
     """Let the assertion's validity end `seconds_ago` (Conditions, and the bearer
