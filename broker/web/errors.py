@@ -38,7 +38,10 @@ def render_error(
     service_name: str | None = None,
     return_form: PostMessage | None = None,
     return_link: str | None = None,
+    choose_again: str | None = None,
 ) -> tuple[str, int]:
+    """`choose_again`: the address of the login's discovery page, for a student who chose a
+    school their account is not of (discovery.choose_again_page)."""
     error_id = new_error_id()
     log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
     cause = getattr(error, "cause", error)
@@ -57,6 +60,7 @@ def render_error(
         retry_url=None,
         return_form=return_form,
         return_link=return_link,
+        choose_again=choose_again,
     )
     return page, error.status
 
