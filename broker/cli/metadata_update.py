@@ -21,7 +21,7 @@ without a restart.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import click
@@ -49,11 +49,12 @@ def update_metadata(
     registry: SqlRegistry,
     entry: Registered,
     source: str,
-    write: Callable[[str, str, str], None],
+    write: Callable[[str, str, str], Sequence[str] | None],
 ) -> None:
     """Check the metadata at `source` for `entry`, write it with `write(entry_id, xml, read)`
     (refused unless `read` is still the registered copy) and say what changed; a refusal raises
-    `click.ClickException` (exit 1) with nothing written."""
+    `click.ClickException` (exit 1) with nothing written. `write` returns the other schools
+    that got the same metadata (those sharing a school board's IdP, registry/shared_idps.py)."""
     held = registry.federation.sources_of(entry.role).get(entry.entity_id)
     if held:
         raise click.ClickException(
@@ -72,12 +73,15 @@ def update_metadata(
         click.echo(f"{entry.title}: no change (the metadata is the registered copy).")
         return
     try:
-        write(entry.entry_id, xml, current)
+        also = write(entry.entry_id, xml, current)
     except MetadataChanged:
         raise click.ClickException(
             f"{entry.title}: the metadata changed meanwhile; run the command again"
         ) from None
     click.echo(f"{entry.title}: metadata of {entity_id} updated.")
+    if also:
+        # One IdP, one metadata: the schools sharing it sign in with the new copy too.
+        click.echo(f"  Also updated for school(s) {', '.join(also)}: they share this IdP.")
     if not current:
         click.echo("  It had no metadata of its own (registered by --saml-entity-id).")
     changes = metadata_changes(current, xml, entry.role)

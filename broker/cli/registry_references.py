@@ -33,6 +33,33 @@ def _entity_ids_free(
             entry.wrong(key, f"entity id {entity_id!r} is already used by {owner!r}")
 
 
+def _idps_shared_rightly(
+    found: Sequence[tuple[Entries, SchoolEntry]], kept: Sequence[SchoolEntry]
+) -> None:
+    """Several schools on one IdP entity id (a school board's, registry/shared_idps.py): only
+    SAML schools, all with the same metadata, in the file and in the registry (a school the
+    file does not mention keeps its IdP and its metadata: the file's must be the same)."""
+    before: dict[str, list[SchoolEntry]] = {}
+    for school_entry in kept:
+        before.setdefault(school_entry.school.idp_entity_id, []).append(school_entry)
+    for entry, listed in found:
+        entity_id = listed.school.idp_entity_id
+        others = before.setdefault(entity_id, [])
+        if others and (listed.school.oidc or any(o.school.oidc for o in others)):
+            entry.wrong(
+                "saml_metadata",
+                f"entity id {entity_id!r} is already used by {others[0].school.id!r}",
+            )
+        elif differing := [o.school.id for o in others if o.metadata != listed.metadata]:
+            entry.wrong(
+                "saml_metadata",
+                f"IdP {entity_id!r} is shared with school(s) {', '.join(differing)}, whose "
+                "metadata differs: schools on one IdP need the same metadata (give each the "
+                "same file, or the same saml_entity_id)",
+            )
+        others.append(listed)
+
+
 def _raw_ids(entries: Sequence[tuple[Entries, object]]) -> set[str]:
     return {str(entry.table.get("id")) for entry, _ in entries}
 
@@ -54,14 +81,9 @@ def check_references(
 
     file_schools = {s.school.id for _, s in schools if s}
     file_services = {s.service.id for _, s in services if s}
-    _entity_ids_free(
-        [(e, s.school.id, s.school.idp_entity_id) for e, s in schools if s],
-        {
-            s.school.idp_entity_id: s.school.id
-            for s in current.schools
-            if s.school.id not in file_schools
-        },
-        "saml_metadata",
+    _idps_shared_rightly(
+        [(e, s) for e, s in schools if s],
+        [s for s in current.schools if s.school.id not in file_schools],
     )
     _entity_ids_free(
         [(e, s.service.id, s.service.entity_id) for e, s in services if s],

@@ -177,8 +177,17 @@ def school_add(
         xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
         entity_id = idp_entity_id(xml)
     school = School(school_id, name, entity_id, subject, eck_id, scopes, town=town, aliases=aliases)
+    # On an IdP other schools have (a school board's): with the same metadata only, or refused
+    # with what to do (registry/shared_idps.py).
     registry.add_school(school, xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
+    others = [s.id for s in registry.schools_by_idp(entity_id) if s.id != school_id]
+    if others:
+        click.echo(
+            f"  The IdP is shared with school(s) {', '.join(others)}: its logins must carry "
+            "nlEduPersonHomeOrganizationId with the chosen school's id (docs/operations.md, "
+            "school boards)."
+        )
 
 
 @school_group.command("update")

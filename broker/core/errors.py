@@ -196,6 +196,38 @@ class SchoolSetupIncomplete(UpstreamFailure):
     )
 
 
+class NotTheChosenSchool(UpstreamFailure):
+    """An identity provider several schools share signed in a student, and its answer does not
+    say the student is of the school they chose (core/shared_idp.py). Refused, not merely the
+    attribute dropped: the student chose another school than their own (or the IdP does not
+    say which school is theirs), and may choose again."""
+
+    code = "other_school"
+    status = 403
+    public_message = (
+        "Your school account does not belong to the school you chose. "
+        "Choose the school your account belongs to and sign in again."
+    )
+
+
+class SchoolNotAsserted(NotTheChosenSchool):
+    """The shared identity provider named no school at all (no nlEduPersonHomeOrganizationId):
+    nothing tells the broker the student is the chosen school's."""
+
+    code = "school_not_asserted"
+    public_message = (
+        "Your school's sign-in did not say which school your account belongs to, so it cannot "
+        "be used for the school you chose. Choose your school again; if it keeps happening, "
+        "tell your school."
+    )
+
+
+class OtherSchoolAccount(NotTheChosenSchool):
+    """The shared identity provider named another school than the chosen one."""
+
+    code = "other_school"
+
+
 class AssuranceNotMet(UpstreamFailure):
     """The service required an assurance level (acr / AuthnContext) the school did not meet."""
 

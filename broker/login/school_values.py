@@ -9,7 +9,9 @@ import logging
 from collections.abc import Mapping, Sequence
 
 from broker.core.catalogue import CATALOGUE, accept_values
+from broker.core.errors import OtherSchoolAccount, SchoolNotAsserted
 from broker.core.model import School
+from broker.core.shared_idp import SCHOOL_ATTRIBUTE, asserted_school_matches, names_a_school
 
 log = logging.getLogger(__name__)
 
@@ -40,3 +42,19 @@ def accepted_values(
         if kept:
             accepted[canonical] = kept
     return accepted
+
+
+def check_asserted_school(
+    collected: Mapping[str, Sequence[str]], school: School, *, shared: bool
+) -> None:
+    """Refuse a login through an IdP other schools share (`shared`) whose answer does not name
+    the chosen school as the student's (core/shared_idp.py). `collected`: the values as sent,
+    before `accepted_values` drops another school's BRIN (which would make it look absent).
+    The reasons carry the chosen school's id only: never the value the IdP sent."""
+    if not shared:
+        return
+    asserted = collected.get(SCHOOL_ATTRIBUTE, ())
+    if not names_a_school(asserted):
+        raise SchoolNotAsserted(f"school {school.id}: its shared IdP named no school")
+    if not asserted_school_matches(asserted, school.id):
+        raise OtherSchoolAccount(f"school {school.id}: its shared IdP named another school")

@@ -41,7 +41,7 @@ class _Snapshot:
     checked_at: float
     local_changes: int
     schools: dict[str, School]
-    schools_by_idp: dict[str, School]
+    schools_by_idp: dict[str, tuple[School, ...]]
     services: dict[str, Service]
     services_by_entity_id: dict[str, Service]
     chains: dict[str, Chain]
@@ -94,7 +94,7 @@ class CachedRegistryReader:
                     checked_at=now,
                     local_changes=local,
                     schools={s.id: s for s in schools},
-                    schools_by_idp={s.idp_entity_id: s for s in schools},
+                    schools_by_idp=_by_idp(schools),
                     services={s.id: s for s in services},
                     services_by_entity_id={s.entity_id: s for s in services},
                     chains={c.id: c for c in chains},
@@ -113,8 +113,8 @@ class CachedRegistryReader:
     def school(self, school_id: str) -> School | None:
         return self._lookup(lambda s: s.schools.get(school_id))
 
-    def school_by_idp(self, idp_entity_id: str) -> School | None:
-        return self._lookup(lambda s: s.schools_by_idp.get(idp_entity_id))
+    def schools_by_idp(self, idp_entity_id: str) -> tuple[School, ...]:
+        return self._lookup(lambda s: s.schools_by_idp.get(idp_entity_id)) or ()
 
     def schools(self) -> list[School]:
         return sorted(self._current().schools.values(), key=lambda s: s.id)
@@ -176,3 +176,12 @@ class CachedRegistryReader:
 
     def generation(self) -> int:
         return self._current().generation
+
+
+def _by_idp(schools: list[School]) -> dict[str, tuple[School, ...]]:
+    """Schools by IdP entity id, several for a shared IdP, each tuple in the order of `schools`
+    (by id)."""
+    grouped: dict[str, list[School]] = {}
+    for school in schools:
+        grouped.setdefault(school.idp_entity_id, []).append(school)
+    return {entity_id: tuple(found) for entity_id, found in grouped.items()}

@@ -112,3 +112,23 @@ class ServiceSwitchedOff(BadRequest):
 
     def __init__(self, school_id: str, service_id: str) -> None:
         super().__init__(f"school {school_id} switched service {service_id} off")
+
+
+class SharedIdpMetadataDiffers(BadRequest):
+    """A school joins an IdP other schools are registered with, with other metadata than
+    theirs: one IdP has one metadata (registry/shared_idps.py), and which copy is right is the
+    operator's to say, not the registry's to guess."""
+
+    code = "shared_idp_metadata_differs"
+    public_message = "Schools on one identity provider must have the same metadata."
+
+    def __init__(self, entity_id: str, school_ids: tuple[str, ...]) -> None:
+        listed = ", ".join(school_ids)
+        super().__init__(
+            f"IdP {entity_id!r} is already registered for school(s) {listed} with other "
+            f"metadata; register this school with the same metadata, or first update it for "
+            f"all of them (`ketenbroker school update --id {school_ids[0]} --saml-metadata "
+            "FILE` updates every school on that IdP)"
+        )
+        self.entity_id = entity_id
+        self.school_ids = school_ids

@@ -1,7 +1,7 @@
 """The registry's read side: `RegistryReader` over SQL, returning the core's frozen dataclasses.
 
-The login path calls `policy`, `service_by_entity_id`, `school` and `school_by_idp` on every
-login: each is one query on a primary key or unique index (a service's declarations come in the
+The login path calls `policy`, `service_by_entity_id`, `school` and `schools_by_idp` on every
+login: each is one query on a primary key or an index (a service's declarations come in the
 same query through a join). Nothing is cached in the process: a policy a school changes shows on
 the next login in every worker. Metadata XML is deferred on the rows and read only by the two
 metadata methods, which adapters call when `generation` changes.
@@ -64,12 +64,14 @@ class SqlRegistryReader:
             row = session.get(SchoolRow, school_id)
             return row.to_school() if row is not None else None
 
-    def school_by_idp(self, idp_entity_id: str) -> School | None:
+    def schools_by_idp(self, idp_entity_id: str) -> tuple[School, ...]:
         with session_on(self._engine) as session:
-            row = session.scalars(
-                select(SchoolRow).where(SchoolRow.idp_entity_id == idp_entity_id)
-            ).one_or_none()
-            return row.to_school() if row is not None else None
+            rows = session.scalars(
+                select(SchoolRow)
+                .where(SchoolRow.idp_entity_id == idp_entity_id)
+                .order_by(SchoolRow.id)
+            )
+            return tuple(row.to_school() for row in rows)
 
     def schools(self) -> list[School]:
         with session_on(self._engine) as session:

@@ -47,6 +47,7 @@ from broker.registry.removal import (
     remove_school,
     remove_service,
 )
+from broker.registry.shared_idps import check_joining, sharing_schools
 from broker.registry.snapshot import Snapshot, read_snapshot
 from broker.registry.tables import (
     ChainRow,
@@ -134,11 +135,10 @@ class SqlRegistry(PortalReads):
         self._engine.dispose()
 
     def add_school(self, school: School, idp_metadata: str) -> None:
-        checks: list[UniqueCheck] = [
-            (SchoolRow.id, "id", school.id),
-            (SchoolRow.idp_entity_id, "idp_entity_id", school.idp_entity_id),
-        ]
-        with self._writing("school", checks) as session:
+        """Register a school. Its IdP may be one other SAML schools are on already (a school
+        board's), with the same metadata as theirs (shared_idps.py)."""
+        with self._writing("school", [(SchoolRow.id, "id", school.id)]) as session:
+            check_joining(session, school, idp_metadata)
             session.add(SchoolRow.from_school(school, idp_metadata))
             bump_generation(session)
 
@@ -218,18 +218,31 @@ class SqlRegistry(PortalReads):
 
     def update_school_metadata(
         self, school_id: str, idp_metadata: str, expected: str | None = None
-    ) -> None:
-        """Replace a school's registered IdP metadata. `expected`: the copy the caller read
+    ) -> tuple[str, ...]:
+        """Replace a school's registered IdP metadata, and with it that of every school on the
+        same IdP (a school board's: one IdP, one metadata, shared_idps.py); returns the ids of
+        those others (empty for an IdP of one school). `expected`: the copy the caller read
         (`registered_metadata`); the write is then refused with `MetadataChanged` unless that is
-        still the registered copy, so of two operators updating at once the second is told
-        instead of silently overwriting the first."""
-        self._update_metadata(
-            SchoolRow,
-            SchoolRow.idp_metadata,
-            (SchoolRow.id, school_id),
-            (idp_metadata, expected),
-            UnknownSchool(f"no school with id {school_id!r}"),
-        )
+        still the registered copy of every school on the IdP, so of two operators updating at
+        once the second is told instead of silently overwriting the first."""
+        with self._writing() as session:
+            found = sharing_schools(session, school_id)
+            if found is None:
+                raise UnknownSchool(f"no school with id {school_id!r}")
+            entity_id, ids = found
+            where = [SchoolRow.idp_entity_id == entity_id]
+            if expected is not None:
+                # Compare-and-set in the UPDATE itself, as `_update_metadata` does.
+                where.append(func.coalesce(SchoolRow.idp_metadata, "") == expected)
+            statement = (
+                update(SchoolRow).where(*where).values({SchoolRow.idp_metadata: idp_metadata})
+            )
+            result = cast("CursorResult[Any]", session.execute(statement))
+            if result.rowcount != len(ids):
+                # Rolled back with the transaction: some school's copy was not `expected`.
+                raise MetadataChanged(school_id)
+            bump_generation(session)
+        return tuple(other for other in ids if other != school_id)
 
     def update_service_metadata(
         self, service_id: str, sp_metadata: str, expected: str | None = None
@@ -292,7 +305,9 @@ class SqlRegistry(PortalReads):
 
     def update_school_idp(self, school: School, idp_metadata: str) -> None:
         """Replace a school's identity provider and subject (its portal): SAML metadata, or an
-        OpenID provider (`school.oidc`) with `idp_metadata` empty."""
+        OpenID provider (`school.oidc`) with `idp_metadata` empty. An IdP another school is on
+        is refused (`DuplicateEntry`): putting schools on a shared IdP is the operator's
+        (`school add`, shared_idps.py), and a school's portal shows a shared one read-only."""
         with self._writing() as session:
             taken = session.scalar(
                 select(SchoolRow.id).where(

@@ -72,7 +72,8 @@ class SchoolRow(Base):
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
     name: Mapped[str] = mapped_column(NAME)
-    idp_entity_id: Mapped[str] = mapped_column(ENTITY_ID, unique=True)
+    # Not unique: a school board's IdP may serve several schools (revision 0014).
+    idp_entity_id: Mapped[str] = mapped_column(ENTITY_ID, index=True)
     subject_attribute: Mapped[str] = mapped_column(ATTRIBUTE)
     use_eck_id: Mapped[bool] = mapped_column(Boolean)
     scopes: Mapped[list[str]] = mapped_column(JSON)

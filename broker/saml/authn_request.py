@@ -26,6 +26,7 @@ from broker.core.assurance import EXACT
 from broker.core.catalogue import canonical_name_for
 from broker.core.errors import AssuranceNotMet, InvalidMessage, UnknownService, UnsupportedRequest
 from broker.core.ports import RegistryReader
+from broker.core.shared_idp import is_shared_idp
 from broker.login.login_model import LoginRequest
 from broker.saml import firewall
 from broker.saml.entities import SamlEntities
@@ -302,13 +303,17 @@ class AuthnRequestReader:
         return frozenset(name for name in names if name)
 
     def _school_hint(self, message: samlp.AuthnRequest) -> str | None:
+        """The school the service's `Scoping/IDPList` names: its first entry whose ProviderID
+        is a registered IdP decides. An IdP several schools share (a school board's) names no
+        single school: then none is chosen, and the student chooses on the discovery page
+        (the login through it must name that school anyway, core/shared_idp.py)."""
         scoping = message.scoping
         if scoping is None or scoping.idp_list is None:
             return None
         for entry in scoping.idp_list.idp_entry:
-            school = self.registry.school_by_idp(entry.provider_id or "")
-            if school is not None:
-                return school.id
+            schools = self.registry.schools_by_idp(entry.provider_id or "")
+            if schools:
+                return schools[0].id if not is_shared_idp(schools) else None
         return None
 
     @staticmethod

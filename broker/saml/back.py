@@ -44,7 +44,8 @@ from broker.core.errors import (
 )
 from broker.core.model import School, UpstreamIdentity
 from broker.core.ports import RegistryReader
-from broker.login.school_values import accepted_values
+from broker.core.shared_idp import is_shared_idp
+from broker.login.school_values import accepted_values, check_asserted_school
 from broker.saml import assertion_reader, encrypted_assertion, firewall, schema
 from broker.saml.assertion_reader import NameId, ReadResponse
 from broker.saml.entities import ACS_PATH, SamlEntities
@@ -163,8 +164,9 @@ class SamlBack:
         issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
         if issuer is not None and issuer.text:
             # Another school's IdP registered a moment ago moves the registry view on, so the
-            # refusal below is the precise one (issuer_mismatch), not "unknown issuer".
-            self.registry.school_by_idp(issuer.text.strip())
+            # refusal below is the precise one (issuer_mismatch), not "unknown issuer". Only a
+            # refresh: the school is the chosen one, whichever schools the issuer serves.
+            self.registry.schools_by_idp(issuer.text.strip())
         if encrypted_assertion.is_encrypted(doc):
             return self._read_encrypted(doc, school, request_id)
         if not seen_whole:
@@ -260,7 +262,9 @@ class SamlBack:
             self._expectations(request_id),
             signed_as_sent,
         )
-        return _verified(read, school)
+        # An IdP other schools share must name the chosen school (core/shared_idp.py).
+        shared = is_shared_idp(self.registry.schools_by_idp(school.idp_entity_id))
+        return _verified(read, school, shared=shared)
 
     @staticmethod
     def _error_signed_by(client: Any, xml: bytes, doc: etree._Element, school: School) -> bool:
@@ -312,12 +316,13 @@ def school_said(doc: etree._Element) -> SchoolSaid:
     return ""
 
 
-def _verified(read: ReadResponse, school: School) -> VerifiedResponse:
+def _verified(read: ReadResponse, school: School, *, shared: bool) -> VerifiedResponse:
     """What the flow gets from a read Response: the school's attributes under the catalogue's
-    names, the subject, the logout handles, and the times the replay cache needs."""
-    attributes = _accept_attributes(
-        ((a.name, a.friendly_name, a.values) for a in read.attributes), school
-    )
+    names, the subject, the logout handles, and the times the replay cache needs. `shared`:
+    the school's IdP serves other schools too, and must name this one as the student's."""
+    collected = _collect_attributes((a.name, a.friendly_name, a.values) for a in read.attributes)
+    check_asserted_school(collected, school, shared=shared)
+    attributes = accepted_values(collected, school)
     subject = _subject_from(read.name_id, school, attributes)
     identity = UpstreamIdentity(
         school.id,
@@ -336,11 +341,11 @@ def _verified(read: ReadResponse, school: School) -> VerifiedResponse:
     )
 
 
-def _accept_attributes(
-    attributes: Iterable[tuple[str, str | None, Iterable[str | None]]], school: School
-) -> dict[str, tuple[str, ...]]:
-    """(Name, FriendlyName, values) of the assertion's attributes → the catalogue's names and
-    the values that fit."""
+def _collect_attributes(
+    attributes: Iterable[tuple[str, str | None, Iterable[str | None]]],
+) -> dict[str, list[str]]:
+    """(Name, FriendlyName, values) of the assertion's attributes → their values (trimmed, as
+    sent) under the catalogue's names; `accepted_values` then keeps those that fit."""
     collected: dict[str, list[str]] = {}
     for name, friendly_name, raw_values in attributes:
         canonical = canonical_name_for(name) or canonical_name_for(friendly_name or "")
@@ -348,7 +353,7 @@ def _accept_attributes(
             continue  # not in the catalogue: the broker never passes it on
         values = [v.strip() for v in raw_values if v]
         collected.setdefault(canonical, []).extend(values)
-    return accepted_values(collected, school)
+    return collected
 
 
 def _subject_from(

@@ -225,13 +225,35 @@ class SamlSchoolLogout(_SamlLogoutSide):
         self.logout.expect_answer(message.message_id, run.run_id, SCHOOL_INDEX, school.id)
         return _outbound(message)
 
-    def read(self, received: Received, kind: str) -> tuple[School, PeerLogout]:
-        """A school's LogoutRequest or LogoutResponse at the SP's SLO endpoint."""
+    def read(self, received: Received, kind: str) -> tuple[SchoolIdp, PeerLogout]:
+        """A school's LogoutRequest or LogoutResponse at the SP's SLO endpoint, with the schools
+        its IdP serves: one, or several for a school board's IdP. Which of them it concerns is
+        the session's or the run's school (the caller matches on it), never a guess here."""
         _, claimed = firewall_logout(received, kind)
-        school = self.registry.school_by_idp(claimed)
-        if school is None or school.oidc is not None or not _known(self.entities.client, claimed):
+        schools = self.registry.schools_by_idp(claimed)
+        saml_schools = tuple(school for school in schools if school.oidc is None)
+        if not saml_schools or not _known(self.entities.client, claimed):
             raise UnknownSchool(f"{kind} from an IdP not in the registry")
-        return school, self._read(received, kind, claimed, IDPSSO, SP_SLO_PATH)
+        peer = self._read(received, kind, claimed, IDPSSO, SP_SLO_PATH)
+        return SchoolIdp(claimed, saml_schools), peer
+
+
+@dataclass(frozen=True)
+class SchoolIdp:
+    """A school IdP a logout message came from, and every school registered with it."""
+
+    entity_id: str
+    schools: tuple[School, ...]
+
+    def school(self, school_id: str) -> School | None:
+        """The school `school_id` (a session's, a run's) if this IdP is its IdP; else None."""
+        return next((school for school in self.schools if school.id == school_id), None)
+
+    @property
+    def name(self) -> str:
+        """What the answer page calls the IdP: its school's name, or none for a shared IdP
+        (no one school is the IdP)."""
+        return self.schools[0].name if len(self.schools) == 1 else ""
 
 
 def initiator_answer(peer: PeerLogout) -> dict[str, str]:
@@ -260,5 +282,6 @@ __all__ = [
     "Received",
     "SamlSchoolLogout",
     "SamlServiceLogout",
+    "SchoolIdp",
     "initiator_answer",
 ]

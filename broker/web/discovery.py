@@ -3,29 +3,32 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import secrets
 from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
-from flask import Blueprint, current_app, make_response, render_template, request
+from flask import Blueprint, current_app, make_response, render_template, request, url_for
 from flask_babel import gettext
 from markupsafe import escape
 from werkzeug.wrappers import Response
 
-from broker.core.errors import BadRequest
+from broker.core.errors import BadRequest, NotTheChosenSchool
 from broker.core.model import School
 from broker.core.school_search import ABBREVIATIONS, TYPO_MIN_LENGTH, Found, SchoolDirectory
 from broker.login.login_model import LoginRecord
 from broker.registry.cached import CachedRegistryReader
 from broker.web.browser import SCHOOL_COOKIE, browser_secret
+from broker.web.errors import render_error
 from broker.web.i18n import SUPPORTED_LANGUAGES, current_language, lang_switch_url, speak
 from broker.web.login_upstream import go_upstream, prepare_upstream
-from broker.web.service_answers import content_security_policy
+from broker.web.service_answers import content_security_policy, refuse_to_service
 from broker.web.static_urls import page_url
 from broker.web.wiring import broker
 
 discovery = Blueprint("discovery", __name__)
+log = logging.getLogger("broker.login")
 
 MAX_QUERY = 100
 # How long the remembered school's prepared link is followed as it is (discovery.js): a SAML
@@ -237,3 +240,21 @@ def chosen() -> Response:
     record = b.flow.choose_school(secret, login_id, school_id, save=False)
     # Not remembered here: only a school whose login succeeds is (remember_school at its answer).
     return go_upstream(secret, record)
+
+
+def choose_again_page(secret: bytes, record: LoginRecord, refusal: NotTheChosenSchool) -> Response:
+    """The student chose a school their account is not of, at an IdP several schools share
+    (core/shared_idp.py): a 403 page that says so, with the way back to this login's school
+    choice. Nothing is written: no SSO session, no receipt, no remembered school; the login
+    record stays as it was, so choosing again (`POST /discovery`) makes a new request and an
+    answer to the refused one is stale. A passive request shows no page: the service hears
+    AuthnFailed at once, as for any refusal by the school."""
+    if record.request.front.get("is_passive"):
+        return refuse_to_service(broker().flow.take(secret, record.login_id), refusal)
+    # The chosen school and the reason only: never the school the IdP named.
+    log.warning("refused school=%s code=%s: choose again", record.school_id, refusal.code)
+    address = url_for("discovery.choose", login=record.login_id)
+    page, status = render_error(refusal, choose_again=address)
+    response = make_response(page, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response

@@ -40,11 +40,13 @@ def render_error(
     return_link: str | None = None,
     message: str | None = None,
     retry_form: PostMessage | None = None,
-    choose_school_url: str | None = None,
+    choose_again: str | None = None,
 ) -> tuple[str, int]:
     """`message`: said instead of the error's public message (already translated);
     `retry_form`: a "Try again" button that posts to the broker for the same login;
-    `choose_school_url`: where the same login chooses its school again."""
+    `choose_again`: the address of the login's discovery page, where the student chooses a
+    school again (a shared IdP's student of another school: discovery.choose_again_page; a
+    school's unsigned "no": unsigned_refusal.py)."""
     error_id = new_error_id()
     log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
     cause = getattr(error, "cause", error)
@@ -63,7 +65,7 @@ def render_error(
         return_form=return_form,
         return_link=return_link,
         retry_form=retry_form,
-        choose_school_url=choose_school_url,
+        choose_again=choose_again,
     )
     return page, error.status
 

@@ -75,8 +75,18 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "Signing in with your school is not fully set up at the broker yet. "
         "Please tell your school."
     ),
+    N_(
+        "Your school account does not belong to the school you chose. "
+        "Choose the school your account belongs to and sign in again."
+    ),
+    N_(
+        "Your school's sign-in did not say which school your account belongs to, so it cannot "
+        "be used for the school you chose. Choose your school again; if it keeps happening, "
+        "tell your school."
+    ),
     # broker/registry/errors.py
     N_("A school can only release attributes the platform declared it needs."),
+    N_("Schools on one identity provider must have the same metadata."),
     N_("An entry with this identifier already exists."),
     N_("This chain is not known to the broker."),
     N_("This publisher is not known to the broker."),
@@ -117,6 +127,8 @@ _CODE_TITLES = {
     "unexpected_student": N_("Signed in as another student"),
     "hosted_domain_mismatch": N_("Not your school account"),
     "hosted_domain_missing": N_("Signing in with your school is not set up"),
+    "other_school": N_("Your account belongs to another school"),
+    "school_not_asserted": N_("Which school is your account's?"),
     "unsigned_status": N_("Your school did not sign you in"),
 }
 # What the school answered when it said no without signing (UnsignedSchoolRefusal): unverified,

@@ -135,12 +135,15 @@ def sp_slo() -> Response:
     """A school's IdP: its LogoutRequest, or its LogoutResponse to ours."""
     b = broker()
     received, kind = _received()
-    school, peer = b.saml_school_logout.read(received, kind)
+    idp, peer = b.saml_school_logout.read(received, kind)
     message = peer.message
     if kind == LOGOUT_RESPONSE:
         outstanding = b.logout.outstanding(message.in_response_to)
         status = CONFIRMED if message.success else FAILED
-        if outstanding is None or outstanding[2] != school.id:
+        # The school the request went to must be one this IdP serves (a board's IdP serves
+        # several: the run's school decides, not the issuer).
+        school = idp.school(outstanding[2]) if outstanding is not None else None
+        if outstanding is None or school is None:
             raise InvalidMessage("LogoutResponse to no request of ours", code="unsolicited")
         # The run first: it opens only with the browser secret of the browser that started it,
         # so a copy of the response arriving in another browser is refused *before* it uses up
@@ -159,10 +162,14 @@ def sp_slo() -> Response:
     again = _again(initiator, session)
     if again is not None:
         return again
-    if session is None or session[0].school_id != school.id:
+    # The session's school, when this IdP is its IdP: with a board's IdP, whichever of its
+    # schools the student signed in to.
+    school = idp.school(session[0].school_id) if session is not None else None
+    if session is None or school is None:
         _first_use(peer)
-        log.info("logout request for no session here school=%s", school.id)
-        return deliver(b.saml_school_logout.answer_now(peer, known=True), school.name)
+        schools = ",".join(each.id for each in idp.schools)
+        log.info("logout request for no session here schools=%s", schools)
+        return deliver(b.saml_school_logout.answer_now(peer, known=True), idp.name)
     upstream = session[0].upstream_session
     if message.name_id != upstream.get("name_id") or (
         message.session_indexes and upstream.get("session_index") not in message.session_indexes

@@ -9,6 +9,7 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import (
     InvalidMessage,
+    NotTheChosenSchool,
     UnknownSchool,
     UnsignedSchoolRefusal,
     UpstreamFailure,
@@ -29,6 +30,7 @@ from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
 from broker.saml.redirect_query import RELAY_STATE, SAML_REQUEST, read_redirect_query
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, remember_school
+from broker.web.discovery import choose_again_page
 from broker.web.login_finish import finish
 from broker.web.login_upstream import continue_login
 from broker.web.service_answers import answerable_refusal_page, refuse_to_service
@@ -93,6 +95,9 @@ def acs() -> Response:
         # A "no" the school did not sign: anyone could have sent it, so the record stays and
         # the service hears nothing; the student is told, and may try again at the school.
         return unsigned_refusal_page(record, school, refusal)
+    except NotTheChosenSchool as refusal:
+        # A shared IdP's student of another school: the login stays open to choose again.
+        return choose_again_page(secret, record, refusal)
     except UpstreamFailure as failure:
         # The school itself said no (or sent no usable subject): the login ends, and the
         # service hears so in its own protocol instead of waiting for a response forever.

@@ -37,7 +37,7 @@ def unsigned_refusal_page(
         refusal,
         message=school_said(refusal.said),
         retry_form=retry,
-        choose_school_url=url_for("discovery.choose", login=record.login_id),
+        choose_again=url_for("discovery.choose", login=record.login_id),
     )
     response = make_response(page, status)
     # "Try again" is answered with a redirect to the school's sign-in page, and browsers hold

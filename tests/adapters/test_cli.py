@@ -419,12 +419,20 @@ def test_duplicate_school_id(unchanged: Path, metadata: Metadata) -> None:
     expect_refusal(result, "already exists", "99XX00")
 
 
-def test_duplicate_school_entity_id(unchanged: Path, metadata: Metadata) -> None:
+def test_a_registered_idp_with_other_metadata(
+    unchanged: Path, metadata: Metadata, tmp_path: Path
+) -> None:
+    """Another school on the same IdP (a school board's) must bring the same metadata; the
+    same metadata is allowed (test_cli_metadata_update.py)."""
+    other_copy = tmp_path / "idp-other.xml"
+    other_copy.write_text(metadata.idp.read_text() + "\n<!-- another copy -->\n")
     result = run(
         "school", "add", "--config", unchanged, "--id", "11AA00", "--name", "Same IdP",
-        "--saml-metadata", metadata.idp,
+        "--saml-metadata", other_copy,
     )  # fmt: skip
-    expect_refusal(result, "already exists", IDP_ENTITY)
+    expect_refusal(
+        result, "already registered for school(s) 99XX00 with other metadata", IDP_ENTITY
+    )
 
 
 def test_duplicate_publisher(unchanged: Path, metadata: Metadata) -> None:

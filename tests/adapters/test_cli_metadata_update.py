@@ -331,3 +331,45 @@ def test_a_copy_changed_between_read_and_write_is_refused(
     )
     monkeypatch.undo()
     assert registered(config, role, entry) == theirs
+
+
+# -- a school board's IdP: one IdP, one metadata, for every school on it ------------------------
+def test_schools_of_one_board_share_its_idp_and_its_metadata(config: Path, files: Files) -> None:
+    joined = run("school", "add", "--config", config, "--id", "12AC", "--name", "Rolschool Zuid",
+                 "--saml-metadata", files.idp("idp"))  # fmt: skip
+    assert joined.exit_code == 0, joined.output
+    assert f"School 12AC added (IdP {IDP})." in joined.output
+    assert "shared with school(s) 12AB" in joined.output
+    assert "nlEduPersonHomeOrganizationId" in joined.output
+
+    # Other metadata for the same IdP: refused, with what to do, and nothing written.
+    before = dump(config)
+    rolled = files.idp("idp-board-rolled", key="idp-board-next")
+    refused = run("school", "add", "--config", config, "--id", "12AD", "--name", "Rolschool Oost",
+                  "--saml-metadata", rolled)  # fmt: skip
+    assert refused.exit_code == 1
+    assert "already registered for school(s) 12AB, 12AC with other metadata" in refused.output
+    assert "school update --id 12AB --saml-metadata FILE" in refused.output
+    assert dump(config) == before
+
+    # An update through one school is the IdP's: every school on it gets the new copy.
+    updated = run("school", "update", "--config", config, "--id", "12AC", "--saml-metadata",
+                  rolled)  # fmt: skip
+    assert updated.exit_code == 0, updated.output
+    assert "Also updated for school(s) 12AB: they share this IdP." in updated.output
+    assert registered(config, "idp", "12AB") == registered(config, "idp", "12AC")
+    assert registered(config, "idp", "12AB") == rolled.read_text()
+    # Now the third school comes with the same (new) copy.
+    third = run("school", "add", "--config", config, "--id", "12AD", "--name", "Rolschool Oost",
+                "--saml-metadata", rolled)  # fmt: skip
+    assert third.exit_code == 0, third.output
+    assert "shared with school(s) 12AB, 12AC" in third.output
+
+
+def test_an_openid_issuer_is_not_shared_by_the_cli(config: Path, files: Files) -> None:
+    before = dump(config)
+    refused = run("school", "add", "--config", config, "--id", "34CE", "--name", "SAML-twin",
+                  "--saml-entity-id", "https://op.example")  # fmt: skip
+    assert refused.exit_code == 1
+    assert "idp_entity_id 'https://op.example' already exists" in refused.output
+    assert dump(config) == before

@@ -91,7 +91,7 @@ def test_an_oidc_school_is_checked_and_registered(
             oidc=OidcUpstream(provider.issuer, "broker", SECRET, ("RS256",)),
         )
         assert registry.school("99ZZ00") == expected
-        assert registry.school_by_idp(provider.issuer) == expected
+        assert registry.schools_by_idp(provider.issuer) == (expected,)
     finally:
         registry.close()
 

@@ -161,3 +161,34 @@ def test_the_oidc_publisher_authenticates_at_the_imported_broker(
     # The client got past authentication: only the (made-up) code is refused.
     assert _token_request(fresh, secret) == (400, "invalid_grant")
     assert _token_request(fresh, "not-the-secret") == (401, "invalid_client")
+
+
+def test_schools_of_one_board_share_an_idp_with_the_same_metadata_only(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    """Two schools of the file on the demo school's IdP: with the same metadata file they are
+    imported; with another copy for the second, the file is refused, naming the first."""
+    file = export(demo, tmp_path / "git" / "registry.toml", "--metadata-dir", tmp_path / "git/md")
+    board_school = (
+        '\n[[schools]]\nid = "99XX01"\nname = "Demo Lyceum Zuid"\nsubject = "name_id"\n'
+        'saml_metadata_file = "md/schools/{}.xml"\n'
+    )
+    shared = file.read_text() + board_school.format("99XX00")
+    file.write_text(shared)
+    copy = tmp_path / "git" / "md" / "schools" / "99XX00-other.xml"
+    copy.write_text((tmp_path / "git/md/schools/99XX00.xml").read_text() + "\n<!-- other -->\n")
+
+    other = file.with_name("other.toml")
+    other.write_text(
+        shared.replace(board_school.format("99XX00"), board_school.format("99XX00-other"))
+    )
+    before = registry_dump(fresh)
+    refused = run("registry", "import", "--config", fresh, other)
+    assert refused.exit_code == 1, refused.output
+    assert "1 problem(s); nothing was imported." in refused.output
+    assert "is shared with school(s) 99XX00, whose metadata differs" in refused.output
+    assert registry_dump(fresh) == before
+
+    imported = run("registry", "import", "--config", fresh, file)
+    assert imported.exit_code == 0, imported.output
+    assert "added    school 99XX01" in imported.output

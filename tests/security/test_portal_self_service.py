@@ -10,14 +10,17 @@ from collections.abc import Iterator
 from hashlib import sha256
 from html import unescape
 from io import BytesIO
+from pathlib import Path
 
 import pytest
 from flask.testing import FlaskClient
 
+from broker.certificates import write_pair
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.admins import AdminRole
 from broker.core.catalogue import CATALOGUE
 from broker.core.model import OidcUpstream, School
+from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
 from broker.oidc.grants import RegisteredClient
 from tests.support.live import free_ports, serve_app
 from tests.support.oidc_forge import ForgeProvider
@@ -334,6 +337,54 @@ def test_an_eck_id_school_cannot_switch_its_identity_provider(
     # A school without the ECK iD keeps its forms.
     own = school.get(IDP, base_url=HTTPS).get_data(as_text=True)
     assert 'id="oidc-form"' in own and 'id="eck-id-locked"' not in own
+
+
+def test_a_school_on_a_shared_idp_cannot_change_it(
+    site: PortalSite, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """A school board's IdP serves two schools: its metadata is the IdP's, and a change by one
+    school would change the other's logins. Read-only, saying so; every change a 403."""
+    board_idp = "http://localhost:9409/metadata"
+    key, cert = tmp_path / "board.key", tmp_path / "board.crt"
+    write_pair(key, cert, "board")
+    xml = school_idp_metadata(
+        SchoolIdpSettings(
+            base_url="http://localhost:9409",
+            entity_id=board_idp,
+            key_file=key,
+            cert_file=cert,
+            sp_metadata=(),
+            school_name="Bestuursschool",
+            brin="88BB00",
+        )
+    )
+    for school_id in ("88BB00", "88BB01"):
+        site.registry.add_school(School(school_id, f"Bestuursschool {school_id}", board_idp), xml)
+    site.accounts["board-school"] = site.add_account(
+        "ict@bestuur.example", AdminRole.SCHOOL, "88BB01"
+    )
+    client = site.sign_in("board-school")
+    url = "/portal/school/88BB01/identity-provider"
+    before, generation = site.registry.school("88BB01"), site.registry.generation()
+
+    page = client.get(url, base_url=HTTPS).get_data(as_text=True)
+    assert board_idp in page and 'id="shared-idp-locked"' in page
+    assert "Deze inlogdienst wordt gedeeld met andere scholen" in page
+    assert "operator van de federatie" in page
+    assert 'id="saml-form"' not in page and 'id="oidc-form"' not in page
+
+    token = csrf_token(page)
+    saml = {"csrf_token": token, "metadata_url": "https://idp.example/metadata"}
+    oidc = {"csrf_token": token, "issuer": "https://op.example", "client_id": "broker",
+            "client_secret": "x", "algorithm": "RS256", "oidc_subject": "sub"}  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="broker.portal"):
+        for action, data in (("saml", saml), ("oidc", oidc)):
+            response = client.post(f"{url}/{action}", base_url=HTTPS, data=data)
+            assert response.status_code == 403, action
+    assert site.registry.school("88BB01") == before
+    assert site.registry.registered_metadata("idp", "88BB00") == xml
+    assert site.registry.generation() == generation
+    assert caplog.text.count("reason=shared_idp") == 2
 
 
 def test_the_identity_provider_page_names_the_schools_own_redirect_uri(site: PortalSite) -> None:

@@ -292,8 +292,7 @@ def test_either_of_the_schools_published_signing_keys_is_accepted(
     """Both keys of a school in rollover verify, whichever the metadata lists first; a key it
     does not publish still does not."""
     registry = demo.registry
-    entry = registry.school_by_idp(demo.school_entity_id)
-    assert entry is not None
+    (entry,) = registry.schools_by_idp(demo.school_entity_id)
     original = registry.school_metadata()[demo.school_entity_id]
     key, cert = _key_pair(tmp_path, "school-next")
     next_key = SchoolForger(
@@ -321,8 +320,7 @@ def test_a_key_of_another_type_listed_first_does_not_hide_the_schools_own(
     Response still verifies (libxmlsec fails an EC key under an RSA signature with another
     error than a wrong RSA key, which once ended the search at the first key)."""
     registry = demo.registry
-    entry = registry.school_by_idp(demo.school_entity_id)
-    assert entry is not None
+    (entry,) = registry.schools_by_idp(demo.school_entity_id)
     original = registry.school_metadata()[demo.school_entity_id]
     ec_cert = make_signer("p256").cert
     registry.update_school_metadata(
@@ -364,8 +362,7 @@ def test_the_direct_route_reads_what_pysaml2s_route_read(
             "mail": ["  sanne@school.example  "],
         },
     )
-    entry = demo.registry.school_by_idp(demo.school_entity_id)
-    assert entry is not None
+    (entry,) = demo.registry.schools_by_idp(demo.school_entity_id)
     reads: list[assertion_reader.ReadResponse] = []
     original = assertion_reader.read_response
 
@@ -437,8 +434,7 @@ def test_a_refusal_on_the_direct_route_is_an_invalid_message(
     """Called directly, too: the reason code, and nothing about the message in the text."""
     login = start_login(demo)
     doc = etree.fromstring(base64.b64decode(forged(demo, school, login, sign=False)))
-    entry = demo.registry.school_by_idp(demo.school_entity_id)
-    assert entry is not None
+    (entry,) = demo.registry.schools_by_idp(demo.school_entity_id)
     with pytest.raises(InvalidMessage) as refused:
         demo.broker.saml_back.parse_response(encode(doc), entry, login.request_id)
     assert refused.value.code == "bad_signature"

@@ -69,7 +69,7 @@ def test_oidc_school_round_trip(sql_registry: SqlRegistry) -> None:
     sql_registry.add_school(OIDC_SCHOOL, "")
     sql_registry.add_school(DEFAULT_ALGORITHMS, "")
     assert sql_registry.school("22CC00") == OIDC_SCHOOL
-    assert sql_registry.school_by_idp(ENTRA) == OIDC_SCHOOL
+    assert sql_registry.schools_by_idp(ENTRA) == (OIDC_SCHOOL,)
     assert sql_registry.school("33DD00") == DEFAULT_ALGORITHMS
     assert sql_registry.schools() == [OIDC_SCHOOL, DEFAULT_ALGORITHMS]
     # No SAML metadata for an OIDC school: the SAML side never sees it.

@@ -222,11 +222,11 @@ def test_unknown_ids_are_refused_and_change_nothing(federation: SqlRegistry) -> 
 def test_every_workers_view_drops_a_removed_entry(federation: SqlRegistry) -> None:
     other_worker = CachedRegistryReader(federation, max_staleness=0.0)
     assert other_worker.service_by_entity_id("toets") is not None
-    assert other_worker.school_by_idp(SAML_SCHOOL.idp_entity_id) is not None
+    assert other_worker.schools_by_idp(SAML_SCHOOL.idp_entity_id)
     federation.remove_service("toets", apply=True)
     federation.remove_school("00AA", apply=True)
     assert other_worker.service_by_entity_id("toets") is None
-    assert other_worker.school_by_idp(SAML_SCHOOL.idp_entity_id) is None
+    assert other_worker.schools_by_idp(SAML_SCHOOL.idp_entity_id) == ()
     assert [s.id for s in other_worker.schools()] == ["11BB"]
     assert SAML_SCHOOL.idp_entity_id not in federation.school_metadata()
 

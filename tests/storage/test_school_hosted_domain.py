@@ -52,7 +52,7 @@ def _provider_columns(url: str) -> set[str]:
 def test_a_hosted_domain_is_stored_changed_and_cleared(sql_registry: SqlRegistry) -> None:
     sql_registry.add_school(SCHOOL, "")
     assert sql_registry.school(SCHOOL.id) == SCHOOL
-    assert sql_registry.school_by_idp(GOOGLE) == SCHOOL
+    assert sql_registry.schools_by_idp(GOOGLE) == (SCHOOL,)
     before = sql_registry.generation()
     moved = replace(SCHOOL, oidc=replace(SCHOOL.oidc, hosted_domain="other.nl"))
     sql_registry.update_school_idp(moved, "")

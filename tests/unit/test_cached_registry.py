@@ -32,9 +32,9 @@ class CountingSource:
         self._count("school")
         return self.schools_.get(school_id)
 
-    def school_by_idp(self, idp_entity_id: str) -> School | None:
-        self._count("school_by_idp")
-        return next((s for s in self.schools_.values() if s.idp_entity_id == idp_entity_id), None)
+    def schools_by_idp(self, idp_entity_id: str) -> tuple[School, ...]:
+        self._count("schools_by_idp")
+        return tuple(s for s in self.schools_.values() if s.idp_entity_id == idp_entity_id)
 
     def schools(self) -> list[School]:
         self._count("schools")
@@ -103,7 +103,7 @@ def test_lookups_within_a_second_ask_the_source_once() -> None:
     for _ in range(10):
         assert view.school("99XX00") is not None
         assert view.service_by_entity_id("https://sp.example/md") is not None
-        assert view.school_by_idp("https://idp.example/md") is not None
+        assert view.schools_by_idp("https://idp.example/md")
         assert view.chain("leermiddelen") is not None
     assert source.calls["generation"] == 1
     assert source.calls["schools"] == 1
@@ -130,7 +130,7 @@ def test_a_new_entity_is_found_at_once() -> None:
     source.gen = 2
     # No time passes: the miss itself makes the view look again.
     assert view.school("11AA00") is not None
-    assert view.school_by_idp("https://idp.new/md") is not None
+    assert view.schools_by_idp("https://idp.new/md")
 
 
 def test_policies_are_kept_until_the_generation_changes() -> None:

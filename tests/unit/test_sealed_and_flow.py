@@ -173,8 +173,8 @@ class FakeRegistry:
     def school(self, school_id: str) -> School | None:
         return self._schools.get(school_id)
 
-    def school_by_idp(self, idp_entity_id: str) -> School | None:
-        return next((s for s in self._schools.values() if s.idp_entity_id == idp_entity_id), None)
+    def schools_by_idp(self, idp_entity_id: str) -> tuple[School, ...]:
+        return tuple(s for s in self._schools.values() if s.idp_entity_id == idp_entity_id)
 
     def schools(self) -> list[School]:
         return list(self._schools.values())

@@ -15,6 +15,11 @@ A school whose pseudonyms come from the ECK iD (`School.use_eck_id`) cannot chan
 here: the ECK iD namespace is sector-wide, so a provider of the school's own choosing could assert
 any student's ECK iD and be that student at every publisher. The page shows the provider read-only
 and a POST is refused (403); the federation operator changes it (`registry import`, docs/cli.md).
+
+Nor can a school whose SAML IdP other schools share (a school board's, core/shared_idp.py): its
+metadata is the IdP's, and a change would change the other schools' logins too. The page shows
+it read-only, saying it is shared, and a POST is refused (403); the federation operator manages
+it (`school update --saml-metadata` updates every school on the IdP, docs/operations.md).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from broker.core.admins import AdminRole
 from broker.core.errors import BadRequest, UpstreamFailure
 from broker.core.hosted_domain import checked_hosted_domain, lacks_hosted_domain
 from broker.core.model import OidcUpstream, School
+from broker.core.shared_idp import is_shared_idp
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
 from broker.web.labels import localised_detail, localised_problem
@@ -66,7 +72,25 @@ def _changeable(school: School) -> School:
             current_admin().id,
         )
         raise PortalForbidden("identity provider of an ECK iD school")
+    if _shared_with(school):
+        log.warning(
+            "portal school idp refused school=%s reason=shared_idp admin=%s",
+            school.id,
+            current_admin().id,
+        )
+        raise PortalForbidden("identity provider other schools share")
     return school
+
+
+def _shared_with(school: School) -> tuple[School, ...]:
+    """The other schools on the school's SAML IdP (a school board's); none for an IdP of its
+    own or an OpenID provider (whose issuer is one school's, registry/shared_idps.py)."""
+    if school.oidc is not None:
+        return ()
+    on_idp = broker().registry.schools_by_idp(school.idp_entity_id)
+    return (
+        tuple(other for other in on_idp if other.id != school.id) if is_shared_idp(on_idp) else ()
+    )
 
 
 def _forms(school: School) -> tuple[SamlIdpForm, OidcProviderForm]:
@@ -98,6 +122,7 @@ def _page(
         logout_callback=settings.oidc_logout_callback_url(school.id),
         backchannel_logout=settings.oidc_backchannel_logout_url(school.id),
         hosted_domain_missing=lacks_hosted_domain(school.oidc),
+        shared_idp=bool(_shared_with(school)),
     )
     return page, status
 

@@ -1,0 +1,63 @@
+"""The rule for an IdP several schools share (core/shared_idp.py) and its check on a login's
+collected values (login/school_values.py): the chosen school and only it, or a refusal by code;
+an IdP of one school unchanged."""
+
+from __future__ import annotations
+
+import pytest
+
+from broker.core.errors import NotTheChosenSchool, OtherSchoolAccount, SchoolNotAsserted
+from broker.core.model import School
+from broker.core.shared_idp import asserted_school_matches, is_shared_idp, names_a_school
+from broker.login.school_values import check_asserted_school
+
+IDP = "https://sts.bestuur.example/adfs/services/trust"
+NOORD = School("10AA", "Lyceum Noord", IDP)
+ZUID = School("10AA01", "Lyceum Zuid", IDP)
+
+
+def test_an_idp_is_shared_from_two_schools_on() -> None:
+    assert not is_shared_idp(())
+    assert not is_shared_idp((NOORD,))
+    assert is_shared_idp((NOORD, ZUID))
+
+
+@pytest.mark.parametrize(
+    ("asserted", "matches"),
+    [
+        (["10AA"], True),
+        (["10AA", "10AA"], True),
+        ([], False),
+        ([""], False),
+        (["10AA01"], False),
+        (["10AA01", "10AA"], True),  # enrolled at two schools of the board: the chosen one is
+        (["10BB", "10AA01"], False),
+        (["10aa"], False),  # a BRIN has one spelling
+        (["10AA "], False),  # the SAML back trims; the rule itself compares exactly
+    ],
+)
+def test_only_the_chosen_school_matches(asserted: list[str], matches: bool) -> None:
+    assert asserted_school_matches(asserted, "10AA") is matches
+
+
+def test_names_a_school() -> None:
+    assert not names_a_school([]) and not names_a_school([""])
+    assert names_a_school(["10AA01"])
+
+
+def test_a_shared_idp_must_name_the_chosen_school() -> None:
+    check_asserted_school({"school_id": ["10AA"]}, NOORD, shared=True)
+    with pytest.raises(SchoolNotAsserted) as missing:
+        check_asserted_school({"given_name": ["Sanne"]}, NOORD, shared=True)
+    assert missing.value.code == "school_not_asserted" and missing.value.status == 403
+    with pytest.raises(OtherSchoolAccount) as other:
+        check_asserted_school({"school_id": ["10AA01"]}, NOORD, shared=True)
+    assert other.value.code == "other_school" and other.value.status == 403
+    assert isinstance(other.value, NotTheChosenSchool)
+    # The reason names the chosen school, never the value the IdP sent.
+    assert "10AA01" not in other.value.detail and "10AA" in other.value.detail
+
+
+def test_an_idp_of_one_school_needs_no_school_named() -> None:
+    check_asserted_school({}, NOORD, shared=False)
+    check_asserted_school({"school_id": ["10AA01"]}, NOORD, shared=False)
