@@ -506,7 +506,7 @@ def test_error_page_offers_to_try_again_at_the_school_when_given(app: Flask) -> 
         app,
         "error.html",
         "nl",
-        **error_context(status=502, retry_form=retry, choose_school_url="/discovery?login=L-1"),
+        **error_context(status=502, retry_form=retry, choose_again="/discovery?login=L-1"),
     )
     form = doc.find("form", action="/discovery")
     assert form.attrs["method"] == "post"
