@@ -820,6 +820,15 @@ def test_repeated_parameters_are_refused(rp: Client) -> None:
     assert parse_qs(urlsplit(page.location).query)["error"] == ["invalid_request"]
 
 
+@pytest.mark.parametrize("name", ["response_type", "client_id", "redirect_uri", "scope", "state"])
+def test_a_repeated_core_parameter_gets_a_page_never_a_redirect(rp: Client, name: str) -> None:
+    """authlib checks these five before the redirect URI is trusted (oidc-profile.md)."""
+    params = {k: v for k, v in rp.params().items() if k[0] != "_"}
+    query = urlencode(params) + "&" + urlencode({name: params[name]})
+    page = Browser().get(f"{rp.authorize_url}?{query}", follow=False)
+    assert page.status == 400 and page.location is None
+
+
 def test_userinfo_follows_rfc_6750(rp: Client) -> None:
     token, claims = rp.login(Browser())
     url = f"{rp.demo.broker_url}/oidc/userinfo"
