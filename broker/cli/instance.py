@@ -13,8 +13,8 @@ CONFIG_NAME = "ketenbroker.toml"
 
 CONFIG_TEMPLATE = """\
 # Ketenbroker configuration. Relative paths are relative to this file's folder.
-# Secrets may instead come from the environment: KETENBROKER_SECRET_KEY and
-# KETENBROKER_PSEUDONYM_KEYS (the key set's contents). See docs/configuration.md.
+# Secrets may instead come from the environment: KETENBROKER_SECRET_KEY, KETENBROKER_RECEIPT_KEY
+# and KETENBROKER_PSEUDONYM_KEYS (the key set's contents). See docs/configuration.md.
 
 [broker]
 # The public origin of the broker (no path). Entity ids and endpoints derive from it.

@@ -60,6 +60,9 @@ def status_command(config_path: Path) -> None:
     sources = [(s.name, s.refresh_seconds) for s in settings.metadata.sources]
     health = registry.federation.health(sources, datetime.now(UTC))
     records = registry.federation.records()
+    if not sources:
+        # Silence would read as "all well" or "the command did nothing": say which.
+        click.echo("No [[metadata.sources]] configured; nothing to check.")
     for entry in health:
         record = records.get(entry.name)
         fetched = entry.fetched_at.isoformat(timespec="seconds") if entry.fetched_at else "never"

@@ -9,6 +9,7 @@ key set file and the registry, and never prints key material.
 
 from __future__ import annotations
 
+import shlex
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -122,8 +123,10 @@ def rotate(
         "  Its services now receive the new pseudonym, and the previous one as "
         "urn:ketenbroker:previous-pseudonym (SAML) and previous_sub (OIDC)."
     )
+    # The whole command, --config included, so the operator can paste it as it stands.
     click.echo(
-        f"  End it earlier with: ketenbroker pseudonym-key finish {_named(chain_id, service_id)}"
+        f"  End it earlier with: ketenbroker pseudonym-key finish --config "
+        f"{shlex.quote(str(config_path))} {_named(chain_id, service_id)}"
     )
 
 

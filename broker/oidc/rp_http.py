@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -240,6 +241,12 @@ def _checked_addresses(url: str, allow_loopback: bool, seconds: float) -> list[s
     except DestinationRefused:
         raise UpstreamFailure(
             N_("provider endpoint is not a public address"), code="endpoint_refused"
+        ) from None
+    except socket.gaierror:
+        # In words, as a metadata URL's failure says it: "gaierror" tells an operator who
+        # mistyped the issuer, or whose resolver is down, nothing.
+        raise UpstreamFailure(
+            N_("provider unreachable: its host name did not resolve"), code="school_unreachable"
         ) from None
     except (OSError, UnicodeError) as err:
         raise UpstreamFailure(

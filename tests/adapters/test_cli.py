@@ -147,9 +147,19 @@ def unchanged(populated: Path) -> Iterator[Path]:
 def test_init_creates_config_keys_and_registry(instance: Path) -> None:
     folder = instance.parent
     assert instance.is_file()
-    for secret in ("saml-signing.key", "pseudonym-keys.toml", "session-secret"):
+    # Every secret operations.md ("Files and keys") lists, each readable by the broker's user only.
+    keys = ("saml-signing.key", "pseudonym-keys.toml", "session-secret", "receipt-key")
+    for secret in (*keys, "oidc-rs256.pem", "oidc-es256.pem"):
         mode = stat.S_IMODE((folder / "keys" / secret).stat().st_mode)
         assert mode == 0o600, f"{secret} has mode {oct(mode)}"
+    # The file's header names every secret that may come from the environment instead.
+    header = instance.read_text(encoding="utf-8").split("[broker]")[0]
+    for variable in (
+        "KETENBROKER_SECRET_KEY",
+        "KETENBROKER_RECEIPT_KEY",
+        "KETENBROKER_PSEUDONYM_KEYS",
+    ):
+        assert variable in header
     assert stat.S_IMODE((folder / "keys").stat().st_mode) == 0o700
     assert (folder / "keys" / "saml-signing.crt").is_file()
     assert (folder / "registry.sqlite3").is_file()

@@ -125,6 +125,14 @@ def test_one_way_of_giving_metadata_at_a_time(broker: tuple[Path, Feed]) -> None
     assert result.exit_code == 2 and "exactly one" in result.output
 
 
+def test_status_without_sources_says_so(tmp_path: Path) -> None:
+    # No sources is a state of its own, neither "all well" nor a command that did nothing.
+    config = init_instance(tmp_path / "kb", "http://127.0.0.1:8000", "kb.example", "KB")
+    result = run("metadata", "status", "--config", config)
+    assert result.exit_code == 0
+    assert result.output == "No [[metadata.sources]] configured; nothing to check.\n"
+
+
 def test_bad_source_configuration_is_refused_at_load(tmp_path: Path) -> None:
     config = init_instance(tmp_path / "kb", "http://127.0.0.1:8000", "kb.example", "KB")
     with config.open("a", encoding="utf-8") as handle:

@@ -134,7 +134,8 @@ def test_a_service_in_no_chain_is_rotated_as_a_chain_of_its_own(config: Path) ->
                  "--window", "14")  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "Chain service:los: key version 2 (was 1)" in result.output
-    assert "pseudonym-key finish --service los" in result.output
+    # The hint is the whole command, pasted as it stands (--config included).
+    assert f"pseudonym-key finish --config {config} --service los" in result.output
 
 
 @pytest.mark.parametrize(

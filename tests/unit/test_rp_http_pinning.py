@@ -97,6 +97,8 @@ def test_a_name_that_does_not_resolve_is_unreachable(monkeypatch: pytest.MonkeyP
     with pytest.raises(UpstreamFailure) as failed:
         get_json(SchoolSession(1.0), "https://op.nowhere.test/keys", "keys")
     assert failed.value.code == "school_unreachable"
+    # Said in words for the operator (`school add --oidc-issuer`), not as "gaierror".
+    assert str(failed.value) == "provider unreachable: its host name did not resolve"
 
 
 def _get(url: str) -> Any:
