@@ -36,7 +36,13 @@ def _metadata_origin(entity_id: str, sources: dict[str, tuple[str, ...]]) -> str
     return f"metadata from source {', '.join(held)}" if held else "metadata from registration"
 
 
-def school_line(school: School, sources: dict[str, tuple[str, ...]]) -> dict[str, Cell]:
+def school_line(
+    school: School,
+    sources: dict[str, tuple[str, ...]],
+    schools_on_idp: Mapping[str, Sequence[str]] | None = None,
+) -> dict[str, Cell]:
+    """`schools_on_idp`: every SAML IdP's schools by entity id, so that a school board's IdP
+    names the other schools it serves (their logins then must name their school)."""
     if school.oidc is not None:
         provider = school.oidc.issuer
         origin = f"broker's client id {school.oidc.client_id}"
@@ -47,6 +53,9 @@ def school_line(school: School, sources: dict[str, tuple[str, ...]]) -> dict[str
     else:
         provider = school.idp_entity_id
         origin = _metadata_origin(school.idp_entity_id, sources)
+        others = [i for i in (schools_on_idp or {}).get(provider, ()) if i != school.id]
+        if others:
+            origin += f", IdP shared with {', '.join(others)}"
     return {
         "id": school.id,
         "name": school.name,
@@ -107,7 +116,12 @@ def school_list(config_path: Path, as_json: bool) -> None:
     from (or the broker's client id at its OpenID provider)."""
     _, registry = open_registry(config_path)
     sources = registry.federation.sources_of("idp")
-    _print_table([school_line(s, sources) for s in registry.schools()], "school", as_json)
+    schools = registry.schools()
+    on_idp: dict[str, list[str]] = {}
+    for school in schools:
+        if school.oidc is None:
+            on_idp.setdefault(school.idp_entity_id, []).append(school.id)
+    _print_table([school_line(s, sources, on_idp) for s in schools], "school", as_json)
 
 
 @click.command("list")

@@ -6,6 +6,7 @@ exit code 1, with the registry exactly as it was."""
 from __future__ import annotations
 
 import hashlib
+import json
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -364,6 +365,16 @@ def test_schools_of_one_board_share_its_idp_and_its_metadata(config: Path, files
                 "--saml-metadata", rolled)  # fmt: skip
     assert third.exit_code == 0, third.output
     assert "shared with school(s) 12AB, 12AC" in third.output
+
+    # `school list` names the other schools on each school's IdP.
+    listed = {
+        line["id"]: line["registration"]
+        for line in map(
+            json.loads, run("school", "list", "--config", config, "--json").output.splitlines()
+        )
+    }
+    assert listed["12AC"].endswith(", IdP shared with 12AB, 12AD")
+    assert listed["12AB"].endswith(", IdP shared with 12AC, 12AD")
 
 
 def test_an_openid_issuer_is_not_shared_by_the_cli(config: Path, files: Files) -> None:
