@@ -7,6 +7,7 @@ not apply SameSite rules; only a real browser shows that the login state survive
 
 from __future__ import annotations
 
+import os
 import re
 import socket
 from collections.abc import Callable, Iterator
@@ -36,6 +37,23 @@ expect.set_options(timeout=TIMEOUT_MS)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOTS = PROJECT_ROOT / "test-artifacts" / "screenshots"
 _DEMO_APPS = 7  # broker, school IdP, three publishers, OIDC school, OIDC publisher
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test in this folder drives Chromium: marked `browser`, and skipped on a machine
+    without Debian's Chromium. On CI a missing Chromium stops the run instead: the browser
+    tests must run there, and a skip would pass unseen."""
+    ours = [item for item in items if _HERE in item.path.resolve().parents]
+    for item in ours:
+        item.add_marker(pytest.mark.browser)
+    if not ours or CHROMIUM.exists():
+        return
+    if os.environ.get("CI"):
+        raise pytest.UsageError(f"{CHROMIUM} is missing on CI; the browser tests must run there")
+    skip = pytest.mark.skip(reason=f"{CHROMIUM} not installed (Debian package 'chromium')")
+    for item in ours:
+        item.add_marker(skip)
 
 
 def expect_discovery(page: Page, broker: str) -> None:

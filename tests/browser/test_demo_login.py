@@ -7,30 +7,18 @@ browser can show: the broker's login state survives the cross-site POST from the
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from broker.cli.demo import DEMO_SCHOOL_TOWN
-from tests.browser.conftest import CHROMIUM, Demo
+from tests.browser.conftest import Demo
 from tests.browser.conftest import expect_discovery as expect_discovery_page
 from tests.support.notice import continue_past_notice
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing on CI; the browser tests must run there", pytrace=False)
-    pytest.skip(
-        f"{CHROMIUM} not installed (Debian package 'chromium'); browser tests skipped",
-        allow_module_level=True,
-    )
-
-pytestmark = pytest.mark.browser
 
 PAIRWISE_ID = "urn:oasis:names:tc:SAML:attribute:pairwise-id"
 PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"

@@ -5,7 +5,6 @@ types, and the browser's filter shows what the server shows, matches and lines a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from urllib.parse import urlencode
 
@@ -13,16 +12,9 @@ import pytest
 from flask import Flask
 from playwright.sync_api import BrowserContext, Page, expect
 
-from tests.browser.conftest import CHROMIUM, Demo, demo_on_free_ports, expect_discovery
+from tests.browser.conftest import Demo, demo_on_free_ports, expect_discovery
 from tests.browser.test_demo_login import start_login
 from tests.support.schools import listed_school, register
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing on CI; the browser tests must run there", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not installed; browser tests skipped", allow_module_level=True)
-
-pytestmark = pytest.mark.browser
 
 # id → (name, town, aliases)
 SCHOOLS = {

@@ -4,7 +4,6 @@ in Utrecht, a typo in a town forgiven, and the browser's filter finding what the
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -13,16 +12,9 @@ from flask import Flask
 from playwright.sync_api import Page, expect
 
 from broker.cli.demo import DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN
-from tests.browser.conftest import CHROMIUM, Demo, demo_on_free_ports, expect_discovery
+from tests.browser.conftest import Demo, demo_on_free_ports, expect_discovery
 from tests.browser.test_demo_login import start_login
 from tests.support.schools import listed_school, register
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing on CI; the browser tests must run there", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not installed; browser tests skipped", allow_module_level=True)
-
-pytestmark = pytest.mark.browser
 
 GYMNASIUM = "Stedelijk Gymnasium"
 NAMESAKES = {"20LE00": "Leiden", "21UT00": "Utrecht", "22ZW00": "Zwolle"}

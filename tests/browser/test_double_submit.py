@@ -13,7 +13,6 @@ a hand's double click is two clicks with a pause between.
 
 from __future__ import annotations
 
-import os
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -24,7 +23,7 @@ import pytest
 from playwright.sync_api import APIResponse, BrowserContext, Page, Route, expect
 from playwright.sync_api import Error as PlaywrightError
 
-from tests.browser.conftest import CHROMIUM, PROJECT_ROOT, TIMEOUT_MS, Demo
+from tests.browser.conftest import PROJECT_ROOT, TIMEOUT_MS, Demo
 from tests.browser.test_demo_login import (
     broker_cookies,
     choose_school_by_search,
@@ -35,13 +34,6 @@ from tests.browser.test_demo_login import (
     start_login,
 )
 from tests.support.notice import NOTICE_BUTTON
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing on CI; the browser tests must run there", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not installed; browser tests skipped", allow_module_level=True)
-
-pytestmark = pytest.mark.browser
 
 SUBMIT_ONCE = PROJECT_ROOT / "broker" / "web" / "static" / "submit-once.js"
 SCHOOL_BUTTON_NAME = re.compile(r"^Demo Lyceum")

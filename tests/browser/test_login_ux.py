@@ -5,7 +5,6 @@ student's remembered school (a link straight to the school, and its fallback to 
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
@@ -14,7 +13,7 @@ import pytest
 from playwright.sync_api import BrowserContext, Page, Request, expect
 
 from broker.web.discovery import PREPARED_FOR_SECONDS
-from tests.browser.conftest import CHROMIUM, Demo, expect_discovery
+from tests.browser.conftest import Demo, expect_discovery
 from tests.browser.test_demo_login import (
     HEX64,
     SCHOOL_BUTTON,
@@ -28,13 +27,6 @@ from tests.browser.test_demo_login import (
 )
 from tests.support.forge import authn_request_id
 from tests.support.notice import NOTICE_BUTTON
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing on CI; the browser tests must run there", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not installed; browser tests skipped", allow_module_level=True)
-
-pytestmark = pytest.mark.browser
 
 SERVICE = "Leesplank (demo publisher)"
 

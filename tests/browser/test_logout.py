@@ -35,8 +35,6 @@ from tests.browser.test_demo_login import (
 )
 from tests.support.live import free_ports, publisher_settings, served
 
-pytestmark = pytest.mark.browser
-
 DONE = r"/logout/[^/]+/done$"
 # The broker's wait for answers (login.logout_wait_seconds, 5 s in the demo) and the school's
 # round trip after it: how long a run with a platform that never answers takes to end.

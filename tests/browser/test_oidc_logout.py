@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import re
 
-import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.browser.conftest import Demo
@@ -21,8 +20,6 @@ from tests.browser.test_demo_login import broker_cookies
 from tests.browser.test_logout import record_pages
 from tests.browser.test_oidc_school_login import log_in_at_the_oidc_school
 from tests.support.notice import continue_past_notice
-
-pytestmark = pytest.mark.browser
 
 DONE = r"/logout/[^/]+/done$"
 

@@ -8,25 +8,13 @@ provider, and the broker's login state survives the cross-site return.
 
 from __future__ import annotations
 
-import os
 import re
 
-import pytest
 from playwright.sync_api import Page, expect
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_TOWN
-from tests.browser.conftest import CHROMIUM, Demo, expect_discovery
+from tests.browser.conftest import Demo, expect_discovery
 from tests.support.notice import continue_past_notice
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing on CI; the browser tests must run there", pytrace=False)
-    pytest.skip(
-        f"{CHROMIUM} not installed (Debian package 'chromium'); browser tests skipped",
-        allow_module_level=True,
-    )
-
-pytestmark = pytest.mark.browser
 
 PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
 HEX64 = re.compile(r"[0-9a-f]{64}")

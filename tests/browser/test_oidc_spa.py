@@ -28,8 +28,6 @@ from tests.browser.test_demo_login import choose_school_by_search, pick_person
 from tests.support.live import free_ports, serve_app
 from tests.support.notice import continue_past_notice
 
-pytestmark = pytest.mark.browser
-
 CLIENT_ID = "spa-woordenboek"
 
 # The app: `/` makes the PKCE pair and state and goes to the authorization endpoint it found in

@@ -4,7 +4,6 @@ forge), and the very next student login at Leesplank goes through that provider,
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -21,17 +20,10 @@ from broker.accounts.passwords import hash_password
 from broker.cli.demo import DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN, prepare_demo, serve
 from broker.core.admins import AdminRole, Publisher
 from broker.registry import SqlRegistry
-from tests.browser.conftest import CHROMIUM, TIMEOUT_MS
+from tests.browser.conftest import TIMEOUT_MS
 from tests.support.live import free_ports
 from tests.support.notice import continue_past_notice
 from tests.support.oidc_forge import ForgeProvider
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing on CI; the browser tests must run there", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not installed; browser tests skipped", allow_module_level=True)
-
-pytestmark = pytest.mark.browser
 
 PASSWORD = "a long portal password"
 PAIRWISE_ID = "urn:oasis:names:tc:SAML:attribute:pairwise-id"

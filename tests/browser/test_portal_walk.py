@@ -8,7 +8,6 @@ Administrators of the school and the publisher come in through the operator's in
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -29,16 +28,9 @@ from broker.demo.publisher_sp import (
     create_publisher_sp_app,
     publisher_sp_metadata,
 )
-from tests.browser.conftest import CHROMIUM, TIMEOUT_MS
+from tests.browser.conftest import TIMEOUT_MS
 from tests.support.live import free_ports
 from tests.support.notice import continue_past_notice
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing on CI; the browser tests must run there", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not installed; browser tests skipped", allow_module_level=True)
-
-pytestmark = pytest.mark.browser
 
 PASSWORD = "a long portal password"
 PAIRWISE_ID = "urn:oasis:names:tc:SAML:attribute:pairwise-id"

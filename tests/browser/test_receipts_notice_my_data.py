@@ -16,7 +16,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -31,15 +30,8 @@ from broker.accounts.passwords import hash_password
 from broker.cli.demo import DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN
 from broker.core.admins import AdminRole
 from broker.core.model import Declaration
-from tests.browser.conftest import CHROMIUM, expect_discovery
+from tests.browser.conftest import expect_discovery
 from tests.support.live import LiveDemo, Publisher, running_demo
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing on CI; the browser tests must run there", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not installed; browser tests skipped", allow_module_level=True)
-
-pytestmark = pytest.mark.browser
 
 SCHOOL_NAME = "Demo Lyceum"
 PRIVACY_CONTACT = "mailto:privacy@demo-school.example"

@@ -16,18 +16,16 @@ from __future__ import annotations
 
 import base64
 import html
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from lxml import etree
 from playwright.sync_api import ConsoleMessage, Page, Response, Route, expect
 
 from broker.certificates import write_pair
 from broker.saml.entities import ACS_PATH
-from tests.browser.conftest import CHROMIUM, Demo
+from tests.browser.conftest import Demo
 from tests.browser.test_demo_login import (
     HEX64,
     attributes_by_friendly_name,
@@ -39,13 +37,6 @@ from tests.browser.test_demo_login import (
 )
 from tests.browser.test_double_submit import wait_until
 from tests.support.forge import SchoolForger, authn_request_id, redirect_message
-
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing on CI; the browser tests must run there", pytrace=False)
-    pytest.skip(f"{CHROMIUM} not installed; browser tests skipped", allow_module_level=True)
-
-pytestmark = pytest.mark.browser
 
 AUTHN_FAILED = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
 SAML_RESPONSE_FIELD = re.compile(r'name="SAMLResponse" value="([^"]+)"')
