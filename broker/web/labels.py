@@ -130,6 +130,7 @@ _CODE_TITLES = {
     "other_school": N_("Your account belongs to another school"),
     "school_not_asserted": N_("Which school is your account's?"),
     "unsigned_status": N_("Your school did not sign you in"),
+    "service_switched_off": N_("This learning platform is switched off"),
 }
 # What the school answered when it said no without signing (UnsignedSchoolRefusal): unverified,
 # so the page says what the school answered, never that it is so.

@@ -92,6 +92,11 @@ def school(site: PortalSite) -> FlaskClient:
     return site.sign_in("school")
 
 
+@pytest.fixture(scope="module")
+def operator(site: PortalSite) -> FlaskClient:
+    return site.sign_in("operator")  # once: a code is accepted once only
+
+
 def post(
     client: FlaskClient, action: str, data: dict[str, object], lang: str, url: str = IDP
 ) -> tuple[int, str]:
@@ -226,10 +231,40 @@ def test_the_secret_and_the_provider_are_checked_in_one_round(
     )
 
 
-def test_the_operators_onboarding_says_it_alike(site: PortalSite, peer: str) -> None:
-    operator = site.sign_in("operator")
+def test_the_operators_onboarding_says_it_alike(
+    site: PortalSite, operator: FlaskClient, peer: str
+) -> None:
     data = {"school_id": "77AB00", "name": "Nieuwe school", "metadata_url": f"{peer}/gone"}
     status, page = post(operator, "", data, "en", url="/portal/operator/schools")
     assert status == 400
     assert field_error(page, "metadata_url") == "cannot fetch the metadata: HTTP 404"
     assert site.registry.school("77AB00") is None
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("nl", "Upload de metadata of geef het adres ervan."),
+        ("en", "Upload the metadata or give its address."),
+    ],
+)
+def test_neither_a_file_nor_an_address_says_so_not_that_https_is_missing(
+    site: PortalSite, school: FlaskClient, operator: FlaskClient, lang: str, said: str
+) -> None:
+    before = site.registry.school(DEMO_SCHOOL_ID)
+    status, page = post(school, "/saml", {"metadata_url": " ", "saml_subject": "name_id"}, lang)
+    assert status == 400
+    assert field_error(page, "metadata_url") == said
+    assert "https" not in field_error(page, "metadata_url")
+    assert site.registry.school(DEMO_SCHOOL_ID) == before
+    data = {"school_id": "77AC00", "name": "Lege school", "metadata_url": ""}
+    status, page = post(operator, "", data, lang, url="/portal/operator/schools")
+    assert status == 400
+    assert field_error(page, "metadata_url") == said
+    assert site.registry.school("77AC00") is None
+
+
+def test_the_current_subject_is_named_as_in_the_form(school: FlaskClient) -> None:
+    page = school.get(f"{IDP}?lang=nl", base_url=HTTPS).get_data(as_text=True)
+    shown = re.search(r'<dd id="current-subject">(.*?)</dd>', page, re.S)
+    assert shown and unescape(shown.group(1)) == "De persistente NameID (name_id)"

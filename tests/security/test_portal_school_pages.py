@@ -222,6 +222,22 @@ def test_the_dutch_menu_names_the_sign_in_service_and_the_records_in_dutch(
     assert "Identity provider" not in nav and "Bonnen" not in nav
 
 
+def test_a_switched_off_service_is_shown_receiving_nothing_under_its_version(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    site.registry.set_policy(DEMO_SCHOOL_ID, "toetsplein", frozenset({"groups"}), "test")
+    off = site.registry.set_policy(DEMO_SCHOOL_ID, "toetsplein", frozenset(), "test", active=False)
+    page = _page(school, f"{SCHOOL}/services/toetsplein?lang=nl")
+    preview = page.split('id="preview"')[1].split("</p>")[0]
+    assert "dit platform krijgt niets" in preview
+    assert "Pseudoniem" not in preview  # a switched-off platform receives no pseudonym either
+    overview = _page(school, f"{SCHOOL}/overview?lang=nl")
+    row = overview.split('data-service="toetsplein"')[1].split("</tr>")[0]
+    assert "Uitgezet" in row and f"<td>{off.version}</td>" in row and off.version > 1
+    # The register says what a shared chain means for the students.
+    assert "hetzelfde pseudoniem voor een leerling" in overview
+
+
 # -- 5: times in the broker's zone on every portal ---------------------------------------------
 def test_times_show_the_brokers_zone_in_the_school_and_publisher_portals(
     site: PortalSite, school: FlaskClient

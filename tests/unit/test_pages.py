@@ -29,6 +29,7 @@ from flask_babel import gettext
 import broker
 from broker.core import errors
 from broker.core.school_search import Found
+from broker.registry.errors import ServiceSwitchedOff
 from broker.web import labels
 from broker.web.i18n import LANGUAGE_COOKIE, current_language, lang_switch_url
 from tests.support.pages import pages_app
@@ -732,6 +733,23 @@ def test_already_signed_in_links_to_the_platforms_site(
     assert not without.find_all("a", href="https://rw.example/")
 
 
+def error_page(app: Flask, url: str, error: errors.BrokerError, **extra: Any) -> Element:
+    """The error page as the handler renders `error`: its status, code, title and message."""
+    with app.test_request_context(url):
+        return parse(
+            render_template(
+                "error.html",
+                **error_context(
+                    status=error.status,
+                    code=error.code,
+                    title=labels.error_title(error.status, error.code),
+                    message=labels.public_message(error),
+                    **extra,
+                ),
+            )
+        )
+
+
 @pytest.mark.parametrize(
     ("lang", "title", "advice"),
     [
@@ -742,21 +760,27 @@ def test_already_signed_in_links_to_the_platforms_site(
 def test_the_cookies_error_says_how_to_allow_them(
     app: Flask, lang: str, title: str, advice: str
 ) -> None:
-    with app.test_request_context(f"/discovery?lang={lang}"):
-        error = errors.CookiesBlocked()
-        doc = parse(
-            render_template(
-                "error.html",
-                **error_context(
-                    status=error.status,
-                    code=error.code,
-                    title=labels.error_title(error.status, error.code),
-                    message=labels.public_message(error),
-                ),
-            )
-        )
+    doc = error_page(app, f"/discovery?lang={lang}", errors.CookiesBlocked())
     assert doc.find("h1").text == title
     assert doc.find("ul", **{"class": "steps"}).find_all("li")[0].text.startswith(advice)
+
+
+@pytest.mark.parametrize(
+    ("lang", "title", "advice"),
+    [
+        ("nl", "Dit leerplatform staat uit", "Opnieuw inloggen helpt niet: alleen je school"),
+        ("en", "This learning platform is switched off", "Signing in again does not help"),
+    ],
+)
+def test_a_switched_off_platform_is_named_so_and_signing_in_again_is_not_advised(
+    app: Flask, lang: str, title: str, advice: str
+) -> None:
+    error = ServiceSwitchedOff("99XX00", "toetsplein")
+    doc = error_page(app, f"/?lang={lang}", error, service_name="Toetsplein")
+    assert doc.find("h1").text == title  # not "your school has not shared enough"
+    steps = doc.find("ul", **{"class": "steps"}).text
+    assert steps.startswith(advice)
+    assert "Toetsplein" not in steps  # no "go back to Toetsplein and sign in again"
 
 
 def test_titles_follow_the_status_unless_the_code_knows_better(app: Flask) -> None:
@@ -777,6 +801,11 @@ def test_a_portal_error_page_points_to_the_portal_not_the_platform(app: Flask) -
         steps = doc.find("ul", **{"class": "steps"})
         assert steps.find("a", href="/portal/")
         assert "platform" not in steps.text and "ICT" not in steps.text
+    # Administrators are addressed formally, students informally.
+    portal = render(app, "error.html", "nl", **error_context(status=404, portal_home="/portal/"))
+    assert [h.text for h in portal.find_all("h2")] == ["Wat u kunt doen"]
+    student = render(app, "error.html", "nl", **error_context(status=404))
+    assert [h.text for h in student.find_all("h2")] == ["Wat kun je doen?"]
 
 
 def test_discovery_gives_the_script_each_schools_code_and_the_search_rules(app: Flask) -> None:

@@ -23,7 +23,7 @@ from wtforms import (
     TextAreaField,
     URLField,
 )
-from wtforms.validators import DataRequired, Length, Optional, ValidationError
+from wtforms.validators import DataRequired, Length, ValidationError
 
 from broker.core.endpoints import MAX_REDIRECT_URI, is_acceptable_endpoint, redirect_uri_problem
 from broker.core.hosted_domain import MAX_DOMAIN
@@ -187,7 +187,8 @@ class SamlIdpForm(FlaskForm):
         _l("SAML metadata file of your identity provider"),
         description=_l("Upload a file, or give the address below."),
     )
-    metadata_url = URLField(_l("Or: address of the metadata"), [Optional(), Length(max=1000)])
+    # No Optional(): it would stop the chain before validate_metadata_url sees an empty field.
+    metadata_url = URLField(_l("Or: address of the metadata"), [Length(max=1000)])
     saml_subject = SelectField(
         _l("Attribute that identifies a student"),
         choices=_subjects(SAML_SUBJECTS),
@@ -196,7 +197,7 @@ class SamlIdpForm(FlaskForm):
     )
 
     def validate_metadata_url(self, field: Field) -> None:
-        if not field.data and not self.metadata_file.data:
+        if not (field.data or "").strip() and not self.metadata_file.data:
             raise ValidationError(str(_l("Upload the metadata or give its address.")))
 
 

@@ -145,8 +145,9 @@ class SchoolForm(SchoolDetailsForm):
         _l("SAML metadata file of the school's identity provider"),
         description=_l("Upload a file, or give the address below."),
     )
-    metadata_url = URLField(_l("Or: address of the metadata"), [Optional(), Length(max=1000)])
+    # No Optional(): it would stop the chain before validate_metadata_url sees an empty field.
+    metadata_url = URLField(_l("Or: address of the metadata"), [Length(max=1000)])
 
     def validate_metadata_url(self, field: Field) -> None:
-        if not field.data and not self.metadata_file.data:
+        if not (field.data or "").strip() and not self.metadata_file.data:
             raise ValidationError(str(_l("Upload the metadata or give its address.")))

@@ -39,7 +39,7 @@ from broker.core.shared_idp import is_shared_idp
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
 from broker.web.labels import localised_detail, localised_problem
-from broker.web.portal.oidc_forms import OidcProviderForm, SamlIdpForm
+from broker.web.portal.oidc_forms import SUBJECT_LABELS, OidcProviderForm, SamlIdpForm
 from broker.web.portal.rights import (
     PortalForbidden,
     current_admin,
@@ -116,6 +116,8 @@ def _page(
     page = render_template(
         "portal/school_idp.html",
         school=school,
+        # A claim set from the command line may have no label: the page shows its name then.
+        subject_label=SUBJECT_LABELS.get(school.subject_attribute),
         saml=saml,
         oidc=oidc,
         callback=settings.oidc_callback_url(school.id),

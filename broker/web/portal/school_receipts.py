@@ -181,6 +181,7 @@ def overview(school_id: str) -> str:
     refuse_unless(school is not None)
     assert school is not None
     modes = b.receipts.notice_modes(school_id)
+    choices = b.registry.choices_of_school(school_id)
     rows = []
     for service in b.registry.services():
         try:
@@ -188,7 +189,10 @@ def overview(school_id: str) -> str:
             released = [d for d in service.declarations if d.attribute in policy.attributes]
             rows.append((service, False, released, policy.version, modes.get(service.id)))
         except ServiceSwitchedOff:
-            rows.append((service, True, [], 0, modes.get(service.id)))
+            # The version that switched it off, which the service's history names too.
+            choice = choices.get(service.id)
+            version = choice.version if choice else 0
+            rows.append((service, True, [], version, modes.get(service.id)))
     form = PrivacyContactForm(data={"contact": school.privacy_contact})
     return render_template(
         "portal/school_overview.html", school=school, rows=rows, contact_form=form
