@@ -4,6 +4,11 @@ starts: one clear line, and gunicorn never starts on a mistake."""
 from __future__ import annotations
 
 import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +20,9 @@ from broker.config import load_settings
 from broker.registry import migrate
 from broker.registry.migration import alembic_config, migration_connection
 from broker.web import create_app
+from tests.support.live import free_ports
 from tests.support.postgres import require_postgres
+from tests.support.processes import wait_for, worker_pids
 
 
 @pytest.fixture
@@ -133,3 +140,61 @@ def test_readyz_names_a_missing_schema_as_the_cause(
         response = app.test_client().get("/readyz")
     assert response.status_code == 503
     assert "not ready check=registry error=RegistryNotMigrated" in caplog.text
+
+
+def _metrics_folders(temporary: Path) -> list[Path]:
+    return sorted(temporary.glob("ketenbroker-metrics-*"))
+
+
+def _serve_process(config: Path, port: int, temporary: Path, log: Path) -> subprocess.Popen[bytes]:
+    """The real `ketenbroker serve` (it becomes gunicorn), making its metrics folder in
+    `temporary`, as it does in the system's temporary folder when PROMETHEUS_MULTIPROC_DIR is
+    not set."""
+    temporary.mkdir(exist_ok=True)
+    environment = dict(os.environ, TMPDIR=str(temporary), PYTHONUNBUFFERED="1")
+    environment.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    ketenbroker = Path(sys.executable).parent / "ketenbroker"
+    command = [ketenbroker, "serve", "--config", config, "--bind", f"127.0.0.1:{port}"]
+    with log.open("wb") as output:
+        return subprocess.Popen(
+            [*map(str, command), "--workers", "1"],
+            env=environment,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+
+
+def test_serve_on_a_port_in_use_exits_and_leaves_no_metrics_folder(tmp_path: Path) -> None:
+    config = init_instance(tmp_path / "b", "http://127.0.0.1:8000", "b.example", "Test")
+    temporary, log = tmp_path / "tmp", tmp_path / "serve.log"
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        process = _serve_process(config, port, temporary, log)
+        # gunicorn tries five times, a second apart, then exits without its on_exit hook.
+        assert process.wait(60) != 0
+    assert "Connection in use" in log.read_text(encoding="utf-8")
+    assert _metrics_folders(temporary) == []
+
+
+def test_the_metrics_folder_outlives_replaced_workers_and_goes_with_the_master(
+    tmp_path: Path,
+) -> None:
+    config = init_instance(tmp_path / "b", "http://127.0.0.1:8000", "b.example", "Test")
+    temporary, log = tmp_path / "tmp", tmp_path / "serve.log"
+    port = free_ports(1)
+    process = _serve_process(config, port, temporary, log)
+    try:
+        wait_for(lambda: len(worker_pids(process.pid)) == 1, f"a worker (log: {log})")
+        [folder] = _metrics_folders(temporary)
+        first = worker_pids(process.pid)
+        # HUP: new workers, the old ones exit through Python (with the master's exit hooks).
+        process.send_signal(signal.SIGHUP)
+        wait_for(
+            lambda: (now := worker_pids(process.pid)) != [] and not set(now) & set(first),
+            "gunicorn to replace its worker",
+        )
+        assert folder.is_dir()
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert _metrics_folders(temporary) == []
