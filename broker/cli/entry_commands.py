@@ -15,6 +15,7 @@ from pathlib import Path
 
 import click
 
+from broker.cli.counts import counted, listed
 from broker.cli.options import config_option, open_registry, reports_errors, who
 from broker.core.admins import Publisher
 from broker.core.hosted_domain import lacks_hosted_domain
@@ -23,8 +24,6 @@ from broker.registry import SqlRegistry
 from broker.registry.removal import Removal, removal_kind
 
 CONFIRMATION_NEEDED = 3
-# A removal that touches many pairs names the first few and counts the rest.
-NAMED_AT_MOST = 10
 NONE = "-"  # in the table; null in JSON
 Cell = str | int | list[str]
 
@@ -203,22 +202,12 @@ def publisher_remove_organisation(config_path: Path, publisher_id: str, confirme
     _report(removal, registry)
 
 
-def _plural(count: int, word: str, words: str = "") -> str:
-    return f"{count} {word if count == 1 else words or word + 's'}"
-
-
-def _named(ids: tuple[str, ...]) -> str:
-    shown = ", ".join(ids[:NAMED_AT_MOST])
-    more = len(ids) - NAMED_AT_MOST
-    return f"{shown} and {more} more" if more > 0 else shown
-
-
 def _accounts(removal: Removal, role: str) -> list[str]:
     if not (removal.admins or removal.invitations):
         return []
     return [
-        f"{_plural(removal.admins, f'{role} administrator account')} and "
-        f"{_plural(removal.invitations, 'invitation')}: portal access ends at once"
+        f"{counted(removal.admins, f'{role} administrator account')} and "
+        f"{counted(removal.invitations, 'invitation')}: portal access ends at once"
     ]
 
 
@@ -244,21 +233,21 @@ def _entry_lines(removal: Removal, entry: School | Service) -> tuple[list[str], 
             f"OpenID Connect client {entry.entity_id}"
             if entry.protocol is Protocol.OIDC
             else f"SAML service {entry.entity_id} and its metadata"
-        ) + f", {_plural(len(entry.declarations), 'declared attribute')}"
+        ) + f", {counted(len(entry.declarations), 'declared attribute')}"
         other = "school"
     goes = [f"the {registration}"]
     if removal.policies:
         goes.append(
-            f"{_plural(len(removal.policies), 'release policy', 'release policies')} "
-            f"(for {other}s {_named(removal.policies)})"
+            f"{counted(len(removal.policies), 'release policy', 'release policies')} "
+            f"(for {other}s {listed(removal.policies)})"
         )
     if removal.notice_settings:
-        goes.append(_plural(removal.notice_settings, "notice setting"))
+        goes.append(counted(removal.notice_settings, "notice setting"))
     goes += _accounts(removal, "school")
-    stays = [f"{_plural(removal.receipts, 'receipt')} (what was released to whom)"]
-    stays.append(f"{_plural(removal.policy_history, 'version')} of release policy history")
+    stays = [f"{counted(removal.receipts, 'receipt')} (what was released to whom)"]
+    stays.append(f"{counted(removal.policy_history, 'version')} of release policy history")
     if not school:
-        stays.append(f"{_plural(removal.declaration_history, 'version')} of its declarations")
+        stays.append(f"{counted(removal.declaration_history, 'version')} of its declarations")
     return goes, stays
 
 
@@ -273,7 +262,7 @@ def _report(removal: Removal, registry: SqlRegistry) -> None:
         left = sum(1 for s in registry.all_services(entry.publisher_id) if s.id != entry.id)
         stays.append(
             f"publisher {entry.publisher_id} and its administrators "
-            f"({_plural(left, 'service')} left)"
+            f"({counted(left, 'service')} left)"
         )
     title = f"{kind} {entry.id} ({entry.name})"
     click.echo(f"{title} {'removed' if removal.applied else 'would be removed'}.")

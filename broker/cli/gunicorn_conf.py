@@ -10,7 +10,8 @@ Settings come from the environment so one image serves every deployment:
     KETENBROKER_WORKERS   worker processes (default: the number of CPUs)
     KETENBROKER_THREADS   threads per worker (default 4)
     PROMETHEUS_MULTIPROC_DIR  where the workers keep their metric counts (default: a fresh
-                          folder under the temporary directory, emptied at start)
+                          folder under the temporary directory, emptied at start and removed
+                          when the master exits, however it exits)
 
 Choices:
 - No `preload_app`: each worker builds the app itself after the fork, so nothing that holds a
@@ -30,6 +31,7 @@ Choices:
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import tempfile
@@ -46,10 +48,21 @@ def _env_int(name: str, default: int, high: int) -> int:
     return int(text)
 
 
+def _remove_folder_made(folder: str, master: int) -> None:
+    """Remove the folder this configuration made, when the master that made it exits. Run at
+    interpreter exit, not from gunicorn's `on_exit`: gunicorn skips that hook on a bind that
+    fails (it calls sys.exit), an error in its main loop and an error in this file. Workers
+    (forked from the master, so they inherit this hook) and a master re-executed after USR2
+    (which makes a folder of its own) have other pids and leave it alone."""
+    if os.getpid() == master:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 # Set before anything imports prometheus_client: it picks its multiprocess mode at import.
-_MADE_HERE = not os.environ.get(MULTIPROC_ENV)
-if _MADE_HERE:
+# A folder the operator named is never removed: another gunicorn may use it.
+if not os.environ.get(MULTIPROC_ENV):
     os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="ketenbroker-metrics-")
+    atexit.register(_remove_folder_made, os.environ[MULTIPROC_ENV], os.getpid())
 Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
 
 bind = os.environ.get("KETENBROKER_BIND", "127.0.0.1:8000")
@@ -92,9 +105,3 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
-
-
-def on_exit(server: Any) -> None:
-    """Remove the folder this configuration made itself (never one the operator named)."""
-    if _MADE_HERE:
-        shutil.rmtree(os.environ[MULTIPROC_ENV], ignore_errors=True)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import click
 
+from broker.cli.counts import counted
+from broker.cli.import_summary import import_summary
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.registry_import import ImportRefused, read_registry_file
 from broker.cli.registry_toml import export_text
@@ -39,9 +41,11 @@ def export_command(config_path: Path, file: Path, metadata_dir: Path | None) -> 
         raise click.ClickException(f"cannot write {file}: {err.strerror}") from None
     oidc_schools = [s.school.id for s in snapshot.schools if s.school.oidc is not None]
     click.echo(
-        f"Exported {len(snapshot.chains)} chains, {len(snapshot.publishers)} publishers, "
-        f"{len(snapshot.schools)} schools, {len(snapshot.services)} services and "
-        f"{len(snapshot.policies)} policies to {file}."
+        f"Exported {counted(len(snapshot.chains), 'chain')}, "
+        f"{counted(len(snapshot.publishers), 'publisher')}, "
+        f"{counted(len(snapshot.schools), 'school')}, "
+        f"{counted(len(snapshot.services), 'service')} and "
+        f"{counted(len(snapshot.policies), 'policy', 'policies')} to {file}."
     )
     if oidc_schools:
         click.echo(
@@ -53,26 +57,27 @@ def export_command(config_path: Path, file: Path, metadata_dir: Path | None) -> 
 @registry_group.command("import")
 @config_option
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--dry-run", is_flag=True, help="check the file and report, change nothing")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="check the file and say what the import would add and change; change nothing",
+)
 @reports_errors
 def import_command(config_path: Path, file: Path, dry_run: bool) -> None:
     """Add or update (by id) every entry of FILE; nothing when any entry is wrong."""
     _, registry = open_registry(config_path)
+    before = registry.snapshot()
     try:
-        snapshot = read_registry_file(file, registry.snapshot())
+        snapshot = read_registry_file(file, before)
     except ImportRefused as refused:
         click.echo(f"{file}: {len(refused.problems)} problem(s); nothing was imported.", err=True)
         for problem in refused.problems:
             click.echo(f"  {problem}", err=True)
         raise SystemExit(1) from None
     if dry_run:
-        click.echo(f"{file} is valid; nothing was changed (--dry-run).")
-        return
-    report = registry.import_snapshot(snapshot, f"import:{getpass.getuser()}")
-    for line in report.added:
-        click.echo(f"added    {line}")
-    for line in report.changed:
-        click.echo(f"changed  {line}")
-    click.echo(
-        f"{len(report.added)} added, {len(report.changed)} changed, {report.unchanged} unchanged."
-    )
+        click.echo(f"{file} is valid. Importing it now would do this (--dry-run):")
+    report = registry.import_snapshot(snapshot, f"import:{getpass.getuser()}", apply=not dry_run)
+    for line in import_summary(report, snapshot, before, done=not dry_run):
+        click.echo(line)
+    if dry_run:
+        click.echo("Nothing was changed (--dry-run).")

@@ -1,6 +1,7 @@
 """`ketenbroker serve`: the broker under gunicorn with the project's configuration
-(broker/cli/gunicorn_conf.py). The configuration is checked here first, so a mistake is one clear
-line instead of every worker failing to boot."""
+(broker/cli/gunicorn_conf.py). The configuration and the registry's schema revision are checked
+here first, so a mistake is one clear line instead of every worker failing to boot, or booting
+into a registry it cannot read."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import click
 from broker.cli.options import config_option, reports_errors
 from broker.config import ENV_CONFIG, load_settings
 from broker.core.errors import ConfigurationError
+from broker.registry.migration import require_schema_at_head
 
 GUNICORN_CONFIG = "python:broker.cli.gunicorn_conf"
 APP = "broker.web:create_app()"
@@ -31,7 +33,8 @@ APP = "broker.web:create_app()"
 )
 @reports_errors
 def serve_command(config_path: Path, bind: str | None, workers: int | None) -> None:
-    """Serve the broker with gunicorn (production). Does not migrate: run `migrate` first."""
+    """Serve the broker with gunicorn (production). Does not migrate: refuses a registry that
+    `migrate` has not brought up to date."""
     settings = load_settings(config_path)
     environment = dict(os.environ)
     environment[ENV_CONFIG] = str(config_path.resolve())
@@ -45,6 +48,11 @@ def serve_command(config_path: Path, bind: str | None, workers: int | None) -> N
         raise ConfigurationError(
             "store.url memory:// serves one process only: set a Redis URL or use --workers 1"
         )
+    # Workers never migrate (several at once would race), and on a registry without this
+    # version's tables they would boot and answer every login with an error.
+    require_schema_at_head(
+        settings.registry_url, f'run "ketenbroker migrate --config {config_path}"'
+    )
     command = [sys.executable, "-m", "gunicorn", "--config", GUNICORN_CONFIG, APP]
     # exec, not a child: gunicorn becomes this process, so a supervisor's signals reach it.
     os.execve(sys.executable, command, environment)  # noqa: S606 (fixed argv, no shell)

@@ -45,11 +45,16 @@ R = TypeVar("R", SchoolOidcRow, OidcClientRow)
 
 @dataclass
 class ImportReport:
-    """What an import did, as "kind id" lines; `unchanged` counts entries already so."""
+    """What an import did (or, rolled back, would do), as "kind id" lines: ids of
+    organisations and their entries, never personal data. `same`: entries already so."""
 
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
-    unchanged: int = 0
+    same: list[str] = field(default_factory=list)
+
+    @property
+    def unchanged(self) -> int:
+        return len(self.same)
 
     @property
     def touched(self) -> bool:
@@ -82,7 +87,7 @@ def _named(
         row.name = name
         report.changed.append(f"{kind} {entry_id}")
     else:
-        report.unchanged += 1
+        report.same.append(f"{kind} {entry_id}")
 
 
 def apply_snapshot(
@@ -123,7 +128,7 @@ def _key_version(
     if row is not None:
         if row.to_record() != record:
             raise RotationRefused(f"chain {record.chain}'s key version changed during the import")
-        report.unchanged += 1
+        report.same.append(f"pseudonym key version {record.chain}")
         return
     row = PseudonymKeyVersionRow(chain=record.chain)
     row.hold(record, stamp.at, stamp.by)
@@ -139,7 +144,7 @@ def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
         report.added.append(f"school {school.id}")
         return
     if row.to_school() == school and row.idp_metadata == entry.metadata:
-        report.unchanged += 1
+        report.same.append(f"school {school.id}")
         return
     row.name = school.name
     row.idp_entity_id = school.idp_entity_id
@@ -186,7 +191,7 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
         row = ServiceRow(id=service.id, declarations=[])
         report.added.append(f"service {service.id}")
     elif _same_service(row, service) and row.sp_metadata == entry.metadata:
-        report.unchanged += 1
+        report.same.append(f"service {service.id}")
         return 0
     else:
         report.changed.append(f"service {service.id}")
@@ -243,7 +248,7 @@ def _policy(
         and row.active == entry.active
         and row.declaration_version == accepted
     ):
-        report.unchanged += 1
+        report.same.append(label)
         return
     else:
         version = max(entry.version, row.version + 1)

@@ -22,10 +22,11 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from broker.core.errors import StoreUnavailable
+from broker.registry.errors import RegistryNotMigrated
 
 BUSY_TIMEOUT_SECONDS = 30
 # A PostgreSQL that accepts TCP but never answers (black-holed network, a server stuck before
@@ -34,6 +35,8 @@ BUSY_TIMEOUT_SECONDS = 30
 CONNECT_TIMEOUT_SECONDS = 2
 # Engine option the `begin` listener reads to choose BEGIN IMMEDIATE (see the module docstring).
 _WRITE_OPTION = "ketenbroker_write"
+# PostgreSQL's SQLSTATEs for a table or a column that does not exist (SQLite says so in words).
+_UNDEFINED_TABLE_OR_COLUMN = frozenset({"42P01", "42703"})
 
 
 def open_engine(url: str) -> Engine:
@@ -102,13 +105,11 @@ def session_on(engine: Engine) -> Iterator[Session]:
     """A session that commits when the block succeeds and rolls back when it raises.
 
     A database that cannot be reached becomes `StoreUnavailable` (HTTP 503, "try again"), never
-    a login that carries on without its registry.
+    a login that carries on without its registry; one without this version's schema becomes
+    `RegistryNotMigrated`.
     """
-    try:
-        with Session(engine, expire_on_commit=False) as session, session.begin():
-            yield session
-    except OperationalError as error:
-        raise StoreUnavailable(f"registry database: {type(error.orig).__name__}") from error
+    with _as_broker_errors(), Session(engine, expire_on_commit=False) as session, session.begin():
+        yield session
 
 
 @contextmanager
@@ -117,11 +118,29 @@ def transaction_on(engine: Engine) -> Iterator[Connection]:
     block succeeds and rolled back when it raises (the same `begin` listener, so SQLite's write
     transactions still take the lock up front). For hot paths that run prepared Core
     statements only: no unit of work, identity map or session events per call."""
+    with _as_broker_errors(), engine.begin() as connection:
+        yield connection
+
+
+@contextmanager
+def _as_broker_errors() -> Iterator[None]:
+    """The database's failures the broker can name: unreachable, or not migrated (a missing
+    table is an OperationalError on SQLite and a ProgrammingError on PostgreSQL). Any other
+    (a constraint, a bug) goes on as it is."""
     try:
-        with engine.begin() as connection:
-            yield connection
-    except OperationalError as error:
-        raise StoreUnavailable(f"registry database: {type(error.orig).__name__}") from error
+        yield
+    except DBAPIError as error:
+        if _lacks_table_or_column(error):
+            raise RegistryNotMigrated() from error
+        if isinstance(error, OperationalError):
+            raise StoreUnavailable(f"registry database: {type(error.orig).__name__}") from error
+        raise
+
+
+def _lacks_table_or_column(error: DBAPIError) -> bool:
+    if getattr(error.orig, "sqlstate", None) in _UNDEFINED_TABLE_OR_COLUMN:
+        return True
+    return str(error.orig).startswith(("no such table", "no such column"))
 
 
 def locked_row(session: Session, key: InstrumentedAttribute[str], entry_id: str) -> bool:

@@ -1,13 +1,24 @@
-"""Errors of the registry's write side, in the core error tree.
+"""Errors of the registry, in the core error tree.
 
-Each is a `BadRequest`: an administrator (CLI or portal) asked for something the registry refuses,
-and the edge shows the reason. Details name ids and entity ids only, never personal data (the
-registry holds none).
+Those of the write side are `BadRequest`s: an administrator (CLI or portal) asked for something
+the registry refuses, and the edge shows the reason. Details name ids and entity ids only, never
+personal data (the registry holds none). `RegistryNotMigrated` is the installation's mistake.
 """
 
 from __future__ import annotations
 
-from broker.core.errors import BadRequest
+from broker.core.errors import BadRequest, ConfigurationError
+
+
+class RegistryNotMigrated(ConfigurationError):
+    """The database answered, but lacks a table or column this version reads: its schema is
+    missing or behind (`ketenbroker migrate` has not run). Not "try again": it stays so until
+    an operator migrates."""
+
+    code = "registry_not_migrated"
+
+    def __init__(self) -> None:
+        super().__init__("registry schema missing or behind: run ketenbroker migrate")
 
 
 class UndeclaredAttribute(BadRequest):

@@ -17,12 +17,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
-from sqlalchemy import Connection, event, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 
 from broker.core.errors import ConfigurationError
 from broker.registry.database import open_engine, writer
@@ -93,6 +97,60 @@ def _refuse_dangling_references(connection: Connection) -> None:
             f"the schema change would leave {len(dangling)} row(s) of {', '.join(tables)} "
             "referring to rows that do not exist; nothing was changed"
         )
+
+
+def require_schema_at_head(url: str, remedy: str) -> None:
+    """Refuse (`ConfigurationError`, one line ending in `remedy` where migrating helps) a
+    registry at `url` whose schema is not this version's newest: none at all, an older
+    revision, or one this version does not know. Reads one row and changes nothing: a SQLite
+    file that does not exist is not created. The URL is shown without its password."""
+    shown = make_url(url).render_as_string(hide_password=True)
+    found = _revisions_at(url)
+    script = ScriptDirectory.from_config(alembic_config())
+    needed = tuple(script.get_heads())
+    if set(found) == set(needed):
+        return
+    if not found:
+        raise ConfigurationError(f"the registry at {shown} has no schema: {remedy}")
+    at = ", ".join(found)
+    if not set(found) <= {revision.revision for revision in script.walk_revisions()}:
+        raise ConfigurationError(
+            f"the registry at {shown} is at revision {at}, which this version of Ketenbroker "
+            "does not know (a newer version migrated it): run the newer version"
+        )
+    raise ConfigurationError(
+        f"the registry at {shown} is at revision {at}, this version needs "
+        f"{', '.join(needed)}: {remedy}"
+    )
+
+
+def _revisions_at(url: str) -> tuple[str, ...]:
+    parsed = make_url(url)
+    sqlite = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
+    if sqlite and not Path(str(parsed.database)).exists():
+        return ()
+    # SQLite read-only: open_engine's connection would switch the file to WAL, a change.
+    engine = _read_only_sqlite(parsed) if sqlite else open_engine(url)
+    try:
+        with engine.connect() as connection:
+            return _heads(connection)
+    except DBAPIError as error:
+        # The driver's first line says why (refused, no such database, authentication); it
+        # never holds the password, and the check makes sure.
+        reason = (str(error.orig).strip().splitlines() or [""])[0]
+        if parsed.password:
+            reason = reason.replace(parsed.password, "***")
+        shown = parsed.render_as_string(hide_password=True)
+        raise ConfigurationError(
+            f"cannot read the registry at {shown}: {type(error.orig).__name__}: {reason}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _read_only_sqlite(parsed: URL) -> Engine:
+    path = quote(str(Path(str(parsed.database)).resolve()))
+    return create_engine(parsed.set(database=f"file:{path}", query={"mode": "ro", "uri": "true"}))
 
 
 def model_drift(url: str) -> list[str]:

@@ -490,11 +490,18 @@ class SqlRegistry(PortalReads):
         with session_on(self._engine) as session:
             return read_snapshot(session)
 
-    def import_snapshot(self, snapshot: Snapshot, changed_by: str) -> ImportReport:
-        """Add or update every entry of a checked snapshot in one transaction (bulk_import.py)."""
+    def import_snapshot(
+        self, snapshot: Snapshot, changed_by: str, *, apply: bool = True
+    ) -> ImportReport:
+        """Add or update every entry of a checked snapshot in one transaction (bulk_import.py).
+        `apply=False` rolls that transaction back: what the import would do now, worked out by
+        the same code, and nothing changed."""
         try:
             with self._writing() as session:
-                return apply_snapshot(session, snapshot, as_utc(self._clock()), changed_by)
+                report = apply_snapshot(session, snapshot, as_utc(self._clock()), changed_by)
+                if not apply:
+                    session.rollback()
+                return report
         except IntegrityError as error:
             # Only a concurrent change gets here: the caller checked every reference first.
             raise BadRequest(

@@ -130,7 +130,7 @@ def test_dry_run_and_a_file_that_is_not_toml(demo: Path, fresh: Path, tmp_path: 
     file = export(demo, tmp_path / "registry.toml")
     before = registry_dump(fresh)
     result = run("registry", "import", "--config", fresh, file, "--dry-run")
-    assert result.exit_code == 0 and "nothing was changed" in result.output
+    assert result.exit_code == 0 and "Nothing was changed (--dry-run)." in result.output
     file.write_text("[[chains]\nid=")
     result = run("registry", "import", "--config", fresh, file)
     assert result.exit_code == 1 and "not a TOML file" in result.output
@@ -192,3 +192,59 @@ def test_schools_of_one_board_share_an_idp_with_the_same_metadata_only(
     imported = run("registry", "import", "--config", fresh, file)
     assert imported.exit_code == 0, imported.output
     assert "added    school 99XX01" in imported.output
+
+
+def _small_registry(schools: dict[str, str], release: str) -> str:
+    """A registry file by hand: one chain, the `schools` (id: name) with a federation's
+    metadata, one service and one school's policy for it."""
+    text = 'format = 1\n\n[[chains]]\nid = "lezen"\nname = "Lezen"\n'
+    for school_id, name in schools.items():
+        text += (
+            f'\n[[schools]]\nid = "{school_id}"\nname = "{name}"\n'
+            f'saml_entity_id = "https://idp.example.org/{school_id}"\n'
+        )
+    text += (
+        '\n[[services]]\nid = "boekenplank"\nname = "Boekenplank"\nchain = "lezen"\n'
+        'saml_entity_id = "https://boekenplank.example.org/sp"\napproved = true\n'
+        '[[services.declarations]]\nattribute = "given_name"\npurpose = "Aanspreken"\n'
+        '[[services.declarations]]\nattribute = "affiliation"\npurpose = "Rol"\n'
+        f'\n[[policies]]\nschool = "99AA00"\nservice = "boekenplank"\nrelease = ["{release}"]\n'
+    )
+    return text
+
+
+def test_dry_run_says_what_the_import_adds_changes_and_keeps(fresh: Path, tmp_path: Path) -> None:
+    file = tmp_path / "registry.toml"
+    file.write_text(_small_registry({"99AA00": "Lyceum A", "99BB00": "College B"}, "given_name"))
+    assert run("registry", "import", "--config", fresh, file).exit_code == 0
+    # Renamed 99AA00, added 99CC00, left 99BB00 out, released another attribute.
+    file.write_text(_small_registry({"99AA00": "Lyceum Aa", "99CC00": "School C"}, "affiliation"))
+    before = registry_dump(fresh)
+    preview = run("registry", "import", "--config", fresh, file, "--dry-run")
+    assert preview.exit_code == 0, preview.output
+    assert registry_dump(fresh) == before
+    assert preview.output == (
+        f"{file} is valid. Importing it now would do this (--dry-run):\n"
+        "would add    school 99CC00\n"
+        "would change school 99AA00\n"
+        "would change policy 99AA00/boekenplank\n"
+        "chains: 0 added, 0 changed, 1 unchanged\n"
+        "schools: 1 added, 1 changed, 0 unchanged; 1 other kept (99BB00)\n"
+        "services: 0 added, 0 changed, 1 unchanged\n"
+        "policies: 0 added, 1 changed, 0 unchanged\n"
+        "1 added, 2 changed, 2 unchanged.\n"
+        "Nothing was changed (--dry-run).\n"
+    )
+    imported = run("registry", "import", "--config", fresh, file)
+    assert imported.exit_code == 0
+    lines = preview.output.splitlines()[1:-1]
+    assert imported.output.splitlines() == [
+        line.replace("would add   ", "added   ").replace("would change", "changed ")
+        for line in lines
+    ]
+    assert registry_dump(fresh) != before
+    exported = run("registry", "export", "--config", fresh, tmp_path / "out.toml")
+    assert exported.output == (
+        "Exported 1 chain, 0 publishers, 3 schools, 1 service and 1 policy to "
+        f"{tmp_path / 'out.toml'}.\n"
+    )

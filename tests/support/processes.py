@@ -226,6 +226,15 @@ def tcp_forwarder(target_port: int, port: int | None = None) -> Iterator[TcpForw
         forwarder.close()
 
 
+def worker_pids(master: int) -> list[int]:
+    """The live children of gunicorn's master `master` (its workers)."""
+    children = Path(f"/proc/{master}/task/{master}/children")
+    try:
+        return [int(pid) for pid in children.read_text().split()]
+    except OSError:
+        return []
+
+
 class GunicornBroker:
     """`gunicorn 'broker.web.app:create_app()'` on its own port, configured by `config`."""
 
@@ -279,11 +288,7 @@ class GunicornBroker:
 
     def worker_pids(self) -> list[int]:
         """The master's live children (gunicorn's workers)."""
-        children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children")
-        try:
-            return [int(pid) for pid in children.read_text().split()]
-        except OSError:
-            return []
+        return worker_pids(self.process.pid)
 
     def kill_workers(self) -> list[int]:
         """SIGKILL every worker (a crash mid-request); the master starts new ones."""

@@ -1,0 +1,55 @@
+"""What `registry import` prints, for the import and its `--dry-run` alike: each entry it adds or
+changes, then per kind how many it adds, changes and leaves as they are, and the ids of the
+registry's entries the file does not name (an import never removes them). Ids of
+organisations and their entries only: the registry holds no personal data."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from broker.cli.counts import counted, listed
+from broker.registry.bulk_import import ImportReport
+from broker.registry.snapshot import Snapshot
+
+# Each kind: the word its report lines start with, its plural, and its ids in a snapshot.
+KINDS: tuple[tuple[str, str, Callable[[Snapshot], list[str]]], ...] = (
+    ("chain", "chains", lambda s: [c.id for c in s.chains]),
+    ("publisher", "publishers", lambda s: [p.id for p in s.publishers]),
+    ("school", "schools", lambda s: [e.school.id for e in s.schools]),
+    ("service", "services", lambda s: [e.service.id for e in s.services]),
+    ("policy", "policies", lambda s: [f"{p.school_id}/{p.service_id}" for p in s.policies]),
+    (
+        "pseudonym key version",
+        "pseudonym key versions",
+        lambda s: [k.chain for k in s.key_versions],
+    ),
+)
+
+
+def import_summary(
+    report: ImportReport, file: Snapshot, registry: Snapshot, *, done: bool
+) -> list[str]:
+    """The lines to print: `registry` is what the registry held before the import; `done`
+    off (a dry run) says "would add" where the import says "added"."""
+    added, changed = ("added   ", "changed ") if done else ("would add   ", "would change")
+    lines = [f"{added} {label}" for label in report.added]
+    lines += [f"{changed} {label}" for label in report.changed]
+    for word, words, ids in KINDS:
+        in_file = set(ids(file))
+        elsewhere = [entry_id for entry_id in ids(registry) if entry_id not in in_file]
+        counts = [_of_kind(labels, word) for labels in (report.added, report.changed, report.same)]
+        if not (any(counts) or elsewhere):
+            continue
+        line = f"{words}: {counts[0]} added, {counts[1]} changed, {counts[2]} unchanged"
+        if elsewhere:
+            line += f"; {counted(len(elsewhere), 'other')} kept ({listed(elsewhere)})"
+        lines.append(line)
+    lines.append(
+        f"{len(report.added)} added, {len(report.changed)} changed, {report.unchanged} unchanged."
+    )
+    return lines
+
+
+def _of_kind(labels: list[str], word: str) -> int:
+    # A label is "<kind> <id>"; ids hold no spaces, kinds may ("pseudonym key version").
+    return sum(1 for label in labels if label.rsplit(" ", 1)[0] == word)
