@@ -550,6 +550,32 @@ def test_home_links_both_metadata_documents(app: Flask) -> None:
     doc = render(app, "home.html", "en")
     hrefs = {a.attrs["href"] for a in doc.find("main").find_all("a")}
     assert {"/saml/idp/metadata", "/saml/sp/metadata"} <= hrefs
+    nl = render(app, "home.html", "nl")
+    assert [h.text for h in nl.find_all("h2")] == ["Voor technische beheerders"]
+
+
+# Pages a student reads that name the pseudonym: each says, in words a student knows, what it is.
+PSEUDONYM_PAGES = {
+    "home.html": ("een nummer dat voor de leerling staat", "a number that stands for the student"),
+    "notice.html": ("een nummer dat voor jou staat", "a number that stands for you"),
+    "my_data.html": ("een nummer dat voor jou staat", "a number that stands for you"),
+}
+
+
+@pytest.mark.parametrize("template", sorted(PSEUDONYM_PAGES))
+def test_a_student_page_that_names_the_pseudonym_explains_it(app: Flask, template: str) -> None:
+    context, _ = PAGES[template]
+    for lang, explained in zip(LANGUAGES, PSEUDONYM_PAGES[template], strict=True):
+        text = render(app, template, lang, **context).find("main").text
+        assert ("pseudoniem" if lang == "nl" else "pseudonym") in text
+        assert explained in text, text
+
+
+def test_my_data_start_names_ketenbroker_not_the_broker(app: Flask) -> None:
+    # "De broker" means nothing to a student; the name in the page's header does.
+    for lang, said in (("nl", "Ketenbroker bewaart geen namen"), ("en", "Ketenbroker keeps")):
+        text = render(app, "my_data_start.html", lang).find("main").text
+        assert said in text and "broker " not in text.replace("Ketenbroker ", "")
 
 
 # --- language selection ------------------------------------------------------------------------
