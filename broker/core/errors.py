@@ -259,6 +259,15 @@ class StateExpired(BrokerError):
     public_message = "This sign-in took too long or was already used. Please start again."
 
 
+class MyDataExpired(StateExpired):
+    """The my-data page's quarter of an hour is over, or its address is not this browser's: the
+    student opens the page again (and signs in through their school if need be). No learning
+    platform is part of it, so "go back to the platform" would send them the wrong way."""
+
+    code = "my_data_expired"
+    public_message = "This page with your data has expired. Open it again to see your data."
+
+
 class CookiesBlocked(StateExpired):
     """A step that needs this browser's state came without any of the broker's cookies: the
     browser blocks them (or they were deleted, a private window closed). "Took too long" would

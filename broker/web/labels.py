@@ -56,6 +56,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("Your school's sign-in was not strong enough for this platform."),
     N_("This platform asks you to sign in at your school again. Please start again."),
     N_("This sign-in took too long or was already used. Please start again."),
+    N_("This page with your data has expired. Open it again to see your data."),
     N_(
         "Your browser did not send back the cookie this sign-in needs: it blocks cookies for "
         "this website, or they were deleted."
@@ -121,6 +122,7 @@ _DEFAULT_ERROR_TITLE = N_("Something went wrong")
 # Errors whose status title would say the wrong thing (a 403 that is not about sharing).
 _CODE_TITLES = {
     "cookies_blocked": N_("Allow cookies to sign in"),
+    "my_data_expired": N_("This page has expired"),
     "assurance_not_met": N_("Your school's sign-in was not strong enough"),
     "authentication_too_old": N_("Sign in at your school again"),
     "school_timeout": N_("Your school's sign-in did not answer"),

@@ -21,7 +21,7 @@ from flask import Blueprint, current_app, make_response, redirect, render_templa
 from flask_babel import get_locale, ngettext
 from werkzeug.wrappers import Response
 
-from broker.core.errors import StateExpired, UnknownSchool
+from broker.core.errors import MyDataExpired, StateExpired, UnknownSchool
 from broker.core.model import Service, UpstreamIdentity
 from broker.core.receipts import Receipt
 from broker.login.login_model import MY_DATA, LoginRequest
@@ -116,10 +116,14 @@ def view(view_id: str) -> Response:
     b = _broker()
     secret = browser_secret(request)
     if len(view_id) > MAX_VIEW_ID:
-        raise StateExpired("my-data view id too long")
-    data = b.flow.sealed.get(secret, VIEW, view_id)
+        raise MyDataExpired("my-data view id too long")
+    try:
+        data = b.flow.sealed.get(secret, VIEW, view_id)
+    except StateExpired:
+        # Another browser's view (it does not open with this browser's key): the same page.
+        data = None
     if data is None:
-        raise StateExpired("my-data view absent or expired")
+        raise MyDataExpired("my-data view absent or expired")
     school = b.view.school(str(data["school_id"]))
     if school is None:
         raise UnknownSchool("school left the registry")

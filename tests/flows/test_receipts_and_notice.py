@@ -219,7 +219,12 @@ def test_my_data_view_of_one_student_does_not_open_in_another_students_browser(
     fatima, daan = Browser(), Browser()
     page = my_data(demo, fatima, UID)
     my_data(demo, daan, OTHER)
-    assert daan.get(page.url).status == 400
+    refused = daan.get(page.url)
+    assert refused.status == 400
+    # No platform is part of it: the way on is the my-data page again, not "back to the platform".
+    assert "This page has expired" in refused.text
+    assert 'href="/my-data"' in refused.text
+    assert "learning platform" not in refused.text
 
 
 def test_a_policy_changed_while_the_notice_is_open_shows_the_new_notice(
