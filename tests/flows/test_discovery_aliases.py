@@ -81,6 +81,8 @@ def test_a_typo_in_an_alias_is_forgiven_when_nothing_matches(app: Flask) -> None
     assert list(_listed(text)) == [BAKEN.id]
     assert _part(_listed(text)[BAKEN.id], "alias") == "ook bekend als Locatie Zuid"
     assert "hidden" not in parse(text).find("p", id="close-matches").attrs
+    # Without script too, the count says the school comes close, not that it was found.
+    assert parse(text).find("p", id="school-count").text == "1 school lijkt erop"
 
 
 def test_the_page_without_a_search_carries_aliases_only_where_there_are_some(app: Flask) -> None:

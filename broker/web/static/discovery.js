@@ -171,14 +171,17 @@
     hint.textContent = aliasHint.replace("{alias}", () => alias);
   }
 
-  function message(shown) {
+  function message(shown, approximate) {
     if (shown === 0) {
       return count.dataset.none;
     }
+    // Near matches are not "found": the hint above the list says nothing matched exactly.
+    const one = approximate ? count.dataset.nearOne : count.dataset.one;
+    const many = approximate ? count.dataset.nearMany : count.dataset.many;
     if (shown === 1) {
-      return count.dataset.one;
+      return one;
     }
-    return count.dataset.many.replace("{n}", String(shown));
+    return many.replace("{n}", String(shown));
   }
 
   function visibleButtons() {
@@ -216,7 +219,7 @@
     // Announced after a pause, so a screen reader says one count and not one per keystroke.
     window.clearTimeout(announceTimer);
     announceTimer = window.setTimeout(() => {
-      count.textContent = message(shown);
+      count.textContent = message(shown, approximate);
     }, 400);
   }
 
