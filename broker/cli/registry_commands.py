@@ -59,7 +59,8 @@ def import_command(config_path: Path, file: Path, dry_run: bool) -> None:
     """Add or update (by id) every entry of FILE; nothing when any entry is wrong."""
     _, registry = open_registry(config_path)
     try:
-        snapshot = read_registry_file(file, registry.snapshot())
+        held = frozenset(registry.federation.sources_of("idp"))
+        snapshot = read_registry_file(file, registry.snapshot(), held)
     except ImportRefused as refused:
         click.echo(f"{file}: {len(refused.problems)} problem(s); nothing was imported.", err=True)
         for problem in refused.problems:
