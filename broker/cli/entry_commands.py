@@ -39,9 +39,11 @@ def school_line(
     school: School,
     sources: dict[str, tuple[str, ...]],
     schools_on_idp: Mapping[str, Sequence[str]] | None = None,
+    naming_idps: frozenset[str] = frozenset(),
 ) -> dict[str, Cell]:
     """`schools_on_idp`: every SAML IdP's schools by entity id, so that a school board's IdP
-    names the other schools it serves (their logins then must name their school)."""
+    names the other schools it serves; `naming_idps`: the IdPs whose logins must name their
+    school (core/shared_idp.py)."""
     if school.oidc is not None:
         provider = school.oidc.issuer
         origin = f"broker's client id {school.oidc.client_id}"
@@ -55,6 +57,8 @@ def school_line(
         others = [i for i in (schools_on_idp or {}).get(provider, ()) if i != school.id]
         if others:
             origin += f", IdP shared with {', '.join(others)}"
+        if provider in naming_idps:
+            origin += ", logins must name the school"
     return {
         "id": school.id,
         "name": school.name,
@@ -120,7 +124,8 @@ def school_list(config_path: Path, as_json: bool) -> None:
     for school in schools:
         if school.oidc is None:
             on_idp.setdefault(school.idp_entity_id, []).append(school.id)
-    _print_table([school_line(s, sources, on_idp) for s in schools], "school", as_json)
+    naming = registry.idps_naming_school()
+    _print_table([school_line(s, sources, on_idp, naming) for s in schools], "school", as_json)
 
 
 @click.command("list")

@@ -68,7 +68,8 @@ def import_command(config_path: Path, file: Path, dry_run: bool) -> None:
     _, registry = open_registry(config_path)
     before = registry.snapshot()
     try:
-        snapshot = read_registry_file(file, before)
+        held = frozenset(registry.federation.sources_of("idp"))
+        snapshot = read_registry_file(file, before, held)
     except ImportRefused as refused:
         click.echo(f"{file}: {len(refused.problems)} problem(s); nothing was imported.", err=True)
         for problem in refused.problems:

@@ -62,6 +62,7 @@ SCHOOL_KEYS = NAMED | {
     "privacy_contact",
     "town",
     "aliases",
+    "idp_names_school",
     *SOURCES,
 }
 SCHOOL_OIDC_KEYS = {"issuer", "client_id", "client_secret_file", "algorithms", "hosted_domain"}
@@ -162,10 +163,12 @@ def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
     name = entry.table.get("name")  # checked as a name in _school_and_provider
     if problem_of_aliases := aliases_problem(name if isinstance(name, str) else "", aliases):
         entry.wrong("aliases", str(problem_of_aliases))
+    # Whether its IdP's logins must name their school (absent: as the registry has it).
+    names_school = entry.flag("idp_names_school", False) if entry.has("idp_names_school") else None
     if found is None:
         return None
     school = replace(found.school, privacy_contact=contact, town=town, aliases=aliases)
-    return SchoolEntry(school, found.metadata)
+    return SchoolEntry(school, found.metadata, names_school)
 
 
 def _school_and_provider(reading: _Reading, entry: Entries) -> SchoolEntry | None:
@@ -350,8 +353,12 @@ def _policy(entry: Entries) -> tuple[PolicyEntry, bool] | None:
     return policy, entry.has("declaration_version")
 
 
-def read_registry_file(path: Path, current: Snapshot) -> Snapshot:
-    """The file as a snapshot, or `ImportRefused` with every problem (nothing half-read)."""
+def read_registry_file(
+    path: Path, current: Snapshot, held_idps: frozenset[str] = frozenset()
+) -> Snapshot:
+    """The file as a snapshot, or `ImportRefused` with every problem (nothing half-read).
+    `held_idps`: the IdP entity ids a metadata source holds (their schools' own copies are
+    not used, so not compared: registry/shared_idps.py)."""
     problems = Problems()
     try:
         raw = path.read_bytes()
@@ -381,7 +388,9 @@ def read_registry_file(path: Path, current: Snapshot) -> Snapshot:
         (e, _service(reading, e)) for e in list_of(document, "services", problems, SERVICE_KEYS)
     ]
     policies = [(e, _policy(e)) for e in list_of(document, "policies", problems, POLICY_KEYS)]
-    snapshot = check_references(current, chains, publishers, schools, services, policies)
+    snapshot = check_references(
+        current, chains, publishers, schools, services, policies, held_idps=held_idps
+    )
     key_versions = read_key_versions(document, problems, current, snapshot)
     snapshot = replace(snapshot, key_versions=key_versions)
     if problems.lines:

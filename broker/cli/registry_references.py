@@ -10,6 +10,7 @@ from dataclasses import replace
 from broker.cli.registry_entries import Entries
 from broker.core.admins import Publisher
 from broker.core.model import Chain, Service
+from broker.core.shared_idp import brin_problem
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 
 
@@ -34,23 +35,28 @@ def _entity_ids_free(
 
 
 def _idps_shared_rightly(
-    found: Sequence[tuple[Entries, SchoolEntry]], kept: Sequence[SchoolEntry]
+    found: Sequence[tuple[Entries, SchoolEntry]],
+    kept: Sequence[SchoolEntry],
+    held_idps: frozenset[str],
 ) -> None:
     """Several schools on one IdP entity id (a school board's, registry/shared_idps.py): only
-    SAML schools, all with the same metadata, in the file and in the registry (a school the
-    file does not mention keeps its IdP and its metadata: the file's must be the same)."""
+    SAML schools, all with the same metadata unless a source holds the IdP (its copy is used,
+    none of theirs), in the file and in the registry (a school the file does not mention keeps
+    its IdP and its metadata: the file's must be the same)."""
     before: dict[str, list[SchoolEntry]] = {}
     for school_entry in kept:
         before.setdefault(school_entry.school.idp_entity_id, []).append(school_entry)
     for entry, listed in found:
         entity_id = listed.school.idp_entity_id
         others = before.setdefault(entity_id, [])
+        # A source's copy is the IdP's: the schools' own are not compared.
+        compared = () if entity_id in held_idps else others
         if others and (listed.school.oidc or any(o.school.oidc for o in others)):
             entry.wrong(
                 "saml_metadata",
                 f"entity id {entity_id!r} is already used by {others[0].school.id!r}",
             )
-        elif differing := [o.school.id for o in others if o.metadata != listed.metadata]:
+        elif differing := [o.school.id for o in compared if o.metadata != listed.metadata]:
             entry.wrong(
                 "saml_metadata",
                 f"IdP {entity_id!r} is shared with school(s) {', '.join(differing)}, whose "
@@ -58,6 +64,40 @@ def _idps_shared_rightly(
                 "same file, or the same saml_entity_id)",
             )
         others.append(listed)
+    _idps_name_schools(found, before)
+
+
+def _idps_name_schools(
+    found: Sequence[tuple[Entries, SchoolEntry]], after: dict[str, list[SchoolEntry]]
+) -> None:
+    """`idp_names_school` as the import will leave each IdP (`after`: its schools, the file's
+    and those it keeps): said by SAML schools only, the same by every school of the file on
+    one IdP, never false for an IdP two schools are on; and BRIN ids on an IdP that names its
+    school (core/shared_idp.py). A file that does not say keeps the registry's word."""
+    in_file = {id(listed) for _, listed in found}
+    for entry, listed in found:
+        school = listed.school
+        on_idp = after[school.idp_entity_id]
+        said = {o.idp_names_school for o in on_idp if id(o) in in_file} - {None}
+        kept_says = any(o.idp_names_school for o in on_idp if id(o) not in in_file)
+        names_school = said == {True} or (not said and kept_says)
+        if listed.idp_names_school is not None and school.oidc is not None:
+            entry.wrong("idp_names_school", "only a SAML IdP names the school in its logins")
+        elif len(said) > 1:
+            entry.wrong("idp_names_school", "schools on one IdP must say the same")
+        elif listed.idp_names_school is False and len(on_idp) > 1:
+            others = ", ".join(o.school.id for o in on_idp if o.school.id != school.id)
+            entry.wrong(
+                "idp_names_school",
+                f"must be true: the IdP is shared with school(s) {others}, and logins through "
+                "it name their school",
+            )
+        elif (
+            school.oidc is None
+            and (len(on_idp) > 1 or names_school)
+            and (problem := brin_problem(school.id))
+        ):
+            entry.wrong("id", problem)
 
 
 def _raw_ids(entries: Sequence[tuple[Entries, object]]) -> set[str]:
@@ -71,6 +111,8 @@ def check_references(
     schools: list[tuple[Entries, SchoolEntry | None]],
     services: list[tuple[Entries, ServiceEntry | None]],
     policies: list[tuple[Entries, tuple[PolicyEntry, bool] | None]],
+    *,
+    held_idps: frozenset[str] = frozenset(),
 ) -> Snapshot:
     _unique([(e, c.id) for e, c in chains], "id", "chain")
     _unique([(e, p.id) for e, p in publishers], "id", "publisher")
@@ -84,6 +126,7 @@ def check_references(
     _idps_shared_rightly(
         [(e, s) for e, s in schools if s],
         [s for s in current.schools if s.school.id not in file_schools],
+        held_idps,
     )
     _entity_ids_free(
         [(e, s.service.id, s.service.entity_id) for e, s in services if s],

@@ -93,6 +93,9 @@ class _Writer:
         if school.privacy_contact:
             lines += _pairs([("privacy_contact", school.privacy_contact)])
         if school.oidc is None:
+            if entry.idp_names_school:
+                # Its IdP's logins must name their school (a school board's): kept on import.
+                lines += _pairs([("idp_names_school", True)])
             lines.append(self.metadata("schools", school.id, entry.metadata, school.idp_entity_id))
             return lines
         lines += ["", "[schools.oidc]"]

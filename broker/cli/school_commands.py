@@ -20,6 +20,7 @@ from broker.core.model import School
 from broker.core.school_aliases import aliases_problem, clean_aliases
 from broker.core.subjects import SAML_SUBJECTS
 from broker.core.towns import clean_town, town_problem
+from broker.registry import SqlRegistry
 from broker.saml.metadata_check import idp_entity_id
 
 # What can feed the pseudonym (broker/core/subjects.py).
@@ -182,12 +183,20 @@ def school_add(
     registry.add_school(school, xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
     others = [s.id for s in registry.schools_by_idp(entity_id) if s.id != school_id]
-    if others:
-        click.echo(
-            f"  The IdP is shared with school(s) {', '.join(others)}: its logins must carry "
-            "nlEduPersonHomeOrganizationId with the chosen school's id (docs/operations.md, "
-            "school boards)."
-        )
+    if others or registry.idp_names_school(entity_id):
+        shared = f"The IdP is shared with school(s) {', '.join(others)}: i" if others else "I"
+        click.echo(f"  {shared}{NAMES_SCHOOL_NOTE}")
+
+
+NAMES_SCHOOL_NOTE = (
+    "ts logins must carry nlEduPersonHomeOrganizationId with the chosen school's id, also "
+    "after schools leave it (docs/operations.md, school boards)."
+)
+NAMES_SCHOOL_HELP = (
+    "SAML: every login through the school's IdP must name the school in "
+    "nlEduPersonHomeOrganizationId (a school board's IdP); --no-idp-names-school stops that "
+    "for an IdP of this school alone"
+)
 
 
 @school_group.command("update")
@@ -217,6 +226,9 @@ def school_add(
 @click.option(
     "--clear-hosted-domain", is_flag=True, help="OIDC: every account of the provider signs in"
 )
+@click.option(
+    "--idp-names-school/--no-idp-names-school", "names_school", default=None, help=NAMES_SCHOOL_HELP
+)
 @reports_errors
 def school_update(
     config_path: Path,
@@ -228,15 +240,17 @@ def school_update(
     clear_aliases: bool,
     domain: str | None,
     clear_hosted_domain: bool,
+    names_school: bool | None,
 ) -> None:
     """Load a SAML school's IdP metadata again (a new certificate, moved endpoints) and say
     what changed, or set its name, town or aliases (in one write), or an OIDC school's hosted
-    domain; running brokers use each without a restart."""
-    given = (metadata, name, town, domain)
+    domain, or whether logins through its IdP must name their school; running brokers use
+    each without a restart."""
+    given = (metadata, name, town, domain, names_school)
     if all(v is None for v in given) and not (aliases or clear_aliases or clear_hosted_domain):
         raise click.UsageError(
-            "give --saml-metadata, --name, --town, --alias, --clear-aliases, --hosted-domain "
-            "or --clear-hosted-domain"
+            "give --saml-metadata, --name, --town, --alias, --clear-aliases, --hosted-domain, "
+            "--clear-hosted-domain or --[no-]idp-names-school"
         )
     if aliases and clear_aliases:
         raise click.UsageError("give --alias or --clear-aliases, not both")
@@ -268,6 +282,8 @@ def school_update(
         registry.set_school_hosted_domain(school_id, school.oidc.issuer, new_domain)
         said = f"hosted domain set to {new_domain}" if new_domain else "hosted domain cleared"
         click.echo(f"School {school_id}: {said}.")
+    if names_school is not None:
+        _set_names_school(registry, school_id, names_school)
     if name is None and town is None and new_aliases is None:
         return
     registry.set_school_details(school_id, name, town, new_aliases)
@@ -280,6 +296,17 @@ def school_update(
         listed = ", ".join(new_aliases)
         said = f"aliases set to {listed}" if new_aliases else "aliases cleared"
         click.echo(f"School {school_id}: {said}.")
+
+
+def _set_names_school(registry: SqlRegistry, school_id: str, wanted: bool) -> None:
+    entity_id, changed = registry.set_idp_names_school(school_id, wanted)
+    others = [s.id for s in registry.schools_by_idp(entity_id) if s.id != school_id]
+    also = f" (and school(s) {', '.join(others)})" if others else ""
+    if wanted:
+        said = "must name their school" if changed else "already had to name their school"
+    else:
+        said = "need not name the school any more" if changed else "did not have to name it"
+    click.echo(f"School {school_id}{also}: logins through IdP {entity_id} {said}.")
 
 
 def _hosted_domain(school: School, domain: str | None) -> str | None:

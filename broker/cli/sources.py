@@ -30,13 +30,14 @@ def read_source(value: str, *, allow_loopback: bool) -> str:
 
 
 def federated_metadata(registry: SqlRegistry, entity_id: str, role: str) -> str:
-    """The metadata a source holds for `entity_id` now, or "" (it may come with a refresh).
-    Either way the source's copy is what logins use from then on (docs/operations.md)."""
-    held = registry.federation.entity(entity_id, role)
-    if held is None:
+    """What a registration by entity id stores as its own metadata: nothing, as `registry
+    import` stores for `saml_entity_id` (and `export` writes it back as such). While a source
+    holds the entity its copy is the one logins use (reading.py), and a copy of that moment
+    kept in the row would only be compared later against the source's next one (a school
+    board's IdP: registry/shared_idps.py). Says so when no source holds it yet."""
+    if registry.federation.entity(entity_id, role) is None:
         click.echo(
             f"No metadata source holds {entity_id} yet: logins start working once "
             "`ketenbroker metadata refresh` brings its metadata."
         )
-        return ""
-    return held.xml
+    return ""

@@ -138,6 +138,12 @@ for _attr in CATALOGUE.values():
 INCOMING_NAMES: Mapping[str, str] = _INCOMING
 
 
+def is_brin(value: str) -> bool:
+    """Whether `value` is spelled as a BRIN (12AB, or 12AB01 for a location): the one spelling
+    a `school_id` value is accepted in, compared with the school's id exactly."""
+    return bool(_BRIN.match(value))
+
+
 def is_known_attribute(name: str) -> bool:
     return name in CATALOGUE
 
@@ -161,7 +167,7 @@ def _fits(
     if attribute.canonical == "school_id":
         # A school's provider speaks for that school only: the one BRIN it may assert is the
         # school's own (School.id is its BRIN), so no provider can claim another school's.
-        return bool(_BRIN.match(value)) and value == school_id
+        return is_brin(value) and value == school_id
     if attribute.canonical == "affiliation":
         return value in AFFILIATIONS
     if attribute.scoped:

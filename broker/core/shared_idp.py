@@ -8,11 +8,23 @@ the discovery page says nothing about which school's student signed in. Were the
 a student of school B who chose school A would sign in as A's student, with a pseudonym in A's
 namespace and A's licences at every publisher.
 
-So a login through an IdP registered for two or more schools must carry the school in the
-assertion: nlEduPersonHomeOrganizationId (the catalogue's `school_id`), with the chosen school's
-id among its values. Without it (`school_not_asserted`) or with another school's
-(`other_school`) the login is refused, and the student may choose again. An IdP of one school is
-that school's alone: its answers need no school named, as before.
+So a login through such an IdP must carry the school in the assertion:
+nlEduPersonHomeOrganizationId (the catalogue's `school_id`), with the chosen school's id among
+its values. Without it (`school_not_asserted`) or with another school's (`other_school`) the
+login is refused, and the student may choose again.
+
+Whether an IdP is such an IdP is a property of the IdP the registry keeps (revision 0015,
+registry/shared_idps.py), not today's count of its schools: the registry sets it when a second
+school joins the IdP and never clears it when schools leave (the board's IdP still signs in the
+students of a school removed from the broker, and of its schools never registered), and the
+operator may set it for a board IdP registered for one school so far, or clear it for an IdP of
+one school. An IdP registered for several schools requires it whatever the flag says (fail
+closed: a registry written by hand). Every such school's id must be a BRIN: the asserted value
+is compared with it exactly, so another spelling could never sign in.
+
+An SSO session answers only as it would be answered now: at a school whose IdP requires the
+school named, a session whose login did not name it (opened before the rule applied) does not
+answer, and the student signs in at the school again (login/flow.py `session_serves`).
 
 An account the IdP names several schools for (a student or teacher enrolled at two schools of
 the board) signs in at each of them: the IdP vouches that the account is the chosen school's,
@@ -29,15 +41,42 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from broker.core.model import School
+from broker.core.catalogue import is_brin
+from broker.core.model import School, UpstreamIdentity
 
 SCHOOL_ATTRIBUTE = "school_id"  # the catalogue's name for nlEduPersonHomeOrganizationId
 
 
 def is_shared_idp(schools_on_idp: Sequence[School]) -> bool:
     """Whether the schools registered with one IdP entity id (`RegistryReader.schools_by_idp`)
-    make it shared: a login through it must then name the chosen school."""
+    are several: no one of them is the IdP's school (an `IDPList` naming it names none)."""
     return len(schools_on_idp) > 1
+
+
+def must_name_school(names_school: bool, schools_on_idp: Sequence[School]) -> bool:
+    """Whether a login through an IdP must name the chosen school: the registry's flag for the
+    IdP (`RegistryReader.idp_names_school`), or several schools on it (fail closed)."""
+    return names_school or is_shared_idp(schools_on_idp)
+
+
+def school_was_named(identity: UpstreamIdentity) -> bool:
+    """Whether the login that opened an SSO session named its school: the catalogue keeps a
+    `school_id` value only when it is exactly the school's own id and a BRIN (catalogue.py), so
+    the school's id among the accepted values is what `asserted_school_matches` checked."""
+    return identity.school_id in identity.attributes.get(SCHOOL_ATTRIBUTE, ())
+
+
+def brin_problem(school_id: str) -> str | None:
+    """Why a school cannot be on an IdP that must name its school, or None: its id must be a
+    BRIN, as the IdP's `school_id` value is compared with it exactly."""
+    if is_brin(school_id):
+        return None
+    return (
+        f"school id {school_id!r} is not a BRIN (two digits and two capitals, and two digits "
+        "for a location: 12AB, 12AB01), and logins through an IdP that must name the school "
+        "compare the BRIN it sends with the school's id exactly: register the school with its "
+        "BRIN as id"
+    )
 
 
 def names_a_school(asserted: Sequence[str]) -> bool:

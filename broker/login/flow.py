@@ -36,6 +36,7 @@ from broker.core.ports import (
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.pseudonym_rotation import HeldKeySource, KeyVersions, key_versions_for
 from broker.core.release import chain_pseudonyms, compute_release
+from broker.core.shared_idp import school_was_named
 from broker.login.authn_instant import check_authn_instant
 from broker.login.login_model import (
     Completion,
@@ -47,6 +48,7 @@ from broker.login.login_model import (
 )
 from broker.login.replay import open_epoch_op
 from broker.login.school_sessions import SchoolSessionIndex
+from broker.login.school_values import school_must_be_named
 from broker.login.sealed import SealedStore, store_key
 
 LOGIN = "login"
@@ -105,6 +107,10 @@ class LoginFlow:
         """`record` with the school chosen (not saved: `note_upstream` saves it)."""
         if self.registry.school(school_id) is None:
             raise UnknownSchool(f"school {school_id} not in registry")
+        choices = record.request.school_choices
+        if choices and school_id not in choices:
+            # The service named a board's IdP: the page offered its schools only.
+            raise UnknownSchool(f"school {school_id} not among the service's IdP's schools")
         return replace(record, school_id=school_id)
 
     def load(self, browser_secret: bytes, login_id: str) -> LoginRecord:
@@ -322,11 +328,18 @@ class LoginFlow:
         self, record: LoginRecord, identity: UpstreamIdentity, authn_instant: float
     ) -> bool:
         """An SSO session answers a request unless the service forces a fresh login, asked for
-        another school than the one the student logged in at, or wants a more recent login, or
-        lets the student choose the school. Whether it is the student the service expects
-        (`is_expected_student`) the caller asks apart: a mismatch needs a login of its own."""
+        another school than the one the student logged in at (or an IdP that is not that
+        school's), or wants a more recent login, or lets the student choose the school, or
+        the session's login did not name a school whose IdP must name it now (opened before
+        the rule applied to it: core/shared_idp.py). Whether it is the student the service
+        expects (`is_expected_student`) the caller asks apart: a mismatch needs a login of its
+        own."""
         request = record.request
         if request.force_authn or request.choose_school:
+            return False
+        if request.school_choices and identity.school_id not in request.school_choices:
+            return False
+        if not self._named_as_required(identity):
             return False
         age = self.clock() - authn_instant
         if request.max_age is not None and age > request.max_age:
@@ -339,6 +352,15 @@ class LoginFlow:
         if request.acr_required and request.acr and level not in request.acr:
             return False
         return record.school_id is None or record.school_id == identity.school_id
+
+    def _named_as_required(self, identity: UpstreamIdentity) -> bool:
+        """Whether the session's login named its school, if the school's IdP requires that
+        now (from the registry's cached view). A school gone from the registry: nothing to
+        say here (finishing the login refuses it)."""
+        school = self.registry.school(identity.school_id)
+        if school is None or not school_must_be_named(self.registry, school):
+            return True
+        return school_was_named(identity)
 
     def _save(self, browser_secret: bytes, record: LoginRecord) -> None:
         op = self._save_op(browser_secret, record)

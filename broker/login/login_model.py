@@ -45,6 +45,10 @@ class LoginRequest:
     # How many proxies the service still allows behind the broker (a SAML ProxyCount less one,
     # core 3.4.1.5.1), passed on to a SAML school; None: no limit.
     proxy_count: int | None = None
+    # The schools the service lets this login be at, when it named an IdP several schools are
+    # on (SAML `Scoping/IDPList` naming a school board's IdP): the SSO session answers only at
+    # one of them, and discovery offers only them. Empty: any school (or `school_hint`'s).
+    school_choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,7 @@ class LoginRecord:
                 "choose_school": request.choose_school,
                 "show_notice": request.show_notice,
                 "proxy_count": request.proxy_count,
+                "school_choices": request.school_choices,
             },
             "created": self.created,
             "school_id": self.school_id,
@@ -125,6 +130,7 @@ class LoginRecord:
             choose_school=bool(req.get("choose_school")),
             show_notice=bool(req.get("show_notice")),
             proxy_count=proxy_count,
+            school_choices=tuple(req.get("school_choices") or ()),
         )
         return cls(
             login_id=data["login_id"],

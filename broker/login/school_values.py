@@ -11,7 +11,13 @@ from collections.abc import Mapping, Sequence
 from broker.core.catalogue import CATALOGUE, accept_values
 from broker.core.errors import OtherSchoolAccount, SchoolNotAsserted
 from broker.core.model import School
-from broker.core.shared_idp import SCHOOL_ATTRIBUTE, asserted_school_matches, names_a_school
+from broker.core.ports import RegistryReader
+from broker.core.shared_idp import (
+    SCHOOL_ATTRIBUTE,
+    asserted_school_matches,
+    must_name_school,
+    names_a_school,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,18 @@ def accepted_values(
         if kept:
             accepted[canonical] = kept
     return accepted
+
+
+def school_must_be_named(registry: RegistryReader, school: School) -> bool:
+    """Whether a login at `school` must name it (core/shared_idp.py): a SAML school whose IdP
+    the registry marks so, or that other schools are on. From the registry's cached view on
+    the login path: no store round trip. An OpenID provider's issuer is one school's."""
+    if school.oidc is not None:
+        return False
+    entity_id = school.idp_entity_id
+    return must_name_school(
+        registry.idp_names_school(entity_id), registry.schools_by_idp(entity_id)
+    )
 
 
 def check_asserted_school(

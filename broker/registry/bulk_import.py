@@ -14,6 +14,7 @@ file's policies for such a service move with its declaration version.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
@@ -29,6 +30,7 @@ from broker.registry.declaration_writes import replace_declarations
 from broker.registry.errors import UnknownPublisher
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.removal import kept_declaration_version, kept_policy_version
+from broker.registry.shared_idps import check_shared, lock_idp, note_joined, set_names_school
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 from broker.registry.tables import (
     ChainRow,
@@ -100,9 +102,14 @@ def apply_snapshot(
     for publisher in snapshot.publishers:
         _named(session, PublisherRow, "publisher", publisher.id, publisher.name, report)
     session.flush()
+    # The file's IdPs locked, then checked again as the import leaves them (shared_idps.py):
+    # the caller's checks read the registry before this transaction began.
+    idps = [entry.school.idp_entity_id for entry in snapshot.schools]
+    lock_idp(session, idps)
     for school in snapshot.schools:
         _school(session, school, report)
-    session.flush()
+    _idp_flags(session, snapshot.schools, report)
+    check_shared(session, idps)
     # A service registered again after a removal continues its declaration versions; the
     # file's policies for it name the file's numbers, moved on by the same amount here.
     moved: dict[str, int] = {}
@@ -158,6 +165,18 @@ def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
     wanted = SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None
     row.oidc = _replaced(row.oidc, wanted)
     report.changed.append(f"school {school.id}")
+
+
+def _idp_flags(session: Session, entries: Sequence[SchoolEntry], report: ImportReport) -> None:
+    """The file's word on whether each IdP's logins name their school (None: it says nothing),
+    then every IdP two schools are on now requires it (shared_idps.note_joined)."""
+    session.flush()
+    wanted = {e.school.id: e.idp_names_school for e in entries if e.idp_names_school is not None}
+    for school_id, names in wanted.items():
+        entity_id, changed = set_names_school(session, school_id, names)
+        if changed:
+            report.changed.append(f"IdP {entity_id} {'names' if names else 'need not name'} school")
+    note_joined(session, [e.school.idp_entity_id for e in entries])
 
 
 def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: ImportReport) -> int:

@@ -34,6 +34,8 @@ class CachedSource(RegistryReader, Protocol):
 
     def pseudonym_key_versions(self) -> list[ChainKeyVersion]: ...
 
+    def idps_naming_school(self) -> frozenset[str]: ...
+
 
 @dataclass(frozen=True)
 class _Snapshot:
@@ -42,6 +44,9 @@ class _Snapshot:
     local_changes: int
     schools: dict[str, School]
     schools_by_idp: dict[str, tuple[School, ...]]
+    # IdPs whose logins must name their school (core/shared_idp.py): read on every SAML login
+    # and every SSO session's answer, so from memory with the schools, not from the database.
+    naming_idps: frozenset[str]
     services: dict[str, Service]
     services_by_entity_id: dict[str, Service]
     chains: dict[str, Chain]
@@ -95,6 +100,7 @@ class CachedRegistryReader:
                     local_changes=local,
                     schools={s.id: s for s in schools},
                     schools_by_idp=_by_idp(schools),
+                    naming_idps=self._source.idps_naming_school(),
                     services={s.id: s for s in services},
                     services_by_entity_id={s.entity_id: s for s in services},
                     chains={c.id: c for c in chains},
@@ -115,6 +121,11 @@ class CachedRegistryReader:
 
     def schools_by_idp(self, idp_entity_id: str) -> tuple[School, ...]:
         return self._lookup(lambda s: s.schools_by_idp.get(idp_entity_id)) or ()
+
+    def idp_names_school(self, idp_entity_id: str) -> bool:
+        # No fresh look when absent: most IdPs are not; setting it bumps the generation, which
+        # this view checks at least once a second (at once in the process that set it).
+        return idp_entity_id in self._current().naming_idps
 
     def schools(self) -> list[School]:
         return sorted(self._current().schools.values(), key=lambda s: s.id)

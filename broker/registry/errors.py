@@ -143,3 +143,30 @@ class SharedIdpMetadataDiffers(BadRequest):
         )
         self.entity_id = entity_id
         self.school_ids = school_ids
+
+
+class SchoolIdNotBrin(BadRequest):
+    """A school would be on an IdP whose logins must name their school, and its id is not a
+    BRIN: the IdP's value is compared with the id exactly, so none of its logins could pass."""
+
+    code = "shared_idp_school_not_brin"
+    public_message = "A school on a school board's identity provider needs its BRIN as id."
+
+    def __init__(self, entity_id: str, problem: str) -> None:
+        super().__init__(f"IdP {entity_id!r} must name the school of each login: {problem}")
+        self.entity_id = entity_id
+
+
+class SharedIdpNamesSchool(BadRequest):
+    """The operator asked an IdP that several schools share to stop requiring the school named:
+    each of its logins would then sign in at whichever of them the student chose."""
+
+    code = "shared_idp_names_school"
+    public_message = "Sign-ins through an identity provider several schools share name the school."
+
+    def __init__(self, entity_id: str, school_ids: tuple[str, ...]) -> None:
+        super().__init__(
+            f"IdP {entity_id!r} is registered for schools {', '.join(school_ids)}: its logins "
+            "must name their school while more than one school is on it; nothing was changed"
+        )
+        self.entity_id = entity_id

@@ -1,6 +1,7 @@
 """The registry's read side: `RegistryReader` over SQL, returning the core's frozen dataclasses.
 
-The login path calls `policy`, `service_by_entity_id`, `school` and `schools_by_idp` on every
+The login path calls `policy`, `service_by_entity_id`, `school` and `schools_by_idp` (and
+`idp_names_school`) on every
 login: each is one query on a primary key or an index (a service's declarations come in the
 same query through a join). Nothing is cached in the process: a policy a school changes shows on
 the next login in every worker. Metadata XML is deferred on the rows and read only by the two
@@ -30,6 +31,7 @@ from broker.registry.tables import (
     PolicyChangeRow,
     RegistryStateRow,
     ReleasePolicyRow,
+    SchoolNamingIdpRow,
     SchoolOidcRow,
     SchoolRow,
     ServiceRow,
@@ -72,6 +74,16 @@ class SqlRegistryReader:
                 .order_by(SchoolRow.id)
             )
             return tuple(row.to_school() for row in rows)
+
+    def idp_names_school(self, idp_entity_id: str) -> bool:
+        with session_on(self._engine) as session:
+            return session.get(SchoolNamingIdpRow, idp_entity_id) is not None
+
+    def idps_naming_school(self) -> frozenset[str]:
+        """Every IdP entity id whose logins must name their school (the cached view loads
+        them with the schools)."""
+        with session_on(self._engine) as session:
+            return frozenset(session.scalars(select(SchoolNamingIdpRow.entity_id)))
 
     def schools(self) -> list[School]:
         with session_on(self._engine) as session:

@@ -11,36 +11,160 @@ namespace (revision 0014); the login then asks the IdP which school the student 
   keeps one copy per entity id (reading.py `school_metadata`), so two rows that differed would
   let the registry pick one of them silently. A new school must bring the same metadata as the
   others (`SharedIdpMetadataDiffers` otherwise); an update of one school's metadata is an update
-  of the IdP's and is written to every school on it (sql_registry.update_school_metadata).
+  of the IdP's and is written to every school on it (sql_registry.update_school_metadata). While
+  a metadata source holds the IdP no row's copy is used (reading.py `_with_federation`), so none
+  is compared: a source's roll-over never stands in the way of the board's next school.
+- An IdP with two or more schools requires its logins to name their school
+  (`idps_naming_school`, revision 0015), from the write that put the second school on it; that
+  stays when schools leave, and only the operator clears it, for an IdP of one school
+  (`set_names_school`). Every school on such an IdP has a BRIN as id (`SchoolIdNotBrin`).
+
+Every write that can put a school on an entity id takes `lock_idp` first: on PostgreSQL two
+registrations on one IdP would otherwise both pass these checks (each reads the rows committed
+before the other's). SQLite has one writer at a time (database.py, BEGIN IMMEDIATE).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from collections.abc import Iterable
+
+from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
+from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import School
-from broker.registry.errors import DuplicateEntry, SharedIdpMetadataDiffers
-from broker.registry.tables import SchoolOidcRow, SchoolRow
+from broker.core.shared_idp import brin_problem
+from broker.registry.errors import (
+    DuplicateEntry,
+    SchoolIdNotBrin,
+    SharedIdpMetadataDiffers,
+    SharedIdpNamesSchool,
+)
+from broker.registry.federation_tables import FederationEntityRow
+from broker.registry.tables import SchoolNamingIdpRow, SchoolOidcRow, SchoolRow
+
+# The first key of PostgreSQL's two-key advisory locks taken here ("kbid"): the two-key space
+# is apart from the one-key space of the migration lock (migration.py).
+_IDP_LOCK_SPACE = 0x6B62_6964
+_LOCK_IDP = text("SELECT pg_advisory_xact_lock(:space, hashtext(:entity_id))")
+
+
+def lock_idp(session: Session, entity_ids: Iterable[str]) -> None:
+    """Hold, until the transaction ends, PostgreSQL's advisory lock of each entity id (in one
+    order, so two writers never wait for each other in a circle). SQLite: nothing to do."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    for entity_id in sorted(set(entity_ids)):
+        session.execute(_LOCK_IDP, {"space": _IDP_LOCK_SPACE, "entity_id": entity_id})
+
+
+def names_school(session: Session, entity_id: str) -> bool:
+    return session.get(SchoolNamingIdpRow, entity_id) is not None
 
 
 def check_joining(session: Session, school: School, metadata: str) -> None:
     """Refuse registering `school` (with `metadata`) where it may not share its IdP: another
-    school's OpenID issuer, an IdP with an OIDC school on it, or other metadata than the schools
-    already on it have. Nothing to refuse for an IdP no other school has."""
+    school's OpenID issuer, an IdP with an OIDC school on it, other metadata than the schools
+    already on it have (unless a source holds the IdP), or an id that is no BRIN on an IdP that
+    must name its school. Takes the IdP's lock (`lock_idp`)."""
+    entity_id = school.idp_entity_id
+    lock_idp(session, [entity_id])
     others = session.execute(
         select(SchoolRow.id, SchoolRow.idp_metadata, SchoolOidcRow.school_id)
         .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
-        .where(SchoolRow.idp_entity_id == school.idp_entity_id, SchoolRow.id != school.id)
+        .where(SchoolRow.idp_entity_id == entity_id, SchoolRow.id != school.id)
         .order_by(SchoolRow.id)
     ).all()
-    if not others:
+    if others and (school.oidc is not None or any(oidc is not None for _, _, oidc in others)):
+        raise DuplicateEntry("school", "idp_entity_id", entity_id)
+    if school.oidc is None and (others or names_school(session, entity_id)):
+        require_brin(entity_id, school.id)
+    if not others or source_holds(session, entity_id):
         return
-    if school.oidc is not None or any(oidc is not None for _, _, oidc in others):
-        raise DuplicateEntry("school", "idp_entity_id", school.idp_entity_id)
     differing = tuple(school_id for school_id, xml, _ in others if (xml or "") != metadata)
     if differing:
-        raise SharedIdpMetadataDiffers(school.idp_entity_id, differing)
+        raise SharedIdpMetadataDiffers(entity_id, differing)
+
+
+def require_brin(entity_id: str, school_id: str) -> None:
+    """Refuse a school whose id is not a BRIN on an IdP whose logins name their school."""
+    if problem := brin_problem(school_id):
+        raise SchoolIdNotBrin(entity_id, problem)
+
+
+def source_holds(session: Session, entity_id: str) -> bool:
+    """Whether a metadata source holds this IdP (its copy, not a school row's, is then used)."""
+    found = session.scalar(
+        select(FederationEntityRow.entity_id)
+        .where(FederationEntityRow.role == "idp", FederationEntityRow.entity_id == entity_id)
+        .limit(1)
+    )
+    return found is not None
+
+
+def note_joined(session: Session, entity_ids: Iterable[str]) -> None:
+    """After schools were written: each of these IdPs that two or more schools are on now
+    requires its logins to name their school (kept when schools leave)."""
+    session.flush()
+    for entity_id in sorted(set(entity_ids)):
+        count = session.scalar(
+            select(func.count()).select_from(SchoolRow).where(SchoolRow.idp_entity_id == entity_id)
+        )
+        if (count or 0) > 1 and not names_school(session, entity_id):
+            session.add(SchoolNamingIdpRow(entity_id=entity_id))
+    session.flush()
+
+
+def check_shared(session: Session, entity_ids: Iterable[str]) -> None:
+    """`check_joining`'s rule over IdPs as a bulk write left them (registry import): for each,
+    no OpenID school beside another, one metadata (unless a source holds it), and BRIN ids if
+    its logins name their school. Raises, so the caller's transaction rolls back."""
+    session.flush()
+    for entity_id in sorted(set(entity_ids)):
+        rows = session.execute(
+            select(SchoolRow.id, SchoolRow.idp_metadata, SchoolOidcRow.school_id)
+            .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
+            .where(SchoolRow.idp_entity_id == entity_id)
+            .order_by(SchoolRow.id)
+        ).all()
+        if len(rows) > 1 and any(oidc is not None for _, _, oidc in rows):
+            raise DuplicateEntry("school", "idp_entity_id", entity_id)
+        copies = {xml or "" for _, xml, _ in rows}
+        if len(copies) > 1 and not source_holds(session, entity_id):
+            raise SharedIdpMetadataDiffers(entity_id, tuple(school_id for school_id, _, _ in rows))
+        if len(rows) > 1 or names_school(session, entity_id):
+            for school_id, _, _ in rows:
+                require_brin(entity_id, school_id)
+
+
+def set_names_school(session: Session, school_id: str, wanted: bool) -> tuple[str, bool]:
+    """Require (or stop requiring) the school named in logins through `school_id`'s IdP:
+    (its entity id, whether anything changed). Refused for an OpenID provider, for an IdP
+    with a school whose id is not a BRIN, and, to stop, for an IdP several schools share."""
+    found = sharing_schools(session, school_id)
+    if found is None:
+        raise UnknownSchool(f"no school with id {school_id!r}")
+    entity_id, _ = found
+    lock_idp(session, [entity_id])
+    entity_id, ids = sharing_schools(session, school_id) or found  # as it is under the lock
+    if session.scalar(select(SchoolOidcRow.school_id).where(SchoolOidcRow.school_id.in_(ids))):
+        raise BadRequest(
+            f"school {school_id} signs in with OpenID Connect: only a SAML IdP names the "
+            "school in its logins (nlEduPersonHomeOrganizationId)",
+            code="idp_names_school_oidc",
+        )
+    held = names_school(session, entity_id)
+    if wanted == held:
+        return entity_id, False
+    if wanted:
+        for other in ids:
+            require_brin(entity_id, other)
+        session.add(SchoolNamingIdpRow(entity_id=entity_id))
+    elif len(ids) > 1:
+        raise SharedIdpNamesSchool(entity_id, ids)
+    else:
+        session.execute(delete(SchoolNamingIdpRow).where(SchoolNamingIdpRow.entity_id == entity_id))
+    return entity_id, True
 
 
 def sharing_schools(session: Session, school_id: str) -> tuple[str, tuple[str, ...]] | None:

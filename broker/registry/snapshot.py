@@ -18,13 +18,22 @@ from broker.core.model import Chain, School, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.admin_tables import PublisherRow
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
-from broker.registry.tables import ChainRow, ReleasePolicyRow, SchoolRow, ServiceRow
+from broker.registry.tables import (
+    ChainRow,
+    ReleasePolicyRow,
+    SchoolNamingIdpRow,
+    SchoolRow,
+    ServiceRow,
+)
 
 
 @dataclass(frozen=True)
 class SchoolEntry:
     school: School
     metadata: str  # SAML IdP metadata; empty for a school on OpenID Connect
+    # Whether logins through its IdP must name their school (shared_idps.py): the registry's
+    # answer in an export; in a file, None when the file does not say (left as it is).
+    idp_names_school: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -76,11 +85,15 @@ def read_snapshot(session: Session) -> Snapshot:
     key_versions = session.scalars(
         select(PseudonymKeyVersionRow).order_by(PseudonymKeyVersionRow.chain)
     )
+    naming = set(session.scalars(select(SchoolNamingIdpRow.entity_id)))
     return Snapshot(
         key_versions=tuple(row.to_record() for row in key_versions),
         chains=tuple(row.to_chain() for row in chains),
         publishers=tuple(row.to_publisher() for row in publishers),
-        schools=tuple(SchoolEntry(row.to_school(), row.idp_metadata) for row in schools),
+        schools=tuple(
+            SchoolEntry(row.to_school(), row.idp_metadata, row.idp_entity_id in naming)
+            for row in schools
+        ),
         services=tuple(ServiceEntry(row.to_service(), row.sp_metadata) for row in services),
         policies=tuple(
             PolicyEntry(

@@ -47,7 +47,15 @@ from broker.registry.removal import (
     remove_school,
     remove_service,
 )
-from broker.registry.shared_idps import check_joining, sharing_schools
+from broker.registry.shared_idps import (
+    check_joining,
+    lock_idp,
+    names_school,
+    note_joined,
+    require_brin,
+    set_names_school,
+    sharing_schools,
+)
 from broker.registry.snapshot import Snapshot, read_snapshot
 from broker.registry.tables import (
     ChainRow,
@@ -140,7 +148,17 @@ class SqlRegistry(PortalReads):
         with self._writing("school", [(SchoolRow.id, "id", school.id)]) as session:
             check_joining(session, school, idp_metadata)
             session.add(SchoolRow.from_school(school, idp_metadata))
+            note_joined(session, [school.idp_entity_id])
             bump_generation(session)
+
+    def set_idp_names_school(self, school_id: str, wanted: bool) -> tuple[str, bool]:
+        """Require (`wanted`) or stop requiring that logins through the school's IdP name their
+        school (shared_idps.py `set_names_school`): (the IdP's entity id, whether it changed)."""
+        with self._writing() as session:
+            entity_id, changed = set_names_school(session, school_id, wanted)
+            if changed:
+                bump_generation(session)
+        return entity_id, changed
 
     def add_chain(self, chain: Chain) -> None:
         with self._writing("chain", [(ChainRow.id, "id", chain.id)]) as session:
@@ -309,6 +327,7 @@ class SqlRegistry(PortalReads):
         is refused (`DuplicateEntry`): putting schools on a shared IdP is the operator's
         (`school add`, shared_idps.py), and a school's portal shows a shared one read-only."""
         with self._writing() as session:
+            lock_idp(session, [school.idp_entity_id])
             taken = session.scalar(
                 select(SchoolRow.id).where(
                     SchoolRow.idp_entity_id == school.idp_entity_id, SchoolRow.id != school.id
@@ -316,6 +335,10 @@ class SqlRegistry(PortalReads):
             )
             if taken is not None:
                 raise DuplicateEntry("school", "idp_entity_id", school.idp_entity_id)
+            if school.oidc is None and names_school(session, school.idp_entity_id):
+                # An IdP kept as a board's (its other schools removed): its logins name the
+                # school, which only a BRIN can match.
+                require_brin(school.idp_entity_id, school.id)
             row = (
                 session.get(SchoolRow, school.id)
                 if locked_row(session, SchoolRow.id, school.id)

@@ -67,6 +67,15 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+class SchoolNamingIdpRow(Base):
+    """An IdP whose logins must name their school (core/shared_idp.py, revision 0015): one row
+    per entity id, the one place this is kept. No foreign key: it outlives the IdP's schools."""
+
+    __tablename__ = "idps_naming_school"
+
+    entity_id: Mapped[str] = mapped_column(ENTITY_ID, primary_key=True)
+
+
 class SchoolRow(Base):
     __tablename__ = "schools"
 

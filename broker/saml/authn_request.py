@@ -125,9 +125,11 @@ class AuthnRequestReader:
             # Before any refusal below: a passive request's refusal goes back to the service at
             # once, never as a page (core 3.4.1: the IdP must not visibly take control).
             front["is_passive"] = "1"
+        hint, choices = self._school_hint(message)
         request = LoginRequest(
             service_id=service.id,
-            school_hint=self._school_hint(message),
+            school_hint=hint,
+            school_choices=choices,
             force_authn=message.force_authn in ("true", "1"),
             front=front,
         )
@@ -302,19 +304,23 @@ class AuthnRequestReader:
         }
         return frozenset(name for name in names if name)
 
-    def _school_hint(self, message: samlp.AuthnRequest) -> str | None:
-        """The school the service's `Scoping/IDPList` names: its first entry whose ProviderID
-        is a registered IdP decides. An IdP several schools share (a school board's) names no
-        single school: then none is chosen, and the student chooses on the discovery page
-        (the login through it must name that school anyway, core/shared_idp.py)."""
+    def _school_hint(self, message: samlp.AuthnRequest) -> tuple[str | None, tuple[str, ...]]:
+        """The school the service's `Scoping/IDPList` names, or the schools: its first entry
+        whose ProviderID is a registered IdP decides. An IdP several schools share (a school
+        board's) names no single school: the login is kept to its schools (an SSO session of
+        another school does not answer; the student chooses among them on the discovery page),
+        and the login through it must name the chosen one (core/shared_idp.py). (None, ()):
+        no IdP named, any school."""
         scoping = message.scoping
         if scoping is None or scoping.idp_list is None:
-            return None
+            return None, ()
         for entry in scoping.idp_list.idp_entry:
             schools = self.registry.schools_by_idp(entry.provider_id or "")
+            if is_shared_idp(schools):
+                return None, tuple(school.id for school in schools)
             if schools:
-                return schools[0].id if not is_shared_idp(schools) else None
-        return None
+                return schools[0].id, ()
+        return None, ()
 
     @staticmethod
     def _name_id_format(message: samlp.AuthnRequest) -> str | None:

@@ -44,8 +44,11 @@ from broker.core.errors import (
 )
 from broker.core.model import School, UpstreamIdentity
 from broker.core.ports import RegistryReader
-from broker.core.shared_idp import is_shared_idp
-from broker.login.school_values import accepted_values, check_asserted_school
+from broker.login.school_values import (
+    accepted_values,
+    check_asserted_school,
+    school_must_be_named,
+)
 from broker.saml import assertion_reader, encrypted_assertion, firewall, schema
 from broker.saml.assertion_reader import NameId, ReadResponse
 from broker.saml.entities import ACS_PATH, SamlEntities
@@ -262,8 +265,9 @@ class SamlBack:
             self._expectations(request_id),
             signed_as_sent,
         )
-        # An IdP other schools share must name the chosen school (core/shared_idp.py).
-        shared = is_shared_idp(self.registry.schools_by_idp(school.idp_entity_id))
+        # A board's IdP must name the chosen school (core/shared_idp.py): the registry's
+        # flag for it, or several schools on it, from the cached view.
+        shared = school_must_be_named(self.registry, school)
         return _verified(read, school, shared=shared)
 
     @staticmethod

@@ -62,7 +62,7 @@ def first_discovery_page(secret: bytes, record: LoginRecord, *, language: str | 
     Pages shown again later (`GET /discovery`: language, search, a login that arrived by POST)
     keep the POST form; the prepared URL is not stored, and a POST makes a fresh request."""
     b = broker()
-    remembered = remembered_school(school_directory(b.view))
+    remembered = remembered_school(directory_for(record))
     prepared = prepare_upstream(secret, record, remembered.id) if remembered else None
     if prepared is None:
         b.flow.save_new(secret, record)
@@ -90,7 +90,7 @@ def discovery_page(
     service = b.view.service(record.request.service_id)
     service_name = service.name if service else str(gettext("your data page"))
     query = query[:MAX_QUERY].strip()
-    directory = school_directory(b.view)
+    directory = directory_for(record)
     found = directory.find(query)
     remembered = remembered_school(directory)
     page = _page_html(
@@ -101,6 +101,8 @@ def discovery_page(
         remembered,
         directory,
         prepared if remembered else None,
+        # A page of one board's schools is that login's own: rendered, never kept.
+        keep=not record.request.school_choices,
     )
     response = make_response(page)
     response.headers["Cache-Control"] = "no-store"
@@ -171,9 +173,11 @@ def _page_html(
     remembered: School | None,
     directory: SchoolDirectory,
     prepared: str | None = None,
+    *,
+    keep: bool = True,
 ) -> str:
     app = current_app
-    if query or app.jinja_env.auto_reload or not _PLAIN_LOGIN_ID.fullmatch(login_id):
+    if query or not keep or app.jinja_env.auto_reload or not _PLAIN_LOGIN_ID.fullmatch(login_id):
         # A search is the student's own (not worth keeping); a template that may change on disk
         # (debug) is rendered every time.
         return _render(login_id, service_name, query, found, remembered, prepared)
@@ -205,6 +209,16 @@ def _page_html(
 _DIRECTORIES: WeakKeyDictionary[CachedRegistryReader, tuple[int, SchoolDirectory]] = (
     WeakKeyDictionary()
 )
+
+
+def directory_for(record: LoginRecord) -> SchoolDirectory:
+    """The schools `record`'s login may be at: every school, or the few of the IdP the service
+    named (`LoginRequest.school_choices`, a board's), in a directory made for this page."""
+    view = broker().view
+    choices = record.request.school_choices
+    if not choices:
+        return school_directory(view)
+    return SchoolDirectory(school for school in map(view.school, choices) if school is not None)
 
 
 def school_directory(view: CachedRegistryReader) -> SchoolDirectory:

@@ -88,6 +88,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
     # broker/registry/errors.py
     N_("A school can only release attributes the platform declared it needs."),
     N_("Schools on one identity provider must have the same metadata."),
+    N_("Sign-ins through an identity provider several schools share name the school."),
+    N_("A school on a school board's identity provider needs its BRIN as id."),
     N_("An entry with this identifier already exists."),
     N_("This chain is not known to the broker."),
     N_("This publisher is not known to the broker."),

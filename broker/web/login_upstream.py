@@ -69,13 +69,24 @@ def continue_login(
         # the school the service hinted or one the student chooses, never the session's. If it
         # is still not the expected student, flow.complete refuses it (login_required).
         record = replace(record, request=replace(record.request, force_authn=True))
-    elif sso is not None and not record.school_id and not record.request.choose_school:
-        # A session that may not answer (a fresh login or a stronger one is asked for): the
-        # student logs in again at the school they logged in at, without choosing it again.
+    elif sso is not None and not record.school_id and _may_go_back(record, sso[0]):
+        # A session that may not answer (a fresh login or a stronger one is asked for, or its
+        # login did not name a board IdP's school): the student logs in again at the school
+        # they logged in at, without choosing it again, and that login is checked as any.
         record = b.flow.with_school(record, sso[0].school_id)
     if record.school_id:
         return go_upstream(secret, record, first_save=True)  # saves the record
     return to_discovery(secret, record)
+
+
+def _may_go_back(record: LoginRecord, identity: UpstreamIdentity) -> bool:
+    """Whether a login the session may not answer goes to the session's school: not when the
+    student is to choose, nor when the service named an IdP that is not that school's (a
+    board's IdP: the student chooses among its schools)."""
+    request = record.request
+    if request.choose_school:
+        return False
+    return not request.school_choices or identity.school_id in request.school_choices
 
 
 def to_discovery(secret: bytes, record: LoginRecord) -> Response:

@@ -167,3 +167,37 @@ def test_export_and_import_keep_registrations_by_entity_id(
         assert registry.snapshot().services[0].service.entity_id == SP
     finally:
         registry.close()
+
+
+def test_a_board_idp_held_by_a_source_takes_its_next_school_after_a_roll_over(
+    broker: tuple[Path, Feed], tmp_path: Path
+) -> None:
+    """Logins use the source's copy of an IdP a source holds, so no school's own copy is
+    compared: after the source's copy rolls over, the board's next school still joins (and
+    `--saml-entity-id` stores no copy of its own, as `registry import` stores none)."""
+    config, _ = broker
+    assert run("metadata", "refresh", "--config", config).exit_code == 0
+    first = run("school", "add", "--config", config, "--id", "12AB", "--name", "Noord",
+                "--saml-entity-id", IDP)  # fmt: skip
+    assert first.exit_code == 0, first.output
+    (tmp_path / "school.xml").write_bytes(
+        signed_aggregate(
+            [idp_entity(IDP, "https://idp.school.example/sso-rolled", MEMBER)],
+            SIGNER_KEY,
+            valid_until=datetime.now(UTC) + timedelta(days=8),
+        )
+    )
+    rolled = run("metadata", "refresh", "--config", config, "--source", "one-school")
+    assert rolled.exit_code == 0, rolled.output
+    second = run("school", "add", "--config", config, "--id", "12AC", "--name", "Zuid",
+                 "--saml-entity-id", IDP)  # fmt: skip
+    assert second.exit_code == 0, second.output
+    assert "shared with school(s) 12AB" in second.output
+    registry = SqlRegistry(load_settings(config).registry_url)
+    try:
+        assert [s.id for s in registry.schools_by_idp(IDP)] == ["12AB", "12AC"]
+        assert registry.registered_metadata("idp", "12AB") == ""
+        assert "sso-rolled" in registry.school_metadata()[IDP]
+        assert registry.idp_names_school(IDP)
+    finally:
+        registry.close()

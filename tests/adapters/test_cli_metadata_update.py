@@ -373,8 +373,55 @@ def test_schools_of_one_board_share_its_idp_and_its_metadata(config: Path, files
             json.loads, run("school", "list", "--config", config, "--json").output.splitlines()
         )
     }
-    assert listed["12AC"].endswith(", IdP shared with 12AB, 12AD")
-    assert listed["12AB"].endswith(", IdP shared with 12AC, 12AD")
+    assert listed["12AC"].endswith(", IdP shared with 12AB, 12AD, logins must name the school")
+    assert listed["12AB"].endswith(", IdP shared with 12AC, 12AD, logins must name the school")
+
+
+def school_registrations(config: Path) -> dict[str, str]:
+    listed = run("school", "list", "--config", config, "--json").output.splitlines()
+    return {line["id"]: line["registration"] for line in map(json.loads, listed)}
+
+
+def test_a_board_idp_keeps_naming_the_school_until_the_operator_says(
+    config: Path, files: Files
+) -> None:
+    """The requirement is the IdP's, not a count: it stays when the second school leaves, and
+    the operator clears it (for an IdP of one school only) or sets it (a board's first)."""
+    joined = run("school", "add", "--config", config, "--id", "12AC", "--name", "Rolschool Zuid",
+                 "--saml-metadata", files.idp("idp"))  # fmt: skip
+    assert joined.exit_code == 0, joined.output
+    # While two schools are on it, it cannot be cleared.
+    before = dump(config)
+    kept = run("school", "update", "--config", config, "--id", "12AB", "--no-idp-names-school")
+    assert kept.exit_code == 1
+    assert "registered for schools 12AB, 12AC: its logins must name their school" in kept.output
+    assert dump(config) == before
+
+    removed = run("school", "remove", "12AC", "--yes", "--config", config)
+    assert removed.exit_code == 0, removed.output
+    assert school_registrations(config)["12AB"].endswith(", logins must name the school")
+
+    cleared = run("school", "update", "--config", config, "--id", "12AB", "--no-idp-names-school")
+    assert cleared.exit_code == 0, cleared.output
+    assert f"logins through IdP {IDP} need not name the school any more" in cleared.output
+    assert "must name" not in school_registrations(config)["12AB"]
+
+    # A board IdP with one school so far: the operator asks for it.
+    marked = run("school", "update", "--config", config, "--id", "12AB", "--idp-names-school")
+    assert marked.exit_code == 0, marked.output
+    assert f"School 12AB: logins through IdP {IDP} must name their school." in marked.output
+    assert school_registrations(config)["12AB"].endswith(", logins must name the school")
+
+
+def test_a_school_without_a_brin_cannot_join_an_idp_that_names_the_school(
+    config: Path, files: Files
+) -> None:
+    before = dump(config)
+    refused = run("school", "add", "--config", config, "--id", "lyceum-zuid", "--name", "Zuid",
+                  "--saml-metadata", files.idp("idp"))  # fmt: skip
+    assert refused.exit_code == 1
+    assert "school id 'lyceum-zuid' is not a BRIN" in refused.output
+    assert dump(config) == before
 
 
 def test_an_openid_issuer_is_not_shared_by_the_cli(config: Path, files: Files) -> None:

@@ -192,6 +192,24 @@ def test_schools_of_one_board_share_an_idp_with_the_same_metadata_only(
     imported = run("registry", "import", "--config", fresh, file)
     assert imported.exit_code == 0, imported.output
     assert "added    school 99XX01" in imported.output
+    # The IdP two schools are on now names the school, and the export says so for each.
+    again = export(fresh.parent, tmp_path / "again.toml")
+    assert again.read_text().count("idp_names_school = true") == 2
+
+    # A file may not say false for a shared IdP, nor put an id that is not a BRIN on it.
+    wrong = file.with_name("wrong.toml")
+    not_a_brin = board_school.format("99XX00").replace('"99XX01"', '"lyceum-zuid"')
+    wrong.write_text(
+        file.read_text().replace('id = "99XX01"\n', 'id = "99XX01"\nidp_names_school = false\n')
+        + not_a_brin
+    )
+    before = registry_dump(fresh)
+    refused = run("registry", "import", "--config", fresh, wrong)
+    assert refused.exit_code == 1, refused.output
+    assert "idp_names_school: schools on one IdP must say the same" not in refused.output
+    assert "idp_names_school: must be true: the IdP is shared with school(s)" in refused.output
+    assert "id: school id 'lyceum-zuid' is not a BRIN" in refused.output
+    assert registry_dump(fresh) == before
 
 
 def _small_registry(schools: dict[str, str], release: str) -> str:

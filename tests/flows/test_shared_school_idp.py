@@ -5,8 +5,9 @@ same metadata; the IdP names its students' school as 99XX00 in nlEduPersonHomeOr
 A student who chooses 99XX00 signs in there, with the pseudonym in that school's namespace; one
 who chooses 99XX01 is refused (`other_school`, 403, the way back to the choice, nothing written)
 and can choose again; an answer that names no school is refused too (`school_not_asserted`).
-A `Scoping/IDPList` naming the shared IdP leads to the discovery page, and logout from that IdP
-ends the session of the school the student signed in to.
+A `Scoping/IDPList` naming the shared IdP leads to a discovery page of its schools only (an SSO
+session at one of them answers it), and logout from that IdP ends the session of the school the
+student signed in to.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from urllib.parse import urljoin
 
 import pytest
 
-from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.core.model import School
 from broker.registry.receipts import ReceiptQuery
 from broker.web.browser import SSO_COOKIE
@@ -59,6 +60,23 @@ def _choose(demo: LiveDemo, browser: Browser, discovery: Page, school_id: str) -
 def _to_school(demo: LiveDemo, browser: Browser, school_id: str) -> str:
     discovery = browser.get(f"{demo.publishers['leesplank'].base_url}/login")
     return _choose(demo, browser, discovery, school_id)
+
+
+def school_answer(
+    demo: LiveDemo, location: str, attributes: dict[str, list[str]]
+) -> dict[str, str]:
+    """The demo IdP's signed answer (as the broker's ACS takes it) to the request at
+    `location`, for the test student, carrying `attributes`."""
+    _, params = redirect_message(location)
+    school: SchoolForger = demo_school_forger(demo)
+    answer = school.response(
+        in_response_to=authn_request_id(location),
+        destination=demo.acs_url,
+        audience=demo.sp_entity_id,
+        subject=demo.school_subject(STUDENT),
+        attributes=attributes,
+    )
+    return {"SAMLResponse": answer, "RelayState": params["RelayState"]}
 
 
 def _board_receipts(demo: LiveDemo) -> int:
@@ -127,20 +145,9 @@ def test_an_answer_that_does_not_name_the_chosen_school_is_refused(
     code: str,
 ) -> None:
     browser, receipts = Browser("nl"), _board_receipts(demo)
-    location = _to_school(demo, browser, BOARD_SCHOOL)
-    _, params = redirect_message(location)
-    school: SchoolForger = demo_school_forger(demo)
-    answer = school.response(
-        in_response_to=authn_request_id(location),
-        destination=demo.acs_url,
-        audience=demo.sp_entity_id,
-        subject=demo.school_subject(STUDENT),
-        attributes=attributes,
-    )
+    answer = school_answer(demo, _to_school(demo, browser, BOARD_SCHOOL), attributes)
     with caplog.at_level(logging.INFO):
-        refused = browser.post(
-            demo.acs_url, {"SAMLResponse": answer, "RelayState": params["RelayState"]}
-        )
+        refused = browser.post(demo.acs_url, answer)
     assert refused.status == 403, refused.text[:500]
     assert f"refused code={code} " in caplog.text
     assert "Kies je school opnieuw" in refused.text
@@ -161,15 +168,8 @@ def test_the_chosen_schools_own_id_is_accepted_from_the_shared_idp(
 ) -> None:
     browser = Browser()
     location = _to_school(demo, browser, BOARD_SCHOOL)
-    _, params = redirect_message(location)
-    answer = demo_school_forger(demo).response(
-        in_response_to=authn_request_id(location),
-        destination=demo.acs_url,
-        audience=demo.sp_entity_id,
-        subject=demo.school_subject(STUDENT),
-        attributes={"nlEduPersonHomeOrganizationId": asserted},
-    )
-    page = browser.post(demo.acs_url, {"SAMLResponse": answer, "RelayState": params["RelayState"]})
+    answer = school_answer(demo, location, {"nlEduPersonHomeOrganizationId": asserted})
+    page = browser.post(demo.acs_url, answer)
     assert page.status == 200 and demo.answers_publisher(page), page.text[:500]
     browser.submit(page, demo.publishers["leesplank"].acs_url)
     received = demo.received(browser, "leesplank")
@@ -177,12 +177,34 @@ def test_the_chosen_schools_own_id_is_accepted_from_the_shared_idp(
     assert received["name_id"]["value"] != demo.expected_pseudonym(STUDENT, "leermiddelen")
 
 
-def test_an_idp_list_naming_the_shared_idp_leads_to_the_discovery_page(demo: LiveDemo) -> None:
+def _offered(page: Page) -> set[str]:
+    return {value for form in page.forms for name, value in form.buttons if name == "school"}
+
+
+def test_an_idp_list_naming_the_shared_idp_offers_only_its_schools(demo: LiveDemo) -> None:
     browser = Browser()
+    everyone = browser.get(f"{demo.publishers['leesplank'].base_url}/login")
+    assert DEMO_OIDC_SCHOOL_ID in _offered(everyone)
     page = browser.get(
         f"{demo.publishers['leesplank'].base_url}/login?school={demo.school_entity_id}"
     )
     assert demo.shows_discovery(page), page.url
+    assert _offered(page) == {DEMO_SCHOOL_ID, BOARD_SCHOOL}
+    # A school the page did not offer cannot be chosen for this login either.
+    form = next(f for f in page.forms if ("school", DEMO_SCHOOL_ID) in f.buttons)
+    refused = browser.post(form.action, {**form.fields, "school": DEMO_OIDC_SCHOOL_ID})
+    assert refused.status == 400, refused.text[:300]
+
+
+def test_an_idp_list_naming_the_shared_idp_is_answered_by_a_session_at_one_of_its_schools(
+    demo: LiveDemo,
+) -> None:
+    browser = Browser()
+    assert demo.login(browser, "leesplank", STUDENT).final.status == 200
+    page = browser.get(
+        f"{demo.publishers['rekenroute'].base_url}/login?school={demo.school_entity_id}"
+    )
+    assert demo.answers_publisher(page), page.url
 
 
 def test_logout_from_the_shared_idp_ends_the_session_of_the_chosen_school(

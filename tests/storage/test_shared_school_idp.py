@@ -1,18 +1,30 @@
-"""Several schools on one SAML IdP (a school board's, revision 0014) on SQLite and PostgreSQL:
-the registry admits the shared entity id, keeps one metadata per IdP, keeps an OpenID issuer
-one school's, and the migration goes down (refused while an IdP is shared) and up again."""
+"""Several schools on one SAML IdP (a school board's, revisions 0014 and 0015) on SQLite and
+PostgreSQL: the registry admits the shared entity id, keeps one metadata per IdP (none compared
+while a source holds it), keeps an OpenID issuer one school's, keeps whether the IdP's logins
+name their school (set by the second school, kept when schools leave, BRIN ids only), locks the
+IdP on PostgreSQL, and the migrations go down and up again."""
 
 from __future__ import annotations
 
-import pytest
-from sqlalchemy import inspect
+from datetime import UTC, datetime
 
-from broker.core.errors import ConfigurationError
+import pytest
+from sqlalchemy import event, inspect, text
+
+from broker.core.errors import BadRequest, ConfigurationError
 from broker.core.model import OidcUpstream, School
 from broker.registry import DuplicateEntry, SqlRegistry, migrate
 from broker.registry.cached import CachedRegistryReader
-from broker.registry.errors import MetadataChanged, SharedIdpMetadataDiffers
+from broker.registry.errors import (
+    MetadataChanged,
+    SchoolIdNotBrin,
+    SharedIdpMetadataDiffers,
+    SharedIdpNamesSchool,
+)
+from broker.registry.federation import FederationEntity
 from broker.registry.migration import migration_connection, model_drift
+from broker.registry.shared_idps import _IDP_LOCK_SPACE, _LOCK_IDP
+from broker.registry.snapshot import SchoolEntry, Snapshot
 from tests.storage.test_publisher_integrity import HEAD, _move, _revision
 
 BOARD_IDP = "https://sts.bestuur.example/adfs/services/trust"
@@ -20,6 +32,7 @@ BOARD_XML = "<board-idp/>"
 NOORD = School("10AA", "Lyceum Noord", BOARD_IDP)
 ZUID = School("10AA01", "Lyceum Zuid", BOARD_IDP)
 ELSEWHERE = School("20BB", "Ander College", "https://idp.ander.example")
+_NOW = datetime.now(UTC)
 
 
 def test_two_schools_share_one_idp_with_its_metadata(sql_registry: SqlRegistry) -> None:
@@ -114,5 +127,164 @@ def test_revision_0014_goes_down_only_without_a_shared_idp(registry_url: str) ->
     try:
         registry.add_school(ZUID, BOARD_XML)
         assert registry.schools_by_idp(BOARD_IDP) == (NOORD, ZUID)
+    finally:
+        registry.close()
+
+
+# -- revision 0015: whether an IdP's logins name their school is the IdP's, and it stays ------
+def test_the_second_school_makes_the_idp_name_its_school_and_it_stays(
+    sql_registry: SqlRegistry,
+) -> None:
+    view = CachedRegistryReader(sql_registry)
+    sql_registry.add_school(NOORD, BOARD_XML)
+    assert not sql_registry.idp_names_school(BOARD_IDP) and not view.idp_names_school(BOARD_IDP)
+    sql_registry.add_school(ZUID, BOARD_XML)
+    assert sql_registry.idp_names_school(BOARD_IDP) and view.idp_names_school(BOARD_IDP)
+    # Clearing it while two schools are on the IdP: refused, nothing changed.
+    generation = sql_registry.generation()
+    with pytest.raises(SharedIdpNamesSchool):
+        sql_registry.set_idp_names_school(NOORD.id, False)
+    assert sql_registry.generation() == generation
+    # One school leaves: the board's IdP still signs in its students, the rule stays.
+    sql_registry.remove_school(ZUID.id, apply=True, removed_by="cli:ops")
+    assert sql_registry.idp_names_school(BOARD_IDP) and view.idp_names_school(BOARD_IDP)
+    # The operator clears it for the IdP of one school, and sets it again.
+    assert sql_registry.set_idp_names_school(NOORD.id, False) == (BOARD_IDP, True)
+    assert not view.idp_names_school(BOARD_IDP)
+    assert sql_registry.set_idp_names_school(NOORD.id, False) == (BOARD_IDP, False)
+    assert sql_registry.set_idp_names_school(NOORD.id, True) == (BOARD_IDP, True)
+    assert view.idp_names_school(BOARD_IDP)
+    assert sql_registry.snapshot().schools[0].idp_names_school is True
+
+
+def test_an_idp_that_names_its_school_takes_brin_ids_only(sql_registry: SqlRegistry) -> None:
+    sql_registry.add_school(NOORD, BOARD_XML)
+    sql_registry.set_idp_names_school(NOORD.id, True)
+    west = School("lyceum-west", "Lyceum West", "https://idp.west.example")
+    sql_registry.add_school(west, "<west/>")
+    generation = sql_registry.generation()
+    not_a_brin = School("lyceum-zuid", "Lyceum Zuid", BOARD_IDP)
+    with pytest.raises(SchoolIdNotBrin, match="'lyceum-zuid' is not a BRIN"):
+        sql_registry.add_school(not_a_brin, BOARD_XML)
+    # Nor can the flag be set for an IdP with a school whose id is not a BRIN.
+    with pytest.raises(SchoolIdNotBrin):
+        sql_registry.set_idp_names_school(west.id, True)
+    assert sql_registry.generation() == generation
+    # The board's school gone, its IdP still names the school: no school without a BRIN
+    # moves onto it in its portal either.
+    sql_registry.remove_school(NOORD.id, apply=True, removed_by="cli:ops")
+    with pytest.raises(SchoolIdNotBrin):
+        sql_registry.update_school_idp(School(west.id, west.name, BOARD_IDP), BOARD_XML)
+    assert sql_registry.school(not_a_brin.id) is None
+    assert sql_registry.school(west.id) == west
+    assert not sql_registry.idp_names_school(west.idp_entity_id)
+
+
+def test_a_source_held_idps_own_copies_are_not_compared(sql_registry: SqlRegistry) -> None:
+    """Logins use a source's copy of an IdP it holds (reading.py): after the source's roll-over
+    the next school of the board joins with the source's new copy, or with none."""
+    sql_registry.add_school(NOORD, BOARD_XML)
+    sql_registry.federation.store(
+        "board", "digest", None, [FederationEntity(BOARD_IDP, "idp", "<rolled/>", None)], _NOW
+    )
+    sql_registry.add_school(ZUID, "")
+    assert sql_registry.school_metadata()[BOARD_IDP] == "<rolled/>"
+    assert [s.id for s in sql_registry.schools_by_idp(BOARD_IDP)] == [NOORD.id, ZUID.id]
+
+
+def test_an_import_marks_an_idp_it_shares_and_takes_the_files_word(
+    sql_registry: SqlRegistry,
+) -> None:
+    sql_registry.import_snapshot(
+        Snapshot(schools=(SchoolEntry(NOORD, BOARD_XML), SchoolEntry(ZUID, BOARD_XML))), "t"
+    )
+    assert sql_registry.idp_names_school(BOARD_IDP)
+    sql_registry.remove_school(ZUID.id, apply=True, removed_by="cli:ops")
+    # The same file again leaves it; a file that says false clears it (one school left).
+    again = sql_registry.import_snapshot(Snapshot(schools=(SchoolEntry(NOORD, BOARD_XML),)), "t")
+    assert not again.touched and sql_registry.idp_names_school(BOARD_IDP)
+    cleared = Snapshot(schools=(SchoolEntry(NOORD, BOARD_XML, idp_names_school=False),))
+    assert sql_registry.import_snapshot(cleared, "t").changed == [
+        f"IdP {BOARD_IDP} need not name school"
+    ]
+    assert not sql_registry.idp_names_school(BOARD_IDP)
+    # A school without a BRIN on an IdP the file says names the school: nothing imported.
+    generation = sql_registry.generation()
+    wrong = School("lyceum-zuid", "Lyceum Zuid", BOARD_IDP)
+    with pytest.raises(SchoolIdNotBrin):
+        sql_registry.import_snapshot(
+            Snapshot(
+                schools=(
+                    SchoolEntry(NOORD, BOARD_XML, idp_names_school=True),
+                    SchoolEntry(wrong, BOARD_XML),
+                )
+            ),
+            "t",
+        )
+    assert sql_registry.generation() == generation and sql_registry.school(wrong.id) is None
+
+
+def test_revision_0015_marks_the_idps_shared_at_the_upgrade(registry_url: str) -> None:
+    migrate(registry_url)
+    registry = SqlRegistry(registry_url)
+    try:
+        registry.add_school(NOORD, BOARD_XML)
+        registry.add_school(ZUID, BOARD_XML)
+        registry.add_school(ELSEWHERE, "<other/>")
+    finally:
+        registry.close()
+    _move(registry_url, "0014", down=True)
+    migrate(registry_url)
+    assert _revision(registry_url) == HEAD and model_drift(registry_url) == []
+    registry = SqlRegistry(registry_url)
+    try:
+        assert registry.idps_naming_school() == frozenset({BOARD_IDP})
+    finally:
+        registry.close()
+
+
+@pytest.mark.postgres
+def test_registrations_on_one_idp_take_its_lock_on_postgresql(
+    postgres_registry_url: str,
+) -> None:
+    """Two registrations on one IdP must not both pass `check_joining` (each would read the
+    rows committed before the other's): every write that puts a school on an entity id holds
+    the IdP's advisory lock for its transaction (shared_idps.lock_idp)."""
+    migrate(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url)
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement)
+
+    event.listen(registry._engine, "before_cursor_execute", seen)
+    try:
+        registry.add_school(NOORD, BOARD_XML)
+        locks = [s for s in statements if "pg_advisory_xact_lock" in s]
+        assert len(locks) == 1 and "hashtext" in locks[0]
+        # Held by the writer: another transaction cannot take it meanwhile.
+        with registry._engine.connect() as first, registry._engine.connect() as second:
+            first.execute(text("BEGIN"))
+            first.execute(_LOCK_IDP, {"space": _IDP_LOCK_SPACE, "entity_id": BOARD_IDP})
+            held = second.scalar(
+                text("SELECT pg_try_advisory_xact_lock(:space, hashtext(:entity_id))"),
+                {"space": _IDP_LOCK_SPACE, "entity_id": BOARD_IDP},
+            )
+            assert held is False
+            first.execute(text("ROLLBACK"))
+        for write in (
+            lambda: registry.add_school(ZUID, BOARD_XML),
+            lambda: registry.update_school_idp(ELSEWHERE, "<x/>"),
+            lambda: registry.import_snapshot(
+                Snapshot(schools=(SchoolEntry(NOORD, BOARD_XML),)), "t"
+            ),
+            lambda: registry.set_idp_names_school(NOORD.id, True),
+        ):
+            statements.clear()
+            try:
+                write()
+            except BadRequest:
+                pass
+            assert any("pg_advisory_xact_lock" in s for s in statements)
     finally:
         registry.close()

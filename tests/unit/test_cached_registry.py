@@ -22,6 +22,7 @@ class CountingSource:
     chains_: dict[str, Chain] = field(default_factory=dict)
     policies: dict[tuple[str, str], ReleasePolicy] = field(default_factory=dict)
     key_versions: dict[str, ChainKeyVersion] = field(default_factory=dict)
+    naming_idps: set[str] = field(default_factory=set)
     gen: int = 1
     calls: dict[str, int] = field(default_factory=dict)
 
@@ -35,6 +36,14 @@ class CountingSource:
     def schools_by_idp(self, idp_entity_id: str) -> tuple[School, ...]:
         self._count("schools_by_idp")
         return tuple(s for s in self.schools_.values() if s.idp_entity_id == idp_entity_id)
+
+    def idp_names_school(self, idp_entity_id: str) -> bool:
+        self._count("idp_names_school")
+        return idp_entity_id in self.naming_idps
+
+    def idps_naming_school(self) -> frozenset[str]:
+        self._count("idps_naming_school")
+        return frozenset(self.naming_idps)
 
     def schools(self) -> list[School]:
         self._count("schools")

@@ -164,6 +164,7 @@ class FakeRegistry:
             )
         }
         self.key_versions: dict[str, ChainKeyVersion] = {}
+        self.naming_idps: set[str] = set()
         self._policies = {
             ("99XX00", "uitgever"): ReleasePolicy(
                 "99XX00", "uitgever", frozenset({"given_name"}), 2
@@ -175,6 +176,9 @@ class FakeRegistry:
 
     def schools_by_idp(self, idp_entity_id: str) -> tuple[School, ...]:
         return tuple(s for s in self._schools.values() if s.idp_entity_id == idp_entity_id)
+
+    def idp_names_school(self, idp_entity_id: str) -> bool:
+        return idp_entity_id in self.naming_idps
 
     def schools(self) -> list[School]:
         return list(self._schools.values())
@@ -600,6 +604,41 @@ def test_session_serves(flow: LoginFlow) -> None:
     assert not flow.session_serves(record(None), identity, now + 86_400)
     assert not flow.session_serves(record(None, max_age=60), identity, now + 86_400)
     assert flow.session_serves(record(None), identity, now + flow.clock_skew)
+
+
+def test_a_session_at_a_school_whose_idp_must_name_it_serves_only_if_its_login_did(
+    flow: LoginFlow,
+) -> None:
+    """A session opened while the school's IdP did not yet have to name it (core/shared_idp.py)
+    serves once the registry says it must only if its login named the school."""
+    registry = flow.registry
+    assert isinstance(registry, FakeRegistry)
+    unnamed, named = _identity("99XX00"), _identity("99XX00")
+    named.attributes["school_id"] = ("99XX00",)
+    record = LoginRecord("id", LoginRequest("uitgever"), 1.0)
+    now = flow.clock()
+    assert flow.session_serves(record, unnamed, now)
+    registry.naming_idps.add("https://idp.demo.example")
+    assert not flow.session_serves(record, unnamed, now)
+    assert flow.session_serves(record, named, now)
+    # Another school's session is not affected by this IdP's rule.
+    assert flow.session_serves(record, _identity("88YY00"), now)
+
+
+def test_a_login_kept_to_a_board_idps_schools_is_served_by_their_sessions_only(
+    flow: LoginFlow,
+) -> None:
+    """`school_choices` (an IDPList naming a board's IdP): a session at another school does
+    not answer, and the login cannot be taken to another school."""
+    request = LoginRequest("uitgever", school_choices=("99XX00", "99XX01"))
+    record = flow.start(new_secret(), request, save=False)
+    now = flow.clock()
+    assert flow.session_serves(record, _identity("99XX00"), now)
+    assert not flow.session_serves(record, _identity("88YY00"), now)
+    with pytest.raises(UnknownSchool):
+        flow.with_school(record, "88YY00")
+    assert flow.with_school(record, "99XX00").school_id == "99XX00"
+    assert LoginRecord.from_payload(record.to_payload()) == record
 
 
 # -- the student the service expects (OIDC id_token_hint, a requested sub) and school choice ---

@@ -7,8 +7,15 @@ from __future__ import annotations
 import pytest
 
 from broker.core.errors import NotTheChosenSchool, OtherSchoolAccount, SchoolNotAsserted
-from broker.core.model import School
-from broker.core.shared_idp import asserted_school_matches, is_shared_idp, names_a_school
+from broker.core.model import School, UpstreamIdentity
+from broker.core.shared_idp import (
+    asserted_school_matches,
+    brin_problem,
+    is_shared_idp,
+    must_name_school,
+    names_a_school,
+    school_was_named,
+)
 from broker.login.school_values import check_asserted_school
 
 IDP = "https://sts.bestuur.example/adfs/services/trust"
@@ -61,3 +68,28 @@ def test_a_shared_idp_must_name_the_chosen_school() -> None:
 def test_an_idp_of_one_school_needs_no_school_named() -> None:
     check_asserted_school({}, NOORD, shared=False)
     check_asserted_school({"school_id": ["10AA01"]}, NOORD, shared=False)
+
+
+def test_the_registry_flag_or_several_schools_require_the_school_named() -> None:
+    assert not must_name_school(False, (NOORD,))
+    assert must_name_school(True, (NOORD,))
+    assert must_name_school(True, ())
+    # Several schools on it: named, whatever the flag says (fail closed).
+    assert must_name_school(False, (NOORD, ZUID))
+
+
+def test_a_session_shows_its_school_was_named_by_the_accepted_school_id() -> None:
+    assert not school_was_named(UpstreamIdentity(NOORD.id, "s", {}))
+    assert not school_was_named(UpstreamIdentity(NOORD.id, "s", {"school_id": (ZUID.id,)}))
+    assert school_was_named(UpstreamIdentity(NOORD.id, "s", {"school_id": (NOORD.id,)}))
+
+
+@pytest.mark.parametrize("school_id", ["12AB", "12AB01"])
+def test_a_brin_may_be_on_an_idp_that_names_the_school(school_id: str) -> None:
+    assert brin_problem(school_id) is None
+
+
+@pytest.mark.parametrize("school_id", ["lyceum-zuid", "12ab", "12AB1", " 12AB"])
+def test_another_id_may_not(school_id: str) -> None:
+    problem = brin_problem(school_id)
+    assert problem is not None and f"school id {school_id!r} is not a BRIN" in problem
