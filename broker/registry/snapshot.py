@@ -31,8 +31,9 @@ from broker.registry.tables import (
 class SchoolEntry:
     school: School
     metadata: str  # SAML IdP metadata; empty for a school on OpenID Connect
-    # Whether logins through its IdP must name their school (shared_idps.py): the registry's
-    # answer in an export; in a file, None when the file does not say (left as it is).
+    # Whether logins through its IdP must name their school (shared_idps.py): in the registry's
+    # snapshot True or None (not set); in a file, None when the file does not say (left as it
+    # is) and False when it clears the flag.
     idp_names_school: bool | None = None
 
 
@@ -91,7 +92,9 @@ def read_snapshot(session: Session) -> Snapshot:
         chains=tuple(row.to_chain() for row in chains),
         publishers=tuple(row.to_publisher() for row in publishers),
         schools=tuple(
-            SchoolEntry(row.to_school(), row.idp_metadata, row.idp_entity_id in naming)
+            # True or None, never False: an export writes the flag only when it is set, so a
+            # snapshot read back from its file is equal to the registry's.
+            SchoolEntry(row.to_school(), row.idp_metadata, row.idp_entity_id in naming or None)
             for row in schools
         ),
         services=tuple(ServiceEntry(row.to_service(), row.sp_metadata) for row in services),
