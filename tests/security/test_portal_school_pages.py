@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from html import unescape
 
 import pytest
 import segno
@@ -236,6 +237,45 @@ def test_a_switched_off_service_is_shown_receiving_nothing_under_its_version(
     assert "Uitgezet" in row and f"<td>{off.version}</td>" in row and off.version > 1
     # The register says what a shared chain means for the students.
     assert "hetzelfde pseudoniem voor een leerling" in overview
+
+
+# -- 4b: who offers a platform, and its chain, for the processing register -----------------------
+@pytest.mark.parametrize(
+    ("lang", "chain", "no_publisher"),
+    [
+        ("nl", "Learning materials (leermiddelen)", "Er is geen uitgever geregistreerd"),
+        ("en", "Learning materials (leermiddelen)", "No publisher organisation is registered"),
+    ],
+)
+def test_a_service_names_its_publisher_and_its_chain_by_name(
+    site: PortalSite, school: FlaskClient, lang: str, chain: str, no_publisher: str
+) -> None:
+    if site.registry.service("noord-leesboek") is None:
+        site.registry.add_service(
+            Service(
+                "noord-leesboek",
+                "Leesboek",
+                "https://leesboek.noord.example",
+                "leermiddelen",
+                publisher_id=PUBLISHER_ID,
+            ),
+            None,
+        )
+
+    def offered_by(service_id: str) -> dict[str, str]:
+        page = _page(school, f"{SCHOOL}/services/{service_id}?lang={lang}")
+        found = re.search(r'<dl class="credentials" id="offered-by">(.*?)</dl>', page, re.S)
+        assert found, "no publisher and chain on the service page"
+        cells = re.findall(r'<dd id="(\w+)">(.*?)</dd>', found.group(1), re.S)
+        return {name: unescape(re.sub(r"<[^>]+>", "", text)) for name, text in cells}
+
+    assert offered_by("noord-leesboek") == {"publisher": "Uitgeverij-Noord", "chain": chain}
+    # The demo's own services have no publisher organisation: said so, not left blank.
+    demo = offered_by("leesplank")
+    assert demo["publisher"].startswith(no_publisher) and demo["chain"] == chain
+    overview = _page(school, f"{SCHOOL}/overview?lang={lang}")
+    row = overview.split('data-service="toetsplein"')[1].split("</tr>")[0]
+    assert "<td>Digital exams</td>" in row
 
 
 # -- 5: times in the broker's zone on every portal ---------------------------------------------

@@ -219,7 +219,11 @@ def overview(school_id: str) -> str:
             rows.append((service, True, [], version, modes.get(service.id)))
     form = PrivacyContactForm(data={"contact": school.privacy_contact})
     return render_template(
-        "portal/school_overview.html", school=school, rows=rows, contact_form=form
+        "portal/school_overview.html",
+        school=school,
+        rows=rows,
+        chain_names={chain.id: chain.name for chain in b.registry.chains()},
+        contact_form=form,
     )
 
 
