@@ -386,3 +386,44 @@ def test_the_invitation_shows_a_qr_code_of_the_otpauth_link_as_inline_svg(
     assert "<script" not in svg.group(1) and "data:" not in svg.group(1)
     assert "style=" not in svg.group(1)
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    ("role", "tenant", "lang", "said"),
+    [
+        (
+            AdminRole.SCHOOL,
+            DEMO_SCHOOL_ID,
+            "nl",
+            "U bent uitgenodigd als beheerder van Demo Lyceum (99XX00).",
+        ),
+        (
+            AdminRole.SCHOOL,
+            DEMO_SCHOOL_ID,
+            "en",
+            "You are invited as administrator of Demo Lyceum (99XX00).",
+        ),
+        (
+            AdminRole.PUBLISHER,
+            PUBLISHER_ID,
+            "nl",
+            f"U bent uitgenodigd als beheerder van Uitgeverij-Noord ({PUBLISHER_ID}).",
+        ),
+    ],
+)
+def test_the_invitation_names_the_school_or_publisher_not_only_its_id(
+    site: PortalSite, role: AdminRole, tenant: str, lang: str, said: str
+) -> None:
+    token = new_token()
+    site.registry.accounts.add_invitation(
+        token_hash(token),
+        f"{role.value}.{lang}@lyceum.example",
+        role,
+        tenant,
+        totp.new_secret(),
+        datetime.now(UTC) + timedelta(days=1),
+        site.accounts["operator"].admin.id,
+    )
+    page = _page(site.client(), f"/portal/invitation/{token}?lang={lang}")
+    lead = re.search(r'<p class="lead" id="invited-to">(.*?)</p>', page, re.S)
+    assert lead and unescape(lead.group(1)).startswith(said)
