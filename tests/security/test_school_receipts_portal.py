@@ -141,9 +141,9 @@ def test_times_and_day_filters_follow_the_brokers_time_zone(
     [
         (
             "nl",
-            "de vaste code die uw inlogdienst voor de leerling doorgeeft (SAML persistent NameID)",
+            "de vaste code van de leerling in uw inlogdienst (SAML persistent NameID)",
         ),
-        ("en", "the fixed code your sign-in system sends for the student (SAML persistent NameID)"),
+        ("en", "the student's fixed code in your sign-in system (SAML persistent NameID)"),
     ],
 )
 def test_the_lookup_names_the_identifier_this_school_finds_receipts_by(
@@ -161,7 +161,7 @@ def test_the_lookup_names_the_identifier_this_school_finds_receipts_by(
             "nl",
             (
                 "Geen verstrekkingen voor deze identificatie.",
-                "de vaste code die uw inlogdienst voor de leerling doorgeeft",
+                "de vaste code van de leerling in uw inlogdienst",
                 "De broker bewaart geen namen",
                 "op de pagina Mijn gegevens (",
             ),
@@ -170,7 +170,7 @@ def test_the_lookup_names_the_identifier_this_school_finds_receipts_by(
             "en",
             (
                 "No receipts for this identifier.",
-                "the fixed code your sign-in system sends for the student",
+                "the student's fixed code in your sign-in system",
                 "The broker keeps no names",
                 "on the page My data (",
             ),

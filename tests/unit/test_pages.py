@@ -835,8 +835,8 @@ GOOGLE = model.OidcUpstream(
     [
         (
             model.School("99XX00", "Lyceum", "https://idp.example", subject_attribute="name_id"),
-            "de vaste code die uw inlogdienst voor de leerling doorgeeft (SAML persistent NameID)",
-            "the fixed code your sign-in system sends for the student (SAML persistent NameID)",
+            "de vaste code van de leerling in uw inlogdienst (SAML persistent NameID)",
+            "the student's fixed code in your sign-in system (SAML persistent NameID)",
         ),
         (
             model.School("99XX00", "Lyceum", "https://idp.example", subject_attribute="username"),
@@ -856,16 +856,16 @@ GOOGLE = model.OidcUpstream(
         ),
         (
             model.School("99XX00", "Lyceum", GOOGLE.issuer, subject_attribute="sub", oidc=GOOGLE),
-            "de code die uw OpenID-provider de leerling geeft (OpenID Connect sub)",
-            "the code your OpenID provider gives the student (OpenID Connect sub)",
+            "de code van de leerling bij uw OpenID-provider (OpenID Connect sub)",
+            "the student's code at your OpenID provider (OpenID Connect sub)",
         ),
         (
             # An OpenID school's name_id is its `sub` (rp_claims.SUB_SUBJECTS).
             model.School(
                 "99XX00", "Lyceum", GOOGLE.issuer, subject_attribute="name_id", oidc=GOOGLE
             ),
-            "de code die uw OpenID-provider de leerling geeft (OpenID Connect sub)",
-            "the code your OpenID provider gives the student (OpenID Connect sub)",
+            "de code van de leerling bij uw OpenID-provider (OpenID Connect sub)",
+            "the student's code at your OpenID provider (OpenID Connect sub)",
         ),
         (
             model.School(

@@ -19,8 +19,8 @@ from broker.web.portal.school_forms import StudentLookupForm
 # In plain words, per subject; the technical name follows in brackets (`identifier_wording`).
 PLAIN_WORDS = {
     "eck_id": _l("the student's ECK iD"),
-    "name_id": _l("the fixed code your sign-in system sends for the student"),
-    "sub": _l("the code your OpenID provider gives the student"),
+    "name_id": _l("the student's fixed code in your sign-in system"),
+    "sub": _l("the student's code at your OpenID provider"),
     "oid": _l("the student's object id in Entra ID"),
     "username": _l("the student's user name at your school"),
     "student_number": _l("the student's number at your school"),
