@@ -221,6 +221,12 @@ class Settings:
         """The OpenID provider's issuer: the broker's origin."""
         return self.base_url
 
+    @property
+    def my_data_url(self) -> str:
+        """The my-data page's public address (web/my_data.py), which a school's portal gives
+        its staff to pass on to a student or parent."""
+        return f"{self.base_url}/my-data"
+
     def oidc_callback_url(self, school_id: str) -> str:
         """The redirect URI the broker registers at one school's OpenID provider: one per
         school, so a code that provider issues can only come back as that school's (RFC 9700

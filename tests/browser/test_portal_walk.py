@@ -185,6 +185,16 @@ def test_publisher_operator_school_then_student(
     expect(school.locator("#history")).to_contain_text("ict@lyceum.example")
     expect(school.locator("#history")).not_to_contain_text("given_name")
     screenshot(school, "portal-05-school-release")
+    # "Wie krijgt wat" fits the page in Dutch, whose words are longer, on a laptop and on a
+    # phone (where each row stacks): nothing scrolls sideways.
+    school.get_by_role("link", name="Wie krijgt wat").click()
+    for width in (1280, 390):
+        school.set_viewport_size({"width": width, "height": 900})
+        sideways = school.locator("#overview").evaluate("t => t.scrollWidth - t.clientWidth")
+        page_sideways = school.evaluate("() => document.documentElement.scrollWidth - innerWidth")
+        assert (sideways, page_sideways) == (0, 0), width
+    row = school.locator('tr[data-service="rekenroute"]')  # no choice yet: no version 0
+    expect(row.locator("td[data-version]")).to_have_text("nog geen keuze")
 
     # The publisher sees the school's choice, by attribute name only.
     publisher.goto(f"{walk.broker}/portal/publisher/{PUBLISHER_ID}/services/{SERVICE_ID}")

@@ -7,6 +7,7 @@ The provider is the test forge on 127.0.0.1, counted as a shared issuer's host f
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -81,6 +82,58 @@ def test_every_field_in_one_round_with_a_hosted_domain_that_is_not_one(
         "geef alleen het domein (school.example), geen e-mailadres"
     )
     assert field_error(page, "client_secret") == "Geef het clientgeheim."
+    assert site.registry.school(DEMO_SCHOOL_ID) == before
+
+
+@pytest.mark.parametrize(
+    ("lang", "required", "secret", "domain"),
+    [
+        ("nl", "Dit veld is vereist.", "Geef het clientgeheim.", "deze issuer laat elk"),
+        ("en", "This field is required.", "Give the client secret.", "this issuer signs in"),
+    ],
+)
+def test_only_an_issuer_given_says_every_missing_field_in_one_round(
+    site: PortalSite,
+    school: FlaskClient,
+    forge: ForgeProvider,
+    shared: None,
+    lang: str,
+    required: str,
+    secret: str,
+    domain: str,
+) -> None:
+    """The walk's case: a shared issuer (Google's) and nothing else. The client id the form
+    requires, the secret and the hosted domain the view requires are said together, in the
+    error summary too, and the provider is still checked (it is usable: no error beside it)."""
+    before = site.registry.school(DEMO_SCHOOL_ID)
+    data = {"issuer": forge.issuer, "algorithm": "RS256", "oidc_subject": "sub"}
+    status, page = post(school, "/oidc", data, lang)
+    assert status == 400
+    assert field_error(page, "client_id") == required
+    assert field_error(page, "client_secret") == secret
+    assert field_error(page, "hosted_domain").startswith(domain)
+    assert 'id="issuer-error"' not in page
+    summary = re.search(r'<div class="alert error-summary".*?</div>', page, re.S)
+    assert summary
+    assert [link for link in re.findall(r'href="#(\w+)"', summary.group(0))] == [
+        "client_id",
+        "client_secret",
+        "hosted_domain",
+    ]
+    assert site.registry.school(DEMO_SCHOOL_ID) == before
+
+
+def test_an_issuer_the_field_refuses_is_not_fetched_but_the_rest_is_said(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    before = site.registry.school(DEMO_SCHOOL_ID)
+    data = {"issuer": "", "client_id": "", "algorithm": "RS256", "oidc_subject": "sub"}
+    status, page = post(school, "/oidc", {**data, "hosted_domain": "gmail.com"}, "nl")
+    assert status == 400
+    assert field_error(page, "issuer") == "Dit veld is vereist."  # no "cannot be used" with it
+    assert field_error(page, "client_id") == "Dit veld is vereist."
+    assert field_error(page, "client_secret") == "Geef het clientgeheim."
+    assert field_error(page, "hosted_domain").startswith("persoonlijke Google-accounts")
     assert site.registry.school(DEMO_SCHOOL_ID) == before
 
 

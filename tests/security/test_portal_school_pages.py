@@ -10,6 +10,7 @@ import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from html import unescape
 
 import pytest
 import segno
@@ -233,9 +234,70 @@ def test_a_switched_off_service_is_shown_receiving_nothing_under_its_version(
     assert "Pseudoniem" not in preview  # a switched-off platform receives no pseudonym either
     overview = _page(school, f"{SCHOOL}/overview?lang=nl")
     row = overview.split('data-service="toetsplein"')[1].split("</tr>")[0]
-    assert "Uitgezet" in row and f"<td>{off.version}</td>" in row and off.version > 1
+    assert "Uitgezet" in row and off.version > 1
+    assert f'data-version="{off.version}">{off.version}</td>' in row
     # The register says what a shared chain means for the students.
     assert "hetzelfde pseudoniem voor een leerling" in overview
+
+
+@pytest.mark.parametrize(
+    ("lang", "header", "no_choice"),
+    [("nl", "Infopagina", "nog geen keuze"), ("en", "Notice", "no choice yet")],
+)
+def test_the_overview_says_no_choice_yet_instead_of_version_0(
+    site: PortalSite, school: FlaskClient, lang: str, header: str, no_choice: str
+) -> None:
+    """A service the school never chose for; every cell carries its column's name, under which
+    it stacks on a phone (style.css, table--stack)."""
+    if site.registry.service("noord-atlas") is None:
+        site.registry.add_service(
+            Service("noord-atlas", "Atlas", "https://atlas.noord.example", None), None
+        )
+    overview = _page(school, f"{SCHOOL}/overview?lang={lang}")
+    headers = re.findall(r'<th scope="col">(.*?)</th>', overview.split('id="overview"')[1])
+    assert headers[-1] == header  # short enough for the column: the table fits the page
+    row = overview.split('data-service="noord-atlas"')[1].split("</tr>")[0]
+    assert f'data-version="0">{no_choice}</td>' in row
+    assert re.findall(r'<td data-label="([^"]*)"', row) == [unescape(h) for h in headers]
+
+
+# -- 4b: who offers a platform, and its chain, for the processing register -----------------------
+@pytest.mark.parametrize(
+    ("lang", "chain", "no_publisher"),
+    [
+        ("nl", "Learning materials (leermiddelen)", "Er is geen uitgever geregistreerd"),
+        ("en", "Learning materials (leermiddelen)", "No publisher organisation is registered"),
+    ],
+)
+def test_a_service_names_its_publisher_and_its_chain_by_name(
+    site: PortalSite, school: FlaskClient, lang: str, chain: str, no_publisher: str
+) -> None:
+    if site.registry.service("noord-leesboek") is None:
+        site.registry.add_service(
+            Service(
+                "noord-leesboek",
+                "Leesboek",
+                "https://leesboek.noord.example",
+                "leermiddelen",
+                publisher_id=PUBLISHER_ID,
+            ),
+            None,
+        )
+
+    def offered_by(service_id: str) -> dict[str, str]:
+        page = _page(school, f"{SCHOOL}/services/{service_id}?lang={lang}")
+        found = re.search(r'<dl class="credentials" id="offered-by">(.*?)</dl>', page, re.S)
+        assert found, "no publisher and chain on the service page"
+        cells = re.findall(r'<dd id="(\w+)">(.*?)</dd>', found.group(1), re.S)
+        return {name: unescape(re.sub(r"<[^>]+>", "", text)) for name, text in cells}
+
+    assert offered_by("noord-leesboek") == {"publisher": "Uitgeverij-Noord", "chain": chain}
+    # The demo's own services have no publisher organisation: said so, not left blank.
+    demo = offered_by("leesplank")
+    assert demo["publisher"].startswith(no_publisher) and demo["chain"] == chain
+    overview = _page(school, f"{SCHOOL}/overview?lang={lang}")
+    row = overview.split('data-service="toetsplein"')[1].split("</tr>")[0]
+    assert ">Digital exams</td>" in row
 
 
 # -- 5: times in the broker's zone on every portal ---------------------------------------------
@@ -324,3 +386,44 @@ def test_the_invitation_shows_a_qr_code_of_the_otpauth_link_as_inline_svg(
     assert "<script" not in svg.group(1) and "data:" not in svg.group(1)
     assert "style=" not in svg.group(1)
     assert "default-src 'self'" in response.headers["Content-Security-Policy"]
+
+
+@pytest.mark.parametrize(
+    ("role", "tenant", "lang", "said"),
+    [
+        (
+            AdminRole.SCHOOL,
+            DEMO_SCHOOL_ID,
+            "nl",
+            "U bent uitgenodigd als beheerder van Demo Lyceum (99XX00).",
+        ),
+        (
+            AdminRole.SCHOOL,
+            DEMO_SCHOOL_ID,
+            "en",
+            "You are invited as administrator of Demo Lyceum (99XX00).",
+        ),
+        (
+            AdminRole.PUBLISHER,
+            PUBLISHER_ID,
+            "nl",
+            f"U bent uitgenodigd als beheerder van Uitgeverij-Noord ({PUBLISHER_ID}).",
+        ),
+    ],
+)
+def test_the_invitation_names_the_school_or_publisher_not_only_its_id(
+    site: PortalSite, role: AdminRole, tenant: str, lang: str, said: str
+) -> None:
+    token = new_token()
+    site.registry.accounts.add_invitation(
+        token_hash(token),
+        f"{role.value}.{lang}@lyceum.example",
+        role,
+        tenant,
+        totp.new_secret(),
+        datetime.now(UTC) + timedelta(days=1),
+        site.accounts["operator"].admin.id,
+    )
+    page = _page(site.client(), f"/portal/invitation/{token}?lang={lang}")
+    lead = re.search(r'<p class="lead" id="invited-to">(.*?)</p>', page, re.S)
+    assert lead and unescape(lead.group(1)).startswith(said)

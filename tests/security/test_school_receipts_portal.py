@@ -8,6 +8,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from html import unescape
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -133,3 +134,74 @@ def test_times_and_day_filters_follow_the_brokers_time_zone(
     summer = listed("since=2026-07-02&until=2026-07-02")
     assert summer.count("data-receipt") == 1 and "2026-07-02 00:30 CEST" in summer
     assert listed("since=2026-07-01&until=2026-07-01").count("data-receipt") == 0
+
+
+@pytest.mark.parametrize(
+    ("lang", "names"),
+    [
+        (
+            "nl",
+            "de vaste code van de leerling in uw inlogdienst (SAML persistent NameID)",
+        ),
+        ("en", "the student's fixed code in your sign-in system (SAML persistent NameID)"),
+    ],
+)
+def test_the_lookup_names_the_identifier_this_school_finds_receipts_by(
+    school: FlaskClient, lang: str, names: str
+) -> None:
+    page = school.get(f"{RECEIPTS}?lang={lang}", base_url=HTTPS).get_data(as_text=True)
+    hint = re.search(r'<p class="hint" id="identifier-hint">(.*?)</p>', page, re.S)
+    assert hint and names in unescape(hint.group(1))
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        (
+            "nl",
+            (
+                "Geen verstrekkingen voor deze identificatie.",
+                "de vaste code van de leerling in uw inlogdienst",
+                "De broker bewaart geen namen",
+                "op de pagina Mijn gegevens (",
+            ),
+        ),
+        (
+            "en",
+            (
+                "No receipts for this identifier.",
+                "the student's fixed code in your sign-in system",
+                "The broker keeps no names",
+                "on the page My data (",
+            ),
+        ),
+    ],
+)
+def test_a_name_finds_nothing_and_the_page_says_what_to_type_instead(
+    site: PortalSite,
+    school: FlaskClient,
+    caplog: pytest.LogCaptureFixture,
+    lang: str,
+    said: tuple[str, ...],
+) -> None:
+    """The walk's case: a privacy officer types a student's first name. No silent "no receipts
+    for this selection": which identifier to use, that names are not kept, and where a student
+    sees their own receipts; the name goes into no URL or log line."""
+    token = csrf_token(school.get(f"{RECEIPTS}?lang={lang}", base_url=HTTPS).get_data(as_text=True))
+    with caplog.at_level(logging.DEBUG):
+        answer = school.post(
+            f"{RECEIPTS}/student", base_url=HTTPS, data={"csrf_token": token, "identifier": "sanne"}
+        )
+    assert answer.status_code == 200
+    page = answer.get_data(as_text=True)
+    nothing = re.search(
+        r'<div class="alert" role="status" id="lookup-nothing">(.*?)</div>', page, re.S
+    )
+    assert nothing
+    text = " ".join(unescape(re.sub(r"<[^>]+>", " ", nothing.group(1))).split())
+    for part in said:
+        assert part in text
+    assert f"{said[-1]}{site.settings.base_url}/my-data)" in text
+    assert "data-receipt" not in page  # nobody else's receipts under the answer
+    assert "sanne" not in caplog.text
+    assert "student lookup school=99XX00 found=no" in caplog.text

@@ -27,11 +27,12 @@ from flask import Flask, render_template
 from flask_babel import gettext
 
 import broker
-from broker.core import errors
+from broker.core import errors, model
 from broker.core.school_search import Found
 from broker.registry.errors import ServiceSwitchedOff
 from broker.web import labels
 from broker.web.i18n import LANGUAGE_COOKIE, current_language, lang_switch_url
+from broker.web.portal.student_lookup import identifier_wording
 from tests.support.pages import pages_app
 
 WEB_DIR = Path(__file__).resolve().parents[2] / "broker" / "web"
@@ -848,3 +849,70 @@ def test_discovery_gives_the_script_each_schools_code_and_the_search_rules(app: 
     )
     assert "hidden" not in near.find("p", id="close-matches").attrs
     assert near.find("p", id="close-matches").text.startswith("Geen school heet precies")
+
+
+GOOGLE = model.OidcUpstream(
+    "https://accounts.google.com", "broker", "geheim", hosted_domain="school.nl"
+)
+
+
+@pytest.mark.parametrize(
+    ("school", "nl", "en"),
+    [
+        (
+            model.School("99XX00", "Lyceum", "https://idp.example", subject_attribute="name_id"),
+            "de vaste code van de leerling in uw inlogdienst (SAML persistent NameID)",
+            "the student's fixed code in your sign-in system (SAML persistent NameID)",
+        ),
+        (
+            model.School("99XX00", "Lyceum", "https://idp.example", subject_attribute="username"),
+            "de gebruikersnaam van de leerling bij uw school (username, SAML nlEduPersonRealId)",
+            "the student's user name at your school (username, SAML nlEduPersonRealId)",
+        ),
+        (
+            model.School(
+                "99XX00",
+                "Lyceum",
+                "https://idp.example",
+                subject_attribute="name_id",
+                use_eck_id=True,
+            ),
+            "het ECK iD van de leerling (ECK iD, eck_id)",
+            "the student's ECK iD (ECK iD, eck_id)",
+        ),
+        (
+            model.School("99XX00", "Lyceum", GOOGLE.issuer, subject_attribute="sub", oidc=GOOGLE),
+            "de code van de leerling bij uw OpenID-provider (OpenID Connect sub)",
+            "the student's code at your OpenID provider (OpenID Connect sub)",
+        ),
+        (
+            # An OpenID school's name_id is its `sub` (rp_claims.SUB_SUBJECTS).
+            model.School(
+                "99XX00", "Lyceum", GOOGLE.issuer, subject_attribute="name_id", oidc=GOOGLE
+            ),
+            "de code van de leerling bij uw OpenID-provider (OpenID Connect sub)",
+            "the student's code at your OpenID provider (OpenID Connect sub)",
+        ),
+        (
+            model.School(
+                "99XX00", "Lyceum", GOOGLE.issuer, subject_attribute="student_number", oidc=GOOGLE
+            ),
+            "het leerlingnummer bij uw school (student_number, OpenID Connect student_number)",
+            "the student's number at your school (student_number, OpenID Connect student_number)",
+        ),
+        (
+            model.School(
+                "99XX00", "Lyceum", GOOGLE.issuer, subject_attribute="employeeId", oidc=GOOGLE
+            ),
+            "de waarde die uw OpenID-provider voor de leerling doorgeeft als employeeId",
+            "the value your OpenID provider sends for the student as employeeId",
+        ),
+    ],
+)
+def test_the_student_lookup_names_each_schools_identifier(
+    app: Flask, school: model.School, nl: str, en: str
+) -> None:
+    """Plain words for the privacy officer, the technical name in brackets for ICT."""
+    for lang, said in (("nl", nl), ("en", en)):
+        with app.test_request_context(f"/?lang={lang}"):
+            assert identifier_wording(school) == said

@@ -26,6 +26,7 @@ SCHOOL_PORTAL = [
     *sorted((WEB / "portal").glob("school_*.py")),
     WEB / "portal" / "sign_in.py",
     WEB / "portal" / "authors.py",
+    WEB / "portal" / "student_lookup.py",
 ]
 # What the checks of a school's metadata and OpenID provider say (marked `N_`, core/errors.py):
 # the identity provider page shows it translated.

@@ -101,13 +101,7 @@ class ReceiptFilterForm(FlaskForm):
 
 
 class StudentLookupForm(FlaskForm):
-    """POSTed, so the identifier never appears in a URL or an access log."""
+    """POSTed, so the identifier never appears in a URL or an access log. Its description names
+    the school's own identifier (student_lookup.py)."""
 
-    identifier = StringField(
-        _l("The student's identifier"),
-        [DataRequired(), Length(max=512)],
-        description=_l(
-            "As your school's sign-in system sends it (or the ECK iD, if your school uses it). "
-            "It is used once to find the student's code and is not kept."
-        ),
-    )
+    identifier = StringField(_l("The student's identifier"), [DataRequired(), Length(max=512)])

@@ -171,30 +171,34 @@ def saml_provider(school_id: str) -> Response | tuple[str, int]:
 def oidc_provider(school_id: str) -> Response | tuple[str, int]:
     school = _changeable(_school(school_id))
     saml, oidc = _forms(school)[0], OidcProviderForm()
-    if oidc.validate_on_submit():
-        secret = (oidc.client_secret.data or "").strip()
-        if not secret and school.oidc is not None:
-            secret = school.oidc.client_secret  # left empty: keep the current one
-        # Every field in one round: the provider is checked with or without a secret.
-        if not secret:
-            oidc.client_secret.errors = [gettext("Give the client secret.")]
-        issuer, algorithms = oidc.issuer.data or "", (oidc.algorithm.data,)
-        domain = _hosted_domain(oidc, issuer)
-        if _usable_provider(oidc, issuer, algorithms) and secret and domain is not None:
-            client_id = (oidc.client_id.data or "").strip()
-            upstream = OidcUpstream(issuer, client_id, secret, algorithms, domain)
-            changed = replace(
-                school,
-                idp_entity_id=issuer,
-                subject_attribute=oidc.oidc_subject.data,
-                oidc=upstream,
-            )
-            try:
-                broker().registry.update_school_idp(changed, "")
-            except BadRequest as error:
-                oidc.issuer.errors = [f"{gettext(error.public_message)} ({error.detail})"]
-            else:
-                return _saved(school, "oidc")
+    # Every problem of the form in one round: the field checks (a missing client id, say) do not
+    # stop the checks that need the view (the secret, the hosted domain, the provider itself),
+    # so a second submit never brings a problem the first could have said (docs/portals.md).
+    fields_valid = oidc.validate()  # CSRF was checked before the view (rights.check_csrf)
+    secret = (oidc.client_secret.data or "").strip()
+    if not secret and school.oidc is not None:
+        secret = school.oidc.client_secret  # left empty: keep the current one
+    if not secret:
+        oidc.client_secret.errors = [*oidc.client_secret.errors, gettext("Give the client secret.")]
+    issuer, algorithms = oidc.issuer.data or "", (oidc.algorithm.data,)
+    domain = _hosted_domain(oidc, issuer)
+    # An issuer its field already refuses (empty, too long) is not fetched.
+    usable = not oidc.issuer.errors and _usable_provider(oidc, issuer, algorithms)
+    if fields_valid and usable and secret and domain is not None:
+        client_id = (oidc.client_id.data or "").strip()
+        upstream = OidcUpstream(issuer, client_id, secret, algorithms, domain)
+        changed = replace(
+            school,
+            idp_entity_id=issuer,
+            subject_attribute=oidc.oidc_subject.data,
+            oidc=upstream,
+        )
+        try:
+            broker().registry.update_school_idp(changed, "")
+        except BadRequest as error:
+            oidc.issuer.errors = [f"{gettext(error.public_message)} ({error.detail})"]
+        else:
+            return _saved(school, "oidc")
     return _page(school, saml, oidc, 400)
 
 
@@ -203,7 +207,7 @@ def _hosted_domain(form: OidcProviderForm, issuer: str) -> str | None:
     not a domain, or none for Google's issuer (core/hosted_domain.py)."""
     domain, problem = checked_hosted_domain(issuer, form.hosted_domain.data or "")
     if problem:
-        form.hosted_domain.errors = [localised_problem(problem, {})]
+        form.hosted_domain.errors = [*form.hosted_domain.errors, localised_problem(problem, {})]
         return None
     return domain
 

@@ -85,6 +85,9 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         "portal/school_service.html",
         school_id=school_id,
         service=found,
+        # Who offers it (the processor in the school's register) and its chain, by name.
+        publisher=registry.accounts.publisher(found.publisher_id) if found.publisher_id else None,
+        chain=registry.chain(found.chain_id) if found.chain_id else None,
         choice=choice,
         form=form,
         history=history,

@@ -29,7 +29,7 @@ from wtforms import SelectChoice
 
 from broker.core.admins import AdminRole
 from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
-from broker.core.model import UpstreamIdentity
+from broker.core.model import School, UpstreamIdentity
 from broker.core.receipt_export import csv_lines, json_lines
 from broker.core.receipts import protocol_pairing
 from broker.registry.errors import ServiceSwitchedOff
@@ -43,6 +43,7 @@ from broker.web.portal.school_forms import (
     ReceiptFilterForm,
     StudentLookupForm,
 )
+from broker.web.portal.student_lookup import identifier_wording, lookup_form
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
@@ -103,9 +104,10 @@ def receipts(school_id: str) -> tuple[str, int]:
     b = broker()
     school = b.registry.school(school_id)
     refuse_unless(school is not None)
+    assert school is not None
     form = _filter_form(school_id)
     if form.errors:
-        return render_template("portal/school_receipts.html", school=school, form=form), 400
+        return _lookup_page(school, lookup_form(school), 400)
     query = _query(school_id, form)
     names = b.registry.service_names()
     found = b.receipts.find(query, limit=SHOWN)
@@ -121,31 +123,53 @@ def receipts(school_id: str) -> tuple[str, int]:
         pairing=protocol_pairing,
         export_args=_filters(),
         code_length=STUDENT_CODE_SHOWN,
-        lookup=StudentLookupForm(),
+        lookup=lookup_form(school),
     )
     return page, 200
+
+
+def _lookup_page(
+    school: School, lookup: StudentLookupForm, status: int, *, nothing_found: bool = False
+) -> tuple[str, int]:
+    """The page without a list: a filter or a lookup to correct, or a lookup that found no
+    receipts (then which identifier to use, and where students see their own)."""
+    page = render_template(
+        "portal/school_receipts.html",
+        school=school,
+        form=_filter_form(school.id),
+        lookup=lookup,
+        nothing_found=nothing_found,
+        identifier=identifier_wording(school),
+        my_data_url=broker().settings.my_data_url,
+    )
+    return page, status
 
 
 @school_receipts.route("/receipts/student", methods=["POST"])
 @portal_page(SCHOOL)
 def find_student(school_id: str) -> BaseResponse | tuple[str, int]:
     """From a student's identifier to their code, in memory: the identifier is neither kept,
-    logged, nor put in a URL; the redirect carries only the code."""
+    logged, nor put in a URL; the redirect carries only the code. An identifier without
+    receipts (a name, typically) is answered in place, saying which identifier to use."""
     b = broker()
     school = b.registry.school(school_id)
     refuse_unless(school is not None)
     assert school is not None
-    lookup = StudentLookupForm()
+    lookup = lookup_form(school)
     if not lookup.validate_on_submit():
-        form = _filter_form(school_id)
-        page = render_template(
-            "portal/school_receipts.html", school=school, form=form, lookup=lookup
-        )
-        return page, 400
+        return _lookup_page(school, lookup, 400)
     identifier = (lookup.identifier.data or "").strip()
     student = UpstreamIdentity(school.id, identifier, {"eck_id": (identifier,)})
     code = b.receipting.keys.subject(school, student)[:STUDENT_CODE_SHOWN]
-    log.info("portal receipts student lookup school=%s admin=%s", school_id, current_admin().id)
+    found = bool(b.receipts.find(ReceiptQuery(school_id, student=code), limit=1))
+    log.info(
+        "portal receipts student lookup school=%s found=%s admin=%s",
+        school_id,
+        "yes" if found else "no",
+        current_admin().id,
+    )
+    if not found:
+        return _lookup_page(school, lookup, 200, nothing_found=True)
     return redirect(url_for(".receipts", school_id=school_id, student=code), code=303)
 
 
@@ -195,7 +219,11 @@ def overview(school_id: str) -> str:
             rows.append((service, True, [], version, modes.get(service.id)))
     form = PrivacyContactForm(data={"contact": school.privacy_contact})
     return render_template(
-        "portal/school_overview.html", school=school, rows=rows, contact_form=form
+        "portal/school_overview.html",
+        school=school,
+        rows=rows,
+        chain_names={chain.id: chain.name for chain in b.registry.chains()},
+        contact_form=form,
     )
 
 

@@ -16,7 +16,7 @@ from werkzeug.wrappers import Response
 from broker.accounts import totp
 from broker.accounts.passwords import hash_password, verify_password
 from broker.accounts.tokens import plausible_token, token_hash
-from broker.core.admins import Admin, AdminRole
+from broker.core.admins import Admin, AdminRole, Invitation
 from broker.registry.errors import InvitationUnusable
 from broker.web.portal.account_forms import AcceptInvitationForm, SignInForm, digits
 from broker.web.portal.guard import (
@@ -133,11 +133,28 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
         "portal/invitation.html",
         form=form,
         invitation=invitation,
+        invited_to=_invited_to(invitation),
         otpauth_uri=uri,
         qr_code=qr_code_svg(uri, gettext("QR code for your authenticator app")),
         secret=invitation.totp_secret,
     )
     return page, 400 if form.is_submitted() or code_wrong else 200
+
+
+def _invited_to(invitation: Invitation) -> str:
+    """What the invitee will administer, by its name (the id in brackets, as the operator and
+    the school's ICT know it): "Demo Lyceum (99XX00)"; the broker's name for an operator."""
+    tenant = invitation.tenant_id
+    if tenant is None:
+        return _issuer()
+    registry = broker().registry
+    if invitation.role is AdminRole.SCHOOL:
+        school = registry.school(tenant)
+        name = school.name if school else None
+    else:
+        publisher = registry.accounts.publisher(tenant)
+        name = publisher.name if publisher else None
+    return f"{name} ({tenant})" if name and name != tenant else tenant
 
 
 def _issuer() -> str:
