@@ -19,16 +19,18 @@ from broker.core.model import School
 from broker.core.school_search import ABBREVIATIONS, TYPO_MIN_LENGTH, Found, SchoolDirectory
 from broker.login.login_model import LoginRecord
 from broker.registry.cached import CachedRegistryReader
+from broker.web import metrics
 from broker.web.browser import SCHOOL_COOKIE, browser_secret
 from broker.web.errors import render_error
 from broker.web.i18n import SUPPORTED_LANGUAGES, current_language, lang_switch_url, speak
 from broker.web.login_upstream import go_upstream, prepare_upstream
-from broker.web.service_answers import content_security_policy, refuse_to_service
+from broker.web.service_answers import content_security_policy
 from broker.web.static_urls import page_url
 from broker.web.wiring import broker
 
-discovery = Blueprint("discovery", __name__)
 log = logging.getLogger("broker.login")
+
+discovery = Blueprint("discovery", __name__)
 
 MAX_QUERY = 100
 # How long the remembered school's prepared link is followed as it is (discovery.js): a SAML
@@ -256,16 +258,18 @@ def chosen() -> Response:
     return go_upstream(secret, record)
 
 
-def choose_again_page(secret: bytes, record: LoginRecord, refusal: NotTheChosenSchool) -> Response:
+def choose_again_page(record: LoginRecord, refusal: NotTheChosenSchool) -> Response:
     """The student chose a school their account is not of, at an IdP several schools share
     (core/shared_idp.py): a 403 page that says so, with the way back to this login's school
     choice. Nothing is written: no SSO session, no receipt, no remembered school; the login
     record stays as it was, so choosing again (`POST /discovery`) makes a new request and an
-    answer to the refused one is stale. A passive request shows no page: the service hears
-    AuthnFailed at once, as for any refusal by the school."""
-    if record.request.front.get("is_passive"):
-        return refuse_to_service(broker().flow.take(secret, record.login_id), refusal)
-    # The chosen school and the reason only: never the school the IdP named.
+    answer to the refused one is stale. (A passive request never reaches a school: it is
+    answered NoPassive or login_required before, login_upstream.continue_login.) Counted as a
+    refusal (`ketenbroker_logins_total`), so a board IdP that sends no school shows on the
+    dashboards."""
+    metrics.refused_at(request.endpoint, refusal)
+    # Which school's logins fail, for the operator (render_error's line has the error id):
+    # the chosen school and the reason only, never the school the IdP named.
     log.warning("refused school=%s code=%s: choose again", record.school_id, refusal.code)
     address = url_for("discovery.choose", login=record.login_id)
     page, status = render_error(refusal, choose_again=address)

@@ -11,7 +11,13 @@ from flask import Flask, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, InternalServerError
 
-from broker.core.errors import BrokerError, CookiesBlocked, RequiredAttributeMissing, StateExpired
+from broker.core.errors import (
+    BrokerError,
+    CookiesBlocked,
+    MyDataExpired,
+    RequiredAttributeMissing,
+    StateExpired,
+)
 from broker.saml.front import PostMessage
 from broker.web import metrics
 from broker.web.browser import BROKER_COOKIES
@@ -74,6 +80,9 @@ def without_cookies(error: BrokerError) -> BrokerError:
     """A login's state not found in a request that carries none of the broker's cookies: the
     browser blocks them (or lost them), and saying "took too long" would send the student
     round the same loop for ever. Any other error, or one with a cookie, stays as it is."""
+    if isinstance(error, MyDataExpired):
+        # An old or another browser's my-data address: opening /my-data again is the way on.
+        return error
     if isinstance(error, StateExpired) and not any(c in request.cookies for c in BROKER_COOKIES):
         return CookiesBlocked(error.detail)
     return error

@@ -97,7 +97,7 @@ def acs() -> Response:
         return unsigned_refusal_page(record, school, refusal)
     except NotTheChosenSchool as refusal:
         # A shared IdP's student of another school: the login stays open to choose again.
-        return choose_again_page(secret, record, refusal)
+        return choose_again_page(record, refusal)
     except UpstreamFailure as failure:
         # The school itself said no (or sent no usable subject): the login ends, and the
         # service hears so in its own protocol instead of waiting for a response forever.

@@ -208,8 +208,11 @@ def test_my_data_shows_exactly_the_students_own_receipts(
     # Fatima's Rekenroute login shows only on her page (the shared demo may hold Daan's own).
     own_rekenroute = sum(r.content.service_id == "rekenroute" for r in theirs)
     assert sum(count for group, count in groups if "Rekenroute" in group) == own_rekenroute
-    # The view belongs to the browser that signed in: another browser cannot open it.
-    assert Browser().get(page.url).status == 400
+    # The view belongs to the browser that signed in: another browser cannot open it, and is
+    # told the page expired (with the way to open it), not to allow cookies.
+    elsewhere = Browser().get(page.url)
+    assert elsewhere.status == 400
+    assert "This page has expired" in elsewhere.text and 'href="/my-data"' in elsewhere.text
     assert Browser().get(f"{demo.broker_url}/my-data/view/{'x' * 80}").status == 400
 
 

@@ -156,3 +156,33 @@ def test_the_hosted_domain_is_saved_shown_and_warned_about_when_missing(
     page = school.get(f"{IDP}?lang=nl", base_url=HTTPS).get_data(as_text=True)
     assert 'id="hosted-domain-missing"' in page
     assert "elke inlog wordt geweigerd totdat het Google Workspace-domein van uw school" in page
+
+
+def test_the_current_secret_is_kept_only_for_the_same_issuer(
+    site: PortalSite, school: FlaskClient, forge: ForgeProvider
+) -> None:
+    """Left empty, the secret field keeps the current secret, but never for another issuer: it
+    would be sent to that issuer's token endpoint, a server anyone who may edit the page could
+    run (docs/portals.md)."""
+    status, _ = post(school, "/oidc", oidc_form(forge.issuer, secret="geheim"), "nl")
+    assert status == 303
+    kept = site.registry.school(DEMO_SCHOOL_ID)
+    assert kept is not None and kept.oidc is not None and kept.oidc.client_secret == "geheim"
+
+    other_url = f"http://127.0.0.1:{free_ports(1)}"
+    other = ForgeProvider(other_url, "broker", "ander", site.settings.oidc_callback_url("x"))
+    server = serve_app(other_url, other.app())
+    try:
+        status, page = post(school, "/oidc", oidc_form(other.issuer, secret=""), "nl")
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert status == 400
+    assert field_error(page, "client_secret") == "Geef het clientgeheim."
+    assert site.registry.school(DEMO_SCHOOL_ID) == kept
+
+    # The same issuer, the field left empty: the current secret stays.
+    status, _ = post(school, "/oidc", oidc_form(forge.issuer, secret=""), "nl")
+    assert status == 303
+    again = site.registry.school(DEMO_SCHOOL_ID)
+    assert again is not None and again.oidc is not None and again.oidc.client_secret == "geheim"

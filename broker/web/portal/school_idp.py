@@ -47,6 +47,7 @@ from broker.web.portal.rights import (
     portal_page,
     refuse_unless,
 )
+from broker.web.portal.student_lookup import subject_key
 from broker.web.portal.uploads import idp_metadata
 from broker.web.wiring import broker
 
@@ -117,7 +118,7 @@ def _page(
         "portal/school_idp.html",
         school=school,
         # A claim set from the command line may have no label: the page shows its name then.
-        subject_label=SUBJECT_LABELS.get(school.subject_attribute),
+        subject_label=SUBJECT_LABELS.get(subject_key(school)),
         saml=saml,
         oidc=oidc,
         callback=settings.oidc_callback_url(school.id),
@@ -176,11 +177,14 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
     # so a second submit never brings a problem the first could have said (docs/portals.md).
     fields_valid = oidc.validate()  # CSRF was checked before the view (rights.check_csrf)
     secret = (oidc.client_secret.data or "").strip()
-    if not secret and school.oidc is not None:
-        secret = school.oidc.client_secret  # left empty: keep the current one
+    issuer, algorithms = oidc.issuer.data or "", (oidc.algorithm.data,)
+    if not secret and school.oidc is not None and school.oidc.issuer == issuer.strip():
+        # Left empty: keep the current one, but only for the provider it was issued by. Kept
+        # for a new issuer, it would go to that issuer's token endpoint: anyone who may edit
+        # this page could receive the real provider's secret at a server of their own.
+        secret = school.oidc.client_secret
     if not secret:
         oidc.client_secret.errors = [*oidc.client_secret.errors, gettext("Give the client secret.")]
-    issuer, algorithms = oidc.issuer.data or "", (oidc.algorithm.data,)
     domain = _hosted_domain(oidc, issuer)
     # An issuer its field already refuses (empty, too long) is not fetched.
     usable = not oidc.issuer.errors and _usable_provider(oidc, issuer, algorithms)

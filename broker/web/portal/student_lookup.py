@@ -45,7 +45,9 @@ def _technical_name(school: School) -> str:
     )
 
 
-def _plain_key(school: School) -> str:
+def subject_key(school: School) -> str:
+    """The key a school's subject is shown by: an OpenID school's `name_id` is its `sub`
+    (rp_claims.py), an ECK iD school's is `eck_id`."""
     if school.use_eck_id:
         return "eck_id"
     if school.protocol is Protocol.OIDC and school.subject_attribute == "name_id":
@@ -56,7 +58,7 @@ def _plain_key(school: School) -> str:
 def identifier_wording(school: School) -> str:
     """This school's lookup identifier, "plain words (technical name)", in the page's language;
     a claim set from the command line that has no plain words is named by the claim only."""
-    plain = PLAIN_WORDS.get(_plain_key(school))
+    plain = PLAIN_WORDS.get(subject_key(school))
     if plain is None:
         said: str = gettext(
             "the value your OpenID provider sends for the student as %(claim)s",
