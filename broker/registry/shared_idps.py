@@ -141,12 +141,7 @@ def set_names_school(session: Session, school_id: str, wanted: bool) -> tuple[st
     """Require (or stop requiring) the school named in logins through `school_id`'s IdP:
     (its entity id, whether anything changed). Refused for an OpenID provider, for an IdP
     with a school whose id is not a BRIN, and, to stop, for an IdP several schools share."""
-    found = sharing_schools(session, school_id)
-    if found is None:
-        raise UnknownSchool(f"no school with id {school_id!r}")
-    entity_id, _ = found
-    lock_idp(session, [entity_id])
-    entity_id, ids = sharing_schools(session, school_id) or found  # as it is under the lock
+    entity_id, ids = locked_sharing_schools(session, school_id)
     if session.scalar(select(SchoolOidcRow.school_id).where(SchoolOidcRow.school_id.in_(ids))):
         raise BadRequest(
             f"school {school_id} signs in with OpenID Connect: only a SAML IdP names the "
@@ -165,6 +160,18 @@ def set_names_school(session: Session, school_id: str, wanted: bool) -> tuple[st
     else:
         session.execute(delete(SchoolNamingIdpRow).where(SchoolNamingIdpRow.entity_id == entity_id))
     return entity_id, True
+
+
+def locked_sharing_schools(session: Session, school_id: str) -> tuple[str, tuple[str, ...]]:
+    """`sharing_schools` as read under the IdP's lock (`lock_idp`), so no school joins or
+    leaves the IdP until the transaction ends; `UnknownSchool` for an unknown school."""
+    found = sharing_schools(session, school_id)
+    if found is not None:
+        lock_idp(session, [found[0]])
+        found = sharing_schools(session, school_id)  # as it is under the lock
+    if found is None:
+        raise UnknownSchool(f"no school with id {school_id!r}")
+    return found
 
 
 def sharing_schools(session: Session, school_id: str) -> tuple[str, tuple[str, ...]] | None:

@@ -50,11 +50,11 @@ from broker.registry.removal import (
 from broker.registry.shared_idps import (
     check_joining,
     lock_idp,
+    locked_sharing_schools,
     names_school,
     note_joined,
     require_brin,
     set_names_school,
-    sharing_schools,
 )
 from broker.registry.snapshot import Snapshot, read_snapshot
 from broker.registry.tables import (
@@ -244,10 +244,9 @@ class SqlRegistry(PortalReads):
         still the registered copy of every school on the IdP, so of two operators updating at
         once the second is told instead of silently overwriting the first."""
         with self._writing() as session:
-            found = sharing_schools(session, school_id)
-            if found is None:
-                raise UnknownSchool(f"no school with id {school_id!r}")
-            entity_id, ids = found
+            # Locked as `add_school` locks: a school joining meanwhile would be compared
+            # against the old copy and keep it beside the new one.
+            entity_id, ids = locked_sharing_schools(session, school_id)
             where = [SchoolRow.idp_entity_id == entity_id]
             if expected is not None:
                 # Compare-and-set in the UPDATE itself, as `_update_metadata` does.

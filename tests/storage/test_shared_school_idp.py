@@ -248,8 +248,9 @@ def test_registrations_on_one_idp_take_its_lock_on_postgresql(
     postgres_registry_url: str,
 ) -> None:
     """Two registrations on one IdP must not both pass `check_joining` (each would read the
-    rows committed before the other's): every write that puts a school on an entity id holds
-    the IdP's advisory lock for its transaction (shared_idps.lock_idp)."""
+    rows committed before the other's): every write that puts a school on an entity id, or
+    changes what a joining school is checked against, holds the IdP's advisory lock for its
+    transaction (shared_idps.lock_idp)."""
     migrate(postgres_registry_url)
     registry = SqlRegistry(postgres_registry_url)
     statements: list[str] = []
@@ -279,6 +280,9 @@ def test_registrations_on_one_idp_take_its_lock_on_postgresql(
                 Snapshot(schools=(SchoolEntry(NOORD, BOARD_XML),)), "t"
             ),
             lambda: registry.set_idp_names_school(NOORD.id, True),
+            # A metadata update committing between a joining school's check and its insert
+            # would leave the IdP with two copies.
+            lambda: registry.update_school_metadata(NOORD.id, "<board-idp-2/>"),
         ):
             statements.clear()
             try:
