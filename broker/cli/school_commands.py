@@ -268,6 +268,8 @@ def school_update(
     elif name is not None:
         _aliases(name, school.aliases, given=False)
     new_domain = _hosted_domain(school, "" if clear_hosted_domain else domain)
+    if names_school is not None:
+        registry.check_idp_names_school(school_id, names_school)
     if metadata is not None:
         if school.oidc is not None:
             raise click.ClickException(

@@ -49,11 +49,12 @@ from broker.registry.removal import (
 )
 from broker.registry.shared_idps import (
     check_joining,
+    check_names_school,
     lock_idp,
-    locked_sharing_schools,
     names_school,
     note_joined,
     require_brin,
+    schools_on_idp_of,
     set_names_school,
 )
 from broker.registry.snapshot import Snapshot, read_snapshot
@@ -160,6 +161,14 @@ class SqlRegistry(PortalReads):
                 bump_generation(session)
         return entity_id, changed
 
+    def check_idp_names_school(self, school_id: str, wanted: bool) -> None:
+        """`set_idp_names_school`'s refusals, without a write: a command that writes more
+        than the flag asks first, so a refused flag leaves the rest unwritten too."""
+        with session_on(self._engine) as session:
+            check_names_school(
+                session, schools_on_idp_of(session, school_id, lock=False), school_id, wanted
+            )
+
     def add_chain(self, chain: Chain) -> None:
         with self._writing("chain", [(ChainRow.id, "id", chain.id)]) as session:
             session.add(ChainRow(id=chain.id, name=chain.name))
@@ -246,7 +255,7 @@ class SqlRegistry(PortalReads):
         with self._writing() as session:
             # Locked as `add_school` locks: a school joining meanwhile would be compared
             # against the old copy and keep it beside the new one.
-            entity_id, ids = locked_sharing_schools(session, school_id)
+            entity_id, ids = schools_on_idp_of(session, school_id, lock=True)
             where = [SchoolRow.idp_entity_id == entity_id]
             if expected is not None:
                 # Compare-and-set in the UPDATE itself, as `_update_metadata` does.
