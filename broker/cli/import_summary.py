@@ -11,6 +11,13 @@ from broker.cli.counts import counted, listed
 from broker.registry.bulk_import import ImportReport
 from broker.registry.snapshot import Snapshot
 
+
+def _idps_saying(snapshot: Snapshot) -> list[str]:
+    # Registry snapshots say True or None; a file also says False (clear it).
+    said = {e.school.idp_entity_id for e in snapshot.schools if e.idp_names_school is not None}
+    return sorted(said)
+
+
 # Each kind: the word its report lines start with, its plural, and its ids in a snapshot.
 KINDS: tuple[tuple[str, str, Callable[[Snapshot], list[str]]], ...] = (
     ("chain", "chains", lambda s: [c.id for c in s.chains]),
@@ -23,6 +30,9 @@ KINDS: tuple[tuple[str, str, Callable[[Snapshot], list[str]]], ...] = (
         "pseudonym key versions",
         lambda s: [k.chain for k in s.key_versions],
     ),
+    # Whether an IdP's logins name their school, where the file says (or the registry holds)
+    # so; its lines read "IdP <entity id> names school" (or "need not name school").
+    ("IdP", "IdP school-naming rules", _idps_saying),
 )
 
 
@@ -51,5 +61,6 @@ def import_summary(
 
 
 def _of_kind(labels: list[str], word: str) -> int:
-    # A label is "<kind> <id>"; ids hold no spaces, kinds may ("pseudonym key version").
-    return sum(1 for label in labels if label.rsplit(" ", 1)[0] == word)
+    # A label starts "<kind> <id>"; kinds may hold spaces ("pseudonym key version"), and no
+    # kind followed by a space starts another's label.
+    return sum(1 for label in labels if label.startswith(f"{word} "))

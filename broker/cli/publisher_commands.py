@@ -26,7 +26,7 @@ from broker.cli.publisher_logout import (
     publisher_update,
     saml_refuses_logout_options,
 )
-from broker.cli.sources import federated_metadata, read_source
+from broker.cli.sources import read_source, warn_unless_federated
 from broker.core.model import ClientAuthMethod, Declaration, NamingProfile, Protocol, Service
 from broker.oidc.registration import new_client
 from broker.saml.metadata_check import sp_entity_id
@@ -154,9 +154,10 @@ def publisher_add(
         )
     if federated_id is not None:
         _, registry = open_registry(config_path)
+        warn_unless_federated(registry, federated_id, "sp")
         registry.add_service(
             Service(service_id, name, federated_id, chain_id, NamingProfile(naming), declarations),
-            federated_metadata(registry, federated_id, "sp") or None,
+            None,  # no metadata of its own: the source's (sources.py)
         )
         click.echo(f"Service {service_id} added (SP {federated_id}, from a metadata source).")
         return

@@ -12,7 +12,7 @@ import click
 from broker.cli.entry_commands import school_list, school_remove
 from broker.cli.metadata_update import Registered, update_metadata
 from broker.cli.options import checked_name, config_option, open_registry, reports_errors
-from broker.cli.sources import federated_metadata, read_source
+from broker.cli.sources import read_source, warn_unless_federated
 from broker.config import load_settings
 from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
 from broker.core.hosted_domain import lacks_hosted_domain
@@ -172,7 +172,8 @@ def school_add(
         )
     settings, registry = open_registry(config_path)
     if federated_id is not None:
-        entity_id, xml = federated_id, federated_metadata(registry, federated_id, "idp")
+        warn_unless_federated(registry, federated_id, "idp")
+        entity_id, xml = federated_id, ""  # none of its own: the source's (sources.py)
     else:
         assert metadata is not None
         xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
@@ -268,6 +269,8 @@ def school_update(
     elif name is not None:
         _aliases(name, school.aliases, given=False)
     new_domain = _hosted_domain(school, "" if clear_hosted_domain else domain)
+    if names_school is not None:
+        registry.check_idp_names_school(school_id, names_school)
     if metadata is not None:
         if school.oidc is not None:
             raise click.ClickException(

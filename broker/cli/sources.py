@@ -29,15 +29,15 @@ def read_source(value: str, *, allow_loopback: bool) -> str:
         raise click.BadParameter(f"{path} is not UTF-8 text") from None
 
 
-def federated_metadata(registry: SqlRegistry, entity_id: str, role: str) -> str:
-    """What a registration by entity id stores as its own metadata: nothing, as `registry
-    import` stores for `saml_entity_id` (and `export` writes it back as such). While a source
-    holds the entity its copy is the one logins use (reading.py), and a copy of that moment
-    kept in the row would only be compared later against the source's next one (a school
-    board's IdP: registry/shared_idps.py). Says so when no source holds it yet."""
+def warn_unless_federated(registry: SqlRegistry, entity_id: str, role: str) -> None:
+    """Say so when no metadata source holds the entity a registration by entity id names yet.
+    Such a registration stores no metadata of its own, as `registry import` stores none for
+    `saml_entity_id` (and `export` writes it back as such): while a source holds the entity
+    its copy is the one logins use (reading.py), and a copy of that moment kept in the row
+    would only be compared later against the source's next one (a school board's IdP:
+    registry/shared_idps.py)."""
     if registry.federation.entity(entity_id, role) is None:
         click.echo(
             f"No metadata source holds {entity_id} yet: logins start working once "
             "`ketenbroker metadata refresh` brings its metadata."
         )
-    return ""

@@ -169,13 +169,17 @@ def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
 
 def _idp_flags(session: Session, entries: Sequence[SchoolEntry], report: ImportReport) -> None:
     """The file's word on whether each IdP's logins name their school (None: it says nothing),
-    then every IdP two schools are on now requires it (shared_idps.note_joined)."""
+    reported once per IdP as changed or as already so, then every IdP two schools are on now
+    requires it (shared_idps.note_joined)."""
     session.flush()
     wanted = {e.school.id: e.idp_names_school for e in entries if e.idp_names_school is not None}
+    changed_idps: dict[str, bool] = {}
     for school_id, names in wanted.items():
         entity_id, changed = set_names_school(session, school_id, names)
         if changed:
             report.changed.append(f"IdP {entity_id} {'names' if names else 'need not name'} school")
+        changed_idps[entity_id] = changed_idps.get(entity_id, False) or changed
+    report.same += [f"IdP {idp}" for idp, changed in changed_idps.items() if not changed]
     note_joined(session, [e.school.idp_entity_id for e in entries])
 
 

@@ -139,32 +139,53 @@ def check_shared(session: Session, entity_ids: Iterable[str]) -> None:
 
 def set_names_school(session: Session, school_id: str, wanted: bool) -> tuple[str, bool]:
     """Require (or stop requiring) the school named in logins through `school_id`'s IdP:
-    (its entity id, whether anything changed). Refused for an OpenID provider, for an IdP
-    with a school whose id is not a BRIN, and, to stop, for an IdP several schools share."""
-    found = sharing_schools(session, school_id)
-    if found is None:
-        raise UnknownSchool(f"no school with id {school_id!r}")
-    entity_id, _ = found
-    lock_idp(session, [entity_id])
-    entity_id, ids = sharing_schools(session, school_id) or found  # as it is under the lock
+    (its entity id, whether anything changed), refused as `check_names_school` says."""
+    entity_id, ids = schools_on_idp_of(session, school_id, lock=True)
+    if not check_names_school(session, (entity_id, ids), school_id, wanted):
+        return entity_id, False
+    if wanted:
+        session.add(SchoolNamingIdpRow(entity_id=entity_id))
+    else:
+        session.execute(delete(SchoolNamingIdpRow).where(SchoolNamingIdpRow.entity_id == entity_id))
+    return entity_id, True
+
+
+def check_names_school(
+    session: Session, idp: tuple[str, tuple[str, ...]], school_id: str, wanted: bool
+) -> bool:
+    """Whether requiring (or stopping to require) the school named in logins through `idp`
+    (`sharing_schools`' entity id and school ids) changes anything; refused for an OpenID
+    provider, for an IdP with a school whose id is not a BRIN, and, to stop, for an IdP
+    several schools share."""
+    entity_id, ids = idp
     if session.scalar(select(SchoolOidcRow.school_id).where(SchoolOidcRow.school_id.in_(ids))):
         raise BadRequest(
             f"school {school_id} signs in with OpenID Connect: only a SAML IdP names the "
             "school in its logins (nlEduPersonHomeOrganizationId)",
             code="idp_names_school_oidc",
         )
-    held = names_school(session, entity_id)
-    if wanted == held:
-        return entity_id, False
+    if wanted == names_school(session, entity_id):
+        return False
     if wanted:
         for other in ids:
             require_brin(entity_id, other)
-        session.add(SchoolNamingIdpRow(entity_id=entity_id))
     elif len(ids) > 1:
         raise SharedIdpNamesSchool(entity_id, ids)
-    else:
-        session.execute(delete(SchoolNamingIdpRow).where(SchoolNamingIdpRow.entity_id == entity_id))
-    return entity_id, True
+    return True
+
+
+def schools_on_idp_of(
+    session: Session, school_id: str, *, lock: bool
+) -> tuple[str, tuple[str, ...]]:
+    """`sharing_schools`, `UnknownSchool` for an unknown school. `lock`: read under the IdP's
+    lock (`lock_idp`), so no school joins or leaves the IdP until the transaction ends."""
+    found = sharing_schools(session, school_id)
+    if found is not None and lock:
+        lock_idp(session, [found[0]])
+        found = sharing_schools(session, school_id)  # as it is under the lock
+    if found is None:
+        raise UnknownSchool(f"no school with id {school_id!r}")
+    return found
 
 
 def sharing_schools(session: Session, school_id: str) -> tuple[str, tuple[str, ...]] | None:

@@ -49,12 +49,13 @@ from broker.registry.removal import (
 )
 from broker.registry.shared_idps import (
     check_joining,
+    check_names_school,
     lock_idp,
     names_school,
     note_joined,
     require_brin,
+    schools_on_idp_of,
     set_names_school,
-    sharing_schools,
 )
 from broker.registry.snapshot import Snapshot, read_snapshot
 from broker.registry.tables import (
@@ -160,6 +161,14 @@ class SqlRegistry(PortalReads):
                 bump_generation(session)
         return entity_id, changed
 
+    def check_idp_names_school(self, school_id: str, wanted: bool) -> None:
+        """`set_idp_names_school`'s refusals, without a write: a command that writes more
+        than the flag asks first, so a refused flag leaves the rest unwritten too."""
+        with session_on(self._engine) as session:
+            check_names_school(
+                session, schools_on_idp_of(session, school_id, lock=False), school_id, wanted
+            )
+
     def add_chain(self, chain: Chain) -> None:
         with self._writing("chain", [(ChainRow.id, "id", chain.id)]) as session:
             session.add(ChainRow(id=chain.id, name=chain.name))
@@ -244,10 +253,9 @@ class SqlRegistry(PortalReads):
         still the registered copy of every school on the IdP, so of two operators updating at
         once the second is told instead of silently overwriting the first."""
         with self._writing() as session:
-            found = sharing_schools(session, school_id)
-            if found is None:
-                raise UnknownSchool(f"no school with id {school_id!r}")
-            entity_id, ids = found
+            # Locked as `add_school` locks: a school joining meanwhile would be compared
+            # against the old copy and keep it beside the new one.
+            entity_id, ids = schools_on_idp_of(session, school_id, lock=True)
             where = [SchoolRow.idp_entity_id == entity_id]
             if expected is not None:
                 # Compare-and-set in the UPDATE itself, as `_update_metadata` does.

@@ -390,11 +390,19 @@ def test_a_board_idp_keeps_naming_the_school_until_the_operator_says(
     joined = run("school", "add", "--config", config, "--id", "12AC", "--name", "Rolschool Zuid",
                  "--saml-metadata", files.idp("idp"))  # fmt: skip
     assert joined.exit_code == 0, joined.output
-    # While two schools are on it, it cannot be cleared.
+    # While two schools are on it, it cannot be cleared; refused before the new metadata
+    # given with it is written.
     before = dump(config)
-    kept = run("school", "update", "--config", config, "--id", "12AB", "--no-idp-names-school")
+    kept = run("school", "update", "--config", config, "--id", "12AB", "--no-idp-names-school",
+               "--saml-metadata", files.idp("idp-board-rolled", key="idp-board-next"))  # fmt: skip
     assert kept.exit_code == 1
     assert "registered for schools 12AB, 12AC: its logins must name their school" in kept.output
+    assert dump(config) == before
+    # Nor an OpenID provider's: its hosted domain given with it stays unwritten.
+    oidc = run("school", "update", "--config", config, "--id", "34CD", "--idp-names-school",
+               "--hosted-domain", "school.example")  # fmt: skip
+    assert oidc.exit_code == 1
+    assert "only a SAML IdP names the school" in oidc.output
     assert dump(config) == before
 
     removed = run("school", "remove", "12AC", "--yes", "--config", config)

@@ -212,6 +212,44 @@ def test_schools_of_one_board_share_an_idp_with_the_same_metadata_only(
     assert registry_dump(fresh) == before
 
 
+def test_an_idps_school_naming_rule_is_counted_as_its_own_kind(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    """The file's `idp_names_school` is reported per IdP, with its own per-kind line, so the
+    per-kind counts add up to the total."""
+    file = export(demo, tmp_path / "registry.toml")
+    assert run("registry", "import", "--config", fresh, file).exit_code == 0
+    says = {word: file.with_name(f"{word}.toml") for word in ("true", "false")}
+    for word, path in says.items():
+        path.write_text(
+            file.read_text().replace(
+                'id = "99XX00"\n', f'id = "99XX00"\nidp_names_school = {word}\n'
+            )
+        )
+    rule = "IdP school-naming rules: "
+    for path, entry, count in (
+        (says["true"], " names school", "0 added, 1 changed, 0 unchanged"),
+        (says["true"], "", "0 added, 0 changed, 1 unchanged"),
+        (file, "", "0 added, 0 changed, 0 unchanged; 1 other kept (http"),
+        (says["false"], " need not name school", "0 added, 1 changed, 0 unchanged"),
+    ):
+        imported = run("registry", "import", "--config", fresh, path)
+        assert imported.exit_code == 0, imported.output
+        lines = imported.output.splitlines()
+        changed = [line for line in lines if line.startswith("changed  IdP ")]
+        assert [line.endswith(entry) for line in changed] == ([True] if entry else [])
+        assert any(line.startswith(rule + count) for line in lines), imported.output
+        per_kind = [
+            _counts(line.split(": ", 1)[1]) for line in lines if ": " in line and " added, " in line
+        ]
+        assert [sum(column) for column in zip(*per_kind, strict=True)] == _counts(lines[-1])
+
+
+def _counts(line: str) -> list[int]:
+    """The added, changed and unchanged counts of a summary line ("1 added, 2 changed, …")."""
+    return [int(part.split()[0]) for part in line.partition(";")[0].rstrip(".").split(", ")]
+
+
 def _small_registry(schools: dict[str, str], release: str) -> str:
     """A registry file by hand: one chain, the `schools` (id: name) with a federation's
     metadata, one service and one school's policy for it."""

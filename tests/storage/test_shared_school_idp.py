@@ -6,6 +6,7 @@ IdP on PostgreSQL, and the migrations go down and up again."""
 
 from __future__ import annotations
 
+from contextlib import closing
 from datetime import UTC, datetime
 
 import pytest
@@ -99,20 +100,13 @@ def test_a_schools_portal_cannot_move_it_onto_a_shared_idp(sql_registry: SqlRegi
 
 def test_revision_0014_goes_down_only_without_a_shared_idp(registry_url: str) -> None:
     migrate(registry_url)
-    registry = SqlRegistry(registry_url)
-    try:
+    with closing(SqlRegistry(registry_url)) as registry:
         registry.add_school(NOORD, BOARD_XML)
         registry.add_school(ZUID, BOARD_XML)
-    finally:
-        registry.close()
-    with pytest.raises(ConfigurationError, match="1 identity provider"):
-        _move(registry_url, "0013", down=True)
-    assert _revision(registry_url) == HEAD
-    registry = SqlRegistry(registry_url)
-    try:
+    _refused_down(registry_url, "0013", "1 identity provider")
+    with closing(SqlRegistry(registry_url)) as registry:
         registry.remove_school(ZUID.id, apply=True, removed_by="cli:ops")
-    finally:
-        registry.close()
+        registry.set_idp_names_school(NOORD.id, False)  # else 0015 refuses to go down
     _move(registry_url, "0013", down=True)
     with migration_connection(registry_url) as connection:
         unique = inspect(connection).get_unique_constraints("schools")
@@ -123,12 +117,15 @@ def test_revision_0014_goes_down_only_without_a_shared_idp(registry_url: str) ->
         assert inspect(connection).get_unique_constraints("schools") == []
         indexes = inspect(connection).get_indexes("schools")
         assert [(i["column_names"], i["unique"]) for i in indexes] == [(["idp_entity_id"], False)]
-    registry = SqlRegistry(registry_url)
-    try:
+    with closing(SqlRegistry(registry_url)) as registry:
         registry.add_school(ZUID, BOARD_XML)
         assert registry.schools_by_idp(BOARD_IDP) == (NOORD, ZUID)
-    finally:
-        registry.close()
+
+
+def _refused_down(url: str, revision: str, match: str) -> None:
+    with pytest.raises(ConfigurationError, match=match):
+        _move(url, revision, down=True)
+    assert _revision(url) == HEAD  # nothing was changed
 
 
 # -- revision 0015: whether an IdP's logins name their school is the IdP's, and it stays ------
@@ -226,21 +223,40 @@ def test_an_import_marks_an_idp_it_shares_and_takes_the_files_word(
 
 def test_revision_0015_marks_the_idps_shared_at_the_upgrade(registry_url: str) -> None:
     migrate(registry_url)
-    registry = SqlRegistry(registry_url)
-    try:
+    with closing(SqlRegistry(registry_url)) as registry:
         registry.add_school(NOORD, BOARD_XML)
         registry.add_school(ZUID, BOARD_XML)
         registry.add_school(ELSEWHERE, "<other/>")
-    finally:
-        registry.close()
     _move(registry_url, "0014", down=True)
     migrate(registry_url)
     assert _revision(registry_url) == HEAD and model_drift(registry_url) == []
-    registry = SqlRegistry(registry_url)
-    try:
+    with closing(SqlRegistry(registry_url)) as registry:
         assert registry.idps_naming_school() == frozenset({BOARD_IDP})
-    finally:
-        registry.close()
+
+
+def test_revision_0015_goes_down_only_without_a_marked_idp_of_one_school(
+    registry_url: str,
+) -> None:
+    """0014 counts schools: a mark on an IdP of one school would be lost without a word."""
+    migrate(registry_url)
+    with closing(SqlRegistry(registry_url)) as registry:
+        registry.add_school(NOORD, BOARD_XML)
+        registry.add_school(ZUID, BOARD_XML)
+        registry.remove_school(ZUID.id, apply=True, removed_by="cli:ops")  # the mark stays
+    _refused_down(registry_url, "0014", r"1 identity provider.*--no-idp-names-school")
+    with closing(SqlRegistry(registry_url)) as registry:
+        assert registry.idps_naming_school() == frozenset({BOARD_IDP})
+        registry.set_idp_names_school(NOORD.id, False)
+        # A mark on an IdP no school is on any more does not stand in the way.
+        registry.add_school(ELSEWHERE, "<other/>")
+        registry.set_idp_names_school(ELSEWHERE.id, True)
+        registry.remove_school(ELSEWHERE.id, apply=True, removed_by="cli:ops")
+    _move(registry_url, "0014", down=True)
+    assert _revision(registry_url) == "0014"
+    migrate(registry_url)
+    assert _revision(registry_url) == HEAD and model_drift(registry_url) == []
+    with closing(SqlRegistry(registry_url)) as registry:
+        assert registry.idps_naming_school() == frozenset()  # no IdP is shared
 
 
 @pytest.mark.postgres
@@ -248,8 +264,9 @@ def test_registrations_on_one_idp_take_its_lock_on_postgresql(
     postgres_registry_url: str,
 ) -> None:
     """Two registrations on one IdP must not both pass `check_joining` (each would read the
-    rows committed before the other's): every write that puts a school on an entity id holds
-    the IdP's advisory lock for its transaction (shared_idps.lock_idp)."""
+    rows committed before the other's): every write that puts a school on an entity id, or
+    changes what a joining school is checked against, holds the IdP's advisory lock for its
+    transaction (shared_idps.lock_idp)."""
     migrate(postgres_registry_url)
     registry = SqlRegistry(postgres_registry_url)
     statements: list[str] = []
@@ -279,6 +296,9 @@ def test_registrations_on_one_idp_take_its_lock_on_postgresql(
                 Snapshot(schools=(SchoolEntry(NOORD, BOARD_XML),)), "t"
             ),
             lambda: registry.set_idp_names_school(NOORD.id, True),
+            # A metadata update committing between a joining school's check and its insert
+            # would leave the IdP with two copies.
+            lambda: registry.update_school_metadata(NOORD.id, "<board-idp-2/>"),
         ):
             statements.clear()
             try:

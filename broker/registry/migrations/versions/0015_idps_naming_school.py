@@ -8,8 +8,11 @@ each, core/shared_idp.py); the registry adds a row when a second school joins an
 removes one when schools leave; the operator sets or clears it (`school update
 --idp-names-school`). Every entity id two or more schools share now is added here.
 
-Down again drops the table: revision 0014 counts schools instead, so an IdP left with one
-school stops requiring the school named.
+Down again drops the table: revision 0014 counts schools instead. It is refused while an IdP
+with one school is marked (an operator's mark, or one kept after a school left), which 0014
+would silently stop requiring; the operator clears the mark first (`--no-idp-names-school`).
+The mark of an IdP with no school left is dropped: no login goes through it, no command
+clears it, and it would block the downgrade for good.
 
 Revision ID: 0015
 Revises: 0014
@@ -21,12 +24,15 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from broker.core.errors import ConfigurationError
+
 revision = "0015"
 down_revision = "0014"
 branch_labels = None
 depends_on = None
 
 _schools = sa.table("schools", sa.column("idp_entity_id", sa.String(1024)))
+_naming = sa.table("idps_naming_school", sa.column("entity_id", sa.String(1024)))
 
 
 def upgrade() -> None:
@@ -44,4 +50,19 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    alone = op.get_bind().scalar(
+        sa.select(sa.func.count()).select_from(
+            sa.select(_schools.c.idp_entity_id)
+            .join(_naming, _naming.c.entity_id == _schools.c.idp_entity_id)
+            .group_by(_schools.c.idp_entity_id)
+            .having(sa.func.count() == 1)
+            .subquery()
+        )
+    )
+    if alone:
+        raise ConfigurationError(
+            f"downgrade below revision 0015 refused: {alone} identity provider(s) of one school "
+            "must name the school in their logins, which revision 0014 does not keep; nothing "
+            "was changed (clear it first: ketenbroker school update SCHOOL --no-idp-names-school)"
+        )
     op.drop_table("idps_naming_school")
