@@ -38,8 +38,8 @@ def _metadata_origin(entity_id: str, sources: dict[str, tuple[str, ...]]) -> str
 def school_line(
     school: School,
     sources: dict[str, tuple[str, ...]],
-    schools_on_idp: Mapping[str, Sequence[str]] | None = None,
-    naming_idps: frozenset[str] = frozenset(),
+    schools_on_idp: Mapping[str, Sequence[str]],
+    naming_idps: frozenset[str],
 ) -> dict[str, Cell]:
     """`schools_on_idp`: every SAML IdP's schools by entity id, so that a school board's IdP
     names the other schools it serves; `naming_idps`: the IdPs whose logins must name their
@@ -54,7 +54,7 @@ def school_line(
     else:
         provider = school.idp_entity_id
         origin = _metadata_origin(school.idp_entity_id, sources)
-        others = [i for i in (schools_on_idp or {}).get(provider, ()) if i != school.id]
+        others = [i for i in schools_on_idp.get(provider, ()) if i != school.id]
         if others:
             origin += f", IdP shared with {', '.join(others)}"
         if provider in naming_idps:
@@ -107,7 +107,7 @@ def _print_table(lines: Sequence[Mapping[str, Cell]], kind: str, as_json: bool) 
         rows = [[c.upper() for c in columns], *cells]
         for row in rows:
             click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
-    click.echo(f"{len(lines)} {kind}{'' if len(lines) == 1 else 's'}.")
+    click.echo(f"{counted(len(lines), kind)}.")
 
 
 @click.command("list")

@@ -183,16 +183,22 @@ def school_add(
     # with what to do (registry/shared_idps.py).
     registry.add_school(school, xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
-    others = [s.id for s in registry.schools_by_idp(entity_id) if s.id != school_id]
+    others = _others_on_idp(registry, entity_id, school_id)
     if others or registry.idp_names_school(entity_id):
-        shared = f"The IdP is shared with school(s) {', '.join(others)}: i" if others else "I"
-        click.echo(f"  {shared}{NAMES_SCHOOL_NOTE}")
+        shared = f"The IdP is shared with school(s) {', '.join(others)}: its" if others else "Its"
+        click.echo(f"  {shared} {NAMES_SCHOOL_NOTE}")
 
 
 NAMES_SCHOOL_NOTE = (
-    "ts logins must carry nlEduPersonHomeOrganizationId with the chosen school's id, also "
+    "logins must carry nlEduPersonHomeOrganizationId with the chosen school's id, also "
     "after schools leave it (docs/operations.md, school boards)."
 )
+
+
+def _others_on_idp(registry: SqlRegistry, entity_id: str, school_id: str) -> list[str]:
+    return [s.id for s in registry.schools_by_idp(entity_id) if s.id != school_id]
+
+
 NAMES_SCHOOL_HELP = (
     "SAML: every login through the school's IdP must name the school in "
     "nlEduPersonHomeOrganizationId (a school board's IdP); --no-idp-names-school stops that "
@@ -303,7 +309,7 @@ def school_update(
 
 def _set_names_school(registry: SqlRegistry, school_id: str, wanted: bool) -> None:
     entity_id, changed = registry.set_idp_names_school(school_id, wanted)
-    others = [s.id for s in registry.schools_by_idp(entity_id) if s.id != school_id]
+    others = _others_on_idp(registry, entity_id, school_id)
     also = f" (and school(s) {', '.join(others)})" if others else ""
     if wanted:
         said = "must name their school" if changed else "already had to name their school"

@@ -63,13 +63,14 @@ def school_must_be_named(registry: RegistryReader, school: School) -> bool:
 
 
 def check_asserted_school(
-    collected: Mapping[str, Sequence[str]], school: School, *, shared: bool
+    collected: Mapping[str, Sequence[str]], school: School, *, must_name: bool
 ) -> None:
-    """Refuse a login through an IdP other schools share (`shared`) whose answer does not name
-    the chosen school as the student's (core/shared_idp.py). `collected`: the values as sent,
-    before `accepted_values` drops another school's BRIN (which would make it look absent).
-    The reasons carry the chosen school's id only: never the value the IdP sent."""
-    if not shared:
+    """Refuse a login through a board's IdP (`must_name`: `school_must_be_named`) whose answer
+    does not name the chosen school as the student's (core/shared_idp.py). `collected`: the
+    values as sent, before `accepted_values` drops another school's BRIN (which would make it
+    look absent). The reasons carry the chosen school's id only: never the value the IdP
+    sent."""
+    if not must_name:
         return
     asserted = collected.get(SCHOOL_ATTRIBUTE, ())
     if not names_a_school(asserted):

@@ -69,12 +69,7 @@ def check_joining(session: Session, school: School, metadata: str) -> None:
     must name its school. Takes the IdP's lock (`lock_idp`)."""
     entity_id = school.idp_entity_id
     lock_idp(session, [entity_id])
-    others = session.execute(
-        select(SchoolRow.id, SchoolRow.idp_metadata, SchoolOidcRow.school_id)
-        .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
-        .where(SchoolRow.idp_entity_id == entity_id, SchoolRow.id != school.id)
-        .order_by(SchoolRow.id)
-    ).all()
+    others = [row for row in _schools_on(session, entity_id) if row[0] != school.id]
     if others and (school.oidc is not None or any(oidc is not None for _, _, oidc in others)):
         raise DuplicateEntry("school", "idp_entity_id", entity_id)
     if school.oidc is None and (others or names_school(session, entity_id)):
@@ -84,6 +79,18 @@ def check_joining(session: Session, school: School, metadata: str) -> None:
     differing = tuple(school_id for school_id, xml, _ in others if (xml or "") != metadata)
     if differing:
         raise SharedIdpMetadataDiffers(entity_id, differing)
+
+
+def _schools_on(session: Session, entity_id: str) -> list[tuple[str, str | None, str | None]]:
+    """(id, metadata, its OpenID provider row's school id or None) of every school on an IdP,
+    by id."""
+    rows = session.execute(
+        select(SchoolRow.id, SchoolRow.idp_metadata, SchoolOidcRow.school_id)
+        .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
+        .where(SchoolRow.idp_entity_id == entity_id)
+        .order_by(SchoolRow.id)
+    )
+    return [(row[0], row[1], row[2]) for row in rows]
 
 
 def require_brin(entity_id: str, school_id: str) -> None:
@@ -121,12 +128,7 @@ def check_shared(session: Session, entity_ids: Iterable[str]) -> None:
     its logins name their school. Raises, so the caller's transaction rolls back."""
     session.flush()
     for entity_id in sorted(set(entity_ids)):
-        rows = session.execute(
-            select(SchoolRow.id, SchoolRow.idp_metadata, SchoolOidcRow.school_id)
-            .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
-            .where(SchoolRow.idp_entity_id == entity_id)
-            .order_by(SchoolRow.id)
-        ).all()
+        rows = _schools_on(session, entity_id)
         if len(rows) > 1 and any(oidc is not None for _, _, oidc in rows):
             raise DuplicateEntry("school", "idp_entity_id", entity_id)
         copies = {xml or "" for _, xml, _ in rows}

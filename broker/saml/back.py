@@ -267,8 +267,8 @@ class SamlBack:
         )
         # A board's IdP must name the chosen school (core/shared_idp.py): the registry's
         # flag for it, or several schools on it, from the cached view.
-        shared = school_must_be_named(self.registry, school)
-        return _verified(read, school, shared=shared)
+        must_name = school_must_be_named(self.registry, school)
+        return _verified(read, school, must_name=must_name)
 
     @staticmethod
     def _error_signed_by(client: Any, xml: bytes, doc: etree._Element, school: School) -> bool:
@@ -320,12 +320,13 @@ def school_said(doc: etree._Element) -> SchoolSaid:
     return ""
 
 
-def _verified(read: ReadResponse, school: School, *, shared: bool) -> VerifiedResponse:
+def _verified(read: ReadResponse, school: School, *, must_name: bool) -> VerifiedResponse:
     """What the flow gets from a read Response: the school's attributes under the catalogue's
-    names, the subject, the logout handles, and the times the replay cache needs. `shared`:
-    the school's IdP serves other schools too, and must name this one as the student's."""
+    names, the subject, the logout handles, and the times the replay cache needs. `must_name`:
+    the school's IdP is a board's (core/shared_idp.py), and must name this school as the
+    student's."""
     collected = _collect_attributes((a.name, a.friendly_name, a.values) for a in read.attributes)
-    check_asserted_school(collected, school, shared=shared)
+    check_asserted_school(collected, school, must_name=must_name)
     attributes = accepted_values(collected, school)
     subject = _subject_from(read.name_id, school, attributes)
     identity = UpstreamIdentity(

@@ -53,12 +53,12 @@ def test_names_a_school() -> None:
 
 
 def test_a_shared_idp_must_name_the_chosen_school() -> None:
-    check_asserted_school({"school_id": ["10AA"]}, NOORD, shared=True)
+    check_asserted_school({"school_id": ["10AA"]}, NOORD, must_name=True)
     with pytest.raises(SchoolNotAsserted) as missing:
-        check_asserted_school({"given_name": ["Sanne"]}, NOORD, shared=True)
+        check_asserted_school({"given_name": ["Sanne"]}, NOORD, must_name=True)
     assert missing.value.code == "school_not_asserted" and missing.value.status == 403
     with pytest.raises(OtherSchoolAccount) as other:
-        check_asserted_school({"school_id": ["10AA01"]}, NOORD, shared=True)
+        check_asserted_school({"school_id": ["10AA01"]}, NOORD, must_name=True)
     assert other.value.code == "other_school" and other.value.status == 403
     assert isinstance(other.value, NotTheChosenSchool)
     # The reason names the chosen school, never the value the IdP sent.
@@ -66,8 +66,8 @@ def test_a_shared_idp_must_name_the_chosen_school() -> None:
 
 
 def test_an_idp_of_one_school_needs_no_school_named() -> None:
-    check_asserted_school({}, NOORD, shared=False)
-    check_asserted_school({"school_id": ["10AA01"]}, NOORD, shared=False)
+    check_asserted_school({}, NOORD, must_name=False)
+    check_asserted_school({"school_id": ["10AA01"]}, NOORD, must_name=False)
 
 
 def test_the_registry_flag_or_several_schools_require_the_school_named() -> None:
