@@ -83,8 +83,12 @@ def make_folder(directory: str | None = None) -> tuple[str, int]:
     flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
     descriptor = os.open(os.path.join(folder, MARKER), flags, 0o600)
     # Locked before it says anything: a folder whose file says who made it is locked while
-    # that master or a worker of it lives.
-    fcntl.flock(descriptor, fcntl.LOCK_EX)
+    # that master or a worker of it lives. A file system without locks gets a folder that
+    # says nothing (never removed by another master), not a master that does not start.
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return folder, descriptor
     boot = boot_id()
     try:
         start = started(os.getpid()) if boot else None
