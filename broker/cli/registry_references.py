@@ -38,7 +38,7 @@ def _idps_shared_rightly(
     found: Sequence[tuple[Entries, SchoolEntry]],
     kept: Sequence[SchoolEntry],
     held_idps: frozenset[str],
-    named_idps: frozenset[str],
+    rules: tuple[frozenset[str], frozenset[str]],
 ) -> None:
     """Several schools on one IdP entity id (a school board's, registry/shared_idps.py): only
     SAML schools, all with the same metadata unless a source holds the IdP (its copy is used,
@@ -65,26 +65,29 @@ def _idps_shared_rightly(
                 "same file, or the same saml_entity_id)",
             )
         others.append(listed)
-    _idps_name_schools(found, before, named_idps)
+    _idps_name_schools(found, before, rules)
 
 
 def _idps_name_schools(
     found: Sequence[tuple[Entries, SchoolEntry]],
     after: dict[str, list[SchoolEntry]],
-    named_idps: frozenset[str],
+    rules: tuple[frozenset[str], frozenset[str]],
 ) -> None:
     """`idp_names_school` as the import will leave each IdP (`after`: its schools, the file's
-    and those it keeps; `named_idps`: the file's `[[idps_naming_school]]`, which say true):
-    said by SAML schools only, the same by every school of the file on one IdP, never false
-    for an IdP two schools are on; and BRIN ids on an IdP that names its school
-    (core/shared_idp.py). A file that does not say keeps the registry's word."""
+    and those it keeps; `rules`: the IdPs the file's `[[idps_naming_school]]` names, and those
+    the registry holds the rule for with no school on them): said by SAML schools only, the
+    same by every school of the file on one IdP, never false for an IdP two schools are on or
+    the file names; and BRIN ids on an IdP that names its school (core/shared_idp.py). A file
+    that does not say keeps the registry's word."""
     in_file = {id(listed) for _, listed in found}
     for entry, listed in found:
         school = listed.school
         on_idp = after[school.idp_entity_id]
         said = {o.idp_names_school for o in on_idp if id(o) in in_file} - {None}
-        kept_says = any(o.idp_names_school for o in on_idp if id(o) not in in_file)
-        named = school.idp_entity_id in named_idps
+        named = school.idp_entity_id in rules[0]
+        kept_says = school.idp_entity_id in rules[1] or any(
+            o.idp_names_school for o in on_idp if id(o) not in in_file
+        )
         names_school = named or said == {True} or (not said and kept_says)
         if listed.idp_names_school is not None and school.oidc is not None:
             entry.wrong("idp_names_school", "only a SAML IdP names the school in its logins")
@@ -137,7 +140,7 @@ def check_references(
         [(e, s) for e, s in schools if s],
         [s for s in current.schools if s.school.id not in file_schools],
         held_idps,
-        named_idps,
+        (named_idps, frozenset(current.idps_naming_school)),
     )
     _entity_ids_free(
         [(e, s.service.id, s.service.entity_id) for e, s in services if s],

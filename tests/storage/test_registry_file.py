@@ -295,6 +295,17 @@ def test_the_rule_of_an_idp_no_school_is_on_survives_the_trip(
     assert dump(registry_url) == before and sql_registry.generation() == generation
     with pytest.raises(SchoolIdNotBrin):
         sql_registry.add_school(School("lyceum-west", "Lyceum West", BOARD_IDP), "<board/>")
+    # Nor through a file that names the school alone: refused with its place, before writing.
+    path.write_text(
+        'format = 1\n\n[[schools]]\nid = "lyceum-west"\nname = "Lyceum West"\n'
+        f'saml_entity_id = "{BOARD_IDP}"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRefused) as refused:
+        read_registry_file(path, sql_registry.snapshot())
+    assert refused.value.problems[0].startswith(
+        "schools[1] lyceum-west: id: school id 'lyceum-west' is not a BRIN"
+    )
     sql_registry.add_school(School("10AA02", "Lyceum West", BOARD_IDP), "<board/>")
     assert sql_registry.idp_names_school(BOARD_IDP)
 
