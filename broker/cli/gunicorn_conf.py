@@ -10,8 +10,10 @@ Settings come from the environment so one image serves every deployment:
     KETENBROKER_WORKERS   worker processes (default: the number of CPUs)
     KETENBROKER_THREADS   threads per worker (default 4)
     PROMETHEUS_MULTIPROC_DIR  where the workers keep their metric counts (default: a fresh
-                          folder under the temporary directory, emptied at start and removed
-                          when the master exits, however it exits)
+                          folder `ketenbroker-metrics-<pid>-<random>` under the temporary
+                          directory, emptied at start and removed when the master exits,
+                          however it exits; one a master killed with SIGKILL left behind is
+                          removed by the next master to start, metrics_folders.py)
 
 Choices:
 - No `preload_app`: each worker builds the app itself after the fork, so nothing that holds a
@@ -34,9 +36,10 @@ from __future__ import annotations
 import atexit
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
+
+from broker.cli.metrics_folders import make_folder, remove_left_behind
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -60,8 +63,10 @@ def _remove_folder_made(folder: str, master: int) -> None:
 
 # Set before anything imports prometheus_client: it picks its multiprocess mode at import.
 # A folder the operator named is never removed: another gunicorn may use it.
-if not os.environ.get(MULTIPROC_ENV):
-    os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="ketenbroker-metrics-")
+_MADE_FOLDER = not os.environ.get(MULTIPROC_ENV)
+if _MADE_FOLDER:
+    # Kept open, and locked, for the master's life; its forked workers share it.
+    os.environ[MULTIPROC_ENV], _folder_lock = make_folder()
     atexit.register(_remove_folder_made, os.environ[MULTIPROC_ENV], os.getpid())
 Path(os.environ[MULTIPROC_ENV]).mkdir(parents=True, exist_ok=True)
 
@@ -86,10 +91,15 @@ control_socket_disable = True
 
 
 def on_starting(server: Any) -> None:
-    """Counts left by a previous run would be added to this run's: start from an empty folder."""
+    """Counts left by a previous run would be added to this run's: start from an empty folder.
+    A master that makes its folder also removes those of earlier masters killed too hard to
+    remove their own (metrics_folders.py); one that uses the operator's folder does not."""
     for entry in Path(os.environ[MULTIPROC_ENV]).iterdir():
         if entry.is_file() and entry.suffix == ".db":
             entry.unlink()
+    if _MADE_FOLDER:
+        for folder in remove_left_behind():
+            server.log.info("removed %s, the metrics folder of a master that was killed", folder)
 
 
 def post_worker_init(worker: Any) -> None:

@@ -13,9 +13,10 @@ from broker.registry.snapshot import Snapshot
 
 
 def _idps_saying(snapshot: Snapshot) -> list[str]:
-    # Registry snapshots say True or None; a file also says False (clear it).
+    # Registry snapshots say True or None; a file also says False (clear it). The IdPs of
+    # `idps_naming_school` say True (no school is on them in the registry's).
     said = {e.school.idp_entity_id for e in snapshot.schools if e.idp_names_school is not None}
-    return sorted(said)
+    return sorted(said | set(snapshot.idps_naming_school))
 
 
 # Each kind: the word its report lines start with, its plural, and its ids in a snapshot.

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from broker.cli.registry_entries import Entries, Problems, list_of
+from broker.cli.registry_idp_rules import KIND as IDP_RULES
+from broker.cli.registry_idp_rules import check_idp_rules, read_idp_rules
 from broker.cli.registry_key_versions import KIND as KEY_VERSIONS
 from broker.cli.registry_key_versions import read_key_versions
 from broker.cli.registry_references import check_references
@@ -388,11 +390,20 @@ def read_registry_file(
         (e, _service(reading, e)) for e in list_of(document, "services", problems, SERVICE_KEYS)
     ]
     policies = [(e, _policy(e)) for e in list_of(document, "policies", problems, POLICY_KEYS)]
+    idp_rules = read_idp_rules(document, problems)
     snapshot = check_references(
-        current, chains, publishers, schools, services, policies, held_idps=held_idps
+        current,
+        chains,
+        publishers,
+        schools,
+        services,
+        policies,
+        held_idps=held_idps,
+        named_idps=frozenset(entity_id for _, entity_id in idp_rules),
     )
     key_versions = read_key_versions(document, problems, current, snapshot)
-    snapshot = replace(snapshot, key_versions=key_versions)
+    named = check_idp_rules(idp_rules, current, snapshot)
+    snapshot = replace(snapshot, key_versions=key_versions, idps_naming_school=named)
     if problems.lines:
         raise ImportRefused(problems.lines)
     return snapshot
@@ -407,4 +418,4 @@ def _registered(current: Snapshot) -> tuple[dict[tuple[str, str], str], dict[str
     return names, {s.school.id: s.school.town for s in current.schools}
 
 
-_KINDS = ("chains", "publishers", "schools", "services", "policies", KEY_VERSIONS)
+_KINDS = ("chains", "publishers", "schools", IDP_RULES, "services", "policies", KEY_VERSIONS)

@@ -38,6 +38,7 @@ def _idps_shared_rightly(
     found: Sequence[tuple[Entries, SchoolEntry]],
     kept: Sequence[SchoolEntry],
     held_idps: frozenset[str],
+    rules: tuple[frozenset[str], frozenset[str]],
 ) -> None:
     """Several schools on one IdP entity id (a school board's, registry/shared_idps.py): only
     SAML schools, all with the same metadata unless a source holds the IdP (its copy is used,
@@ -64,27 +65,38 @@ def _idps_shared_rightly(
                 "same file, or the same saml_entity_id)",
             )
         others.append(listed)
-    _idps_name_schools(found, before)
+    _idps_name_schools(found, before, rules)
 
 
 def _idps_name_schools(
-    found: Sequence[tuple[Entries, SchoolEntry]], after: dict[str, list[SchoolEntry]]
+    found: Sequence[tuple[Entries, SchoolEntry]],
+    after: dict[str, list[SchoolEntry]],
+    rules: tuple[frozenset[str], frozenset[str]],
 ) -> None:
     """`idp_names_school` as the import will leave each IdP (`after`: its schools, the file's
-    and those it keeps): said by SAML schools only, the same by every school of the file on
-    one IdP, never false for an IdP two schools are on; and BRIN ids on an IdP that names its
-    school (core/shared_idp.py). A file that does not say keeps the registry's word."""
+    and those it keeps; `rules`: the IdPs the file's `[[idps_naming_school]]` names, and those
+    the registry holds the rule for with no school on them): said by SAML schools only, the
+    same by every school of the file on one IdP, never false for an IdP two schools are on or
+    the file names; and BRIN ids on an IdP that names its school (core/shared_idp.py). A file
+    that does not say keeps the registry's word."""
     in_file = {id(listed) for _, listed in found}
     for entry, listed in found:
         school = listed.school
         on_idp = after[school.idp_entity_id]
         said = {o.idp_names_school for o in on_idp if id(o) in in_file} - {None}
-        kept_says = any(o.idp_names_school for o in on_idp if id(o) not in in_file)
-        names_school = said == {True} or (not said and kept_says)
+        named = school.idp_entity_id in rules[0]
+        kept_says = school.idp_entity_id in rules[1] or any(
+            o.idp_names_school for o in on_idp if id(o) not in in_file
+        )
+        names_school = named or said == {True} or (not said and kept_says)
         if listed.idp_names_school is not None and school.oidc is not None:
             entry.wrong("idp_names_school", "only a SAML IdP names the school in its logins")
         elif len(said) > 1:
             entry.wrong("idp_names_school", "schools on one IdP must say the same")
+        elif listed.idp_names_school is False and named:
+            entry.wrong(
+                "idp_names_school", "must not be false: [[idps_naming_school]] names the IdP"
+            )
         elif listed.idp_names_school is False and len(on_idp) > 1:
             others = ", ".join(o.school.id for o in on_idp if o.school.id != school.id)
             entry.wrong(
@@ -113,6 +125,7 @@ def check_references(
     policies: list[tuple[Entries, tuple[PolicyEntry, bool] | None]],
     *,
     held_idps: frozenset[str] = frozenset(),
+    named_idps: frozenset[str] = frozenset(),
 ) -> Snapshot:
     _unique([(e, c.id) for e, c in chains], "id", "chain")
     _unique([(e, p.id) for e, p in publishers], "id", "publisher")
@@ -127,6 +140,7 @@ def check_references(
         [(e, s) for e, s in schools if s],
         [s for s in current.schools if s.school.id not in file_schools],
         held_idps,
+        (named_idps, frozenset(current.idps_naming_school)),
     )
     _entity_ids_free(
         [(e, s.service.id, s.service.entity_id) for e, s in services if s],

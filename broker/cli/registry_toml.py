@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from broker.cli.registry_idp_rules import KIND as IDP_RULES
 from broker.cli.registry_key_versions import key_version_lines
 from broker.core.model import School, Service
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
@@ -189,6 +190,9 @@ def export_text(snapshot: Snapshot, toml_file: Path, metadata_dir: Path | None =
         lines += ["", "[[publishers]]", *_pairs([("id", publisher.id), ("name", publisher.name)])]
     for school in snapshot.schools:
         lines += writer.school(school)
+    for entity_id in snapshot.idps_naming_school:
+        # No school is on it now; its logins must still name their school (registry_idp_rules.py).
+        lines += ["", f"[[{IDP_RULES}]]", *_pairs([("entity_id", entity_id)])]
     for service in snapshot.services:
         lines += writer.service(service)
     for policy in snapshot.policies:

@@ -14,7 +14,6 @@ file's policies for such a service move with its declaration version.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
@@ -30,7 +29,13 @@ from broker.registry.declaration_writes import replace_declarations
 from broker.registry.errors import UnknownPublisher
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.removal import kept_declaration_version, kept_policy_version
-from broker.registry.shared_idps import check_shared, lock_idp, note_joined, set_names_school
+from broker.registry.shared_idps import (
+    check_shared,
+    lock_idp,
+    note_joined,
+    require_names_school,
+    set_names_school,
+)
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 from broker.registry.tables import (
     ChainRow,
@@ -105,10 +110,11 @@ def apply_snapshot(
     # The file's IdPs locked, then checked again as the import leaves them (shared_idps.py):
     # the caller's checks read the registry before this transaction began.
     idps = [entry.school.idp_entity_id for entry in snapshot.schools]
+    idps += snapshot.idps_naming_school
     lock_idp(session, idps)
     for school in snapshot.schools:
         _school(session, school, report)
-    _idp_flags(session, snapshot.schools, report)
+    _idp_flags(session, snapshot, report)
     check_shared(session, idps)
     # A service registered again after a removal continues its declaration versions; the
     # file's policies for it name the file's numbers, moved on by the same amount here.
@@ -167,15 +173,22 @@ def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
     report.changed.append(f"school {school.id}")
 
 
-def _idp_flags(session: Session, entries: Sequence[SchoolEntry], report: ImportReport) -> None:
-    """The file's word on whether each IdP's logins name their school (None: it says nothing),
-    reported once per IdP as changed or as already so, then every IdP two schools are on now
-    requires it (shared_idps.note_joined)."""
+def _idp_flags(session: Session, snapshot: Snapshot, report: ImportReport) -> None:
+    """The file's word on whether each IdP's logins name their school (a school's: None, it
+    says nothing; `idps_naming_school`: it must), reported once per IdP as changed or as
+    already so, then every IdP two schools are on now requires it (shared_idps.note_joined)."""
     session.flush()
+    entries = snapshot.schools
     wanted = {e.school.id: e.idp_names_school for e in entries if e.idp_names_school is not None}
+    # (entity id, whether it changed, whether it names the school now), in the order written.
+    written = [
+        (*set_names_school(session, school_id, names), names) for school_id, names in wanted.items()
+    ]
+    written += [
+        (idp, require_names_school(session, idp), True) for idp in snapshot.idps_naming_school
+    ]
     changed_idps: dict[str, bool] = {}
-    for school_id, names in wanted.items():
-        entity_id, changed = set_names_school(session, school_id, names)
+    for entity_id, changed, names in written:
         if changed:
             report.changed.append(f"IdP {entity_id} {'names' if names else 'need not name'} school")
         changed_idps[entity_id] = changed_idps.get(entity_id, False) or changed

@@ -17,7 +17,8 @@ namespace (revision 0014); the login then asks the IdP which school the student 
 - An IdP with two or more schools requires its logins to name their school
   (`idps_naming_school`, revision 0015), from the write that put the second school on it; that
   stays when schools leave, and only the operator clears it, for an IdP of one school
-  (`set_names_school`). Every school on such an IdP has a BRIN as id (`SchoolIdNotBrin`).
+  (`set_names_school`). Every school on such an IdP has a BRIN as id (`SchoolIdNotBrin`). A
+  registry file carries it also for an IdP no school is on any more (`require_names_school`).
 
 Every write that can put a school on an entity id takes `lock_idp` first: on PostgreSQL two
 registrations on one IdP would otherwise both pass these checks (each reads the rows committed
@@ -143,13 +144,30 @@ def set_names_school(session: Session, school_id: str, wanted: bool) -> tuple[st
     """Require (or stop requiring) the school named in logins through `school_id`'s IdP:
     (its entity id, whether anything changed), refused as `check_names_school` says."""
     entity_id, ids = schools_on_idp_of(session, school_id, lock=True)
-    if not check_names_school(session, (entity_id, ids), school_id, wanted):
-        return entity_id, False
+    return entity_id, _set_names(session, (entity_id, ids), school_id, wanted)
+
+
+def require_names_school(session: Session, entity_id: str) -> bool:
+    """Require the school named in logins through IdP `entity_id`, also one no school is on (a
+    registry file's `[[idps_naming_school]]`): whether anything changed, refused as
+    `check_names_school` says. Takes the IdP's lock (`lock_idp`)."""
+    lock_idp(session, [entity_id])
+    ids = tuple(school_id for school_id, _, _ in _schools_on(session, entity_id))
+    # An OpenID school's issuer has that school alone on it: the refusal names the first.
+    return _set_names(session, (entity_id, ids), ids[0] if ids else "", True)
+
+
+def _set_names(
+    session: Session, idp: tuple[str, tuple[str, ...]], school_id: str, wanted: bool
+) -> bool:
+    if not check_names_school(session, idp, school_id, wanted):
+        return False
+    entity_id = idp[0]
     if wanted:
         session.add(SchoolNamingIdpRow(entity_id=entity_id))
     else:
         session.execute(delete(SchoolNamingIdpRow).where(SchoolNamingIdpRow.entity_id == entity_id))
-    return entity_id, True
+    return True
 
 
 def check_names_school(

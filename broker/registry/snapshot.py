@@ -66,6 +66,11 @@ class Snapshot:
     # Rotated chains' pseudonym key versions: without them a rebuilt registry would change
     # those chains' pseudonyms (registry_key_versions.py).
     key_versions: tuple[ChainKeyVersion, ...] = ()
+    # Entity ids of IdPs whose logins must name their school beyond what `schools` says: in the
+    # registry's snapshot those no school is on (all removed; the rule stays, shared_idps.py),
+    # in a file its `[[idps_naming_school]]` (registry_idp_rules.py). Without them a rebuilt
+    # registry would let the board's next school join without the rule.
+    idps_naming_school: tuple[str, ...] = ()
 
 
 def read_snapshot(session: Session) -> Snapshot:
@@ -87,6 +92,7 @@ def read_snapshot(session: Session) -> Snapshot:
         select(PseudonymKeyVersionRow).order_by(PseudonymKeyVersionRow.chain)
     )
     naming = set(session.scalars(select(SchoolNamingIdpRow.entity_id)))
+    school_rows = list(schools)
     return Snapshot(
         key_versions=tuple(row.to_record() for row in key_versions),
         chains=tuple(row.to_chain() for row in chains),
@@ -95,8 +101,9 @@ def read_snapshot(session: Session) -> Snapshot:
             # True or None, never False: an export writes the flag only when it is set, so a
             # snapshot read back from its file is equal to the registry's.
             SchoolEntry(row.to_school(), row.idp_metadata, row.idp_entity_id in naming or None)
-            for row in schools
+            for row in school_rows
         ),
+        idps_naming_school=tuple(sorted(naming - {row.idp_entity_id for row in school_rows})),
         services=tuple(ServiceEntry(row.to_service(), row.sp_metadata) for row in services),
         policies=tuple(
             PolicyEntry(

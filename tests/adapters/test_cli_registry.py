@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, prepare_demo
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.config import load_settings
+from broker.core.model import School
 from broker.oidc.provider import TOKEN_PATH
 from broker.registry import SqlRegistry
 from broker.web import create_app
@@ -243,6 +245,47 @@ def test_an_idps_school_naming_rule_is_counted_as_its_own_kind(
             _counts(line.split(": ", 1)[1]) for line in lines if ": " in line and " added, " in line
         ]
         assert [sum(column) for column in zip(*per_kind, strict=True)] == _counts(lines[-1])
+
+
+def test_an_idps_rule_with_no_school_on_it_goes_with_the_file(fresh: Path, tmp_path: Path) -> None:
+    """A board IdP whose schools were all removed still must name the school: the export says
+    so in `[[idps_naming_school]]`, and another broker's import (its dry run first) takes it,
+    counted as the IdP's rule."""
+    board = "https://sts.bestuur.example/adfs/services/trust"
+    with closing(SqlRegistry(load_settings(fresh).registry_url)) as registry:
+        for school_id in ("10AA", "10AA01"):
+            registry.add_school(School(school_id, f"Lyceum {school_id}", board), "<board/>")
+        for school_id in ("10AA", "10AA01"):
+            registry.remove_school(school_id, apply=True, removed_by="cli:ops")
+    file = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", fresh, file).exit_code == 0
+    assert f'[[idps_naming_school]]\nentity_id = "{board}"\n' in file.read_text()
+
+    assert run("init", tmp_path / "other").exit_code == 0
+    other = tmp_path / "other" / "ketenbroker.toml"
+    assert run("migrate", "--config", other).exit_code == 0
+    preview = run("registry", "import", "--config", other, file, "--dry-run")
+    assert preview.output.splitlines()[1:] == [
+        f"would change IdP {board} names school",
+        "IdP school-naming rules: 0 added, 1 changed, 0 unchanged",
+        "0 added, 1 changed, 0 unchanged.",
+        "Nothing was changed (--dry-run).",
+    ]
+    assert run("registry", "import", "--config", other, file).exit_code == 0
+    again = run("registry", "import", "--config", other, file)
+    assert again.output.splitlines() == [
+        "IdP school-naming rules: 0 added, 0 changed, 1 unchanged",
+        "0 added, 0 changed, 1 unchanged.",
+    ]
+    assert run("registry", "export", "--config", other, tmp_path / "again.toml").exit_code == 0
+    assert (tmp_path / "again.toml").read_text() == file.read_text()
+    # An import that does not name it keeps it, and says so.
+    empty = tmp_path / "empty.toml"
+    empty.write_text("format = 1\n")
+    kept = run("registry", "import", "--config", other, empty)
+    assert f"IdP school-naming rules: 0 added, 0 changed, 0 unchanged; 1 other kept ({board})" in (
+        kept.output
+    )
 
 
 def _counts(line: str) -> list[int]:

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import requests
 from alembic.script import ScriptDirectory
 from click.testing import CliRunner, Result
 
@@ -23,7 +24,7 @@ from broker.registry.migration import alembic_config, migration_connection
 from broker.web import create_app
 from tests.support.live import free_ports
 from tests.support.postgres import require_postgres
-from tests.support.processes import wait_for, worker_pids
+from tests.support.processes import running, wait_for, worker_pids
 
 
 @pytest.fixture
@@ -199,4 +200,52 @@ def test_the_metrics_folder_outlives_replaced_workers_and_goes_with_the_master(
     finally:
         process.terminate()
         process.wait(30)
+    assert _metrics_folders(temporary) == []
+
+
+def _answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _folder_of(temporary: Path, master: int) -> Path:
+    [folder] = temporary.glob(f"ketenbroker-metrics-{master}-*")
+    return folder
+
+
+def test_a_master_removes_the_folder_a_killed_master_left_and_no_other(tmp_path: Path) -> None:
+    """`kill -9` leaves the master's folder behind (no exit handler runs); the next master to
+    start removes it, and leaves the folder of a master that is alive."""
+    config = init_instance(tmp_path / "b", "http://127.0.0.1:8000", "b.example", "Test")
+    temporary, port = tmp_path / "tmp", free_ports(3)
+    logs = [tmp_path / f"serve-{n}.log" for n in range(3)]
+    killed = _serve_process(config, port, temporary, logs[0])
+    live = _serve_process(config, port + 1, temporary, logs[1])
+    started = [killed, live]
+    try:
+        for offset, log in enumerate(logs[:2]):
+            # Answering: a worker still booting (seconds of CPU) would end only after its boot.
+            wait_for(lambda o=offset: _answers(port + o), f"the broker (log: {log})", 90)
+        killed_folder, live_folder = (
+            _folder_of(temporary, killed.pid),
+            _folder_of(temporary, live.pid),
+        )
+        [worker] = worker_pids(killed.pid)
+        killed.kill()
+        killed.wait(10)
+        # Its worker sees its master gone and ends; until then it keeps the folder (its lock).
+        wait_for(lambda: not running(worker), "the killed master's worker to end")
+        assert killed_folder.is_dir()
+        started.append(_serve_process(config, port + 2, temporary, logs[2]))
+        wait_for(lambda: len(worker_pids(started[2].pid)) == 1, f"a worker (log: {logs[2]})")
+        assert not killed_folder.exists()
+        assert live_folder.is_dir() and _folder_of(temporary, started[2].pid).is_dir()
+        said = logs[2].read_text(encoding="utf-8")
+        assert f"removed {killed_folder}, the metrics folder of a master that was killed" in said
+    finally:
+        for process in started:
+            process.terminate()
+            process.wait(30)
     assert _metrics_folders(temporary) == []

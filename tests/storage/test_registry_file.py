@@ -1,6 +1,7 @@
 """`registry export` and `registry import` on SQLite and PostgreSQL: a round trip gives the same
-file, a second import changes nothing, an invalid entry anywhere changes nothing, and an OIDC
-client's secret still authenticates after the trip.
+file, a second import changes nothing, an invalid entry anywhere changes nothing, an OIDC
+client's secret still authenticates after the trip, and so does the rule of an IdP whose schools
+were all removed that its logins name their school.
 
 The source is the demo's registry (both school protocols, SAML and OIDC services, policies) plus
 a publisher, an unapproved service, a second declaration version and a switched-off policy."""
@@ -19,14 +20,16 @@ from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.cli.registry_import import ImportRefused, read_registry_file
 from broker.cli.registry_toml import export_text
 from broker.core.admins import Publisher
-from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
+from broker.core.model import ClientAuthMethod, Declaration, Protocol, School, Service
 from broker.oidc.grants import RegisteredClient
 from broker.oidc.registration import new_client
-from broker.registry import SqlRegistry
+from broker.registry import SqlRegistry, migrate
 from broker.registry.database import open_engine
+from broker.registry.errors import SchoolIdNotBrin
 from broker.registry.tables import Base
 
 SECRET_AT_SCHOOL = "the-demo-oidc-school-secret"
+BOARD_IDP = "https://sts.bestuur.example/adfs/services/trust"
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,17 @@ def _replace(text: str, old: str, new: str, count: int = 1) -> str:
     return text.replace(old, new, count)
 
 
+def _naming(text: str, entity_id: str) -> str:
+    """The file with an `[[idps_naming_school]]` entry for `entity_id` at its end."""
+    return text + f'\n[[idps_naming_school]]\nentity_id = "{entity_id}"\n'
+
+
+def _first(pattern: str, text: str) -> str:
+    found = re.search(pattern, text)
+    assert found is not None, pattern
+    return found[1]
+
+
 BREAKAGES = {
     "school metadata": (
         lambda t: _replace(t, "saml_metadata = '''\n<", "saml_metadata = '''\n<broken"),
@@ -185,6 +199,25 @@ BREAKAGES = {
         lambda t: t + '\n[[chains]]\nid = "toetsen"\nname = "Again"\n',
         "chains[3] toetsen: id: chain 'toetsen' appears twice",
     ),
+    "idp rule for an openid provider": (
+        lambda t: _naming(t, _first(r'issuer = "([^"]+)"', t)),
+        f"idps_naming_school[1]: entity_id: school {DEMO_OIDC_SCHOOL_ID} signs in with OpenID",
+    ),
+    "idp rule twice": (
+        lambda t: _naming(_naming(t, BOARD_IDP), BOARD_IDP),
+        f"idps_naming_school[2]: entity_id: '{BOARD_IDP}' appears twice in the file",
+    ),
+    "idp rule against a school's false": (
+        lambda t: _naming(
+            _replace(
+                t,
+                f'id = "{DEMO_SCHOOL_ID}"\n',
+                f'id = "{DEMO_SCHOOL_ID}"\nidp_names_school = false\n',
+            ),
+            _first(r'entityID="([^"]+)"', t),
+        ),
+        f"schools[1] {DEMO_SCHOOL_ID}: idp_names_school: must not be false: [[idps_naming_school]]",
+    ),
     "late in the file": (
         lambda t: t + '\n[[policies]]\nschool = "00NONE"\nservice = "leesplank"\n',
         "no school '00NONE'",
@@ -221,3 +254,77 @@ def test_merge_adds_and_updates_by_id_and_deletes_nothing(
     history = sql_registry.policy_history(DEMO_SCHOOL_ID, "leesplank")
     assert [c.version for c in history] == [1, 2]
     assert history[-1].changed_by == "import:t" and history[-1].attributes == frozenset()
+
+
+def _board_idp_left_without_schools(url: str) -> SqlRegistry:
+    """A registry whose board IdP had two schools, both removed since: the rule stays."""
+    migrate(url)
+    registry = SqlRegistry(url)
+    registry.add_school(School("10AA", "Lyceum Noord", BOARD_IDP), "<board/>")
+    registry.add_school(School("10AA01", "Lyceum Zuid", BOARD_IDP), "<board/>")
+    for school_id in ("10AA", "10AA01"):
+        registry.remove_school(school_id, apply=True, removed_by="cli:ops")
+    assert registry.idps_naming_school() == frozenset({BOARD_IDP})
+    return registry
+
+
+def test_the_rule_of_an_idp_no_school_is_on_survives_the_trip(
+    sql_registry: SqlRegistry, registry_url: str, tmp_path: Path
+) -> None:
+    """Exported as `[[idps_naming_school]]`, imported as the rule (a dry run only says so), the
+    same file again changes nothing, and the board's next school is held to the rule."""
+    source = _board_idp_left_without_schools(f"sqlite:///{tmp_path}/source.sqlite3")
+    path = tmp_path / "registry.toml"
+    text = export_text(source.snapshot(), path)
+    source.close()
+    assert f'[[idps_naming_school]]\nentity_id = "{BOARD_IDP}"\n' in text
+    path.write_text(text, encoding="utf-8")
+
+    before, generation = dump(registry_url), sql_registry.generation()
+    snapshot = read_registry_file(path, sql_registry.snapshot())
+    preview = sql_registry.import_snapshot(snapshot, "import:t", apply=False)
+    assert preview.changed == [f"IdP {BOARD_IDP} names school"]
+    assert dump(registry_url) == before and sql_registry.generation() == generation
+    assert _import(sql_registry, path) == [f"IdP {BOARD_IDP} names school"]
+    assert sql_registry.idps_naming_school() == frozenset({BOARD_IDP})
+    assert export_text(sql_registry.snapshot(), path) == text
+
+    before, generation = dump(registry_url), sql_registry.generation()
+    again = sql_registry.import_snapshot(read_registry_file(path, sql_registry.snapshot()), "t")
+    assert again.same == [f"IdP {BOARD_IDP}"] and not again.touched
+    assert dump(registry_url) == before and sql_registry.generation() == generation
+    with pytest.raises(SchoolIdNotBrin):
+        sql_registry.add_school(School("lyceum-west", "Lyceum West", BOARD_IDP), "<board/>")
+    # Nor through a file that names the school alone: refused with its place, before writing.
+    path.write_text(
+        'format = 1\n\n[[schools]]\nid = "lyceum-west"\nname = "Lyceum West"\n'
+        f'saml_entity_id = "{BOARD_IDP}"\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRefused) as refused:
+        read_registry_file(path, sql_registry.snapshot())
+    assert refused.value.problems[0].startswith(
+        "schools[1] lyceum-west: id: school id 'lyceum-west' is not a BRIN"
+    )
+    sql_registry.add_school(School("10AA02", "Lyceum West", BOARD_IDP), "<board/>")
+    assert sql_registry.idp_names_school(BOARD_IDP)
+
+
+def test_the_rule_is_refused_over_a_registered_school_without_a_brin(
+    sql_registry: SqlRegistry, registry_url: str, tmp_path: Path
+) -> None:
+    """A school the file does not name, on the IdP the file says must name the school, needs a
+    BRIN as id (as `school update --idp-names-school` says): nothing is imported."""
+    sql_registry.add_school(School("lyceum-west", "Lyceum West", BOARD_IDP), "<board/>")
+    path = tmp_path / "registry.toml"
+    path.write_text(_naming("format = 1\n", BOARD_IDP), encoding="utf-8")
+    before = dump(registry_url)
+    with pytest.raises(ImportRefused) as refused:
+        read_registry_file(path, sql_registry.snapshot())
+    assert refused.value.problems == [
+        "idps_naming_school[1]: entity_id: the registry's school on this IdP: school id "
+        "'lyceum-west' is not a BRIN (two digits and two capitals, and two digits for a "
+        "location: 12AB, 12AB01), and logins through an IdP that must name the school compare "
+        "the BRIN it sends with the school's id exactly: register the school with its BRIN as id"
+    ]
+    assert dump(registry_url) == before

@@ -235,6 +235,15 @@ def worker_pids(master: int) -> list[int]:
         return []
 
 
+def running(pid: int) -> bool:
+    """Whether process `pid` runs: alive and not a zombie (which has closed its files, and with
+    them its locks)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_bytes().rpartition(b")")[2].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+
+
 class GunicornBroker:
     """`gunicorn 'broker.web.app:create_app()'` on its own port, configured by `config`."""
 
