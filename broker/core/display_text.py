@@ -279,7 +279,8 @@ def look_alike_word(text: str) -> TextProblem | None:
         if script in WHOLE_SCRIPT_CHECKED:
             first.setdefault(script, index)
             if (
-                character not in LATIN_LOOK_ALIKES
+                script not in shown
+                and character not in LATIN_LOOK_ALIKES
                 and script not in NEVER_SHOWN
                 and unicodedata.category(character) != "Lm"
             ):
