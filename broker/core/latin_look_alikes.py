@@ -25,17 +25,18 @@ and Noto Sans Coptic, what Android and ChromeOS fall back to) and in DejaVu Sans
   liwn and the small oh, co, oh: U+053C U+0585 U+0581 U+0585): the small letters oh, seh, vo
   and co (o u n g) and the capitals oh, seh, liwn and tiwn (O U L S), the same shapes in both
   fonts. Left out: ho (an h whose stem hooks over at the top in Noto, though DejaVu draws a
-  plain h), za and gim (a q whose tail turns or is crossed), liwn, ini and reh (an l, h or n
-  whose stem runs below the line), yi (a j without its dot). An Armenian school's name keeps
+  plain h), za and gim (a q whose tail turns or is crossed), small liwn, ini and reh (an l, h
+  or n whose stem runs below the line), yi (a j without its dot). An Armenian school's name keeps
   its own script as a Russian one does: ayb, ben, ech, reh and most others pass for nothing
   Latin.
 - Coptic (its letters are Greek uncials): the capitals vida, hate, iauda, kapa, ni, o, ro, sima,
   tau, ua, khi (B H I K N O P C T Y X) and the Old Coptic L-shaped ha (an L); the small o, ro,
-  sima and khi (o p c x). Left out: alfa and eie (an uncial a and e), mi (an uncial m), zata
-  (a z with a tail), small ua (a v on a stem, as Cyrillic straight u), the small letters that
-  are small capitals (vida, hate, kapa, mi, ni, tau, as Cyrillic ve, en, ka), small iauda (no
-  dot), and the seven letters Coptic took from Demotic (U+03E2 to U+03EF: fei is a q open at
-  the top, the others pass for nothing Latin). These show a Coptic word's script.
+  sima and khi (o p c x: ro's bowl is a little squarer than p's, as Greek rho's differs, and
+  reads as p at the size of a name). Left out: alfa and eie (an uncial a and e), mi (an uncial
+  m), zata (a z with a tail), small ua (a v on a stem, as Cyrillic straight u), the small
+  letters that are small capitals (vida, hate, kapa, mi, ni, tau, as Cyrillic ve, en, ka), small
+  iauda (no dot), and the seven letters Coptic took from Demotic (U+03E2 to U+03EF: fei is a q
+  open at the top, the others pass for nothing Latin). These show a Coptic word's script.
 - Greek letters no Greek name uses any more, drawn as Latin capitals: yot (J, beside its small
   letter, already in), digamma (F) and san (M).
 Not added: Georgian jil and xan come close to d and b in Noto Sans Georgian, but their stems hook
