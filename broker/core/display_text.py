@@ -4,10 +4,11 @@ publisher's. One line of plain text each.
 What is refused is what would deceive a reader rather than what looks odd: control and format
 characters (Unicode category C*), among them invisible ones (a zero-width space makes two names
 that look the same differ) and direction overrides (U+202E shows a name read backwards); letters
-and digits in a compatibility form of an ordinary one (a fullwidth or mathematical bold W); a
-word that mixes Latin letters with look-alike letters of another script ("Woordwijs" with a
-Cyrillic o, U+043E: two services that read the same, one of them a phishing copy); and a word
-written wholly in Cyrillic or Greek letters that pass for Latin ones ("Coco" in Cyrillic). Pure
+and digits in a compatibility form of an ordinary one (a fullwidth or mathematical bold W), or
+a phonetic letter or unit sign drawn as one (a script g, the Kelvin sign); a word that mixes
+Latin letters with look-alike letters of another script ("Woordwijs" with a Cyrillic o, U+043E:
+two services that read the same, one of them a phishing copy); and a word written wholly in
+Cyrillic, Greek, Armenian or Coptic letters that pass for Latin ones ("Coco" in Cyrillic). Pure
 checks, shared by the CLI, the registry file import and the portals: each returns a
 `TextProblem` (which rule, which word, where), and every caller words its own message from it.
 """
@@ -19,7 +20,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import Enum
 
-from broker.core.latin_look_alikes import LATIN_LOOK_ALIKES, NEVER_SHOWN, WHOLE_SCRIPT_CHECKED
+from broker.core.latin_look_alikes import (
+    LATIN_LOOK_ALIKES,
+    LATIN_VARIANTS,
+    NEVER_SHOWN,
+    WHOLE_SCRIPT_CHECKED,
+)
 
 MAX_NAME = 200
 # How much of a peer's own text (an entity id, a URL, an issuer, a list of algorithms from
@@ -40,8 +46,8 @@ _INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 # O S T. No Dutch name has a word that needs one of their letters beside Latin ones, so the
 # refusal costs nothing. The first word of a letter's Unicode name is its script for these six;
 # a letter whose name starts otherwise (MICRO SIGN, FEMININE ORDINAL INDICATOR in "nª") counts
-# as no script at all. Other scripts with a few look-alikes (Canadian Syllabics, Tifinagh) are
-# not covered.
+# as no script at all. Other scripts with a few look-alikes (Canadian Syllabics, Tifinagh) or
+# near ones (Georgian: core/latin_look_alikes.py) are not covered.
 LOOK_ALIKE_SCRIPTS = frozenset({"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC", "LISU"})
 # How much of a refused word a message repeats.
 MAX_SHOWN_WORD = 40
@@ -62,9 +68,10 @@ class TextFault(Enum):
     EMPTY = "empty"
     TOO_LONG = "too_long"
     HIDDEN = "hidden"  # a control, format, separator or invisible character
-    COMPATIBILITY_FORM = "compatibility_form"  # a fullwidth or mathematical letter, a ligature
+    # a fullwidth or mathematical letter, a ligature, a script g (core/latin_look_alikes.py)
+    COMPATIBILITY_FORM = "compatibility_form"
     MIXED_SCRIPT = "mixed_script"  # Latin letters and look-alikes of another script in a word
-    # only Cyrillic, Greek, Lisu or Cherokee letters that pass for Latin ones
+    # only Cyrillic, Greek, Armenian, Coptic, Lisu or Cherokee letters that pass for Latin ones
     LOOK_ALIKE_WORD = "look_alike_word"
 
 
@@ -153,29 +160,36 @@ def _word_at(text: str, index: int) -> str:
 
 
 def _compatibility_letter(character: str) -> bool:
-    return (
+    return character in LATIN_VARIANTS or (
         unicodedata.category(character)[0] in "LN"
         and character not in _KEPT_COMPATIBILITY
         and unicodedata.decomposition(character).startswith(_COMPATIBILITY_TAGS)
     )
 
 
+def _ordinary(character: str) -> str:
+    """The ordinary letter or digit that a compatibility letter stands for."""
+    return LATIN_VARIANTS.get(character) or unicodedata.normalize("NFKC", character)
+
+
 def compatibility_form(text: str) -> TextProblem | None:
     """The first word of `text` with a letter or digit in a compatibility form of an ordinary
     one (a fullwidth W, U+FF37; mathematical bold or script letters; a ligature such as fi,
-    U+FB01; a Roman numeral XII, U+216B: what NFKC would replace), or None.
+    U+FB01; a Roman numeral XII, U+216B: what NFKC would replace), or with a letter that is
+    drawn as an ordinary Latin one and is not it (core/latin_look_alikes.LATIN_VARIANTS: the
+    script g of phonetics, U+0261; a small capital c, U+1D04; the Kelvin sign, U+212A, whose
+    decomposition to K is canonical, not tagged), or None.
 
     The ordinary letter looks the same, or nearly, so "Woordwijs" in fullwidth or mathematical
     letters reads as the real name and is not it; no one types these forms for a Dutch name
-    (they come from a copy of styled text, or from someone who wants the look-alike). Accented
-    letters are no compatibility form (é, or e with a combining accent, is canonical, NFC), and
-    punctuation is not judged: a typographic apostrophe (U+2019) and "…" stay as they are."""
+    (they come from a copy of styled text, or from someone who wants the look-alike), nor
+    writes a name in phonetic letters. Accented letters are no compatibility form (é, or e with
+    a combining accent, is canonical, NFC), and punctuation is not judged: a typographic
+    apostrophe (U+2019) and "…" stay as they are."""
     for index, character in enumerate(text):
         if not character.isascii() and _compatibility_letter(character):
             word = _word_at(text, index)
-            plain = "".join(
-                unicodedata.normalize("NFKC", c) if _compatibility_letter(c) else c for c in word
-            )
+            plain = "".join(_ordinary(c) if _compatibility_letter(c) else c for c in word)
             return TextProblem(
                 TextFault.COMPATIBILITY_FORM,
                 position=index + 1,
@@ -235,15 +249,19 @@ def _look_alike_beside_latin(word: str) -> str | None:
 
 
 def look_alike_word(text: str) -> TextProblem | None:
-    """The first word of `text` in Cyrillic, Greek, Lisu or Cherokee letters that all pass for
-    Latin ones ("Coco", "CITO" or "school" spelt in Cyrillic: core/latin_look_alikes.py), when
-    no letter of that script anywhere in `text` shows the script for what it is; or None.
+    """The first word of `text` in Cyrillic, Greek, Armenian, Coptic, Lisu or Cherokee letters
+    that all pass for Latin ones ("Coco", "CITO" or "school" spelt in Cyrillic, "Logo" in
+    Armenian, "CITO" in Coptic: core/latin_look_alikes.py), when no letter of that script
+    anywhere in `text` shows the script for what it is; or None.
 
     Refused whether or not the name has Latin words too: the copy most worth making is of a
-    one-word brand with nothing beside it. A real Russian, Ukrainian or Greek name almost always
-    holds a letter that no Latin one resembles (Cyrillic sha, el, ya, i; Greek lambda, sigma,
-    theta, an accented vowel), and then a short word wholly of look-alikes within it (the
-    Russian "s", "o", the Greek article "To") passes: the reader sees the script. Judged over
+    one-word brand with nothing beside it. A real Russian, Ukrainian, Greek or Armenian name
+    almost always holds a letter that no Latin one resembles (Cyrillic sha, el, ya, i; Greek
+    lambda, sigma, theta, an accented vowel; Armenian ayb, ben, reh), and then a short word
+    wholly of look-alikes within it (the Russian "s", "o", the Greek article "To") passes: the
+    reader sees the script. A modifier letter (Unicode category Lm: the Armenian half ring
+    U+0559, the Greek numeral sign U+0374) shows nothing of it: it reads as a quote or an accent
+    mark, so "Logo" in Armenian between two half rings is still refused. Judged over
     the whole text, so a name that is only capitals of look-alikes ("TO KENTPO" in Greek) must
     be written with its lower-case letters. Lisu and Cherokee letters (NEVER_SHOWN) show
     nothing: no name in a Dutch federation is written in them, so any word of them is refused."""
@@ -260,7 +278,12 @@ def look_alike_word(text: str) -> TextProblem | None:
         script = scripts[character]
         if script in WHOLE_SCRIPT_CHECKED:
             first.setdefault(script, index)
-            if character not in LATIN_LOOK_ALIKES and script not in NEVER_SHOWN:
+            if (
+                script not in shown
+                and character not in LATIN_LOOK_ALIKES
+                and script not in NEVER_SHOWN
+                and unicodedata.category(character) != "Lm"
+            ):
                 shown.add(script)
     refused = [(index, script) for script, index in first.items() if script not in shown]
     if not refused:

@@ -1,6 +1,8 @@
-"""Cyrillic, Greek, Lisu and Cherokee letters that a reader takes for Latin ones: pure data for
-the whole-script rule of core/display_text.py ("Coco" spelt with Cyrillic es and o, U+0421
-U+043E U+0441 U+043E, reads as the Latin word; so does "CITO" in Cyrillic capitals).
+"""Cyrillic, Greek, Armenian, Coptic, Lisu and Cherokee letters that a reader takes for Latin
+ones: pure data for the whole-script rule of core/display_text.py ("Coco" spelt with Cyrillic es
+and o, U+0421 U+043E U+0441 U+043E, reads as the Latin word; so does "CITO" in Cyrillic
+capitals). And a few letters Unicode counts as Latin, or as no script, drawn as an ordinary
+Latin letter (`LATIN_VARIANTS`): data for its rule on special forms of letters.
 
 How the table was chosen (by reasoning about the letters' shapes, not taken from Unicode's
 confusables file): Latin, Cyrillic and Greek capitals share many shapes because Latin and
@@ -15,6 +17,43 @@ not k t h b n r), Cyrillic straight u and Greek gamma (a v on a stem, not a y), 
 one-storey a, unlike the page's two-storey a), iota (no dot), upsilon (no stem) and kappa (a
 small capital). Each letter maps to the Latin letter it passes for, as a reviewer checks it and
 as a test reads it; the accented ones Dutch uses (ë, ï) are here too: "Citroën", "naïef".
+
+Added later, by the same reasoning, each letter looked at beside the Latin one it would pass
+for, overlaid and in running text at 16 and 22 pixels, in Noto Sans (with Noto Sans Armenian
+and Noto Sans Coptic, what Android and ChromeOS fall back to) and in DejaVu Sans:
+- Armenian, for a word wholly of its look-alikes passed before ("Logo" spelt with the capital
+  liwn and the small oh, co, oh: U+053C U+0585 U+0581 U+0585): the small letters oh, seh, vo
+  and co (o u n g) and the capitals oh, seh, liwn and tiwn (O U L S), the same shapes in both
+  fonts. Left out: ho (an h whose stem hooks over at the top in Noto, though DejaVu draws a
+  plain h), za and gim (a q whose tail turns or is crossed), small liwn, ini and reh (an l, h
+  or n whose stem runs below the line), yi (a j without its dot). An Armenian school's name keeps
+  its own script as a Russian one does: ayb, ben, ech, reh and most others pass for nothing
+  Latin.
+- Coptic (its letters are Greek uncials): the capitals vida, hate, iauda, kapa, ni, o, ro, sima,
+  tau, ua, khi (B H I K N O P C T Y X) and the Old Coptic L-shaped ha (an L); the small o, ro,
+  sima and khi (o p c x: ro's bowl is a little squarer than p's, as Greek rho's differs, and
+  reads as p at the size of a name). Left out: alfa and eie (an uncial a and e), mi (an uncial
+  m), zata (a z with a tail), small ua (a v on a stem, as Cyrillic straight u), the small
+  letters that are small capitals (vida, hate, kapa, mi, ni, tau, as Cyrillic ve, en, ka), small
+  iauda (no dot), and the seven letters Coptic took from Demotic (U+03E2 to U+03EF: fei is a q
+  open at the top, the others pass for nothing Latin). These show a Coptic word's script.
+- Greek letters no Greek name uses any more, drawn as Latin capitals: yot (J, beside its small
+  letter, already in), digamma (F) and san (M).
+Not added: Georgian jil and xan come close to d and b in Noto Sans Georgian, but their stems hook
+over at the top, as Armenian ho's does.
+
+`LATIN_VARIANTS`, for display_text.compatibility_form: letters of phonetic notation and two unit
+signs that read as the ordinary Latin letter and are not it ("Leegplank" with a script g, U+0261;
+"coco" with a small capital c, U+1D04; the Kelvin sign, U+212A, whose decomposition to K is
+canonical, so the rule's test for a compatibility form misses it). No name of a school, service or
+publisher is written with them, so refusing them costs nobody anything; what NFKC replaces
+(fullwidth and mathematical letters) is that rule's already. In: the script g (sans-serif type draws
+g so), the small capitals c o s v w z (drawn as the lower-case letter), the dental click of the
+Khoisan languages (an upright stroke: the l itself in Noto Sans, a little longer in DejaVu Sans),
+and the Kelvin and Angstrom signs. Left out, by shape: Latin alpha (a one-storey a, U+0251), Latin
+iota (no dot, U+0269), the small capitals that differ from the lower-case letter (I B H K R, U+026A
+U+0299 U+029C U+1D0B U+0280: as Cyrillic ka and en above), tone six (a b with a flag in DejaVu Sans,
+U+0185). Raised modifier letters (a small h, U+02B0) stay allowed as raised forms are.
 """
 
 from __future__ import annotations
@@ -87,6 +126,38 @@ _GREEK = {
     "\u03bd": "v",
     "\u03c1": "p",
     "\u03f3": "j",  # yot
+    "\u037f": "J",  # capital yot
+    "\u03dc": "F",  # digamma
+    "\u03fa": "M",  # san
+}
+_ARMENIAN = {
+    "\u0555": "O",  # oh
+    "\u054d": "U",  # seh
+    "\u053c": "L",  # liwn
+    "\u054f": "S",  # tiwn
+    "\u0585": "o",  # oh
+    "\u057d": "u",  # seh
+    "\u0578": "n",  # vo
+    "\u0581": "g",  # co: the one-storey g of sans-serif type
+}
+# Coptic letters are named after the Greek ones they come from (ua is upsilon, sima sigma).
+_COPTIC = {
+    "\u2c82": "B",  # vida
+    "\u2c8e": "H",  # hate
+    "\u2c92": "I",  # iauda
+    "\u2c94": "K",  # kapa
+    "\u2c9a": "N",  # ni
+    "\u2c9e": "O",  # o
+    "\u2ca2": "P",  # ro
+    "\u2ca4": "C",  # sima
+    "\u2ca6": "T",  # tau
+    "\u2ca8": "Y",  # ua
+    "\u2cac": "X",  # khi
+    "\u2cd0": "L",  # Old Coptic L-shaped ha
+    "\u2c9f": "o",  # o
+    "\u2ca3": "p",  # ro
+    "\u2ca5": "c",  # sima
+    "\u2cad": "x",  # khi
 }
 
 # Lisu's Fraser alphabet was made from Latin capitals, upright and turned: the upright ones.
@@ -143,10 +214,31 @@ _CHEROKEE = {
 }
 
 # Look-alike letter → the Latin letter it passes for.
-LATIN_LOOK_ALIKES: Mapping[str, str] = MappingProxyType(_CYRILLIC | _GREEK | _LISU | _CHEROKEE)
-# The scripts the table covers, as `unicodedata.name` starts their letters' names.
-WHOLE_SCRIPT_CHECKED = frozenset({"CYRILLIC", "GREEK", "LISU", "CHEROKEE"})
+LATIN_LOOK_ALIKES: Mapping[str, str] = MappingProxyType(
+    _CYRILLIC | _GREEK | _ARMENIAN | _COPTIC | _LISU | _CHEROKEE
+)
+# The scripts the table covers, as `unicodedata.name` starts their letters' names (the Coptic
+# letters in the Greek block, U+03E2 to U+03EF, are named COPTIC too).
+WHOLE_SCRIPT_CHECKED = frozenset({"CYRILLIC", "GREEK", "ARMENIAN", "COPTIC", "LISU", "CHEROKEE"})
 # Scripts no school, service or publisher of a Dutch federation writes its name in: a word in
-# them is refused even beside letters that pass for nothing Latin (which for Cyrillic and Greek
-# show a real name in that script), since nobody's own name is lost by it.
+# them is refused even beside letters that pass for nothing Latin (which for Cyrillic, Greek,
+# Armenian and Coptic show a real name in that script), since nobody's own name is lost by it.
 NEVER_SHOWN = frozenset({"LISU", "CHEROKEE"})
+
+# Letters of phonetic notation and unit signs → the ordinary Latin letter they are drawn as.
+LATIN_VARIANTS: Mapping[str, str] = MappingProxyType(
+    {
+        "\u0261": "g",  # LATIN SMALL LETTER SCRIPT G: the g of sans-serif type
+        "\u1d04": "c",  # LATIN LETTER SMALL CAPITAL C: for c o s v w z the small capital is
+        "\u1d0f": "o",  # drawn as the lower-case letter
+        "\ua731": "s",
+        "\u1d20": "v",
+        "\u1d21": "w",
+        "\u1d22": "z",
+        "\u01c0": "l",  # LATIN LETTER DENTAL CLICK (Khoisan languages): an upright stroke
+        # Canonical equivalents of the letter itself, which NFC would replace: not NFKC's
+        # compatibility forms, so they would pass as they are.
+        "\u212a": "K",  # KELVIN SIGN
+        "\u212b": "Å",  # ANGSTROM SIGN
+    }
+)

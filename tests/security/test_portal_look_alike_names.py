@@ -9,10 +9,10 @@ Look-alikes are written as escapes: U+0430 a Cyrillic a, U+0435 a Cyrillic e, U+
 Cyrillic o, U+0421 a Cyrillic es (a C), U+03BF a Greek omicron, U+0585 an Armenian oh; U+FF21
 and on are fullwidth Latin letters, U+1D400 and on mathematical bold ones.
 
-The same holds for a word in a compatibility form of Latin letters (fullwidth, mathematical)
-and for a word only of Cyrillic or Greek letters that all pass for Latin ones ("Coco" in
-Cyrillic): each refused with its own words, the word shown, and the ordinary or Latin letters
-it reads as."""
+The same holds for a word in a compatibility form of Latin letters (fullwidth, mathematical, a
+phonetic script g) and for a word only of Cyrillic, Greek, Armenian or Coptic letters that all
+pass for Latin ones ("Coco" in Cyrillic, "Logo" in Armenian): each refused with its own words,
+the word shown, and the ordinary or Latin letters it reads as."""
 
 from __future__ import annotations
 
@@ -203,6 +203,8 @@ def test_every_look_alike_script_has_a_name_in_the_portal() -> None:
 
 FULLWIDTH_EXAMENS = "\uff25\uff58\uff41\uff4d\uff45\uff4e\uff53"
 CYRILLIC_COCO = "\u0421\u043e\u0441\u043e"
+ARMENIAN_LOGO = "\u053c\u0585\u0581\u0585"  # capital liwn, small oh, co, oh
+SCRIPT_G = "Lee\u0261plank"  # U+0261 the script g of phonetics
 
 
 @pytest.mark.parametrize(
@@ -231,6 +233,18 @@ CYRILLIC_COCO = "\u0421\u043e\u0441\u043e"
             "en",
             f"“{CYRILLIC_COCO}” is written only in Cyrillic letters that look like Latin ones: it "
             "reads as “Coco”. Write it in Latin letters.",
+        ),
+        (
+            f"{ARMENIAN_LOGO} Toetsen",
+            "nl",
+            f"„{ARMENIAN_LOGO}” bestaat alleen uit Armeense letters die op Latijnse lijken: het "
+            "leest als „Logo”. Schrijf het in Latijnse letters.",
+        ),
+        (
+            f"{SCRIPT_G} West",
+            "nl",
+            f"„{SCRIPT_G}” bevat bijzondere vormen van letters of cijfers (brede, wiskundige of "
+            "samengevoegde). Typ het met gewone: „Leegplank”.",
         ),
     ],
 )

@@ -20,7 +20,7 @@ from broker.core.display_text import (
     plain_text_problem,
     shown_excerpt,
 )
-from broker.core.latin_look_alikes import LATIN_LOOK_ALIKES, WHOLE_SCRIPT_CHECKED
+from broker.core.latin_look_alikes import LATIN_LOOK_ALIKES, LATIN_VARIANTS, WHOLE_SCRIPT_CHECKED
 from broker.core.towns import MAX_TOWN, town_problem
 
 
@@ -118,6 +118,13 @@ CYRILLIC_NAME = "\u0420\u0443\u0441\u0441\u043a\u0430\u044f \u0448\u043a\u043e\u
 GREEK_NAME = (
     "\u0395\u03bb\u03bb\u03b7\u03bd\u03b9\u03ba\u03cc \u03a3\u03c7\u03bf\u03bb\u03b5\u03af\u03bf"
 )
+# Armenian "Mesrop Mashtots school" (the name of many Armenian weekend schools); Coptic "Abba
+# Shenoute" (a saint a Coptic Sunday school is named after), its last letters from the Greek block.
+ARMENIAN_NAME = (
+    "\u0544\u0565\u057d\u0580\u0578\u057a \u0544\u0561\u0577\u057f\u0578\u0581 "
+    "\u0564\u057a\u0580\u0578\u0581"
+)
+COPTIC_NAME = "\u2c80\u2c83\u2c83\u2c81 \u03e2\u2c89\u2c9b\u2c9f\u2ca9\u03ef"
 
 
 @pytest.mark.parametrize(
@@ -138,6 +145,10 @@ GREEK_NAME = (
         GREEK_NAME,  # wholly Greek
         f"{CYRILLIC_NAME} Amsterdam",  # a Latin word beside Cyrillic ones: each reads as it is
         f"{GREEK_NAME} Amsterdam",
+        ARMENIAN_NAME,
+        f"{ARMENIAN_NAME} Almelo",
+        COPTIC_NAME,
+        f"{COPTIC_NAME} Amsterdam",
     ],
 )
 def test_names_in_one_script_per_word_pass(name: str) -> None:
@@ -205,9 +216,11 @@ def test_the_look_alike_rule_holds_for_towns_and_shows_a_long_word_cut_short() -
     assert hidden is not None and hidden.fault is TextFault.HIDDEN
 
 
-# Compatibility forms (NFKC replaces them) and whole words of Cyrillic or Greek look-alikes, as
-# escapes: U+FF37 and others fullwidth, U+1D416 and others mathematical bold, U+1D4B2
-# mathematical script W, U+FB01 the fi ligature, U+017F long s, U+216B Roman numeral twelve.
+# Compatibility forms (NFKC replaces them) and whole words of Cyrillic, Greek, Armenian or Coptic
+# look-alikes, as escapes: U+FF37 and others fullwidth, U+1D416 and others mathematical bold,
+# U+1D4B2 mathematical script W, U+FB01 the fi ligature, U+017F long s, U+216B Roman numeral
+# twelve; U+0261 script g, U+1D04 and U+1D0F small capitals c and o, U+01C0 the dental click
+# letter, U+212A the Kelvin sign, U+212B the Angstrom sign.
 FULLWIDTH_WOORDWIJS = "\uff37\uff4f\uff4f\uff52\uff44\uff57\uff49\uff4a\uff53"
 BOLD_WOORDWIJS = "".join(chr(0x1D41A + ord(c) - ord("a")) for c in "woordwijs")
 
@@ -232,9 +245,20 @@ BOLD_WOORDWIJS = "".join(chr(0x1D41A + ord(c) - ord("a")) for c in "woordwijs")
         "\u0428\u043a\u043e\u043b\u0430 \u043e \u043c\u0438\u0440\u0435",
         "\u03a4\u03bf \u03a3\u03c7\u03bf\u03bb\u03b5\u03af\u03bf",
         "\u0423\u043a\u0440\u0430\u0457\u043d\u0441\u044c\u043a\u0430 \u0448\u043a\u043e\u043b\u0430",
+        # Armenian and Coptic names, and one beside a word of look-alikes: "Sos village school"
+        # (Sos, U+054D U+0578 U+057D, reads as "Unu"), "Pikhristos" (the Christ).
+        ARMENIAN_NAME,
+        "\u054d\u0578\u057d \u0563\u0575\u0578\u0582\u0572\u056b \u0564\u057a\u0580\u0578\u0581",
+        COPTIC_NAME,
+        "\u2ca1\u2c93\u2cad\u2ca3\u2c93\u2ca5\u2ca7\u2c9f\u2ca5",
+        # Letters that only come close to a Latin one: Armenian ho (an h hooked at the top) in
+        # a word of look-alikes shows the script; Latin alpha, iota and small capital I (a
+        # one-storey a, no dot, serifs) are no special form of a, i or I.
+        "\u0570\u0585\u0581",
+        "M\u0251th\u0269s \u026a",
     ],
 )
-def test_accents_the_dutch_ij_punctuation_and_real_cyrillic_or_greek_names_pass(
+def test_accents_the_dutch_ij_punctuation_and_real_names_in_other_scripts_pass(
     name: str,
 ) -> None:
     assert name_problem(name) is None
@@ -251,6 +275,12 @@ def test_accents_the_dutch_ij_punctuation_and_real_cyrillic_or_greek_names_pass(
         ("Wi\u017fkunde", "Wi\u017fkunde", "Wiskunde"),  # long s
         ("College \u216b", "\u216b", "XII"),  # Roman numeral
         ("\u0132ssel \uff37ijs", "\uff37ijs", "Wijs"),  # the IJ is kept, the W is not
+        # Letters NFKC keeps that are drawn as an ordinary one (core/latin_look_alikes.py).
+        ("Lee\u0261plank", "Lee\u0261plank", "Leegplank"),  # the phonetic script g
+        ("\u1d04\u1d0f\u1d04\u1d0f", "\u1d04\u1d0f\u1d04\u1d0f", "coco"),  # small capitals
+        ("Wi\u01c0lem College", "Wi\u01c0lem", "Willem"),  # a click letter, an upright stroke
+        ("\u212aennisnet Leiden", "\u212aennisnet", "Kennisnet"),  # the Kelvin sign
+        ("\u212bngstr\u00f6m", "\u212bngstr\u00f6m", "\u00c5ngstr\u00f6m"),  # the Angstrom sign
     ],
 )
 def test_letters_and_digits_in_a_compatibility_form_are_refused(
@@ -294,9 +324,28 @@ def test_letters_and_digits_in_a_compatibility_form_are_refused(
         # Capitals of look-alikes only, in Greek: written with its lower case, it passes.
         ("\u03a4\u039f \u039a\u0395\u039d\u03a4\u03a1\u039f", "\u03a4\u039f", "Greek", "TO"),
         ("\u039f\u03a1\u0391 Amsterdam", "\u039f\u03a1\u0391", "Greek", "OPA"),
+        # Greek letters no Greek name uses any more: digamma, capital yot.
+        ("\u03dc\u0399\u03a4", "\u03dc\u0399\u03a4", "Greek", "FIT"),
+        ("\u037f\u039f\u039a\u0395", "\u037f\u039f\u039a\u0395", "Greek", "JOKE"),
+        # Armenian: capital liwn, small oh, co, oh; capitals tiwn, oh, seh, liwn; small vo, oh, co.
+        ("\u053c\u0585\u0581\u0585", "\u053c\u0585\u0581\u0585", "Armenian", "Logo"),
+        ("\u054f\u0555\u054d\u053c Rotterdam", "\u054f\u0555\u054d\u053c", "Armenian", "SOUL"),
+        ("Lyceum \u0578\u0585\u0581", "\u0578\u0585\u0581", "Armenian", "nog"),
+        # A modifier letter (the Armenian half ring, U+0559) reads as a quote, not as the script.
+        (
+            "\u0559\u053c\u0585\u0581\u0585\u0559",
+            "\u0559\u053c\u0585\u0581\u0585\u0559",
+            "Armenian",
+            "\u0559Logo\u0559",
+        ),
+        # Coptic: capitals sima, iauda, tau, o; small sima, o; capitals vida, o, khi (Greek-block
+        # Coptic letters pass for nothing Latin and show the script, as in COPTIC_NAME).
+        ("\u2ca4\u2c92\u2ca6\u2c9e", "\u2ca4\u2c92\u2ca6\u2c9e", "Coptic", "CITO"),
+        ("\u2ca5\u2c9f\u2ca5\u2c9f Amsterdam", "\u2ca5\u2c9f\u2ca5\u2c9f", "Coptic", "coco"),
+        ("De \u2c82\u2c9e\u2cac", "\u2c82\u2c9e\u2cac", "Coptic", "BOX"),
     ],
 )
-def test_a_word_only_of_cyrillic_or_greek_look_alikes_is_refused(
+def test_a_word_only_of_look_alikes_is_refused(
     name: str, word: str, script: str, reads_as: str
 ) -> None:
     problem = name_problem(name)
@@ -314,19 +363,37 @@ def test_a_word_mixing_latin_is_named_as_mixed_before_anything_else() -> None:
     assert name_problem("\u0421\u043e\u0441\u043e W\u043eordwijs") == TextProblem(
         TextFault.MIXED_SCRIPT, position=7, word="W\u043eordwijs", script="Cyrillic"
     )
+    assert name_problem("\u053c\u0585\u0581\u0585 W\u0585ordwijs") == TextProblem(
+        TextFault.MIXED_SCRIPT, position=7, word="W\u0585ordwijs", script="Armenian"
+    )
     problem = name_problem(f"\u0421\u043e\u0441\u043e {FULLWIDTH_WOORDWIJS}")
     assert problem is not None and problem.fault is TextFault.COMPATIBILITY_FORM
 
 
-def test_the_look_alike_table_maps_cyrillic_and_greek_letters_to_latin_ones() -> None:
+def test_the_look_alike_table_maps_letters_of_the_checked_scripts_to_latin_ones() -> None:
     """Pure data (core/latin_look_alikes.py): each letter of a checked script, canonical (no
     compatibility form of its own), mapped to one Latin letter."""
     for letter, latin in LATIN_LOOK_ALIKES.items():
         assert unicodedata.name(letter).split()[0] in WHOLE_SCRIPT_CHECKED, letter
         assert unicodedata.normalize("NFKC", letter) == letter
         assert len(latin) == 1 and unicodedata.name(latin).startswith("LATIN "), latin
-    # Letters that only come close stay out: Cyrillic ka and te, Greek alpha, iota and gamma.
-    assert not {"\u043a", "\u0442", "\u03b1", "\u03b9", "\u03b3"} & LATIN_LOOK_ALIKES.keys()
+    # Letters that only come close stay out: Cyrillic ka and te, Greek alpha, iota and gamma,
+    # Armenian ho and za, Coptic mi, small ua and fei.
+    close = {"\u043a", "\u0442", "\u03b1", "\u03b9", "\u03b3", "\u0570", "\u0566", "\u2c98"}
+    assert not (close | {"\u2ca9", "\u03e5"}) & LATIN_LOOK_ALIKES.keys()
+
+
+def test_the_latin_variants_are_letters_no_other_rule_catches() -> None:
+    """core/latin_look_alikes.LATIN_VARIANTS: each a letter of no look-alike script that NFKC
+    does not replace as a compatibility form, mapped to an ordinary Latin letter."""
+    for letter, latin in LATIN_VARIANTS.items():
+        assert letter.isalpha() and letter not in LATIN_LOOK_ALIKES, letter
+        assert unicodedata.name(letter).split()[0] not in LOOK_ALIKE_SCRIPTS, letter
+        assert not unicodedata.decomposition(letter).startswith("<"), letter
+        assert len(latin) == 1 and unicodedata.name(latin).startswith("LATIN "), latin
+        assert name_problem(f"x{letter}x") is not None
+    # Left out by shape: Latin alpha, iota and small capital I.
+    assert not {"\u0251", "\u0269", "\u026a"} & LATIN_VARIANTS.keys()
 
 
 @pytest.mark.parametrize(
