@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -145,11 +146,12 @@ def browser() -> Iterator[Browser]:
 
 @pytest.fixture
 def new_context(browser: Browser) -> Iterator[Callable[..., BrowserContext]]:
-    """Opens fresh contexts (a Dutch-speaking browser unless told otherwise); closes them after."""
+    """Opens fresh contexts (a Dutch-speaking browser unless told otherwise; `options`: more of
+    Playwright's context options, a phone's viewport say); closes them after."""
     contexts: list[BrowserContext] = []
 
-    def open_context(locale: str = "nl-NL") -> BrowserContext:
-        context = browser.new_context(locale=locale)
+    def open_context(locale: str = "nl-NL", **options: Any) -> BrowserContext:
+        context = browser.new_context(locale=locale, **options)
         context.set_default_timeout(TIMEOUT_MS)
         contexts.append(context)
         return context

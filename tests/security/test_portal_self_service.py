@@ -339,52 +339,109 @@ def test_an_eck_id_school_cannot_switch_its_identity_provider(
     assert 'id="oidc-form"' in own and 'id="eck-id-locked"' not in own
 
 
-def test_a_school_on_a_shared_idp_cannot_change_it(
-    site: PortalSite, caplog: pytest.LogCaptureFixture, tmp_path: Path
-) -> None:
-    """A school board's IdP serves two schools: its metadata is the IdP's, and a change by one
-    school would change the other's logins. Read-only, saying so; every change a 403."""
-    board_idp = "http://localhost:9409/metadata"
-    key, cert = tmp_path / "board.key", tmp_path / "board.crt"
+def _board_idp(tmp_path: Path, port: int, brin: str) -> tuple[str, str]:
+    """A school board's SAML IdP: its entity id and metadata."""
+    base_url = f"http://localhost:{port}"
+    key, cert = tmp_path / f"board-{port}.key", tmp_path / f"board-{port}.crt"
     write_pair(key, cert, "board")
-    xml = school_idp_metadata(
-        SchoolIdpSettings(
-            base_url="http://localhost:9409",
-            entity_id=board_idp,
-            key_file=key,
-            cert_file=cert,
-            sp_metadata=(),
-            school_name="Bestuursschool",
-            brin="88BB00",
-        )
+    settings = SchoolIdpSettings(
+        base_url=base_url,
+        entity_id=f"{base_url}/metadata",
+        key_file=key,
+        cert_file=cert,
+        sp_metadata=(),
+        school_name="Bestuursschool",
+        brin=brin,
     )
-    for school_id in ("88BB00", "88BB01"):
-        site.registry.add_school(School(school_id, f"Bestuursschool {school_id}", board_idp), xml)
-    site.accounts["board-school"] = site.add_account(
-        "ict@bestuur.example", AdminRole.SCHOOL, "88BB01"
-    )
-    client = site.sign_in("board-school")
-    url = "/portal/school/88BB01/identity-provider"
-    before, generation = site.registry.school("88BB01"), site.registry.generation()
+    return settings.entity_id, school_idp_metadata(settings)
+
+
+def _expect_read_only(
+    site: PortalSite,
+    account: str,
+    school_id: str,
+    caplog: pytest.LogCaptureFixture,
+    *,
+    shown: tuple[str, ...],
+    reason: str,
+) -> None:
+    """The school's identity provider page, to `account`, shows `shown` and no form; both
+    forms' POSTs are refused (403), change nothing, and log `reason=<reason>`."""
+    client = site.sign_in(account)
+    url = f"/portal/school/{school_id}/identity-provider"
+    school = site.registry.school(school_id)
+    assert school is not None
+    metadata = site.registry.registered_metadata("idp", school_id)
+    generation = site.registry.generation()
 
     page = client.get(url, base_url=HTTPS).get_data(as_text=True)
-    assert board_idp in page and 'id="shared-idp-locked"' in page
-    assert "Deze inlogdienst wordt gedeeld met andere scholen" in page
-    assert "operator van de federatie" in page
+    assert school.idp_entity_id in page and "operator van de federatie" in page
+    for text in shown:
+        assert text in unescape(page), text
     assert 'id="saml-form"' not in page and 'id="oidc-form"' not in page
 
     token = csrf_token(page)
     saml = {"csrf_token": token, "metadata_url": "https://idp.example/metadata"}
     oidc = {"csrf_token": token, "issuer": "https://op.example", "client_id": "broker",
             "client_secret": "x", "algorithm": "RS256", "oidc_subject": "sub"}  # fmt: skip
+    caplog.clear()
     with caplog.at_level(logging.WARNING, logger="broker.portal"):
         for action, data in (("saml", saml), ("oidc", oidc)):
             response = client.post(f"{url}/{action}", base_url=HTTPS, data=data)
             assert response.status_code == 403, action
-    assert site.registry.school("88BB01") == before
-    assert site.registry.registered_metadata("idp", "88BB00") == xml
+    assert site.registry.school(school_id) == school
+    assert site.registry.registered_metadata("idp", school_id) == metadata
     assert site.registry.generation() == generation
-    assert caplog.text.count("reason=shared_idp") == 2
+    assert caplog.text.count(f"reason={reason}") == 2
+
+
+def test_a_school_on_a_shared_idp_cannot_change_it(
+    site: PortalSite, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """A school board's IdP serves two schools: its metadata is the IdP's, and a change by one
+    school would change the other's logins. Read-only, saying so; every change a 403."""
+    board_idp, xml = _board_idp(tmp_path, 9409, "88BB00")
+    for school_id in ("88BB00", "88BB01"):
+        site.registry.add_school(School(school_id, f"Bestuursschool {school_id}", board_idp), xml)
+    site.accounts["board-school"] = site.add_account(
+        "ict@bestuur.example", AdminRole.SCHOOL, "88BB01"
+    )
+    shown = ('id="shared-idp-locked"', "Deze inlogdienst wordt gedeeld met andere scholen")
+    _expect_read_only(site, "board-school", "88BB01", caplog, shown=shown, reason="shared_idp")
+    assert site.registry.registered_metadata("idp", "88BB00") == xml
+
+
+def test_a_board_idp_of_one_school_so_far_is_the_operators_too(
+    site: PortalSite, caplog: pytest.LogCaptureFixture, tmp_path: Path
+) -> None:
+    """An IdP whose logins must name the school (`idps_naming_school`) is a board's, also while
+    one school is registered on it: a new metadata from that school's portal would be the
+    IdP's for the board's schools not registered yet. Read-only like a shared one, saying it is
+    the board's; once the operator clears the mark (an IdP that is one school's), the forms are
+    back."""
+    board_idp, xml = _board_idp(tmp_path, 9410, "88BC00")
+    site.registry.add_school(School("88BC00", "Eerste school van het bestuur", board_idp), xml)
+    site.accounts["first-board-school"] = site.add_account(
+        "ict@eerste.example", AdminRole.SCHOOL, "88BC00"
+    )
+    client = site.sign_in("first-board-school")
+    url = "/portal/school/88BC00/identity-provider"
+    own = client.get(url, base_url=HTTPS).get_data(as_text=True)
+    assert 'id="saml-form"' in own and "-idp-locked" not in own  # not marked: its own
+
+    site.registry.set_idp_names_school("88BC00", True)
+    shown = ('id="board-idp-locked"', "gemarkeerd als die van uw schoolbestuur")
+    site.accounts["first-board-school-2"] = site.add_account(
+        "ict2@eerste.example", AdminRole.SCHOOL, "88BC00"
+    )
+    _expect_read_only(
+        site, "first-board-school-2", "88BC00", caplog, shown=shown, reason="board_idp"
+    )
+    assert 'id="shared-idp-locked"' not in client.get(url, base_url=HTTPS).get_data(as_text=True)
+
+    site.registry.set_idp_names_school("88BC00", False)
+    again = client.get(url, base_url=HTTPS).get_data(as_text=True)
+    assert 'id="saml-form"' in again and "-idp-locked" not in again
 
 
 def test_the_identity_provider_page_names_the_schools_own_redirect_uri(site: PortalSite) -> None:

@@ -16,16 +16,22 @@ here: the ECK iD namespace is sector-wide, so a provider of the school's own cho
 any student's ECK iD and be that student at every publisher. The page shows the provider read-only
 and a POST is refused (403); the federation operator changes it (`registry import`, docs/cli.md).
 
-Nor can a school whose SAML IdP other schools share (a school board's, core/shared_idp.py): its
-metadata is the IdP's, and a change would change the other schools' logins too. The page shows
-it read-only, saying it is shared, and a POST is refused (403); the federation operator manages
-it (`school update --saml-metadata` updates every school on the IdP, docs/operations.md).
+Nor can a school on a school board's SAML IdP (core/shared_idp.py): one other schools share, or
+one whose logins must name the school (`idps_naming_school`: set by the operator for a board IdP
+registered for one school so far, or kept after the board's other schools left). Its metadata is
+the IdP's, and a change would change the sign-in of the board's other schools, registered or not
+yet: the next school added must bring the IdP's metadata as stored (registry/shared_idps.py). The
+page shows it read-only, saying whose it is, and a POST is refused (403); the federation operator
+manages it (`school update --saml-metadata` updates every school on the IdP, docs/operations.md).
+The rule is `must_name_school`'s, the same the login checks: a board's IdP is one whose logins
+must name the school.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from typing import Literal
 
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext
@@ -35,7 +41,7 @@ from broker.core.admins import AdminRole
 from broker.core.errors import BadRequest, UpstreamFailure
 from broker.core.hosted_domain import checked_hosted_domain, lacks_hosted_domain
 from broker.core.model import OidcUpstream, School
-from broker.core.shared_idp import is_shared_idp
+from broker.core.shared_idp import is_shared_idp, must_name_school
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
 from broker.web.labels import localised_detail, localised_problem
@@ -55,6 +61,13 @@ log = logging.getLogger("broker.portal")
 school_idp_pages = portal_blueprint("portal_school_idp", "/portal/school/<school_id>")
 SCHOOL = AdminRole.SCHOOL
 DEFAULT_TIMEOUT = 5.0
+# Why a school's administrators may not change its identity provider themselves.
+Locked = Literal["eck_id", "shared_idp", "board_idp"]
+_REFUSED: dict[Locked, str] = {
+    "eck_id": "identity provider of an ECK iD school",
+    "shared_idp": "identity provider other schools share",
+    "board_idp": "identity provider whose logins must name the school",
+}
 
 
 def _school(school_id: str) -> School:
@@ -66,32 +79,32 @@ def _school(school_id: str) -> School:
 
 def _changeable(school: School) -> School:
     """The school, if its administrators may change its identity provider themselves."""
-    if school.use_eck_id:
+    locked = _locked(school)
+    if locked is not None:
         log.warning(
-            "portal school idp refused school=%s reason=eck_id admin=%s",
+            "portal school idp refused school=%s reason=%s admin=%s",
             school.id,
+            locked,
             current_admin().id,
         )
-        raise PortalForbidden("identity provider of an ECK iD school")
-    if _shared_with(school):
-        log.warning(
-            "portal school idp refused school=%s reason=shared_idp admin=%s",
-            school.id,
-            current_admin().id,
-        )
-        raise PortalForbidden("identity provider other schools share")
+        raise PortalForbidden(_REFUSED[locked])
     return school
 
 
-def _shared_with(school: School) -> tuple[School, ...]:
-    """The other schools on the school's SAML IdP (a school board's); none for an IdP of its
-    own or an OpenID provider (whose issuer is one school's, registry/shared_idps.py)."""
+def _locked(school: School) -> Locked | None:
+    """Why the school's identity provider is the federation operator's to change, or None: the
+    ECK iD school's (`eck_id`); a board's SAML IdP, whose logins must name the school, with
+    other schools on it (`shared_idp`) or with this school alone so far (`board_idp`). An
+    OpenID provider's issuer is one school's (registry/shared_idps.py)."""
+    if school.use_eck_id:
+        return "eck_id"
     if school.oidc is not None:
-        return ()
-    on_idp = broker().registry.schools_by_idp(school.idp_entity_id)
-    return (
-        tuple(other for other in on_idp if other.id != school.id) if is_shared_idp(on_idp) else ()
-    )
+        return None
+    registry = broker().registry
+    on_idp = registry.schools_by_idp(school.idp_entity_id)
+    if not must_name_school(registry.idp_names_school(school.idp_entity_id), on_idp):
+        return None
+    return "shared_idp" if is_shared_idp(on_idp) else "board_idp"
 
 
 def _forms(school: School) -> tuple[SamlIdpForm, OidcProviderForm]:
@@ -125,7 +138,7 @@ def _page(
         logout_callback=settings.oidc_logout_callback_url(school.id),
         backchannel_logout=settings.oidc_backchannel_logout_url(school.id),
         hosted_domain_missing=lacks_hosted_domain(school.oidc),
-        shared_idp=bool(_shared_with(school)),
+        locked=_locked(school),
     )
     return page, status
 
