@@ -10,13 +10,15 @@ Latin letters with look-alike letters of another script ("Woordwijs" with a Cyri
 two services that read the same, one of them a phishing copy); and a word written wholly in
 Cyrillic, Greek, Armenian or Coptic letters that pass for Latin ones ("Coco" in Cyrillic). Pure
 checks, shared by the CLI, the registry file import and the portals: each returns a
-`TextProblem` (which rule, which word, where), and every caller words its own message from it.
+`TextProblem` (which rule, which word, where, and which characters in it are at fault, each by
+its code point, its Unicode name and the plain letter to type instead), and every caller words
+its own message from it.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
@@ -51,6 +53,11 @@ _INVISIBLE = frozenset("\u034f\u115f\u1160\u3164\uffa0")
 LOOK_ALIKE_SCRIPTS = frozenset({"CYRILLIC", "GREEK", "ARMENIAN", "CHEROKEE", "COPTIC", "LISU"})
 # How much of a refused word a message repeats.
 MAX_SHOWN_WORD = 40
+# How many different characters at fault a message names (the rest it counts), and at how many
+# places in the word each: a fullwidth name has a dozen, and the first few tell the reader what
+# is wrong and what to type.
+MAX_NAMED = 3
+MAX_PLACES = 3
 
 # Compatibility forms that only restate an ordinary letter or digit in another width, font or as
 # a ligature: NFKC replaces them, and a reader sees the ordinary one. Raised, lowered, circled and
@@ -76,6 +83,30 @@ class TextFault(Enum):
 
 
 @dataclass(frozen=True)
+class CharacterAtFault:
+    """A character of a refused word that a message names: a Kelvin sign, a fullwidth W and a
+    Cyrillic o look like K, W and o, so a message that only repeats the word shows the reader
+    nothing to fix. Its code point and Unicode name say which it is ("U+212A KELVIN SIGN"), the
+    places where it stands in the word, and the ordinary letter to type instead."""
+
+    character: str
+    places: tuple[int, ...]  # in the word, counted from 1
+    plain: str = ""  # the ordinary letter or digit (or "fi", "XII") to type instead; "" if none
+
+    @property
+    def named(self) -> str:
+        """Its code point and Unicode name, as a message names it: "U+212A KELVIN SIGN"."""
+        name = unicodedata.name(self.character, "")
+        return f"U+{ord(self.character):04X} {name}".rstrip()
+
+    @property
+    def shown_places(self) -> str:
+        """Its places in the word as a message lists them: "2", "2, 3", "2, 3, 5, …"."""
+        shown = ", ".join(str(place) for place in self.places[:MAX_PLACES])
+        return shown + (", …" if len(self.places) > MAX_PLACES else "")
+
+
+@dataclass(frozen=True)
 class TextProblem:
     """Why a text cannot be shown as a name or a town: the rule (`fault`), and what a message
     names. `str()` is the English "must …" the CLI and the registry file import give."""
@@ -89,6 +120,10 @@ class TextProblem:
     script: str = ""  # MIXED_SCRIPT, LOOK_ALIKE_WORD: the other script ("Cyrillic")
     # COMPATIBILITY_FORM: the word in ordinary letters; LOOK_ALIKE_WORD: the Latin it reads as.
     plain: str = ""
+    # COMPATIBILITY_FORM, MIXED_SCRIPT, LOOK_ALIKE_WORD: the first `MAX_NAMED` different
+    # characters of `word` at fault, in order, and how many different others there are.
+    characters: tuple[CharacterAtFault, ...] = ()
+    more: int = 0
 
     def __str__(self) -> str:
         match self.fault:
@@ -104,18 +139,32 @@ class TextProblem:
             case TextFault.COMPATIBILITY_FORM:
                 return (
                     "must be written in ordinary letters and digits, not in wide, mathematical "
-                    f'or other special forms of them ("{self.word}": "{self.plain}")'
+                    f'or other special forms of them: "{self.word}" has {self.characters_named}'
                 )
             case TextFault.MIXED_SCRIPT:
                 return (
-                    f"must not mix Latin letters with look-alike {self.script} ones in one word "
-                    f'("{self.word}")'
+                    f"must not mix Latin letters with look-alike {self.script} ones in one word: "
+                    f'"{self.word}" has {self.characters_named}'
                 )
             case TextFault.LOOK_ALIKE_WORD:
                 return (
                     f"must not spell a word only in {self.script} letters that look like Latin "
-                    f'ones ("{self.word}" reads as "{self.plain}")'
+                    f'ones: "{self.word}" reads as "{self.plain}" and has {self.characters_named}'
                 )
+
+    @property
+    def characters_named(self) -> str:
+        """The characters at fault in English, as the CLI and the registry file import name
+        them: 'U+212A KELVIN SIGN as character 1 (type "K" instead); …; and 2 other such
+        characters'. The portals word them in the page's language (web/portal/field_checks.py)."""
+        named = []
+        for at_fault in self.characters:
+            s = "s" if len(at_fault.places) > 1 else ""
+            instead = f' (type "{at_fault.plain}" instead)' if at_fault.plain else ""
+            named.append(f"{at_fault.named} as character{s} {at_fault.shown_places}{instead}")
+        if self.more:
+            named.append(f"and {self.more} other such character{'s' if self.more > 1 else ''}")
+        return "; ".join(named)
 
 
 def plain_text_problem(text: str, limit: int) -> TextProblem | None:
@@ -159,6 +208,20 @@ def _word_at(text: str, index: int) -> str:
     return text[start : end if end >= 0 else len(text)]
 
 
+def _at_fault(
+    word: str, faulty: Callable[[str], bool], plain: Callable[[str], str]
+) -> tuple[tuple[CharacterAtFault, ...], int]:
+    """The first `MAX_NAMED` different characters of `word` that are `faulty`, each with its
+    places in the word and the `plain` letter to type instead, and how many different others."""
+    places: dict[str, list[int]] = {}
+    for place, character in enumerate(word, start=1):
+        if character in places or faulty(character):
+            places.setdefault(character, []).append(place)
+    found = list(places.items())
+    named = tuple(CharacterAtFault(c, tuple(at), plain(c)) for c, at in found[:MAX_NAMED])
+    return named, len(found) - len(named)
+
+
 def _compatibility_letter(character: str) -> bool:
     return character in LATIN_VARIANTS or (
         unicodedata.category(character)[0] in "LN"
@@ -190,11 +253,16 @@ def compatibility_form(text: str) -> TextProblem | None:
         if not character.isascii() and _compatibility_letter(character):
             word = _word_at(text, index)
             plain = "".join(_ordinary(c) if _compatibility_letter(c) else c for c in word)
+            characters, more = _at_fault(
+                word, lambda c: not c.isascii() and _compatibility_letter(c), _ordinary
+            )
             return TextProblem(
                 TextFault.COMPATIBILITY_FORM,
                 position=index + 1,
                 word=shown_excerpt(word, MAX_SHOWN_WORD),
                 plain=shown_excerpt(plain, MAX_SHOWN_WORD),
+                characters=characters,
+                more=more,
             )
     return None
 
@@ -211,19 +279,40 @@ def mixed_script_word(text: str) -> TextProblem | None:
     Greek or Cyrillic passes this rule, and so does a Latin word beside a Cyrillic or Greek one
     (a Russian or Greek school in Amsterdam, its name in its own script and the town's in
     Latin: each word reads as what it is). A word wholly in look-alike letters is
-    `look_alike_word`'s."""
+    `look_alike_word`'s.
+
+    The letters at fault are those of the look-alike script, each with the Latin letter it
+    passes for; in a word mostly of that script (a Russian name with one Latin a typed into it)
+    they are the Latin ones, which have no other letter to type instead."""
     if text.isascii():  # the usual name: every letter Latin, nothing to look up
         return None
     for start, word in _words(text):
         if not word.isascii() and (script := _look_alike_beside_latin(word)):
-            index = next(i for i, c in enumerate(word) if c.isalpha() and _script(c) == script)
+            characters, more = _mixed_at_fault(word)
             return TextProblem(
                 TextFault.MIXED_SCRIPT,
-                position=start + index + 1,
+                position=start + characters[0].places[0],
                 word=shown_excerpt(word, MAX_SHOWN_WORD),
                 script=script.title(),
+                characters=characters,
+                more=more,
             )
     return None
+
+
+def _mixed_at_fault(word: str) -> tuple[tuple[CharacterAtFault, ...], int]:
+    """The letters of a mixed word that are at fault: those of the side with fewer letters,
+    the look-alike side when the two are even."""
+    scripts = {c: _script(c) for c in dict.fromkeys(word) if c.isalpha()}
+    latin = sum(1 for c in word if scripts.get(c) == "LATIN")
+    other = sum(1 for c in word if scripts.get(c) in LOOK_ALIKE_SCRIPTS)
+    if latin < other:
+        return _at_fault(word, lambda c: scripts.get(c) == "LATIN", lambda c: "")
+    return _at_fault(
+        word,
+        lambda c: scripts.get(c) in LOOK_ALIKE_SCRIPTS,
+        lambda c: LATIN_LOOK_ALIKES.get(c, ""),
+    )
 
 
 def _script(character: str) -> str:
@@ -291,12 +380,21 @@ def look_alike_word(text: str) -> TextProblem | None:
     index, script = min(refused)
     word = _word_at(text, index)
     as_latin = "".join(LATIN_LOOK_ALIKES.get(c, c) for c in word)
+    # Its letters of that script, each with the Latin one it passes for; a modifier letter
+    # (the Armenian half ring) reads as a quote and is no letter at fault.
+    characters, more = _at_fault(
+        word,
+        lambda c: scripts.get(c) == script and unicodedata.category(c) != "Lm",
+        lambda c: LATIN_LOOK_ALIKES.get(c, ""),
+    )
     return TextProblem(
         TextFault.LOOK_ALIKE_WORD,
         position=index + 1,
         word=shown_excerpt(word, MAX_SHOWN_WORD),
         script=script.title(),
         plain=shown_excerpt(as_latin, MAX_SHOWN_WORD),
+        characters=characters,
+        more=more,
     )
 
 

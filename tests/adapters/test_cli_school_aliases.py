@@ -124,11 +124,15 @@ def test_update_renames_a_school_with_its_town_and_aliases_in_one_write(
         # The mathematical bold "Het"; "Coco" in Cyrillic (U+0421 U+043E U+0441 U+043E).
         (
             ["\U0001d407\U0001d41e\U0001d42d Baken"],
-            'forms of them ("\U0001d407\U0001d41e\U0001d42d": "Het")',
+            'forms of them: "\U0001d407\U0001d41e\U0001d42d" has U+1D407 MATHEMATICAL BOLD '
+            'CAPITAL H as character 1 (type "H" instead); U+1D41E MATHEMATICAL BOLD SMALL E as '
+            'character 2 (type "e" instead); U+1D42D MATHEMATICAL BOLD SMALL T as character 3 '
+            '(type "t" instead)',
         ),
         (
             ["\u0421\u043e\u0441\u043e"],
-            'Cyrillic letters that look like Latin ones ("\u0421\u043e\u0441\u043e"',
+            'Cyrillic letters that look like Latin ones: "\u0421\u043e\u0441\u043e" reads as '
+            '"Coco" and has U+0421 CYRILLIC CAPITAL LETTER ES as character 1 (type "C" instead)',
         ),
     ],
 )

@@ -83,10 +83,24 @@ def test_update_sets_changes_and_clears_the_town(populated: Path) -> None:  # no
         ("L" * (MAX_TOWN + 1), f"at most {MAX_TOWN} characters"),
         ("Leiden\u202e", "plain text"),
         ("Lei\x00den", "plain text"),
-        ("L\u0435iden", "must not mix Latin letters with look-alike Cyrillic ones"),  # Cyrillic e
+        # A Cyrillic e: named by its code point and Unicode name, with the letter to type.
+        (
+            "L\u0435iden",
+            "must not mix Latin letters with look-alike Cyrillic ones in one word: "
+            '"L\u0435iden" has U+0435 CYRILLIC SMALL LETTER IE as character 2 (type "e" instead)',
+        ),
         # Fullwidth letters; Cyrillic letters that all pass for Latin ones.
-        ("\uff2c\uff45\uff49\uff44\uff45\uff4e", 'special forms of them ("'),
-        ("\u0421\u043e\u0441\u043e", "the town must not spell a word only in Cyrillic letters"),
+        (
+            "\uff2c\uff45\uff49\uff44\uff45\uff4e",
+            'special forms of them: "\uff2c\uff45\uff49\uff44\uff45\uff4e" has U+FF2C FULLWIDTH '
+            'LATIN CAPITAL LETTER L as character 1 (type "L" instead)',
+        ),
+        (
+            "\u0421\u043e\u0441\u043e",
+            "the town must not spell a word only in Cyrillic letters that look like Latin ones: "
+            '"\u0421\u043e\u0441\u043e" reads as "Coco" and has U+0421 CYRILLIC CAPITAL LETTER ES '
+            'as character 1 (type "C" instead)',
+        ),
     ],
 )
 def test_a_bad_town_is_refused_and_changes_nothing(
@@ -149,22 +163,38 @@ def test_a_bad_town_in_the_registry_file_is_named_with_its_place(
         ("   ", "the name must not be empty"),
         (
             "Gymnasium L\u0435iden",
-            'the name must not mix Latin letters with look-alike Cyrillic ones in one word ("L\u0435iden")',
+            "the name must not mix Latin letters with look-alike Cyrillic ones in one word: "
+            '"L\u0435iden" has U+0435 CYRILLIC SMALL LETTER IE as character 2 (type "e" instead)',
         ),
         (
             "W\u03bfordwijs",
-            'the name must not mix Latin letters with look-alike Greek ones in one word ("W\u03bfordwijs")',
+            "the name must not mix Latin letters with look-alike Greek ones in one word: "
+            '"W\u03bfordwijs" has U+03BF GREEK SMALL LETTER OMICRON as character 2 (type "o" '
+            "instead)",
         ),
-        # U+FF37...: fullwidth "Woord"; U+0421 U+043E U+0441 U+043E: "Coco" in Cyrillic.
+        # U+FF37...: fullwidth "Woord"; U+0421 U+043E U+0441 U+043E: "Coco" in Cyrillic; U+212A
+        # the Kelvin sign, as a name pasted from a PDF may have it for its K.
         (
             "\uff37\uff4f\uff4f\uff52\uff44 Wijs",
             "the name must be written in ordinary letters and digits, not in wide, mathematical "
-            'or other special forms of them ("\uff37\uff4f\uff4f\uff52\uff44": "Woord")',
+            'or other special forms of them: "\uff37\uff4f\uff4f\uff52\uff44" has U+FF37 FULLWIDTH '
+            'LATIN CAPITAL LETTER W as character 1 (type "W" instead); U+FF4F FULLWIDTH LATIN '
+            'SMALL LETTER O as characters 2, 3 (type "o" instead); U+FF52 FULLWIDTH LATIN SMALL '
+            'LETTER R as character 4 (type "r" instead); and 1 other such character',
+        ),
+        (
+            "\u212aennisnet",
+            "the name must be written in ordinary letters and digits, not in wide, mathematical "
+            'or other special forms of them: "\u212aennisnet" has U+212A KELVIN SIGN as character '
+            '1 (type "K" instead)',
         ),
         (
             "\u0421\u043e\u0441\u043e Lyceum",
-            "the name must not spell a word only in Cyrillic letters that look like Latin ones "
-            '("\u0421\u043e\u0441\u043e" reads as "Coco")',
+            "the name must not spell a word only in Cyrillic letters that look like Latin ones: "
+            '"\u0421\u043e\u0441\u043e" reads as "Coco" and has U+0421 CYRILLIC CAPITAL LETTER ES '
+            'as character 1 (type "C" instead); U+043E CYRILLIC SMALL LETTER O as characters 2, 4 '
+            '(type "o" instead); U+0441 CYRILLIC SMALL LETTER ES as character 3 (type "c" '
+            "instead)",
         ),
     ],
 )
@@ -273,7 +303,8 @@ def test_a_name_registered_before_the_rule_does_not_stop_an_import_that_keeps_it
     result = run("registry", "import", "--config", populated, file)
     assert result.exit_code == 1
     assert (
-        'name: must not mix Latin letters with look-alike Cyrillic ones in one word ("Sch\u043eol")'
+        "name: must not mix Latin letters with look-alike Cyrillic ones in one word: "
+        '"Sch\u043eol" has U+043E CYRILLIC SMALL LETTER O as character 4 (type "o" instead)'
         in result.output
     )
     assert _names(populated)["school 99XX00"] == old_name

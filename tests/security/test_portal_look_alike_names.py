@@ -12,10 +12,15 @@ and on are fullwidth Latin letters, U+1D400 and on mathematical bold ones.
 The same holds for a word in a compatibility form of Latin letters (fullwidth, mathematical, a
 phonetic script g) and for a word only of Cyrillic, Greek, Armenian or Coptic letters that all
 pass for Latin ones ("Coco" in Cyrillic, "Logo" in Armenian): each refused with its own words,
-the word shown, and the ordinary or Latin letters it reads as."""
+the word shown, and the ordinary or Latin letters it reads as.
+
+Every such refusal names the characters at fault, in the page's language: each by its code point
+and Unicode name ("U+212A KELVIN SIGN"), its places in the word and the plain letter to type
+instead, a few at most and the count of the rest; the word alone looks like the plain one."""
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Iterator
 from io import BytesIO
 
@@ -25,6 +30,7 @@ from flask.testing import FlaskClient
 from broker.cli.demo import DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN
 from broker.core.catalogue import CATALOGUE
 from broker.core.display_text import LOOK_ALIKE_SCRIPTS
+from broker.core.latin_look_alikes import LATIN_LOOK_ALIKES
 from broker.web.portal.field_checks import SCRIPT_LETTERS
 from tests.security.test_portal_declarations import sp_metadata
 from tests.security.test_portal_self_service import field_error
@@ -145,9 +151,13 @@ def test_a_look_alike_name_is_refused_next_to_its_field_and_nothing_is_written(
     status, page = _post(operator if role == "operator" else publisher, url, form_url, fields)
     assert status == 400, page
     word = str(fields["name"]).split()[-1]
+    # The one look-alike letter, named with its place and the Latin letter to type instead.
+    letter = next(c for c in word if not c.isascii())
+    named = f"U+{ord(letter):04X} {unicodedata.name(letter)}"
     assert field_error(page, "name") == (
-        f"„{word}” mengt Latijnse letters met {SCRIPTS[form]} letters die erop lijken. "
-        "Gebruik één schrift per woord."
+        f"„{word}” mengt Latijnse letters met {SCRIPTS[form]} letters die erop lijken. Het bevat "
+        f"{named} op plaats {word.index(letter) + 1} (typ in plaats daarvan "
+        f"„{LATIN_LOOK_ALIKES[letter]}”). Gebruik één schrift per woord."
     )
     assert not written(site)
     assert site.registry.generation() == generation
@@ -159,8 +169,9 @@ def test_the_refusal_is_english_on_an_english_page(site: PortalSite, operator: F
     status, page = _post(operator, url, url, fields, lang="en")
     assert status == 400
     assert field_error(page, "name") == (
-        "“Ex\u0430mens” mixes Latin letters with Cyrillic letters that look like them. Use one "
-        "script per word."
+        "“Ex\u0430mens” mixes Latin letters with Cyrillic letters that look like them. It has "
+        "U+0430 CYRILLIC SMALL LETTER A as character 3 (type “a” instead). Use one script per "
+        "word."
     )
     # A name in one script per word passes: Cyrillic beside Latin, accents, a ligature.
     fields["name"] = "\u0422\u0435\u0441\u0442\u044b Ĳssel-Éloi 2.0"
@@ -205,6 +216,16 @@ FULLWIDTH_EXAMENS = "\uff25\uff58\uff41\uff4d\uff45\uff4e\uff53"
 CYRILLIC_COCO = "\u0421\u043e\u0441\u043e"
 ARMENIAN_LOGO = "\u053c\u0585\u0581\u0585"  # capital liwn, small oh, co, oh
 SCRIPT_G = "Lee\u0261plank"  # U+0261 the script g of phonetics
+KELVIN_KENNISNET = "\u212aennisnet"  # U+212A the Kelvin sign, as a PDF may give a K
+FULLWIDTH_NAMED = {
+    "nl": "U+FF25 FULLWIDTH LATIN CAPITAL LETTER E op plaats 1 (typ in plaats daarvan „E”); "
+    "U+FF58 FULLWIDTH LATIN SMALL LETTER X op plaats 2 (typ in plaats daarvan „x”); U+FF41 "
+    "FULLWIDTH LATIN SMALL LETTER A op plaats 3 (typ in plaats daarvan „a”); en nog 4 zulke "
+    "tekens",
+    "en": "U+FF25 FULLWIDTH LATIN CAPITAL LETTER E as character 1 (type “E” instead); U+FF58 "
+    "FULLWIDTH LATIN SMALL LETTER X as character 2 (type “x” instead); U+FF41 FULLWIDTH LATIN "
+    "SMALL LETTER A as character 3 (type “a” instead); and 4 other such characters",
+}
 
 
 @pytest.mark.parametrize(
@@ -214,37 +235,63 @@ SCRIPT_G = "Lee\u0261plank"  # U+0261 the script g of phonetics
             f"{FULLWIDTH_EXAMENS} West",
             "nl",
             f"„{FULLWIDTH_EXAMENS}” bevat bijzondere vormen van letters of cijfers (brede, "
-            "wiskundige of samengevoegde). Typ het met gewone: „Examens”.",
+            f"wiskundige of samengevoegde): {FULLWIDTH_NAMED['nl']}. Typ het woord opnieuw met "
+            "gewone letters en cijfers.",
         ),
         (
             f"{FULLWIDTH_EXAMENS} West",
             "en",
             f"“{FULLWIDTH_EXAMENS}” uses special forms of letters or digits (wide, mathematical or "
-            "joined ones). Type it in ordinary ones: “Examens”.",
+            f"joined ones). It has {FULLWIDTH_NAMED['en']}. Type the word again in ordinary "
+            "letters and digits.",
         ),
         (
             f"{CYRILLIC_COCO} Toetsen",
             "nl",
             f"„{CYRILLIC_COCO}” bestaat alleen uit Cyrillische letters die op Latijnse lijken: het "
-            "leest als „Coco”. Schrijf het in Latijnse letters.",
+            "leest als „Coco”. Het bevat U+0421 CYRILLIC CAPITAL LETTER ES op plaats 1 (typ in "
+            "plaats daarvan „C”); U+043E CYRILLIC SMALL LETTER O op plaatsen 2, 4 (typ in plaats "
+            "daarvan „o”); U+0441 CYRILLIC SMALL LETTER ES op plaats 3 (typ in plaats daarvan "
+            "„c”). Schrijf het in Latijnse letters.",
         ),
         (
             f"{CYRILLIC_COCO} Toetsen",
             "en",
             f"“{CYRILLIC_COCO}” is written only in Cyrillic letters that look like Latin ones: it "
-            "reads as “Coco”. Write it in Latin letters.",
+            "reads as “Coco”. It has U+0421 CYRILLIC CAPITAL LETTER ES as character 1 (type “C” "
+            "instead); U+043E CYRILLIC SMALL LETTER O as characters 2, 4 (type “o” instead); "
+            "U+0441 CYRILLIC SMALL LETTER ES as character 3 (type “c” instead). Write it in Latin "
+            "letters.",
         ),
         (
             f"{ARMENIAN_LOGO} Toetsen",
             "nl",
             f"„{ARMENIAN_LOGO}” bestaat alleen uit Armeense letters die op Latijnse lijken: het "
-            "leest als „Logo”. Schrijf het in Latijnse letters.",
+            "leest als „Logo”. Het bevat U+053C ARMENIAN CAPITAL LETTER LIWN op plaats 1 (typ in "
+            "plaats daarvan „L”); U+0585 ARMENIAN SMALL LETTER OH op plaatsen 2, 4 (typ in plaats "
+            "daarvan „o”); U+0581 ARMENIAN SMALL LETTER CO op plaats 3 (typ in plaats daarvan "
+            "„g”). Schrijf het in Latijnse letters.",
         ),
         (
             f"{SCRIPT_G} West",
             "nl",
             f"„{SCRIPT_G}” bevat bijzondere vormen van letters of cijfers (brede, wiskundige of "
-            "samengevoegde). Typ het met gewone: „Leegplank”.",
+            "samengevoegde): U+0261 LATIN SMALL LETTER SCRIPT G op plaats 4 (typ in plaats daarvan "
+            "„g”). Typ het woord opnieuw met gewone letters en cijfers.",
+        ),
+        (
+            f"{KELVIN_KENNISNET} West",
+            "nl",
+            f"„{KELVIN_KENNISNET}” bevat bijzondere vormen van letters of cijfers (brede, "
+            "wiskundige of samengevoegde): U+212A KELVIN SIGN op plaats 1 (typ in plaats daarvan "
+            "„K”). Typ het woord opnieuw met gewone letters en cijfers.",
+        ),
+        (
+            f"{KELVIN_KENNISNET} West",
+            "en",
+            f"“{KELVIN_KENNISNET}” uses special forms of letters or digits (wide, mathematical or "
+            "joined ones). It has U+212A KELVIN SIGN as character 1 (type “K” instead). Type the "
+            "word again in ordinary letters and digits.",
         ),
     ],
 )
@@ -266,7 +313,10 @@ def test_a_town_in_special_letters_is_refused_and_ordinary_european_names_pass(
     assert status == 400
     assert field_error(page, "town") == (
         f"„{bold_utrecht}” bevat bijzondere vormen van letters of cijfers (brede, wiskundige of "
-        "samengevoegde). Typ het met gewone: „UTRECHT”."
+        "samengevoegde): U+1D414 MATHEMATICAL BOLD CAPITAL U op plaats 1 (typ in plaats daarvan "
+        "„U”); U+1D413 MATHEMATICAL BOLD CAPITAL T op plaatsen 2, 7 (typ in plaats daarvan „T”); "
+        "U+1D411 MATHEMATICAL BOLD CAPITAL R op plaats 3 (typ in plaats daarvan „R”); en nog 3 "
+        "zulke tekens. Typ het woord opnieuw met gewone letters en cijfers."
     )
     # Accents, the Dutch IJ as one letter, a typographic apostrophe: all as they are.
     fields = {"name": "\u0132sselcollege Ca\u00f1ada", "town": "\u2019s-Hertogenbosch"}
@@ -277,3 +327,53 @@ def test_a_town_in_special_letters_is_refused_and_ordinary_european_names_pass(
         assert school is not None and (school.name, school.town) == tuple(fields.values())
     finally:
         site.registry.set_school_details(DEMO_SCHOOL_ID, "Demo Lyceum", DEMO_SCHOOL_TOWN)
+
+
+# A Russian "school" (U+0428 U+043A U+043E U+043B) with a Latin a typed last, and a word of
+# Latin letters with two Cyrillic o (U+043E) in it.
+RUSSIAN_WITH_LATIN_A = "\u0428\u043a\u043e\u043ba"
+TWO_CYRILLIC_O = "W\u043e\u043erdwijs"
+
+
+@pytest.mark.parametrize(
+    ("name", "lang", "message"),
+    [
+        (
+            RUSSIAN_WITH_LATIN_A,
+            "nl",
+            f"„{RUSSIAN_WITH_LATIN_A}” mengt Latijnse letters met Cyrillische letters die erop "
+            "lijken. Het bevat U+0061 LATIN SMALL LETTER A op plaats 5. Gebruik één schrift per "
+            "woord.",
+        ),
+        (
+            RUSSIAN_WITH_LATIN_A,
+            "en",
+            f"“{RUSSIAN_WITH_LATIN_A}” mixes Latin letters with Cyrillic letters that look like "
+            "them. It has U+0061 LATIN SMALL LETTER A as character 5. Use one script per word.",
+        ),
+        (
+            TWO_CYRILLIC_O,
+            "nl",
+            f"„{TWO_CYRILLIC_O}” mengt Latijnse letters met Cyrillische letters die erop lijken. "
+            "Het bevat U+043E CYRILLIC SMALL LETTER O op plaatsen 2, 3 (typ in plaats daarvan "
+            "„o”). Gebruik één schrift per woord.",
+        ),
+        (
+            TWO_CYRILLIC_O,
+            "en",
+            f"“{TWO_CYRILLIC_O}” mixes Latin letters with Cyrillic letters that look like them. It "
+            "has U+043E CYRILLIC SMALL LETTER O as characters 2, 3 (type “o” instead). Use one "
+            "script per word.",
+        ),
+    ],
+)
+def test_a_mixed_word_names_the_odd_letters_out_with_their_places(
+    site: PortalSite, operator: FlaskClient, name: str, lang: str, message: str
+) -> None:
+    """The letters of the side with fewer letters: in a Russian word the Latin a, which has no
+    Latin letter to type instead; a letter at two places names both."""
+    url = "/portal/operator/chains"
+    status, page = _post(operator, url, url, {"chain_id": "toetsen-oost", "name": name}, lang)
+    assert status == 400, page
+    assert field_error(page, "name") == message
+    assert site.registry.chain("toetsen-oost") is None

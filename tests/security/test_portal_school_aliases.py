@@ -117,7 +117,9 @@ def test_a_rename_to_a_former_name_and_its_aliases_are_one_write(
         (
             "Zuid\nHet B\u0430ken",
             "Demo Lyceum",
-            "Regel 2: „B\u0430ken” mengt Latijnse letters met Cyrillische letters",
+            "Regel 2: „B\u0430ken” mengt Latijnse letters met Cyrillische letters die erop "
+            "lijken. Het bevat U+0430 CYRILLIC SMALL LETTER A op plaats 2 (typ in plaats daarvan "
+            "„a”). Gebruik één schrift per woord.",
         ),
         # A fullwidth word (U+FF3A...: "Zuid"), and "Coco" in Cyrillic (U+0421 U+043E U+0441
         # U+043E), in the same words as for a name.
@@ -125,13 +127,18 @@ def test_a_rename_to_a_former_name_and_its_aliases_are_one_write(
             "Het Baken\nLocatie \uff3a\uff55\uff49\uff44",
             "Demo Lyceum",
             "Regel 2: „\uff3a\uff55\uff49\uff44” bevat bijzondere vormen van letters of cijfers "
-            "(brede, wiskundige of samengevoegde). Typ het met gewone: „Zuid”.",
+            "(brede, wiskundige of samengevoegde): U+FF3A FULLWIDTH LATIN CAPITAL LETTER Z op "
+            "plaats 1 (typ in plaats daarvan „Z”); U+FF55 FULLWIDTH LATIN SMALL LETTER U op plaats "
+            "2 (typ in plaats daarvan „u”); U+FF49 FULLWIDTH LATIN SMALL LETTER I op plaats 3 (typ "
+            "in plaats daarvan „i”); en nog 1 zo\u2019n teken. Typ het woord opnieuw met gewone "
+            "letters en cijfers.",
         ),
         (
             "\u0421\u043e\u0441\u043e",
             "Demo Lyceum",
             "Regel 1: „\u0421\u043e\u0441\u043e” bestaat alleen uit Cyrillische letters die op "
-            "Latijnse lijken: het leest als „Coco”.",
+            "Latijnse lijken: het leest als „Coco”. Het bevat U+0421 CYRILLIC CAPITAL LETTER ES "
+            "op plaats 1 (typ in plaats daarvan „C”);",
         ),
     ],
 )

@@ -95,7 +95,8 @@ def test_the_operator_changes_a_schools_name_and_town(
             "Demo Lyc\u0435um",
             "Leiden",
             "name",
-            "„Lyc\u0435um” mengt Latijnse letters met Cyrillische",
+            "„Lyc\u0435um” mengt Latijnse letters met Cyrillische letters die erop lijken. Het "
+            "bevat U+0435 CYRILLIC SMALL LETTER IE op plaats 4 (typ in plaats daarvan „e”).",
         ),
         ("Stedelijk Lyceum", "L\u0435iden", "town", "„L\u0435iden” mengt Latijnse letters"),
     ],

@@ -11,8 +11,11 @@ import pytest
 from broker.core.display_text import (
     LOOK_ALIKE_SCRIPTS,
     MAX_NAME,
+    MAX_NAMED,
+    MAX_PLACES,
     MAX_SHOWN,
     MAX_SHOWN_WORD,
+    CharacterAtFault,
     TextFault,
     TextProblem,
     mixed_script_word,
@@ -66,20 +69,29 @@ def test_a_town_is_judged_by_the_same_rule_with_its_own_limit() -> None:
         (
             "Het W\u043eordwijs",
             TextProblem(
-                TextFault.MIXED_SCRIPT, position=6, word="W\u043eordwijs", script="Cyrillic"
+                TextFault.MIXED_SCRIPT,
+                position=6,
+                word="W\u043eordwijs",
+                script="Cyrillic",
+                characters=(CharacterAtFault("\u043e", (2,), "o"),),
             ),
         ),
         (
             "De Sint-J\u043ezef \u0391msterdam",
             TextProblem(
-                TextFault.MIXED_SCRIPT, position=10, word="Sint-J\u043ezef", script="Cyrillic"
+                TextFault.MIXED_SCRIPT,
+                position=10,
+                word="Sint-J\u043ezef",
+                script="Cyrillic",
+                characters=(CharacterAtFault("\u043e", (7,), "o"),),
             ),
         ),
     ],
 )
 def test_a_problem_says_which_rule_which_word_and_where(name: str, problem: TextProblem) -> None:
     """What callers word their own messages from: the portal in the page's language, the CLI
-    and the registry file import in English (`str`)."""
+    and the registry file import in English (`str`): the characters at fault are named with
+    their places in the word."""
     assert name_problem(name) == problem
 
 
@@ -192,9 +204,20 @@ def test_a_word_mixing_latin_with_look_alike_letters_is_refused(
         word,
         script,
     )
-    assert str(name_problem(name)) == (
-        f'must not mix Latin letters with look-alike {script} ones in one word ("{word}")'
-    )
+    # The message names the first look-alike letter: its code point, its Unicode name, where it
+    # stands in the word and the Latin letter to type instead (none for the Greek sigma of
+    # "Σχολείο-Nederlands": it passes for no Latin letter).
+    first = found.characters[0]
+    letter = first.character
+    assert unicodedata.name(letter).startswith(script.upper())
+    assert first.places[0] == word.index(letter) + 1
+    assert first.plain == LATIN_LOOK_ALIKES.get(letter, "")
+    message = str(name_problem(name))
+    assert message.startswith(
+        f'must not mix Latin letters with look-alike {script} ones in one word: "{word}" has '
+        f"U+{ord(letter):04X} {unicodedata.name(letter)} as character"
+    ), message
+    assert (f'(type "{first.plain}" instead)' in message) == bool(first.plain)
 
 
 def test_every_look_alike_script_is_recognised_by_its_letters_names() -> None:
@@ -206,7 +229,8 @@ def test_every_look_alike_script_is_recognised_by_its_letters_names() -> None:
 def test_the_look_alike_rule_holds_for_towns_and_shows_a_long_word_cut_short() -> None:
     town = town_problem("L\u0435iden")
     assert f"the town {town}" == (
-        'the town must not mix Latin letters with look-alike Cyrillic ones in one word ("L\u0435iden")'
+        "the town must not mix Latin letters with look-alike Cyrillic ones in one word: "
+        '"L\u0435iden" has U+0435 CYRILLIC SMALL LETTER IE as character 2 (type "e" instead)'
     )
     long_word = "W\u043e" + "o" * 80
     found = mixed_script_word(long_word)
@@ -295,10 +319,65 @@ def test_letters_and_digits_in_a_compatibility_form_are_refused(
         + next(i for i, c in enumerate(word) if not c.isascii() and c not in "\u0132\u0133")
         + 1
     )
-    assert str(problem) == (
+    # Named: the first special form, by its code point and Unicode name, with the ordinary
+    # letter to type instead (the word and `plain` look alike: "Kennisnet" twice).
+    first = next(c for c in word if not c.isascii() and c not in "\u0132\u0133")
+    ordinary = LATIN_VARIANTS.get(first) or unicodedata.normalize("NFKC", first)
+    message = str(problem)
+    assert message.startswith(
         "must be written in ordinary letters and digits, not in wide, mathematical or other "
-        f'special forms of them ("{word}": "{plain}")'
+        f'special forms of them: "{word}" has U+{ord(first):04X} {unicodedata.name(first)} as '
+        f"character{'s' if word.count(first) > 1 else ''} {word.index(first) + 1}"
+    ), message
+    assert f'(type "{ordinary}" instead)' in message
+    assert problem.characters[0] == CharacterAtFault(
+        first, tuple(i + 1 for i, c in enumerate(word) if c == first), ordinary
     )
+
+
+def test_the_kelvin_sign_is_named_with_the_letter_to_type_instead() -> None:
+    """A name pasted from a PDF with a Kelvin sign for its K: the word looks like the plain one,
+    so the message names the character, where it stands and what to type."""
+    assert str(name_problem("\u212aennisnet Leiden")) == (
+        "must be written in ordinary letters and digits, not in wide, mathematical or other "
+        'special forms of them: "\u212aennisnet" has U+212A KELVIN SIGN as character 1 (type "K" '
+        "instead)"
+    )
+
+
+def test_a_word_with_many_characters_at_fault_names_a_few_and_counts_the_rest() -> None:
+    problem = name_problem(FULLWIDTH_WOORDWIJS)
+    assert problem is not None and len(problem.characters) == MAX_NAMED
+    # W o r d w i j s: eight different letters, the o twice.
+    assert [(c.character, c.places, c.plain) for c in problem.characters] == [
+        ("\uff37", (1,), "W"),
+        ("\uff4f", (2, 3), "o"),
+        ("\uff52", (4,), "r"),
+    ]
+    assert problem.more == 5
+    assert str(problem).endswith(
+        '"\uff37\uff4f\uff4f\uff52\uff44\uff57\uff49\uff4a\uff53" has U+FF37 FULLWIDTH LATIN '
+        'CAPITAL LETTER W as character 1 (type "W" instead); U+FF4F FULLWIDTH LATIN SMALL LETTER '
+        'O as characters 2, 3 (type "o" instead); U+FF52 FULLWIDTH LATIN SMALL LETTER R as '
+        'character 4 (type "r" instead); and 5 other such characters'
+    )
+    # A character at many places lists the first few.
+    many = name_problem("\uff4f" * (MAX_PLACES + 2))
+    assert many is not None and many.characters[0].shown_places == "1, 2, 3, …"
+    assert many.more == 0 and "and" not in str(many).split(" has ")[1]
+    # One other is "character", not "characters".
+    one_more = name_problem("\uff37\uff4f\uff52\uff44")  # W o r d
+    assert one_more is not None and str(one_more).endswith("; and 1 other such character")
+
+
+def test_in_a_word_mostly_of_another_script_the_latin_letters_are_named() -> None:
+    """A Russian "school" (U+0428 U+043A U+043E U+043B) with a Latin a typed last: the Latin
+    letter is the odd one out, and there is no Latin letter to type instead of it."""
+    problem = name_problem("\u0428\u043a\u043e\u043ba")
+    assert problem is not None and problem.fault is TextFault.MIXED_SCRIPT
+    assert problem.characters == (CharacterAtFault("a", (5,)),)
+    assert problem.position == 5
+    assert str(problem).endswith("has U+0061 LATIN SMALL LETTER A as character 5")
 
 
 @pytest.mark.parametrize(
@@ -352,19 +431,48 @@ def test_a_word_only_of_look_alikes_is_refused(
     assert problem is not None and problem.fault is TextFault.LOOK_ALIKE_WORD
     assert (problem.word, problem.script, problem.plain) == (word, script, reads_as)
     assert problem.position == name.index(word) + 1
-    assert str(problem) == (
-        f"must not spell a word only in {script} letters that look like Latin ones "
-        f'("{word}" reads as "{reads_as}")'
+    message = str(problem)
+    assert message.startswith(
+        f"must not spell a word only in {script} letters that look like Latin ones: "
+        f'"{word}" reads as "{reads_as}" and has U+'
+    ), message
+    # Each letter named is of that script, with the Latin one it passes for; a modifier letter
+    # (the Armenian half ring) is not.
+    for named in problem.characters:
+        letter = named.character
+        assert unicodedata.name(letter).startswith(script.upper()), letter
+        assert unicodedata.category(letter) != "Lm"
+        assert named.plain == LATIN_LOOK_ALIKES[letter]
+        assert f"{named.named} as character" in message
+        assert named.places == tuple(i + 1 for i, c in enumerate(word) if c == letter)
+    letters = {c for c in word if unicodedata.category(c) != "Lm"}
+    assert len(problem.characters) + problem.more == len(letters)
+
+
+def test_a_word_only_of_look_alikes_names_each_letter_and_what_to_type() -> None:
+    assert str(name_problem("\u0421\u043e\u0441\u043e")) == (
+        "must not spell a word only in Cyrillic letters that look like Latin ones: "
+        '"\u0421\u043e\u0441\u043e" reads as "Coco" and has U+0421 CYRILLIC CAPITAL LETTER ES as '
+        'character 1 (type "C" instead); U+043E CYRILLIC SMALL LETTER O as characters 2, 4 (type '
+        '"o" instead); U+0441 CYRILLIC SMALL LETTER ES as character 3 (type "c" instead)'
     )
 
 
 def test_a_word_mixing_latin_is_named_as_mixed_before_anything_else() -> None:
     """Checked in order: hidden characters, compatibility forms, mixed words, whole words."""
     assert name_problem("\u0421\u043e\u0441\u043e W\u043eordwijs") == TextProblem(
-        TextFault.MIXED_SCRIPT, position=7, word="W\u043eordwijs", script="Cyrillic"
+        TextFault.MIXED_SCRIPT,
+        position=7,
+        word="W\u043eordwijs",
+        script="Cyrillic",
+        characters=(CharacterAtFault("\u043e", (2,), "o"),),
     )
     assert name_problem("\u053c\u0585\u0581\u0585 W\u0585ordwijs") == TextProblem(
-        TextFault.MIXED_SCRIPT, position=7, word="W\u0585ordwijs", script="Armenian"
+        TextFault.MIXED_SCRIPT,
+        position=7,
+        word="W\u0585ordwijs",
+        script="Armenian",
+        characters=(CharacterAtFault("\u0585", (2,), "o"),),
     )
     problem = name_problem(f"\u0421\u043e\u0441\u043e {FULLWIDTH_WOORDWIJS}")
     assert problem is not None and problem.fault is TextFault.COMPATIBILITY_FORM
