@@ -5,6 +5,8 @@ dead end."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,3 +62,15 @@ def test_relative_links_resolve(document: Path) -> None:
         if not any((base / named).exists() for base in (document.parent, ROOT)):
             broken.append(f"{named}: named, but no such file")
     assert not broken, f"{document.relative_to(ROOT)}:\n" + "\n".join(broken)
+
+
+def test_contents_lists_follow_the_headings() -> None:
+    """A document's contents list (tools/doc_contents.py) names its headings as they are now:
+    a heading added, renamed or moved without running the tool fails here."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "doc_contents.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
