@@ -67,6 +67,17 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+class SchemaReadersRow(Base):
+    """The oldest code revision that can still run on this schema (revision 0016): one row,
+    written by the migrations only (migration.py), read before a version serves on a registry
+    a newer version migrated. The value is the key: a table with a primary key can be
+    replicated."""
+
+    __tablename__ = "schema_readers"
+
+    oldest_reader: Mapped[str] = mapped_column(String(32), primary_key=True)
+
+
 class SchoolNamingIdpRow(Base):
     """An IdP whose logins must name their school (core/shared_idp.py, revision 0015): one row
     per entity id, the one place this is kept. No foreign key: it outlives the IdP's schools."""
