@@ -70,11 +70,12 @@ def run(config_path: Path, host: str, port: int) -> None:
 @config_option
 @reports_errors
 def migrate_command(config_path: Path) -> None:
-    """Bring the registry's schema up to date (run once before starting new workers). Refuses,
-    changing nothing, a registry a newer version migrated."""
+    """Bring the registry's schema up to date (run once before starting new workers). A
+    registry a newer version migrated is left as it is: when it declares this version able to
+    run on it, says so and exits 0 (an old image's one-shot migrate during a rolling upgrade);
+    otherwise refuses."""
     settings = load_settings(config_path)
-    migrate(settings.registry_url)
-    click.echo("Registry schema is up to date.")
+    click.echo(migrate(settings.registry_url) or "Registry schema is up to date.")
 
 
 F = TypeVar("F", bound=Callable[..., object])

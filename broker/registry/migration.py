@@ -27,6 +27,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -72,38 +74,43 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def migrate(url: str) -> None:
+def migrate(url: str) -> str | None:
     """Upgrade the database at `url` to the newest schema (an empty database included).
 
-    A registry a newer version migrated is refused (`ConfigurationError`) and left as it is,
-    whether or not this version can run on it: only the newer version migrates it."""
-    _upgrade(url, run_on_newer=False)
+    A registry a newer version migrated is never migrated (nor downgraded): only the newer
+    version migrates it. One that declares this version able to run on it is left as it is,
+    and the line saying so is logged and returned (an old image's one-shot `migrate`, run again
+    during a rolling upgrade, must not keep its workers from starting); any other is refused
+    (`ConfigurationError`), changing nothing. None: the schema is this version's newest."""
+    return _upgrade(url, run_on_newer=False)
 
 
 def migrate_first(url: str) -> None:
     """What a command that uses the registry runs before its work: `migrate`, except that a
-    registry a newer version migrated is left as it is, and used (with the warning of
-    `require_schema_at_head`) when it declares this version able to run on it."""
+    registry a newer version migrated and declares this version able to run on it is used
+    with the warning of `require_schema_at_head`."""
     _upgrade(url, run_on_newer=True)
 
 
-def _upgrade(url: str, *, run_on_newer: bool) -> None:
+def _upgrade(url: str, *, run_on_newer: bool) -> str | None:
     with migration_connection(url) as connection:
-        script = _script()
         found = _heads(connection)
-        if not _is_newer(found, script):
+        if not _is_newer(found):
             command.upgrade(alembic_config(connection), "head")
-            return
+            return None
         oldest = _oldest_reader(connection)
-        if run_on_newer:
-            _run_on_newer(_shown(url), found, oldest, script)
-        elif _runs_on(oldest, script):
-            raise ConfigurationError(
-                f"{_newer_than_known(_shown(url), found, script)}; this version can run on it "
-                "but does not migrate it; nothing was changed"
-            )
-        else:
-            raise ConfigurationError(_cannot_run(_shown(url), found, oldest, script))
+    if run_on_newer:
+        _run_on_newer(_shown(url), found, oldest)
+        return None
+    if not _runs_on(oldest):
+        raise ConfigurationError(_cannot_run(_shown(url), found, oldest))
+    note = (
+        f"the registry is at revision {', '.join(found)}, newer than this version's "
+        f"{_own().heads_shown}, and declares this version able to run on it: nothing to "
+        "migrate; nothing was changed"
+    )
+    log.info(note)
+    return note
 
 
 @contextmanager
@@ -143,6 +150,50 @@ def _heads(connection: Connection) -> tuple[str, ...]:
 def _script() -> ScriptDirectory:
     # Read once per process (every revision module loaded: ~40 ms): each worker asks as it starts.
     return ScriptDirectory.from_config(alembic_config())
+
+
+@dataclass(frozen=True)
+class _OwnRevisions:
+    heads: frozenset[str]
+    heads_shown: str
+    known: frozenset[str]
+    # Those at or before the heads: a schema whose oldest reader is one of them serves here.
+    readable: frozenset[str]
+
+
+@cache
+def _own() -> _OwnRevisions:
+    """This version's revisions, worked out once per process: /readyz judges every call."""
+    script = _script()
+    heads = tuple(script.get_heads())
+    return _OwnRevisions(
+        heads=frozenset(heads),
+        heads_shown=", ".join(heads),
+        known=frozenset(revision.revision for revision in script.walk_revisions()),
+        readable=frozenset(_up_to(script, heads)),
+    )
+
+
+class SchemaFit(Enum):
+    """How this version stands to a registry's schema."""
+
+    AT_HEAD = "at_head"  # its own newest: it serves, nothing to migrate
+    NONE = "none"  # no revision recorded: `migrate` first
+    BEHIND = "behind"  # an older revision of its own: `migrate` first
+    NEWER_READABLE = "newer_readable"  # a newer version's, declaring this one able to run on it
+    TOO_NEW = "too_new"  # a newer version's, not declaring so
+
+
+def schema_fit(found: Collection[str], oldest: str | None) -> SchemaFit:
+    """How this version stands to a schema at revisions `found` whose recorded oldest reader is
+    `oldest` (None: none recorded). Pure, on revision sets worked out once: cheap to call."""
+    if set(found) == _own().heads:
+        return SchemaFit.AT_HEAD
+    if not found:
+        return SchemaFit.NONE
+    if _is_newer(found):
+        return SchemaFit.NEWER_READABLE if _runs_on(oldest) else SchemaFit.TOO_NEW
+    return SchemaFit.BEHIND
 
 
 def _up_to(script: ScriptDirectory, heads: Collection[str]) -> list[str]:
@@ -198,54 +249,46 @@ def _oldest_reader(connection: Connection) -> str | None:
     return values[0] if len(values) == 1 else None
 
 
-def _is_newer(found: tuple[str, ...], script: ScriptDirectory) -> bool:
+def _is_newer(found: Collection[str]) -> bool:
     """Whether a newer version migrated the registry: it is at a revision this one lacks."""
-    return not set(found) <= {revision.revision for revision in script.walk_revisions()}
+    return not set(found) <= _own().known
 
 
-def _runs_on(oldest: str | None, script: ScriptDirectory) -> bool:
+def _runs_on(oldest: str | None) -> bool:
     """Whether this version can run on a schema whose oldest reader is `oldest`: one of its
     own revisions, at or before its newest."""
-    return oldest is not None and oldest in _up_to(script, script.get_heads())
+    return oldest is not None and oldest in _own().readable
 
 
-def _run_on_newer(
-    shown: str, found: tuple[str, ...], oldest: str | None, script: ScriptDirectory
-) -> None:
+def _run_on_newer(shown: str, found: tuple[str, ...], oldest: str | None) -> None:
     """Accept, with one warning, a registry a newer version migrated that declares this version
     able to run on it; refuse (`ConfigurationError`) any other."""
-    if not _runs_on(oldest, script):
-        raise ConfigurationError(_cannot_run(shown, found, oldest, script))
+    if not _runs_on(oldest):
+        raise ConfigurationError(_cannot_run(shown, found, oldest))
     log.warning(
         "registry schema at revision %s is newer than this version's %s and declares versions "
         "from revision %s on able to run on it: running on it; replace this version with the "
         "newer one soon",
         ", ".join(found),
-        ", ".join(script.get_heads()),
+        _own().heads_shown,
         oldest,
     )
 
 
-def _newer_than_known(shown: str, found: tuple[str, ...], script: ScriptDirectory) -> str:
-    return (
+def _cannot_run(shown: str, found: tuple[str, ...], oldest: str | None) -> str:
+    known = (
         f"the registry at {shown} is at revision {', '.join(found)}, which this version of "
         f"Ketenbroker does not know (a newer version migrated it; this version's newest is "
-        f"{', '.join(script.get_heads())})"
+        f"{_own().heads_shown})"
     )
-
-
-def _cannot_run(
-    shown: str, found: tuple[str, ...], oldest: str | None, script: ScriptDirectory
-) -> str:
     if oldest is None:
         return (
-            f"{_newer_than_known(shown, found, script)}, and it names no older version that "
-            "can run on it; nothing was changed: run the newer version"
+            f"{known}, and it names no older version that can run on it; nothing was changed: "
+            "run the newer version"
         )
     return (
-        f"{_newer_than_known(shown, found, script)}, and only versions from revision {oldest} "
-        f"on can run on it; nothing was changed: run a version whose newest revision is "
-        f"{oldest} or later"
+        f"{known}, and only versions from revision {oldest} on can run on it; nothing was "
+        f"changed: run a version whose newest revision is {oldest} or later"
     )
 
 
@@ -273,19 +316,17 @@ def require_schema_at_head(url: str, remedy: str) -> None:
     is not created. The URL is shown without its password."""
     shown = _shown(url)
     found, oldest = _schema_at(url)
-    script = _script()
-    needed = tuple(script.get_heads())
-    if set(found) == set(needed):
+    fit = schema_fit(found, oldest)
+    if fit is SchemaFit.AT_HEAD:
         return
-    if not found:
+    if fit is SchemaFit.NONE:
         raise ConfigurationError(f"the registry at {shown} has no schema: {remedy}")
-    if _is_newer(found, script):
-        _run_on_newer(shown, found, oldest, script)
-        return
-    raise ConfigurationError(
-        f"the registry at {shown} is at revision {', '.join(found)}, this version needs "
-        f"{', '.join(needed)}: {remedy}"
-    )
+    if fit is SchemaFit.BEHIND:
+        raise ConfigurationError(
+            f"the registry at {shown} is at revision {', '.join(found)}, this version needs "
+            f"{_own().heads_shown}: {remedy}"
+        )
+    _run_on_newer(shown, found, oldest)
 
 
 def check_newer_schema(url: str) -> None:
@@ -297,9 +338,8 @@ def check_newer_schema(url: str) -> None:
         found, oldest = _schema_at(url)
     except ConfigurationError:
         return  # not answering: /readyz says so until it does
-    script = _script()
-    if _is_newer(found, script):
-        _run_on_newer(_shown(url), found, oldest, script)
+    if _is_newer(found):
+        _run_on_newer(_shown(url), found, oldest)
 
 
 def _shown(url: str) -> str:

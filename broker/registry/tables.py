@@ -21,7 +21,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    column,
     false,
+    table,
     text,
     true,
 )
@@ -65,6 +67,11 @@ class Base(DeclarativeBase):
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every timestamp the registry writes is UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# Alembic's own table, not a model (Alembic makes and keeps it, and `model_drift` leaves it out):
+# the revisions the schema is at, read beside the generation by /readyz (reading.py).
+ALEMBIC_VERSION = table("alembic_version", column("version_num", String(32)))
 
 
 class SchemaReadersRow(Base):

@@ -1,7 +1,9 @@
 """Rolling upgrades (revision 0016, broker/registry/migration.py) on SQLite and PostgreSQL: the
 registry records the oldest code that can run on its schema; this version serves on a registry a
 newer version migrated when it records one of this version's revisions, with a warning, and is
-refused, naming the oldest that can, when not; none of its commands migrates such a registry.
+refused, naming the oldest that can, when not; none of its commands migrates such a registry
+(`migrate` says so and succeeds when it can run on it). /readyz follows the schema moving under
+a running worker.
 
 "Newer" is made as a newer version's `migrate` would leave it: a revision id this version does
 not have in `alembic_version`, and that version's oldest reader in `schema_readers`."""
@@ -62,8 +64,14 @@ def _state(url: str) -> State:
 def _made_newer(url: str, oldest_reader: str | None) -> None:
     """Migrated to this version's head, then left as a newer version would leave it."""
     migrate(url)
+    _set_schema(url, NEWER, oldest_reader)
+
+
+def _set_schema(url: str, revision: str, oldest_reader: str | None) -> None:
+    """The registry's revision and recorded oldest reader (None: no row) set under whoever
+    uses it, as another version's `migrate` would leave them."""
     with migration_connection(url) as connection:
-        connection.execute(update(VERSIONS).values(version_num=NEWER))
+        connection.execute(update(VERSIONS).values(version_num=revision))
         connection.execute(delete(READERS))
         if oldest_reader is not None:
             connection.execute(READERS.insert().values(oldest_reader=oldest_reader))
@@ -176,15 +184,75 @@ def test_commands_of_this_version_use_a_newer_registry_and_never_migrate_it(
         result = _listed_schools(config)
     assert result.exit_code == 0, result.output
     assert _warnings(caplog) == [WARNING]
-    result = run("migrate", "--config", config)
-    assert (result.exit_code, result.output) == (
-        1,
-        f"Error: the registry at {_shown(registry_url)} is at revision {NEWER}, which this "
-        f"version of Ketenbroker does not know (a newer version migrated it; this version's "
-        f"newest is {HEAD}); this version can run on it but does not migrate it; nothing was "
-        "changed\n",
-    )
     assert _state(registry_url) == before
+
+
+def test_migrate_of_an_older_version_leaves_a_newer_registry_it_can_run_on_and_succeeds(
+    registry_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An old image's one-shot `migrate` (an init container, compose's `migrate` service)
+    # restarted during a rolling upgrade: its workers wait for it to succeed.
+    config, before = _newer_broker(registry_url, tmp_path, "0015")
+    note = (
+        f"the registry is at revision {NEWER}, newer than this version's {HEAD}, and declares "
+        "this version able to run on it: nothing to migrate; nothing was changed"
+    )
+    result = run("migrate", "--config", config)
+    assert (result.exit_code, result.output) == (0, f"{note}\n")
+    with caplog.at_level(logging.INFO, logger="broker.registry.migration"):
+        caplog.clear()
+        assert migrate(registry_url) == note
+    assert [r.getMessage() for r in caplog.records] == [note]
+    assert _state(registry_url) == before
+    # At this version's own newest: nothing to say but that.
+    _set_schema(registry_url, HEAD, "0015")
+    result = run("migrate", "--config", config)
+    assert (result.exit_code, result.output) == (0, "Registry schema is up to date.\n")
+    assert migrate(registry_url) is None
+
+
+def test_readyz_follows_the_schema_moving_under_a_running_worker(
+    registry_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    migrate(registry_url)
+    app = create_app(load_settings(_config_on(tmp_path, registry_url)))
+    client = app.test_client()
+
+    def readyz() -> tuple[int, str]:
+        response = client.get("/readyz")
+        return response.status_code, response.text
+
+    ready, too_new, behind = (
+        (200, "ready\n"),
+        (503, "not ready: schema_too_new\n"),
+        (503, "not ready: schema_behind\n"),
+    )
+    try:
+        assert readyz() == ready
+        # A newer release migrated that declares this version able to run on it: still ready.
+        for oldest_reader in ("0015", HEAD):
+            _set_schema(registry_url, NEWER, oldest_reader)
+            assert readyz() == ready
+        # One that does not, or names no version at all: out of the load balancer's pool.
+        with caplog.at_level(logging.WARNING, logger="broker.web.health"):
+            for oldest_reader in ("0098", None):
+                _set_schema(registry_url, NEWER, oldest_reader)
+                assert readyz() == too_new
+        assert caplog.messages == ["not ready check=schema_too_new error=SchemaNotServable"] * 2
+        _set_schema(registry_url, HEAD, "0015")
+        assert readyz() == ready
+        # Behind: an older revision of this version's own, with `schema_readers` and (a back-up
+        # from before revision 0016 restored) without it.
+        _set_schema(registry_url, "0015", "0015")
+        assert readyz() == behind
+        _set_schema(registry_url, HEAD, "0015")
+        assert readyz() == ready
+        _move(registry_url, "0015", down=True)
+        assert readyz() == behind
+        migrate(registry_url)
+        assert readyz() == ready
+    finally:
+        app.extensions["ketenbroker"].registry.close()
 
 
 def test_the_oldest_reader_is_the_newest_any_applied_revision_declares() -> None:
