@@ -44,7 +44,7 @@ from broker.demo.school_idp import (
 )
 from broker.demo.school_op import SchoolOpSettings, create_school_op_app
 from broker.demo.start_page import Pairing, start_page
-from broker.registry import SqlRegistry, migrate
+from broker.registry import SqlRegistry, migrate_first
 from broker.web import create_app
 from broker.web.wiring import Broker, build_broker
 
@@ -319,7 +319,7 @@ def prepare_demo(
             directory, f"http://127.0.0.1:{port}", "demo.ketenbroker.example", "Ketenbroker demo"
         )
     settings = load_settings(config)
-    migrate(settings.registry_url)
+    migrate_first(settings.registry_url)
     services = build_broker(settings, keys=keys(settings) if keys else None)
     school, publishers = _saml_peers(directory, port + 1, services, users)
     school_op = replace(

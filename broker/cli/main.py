@@ -24,7 +24,7 @@ from broker.cli.registry_commands import registry_group
 from broker.cli.school_commands import school_group
 from broker.cli.serve import serve_command
 from broker.config import load_settings
-from broker.registry import migrate
+from broker.registry import migrate, migrate_first
 
 
 @click.group()
@@ -62,7 +62,7 @@ def run(config_path: Path, host: str, port: int) -> None:
     from broker.web import create_app
 
     settings = load_settings(config_path)
-    migrate(settings.registry_url)
+    migrate_first(settings.registry_url)
     run_simple(host, port, create_app(settings), threaded=True)
 
 
@@ -70,10 +70,12 @@ def run(config_path: Path, host: str, port: int) -> None:
 @config_option
 @reports_errors
 def migrate_command(config_path: Path) -> None:
-    """Bring the registry's schema up to date (run once before starting new workers)."""
+    """Bring the registry's schema up to date (run once before starting new workers). A
+    registry a newer version migrated is left as it is: when it declares this version able to
+    run on it, says so and exits 0 (an old image's one-shot migrate during a rolling upgrade);
+    otherwise refuses."""
     settings = load_settings(config_path)
-    migrate(settings.registry_url)
-    click.echo("Registry schema is up to date.")
+    click.echo(migrate(settings.registry_url) or "Registry schema is up to date.")
 
 
 F = TypeVar("F", bound=Callable[..., object])

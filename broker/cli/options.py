@@ -15,7 +15,7 @@ from broker.config import Settings, load_settings
 from broker.core.catalogue import CATALOGUE, is_known_attribute
 from broker.core.display_text import name_problem
 from broker.core.errors import BrokerError
-from broker.registry import SqlRegistry, migrate
+from broker.registry import SqlRegistry, migrate_first
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -44,7 +44,7 @@ def reports_errors(command: F) -> F:
 
 def open_registry(config_path: Path) -> tuple[Settings, SqlRegistry]:
     settings = load_settings(config_path)
-    migrate(settings.registry_url)
+    migrate_first(settings.registry_url)
     return settings, SqlRegistry(settings.registry_url)
 
 

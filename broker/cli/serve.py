@@ -34,7 +34,8 @@ APP = "broker.web:create_app()"
 @reports_errors
 def serve_command(config_path: Path, bind: str | None, workers: int | None) -> None:
     """Serve the broker with gunicorn (production). Does not migrate: refuses a registry that
-    `migrate` has not brought up to date."""
+    `migrate` has not brought up to date, and one a newer version migrated unless that version
+    declares this one able to run on it (a rolling upgrade)."""
     settings = load_settings(config_path)
     environment = dict(os.environ)
     environment[ENV_CONFIG] = str(config_path.resolve())
@@ -49,7 +50,8 @@ def serve_command(config_path: Path, bind: str | None, workers: int | None) -> N
             "store.url memory:// serves one process only: set a Redis URL or use --workers 1"
         )
     # Workers never migrate (several at once would race), and on a registry without this
-    # version's tables they would boot and answer every login with an error.
+    # version's tables they would boot and answer every login with an error. A newer registry
+    # that declares this version able to run on it is served, with a warning.
     require_schema_at_head(
         settings.registry_url, f'run "ketenbroker migrate --config {config_path}"'
     )

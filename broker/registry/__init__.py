@@ -12,7 +12,7 @@ from broker.registry import federation_tables as _federation_tables  # noqa: F40
 from broker.registry import pseudonym_key_tables as _pseudonym_key_tables  # noqa: F401
 from broker.registry.admin_accounts import SqlAdminAccounts
 from broker.registry.errors import DuplicateEntry, UndeclaredAttribute, UnknownChain
-from broker.registry.migration import migrate
+from broker.registry.migration import migrate, migrate_first
 from broker.registry.policy_change import PolicyChange
 from broker.registry.reading import SqlRegistryReader
 from broker.registry.sql_registry import SqlRegistry
@@ -26,4 +26,5 @@ __all__ = [
     "UndeclaredAttribute",
     "UnknownChain",
     "migrate",
+    "migrate_first",
 ]

@@ -9,12 +9,27 @@ before it commits (`migration_connection`): SQLite alters a table by copying it,
 renaming the copy (Alembic's batch mode), and with enforcement on, dropping a table that rows of
 another refer to fails; SQLite's own procedure for such changes switches enforcement off and
 runs `PRAGMA foreign_key_check` at the end.
+
+Rolling upgrades (expand/contract): from revision 0016 the schema records the oldest code that
+can still run on it (`schema_readers.oldest_reader`, a revision id). Each revision declares its
+own as a module constant `oldest_reader`: the revision before it keeps older code running when
+the change only adds what older code ignores, its own id when older code would break on it.
+After each revision applied, up or down, `record_oldest_reader` writes the newest value any
+applied revision declares (a revision without one counts as itself), in the migration's own
+transaction: a later revision can never declare the schema readable again for code an earlier
+one broke. A version whose newest revision is older than the registry's runs on it, with a
+warning, when that value is a revision it has (walked along its own revisions, not compared as
+text); it refuses otherwise, naming the value, and never migrates such a registry.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import logging
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from enum import Enum
+from functools import cache
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -24,17 +39,31 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+)
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
 from broker.core.errors import ConfigurationError
 from broker.registry.database import open_engine, writer
-from broker.registry.tables import Base
+from broker.registry.tables import Base, SchemaReadersRow
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 # Any constant works; it only has to be the same in every worker of one deployment.
 _POSTGRES_MIGRATION_LOCK = 0x6B62_7267
+# The revision that added `schema_readers`: before it, a schema records no oldest reader.
+READERS_REVISION = "0016"
+
+log = logging.getLogger(__name__)
 
 
 def alembic_config(connection: Connection | None = None) -> Config:
@@ -45,10 +74,43 @@ def alembic_config(connection: Connection | None = None) -> Config:
     return config
 
 
-def migrate(url: str) -> None:
-    """Upgrade the database at `url` to the newest schema (an empty database included)."""
+def migrate(url: str) -> str | None:
+    """Upgrade the database at `url` to the newest schema (an empty database included).
+
+    A registry a newer version migrated is never migrated (nor downgraded): only the newer
+    version migrates it. One that declares this version able to run on it is left as it is,
+    and the line saying so is logged and returned (an old image's one-shot `migrate`, run again
+    during a rolling upgrade, must not keep its workers from starting); any other is refused
+    (`ConfigurationError`), changing nothing. None: the schema is this version's newest."""
+    return _upgrade(url, run_on_newer=False)
+
+
+def migrate_first(url: str) -> None:
+    """What a command that uses the registry runs before its work: `migrate`, except that a
+    registry a newer version migrated and declares this version able to run on it is used
+    with the warning of `require_schema_at_head`."""
+    _upgrade(url, run_on_newer=True)
+
+
+def _upgrade(url: str, *, run_on_newer: bool) -> str | None:
     with migration_connection(url) as connection:
-        command.upgrade(alembic_config(connection), "head")
+        found = _heads(connection)
+        if not _is_newer(found):
+            command.upgrade(alembic_config(connection), "head")
+            return None
+        oldest = _oldest_reader(connection)
+    if run_on_newer:
+        _run_on_newer(_shown(url), found, oldest)
+        return None
+    if not _runs_on(oldest):
+        raise ConfigurationError(_cannot_run(_shown(url), found, oldest))
+    note = (
+        f"the registry is at revision {', '.join(found)}, newer than this version's "
+        f"{_own().heads_shown}, and declares this version able to run on it: nothing to "
+        "migrate; nothing was changed"
+    )
+    log.info(note)
+    return note
 
 
 @contextmanager
@@ -84,6 +146,152 @@ def _heads(connection: Connection) -> tuple[str, ...]:
     return MigrationContext.configure(connection).get_current_heads()
 
 
+@cache
+def _script() -> ScriptDirectory:
+    # Read once per process (every revision module loaded: ~40 ms): each worker asks as it starts.
+    return ScriptDirectory.from_config(alembic_config())
+
+
+@dataclass(frozen=True)
+class _OwnRevisions:
+    heads: frozenset[str]
+    heads_shown: str
+    known: frozenset[str]
+    # Those at or before the heads: a schema whose oldest reader is one of them serves here.
+    readable: frozenset[str]
+
+
+@cache
+def _own() -> _OwnRevisions:
+    """This version's revisions, worked out once per process: /readyz judges every call."""
+    script = _script()
+    heads = tuple(script.get_heads())
+    return _OwnRevisions(
+        heads=frozenset(heads),
+        heads_shown=", ".join(heads),
+        known=frozenset(revision.revision for revision in script.walk_revisions()),
+        readable=frozenset(_up_to(script, heads)),
+    )
+
+
+class SchemaFit(Enum):
+    """How this version stands to a registry's schema."""
+
+    AT_HEAD = "at_head"  # its own newest: it serves, nothing to migrate
+    NONE = "none"  # no revision recorded: `migrate` first
+    BEHIND = "behind"  # an older revision of its own: `migrate` first
+    NEWER_READABLE = "newer_readable"  # a newer version's, declaring this one able to run on it
+    TOO_NEW = "too_new"  # a newer version's, not declaring so
+
+
+def schema_fit(found: Collection[str], oldest: str | None) -> SchemaFit:
+    """How this version stands to a schema at revisions `found` whose recorded oldest reader is
+    `oldest` (None: none recorded). Pure, on revision sets worked out once: cheap to call."""
+    if set(found) == _own().heads:
+        return SchemaFit.AT_HEAD
+    if not found:
+        return SchemaFit.NONE
+    if _is_newer(found):
+        return SchemaFit.NEWER_READABLE if _runs_on(oldest) else SchemaFit.TOO_NEW
+    return SchemaFit.BEHIND
+
+
+def _up_to(script: ScriptDirectory, heads: Collection[str]) -> list[str]:
+    """The revisions of `script` at or before `heads`, oldest first."""
+    if not heads:
+        return []
+    return [
+        found.revision for found in reversed(list(script.iterate_revisions(tuple(heads), "base")))
+    ]
+
+
+def record_oldest_reader(*, ctx: MigrationContext, heads: Collection[str], **_: Any) -> None:
+    """Alembic's `on_version_apply` (env.py): after each revision applied, up or down, write
+    the schema's oldest reader in the same transaction, once it has the table. The heads after
+    the step say all; the step itself is not needed."""
+    assert ctx.script is not None and ctx.connection is not None
+    chain = _up_to(ctx.script, heads)
+    if READERS_REVISION not in chain:
+        return
+    declared = [
+        (revision, getattr(ctx.script.get_revision(revision).module, "oldest_reader", None))
+        for revision in chain
+    ]
+    ctx.connection.execute(delete(SchemaReadersRow))
+    ctx.connection.execute(
+        insert(SchemaReadersRow).values(oldest_reader=effective_oldest_reader(declared))
+    )
+
+
+def effective_oldest_reader(chain: Sequence[tuple[str, str | None]]) -> str:
+    """The oldest reader of a schema after the revisions of `chain` (oldest first, each with the
+    `oldest_reader` it declares; None counts as the revision itself): the newest declared one.
+    A revision that declares one after itself, or one not in `chain`, is refused."""
+    position = {revision: index for index, (revision, _) in enumerate(chain)}
+    newest = 0
+    for index, (revision, declared) in enumerate(chain):
+        at = position.get(declared or revision, index + 1)
+        if at > index:
+            raise ConfigurationError(
+                f"revision {revision} declares oldest_reader {declared!r}, which is not a "
+                "revision at or before it"
+            )
+        newest = max(newest, at)
+    return chain[newest][0]
+
+
+def _oldest_reader(connection: Connection) -> str | None:
+    """The recorded oldest reader; None before revision 0016, or when the table does not hold
+    exactly one row (not written by a migration: nothing to trust)."""
+    if not inspect(connection).has_table(SchemaReadersRow.__tablename__):
+        return None
+    values = connection.scalars(select(SchemaReadersRow.oldest_reader)).all()
+    return values[0] if len(values) == 1 else None
+
+
+def _is_newer(found: Collection[str]) -> bool:
+    """Whether a newer version migrated the registry: it is at a revision this one lacks."""
+    return not set(found) <= _own().known
+
+
+def _runs_on(oldest: str | None) -> bool:
+    """Whether this version can run on a schema whose oldest reader is `oldest`: one of its
+    own revisions, at or before its newest."""
+    return oldest is not None and oldest in _own().readable
+
+
+def _run_on_newer(shown: str, found: tuple[str, ...], oldest: str | None) -> None:
+    """Accept, with one warning, a registry a newer version migrated that declares this version
+    able to run on it; refuse (`ConfigurationError`) any other."""
+    if not _runs_on(oldest):
+        raise ConfigurationError(_cannot_run(shown, found, oldest))
+    log.warning(
+        "registry schema at revision %s is newer than this version's %s and declares versions "
+        "from revision %s on able to run on it: running on it; replace this version with the "
+        "newer one soon",
+        ", ".join(found),
+        _own().heads_shown,
+        oldest,
+    )
+
+
+def _cannot_run(shown: str, found: tuple[str, ...], oldest: str | None) -> str:
+    known = (
+        f"the registry at {shown} is at revision {', '.join(found)}, which this version of "
+        f"Ketenbroker does not know (a newer version migrated it; this version's newest is "
+        f"{_own().heads_shown})"
+    )
+    if oldest is None:
+        return (
+            f"{known}, and it names no older version that can run on it; nothing was changed: "
+            "run the newer version"
+        )
+    return (
+        f"{known}, and only versions from revision {oldest} on can run on it; nothing was "
+        f"changed: run a version whose newest revision is {oldest} or later"
+    )
+
+
 def _foreign_keys_off(dbapi_connection: Any, _record: Any) -> None:
     # Outside any transaction (SQLite ignores the pragma inside one): on connect.
     dbapi_connection.execute("PRAGMA foreign_keys=OFF")
@@ -101,39 +309,54 @@ def _refuse_dangling_references(connection: Connection) -> None:
 
 def require_schema_at_head(url: str, remedy: str) -> None:
     """Refuse (`ConfigurationError`, one line ending in `remedy` where migrating helps) a
-    registry at `url` whose schema is not this version's newest: none at all, an older
-    revision, or one this version does not know. Reads one row and changes nothing: a SQLite
-    file that does not exist is not created. The URL is shown without its password."""
-    shown = make_url(url).render_as_string(hide_password=True)
-    found = _revisions_at(url)
-    script = ScriptDirectory.from_config(alembic_config())
-    needed = tuple(script.get_heads())
-    if set(found) == set(needed):
+    registry at `url` whose schema this version cannot run on: none at all, an older revision,
+    or a revision a newer version migrated without declaring this version able to run on it.
+    One a newer version migrated that does declare so is accepted with one warning: a rolling
+    upgrade (docs/operations.md). Reads and changes nothing: a SQLite file that does not exist
+    is not created. The URL is shown without its password."""
+    shown = _shown(url)
+    found, oldest = _schema_at(url)
+    fit = schema_fit(found, oldest)
+    if fit is SchemaFit.AT_HEAD:
         return
-    if not found:
+    if fit is SchemaFit.NONE:
         raise ConfigurationError(f"the registry at {shown} has no schema: {remedy}")
-    at = ", ".join(found)
-    if not set(found) <= {revision.revision for revision in script.walk_revisions()}:
+    if fit is SchemaFit.BEHIND:
         raise ConfigurationError(
-            f"the registry at {shown} is at revision {at}, which this version of Ketenbroker "
-            "does not know (a newer version migrated it): run the newer version"
+            f"the registry at {shown} is at revision {', '.join(found)}, this version needs "
+            f"{_own().heads_shown}: {remedy}"
         )
-    raise ConfigurationError(
-        f"the registry at {shown} is at revision {at}, this version needs "
-        f"{', '.join(needed)}: {remedy}"
-    )
+    _run_on_newer(shown, found, oldest)
 
 
-def _revisions_at(url: str) -> tuple[str, ...]:
+def check_newer_schema(url: str) -> None:
+    """What a worker checks as it starts (`create_app`): a registry a newer version migrated is
+    accepted with a warning or refused, as by `require_schema_at_head`. Anything else is left to
+    /readyz: a schema that is missing or behind, or a database not answering yet, may be put
+    right (`migrate`, the database back) while the worker runs."""
+    try:
+        found, oldest = _schema_at(url)
+    except ConfigurationError:
+        return  # not answering: /readyz says so until it does
+    if _is_newer(found):
+        _run_on_newer(_shown(url), found, oldest)
+
+
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def _schema_at(url: str) -> tuple[tuple[str, ...], str | None]:
+    """The registry's revisions and its recorded oldest reader, read without changing it."""
     parsed = make_url(url)
     sqlite = parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:")
     if sqlite and not Path(str(parsed.database)).exists():
-        return ()
+        return (), None
     # SQLite read-only: open_engine's connection would switch the file to WAL, a change.
     engine = _read_only_sqlite(parsed) if sqlite else open_engine(url)
     try:
         with engine.connect() as connection:
-            return _heads(connection)
+            return _heads(connection), _oldest_reader(connection)
     except DBAPIError as error:
         # The driver's first line says why (refused, no such database, authentication); it
         # never holds the password, and the check makes sure.

@@ -21,7 +21,9 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    column,
     false,
+    table,
     text,
     true,
 )
@@ -65,6 +67,22 @@ class Base(DeclarativeBase):
 def as_utc(moment: datetime) -> datetime:
     """SQLite hands back naive datetimes; every timestamp the registry writes is UTC."""
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+# Alembic's own table, not a model (Alembic makes and keeps it, and `model_drift` leaves it out):
+# the revisions the schema is at, read beside the generation by /readyz (reading.py).
+ALEMBIC_VERSION = table("alembic_version", column("version_num", String(32)))
+
+
+class SchemaReadersRow(Base):
+    """The oldest code revision that can still run on this schema (revision 0016): one row,
+    written by the migrations only (migration.py), read before a version serves on a registry
+    a newer version migrated. The value is the key: a table with a primary key can be
+    replicated."""
+
+    __tablename__ = "schema_readers"
+
+    oldest_reader: Mapped[str] = mapped_column(String(32), primary_key=True)
 
 
 class SchoolNamingIdpRow(Base):

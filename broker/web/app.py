@@ -13,6 +13,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from broker.config import Settings, load_settings
 from broker.core.errors import BrokerError
+from broker.registry.migration import check_newer_schema
 from broker.web.browser import install_browser_cookie
 from broker.web.cookie_session import BrokerSessionInterface
 from broker.web.discovery import discovery
@@ -20,7 +21,7 @@ from broker.web.errors import install_error_pages
 from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES, init_i18n, page_translations
 from broker.web.labels import shown_time
 from broker.web.logout_routes import logout, logout_form_token
-from broker.web.logs import install_logging
+from broker.web.logs import install_log_handler, install_logging
 from broker.web.my_data import my_data
 from broker.web.notice import notice
 from broker.web.oidc_logout_routes import oidc_logout
@@ -68,6 +69,12 @@ class _BrokerFlask(Flask):
 def create_app(settings: Settings | None = None, *, services: Broker | None = None) -> Flask:
     """The broker as a WSGI app. Without arguments it reads $KETENBROKER_CONFIG (gunicorn)."""
     settings = settings or load_settings()
+    if services is None:
+        # A worker on a registry a newer version migrated says so in the broker's own log
+        # format, or refuses to boot (before it opens anything) when this version cannot run
+        # on it.
+        install_log_handler(settings.log_format)
+        check_newer_schema(settings.registry_url)
     app = _BrokerFlask(__name__)
     app.session_interface = BrokerSessionInterface()
     app.config.update(

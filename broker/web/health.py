@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 
 from broker.core.errors import BrokerError
 from broker.core.pseudonym_rotation import key_versions_for
+from broker.registry.migration import SchemaFit, schema_fit
 from broker.web.wiring import Broker
 
 log = logging.getLogger("broker.web.health")
@@ -29,9 +30,32 @@ def check_store(b: Broker) -> None:
         raise BrokerError("store ping returned false")
 
 
+# A schema this version cannot serve on, by how it stands to it: the name its failure takes.
+SCHEMA_CHECKS = {
+    SchemaFit.TOO_NEW: "schema_too_new",
+    SchemaFit.BEHIND: "schema_behind",
+    SchemaFit.NONE: "schema_behind",
+}
+
+
+class SchemaNotServable(BrokerError):
+    """The registry answered, on a schema this version cannot serve on: the registry check
+    fails under the name of the schema's problem (`SCHEMA_CHECKS`) instead of its own."""
+
+    def __init__(self, fit: SchemaFit) -> None:
+        super().__init__(f"registry schema: {fit.value}")
+        self.check = SCHEMA_CHECKS[fit]
+
+
 def check_registry(b: Broker) -> None:
-    """The registry database answers (a direct query, past this worker's cached view)."""
-    b.registry.generation()
+    """The registry database answers (a direct query, past this worker's cached view), on a
+    schema this version can serve on: its own newest, or a newer one that declares this
+    version able to run on it. It can move under a running worker: an incompatible release
+    migrated while old workers serve (`schema_too_new`), a back-up of an older revision
+    restored (`schema_behind`). One statement for both (`schema_in_use`): no round trip more."""
+    fit = schema_fit(*b.registry.schema_in_use())
+    if fit in SCHEMA_CHECKS:
+        raise SchemaNotServable(fit)
 
 
 def check_keys(b: Broker) -> None:
@@ -83,6 +107,7 @@ def failed_checks(b: Broker, checks: dict[str, Check] | None = None) -> list[str
         except Exception as error:
             # A probe has one job: any failure means "not ready". Broad on purpose (pysaml2 and
             # the database drivers raise their own types); the class name only, as everywhere.
-            log.warning("not ready check=%s error=%s", name, type(error).__name__)
-            failed.append(name)
+            failed_as = error.check if isinstance(error, SchemaNotServable) else name
+            log.warning("not ready check=%s error=%s", failed_as, type(error).__name__)
+            failed.append(failed_as)
     return failed

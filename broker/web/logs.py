@@ -57,20 +57,9 @@ class JsonFormatter(logging.Formatter):
 
 
 def install_logging(app: Flask, log_format: str) -> None:
-    """Log the broker's own lines to stderr, as JSON (`json`) or plain text (`text`)."""
-    logger = logging.getLogger("broker")
-    logger.setLevel(logging.INFO)
-    if not any(h.get_name() == _HANDLER_NAME for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.set_name(_HANDLER_NAME)
-        handler.addFilter(RequestIdFilter())
-        if log_format == "json":
-            handler.setFormatter(JsonFormatter())
-        else:
-            handler.setFormatter(
-                logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-            )
-        logger.addHandler(handler)
+    """Log the broker's own lines to stderr, as JSON (`json`) or plain text (`text`), each
+    request's with its request id."""
+    install_log_handler(log_format)
 
     @app.before_request
     def _request_id() -> None:
@@ -84,3 +73,20 @@ def install_logging(app: Flask, log_format: str) -> None:
         if isinstance(request_id, str) and request_id:
             response.headers[REQUEST_ID_HEADER] = request_id
         return response
+
+
+def install_log_handler(log_format: str) -> None:
+    """The handler of the broker's own lines, once per process."""
+    logger = logging.getLogger("broker")
+    logger.setLevel(logging.INFO)
+    if not any(h.get_name() == _HANDLER_NAME for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.set_name(_HANDLER_NAME)
+        handler.addFilter(RequestIdFilter())
+        if log_format == "json":
+            handler.setFormatter(JsonFormatter())
+        else:
+            handler.setFormatter(
+                logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+            )
+        logger.addHandler(handler)

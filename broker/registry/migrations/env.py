@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from broker.registry.migration import migration_connection
+from broker.registry.migration import migration_connection, record_oldest_reader
 from broker.registry.tables import Base
 
 
@@ -17,6 +17,8 @@ def _run(connection: object) -> None:
         render_as_batch=True,
         # database.py gives SQLite real transactions, so DDL can roll back there too.
         transactional_ddl=True,
+        # The schema's oldest reader, written in the migration's own transaction.
+        on_version_apply=record_oldest_reader,
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -15,6 +15,9 @@ revision = ${repr(up_revision)}
 down_revision = ${repr(down_revision)}
 branch_labels = ${repr(branch_labels)}
 depends_on = ${repr(depends_on)}
+# Older code breaks on this schema until you know better: keep the previous revision's value when
+# this revision only adds what older code ignores (docs/architecture.md, "Registry migrations").
+oldest_reader = ${repr(up_revision)}
 
 
 def upgrade() -> None:

@@ -1,0 +1,277 @@
+"""Rolling upgrades (revision 0016, broker/registry/migration.py) on SQLite and PostgreSQL: the
+registry records the oldest code that can run on its schema; this version serves on a registry a
+newer version migrated when it records one of this version's revisions, with a warning, and is
+refused, naming the oldest that can, when not; none of its commands migrates such a registry
+(`migrate` says so and succeeds when it can run on it). /readyz follows the schema moving under
+a running worker.
+
+"Newer" is made as a newer version's `migrate` would leave it: a revision id this version does
+not have in `alembic_version`, and that version's oldest reader in `schema_readers`."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import warnings
+from pathlib import Path
+
+import pytest
+from alembic.script import ScriptDirectory
+from sqlalchemy import column, delete, inspect, select, table, update
+from sqlalchemy.engine import make_url
+
+from broker.config import load_settings
+from broker.core.errors import ConfigurationError
+from broker.registry import migrate
+from broker.registry.migration import (
+    alembic_config,
+    effective_oldest_reader,
+    migration_connection,
+    model_drift,
+)
+from broker.registry.tables import SchemaReadersRow
+from broker.web import create_app
+from tests.adapters.test_cli_serve import _config_on, _serve, started  # noqa: F401  # fixture
+from tests.storage.test_publisher_integrity import HEAD, _move
+from tests.support.cli import Result, run
+
+NEWER = "0099"  # a revision this version does not have
+READERS = SchemaReadersRow.__table__
+VERSIONS = table("alembic_version", column("version_num"))
+WARNING = (
+    f"registry schema at revision {NEWER} is newer than this version's {HEAD} and declares "
+    "versions from revision 0015 on able to run on it: running on it; replace this version "
+    "with the newer one soon"
+)
+
+
+State = tuple[tuple[str, ...], list[str] | None, list[str]]
+
+
+def _state(url: str) -> State:
+    """The registry's revisions, its recorded oldest readers (None: no table) and its tables."""
+    with migration_connection(url) as connection:
+        revisions = tuple(connection.scalars(select(VERSIONS.c.version_num)))
+        tables = sorted(inspect(connection).get_table_names())
+        readers = (
+            list(connection.scalars(select(READERS.c.oldest_reader)))
+            if READERS.name in tables
+            else None
+        )
+    return revisions, readers, tables
+
+
+def _made_newer(url: str, oldest_reader: str | None) -> None:
+    """Migrated to this version's head, then left as a newer version would leave it."""
+    migrate(url)
+    _set_schema(url, NEWER, oldest_reader)
+
+
+def _set_schema(url: str, revision: str, oldest_reader: str | None) -> None:
+    """The registry's revision and recorded oldest reader (None: no row) set under whoever
+    uses it, as another version's `migrate` would leave them."""
+    with migration_connection(url) as connection:
+        connection.execute(update(VERSIONS).values(version_num=revision))
+        connection.execute(delete(READERS))
+        if oldest_reader is not None:
+            connection.execute(READERS.insert().values(oldest_reader=oldest_reader))
+
+
+def _newer_broker(url: str, tmp_path: Path, oldest_reader: str | None) -> tuple[Path, State]:
+    """A broker's configuration on the registry at `url` made newer, and the registry's state."""
+    _made_newer(url, oldest_reader)
+    return _config_on(tmp_path, url), _state(url)
+
+
+def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+
+
+def _listed_schools(config: Path) -> Result:
+    """`school list`, which leaves its registry's connections to the end of the process, as
+    every command does: closed here, not in a later test."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        result = run("school", "list", "--config", config)
+        gc.collect()
+    return result
+
+
+def _shown(url: str) -> str:
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def test_revision_0016_records_the_oldest_reader_and_goes_down_and_up_again(
+    registry_url: str,
+) -> None:
+    migrate(registry_url)
+    revisions, readers, tables = _state(registry_url)
+    assert revisions == (HEAD,) and readers == ["0015"]
+    assert model_drift(registry_url) == []
+    _move(registry_url, "0015", down=True)
+    assert _state(registry_url) == (("0015",), None, [t for t in tables if t != READERS.name])
+    migrate(registry_url)
+    assert _state(registry_url) == ((HEAD,), ["0015"], tables)
+    assert model_drift(registry_url) == []
+
+
+def test_serve_and_workers_run_on_a_newer_registry_that_declares_this_version_compatible(
+    registry_url: str,
+    tmp_path: Path,
+    started: list[list[str]],  # noqa: F811 - the imported fixture
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config, before = _newer_broker(registry_url, tmp_path, "0015")
+    with caplog.at_level(logging.WARNING, logger="broker.registry.migration"):
+        result = _serve(config)
+        assert result.exit_code == 0, result.output
+        assert len(started) == 1
+        assert _warnings(caplog) == [WARNING]
+        caplog.clear()
+        app = create_app(load_settings(config))
+        assert _warnings(caplog) == [WARNING]
+    try:
+        assert app.test_client().get("/readyz").text == "ready\n"
+    finally:
+        app.extensions["ketenbroker"].registry.close()
+    assert _state(registry_url) == before
+
+
+@pytest.mark.parametrize(
+    ("oldest_reader", "reason"),
+    [
+        (
+            "0098",
+            "only versions from revision 0098 on can run on it; nothing was changed: run a "
+            "version whose newest revision is 0098 or later",
+        ),
+        (
+            None,
+            "it names no older version that can run on it; nothing was changed: run the "
+            "newer version",
+        ),
+    ],
+)
+def test_a_newer_registry_this_version_cannot_run_on_is_refused_everywhere(
+    registry_url: str,
+    tmp_path: Path,
+    started: list[list[str]],  # noqa: F811 - the imported fixture
+    oldest_reader: str | None,
+    reason: str,
+) -> None:
+    config, before = _newer_broker(registry_url, tmp_path, oldest_reader)
+    message = (
+        f"the registry at {_shown(registry_url)} is at revision {NEWER}, which this version of "
+        f"Ketenbroker does not know (a newer version migrated it; this version's newest is "
+        f"{HEAD}), and {reason}"
+    )
+    result = _serve(config)
+    assert (result.exit_code, result.output, started) == (1, f"Error: {message}\n", [])
+    with pytest.raises(ConfigurationError) as refused:
+        create_app(load_settings(config))
+    assert str(refused.value) == message
+    for command in (["migrate"], ["school", "list"]):
+        result = run(*command, "--config", config)
+        assert (result.exit_code, result.output) == (1, f"Error: {message}\n")
+    assert _state(registry_url) == before
+
+
+def test_commands_of_this_version_use_a_newer_registry_and_never_migrate_it(
+    registry_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config, before = _newer_broker(registry_url, tmp_path, "0015")
+    with caplog.at_level(logging.WARNING, logger="broker.registry.migration"):
+        result = _listed_schools(config)
+    assert result.exit_code == 0, result.output
+    assert _warnings(caplog) == [WARNING]
+    assert _state(registry_url) == before
+
+
+def test_migrate_of_an_older_version_leaves_a_newer_registry_it_can_run_on_and_succeeds(
+    registry_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # An old image's one-shot `migrate` (an init container, compose's `migrate` service)
+    # restarted during a rolling upgrade: its workers wait for it to succeed.
+    config, before = _newer_broker(registry_url, tmp_path, "0015")
+    note = (
+        f"the registry is at revision {NEWER}, newer than this version's {HEAD}, and declares "
+        "this version able to run on it: nothing to migrate; nothing was changed"
+    )
+    result = run("migrate", "--config", config)
+    assert (result.exit_code, result.output) == (0, f"{note}\n")
+    with caplog.at_level(logging.INFO, logger="broker.registry.migration"):
+        caplog.clear()
+        assert migrate(registry_url) == note
+    assert [r.getMessage() for r in caplog.records] == [note]
+    assert _state(registry_url) == before
+    # At this version's own newest: nothing to say but that.
+    _set_schema(registry_url, HEAD, "0015")
+    result = run("migrate", "--config", config)
+    assert (result.exit_code, result.output) == (0, "Registry schema is up to date.\n")
+    assert migrate(registry_url) is None
+
+
+def test_readyz_follows_the_schema_moving_under_a_running_worker(
+    registry_url: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    migrate(registry_url)
+    app = create_app(load_settings(_config_on(tmp_path, registry_url)))
+    client = app.test_client()
+
+    def readyz() -> tuple[int, str]:
+        response = client.get("/readyz")
+        return response.status_code, response.text
+
+    ready, too_new, behind = (
+        (200, "ready\n"),
+        (503, "not ready: schema_too_new\n"),
+        (503, "not ready: schema_behind\n"),
+    )
+    try:
+        assert readyz() == ready
+        # A newer release migrated that declares this version able to run on it: still ready.
+        for oldest_reader in ("0015", HEAD):
+            _set_schema(registry_url, NEWER, oldest_reader)
+            assert readyz() == ready
+        # One that does not, or names no version at all: out of the load balancer's pool.
+        with caplog.at_level(logging.WARNING, logger="broker.web.health"):
+            for oldest_reader in ("0098", None):
+                _set_schema(registry_url, NEWER, oldest_reader)
+                assert readyz() == too_new
+        assert caplog.messages == ["not ready check=schema_too_new error=SchemaNotServable"] * 2
+        _set_schema(registry_url, HEAD, "0015")
+        assert readyz() == ready
+        # Behind: an older revision of this version's own, with `schema_readers` and (a back-up
+        # from before revision 0016 restored) without it.
+        _set_schema(registry_url, "0015", "0015")
+        assert readyz() == behind
+        _set_schema(registry_url, HEAD, "0015")
+        assert readyz() == ready
+        _move(registry_url, "0015", down=True)
+        assert readyz() == behind
+        migrate(registry_url)
+        assert readyz() == ready
+    finally:
+        app.extensions["ketenbroker"].registry.close()
+
+
+def test_the_oldest_reader_is_the_newest_any_applied_revision_declares() -> None:
+    # Undeclared (None) counts as the revision itself: older code cannot run on it.
+    assert effective_oldest_reader([("1", None), ("2", "1"), ("3", "1")]) == "1"
+    assert effective_oldest_reader([("1", None), ("2", "2"), ("3", "3")]) == "3"
+    # A later revision cannot lower the bar an earlier one raised.
+    assert effective_oldest_reader([("1", None), ("2", "2"), ("3", "1")]) == "2"
+    for wrong in ("4", "x"):
+        with pytest.raises(
+            ConfigurationError, match=f"revision 3 declares oldest_reader '{wrong}'"
+        ):
+            effective_oldest_reader([("1", None), ("2", "1"), ("3", wrong)])
+
+
+def test_every_revision_from_0016_on_declares_its_oldest_reader() -> None:
+    script = ScriptDirectory.from_config(alembic_config())
+    chain = [revision for revision in script.walk_revisions("base", "heads")][::-1]
+    ids = [revision.revision for revision in chain]
+    for revision in chain[ids.index("0016") :]:
+        declared = getattr(revision.module, "oldest_reader", None)
+        assert declared in ids[: ids.index(revision.revision) + 1], revision.revision
