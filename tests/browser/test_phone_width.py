@@ -1,4 +1,5 @@
-"""Every page a person may open fits a phone: 360 CSS px wide, nothing scrolls sideways.
+"""Every page a person may open fits a phone: 360 CSS px wide, nothing scrolls sideways; and
+the portal's pages fit a desktop, their tables whole.
 
 Each page is opened at 360x740 with a phone's user agent (Chromium as on Android: touch, the
 viewport meta honoured), in English and in Dutch (whose words are longer), with what makes a page
@@ -11,8 +12,13 @@ an administrator's long e-mail address, a platform's one-word name). On every pa
 - a table of three or more columns names each cell's column (`data-label`, shown above the value
   when the rows stack, style.css), so a stacked row still says what each value is.
 
-At a desktop's width a table stays laid out as a table (its header row shown, its cells table
-cells), as a screen reader reads it.
+At a desktop's width (1280 and 1024 px) the portal's pages are measured again (a desktop
+browser, the same pages and values): the page no wider than the window, no box in it scrolling
+sideways (a school's privacy officer reads the receipts and a service's history there), each
+table laid out as a table (its header row shown, its cells table cells), as a screen reader
+reads it; running text and forms no wider than 40rem, and the header and footer aligned with
+the main column, which is wider than the student pages' 40rem. At 800 px (a tablet held
+upright) the tables stack as on a phone, and nothing scrolls sideways either.
 The student pages come from real logins through the demo; the portal pages from one
 administrator per role and language, signed in through the real form.
 """
@@ -41,6 +47,9 @@ from tests.support.live import LiveDemo, running_demo
 
 PHONE = {"width": 360, "height": 740}
 DESKTOP = {"width": 1280, "height": 900}
+# The desktop widths a portal page is measured at; from TABLE_WIDTH up its tables are tables.
+DESKTOP_WIDTHS = (1280, 1024, 800)
+TABLE_WIDTH = 1024
 PHONE_AGENT = (
     "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) "
     "Chrome/124.0.0.0 Mobile Safari/537.36"
@@ -72,7 +81,7 @@ Screenshot = Callable[[Page, str], Path]
 
 # What sticks out, said per page: the page's own extra width, each box that scrolls sideways,
 # and the outermost elements reaching past the window's right edge (where to look).
-MEASURE = """(phone) => {
+MEASURE = """(width) => {
   const name = (el) => el.tagName.toLowerCase() + (el.id ? '#' + el.id : '')
     + (el.className && typeof el.className === 'string' ? '.' + el.className.trim().split(/\\s+/).join('.') : '');
   const scrolling = [];
@@ -84,8 +93,8 @@ MEASURE = """(phone) => {
     if (['auto', 'scroll'].includes(style.overflowX) && el.scrollWidth > el.clientWidth) {
       scrolling.push(`${name(el)} scrolls ${el.scrollWidth - el.clientWidth}px`);
     }
-    // The deepest boxes past the phone's edge: what to make narrower.
-    const past = (box) => box.getBoundingClientRect().right + window.scrollX - phone;
+    // The deepest boxes past the screen's edge: what to make narrower.
+    const past = (box) => box.getBoundingClientRect().right + window.scrollX - width;
     if (el.getBoundingClientRect().width && past(el) > 0.5
         && ![...el.children].some((child) => past(child) > 0.5)) {
       const said = `${name(el)} +${Math.round(past(el))}px`;
@@ -129,15 +138,45 @@ DESKTOP_TABLES = """() => [...document.querySelectorAll('main table')].flatMap((
   return shown && laidOut ? [] : [`table#${table.id} is no table at a desktop's width`];
 })"""
 
+# A portal page at a desktop's width: running text and forms (outside the tables and the
+# portal's navigation) at most 40rem wide, a readable line; the header's and the footer's
+# content edges where the main column's are.
+DESKTOP_LAYOUT = """() => {
+  const rem = parseFloat(getComputedStyle(document.documentElement).fontSize);
+  const wide = [...document.querySelectorAll('main :is(p, form, dl, ul, ol)')]
+    .filter((el) => !el.closest('table, .portal-nav'))
+    .filter((el) => el.getBoundingClientRect().width > 40 * rem + 0.5)
+    .map((el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''} `
+      + `${Math.round(el.getBoundingClientRect().width)}px wide`);
+  const edges = (selector) => {
+    const el = document.querySelector(selector);
+    const box = el.getBoundingClientRect();
+    const style = getComputedStyle(el);
+    return [box.left + parseFloat(style.paddingLeft), box.right - parseFloat(style.paddingRight)];
+  };
+  const [left, right] = edges('main');
+  const askew = ['.site-header .wrap', '.site-footer .wrap'].filter((selector) => {
+    const [l, r] = edges(selector);
+    return Math.abs(l - left) > 0.5 || Math.abs(r - right) > 0.5;
+  }).map((selector) => `${selector} not aligned with main`);
+  return [...wide.slice(0, 3), ...askew];
+}"""
+
 
 @dataclass
-class Phone:
+class Screen:
+    """One language's pages measured on a phone (360 px, a phone's browser) or, `phone` false,
+    on a desktop (each of DESKTOP_WIDTHS)."""
+
     live: LiveDemo
     new_context: NewContext
     overflowing: dict[str, str]
     language: str
+    phone: bool
 
     def context(self) -> BrowserContext:
+        if not self.phone:
+            return self.new_context(LANGUAGES[self.language], viewport=DESKTOP)
         return self.new_context(
             LANGUAGES[self.language],
             viewport=PHONE,
@@ -151,30 +190,32 @@ class Phone:
         of every page at the end (so a run says all that is wrong, not the first)."""
         page.wait_for_load_state()
         expect(page.locator("html")).to_have_attribute("lang", self.language)
-        measured: dict[str, Any] = page.evaluate(MEASURE, PHONE["width"])
-        # A phone's browser zooms out a page wider than itself (innerWidth grows): measured
-        # against the phone's own width too, so that is no way to fit.
-        wider = max(measured["scroll"] - measured["inner"], measured["scroll"] - PHONE["width"])
-        problems = []
-        if wider > 0:
-            problems.append(f"page {wider}px wider ({', '.join(measured['beyond'])})")
-        problems += measured["scrolling"]
-        problems += page.evaluate(LABELS)
-        if page.locator("main table").count():
-            problems += _tables_at_desktop_width(page)
+        if self.phone:
+            self._keep(name, _sideways(page, PHONE["width"]) + page.evaluate(LABELS))
+            return
+        for width in DESKTOP_WIDTHS:
+            page.set_viewport_size({"width": width, "height": DESKTOP["height"]})
+            problems = _sideways(page, width) + page.evaluate(DESKTOP_LAYOUT)
+            if width >= TABLE_WIDTH:
+                problems += page.evaluate(DESKTOP_TABLES)
+            self._keep(f"{name} at {width}px", problems)
+
+    def _keep(self, name: str, problems: list[str]) -> None:
         if problems:
             self.overflowing[f"{self.language} {name}"] = "; ".join(problems)
 
 
-def _tables_at_desktop_width(page: Page) -> list[str]:
-    """At a desktop's width a table is laid out as one (its header row shown, its cells table
-    cells), as a screen reader reads it; the phone's stacked rows are for narrow screens only."""
-    page.set_viewport_size(DESKTOP)
-    try:
-        found: list[str] = page.evaluate(DESKTOP_TABLES)
-    finally:
-        page.set_viewport_size(PHONE)
-    return found
+def _sideways(page: Page, width: int) -> list[str]:
+    """What makes `page`, in a window `width` px wide, scroll sideways: the page itself, or a
+    box in it."""
+    measured: dict[str, Any] = page.evaluate(MEASURE, width)
+    # A phone's browser zooms out a page wider than itself (innerWidth grows): measured
+    # against the screen's own width too, so that is no way to fit.
+    wider = max(measured["scroll"] - measured["inner"], measured["scroll"] - width)
+    problems = []
+    if wider > 0:
+        problems.append(f"page {wider}px wider ({', '.join(measured['beyond'])})")
+    return problems + measured["scrolling"]
 
 
 @pytest.fixture(scope="module")
@@ -245,17 +286,29 @@ def _wide_registry(live: LiveDemo, keys: Path) -> None:
 @pytest.fixture(params=list(LANGUAGES))
 def phone(
     live: LiveDemo, new_context: NewContext, request: pytest.FixtureRequest
-) -> Iterator[Phone]:
-    """Measures pages in each language; at the end, fails with every page that did not fit."""
-    checked = Phone(live, new_context, {}, request.param)
-    yield checked
-    assert not checked.overflowing, "\n".join(
-        f"{page}: {problems}" for page, problems in checked.overflowing.items()
+) -> Iterator[Screen]:
+    """Measures pages on a phone in each language; at the end, fails with every page that did
+    not fit."""
+    yield from _measured(Screen(live, new_context, {}, request.param, phone=True))
+
+
+@pytest.fixture(params=list(LANGUAGES))
+def desktop(
+    live: LiveDemo, new_context: NewContext, request: pytest.FixtureRequest
+) -> Iterator[Screen]:
+    """The same on a desktop."""
+    yield from _measured(Screen(live, new_context, {}, request.param, phone=False))
+
+
+def _measured(screen: Screen) -> Iterator[Screen]:
+    yield screen
+    assert not screen.overflowing, "\n".join(
+        f"{page}: {problems}" for page, problems in screen.overflowing.items()
     )
 
 
 # -- the student's pages ----------------------------------------------------------------------
-def _student(phone: Phone) -> Page:
+def _student(phone: Screen) -> Page:
     """A student's phone, on which the broker's answer to a platform and the logout progress
     wait for a tap: their scripts (which move on at once) are not loaded, so those pages can
     be measured. Everything else runs as on any phone."""
@@ -265,7 +318,7 @@ def _student(phone: Phone) -> Page:
     return context.new_page()
 
 
-def _log_in(phone: Phone, page: Page, service: str, *, first: bool = False) -> str:
+def _log_in(phone: Screen, page: Page, service: str, *, first: bool = False) -> str:
     """A login at `service` up to the platform, measuring the broker's pages on the way;
     returns the notice's address ("" without one)."""
     live = phone.live
@@ -294,7 +347,7 @@ def _log_in(phone: Phone, page: Page, service: str, *, first: bool = False) -> s
     return notice_address
 
 
-def test_student_pages_fit_a_phone(phone: Phone) -> None:
+def test_student_pages_fit_a_phone(phone: Screen) -> None:
     live = phone.live
     page = _student(phone)
     for path, name in (("/", "home"), ("/my-data", "my data, start")):
@@ -363,29 +416,30 @@ OPERATOR_PAGES = {
 
 
 def _administrator(
-    phone: Phone, role: AdminRole, tenant: str | None, pages: dict[str, str]
+    screen: Screen, role: AdminRole, tenant: str | None, pages: dict[str, str]
 ) -> Page:
-    """A new administrator (a TOTP code counts once), signed in on a phone in `phone.language`,
-    having opened each of `pages` (name: path) and measured it."""
-    email = f"{role.value}-{phone.language}@phone.example"
+    """A new administrator (a TOTP code counts once), signed in on `screen` (a phone or a
+    desktop) in `screen.language`, having opened each of `pages` (name: path) and measured it."""
+    kind = "phone" if screen.phone else "desktop"
+    email = f"{role.value}-{screen.language}@{kind}.example"
     secret = totp.new_secret()
-    phone.live.registry.accounts.add_admin(email, hash_password(PASSWORD), secret, role, tenant)
-    page = phone.context().new_page()
-    page.goto(f"{phone.live.broker_url}/portal/?lang={phone.language}")
-    phone.check(page, "portal sign-in")
+    screen.live.registry.accounts.add_admin(email, hash_password(PASSWORD), secret, role, tenant)
+    page = screen.context().new_page()
+    page.goto(f"{screen.live.broker_url}/portal/?lang={screen.language}")
+    screen.check(page, "portal sign-in")
     page.locator("#email").fill(email)
     page.locator("#password").fill(PASSWORD)
     page.locator("#code").fill(totp.code_at(secret, totp.current_step() + 1))
     page.locator("#code").press("Enter")
     expect(page.locator(".portal-nav .sign-out")).to_be_visible()
     for name, path in pages.items():
-        response = page.goto(phone.live.broker_url + path)
+        response = page.goto(screen.live.broker_url + path)
         assert response is not None and response.ok, (name, response and response.status)
-        phone.check(page, name)
+        screen.check(page, name)
     return page
 
 
-def test_school_pages_fit_a_phone(phone: Phone, screenshot: Screenshot) -> None:
+def test_school_pages_fit_a_phone(phone: Screen, screenshot: Screenshot) -> None:
     language = phone.language
     page = _administrator(phone, AdminRole.SCHOOL, DEMO_SCHOOL_ID, SCHOOL_PAGES)
     expect(page.locator("#receipts tr[data-receipt]")).not_to_have_count(0)
@@ -408,7 +462,7 @@ def test_school_pages_fit_a_phone(phone: Phone, screenshot: Screenshot) -> None:
     phone.check(page, "portal: not found")
 
 
-def test_publisher_pages_fit_a_phone(phone: Phone) -> None:
+def test_publisher_pages_fit_a_phone(phone: Screen) -> None:
     language = phone.language
     page = _administrator(phone, AdminRole.PUBLISHER, PUBLISHER_ID, PUBLISHER_PAGES)
     page.locator("#service_id").press("Enter")  # nothing filled in: every problem said
@@ -424,7 +478,7 @@ def test_publisher_pages_fit_a_phone(phone: Phone) -> None:
     phone.check(page, "publisher: the client secret, once")
 
 
-def test_operator_pages_fit_a_phone(phone: Phone) -> None:
+def test_operator_pages_fit_a_phone(phone: Screen) -> None:
     language = phone.language
     page = _administrator(phone, AdminRole.OPERATOR, None, OPERATOR_PAGES)
     page.locator("#email").fill(f"{language}.{LONG_EMAIL}")
@@ -438,3 +492,23 @@ def test_operator_pages_fit_a_phone(phone: Phone) -> None:
     invited.goto(f"{link}?lang={language}" if "?" not in link else f"{link}&lang={language}")
     expect(invited.locator("#totp-secret")).to_be_visible()
     phone.check(invited, "portal: accepting an invitation")
+
+
+# -- the portal at a desktop's width -----------------------------------------------------------
+def test_portal_pages_fit_a_desktop(desktop: Screen, screenshot: Screenshot) -> None:
+    """The portal's pages at 1280, 1024 and 800 px: its wide tables (a school's receipts, a
+    service's history, "Who receives what", the accounts) whole, its text a readable line."""
+    language = desktop.language
+    page = _administrator(desktop, AdminRole.SCHOOL, DEMO_SCHOOL_ID, SCHOOL_PAGES)
+    page.set_viewport_size(DESKTOP)
+    for name in ("school: receipts", "school: a service with a history"):
+        page.goto(desktop.live.broker_url + SCHOOL_PAGES[name])
+        screenshot(page, f"desktop-{language}-{name.split(': ')[1].replace(' ', '-')}")
+    _administrator(desktop, AdminRole.PUBLISHER, PUBLISHER_ID, PUBLISHER_PAGES)
+    _administrator(desktop, AdminRole.OPERATOR, None, OPERATOR_PAGES)
+    # The student's pages keep their column of 40rem, phone-first, at a desktop's width too.
+    page.set_viewport_size(DESKTOP)
+    for path in ("/", "/my-data"):
+        page.goto(desktop.live.broker_url + path)
+        width = page.evaluate("() => document.querySelector('main').getBoundingClientRect().width")
+        assert width == 640, (path, width)
