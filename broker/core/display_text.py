@@ -11,14 +11,14 @@ two services that read the same, one of them a phishing copy); and a word writte
 Cyrillic, Greek, Armenian or Coptic letters that pass for Latin ones ("Coco" in Cyrillic). Pure
 checks, shared by the CLI, the registry file import and the portals: each returns a
 `TextProblem` (which rule, which word, where, and which characters in it are at fault, each by
-its code point, its Unicode name and the plain letter to type instead), and every caller words
-its own message from it.
+its code point, its Unicode name and what to do: the plain letter to type instead, an ordinary
+space, or delete it), and every caller words its own message from it.
 """
 
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import Enum
 
@@ -59,6 +59,35 @@ MAX_SHOWN_WORD = 40
 MAX_NAMED = 3
 MAX_PLACES = 3
 
+# The controls that are white space (a tab or a line break pasted from a spreadsheet or a
+# document) have no Unicode name: a message names them by their formal alias in Unicode's
+# NameAliases.txt, which `unicodedata.lookup` knows, so each is checked here as it is read.
+_CONTROL_ALIASES = {
+    unicodedata.lookup(alias): alias
+    for alias in (
+        "CHARACTER TABULATION",
+        "LINE FEED",
+        "LINE TABULATION",
+        "FORM FEED",
+        "CARRIAGE RETURN",
+        "INFORMATION SEPARATOR FOUR",
+        "INFORMATION SEPARATOR THREE",
+        "INFORMATION SEPARATOR TWO",
+        "INFORMATION SEPARATOR ONE",
+        "NEXT LINE",
+    )
+}
+# What a message calls a character with no Unicode name (and no alias above), by its category:
+# these are the only characters a refusal names that have none (so are the Tangut ideographs to
+# Python, which no rule refuses). The portals word them in the page's language
+# (web/portal/field_checks.py).
+UNNAMED = {
+    "Cc": "a control character",
+    "Co": "a private-use character",
+    "Cs": "a surrogate code point",
+    "Cn": "an unassigned code point",
+}
+
 # Compatibility forms that only restate an ordinary letter or digit in another width, font or as
 # a ligature: NFKC replaces them, and a reader sees the ordinary one. Raised, lowered, circled and
 # squared forms (<super>: ª º ², <sub>, <circle>, <square>, <fraction>) stay allowed: they show
@@ -85,19 +114,52 @@ class TextFault(Enum):
 @dataclass(frozen=True)
 class CharacterAtFault:
     """A character of a refused word that a message names: a Kelvin sign, a fullwidth W and a
-    Cyrillic o look like K, W and o, so a message that only repeats the word shows the reader
-    nothing to fix. Its code point and Unicode name say which it is ("U+212A KELVIN SIGN"), the
-    places where it stands in the word, and the ordinary letter to type instead."""
+    Cyrillic o look like K, W and o, and a zero-width space or a soft hyphen shows nothing, so a
+    message that only repeats the word shows the reader nothing to fix. Its code point and
+    Unicode name say which it is ("U+212A KELVIN SIGN"), the places where it stands in the
+    word, and what to do: the ordinary letter to type instead, or (a hidden character) an
+    ordinary space to type instead or nothing, to delete it."""
 
     character: str
     places: tuple[int, ...]  # in the word, counted from 1
-    plain: str = ""  # the ordinary letter or digit (or "fi", "XII") to type instead; "" if none
+    # The ordinary letter or digit (or "fi", "XII") to type instead, " " for an ordinary space;
+    # "" if none.
+    plain: str = ""
+    delete: bool = False  # a hidden character with nothing to type instead: delete it
+
+    @property
+    def code(self) -> str:
+        return f"U+{ord(self.character):04X}"
+
+    @property
+    def name(self) -> str:
+        """Its Unicode name ("ZERO WIDTH SPACE"), a white-space control's alias ("CHARACTER
+        TABULATION"), or "" for a character that has neither (`UNNAMED`: its category says
+        what it is)."""
+        return unicodedata.name(self.character, "") or _CONTROL_ALIASES.get(self.character, "")
+
+    @property
+    def category(self) -> str:
+        return unicodedata.category(self.character)
+
+    def named_as(self, unnamed: Mapping[str, str]) -> str:
+        """Its code point and name ("U+212A KELVIN SIGN"), or for a character with no name
+        what `unnamed` calls its category ("U+0001 (a control character)")."""
+        return f"{self.code} {self.name or f'({unnamed.get(self.category, self.category)})'}"
 
     @property
     def named(self) -> str:
-        """Its code point and Unicode name, as a message names it: "U+212A KELVIN SIGN"."""
-        name = unicodedata.name(self.character, "")
-        return f"U+{ord(self.character):04X} {name}".rstrip()
+        """As the CLI and the registry file import name it, in English."""
+        return self.named_as(UNNAMED)
+
+    @property
+    def instead(self) -> str:
+        """What to do, in English: ' (type "K" instead)', ' (delete it)'; "" if nothing."""
+        if self.delete:
+            return " (delete them)" if len(self.places) > 1 else " (delete it)"
+        if self.plain == " ":
+            return " (type an ordinary space instead)"
+        return f' (type "{self.plain}" instead)' if self.plain else ""
 
     @property
     def shown_places(self) -> str:
@@ -115,13 +177,13 @@ class TextProblem:
     limit: int = 0  # TOO_LONG: the most characters allowed
     # The first character at fault, counted from 1 (0 for EMPTY and TOO_LONG).
     position: int = 0
-    character: str = ""  # HIDDEN: the character (a message names its code point, not it)
-    word: str = ""  # the word at fault, as a message shows it (`shown_excerpt`)
+    # The word at fault, as a message shows it (`shown_excerpt`; a hidden character as "?").
+    word: str = ""
     script: str = ""  # MIXED_SCRIPT, LOOK_ALIKE_WORD: the other script ("Cyrillic")
     # COMPATIBILITY_FORM: the word in ordinary letters; LOOK_ALIKE_WORD: the Latin it reads as.
     plain: str = ""
-    # COMPATIBILITY_FORM, MIXED_SCRIPT, LOOK_ALIKE_WORD: the first `MAX_NAMED` different
-    # characters of `word` at fault, in order, and how many different others there are.
+    # HIDDEN, COMPATIBILITY_FORM, MIXED_SCRIPT, LOOK_ALIKE_WORD: the first `MAX_NAMED`
+    # different characters of `word` at fault, in order, and how many different others there are.
     characters: tuple[CharacterAtFault, ...] = ()
     more: int = 0
 
@@ -133,8 +195,8 @@ class TextProblem:
                 return f"must be at most {self.limit} characters"
             case TextFault.HIDDEN:
                 return (
-                    "must be plain text: letters, digits, spaces and punctuation "
-                    f"(U+{ord(self.character):04X} at character {self.position})"
+                    "must not contain hidden or control characters: "
+                    f'"{self.word}" has {self.characters_named}'
                 )
             case TextFault.COMPATIBILITY_FORM:
                 return (
@@ -160,8 +222,9 @@ class TextProblem:
         named = []
         for at_fault in self.characters:
             s = "s" if len(at_fault.places) > 1 else ""
-            instead = f' (type "{at_fault.plain}" instead)' if at_fault.plain else ""
-            named.append(f"{at_fault.named} as character{s} {at_fault.shown_places}{instead}")
+            named.append(
+                f"{at_fault.named} as character{s} {at_fault.shown_places}{at_fault.instead}"
+            )
         if self.more:
             named.append(f"and {self.more} other such character{'s' if self.more > 1 else ''}")
         return "; ".join(named)
@@ -173,7 +236,7 @@ def plain_text_problem(text: str, limit: int) -> TextProblem | None:
         return TextProblem(TextFault.TOO_LONG, limit=limit)
     for index, character in enumerate(text):
         if _hidden(character):
-            return TextProblem(TextFault.HIDDEN, position=index + 1, character=character)
+            return _hidden_refusal(text, index)
     if text.isascii():  # the usual name: every letter Latin and ordinary, nothing to look up
         return None
     return compatibility_form(text) or mixed_script_word(text) or look_alike_word(text)
@@ -193,6 +256,31 @@ def _hidden(character: str) -> bool:
     return category[0] == "C" or category in ("Zl", "Zp") or character in _INVISIBLE
 
 
+def _hidden_refusal(text: str, index: int) -> TextProblem:
+    """The refusal of `text`, whose first hidden character stands at `index`: the word it
+    stands in, shown with each hidden character as "?", and the hidden characters of that word,
+    counted in the word as the look-alike refusals count (a word is what an ordinary space
+    separates, so a tab between two words makes them one)."""
+    word = _word_at(text, index)
+    characters, more = _at_fault(word, _hidden, _space_instead, delete=True)
+    return TextProblem(
+        TextFault.HIDDEN,
+        position=index + 1,
+        word=shown_excerpt("".join("?" if _hidden(c) else c for c in word), MAX_SHOWN_WORD),
+        characters=characters,
+        more=more,
+    )
+
+
+def _space_instead(word: str, index: int) -> str:
+    """An ordinary space to type instead of the hidden character at `index` of `word` when it is
+    white space (a tab, a line break) that parts two pieces of the word nothing else parts; ""
+    (delete it) for any other, and for white space at either end of the word, which an ordinary
+    space or the end of the text already parts."""
+    parts = index > 0 and not word[index - 1].isspace() and bool(word[index + 1 :].strip())
+    return " " if parts and word[index].isspace() else ""
+
+
 def _words(text: str) -> Iterator[tuple[int, str]]:
     """Each word of `text` with the index of its first character. A word is what an ordinary
     space (U+0020) separates: see `mixed_script_word`."""
@@ -209,17 +297,40 @@ def _word_at(text: str, index: int) -> str:
 
 
 def _at_fault(
-    word: str, faulty: Callable[[str], bool], plain: Callable[[str], str]
+    word: str,
+    faulty: Callable[[str], bool],
+    plain: Callable[[str, int], str],
+    *,
+    delete: bool = False,
 ) -> tuple[tuple[CharacterAtFault, ...], int]:
     """The first `MAX_NAMED` different characters of `word` that are `faulty`, each with its
-    places in the word and the `plain` letter to type instead, and how many different others."""
-    places: dict[str, list[int]] = {}
-    for place, character in enumerate(word, start=1):
-        if character in places or faulty(character):
-            places.setdefault(character, []).append(place)
+    places in the word and the `plain` letter to type instead (given the word and the index),
+    and how many different others. A character with two different letters to type at its
+    places (a tab between two pieces of a word and one at its end) is named twice. `delete`:
+    one with nothing to type instead is to be deleted."""
+    places: dict[tuple[str, str], list[int]] = {}
+    for index, character in enumerate(word):
+        if faulty(character):
+            places.setdefault((character, plain(word, index)), []).append(index + 1)
     found = list(places.items())
-    named = tuple(CharacterAtFault(c, tuple(at), plain(c)) for c, at in found[:MAX_NAMED])
+    named = tuple(
+        CharacterAtFault(c, tuple(at), typed, delete and not typed)
+        for (c, typed), at in found[:MAX_NAMED]
+    )
     return named, len(found) - len(named)
+
+
+# What to type instead of the character at an index of a word, for `_at_fault`.
+def _latin_letter(word: str, index: int) -> str:
+    return LATIN_LOOK_ALIKES.get(word[index], "")
+
+
+def _no_letter(_word: str, _index: int) -> str:
+    return ""
+
+
+def _ordinary_letter(word: str, index: int) -> str:
+    return _ordinary(word[index])
 
 
 def _compatibility_letter(character: str) -> bool:
@@ -254,7 +365,9 @@ def compatibility_form(text: str) -> TextProblem | None:
             word = _word_at(text, index)
             plain = "".join(_ordinary(c) if _compatibility_letter(c) else c for c in word)
             characters, more = _at_fault(
-                word, lambda c: not c.isascii() and _compatibility_letter(c), _ordinary
+                word,
+                lambda c: not c.isascii() and _compatibility_letter(c),
+                _ordinary_letter,
             )
             return TextProblem(
                 TextFault.COMPATIBILITY_FORM,
@@ -307,11 +420,11 @@ def _mixed_at_fault(word: str) -> tuple[tuple[CharacterAtFault, ...], int]:
     latin = sum(1 for c in word if scripts.get(c) == "LATIN")
     other = sum(1 for c in word if scripts.get(c) in LOOK_ALIKE_SCRIPTS)
     if latin < other:
-        return _at_fault(word, lambda c: scripts.get(c) == "LATIN", lambda c: "")
+        return _at_fault(word, lambda c: scripts.get(c) == "LATIN", _no_letter)
     return _at_fault(
         word,
         lambda c: scripts.get(c) in LOOK_ALIKE_SCRIPTS,
-        lambda c: LATIN_LOOK_ALIKES.get(c, ""),
+        _latin_letter,
     )
 
 
@@ -385,7 +498,7 @@ def look_alike_word(text: str) -> TextProblem | None:
     characters, more = _at_fault(
         word,
         lambda c: scripts.get(c) == script and unicodedata.category(c) != "Lm",
-        lambda c: LATIN_LOOK_ALIKES.get(c, ""),
+        _latin_letter,
     )
     return TextProblem(
         TextFault.LOOK_ALIKE_WORD,

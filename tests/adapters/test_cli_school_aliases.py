@@ -116,8 +116,12 @@ def test_update_renames_a_school_with_its_town_and_aliases_in_one_write(
         ([f"Locatie {n}" for n in range(MAX_ALIASES + 1)], f"at most {MAX_ALIASES} aliases"),
         (["Het Baken", "het-baken"], "'het-baken' is 'Het Baken' again"),
         (["De Demoschool"], "the alias 'De Demoschool' is the school's name"),
-        (["Het\u200bBaken"], "the alias 'Het\\u200bBaken' must be plain text"),
-        (["Baken\u202e"], "must be plain text"),
+        (
+            ["Het\u200bBaken"],
+            "the alias 'Het\\u200bBaken' must not contain hidden or control characters: "
+            '"Het?Baken" has U+200B ZERO WIDTH SPACE as character 4 (delete it)',
+        ),
+        (["Baken\u202e"], '"Baken?" has U+202E RIGHT-TO-LEFT OVERRIDE as character 6'),
         (["L" * (MAX_NAME + 1)], f"must be at most {MAX_NAME} characters"),
         (["   "], "the alias '' must not be empty"),
         (["--"], "must hold a letter or a digit"),
@@ -177,7 +181,11 @@ def test_a_new_name_is_checked_against_the_aliases_it_will_have(
 @pytest.mark.parametrize(
     ("args", "reason"),
     [
-        (["--name", "Demo\u200bLyceum"], "the name must be plain text"),
+        (
+            ["--name", "Demo\u200bLyceum"],
+            "the name must not contain hidden or control characters: "
+            '"Demo?Lyceum" has U+200B ZERO WIDTH SPACE as character 5 (delete it)',
+        ),
         (["--name", "   "], "the name must not be empty"),
         (["--name", "L" * (MAX_NAME + 1)], f"the name must be at most {MAX_NAME} characters"),
         (["--alias", "X", "--clear-aliases"], "give --alias or --clear-aliases, not both"),
@@ -216,7 +224,11 @@ def test_the_aliases_travel_with_the_registry_file(
         ('["Het Baken", 3]', "aliases: must be a list of strings"),
         ('["Het Baken", "HET BAKEN"]', "aliases: the alias 'HET BAKEN' is 'Het Baken' again"),
         ('["de demoschool"]', "aliases: the alias 'de demoschool' is the school's name"),
-        ('["Het\\u202eBaken"]', "aliases: the alias 'Het\\u202eBaken' must be plain text"),
+        (
+            '["Het\\u202eBaken"]',
+            "aliases: the alias 'Het\\u202eBaken' must not contain hidden or control characters: "
+            '"Het?Baken" has U+202E RIGHT-TO-LEFT OVERRIDE as character 4 (delete it)',
+        ),
     ],
 )
 def test_bad_aliases_in_the_registry_file_are_named_with_their_place(

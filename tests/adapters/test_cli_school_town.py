@@ -81,8 +81,12 @@ def test_update_sets_changes_and_clears_the_town(populated: Path) -> None:  # no
     ("town", "reason"),
     [
         ("L" * (MAX_TOWN + 1), f"at most {MAX_TOWN} characters"),
-        ("Leiden\u202e", "plain text"),
-        ("Lei\x00den", "plain text"),
+        (
+            "Leiden\u202e",
+            "the town must not contain hidden or control characters: "
+            '"Leiden?" has U+202E RIGHT-TO-LEFT OVERRIDE as character 7 (delete it)',
+        ),
+        ("Lei\x00den", '"Lei?den" has U+0000 (a control character) as character 4 (delete it)'),
         # A Cyrillic e: named by its code point and Unicode name, with the letter to type.
         (
             "L\u0435iden",
@@ -158,8 +162,27 @@ def test_a_bad_town_in_the_registry_file_is_named_with_its_place(
 @pytest.mark.parametrize(
     ("name", "reason"),
     [
-        ("Lees\u200bplank", "the name must be plain text"),
-        ("Lyceum\u202emuecyL", "the name must be plain text"),
+        (
+            "Lees\u200bplank",
+            "the name must not contain hidden or control characters: "
+            '"Lees?plank" has U+200B ZERO WIDTH SPACE as character 5 (delete it)',
+        ),
+        (
+            "Lyceum\u202emuecyL",
+            '"Lyceum?muecyL" has U+202E RIGHT-TO-LEFT OVERRIDE as character 7 (delete it)',
+        ),
+        # Pasted from a document: a tab between two words, a soft hyphen, a byte-order mark.
+        (
+            "Het\tBaken",
+            'the name must not contain hidden or control characters: "Het?Baken" has U+0009 '
+            "CHARACTER TABULATION as character 4 (type an ordinary space instead)",
+        ),
+        (
+            "\ufeffLeer\u00adlingen\u00adbank",
+            'the name must not contain hidden or control characters: "?Leer?lingen?bank" has '
+            "U+FEFF ZERO WIDTH NO-BREAK SPACE as character 1 (delete it); U+00AD SOFT HYPHEN as "
+            "characters 6, 13 (delete them)",
+        ),
         ("   ", "the name must not be empty"),
         (
             "Gymnasium L\u0435iden",
@@ -230,9 +253,11 @@ def test_a_misleading_name_in_the_registry_file_is_named_with_its_place(
     )
     result = run("registry", "import", "--config", populated, file)
     assert result.exit_code == 1
-    # The character a terminal would not show is named by its code point and place.
+    # The character a terminal would not show is named by its code point, its Unicode name and
+    # its place in the word, shown as "?".
     assert (
-        "name: must be plain text: letters, digits, spaces and punctuation (U+200B at character 3)"
+        'name: must not contain hidden or control characters: "De?Demoschool" has U+200B ZERO '
+        "WIDTH SPACE as character 3 (delete it)"
     ) in result.output
 
 

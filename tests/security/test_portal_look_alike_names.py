@@ -16,7 +16,12 @@ the word shown, and the ordinary or Latin letters it reads as.
 
 Every such refusal names the characters at fault, in the page's language: each by its code point
 and Unicode name ("U+212A KELVIN SIGN"), its places in the word and the plain letter to type
-instead, a few at most and the count of the rest; the word alone looks like the plain one."""
+instead, a few at most and the count of the rest; the word alone looks like the plain one.
+
+A hidden or control character (a zero-width space, a soft hyphen, a byte-order mark or a tab
+pasted from a PDF or a document) is refused in the same way: the word it stands in, shown with
+it as "?", and each such character by its code point and Unicode name (a control with none by
+what it is), its places in the word and what to do: delete it, or type an ordinary space."""
 
 from __future__ import annotations
 
@@ -29,9 +34,9 @@ from flask.testing import FlaskClient
 
 from broker.cli.demo import DEMO_SCHOOL_ID, DEMO_SCHOOL_TOWN
 from broker.core.catalogue import CATALOGUE
-from broker.core.display_text import LOOK_ALIKE_SCRIPTS
+from broker.core.display_text import LOOK_ALIKE_SCRIPTS, UNNAMED
 from broker.core.latin_look_alikes import LATIN_LOOK_ALIKES
-from broker.web.portal.field_checks import SCRIPT_LETTERS
+from broker.web.portal.field_checks import SCRIPT_LETTERS, UNNAMED_CHARACTERS
 from tests.security.test_portal_declarations import sp_metadata
 from tests.security.test_portal_self_service import field_error
 from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
@@ -69,6 +74,17 @@ def _post(
         content_type="multipart/form-data",
     )
     return response.status_code, response.get_data(as_text=True)
+
+
+def _chain_refusal(site: PortalSite, operator: FlaskClient, name: str, lang: str) -> str:
+    """The refusal next to the name of a new chain called `name`, on a page in `lang`; nothing
+    is written."""
+    url, generation = "/portal/operator/chains", site.registry.generation()
+    status, page = _post(operator, url, url, {"chain_id": "toetsen-west", "name": name}, lang)
+    assert status == 400, page
+    assert site.registry.chain("toetsen-west") is None
+    assert site.registry.generation() == generation
+    return field_error(page, "name")
 
 
 def _idp_metadata(site: PortalSite, school_id: str) -> BytesIO:
@@ -298,11 +314,7 @@ FULLWIDTH_NAMED = {
 def test_compatibility_forms_and_whole_look_alike_words_are_refused_in_the_pages_language(
     site: PortalSite, operator: FlaskClient, name: str, lang: str, message: str
 ) -> None:
-    url = "/portal/operator/chains"
-    status, page = _post(operator, url, url, {"chain_id": "toetsen-west", "name": name}, lang)
-    assert status == 400, page
-    assert field_error(page, "name") == message
-    assert site.registry.chain("toetsen-west") is None
+    assert _chain_refusal(site, operator, name, lang) == message
 
 
 def test_a_town_in_special_letters_is_refused_and_ordinary_european_names_pass(
@@ -372,8 +384,102 @@ def test_a_mixed_word_names_the_odd_letters_out_with_their_places(
 ) -> None:
     """The letters of the side with fewer letters: in a Russian word the Latin a, which has no
     Latin letter to type instead; a letter at two places names both."""
+    assert _chain_refusal(site, operator, name, lang) == message
+
+
+HIDDEN_NL = (
+    "bevat verborgen tekens of stuurtekens (hier getoond als „?”), vaak meegekopieerd uit een pdf "
+    "of document:"
+)
+HIDDEN_EN = (
+    "contains hidden or control characters (shown here as “?”), often copied along from a PDF or "
+    "a document. It has"
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "lang", "message"),
+    [
+        (
+            "Woord\u200bwijs Toetsen",
+            "nl",
+            f"„Woord?wijs” {HIDDEN_NL} U+200B ZERO WIDTH SPACE op plaats 6 (verwijder het).",
+        ),
+        (
+            "Woord\u200bwijs Toetsen",
+            "en",
+            f"“Woord?wijs” {HIDDEN_EN} U+200B ZERO WIDTH SPACE as character 6 (delete it).",
+        ),
+        # A tab between two words (from a spreadsheet): an ordinary space instead.
+        (
+            "Het\tBaken",
+            "nl",
+            f"„Het?Baken” {HIDDEN_NL} U+0009 CHARACTER TABULATION op plaats 4 (typ in plaats "
+            "daarvan een gewone spatie).",
+        ),
+        (
+            "Het\tBaken",
+            "en",
+            f"“Het?Baken” {HIDDEN_EN} U+0009 CHARACTER TABULATION as character 4 (type an "
+            "ordinary space instead).",
+        ),
+        # A byte-order mark and soft hyphens from a Word document.
+        (
+            "\ufeffLeer\u00adlingen\u00adbank",
+            "nl",
+            f"„?Leer?lingen?bank” {HIDDEN_NL} U+FEFF ZERO WIDTH NO-BREAK SPACE op plaats 1 "
+            "(verwijder het); U+00AD SOFT HYPHEN op plaatsen 6, 13 (verwijder ze).",
+        ),
+        (
+            "\ufeffLeer\u00adlingen\u00adbank",
+            "en",
+            f"“?Leer?lingen?bank” {HIDDEN_EN} U+FEFF ZERO WIDTH NO-BREAK SPACE as character 1 "
+            "(delete it); U+00AD SOFT HYPHEN as characters 6, 13 (delete them).",
+        ),
+        # A control with no Unicode name, by what it is, in the page's language.
+        (
+            "Lees\x01plank",
+            "nl",
+            f"„Lees?plank” {HIDDEN_NL} U+0001 (een stuurteken) op plaats 5 (verwijder het).",
+        ),
+        (
+            "Lees\x01plank",
+            "en",
+            f"“Lees?plank” {HIDDEN_EN} U+0001 (a control character) as character 5 (delete it).",
+        ),
+        # A left-to-right mark at the end of a word, and five different ones: three named.
+        (
+            "Demo\u200e Lyceum",
+            "en",
+            f"“Demo?” {HIDDEN_EN} U+200E LEFT-TO-RIGHT MARK as character 5 (delete it).",
+        ),
+        (
+            "Lees\u200b\u200c\u200d\u2060\ufeffplank",
+            "nl",
+            f"„Lees?????plank” {HIDDEN_NL} U+200B ZERO WIDTH SPACE op plaats 5 (verwijder het); "
+            "U+200C ZERO WIDTH NON-JOINER op plaats 6 (verwijder het); U+200D ZERO WIDTH JOINER "
+            "op plaats 7 (verwijder het); en nog 2 zulke tekens.",
+        ),
+    ],
+)
+def test_a_hidden_character_is_named_with_its_place_and_what_to_do_in_the_pages_language(
+    site: PortalSite, operator: FlaskClient, name: str, lang: str, message: str
+) -> None:
+    assert _chain_refusal(site, operator, name, lang) == message
+
+
+def test_a_no_break_space_in_a_name_is_kept_as_it_was(
+    site: PortalSite, operator: FlaskClient
+) -> None:
+    """A no-break space is a space (a name keeps it, core/display_text.py): only the refusal of
+    hidden characters changed its words, not what is refused."""
     url = "/portal/operator/chains"
-    status, page = _post(operator, url, url, {"chain_id": "toetsen-oost", "name": name}, lang)
-    assert status == 400, page
-    assert field_error(page, "name") == message
-    assert site.registry.chain("toetsen-oost") is None
+    fields = {"chain_id": "toetsen-zuid", "name": "Het\u00a0Baken"}
+    status, page = _post(operator, url, url, fields, lang="en")
+    assert status == 303, page
+    chain = site.registry.chain("toetsen-zuid")
+    assert chain is not None and chain.name == "Het\u00a0Baken"
+
+
+def test_every_character_without_a_name_has_words_in_the_portal() -> None:
+    assert UNNAMED_CHARACTERS.keys() == UNNAMED.keys()

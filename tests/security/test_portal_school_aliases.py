@@ -109,8 +109,19 @@ def test_a_rename_to_a_former_name_and_its_aliases_are_one_write(
         ("Het Baken\nDEMO LYCEUM", "Demo Lyceum", "Regel 2: “DEMO LYCEUM” is de naam van de"),
         # The name as changed in the same form counts.
         ("Het Baken", "Het Baken", "Regel 1: “Het Baken” is de naam van de school zelf."),
-        ("Het\u200bBaken", "Demo Lyceum", "Regel 1: gebruik hoogstens 200 letters, cijfers"),
-        ("Zuid\nHet Baken\u202e", "Demo Lyceum", "Regel 2: gebruik hoogstens"),
+        # A hidden character: the same words as for a name, at the alias's line.
+        (
+            "Het\u200bBaken",
+            "Demo Lyceum",
+            "Regel 1: „Het?Baken” bevat verborgen tekens of stuurtekens (hier getoond als „?”), "
+            "vaak meegekopieerd uit een pdf of document: U+200B ZERO WIDTH SPACE op plaats 4 "
+            "(verwijder het).",
+        ),
+        (
+            "Zuid\nHet Baken\u202e",
+            "Demo Lyceum",
+            "Regel 2: „Baken?” bevat verborgen tekens of stuurtekens",
+        ),
         ("L" * (MAX_NAME + 1), "Demo Lyceum", f"Regel 1: gebruik hoogstens {MAX_NAME}"),
         ("Zuid\n-- ! --", "Demo Lyceum", "Regel 2: geef een naam met letters of cijfers."),
         # The look-alike rule in the words a name or a town gets, at the alias's line.

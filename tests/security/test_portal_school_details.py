@@ -85,11 +85,25 @@ def test_the_operator_changes_a_schools_name_and_town(
     ("name", "town", "field", "message"),
     [
         ("Stedelijk Lyceum", "L" * (MAX_TOWN + 1), "town", f"hoogstens {MAX_TOWN} letters"),
-        ("Stedelijk Lyceum", "Leiden\u202e", "town", f"hoogstens {MAX_TOWN} letters"),
+        (
+            "Stedelijk Lyceum",
+            "Leiden\u202e",
+            "town",
+            "„Leiden?” bevat verborgen tekens of stuurtekens (hier getoond als „?”), vaak "
+            "meegekopieerd uit een pdf of document: U+202E RIGHT-TO-LEFT OVERRIDE op plaats 7 "
+            "(verwijder het).",
+        ),
         ("", "Leiden", "name", "vereist"),
         ("   ", "Leiden", "name", "vereist"),
         ("L" * 201, "Leiden", "name", "200"),
-        ("Demo\u200bLyceum", "Leiden", "name", "alleen letters, cijfers, spaties en leestekens"),
+        (
+            "Demo\u200bLyceum",
+            "Leiden",
+            "name",
+            "„Demo?Lyceum” bevat verborgen tekens of stuurtekens (hier getoond als „?”), vaak "
+            "meegekopieerd uit een pdf of document: U+200B ZERO WIDTH SPACE op plaats 5 "
+            "(verwijder het).",
+        ),
         # U+0435: a Cyrillic e, in a word of Latin letters.
         (
             "Demo Lyc\u0435um",

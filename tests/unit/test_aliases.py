@@ -57,9 +57,10 @@ def test_other_names_as_schools_have_them_are_accepted(aliases: tuple[str, ...])
             ("Het\u200bBaken",),
             AliasFault.NOT_A_NAME,
             1,
-            "the alias 'Het\\u200bBaken' must be plain",
+            "the alias 'Het\\u200bBaken' must not contain hidden or control characters: "
+            '"Het?Baken" has U+200B ZERO WIDTH SPACE as character 4 (delete it)',
         ),
-        (("Baken\u202e",), AliasFault.NOT_A_NAME, 1, "must be plain text"),
+        (("Baken\u202e",), AliasFault.NOT_A_NAME, 1, "U+202E RIGHT-TO-LEFT OVERRIDE"),
         (("--",), AliasFault.NOTHING_TO_SEARCH, 1, "the alias '--' must hold a letter or a digit"),
         (("Het Baken", "Het Baken"), AliasFault.TWICE, 2, "the alias 'Het Baken' is given twice"),
         (

@@ -15,6 +15,7 @@ from broker.core.display_text import (
     MAX_PLACES,
     MAX_SHOWN,
     MAX_SHOWN_WORD,
+    UNNAMED,
     CharacterAtFault,
     TextFault,
     TextProblem,
@@ -24,7 +25,8 @@ from broker.core.display_text import (
     shown_excerpt,
 )
 from broker.core.latin_look_alikes import LATIN_LOOK_ALIKES, LATIN_VARIANTS, WHOLE_SCRIPT_CHECKED
-from broker.core.towns import MAX_TOWN, town_problem
+from broker.core.school_aliases import clean_alias
+from broker.core.towns import MAX_TOWN, clean_town, town_problem
 
 
 @pytest.mark.parametrize(
@@ -40,10 +42,12 @@ def test_ordinary_names_pass(name: str) -> None:
         ("", "must not be empty"),
         ("   ", "must not be empty"),
         ("x" * (MAX_NAME + 1), f"must be at most {MAX_NAME} characters"),
-        ("Leesplank\u202eknalpseel", "must be plain text"),  # shown backwards from there on
-        ("Lees\u200bplank", "must be plain text"),  # looks like "Leesplank", is not
-        ("Lees\nplank", "must be plain text"),
-        ("Lees\x00plank", "must be plain text"),
+        # shown backwards from there on
+        ("Leesplank\u202eknalpseel", "must not contain hidden or control characters"),
+        # looks like "Leesplank", is not
+        ("Lees\u200bplank", "must not contain hidden or control characters"),
+        ("Lees\nplank", "must not contain hidden or control characters"),
+        ("Lees\x00plank", "must not contain hidden or control characters"),
     ],
 )
 def test_names_that_would_mislead_a_reader_are_refused(name: str, reason: str) -> None:
@@ -55,7 +59,10 @@ def test_a_town_is_judged_by_the_same_rule_with_its_own_limit() -> None:
     assert town_problem("Leiden") is None
     assert town_problem("x" * (MAX_TOWN + 1)) == TextProblem(TextFault.TOO_LONG, limit=MAX_TOWN)
     assert town_problem("Lei\u202eden") == TextProblem(
-        TextFault.HIDDEN, position=4, character="\u202e"
+        TextFault.HIDDEN,
+        position=4,
+        word="Lei?den",
+        characters=(CharacterAtFault("\u202e", (4,), delete=True),),
     )
     assert plain_text_problem("Leiden", MAX_TOWN) is None
 
@@ -65,7 +72,15 @@ def test_a_town_is_judged_by_the_same_rule_with_its_own_limit() -> None:
     [
         ("", TextProblem(TextFault.EMPTY)),
         ("x" * (MAX_NAME + 1), TextProblem(TextFault.TOO_LONG, limit=MAX_NAME)),
-        ("Lees\u200bplank", TextProblem(TextFault.HIDDEN, position=5, character="\u200b")),
+        (
+            "De Lees\u200bplank",
+            TextProblem(
+                TextFault.HIDDEN,
+                position=8,
+                word="Lees?plank",
+                characters=(CharacterAtFault("\u200b", (5,), delete=True),),
+            ),
+        ),
         (
             "Het W\u043eordwijs",
             TextProblem(
@@ -103,10 +118,140 @@ def test_separators_and_invisible_letters_are_refused_too(name: str) -> None:
     grapheme joiner (a mark) show nothing, as a soft hyphen (a format character) does."""
     problem = name_problem(name)
     assert problem is not None and problem.fault is TextFault.HIDDEN
+    # A line separator is white space between two pieces of a word: an ordinary space instead.
+    instead = "type an ordinary space instead" if name[4].isspace() else "delete it"
     assert str(problem) == (
-        "must be plain text: letters, digits, spaces and punctuation "
-        f"(U+{ord(name[4]):04X} at character 5)"
+        'must not contain hidden or control characters: "Lees?plank" has '
+        f"U+{ord(name[4]):04X} {unicodedata.name(name[4])} as character 5 ({instead})"
     )
+
+
+# What a school's ICT officer pastes from a PDF or a Word document, each named by its code point
+# and Unicode name with its place in the word and what to do.
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        (
+            "Woord\u200bwijs",
+            '"Woord?wijs" has U+200B ZERO WIDTH SPACE as character 6 (delete it)',
+        ),
+        (
+            "Leerlingen\u00adbank Zuid",
+            '"Leerlingen?bank" has U+00AD SOFT HYPHEN as character 11 (delete it)',
+        ),
+        (
+            "\ufeffDemo Lyceum",
+            '"?Demo" has U+FEFF ZERO WIDTH NO-BREAK SPACE as character 1 (delete it)',
+        ),
+        (
+            "Demo Lyceum\u200e",
+            '"Lyceum?" has U+200E LEFT-TO-RIGHT MARK as character 7 (delete it)',
+        ),
+        # A tab has no Unicode name: its formal alias names it. Between two pieces of a word it
+        # stands for a space; at the end of the text, as a spreadsheet's cell gives it, it is
+        # only to delete.
+        (
+            "Het\tBaken Lyceum",
+            '"Het?Baken" has U+0009 CHARACTER TABULATION as character 4 (type an ordinary '
+            "space instead)",
+        ),
+        (
+            "Het Baken\t",
+            '"Baken?" has U+0009 CHARACTER TABULATION as character 6 (delete it)',
+        ),
+        # A line break of two characters: one space for both.
+        (
+            "Het\r\nBaken",
+            '"Het??Baken" has U+000D CARRIAGE RETURN as character 4 (type an ordinary space '
+            "instead); U+000A LINE FEED as character 5 (delete it)",
+        ),
+        # Beside an ordinary space it is a word of its own: to delete.
+        ("Het \t Baken", '"?" has U+0009 CHARACTER TABULATION as character 1 (delete it)'),
+        # A control with no name and no alias: by its category.
+        (
+            "Lees\x01plank",
+            '"Lees?plank" has U+0001 (a control character) as character 5 (delete it)',
+        ),
+        (
+            "Lees\ue000plank",
+            '"Lees?plank" has U+E000 (a private-use character) as character 5 (delete it)',
+        ),
+        # A letter that shows nothing is shown as "?" too.
+        ("Lees\u3164plank", '"Lees?plank" has U+3164 HANGUL FILLER as character 5 (delete it)'),
+    ],
+)
+def test_a_hidden_character_is_named_with_its_place_in_the_word_and_what_to_do(
+    name: str, message: str
+) -> None:
+    problem = name_problem(name)
+    assert problem is not None and problem.fault is TextFault.HIDDEN
+    assert str(problem) == f"must not contain hidden or control characters: {message}"
+    # Its place in the whole text, for a caller that needs it; the message counts in the word.
+    first = next(i for i, c in enumerate(name) if problem.characters[0].character == c)
+    assert problem.position == first + 1
+
+
+def test_hidden_characters_in_a_word_are_named_a_few_at_most_and_the_rest_counted() -> None:
+    problem = name_problem("Lees\u200bpl\u00adank\u200b \u2060Zuid")
+    assert problem is not None and problem.word == "Lees?pl?ank?"
+    # The zero-width space at two places; the word joiner is in the next word, not named.
+    assert problem.characters == (
+        CharacterAtFault("\u200b", (5, 12), delete=True),
+        CharacterAtFault("\u00ad", (8,), delete=True),
+    )
+    assert str(problem).endswith(
+        "U+200B ZERO WIDTH SPACE as characters 5, 12 (delete them); U+00AD SOFT HYPHEN as "
+        "character 8 (delete it)"
+    )
+    many = name_problem("a\u200b\u200c\u200d\u2060\ufeff")
+    assert many is not None and (len(many.characters), many.more) == (MAX_NAMED, 2)
+    assert str(many).endswith(
+        "U+200D ZERO WIDTH JOINER as character 4 (delete it); and 2 other such characters"
+    )
+    # A tab between two pieces of the word and one at its end: two different things to do.
+    tabs = name_problem("Het\tBaken\t")
+    assert tabs is not None and tabs.characters == (
+        CharacterAtFault("\t", (4,), " "),
+        CharacterAtFault("\t", (10,), delete=True),
+    )
+
+
+def test_what_is_accepted_or_tidied_stays_so_and_only_the_refusal_is_worded() -> None:
+    """A no-break, thin or narrow no-break space is a space (Zs) that a name keeps as it is; a
+    town and an alias are tidied first (every run of white space one space, none at either
+    end), so a tab, a line break or a no-break space there is never refused. A zero-width space,
+    a soft hyphen, a byte-order mark or a direction mark is refused everywhere."""
+    for space in ("\u00a0", "\u2009", "\u202f"):
+        assert name_problem(f"Het{space}Baken") is None
+        assert town_problem(clean_town(f"Den{space}Haag")) is None
+        assert clean_alias(f"Het{space}Baken") == "Het Baken"
+    for white in ("\t", "\n", "\r\n", "\u2028", "\x85"):
+        assert name_problem(f"Het{white}Baken") is not None
+        assert clean_town(f"Den{white}Haag{white}") == "Den Haag"
+        assert clean_alias(f"{white}Het{white}Baken") == "Het Baken"
+    for hidden in ("\u200b", "\u00ad", "\ufeff", "\u200e", "\u200f"):
+        assert name_problem(f"Het{hidden}Baken") is not None
+        assert town_problem(clean_town(f"Den{hidden}Haag")) is not None
+
+
+def test_every_character_without_a_unicode_name_is_called_by_its_category() -> None:
+    """Only control, private-use, surrogate and unassigned code points have no Unicode name,
+    but for letters no rule names (Python's unicodedata gives the Tangut ideographs none); the
+    controls that are white space are named by their formal alias (NameAliases.txt)."""
+    categories = {
+        unicodedata.category(chr(point))
+        for point in range(0x110000)
+        if not unicodedata.name(chr(point), "")
+    }
+    assert {c for c in categories if c[0] != "L"} == UNNAMED.keys()
+    for point in range(0x110000):
+        character = chr(point)
+        named = CharacterAtFault(character, (1,))
+        if unicodedata.category(character) == "Cc" and character.isspace():
+            assert named.name and unicodedata.lookup(named.name) == character
+    assert CharacterAtFault("\t", (1,)).named == "U+0009 CHARACTER TABULATION"
+    assert CharacterAtFault("\x7f", (1,)).named == "U+007F (a control character)"
+    assert CharacterAtFault("\U0010ffff", (1,)).named == "U+10FFFF (an unassigned code point)"
 
 
 def test_a_peers_text_in_an_error_is_cut_short_and_printable() -> None:

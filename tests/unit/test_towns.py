@@ -32,9 +32,11 @@ def test_towns_as_they_are_written_are_accepted(town: str) -> None:
     ("town", "reason"),
     [
         ("L" * (MAX_TOWN + 1), f"at most {MAX_TOWN}"),
-        ("Leiden\u202e", "plain text"),  # a direction override: read backwards
-        ("Lei\u200bden", "plain text"),  # invisible: looks like another town
-        ("Lei\x07den", "plain text"),
+        # a direction override: read backwards
+        ("Leiden\u202e", 'hidden or control characters: "Leiden?" has U+202E RIGHT-TO-LEFT'),
+        # invisible: looks like another town
+        ("Lei\u200bden", '"Lei?den" has U+200B ZERO WIDTH SPACE as character 4 (delete it)'),
+        ("Lei\x07den", '"Lei?den" has U+0007 (a control character) as character 4 (delete it)'),
     ],
 )
 def test_what_is_not_a_town_is_refused_with_the_reason(town: str, reason: str) -> None:

@@ -1,7 +1,8 @@
 """Checks that several portal forms share: the shape of an id, and names people read (a school,
-a publisher, a chain, a service), refused word by word for look-alike letters
-(core/display_text.py) in the page's language, naming the characters at fault: a Kelvin sign
-pasted from a PDF looks like a K, so only its code point and name show what to retype.
+a publisher, a chain, a service), refused word by word for hidden characters and look-alike
+letters (core/display_text.py) in the page's language, naming the characters at fault: a
+Kelvin sign pasted from a PDF looks like a K and a zero-width space looks like nothing, so only
+their code points and names show what to retype or delete.
 
 Validators check shape only; what the registry refuses (duplicates, unknown ids) comes back as a
 message next to the field.
@@ -17,7 +18,12 @@ from flask_wtf import FlaskForm
 from wtforms import Field
 from wtforms.validators import Regexp, ValidationError
 
-from broker.core.display_text import CharacterAtFault, TextFault, TextProblem, name_problem
+from broker.core.display_text import (
+    CharacterAtFault,
+    TextFault,
+    TextProblem,
+    name_problem,
+)
 
 IDENTIFIER = Regexp(
     r"\A[a-z0-9][a-z0-9-]{0,62}\Z",
@@ -35,6 +41,14 @@ SCRIPT_LETTERS = {
     "Coptic": _l("Coptic letters"),
     "Lisu": _l("Lisu letters"),
 }
+# What a refusal calls a character with no Unicode name, by its category (core/display_text.py's
+# UNNAMED; a test checks that every one is here).
+UNNAMED_CHARACTERS = {
+    "Cc": _l("a control character"),
+    "Co": _l("a private-use character"),
+    "Cs": _l("a surrogate code point"),
+    "Cn": _l("an unassigned code point"),
+}
 
 
 def unchanged(field: Field) -> bool:
@@ -44,11 +58,19 @@ def unchanged(field: Field) -> bool:
 
 
 def word_refusal(problem: TextProblem) -> str | None:
-    """A word that `problem` refuses (core/display_text.py: look-alike letters, a compatibility
-    form), in the page's language with the word and the characters at fault in it, the same for
-    every field; None for a fault of the whole text, which each field words its own way."""
+    """A word that `problem` refuses (core/display_text.py: hidden characters, look-alike
+    letters, a compatibility form), in the page's language with the word and the characters at
+    fault in it, the same for every field; None for a fault of the whole text (empty, too
+    long), which each field words its own way."""
     letters = SCRIPT_LETTERS.get(problem.script, problem.script)
     match problem.fault:
+        case TextFault.HIDDEN:
+            message = _l(
+                "“%(word)s” contains hidden or control characters (shown here as “?”), often "
+                "copied along from a PDF or a document. It has %(characters)s.",
+                word=problem.word,
+                characters=_characters(problem),
+            )
         case TextFault.MIXED_SCRIPT:
             message = _l(
                 "“%(word)s” mixes Latin letters with %(letters)s that look like them. It has "
@@ -81,9 +103,12 @@ def word_refusal(problem: TextProblem) -> str | None:
 
 def _characters(problem: TextProblem) -> str:
     """The characters at fault in a refused word, in the page's language: each by its code
-    point and Unicode name (which has no translation), its places in the word and the ordinary
-    letter to type instead; then how many others."""
-    named = [_character(at_fault) for at_fault in problem.characters]
+    point and Unicode name (which has no translation; a character with none by what it is), its
+    places in the word and what to do: the ordinary letter or an ordinary space to type instead,
+    or delete it; then how many others."""
+    # A character with no Unicode name by what it is, in the page's language.
+    unnamed = {category: str(kind) for category, kind in UNNAMED_CHARACTERS.items()}
+    named = [_character(at_fault, unnamed) for at_fault in problem.characters]
     if problem.more:
         named.append(
             ngettext(
@@ -95,25 +120,39 @@ def _characters(problem: TextProblem) -> str:
     return "; ".join(named)
 
 
-def _character(at_fault: CharacterAtFault) -> str:
-    count, places = len(at_fault.places), at_fault.shown_places
+def _character(at_fault: CharacterAtFault, unnamed: dict[str, str]) -> str:
+    """One character at fault and what to do, as `CharacterAtFault.instead` says it in English."""
+    count = len(at_fault.places)
+    named = {"character": at_fault.named_as(unnamed), "places": at_fault.shown_places}
     text: str
-    if at_fault.plain:
+    if at_fault.delete:
+        text = ngettext(
+            "%(character)s as character %(places)s (delete it)",
+            "%(character)s as characters %(places)s (delete them)",
+            count,
+            **named,
+        )
+    elif at_fault.plain == " ":
+        text = ngettext(
+            "%(character)s as character %(places)s (type an ordinary space instead)",
+            "%(character)s as characters %(places)s (type an ordinary space instead)",
+            count,
+            **named,
+        )
+    elif at_fault.plain:
         text = ngettext(
             "%(character)s as character %(places)s (type “%(plain)s” instead)",
             "%(character)s as characters %(places)s (type “%(plain)s” instead)",
             count,
-            character=at_fault.named,
-            places=places,
             plain=at_fault.plain,
+            **named,
         )
     else:
         text = ngettext(
             "%(character)s as character %(places)s",
             "%(character)s as characters %(places)s",
             count,
-            character=at_fault.named,
-            places=places,
+            **named,
         )
     return text
 
@@ -124,7 +163,5 @@ def plain_name(_form: FlaskForm, field: Field) -> None:
     if not field.data or unchanged(field):
         return
     problem = name_problem(field.data)
-    if problem is None or problem.fault in (TextFault.EMPTY, TextFault.TOO_LONG):
-        return
-    message = word_refusal(problem)
-    raise ValidationError(message or str(_l("Use letters, digits, spaces and punctuation only.")))
+    if problem is not None and (message := word_refusal(problem)) is not None:
+        raise ValidationError(message)
