@@ -37,7 +37,7 @@ from urllib.parse import quote
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
-from alembic.migration import MigrationContext
+from alembic.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Connection,
@@ -205,13 +205,22 @@ def _up_to(script: ScriptDirectory, heads: Collection[str]) -> list[str]:
     ]
 
 
-def record_oldest_reader(*, ctx: MigrationContext, heads: Collection[str], **_: Any) -> None:
+def record_oldest_reader(
+    *, ctx: MigrationContext, step: MigrationInfo, heads: Collection[str], **_: Any
+) -> None:
     """Alembic's `on_version_apply` (env.py): after each revision applied, up or down, write
     the schema's oldest reader in the same transaction, once it has the table. The heads after
-    the step say all; the step itself is not needed."""
+    the step say which value.
+
+    `alembic stamp` fires this too, but changes no table: stamping a schema from before 0016 at
+    0016 or later leaves it without `schema_readers`, so nothing is written (no row reads as
+    "names no older version", the safe side); where the table is there, the value for the
+    stamped revisions is."""
     assert ctx.script is not None and ctx.connection is not None
     chain = _up_to(ctx.script, heads)
     if READERS_REVISION not in chain:
+        return
+    if step.is_stamp and not inspect(ctx.connection).has_table(SchemaReadersRow.__tablename__):
         return
     declared = [
         (revision, getattr(ctx.script.get_revision(revision).module, "oldest_reader", None))
