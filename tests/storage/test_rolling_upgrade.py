@@ -299,3 +299,20 @@ def test_alembic_stamp_records_the_oldest_reader_only_where_the_table_is(
     _stamp(registry_url, "0015")
     _stamp(registry_url, HEAD)
     assert _state(registry_url)[:2] == ((HEAD,), ["0015"])
+
+
+def test_the_revision_history_is_one_straight_line() -> None:
+    why = (
+        "the registry's revisions must stay one straight line (docs/architecture.md, 'Writing "
+        "a registry migration'): the oldest_reader rule walks 'at or before' along it, so a "
+        "branch or merge would let an older version run on a schema changed by a revision it "
+        "never had; carry a hotfix revision forward in the same order, and make the next "
+        "revision revise it"
+    )
+    script = ScriptDirectory.from_config(alembic_config())
+    assert len(script.get_heads()) == 1, f"heads {script.get_heads()}: {why}"
+    for revision in script.walk_revisions():
+        down = revision.down_revision
+        assert down is None or isinstance(down, str), f"{revision.revision} merges {down}: {why}"
+        assert not revision.branch_labels, f"{revision.revision} has branch labels: {why}"
+        assert not revision.dependencies, f"{revision.revision} depends on others: {why}"
