@@ -15,7 +15,7 @@ from broker.cli.admin_commands import admin_group
 from broker.cli.chain_commands import chain_group
 from broker.cli.key_commands import keys_group
 from broker.cli.metadata_commands import metadata_group
-from broker.cli.options import config_option, reports_errors
+from broker.cli.options import config_option, logging_settings, reports_errors
 from broker.cli.policy_commands import policy_group
 from broker.cli.pseudonym_key_commands import pseudonym_key_group
 from broker.cli.publisher_commands import publisher_group
@@ -61,7 +61,7 @@ def run(config_path: Path, host: str, port: int) -> None:
 
     from broker.web import create_app
 
-    settings = load_settings(config_path)
+    settings = logging_settings(config_path)
     migrate_first(settings.registry_url)
     run_simple(host, port, create_app(settings), threaded=True)
 
@@ -74,7 +74,7 @@ def migrate_command(config_path: Path) -> None:
     registry a newer version migrated is left as it is: when it declares this version able to
     run on it, says so and exits 0 (an old image's one-shot migrate during a rolling upgrade);
     otherwise refuses."""
-    settings = load_settings(config_path)
+    settings = logging_settings(config_path)
     click.echo(migrate(settings.registry_url) or "Registry schema is up to date.")
 
 

@@ -11,7 +11,10 @@ not have in `alembic_version`, and that version's oldest reader in `schema_reade
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -316,3 +319,60 @@ def test_the_revision_history_is_one_straight_line() -> None:
         assert down is None or isinstance(down, str), f"{revision.revision} merges {down}: {why}"
         assert not revision.branch_labels, f"{revision.revision} has branch labels: {why}"
         assert not revision.dependencies, f"{revision.revision} depends on others: {why}"
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_commands_and_serve_warn_in_the_configured_log_format(
+    registry_url: str, tmp_path: Path, log_format: str
+) -> None:
+    # A real process: the handler is installed once per process, on its standard error.
+    config, _ = _newer_broker(registry_url, tmp_path, "0015")
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('format = "json"', f'format = "{log_format}"'), "utf-8")
+    ketenbroker = Path(sys.executable).parent / "ketenbroker"
+    for command in (["school", "list"], ["migrate"]):
+        done = subprocess.run(
+            [str(ketenbroker), *command, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stderr.splitlines()
+        if command == ["migrate"]:
+            # Nothing to warn of: it says so on standard output, and logs it as a line.
+            assert done.stdout.startswith(f"the registry is at revision {NEWER}")
+            expected = ("INFO", done.stdout.strip())
+        else:
+            expected = ("WARNING", WARNING)
+        assert len(lines) == 1, done.stderr
+        if log_format == "json":
+            entry = json.loads(lines[0])
+            assert (entry["level"], entry["logger"], entry["message"]) == (
+                expected[0],
+                "broker.registry.migration",
+                expected[1],
+            )
+            assert entry["request_id"] is None
+        else:
+            assert lines[0].endswith(
+                f" {expected[0]} broker.registry.migration [None] {expected[1]}"
+            ), lines[0]
+    # `serve`: its first line, before gunicorn starts (gunicorn then logs its own).
+    serve = ["serve", "--config", str(config), "--workers", "1", "--bind", "127.0.0.1:0"]
+    serving = subprocess.Popen(
+        [str(ketenbroker), *serve],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serving.stderr is not None
+        first = serving.stderr.readline()
+    finally:
+        serving.terminate()
+        serving.communicate(timeout=60)
+    if log_format == "json":
+        assert json.loads(first)["message"] == WARNING
+    else:
+        assert first.rstrip("\n").endswith(f" WARNING broker.registry.migration [None] {WARNING}")
