@@ -13,9 +13,11 @@ from __future__ import annotations
 import gc
 import json
 import logging
+import shutil
 import subprocess
 import sys
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -28,10 +30,12 @@ from broker.config import load_settings
 from broker.core.errors import ConfigurationError
 from broker.registry import migrate
 from broker.registry.migration import (
+    SCRIPT_LOCATION,
     alembic_config,
     effective_oldest_reader,
     migration_connection,
     model_drift,
+    use_versions,
 )
 from broker.registry.tables import SchemaReadersRow
 from broker.web import create_app
@@ -39,6 +43,7 @@ from tests.adapters.test_cli_serve import _config_on, _serve, started  # noqa: F
 from tests.storage.test_publisher_integrity import HEAD, _move
 from tests.support.cli import Result, run
 
+REAL_VERSIONS = SCRIPT_LOCATION / "versions"
 NEWER = "0099"  # a revision this version does not have
 READERS = SchemaReadersRow.__table__
 VERSIONS = table("alembic_version", column("version_num"))
@@ -376,3 +381,137 @@ def test_commands_and_serve_warn_in_the_configured_log_format(
         assert json.loads(first)["message"] == WARNING
     else:
         assert first.rstrip("\n").endswith(f" WARNING broker.registry.migration [None] {WARNING}")
+
+
+_EXTRA = '''"""A made-up revision for the tests."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{revision}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+oldest_reader = "{oldest}"
+
+
+def upgrade() -> None:
+    op.create_table("extra_{revision}", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table("extra_{revision}")
+'''
+
+
+@pytest.fixture
+def with_revisions(tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """Makes this version's revisions the real ones plus made-up later ones, each given as
+    (revision, oldest_reader), in a folder of copies; the real ones again afterwards."""
+
+    def made(*extra: tuple[str, str]) -> None:
+        folder = tmp_path / f"versions-{len(list(tmp_path.glob('versions-*')))}"
+        shutil.copytree(REAL_VERSIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+        down = HEAD
+        for revision, oldest in extra:
+            source = _EXTRA.format(revision=revision, down=down, oldest=oldest)
+            (folder / f"{revision}_extra.py").write_text(source, encoding="utf-8")
+            down = revision
+        use_versions(folder)
+
+    yield made
+    use_versions(REAL_VERSIONS)
+
+
+def _check(config: Path) -> tuple[int, list[str]]:
+    result = run("migrate", "--check", "--config", config)
+    return result.exit_code, result.output.splitlines()
+
+
+def test_migrate_check_says_what_an_additive_and_a_breaking_revision_would_do(
+    registry_url: str, tmp_path: Path, with_revisions: Callable[..., None]
+) -> None:
+    config = _config_on(tmp_path, registry_url)
+    with_revisions(("0017", "0016"), ("0018", "0018"))
+    unchanged = "nothing was changed (--check)"
+    _move(registry_url, HEAD)
+    before = _state(registry_url)
+    assert _check(config) == (
+        1,
+        [
+            f"would migrate the registry from {HEAD} to 0018: 0017, 0018",
+            "oldest_reader after it: 0018 (now: 0015)",
+            f"a version at revision {HEAD} could NOT run on it: stop its workers before "
+            "migrating (docs/operations.md, 'Upgrading without downtime')",
+            unchanged,
+        ],
+    )
+    assert _state(registry_url) == before
+    # Up one step at a time, and down again: the record follows every step.
+    _move(registry_url, "0017")
+    assert _state(registry_url)[:2] == (("0017",), ["0016"])
+    assert _check(config)[0] == 1
+    _move(registry_url, "0018")
+    assert _state(registry_url)[:2] == (("0018",), ["0018"])
+    assert _check(config) == (
+        0,
+        ["the registry is at revision 0018 (oldest_reader 0018): nothing to migrate", unchanged],
+    )
+    _move(registry_url, "0017", down=True)
+    assert _state(registry_url)[:2] == (("0017",), ["0016"])
+    _move(registry_url, HEAD, down=True)
+    assert _state(registry_url) == before
+    # Only the additive one: the version at 0016 keeps running.
+    with_revisions(("0017", "0016"))
+    assert _check(config) == (
+        0,
+        [
+            f"would migrate the registry from {HEAD} to 0017: 0017",
+            "oldest_reader after it: 0016 (now: 0015)",
+            f"a version at revision {HEAD} could still run on it: its workers may keep "
+            "serving while you migrate and replace them",
+            unchanged,
+        ],
+    )
+    assert _state(registry_url) == before
+
+
+def test_migrate_check_on_an_empty_an_older_and_a_newer_registry(
+    registry_url: str, tmp_path: Path
+) -> None:
+    config = _config_on(tmp_path, registry_url)
+    code, lines = _check(config)
+    assert code == 0 and lines[0].startswith(f"would migrate the registry from no schema to {HEAD}")
+    assert lines[1:] == [
+        "oldest_reader after it: 0015 (now: none recorded)",
+        "no version runs on it now: nothing to break",
+        "nothing was changed (--check)",
+    ]
+    _move(registry_url, "0015")
+    assert _check(config) == (
+        1,
+        [
+            f"would migrate the registry from 0015 to {HEAD}: {HEAD}",
+            "oldest_reader after it: 0015 (now: none recorded)",
+            "a version at revision 0015 could NOT run on it (it refuses every revision it does "
+            "not know): stop its workers before migrating",
+            "nothing was changed (--check)",
+        ],
+    )
+    migrate(registry_url)
+    _set_schema(registry_url, NEWER, "0015")
+    code, lines = _check(config)
+    assert code == 0 and lines[0].endswith(
+        "declares this version able to run on it: nothing to migrate"
+    )
+    _set_schema(registry_url, NEWER, "0098")
+    assert _check(config)[0] == 1
+
+
+def test_version_names_the_registry_schema_revision() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.output.startswith("ketenbroker ")
+    assert result.output.endswith(f" (registry schema {HEAD})\n")
