@@ -98,7 +98,7 @@ def migrate_command(config_path: Path, check: bool) -> None:
     """Bring the registry's schema up to date (run once before starting new workers). A
     registry a newer version migrated is left as it is: when it declares this version able to
     run on it, says so and exits 0 (an old image's one-shot migrate during a rolling upgrade);
-    otherwise refuses."""
+    otherwise refuses. --check only says what it would do (docs/cli.md)."""
     settings = logging_settings(config_path)
     if check:
         found = check_migration(settings.registry_url)
