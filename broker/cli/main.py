@@ -15,7 +15,7 @@ from broker.cli.admin_commands import admin_group
 from broker.cli.chain_commands import chain_group
 from broker.cli.key_commands import keys_group
 from broker.cli.metadata_commands import metadata_group
-from broker.cli.options import config_option, reports_errors
+from broker.cli.options import config_option, logging_settings, reports_errors
 from broker.cli.policy_commands import policy_group
 from broker.cli.pseudonym_key_commands import pseudonym_key_group
 from broker.cli.publisher_commands import publisher_group
@@ -25,10 +25,29 @@ from broker.cli.school_commands import school_group
 from broker.cli.serve import serve_command
 from broker.config import load_settings
 from broker.registry import migrate, migrate_first
+from broker.registry.migration import check_migration
+
+
+def _show_version(context: click.Context, _parameter: click.Parameter, value: bool) -> None:
+    if not value or context.resilient_parsing:
+        return
+    from importlib.metadata import version
+
+    from broker.registry.migration import schema_head
+
+    click.echo(f"ketenbroker {version('ketenbroker')} (registry schema {schema_head()})")
+    context.exit()
 
 
 @click.group()
-@click.version_option(package_name="ketenbroker")
+@click.option(
+    "--version",
+    is_flag=True,
+    expose_value=False,
+    is_eager=True,
+    callback=_show_version,
+    help="Show the version and the registry schema revision it is at, and exit.",
+)
 def main() -> None:
     """Ketenbroker: schools' logins in, chain pseudonyms out."""
 
@@ -61,20 +80,33 @@ def run(config_path: Path, host: str, port: int) -> None:
 
     from broker.web import create_app
 
-    settings = load_settings(config_path)
+    settings = logging_settings(config_path)
     migrate_first(settings.registry_url)
     run_simple(host, port, create_app(settings), threaded=True)
 
 
 @main.command("migrate")
 @config_option
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Say what would be applied and whether the version running now could still run on "
+    "the result, changing nothing: exit 0 when it could, 1 when it could not.",
+)
 @reports_errors
-def migrate_command(config_path: Path) -> None:
+def migrate_command(config_path: Path, check: bool) -> None:
     """Bring the registry's schema up to date (run once before starting new workers). A
     registry a newer version migrated is left as it is: when it declares this version able to
     run on it, says so and exits 0 (an old image's one-shot migrate during a rolling upgrade);
-    otherwise refuses."""
-    settings = load_settings(config_path)
+    otherwise refuses. --check only says what it would do (docs/cli.md)."""
+    settings = logging_settings(config_path)
+    if check:
+        found = check_migration(settings.registry_url)
+        for line in (*found.lines, "nothing was changed (--check)"):
+            click.echo(line)
+        if found.breaks_running:
+            click.get_current_context().exit(1)
+        return
     click.echo(migrate(settings.registry_url) or "Registry schema is up to date.")
 
 

@@ -42,8 +42,19 @@ def reports_errors(command: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def open_registry(config_path: Path) -> tuple[Settings, SqlRegistry]:
+def logging_settings(config_path: Path) -> Settings:
+    """The settings, with the broker's log handler installed in their `logging.format`: what a
+    command logs as it opens the registry (a newer registry's warning) reads as the workers'
+    lines do, not as Python's bare last-resort message."""
+    from broker.web.logs import install_log_handler  # the web edge: only where it may log
+
     settings = load_settings(config_path)
+    install_log_handler(settings.log_format)
+    return settings
+
+
+def open_registry(config_path: Path) -> tuple[Settings, SqlRegistry]:
+    settings = logging_settings(config_path)
     migrate_first(settings.registry_url)
     return settings, SqlRegistry(settings.registry_url)
 

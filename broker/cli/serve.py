@@ -11,8 +11,8 @@ from pathlib import Path
 
 import click
 
-from broker.cli.options import config_option, reports_errors
-from broker.config import ENV_CONFIG, load_settings
+from broker.cli.options import config_option, logging_settings, reports_errors
+from broker.config import ENV_CONFIG
 from broker.core.errors import ConfigurationError
 from broker.registry.migration import require_schema_at_head
 
@@ -36,7 +36,7 @@ def serve_command(config_path: Path, bind: str | None, workers: int | None) -> N
     """Serve the broker with gunicorn (production). Does not migrate: refuses a registry that
     `migrate` has not brought up to date, and one a newer version migrated unless that version
     declares this one able to run on it (a rolling upgrade)."""
-    settings = load_settings(config_path)
+    settings = logging_settings(config_path)
     environment = dict(os.environ)
     environment[ENV_CONFIG] = str(config_path.resolve())
     if bind:

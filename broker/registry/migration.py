@@ -37,7 +37,7 @@ from urllib.parse import quote
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.config import Config
-from alembic.migration import MigrationContext
+from alembic.migration import MigrationContext, MigrationInfo
 from alembic.script import ScriptDirectory
 from sqlalchemy import (
     Connection,
@@ -58,6 +58,9 @@ from broker.registry.database import open_engine, writer
 from broker.registry.tables import Base, SchemaReadersRow
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
+# Where the revisions are: the package's own. Tests point it at a folder with extra revisions
+# (`use_versions`).
+_versions = SCRIPT_LOCATION / "versions"
 # Any constant works; it only has to be the same in every worker of one deployment.
 _POSTGRES_MIGRATION_LOCK = 0x6B62_7267
 # The revision that added `schema_readers`: before it, a schema records no oldest reader.
@@ -70,8 +73,25 @@ def alembic_config(connection: Connection | None = None) -> Config:
     """Alembic's configuration, pointing at the migrations inside this package."""
     config = Config()
     config.set_main_option("script_location", str(SCRIPT_LOCATION))
+    # One folder; "os": split on os.pathsep, so a folder's name may hold spaces or commas.
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", str(_versions))
     config.attributes["connection"] = connection
     return config
+
+
+def use_versions(folder: Path) -> None:
+    """Read the revisions from `folder` from now on (tests: copies of the real ones plus made-up
+    later ones), forgetting what was worked out from the others."""
+    global _versions  # noqa: PLW0603 - the one seam: every reader goes through alembic_config
+    _versions = folder
+    _script.cache_clear()
+    _own.cache_clear()
+
+
+def schema_head() -> str:
+    """This version's newest revision (`ketenbroker --version`)."""
+    return _own().heads_shown
 
 
 def migrate(url: str) -> str | None:
@@ -111,6 +131,71 @@ def _upgrade(url: str, *, run_on_newer: bool) -> str | None:
     )
     log.info(note)
     return note
+
+
+@dataclass(frozen=True)
+class MigrationCheck:
+    """What `migrate` would do (`ketenbroker migrate --check`): the lines saying so, and whether
+    it would break the version now running (a stop-the-world upgrade)."""
+
+    lines: tuple[str, ...]
+    breaks_running: bool
+
+
+def check_migration(url: str) -> MigrationCheck:
+    """What `migrate` would apply to the registry at `url`, the oldest reader after it, and
+    whether the version at the registry's revision now could still run on it. Reads and changes
+    nothing. A registry a newer version migrated that this version cannot run on is refused
+    (`ConfigurationError`), as `migrate` refuses it."""
+    found, oldest = _schema_at(url)
+    head = _own().heads_shown
+    if _is_newer(found):
+        if not _runs_on(oldest):
+            raise ConfigurationError(_cannot_run(_shown(url), found, oldest))
+        return MigrationCheck(
+            (
+                f"the registry is at revision {', '.join(found)}, newer than this version's "
+                f"{head}, and declares this version able to run on it: nothing to migrate",
+            ),
+            breaks_running=False,
+        )
+    now = f"oldest_reader {oldest}" if oldest else "no oldest_reader recorded"
+    if set(found) == _own().heads:
+        return MigrationCheck(
+            (f"the registry is at revision {head} ({now}): nothing to migrate",), False
+        )
+    script = _script()
+    applied = set(_up_to(script, found))
+    pending = [revision for revision in _up_to(script, _own().heads) if revision not in applied]
+    after = _oldest_after(script, _own().heads)
+    start = ", ".join(found) if found else "no schema"
+    lines = [
+        f"would migrate the registry from {start} to {head}: {', '.join(pending)}",
+        f"oldest_reader after it: {after} (now: {oldest or 'none recorded'})",
+    ]
+    # Code whose newest revision is the registry's now runs on it after, when the new oldest
+    # reader is one of the revisions it has.
+    breaks = bool(found) and after not in applied
+    if not found:
+        lines.append("no version runs on it now: nothing to break")
+    elif READERS_REVISION not in applied:
+        # Before 0016 a version reads no record: it refuses every revision it does not know.
+        breaks = True
+        lines.append(
+            f"a version at revision {start} could NOT run on it (it refuses every revision it "
+            "does not know): stop its workers before migrating"
+        )
+    elif breaks:
+        lines.append(
+            f"a version at revision {start} could NOT run on it: stop its workers before "
+            "migrating (docs/operations.md, 'Upgrading without downtime')"
+        )
+    else:
+        lines.append(
+            f"a version at revision {start} could still run on it: its workers may keep "
+            "serving while you migrate and replace them"
+        )
+    return MigrationCheck(tuple(lines), breaks)
 
 
 @contextmanager
@@ -205,21 +290,37 @@ def _up_to(script: ScriptDirectory, heads: Collection[str]) -> list[str]:
     ]
 
 
-def record_oldest_reader(*, ctx: MigrationContext, heads: Collection[str], **_: Any) -> None:
+def record_oldest_reader(
+    *, ctx: MigrationContext, step: MigrationInfo, heads: Collection[str], **_: Any
+) -> None:
     """Alembic's `on_version_apply` (env.py): after each revision applied, up or down, write
     the schema's oldest reader in the same transaction, once it has the table. The heads after
-    the step say all; the step itself is not needed."""
+    the step say which value.
+
+    `alembic stamp` fires this too, but changes no table: stamping a schema from before 0016 at
+    0016 or later leaves it without `schema_readers`, so nothing is written (no row reads as
+    "names no older version", the safe side); where the table is there, the value for the
+    stamped revisions is."""
     assert ctx.script is not None and ctx.connection is not None
-    chain = _up_to(ctx.script, heads)
-    if READERS_REVISION not in chain:
+    oldest = _oldest_after(ctx.script, heads)
+    if oldest is None:
         return
-    declared = [
-        (revision, getattr(ctx.script.get_revision(revision).module, "oldest_reader", None))
-        for revision in chain
-    ]
+    if step.is_stamp and not inspect(ctx.connection).has_table(SchemaReadersRow.__tablename__):
+        return
     ctx.connection.execute(delete(SchemaReadersRow))
-    ctx.connection.execute(
-        insert(SchemaReadersRow).values(oldest_reader=effective_oldest_reader(declared))
+    ctx.connection.execute(insert(SchemaReadersRow).values(oldest_reader=oldest))
+
+
+def _oldest_after(script: ScriptDirectory, heads: Collection[str]) -> str | None:
+    """The oldest reader a schema at `heads` records; None before revision 0016."""
+    chain = _up_to(script, heads)
+    if READERS_REVISION not in chain:
+        return None
+    return effective_oldest_reader(
+        [
+            (revision, getattr(script.get_revision(revision).module, "oldest_reader", None))
+            for revision in chain
+        ]
     )
 
 

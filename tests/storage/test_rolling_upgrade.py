@@ -11,11 +11,17 @@ not have in `alembic_version`, and that version's oldest reader in `schema_reade
 from __future__ import annotations
 
 import gc
+import json
 import logging
+import shutil
+import subprocess
+import sys
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from alembic import command as alembic
 from alembic.script import ScriptDirectory
 from sqlalchemy import column, delete, inspect, select, table, update
 from sqlalchemy.engine import make_url
@@ -24,10 +30,12 @@ from broker.config import load_settings
 from broker.core.errors import ConfigurationError
 from broker.registry import migrate
 from broker.registry.migration import (
+    SCRIPT_LOCATION,
     alembic_config,
     effective_oldest_reader,
     migration_connection,
     model_drift,
+    use_versions,
 )
 from broker.registry.tables import SchemaReadersRow
 from broker.web import create_app
@@ -35,6 +43,7 @@ from tests.adapters.test_cli_serve import _config_on, _serve, started  # noqa: F
 from tests.storage.test_publisher_integrity import HEAD, _move
 from tests.support.cli import Result, run
 
+REAL_VERSIONS = SCRIPT_LOCATION / "versions"
 NEWER = "0099"  # a revision this version does not have
 READERS = SchemaReadersRow.__table__
 VERSIONS = table("alembic_version", column("version_num"))
@@ -275,3 +284,234 @@ def test_every_revision_from_0016_on_declares_its_oldest_reader() -> None:
     for revision in chain[ids.index("0016") :]:
         declared = getattr(revision.module, "oldest_reader", None)
         assert declared in ids[: ids.index(revision.revision) + 1], revision.revision
+
+
+def _stamp(url: str, revision: str) -> None:
+    with migration_connection(url) as connection:
+        alembic.stamp(alembic_config(connection), revision)
+
+
+def test_alembic_stamp_records_the_oldest_reader_only_where_the_table_is(
+    registry_url: str,
+) -> None:
+    # Stamping changes no table: a schema from before 0016 stamped at it has no
+    # `schema_readers` to write to, and is left without one (no row: the safe side).
+    _move(registry_url, "0015")
+    tables = _state(registry_url)[2]
+    _stamp(registry_url, HEAD)
+    assert _state(registry_url) == ((HEAD,), None, tables)
+    # Where the table is, the stamped revisions' value is written.
+    _stamp(registry_url, "0015")
+    migrate(registry_url)
+    _set_schema(registry_url, HEAD, None)
+    _stamp(registry_url, "0015")
+    _stamp(registry_url, HEAD)
+    assert _state(registry_url)[:2] == ((HEAD,), ["0015"])
+
+
+def test_the_revision_history_is_one_straight_line() -> None:
+    why = (
+        "the registry's revisions must stay one straight line (docs/architecture.md, 'Writing "
+        "a registry migration'): the oldest_reader rule walks 'at or before' along it, so a "
+        "branch or merge would let an older version run on a schema changed by a revision it "
+        "never had; carry a hotfix revision forward in the same order, and make the next "
+        "revision revise it"
+    )
+    script = ScriptDirectory.from_config(alembic_config())
+    assert len(script.get_heads()) == 1, f"heads {script.get_heads()}: {why}"
+    for revision in script.walk_revisions():
+        down = revision.down_revision
+        assert down is None or isinstance(down, str), f"{revision.revision} merges {down}: {why}"
+        assert not revision.branch_labels, f"{revision.revision} has branch labels: {why}"
+        assert not revision.dependencies, f"{revision.revision} depends on others: {why}"
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_commands_and_serve_warn_in_the_configured_log_format(
+    registry_url: str, tmp_path: Path, log_format: str
+) -> None:
+    # A real process: the handler is installed once per process, on its standard error.
+    config, _ = _newer_broker(registry_url, tmp_path, "0015")
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.replace('format = "json"', f'format = "{log_format}"'), "utf-8")
+    ketenbroker = Path(sys.executable).parent / "ketenbroker"
+    for command in (["school", "list"], ["migrate"]):
+        done = subprocess.run(
+            [str(ketenbroker), *command, "--config", str(config)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr
+        lines = done.stderr.splitlines()
+        if command == ["migrate"]:
+            # Nothing to warn of: it says so on standard output, and logs it as a line.
+            assert done.stdout.startswith(f"the registry is at revision {NEWER}")
+            expected = ("INFO", done.stdout.strip())
+        else:
+            expected = ("WARNING", WARNING)
+        assert len(lines) == 1, done.stderr
+        if log_format == "json":
+            entry = json.loads(lines[0])
+            assert (entry["level"], entry["logger"], entry["message"]) == (
+                expected[0],
+                "broker.registry.migration",
+                expected[1],
+            )
+            assert entry["request_id"] is None
+        else:
+            assert lines[0].endswith(
+                f" {expected[0]} broker.registry.migration [None] {expected[1]}"
+            ), lines[0]
+    # `serve`: its first line, before gunicorn starts (gunicorn then logs its own).
+    serve = ["serve", "--config", str(config), "--workers", "1", "--bind", "127.0.0.1:0"]
+    serving = subprocess.Popen(
+        [str(ketenbroker), *serve],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert serving.stderr is not None
+        first = serving.stderr.readline()
+    finally:
+        serving.terminate()
+        serving.communicate(timeout=60)
+    if log_format == "json":
+        assert json.loads(first)["message"] == WARNING
+    else:
+        assert first.rstrip("\n").endswith(f" WARNING broker.registry.migration [None] {WARNING}")
+
+
+_EXTRA = '''"""A made-up revision for the tests."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "{revision}"
+down_revision = "{down}"
+branch_labels = None
+depends_on = None
+oldest_reader = "{oldest}"
+
+
+def upgrade() -> None:
+    op.create_table("extra_{revision}", sa.Column("id", sa.Integer, primary_key=True))
+
+
+def downgrade() -> None:
+    op.drop_table("extra_{revision}")
+'''
+
+
+@pytest.fixture
+def with_revisions(tmp_path: Path) -> Iterator[Callable[..., None]]:
+    """Makes this version's revisions the real ones plus made-up later ones, each given as
+    (revision, oldest_reader), in a folder of copies; the real ones again afterwards."""
+
+    def made(*extra: tuple[str, str]) -> None:
+        folder = tmp_path / f"versions-{len(list(tmp_path.glob('versions-*')))}"
+        shutil.copytree(REAL_VERSIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+        down = HEAD
+        for revision, oldest in extra:
+            source = _EXTRA.format(revision=revision, down=down, oldest=oldest)
+            (folder / f"{revision}_extra.py").write_text(source, encoding="utf-8")
+            down = revision
+        use_versions(folder)
+
+    yield made
+    use_versions(REAL_VERSIONS)
+
+
+def _check(config: Path) -> tuple[int, list[str]]:
+    result = run("migrate", "--check", "--config", config)
+    return result.exit_code, result.output.splitlines()
+
+
+def test_migrate_check_says_what_an_additive_and_a_breaking_revision_would_do(
+    registry_url: str, tmp_path: Path, with_revisions: Callable[..., None]
+) -> None:
+    config = _config_on(tmp_path, registry_url)
+    with_revisions(("0017", "0016"), ("0018", "0018"))
+    unchanged = "nothing was changed (--check)"
+    _move(registry_url, HEAD)
+    before = _state(registry_url)
+    assert _check(config) == (
+        1,
+        [
+            f"would migrate the registry from {HEAD} to 0018: 0017, 0018",
+            "oldest_reader after it: 0018 (now: 0015)",
+            f"a version at revision {HEAD} could NOT run on it: stop its workers before "
+            "migrating (docs/operations.md, 'Upgrading without downtime')",
+            unchanged,
+        ],
+    )
+    assert _state(registry_url) == before
+    # Up one step at a time, and down again: the record follows every step.
+    _move(registry_url, "0017")
+    assert _state(registry_url)[:2] == (("0017",), ["0016"])
+    assert _check(config)[0] == 1
+    _move(registry_url, "0018")
+    assert _state(registry_url)[:2] == (("0018",), ["0018"])
+    assert _check(config) == (
+        0,
+        ["the registry is at revision 0018 (oldest_reader 0018): nothing to migrate", unchanged],
+    )
+    _move(registry_url, "0017", down=True)
+    assert _state(registry_url)[:2] == (("0017",), ["0016"])
+    _move(registry_url, HEAD, down=True)
+    assert _state(registry_url) == before
+    # Only the additive one: the version at 0016 keeps running.
+    with_revisions(("0017", "0016"))
+    assert _check(config) == (
+        0,
+        [
+            f"would migrate the registry from {HEAD} to 0017: 0017",
+            "oldest_reader after it: 0016 (now: 0015)",
+            f"a version at revision {HEAD} could still run on it: its workers may keep "
+            "serving while you migrate and replace them",
+            unchanged,
+        ],
+    )
+    assert _state(registry_url) == before
+
+
+def test_migrate_check_on_an_empty_an_older_and_a_newer_registry(
+    registry_url: str, tmp_path: Path
+) -> None:
+    config = _config_on(tmp_path, registry_url)
+    code, lines = _check(config)
+    assert code == 0 and lines[0].startswith(f"would migrate the registry from no schema to {HEAD}")
+    assert lines[1:] == [
+        "oldest_reader after it: 0015 (now: none recorded)",
+        "no version runs on it now: nothing to break",
+        "nothing was changed (--check)",
+    ]
+    _move(registry_url, "0015")
+    assert _check(config) == (
+        1,
+        [
+            f"would migrate the registry from 0015 to {HEAD}: {HEAD}",
+            "oldest_reader after it: 0015 (now: none recorded)",
+            "a version at revision 0015 could NOT run on it (it refuses every revision it does "
+            "not know): stop its workers before migrating",
+            "nothing was changed (--check)",
+        ],
+    )
+    migrate(registry_url)
+    _set_schema(registry_url, NEWER, "0015")
+    code, lines = _check(config)
+    assert code == 0 and lines[0].endswith(
+        "declares this version able to run on it: nothing to migrate"
+    )
+    _set_schema(registry_url, NEWER, "0098")
+    assert _check(config)[0] == 1
+
+
+def test_version_names_the_registry_schema_revision() -> None:
+    result = run("--version")
+    assert result.exit_code == 0
+    assert result.output.startswith("ketenbroker ")
+    assert result.output.endswith(f" (registry schema {HEAD})\n")

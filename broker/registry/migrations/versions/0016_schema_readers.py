@@ -8,7 +8,9 @@ migrates with the new version, then replaces the old workers one by one.
 Each revision from this one on declares its own `oldest_reader` (a module constant, below); the
 upgrade machinery writes the effective one in the migration's own transaction (migration.py,
 `record_oldest_reader`). This revision only adds a table older code never reads, so code at
-0015 still runs after it.
+0015 could run after it; but a 0015 version refuses every revision it does not know (it has no
+record to read), so upgrading to this revision stops the world once: the first rolling upgrade
+is possible only from a version that has 0016.
 
 Down again drops the table.
 
