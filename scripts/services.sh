@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the system services and packages the test suite talks to are there and running:
-# Redis, PostgreSQL (storage tests) and Chromium (browser tests). Installs with apt when run as
-# root on a machine that lacks them; otherwise says what is missing.
+# Redis, PostgreSQL (storage tests), Chromium (browser tests) and npm (which installs axe-core,
+# scripts/install.sh). Installs with apt when run as root on a machine that lacks them;
+# otherwise says what is missing.
 set -u
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -21,6 +22,8 @@ missing=()
 have redis-server || missing+=(redis-server)
 [ -d /etc/postgresql ] || missing+=(postgresql)
 [ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
+# npm installs axe-core for the browser accessibility audit (scripts/install.sh --test).
+have npm || missing+=(nodejs npm)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "services: installing ${missing[*]}"
   apt_install "${missing[@]}" || exit 1

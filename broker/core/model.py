@@ -121,9 +121,12 @@ class Declaration:
 
     def purpose_in(self, language: str) -> str:
         """The purpose in `language` ("nl" or "en"), falling back to the Dutch text."""
-        if language == "en" and self.purpose_en:
-            return self.purpose_en
-        return self.purpose
+        return self.purpose_en if self.purpose_language(language) == "en" else self.purpose
+
+    def purpose_language(self, language: str) -> str:
+        """The language `purpose_in(language)` is written in: "en" where the English text is
+        given, else "nl" (the fallback)."""
+        return "en" if language == "en" and self.purpose_en else "nl"
 
 
 @dataclass(frozen=True)

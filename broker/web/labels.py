@@ -14,6 +14,7 @@ from datetime import UTC, datetime, tzinfo
 
 from babel import Locale
 from babel.dates import format_datetime
+from markupsafe import Markup
 
 from broker.core.errors import N_, BrokerError, Phrase, SchoolSaid
 from broker.core.model import Declaration
@@ -213,8 +214,15 @@ def attribute_labels(names: Iterable[str]) -> list[str]:
 
 def declared_purpose(declaration: Declaration) -> str:
     """Why the platform needs an attribute, in the language of the page: the publisher's
-    English text on English pages when it gave one, else its Dutch text."""
-    return declaration.purpose_in(current_language())
+    English text on English pages when it gave one, else its Dutch text, marked as Dutch
+    (markup: `<span lang="nl">`, the text escaped) so that a screen reader reads it as Dutch,
+    not as English words (WCAG 3.1.2, language of parts)."""
+    language = current_language()
+    purpose = declaration.purpose_in(language)
+    written_in = declaration.purpose_language(language)
+    if written_in == language:
+        return purpose
+    return Markup('<span lang="{}">{}</span>').format(written_in, purpose)
 
 
 def localised_problem(message: str, params: Mapping[str, object]) -> str:

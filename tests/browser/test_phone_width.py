@@ -71,6 +71,7 @@ LONG_REDIRECT = (
     "openidconnect/7f3c9a1e5b2d4c6e8a0b1c2d3e4f5a6b"
 )
 LONG_SERVICE = "woordenschatoefenplatform"  # a student's platform with a long one-word name
+REFUSING_SERVICE = "verplichtenaam"  # requires the given name, which the school does not release
 SAML_SERVICE, OIDC_SERVICE = "lesmateriaalbibliotheek", "leerlingvolgsysteem"
 DECLARATIONS = (
     Declaration("given_name", "Om de leerling bij de voornaam te begroeten op het startscherm."),
@@ -229,7 +230,8 @@ def _wide_registry(live: LiveDemo, keys: Path) -> None:
     """What makes the portal's pages wide: a publisher's SAML service with a long entity ID and
     an OIDC client with a long id and redirect URI, each with a history of declarations and the
     school's choice; the demo school's choice for Leesplank changed three times by an
-    administrator with a long address; a student platform with a long one-word name."""
+    administrator with a long address; a student platform with a long one-word name. And a
+    platform that requires what the school does not release (a refusal's error page)."""
     registry = live.registry
     registry.accounts.add_publisher(Publisher(PUBLISHER_ID, "Uitgeverij Leermiddelenontwikkeling"))
     sp = PublisherSpSettings(
@@ -276,6 +278,8 @@ def _wide_registry(live: LiveDemo, keys: Path) -> None:
     live.add_publisher(
         LONG_SERVICE, "leermiddelen", DECLARATIONS, released=frozenset({"given_name"})
     )
+    required = Declaration("given_name", "Op de oorkonde staat de naam.", required=True)
+    live.add_publisher(REFUSING_SERVICE, "leermiddelen", (required,))
     # Receipts for the school's pages: three students, each at each of four platforms.
     for uid in ("daan.devries", "fatima.elamrani", "marieke.bakker"):
         student = HttpBrowser()
@@ -348,6 +352,13 @@ def _log_in(phone: Screen, page: Page, service: str, *, first: bool = False) -> 
 
 
 def test_student_pages_fit_a_phone(phone: Screen) -> None:
+    student_pages(phone)
+
+
+def student_pages(phone: Screen) -> None:
+    """Every page of a student's, each given to `phone.check` (test_accessibility.py walks the
+    same pages with another check): home, discovery (first without, then with a remembered
+    school), the notice, the answer to a platform, my data, the logout pages and errors."""
     live = phone.live
     page = _student(phone)
     for path, name in (("/", "home"), ("/my-data", "my data, start")):
@@ -364,6 +375,8 @@ def test_student_pages_fit_a_phone(phone: Screen) -> None:
     phone.check(page, "already signed in")
     for service in ("leesplank", "rekenroute", "toetsplein"):
         _log_in(phone, page, service)
+    _remembered_school(phone, page)
+    _refused(phone, page)
 
     page.goto(live.broker_url + "/my-data")
     page.locator('a[href$="/my-data/sign-in"]').click()
@@ -386,6 +399,28 @@ def test_student_pages_fit_a_phone(phone: Screen) -> None:
     page.locator("[data-logout-next]").click()
     expect(page.locator("[data-logout-result]")).to_be_visible()
     phone.check(page, "logged out")
+
+
+def _remembered_school(phone: Screen, student: Page) -> None:
+    """Discovery on a later visit, after the SSO session (only the remembered school is kept):
+    the remembered school offered first."""
+    later = phone.context()
+    later.add_cookies([c for c in student.context.cookies() if c["name"] == "kb_school"])
+    page = later.new_page()
+    page.goto(phone.live.publishers["leesplank"].base_url + "/")
+    page.get_by_role("button", name=LOGIN_BUTTON).click()
+    expect(page.locator("form.remembered a")).to_be_visible()
+    phone.check(page, "discovery, remembered school")
+
+
+def _refused(phone: Screen, page: Page) -> None:
+    """The error page with a way back: a platform that requires what the school does not
+    release, its refusal carried back to the platform by a button."""
+    page.goto(phone.live.publishers[REFUSING_SERVICE].base_url + "/")
+    page.get_by_role("button", name=LOGIN_BUTTON).click()
+    expect(page.locator("main ul.missing")).to_be_visible()
+    expect(page.locator("main form.return button")).to_be_visible()
+    phone.check(page, "error: not released")
 
 
 # -- the portal's pages -----------------------------------------------------------------------
@@ -440,10 +475,16 @@ def _administrator(
 
 
 def test_school_pages_fit_a_phone(phone: Screen, screenshot: Screenshot) -> None:
+    school_pages(phone, screenshot)
+
+
+def school_pages(phone: Screen, screenshot: Screenshot | None = None) -> None:
+    """A school administrator's pages, the forms' refusals and the portal's error pages."""
     language = phone.language
     page = _administrator(phone, AdminRole.SCHOOL, DEMO_SCHOOL_ID, SCHOOL_PAGES)
     expect(page.locator("#receipts tr[data-receipt]")).not_to_have_count(0)
-    screenshot(page, f"phone-{language}-school-receipts")
+    if screenshot is not None:
+        screenshot(page, f"phone-{language}-school-receipts")
     page.locator("#receipts tr[data-receipt] a code").first.click()
     phone.check(page, "school: one student's receipts")
     page.locator("#identifier").fill("no-such-student@demoschool.example")
@@ -460,9 +501,22 @@ def test_school_pages_fit_a_phone(phone: Screen, screenshot: Screenshot) -> None
     response = page.goto(f"{phone.live.broker_url}/portal/no-such-page")
     assert response is not None and response.status == 404
     phone.check(page, "portal: not found")
+    refused = phone.context().new_page()
+    refused.goto(f"{phone.live.broker_url}/portal/?lang={language}")
+    refused.locator("#email").fill(LONG_EMAIL)
+    refused.locator("#password").fill("not the password")
+    refused.locator("#code").fill("000000")
+    refused.locator("#code").press("Enter")
+    expect(refused.locator("#sign-in-refused")).to_be_visible()
+    phone.check(refused, "portal sign-in refused")
 
 
 def test_publisher_pages_fit_a_phone(phone: Screen) -> None:
+    publisher_pages(phone)
+
+
+def publisher_pages(phone: Screen) -> None:
+    """A publisher's pages: its services, registering one (refused, then an OIDC client)."""
     language = phone.language
     page = _administrator(phone, AdminRole.PUBLISHER, PUBLISHER_ID, PUBLISHER_PAGES)
     page.locator("#service_id").press("Enter")  # nothing filled in: every problem said
@@ -479,6 +533,11 @@ def test_publisher_pages_fit_a_phone(phone: Screen) -> None:
 
 
 def test_operator_pages_fit_a_phone(phone: Screen) -> None:
+    operator_pages(phone)
+
+
+def operator_pages(phone: Screen) -> None:
+    """The operator's pages, an invitation made and the page that accepts it."""
     language = phone.language
     page = _administrator(phone, AdminRole.OPERATOR, None, OPERATOR_PAGES)
     page.locator("#email").fill(f"{language}.{LONG_EMAIL}")

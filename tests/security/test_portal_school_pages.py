@@ -137,7 +137,7 @@ def test_services_and_history_name_attributes_and_the_colleague(
 
 def _who(author: str, lang: str = "en") -> str:
     """A history row's cell naming who made the change (labelled by its column, "Who")."""
-    return f'<td data-label="{"Wie" if lang == "nl" else "Who"}">{author}</td>'
+    return f'<td class="identifier" data-label="{"Wie" if lang == "nl" else "Who"}">{author}</td>'
 
 
 def test_a_change_by_an_administrator_who_is_gone_is_named_neutrally(

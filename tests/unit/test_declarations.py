@@ -61,17 +61,37 @@ def test_the_notice_names_the_purpose_in_one_sentence_in_the_pages_language(
     hidden: str,
 ) -> None:
     with app.test_request_context(f"/notice/N-1?lang={lang}"):
-        released = [("Voornaam" if lang == "nl" else "First name", declared_purpose(NAME))]
-        page = render_template(
-            "notice.html",
-            notice_id="N-1",
-            address="/notice/N-1",
-            service_name="Rekenwereld",
-            school=SCHOOLS[0],
-            released=released,
-            continue_field="go",
-            lang_switch={},
-        )
+        page = _notice([("Voornaam" if lang == "nl" else "First name", declared_purpose(NAME))])
     text = " ".join(page.split())
     assert shown in text and hidden not in text
     assert "nodig voor:" not in text and ": Waarom" not in text
+
+
+def test_a_dutch_purpose_on_an_english_page_is_marked_as_dutch(app: Flask) -> None:  # noqa: F811
+    """The Dutch fallback on an English page says it is Dutch (`lang="nl"`), so a screen
+    reader does not read it as English words (WCAG 3.1.2); the publisher's text stays text."""
+    odd = Declaration("groups", "Om de <klas> te vinden & te tonen", required=True)
+    with app.test_request_context("/notice/N-1?lang=en"):
+        assert declared_purpose(NAME) == "To greet"
+        page = _notice([("Groups", declared_purpose(odd))])
+    assert (
+        'Why the platform needs it: <span lang="nl">Om de &lt;klas&gt; te vinden &amp; te tonen'
+        "</span>" in page
+    )
+    with app.test_request_context("/notice/N-1?lang=nl"):
+        assert declared_purpose(odd) == odd.purpose  # a Dutch page: no mark needed
+        assert "<span" not in declared_purpose(odd)
+
+
+def _notice(released: list[tuple[str, str]]) -> str:
+    """The information notice of Rekenwereld naming `released` (label, purpose)."""
+    return render_template(
+        "notice.html",
+        notice_id="N-1",
+        address="/notice/N-1",
+        service_name="Rekenwereld",
+        school=SCHOOLS[0],
+        released=released,
+        continue_field="go",
+        lang_switch={},
+    )

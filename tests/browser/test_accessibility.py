@@ -1,0 +1,146 @@
+"""Every page a student or an administrator sees passes axe-core's WCAG 2.1 A and AA rules.
+
+Dutch schools are public bodies: the pages their students and staff use must meet WCAG 2.1 AA
+(EN 301 549). axe-core (pinned in tests/browser/axe/, installed by `scripts/install.sh --test`)
+is run on the pages test_phone_width.py opens, with the same data and in the same order (its
+walks, given another check): the student's pages from real logins through the demo (discovery
+without and with a remembered school, the notice, the answer to the platform waiting for its
+"continue" button, my data, the logout pages, the error pages) and the portal's pages of a
+school's, a publisher's and the operator's administrator (sign-in, each page, the forms'
+refusals, an invitation accepted, the portal's error pages), in English and in Dutch, each at a
+phone's 360 px and at a desktop's 1280 px (the same page, its window resized: the phone's
+browser as in test_phone_width.py, whose viewport meta follows the window).
+
+axe is given the page by `page.evaluate` of axe.min.js's text, which the DevTools protocol runs
+outside the page's Content-Security-Policy. Not `page.add_script_tag`: it adds an inline
+<script>, which the broker's CSP (no 'unsafe-inline') refuses. Not a context with `bypass_csp`:
+that would audit another page than the one served, one where inline styles the CSP blocks would
+count (a contrast measured on a colour no browser shows). The audit reads the page as it is.
+
+A run fails on any violation, with every one found (page and width, rule id, impact, what the
+rule asks and the elements' selectors). There is no allow-list: a rule that proves a false
+positive gets one here, with the reason per rule.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import Page
+
+from tests.browser.test_phone_width import (
+    DESKTOP,
+    PHONE,
+    NewContext,
+    Screen,
+    _wide_registry,
+    operator_pages,
+    publisher_pages,
+    school_pages,
+    student_pages,
+)
+from tests.support.live import LiveDemo, running_demo
+
+AXE_DIR = Path(__file__).resolve().parent / "axe"
+AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
+AXE_VERSION = json.loads((AXE_DIR / "package.json").read_text())["dependencies"]["axe-core"]
+# WCAG 2.0 and 2.1, levels A and AA: what EN 301 549 asks of a web page.
+WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+WIDTHS = {"360 px": PHONE, "desktop": DESKTOP}
+
+# Only the violations, each with its elements' selectors (a frame's path joined by " >> ").
+AUDIT = """async (tags) => {
+  const results = await axe.run(document, {
+    runOnly: {type: 'tag', values: tags},
+    resultTypes: ['violations'],
+  });
+  return results.violations.map((rule) => ({
+    id: rule.id,
+    impact: rule.impact,
+    help: rule.help,
+    targets: rule.nodes.map((node) => node.target.flat().join(' >> ')),
+  }));
+}"""
+
+
+@pytest.fixture(scope="module")
+def axe_source() -> str:
+    """axe.min.js at the pinned version. Missing, the audit is skipped on a developer's machine
+    and fails on CI, where `scripts/install.sh --test` must have installed it."""
+    if not AXE_JS.exists():
+        missing = f"{AXE_JS} is missing: run scripts/install.sh --test (needs npm)"
+        if os.environ.get("CI"):
+            pytest.fail(missing)
+        pytest.skip(missing)
+    installed = json.loads((AXE_JS.parent / "package.json").read_text())["version"]
+    assert installed == AXE_VERSION, (
+        f"axe-core {installed} installed, {AXE_VERSION} pinned: run scripts/install.sh --test"
+    )
+    return AXE_JS.read_text(encoding="utf-8")
+
+
+@dataclass
+class Audit(Screen):
+    """The phone walks' check replaced by axe's, at each of WIDTHS; the violations are kept
+    under the page's name (`overflowing`, as the phone's misfits) for one report at the end."""
+
+    axe: str = field(default="", repr=False)
+
+    def check(self, page: Page, name: str) -> None:
+        page.wait_for_load_state()
+        if not page.evaluate("() => typeof window.axe === 'object'"):
+            page.evaluate(self.axe)
+        for width, viewport in WIDTHS.items():
+            page.set_viewport_size(viewport)
+            violations: list[dict[str, Any]] = page.evaluate(AUDIT, WCAG_21_AA)
+            if violations:
+                said = [
+                    f"  {v['id']} ({v['impact']}): {v['help']}\n"
+                    + "".join(f"    {target}\n" for target in v["targets"])
+                    for v in violations
+                ]
+                self.overflowing[f"{self.language} {name} at {width} ({page.url})"] = "\n" + (
+                    "".join(said).rstrip()
+                )
+        page.set_viewport_size(PHONE)
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
+    with running_demo(tmp_path_factory.mktemp("axe-demo")) as demo:
+        _wide_registry(demo, tmp_path_factory.mktemp("axe-keys"))
+        yield demo
+
+
+@pytest.fixture(params=["en", "nl"])
+def audit(
+    live: LiveDemo, new_context: NewContext, axe_source: str, request: pytest.FixtureRequest
+) -> Iterator[Audit]:
+    """Audits pages in each language; at the end, fails with every violation on every page."""
+    audited = Audit(live, new_context, {}, request.param, True, axe=axe_source)
+    yield audited
+    assert not audited.overflowing, "axe-core found WCAG 2.1 AA violations:\n" + "\n".join(
+        f"{page}:{violations}" for page, violations in audited.overflowing.items()
+    )
+
+
+def test_student_pages_pass_axe(audit: Audit) -> None:
+    student_pages(audit)
+
+
+def test_school_pages_pass_axe(audit: Audit) -> None:
+    school_pages(audit)
+
+
+def test_publisher_pages_pass_axe(audit: Audit) -> None:
+    publisher_pages(audit)
+
+
+def test_operator_pages_pass_axe(audit: Audit) -> None:
+    operator_pages(audit)
