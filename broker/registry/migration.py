@@ -122,13 +122,8 @@ def _upgrade(url: str, *, run_on_newer: bool) -> str | None:
     if run_on_newer:
         _run_on_newer(_shown(url), found, oldest)
         return None
-    if not _runs_on(oldest):
-        raise ConfigurationError(_cannot_run(_shown(url), found, oldest))
-    note = (
-        f"the registry is at revision {', '.join(found)}, newer than this version's "
-        f"{_own().heads_shown}, and declares this version able to run on it: nothing to "
-        "migrate; nothing was changed"
-    )
+    _refuse_unless_runs_on(_shown(url), found, oldest)
+    note = f"{_nothing_to_migrate(found)}; nothing was changed"
     log.info(note)
     return note
 
@@ -150,15 +145,8 @@ def check_migration(url: str) -> MigrationCheck:
     found, oldest = _schema_at(url)
     head = _own().heads_shown
     if _is_newer(found):
-        if not _runs_on(oldest):
-            raise ConfigurationError(_cannot_run(_shown(url), found, oldest))
-        return MigrationCheck(
-            (
-                f"the registry is at revision {', '.join(found)}, newer than this version's "
-                f"{head}, and declares this version able to run on it: nothing to migrate",
-            ),
-            breaks_running=False,
-        )
+        _refuse_unless_runs_on(_shown(url), found, oldest)
+        return MigrationCheck((_nothing_to_migrate(found),), breaks_running=False)
     now = f"oldest_reader {oldest}" if oldest else "no oldest_reader recorded"
     if set(found) == _own().heads:
         return MigrationCheck(
@@ -361,11 +349,25 @@ def _runs_on(oldest: str | None) -> bool:
     return oldest is not None and oldest in _own().readable
 
 
+def _refuse_unless_runs_on(shown: str, found: tuple[str, ...], oldest: str | None) -> None:
+    """Refuse (`ConfigurationError`) a registry a newer version migrated that does not declare
+    this version able to run on it."""
+    if not _runs_on(oldest):
+        raise ConfigurationError(_cannot_run(shown, found, oldest))
+
+
+def _nothing_to_migrate(found: tuple[str, ...]) -> str:
+    """What `migrate` and `migrate --check` say of a newer registry this version can run on."""
+    return (
+        f"the registry is at revision {', '.join(found)}, newer than this version's "
+        f"{_own().heads_shown}, and declares this version able to run on it: nothing to migrate"
+    )
+
+
 def _run_on_newer(shown: str, found: tuple[str, ...], oldest: str | None) -> None:
     """Accept, with one warning, a registry a newer version migrated that declares this version
     able to run on it; refuse (`ConfigurationError`) any other."""
-    if not _runs_on(oldest):
-        raise ConfigurationError(_cannot_run(shown, found, oldest))
+    _refuse_unless_runs_on(shown, found, oldest)
     log.warning(
         "registry schema at revision %s is newer than this version's %s and declares versions "
         "from revision %s on able to run on it: running on it; replace this version with the "
