@@ -99,6 +99,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("The metadata changed meanwhile."),
     N_("The school's identity provider changed meanwhile."),
     N_("This publisher still has services."),
+    N_("This identity provider is not known to the broker."),
     # broker/accounts/passwords.py
     N_("Choose a password of at least 12 characters."),
     # broker/oidc/registration.py
