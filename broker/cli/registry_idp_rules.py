@@ -6,8 +6,9 @@ were all removed keeps it (registry/shared_idps.py: the board's IdP still signs 
 of schools not registered); without this section an export and import would lose it, and the
 board's next school would join without it. An import sets the rule where the registry lacks it
 and never clears one (an import deletes nothing; `school update --no-idp-names-school` clears it
-for an IdP of one school). The file may also name an IdP that schools are on: the same as each
-of them saying `idp_names_school = true`.
+for an IdP of one school, `school update-idp --no-idp-names-school` by entity id, also for an
+IdP no school is on). The file may also name an IdP that schools are on: the same as each of
+them saying `idp_names_school = true`.
 """
 
 from __future__ import annotations

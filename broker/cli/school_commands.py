@@ -12,6 +12,7 @@ import click
 from broker.cli.entry_commands import school_list, school_remove
 from broker.cli.metadata_update import Registered, update_metadata
 from broker.cli.options import checked_name, config_option, open_registry, reports_errors
+from broker.cli.school_idp_commands import names_school_said, school_update_idp
 from broker.cli.sources import read_source, warn_unless_federated
 from broker.config import load_settings
 from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
@@ -202,7 +203,7 @@ def _others_on_idp(registry: SqlRegistry, entity_id: str, school_id: str) -> lis
 NAMES_SCHOOL_HELP = (
     "SAML: every login through the school's IdP must name the school in "
     "nlEduPersonHomeOrganizationId (a school board's IdP); --no-idp-names-school stops that "
-    "for an IdP of this school alone"
+    "for an IdP of this school alone (`school update-idp`: by the IdP's entity id)"
 )
 
 
@@ -311,10 +312,7 @@ def _set_names_school(registry: SqlRegistry, school_id: str, wanted: bool) -> No
     entity_id, changed = registry.set_idp_names_school(school_id, wanted)
     others = _others_on_idp(registry, entity_id, school_id)
     also = f" (and school(s) {', '.join(others)})" if others else ""
-    if wanted:
-        said = "must name their school" if changed else "already had to name their school"
-    else:
-        said = "need not name the school any more" if changed else "did not have to name it"
+    said = names_school_said(wanted, changed)
     click.echo(f"School {school_id}{also}: logins through IdP {entity_id} {said}.")
 
 
@@ -362,3 +360,4 @@ def school_privacy_contact(config_path: Path, school_id: str, contact: str) -> N
 
 school_group.add_command(school_list)
 school_group.add_command(school_remove)
+school_group.add_command(school_update_idp)

@@ -171,6 +171,39 @@ class MissingSubject(UpstreamFailure):
     public_message = "Your school's sign-in service did not send the identifier the broker needs."
 
 
+# The NameID Format the broker takes as a student's identifier (SAML core 8.3.7).
+PERSISTENT_NAME_ID = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+# What the school's ICT can do about a NameID that is not persistent, for the log line.
+NAME_ID_FIX = (
+    f"configure the IdP to send a persistent NameID ({PERSISTENT_NAME_ID}), or register the "
+    "school with an identifying attribute (username or student_number) as its subject"
+)
+
+
+class NameIdNotPersistent(MissingSubject):
+    """The school's subject is its NameID, and the IdP sent one whose Format is not persistent.
+    No Format at all counts as `unspecified` (SAML core 2.2.2): such an identifier is not
+    promised to stay the same for the student or never to be given to another, and the chain
+    pseudonym is derived from it, so it is refused like any other, with what the school's ICT
+    must change. `received_format`: the Format as sent (cut short, printable), None for none."""
+
+    code = "name_id_not_persistent"
+    public_message = (
+        "Your school's sign-in service sent an identifier for you that may change, and the "
+        "broker needs one that stays the same. Only your school can change this."
+    )
+
+    def __init__(self, school_id: str, received_format: str | None) -> None:
+        shown = shown_excerpt(received_format) if received_format else None
+        # What went wrong and what to do, without the school: the log line names it apart.
+        self.explanation = (
+            f"the IdP sent a NameID with Format {shown or 'none, which means unspecified'}, "
+            f"not persistent: {NAME_ID_FIX}"
+        )
+        super().__init__(f"school {school_id}: {self.explanation}")
+        self.received_format = shown
+
+
 class ForeignAccount(UpstreamFailure):
     """The school's provider signed in an account that is not the school's: at a provider
     shared by many organisations (Google), one without the school's hosted domain (`hd`), a

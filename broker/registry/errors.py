@@ -170,3 +170,21 @@ class SharedIdpNamesSchool(BadRequest):
             "must name their school while more than one school is on it; nothing was changed"
         )
         self.entity_id = entity_id
+
+
+class UnknownIdp(BadRequest):
+    """An IdP entity id the registry knows nothing of: no school is on it, its logins are not
+    marked to name their school, and no metadata source holds it. A mark set for it would most
+    likely be a typing error's, holding no IdP to anything."""
+
+    code = "unknown_idp"
+    public_message = "This identity provider is not known to the broker."
+
+    def __init__(self, entity_id: str) -> None:
+        super().__init__(
+            f"no school is registered on IdP {entity_id!r}, its logins are not marked to name "
+            "the school, and no metadata source holds it: check the entity id (`ketenbroker "
+            "school list` shows each school's IdP, `registry export` the marked IdPs no school "
+            "is on); nothing was changed"
+        )
+        self.entity_id = entity_id

@@ -16,9 +16,10 @@ namespace (revision 0014); the login then asks the IdP which school the student 
   is compared: a source's roll-over never stands in the way of the board's next school.
 - An IdP with two or more schools requires its logins to name their school
   (`idps_naming_school`, revision 0015), from the write that put the second school on it; that
-  stays when schools leave, and only the operator clears it, for an IdP of one school
-  (`set_names_school`). Every school on such an IdP has a BRIN as id (`SchoolIdNotBrin`). A
-  registry file carries it also for an IdP no school is on any more (`require_names_school`).
+  stays when schools leave, and only the operator clears it, for an IdP of one school or of
+  none any more (`set_names_school` by a school's id, `set_idp_names_school` by entity id).
+  Every school on such an IdP has a BRIN as id (`SchoolIdNotBrin`). A registry file carries it
+  also for an IdP no school is on any more (`require_names_school`).
 
 Every write that can put a school on an entity id takes `lock_idp` first: on PostgreSQL two
 registrations on one IdP would otherwise both pass these checks (each reads the rows committed
@@ -40,6 +41,7 @@ from broker.registry.errors import (
     SchoolIdNotBrin,
     SharedIdpMetadataDiffers,
     SharedIdpNamesSchool,
+    UnknownIdp,
 )
 from broker.registry.federation_tables import FederationEntityRow
 from broker.registry.tables import SchoolNamingIdpRow, SchoolOidcRow, SchoolRow
@@ -151,10 +153,30 @@ def require_names_school(session: Session, entity_id: str) -> bool:
     """Require the school named in logins through IdP `entity_id`, also one no school is on (a
     registry file's `[[idps_naming_school]]`): whether anything changed, refused as
     `check_names_school` says. Takes the IdP's lock (`lock_idp`)."""
-    lock_idp(session, [entity_id])
-    ids = tuple(school_id for school_id, _, _ in _schools_on(session, entity_id))
+    ids = _ids_on_locked(session, entity_id)
     # An OpenID school's issuer has that school alone on it: the refusal names the first.
     return _set_names(session, (entity_id, ids), ids[0] if ids else "", True)
+
+
+def set_idp_names_school(
+    session: Session, entity_id: str, wanted: bool
+) -> tuple[bool, tuple[str, ...]]:
+    """Require (or stop requiring) the school named in logins through IdP `entity_id`, whether
+    or not schools are on it (the operator's `school update-idp`): (whether anything changed,
+    the ids of the schools on it). Refused as `check_names_school` says, and with `UnknownIdp`
+    for an entity id no school is on, not marked, and held by no metadata source. Takes the
+    IdP's lock (`lock_idp`)."""
+    ids = _ids_on_locked(session, entity_id)
+    if not ids and not names_school(session, entity_id) and not source_holds(session, entity_id):
+        raise UnknownIdp(entity_id)
+    return _set_names(session, (entity_id, ids), ids[0] if ids else "", wanted), ids
+
+
+def _ids_on_locked(session: Session, entity_id: str) -> tuple[str, ...]:
+    """The ids of the schools on IdP `entity_id`, by id, read under its lock (`lock_idp`): no
+    school joins or leaves it until the transaction ends."""
+    lock_idp(session, [entity_id])
+    return tuple(school_id for school_id, _, _ in _schools_on(session, entity_id))
 
 
 def _set_names(

@@ -55,6 +55,7 @@ from broker.registry.shared_idps import (
     note_joined,
     require_brin,
     schools_on_idp_of,
+    set_idp_names_school,
     set_names_school,
 )
 from broker.registry.snapshot import Snapshot, read_snapshot
@@ -160,6 +161,15 @@ class SqlRegistry(PortalReads):
             if changed:
                 bump_generation(session)
         return entity_id, changed
+
+    def set_names_school_of_idp(self, entity_id: str, wanted: bool) -> tuple[bool, tuple[str, ...]]:
+        """The same by the IdP's entity id, also for an IdP no school is on (shared_idps.py
+        `set_idp_names_school`): (whether it changed, the ids of the schools on it)."""
+        with self._writing() as session:
+            changed, school_ids = set_idp_names_school(session, entity_id, wanted)
+            if changed:
+                bump_generation(session)
+        return changed, school_ids
 
     def check_idp_names_school(self, school_id: str, wanted: bool) -> None:
         """`set_idp_names_school`'s refusals, without a write: a command that writes more

@@ -38,6 +38,7 @@ from broker.core.catalogue import canonical_name_for
 from broker.core.errors import (
     AssuranceNotMet,
     InvalidMessage,
+    NameIdNotPersistent,
     SchoolSaid,
     UnsignedSchoolRefusal,
     UpstreamFailure,
@@ -367,12 +368,17 @@ def _subject_from(
     if school.use_eck_id:
         return ""  # the core takes the ECK iD from the attributes
     if school.subject_attribute == NAME_ID_SUBJECT:
-        if (
-            name_id is None
-            or name_id.format not in (None, NAMEID_FORMAT_PERSISTENT)
-            or not name_id.text
-        ):
-            return ""  # the core refuses: no fallback to a transient value
+        if name_id is None or not name_id.text.strip():
+            return ""  # the core refuses (missing_subject): no fallback to another value
+        if name_id.format != NAMEID_FORMAT_PERSISTENT:
+            # No Format is `unspecified` (SAML core 2.2.2), as unfit as transient: nothing
+            # promises it stays the student's, and the pseudonym would change with it.
+            refusal = NameIdNotPersistent(school.id, name_id.format)
+            # The Format only, never the value; the school and what to change, for its ICT.
+            log.warning(
+                "refused school=%s code=%s: %s", school.id, refusal.code, refusal.explanation
+            )
+            raise refusal
         return name_id.text.strip()
     values = attributes.get(school.subject_attribute, ())
     return values[0] if len(values) == 1 else ""

@@ -15,6 +15,7 @@ from broker.core.errors import (
     BrokerError,
     CookiesBlocked,
     MyDataExpired,
+    NameIdNotPersistent,
     RequiredAttributeMissing,
     StateExpired,
 )
@@ -59,6 +60,10 @@ def render_error(
     missing = None
     if isinstance(cause, RequiredAttributeMissing):
         missing = [str(attribute_label(name)) for name in cause.missing]
+    # The Format a school's NameID came with ("": none), for its ICT contact; never the value.
+    name_id_format = None
+    if isinstance(cause, NameIdNotPersistent):
+        name_id_format = cause.received_format or ""
     page = render_template(
         "error.html",
         status=error.status,
@@ -67,6 +72,7 @@ def render_error(
         message=message or gettext(error.public_message),
         error_id=error_id,
         missing=missing,
+        name_id_format=name_id_format,
         service_name=service_name,
         return_form=return_form,
         return_link=return_link,

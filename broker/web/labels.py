@@ -54,6 +54,10 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("Your school's sign-in service did not answer in time. Please try again in a few minutes."),
     N_("Your school has not released what this platform requires."),
     N_("Your school's sign-in service did not send the identifier the broker needs."),
+    N_(
+        "Your school's sign-in service sent an identifier for you that may change, and the "
+        "broker needs one that stays the same. Only your school can change this."
+    ),
     N_("Your school's sign-in was not strong enough for this platform."),
     N_("This platform asks you to sign in at your school again. Please start again."),
     N_("This sign-in took too long or was already used. Please start again."),
@@ -99,6 +103,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("The metadata changed meanwhile."),
     N_("The school's identity provider changed meanwhile."),
     N_("This publisher still has services."),
+    N_("This identity provider is not known to the broker."),
     # broker/accounts/passwords.py
     N_("Choose a password of at least 12 characters."),
     # broker/oidc/registration.py
@@ -135,6 +140,7 @@ _CODE_TITLES = {
     "other_school": N_("Your account belongs to another school"),
     "school_not_asserted": N_("Which school is your account's?"),
     "unsigned_status": N_("Your school did not sign you in"),
+    "name_id_not_persistent": N_("Your school's sign-in needs a change"),
     "service_switched_off": N_("This learning platform is switched off"),
 }
 # What the school answered when it said no without signing (UnsignedSchoolRefusal): unverified,

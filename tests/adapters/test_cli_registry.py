@@ -288,6 +288,67 @@ def test_an_idps_rule_with_no_school_on_it_goes_with_the_file(fresh: Path, tmp_p
     )
 
 
+def test_update_idp_sets_and_clears_an_idps_mark_by_its_entity_id(
+    fresh: Path, tmp_path: Path
+) -> None:
+    """`school update-idp`: the mark of a board IdP whose schools were all removed is cleared
+    by its entity id, an entity id nothing holds is refused with what to check, and the file
+    exported before the clear sets the mark again on import."""
+    board = "https://sts.bestuur.example/adfs/services/trust"
+    with closing(SqlRegistry(load_settings(fresh).registry_url)) as registry:
+        for school_id in ("10AA", "10AA01"):
+            registry.add_school(School(school_id, f"Lyceum {school_id}", board), "<board/>")
+    config = ("--config", fresh)
+
+    def update_idp(*args: str) -> tuple[int, str]:
+        result = run("school", "update-idp", *config, *args)
+        return result.exit_code, result.output
+
+    # Two schools on it: the mark stays, nothing written.
+    assert update_idp("--entity-id", board, "--no-idp-names-school") == (
+        1,
+        f"Error: IdP '{board}' is registered for schools 10AA, 10AA01: its logins must name "
+        "their school while more than one school is on it; nothing was changed\n",
+    )
+    assert update_idp("--entity-id", board, "--idp-names-school") == (
+        0,
+        f"IdP {board} (school(s) 10AA, 10AA01): its logins already had to name their school.\n",
+    )
+    for school_id in ("10AA", "10AA01"):
+        assert run("school", "remove", *config, school_id, "--yes").exit_code == 0
+    marked = tmp_path / "marked.toml"
+    assert run("registry", "export", *config, marked).exit_code == 0
+    assert f'[[idps_naming_school]]\nentity_id = "{board}"\n' in marked.read_text()
+
+    assert update_idp("--entity-id", board, "--no-idp-names-school") == (
+        0,
+        f"IdP {board} (no school on it): its logins need not name the school any more.\n",
+    )
+    cleared = tmp_path / "cleared.toml"
+    assert run("registry", "export", *config, cleared).exit_code == 0
+    assert "idps_naming_school" not in cleared.read_text()
+    # Nothing holds the entity id any more: refused, to set as to clear, naming where to look.
+    for flag in ("--idp-names-school", "--no-idp-names-school"):
+        code, output = update_idp("--entity-id", board, flag)
+        assert code == 1 and output.startswith(f"Error: no school is registered on IdP '{board}'")
+        assert "`ketenbroker school list` shows each school's IdP" in output
+    # What cannot be an entity id, and no flag: refused before the registry is opened.
+    code, output = update_idp("--entity-id", f"{board} ", "--idp-names-school")
+    assert code == 2 and "has spaces at its start or end" in output
+    code, output = update_idp("--entity-id", "", "--idp-names-school")
+    assert code == 2 and "must be text of 1-1024 characters" in output
+    code, output = update_idp("--entity-id", board)
+    assert code == 2 and "give --idp-names-school or --no-idp-names-school" in output
+
+    # The file exported while it was marked sets it again; the command then says so.
+    imported = run("registry", "import", *config, marked)
+    assert f"changed  IdP {board} names school" in imported.output
+    assert update_idp("--entity-id", board, "--idp-names-school") == (
+        0,
+        f"IdP {board} (no school on it): its logins already had to name their school.\n",
+    )
+
+
 def _counts(line: str) -> list[int]:
     """The added, changed and unchanged counts of a summary line ("1 added, 2 changed, …")."""
     return [int(part.split()[0]) for part in line.partition(";")[0].rstrip(".").split(", ")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -26,10 +27,12 @@ from broker.oidc.registration import new_client
 from broker.registry import SqlRegistry, migrate
 from broker.registry.database import open_engine
 from broker.registry.errors import SchoolIdNotBrin
+from broker.registry.federation import FederationEntity
 from broker.registry.tables import Base
 
 SECRET_AT_SCHOOL = "the-demo-oidc-school-secret"
 BOARD_IDP = "https://sts.bestuur.example/adfs/services/trust"
+_NOW = datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -328,3 +331,41 @@ def test_the_rule_is_refused_over_a_registered_school_without_a_brin(
         "the BRIN it sends with the school's id exactly: register the school with its BRIN as id"
     ]
     assert dump(registry_url) == before
+
+
+def test_a_mark_set_or_cleared_by_entity_id_goes_with_the_file(
+    sql_registry: SqlRegistry, tmp_path: Path
+) -> None:
+    """`school update-idp` on an IdP no school is on: the export carries the mark it set (as
+    `[[idps_naming_school]]`) and not one it cleared; an import sets a mark again, never clears
+    one, and the registry rebuilt from the file exports the same file."""
+    sql_registry.federation.store(
+        "board", "digest", None, [FederationEntity(BOARD_IDP, "idp", "<board/>", None)], _NOW
+    )
+    path = tmp_path / "registry.toml"
+    assert sql_registry.set_names_school_of_idp(BOARD_IDP, True) == (True, ())
+    marked = export_text(sql_registry.snapshot(), path)
+    assert f'[[idps_naming_school]]\nentity_id = "{BOARD_IDP}"\n' in marked
+    assert sql_registry.set_names_school_of_idp(BOARD_IDP, False) == (True, ())
+    cleared = export_text(sql_registry.snapshot(), path)
+    assert "idps_naming_school" not in cleared
+
+    other_url = f"sqlite:///{tmp_path}/other.sqlite3"
+    migrate(other_url)
+    other = SqlRegistry(other_url)
+    try:
+        path.write_text(marked, encoding="utf-8")
+        assert _import(other, path) == [f"IdP {BOARD_IDP} names school"]
+        assert export_text(other.snapshot(), path) == marked
+        # The file without it keeps the mark (an import deletes nothing); the command clears
+        # it, with no school on the IdP and no source holding it there, and the trip is whole.
+        path.write_text(cleared, encoding="utf-8")
+        assert _import(other, path) == [] and other.idp_names_school(BOARD_IDP)
+        assert other.set_names_school_of_idp(BOARD_IDP, False) == (True, ())
+        assert export_text(other.snapshot(), path) == cleared
+    finally:
+        other.close()
+    # Back here: the file with the mark sets it again.
+    path.write_text(marked, encoding="utf-8")
+    assert _import(sql_registry, path) == [f"IdP {BOARD_IDP} names school"]
+    assert sql_registry.idp_names_school(BOARD_IDP)

@@ -21,6 +21,7 @@ from broker.registry.errors import (
     SchoolIdNotBrin,
     SharedIdpMetadataDiffers,
     SharedIdpNamesSchool,
+    UnknownIdp,
 )
 from broker.registry.federation import FederationEntity
 from broker.registry.migration import migration_connection, model_drift
@@ -221,6 +222,68 @@ def test_an_import_marks_an_idp_it_shares_and_takes_the_files_word(
     assert sql_registry.generation() == generation and sql_registry.school(wrong.id) is None
 
 
+def test_the_operator_sets_and_clears_an_idps_mark_by_its_entity_id(
+    sql_registry: SqlRegistry,
+) -> None:
+    """`school update-idp`: the mark of an IdP reached by its entity id, also once no school is
+    on it (a board IdP that turned out to be one school's, then lost that school too)."""
+    view = CachedRegistryReader(sql_registry)
+    sql_registry.add_school(NOORD, BOARD_XML)
+    sql_registry.add_school(ZUID, BOARD_XML)
+    generation = sql_registry.generation()
+    with pytest.raises(SharedIdpNamesSchool):
+        sql_registry.set_names_school_of_idp(BOARD_IDP, False)
+    assert sql_registry.set_names_school_of_idp(BOARD_IDP, True) == (False, (NOORD.id, ZUID.id))
+    assert sql_registry.generation() == generation
+    for school in (NOORD, ZUID):
+        sql_registry.remove_school(school.id, apply=True, removed_by="cli:ops")
+    assert sql_registry.snapshot().idps_naming_school == (BOARD_IDP,)
+    # No school on it: cleared by its entity id, and every worker's view follows.
+    assert view.idp_names_school(BOARD_IDP)
+    assert sql_registry.set_names_school_of_idp(BOARD_IDP, False) == (True, ())
+    assert not sql_registry.idp_names_school(BOARD_IDP) and not view.idp_names_school(BOARD_IDP)
+    assert sql_registry.snapshot().idps_naming_school == ()
+    # Now nothing holds the entity id: unknown, to clear and to set (a typing error's mark).
+    generation = sql_registry.generation()
+    for wanted in (False, True):
+        with pytest.raises(UnknownIdp, match="no school is registered on IdP"):
+            sql_registry.set_names_school_of_idp(BOARD_IDP, wanted)
+    with pytest.raises(UnknownIdp):
+        sql_registry.set_names_school_of_idp("https://sts.bestuur.example/typo", True)
+    assert sql_registry.generation() == generation
+    assert sql_registry.idps_naming_school() == frozenset()
+    # A board's IdP a metadata source holds, before its first school: set, kept, cleared.
+    sql_registry.federation.store(
+        "board", "digest", None, [FederationEntity(BOARD_IDP, "idp", "<board/>", None)], _NOW
+    )
+    assert sql_registry.set_names_school_of_idp(BOARD_IDP, True) == (True, ())
+    assert sql_registry.set_names_school_of_idp(BOARD_IDP, True) == (False, ())
+    assert view.idp_names_school(BOARD_IDP)
+    with pytest.raises(SchoolIdNotBrin):  # its rule holds for the next school at once
+        sql_registry.add_school(School("lyceum-west", "Lyceum West", BOARD_IDP), "")
+    sql_registry.add_school(NOORD, "")
+    assert sql_registry.set_names_school_of_idp(BOARD_IDP, False) == (True, (NOORD.id,))
+    assert sql_registry.set_names_school_of_idp(BOARD_IDP, False) == (False, (NOORD.id,))
+
+
+def test_an_idps_mark_by_entity_id_keeps_the_idps_rules(sql_registry: SqlRegistry) -> None:
+    """Not for an OpenID provider's issuer, and BRIN ids only on an IdP that names the school."""
+    issuer = "https://login.bestuur.example"
+    sql_registry.add_school(
+        School("30CC", "OIDC", issuer, "sub", oidc=OidcUpstream(issuer, "a", "s")), ""
+    )
+    west = School("lyceum-west", "Lyceum West", "https://idp.west.example")
+    sql_registry.add_school(west, "<west/>")
+    generation = sql_registry.generation()
+    with pytest.raises(BadRequest, match="signs in with OpenID Connect") as refused:
+        sql_registry.set_names_school_of_idp(issuer, True)
+    assert refused.value.code == "idp_names_school_oidc"
+    with pytest.raises(SchoolIdNotBrin, match="'lyceum-west' is not a BRIN"):
+        sql_registry.set_names_school_of_idp(west.idp_entity_id, True)
+    assert sql_registry.generation() == generation
+    assert sql_registry.idps_naming_school() == frozenset()
+
+
 def test_revision_0015_marks_the_idps_shared_at_the_upgrade(registry_url: str) -> None:
     migrate(registry_url)
     with closing(SqlRegistry(registry_url)) as registry:
@@ -296,6 +359,7 @@ def test_registrations_on_one_idp_take_its_lock_on_postgresql(
                 Snapshot(schools=(SchoolEntry(NOORD, BOARD_XML),)), "t"
             ),
             lambda: registry.set_idp_names_school(NOORD.id, True),
+            lambda: registry.set_names_school_of_idp(BOARD_IDP, False),
             # A metadata update committing between a joining school's check and its insert
             # would leave the IdP with two copies.
             lambda: registry.update_school_metadata(NOORD.id, "<board-idp-2/>"),
