@@ -8,7 +8,7 @@ without and with a remembered school, the notice, the answer to the platform wai
 "continue" button, my data, the logout pages, the error pages) and the portal's pages of a
 school's, a publisher's and the operator's administrator (sign-in, each page, the forms'
 refusals, an invitation accepted, the portal's error pages), in English and in Dutch, each at a
-phone's 360 px and at a desktop's 1280 px (the same page, its window resized: the phone's
+phone's 320 px and at a desktop's 1280 px (the same page, its window resized: the phone's
 browser as in test_phone_width.py, whose viewport meta follows the window).
 
 axe is given the page by `page.evaluate` of axe.min.js's text, which the DevTools protocol runs
@@ -52,7 +52,7 @@ AXE_JS = AXE_DIR / "node_modules" / "axe-core" / "axe.min.js"
 AXE_VERSION = json.loads((AXE_DIR / "package.json").read_text())["dependencies"]["axe-core"]
 # WCAG 2.0 and 2.1, levels A and AA: what EN 301 549 asks of a web page.
 WCAG_21_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
-WIDTHS = {"360 px": PHONE, "desktop": DESKTOP}
+WIDTHS = {f"{PHONE['width']} px": PHONE, "desktop": DESKTOP}
 
 # Only the violations, each with its elements' selectors (a frame's path joined by " >> ").
 AUDIT = """async (tags) => {
