@@ -1,6 +1,7 @@
 """`ketenbroker school list|remove` and `publisher list|organisations|remove|remove-organisation`:
 what is registered, and offboarding a school, a service or a publisher organisation
-(docs/operations.md, "Offboarding a school or a service").
+(docs/operations.md, "Offboarding a school or a service"); the table and the removal report
+`chain list|remove` use too (chain_commands.py).
 
 A removal without `--yes` says what would go and what stays, changes nothing and exits with
 code 3, so a script that forgot `--yes` stops instead of carrying on as if the entry were gone.
@@ -19,7 +20,7 @@ from broker.cli.counts import counted, listed
 from broker.cli.options import config_option, open_registry, reports_errors, who
 from broker.core.admins import Publisher
 from broker.core.hosted_domain import lacks_hosted_domain
-from broker.core.model import Protocol, School, Service
+from broker.core.model import Chain, Protocol, School, Service
 from broker.registry import SqlRegistry
 from broker.registry.removal import Removal, removal_kind
 
@@ -94,7 +95,7 @@ def _cell(value: Cell) -> str:
     return str(value)
 
 
-def _print_table(lines: Sequence[Mapping[str, Cell]], kind: str, as_json: bool) -> None:
+def print_table(lines: Sequence[Mapping[str, Cell]], kind: str, as_json: bool) -> None:
     if as_json:
         for line in lines:
             fields = {k.replace(" ", "_"): None if v == NONE else v for k, v in line.items()}
@@ -125,7 +126,7 @@ def school_list(config_path: Path, as_json: bool) -> None:
         if school.oidc is None:
             on_idp.setdefault(school.idp_entity_id, []).append(school.id)
     naming = registry.idps_naming_school()
-    _print_table([school_line(s, sources, on_idp, naming) for s in schools], "school", as_json)
+    print_table([school_line(s, sources, on_idp, naming) for s in schools], "school", as_json)
 
 
 @click.command("list")
@@ -137,7 +138,7 @@ def publisher_list(config_path: Path, as_json: bool) -> None:
     publisher, status, where its metadata is from."""
     _, registry = open_registry(config_path)
     sources = registry.federation.sources_of("sp")
-    _print_table([service_line(s, sources) for s in registry.all_services()], "service", as_json)
+    print_table([service_line(s, sources) for s in registry.all_services()], "service", as_json)
 
 
 @click.command("organisations")
@@ -157,7 +158,7 @@ def publisher_organisations(config_path: Path, as_json: bool) -> None:
         }
         for found in registry.accounts.publisher_organisations()
     ]
-    _print_table(lines, "publisher organisation", as_json)
+    print_table(lines, "publisher organisation", as_json)
 
 
 yes_option = click.option(
@@ -178,7 +179,7 @@ def school_remove(config_path: Path, school_id: str, confirmed: bool) -> None:
     administrators' accounts; its receipts and choice history stay."""
     _, registry = open_registry(config_path)
     removal = registry.remove_school(school_id, apply=confirmed, removed_by=who())
-    _report(removal, registry)
+    report_removal(removal, registry)
 
 
 @click.command("remove")
@@ -191,7 +192,7 @@ def publisher_remove(config_path: Path, service_id: str, confirmed: bool) -> Non
     and every school's release policy for it; receipts and history stay."""
     _, registry = open_registry(config_path)
     removal = registry.remove_service(service_id, apply=confirmed, removed_by=who())
-    _report(removal, registry)
+    report_removal(removal, registry)
 
 
 @click.command("remove-organisation")
@@ -204,7 +205,7 @@ def publisher_remove_organisation(config_path: Path, publisher_id: str, confirme
     refused while a service names it (remove those first with `publisher remove`)."""
     _, registry = open_registry(config_path)
     removal = registry.remove_publisher(publisher_id, apply=confirmed, removed_by=who())
-    _report(removal, registry)
+    report_removal(removal, registry)
 
 
 def _accounts(removal: Removal, role: str) -> list[str]:
@@ -221,6 +222,25 @@ def _publisher_lines(removal: Removal) -> tuple[list[str], list[str]]:
     goes = ["the publisher organisation", *_accounts(removal, "publisher")]
     stays = ["its former services' receipts and history (kept when each service was removed)"]
     return goes, stays
+
+
+def _chain_lines(removal: Removal, chain: Chain) -> tuple[list[str], list[str]]:
+    """What goes and stays with a chain (no service is in it)."""
+    record = removal.key_version
+    kept = (
+        f"its pseudonym key version record (version {record.current_version})"
+        if record is not None
+        else "no pseudonym key version record (never rotated: the key set's current version)"
+    )
+    stays = [
+        f"{counted(removal.receipts, 'receipt')} naming it (what was released to whom)",
+        kept,
+        "the pseudonym key set file, unchanged (its versions are shared by every chain)",
+        # The chain id is a pseudonym input: reusing it links the new chain to this one.
+        f"its pseudonyms: a chain added again as {chain.id} gives its services the same ones "
+        "again; a chain that must not be linked to it needs a new id",
+    ]
+    return ["the chain (no service is in it)"], stays
 
 
 def _entry_lines(removal: Removal, entry: School | Service) -> tuple[list[str], list[str]]:
@@ -256,11 +276,14 @@ def _entry_lines(removal: Removal, entry: School | Service) -> tuple[list[str], 
     return goes, stays
 
 
-def _report(removal: Removal, registry: SqlRegistry) -> None:
+def report_removal(removal: Removal, registry: SqlRegistry) -> None:
+    """What went (or would go) and what stays; exit code 3 when nothing was changed."""
     entry = removal.entry
     kind = removal_kind(entry).capitalize()
     if isinstance(entry, Publisher):
         goes, stays = _publisher_lines(removal)
+    elif isinstance(entry, Chain):
+        goes, stays = _chain_lines(removal, entry)
     else:
         goes, stays = _entry_lines(removal, entry)
     if isinstance(entry, Service) and entry.publisher_id:
@@ -278,11 +301,12 @@ def _report(removal: Removal, registry: SqlRegistry) -> None:
     for line in stays:
         click.echo(f"  {line}")
     if removal.applied:
-        effect = (
-            "Its administrators are signed out of the portal on their next request"
-            if isinstance(entry, Publisher)
-            else "Running brokers stop serving it within a second"
-        )
+        if isinstance(entry, Publisher):
+            effect = "Its administrators are signed out of the portal on their next request"
+        elif isinstance(entry, Chain):
+            effect = "Running brokers forget it within a second"
+        else:
+            effect = "Running brokers stop serving it within a second"
         click.echo(f"{effect} (docs/operations.md, Offboarding).")
         return
     click.echo(f"Nothing was changed: run again with --yes to remove {entry.id}.")

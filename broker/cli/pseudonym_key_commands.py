@@ -35,7 +35,7 @@ def _when(moment: datetime) -> str:
     return f"{moment.astimezone(UTC):%Y-%m-%d %H:%M} UTC"
 
 
-def _key_set(settings: Settings) -> PseudonymKeys:
+def key_set_now(settings: Settings) -> PseudonymKeys:
     """The key set as it is now: read again from its file (another command may have added a
     version since this process loaded the configuration)."""
     path = settings.pseudonym_keys_file
@@ -108,7 +108,7 @@ def rotate(
     settings, registry = open_registry(config_path)
     chain = _pseudonym_chain(registry, chain_id, service_id)
     record = registry.pseudonym_keys.of(chain)
-    keys = _key_set(settings)
+    keys = key_set_now(settings)
     plan = plan_rotation(keys, record, chain, window_days, datetime.now(UTC))
     if plan.add_version:
         _add_version(settings, plan.new_version)
@@ -154,7 +154,7 @@ def add(config_path: Path) -> None:
     """Add a new key version without giving it to any chain (to copy the key set to every
     host first; the next `rotate` then uses it)."""
     settings, _ = open_registry(config_path)
-    version = max(_key_set(settings).keys) + 1
+    version = max(key_set_now(settings).keys) + 1
     _add_version(settings, version)
     click.echo(f"Key set: version {version} added (key material not shown).")
 
@@ -165,7 +165,7 @@ def add(config_path: Path) -> None:
 def status(config_path: Path) -> None:
     """Each chain's key version and migration window."""
     settings, registry = open_registry(config_path)
-    keys = _key_set(settings)
+    keys = key_set_now(settings)
     versions = ", ".join(str(v) for v in sorted(keys.keys))
     click.echo(f"Key set: versions {versions}; chains never rotated use {keys.current_version}.")
     if keys.previous_version is not None:
@@ -184,14 +184,19 @@ def status(config_path: Path) -> None:
 
 def _status_line(keys: PseudonymKeys, record: ChainKeyVersion | None, now: datetime) -> str:
     line = f"version {chain_current_version(keys, record)}"
+    window = window_state(record, now)
+    return f"{line}; window {window}" if window else line
+
+
+def window_state(record: ChainKeyVersion | None, now: datetime) -> str:
+    """A chain's migration window as `status` and `chain list` say it; "" when it has none."""
     if record is None or record.previous_version is None or record.window_ends is None:
-        return line
+        return ""
     if record.window_open(now):
         return (
-            f"{line}; window open until {_when(record.window_ends)} "
+            f"open until {_when(record.window_ends)} "
             f"(previous version {record.previous_version} released too)"
         )
     return (
-        f"{line}; window ended {_when(record.window_ends)} "
-        f"(version {record.previous_version} no longer released)"
+        f"ended {_when(record.window_ends)} (version {record.previous_version} no longer released)"
     )

@@ -47,7 +47,9 @@ def read_key_versions(
     document: dict[str, object], problems: Problems, current: Snapshot, after: Snapshot
 ) -> tuple[ChainKeyVersion, ...]:
     """The file's records, checked: unique, naming a chain (or a service in no chain) of the
-    file or the registry, and not contradicting the registry's record for that chain."""
+    file or the registry, and not contradicting the registry's record for that chain. A record
+    the registry holds as it is passes without a chain: a removed chain's or service's, which
+    the registry keeps (and exports) so that the id registered again keeps its pseudonyms."""
     chains = {c.id for c in (*current.chains, *after.chains)}
     services = (*current.services, *after.services)
     chains |= {s.service.pseudonym_chain for s in services if not s.service.chain_id}
@@ -60,7 +62,7 @@ def read_key_versions(
         registry = held.get(record.chain)
         if record.chain in found:
             entry.wrong("chain", f"{record.chain!r} appears twice in the file")
-        elif record.chain not in chains:
+        elif record.chain not in chains and registry != record:
             entry.wrong("chain", f"no chain or service in no chain {record.chain!r}")
         elif registry is not None and registry != record:
             entry.wrong(

@@ -98,6 +98,39 @@ class PublisherInUse(BadRequest):
         self.services = services
 
 
+class ChainInUse(BadRequest):
+    """A chain that services are still in cannot be removed: they would lose their chain."""
+
+    code = "chain_in_use"
+    public_message = "This chain still has services."
+
+    def __init__(self, chain_id: str, services: tuple[str, ...]) -> None:
+        super().__init__(
+            f"chain {chain_id} still has services {', '.join(services)}: move each to another "
+            "chain or out of every chain (operator portal, Services, or a registry import; its "
+            "pseudonyms change), or remove it with `ketenbroker publisher remove SERVICE "
+            "--yes`; nothing was changed"
+        )
+        self.chain_id = chain_id
+        self.services = services
+
+
+class ChainInWindow(BadRequest):
+    """A chain in a pseudonym key migration window is not removed: the window would stay
+    open, counted by monitoring, with no chain left to finish it for."""
+
+    code = "chain_in_window"
+    public_message = "This chain is in a pseudonym key migration window."
+
+    def __init__(self, chain_id: str, ends: str) -> None:
+        super().__init__(
+            f"chain {chain_id} is in a pseudonym key migration window until {ends}: finish "
+            f"it first with `ketenbroker pseudonym-key finish --chain {chain_id}`; nothing "
+            "was changed"
+        )
+        self.chain_id = chain_id
+
+
 class UnknownPublisher(BadRequest):
     code = "unknown_publisher"
     public_message = "This publisher is not known to the broker."

@@ -1,5 +1,5 @@
-"""Offboarding: what removing a school, a service or a publisher organisation takes with it, and
-what it leaves.
+"""Offboarding: what removing a school, a service, a publisher organisation or a chain takes with
+it, and what it leaves.
 
 One function per kind reads the plan inside a transaction and, asked to, deletes in that same
 transaction, so what the operator is told is exactly what went (docs/operations.md, "Offboarding
@@ -22,6 +22,15 @@ accounts and invitations go with it, as a school's do. A service's `publisher_id
 key (revision 0009), and whatever attaches a service to an organisation locks the
 organisation's row first (database.locked_row), so none can slip in while it goes.
 
+A chain goes only once no service is in it (`ChainInUse` otherwise: each is moved to another
+chain or removed first) and outside a pseudonym key migration window (`ChainInWindow`). Only its
+row goes: its receipts and its pseudonym key version record stay, so a chain registered again
+under the id gives its services the same pseudonyms as before (the chain id and the key
+version are the pseudonym's inputs), as a service registered again does. A service's `chain_id`
+is a foreign key: a service registered or moved into the chain locks the chain's row first
+(database.locked_row) and waits, then is refused as for an unknown chain; an import racing the
+removal fails on the key and says so, nothing imported.
+
 Every removal carried out leaves one row in `removals`: kind, id, name, when, and by whom
 (`cli:<user>`); no personal data.
 """
@@ -36,7 +45,8 @@ from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from broker.core.admins import AdminRole, Publisher
 from broker.core.errors import UnknownSchool, UnknownService
-from broker.core.model import School, Service
+from broker.core.model import Chain, School, Service
+from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.admin_tables import (
     AdminRow,
     DeclarationChangeRow,
@@ -44,10 +54,18 @@ from broker.registry.admin_tables import (
     PublisherRow,
 )
 from broker.registry.changes import bump_generation
-from broker.registry.errors import PublisherInUse, UnknownPublisher
+from broker.registry.errors import (
+    ChainInUse,
+    ChainInWindow,
+    PublisherInUse,
+    UnknownChain,
+    UnknownPublisher,
+)
+from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.receipt_tables import NoticePreferenceRow, ReceiptRow
 from broker.registry.tables import (
     Base,
+    ChainRow,
     DeclarationRow,
     OidcClientRow,
     PolicyChangeRow,
@@ -65,9 +83,10 @@ MAX_BY = 200
 class Removal:
     """What one removal takes (`policies`: the other side's ids of the current policies) and
     what it keeps (counts). `applied`: whether it was carried out or only read. Carried out,
-    it leaves a line in `removals` (kind, id, name, when, by whom)."""
+    it leaves a line in `removals` (kind, id, name, when, by whom). `key_version`: a chain's
+    pseudonym key version record, which stays (None: never rotated)."""
 
-    entry: School | Service | Publisher
+    entry: School | Service | Publisher | Chain
     applied: bool
     policies: tuple[str, ...] = ()
     notice_settings: int = 0
@@ -76,6 +95,7 @@ class Removal:
     receipts: int = 0
     policy_history: int = 0
     declaration_history: int = 0
+    key_version: ChainKeyVersion | None = None
 
 
 def _count(session: Session, table: type[Base], where: ColumnElement[bool]) -> int:
@@ -120,10 +140,12 @@ def _carry_out(
     return removal
 
 
-def removal_kind(entry: School | Service | Publisher) -> str:
-    """`removals.kind` of an entry (a CHECK constraint admits these three, revision 0009)."""
+def removal_kind(entry: School | Service | Publisher | Chain) -> str:
+    """`removals.kind` of an entry (a CHECK constraint admits these four, revision 0017)."""
     if isinstance(entry, School):
         return "school"
+    if isinstance(entry, Chain):
+        return "chain"
     return "service" if isinstance(entry, Service) else "publisher"
 
 
@@ -243,6 +265,31 @@ def remove_publisher(session: Session, publisher_id: str, stamp: Stamp | None) -
             delete(PublisherRow).where(PublisherRow.id == publisher_id),
         ),
     )
+
+
+def remove_chain(session: Session, chain_id: str, stamp: Stamp | None, *, now: datetime) -> Removal:
+    """Likewise for a chain no service is in (`ChainInUse` otherwise, for a dry run too) and
+    outside a migration window at `now` (`ChainInWindow`)."""
+    # Locked: a service put in the chain (added, moved, imported) locks or references the same
+    # row, so it waits and then finds no chain, or this waits and then counts the service.
+    row = session.scalar(select(ChainRow).where(ChainRow.id == chain_id).with_for_update())
+    if row is None:
+        raise UnknownChain(chain_id)
+    services = _other_sides(session, ServiceRow.id, ServiceRow.chain_id == chain_id)
+    if services:
+        raise ChainInUse(chain_id, services)
+    held = session.get(PseudonymKeyVersionRow, chain_id)
+    record = held.to_record() if held is not None else None
+    if record is not None and record.window_open(now) and record.window_ends is not None:
+        raise ChainInWindow(chain_id, f"{record.window_ends:%Y-%m-%d %H:%M} UTC")
+    removal = Removal(
+        row.to_chain(),
+        applied=stamp is not None,
+        # No index leads with chain_id: a scan, as for a service, once per chain's end.
+        receipts=_count(session, ReceiptRow, ReceiptRow.chain_id == chain_id),
+        key_version=record,
+    )
+    return _carry_out(session, removal, stamp, (delete(ChainRow).where(ChainRow.id == chain_id),))
 
 
 def kept_policy_version(session: Session, school_id: str, service_id: str) -> int:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, TypeAlias, cast
 
 from sqlalchemy import CursorResult, Update, func, select, update
@@ -43,6 +44,7 @@ from broker.registry.removal import (
     Stamp,
     kept_declaration_version,
     kept_policy_version,
+    remove_chain,
     remove_publisher,
     remove_school,
     remove_service,
@@ -565,6 +567,13 @@ class SqlRegistry(PortalReads):
         invitations; `PublisherInUse` (nothing changed) while a service names it."""
         return self._removing(remove_publisher, publisher_id, apply, removed_by)
 
+    def remove_chain(self, chain_id: str, *, apply: bool, removed_by: str = "") -> Removal:
+        """Remove a chain no service is in, outside a pseudonym key migration window; its
+        receipts and key version record stay. `ChainInUse` or `ChainInWindow` (nothing
+        changed) otherwise."""
+        now = as_utc(self._clock())
+        return self._removing(partial(remove_chain, now=now), chain_id, apply, removed_by)
+
     def _removing(
         self, remove: Callable[..., Removal], entry_id: str, apply: bool, removed_by: str
     ) -> Removal:
@@ -605,7 +614,9 @@ def _refuse_duplicates(session: Session, kind: str, unique: Sequence[UniqueCheck
 
 
 def _require_chain(session: Session, chain_id: str) -> None:
-    if session.get(ChainRow, chain_id) is None:
+    """The chain a service is put in, locked (database.locked_row): a removal of the chain
+    waits for the change, or the change for the removal and then finds no chain."""
+    if not locked_row(session, ChainRow.id, chain_id):
         raise UnknownChain(chain_id)
 
 

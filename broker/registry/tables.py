@@ -385,12 +385,14 @@ class PolicyChangeRow(Base):
 
 
 class RemovalRow(Base):
-    """Append-only (revision 0008): who removed which school, service or (revision 0009)
-    publisher organisation when, and its name, so the receipts that outlive a registration
-    still name it (removal.py)."""
+    """Append-only (revision 0008): who removed which school, service, (revision 0009)
+    publisher organisation or (revision 0017) chain when, and its name, so the receipts that
+    outlive a registration still name it (removal.py)."""
 
     __tablename__ = "removals"
-    __table_args__ = (CheckConstraint("kind IN ('school', 'service', 'publisher')", name="kind"),)
+    __table_args__ = (
+        CheckConstraint("kind IN ('school', 'service', 'publisher', 'chain')", name="kind"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     kind: Mapped[str] = mapped_column(String(16))

@@ -45,6 +45,11 @@ from tests.support.cli import Result, run
 
 REAL_VERSIONS = SCRIPT_LOCATION / "versions"
 NEWER = "0099"  # a revision this version does not have
+# Made-up revisions after this version's head (`with_revisions`): one that only adds, one that
+# older code would break on.
+ADDITIVE, BREAKING = f"{int(HEAD) + 1:04d}", f"{int(HEAD) + 2:04d}"
+# The revisions after 0015, up to this version's head.
+AFTER_0015 = ", ".join(f"{n:04d}" for n in range(16, int(HEAD) + 1))
 READERS = SchemaReadersRow.__table__
 VERSIONS = table("alembic_version", column("version_num"))
 WARNING = (
@@ -434,15 +439,15 @@ def test_migrate_check_says_what_an_additive_and_a_breaking_revision_would_do(
     registry_url: str, tmp_path: Path, with_revisions: Callable[..., None]
 ) -> None:
     config = _config_on(tmp_path, registry_url)
-    with_revisions(("0017", "0016"), ("0018", "0018"))
+    with_revisions((ADDITIVE, HEAD), (BREAKING, BREAKING))
     unchanged = "nothing was changed (--check)"
     _move(registry_url, HEAD)
     before = _state(registry_url)
     assert _check(config) == (
         1,
         [
-            f"would migrate the registry from {HEAD} to 0018: 0017, 0018",
-            "oldest_reader after it: 0018 (now: 0015)",
+            f"would migrate the registry from {HEAD} to {BREAKING}: {ADDITIVE}, {BREAKING}",
+            f"oldest_reader after it: {BREAKING} (now: 0015)",
             f"a version at revision {HEAD} could NOT run on it: stop its workers before "
             "migrating (docs/operations.md, 'Upgrading without downtime')",
             unchanged,
@@ -450,26 +455,29 @@ def test_migrate_check_says_what_an_additive_and_a_breaking_revision_would_do(
     )
     assert _state(registry_url) == before
     # Up one step at a time, and down again: the record follows every step.
-    _move(registry_url, "0017")
-    assert _state(registry_url)[:2] == (("0017",), ["0016"])
+    _move(registry_url, ADDITIVE)
+    assert _state(registry_url)[:2] == ((ADDITIVE,), [HEAD])
     assert _check(config)[0] == 1
-    _move(registry_url, "0018")
-    assert _state(registry_url)[:2] == (("0018",), ["0018"])
-    assert _check(config) == (
-        0,
-        ["the registry is at revision 0018 (oldest_reader 0018): nothing to migrate", unchanged],
-    )
-    _move(registry_url, "0017", down=True)
-    assert _state(registry_url)[:2] == (("0017",), ["0016"])
-    _move(registry_url, HEAD, down=True)
-    assert _state(registry_url) == before
-    # Only the additive one: the version at 0016 keeps running.
-    with_revisions(("0017", "0016"))
+    _move(registry_url, BREAKING)
+    assert _state(registry_url)[:2] == ((BREAKING,), [BREAKING])
     assert _check(config) == (
         0,
         [
-            f"would migrate the registry from {HEAD} to 0017: 0017",
-            "oldest_reader after it: 0016 (now: 0015)",
+            f"the registry is at revision {BREAKING} (oldest_reader {BREAKING}): nothing to migrate",
+            unchanged,
+        ],
+    )
+    _move(registry_url, ADDITIVE, down=True)
+    assert _state(registry_url)[:2] == ((ADDITIVE,), [HEAD])
+    _move(registry_url, HEAD, down=True)
+    assert _state(registry_url) == before
+    # Only the additive one: the version at HEAD keeps running.
+    with_revisions((ADDITIVE, HEAD))
+    assert _check(config) == (
+        0,
+        [
+            f"would migrate the registry from {HEAD} to {ADDITIVE}: {ADDITIVE}",
+            f"oldest_reader after it: {HEAD} (now: 0015)",
             f"a version at revision {HEAD} could still run on it: its workers may keep "
             "serving while you migrate and replace them",
             unchanged,
@@ -493,7 +501,7 @@ def test_migrate_check_on_an_empty_an_older_and_a_newer_registry(
     assert _check(config) == (
         1,
         [
-            f"would migrate the registry from 0015 to {HEAD}: {HEAD}",
+            f"would migrate the registry from 0015 to {HEAD}: {AFTER_0015}",
             "oldest_reader after it: 0015 (now: none recorded)",
             "a version at revision 0015 could NOT run on it (it refuses every revision it does "
             "not know): stop its workers before migrating",

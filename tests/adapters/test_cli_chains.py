@@ -1,0 +1,134 @@
+"""`ketenbroker chain list|remove`: each chain with its services and pseudonym key version, never
+key material; a removal refused (exit code 1) while a service is in the chain or its window is
+open, one that only says what would go (exit code 3), and the removal itself, each refusal with
+the registry and the key set file unchanged. A removed chain's kept key version record does not
+stop the registry file's round trip."""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sqlite3
+from pathlib import Path
+
+from tests.adapters.test_cli_pseudonym_key import (
+    config,  # noqa: F401  # a fixture
+    no_key_material,
+    state,
+)
+from tests.support.cli import run
+
+CONFIRMATION_NEEDED = 3
+
+
+def _rotate(config: Path, chain: str) -> None:  # noqa: F811 - a path, not the fixture
+    result = run("pseudonym-key", "rotate", "--config", config, "--chain", chain, "--window", "30")
+    assert result.exit_code == 0, result.output
+
+
+def test_chain_list_shows_services_and_key_versions_without_key_material(
+    config: Path,  # noqa: F811 - the imported fixture
+) -> None:
+    _rotate(config, "leermiddelen")
+    before = state(config)
+    listed = run("chain", "list", "--config", config)
+    assert listed.exit_code == 0, listed.output
+    lines = listed.output.splitlines()
+    assert lines[0].split() == ["ID", "NAME", "SERVICES", "KEY", "VERSION", "WINDOW"]
+    assert lines[1].split()[:4] == ["leermiddelen", "leermiddelen", "1", "2"]
+    assert "open until " in lines[1] and lines[1].endswith("(previous version 1 released too)")
+    assert lines[2].split() == ["toetsen", "toetsen", "0", "1", "-"]
+    assert lines[3] == "2 chains."
+    as_json = run("chain", "list", "--config", config, "--json")
+    entries = [json.loads(line) for line in as_json.output.splitlines()]
+    assert entries[1] == {
+        "id": "toetsen",
+        "name": "toetsen",
+        "services": 0,
+        "key_version": 1,
+        "window": None,
+    }
+    assert entries[0]["key_version"] == 2 and entries[0]["window"].startswith("open until ")
+    no_key_material(config, listed.output + as_json.output)
+    assert state(config) == before
+
+
+def test_a_chain_with_services_an_open_window_or_no_such_id_is_refused(
+    config: Path,  # noqa: F811
+) -> None:
+    before = state(config)
+    for confirm in ((), ("--yes",)):
+        refused = run("chain", "remove", "leermiddelen", *confirm, "--config", config)
+        assert refused.exit_code == 1
+        assert refused.output == (
+            "Error: chain leermiddelen still has services leesboek: move each to another chain "
+            "or out of every chain (operator portal, Services, or a registry import; its "
+            "pseudonyms change), or remove it with `ketenbroker publisher remove SERVICE "
+            "--yes`; nothing was changed\n"
+        )
+    unknown = run("chain", "remove", "nergens", "--yes", "--config", config)
+    assert unknown.exit_code == 1 and unknown.output == "Error: no chain with id 'nergens'\n"
+    assert state(config) == before
+    _rotate(config, "toetsen")
+    before = state(config)
+    in_window = run("chain", "remove", "toetsen", "--yes", "--config", config)
+    assert in_window.exit_code == 1
+    assert "chain toetsen is in a pseudonym key migration window until " in in_window.output
+    assert "`ketenbroker pseudonym-key finish --chain toetsen`" in in_window.output
+    assert state(config) == before
+
+
+def test_without_yes_it_says_what_would_go_and_with_yes_the_chain_goes(
+    config: Path,  # noqa: F811
+) -> None:
+    before = state(config)
+    plan = run("chain", "remove", "toetsen", "--config", config)
+    assert plan.exit_code == CONFIRMATION_NEEDED, plan.output
+    assert plan.output.splitlines() == [
+        "Chain toetsen (toetsen) would be removed.",
+        "Goes with it:",
+        "  the chain (no service is in it)",
+        "Stays:",
+        "  0 receipts naming it (what was released to whom)",
+        "  no pseudonym key version record (never rotated: the key set's current version)",
+        "  the pseudonym key set file, unchanged (its versions are shared by every chain)",
+        "  its pseudonyms: a chain added again as toetsen gives its services the same ones "
+        "again; a chain that must not be linked to it needs a new id",
+        "Nothing was changed: run again with --yes to remove toetsen.",
+    ]
+    assert state(config) == before
+
+    removed = run("chain", "remove", "toetsen", "--yes", "--config", config)
+    assert removed.exit_code == 0, removed.output
+    assert removed.output.startswith("Chain toetsen (toetsen) removed.\nWent with it:\n")
+    assert "Running brokers forget it within a second" in removed.output
+    assert state(config)[0] == before[0]  # the key set file
+    with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+        recorded = connection.execute(
+            "SELECT kind, entry_id, name, removed_by FROM removals"
+        ).fetchall()
+    assert recorded == [("chain", "toetsen", "toetsen", f"cli:{getpass.getuser()}")]
+    assert run("chain", "list", "--config", config).output.endswith("1 chain.\n")
+    again = run("chain", "remove", "toetsen", "--yes", "--config", config)
+    assert again.exit_code == 1 and "no chain with id 'toetsen'" in again.output
+
+
+def test_a_removed_chains_key_version_stays_through_export_and_import(
+    config: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    _rotate(config, "toetsen")
+    assert run("pseudonym-key", "finish", "--config", config, "--chain", "toetsen").exit_code == 0
+    removed = run("chain", "remove", "toetsen", "--yes", "--config", config)
+    assert "its pseudonym key version record (version 2)" in removed.output
+    exported = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", config, exported).exit_code == 0
+    assert '[[pseudonym_key_versions]]\nchain = "toetsen"\n' in exported.read_text()
+    # The registry's own record, with no chain left to name it, passes as it is.
+    again = run("registry", "import", "--config", config, exported)
+    assert again.exit_code == 0, again.output
+    assert "0 added, 0 changed" in again.output
+    # Added again under its id, the chain derives with its kept version: the same pseudonyms.
+    assert run("chain", "add", "--config", config, "--id", "toetsen", "--name", "T").exit_code == 0
+    status = run("pseudonym-key", "status", "--config", config).output
+    assert "toetsen: version 2\n" in status
