@@ -2,7 +2,8 @@
 
 `migrate` runs the whole upgrade in one transaction (both PostgreSQL and, with the way
 `database.py` drives SQLite, SQLite have transactional DDL), holding a lock so that several
-workers starting at once migrate once and the others find the schema at head.
+workers starting at once migrate once and the others find the schema at head; a revision that
+fails leaves nothing of the upgrade behind and is reported in one line (`migration_guard`).
 
 On SQLite the transaction runs with foreign key enforcement off and checks every reference
 before it commits (`migration_connection`): SQLite alters a table by copying it, dropping it and
@@ -48,21 +49,23 @@ from sqlalchemy import (
     insert,
     inspect,
     select,
-    text,
 )
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import DBAPIError
 
-from broker.core.errors import ConfigurationError
+from broker.core.errors import BrokerError, ConfigurationError
 from broker.registry.database import open_engine, writer
+from broker.registry.migration_guard import (
+    failed_revision,
+    failure_reason,
+    migration_transaction,
+)
 from broker.registry.tables import Base, SchemaReadersRow
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 # Where the revisions are: the package's own. Tests point it at a folder with extra revisions
 # (`use_versions`).
 _versions = SCRIPT_LOCATION / "versions"
-# Any constant works; it only has to be the same in every worker of one deployment.
-_POSTGRES_MIGRATION_LOCK = 0x6B62_7267
 # The revision that added `schema_readers`: before it, a schema records no oldest reader.
 READERS_REVISION = "0016"
 
@@ -113,12 +116,10 @@ def migrate_first(url: str) -> None:
 
 
 def _upgrade(url: str, *, run_on_newer: bool) -> str | None:
-    with migration_connection(url) as connection:
-        found = _heads(connection)
-        if not _is_newer(found):
-            command.upgrade(alembic_config(connection), "head")
-            return None
-        oldest = _oldest_reader(connection)
+    newer = _applied_unless_newer(url)
+    if newer is None:
+        return None
+    found, oldest = newer
     if run_on_newer:
         _run_on_newer(_shown(url), found, oldest)
         return None
@@ -126,6 +127,37 @@ def _upgrade(url: str, *, run_on_newer: bool) -> str | None:
     note = f"{_nothing_to_migrate(found)}; nothing was changed"
     log.info(note)
     return note
+
+
+def _applied_unless_newer(url: str) -> tuple[tuple[str, ...], str | None] | None:
+    """Upgrade the registry at `url` to this version's newest schema, unless a newer version
+    migrated it: then its revisions and recorded oldest reader, nothing changed. A failure is
+    one line (`ConfigurationError`), the whole upgrade rolled back."""
+    found: tuple[str, ...] | None = None
+    try:
+        with migration_connection(url) as connection:
+            found = _heads(connection)
+            if _is_newer(found):
+                return found, _oldest_reader(connection)
+            command.upgrade(alembic_config(connection), "head")
+            return None
+    except BrokerError:
+        raise  # a refusal of this module's or a revision's own: it already says what and why
+    except Exception as error:
+        raise ConfigurationError(_failed(url, found, error)) from error
+
+
+def _failed(url: str, found: tuple[str, ...] | None, error: Exception) -> str:
+    """The one line of a migration that failed (its transaction rolled back): the revision whose
+    code raised, the cause, and the revision the registry is still at."""
+    revision = failed_revision(error, _versions)
+    where = f" in revision {revision}" if revision else ""
+    line = f"migrating the registry at {_shown(url)} failed{where}: "
+    line += f"{failure_reason(error, make_url(url).password)}; nothing was changed"
+    if found is None:
+        return line
+    still = f"is still at revision {', '.join(found)}" if found else "still has no schema"
+    return f"{line}: the registry {still}"
 
 
 @dataclass(frozen=True)
@@ -190,9 +222,10 @@ def check_migration(url: str) -> MigrationCheck:
 def migration_connection(url: str) -> Iterator[Connection]:
     """One write transaction for schema changes at `url`, committed when the block succeeds.
 
-    PostgreSQL: under the migration lock. SQLite: with foreign key enforcement off, and refused
+    PostgreSQL: under the migration lock, waited for (and said so in one log line) while another
+    migration holds it. SQLite: with foreign key enforcement off, and refused
     (`ConfigurationError`, rolled back) when a revision applied in the block leaves a reference
-    dangling.
+    dangling, or when another writer keeps the registry locked past the busy timeout.
     """
     engine = open_engine(url)
     sqlite = engine.dialect.name == "sqlite"
@@ -200,11 +233,7 @@ def migration_connection(url: str) -> Iterator[Connection]:
         # Runs after database.py's own `connect` listener, which switches enforcement on.
         event.listen(engine, "connect", _foreign_keys_off)
     try:
-        with writer(engine).begin() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.execute(
-                    text("SELECT pg_advisory_xact_lock(:key)"), {"key": _POSTGRES_MIGRATION_LOCK}
-                )
+        with writer(engine).connect() as connection, migration_transaction(connection):
             before = _heads(connection)
             yield connection
             # Only after a change: the check reads every row that has a foreign key, and every
@@ -463,12 +492,9 @@ def _schema_at(url: str) -> tuple[tuple[str, ...], str | None]:
     except DBAPIError as error:
         # The driver's first line says why (refused, no such database, authentication); it
         # never holds the password, and the check makes sure.
-        reason = (str(error.orig).strip().splitlines() or [""])[0]
-        if parsed.password:
-            reason = reason.replace(parsed.password, "***")
         shown = parsed.render_as_string(hide_password=True)
         raise ConfigurationError(
-            f"cannot read the registry at {shown}: {type(error.orig).__name__}: {reason}"
+            f"cannot read the registry at {shown}: {failure_reason(error, parsed.password)}"
         ) from None
     finally:
         engine.dispose()

@@ -12,28 +12,26 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
 
-from sqlalchemy import Engine, Select, and_, bindparam, func, null, or_, select, true
+from sqlalchemy import Engine, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from broker.core.errors import ConfigurationError
 from broker.core.model import Chain, Protocol, ReleasePolicy, School, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
-from broker.registry.database import session_on, transaction_on
-from broker.registry.errors import RegistryNotMigrated, ServiceSwitchedOff
+from broker.registry.database import session_on
+from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.federation import NO_END
 from broker.registry.federation_tables import FederationEntityRow
 from broker.registry.policy_change import PolicyChange
 from broker.registry.pseudonym_keys import all_key_versions, key_version_of
+from broker.registry.schema_in_use import NO_STATE_ROW, schema_in_use
 from broker.registry.tables import (
-    ALEMBIC_VERSION,
     STATE_ROW_ID,
     ChainRow,
     PolicyChangeRow,
     RegistryStateRow,
     ReleasePolicyRow,
-    SchemaReadersRow,
     SchoolNamingIdpRow,
     SchoolOidcRow,
     SchoolRow,
@@ -53,25 +51,6 @@ _POLICY_QUERY = (
         ReleasePolicyRow.school_id == bindparam("school_id"),
         ReleasePolicyRow.service_id == bindparam("service_id"),
     )
-)
-
-
-_NO_STATE_ROW = "registry database has no registry_state row: run migrate"
-# Alembic's revisions and the recorded oldest reader, each table joined on true to the one
-# generation row: the statement answers that row's absence too, and the row even when the others
-# are empty.
-_SCHEMA_QUERY = (
-    select(ALEMBIC_VERSION.c.version_num, SchemaReadersRow.oldest_reader)
-    .select_from(RegistryStateRow)
-    .outerjoin(ALEMBIC_VERSION, true())
-    .outerjoin(SchemaReadersRow, true())
-    .where(RegistryStateRow.id == STATE_ROW_ID)
-)
-_SCHEMA_QUERY_BEFORE_READERS = (
-    select(ALEMBIC_VERSION.c.version_num, null().label("oldest_reader"))
-    .select_from(RegistryStateRow)
-    .outerjoin(ALEMBIC_VERSION, true())
-    .where(RegistryStateRow.id == STATE_ROW_ID)
 )
 
 
@@ -251,29 +230,15 @@ class SqlRegistryReader:
                 select(RegistryStateRow.generation).where(RegistryStateRow.id == STATE_ROW_ID)
             )
         if value is None:
-            raise ConfigurationError(_NO_STATE_ROW)
+            raise ConfigurationError(NO_STATE_ROW)
         return value
 
     def schema_in_use(self) -> tuple[tuple[str, ...], str | None]:
         """The schema's revisions and its recorded oldest reader (None: none, or not exactly
-        one), read with the generation row in one statement: /readyz's look at the registry
-        (it answers, and this version can serve on its schema) costs no more than the
-        generation alone. Raises as `generation` does. A schema from before revision 0016 has no
-        `schema_readers`: the statement fails on it, and the one without it follows."""
-        try:
-            rows = self._schema_rows(_SCHEMA_QUERY)
-        except RegistryNotMigrated:
-            rows = self._schema_rows(_SCHEMA_QUERY_BEFORE_READERS)
-        if not rows:
-            raise ConfigurationError(_NO_STATE_ROW)
-        # One row per pair of revision and reader (each table joined on true): usually one.
-        revisions = tuple(dict.fromkeys(row[0] for row in rows if row[0] is not None))
-        readers = {row[1] for row in rows if row[1] is not None}
-        return revisions, next(iter(readers)) if len(readers) == 1 else None
-
-    def _schema_rows(self, query: Select[Any]) -> list[tuple[str | None, str | None]]:
-        with transaction_on(self._engine) as connection:
-            return [(row[0], row[1]) for row in connection.execute(query)]
+        one), read with the generation row in one statement (`schema_in_use.py`): /readyz's look
+        at the registry (it answers, and this version can serve on its schema) costs no more
+        than the generation alone. Raises as `generation` does."""
+        return schema_in_use(self._engine)
 
 
 def _now() -> datetime:

@@ -1,0 +1,97 @@
+"""What keeps a schema migration whole when another runs at the same time, or when it fails.
+
+One at a time: on PostgreSQL the migration's transaction first takes an advisory lock with a
+fixed key, held until it commits or rolls back, so two `ketenbroker migrate`s (or several
+containers starting and migrating) on one registry run one after the other; the one that waits
+logs one line saying so, then finds the schema at head and changes nothing. On SQLite the write
+transaction is the lock itself (`BEGIN IMMEDIATE`, database.py): the second waits up to the busy
+timeout and, when the first takes longer, is refused in one line instead of a traceback.
+
+A migration that fails is rolled back whole (one transaction; DDL is transactional on PostgreSQL,
+and on SQLite as database.py drives it) and reported in one line naming the revision and the
+cause: no traceback for the operator, and never SQLAlchemy's rendering of the failed statement,
+whose parameters could hold a school's or an administrator's data.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import Connection, text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from broker.core.errors import ConfigurationError
+from broker.registry import database
+
+# Any constant works; it only has to be the same in every worker of one deployment. In pg_locks
+# it shows as locktype advisory, classid 0, objid 1801613927.
+POSTGRES_MIGRATION_LOCK = 0x6B62_7267
+
+log = logging.getLogger("broker.registry.migration")
+
+
+@contextmanager
+def migration_transaction(connection: Connection) -> Iterator[None]:
+    """`connection`'s one write transaction for a migration, committed when the block succeeds
+    and rolled back when it raises, taken only once no other migration holds the registry.
+    SQLite: refused (`ConfigurationError`) when another writer kept the registry locked past
+    the busy timeout."""
+    try:
+        transaction = connection.begin()
+    except OperationalError as error:
+        if getattr(error.orig, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
+            raise
+        raise ConfigurationError(
+            f"another process kept the registry locked for more than "
+            f"{database.BUSY_TIMEOUT_SECONDS} s (another migration still running?); nothing "
+            "was changed: run it again once that has finished"
+        ) from None
+    with transaction:
+        if connection.dialect.name == "postgresql":
+            _take_migration_lock(connection)
+        yield
+
+
+def _take_migration_lock(connection: Connection) -> None:
+    key = {"key": POSTGRES_MIGRATION_LOCK}
+    if connection.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), key):
+        return
+    # Without the line a second `migrate` (or a container's start) looks hung for as long as
+    # the first one runs.
+    log.info(
+        "another migration of the registry is running: waiting for it to finish "
+        "(PostgreSQL advisory lock %d)",
+        POSTGRES_MIGRATION_LOCK,
+    )
+    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
+
+
+def failure_reason(error: Exception, password: str | None = None) -> str:
+    """A failure in one line: the exception's class and the first line of its message; the
+    driver's own for a database error, never SQLAlchemy's rendering of the statement and its
+    parameters. A password the message might quote is masked."""
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    reason = (str(cause).strip().splitlines() or [""])[0]
+    if password:
+        reason = reason.replace(password, "***")
+    return f"{type(cause).__name__}: {reason}" if reason else type(cause).__name__
+
+
+def failed_revision(error: BaseException, versions: Path) -> str | None:
+    """The revision whose code was running when `error` was raised: the innermost frame of a
+    module in `versions`, read from that module's `revision`. None when it came from elsewhere
+    (connecting, Alembic's own bookkeeping). Walks the traceback's frames, loading nothing: a
+    revision that does not even import is reported too."""
+    folder = versions.resolve()
+    found = None
+    step = error.__traceback__
+    while step is not None:
+        frame = step.tb_frame
+        if Path(frame.f_code.co_filename).resolve().parent == folder:
+            found = frame.f_globals.get("revision", found)
+        step = step.tb_next
+    return found if isinstance(found, str) else None
