@@ -2,7 +2,7 @@
 (broker/registry/migration_guard.py), and /readyz's look at a schema from before revision 0016.
 
 Two migrations at once run with real connections, in threads and in two `ketenbroker migrate`
-processes: a made-up revision 0017 holds the first inside its upgrade until the second is seen
+processes: a made-up revision after HEAD holds the first inside its upgrade until the second is seen
 waiting (PostgreSQL: waiting on the advisory lock in pg_stat_activity; SQLite: blocked in its
 `BEGIN IMMEDIATE`), counts each time it is applied in a file, and only then lets the first go on.
 """
@@ -35,6 +35,7 @@ from tests.storage.test_publisher_integrity import HEAD, _move
 from tests.storage.test_rolling_upgrade import _state
 from tests.support.cli import run
 
+NEXT = f"{int(HEAD) + 1:04d}"  # the made-up revision, after this version's last
 REAL_VERSIONS = SCRIPT_LOCATION / "versions"
 WAITING = (
     "another migration of the registry is running: waiting for it to finish "
@@ -52,7 +53,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
+revision = "{next}"
 down_revision = "{head}"
 branch_labels = None
 depends_on = None
@@ -66,19 +67,19 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    op.drop_table("extra_0017")
+    op.drop_table("extra_made_up")
 '''
 # Counts itself, says it holds the migration, and goes on once the test says so.
 _HELD = """    with (FOLDER / "applied").open("a", encoding="utf-8") as applied:
-        applied.write("0017\\n")
+        applied.write("made up\\n")
     (FOLDER / "holding").touch()
     deadline = time.monotonic() + 600
     while not (FOLDER / "go").exists():
         if time.monotonic() > deadline:
             raise RuntimeError("never told to go on")
         time.sleep(0.05)
-    op.create_table("extra_0017", sa.Column("id", sa.Integer, primary_key=True))"""
-_GOOD = """    op.create_table("extra_0017", sa.Column("id", sa.Integer, primary_key=True))
+    op.create_table("extra_made_up", sa.Column("id", sa.Integer, primary_key=True))"""
+_GOOD = """    op.create_table("extra_made_up", sa.Column("id", sa.Integer, primary_key=True))
     with op.batch_alter_table("schools") as batch:
         batch.add_column(sa.Column("extra", sa.Integer))"""
 # Fails after DDL (a new table, and on SQLite a batch rebuild of `schools`): in Python, or in a
@@ -90,15 +91,15 @@ _BAD_STATEMENT = f"""{_GOOD}
 
 
 @pytest.fixture
-def revision_0017(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
-    """Makes this version's revisions the real ones plus a 0017 whose upgrade is the given
-    body, in a folder of copies (also where 0017 keeps its files); the real ones afterwards."""
+def made_up_revision(tmp_path: Path) -> Iterator[Callable[[str], Path]]:
+    """Makes this version's revisions the real ones plus a made-up NEXT whose upgrade is the given
+    body, in a folder of copies (also where it keeps its files); the real ones afterwards."""
 
     def made(body: str) -> Path:
         folder = tmp_path / f"versions-{len(list(tmp_path.glob('versions-*')))}"
         shutil.copytree(REAL_VERSIONS, folder, ignore=shutil.ignore_patterns("__pycache__"))
-        source = _REVISION.format(head=HEAD, folder=str(folder), body=body)
-        (folder / "0017_extra.py").write_text(source, encoding="utf-8")
+        source = _REVISION.format(next=NEXT, head=HEAD, folder=str(folder), body=body)
+        (folder / f"{NEXT}_extra.py").write_text(source, encoding="utf-8")
         use_versions(folder)
         return folder
 
@@ -137,21 +138,21 @@ def _blocked_in_begin(thread: threading.Thread) -> bool:
     return False
 
 
-def _at_0017(url: str, folder: Path) -> None:
-    """The registry at 0017, applied once, with its table; its oldest reader recorded."""
+def _at_made_up(url: str, folder: Path) -> None:
+    """The registry at NEXT, applied once, with its table; its oldest reader recorded."""
     revisions, readers, tables = _state(url)
-    assert (revisions, readers) == (("0017",), ["0016"])
-    assert "extra_0017" in tables
-    assert (folder / "applied").read_text(encoding="utf-8") == "0017\n"
+    assert (revisions, readers) == ((NEXT,), ["0016"])
+    assert "extra_made_up" in tables
+    assert (folder / "applied").read_text(encoding="utf-8") == "made up\n"
 
 
 def test_two_migrations_at_once_in_threads_run_one_after_the_other(
     registry_url: str,
-    revision_0017: Callable[[str], Path],
+    made_up_revision: Callable[[str], Path],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     # From no schema at all: every revision, the real ones included, applied by the first only.
-    folder = revision_0017(_HELD)
+    folder = made_up_revision(_HELD)
     outcome: dict[str, object] = {}
 
     def migrating(name: str) -> threading.Thread:
@@ -177,7 +178,7 @@ def test_two_migrations_at_once_in_threads_run_one_after_the_other(
         first.join(TIMEOUT)
         second.join(TIMEOUT)
     assert outcome == {"first": None, "second": None}
-    _at_0017(registry_url, folder)
+    _at_made_up(registry_url, folder)
     # PostgreSQL: the one that waited says so, once; SQLite waits silently (its busy timeout).
     expected = [] if registry_url.startswith("sqlite") else [WAITING]
     assert caplog.messages == expected
@@ -197,10 +198,10 @@ main(sys.argv[3:], prog_name="ketenbroker")
 
 
 def test_two_ketenbroker_migrate_processes_at_once_both_exit_0(
-    registry_url: str, tmp_path: Path, revision_0017: Callable[[str], Path]
+    registry_url: str, tmp_path: Path, made_up_revision: Callable[[str], Path]
 ) -> None:
     config = _config_on(tmp_path, registry_url)
-    folder = revision_0017(_HELD)
+    folder = made_up_revision(_HELD)
     environment = {**os.environ, "PYTHONPATH": str(Path.cwd())}
 
     def ketenbroker_migrate(name: str) -> subprocess.Popen[str]:
@@ -235,7 +236,7 @@ def test_two_ketenbroker_migrate_processes_at_once_both_exit_0(
     up_to_date = "Registry schema is up to date.\n"
     assert (first.returncode, out_first, err_first) == (0, up_to_date, "")
     assert (second.returncode, out_second) == (0, up_to_date), err_second
-    _at_0017(registry_url, folder)
+    _at_made_up(registry_url, folder)
     lines = err_second.splitlines()
     if registry_url.startswith("sqlite"):
         assert lines == []
@@ -276,7 +277,7 @@ def test_sqlite_locked_past_the_busy_timeout_is_refused_in_one_line(
 def _failure(url: str, reason: str, still: str) -> str:
     shown = make_url(url).render_as_string(hide_password=True)
     return (
-        f"migrating the registry at {shown} failed in revision 0017: {reason}; nothing was "
+        f"migrating the registry at {shown} failed in revision {NEXT}: {reason}; nothing was "
         f"changed: the registry {still}"
     )
 
@@ -322,7 +323,7 @@ def _tables(url: str) -> list[str]:
 def test_a_revision_that_fails_after_its_ddl_leaves_nothing_and_says_so_in_one_line(
     registry_url: str,
     tmp_path: Path,
-    revision_0017: Callable[[str], Path],
+    made_up_revision: Callable[[str], Path],
     body: str,
     reasons: dict[str, str],
 ) -> None:
@@ -331,7 +332,7 @@ def test_a_revision_that_fails_after_its_ddl_leaves_nothing_and_says_so_in_one_l
     config = _config_on(tmp_path, registry_url)
     migrate(registry_url)
     before, schools = _state(registry_url), _columns(registry_url, "schools")
-    revision_0017(body)
+    made_up_revision(body)
     backend = make_url(registry_url).get_backend_name()
     message = _failure(registry_url, reasons[backend], f"is still at revision {HEAD}")
     with pytest.raises(ConfigurationError) as failed:
@@ -345,18 +346,18 @@ def test_a_revision_that_fails_after_its_ddl_leaves_nothing_and_says_so_in_one_l
         assert (result.exit_code, result.output) == (1, f"Error: {message}\n")
     assert (_state(registry_url), _columns(registry_url, "schools")) == (before, schools)
     # Put right (the fixed revision shipped), a rerun applies it.
-    revision_0017(_GOOD)
+    made_up_revision(_GOOD)
     result = run("migrate", "--config", config)
     assert (result.exit_code, result.output) == (0, "Registry schema is up to date.\n")
-    assert _state(registry_url)[:2] == (("0017",), ["0016"])
+    assert _state(registry_url)[:2] == ((NEXT,), ["0016"])
     assert "extra" in _columns(registry_url, "schools")
 
 
 def test_a_failed_first_migration_leaves_no_schema_at_all(
-    registry_url: str, revision_0017: Callable[[str], Path]
+    registry_url: str, made_up_revision: Callable[[str], Path]
 ) -> None:
     # Every revision, the real ones included, in the one transaction that rolls back.
-    revision_0017(_RAISES)
+    made_up_revision(_RAISES)
     with pytest.raises(ConfigurationError) as failed:
         migrate(registry_url)
     assert str(failed.value) == _failure(
