@@ -14,9 +14,10 @@ received, an encrypted one after encrypted_assertion.py put its decrypted Assert
 Response's own signature, which covers the ciphertext, verified before that by
 `verify_before_decryption`). pysaml2 parses error statuses only, and nothing it returns is read
 (back.py). Every check pysaml2 made on a successful Response is made here, each with its
-refusal code, and on top of them the ones pysaml2 never made (audience required, a bearer
-confirmation for this ACS and login, a maximum assertion age, Destination on a signed
-Response); docs/security.md names the test of each, and tests/security/test_saml_direct_route.py
+refusal code, and on top of them the ones pysaml2 never made (audience required, every bearer
+confirmation for this ACS and login, a maximum assertion age, Destination on a signed Response,
+an Issuer on a signed Response or one that carried an encrypted assertion, the Issuers' Format);
+docs/security.md names the test of each, and tests/security/test_saml_direct_route.py
 compares what is read here with pysaml2's own parse of the same message.
 """
 
@@ -35,7 +36,7 @@ from lxml import etree  # type: ignore[import-untyped,unused-ignore]  # no stubs
 from broker.core.errors import InvalidMessage
 from broker.saml.firewall import DS, SAML, SAMLP
 from broker.saml.metadata_keys import certificate_der, metadata_public_key
-from broker.saml.response_checks import BEARER, Expectations, Window, saml_epoch
+from broker.saml.response_checks import BEARER, ENTITY_FORMAT, Expectations, Window, saml_epoch
 from broker.saml.xmlsig import verification_context
 from broker.saml.xmlsig_policy import PolicyViolation, locate_signed_element
 
@@ -99,12 +100,20 @@ def verify_before_decryption(
 ) -> SignedAsSent | None:
     """Verify the signature of the Response `doc` (the firewall's tree, still encrypted), when
     it carries one, with the chosen school's keys; None when it is unsigned (its Assertion's
-    own signature must then do, checked after decryption)."""
+    own signature must then do, checked after decryption).
+
+    Its Issuer is required, signed or not (SAML profiles 4.1.4.2: a Response that carries an
+    encrypted assertion names its issuer), and must be the chosen school's IdP: checked here,
+    before anything is decrypted."""
+    outer = _issuer(doc)
+    if outer is None:
+        raise InvalidMessage(
+            "response with an encrypted assertion without Issuer", code="issuer_missing"
+        )
+    if outer != school_idp:
+        _refuse_issuer(outer, metadata)
     if doc.find(f"{{{DS}}}Signature") is None:
         return None
-    outer = _issuer(doc)
-    if outer is not None and outer != school_idp:
-        _refuse_issuer(outer, metadata)
     _verify_element(doc, RESPONSE_NODE, _signing_keys(metadata, school_idp))
     return SignedAsSent(doc)
 
@@ -142,8 +151,16 @@ def _the_assertion(doc: etree._Element) -> etree._Element:
 
 
 def _issuer(element: etree._Element) -> str | None:
+    """The entity id `element`'s Issuer names; None without an Issuer. An Issuer of another
+    Format than entity is refused (SAML profiles 4.1.4.2), for the Response and the Assertion
+    alike: a persistent or unspecified name that happens to equal an IdP's entity id is not
+    that IdP."""
     issuer = element.find(_q("Issuer"))
-    return None if issuer is None else element_text(issuer).strip()
+    if issuer is None:
+        return None
+    if issuer.get("Format", ENTITY_FORMAT) != ENTITY_FORMAT:
+        raise InvalidMessage("issuer of another format than entity", code="issuer_format")
+    return element_text(issuer).strip()
 
 
 def _school_keys(
@@ -153,9 +170,15 @@ def _school_keys(
 
     Signed or not, an assertion of another IdP than the school the student chose is refused
     before any key is chosen, so only the chosen school's keys are ever tried. Every signing
-    key of its metadata counts: a school rolling its key publishes old and new side by side."""
+    key of its metadata counts: a school rolling its key publishes old and new side by side.
+
+    The Response's own Issuer may be left out, unless the Response is signed (SAML profiles
+    4.1.4.2; one that carried an encrypted assertion needs it too: `verify_before_decryption`).
+    A signed Response still has its signature here, also once its assertion is decrypted."""
     issuer = _issuer(assertion) or ""  # required by the schema; empty is nobody
     outer = _issuer(doc)
+    if outer is None and doc.find(f"{{{DS}}}Signature") is not None:
+        raise InvalidMessage("signed response without Issuer", code="issuer_missing")
     if issuer != school_idp or (outer is not None and outer != issuer):
         _refuse_issuer(issuer, metadata)
     return _signing_keys(metadata, school_idp)
@@ -340,29 +363,45 @@ def _check_conditions(conditions: etree._Element | None, expect: Expectations) -
 
 
 def _check_confirmations(assertion: etree._Element, expect: Expectations) -> None:
-    """One bearer confirmation binds the assertion to this ACS, this login and a live window.
+    """Every bearer confirmation binds the assertion to this ACS, this login and a live window,
+    and there is at least one (SAML profiles 4.1.4.2). One that fits does not outvote another
+    that names another Recipient or request, has expired or has no data: the school said both,
+    and the broker cannot tell which it meant.
 
-    As pysaml2 did, every confirmation that carries data must answer this login's request (an
-    InResponseTo naming another request, or none, is `unsolicited`)."""
+    As pysaml2 did, every confirmation that carries data, of any method, must answer this
+    login's request (an InResponseTo naming another request, or none, is `unsolicited`); other
+    methods than bearer prove nothing for a browser login and are not read further."""
     confirmations = assertion.findall(f"{_q('Subject')}/{_q('SubjectConfirmation')}")
     datas = [c.find(_q("SubjectConfirmationData")) for c in confirmations]
     for data in datas:
         if data is not None and data.get("InResponseTo") != expect.request_id:
             raise InvalidMessage("confirmation for another request", code="unsolicited")
-    for confirmation, data in zip(confirmations, datas, strict=True):
-        if confirmation.get("Method") != BEARER or data is None:
-            continue  # other methods prove nothing for a browser login
-        expires = saml_epoch(data.get("NotOnOrAfter"))
-        not_before = saml_epoch(data.get("NotBefore"))
-        if (
-            data.get("Recipient") == expect.acs_url
-            and expires is not None
-            and expect.now < expires + expect.skew
-            and (not_before is None or not_before <= expect.now + expect.skew)
-            and _address_ok(data.get("Address"))
-        ):
-            return
-    raise InvalidMessage("no valid bearer confirmation for this login", code="wrong_recipient")
+    bearers = [
+        data
+        for confirmation, data in zip(confirmations, datas, strict=True)
+        if confirmation.get("Method") == BEARER
+    ]
+    if not bearers:
+        raise InvalidMessage("no bearer confirmation", code="wrong_recipient")
+    for data in bearers:
+        _check_bearer(data, expect)
+
+
+def _check_bearer(data: etree._Element | None, expect: Expectations) -> None:
+    """One bearer confirmation's data: for our ACS, with a NotOnOrAfter not passed, a NotBefore
+    (if any) not ahead, an Address (if any) an IP address. Its InResponseTo was checked above."""
+    if data is None:
+        raise InvalidMessage("bearer confirmation without data", code="wrong_recipient")
+    if data.get("Recipient") != expect.acs_url:
+        raise InvalidMessage("bearer confirmation for another Recipient", code="wrong_recipient")
+    expires = saml_epoch(data.get("NotOnOrAfter"))
+    if expires is None or expect.now >= expires + expect.skew:
+        raise InvalidMessage("bearer confirmation expired or unlimited", code="wrong_recipient")
+    not_before = saml_epoch(data.get("NotBefore"))
+    if not_before is not None and not_before > expect.now + expect.skew:
+        raise InvalidMessage("bearer confirmation not yet valid", code="wrong_recipient")
+    if not _address_ok(data.get("Address")):
+        raise InvalidMessage("bearer confirmation from no address", code="wrong_recipient")
 
 
 def _address_ok(address: str | None) -> bool:

@@ -18,6 +18,9 @@ from saml2.time_util import str_to_time
 from broker.core.errors import InvalidMessage
 
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
+# The one Issuer Format a Response or Assertion of the Web Browser SSO profile may name (SAML
+# profiles 4.1.4.2); an Issuer without Format means the same (SAML core 2.2.5).
+ENTITY_FORMAT = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 # xs:dateTime in UTC as SAML stacks write it; ASCII digits only, the fraction not captured.
 _PLAIN_INSTANT = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]*)?Z"

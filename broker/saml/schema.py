@@ -82,8 +82,16 @@ def validate_message(doc: etree._Element) -> bool:
     Returns whether the check saw everything: False when the message carries encrypted parts
     (an EncryptedAssertion, EncryptedAttribute or EncryptedID), whose plaintext is not visible
     yet. A school's EncryptedAssertion is decrypted by the broker and the message validated
-    again (encrypted_assertion.py); anything else encrypted is refused (back.py), so pysaml2
-    only ever gets a message seen whole.
+    again (encrypted_assertion.py); anything else encrypted is refused (back.py).
+
+    This does not make pysaml2 parse what was validated. It is handed only Responses with an
+    error status (back.py, `_refuse_status`), as the POST value, and its `unravel`
+    (saml2/entity.py) tries to inflate that value before it falls back to plain base64: the
+    bytes it parses, with its own schema check skipped, need not be the bytes checked here.
+    What holds instead is on the broker's side: nothing pysaml2 returns is read on that path
+    (which StatusError it raises only picks one of two refusals), the status the student is
+    told comes from the broker's own tree, and `_error_signed_by` checks the school's
+    signature on the broker's own decoded bytes.
 
     The log line names the failing rule and the element's path, never the offending value
     (which may be a name or an identifier)."""
@@ -100,9 +108,10 @@ def validate_message(doc: etree._Element) -> bool:
 
 @contextlib.contextmanager
 def prevalidated() -> Iterator[None]:
-    """Within this block pysaml2 skips its schema check, for a message `validate_message`
-    accepted and saw completely. Bound to the current thread
-    or task, so other messages are never affected."""
+    """Within this block pysaml2 skips its schema check, for a message whose bytes, as the
+    broker decoded them, `validate_message` accepted and saw completely (what pysaml2 itself
+    parses in the block: `validate_message`'s docstring). Bound to the current thread or
+    task, so other messages are never affected."""
     token = _PREVALIDATED.set(True)
     try:
         yield

@@ -33,6 +33,7 @@ from broker.saml.xmlsig import (
     enable_inprocess_crypto,
     signing_key,
 )
+from broker.saml.xmlsig_policy import parse_document
 
 # pysaml2 7.5.5 still names cryptography's CFB mode at import (saml2.cryptography.symmetric), which
 # cryptography 48 warns about; pyproject only silences DeprecationWarning from saml2, and this is a
@@ -415,6 +416,20 @@ def test_doctype_is_refused(federation: Federation) -> None:
     document = "<!DOCTYPE x>" + _sign_by_hand(federation.idp_keys[0])
     with pytest.raises(SignatureError, match="doctype_present"):
         _verify(federation, document)
+
+
+@pytest.mark.parametrize("doctype", ['<!DOCTYPE x [<!ENTITY e "y">]>', ""], ids=["DOCTYPE", "none"])
+def test_doctype_in_a_utf16_document_is_refused(doctype: str) -> None:
+    """A document in UTF-16 (bytes, as a caller may hand it) hides `<!DOCTYPE` from any byte
+    search; the parsed tree's DOCTYPE is refused all the same, and without one (the control)
+    the same document parses."""
+    text = '<?xml version="1.0" encoding="UTF-16"?>' + doctype + _DOC.format(issuer=IDP_ID)
+    document = text.encode("utf-16")
+    if doctype:
+        with pytest.raises(SignatureError, match="doctype_present"):
+            parse_document(document)
+    else:
+        assert parse_document(document).getroot().get("ID") == "_a1"
 
 
 def test_signing_refuses_a_sha1_template(federation: Federation) -> None:

@@ -2,7 +2,9 @@
 broker/saml/assertion_reader.py (plain and decrypted assertions), encrypted_assertion.py (opening
 an EncryptedAssertion) or back.py (which route a Response takes), run the test that holds it, and
 expect that test to fail. The same for the check of a Redirect-binding query signature
-(redirect_query.py, redirect_signature.py), which every SAML endpoint taking GET messages uses.
+(redirect_query.py, redirect_signature.py), which every SAML endpoint taking GET messages uses,
+and for the rules around the reader: the firewall's and the signature policy's DOCTYPE check of
+a parsed (UTF-16) document, the schema's ID uniqueness, and the replay cache's key lifetime.
 
 Usage (from the repository root, with the broker importable from it):
     PYTHONPATH=$PWD python tests/security/direct_route_mutations.py [NAME ...]
@@ -27,6 +29,13 @@ E = "tests/security/test_saml_encrypted_assertions.py"
 QUERY = "broker/saml/redirect_query.py"
 QUERY_SIGNATURE = "broker/saml/redirect_signature.py"
 U = "tests/unit/test_redirect_signatures.py"
+FIREWALL = "broker/saml/firewall.py"
+POLICY = "broker/saml/xmlsig_policy.py"
+SCHEMA = "broker/saml/schema.py"
+REPLAY = "broker/login/replay.py"
+F = "tests/unit/test_firewall.py"
+X = "tests/adapters/test_xmlsig.py"
+G = "tests/unit/test_replay_guard.py"
 
 # name, the check's text, the text without it, the module ("": the reader), test file, -k
 M = [
@@ -119,11 +128,27 @@ M = [
         "Response and another and request",
     ),
     (
+        "Response InResponseTo present",
+        'if doc.get("InResponseTo") != expect.request_id:',
+        'if doc.get("InResponseTo") not in (None, expect.request_id):',
+        "",
+        D,
+        "Response and without and InResponseTo",
+    ),
+    (
         "signed Response needs Destination",
         'if signed and doc.get("Destination") is None:',
         "if False:",
         "",
         R,
+        "without and Destination",
+    ),
+    (
+        "an unsigned Response may leave its Destination out",
+        'if signed and doc.get("Destination") is None:',
+        'if doc.get("Destination") is None:',
+        "",
+        D,
         "without and Destination",
     ),
     (
@@ -167,6 +192,22 @@ M = [
         "Conditions and without and NotOnOrAfter",
     ),
     (
+        "Conditions required",
+        "if conditions is None:\n        raise",
+        "if conditions is None:\n        return 4102444800.0\n    if False:\n        raise",
+        "",
+        D,
+        "no and Conditions",
+    ),
+    (
+        "every AudienceRestriction names the broker",
+        "for restriction in restrictions:",
+        "for restriction in restrictions[:1]:",
+        "",
+        D,
+        "AudienceRestrictions",
+    ),
+    (
         "AudienceRestriction required",
         "    if not restrictions:\n        raise",
         "    if False:\n        raise",
@@ -207,31 +248,119 @@ M = [
         "bearer and another and request",
     ),
     (
+        "confirmation InResponseTo present",
+        'if data is not None and data.get("InResponseTo") != expect.request_id:',
+        "if False:",
+        "",
+        D,
+        "without and InResponseTo",
+    ),
+    (
         "bearer method",
-        'if confirmation.get("Method") != BEARER or data is None:',
-        "if data is None:",
+        'if confirmation.get("Method") == BEARER\n',
+        "if True\n",
         "",
         R,
         "sender",
     ),
-    ("bearer Recipient", 'data.get("Recipient") == expect.acs_url\n', "True\n", "", R, "Recipient"),
+    (
+        "at least one bearer",
+        "    if not bearers:\n",
+        "    if False:\n",
+        "",
+        D,
+        "no and SubjectConfirmation",
+    ),
+    (
+        "every bearer, not the first that fits",
+        "    for data in bearers:\n",
+        "    for data in bearers[:1]:\n",
+        "",
+        D,
+        "second and bearer",
+    ),
+    (
+        "bearer data required",
+        '    if data is None:\n        raise InvalidMessage("bearer confirmation without data"',
+        '    if data is None:\n        return\n    if False:\n        raise InvalidMessage("bearer confirmation without data"',
+        "",
+        D,
+        "without and data",
+    ),
+    (
+        "bearer Recipient",
+        'if data.get("Recipient") != expect.acs_url:',
+        "if False:",
+        "",
+        R,
+        "Recipient",
+    ),
     (
         "bearer NotOnOrAfter required",
-        "and expires is not None\n            and expect.now < expires + expect.skew",
-        "and (expires is None or expect.now < expires + expect.skew)",
+        "if expires is None or expect.now >= expires + expect.skew:",
+        "if expires is not None and expect.now >= expires + expect.skew:",
         "",
         R,
         "bearer and NotOnOrAfter",
     ),
     (
+        "bearer NotOnOrAfter passed",
+        "if expires is None or expect.now >= expires + expect.skew:",
+        "if expires is None:",
+        "",
+        D,
+        "bearer and expired",
+    ),
+    (
         "bearer NotBefore",
-        "and (not_before is None or not_before <= expect.now + expect.skew)",
-        "and True",
+        "if not_before is not None and not_before > expect.now + expect.skew:",
+        "if False:",
         "",
         D,
         "bearer and NotBefore",
     ),
-    ("bearer Address", 'and _address_ok(data.get("Address"))', "and True", "", D, "Address"),
+    ("bearer Address", 'if not _address_ok(data.get("Address")):', "if False:", "", D, "Address"),
+    # -- the Issuer (SAML profiles 4.1.4.2) -----------------------------------------------------
+    (
+        "signed Response needs an Issuer",
+        'if outer is None and doc.find(f"{{{DS}}}Signature") is not None:',
+        "if False:",
+        "",
+        D,
+        "signed and Response and without and Issuer",
+    ),
+    (
+        "an unsigned Response may leave its Issuer out",
+        'if outer is None and doc.find(f"{{{DS}}}Signature") is not None:',
+        "if outer is None:",
+        "",
+        D,
+        "unsigned and Issuer",
+    ),
+    (
+        "Response with an encrypted assertion needs an Issuer",
+        'if outer is None:\n        raise InvalidMessage(\n            "response with an encrypted assertion without Issuer", code="issuer_missing"\n        )\n    if outer != school_idp:',
+        "if outer is not None and outer != school_idp:",
+        "",
+        E,
+        "no and Response and Issuer",
+    ),
+    (
+        "Issuer Format entity or none",
+        'if issuer.get("Format", ENTITY_FORMAT) != ENTITY_FORMAT:',
+        "if False:",
+        "",
+        D,
+        "Format",
+    ),
+    (
+        "Issuer without Format is entity",
+        'if issuer.get("Format", ENTITY_FORMAT) != ENTITY_FORMAT:',
+        'if issuer.get("Format") != ENTITY_FORMAT:',
+        "",
+        D,
+        "Issuers",
+    ),
     (
         "one AuthnStatement",
         "if len(statements) != 1:",
@@ -289,6 +418,56 @@ M = [
         "reads_what",
     ),
     ("parity: attribute values read", "if text\n", "if text and False\n", "", D, "reads_what"),
+    # -- how long the replay cache keeps an assertion --------------------------------------------
+    (
+        "replay window no longer than the login lifetime",
+        "window = Window(issued, min(expires, issued + expect.max_age) + expect.skew)",
+        "window = Window(issued, expires + expect.skew)",
+        "",
+        D,
+        "replay_cache and ten",
+    ),
+    (
+        "replay window as long as the assertion is acceptable",
+        "window = Window(issued, min(expires, issued + expect.max_age) + expect.skew)",
+        "window = Window(issued, min(expires, issued + expect.max_age))",
+        "",
+        D,
+        "replay_cache and five",
+    ),
+    (
+        "replay key TTL rounded up",
+        "ttl = max(int(expires_at - self.clock()) + 1, 1)",
+        "ttl = max(int(expires_at - self.clock()), 1)",
+        REPLAY,
+        G,
+        "kept_until",
+    ),
+    # -- around the reader: DOCTYPE in a parsed document, IDs unique in the schema ---------------
+    (
+        "firewall: DOCTYPE of the parsed tree (UTF-16)",
+        "    if doc.getroottree().docinfo.doctype:\n",
+        "    if False:\n",
+        FIREWALL,
+        F,
+        "utf16",
+    ),
+    (
+        "signature policy: DOCTYPE of the parsed tree (UTF-16)",
+        "    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:\n",
+        "    if False:\n",
+        POLICY,
+        X,
+        "utf16",
+    ),
+    (
+        "schema: Id and xml:id unique with the Assertion's ID",
+        "        valid = _SCHEMA.validate(doc)\n",
+        "        valid = True\n",
+        SCHEMA,
+        D,
+        "repeats",
+    ),
     # -- the route: every Success to the reader, pysaml2 never read ------------------------------
     (
         "error status: nothing pysaml2 returns is read",

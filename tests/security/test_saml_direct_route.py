@@ -4,8 +4,11 @@ straight from the verified lxml tree (broker/saml/assertion_reader.py), against 
 Each message is the demo school's correct answer with one thing changed, signed afterwards with
 the school's own key, so the refusal is caused by that one change. The existing refusal and
 attack suites (test_saml_refusals.py, test_saml_attacks.py) hold the checks the broker made
-on top of pysaml2's from the start; this file holds those that were pysaml2's alone, and proves the broker's reader reads the same
-identity as pysaml2's own parse of the message.
+on top of pysaml2's from the start; this file holds those that were pysaml2's alone, the Web
+Browser SSO profile's rules for the Response (SAML profiles 4.1.4.2/4.1.4.3: Issuer, every bearer
+confirmation) with the reader's other rules no test held before, how long the replay cache
+keeps an assertion, and proves the broker's reader reads the same identity as pysaml2's own
+parse of the message.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import base64
 import calendar
 import copy
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,6 +27,7 @@ from saml2 import BINDING_HTTP_POST
 from saml2.time_util import str_to_time
 
 from broker.core.errors import InvalidMessage
+from broker.core.ports import StoreOp
 from broker.saml import assertion_reader
 from tests.security.test_saml_attacks import accepted_for, answer
 from tests.security.test_saml_refusals import (
@@ -40,6 +45,12 @@ from tests.support.saml_workers import demo_school_forger, demo_school_signer
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 XSI = "http://www.w3.org/2001/XMLSchema-instance"
+XML_ID = "{http://www.w3.org/XML/1998/namespace}id"
+HOLDER_OF_KEY = "urn:oasis:names:tc:SAML:2.0:cm:holder-of-key"
+SENDER_VOUCHES = "urn:oasis:names:tc:SAML:2.0:cm:sender-vouches"
+ENTITY = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
+PERSISTENT = "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent"
+UNSPECIFIED = "urn:oasis:names:tc:SAML:1.1:nameid-format:unspecified"
 
 Change = Callable[[etree._Element], None]
 
@@ -184,6 +195,135 @@ def _assertion_in_extensions(doc: etree._Element) -> None:
     extensions.append(assertion)
 
 
+# -- the Web Browser SSO profile (SAML profiles 4.1.4.2/4.1.4.3), and rules no case held before --
+
+
+def _issuer_removed(doc: etree._Element) -> None:
+    doc.remove(_one(doc, "saml:Issuer"))
+
+
+def _issuer_format(of_assertion: bool, value: str | None) -> Change:
+    """The Response's (or the Assertion's) Issuer with Format `value` (None: no Format)."""
+
+    def change(doc: etree._Element) -> None:
+        issuer = _one(assertion_of(doc) if of_assertion else doc, "saml:Issuer")
+        if value is None:
+            issuer.attrib.pop("Format", None)
+        else:
+            issuer.set("Format", value)
+
+    return change
+
+
+def _both_issuers_of_format(value: str | None) -> Change:
+    def change(doc: etree._Element) -> None:
+        _issuer_format(False, value)(doc)
+        _issuer_format(True, value)(doc)
+
+    return change
+
+
+def _without_destination(doc: etree._Element) -> None:
+    del doc.attrib["Destination"]
+
+
+def _second_confirmation(change: Change, method: str | None = None) -> Change:
+    """A copy of the school's valid bearer confirmation after it, changed by `change` (and of
+    `method`): the valid one comes first, so a reader that stops at it lets the copy by."""
+
+    def add(doc: etree._Element) -> None:
+        confirmation = _one(assertion_of(doc), "saml:Subject/saml:SubjectConfirmation")
+        second = copy.deepcopy(confirmation)
+        if method is not None:
+            second.set("Method", method)
+        change(second)
+        confirmation.addnext(second)
+
+    return add
+
+
+def _data_set(name: str, value: str | None) -> Change:
+    """The confirmation data of `element` (a confirmation, or a whole Response) with attribute
+    `name` set to `value` (None: removed)."""
+
+    def change(element: etree._Element) -> None:
+        if element.tag == f"{{{SAMLP}}}Response":
+            data = _confirmation_data(element)
+        else:
+            data = _one(element, "saml:SubjectConfirmationData")
+        if value is None:
+            data.attrib.pop(name, None)
+        else:
+            data.set(name, value)
+
+    return change
+
+
+def _without_data(confirmation: etree._Element) -> None:
+    confirmation.remove(_one(confirmation, "saml:SubjectConfirmationData"))
+
+
+def _second_audience_restriction(doc: etree._Element) -> None:
+    """A second AudienceRestriction, for another SP only: each restriction must name the
+    broker (SAML core 2.5.1.4), not just one of them."""
+    restriction = etree.SubElement(_conditions(doc), f"{{{SAML}}}AudienceRestriction")
+    etree.SubElement(restriction, f"{{{SAML}}}Audience").text = "https://sp.elders.example"
+
+
+def _no_conditions(doc: etree._Element) -> None:
+    assertion_of(doc).remove(_conditions(doc))
+
+
+def _response_without_in_response_to(doc: etree._Element) -> None:
+    """Only the Response's InResponseTo is gone; the bearer confirmation still names this
+    login. SAML core 3.2.2: a response to a request MUST carry the request's ID."""
+    del doc.attrib["InResponseTo"]
+
+
+def _signature_id(value: Callable[[etree._Element], str]) -> Change:
+    """After signing: the Response's ds:Signature gets an `Id` (xs:ID in the xmldsig schema;
+    outside what its own signature covers) of `value(doc)`."""
+
+    def change(doc: etree._Element) -> None:
+        _one(doc, "ds:Signature").set("Id", value(doc))
+
+    return change
+
+
+def _xml_id(value: Callable[[etree._Element], str]) -> Change:
+    """After signing: an element in the (unsigned) Response's Extensions with an `xml:id` of
+    `value(doc)`."""
+
+    def change(doc: etree._Element) -> None:
+        extensions = etree.Element(f"{{{SAMLP}}}Extensions")
+        _one(doc, "saml:Issuer").addnext(extensions)
+        etree.SubElement(extensions, "{urn:example:school}note").set(XML_ID, value(doc))
+
+    return change
+
+
+def _assertion_id(doc: etree._Element) -> str:
+    return assertion_of(doc).get("ID") or ""
+
+
+_signature_id_of_the_assertion = _signature_id(_assertion_id)
+_xml_id_of_the_assertion = _xml_id(_assertion_id)
+_signature_id_of_its_own = _signature_id(lambda doc: "_signature")
+_xml_id_of_its_own = _xml_id(lambda doc: "_note")
+# Made to a message already signed: the assertion moves where no Response carries it; a
+# signature's own Id and an Extensions element are outside what the signatures cover, and the
+# hostile signer registers only `ID`s.
+AFTER_SIGNING: frozenset[Change] = frozenset(
+    {
+        _assertion_in_extensions,
+        _signature_id_of_the_assertion,
+        _xml_id_of_the_assertion,
+        _signature_id_of_its_own,
+        _xml_id_of_its_own,
+    }
+)
+
+
 # name: (change, sign the Response, sign the Assertion, the refusal codes); the change is made
 # before signing, except for the placement case, which moves an assertion already signed.
 CASES: dict[str, tuple[Change, bool, bool, tuple[str, ...]]] = {
@@ -221,11 +361,94 @@ CASES: dict[str, tuple[Change, bool, bool, tuple[str, ...]]] = {
         True,
         ("no_assertion",),
     ),
+    # SAML profiles 4.1.4.2: the Issuer.
+    "signed Response without Issuer": (_issuer_removed, True, False, ("issuer_missing",)),
+    "Response Issuer Format persistent": (
+        _issuer_format(False, PERSISTENT),
+        True,
+        True,
+        ("issuer_format",),
+    ),
+    "Assertion Issuer Format unspecified": (
+        _issuer_format(True, UNSPECIFIED),
+        True,
+        True,
+        ("issuer_format",),
+    ),
+    # Every bearer confirmation must hold, not just one of them.
+    "second bearer for another Recipient": (
+        _second_confirmation(_data_set("Recipient", "https://sp.elders.example/acs")),
+        True,
+        True,
+        ("wrong_recipient",),
+    ),
+    "second bearer expired": (
+        _second_confirmation(_data_set("NotOnOrAfter", _when(minutes=-10))),
+        True,
+        True,
+        ("wrong_recipient",),
+    ),
+    "second bearer for another request": (
+        _second_confirmation(_data_set("InResponseTo", "_another-request")),
+        True,
+        True,
+        ("unsolicited",),
+    ),
+    "second bearer without data": (
+        _second_confirmation(_without_data),
+        True,
+        True,
+        ("wrong_recipient",),
+    ),
+    "bearer expired, Conditions live": (
+        _data_set("NotOnOrAfter", _when(minutes=-10)),
+        True,
+        True,
+        ("wrong_recipient",),
+    ),
+    "bearer without InResponseTo": (
+        _data_set("InResponseTo", None),
+        True,
+        True,
+        ("unsolicited",),
+    ),
+    "holder-of-key with data, without InResponseTo": (
+        _second_confirmation(_data_set("InResponseTo", None), HOLDER_OF_KEY),
+        True,
+        True,
+        ("unsolicited",),
+    ),
+    "Response without InResponseTo": (
+        _response_without_in_response_to,
+        True,
+        True,
+        ("unsolicited",),
+    ),
+    "two AudienceRestrictions, one not ours": (
+        _second_audience_restriction,
+        True,
+        True,
+        ("wrong_audience",),
+    ),
+    "no Conditions": (_no_conditions, True, True, ("wrong_audience",)),
+    # IDs are unique across every ID attribute the schemas know, not only SAML's `ID`.
+    "a signature's Id repeats the Assertion's ID": (
+        _signature_id_of_the_assertion,
+        True,
+        True,
+        ("schema_invalid",),
+    ),
+    "an xml:id repeats the Assertion's ID": (
+        _xml_id_of_the_assertion,
+        False,
+        True,
+        ("schema_invalid",),
+    ),
 }
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_a_check_taken_over_from_pysaml2_refuses(
+def test_a_check_of_the_reader_refuses(
     demo: LiveDemo,
     school: SchoolForger,
     signer: Signer,
@@ -235,14 +458,62 @@ def test_a_check_taken_over_from_pysaml2_refuses(
     change, sign_response, sign_assertion, codes = CASES[case]
     login = start_login(demo)
     doc = answer(demo, school, login)
-    if change is _assertion_in_extensions:
-        signed(doc, signer, response=sign_response, assertion=sign_assertion)
+    _change_and_sign(doc, signer, change, response=sign_response, assertion=sign_assertion)
+    page = deliver(demo, login, encode(doc))
+    assert_refused(demo, login.browser, page, caplog, codes)
+
+
+def _change_and_sign(
+    doc: etree._Element, signer: Signer, change: Change, *, response: bool, assertion: bool
+) -> None:
+    """Make `change` and sign where asked: after the change, or before it for a change in
+    AFTER_SIGNING."""
+    if change in AFTER_SIGNING:
+        signed(doc, signer, response=response, assertion=assertion)
         change(doc)
     else:
         change(doc)
-        signed(doc, signer, response=sign_response, assertion=sign_assertion)
-    page = deliver(demo, login, encode(doc))
-    assert_refused(demo, login.browser, page, caplog, codes)
+        signed(doc, signer, response=response, assertion=assertion)
+
+
+# name: (change, sign the Response, sign the Assertion): each the counterpart of a refusal above.
+ACCEPTED: dict[str, tuple[Change, bool, bool]] = {
+    # SAML bindings 3.5.5.2 asks a Destination of signed messages only.
+    "unsigned Response without Destination, signed Assertion": (
+        _without_destination,
+        False,
+        True,
+    ),
+    # SAML profiles 4.1.4.2 asks an Issuer of a signed Response (or of one that carries an
+    # encrypted assertion) only.
+    "unsigned Response without Issuer, signed Assertion": (_issuer_removed, False, True),
+    "Issuers without Format": (_both_issuers_of_format(None), True, True),
+    "Issuers with Format entity": (_both_issuers_of_format(ENTITY), True, True),
+    "two bearer confirmations, both valid": (_second_confirmation(lambda c: None), True, True),
+    "a sender-vouches confirmation without data beside the bearer": (
+        _second_confirmation(_without_data, SENDER_VOUCHES),
+        True,
+        True,
+    ),
+    # The duplicate-ID cases' controls: the same attributes, values of their own.
+    "a signature's Id of its own": (_signature_id_of_its_own, True, True),
+    "an xml:id of its own": (_xml_id_of_its_own, False, True),
+}
+
+
+@pytest.mark.parametrize("case", list(ACCEPTED))
+def test_a_response_the_profile_allows_is_accepted(
+    demo: LiveDemo, school: SchoolForger, signer: Signer, case: str
+) -> None:
+    """What the profile leaves out of a message is not refused: each case is the refusals'
+    counterpart (an Issuer or Destination the message need not carry, a second confirmation
+    that holds, an ID attribute with a value of its own)."""
+    change, sign_response, sign_assertion = ACCEPTED[case]
+    login = start_login(demo)
+    doc = answer(demo, school, login)
+    _change_and_sign(doc, signer, change, response=sign_response, assertion=sign_assertion)
+    received = accepted_for(demo, login, deliver(demo, login, encode(doc)))
+    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")  # type: ignore[index]
 
 
 def test_a_one_time_use_condition_is_accepted(
@@ -256,6 +527,63 @@ def test_a_one_time_use_condition_is_accepted(
     page = deliver(demo, login, encode(signed(doc, signer)))
     received = accepted_for(demo, login, page)
     assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")  # type: ignore[index]
+
+
+# -- how long the replay cache keeps an assertion -------------------------------------------------
+
+
+def _valid_until(moment: str) -> Change:
+    """The assertion valid until `moment`: its Conditions and its bearer confirmation alike."""
+
+    def change(doc: etree._Element) -> None:
+        _conditions(doc).set("NotOnOrAfter", moment)
+        _confirmation_data(doc).set("NotOnOrAfter", moment)
+
+    return change
+
+
+@pytest.mark.parametrize(
+    "lifetime", [timedelta(minutes=5), timedelta(days=3650)], ids=["five minutes", "ten years"]
+)
+def test_the_replay_cache_keeps_an_assertion_while_it_is_acceptable_and_no_longer(
+    demo: LiveDemo,
+    school: SchoolForger,
+    signer: Signer,
+    lifetime: timedelta,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The assertion's id is kept at least as long as the reader would still accept it (until
+    NotOnOrAfter, or until it is the login lifetime old, each plus the skew), and no longer
+    than its IssueInstant plus the login lifetime plus the skew (and the second the store's
+    whole-second TTL rounds up): a ten-year NotOnOrAfter is not a ten-year entry."""
+    guard = demo.broker.replay
+    moments: list[float] = []
+    kept: list[tuple[float, int]] = []
+    first_use_ops = guard.first_use_ops
+
+    def clock() -> float:
+        moments.append(time.time())
+        return moments[-1]
+
+    def spy(issuer: str, message_id: str, expires_at: float) -> list[StoreOp]:
+        ops = first_use_ops(issuer, message_id, expires_at)
+        kept.extend((moments[-1], op.ttl_seconds) for op in ops if op.ttl_seconds)
+        return ops
+
+    monkeypatch.setattr(guard, "clock", clock)
+    monkeypatch.setattr(guard, "first_use_ops", spy)
+    login = start_login(demo)
+    doc = answer(demo, school, login)
+    expires = _when(seconds=lifetime.total_seconds())
+    _valid_until(expires)(doc)
+    accepted_for(demo, login, deliver(demo, login, encode(signed(doc, signer))))
+    [(at, ttl)] = kept
+    issued = _instant(assertion_of(doc).get("IssueInstant"))
+    skew = demo.settings.saml.clock_skew_seconds
+    max_age = demo.settings.login_ttl_seconds
+    # Accepted while now < NotOnOrAfter + skew and now <= IssueInstant + max_age + skew.
+    assert at + ttl > min(_instant(expires), issued + max_age) + skew
+    assert at + ttl <= issued + max_age + skew + 1
 
 
 # -- the school rolls its signing key ---------------------------------------------------------------

@@ -324,6 +324,32 @@ def _ciphertext_beside_the_key(s: SchoolSide) -> etree._Element:
     return doc
 
 
+def _response_issuer(
+    change: Callable[[etree._Element], None], *, sign: bool
+) -> Callable[[SchoolSide], etree._Element]:
+    """The school's signed, encrypted answer with `change` made to the Response (its Issuer),
+    the Response then signed over the ciphertext when `sign`."""
+
+    def build(s: SchoolSide) -> etree._Element:
+        doc = s.signed_and_encrypted(lambda assertion: None)
+        change(doc)
+        return s.signer.sign(doc) if sign else doc
+
+    return build
+
+
+def _issuer_removed(doc: etree._Element) -> None:
+    issuer = doc.find("saml:Issuer", NS)
+    assert issuer is not None
+    doc.remove(issuer)
+
+
+def _issuer_persistent(doc: etree._Element) -> None:
+    issuer = doc.find("saml:Issuer", NS)
+    assert issuer is not None
+    issuer.set("Format", "urn:oasis:names:tc:SAML:2.0:nameid-format:persistent")
+
+
 REFUSALS: dict[str, tuple[Callable[[SchoolSide], etree._Element], str]] = {
     "unsigned": (_unsigned, "bad_signature"),
     "two EncryptedAssertions": (_two_encrypted_assertions, "assertion_count"),
@@ -347,6 +373,20 @@ REFUSALS: dict[str, tuple[Callable[[SchoolSide], etree._Element], str]] = {
     "Type Content": (_of_type(f"{XENC}Content"), "encrypted_assertion_type"),
     "Type unknown": (_of_type("urn:example:assertion"), "encrypted_assertion_type"),
     "two EncryptedKeys (two recipients)": (_two_recipients, "decryption_failed"),
+    # SAML profiles 4.1.4.2: a Response with an encrypted assertion names its Issuer, signed or
+    # not (the assertion inside is signed either way), of Format entity.
+    "no Response Issuer, assertion signed": (
+        _response_issuer(_issuer_removed, sign=False),
+        "issuer_missing",
+    ),
+    "no Response Issuer, Response signed": (
+        _response_issuer(_issuer_removed, sign=True),
+        "issuer_missing",
+    ),
+    "Response Issuer of Format persistent": (
+        _response_issuer(_issuer_persistent, sign=False),
+        "issuer_format",
+    ),
 }
 
 

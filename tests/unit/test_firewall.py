@@ -102,6 +102,37 @@ def test_doctype_refused(prolog: str) -> None:
         inspect(prolog.encode() + response(), root="Response", assertions=None)
 
 
+def _utf16(xml: str, byte_order: str) -> bytes:
+    """`xml` with a UTF-16 declaration, in UTF-16 of `byte_order` ("le", "be") after its BOM."""
+    text = '<?xml version="1.0" encoding="UTF-16"?>' + xml
+    return (b"\xff\xfe" if byte_order == "le" else b"\xfe\xff") + text.encode(
+        f"utf-16-{byte_order}"
+    )
+
+
+@pytest.mark.parametrize("byte_order", ["le", "be"])
+@pytest.mark.parametrize(
+    "prolog",
+    [
+        '<!DOCTYPE r [<!ENTITY x "y">]>',
+        '<!DOCTYPE samlp:Response SYSTEM "http://evil.example/x.dtd">',
+    ],
+)
+def test_doctype_in_a_utf16_document_refused(prolog: str, byte_order: str) -> None:
+    """In UTF-16 every character is two bytes, so the quick byte check for `<!DOCTYPE` finds
+    nothing; the parsed document's own DOCTYPE is what refuses it."""
+    xml = _utf16(prolog + response().decode(), byte_order)
+    assert b"<!DOCTYPE" not in xml and b"<!ENTITY" not in xml
+    with refused("doctype_refused"):
+        inspect(xml, root="Response", assertions=None)
+
+
+@pytest.mark.parametrize("byte_order", ["le", "be"])
+def test_a_utf16_document_without_doctype_passes(byte_order: str) -> None:
+    """The control: the encoding alone is not what the test above refuses."""
+    inspect(_utf16(response().decode(), byte_order), root="Response", assertions=None)
+
+
 def test_entity_refused_even_without_doctype_keyword_first() -> None:
     with refused("doctype_refused"):
         inspect(b'<!ENTITY x "y">' + response(), root="Response", assertions=None)

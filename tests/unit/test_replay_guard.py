@@ -44,6 +44,24 @@ def test_an_assertion_is_accepted_once() -> None:
     guard.first_use("saml:https://other.example/idp", "_a1", clock.now, clock.now + 300)
 
 
+def test_an_assertion_is_kept_until_it_expires_and_not_two_seconds_longer() -> None:
+    """`expires_at` is the last moment the reader would accept the assertion (its window,
+    assertion_reader.py): the key lives at least that long, in whole seconds rounded up, so it
+    outlives that moment by at most a second or two, never by an assertion's whole lifetime."""
+    clock = Clock()
+    clock.now += 0.25  # between two whole seconds, where rounding down would cut it short
+    store = MemoryStore(clock=clock)
+    guard = guard_on(store, clock)
+    issued, expires_at = clock.now, clock.now + 300.5
+    guard.first_use(ISSUER, "_a1", issued, expires_at)
+    clock.now = expires_at  # the last moment it would be accepted: still known
+    with pytest.raises(InvalidMessage) as refused:
+        guard.first_use(ISSUER, "_a1", issued, expires_at)
+    assert refused.value.code == "replay"
+    clock.now = expires_at + 1.5  # gone: the store holds nothing the reader would accept
+    guard.first_use(ISSUER, "_a1", issued, clock.now + 300)
+
+
 def test_the_epoch_is_written_at_first_use_and_kept() -> None:
     clock, store = Clock(), MemoryStore()
     guard = guard_on(store, clock)
