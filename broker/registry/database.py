@@ -50,13 +50,16 @@ def open_engine(url: str) -> Engine:
         _prepare_sqlite(engine)
     elif parsed.get_backend_name() == "postgresql":
         # pre_ping: a worker that sat idle past a server restart reconnects instead of failing.
+        # client_encoding: text always comes back as str; a SQL_ASCII database would otherwise
+        # hand SQLAlchemy bytes (a TypeError on connect), where `migrate` can refuse it in words.
+        # The URL's query wins over these defaults.
+        defaults = {"connect_timeout": CONNECT_TIMEOUT_SECONDS, "client_encoding": "utf8"}
         engine = create_engine(
             parsed,
             pool_pre_ping=True,
-            # A `connect_timeout` in the URL's query wins over this default.
-            connect_args={}
-            if "connect_timeout" in parsed.query
-            else {"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+            connect_args={
+                name: value for name, value in defaults.items() if name not in parsed.query
+            },
         )
     else:
         engine = create_engine(parsed, pool_pre_ping=True)

@@ -104,7 +104,9 @@ def migrate(url: str) -> str | None:
     version migrates it. One that declares this version able to run on it is left as it is,
     and the line saying so is logged and returned (an old image's one-shot `migrate`, run again
     during a rolling upgrade, must not keep its workers from starting); any other is refused
-    (`ConfigurationError`), changing nothing. None: the schema is this version's newest."""
+    (`ConfigurationError`), changing nothing. A registry this call migrated: the line saying
+    from which revision to which (logged too). None: the schema was this version's newest
+    already."""
     return _upgrade(url, run_on_newer=False)
 
 
@@ -116,10 +118,9 @@ def migrate_first(url: str) -> None:
 
 
 def _upgrade(url: str, *, run_on_newer: bool) -> str | None:
-    newer = _applied_unless_newer(url)
-    if newer is None:
-        return None
-    found, oldest = newer
+    found, newer, oldest = _applied_unless_newer(url)
+    if not newer:
+        return _applied(found)
     if run_on_newer:
         _run_on_newer(_shown(url), found, oldest)
         return None
@@ -129,22 +130,37 @@ def _upgrade(url: str, *, run_on_newer: bool) -> str | None:
     return note
 
 
-def _applied_unless_newer(url: str) -> tuple[tuple[str, ...], str | None] | None:
+def _applied_unless_newer(url: str) -> tuple[tuple[str, ...], bool, str | None]:
     """Upgrade the registry at `url` to this version's newest schema, unless a newer version
-    migrated it: then its revisions and recorded oldest reader, nothing changed. A failure is
-    one line (`ConfigurationError`), the whole upgrade rolled back."""
+    migrated it. Returns the revisions it was at, whether a newer version migrated it (then
+    nothing changed) and, if so, its recorded oldest reader. A failure is one line
+    (`ConfigurationError`), the whole upgrade rolled back."""
     found: tuple[str, ...] | None = None
     try:
         with migration_connection(url) as connection:
             found = _heads(connection)
             if _is_newer(found):
-                return found, _oldest_reader(connection)
+                return found, True, _oldest_reader(connection)
             command.upgrade(alembic_config(connection), "head")
-            return None
+            return found, False, None
     except BrokerError:
         raise  # a refusal of this module's or a revision's own: it already says what and why
     except Exception as error:
         raise ConfigurationError(_failed(url, found, error)) from error
+
+
+def _applied(found: tuple[str, ...]) -> str | None:
+    """The line saying what an upgrade from `found` applied (also logged: every command that
+    uses the registry migrates it first); None when it was at this version's newest already."""
+    if set(found) == _own().heads:
+        return None
+    head = _own().heads_shown
+    if found:
+        line = f"migrated the registry from revision {', '.join(found)} to {head}"
+    else:
+        line = f"created the registry's schema at revision {head}"
+    log.info(line)
+    return line
 
 
 def _failed(url: str, found: tuple[str, ...] | None, error: Exception) -> str:
@@ -234,6 +250,8 @@ def migration_connection(url: str) -> Iterator[Connection]:
         event.listen(engine, "connect", _foreign_keys_off)
     try:
         with writer(engine).connect() as connection, migration_transaction(connection):
+            if not sqlite:
+                _require_utf8(connection)
             before = _heads(connection)
             yield connection
             # Only after a change: the check reads every row that has a foreign key, and every
@@ -242,6 +260,19 @@ def migration_connection(url: str) -> Iterator[Connection]:
                 _refuse_dangling_references(connection)
     finally:
         engine.dispose()
+
+
+def _require_utf8(connection: Connection) -> None:
+    """A PostgreSQL database in another encoding is refused before anything is read: names are
+    Unicode, and in SQL_ASCII (what `initdb` picks under the C locale) psycopg hands text back
+    as bytes, which fails deep inside SQLAlchemy with an error that names neither."""
+    encoding = connection.exec_driver_sql("SHOW server_encoding").scalar()
+    if encoding != "UTF8":
+        raise ConfigurationError(
+            f"the registry's PostgreSQL database uses the encoding {encoding}; Ketenbroker "
+            "needs UTF8: create the database with ENCODING 'UTF8' (and TEMPLATE template0), "
+            "nothing was changed"
+        )
 
 
 def _heads(connection: Connection) -> tuple[str, ...]:

@@ -28,12 +28,14 @@ from sqlalchemy.engine import make_url
 from broker.core.errors import ConfigurationError
 from broker.registry import SqlRegistry, migrate
 from broker.registry import database as registry_database
+from broker.registry.database import open_engine
 from broker.registry.migration import SCRIPT_LOCATION, use_versions
 from broker.registry.migration_guard import POSTGRES_MIGRATION_LOCK
 from tests.adapters.test_cli_serve import _config_on
 from tests.storage.test_publisher_integrity import HEAD, _move
 from tests.storage.test_rolling_upgrade import _state
 from tests.support.cli import run
+from tests.support.postgres import PostgresServer
 
 NEXT = f"{int(HEAD) + 1:04d}"  # the made-up revision, after this version's last
 REAL_VERSIONS = SCRIPT_LOCATION / "versions"
@@ -177,10 +179,12 @@ def test_two_migrations_at_once_in_threads_run_one_after_the_other(
         (folder / "go").touch()
         first.join(TIMEOUT)
         second.join(TIMEOUT)
-    assert outcome == {"first": None, "second": None}
+    created = f"created the registry's schema at revision {NEXT}"
+    assert outcome == {"first": created, "second": None}
     _at_made_up(registry_url, folder)
     # PostgreSQL: the one that waited says so, once; SQLite waits silently (its busy timeout).
-    expected = [] if registry_url.startswith("sqlite") else [WAITING]
+    # The first says what it did once it committed.
+    expected = [created] if registry_url.startswith("sqlite") else [WAITING, created]
     assert caplog.messages == expected
 
 
@@ -233,9 +237,9 @@ def test_two_ketenbroker_migrate_processes_at_once_both_exit_0(
             second.kill()
     finally:
         first.kill()
-    up_to_date = "Registry schema is up to date.\n"
-    assert (first.returncode, out_first, err_first) == (0, up_to_date, "")
-    assert (second.returncode, out_second) == (0, up_to_date), err_second
+    created = f"created the registry's schema at revision {NEXT}\n"
+    assert (first.returncode, out_first) == (0, created), err_first
+    assert (second.returncode, out_second) == (0, "Registry schema is up to date.\n"), err_second
     _at_made_up(registry_url, folder)
     lines = err_second.splitlines()
     if registry_url.startswith("sqlite"):
@@ -348,7 +352,10 @@ def test_a_revision_that_fails_after_its_ddl_leaves_nothing_and_says_so_in_one_l
     # Put right (the fixed revision shipped), a rerun applies it.
     made_up_revision(_GOOD)
     result = run("migrate", "--config", config)
-    assert (result.exit_code, result.output) == (0, "Registry schema is up to date.\n")
+    assert (result.exit_code, result.output) == (
+        0,
+        f"migrated the registry from revision {HEAD} to {NEXT}\n",
+    )
     assert _state(registry_url)[:2] == ((NEXT,), ["0016"])
     assert "extra" in _columns(registry_url, "schools")
 
@@ -416,3 +423,40 @@ def test_the_schema_probe_is_one_statement_that_never_fails_on_postgresql(
         assert states == [psycopg.pq.TransactionStatus.INTRANS] * 2
     finally:
         registry.close()
+
+
+def test_migrate_says_what_it_applied(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/registry.sqlite3"
+    config = _config_on(tmp_path, url)
+    _move(url, "0015")
+    result = run("migrate", "--config", config)
+    assert (result.exit_code, result.output) == (
+        0,
+        f"migrated the registry from revision 0015 to {HEAD}\n",
+    )
+    result = run("migrate", "--config", config)
+    assert (result.exit_code, result.output) == (0, "Registry schema is up to date.\n")
+    (tmp_path / "registry.sqlite3").unlink()
+    assert migrate(url) == f"created the registry's schema at revision {HEAD}"
+
+
+@pytest.mark.postgres
+def test_a_postgresql_database_not_in_utf8_is_refused_in_words(
+    postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    # SQL_ASCII is what `initdb` makes under the C locale; psycopg then hands back bytes, and
+    # SQLAlchemy failed on connect with "cannot use a string pattern on a bytes-like object".
+    with postgres_server.fresh_database(ascii_only=True) as database:
+        url = postgres_server.url(database)
+        result = run("migrate", "--config", _config_on(tmp_path, url))
+        assert (result.exit_code, result.output) == (
+            1,
+            "Error: the registry's PostgreSQL database uses the encoding SQL_ASCII; Ketenbroker "
+            "needs UTF8: create the database with ENCODING 'UTF8' (and TEMPLATE template0), "
+            "nothing was changed\n",
+        )
+        engine = open_engine(url)
+        try:
+            assert inspect(engine).get_table_names() == []
+        finally:
+            engine.dispose()

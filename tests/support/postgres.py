@@ -36,11 +36,13 @@ class PostgresServer:
         )
 
     @contextmanager
-    def fresh_database(self) -> Iterator[str]:
-        """The name of an empty database `kb_test_<random>`, dropped afterwards."""
+    def fresh_database(self, *, ascii_only: bool = False) -> Iterator[str]:
+        """The name of an empty database `kb_test_<random>`, dropped afterwards. `ascii_only`:
+        in the encoding SQL_ASCII (what `initdb` makes under the C locale)."""
         database = f"kb_test_{secrets.token_hex(6)}"
+        encoding = " ENCODING 'SQL_ASCII' LC_COLLATE 'C' LC_CTYPE 'C' TEMPLATE template0"
         with self.admin() as admin:
-            admin.execute(f'CREATE DATABASE "{database}"')
+            admin.execute(f'CREATE DATABASE "{database}"{encoding if ascii_only else ""}')
         try:
             yield database
         finally:
