@@ -27,7 +27,16 @@ def normal_email(email: str) -> str:
     """Lower-cased and trimmed; refuses what cannot be an address (no detail: it gets logged)."""
     cleaned = email.strip().lower()
     local, at, domain = cleaned.partition("@")
-    if not at or not local or "." not in domain or len(cleaned) > MAX_EMAIL or " " in cleaned:
+    # Not printable: a control character (a NUL, a tab) is in no address, and PostgreSQL
+    # could not even look one up with a NUL (registry/database.py).
+    if (
+        not at
+        or not local
+        or "." not in domain
+        or len(cleaned) > MAX_EMAIL
+        or " " in cleaned
+        or not cleaned.isprintable()
+    ):
         raise BadRequest("not an e-mail address", code="invalid_email")
     return cleaned
 

@@ -8,6 +8,9 @@ several processes on one file:
   writes fails with "database is locked" when another process wrote in between, and no busy
   timeout helps it;
 - foreign keys, which SQLite leaves off unless asked per connection.
+On every backend a statement whose parameters hold a NUL character is refused before it is
+sent (`TextWithNul`): PostgreSQL cannot store or even compare such text (its driver raises, a 500
+in the portal), and SQLite, which could, would let tests pass that production fails.
 After a fork the child drops the pooled connections it inherited (sharing one SQLite or
 PostgreSQL connection across processes corrupts its state); gunicorn forks after import.
 """
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -26,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from broker.core.errors import StoreUnavailable
-from broker.registry.errors import RegistryNotMigrated
+from broker.registry.errors import RegistryNotMigrated, TextWithNul
 
 BUSY_TIMEOUT_SECONDS = 30
 # A PostgreSQL that accepts TCP but never answers (black-holed network, a server stuck before
@@ -63,8 +66,25 @@ def open_engine(url: str) -> Engine:
         )
     else:
         engine = create_engine(parsed, pool_pre_ping=True)
+    event.listen(engine, "before_cursor_execute", _refuse_text_with_nul)
     _dispose_after_fork(engine)
     return engine
+
+
+def _refuse_text_with_nul(
+    _connection: Connection,
+    _cursor: Any,
+    _statement: str,
+    parameters: Any,
+    _context: Any,
+    executemany: bool,
+) -> None:
+    """A NUL in any parameter (a form field, an id from a URL) stops the statement with a
+    `BadRequest` the edge words, on SQLite as on PostgreSQL (see the module docstring)."""
+    for row in parameters if executemany else (parameters,):
+        values = row.values() if isinstance(row, Mapping) else row or ()
+        if any(isinstance(value, str) and "\x00" in value for value in values):
+            raise TextWithNul()
 
 
 def _prepare_sqlite(engine: Engine) -> None:

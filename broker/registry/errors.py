@@ -21,6 +21,17 @@ class RegistryNotMigrated(ConfigurationError):
         super().__init__("registry schema missing or behind: run ketenbroker migrate")
 
 
+class TextWithNul(BadRequest):
+    """Text with a NUL character (U+0000) for the registry: nothing stored can hold one, and
+    PostgreSQL refuses to store or compare it. No typed text has one; a crafted request does."""
+
+    code = "text_with_nul"
+    public_message = "The request contains a NUL character, which the broker does not accept."
+
+    def __init__(self) -> None:
+        super().__init__("a statement parameter holds a NUL character")
+
+
 class UndeclaredAttribute(BadRequest):
     """A school tried to release an attribute the service never declared it needs."""
 

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from typing import Any
 
 from flask import Flask, Response, render_template
+from werkzeug.datastructures import ImmutableDict
 from werkzeug.middleware.proxy_fix import ProxyFix
+from werkzeug.routing import Map, PathConverter, UnicodeConverter
 
 from broker.config import Settings, load_settings
 from broker.core.errors import BrokerError
@@ -45,12 +47,41 @@ LOGIN_TEMPLATES = ("base.html", "discovery.html", "autopost.html", "notice.html"
 DEFAULT_CSP = content_security_policy()
 
 
+# A control character (U+0000-U+001F, U+007F) in no id, entity id or file name the broker knows: a
+# path argument with one matches no route (404) instead of reaching a view, which might hand it
+# to PostgreSQL (a NUL cannot even be compared there).
+_NO_CONTROL = r"\x00-\x1f\x7f"
+
+
+class _Segment(UnicodeConverter):
+    """`<name>` and `<string:name>`: one path segment, without control characters."""
+
+    def __init__(self, map: Map, *args: Any, **kwargs: Any) -> None:
+        super().__init__(map, *args, **kwargs)
+        self.regex = self.regex.replace("[^/]", f"[^/{_NO_CONTROL}]")
+
+
+class _Path(PathConverter):
+    """`<path:name>`: the rest of the path, without control characters."""
+
+    regex = f"[^/{_NO_CONTROL}][^{_NO_CONTROL}]*?"
+    part_isolating = False
+
+
+class _BrokerMap(Map):
+    default_converters = ImmutableDict(
+        {**Map.default_converters, "default": _Segment, "string": _Segment, "path": _Path}
+    )
+
+
 class _BrokerFlask(Flask):
     """Flask asks, for every hook and view of every request, whether it is a coroutine function
     (inspect, ~10 hooks a request). The answer never changes for a function: remember it.
 
     Weakly: Flask also passes callables made per request (`after_this_request` functions, the
     bound `dispatch_request` of a class-based view), which must not pile up here."""
+
+    url_map_class = _BrokerMap
 
     def __init__(self, import_name: str) -> None:
         super().__init__(import_name)

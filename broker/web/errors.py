@@ -10,6 +10,7 @@ import traceback
 from flask import Flask, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.exceptions import HTTPException, InternalServerError
+from werkzeug.wrappers import Response
 
 from broker.core.errors import (
     BrokerError,
@@ -22,7 +23,9 @@ from broker.core.errors import (
 from broker.saml.front import PostMessage
 from broker.web import metrics
 from broker.web.browser import BROKER_COOKIES
+from broker.web.json_errors import answers_json, json_http_error
 from broker.web.labels import attribute_label, error_title, http_error_message
+from broker.web.logs import note_refusal_logged
 
 log = logging.getLogger("broker.web")
 
@@ -48,14 +51,17 @@ def render_error(
     message: str | None = None,
     retry_form: PostMessage | None = None,
     choose_again: str | None = None,
+    portal_home: str | None = None,
 ) -> tuple[str, int]:
     """`message`: said instead of the error's public message (already translated);
     `retry_form`: a "Try again" button that posts to the broker for the same login;
     `choose_again`: the address of the login's discovery page, where the student chooses a
     school again (a shared IdP's student of another school: discovery.choose_again_page; a
-    school's unsigned "no": unsigned_refusal.py)."""
+    school's unsigned "no": unsigned_refusal.py); `portal_home`: the page is a portal's, for an
+    administrator (`portal_home_of_request`)."""
     error_id = new_error_id()
     log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
+    note_refusal_logged()
     cause = getattr(error, "cause", error)
     missing = None
     if isinstance(cause, RequiredAttributeMissing):
@@ -68,7 +74,7 @@ def render_error(
         "error.html",
         status=error.status,
         code=error.code,
-        title=error_title(error.status, error.code),
+        title=error_title(error.status, error.code, portal=portal_home is not None),
         message=message or gettext(error.public_message),
         error_id=error_id,
         missing=missing,
@@ -78,6 +84,7 @@ def render_error(
         return_link=return_link,
         retry_form=retry_form,
         choose_again=choose_again,
+        portal_home=portal_home,
     )
     return page, error.status
 
@@ -94,36 +101,48 @@ def without_cookies(error: BrokerError) -> BrokerError:
     return error
 
 
-def in_portal() -> bool:
-    """A page under /portal: its readers are administrators, not students on their way."""
-    return request.path == "/portal" or request.path.startswith("/portal/")
+def portal_home_of_request() -> str | None:
+    """The portal's start page for a page under /portal, whose readers are administrators, not
+    students on their way (its error pages lead there, not back to a learning platform)."""
+    if request.path == "/portal" or request.path.startswith("/portal/"):
+        return url_for("portal_sign_in.home")
+    return None
 
 
 def install_error_pages(app: Flask) -> None:
     @app.errorhandler(BrokerError)
-    def broker_error(error: BrokerError) -> tuple[str, int]:
+    def broker_error(error: BrokerError) -> Response | tuple[str, int]:
         error = without_cookies(error)
         metrics.refused_at(request.endpoint, error)
-        return render_error(error)
+        if answers_json(request.path):
+            log.warning("refused code=%s status=%s", error.code, error.status)
+            note_refusal_logged()
+            return json_http_error(error.status, [])
+        return render_error(error, portal_home=portal_home_of_request())
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> tuple[str, int]:
+    def http_error(error: HTTPException) -> Response | tuple[str, int, list[tuple[str, str]]]:
         status = error.code or 500
         error_id = new_error_id()
         log.warning("http error status=%s error_id=%s", status, error_id)
-        portal = in_portal()
+        note_refusal_logged()
+        # The error's own headers go along: a 405's Allow (RFC 9110 15.5.6). Not its type.
+        headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+        if answers_json(request.path):
+            return json_http_error(status, headers)
+        home = portal_home_of_request()
         page = render_template(
             "error.html",
             status=status,
-            title=error_title(status),
-            message=http_error_message(status, portal=portal),
+            title=error_title(status, portal=home is not None),
+            message=http_error_message(status, portal=home is not None),
             error_id=error_id,
-            portal_home=url_for("portal_sign_in.home") if portal else None,
+            portal_home=home,
         )
-        return page, status
+        return page, status, headers
 
     @app.errorhandler(InternalServerError)
-    def internal_error(error: InternalServerError) -> tuple[str, int]:
+    def internal_error(error: InternalServerError) -> Response | tuple[str, int]:
         error_id = new_error_id()
         original = error.original_exception
         # The class name and where it happened only: an exception's text (and its frames'
@@ -134,6 +153,9 @@ def install_error_pages(app: Flask) -> None:
             type(original).__name__,
             extra={"frames": code_locations(original)},
         )
+        note_refusal_logged()
+        if answers_json(request.path):
+            return json_http_error(500, [])
         page = render_template(
             "error.html",
             status=500,

@@ -91,6 +91,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "tell your school."
     ),
     # broker/registry/errors.py
+    N_("The request contains a NUL character, which the broker does not accept."),
     N_("A school can only release attributes the platform declared it needs."),
     N_("Schools on one identity provider must have the same metadata."),
     N_("Sign-ins through an identity provider several schools share name the school."),
@@ -122,11 +123,17 @@ _ERROR_TITLES = {
     403: N_("Your school has not shared enough"),
     404: N_("Page not found"),
     405: N_("This page cannot be opened this way"),
+    413: N_("Too much was sent"),
     429: N_("Too many attempts"),
     502: N_("Your school's sign-in did not work"),
     503: N_("Briefly unavailable"),
 }
 _DEFAULT_ERROR_TITLE = N_("Something went wrong")
+# An administrator in a portal signs nobody in and shares nothing: titles of their own.
+_PORTAL_ERROR_TITLES = {
+    400: N_("This request cannot be carried out"),
+    403: N_("No access"),
+}
 # Errors whose status title would say the wrong thing (a 403 that is not about sharing).
 _CODE_TITLES = {
     "cookies_blocked": N_("Allow cookies to sign in"),
@@ -162,12 +169,23 @@ _HTTP_ERROR_MESSAGES = {
         "This page does not exist. Check the address, or start again from the learning platform."
     ),
     405: N_("This page cannot be opened this way. Please start again from the learning platform."),
+    413: N_(
+        "Your browser sent more than the broker accepts. Please start again from the learning "
+        "platform."
+    ),
     429: N_("There were too many attempts in a short time. Wait a minute, then try again."),
 }
 # The portals' administrators did not come from a learning platform: their pages say so.
 _PORTAL_HTTP_ERROR_MESSAGES = {
     404: N_("This page does not exist. Check the address, or go to the portal's start page."),
     405: N_("This page cannot be opened this way. Go to the portal's start page and try again."),
+    # The portal's own pages answer a form with its errors; this is for a request no page of
+    # the portal sends (a value none of its fields offers).
+    400: N_(
+        "The request could not be carried out, and nothing was changed. Go to the portal's start "
+        "page and try again."
+    ),
+    413: N_("You sent more than the portal accepts (512 kB at most). Nothing was changed."),
 }
 
 
@@ -176,10 +194,14 @@ def _translated(message: str) -> str:
     return translated
 
 
-def error_title(status: int, code: str = "") -> str:
+def error_title(status: int, code: str = "", *, portal: bool = False) -> str:
     """The heading of the error page for an HTTP status (or, where the status would mislead,
-    for the error's reason `code`), in the language of the request."""
-    title = _CODE_TITLES.get(code) or _ERROR_TITLES.get(status, _DEFAULT_ERROR_TITLE)
+    for the error's reason `code`), in the language of the request; `portal`: on a portal page,
+    read by an administrator."""
+    portal_title = _PORTAL_ERROR_TITLES.get(status) if portal else None
+    title = (
+        portal_title or _CODE_TITLES.get(code) or _ERROR_TITLES.get(status, _DEFAULT_ERROR_TITLE)
+    )
     return _translated(title)
 
 

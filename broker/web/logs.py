@@ -56,6 +56,16 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
+def note_refusal_logged() -> None:
+    """This request's refusal has its log line: a portal page that answers a refusal itself is
+    logged after the fact only when nothing did (portal/rights.py), so never twice."""
+    g.refusal_logged = True
+
+
+def refusal_logged() -> bool:
+    return bool(g.get("refusal_logged"))
+
+
 def install_logging(app: Flask, log_format: str) -> None:
     """Log the broker's own lines to stderr, as JSON (`json`) or plain text (`text`), each
     request's with its request id."""

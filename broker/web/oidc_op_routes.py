@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from flask import Blueprint, redirect, request
+from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
 from broker.oidc.provider import (
@@ -22,6 +24,7 @@ from broker.web.login_upstream import continue_login
 from broker.web.wiring import broker, oidc_front
 
 oidc_op = Blueprint("oidc_op", __name__)
+log = logging.getLogger("broker.oidc")
 
 # CORS: what a publisher's single-page app (a public client with PKCE: oidc-client-ts,
 # angular-oauth2-oidc) calls from the browser, by path, with the methods it may use. Any origin
@@ -110,16 +113,27 @@ def authorize() -> Response:
     return continue_login(secret, record, sso_token, known=known)
 
 
+def _refused(endpoint: str, status: int, body: dict[str, Any]) -> None:
+    """The one line of a refused token or userinfo request: the OAuth error code, never the
+    description (authlib's may name what the client sent) nor any credential."""
+    if status >= 400:
+        log.warning(
+            "refused code=oauth_%s status=%s endpoint=%s",
+            body.get("error") or "no_credentials",
+            status,
+            endpoint,
+        )
+
+
 @oidc_op.route(TOKEN_PATH, methods=["GET", "POST"], provide_automatic_options=False)
 def token() -> Response:
     if request.method != "POST":
-        # An OAuth client reads JSON errors, never the students' HTML pages.
-        described = {"error": "invalid_request", "error_description": "Use POST at this endpoint."}
-        response = _json(described, 405)
-        response.headers["Allow"] = "POST"
-        return response
+        # Routed here (not refused by the router) so the answer carries the CORS header; the
+        # error handler answers it in JSON (json_errors.py), an OAuth client's format.
+        raise MethodNotAllowed(valid_methods=["POST"])
     form = {key: request.form.getlist(key) for key in request.form}
     status, body, out = oidc_front().tokens.token(request.headers.get("Authorization"), form)
+    _refused("token", status, body)
     response = _json(body, status)
     for name, value in out:
         if name.lower() not in ("content-type", "cache-control", "pragma"):
@@ -131,6 +145,7 @@ def token() -> Response:
 def userinfo() -> Response:
     form_token = request.form.get("access_token") if request.method == "POST" else None
     status, body = oidc_front().tokens.userinfo(request.headers.get("Authorization"), form_token)
+    _refused("userinfo", status, body)
     response = _json(body, status)
     if status == 401:
         error = body.get("error")

@@ -12,10 +12,13 @@ Labels are lazy strings, so one class serves both languages.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from typing import Any
+
 from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_wtf import FlaskForm
-from wtforms import Field
+from wtforms import BooleanField, Field, SelectMultipleField
 from wtforms.validators import Regexp, ValidationError
 
 from broker.core.display_text import (
@@ -49,6 +52,30 @@ UNNAMED_CHARACTERS = {
     "Cs": _l("a surrogate code point"),
     "Cn": _l("an unassigned code point"),
 }
+
+
+NOT_SENT = _l("Nothing of the form was sent. Open the page again and save from there.")
+
+
+class PrefilledForm(FlaskForm):
+    """A form filled from the registry (`data=`) to change it. WTForms keeps the filled-in value
+    of a field the request did not send: a field left out stays as it is. A submission with
+    none of the fields (only its CSRF token) is no change anyone asked for, yet it would be
+    saved (a select's filled-in default even changes what it names): it is refused."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.prefilled = kwargs.get("data") is not None
+
+    def validate(self, extra_validators: Mapping[str, Sequence[Any]] | None = None) -> bool:
+        valid: bool = super().validate(extra_validators)
+        # Checkboxes are left out by a browser when unticked: they say nothing here.
+        sendable = [f for f in self if not isinstance(f, BooleanField | SelectMultipleField)]
+        sendable = [f for f in sendable if f.name != "csrf_token"]
+        if self.prefilled and sendable and all(f.raw_data == [] for f in sendable):
+            sendable[0].errors = [*sendable[0].errors, str(NOT_SENT)]
+            return False
+        return valid
 
 
 def unchanged(field: Field) -> bool:

@@ -30,6 +30,7 @@ from broker.core.hosted_domain import MAX_DOMAIN
 from broker.core.model import ClientAuthMethod
 from broker.core.subjects import OIDC_SUBJECT_CHOICES, SAML_SUBJECTS
 from broker.oidc.registration import ID_TOKEN_ALGORITHMS
+from broker.web.portal.field_checks import PrefilledForm
 from broker.web.portal.service_forms import ServiceForm
 
 MAX_REDIRECT_URIS = 20
@@ -89,7 +90,7 @@ def _all_next_to(field: Field, problems: list[str]) -> None:
         raise ValidationError(problems[-1])
 
 
-class OidcClientFields(FlaskForm):
+class OidcClientFields(PrefilledForm):
     redirect_uris = TextAreaField(
         _l("Redirect URIs"),
         [Length(max=MAX_REDIRECT_URIS * (MAX_REDIRECT_URI + 2))],

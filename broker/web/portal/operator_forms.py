@@ -24,7 +24,13 @@ from broker.core.school_aliases import (
     clean_alias,
 )
 from broker.core.towns import MAX_TOWN, clean_town, town_problem
-from broker.web.portal.field_checks import IDENTIFIER, plain_name, unchanged, word_refusal
+from broker.web.portal.field_checks import (
+    IDENTIFIER,
+    PrefilledForm,
+    plain_name,
+    unchanged,
+    word_refusal,
+)
 
 SCHOOL_ID = Regexp(
     r"\A[0-9A-Z]{2,12}\Z", message=_l("Use capital letters and digits, such as 99XX00.")
@@ -41,7 +47,7 @@ class ChainForm(FlaskForm):
     name = StringField(_l("Name"), [DataRequired(), Length(max=MAX_NAME), plain_name])
 
 
-class ServiceChainForm(FlaskForm):
+class ServiceChainForm(PrefilledForm):
     chain = SelectField(_l("Chain"), choices=[], validate_choice=True)
 
 
@@ -88,7 +94,7 @@ def _alias_message(problem: AliasProblem, line: int) -> str:
     return str(message)
 
 
-class SchoolDetailsForm(FlaskForm):
+class SchoolDetailsForm(PrefilledForm):
     """What students see of a school on the discovery page: checked the same way when the
     operator onboards a school (`SchoolForm`) and when they change it later."""
 

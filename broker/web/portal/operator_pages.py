@@ -17,6 +17,7 @@ from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Publisher
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
+from broker.web.logs import note_refusal_logged
 from broker.web.portal.account_forms import InviteForm
 from broker.web.portal.operator_forms import (
     ChainForm,
@@ -48,6 +49,10 @@ def _chain_form(chain_id: str | None = None) -> ServiceChainForm:
 @operator_pages.route("/services", methods=["GET"])
 @portal_page(OPERATOR)
 def services() -> str:
+    return _services_page()
+
+
+def _services_page() -> str:
     registry = broker().registry
     rows = [(s, _chain_form(s.chain_id)) for s in registry.all_services()]
     return render_template("portal/operator_services.html", rows=rows, approve=EmptyForm())
@@ -67,8 +72,9 @@ def approve(service_id: str) -> Response:
 def put_in_chain(service_id: str) -> Response | tuple[str, int]:
     form = _chain_form()
     if not form.validate_on_submit():
+        # The list again with the reason and a 400, not a redirect: nothing was saved.
         flash(gettext("Choose one of the listed chains."), "error")
-        return redirect(url_for(".services"), code=303)
+        return _services_page(), 400
     chain_id = None if form.chain.data == NO_CHAIN else form.chain.data
     broker().registry.set_service_chain(service_id, chain_id)
     log.info(
@@ -217,12 +223,20 @@ def invite() -> tuple[str, int]:
 
 @operator_pages.route("/admins/invitations/<token_hash>/withdraw", methods=["POST"])
 @portal_page(OPERATOR)
-def withdraw_invitation(token_hash: str) -> Response:
+def withdraw_invitation(token_hash: str) -> Response | tuple[str, int]:
     # A link sent to the wrong address, or to someone who left: it stops working at once.
     if len(token_hash) == 64 and broker().registry.accounts.withdraw_invitation(token_hash):
         log.info("portal invitation withdrawn admin=%s", current_admin().id)
         flash(gettext("The invitation is withdrawn; its link no longer works."))
-    return redirect(url_for(".admins"), code=303)
+        return redirect(url_for(".admins"), code=303)
+    # Accepted, expired or withdrawn meanwhile (a second click), or never one: say so.
+    log.warning("portal refused status=404 reason=no_open_invitation admin=%s", current_admin().id)
+    note_refusal_logged()
+    flash(
+        gettext("This invitation is not open any more: it was accepted, withdrawn or expired."),
+        "error",
+    )
+    return _admins_page(InviteForm(), PublisherForm()), 404
 
 
 @operator_pages.route("/admins/publishers", methods=["POST"])

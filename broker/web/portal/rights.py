@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response
 from wtforms import ValidationError
 
 from broker.core.admins import Admin, AdminRole
+from broker.web.logs import note_refusal_logged, refusal_logged
 from broker.web.portal.guard import session_admin
 from broker.web.wiring import broker
 
@@ -79,6 +80,7 @@ def refuse_unless(allowed: bool) -> None:
 
 def forbidden_page(error: PortalForbidden) -> tuple[str, int]:
     admin = getattr(g, "portal_admin", None) or signed_in_admin()
+    note_refusal_logged()
     log.warning(
         "portal refused status=403 role=%s admin=%s route=%s",
         admin.role.value if admin else "-",
@@ -89,6 +91,7 @@ def forbidden_page(error: PortalForbidden) -> tuple[str, int]:
 
 
 def csrf_refused(error: CSRFError) -> tuple[str, int]:
+    note_refusal_logged()
     log.warning(
         "portal refused status=400 reason=csrf route=%s",
         request.url_rule.rule if request.url_rule else "-",
@@ -109,6 +112,7 @@ def portal_blueprint(name: str, prefix: str) -> Blueprint:
     blueprint = Blueprint(name, __name__, url_prefix=prefix)
     blueprint.before_request(check_csrf)
     blueprint.after_request(_not_cached)
+    blueprint.after_request(_log_form_refusal)
     blueprint.register_error_handler(PortalForbidden, forbidden_page)
 
     @blueprint.context_processor
@@ -122,6 +126,17 @@ def _not_cached(response: Response) -> Response:
     # Portal pages show invitation links, TOTP secrets and federation data: never from a cache
     # (the back button after sign-out, a shared school laptop's disk cache).
     response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _log_form_refusal(response: Response) -> Response:
+    """A form sent back with its errors (400) is a refusal the view answered itself: one line,
+    the route only (never a field's value), unless the refusal was logged already."""
+    if response.status_code == 400 and not refusal_logged():
+        log.warning(
+            "portal refused status=400 reason=form route=%s",
+            request.url_rule.rule if request.url_rule else "-",
+        )
     return response
 
 

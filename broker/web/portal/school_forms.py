@@ -66,6 +66,8 @@ def _real_date(form: FlaskForm, field: Field) -> None:
         ) from None
 
 
+# What a list's value can be: empty (all), or an id of at most 64 characters, none a control one.
+LISTED = r"\A[^\x00-\x1f\x7f]{0,64}\Z"
 STUDENT_CODE = Regexp(
     r"\A[0-9a-f]{12,64}\Z", message=_l("A student code is 12 to 64 characters 0-9 and a-f.")
 )
@@ -85,8 +87,18 @@ class ReceiptFilterForm(FlaskForm):
         widget=DateInput(),
         description=_l("That day included."),
     )
-    service = SelectField(_l("Service"), validate_choice=False)
-    attribute = SelectField(_l("Attribute"), validate_choice=False)
+    # Not checked against the list (a removed service's receipts stay), but shaped like an id:
+    # a control character or a length no id has would reach the database (a NUL: a 500 there).
+    service = SelectField(
+        _l("Service"),
+        [Regexp(LISTED, message=_l("Choose one of the listed services."))],
+        validate_choice=False,
+    )
+    attribute = SelectField(
+        _l("Attribute"),
+        [Regexp(LISTED, message=_l("Choose one of the listed attributes."))],
+        validate_choice=False,
+    )
     student = StringField(
         _l("Student code"),
         [Optional(), STUDENT_CODE],

@@ -98,13 +98,19 @@ def _filter_form(school_id: str) -> ReceiptFilterForm:
     return form
 
 
+def _own_school(school_id: str) -> School:
+    """The administrator's school (portal_page checked the tenant); it must still exist."""
+    school = broker().registry.school(school_id)
+    refuse_unless(school is not None)
+    assert school is not None
+    return school
+
+
 @school_receipts.route("/receipts", methods=["GET"])
 @portal_page(SCHOOL)
 def receipts(school_id: str) -> tuple[str, int]:
     b = broker()
-    school = b.registry.school(school_id)
-    refuse_unless(school is not None)
-    assert school is not None
+    school = _own_school(school_id)
     form = _filter_form(school_id)
     if form.errors:
         return _lookup_page(school, lookup_form(school), 400)
@@ -152,9 +158,7 @@ def find_student(school_id: str) -> BaseResponse | tuple[str, int]:
     logged, nor put in a URL; the redirect carries only the code. An identifier without
     receipts (a name, typically) is answered in place, saying which identifier to use."""
     b = broker()
-    school = b.registry.school(school_id)
-    refuse_unless(school is not None)
-    assert school is not None
+    school = _own_school(school_id)
     lookup = lookup_form(school)
     if not lookup.validate_on_submit():
         return _lookup_page(school, lookup, 400)
@@ -175,12 +179,14 @@ def find_student(school_id: str) -> BaseResponse | tuple[str, int]:
 
 @school_receipts.route("/receipts.<fmt>", methods=["GET"])
 @portal_page(SCHOOL)
-def export(school_id: str, fmt: str) -> BaseResponse:
+def export(school_id: str, fmt: str) -> BaseResponse | tuple[str, int]:
     if fmt not in ("csv", "json"):
         abort(404)
     form = _filter_form(school_id)
     if form.errors:
-        abort(400)
+        # The receipts page with the filters' errors, as the page itself answers them.
+        school = _own_school(school_id)
+        return _lookup_page(school, lookup_form(school), 400)
     rows = broker().receipts.each(_query(school_id, form))
     lines: Iterator[str] = iter(csv_lines(rows) if fmt == "csv" else json_lines(rows))
     log.info(
@@ -201,9 +207,7 @@ def export(school_id: str, fmt: str) -> BaseResponse:
 def overview(school_id: str) -> str:
     """Who receives what from us: every approved service and what the next login releases."""
     b = broker()
-    school = b.registry.school(school_id)
-    refuse_unless(school is not None)
-    assert school is not None
+    school = _own_school(school_id)
     modes = b.receipts.notice_modes(school_id)
     choices = b.registry.choices_of_school(school_id)
     rows = []
