@@ -105,6 +105,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("The school's identity provider changed meanwhile."),
     N_("This publisher still has services."),
     N_("This identity provider is not known to the broker."),
+    N_("This chain still has services."),
+    N_("This chain is in a pseudonym key migration window."),
     # broker/accounts/passwords.py
     N_("Choose a password of at least 12 characters."),
     # broker/oidc/registration.py
