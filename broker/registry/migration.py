@@ -118,8 +118,8 @@ def migrate_first(url: str) -> None:
 
 
 def _upgrade(url: str, *, run_on_newer: bool) -> str | None:
-    found, newer, oldest = _applied_unless_newer(url)
-    if not newer:
+    found, oldest = _applied_unless_newer(url)
+    if not _is_newer(found):
         return _applied(found)
     if run_on_newer:
         _run_on_newer(_shown(url), found, oldest)
@@ -130,19 +130,19 @@ def _upgrade(url: str, *, run_on_newer: bool) -> str | None:
     return note
 
 
-def _applied_unless_newer(url: str) -> tuple[tuple[str, ...], bool, str | None]:
+def _applied_unless_newer(url: str) -> tuple[tuple[str, ...], str | None]:
     """Upgrade the registry at `url` to this version's newest schema, unless a newer version
-    migrated it. Returns the revisions it was at, whether a newer version migrated it (then
-    nothing changed) and, if so, its recorded oldest reader. A failure is one line
-    (`ConfigurationError`), the whole upgrade rolled back."""
+    migrated it. Returns the revisions it was at and, when they are newer (nothing changed),
+    its recorded oldest reader. A failure is one line (`ConfigurationError`), the whole upgrade
+    rolled back."""
     found: tuple[str, ...] | None = None
     try:
         with migration_connection(url) as connection:
             found = _heads(connection)
             if _is_newer(found):
-                return found, True, _oldest_reader(connection)
+                return found, _oldest_reader(connection)
             command.upgrade(alembic_config(connection), "head")
-            return found, False, None
+            return found, None
     except BrokerError:
         raise  # a refusal of this module's or a revision's own: it already says what and why
     except Exception as error:
@@ -263,9 +263,11 @@ def migration_connection(url: str) -> Iterator[Connection]:
 
 
 def _require_utf8(connection: Connection) -> None:
-    """A PostgreSQL database in another encoding is refused before anything is read: names are
-    Unicode, and in SQL_ASCII (what `initdb` picks under the C locale) psycopg hands text back
-    as bytes, which fails deep inside SQLAlchemy with an error that names neither."""
+    """A PostgreSQL database in another encoding is refused before anything is written: names
+    are Unicode, and SQL_ASCII (what `initdb` picks under the C locale) stores bytes without
+    checking or converting them, so sorting, comparing and lengths of names would go by bytes.
+    (Without the engine's `client_encoding`, psycopg would also hand text back as bytes, a
+    TypeError deep inside SQLAlchemy: database.py.)"""
     encoding = connection.exec_driver_sql("SHOW server_encoding").scalar()
     if encoding != "UTF8":
         raise ConfigurationError(

@@ -32,6 +32,9 @@ from broker.registry import database
 POSTGRES_MIGRATION_LOCK = 0x6B62_7267
 
 log = logging.getLogger("broker.registry.migration")
+# SQLSTATE classes whose PostgreSQL messages quote a value of the data: 22 data exception, 23
+# integrity constraint violation.
+_QUOTING_CLASSES = frozenset({"22", "23"})
 
 
 @contextmanager
@@ -75,6 +78,11 @@ def failure_reason(error: Exception, password: str | None = None) -> str:
     driver's own for a database error, never SQLAlchemy's rendering of the statement and its
     parameters. A password the message might quote is masked."""
     cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
+    state = getattr(cause, "sqlstate", None)
+    if isinstance(state, str) and state[:2] in _QUOTING_CLASSES:
+        # A data exception or a constraint violation quotes the row's value (`Key (email)=(…)
+        # already exists`): its SQLSTATE says what failed without it.
+        return f"{type(cause).__name__} (SQLSTATE {state})"
     reason = (str(cause).strip().splitlines() or [""])[0]
     if password:
         reason = reason.replace(password, "***")
@@ -84,8 +92,9 @@ def failure_reason(error: Exception, password: str | None = None) -> str:
 def failed_revision(error: BaseException, versions: Path) -> str | None:
     """The revision whose code was running when `error` was raised: the innermost frame of a
     module in `versions`, read from that module's `revision`. None when it came from elsewhere
-    (connecting, Alembic's own bookkeeping). Walks the traceback's frames, loading nothing: a
-    revision that does not even import is reported too."""
+    (connecting, Alembic's own bookkeeping). Walks the traceback's frames, loading nothing: an
+    error a revision raised once its module set `revision` (its upgrade, a statement of it) is
+    named; one raised by the module's imports, above that line, is not."""
     folder = versions.resolve()
     found = None
     step = error.__traceback__

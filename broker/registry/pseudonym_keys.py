@@ -21,8 +21,13 @@ from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 
 def key_version_of(engine: Engine, chain: str) -> ChainKeyVersion | None:
     with session_on(engine) as session:
-        row = session.get(PseudonymKeyVersionRow, chain)
-        return row.to_record() if row is not None else None
+        return key_version_in(session, chain)
+
+
+def key_version_in(session: Session, chain: str) -> ChainKeyVersion | None:
+    """`chain`'s key version record, read in the caller's transaction."""
+    row = session.get(PseudonymKeyVersionRow, chain)
+    return row.to_record() if row is not None else None
 
 
 def all_key_versions(engine: Engine) -> list[ChainKeyVersion]:

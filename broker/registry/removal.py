@@ -61,7 +61,7 @@ from broker.registry.errors import (
     UnknownChain,
     UnknownPublisher,
 )
-from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
+from broker.registry.pseudonym_keys import key_version_in
 from broker.registry.receipt_tables import NoticePreferenceRow, ReceiptRow
 from broker.registry.tables import (
     Base,
@@ -278,8 +278,7 @@ def remove_chain(session: Session, chain_id: str, stamp: Stamp | None, *, now: d
     services = _other_sides(session, ServiceRow.id, ServiceRow.chain_id == chain_id)
     if services:
         raise ChainInUse(chain_id, services)
-    held = session.get(PseudonymKeyVersionRow, chain_id)
-    record = held.to_record() if held is not None else None
+    record = key_version_in(session, chain_id)
     if record is not None and record.window_open(now) and record.window_ends is not None:
         raise ChainInWindow(chain_id, f"{record.window_ends:%Y-%m-%d %H:%M} UTC")
     removal = Removal(

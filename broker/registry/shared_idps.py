@@ -153,9 +153,7 @@ def require_names_school(session: Session, entity_id: str) -> bool:
     """Require the school named in logins through IdP `entity_id`, also one no school is on (a
     registry file's `[[idps_naming_school]]`): whether anything changed, refused as
     `check_names_school` says. Takes the IdP's lock (`lock_idp`)."""
-    ids = _ids_on_locked(session, entity_id)
-    # An OpenID school's issuer has that school alone on it: the refusal names the first.
-    return _set_names(session, (entity_id, ids), ids[0] if ids else "", True)
+    return _set_names_on(session, entity_id, _ids_on_locked(session, entity_id), True)
 
 
 def set_idp_names_school(
@@ -169,7 +167,12 @@ def set_idp_names_school(
     ids = _ids_on_locked(session, entity_id)
     if not ids and not names_school(session, entity_id) and not source_holds(session, entity_id):
         raise UnknownIdp(entity_id)
-    return _set_names(session, (entity_id, ids), ids[0] if ids else "", wanted), ids
+    return _set_names_on(session, entity_id, ids, wanted), ids
+
+
+def _set_names_on(session: Session, entity_id: str, ids: tuple[str, ...], wanted: bool) -> bool:
+    # An OpenID school's issuer has that school alone on it: the refusal names the first.
+    return _set_names(session, (entity_id, ids), ids[0] if ids else "", wanted)
 
 
 def _ids_on_locked(session: Session, entity_id: str) -> tuple[str, ...]:

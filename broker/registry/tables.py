@@ -70,7 +70,7 @@ def as_utc(moment: datetime) -> datetime:
 
 
 # Alembic's own table, not a model (Alembic makes and keeps it, and `model_drift` leaves it out):
-# the revisions the schema is at, read beside the generation by /readyz (reading.py).
+# the revisions the schema is at, read beside the generation by /readyz (schema_in_use.py).
 ALEMBIC_VERSION = table("alembic_version", column("version_num", String(32)))
 
 

@@ -47,9 +47,9 @@ LOGIN_TEMPLATES = ("base.html", "discovery.html", "autopost.html", "notice.html"
 DEFAULT_CSP = content_security_policy()
 
 
-# A control character (U+0000-U+001F, U+007F) in no id, entity id or file name the broker knows: a
-# path argument with one matches no route (404) instead of reaching a view, which might hand it
-# to PostgreSQL (a NUL cannot even be compared there).
+# A control character (U+0000-U+001F, U+007F) is in no id, entity id or file name the broker knows:
+# a path argument with one matches no route (404), the answer for any unknown address, before a
+# view looks it up (the registry's NUL guard, database.py, would only make it a 400).
 _NO_CONTROL = r"\x00-\x1f\x7f"
 
 
@@ -65,7 +65,6 @@ class _Path(PathConverter):
     """`<path:name>`: the rest of the path, without control characters."""
 
     regex = f"[^/{_NO_CONTROL}][^{_NO_CONTROL}]*?"
-    part_isolating = False
 
 
 class _BrokerMap(Map):

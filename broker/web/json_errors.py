@@ -7,6 +7,7 @@ never with a student's HTML page.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from werkzeug.wrappers import Response
 
@@ -22,14 +23,24 @@ def answers_json(path: str) -> bool:
     return path in _PATHS or path.startswith(_PREFIXES)
 
 
+def json_response(body: Any, status: int = 200, *, public: bool = False) -> Response:
+    """A JSON answer: not stored by any cache (RFC 6749 5.1), unless `public` (the provider's
+    documents, an hour)."""
+    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    if public:
+        response.headers["Cache-Control"] = "public, max-age=3600"
+    else:
+        response.headers["Cache-Control"] = "no-store"
+        response.headers["Pragma"] = "no-cache"
+    return response
+
+
 def json_http_error(status: int, headers: list[tuple[str, str]]) -> Response:
     """`headers`: the error's own (the Allow of a 405), sent along."""
     error, description = _described(status, headers)
-    body = {"error": error, "error_description": description}
-    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    response = json_response({"error": error, "error_description": description}, status)
     for name, value in headers:
         response.headers[name] = value
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 

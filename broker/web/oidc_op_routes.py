@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from typing import Any
 
@@ -19,6 +18,7 @@ from broker.oidc.provider import (
     OidcRedirect,
 )
 from broker.web.browser import SSO_COOKIE, browser_secret
+from broker.web.json_errors import json_response
 from broker.web.login_finish import session_and_services
 from broker.web.login_upstream import continue_login
 from broker.web.wiring import broker, oidc_front
@@ -43,16 +43,6 @@ CROSS_ORIGIN = {
 ALLOWED_HEADERS = "Authorization, Content-Type"
 # Chromium keeps a preflight's answer for at most 2 hours, Firefox for 24.
 PREFLIGHT_MAX_AGE = "86400"
-
-
-def _json(body: Any, status: int = 200, *, public: bool = False) -> Response:
-    response = Response(json.dumps(body), status=status, mimetype="application/json")
-    if public:
-        response.headers["Cache-Control"] = "public, max-age=3600"
-    else:
-        response.headers["Cache-Control"] = "no-store"
-        response.headers["Pragma"] = "no-cache"
-    return response
 
 
 @oidc_op.after_request
@@ -87,12 +77,12 @@ for _name, _path in [
 
 @oidc_op.route(DISCOVERY_PATH, provide_automatic_options=False)
 def discovery_document() -> Response:
-    return _json(oidc_front().discovery(), public=True)
+    return json_response(oidc_front().discovery(), public=True)
 
 
 @oidc_op.route(JWKS_PATH, provide_automatic_options=False)
 def jwks() -> Response:
-    return _json(oidc_front().jwks(), public=True)
+    return json_response(oidc_front().jwks(), public=True)
 
 
 @oidc_op.route(AUTHORIZE_PATH, methods=["GET", "POST"])
@@ -134,7 +124,7 @@ def token() -> Response:
     form = {key: request.form.getlist(key) for key in request.form}
     status, body, out = oidc_front().tokens.token(request.headers.get("Authorization"), form)
     _refused("token", status, body)
-    response = _json(body, status)
+    response = json_response(body, status)
     for name, value in out:
         if name.lower() not in ("content-type", "cache-control", "pragma"):
             response.headers[name] = value
@@ -146,7 +136,7 @@ def userinfo() -> Response:
     form_token = request.form.get("access_token") if request.method == "POST" else None
     status, body = oidc_front().tokens.userinfo(request.headers.get("Authorization"), form_token)
     _refused("userinfo", status, body)
-    response = _json(body, status)
+    response = json_response(body, status)
     if status == 401:
         error = body.get("error")
         response.headers["WWW-Authenticate"] = f'Bearer error="{error}"' if error else "Bearer"

@@ -24,13 +24,14 @@ import psycopg
 import pytest
 from sqlalchemy import Connection, event, inspect
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from broker.core.errors import ConfigurationError
 from broker.registry import SqlRegistry, migrate
 from broker.registry import database as registry_database
 from broker.registry.database import open_engine
 from broker.registry.migration import SCRIPT_LOCATION, use_versions
-from broker.registry.migration_guard import POSTGRES_MIGRATION_LOCK
+from broker.registry.migration_guard import POSTGRES_MIGRATION_LOCK, failure_reason
 from tests.adapters.test_cli_serve import _config_on
 from tests.storage.test_publisher_integrity import HEAD, _move
 from tests.storage.test_rolling_upgrade import _state
@@ -460,3 +461,19 @@ def test_a_postgresql_database_not_in_utf8_is_refused_in_words(
             assert inspect(engine).get_table_names() == []
         finally:
             engine.dispose()
+
+
+def test_a_failure_that_quotes_a_value_is_reported_by_its_sqlstate() -> None:
+    # A constraint violation or data exception names the row's value (here an e-mail address):
+    # the one line gives the class and SQLSTATE instead, never the value.
+    violation = psycopg.errors.UniqueViolation(
+        'duplicate key value violates unique constraint "admins_email_key"\n'
+        "DETAIL:  Key (email)=(sanne@school.example) already exists."
+    )
+    failure = IntegrityError("INSERT INTO admins ...", {"email": "sanne@school.example"}, violation)
+    assert failure_reason(failure) == "UniqueViolation (SQLSTATE 23505)"
+    # Other errors keep their first line: it names the table or revision to look at.
+    missing = psycopg.errors.UndefinedTable('relation "no_such_table" does not exist')
+    assert failure_reason(ProgrammingError("INSERT", {}, missing)) == (
+        'UndefinedTable: relation "no_such_table" does not exist'
+    )

@@ -70,8 +70,11 @@ class PrefilledForm(FlaskForm):
     def validate(self, extra_validators: Mapping[str, Sequence[Any]] | None = None) -> bool:
         valid: bool = super().validate(extra_validators)
         # Checkboxes are left out by a browser when unticked: they say nothing here.
-        sendable = [f for f in self if not isinstance(f, BooleanField | SelectMultipleField)]
-        sendable = [f for f in sendable if f.name != "csrf_token"]
+        sendable = [
+            f
+            for f in self
+            if f.name != "csrf_token" and not isinstance(f, BooleanField | SelectMultipleField)
+        ]
         if self.prefilled and sendable and all(f.raw_data == [] for f in sendable):
             sendable[0].errors = [*sendable[0].errors, str(NOT_SENT)]
             return False

@@ -47,7 +47,7 @@ class ChainForm(FlaskForm):
     name = StringField(_l("Name"), [DataRequired(), Length(max=MAX_NAME), plain_name])
 
 
-class ServiceChainForm(PrefilledForm):
+class ServiceChainForm(FlaskForm):
     chain = SelectField(_l("Chain"), choices=[], validate_choice=True)
 
 

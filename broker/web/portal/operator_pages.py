@@ -38,8 +38,10 @@ INVITATION_DAYS = 7
 NO_CHAIN = "-"
 
 
-def _chain_form(chain_id: str | None = None) -> ServiceChainForm:
-    form = ServiceChainForm(data={"chain": chain_id or NO_CHAIN})
+def _chain_form(chain_id: str | None = None, *, shown: bool = True) -> ServiceChainForm:
+    """`shown`: filled in for the page (the service's chain); a form read from a POST is not,
+    so a POST without `chain` is refused, never taken as "no chain"."""
+    form = ServiceChainForm(data={"chain": chain_id or NO_CHAIN} if shown else None)
     form.chain.choices = [SelectChoice(NO_CHAIN, gettext("No chain"))] + [
         SelectChoice(c.id, f"{c.name} ({c.id})") for c in broker().registry.chains()
     ]
@@ -70,7 +72,7 @@ def approve(service_id: str) -> Response:
 @operator_pages.route("/services/<service_id>/chain", methods=["POST"])
 @portal_page(OPERATOR)
 def put_in_chain(service_id: str) -> Response | tuple[str, int]:
-    form = _chain_form()
+    form = _chain_form(shown=False)
     if not form.validate_on_submit():
         # The list again with the reason and a 400, not a redirect: nothing was saved.
         flash(gettext("Choose one of the listed chains."), "error")

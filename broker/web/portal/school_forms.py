@@ -88,7 +88,8 @@ class ReceiptFilterForm(FlaskForm):
         description=_l("That day included."),
     )
     # Not checked against the list (a removed service's receipts stay), but shaped like an id:
-    # a control character or a length no id has would reach the database (a NUL: a 500 there).
+    # a control character or a length no id has is refused here, with the form's own message,
+    # before the registry's NUL guard (database.py) would answer it with a bare 400.
     service = SelectField(
         _l("Service"),
         [Regexp(LISTED, message=_l("Choose one of the listed services."))],

@@ -113,7 +113,7 @@ def receipts(school_id: str) -> tuple[str, int]:
     school = _own_school(school_id)
     form = _filter_form(school_id)
     if form.errors:
-        return _lookup_page(school, lookup_form(school), 400)
+        return _lookup_page(school, lookup_form(school), 400, form=form)
     query = _query(school_id, form)
     names = b.registry.service_names()
     found = b.receipts.find(query, limit=SHOWN)
@@ -135,14 +135,20 @@ def receipts(school_id: str) -> tuple[str, int]:
 
 
 def _lookup_page(
-    school: School, lookup: StudentLookupForm, status: int, *, nothing_found: bool = False
+    school: School,
+    lookup: StudentLookupForm,
+    status: int,
+    *,
+    nothing_found: bool = False,
+    form: ReceiptFilterForm | None = None,
 ) -> tuple[str, int]:
     """The page without a list: a filter or a lookup to correct, or a lookup that found no
-    receipts (then which identifier to use, and where students see their own)."""
+    receipts (then which identifier to use, and where students see their own). `form`: the
+    filters, when the caller read them already."""
     page = render_template(
         "portal/school_receipts.html",
         school=school,
-        form=_filter_form(school.id),
+        form=form or _filter_form(school.id),
         lookup=lookup,
         nothing_found=nothing_found,
         identifier=identifier_wording(school),
@@ -186,7 +192,7 @@ def export(school_id: str, fmt: str) -> BaseResponse | tuple[str, int]:
     if form.errors:
         # The receipts page with the filters' errors, as the page itself answers them.
         school = _own_school(school_id)
-        return _lookup_page(school, lookup_form(school), 400)
+        return _lookup_page(school, lookup_form(school), 400, form=form)
     rows = broker().receipts.each(_query(school_id, form))
     lines: Iterator[str] = iter(csv_lines(rows) if fmt == "csv" else json_lines(rows))
     log.info(
