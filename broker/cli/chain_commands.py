@@ -2,7 +2,8 @@
 
 `list` shows each chain's pseudonym key version and migration window as the registry keeps
 them (never key material); `remove` follows the other removals (entry_commands.py): without
-`--yes` it says what would go and exits with code 3.
+`--yes` it says what would go and exits with code 3. `move` puts a service in another chain (or
+in none), the same confirmation: it changes every pseudonym the service receives.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from pathlib import Path
 import click
 
 from broker.cli.entry_commands import (
+    CONFIRMATION_NEEDED,
     NONE,
     Cell,
     json_option,
@@ -23,8 +25,10 @@ from broker.cli.entry_commands import (
 )
 from broker.cli.options import checked_name, config_option, open_registry, reports_errors, who
 from broker.cli.pseudonym_key_commands import key_set_now, window_state
+from broker.core.errors import UnknownService
 from broker.core.model import Chain
 from broker.core.pseudonym_rotation import chain_current_version
+from broker.registry.errors import UnknownChain
 
 
 @click.group("chain")
@@ -81,3 +85,50 @@ def chain_remove(config_path: Path, chain_id: str, confirmed: bool) -> None:
     _, registry = open_registry(config_path)
     removal = registry.remove_chain(chain_id, apply=confirmed, removed_by=who())
     report_removal(removal, registry)
+
+
+@chain_group.command("move")
+@config_option
+@click.argument("service_id")
+@click.option("--to", "chain_id", default=None, help="the chain the service goes into")
+@click.option("--no-chain", is_flag=True, help="take the service out of every chain")
+@click.option(
+    "--yes",
+    "confirmed",
+    is_flag=True,
+    help="move it (without: say what would change; change nothing)",
+)
+@reports_errors
+def chain_move(
+    config_path: Path, service_id: str, chain_id: str | None, no_chain: bool, confirmed: bool
+) -> None:
+    """Put a service in another chain (`--to CHAIN`) or in none (`--no-chain`). Its students
+    then get other pseudonyms there: do it only with its publisher."""
+    if (chain_id is None) == (not no_chain):
+        raise click.UsageError("give --to CHAIN or --no-chain, not both")
+    _, registry = open_registry(config_path)
+    service = registry.service(service_id)
+    if service is None:
+        raise UnknownService(f"no service with id {service_id!r}")
+    if chain_id is not None and registry.chain(chain_id) is None:
+        raise UnknownChain(chain_id)
+    named = f"Service {service.id} ({service.name})"
+    was, to = _in_chain(service.chain_id), _in_chain(chain_id)
+    if service.chain_id == chain_id:
+        click.echo(f"{named} is already in {to}; nothing was changed.")
+        return
+    if not confirmed:
+        click.echo(f"{named} would move from {was} to {to}.")
+        click.echo(
+            "  Its students would get other pseudonyms there (the chain is an input of the"
+            " pseudonym): the platform would see them as new students."
+        )
+        click.echo(f"Nothing was changed: run again with --yes to move {service.id}.")
+        raise SystemExit(CONFIRMATION_NEEDED)
+    registry.set_service_chain(service.id, chain_id)
+    click.echo(f"{named} moved from {was} to {to}.")
+    click.echo("Running brokers use its new pseudonyms within a second.")
+
+
+def _in_chain(chain_id: str | None) -> str:
+    return f"chain {chain_id}" if chain_id else "no chain"

@@ -175,11 +175,14 @@ def status(config_path: Path) -> None:
             " pseudonym goes only to a chain inside its own window (`rotate`)."
         )
     records = {r.chain: r for r in registry.pseudonym_keys.all()}
-    chains = [c.id for c in registry.chains()]
-    chains += [s.pseudonym_chain for s in registry.all_services() if not s.chain_id]
+    chains = {c.id for c in registry.chains()}
+    chains |= {s.pseudonym_chain for s in registry.all_services() if not s.chain_id}
     now = datetime.now(UTC)
-    for chain in sorted(set(chains) | set(records)):
-        click.echo(f"{chain}: {_status_line(keys, records.get(chain), now)}")
+    for chain in sorted(chains | set(records)):
+        # A removed chain's (or service's) record stays, so the id registered again derives
+        # the same pseudonyms (`chain remove`); say so, or it reads as a live chain.
+        gone = "" if chain in chains else " (removed; record kept)"
+        click.echo(f"{chain}{gone}: {_status_line(keys, records.get(chain), now)}")
 
 
 def _status_line(keys: PseudonymKeys, record: ChainKeyVersion | None, now: datetime) -> str:

@@ -118,7 +118,8 @@ class ChainInUse(BadRequest):
     def __init__(self, chain_id: str, services: tuple[str, ...]) -> None:
         super().__init__(
             f"chain {chain_id} still has services {', '.join(services)}: move each to another "
-            "chain or out of every chain (operator portal, Services, or a registry import; its "
+            "chain or out of every chain (`ketenbroker chain move SERVICE --to CHAIN` or "
+            "`--no-chain`, the operator portal's Services page, or a registry import; its "
             "pseudonyms change), or remove it with `ketenbroker publisher remove SERVICE "
             "--yes`; nothing was changed"
         )

@@ -1,8 +1,9 @@
-"""`ketenbroker chain list|remove`: each chain with its services and pseudonym key version, never
+"""`ketenbroker chain list|remove|move`: each chain with its services and pseudonym key version, never
 key material; a removal refused (exit code 1) while a service is in the chain or its window is
 open, one that only says what would go (exit code 3), and the removal itself, each refusal with
 the registry and the key set file unchanged. A removed chain's kept key version record does not
-stop the registry file's round trip."""
+stop the registry file's round trip. A service moved between chains only with `--yes`, and
+its pseudonyms then follow the new chain."""
 
 from __future__ import annotations
 
@@ -62,7 +63,8 @@ def test_a_chain_with_services_an_open_window_or_no_such_id_is_refused(
         assert refused.exit_code == 1
         assert refused.output == (
             "Error: chain leermiddelen still has services leesboek: move each to another chain "
-            "or out of every chain (operator portal, Services, or a registry import; its "
+            "or out of every chain (`ketenbroker chain move SERVICE --to CHAIN` or "
+            "`--no-chain`, the operator portal's Services page, or a registry import; its "
             "pseudonyms change), or remove it with `ketenbroker publisher remove SERVICE "
             "--yes`; nothing was changed\n"
         )
@@ -121,6 +123,8 @@ def test_a_removed_chains_key_version_stays_through_export_and_import(
     assert run("pseudonym-key", "finish", "--config", config, "--chain", "toetsen").exit_code == 0
     removed = run("chain", "remove", "toetsen", "--yes", "--config", config)
     assert "its pseudonym key version record (version 2)" in removed.output
+    status = run("pseudonym-key", "status", "--config", config).output
+    assert "toetsen (removed; record kept): version 2\n" in status
     exported = tmp_path / "registry.toml"
     assert run("registry", "export", "--config", config, exported).exit_code == 0
     assert '[[pseudonym_key_versions]]\nchain = "toetsen"\n' in exported.read_text()
@@ -132,3 +136,57 @@ def test_a_removed_chains_key_version_stays_through_export_and_import(
     assert run("chain", "add", "--config", config, "--id", "toetsen", "--name", "T").exit_code == 0
     status = run("pseudonym-key", "status", "--config", config).output
     assert "toetsen: version 2\n" in status
+
+
+def test_a_service_moves_to_another_chain_or_none_only_with_yes(
+    config: Path,  # noqa: F811
+) -> None:
+    before = state(config)
+    plan = run("chain", "move", "leesboek", "--to", "toetsen", "--config", config)
+    assert plan.exit_code == CONFIRMATION_NEEDED, plan.output
+    assert plan.output.splitlines() == [
+        "Service leesboek (leesboek) would move from chain leermiddelen to chain toetsen.",
+        "  Its students would get other pseudonyms there (the chain is an input of the "
+        "pseudonym): the platform would see them as new students.",
+        "Nothing was changed: run again with --yes to move leesboek.",
+    ]
+    assert state(config) == before
+
+    moved = run("chain", "move", "leesboek", "--to", "toetsen", "--yes", "--config", config)
+    assert moved.exit_code == 0, moved.output
+    assert moved.output.startswith(
+        "Service leesboek (leesboek) moved from chain leermiddelen to chain toetsen.\n"
+    )
+    listed = run("chain", "list", "--config", config, "--json").output
+    counts = {e["id"]: e["services"] for e in map(json.loads, listed.splitlines())}
+    assert counts == {"leermiddelen": 0, "toetsen": 1}
+    # Now the chain it left can go, as the refusal said.
+    assert run("chain", "remove", "leermiddelen", "--yes", "--config", config).exit_code == 0
+
+    same = run("chain", "move", "leesboek", "--to", "toetsen", "--yes", "--config", config)
+    assert same.exit_code == 0
+    assert same.output == (
+        "Service leesboek (leesboek) is already in chain toetsen; nothing was changed.\n"
+    )
+    out = run("chain", "move", "leesboek", "--no-chain", "--yes", "--config", config)
+    assert out.exit_code == 0, out.output
+    assert "moved from chain toetsen to no chain." in out.output
+    status = run("pseudonym-key", "status", "--config", config).output
+    assert "service:leesboek: version 1\n" in status
+
+
+def test_a_move_to_an_unknown_chain_or_of_an_unknown_service_changes_nothing(
+    config: Path,  # noqa: F811
+) -> None:
+    before = state(config)
+    for args, said in (
+        (("leesboek", "--to", "nergens"), "Error: no chain with id 'nergens'\n"),
+        (("niemand", "--to", "toetsen"), "Error: no service with id 'niemand'\n"),
+    ):
+        refused = run("chain", "move", *args, "--yes", "--config", config)
+        assert (refused.exit_code, refused.output) == (1, said)
+    for args in ((), ("--to", "toetsen", "--no-chain")):
+        usage = run("chain", "move", "leesboek", *args, "--yes", "--config", config)
+        assert usage.exit_code == 2
+        assert "give --to CHAIN or --no-chain, not both" in usage.output
+    assert state(config) == before
