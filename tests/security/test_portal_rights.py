@@ -19,6 +19,8 @@ from tests.support.portal import (
     PUBLISHER_ID,
     PortalSite,
     csrf_token,
+    invite,
+    post_sign_in,
 )
 
 
@@ -192,17 +194,7 @@ def test_post_with_another_sessions_csrf_token_is_refused(
 
 def _sign_in_attempt(site: PortalSite, email: str, password: str, code: str) -> tuple[int, str]:
     client = site.client()
-    page = client.get("/portal/sign-in", base_url=HTTPS)
-    response = client.post(
-        "/portal/sign-in",
-        base_url=HTTPS,
-        data={
-            "csrf_token": csrf_token(page.get_data(as_text=True)),
-            "email": email,
-            "password": password,
-            "code": code,
-        },
-    )
+    response = post_sign_in(client, email, password, code)
     signed_in = client.get("/portal/operator/services", base_url=HTTPS).status_code == 200
     assert not signed_in
     return response.status_code, response.get_data(as_text=True)
@@ -307,20 +299,7 @@ def test_an_operator_can_withdraw_an_invitation(
     import re
 
     operator = clients["operator"]
-    page = operator.get("/portal/operator/admins", base_url=HTTPS).get_data(as_text=True)
-    invited = operator.post(
-        "/portal/operator/admins/invite",
-        base_url=HTTPS,
-        data={
-            "csrf_token": csrf_token(page),
-            "email": "wrong.address@school.example",
-            "role": "school",
-            "tenant_id": DEMO_SCHOOL_ID,
-        },
-    ).get_data(as_text=True)
-    link = re.search(r'id="invite-link"[^>]*>([^<]+)<', invited)
-    assert link is not None
-    path = "/" + link.group(1).split("/", 3)[3]
+    invited, path = invite(operator, "wrong.address@school.example", "school", DEMO_SCHOOL_ID)
     assert site.client().get(path, base_url=HTTPS).status_code == 200
     withdraw = re.search(
         r'action="(/portal/operator/admins/invitations/[0-9a-f]{64}/withdraw)"', invited

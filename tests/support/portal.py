@@ -13,6 +13,7 @@ from pathlib import Path
 
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from broker.accounts import totp
 from broker.accounts.passwords import hash_password
@@ -34,6 +35,34 @@ def csrf_token(html: str) -> str:
     )
     assert found, "no CSRF token on the page"
     return found.group(1)
+
+
+def post_sign_in(client: FlaskClient, email: str, password: str, code: str) -> TestResponse:
+    """The sign-in form, filled in and sent as a browser would (with its CSRF token)."""
+    page = client.get("/portal/sign-in", base_url=HTTPS)
+    return client.post(
+        "/portal/sign-in",
+        base_url=HTTPS,
+        data={
+            "csrf_token": csrf_token(page.get_data(as_text=True)),
+            "email": email,
+            "password": password,
+            "code": code,
+        },
+    )
+
+
+def invite(operator: FlaskClient, email: str, role: str, tenant: str) -> tuple[str, str]:
+    """The operator's invitation form sent: (the page that answers it, the invitation's path)."""
+    page = operator.get("/portal/operator/admins", base_url=HTTPS).get_data(as_text=True)
+    invited = operator.post(
+        "/portal/operator/admins/invite",
+        base_url=HTTPS,
+        data={"csrf_token": csrf_token(page), "email": email, "role": role, "tenant_id": tenant},
+    ).get_data(as_text=True)
+    link = re.search(r'id="invite-link"[^>]*>([^<]+)<', invited)
+    assert link is not None, invited[:500]
+    return invited, "/" + link.group(1).strip().split("/", 3)[3]
 
 
 @dataclass
@@ -78,17 +107,9 @@ class PortalSite:
         the window is used, so a step the clock just left does not matter)."""
         account = self.accounts[role]
         client = self.client()
-        page = client.get("/portal/sign-in", base_url=HTTPS)
         step = totp.current_step() + 1
-        response = client.post(
-            "/portal/sign-in",
-            base_url=HTTPS,
-            data={
-                "csrf_token": csrf_token(page.get_data(as_text=True)),
-                "email": account.email,
-                "password": PASSWORD,
-                "code": code or totp.code_at(account.secret, step),
-            },
+        response = post_sign_in(
+            client, account.email, PASSWORD, code or totp.code_at(account.secret, step)
         )
         if code is None:
             assert response.status_code == 303, response.get_data(as_text=True)
