@@ -7,9 +7,11 @@ login through such a school the broker files one more record:
 
 - its key is an HMAC, under the broker's own secret, of (school id, sid): a dump of the store
   shows neither, and cannot be searched for a guessed sid without that secret;
-- its value is the SSO token, sealed (sealed.py) under a key derived from (school id, sid): a
-  leaked store opens nothing without the sid, and the sid comes only in a logout token the
-  school signed (or in the student's own sealed session).
+- its value is the SSO token, sealed (sealed.py) under a key derived, under the broker's
+  secret again, from (school id, sid): a leaked store opens nothing without both the secret and
+  the sid, and the sid comes only in a logout token the school signed (or in the student's own
+  sealed session). Without the secret in it, a guessable sid (a provider that numbers its
+  sessions) would have opened a dumped filing, and so the SSO session.
 
 It lives as long as the SSO session (same TTL) and goes when the session ends (logout,
 replacement by a fresh login). SAML schools, and OIDC schools without a `sid` or without
@@ -33,6 +35,11 @@ BACK_CHANNEL = "back_channel"
 # A provider's session id longer than this is not kept (nor filed): no sane `sid` is.
 MAX_SID_LENGTH = 255
 KIND = "school-sid"
+# Filings made before the seal took the secret (2026-11-30) were sealed under the pair alone;
+# `find` still opens those, so a school's logout ends sessions that span the upgrade. Once every
+# such filing has expired (a session's lifetime after the upgrade) this reads nothing: remove it
+# in the next release.
+_UNKEYED_BEFORE_UPGRADE = True
 
 
 def _pair(school_id: str, sid: str) -> bytes:
@@ -46,6 +53,7 @@ class SchoolSessionIndex:
     def __init__(self, store: KeyValueStore, index_secret: bytes, *, session_ttl: int) -> None:
         self.store = store
         self.index_secret = hmac.new(index_secret, b"ketenbroker/school-sid", sha256).digest()
+        self.seal_secret = hmac.new(index_secret, b"ketenbroker/school-sid-seal", sha256).digest()
         self.session_ttl = max(session_ttl, 1)
 
     def _record_id(self, school_id: str, sid: str) -> str:
@@ -53,6 +61,10 @@ class SchoolSessionIndex:
 
     def _key(self, record_id: str) -> str:
         return f"{KIND}:{record_id}"
+
+    def _sealing(self, school_id: str, sid: str) -> bytes:
+        # Not the record id (which the key name shows) and not the pair alone (guessable).
+        return hmac.new(self.seal_secret, _pair(school_id, sid), sha256).digest()
 
     @staticmethod
     def filed(identity: UpstreamIdentity) -> str | None:
@@ -76,7 +88,7 @@ class SchoolSessionIndex:
         if sid is None:
             return None
         record_id = self._record_id(identity.school_id, sid)
-        blob = seal(_pair(identity.school_id, sid), KIND, record_id, {"t": sso_token})
+        blob = seal(self._sealing(identity.school_id, sid), KIND, record_id, {"t": sso_token})
         return StoreOp.put(self._key(record_id), blob, self.session_ttl)
 
     def find(self, school_id: str, sid: str) -> str | None:
@@ -88,11 +100,16 @@ class SchoolSessionIndex:
         blob = self.store.get(self._key(record_id))
         if blob is None:
             return None
-        try:
-            token = unseal(_pair(school_id, sid), KIND, record_id, blob).get("t")
-        except StateExpired:
-            return None
-        return token if isinstance(token, str) and token else None
+        secrets = [self._sealing(school_id, sid)]
+        if _UNKEYED_BEFORE_UPGRADE:
+            secrets.append(_pair(school_id, sid))
+        for secret in secrets:
+            try:
+                token = unseal(secret, KIND, record_id, blob).get("t")
+            except StateExpired:
+                continue
+            return token if isinstance(token, str) and token else None
+        return None
 
     def forget(self, identity: UpstreamIdentity, sso_token: str) -> None:
         """The session `sso_token` ended: its record goes (no store call when none was filed).

@@ -15,7 +15,7 @@ from broker.login.logout import BACK, CONFIRMED, FRONT, UNSUPPORTED, SingleLogou
 from broker.login.participants import Participant, SessionServiceBook
 from broker.login.school_logout import NOT_TOLD, SchoolBackChannelLogout
 from broker.login.school_sessions import BACK_CHANNEL, KIND, SchoolSessionIndex
-from broker.login.sealed import unseal
+from broker.login.sealed import seal, unseal
 from broker.oidc.back import upstream_session
 from broker.oidc.rp_discovery import parse_discovery
 from tests.unit.test_sealed_and_flow import (
@@ -81,16 +81,21 @@ def test_the_store_holds_neither_sid_nor_sub_nor_token(
     _assert_no_plaintext(store, SID, SUB, token, "header.payload.sig")
 
 
-def test_a_leaked_store_opens_nothing_without_the_sid(
+def test_a_leaked_store_opens_nothing_without_the_sid_and_the_secret(
     store: RecordingStore, index: SchoolSessionIndex
 ) -> None:
     index.note(oidc_identity(), "sso-token-1")
     key, blob = next((k, v) for k, v in store.written if k.startswith(f"{KIND}:"))
-    # Someone with the store and the server secret, but not the sid, cannot open the record
-    # under the key it is filed at (the sid is the sealing key's only secret part).
     record_id = key.removeprefix(f"{KIND}:")
+    # Someone with the store who guessed the sid right still cannot open the record without
+    # the broker's secret (a provider that numbers its sessions makes sids guessable) ...
     with pytest.raises(StateExpired):
-        unseal(SCHOOL.encode() + b"\0" + b"guessed-sid", KIND, record_id, blob)
+        unseal(SCHOOL.encode() + b"\0" + SID.encode(), KIND, record_id, blob)
+    # ... nor with the secret but a wrong sid.
+    wrong = SchoolSessionIndex(RecordingStore(), SERVER_SECRET, session_ttl=60)
+    with pytest.raises(StateExpired):
+        unseal(wrong._sealing(SCHOOL, "guessed-sid"), KIND, record_id, blob)
+    assert unseal(wrong._sealing(SCHOOL, SID), KIND, record_id, blob) == {"t": "sso-token-1"}
     # Another server secret files the same pair elsewhere: the key says nothing by itself.
     other = SchoolSessionIndex(RecordingStore(), b"o" * 32, session_ttl=60)
     assert other._record_id(SCHOOL, SID) != record_id
@@ -232,3 +237,16 @@ def test_the_school_answer_marks_a_session_for_filing(
     kept = upstream_session("a.b.c", claims, back_channel=back_channel)
     identity = UpstreamIdentity(SCHOOL, SUB, {}, None, upstream_session=kept)
     assert (SchoolSessionIndex.filed(identity) == SID) is filed
+
+
+def test_a_filing_sealed_before_the_upgrade_is_still_found_and_forgotten(
+    store: RecordingStore, index: SchoolSessionIndex
+) -> None:
+    # Sealed under (school id, sid) alone, as before 2026-11-30: a school's logout token must
+    # still end a session that spans the upgrade.
+    record_id = index._record_id(SCHOOL, SID)
+    old = seal(SCHOOL.encode() + b"\0" + SID.encode(), KIND, record_id, {"t": "sso-token-0"})
+    store.put(index._key(record_id), old, 3600)
+    assert index.find(SCHOOL, SID) == "sso-token-0"
+    index.forget(oidc_identity(), "sso-token-0")
+    assert index.find(SCHOOL, SID) is None
