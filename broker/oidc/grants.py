@@ -233,6 +233,13 @@ class TokenVault:
         self.code_ttl = code_ttl
         self.access_ttl = access_ttl
         self.refresh_ttl = refresh_ttl
+        # How long family marks and revocation marks are kept. A mark that goes before what it
+        # guards lets a reuse pass or a revoked token work again: a code may be replayed until
+        # the tokens redeemed with it (up to code_ttl after its issue) have all expired, and a
+        # revocation must outlast the family's longest-lived token. The refresh lifetime alone
+        # is not enough when it is configured below the access token's (60 s against up to an
+        # hour: an operator without refresh clients may well set it so).
+        self.mark_ttl = code_ttl + max(access_ttl, refresh_ttl)
 
     # -- codes ---------------------------------------------------------------------------------
     def put_code(self, code: str, issued: IssuedCode) -> None:
@@ -352,7 +359,7 @@ class TokenVault:
 
     def _family_mark(self, kind: str, value: str, family: str) -> StoreOp:
         return StoreOp.put(
-            f"oidc:family-of:{kind}:{_digest(value)}", family.encode(), self.refresh_ttl
+            f"oidc:family-of:{kind}:{_digest(value)}", family.encode(), self.mark_ttl
         )
 
     def _revoke_family_of(self, kind: str, value: str) -> None:
@@ -360,7 +367,7 @@ class TokenVault:
             return
         family = self.store.get(f"oidc:family-of:{kind}:{_digest(value)}")
         if family is not None:
-            self.store.put(_revoked_key(family.decode()), b"1", self.refresh_ttl)
+            self.store.put(_revoked_key(family.decode()), b"1", self.mark_ttl)
 
     def _revoked(self, family: str) -> bool:
         return self.store.get(_revoked_key(family)) is not None
@@ -368,6 +375,10 @@ class TokenVault:
 
 def _revoked_key(family: str) -> str:
     return f"oidc:revoked:{family}"
+
+
+# RFC 7636 4.2: BASE64URL-ENCODE(SHA256(ASCII(code_verifier))), 32 bytes without padding.
+_S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
 
 
 class S256Only(CodeChallenge):  # type: ignore[misc]
@@ -384,6 +395,14 @@ class S256Only(CodeChallenge):  # type: ignore[misc]
         if challenge and data.get("code_challenge_method") != "S256":
             raise InvalidRequestError(
                 "PKCE code_challenge_method must be S256; plain is not accepted.",
+                redirect_uri=redirect_uri,
+            )
+        if challenge and not _S256_CHALLENGE.fullmatch(challenge):
+            # authlib accepts 43 to 128 characters (a plain challenge's length); an S256 one is
+            # BASE64URL(SHA-256), always 43, so another length can never be redeemed: say so
+            # now rather than with a code the client cannot use.
+            raise InvalidRequestError(
+                "An S256 code_challenge is the 43-character base64url SHA-256 of the verifier.",
                 redirect_uri=redirect_uri,
             )
         client = grant.request.client

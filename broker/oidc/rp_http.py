@@ -300,7 +300,9 @@ def get_json(session: SchoolSession, url: str, what: Phrase) -> dict[str, Any]:
 def json_object(body: bytes, what: Phrase) -> dict[str, Any]:
     try:
         value = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # RecursionError: arrays or objects nested deeper than the stack ("[" * 100000 fits in
+        # the size cap); Python's parser raises it instead of ValueError.
         raise UpstreamFailure(
             N_("%(what)s is not JSON"), code="provider_invalid", what=what
         ) from None

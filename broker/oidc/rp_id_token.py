@@ -28,6 +28,7 @@ MIN_RSA_BITS = 2048
 # Time claims are seconds since 1970: anything outside this is not a time but an attack or a bug
 # (2**40 s is some 35,000 years; a negative or huge value must not reach a comparison).
 MAX_TIME = 2**40
+MAX_SUBJECT_LENGTH = 255
 
 
 def _refuse_constant(name: str) -> Any:
@@ -69,10 +70,21 @@ def verify_id_token(token: str, keys: KeyLookup, expected: Expected) -> dict[str
     check_audience(claims, expected)
     _check_times(claims, expected)
     _check_nonce(claims, expected)
-    sub = claims.get("sub")
-    if not isinstance(sub, str) or not sub or len(sub) > 255:
+    if not is_usable_subject(claims.get("sub")):
         raise InvalidMessage("ID token without a usable sub", code="malformed_id_token")
     return claims
+
+
+def is_usable_subject(sub: Any) -> bool:
+    """OIDC Core 2: `sub` is at most 255 ASCII characters. Control characters (NUL among them)
+    are refused as well: no provider's identifier has one, and none may reach a log or the
+    database by way of a subject."""
+    return (
+        isinstance(sub, str)
+        and 0 < len(sub) <= MAX_SUBJECT_LENGTH
+        and sub.isascii()
+        and sub.isprintable()
+    )
 
 
 def verify_signed_token(

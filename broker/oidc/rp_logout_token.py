@@ -24,6 +24,7 @@ from broker.oidc.rp_id_token import (
     KeyLookup,
     check_audience,
     check_issuer,
+    is_usable_subject,
     time_claim,
     verify_signed_token,
 )
@@ -72,7 +73,7 @@ def verify_logout_token(token: str, keys: KeyLookup, expected: Expected) -> Logo
         raise InvalidMessage("logout token without a usable jti", code=MALFORMED)
     sid = claims.get("sid")
     sub = claims.get("sub")
-    if sub is not None and (not isinstance(sub, str) or not sub or len(sub) > 255):
+    if sub is not None and not is_usable_subject(sub):
         raise InvalidMessage("logout token sub unusable", code=MALFORMED)
     if sid is None:
         if sub is None:

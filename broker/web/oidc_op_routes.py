@@ -137,7 +137,9 @@ def userinfo() -> Response:
     status, body = oidc_front().tokens.userinfo(request.headers.get("Authorization"), form_token)
     _refused("userinfo", status, body)
     response = json_response(body, status)
-    if status == 401:
+    if status in (400, 401):
+        # RFC 6750 3: a request without an access token that enables access (none, a bad one,
+        # or two: 400 invalid_request) is answered with the challenge, its error code in it.
         error = body.get("error")
         response.headers["WWW-Authenticate"] = f'Bearer error="{error}"' if error else "Bearer"
     return response

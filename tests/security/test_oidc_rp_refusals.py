@@ -150,6 +150,10 @@ FORGERIES: list[tuple[str, dict[str, Any], str]] = [
     ("expired", {"claims": {"exp": 1_000_000_000, "iat": 999_999_000}}, "expired"),
     ("userinfo_sub_mismatch", {"userinfo": {"sub": "someone-else"}}, "userinfo_sub_mismatch"),
     ("missing_sub", {"claims": {"sub": DELETE}}, "malformed_id_token"),
+    # OIDC Core 2: at most 255 ASCII characters (review-oidc: any text passed before).
+    ("long_sub", {"claims": {"sub": "s" * 256}}, "malformed_id_token"),
+    ("non_ascii_sub", {"claims": {"sub": "\u00e9l\u00e8ve-1"}}, "malformed_id_token"),
+    ("nul_in_sub", {"claims": {"sub": "forge\u0000subject"}}, "malformed_id_token"),
     ("iss_parameter_missing", {"iss_parameter": OMIT}, "issuer_missing"),
 ]
 
@@ -449,3 +453,43 @@ def test_an_oversized_id_token_is_refused(
             answer = base64.b64decode(form.fields["SAMLResponse"])
             assert b"Assertion" not in answer and b"status:Success" not in answer
     assert f"oidc login refused school={FORGE_SCHOOL_ID} code=response_too_large" in caplog.text
+
+
+# -- the token endpoint's answer (review-oidc) ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "[" * 100_000,  # 100 kB, within the size cap, nested past Python's parser's stack
+        '{"a":' * 40_000 + "1" + "}" * 40_000,
+        "[]",
+        '"a token"',
+        "NaN",
+    ],
+    ids=["nested_arrays", "nested_objects", "array", "string", "nan"],
+)
+def test_a_token_response_that_is_no_json_object_is_token_refused(
+    demo: LiveDemo,
+    forge: ForgeProvider,
+    forgery: Forgery,
+    caplog: pytest.LogCaptureFixture,
+    body: str,
+) -> None:
+    """RFC 6749 5.1: a JSON object. A provider (or whoever answers in its name) that nests
+    arrays deeper than the parser's stack made the callback fail with a 500 (RecursionError)
+    before review-oidc; now it is the school's failure like any other unusable answer."""
+    forgery.token_body = body
+    attempt = login(demo, forge)
+    page = attempt.page
+    assert page.status == 502, page.status
+    assert page.location is None
+    assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
+    assert "Error code:" in page.text and "Traceback" not in page.text
+    # The school failed: the service may be told so, never given an assertion.
+    for form in page.forms:
+        if "SAMLResponse" in form.fields:
+            answer = base64.b64decode(form.fields["SAMLResponse"])
+            assert b"Assertion" not in answer and b"status:Success" not in answer
+    assert f"oidc login refused school={FORGE_SCHOOL_ID} code=token_refused" in caplog.text
+    assert "RecursionError" not in caplog.text

@@ -40,6 +40,8 @@ class Forgery:
     iss_parameter: str | None = None  # the callback's `iss`: None = the right one, OMIT = none
     error: str | None = None  # answer the authorization request with this error
     answer_at: str | None = None  # send the answer to this URL instead of the registered one
+    # The token endpoint's whole answer (JSON text, status 200) instead of a token response.
+    token_body: str | None = None
 
 
 def _b64(data: bytes) -> str:
@@ -166,6 +168,8 @@ class ForgeProvider:
             verifier = form.get("code_verifier", "").encode()
             if _b64(hashlib.sha256(verifier).digest()) != challenge:
                 return jsonify({"error": "invalid_grant"}), 400
+            if self.forgery.token_body is not None:
+                return Response(self.forgery.token_body, 200, mimetype="application/json")
             return jsonify(
                 {
                     "access_token": "forge-access-" + secrets.token_urlsafe(8),

@@ -176,3 +176,48 @@ def test_a_token_issued_before_tokens_named_their_family_still_works(
     assert [kind for kind, _ in store.calls] == ["get", "get"]
     vault.take_code(code)
     assert vault.access(old) is None
+
+
+class Clock:
+    """The memory store's clock, moved by the test."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(
+    ("code_ttl", "access_ttl", "refresh_ttl"),
+    [(60, 600, 60), (600, 600, 60), (60, 3600, 300)],
+    ids=["refresh_below_access", "refresh_below_code", "an_hours_access_token"],
+)
+def test_revocation_outlasts_every_token_of_the_family_whatever_the_lifetimes(
+    code_ttl: int, access_ttl: int, refresh_ttl: int
+) -> None:
+    """review-oidc: the marks lived `refresh_token_lifetime_seconds`, which may be configured
+    as low as 60 s while access tokens live up to an hour and codes ten minutes. A replayed
+    code then either went unnoticed (its family mark gone) or revoked the family for that
+    long, after which the access token redeemed with the code worked again (RFC 6749 4.1.2,
+    10.5)."""
+    clock = Clock()
+    vault = TokenVault(
+        MemoryStore(clock=clock),
+        code_ttl=code_ttl,
+        access_ttl=access_ttl,
+        refresh_ttl=refresh_ttl,
+    )
+    who = grantee()
+    code = secrets.token_urlsafe(36)
+    vault.put_code(code, IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, who))
+    clock.now += code_ttl - 2  # redeemed late, as a slow client may
+    assert vault.take_code(code) is not None
+    redeemed = clock.now
+    access = access_token_for(who)
+    vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", who)
+    clock.now += 1  # the code replayed (an attacker's copy)
+    assert vault.take_code(code) is None
+    assert vault.access(access) is None, "the replay did not revoke the access token"
+    clock.now = redeemed + access_ttl - 1  # the access token's last second
+    assert vault.access(access) is None, "the revocation ended before the token"
