@@ -36,7 +36,13 @@ from lxml import etree  # type: ignore[import-untyped,unused-ignore]  # no stubs
 from broker.core.errors import InvalidMessage
 from broker.saml.firewall import DS, SAML, SAMLP
 from broker.saml.metadata_keys import certificate_der, metadata_public_key
-from broker.saml.response_checks import BEARER, ENTITY_FORMAT, Expectations, Window, saml_epoch
+from broker.saml.response_checks import (
+    BEARER,
+    Expectations,
+    Window,
+    check_issuer_format,
+    saml_epoch,
+)
 from broker.saml.xmlsig import verification_context
 from broker.saml.xmlsig_policy import PolicyViolation, locate_signed_element
 
@@ -156,10 +162,9 @@ def _issuer(element: etree._Element) -> str | None:
     alike: a persistent or unspecified name that happens to equal an IdP's entity id is not
     that IdP."""
     issuer = element.find(_q("Issuer"))
+    check_issuer_format(issuer)
     if issuer is None:
         return None
-    if issuer.get("Format", ENTITY_FORMAT) != ENTITY_FORMAT:
-        raise InvalidMessage("issuer of another format than entity", code="issuer_format")
     return element_text(issuer).strip()
 
 

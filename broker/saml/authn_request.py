@@ -40,6 +40,7 @@ from broker.saml.front import (
 )
 from broker.saml.redirect_query import SAML_REQUEST, SIGNATURE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
+from broker.saml.response_checks import check_issuer_format
 
 ACCEPTED_NAME_ID_FORMATS = (
     NAMEID_FORMAT_PERSISTENT,
@@ -82,6 +83,7 @@ class AuthnRequestReader:
         doc = firewall.inspect(xml, root="AuthnRequest", assertions=0)
         issuer_element = doc.find(f"{{{firewall.SAML}}}Issuer")
         claimed = (issuer_element.text or "").strip() if issuer_element is not None else ""
+        check_issuer_format(issuer_element)
         # The service is looked up before pysaml2 parses anything: an unknown sender costs no
         # more work, and a service registered a moment ago moves the worker's registry view
         # on, so the entities below already know its metadata.
@@ -121,7 +123,7 @@ class AuthnRequestReader:
             "sp_entity_id": issuer,
             "name_id_format": "",
         }
-        if message.is_passive in ("true", "1"):
+        if is_true(message.is_passive):
             # Before any refusal below: a passive request's refusal goes back to the service at
             # once, never as a page (core 3.4.1: the IdP must not visibly take control).
             front["is_passive"] = "1"
@@ -130,13 +132,13 @@ class AuthnRequestReader:
             service_id=service.id,
             school_hint=hint,
             school_choices=choices,
-            force_authn=message.force_authn in ("true", "1"),
+            force_authn=is_true(message.force_authn),
             front=front,
         )
         # From here the request is trusted and its ACS URL is the service's own: every refusal
         # is a signed SAML status sent there (AnswerableRefusal), not a bare error page.
         self._check_supported(message, request)
-        name_id_format = self._name_id_format(message)
+        name_id_format = self._name_id_format(message, issuer)
         if name_id_format is None:
             raise AnswerableRefusal(
                 InvalidMessage("NameID format not offered", code="invalid_nameid_policy"),
@@ -184,8 +186,17 @@ class AuthnRequestReader:
         MFA login. The class references the service named are kept, so that the assertion
         names one of them when the school's level has one (`exact` means that reference)."""
         requested = message.requested_authn_context
-        if requested is None or not requested.authn_context_class_ref:
+        if requested is None:
             return request
+        if not requested.authn_context_class_ref:
+            # Declarations only (AuthnContextDeclRef): the broker has none to hold a school's
+            # login against, so the requirement cannot be met (core 3.3.2.2.1), and ignoring
+            # it would claim a login the service did not accept.
+            raise AnswerableRefusal(
+                AssuranceNotMet("authentication context declarations are not supported"),
+                request,
+                STATUS_NO_AUTHN_CONTEXT,
+            )
         assurance = self.settings.assurance
         references = [ref.text.strip() for ref in requested.authn_context_class_ref if ref.text]
         comparison = requested.comparison or EXACT
@@ -211,7 +222,7 @@ class AuthnRequestReader:
     ) -> None:
         """`received`: (SAMLRequest, RelayState) as decoded from the message's binding."""
         descriptors = server.metadata[issuer].get("spsso_descriptor", [])
-        must_sign = any(d.get("authn_requests_signed") in ("true", True) for d in descriptors)
+        must_sign = any(is_true(d.get("authn_requests_signed")) for d in descriptors)
         if binding == BINDING_HTTP_REDIRECT:
             if (query is None or not query.has(SIGNATURE)) and not must_sign:
                 return
@@ -323,12 +334,25 @@ class AuthnRequestReader:
         return None, ()
 
     @staticmethod
-    def _name_id_format(message: samlp.AuthnRequest) -> str | None:
+    def _name_id_format(message: samlp.AuthnRequest, issuer: str) -> str | None:
+        """The NameID format to answer with, or None when the policy cannot be met."""
         policy = message.name_id_policy
+        if policy is not None and policy.sp_name_qualifier not in (None, "", issuer):
+            # Core 3.4.1.1: an identifier in another service's (or an affiliation's) namespace.
+            # The broker makes identifiers for the requester only; answering with its own
+            # would be a NameID qualified otherwise than the policy asked.
+            return None
         requested = (
             policy.format if policy is not None and policy.format else NAMEID_FORMAT_PERSISTENT
         )
         return requested if requested in ACCEPTED_NAME_ID_FORMATS else None
+
+
+def is_true(value: object) -> bool:
+    """An xs:boolean as pysaml2 hands it over (the text as written, or a bool): "1" is true
+    as much as "true" is. Metadata that says AuthnRequestsSigned="1" asks for signed
+    requests (until 2026-11-30 only "true" was read as true there and for isDefault)."""
+    return value is True or value in ("true", "1")
 
 
 def _proxy_count(message: samlp.AuthnRequest) -> int | None:
@@ -343,5 +367,5 @@ def _proxy_count(message: samlp.AuthnRequest) -> int | None:
 def _default_location(endpoints: list[dict[str, Any]]) -> str:
     """The endpoint marked default, else the first (SAML Metadata 2.2.3); `endpoints` is not
     empty."""
-    defaults = [e["location"] for e in endpoints if e.get("is_default") in ("true", True)]
+    defaults = [e["location"] for e in endpoints if is_true(e.get("is_default"))]
     return str((defaults or [e["location"] for e in endpoints])[0])

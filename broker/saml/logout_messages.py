@@ -28,7 +28,7 @@ from broker.saml.message_ids import new_message_id
 from broker.saml.redirect_query import SAML_REQUEST, SAML_RESPONSE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
 from broker.saml.response_builder import RSA_SHA256, SHA256, saml_time
-from broker.saml.response_checks import saml_epoch
+from broker.saml.response_checks import check_issuer_format, saml_epoch
 
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 STATUS_PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
@@ -81,6 +81,7 @@ def firewall_logout(received: Received, kind: str) -> tuple[etree._Element, str]
         xml = firewall.decode_post(received.value)
     doc = firewall.inspect(xml, root=kind, assertions=0)
     issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
+    check_issuer_format(issuer)
     claimed = (issuer.text or "").strip() if issuer is not None else ""
     if not claimed:
         raise InvalidMessage(f"{kind} without Issuer", code="unknown_issuer")

@@ -3,7 +3,8 @@
 The checks themselves are assertion_reader.py's: `Expectations` is what they hold a Response to
 (this broker's ACS and entity id, this login's request, now, the skew, the maximum age), `Window`
 what they hand back for the replay cache. `saml_epoch` reads every SAML instant the broker
-checks, in school Responses and in logout messages (logout_messages.py).
+checks, in school Responses and in logout messages (logout_messages.py). `check_issuer_format`
+holds every inbound message's Issuer to the entity format.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from lxml import etree
 from saml2.time_util import str_to_time
 
 from broker.core.errors import InvalidMessage
@@ -25,6 +27,15 @@ ENTITY_FORMAT = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 _PLAIN_INSTANT = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]*)?Z"
 )
+
+
+def check_issuer_format(issuer: etree._Element | None) -> None:
+    """Refuse an Issuer of another Format than entity (SAML profiles 4.1.4.1 for an
+    AuthnRequest, 4.1.4.2 for a Response and its Assertion, 4.4.4.1 and 4.4.4.2 for logout
+    messages): a persistent or unspecified name that happens to equal an entity id is not that
+    entity. No Issuer is left to the caller."""
+    if issuer is not None and issuer.get("Format", ENTITY_FORMAT) != ENTITY_FORMAT:
+        raise InvalidMessage("issuer of another format than entity", code="issuer_format")
 
 
 @dataclass(frozen=True)

@@ -198,6 +198,17 @@ def test_another_destination_is_refused(
     assert_refused(demo, session, page, caplog, "wrong_destination")
 
 
+def test_an_issuer_of_another_format_than_entity_is_refused(
+    demo: LiveDemo, leesplank: PublisherForger, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SAML profiles 4.4.4.1: a LogoutRequest's Issuer Format is absent or entity. Otherwise
+    correct (signed by the service, naming this session), it ends nothing."""
+    request = _request(leesplank, session, _slo(demo), sign=False)
+    request.issuer.format = NAMEID_FORMAT_PERSISTENT
+    page = session.browser.get(_redirect_url(leesplank, request, _slo(demo), sign=True))
+    assert_refused(demo, session, page, caplog, "issuer_format")
+
+
 def test_a_replayed_request_is_refused(
     demo: LiveDemo, leesplank: PublisherForger, session: Session, caplog: pytest.LogCaptureFixture
 ) -> None:
