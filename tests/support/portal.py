@@ -73,11 +73,14 @@ class PortalSite:
     def client(self) -> FlaskClient:
         return self.app.test_client()
 
-    def sign_in(self, role: str, *, code: str | None = None) -> FlaskClient:
+    def sign_in(
+        self, role: str, *, code: str | None = None, client: FlaskClient | None = None
+    ) -> FlaskClient:
         """Sign in once per account and test: a code is accepted once only (the next step of
-        the window is used, so a step the clock just left does not matter)."""
+        the window is used, so a step the clock just left does not matter). `client`: a
+        browser that may be signed in already (a shared computer); else a new one."""
         account = self.accounts[role]
-        client = self.client()
+        client = client or self.client()
         page = client.get("/portal/sign-in", base_url=HTTPS)
         step = totp.current_step() + 1
         response = client.post(
