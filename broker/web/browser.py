@@ -66,10 +66,11 @@ def install_browser_cookie(app: Flask) -> None:
         return response
 
 
-def set_sso_token(response: Response, token: str, max_age: int) -> None:
-    response.set_cookie(
-        SSO_COOKIE, token, max_age=max_age, secure=True, httponly=True, samesite="None", path="/"
-    )
+def set_sso_token(response: Response, token: str) -> None:
+    # A session cookie, like the school's own: closing the browser ends the SSO session for it,
+    # so the next student at a shared school laptop meets their school's sign-in, not the
+    # previous student's session. The record in the store ends after sso_session_seconds anyway.
+    response.set_cookie(SSO_COOKIE, token, secure=True, httponly=True, samesite="None", path="/")
 
 
 def clear_sso_token(response: Response) -> None:

@@ -78,7 +78,7 @@ def finish(
     """
     b = broker()
     if is_my_data(record.request):
-        return my_data_signed_in(identity)
+        return my_data_signed_in(identity, sso_token)
     try:
         completion = b.flow.complete(
             record.request, identity, authn_instant, sent_at=record.sent_to_school_at
@@ -160,7 +160,7 @@ def finish(
     )
     response.headers["Cache-Control"] = "no-store"
     if new_token:
-        set_sso_token(response, new_token, b.settings.sso_session_seconds)
+        set_sso_token(response, new_token)
     metrics.login_ended(
         front_protocol(record.request), school_protocol(completion.school), metrics.OK
     )

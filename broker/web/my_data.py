@@ -10,6 +10,7 @@ hour; the page is rebuilt from the receipts on every view and shows nothing else
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import time
@@ -40,6 +41,8 @@ my_data = Blueprint("my_data", __name__)
 
 VIEW = "my-data"
 VIEW_SECONDS = 15 * 60
+# The view's payload names the SSO session that answered the sign-in by its SHA-256 only.
+VIEW_SESSION = "session"
 MAX_VIEW_ID = 64
 # The start of the receipt subject a student can quote to their school (the school's portal
 # finds receipts by it); 16 hex characters are 64 bits: no two students share one.
@@ -96,8 +99,10 @@ def sign_in() -> Response:
     return continue_login(secret, record, request.cookies.get(SSO_COOKIE))
 
 
-def my_data_signed_in(identity: UpstreamIdentity) -> Response:
-    """The school answered a my-data sign-in: keep the receipt subject, show the page."""
+def my_data_signed_in(identity: UpstreamIdentity, sso_token: str | None = None) -> Response:
+    """The school answered a my-data sign-in: keep the receipt subject, show the page.
+    `sso_token`: the SSO session that answered it, if one did; the view then lasts only while
+    that session stands in this browser (`_session_ended`)."""
     b = _broker()
     school = b.view.school(identity.school_id)
     if school is None:
@@ -106,6 +111,8 @@ def my_data_signed_in(identity: UpstreamIdentity) -> Response:
     secret = browser_secret(request)
     view_id = secrets.token_urlsafe(18)
     payload = {"subject": subject, "school_id": school.id}
+    if sso_token:
+        payload[VIEW_SESSION] = _digest(sso_token)
     b.flow.sealed.put(secret, VIEW, view_id, payload, VIEW_SECONDS)
     log.info("my-data signed in school=%s", school.id)
     return redirect(url_for("my_data.view", view_id=view_id), 303)
@@ -124,6 +131,8 @@ def view(view_id: str) -> Response:
         data = None
     if data is None:
         raise MyDataExpired("my-data view absent or expired")
+    if _session_ended(b, data.get(VIEW_SESSION)):
+        raise MyDataExpired("my-data view of an SSO session that ended")
     school = b.view.school(str(data["school_id"]))
     if school is None:
         raise UnknownSchool("school left the registry")
@@ -143,6 +152,20 @@ def view(view_id: str) -> Response:
     response = make_response(page)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _digest(sso_token: str) -> str:
+    return hashlib.sha256(sso_token.encode()).hexdigest()
+
+
+def _session_ended(b: Broker, session: object) -> bool:
+    """A view opened from an SSO session outlives neither that session (log out everywhere, its
+    end) nor the browser's cookie of it: on a shared school laptop the next student must not
+    find the previous one's page in the history. A view of a fresh school login has none."""
+    if session is None:
+        return False
+    token = request.cookies.get(SSO_COOKIE)
+    return not token or _digest(token) != session or b.flow.session(token) is None
 
 
 def _groups(names: dict[str, str], receipts: list[Receipt], zone: tzinfo) -> list[ReceiptGroup]:

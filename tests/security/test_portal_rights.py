@@ -264,22 +264,43 @@ def test_sign_in_is_throttled_per_account_before_any_password_is_checked(
     assert "reason=throttled" in caplog.text and account.email not in caplog.text
 
 
-def test_a_copied_session_cookie_dies_with_sign_out(site: PortalSite) -> None:
-    from broker.core.admins import AdminRole
+def _copied(site: PortalSite, client: FlaskClient) -> FlaskClient:
+    """Another browser with a copy of `client`'s portal cookie, which works for now."""
     from broker.web.portal import SESSION_COOKIE
 
-    site.accounts["copied"] = site.add_account("copied@broker.example", AdminRole.OPERATOR, None)
-    client = site.sign_in("copied")
     cookie = client.get_cookie(SESSION_COOKIE, domain=urlsplit(HTTPS).hostname or "")
     assert cookie is not None
     thief = site.client()
     thief.set_cookie(SESSION_COOKIE, cookie.value, domain=cookie.domain, secure=True)
     assert thief.get("/portal/operator/services", base_url=HTTPS).status_code == 200
+    return thief
+
+
+def test_a_copied_session_cookie_dies_with_sign_out(site: PortalSite) -> None:
+    from broker.core.admins import AdminRole
+
+    site.accounts["copied"] = site.add_account("copied@broker.example", AdminRole.OPERATOR, None)
+    client = site.sign_in("copied")
+    thief = _copied(site, client)
     token = csrf_token(client.get("/portal/operator/services", base_url=HTTPS).get_data(True))
     assert (
         client.post("/portal/sign-out", base_url=HTTPS, data={"csrf_token": token}).status_code
         == 303
     )
+    assert thief.get("/portal/operator/services", base_url=HTTPS).status_code == 303
+
+
+def test_signing_in_again_in_one_browser_ends_the_session_it_had(site: PortalSite) -> None:
+    """A second administrator signing in at a shared computer without the first one signing
+    out: the first one's session ends on the server, so a copy of its cookie dies too."""
+    from broker.core.admins import AdminRole
+
+    site.accounts["first"] = site.add_account("first@broker.example", AdminRole.OPERATOR, None)
+    site.accounts["second"] = site.add_account("second@broker.example", AdminRole.OPERATOR, None)
+    client = site.sign_in("first")
+    thief = _copied(site, client)
+    site.sign_in("second", client=client)
+    assert client.get("/portal/operator/services", base_url=HTTPS).status_code == 200
     assert thief.get("/portal/operator/services", base_url=HTTPS).status_code == 303
 
 

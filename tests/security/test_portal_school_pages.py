@@ -105,8 +105,15 @@ def test_only_a_bare_address_becomes_a_mailto_link() -> None:
 # -- 2 and 3: labels instead of codes, and who changed a policy -------------------------------
 def _choose(client: FlaskClient, service: str, attributes: list[str]) -> None:
     url = f"{SCHOOL}/services/{service}"
-    token = csrf_token(_page(client, url))
-    data = {"csrf_token": token, "active": "y", "attributes": attributes}
+    page = _page(client, url)
+    seen = re.search(r'name="declarations_seen"[^>]*value="([^"]*)"', page)
+    assert seen is not None
+    data = {
+        "csrf_token": csrf_token(page),
+        "declarations_seen": seen.group(1),
+        "active": "y",
+        "attributes": attributes,
+    }
     assert client.post(url, base_url=HTTPS, data=data).status_code == 303
 
 

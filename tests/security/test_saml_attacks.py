@@ -572,7 +572,7 @@ def _set_cookie(page: Page, name: str) -> str:
 
 def test_login_cookies_are_flagged(demo: LiveDemo, school: SchoolForger, signer: Signer) -> None:
     """The browser-state and SSO cookies: host-only (__Host-), Secure, HttpOnly, SameSite=None
-    (the school's POST comes from another site); kb_school Lax."""
+    (the school's POST comes from another site), both session cookies; kb_school Lax."""
     browser = Browser()
     sso = browser.get(
         f"{demo.publishers['leesplank'].base_url}/login?school={demo.school_entity_id}",
@@ -588,7 +588,9 @@ def test_login_cookies_are_flagged(demo: LiveDemo, school: SchoolForger, signer:
     page = deliver(demo, login, encode(signed(answer(demo, school, login), signer)))
     assert page.status == 200
     sso_cookie = _set_cookie(page, SSO_COOKIE)
-    for flag in ("Secure", "HttpOnly", "SameSite=None", "Path=/", "Max-Age="):
+    for flag in ("Secure", "HttpOnly", "SameSite=None", "Path=/"):
         assert flag in sso_cookie, sso_cookie
+    # A session cookie: closing the browser ends it (a shared school laptop, the next student).
+    assert "Max-Age" not in sso_cookie and "Expires" not in sso_cookie, sso_cookie
     assert page.response.headers["Cache-Control"] == "no-store"
     assert "frame-ancestors 'none'" in page.response.headers["Content-Security-Policy"]

@@ -133,6 +133,9 @@ class Browser:
 
     def __init__(self, language: str = "en", *, read_notices: bool = True) -> None:
         self.jar: dict[str, dict[str, str]] = {}
+        # Per host, the cookies set with Max-Age or Expires: the ones a browser keeps when it
+        # is closed (`restart`); the others are session cookies.
+        self.kept: dict[str, set[str]] = {}
         self.history: list[str] = []
         self.language = language
         # A student who reads the broker's information notice and presses "Continue": on by
@@ -150,6 +153,7 @@ class Browser:
     def _store(self, url: str, response: requests.Response) -> list[str]:
         names = []
         jar = self.jar.setdefault(_host(url), {})
+        kept = self.kept.setdefault(_host(url), set())
         for header in response.raw.headers.getlist("Set-Cookie"):
             parsed = SimpleCookie()
             try:
@@ -162,7 +166,18 @@ class Browser:
                     jar.pop(name, None)
                 else:
                     jar[name] = morsel.value
+                if morsel["max-age"] or morsel["expires"]:
+                    kept.add(name)
+                else:
+                    kept.discard(name)
         return names
+
+    def restart(self) -> None:
+        """The browser closed and opened again (the next student at a shared school laptop):
+        session cookies are gone, cookies set with Max-Age or Expires stay."""
+        for host, cookies in self.jar.items():
+            kept = self.kept.get(host, set())
+            self.jar[host] = {name: value for name, value in cookies.items() if name in kept}
 
     def request(
         self,

@@ -102,11 +102,14 @@ class PortalSite:
     def client(self) -> FlaskClient:
         return self.app.test_client()
 
-    def sign_in(self, role: str, *, code: str | None = None) -> FlaskClient:
+    def sign_in(
+        self, role: str, *, code: str | None = None, client: FlaskClient | None = None
+    ) -> FlaskClient:
         """Sign in once per account and test: a code is accepted once only (the next step of
-        the window is used, so a step the clock just left does not matter)."""
+        the window is used, so a step the clock just left does not matter). `client`: a
+        browser that may be signed in already (a shared computer); else a new one."""
         account = self.accounts[role]
-        client = self.client()
+        client = client or self.client()
         step = totp.current_step() + 1
         response = post_sign_in(
             client, account.email, PASSWORD, code or totp.code_at(account.secret, step)

@@ -11,7 +11,15 @@ from datetime import date
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import BooleanField, Field, SelectChoice, SelectField, SelectMultipleField, StringField
+from wtforms import (
+    BooleanField,
+    Field,
+    HiddenField,
+    SelectChoice,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+)
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget
 
@@ -28,6 +36,10 @@ class PolicyForm(FlaskForm):
         choices=[],
         description=_l("Nothing ticked: the platform receives the pseudonym only."),
     )
+    # The declaration version the page showed: a choice made on a page the publisher changed
+    # since (an attribute declared again with another purpose, made required) is not saved as
+    # the school's agreement to declarations it never read (school_pages.py).
+    declarations_seen = HiddenField()
 
 
 NOTICE_CHOICES = [

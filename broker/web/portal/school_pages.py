@@ -15,6 +15,7 @@ from wtforms import SelectChoice
 
 from broker.core.admins import AdminRole
 from broker.core.model import Service
+from broker.registry.portal_reading import SchoolChoice
 from broker.web.labels import attribute_label
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.preview import preview_release
@@ -45,22 +46,44 @@ def _approved_service(service_id: str) -> Service:
     return service
 
 
+def _policy_form(
+    found: Service, choice: SchoolChoice | None, *, from_post: bool = True
+) -> PolicyForm:
+    """The choice form: what a POST sent (`from_post`), else the stored choice; and the
+    declaration version the page shows."""
+    data = {
+        "active": choice.active if choice else True,
+        "attributes": sorted(choice.attributes) if choice else [],
+        "declarations_seen": str(found.declaration_version),
+    }
+    form = PolicyForm(data=data) if from_post else PolicyForm(formdata=None, data=data)
+    form.attributes.choices = [
+        SelectChoice(d.attribute, str(attribute_label(d.attribute))) for d in found.declarations
+    ]
+    return form
+
+
 @school_pages.route("/services/<service_id>", methods=["GET", "POST"])
 @portal_page(SCHOOL)
 def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
     registry = broker().registry
     found = _approved_service(service_id)
     choice = registry.choices_of_school(school_id).get(service_id)
-    form = PolicyForm(
-        data={
-            "active": choice.active if choice else True,
-            "attributes": sorted(choice.attributes) if choice else [],
-        }
+    form = _policy_form(found, choice)
+    changed_meanwhile = form.is_submitted() and form.declarations_seen.data != str(
+        found.declaration_version
     )
-    form.attributes.choices = [
-        SelectChoice(d.attribute, str(attribute_label(d.attribute))) for d in found.declarations
-    ]
-    if form.validate_on_submit():
+    if changed_meanwhile:
+        # Nothing saved: the page comes back with what the platform asks for now, the stored
+        # choice, and why (the log says which route; never what was ticked).
+        form = _policy_form(found, choice, from_post=False)
+        form.attributes.errors = [
+            gettext(
+                "The publisher changed what this platform asks for while you had this page "
+                "open. Read it again and save your choice again."
+            )
+        ]
+    elif form.validate_on_submit():
         chosen = frozenset(form.attributes.data or [])
         policy = registry.set_policy(
             school_id,

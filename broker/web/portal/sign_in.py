@@ -42,9 +42,13 @@ sign_in_pages = portal_blueprint("portal_sign_in", "/portal")
 def start_session(admin: Admin) -> None:
     # A fresh session: nothing from before the sign-in (a planted value, an old CSRF token)
     # survives into the signed-in one. Its id is checked against the store on every request.
+    # One this browser had (a colleague at a shared computer who did not sign out) ends on the
+    # server too, as at sign-out: a copy of its cookie must not outlive it.
+    store = broker().store
+    close_session(store, str(session.get(SESSION_ID, "")))
     session.clear()
     session.permanent = True
-    session_id, since = open_session(broker().store, admin.id)
+    session_id, since = open_session(store, admin.id)
     session[SESSION_ADMIN] = admin.id
     session[SESSION_ID] = session_id
     session[SESSION_SIGNED_IN_AT] = since

@@ -1,0 +1,82 @@
+"""A school's choice is an agreement to the declarations the page showed: one made on a page
+left open while the publisher changed them is not saved (the release invariant, portals.md:
+a publisher never widens what a school chose without the school's choice).
+
+Flask test client against the demo's broker app; the publisher's change goes through the
+registry, as a second browser tab of the publisher's portal would make it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
+
+from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.model import Declaration, Service
+from tests.security.test_portal_declarations import sp_metadata
+from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
+
+SERVICE = "lesweb-open-pagina"
+URL = f"/portal/school/{DEMO_SCHOOL_ID}/services/{SERVICE}"
+GREET = Declaration("given_name", "Om de leerling te begroeten.", purpose_en="To greet.")
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
+    built = PortalSite(tmp_path_factory.mktemp("stale-choice"), port=8790)
+    entity = f"https://sp.{SERVICE}.example"
+    built.registry.add_service(
+        Service(SERVICE, "Lesweb", entity, None, declarations=(GREET,), publisher_id=PUBLISHER_ID),
+        sp_metadata(entity, f"{entity}/acs"),
+    )
+    built.registry.approve_service(SERVICE)
+    yield built
+    built.registry.close()
+
+
+def _fields(page: str) -> dict[str, str]:
+    seen = re.search(r'name="declarations_seen"[^>]*value="([^"]*)"', page) or re.search(
+        r'value="([^"]*)"[^>]*name="declarations_seen"', page
+    )
+    assert seen is not None, "the form names the declarations it shows"
+    return {"csrf_token": csrf_token(page), "declarations_seen": seen.group(1)}
+
+
+def test_a_choice_made_on_a_page_the_publisher_changed_meanwhile_is_not_saved(
+    site: PortalSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    school: FlaskClient = site.sign_in("school")
+    page = school.get(f"{URL}?lang=en", base_url=HTTPS).get_data(as_text=True)
+    assert "To greet." in page
+    # While the page is open the publisher removes the first name and declares it again for
+    # another purpose, now required: every school must confirm again (core/declarations.py).
+    site.registry.set_declarations(SERVICE, (), "admin:99")
+    tracked = Declaration("given_name", "Voor reclame.", required=True, purpose_en="For ads.")
+    site.registry.set_declarations(SERVICE, (tracked,), "admin:99")
+    before = site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE)
+
+    with caplog.at_level(logging.INFO, logger="broker.portal"):
+        stale = school.post(
+            f"{URL}?lang=en",
+            base_url=HTTPS,
+            data={**_fields(page), "active": "y", "attributes": ["given_name"]},
+        )
+    assert stale.status_code == 400
+    again = stale.get_data(as_text=True)
+    assert "changed what this platform asks for while you had this page open" in again
+    assert "For ads." in again  # what it asks for now, to read before choosing
+    # Nothing saved: the first name is not released under a purpose the school never read.
+    assert site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE) == before
+    assert site.registry.policy(DEMO_SCHOOL_ID, SERVICE).attributes == frozenset()
+    assert "portal policy" not in caplog.text
+
+    # The page it came back with saves: the school has read the new declarations now.
+    saved = school.post(
+        URL, base_url=HTTPS, data={**_fields(again), "active": "y", "attributes": ["given_name"]}
+    )
+    assert saved.status_code == 303
+    assert site.registry.policy(DEMO_SCHOOL_ID, SERVICE).attributes == {"given_name"}
