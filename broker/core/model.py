@@ -129,6 +129,13 @@ class Declaration:
         return "en" if language == "en" and self.purpose_en else "nl"
 
 
+def pseudonym_chain(chain_id: str | None, service_id: str) -> str:
+    """The pseudonym's chain input for a service with `chain_id`: its chain, or for a service
+    in no chain `service:<id>` (a chain of its own). Receipts record both ids, so their
+    per-chain subject is made from exactly this value (core/receipts.py)."""
+    return chain_id if chain_id else f"service:{service_id}"
+
+
 @dataclass(frozen=True)
 class Service:
     """A publisher's or distributor's platform: a SAML SP (`entity_id` is its entity id) or an
@@ -160,7 +167,7 @@ class Service:
     @property
     def pseudonym_chain(self) -> str:
         """The chain input of the pseudonym: a service in no chain is a chain of its own."""
-        return self.chain_id if self.chain_id else f"service:{self.id}"
+        return pseudonym_chain(self.chain_id, self.id)
 
     def declaration(self, attribute: str) -> Declaration | None:
         for declaration in self.declarations:

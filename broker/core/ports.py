@@ -176,7 +176,9 @@ class ReceiptBook(Protocol):
         database cannot be reached (the login then stops: no receipt, no response)."""
         ...
 
-    def latest_for(self, school_id: str, subject: str, service_id: str) -> Receipt | None: ...
+    def latest_for(
+        self, school_id: str, subjects: tuple[str, ...], service_id: str
+    ) -> Receipt | None: ...
 
     def notice_mode(self, school_id: str, service_id: str) -> str:
         """`session` (the default) or `changes` (registry/receipts.py)."""

@@ -27,7 +27,8 @@ COLUMNS = (
 
 
 def receipt_row(receipt: Receipt) -> dict[str, str | int | None]:
-    """`student` is the receipt subject: the same for one student's logins, a name for no one."""
+    """`student` is the receipt subject: the same for one student's logins in one pseudonym
+    chain, another in each chain (core/receipts.py), a name for no one."""
     content = receipt.content
     return {
         "issued_at": datetime.fromtimestamp(content.issued_at, UTC).isoformat(),

@@ -3,7 +3,11 @@
 A receipt names attributes, never their values; it identifies the student only by the *receipt
 subject*, a keyed hash under a key of its own: with it a school (or the student on the my-data
 page) finds one student's receipts, yet it matches no chain pseudonym, so a publisher's data
-cannot be joined to the receipts, and without the key it reveals nothing.
+cannot be joined to the receipts, and without the key it reveals nothing. The subject is made
+per pseudonym chain, like the pseudonym itself: receipts carry exact times, and a subject shared
+by every chain would let whoever holds the receipts and two publishers' login times match both
+publishers' pseudonyms to one subject, linking a student across chains. A reader that wants all
+of a student's receipts computes the subject of every chain a receipt can name (`subjects`).
 
 Receipts of one school form a hash chain: each carries the previous receipt's hash, and the hash
 is an HMAC under the receipts key, so whoever can write the database but lacks the key can
@@ -21,22 +25,39 @@ from dataclasses import dataclass
 from hashlib import sha256
 
 from broker.core.errors import ConfigurationError
-from broker.core.model import Protocol, Release, School, Service, UpstreamIdentity
+from broker.core.model import (
+    Protocol,
+    Release,
+    School,
+    Service,
+    UpstreamIdentity,
+    pseudonym_chain,
+)
 from broker.core.pseudonym import KEY_LENGTH, field, subject_input
 from broker.core.pseudonym_rotation import PREVIOUS_PSEUDONYM_RECEIPT_NAME
 
-SUBJECT_LABEL = "ketenbroker/receipt-subject/v1"
+# The per-chain subject's key (since 2026-11-30). A key of its own, not the v1 key with one
+# more field: a v2 message could otherwise equal a v1 message whose subject holds the bytes of
+# two length-prefixed fields.
+SUBJECT_LABEL = "ketenbroker/receipt-subject-per-chain/v2"
+# COMPAT(receipt-subject-v1): the chain-independent subject of receipts written before
+# 2026-11-30. They cannot be rewritten (the school's hash chain seals them), so readers match
+# this subject too; remove it, `legacy_subject` and its callers once every deployment has run
+# `receipts.retention_days` past that release and `receipts prune` has removed them.
+LEGACY_SUBJECT_LABEL = "ketenbroker/receipt-subject/v1"
 CHAIN_LABEL = "ketenbroker/receipt-chain/v1"
 GENESIS_HASH = "0" * 64
 
 
 @dataclass(frozen=True)
 class ReceiptKeys:
-    """Two keys derived from the one configured receipts key: one names students, one seals
-    the chain. Neither is a pseudonym key, so receipts and chain pseudonyms cannot be linked."""
+    """Keys derived from the one configured receipts key: one names students per chain, one
+    seals the chain (and, for a while, the old key that named them in every chain). None is a
+    pseudonym key, so receipts and chain pseudonyms cannot be linked."""
 
     subject_key: bytes
     chain_key: bytes
+    legacy_subject_key: bytes
 
     @classmethod
     def from_key(cls, key: bytes) -> ReceiptKeys:
@@ -45,17 +66,41 @@ class ReceiptKeys:
         return cls(
             hmac.new(key, field(SUBJECT_LABEL), sha256).digest(),
             hmac.new(key, field(CHAIN_LABEL), sha256).digest(),
+            hmac.new(key, field(LEGACY_SUBJECT_LABEL), sha256).digest(),
         )
 
     def __repr__(self) -> str:
         return "ReceiptKeys(…)"
 
-    def subject(self, school: School, identity: UpstreamIdentity) -> str:
-        """The receipt subject: the same student input as the chain pseudonym (ECK iD or the
-        school's subject), so it follows a student across schools exactly when the pseudonym
-        does; the source identifier is used here in memory only."""
+    def subject(self, school: School, identity: UpstreamIdentity, chain: str) -> str:
+        """The receipt subject in one pseudonym chain (`Service.pseudonym_chain`): the same
+        student input as the chain pseudonym (ECK iD or the school's subject), so it follows a
+        student across schools exactly when the pseudonym does, and differs between chains as
+        the pseudonym does. The source identifier is used here in memory only."""
         namespace, subject = subject_input(school, identity)
-        return hmac.new(self.subject_key, field(namespace) + field(subject), sha256).hexdigest()
+        message = field(chain) + field(namespace) + field(subject)
+        return hmac.new(self.subject_key, message, sha256).hexdigest()
+
+    def legacy_subject(self, school: School, identity: UpstreamIdentity) -> str:
+        """COMPAT(receipt-subject-v1): the chain-independent subject receipts carried before
+        2026-11-30; read only, never written (see LEGACY_SUBJECT_LABEL for when it goes)."""
+        namespace, subject = subject_input(school, identity)
+        message = field(namespace) + field(subject)
+        return hmac.new(self.legacy_subject_key, message, sha256).hexdigest()
+
+    def subjects(
+        self, school: School, identity: UpstreamIdentity, chains: Iterable[str]
+    ) -> tuple[str, ...]:
+        """Every subject one student's receipts can carry: one per chain in `chains` (every
+        chain a receipt can name, `receipt_chains`), and the old subject of receipts written
+        before per-chain subjects (COMPAT(receipt-subject-v1)). One HMAC each, in memory."""
+        namespace, subject = subject_input(school, identity)
+        tail = field(namespace) + field(subject)
+        found = {
+            hmac.new(self.subject_key, field(chain) + tail, sha256).hexdigest() for chain in chains
+        }
+        found.add(hmac.new(self.legacy_subject_key, tail, sha256).hexdigest())
+        return tuple(sorted(found))
 
     def seal(self, content: ReceiptContent, seq: int, previous_hash: str) -> str:
         message = field(previous_hash) + field(str(seq)) + field(content.canonical())
@@ -108,6 +153,18 @@ class ReceiptContent:
         """What the information notice is about: which attributes the service receives."""
         return release_fingerprint(self.attributes)
 
+    @property
+    def pseudonym_chain(self) -> str:
+        """The chain the receipt's subject is made in, from the ids the receipt records."""
+        return pseudonym_chain(self.chain_id, self.service_id)
+
+
+def receipt_chains(chain_ids: Iterable[str], service_ids: Iterable[str]) -> frozenset[str]:
+    """Every pseudonym chain a receipt can name, given every chain id and every service id that
+    receipts can carry (registered or removed): each chain, and `service:<id>` for each service,
+    also one in a chain now, since it may have been in none when an older receipt was written."""
+    return frozenset(chain_ids) | {pseudonym_chain(None, s) for s in service_ids}
+
 
 def release_fingerprint(attributes: Iterable[str]) -> str:
     """Names only: a school saving the same choice again (a new policy version) changes
@@ -155,7 +212,7 @@ def receipt_content(
         policy_version=release.policy_version,
         school_protocol=school.protocol.value,
         service_protocol=service.protocol.value,
-        subject=keys.subject(school, identity),
+        subject=keys.subject(school, identity, service.pseudonym_chain),
     )
 
 

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.core.errors import StateExpired
-from broker.core.model import UpstreamIdentity
+from broker.core.model import School, UpstreamIdentity
 from broker.core.ports import KeyValueStore, ReceiptBook, StoreOp
 from broker.core.receipts import Receipt, ReceiptContent, ReceiptKeys, receipt_content
 from broker.login.login_model import (
@@ -121,7 +121,15 @@ class Receipting:
         return self.book.append(content)
 
     # -- the information notice ----------------------------------------------------------------
-    def notice_due(self, content: ReceiptContent, *, seen: bool, asked: bool = False) -> bool:
+    def notice_due(
+        self,
+        content: ReceiptContent,
+        *,
+        school: School,
+        identity: UpstreamIdentity,
+        seen: bool,
+        asked: bool = False,
+    ) -> bool:
         """Whether the student sees the notice before `content` is released. `seen`: this SSO
         session showed this very release already. `asked`: the service asked for the notice in
         this login (OIDC prompt=consent), which shows it whatever was shown before, without
@@ -131,7 +139,11 @@ class Receipting:
         if seen:
             return False
         if self.notice_mode(content.school_id, content.service_id) == NOTICE_ON_CHANGES:
-            last = self.book.latest_for(content.school_id, content.subject, content.service_id)
+            # The content's subject is the service's chain's. COMPAT(receipt-subject-v1): the
+            # last receipt may be from before per-chain subjects and carry the old subject (one
+            # HMAC more, in `changes` mode only); drop it with `legacy_subject`.
+            subjects = (content.subject, self.keys.legacy_subject(school, identity))
+            last = self.book.latest_for(content.school_id, subjects, content.service_id)
             if last is not None and last.content.release_fingerprint == content.release_fingerprint:
                 return False
         return True

@@ -10,10 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from broker.core.model import Declaration, Service
+from broker.core.receipts import receipt_chains
 from broker.registry.admin_tables import DeclarationChangeRow, declarations_from_json
 from broker.registry.database import session_on
 from broker.registry.reading import SqlRegistryReader
-from broker.registry.tables import ReleasePolicyRow, RemovalRow, ServiceRow, as_utc
+from broker.registry.tables import ChainRow, ReleasePolicyRow, RemovalRow, ServiceRow, as_utc
 
 _WITH_DECLARATIONS = joinedload(ServiceRow.declarations)
 
@@ -58,6 +59,24 @@ class PortalReads(SqlRegistryReader):
             query = query.where(ServiceRow.publisher_id == publisher_id)
         with session_on(self._engine) as session:
             return [row.to_service() for row in session.scalars(query).unique()]
+
+    def receipt_chains(self) -> frozenset[str]:
+        """Every pseudonym chain a receipt can name (core/receipts.py, `receipt_chains`): the
+        registered chains and services, and the removed ones, whose receipts outlive them.
+        A receipt with a per-chain subject was written after removals of chains (revision 0017)
+        and services (0008) were recorded, so none is missed; older receipts carry the old
+        subject, which readers match besides (COMPAT(receipt-subject-v1))."""
+        with session_on(self._engine) as session:
+            chains = set(session.scalars(select(ChainRow.id)))
+            services = set(session.scalars(select(ServiceRow.id)))
+            removed = session.execute(
+                select(RemovalRow.kind, RemovalRow.entry_id).where(
+                    RemovalRow.kind.in_(("chain", "service"))
+                )
+            )
+            for kind, entry_id in removed:
+                (chains if kind == "chain" else services).add(entry_id)
+        return receipt_chains(chains, services)
 
     def service_names(self) -> dict[str, str]:
         """Every service's name by id, removed ones included (their receipts outlive them):

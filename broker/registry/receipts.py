@@ -9,7 +9,7 @@ other. Every read the portals and the my-data page make is on an index.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -22,6 +22,7 @@ from sqlalchemy import (
     delete,
     func,
     insert,
+    or_,
     select,
     update,
 )
@@ -97,8 +98,10 @@ class ReceiptQuery:
     until: int | None = None
     service_id: str | None = None
     attribute: str | None = None
-    # A student code: the start of a receipt subject (at least 12 hex characters).
-    student: str | None = None
+    # Student codes: starts of receipt subjects (at least 12 hex characters each). One student
+    # has a code per pseudonym chain (and an older one, COMPAT(receipt-subject-v1)): a receipt
+    # matches when its subject starts with any of them.
+    students: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -184,14 +187,18 @@ class SqlReceiptBook:
         )
         return 1, GENESIS_HASH, ChainAnchor()
 
-    def latest_for(self, school_id: str, subject: str, service_id: str) -> Receipt | None:
+    def latest_for(
+        self, school_id: str, subjects: tuple[str, ...], service_id: str
+    ) -> Receipt | None:
         """The student's newest receipt for the service *at this school* (an ECK iD subject is
-        the same at every school, and another school's release says nothing about this one)."""
+        the same at every school, and another school's release says nothing about this one).
+        `subjects`: the service's chain's subject, and the older subject of receipts written
+        before per-chain subjects (COMPAT(receipt-subject-v1)); both on the subject index."""
         with session_on(self._engine) as session:
             row = session.scalars(
                 select(ReceiptRow)
                 .where(
-                    ReceiptRow.subject == subject,
+                    ReceiptRow.subject.in_(subjects),
                     ReceiptRow.service_id == service_id,
                     ReceiptRow.school_id == school_id,
                 )
@@ -266,16 +273,33 @@ class SqlReceiptBook:
             )
             return {str(service): int(count) for service, count in session.execute(statement)}
 
-    def for_subject(self, subject: str, *, limit: int = 500) -> list[Receipt]:
-        """One student's receipts, newest first (the my-data page)."""
+    def for_subjects(self, subjects: Collection[str], *, limit: int = 500) -> list[Receipt]:
+        """One student's receipts under any of their subjects (one per chain), newest first
+        (the my-data page)."""
+        if not subjects:
+            return []
         with session_on(self._engine) as session:
             rows = session.scalars(
                 select(ReceiptRow)
-                .where(ReceiptRow.subject == subject)
+                .where(ReceiptRow.subject.in_(sorted(subjects)))
                 .order_by(ReceiptRow.issued_at.desc(), ReceiptRow.id.desc())
                 .limit(limit)
             )
             return [row.to_receipt() for row in rows]
+
+    def present_subjects(
+        self, subjects: Collection[str], *, school_id: str | None = None
+    ) -> list[str]:
+        """Which of `subjects` (a student's, one per chain a receipt can name) some receipt
+        carries, at `school_id` when given: one probe per subject on the subject index, so a
+        reader keeps the few subjects that find something instead of them all."""
+        if not subjects:
+            return []
+        statement = select(ReceiptRow.subject).where(ReceiptRow.subject.in_(sorted(subjects)))
+        if school_id is not None:
+            statement = statement.where(ReceiptRow.school_id == school_id)
+        with session_on(self._engine) as session:
+            return sorted(set(session.scalars(statement.distinct())))
 
     # -- integrity and retention ---------------------------------------------------------------
     def school_ids(self) -> list[str]:
@@ -378,8 +402,10 @@ def _filtered(statement: Any, query: ReceiptQuery) -> Any:
         statement = statement.where(ReceiptRow.issued_at < query.until)
     if query.service_id:
         statement = statement.where(ReceiptRow.service_id == query.service_id)
-    if query.student:
-        statement = statement.where(ReceiptRow.subject.startswith(query.student, autoescape=True))
+    if query.students:
+        statement = statement.where(
+            or_(*(ReceiptRow.subject.startswith(code, autoescape=True) for code in query.students))
+        )
     if query.attribute:
         pattern = attributes_column((query.attribute,))
         statement = statement.where(ReceiptRow.attributes.contains(pattern, autoescape=True))

@@ -98,7 +98,11 @@ def finish(
     # `shown` (the student just continued past this release's notice) ends it in every case:
     # a notice the service asked for (prompt=consent) shows once per login, not again.
     if shown != content.release_fingerprint and b.receipting.notice_due(
-        content, seen=seen, asked=record.request.show_notice
+        content,
+        school=completion.school,
+        identity=identity,
+        seen=seen,
+        asked=record.request.show_notice,
     ):
         if record.request.front.get("is_passive"):
             return refuse_to_service(record, InteractionRequired("notice due on a passive login"))

@@ -3,9 +3,10 @@ which services received what, and when (their receipts), and what their school c
 releases to each service, with the school's privacy contact for questions and corrections.
 
 The sign-in is an ordinary login with the broker itself as the service (`flow.MY_DATA`): any
-school, either protocol, and an SSO session answers it too. What it yields is the receipt
-subject only (core/receipts.py), kept sealed under the browser's secret for a quarter of an
-hour; the page is rebuilt from the receipts on every view and shows nothing else.
+school, either protocol, and an SSO session answers it too. What it yields is the student's
+receipt subjects only (one per chain their receipts are in; core/receipts.py), kept sealed under
+the browser's secret for a quarter of an hour; the page is rebuilt from the receipts on every
+view and shows nothing else.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import secrets
 import time
 from dataclasses import dataclass
 from datetime import tzinfo
+from typing import Any
 
 from babel import Locale
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
@@ -44,8 +46,9 @@ VIEW_SECONDS = 15 * 60
 # The view's payload names the SSO session that answered the sign-in by its SHA-256 only.
 VIEW_SESSION = "session"
 MAX_VIEW_ID = 64
-# The start of the receipt subject a student can quote to their school (the school's portal
-# finds receipts by it); 16 hex characters are 64 bits: no two students share one.
+# The start of a receipt subject a student can quote to their school (the school's portal
+# finds receipts by it); 16 hex characters are 64 bits: no two students share one. A student
+# has one per chain of platforms (a subject is per chain, core/receipts.py).
 STUDENT_CODE_SHOWN = 16
 
 
@@ -107,10 +110,17 @@ def my_data_signed_in(identity: UpstreamIdentity, sso_token: str | None = None) 
     school = b.view.school(identity.school_id)
     if school is None:
         raise UnknownSchool("school left the registry mid-login")
-    subject = b.receipting.keys.subject(school, identity)
+    # The student's subject in every chain a receipt can name, and the old one
+    # (COMPAT(receipt-subject-v1)); the view keeps those some receipt carries: a few, not one
+    # per registered service. A receipt in a chain new to the student, written in the quarter
+    # of an hour the view lasts, shows after the next sign-in.
+    subjects = b.receipting.keys.subjects(school, identity, b.registry.receipt_chains())
     secret = browser_secret(request)
     view_id = secrets.token_urlsafe(18)
-    payload = {"subject": subject, "school_id": school.id}
+    payload: dict[str, Any] = {
+        "subjects": b.receipts.present_subjects(subjects),
+        "school_id": school.id,
+    }
     if sso_token:
         payload[VIEW_SESSION] = _digest(sso_token)
     b.flow.sealed.put(secret, VIEW, view_id, payload, VIEW_SECONDS)
@@ -136,14 +146,14 @@ def view(view_id: str) -> Response:
     school = b.view.school(str(data["school_id"]))
     if school is None:
         raise UnknownSchool("school left the registry")
-    subject = str(data["subject"])
-    receipts = b.receipts.for_subject(subject)
+    subjects = _view_subjects(data)
+    receipts = b.receipts.for_subjects(subjects)
     # One look-up per service, not per receipt: a page can list hundreds of receipts.
     names = b.registry.service_names()
     page = render_template(
         "my_data.html",
         school=school,
-        code=subject[:STUDENT_CODE_SHOWN],
+        codes=_codes(names, subjects, receipts),
         groups=_groups(names, receipts, b.settings.zone),
         current=_current_releases(b, school.id, receipts),
         # An SSO session stands: the page offers "log out everywhere" (logout_routes.py).
@@ -166,6 +176,40 @@ def _session_ended(b: Broker, session: object) -> bool:
         return False
     token = request.cookies.get(SSO_COOKIE)
     return not token or _digest(token) != session or b.flow.session(token) is None
+
+
+def _view_subjects(data: dict[str, Any]) -> list[str]:
+    """The subjects a view was opened for. A view sealed by the release before per-chain
+    subjects held one `subject` (views last 15 minutes; this read can go with the next
+    release)."""
+    subjects = data.get("subjects")
+    if subjects is None:
+        return [str(data["subject"])]
+    return [str(subject) for subject in subjects]
+
+
+@dataclass(frozen=True)
+class StudentCode:
+    """A code the student can quote to their school, and the platforms whose receipts carry it:
+    one per chain of platforms that share a pseudonym (receipts from before 2026-11-30 share
+    one older code, COMPAT(receipt-subject-v1))."""
+
+    code: str
+    services: list[str]
+
+
+def _codes(
+    names: dict[str, str], subjects: list[str], receipts: list[Receipt]
+) -> list[StudentCode]:
+    """A code per subject that found receipts, with the platforms of its receipts shown."""
+    services: dict[str, set[str]] = {subject: set() for subject in subjects}
+    for receipt in receipts:
+        found = services.setdefault(receipt.content.subject, set())
+        found.add(names.get(receipt.content.service_id, receipt.content.service_id))
+    return [
+        StudentCode(subject[:STUDENT_CODE_SHOWN], sorted(shown))
+        for subject, shown in sorted(services.items(), key=lambda item: sorted(item[1]))
+    ]
 
 
 def _groups(names: dict[str, str], receipts: list[Receipt], zone: tzinfo) -> list[ReceiptGroup]:

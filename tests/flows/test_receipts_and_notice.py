@@ -9,8 +9,12 @@ release. The my-data page shows a student exactly their own receipts.
 
 from __future__ import annotations
 
+import hmac
 import re
+import time
 from collections.abc import Iterator
+from dataclasses import replace
+from hashlib import sha256
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,8 +22,8 @@ import pytest
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.core.errors import StoreUnavailable
-from broker.core.model import Declaration, UpstreamIdentity
-from broker.core.receipts import Receipt
+from broker.core.model import Declaration, Release, UpstreamIdentity
+from broker.core.receipts import Receipt, receipt_content
 from broker.registry.receipts import ReceiptQuery
 from broker.web.browser import BROWSER_COOKIE, SSO_COOKIE
 from tests.flows.test_all_pairings import log_in
@@ -84,17 +88,67 @@ def test_every_pairing_writes_one_receipt_without_personal_data(
     assert demo.broker.receipts.verify(school).problem is None
 
 
-def test_the_receipt_subject_is_the_same_student_across_services_and_logins(
+def test_the_receipt_subject_is_one_per_chain_for_a_student_across_services_and_logins(
     demo: LiveDemo,
 ) -> None:
+    """Leesplank and Rekenroute are in one chain (leermiddelen): one subject, as one
+    pseudonym. A service in no chain is a chain of its own: another subject, so receipts with
+    their exact times cannot link a student's pseudonyms of two chains."""
+    own_chain = f"own-chain-{len(demo.publishers)}"
+    demo.add_publisher(own_chain, None, ())
     log_in(demo, Browser(), "leesplank", DEMO_SCHOOL_ID)
     first = newest(demo, DEMO_SCHOOL_ID)[0].content.subject
     log_in(demo, Browser(), "rekenroute", DEMO_SCHOOL_ID)
     assert newest(demo, DEMO_SCHOOL_ID)[0].content.subject == first
+    demo.login(Browser(), own_chain, UID)
+    (elsewhere,) = newest(demo, DEMO_SCHOOL_ID)
+    assert elsewhere.content.service_id == own_chain and elsewhere.content.chain_id is None
+    assert elsewhere.content.subject != first
     identity = UpstreamIdentity(DEMO_SCHOOL_ID, demo.school_subject(UID))
     school = demo.registry.school(DEMO_SCHOOL_ID)
     assert school is not None
-    assert demo.broker.receipting.keys.subject(school, identity) == first
+    keys = demo.broker.receipting.keys
+    assert keys.subject(school, identity, "leermiddelen") == first
+    assert keys.subject(school, identity, f"service:{own_chain}") == elsewhere.content.subject
+
+
+def old_receipt(demo: LiveDemo, uid: str, service_id: str, attributes: frozenset[str]) -> None:
+    """File a receipt as the release before per-chain subjects did: its subject the same in
+    every chain, HMAC(old subject key, field(namespace) || field(subject))."""
+    school, service = demo.registry.school(DEMO_SCHOOL_ID), demo.registry.service(service_id)
+    assert school is not None and service is not None
+    identity = UpstreamIdentity(DEMO_SCHOOL_ID, demo.school_subject(uid))
+    keys = demo.broker.receipting.keys
+    release = Release("p" * 64, {a: ("x",) for a in attributes}, 1)
+    content = receipt_content(
+        keys,
+        issued_at=int(time.time()),
+        school=school,
+        service=service,
+        identity=identity,
+        release=release,
+    )
+    message = _field(f"school:{DEMO_SCHOOL_ID}") + _field(demo.school_subject(uid))
+    subject = hmac.new(keys.legacy_subject_key, message, sha256).hexdigest()
+    demo.broker.receipts.append(replace(content, subject=subject))
+
+
+def _field(value: str) -> bytes:
+    return len(value.encode()).to_bytes(4, "big") + value.encode()
+
+
+def test_changes_mode_counts_a_receipt_from_before_per_chain_subjects(
+    demo: LiveDemo, notice_service: str
+) -> None:
+    """Across the upgrade: a student whose last receipt for the service was filed with the old
+    subject, for the same release, does not see the notice again in `changes` mode."""
+    demo.broker.receipts.set_notice_mode(DEMO_SCHOOL_ID, notice_service, "changes")
+    old_receipt(demo, UID, notice_service, frozenset({"groups"}))
+    again = demo.login(Browser(read_notices=False), notice_service, UID, deliver=False)
+    assert notice_form(again.final) is None and demo.answers_publisher(again.final)
+    # Another student has no receipt, old or new: the notice shows.
+    other = demo.login(Browser(read_notices=False), notice_service, OTHER)
+    assert notice_form(other.final) is not None
 
 
 def test_notice_first_visit_not_second_again_after_a_policy_change(
@@ -179,6 +233,15 @@ def shared_groups(html: str) -> list[tuple[str, int]]:
     return found
 
 
+def all_subjects(demo: LiveDemo, uid: str) -> tuple[str, ...]:
+    """The student's subject in every chain a receipt can name, and the old one."""
+    school = demo.registry.school(DEMO_SCHOOL_ID)
+    assert school is not None
+    identity = UpstreamIdentity(DEMO_SCHOOL_ID, demo.school_subject(uid))
+    chains = demo.registry.receipt_chains()
+    return demo.broker.receipting.keys.subjects(school, identity, chains)
+
+
 def test_my_data_shows_exactly_the_students_own_receipts(
     demo: LiveDemo, notice_service: str
 ) -> None:
@@ -186,7 +249,7 @@ def test_my_data_shows_exactly_the_students_own_receipts(
     demo.login(fatima, notice_service, UID)
     demo.login(fatima, "rekenroute", UID)
     demo.login(daan, notice_service, OTHER)
-    own = demo.broker.receipts.for_subject(newest(demo, DEMO_SCHOOL_ID, 2)[1].content.subject)
+    own = demo.broker.receipts.for_subjects(all_subjects(demo, UID))
 
     page = my_data(demo, fatima, UID)  # the SSO session answers
     groups = shared_groups(page.text)
@@ -200,10 +263,8 @@ def test_my_data_shows_exactly_the_students_own_receipts(
 
     other = my_data(demo, daan, OTHER)
     groups = shared_groups(other.text)
-    daan_receipts = [r for r in newest(demo, DEMO_SCHOOL_ID, 50) if r.content.service_id]
-    theirs = demo.broker.receipts.for_subject(
-        next(r for r in daan_receipts if r.content.service_id == notice_service).content.subject
-    )
+    theirs = demo.broker.receipts.for_subjects(all_subjects(demo, OTHER))
+    assert any(r.content.service_id == notice_service for r in theirs)
     assert sum(count for _, count in groups) == len(theirs)
     # Fatima's Rekenroute login shows only on her page (the shared demo may hold Daan's own).
     own_rekenroute = sum(r.content.service_id == "rekenroute" for r in theirs)
@@ -214,6 +275,31 @@ def test_my_data_shows_exactly_the_students_own_receipts(
     assert elsewhere.status == 400
     assert "This page has expired" in elsewhere.text and 'href="/my-data"' in elsewhere.text
     assert Browser().get(f"{demo.broker_url}/my-data/view/{'x' * 80}").status == 400
+
+
+def test_my_data_shows_a_students_receipts_of_every_chain_and_from_before_the_upgrade(
+    demo: LiveDemo,
+) -> None:
+    """One student, receipts in two chains (leermiddelen, and a service in none) and one filed
+    with the old chain-independent subject: the page shows them all, with a code per subject,
+    and no other student's."""
+    own_chain = f"own-chain-{len(demo.publishers)}"
+    demo.add_publisher(own_chain, None, ())
+    student, browser = "sanne.jansen", Browser()
+    before = sum(count for _, count in shared_groups(my_data(demo, browser, student).text))
+    old_receipt(demo, student, "leesplank", frozenset({"given_name"}))
+    demo.login(browser, own_chain, student)
+    demo.login(browser, "rekenroute", student)
+    old_receipt(demo, OTHER, own_chain, frozenset())  # Daan's: not on Sanne's page
+    mine = newest(demo, DEMO_SCHOOL_ID, 4)[1:]
+    assert len({r.content.subject for r in mine}) == 3
+    page = my_data(demo, Browser(), student)
+    groups = shared_groups(page.text)
+    assert sum(count for _, count in groups) == before + 3
+    assert sum(count for group, count in groups if own_chain in group) == 1
+    codes = set(re.findall(r"<code data-student-code>([0-9a-f]{16})</code>", page.text))
+    assert codes >= {r.content.subject[:16] for r in mine}
+    assert mine[0].content.subject[:16] not in my_data(demo, Browser(), OTHER).text
 
 
 def test_my_data_view_of_one_student_does_not_open_in_another_students_browser(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Iterator
 from html import unescape
 from urllib.parse import parse_qs, urlsplit
@@ -18,6 +17,7 @@ from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.model import Release, UpstreamIdentity
 from broker.core.receipts import receipt_content
 from tests.support.portal import HTTPS, PortalSite, csrf_token
+from tests.support.receipts import file_receipt
 
 IDENTIFIER = "qzx-lookup-student-77"
 RECEIPTS = f"/portal/school/{DEMO_SCHOOL_ID}/receipts"
@@ -28,18 +28,17 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
     built = PortalSite(tmp_path_factory.mktemp("receipts-portal"))
     broker = built.app.extensions["ketenbroker"]
     school = broker.view.school(DEMO_SCHOOL_ID)
-    service = broker.view.service("leesplank")
-    for subject in (IDENTIFIER, "someone-else"):
-        broker.receipts.append(
-            receipt_content(
-                broker.receipting.keys,
-                issued_at=int(time.time()),
-                school=school,
-                service=service,
-                identity=UpstreamIdentity(DEMO_SCHOOL_ID, subject),
-                release=Release("p" * 64, {"given_name": ("x",)}, 1),
-            )
-        )
+    # The student's receipts in two chains (leermiddelen, toetsen) and one filed before
+    # per-chain subjects, with the old subject (COMPAT(receipt-subject-v1)); another
+    # student's in the first chain.
+    for subject, service_id, old in (
+        (IDENTIFIER, "leesplank", False),
+        (IDENTIFIER, "toetsplein", False),
+        (IDENTIFIER, "rekenroute", True),
+        ("someone-else", "leesplank", False),
+    ):
+        identity = UpstreamIdentity(DEMO_SCHOOL_ID, subject)
+        file_receipt(broker, school, service_id, identity, old=old)
     yield built
     built.registry.close()
 
@@ -64,11 +63,16 @@ def test_student_lookup_redirects_with_the_code_only(
     assert found.status_code == 303
     location = found.headers["Location"]
     assert IDENTIFIER not in location and IDENTIFIER not in caplog.text
-    code = parse_qs(urlsplit(location).query)["student"][0]
-    assert len(code) == 16
+    # A code per chain the student's receipts are in, and the old one: all three found.
+    codes = parse_qs(urlsplit(location).query)["student"][0].split(" ")
+    assert len(codes) == 3 and all(len(code) == 16 for code in codes)
     listed = school.get(location, base_url=HTTPS).get_data(as_text=True)
-    assert listed.count("data-receipt") == 1 and code in listed
+    assert listed.count("data-receipt") == 3 and all(code in listed for code in codes)
     assert IDENTIFIER not in listed
+    # One code finds its chain's receipts only: the code is per chain, and the page says so.
+    one = school.get(f"{RECEIPTS}?student={codes[0]}", base_url=HTTPS).get_data(as_text=True)
+    assert one.count("data-receipt") == 1
+    assert "verschilt per keten" in one  # the page says so (Dutch: the portal default)
 
 
 def test_a_date_that_does_not_exist_is_refused(school: FlaskClient) -> None:
@@ -96,7 +100,9 @@ def test_export_links_carry_the_filter_and_nothing_else(school: FlaskClient) -> 
 def test_csv_export_of_one_student(site: PortalSite, school: FlaskClient) -> None:
     broker = site.app.extensions["ketenbroker"]
     code = broker.receipting.keys.subject(
-        broker.view.school(DEMO_SCHOOL_ID), UpstreamIdentity(DEMO_SCHOOL_ID, IDENTIFIER)
+        broker.view.school(DEMO_SCHOOL_ID),
+        UpstreamIdentity(DEMO_SCHOOL_ID, IDENTIFIER),
+        "leermiddelen",
     )[:16]
     export = school.get(f"{RECEIPTS}.csv?student={code}", base_url=HTTPS)
     assert export.status_code == 200

@@ -4,16 +4,18 @@ pruning keeps the rest verifiable."""
 
 from __future__ import annotations
 
+import hmac
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from hashlib import sha256
 
 import pytest
 from sqlalchemy import delete, update
 
 from broker.core.errors import UnknownSchool, UnknownService
-from broker.core.model import Release, School, Service, UpstreamIdentity
-from broker.core.receipts import ReceiptContent, ReceiptKeys, receipt_content
+from broker.core.model import Chain, Release, School, Service, UpstreamIdentity
+from broker.core.receipts import ReceiptContent, ReceiptKeys, receipt_chains, receipt_content
 from broker.registry import SqlRegistry
 from broker.registry.database import session_on
 from broker.registry.receipt_tables import ReceiptChainRow, ReceiptRow
@@ -90,15 +92,79 @@ def test_filters_totals_and_subject_lookups(book: SqlReceiptBook) -> None:
     # `group` is not `groups`: the attribute filter matches whole names only.
     assert book.find(ReceiptQuery(school, attribute="group")) == []
     assert book.totals(ReceiptQuery(school)) == {"leesplank": 2, "rekenwereld": 1}
-    subject = content().subject
-    assert {r.content.issued_at for r in book.for_subject(subject)} == {100, 200}
-    latest = book.latest_for(SCHOOLS[0].id, subject, "leesplank")
+    # Leesplank is in a chain, Rekenwereld in none: one student, two subjects.
+    subject, chainless = content().subject, content(service=SERVICES[1]).subject
+    assert subject != chainless
+    assert {r.content.issued_at for r in book.for_subjects([subject])} == {100}
+    assert {r.content.issued_at for r in book.for_subjects([subject, chainless])} == {100, 200}
+    assert book.present_subjects([subject, chainless, "0" * 64]) == sorted([subject, chainless])
+    assert book.present_subjects([subject, chainless], school_id=SCHOOLS[1].id) == []
+    latest = book.latest_for(SCHOOLS[0].id, (subject,), "leesplank")
     assert latest is not None and latest.content.issued_at == 100
     # The same subject at another school (an ECK iD school) is not this school's history.
-    assert book.latest_for(SCHOOLS[1].id, subject, "leesplank") is None
-    # A student code (the start of the subject) finds the same receipts.
-    assert len(book.find(ReceiptQuery(school, student=subject[:16]))) == 2
-    assert book.find(ReceiptQuery(school, student="0" * 16)) == []
+    assert book.latest_for(SCHOOLS[1].id, (subject,), "leesplank") is None
+    # A student code (the start of a subject) finds that chain's receipts; several codes
+    # find the receipts of every chain they stand for.
+    assert len(book.find(ReceiptQuery(school, students=(subject[:16],)))) == 1
+    both = ReceiptQuery(school, students=(subject[:16], chainless[:16]))
+    assert [r.content.issued_at for r in book.find(both)] == [200, 100]
+    assert book.find(ReceiptQuery(school, students=("0" * 16,))) == []
+
+
+def test_receipts_with_the_old_subject_are_found_beside_per_chain_ones(
+    book: SqlReceiptBook,
+) -> None:
+    """COMPAT(receipt-subject-v1): a receipt filed before per-chain subjects (its subject the
+    same in every chain, as that release computed it) stays in the chain, and the readers find
+    it with the student's per-chain receipts."""
+    old = replace(content(at=100), subject=_old_subject("school:99XX00", "leerling-1"))
+    book.append(old)
+    book.append(content(at=200))
+    book.append(content(service=SERVICES[1], at=300))
+    book.append(content(student="leerling-2", at=400))
+    assert book.verify(SCHOOLS[0].id).problem is None
+    student = UpstreamIdentity(SCHOOLS[0].id, "leerling-1")
+    chains = receipt_chains(["leermiddelen"], [s.id for s in SERVICES])
+    subjects = KEYS.subjects(SCHOOLS[0], student, chains)
+    assert _old_subject("school:99XX00", "leerling-1") in subjects
+    found = book.present_subjects(subjects)
+    assert len(found) == 3  # old, leermiddelen, service:rekenwereld
+    assert [r.content.issued_at for r in book.for_subjects(found)] == [300, 200, 100]
+    # The notice's "first visit and changes": the old receipt is the last one for Leesplank
+    # until a new one is filed.
+    only_old = (content().subject, KEYS.legacy_subject(SCHOOLS[0], student))
+    latest = book.latest_for(SCHOOLS[0].id, only_old, "leesplank")
+    assert latest is not None and latest.content.issued_at == 200
+    with session_on(_engine(book)) as session:
+        session.execute(delete(ReceiptRow).where(ReceiptRow.issued_at == 200))
+    latest = book.latest_for(SCHOOLS[0].id, only_old, "leesplank")
+    assert latest is not None and latest.content.subject == old.subject
+
+
+def test_the_registry_names_every_chain_a_receipt_can_name(sql_registry: SqlRegistry) -> None:
+    """Registered chains and services, and removed ones (their receipts outlive them)."""
+    for chain in (Chain("leermiddelen", "Leermiddelen"), Chain("toetsen", "Toetsen")):
+        sql_registry.add_chain(chain)
+    sql_registry.add_service(SERVICES[0], "<sp/>")
+    sql_registry.add_service(SERVICES[1], "<sp/>")
+    sql_registry.remove_service("rekenwereld", apply=True, removed_by="test")
+    sql_registry.remove_chain("toetsen", apply=True, removed_by="test")
+    assert sql_registry.receipt_chains() == {
+        "leermiddelen",
+        "toetsen",
+        "service:leesplank",
+        "service:rekenwereld",
+    }
+
+
+def _old_subject(namespace: str, subject: str) -> str:
+    """The subject as the release before 2026-11-30 computed it, apart from the broker's code."""
+
+    def field(value: str) -> bytes:
+        return len(value.encode()).to_bytes(4, "big") + value.encode()
+
+    key = hmac.new(bytes(range(32)), field("ketenbroker/receipt-subject/v1"), sha256).digest()
+    return hmac.new(key, field(namespace) + field(subject), sha256).hexdigest()
 
 
 @pytest.mark.parametrize(
@@ -117,7 +183,7 @@ def test_tampering_in_the_database_is_found(
     for i in range(5):
         book.append(content(student=f"s{i}"))
     school = SCHOOLS[0].id
-    fourth = book.find(ReceiptQuery(school, student=None), limit=5)[1]  # seq 4
+    fourth = book.find(ReceiptQuery(school), limit=5)[1]  # seq 4
     with session_on(_engine(book)) as session:
         where = (ReceiptRow.school_id == school, ReceiptRow.seq == (5 if "newest" in attack else 3))
         if attack == "alter":

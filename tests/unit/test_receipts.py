@@ -4,9 +4,11 @@ first receipt that was altered, inserted, removed or reordered."""
 from __future__ import annotations
 
 import csv
+import hmac
 import io
 import json
 from dataclasses import replace
+from hashlib import sha256
 
 import pytest
 
@@ -19,6 +21,7 @@ from broker.core.receipts import (
     ChainAnchor,
     Receipt,
     ReceiptKeys,
+    receipt_chains,
     receipt_content,
     release_fingerprint,
     verify_chain,
@@ -65,27 +68,103 @@ def test_receipt_names_attributes_and_never_values_or_pseudonyms() -> None:
     }
 
 
-def test_receipt_subject_is_stable_per_student_and_keyed() -> None:
-    one = KEYS.subject(SCHOOL, identity("leerling-1"))
-    assert one == KEYS.subject(SCHOOL, identity("leerling-1"))
-    assert one != KEYS.subject(SCHOOL, identity("leerling-2"))
-    assert one != ReceiptKeys.from_key(bytes(32)).subject(SCHOOL, identity("leerling-1"))
+def _field(value: str) -> bytes:
+    encoded = value.encode()
+    return len(encoded).to_bytes(4, "big") + encoded
+
+
+def spec_subject(chain: str, namespace: str, subject: str) -> str:
+    """The per-chain receipt subject as docs/receipts.md defines it, computed here apart from
+    the broker's code."""
+    key = hmac.new(KEY, _field("ketenbroker/receipt-subject-per-chain/v2"), sha256).digest()
+    message = _field(chain) + _field(namespace) + _field(subject)
+    return hmac.new(key, message, sha256).hexdigest()
+
+
+def old_subject(namespace: str, subject: str) -> str:
+    """The subject receipts carried before 2026-11-30 (the same in every chain), as that
+    release computed it."""
+    key = hmac.new(KEY, _field("ketenbroker/receipt-subject/v1"), sha256).digest()
+    return hmac.new(key, _field(namespace) + _field(subject), sha256).hexdigest()
+
+
+def test_receipt_subject_is_stable_per_student_and_chain_and_keyed() -> None:
+    one = KEYS.subject(SCHOOL, identity("leerling-1"), "leermiddelen")
+    assert one == KEYS.subject(SCHOOL, identity("leerling-1"), "leermiddelen")
+    assert one == spec_subject("leermiddelen", "school:99XX00", "leerling-1")
+    assert one != KEYS.subject(SCHOOL, identity("leerling-2"), "leermiddelen")
+    assert one != ReceiptKeys.from_key(bytes(32)).subject(
+        SCHOOL, identity("leerling-1"), "leermiddelen"
+    )
     # A school on the ECK iD: the same subject at every school that delivers that ECK iD.
     other_eck_school = replace(ECK_SCHOOL, id="99ZZ00")
-    assert KEYS.subject(ECK_SCHOOL, identity("x", ECK_SCHOOL)) == KEYS.subject(
-        other_eck_school, identity("y", other_eck_school)
+    assert KEYS.subject(ECK_SCHOOL, identity("x", ECK_SCHOOL), "leermiddelen") == KEYS.subject(
+        other_eck_school, identity("y", other_eck_school), "leermiddelen"
     )
+
+
+def test_receipt_subject_differs_between_chains_and_from_the_old_subject() -> None:
+    """The audit's finding: one subject in every chain, with exact times, let receipts link a
+    student's pseudonyms of two chains. Now each chain has its own; a chainless service is a
+    chain of its own, and none equals the old chain-independent subject."""
+    student = identity("leerling-1")
+    subjects = {
+        KEYS.subject(SCHOOL, student, chain)
+        for chain in ("leermiddelen", "toetsen", "service:rekenwereld", "service:woordwijs")
+    }
+    assert len(subjects) == 4
+    old = old_subject("school:99XX00", "leerling-1")
+    assert old not in subjects and KEYS.legacy_subject(SCHOOL, student) == old
+
+
+def test_receipt_content_takes_the_subject_of_its_services_chain() -> None:
+    student = identity("leerling-1")
+    release = Release("p" * 64, {}, 1)
+    chainless = Service("rekenwereld", "Rekenwereld", "https://r.example", None)
+    toetsen = Service("toetsweb", "Toetsweb", "https://t.example", "toetsen")
+    in_chain = Service("rekenroute", "Rekenroute", "https://rr.example", "leermiddelen")
+    made = {
+        service.id: receipt_content(
+            KEYS, issued_at=1, school=SCHOOL, service=service, identity=student, release=release
+        )
+        for service in (SERVICE, in_chain, chainless, toetsen)
+    }
+    # Same chain, same subject; another chain (or none), another subject.
+    assert made["leesplank"].subject == made["rekenroute"].subject
+    assert len({c.subject for c in made.values()}) == 3
+    assert made["rekenwereld"].pseudonym_chain == "service:rekenwereld"
+    for content in made.values():
+        assert content.subject == spec_subject(
+            content.pseudonym_chain, "school:99XX00", "leerling-1"
+        )
+
+
+def test_a_students_subjects_cover_every_chain_a_receipt_can_name_and_the_old_one() -> None:
+    chains = receipt_chains(["leermiddelen", "toetsen"], ["leesplank", "rekenwereld"])
+    assert chains == {
+        "leermiddelen",
+        "toetsen",
+        "service:leesplank",
+        "service:rekenwereld",
+    }
+    found = KEYS.subjects(SCHOOL, identity("leerling-1"), chains)
+    assert set(found) == {
+        spec_subject(chain, "school:99XX00", "leerling-1") for chain in chains
+    } | {old_subject("school:99XX00", "leerling-1")}
 
 
 def test_receipt_subject_needs_the_configured_subject() -> None:
     with pytest.raises(MissingSubject):
-        KEYS.subject(SCHOOL, identity(""))
+        KEYS.subject(SCHOOL, identity(""), "leermiddelen")
+    with pytest.raises(MissingSubject):
+        KEYS.subjects(SCHOOL, identity(""), ["leermiddelen"])
 
 
 def test_receipts_key_must_be_32_bytes_and_is_never_printed() -> None:
     with pytest.raises(ConfigurationError):
         ReceiptKeys.from_key(b"short")
     assert KEY.hex() not in repr(KEYS) and "subject_key" not in repr(KEYS)
+    assert KEYS.legacy_subject_key.hex() not in repr(KEYS)
 
 
 def test_intact_chain_verifies() -> None:

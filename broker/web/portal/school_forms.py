@@ -80,14 +80,26 @@ def _real_date(form: FlaskForm, field: Field) -> None:
 
 # What a list's value can be: empty (all), or an id of at most 64 characters, none a control one.
 LISTED = r"\A[^\x00-\x1f\x7f]{0,64}\Z"
-STUDENT_CODE = Regexp(
-    r"\A[0-9a-f]{12,64}\Z", message=_l("A student code is 12 to 64 characters 0-9 and a-f.")
+# One student has a code per chain of platforms (core/receipts.py), so the filter takes several,
+# separated by spaces or commas; the lookup below puts all of a student's codes in it.
+MAX_STUDENT_CODES = 256  # the {0,255} below: a URL of 4.4 kB at most
+STUDENT_CODES = Regexp(
+    r"\A[\s,]*[0-9a-f]{12,64}(?:[\s,]+[0-9a-f]{12,64}){0,255}[\s,]*\Z",
+    message=_l(
+        "A student code is 12 to 64 characters 0-9 and a-f; separate several codes (at most "
+        "256) with spaces."
+    ),
 )
 
 
+def student_codes(text: str | None) -> tuple[str, ...]:
+    """The codes of a validated `student` filter, each once, in the order typed."""
+    return tuple(dict.fromkeys(code for code in re.split(r"[\s,]+", text or "") if code))
+
+
 class ReceiptFilterForm(FlaskForm):
-    """GET filter of the receipts page: no CSRF (it changes nothing). `student` takes only a
-    student code, never an identifier: a GET query ends up in access logs."""
+    """GET filter of the receipts page: no CSRF (it changes nothing). `student` takes only
+    student codes, never an identifier: a GET query ends up in access logs."""
 
     class Meta:
         csrf = False
@@ -113,9 +125,13 @@ class ReceiptFilterForm(FlaskForm):
         validate_choice=False,
     )
     student = StringField(
-        _l("Student code"),
-        [Optional(), STUDENT_CODE],
-        description=_l("As shown on the student's data page, or found below."),
+        _l("Student codes"),
+        [Optional(), STUDENT_CODES],
+        description=_l(
+            "A student has one code for each chain of platforms that share a pseudonym, as "
+            "shown on the student's data page; separate several with spaces. Find one student "
+            "below to fill in all of them."
+        ),
     )
 
     def validate_until(self, field: Field) -> None:

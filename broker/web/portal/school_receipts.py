@@ -4,7 +4,8 @@ and the privacy contact students see on their data page.
 
 A school sees only its own receipts (`school_id` from the URL is checked against the signed-in
 administrator's tenant by `portal_page`). Receipts name no student: the `student` column is the
-receipt subject, the same for one student's logins and meaningless outside the broker.
+receipt subject, the same for one student's logins in one chain of platforms (another in each
+chain, as the pseudonym is) and meaningless outside the broker.
 """
 
 from __future__ import annotations
@@ -38,10 +39,12 @@ from broker.web.labels import attribute_label
 from broker.web.my_data import STUDENT_CODE_SHOWN
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.school_forms import (
+    MAX_STUDENT_CODES,
     NoticeForm,
     PrivacyContactForm,
     ReceiptFilterForm,
     StudentLookupForm,
+    student_codes,
 )
 from broker.web.portal.student_lookup import identifier_wording, lookup_form
 from broker.web.wiring import broker
@@ -75,7 +78,7 @@ def _query(school_id: str, form: ReceiptFilterForm) -> ReceiptQuery:
         until=day(form.until.data, after=1),
         service_id=form.service.data or None,
         attribute=form.attribute.data or None,
-        student=form.student.data or None,
+        students=student_codes(form.student.data),
     )
 
 
@@ -160,9 +163,13 @@ def _lookup_page(
 @school_receipts.route("/receipts/student", methods=["POST"])
 @portal_page(SCHOOL)
 def find_student(school_id: str) -> BaseResponse | tuple[str, int]:
-    """From a student's identifier to their code, in memory: the identifier is neither kept,
-    logged, nor put in a URL; the redirect carries only the code. An identifier without
-    receipts (a name, typically) is answered in place, saying which identifier to use."""
+    """From a student's identifier to their codes, in memory: the identifier is neither kept,
+    logged, nor put in a URL; the redirect carries only the codes. A student has a code per
+    chain of platforms (a receipt subject is per chain, core/receipts.py), so every chain a
+    receipt can name is tried, and the old chain-independent subject too
+    (COMPAT(receipt-subject-v1)); the redirect carries the codes that found receipts here. An
+    identifier without receipts (a name, typically) is answered in place, saying which
+    identifier to use."""
     b = broker()
     school = _own_school(school_id)
     lookup = lookup_form(school)
@@ -170,8 +177,10 @@ def find_student(school_id: str) -> BaseResponse | tuple[str, int]:
         return _lookup_page(school, lookup, 400)
     identifier = (lookup.identifier.data or "").strip()
     student = UpstreamIdentity(school.id, identifier, {"eck_id": (identifier,)})
-    code = b.receipting.keys.subject(school, student)[:STUDENT_CODE_SHOWN]
-    found = bool(b.receipts.find(ReceiptQuery(school_id, student=code), limit=1))
+    subjects = b.receipting.keys.subjects(school, student, b.registry.receipt_chains())
+    present = b.receipts.present_subjects(subjects, school_id=school_id)
+    codes = sorted({subject[:STUDENT_CODE_SHOWN] for subject in present})[:MAX_STUDENT_CODES]
+    found = bool(codes)
     log.info(
         "portal receipts student lookup school=%s found=%s admin=%s",
         school_id,
@@ -180,7 +189,7 @@ def find_student(school_id: str) -> BaseResponse | tuple[str, int]:
     )
     if not found:
         return _lookup_page(school, lookup, 200, nothing_found=True)
-    return redirect(url_for(".receipts", school_id=school_id, student=code), code=303)
+    return redirect(url_for(".receipts", school_id=school_id, student=" ".join(codes)), code=303)
 
 
 @school_receipts.route("/receipts.<fmt>", methods=["GET"])

@@ -74,7 +74,7 @@ def lookup_form(school: School) -> StudentLookupForm:
     form.identifier.description = gettext(
         "Your school finds a student's receipts by %(identifier)s. Type it exactly as your "
         "sign-in system sends it: a name finds nothing, because the broker keeps no names. It "
-        "is used once to find the student's code and is not kept.",
+        "is used once to find the student's codes and is not kept.",
         identifier=identifier_wording(school),
     )
     return form
