@@ -95,7 +95,8 @@ def test_unknown_ids_and_the_last_operator_are_refused_with_nothing_changed(
 
 class _Interleave:
     """Makes the race happen every time: the first removal stops just before its DELETE until
-    the second has started reading the operators (then gives it a moment to get there)."""
+    the second has started reading the operators (then gives it a moment to get there, where
+    PostgreSQL makes it wait for the first's row locks)."""
 
     def __init__(self) -> None:
         self.first_at_delete = threading.Event()
@@ -150,6 +151,9 @@ def test_two_operators_removing_each_other_at_once_leave_one(
     first = threading.Thread(target=remove, args=("one", accounts, two))
     second = threading.Thread(target=remove, args=("two", second_registry, one))
     first.start()
+    # The second starts once the first holds its locks (and SQLite's write lock): which one
+    # wins is then fixed, and the second reads the operators while the first is mid-removal.
+    assert interleave.first_at_delete.wait(10)
     second.start()
     first.join(30)
     second.join(30)
