@@ -6,6 +6,7 @@ addresses are compared lower-cased and never appear in an error's detail (which 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -15,12 +16,14 @@ from sqlalchemy.orm import Session
 
 from broker.core.admins import Admin, AdminCredentials, AdminRole, Invitation, Publisher
 from broker.core.errors import BadRequest, UnknownSchool
+from broker.registry.admin_removal import AdminRemoval, removing_admin
 from broker.registry.admin_tables import AdminRow, InvitationRow, PublisherRow
 from broker.registry.database import locked_row, session_on, writer
 from broker.registry.errors import DuplicateEntry, InvitationUnusable, UnknownPublisher
 from broker.registry.tables import SchoolRow, ServiceRow, as_utc
 
 MAX_EMAIL = 254
+log = logging.getLogger("broker.registry.accounts")
 
 
 def normal_email(email: str) -> str:
@@ -120,6 +123,34 @@ class SqlAdminAccounts:
         with session_on(self._engine) as session:
             rows = session.scalars(select(AdminRow).order_by(AdminRow.role, AdminRow.email))
             return [row.to_admin() for row in rows]
+
+    def admin_with_email(self, email: str) -> Admin | None:
+        credentials = self.credentials(email)
+        return credentials.admin if credentials is not None else None
+
+    def admin_removal(self, admin_id: int) -> AdminRemoval:
+        """What removing the account would take (admin_removal.py); nothing is changed.
+        `UnknownAdmin`, or `LastOperator` for the last operator account."""
+        with session_on(self._engine) as session:
+            return removing_admin(session, admin_id, now=as_utc(self._clock()), apply=False)
+
+    def remove_admin(self, admin_id: int, *, removed_by: str = "") -> AdminRemoval:
+        """Remove one administrator account in one write transaction (admin_removal.py):
+        their sign-in and open portal sessions stop at once; what they changed stays.
+        `removed_by`: `cli:<user>` or `admin:<id>`, for the log line."""
+        with session_on(self._writer) as session:
+            removal = removing_admin(session, admin_id, now=as_utc(self._clock()), apply=True)
+        gone = removal.admin
+        # Ids only: the address stays out of the log.
+        log.info(
+            "admin removed admin=%s role=%s tenant=%s by=%s invitations_closed=%d",
+            gone.id,
+            gone.role.value,
+            gone.tenant_id or "-",
+            removed_by or "unknown",
+            removal.invitations,
+        )
+        return removal
 
     # -- invitations ---------------------------------------------------------------------
     def add_invitation(

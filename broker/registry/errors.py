@@ -152,6 +152,33 @@ class UnknownPublisher(BadRequest):
         self.publisher_id = publisher_id
 
 
+class UnknownAdmin(BadRequest):
+    """No administrator account with this id (never one, or removed meanwhile: a second click)."""
+
+    code = "unknown_admin"
+    status = 404
+    public_message = "This administrator account does not exist (any more)."
+
+    def __init__(self, admin_id: int) -> None:
+        super().__init__(f"no administrator with id {admin_id}")
+        self.admin_id = admin_id
+
+
+class LastOperator(BadRequest):
+    """The broker's last operator account is kept: without one, nobody could onboard a school,
+    approve a service or invite an administrator in the portal any more."""
+
+    code = "last_operator"
+    public_message = "The last operator account cannot be removed."
+
+    def __init__(self, admin_id: int) -> None:
+        super().__init__(
+            f"administrator {admin_id} is the last operator: create another first "
+            "(`ketenbroker admin create`, or an invitation in the portal); nothing was changed"
+        )
+        self.admin_id = admin_id
+
+
 class InvitationUnusable(BadRequest):
     """Unknown, used or expired: one answer for all three, so a probe learns nothing."""
 

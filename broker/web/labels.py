@@ -100,6 +100,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("This chain is not known to the broker."),
     N_("This publisher is not known to the broker."),
     N_("This invitation link is not valid (any more). Ask for a new invitation."),
+    N_("This administrator account does not exist (any more)."),
+    N_("The last operator account cannot be removed."),
     N_("Your school has switched this learning platform off."),
     N_("The metadata changed meanwhile."),
     N_("The school's identity provider changed meanwhile."),

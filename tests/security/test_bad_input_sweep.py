@@ -217,10 +217,11 @@ SIGNED_IN: dict[str, tuple[set[int], str]] = {
         '"nothing found" (it is hashed, never kept or logged); a longer one is refused',
     ),
 }
-# Forms with nothing to fill in: the POST is the action (approve, withdraw, a new secret, sign
-# out); only their path ids get garbage.
+# Forms with nothing to fill in: the POST is the action (approve, withdraw, remove an account, a
+# new secret, sign out); only their path ids get garbage.
 ACTIONS = {
     "portal_operator.approve",
+    "portal_operator.remove_admin",
     "portal_operator.withdraw_invitation",
     "portal_publisher_oidc.rotate_secret",
     "portal_sign_in.sign_out",

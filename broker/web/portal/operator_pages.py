@@ -1,13 +1,13 @@
 """The operator's portal: approve services and put them in chains, define chains, onboard
 schools and change their name, town and other names, invite administrators of schools and
-publishers."""
+publishers, and remove one administrator (a colleague who left)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
 
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
@@ -17,8 +17,10 @@ from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Publisher
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
+from broker.registry.errors import LastOperator, UnknownAdmin
 from broker.web.logs import note_refusal_logged
 from broker.web.portal.account_forms import InviteForm
+from broker.web.portal.authors import recorded_author
 from broker.web.portal.operator_forms import (
     ChainForm,
     PublisherForm,
@@ -36,6 +38,8 @@ operator_pages = portal_blueprint("portal_operator", "/portal/operator")
 OPERATOR = AdminRole.OPERATOR
 INVITATION_DAYS = 7
 NO_CHAIN = "-"
+# An id beyond `admins.id`'s INTEGER is no route's (404), never a query PostgreSQL refuses.
+ADMIN_ID = "<int(min=1, max=2147483647):admin_id>"
 
 
 def _chain_form(chain_id: str | None = None, *, shown: bool = True) -> ServiceChainForm:
@@ -256,3 +260,48 @@ def add_publisher() -> Response | tuple[str, int]:
             flash(gettext("Publisher %(publisher)s added.", publisher=form.publisher_id.data))
             return redirect(url_for(".admins"), code=303)
     return _admins_page(InviteForm(), form), 400
+
+
+@operator_pages.route(f"/admins/{ADMIN_ID}/remove", methods=["GET", "POST"])
+@portal_page(OPERATOR)
+def remove_admin(admin_id: int) -> Response | tuple[str, int]:
+    """GET: who would go and what happens, changing nothing; POST (the page's button): remove
+    the account (registry/admin_removal.py). Never the operator's own account: a slip would
+    lock them out at once, so another operator (or `ketenbroker admin remove`) does it."""
+    me = current_admin()
+    accounts = broker().registry.accounts
+    if admin_id == me.id:
+        return _admin_refused(400, "own_account"), 400
+    try:
+        if request.method == "POST":
+            removal = accounts.remove_admin(admin_id, removed_by=recorded_author(me))
+        else:
+            removal = accounts.admin_removal(admin_id)
+    except UnknownAdmin:
+        # Removed meanwhile (a second click, another operator) or never an account: say so.
+        flash(gettext("This administrator account does not exist (any more)."), "error")
+        return _admin_refused(404, "unknown_admin", listed=True), 404
+    except LastOperator:
+        flash(gettext("The last operator account cannot be removed."), "error")
+        return _admin_refused(400, "last_operator", listed=True), 400
+    if request.method == "POST":
+        flash(
+            gettext(
+                "The account of %(email)s is removed: it can no longer sign in.",
+                email=removal.admin.email,
+            )
+        )
+        return redirect(url_for(".admins"), code=303)
+    return render_template(
+        "portal/operator_admin_remove.html", target=removal.admin, invitations=removal.invitations
+    ), 200
+
+
+def _admin_refused(status: int, reason: str, *, listed: bool = False) -> str:
+    """The refusal logged (ids only) and its page: the Administrators page with the flashed
+    reason (`listed`), or the page that explains why one's own account is not removed here."""
+    log.warning("portal refused status=%d reason=%s admin=%s", status, reason, current_admin().id)
+    note_refusal_logged()
+    if listed:
+        return _admins_page(InviteForm(), PublisherForm())
+    return render_template("portal/operator_admin_remove.html", target=None, invitations=0)
