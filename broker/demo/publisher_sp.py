@@ -21,7 +21,7 @@ from flask import Flask, Response, jsonify, redirect, render_template, request, 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, SAMLError
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
-from saml2.md import AttributeConsumingService, ServiceName
+from saml2.md import AttributeConsumingService, EncryptionMethod, ServiceName
 from saml2.metadata import entity_descriptor
 from saml2.response import StatusError
 from saml2.s_utils import SamlException, UnravelError
@@ -76,6 +76,12 @@ class PublisherSpSettings:
     # answer page refuses to be framed), "silent" (never answers) or "none" (no SLO endpoint);
     # publisher_slo.py.
     slo: str = "answer"
+    # Tests only: a key pair of its own for encrypted assertions, published as a KeyDescriptor
+    # use="encryption" listing `encryption_methods` (none: no EncryptionMethod). The demo's
+    # publishers publish no encryption key, so what the benchmark measures stays the same.
+    encryption_key_file: Path | None = None
+    encryption_cert_file: Path | None = None
+    encryption_methods: tuple[str, ...] = ()
 
     @property
     def acs_url(self) -> str:
@@ -87,7 +93,8 @@ def _sp_config(settings: PublisherSpSettings) -> Any:
     enable_inprocess_crypto()
     config = SPConfig()
     config.load(
-        {
+        _encryption_keypairs(settings)
+        | {
             "entityid": settings.entity_id,
             "name": settings.name,
             "key_file": str(settings.key_file),
@@ -117,13 +124,31 @@ def _sp_config(settings: PublisherSpSettings) -> Any:
     return config
 
 
+def _encryption_keypairs(settings: PublisherSpSettings) -> dict[str, Any]:
+    """Published as a KeyDescriptor use="encryption", and the key pysaml2 decrypts with."""
+    if settings.encryption_key_file is None or settings.encryption_cert_file is None:
+        return {}
+    pair = {
+        "key_file": str(settings.encryption_key_file),
+        "cert_file": str(settings.encryption_cert_file),
+    }
+    return {"encryption_keypairs": [pair]}
+
+
 def publisher_sp_metadata(settings: PublisherSpSettings) -> str:
     """The SP's SAML metadata: ACS (HTTP-POST), signing certificate, requested attributes."""
     descriptor = entity_descriptor(_sp_config(settings))
+    sp_descriptors = descriptor.spsso_descriptor
+    if not isinstance(sp_descriptors, list):
+        sp_descriptors = [sp_descriptors]
+    for sp_descriptor in sp_descriptors:
+        for key_descriptor in sp_descriptor.key_descriptor or []:
+            if key_descriptor.use == "encryption" and settings.encryption_methods:
+                key_descriptor.encryption_method = [
+                    EncryptionMethod(algorithm=algorithm)
+                    for algorithm in settings.encryption_methods
+                ]
     if settings.requested_attributes:
-        sp_descriptors = descriptor.spsso_descriptor
-        if not isinstance(sp_descriptors, list):
-            sp_descriptors = [sp_descriptors]
         for sp_descriptor in sp_descriptors:
             sp_descriptor.attribute_consuming_service = [
                 AttributeConsumingService(

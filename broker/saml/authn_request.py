@@ -8,6 +8,7 @@ does) and read into a neutral `LoginRequest`. The answers are built in front.py.
 from __future__ import annotations
 
 import calendar
+import logging
 import time
 from dataclasses import replace
 from typing import Any
@@ -38,9 +39,12 @@ from broker.saml.front import (
     STATUS_REQUEST_UNSUPPORTED,
     AnswerableRefusal,
 )
+from broker.saml.publisher_encryption import EncryptionUnusable
 from broker.saml.redirect_query import SAML_REQUEST, SIGNATURE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
 from broker.saml.response_checks import check_issuer_format
+
+log = logging.getLogger(__name__)
 
 ACCEPTED_NAME_ID_FORMATS = (
     NAMEID_FORMAT_PERSISTENT,
@@ -138,6 +142,7 @@ class AuthnRequestReader:
         # From here the request is trusted and its ACS URL is the service's own: every refusal
         # is a signed SAML status sent there (AnswerableRefusal), not a bare error page.
         self._check_supported(message, request)
+        self._check_encryption(issuer, request)
         name_id_format = self._name_id_format(message, issuer)
         if name_id_format is None:
             raise AnswerableRefusal(
@@ -178,6 +183,16 @@ class AuthnRequestReader:
                 STATUS_PROXY_COUNT_EXCEEDED,
                 at_once=True,
             )
+
+    def _check_encryption(self, issuer: str, request: LoginRequest) -> None:
+        """A service that asked for encrypted assertions in a way the broker cannot meet (a
+        key too small, only CBC listed: publisher_encryption.py) hears so before the student
+        is sent to a school: it would never get a readable assertion instead."""
+        try:
+            self.entities.publisher_encryption(issuer)
+        except EncryptionUnusable as err:
+            log.warning("refused service=%s code=%s: %s", issuer, err.code, err.detail)
+            raise AnswerableRefusal(err, request, STATUS_REQUEST_UNSUPPORTED) from None
 
     def _with_assurance(self, request: LoginRequest, message: samlp.AuthnRequest) -> LoginRequest:
         """RequestedAuthnContext as the assurance levels that answer it (assurance.py).

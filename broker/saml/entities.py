@@ -29,11 +29,12 @@ from saml2.server import Server
 
 from broker.config import Settings
 from broker.core.catalogue import CATALOGUE
-from broker.core.errors import ConfigurationError
+from broker.core.errors import ConfigurationError, UnknownService
 from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration, KeySource
 from broker.core.ports import RegistryReader
 from broker.saml import schema
 from broker.saml.metadata_index import IndexedIdPConfig, IndexedSPConfig
+from broker.saml.publisher_encryption import Encryption, encryption_for, offers_in_metadata
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto, rsa_key, signing_key
 from broker.saml.xmlsig_enc import AES128_GCM, AES256_GCM, RSA_OAEP, RSA_OAEP_MGF1P
 
@@ -406,6 +407,18 @@ class SamlEntities:
             raise ConfigurationError(f"key {keys.signing.number}: the SAML key is not RSA")
         self._signing_key = (wanted, key)
         return key
+
+    def publisher_encryption(self, entity_id: str) -> Encryption | None:
+        """How to encrypt the assertion for the service `entity_id`, from its SP metadata as
+        the Server holds it now; None when it publishes no encryption key. Raises
+        EncryptionUnusable when it asks in a way the broker cannot meet, UnknownService when
+        its metadata is gone: never a reason to answer it unencrypted. The parsed key is kept
+        per metadata content (publisher_encryption.py), so this is a lookup per login."""
+        try:
+            entity = self.server.metadata[entity_id]
+        except KeyError:
+            raise UnknownService("service no longer in the metadata") from None
+        return encryption_for(entity_id, offers_in_metadata(entity))
 
     def decryption_keys(self) -> tuple[xmlsec.Key, ...]:
         """The private keys a school's EncryptedAssertion may be encrypted for: every published

@@ -1,6 +1,7 @@
 """The SAML front: the broker as identity provider towards publishers' services, its answers.
 
-A completed login → a signed Response to the service's ACS URL from its metadata; a refusal →
+A completed login → a signed Response to the service's ACS URL from its metadata, its assertion
+encrypted when the service's metadata publishes an encryption key; a refusal →
 a signed error Response there (`AnswerableRefusal` carries the SAML status). The SAML statuses
 it answers with are named here. The way in, an AuthnRequest read into a neutral `LoginRequest`,
 is authn_request.py.
@@ -134,12 +135,17 @@ class SamlFront:
             authn_context=self._authn_context(completion),
             session_index=session_index,
         )
+        # Read again at the answer (the request checked it already): metadata that changed
+        # meanwhile decides, and a service that asked for encryption never gets a readable
+        # assertion (EncryptionUnusable ends the login with a page instead).
+        encryption = self.entities.publisher_encryption(front["sp_entity_id"])
         xml = signed_response(
             self.entities.server.sec,
             content,
             datetime.now(UTC),
             self.settings.saml.assertion_lifetime_seconds,
             self.settings.saml.clock_skew_seconds,
+            encryption,
         )
         message = self._post(front, xml)
         # The NameID as the assertion carries it, qualifiers included: a logout must name it

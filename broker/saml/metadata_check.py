@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from lxml import etree
 
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import N_, BadRequest
 from broker.saml.firewall import MAX_BODY_BYTES
+from broker.saml.publisher_encryption import (
+    EncryptionUnusable,
+    encryption_for,
+    offers_in_descriptor,
+)
 from broker.saml.xml_parsing import parse_untrusted
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
@@ -104,8 +111,28 @@ def checked_idp(root: etree._Element) -> str:
 
 
 def sp_entity_id(xml: str) -> str:
-    """The entity id of a publisher SP's metadata, after checking its ACS endpoints."""
-    return checked_sp(_parse(xml))
+    """The entity id of a publisher SP's metadata, after checking its ACS endpoints and that
+    the broker can encrypt for the encryption key it publishes, if any. (An aggregate's
+    entities get the latter check at their AuthnRequests: one entity must not be dropped for
+    it, see publisher_encryption.py.)"""
+    root = _parse(xml)
+    entity_id = checked_sp(root)
+    descriptor = root.find(f"{{{MD}}}SPSSODescriptor")
+    if descriptor is not None:
+        problem = encryption_problem(entity_id, descriptor)
+        if problem is not None:
+            raise problem
+    return entity_id
+
+
+def encryption_problem(entity_id: str, descriptor: etree._Element) -> MetadataInvalid | None:
+    """Why the broker cannot encrypt for the SP's published encryption key, or None."""
+    try:
+        encryption_for(entity_id, offers_in_descriptor(descriptor))
+    except EncryptionUnusable as err:
+        params: dict[str, Any] = err.params  # the same words, for the same readers
+        return MetadataInvalid(err.message, **params)
+    return None
 
 
 def checked_sp(root: etree._Element) -> str:

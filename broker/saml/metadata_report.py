@@ -22,6 +22,7 @@ from broker.saml.metadata_check import (
     NO_SIGNING_KEY,
     POST,
     MetadataInvalid,
+    encryption_problem,
     has_redirect_sso,
     has_signing_key,
     idp_entity_id,
@@ -50,6 +51,9 @@ def _sp_problems(entity_id: str, descriptor: etree._Element) -> list[MetadataInv
         location = endpoint.get("Location", "")
         if endpoint.get("Binding") == POST and not is_acceptable_endpoint(location):
             problems.append(MetadataInvalid(ACS_NOT_HTTPS, url=location))
+    encryption = encryption_problem(entity_id, descriptor)
+    if encryption is not None:
+        problems.append(encryption)
     return problems
 
 

@@ -241,6 +241,15 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # saml2 ship
     ) -> str:
         """`sign_elements` on a tree the broker built itself (response_builder.py, with the key
         from `signing_key`): no parse."""
+        self.sign_in_place(tree, key, targets)
+        return serialise(tree)
+
+    @staticmethod
+    def sign_in_place(
+        tree: etree._ElementTree, key: xmlsec.Key, targets: list[tuple[str, str | None]]
+    ) -> None:
+        """`sign_tree` without the serialisation: for work between two signatures (the
+        assertion's encryption, between its signature and the Response's)."""
         for node_name, node_id in targets:
             # The template must already satisfy the verification policy: pysaml2's defaults are
             # RSA-SHA1/SHA-1, and we refuse to emit a signature we would refuse to accept.
@@ -252,7 +261,6 @@ class InProcessCryptoBackend(CryptoBackend):  # type: ignore[misc]  # saml2 ship
                 ctx.sign(signature)
             except xmlsec.Error as err:
                 raise refuse("sign_failed") from err
-        return serialise(tree)
 
     def validate_signature(
         self,

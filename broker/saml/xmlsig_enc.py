@@ -7,9 +7,14 @@ key transport to Bleichenbacher's attack, so neither is accepted, in either dire
 
 from __future__ import annotations
 
+import base64
 import logging
+import secrets
 
 import xmlsec
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]  # no stubs pinned
 from saml2.sigver import DecryptError, EncryptError, SignatureError
 
@@ -18,6 +23,7 @@ from broker.saml.xmlsig_policy import DS_NS, XENC_NS, parse_document, serialise
 log = logging.getLogger(__name__)
 
 AES128_GCM = "http://www.w3.org/2009/xmlenc11#aes128-gcm"
+AES192_GCM = "http://www.w3.org/2009/xmlenc11#aes192-gcm"
 AES256_GCM = "http://www.w3.org/2009/xmlenc11#aes256-gcm"
 RSA_OAEP_MGF1P = "http://www.w3.org/2001/04/xmlenc#rsa-oaep-mgf1p"
 RSA_OAEP = "http://www.w3.org/2009/xmlenc11#rsa-oaep"
@@ -167,3 +173,58 @@ def encrypt_document(
     except xmlsec.Error as err:
         raise EncryptError("xmlenc: encrypt_failed") from err
     return serialise(tree)
+
+
+SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
+ELEMENT_TYPE = f"{XENC_NS}Element"
+# AES-GCM as XML Encryption 1.1 (5.2.4) writes it: a 96-bit IV, then the ciphertext and its
+# 128-bit tag, base64 in one CipherValue. The key length of each data algorithm, in bytes.
+GCM_KEY_BYTES = {AES128_GCM: 16, AES192_GCM: 24, AES256_GCM: 32}
+_GCM_IV_BYTES = 12
+# RSA-OAEP-MGF1P with its defaults: SHA-1 as OAEP's digest and in MGF1 (xmlenc 5.4.2). Inside
+# OAEP SHA-1 needs no collision resistance, and it is what every SP library reads.
+_OAEP_MGF1P = padding.OAEP(
+    mgf=padding.MGF1(hashes.SHA1()),  # noqa: S303
+    algorithm=hashes.SHA1(),  # noqa: S303
+    label=None,
+)
+
+
+def encrypt_assertion_in_place(
+    response: etree._Element, recipient: rsa.RSAPublicKey, data_algorithm: str
+) -> None:
+    """Replace the Response's (signed) Assertion by an EncryptedAssertion for `recipient`: its
+    EncryptedData (Type Element, `data_algorithm`, a fresh AES key) with that key wrapped by
+    RSA-OAEP-MGF1P in an EncryptedKey inside its KeyInfo, where every SP library looks for it.
+
+    The plaintext is the Assertion serialised on its own, with the namespace declarations it
+    inherits from the Response: a reader may parse it apart from the Response, so it must stand
+    alone; exclusive c14n leaves its signature as it was. Done with `cryptography` rather than
+    libxmlsec: the binding cannot wrap a key on its own, and its keys manager, which can, loads
+    the system's CA bundle for its X.509 store, ~12 ms a message."""
+    assertion = response.find(f"{{{SAML_NS}}}Assertion")
+    if assertion is None:
+        raise EncryptError("xmlenc: nothing_to_encrypt")
+    session = secrets.token_bytes(GCM_KEY_BYTES[data_algorithm])
+    iv = secrets.token_bytes(_GCM_IV_BYTES)
+    ciphertext = iv + AESGCM(session).encrypt(iv, etree.tostring(assertion), None)
+    wrapped = recipient.encrypt(session, _OAEP_MGF1P)
+
+    wrapper = etree.Element(f"{{{SAML_NS}}}EncryptedAssertion")
+    data = etree.SubElement(
+        wrapper, f"{{{XENC_NS}}}EncryptedData", Type=ELEMENT_TYPE, nsmap={"xenc": XENC_NS}
+    )
+    etree.SubElement(data, f"{{{XENC_NS}}}EncryptionMethod", Algorithm=data_algorithm)
+    key_info = etree.SubElement(data, f"{{{DS_NS}}}KeyInfo", nsmap={"ds": DS_NS})
+    enc_key = etree.SubElement(key_info, f"{{{XENC_NS}}}EncryptedKey")
+    etree.SubElement(enc_key, f"{{{XENC_NS}}}EncryptionMethod", Algorithm=RSA_OAEP_MGF1P)
+    _cipher_data(enc_key, wrapped)
+    _cipher_data(data, ciphertext)
+    response.replace(assertion, wrapper)
+
+
+def _cipher_data(parent: etree._Element, value: bytes) -> None:
+    cipher_data = etree.SubElement(parent, f"{{{XENC_NS}}}CipherData")
+    etree.SubElement(cipher_data, f"{{{XENC_NS}}}CipherValue").text = base64.b64encode(
+        value
+    ).decode("ascii")

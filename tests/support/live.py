@@ -102,11 +102,25 @@ def served(base_url: str, app: Flask) -> Iterator[str]:
 
 
 def publisher_settings(
-    base_url: str, keys: Path, service_id: str, idp_metadata: str, slo: str = "answer"
+    base_url: str,
+    keys: Path,
+    service_id: str,
+    idp_metadata: str,
+    slo: str = "answer",
+    encryption_methods: tuple[str, ...] | None = None,
 ) -> PublisherSpSettings:
     """A further demo publisher SP at `base_url` (its key pair written under `keys`), trusting
     the broker's IdP metadata; its cookie works cross-site, as the broker is on another site.
-    `slo`: how it takes a logout (broker/demo/publisher_slo.py)."""
+    `slo`: how it takes a logout (broker/demo/publisher_slo.py). `encryption_methods`: with a
+    second key pair, published for encryption with these EncryptionMethods (None: no key)."""
+    encryption: dict[str, Any] = {}
+    if encryption_methods is not None:
+        encryption = {
+            "encryption_key_file": keys / f"{service_id}-encryption.key",
+            "encryption_cert_file": keys / f"{service_id}-encryption.crt",
+            "encryption_methods": encryption_methods,
+        }
+        write_pair(encryption["encryption_key_file"], encryption["encryption_cert_file"], "enc")
     settings = PublisherSpSettings(
         base_url=base_url,
         entity_id=f"{base_url}/metadata",
@@ -116,6 +130,7 @@ def publisher_settings(
         idp_metadata=(idp_metadata,),
         cross_site_cookie=True,
         slo=slo,
+        **encryption,
     )
     write_pair(settings.key_file, settings.cert_file, service_id)
     return settings
@@ -251,9 +266,14 @@ class LiveDemo:
         naming: NamingProfile = NamingProfile.OID,
         released: frozenset[str] = frozenset(),
         slo: str = "answer",
+        encryption_methods: tuple[str, ...] | None = None,
+        edit_metadata: Callable[[str], str] | None = None,
     ) -> Publisher:
         """A further pysaml2 publisher SP on its own port, registered in the running broker.
-        `slo`: how it takes a logout (broker/demo/publisher_slo.py)."""
+        `slo`: how it takes a logout (broker/demo/publisher_slo.py); `encryption_methods`: it
+        publishes an encryption key, with these EncryptionMethods (None: no key);
+        `edit_metadata`: a change to its metadata as registered (put in the registry directly,
+        as a federation's copy would be, past the registration checks)."""
         base_url = f"http://localhost:{free_ports(1)}"
         settings = publisher_settings(
             base_url,
@@ -261,7 +281,9 @@ class LiveDemo:
             service_id,
             self.broker.saml_entities.idp_metadata(),
             slo,
+            encryption_methods,
         )
+        metadata = publisher_sp_metadata(settings)
         self.registry.add_service(
             Service(
                 service_id,
@@ -271,7 +293,7 @@ class LiveDemo:
                 naming=naming,
                 declarations=declarations,
             ),
-            publisher_sp_metadata(settings),
+            edit_metadata(metadata) if edit_metadata else metadata,
         )
         if released:
             self.registry.set_policy(DEMO_SCHOOL_ID, service_id, released, "test")

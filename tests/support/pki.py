@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime
 import ssl
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
@@ -36,6 +37,12 @@ def self_signed_builder(
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
     )
+
+
+def metadata_certificate(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
+    """A self-signed certificate for `key`, as metadata carries it: base64 DER, one line."""
+    certificate = self_signed_builder(key.public_key(), "metadata key").sign(key, hashes.SHA256())
+    return base64.b64encode(certificate.public_bytes(serialization.Encoding.DER)).decode()
 
 
 def make_pki(directory: Path, name: str) -> Pki:
