@@ -31,6 +31,7 @@ KINDS: tuple[tuple[str, str, Callable[[Snapshot], list[str]]], ...] = (
         "pseudonym key versions",
         lambda s: [k.chain for k in s.key_versions],
     ),
+    ("chain move", "chain moves", lambda s: [m.service_id for m in s.chain_moves]),
     # Whether an IdP's logins name their school, where the file says (or the registry holds)
     # so; its lines read "IdP <entity id> names school" (or "need not name school").
     ("IdP", "IdP school-naming rules", _idps_saying),

@@ -17,6 +17,7 @@ import click
 
 from broker.cli.options import config_option, open_registry, reports_errors, who
 from broker.config import Settings
+from broker.core.chain_move import move_state, refuse_rotation_during_moves
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.pseudonym_rotation import (
     ChainKeyVersion,
@@ -109,7 +110,11 @@ def rotate(
     chain = _pseudonym_chain(registry, chain_id, service_id)
     record = registry.pseudonym_keys.of(chain)
     keys = key_set_now(settings)
-    plan = plan_rotation(keys, record, chain, window_days, datetime.now(UTC))
+    now = datetime.now(UTC)
+    plan = plan_rotation(keys, record, chain, window_days, now)
+    # Before a version is added to the key set: a refused rotation changes nothing (the write
+    # checks again in its transaction).
+    refuse_rotation_during_moves(chain, registry.chain_moves(), now)
     if plan.add_version:
         _add_version(settings, plan.new_version)
         click.echo(f"Key set: version {plan.new_version} added (key material not shown).")
@@ -183,6 +188,10 @@ def status(config_path: Path) -> None:
         # the same pseudonyms (`chain remove`); say so, or it reads as a live chain.
         gone = "" if chain in chains else " (removed; record kept)"
         click.echo(f"{chain}{gone}: {_status_line(keys, records.get(chain), now)}")
+    for move in registry.chain_moves():
+        # A moved service's window (`chain move --window`): its previous pseudonym is another
+        # chain's, so it is said per service, after the chains.
+        click.echo(f"service {move.service_id} (in {move.to_chain}): {move_state(move, now)}")
 
 
 def _status_line(keys: PseudonymKeys, record: ChainKeyVersion | None, now: datetime) -> str:

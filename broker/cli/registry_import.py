@@ -15,6 +15,8 @@ import tomllib
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from broker.cli.registry_chain_moves import KIND as CHAIN_MOVES
+from broker.cli.registry_chain_moves import read_chain_moves
 from broker.cli.registry_entries import Entries, Problems, list_of
 from broker.cli.registry_idp_rules import KIND as IDP_RULES
 from broker.cli.registry_idp_rules import check_idp_rules, read_idp_rules
@@ -402,8 +404,11 @@ def read_registry_file(
         named_idps=frozenset(entity_id for _, entity_id in idp_rules),
     )
     key_versions = read_key_versions(document, problems, current, snapshot)
+    moves = read_chain_moves(document, problems, current, snapshot)
     named = check_idp_rules(idp_rules, current, snapshot)
-    snapshot = replace(snapshot, key_versions=key_versions, idps_naming_school=named)
+    snapshot = replace(
+        snapshot, key_versions=key_versions, chain_moves=moves, idps_naming_school=named
+    )
     if problems.lines:
         raise ImportRefused(problems.lines)
     return snapshot
@@ -418,4 +423,13 @@ def _registered(current: Snapshot) -> tuple[dict[tuple[str, str], str], dict[str
     return names, {s.school.id: s.school.town for s in current.schools}
 
 
-_KINDS = ("chains", "publishers", "schools", IDP_RULES, "services", "policies", KEY_VERSIONS)
+_KINDS = (
+    "chains",
+    "publishers",
+    "schools",
+    IDP_RULES,
+    "services",
+    "policies",
+    KEY_VERSIONS,
+    CHAIN_MOVES,
+)

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+from broker.cli.registry_chain_moves import chain_move_lines
 from broker.cli.registry_idp_rules import KIND as IDP_RULES
 from broker.cli.registry_key_versions import key_version_lines
 from broker.core.model import School, Service
@@ -199,4 +200,6 @@ def export_text(snapshot: Snapshot, toml_file: Path, metadata_dir: Path | None =
         lines += _policy(policy)
     for record in snapshot.key_versions:
         lines += key_version_lines(record)
+    for move in snapshot.chain_moves:
+        lines += chain_move_lines(move)
     return "\n".join(lines) + "\n"

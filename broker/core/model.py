@@ -218,3 +218,6 @@ class Release:
     # The key version `pseudonym` was derived with (0: not given), so that what outlives the
     # login (OIDC codes and tokens) can tell whether the window of `previous_pseudonym` is over.
     key_version: int = 0
+    # The chain input `previous_pseudonym` was derived in when a chain move's window released
+    # it ("": the service's own chain, a rotation's window; core/chain_move.py).
+    previous_chain: str = ""

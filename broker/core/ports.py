@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
+from broker.core.chain_move import ChainMove
 from broker.core.model import Chain, ReleasePolicy, School, Service
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.pseudonym_rotation import ChainKeyVersion
@@ -51,6 +52,11 @@ class RegistryReader(Protocol):
     def pseudonym_key_version(self, chain: str) -> ChainKeyVersion | None:
         """The key version record of one pseudonym chain (a chain id or `service:<id>`);
         None for a chain never rotated. A rotation changes `generation`."""
+        ...
+
+    def chain_move(self, service_id: str) -> ChainMove | None:
+        """The service's chain move record (core/chain_move.py); None when it was never moved
+        with a window. A move changes `generation`."""
         ...
 
     def school_metadata(self) -> dict[str, str]:

@@ -49,10 +49,14 @@ class ChainKeyVersion:
 
 @dataclass(frozen=True)
 class KeyVersions:
-    """Which key versions one login derives with: `previous` only inside an open window."""
+    """Which key versions one login derives with: `previous` only inside an open window.
+    `previous_chain`: the chain input of the previous pseudonym when it is not the service's
+    own chain ("": a rotation's window; a chain move's window names the chain it left,
+    chain_move.py)."""
 
     current: int
     previous: int | None = None
+    previous_chain: str = ""
 
     @property
     def needed(self) -> frozenset[int]:

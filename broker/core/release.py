@@ -58,7 +58,9 @@ def compute_release(
         versions = KeyVersions(keys.current_version)
     pseudonym, previous = chain_pseudonyms(keys, school, service, identity, versions)
     attributes = release_for(service, policy, requested, identity.attributes)
-    return Release(pseudonym, attributes, policy.version, previous, versions.current)
+    return Release(
+        pseudonym, attributes, policy.version, previous, versions.current, versions.previous_chain
+    )
 
 
 def chain_pseudonyms(
@@ -69,11 +71,14 @@ def chain_pseudonyms(
     versions: KeyVersions,
 ) -> tuple[str, str | None]:
     """The student's pseudonym in `service`'s chain under the chain's current key version, and
-    under its previous one while a rotation's window is open (else None)."""
+    under its previous one while a rotation's window is open, or in the chain it left while a
+    chain move's window is open (else None)."""
     namespace, subject = subject_input(school, identity)
     chain = service.pseudonym_chain
     pseudonym = derive_chain_pseudonym(keys.key(versions.current), chain, namespace, subject)
     previous = None
     if versions.previous is not None:
-        previous = derive_chain_pseudonym(keys.key(versions.previous), chain, namespace, subject)
+        previous = derive_chain_pseudonym(
+            keys.key(versions.previous), versions.previous_chain or chain, namespace, subject
+        )
     return pseudonym, previous

@@ -17,6 +17,7 @@ from hashlib import sha256
 from typing import Any
 
 from broker.core.assurance import DEFAULT_ASSURANCE, Assurance
+from broker.core.chain_move import service_key_versions
 from broker.core.errors import (
     AssuranceNotMet,
     StaleAuthentication,
@@ -34,7 +35,7 @@ from broker.core.ports import (
     StoreReply,
 )
 from broker.core.pseudonym import PseudonymKeys
-from broker.core.pseudonym_rotation import HeldKeySource, KeyVersions, key_versions_for
+from broker.core.pseudonym_rotation import HeldKeySource, KeyVersions
 from broker.core.release import chain_pseudonyms, compute_release
 from broker.core.shared_idp import school_was_named
 from broker.login.authn_instant import check_authn_instant
@@ -219,8 +220,11 @@ class LoginFlow:
         to this worker is read from the key set then. The window's end is a moment, not a write:
         the clock decides it here."""
         record = self.registry.pseudonym_key_version(service.pseudonym_chain)
+        # A chain move's window gives the pseudonym of the chain it left as the previous one
+        # (core/chain_move.py); from the same cached view, no query of its own.
+        move = self.registry.chain_move(service.id)
         now = datetime.fromtimestamp(self.clock(), UTC)
-        versions = key_versions_for(self.keys.key_set(), record, now)
+        versions = service_key_versions(self.keys.key_set(), record, move, service, now)
         return self.keys.key_set_holding(versions.needed), versions
 
     def is_expected_student(self, request: LoginRequest, identity: UpstreamIdentity) -> bool:

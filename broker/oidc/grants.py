@@ -24,10 +24,10 @@ from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
 
+from broker.core.chain_move import previous_still_released
 from broker.core.errors import BadRequest, RequiredAttributeMissing, StateExpired
 from broker.core.model import Service
 from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
-from broker.core.pseudonym_rotation import previous_pseudonym_still_released
 from broker.core.release import release_for
 from broker.login.sealed import SealedStore
 from broker.oidc import requested_claims as oidc_claims
@@ -137,6 +137,9 @@ class Grantee:
     # The pseudonym key version `sub` was derived with: `previous_sub` goes out only while the
     # window it came from is open (0: issued before grants named it; the open window decides).
     key_version: int = 0
+    # Where `previous_sub` came from: "" a rotation's window (or none), else the chain a chain
+    # move's window left (core/chain_move.py), whose window must still be open.
+    previous_chain: str = ""
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -149,6 +152,7 @@ class Grantee:
             "family_expires": self.family_expires,
             "school": self.school,
             "key_version": self.key_version,
+            "previous_chain": self.previous_chain,
         }
 
     @classmethod
@@ -163,6 +167,7 @@ class Grantee:
             int(data.get("family_expires", 0)),
             str(data.get("school", "")),
             int(data.get("key_version", 0)),
+            str(data.get("previous_chain", "")),
         )
 
 
@@ -434,8 +439,9 @@ def released_now(registry: RegistryReader, client_id: str, grantee: Grantee) -> 
     an attribute the service requires (a new login would be refused for it too); a narrowed
     policy drops the claims it no longer allows. Never wider: the grant holds only what the
     login delivered, and a widened policy reaches the platform with the student's next login.
-    `previous_sub` goes with it only while the chain's pseudonym key rotation window it came
-    from is open (core/pseudonym_rotation.py, the login's rule): a refresh family outlives it.
+    `previous_sub` goes with it only while the window it came from is open (a chain's pseudonym
+    key rotation or the service's chain move: core/chain_move.py, the login's rule): a refresh
+    family outlives it.
     Registry reads only (the worker's cached view): no store round trip.
     """
     service = registry.service_by_entity_id(client_id)
@@ -455,9 +461,12 @@ def released_now(registry: RegistryReader, client_id: str, grantee: Grantee) -> 
         return None
     claims: dict[str, Any] = dict(oidc_claims.release_claims(allowed))
     previous = grantee.claims.get(oidc_claims.PREVIOUS_SUB)
-    if previous is not None and previous_pseudonym_still_released(
+    if previous is not None and previous_still_released(
         registry.pseudonym_key_version(service.pseudonym_chain),
+        registry.chain_move(service.id),
+        service,
         grantee.key_version,
+        grantee.previous_chain,
         datetime.now(UTC),
     ):
         # Not an attribute: the pseudonym under the chain's previous key, as sub is one.

@@ -255,7 +255,8 @@ class OidcProvider:
         request = self._request(self._kept_params(completion.request))
         claims: dict[str, Any] = dict(oidc_claims.release_claims(completion.release.attributes))
         if completion.release.previous_pseudonym:
-            # During a pseudonym key rotation (pseudonyms.md): the old value, to re-key accounts.
+            # During a pseudonym key rotation's or a chain move's window (pseudonyms.md): the old
+            # value, to re-key accounts.
             claims[oidc_claims.PREVIOUS_SUB] = completion.release.previous_pseudonym
         grantee = Grantee(
             sub=completion.release.pseudonym,
@@ -267,6 +268,7 @@ class OidcProvider:
             family_expires=int(time.time()) + self.settings_oidc.refresh_token_lifetime_seconds,
             school=completion.school.id,
             key_version=completion.release.key_version,
+            previous_chain=completion.release.previous_chain,
         )
         try:
             grant = self.server.get_authorization_grant(request)

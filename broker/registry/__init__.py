@@ -8,6 +8,7 @@ from __future__ import annotations
 
 # The portal tables share `Base`; importing them here puts them in every migration comparison.
 from broker.registry import admin_tables as _admin_tables  # noqa: F401
+from broker.registry import chain_move_tables as _chain_move_tables  # noqa: F401
 from broker.registry import federation_tables as _federation_tables  # noqa: F401
 from broker.registry import pseudonym_key_tables as _pseudonym_key_tables  # noqa: F401
 from broker.registry.admin_accounts import SqlAdminAccounts

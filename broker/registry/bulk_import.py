@@ -20,9 +20,11 @@ from typing import TypeVar
 
 from sqlalchemy.orm import Session, joinedload, undefer
 
+from broker.core.chain_move import ChainMove, MoveRefused
 from broker.core.model import Service
 from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
 from broker.registry.admin_tables import PublisherRow
+from broker.registry.chain_move_tables import ChainMoveRow
 from broker.registry.changes import bump_generation
 from broker.registry.database import locked_row
 from broker.registry.declaration_writes import replace_declarations
@@ -124,6 +126,8 @@ def apply_snapshot(
     for record in snapshot.key_versions:
         _key_version(session, record, stamp, report)
     session.flush()
+    for move in snapshot.chain_moves:
+        _chain_move(session, move, stamp, report)
     for policy in snapshot.policies:
         _policy(session, policy, moved.get(policy.service_id, 0), stamp, report)
     if report.touched:
@@ -147,6 +151,19 @@ def _key_version(
     row.hold(record, stamp.at, stamp.by)
     session.add(row)
     report.added.append(f"pseudonym key version {record.chain}")
+
+
+def _chain_move(session: Session, move: ChainMove, stamp: _Stamp, report: ImportReport) -> None:
+    """Add a service's move record the registry lacks; never change one (checked against the
+    registry before, again here inside the transaction)."""
+    row = session.get(ChainMoveRow, move.service_id)
+    if row is not None:
+        if row.to_move() != move:
+            raise MoveRefused(f"service {move.service_id}'s move record changed during the import")
+        report.same.append(f"chain move {move.service_id}")
+        return
+    session.add(ChainMoveRow.holding(move, stamp.at, stamp.by))
+    report.added.append(f"chain move {move.service_id}")
 
 
 def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Protocol, TypeVar
 
+from broker.core.chain_move import ChainMove
 from broker.core.model import Chain, ReleasePolicy, School, Service
 from broker.core.ports import RegistryReader
 from broker.core.pseudonym_rotation import ChainKeyVersion
@@ -33,6 +34,8 @@ class CachedSource(RegistryReader, Protocol):
     """What the view reads from: the registry reader, plus every chain's key version at once."""
 
     def pseudonym_key_versions(self) -> list[ChainKeyVersion]: ...
+
+    def chain_moves(self) -> list[ChainMove]: ...
 
     def idps_naming_school(self) -> frozenset[str]: ...
 
@@ -52,6 +55,8 @@ class _Snapshot:
     chains: dict[str, Chain]
     # Pseudonym chains' key versions: a rotation bumps the generation, so it arrives here.
     key_versions: dict[str, ChainKeyVersion]
+    # Services' chain move records, by service id: a move bumps the generation likewise.
+    moves: dict[str, ChainMove]
     # Loaded on first use, per (school, service): policies (None: switched off), notice modes.
     pairs: dict[tuple[str, str, str], object] = field(default_factory=dict)
 
@@ -105,6 +110,7 @@ class CachedRegistryReader:
                     services_by_entity_id={s.entity_id: s for s in services},
                     chains={c.id: c for c in chains},
                     key_versions={r.chain: r for r in self._source.pseudonym_key_versions()},
+                    moves={m.service_id: m for m in self._source.chain_moves()},
                 )
         self._snapshot = snapshot
         return snapshot
@@ -150,6 +156,13 @@ class CachedRegistryReader:
     def pseudonym_key_versions(self) -> list[ChainKeyVersion]:
         """Every rotated chain's record, from memory (monitoring reads them at scrape time)."""
         return list(self._current().key_versions.values())
+
+    def chain_move(self, service_id: str) -> ChainMove | None:
+        # No fresh look on a miss, as for key versions: most services were never moved.
+        return self._current().moves.get(service_id)
+
+    def chain_moves(self) -> list[ChainMove]:
+        return list(self._current().moves.values())
 
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
         def load() -> ReleasePolicy | None:

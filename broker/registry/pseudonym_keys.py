@@ -14,6 +14,7 @@ from datetime import datetime
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from broker.core.chain_move import refuse_rotation_during_moves
 from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
 from broker.registry.database import session_on
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
@@ -64,8 +65,16 @@ class SqlPseudonymKeyVersions:
         self, expected: ChainKeyVersion | None, new: ChainKeyVersion, changed_by: str
     ) -> None:
         """Write `new` for its chain if the chain's record is still `expected` (None: no
-        record); otherwise refuse and change nothing."""
+        record); otherwise refuse and change nothing. A new window (a rotation) is refused
+        while a service that moved into the chain is in its move window (core/chain_move.py)."""
         with session_on(self._writer) as session:
+            if new.previous_version is not None:
+                # Imported here: chain_moves reads key versions through this module.
+                from broker.registry.chain_moves import moves_into
+
+                refuse_rotation_during_moves(
+                    new.chain, moves_into(session, new.chain), self._clock()
+                )
             row = session.get(PseudonymKeyVersionRow, new.chain)
             held = row.to_record() if row is not None else None
             if held != expected:

@@ -16,9 +16,11 @@ from datetime import UTC, datetime
 from sqlalchemy import Engine, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
+from broker.core.chain_move import ChainMove
 from broker.core.errors import ConfigurationError
 from broker.core.model import Chain, Protocol, ReleasePolicy, School, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
+from broker.registry.chain_moves import all_chain_moves, chain_move_of
 from broker.registry.database import session_on
 from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.federation import NO_END
@@ -223,6 +225,13 @@ class SqlRegistryReader:
     def pseudonym_key_versions(self) -> list[ChainKeyVersion]:
         """Every chain's record (the cached view loads them all with the generation)."""
         return all_key_versions(self._engine)
+
+    def chain_move(self, service_id: str) -> ChainMove | None:
+        return chain_move_of(self._engine, service_id)
+
+    def chain_moves(self) -> list[ChainMove]:
+        """Every service's move record (the cached view loads them all with the generation)."""
+        return all_chain_moves(self._engine)
 
     def generation(self) -> int:
         with session_on(self._engine) as session:

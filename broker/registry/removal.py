@@ -53,6 +53,7 @@ from broker.registry.admin_tables import (
     InvitationRow,
     PublisherRow,
 )
+from broker.registry.chain_move_tables import ChainMoveRow
 from broker.registry.changes import bump_generation
 from broker.registry.errors import (
     ChainInUse,
@@ -229,6 +230,8 @@ def remove_service(session: Session, service_id: str, stamp: Stamp | None) -> Re
             delete(NoticePreferenceRow).where(notices),
             delete(DeclarationRow).where(DeclarationRow.service_id == service_id),
             delete(OidcClientRow).where(OidcClientRow.service_id == service_id),
+            # Its chain move record (revision 0018): only about this service's pseudonyms.
+            delete(ChainMoveRow).where(ChainMoveRow.service_id == service_id),
             delete(ServiceRow).where(ServiceRow.id == service_id),
         ),
     )

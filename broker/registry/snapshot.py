@@ -14,9 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, undefer
 
 from broker.core.admins import Publisher
+from broker.core.chain_move import ChainMove
 from broker.core.model import Chain, School, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.admin_tables import PublisherRow
+from broker.registry.chain_move_tables import ChainMoveRow
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.tables import (
     ChainRow,
@@ -66,6 +68,9 @@ class Snapshot:
     # Rotated chains' pseudonym key versions: without them a rebuilt registry would change
     # those chains' pseudonyms (registry_key_versions.py).
     key_versions: tuple[ChainKeyVersion, ...] = ()
+    # Services' chain moves with a window (revision 0018): without them a rebuilt registry would
+    # end every open move window (registry_chain_moves.py).
+    chain_moves: tuple[ChainMove, ...] = ()
     # Entity ids of IdPs whose logins must name their school beyond what `schools` says: in the
     # registry's snapshot those no school is on (all removed; the rule stays, shared_idps.py),
     # in a file its `[[idps_naming_school]]` (registry_idp_rules.py). Without them a rebuilt
@@ -91,10 +96,12 @@ def read_snapshot(session: Session) -> Snapshot:
     key_versions = session.scalars(
         select(PseudonymKeyVersionRow).order_by(PseudonymKeyVersionRow.chain)
     )
+    moves = session.scalars(select(ChainMoveRow).order_by(ChainMoveRow.service_id))
     naming = set(session.scalars(select(SchoolNamingIdpRow.entity_id)))
     school_rows = list(schools)
     return Snapshot(
         key_versions=tuple(row.to_record() for row in key_versions),
+        chain_moves=tuple(row.to_move() for row in moves),
         chains=tuple(row.to_chain() for row in chains),
         publishers=tuple(row.to_publisher() for row in publishers),
         schools=tuple(

@@ -18,12 +18,15 @@ from sqlalchemy import CursorResult, Update, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
+from broker.core.chain_move import ChainMove
 from broker.core.errors import BadRequest, UnknownSchool, UnknownService
 from broker.core.model import Chain, Declaration, OidcClient, ReleasePolicy, School, Service
+from broker.core.pseudonym import PseudonymKeys
 from broker.core.receipts import ReceiptKeys
 from broker.registry.admin_accounts import SqlAdminAccounts
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
 from broker.registry.bulk_import import ImportReport, apply_snapshot
+from broker.registry.chain_moves import finish_move_in, move_service_in
 from broker.registry.changes import bump_generation
 from broker.registry.database import locked_row, open_engine, session_on, writer
 from broker.registry.declaration_writes import replace_declarations
@@ -401,21 +404,46 @@ class SqlRegistry(PortalReads):
                 raise ProviderChanged(school_id)
             bump_generation(session)
 
-    def set_service_chain(self, service_id: str, chain_id: str | None) -> None:
+    def set_service_chain(
+        self,
+        service_id: str,
+        chain_id: str | None,
+        *,
+        window_days: int | None = None,
+        keys: PseudonymKeys | None = None,
+        changed_by: str = "",
+    ) -> ChainMove | None:
         """Move a service into a chain, or out of every chain with `None`.
 
         This changes the pseudonyms the service receives (the chain is an input of the
-        pseudonym): the caller decides whether that is intended.
+        pseudonym): the caller decides whether that is intended. With `window_days` (and the key
+        set now, `keys`) the service receives its old pseudonym beside the new one for that long
+        (core/chain_move.py); the move record is returned. Refused (`MoveRefused`), changing
+        nothing, while a migration window concerns the service.
         """
         with self._writing() as session:
             if chain_id is not None:
                 _require_chain(session, chain_id)
-            if not _updated_one(
+            move = move_service_in(
                 session,
-                update(ServiceRow).where(ServiceRow.id == service_id).values(chain_id=chain_id),
-            ):
-                raise UnknownService(f"no service with id {service_id!r}")
+                service_id,
+                chain_id,
+                keys=keys,
+                window_days=window_days,
+                now=self._clock(),
+                changed_by=changed_by,
+            )
             bump_generation(session)
+            return move
+
+    def finish_chain_move(self, service_id: str) -> ChainMove:
+        """End a service's open move window now: its new pseudonym alone from then on."""
+        with self._writing() as session:
+            if session.get(ServiceRow, service_id) is None:
+                raise UnknownService(f"no service with id {service_id!r}")
+            move = finish_move_in(session, service_id, self._clock())
+            bump_generation(session)
+            return move
 
     def set_policy(
         self,

@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from broker.core.chain_move import open_moves
 from broker.core.errors import BrokerError
 from broker.core.pseudonym_rotation import key_versions_for
 from broker.registry.migration import SchemaFit, schema_fit
@@ -78,6 +79,10 @@ def check_pseudonym_keys(b: Broker) -> None:
     now, keys = datetime.now(UTC), b.flow.keys.key_set()
     records = b.registry.pseudonym_keys.all()
     needed = frozenset(v for r in records for v in key_versions_for(keys, r, now).needed)
+    # A moved service's open window derives its previous pseudonym with the version recorded
+    # for the chain it left (core/chain_move.py); from the worker's view, as its logins read it
+    # (a schema gone back under the worker is the registry check's to report, not this one's).
+    needed |= {m.from_version for m in open_moves(b.view.chain_moves(), now)}
     b.flow.keys.key_set_holding(needed)
 
 

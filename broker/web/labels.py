@@ -117,6 +117,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("This logout request could not be accepted."),
     # broker/saml/metadata_check.py
     N_("The SAML metadata is not usable."),
+    # broker/core/chain_move.py
+    N_("The service cannot move now: it or a chain concerned is in a pseudonym migration window."),
 )
 
 

@@ -35,10 +35,13 @@ def test_chain_list_shows_services_and_key_versions_without_key_material(
     listed = run("chain", "list", "--config", config)
     assert listed.exit_code == 0, listed.output
     lines = listed.output.splitlines()
-    assert lines[0].split() == ["ID", "NAME", "SERVICES", "KEY", "VERSION", "WINDOW"]
+    assert lines[0].split() == [
+        "ID", "NAME", "SERVICES", "KEY", "VERSION", "WINDOW", "MOVE", "WINDOWS"
+    ]  # fmt: skip
     assert lines[1].split()[:4] == ["leermiddelen", "leermiddelen", "1", "2"]
-    assert "open until " in lines[1] and lines[1].endswith("(previous version 1 released too)")
-    assert lines[2].split() == ["toetsen", "toetsen", "0", "1", "-"]
+    assert "open until " in lines[1]
+    assert lines[1].endswith("(previous version 1 released too)  -")
+    assert lines[2].split() == ["toetsen", "toetsen", "0", "1", "-", "-"]
     assert lines[3] == "2 chains."
     as_json = run("chain", "list", "--config", config, "--json")
     entries = [json.loads(line) for line in as_json.output.splitlines()]
@@ -48,6 +51,7 @@ def test_chain_list_shows_services_and_key_versions_without_key_material(
         "services": 0,
         "key_version": 1,
         "window": None,
+        "move_windows": None,
     }
     assert entries[0]["key_version"] == 2 and entries[0]["window"].startswith("open until ")
     no_key_material(config, listed.output + as_json.output)
@@ -146,8 +150,9 @@ def test_a_service_moves_to_another_chain_or_none_only_with_yes(
     assert plan.exit_code == CONFIRMATION_NEEDED, plan.output
     assert plan.output.splitlines() == [
         "Service leesboek (leesboek) would move from chain leermiddelen to chain toetsen.",
-        "  Its students would get other pseudonyms there (the chain is an input of the "
-        "pseudonym): the platform would see them as new students.",
+        "  Its students would get other pseudonyms there (the chain is an input of the pseudonym).",
+        "  Without a migration window (no --window): its platform would see its students as "
+        "new students.",
         "Nothing was changed: run again with --yes to move leesboek.",
     ]
     assert state(config) == before

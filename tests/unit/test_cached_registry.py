@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from broker.core.chain_move import ChainMove
 from broker.core.model import Chain, ReleasePolicy, School, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.cached import CachedRegistryReader
@@ -22,6 +23,7 @@ class CountingSource:
     chains_: dict[str, Chain] = field(default_factory=dict)
     policies: dict[tuple[str, str], ReleasePolicy] = field(default_factory=dict)
     key_versions: dict[str, ChainKeyVersion] = field(default_factory=dict)
+    moves: dict[str, ChainMove] = field(default_factory=dict)
     naming_idps: set[str] = field(default_factory=set)
     gen: int = 1
     calls: dict[str, int] = field(default_factory=dict)
@@ -76,6 +78,14 @@ class CountingSource:
     def pseudonym_key_versions(self) -> list[ChainKeyVersion]:
         self._count("pseudonym_key_versions")
         return list(self.key_versions.values())
+
+    def chain_move(self, service_id: str) -> ChainMove | None:
+        self._count("chain_move")
+        return self.moves.get(service_id)
+
+    def chain_moves(self) -> list[ChainMove]:
+        self._count("chain_moves")
+        return list(self.moves.values())
 
     def school_metadata(self) -> dict[str, str]:
         return {}
@@ -189,3 +199,18 @@ def test_a_chains_key_rotation_arrives_with_the_generation() -> None:
     # Read with the rest of the snapshot, never per login.
     assert "pseudonym_key_version" not in source.calls
     assert source.calls["pseudonym_key_versions"] == 2
+
+
+def test_a_services_chain_move_arrives_with_the_generation_and_is_never_read_per_login() -> None:
+    source, clock, view = _setup()
+    assert view.chain_move("lesmethode") is None
+    move = ChainMove("lesmethode", "toetsen", 1, "leermiddelen", datetime(2027, 1, 1, tzinfo=UTC))
+    source.moves["lesmethode"] = move
+    source.gen = 2
+    clock.now += 1.1
+    for _ in range(3):
+        assert view.chain_move("lesmethode") == move
+        assert view.chain_move("other") is None
+    # Read with the rest of the snapshot (once per generation), never per login.
+    assert "chain_move" not in source.calls
+    assert source.calls["chain_moves"] == 2

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 
 import pytest
 
+from broker.core.chain_move import ChainMove
 from broker.core.errors import (
     FreshLoginIgnored,
     InvalidMessage,
@@ -200,6 +201,9 @@ class FakeRegistry:
 
     def pseudonym_key_version(self, chain: str) -> ChainKeyVersion | None:
         return self.key_versions.get(chain)
+
+    def chain_move(self, service_id: str) -> ChainMove | None:
+        return None
 
     def school_metadata(self) -> dict[str, str]:
         return {}

@@ -12,10 +12,18 @@ import re
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import Field, SelectField, StringField, TextAreaField, URLField
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms import Field, IntegerField, SelectField, StringField, TextAreaField, URLField
+from wtforms.validators import (
+    DataRequired,
+    Length,
+    NumberRange,
+    Optional,
+    Regexp,
+    ValidationError,
+)
 
 from broker.core.display_text import MAX_NAME
+from broker.core.pseudonym_rotation import MAX_WINDOW_DAYS
 from broker.core.school_aliases import (
     MAX_ALIASES,
     AliasFault,
@@ -49,6 +57,11 @@ class ChainForm(FlaskForm):
 
 class ServiceChainForm(FlaskForm):
     chain = SelectField(_l("Chain"), choices=[], validate_choice=True)
+    # Empty: moved without a window (core/chain_move.py), as before this field.
+    window = IntegerField(
+        _l("Migration window (days)"),
+        [Optional(), NumberRange(min=1, max=MAX_WINDOW_DAYS)],
+    )
 
 
 def _as_stored_town(value: object) -> object:

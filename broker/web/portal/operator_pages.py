@@ -15,9 +15,11 @@ from wtforms import SelectChoice
 from broker.accounts import totp
 from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Publisher
+from broker.core.chain_move import MoveRefused, open_moves
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
 from broker.registry.errors import LastOperator, UnknownAdmin
+from broker.web.labels import shown_time
 from broker.web.logs import note_refusal_logged
 from broker.web.portal.account_forms import InviteForm
 from broker.web.portal.authors import recorded_author
@@ -61,7 +63,11 @@ def services() -> str:
 def _services_page() -> str:
     registry = broker().registry
     rows = [(s, _chain_form(s.chain_id)) for s in registry.all_services()]
-    return render_template("portal/operator_services.html", rows=rows, approve=EmptyForm())
+    # Open move windows, shown on the service they concern (core/chain_move.py).
+    moves = {m.service_id: m for m in open_moves(registry.chain_moves(), datetime.now(UTC))}
+    return render_template(
+        "portal/operator_services.html", rows=rows, approve=EmptyForm(), moves=moves
+    )
 
 
 @operator_pages.route("/services/<service_id>/approve", methods=["POST"])
@@ -79,17 +85,57 @@ def put_in_chain(service_id: str) -> Response | tuple[str, int]:
     form = _chain_form(shown=False)
     if not form.validate_on_submit():
         # The list again with the reason and a 400, not a redirect: nothing was saved.
-        flash(gettext("Choose one of the listed chains."), "error")
+        if form.window.errors:
+            flash(gettext("A migration window is 1 to 366 days, or empty for none."), "error")
+        else:
+            flash(gettext("Choose one of the listed chains."), "error")
         return _services_page(), 400
     chain_id = None if form.chain.data == NO_CHAIN else form.chain.data
-    broker().registry.set_service_chain(service_id, chain_id)
+    window = form.window.data
+    try:
+        move = broker().registry.set_service_chain(
+            service_id,
+            chain_id,
+            window_days=window,
+            keys=broker().flow.keys.key_set() if window is not None else None,
+            changed_by=f"portal:{current_admin().id}",
+        )
+    except MoveRefused as refused:
+        # Which window stands in the way is in the log line (ids and dates only).
+        log.warning(
+            "portal refused status=400 reason=%s service=%s admin=%s detail=%s",
+            refused.code,
+            service_id,
+            current_admin().id,
+            refused.detail,
+        )
+        note_refusal_logged()
+        flash(gettext(refused.public_message), "error")
+        return _services_page(), 400
     log.info(
-        "portal service chain service=%s chain=%s admin=%s",
+        "portal service chain service=%s chain=%s window_days=%s admin=%s",
         service_id,
         chain_id,
+        window,
         current_admin().id,
     )
-    flash(gettext("Service %(service)s moved.", service=service_id))
+    if move is None:
+        flash(
+            gettext(
+                "Service %(service)s moved, without a migration window: its platform sees its"
+                " students as new students.",
+                service=service_id,
+            )
+        )
+    else:
+        flash(
+            gettext(
+                "Service %(service)s moved. Until %(end)s it also receives the pseudonym it"
+                " used to receive, as the previous pseudonym.",
+                service=service_id,
+                end=shown_time(move.window_ends, broker().settings.zone),
+            )
+        )
     return redirect(url_for(".services"), code=303)
 
 

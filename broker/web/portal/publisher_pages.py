@@ -18,6 +18,7 @@ from werkzeug.wrappers import Response
 
 from broker.core.admins import AdminRole
 from broker.core.catalogue import CATALOGUE
+from broker.core.chain_move import open_moves
 from broker.core.declarations import compare_declarations
 from broker.core.errors import BadRequest
 from broker.core.model import NamingProfile, Service
@@ -57,6 +58,12 @@ def key_windows(services: list[Service]) -> list[tuple[str, str]]:
         label = own.get(record.chain) or (chain.name if chain else record.chain)
         assert record.window_ends is not None  # an open window has an end
         windows.append((label, shown_time(record.window_ends, zone)))
+    # A service moved to another chain with a window (core/chain_move.py): its platform
+    # re-keys the same way, from the pseudonym it received in the chain it left.
+    moved = {s.id: s.name for s in services}
+    for move in open_moves(registry.chain_moves(), datetime.now(UTC)):
+        if move.service_id in moved:
+            windows.append((moved[move.service_id], shown_time(move.window_ends, zone)))
     return windows
 
 

@@ -1,0 +1,81 @@
+"""Services' chain moves with a migration window in a registry file (`[[chain_moves]]`).
+
+Exported because a registry rebuilt from the file without them would end every open move
+window at once: the moved services' platforms would stop receiving the pseudonym they are
+re-keying from. An import adds a record the registry lacks and leaves an equal one alone; like a
+key version, it never *changes* one (a record that differs from the registry's is refused:
+export again, or use `ketenbroker chain move`), and a record must name a service (of the file or
+the registry) whose chain is the record's `to_chain` after the import.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from broker.cli.registry_entries import Entries, Problems, list_of
+from broker.core.chain_move import ChainMove
+from broker.registry.snapshot import Snapshot
+
+KIND = "chain_moves"
+KEYS = {"service_id", "from_chain", "from_version", "to_chain", "window_ends"}
+MAX_CHAIN = 100
+
+
+def chain_move_lines(move: ChainMove) -> list[str]:
+    return [
+        "",
+        f"[[{KIND}]]",
+        f'service_id = "{move.service_id}"',
+        f'from_chain = "{move.from_chain}"',
+        f"from_version = {move.from_version}",
+        f'to_chain = "{move.to_chain}"',
+        f"window_ends = {move.window_ends.isoformat()}",
+    ]
+
+
+def _record(entry: Entries) -> ChainMove | None:
+    service_id = entry.identifier("service_id")
+    from_chain = entry.text("from_chain", limit=MAX_CHAIN)
+    version = entry.number("from_version", 1)
+    to_chain = entry.text("to_chain", limit=MAX_CHAIN)
+    ends = entry.table.get("window_ends")
+    if not (isinstance(ends, datetime) and ends.tzinfo is not None):
+        entry.wrong("window_ends", "must be a date and time with its offset (2027-01-12T20:00Z)")
+        return None
+    if not (service_id and from_chain and to_chain):
+        return None
+    return ChainMove(service_id, from_chain, version, to_chain, ends)
+
+
+def read_chain_moves(
+    document: dict[str, object], problems: Problems, current: Snapshot, after: Snapshot
+) -> tuple[ChainMove, ...]:
+    """The file's records, checked: one per service, naming a service whose pseudonym chain
+    after the import is the record's `to_chain`, and not contradicting the registry's record."""
+    chains = {e.service.id: e.service.pseudonym_chain for e in current.services}
+    chains |= {e.service.id: e.service.pseudonym_chain for e in after.services}
+    held = {m.service_id: m for m in current.chain_moves}
+    found: dict[str, ChainMove] = {}
+    for entry in list_of(document, KIND, problems, KEYS):
+        move = _record(entry)
+        if move is None:
+            continue
+        registry = held.get(move.service_id)
+        if move.service_id in found:
+            entry.wrong("service_id", f"{move.service_id!r} appears twice in the file")
+        elif move.service_id not in chains:
+            entry.wrong("service_id", f"no service {move.service_id!r}")
+        elif chains[move.service_id] != move.to_chain:
+            entry.wrong(
+                "to_chain",
+                f"service {move.service_id} is in {chains[move.service_id]}, not {move.to_chain}",
+            )
+        elif registry is not None and registry != move:
+            entry.wrong(
+                "service_id",
+                f"the registry has another move record for {move.service_id}; an import never "
+                "changes one: export again, or use `ketenbroker chain move`",
+            )
+        else:
+            found[move.service_id] = move
+    return tuple(found.values())

@@ -1,0 +1,171 @@
+"""`ketenbroker chain move --window`: the move record it writes (the chain left, its key version,
+the end), what `chain list` and `pseudonym-key status` say of it, `--finish`, every refusal
+(exit code 1, one line, registry and key set file unchanged), the registry file's round trip
+and a service's removal taking its record with it."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+from tests.adapters.test_cli_pseudonym_key import (
+    config,  # noqa: F401  # a fixture
+    state,
+)
+from tests.support.cli import run
+
+CONFIRMATION_NEEDED = 3
+
+
+def _moves(config: Path) -> list[tuple[object, ...]]:  # noqa: F811 - a path, not the fixture
+    with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+        return connection.execute(
+            "SELECT service_id, from_chain, from_version, to_chain FROM chain_moves"
+        ).fetchall()
+
+
+def _move(config: Path, *args: str) -> str:  # noqa: F811
+    result = run("chain", "move", *args, "--yes", "--config", config)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def _refused(config: Path, args: tuple[str, ...], said: str) -> None:  # noqa: F811
+    before = state(config)
+    result = run(*args, "--config", config)
+    assert result.exit_code == 1, result.output
+    assert result.output.startswith(f"Error: {said}"), result.output
+    assert len(result.output.splitlines()) == 1
+    assert state(config) == before
+
+
+def test_a_move_with_a_window_records_the_chain_it_left_and_says_so(
+    config: Path,  # noqa: F811 - the imported fixture
+) -> None:
+    before = state(config)
+    plan = run("chain", "move", "leesboek", "--to", "toetsen", "--window", "30", "--config", config)
+    assert plan.exit_code == CONFIRMATION_NEEDED, plan.output
+    assert "  With a migration window until " in plan.output
+    assert (
+        "the service would receive, beside the new pseudonym, the one it used to receive "
+        "(leermiddelen, key version 1) as urn:ketenbroker:previous-pseudonym (SAML) and "
+        "previous_sub (OIDC)." in plan.output
+    )
+    assert state(config) == before
+
+    moved = _move(config, "leesboek", "--to", "toetsen", "--window", "30")
+    assert "the service receives, beside the new pseudonym, the one it used to receive" in moved
+    assert "chain move --config " in moved and " leesboek --finish" in moved
+    assert _moves(config) == [("leesboek", "leermiddelen", 1, "toetsen")]
+
+    status = run("pseudonym-key", "status", "--config", config).output
+    assert "service leesboek (in toetsen): moved from leermiddelen (version 1); window open " in (
+        status
+    )
+    listed = {e["id"]: e for e in map(json.loads, run("chain", "list", "--json", "--config",
+                                                          config).output.splitlines())}  # fmt: skip
+    assert listed["toetsen"]["move_windows"].startswith("leesboek from leermiddelen until ")
+    assert listed["leermiddelen"]["move_windows"] is None
+
+    finished = run("chain", "move", "leesboek", "--finish", "--config", config)
+    assert finished.exit_code == 0, finished.output
+    assert "migration window of its move from leermiddelen finished" in finished.output
+    assert _moves(config) == []
+
+
+def test_without_a_window_no_record_and_the_text_says_so(
+    config: Path,  # noqa: F811
+) -> None:
+    moved = _move(config, "los", "--to", "toetsen")
+    assert "Without a migration window (no --window): its platform sees its students" in moved
+    assert _moves(config) == []
+
+
+def test_moves_and_rotations_that_would_make_two_windows_are_refused(
+    config: Path,  # noqa: F811
+) -> None:
+    _move(config, "leesboek", "--to", "toetsen", "--window", "30")
+    # A second move inside the open move window, with a window or without.
+    for window in (("--window", "5"), ()):
+        _refused(
+            config,
+            ("chain", "move", "leesboek", "--no-chain", *window, "--yes"),
+            "service leesboek is in the migration window of its move from leermiddelen until ",
+        )
+    # A rotation of the chain it moved into.
+    _refused(
+        config,
+        ("pseudonym-key", "rotate", "--chain", "toetsen", "--window", "10"),
+        "service leesboek moved into chain toetsen and is in its migration window until ",
+    )
+    # The chain it left may rotate: the record names the version it used to receive.
+    rotated = run(
+        "pseudonym-key", "rotate", "--chain", "leermiddelen", "--window", "10", "--config", config
+    )
+    assert rotated.exit_code == 0, rotated.output
+    assert _moves(config) == [("leesboek", "leermiddelen", 1, "toetsen")]
+    # A move into a chain in a rotation window, or out of one.
+    _refused(
+        config,
+        ("chain", "move", "los", "--to", "leermiddelen", "--window", "5", "--yes"),
+        "chain leermiddelen (it would go to) is in a pseudonym key migration window until ",
+    )
+    assert run("chain", "move", "leesboek", "--finish", "--config", config).exit_code == 0
+    assert run("pseudonym-key", "finish", "--chain", "toetsen", "--config", config).exit_code == 1
+    _rotate = ("pseudonym-key", "rotate", "--chain", "toetsen", "--window", "10")
+    assert run(*_rotate, "--config", config).exit_code == 0
+    _refused(
+        config,
+        ("chain", "move", "leesboek", "--to", "leermiddelen", "--yes"),
+        "chain toetsen (it is in) is in a pseudonym key migration window until ",
+    )
+    # Bad windows and an early end without a window.
+    _refused(
+        config,
+        ("chain", "move", "los", "--to", "toetsen", "--window", "0", "--yes"),
+        "the window must be 1 to 366 days, not 0",
+    )
+    _refused(
+        config,
+        ("chain", "move", "los", "--finish"),
+        "service los has no open move window to finish",
+    )
+    usage = run("chain", "move", "los", "--finish", "--no-chain", "--config", config)
+    assert usage.exit_code == 2 and "--finish takes the service alone" in usage.output
+
+
+def test_the_record_goes_through_export_and_import_and_with_its_service(
+    config: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    _move(config, "leesboek", "--to", "toetsen", "--window", "30")
+    exported = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", config, exported).exit_code == 0
+    text = exported.read_text()
+    assert '[[chain_moves]]\nservice_id = "leesboek"\nfrom_chain = "leermiddelen"\n' in text
+    # Into a fresh instance: the same record, and the same file out again.
+    fresh = tmp_path / "fresh"
+    assert run("init", fresh).exit_code == 0
+    imported = run("registry", "import", "--config", fresh / "ketenbroker.toml", exported)
+    assert imported.exit_code == 0, imported.output
+    assert "added    chain move leesboek" in imported.output
+    assert _moves(fresh / "ketenbroker.toml") == _moves(config)
+    again = tmp_path / "again.toml"
+    assert run("registry", "export", "--config", fresh / "ketenbroker.toml", again).exit_code == 0
+    assert again.read_text() == text
+    # Into the registry it came from: nothing changes.
+    same = run("registry", "import", "--config", config, exported)
+    assert same.exit_code == 0 and "chain moves: 0 added, 0 changed, 1 unchanged" in same.output
+    # A record naming a chain the service is not in is refused, changing nothing.
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(text.replace('to_chain = "toetsen"', 'to_chain = "leermiddelen"'))
+    before = state(fresh / "ketenbroker.toml")
+    refused = run("registry", "import", "--config", fresh / "ketenbroker.toml", wrong)
+    assert refused.exit_code == 1
+    assert "service leesboek is in toetsen, not leermiddelen" in refused.output
+    assert state(fresh / "ketenbroker.toml") == before
+
+    removed = run("publisher", "remove", "leesboek", "--yes", "--config", config)
+    assert removed.exit_code == 0, removed.output
+    assert _moves(config) == []
