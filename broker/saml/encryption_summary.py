@@ -15,7 +15,7 @@ from broker.core.model import AssertionEncryption
 from broker.saml.publisher_encryption import (
     MD_NS,
     EncryptionUnusable,
-    encryption_for,
+    chosen_encryption,
     offers_in_descriptor,
 )
 from broker.saml.xml_parsing import parse_untrusted
@@ -43,7 +43,7 @@ def assertions_received(entity_id: str, xml: str | None, setting: AssertionEncry
         for offer in offers_in_descriptor(descriptor)
     )
     try:
-        chosen = encryption_for(entity_id, offers)
+        chosen = chosen_encryption(entity_id, offers)
     except EncryptionUnusable as err:
         return REFUSED + err.detail
     if chosen is None:
