@@ -23,6 +23,7 @@ from broker.core.hosted_domain import lacks_hosted_domain
 from broker.core.model import Chain, Protocol, School, Service
 from broker.registry import SqlRegistry
 from broker.registry.removal import Removal, removal_kind
+from broker.saml.encryption_summary import assertions_received
 
 CONFIRMATION_NEEDED = 3
 NONE = "-"  # in the table; null in JSON
@@ -72,11 +73,19 @@ def school_line(
     }
 
 
-def service_line(service: Service, sources: dict[str, tuple[str, ...]]) -> dict[str, str]:
+def service_line(
+    service: Service, sources: dict[str, tuple[str, ...]], metadata: Mapping[str, str]
+) -> dict[str, str]:
+    """`metadata`: the SAML services' metadata as logins use it, by entity id (a source's copy
+    when a source holds it), for what each receives (saml/encryption_summary.py)."""
     if service.protocol is Protocol.OIDC and service.oidc is not None:
         origin = f"client auth {service.oidc.auth_method.value}"
+        assertions = NONE
     else:
         origin = _metadata_origin(service.entity_id, sources)
+        assertions = assertions_received(
+            service.entity_id, metadata.get(service.entity_id), service.assertion_encryption
+        )
     return {
         "id": service.id,
         "name": service.name,
@@ -86,6 +95,7 @@ def service_line(service: Service, sources: dict[str, tuple[str, ...]]) -> dict[
         "publisher": service.publisher_id or NONE,
         "status": "approved" if service.approved else "awaiting approval",
         "registration": origin,
+        "assertions": assertions,
     }
 
 
@@ -135,10 +145,13 @@ def school_list(config_path: Path, as_json: bool) -> None:
 @reports_errors
 def publisher_list(config_path: Path, as_json: bool) -> None:
     """Every registered service (approved or not), by id: protocol, entity or client id, chain,
-    publisher, status, where its metadata is from."""
+    publisher, status, where its metadata is from, and what a SAML service's logins send it
+    (encrypted, signed, or refused)."""
     _, registry = open_registry(config_path)
     sources = registry.federation.sources_of("sp")
-    print_table([service_line(s, sources) for s in registry.all_services()], "service", as_json)
+    metadata = registry.service_metadata(approved_only=False)
+    lines = [service_line(s, sources, metadata) for s in registry.all_services()]
+    print_table(lines, "service", as_json)
 
 
 @click.command("organisations")

@@ -42,6 +42,9 @@ class Registered:
     entry_id: str
     entity_id: str
     role: str  # "idp" (a school) or "sp" (a service)
+    # False for a service whose assertion encryption is `off`: an encryption key the broker
+    # could not encrypt for does not refuse its metadata (it is never encrypted for).
+    encrypting: bool = True
 
 
 def update_metadata(
@@ -62,7 +65,10 @@ def update_metadata(
             "`ketenbroker metadata refresh` updates it"
         )
     xml = read_source(source, allow_loopback=settings.peers_on_loopback)
-    entity_id = (idp_entity_id if entry.role == "idp" else sp_entity_id)(xml)
+    if entry.role == "idp":
+        entity_id = idp_entity_id(xml)
+    else:
+        entity_id = sp_entity_id(xml, encrypting=entry.encrypting)
     if entity_id != entry.entity_id:
         raise click.ClickException(
             f"{entry.title}: the metadata is for {entity_id}, not for the registered "

@@ -1,6 +1,7 @@
 """OpenID Connect logout registration on the command line: the options `publisher add` takes for
-it and `publisher update`, which changes them (and the redirect URIs) of a registered client, or
-loads a SAML service's metadata again (`--saml-metadata`, broker/cli/metadata_update.py).
+it and `publisher update`, which changes them (and the redirect URIs) of a registered client,
+loads a SAML service's metadata again (`--saml-metadata`, broker/cli/metadata_update.py), or
+sets a SAML service's assertion encryption (`--assertion-encryption auto|off`).
 
 The checks are `logout_problems` and `redirect_uri_problem`, the same the portal and the registry
 import use; a refused update changes nothing.
@@ -16,9 +17,11 @@ from typing import Any, TypeVar
 import click
 
 from broker.cli.metadata_update import Registered, update_metadata
-from broker.cli.options import config_option, open_registry, reports_errors
-from broker.core.model import Protocol
+from broker.cli.options import config_option, open_registry, reports_errors, who
+from broker.core.model import AssertionEncryption, Protocol, Service
 from broker.oidc.registration import InvalidRegistration, logout_problems, registration_problems
+from broker.registry import SqlRegistry
+from broker.saml.encryption_summary import REFUSED, assertions_received
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -93,6 +96,14 @@ def saml_refuses_logout_options(
     default=None,
     help="whether the client needs `sid` in every logout token",
 )
+@click.option(
+    "--assertion-encryption",
+    "assertion_encryption",
+    type=click.Choice([setting.value for setting in AssertionEncryption]),
+    default=None,
+    help="a SAML service's assertions: auto (encrypted when its metadata publishes an "
+    "encryption key) or off (signed, never encrypted)",
+)
 @reports_errors
 def publisher_update(
     config_path: Path,
@@ -103,9 +114,11 @@ def publisher_update(
     clear_post_logout: bool,
     backchannel_logout_uri: str | None,
     session_required: bool | None,
+    assertion_encryption: str | None,
 ) -> None:
-    """Load a SAML service's metadata again (--saml-metadata), or change an OpenID Connect
-    client's redirect and logout URIs; what is not given stays."""
+    """Load a SAML service's metadata again (--saml-metadata), set its assertion encryption
+    (--assertion-encryption), or change an OpenID Connect client's redirect and logout URIs;
+    what is not given stays."""
     oidc_given = bool(
         redirect_uris
         or post_logout_uris
@@ -115,6 +128,11 @@ def publisher_update(
     )
     if metadata is not None and oidc_given:
         raise click.UsageError("--saml-metadata and the --oidc-* options exclude")
+    if assertion_encryption is not None and (oidc_given or metadata is not None):
+        # One change per run: a refused metadata update then never leaves the switch changed.
+        raise click.UsageError(
+            "--assertion-encryption goes alone (set it first, then load the metadata)"
+        )
     if post_logout_uris and clear_post_logout:
         raise click.UsageError("--oidc-post-logout-uri and --oidc-no-post-logout-uris exclude")
     settings, registry = open_registry(config_path)
@@ -122,13 +140,24 @@ def publisher_update(
     found = registry.any_service(service_id)
     if found is None:
         raise click.ClickException(f"no service with id {service_id!r}")
+    if (metadata is not None or assertion_encryption is not None) and (
+        found.protocol is not Protocol.SAML
+    ):
+        raise click.ClickException(
+            f"Service {service_id} is an OpenID Connect client, not SAML: it has no metadata "
+            "and no assertions (the --oidc-* options change it)"
+        )
+    if assertion_encryption is not None:
+        set_assertion_encryption(registry, found, AssertionEncryption(assertion_encryption))
+        return
     if metadata is not None:
-        if found.protocol is not Protocol.SAML:
-            raise click.ClickException(
-                f"Service {service_id} is an OpenID Connect client, not SAML: "
-                "it has no metadata to update (the --oidc-* options change it)"
-            )
-        entry = Registered(f"Service {service_id}", service_id, found.entity_id, "sp")
+        entry = Registered(
+            f"Service {service_id}",
+            service_id,
+            found.entity_id,
+            "sp",
+            encrypting=found.assertion_encryption is AssertionEncryption.AUTO,
+        )
         update_metadata(settings, registry, entry, metadata, registry.update_service_metadata)
         return
     service = registry.service(service_id)
@@ -163,3 +192,28 @@ def publisher_update(
     if client.backchannel_logout_uri:
         required = " (sid required)" if client.backchannel_logout_session_required else ""
         click.echo(f"  back-channel logout URI:  {client.backchannel_logout_uri}{required}")
+
+
+def set_assertion_encryption(
+    registry: SqlRegistry, service: Service, setting: AssertionEncryption
+) -> None:
+    """Write the switch and say, in one line, what the service's logins now send it. Back to
+    `auto` is refused, changing nothing, while the metadata in force publishes a key the broker
+    cannot encrypt for: every login of the service would be refused (as such metadata is at
+    registration)."""
+    metadata = registry.service_metadata(approved_only=False).get(service.entity_id)
+    now = assertions_received(service.entity_id, metadata, setting)
+    if now.startswith(REFUSED) and service.assertion_encryption is not setting:
+        raise click.ClickException(
+            f"Service {service.id}: assertion encryption stays "
+            f"{service.assertion_encryption.value}: with {setting.value} its logins would be "
+            f"{now}; nothing changed"
+        )
+    changed = registry.set_assertion_encryption(service.id, setting, who())
+    if not changed:
+        click.echo(
+            f"Service {service.id}: assertion encryption is {setting.value} already; "
+            f"nothing changed (assertions: {now})."
+        )
+        return
+    click.echo(f"Service {service.id}: assertion encryption {setting.value}; assertions: {now}.")

@@ -35,6 +35,7 @@ from broker.core.endpoints import (
 )
 from broker.core.hosted_domain import MAX_DOMAIN, checked_hosted_domain
 from broker.core.model import (
+    AssertionEncryption,
     Chain,
     ClientAuthMethod,
     Declaration,
@@ -77,6 +78,7 @@ SERVICE_KEYS = NAMED | {
     "naming",
     "declaration_version",
     "reconfirm_version",
+    "assertion_encryption",
     *SOURCES,
     "declarations",
 }
@@ -251,6 +253,7 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
     if reconfirm_version > declaration_version:
         entry.wrong("reconfirm_version", "must not be above declaration_version")
         reconfirm_version = declaration_version
+    encryption = _assertion_encryption(entry)
     base = Service(
         service_id,
         name,
@@ -262,12 +265,15 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
         publisher_id=publisher,
         declaration_version=declaration_version,
         reconfirm_version=reconfirm_version,
+        assertion_encryption=encryption,
     )
     if reading.one_source(entry):
         oidc = entry.table_of("oidc", SERVICE_OIDC_KEYS)
         client = _client(oidc) if oidc is not None else None
         if client is None or oidc is None:
             return None
+        if entry.has("assertion_encryption"):
+            entry.wrong("assertion_encryption", "only a SAML service has assertions to encrypt")
         # The client id is the service id unless the registry says otherwise.
         client_id = oidc.text("client_id", limit=1024, default=service_id)
         service = replace(base, entity_id=client_id, protocol=Protocol.OIDC, oidc=client)
@@ -278,12 +284,26 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
     xml = reading.metadata(entry)
     if not xml:
         return None
-    entity_id, problems = sp_metadata_problems(xml)
+    # A service set to `off` is never encrypted for: its key is no reason to refuse it.
+    entity_id, problems = sp_metadata_problems(
+        xml, encrypting=encryption is AssertionEncryption.AUTO
+    )
     for problem in problems:
         entry.wrong("saml_metadata", problem.detail)
     if entity_id is None:
         return None
     return ServiceEntry(replace(base, entity_id=entity_id), xml)
+
+
+def _assertion_encryption(entry: Entries) -> AssertionEncryption:
+    """`auto` when absent (files from before revision 0019 mean it), else `auto` or `off`."""
+    value = entry.text("assertion_encryption", limit=8, default=AssertionEncryption.AUTO.value)
+    try:
+        return AssertionEncryption(value)
+    except ValueError:
+        if value:
+            entry.wrong("assertion_encryption", "must be auto or off")
+        return AssertionEncryption.AUTO
 
 
 def _declarations(entry: Entries) -> tuple[Declaration, ...]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from broker.cli.registry_chain_moves import chain_move_lines
 from broker.cli.registry_idp_rules import KIND as IDP_RULES
 from broker.cli.registry_key_versions import key_version_lines
-from broker.core.model import School, Service
+from broker.core.model import AssertionEncryption, School, Service
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 
 FORMAT = 1
@@ -129,6 +129,9 @@ class _Writer:
             ]
         )
         if service.oidc is None:
+            if service.assertion_encryption is not AssertionEncryption.AUTO:
+                # Written only when set: a file without it means `auto`, as before 0019.
+                lines += _pairs([("assertion_encryption", service.assertion_encryption.value)])
             lines.append(
                 self.metadata("services", service.id, entry.metadata or "", service.entity_id)
             )

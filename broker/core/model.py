@@ -22,6 +22,18 @@ class NamingProfile(StrEnum):
     PLAIN = "plain"
 
 
+class AssertionEncryption(StrEnum):
+    """Whether a SAML service's assertion is encrypted (revision 0019, the operator's switch).
+
+    `auto`: encrypted when its SP metadata publishes an encryption key
+    (saml/publisher_encryption.py), a key the broker cannot meet refused. `off`: signed and sent
+    unencrypted whatever the metadata publishes, for a platform whose SAML software cannot
+    decrypt AES-GCM (docs/saml-profile.md, "Encrypted assertions")."""
+
+    AUTO = "auto"
+    OFF = "off"
+
+
 class ClientAuthMethod(StrEnum):
     """How an OIDC client authenticates at the token endpoint (RFC 7591 names)."""
 
@@ -163,6 +175,7 @@ class Service:
     publisher_id: str | None = None
     declaration_version: int = 1
     reconfirm_version: int = 1
+    assertion_encryption: AssertionEncryption = AssertionEncryption.AUTO
 
     @property
     def pseudonym_chain(self) -> str:

@@ -258,6 +258,7 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
     row.sp_metadata = entry.metadata
     row.approved = service.approved
     row.publisher_id = service.publisher_id
+    row.assertion_encryption = service.assertion_encryption.value
     wanted = OidcClientRow.from_client(service.oidc) if service.oidc else None
     row.oidc = _replaced(row.oidc, wanted)
     session.add(row)

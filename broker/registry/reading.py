@@ -184,13 +184,15 @@ class SqlRegistryReader:
             )
             return _with_federation(session, "idp", {e: xml for e, xml in rows}, self._clock())
 
-    def service_metadata(self) -> dict[str, str]:
+    def service_metadata(self, *, approved_only: bool = True) -> dict[str, str]:
+        """Each SAML service's metadata as logins use it, by entity id: the approved services'
+        (the login path's), or with `approved_only=False` every one's (`publisher list`)."""
+        where = [ServiceRow.protocol == Protocol.SAML.value]
+        if approved_only:
+            where.append(ServiceRow.approved.is_(True))
         with session_on(self._engine) as session:
             rows = session.execute(
-                select(ServiceRow.entity_id, ServiceRow.sp_metadata).where(
-                    ServiceRow.protocol == Protocol.SAML.value,
-                    ServiceRow.approved.is_(True),
-                )
+                select(ServiceRow.entity_id, ServiceRow.sp_metadata).where(*where)
             )
             return _with_federation(session, "sp", {e: xml for e, xml in rows}, self._clock())
 

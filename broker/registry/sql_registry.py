@@ -8,6 +8,7 @@ and adapters reload on their next look (broker/registry/changes.py).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -20,7 +21,16 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
 
 from broker.core.chain_move import ChainMove
 from broker.core.errors import BadRequest, UnknownSchool, UnknownService
-from broker.core.model import Chain, Declaration, OidcClient, ReleasePolicy, School, Service
+from broker.core.model import (
+    AssertionEncryption,
+    Chain,
+    Declaration,
+    OidcClient,
+    Protocol,
+    ReleasePolicy,
+    School,
+    Service,
+)
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.receipts import ReceiptKeys
 from broker.registry.admin_accounts import SqlAdminAccounts
@@ -80,6 +90,7 @@ from broker.registry.tables import (
 UniqueCheck: TypeAlias = tuple[InstrumentedAttribute[str], str, str]
 
 MAX_CHANGED_BY = 200
+log = logging.getLogger(__name__)
 
 
 def _utc_now() -> datetime:
@@ -228,6 +239,7 @@ class SqlRegistry(PortalReads):
                     declaration_version=version,
                     # A new registration: no school has chosen under these declarations yet.
                     reconfirm_version=version,
+                    assertion_encryption=service.assertion_encryption.value,
                     declarations=DeclarationRow.rows_of(service.declarations),
                     oidc=OidcClientRow.from_client(service.oidc) if service.oidc else None,
                 )
@@ -515,6 +527,41 @@ class SqlRegistry(PortalReads):
             policy = current.to_policy()
             bump_generation(session)
         return policy
+
+    def set_assertion_encryption(
+        self, service_id: str, setting: AssertionEncryption, changed_by: str = ""
+    ) -> bool:
+        """The operator's switch for a SAML service's encrypted assertions (`off`: signed and
+        unencrypted whatever its metadata publishes); False when it was set so already. The
+        login path reads it from the worker's view, which the generation bump reloads."""
+        with self._writing() as session:
+            row = (
+                session.get(ServiceRow, service_id)
+                if locked_row(session, ServiceRow.id, service_id)
+                else None
+            )
+            if row is None:
+                raise UnknownService(f"no service with id {service_id!r}")
+            if row.protocol != Protocol.SAML.value:
+                raise BadRequest(
+                    f"service {service_id!r} is an OpenID Connect client: assertion encryption "
+                    "is a SAML service's",
+                    code="not_saml",
+                )
+            was = row.assertion_encryption
+            if was == setting.value:
+                return False
+            row.assertion_encryption = setting.value
+            bump_generation(session)
+        # Ids only: which service, what it was and is, who changed it.
+        log.info(
+            "assertion encryption service=%s from=%s to=%s by=%s",
+            service_id,
+            was,
+            setting.value,
+            changed_by or "unknown",
+        )
+        return True
 
     def approve_service(self, service_id: str) -> None:
         """Let an operator-checked service in: schools see it, logins reach it."""

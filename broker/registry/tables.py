@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from broker.core.model import (
+    AssertionEncryption,
     Chain,
     ClientAuthMethod,
     Declaration,
@@ -196,6 +197,7 @@ class ServiceRow(Base):
     __table_args__ = (
         CheckConstraint("naming IN ('oid', 'plain')", name="naming"),
         CheckConstraint("protocol IN ('saml', 'oidc')", name="protocol"),
+        CheckConstraint("assertion_encryption IN ('auto', 'off')", name="assertion_encryption"),
     )
 
     id: Mapped[str] = mapped_column(ID, primary_key=True)
@@ -214,6 +216,9 @@ class ServiceRow(Base):
     # (core/declarations.py); rows from before it get their declaration version, as then every
     # change did.
     reconfirm_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
+    # Revision 0019: the operator's switch (core/model.py AssertionEncryption); rows from
+    # before it, and rows older code writes, are `auto`.
+    assertion_encryption: Mapped[str] = mapped_column(String(8), server_default=text("'auto'"))
     declarations: Mapped[list[DeclarationRow]] = relationship(
         order_by="DeclarationRow.position", cascade="all, delete-orphan"
     )
@@ -233,6 +238,7 @@ class ServiceRow(Base):
             publisher_id=self.publisher_id,
             declaration_version=self.declaration_version,
             reconfirm_version=self.reconfirm_version,
+            assertion_encryption=AssertionEncryption(self.assertion_encryption),
         )
 
 

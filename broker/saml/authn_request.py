@@ -26,6 +26,7 @@ from broker.config import Settings
 from broker.core.assurance import EXACT
 from broker.core.catalogue import canonical_name_for
 from broker.core.errors import AssuranceNotMet, InvalidMessage, UnknownService, UnsupportedRequest
+from broker.core.model import Service
 from broker.core.ports import RegistryReader
 from broker.core.shared_idp import is_shared_idp
 from broker.login.login_model import LoginRequest
@@ -142,7 +143,7 @@ class AuthnRequestReader:
         # From here the request is trusted and its ACS URL is the service's own: every refusal
         # is a signed SAML status sent there (AnswerableRefusal), not a bare error page.
         self._check_supported(message, request)
-        self._check_encryption(issuer, request)
+        self._check_encryption(issuer, service, request)
         name_id_format = self._name_id_format(message, issuer)
         if name_id_format is None:
             raise AnswerableRefusal(
@@ -184,12 +185,14 @@ class AuthnRequestReader:
                 at_once=True,
             )
 
-    def _check_encryption(self, issuer: str, request: LoginRequest) -> None:
+    def _check_encryption(self, issuer: str, service: Service, request: LoginRequest) -> None:
         """A service that asked for encrypted assertions in a way the broker cannot meet (a
         key too small, only CBC listed: publisher_encryption.py) hears so before the student
-        is sent to a school: it would never get a readable assertion instead."""
+        is sent to a school: it would never get a readable assertion instead. Unless the
+        operator set its assertion encryption `off`: then it is sent signed assertions, and
+        its key is never used."""
         try:
-            self.entities.publisher_encryption(issuer)
+            self.entities.publisher_encryption(issuer, service.assertion_encryption)
         except EncryptionUnusable as err:
             log.warning("refused service=%s code=%s: %s", issuer, err.code, err.detail)
             raise AnswerableRefusal(err, request, STATUS_REQUEST_UNSUPPORTED) from None

@@ -31,6 +31,7 @@ from broker.config import Settings
 from broker.core.catalogue import CATALOGUE
 from broker.core.errors import ConfigurationError, UnknownService
 from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration, KeySource
+from broker.core.model import AssertionEncryption
 from broker.core.ports import RegistryReader
 from broker.saml import schema
 from broker.saml.metadata_index import IndexedIdPConfig, IndexedSPConfig
@@ -408,16 +409,24 @@ class SamlEntities:
         self._signing_key = (wanted, key)
         return key
 
-    def publisher_encryption(self, entity_id: str) -> Encryption | None:
+    def publisher_encryption(
+        self, entity_id: str, setting: AssertionEncryption
+    ) -> Encryption | None:
         """How to encrypt the assertion for the service `entity_id`, from its SP metadata as
-        the Server holds it now; None when it publishes no encryption key. Raises
-        EncryptionUnusable when it asks in a way the broker cannot meet, UnknownService when
-        its metadata is gone: never a reason to answer it unencrypted. The parsed key is kept
-        per metadata content (publisher_encryption.py), so this is a lookup per login."""
+        the Server holds it now; None when it publishes no encryption key, or when the
+        operator set the service's assertion encryption `off` (`setting`, read with the
+        service from the worker's registry view: no query). Raises EncryptionUnusable when it
+        asks in a way the broker cannot meet (and is not `off`), UnknownService when its
+        metadata is gone: never a reason to answer it unencrypted. The parsed key is kept per
+        metadata content (publisher_encryption.py), so this is a lookup per login."""
         try:
             entity = self.server.metadata[entity_id]
         except KeyError:
             raise UnknownService("service no longer in the metadata") from None
+        if setting is AssertionEncryption.OFF:
+            # The operator's word for a platform that cannot decrypt (or that publishes a key
+            # the broker would refuse): signed, unencrypted, whatever the metadata says.
+            return None
         return encryption_for(entity_id, offers_in_metadata(entity))
 
     def decryption_keys(self) -> tuple[xmlsec.Key, ...]:

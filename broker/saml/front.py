@@ -137,8 +137,11 @@ class SamlFront:
         )
         # Read again at the answer (the request checked it already): metadata that changed
         # meanwhile decides, and a service that asked for encryption never gets a readable
-        # assertion (EncryptionUnusable ends the login with a page instead).
-        encryption = self.entities.publisher_encryption(front["sp_entity_id"])
+        # assertion (EncryptionUnusable ends the login with a page instead) unless the operator
+        # set its assertion encryption `off` (the service as the worker's view holds it now).
+        encryption = self.entities.publisher_encryption(
+            front["sp_entity_id"], service.assertion_encryption
+        )
         xml = signed_response(
             self.entities.server.sec,
             content,

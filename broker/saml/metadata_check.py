@@ -110,15 +110,17 @@ def checked_idp(root: etree._Element) -> str:
     return entity_id
 
 
-def sp_entity_id(xml: str) -> str:
+def sp_entity_id(xml: str, *, encrypting: bool = True) -> str:
     """The entity id of a publisher SP's metadata, after checking its ACS endpoints and that
     the broker can encrypt for the encryption key it publishes, if any. (An aggregate's
     entities get the latter check at their AuthnRequests: one entity must not be dropped for
-    it, see publisher_encryption.py.)"""
+    it, see publisher_encryption.py.) `encrypting=False`: for a service whose assertion
+    encryption the operator set `off`, which is sent signed assertions unencrypted: a key the
+    broker could not encrypt for is no reason to refuse metadata it will not encrypt for."""
     root = _parse(xml)
     entity_id = checked_sp(root)
     descriptor = root.find(f"{{{MD}}}SPSSODescriptor")
-    if descriptor is not None:
+    if descriptor is not None and encrypting:
         problem = encryption_problem(entity_id, descriptor)
         if problem is not None:
             raise problem

@@ -10,6 +10,7 @@ English (the CLI, the registry import) and whose `message` and `params` the port
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 from lxml import etree
 
@@ -33,9 +34,15 @@ from broker.saml.xml_parsing import parse_untrusted
 Problems = tuple[str | None, list[MetadataInvalid]]
 
 
-def sp_metadata_problems(xml: str) -> Problems:
-    """(entity id, problems); the entity id only when there are no problems."""
-    return _problems(xml, sp_entity_id, "SPSSODescriptor", _sp_problems)
+def sp_metadata_problems(xml: str, *, encrypting: bool = True) -> Problems:
+    """(entity id, problems); the entity id only when there are no problems. `encrypting`:
+    as `sp_entity_id` takes it (False: the service's assertion encryption is `off`)."""
+    return _problems(
+        xml,
+        partial(sp_entity_id, encrypting=encrypting),
+        "SPSSODescriptor",
+        partial(_sp_problems, encrypting=encrypting),
+    )
 
 
 def idp_metadata_problems(xml: str) -> Problems:
@@ -43,7 +50,9 @@ def idp_metadata_problems(xml: str) -> Problems:
     return _problems(xml, idp_entity_id, "IDPSSODescriptor", _idp_problems)
 
 
-def _sp_problems(entity_id: str, descriptor: etree._Element) -> list[MetadataInvalid]:
+def _sp_problems(
+    entity_id: str, descriptor: etree._Element, *, encrypting: bool = True
+) -> list[MetadataInvalid]:
     problems = []
     if not has_signing_key(descriptor, "sp"):
         problems.append(MetadataInvalid(NO_SIGNING_KEY, entity_id=entity_id))
@@ -51,7 +60,7 @@ def _sp_problems(entity_id: str, descriptor: etree._Element) -> list[MetadataInv
         location = endpoint.get("Location", "")
         if endpoint.get("Binding") == POST and not is_acceptable_endpoint(location):
             problems.append(MetadataInvalid(ACS_NOT_HTTPS, url=location))
-    encryption = encryption_problem(entity_id, descriptor)
+    encryption = encryption_problem(entity_id, descriptor) if encrypting else None
     if encryption is not None:
         problems.append(encryption)
     return problems

@@ -144,16 +144,8 @@ def encryption_for(entity_id: str, offers: tuple[KeyOffer, ...]) -> Encryption |
 @functools.lru_cache(maxsize=1024)
 def _encryption_for(entity_id: str, offers: tuple[KeyOffer, ...]) -> Encryption | None:
     # Kept per content: a service's next metadata (another key, another list) is a new entry.
-    asked = [offer for offer in offers if offer.for_encryption]
-    if not asked:
-        return None
-    problems: list[EncryptionUnusable] = []
-    for offer in asked:
-        try:
-            chosen = _usable(entity_id, offer)
-        except EncryptionUnusable as problem:
-            problems.append(problem)
-            continue
+    chosen = chosen_encryption(entity_id, offers)
+    if chosen is not None:
         log.info(
             "assertions encrypted for service=%s with %s and %s, RSA %d bits",
             entity_id,
@@ -161,7 +153,21 @@ def _encryption_for(entity_id: str, offers: tuple[KeyOffer, ...]) -> Encryption 
             chosen.key_transport,
             chosen.bits,
         )
-        return chosen
+    return chosen
+
+
+def chosen_encryption(entity_id: str, offers: tuple[KeyOffer, ...]) -> Encryption | None:
+    """`encryption_for` without its cache and its log line (which says what logins do): for
+    a listing of what each service receives (encryption_summary.py)."""
+    asked = [offer for offer in offers if offer.for_encryption]
+    if not asked:
+        return None
+    problems: list[EncryptionUnusable] = []
+    for offer in asked:
+        try:
+            return _usable(entity_id, offer)
+        except EncryptionUnusable as problem:
+            problems.append(problem)
     raise problems[0]
 
 

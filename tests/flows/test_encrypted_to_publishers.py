@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from lxml import etree
 
 from broker.cli.demo import DEMO_PUBLISHERS
-from broker.core.model import Declaration, Protocol
+from broker.core.model import AssertionEncryption, Declaration, Protocol
 from broker.demo.school_idp import DEMO_USERS
 from broker.saml.xmlsig import verification_context
 from tests.support.client import Browser, Page
@@ -100,6 +100,17 @@ def sp_private_key(demo: LiveDemo, service_id: str) -> rsa.RSAPrivateKey:
     key = serialization.load_pem_private_key(path.read_bytes(), password=None)
     assert isinstance(key, rsa.RSAPrivateKey)
     return key
+
+
+def plain_assertion(demo: LiveDemo, response: etree._Element) -> etree._Element:
+    """The Response's assertion, sent readable and signed, in a signed Response."""
+    assert response.find("saml:EncryptedAssertion", NS) is None
+    assertion = response.find("saml:Assertion", NS)
+    assert assertion is not None
+    certificate = broker_certificate(demo)
+    verify(response, certificate)
+    verify(assertion, certificate)
+    return assertion
 
 
 @dataclass(frozen=True)
@@ -187,12 +198,7 @@ def test_a_service_without_an_encryption_key_gets_a_plain_signed_assertion(
 ) -> None:
     add(demo, "plain-sp", None)
     _, response = sent_response(demo, Browser(), "plain-sp")
-    assert response.find("saml:EncryptedAssertion", NS) is None
-    assertion = response.find("saml:Assertion", NS)
-    assert assertion is not None
-    certificate = broker_certificate(demo)
-    verify(response, certificate)
-    verify(assertion, certificate)
+    assertion = plain_assertion(demo, response)
     assert attribute_values(assertion)["mail"] == [STUDENT.email]
 
 
@@ -287,6 +293,71 @@ def test_the_demo_and_bench_publishers_publish_no_encryption_key(demo: LiveDemo)
         metadata = etree.fromstring(demo.registry.service_metadata()[service.entity_id].encode())
         uses = [k.get("use") for k in metadata.iter(f"{{{MD}}}KeyDescriptor")]
         assert uses == ["signing"], (entry.id, uses)
-        assert demo.broker.saml_entities.publisher_encryption(service.entity_id) is None
+        assert (
+            demo.broker.saml_entities.publisher_encryption(
+                service.entity_id, service.assertion_encryption
+            )
+            is None
+        )
         checked += 1
     assert checked >= 1
+
+
+# -- the operator's switch: assertion encryption off (revision 0019) ------------------------------
+
+
+def set_encryption(demo: LiveDemo, service_id: str, setting: AssertionEncryption) -> None:
+    """As `publisher update --assertion-encryption` sets it; the worker's view of the registry
+    reloads at once in the process that wrote (registry/cached.py)."""
+    assert demo.registry.set_assertion_encryption(service_id, setting, "test")
+
+
+def test_a_service_set_off_gets_a_signed_assertion_unencrypted_and_back_to_auto_encrypted(
+    demo: LiveDemo,
+) -> None:
+    # A key without `use`, as SimpleSAMLphp and Shibboleth SPs publish theirs.
+    publisher = add(
+        demo, "switched-sp", (), edit_metadata=lambda x: x.replace('use="encryption"', "")
+    )
+    set_encryption(demo, "switched-sp", AssertionEncryption.OFF)
+    browser = Browser()
+    page, response = sent_response(demo, browser, "switched-sp")
+    assertion = plain_assertion(demo, response)
+    assert attribute_values(assertion)["mail"] == [STUDENT.email]
+    name_id = assertion.find("saml:Subject/saml:NameID", NS)
+    assert name_id is not None
+    assert name_id.text == demo.expected_pseudonym(UID, "leermiddelen")
+    # The publisher's pysaml2 SP, which holds the key, takes the plain assertion too.
+    delivered = browser.submit(page, publisher.acs_url)
+    assert delivered.status == 200, delivered.text
+    assert demo.received(browser, "switched-sp")["name_id"]["value"] == name_id.text
+
+    set_encryption(demo, "switched-sp", AssertionEncryption.AUTO)
+    browser = Browser()
+    page, response = sent_response(demo, browser, "switched-sp")
+    assert response.find("saml:Assertion", NS) is None
+    opened = open_by_hand(response, sp_private_key(demo, "switched-sp"))
+    assert opened.data_algorithm == AES256_GCM
+    verify(opened.assertion, broker_certificate(demo))
+    delivered = browser.submit(page, publisher.acs_url)
+    assert delivered.status == 200, delivered.text
+
+
+@pytest.mark.parametrize("case", ["only CBC listed", "1024-bit key"])
+def test_a_service_the_broker_cannot_encrypt_for_set_off_signs_in_signed_only(
+    demo: LiveDemo, case: str
+) -> None:
+    """The operator accepted it: signed assertions, its key never used, no refusal."""
+    service_id = "cbc-off-sp" if case == "only CBC listed" else "small-key-off-sp"
+    edit = only_cbc if case == "only CBC listed" else small_key
+    publisher = add(demo, service_id, (), edit_metadata=edit)
+    set_encryption(demo, service_id, AssertionEncryption.OFF)
+    browser = Browser()
+    page, response = sent_response(demo, browser, service_id)
+    assertion = plain_assertion(demo, response)
+    assert attribute_values(assertion)["givenName"] == [STUDENT.given_name]
+    delivered = browser.submit(page, publisher.acs_url)
+    assert delivered.status == 200, delivered.text
+    assert demo.received(browser, service_id)["name_id"]["value"] == (
+        demo.expected_pseudonym(UID, "leermiddelen")
+    )
