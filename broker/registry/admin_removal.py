@@ -53,13 +53,17 @@ def removing_admin(session: Session, admin_id: int, *, now: datetime, apply: boo
     `UnknownAdmin` or `LastOperator` (nothing changed) otherwise."""
     if not 0 < admin_id <= MAX_ADMIN_ID:
         raise UnknownAdmin(admin_id)
-    operators = session.scalars(
-        select(AdminRow.id)
-        .where(AdminRow.role == AdminRole.OPERATOR.value)
-        .order_by(AdminRow.id)
-        .with_for_update()
-    ).all()
-    row = session.scalar(select(AdminRow).where(AdminRow.id == admin_id).with_for_update())
+    # Locks only to carry it out: a preview (the confirmation page, the CLI without --yes)
+    # must not wait behind a removal, nor make one wait.
+    operators_query = (
+        select(AdminRow.id).where(AdminRow.role == AdminRole.OPERATOR.value).order_by(AdminRow.id)
+    )
+    row_query = select(AdminRow).where(AdminRow.id == admin_id)
+    if apply:
+        operators_query = operators_query.with_for_update()
+        row_query = row_query.with_for_update()
+    operators = session.scalars(operators_query).all()
+    row = session.scalar(row_query)
     if row is None:
         raise UnknownAdmin(admin_id)
     admin = row.to_admin()

@@ -3,8 +3,8 @@
 
 Reads serve the workers' cached view (every record, reloaded with the generation) and the
 commands; a move is planned and written in one write-locked transaction (the service row and the
-chains' records read there), so two moves, or a move and a rotation, cannot both pass their
-checks on what the other is changing.
+chains' records read there, after the registry state row's lock, `serialise_windows`), so two
+moves, or a move and a rotation, cannot both pass their checks on what the other is changing.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from broker.core.errors import UnknownService
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.chain_move_tables import ChainMoveRow
+from broker.registry.changes import serialise_windows
 from broker.registry.database import session_on
 from broker.registry.pseudonym_keys import key_version_in
 from broker.registry.tables import ServiceRow
@@ -61,6 +62,9 @@ def move_service_in(
     )
     if row is None:
         raise UnknownService(f"no service with id {service_id!r}")
+    # After the service row, as every writer of a service takes its locks (the service's row,
+    # then the state row when it bumps the generation): the same order, no deadlock.
+    serialise_windows(session)
     service = row.to_service()
     held = session.get(ChainMoveRow, service_id)
     to_chain = chain_id or f"service:{service_id}"

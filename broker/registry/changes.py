@@ -14,7 +14,7 @@ from __future__ import annotations
 import itertools
 import threading
 
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
 from broker.registry.tables import STATE_ROW_ID, RegistryStateRow
@@ -44,6 +44,18 @@ def bump_generation(session: Session) -> None:
     # After the commit, not now: a view that reloaded between now and the commit would read
     # the old rows and take them for the new state.
     event.listen(session, "after_commit", _LOCAL.committed, once=True)
+
+
+def serialise_windows(session: Session) -> None:
+    """Part of a write transaction that checks pseudonym windows (a chain move, a key
+    rotation): take the registry state row's lock first, so that two such transactions run one
+    after the other. On PostgreSQL each check reads without locking the rows the other one
+    writes (a move record, a chain's key version); without this, a move into a chain and that
+    chain's rotation could both pass and open two windows on one service. SQLite's writer
+    holds the database from its first statement anyway."""
+    session.execute(
+        select(RegistryStateRow.id).where(RegistryStateRow.id == STATE_ROW_ID).with_for_update()
+    )
 
 
 def local_changes() -> int:

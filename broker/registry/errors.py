@@ -32,6 +32,23 @@ class TextWithNul(BadRequest):
         super().__init__("a statement parameter holds a NUL character")
 
 
+class DeclarationsChanged(BadRequest):
+    """A school's choice made on a page that showed an older version of the service's
+    declarations: saving it would record agreement to declarations the school never saw."""
+
+    code = "declarations_changed"
+    public_message = (
+        "The publisher changed what this platform asks for while you had this page open. "
+        "Read it again and save your choice again."
+    )
+
+    def __init__(self, service_id: str, seen: int, current: int) -> None:
+        super().__init__(
+            f"service {service_id}'s declarations are at version {current}, the choice was made "
+            f"on version {seen}; nothing was saved"
+        )
+
+
 class UndeclaredAttribute(BadRequest):
     """A school tried to release an attribute the service never declared it needs."""
 

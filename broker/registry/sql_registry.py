@@ -41,6 +41,7 @@ from broker.registry.changes import bump_generation
 from broker.registry.database import locked_row, open_engine, session_on, writer
 from broker.registry.declaration_writes import replace_declarations
 from broker.registry.errors import (
+    DeclarationsChanged,
     DuplicateEntry,
     MetadataChanged,
     ProviderChanged,
@@ -465,14 +466,18 @@ class SqlRegistry(PortalReads):
         changed_by: str,
         *,
         active: bool = True,
+        declarations_seen: int | None = None,
     ) -> ReleasePolicy:
         """Set what `school_id` releases to `service_id`; returns the new, numbered version.
 
         Every call makes a new version (previous + 1) and appends it to the history in the same
         transaction. Nothing is written when the school or service is unknown or an attribute
         was not declared by the service. The version of the service's declarations is recorded
-        with it: the school has now seen (and accepted) that version. `active=False` switches
-        the service off for this school.
+        with it: the school has now seen (and accepted) that version. `declarations_seen`: the
+        version the school's page showed (the portal), refused with DeclarationsChanged when the
+        service's declarations moved on since, checked under the service row's lock so that a
+        publisher's change cannot slip in between. `active=False` switches the service off for
+        this school.
         """
         if not changed_by or len(changed_by) > MAX_CHANGED_BY:
             raise BadRequest(f"changed_by must name the administrator (1-{MAX_CHANGED_BY} chars)")
@@ -494,6 +499,10 @@ class SqlRegistry(PortalReads):
             )
             if service is None:
                 raise UnknownService(f"no service with id {service_id!r}")
+            if declarations_seen is not None and declarations_seen != service.declaration_version:
+                raise DeclarationsChanged(
+                    service_id, declarations_seen, service.declaration_version
+                )
             declared = {row.attribute for row in service.declarations}
             undeclared = tuple(sorted(attributes - declared))
             if undeclared:

@@ -119,6 +119,11 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("The SAML metadata is not usable."),
     # broker/core/chain_move.py
     N_("The service cannot move now: it or a chain concerned is in a pseudonym migration window."),
+    # broker/registry/errors.py (DeclarationsChanged)
+    N_(
+        "The publisher changed what this platform asks for while you had this page open. "
+        "Read it again and save your choice again."
+    ),
 )
 
 

@@ -120,6 +120,9 @@ def my_data_signed_in(identity: UpstreamIdentity, sso_token: str | None = None) 
     payload: dict[str, Any] = {
         "subjects": b.receipts.present_subjects(subjects),
         "school_id": school.id,
+        # For a worker of the release before per-chain subjects during a rolling upgrade, which
+        # reads this one key (else a 500 there): the old subject. Remove with COMPAT(v1).
+        "subject": b.receipting.keys.legacy_subject(school, identity),
     }
     if sso_token:
         payload[VIEW_SESSION] = _digest(sso_token)

@@ -17,6 +17,7 @@ from flask.testing import FlaskClient
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.model import Declaration, Service
+from broker.registry.errors import DeclarationsChanged
 from tests.security.test_portal_declarations import sp_metadata
 from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
 
@@ -38,6 +39,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
     built.registry.close()
 
 
+@pytest.fixture(scope="module")
+def school(site: PortalSite) -> FlaskClient:
+    # Signed in once for the module: a code is accepted once only (PortalSite.sign_in).
+    return site.sign_in("school")
+
+
 def _fields(page: str) -> dict[str, str]:
     seen = re.search(r'name="declarations_seen"[^>]*value="([^"]*)"', page) or re.search(
         r'value="([^"]*)"[^>]*name="declarations_seen"', page
@@ -47,9 +54,8 @@ def _fields(page: str) -> dict[str, str]:
 
 
 def test_a_choice_made_on_a_page_the_publisher_changed_meanwhile_is_not_saved(
-    site: PortalSite, caplog: pytest.LogCaptureFixture
+    site: PortalSite, school: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    school: FlaskClient = site.sign_in("school")
     page = school.get(f"{URL}?lang=en", base_url=HTTPS).get_data(as_text=True)
     assert "To greet." in page
     # While the page is open the publisher removes the first name and declares it again for
@@ -80,3 +86,41 @@ def test_a_choice_made_on_a_page_the_publisher_changed_meanwhile_is_not_saved(
     )
     assert saved.status_code == 303
     assert site.registry.policy(DEMO_SCHOOL_ID, SERVICE).attributes == {"given_name"}
+
+
+def test_a_choice_without_the_version_its_page_showed_is_not_saved(
+    site: PortalSite, school: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A script, or a page from before the field: it cannot say what it agreed to.
+    page = school.get(URL, base_url=HTTPS).get_data(as_text=True)
+    before = site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE)
+    with caplog.at_level(logging.INFO, logger="broker.portal"):
+        refused = school.post(
+            URL,
+            base_url=HTTPS,
+            data={"csrf_token": csrf_token(page), "active": "y", "attributes": ["given_name"]},
+        )
+    assert refused.status_code == 400
+    assert site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE) == before
+    assert "reason=declarations_changed" in caplog.text
+    assert "portal policy" not in caplog.text
+
+
+def test_the_version_seen_is_checked_again_where_the_choice_is_written(
+    site: PortalSite,
+) -> None:
+    # The publisher's change landing between the page's read and the write (the registry's
+    # check under the service row's lock): refused, nothing written.
+    seen = site.registry.service(SERVICE)
+    assert seen is not None
+    site.registry.set_declarations(SERVICE, (GREET,), "admin:99")
+    before = site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE)
+    with pytest.raises(DeclarationsChanged):
+        site.registry.set_policy(
+            DEMO_SCHOOL_ID,
+            SERVICE,
+            frozenset({"given_name"}),
+            "admin:1",
+            declarations_seen=seen.declaration_version,
+        )
+    assert site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE) == before

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 import logging
 
-from flask import flash, redirect, render_template, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from broker.core.admins import AdminRole
 from broker.core.model import Service
+from broker.registry.errors import DeclarationsChanged
 from broker.registry.portal_reading import SchoolChoice
 from broker.web.labels import attribute_label
+from broker.web.logs import note_refusal_logged
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.preview import preview_release
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
@@ -50,15 +52,39 @@ def _policy_form(
     found: Service, choice: SchoolChoice | None, *, from_post: bool = True
 ) -> PolicyForm:
     """The choice form: what a POST sent (`from_post`), else the stored choice; and the
-    declaration version the page shows."""
-    data = {
+    declaration version the page shows. A POST must carry the version its page showed: one
+    without it (a script, a page from before the field) counts as made on another version."""
+    data: dict[str, object] = {
         "active": choice.active if choice else True,
         "attributes": sorted(choice.attributes) if choice else [],
-        "declarations_seen": str(found.declaration_version),
     }
+    if not (from_post and request.method == "POST"):
+        data["declarations_seen"] = str(found.declaration_version)
     form = PolicyForm(data=data) if from_post else PolicyForm(formdata=None, data=data)
     form.attributes.choices = [
         SelectChoice(d.attribute, str(attribute_label(d.attribute))) for d in found.declarations
+    ]
+    return form
+
+
+def _changed_meanwhile(
+    found: Service, choice: SchoolChoice | None, school_id: str, service_id: str
+) -> PolicyForm:
+    """Nothing saved: the page comes back with what the platform asks for now, the stored
+    choice, and why; the log line names the route's ids, never what was ticked."""
+    log.warning(
+        "portal refused status=400 reason=declarations_changed school=%s service=%s admin=%s",
+        school_id,
+        service_id,
+        current_admin().id,
+    )
+    note_refusal_logged()
+    form = _policy_form(found, choice, from_post=False)
+    form.attributes.errors = [
+        gettext(
+            "The publisher changed what this platform asks for while you had this page "
+            "open. Read it again and save your choice again."
+        )
     ]
     return form
 
@@ -70,28 +96,27 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
     found = _approved_service(service_id)
     choice = registry.choices_of_school(school_id).get(service_id)
     form = _policy_form(found, choice)
-    changed_meanwhile = form.is_submitted() and form.declarations_seen.data != str(
-        found.declaration_version
-    )
-    if changed_meanwhile:
-        # Nothing saved: the page comes back with what the platform asks for now, the stored
-        # choice, and why (the log says which route; never what was ticked).
-        form = _policy_form(found, choice, from_post=False)
-        form.attributes.errors = [
-            gettext(
-                "The publisher changed what this platform asks for while you had this page "
-                "open. Read it again and save your choice again."
-            )
-        ]
+    seen = form.declarations_seen.data if form.is_submitted() else None
+    policy = None
+    if form.is_submitted() and seen != str(found.declaration_version):
+        form = _changed_meanwhile(found, choice, school_id, service_id)
     elif form.validate_on_submit():
         chosen = frozenset(form.attributes.data or [])
-        policy = registry.set_policy(
-            school_id,
-            service_id,
-            chosen,
-            recorded_author(current_admin()),
-            active=form.active.data,
-        )
+        try:
+            # The version seen is checked again under the service row's lock: a publisher's
+            # change between this page's read and the write is refused too.
+            policy = registry.set_policy(
+                school_id,
+                service_id,
+                chosen,
+                recorded_author(current_admin()),
+                active=form.active.data,
+                declarations_seen=found.declaration_version,
+            )
+        except DeclarationsChanged:
+            found = _approved_service(service_id)
+            form = _changed_meanwhile(found, choice, school_id, service_id)
+    if policy is not None:
         log.info(
             "portal policy school=%s service=%s version=%s active=%s admin=%s",
             school_id,
