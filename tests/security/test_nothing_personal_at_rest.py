@@ -63,7 +63,7 @@ from tests.security.test_no_personal_data_at_rest import (
 )
 from tests.support.client import Browser
 from tests.support.live import LiveDemo, OidcPublisher
-from tests.support.portal import HTTPS, PASSWORD, csrf_token, invite, post_sign_in
+from tests.support.portal import HTTPS, PASSWORD, choice_fields, csrf_token, invite, post_sign_in
 from tests.support.postgres import PostgresServer
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis]
@@ -214,7 +214,7 @@ def _school_releases_everything_through_the_portal(demo: LiveDemo, client: Flask
             url,
             base_url=HTTPS,
             data={
-                "csrf_token": csrf_token(page.get_data(as_text=True)),
+                **choice_fields(page.get_data(as_text=True)),
                 "active": "y",
                 "attributes": declared,
             },

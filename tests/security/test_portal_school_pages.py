@@ -26,7 +26,7 @@ from broker.core.admins import AdminRole, Publisher
 from broker.core.endpoints import privacy_contact_link
 from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
 from broker.oidc.registration import new_client
-from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
+from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, choice_fields, csrf_token
 
 SCHOOL = f"/portal/school/{DEMO_SCHOOL_ID}"
 CONTACT = f"{SCHOOL}/privacy-contact"
@@ -106,14 +106,7 @@ def test_only_a_bare_address_becomes_a_mailto_link() -> None:
 def _choose(client: FlaskClient, service: str, attributes: list[str]) -> None:
     url = f"{SCHOOL}/services/{service}"
     page = _page(client, url)
-    seen = re.search(r'name="declarations_seen"[^>]*value="([^"]*)"', page)
-    assert seen is not None
-    data = {
-        "csrf_token": csrf_token(page),
-        "declarations_seen": seen.group(1),
-        "active": "y",
-        "attributes": attributes,
-    }
+    data = {**choice_fields(page), "active": "y", "attributes": attributes}
     assert client.post(url, base_url=HTTPS, data=data).status_code == 303
 
 

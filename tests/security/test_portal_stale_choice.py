@@ -9,7 +9,6 @@ registry, as a second browser tab of the publisher's portal would make it.
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterator
 
 import pytest
@@ -19,7 +18,7 @@ from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.model import Declaration, Service
 from broker.registry.errors import DeclarationsChanged
 from tests.security.test_portal_declarations import sp_metadata
-from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
+from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, choice_fields, csrf_token
 
 SERVICE = "lesweb-open-pagina"
 URL = f"/portal/school/{DEMO_SCHOOL_ID}/services/{SERVICE}"
@@ -45,14 +44,6 @@ def school(site: PortalSite) -> FlaskClient:
     return site.sign_in("school")
 
 
-def _fields(page: str) -> dict[str, str]:
-    seen = re.search(r'name="declarations_seen"[^>]*value="([^"]*)"', page) or re.search(
-        r'value="([^"]*)"[^>]*name="declarations_seen"', page
-    )
-    assert seen is not None, "the form names the declarations it shows"
-    return {"csrf_token": csrf_token(page), "declarations_seen": seen.group(1)}
-
-
 def test_a_choice_made_on_a_page_the_publisher_changed_meanwhile_is_not_saved(
     site: PortalSite, school: FlaskClient, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -69,7 +60,7 @@ def test_a_choice_made_on_a_page_the_publisher_changed_meanwhile_is_not_saved(
         stale = school.post(
             f"{URL}?lang=en",
             base_url=HTTPS,
-            data={**_fields(page), "active": "y", "attributes": ["given_name"]},
+            data={**choice_fields(page), "active": "y", "attributes": ["given_name"]},
         )
     assert stale.status_code == 400
     again = stale.get_data(as_text=True)
@@ -82,7 +73,9 @@ def test_a_choice_made_on_a_page_the_publisher_changed_meanwhile_is_not_saved(
 
     # The page it came back with saves: the school has read the new declarations now.
     saved = school.post(
-        URL, base_url=HTTPS, data={**_fields(again), "active": "y", "attributes": ["given_name"]}
+        URL,
+        base_url=HTTPS,
+        data={**choice_fields(again), "active": "y", "attributes": ["given_name"]},
     )
     assert saved.status_code == 303
     assert site.registry.policy(DEMO_SCHOOL_ID, SERVICE).attributes == {"given_name"}

@@ -37,6 +37,16 @@ def csrf_token(html: str) -> str:
     return found.group(1)
 
 
+def choice_fields(html: str) -> dict[str, str]:
+    """A school's service page's choice form, as a browser sends it back: its CSRF token and
+    the declaration version the page showed (a save without it is refused)."""
+    seen = re.search(r'name="declarations_seen"[^>]*value="([^"]*)"', html) or re.search(
+        r'value="([^"]*)"[^>]*name="declarations_seen"', html
+    )
+    assert seen is not None, "the choice form names the declarations it shows"
+    return {"csrf_token": csrf_token(html), "declarations_seen": seen.group(1)}
+
+
 def post_sign_in(client: FlaskClient, email: str, password: str, code: str) -> TestResponse:
     """The sign-in form, filled in and sent as a browser would (with its CSRF token)."""
     page = client.get("/portal/sign-in", base_url=HTTPS)
