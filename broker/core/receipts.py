@@ -77,16 +77,12 @@ class ReceiptKeys:
         student input as the chain pseudonym (ECK iD or the school's subject), so it follows a
         student across schools exactly when the pseudonym does, and differs between chains as
         the pseudonym does. The source identifier is used here in memory only."""
-        namespace, subject = subject_input(school, identity)
-        message = field(chain) + field(namespace) + field(subject)
-        return hmac.new(self.subject_key, message, sha256).hexdigest()
+        return self._subject(_student(school, identity), chain)
 
     def legacy_subject(self, school: School, identity: UpstreamIdentity) -> str:
         """COMPAT(receipt-subject-v1): the chain-independent subject receipts carried before
         2026-11-30; read only, never written (see LEGACY_SUBJECT_LABEL for when it goes)."""
-        namespace, subject = subject_input(school, identity)
-        message = field(namespace) + field(subject)
-        return hmac.new(self.legacy_subject_key, message, sha256).hexdigest()
+        return self._subject(_student(school, identity), None)
 
     def subjects(
         self, school: School, identity: UpstreamIdentity, chains: Iterable[str]
@@ -94,13 +90,16 @@ class ReceiptKeys:
         """Every subject one student's receipts can carry: one per chain in `chains` (every
         chain a receipt can name, `receipt_chains`), and the old subject of receipts written
         before per-chain subjects (COMPAT(receipt-subject-v1)). One HMAC each, in memory."""
-        namespace, subject = subject_input(school, identity)
-        tail = field(namespace) + field(subject)
-        found = {
-            hmac.new(self.subject_key, field(chain) + tail, sha256).hexdigest() for chain in chains
-        }
-        found.add(hmac.new(self.legacy_subject_key, tail, sha256).hexdigest())
+        student = _student(school, identity)
+        found = {self._subject(student, chain) for chain in chains}
+        found.add(self._subject(student, None))
         return tuple(sorted(found))
+
+    def _subject(self, student: bytes, chain: str | None) -> str:
+        """The per-chain subject, or with no chain the old one (COMPAT(receipt-subject-v1))."""
+        if chain is None:
+            return hmac.new(self.legacy_subject_key, student, sha256).hexdigest()
+        return hmac.new(self.subject_key, field(chain) + student, sha256).hexdigest()
 
     def seal(self, content: ReceiptContent, seq: int, previous_hash: str) -> str:
         message = field(previous_hash) + field(str(seq)) + field(content.canonical())
@@ -157,6 +156,12 @@ class ReceiptContent:
     def pseudonym_chain(self) -> str:
         """The chain the receipt's subject is made in, from the ids the receipt records."""
         return pseudonym_chain(self.chain_id, self.service_id)
+
+
+def _student(school: School, identity: UpstreamIdentity) -> bytes:
+    """The student input of a subject (the chain pseudonym's own), as the HMAC takes it."""
+    namespace, subject = subject_input(school, identity)
+    return field(namespace) + field(subject)
 
 
 def receipt_chains(chain_ids: Iterable[str], service_ids: Iterable[str]) -> frozenset[str]:
