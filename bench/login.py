@@ -40,6 +40,7 @@ from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import saml2.sigver
+from bench_instance import bench_instance
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -306,6 +307,7 @@ class Figures:
 
 
 def build_route(name: str, directory: Path, backend: str | None) -> Route:
+    bench_instance(directory, PORT)  # hundreds of logins a minute: no rate limits
     settings, apps = prepare_demo(directory, PORT)
     if backend is not None:
         # Same instance and peers; only the broker's own signing and verifying switches.

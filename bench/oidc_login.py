@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urljoin, urlsplit
 
+from bench_instance import bench_instance
 from login import (
     HEX64,
     NAME_ID,
@@ -77,6 +78,7 @@ def free_port_run(count: int) -> int:
 class Demo:
     def __init__(self, directory: Path) -> None:
         self.port = free_port_run(7)
+        bench_instance(directory, self.port)  # hundreds of logins a minute: no rate limits
         settings, apps = prepare_demo(directory, self.port)
         self.broker_url = settings.base_url
         self.school_op = f"http://localhost:{self.port + OIDC_SCHOOL_PORT_OFFSET}"

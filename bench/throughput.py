@@ -49,6 +49,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
+from bench_instance import bench_instance
 from crypto_floor import Floor, measure_floor
 from crypto_floor import report as floor_report
 from login import HEX64, USERS, Browser, LoginFailed, forms_of, one_login, p95, shows_discovery
@@ -61,7 +62,7 @@ from broker.cli.demo import (
     prepare_demo,
 )
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_PORT_OFFSET
-from broker.cli.instance import CONFIG_NAME, init_instance
+from broker.cli.instance import CONFIG_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -323,18 +324,15 @@ def run_logins(
 def prepare(
     directory: Path, port: int, redis_url: str, registry_url: str | None, rate_limits: bool
 ) -> Demo:
-    init_instance(
-        directory, f"http://127.0.0.1:{port}", "demo.ketenbroker.example", "Ketenbroker bench"
-    )
-    config = directory / CONFIG_NAME
-    text = config.read_text(encoding="utf-8").replace('url = "memory://"', f'url = "{redis_url}"')
-    if registry_url:
-        text = re.sub(r'url = "sqlite:///registry.sqlite3"', f'url = "{registry_url}"', text)
     # The benchmark is one client address sending hundreds of logins a minute: no rate limits,
     # or (--rate-limits) the production limiter with limits it cannot reach, to measure its cost.
-    limit = "1000000/minute" if rate_limits else ""
-    text = re.sub(r'^(sso|acs|token|discovery) = "[^"]*"$', rf'\1 = "{limit}"', text, flags=re.M)
-    config.write_text(text, encoding="utf-8")
+    bench_instance(
+        directory,
+        port,
+        store_url=redis_url,
+        registry_url=registry_url,
+        rate_limits=rate_limits,
+    )
     prepare_demo(directory, port)  # registers the demo federation; the processes reuse it
     return Demo(directory, port, redis_url)
 
