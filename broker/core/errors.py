@@ -99,6 +99,36 @@ class UnsignedSchoolRefusal(InvalidMessage):
         self.said: SchoolSaid = said
 
 
+class SchoolAnswerOutOfTime(InvalidMessage):
+    """A school's signed answer to this very login whose times do not fit the broker's clock,
+    beyond the clock skew: issued before a login could have asked for it or ahead of now (an
+    `IssueInstant`), not valid yet (a `NotBefore`) or no longer (a `NotOnOrAfter`). Only a clock
+    that is off, or an answer held back, explains that; the student is told so, and the
+    operator's log line names the school, which time and by how many seconds it is off (never
+    anything about the student). Nothing is written, and the login record stays.
+
+    `what`: which time ("the Response's IssueInstant"); `offset`: that time less the broker's
+    now, in seconds (negative: behind); `accepted`: the window it had to be in, in words."""
+
+    code = "answer_out_of_time"
+    status = 502
+    public_message = (
+        "Your school's sign-in service sent an answer that is too old, or its clock is wrong. "
+        "Please try again; if it keeps happening, tell your school."
+    )
+
+    def __init__(self, what: str, offset: float, accepted: str) -> None:
+        seconds = round(offset)
+        side = "ahead of" if seconds > 0 else "behind"
+        self.offset = seconds
+        # For the log line, which names the school apart (back.py): times and words only.
+        self.explanation = (
+            f"{what} is {abs(seconds)} s {side} the broker's clock (accepted: {accepted}); "
+            "check the clock of the school's IdP"
+        )
+        super().__init__(self.explanation)
+
+
 class UnsupportedRequest(BadRequest):
     """A trusted request asks for something the broker cannot do at all (a named subject, no
     proxying): the service hears so in its protocol."""

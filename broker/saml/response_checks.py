@@ -1,10 +1,14 @@
-"""What the checks of a school's Response expect and yield, and SAML instants read fast.
+"""What the checks of a school's Response expect and yield, its times held to the broker's
+clock, and SAML instants read fast.
 
 The checks themselves are assertion_reader.py's: `Expectations` is what they hold a Response to
 (this broker's ACS and entity id, this login's request, now, the skew, the maximum age), `Window`
-what they hand back for the replay cache. `saml_epoch` reads every SAML instant the broker
-checks, in school Responses and in logout messages (logout_messages.py). `check_issuer_format`
-holds every inbound message's Issuer to the entity format.
+what they hand back for the replay cache. `check_issue_instant`, `check_not_before` and
+`check_not_on_or_after` hold each time of the answer to the broker's clock, with the skew either
+way, and refuse one out of bounds as `SchoolAnswerOutOfTime` (the clock page). `saml_epoch` reads
+every SAML instant the broker checks, in school Responses and in logout messages
+(logout_messages.py). `check_issuer_format` holds every inbound message's Issuer to the entity
+format.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from datetime import datetime
 from lxml import etree
 from saml2.time_util import str_to_time
 
-from broker.core.errors import InvalidMessage
+from broker.core.errors import InvalidMessage, SchoolAnswerOutOfTime
 
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 # The one Issuer Format a Response or Assertion of the Web Browser SSO profile may name (SAML
@@ -45,7 +49,39 @@ class Expectations:
     request_id: str
     now: float
     skew: int
-    max_age: int  # how old an assertion may be when it arrives
+    max_age: int  # how old an answer may be when it arrives: the login record's lifetime
+
+
+def check_issue_instant(value: str | None, expect: Expectations, what: str) -> float:
+    """An IssueInstant (the Response's or the Assertion's) within the login's lifetime plus the
+    skew before now, and at most the skew ahead; returns it. The record that holds this login's
+    request lives `max_age` at most, so an answer issued longer ago (by the broker's clock, less
+    the skew) was issued before the request it answers: the school's clock is off. pysaml2 took
+    a day either way."""
+    issued = saml_epoch(value)
+    if issued is None:  # the schema requires it; never read as "now"
+        raise InvalidMessage(f"{what} missing", code="time_window")
+    if not expect.now - expect.max_age - expect.skew <= issued <= expect.now + expect.skew:
+        raise SchoolAnswerOutOfTime(
+            what,
+            issued - expect.now,
+            f"{expect.max_age + expect.skew} s behind to {expect.skew} s ahead",
+        )
+    return issued
+
+
+def check_not_before(not_before: float | None, expect: Expectations, what: str) -> None:
+    """A NotBefore, when given, not later than now plus the skew."""
+    if not_before is not None and not_before > expect.now + expect.skew:
+        raise SchoolAnswerOutOfTime(what, not_before - expect.now, f"at most {expect.skew} s ahead")
+
+
+def check_not_on_or_after(expires: float, expect: Expectations, what: str) -> None:
+    """A NotOnOrAfter not passed: later than now less the skew."""
+    if expect.now >= expires + expect.skew:
+        raise SchoolAnswerOutOfTime(
+            what, expires - expect.now, f"later than {expect.skew} s behind"
+        )
 
 
 def saml_epoch(value: str | None, *, code: str = "time_window") -> float | None:

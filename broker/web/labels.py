@@ -51,6 +51,10 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("This learning platform asked for a sign-in the broker does not offer."),
     N_("Your school's sign-in service did not complete the login."),
     N_("Your school's sign-in service did not sign you in."),
+    N_(
+        "Your school's sign-in service sent an answer that is too old, or its clock is wrong. "
+        "Please try again; if it keeps happening, tell your school."
+    ),
     N_("Your school's sign-in service did not answer in time. Please try again in a few minutes."),
     N_("Your school has not released what this platform requires."),
     N_("Your school's sign-in service did not send the identifier the broker needs."),
@@ -158,6 +162,7 @@ _CODE_TITLES = {
     "other_school": N_("Your account belongs to another school"),
     "school_not_asserted": N_("Which school is your account's?"),
     "unsigned_status": N_("Your school did not sign you in"),
+    "answer_out_of_time": N_("Your school's answer is too old, or its clock is wrong"),
     "name_id_not_persistent": N_("Your school's sign-in needs a change"),
     "service_switched_off": N_("This learning platform is switched off"),
 }

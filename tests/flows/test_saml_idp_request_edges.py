@@ -358,6 +358,11 @@ def test_the_issued_response_has_the_shape_the_profile_asks(
     assertions = response.findall(".//saml:Assertion", NS)
     assert len(assertions) == 1
     assertion = assertions[0]
+    # Issued now, by the broker's clock, Response and Assertion alike: a service that holds
+    # IssueInstant to a few minutes (Shibboleth SP: its clock skew plus 60 s) takes it.
+    issued = _epoch(response.get("IssueInstant"))
+    assert int(before) <= issued <= time.time()
+    assert assertion.get("IssueInstant") == response.get("IssueInstant")
     assert response.find(f"{{{DS}}}Signature") is not None
     assert assertion.find(f"{{{DS}}}Signature") is not None
     name_id = assertion.find("saml:Subject/saml:NameID", NS)
