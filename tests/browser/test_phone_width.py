@@ -485,7 +485,7 @@ def school_pages(phone: Screen, screenshot: Screenshot | None = None) -> None:
     expect(page.locator("#receipts tr[data-receipt]")).not_to_have_count(0)
     if screenshot is not None:
         screenshot(page, f"phone-{language}-school-receipts")
-    page.locator("#receipts tr[data-receipt] a code").first.click()
+    page.locator("#receipts tr[data-receipt] button code").first.click()
     phone.check(page, "school: one student's receipts")
     page.locator("#identifier").fill("no-such-student@demoschool.example")
     page.locator("#identifier").press("Enter")

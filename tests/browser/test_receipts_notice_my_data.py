@@ -463,6 +463,7 @@ def test_school_filters_and_exports_receipts(
     email = "receipts@lyceum.example"
     admin = english()
     _portal_sign_in(admin, live, email, _school_admin(live, email))
+    visited = _record_requests(admin)
     admin.get_by_role("link", name="Receipts", exact=True).click()
     expect(admin.get_by_role("heading", level=1)).to_have_text(f"Receipts of {SCHOOL_NAME}")
     everything = admin.locator("#receipts tr[data-receipt]")
@@ -470,7 +471,9 @@ def test_school_filters_and_exports_receipts(
 
     admin.get_by_label("Service", exact=True).select_option(publisher.id)
     admin.get_by_role("button", name="Show").click()
-    expect(admin).to_have_url(re.compile(rf"[?&]service={publisher.id}(&|$)"))
+    # The filter is POSTed and answered in place: the address carries none of it.
+    receipts = f"{live.broker_url}/portal/school/{DEMO_SCHOOL_ID}/receipts"
+    expect(admin).to_have_url(receipts)
     rows = admin.locator("#receipts tr[data-receipt]")
     expect(rows).to_have_count(3)
     for i in range(3):
@@ -486,7 +489,7 @@ def test_school_filters_and_exports_receipts(
     screenshot(admin, "receipts-02-school-receipts")
 
     # The CSV: the header, then exactly the three receipts of this service.
-    download, text = _download(admin, "a[data-export=csv]")
+    download, text = _download(admin, "[data-export=csv]")
     assert re.fullmatch(rf"receipts-{DEMO_SCHOOL_ID}-\d{{8}}\.csv", download.suggested_filename)
     reader = csv.DictReader(io.StringIO(text))
     assert reader.fieldnames == EXPORT_HEADER
@@ -508,12 +511,38 @@ def test_school_filters_and_exports_receipts(
     assert seqs == sorted(seqs) and len(set(seqs)) == 3, seqs
 
     # The JSON: the same rows, with numbers as numbers.
-    download, text = _download(admin, "a[data-export=json]")
+    download, text = _download(admin, "[data-export=json]")
     assert download.suggested_filename.endswith(".json")
     as_json: list[dict[str, Any]] = json.loads(text)
     assert all(isinstance(item["policy_version"], int) for item in as_json)
     assert [{k: "" if v is None else str(v) for k, v in item.items()} for item in as_json] == [
         dict(row) for row in exported
+    ]
+
+    # Sanne's code (twice in the list) shows her receipts in this chain, Rekenroute's too.
+    (sanne_code,) = [code for code, count in shown_students.items() if count == 2]
+    admin.locator("#receipts button", has_text=sanne_code).first.click()
+    expect(admin).to_have_url(receipts)
+    expect(admin.locator("#student")).to_have_value(sanne_code)
+    expect(rows.filter(has_text=name)).to_have_count(2)
+    expect(rows.filter(has_text=rekenroute)).not_to_have_count(0)
+    expect(rows.locator("td code")).to_have_text([sanne_code] * rows.count())
+
+    # Found by her identifier: the answer is the list with her codes, the download the same.
+    identifier = live.school_subject("sanne.jansen")
+    admin.locator("#identifier").fill(identifier)
+    admin.get_by_role("button", name="Find").click()
+    expect(admin).to_have_url(f"{receipts}/student")
+    expect(admin.locator("#student")).to_have_value(re.compile(sanne_code))
+    expect(admin.locator("#identifier")).to_have_value("")
+    codes = set(admin.locator("#student").input_value().split())
+    expect(rows.filter(has_text=name)).to_have_count(2)
+    _, text = _download(admin, "[data-export=csv]")
+    found = list(csv.DictReader(io.StringIO(text)))
+    assert len(found) == rows.count() and {row["student"][:16] for row in found} <= codes
+    # No address the browser asked for carried a code or the identifier (nor the service).
+    assert visited and not [
+        url for url in visited if any(s in url for s in (*codes, identifier, "service="))
     ]
 
     # Who receives what: the service with the attribute the school releases, and why.

@@ -233,7 +233,8 @@ EMPTY_IS_VALID = {
     "portal_school_receipts.export",
     "portal_school.service",
 }
-# The GET pages that read a query (filters); the others read none.
+# The GET pages that read a query: the receipts and their downloads, only to refuse a filter
+# there (it is POSTed: school_receipts.py); the others read none.
 QUERY_READERS = {"portal_school_receipts.receipts", "portal_school_receipts.export"}
 FORM_PAGES = {
     "operator": (
@@ -357,9 +358,13 @@ def nul_requests(sweep: Sweep) -> Iterator[tuple[str, Request, set[int]]]:
         Request("POST", "/portal/sign-in", data={**sign_in, "email": f"ops@broker.example{nul}"}),
         {401},
     )
+    # The receipts filter, POSTed as its form and the downloads send it.
+    receipts = sweep.signed_in["school"].get("/portal/school/99XX00/receipts", base_url=HTTPS)
+    filter_token = csrf_token(receipts.get_data(as_text=True))
     for export in ("/portal/school/99XX00/receipts", "/portal/school/99XX00/receipts.csv"):
         for name in ("service", "attribute", "student"):
-            yield "school", Request("GET", export, query_string={name: nul}), {400}
+            data = {name: nul, "csrf_token": filter_token}
+            yield "school", Request("POST", export, data=data), {400}
     invite = {"email": "new@school.example", "role": "school", "tenant_id": "99XX00" + nul}
     admins = sweep.signed_in["operator"].get("/portal/operator/admins", base_url=HTTPS)
     invite["csrf_token"] = csrf_token(admins.get_data(as_text=True))

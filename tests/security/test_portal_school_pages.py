@@ -343,22 +343,25 @@ def test_the_date_filters_are_date_inputs(school: FlaskClient) -> None:
 
 
 @pytest.mark.parametrize(
-    ("query", "dutch", "english"),
+    ("dates", "dutch", "english"),
     [
-        ("since=28-11-2026", "Vul de datum in als JJJJ-MM-DD", "Enter the date as YYYY-MM-DD"),
-        ("until=2026-02-30", "Deze datum bestaat niet", "This date does not exist"),
+        ({"since": "28-11-2026"}, "Vul de datum in als JJJJ-MM-DD", "Enter the date as YYYY-MM-DD"),
+        ({"until": "2026-02-30"}, "Deze datum bestaat niet", "This date does not exist"),
         (
-            "since=2026-11-28&until=2026-11-01",
+            {"since": "2026-11-28", "until": "2026-11-01"},
             "Deze datum ligt vóór de Vanaf-datum",
             "This date is before the From date",
         ),
     ],
 )
 def test_a_wrong_date_gets_a_specific_message(
-    school: FlaskClient, query: str, dutch: str, english: str
+    school: FlaskClient, dates: dict[str, str], dutch: str, english: str
 ) -> None:
     for lang, message in (("nl", dutch), ("en", english)):
-        response = school.get(f"{RECEIPTS}?{query}&lang={lang}", base_url=HTTPS)
+        # The filter is POSTed, as its form sends it, after the page in that language.
+        token = csrf_token(_page(school, f"{RECEIPTS}?lang={lang}"))
+        data = {"csrf_token": token, **dates}
+        response = school.post(RECEIPTS, base_url=HTTPS, data=data)
         assert response.status_code == 400
         assert message in response.get_data(as_text=True)
 

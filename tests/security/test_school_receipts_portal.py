@@ -1,26 +1,32 @@
-"""The school's receipts pages with the Flask test client: the student lookup keeps the
-identifier out of every URL and log line, the filter refuses dates that do not exist, and the
-export links pass on nothing but the filter."""
+"""The school's receipts pages with the Flask test client: the filter, the student lookup, a
+student code in the list and the downloads are POSTs answered directly, so no address (no
+request's, no Location, no link or form on a page) carries a student code or the identifier; an
+address from before, with a filter in its query, is refused without showing every receipt; the
+filter refuses dates that do not exist, and the downloads pass on nothing but the filter."""
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import logging
 import re
 from collections.abc import Iterator
 from html import unescape
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.model import Release, UpstreamIdentity
 from broker.core.receipts import receipt_content
-from tests.support.portal import HTTPS, PortalSite, csrf_token
+from tests.support.portal import HTTPS, PortalSite, csrf_token, form_fields, page_addresses
 from tests.support.receipts import file_receipt
 
 IDENTIFIER = "qzx-lookup-student-77"
 RECEIPTS = f"/portal/school/{DEMO_SCHOOL_ID}/receipts"
+STUDENT_FIELD = re.compile(r'<input[^>]*\bid="student"[^>]*>')
 
 
 @pytest.fixture(scope="module")
@@ -48,67 +54,183 @@ def school(site: PortalSite) -> FlaskClient:
     return site.sign_in("school")
 
 
-def test_student_lookup_redirects_with_the_code_only(
-    site: PortalSite, school: FlaskClient, caplog: pytest.LogCaptureFixture
-) -> None:
-    page = school.get(RECEIPTS, base_url=HTTPS)
-    assert page.status_code == 200
-    token = csrf_token(page.get_data(as_text=True))
-    with caplog.at_level(logging.DEBUG):
-        found = school.post(
-            f"{RECEIPTS}/student",
-            base_url=HTTPS,
-            data={"csrf_token": token, "identifier": IDENTIFIER},
-        )
-    assert found.status_code == 303
-    location = found.headers["Location"]
-    assert IDENTIFIER not in location and IDENTIFIER not in caplog.text
-    # A code per chain the student's receipts are in, and the old one: all three found.
-    codes = parse_qs(urlsplit(location).query)["student"][0].split(" ")
-    assert len(codes) == 3 and all(len(code) == 16 for code in codes)
-    listed = school.get(location, base_url=HTTPS).get_data(as_text=True)
-    assert listed.count("data-receipt") == 3 and all(code in listed for code in codes)
-    assert IDENTIFIER not in listed
-    # One code finds its chain's receipts only: the code is per chain, and the page says so.
-    one = school.get(f"{RECEIPTS}?student={codes[0]}", base_url=HTTPS).get_data(as_text=True)
-    assert one.count("data-receipt") == 1
-    assert "verschilt per keten" in one  # the page says so (Dutch: the portal default)
-
-
-def test_a_date_that_does_not_exist_is_refused(school: FlaskClient) -> None:
-    page = school.get(f"{RECEIPTS}?since=2026-02-30", base_url=HTTPS)
-    assert page.status_code == 400
-    assert "2026-02-30" in page.get_data(as_text=True)  # shown back in its field
-    export = school.get(f"{RECEIPTS}.csv?since=2026-02-30", base_url=HTTPS)
-    assert export.status_code == 400
-
-
-def test_export_links_carry_the_filter_and_nothing_else(school: FlaskClient) -> None:
-    page = school.get(
-        f"{RECEIPTS}?service=leesplank&fmt=json&school_id=x&_external=1&_anchor=y",
-        base_url=HTTPS,
-    )
-    assert page.status_code == 200
-    html = page.get_data(as_text=True)
-    exports = re.findall(r'href="([^"]*receipts\.(?:csv|json)[^"]*)"', html)
-    assert sorted(exports) == [
-        f"{RECEIPTS}.csv?service=leesplank",
-        f"{RECEIPTS}.json?service=leesplank",
+def _code(site: PortalSite, chain: str) -> str:
+    broker = site.app.extensions["ketenbroker"]
+    identity = UpstreamIdentity(DEMO_SCHOOL_ID, IDENTIFIER)
+    return str(broker.receipting.keys.subject(broker.view.school(DEMO_SCHOOL_ID), identity, chain))[
+        :16
     ]
 
 
-def test_csv_export_of_one_student(site: PortalSite, school: FlaskClient) -> None:
-    broker = site.app.extensions["ketenbroker"]
-    code = broker.receipting.keys.subject(
-        broker.view.school(DEMO_SCHOOL_ID),
-        UpstreamIdentity(DEMO_SCHOOL_ID, IDENTIFIER),
-        "leermiddelen",
-    )[:16]
-    export = school.get(f"{RECEIPTS}.csv?student={code}", base_url=HTTPS)
+class Walk:
+    """A privacy officer's requests through the receipts pages, kept: every address asked for,
+    every Location answered and every address each page names (links, form actions, the
+    buttons' formactions, the language switch), to be searched for what must be in none."""
+
+    def __init__(self, client: FlaskClient) -> None:
+        self.client = client
+        self.addresses: list[str] = []
+
+    def get(self, url: str) -> TestResponse:
+        return self._kept(url, self.client.get(url, base_url=HTTPS))
+
+    def post(self, url: str, data: dict[str, str]) -> TestResponse:
+        return self._kept(url, self.client.post(url, base_url=HTTPS, data=data))
+
+    def _kept(self, url: str, response: TestResponse) -> TestResponse:
+        self.addresses.append(url)
+        self.addresses += response.headers.getlist("Location")
+        if response.mimetype == "text/html":
+            page = response.get_data(as_text=True)
+            self.addresses += page_addresses(page)
+            # Every address on the page is this site's, and none would be sent as a referrer.
+            assert all(a.startswith(("/", "#")) for a in page_addresses(page)), url
+            assert response.headers["Referrer-Policy"] == "no-referrer"
+        return response
+
+    def carrying(self, *secrets: str) -> list[str]:
+        return [a for a in self.addresses if any(s in unescape(a) for s in secrets)]
+
+
+def _listed(response: TestResponse) -> str:
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    assert "Location" not in response.headers
+    return response.get_data(as_text=True)
+
+
+def _rows(export: TestResponse) -> list[dict[str, str]]:
     assert export.status_code == 200
     assert export.headers["Content-Disposition"].startswith('attachment; filename="receipts-')
-    rows = export.get_data(as_text=True).strip().splitlines()
-    assert len(rows) == 2 and code in rows[1]
+    text = export.get_data(as_text=True)
+    if export.mimetype == "application/json":
+        return [{k: str(v) for k, v in row.items()} for row in json.loads(text)]
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_one_students_receipts_found_listed_and_downloaded_with_no_code_in_any_address(
+    site: PortalSite, school: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    walk = Walk(school)
+    token = csrf_token(_listed(walk.get(RECEIPTS)))
+    with caplog.at_level(logging.DEBUG):
+        # Found: the list answers the POST itself, its filter holding the student's codes.
+        listed = _listed(
+            walk.post(f"{RECEIPTS}/student", {"csrf_token": token, "identifier": IDENTIFIER})
+        )
+        field = STUDENT_FIELD.search(listed)
+        assert field is not None
+        value = re.search(r'value="([^"]*)"', field.group(0))
+        assert value is not None
+        codes = value.group(1).split(" ")
+        # A code per chain the student's receipts are in, and the old one: all three found.
+        assert len(codes) == 3 and all(len(code) == 16 for code in codes)
+        assert {_code(site, "leermiddelen"), _code(site, "toetsen")} < set(codes)
+        assert listed.count("data-receipt") == 3 and IDENTIFIER not in listed
+
+        # Both downloads send the filter again, in their bodies: these three receipts.
+        action, fields = form_fields(listed, "export")
+        assert fields == {"csrf_token": fields["csrf_token"], "student": " ".join(codes)}
+        (json_action,) = [a for a in page_addresses(listed) if a.endswith("/receipts.json")]
+        for url in (action, json_action):
+            rows = _rows(walk.post(url, fields))
+            assert sorted(row["student"][:16] for row in rows) == sorted(codes), url
+
+        # A code in the list shows that code's receipts only: the code is per chain.
+        action, fields = form_fields(listed, "by-student")
+        one = _listed(walk.post(action, {**fields, "student": codes[0]}))
+        assert one.count("data-receipt") == 1
+        assert "verschilt per keten" in one  # the page says so (Dutch: the portal default)
+        # ...and the downloads of that page send that one code.
+        assert form_fields(one, "export")[1]["student"] == codes[0]
+    assert IDENTIFIER not in caplog.text and not any(code in caplog.text for code in codes)
+    assert walk.carrying(IDENTIFIER, *codes) == []
+
+
+def test_a_filter_is_posted_and_the_downloads_send_it_and_nothing_else(
+    school: FlaskClient,
+) -> None:
+    walk = Walk(school)
+    token = csrf_token(_listed(walk.get(RECEIPTS)))
+    listed = _listed(
+        walk.post(
+            RECEIPTS,
+            {
+                "csrf_token": token,
+                "service": "leesplank",
+                "fmt": "json",
+                "school_id": "x",
+                "_external": "1",
+                "_anchor": "y",
+            },
+        )
+    )
+    shown = listed.count("data-receipt")
+    assert shown >= 2
+    action, fields = form_fields(listed, "export")
+    assert fields == {"csrf_token": token, "service": "leesplank"}
+    assert action == f"{RECEIPTS}.csv"
+    rows = _rows(walk.post(action, fields))
+    assert len(rows) == shown and {row["service_id"] for row in rows} == {"leesplank"}
+    # The service's id appears in links to its page, never as a filter in an address.
+    assert walk.carrying("service=", "?service", "since=") == []
+
+
+@pytest.mark.parametrize(
+    ("address", "fields"),
+    [
+        ("{receipts}?student={code}", "student"),
+        ("{receipts}?lang=en&student={code}%20{other}", "student"),
+        ("{receipts}.csv?student={code}", "student"),
+        ("{receipts}.json?since=2026-01-01&student={code}", "since,student"),
+        ("{receipts}?service=leesplank", "service"),
+    ],
+)
+def test_an_address_with_a_filter_is_refused_and_shows_nothing(
+    site: PortalSite,
+    school: FlaskClient,
+    caplog: pytest.LogCaptureFixture,
+    address: str,
+    fields: str,
+) -> None:
+    """A bookmark or a link from when the filter was in the address: refused, with the empty
+    filter to choose again; never every receipt in place of one student's. The page and the
+    log line repeat no code (the language switch included)."""
+    code, other = _code(site, "leermiddelen"), _code(site, "toetsen")
+    url = address.format(receipts=RECEIPTS, code=code, other=other)
+    with caplog.at_level(logging.DEBUG):
+        answer = school.get(url, base_url=HTTPS)
+    assert answer.status_code == 400 and answer.mimetype == "text/html"
+    assert "Location" not in answer.headers and "Content-Disposition" not in answer.headers
+    page = answer.get_data(as_text=True)
+    assert 'id="filter-in-address"' in page and "data-receipt" not in page
+    assert code not in page and other not in page
+    assert f"reason=filter_in_address fields={fields} school={DEMO_SCHOOL_ID}" in caplog.text
+    assert code not in caplog.text and other not in caplog.text
+    switch = re.findall(r'<a href="([^"]+)" lang="(nl|en)"', page)
+    assert switch == [(f"{RECEIPTS}?lang=nl", "nl"), (f"{RECEIPTS}?lang=en", "en")]
+    # In the page's language (this browser's: the last one asked for).
+    said = {"en": "no longer takes one", "nl": "haalt geen filter meer uit het adres"}
+    language = re.search(r'<html lang="(nl|en)">', page)
+    assert language is not None and said[language.group(1)] in page
+    assert language.group(1) == "en" or "lang=en" not in url
+
+
+def test_the_page_itself_and_a_language_in_its_address_list_every_receipt(
+    school: FlaskClient,
+) -> None:
+    for url in (RECEIPTS, f"{RECEIPTS}?lang=en", f"{RECEIPTS}?student="):
+        page = _listed(school.get(url, base_url=HTTPS))
+        assert page.count("data-receipt") >= 4 and 'id="filter-in-address"' not in page
+
+
+def test_a_date_that_does_not_exist_is_refused(school: FlaskClient) -> None:
+    token = csrf_token(_listed(school.get(RECEIPTS, base_url=HTTPS)))
+    wrong = {"csrf_token": token, "since": "2026-02-30"}
+    page = school.post(RECEIPTS, base_url=HTTPS, data=wrong)
+    assert page.status_code == 400
+    assert 'value="2026-02-30"' in page.get_data(as_text=True)  # shown back in its field
+    export = school.post(f"{RECEIPTS}.csv", base_url=HTTPS, data=wrong)
+    assert export.status_code == 400 and "Content-Disposition" not in export.headers
 
 
 def test_times_and_day_filters_follow_the_brokers_time_zone(
@@ -129,17 +251,18 @@ def test_times_and_day_filters_follow_the_brokers_time_zone(
             )
         )
 
-    def listed(query: str) -> str:
-        page = school.get(f"{RECEIPTS}?{query}", base_url=HTTPS)
-        assert page.status_code == 200
-        return page.get_data(as_text=True)
+    token = csrf_token(_listed(school.get(RECEIPTS, base_url=HTTPS)))
 
-    winter = listed("since=2026-01-15&until=2026-01-15")
+    def listed(day: str) -> str:
+        data = {"csrf_token": token, "since": day, "until": day}
+        return _listed(school.post(RECEIPTS, base_url=HTTPS, data=data))
+
+    winter = listed("2026-01-15")
     assert winter.count("data-receipt") == 1 and "2026-01-15 00:30 CET" in winter
-    assert listed("since=2026-01-14&until=2026-01-14").count("data-receipt") == 0
-    summer = listed("since=2026-07-02&until=2026-07-02")
+    assert listed("2026-01-14").count("data-receipt") == 0
+    summer = listed("2026-07-02")
     assert summer.count("data-receipt") == 1 and "2026-07-02 00:30 CEST" in summer
-    assert listed("since=2026-07-01&until=2026-07-01").count("data-receipt") == 0
+    assert listed("2026-07-01").count("data-receipt") == 0
 
 
 @pytest.mark.parametrize(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from pathlib import Path
 
 from flask import Flask
@@ -45,6 +46,52 @@ def choice_fields(html: str) -> dict[str, str]:
     )
     assert seen is not None, "the choice form names the declarations it shows"
     return {"csrf_token": csrf_token(html), "declarations_seen": seen.group(1)}
+
+
+class _PageReader(HTMLParser):
+    """Every address a page names (href, src, action, formaction) and each form's hidden
+    fields, attribute values unescaped as a browser reads them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.addresses: list[str] = []
+        self.forms: dict[str, dict[str, str]] = {}
+        self.actions: dict[str, str] = {}
+        self._form: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        named = {name: value or "" for name, value in attrs}
+        self.addresses += [named[a] for a in ("href", "src", "action", "formaction") if a in named]
+        if tag == "form":
+            self._form = named.get("id", "")
+            self.forms[self._form] = {}
+            self.actions[self._form] = named.get("action", "")
+        elif tag == "input" and named.get("type") == "hidden" and self._form is not None:
+            self.forms[self._form][named.get("name", "")] = named.get("value", "")
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "form":
+            self._form = None
+
+
+def _read(html: str) -> _PageReader:
+    reader = _PageReader()
+    reader.feed(html)
+    reader.close()
+    return reader
+
+
+def page_addresses(html: str) -> list[str]:
+    """Every address the page names: links, sources, form actions and buttons' formactions."""
+    return _read(html).addresses
+
+
+def form_fields(html: str, form_id: str) -> tuple[str, dict[str, str]]:
+    """The form with this id as a browser sends it without a change: (its action, its hidden
+    fields, the CSRF token among them)."""
+    reader = _read(html)
+    assert form_id in reader.forms, f"no form #{form_id} on the page"
+    return reader.actions[form_id], reader.forms[form_id]
 
 
 def post_sign_in(client: FlaskClient, email: str, password: str, code: str) -> TestResponse:

@@ -82,7 +82,7 @@ def _real_date(form: FlaskForm, field: Field) -> None:
 LISTED = r"\A[^\x00-\x1f\x7f]{0,64}\Z"
 # One student has a code per chain of platforms (core/receipts.py), so the filter takes several,
 # separated by spaces or commas; the lookup below puts all of a student's codes in it.
-MAX_STUDENT_CODES = 256  # the {0,255} below: a URL of 4.4 kB at most
+MAX_STUDENT_CODES = 256  # the {0,255} below: a field of 16.6 kB at most
 STUDENT_CODES = Regexp(
     r"\A[\s,]*[0-9a-f]{12,64}(?:[\s,]+[0-9a-f]{12,64}){0,255}[\s,]*\Z",
     message=_l(
@@ -98,11 +98,9 @@ def student_codes(text: str | None) -> tuple[str, ...]:
 
 
 class ReceiptFilterForm(FlaskForm):
-    """GET filter of the receipts page: no CSRF (it changes nothing). `student` takes only
-    student codes, never an identifier: a GET query ends up in access logs."""
-
-    class Meta:
-        csrf = False
+    """The receipts page's filter, POSTed (with the CSRF token, as every portal POST) and
+    answered directly: one student's codes in an address would be joined in the log of any
+    proxy that logs addresses. `student` takes only student codes, never an identifier."""
 
     since = StringField(_l("From"), [Optional(), _real_date], widget=DateInput())
     until = StringField(

@@ -1,4 +1,5 @@
-"""The school's accounting pages: its receipts (filter, totals, CSV/JSON export), the overview
+"""The school's accounting pages: its receipts (filter, totals, CSV/JSON export; the filter in
+POST bodies only, never in an address), the overview
 "who receives what from us" built from its current policies, the notice setting per service,
 and the privacy contact students see on their data page.
 
@@ -35,7 +36,9 @@ from broker.core.receipt_export import csv_lines, json_lines
 from broker.core.receipts import protocol_pairing
 from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.receipts import ReceiptQuery
+from broker.web.i18n import SUPPORTED_LANGUAGES
 from broker.web.labels import attribute_label
+from broker.web.logs import note_refusal_logged
 from broker.web.my_data import STUDENT_CODE_SHOWN
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.school_forms import (
@@ -55,6 +58,9 @@ SCHOOL = AdminRole.SCHOOL
 SHOWN = 200
 
 
+# The filter's fields. They travel in POST bodies only (the filter form, the student codes in
+# the list, the downloads), never in an address: a proxy that logs addresses would join one
+# student's per-chain codes there (docs/security.md, "Receipts and the data page").
 FILTERS = ("since", "until", "service", "attribute", "student")
 
 
@@ -82,13 +88,15 @@ def _query(school_id: str, form: ReceiptFilterForm) -> ReceiptQuery:
     )
 
 
-def _filters() -> dict[str, str]:
-    """The page's own filter parameters, for the export links (nothing else is passed on)."""
-    return {name: value for name in FILTERS if (value := request.args.get(name, ""))}
+def _kept(form: ReceiptFilterForm) -> dict[str, str]:
+    """The filter's own fields, sent again by the downloads (nothing else is passed on)."""
+    return {name: value for name in FILTERS if (value := form[name].data)}
 
 
-def _filter_form(school_id: str) -> ReceiptFilterForm:
-    form = ReceiptFilterForm(request.args)
+def _filter_form(data: dict[str, str] | None = None) -> ReceiptFilterForm:
+    """The filter with its lists: the one POSTed to this request, checked here (its errors on
+    the form; a GET has none: every receipt), or `data` filled in (the lookup's codes)."""
+    form = ReceiptFilterForm() if data is None else ReceiptFilterForm(formdata=None, data=data)
     services = broker().registry.all_services()
     form.service.choices = [SelectChoice("", gettext("All services"))] + [
         SelectChoice(s.id, s.name) for s in services
@@ -97,7 +105,34 @@ def _filter_form(school_id: str) -> ReceiptFilterForm:
     form.attribute.choices = [SelectChoice("", gettext("Any attribute"))] + [
         SelectChoice(a, str(attribute_label(a))) for a in attributes
     ]
-    form.validate()
+    if data is None and request.method == "POST":
+        form.validate()
+    return form
+
+
+def _chosen_filter(school: School) -> ReceiptFilterForm | tuple[str, int]:
+    """The filter this request chose, or the page that refuses it: fields to correct, or a
+    filter in the address (a bookmark or link from when the filter was a GET query)."""
+    in_address = [name for name in FILTERS if request.args.get(name)]
+    if in_address:
+        # The field names only: the values are student codes and dates.
+        note_refusal_logged()
+        log.warning(
+            "portal refused status=400 reason=filter_in_address fields=%s school=%s admin=%s",
+            ",".join(in_address),
+            school.id,
+            current_admin().id,
+        )
+        # No list: every receipt under an address that asked for one student's would be a
+        # silent surprise. The language switch leaves the address's query behind.
+        switch = {
+            code: url_for(".receipts", school_id=school.id, lang=code)
+            for code in SUPPORTED_LANGUAGES
+        }
+        return _lookup_page(school, lookup_form(school), 400, address_refused=True, switch=switch)
+    form = _filter_form()
+    if form.errors:
+        return _lookup_page(school, lookup_form(school), 400, form=form)
     return form
 
 
@@ -109,15 +144,22 @@ def _own_school(school_id: str) -> School:
     return school
 
 
-@school_receipts.route("/receipts", methods=["GET"])
+@school_receipts.route("/receipts", methods=["GET", "POST"])
 @portal_page(SCHOOL)
 def receipts(school_id: str) -> tuple[str, int]:
-    b = broker()
+    """Every receipt (GET), or those of the filter POSTed here: by the filter form, or by a
+    student code in the list. Answered directly, so the filter never reaches an address (a
+    reload asks to send it again)."""
     school = _own_school(school_id)
-    form = _filter_form(school_id)
-    if form.errors:
-        return _lookup_page(school, lookup_form(school), 400, form=form)
-    query = _query(school_id, form)
+    chosen = _chosen_filter(school)
+    if not isinstance(chosen, ReceiptFilterForm):
+        return chosen
+    return _listed(school, chosen)
+
+
+def _listed(school: School, form: ReceiptFilterForm) -> tuple[str, int]:
+    b = broker()
+    query = _query(school.id, form)
     names = b.registry.service_names()
     found = b.receipts.find(query, limit=SHOWN)
     totals = sorted(b.receipts.totals(query).items(), key=lambda item: -item[1])
@@ -130,9 +172,9 @@ def receipts(school_id: str) -> tuple[str, int]:
         totals=[(names.get(service, service), count) for service, count in totals],
         names=names,
         pairing=protocol_pairing,
-        export_args=_filters(),
+        kept=_kept(form),
         code_length=STUDENT_CODE_SHOWN,
-        lookup=lookup_form(school),
+        lookup=lookup_form(school, empty=True),
     )
     return page, 200
 
@@ -143,33 +185,39 @@ def _lookup_page(
     status: int,
     *,
     nothing_found: bool = False,
+    address_refused: bool = False,
     form: ReceiptFilterForm | None = None,
+    switch: dict[str, str] | None = None,
 ) -> tuple[str, int]:
-    """The page without a list: a filter or a lookup to correct, or a lookup that found no
-    receipts (then which identifier to use, and where students see their own). `form`: the
-    filters, when the caller read them already."""
+    """The page without a list: a filter or a lookup to correct, a lookup that found no
+    receipts (then which identifier to use, and where students see their own), or a filter in
+    the address refused. `form`: the filters, when the caller read them already; `switch`: the
+    language switch's links, when the page's own address must not be repeated."""
+    extra = {"lang_switch": switch} if switch else {}
     page = render_template(
         "portal/school_receipts.html",
         school=school,
-        form=form or _filter_form(school.id),
+        form=form or _filter_form({}),
         lookup=lookup,
         nothing_found=nothing_found,
+        address_refused=address_refused,
         identifier=identifier_wording(school),
         my_data_url=broker().settings.my_data_url,
+        **extra,
     )
     return page, status
 
 
 @school_receipts.route("/receipts/student", methods=["POST"])
 @portal_page(SCHOOL)
-def find_student(school_id: str) -> BaseResponse | tuple[str, int]:
+def find_student(school_id: str) -> tuple[str, int]:
     """From a student's identifier to their codes, in memory: the identifier is neither kept,
-    logged, nor put in a URL; the redirect carries only the codes. A student has a code per
-    chain of platforms (a receipt subject is per chain, core/receipts.py), so every chain a
-    receipt can name is tried, and the old chain-independent subject too
-    (COMPAT(receipt-subject-v1)); the redirect carries the codes that found receipts here. An
-    identifier without receipts (a name, typically) is answered in place, saying which
-    identifier to use."""
+    logged, nor put in a URL. A student has a code per chain of platforms (a receipt subject is
+    per chain, core/receipts.py), so every chain a receipt can name is tried, and the old
+    chain-independent subject too (COMPAT(receipt-subject-v1)); the list of the codes that
+    found receipts here answers this POST, with the codes in the filter form (no redirect: its
+    address would carry them). An identifier without receipts (a name, typically) is answered
+    in place, saying which identifier to use."""
     b = broker()
     school = _own_school(school_id)
     lookup = lookup_form(school)
@@ -189,20 +237,20 @@ def find_student(school_id: str) -> BaseResponse | tuple[str, int]:
     )
     if not found:
         return _lookup_page(school, lookup, 200, nothing_found=True)
-    return redirect(url_for(".receipts", school_id=school_id, student=" ".join(codes)), code=303)
+    return _listed(school, _filter_form({"student": " ".join(codes)}))
 
 
-@school_receipts.route("/receipts.<fmt>", methods=["GET"])
+@school_receipts.route("/receipts.<fmt>", methods=["GET", "POST"])
 @portal_page(SCHOOL)
 def export(school_id: str, fmt: str) -> BaseResponse | tuple[str, int]:
+    """Every receipt of the filter the page's download buttons POST (a GET: every receipt)."""
     if fmt not in ("csv", "json"):
         abort(404)
-    form = _filter_form(school_id)
-    if form.errors:
-        # The receipts page with the filters' errors, as the page itself answers them.
-        school = _own_school(school_id)
-        return _lookup_page(school, lookup_form(school), 400, form=form)
-    rows = broker().receipts.each(_query(school_id, form))
+    chosen = _chosen_filter(_own_school(school_id))
+    if not isinstance(chosen, ReceiptFilterForm):
+        # The receipts page, with the filter's errors or the refusal, as the page answers them.
+        return chosen
+    rows = broker().receipts.each(_query(school_id, chosen))
     lines: Iterator[str] = iter(csv_lines(rows) if fmt == "csv" else json_lines(rows))
     log.info(
         "portal receipts export school=%s format=%s admin=%s", school_id, fmt, current_admin().id

@@ -68,9 +68,10 @@ def identifier_wording(school: School) -> str:
     return f"{plain} ({_technical_name(school)})"
 
 
-def lookup_form(school: School) -> StudentLookupForm:
-    """The lookup form (the POSTed one, when there is one), telling what to type."""
-    form = StudentLookupForm()
+def lookup_form(school: School, *, empty: bool = False) -> StudentLookupForm:
+    """The lookup form (the POSTed one, when there is one, unless `empty`: a lookup that found
+    the student's receipts does not show the identifier again), telling what to type."""
+    form = StudentLookupForm(formdata=None) if empty else StudentLookupForm()
     form.identifier.description = gettext(
         "Your school finds a student's receipts by %(identifier)s. Type it exactly as your "
         "sign-in system sends it: a name finds nothing, because the broker keeps no names. It "
