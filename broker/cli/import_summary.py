@@ -1,7 +1,8 @@
 """What `registry import` prints, for the import and its `--dry-run` alike: each entry it adds or
-changes, then per kind how many it adds, changes and leaves as they are, and the ids of the
-registry's entries the file does not name (an import never removes them). Ids of
-organisations and their entries only: the registry holds no personal data."""
+changes, each school's release a new purpose stops, then per kind how many it adds, changes and
+leaves as they are, and the ids of the registry's entries the file does not name (an import
+never removes them). Ids of organisations and their entries (and attribute names) only: the
+registry holds no personal data."""
 
 from __future__ import annotations
 
@@ -46,6 +47,12 @@ def import_summary(
     added, changed = ("added   ", "changed ") if done else ("would add   ", "would change")
     lines = [f"{added} {label}" for label in report.added]
     lines += [f"{changed} {label}" for label in report.changed]
+    # A new purpose stops a school's release of that attribute (bulk_import.py).
+    stopped = "stopped " if done else "would stop  "
+    lines += [
+        f"{stopped} {', '.join(sorted(names))} in policy {pair} (new purpose)"
+        for pair, names in sorted(report.dropped.items())
+    ]
     for word, words, ids in KINDS:
         in_file = set(ids(file))
         elsewhere = [entry_id for entry_id in ids(registry) if entry_id not in in_file]

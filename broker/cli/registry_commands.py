@@ -62,8 +62,16 @@ def export_command(config_path: Path, file: Path, metadata_dir: Path | None) -> 
     is_flag=True,
     help="check the file and say what the import would add and change; change nothing",
 )
+@click.option(
+    "--confirm-purpose-changes",
+    is_flag=True,
+    help="import even though new purposes stop releases: schools that released such an "
+    "attribute stop until they release it again",
+)
 @reports_errors
-def import_command(config_path: Path, file: Path, dry_run: bool) -> None:
+def import_command(
+    config_path: Path, file: Path, dry_run: bool, confirm_purpose_changes: bool
+) -> None:
     """Add or update (by id) every entry of FILE; nothing when any entry is wrong."""
     _, registry = open_registry(config_path)
     before = registry.snapshot()
@@ -77,8 +85,31 @@ def import_command(config_path: Path, file: Path, dry_run: bool) -> None:
         raise SystemExit(1) from None
     if dry_run:
         click.echo(f"{file} is valid. Importing it now would do this (--dry-run):")
-    report = registry.import_snapshot(snapshot, f"import:{getpass.getuser()}", apply=not dry_run)
-    for line in import_summary(report, snapshot, before, done=not dry_run):
-        click.echo(line)
+    report = registry.import_snapshot(
+        snapshot,
+        f"import:{getpass.getuser()}",
+        apply=not dry_run,
+        stop_releases=confirm_purpose_changes,
+    )
+    held_back = not dry_run and not report.applied
+    for line in import_summary(report, snapshot, before, done=report.applied):
+        click.echo(line, err=held_back)
     if dry_run:
+        if report.dropped and not confirm_purpose_changes:
+            click.echo(f"Importing it needs --confirm-purpose-changes ({PURPOSE_RULE}).")
         click.echo("Nothing was changed (--dry-run).")
+    elif held_back:
+        # Asked again, as the publisher's portal asks before such a change (portals.md).
+        click.echo(
+            f"{file}: new purposes would stop {counted(len(report.dropped), 'release')} "
+            f"({PURPOSE_RULE}); nothing was imported. Run it again with "
+            "--confirm-purpose-changes to import it.",
+            err=True,
+        )
+        raise SystemExit(1)
+
+
+PURPOSE_RULE = (
+    "a school's release of an attribute holds for the purpose it agreed to; it releases the "
+    "attribute again when it ticks it again"
+)

@@ -159,8 +159,9 @@ class Service:
     history). `reconfirm_version` is the latest of those versions that changed what a school
     agreed to (an attribute added, an attribute's required-ness changed; declarations.py): a
     school's choice accepted under an older version releases the pseudonym alone until the
-    school confirms it again. A change of the purpose texts alone, or a removed attribute (the
-    release rule narrows at once), keeps schools' choices valid.
+    school confirms it again. A removed attribute (the release rule narrows at once), or new
+    texts for the same purpose, keep schools' choices valid; a new purpose (core/purposes.py)
+    takes that attribute out of the schools' choices instead (registry/purpose_drops.py).
     """
 
     id: str

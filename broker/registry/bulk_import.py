@@ -5,6 +5,13 @@ this module only writes, and writes nothing that is already so, which makes an i
 idempotent: the same file a second time changes no row, no version and not the generation.
 Entries the registry holds and the snapshot does not are left alone (an import never deletes).
 
+A service whose file entry gives an attribute a new purpose (core/purposes.py) has that attribute
+taken out of every school's choice that released it (purpose_drops.py), as the portal does; and
+a policy of the file that accepted declarations from before any such change (this import's, or
+one the declaration history holds: an older file) does not release that attribute either.
+`ImportReport.dropped` names each such choice, and the caller asks the operator to confirm them
+before it imports (`registry import --confirm-purpose-changes`).
+
 Versions only go up. A new policy or service takes the version numbers of the file (so an export
 of an imported registry reads the same); a changed one gets max(file, current + 1), with a line
 in its history, so a receipt's version number never comes to mean something else. An id
@@ -14,6 +21,7 @@ file's policies for such a service move with its declaration version.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
@@ -30,6 +38,7 @@ from broker.registry.database import locked_row
 from broker.registry.declaration_writes import replace_declarations
 from broker.registry.errors import UnknownPublisher
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
+from broker.registry.purpose_drops import purposes_changed_since
 from broker.registry.removal import kept_declaration_version, kept_policy_version
 from broker.registry.shared_idps import (
     check_shared,
@@ -60,6 +69,14 @@ class ImportReport:
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     same: list[str] = field(default_factory=list)
+    # Releases a new purpose stopped: attribute names by "<school>/<service>".
+    dropped: dict[str, frozenset[str]] = field(default_factory=dict)
+    # Carried out (committed), not only worked out (SqlRegistry.import_snapshot).
+    applied: bool = False
+
+    def note_dropped(self, school_id: str, service_id: str, names: Iterable[str]) -> None:
+        pair = f"{school_id}/{service_id}"
+        self.dropped[pair] = self.dropped.get(pair, frozenset()).union(names)
 
     @property
     def unchanged(self) -> int:
@@ -228,6 +245,9 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
             f"service {service.id} names it, and it was removed after the file was checked; "
             "nothing was imported",
         )
+    # The service row locked before it is read, as every writer of its declarations and its
+    # policies locks it (sql_registry.py set_declarations, set_policy).
+    locked_row(session, ServiceRow.id, service.id)
     row = session.get(
         ServiceRow,
         service.id,
@@ -262,12 +282,17 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
     wanted = OidcClientRow.from_client(service.oidc) if service.oidc else None
     row.oidc = _replaced(row.oidc, wanted)
     session.add(row)
-    if version is not None:
-        replace_declarations(session, row, service.declarations, version, (stamp.at, stamp.by))
-        if new:
-            # The file's re-confirmation point, moved with its versions: the file's policies
-            # name the declaration versions they accepted against it.
-            row.reconfirm_version = min(version, service.reconfirm_version + moved)
+    if version is None:
+        return moved
+    replaced = replace_declarations(
+        session, row, service.declarations, version, (stamp.at, stamp.by)
+    )
+    if new:
+        # The file's re-confirmation point, moved with its versions: the file's policies
+        # name the declaration versions they accepted against it.
+        row.reconfirm_version = min(version, service.reconfirm_version + moved)
+    for school_id, names in replaced.dropped:
+        report.note_dropped(school_id, service.id, names)
     return moved
 
 
@@ -286,8 +311,12 @@ def _same_service(row: ServiceRow, wanted: Service) -> bool:
 def _policy(
     session: Session, entry: PolicyEntry, moved: int, stamp: _Stamp, report: ImportReport
 ) -> None:
-    names = sorted(entry.attributes)
     accepted = entry.declaration_version + moved
+    # Chosen under an older purpose: the file's choice does not bring that release back.
+    stopped = entry.attributes & purposes_changed_since(session, entry.service_id, accepted)
+    names = sorted(entry.attributes - stopped)
+    if stopped:
+        report.note_dropped(entry.school_id, entry.service_id, stopped)
     row = session.get(ReleasePolicyRow, (entry.school_id, entry.service_id))
     label = f"policy {entry.school_id}/{entry.service_id}"
     if row is None:
@@ -314,18 +343,7 @@ def _policy(
     row.changed_at = stamp.at
     row.changed_by = stamp.by
     # The history stays append-only: the imported choice is one more version of it.
-    session.add(
-        PolicyChangeRow(
-            school_id=entry.school_id,
-            service_id=entry.service_id,
-            version=version,
-            attributes=names,
-            changed_at=stamp.at,
-            changed_by=stamp.by,
-            active=entry.active,
-            declaration_version=accepted,
-        )
-    )
+    session.add(PolicyChangeRow.recording(row))
 
 
 def _replaced(current: R | None, wanted: R | None) -> R | None:

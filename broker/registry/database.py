@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.engine import Connection, make_url
@@ -81,10 +81,24 @@ def _refuse_text_with_nul(
 ) -> None:
     """A NUL in any parameter (a form field, an id from a URL) stops the statement with a
     `BadRequest` the edge words, on SQLite as on PostgreSQL (see the module docstring)."""
-    for row in parameters if executemany else (parameters,):
+    for row in _parameter_rows(parameters, executemany):
         values = row.values() if isinstance(row, Mapping) else row or ()
         if any(isinstance(value, str) and "\x00" in value for value in values):
             raise TextWithNul()
+
+
+def _parameter_rows(parameters: Any, executemany: bool) -> Sequence[Any]:
+    """The rows of a statement's parameters. An executemany's are a list of rows, except in
+    SQLAlchemy's "insertmanyvalues" batches (several rows inserted in one flush with RETURNING,
+    such as history rows with their generated ids): one INSERT of many VALUES, whose parameters
+    are one flat row of every value (a tuple on SQLite, a mapping on PostgreSQL)."""
+    if not executemany or not parameters or isinstance(parameters, Mapping):
+        return (parameters,)
+    first = parameters[0]
+    listed = isinstance(first, Sequence) and not isinstance(first, (str, bytes))
+    if isinstance(first, Mapping) or listed:
+        return cast("Sequence[Any]", parameters)
+    return (parameters,)
 
 
 def _prepare_sqlite(engine: Engine) -> None:

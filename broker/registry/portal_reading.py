@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from broker.core.model import Declaration, Service
+from broker.core.purposes import purpose_change_version
 from broker.core.receipts import receipt_chains
 from broker.registry.admin_tables import DeclarationChangeRow, declarations_from_json
 from broker.registry.database import session_on
@@ -25,7 +26,9 @@ class SchoolChoice:
 
     `needs_confirmation`: the service changed its declarations since the school chose in a way
     that needs its consent (core/declarations.py), so the choice releases nothing (pseudonym
-    only) until the school confirms it again.
+    only) until the school confirms it again. `purpose_dropped`: its current version is the
+    broker's, which took out attributes whose purpose changed (purpose_drops.py); the school has
+    not chosen since.
     """
 
     school_id: str
@@ -34,6 +37,7 @@ class SchoolChoice:
     version: int
     active: bool
     needs_confirmation: bool
+    purpose_dropped: bool = False
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,7 @@ class PortalReads(SqlRegistryReader):
                     row.version,
                     row.active,
                     row.declaration_version < current,
+                    purpose_change_version(row.changed_by) is not None,
                 )
                 for row, current in rows
             ]

@@ -39,7 +39,7 @@ from broker.registry.bulk_import import ImportReport, apply_snapshot
 from broker.registry.chain_moves import finish_move_in, move_service_in
 from broker.registry.changes import bump_generation
 from broker.registry.database import locked_row, open_engine, session_on, writer
-from broker.registry.declaration_writes import replace_declarations
+from broker.registry.declaration_writes import DeclarationsReplaced, replace_declarations
 from broker.registry.errors import (
     DeclarationsChanged,
     DuplicateEntry,
@@ -521,18 +521,7 @@ class SqlRegistry(PortalReads):
             current.changed_by = changed_by
             current.active = active
             current.declaration_version = service.declaration_version
-            session.add(
-                PolicyChangeRow(
-                    school_id=school_id,
-                    service_id=service_id,
-                    version=current.version,
-                    attributes=names,
-                    changed_at=changed_at,
-                    changed_by=changed_by,
-                    active=active,
-                    declaration_version=service.declaration_version,
-                )
-            )
+            session.add(PolicyChangeRow.recording(current))
             policy = current.to_policy()
             bump_generation(session)
         return policy
@@ -584,17 +573,21 @@ class SqlRegistry(PortalReads):
 
     def set_declarations(
         self, service_id: str, declarations: tuple[Declaration, ...], changed_by: str
-    ) -> int:
-        """Replace what a service declares it needs; returns the new declaration version.
+    ) -> DeclarationsReplaced:
+        """Replace what a service declares it needs: the new declaration version, and what it
+        did to schools' choices.
 
         Every change makes a new version. Schools' choices stop releasing attributes until each
         school confirms again only when the change needs that (an attribute added, required-ness
-        changed: core/declarations.py); new purpose texts or a removed attribute keep them.
+        changed: core/declarations.py); an attribute whose purpose changed (core/purposes.py)
+        is taken out of the choice of each school that released it, in this transaction
+        (purpose_drops.py); new texts for the same purpose or a removed attribute keep them.
         """
         names = [d.attribute for d in declarations]
         if len(set(names)) != len(names):
             raise DuplicateEntry(f"declaration of service {service_id}", "attribute", names[0])
         with self._writing() as session:
+            # The service row first, as every writer of its declarations or its policies.
             row = (
                 session.get(ServiceRow, service_id, options=[joinedload(ServiceRow.declarations)])
                 if locked_row(session, ServiceRow.id, service_id)
@@ -602,7 +595,7 @@ class SqlRegistry(PortalReads):
             )
             if row is None:
                 raise UnknownService(f"no service with id {service_id!r}")
-            replace_declarations(
+            replaced = replace_declarations(
                 session,
                 row,
                 declarations,
@@ -610,7 +603,16 @@ class SqlRegistry(PortalReads):
                 (as_utc(self._clock()), changed_by),
             )
             bump_generation(session)
-            return row.declaration_version
+        if replaced.dropped:
+            # Ids and attribute names only: which release stopped where, never a value.
+            log.info(
+                "purpose changed service=%s version=%s attributes=%s schools=%d",
+                service_id,
+                replaced.version,
+                ",".join(sorted(replaced.purpose_changed)),
+                len(replaced.dropped),
+            )
+        return replaced
 
     def snapshot(self) -> Snapshot:
         """The federation's configuration (no administrators, no history), for export."""
@@ -618,16 +620,26 @@ class SqlRegistry(PortalReads):
             return read_snapshot(session)
 
     def import_snapshot(
-        self, snapshot: Snapshot, changed_by: str, *, apply: bool = True
+        self,
+        snapshot: Snapshot,
+        changed_by: str,
+        *,
+        apply: bool = True,
+        stop_releases: bool = False,
     ) -> ImportReport:
         """Add or update every entry of a checked snapshot in one transaction (bulk_import.py).
         `apply=False` rolls that transaction back: what the import would do now, worked out by
-        the same code, and nothing changed."""
+        the same code, and nothing changed. An import that would stop schools' releases because
+        it gives attributes new purposes (`ImportReport.dropped`) is rolled back the same way
+        unless `stop_releases` says the operator confirmed that; `ImportReport.applied` says
+        whether it was carried out."""
         try:
             with self._writing() as session:
                 report = apply_snapshot(session, snapshot, as_utc(self._clock()), changed_by)
-                if not apply:
+                if not apply or (report.dropped and not stop_releases):
                     session.rollback()
+                else:
+                    report.applied = True
                 return report
         except IntegrityError as error:
             # Only a concurrent change gets here: the caller checked every reference first.

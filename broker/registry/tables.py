@@ -377,6 +377,20 @@ class PolicyChangeRow(Base):
     active: Mapped[bool] = mapped_column(Boolean, server_default=true())
     declaration_version: Mapped[int] = mapped_column(Integer, server_default=text("1"))
 
+    @classmethod
+    def recording(cls, policy: ReleasePolicyRow) -> PolicyChangeRow:
+        """The history's line for `policy` as it stands now, written with each of its versions."""
+        return cls(
+            school_id=policy.school_id,
+            service_id=policy.service_id,
+            version=policy.version,
+            attributes=list(policy.attributes),
+            changed_at=policy.changed_at,
+            changed_by=policy.changed_by,
+            active=policy.active,
+            declaration_version=policy.declaration_version,
+        )
+
     def to_change(self) -> PolicyChange:
         return PolicyChange(
             school_id=self.school_id,

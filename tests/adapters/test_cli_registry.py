@@ -408,3 +408,42 @@ def test_dry_run_says_what_the_import_adds_changes_and_keeps(fresh: Path, tmp_pa
         "Exported 1 chain, 0 publishers, 3 schools, 1 service and 1 policy to "
         f"{tmp_path / 'out.toml'}.\n"
     )
+
+
+def test_an_import_that_gives_an_attribute_a_new_purpose_asks_to_confirm_first(
+    fresh: Path, tmp_path: Path
+) -> None:
+    """As the publisher's portal asks before saving: a file whose service states another purpose
+    for an attribute a school releases is not imported until the operator confirms it; then
+    that release stops (core/purposes.py). New wording of the same purpose needs nothing."""
+    file = tmp_path / "registry.toml"
+    small = _small_registry({"99AA00": "Lyceum A"}, "given_name")
+    file.write_text(small)
+    assert run("registry", "import", "--config", fresh, file).exit_code == 0
+    file.write_text(small.replace('purpose = "Aanspreken"', 'purpose = "aanspreken."'))
+    reworded = run("registry", "import", "--config", fresh, file)
+    assert reworded.exit_code == 0, reworded.output
+    assert "changed  service boekenplank" in reworded.output and "stop" not in reworded.output
+
+    file.write_text(small.replace('purpose = "Aanspreken"', 'purpose = "Voor reclame"'))
+    preview = run("registry", "import", "--config", fresh, file, "--dry-run")
+    assert preview.exit_code == 0, preview.output
+    assert "would stop   given_name in policy 99AA00/boekenplank (new purpose)\n" in preview.output
+    assert "Importing it needs --confirm-purpose-changes" in preview.output
+    before = registry_dump(fresh)
+    refused = run("registry", "import", "--config", fresh, file)
+    assert refused.exit_code == 1
+    assert "new purposes would stop 1 release" in refused.output
+    assert "nothing was imported. Run it again with --confirm-purpose-changes" in refused.output
+    assert registry_dump(fresh) == before
+
+    confirmed = run("registry", "import", "--config", fresh, file, "--confirm-purpose-changes")
+    assert confirmed.exit_code == 0, confirmed.output
+    assert "stopped  given_name in policy 99AA00/boekenplank (new purpose)\n" in confirmed.output
+    registry = SqlRegistry(f"sqlite:///{fresh.parent / 'registry.sqlite3'}")
+    try:
+        assert registry.policy("99AA00", "boekenplank").attributes == frozenset()
+        (*_, last) = registry.policy_history("99AA00", "boekenplank")
+        assert last.changed_by.startswith("purpose-change:")
+    finally:
+        registry.close()

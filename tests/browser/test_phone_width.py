@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -272,6 +272,10 @@ def _wide_registry(live: LiveDemo, keys: Path) -> None:
         registry.set_declarations(service, DECLARATIONS, author)
         registry.set_declarations(service, DECLARATIONS[1:], author)
         registry.set_policy(DEMO_SCHOOL_ID, service, frozenset({"affiliation"}), author)
+    # A new purpose for the SAML service's attribute: the school's page says what stopped and
+    # why (both long purposes), the publisher's schools table that it waits for the school.
+    new_purpose = replace(DECLARATIONS[1], purpose=f"{DECLARATIONS[1].purpose} En voor reclame.")
+    registry.set_declarations(SAML_SERVICE, (new_purpose,), author)
     for released in ({"given_name"}, {"given_name", "affiliation"}, set()):
         registry.set_policy(DEMO_SCHOOL_ID, "leesplank", frozenset(released), author)
     registry.set_policy(DEMO_SCHOOL_ID, "leesplank", frozenset({"given_name"}), author)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 
 from lxml import etree
 
@@ -153,3 +154,41 @@ def test_plain_naming_profile_sends_entree_style_names(demo: LiveDemo) -> None:
     expected = demo.expected_pseudonym("daan.devries", "leermiddelen")
     assert received["name_id"]["value"] == expected
     assert received["name_id"]["sp_name_qualifier"] == publisher.entity_id
+
+
+def test_a_new_purpose_stops_that_attribute_until_the_school_releases_it_again(
+    demo: LiveDemo,
+) -> None:
+    """A publisher that gives the e-mail address a new purpose stops receiving it at the next
+    login (the first name stays), until the school ticks it again; new wording of the same
+    purpose changes nothing for the logins (core/purposes.py)."""
+    mail = Declaration("email", "Om de leerling een inloglink te sturen", purpose_en="Login link")
+    name = Declaration("given_name", "Om de leerling te begroeten")
+    demo.add_publisher(
+        "postvak", "leermiddelen", (name, mail), released=frozenset({"given_name", "email"})
+    )
+
+    def received() -> set[str]:
+        browser = Browser()
+        assert demo.login(browser, "postvak", "sanne.jansen").final.status == 200
+        return _received_names(demo, browser, "postvak")
+
+    assert received() == {PAIRWISE_ID, GIVEN_NAME, MAIL}
+    reworded = replace(mail, purpose="om de leerling een Inloglink te sturen.", purpose_en="Link")
+    demo.registry.set_declarations("postvak", (name, reworded), "admin:9")
+    assert received() == {PAIRWISE_ID, GIVEN_NAME, MAIL}
+
+    marketing = replace(mail, purpose="Om de leerling nieuwsbrieven te sturen")
+    replaced = demo.registry.set_declarations("postvak", (name, marketing), "admin:9")
+    assert replaced.dropped == ((DEMO_SCHOOL_ID, ("email",)),)
+    assert received() == {PAIRWISE_ID, GIVEN_NAME}
+
+    # The school's one save on its page (which shows declaration version 3) releases it again.
+    demo.registry.set_policy(
+        DEMO_SCHOOL_ID,
+        "postvak",
+        frozenset({"given_name", "email"}),
+        "admin:1",
+        declarations_seen=replaced.version,
+    )
+    assert received() == {PAIRWISE_ID, GIVEN_NAME, MAIL}

@@ -172,7 +172,9 @@ def test_a_new_purpose_text_saves_at_once_and_keeps_the_choices(
         {
             **NOT_NEEDED,
             "need_given_name": "optional",
-            "purpose_given_name": "Om de leerling te begroeten.",
+            # Another capital, a full stop, a new English text: the same purpose
+            # (core/purposes.py; a new one: test_portal_purpose_change.py).
+            "purpose_given_name": "Om te Begroeten.",
             "purpose_en_given_name": "To greet the student.",
         },
     )
@@ -181,7 +183,7 @@ def test_a_new_purpose_text_saves_at_once_and_keeps_the_choices(
     page = publisher.get(f"{url}?lang=en", base_url=HTTPS).get_data(as_text=True)
     history = re.search(r'<ul id="history">.*?</ul>', page, re.S)
     assert history is not None
-    assert "purpose changed: First name." in history.group(0)
+    assert "purpose reworded: First name." in history.group(0)
     assert "Schools' choices kept." in history.group(0)
     # Who: the colleague's address on the page (the registry records only `admin:<id>`).
     assert "dev@noord.example:" in history.group(0) and "admin:" not in history.group(0)

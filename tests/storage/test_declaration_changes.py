@@ -40,7 +40,7 @@ def test_new_purpose_texts_keep_every_schools_choice(sql_registry: SqlRegistry) 
         replace(NAME, purpose="Om de leerling te begroeten.", purpose_en=""),
         replace(GROUPS, purpose_en="To find the class."),
     )
-    assert registry.set_declarations("lesweb", retyped, "admin:2") == 2
+    assert registry.set_declarations("lesweb", retyped, "admin:2").version == 2
     service = registry.service("lesweb")
     assert service is not None
     assert (service.declaration_version, service.reconfirm_version) == (2, 1)

@@ -78,12 +78,12 @@ def test_switched_off_service_refuses_logins_of_that_school(portal: SqlRegistry)
 def test_new_declarations_need_the_schools_confirmation(portal: SqlRegistry) -> None:
     portal.approve_service("lesweb")
     portal.set_policy("00AA", "lesweb", frozenset({"given_name", "groups"}), "admin:1")
-    version = portal.set_declarations(
+    replaced = portal.set_declarations(
         "lesweb",
         (Declaration("groups", "to find the class", required=True), Declaration("email", "x")),
         "admin:2",
     )
-    assert version == 2
+    assert replaced.version == 2
     assert {d.attribute for d in portal.service("lesweb").declarations} == {"groups", "email"}
     # Until the school confirms: the pseudonym only, and the portal says why.
     assert portal.policy("00AA", "lesweb").attributes == frozenset()

@@ -1,5 +1,6 @@
-"""Which declaration changes make schools confirm again (core/declarations.py), bilingual
-purposes with their Dutch fallback, and how the notice and the my-data page word a purpose."""
+"""Which declaration changes make schools confirm again (core/declarations.py), when a new
+purpose text is a new purpose (core/purposes.py), bilingual purposes with their Dutch fallback,
+and how the notice and the my-data page word a purpose."""
 
 from __future__ import annotations
 
@@ -8,8 +9,14 @@ from dataclasses import replace
 import pytest
 from flask import Flask, render_template
 
-from broker.core.declarations import compare_declarations, reconfirm_version_after
+from broker.core.declarations import compare_declarations
 from broker.core.model import Declaration
+from broker.core.purposes import (
+    purpose_change_author,
+    purpose_change_version,
+    purpose_of_record,
+    same_purpose,
+)
 from broker.web.labels import declared_purpose
 from tests.unit.test_pages import SCHOOLS, app  # noqa: F401 - a fixture
 
@@ -26,8 +33,10 @@ def test_purpose_in_falls_back_to_dutch() -> None:
 @pytest.mark.parametrize(
     ("new", "confirm", "what"),
     [
-        ((replace(NAME, purpose="Om te begroeten."), GROUPS), False, "purpose_changed"),
-        ((replace(NAME, purpose_en=""), GROUPS), False, "purpose_changed"),
+        ((replace(NAME, purpose="Om te begroeten."), GROUPS), False, "reworded"),
+        ((replace(NAME, purpose_en=""), GROUPS), False, "reworded"),
+        ((replace(NAME, purpose_en="To say hello by name"), GROUPS), False, "reworded"),
+        ((replace(NAME, purpose="Voor reclame"), GROUPS), False, "purpose_changed"),
         ((GROUPS, NAME), False, None),  # only the order
         ((GROUPS,), False, "removed"),
         ((NAME, GROUPS, Declaration("email", "Om te mailen")), True, "added"),
@@ -43,8 +52,75 @@ def test_only_added_attributes_or_required_changes_need_confirming(
     assert diff.empty is (what is None)
     if what is not None:
         assert getattr(diff, what)
-    expected = 5 if confirm else 3
-    assert reconfirm_version_after((NAME, GROUPS), new, current=3, new_version=5) == expected
+
+
+def test_a_new_dutch_purpose_is_a_purpose_change_and_new_wording_is_not() -> None:
+    new_purpose = (replace(NAME, purpose="Om de leerling reclame te sturen"), GROUPS)
+    diff = compare_declarations((NAME, GROUPS), new_purpose)
+    assert (diff.purpose_changed, diff.reworded) == (("given_name",), ())
+    # One attribute reworded, another with a new purpose: each is named for what it is.
+    both = (replace(NAME, purpose="om te Begroeten!"), replace(GROUPS, purpose="Voor reclame"))
+    diff = compare_declarations((NAME, GROUPS), both)
+    assert (diff.purpose_changed, diff.reworded) == (("groups",), ("given_name",))
+    assert not diff.needs_confirmation
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("Om de leerling te begroeten", "Om de leerling te begroeten."),  # a full stop
+        ("om de leerling te begroeten", "Om de Leerling te BEGROETEN"),  # capitals
+        ("Om de leerling  te\tbegroeten ", " Om de leerling te\nbegroeten"),  # whitespace
+        ("Om de leerling te begroeten", "Om de leerling te\u00a0begroeten"),  # a no-break space
+        ("Om de 'inloglink' te sturen", "Om de \u2018inloglink\u2019 te sturen"),  # curly quotes
+        ("Om het e-mailadres te tonen", "Om het emailadres te tonen"),  # a hyphen in a word
+        ("Om het e-mailadres te tonen", "Om het e-mail\u00adadres te tonen"),  # a soft hyphen
+        ("Om te begroeten", "Om te\u200b begroeten"),  # a zero-width space
+        ("Caf\u00e9 tonen", "Cafe\u0301 tonen"),  # composed and decomposed: NFC
+        ("Om te begroeten. Niet voor reclame.", "Om te begroeten, niet voor reclame"),
+        ("Om te begroeten; niet voor reclame", "Om te begroeten - niet voor reclame"),
+        ("Om de leerling (en de ouder) te begroeten", "Om de leerling en de ouder te begroeten"),
+    ],
+)
+def test_the_same_purpose_in_other_punctuation_case_or_spacing(old: str, new: str) -> None:
+    assert purpose_of_record(old) == purpose_of_record(new)
+    assert same_purpose(Declaration("email", old), Declaration("email", new, purpose_en="Mail"))
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        ("Om een inloglink te sturen", "Voor marketing"),
+        ("Om een inloglink te sturen", "Om een inloglink en reclame te sturen"),
+        ("Om de leering te begroeten", "Om de leerling te begroeten"),  # a typo corrected counts
+        ("Bewaard 30 dagen", "Bewaard 300 dagen"),
+        ("Bewaard 12,5 dagen", "Bewaard 125 dagen"),
+        # The same words, the clause break moved: the opposite purpose.
+        ("Voor inloggen, niet voor reclame", "Voor inloggen niet, voor reclame"),
+        ("Voor inloggen niet voor reclame", "Voor inloggen - niet voor reclame"),
+    ],
+)
+def test_other_words_or_clause_breaks_are_a_new_purpose(old: str, new: str) -> None:
+    assert purpose_of_record(old) != purpose_of_record(new)
+    assert not same_purpose(Declaration("email", old), Declaration("email", new))
+
+
+def test_the_english_text_alone_never_changes_the_purpose_of_record() -> None:
+    """Dutch is the purpose of record (core/purposes.py): an English translation added,
+    changed or removed keeps every choice."""
+    dutch = Declaration("email", "Om een inloglink te sturen")
+    for english in ("To send a login link", "For marketing", ""):
+        assert same_purpose(dutch, replace(dutch, purpose_en=english))
+        assert same_purpose(
+            replace(dutch, purpose_en="To send a login link"), replace(dutch, purpose_en=english)
+        )
+
+
+def test_a_choice_narrowed_for_a_new_purpose_names_the_declaration_version() -> None:
+    assert purpose_change_author(7) == "purpose-change:7"
+    assert purpose_change_version("purpose-change:7") == 7
+    for other in ("admin:7", "import:beheer", "purpose-change:", "purpose-change:\u00b2"):
+        assert purpose_change_version(other) is None
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,9 @@ role and tenant: the rights rule, `Admin.may_act_for`); an administrator who is 
 another organisation, is named neutrally.
 
 The broker's own tools record other authors: `cli:<OS user>` and `import:<OS user>` (the
-operator's commands), `registration` (a service's first declarations), `demo`. Those records
+operator's commands), `registration` (a service's first declarations), `demo`, and
+`purpose-change:<declaration version>` (a choice the broker narrowed because the publisher gave
+an attribute a new purpose, core/purposes.py). Those records
 stay as they are for the operator's audit; school and publisher pages name them by what they
 are, never by the operator's login name on the server.
 """
@@ -19,6 +21,7 @@ from collections.abc import Iterable
 from flask_babel import gettext
 
 from broker.core.admins import Admin, AdminRole
+from broker.core.purposes import purpose_change_version
 from broker.web.wiring import broker
 
 PREFIX = "admin:"
@@ -51,7 +54,13 @@ def shown_authors(recorded: Iterable[str], role: AdminRole, tenant_id: str) -> d
 
 def tool_author(author: str) -> str:
     """A change the broker's own tools recorded, named by what it is."""
-    if author == REGISTRATION:
+    version = purpose_change_version(author)
+    if version is not None:
+        shown = gettext(
+            "the broker: the publisher changed a purpose (declaration version %(version)d)",
+            version=version,
+        )
+    elif author == REGISTRATION:
         shown = gettext("registration of the service")
     elif author == DEMO:
         shown = gettext("demo set-up")

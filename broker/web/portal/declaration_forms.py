@@ -33,10 +33,52 @@ def prefill(service: Service) -> dict[str, str]:
     return data
 
 
-def schools_to_confirm(choices: list[SchoolChoice]) -> int:
+def counting_choices(choices: list[SchoolChoice]) -> int:
     """How many schools' choices count today: a change that needs confirming sets them back to
     the pseudonym alone until each confirms again."""
     return sum(1 for choice in choices if not choice.needs_confirmation)
+
+
+@dataclass(frozen=True)
+class ChangeImpact:
+    """What saving a declaration change does to the schools that chose, said before it saves:
+    `confirm` schools' choices stop counting (an attribute added, required-ness changed);
+    per attribute with a new purpose, how many schools share it now (each stops until it shares
+    it again; attributes no school shares are left out); `schools`: how many schools in all
+    must choose again."""
+
+    confirm: int
+    purposes: tuple[tuple[str, int], ...]
+    schools: int
+    # A purpose changed of an attribute the service requires: those schools' logins are refused.
+    required: bool
+
+    @property
+    def asks(self) -> bool:
+        """The page asks to save once more before it saves such a change."""
+        return self.schools > 0
+
+
+def change_impact(
+    choices: list[SchoolChoice], diff: DeclarationDiff, declarations: tuple[Declaration, ...]
+) -> ChangeImpact:
+    confirming: set[str] = set()
+    if diff.needs_confirmation:
+        confirming = {c.school_id for c in choices if not c.needs_confirmation}
+    stopping: set[str] = set()
+    purposes = []
+    for attribute in diff.purpose_changed:
+        sharing = {c.school_id for c in choices if attribute in c.attributes}
+        if sharing:
+            purposes.append((attribute, len(sharing)))
+            stopping |= sharing
+    shared = {attribute for attribute, _ in purposes}
+    return ChangeImpact(
+        confirm=len(confirming),
+        purposes=tuple(purposes),
+        schools=len(confirming | stopping),
+        required=any(d.required for d in declarations if d.attribute in shared),
+    )
 
 
 @dataclass(frozen=True)

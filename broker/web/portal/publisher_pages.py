@@ -3,8 +3,10 @@ purpose), see which schools switched each on and which attribute names each rele
 
 Changing the declarations makes a new declaration version. Only a change that needs it (an
 attribute added, required-ness changed: core/declarations.py) sets every school's earlier choice
-back to the pseudonym alone until that school confirms it (reading.py, `policy`); the page says
-how many schools that is before it saves such a change. New purpose texts keep every choice.
+back to the pseudonym alone until that school confirms it (reading.py, `policy`); a new purpose
+(core/purposes.py) stops that attribute at every school that shares it until the school shares
+it again (registry/purpose_drops.py). The page says how many schools either affects before it
+saves such a change. New texts for the same purpose keep every choice.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import logging
 from datetime import UTC, datetime
 
 from flask import flash, redirect, render_template, url_for
-from flask_babel import gettext
+from flask_babel import gettext, ngettext
 from werkzeug.wrappers import Response
 
 from broker.core.admins import AdminRole
@@ -21,7 +23,7 @@ from broker.core.catalogue import CATALOGUE
 from broker.core.chain_move import open_moves
 from broker.core.declarations import compare_declarations
 from broker.core.errors import BadRequest
-from broker.core.model import NamingProfile, Service
+from broker.core.model import Declaration, NamingProfile, Service
 from broker.core.pseudonym_rotation import open_windows
 from broker.saml.entities import SSO_PATH
 from broker.saml.metadata_check import MetadataInvalid
@@ -29,10 +31,12 @@ from broker.saml.metadata_report import sp_metadata_problems
 from broker.web.labels import localised_detail, shown_time
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.declaration_forms import (
+    ChangeImpact,
+    change_impact,
+    counting_choices,
     declarations_of,
     history_lines,
     prefill,
-    schools_to_confirm,
 )
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.service_forms import EmptyForm, ServiceForm, service_form_class
@@ -156,30 +160,19 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
     found = own_service(publisher_id, service_id)
     form = service_form_class(registering=False)(data=prefill(found))
     choices = registry.choices_for_service(service_id)
-    affected = schools_to_confirm(choices)
-    asking = False
+    impact: ChangeImpact | None = None
     if form.validate_on_submit():
         declarations = declarations_of(form)
         diff = compare_declarations(found.declarations, declarations)
-        if diff.needs_confirmation and affected and form["confirmed"].data != "1":
-            # Said before anything is saved: how many schools fall back to the pseudonym.
-            asking = True
-        else:
+        impact = change_impact(choices, diff, declarations)
+        if not (impact.asks and form["confirmed"].data != "1"):
             if not diff.empty:
-                version = registry.set_declarations(
-                    service_id, declarations, recorded_author(current_admin())
-                )
-                log.info(
-                    "portal declarations service=%s version=%s reconfirm=%s admin=%s",
-                    service_id,
-                    version,
-                    diff.needs_confirmation,
-                    current_admin().id,
-                )
-                flash(gettext("Saved as declaration version %(version)d.", version=version))
+                _save_declarations(service_id, declarations, diff.needs_confirmation)
             return redirect(
                 url_for(".service", publisher_id=publisher_id, service_id=service_id), code=303
             )
+        # Otherwise said before anything is saved: which schools stop sharing what, or fall
+        # back to the pseudonym; the form asks to save once more.
     schools = {s.id: s for s in registry.schools()}
     history = registry.declaration_history(service_id)
     page = render_template(
@@ -189,8 +182,8 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         form=form,
         attributes=list(CATALOGUE),
         choices=[(schools.get(c.school_id), c) for c in choices],
-        affected=affected,
-        asking=asking,
+        counting=counting_choices(choices),
+        impact=impact,
         history=history_lines(history),
         authors=shown_authors((c.changed_by for c in history), PUBLISHER, publisher_id),
         rotate=EmptyForm(),
@@ -198,4 +191,30 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         idp_sso_url=broker().settings.url(SSO_PATH),
         key_windows=key_windows([found]),
     )
-    return page, 400 if form.is_submitted() and not asking else 200
+    return page, 400 if form.is_submitted() and impact is None else 200
+
+
+def _save_declarations(
+    service_id: str, declarations: tuple[Declaration, ...], reconfirm: bool
+) -> None:
+    replaced = broker().registry.set_declarations(
+        service_id, declarations, recorded_author(current_admin())
+    )
+    log.info(
+        "portal declarations service=%s version=%s reconfirm=%s purpose_changed=%s admin=%s",
+        service_id,
+        replaced.version,
+        reconfirm,
+        ",".join(sorted(replaced.purpose_changed)) or "-",
+        current_admin().id,
+    )
+    flash(gettext("Saved as declaration version %(version)d.", version=replaced.version))
+    if replaced.dropped:
+        flash(
+            ngettext(
+                "%(num)d school no longer shares what got a new purpose, until it shares it again.",
+                "%(num)d schools no longer share what got a new purpose, until each shares it "
+                "again.",
+                len(replaced.dropped),
+            )
+        )

@@ -1,12 +1,15 @@
 """The school's portal: which approved services its students may use, and what each receives.
 
 A school sees approved services only. Each choice is a new, numbered version of its release
-policy (`SqlRegistry.set_policy`), with who and when; the page shows that history.
+policy (`SqlRegistry.set_policy`), with who and when; the page shows that history. When the
+broker took an attribute out of the choice because the publisher gave it a new purpose
+(registry/purpose_drops.py), the page says which and why until the school chooses again.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass, replace
 
 from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext
@@ -14,10 +17,12 @@ from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
 from broker.core.admins import AdminRole
-from broker.core.model import Service
+from broker.core.model import Declaration, Service
 from broker.registry.errors import DeclarationsChanged
+from broker.registry.policy_change import PolicyChange
 from broker.registry.portal_reading import SchoolChoice
-from broker.web.labels import attribute_label
+from broker.registry.purpose_drops import PurposeDrop, purpose_drops
+from broker.web.labels import attribute_label, declared_purpose
 from broker.web.logs import note_refusal_logged
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.preview import preview_release
@@ -89,6 +94,40 @@ def _changed_meanwhile(
     return form
 
 
+@dataclass(frozen=True)
+class ShownDrop:
+    """An attribute taken out of the school's choice because its purpose changed, as the page
+    says it: the Dutch purposes (the purpose of record, core/purposes.py) before and after."""
+
+    drop: PurposeDrop
+    before: str | None
+    after: str
+
+
+def _purpose_drops(history: list[PolicyChange], found: Service) -> list[ShownDrop]:
+    """What the broker took out since the school last chose, of what the platform still
+    declares (an attribute removed since cannot be ticked again, so it is not named)."""
+    versions = {c.version: c.declarations for c in broker().registry.declaration_history(found.id)}
+    declared = {d.attribute: d for d in found.declarations}
+    shown = []
+    for drop in purpose_drops(history, versions):
+        if drop.attribute in declared:
+            after = drop.after or declared[drop.attribute]
+            shown.append(
+                ShownDrop(
+                    drop,
+                    _of_record(drop.before) if drop.before is not None else None,
+                    _of_record(after),
+                )
+            )
+    return shown
+
+
+def _of_record(declaration: Declaration) -> str:
+    # The Dutch text, marked as Dutch on an English page (labels.declared_purpose).
+    return declared_purpose(replace(declaration, purpose_en=""))
+
+
 @school_pages.route("/services/<service_id>", methods=["GET", "POST"])
 @portal_page(SCHOOL)
 def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
@@ -129,6 +168,7 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         return redirect(url_for(".service", school_id=school_id, service_id=service_id), code=303)
     released = choice.attributes if choice and not choice.needs_confirmation else frozenset()
     history = registry.policy_history(school_id, service_id)
+    drops = _purpose_drops(history, found) if choice and choice.purpose_dropped else []
     page = render_template(
         "portal/school_service.html",
         school_id=school_id,
@@ -139,6 +179,7 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         choice=choice,
         form=form,
         history=history,
+        purpose_drops=drops,
         authors=shown_authors((c.changed_by for c in history), SCHOOL, school_id),
         preview=preview_release(released),
         notice_form=NoticeForm(data={"mode": broker().receipts.notice_mode(school_id, service_id)}),

@@ -1,0 +1,200 @@
+"""A new purpose through the portal's real pages (core/purposes.py, docs/portals.md): the
+publisher's page says how many schools share the attribute and asks to save once more; then that
+attribute stops at each such school, whose page says which and why ("purpose changed from …
+to …") and releases it again with one save; new wording keeps every choice; a choice made on a
+page that showed the old purpose is refused.
+
+Flask test client against the demo's broker app, signed in as the publisher and as the school.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from html import unescape
+
+import pytest
+from flask.testing import FlaskClient
+
+from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.model import Declaration, Service
+from tests.security.test_portal_declarations import NOT_NEEDED, post, sp_metadata
+from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, choice_fields
+
+NAME = Declaration("given_name", "Om te begroeten", purpose_en="To greet")
+MAIL = Declaration(
+    "email", "Om de leerling een inloglink te sturen", purpose_en="To send the student a link"
+)
+MARKETING = "Om de leerling nieuws en aanbiedingen te sturen"
+BOTH = frozenset({"given_name", "email"})
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
+    built = PortalSite(tmp_path_factory.mktemp("purpose-change"), port=8805)
+    yield built
+    built.registry.close()
+
+
+@pytest.fixture(scope="module")
+def publisher(site: PortalSite) -> FlaskClient:
+    return site.sign_in("publisher")
+
+
+@pytest.fixture(scope="module")
+def school(site: PortalSite) -> FlaskClient:
+    return site.sign_in("school")
+
+
+def _released(site: PortalSite, service_id: str) -> tuple[str, str]:
+    """A service declaring the first name and the e-mail address, both released by the demo
+    school: (the publisher's page, the school's page)."""
+    entity = f"https://sp.{service_id}.example"
+    site.registry.add_service(
+        Service(
+            service_id,
+            "Leesweb",
+            entity,
+            None,
+            declarations=(NAME, MAIL),
+            publisher_id=PUBLISHER_ID,
+        ),
+        sp_metadata(entity, f"{entity}/acs"),
+    )
+    site.registry.approve_service(service_id)
+    site.registry.set_policy(DEMO_SCHOOL_ID, service_id, BOTH, "admin:1")
+    return (
+        f"/portal/publisher/{PUBLISHER_ID}/services/{service_id}",
+        f"/portal/school/{DEMO_SCHOOL_ID}/services/{service_id}",
+    )
+
+
+def _declarations(mail_purpose: str, mail_english: str = MAIL.purpose_en) -> dict[str, object]:
+    return {
+        **NOT_NEEDED,
+        "need_given_name": "optional",
+        "purpose_given_name": NAME.purpose,
+        "purpose_en_given_name": NAME.purpose_en,
+        "need_email": "optional",
+        "purpose_email": mail_purpose,
+        "purpose_en_email": mail_english,
+    }
+
+
+def _text(page: str, element_id: str, tag: str = "div") -> str:
+    found = re.search(rf'<{tag}[^>]*id="{element_id}".*?</{tag}>', page, re.S)
+    assert found is not None, f"no #{element_id}"
+    # The words a person reads: markup left out (a purpose's lang span, the table's cells).
+    return " ".join(unescape(re.sub(r"<[^>]+>", "", found.group(0))).split())
+
+
+def _page(client: FlaskClient, url: str, lang: str = "en") -> str:
+    return client.get(f"{url}?lang={lang}", base_url=HTTPS).get_data(as_text=True)
+
+
+def test_new_wording_of_the_same_purpose_saves_at_once_and_keeps_every_choice(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    url, _ = _released(site, "leesweb-tekst")
+    status, _ = post(
+        publisher,
+        url,
+        _declarations("om de leerling een  Inloglink te sturen.", "For the login link"),
+        lang="en",
+    )
+    assert status == 303
+    assert site.registry.policy(DEMO_SCHOOL_ID, "leesweb-tekst").attributes == BOTH
+    history = _text(_page(publisher, url), "history", "ul")
+    assert "purpose reworded: E-mail address. Schools' choices kept." in history
+    assert "purpose changed" not in history
+
+
+def test_a_new_purpose_says_how_many_schools_share_it_and_stops_it_there(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    url, _ = _released(site, "leesweb-doel")
+    wanted = _declarations(MARKETING)
+    status, page = post(publisher, url, wanted, lang="en")
+    # Said before anything is saved, as for an added attribute.
+    assert status == 200
+    warning = _text(page, "confirm-change")
+    assert "A new purpose needs the school's consent again" in warning
+    assert "E-mail address: 1 school shares it now" in warning
+    assert "This change needs" not in warning  # not every school's whole choice
+    assert 'name="confirmed" value="1"' in page
+    assert "Save: 1 school confirms again" in page
+    service = site.registry.any_service("leesweb-doel")
+    assert service is not None and service.declaration_version == 1
+    assert site.registry.policy(DEMO_SCHOOL_ID, "leesweb-doel").attributes == BOTH
+
+    status, _ = post(publisher, url, {**wanted, "confirmed": "1"}, lang="en")
+    assert status == 303
+    # Only that attribute stops; the first name stays released.
+    assert site.registry.policy(DEMO_SCHOOL_ID, "leesweb-doel").attributes == {"given_name"}
+    page = _page(publisher, url)
+    assert "1 school no longer shares what got a new purpose" in unescape(page)
+    history = _text(page, "history", "ul")
+    assert (
+        "purpose changed: E-mail address. Schools stopped sharing E-mail address until each "
+        "shares it again; the rest of their choices kept." in history
+    )
+    assert "a new purpose stopped an attribute" in _text(page, "schools", "table")
+    dutch = _text(_page(publisher, url, "nl"), "history", "ul")
+    assert "doel gewijzigd: E-mailadres." in dutch
+
+
+def test_the_schools_page_says_what_stopped_and_why_and_one_save_releases_it_again(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    _, url = _released(site, "leesweb-school")
+    site.registry.set_declarations(
+        "leesweb-school", (NAME, Declaration("email", MARKETING, purpose_en="For offers")), "x"
+    )
+    page = _page(school, url)
+    notice = _text(page, "purpose-changed")
+    assert "so it no longer receives it" in notice
+    # The Dutch texts, the purpose of record, marked as Dutch on an English page.
+    assert f"E-mail address: purpose changed from “{MAIL.purpose}” to “{MARKETING}” on " in notice
+    assert f'<span lang="nl">{MARKETING}</span>' in page
+    assert re.search(r'<input[^>]*checked[^>]*value="given_name"', page)
+    assert not re.search(r'<input[^>]*checked[^>]*value="email"', page)
+    history = _text(page, "history", "table")
+    assert "the broker: the publisher changed a purpose (declaration version 2)" in history
+    dutch = _page(school, url, "nl")
+    assert "E-mailadres: doel gewijzigd van „" in _text(dutch, "purpose-changed")
+    listed = _page(school, f"/portal/school/{DEMO_SCHOOL_ID}/services")
+    assert "A purpose changed: check your choice" in listed
+
+    saved = school.post(
+        url,
+        base_url=HTTPS,
+        data={**choice_fields(page), "active": "y", "attributes": ["given_name", "email"]},
+    )
+    assert saved.status_code == 303
+    assert site.registry.policy(DEMO_SCHOOL_ID, "leesweb-school").attributes == BOTH
+    assert 'id="purpose-changed"' not in _page(school, url)
+
+
+def test_a_choice_made_on_the_page_with_the_old_purpose_is_not_saved(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    _, url = _released(site, "leesweb-open")
+    site.registry.set_policy(DEMO_SCHOOL_ID, "leesweb-open", frozenset({"given_name"}), "admin:1")
+    page = _page(school, url)
+    assert MAIL.purpose_en in page
+    # While the page is open, the publisher gives the e-mail address a new purpose.
+    site.registry.set_declarations(
+        "leesweb-open", (NAME, Declaration("email", MARKETING, purpose_en="For offers")), "x"
+    )
+    before = site.registry.policy_history(DEMO_SCHOOL_ID, "leesweb-open")
+    stale = school.post(
+        url,
+        base_url=HTTPS,
+        data={**choice_fields(page), "active": "y", "attributes": ["given_name", "email"]},
+    )
+    assert stale.status_code == 400
+    again = stale.get_data(as_text=True)
+    assert "changed what this platform asks for while you had this page open" in again
+    assert "For offers" in again  # the new purpose, to read before choosing
+    assert site.registry.policy_history(DEMO_SCHOOL_ID, "leesweb-open") == before
+    assert site.registry.policy(DEMO_SCHOOL_ID, "leesweb-open").attributes == {"given_name"}
