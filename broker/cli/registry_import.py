@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from broker.cli.registry_chain_moves import KIND as CHAIN_MOVES
-from broker.cli.registry_chain_moves import read_chain_moves
+from broker.cli.registry_chain_moves import check_chain_changes, read_chain_moves
 from broker.cli.registry_entries import Entries, Problems, list_of
 from broker.cli.registry_idp_rules import KIND as IDP_RULES
 from broker.cli.registry_idp_rules import check_idp_rules, read_idp_rules
@@ -424,6 +425,7 @@ def read_registry_file(
         named_idps=frozenset(entity_id for _, entity_id in idp_rules),
     )
     key_versions = read_key_versions(document, problems, current, snapshot)
+    check_chain_changes(services, current, datetime.now(UTC))
     moves = read_chain_moves(document, problems, current, snapshot)
     named = check_idp_rules(idp_rules, current, snapshot)
     snapshot = replace(
