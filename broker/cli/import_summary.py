@@ -1,7 +1,8 @@
-"""What `registry import` prints, for the import and its `--dry-run` alike: each entry it adds or
-changes, each school's release a new purpose stops, then per kind how many it adds, changes and
-leaves as they are, and the ids of the registry's entries the file does not name (an import
-never removes them). Ids of organisations and their entries (and attribute names) only: the
+"""What `registry import` prints, for the import and its `--dry-run` alike: each entry it adds,
+changes or removes, each school's release a new purpose stops, then per kind how many it adds,
+changes (removes) and leaves as they are, and the ids of the registry's entries the file does not
+name (an import never removes them, but for the ended move record of a service it puts in another
+chain: bulk_import.py). Ids of organisations and their entries (and attribute names) only: the
 registry holds no personal data."""
 
 from __future__ import annotations
@@ -44,9 +45,14 @@ def import_summary(
 ) -> list[str]:
     """The lines to print: `registry` is what the registry held before the import; `done`
     off (a dry run) says "would add" where the import says "added"."""
-    added, changed = ("added   ", "changed ") if done else ("would add   ", "would change")
+    added, changed, removed = (
+        ("added   ", "changed ", "removed ")
+        if done
+        else ("would add   ", "would change", "would remove")
+    )
     lines = [f"{added} {label}" for label in report.added]
     lines += [f"{changed} {label}" for label in report.changed]
+    lines += [f"{removed} {label}" for label in report.removed]
     # A new purpose stops a school's release of that attribute (bulk_import.py).
     stopped = "stopped " if done else "would stop  "
     lines += [
@@ -54,18 +60,21 @@ def import_summary(
         for pair, names in sorted(report.dropped.items())
     ]
     for word, words, ids in KINDS:
-        in_file = set(ids(file))
+        in_file = set(ids(file)) | {label.removeprefix(f"{word} ") for label in report.removed}
         elsewhere = [entry_id for entry_id in ids(registry) if entry_id not in in_file]
         counts = [_of_kind(labels, word) for labels in (report.added, report.changed, report.same)]
-        if not (any(counts) or elsewhere):
+        gone = _of_kind(report.removed, word)
+        if not (any(counts) or gone or elsewhere):
             continue
-        line = f"{words}: {counts[0]} added, {counts[1]} changed, {counts[2]} unchanged"
+        line = f"{words}: {counts[0]} added, {counts[1]} changed, "
+        line += f"{gone} removed, " if gone else ""
+        line += f"{counts[2]} unchanged"
         if elsewhere:
             line += f"; {counted(len(elsewhere), 'other')} kept ({listed(elsewhere)})"
         lines.append(line)
-    lines.append(
-        f"{len(report.added)} added, {len(report.changed)} changed, {report.unchanged} unchanged."
-    )
+    total = f"{len(report.added)} added, {len(report.changed)} changed, "
+    total += f"{len(report.removed)} removed, " if report.removed else ""
+    lines.append(f"{total}{report.unchanged} unchanged.")
     return lines
 
 

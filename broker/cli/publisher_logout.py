@@ -200,16 +200,21 @@ def set_assertion_encryption(
     """Write the switch and say, in one line, what the service's logins now send it. Back to
     `auto` is refused, changing nothing, while the metadata in force publishes a key the broker
     cannot encrypt for: every login of the service would be refused (as such metadata is at
-    registration)."""
+    registration). The metadata is checked in the write's transaction, under the service row's
+    lock (`refuse`): a metadata change cannot come between the check and the write."""
+
+    def refuse(metadata: str | None) -> None:
+        would = assertions_received(service.entity_id, metadata, setting)
+        if would.startswith(REFUSED):
+            raise click.ClickException(
+                f"Service {service.id}: assertion encryption stays "
+                f"{service.assertion_encryption.value}: with {setting.value} its logins would "
+                f"be {would}; nothing changed"
+            )
+
+    changed = registry.set_assertion_encryption(service.id, setting, who(), refuse=refuse)
     metadata = registry.service_metadata(approved_only=False).get(service.entity_id)
     now = assertions_received(service.entity_id, metadata, setting)
-    if now.startswith(REFUSED) and service.assertion_encryption is not setting:
-        raise click.ClickException(
-            f"Service {service.id}: assertion encryption stays "
-            f"{service.assertion_encryption.value}: with {setting.value} its logins would be "
-            f"{now}; nothing changed"
-        )
-    changed = registry.set_assertion_encryption(service.id, setting, who())
     if not changed:
         click.echo(
             f"Service {service.id}: assertion encryption is {setting.value} already; "

@@ -6,15 +6,23 @@ re-keying from. An import adds a record the registry lacks and leaves an equal o
 key version, it never *changes* one (a record that differs from the registry's is refused:
 export again, or use `ketenbroker chain move`), and a record must name a service (of the file or
 the registry) whose chain is the record's `to_chain` after the import.
+
+A service the file puts in another chain than the registry's is moved as `chain move` moves it
+(`check_chain_changes`): refused while its own move window, or a key rotation window of the
+chain it leaves or goes to, is open (one line naming the command that ends it), so that "the
+previous pseudonym" never becomes ambiguous and no window ends unannounced. Its ended record
+goes (the import says so); a record the file brings for it must start from the chain it leaves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from broker.cli.registry_entries import Entries, Problems, list_of
-from broker.core.chain_move import ChainMove
-from broker.registry.snapshot import Snapshot
+from broker.core.chain_move import ChainMove, MoveRefused, plan_move
+from broker.core.model import Service
+from broker.registry.snapshot import ServiceEntry, Snapshot
 
 KIND = "chain_moves"
 KEYS = {"service_id", "from_chain", "from_version", "to_chain", "window_ends"}
@@ -47,14 +55,47 @@ def _record(entry: Entries) -> ChainMove | None:
     return ChainMove(service_id, from_chain, version, to_chain, ends)
 
 
+def _moved_services(current: Snapshot, after: Snapshot) -> dict[str, Service]:
+    """The registry's services the file puts in another pseudonym chain, as they are now."""
+    before = {e.service.id: e.service for e in current.services}
+    return {
+        e.service.id: before[e.service.id]
+        for e in after.services
+        if e.service.id in before
+        and before[e.service.id].pseudonym_chain != e.service.pseudonym_chain
+    }
+
+
+def check_chain_changes(
+    services: Sequence[tuple[Entries, ServiceEntry | None]], current: Snapshot, now: datetime
+) -> None:
+    """Each service the file moves to another chain, checked as `chain move` (without a
+    window) checks it against the registry (module note); the import checks again in its
+    transaction (registry/bulk_import.py)."""
+    before = {e.service.id: e.service for e in current.services}
+    records = {r.chain: r for r in current.key_versions}
+    held = {m.service_id: m for m in current.chain_moves}
+    for entry, found in services:
+        was = before.get(found.service.id) if found is not None else None
+        if found is None or was is None or was.pseudonym_chain == found.service.pseudonym_chain:
+            continue
+        try:
+            plan_move(was, found.service.chain_id, None, records, held.get(was.id), None, now)
+        except MoveRefused as refused:
+            entry.wrong("chain", refused.detail)
+
+
 def read_chain_moves(
     document: dict[str, object], problems: Problems, current: Snapshot, after: Snapshot
 ) -> tuple[ChainMove, ...]:
     """The file's records, checked: one per service, naming a service whose pseudonym chain
-    after the import is the record's `to_chain`, and not contradicting the registry's record."""
+    after the import is the record's `to_chain`, starting from the chain it leaves when the
+    import moves it, and not contradicting the registry's record (which goes when the import
+    moves its service)."""
     chains = {e.service.id: e.service.pseudonym_chain for e in current.services}
     chains |= {e.service.id: e.service.pseudonym_chain for e in after.services}
-    held = {m.service_id: m for m in current.chain_moves}
+    moved = _moved_services(current, after)
+    held = {m.service_id: m for m in current.chain_moves if m.service_id not in moved}
     found: dict[str, ChainMove] = {}
     for entry in list_of(document, KIND, problems, KEYS):
         move = _record(entry)
@@ -69,6 +110,12 @@ def read_chain_moves(
             entry.wrong(
                 "to_chain",
                 f"service {move.service_id} is in {chains[move.service_id]}, not {move.to_chain}",
+            )
+        elif (was := moved.get(move.service_id)) and was.pseudonym_chain != move.from_chain:
+            entry.wrong(
+                "from_chain",
+                f"service {move.service_id} is in {was.pseudonym_chain} before the import, "
+                f"not {move.from_chain}: its platform knows it by that chain's pseudonym",
             )
         elif registry is not None and registry != move:
             entry.wrong(

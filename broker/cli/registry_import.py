@@ -13,10 +13,11 @@ from __future__ import annotations
 import re
 import tomllib
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 from broker.cli.registry_chain_moves import KIND as CHAIN_MOVES
-from broker.cli.registry_chain_moves import read_chain_moves
+from broker.cli.registry_chain_moves import check_chain_changes, read_chain_moves
 from broker.cli.registry_entries import Entries, Problems, list_of
 from broker.cli.registry_idp_rules import KIND as IDP_RULES
 from broker.cli.registry_idp_rules import check_idp_rules, read_idp_rules
@@ -115,6 +116,8 @@ class _Reading:
     # core/display_text.py does not stop an import that does not change it.
     names: dict[tuple[str, str], str]
     towns: dict[str, str]
+    # Each registered service's assertion encryption: what a file without the key keeps.
+    encryption: dict[str, AssertionEncryption]
 
     def name(self, entry: Entries, kind: str) -> str:
         """The entry's name (`kind`: chain, publisher, school, service), checked unless the
@@ -253,7 +256,7 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
     if reconfirm_version > declaration_version:
         entry.wrong("reconfirm_version", "must not be above declaration_version")
         reconfirm_version = declaration_version
-    encryption = _assertion_encryption(entry)
+    encryption = _assertion_encryption(entry, reading.encryption.get(service_id))
     base = Service(
         service_id,
         name,
@@ -276,7 +279,13 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
             entry.wrong("assertion_encryption", "only a SAML service has assertions to encrypt")
         # The client id is the service id unless the registry says otherwise.
         client_id = oidc.text("client_id", limit=1024, default=service_id)
-        service = replace(base, entity_id=client_id, protocol=Protocol.OIDC, oidc=client)
+        service = replace(
+            base,
+            entity_id=client_id,
+            protocol=Protocol.OIDC,
+            oidc=client,
+            assertion_encryption=AssertionEncryption.AUTO,
+        )
         return ServiceEntry(service, None)
     if entry.has("saml_entity_id"):
         federated = entry.text("saml_entity_id", limit=1024)
@@ -295,9 +304,16 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
     return ServiceEntry(replace(base, entity_id=entity_id), xml)
 
 
-def _assertion_encryption(entry: Entries) -> AssertionEncryption:
-    """`auto` when absent (files from before revision 0019 mean it), else `auto` or `off`."""
-    value = entry.text("assertion_encryption", limit=8, default=AssertionEncryption.AUTO.value)
+def _assertion_encryption(
+    entry: Entries, registered: AssertionEncryption | None
+) -> AssertionEncryption:
+    """`auto` or `off` as the file says; absent (a file from before revision 0019, an export,
+    which writes only `off`, or one written by hand): as the registry has it for this service
+    (`registered`), as `idp_names_school` is; `auto` for a new one. An operator's `off` is
+    then never undone by a file that does not mention it."""
+    if not entry.has("assertion_encryption"):
+        return registered or AssertionEncryption.AUTO
+    value = entry.text("assertion_encryption", limit=8)
     try:
         return AssertionEncryption(value)
     except ValueError:
@@ -424,6 +440,7 @@ def read_registry_file(
         named_idps=frozenset(entity_id for _, entity_id in idp_rules),
     )
     key_versions = read_key_versions(document, problems, current, snapshot)
+    check_chain_changes(services, current, datetime.now(UTC))
     moves = read_chain_moves(document, problems, current, snapshot)
     named = check_idp_rules(idp_rules, current, snapshot)
     snapshot = replace(
@@ -434,13 +451,17 @@ def read_registry_file(
     return snapshot
 
 
-def _registered(current: Snapshot) -> tuple[dict[tuple[str, str], str], dict[str, str]]:
-    """The names and towns of what the registry holds, as `_Reading` looks them up."""
+def _registered(
+    current: Snapshot,
+) -> tuple[dict[tuple[str, str], str], dict[str, str], dict[str, AssertionEncryption]]:
+    """The names, towns and assertion encryption settings of what the registry holds, as
+    `_Reading` looks them up."""
     names = {("chain", c.id): c.name for c in current.chains}
     names |= {("publisher", p.id): p.name for p in current.publishers}
     names |= {("school", s.school.id): s.school.name for s in current.schools}
     names |= {("service", s.service.id): s.service.name for s in current.services}
-    return names, {s.school.id: s.school.town for s in current.schools}
+    encryption = {s.service.id: s.service.assertion_encryption for s in current.services}
+    return names, {s.school.id: s.school.town for s in current.schools}, encryption
 
 
 _KINDS = (

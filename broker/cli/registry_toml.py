@@ -130,7 +130,8 @@ class _Writer:
         )
         if service.oidc is None:
             if service.assertion_encryption is not AssertionEncryption.AUTO:
-                # Written only when set: a file without it means `auto`, as before 0019.
+                # Written only when off: a file without it keeps what the registry it goes
+                # into has (`auto` for a new service), as files from before 0019 do.
                 lines += _pairs([("assertion_encryption", service.assertion_encryption.value)])
             lines.append(
                 self.metadata("services", service.id, entry.metadata or "", service.entity_id)

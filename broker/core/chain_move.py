@@ -12,7 +12,13 @@ accounts the same way. After the window, the new pseudonym alone.
 One window at a time per service, or "the previous pseudonym" would be ambiguous: a move is
 refused while the service is in a move window, or while the chain it is in or the chain it goes
 to is in a key rotation window; a rotation of a chain is refused while a service that moved into
-it is in its move window (`refuse_rotation_during_moves`).
+it is in its move window (`refuse_rotation_during_moves`). A registry import that changes a
+service's chain is a move without a window and meets the same refusals (bulk_import.py).
+
+A record speaks for its service only while the service is in the record's `to_chain`: one whose
+service was moved on by a version that did not know these records (an import before this rule)
+releases nothing and stands in the way of nothing (`move_in_force`; the registry reads only the
+records that still stand, registry/chain_moves.py).
 """
 
 from __future__ import annotations
@@ -119,10 +125,10 @@ def plan_move(
     with a window only: the chain it leaves may never have been rotated."""
     if window_days is not None and not 1 <= window_days <= MAX_WINDOW_DAYS:
         raise MoveRefused(f"the window must be 1 to {MAX_WINDOW_DAYS} days, not {window_days}")
-    if move is not None and move.window_open(now):
+    if (held := move_in_force(move, service, now)) is not None:
         raise MoveRefused(
-            f"service {service.id} is in the migration window of its move from {move.from_chain}"
-            f" until {_when(move.window_ends)}; end it first (`ketenbroker chain move "
+            f"service {service.id} is in the migration window of its move from {held.from_chain}"
+            f" until {_when(held.window_ends)}; end it first (`ketenbroker chain move "
             f"{service.id} --finish`)"
         )
     from_chain = service.pseudonym_chain

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from broker.core.errors import BadRequest
 from broker.core.model import Service
@@ -181,6 +182,16 @@ def open_windows(
     return [r for r in records if r.chain in chains and r.window_open(now)]
 
 
+class MigrationWindow(Protocol):
+    """A window in which a previous pseudonym goes out: a chain's key rotation
+    (`ChainKeyVersion`) or a service's chain move (chain_move.py `ChainMove`)."""
+
+    @property
+    def window_ends(self) -> datetime | None: ...
+
+    def window_open(self, now: datetime) -> bool: ...
+
+
 @dataclass(frozen=True)
 class WindowOutlook:
     """The open migration windows, for monitoring: how many, and the nearest end."""
@@ -189,7 +200,9 @@ class WindowOutlook:
     nearest_end_in: float | None  # seconds; None when no window is open
 
 
-def window_outlook(records: Iterable[ChainKeyVersion], now: datetime) -> WindowOutlook:
-    ends = [r.window_ends for r in records if r.window_open(now) and r.window_ends is not None]
+def window_outlook(windows: Iterable[MigrationWindow], now: datetime) -> WindowOutlook:
+    """Every open window counts, a rotation's and a move's alike: each ends a previous
+    pseudonym that some platform is re-keying its accounts from."""
+    ends = [w.window_ends for w in windows if w.window_open(now) and w.window_ends is not None]
     nearest = (min(ends) - now).total_seconds() if ends else None
     return WindowOutlook(len(ends), nearest)

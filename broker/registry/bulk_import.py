@@ -3,7 +3,9 @@
 The caller (`ketenbroker registry import`) has checked every entry and every reference first;
 this module only writes, and writes nothing that is already so, which makes an import
 idempotent: the same file a second time changes no row, no version and not the generation.
-Entries the registry holds and the snapshot does not are left alone (an import never deletes).
+Entries the registry holds and the snapshot does not are left alone (an import never deletes,
+but for the ended move record of a service it moves to another chain, as `chain move` removes
+it; a service in a migration window is not moved at all: `_moved`).
 
 A service whose file entry gives an attribute a new purpose (core/purposes.py) has that attribute
 taken out of every school's choice that released it (purpose_drops.py), as the portal does; and
@@ -33,7 +35,8 @@ from broker.core.model import Service
 from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
 from broker.registry.admin_tables import PublisherRow
 from broker.registry.chain_move_tables import ChainMoveRow
-from broker.registry.changes import bump_generation
+from broker.registry.chain_moves import replace_move_in
+from broker.registry.changes import bump_generation, serialise_checks
 from broker.registry.database import locked_row
 from broker.registry.declaration_writes import replace_declarations
 from broker.registry.errors import UnknownPublisher
@@ -78,13 +81,17 @@ class ImportReport:
         pair = f"{school_id}/{service_id}"
         self.dropped[pair] = self.dropped.get(pair, frozenset()).union(names)
 
+    # The one thing an import removes: the move record of a service it moves to another chain
+    # (its window ended; an open one refuses the import), as `chain move` removes it.
+    removed: list[str] = field(default_factory=list)
+
     @property
     def unchanged(self) -> int:
         return len(self.same)
 
     @property
     def touched(self) -> bool:
-        return bool(self.added or self.changed)
+        return bool(self.added or self.changed or self.removed)
 
 
 @dataclass(frozen=True)
@@ -138,15 +145,26 @@ def apply_snapshot(
     # A service registered again after a removal continues its declaration versions; the
     # file's policies for it name the file's numbers, moved on by the same amount here.
     moved: dict[str, int] = {}
+    # The services the import moves to another pseudonym chain: as they were, and where to.
+    left: dict[str, tuple[Service, str | None]] = {}
     for service in snapshot.services:
-        moved[service.service.id] = _service(session, service, stamp, report)
+        moved[service.service.id], before = _service(session, service, stamp, report)
+        if before is not None:
+            left[before.id] = (before, service.service.chain_id)
     for record in snapshot.key_versions:
         _key_version(session, record, stamp, report)
     session.flush()
-    for move in snapshot.chain_moves:
-        _chain_move(session, move, stamp, report)
     for policy in snapshot.policies:
         _policy(session, policy, moved.get(policy.service_id, 0), stamp, report)
+    if left or snapshot.chain_moves:
+        # Last, after every other row this import writes (their writers take the state row
+        # after them, as bump_generation does): the windows checked as `chain move` checks them.
+        serialise_checks(session)
+        for before, chain_id in left.values():
+            _moved(session, before, chain_id, stamp, report)
+        for move in snapshot.chain_moves:
+            was = left.get(move.service_id)
+            _chain_move(session, move, was[0] if was else None, stamp, report)
     if report.touched:
         # Every worker's view caches all of it, policies included (cached.py).
         bump_generation(session)
@@ -170,9 +188,29 @@ def _key_version(
     report.added.append(f"pseudonym key version {record.chain}")
 
 
-def _chain_move(session: Session, move: ChainMove, stamp: _Stamp, report: ImportReport) -> None:
+def _moved(
+    session: Session, before: Service, chain_id: str | None, stamp: _Stamp, report: ImportReport
+) -> None:
+    """A service the import puts in another pseudonym chain is moved as `chain move` moves it
+    (without a window, unless the file brings its record): refused while its own move window
+    or a key rotation window of either chain is open, since the previous pseudonym would
+    then be ambiguous or end unannounced; its ended move record goes, said in the report."""
+    _, ended = replace_move_in(session, before, chain_id, keys=None, window_days=None, now=stamp.at)
+    if ended is not None:
+        report.removed.append(f"chain move {before.id}")
+
+
+def _chain_move(
+    session: Session, move: ChainMove, before: Service | None, stamp: _Stamp, report: ImportReport
+) -> None:
     """Add a service's move record the registry lacks; never change one (checked against the
-    registry before, again here inside the transaction)."""
+    registry before, again here inside the transaction). `before`: the service as it was, when
+    this import moved it: the record must start from the chain it was in."""
+    if before is not None and move.from_chain != before.pseudonym_chain:
+        raise MoveRefused(
+            f"service {move.service_id} was in {before.pseudonym_chain}, not {move.from_chain}, "
+            "when the import moved it"
+        )
     row = session.get(ChainMoveRow, move.service_id)
     if row is not None:
         if row.to_move() != move:
@@ -230,9 +268,12 @@ def _idp_flags(session: Session, snapshot: Snapshot, report: ImportReport) -> No
     note_joined(session, [e.school.idp_entity_id for e in entries])
 
 
-def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: ImportReport) -> int:
+def _service(
+    session: Session, entry: ServiceEntry, stamp: _Stamp, report: ImportReport
+) -> tuple[int, Service | None]:
     """Add or update one service; returns how far its declaration version was moved past the
-    file's (a service registered again after a removal), else 0."""
+    file's (a service registered again after a removal), else 0, and the service as it was
+    when the import puts it in another pseudonym chain (else None)."""
     service = entry.service
     # Locked (database.locked_row), as `add_service` does: the organisation's removal waits for
     # this import, or this import for the removal and then stops here, clearly, instead of on
@@ -245,17 +286,22 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
             f"service {service.id} names it, and it was removed after the file was checked; "
             "nothing was imported",
         )
-    # The service row locked before it is read, as every writer of its declarations and its
-    # policies locks it (sql_registry.py set_declarations, set_policy).
-    locked_row(session, ServiceRow.id, service.id)
-    row = session.get(
-        ServiceRow,
-        service.id,
-        options=[undefer(ServiceRow.sp_metadata), joinedload(ServiceRow.declarations)],
+    # Locked as read: the chain it is in now is the one a move from it is checked against
+    # (a `chain move` committed since the file was checked is seen here, not overwritten).
+    row = (
+        session.get(
+            ServiceRow,
+            service.id,
+            options=[undefer(ServiceRow.sp_metadata), joinedload(ServiceRow.declarations)],
+            populate_existing=True,
+        )
+        if locked_row(session, ServiceRow.id, service.id)
+        else None
     )
     version: int | None = service.declaration_version
     moved = 0
     new = row is None
+    before = None
     if row is None:
         # Registered again after a removal: the kept history's versions are not reused.
         kept = kept_declaration_version(session, service.id)
@@ -265,10 +311,13 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
         report.added.append(f"service {service.id}")
     elif _same_service(row, service) and row.sp_metadata == entry.metadata:
         report.same.append(f"service {service.id}")
-        return 0
+        return 0, None
     else:
         report.changed.append(f"service {service.id}")
-        same = row.to_service().declarations == service.declarations
+        current = row.to_service()
+        same = current.declarations == service.declarations
+        if current.pseudonym_chain != service.pseudonym_chain:
+            before = current
         version = None if same else max(service.declaration_version, row.declaration_version + 1)
     row.name = service.name
     row.entity_id = service.entity_id
@@ -282,18 +331,17 @@ def _service(session: Session, entry: ServiceEntry, stamp: _Stamp, report: Impor
     wanted = OidcClientRow.from_client(service.oidc) if service.oidc else None
     row.oidc = _replaced(row.oidc, wanted)
     session.add(row)
-    if version is None:
-        return moved
-    replaced = replace_declarations(
-        session, row, service.declarations, version, (stamp.at, stamp.by)
-    )
-    if new:
-        # The file's re-confirmation point, moved with its versions: the file's policies
-        # name the declaration versions they accepted against it.
-        row.reconfirm_version = min(version, service.reconfirm_version + moved)
-    for school_id, names in replaced.dropped:
-        report.note_dropped(school_id, service.id, names)
-    return moved
+    if version is not None:
+        replaced = replace_declarations(
+            session, row, service.declarations, version, (stamp.at, stamp.by)
+        )
+        if new:
+            # The file's re-confirmation point, moved with its versions: the file's policies
+            # name the declaration versions they accepted against it.
+            row.reconfirm_version = min(version, service.reconfirm_version + moved)
+        for school_id, names in replaced.dropped:
+            report.note_dropped(school_id, service.id, names)
+    return moved, before
 
 
 def _same_service(row: ServiceRow, wanted: Service) -> bool:

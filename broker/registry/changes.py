@@ -46,13 +46,21 @@ def bump_generation(session: Session) -> None:
     event.listen(session, "after_commit", _LOCAL.committed, once=True)
 
 
-def serialise_windows(session: Session) -> None:
-    """Part of a write transaction that checks pseudonym windows (a chain move, a key
-    rotation): take the registry state row's lock first, so that two such transactions run one
-    after the other. On PostgreSQL each check reads without locking the rows the other one
-    writes (a move record, a chain's key version); without this, a move into a chain and that
-    chain's rotation could both pass and open two windows on one service. SQLite's writer
-    holds the database from its first statement anyway."""
+def serialise_checks(session: Session) -> None:
+    """Part of a write transaction whose check reads rows it does not lock: take the registry
+    state row's lock (after the rows it locks, as `bump_generation` takes it), so that it runs
+    after every change that bumped the generation and has not committed yet, and before the
+    next. Every writer of what a login reads bumps it. On PostgreSQL, without this:
+
+    - pseudonym windows (a chain move, a key rotation, an import that moves a service): each
+      check reads the rows the other one writes (a move record, a chain's key version), so a
+      move into a chain and that chain's rotation could both pass and open two windows on one
+      service;
+    - a service's assertion encryption back to `auto`: a metadata source's refresh (which locks
+      no service row) could put a copy with an unusable key in force between the check of the
+      copy and the write.
+
+    SQLite's writer holds the database from its first statement anyway."""
     session.execute(
         select(RegistryStateRow.id).where(RegistryStateRow.id == STATE_ROW_ID).with_for_update()
     )

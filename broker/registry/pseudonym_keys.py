@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from broker.core.chain_move import refuse_rotation_during_moves
 from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
-from broker.registry.changes import serialise_windows
+from broker.registry.changes import serialise_checks
 from broker.registry.database import session_on
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 
@@ -69,7 +69,7 @@ class SqlPseudonymKeyVersions:
         record); otherwise refuse and change nothing. A new window (a rotation) is refused
         while a service that moved into the chain is in its move window (core/chain_move.py)."""
         with session_on(self._writer) as session:
-            serialise_windows(session)
+            serialise_checks(session)
             if new.previous_version is not None:
                 # Imported here: chain_moves reads key versions through this module.
                 from broker.registry.chain_moves import moves_into

@@ -182,7 +182,7 @@ class SqlRegistryReader:
                 .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
                 .where(SchoolOidcRow.school_id.is_(None))
             )
-            return _with_federation(session, "idp", {e: xml for e, xml in rows}, self._clock())
+            return metadata_in_force(session, "idp", {e: xml for e, xml in rows}, self._clock())
 
     def service_metadata(self, *, approved_only: bool = True) -> dict[str, str]:
         """Each SAML service's metadata as logins use it, by entity id: the approved services'
@@ -194,7 +194,7 @@ class SqlRegistryReader:
             rows = session.execute(
                 select(ServiceRow.entity_id, ServiceRow.sp_metadata).where(*where)
             )
-            return _with_federation(session, "sp", {e: xml for e, xml in rows}, self._clock())
+            return metadata_in_force(session, "sp", {e: xml for e, xml in rows}, self._clock())
 
     def metadata_expiry(self) -> datetime | None:
         """The next moment a federation copy in use passes its validUntil (None: no end)."""
@@ -256,7 +256,7 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _with_federation(
+def metadata_in_force(
     session: Session, role: str, registered: dict[str, str | None], now: datetime
 ) -> dict[str, str]:
     """Each registered entity's metadata: a source's copy when a source holds the entity (the

@@ -12,7 +12,7 @@ namespace (revision 0014); the login then asks the IdP which school the student 
   let the registry pick one of them silently. A new school must bring the same metadata as the
   others (`SharedIdpMetadataDiffers` otherwise); an update of one school's metadata is an update
   of the IdP's and is written to every school on it (sql_registry.update_school_metadata). While
-  a metadata source holds the IdP no row's copy is used (reading.py `_with_federation`), so none
+  a metadata source holds the IdP no row's copy is used (reading.py `metadata_in_force`), so none
   is compared: a source's roll-over never stands in the way of the board's next school.
 - An IdP with two or more schools requires its logins to name their school
   (`idps_naming_school`, revision 0015), from the write that put the second school on it; that

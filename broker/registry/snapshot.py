@@ -18,7 +18,7 @@ from broker.core.chain_move import ChainMove
 from broker.core.model import Chain, School, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.registry.admin_tables import PublisherRow
-from broker.registry.chain_move_tables import ChainMoveRow
+from broker.registry.chain_moves import standing_moves
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.tables import (
     ChainRow,
@@ -96,12 +96,13 @@ def read_snapshot(session: Session) -> Snapshot:
     key_versions = session.scalars(
         select(PseudonymKeyVersionRow).order_by(PseudonymKeyVersionRow.chain)
     )
-    moves = session.scalars(select(ChainMoveRow).order_by(ChainMoveRow.service_id))
+    # The records that still stand: one whose service moved on would not import back.
+    moves = standing_moves(session)
     naming = set(session.scalars(select(SchoolNamingIdpRow.entity_id)))
     school_rows = list(schools)
     return Snapshot(
         key_versions=tuple(row.to_record() for row in key_versions),
-        chain_moves=tuple(row.to_move() for row in moves),
+        chain_moves=tuple(moves),
         chains=tuple(row.to_chain() for row in chains),
         publishers=tuple(row.to_publisher() for row in publishers),
         schools=tuple(

@@ -17,7 +17,7 @@ from typing import Any, TypeAlias, cast
 
 from sqlalchemy import CursorResult, Update, func, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload
+from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, undefer
 
 from broker.core.chain_move import ChainMove
 from broker.core.errors import BadRequest, UnknownSchool, UnknownService
@@ -37,7 +37,7 @@ from broker.registry.admin_accounts import SqlAdminAccounts
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
 from broker.registry.bulk_import import ImportReport, apply_snapshot
 from broker.registry.chain_moves import finish_move_in, move_service_in
-from broker.registry.changes import bump_generation
+from broker.registry.changes import bump_generation, serialise_checks
 from broker.registry.database import locked_row, open_engine, session_on, writer
 from broker.registry.declaration_writes import DeclarationsReplaced, replace_declarations
 from broker.registry.errors import (
@@ -52,6 +52,7 @@ from broker.registry.errors import (
 from broker.registry.federation import FederationStore
 from broker.registry.portal_reading import PortalReads
 from broker.registry.pseudonym_keys import SqlPseudonymKeyVersions
+from broker.registry.reading import metadata_in_force
 from broker.registry.receipts import SqlReceiptBook
 from broker.registry.removal import (
     Removal,
@@ -527,14 +528,25 @@ class SqlRegistry(PortalReads):
         return policy
 
     def set_assertion_encryption(
-        self, service_id: str, setting: AssertionEncryption, changed_by: str = ""
+        self,
+        service_id: str,
+        setting: AssertionEncryption,
+        changed_by: str = "",
+        *,
+        refuse: Callable[[str | None], None] | None = None,
     ) -> bool:
         """The operator's switch for a SAML service's encrypted assertions (`off`: signed and
         unencrypted whatever its metadata publishes); False when it was set so already. The
-        login path reads it from the worker's view, which the generation bump reloads."""
+        login path reads it from the worker's view, which the generation bump reloads.
+
+        `refuse`: called before a change is written, with the metadata the service's logins
+        use now (its own copy or a metadata source's; None: none in force), read under the
+        service row's lock and the registry state row's, so that a metadata update or a
+        source's refresh either waits for this change or is seen by it (never slips in
+        between); it raises to refuse, and nothing changes."""
         with self._writing() as session:
             row = (
-                session.get(ServiceRow, service_id)
+                session.get(ServiceRow, service_id, options=[undefer(ServiceRow.sp_metadata)])
                 if locked_row(session, ServiceRow.id, service_id)
                 else None
             )
@@ -549,6 +561,14 @@ class SqlRegistry(PortalReads):
             was = row.assertion_encryption
             if was == setting.value:
                 return False
+            if refuse is not None:
+                # A source's refresh locks no service row, but bumps the generation: the state
+                # row's lock (after the service row's, as every writer) waits for it.
+                serialise_checks(session)
+                copies = metadata_in_force(
+                    session, "sp", {row.entity_id: row.sp_metadata}, self._clock()
+                )
+                refuse(copies.get(row.entity_id))
             row.assertion_encryption = setting.value
             bump_generation(session)
         # Ids only: which service, what it was and is, who changed it.

@@ -2,10 +2,11 @@
 
 The signing key set (broker/keys/live.py): seconds until a waiting key signs, until the first
 published key with a retirement date leaves, until the signing key's SAML certificate expires.
-The pseudonym key windows (pseudonym_rotation.py): how many are open, and seconds until the
-nearest ends. No label at all: a chain id would name a customer, and the questions are global
-("is a roll due?", "does a window end soon?"); `keys status` and `pseudonym-key status` say
-which. A gauge without a moment ahead (no key waiting, no window open) is left out, so an
+The pseudonym migration windows: chains' key rotations (pseudonym_rotation.py) and services'
+chain moves (chain_move.py), counted alike: how many are open, and seconds until the nearest
+ends. No label at all: a chain or service id would name a customer, and the questions are
+global ("is a roll due?", "does a window end soon?"); `keys status` and `pseudonym-key status`
+say which. A gauge without a moment ahead (no key waiting, no window open) is left out, so an
 alert can ask for its absence (docker/alerts.yml).
 
 A scrape costs the key choice (in memory), one `stat` of the signing certificate and the worker's
@@ -76,16 +77,21 @@ class KeyScheduleCollector:
         )
 
     def _pseudonym_windows(self) -> Iterator[Metric]:
+        view = self._broker.view
         try:
-            records = self._broker.view.pseudonym_key_versions()
+            rotations, moves = view.pseudonym_key_versions(), view.chain_moves()
         except StoreUnavailable:
             return  # the registry is down: /readyz and the login metrics say so
-        windows = window_outlook(records, datetime.now(UTC))
-        yield _gauge(WINDOWS_OPEN, "Pseudonym key migration windows open now.", windows.open)
+        windows = window_outlook([*rotations, *moves], datetime.now(UTC))
+        yield _gauge(
+            WINDOWS_OPEN,
+            "Pseudonym migration windows open now (key rotations and chain moves).",
+            windows.open,
+        )
         if windows.nearest_end_in is not None:
             yield _gauge(
                 WINDOW_ENDS,
-                "Seconds until the nearest open pseudonym key migration window ends.",
+                "Seconds until the nearest open pseudonym migration window ends.",
                 windows.nearest_end_in,
             )
 

@@ -214,20 +214,40 @@ def test_the_setting_travels_with_an_export(config: Path, tmp_path: Path) -> Non
     # Into the registry it came from: nothing changes.
     same = run("registry", "import", "--config", config, exported)
     assert same.exit_code == 0 and "services: 0 added, 0 changed, 4 unchanged" in same.output
-    # Back to auto by the file (the line left out): changed on import.
-    changed = run(
-        "registry", "import", "--config", fresh, without_setting(text, "gcm-sp", tmp_path)
-    )
+    # A file without the line (from before 0019, or written by hand) keeps the operator's
+    # `off`, as it keeps an IdP's school-naming rule: nothing changes, and the import says so.
+    before = dump(fresh)
+    kept = run("registry", "import", "--config", fresh, without_setting(text, "gcm-sp", tmp_path))
+    assert kept.exit_code == 0, kept.output
+    assert "services: 0 added, 0 changed, 4 unchanged" in kept.output
+    assert setting_of(fresh, "gcm-sp") is AssertionEncryption.OFF
+    assert dump(fresh) == before
+    # Back to auto by the file: the line saying so; changed on import.
+    changed = run("registry", "import", "--config", fresh, with_auto(text, "gcm-sp", tmp_path))
     assert changed.exit_code == 0 and "changed  service gcm-sp" in changed.output
     assert setting_of(fresh, "gcm-sp") is AssertionEncryption.AUTO
     # ...but not for the CBC-only service: refused as at registration, nothing changed.
     before = dump(fresh)
-    refused = run(
-        "registry", "import", "--config", fresh, without_setting(text, "cbc-sp", tmp_path)
-    )
+    refused = run("registry", "import", "--config", fresh, with_auto(text, "cbc-sp", tmp_path))
     assert refused.exit_code == 1
     assert "lists only data encryption algorithms" in refused.output
     assert dump(fresh) == before
+    # A new service without the line: auto (the CBC-only one is refused for it).
+    newer = fresh_config(tmp_path / "newer")
+    refused = run(
+        "registry", "import", "--config", newer, without_setting(text, "cbc-sp", tmp_path)
+    )
+    assert refused.exit_code == 1 and "lists only data encryption algorithms" in refused.output
+
+
+def with_auto(text: str, service_id: str, folder: Path) -> Path:
+    """The exported file with `service_id` set to auto."""
+    path = without_setting(text, service_id, folder)
+    written = path.read_text(encoding="utf-8").replace(
+        f'id = "{service_id}"\n', f'id = "{service_id}"\nassertion_encryption = "auto"\n'
+    )
+    path.write_text(written, encoding="utf-8")
+    return path
 
 
 def without_setting(text: str, service_id: str, folder: Path) -> Path:

@@ -169,3 +169,156 @@ def test_the_record_goes_through_export_and_import_and_with_its_service(
     removed = run("publisher", "remove", "leesboek", "--yes", "--config", config)
     assert removed.exit_code == 0, removed.output
     assert _moves(config) == []
+
+
+def _export(config: Path, file: Path) -> str:  # noqa: F811
+    assert run("registry", "export", "--config", config, file).exit_code == 0
+    return file.read_text()
+
+
+def _end_windows(config: Path) -> None:  # noqa: F811
+    """Every move window's end passes (moved into the past, as the clock would)."""
+    with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+        connection.execute("UPDATE chain_moves SET window_ends = '2020-01-01 00:00:00.000000'")
+
+
+def test_an_import_that_moves_a_service_in_its_move_window_is_refused_naming_the_finish(
+    config: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The file (an export from before the move) puts the service back in the chain it left,
+    while its move window is open: one line naming `chain move --finish`, nothing changed, as
+    `chain move` itself refuses it; the dry run says the same."""
+    _export(config, tmp_path / "before.toml")
+    _move(config, "leesboek", "--to", "toetsen", "--window", "30")
+    before = state(config)
+    for dry_run in (("--dry-run",), ()):
+        refused = run("registry", "import", *dry_run, "--config", config, tmp_path / "before.toml")
+        assert refused.exit_code == 1, refused.output
+        problems = [line for line in refused.output.splitlines() if line.startswith("  ")]
+        assert problems == [
+            "  services[1] leesboek: chain: service leesboek is in the migration window of its "
+            "move from leermiddelen until " + problems[0].split(" until ")[1]
+        ]
+        assert "end it first (`ketenbroker chain move leesboek --finish`)" in problems[0]
+        assert state(config) == before
+
+
+def test_an_import_that_moves_a_service_whose_window_ended_removes_its_record_and_says_so(
+    config: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """After the window: the import moves the service, its ended record goes (as a `chain
+    move` removes it) and the summary says so; nothing is left to block the next move or a
+    rotation of the chain it had moved into."""
+    _export(config, tmp_path / "before.toml")
+    _move(config, "leesboek", "--to", "toetsen", "--window", "30")
+    _end_windows(config)
+    dry = run("registry", "import", "--dry-run", "--config", config, tmp_path / "before.toml")
+    assert dry.exit_code == 0, dry.output
+    assert "would remove chain move leesboek" in dry.output
+    assert "chain moves: 0 added, 0 changed, 1 removed, 0 unchanged" in dry.output
+    assert _moves(config) == [("leesboek", "leermiddelen", 1, "toetsen")]
+    imported = run("registry", "import", "--config", config, tmp_path / "before.toml")
+    assert imported.exit_code == 0, imported.output
+    assert "removed  chain move leesboek" in imported.output
+    assert "chain moves: 0 added, 0 changed, 1 removed, 0 unchanged" in imported.output
+    assert "kept" not in imported.output
+    assert imported.output.splitlines()[-1] == "0 added, 1 changed, 1 removed, 3 unchanged."
+    assert _moves(config) == []
+    rotated = run("pseudonym-key", "rotate", "--chain", "toetsen", "--window", "10", "--config",
+                  config)  # fmt: skip
+    assert rotated.exit_code == 0, rotated.output
+    assert run("pseudonym-key", "finish", "--chain", "toetsen", "--config", config).exit_code == 0
+    _move(config, "leesboek", "--to", "toetsen", "--window", "5")
+
+
+def test_an_import_moves_a_service_only_outside_the_key_windows_of_both_chains(
+    config: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """As `chain move` without a window: not out of, nor into, a chain in a rotation window."""
+    text = _export(config, tmp_path / "registry.toml")
+    into = tmp_path / "into.toml"
+    into.write_text(text.replace('chain = "leermiddelen"', 'chain = "toetsen"'))
+    rotated = run("pseudonym-key", "rotate", "--chain", "toetsen", "--window", "10", "--config",
+                  config)  # fmt: skip
+    assert rotated.exit_code == 0, rotated.output
+    before = state(config)
+    refused = run("registry", "import", "--config", config, into)
+    assert refused.exit_code == 1
+    assert (
+        "  services[1] leesboek: chain: chain toetsen (it would go to) is in a pseudonym key "
+        "migration window until "
+    ) in refused.output
+    assert "(`ketenbroker pseudonym-key finish --chain toetsen`)" in refused.output
+    assert state(config) == before
+
+
+def test_a_record_the_file_brings_for_a_service_it_moves_starts_from_the_chain_it_leaves(
+    config: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A file from another registry where the service moved with a window: imported where
+    the service is in the record's `from_chain`, it moves with its window; where it is in
+    another chain it is refused (the previous pseudonym would not be the one its platform
+    knows)."""
+    elsewhere = tmp_path / "elsewhere"
+    assert run("init", elsewhere).exit_code == 0
+    other = elsewhere / "ketenbroker.toml"
+    _export(config, tmp_path / "staged.toml")
+    # Another registry with the same services, where los is in leermiddelen.
+    assert run("registry", "import", "--config", other, tmp_path / "staged.toml").exit_code == 0
+    assert _move(other, "los", "--to", "leermiddelen")
+    _move(config, "los", "--to", "toetsen", "--window", "30")
+    _export(config, tmp_path / "moved.toml")
+    before = state(other)
+    refused = run("registry", "import", "--config", other, tmp_path / "moved.toml")
+    assert refused.exit_code == 1, refused.output
+    assert (
+        "chain_moves[1]: from_chain: service los is in leermiddelen before the import, "
+        "not service:los: its platform knows it by that chain's pseudonym"
+    ) in refused.output
+    assert state(other) == before
+    # Where los is still in no chain: it moves, with the file's window.
+    fresh = tmp_path / "fresh"
+    assert run("init", fresh).exit_code == 0
+    assert run("registry", "import", "--config", fresh / "ketenbroker.toml",
+               tmp_path / "staged.toml").exit_code == 0  # fmt: skip
+    imported = run("registry", "import", "--config", fresh / "ketenbroker.toml",
+                   tmp_path / "moved.toml")  # fmt: skip
+    assert imported.exit_code == 0, imported.output
+    assert "changed  service los" in imported.output
+    assert "added    chain move los" in imported.output
+    assert _moves(fresh / "ketenbroker.toml") == [("los", "service:los", 1, "toetsen")]
+
+
+def test_a_record_an_older_version_left_behind_releases_nothing_and_blocks_nothing(
+    config: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A registry where an import by a version before this rule moved the service on during
+    its window, leaving its record: the record names a chain the service is no longer in. It
+    refuses no rotation and no move, shows nowhere, and is not exported (no import would take
+    it); the next move removes it."""
+    _move(config, "leesboek", "--to", "toetsen", "--window", "30")
+    with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+        connection.execute("UPDATE services SET chain_id = NULL WHERE id = 'leesboek'")
+    status = run("pseudonym-key", "status", "--config", config).output
+    assert "service leesboek" not in status
+    listed = run("chain", "list", "--json", "--config", config).output
+    assert "leesboek" not in listed
+    text = _export(config, tmp_path / "registry.toml")
+    assert "[[chain_moves]]" not in text
+    fresh = tmp_path / "fresh"
+    assert run("init", fresh).exit_code == 0
+    assert run("registry", "import", "--config", fresh / "ketenbroker.toml",
+               tmp_path / "registry.toml").exit_code == 0  # fmt: skip
+    rotated = run("pseudonym-key", "rotate", "--chain", "toetsen", "--window", "10", "--config",
+                  config)  # fmt: skip
+    assert rotated.exit_code == 0, rotated.output
+    assert run("pseudonym-key", "finish", "--chain", "toetsen", "--config", config).exit_code == 0
+    finish = run("chain", "move", "leesboek", "--finish", "--config", config)
+    assert finish.exit_code == 1 and "has no open move window to finish" in finish.output
+    _move(config, "leesboek", "--to", "leermiddelen", "--window", "5")
+    assert _moves(config) == [("leesboek", "service:leesboek", 1, "leermiddelen")]

@@ -8,6 +8,7 @@ real login before the move; new values are derived here from the key set file, i
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -16,19 +17,28 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import update
 
+from broker.accounts import totp
+from broker.accounts.passwords import hash_password
+from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID, OIDC_PUBLISHER_PORT_OFFSET
 from broker.cli.main import main
+from broker.core.admins import AdminRole
 from broker.core.chain_move import ChainMove
+from broker.core.model import Declaration
 from broker.core.pseudonym_rotation import PREVIOUS_PSEUDONYM_RECEIPT_NAME
 from broker.registry.chain_move_tables import ChainMoveRow
 from broker.registry.changes import bump_generation
 from broker.registry.database import session_on, writer
+from broker.registry.receipts import ReceiptQuery
+from broker.web.my_data import STUDENT_CODE_SHOWN
 from tests.flows.test_offboarding import refresh, userinfo
 from tests.flows.test_oidc_provider_checks import id_token_claims
 from tests.flows.test_oidc_provider_checks import register as checks_client
 from tests.flows.test_pseudonym_rotation import PinnedWorkers, Rotation
+from tests.flows.test_receipts_and_notice import my_data, shared_groups
 from tests.support.client import Browser
 from tests.support.live import OidcPublisher, running_demo
+from tests.support.portal import HTTPS, PASSWORD, csrf_token, post_sign_in
 
 CHAIN = "leermiddelen"
 
@@ -152,3 +162,57 @@ def test_oidc_codes_and_tokens_carry_previous_sub_only_while_the_move_window_is_
     assert redeemed.status_code == 200, redeemed.text
     late = id_token_claims(demo, redeemed.json()["id_token"], client.client_id)
     assert late["sub"] == claims["sub"] and "previous_sub" not in late
+
+
+def test_a_moved_services_receipts_from_before_and_after_the_move_are_all_found(
+    moving: Rotation,
+) -> None:
+    """Receipts record the chain of their login, and their subject is per chain: a student's
+    receipts of one service from before a move (the chain it left) and after it (the chain it
+    went to) carry two subjects. The student's my-data page and the school's lookup of that
+    student in the portal try every chain a receipt can name, so both find both."""
+    demo, uid = moving.demo, "marieke.bakker"
+    service = demo.add_publisher("verhuisplank", CHAIN, (Declaration("given_name", "Groeten."),),
+                                 released=frozenset({"given_name"}))  # fmt: skip
+    before, _ = moving.saml(service.id, uid)
+    move = _move(moving, service.id, "--to", "toetsen", "--window", "30")
+    assert move is not None and move.from_chain == CHAIN
+    assert moving.saml(service.id, uid) == (moving.expected("toetsen", 1, uid), before)
+    receipts = demo.broker.receipts.find(ReceiptQuery(DEMO_SCHOOL_ID, service_id=service.id))
+    assert sorted(r.content.chain_id for r in receipts) == [CHAIN, "toetsen"]
+    codes = {r.content.subject[:STUDENT_CODE_SHOWN] for r in receipts}
+    assert len(codes) == 2  # one subject per chain
+
+    # The student's my-data page (signed in through the school, as the student does): both.
+    page = my_data(demo, Browser(), uid)
+    assert sum(n for group, n in shared_groups(page.text) if service.id in group) == 2
+    shown = set(re.findall(r"<code data-student-code>([0-9a-f]{16})</code>", page.text))
+    assert codes <= shown
+
+    # The school's administrator looks the student up by the identifier the school sends.
+    portal, secret = demo.apps[demo.broker_url].test_client(), totp.new_secret()
+    email = "ict@demo-lyceum.example"
+    demo.registry.accounts.add_admin(
+        email, hash_password(PASSWORD), secret, AdminRole.SCHOOL, DEMO_SCHOOL_ID
+    )
+    code = totp.code_at(secret, totp.current_step() + 1)
+    signed_in = post_sign_in(portal, email, PASSWORD, code)
+    assert signed_in.status_code == 303, signed_in.get_data(as_text=True)[:300]
+    receipts_url = f"/portal/school/{DEMO_SCHOOL_ID}/receipts"
+    form = portal.get(receipts_url, base_url=HTTPS).get_data(as_text=True)
+    found = portal.post(
+        f"{receipts_url}/student",
+        base_url=HTTPS,
+        data={"csrf_token": csrf_token(form), "identifier": demo.school_subject(uid)},
+    )
+    # Answered with the list itself: no address carries the student's codes (portals.md).
+    assert found.status_code == 200, found.get_data(as_text=True)[:300]
+    assert "Location" not in found.headers
+    listed = found.get_data(as_text=True)
+    name = demo.registry.service_names()[service.id]
+    rows = [row for row in re.findall(r"<tr data-receipt>(.*?)</tr>", listed, re.S)
+            if name in row]  # fmt: skip
+    assert len(rows) == 2
+    assert {code for row in rows for code in re.findall(r"<code>([0-9a-f]{16})</code>", row)} == (
+        codes
+    )

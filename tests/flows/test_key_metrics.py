@@ -13,6 +13,7 @@ from cryptography import x509
 from prometheus_client.parser import text_string_to_metric_families
 
 from broker.config import Settings
+from broker.core.model import Chain, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.keys import rotation
 from broker.registry import SqlRegistry
@@ -97,6 +98,8 @@ def test_an_unreadable_certificate_leaves_its_gauge_out(settings: Settings) -> N
 def test_pseudonym_window_gauges_count_open_windows_and_the_nearest_end(
     settings: Settings,
 ) -> None:
+    """Chains' rotation windows and a service's chain move window (`chain move --window`: its
+    platform re-keys as after a rotation) count alike; the nearest end is the move's."""
     now = datetime.now(UTC)
     registry = SqlRegistry(settings.registry_url)
     try:
@@ -108,16 +111,20 @@ def test_pseudonym_window_gauges_count_open_windows_and_the_nearest_end(
         )
         for record in records:
             registry.pseudonym_keys.replace(None, record, "test")
+        registry.add_chain(Chain("examens", "Examens"))
+        moved = Service("verhuisplank", "Verhuisplank", "https://verhuisplank.example/sp", None)
+        registry.add_service(moved, "<md/>")
+        registry.set_service_chain(moved.id, "examens", window_days=1, keys=settings.pseudonym_keys)
     finally:
         registry.close()
     broker = worker(settings, Clock())
     text = broker.get("/metrics").decode()
     found = gauges(broker)
-    assert found[WINDOWS_OPEN] == 2
-    # The nearest end: the two-day window, seen a moment after it was written.
-    assert 2 * DAY - 600 < found[WINDOW_ENDS] <= 2 * DAY
-    for chain in ("kinderboeken", "rekenroute", "toetsen", "examens"):
-        assert chain not in text
+    assert found[WINDOWS_OPEN] == 3
+    # The nearest end: the one-day move window, seen a moment after it was written.
+    assert DAY - 600 < found[WINDOW_ENDS] <= DAY
+    for name in ("kinderboeken", "rekenroute", "toetsen", "examens", "verhuisplank"):
+        assert name not in text
 
 
 def test_under_gunicorn_the_answering_worker_adds_the_gauges(

@@ -4,7 +4,6 @@ takes exactly what only makes sense with it, in one transaction, and keeps recei
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -48,6 +47,7 @@ from broker.registry.tables import (
     SchoolRow,
     ServiceRow,
 )
+from tests.support.races import held_open_while
 
 KEYS = ReceiptKeys.from_key(bytes(range(32)))
 SAML_SCHOOL = School("00AA", "Het Voorbeeld College", "https://idp.voorbeeld.nl/saml")
@@ -432,27 +432,7 @@ def _racing_the_removal(
 ) -> list[BaseException | None]:
     """Run `change` in a thread while a removal (`remove`, done but not committed) is held open;
     the outcome of `change` once the removal committed."""
-    outcome: list[BaseException | None] = []
-
-    def changing() -> None:
-        try:
-            change()
-            outcome.append(None)
-        except BaseException as error:  # the test looks at which
-            outcome.append(error)
-
-    engine = open_engine(url)
-    try:
-        with Session(engine) as removing:
-            remove(removing)
-            racer = threading.Thread(target=changing)
-            racer.start()
-            racer.join(timeout=1.0)
-            removing.commit()
-        racer.join(timeout=10)
-    finally:
-        engine.dispose()
-    return outcome
+    return [held_open_while(url, remove, change)]
 
 
 @pytest.mark.postgres

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from broker.core.chain_move import ChainMove
 from broker.core.errors import ConfigurationError
 from broker.core.model import Release, ReleasePolicy, School, Service, UpstreamIdentity
 from broker.core.pseudonym import PseudonymKeys
@@ -206,3 +207,8 @@ def test_the_window_outlook_counts_open_windows_and_the_nearest_end() -> None:
     ]
     assert window_outlook(records, now) == WindowOutlook(2, 5 * 3600.0)
     assert window_outlook(records[2:], now) == WindowOutlook(0, None)
+    # A service's chain move window counts the same (chain_move.py).
+    moved = ChainMove("verhuisplank", "a", 1, "b", now + timedelta(hours=2))
+    assert window_outlook([*records, moved], now) == WindowOutlook(3, 2 * 3600.0)
+    ended = ChainMove("oud", "a", 1, "b", now)
+    assert window_outlook([ended], now) == WindowOutlook(0, None)

@@ -1,0 +1,95 @@
+"""A registry import that would move a service, checked inside its transaction on SQLite and
+PostgreSQL (registry/bulk_import.py, core/chain_move.py): the file was checked against the
+registry before, but a `chain move` with a window may come between that check and the import's
+write. The import must then refuse, changing nothing, as `chain move` would: moving the service
+anyway would leave a move record that names a chain the service is no longer in."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import pytest
+
+from broker.core.chain_move import MoveRefused
+from broker.core.model import Chain, ClientAuthMethod, Protocol, Service
+from broker.core.pseudonym import PseudonymKeys
+from broker.oidc.registration import new_client
+from broker.registry import SqlRegistry, migrate
+from broker.registry.chain_moves import move_service_in
+from broker.registry.snapshot import ServiceEntry, Snapshot
+from tests.storage.test_registry_file import dump
+from tests.support.races import held_open_while
+
+KEYS = PseudonymKeys(1, {1: b"k" * 32})
+SERVICE = "leesboek"
+
+
+def _registered(registry: SqlRegistry) -> Snapshot:
+    """Two chains and an OIDC service in the first; the registry's snapshot of it, as a file
+    exported now and checked against the registry now reads."""
+    for chain in ("leermiddelen", "toetsen"):
+        registry.add_chain(Chain(chain, chain))
+    client, _ = new_client(("https://leesboek.example/cb",), ClientAuthMethod.SECRET_BASIC)
+    service = Service(
+        SERVICE, "Leesboek", SERVICE, "leermiddelen", protocol=Protocol.OIDC, oidc=client
+    )
+    registry.add_service(service, None)
+    return registry.snapshot()
+
+
+def _in_chain(file: Snapshot, chain: str | None) -> Snapshot:
+    """The file with the service in `chain`."""
+    (entry,) = file.services
+    return replace(file, services=(ServiceEntry(replace(entry.service, chain_id=chain), None),))
+
+
+def test_a_move_between_the_files_check_and_the_import_refuses_the_import(
+    sql_registry: SqlRegistry, registry_url: str
+) -> None:
+    file = _registered(sql_registry)
+    # The operator moves the service with a window after the file was checked.
+    move = sql_registry.set_service_chain(SERVICE, "toetsen", window_days=30, keys=KEYS)
+    assert move is not None
+    before, generation = dump(registry_url), sql_registry.generation()
+    with pytest.raises(MoveRefused) as refused:
+        sql_registry.import_snapshot(file, "import:test")
+    assert (
+        f"service {SERVICE} is in the migration window of its move from leermiddelen until "
+    ) in refused.value.detail
+    assert f"(`ketenbroker chain move {SERVICE} --finish`)" in refused.value.detail
+    assert dump(registry_url) == before and sql_registry.generation() == generation
+    # Out of every chain instead: refused the same way.
+    with pytest.raises(MoveRefused):
+        sql_registry.import_snapshot(_in_chain(file, None), "import:test")
+    assert dump(registry_url) == before
+
+
+@pytest.mark.postgres
+def test_an_import_waiting_for_a_move_in_progress_checks_what_the_move_left(
+    postgres_registry_url: str,
+) -> None:
+    """PostgreSQL, two connections: an import that takes the service out of its chain comes
+    while a `chain move --window` of the same service is written and not yet committed. It
+    waits for the service's row, then sees the move and refuses. Had it taken the chain it read
+    before the move committed for the one the service leaves, the move's record would not name
+    it, so the move's open window would end unannounced."""
+    migrate(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url)
+    try:
+        file = _registered(registry)
+        refused = held_open_while(
+            postgres_registry_url,
+            lambda moving: move_service_in(
+                moving, SERVICE, "toetsen", keys=KEYS, window_days=30,
+                now=datetime.now(UTC), changed_by="cli:test",
+            ) and None,
+            lambda: registry.import_snapshot(_in_chain(file, None), "import:test") and None,
+        )  # fmt: skip
+        assert isinstance(refused, MoveRefused), refused
+        found = registry.service(SERVICE)
+        assert found is not None and found.chain_id == "toetsen"
+        held = registry.chain_move(SERVICE)
+        assert held is not None and held.from_chain == "leermiddelen"
+    finally:
+        registry.close()
