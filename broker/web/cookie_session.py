@@ -6,6 +6,16 @@ interface builds an itsdangerous serializer on every request all the same (befor
 looks for the cookie) and reads seven cookie settings on every response. Here the serializer is
 built once per key set, and a request without the cookie whose session nobody touched skips
 both. What is stored, how it is signed, and every cookie attribute stay Flask's.
+
+A request that neither read nor changed the session (a stylesheet, a script, the favicon) sends
+no cookie back either. Flask's would, for a permanent session such as a signed-in
+administrator's (it renews the cookie on every request): a copy of the cookie the request came
+with, which overwrites a newer one when that answer is late. A browser asks for a page's
+favicon and scripts while the administrator may already be sending its form; one answered
+between the form's redirect and the page it leads to put the session from before the POST
+back, and the page lost what the form had flashed ("Saved. The next login uses it."). Pages
+that read the session still renew the cookie, as they renew the server-side session's idle
+time (portal/guard.py); static files renew neither.
 """
 
 from __future__ import annotations
@@ -37,9 +47,9 @@ class BrokerSessionInterface(SecureCookieSessionInterface):
         return super().open_session(app, request)
 
     def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
-        # Flask's save_session does nothing for an empty session nobody read or changed (no
-        # cookie to set or delete, no Vary: Cookie); it only works that out after reading the
-        # cookie settings.
-        if not session and not session.modified and not session.accessed:
+        # Nobody read or changed it: nothing to set, delete or vary on (Flask works that out for
+        # an empty session only after reading the cookie settings). For a permanent session
+        # Flask would write the request's copy back; see the module docstring for why not.
+        if not session.modified and not session.accessed:
             return
         super().save_session(app, session, response)

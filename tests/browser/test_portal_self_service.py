@@ -83,7 +83,9 @@ def _signed_in(browser: Browser, site: Site, email: str) -> Page:
     code = totp.code_at(site.secrets[email], totp.current_step() + 1)
     page.get_by_label("Code uit uw authenticator-app").fill(code)
     page.get_by_role("button", name="Inloggen").click()
-    expect(page.get_by_role("heading", level=1)).to_be_visible()
+    # Signed in: the portal's sign-out button. Not any heading: the sign-in page has one too,
+    # so a refused sign-in would pass here and fail later, at a link that never comes.
+    expect(page.get_by_role("button", name="Uitloggen")).to_be_visible()
     return page
 
 

@@ -337,3 +337,54 @@ def test_an_operator_can_withdraw_an_invitation(
     )
     assert response.status_code == 303
     assert site.client().get(path, base_url=HTTPS).status_code >= 400
+
+
+def _answered_late(site: PortalSite, client: FlaskClient, sent_with: str, path: str) -> None:
+    """A request of the page before (its favicon, a script) sent with the portal cookie
+    `sent_with`, whose answer reaches `client`'s browser only now: a cookie it sets replaces
+    the one the browser holds, as a browser's cookie jar does."""
+    from broker.web.portal import SESSION_COOKIE
+
+    host = urlsplit(HTTPS).hostname or ""
+    other = site.client()
+    other.set_cookie(SESSION_COOKIE, sent_with, domain=host, secure=True)
+    answer = other.get(path, base_url=HTTPS)
+    answer.close()  # a static file's answer holds the file open until closed
+    assert answer.status_code in (200, 204), path
+    if any(v.startswith(f"{SESSION_COOKIE}=") for v in answer.headers.getlist("Set-Cookie")):
+        late = other.get_cookie(SESSION_COOKIE, domain=host)
+        assert late is not None
+        client.set_cookie(SESSION_COOKIE, late.value, domain=host, secure=True)
+
+
+def _portal_cookie(client: FlaskClient) -> str:
+    from broker.web.portal import SESSION_COOKIE
+
+    cookie = client.get_cookie(SESSION_COOKIE, domain=urlsplit(HTTPS).hostname or "")
+    assert cookie is not None
+    return cookie.value
+
+
+@pytest.mark.parametrize("path", ["/favicon.ico", "/static/style.css"])
+def test_a_late_answer_of_the_page_before_a_form_keeps_what_the_form_flashed(
+    site: PortalSite, clients: dict[str, FlaskClient], path: str
+) -> None:
+    """A browser asks for the page's favicon and scripts while the administrator already sends
+    its form. One answered between the form's redirect and the page it leads to must not put
+    back the session from before the POST: the "saved" message would be gone (the flaky
+    browser test of a school's provider switch, under load)."""
+    import re
+
+    operator = clients["operator"]
+    chain_id = "late-" + path.rsplit("/", 1)[1].split(".", maxsplit=1)[0]
+    page = operator.get("/portal/operator/chains", base_url=HTTPS).get_data(as_text=True)
+    before = _portal_cookie(operator)
+    sent = operator.post(
+        "/portal/operator/chains",
+        base_url=HTTPS,
+        data={"csrf_token": csrf_token(page), "chain_id": chain_id, "name": "Late answers"},
+    )
+    assert sent.status_code == 303
+    _answered_late(site, operator, before, path)
+    shown = operator.get(sent.headers["Location"], base_url=HTTPS).get_data(as_text=True)
+    assert re.search(rf'role="status"><p>[^<]*{chain_id}', shown), shown[:2000]

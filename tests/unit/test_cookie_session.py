@@ -27,6 +27,12 @@ def _app() -> tuple[Flask, BrokerSessionInterface]:
     def read() -> str:
         return str(session.get("answer"))
 
+    @app.route("/sign-in")
+    def sign_in() -> str:
+        session.permanent = True  # as the portal's sign-in does
+        session["admin"] = 7
+        return "ok"
+
     @app.route("/clear")
     def clear() -> str:
         session.clear()
@@ -69,3 +75,16 @@ def test_a_new_secret_gets_its_own_serializer() -> None:
     app.config["SECRET_KEY"] = "another-secret-key-of-some-length"
     assert client.get("/read").get_data(as_text=True) == "None"  # signed with the old key
     assert len(interface._serializers) == 2
+
+
+def test_a_request_that_leaves_a_permanent_session_alone_sends_no_cookie_back() -> None:
+    """Flask renews a permanent session's cookie on every request, with the copy the request
+    came with; a late answer (a favicon, a script) would put back a session a form has changed
+    since. Only requests that read or change the session answer with it."""
+    app, _ = _app()
+    client = app.test_client()
+    client.get("/sign-in")
+    untouched = client.get("/plain")
+    assert "Set-Cookie" not in untouched.headers and "Vary" not in untouched.headers
+    # A page that used the session renews its cookie, as before.
+    assert "session=" in client.get("/read").headers["Set-Cookie"]
