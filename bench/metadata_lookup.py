@@ -182,7 +182,7 @@ def page_cost(folder: Path, size: int, query: str, shown: int) -> float:
     schools, _ = documents(size, certificate_body(self_signed_pair("member")[1]))
     settings, apps = prepare_demo(folder / f"demo{size}", PORT)
     app = apps[settings.base_url]
-    registry = SqlRegistry(settings.registry_url)
+    registry = SqlRegistry(settings.registry_url, seal=settings.secret_seal())
     # Names in another order than registration: the shown schools are spread over the
     # federation, not its first entries.
     for n in range(size - 2):

@@ -43,7 +43,7 @@ def main() -> None:
             directory,
             port + OIDC_PUBLISHER_PORT_OFFSET,
             settings,
-            SqlRegistry(settings.registry_url),
+            SqlRegistry(settings.registry_url, seal=settings.secret_seal()),
             [DEMO_SCHOOL_ID, DEMO_OIDC_SCHOOL_ID],
         )
         rp = dataclasses.replace(rp, provider_cache_seconds=PROVIDER_CACHE_SECONDS)

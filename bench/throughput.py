@@ -343,7 +343,7 @@ def notice_once(directory: Path) -> None:
     from broker.registry import SqlRegistry
 
     settings = load_settings(directory / CONFIG_NAME)
-    registry = SqlRegistry(settings.registry_url)
+    registry = SqlRegistry(settings.registry_url, seal=settings.secret_seal())
     try:
         book = registry.receipt_book(settings.receipts.keys)
         for school in registry.schools():

@@ -22,8 +22,10 @@ from broker.core.assurance import order_problem as assurance_order_problem
 from broker.core.errors import ConfigurationError
 from broker.core.pseudonym import KEY_LENGTH, PseudonymKeys
 from broker.core.receipts import ReceiptKeys
+from broker.core.sealed_secrets import SecretSeal
 
 ENV_CONFIG = "KETENBROKER_CONFIG"
+ENV_PREVIOUS_SECRET = "KETENBROKER_PREVIOUS_SECRET_KEY"  # noqa: S105 - a variable's name
 
 
 @dataclass(frozen=True)
@@ -203,6 +205,15 @@ class Settings:
     # Where the pseudonym key set was read from; None when KETENBROKER_PSEUDONYM_KEYS gave it
     # (then `pseudonym-key rotate` cannot add versions, and workers cannot read new ones).
     pseudonym_keys_file: Path | None = None
+    # The session secret before the last rotation (`keys.previous_session_secret`): only to open
+    # registry secrets sealed under it until `registry seal-secrets` re-sealed them. Never signs
+    # or opens anything else (a replaced session secret still signs every administrator out).
+    previous_secret_key: bytes | None = None
+
+    def secret_seal(self) -> SecretSeal:
+        """Seals and opens the secrets the registry keeps (core/sealed_secrets.py): under a key
+        derived from the session secret, opening with the previous one's too."""
+        return SecretSeal.from_secrets(self.secret_key, self.previous_secret_key)
 
     @property
     def peers_on_loopback(self) -> bool:
@@ -385,6 +396,22 @@ def _secret(env_name: str, file_value: str | None, base: Path, what: str) -> str
         return path.read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigurationError(f"{what}: cannot read {path}: {err.strerror}") from None
+
+
+def _previous_session_secret(keys: Mapping[str, Any], base: Path, current: str) -> bytes | None:
+    """`keys.previous_session_secret` (or KETENBROKER_PREVIOUS_SECRET_KEY): optional."""
+    if not os.environ.get(ENV_PREVIOUS_SECRET) and not keys.get("previous_session_secret"):
+        return None
+    what = "keys.previous_session_secret"
+    previous = _secret(ENV_PREVIOUS_SECRET, keys.get("previous_session_secret"), base, what)
+    previous = previous.strip()
+    if len(previous) < 32:
+        raise ConfigurationError(f"{what} must hold at least 32 characters")
+    if previous == current:
+        raise ConfigurationError(
+            f"{what} is the same as keys.session_secret: give the secret before the rotation"
+        )
+    return previous.encode()
 
 
 def _oidc(keys: Mapping[str, Any], data: Mapping[str, Any], base: Path) -> OidcSettings | None:
@@ -591,6 +618,7 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
     )
     if len(secret.strip()) < 32:
         raise ConfigurationError("keys.session_secret must hold at least 32 characters")
+    previous = _previous_session_secret(keys, base, secret.strip())
     saml_key = _path(base, _str(keys, "saml_signing_key", "keys"))
     metadata = _metadata(data, base)
     return Settings(
@@ -631,6 +659,7 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
             else _path(base, str(keys["pseudonym_keys"]))
         ),
         secret_key=secret.strip().encode(),
+        previous_secret_key=previous,
         organization=Organization(
             name=str(org.get("name", "Ketenbroker")),
             url=str(org.get("url", "")),

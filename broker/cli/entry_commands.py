@@ -53,6 +53,9 @@ def school_line(
             origin += f", hosted domain {school.oidc.hosted_domain}"
         elif lacks_hosted_domain(school.oidc):
             origin += ", NO hosted domain: logins refused"
+        if school.oidc.secret_problem:
+            # The key does not open the stored secret (core/sealed_secrets.py): give it again.
+            origin += ", client secret CANNOT BE OPENED: logins refused"
     else:
         provider = school.idp_entity_id
         origin = _metadata_origin(school.idp_entity_id, sources)

@@ -56,7 +56,7 @@ def logging_settings(config_path: Path) -> Settings:
 def open_registry(config_path: Path) -> tuple[Settings, SqlRegistry]:
     settings = logging_settings(config_path)
     migrate_first(settings.registry_url)
-    return settings, SqlRegistry(settings.registry_url)
+    return settings, SqlRegistry(settings.registry_url, seal=settings.secret_seal())
 
 
 def who() -> str:

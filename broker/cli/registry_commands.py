@@ -4,6 +4,7 @@ as a TOML file, for operators who keep it in git (docs/cli.md describes the form
 from __future__ import annotations
 
 import getpass
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -13,6 +14,7 @@ from broker.cli.import_summary import import_summary
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.registry_import import ImportRefused, read_registry_file
 from broker.cli.registry_toml import export_text
+from broker.registry.secret_sealing import KINDS, SealingReport
 
 
 @click.group("registry")
@@ -113,3 +115,44 @@ PURPOSE_RULE = (
     "a school's release of an attribute holds for the purpose it agreed to; it releases the "
     "attribute again when it ticks it again"
 )
+
+
+def sealing_summary(report: SealingReport) -> list[str]:
+    """What `seal-secrets` did (or would do), in counts per kind: no id, no value."""
+
+    def each(counts: Counter[str]) -> str:
+        return ", ".join(counted(counts[kind], f"{kind} secret") for kind in KINDS)
+
+    did = report.applied
+    lines = [
+        f"{'Sealed' if did else 'Would seal'} (were in clear): {each(report.sealed)}.",
+        f"{'Re-sealed' if did else 'Would re-seal'} under the current key (were under the "
+        f"previous one): {each(report.resealed)}.",
+        f"Sealed under the current key already: {each(report.current)}.",
+    ]
+    if report.forgotten:
+        what = counted(report.forgotten, "used invitation")
+        lines.append(f"{'Emptied' if did else 'Would empty'} the TOTP secret of {what}.")
+    if not did:
+        lines.append("Nothing was changed (--dry-run).")
+    return lines
+
+
+@registry_group.command("seal-secrets")
+@config_option
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="count what would be sealed; change nothing",
+)
+@reports_errors
+def seal_secrets_command(config_path: Path, dry_run: bool) -> None:
+    """Seal every staff TOTP secret and school client secret still in clear (or sealed under
+    keys.previous_session_secret) under the current session secret's key, in one transaction.
+
+    Run it once every worker runs this version (older workers cannot read a sealed value), and
+    after each rotation of keys.session_secret. Prints counts only."""
+    _, registry = open_registry(config_path)
+    report = registry.seal_secrets(apply=not dry_run)
+    for line in sealing_summary(report):
+        click.echo(line)

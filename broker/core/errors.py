@@ -259,6 +259,15 @@ class SchoolSetupIncomplete(UpstreamFailure):
     )
 
 
+class SchoolSecretUnreadable(SchoolSetupIncomplete):
+    """The broker cannot open its stored client secret for the school's OpenID provider (a key
+    its configuration lacks, a changed value: core/sealed_secrets.py): every login through the
+    school is refused, before the student is sent there, until the operator gives the secret
+    again. The student sees the page of a school whose sign-in is not set up."""
+
+    code = "client_secret_unreadable"
+
+
 class NotTheChosenSchool(UpstreamFailure):
     """An identity provider several schools share signed in a student, and its answer does not
     say the student is of the school they chose (core/shared_idp.py). Refused, not merely the

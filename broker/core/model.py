@@ -78,6 +78,10 @@ class OidcUpstream:
     # The school's domain at a provider whose issuer is shared by many organisations (Google
     # Workspace's `hd`, core/hosted_domain.py): only its accounts sign in. Empty: none.
     hosted_domain: str = ""
+    # Why the registry could not open the stored client secret (core/sealed_secrets.py: a key
+    # this configuration lacks, a changed value); `client_secret` is then empty and every login
+    # through the school is refused until the operator gives the secret again. Empty: opened.
+    secret_problem: str = ""
 
 
 @dataclass(frozen=True)

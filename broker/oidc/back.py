@@ -30,7 +30,13 @@ from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from broker.config import Settings
 from broker.core.catalogue import CATALOGUE
-from broker.core.errors import AssuranceNotMet, BrokerError, InvalidMessage, UpstreamFailure
+from broker.core.errors import (
+    AssuranceNotMet,
+    BrokerError,
+    InvalidMessage,
+    SchoolSecretUnreadable,
+    UpstreamFailure,
+)
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.login.school_sessions import BACK_CHANNEL, MAX_SID_LENGTH
 from broker.oidc.rp_claims import (
@@ -83,6 +89,19 @@ def _upstream(school: School) -> OidcUpstream:
     return school.oidc
 
 
+def _require_secret(school: School, upstream: OidcUpstream) -> None:
+    """Refuse the school's logins while its client secret cannot be opened: the token request
+    would fail after the student signed in at the school. Logged for the operator (the school
+    and the reason: never the secret, never the stored value)."""
+    if upstream.secret_problem:
+        log.error(
+            "oidc login refused school=%s code=client_secret_unreadable reason=%s",
+            school.id,
+            upstream.secret_problem,
+        )
+        raise SchoolSecretUnreadable(f"school {school.id}: {upstream.secret_problem}")
+
+
 def _auth_method(metadata: ProviderMetadata) -> str:
     if BASIC in metadata.token_auth_methods:
         return BASIC
@@ -122,6 +141,7 @@ class OidcBack:
         (`current_provider`); without it, the directory's (fetched when not cached)."""
         upstream = _upstream(school)
         require_hosted_domain_if_shared(school)
+        _require_secret(school, upstream)
         if metadata is None:
             metadata = self.directory.metadata(upstream.issuer)
         nonce = secrets.token_urlsafe(32)
@@ -271,6 +291,7 @@ class OidcBack:
         verifier: str,
     ) -> dict[str, Any]:
         """The token request (client_secret_basic, or _post where that is all there is)."""
+        _require_secret(school, upstream)
         body = prepare_token_request(
             "authorization_code",
             redirect_uri=self.settings.oidc_callback_url(school.id),

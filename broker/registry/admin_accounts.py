@@ -10,12 +10,14 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TypeVar
 
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.orm import Session
 
 from broker.core.admins import Admin, AdminCredentials, AdminRole, Invitation, Publisher
 from broker.core.errors import BadRequest, UnknownSchool
+from broker.core.sealed_secrets import NO_KEYS, SecretBinding, SecretSeal
 from broker.registry.admin_removal import AdminRemoval, removing_admin
 from broker.registry.admin_tables import AdminRow, InvitationRow, PublisherRow
 from broker.registry.database import locked_row, session_on, writer
@@ -23,6 +25,7 @@ from broker.registry.errors import DuplicateEntry, InvitationUnusable, UnknownPu
 from broker.registry.tables import SchoolRow, ServiceRow, as_utc
 
 MAX_EMAIL = 254
+T = TypeVar("T")
 log = logging.getLogger("broker.registry.accounts")
 
 
@@ -52,10 +55,15 @@ class PublisherOrganisation:
 
 
 class SqlAdminAccounts:
-    def __init__(self, engine: Engine, clock: Callable[[], datetime]) -> None:
+    """`seal` seals every TOTP secret written and opens those read (core/sealed_secrets.py)."""
+
+    def __init__(
+        self, engine: Engine, clock: Callable[[], datetime], seal: SecretSeal = NO_KEYS
+    ) -> None:
         self._engine = engine
         self._writer = writer(engine)
         self._clock = clock
+        self._seal = seal
 
     # -- administrators ------------------------------------------------------------------
     def add_admin(
@@ -77,7 +85,7 @@ class SqlAdminAccounts:
             row = AdminRow(
                 email=address,
                 password_hash=password_hash,
-                totp_secret=totp_secret,
+                totp_secret=self._seal.seal(totp_secret, SecretBinding.admin_totp(address)),
                 totp_last_step=-1,
                 role=role.value,
                 tenant_id=tenant_id,
@@ -93,18 +101,13 @@ class SqlAdminAccounts:
             return row.to_admin() if row is not None else None
 
     def credentials(self, email: str) -> AdminCredentials | None:
-        try:
-            address = normal_email(email)
-        except BadRequest:
-            return None
-        with session_on(self._engine) as session:
-            row = session.scalars(select(AdminRow).where(AdminRow.email == address)).one_or_none()
-            return row.to_credentials() if row is not None else None
+        """What sign-in checks, the TOTP secret opened (None where it does not open, logged)."""
+        return self._by_email(email, lambda row: row.to_credentials(self._seal))
 
     def credentials_by_id(self, admin_id: int) -> AdminCredentials | None:
         with session_on(self._engine) as session:
             row = session.get(AdminRow, admin_id)
-            return row.to_credentials() if row is not None else None
+            return row.to_credentials(self._seal) if row is not None else None
 
     def use_totp_step(self, admin_id: int, step: int) -> bool:
         """Record `step` as used; False when it (or a later one) was used already.
@@ -125,8 +128,17 @@ class SqlAdminAccounts:
             return [row.to_admin() for row in rows]
 
     def admin_with_email(self, email: str) -> Admin | None:
-        credentials = self.credentials(email)
-        return credentials.admin if credentials is not None else None
+        """The account alone: no secret opened (`admin remove` names it by address)."""
+        return self._by_email(email, AdminRow.to_admin)
+
+    def _by_email(self, email: str, read: Callable[[AdminRow], T]) -> T | None:
+        try:
+            address = normal_email(email)
+        except BadRequest:
+            return None
+        with session_on(self._engine) as session:
+            row = session.scalars(select(AdminRow).where(AdminRow.email == address)).one_or_none()
+            return read(row) if row is not None else None
 
     def admin_removal(self, admin_id: int) -> AdminRemoval:
         """What removing the account would take (admin_removal.py); nothing is changed.
@@ -176,7 +188,9 @@ class SqlAdminAccounts:
                     email=address,
                     role=role.value,
                     tenant_id=tenant_id,
-                    totp_secret=totp_secret,
+                    totp_secret=self._seal.seal(
+                        totp_secret, SecretBinding.invitation_totp(token_hash)
+                    ),
                     expires_at=as_utc(expires_at),
                     created_by=created_by,
                     used=False,
@@ -184,12 +198,14 @@ class SqlAdminAccounts:
             )
 
     def invitation(self, token_hash: str) -> Invitation:
-        """The open invitation with this token hash; `InvitationUnusable` otherwise."""
+        """The open invitation with this token hash; `InvitationUnusable` otherwise, and
+        `SecretUnreadable` (logged by the page's error handler) when its TOTP secret does not
+        open with this configuration's keys."""
         with session_on(self._engine) as session:
             row = session.get(InvitationRow, token_hash)
             if row is None or row.used or as_utc(row.expires_at) <= as_utc(self._clock()):
                 raise InvitationUnusable("invitation unknown, used or expired")
-            return row.to_invitation()
+            return row.to_invitation(self._seal.open(row.totp_secret, row.totp_binding))
 
     def accept_invitation(self, token_hash: str, password_hash: str, totp_step: int) -> Admin:
         """Use the invitation once and create its administrator, in one transaction."""
@@ -204,11 +220,14 @@ class SqlAdminAccounts:
                 raise BadRequest(
                     "an administrator with this e-mail already exists", code="duplicate_admin"
                 )
+            secret = self._seal.open(row.totp_secret, row.totp_binding)
             row.used = True
+            # The account holds the secret from now on; a used invitation needs none.
+            row.totp_secret = ""
             admin = AdminRow(
                 email=row.email,
                 password_hash=password_hash,
-                totp_secret=row.totp_secret,
+                totp_secret=self._seal.seal(secret, SecretBinding.admin_totp(row.email)),
                 totp_last_step=totp_step,
                 role=row.role,
                 tenant_id=row.tenant_id,
@@ -225,6 +244,7 @@ class SqlAdminAccounts:
             if row is None or row.used:
                 return False
             row.used = True
+            row.totp_secret = ""
             return True
 
     def open_invitations(self) -> list[Invitation]:
@@ -235,7 +255,8 @@ class SqlAdminAccounts:
                 .where(InvitationRow.used.is_(False))
                 .order_by(InvitationRow.expires_at)
             )
-            return [row.to_invitation() for row in rows if as_utc(row.expires_at) > now]
+            # The list shows address, role and expiry: no secret is opened for it.
+            return [row.to_invitation("") for row in rows if as_utc(row.expires_at) > now]
 
     # -- publishers ----------------------------------------------------------------------
     def add_publisher(self, publisher: Publisher) -> None:

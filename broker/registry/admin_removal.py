@@ -74,6 +74,7 @@ def removing_admin(session: Session, admin_id: int, *, now: datetime, apply: boo
     expiries = session.scalars(select(InvitationRow.expires_at).where(addressed))
     invitations = sum(1 for expires in expiries if as_utc(expires) > now)
     if apply:
-        session.execute(update(InvitationRow).where(addressed).values(used=True))
+        # Closed, and their TOTP secrets forgotten, as a withdrawn invitation's.
+        session.execute(update(InvitationRow).where(addressed).values(used=True, totp_secret=""))
         session.delete(row)
     return AdminRemoval(admin, apply, invitations)

@@ -6,6 +6,7 @@ Alembic compares against always holds them.
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import JSON, Boolean, CheckConstraint, DateTime, Integer, String, Text
@@ -13,10 +14,12 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.core.admins import Admin, AdminCredentials, AdminRole, Invitation, Publisher
 from broker.core.model import Declaration
+from broker.core.sealed_secrets import SecretBinding, SecretSeal, SecretUnreadable
 from broker.registry.tables import ID, NAME, Base, as_utc
 
 EMAIL = String(254)
 ROLE_CHECK = "role IN ('operator', 'school', 'publisher')"
+log = logging.getLogger("broker.registry.accounts")
 
 
 class AdminRow(Base):
@@ -29,7 +32,9 @@ class AdminRow(Base):
     # Stored lower-cased: one person, one account, however they type their address.
     email: Mapped[str] = mapped_column(EMAIL, unique=True)
     password_hash: Mapped[str] = mapped_column(Text)
-    totp_secret: Mapped[str] = mapped_column(String(64))
+    # Sealed, bound to the e-mail address (core/sealed_secrets.py; Text since revision 0020, as
+    # a sealed value is longer than 64 characters; clear before `registry seal-secrets`).
+    totp_secret: Mapped[str] = mapped_column(Text)
     # The last accepted TOTP time step: a code is good for one sign-in only.
     totp_last_step: Mapped[int] = mapped_column(Integer)
     role: Mapped[str] = mapped_column(String(16))
@@ -39,8 +44,18 @@ class AdminRow(Base):
     def to_admin(self) -> Admin:
         return Admin(self.id, self.email, AdminRole(self.role), self.tenant_id)
 
-    def to_credentials(self) -> AdminCredentials:
-        return AdminCredentials(self.to_admin(), self.password_hash, self.totp_secret)
+    def to_credentials(self, seal: SecretSeal) -> AdminCredentials:
+        try:
+            totp_secret: str | None = seal.open(self.totp_secret, self.totp_binding)
+        except SecretUnreadable as unreadable:
+            # Ids only: the address stays out of the log.
+            log.error("admin totp secret unreadable admin=%s reason=%s", self.id, unreadable.reason)
+            totp_secret = None
+        return AdminCredentials(self.to_admin(), self.password_hash, totp_secret)
+
+    @property
+    def totp_binding(self) -> SecretBinding:
+        return SecretBinding.admin_totp(self.email, self.id)
 
 
 class InvitationRow(Base):
@@ -52,20 +67,27 @@ class InvitationRow(Base):
     email: Mapped[str] = mapped_column(EMAIL)
     role: Mapped[str] = mapped_column(String(16))
     tenant_id: Mapped[str | None] = mapped_column(ID)
-    totp_secret: Mapped[str] = mapped_column(String(64))
+    # Sealed, bound to the token hash; emptied once the invitation is used or withdrawn (the
+    # administrator's row holds it then).
+    totp_secret: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[int] = mapped_column(Integer)
     used: Mapped[bool] = mapped_column(Boolean)
 
-    def to_invitation(self) -> Invitation:
+    def to_invitation(self, totp_secret: str) -> Invitation:
+        """`totp_secret`: opened by the caller (`totp_binding`), or "" where none is needed."""
         return Invitation(
             self.email,
             AdminRole(self.role),
             self.tenant_id,
             as_utc(self.expires_at),
-            self.totp_secret,
+            totp_secret,
             self.token_hash,
         )
+
+    @property
+    def totp_binding(self) -> SecretBinding:
+        return SecretBinding.invitation_totp(self.token_hash)
 
 
 class PublisherRow(Base):

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session, joinedload, undefer
 from broker.core.chain_move import ChainMove, MoveRefused
 from broker.core.model import Service
 from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
+from broker.core.sealed_secrets import SecretSeal
 from broker.registry.admin_tables import PublisherRow
 from broker.registry.chain_move_tables import ChainMoveRow
 from broker.registry.chain_moves import replace_move_in
@@ -124,8 +125,9 @@ def _named(
 
 
 def apply_snapshot(
-    session: Session, snapshot: Snapshot, stamp_at: datetime, by: str
+    session: Session, snapshot: Snapshot, stamp_at: datetime, by: str, seal: SecretSeal
 ) -> ImportReport:
+    """`seal`: schools' client secrets are compared opened and written sealed."""
     report = ImportReport()
     stamp = _Stamp(stamp_at, by)
     for chain in snapshot.chains:
@@ -139,7 +141,7 @@ def apply_snapshot(
     idps += snapshot.idps_naming_school
     lock_idp(session, idps)
     for school in snapshot.schools:
-        _school(session, school, report)
+        _school(session, school, report, seal)
     _idp_flags(session, snapshot, report)
     check_shared(session, idps)
     # A service registered again after a removal continues its declaration versions; the
@@ -221,14 +223,15 @@ def _chain_move(
     report.added.append(f"chain move {move.service_id}")
 
 
-def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
+def _school(session: Session, entry: SchoolEntry, report: ImportReport, seal: SecretSeal) -> None:
     school = entry.school
     row = session.get(SchoolRow, school.id, options=[undefer(SchoolRow.idp_metadata)])
     if row is None:
-        session.add(SchoolRow.from_school(school, entry.metadata))
+        session.add(SchoolRow.from_school(school, entry.metadata, seal))
         report.added.append(f"school {school.id}")
         return
-    if row.to_school() == school and row.idp_metadata == entry.metadata:
+    # A secret the registry cannot open compares unequal: the file's replaces it.
+    if row.to_school(seal) == school and row.idp_metadata == entry.metadata:
         report.same.append(f"school {school.id}")
         return
     row.name = school.name
@@ -240,7 +243,7 @@ def _school(session: Session, entry: SchoolEntry, report: ImportReport) -> None:
     row.town = school.town
     row.aliases = list(school.aliases)
     row.idp_metadata = entry.metadata
-    wanted = SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None
+    wanted = SchoolOidcRow.from_upstream(school.oidc, school.id, seal) if school.oidc else None
     row.oidc = _replaced(row.oidc, wanted)
     report.changed.append(f"school {school.id}")
 

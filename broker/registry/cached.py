@@ -12,6 +12,7 @@ and notice modes are loaded per (school, service) on first use, not all at start
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from broker.registry.changes import local_changes
 from broker.registry.errors import ServiceSwitchedOff
 
 MAX_STALENESS_SECONDS = 1.0
+log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
@@ -96,6 +98,7 @@ class CachedRegistryReader:
                 # Generation first, then the rows: a change in between only makes the next
                 # check reload again, never hides the change.
                 schools = self._source.schools()
+                _note_unreadable_secrets(schools, generation)
                 services = self._source.services()
                 chain_ids = {s.chain_id for s in services if s.chain_id}
                 chains = [c for c in map(self._source.chain, chain_ids) if c is not None]
@@ -200,6 +203,20 @@ class CachedRegistryReader:
 
     def generation(self) -> int:
         return self._current().generation
+
+
+def _note_unreadable_secrets(schools: list[School], generation: int) -> None:
+    """One line per school whose client secret this worker cannot open, once per view loaded:
+    the operator's cue (its logins are refused, oidc/back.py, until the secret is given
+    again). Ids and the reason only."""
+    for school in schools:
+        if school.oidc is not None and school.oidc.secret_problem:
+            log.error(
+                "school client secret unreadable school=%s generation=%d reason=%s",
+                school.id,
+                generation,
+                school.oidc.secret_problem,
+            )
 
 
 def _by_idp(schools: list[School]) -> dict[str, tuple[School, ...]]:

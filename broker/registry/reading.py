@@ -20,6 +20,7 @@ from broker.core.chain_move import ChainMove
 from broker.core.errors import ConfigurationError
 from broker.core.model import Chain, Protocol, ReleasePolicy, School, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
+from broker.core.sealed_secrets import NO_KEYS, SecretSeal
 from broker.registry.chain_moves import all_chain_moves, chain_move_of
 from broker.registry.database import session_on
 from broker.registry.errors import ServiceSwitchedOff
@@ -59,15 +60,17 @@ _POLICY_QUERY = (
 class SqlRegistryReader:
     """Implements `broker.core.ports.RegistryReader` on an engine from `database.open_engine`."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, seal: SecretSeal = NO_KEYS) -> None:
         self._engine = engine
+        # Opens schools' client secrets as they are read (core/sealed_secrets.py).
+        self._seal = seal
         # Decides which federation copies have expired; SqlRegistry replaces it with its own.
         self._clock: Callable[[], datetime] = _now
 
     def school(self, school_id: str) -> School | None:
         with session_on(self._engine) as session:
             row = session.get(SchoolRow, school_id)
-            return row.to_school() if row is not None else None
+            return row.to_school(self._seal) if row is not None else None
 
     def schools_by_idp(self, idp_entity_id: str) -> tuple[School, ...]:
         with session_on(self._engine) as session:
@@ -76,7 +79,7 @@ class SqlRegistryReader:
                 .where(SchoolRow.idp_entity_id == idp_entity_id)
                 .order_by(SchoolRow.id)
             )
-            return tuple(row.to_school() for row in rows)
+            return tuple(row.to_school(self._seal) for row in rows)
 
     def idp_names_school(self, idp_entity_id: str) -> bool:
         with session_on(self._engine) as session:
@@ -91,7 +94,7 @@ class SqlRegistryReader:
     def schools(self) -> list[School]:
         with session_on(self._engine) as session:
             rows = session.scalars(select(SchoolRow).order_by(SchoolRow.id))
-            return [row.to_school() for row in rows]
+            return [row.to_school(self._seal) for row in rows]
 
     def chain(self, chain_id: str) -> Chain | None:
         with session_on(self._engine) as session:

@@ -47,6 +47,7 @@ from broker.core.admins import AdminRole, Publisher
 from broker.core.errors import UnknownSchool, UnknownService
 from broker.core.model import Chain, School, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
+from broker.core.sealed_secrets import NO_KEYS
 from broker.registry.admin_tables import (
     AdminRow,
     DeclarationChangeRow,
@@ -170,7 +171,7 @@ def remove_school(session: Session, school_id: str, stamp: Stamp | None) -> Remo
     )
     if row is None:
         raise UnknownSchool(f"no school with id {school_id!r}")
-    school = row.to_school()
+    school = row.to_school(NO_KEYS)  # what goes is said by id and name: no secret opened
     of_school = ReleasePolicyRow.school_id == school_id
     notices = NoticePreferenceRow.school_id == school_id
     admins, invitations = _tenant_accounts(AdminRole.SCHOOL, school_id)

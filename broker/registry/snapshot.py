@@ -17,6 +17,7 @@ from broker.core.admins import Publisher
 from broker.core.chain_move import ChainMove
 from broker.core.model import Chain, School, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
+from broker.core.sealed_secrets import SecretSeal
 from broker.registry.admin_tables import PublisherRow
 from broker.registry.chain_moves import standing_moves
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
@@ -78,8 +79,10 @@ class Snapshot:
     idps_naming_school: tuple[str, ...] = ()
 
 
-def read_snapshot(session: Session) -> Snapshot:
-    """Everything, ordered by id, so two exports of the same registry are the same text."""
+def read_snapshot(session: Session, seal: SecretSeal) -> Snapshot:
+    """Everything, ordered by id, so two exports of the same registry are the same text.
+    `seal` opens schools' client secrets: an import compares the file's with them (an export
+    writes none)."""
     chains = session.scalars(select(ChainRow).order_by(ChainRow.id))
     publishers = session.scalars(select(PublisherRow).order_by(PublisherRow.id))
     schools = session.scalars(
@@ -108,7 +111,7 @@ def read_snapshot(session: Session) -> Snapshot:
         schools=tuple(
             # True or None, never False: an export writes the flag only when it is set, so a
             # snapshot read back from its file is equal to the registry's.
-            SchoolEntry(row.to_school(), row.idp_metadata, row.idp_entity_id in naming or None)
+            SchoolEntry(row.to_school(seal), row.idp_metadata, row.idp_entity_id in naming or None)
             for row in school_rows
         ),
         idps_naming_school=tuple(sorted(naming - {row.idp_entity_id for row in school_rows})),

@@ -33,6 +33,7 @@ from broker.core.model import (
 )
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.receipts import ReceiptKeys
+from broker.core.sealed_secrets import NO_KEYS, SecretSeal
 from broker.registry.admin_accounts import SqlAdminAccounts
 from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, declarations_json
 from broker.registry.bulk_import import ImportReport, apply_snapshot
@@ -64,6 +65,7 @@ from broker.registry.removal import (
     remove_school,
     remove_service,
 )
+from broker.registry.secret_sealing import SealingReport, count_in_clear, seal_every_secret
 from broker.registry.shared_idps import (
     check_joining,
     check_names_school,
@@ -86,6 +88,7 @@ from broker.registry.tables import (
     SchoolRow,
     ServiceRow,
     as_utc,
+    sealed_client_secret,
 )
 
 # (column, field name for the message, value): one value that must not exist yet.
@@ -104,14 +107,19 @@ class SqlRegistry(PortalReads):
 
     The schema must be at head (`broker.registry.migrate(url)`). One instance per process is
     enough and may be shared by threads; `clock` is injectable so tests can pin `changed_at`.
+    `seal` seals the secrets the registry keeps (staff TOTP secrets, schools' client secrets)
+    and opens them (core/sealed_secrets.py, `Settings.secret_seal()`); without it the registry
+    reads clear values only and refuses to write a secret.
     """
 
-    def __init__(self, url: str, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self, url: str, *, clock: Callable[[], datetime] = _utc_now, seal: SecretSeal = NO_KEYS
+    ) -> None:
         engine = open_engine(url)
-        super().__init__(engine)
+        super().__init__(engine, seal)
         self._writer = writer(engine)
         self._clock = clock
-        self.accounts = SqlAdminAccounts(engine, clock)
+        self.accounts = SqlAdminAccounts(engine, clock, seal)
         self.federation = FederationStore(engine, self._writer)
         self.pseudonym_keys = SqlPseudonymKeyVersions(engine, self._writer, bump_generation, clock)
 
@@ -167,7 +175,7 @@ class SqlRegistry(PortalReads):
         board's), with the same metadata as theirs (shared_idps.py)."""
         with self._writing("school", [(SchoolRow.id, "id", school.id)]) as session:
             check_joining(session, school, idp_metadata)
-            session.add(SchoolRow.from_school(school, idp_metadata))
+            session.add(SchoolRow.from_school(school, idp_metadata, self._seal))
             note_joined(session, [school.idp_entity_id])
             bump_generation(session)
 
@@ -390,11 +398,11 @@ class SqlRegistry(PortalReads):
             if wanted is None:
                 row.oidc = None
             elif row.oidc is None:
-                row.oidc = SchoolOidcRow.from_upstream(wanted)
+                row.oidc = SchoolOidcRow.from_upstream(wanted, school.id, self._seal)
             else:
                 row.oidc.issuer = wanted.issuer
                 row.oidc.client_id = wanted.client_id
-                row.oidc.client_secret = wanted.client_secret
+                row.oidc.client_secret = sealed_client_secret(wanted, school.id, self._seal)
                 row.oidc.algorithms = list(wanted.algorithms)
                 row.oidc.hosted_domain = wanted.hosted_domain or None
             bump_generation(session)
@@ -637,7 +645,7 @@ class SqlRegistry(PortalReads):
     def snapshot(self) -> Snapshot:
         """The federation's configuration (no administrators, no history), for export."""
         with session_on(self._engine) as session:
-            return read_snapshot(session)
+            return read_snapshot(session, self._seal)
 
     def import_snapshot(
         self,
@@ -655,7 +663,9 @@ class SqlRegistry(PortalReads):
         whether it was carried out."""
         try:
             with self._writing() as session:
-                report = apply_snapshot(session, snapshot, as_utc(self._clock()), changed_by)
+                report = apply_snapshot(
+                    session, snapshot, as_utc(self._clock()), changed_by, self._seal
+                )
                 if not apply or (report.dropped and not stop_releases):
                     session.rollback()
                 else:
@@ -668,6 +678,32 @@ class SqlRegistry(PortalReads):
                 "nothing was imported, run it again",
                 code="import_conflict",
             ) from None
+
+    def secrets_in_clear(self) -> int:
+        """How many staff TOTP secrets and school client secrets are not sealed yet."""
+        with session_on(self._engine) as session:
+            return count_in_clear(session)
+
+    def seal_secrets(self, *, apply: bool = True) -> SealingReport:
+        """Seal every staff TOTP secret and school client secret still in clear, and re-seal
+        those under an older key, under the current key: one transaction (secret_sealing.py).
+        `apply=False` rolls it back: what it would do. Nothing the login path reads changes
+        (the opened secrets are the same), so no generation bump."""
+        with session_on(self._writer) as session:
+            report = seal_every_secret(session, self._seal)
+            if not apply:
+                session.rollback()
+                report.applied = False
+        if apply:
+            # Counts only, as the command prints them.
+            log.info(
+                "registry secrets sealed=%d resealed=%d current=%d invitations_forgotten=%d",
+                sum(report.sealed.values()),
+                sum(report.resealed.values()),
+                sum(report.current.values()),
+                report.forgotten,
+            )
+        return report
 
     def remove_school(self, school_id: str, *, apply: bool, removed_by: str = "") -> Removal:
         """Remove a school and what only makes sense with it (removal.py); `apply=False` only

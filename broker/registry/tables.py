@@ -29,6 +29,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from broker.core.errors import BadRequest
 from broker.core.model import (
     AssertionEncryption,
     Chain,
@@ -42,6 +43,7 @@ from broker.core.model import (
     School,
     Service,
 )
+from broker.core.sealed_secrets import SecretBinding, SecretSeal, SecretUnreadable
 from broker.core.towns import MAX_TOWN
 from broker.registry.policy_change import PolicyChange
 
@@ -118,7 +120,7 @@ class SchoolRow(Base):
     oidc: Mapped[SchoolOidcRow | None] = relationship(lazy="joined", cascade="all, delete-orphan")
 
     @classmethod
-    def from_school(cls, school: School, idp_metadata: str) -> SchoolRow:
+    def from_school(cls, school: School, idp_metadata: str, seal: SecretSeal) -> SchoolRow:
         return cls(
             id=school.id,
             name=school.name,
@@ -130,10 +132,12 @@ class SchoolRow(Base):
             town=school.town,
             aliases=list(school.aliases),
             idp_metadata=idp_metadata,
-            oidc=SchoolOidcRow.from_upstream(school.oidc) if school.oidc else None,
+            oidc=SchoolOidcRow.from_upstream(school.oidc, school.id, seal) if school.oidc else None,
         )
 
-    def to_school(self) -> School:
+    def to_school(self, seal: SecretSeal) -> School:
+        """`seal` opens the client secret of a school on OpenID Connect (`NO_KEYS` where the
+        caller needs none: the school comes back with `secret_problem` set if it was sealed)."""
         return School(
             id=self.id,
             name=self.name,
@@ -141,7 +145,7 @@ class SchoolRow(Base):
             subject_attribute=self.subject_attribute,
             use_eck_id=self.use_eck_id,
             scopes=tuple(self.scopes),
-            oidc=self.oidc.to_upstream() if self.oidc is not None else None,
+            oidc=self.oidc.to_upstream(seal) if self.oidc is not None else None,
             privacy_contact=self.privacy_contact,
             town=self.town,
             aliases=tuple(self.aliases or ()),
@@ -156,30 +160,54 @@ class SchoolOidcRow(Base):
     school_id: Mapped[str] = mapped_column(ForeignKey("schools.id"), primary_key=True)
     issuer: Mapped[str] = mapped_column(ENTITY_ID)
     client_id: Mapped[str] = mapped_column(ENTITY_ID)
-    # The school's secret for the broker's client: needed in clear to call its token endpoint.
+    # The school's secret for the broker's client, needed in clear to call its token endpoint:
+    # sealed under a key from the configuration (core/sealed_secrets.py, since revision 0020;
+    # clear before `registry seal-secrets`, COMPAT(clear-registry-secrets)).
     client_secret: Mapped[str] = mapped_column(Text)
     algorithms: Mapped[list[str]] = mapped_column(JSON)
     # Google Workspace's `hd` (core/hosted_domain.py, revision 0013); NULL: none.
     hosted_domain: Mapped[str | None] = mapped_column(String(253))
 
     @classmethod
-    def from_upstream(cls, upstream: OidcUpstream) -> SchoolOidcRow:
+    def from_upstream(
+        cls, upstream: OidcUpstream, school_id: str, seal: SecretSeal
+    ) -> SchoolOidcRow:
         return cls(
             issuer=upstream.issuer,
             client_id=upstream.client_id,
-            client_secret=upstream.client_secret,
+            client_secret=sealed_client_secret(upstream, school_id, seal),
             algorithms=list(upstream.algorithms),
             hosted_domain=upstream.hosted_domain or None,
         )
 
-    def to_upstream(self) -> OidcUpstream:
+    def to_upstream(self, seal: SecretSeal) -> OidcUpstream:
+        # Opened here, once per read of the school: the login path reads schools from the
+        # worker's view (cached.py), so once per registry generation, never per login.
+        try:
+            binding = SecretBinding.school_client_secret(self.school_id)
+            secret, problem = seal.open(self.client_secret, binding), ""
+        except SecretUnreadable as unreadable:
+            secret, problem = "", unreadable.reason
         return OidcUpstream(
             issuer=self.issuer,
             client_id=self.client_id,
-            client_secret=self.client_secret,
+            client_secret=secret,
             algorithms=tuple(self.algorithms),
             hosted_domain=self.hosted_domain or "",
+            secret_problem=problem,
         )
+
+
+def sealed_client_secret(upstream: OidcUpstream, school_id: str, seal: SecretSeal) -> str:
+    """A school's client secret as stored: sealed, bound to the school. One read that could not
+    be opened is never written back (it holds no secret): the secret must be given again."""
+    if upstream.secret_problem:
+        raise BadRequest(
+            f"school {school_id}: its client secret cannot be opened "
+            f"({upstream.secret_problem}); give the secret again",
+            code="client_secret_unreadable",
+        )
+    return seal.seal(upstream.client_secret, SecretBinding.school_client_secret(school_id))
 
 
 class ChainRow(Base):

@@ -123,6 +123,11 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("The SAML metadata is not usable."),
     # broker/core/chain_move.py
     N_("The service cannot move now: it or a chain concerned is in a pseudonym migration window."),
+    # broker/core/sealed_secrets.py (SecretUnreadable: staff sign-in, invitations)
+    N_(
+        "The broker cannot open a secret it keeps for this account. "
+        "Nothing was changed; please tell the broker's operator."
+    ),
     # broker/registry/errors.py (DeclarationsChanged)
     N_(
         "The publisher changed what this platform asks for while you had this page open. "
@@ -159,6 +164,8 @@ _CODE_TITLES = {
     "unexpected_student": N_("Signed in as another student"),
     "hosted_domain_mismatch": N_("Not your school account"),
     "hosted_domain_missing": N_("Signing in with your school is not set up"),
+    "client_secret_unreadable": N_("Signing in with your school is not set up"),
+    "sealed_secret_unreadable": N_("A stored secret cannot be opened"),
     "other_school": N_("Your account belongs to another school"),
     "school_not_asserted": N_("Which school is your account's?"),
     "unsigned_status": N_("Your school did not sign you in"),

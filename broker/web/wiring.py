@@ -102,7 +102,7 @@ def build_broker(
     process with `memory://`); by default the one `settings.store_url` names. `keys`: the
     signing key set (tests pass one on a clock of their own); by default the one on disk."""
     keys = LiveKeySet(settings) if keys is None else keys
-    registry = SqlRegistry(settings.registry_url)
+    registry = SqlRegistry(settings.registry_url, seal=settings.secret_seal())
     view = CachedRegistryReader(registry)
     # Every part shares the one store; its failures are counted for /metrics on the way out.
     store = CountingStore(open_store(settings.store_url) if store is None else store)

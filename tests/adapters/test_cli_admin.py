@@ -19,7 +19,7 @@ from broker.cli.main import main
 from broker.config import load_settings
 from broker.core.admins import AdminRole, Publisher
 from broker.registry import SqlRegistry, migrate_first
-from tests.support.cli import run
+from tests.support.cli import registry_of, run
 
 PASSWORD = "a long password 1"
 CONFIRMATION_NEEDED = 3
@@ -40,7 +40,7 @@ def test_admin_create_makes_an_operator_and_prints_the_key_once(tmp_path: Path) 
     assert code == 0, output
     secret = re.search(r"key: ([A-Z2-7]+)", output)
     assert secret and "otpauth://totp/" in output
-    registry = SqlRegistry(load_settings(config).registry_url)
+    registry = registry_of(config)
     try:
         found = registry.accounts.credentials("ops@example.nl")
         assert found is not None and found.admin.role is AdminRole.OPERATOR
@@ -61,7 +61,7 @@ def broker_with_staff(tmp_path: Path) -> Iterator[tuple[Path, SqlRegistry]]:
     """A broker with two operators and a publisher's administrator."""
     config = init_instance(tmp_path / "kb", "http://127.0.0.1:8000", "kb.example", "KB")
     migrate_first(load_settings(config).registry_url)
-    registry = SqlRegistry(load_settings(config).registry_url)
+    registry = registry_of(config)
     accounts = registry.accounts
     accounts.add_publisher(Publisher("uitgever-a", "Uitgever A"))
     for email, role, tenant in (

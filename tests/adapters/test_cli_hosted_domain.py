@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from broker.core.model import OidcUpstream, School
-from broker.registry import SqlRegistry
 from tests.adapters.test_cli_oidc_school import SECRET, provider, secret_file
-from tests.support.cli import run
+from tests.support.cli import registry_of, run
 from tests.support.oidc_forge import ForgeProvider
 
 # The forge provider and the secret file are test_cli_oidc_school's fixtures.
@@ -30,10 +29,6 @@ def config(tmp_path: Path) -> Path:
     path = tmp_path / "broker" / "ketenbroker.toml"
     assert run("migrate", "--config", path).exit_code == 0
     return path
-
-
-def registry_of(config: Path) -> SqlRegistry:
-    return SqlRegistry(f"sqlite:///{config.parent / 'registry.sqlite3'}")
 
 
 def dump(config: Path) -> list[str]:

@@ -24,7 +24,7 @@ from broker.core.model import OidcUpstream, School
 from broker.demo.publisher_sp import PublisherSpSettings, publisher_sp_metadata
 from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
 from broker.registry import SqlRegistry
-from tests.support.cli import run
+from tests.support.cli import registry_of, run
 
 IDP = "http://localhost:9301/metadata"
 SP = "http://127.0.0.1:9302/metadata"
@@ -107,7 +107,7 @@ def config(tmp_path: Path, files: Files) -> Iterator[Path]:
     ):  # fmt: skip
         result = run(*args[:2], "--config", path, *args[2:])
         assert result.exit_code == 0, result.output
-    registry = SqlRegistry(load_settings(path).registry_url)
+    registry = registry_of(path)
     try:
         registry.add_school(
             School("34CD", "OIDC-school", "https://op.example", "sub",

@@ -18,12 +18,11 @@ from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID, DEMO_SCHOOL_TOW
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.core.admins import AdminRole, Publisher
 from broker.core.model import ClientAuthMethod, OidcClient, Protocol, Service
-from broker.registry import SqlRegistry
 
 # The demo's registry (a module fixture) is test_cli_registry's.
 from tests.adapters.test_cli_registry import demo  # noqa: F401  # a fixture
 from tests.adapters.test_cli_registry import registry_dump as dump
-from tests.support.cli import run
+from tests.support.cli import registry_of, run
 
 CONFIRMATION_NEEDED = 3
 
@@ -119,7 +118,7 @@ NOORD_SERVICE = Service(
 def publisher(config: Path) -> Path:
     """The demo broker with a publisher organisation: one service, an administrator, an
     invitation."""
-    registry = SqlRegistry(f"sqlite:///{config.parent / 'registry.sqlite3'}")
+    registry = registry_of(config)
     try:
         registry.accounts.add_publisher(PUBLISHER)
         registry.add_service(NOORD_SERVICE, None)
@@ -161,7 +160,7 @@ def test_a_publisher_without_services_is_removed_with_its_accounts(publisher: Pa
     assert removed.exit_code == 0, removed.output
     assert f"Publisher {PUBLISHER.id} (Uitgeverij Noord) removed." in removed.output
     assert "signed out of the portal" in removed.output
-    registry = SqlRegistry(f"sqlite:///{publisher.parent / 'registry.sqlite3'}")
+    registry = registry_of(publisher)
     try:
         assert registry.accounts.publisher(PUBLISHER.id) is None
         assert registry.accounts.credentials("dev@noord.example") is None
@@ -183,7 +182,7 @@ def test_a_publisher_without_services_is_removed_with_its_accounts(publisher: Pa
 def test_publisher_organisations_lists_each_with_its_services_and_administrators(
     publisher: Path,
 ) -> None:
-    registry = SqlRegistry(f"sqlite:///{publisher.parent / 'registry.sqlite3'}")
+    registry = registry_of(publisher)
     try:
         registry.accounts.add_publisher(Publisher("uitgeverij-zuid", "Uitgeverij Zuid"))
     finally:

@@ -15,8 +15,7 @@ import pytest
 from click.testing import Result
 
 from broker.core.model import OidcUpstream, School
-from broker.registry import SqlRegistry
-from tests.support.cli import run
+from tests.support.cli import registry_of, run
 from tests.support.live import free_ports, serve_app
 from tests.support.oidc_forge import ForgeProvider
 
@@ -80,7 +79,7 @@ def test_an_oidc_school_is_checked_and_registered(
     assert "/oidc/rp/logout/99ZZ00" in result.output
     assert "Back-channel logout URI to register there: " in result.output
     assert "/oidc/rp/backchannel-logout/99ZZ00" in result.output
-    registry = SqlRegistry(f"sqlite:///{config.parent / 'registry.sqlite3'}")
+    registry = registry_of(config)
     try:
         expected = School(
             "99ZZ00",

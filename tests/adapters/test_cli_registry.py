@@ -16,10 +16,11 @@ from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, prepare_demo
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.config import load_settings
 from broker.core.model import School
+from broker.core.sealed_secrets import PREFIX
 from broker.oidc.provider import TOKEN_PATH
 from broker.registry import SqlRegistry
 from broker.web import create_app
-from tests.support.cli import run
+from tests.support.cli import registry_of, run
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,47 @@ def test_export_then_import_reports_what_it_added_then_nothing(
     assert second.exit_code == 0
     assert "0 added, 0 changed, 12 unchanged." in second.output
     assert registry_dump(fresh) == before
+
+
+def test_client_secrets_are_sealed_in_either_registry_and_never_in_the_file(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    """As before sealing, an export carries no client secret (the import reads it from the file
+    `client_secret_file` names); each registry keeps it sealed under its own broker's key."""
+    secret = (demo / "peers" / "school-op-client-secret").read_text().strip()
+    assert not [line for line in registry_dump(demo / "ketenbroker.toml") if secret in line]
+    file = export(demo, tmp_path / "registry.toml")  # and puts "demo-secret" in its file
+    assert secret not in file.read_text() and "demo-secret" not in file.read_text()
+    assert run("registry", "import", "--config", fresh, file).exit_code == 0
+    dump = "\n".join(registry_dump(fresh))
+    assert "demo-secret" not in dump and f"{PREFIX}" in dump
+    with closing(registry_of(fresh)) as registry:
+        school = registry.school(DEMO_OIDC_SCHOOL_ID)
+        assert school is not None and school.oidc is not None
+        assert school.oidc.client_secret == "demo-secret"
+    again = tmp_path / "again" / "registry.toml"
+    again.parent.mkdir()
+    assert run("registry", "export", "--config", fresh, again).exit_code == 0
+    assert "demo-secret" not in again.read_text()
+    # Imported again: the same secret, compared opened, is no change and no write.
+    before = registry_dump(fresh)
+    second = run("registry", "import", "--config", fresh, file)
+    assert "0 added, 0 changed, 12 unchanged." in second.output and registry_dump(fresh) == before
+    # One the broker cannot open (a changed value) is given again by the import: the fix.
+    with sqlite3.connect(fresh.parent / "registry.sqlite3") as connection:
+        connection.execute(
+            "UPDATE school_oidc_providers SET client_secret = client_secret || 'x' "
+            "WHERE school_id = ?",
+            (DEMO_OIDC_SCHOOL_ID,),
+        )
+    export_broken = run("registry", "export", "--config", fresh, again)
+    assert export_broken.exit_code == 0, export_broken.output
+    fixed = run("registry", "import", "--config", fresh, file)
+    assert fixed.exit_code == 0 and f"changed  school {DEMO_OIDC_SCHOOL_ID}" in fixed.output
+    with closing(registry_of(fresh)) as registry:
+        school = registry.school(DEMO_OIDC_SCHOOL_ID)
+        assert school is not None and school.oidc is not None
+        assert school.oidc.client_secret == "demo-secret" and not school.oidc.secret_problem
 
 
 def test_logout_registration_travels_with_the_registry_file(

@@ -14,11 +14,15 @@ from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
+from sqlalchemy import select, update
 
 from broker.cli.demo import DEMO_OIDC_HOSTED_DOMAIN, DEMO_OIDC_SCHOOL_ID, OIDC_SCHOOL_PORT_OFFSET
 from broker.core import hosted_domain
 from broker.core.pseudonym import derive_chain_pseudonym
+from broker.core.sealed_secrets import PREFIX
 from broker.demo.school_op import school_op_subject
+from broker.registry.migration import migration_connection
+from broker.registry.tables import SchoolOidcRow
 from tests.support.client import Browser, Page
 from tests.support.live import (
     PAIRWISE_ID,
@@ -174,6 +178,21 @@ def refused_login(
     return page
 
 
+def refused_before_the_school(demo: LiveDemo, caplog: pytest.LogCaptureFixture, code: str) -> None:
+    """A login at leesplank through the OIDC school, refused with `code` before the student is
+    sent to the provider (nobody signs in there for nothing): the page of a school whose
+    sign-in is not set up, no session."""
+    browser = Browser()
+    with caplog.at_level(logging.INFO):
+        page = oidc_login(demo, browser, "leesplank", "sanne.jansen").final
+    assert page.url.startswith(demo.broker_url) and "/oidc/rp/callback/" not in page.url
+    assert page.status == 503 and "Error code:" in page.text, page.text[:500]
+    assert "Signing in with your school is not set up" in page.text
+    assert "Traceback" not in page.text
+    assert f"code={code}" in caplog.text
+    assert SSO_COOKIE not in browser.cookies(demo.broker_url)
+
+
 def test_a_student_of_the_hosted_domain_signs_in(
     demo: LiveDemo, give_hosted_domain: Callable[[str], None]
 ) -> None:
@@ -218,16 +237,63 @@ def test_a_school_on_a_shared_issuer_without_a_hosted_domain_lets_nobody_in(
     # token carries the right `hd` is refused: the broker cannot know which domain is right.
     monkeypatch.setattr(hosted_domain, "SHARED_ISSUER_HOSTS", frozenset({"localhost"}))
     give_hosted_domain("")
-    browser = Browser()
-    with caplog.at_level(logging.INFO):
-        page = oidc_login(demo, browser, "leesplank", "sanne.jansen").final
-    # Refused before the student is sent to the provider: nobody signs in there for nothing.
-    assert page.url.startswith(demo.broker_url) and "/oidc/rp/callback/" not in page.url
-    assert page.status == 503 and "Error code:" in page.text, page.text[:500]
-    assert "Signing in with your school is not set up" in page.text
-    assert "code=hosted_domain_missing" in caplog.text
-    assert SSO_COOKIE not in browser.cookies(demo.broker_url)
+    refused_before_the_school(demo, caplog, "hosted_domain_missing")
     # Given the domain, the same school lets its students in again.
     give_hosted_domain(DEMO_OIDC_HOSTED_DOMAIN)
+    again = oidc_login(demo, Browser(), "leesplank", "sanne.jansen")
+    assert again.final.url == demo.publishers["leesplank"].acs_url, again.final.text[:500]
+
+
+@pytest.fixture
+def stored_client_secret(demo: LiveDemo) -> Iterator[Callable[[str], None]]:
+    """Puts a value in the demo OIDC school's `client_secret` column as the database holds it
+    (sealed, tampered, or in clear as code before revision 0020 wrote it), and the sealed
+    original back afterwards; the generation moves on so every view reads it again."""
+    url = demo.settings.registry_url
+    where = SchoolOidcRow.school_id == DEMO_OIDC_SCHOOL_ID
+    with migration_connection(url) as connection:
+        original = connection.scalar(select(SchoolOidcRow.client_secret).where(where))
+    assert original is not None and original.startswith(PREFIX)
+
+    def store(value: str) -> None:
+        with migration_connection(url) as connection:
+            connection.execute(update(SchoolOidcRow).where(where).values(client_secret=value))
+        school = demo.registry.school(DEMO_OIDC_SCHOOL_ID)
+        assert school is not None
+        demo.registry.set_school_town(DEMO_OIDC_SCHOOL_ID, school.town)  # bumps the generation
+
+    yield store
+    store(original)
+
+
+def test_a_school_whose_client_secret_does_not_open_lets_nobody_in_and_says_so(
+    demo: LiveDemo,
+    stored_client_secret: Callable[[str], None],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    secret = (demo.directory / "peers" / "school-op-client-secret").read_text().strip()
+    sealed = demo.registry.snapshot()  # the registry opens it: the stored value is sealed
+    assert any(e.school.oidc and e.school.oidc.client_secret == secret for e in sealed.schools)
+    # Changed in the database (or sealed under a session secret this broker no longer has).
+    with migration_connection(demo.settings.registry_url) as connection:
+        stored = connection.scalar(
+            select(SchoolOidcRow.client_secret).where(
+                SchoolOidcRow.school_id == DEMO_OIDC_SCHOOL_ID
+            )
+        )
+    assert stored is not None and secret not in stored
+    stored_client_secret(stored[:-2] + ("AA" if not stored.endswith("AA") else "BB"))
+    # The page of a school whose sign-in is not set up (not a 500); the operator's log names
+    # the school and the reason.
+    refused_before_the_school(demo, caplog, "client_secret_unreadable")
+    assert (
+        f"oidc login refused school={DEMO_OIDC_SCHOOL_ID} code=client_secret_unreadable"
+        in caplog.text
+    )
+    assert f"school client secret unreadable school={DEMO_OIDC_SCHOOL_ID}" in caplog.text
+    assert stored[len(PREFIX) + 9 :] not in caplog.text and secret not in caplog.text
+
+    # As code before revision 0020 left it, in clear: still read, the student signs in.
+    stored_client_secret(secret)
     again = oidc_login(demo, Browser(), "leesplank", "sanne.jansen")
     assert again.final.url == demo.publishers["leesplank"].acs_url, again.final.text[:500]

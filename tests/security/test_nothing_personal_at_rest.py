@@ -18,7 +18,9 @@ expose and everything that touches the broker in a day:
   pages;
 - for: the students' names, e-mail addresses, uids, student numbers, group names, ECK iDs, the
   school's NameIDs and OpenID `sub`s and `sid`s, their chain pseudonyms, the IP address and user
-  agent, raw SAML assertions and JWTs (anywhere), stack traces (in pages).
+  agent, raw SAML assertions and JWTs (anywhere), stack traces (in pages); and the secrets the
+  broker keeps sealed (staff TOTP secrets, its client secret at the OIDC school), in every
+  table the staff tables included.
 
 The one deliberate exception, staff: an administrator's e-mail address is in the registry's
 `admins` row (and an invitee's in `invitations`), because they sign in with it (security.md,
@@ -66,6 +68,7 @@ from tests.support.live import LiveDemo, OidcPublisher
 from tests.support.portal import (
     HTTPS,
     PASSWORD,
+    accept_invitation,
     choice_fields,
     csrf_token,
     form_fields,
@@ -233,23 +236,14 @@ def _school_releases_everything_through_the_portal(demo: LiveDemo, client: Flask
         )
 
 
-def _operator_invites_a_colleague(demo: LiveDemo, operator: FlaskClient) -> None:
+def _operator_invites_a_colleague(demo: LiveDemo, operator: FlaskClient) -> str:
+    """Invites and accepts; returns the invitee's TOTP secret."""
     _, path = invite(operator, STAFF["invited"], "school", DEMO_SCHOOL_ID)
     token = path.rsplit("/", 1)[1]
     secret = demo.registry.accounts.invitation(token_hash(token)).totp_secret
-    invitee = demo.apps[demo.broker_url].test_client()
-    form = invitee.get(path, base_url=HTTPS).get_data(as_text=True)
-    accepted = invitee.post(
-        path,
-        base_url=HTTPS,
-        data={
-            "csrf_token": csrf_token(form),
-            "password": PASSWORD,
-            "password_again": PASSWORD,
-            "code": totp.code_at(secret, totp.current_step() + 1),
-        },
-    )
+    _, accepted = accept_invitation(demo.apps[demo.broker_url].test_client(), path, secret)
     assert accepted.status_code == 303, accepted.get_data(as_text=True)[:500]
+    return secret
 
 
 def _school_looks_up_and_exports(demo: LiveDemo, school: FlaskClient) -> list[str]:
@@ -363,7 +357,7 @@ def test_nothing_personal_is_anywhere_after_a_whole_day(
             demo.registry.set_policy(DEMO_OIDC_SCHOOL_ID, service.id, declared, "test")
         operator = app.test_client()
         _sign_in(operator, STAFF["operator"], secrets["operator"])
-        _operator_invites_a_colleague(demo, operator)
+        secrets["invited"] = _operator_invites_a_colleague(demo, operator)
 
         for user in USERS:
             _log_in_everywhere(demo, woordwijs, user)
@@ -436,6 +430,18 @@ def test_nothing_personal_is_anywhere_after_a_whole_day(
         for table in STAFF_TABLES:
             assert not _found(students | client_marks, b"\n".join(rows[table])), table
         assert _found(staff, b"\n".join(rows["admins"])) == sorted(staff)
+        # The secrets the broker keeps to use again (staff TOTP secrets, its client secret at
+        # the OIDC school) are sealed (core/sealed_secrets.py): in no table in clear, the
+        # staff tables included, and nowhere else either. The demo school's own copy of its
+        # client secret (peers/) is that school's configuration, not the broker's.
+        client_secret = (tmp_path / "instance" / "peers" / "school-op-client-secret").read_text()
+        kept = {secret.lower() for secret in (*secrets.values(), client_secret.strip())}
+        assert len(kept) == 4 and all(len(secret) >= 20 for secret in kept)
+        for table, found in rows.items():
+            assert not _found(kept, b"\n".join(found)), f"table {table}"
+        for place, blob in places.items():
+            if not place.startswith(("file peers/", "table ")):
+                assert not _found(kept, blob), place
         # No stack trace shown to anyone.
         assert not TRACE.search(places["pages"].decode())
         # Every key is the broker's, and every one ends by itself.

@@ -16,6 +16,7 @@ import pytest
 
 from broker.registry import SqlRegistry, migrate
 from tests.support.postgres import PostgresServer, require_postgres
+from tests.support.sealing import TEST_SEAL
 
 
 @pytest.fixture(scope="session")
@@ -41,9 +42,9 @@ def registry_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
 
 @pytest.fixture
 def sql_registry(registry_url: str) -> Iterator[SqlRegistry]:
-    """A migrated, empty registry."""
+    """A migrated, empty registry, sealing its secrets under the tests' key."""
     migrate(registry_url)
-    opened = SqlRegistry(registry_url)
+    opened = SqlRegistry(registry_url, seal=TEST_SEAL)
     try:
         yield opened
     finally:

@@ -48,6 +48,7 @@ from broker.registry.tables import (
     ServiceRow,
 )
 from tests.support.races import held_open_while
+from tests.support.sealing import TEST_SEAL
 
 KEYS = ReceiptKeys.from_key(bytes(range(32)))
 SAML_SCHOOL = School("00AA", "Het Voorbeeld College", "https://idp.voorbeeld.nl/saml")
@@ -362,15 +363,41 @@ def test_revision_0008_keeps_administrators_and_history_and_lets_the_school_go(
                 connection.exec_driver_sql(statement)
     finally:
         engine.dispose()
-    registry = SqlRegistry(registry_url)
+    # The two administrators as code at 0007 wrote them: a TOTP secret in clear (revision 0020
+    # makes room for sealed ones; this version seals every one it writes).
+    engine = open_engine(registry_url)
     try:
-        operator = registry.accounts.add_admin("op@broker.nl", "h", "S", AdminRole.OPERATOR, None)
-        school_admin = registry.accounts.add_admin("ict@vb.nl", "h", "S", AdminRole.SCHOOL, "00AA")
+        with writer(engine).begin() as connection:
+            for email, role, tenant in (
+                ("op@broker.nl", "operator", None),
+                ("ict@vb.nl", "school", "00AA"),
+            ):
+                connection.execute(
+                    AdminRow.__table__.insert().values(
+                        email=email,
+                        password_hash="h",
+                        totp_secret="S",
+                        totp_last_step=-1,
+                        role=role,
+                        tenant_id=tenant,
+                        created_at=datetime.now(UTC),
+                    )
+                )
+    finally:
+        engine.dispose()
+    migrate(registry_url)
+    registry = SqlRegistry(registry_url, seal=TEST_SEAL)
+    try:
+        operator = registry.accounts.admin_with_email("op@broker.nl")
+        school_admin = registry.accounts.admin_with_email("ict@vb.nl")
+        assert operator is not None and school_admin is not None
+        # Read as they are (COMPAT(clear-registry-secrets)) until `registry seal-secrets`.
+        credentials = registry.accounts.credentials("ict@vb.nl")
+        assert credentials is not None and credentials.totp_secret == "S"
     finally:
         registry.close()
-    migrate(registry_url)
     assert model_drift(registry_url) == []
-    registry = SqlRegistry(registry_url)
+    registry = SqlRegistry(registry_url, seal=TEST_SEAL)
     try:
         assert registry.accounts.admin(operator.id) == operator
         registry.remove_school("00AA", apply=True)
@@ -390,7 +417,7 @@ def test_a_policy_or_notice_change_racing_a_removal_finds_no_service(
     the foreign key of a policy for a service just deleted (a 500 in the portal), nor leave a
     notice setting that would come back with the service registered again."""
     migrate(postgres_registry_url)
-    registry = SqlRegistry(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url, seal=TEST_SEAL)
     stamp = Stamp("cli:test", datetime.now(UTC))
     book = registry.receipt_book(KEYS)
     third = replace(SAML_SERVICE, id="derde", entity_id="https://sp.derde.nl")
@@ -444,7 +471,7 @@ def test_portal_changes_racing_a_removal_refuse_as_for_an_unknown_entry(
     unknown one, as a policy change does: no StaleDataError or foreign key failure (a 500 in the
     portal), nothing half-written."""
     migrate(postgres_registry_url)
-    registry = SqlRegistry(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url, seal=TEST_SEAL)
     stamp = Stamp("cli:test", datetime.now(UTC))
     try:
         registry.add_chain(Chain("uitgever-a", "Uitgever A"))
@@ -488,7 +515,7 @@ def test_an_invitation_accepted_while_its_school_goes_is_unusable(
     removed gets the clear "invitation unusable" answer once the removal committed (not a
     StaleDataError, a 500), and no account of a removed school is left behind."""
     migrate(postgres_registry_url)
-    registry = SqlRegistry(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url, seal=TEST_SEAL)
     try:
         registry.add_school(SAML_SCHOOL, "<idp/>")
         expires = datetime.now(UTC) + timedelta(days=1)
@@ -515,7 +542,7 @@ def test_a_service_or_account_added_while_its_publisher_goes_is_refused(
     for it, while the publisher is being removed waits for the removal and is then refused as for
     an unknown publisher: no service naming a publisher that is gone, no account outliving it."""
     migrate(postgres_registry_url)
-    registry = SqlRegistry(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url, seal=TEST_SEAL)
     stamp = Stamp("cli:test", datetime.now(UTC))
     expires = datetime.now(UTC) + timedelta(days=1)
     accounts = registry.accounts

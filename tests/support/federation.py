@@ -104,7 +104,7 @@ class Federation:
 
     def registry(self) -> SqlRegistry:
         """A registry connection of the test's own (close it)."""
-        return SqlRegistry(self.registry_url)
+        return SqlRegistry(self.registry_url, seal=self.settings.secret_seal())
 
     # -- routing -------------------------------------------------------------------------------
     def browser(self, language: str = "en", *, via: int = 0) -> Browser:

@@ -122,6 +122,23 @@ def invite(operator: FlaskClient, email: str, role: str, tenant: str) -> tuple[s
     return invited, "/" + link.group(1).strip().split("/", 3)[3]
 
 
+def accept_invitation(client: FlaskClient, path: str, secret: str) -> tuple[str, TestResponse]:
+    """The invitation's page opened and its form sent as the invitee would, with a code of
+    `secret`: (the page with the form, the answer to it)."""
+    form = client.get(path, base_url=HTTPS).get_data(as_text=True)
+    answer = client.post(
+        path,
+        base_url=HTTPS,
+        data={
+            "csrf_token": csrf_token(form),
+            "password": PASSWORD,
+            "password_again": PASSWORD,
+            "code": totp.code_at(secret, totp.current_step() + 1),
+        },
+    )
+    return form, answer
+
+
 @dataclass
 class Account:
     admin: Admin

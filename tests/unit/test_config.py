@@ -76,7 +76,12 @@ def write_instance(
 
 @pytest.fixture(autouse=True)
 def _no_secrets_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("KETENBROKER_SECRET_KEY", "KETENBROKER_PSEUDONYM_KEYS", "KETENBROKER_CONFIG"):
+    for name in (
+        "KETENBROKER_SECRET_KEY",
+        "KETENBROKER_PSEUDONYM_KEYS",
+        "KETENBROKER_CONFIG",
+        "KETENBROKER_PREVIOUS_SECRET_KEY",
+    ):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -276,6 +281,52 @@ def test_bad_environment_key_set_is_refused(
     config = write_instance(tmp_path)
     monkeypatch.setenv("KETENBROKER_PSEUDONYM_KEYS", 'current = 1\n[keys]\n"1" = "abc"\n')
     with pytest.raises(ConfigurationError, match="pseudonym key"):
+        load_settings(config)
+
+
+def _with_previous(config: Path, previous: str) -> Path:
+    (config.parent / "keys" / "previous-session-secret").write_text(previous, encoding="utf-8")
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace(
+            'session_secret = "keys/session-secret"\n',
+            'session_secret = "keys/session-secret"\n'
+            'previous_session_secret = "keys/previous-session-secret"\n',
+        ),
+        encoding="utf-8",
+    )
+    return config
+
+
+def test_the_previous_session_secret_is_optional_and_opens_what_it_sealed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from broker.core.sealed_secrets import SecretBinding
+
+    config = write_instance(tmp_path)
+    assert load_settings(config).previous_secret_key is None
+    binding = SecretBinding.school_client_secret("12AB00")
+    sealed = load_settings(config).secret_seal().seal("client secret", binding)
+    # Rotated: the old secret becomes the previous one, and still opens what it sealed.
+    (tmp_path / "keys" / "session-secret").write_text("n" * 40, encoding="utf-8")
+    settings = load_settings(_with_previous(config, SESSION_SECRET + "\n"))
+    assert settings.secret_key == b"n" * 40
+    assert settings.previous_secret_key == SESSION_SECRET.encode()
+    assert settings.secret_seal().open(sealed, binding) == "client secret"
+    assert SESSION_SECRET not in repr(settings)
+    monkeypatch.setenv("KETENBROKER_PREVIOUS_SECRET_KEY", "p" * 40)
+    assert load_settings(config).previous_secret_key == b"p" * 40
+
+
+@pytest.mark.parametrize(
+    ("previous", "reason"),
+    [("short", "at least 32 characters"), ("n" * 40, "the same as keys.session_secret")],
+)
+def test_a_previous_session_secret_that_cannot_be_one_is_refused(
+    tmp_path: Path, previous: str, reason: str
+) -> None:
+    config = _with_previous(write_instance(tmp_path, session_secret="n" * 40), previous)
+    with pytest.raises(ConfigurationError, match=rf"keys\.previous_session_secret.*{reason}"):
         load_settings(config)
 
 

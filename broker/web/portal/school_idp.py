@@ -191,11 +191,13 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
     fields_valid = oidc.validate()  # CSRF was checked before the view (rights.check_csrf)
     secret = (oidc.client_secret.data or "").strip()
     issuer, algorithms = oidc.issuer.data or "", (oidc.algorithm.data,)
-    if not secret and school.oidc is not None and school.oidc.issuer == issuer.strip():
+    current = school.oidc
+    if not secret and current and current.issuer == issuer.strip() and not current.secret_problem:
         # Left empty: keep the current one, but only for the provider it was issued by. Kept
         # for a new issuer, it would go to that issuer's token endpoint: anyone who may edit
-        # this page could receive the real provider's secret at a server of their own.
-        secret = school.oidc.client_secret
+        # this page could receive the real provider's secret at a server of their own. One the
+        # broker cannot open (core/sealed_secrets.py) is no secret to keep: give it again.
+        secret = current.client_secret
     if not secret:
         oidc.client_secret.errors = [*oidc.client_secret.errors, gettext("Give the client secret.")]
     domain = _hosted_domain(oidc, issuer)

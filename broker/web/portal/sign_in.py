@@ -17,6 +17,7 @@ from broker.accounts import totp
 from broker.accounts.passwords import hash_password, verify_password
 from broker.accounts.tokens import plausible_token, token_hash
 from broker.core.admins import Admin, AdminRole, Invitation
+from broker.core.sealed_secrets import SecretBinding, SecretUnreadable
 from broker.registry.errors import InvitationUnusable
 from broker.web.portal.account_forms import AcceptInvitationForm, SignInForm, digits
 from broker.web.portal.guard import (
@@ -87,7 +88,16 @@ def sign_in() -> Response | str | tuple[str, int]:
     accounts = b.registry.accounts
     found = accounts.credentials(email)
     password_ok = verify_password(found.password_hash if found else None, form.password.data or "")
-    step = totp.verify(found.totp_secret, digits(form.code.data or "")) if found else None
+    if found and password_ok and found.totp_secret is None:
+        # The password held, and the code cannot be checked: the broker's key does not open the
+        # stored TOTP secret (the registry logged why). Said after the password only, so the
+        # page tells nobody else anything about the account.
+        log.error("portal sign-in refused admin=%s reason=totp_secret_unreadable", found.admin.id)
+        raise SecretUnreadable(
+            SecretBinding.admin_totp(found.admin.email, found.admin.id), "see the log"
+        )
+    code = digits(form.code.data or "")
+    step = totp.verify(found.totp_secret, code) if found and found.totp_secret else None
     if found and password_ok and step is not None and accounts.use_totp_step(found.admin.id, step):
         note_success(b.store, b.settings.secret_key, email)
         start_session(found.admin)
@@ -118,7 +128,12 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
         raise InvitationUnusable("invitation token of the wrong shape")
     b = broker()
     hashed = token_hash(token)
-    invitation = b.registry.accounts.invitation(hashed)
+    try:
+        invitation = b.registry.accounts.invitation(hashed)
+    except SecretUnreadable as unreadable:
+        # Names the invitation by its hash's first characters, as the operator's pages do.
+        log.error("portal invitation refused reason=totp_secret_unreadable %s", unreadable.detail)
+        raise
     form = AcceptInvitationForm()
     code_wrong = False
     if form.validate_on_submit():

@@ -1,0 +1,139 @@
+"""Sealing every secret the registry keeps under the current key (`registry seal-secrets`).
+
+Revision 0020 cannot seal (a migration has no key), and code before it cannot read a sealed
+value, so the values written before this version stay in clear until the operator, once every
+worker runs this version, runs `ketenbroker registry seal-secrets`. The same command re-seals
+values sealed under `keys.previous_session_secret` after a rotation of the session secret.
+
+All in one transaction, every row locked, every value opened (those under the current key too,
+so a run with nothing to do has checked them): a value that does not open (a key this configuration
+lacks, a changed value) stops the whole run and changes nothing, since sealing the rest under a
+key that may be the wrong one would only add to what cannot be opened. Used invitations keep no
+secret: theirs are emptied (the administrator's row holds it).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from broker.core.errors import ConfigurationError
+from broker.core.sealed_secrets import (
+    PREFIX,
+    SecretBinding,
+    SecretSeal,
+    SecretState,
+    SecretUnreadable,
+)
+from broker.registry.admin_tables import AdminRow, InvitationRow
+from broker.registry.tables import SchoolOidcRow
+
+STAFF, INVITATIONS, SCHOOLS = "staff TOTP", "invitation TOTP", "school client"
+KINDS = (STAFF, INVITATIONS, SCHOOLS)
+
+
+@dataclass
+class SealingReport:
+    """Counts per kind (`KINDS`), nothing more: no id, no value."""
+
+    applied: bool = False
+    # In clear, sealed now.
+    sealed: Counter[str] = field(default_factory=Counter)
+    # Sealed under an older key (the previous session secret's), sealed again under the current.
+    resealed: Counter[str] = field(default_factory=Counter)
+    # Sealed under the current key already.
+    current: Counter[str] = field(default_factory=Counter)
+    # Used or withdrawn invitations whose secret was emptied.
+    forgotten: int = 0
+
+    @property
+    def clear_left(self) -> int:
+        """Values still in clear after this run: 0 when applied, else those it would seal."""
+        return 0 if self.applied else sum(self.sealed.values())
+
+
+class SecretsUnreadable(ConfigurationError):
+    """Values that this configuration's keys do not open: the run changed nothing."""
+
+    code = "sealed_secrets_unreadable"
+
+    def __init__(self, problems: list[SecretUnreadable]) -> None:
+        named = "; ".join(problem.detail for problem in problems)
+        super().__init__(
+            f"{len(problems)} secret(s) cannot be opened, so nothing was sealed: {named}. "
+            "Set keys.previous_session_secret to the session secret they were sealed under, "
+            "or give each secret again (a school's on its identity provider page or by "
+            "registry import; an administrator: remove the account and invite them again)"
+        )
+        self.problems = problems
+
+
+def count_in_clear(session: Session) -> int:
+    """How many secrets are still in clear (`ketenbroker migrate` says so): no key needed."""
+    columns = (
+        (AdminRow.totp_secret, None),
+        (InvitationRow.totp_secret, InvitationRow.used.is_(False)),
+        (SchoolOidcRow.client_secret, None),
+    )
+    total = 0
+    for column, only in columns:
+        query = select(func.count()).where(column != "", column.not_like(f"{PREFIX}%"))
+        total += session.scalar(query if only is None else query.where(only)) or 0
+    return total
+
+
+def seal_every_secret(session: Session, seal: SecretSeal) -> SealingReport:
+    """Seal (or re-seal) every secret under `seal`'s current key, in `session`'s transaction;
+    the caller commits, or rolls back for a dry run. `SecretsUnreadable` before any write when
+    any value does not open."""
+    if seal.current_key_id is None:
+        raise ConfigurationError(
+            "cannot seal: the registry was opened without the broker's configuration"
+        )
+    report = SealingReport()
+    problems: list[SecretUnreadable] = []
+    writes: list[tuple[AdminRow | InvitationRow | SchoolOidcRow, str]] = []
+
+    def look(
+        row: AdminRow | InvitationRow | SchoolOidcRow, kind: str, stored: str, bound: SecretBinding
+    ) -> None:
+        # Every value opened, those under the current key too: a run that reports nothing to
+        # do has also checked that everything opens.
+        try:
+            clear = seal.open(stored, bound)
+        except SecretUnreadable as unreadable:
+            problems.append(unreadable)
+            return
+        state = seal.state(stored)
+        if state is SecretState.CURRENT:
+            report.current[kind] += 1
+            return
+        (report.sealed if state is SecretState.CLEAR else report.resealed)[kind] += 1
+        writes.append((row, seal.seal(clear, bound)))
+
+    for admin in session.scalars(select(AdminRow).order_by(AdminRow.id).with_for_update()):
+        look(admin, STAFF, admin.totp_secret, admin.totp_binding)
+    invitations = select(InvitationRow).order_by(InvitationRow.token_hash).with_for_update()
+    for invitation in session.scalars(invitations):
+        if invitation.used:
+            if invitation.totp_secret:
+                report.forgotten += 1
+                writes.append((invitation, ""))
+        elif invitation.totp_secret:
+            look(invitation, INVITATIONS, invitation.totp_secret, invitation.totp_binding)
+    schools = select(SchoolOidcRow).order_by(SchoolOidcRow.school_id).with_for_update()
+    for school in session.scalars(schools):
+        bound = SecretBinding.school_client_secret(school.school_id)
+        look(school, SCHOOLS, school.client_secret, bound)
+    if problems:
+        raise SecretsUnreadable(problems)
+    for row, stored in writes:
+        if isinstance(row, SchoolOidcRow):
+            row.client_secret = stored
+        else:
+            row.totp_secret = stored
+    report.applied = True
+    return report

@@ -1,0 +1,138 @@
+"""Staff TOTP secrets are sealed in the registry (core/sealed_secrets.py), and signing in still
+works: with a sealed secret, with one older code left in clear, and through an invitation. A
+secret that does not open stops the sign-in after the password with a page that says so (not
+a 500, not "wrong code"), and a log line that names the account by id only."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import select, update
+
+from broker.accounts import totp
+from broker.accounts.tokens import token_hash
+from broker.core.admins import AdminRole
+from broker.core.sealed_secrets import PREFIX
+from broker.registry.admin_tables import AdminRow, InvitationRow
+from broker.registry.migration import migration_connection
+from tests.support.portal import (
+    HTTPS,
+    PASSWORD,
+    PortalSite,
+    accept_invitation,
+    invite,
+    post_sign_in,
+)
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
+    built = PortalSite(tmp_path_factory.mktemp("portal-sealed"), port=8697)
+    yield built
+    built.registry.close()
+
+
+def _stored(site: PortalSite, email: str) -> str:
+    with migration_connection(site.settings.registry_url) as connection:
+        value = connection.scalar(select(AdminRow.totp_secret).where(AdminRow.email == email))
+    assert value is not None
+    return value
+
+
+def _store(site: PortalSite, email: str, value: str) -> None:
+    with migration_connection(site.settings.registry_url) as connection:
+        connection.execute(
+            update(AdminRow).where(AdminRow.email == email).values(totp_secret=value)
+        )
+
+
+def _changed(sealed: str) -> str:
+    return sealed[:-2] + ("AA" if not sealed.endswith("AA") else "BB")
+
+
+def _code(secret: str) -> str:
+    # The next step: each code signs in once, and a test may sign in twice within one step.
+    return totp.code_at(secret, totp.current_step() + 1)
+
+
+def test_a_sealed_secret_signs_in_and_the_registry_holds_no_clear_one(site: PortalSite) -> None:
+    account = site.accounts["school"]
+    stored = _stored(site, account.email)
+    assert stored.startswith(PREFIX) and account.secret not in stored
+    site.sign_in("school")
+
+
+def test_a_secret_older_code_left_in_clear_still_signs_in(site: PortalSite) -> None:
+    account = site.add_account("legacy@broker.example", AdminRole.OPERATOR, None)
+    _store(site, account.email, account.secret)  # as before revision 0020
+    response = post_sign_in(site.client(), account.email, PASSWORD, _code(account.secret))
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+
+
+def test_a_secret_that_does_not_open_stops_the_sign_in_after_the_password(
+    site: PortalSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    account = site.add_account("changed@broker.example", AdminRole.OPERATOR, None)
+    _store(site, account.email, _changed(_stored(site, account.email)))
+    # A wrong password gets the one answer every wrong sign-in gets: nothing about the secret.
+    wrong = post_sign_in(site.client(), account.email, "wrong password!!", _code(account.secret))
+    assert wrong.status_code == 401
+    assert "kan een geheim" not in wrong.get_data(as_text=True)
+    with caplog.at_level(logging.INFO):
+        client = site.client()
+        response = post_sign_in(client, account.email, PASSWORD, _code(account.secret))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503, page[:500]
+    assert "Een opgeslagen geheim kan niet worden geopend" in page
+    assert "meld dit bij de beheerder van de broker" in page
+    assert "Traceback" not in page
+    assert client.get("/portal/operator/services", base_url=HTTPS).status_code == 303
+    logged = caplog.text
+    assert f"portal sign-in refused admin={account.admin.id} reason=totp_secret_unreadable" in (
+        logged
+    )
+    assert f"admin totp secret unreadable admin={account.admin.id}" in logged
+    assert account.email not in logged and account.secret not in logged
+
+
+def test_an_invitation_hands_its_sealed_secret_to_the_account_and_keeps_none(
+    site: PortalSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    operator = site.sign_in("operator")
+    _, path = invite(operator, "invited@lyceum.example", "operator", "")
+    hashed = token_hash(path.rsplit("/", 1)[1])
+    url = site.settings.registry_url
+    with migration_connection(url) as connection:
+        sealed = connection.scalar(
+            select(InvitationRow.totp_secret).where(InvitationRow.token_hash == hashed)
+        )
+    assert sealed is not None and sealed.startswith(PREFIX)
+    secret = site.registry.accounts.invitation(hashed).totp_secret
+    assert secret not in sealed
+    form, accepted = accept_invitation(site.client(), path, secret)
+    assert secret in form  # shown once, to be typed into the app
+    assert accepted.status_code == 303, accepted.get_data(as_text=True)[:500]
+    with migration_connection(url) as connection:
+        kept = connection.scalar(
+            select(InvitationRow.totp_secret).where(InvitationRow.token_hash == hashed)
+        )
+    assert kept == ""
+    stored = _stored(site, "invited@lyceum.example")
+    assert stored.startswith(PREFIX) and secret not in stored
+
+    # An open invitation whose secret does not open: a page that says so, not a 500.
+    _, path = invite(operator, "second@lyceum.example", "operator", "")
+    hashed = token_hash(path.rsplit("/", 1)[1])
+    with migration_connection(url) as connection:
+        where = InvitationRow.token_hash == hashed
+        value = connection.scalar(select(InvitationRow.totp_secret).where(where))
+        assert value is not None
+        connection.execute(update(InvitationRow).where(where).values(totp_secret=_changed(value)))
+    with caplog.at_level(logging.INFO):
+        refused = site.client().get(path, base_url=HTTPS)
+    assert refused.status_code == 503
+    assert "Een opgeslagen geheim kan niet worden geopend" in refused.get_data(as_text=True)
+    assert f"invitation-totp secret of invitation {hashed[:8]}" in caplog.text
+    assert "second@lyceum.example" not in caplog.text
