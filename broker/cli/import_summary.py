@@ -57,10 +57,13 @@ def import_summary(
     stopped = "stopped " if done else "would stop  "
     lines += [
         f"{stopped} {', '.join(sorted(names))} in policy {pair} (new purpose)"
+        + _required(report.dropped_required.get(pair), pair, done=done)
         for pair, names in sorted(report.dropped.items())
     ]
     for word, words, ids in KINDS:
-        in_file = set(ids(file)) | {label.removeprefix(f"{word} ") for label in report.removed}
+        in_file = set(ids(file)) | {
+            label.removeprefix(f"{word} ") for label in report.removed if _kind(label) == word
+        }
         elsewhere = [entry_id for entry_id in ids(registry) if entry_id not in in_file]
         counts = [_of_kind(labels, word) for labels in (report.added, report.changed, report.same)]
         gone = _of_kind(report.removed, word)
@@ -78,7 +81,23 @@ def import_summary(
     return lines
 
 
+def _required(names: frozenset[str] | None, pair: str, *, done: bool) -> str:
+    if not names:
+        return ""
+    school, _, service = pair.partition("/")
+    are = "are" if done else "would be"
+    return (
+        f"; {', '.join(sorted(names))} required: logins of {school} to {service} {are} "
+        "refused until it shares it again"
+    )
+
+
+def _kind(label: str) -> str | None:
+    """The kind a label ("<kind> <id>") is of: the longest kind it starts with, since kinds may
+    hold spaces and one may start another ("chain" and "chain move")."""
+    kinds = [word for word, _, _ in KINDS if label.startswith(f"{word} ")]
+    return max(kinds, key=len, default=None)
+
+
 def _of_kind(labels: list[str], word: str) -> int:
-    # A label starts "<kind> <id>"; kinds may hold spaces ("pseudonym key version"), and no
-    # kind followed by a space starts another's label.
-    return sum(1 for label in labels if label.startswith(f"{word} "))
+    return sum(1 for label in labels if _kind(label) == word)

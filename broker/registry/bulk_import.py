@@ -11,8 +11,16 @@ A service whose file entry gives an attribute a new purpose (core/purposes.py) h
 taken out of every school's choice that released it (purpose_drops.py), as the portal does; and
 a policy of the file that accepted declarations from before any such change (this import's, or
 one the declaration history holds: an older file) does not release that attribute either.
-`ImportReport.dropped` names each such choice, and the caller asks the operator to confirm them
-before it imports (`registry import --confirm-purpose-changes`).
+`ImportReport.dropped` names, per choice, what it released before the import and does not after
+it among the attributes whose purpose changed (so the same file twice stops nothing the second
+time, and a choice the file's policy accepted the new purpose for stops nothing), and the caller
+asks the operator to confirm them before it imports (`registry import --confirm-purpose-changes`).
+Such a stop is its own version of the school's policy, after the file's, authored
+`purpose-change:<declaration version>` as the portal's: the school's page says what stopped and why.
+
+Locks, in the order every writer takes them (no deadlock on PostgreSQL): service rows (the
+file's, then those of the file's policies, in id order), then policy rows, then the registry
+state row last (serialise_checks, bump_generation), then what is checked under it.
 
 Versions only go up. A new policy or service takes the version numbers of the file (so an export
 of an imported registry reads the same); a changed one gets max(file, current + 1), with a line
@@ -28,11 +36,13 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TypeVar
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, undefer
 
 from broker.core.chain_move import ChainMove, MoveRefused
 from broker.core.model import Service
 from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
+from broker.core.purposes import purpose_change_author
 from broker.core.sealed_secrets import SecretSeal
 from broker.registry.admin_tables import PublisherRow
 from broker.registry.chain_move_tables import ChainMoveRow
@@ -54,6 +64,7 @@ from broker.registry.shared_idps import (
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 from broker.registry.tables import (
     ChainRow,
+    DeclarationRow,
     OidcClientRow,
     PolicyChangeRow,
     ReleasePolicyRow,
@@ -73,14 +84,12 @@ class ImportReport:
     added: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
     same: list[str] = field(default_factory=list)
-    # Releases a new purpose stopped: attribute names by "<school>/<service>".
+    # Releases a new purpose stopped: attribute names by "<school>/<service>"; among them, the
+    # ones the service requires (that school's logins to it are refused until it shares them).
     dropped: dict[str, frozenset[str]] = field(default_factory=dict)
+    dropped_required: dict[str, frozenset[str]] = field(default_factory=dict)
     # Carried out (committed), not only worked out (SqlRegistry.import_snapshot).
     applied: bool = False
-
-    def note_dropped(self, school_id: str, service_id: str, names: Iterable[str]) -> None:
-        pair = f"{school_id}/{service_id}"
-        self.dropped[pair] = self.dropped.get(pair, frozenset()).union(names)
 
     # The one thing an import removes: the move record of a service it moves to another chain
     # (its window ended; an open one refuses the import), as `chain move` removes it.
@@ -99,6 +108,56 @@ class ImportReport:
 class _Stamp:
     at: datetime
     by: str
+
+
+@dataclass
+class _Releases:
+    """What each school's choice released before the import, per service the import may narrow
+    (read under the service row's lock, before the import writes), and the attributes whose
+    purpose changed for each choice (this import's declarations, or since a file's policy)."""
+
+    before: dict[str, dict[str, frozenset[str]]] = field(default_factory=dict)
+    new_purpose: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+
+    def read(self, session: Session, service_id: str) -> None:
+        self.before.setdefault(service_id, _released(session, service_id))
+
+    def released(self, school_id: str, service_id: str) -> frozenset[str]:
+        return self.before.get(service_id, {}).get(school_id, frozenset())
+
+    def note(self, school_ids: Iterable[str], service_id: str, names: Iterable[str]) -> None:
+        for school_id in school_ids:
+            self.new_purpose.setdefault((school_id, service_id), set()).update(names)
+
+    def stopped(self, session: Session, report: ImportReport) -> None:
+        """Fill `report.dropped`: released before the import and not after it, among the
+        attributes whose purpose changed; the rest of a choice's change is the file's."""
+        for service_id, before in sorted(self.before.items()):
+            after = _released(session, service_id)
+            required = set(
+                session.scalars(
+                    select(DeclarationRow.attribute).where(
+                        DeclarationRow.service_id == service_id, DeclarationRow.required
+                    )
+                )
+            )
+            for school_id, was in sorted(before.items()):
+                changed = self.new_purpose.get((school_id, service_id), set())
+                gone = (was - after.get(school_id, frozenset())) & changed
+                if gone:
+                    pair = f"{school_id}/{service_id}"
+                    report.dropped[pair] = frozenset(gone)
+                    if gone & required:
+                        report.dropped_required[pair] = frozenset(gone & required)
+
+
+def _released(session: Session, service_id: str) -> dict[str, frozenset[str]]:
+    rows = session.execute(
+        select(ReleasePolicyRow.school_id, ReleasePolicyRow.attributes).where(
+            ReleasePolicyRow.service_id == service_id
+        )
+    )
+    return {school_id: frozenset(attributes) for school_id, attributes in rows}
 
 
 Named = TypeVar("Named", ChainRow, PublisherRow)
@@ -149,19 +208,32 @@ def apply_snapshot(
     moved: dict[str, int] = {}
     # The services the import moves to another pseudonym chain: as they were, and where to.
     left: dict[str, tuple[Service, str | None]] = {}
+    releases = _Releases()
     for service in snapshot.services:
-        moved[service.service.id], before = _service(session, service, stamp, report)
+        moved[service.service.id], before = _service(session, service, stamp, report, releases)
         if before is not None:
             left[before.id] = (before, service.service.chain_id)
-    for record in snapshot.key_versions:
-        _key_version(session, record, stamp, report)
+    # The service rows of the file's policies whose service the file does not hold, locked as
+    # every writer of a service's policies locks it first: a portal purpose change waits for
+    # this import or this import for it, and then reads its declaration history (_policy).
+    for service_id in sorted({p.service_id for p in snapshot.policies} - set(moved)):
+        if locked_row(session, ServiceRow.id, service_id):
+            releases.read(session, service_id)
     session.flush()
     for policy in snapshot.policies:
-        _policy(session, policy, moved.get(policy.service_id, 0), stamp, report)
-    if left or snapshot.chain_moves:
+        _policy(session, policy, moved.get(policy.service_id, 0), stamp, releases, report)
+    session.flush()
+    releases.stopped(session, report)
+    if left or snapshot.chain_moves or snapshot.key_versions:
         # Last, after every other row this import writes (their writers take the state row
-        # after them, as bump_generation does): the windows checked as `chain move` checks them.
+        # after them, as bump_generation does), and before the key version rows: a key
+        # rotation takes the state row first and then them, so the import takes them in the
+        # same order (the other way round two could wait for each other on PostgreSQL). The
+        # windows are checked as `chain move` checks them.
         serialise_checks(session)
+        for record in snapshot.key_versions:
+            _key_version(session, record, stamp, report)
+        session.flush()
         for before, chain_id in left.values():
             _moved(session, before, chain_id, stamp, report)
         for move in snapshot.chain_moves:
@@ -272,7 +344,11 @@ def _idp_flags(session: Session, snapshot: Snapshot, report: ImportReport) -> No
 
 
 def _service(
-    session: Session, entry: ServiceEntry, stamp: _Stamp, report: ImportReport
+    session: Session,
+    entry: ServiceEntry,
+    stamp: _Stamp,
+    report: ImportReport,
+    releases: _Releases,
 ) -> tuple[int, Service | None]:
     """Add or update one service; returns how far its declaration version was moved past the
     file's (a service registered again after a removal), else 0, and the service as it was
@@ -301,6 +377,9 @@ def _service(
         if locked_row(session, ServiceRow.id, service.id)
         else None
     )
+    if row is not None:
+        # What its schools released before the import, read under the lock.
+        releases.read(session, service.id)
     version: int | None = service.declaration_version
     moved = 0
     new = row is None
@@ -342,8 +421,9 @@ def _service(
             # The file's re-confirmation point, moved with its versions: the file's policies
             # name the declaration versions they accepted against it.
             row.reconfirm_version = min(version, service.reconfirm_version + moved)
-        for school_id, names in replaced.dropped:
-            report.note_dropped(school_id, service.id, names)
+        releases.note(
+            (school_id for school_id, _ in replaced.dropped), service.id, replaced.purpose_changed
+        )
     return moved, before
 
 
@@ -360,14 +440,23 @@ def _same_service(row: ServiceRow, wanted: Service) -> bool:
 
 
 def _policy(
-    session: Session, entry: PolicyEntry, moved: int, stamp: _Stamp, report: ImportReport
+    session: Session,
+    entry: PolicyEntry,
+    moved: int,
+    stamp: _Stamp,
+    releases: _Releases,
+    report: ImportReport,
 ) -> None:
+    """Write the file's choice. An attribute it chose under an older purpose is not released:
+    one the school released before the import stops in a version of its own after the file's
+    (`purpose-change:<the version that changed it>`, as the portal records it); one it did not
+    is simply left out of the file's version."""
     accepted = entry.declaration_version + moved
-    # Chosen under an older purpose: the file's choice does not bring that release back.
-    stopped = entry.attributes & purposes_changed_since(session, entry.service_id, accepted)
+    changed = purposes_changed_since(session, entry.service_id, accepted)
+    stopped = entry.attributes & changed.keys()
+    releases.note([entry.school_id], entry.service_id, stopped)
+    notice = stopped & releases.released(entry.school_id, entry.service_id)
     names = sorted(entry.attributes - stopped)
-    if stopped:
-        report.note_dropped(entry.school_id, entry.service_id, stopped)
     row = session.get(ReleasePolicyRow, (entry.school_id, entry.service_id))
     label = f"policy {entry.school_id}/{entry.service_id}"
     if row is None:
@@ -388,13 +477,21 @@ def _policy(
         version = max(entry.version, row.version + 1)
         report.changed.append(label)
     row.version = version
-    row.attributes = names
+    row.attributes = sorted(set(names) | notice)
     row.active = entry.active
     row.declaration_version = accepted
     row.changed_at = stamp.at
     row.changed_by = stamp.by
     # The history stays append-only: the imported choice is one more version of it.
     session.add(PolicyChangeRow.recording(row))
+    for purpose_version in sorted({changed[name] for name in notice}):
+        session.flush()
+        row.version += 1
+        row.attributes = sorted(
+            set(row.attributes) - {n for n in notice if changed[n] == purpose_version}
+        )
+        row.changed_by = purpose_change_author(purpose_version)
+        session.add(PolicyChangeRow.recording(row))
 
 
 def _replaced(current: R | None, wanted: R | None) -> R | None:

@@ -66,13 +66,14 @@ def drop_released(
     return dropped
 
 
-def purposes_changed_since(session: Session, service_id: str, accepted: int) -> frozenset[str]:
+def purposes_changed_since(session: Session, service_id: str, accepted: int) -> dict[str, int]:
     """The attributes whose purpose changed in a declaration version after `accepted` (the
-    version a choice was made under), as far as the service's declaration history holds both
-    sides of a change: a choice of a registry import made under an older purpose does not
-    release them (bulk_import.py). A version the history lacks (a registry rebuilt from a
-    file holds a service's versions from the import on) cannot be compared and counts for
-    nothing."""
+    version a choice was made under), each with the last version that changed it, as far as
+    the service's declaration history holds both sides of a change: a choice of a registry
+    import made under an older purpose does not release them (bulk_import.py), and the stop
+    is recorded as that version's (`purpose-change:<version>`). A version the history lacks
+    (a registry rebuilt from a file holds a service's versions from the import on) cannot be
+    compared and counts for nothing."""
     rows = session.scalars(
         select(DeclarationChangeRow)
         .where(
@@ -82,12 +83,13 @@ def purposes_changed_since(session: Session, service_id: str, accepted: int) -> 
         .order_by(DeclarationChangeRow.version)
     )
     versions = {row.version: declarations_from_json(row.declarations) for row in rows}
-    changed: set[str] = set()
+    changed: dict[str, int] = {}
     for version, declarations in versions.items():
         before = versions.get(version - 1)
         if before is not None:
-            changed.update(compare_declarations(before, declarations).purpose_changed)
-    return frozenset(changed)
+            for attribute in compare_declarations(before, declarations).purpose_changed:
+                changed[attribute] = version
+    return changed
 
 
 @dataclass(frozen=True)

@@ -670,7 +670,6 @@ class SqlRegistry(PortalReads):
                     session.rollback()
                 else:
                     report.applied = True
-                return report
         except IntegrityError as error:
             # Only a concurrent change gets here: the caller checked every reference first.
             raise BadRequest(
@@ -678,6 +677,16 @@ class SqlRegistry(PortalReads):
                 "nothing was imported, run it again",
                 code="import_conflict",
             ) from None
+        if report.applied and report.dropped:
+            # Ids and attribute names only, as set_declarations logs the portal's.
+            log.info(
+                "purpose changed import releases=%s",
+                " ".join(
+                    f"{pair}:{','.join(sorted(names))}"
+                    for pair, names in sorted(report.dropped.items())
+                ),
+            )
+        return report
 
     def secrets_in_clear(self) -> int:
         """How many staff TOTP secrets and school client secrets are not sealed yet."""

@@ -489,3 +489,21 @@ def test_an_import_that_gives_an_attribute_a_new_purpose_asks_to_confirm_first(
         assert last.changed_by.startswith("purpose-change:")
     finally:
         registry.close()
+
+
+def test_the_same_file_with_a_new_purpose_imported_twice_changes_nothing_the_second_time(
+    fresh: Path, tmp_path: Path
+) -> None:
+    file = tmp_path / "registry.toml"
+    small = _small_registry({"99AA00": "Lyceum A"}, "given_name")
+    file.write_text(small)
+    assert run("registry", "import", "--config", fresh, file).exit_code == 0
+    file.write_text(small.replace('purpose = "Aanspreken"', 'purpose = "Voor reclame"'))
+    first = run("registry", "import", "--config", fresh, file, "--confirm-purpose-changes")
+    assert first.exit_code == 0, first.output
+    before = registry_dump(fresh)
+    for flags in ((), ("--confirm-purpose-changes",)):
+        again = run("registry", "import", "--config", fresh, file, *flags)
+        assert again.exit_code == 0, again.output
+        assert "stop" not in again.output and again.output.endswith("0 changed, 4 unchanged.\n")
+        assert registry_dump(fresh) == before

@@ -55,6 +55,17 @@ def _registered(registry: SqlRegistry) -> SqlRegistry:
     return registry
 
 
+def _with_marketing(exported: Snapshot) -> Snapshot:
+    """The registry's file with e-mail's purpose changed to marketing."""
+    return replace(
+        exported,
+        services=tuple(
+            replace(entry, service=replace(entry.service, declarations=MARKETING))
+            for entry in exported.services
+        ),
+    )
+
+
 def test_a_new_purpose_stops_that_attribute_where_it_was_released(
     sql_registry: SqlRegistry,
 ) -> None:
@@ -142,13 +153,7 @@ def test_an_import_with_a_new_purpose_waits_for_the_operators_confirmation(
 ) -> None:
     registry = _registered(sql_registry)
     exported = registry.snapshot()
-    edited = replace(
-        exported,
-        services=tuple(
-            replace(entry, service=replace(entry.service, declarations=MARKETING))
-            for entry in exported.services
-        ),
-    )
+    edited = _with_marketing(exported)
     before = registry.snapshot()
     report = registry.import_snapshot(edited, "import:t")
     # Worked out, rolled back: what it would stop, and nothing changed.
@@ -171,9 +176,71 @@ def test_an_import_with_a_new_purpose_waits_for_the_operators_confirmation(
             if p.school_id == SCHOOL.id
         )
     )
-    report = registry.import_snapshot(fresh, "import:t", stop_releases=True)
-    assert report.dropped == {"00BB/lesweb": {"email"}}
+    report = registry.import_snapshot(fresh, "import:t")
+    # 00BB did not release e-mail before: nothing stops, so nothing to confirm.
+    assert report.applied and not report.dropped
     assert registry.policy(OTHER.id, "lesweb").attributes == {"groups"}
+
+
+def test_the_same_file_imported_twice_stops_nothing_the_second_time(
+    sql_registry: SqlRegistry,
+) -> None:
+    registry = _registered(sql_registry)
+    exported = registry.snapshot()
+    edited = _with_marketing(exported)
+    first = registry.import_snapshot(edited, "import:t", stop_releases=True)
+    assert first.applied and first.dropped == {"00AA/lesweb": {"email"}, "00CC/lesweb": {"email"}}
+    # GROUPS is required, e-mail is not: nothing of the stop refuses logins.
+    assert not first.dropped_required
+    before = registry.snapshot()
+    again = registry.import_snapshot(edited, "import:t")
+    assert again.applied and not again.touched and not again.dropped
+    assert registry.snapshot() == before
+
+
+def test_a_file_that_accepted_the_new_purpose_keeps_the_release_without_confirmation(
+    sql_registry: SqlRegistry,
+) -> None:
+    registry = _registered(sql_registry)
+    exported = registry.snapshot()
+    edited = replace(
+        _with_marketing(exported),
+        # 00AA's choice was made under version 2 (the new purpose): it keeps e-mail.
+        policies=tuple(
+            replace(p, declaration_version=2, version=5) if p.school_id == SCHOOL.id else p
+            for p in exported.policies
+        ),
+    )
+    report = registry.import_snapshot(edited, "import:t")
+    # 00CC's (switched off) choice still stops, so the operator confirms that one only.
+    assert not report.applied and report.dropped == {"00CC/lesweb": {"email"}}
+    report = registry.import_snapshot(edited, "import:t", stop_releases=True)
+    assert report.applied and report.dropped == {"00CC/lesweb": {"email"}}
+    assert registry.policy(SCHOOL.id, "lesweb").attributes == BOTH
+
+
+def test_a_stop_made_by_an_import_is_its_own_version_after_the_files(
+    sql_registry: SqlRegistry,
+) -> None:
+    """The school released e-mail again under the new purpose; an older file's choice (made
+    under the old one) is written as the file's version, then the stop as the broker's, so
+    the school's page says what stopped and why."""
+    registry = _registered(sql_registry)
+    old = registry.snapshot()
+    registry.set_declarations("lesweb", MARKETING, "admin:2")
+    registry.set_policy(SCHOOL.id, "lesweb", BOTH, "admin:1", declarations_seen=2)
+    older_file = Snapshot(
+        policies=tuple(replace(p, active=False) for p in old.policies if p.school_id == SCHOOL.id)
+    )
+    report = registry.import_snapshot(older_file, "import:t")
+    assert not report.applied and report.dropped == {"00AA/lesweb": {"email"}}
+    report = registry.import_snapshot(older_file, "import:t", stop_releases=True)
+    assert report.applied
+    history = registry.policy_history(SCHOOL.id, "lesweb")
+    assert [(c.changed_by, c.attributes) for c in history[-2:]] == [
+        ("import:t", BOTH),
+        ("purpose-change:2", {"groups"}),
+    ]
 
 
 @pytest.mark.postgres
