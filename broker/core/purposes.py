@@ -15,17 +15,28 @@ translation added to a service registered before revision 0010.)
 
 Not every edit of the Dutch text is a new purpose: a publisher corrects a capital, adds a full
 stop, or pastes the text from a document with curly quotes, a soft hyphen or a double space.
-Two texts state the same purpose when their *words and clause breaks* are the same, compared
-after:
+Two texts state the same purpose when their *words, signs, quotes and clause breaks* are the
+same, compared after:
 
 - Unicode NFC and case folding (`E-mail` and `e-mail`; a composed and a decomposed `é`);
 - whitespace of any kind collapsed, and format characters (zero-width space, soft hyphen,
   byte-order mark, direction marks) removed;
-- punctuation removed, except that a clause break (`. , ; : ! ?` or an ellipsis, or a dash
-  standing between spaces) between two words counts, as one break whatever its mark: a comma
-  moved from "voor inloggen, niet voor reclame" to "voor inloggen niet, voor reclame" reverses
-  the purpose with the same words, and must not pass as an edit. A break at the start or the
-  end counts for nothing (the full stop a publisher adds).
+- a clause break between two words counting as one break whatever its mark: `. , ; : ! ?`, an
+  ellipsis, an opening or closing bracket of any shape, or a dash standing between spaces. A
+  comma moved from "voor inloggen, niet voor reclame" to "voor inloggen niet, voor reclame", or
+  a bracket from "voor inloggen (niet voor reclame)" to "voor inloggen niet (voor reclame)",
+  reverses the purpose with the same words, and must not pass as an edit. A break at the start
+  or the end counts for nothing (the full stop a publisher adds, a closing bracket);
+- a quote mark counting as one mark whatever its shape (straight, curly, low, guillemets; a
+  run of them as one), so curly quotes pasted for straight ones keep the purpose, but quoting a
+  word does not: `"niet"` says something else than `niet` (irony, a term defined elsewhere). It
+  is not a clause break, since a comma in its place would read otherwise. A single quote
+  between two letters or digits is an apostrophe ("foto's"), which counts for nothing;
+- the signs `% ‰ ‱ & / §` kept, each on its own: "100% van de partners" is not "100 van de
+  partners", and "100 %" is "100%";
+- a `.`, `,` or dash between two digits kept as part of the number: "1.000" is not "1,000",
+  nor "1000"; "10-12 jaar" is not "1012 jaar";
+- any other punctuation removed: hyphens and apostrophes in words (`e-mail` is `email`).
 
 Everything else is a new purpose, a corrected typo included: the broker cannot tell a typo from
 a new word, and a school confirming once more is the cheaper mistake.
@@ -34,14 +45,29 @@ a new word, and a school confirming once more is the cheaper mistake.
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 
 from broker.core.model import Declaration
 
 # Marks that end or split a clause. A full stop and a comma count alike: "…begroeten. Niet voor
-# reclame." and "…begroeten, niet voor reclame." state one purpose.
+# reclame." and "…begroeten, niet voor reclame." state one purpose. Brackets too (`_is_break`).
 _CLAUSE_BREAKS = frozenset(".,;:!?\u2026")  # … is U+2026
-# A clause break among the words (`purpose_of_record`); no word is empty, so "" is free.
+# Quote marks besides the initial and final quotes (Unicode Pi and Pf: the curly ones and the
+# guillemets): the straight ones, the low ones (U+201E and U+201A, which Unicode files as
+# opening brackets), the reversed ones, the backtick and acute typed for them, and their
+# full-width forms.
+_QUOTES = frozenset("\"'`\u00b4\u201a\u201b\u201e\u201f\u301d\u301e\u301f\uff02\uff07")
+# The quote marks also typed as an apostrophe ("foto's", with U+2019 too): between two letters
+# or digits, one is an apostrophe and counts for nothing.
+_APOSTROPHES = frozenset("'`\u00b4\u2018\u2019\u201b\uff07")
+# Signs that carry meaning of their own, each a token: "100%" is not "100".
+_SIGNS = frozenset("%\u2030\u2031&/\u00a7")  # ‰ ‱ §
+# Marks that are part of a number between two digits: "1.000", "12,5", "10-12".
+_NUMBER_MARKS = frozenset(".,")
+# A clause break and a quote among the words (`purpose_of_record`): no word is empty or holds a
+# quote mark, so both are free.
 BREAK = ""
+QUOTE = '"'
 
 # How a release policy version that the broker wrote because a purpose changed records its
 # author (`policy_changes.changed_by`): the declaration version that changed the purpose.
@@ -49,16 +75,19 @@ PURPOSE_CHANGE_PREFIX = "purpose-change:"
 
 
 def purpose_of_record(text: str) -> tuple[str, ...]:
-    """The words of a Dutch purpose with its clause breaks (`BREAK`), as the module docstring
-    compares them: two texts with the same value state the same purpose."""
+    """The words of a Dutch purpose with its signs, quotes (`QUOTE`) and clause breaks
+    (`BREAK`), as the module docstring compares them: two texts with the same value state the
+    same purpose."""
     folded = unicodedata.normalize("NFC", unicodedata.normalize("NFC", text).casefold())
     tokens: list[str] = []
     for chunk in folded.split():
         tokens.extend(_chunk_tokens(chunk))
-    # One break for a run of them, none at the ends.
+    # One break or quote for a run of them, no break at the ends.
     kept: list[str] = []
     for token in tokens:
         if token == BREAK and (not kept or kept[-1] == BREAK):
+            continue
+        if token == QUOTE and kept and kept[-1] == QUOTE:
             continue
         kept.append(token)
     while kept and kept[-1] == BREAK:
@@ -67,29 +96,64 @@ def purpose_of_record(text: str) -> tuple[str, ...]:
 
 
 def _ignored(character: str) -> bool:
-    """Punctuation (quotes, brackets, hyphens, apostrophes) and format characters: nothing."""
+    """Punctuation not named above (hyphens, apostrophes) and format characters: nothing."""
     category = unicodedata.category(character)
     return category.startswith("P") or category == "Cf"
 
 
+def _is_quote(character: str) -> bool:
+    return character in _QUOTES or unicodedata.category(character) in ("Pi", "Pf")
+
+
+def _is_break(character: str) -> bool:
+    """A clause break: `_CLAUSE_BREAKS`, or a bracket of any shape (an opening or closing mark
+    that is not a quote)."""
+    if character in _CLAUSE_BREAKS:
+        return True
+    return unicodedata.category(character) in ("Ps", "Pe") and not _is_quote(character)
+
+
+def _between(chunk: str, index: int, neighbour: Callable[[str], bool]) -> bool:
+    """Whether the characters either side of `chunk[index]` are both `neighbour`."""
+    return (
+        0 < index < len(chunk) - 1 and neighbour(chunk[index - 1]) and neighbour(chunk[index + 1])
+    )
+
+
+def _in_number(chunk: str, index: int) -> bool:
+    character = chunk[index]
+    if character not in _NUMBER_MARKS and unicodedata.category(character) != "Pd":
+        return False
+    return _between(chunk, index, str.isdecimal)
+
+
 def _chunk_tokens(chunk: str) -> list[str]:
-    """The words and breaks of one run of non-space characters."""
-    if all(_ignored(c) for c in chunk):
-        # A mark standing alone between spaces: "inloggen - niet voor reclame" (any dash).
-        standing = any(c in _CLAUSE_BREAKS or unicodedata.category(c) == "Pd" for c in chunk)
-        return [BREAK] if standing else []
+    """The words, signs, quotes and breaks of one run of non-space characters."""
     tokens: list[str] = []
     word: list[str] = []
-    for character in chunk:
-        if character in _CLAUSE_BREAKS:
-            if word:
-                tokens.append("".join(word))
-                word = []
-            tokens.append(BREAK)
+
+    def end_word() -> None:
+        if word:
+            tokens.append("".join(word))
+            word.clear()
+
+    for index, character in enumerate(chunk):
+        if _in_number(chunk, index):
+            word.append(character)
+        elif character in _APOSTROPHES and _between(chunk, index, str.isalnum):
+            continue  # an apostrophe in a word: "foto's"
+        elif character in _SIGNS or _is_quote(character) or _is_break(character):
+            end_word()
+            if character in _SIGNS:
+                tokens.append(character)
+            else:
+                tokens.append(QUOTE if _is_quote(character) else BREAK)
         elif not _ignored(character):
             word.append(character)
-    if word:
-        tokens.append("".join(word))
+    end_word()
+    if not tokens and any(unicodedata.category(c) == "Pd" for c in chunk):
+        # A dash standing alone between spaces: "inloggen - niet voor reclame" (any dash).
+        return [BREAK]
     return tokens
 
 

@@ -17,7 +17,9 @@ import pytest
 from flask.testing import FlaskClient
 
 from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.errors import RequiredAttributeMissing
 from broker.core.model import Declaration, Service
+from broker.core.release import release_for
 from tests.security.test_portal_declarations import NOT_NEEDED, post, sp_metadata
 from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, choice_fields
 
@@ -46,9 +48,9 @@ def school(site: PortalSite) -> FlaskClient:
     return site.sign_in("school")
 
 
-def _released(site: PortalSite, service_id: str) -> tuple[str, str]:
-    """A service declaring the first name and the e-mail address, both released by the demo
-    school: (the publisher's page, the school's page)."""
+def _released(site: PortalSite, service_id: str, mail: Declaration = MAIL) -> tuple[str, str]:
+    """A service declaring the first name and the e-mail address (`mail`), both released by
+    the demo school: (the publisher's page, the school's page)."""
     entity = f"https://sp.{service_id}.example"
     site.registry.add_service(
         Service(
@@ -56,7 +58,7 @@ def _released(site: PortalSite, service_id: str) -> tuple[str, str]:
             "Leesweb",
             entity,
             None,
-            declarations=(NAME, MAIL),
+            declarations=(NAME, mail),
             publisher_id=PUBLISHER_ID,
         ),
         sp_metadata(entity, f"{entity}/acs"),
@@ -198,3 +200,107 @@ def test_a_choice_made_on_the_page_with_the_old_purpose_is_not_saved(
     assert "For offers" in again  # the new purpose, to read before choosing
     assert site.registry.policy_history(DEMO_SCHOOL_ID, "leesweb-open") == before
     assert site.registry.policy(DEMO_SCHOOL_ID, "leesweb-open").attributes == {"given_name"}
+
+
+def _ticked(page: str) -> list[str]:
+    """The attributes the page's choice form has ticked, as a browser sends them back."""
+    boxes = re.findall(r"<input[^>]*>", page)
+    ticked = [box for box in boxes if 'name="attributes"' in box and "checked" in box]
+    return [value for box in ticked for value in re.findall(r'value="([^"]+)"', box)]
+
+
+def test_a_new_purpose_saved_while_the_choice_is_written_is_shown_without_the_attribute(
+    site: PortalSite, school: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _, url = _released(site, "leesweb-tussendoor")
+    page = _page(school, url)
+    assert _ticked(page) == ["given_name", "email"]
+    write = site.registry.set_policy
+
+    def publisher_saves_first(*args: object, **kwargs: object) -> object:
+        # The publisher's save lands after the page's read of the declarations, before the
+        # choice is written (the registry's check under the service row's lock refuses it).
+        monkeypatch.setattr(site.registry, "set_policy", write)
+        site.registry.set_declarations(
+            "leesweb-tussendoor",
+            (NAME, Declaration("email", MARKETING, purpose_en="For offers")),
+            "x",
+        )
+        return write(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(site.registry, "set_policy", publisher_saves_first)
+    stale = school.post(
+        f"{url}?lang=en",
+        base_url=HTTPS,
+        data={**choice_fields(page), "active": "y", "attributes": ["given_name", "email"]},
+    )
+    assert stale.status_code == 400
+    again = stale.get_data(as_text=True)
+    assert "changed what this platform asks for while you had this page open" in again
+    assert site.registry.policy(DEMO_SCHOOL_ID, "leesweb-tussendoor").attributes == {"given_name"}
+    # The page shows the choice as it is now, with the e-mail address taken out and why.
+    assert _ticked(again) == ["given_name"]
+    assert "so it no longer receives it" in _text(again, "purpose-changed")
+
+    # Saved as it came back, the e-mail address stays off: only ticking it releases it.
+    saved = school.post(
+        url,
+        base_url=HTTPS,
+        data={**choice_fields(again), "active": "y", "attributes": _ticked(again)},
+    )
+    assert saved.status_code == 303
+    assert site.registry.policy(DEMO_SCHOOL_ID, "leesweb-tussendoor").attributes == {"given_name"}
+
+
+def test_a_required_attribute_taken_out_says_that_logins_are_refused(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    required = Declaration("email", MAIL.purpose, required=True, purpose_en=MAIL.purpose_en)
+    _, url = _released(site, "leesweb-verplicht", required)
+    _, optional_url = _released(site, "leesweb-optioneel")
+    for service_id, mail in (("leesweb-verplicht", required), ("leesweb-optioneel", MAIL)):
+        new = Declaration("email", MARKETING, required=mail.required, purpose_en="For offers")
+        site.registry.set_declarations(service_id, (NAME, new), "x")
+    # What the pages say is what the login path does (core/release.py).
+    service = site.registry.service("leesweb-verplicht")
+    assert service is not None
+    policy = site.registry.policy(DEMO_SCHOOL_ID, "leesweb-verplicht")
+    with pytest.raises(RequiredAttributeMissing):
+        release_for(service, policy, None, {"given_name": ("Ada",), "email": ("a@b.example",)})
+
+    listed = f"/portal/school/{DEMO_SCHOOL_ID}/services"
+    card = _text(_page(school, listed), "logins-refused-leesweb-verplicht", "p")
+    assert card == (
+        "Your students cannot sign in to this platform until you share E-mail address again: "
+        "the platform requires it."
+    )
+    dutch = _text(_page(school, listed, "nl"), "logins-refused-leesweb-verplicht", "p")
+    assert dutch == (
+        "Uw leerlingen kunnen niet inloggen op dit platform totdat u E-mailadres weer deelt: "
+        "het platform vereist dit."
+    )
+    # An optional attribute taken out refuses no login, and its card does not say so.
+    assert 'id="logins-refused-leesweb-optioneel"' not in _page(school, listed)
+
+    notice = _text(_page(school, url), "purpose-changed")
+    assert (
+        "The platform requires E-mail address: until you share it again, your students cannot "
+        "sign in to this platform." in notice
+    )
+    dutch = _text(_page(school, url, "nl"), "purpose-changed")
+    assert (
+        "Het platform vereist E-mailadres: totdat u dit weer deelt, kunnen uw leerlingen niet "
+        "inloggen op dit platform." in dutch
+    )
+    assert 'id="logins-refused"' not in _page(school, optional_url)
+
+    # Shared again: the notice and the card's line are gone.
+    page = _page(school, url)
+    saved = school.post(
+        url,
+        base_url=HTTPS,
+        data={**choice_fields(page), "active": "y", "attributes": ["given_name", "email"]},
+    )
+    assert saved.status_code == 303
+    assert 'id="logins-refused"' not in _page(school, url)
+    assert 'id="logins-refused-leesweb-verplicht"' not in _page(school, listed)

@@ -79,7 +79,19 @@ def test_a_new_dutch_purpose_is_a_purpose_change_and_new_wording_is_not() -> Non
         ("Caf\u00e9 tonen", "Cafe\u0301 tonen"),  # composed and decomposed: NFC
         ("Om te begroeten. Niet voor reclame.", "Om te begroeten, niet voor reclame"),
         ("Om te begroeten; niet voor reclame", "Om te begroeten - niet voor reclame"),
-        ("Om de leerling (en de ouder) te begroeten", "Om de leerling en de ouder te begroeten"),
+        # Brackets are clause breaks, of any shape and like a comma; none at the ends.
+        ("Om de leerling (en de ouder) te begroeten", "Om de leerling, en de ouder, te begroeten"),
+        ("Om de leerling (en de ouder) te begroeten", "Om de leerling [en de ouder] te begroeten"),
+        ("Om te begroeten (niet voor reclame)", "Om te begroeten, niet voor reclame."),
+        # A quote mark is one mark whatever its shape; an apostrophe in a word is nothing.
+        ('Voor inloggen, "niet" voor reclame', "Voor inloggen, \u201eniet\u201d voor reclame"),
+        ('Voor inloggen, "niet" voor reclame', "Voor inloggen, ''niet'' voor reclame"),
+        ("Om foto's te tonen", "Om foto\u2019s te tonen"),
+        ("Om fotos te tonen", "Om foto's te tonen"),
+        # Signs and numbers kept, whatever the spacing around them.
+        ("100% van de partners", "100 % van de partners"),
+        ("Naam en/of klas", "Naam en / of klas"),
+        ("Bewaard 1.000 dagen", "Bewaard 1.000 dagen."),
     ],
 )
 def test_the_same_purpose_in_other_punctuation_case_or_spacing(old: str, new: str) -> None:
@@ -98,6 +110,25 @@ def test_the_same_purpose_in_other_punctuation_case_or_spacing(old: str, new: st
         # The same words, the clause break moved: the opposite purpose.
         ("Voor inloggen, niet voor reclame", "Voor inloggen niet, voor reclame"),
         ("Voor inloggen niet voor reclame", "Voor inloggen - niet voor reclame"),
+        # A bracket moved, added or removed: a clause break like a comma.
+        ("Voor inloggen (niet voor reclame)", "Voor inloggen niet (voor reclame)"),
+        ("Om de leerling (en de ouder) te begroeten", "Om de leerling en de ouder te begroeten"),
+        ("Voor inloggen, niet voor reclame", "Voor inloggen (niet) voor reclame"),
+        # A word quoted says something else (irony, a term defined elsewhere), and a quote is
+        # not a comma.
+        ('Voor inloggen, "niet" voor reclame', "Voor inloggen, niet voor reclame"),
+        ('Voor inloggen, "niet" voor reclame', "Voor inloggen, , niet, voor reclame"),
+        ("Voor \u2018inloggen\u2019 en reclame", "Voor inloggen en reclame"),
+        # Signs are words of their own.
+        ("100% van de partners", "100 van de partners"),
+        ("1\u2030 van de leerlingen", "1 van de leerlingen"),
+        ("Naam & klas", "Naam klas"),
+        ("Naam en/of klas", "Naam en of klas"),
+        ("Volgens \u00a7 3", "Volgens 3"),
+        # A mark between digits is part of the number.
+        ("Bewaard 1.000 dagen", "Bewaard 1,000 dagen"),
+        ("Bewaard 1.000 dagen", "Bewaard 1000 dagen"),
+        ("Voor leerlingen van 10-12 jaar", "Voor leerlingen van 1012 jaar"),
     ],
 )
 def test_other_words_or_clause_breaks_are_a_new_purpose(old: str, new: str) -> None:

@@ -42,7 +42,15 @@ def services(school_id: str) -> str:
     school = registry.school(school_id)
     refuse_unless(school is not None)
     choices = registry.choices_of_school(school_id)
-    rows = [(s, choices.get(s.id)) for s in registry.services()]
+    rows = []
+    for found in registry.services():
+        choice = choices.get(found.id)
+        refused: list[str] = []
+        if choice and choice.purpose_dropped and choice.active:
+            # Read for such a choice only: a new purpose waits for few schools, and briefly.
+            history = registry.policy_history(school_id, found.id)
+            refused = _refused_logins(found, _purpose_drops(history, found))
+        rows.append((found, choice, refused))
     return render_template("portal/school_services.html", school=school, rows=rows)
 
 
@@ -123,6 +131,13 @@ def _purpose_drops(history: list[PolicyChange], found: Service) -> list[ShownDro
     return shown
 
 
+def _refused_logins(found: Service, drops: list[ShownDrop]) -> list[str]:
+    """The required attributes among those taken out: until the school shares them again, its
+    students' logins to the platform are refused (core/release.py), which its pages say."""
+    required = {d.attribute for d in found.declarations if d.required}
+    return [shown.drop.attribute for shown in drops if shown.drop.attribute in required]
+
+
 def _of_record(declaration: Declaration) -> str:
     # The Dutch text, marked as Dutch on an English page (labels.declared_purpose).
     return declared_purpose(replace(declaration, purpose_en=""))
@@ -153,7 +168,11 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
                 declarations_seen=found.declaration_version,
             )
         except DeclarationsChanged:
+            # Both read again: the change may have taken attributes out of the stored choice
+            # (a new purpose), and a page that still ticked them would release them again on
+            # the next save without the school ticking them for the new purpose.
             found = _approved_service(service_id)
+            choice = registry.choices_of_school(school_id).get(service_id)
             form = _changed_meanwhile(found, choice, school_id, service_id)
     if policy is not None:
         log.info(
@@ -180,6 +199,8 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         form=form,
         history=history,
         purpose_drops=drops,
+        # Switched off, its students are refused anyway: the page says that instead.
+        refused_logins=_refused_logins(found, drops) if choice and choice.active else [],
         authors=shown_authors((c.changed_by for c in history), SCHOOL, school_id),
         preview=preview_release(released),
         notice_form=NoticeForm(data={"mode": broker().receipts.notice_mode(school_id, service_id)}),
