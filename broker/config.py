@@ -32,7 +32,7 @@ ENV_PREVIOUS_SECRET = "KETENBROKER_PREVIOUS_SECRET_KEY"  # noqa: S105 - a variab
 class SamlSettings:
     signing_key: Path
     signing_cert: Path
-    clock_skew_seconds: int = 60
+    clock_skew_seconds: int = 180
     assertion_lifetime_seconds: int = 300
     # Publish encryption keys in the SP metadata and decrypt schools' encrypted assertions
     # (AES-GCM with RSA-OAEP only); off, a school that encrypts is refused.
@@ -639,7 +639,7 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
         saml=SamlSettings(
             signing_key=saml_key,
             signing_cert=_path(base, _str(keys, "saml_signing_cert", "keys")),
-            clock_skew_seconds=_int(saml, "clock_skew_seconds", "saml", 60, 0, 600),
+            clock_skew_seconds=_int(saml, "clock_skew_seconds", "saml", 180, 0, 600),
             assertion_lifetime_seconds=_int(
                 saml, "assertion_lifetime_seconds", "saml", 300, 30, 3600
             ),

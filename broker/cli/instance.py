@@ -49,7 +49,7 @@ url = "sqlite:///registry.sqlite3"
 url = "memory://"
 
 [saml]
-clock_skew_seconds = 60
+clock_skew_seconds = 180
 assertion_lifetime_seconds = 300
 
 [oidc]

@@ -118,15 +118,33 @@ class SchoolAnswerOutOfTime(InvalidMessage):
     )
 
     def __init__(self, what: str, offset: float, accepted: str) -> None:
-        seconds = round(offset)
-        side = "ahead of" if seconds > 0 else "behind"
-        self.offset = seconds
+        self.offset = round(offset)
         # For the log line, which names the school apart (back.py): times and words only.
         self.explanation = (
-            f"{what} is {abs(seconds)} s {side} the broker's clock (accepted: {accepted}); "
-            "check the clock of the school's IdP"
+            f"{offset_words(what, offset, accepted)}; check the clock of the school's IdP"
         )
         super().__init__(self.explanation)
+
+
+class AnswerTimeRefused(InvalidMessage):
+    """A time in a school's answer refused for a reason that is not the school's clock: not
+    written in UTC with 'Z' (SAML core 1.3.3), or out of bounds where the school's signature
+    does not cover it (an unsigned Response's IssueInstant). The general page (`time_window`,
+    or the caller's code); `explanation` is the operator's log line (back.py), words and times
+    only."""
+
+    code = "time_window"
+
+    def __init__(self, explanation: str, *, code: str | None = None) -> None:
+        super().__init__(explanation, code=code)
+        self.explanation = explanation
+
+
+def offset_words(what: str, offset: float, accepted: str) -> str:
+    """`what` is n s ahead of / behind the broker's clock, for a log line."""
+    seconds = round(offset)
+    side = "ahead of" if seconds > 0 else "behind"
+    return f"{what} is {abs(seconds)} s {side} the broker's clock (accepted: {accepted})"
 
 
 class UnsupportedRequest(BadRequest):

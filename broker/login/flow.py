@@ -67,7 +67,7 @@ class LoginFlow:
         login_ttl: int,
         sso_ttl: int,
         assurance: Assurance = DEFAULT_ASSURANCE,
-        clock_skew: int = 60,
+        clock_skew: int = 180,
         clock: Callable[[], float] = time.time,
         school_sessions: SchoolSessionIndex | None = None,
     ) -> None:

@@ -140,7 +140,22 @@ def read_response(
     keys = _school_keys(doc, assertion, metadata, school_idp)
     response_signed = _verify_signatures(doc, assertion, keys, signed_as_sent)
     _check_response(doc, expect, response_signed)
-    window, session_end = _check_assertion(assertion, expect)
+    # Whose answer to which login, before any time: the Response's InResponseTo is signed only
+    # when the Response is, the confirmations' always (the Assertion is signed when the Response
+    # is not). So a signed assertion of another login, wrapped in an unsigned Response naming
+    # this one, is `unsolicited`, never a time of that other login read as this school's clock.
+    bearers = _check_confirmations(assertion, expect)
+    if response_signed:
+        # Signed by the school: its IssueInstant is the school's clock.
+        check_issue_instant(doc.get("IssueInstant"), expect, "the Response's IssueInstant")
+    window, session_end = _check_assertion(assertion, bearers, expect)
+    if not response_signed:
+        # Anyone could have set it; out of bounds it is a plain refusal (`time_window`) whose
+        # log line says so, checked after the signed times so a school's clock that is off
+        # shows in those first.
+        check_issue_instant(
+            doc.get("IssueInstant"), expect, "the Response's IssueInstant", signed=False
+        )
     return _read(assertion, window, session_end)
 
 
@@ -307,10 +322,6 @@ def _check_response(doc: etree._Element, expect: Expectations, signed: bool) -> 
         raise InvalidMessage("not a SAML 2.0 response", code="response_refused")
     if doc.get("InResponseTo") != expect.request_id:
         raise InvalidMessage("response to no request of ours", code="unsolicited")
-    # Only now, for an answer to this very login, is a time out of bounds the school's clock
-    # (or an answer held back), not a copy of another login's answer. Held to the login's
-    # lifetime, as the Assertion's (pysaml2 took a day either way).
-    check_issue_instant(doc.get("IssueInstant"), expect, "the Response's IssueInstant")
     if signed and doc.get("Destination") is None:
         # SAML bindings 3.5.5.2: a signed message must say where it is going. (A Destination
         # that is present was compared with our ACS before the route was chosen.)
@@ -321,14 +332,16 @@ def _check_response(doc: etree._Element, expect: Expectations, signed: bool) -> 
 
 
 def _check_assertion(
-    assertion: etree._Element, expect: Expectations
+    assertion: etree._Element, bearers: list[etree._Element], expect: Expectations
 ) -> tuple[Window, float | None]:
-    """The assertion's acceptance window, and when the school's session ends (if it said)."""
+    """The assertion's acceptance window, and when the school's session ends (if it said).
+    `bearers`: its bearer confirmations' data, already found to answer this login."""
     if assertion.get("Version") != "2.0":
         raise InvalidMessage("not a SAML 2.0 assertion", code="response_refused")
     expires = _check_conditions(assertion.find(_q("Conditions")), expect)
-    _check_confirmations(assertion, expect)
-    session_end = _check_authn_statement(assertion, expect)
+    for data in bearers:
+        _check_bearer_times(data, expect)
+    session_end = _check_authn_statement(assertion)
     issued = check_issue_instant(
         assertion.get("IssueInstant"), expect, "the Assertion's IssueInstant"
     )
@@ -342,8 +355,8 @@ def _check_conditions(conditions: etree._Element | None, expect: Expectations) -
     """The Conditions' time window, audience and condition types; returns NotOnOrAfter."""
     if conditions is None:
         raise InvalidMessage("assertion without AudienceRestriction", code="wrong_audience")
-    not_before = saml_epoch(conditions.get("NotBefore"))
-    expires = saml_epoch(conditions.get("NotOnOrAfter"))
+    not_before = saml_epoch(conditions.get("NotBefore"), what="the Conditions' NotBefore")
+    expires = saml_epoch(conditions.get("NotOnOrAfter"), what="the Conditions' NotOnOrAfter")
     if expires is None:
         raise InvalidMessage("assertion without NotOnOrAfter", code="time_window")
     if not_before is not None and not_before >= expires:
@@ -368,11 +381,12 @@ def _check_conditions(conditions: etree._Element | None, expect: Expectations) -
     return expires
 
 
-def _check_confirmations(assertion: etree._Element, expect: Expectations) -> None:
-    """Every bearer confirmation binds the assertion to this ACS, this login and a live window,
-    and there is at least one (SAML profiles 4.1.4.2). One that fits does not outvote another
-    that names another Recipient or request, has expired or has no data: the school said both,
-    and the broker cannot tell which it meant.
+def _check_confirmations(assertion: etree._Element, expect: Expectations) -> list[etree._Element]:
+    """Every bearer confirmation binds the assertion to this ACS and this login, and there is at
+    least one (SAML profiles 4.1.4.2); returns their data, whose times `_check_bearer_times`
+    holds once every confirmation is known to answer this login. One that fits does not outvote
+    another that names another Recipient or request, has expired or has no data: the school
+    said both, and the broker cannot tell which it meant.
 
     As pysaml2 did, every confirmation that carries data, of any method, must answer this
     login's request (an InResponseTo naming another request, or none, is `unsolicited`); other
@@ -389,34 +403,39 @@ def _check_confirmations(assertion: etree._Element, expect: Expectations) -> Non
     ]
     if not bearers:
         raise InvalidMessage("no bearer confirmation", code="wrong_recipient")
-    for data in bearers:
-        _check_bearer(data, expect)
+    return [_check_bearer(data, expect) for data in bearers]
 
 
-def _check_bearer(data: etree._Element | None, expect: Expectations) -> None:
-    """One bearer confirmation's data: for our ACS, with a NotOnOrAfter not passed, a NotBefore
-    (if any) not ahead, an Address (if any) an IP address. Its InResponseTo was checked above.
+def _check_bearer(data: etree._Element | None, expect: Expectations) -> etree._Element:
+    """One bearer confirmation's data: present, for our ACS, an Address (if any) an IP address.
+    Its InResponseTo was checked above, its times (a NotOnOrAfter required) are checked after."""
+    if data is None:
+        raise InvalidMessage("bearer confirmation without data", code="wrong_recipient")
+    if data.get("Recipient") != expect.acs_url:
+        raise InvalidMessage("bearer confirmation for another Recipient", code="wrong_recipient")
+    if not _address_ok(data.get("Address")):
+        raise InvalidMessage("bearer confirmation from no address", code="wrong_recipient")
+    return data
+
+
+def _check_bearer_times(data: etree._Element, expect: Expectations) -> None:
+    """A bearer confirmation's NotOnOrAfter present and not passed, its NotBefore (if any) not
+    ahead.
 
     SAML profiles 4.1.4.2 says the bearer data MUST NOT carry a NotBefore. One that does is
     held as the time bound SAML core 2.4.1.2 makes it, with the skew, not refused for being
     there: it can only narrow when the assertion is accepted, and Shibboleth SP
     (BearerConfirmationRule), SimpleSAMLphp and pysaml2 read it so too; a school's IdP that
     sends one loses nothing by it while its clock is right."""
-    if data is None:
-        raise InvalidMessage("bearer confirmation without data", code="wrong_recipient")
-    if data.get("Recipient") != expect.acs_url:
-        raise InvalidMessage("bearer confirmation for another Recipient", code="wrong_recipient")
-    expires = saml_epoch(data.get("NotOnOrAfter"))
+    expires = saml_epoch(data.get("NotOnOrAfter"), what="a bearer confirmation's NotOnOrAfter")
     if expires is None:
         raise InvalidMessage("bearer confirmation without NotOnOrAfter", code="wrong_recipient")
-    not_before = saml_epoch(data.get("NotBefore"))
+    not_before = saml_epoch(data.get("NotBefore"), what="a bearer confirmation's NotBefore")
     if not_before is not None and not_before >= expires:
         # SAML core 2.4.1.2: NotBefore MUST be earlier than NotOnOrAfter; valid at no time.
         raise InvalidMessage("bearer confirmation valid at no time", code="time_window")
     check_not_on_or_after(expires, expect, "a bearer confirmation's NotOnOrAfter")
     check_not_before(not_before, expect, "a bearer confirmation's NotBefore")
-    if not _address_ok(data.get("Address")):
-        raise InvalidMessage("bearer confirmation from no address", code="wrong_recipient")
 
 
 def _address_ok(address: str | None) -> bool:
@@ -431,15 +450,20 @@ def _address_ok(address: str | None) -> bool:
     return True
 
 
-def _check_authn_statement(assertion: etree._Element, expect: Expectations) -> float | None:
-    """One AuthnStatement, its session not over; returns its SessionNotOnOrAfter."""
+def _check_authn_statement(assertion: etree._Element) -> float | None:
+    """One AuthnStatement; returns its SessionNotOnOrAfter.
+
+    A SessionNotOnOrAfter that has passed is no reason to refuse: SAML core 2.7.2 makes it the
+    end of the session the service provider may keep on the strength of this assertion, not a
+    bound on accepting it (the Conditions' and the bearer confirmations' NotOnOrAfter are that).
+    The login is answered and no SSO session is opened (`LoginFlow.new_session`), as within the
+    skew before."""
     statements = assertion.findall(_q("AuthnStatement"))
     if len(statements) != 1:
         raise InvalidMessage("not exactly one AuthnStatement", code="response_refused")
-    session_end = saml_epoch(statements[0].get("SessionNotOnOrAfter"))
-    if session_end is not None and expect.now >= session_end + expect.skew:
-        raise InvalidMessage("the school's session is over", code="time_window")
-    return session_end
+    return saml_epoch(
+        statements[0].get("SessionNotOnOrAfter"), what="the AuthnStatement's SessionNotOnOrAfter"
+    )
 
 
 # -- reading -------------------------------------------------------------------------------------
@@ -462,7 +486,7 @@ def _read(assertion: etree._Element, window: Window, session_end: float | None) 
     assert statement is not None  # _check_authn_statement
     ref = statement.find(f"{_q('AuthnContext')}/{_q('AuthnContextClassRef')}")
     ref_text = element_text(ref) if ref is not None else ""
-    instant = saml_epoch(statement.get("AuthnInstant"))
+    instant = saml_epoch(statement.get("AuthnInstant"), what="the AuthnStatement's AuthnInstant")
     if instant is None:
         # Required by the schema; never replaced by "now", which would pass any login as fresh.
         raise InvalidMessage("AuthnStatement without AuthnInstant", code="time_window")

@@ -36,6 +36,7 @@ from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from broker.core.catalogue import canonical_name_for
 from broker.core.errors import (
+    AnswerTimeRefused,
     AssuranceNotMet,
     InvalidMessage,
     NameIdNotPersistent,
@@ -285,6 +286,13 @@ class SamlBack:
                 refusal.code,
                 refusal.offset,
                 refusal.explanation,
+            )
+            raise
+        except AnswerTimeRefused as refusal:
+            # A time the school wrote in another form than SAML's, or one nobody signed: the
+            # real reason, never "check the clock".
+            log.warning(
+                "refused school=%s code=%s: %s", school.id, refusal.code, refusal.explanation
             )
             raise
         # A board's IdP must name the chosen school (core/shared_idp.py): the registry's

@@ -21,7 +21,12 @@ from datetime import datetime
 from lxml import etree
 from saml2.time_util import str_to_time
 
-from broker.core.errors import InvalidMessage, SchoolAnswerOutOfTime
+from broker.core.errors import (
+    AnswerTimeRefused,
+    InvalidMessage,
+    SchoolAnswerOutOfTime,
+    offset_words,
+)
 
 BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 # The one Issuer Format a Response or Assertion of the Web Browser SSO profile may name (SAML
@@ -31,6 +36,8 @@ ENTITY_FORMAT = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
 _PLAIN_INSTANT = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]*)?Z"
 )
+# An xs:dateTime zone offset at the end (digits only, so the log line quotes nothing else).
+_ZONE_OFFSET = re.compile(r"[+-][0-9]{2}:[0-9]{2}$")
 
 
 def check_issuer_format(issuer: etree._Element | None) -> None:
@@ -52,21 +59,29 @@ class Expectations:
     max_age: int  # how old an answer may be when it arrives: the login record's lifetime
 
 
-def check_issue_instant(value: str | None, expect: Expectations, what: str) -> float:
+def check_issue_instant(
+    value: str | None, expect: Expectations, what: str, *, signed: bool = True
+) -> float:
     """An IssueInstant (the Response's or the Assertion's) within the login's lifetime plus the
     skew before now, and at most the skew ahead; returns it. The record that holds this login's
     request lives `max_age` at most, so an answer issued longer ago (by the broker's clock, less
     the skew) was issued before the request it answers: the school's clock is off. pysaml2 took
-    a day either way."""
-    issued = saml_epoch(value)
+    a day either way.
+
+    `signed`: whether the school's signature covers it. One it does not cover (an unsigned
+    Response's, beside a signed Assertion) is anybody's to set, so out of bounds it says nothing
+    of the school's clock: a plain `time_window` refusal whose log line says so."""
+    issued = saml_epoch(value, what=what)
     if issued is None:  # the schema requires it; never read as "now"
         raise InvalidMessage(f"{what} missing", code="time_window")
     if not expect.now - expect.max_age - expect.skew <= issued <= expect.now + expect.skew:
-        raise SchoolAnswerOutOfTime(
-            what,
-            issued - expect.now,
-            f"{expect.max_age + expect.skew} s behind to {expect.skew} s ahead",
-        )
+        accepted = f"{expect.max_age + expect.skew} s behind to {expect.skew} s ahead"
+        if not signed:
+            raise AnswerTimeRefused(
+                f"{offset_words(what, issued - expect.now, accepted)}; response_signed=no: "
+                "not covered by the school's signature, so nothing is said of its clock"
+            )
+        raise SchoolAnswerOutOfTime(what, issued - expect.now, accepted)
     return issued
 
 
@@ -84,15 +99,23 @@ def check_not_on_or_after(expires: float, expect: Expectations, what: str) -> No
         )
 
 
-def saml_epoch(value: str | None, *, code: str = "time_window") -> float | None:
-    """A SAML dateTime as epoch seconds (None when absent); unreadable is a refusal.
+def saml_epoch(
+    value: str | None, *, code: str = "time_window", what: str = "a time"
+) -> float | None:
+    """A SAML dateTime as epoch seconds (None when absent); unreadable is a refusal, with
+    `code` and, for the operator's log line, which time (`what`) and why.
+
+    SAML core 1.3.3: every SAML time is in UTC, written with 'Z'. One without a zone
+    designator is refused, not read as UTC (pysaml2's `str_to_time` did: an IdP writing Dutch
+    local time then looked an hour off, and the log blamed its clock); one with an offset
+    ("+01:00") is refused naming the offset (pysaml2 had no pattern for it).
 
     The form every SAML stack sends (`2026-11-29T02:06:12Z`, with or without a fraction) is
-    read directly, about ten times faster than pysaml2's `str_to_time` (`time.strptime`; an
-    ACS reads eight instants). It yields the same value: the fraction dropped, the date and
-    time checked by `datetime`. Anything else, or a value `datetime` refuses (a leap second
-    `strptime` accepted), is left to `str_to_time` as before, so what is accepted and what it
-    means do not change (tests/unit/test_saml_epoch.py compares the two)."""
+    read directly, about ten times faster than `str_to_time` (`time.strptime`; an ACS reads
+    eight instants). It yields the same value: the fraction dropped, the date and time checked
+    by `datetime`. Anything else with a 'Z', or a value `datetime` refuses (a leap second
+    `strptime` accepted), is left to `str_to_time` as before, so what it means does not change
+    (tests/unit/test_saml_epoch.py compares the two)."""
     if not value:
         return None
     plain = _PLAIN_INSTANT.fullmatch(value)
@@ -104,11 +127,19 @@ def saml_epoch(value: str | None, *, code: str = "time_window") -> float | None:
             return float(calendar.timegm((year, month, day, hour, minute, second)))
         except ValueError:
             pass
+    if not value.endswith(("Z", "z")):  # strptime matched the letter case-blind
+        offset = _ZONE_OFFSET.search(value)
+        raise AnswerTimeRefused(
+            f"{what} has the zone offset {offset.group(0)}, not UTC with 'Z' (SAML core 1.3.3)"
+            if offset is not None
+            else f"{what} has no time zone 'Z' (SAML core 1.3.3)",
+            code=code,
+        )
     try:
         return float(calendar.timegm(str_to_time(value)))
     except (TypeError, ValueError, AttributeError):
-        # AttributeError: what str_to_time raises for a form it has no pattern for (a zone
-        # offset such as +01:00, a space for the T); a refusal, not a crash.
+        # AttributeError: what str_to_time raises for a form it has no pattern for (a space
+        # for the T); a refusal, not a crash.
         raise InvalidMessage("unreadable time in a SAML message", code=code) from None
 
 

@@ -379,14 +379,6 @@ M = [
         D,
         "two and AuthnStatements",
     ),
-    (
-        "SessionNotOnOrAfter",
-        "if session_end is not None and expect.now >= session_end + expect.skew:",
-        "if False:",
-        "",
-        D,
-        "SessionNotOnOrAfter",
-    ),
     # -- every time held to the broker's clock (response_checks.py), at its exact bound ----------
     (
         "IssueInstant max age",
@@ -406,11 +398,35 @@ M = [
     ),
     (
         "Response IssueInstant held to the login lifetime",
-        """    check_issue_instant(doc.get("IssueInstant"), expect, "the Response's IssueInstant")\n""",
-        "",
+        """        check_issue_instant(doc.get("IssueInstant"), expect, "the Response's IssueInstant")\n""",
+        "        pass\n",
         "",
         D,
         "Response and two and days",
+    ),
+    (
+        "unsigned Response IssueInstant not the school's clock",
+        "        if not signed:\n            raise AnswerTimeRefused(",
+        "        if False:\n            raise AnswerTimeRefused(",
+        CHECKS,
+        T,
+        "unsigned",
+    ),
+    (
+        "confirmations answer this login before any time",
+        "    bearers = _check_confirmations(assertion, expect)\n    if response_signed:",
+        "    bearers: list[etree._Element] = []\n    if response_signed:",
+        "",
+        T,
+        "unsolicited",
+    ),
+    (
+        "a time not in UTC with Z refused saying so",
+        '    if not value.endswith(("Z", "z")):',
+        "    if False:",
+        CHECKS,
+        T,
+        "utc",
     ),
     (
         "IssueInstant bounds inclusive",

@@ -17,6 +17,12 @@ clock skew `skew` of the configuration:
 The broker's clock is pinned to a whole second (`SamlBack.clock`), so each bound is exact; every
 message is the demo school's answer with that one time changed, signed afterwards with the
 school's own key.
+
+Not the school's clock, and so not the clock page: the `IssueInstant` of a Response that is not
+signed (beside a signed Assertion), which anyone could have set; a signed assertion of another
+login, which is `unsolicited` whatever its times; a time not written in UTC with 'Z' (SAML core
+1.3.3); a `SessionNotOnOrAfter` that has passed, which only bounds the broker's SSO session (SAML
+core 2.7.2) and so answers the login without one.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import html
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from lxml import etree
@@ -43,7 +49,7 @@ from tests.security.test_saml_refusals import (
 from tests.support.client import Browser
 from tests.support.forge import NS, SchoolForger, saml_time
 from tests.support.hostile import Signer, assertion_of, encode, signed
-from tests.support.live import LiveDemo, running_demo
+from tests.support.live import SSO_COOKIE, LiveDemo, running_demo
 from tests.support.saml_workers import demo_school_forger, demo_school_signer
 
 PAGE = {
@@ -231,4 +237,141 @@ def test_a_bearer_not_before_in_the_past_is_no_reason_to_refuse(
     login = start_login(demo)
     case = BOUNDS["bearer NotBefore"]
     page = deliver(demo, login, _answer_at(demo, school, login, case, now - 300, now))
+    accepted_for(demo, login, page)
+
+
+# -- times that say nothing of the school's clock ------------------------------------------------
+
+
+def _school_line(caplog: pytest.LogCaptureFixture) -> str:
+    (line,) = [m for m in caplog.messages if m.startswith("refused school=")]
+    return line
+
+
+@pytest.mark.parametrize("offset", [3600, -86400], ids=["an hour ahead", "a day behind"])
+def test_an_unsigned_responses_issue_instant_says_nothing_of_the_schools_clock(
+    demo: LiveDemo, school: School, now: float, offset: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Only the Assertion is signed: the Response's IssueInstant is anybody's to set (a student
+    could post it an hour ahead). Out of bounds it is the general refusal (`time_window`), and
+    the log line says it was not signed, with no word about the school's clock."""
+    skew = demo.settings.saml.clock_skew_seconds
+
+    def unsigned_response_at(login: PendingLogin, moment: float) -> str:
+        doc = answer(demo, school.forger, login)
+        doc.set("IssueInstant", _at(moment))
+        return encode(signed(doc, school.signer, response=False))
+
+    login = start_login(demo)
+    accepted_for(demo, login, deliver(demo, login, unsigned_response_at(login, now + skew)))
+
+    login = start_login(demo)
+    page = deliver(demo, login, unsigned_response_at(login, now + offset))
+    assert_refused(demo, login.browser, page, caplog, ("time_window",))
+    assert "answer_out_of_time" not in caplog.text
+    line = _school_line(caplog)
+    side = "ahead of" if offset > 0 else "behind"
+    assert line.startswith(
+        f"refused school={DEMO_SCHOOL_ID} code=time_window: the Response's IssueInstant is "
+        f"{abs(offset)} s {side} the broker's clock"
+    ), line
+    assert "response_signed=no" in line and "check the clock" not in line, line
+
+    page = deliver(demo, login, encode(signed(answer(demo, school.forger, login), school.signer)))
+    accepted_for(demo, login, page)
+
+
+def test_another_logins_signed_assertion_in_an_unsigned_response_is_unsolicited(
+    demo: LiveDemo, school: School, now: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An assertion the school signed for an earlier login, long expired, wrapped in an
+    unsigned Response that names this login's request: its signed confirmation names the other
+    request, which is what counts (`unsolicited`), before any of its times is read as the
+    school's clock."""
+    skew = demo.settings.saml.clock_skew_seconds
+    earlier = start_login(demo)
+    doc = answer(demo, school.forger, earlier)
+    expired = _at(now - skew - 600)
+    _conditions(doc).set("NotBefore", _at(now - skew - 900))
+    _conditions(doc).set("NotOnOrAfter", expired)
+    _bearer_data(doc).set("NotOnOrAfter", expired)
+    assertion_of(doc).set("IssueInstant", _at(now - skew - 900))
+    signed(doc, school.signer, response=False)
+
+    login = start_login(demo)
+    doc.set("InResponseTo", login.request_id)
+    page = deliver(demo, login, encode(doc))
+    assert_refused(demo, login.browser, page, caplog, ("unsolicited",))
+    assert "answer_out_of_time" not in caplog.text and "refused school=" not in caplog.text
+
+
+@pytest.mark.parametrize("ago", ["skew", 3600])
+def test_a_school_session_over_already_answers_the_login_without_an_sso_session(
+    demo: LiveDemo, school: School, now: float, ago: str | int
+) -> None:
+    """SAML core 2.7.2: SessionNotOnOrAfter is when the service's session on this assertion must
+    end, not a bound on accepting it. Passed (beyond the skew too), the login is answered and
+    no SSO session is opened, as for one that passed within the skew."""
+    skew = demo.settings.saml.clock_skew_seconds
+    moment = now - (skew + 1 if ago == "skew" else int(ago))
+    login = start_login(demo)
+    doc = answer(demo, school.forger, login)
+    _one(assertion_of(doc), "saml:AuthnStatement").set("SessionNotOnOrAfter", _at(moment))
+    page = deliver(demo, login, encode(signed(doc, school.signer)))
+    assert page.status == 200 and demo.answers_publisher(page), page.text[:500]
+    assert SSO_COOKIE not in page.cookies_set
+    at_publisher = login.browser.submit(page, demo.publishers["leesplank"].acs_url)
+    assert at_publisher.status == 200
+    received = demo.received(login.browser, "leesplank")
+    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")  # type: ignore[index]
+
+
+AMSTERDAM_WINTER = timezone(timedelta(hours=1))
+
+
+@pytest.mark.parametrize(
+    ("written", "reason"),
+    [
+        # Dutch local time with no zone: read as UTC it would look an hour ahead.
+        (
+            lambda t: datetime.fromtimestamp(t, AMSTERDAM_WINTER).strftime("%Y-%m-%dT%H:%M:%S"),
+            "has no time zone 'Z' (SAML core 1.3.3)",
+        ),
+        (
+            lambda t: datetime.fromtimestamp(t, AMSTERDAM_WINTER).isoformat(),
+            "has the zone offset +01:00, not UTC with 'Z' (SAML core 1.3.3)",
+        ),
+    ],
+    ids=["no zone", "zone offset"],
+)
+@pytest.mark.parametrize(
+    ("element", "named"),
+    [
+        (_assertion, "the Assertion's IssueInstant"),
+        (_response, "the Response's IssueInstant"),
+    ],
+    ids=["Assertion", "Response"],
+)
+def test_a_time_not_in_utc_with_z_is_refused_for_that_reason(
+    demo: LiveDemo,
+    school: School,
+    now: float,
+    written: Callable[[float], str],
+    reason: str,
+    element: Callable[[etree._Element], etree._Element],
+    named: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """SAML core 1.3.3: every SAML time is UTC, written with 'Z'. The right moment in local
+    time is refused with that reason in the log line, not as a clock an hour off."""
+    login = start_login(demo)
+    doc = answer(demo, school.forger, login)
+    element(doc).set("IssueInstant", written(now))
+    page = deliver(demo, login, encode(signed(doc, school.signer)))
+    assert_refused(demo, login.browser, page, caplog, ("time_window",))
+    assert "answer_out_of_time" not in caplog.text
+    line = _school_line(caplog)
+    assert line == f"refused school={DEMO_SCHOOL_ID} code=time_window: {named} {reason}", line
+
+    page = deliver(demo, login, encode(signed(answer(demo, school.forger, login), school.signer)))
     accepted_for(demo, login, page)

@@ -111,10 +111,6 @@ def _proxy_restriction(doc: etree._Element) -> None:
     restriction.set("Count", "0")
 
 
-def _session_over(doc: etree._Element) -> None:
-    _one(assertion_of(doc), "saml:AuthnStatement").set("SessionNotOnOrAfter", _when(minutes=-10))
-
-
 def _no_subject_confirmation(doc: etree._Element) -> None:
     subject = _one(assertion_of(doc), "saml:Subject")
     for confirmation in subject.findall("saml:SubjectConfirmation", NS):
@@ -339,7 +335,6 @@ CASES: dict[str, tuple[Change, bool, bool, tuple[str, ...]]] = {
     "two AuthnStatements": (_two_authn_statements, True, True, ("response_refused",)),
     "a generic Condition": (_generic_condition, True, True, ("response_refused",)),
     "a ProxyRestriction": (_proxy_restriction, True, True, ("response_refused",)),
-    "SessionNotOnOrAfter passed": (_session_over, True, True, ("time_window",)),
     "no SubjectConfirmation": (_no_subject_confirmation, True, True, ("wrong_recipient",)),
     "bearer NotBefore in the future": (_confirmation_not_yet_valid, True, True, OUT_OF_TIME),
     "bearer for another request": (_confirmation_for_another_request, True, True, ("unsolicited",)),

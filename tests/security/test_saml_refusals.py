@@ -341,8 +341,8 @@ def test_the_sso_session_ends_no_later_than_the_schools(
     demo: LiveDemo, school: SchoolForger
 ) -> None:
     """SessionNotOnOrAfter caps the broker's SSO session: it vouches for the school's login,
-    which the school stops vouching for then. A session over already (within the clock skew
-    the reader allows) answers the login and opens no SSO session at all."""
+    which the school stops vouching for then. A session over already (by any amount, SAML
+    core 2.7.2) answers the login and opens no SSO session at all."""
     login = start_login(demo)
     page = deliver(demo, login, forged(demo, school, login, tamper=_session_ends(3)))
     assert page.status == 200 and demo.answers_publisher(page), page.text[:300]

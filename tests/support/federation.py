@@ -215,7 +215,7 @@ def federation(
     registry_link: bool = False,
     store_link: bool = False,
     school_timeout_seconds: int = 2,
-    clock_skew_seconds: int = 60,
+    clock_skew_seconds: int = 180,
 ) -> Iterator[Federation]:
     """The federation, running; every process and server stopped afterwards.
 
@@ -237,7 +237,7 @@ def federation(
             ('url = "sqlite:///registry.sqlite3"', f'url = "{registry_url}"'),
             ('url = "memory://"', f'url = "{store_url}"'),
             ("http_timeout_seconds = 5", f"http_timeout_seconds = {school_timeout_seconds}"),
-            ("clock_skew_seconds = 60", f"clock_skew_seconds = {clock_skew_seconds}"),
+            ("clock_skew_seconds = 180", f"clock_skew_seconds = {clock_skew_seconds}"),
         ):
             assert old in text, old
             text = text.replace(old, new)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from broker.config import load_settings, parse_pseudonym_keys
+from broker.config import SamlSettings, load_settings, parse_pseudonym_keys
 from broker.core.errors import ConfigurationError
 
 KEY_1 = "00" * 32
@@ -104,6 +104,16 @@ def test_valid_file_loads_with_paths_resolved(
     assert settings.source == config.resolve()
     assert settings.idp_entity_id == "https://broker.example/saml/idp/metadata"
     assert settings.url("/x") == "https://broker.example/x"
+
+
+def test_the_clock_skew_defaults_to_three_minutes(tmp_path: Path) -> None:
+    """Shibboleth SP's default, within SAML2Int's three to five minutes: thousands of schools'
+    own IdPs at 08:30 are not all within a minute of the broker."""
+    config = write_instance(tmp_path)
+    text = config.read_text(encoding="utf-8").replace("clock_skew_seconds = 60\n", "")
+    config.write_text(text, encoding="utf-8")
+    assert load_settings(config).saml.clock_skew_seconds == 180
+    assert SamlSettings(Path("k"), Path("c")).clock_skew_seconds == 180
 
 
 def test_config_path_from_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ import calendar
 import pytest
 from saml2.time_util import str_to_time
 
-from broker.core.errors import InvalidMessage
+from broker.core.errors import AnswerTimeRefused, InvalidMessage
 from broker.saml.response_checks import saml_epoch
 
 SAME_AS_BEFORE = (
@@ -20,10 +20,8 @@ SAME_AS_BEFORE = (
     "1970-01-01T00:00:00Z",
     "9999-12-31T23:59:59Z",
     "2026-11-29T23:59:60Z",  # a leap second: strptime took it, datetime does not
-    "2026-11-29T02:06:12",  # no zone: read as UTC, as before
     "2026-1-2T3:04:05Z",  # single digits: strptime took them
     "2026-11-29t02:06:12z",  # strptime matched the letters case-blind
-    "2026-11-29T02:06:12.123",
 )
 REFUSED = (
     "2026-02-30T00:00:00Z",
@@ -36,8 +34,16 @@ REFUSED = (
     "2026-11-29 02:06:12Z",
     "yesterday",
     "2026-11-29T02:06:12ZZ",
-    "2026-11-29T02:06:12+01:00",  # xs:dateTime allows an offset; pysaml2 never read one
 )
+# SAML core 1.3.3: UTC, written with 'Z'. pysaml2 read a time without a zone as UTC (an IdP in
+# Dutch local time looked an hour off); it had no pattern for an offset. Both are refused now,
+# each saying why.
+NOT_UTC = {
+    "2026-11-29T02:06:12": "has no time zone 'Z' (SAML core 1.3.3)",
+    "2026-11-29T02:06:12.123": "has no time zone 'Z' (SAML core 1.3.3)",
+    "2026-11-29T02:06:12+01:00": "has the zone offset +01:00, not UTC with 'Z' (SAML core 1.3.3)",
+    "2026-11-29T02:06:12-05:00": "has the zone offset -05:00, not UTC with 'Z' (SAML core 1.3.3)",
+}
 
 
 def before(value: str) -> float:
@@ -58,6 +64,14 @@ def test_an_instant_refused_before_is_still_refused(value: str) -> None:
     with pytest.raises(InvalidMessage) as refused:
         saml_epoch(value, code="stale_request")
     assert refused.value.code == "stale_request"
+
+
+@pytest.mark.parametrize("value", list(NOT_UTC))
+def test_an_instant_not_in_utc_with_z_is_refused_saying_so(value: str) -> None:
+    with pytest.raises(AnswerTimeRefused) as refused:
+        saml_epoch(value, code="stale_request", what="the IssueInstant")
+    assert refused.value.code == "stale_request"
+    assert refused.value.explanation == f"the IssueInstant {NOT_UTC[value]}"
 
 
 def test_no_instant_is_none() -> None:
