@@ -131,7 +131,7 @@ def sealing_summary(report: SealingReport) -> list[str]:
         f"Sealed under the current key already: {each(report.current)}.",
     ]
     if report.forgotten:
-        what = counted(report.forgotten, "used invitation")
+        what = counted(report.forgotten, "used or expired invitation")
         lines.append(f"{'Emptied' if did else 'Would empty'} the TOTP secret of {what}.")
     if not did:
         lines.append("Nothing was changed (--dry-run).")

@@ -14,14 +14,19 @@ binds the value to its row: the purpose (admin TOTP, invitation TOTP, school cli
 the row's key (the administrator's e-mail address, the invitation's token hash, the school id),
 so a value copied into another row, or another column, does not open.
 
+Every value that starts with `$kbs` is sealed: one of a format this version does not know (a
+`$kbs2$` of a later version) does not open, and is never taken for a secret in clear. The empty
+value is no secret: it is stored as it is, never sealed (an emptied invitation's, say).
+
 A value that does not open raises `SecretUnreadable`, which names the row by id and says why,
-never the value, the ciphertext or an e-mail address: it gets logged.
+never the value, the ciphertext, its key id or an e-mail address: it gets logged.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import re
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -36,10 +41,17 @@ from broker.core.errors import ConfigurationError
 
 FORMAT = "kbs1"
 PREFIX = f"${FORMAT}$"
+# What every sealed value starts with, of this format or any other: never read as clear.
+SEALED_MARK = "$kbs"
 KEY_LABEL = b"ketenbroker/registry-secrets/v1"
 KEY_ID_LABEL = b"ketenbroker/registry-secrets/key-id/v1"
 NONCE_LENGTH = 12
 KEY_ID_LENGTH = 4  # bytes: 8 hex characters tell two or three keys apart, and reveal nothing
+KEY_ID = re.compile(r"[0-9a-f]{8}")
+TAG_LENGTH = 16
+# Said of any value that is not `$kbs1$<key id>$<body>`: the value itself is never echoed, as
+# the reason gets logged.
+NOT_THIS_FORMAT = "not a sealed value of this format"
 
 
 class SecretPurpose(StrEnum):
@@ -139,6 +151,9 @@ class SecretSeal:
         return self._current.key_id if self._current else None
 
     def seal(self, clear: str, binding: SecretBinding) -> str:
+        """`clear` sealed under the current key; "" stays "" (no secret, nothing to seal)."""
+        if not clear:
+            return ""
         if self._current is None:
             raise ConfigurationError(
                 f"cannot seal the {binding.purpose.value} secret of {binding.shown}: the "
@@ -151,7 +166,7 @@ class SecretSeal:
 
     def open(self, stored: str, binding: SecretBinding) -> str:
         """The secret in clear, or `SecretUnreadable` saying why."""
-        if not stored.startswith(PREFIX):
+        if not stored.startswith(SEALED_MARK):
             # COMPAT(clear-registry-secrets): a value written before sealing (revision 0020),
             # read as it is until `registry seal-secrets` seals it; remove once every
             # deployment has run it (its count of clear values is 0).
@@ -178,21 +193,29 @@ class SecretSeal:
         )
 
     def state(self, stored: str) -> SecretState:
-        if not stored.startswith(PREFIX):
+        if not stored.startswith(SEALED_MARK):
             return SecretState.CLEAR
-        key_id = stored[len(PREFIX) :].partition("$")[0]
+        key_id = stored[len(PREFIX) :].partition("$")[0] if stored.startswith(PREFIX) else ""
         current = self._current is not None and key_id == self._current.key_id
         return SecretState.CURRENT if current else SecretState.OLDER
 
 
 def _parts(stored: str, binding: SecretBinding) -> tuple[str, bytes]:
+    """The key id and the body of a `$kbs1$` value; `SecretUnreadable` with a fixed reason for
+    anything else (another `$kbs` format, a key id that is not 8 lowercase hex characters, a
+    body too short for a nonce and a tag): what follows `$kbs` is never repeated, as the reason
+    gets logged (a line break in it would forge a line)."""
+    if not stored.startswith(PREFIX):
+        raise SecretUnreadable(binding, NOT_THIS_FORMAT)
     key_id, dollar, text = stored[len(PREFIX) :].partition("$")
     try:
         body = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         body = b""
-    if not dollar or len(body) <= NONCE_LENGTH + 16:
-        raise SecretUnreadable(binding, "not a sealed value of this format")
+    # An empty secret seals to a nonce and a tag alone: the shortest body there is (`seal` seals
+    # no empty secret, but such a value opens).
+    if not dollar or not KEY_ID.fullmatch(key_id) or len(body) < NONCE_LENGTH + TAG_LENGTH:
+        raise SecretUnreadable(binding, NOT_THIS_FORMAT)
     return key_id, body
 
 

@@ -54,7 +54,15 @@ def removing_admin(session: Session, admin_id: int, *, now: datetime, apply: boo
     if not 0 < admin_id <= MAX_ADMIN_ID:
         raise UnknownAdmin(admin_id)
     # Locks only to carry it out: a preview (the confirmation page, the CLI without --yes)
-    # must not wait behind a removal, nor make one wait.
+    # must not wait behind a removal, nor make one wait. Invitations before administrators, as
+    # a school's or publisher's removal (removal.py) and `registry seal-secrets`
+    # (secret_sealing.py) take them: in the other order this and one of those, each holding one
+    # table's rows, could wait for each other (a PostgreSQL deadlock). An e-mail address never
+    # changes, so the one read unlocked here names the account's invitations.
+    if apply:
+        address = session.scalar(select(AdminRow.email).where(AdminRow.id == admin_id))
+        invited = (InvitationRow.email == address) & InvitationRow.used.is_(False)
+        session.scalars(select(InvitationRow.token_hash).where(invited).with_for_update()).all()
     operators_query = (
         select(AdminRow.id).where(AdminRow.role == AdminRole.OPERATOR.value).order_by(AdminRow.id)
     )

@@ -8,28 +8,37 @@ values sealed under `keys.previous_session_secret` after a rotation of the sessi
 All in one transaction, every row locked, every value opened (those under the current key too,
 so a run with nothing to do has checked them): a value that does not open (a key this configuration
 lacks, a changed value) stops the whole run and changes nothing, since sealing the rest under a
-key that may be the wrong one would only add to what cannot be opened. Used invitations keep no
-secret: theirs are emptied (the administrator's row holds it).
+key that may be the wrong one would only add to what cannot be opened. Used, withdrawn and
+expired invitations keep no secret: theirs are emptied, never opened (the administrator's row
+holds a used one's; an expired one's is of no use to anyone), so an expired invitation whose
+value does not open cannot stop the run, nor outlive it. An empty value is no secret: neither
+counted nor sealed.
+
+Locks: invitations first, then administrators, then schools' OIDC rows, the order in which a
+school's or a publisher's removal (removal.py) and an administrator's (admin_removal.py) take
+them; in any other order the run and a removal that each held one table's rows could wait for
+each other (a PostgreSQL deadlock, one of them rolled back).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, func, select
+from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from broker.core.errors import ConfigurationError
 from broker.core.sealed_secrets import (
-    PREFIX,
+    SEALED_MARK,
     SecretBinding,
     SecretSeal,
     SecretState,
     SecretUnreadable,
 )
 from broker.registry.admin_tables import AdminRow, InvitationRow
-from broker.registry.tables import SchoolOidcRow
+from broker.registry.tables import SchoolOidcRow, as_utc
 
 STAFF, INVITATIONS, SCHOOLS = "staff TOTP", "invitation TOTP", "school client"
 KINDS = (STAFF, INVITATIONS, SCHOOLS)
@@ -46,7 +55,7 @@ class SealingReport:
     resealed: Counter[str] = field(default_factory=Counter)
     # Sealed under the current key already.
     current: Counter[str] = field(default_factory=Counter)
-    # Used or withdrawn invitations whose secret was emptied.
+    # Used, withdrawn or expired invitations whose secret was emptied.
     forgotten: int = 0
 
     @property
@@ -71,24 +80,27 @@ class SecretsUnreadable(ConfigurationError):
         self.problems = problems
 
 
-def count_in_clear(session: Session) -> int:
-    """How many secrets are still in clear (`ketenbroker migrate` says so): no key needed."""
-    columns = (
-        (AdminRow.totp_secret, None),
-        (InvitationRow.totp_secret, InvitationRow.used.is_(False)),
-        (SchoolOidcRow.client_secret, None),
-    )
+def _in_clear(column: InstrumentedAttribute[str]) -> ColumnElement[bool]:
+    return (column != "") & column.not_like(f"{SEALED_MARK}%")
+
+
+def count_in_clear(session: Session, now: datetime) -> int:
+    """How many secrets are still in clear (`ketenbroker migrate` says so): no key needed. An
+    invitation that is used or has expired counts for nothing: the run empties its secret."""
     total = 0
-    for column, only in columns:
-        query = select(func.count()).where(column != "", column.not_like(f"{PREFIX}%"))
-        total += session.scalar(query if only is None else query.where(only)) or 0
-    return total
+    for column in (AdminRow.totp_secret, SchoolOidcRow.client_secret):
+        total += session.scalar(select(func.count()).where(_in_clear(column))) or 0
+    # Expiry compared here, as `open_invitations` does: SQLite keeps no time zone to compare by.
+    open_ones = select(InvitationRow.expires_at).where(
+        InvitationRow.used.is_(False), _in_clear(InvitationRow.totp_secret)
+    )
+    return total + sum(1 for expires in session.scalars(open_ones) if as_utc(expires) > now)
 
 
-def seal_every_secret(session: Session, seal: SecretSeal) -> SealingReport:
+def seal_every_secret(session: Session, seal: SecretSeal, now: datetime) -> SealingReport:
     """Seal (or re-seal) every secret under `seal`'s current key, in `session`'s transaction;
     the caller commits, or rolls back for a dry run. `SecretsUnreadable` before any write when
-    any value does not open."""
+    any value does not open. Invitations used or expired at `now` are emptied, not opened."""
     if seal.current_key_id is None:
         raise ConfigurationError(
             "cannot seal: the registry was opened without the broker's configuration"
@@ -100,6 +112,8 @@ def seal_every_secret(session: Session, seal: SecretSeal) -> SealingReport:
     def look(
         row: AdminRow | InvitationRow | SchoolOidcRow, kind: str, stored: str, bound: SecretBinding
     ) -> None:
+        if not stored:
+            return  # no secret: nothing to open or seal
         # Every value opened, those under the current key too: a run that reports nothing to
         # do has also checked that everything opens.
         try:
@@ -114,16 +128,17 @@ def seal_every_secret(session: Session, seal: SecretSeal) -> SealingReport:
         (report.sealed if state is SecretState.CLEAR else report.resealed)[kind] += 1
         writes.append((row, seal.seal(clear, bound)))
 
-    for admin in session.scalars(select(AdminRow).order_by(AdminRow.id).with_for_update()):
-        look(admin, STAFF, admin.totp_secret, admin.totp_binding)
+    # Invitations before administrators: the removals' order (the module's docstring).
     invitations = select(InvitationRow).order_by(InvitationRow.token_hash).with_for_update()
     for invitation in session.scalars(invitations):
-        if invitation.used:
+        if invitation.used or as_utc(invitation.expires_at) <= now:
             if invitation.totp_secret:
                 report.forgotten += 1
                 writes.append((invitation, ""))
-        elif invitation.totp_secret:
+        else:
             look(invitation, INVITATIONS, invitation.totp_secret, invitation.totp_binding)
+    for admin in session.scalars(select(AdminRow).order_by(AdminRow.id).with_for_update()):
+        look(admin, STAFF, admin.totp_secret, admin.totp_binding)
     schools = select(SchoolOidcRow).order_by(SchoolOidcRow.school_id).with_for_update()
     for school in session.scalars(schools):
         bound = SecretBinding.school_client_secret(school.school_id)

@@ -691,7 +691,7 @@ class SqlRegistry(PortalReads):
     def secrets_in_clear(self) -> int:
         """How many staff TOTP secrets and school client secrets are not sealed yet."""
         with session_on(self._engine) as session:
-            return count_in_clear(session)
+            return count_in_clear(session, as_utc(self._clock()))
 
     def seal_secrets(self, *, apply: bool = True) -> SealingReport:
         """Seal every staff TOTP secret and school client secret still in clear, and re-seal
@@ -699,7 +699,7 @@ class SqlRegistry(PortalReads):
         `apply=False` rolls it back: what it would do. Nothing the login path reads changes
         (the opened secrets are the same), so no generation bump."""
         with session_on(self._writer) as session:
-            report = seal_every_secret(session, self._seal)
+            report = seal_every_secret(session, self._seal, as_utc(self._clock()))
             if not apply:
                 session.rollback()
                 report.applied = False

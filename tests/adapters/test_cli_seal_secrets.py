@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 from contextlib import closing
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from broker.core.sealed_secrets import PREFIX
@@ -136,3 +136,33 @@ def test_seal_secrets_after_the_upgrade_and_after_rotations(tmp_path: Path) -> N
     assert _opened(config) == (None, "")
     listed = run("school", "list", "--config", config)
     assert "client secret CANNOT BE OPENED: logins refused" in listed.output
+
+
+def test_expired_invitations_are_emptied_not_counted_and_never_stop_the_run(
+    tmp_path: Path,
+) -> None:
+    """After a rotation without the previous secret, an expired invitation's value opens under
+    no key, and no command lists it (the Administrators page shows open invitations only): it
+    must not stop `seal-secrets` for good."""
+    config = _broker_with_clear_secrets(tmp_path)
+    past = (datetime.now(UTC) - timedelta(days=1)).isoformat()
+    with closing(sqlite3.connect(config.parent / "registry.sqlite3")) as connection, connection:
+        for token, secret in (("c" * 64, f"{PREFIX}0a1b2c3d${'A' * 60}"), ("d" * 64, TOTP_SECRET)):
+            connection.execute(
+                "INSERT INTO invitations (token_hash, email, role, tenant_id, totp_secret, "
+                "expires_at, created_by, used) VALUES (?, ?, 'operator', NULL, ?, ?, 1, 0)",
+                (token, "new@broker.example", secret, past),
+            )
+    # The expired clear one is no secret still to seal.
+    assert "2 secrets (staff TOTP, school client) still in clear" in (
+        run("migrate", "--config", config).output
+    )
+    sealed = run("registry", "seal-secrets", "--config", config)
+    assert sealed.exit_code == 0, sealed.output
+    assert "Emptied the TOTP secret of 2 used or expired invitations." in sealed.output
+    _quiet(sealed.output)
+    with closing(sqlite3.connect(config.parent / "registry.sqlite3")) as connection:
+        assert [row[0] for row in connection.execute("SELECT totp_secret FROM invitations")] == [
+            "",
+            "",
+        ]

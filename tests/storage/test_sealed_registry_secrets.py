@@ -7,11 +7,12 @@ a rotated session secret loses nothing while its predecessor is configured."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import ColumnElement, Connection, insert, select, text, update
+from sqlalchemy import ColumnElement, Connection, Engine, event, insert, select, text, update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from broker.accounts import totp
@@ -395,3 +396,124 @@ def test_a_sealed_totp_secret_fits_where_a_clear_one_did(registry_url: str) -> N
             )
         )  # fmt: skip
         assert connection.scalar(text("SELECT length(totp_secret) FROM admins")) > 64
+
+
+def _invitation(connection: Connection, token: str, secret: str, expires_at: datetime) -> None:
+    connection.execute(
+        insert(InvitationRow.__table__).values(
+            token_hash=token, email=INVITEE, role="school", tenant_id=OIDC_SCHOOL.id,
+            totp_secret=secret, expires_at=expires_at, created_by=1, used=False,
+        )
+    )  # fmt: skip
+
+
+def _invitation_secrets(url: str) -> dict[str, str]:
+    with migration_connection(url) as connection:
+        rows = connection.execute(select(InvitationRow.token_hash, InvitationRow.totp_secret))
+        return {token: secret for token, secret in rows}
+
+
+def test_an_expired_invitation_keeps_no_secret_and_never_stops_the_seal_run(
+    sql_registry: SqlRegistry, registry_url: str, federation: _Federation
+) -> None:
+    # Expired, unused: one sealed under a session secret since replaced without
+    # keys.previous_session_secret (it opens under no key configured), one in clear.
+    past = datetime.now(UTC) - timedelta(hours=1)
+    lost = SecretSeal.from_secrets(NEW_SESSION_SECRET)
+    with migration_connection(registry_url) as connection:
+        binding = SecretBinding.invitation_totp("c" * 64)
+        _invitation(connection, "c" * 64, lost.seal(totp.new_secret(), binding), past)
+        _invitation(connection, "d" * 64, totp.new_secret(), past)
+    # Neither is a secret still to seal, nor one that stops the run: both are emptied.
+    assert sql_registry.secrets_in_clear() == 0
+    report = sql_registry.seal_secrets()
+    assert report.applied and report.forgotten == 2
+    assert report.current == {STAFF: 2, INVITATIONS: 1, SCHOOLS: 2}
+    kept = _invitation_secrets(registry_url)
+    assert kept["c" * 64] == kept["d" * 64] == ""
+    assert kept[token_hash(federation.token)].startswith(PREFIX)  # the open one is untouched
+
+    # Sending an invitation empties the secrets of those that expired meanwhile.
+    with migration_connection(registry_url) as connection:
+        _invitation(connection, "e" * 64, lost.seal("S", SecretBinding.invitation_totp("e" * 64)), past)  # fmt: skip
+    sql_registry.accounts.add_invitation(
+        "f" * 64, "other@lyceum.example", AdminRole.SCHOOL, OIDC_SCHOOL.id,
+        totp.new_secret(), datetime.now(UTC) + timedelta(days=1), 1,
+    )  # fmt: skip
+    kept = _invitation_secrets(registry_url)
+    assert kept["e" * 64] == ""
+    assert kept["f" * 64].startswith(PREFIX) and kept[token_hash(federation.token)].startswith(
+        PREFIX
+    )
+
+
+def test_a_school_without_a_client_secret_is_neither_counted_nor_sealed(
+    sql_registry: SqlRegistry, registry_url: str, federation: _Federation
+) -> None:
+    with migration_connection(registry_url) as connection:
+        connection.execute(
+            update(SchoolOidcRow)
+            .where(SchoolOidcRow.school_id == OTHER_SCHOOL.id)
+            .values(client_secret="")
+        )
+    assert sql_registry.secrets_in_clear() == 0
+    report = sql_registry.seal_secrets()
+    assert not report.sealed and report.current == {STAFF: 2, INVITATIONS: 1, SCHOOLS: 1}
+    assert _client_secret(sql_registry, OTHER_SCHOOL.id).client_secret == ""
+    assert "" in _stored(registry_url)
+
+
+def test_a_value_of_a_later_sealed_format_also_refuses_the_downgrade(registry_url: str) -> None:
+    migrate(registry_url)
+    with migration_connection(registry_url) as connection:
+        _older_accounts(connection, {"admin": "$kbs2$0a1b2c3d$AAAA", "invitation": ""}, datetime.now(UTC))  # fmt: skip
+    before = _stored(registry_url)
+    with pytest.raises(ConfigurationError, match="downgrade below revision 0020 refused: 1 "):
+        _move(registry_url, "0019", down=True)
+    assert _revision(registry_url) == HEAD and _stored(registry_url) == before
+
+
+_LOCKING = re.compile(
+    r"^(?:SELECT .*\bFROM (\w+).*FOR UPDATE|UPDATE (\w+)|DELETE FROM (\w+))", re.S
+)
+
+
+@pytest.fixture
+def locking(registry_url: str) -> Iterator[list[str]]:
+    """The tables whose rows a transaction locks (`SELECT … FOR UPDATE`, `UPDATE`, `DELETE`),
+    each named once, in the order it first locks them (PostgreSQL: SQLite's writers are serial,
+    and it renders no FOR UPDATE)."""
+    if not registry_url.startswith("postgresql"):
+        pytest.skip("row locks: PostgreSQL only")
+    locked: list[str] = []
+
+    def seen(*args: object) -> None:
+        found = _LOCKING.match(str(args[2]))
+        table = found and next(name for name in found.groups() if name)
+        if table and table not in locked:
+            locked.append(table)
+
+    event.listen(Engine, "before_cursor_execute", seen)
+    try:
+        yield locked
+    finally:
+        event.remove(Engine, "before_cursor_execute", seen)
+
+
+def test_the_seal_run_and_removals_lock_invitations_before_administrators(
+    sql_registry: SqlRegistry, federation: _Federation, locking: list[str]
+) -> None:
+    """One order for every transaction that locks both: else the seal run and a removal, each
+    holding one table's rows, could wait for each other (a deadlock)."""
+    sql_registry.seal_secrets()
+    assert locking == ["invitations", "admins", "school_oidc_providers"]
+    school_admin = sql_registry.accounts.credentials(SCHOOL_ADMIN)
+    assert school_admin is not None
+    for remove in (
+        lambda: sql_registry.accounts.remove_admin(school_admin.admin.id),
+        lambda: sql_registry.remove_school(OIDC_SCHOOL.id, apply=True),
+    ):
+        locking.clear()
+        remove()
+        both = [table for table in locking if table in ("invitations", "admins")]
+        assert both == ["invitations", "admins"]

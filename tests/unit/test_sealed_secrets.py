@@ -6,10 +6,12 @@ from __future__ import annotations
 import base64
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.core.errors import ConfigurationError
 from broker.core.sealed_secrets import (
     NO_KEYS,
+    NOT_THIS_FORMAT,
     PREFIX,
     SecretBinding,
     SecretSeal,
@@ -89,3 +91,42 @@ def test_a_clear_value_of_older_code_is_read_as_it_is_and_nothing_is_sealed_with
     with pytest.raises(ConfigurationError, match="without the broker's configuration"):
         NO_KEYS.seal(SECRET, SCHOOL)
     assert SecretBinding.admin_totp("x@y.nl").shown == "a new administrator"
+
+
+def _sealed_body(plain: bytes, binding: SecretBinding = SCHOOL) -> str:
+    """A body as `seal` makes it, under NEW's key, of any plaintext (the empty one too)."""
+    nonce = b"\x01" * 12
+    sealed = AESGCM(sealing_key(NEW).key).encrypt(nonce, plain, binding.associated_data)
+    return base64.urlsafe_b64encode(nonce + sealed).decode().rstrip("=")
+
+
+def test_any_kbs_value_is_sealed_and_one_of_an_unknown_format_never_reads_as_clear() -> None:
+    seal = SecretSeal.from_secrets(NEW)
+    later = f"$kbs2${sealing_key(NEW).key_id}${_sealed_body(SECRET.encode())}"
+    for stored in (later, "$kbs", "$kbs1", "$kbsX$whatever"):
+        for opener in (seal, NO_KEYS):
+            with pytest.raises(SecretUnreadable) as refused:
+                opener.open(stored, SCHOOL)
+            assert refused.value.reason == NOT_THIS_FORMAT
+        assert seal.state(stored) is SecretState.OLDER
+
+
+def test_a_key_id_that_is_not_8_lowercase_hex_characters_is_not_repeated() -> None:
+    seal = SecretSeal.from_secrets(NEW)
+    body = _sealed_body(SECRET.encode())
+    for key_id in ("ABCDEF01", "abcdef0", "abcdef012", "abc\nERROR forged line", "x" * 4000):
+        with pytest.raises(SecretUnreadable) as refused:
+            seal.open(f"{PREFIX}{key_id}${body}", SCHOOL)
+        assert refused.value.reason == NOT_THIS_FORMAT
+        assert key_id not in refused.value.detail and "\n" not in refused.value.detail
+    # A well-formed key id of no configured key is named: it is 8 hex characters, nothing more.
+    with pytest.raises(SecretUnreadable, match="sealed under key 00000000,"):
+        seal.open(f"{PREFIX}00000000${body}", SCHOOL)
+
+
+def test_the_empty_secret_is_never_sealed_and_a_sealed_empty_value_opens() -> None:
+    seal = SecretSeal.from_secrets(NEW)
+    assert seal.seal("", SCHOOL) == "" and NO_KEYS.seal("", SCHOOL) == ""
+    assert seal.open("", SCHOOL) == ""
+    # Nonce and tag alone (28 bytes): the shortest body of this format, not a malformed one.
+    assert seal.open(f"{PREFIX}{sealing_key(NEW).key_id}${_sealed_body(b'')}", SCHOOL) == ""

@@ -43,7 +43,9 @@ depends_on = None
 # Additive (a wider column): the value revision 0016 declares.
 oldest_reader = "0015"
 
-SEALED = "$kbs1$%"  # core/sealed_secrets.py PREFIX, as a LIKE pattern
+# core/sealed_secrets.py SEALED_MARK, as a LIKE pattern: a value of any sealed format (a later
+# `$kbs2$` too) is one code before 0020 would take for a secret in clear.
+SEALED = "$kbs%"
 _COLUMNS = (("admins", "totp_secret"), ("invitations", "totp_secret"))
 _SECRETS = (*_COLUMNS, ("school_oidc_providers", "client_secret"))
 
