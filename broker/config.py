@@ -93,12 +93,15 @@ class MetricsSettings:
 class RateLimits:
     """Requests per client address, in the `limits` library's notation ("600/minute", several joined
     by ";"); an empty string switches that limit off. A whole school reaches the broker from one
-    address at 08:30, so the defaults only stop floods, not a busy Monday (security.md)."""
+    address at 08:30, so the defaults only stop floods, not a busy Monday (security.md).
+    `student_lookup` counts per portal account instead: a school administrator's lookups of a
+    student's receipts by identifier (portal/student_lookup.py)."""
 
     sso: str = "600/minute"  # SAML SSO and the OIDC authorization endpoint (publishers' side)
     acs: str = "600/minute"  # the SAML ACS and the OIDC callback (schools' side)
     token: str = "1200/minute"  # noqa: S105 - the OIDC token endpoint, a rate
     discovery: str = "1200/minute"  # the school chooser and its search
+    student_lookup: str = "30/minute;300/day"  # per portal account: receipts by identifier
 
 
 _RATE = re.compile(r"\s*\d+\s*(/|per)\s*(\d+\s*)?(second|minute|hour|day)s?\s*")
@@ -117,7 +120,7 @@ def _rate(section: Mapping[str, Any], key: str, default: str) -> str:
 
 def _rate_limits(data: Mapping[str, Any]) -> RateLimits:
     section = _section(data, "rate_limits")
-    unknown = set(section) - {"sso", "acs", "token", "discovery"}
+    unknown = set(section) - {"sso", "acs", "token", "discovery", "student_lookup"}
     if unknown:
         raise ConfigurationError(f"rate_limits: unknown key(s) {', '.join(sorted(unknown))}")
     defaults = RateLimits()
@@ -126,6 +129,7 @@ def _rate_limits(data: Mapping[str, Any]) -> RateLimits:
         acs=_rate(section, "acs", defaults.acs),
         token=_rate(section, "token", defaults.token),
         discovery=_rate(section, "discovery", defaults.discovery),
+        student_lookup=_rate(section, "student_lookup", defaults.student_lookup),
     )
 
 

@@ -92,6 +92,8 @@ sso = "600/minute"
 acs = "600/minute"
 token = "1200/minute"
 discovery = "1200/minute"
+# Per portal account: a school administrator's lookups of a student's receipts by identifier.
+student_lookup = "30/minute;300/day"
 
 [organization]
 name = "{organization}"

@@ -84,6 +84,13 @@ UPSTREAM_CALL_SECONDS = Histogram(
     "key set, userinfo), part of the oidc_school_answer step.",
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0),
 )
+STUDENT_LOOKUPS = Counter(
+    "ketenbroker_portal_student_lookups",
+    "School administrators' lookups of a student's receipts by identifier in the portal: outcome "
+    "is found, not_found, or limited (refused by [rate_limits] student_lookup, nothing looked "
+    "up). A burst of limited, or of lookups at all, is one account linking receipts to students.",
+    ["outcome"],
+)
 STORE_ERRORS = Counter(
     "ketenbroker_store_errors",
     "Store calls that failed (Redis unreachable, timed out, or refused), by operation.",
@@ -129,6 +136,11 @@ def school_logout_token(outcome: str, services: dict[str, int] | None = None) ->
     SCHOOL_LOGOUT_TOKENS.labels(outcome).inc()
     for status, count in (services or {}).items():
         SCHOOL_LOGOUT_SERVICES.labels(status).inc(count)
+
+
+def student_looked_up(outcome: str) -> None:
+    """A portal student lookup: found, not_found or limited."""
+    STUDENT_LOOKUPS.labels(outcome).inc()
 
 
 def refused_at(endpoint: str | None, error: BrokerError) -> None:

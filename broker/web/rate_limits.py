@@ -5,7 +5,9 @@ in Redis every worker of every machine counts together, whatever the store's top
 server, Sentinel, Cluster), with the store's timeouts and retries; with `memory://` each process
 counts alone. The limits come from `[rate_limits]` in the configuration (broker/config.py), in
 the notation of the `limits` library, which parses them. The portal sign-in keeps its own,
-per-account throttle (broker/web/portal/guard.py).
+per-account throttle (broker/web/portal/guard.py). The portal's student lookup is limited per
+account with these counters too (`RateLimiter.spent_until`, windows aligned to the clock so the
+page can say when the account may look up again: portal/student_lookup.py).
 
 Only the limited views check anything: each is wrapped, and a check is one counter increment
 per limit (one store round trip), nothing per request elsewhere. The broker used Flask-Limiter
@@ -23,6 +25,7 @@ from __future__ import annotations
 import functools
 import hmac
 import logging
+import time
 from collections.abc import Callable
 from hashlib import sha256
 from typing import Any
@@ -30,7 +33,7 @@ from typing import Any
 from flask import Flask, Response, jsonify, render_template, request
 from limits import RateLimitItem, parse_many
 
-from broker.config import Settings
+from broker.config import RateLimits, Settings
 from broker.core.errors import StoreUnavailable
 from broker.core.ports import KeyValueStore
 from broker.web.errors import new_error_id
@@ -81,33 +84,63 @@ def client_key(secret: bytes) -> Callable[[], str]:
     return current_client
 
 
-class RateLimiter:
-    """Fixed-window counters per (kind of endpoint, client, limit), in the broker's store."""
+@functools.cache
+def limit_items(value: str) -> tuple[RateLimitItem, ...]:
+    """The limits of a configured value ("30/minute;300/day"), shortest window first: a request
+    refused by "10/second" spends nothing of "1000/hour". Parsed once per value."""
+    return tuple(sorted(parse_many(value))) if value else ()
 
-    def __init__(self, store: KeyValueStore, client: Callable[[], str]) -> None:
+
+class RateLimiter:
+    """Fixed-window counters per (kind of endpoint, client, limit), in the broker's store;
+    `limits`: the app's configured ones, for the views that count by themselves."""
+
+    def __init__(
+        self, store: KeyValueStore, client: Callable[[], str], limits: RateLimits | None = None
+    ) -> None:
         self.store = store
         self.client = client
+        self.limits = limits or RateLimits()
 
-    def check(self, scope: str, items: list[RateLimitItem]) -> None:
+    def check(self, scope: str, items: tuple[RateLimitItem, ...]) -> None:
         """Count this request against each of the scope's limits, shortest window first;
         RateLimited when one is spent (the longer ones are not counted then)."""
         client = self.client()
         for item in items:
             window = item.get_expiry()
-            key = f"{KEY_PREFIX}:{item.key_for(scope, client)}"
             try:
-                used = self.store.count(key, window)
+                used = self.store.count(self._key(scope, client, item), window)
             except StoreUnavailable as error:
                 log.warning("rate limit not counted: %s scope=%s", error, scope)
                 return
             if used > item.amount:
                 raise RateLimited(window)
 
+    def spent_until(
+        self, scope: str, items: tuple[RateLimitItem, ...], who: str
+    ) -> tuple[RateLimitItem, int] | None:
+        """Count one request of `who` against each limit, shortest window first, in windows
+        aligned to the clock (a minute from :00, a day from 00:00 UTC), so that the end of a
+        spent one is known exactly: (the spent limit, the epoch second its window ends), or
+        None while every limit has room. `StoreUnavailable` is the caller's to answer: a
+        limit that protects students is not skipped because its counter cannot be reached."""
+        now = int(time.time())
+        for item in items:
+            window = item.get_expiry()
+            start = now - now % window
+            key = f"{self._key(scope, who, item)}/{start}"
+            if self.store.count(key, window) > item.amount:
+                return item, start + window
+        return None
+
+    @staticmethod
+    def _key(scope: str, who: str, item: RateLimitItem) -> str:
+        return f"{KEY_PREFIX}:{item.key_for(scope, who)}"
+
     def limited(self, scope: str, value: str, view: Callable[..., Any]) -> Callable[..., Any]:
         """`view`, checked against `value` ("600/minute", several joined by ";") first.
         scope: one counter per kind of endpoint, so SAML and OIDC SSO share the "sso" budget."""
-        # Shortest window first: a request refused by "10/second" spends nothing of "1000/hour".
-        items = sorted(parse_many(value))
+        items = limit_items(value)
 
         @functools.wraps(view)
         def checked(*args: Any, **kwargs: Any) -> Any:
@@ -120,7 +153,7 @@ class RateLimiter:
 def install_rate_limits(app: Flask, settings: Settings) -> RateLimiter:
     """Wrap the limited endpoints' views; call after every blueprint is registered."""
     store: KeyValueStore = app.extensions["ketenbroker"].store
-    limiter = RateLimiter(store, client_key(settings.secret_key))
+    limiter = RateLimiter(store, client_key(settings.secret_key), settings.rate_limits)
     app.extensions["ketenbroker_rate_limiter"] = limiter
     limits = settings.rate_limits
     for endpoint, field in LIMITED_ENDPOINTS.items():

@@ -41,7 +41,7 @@ def broker_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Flask]:
     demo_apps[demo_settings.base_url].extensions["ketenbroker"].registry.close()
     # The demo's broker with rate limits off: thousands of inputs from one address must reach
     # the parsers, not the limiter.
-    off = RateLimits(sso="", acs="", token="", discovery="")
+    off = RateLimits(sso="", acs="", token="", discovery="", student_lookup="")
     app = create_app(replace(demo_settings, rate_limits=off))
     yield app
     app.extensions["ketenbroker"].registry.close()

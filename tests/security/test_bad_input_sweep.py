@@ -233,9 +233,9 @@ EMPTY_IS_VALID = {
     "portal_school_receipts.export",
     "portal_school.service",
 }
-# The GET pages that read a query: the receipts and their downloads, only to refuse a filter
-# there (it is POSTed: school_receipts.py); the others read none.
-QUERY_READERS = {"portal_school_receipts.receipts", "portal_school_receipts.export"}
+# The GET pages that read a query: the receipts, only to refuse a filter there (it is POSTed:
+# school_receipts.py); the others read none (a download by GET is refused whatever it carries).
+QUERY_READERS = {"portal_school_receipts.receipts"}
 FORM_PAGES = {
     "operator": (
         "/portal/operator/admins",

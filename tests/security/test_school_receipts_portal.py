@@ -2,7 +2,9 @@
 student code in the list and the downloads are POSTs answered directly, so no address (no
 request's, no Location, no link or form on a page) carries a student code or the identifier; an
 address from before, with a filter in its query, is refused without showing every receipt; the
-filter refuses dates that do not exist, and the downloads pass on nothing but the filter."""
+filter refuses dates that do not exist, and the downloads pass on nothing but the filter. A
+download by GET (a link, on another site too) downloads nothing; each administrator's lookups
+are limited, per account, and one over the limit looks nothing up."""
 
 from __future__ import annotations
 
@@ -11,16 +13,24 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from html import unescape
 
 import pytest
+from flask import Flask
 from flask.testing import FlaskClient
+from prometheus_client import REGISTRY
 from werkzeug.test import TestResponse
 
 from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.admins import AdminRole
 from broker.core.model import Release, UpstreamIdentity
 from broker.core.receipts import receipt_content
+from broker.store import open_store
+from broker.web.app import create_app
+from broker.web.labels import shown_time
 from tests.support.portal import HTTPS, PortalSite, csrf_token, form_fields, page_addresses
 from tests.support.receipts import file_receipt
 
@@ -180,8 +190,7 @@ def test_a_filter_is_posted_and_the_downloads_send_it_and_nothing_else(
     [
         ("{receipts}?student={code}", "student"),
         ("{receipts}?lang=en&student={code}%20{other}", "student"),
-        ("{receipts}.csv?student={code}", "student"),
-        ("{receipts}.json?since=2026-01-01&student={code}", "since,student"),
+        ("{receipts}?since=2026-01-01&student={code}", "since,student"),
         ("{receipts}?service=leesplank", "service"),
     ],
 )
@@ -334,3 +343,165 @@ def test_a_name_finds_nothing_and_the_page_says_what_to_type_instead(
     assert "data-receipt" not in page  # nobody else's receipts under the answer
     assert "sanne" not in caplog.text
     assert "student lookup school=99XX00 found=no" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "{receipts}.csv",
+        "{receipts}.json",
+        "{receipts}.csv?student={code}",
+        "{receipts}.json?lang=en",
+    ],
+)
+def test_a_download_by_address_downloads_nothing(
+    site: PortalSite, school: FlaskClient, caplog: pytest.LogCaptureFixture, address: str
+) -> None:
+    """A link (on another site too: the SameSite=Lax cookie goes along with a top-level GET)
+    saves no file: the receipts page without a list says where downloads start."""
+    code = _code(site, "leermiddelen")
+    with caplog.at_level(logging.DEBUG):
+        answer = school.get(address.format(receipts=RECEIPTS, code=code), base_url=HTTPS)
+    assert answer.status_code == 405 and answer.headers["Allow"] == "POST"
+    assert answer.mimetype == "text/html" and "Content-Disposition" not in answer.headers
+    page = answer.get_data(as_text=True)
+    assert 'id="download-by-address"' in page and "data-receipt" not in page
+    assert code not in page and code not in caplog.text
+    assert f'<a href="{RECEIPTS}">' in page  # to the page whose buttons download
+    assert f"reason=download_by_get school={DEMO_SCHOOL_ID} admin=" in caplog.text
+    said = {"en": "no longer downloaded by opening an address", "nl": "niet meer gedownload"}
+    language = re.search(r'<html lang="(nl|en)">', page)
+    assert language is not None and said[language.group(1)] in page
+
+
+def test_a_download_posted_with_only_its_token_holds_every_receipt(school: FlaskClient) -> None:
+    token = csrf_token(_listed(school.get(RECEIPTS, base_url=HTTPS)))
+    for fmt in ("csv", "json"):
+        rows = _rows(school.post(f"{RECEIPTS}.{fmt}", base_url=HTTPS, data={"csrf_token": token}))
+        assert len(rows) >= 4 and "someone-else" not in str(rows)
+    refused = school.post(f"{RECEIPTS}.csv", base_url=HTTPS, data={})
+    assert refused.status_code == 400 and "Content-Disposition" not in refused.headers
+
+
+# -- the student lookup's limit per account ------------------------------------------------------
+
+
+def _another_school_admin(site: PortalSite, email: str) -> tuple[FlaskClient, int]:
+    account = site.add_account(email, AdminRole.SCHOOL, DEMO_SCHOOL_ID)
+    site.accounts[email] = account
+    return site.sign_in(email), account.admin.id
+
+
+def _lookup(client: FlaskClient, identifier: str, lang: str = "nl") -> TestResponse:
+    page = client.get(f"{RECEIPTS}?lang={lang}", base_url=HTTPS).get_data(as_text=True)
+    data = {"csrf_token": csrf_token(page), "identifier": identifier}
+    return client.post(f"{RECEIPTS}/student", base_url=HTTPS, data=data)
+
+
+def _limited(answer: TestResponse) -> str:
+    assert answer.status_code == 429, answer.status_code
+    page = answer.get_data(as_text=True)
+    assert 'id="lookup-limited"' in page and "data-receipt" not in page
+    return page
+
+
+def _lookups(outcome: str) -> float:
+    value = REGISTRY.get_sample_value(
+        "ketenbroker_portal_student_lookups_total", {"outcome": outcome}
+    )
+    return value or 0.0
+
+
+def _clear_of_the_minutes_end() -> None:
+    # The minute window starts at :00; 31 lookups must fall in one.
+    if time.time() % 60 > 50:
+        time.sleep(61 - time.time() % 60)
+
+
+def test_lookups_over_the_accounts_limit_look_nothing_up(
+    site: PortalSite, school: FlaskClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The default 30 a minute: every lookup counts, found or not; the 31st looks nothing up,
+    says in the staff member's language from when again, and logs the ids only. Another
+    administrator of the same school still looks up."""
+    officer, officer_id = _another_school_admin(site, "privacy@lyceum.example")
+    _clear_of_the_minutes_end()
+    limited_before = _lookups("limited")
+    assert _lookup(officer, IDENTIFIER).status_code == 200  # found: counts as well
+    for number in range(29):
+        assert _lookup(officer, f"guess-{number}").status_code == 200
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG):
+        answer = _lookup(officer, IDENTIFIER)
+    page = _limited(answer)
+    minute_ends = (int(time.time()) // 60 + 1) * 60
+    assert 0 < int(answer.headers["Retry-After"]) <= 60
+    zone = site.settings.zone
+    assert f"U kunt weer leerlingen opzoeken vanaf {shown_time(minute_ends, zone)}" in page
+    assert not any(code in page for code in (_code(site, "leermiddelen"), _code(site, "toetsen")))
+    # Nothing was looked up: no lookup's log line, only the refusal's, with ids and no identifier.
+    assert "student lookup" not in caplog.text
+    assert (
+        f"reason=student_lookup_limit window=minute school={DEMO_SCHOOL_ID} admin={officer_id}"
+        in caplog.text
+    )
+    assert IDENTIFIER not in caplog.text
+    assert _lookups("limited") == limited_before + 1
+    # In English too, and still refused (the refused ones count no further window).
+    english = _limited(_lookup(officer, "guess-x", lang="en"))
+    assert "You can look up students again from" in english
+    # Per account: another administrator of the same school is not affected.
+    listed = _listed(_lookup(school, IDENTIFIER))
+    assert listed.count("data-receipt") == 3
+
+
+@dataclass
+class DayLimited:
+    app: Flask
+    client: FlaskClient
+
+
+@pytest.fixture(scope="module")
+def day_limited(site: PortalSite) -> DayLimited:
+    """The site's broker behind an app whose lookups are limited to 10 a minute and 3 a day,
+    with an administrator of its own signed in."""
+    limits = replace(site.settings.rate_limits, student_lookup="10/minute;3/day")
+    app = create_app(replace(site.settings, rate_limits=limits), services=site.broker)
+    own_app = site.app
+    site.app = app
+    try:
+        client, _ = _another_school_admin(site, "mentor@lyceum.example")
+    finally:
+        site.app = own_app
+    return DayLimited(app, client)
+
+
+def test_the_day_limit_says_from_when_lookups_start_again(
+    site: PortalSite, day_limited: DayLimited, caplog: pytest.LogCaptureFixture
+) -> None:
+    for number in range(3):
+        assert _lookup(day_limited.client, f"day-{number}").status_code == 200
+    with caplog.at_level(logging.DEBUG):
+        answer = _lookup(day_limited.client, IDENTIFIER, lang="en")
+    page = _limited(answer)
+    day_ends = (int(time.time()) // 86400 + 1) * 86400  # 00:00 UTC
+    assert f"You can look up students again from {shown_time(day_ends, site.settings.zone)}" in page
+    assert int(answer.headers["Retry-After"]) <= 86400
+    assert "reason=student_lookup_limit window=day" in caplog.text
+
+
+def test_a_lookup_whose_count_cannot_be_kept_looks_nothing_up(
+    site: PortalSite, day_limited: DayLimited, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A counter store that cannot be reached skips no limit: a 503, nothing looked up (the
+    portal's sessions, in the working store, still let the administrator in)."""
+    limiter = day_limited.app.extensions["ketenbroker_rate_limiter"]
+    kept = limiter.store
+    limiter.store = open_store("redis://127.0.0.1:9/0")  # nothing listens on port 9
+    try:
+        with caplog.at_level(logging.DEBUG):
+            answer = _lookup(day_limited.client, IDENTIFIER)
+    finally:
+        limiter.store = kept
+    assert answer.status_code == 503 and "data-receipt" not in answer.get_data(as_text=True)
+    assert "student lookup" not in caplog.text and IDENTIFIER not in caplog.text

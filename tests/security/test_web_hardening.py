@@ -60,7 +60,7 @@ def make_app(instance: Settings) -> Iterator[MakeApp]:
         app.extensions["ketenbroker"].registry.close()
 
 
-OFF = RateLimits(sso="", acs="", token="", discovery="")
+OFF = RateLimits(sso="", acs="", token="", discovery="", student_lookup="")
 
 
 def _hit(client: FlaskClient, endpoint: str, language: str = "en") -> TestResponse:

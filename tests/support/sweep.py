@@ -33,7 +33,7 @@ from broker.web.i18n import TRANSLATIONS_DIR
 from tests.support.bad_input import MARK, SAMPLE_ARGS, Answer, Request
 from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
 
-OFF = RateLimits(sso="", acs="", token="", discovery="")
+OFF = RateLimits(sso="", acs="", token="", discovery="", student_lookup="")
 # A Python exception's name or a traceback in what a user or client is shown.
 LEAK = re.compile(r"Traceback|File \"|\b[A-Z][A-Za-z]+(?:Error|Exception)\b|werkzeug|sqlalchemy")
 ERROR_CODE_LABEL = {"nl": "Foutcode:", "en": "Error code:"}

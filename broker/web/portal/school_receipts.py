@@ -1,5 +1,5 @@
 """The school's accounting pages: its receipts (filter, totals, CSV/JSON export; the filter in
-POST bodies only, never in an address), the overview
+POST bodies only, never in an address; a download only by POST, with the CSRF token), the overview
 "who receives what from us" built from its current policies, the notice setting per service,
 and the privacy contact students see on their data page.
 
@@ -12,8 +12,10 @@ chain, as the pseudonym is) and meaningless outside the broker.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from flask import (
     Response,
@@ -39,6 +41,7 @@ from broker.registry.receipts import ReceiptQuery
 from broker.web.i18n import SUPPORTED_LANGUAGES
 from broker.web.labels import attribute_label
 from broker.web.logs import note_refusal_logged
+from broker.web.metrics import student_looked_up
 from broker.web.my_data import STUDENT_CODE_SHOWN
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.school_forms import (
@@ -49,7 +52,7 @@ from broker.web.portal.school_forms import (
     StudentLookupForm,
     student_codes,
 )
-from broker.web.portal.student_lookup import identifier_wording, lookup_form
+from broker.web.portal.student_lookup import identifier_wording, lookup_form, lookup_spent
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
@@ -125,15 +128,22 @@ def _chosen_filter(school: School) -> ReceiptFilterForm | tuple[str, int]:
         )
         # No list: every receipt under an address that asked for one student's would be a
         # silent surprise. The language switch leaves the address's query behind.
-        switch = {
-            code: url_for(".receipts", school_id=school.id, lang=code)
-            for code in SUPPORTED_LANGUAGES
-        }
+        switch = _language_switch(".receipts", school_id=school.id)
         return _lookup_page(school, lookup_form(school), 400, address_refused=True, switch=switch)
     form = _filter_form()
     if form.errors:
         return _lookup_page(school, lookup_form(school), 400, form=form)
     return form
+
+
+def _language_switch(endpoint: str, **values: str) -> dict[str, str]:
+    """The language switch's links to `endpoint` without the request's query."""
+    return {code: url_for(endpoint, **_values(values, lang=code)) for code in SUPPORTED_LANGUAGES}
+
+
+def _values(values: dict[str, str], **more: str) -> dict[str, Any]:
+    # url_for's own keywords are typed (`_external: bool`); the route's values are not.
+    return {**values, **more}
 
 
 def _own_school(school_id: str) -> School:
@@ -186,13 +196,17 @@ def _lookup_page(
     *,
     nothing_found: bool = False,
     address_refused: bool = False,
+    download_by_address: bool = False,
+    limited_until: int | None = None,
     form: ReceiptFilterForm | None = None,
     switch: dict[str, str] | None = None,
 ) -> tuple[str, int]:
     """The page without a list: a filter or a lookup to correct, a lookup that found no
-    receipts (then which identifier to use, and where students see their own), or a filter in
-    the address refused. `form`: the filters, when the caller read them already; `switch`: the
-    language switch's links, when the page's own address must not be repeated."""
+    receipts (then which identifier to use, and where students see their own), a filter in
+    the address refused, a download by address refused, or a lookup over the account's limit
+    (`limited_until`: when it may look up again). `form`: the filters, when the caller read
+    them already; `switch`: the language switch's links, when the page's own address must not
+    be repeated."""
     extra = {"lang_switch": switch} if switch else {}
     page = render_template(
         "portal/school_receipts.html",
@@ -201,6 +215,8 @@ def _lookup_page(
         lookup=lookup,
         nothing_found=nothing_found,
         address_refused=address_refused,
+        download_by_address=download_by_address,
+        limited_until=limited_until,
         identifier=identifier_wording(school),
         my_data_url=broker().settings.my_data_url,
         **extra,
@@ -210,19 +226,24 @@ def _lookup_page(
 
 @school_receipts.route("/receipts/student", methods=["POST"])
 @portal_page(SCHOOL)
-def find_student(school_id: str) -> tuple[str, int]:
+def find_student(school_id: str) -> tuple[str, int] | tuple[str, int, dict[str, str]]:
     """From a student's identifier to their codes, in memory: the identifier is neither kept,
     logged, nor put in a URL. A student has a code per chain of platforms (a receipt subject is
     per chain, core/receipts.py), so every chain a receipt can name is tried, and the old
     chain-independent subject too (COMPAT(receipt-subject-v1)); the list of the codes that
     found receipts here answers this POST, with the codes in the filter form (no redirect: its
     address would carry them). An identifier without receipts (a name, typically) is answered
-    in place, saying which identifier to use."""
+    in place, saying which identifier to use. Each administrator's lookups are limited
+    (student_lookup.py): one over the limit looks nothing up and is answered 429."""
     b = broker()
     school = _own_school(school_id)
     lookup = lookup_form(school)
     if not lookup.validate_on_submit():
         return _lookup_page(school, lookup, 400)
+    admin_id = current_admin().id
+    spent = lookup_spent(admin_id)
+    if spent is not None:
+        return _lookup_limited(school, lookup, admin_id, *spent)
     identifier = (lookup.identifier.data or "").strip()
     student = UpstreamIdentity(school.id, identifier, {"eck_id": (identifier,)})
     subjects = b.receipting.keys.subjects(school, student, b.registry.receipt_chains())
@@ -233,20 +254,56 @@ def find_student(school_id: str) -> tuple[str, int]:
         "portal receipts student lookup school=%s found=%s admin=%s",
         school_id,
         "yes" if found else "no",
-        current_admin().id,
+        admin_id,
     )
+    student_looked_up("found" if found else "not_found")
     if not found:
         return _lookup_page(school, lookup, 200, nothing_found=True)
     return _listed(school, _filter_form({"student": " ".join(codes)}))
 
 
+def _lookup_limited(
+    school: School, lookup: StudentLookupForm, admin_id: int, window: str, until: int
+) -> tuple[str, int, dict[str, str]]:
+    """A lookup over the account's limit: nothing looked up, the page says from when again."""
+    # The ids only: the identifier is neither logged nor kept.
+    note_refusal_logged()
+    log.warning(
+        "portal refused status=429 reason=student_lookup_limit window=%s school=%s admin=%s",
+        window,
+        school.id,
+        admin_id,
+    )
+    student_looked_up("limited")
+    page, status = _lookup_page(school, lookup, 429, limited_until=until)
+    return page, status, {"Retry-After": str(max(1, until - int(time.time())))}
+
+
 @school_receipts.route("/receipts.<fmt>", methods=["GET", "POST"])
 @portal_page(SCHOOL)
-def export(school_id: str, fmt: str) -> BaseResponse | tuple[str, int]:
-    """Every receipt of the filter the page's download buttons POST (a GET: every receipt)."""
+def export(
+    school_id: str, fmt: str
+) -> BaseResponse | tuple[str, int] | tuple[str, int, dict[str, str]]:
+    """Every receipt of the filter the page's download buttons POST (with only the CSRF token:
+    every receipt). A GET downloads nothing: a link on another site would make a signed-in
+    administrator's browser save the file (a SameSite=Lax cookie goes along with a top-level
+    GET), so an old download address answers the receipts page, saying where downloads start."""
     if fmt not in ("csv", "json"):
         abort(404)
-    chosen = _chosen_filter(_own_school(school_id))
+    school = _own_school(school_id)
+    if request.method == "GET":
+        note_refusal_logged()
+        log.warning(
+            "portal refused status=405 reason=download_by_get school=%s admin=%s",
+            school.id,
+            current_admin().id,
+        )
+        switch = _language_switch(".export", school_id=school.id, fmt=fmt)
+        page, status = _lookup_page(
+            school, lookup_form(school), 405, download_by_address=True, switch=switch
+        )
+        return page, status, {"Allow": "POST"}
+    chosen = _chosen_filter(school)
     if not isinstance(chosen, ReceiptFilterForm):
         # The receipts page, with the filter's errors or the refusal, as the page answers them.
         return chosen

@@ -5,16 +5,26 @@ The receipt subject is made from the same value as the chain pseudonym (core/pse
 its sign-in system sends it. A name finds nothing, because the broker keeps no names; an officer
 who is not told which identifier to type types a name. So the lookup form names this school's
 identifier in plain words, with its technical name in brackets for the school's ICT staff.
+
+Each administrator's lookups are limited (`[rate_limits] student_lookup`, 30 a minute and 300 a
+day by default): where identifiers can be guessed (student numbers), one account, or a stolen
+one, could otherwise link every receipt code to a student in minutes. Every lookup that passed
+the form's checks counts, found or not, in the broker's store with the rate limits' counters
+(broker/web/rate_limits.py), so every worker counts together in Redis.
 """
 
 from __future__ import annotations
 
+from flask import current_app
 from flask_babel import gettext
 from flask_babel import lazy_gettext as _l
 
 from broker.core.catalogue import CATALOGUE
 from broker.core.model import Protocol, School
 from broker.web.portal.school_forms import StudentLookupForm
+from broker.web.rate_limits import RateLimiter, limit_items
+
+LOOKUP_SCOPE = "student_lookup"
 
 # In plain words, per subject; the technical name follows in brackets (`identifier_wording`).
 PLAIN_WORDS = {
@@ -79,3 +89,16 @@ def lookup_form(school: School, *, empty: bool = False) -> StudentLookupForm:
         identifier=identifier_wording(school),
     )
     return form
+
+
+def lookup_spent(admin_id: int) -> tuple[str, int] | None:
+    """Count this lookup of the administrator's; when a limit is spent, (its window: "minute",
+    "day", ..., the epoch second from which the account may look up again). Counted before
+    anything is looked up, so lookups sent at once get no more than the limit between them."""
+    limiter: RateLimiter = current_app.extensions["ketenbroker_rate_limiter"]
+    items = limit_items(limiter.limits.student_lookup)
+    spent = limiter.spent_until(LOOKUP_SCOPE, items, f"admin-{admin_id}")
+    if spent is None:
+        return None
+    item, until = spent
+    return item.GRANULARITY.name, until
