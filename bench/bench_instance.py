@@ -12,8 +12,10 @@ import re
 from pathlib import Path
 
 from broker.cli.instance import CONFIG_NAME, init_instance
+from broker.web.rate_limits import LIMITED_ENDPOINTS
 
-LIMITED = ("sso", "acs", "token", "discovery")
+# Every limit the broker applies per client address, as it names them.
+LIMITED = sorted(set(LIMITED_ENDPOINTS.values()))
 
 
 def bench_instance(

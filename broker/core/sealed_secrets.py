@@ -19,7 +19,9 @@ Every value that starts with `$kbs` is sealed: one of a format this version does
 value is no secret: it is stored as it is, never sealed (an emptied invitation's, say).
 
 A value that does not open raises `SecretUnreadable`, which names the row by id and says why,
-never the value, the ciphertext, its key id or an e-mail address: it gets logged.
+never the value, the ciphertext or an e-mail address: it gets logged. It may give the key id (8
+hex characters derived from the secret with their own HKDF label, checked before they are
+shown), which tells the operator which secret sealed it.
 """
 
 from __future__ import annotations

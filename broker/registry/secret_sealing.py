@@ -150,5 +150,4 @@ def seal_every_secret(session: Session, seal: SecretSeal, now: datetime) -> Seal
             row.client_secret = stored
         else:
             row.totp_secret = stored
-    report.applied = True
     return report

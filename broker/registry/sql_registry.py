@@ -700,9 +700,9 @@ class SqlRegistry(PortalReads):
         (the opened secrets are the same), so no generation bump."""
         with session_on(self._writer) as session:
             report = seal_every_secret(session, self._seal, as_utc(self._clock()))
+            report.applied = apply
             if not apply:
                 session.rollback()
-                report.applied = False
         if apply:
             # Counts only, as the command prints them.
             log.info(

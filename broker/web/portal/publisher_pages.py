@@ -201,11 +201,12 @@ def _save_declarations(
         service_id, declarations, recorded_author(current_admin())
     )
     log.info(
-        "portal declarations service=%s version=%s reconfirm=%s purpose_changed=%s admin=%s",
+        # Which purposes changed is logged by set_declarations, for every writer; this line adds
+        # who saved.
+        "portal declarations service=%s version=%s reconfirm=%s admin=%s",
         service_id,
         replaced.version,
         reconfirm,
-        ",".join(sorted(replaced.purpose_changed)) or "-",
         current_admin().id,
     )
     flash(gettext("Saved as declaration version %(version)d.", version=replaced.version))

@@ -38,7 +38,7 @@ from broker.core.receipt_export import csv_lines, json_lines
 from broker.core.receipts import protocol_pairing
 from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.receipts import ReceiptQuery
-from broker.web.i18n import SUPPORTED_LANGUAGES
+from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
 from broker.web.labels import attribute_label
 from broker.web.logs import note_refusal_logged
 from broker.web.metrics import student_looked_up
@@ -136,14 +136,11 @@ def _chosen_filter(school: School) -> ReceiptFilterForm | tuple[str, int]:
     return form
 
 
-def _language_switch(endpoint: str, **values: str) -> dict[str, str]:
-    """The language switch's links to `endpoint` without the request's query."""
-    return {code: url_for(endpoint, **_values(values, lang=code)) for code in SUPPORTED_LANGUAGES}
-
-
-def _values(values: dict[str, str], **more: str) -> dict[str, Any]:
-    # url_for's own keywords are typed (`_external: bool`); the route's values are not.
-    return {**values, **more}
+def _language_switch(endpoint: str, **values: Any) -> dict[str, str]:
+    """The language switch's links to `endpoint` without the request's query (the route's
+    values are Any: url_for's own keywords are typed, `_external: bool`)."""
+    path = url_for(endpoint, **values)
+    return {code: lang_switch_url(code, path, ()) for code in SUPPORTED_LANGUAGES}
 
 
 def _own_school(school_id: str) -> School:
