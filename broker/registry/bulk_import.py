@@ -42,7 +42,6 @@ from sqlalchemy.orm import Session, joinedload, undefer
 from broker.core.chain_move import ChainMove, MoveRefused
 from broker.core.model import Service
 from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
-from broker.core.purposes import purpose_change_author
 from broker.core.sealed_secrets import SecretSeal
 from broker.registry.admin_tables import PublisherRow
 from broker.registry.chain_move_tables import ChainMoveRow
@@ -52,7 +51,7 @@ from broker.registry.database import locked_row
 from broker.registry.declaration_writes import replace_declarations
 from broker.registry.errors import UnknownPublisher
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
-from broker.registry.purpose_drops import purposes_changed_since
+from broker.registry.purpose_drops import purposes_changed_since, stop_release
 from broker.registry.removal import kept_declaration_version, kept_policy_version
 from broker.registry.shared_idps import (
     check_shared,
@@ -486,12 +485,8 @@ def _policy(
     session.add(PolicyChangeRow.recording(row))
     for purpose_version in sorted({changed[name] for name in notice}):
         session.flush()
-        row.version += 1
-        row.attributes = sorted(
-            set(row.attributes) - {n for n in notice if changed[n] == purpose_version}
-        )
-        row.changed_by = purpose_change_author(purpose_version)
-        session.add(PolicyChangeRow.recording(row))
+        taken = frozenset(n for n in notice if changed[n] == purpose_version)
+        stop_release(session, row, taken, purpose_version, stamp.at)
 
 
 def _replaced(current: R | None, wanted: R | None) -> R | None:

@@ -49,21 +49,28 @@ def drop_released(
         .order_by(ReleasePolicyRow.school_id)
         .with_for_update()
     )
-    author = purpose_change_author(version)
     dropped = []
     for row in rows:
         taken = attributes.intersection(row.attributes)
         if not taken:
             continue
-        row.version += 1
-        row.attributes = sorted(set(row.attributes) - taken)
-        row.changed_at = at
-        row.changed_by = author
-        # `active` and `declaration_version` stay: whether the school switched the service on,
-        # and which declarations it accepted for the rest of its choice.
-        session.add(PolicyChangeRow.recording(row))
+        stop_release(session, row, taken, version, at)
         dropped.append((row.school_id, tuple(sorted(taken))))
     return dropped
+
+
+def stop_release(
+    session: Session, row: ReleasePolicyRow, taken: frozenset[str], version: int, at: datetime
+) -> None:
+    """One more version of the school's choice `row`, without `taken`, by the purpose change of
+    declaration `version` (the portal's and an import's stops alike), with its history line."""
+    row.version += 1
+    row.attributes = sorted(set(row.attributes) - taken)
+    row.changed_at = at
+    row.changed_by = purpose_change_author(version)
+    # `active` and `declaration_version` stay: whether the school switched the service on,
+    # and which declarations it accepted for the rest of its choice.
+    session.add(PolicyChangeRow.recording(row))
 
 
 def purposes_changed_since(session: Session, service_id: str, accepted: int) -> dict[str, int]:
