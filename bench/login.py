@@ -1,7 +1,9 @@
 """Time whole SAML logins through the broker, in process: publisher SP -> broker -> school IdP.
 
-Usage: python bench/login.py [--logins 200] [--warmup 5] [--route both|in-process|xmlsec1]
-       python bench/login.py --profile [--logins 200]
+Usage: python bench/login.py [--logins 200] [--warmup 5] [--route both|in-process|xmlsec1] [--cpu]
+                             [--store-url redis://127.0.0.1:6379/12]
+                             [--registry-url postgresql+psycopg://127.0.0.1/test]
+       python bench/login.py --profile [--sort tottime] [--logins 200]
 
 Builds the demo (`ketenbroker demo`'s apps) in a temporary directory and drives one made-up
 browser through each login with Flask test clients: no sockets, cookies kept per host by this
@@ -13,6 +15,11 @@ included) and the broker's share (time inside the broker's WSGI app: SSO with th
 page, the school's choice, ACS, the notice). Routes: `in-process` (the broker's default signature backend) and `xmlsec1` (the
 broker built with pysaml2's stock backend, which starts the `xmlsec1` program; only measured
 when it is on PATH). The demo school IdP and publisher stay in process on both routes.
+
+By default the broker runs on the demo's embedded stores (memory, SQLite): `--store-url` and
+`--registry-url` put it on Redis and PostgreSQL, as in production, to show what their clients
+cost; `--cpu` then counts the broker's thread CPU instead of the wall clock, which would include
+waiting for those servers.
 
 `--profile` runs the in-process route under cProfile, enabled only inside the broker's requests,
 and prints the top 25 entries by cumulative time (timings under the profiler are inflated).
@@ -147,10 +154,15 @@ def shows_discovery(page: str) -> bool:
 
 
 class TimedApp:
-    """WSGI middleware around the broker: adds up the time spent inside it, per path."""
+    """WSGI middleware around the broker: adds up the time spent inside it, per path, on the
+    wall clock or (`clock=time.thread_time`) as this thread's CPU, which leaves out the waits for
+    Redis or PostgreSQL."""
 
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], clock: Callable[[], float] = time.perf_counter
+    ) -> None:
         self.app = app
+        self.clock = clock
         self.seconds = 0.0
         self.by_step: dict[str, float] = defaultdict(float)
         self.xmlsec1_by_step: dict[str, int] = defaultdict(int)
@@ -158,7 +170,7 @@ class TimedApp:
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         spawned = _Spawned.xmlsec1
-        start = time.perf_counter()
+        start = self.clock()
         if self.profiler:
             self.profiler.enable()
         try:
@@ -172,7 +184,7 @@ class TimedApp:
         finally:
             if self.profiler:
                 self.profiler.disable()
-            spent = time.perf_counter() - start
+            spent = self.clock() - start
             self.seconds += spent
             # One row per route: the notice's id is different on every login.
             path = re.sub(r"^/notice/.*", "/notice/<id>", environ["PATH_INFO"])
@@ -306,8 +318,9 @@ class Figures:
     other: int = 0
 
 
-def build_route(name: str, directory: Path, backend: str | None) -> Route:
-    bench_instance(directory, PORT)  # hundreds of logins a minute: no rate limits
+def build_route(name: str, directory: Path, backend: str | None, args: argparse.Namespace) -> Route:
+    # hundreds of logins a minute: no rate limits
+    bench_instance(directory, PORT, store_url=args.store_url, registry_url=args.registry_url)
     settings, apps = prepare_demo(directory, PORT)
     if backend is not None:
         # Same instance and peers; only the broker's own signing and verifying switches.
@@ -315,7 +328,7 @@ def build_route(name: str, directory: Path, backend: str | None) -> Route:
         services = build_broker(settings, saml_crypto_backend=backend)
         apps[settings.base_url] = create_app(settings, services=services)
     broker_app: Flask = apps[settings.base_url]
-    timed = TimedApp(broker_app.wsgi_app)
+    timed = TimedApp(broker_app.wsgi_app, time.thread_time if args.cpu else time.perf_counter)
     broker_app.wsgi_app = timed  # type: ignore[method-assign]
     clients = {url: app.test_client(use_cookies=False) for url, app in apps.items()}
     peers = [url for url in apps if url != settings.base_url]
@@ -390,6 +403,22 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--route", choices=("both", "in-process", "xmlsec1"), default="both")
     parser.add_argument("--profile", action="store_true", help="cProfile the in-process route")
+    parser.add_argument(
+        "--store-url",
+        help="the broker's store instead of memory:// (e.g. redis://127.0.0.1:6379/12)",
+    )
+    parser.add_argument(
+        "--registry-url",
+        help="the registry instead of SQLite (e.g. postgresql+psycopg://127.0.0.1/test)",
+    )
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="the broker's share as its thread's CPU time, not the wall clock (waits left out)",
+    )
+    parser.add_argument(
+        "--sort", default="cumulative", help="--profile's order (pstats key: cumulative, tottime)"
+    )
     args = parser.parse_args()
     if args.logins < 1:
         parser.error("--logins must be at least 1")
@@ -398,7 +427,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="kb-bench-login-") as tmp:
         directory = Path(tmp)
         if args.profile:
-            route = build_route("in-process", directory, None)
+            route = build_route("in-process", directory, None, args)
             run(route, 0, args.warmup)
             profiler = cProfile.Profile()
             route.broker.profiler = profiler
@@ -407,20 +436,20 @@ def main() -> None:
             print(
                 f"{args.logins} logins under cProfile (inflated): broker share median "
                 f"{statistics.median(figures.broker):.2f} ms\n"
-                "top 25 by cumulative time, broker requests only:"
+                f"top 25 by {args.sort}, broker requests only:"
             )
-            pstats.Stats(profiler).strip_dirs().sort_stats("cumulative").print_stats(25)
+            pstats.Stats(profiler).strip_dirs().sort_stats(args.sort).print_stats(25)
             return
 
         results: dict[str, Figures] = {}
         if args.route in ("both", "in-process"):
             results["in-process"] = run(
-                build_route("in-process", directory, None), args.logins, args.warmup
+                build_route("in-process", directory, None, args), args.logins, args.warmup
             )
         if args.route in ("both", "xmlsec1"):
             if shutil.which("xmlsec1"):
                 results["xmlsec1"] = run(
-                    build_route("xmlsec1", directory, "xmlsec1"), args.logins, args.warmup
+                    build_route("xmlsec1", directory, "xmlsec1", args), args.logins, args.warmup
                 )
             else:
                 print("skipped: xmlsec1 not installed (no xmlsec1 program on PATH)")
