@@ -192,3 +192,46 @@ def test_a_new_purpose_stops_that_attribute_until_the_school_releases_it_again(
         declarations_seen=replaced.version,
     )
     assert received() == {PAIRWISE_ID, GIVEN_NAME, MAIL}
+
+
+def test_a_change_that_needs_confirmation_releases_nothing_and_refuses_required_logins(
+    demo: LiveDemo,
+) -> None:
+    """An attribute added (core/declarations.py: the school must confirm again): until the
+    school saves its choice again, logins carry the pseudonym alone, and a platform that
+    requires an attribute refuses them, as the school's portal says (docs/portals.md)."""
+    name = Declaration("given_name", "Om de leerling te begroeten")
+    mail = Declaration("email", "Om het licentiebewijs te sturen", required=True)
+    groups = Declaration("groups", "Om de klas te tonen")
+    demo.add_publisher(
+        "meldweb", "leermiddelen", (name, mail), released=frozenset({"given_name", "email"})
+    )
+    demo.add_publisher("groetweb", "leermiddelen", (name,), released=frozenset({"given_name"}))
+
+    def login(service_id: str) -> tuple[int, set[str]]:
+        browser = Browser()
+        status = demo.login(browser, service_id, "sanne.jansen").final.status
+        return status, _received_names(demo, browser, service_id) if status == 200 else set()
+
+    assert login("meldweb") == (200, {PAIRWISE_ID, GIVEN_NAME, MAIL})
+    assert login("groetweb") == (200, {PAIRWISE_ID, GIVEN_NAME})
+    required = demo.registry.set_declarations("meldweb", (name, mail, groups), "admin:9")
+    optional = demo.registry.set_declarations("groetweb", (name, groups), "admin:9")
+    # Required: refused (the e-mail address is not released until the school confirms).
+    assert login("meldweb")[0] == 403
+    # Nothing required: the login goes through, with the pseudonym alone.
+    assert login("groetweb") == (200, {PAIRWISE_ID})
+
+    for service_id, replaced, chosen in (
+        ("meldweb", required, {"given_name", "email"}),
+        ("groetweb", optional, {"given_name"}),
+    ):
+        demo.registry.set_policy(
+            DEMO_SCHOOL_ID,
+            service_id,
+            frozenset(chosen),
+            "admin:1",
+            declarations_seen=replaced.version,
+        )
+    assert login("meldweb") == (200, {PAIRWISE_ID, GIVEN_NAME, MAIL})
+    assert login("groetweb") == (200, {PAIRWISE_ID, GIVEN_NAME})

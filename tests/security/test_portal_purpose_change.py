@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 from html import unescape
 
 import pytest
@@ -94,6 +95,16 @@ def _page(client: FlaskClient, url: str, lang: str = "en") -> str:
     return client.get(f"{url}?lang={lang}", base_url=HTTPS).get_data(as_text=True)
 
 
+def _save_both(school: FlaskClient, url: str, page: str) -> None:
+    """The school ticks the first name and the e-mail address on `page` and saves."""
+    saved = school.post(
+        url,
+        base_url=HTTPS,
+        data={**choice_fields(page), "active": "y", "attributes": ["given_name", "email"]},
+    )
+    assert saved.status_code == 303
+
+
 def test_new_wording_of_the_same_purpose_saves_at_once_and_keeps_every_choice(
     site: PortalSite, publisher: FlaskClient
 ) -> None:
@@ -167,12 +178,7 @@ def test_the_schools_page_says_what_stopped_and_why_and_one_save_releases_it_aga
     listed = _page(school, f"/portal/school/{DEMO_SCHOOL_ID}/services")
     assert "A purpose changed: check your choice" in listed
 
-    saved = school.post(
-        url,
-        base_url=HTTPS,
-        data={**choice_fields(page), "active": "y", "attributes": ["given_name", "email"]},
-    )
-    assert saved.status_code == 303
+    _save_both(school, url, page)
     assert site.registry.policy(DEMO_SCHOOL_ID, "leesweb-school").attributes == BOTH
     assert 'id="purpose-changed"' not in _page(school, url)
 
@@ -296,11 +302,102 @@ def test_a_required_attribute_taken_out_says_that_logins_are_refused(
 
     # Shared again: the notice and the card's line are gone.
     page = _page(school, url)
-    saved = school.post(
-        url,
-        base_url=HTTPS,
-        data={**choice_fields(page), "active": "y", "attributes": ["given_name", "email"]},
-    )
-    assert saved.status_code == 303
+    _save_both(school, url, page)
     assert 'id="logins-refused"' not in _page(school, url)
     assert 'id="logins-refused-leesweb-verplicht"' not in _page(school, listed)
+
+
+GROUPS = Declaration("groups", "Om de klas te tonen", purpose_en="To show the class")
+
+
+def test_a_change_to_confirm_says_that_logins_are_refused_while_a_required_one_waits(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    required = Declaration("email", MAIL.purpose, required=True, purpose_en=MAIL.purpose_en)
+    _, url = _released(site, "leesweb-bevestig", required)
+    _, both_url = _released(site, "leesweb-beide", required)
+    # An attribute added: the school must confirm again (core/declarations.py). The second
+    # also gives the required e-mail address a new purpose: both notices, one refusal.
+    site.registry.set_declarations("leesweb-bevestig", (NAME, required, GROUPS), "x")
+    marketing = replace(required, purpose=MARKETING, purpose_en="For offers")
+    site.registry.set_declarations("leesweb-beide", (NAME, marketing, GROUPS), "x")
+    # What the pages say is what the login path does: the pseudonym alone, so refused.
+    for service_id in ("leesweb-bevestig", "leesweb-beide"):
+        service = site.registry.service(service_id)
+        assert service is not None
+        policy = site.registry.policy(DEMO_SCHOOL_ID, service_id)
+        assert policy.attributes == frozenset()
+        with pytest.raises(RequiredAttributeMissing):
+            release_for(service, policy, None, {"given_name": ("Ada",), "email": ("a@b.nl",)})
+
+    listed = f"/portal/school/{DEMO_SCHOOL_ID}/services"
+    english = (
+        "Your students cannot sign in to this platform until you confirm your choice again and "
+        "share E-mail address: the platform requires it."
+    )
+    dutch = (
+        "Uw leerlingen kunnen niet inloggen op dit platform totdat u uw keuze opnieuw bevestigt "
+        "en E-mailadres deelt: het platform vereist dit."
+    )
+    for service_id in ("leesweb-bevestig", "leesweb-beide"):
+        assert _text(_page(school, listed), f"logins-refused-{service_id}", "p") == english
+        assert _text(_page(school, listed, "nl"), f"logins-refused-{service_id}", "p") == dutch
+        assert f'id="pseudonym-only-{service_id}"' not in _page(school, listed)
+
+    for page_url in (url, both_url):
+        page = _page(school, page_url)
+        assert page.count('id="logins-refused"') == 1
+        notice = _text(page, "confirm-again")
+        assert (
+            "The platform requires E-mail address: until you save your choice again with it "
+            "ticked, your students cannot sign in to this platform." in notice
+        )
+        assert "it receives the pseudonym only" not in notice
+        assert _text(page, "preview", "p") == (
+            "Your students cannot sign in to this platform now (see above): it receives nothing."
+        )
+        assert (
+            "Het platform vereist E-mailadres: totdat u uw keuze opnieuw opslaat met dit "
+            "aangevinkt, kunnen uw leerlingen niet inloggen op dit platform."
+            in _text(_page(school, page_url, "nl"), "confirm-again")
+        )
+    assert "purpose changed from" in _text(_page(school, both_url), "purpose-changed")
+
+    # Confirmed with the e-mail address ticked: the card's line and the page's notice are gone.
+    page = _page(school, url)
+    _save_both(school, url, page)
+    assert site.registry.policy(DEMO_SCHOOL_ID, "leesweb-bevestig").attributes == BOTH
+    assert 'id="logins-refused"' not in _page(school, url)
+    assert 'id="logins-refused-leesweb-bevestig"' not in _page(school, listed)
+
+
+def test_a_change_to_confirm_without_a_required_one_says_logins_carry_the_pseudonym_only(
+    site: PortalSite, school: FlaskClient
+) -> None:
+    _, url = _released(site, "leesweb-alleen")
+    _released(site, "leesweb-niets")
+    site.registry.set_policy(DEMO_SCHOOL_ID, "leesweb-niets", frozenset(), "admin:1")
+    for service_id in ("leesweb-alleen", "leesweb-niets"):
+        site.registry.set_declarations(service_id, (NAME, MAIL, GROUPS), "x")
+    service = site.registry.service("leesweb-alleen")
+    assert service is not None
+    policy = site.registry.policy(DEMO_SCHOOL_ID, "leesweb-alleen")
+    assert release_for(service, policy, None, {"given_name": ("Ada",)}) == {}
+
+    listed = f"/portal/school/{DEMO_SCHOOL_ID}/services"
+    assert _text(_page(school, listed), "pseudonym-only-leesweb-alleen", "p") == (
+        "Until you confirm your choice again, your students sign in with the pseudonym only: "
+        "the platform does not receive First name, E-mail address."
+    )
+    assert _text(_page(school, listed, "nl"), "pseudonym-only-leesweb-alleen", "p") == (
+        "Totdat u uw keuze opnieuw bevestigt, loggen uw leerlingen in met alleen het "
+        "pseudoniem: het platform krijgt Voornaam, E-mailadres niet."
+    )
+    assert 'id="logins-refused-leesweb-alleen"' not in _page(school, listed)
+    # A school that shared nothing loses nothing meanwhile: its card says only "confirm".
+    assert 'id="pseudonym-only-leesweb-niets"' not in _page(school, listed)
+    page = _page(school, url)
+    assert 'id="logins-refused"' not in page
+    assert "Until you save your choice again, it receives the pseudonym only." in _text(
+        page, "confirm-again"
+    )

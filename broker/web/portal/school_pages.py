@@ -3,7 +3,8 @@
 A school sees approved services only. Each choice is a new, numbered version of its release
 policy (`SqlRegistry.set_policy`), with who and when; the page shows that history. When the
 broker took an attribute out of the choice because the publisher gave it a new purpose
-(registry/purpose_drops.py), the page says which and why until the school chooses again.
+(registry/purpose_drops.py), the page says which and why until the school chooses again. Both
+pages say when the school's students cannot sign in to a platform now (`_refused_logins`).
 """
 
 from __future__ import annotations
@@ -45,12 +46,13 @@ def services(school_id: str) -> str:
     rows = []
     for found in registry.services():
         choice = choices.get(found.id)
-        refused: list[str] = []
-        if choice and choice.purpose_dropped and choice.active:
+        drops: list[ShownDrop] = []
+        if choice and choice.purpose_dropped and choice.active and not choice.needs_confirmation:
             # Read for such a choice only: a new purpose waits for few schools, and briefly.
             history = registry.policy_history(school_id, found.id)
-            refused = _refused_logins(found, _purpose_drops(history, found))
-        rows.append((found, choice, refused))
+            drops = _purpose_drops(history, found)
+        refused = _refused_logins(found, choice, drops)
+        rows.append((found, choice, refused, [] if refused else _withheld(found, choice)))
     return render_template("portal/school_services.html", school=school, rows=rows)
 
 
@@ -131,11 +133,30 @@ def _purpose_drops(history: list[PolicyChange], found: Service) -> list[ShownDro
     return shown
 
 
-def _refused_logins(found: Service, drops: list[ShownDrop]) -> list[str]:
-    """The required attributes among those taken out: until the school shares them again, its
-    students' logins to the platform are refused (core/release.py), which its pages say."""
-    required = {d.attribute for d in found.declarations if d.required}
-    return [shown.drop.attribute for shown in drops if shown.drop.attribute in required]
+def _refused_logins(
+    found: Service, choice: SchoolChoice | None, drops: list[ShownDrop]
+) -> list[str]:
+    """The required attributes the login path does not release now, so it refuses the school's
+    students' logins to the platform (core/release.py), which its pages say: every one while
+    the choice waits for the school to confirm it (the login path releases the pseudonym alone
+    meanwhile, registry/reading.py `policy`), else those a new purpose took out (`drops`).
+    Switched off, its students are refused anyway: the pages say that instead."""
+    if choice is None or not choice.active:
+        return []
+    required = [d.attribute for d in found.declarations if d.required]
+    if choice.needs_confirmation:
+        return required
+    taken = {shown.drop.attribute for shown in drops}
+    return [name for name in required if name in taken]
+
+
+def _withheld(found: Service, choice: SchoolChoice | None) -> list[str]:
+    """What the school chose that the platform does not receive until the school confirms its
+    choice again: all of it (registry/reading.py `policy`); only what it still declares, as
+    the login path releases nothing else anyway."""
+    if choice is None or not choice.active or not choice.needs_confirmation:
+        return []
+    return [d.attribute for d in found.declarations if d.attribute in choice.attributes]
 
 
 def _of_record(declaration: Declaration) -> str:
@@ -199,8 +220,7 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         form=form,
         history=history,
         purpose_drops=drops,
-        # Switched off, its students are refused anyway: the page says that instead.
-        refused_logins=_refused_logins(found, drops) if choice and choice.active else [],
+        refused_logins=_refused_logins(found, choice, drops),
         authors=shown_authors((c.changed_by for c in history), SCHOOL, school_id),
         preview=preview_release(released),
         notice_form=NoticeForm(data={"mode": broker().receipts.notice_mode(school_id, service_id)}),
