@@ -128,6 +128,11 @@ def read_metadata(
         root = parse_untrusted(data)
     except etree.XMLSyntaxError:
         raise MetadataRefused("malformed") from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        # UTF-16 hides `<!DOCTYPE` from the byte check above; a DOCTYPE lies outside the signed
+        # root, so a relayed feed could carry one and still verify.
+        raise MetadataRefused("doctype")
     if root.tag not in (ENTITIES, ENTITY):
         raise MetadataRefused("not_metadata")
     if certificates:

@@ -218,3 +218,16 @@ def test_only_members_of_the_groups_are_entities_not_descriptors_nested_elsewher
     idps = [e for e in result.entities if e.role == "idp"]
     assert [e.entity_id for e in idps] == ["https://idp.example/metadata"]
     assert ATTACKER_CERT not in idps[0].xml
+
+
+def _as_utf16(data: bytes, prolog: str = "") -> bytes:
+    body = data.split(b"?>", 1)[1].decode()
+    return f'<?xml version="1.0" encoding="UTF-16"?>\n{prolog}{body}'.encode("utf-16")
+
+
+def test_a_doctype_in_a_utf16_download_is_refused() -> None:
+    # UTF-16 hides `<!DOCTYPE` from the byte check; the DOCTYPE sits outside the signed root,
+    # so the feed's signature still verifies with it. The parsed tree's DOCTYPE is refused, as
+    # the firewall refuses it in a SAML message.
+    refused(_as_utf16(aggregate(), '<!DOCTYPE md:EntitiesDescriptor [<!ENTITY x "y">]>'), "doctype")
+    assert len(read(_as_utf16(aggregate())).entities) == 2  # the encoding itself is fine
