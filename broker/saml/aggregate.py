@@ -10,14 +10,16 @@ Order matters, and each step refuses the whole download with a reason code:
 3. drop comments (the signature does not cover them, and lxml would split text at them);
 4. `validUntil`: required (unless the source says otherwise) and in the future.
 Only then are entities read, from the same parsed tree that was verified, so what is trusted is
-exactly what was signed. An entity that does not fit the broker's role checks is skipped, not
-fatal: one broken member of a 5,000-entity feed must not stop the other 4,999.
+exactly what was signed: the groups' members by the metadata's structure alone (`_members`),
+never an EntityDescriptor found elsewhere, such as in the signature's unsigned KeyInfo. An
+entity that does not fit the broker's role checks is skipped, not fatal: one broken member of
+a 5,000-entity feed must not stop the other 4,999.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -96,6 +98,20 @@ def _verify(root: etree._Element, certificates: Sequence[bytes]) -> None:
     raise MetadataRefused("signature_invalid")
 
 
+def _members(group: etree._Element) -> Iterator[etree._Element]:
+    """The entities of an EntitiesDescriptor, in document order: its EntityDescriptor children
+    and, recursively, those of its EntitiesDescriptor children (SAML metadata 2.3.1), nothing
+    else. Not every EntityDescriptor anywhere below it: the root's enveloped signature covers
+    everything but itself, so one written into its `ds:KeyInfo` (in no Reference) verified
+    with the feed and, first in document order, displaced the federation's own copy of that
+    entity id; one inside an `md:Extensions` is extension content, not a registered entity."""
+    for child in group:
+        if child.tag == ENTITY:
+            yield child
+        elif child.tag == ENTITIES:
+            yield from _members(child)
+
+
 def read_metadata(
     data: bytes,
     *,
@@ -112,6 +128,11 @@ def read_metadata(
         root = parse_untrusted(data)
     except etree.XMLSyntaxError:
         raise MetadataRefused("malformed") from None
+    docinfo = root.getroottree().docinfo
+    if docinfo.doctype or docinfo.internalDTD is not None:
+        # UTF-16 hides `<!DOCTYPE` from the byte check above; a DOCTYPE lies outside the signed
+        # root, so a relayed feed could carry one and still verify.
+        raise MetadataRefused("doctype")
     if root.tag not in (ENTITIES, ENTITY):
         raise MetadataRefused("not_metadata")
     if certificates:
@@ -125,7 +146,7 @@ def read_metadata(
     if document_until is not None and document_until <= now:
         raise MetadataRefused("expired")
 
-    members = [root] if root.tag == ENTITY else list(root.iter(ENTITY))
+    members = [root] if root.tag == ENTITY else list(_members(root))
     entities: list[FederationEntity] = []
     seen: set[tuple[str, str]] = set()
     skipped = 0

@@ -178,3 +178,56 @@ def test_a_nested_group_past_its_valid_until_takes_its_members_along() -> None:
     result = read(aggregate([group, *members()]))
     assert "https://inner.example/metadata" not in {e.entity_id for e in result.entities}
     assert result.skipped == 1
+
+
+ATTACKER_CERT = certificate_body(self_signed_pair("attacker")[1])
+
+
+def _attacker_idp() -> str:
+    """The federation's school IdP again, with the attacker's key and SSO endpoint."""
+    return idp_entity("https://idp.example/metadata", "https://evil.example/sso", ATTACKER_CERT)
+
+
+def test_an_entity_slipped_into_the_signatures_key_info_is_not_read() -> None:
+    # The enveloped signature covers everything but itself, and its KeyInfo is in no Reference:
+    # whoever relays the feed (a mirror, a file copied in) can write there and the signature
+    # still verifies. An entity there came first in document order, so it took the place of
+    # the federation's own copy of that entity id: the attacker's key for a school's IdP.
+    data = aggregate()
+    at = data.index(b"</ds:SignatureValue>") + len(b"</ds:SignatureValue>")
+    tampered = data[:at] + f"<ds:KeyInfo>{_attacker_idp()}</ds:KeyInfo>".encode() + data[at:]
+    result = read(tampered)
+    idps = [e for e in result.entities if e.role == "idp"]
+    assert [e.entity_id for e in idps] == ["https://idp.example/metadata"]
+    assert MEMBER_CERT in idps[0].xml and ATTACKER_CERT not in idps[0].xml
+
+
+def test_only_members_of_the_groups_are_entities_not_descriptors_nested_elsewhere() -> None:
+    # SAML metadata 2.3.1: an EntitiesDescriptor's members are its EntityDescriptor and
+    # EntitiesDescriptor children. One inside an Extensions element (the group's, or a member's)
+    # is extension content the federation passed along, not an entity it registered.
+    member = sp_entity("https://sp.example/metadata", "https://sp.example/acs", MEMBER_CERT)
+    carrier = member.replace(
+        "<md:SPSSODescriptor",
+        f"<md:Extensions>{_attacker_idp()}</md:Extensions><md:SPSSODescriptor",
+        1,
+    )
+    real = idp_entity("https://idp.example/metadata", "https://idp.example/sso", MEMBER_CERT)
+    group_extensions = f"<md:Extensions>{_attacker_idp()}</md:Extensions>"
+    result = read(aggregate([group_extensions, carrier, real]))
+    idps = [e for e in result.entities if e.role == "idp"]
+    assert [e.entity_id for e in idps] == ["https://idp.example/metadata"]
+    assert ATTACKER_CERT not in idps[0].xml
+
+
+def _as_utf16(data: bytes, prolog: str = "") -> bytes:
+    body = data.split(b"?>", 1)[1].decode()
+    return f'<?xml version="1.0" encoding="UTF-16"?>\n{prolog}{body}'.encode("utf-16")
+
+
+def test_a_doctype_in_a_utf16_download_is_refused() -> None:
+    # UTF-16 hides `<!DOCTYPE` from the byte check; the DOCTYPE sits outside the signed root,
+    # so the feed's signature still verifies with it. The parsed tree's DOCTYPE is refused, as
+    # the firewall refuses it in a SAML message.
+    refused(_as_utf16(aggregate(), '<!DOCTYPE md:EntitiesDescriptor [<!ENTITY x "y">]>'), "doctype")
+    assert len(read(_as_utf16(aggregate())).entities) == 2  # the encoding itself is fine
