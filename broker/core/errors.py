@@ -377,6 +377,18 @@ class StoreUnavailable(BrokerError):
     public_message = "The broker is briefly unavailable. Please try again in a moment."
 
 
+class LogoutStoreUnavailable(StoreUnavailable):
+    """A logout the store could not carry out: the session may stand on in the store, so the
+    student must not leave believing they are logged out (the browser forgets its token)."""
+
+    code = "logout_store_unavailable"
+    public_message = (
+        "Logging out did not work: the broker is briefly unavailable. This browser no longer "
+        "uses your session here, but you may still be logged in at learning platforms and at "
+        "your school. Close your browser completely (every window) to be sure you are logged out."
+    )
+
+
 class ConfigurationError(BrokerError):
     code = "configuration_error"
     status = 500

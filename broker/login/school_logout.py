@@ -1,5 +1,7 @@
-"""A school's back-channel logout: its OpenID provider ends the student's SSO session at the
-broker server to server (Back-Channel Logout 1.0), with no browser in the exchange.
+"""A school's logout without the browser's cookie: its OpenID provider ends the student's SSO
+session at the broker server to server (Back-Channel Logout 1.0), or its SAML IdP's
+LogoutRequest reaches the broker in a frame where the browser withholds the broker's cookies
+(saml_logout_routes.py). Either way nobody's cookie finds the session.
 
 The session is found through its filing under the school's sid (school_sessions.py), ended
 first (record and services record, as every logout run does), and then every service of it that
@@ -12,10 +14,12 @@ not told; they are counted, never named, and their own sessions end when they en
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from broker.core.model import UpstreamIdentity
 from broker.login.flow import LoginFlow
-from broker.login.logout import BACK, FRONT, TIMED_OUT, UNSUPPORTED, SingleLogout
+from broker.login.logout import BACK, CONFIRMED, FRONT, TIMED_OUT, UNSUPPORTED, SingleLogout
 from broker.login.participants import session_and_services
 from broker.login.school_sessions import SchoolSessionIndex
 
@@ -28,6 +32,14 @@ class SchoolLogoutOutcome:
 
     ended: bool
     statuses: dict[str, int] = field(default_factory=dict)
+    # A session was filed there, but it is another student's than the message named (a SAML
+    # NameID that differs): nothing ended.
+    other: bool = False
+
+    @property
+    def complete(self) -> bool:
+        """Every service of the ended session confirmed (none: nothing left to tell)."""
+        return self.count(CONFIRMED) == sum(self.statuses.values())
 
     def count(self, status: str) -> int:
         return self.statuses.get(status, 0)
@@ -57,8 +69,36 @@ class SchoolBackChannelLogout:
         token = self.index.find(school_id, sid)
         if token is None:
             return SchoolLogoutOutcome(ended=False)
+        return self.end_filed(school_id, sid, token)
+
+    def end_any(
+        self,
+        school_ids: Sequence[str],
+        sids: Sequence[str],
+        names: Callable[[UpstreamIdentity], bool],
+    ) -> SchoolLogoutOutcome:
+        """`end` for a message that may concern one of several schools (a board's IdP) and
+        name several sessions (a SAML LogoutRequest's SessionIndexes): the first one filed,
+        looked up in one round trip, ended only if `names` says the message names its student."""
+        found = self.index.find_any(school_ids, sids)
+        if found is None:
+            return SchoolLogoutOutcome(ended=False)
+        return self.end_filed(*found, names)
+
+    def end_filed(
+        self,
+        school_id: str,
+        sid: str,
+        token: str,
+        names: Callable[[UpstreamIdentity], bool] | None = None,
+    ) -> SchoolLogoutOutcome:
+        """End the session `token` (found filed under `school_id` and `sid`), as `end` does;
+        `names`: whether the school's message names the student of that session (a SAML
+        NameID), else nothing ends and the outcome says `other`."""
         books = self.logout.services
         session, services = session_and_services(self.flow, books, token)
+        if session is not None and names is not None and not names(session[0]):
+            return SchoolLogoutOutcome(ended=False, other=True)
         participants = services.participants
         # The session ends first: whatever happens after, the broker no longer answers from it.
         # Its record and its services record go in one batch.

@@ -126,14 +126,15 @@ class _SamlLogoutSide(ABC):
         partial = STATUS_PARTIAL_LOGOUT if run.partial else None
         return self._respond(run.initiator.answer, STATUS_SUCCESS, partial)
 
-    def answer_now(self, peer: PeerLogout, *, known: bool) -> Outbound:
+    def answer_now(self, peer: PeerLogout, *, known: bool, partial: bool = False) -> Outbound:
         """An immediate answer to a peer's LogoutRequest: Success when there is nothing (left)
-        to end; Requester/UnknownPrincipal (`known` False) when it names another session."""
-        answer = self._respond(
-            initiator_answer(peer),
-            STATUS_SUCCESS if known else STATUS_REQUESTER,
-            None if known else STATUS_UNKNOWN_PRINCIPAL,
-        )
+        to end, or when it was ended without a run (`partial`: Success/PartialLogout when not
+        every service of it confirmed); Requester/UnknownPrincipal (`known` False) when it
+        names another session."""
+        status, second = STATUS_SUCCESS, STATUS_PARTIAL_LOGOUT if partial else None
+        if not known:
+            status, second = STATUS_REQUESTER, STATUS_UNKNOWN_PRINCIPAL
+        answer = self._respond(initiator_answer(peer), status, second)
         if answer is None:
             raise InvalidMessage("peer has no SLO endpoint for the answer", code="logout_target")
         return answer

@@ -119,6 +119,12 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("The OpenID Connect client registration is not usable."),
     # broker/oidc/end_session.py
     N_("This logout request could not be accepted."),
+    # broker/core/errors.py (LogoutStoreUnavailable: the student's logout, the store down)
+    N_(
+        "Logging out did not work: the broker is briefly unavailable. This browser no longer "
+        "uses your session here, but you may still be logged in at learning platforms and at "
+        "your school. Close your browser completely (every window) to be sure you are logged out."
+    ),
     # broker/saml/metadata_check.py
     N_("The SAML metadata is not usable."),
     # broker/core/chain_move.py
@@ -172,6 +178,7 @@ _CODE_TITLES = {
     "answer_out_of_time": N_("Your school's answer is too old, or its clock is wrong"),
     "name_id_not_persistent": N_("Your school's sign-in needs a change"),
     "service_switched_off": N_("This learning platform is switched off"),
+    "logout_store_unavailable": N_("You may not be logged out"),
 }
 # What the school answered when it said no without signing (UnsignedSchoolRefusal): unverified,
 # so the page says what the school answered, never that it is so.

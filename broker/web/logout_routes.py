@@ -23,7 +23,7 @@ from flask import (
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.wrappers import Response
 
-from broker.core.errors import InvalidMessage
+from broker.core.errors import InvalidMessage, LogoutStoreUnavailable, StoreUnavailable
 from broker.login.logout import (
     BY_SCHOOL,
     BY_STUDENT,
@@ -40,6 +40,7 @@ from broker.login.participants import SessionServices
 from broker.saml.front import PostMessage
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, clear_sso_token
+from broker.web.errors import render_error
 from broker.web.service_answers import autopost, content_security_policy, origin_of
 from broker.web.wiring import broker
 
@@ -60,9 +61,12 @@ def begin_logout(
     browser's cookie, checked by the protocol route against what the message names); `known`:
     that session and its record of services, when the route read them already; `first_use`:
     the message's replay check, made there by the request that acts on it."""
-    started = broker().logout_start.start(
-        browser_secret(request), initiator, sso_token, known, first_use
-    )
+    try:
+        started = broker().logout_start.start(
+            browser_secret(request), initiator, sso_token, known, first_use
+        )
+    except StoreUnavailable as down:
+        return _store_down(down)
     run = started.run
     if run is None:
         log.info("logout asked again by=%s: on to its run", initiator.kind)
@@ -76,6 +80,17 @@ def begin_logout(
     )
     metrics.logout_started(initiator.kind, initiator.protocol, second=started.second)
     return to_run(run.run_id)
+
+
+def _store_down(down: StoreUnavailable) -> Response:
+    """The store failed while a logout was being started: the session may stand on in it. The
+    page says so (close the browser), and the browser forgets the SSO token all the same, so
+    that nothing signs in from it once the store is back (the next student at a shared
+    laptop). The request was checked before (CSRF token, signature, the session it names)."""
+    page, status = render_error(LogoutStoreUnavailable(down.detail))
+    response = make_response(page, status)
+    clear_sso_token(response)
+    return _no_store(response)
 
 
 def to_run(run_id: str) -> Response:

@@ -18,15 +18,18 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from werkzeug.wrappers import Response
 
 from broker.core.errors import InvalidMessage
-from broker.core.model import Protocol
+from broker.core.model import Protocol, UpstreamIdentity
 from broker.login.logout import BY_SCHOOL, BY_SERVICE, CONFIRMED, FAILED, Initiator
 from broker.login.logout_start import Session
+from broker.login.school_logout import NOT_TOLD
+from broker.login.school_sessions import saml_sid
 from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH
 from broker.saml.logout import (
     LOGOUT_REQUEST,
     LOGOUT_RESPONSE,
     PeerLogout,
     Received,
+    SchoolIdp,
     initiator_answer,
 )
 
@@ -39,6 +42,7 @@ from broker.saml.redirect_query import (
     SAML_RESPONSE,
     read_redirect_query,
 )
+from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.login_finish import session_and_services
 from broker.web.logout_routes import begin_logout, deliver, framed, to_run
@@ -46,6 +50,10 @@ from broker.web.wiring import broker
 
 saml_logout = Blueprint("saml_logout", __name__)
 log = logging.getLogger("broker.logout")
+
+SAML = Protocol.SAML.value
+# A LogoutRequest names one SessionIndex as a rule; more than a few are not looked up.
+MAX_SESSION_INDEXES = 4
 
 
 def _received() -> tuple[Received, str]:
@@ -92,6 +100,45 @@ def _first_use(peer: PeerLogout) -> None:
         message.issued_at,
         message.issued_at + window,
     )
+
+
+def _without_the_cookie(idp: SchoolIdp, peer: PeerLogout) -> Response:
+    """A school's LogoutRequest that found no session of its IdP by this browser's cookie. The
+    cookie may simply not have come: an IdP that tells its services in iframes on its own page
+    makes the broker a third party, and Safari blocks its cookies there, Firefox gives the
+    frame a jar without them. So the session is looked up where the login filed it, under the
+    SessionIndex the request names (school_sessions.py), and ended server side as a school's
+    back-channel logout ends one: its OIDC platforms with a back-channel URI are told, its SAML
+    services (reachable only by the browser's top window) are not, and the school hears
+    Success/PartialLogout unless every one of them confirmed. Only Success when there was
+    nothing left to end; UnknownPrincipal when the session filed there is another student's."""
+    b = broker()
+    message = peer.message
+    schools = [each.id for each in idp.schools]
+    sids = [saml_sid(index) for index in message.session_indexes[:MAX_SESSION_INDEXES]]
+
+    def names(identity: UpstreamIdentity) -> bool:
+        return identity.upstream_session.get("name_id") == message.name_id
+
+    outcome = b.school_logout.end_any(schools, [sid for sid in sids if sid], names)
+    if outcome.other:
+        log.info("logout request names another session schools=%s", ",".join(schools))
+        return deliver(b.saml_school_logout.answer_now(peer, known=False), idp.name)
+    if not outcome.ended:
+        log.info("logout request for no session here schools=%s", ",".join(schools))
+        return deliver(b.saml_school_logout.answer_now(peer, known=True), idp.name)
+    metrics.logout_started(BY_SCHOOL, SAML)
+    metrics.logout_ended(BY_SCHOOL, SAML, "complete" if outcome.complete else "partial")
+    # Counts only: which services, and whose session, are never logged.
+    log.info(
+        "school logout without the cookie schools=%s services=%d confirmed=%d not_told=%d",
+        ",".join(schools),
+        sum(outcome.statuses.values()),
+        outcome.count(CONFIRMED),
+        outcome.count(NOT_TOLD),
+    )
+    answer = b.saml_school_logout.answer_now(peer, known=True, partial=not outcome.complete)
+    return deliver(answer, idp.name)
 
 
 @saml_logout.route(IDP_SLO_PATH, methods=["GET", "POST"])
@@ -167,9 +214,7 @@ def sp_slo() -> Response:
     school = idp.school(session[0].school_id) if session is not None else None
     if session is None or school is None:
         _first_use(peer)
-        schools = ",".join(each.id for each in idp.schools)
-        log.info("logout request for no session here schools=%s", schools)
-        return deliver(b.saml_school_logout.answer_now(peer, known=True), idp.name)
+        return _without_the_cookie(idp, peer)
     upstream = session[0].upstream_session
     if message.name_id != upstream.get("name_id") or (
         message.session_indexes and upstream.get("session_index") not in message.session_indexes

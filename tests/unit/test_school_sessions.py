@@ -1,7 +1,9 @@
 """SSO sessions filed under a school's sid (broker/login/school_sessions.py) and a school's
 back-channel logout (broker/login/school_logout.py): what the store holds (neither the sid nor
 the school's sub nor the SSO token, in keys or values), that a leaked store opens nothing without
-the sid, that SAML logins write nothing more, and what ending a session tells its services."""
+the sid, that SAML logins without a SessionIndex write nothing more (one with it is filed under
+it, for a LogoutRequest that comes without the cookie), and what ending a session tells its
+services."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ from broker.login.flow import LoginFlow
 from broker.login.logout import BACK, CONFIRMED, FRONT, UNSUPPORTED, SingleLogout
 from broker.login.participants import Participant, SessionServiceBook
 from broker.login.school_logout import NOT_TOLD, SchoolBackChannelLogout
-from broker.login.school_sessions import BACK_CHANNEL, KIND, SchoolSessionIndex
+from broker.login.school_sessions import BACK_CHANNEL, KIND, SchoolSessionIndex, saml_sid
 from broker.login.sealed import seal, unseal
 from broker.oidc.back import upstream_session
 from broker.oidc.rp_discovery import parse_discovery
@@ -38,8 +40,15 @@ def oidc_identity(sid: str = SID, *, back_channel: bool = True) -> UpstreamIdent
     return UpstreamIdentity(SCHOOL, SUB, {}, None, upstream_session=upstream)
 
 
-def saml_identity() -> UpstreamIdentity:
-    return UpstreamIdentity("99XX00", SUB, {}, None)
+NAME_ID = "NAMEIDMARKER-1b7e-school-nameid"
+SESSION_INDEX = "SIDXMARKER-c04d-session-index"
+
+
+def saml_identity(session_index: str = "") -> UpstreamIdentity:
+    upstream = {"protocol": "saml", "name_id": NAME_ID}
+    if session_index:
+        upstream["session_index"] = session_index
+    return UpstreamIdentity("99XX00", SUB, {}, None, upstream_session=upstream)
 
 
 @pytest.fixture
@@ -101,7 +110,9 @@ def test_a_leaked_store_opens_nothing_without_the_sid_and_the_secret(
     assert other._record_id(SCHOOL, SID) != record_id
 
 
-def test_saml_logins_write_nothing_more(store: RecordingStore, index: SchoolSessionIndex) -> None:
+def test_saml_logins_without_a_session_index_write_nothing_more(
+    store: RecordingStore, index: SchoolSessionIndex
+) -> None:
     flow = flow_with(store, index)
     before = len(store.written)
     token = flow.open_session(saml_identity(), 1.0)
@@ -250,3 +261,58 @@ def test_a_filing_sealed_before_the_upgrade_is_still_found_and_forgotten(
     assert index.find(SCHOOL, SID) == "sso-token-0"
     index.forget(oidc_identity(), "sso-token-0")
     assert index.find(SCHOOL, SID) is None
+
+
+def _with_services(
+    store: RecordingStore, index: SchoolSessionIndex
+) -> tuple[LoginFlow, SessionServiceBook, SchoolBackChannelLogout]:
+    flow = flow_with(store, index)
+    services = SessionServiceBook(store, session_ttl=3600)
+    logout = SingleLogout(store, services, run_ttl=60, wait_seconds=1.0)
+    return flow, services, SchoolBackChannelLogout(flow, index, logout, wait_seconds=1.0)
+
+
+def test_a_saml_session_is_filed_under_its_session_index_and_holds_nothing_readable(
+    store: RecordingStore, index: SchoolSessionIndex
+) -> None:
+    """A school's LogoutRequest in a frame without the broker's cookies finds the session by
+    the SessionIndex it names (saml_logout_routes._without_the_cookie); a dump of the store
+    shows neither the SessionIndex nor the NameID nor the token."""
+    flow, _, school_logout = _with_services(store, index)
+    token = flow.open_session(saml_identity(SESSION_INDEX), 1.0)
+    assert token is not None
+    assert len([k for k, _ in store.written if k.startswith(f"{KIND}:")]) == 1
+    _assert_no_plaintext(store, SESSION_INDEX, NAME_ID, SUB, token)
+    sid = saml_sid(SESSION_INDEX)
+    # Another school's index, another SessionIndex, an OIDC sid of the same text: nothing.
+    assert index.find_any(["99ZZ01"], [sid]) is None
+    assert index.find_any(["99XX00"], [saml_sid("other")]) is None
+    assert index.find_any(["99XX00"], [SESSION_INDEX]) is None
+    assert index.find_any(["99ZZ01", "99XX00"], [saml_sid("other"), sid]) == ("99XX00", sid, token)
+
+    def names(identity: UpstreamIdentity) -> bool:
+        return identity.upstream_session.get("name_id") == NAME_ID
+
+    outcome = school_logout.end_any(["99XX00"], [sid], names)
+    assert outcome.ended and flow.session(token) is None
+    # The filing is left to its TTL (no round trips at every logout): the same request again
+    # finds only a session that is gone, ends nothing, and drops it.
+    again = school_logout.end_any(["99XX00"], [sid], names)
+    assert not again.ended and not again.other
+    assert index.find_any(["99XX00"], [sid]) is None
+
+
+def test_a_saml_request_naming_another_student_ends_nothing(
+    store: RecordingStore, index: SchoolSessionIndex
+) -> None:
+    flow, _, school_logout = _with_services(store, index)
+    token = flow.open_session(saml_identity(SESSION_INDEX), 1.0)
+    assert token is not None
+    outcome = school_logout.end_any(["99XX00"], [saml_sid(SESSION_INDEX)], lambda _: False)
+    assert outcome.other and not outcome.ended
+    assert flow.session(token) is not None
+
+
+@pytest.mark.parametrize("session_index", ["", "x" * 300])
+def test_a_saml_login_without_a_sane_session_index_is_not_filed(session_index: str) -> None:
+    assert SchoolSessionIndex.filed(saml_identity(session_index)) is None

@@ -1,0 +1,47 @@
+"""The student's "log out everywhere" while the store is down (Redis gone for a moment).
+
+The session cannot be ended in the store then. The page must not leave the student believing
+they are logged out, and the browser must not keep the SSO cookie: once the store is back, the
+next student at the shared laptop would be signed in as them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from broker.core.errors import StoreUnavailable
+from broker.web.browser import SSO_COOKIE
+from broker.web.metrics import CountingStore
+from tests.support.client import Browser
+from tests.support.live import LiveDemo
+
+STUDENT = "sanne.jansen"
+
+
+def test_log_out_everywhere_with_the_store_down_drops_the_cookie_and_says_so(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    browser = Browser(language="nl")
+    assert demo.login(browser, "leesplank", STUDENT).final.status == 200
+    my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
+    form = my_data.form(f"{demo.broker_url}/logout")
+    assert SSO_COOKIE in browser.cookies(demo.broker_url)
+
+    def down(self: CountingStore, *args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("redis: ConnectionError")
+
+    with monkeypatch.context() as patch:
+        for name in ("put", "get", "take", "add_if_absent", "delete", "batch"):
+            patch.setattr(CountingStore, name, down)
+        page = browser.post(form.action, dict(form.fields))
+
+    assert page.status == 503, page.text[:300]
+    assert 'lang="nl"' in page.text and "Foutcode" in page.text
+    # Said plainly: not logged out everywhere, close the browser.
+    assert "Sluit je browser" in page.text, page.text
+    # The browser forgets the session: back on a working store, nothing signs in from it.
+    assert SSO_COOKIE not in browser.cookies(demo.broker_url)
+    again = browser.get(f"{demo.publishers['leesplank'].base_url}/login")
+    assert demo.shows_discovery(again) or again.url.startswith(f"{demo.school_url}/sso")
