@@ -243,7 +243,9 @@ REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
     "no events": ({"drop": ("events",)}, "no_event"),
     "other event": ({"events": {"urn:other": {}}}, "no_event"),
     "expired iat": ({"iat": int(time.time()) - 3600, "drop": ("exp",)}, "expired"),
-    "expired exp": ({"iat": int(time.time()) - 200, "exp": int(time.time()) - 100}, "expired"),
+    # Past exp by more than the clock skew (180 s) while iat is still within its age (300 s +
+    # skew): the exp check alone refuses it.
+    "expired exp": ({"iat": int(time.time()) - 400, "exp": int(time.time()) - 250}, "expired"),
     "future iat": ({"iat": int(time.time()) + 3600}, "issued_in_future"),
     "no jti": ({"drop": ("jti",)}, "malformed_logout_token"),
     "typed as an access token": ({"header": {"typ": "at+jwt"}}, "wrong_token_type"),
