@@ -118,13 +118,21 @@ def _say_secrets_in_clear(url: str, config_path: Path) -> None:
     registry = SqlRegistry(url)
     try:
         clear = registry.secrets_in_clear()
+        marked = clear == 0 and registry.sealed_only_since() is not None
     finally:
         registry.close()
     if clear:
         click.echo(
             f"{counted(clear, 'secret')} (staff TOTP, school client) still in clear: once every "
             "worker runs this version, run "
-            f"`ketenbroker registry seal-secrets --config {config_path}`."
+            f"`ketenbroker registry seal-secrets --config {config_path}` (the registry then "
+            "refuses secrets in clear)."
+        )
+    elif not marked:
+        # Nothing in clear, yet not marked (revision 0021 counts expired invitations too).
+        click.echo(
+            "No secret in clear, but the registry does not refuse them yet: run "
+            f"`ketenbroker registry seal-secrets --config {config_path}` to mark it."
         )
 
 

@@ -1,10 +1,12 @@
 """`ketenbroker registry export FILE` and `registry import FILE`: the federation's configuration
-as a TOML file, for operators who keep it in git (docs/cli.md describes the format)."""
+as a TOML file, for operators who keep it in git (docs/cli.md describes the format); `registry
+seal-secrets` and `registry status`: the registry's secrets, sealed at rest."""
 
 from __future__ import annotations
 
 import getpass
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -133,6 +135,13 @@ def sealing_summary(report: SealingReport) -> list[str]:
     if report.forgotten:
         what = counted(report.forgotten, "used or expired invitation")
         lines.append(f"{'Emptied' if did else 'Would empty'} the TOTP secret of {what}.")
+    if report.marks:
+        lines.append(
+            f"{'Marked' if did else 'Would mark'} the registry as holding sealed secrets only: "
+            "a secret in clear is refused from then on."
+        )
+    else:
+        lines.append(sealed_only_line(report.sealed_only_since))
     if not did:
         lines.append("Nothing was changed (--dry-run).")
     return lines
@@ -156,3 +165,28 @@ def seal_secrets_command(config_path: Path, dry_run: bool) -> None:
     report = registry.seal_secrets(apply=not dry_run)
     for line in sealing_summary(report):
         click.echo(line)
+
+
+def sealed_only_line(since: datetime | None) -> str:
+    """Whether the registry refuses secrets in clear (registry/sealed_only.py)."""
+    if since is None:
+        return (
+            "Sealed secrets only: no. Secrets in clear are read as they are until "
+            "`ketenbroker registry seal-secrets` seals them and sets the mark."
+        )
+    return (
+        f"Sealed secrets only: yes, since {since:%Y-%m-%d %H:%M} UTC. A staff TOTP secret or "
+        "school client secret in clear is refused."
+    )
+
+
+@registry_group.command("status")
+@config_option
+@reports_errors
+def status_command(config_path: Path) -> None:
+    """Say how many secrets are still in clear and whether the registry refuses them
+    (holds sealed secrets only). Changes nothing; opens no secret."""
+    _, registry = open_registry(config_path)
+    clear = registry.secrets_in_clear()
+    click.echo(f"Secrets in clear (staff TOTP, school client): {clear}.")
+    click.echo(sealed_only_line(registry.sealed_only_since()))

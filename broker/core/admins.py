@@ -44,6 +44,9 @@ class AdminCredentials:
     # None: the stored secret does not open with this configuration's keys
     # (core/sealed_secrets.py); sign-in stops after the password, saying so, until it is fixed.
     totp_secret: str | None = field(repr=False)
+    # True (with `totp_secret` None): it was refused as a value in clear in a registry that
+    # holds sealed secrets only (registry/sealed_only.py); sign-in stops likewise.
+    totp_in_clear: bool = False
 
 
 @dataclass(frozen=True)

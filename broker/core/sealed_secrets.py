@@ -18,6 +18,11 @@ Every value that starts with `$kbs` is sealed: one of a format this version does
 `$kbs2$` of a later version) does not open, and is never taken for a secret in clear. The empty
 value is no secret: it is stored as it is, never sealed (an emptied invitation's, say).
 
+A value in clear (COMPAT(clear-registry-secrets)) is read as it is by a `SecretSeal`, and refused
+with `SecretInClear` by its `refusing_clear()` form: the registry uses that one once it is marked
+as holding sealed secrets only (registry/sealed_only.py), so a value put in clear into the
+database after that (by hand, from an old back-up's row) is never taken for a secret.
+
 A value that does not open raises `SecretUnreadable`, which names the row by id and says why,
 never the value, the ciphertext or an e-mail address: it gets logged. It may give the key id (8
 hex characters derived from the secret with their own HKDF label, checked before they are
@@ -54,6 +59,16 @@ TAG_LENGTH = 16
 # Said of any value that is not `$kbs1$<key id>$<body>`: the value itself is never echoed, as
 # the reason gets logged.
 NOT_THIS_FORMAT = "not a sealed value of this format"
+# Said of a value in clear in a registry marked as holding sealed secrets only.
+IN_CLEAR = (
+    "in clear, and the registry holds sealed secrets only (registry/sealed_only.py): not "
+    "written by the broker, so not used"
+)
+
+
+def in_clear(stored: str) -> bool:
+    """A secret stored in clear: not empty (no secret) and of no sealed format."""
+    return bool(stored) and not stored.startswith(SEALED_MARK)
 
 
 class SecretPurpose(StrEnum):
@@ -120,6 +135,21 @@ class SecretUnreadable(ConfigurationError):
         self.reason = reason
 
 
+class SecretInClear(SecretUnreadable):
+    """A secret in clear in a registry marked as holding sealed secrets only: whoever wrote it
+    there, the broker did not (it seals every secret it writes). Refused like a secret that
+    does not open, with a page and a code of its own, until the secret is given again."""
+
+    code = "sealed_secret_in_clear"
+    public_message = (
+        "The broker does not accept the secret stored for this account: it was not stored by "
+        "the broker. Nothing was changed; please tell the broker's operator."
+    )
+
+    def __init__(self, binding: SecretBinding) -> None:
+        super().__init__(binding, IN_CLEAR)
+
+
 @dataclass(frozen=True)
 class SealingKey:
     key_id: str
@@ -138,11 +168,27 @@ class SecretSeal:
 
     Without a current key (a registry opened without the broker's configuration) it seals
     nothing and opens only clear values: a caller that needs a secret gets `SecretUnreadable`,
-    one that would write one a `ConfigurationError`, never a value stored in clear."""
+    one that would write one a `ConfigurationError`, never a value stored in clear.
 
-    def __init__(self, current: SealingKey | None, older: Iterable[SealingKey] = ()) -> None:
+    `refuse_clear`: a value in clear does not open either (`SecretInClear`): see
+    `refusing_clear`."""
+
+    def __init__(
+        self,
+        current: SealingKey | None,
+        older: Iterable[SealingKey] = (),
+        *,
+        refuse_clear: bool = False,
+    ) -> None:
         self._current = current
-        self._keys = [k for k in (current, *older) if k is not None]
+        self._older = [k for k in older if k is not None]
+        self._keys = [k for k in (current, *self._older) if k is not None]
+        self._refuse_clear = refuse_clear
+
+    def refusing_clear(self) -> SecretSeal:
+        """The same keys, refusing values in clear: for a registry marked as holding sealed
+        secrets only (registry/sealed_only.py)."""
+        return SecretSeal(self._current, self._older, refuse_clear=True)
 
     @classmethod
     def from_secrets(cls, current: bytes, previous: bytes | None = None) -> SecretSeal:
@@ -169,9 +215,12 @@ class SecretSeal:
     def open(self, stored: str, binding: SecretBinding) -> str:
         """The secret in clear, or `SecretUnreadable` saying why."""
         if not stored.startswith(SEALED_MARK):
+            if self._refuse_clear and stored:
+                raise SecretInClear(binding)
             # COMPAT(clear-registry-secrets): a value written before sealing (revision 0020),
-            # read as it is until `registry seal-secrets` seals it; remove once every
-            # deployment has run it (its count of clear values is 0).
+            # read as it is until `registry seal-secrets` seals it (and marks the registry as
+            # holding sealed secrets only); remove once every deployment has run it (its count
+            # of clear values is 0).
             return stored
         key_id, body = _parts(stored, binding)
         keys = [k for k in self._keys if k.key_id == key_id]

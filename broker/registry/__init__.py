@@ -11,6 +11,7 @@ from broker.registry import admin_tables as _admin_tables  # noqa: F401
 from broker.registry import chain_move_tables as _chain_move_tables  # noqa: F401
 from broker.registry import federation_tables as _federation_tables  # noqa: F401
 from broker.registry import pseudonym_key_tables as _pseudonym_key_tables  # noqa: F401
+from broker.registry import sealed_only as _sealed_only  # noqa: F401
 from broker.registry.admin_accounts import SqlAdminAccounts
 from broker.registry.errors import DuplicateEntry, UndeclaredAttribute, UnknownChain
 from broker.registry.migration import migrate, migrate_first

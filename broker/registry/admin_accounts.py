@@ -22,6 +22,7 @@ from broker.registry.admin_removal import AdminRemoval, removing_admin
 from broker.registry.admin_tables import AdminRow, InvitationRow, PublisherRow
 from broker.registry.database import locked_row, session_on, writer
 from broker.registry.errors import DuplicateEntry, InvitationUnusable, UnknownPublisher
+from broker.registry.sealed_only import seal_for
 from broker.registry.tables import SchoolRow, ServiceRow, as_utc
 
 MAX_EMAIL = 254
@@ -102,12 +103,16 @@ class SqlAdminAccounts:
 
     def credentials(self, email: str) -> AdminCredentials | None:
         """What sign-in checks, the TOTP secret opened (None where it does not open, logged)."""
-        return self._by_email(email, lambda row: row.to_credentials(self._seal))
+        return self._by_email(email, self._credentials)
 
     def credentials_by_id(self, admin_id: int) -> AdminCredentials | None:
         with session_on(self._engine) as session:
             row = session.get(AdminRow, admin_id)
-            return row.to_credentials(self._seal) if row is not None else None
+            return self._credentials(row, session) if row is not None else None
+
+    def _credentials(self, row: AdminRow, session: Session) -> AdminCredentials:
+        # A secret in clear is refused once the registry holds sealed secrets only.
+        return row.to_credentials(seal_for(session, self._seal, [row.totp_secret]))
 
     def use_totp_step(self, admin_id: int, step: int) -> bool:
         """Record `step` as used; False when it (or a later one) was used already.
@@ -129,16 +134,16 @@ class SqlAdminAccounts:
 
     def admin_with_email(self, email: str) -> Admin | None:
         """The account alone: no secret opened (`admin remove` names it by address)."""
-        return self._by_email(email, AdminRow.to_admin)
+        return self._by_email(email, lambda row, _: row.to_admin())
 
-    def _by_email(self, email: str, read: Callable[[AdminRow], T]) -> T | None:
+    def _by_email(self, email: str, read: Callable[[AdminRow, Session], T]) -> T | None:
         try:
             address = normal_email(email)
         except BadRequest:
             return None
         with session_on(self._engine) as session:
             row = session.scalars(select(AdminRow).where(AdminRow.email == address)).one_or_none()
-            return read(row) if row is not None else None
+            return read(row, session) if row is not None else None
 
     def admin_removal(self, admin_id: int) -> AdminRemoval:
         """What removing the account would take (admin_removal.py); nothing is changed.
@@ -206,7 +211,13 @@ class SqlAdminAccounts:
             row = session.get(InvitationRow, token_hash)
             if row is None or row.used or as_utc(row.expires_at) <= as_utc(self._clock()):
                 raise InvitationUnusable("invitation unknown, used or expired")
-            return row.to_invitation(self._seal.open(row.totp_secret, row.totp_binding))
+            return row.to_invitation(self._opened(session, row))
+
+    def _opened(self, session: Session, row: InvitationRow) -> str:
+        """The invitation's TOTP secret; `SecretUnreadable` (`SecretInClear` for one in clear
+        once the registry holds sealed secrets only) when it does not open."""
+        seal = seal_for(session, self._seal, [row.totp_secret])
+        return seal.open(row.totp_secret, row.totp_binding)
 
     def accept_invitation(self, token_hash: str, password_hash: str, totp_step: int) -> Admin:
         """Use the invitation once and create its administrator, in one transaction."""
@@ -221,7 +232,7 @@ class SqlAdminAccounts:
                 raise BadRequest(
                     "an administrator with this e-mail already exists", code="duplicate_admin"
                 )
-            secret = self._seal.open(row.totp_secret, row.totp_binding)
+            secret = self._opened(session, row)
             row.used = True
             # The account holds the secret from now on; a used invitation needs none.
             row.totp_secret = ""

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from broker.core.admins import Admin, AdminCredentials, AdminRole, Invitation, Publisher
 from broker.core.model import Declaration
-from broker.core.sealed_secrets import SecretBinding, SecretSeal, SecretUnreadable
+from broker.core.sealed_secrets import SecretBinding, SecretInClear, SecretSeal, SecretUnreadable
 from broker.registry.tables import ID, NAME, Base, as_utc
 
 EMAIL = String(254)
@@ -45,12 +45,14 @@ class AdminRow(Base):
         return Admin(self.id, self.email, AdminRole(self.role), self.tenant_id)
 
     def to_credentials(self, seal: SecretSeal) -> AdminCredentials:
+        """`seal`: as `sealed_only.seal_for` gives it for this row's secret."""
         try:
             totp_secret: str | None = seal.open(self.totp_secret, self.totp_binding)
         except SecretUnreadable as unreadable:
             # Ids only: the address stays out of the log.
             log.error("admin totp secret unreadable admin=%s reason=%s", self.id, unreadable.reason)
-            totp_secret = None
+            in_clear = isinstance(unreadable, SecretInClear)
+            return AdminCredentials(self.to_admin(), self.password_hash, None, in_clear)
         return AdminCredentials(self.to_admin(), self.password_hash, totp_secret)
 
     @property

@@ -53,6 +53,7 @@ from broker.registry.errors import UnknownPublisher
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.purpose_drops import purposes_changed_since, stop_release
 from broker.registry.removal import kept_declaration_version, kept_policy_version
+from broker.registry.sealed_only import seal_for
 from broker.registry.shared_idps import (
     check_shared,
     lock_idp,
@@ -301,8 +302,10 @@ def _school(session: Session, entry: SchoolEntry, report: ImportReport, seal: Se
         session.add(SchoolRow.from_school(school, entry.metadata, seal))
         report.added.append(f"school {school.id}")
         return
-    # A secret the registry cannot open compares unequal: the file's replaces it.
-    if row.to_school(seal) == school and row.idp_metadata == entry.metadata:
+    # A secret the registry cannot open (or refuses, in clear: sealed_only.py) compares
+    # unequal: the file's replaces it.
+    opening = seal_for(session, seal, [row.oidc.client_secret] if row.oidc else [])
+    if row.to_school(opening) == school and row.idp_metadata == entry.metadata:
         report.same.append(f"school {school.id}")
         return
     row.name = school.name

@@ -29,6 +29,7 @@ from broker.registry.federation_tables import FederationEntityRow
 from broker.registry.policy_change import PolicyChange
 from broker.registry.pseudonym_keys import all_key_versions, key_version_of
 from broker.registry.schema_in_use import NO_STATE_ROW, schema_in_use
+from broker.registry.sealed_only import seal_for
 from broker.registry.tables import (
     STATE_ROW_ID,
     ChainRow,
@@ -70,7 +71,7 @@ class SqlRegistryReader:
     def school(self, school_id: str) -> School | None:
         with session_on(self._engine) as session:
             row = session.get(SchoolRow, school_id)
-            return row.to_school(self._seal) if row is not None else None
+            return _opened(session, self._seal, [row])[0] if row is not None else None
 
     def schools_by_idp(self, idp_entity_id: str) -> tuple[School, ...]:
         with session_on(self._engine) as session:
@@ -79,7 +80,7 @@ class SqlRegistryReader:
                 .where(SchoolRow.idp_entity_id == idp_entity_id)
                 .order_by(SchoolRow.id)
             )
-            return tuple(row.to_school(self._seal) for row in rows)
+            return tuple(_opened(session, self._seal, list(rows)))
 
     def idp_names_school(self, idp_entity_id: str) -> bool:
         with session_on(self._engine) as session:
@@ -94,7 +95,8 @@ class SqlRegistryReader:
     def schools(self) -> list[School]:
         with session_on(self._engine) as session:
             rows = session.scalars(select(SchoolRow).order_by(SchoolRow.id))
-            return [row.to_school(self._seal) for row in rows]
+            # The cached view's load: the mark is read here, once, if a value is in clear.
+            return _opened(session, self._seal, list(rows))
 
     def chain(self, chain_id: str) -> Chain | None:
         with session_on(self._engine) as session:
@@ -257,6 +259,13 @@ class SqlRegistryReader:
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def _opened(session: Session, seal: SecretSeal, rows: list[SchoolRow]) -> list[School]:
+    """The schools of `rows`, their client secrets opened; one in clear refused when the
+    registry holds sealed secrets only (sealed_only.py)."""
+    seal = seal_for(session, seal, (row.oidc.client_secret for row in rows if row.oidc))
+    return [row.to_school(seal) for row in rows]
 
 
 def metadata_in_force(

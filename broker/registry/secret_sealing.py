@@ -14,6 +14,13 @@ holds a used one's; an expired one's is of no use to anyone), so an expired invi
 value does not open cannot stop the run, nor outlive it. An empty value is no secret: neither
 counted nor sealed.
 
+Once the registry is marked as holding sealed secrets only (sealed_only.py), a value in clear
+does not open either: the broker wrote none since, so sealing it would make a value someone put
+in the database the account's or the school's secret for good. The run stops, naming it, and
+the secret must be given again. A run that finishes leaves nothing in clear, so it sets the mark
+(a dry run says it would). The mark is read after every row is locked: a run that waited for
+another sees the mark that one set.
+
 Locks: invitations first, then administrators, then schools' OIDC rows, the order in which a
 school's or a publisher's removal (removal.py) and an administrator's (admin_removal.py) take
 them; in any other order the run and a removal that each held one table's rows could wait for
@@ -38,6 +45,7 @@ from broker.core.sealed_secrets import (
     SecretUnreadable,
 )
 from broker.registry.admin_tables import AdminRow, InvitationRow
+from broker.registry.sealed_only import sealed_only_since
 from broker.registry.tables import SchoolOidcRow, as_utc
 
 STAFF, INVITATIONS, SCHOOLS = "staff TOTP", "invitation TOTP", "school client"
@@ -57,6 +65,11 @@ class SealingReport:
     current: Counter[str] = field(default_factory=Counter)
     # Used, withdrawn or expired invitations whose secret was emptied.
     forgotten: int = 0
+    # Since when the registry holds sealed secrets only (sealed_only.py): before the run, or
+    # from it when applied; None after a dry run on a registry not marked yet.
+    sealed_only_since: datetime | None = None
+    # Whether this run sets the mark (a dry run: would).
+    marks: bool = False
 
     @property
     def clear_left(self) -> int:
@@ -99,8 +112,9 @@ def count_in_clear(session: Session, now: datetime) -> int:
 
 def seal_every_secret(session: Session, seal: SecretSeal, now: datetime) -> SealingReport:
     """Seal (or re-seal) every secret under `seal`'s current key, in `session`'s transaction;
-    the caller commits, or rolls back for a dry run. `SecretsUnreadable` before any write when
-    any value does not open. Invitations used or expired at `now` are emptied, not opened."""
+    the caller commits (and sets the mark, sealed_only.py), or rolls back for a dry run.
+    `SecretsUnreadable` before any write when any value does not open (one in clear too, once
+    the registry is marked). Invitations used or expired at `now` are emptied, not opened."""
     if seal.current_key_id is None:
         raise ConfigurationError(
             "cannot seal: the registry was opened without the broker's configuration"
@@ -108,6 +122,16 @@ def seal_every_secret(session: Session, seal: SecretSeal, now: datetime) -> Seal
     report = SealingReport()
     problems: list[SecretUnreadable] = []
     writes: list[tuple[AdminRow | InvitationRow | SchoolOidcRow, str]] = []
+    # Invitations before administrators: the removals' order (the module's docstring).
+    invitations = select(InvitationRow).order_by(InvitationRow.token_hash).with_for_update()
+    invitation_rows = list(session.scalars(invitations))
+    admins = list(session.scalars(select(AdminRow).order_by(AdminRow.id).with_for_update()))
+    schools = select(SchoolOidcRow).order_by(SchoolOidcRow.school_id).with_for_update()
+    school_rows = list(session.scalars(schools))
+    # Every row locked: now the mark, as the last run to commit left it.
+    report.sealed_only_since = sealed_only_since(session)
+    report.marks = report.sealed_only_since is None
+    opening = seal if report.marks else seal.refusing_clear()
 
     def look(
         row: AdminRow | InvitationRow | SchoolOidcRow, kind: str, stored: str, bound: SecretBinding
@@ -117,7 +141,7 @@ def seal_every_secret(session: Session, seal: SecretSeal, now: datetime) -> Seal
         # Every value opened, those under the current key too: a run that reports nothing to
         # do has also checked that everything opens.
         try:
-            clear = seal.open(stored, bound)
+            clear = opening.open(stored, bound)
         except SecretUnreadable as unreadable:
             problems.append(unreadable)
             return
@@ -128,19 +152,16 @@ def seal_every_secret(session: Session, seal: SecretSeal, now: datetime) -> Seal
         (report.sealed if state is SecretState.CLEAR else report.resealed)[kind] += 1
         writes.append((row, seal.seal(clear, bound)))
 
-    # Invitations before administrators: the removals' order (the module's docstring).
-    invitations = select(InvitationRow).order_by(InvitationRow.token_hash).with_for_update()
-    for invitation in session.scalars(invitations):
+    for invitation in invitation_rows:
         if invitation.used or as_utc(invitation.expires_at) <= now:
             if invitation.totp_secret:
                 report.forgotten += 1
                 writes.append((invitation, ""))
         else:
             look(invitation, INVITATIONS, invitation.totp_secret, invitation.totp_binding)
-    for admin in session.scalars(select(AdminRow).order_by(AdminRow.id).with_for_update()):
+    for admin in admins:
         look(admin, STAFF, admin.totp_secret, admin.totp_binding)
-    schools = select(SchoolOidcRow).order_by(SchoolOidcRow.school_id).with_for_update()
-    for school in session.scalars(schools):
+    for school in school_rows:
         bound = SecretBinding.school_client_secret(school.school_id)
         look(school, SCHOOLS, school.client_secret, bound)
     if problems:

@@ -21,6 +21,7 @@ from broker.core.sealed_secrets import SecretSeal
 from broker.registry.admin_tables import PublisherRow
 from broker.registry.chain_moves import standing_moves
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
+from broker.registry.sealed_only import seal_for
 from broker.registry.tables import (
     ChainRow,
     ReleasePolicyRow,
@@ -103,6 +104,7 @@ def read_snapshot(session: Session, seal: SecretSeal) -> Snapshot:
     moves = standing_moves(session)
     naming = set(session.scalars(select(SchoolNamingIdpRow.entity_id)))
     school_rows = list(schools)
+    seal = seal_for(session, seal, (row.oidc.client_secret for row in school_rows if row.oidc))
     return Snapshot(
         key_versions=tuple(row.to_record() for row in key_versions),
         chain_moves=tuple(moves),

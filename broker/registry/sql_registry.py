@@ -65,6 +65,7 @@ from broker.registry.removal import (
     remove_school,
     remove_service,
 )
+from broker.registry.sealed_only import mark_sealed_only, sealed_only_since
 from broker.registry.secret_sealing import SealingReport, count_in_clear, seal_every_secret
 from broker.registry.shared_idps import (
     check_joining,
@@ -701,18 +702,29 @@ class SqlRegistry(PortalReads):
         with session_on(self._writer) as session:
             report = seal_every_secret(session, self._seal, as_utc(self._clock()))
             report.applied = apply
-            if not apply:
+            if apply:
+                # Nothing is left in clear: sealed secrets only from this commit on.
+                report.sealed_only_since = mark_sealed_only(session, as_utc(self._clock()))
+            else:
                 session.rollback()
         if apply:
             # Counts only, as the command prints them.
             log.info(
-                "registry secrets sealed=%d resealed=%d current=%d invitations_forgotten=%d",
+                "registry secrets sealed=%d resealed=%d current=%d invitations_forgotten=%d "
+                "sealed_only_marked=%s",
                 sum(report.sealed.values()),
                 sum(report.resealed.values()),
                 sum(report.current.values()),
                 report.forgotten,
+                "now" if report.marks else "before",
             )
         return report
+
+    def sealed_only_since(self) -> datetime | None:
+        """Since when the registry holds sealed secrets only, refusing values in clear
+        (sealed_only.py); None: values in clear are still read (`registry status`)."""
+        with session_on(self._engine) as session:
+            return sealed_only_since(session)
 
     def remove_school(self, school_id: str, *, apply: bool, removed_by: str = "") -> Removal:
         """Remove a school and what only makes sense with it (removal.py); `apply=False` only

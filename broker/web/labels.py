@@ -134,6 +134,11 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "The broker cannot open a secret it keeps for this account. "
         "Nothing was changed; please tell the broker's operator."
     ),
+    # broker/core/sealed_secrets.py (SecretInClear: staff sign-in, invitations)
+    N_(
+        "The broker does not accept the secret stored for this account: it was not stored by "
+        "the broker. Nothing was changed; please tell the broker's operator."
+    ),
     # broker/registry/errors.py (DeclarationsChanged)
     N_(
         "The publisher changed what this platform asks for while you had this page open. "
@@ -172,6 +177,7 @@ _CODE_TITLES = {
     "hosted_domain_missing": N_("Signing in with your school is not set up"),
     "client_secret_unreadable": N_("Signing in with your school is not set up"),
     "sealed_secret_unreadable": N_("A stored secret cannot be opened"),
+    "sealed_secret_in_clear": N_("A stored secret is not accepted"),
     "other_school": N_("Your account belongs to another school"),
     "school_not_asserted": N_("Which school is your account's?"),
     "unsigned_status": N_("Your school did not sign you in"),

@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from broker.core.sealed_secrets import PREFIX
+from tests.storage.test_publisher_integrity import _move
 from tests.support.cli import registry_of, run
 
 TOTP_SECRET = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -22,10 +23,10 @@ ISSUER = "https://sso.lyceum.example/realms/school"
 
 def _broker_with_clear_secrets(tmp_path: Path) -> Path:
     """A broker whose registry holds what code before revision 0020 wrote: an operator and an
-    OIDC school, their secrets in clear."""
+    OIDC school, their secrets in clear; at revision 0020, the next `migrate` is the upgrade."""
     assert run("init", tmp_path / "broker").exit_code == 0
     config = tmp_path / "broker" / "ketenbroker.toml"
-    assert run("migrate", "--config", config).exit_code == 0
+    _move(f"sqlite:///{config.parent / 'registry.sqlite3'}", "0020", down=True)
     with closing(sqlite3.connect(config.parent / "registry.sqlite3")) as connection, connection:
         connection.execute(
             "INSERT INTO admins (email, password_hash, totp_secret, totp_last_step, role, "
@@ -94,13 +95,24 @@ def test_seal_secrets_after_the_upgrade_and_after_rotations(tmp_path: Path) -> N
         "Would seal (were in clear): 1 staff TOTP secret, 0 invitation TOTP secrets, "
         "1 school client secret." in dry.output
     )
+    assert "Would mark the registry as holding sealed secrets only" in dry.output
     assert "Nothing was changed (--dry-run)." in dry.output
     assert _stored(config) == [TOTP_SECRET, CLIENT_SECRET]
+    # Upgraded with values in clear: read as they are, and `registry status` says so.
+    status = run("registry", "status", "--config", config)
+    assert status.exit_code == 0, status.output
+    assert "Secrets in clear (staff TOTP, school client): 2." in status.output
+    assert "Sealed secrets only: no." in status.output
+    assert _opened(config) == (TOTP_SECRET, CLIENT_SECRET)
 
     sealed = run("registry", "seal-secrets", "--config", config)
     assert sealed.exit_code == 0, sealed.output
     assert "Sealed (were in clear): 1 staff TOTP secret, 0 invitation TOTP secrets, 1 " in (
         sealed.output
+    )
+    assert (
+        "Marked the registry as holding sealed secrets only: a secret in clear is refused "
+        "from then on." in sealed.output
     )
     _quiet(sealed.output)
     stored = _stored(config)
@@ -108,6 +120,9 @@ def test_seal_secrets_after_the_upgrade_and_after_rotations(tmp_path: Path) -> N
     assert TOTP_SECRET not in "".join(stored) and CLIENT_SECRET not in "".join(stored)
     assert _opened(config) == (TOTP_SECRET, CLIENT_SECRET)
     assert "still in clear" not in run("migrate", "--config", config).output
+    status = run("registry", "status", "--config", config).output
+    assert "Secrets in clear (staff TOTP, school client): 0." in status
+    assert "Sealed secrets only: yes, since " in status
 
     # A rotation with the previous secret configured: nothing lost, everything re-sealed.
     _rotate(config, "r" * 64, keep_previous=True)
@@ -122,6 +137,7 @@ def test_seal_secrets_after_the_upgrade_and_after_rotations(tmp_path: Path) -> N
     assert _opened(config) == (TOTP_SECRET, CLIENT_SECRET)
     again = run("registry", "seal-secrets", "--config", config)
     assert "Sealed under the current key already: 1 staff TOTP secret" in again.output
+    assert "Sealed secrets only: yes, since " in again.output
 
     # A rotation without it: the command refuses as a whole, naming the rows, and says how on.
     _rotate(config, "z" * 64, keep_previous=False)
@@ -166,3 +182,27 @@ def test_expired_invitations_are_emptied_not_counted_and_never_stop_the_run(
             "",
             "",
         ]
+
+
+def test_once_marked_a_secret_put_in_clear_is_refused_and_never_sealed(tmp_path: Path) -> None:
+    """A new broker's registry holds sealed secrets only from the start (revision 0021): a
+    value someone puts in clear is not used, and `seal-secrets` will not make it a secret."""
+    assert run("init", tmp_path / "broker").exit_code == 0
+    config = tmp_path / "broker" / "ketenbroker.toml"
+    status = run("registry", "status", "--config", config).output
+    assert "Sealed secrets only: yes, since " in status
+    with closing(sqlite3.connect(config.parent / "registry.sqlite3")) as connection, connection:
+        connection.execute(
+            "INSERT INTO admins (email, password_hash, totp_secret, totp_last_step, role, "
+            "created_at) VALUES (?, 'h', ?, -1, 'operator', ?)",
+            (EMAIL, TOTP_SECRET, datetime.now(UTC).isoformat()),
+        )
+    with closing(registry_of(config)) as registry:
+        found = registry.accounts.credentials(EMAIL)
+    assert found is not None and found.totp_secret is None and found.totp_in_clear
+    refused = run("registry", "seal-secrets", "--config", config)
+    assert refused.exit_code == 1
+    assert "1 secret(s) cannot be opened, so nothing was sealed" in refused.output
+    assert "in clear, and the registry holds sealed secrets only" in refused.output
+    assert EMAIL not in refused.output and TOTP_SECRET not in refused.output
+    assert _stored(config) == [TOTP_SECRET]

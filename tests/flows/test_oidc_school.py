@@ -10,11 +10,12 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 
 from broker.cli.demo import DEMO_OIDC_HOSTED_DOMAIN, DEMO_OIDC_SCHOOL_ID, OIDC_SCHOOL_PORT_OFFSET
 from broker.core import hosted_domain
@@ -22,6 +23,7 @@ from broker.core.pseudonym import derive_chain_pseudonym
 from broker.core.sealed_secrets import PREFIX
 from broker.demo.school_op import school_op_subject
 from broker.registry.migration import migration_connection
+from broker.registry.sealed_only import SealedOnlyRow
 from broker.registry.tables import SchoolOidcRow
 from tests.support.client import Browser, Page
 from tests.support.live import (
@@ -293,7 +295,33 @@ def test_a_school_whose_client_secret_does_not_open_lets_nobody_in_and_says_so(
     assert f"school client secret unreadable school={DEMO_OIDC_SCHOOL_ID}" in caplog.text
     assert stored[len(PREFIX) + 9 :] not in caplog.text and secret not in caplog.text
 
-    # As code before revision 0020 left it, in clear: still read, the student signs in.
+    # In clear, in a registry that holds sealed secrets only (the demo's is new: revision 0021
+    # marked it): not the broker's doing, refused as a secret that does not open.
     stored_client_secret(secret)
-    again = oidc_login(demo, Browser(), "leesplank", "sanne.jansen")
+    refused_before_the_school(demo, caplog, "client_secret_unreadable")
+    refusal = f"oidc login refused school={DEMO_OIDC_SCHOOL_ID} code=client_secret_unreadable"
+    assert f"{refusal} reason=in clear, and the registry holds sealed secrets only" in caplog.text
+    assert secret not in caplog.text
+
+    # As code before revision 0020 left it, in a registry upgraded with values in clear (not
+    # marked until `registry seal-secrets`): still read, the student signs in.
+    with sealed_only_unset(demo):
+        stored_client_secret(secret)  # the generation moves on: every view reads it again
+        again = oidc_login(demo, Browser(), "leesplank", "sanne.jansen")
     assert again.final.url == demo.publishers["leesplank"].acs_url, again.final.text[:500]
+
+
+@contextmanager
+def sealed_only_unset(demo: LiveDemo) -> Iterator[None]:
+    """The registry without its mark (registry/sealed_only.py), as one upgraded with values in
+    clear has it; set again afterwards."""
+    url = demo.settings.registry_url
+    with migration_connection(url) as connection:
+        since = connection.scalar(select(SealedOnlyRow.since))
+        assert since is not None
+        connection.execute(delete(SealedOnlyRow))
+    try:
+        yield
+    finally:
+        with migration_connection(url) as connection:
+            connection.execute(insert(SealedOnlyRow).values(id=1, since=since))

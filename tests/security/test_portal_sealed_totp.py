@@ -1,5 +1,6 @@
 """Staff TOTP secrets are sealed in the registry (core/sealed_secrets.py), and signing in still
-works: with a sealed secret, with one older code left in clear, and through an invitation. A
+works: with a sealed secret, with one older code left in clear (until the registry holds sealed
+secrets only: then it is refused with a page of its own), and through an invitation. A
 secret that does not open stops the sign-in after the password with a page that says so (not
 a 500, not "wrong code"), and a log line that names the account by id only."""
 
@@ -7,9 +8,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import delete, insert, select, update
 
 from broker.accounts import totp
 from broker.accounts.tokens import token_hash
@@ -17,9 +19,11 @@ from broker.core.admins import AdminRole
 from broker.core.sealed_secrets import PREFIX
 from broker.registry.admin_tables import AdminRow, InvitationRow
 from broker.registry.migration import migration_connection
+from broker.registry.sealed_only import SealedOnlyRow
 from tests.support.portal import (
     HTTPS,
     PASSWORD,
+    Account,
     PortalSite,
     accept_invitation,
     invite,
@@ -64,11 +68,54 @@ def test_a_sealed_secret_signs_in_and_the_registry_holds_no_clear_one(site: Port
     site.sign_in("school")
 
 
-def test_a_secret_older_code_left_in_clear_still_signs_in(site: PortalSite) -> None:
+def _refused_after_the_password(
+    site: PortalSite, account: Account, caplog: pytest.LogCaptureFixture, said: str, why: str
+) -> str:
+    """A sign-in with the right password refused with a 503 page (returned), no session, and
+    logged as `totp_secret_<why>` by id only; a wrong password gets the one answer every wrong
+    sign-in gets, without `said`."""
+    wrong = post_sign_in(site.client(), account.email, "wrong password!!", _code(account.secret))
+    assert wrong.status_code == 401 and said not in wrong.get_data(as_text=True)
+    with caplog.at_level(logging.INFO):
+        client = site.client()
+        response = post_sign_in(client, account.email, PASSWORD, _code(account.secret))
+    page = response.get_data(as_text=True)
+    assert response.status_code == 503, page[:500]
+    assert "Traceback" not in page
+    assert client.get("/portal/operator/services", base_url=HTTPS).status_code == 303
+    logged, admin_id = caplog.text, account.admin.id
+    assert f"portal sign-in refused admin={admin_id} reason=totp_secret_{why}" in logged
+    assert f"admin totp secret unreadable admin={admin_id}" in logged
+    assert account.email not in logged and account.secret not in logged
+    return page
+
+
+def _set_sealed_only(site: PortalSite, marked: bool) -> None:
+    """The registry's mark (registry/sealed_only.py): set, as on a new registry or after
+    `registry seal-secrets`; unset, as on one upgraded with values in clear."""
+    with migration_connection(site.settings.registry_url) as connection:
+        connection.execute(delete(SealedOnlyRow))
+        if marked:
+            connection.execute(insert(SealedOnlyRow).values(id=1, since=datetime.now(UTC)))
+
+
+def test_a_secret_older_code_left_in_clear_signs_in_until_the_registry_is_marked(
+    site: PortalSite, caplog: pytest.LogCaptureFixture
+) -> None:
     account = site.add_account("legacy@broker.example", AdminRole.OPERATOR, None)
     _store(site, account.email, account.secret)  # as before revision 0020
-    response = post_sign_in(site.client(), account.email, PASSWORD, _code(account.secret))
-    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    _set_sealed_only(site, False)  # upgraded with values in clear, not sealed yet
+    try:
+        response = post_sign_in(site.client(), account.email, PASSWORD, _code(account.secret))
+        assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    finally:
+        _set_sealed_only(site, True)
+    # Marked (the site's registry is new: it holds sealed secrets only), a secret in clear is
+    # someone else's doing: refused after the password, with a page of its own.
+    page = _refused_after_the_password(site, account, caplog, "niet aanvaard", "in_clear")
+    assert "Een opgeslagen geheim wordt niet aanvaard" in page
+    assert "voor uw account" in page
+    assert "code=sealed_secret_in_clear" in caplog.text
 
 
 def test_a_secret_that_does_not_open_stops_the_sign_in_after_the_password(
@@ -76,25 +123,9 @@ def test_a_secret_that_does_not_open_stops_the_sign_in_after_the_password(
 ) -> None:
     account = site.add_account("changed@broker.example", AdminRole.OPERATOR, None)
     _store(site, account.email, _changed(_stored(site, account.email)))
-    # A wrong password gets the one answer every wrong sign-in gets: nothing about the secret.
-    wrong = post_sign_in(site.client(), account.email, "wrong password!!", _code(account.secret))
-    assert wrong.status_code == 401
-    assert "kan een geheim" not in wrong.get_data(as_text=True)
-    with caplog.at_level(logging.INFO):
-        client = site.client()
-        response = post_sign_in(client, account.email, PASSWORD, _code(account.secret))
-    page = response.get_data(as_text=True)
-    assert response.status_code == 503, page[:500]
+    page = _refused_after_the_password(site, account, caplog, "kan een geheim", "unreadable")
     assert "Een opgeslagen geheim kan niet worden geopend" in page
     assert "meld dit bij de beheerder van de broker" in page
-    assert "Traceback" not in page
-    assert client.get("/portal/operator/services", base_url=HTTPS).status_code == 303
-    logged = caplog.text
-    assert f"portal sign-in refused admin={account.admin.id} reason=totp_secret_unreadable" in (
-        logged
-    )
-    assert f"admin totp secret unreadable admin={account.admin.id}" in logged
-    assert account.email not in logged and account.secret not in logged
 
 
 def test_an_invitation_hands_its_sealed_secret_to_the_account_and_keeps_none(

@@ -12,7 +12,17 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import ColumnElement, Connection, Engine, event, insert, select, text, update
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    event,
+    insert,
+    inspect,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.orm import InstrumentedAttribute
 
 from broker.accounts import totp
@@ -20,7 +30,14 @@ from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole
 from broker.core.errors import BadRequest, ConfigurationError
 from broker.core.model import OidcUpstream, School
-from broker.core.sealed_secrets import PREFIX, SecretBinding, SecretSeal, SecretUnreadable
+from broker.core.sealed_secrets import (
+    IN_CLEAR,
+    PREFIX,
+    SecretBinding,
+    SecretInClear,
+    SecretSeal,
+    SecretUnreadable,
+)
 from broker.registry import SqlRegistry, migrate
 from broker.registry.admin_tables import AdminRow, InvitationRow
 from broker.registry.cached import CachedRegistryReader
@@ -169,10 +186,20 @@ def _older_accounts(connection: Connection, secrets: dict[str, str], now: dateti
         )  # fmt: skip
 
 
+def _upgraded_with_clear_values(url: str) -> dict[str, str]:
+    """A registry upgraded to this version from 0020 with what older code left in clear:
+    revision 0021 finds values in clear and leaves the registry unmarked."""
+    _move(url, "0020", down=True)
+    secrets = _as_older_code(url)
+    migrate(url)
+    return secrets
+
+
 def test_clear_values_of_older_code_work_until_sealed_then_sealed_in_one_go(
     sql_registry: SqlRegistry, registry_url: str
 ) -> None:
-    secrets = _as_older_code(registry_url)
+    secrets = _upgraded_with_clear_values(registry_url)
+    assert sql_registry.sealed_only_since() is None
     accounts = sql_registry.accounts
     # Read as they are (COMPAT(clear-registry-secrets)), without a key too.
     found = accounts.credentials(SCHOOL_ADMIN)
@@ -189,10 +216,15 @@ def test_clear_values_of_older_code_work_until_sealed_then_sealed_in_one_go(
 
     dry = sql_registry.seal_secrets(apply=False)
     assert not dry.applied and dry.clear_left == 3 and dry.forgotten == 1
+    assert dry.marks and dry.sealed_only_since is None
     assert secrets["admin"] in _stored(registry_url)  # a dry run changes nothing
+    assert sql_registry.sealed_only_since() is None
 
     report = sql_registry.seal_secrets()
     assert report.applied and report.forgotten == 1
+    # Nothing left in clear: from now on the registry refuses values in clear.
+    assert report.marks and report.sealed_only_since == sql_registry.sealed_only_since()
+    assert report.sealed_only_since is not None
     assert report.sealed == {STAFF: 1, INVITATIONS: 1, SCHOOLS: 1}
     assert not report.resealed and not report.current
     stored = _stored(registry_url)
@@ -205,9 +237,102 @@ def test_clear_values_of_older_code_work_until_sealed_then_sealed_in_one_go(
     assert found is not None and found.totp_secret == secrets["admin"]
     assert accounts.invitation("a" * 64).totp_secret == secrets["invitation"]
     assert _client_secret(sql_registry).client_secret == CLIENT_SECRET
-    # Once more: nothing left to do.
+    # Once more: nothing left to do, the mark kept as it was.
     again = sql_registry.seal_secrets()
     assert not again.sealed and again.current == {STAFF: 1, INVITATIONS: 1, SCHOOLS: 1}
+    assert not again.marks and again.sealed_only_since == report.sealed_only_since
+    # A value put back in clear afterwards (a row of the back-up from before) is refused.
+    with migration_connection(registry_url) as connection:
+        connection.execute(update(AdminRow).values(totp_secret=secrets["admin"]))
+    found = accounts.credentials(SCHOOL_ADMIN)
+    assert found is not None and found.totp_secret is None and found.totp_in_clear
+
+
+CHOSEN_TOTP = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+CHOSEN_CLIENT_SECRET = "qzx-client-secret-chosen"
+
+
+def test_a_registry_holding_sealed_secrets_only_refuses_values_put_in_clear(
+    sql_registry: SqlRegistry,
+    registry_url: str,
+    federation: _Federation,
+    caught: pytest.LogCaptureFixture,
+) -> None:
+    """Someone with write access to the database (or a row restored from an old back-up) puts
+    a TOTP secret and a client secret of their choosing in clear: none is used, none sealed."""
+    # A new registry: revision 0021 found nothing in clear and marked it.
+    assert sql_registry.sealed_only_since() is not None
+    _put(registry_url, CHOSEN_TOTP, CHOSEN_CLIENT_SECRET, OIDC_SCHOOL.id)
+    before = _stored(registry_url)
+    accounts = sql_registry.accounts
+    found = accounts.credentials(SCHOOL_ADMIN)
+    assert found is not None and found.totp_secret is None and found.totp_in_clear
+    by_id = accounts.credentials_by_id(found.admin.id)
+    assert by_id is not None and by_id.totp_secret is None and by_id.totp_in_clear
+    with pytest.raises(SecretInClear):
+        accounts.invitation(token_hash(federation.token))
+    with pytest.raises(SecretInClear):
+        accounts.accept_invitation(token_hash(federation.token), "h", 7)
+    # The login path's view: the school comes with the reason and no secret (its logins are
+    # refused as for a secret that does not open, oidc/back.py).
+    view = CachedRegistryReader(sql_registry)
+    upstream = view.school(OIDC_SCHOOL.id).oidc  # type: ignore[union-attr]
+    assert upstream is not None and upstream.client_secret == "" and upstream.secret_problem
+    assert upstream.secret_problem == IN_CLEAR
+    assert view.schools_by_idp(ISSUER)[0].oidc.secret_problem == IN_CLEAR  # type: ignore[union-attr]
+    snapshot = {entry.school.id: entry.school for entry in sql_registry.snapshot().schools}
+    assert snapshot[OIDC_SCHOOL.id].oidc.client_secret == ""  # type: ignore[union-attr]
+    # What stayed sealed still opens.
+    assert _client_secret(sql_registry, OTHER_SCHOOL.id).client_secret == OTHER_CLIENT_SECRET
+    operator = accounts.credentials(OPERATOR)
+    assert operator is not None and operator.totp_secret == federation.totp[OPERATOR]
+    # Sealing them would make the chosen values the secrets for good: refused, nothing changed.
+    with pytest.raises(SecretsUnreadable) as refused:
+        sql_registry.seal_secrets()
+    assert "3 secret(s) cannot be opened" in refused.value.detail
+    assert refused.value.detail.count("in clear, and the registry holds sealed secrets only") == 3
+    assert _stored(registry_url) == before
+    logged = _logged(caught)
+    assert f"school client secret unreadable school={OIDC_SCHOOL.id}" in logged
+    for hidden in (SCHOOL_ADMIN, CHOSEN_TOTP, CHOSEN_CLIENT_SECRET):
+        assert hidden not in logged + refused.value.detail
+    # Given again, the school's secret is sealed and opens.
+    sql_registry.update_school_idp(OIDC_SCHOOL, "")
+    assert _client_secret(sql_registry).client_secret == CLIENT_SECRET
+
+
+def test_revision_0021_marks_a_registry_with_nothing_in_clear_and_goes_down_cleanly(
+    registry_url: str,
+) -> None:
+    def marked() -> bool:
+        registry = SqlRegistry(registry_url)
+        try:
+            return registry.sealed_only_since() is not None
+        finally:
+            registry.close()
+
+    migrate(registry_url)
+    assert marked()  # a new registry: no secret yet
+    # Down: the table goes, and code at 0020 reads values in clear again.
+    _move(registry_url, "0020", down=True)
+    with migration_connection(registry_url) as connection:
+        assert "sealed_only" not in inspect(connection).get_table_names()
+    secrets = _as_older_code(registry_url)
+    # Up with values in clear: left unmarked, they are read until `seal-secrets`.
+    migrate(registry_url)
+    assert _revision(registry_url) == HEAD and model_drift(registry_url) == [] and not marked()
+    registry = SqlRegistry(registry_url, seal=TEST_SEAL)
+    try:
+        found = registry.accounts.credentials(SCHOOL_ADMIN)
+        assert found is not None and found.totp_secret == secrets["admin"]
+        assert registry.seal_secrets().marks
+    finally:
+        registry.close()
+    assert marked()
+    # Down and up again with everything sealed: marked again by the revision.
+    _move(registry_url, "0020", down=True)
+    migrate(registry_url)
+    assert marked()
 
 
 @pytest.fixture
@@ -227,6 +352,21 @@ def _tamper(url: str, column: InstrumentedAttribute[str], where: ColumnElement[b
         assert value is not None and value.startswith(PREFIX)
         changed = value[:-3] + ("A" if value[-3] != "A" else "B") + value[-2:]
         connection.execute(update(column.class_).where(where).values({column: changed}))
+
+
+def _put(url: str, totp_secret: str, client_secret: str, school_id: str) -> None:
+    """As someone with write access to the database would: `totp_secret` into the school
+    administrator's row and the invitation, `client_secret` into `school_id`'s."""
+    with migration_connection(url) as connection:
+        connection.execute(
+            update(AdminRow).where(AdminRow.email == SCHOOL_ADMIN).values(totp_secret=totp_secret)
+        )
+        connection.execute(update(InvitationRow).values(totp_secret=totp_secret))
+        connection.execute(
+            update(SchoolOidcRow)
+            .where(SchoolOidcRow.school_id == school_id)
+            .values(client_secret=client_secret)
+        )
 
 
 def test_a_changed_value_opens_nothing_and_names_its_row_only(
@@ -270,17 +410,10 @@ def test_a_value_moved_to_another_row_does_not_open(
         school = connection.scalar(
             select(SchoolOidcRow.client_secret).where(SchoolOidcRow.school_id == OIDC_SCHOOL.id)
         )
-        # The operator's TOTP secret into the school administrator's row and into the
-        # invitation; one school's client secret into the other's.
-        connection.execute(
-            update(AdminRow).where(AdminRow.email == SCHOOL_ADMIN).values(totp_secret=operator)
-        )
-        connection.execute(update(InvitationRow).values(totp_secret=operator))
-        connection.execute(
-            update(SchoolOidcRow)
-            .where(SchoolOidcRow.school_id == OTHER_SCHOOL.id)
-            .values(client_secret=school)
-        )
+    assert operator is not None and school is not None
+    # The operator's TOTP secret into the school administrator's row and into the invitation;
+    # one school's client secret into the other's.
+    _put(registry_url, operator, school, OTHER_SCHOOL.id)
     accounts = sql_registry.accounts
     found = accounts.credentials(SCHOOL_ADMIN)
     assert found is not None and found.totp_secret is None

@@ -17,7 +17,7 @@ from broker.accounts import totp
 from broker.accounts.passwords import hash_password, verify_password
 from broker.accounts.tokens import plausible_token, token_hash
 from broker.core.admins import Admin, AdminRole, Invitation
-from broker.core.sealed_secrets import SecretBinding, SecretUnreadable
+from broker.core.sealed_secrets import SecretBinding, SecretInClear, SecretUnreadable
 from broker.registry.errors import InvitationUnusable
 from broker.web.portal.account_forms import AcceptInvitationForm, SignInForm, digits
 from broker.web.portal.guard import (
@@ -90,12 +90,18 @@ def sign_in() -> Response | str | tuple[str, int]:
     password_ok = verify_password(found.password_hash if found else None, form.password.data or "")
     if found and password_ok and found.totp_secret is None:
         # The password held, and the code cannot be checked: the broker's key does not open the
-        # stored TOTP secret (the registry logged why). Said after the password only, so the
-        # page tells nobody else anything about the account.
-        log.error("portal sign-in refused admin=%s reason=totp_secret_unreadable", found.admin.id)
-        raise SecretUnreadable(
-            SecretBinding.admin_totp(found.admin.email, found.admin.id), "see the log"
+        # stored TOTP secret, or it is in clear in a registry that holds sealed secrets only
+        # (the registry logged why). Said after the password only, so the page tells nobody
+        # else anything about the account.
+        binding = SecretBinding.admin_totp(found.admin.email, found.admin.id)
+        refused = (
+            SecretInClear(binding)
+            if found.totp_in_clear
+            else SecretUnreadable(binding, "see the log")
         )
+        reason = "in_clear" if found.totp_in_clear else "unreadable"
+        log.error("portal sign-in refused admin=%s reason=totp_secret_%s", found.admin.id, reason)
+        raise refused
     code = digits(form.code.data or "")
     step = totp.verify(found.totp_secret, code) if found and found.totp_secret else None
     if found and password_ok and step is not None and accounts.use_totp_step(found.admin.id, step):
