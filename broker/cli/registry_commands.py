@@ -17,6 +17,7 @@ from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.registry_import import ImportRefused, read_registry_file
 from broker.cli.registry_toml import export_text
 from broker.registry.secret_sealing import KINDS, SealingReport
+from broker.saml.encryption_summary import refused_with_auto
 
 
 @click.group("registry")
@@ -94,6 +95,7 @@ def import_command(
         f"import:{getpass.getuser()}",
         apply=not dry_run,
         stop_releases=confirm_purpose_changes,
+        encryption_refusal=refused_with_auto,
     )
     held_back = not dry_run and not report.applied
     for line in import_summary(report, snapshot, before, done=report.applied):

@@ -116,7 +116,8 @@ class _Reading:
     # core/display_text.py does not stop an import that does not change it.
     names: dict[tuple[str, str], str]
     towns: dict[str, str]
-    # Each registered service's assertion encryption: what a file without the key keeps.
+    # Each registered service's assertion encryption: what the checks of a file without the
+    # key assume (the import leaves the column as it finds it then: snapshot.py).
     encryption: dict[str, AssertionEncryption]
 
     def name(self, entry: Entries, kind: str) -> str:
@@ -287,9 +288,14 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
             assertion_encryption=AssertionEncryption.AUTO,
         )
         return ServiceEntry(service, None)
+    # Absent: written as the registry has it when the import writes (snapshot.py).
+    given = entry.has("assertion_encryption")
     if entry.has("saml_entity_id"):
+        # An explicit `auto` is checked against the source's copy in the import's transaction
+        # (registry/import_encryption.py): the file does not hold the metadata logins use.
         federated = entry.text("saml_entity_id", limit=1024)
-        return ServiceEntry(replace(base, entity_id=federated), None) if federated else None
+        service = replace(base, entity_id=federated)
+        return ServiceEntry(service, None, encryption_given=given) if federated else None
     xml = reading.metadata(entry)
     if not xml:
         return None
@@ -301,7 +307,7 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
         entry.wrong("saml_metadata", problem.detail)
     if entity_id is None:
         return None
-    return ServiceEntry(replace(base, entity_id=entity_id), xml)
+    return ServiceEntry(replace(base, entity_id=entity_id), xml, encryption_given=given)
 
 
 def _assertion_encryption(
@@ -309,8 +315,10 @@ def _assertion_encryption(
 ) -> AssertionEncryption:
     """`auto` or `off` as the file says; absent (a file from before revision 0019, an export,
     which writes only `off`, or one written by hand): as the registry has it for this service
-    (`registered`), as `idp_names_school` is; `auto` for a new one. An operator's `off` is
-    then never undone by a file that does not mention it."""
+    (`registered`), as `idp_names_school` is; `auto` for a new one. That is only what the
+    file's checks assume: the import does not write an absent setting (`encryption_given`), so
+    an operator's `off`, also one set while the import runs, is never undone by a file that
+    does not mention it."""
     if not entry.has("assertion_encryption"):
         return registered or AssertionEncryption.AUTO
     value = entry.text("assertion_encryption", limit=8)

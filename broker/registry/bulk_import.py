@@ -40,7 +40,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, undefer
 
 from broker.core.chain_move import ChainMove, MoveRefused
-from broker.core.model import Service
+from broker.core.model import AssertionEncryption, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
 from broker.core.sealed_secrets import SecretSeal
 from broker.registry.admin_tables import PublisherRow
@@ -50,6 +50,7 @@ from broker.registry.changes import bump_generation, serialise_checks
 from broker.registry.database import locked_row
 from broker.registry.declaration_writes import replace_declarations
 from broker.registry.errors import UnknownPublisher
+from broker.registry.import_encryption import EncryptionRefusal, refuse_unusable_encryption
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.purpose_drops import purposes_changed_since, stop_release
 from broker.registry.removal import kept_declaration_version, kept_policy_version
@@ -184,9 +185,16 @@ def _named(
 
 
 def apply_snapshot(
-    session: Session, snapshot: Snapshot, stamp_at: datetime, by: str, seal: SecretSeal
+    session: Session,
+    snapshot: Snapshot,
+    stamp_at: datetime,
+    by: str,
+    seal: SecretSeal,
+    encryption_refusal: EncryptionRefusal | None = None,
 ) -> ImportReport:
-    """`seal`: schools' client secrets are compared opened and written sealed."""
+    """`seal`: schools' client secrets are compared opened and written sealed.
+    `encryption_refusal`: the SAML check of services set to encrypt (import_encryption.py);
+    None checks none (a caller with no SAML services, a benchmark)."""
     report = ImportReport()
     stamp = _Stamp(stamp_at, by)
     for chain in snapshot.chains:
@@ -224,6 +232,9 @@ def apply_snapshot(
         _policy(session, policy, moved.get(policy.service_id, 0), stamp, releases, report)
     session.flush()
     releases.stopped(session, report)
+    if encryption_refusal is not None:
+        # After the service and policy rows, taking the state row as the writers below do.
+        refuse_unusable_encryption(session, snapshot.services, encryption_refusal, stamp_at)
     if left or snapshot.chain_moves or snapshot.key_versions:
         # Last, after every other row this import writes (their writers take the state row
         # after them, as bump_generation does), and before the key version rows: a key
@@ -382,6 +393,10 @@ def _service(
     if row is not None:
         # What its schools released before the import, read under the lock.
         releases.read(session, service.id)
+    if not entry.encryption_given:
+        # The file does not say: the setting as the locked row has it now, not as it was when
+        # the file was read (a `publisher update --assertion-encryption` since then stays).
+        service = replace(service, assertion_encryption=_encryption_kept(row))
     version: int | None = service.declaration_version
     moved = 0
     new = row is None
@@ -411,7 +426,8 @@ def _service(
     row.sp_metadata = entry.metadata
     row.approved = service.approved
     row.publisher_id = service.publisher_id
-    row.assertion_encryption = service.assertion_encryption.value
+    if entry.encryption_given or new:
+        row.assertion_encryption = service.assertion_encryption.value
     wanted = OidcClientRow.from_client(service.oidc) if service.oidc else None
     row.oidc = _replaced(row.oidc, wanted)
     session.add(row)
@@ -427,6 +443,11 @@ def _service(
             (school_id for school_id, _ in replaced.dropped), service.id, replaced.purpose_changed
         )
     return moved, before
+
+
+def _encryption_kept(row: ServiceRow | None) -> AssertionEncryption:
+    """What a file that does not name the setting leaves: the row's, `auto` for a new one."""
+    return AssertionEncryption(row.assertion_encryption) if row else AssertionEncryption.AUTO
 
 
 def _same_service(row: ServiceRow, wanted: Service) -> bool:

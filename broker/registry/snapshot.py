@@ -45,6 +45,11 @@ class SchoolEntry:
 class ServiceEntry:
     service: Service
     metadata: str | None  # SAML SP metadata; None for an OIDC client
+    # Whether `service.assertion_encryption` is to be written. False: a file that does not say
+    # it; the import then leaves the column as it finds it under the service row's lock (a new
+    # service: auto), so an operator's switch made after the file was read is not undone, and
+    # the field only holds what the file's checks assumed (the registry's, when read).
+    encryption_given: bool = True
 
 
 @dataclass(frozen=True)

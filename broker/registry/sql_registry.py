@@ -51,6 +51,7 @@ from broker.registry.errors import (
     UnknownPublisher,
 )
 from broker.registry.federation import FederationStore
+from broker.registry.import_encryption import EncryptionRefusal
 from broker.registry.portal_reading import PortalReads
 from broker.registry.pseudonym_keys import SqlPseudonymKeyVersions
 from broker.registry.reading import metadata_in_force
@@ -655,17 +656,24 @@ class SqlRegistry(PortalReads):
         *,
         apply: bool = True,
         stop_releases: bool = False,
+        encryption_refusal: EncryptionRefusal | None = None,
     ) -> ImportReport:
         """Add or update every entry of a checked snapshot in one transaction (bulk_import.py).
         `apply=False` rolls that transaction back: what the import would do now, worked out by
         the same code, and nothing changed. An import that would stop schools' releases because
         it gives attributes new purposes (`ImportReport.dropped`) is rolled back the same way
         unless `stop_releases` says the operator confirmed that; `ImportReport.applied` says
-        whether it was carried out."""
+        whether it was carried out. `encryption_refusal`: the SAML side's check of the services
+        the import leaves set to encrypt (import_encryption.py); the command passes it."""
         try:
             with self._writing() as session:
                 report = apply_snapshot(
-                    session, snapshot, as_utc(self._clock()), changed_by, self._seal
+                    session,
+                    snapshot,
+                    as_utc(self._clock()),
+                    changed_by,
+                    self._seal,
+                    encryption_refusal,
                 )
                 if not apply or (report.dropped and not stop_releases):
                     session.rollback()

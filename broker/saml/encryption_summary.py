@@ -50,3 +50,10 @@ def assertions_received(entity_id: str, xml: str | None, setting: AssertionEncry
         return SIGNED
     algorithm = chosen.data_algorithm.rsplit("#", 1)[-1]
     return f"encrypted ({algorithm}, RSA {chosen.bits})"
+
+
+def refused_with_auto(entity_id: str, xml: str) -> str | None:
+    """`REFUSED: <why>` when logins of the entity would be refused with `auto` and this
+    metadata, else None: the check of a registry import (registry/import_encryption.py)."""
+    would = assertions_received(entity_id, xml, AssertionEncryption.AUTO)
+    return would if would.startswith(REFUSED) else None

@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import logging
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from broker.core.model import AssertionEncryption, Service
+from broker.registry.federation import FederationEntity
 from tests.adapters.test_cli_hosted_domain import dump, registry_of
 from tests.support.cli import run
 from tests.unit.test_publisher_encryption import AES256_CBC, MD, key_descriptor, rsa_certificate
@@ -278,3 +280,48 @@ def test_the_file_checks_the_setting(config: Path, tmp_path: Path) -> None:
     assert "gcm-sp: assertion_encryption: must be auto or off" in refused.output
     assert "oidc-sp: assertion_encryption: only a SAML service has assertions" in refused.output
     assert dump(config) == before
+
+
+# Registered by entity id: its metadata is a metadata source's copy, listing only CBC.
+BRON = "https://bron.example/sp"
+BRON_XML = sp_metadata(BRON, key_descriptor("encryption", rsa_certificate(2048), (AES256_CBC,)))
+BRON_REASON = CBC_REASON.replace(CBC, BRON)
+
+
+def test_the_file_s_auto_for_a_source_service_is_checked_against_the_source_s_copy(
+    config: Path, tmp_path: Path
+) -> None:
+    """`registry import` with `assertion_encryption = "auto"` for a service registered by
+    entity id: refused, as `publisher update --assertion-encryption auto` is, while the metadata
+    source's copy publishes a key the broker cannot encrypt for; nothing imported."""
+    with closing(registry_of(config)) as registry:
+        registry.federation.store(
+            "feed", "one", None, [FederationEntity(BRON, "sp", BRON_XML, None)], datetime.now(UTC)
+        )
+        registry.add_service(Service("bron-sp", "Bron", BRON, None), None)
+        assert registry.set_assertion_encryption("bron-sp", AssertionEncryption.OFF)
+    assert update(config, "bron-sp", "--assertion-encryption", "auto") == (
+        1,
+        "Error: Service bron-sp: assertion encryption stays off: with auto its logins would be "
+        f"{BRON_REASON}; nothing changed\n",
+    )
+    path = tmp_path / "bron.toml"
+    path.write_text(
+        'format = 1\n\n[[services]]\nid = "bron-sp"\nname = "Bron"\n'
+        f'saml_entity_id = "{BRON}"\nassertion_encryption = "auto"\n',
+        encoding="utf-8",
+    )
+    before = dump(config)
+    for dry_run in ((), ("--dry-run",)):
+        refused = run("registry", "import", "--config", config, path, *dry_run)
+        assert refused.exit_code == 1, refused.output
+        assert refused.output.endswith(
+            "Error: service bron-sp: assertion_encryption cannot be auto: its logins would be "
+            f"{BRON_REASON}; nothing was imported\n"
+        ), refused.output
+        assert dump(config) == before
+    assert setting_of(config, "bron-sp") is AssertionEncryption.OFF
+    # Said `off` (or not at all), the same file imports.
+    path.write_text(path.read_text().replace('"auto"', '"off"'), encoding="utf-8")
+    imported = run("registry", "import", "--config", config, path)
+    assert imported.exit_code == 0, imported.output

@@ -13,10 +13,14 @@ from broker.registry.database import open_engine, writer
 
 
 def held_open_while(
-    url: str, hold: Callable[[Session], None], racer: Callable[[], None]
+    url: str,
+    hold: Callable[[Session], None],
+    racer: Callable[[], None],
+    waiting: Callable[[Session], None] | None = None,
 ) -> BaseException | None:
     """Write `hold` in a transaction of its own, start `racer` in a thread, check that it waits
-    (a second), commit `hold`, and return what `racer` raised (None: it returned)."""
+    (a second), commit `hold`, and return what `racer` raised (None: it returned). `waiting`:
+    called with the holding session while the racer waits (what it waits for)."""
     outcome: list[BaseException | None] = []
 
     def racing() -> None:
@@ -34,6 +38,8 @@ def held_open_while(
             thread.start()
             thread.join(timeout=1.0)
             assert thread.is_alive(), "the racer did not wait for the change held open"
+            if waiting is not None:
+                waiting(holding)
             holding.commit()
         thread.join(timeout=10)
     finally:
