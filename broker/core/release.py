@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 
 from broker.core.errors import RequiredAttributeMissing
 from broker.core.model import Release, ReleasePolicy, School, Service, UpstreamIdentity
@@ -27,16 +27,28 @@ def release_for(
     released = {
         name: available[name] for name in sorted(policy.attributes & wanted) if available.get(name)
     }
-    missing = tuple(
-        sorted(
-            d.attribute
-            for d in service.declarations
-            if d.required and d.attribute in wanted and d.attribute not in released
-        )
-    )
+    missing = tuple(sorted(required_not_released(service, released, wanted)))
     if missing:
         raise RequiredAttributeMissing(service.id, missing)
     return released
+
+
+def required_not_released(
+    service: Service, released: Collection[str], wanted: Collection[str] | None = None
+) -> tuple[str, ...]:
+    """The attributes `service` requires (among `wanted`; None: all it declares) that are not in
+    `released`, in its declaration order. Any at all refuses the login (`release_for`).
+
+    The school's portal asks it with what the school's policy releases (no choice yet: nothing;
+    a choice waiting to be confirmed: nothing, registry/reading.py `policy`) to say before any
+    student tries that its students cannot sign in to the platform, and what to tick. It
+    assumes a login asks for everything declared (a request naming no attributes does).
+    """
+    return tuple(
+        d.attribute
+        for d in service.declarations
+        if d.required and (wanted is None or d.attribute in wanted) and d.attribute not in released
+    )
 
 
 def compute_release(

@@ -30,6 +30,8 @@ MAIL = Declaration(
 )
 MARKETING = "Om de leerling nieuws en aanbiedingen te sturen"
 BOTH = frozenset({"given_name", "email"})
+LISTED = f"/portal/school/{DEMO_SCHOOL_ID}/services"
+OVERVIEW = f"/portal/school/{DEMO_SCHOOL_ID}/overview"
 
 
 @pytest.fixture(scope="module")
@@ -274,37 +276,39 @@ def test_a_required_attribute_taken_out_says_that_logins_are_refused(
     with pytest.raises(RequiredAttributeMissing):
         release_for(service, policy, None, {"given_name": ("Ada",), "email": ("a@b.example",)})
 
-    listed = f"/portal/school/{DEMO_SCHOOL_ID}/services"
-    card = _text(_page(school, listed), "logins-refused-leesweb-verplicht", "p")
-    assert card == (
-        "Your students cannot sign in to this platform until you share E-mail address again: "
-        "the platform requires it."
-    )
-    dutch = _text(_page(school, listed, "nl"), "logins-refused-leesweb-verplicht", "p")
-    assert dutch == (
-        "Uw leerlingen kunnen niet inloggen op dit platform totdat u E-mailadres weer deelt: "
-        "het platform vereist dit."
-    )
-    # An optional attribute taken out refuses no login, and its card does not say so.
-    assert 'id="logins-refused-leesweb-optioneel"' not in _page(school, listed)
+    # The card and the "who receives what" table say it alike (portal/logins.html).
+    for listed in (LISTED, OVERVIEW):
+        card = _text(_page(school, listed), "logins-refused-leesweb-verplicht", "p")
+        assert card == (
+            "Your students cannot sign in to this platform until you tick E-mail address and "
+            "save your choice: the platform requires it."
+        )
+        dutch = _text(_page(school, listed, "nl"), "logins-refused-leesweb-verplicht", "p")
+        assert dutch == (
+            "Uw leerlingen kunnen niet inloggen op dit platform totdat u E-mailadres aanvinkt "
+            "en uw keuze opslaat: het platform vereist dit."
+        )
+        # An optional attribute taken out refuses no login, and its card does not say so.
+        assert 'id="logins-refused-leesweb-optioneel"' not in _page(school, listed)
 
-    notice = _text(_page(school, url), "purpose-changed")
-    assert (
-        "The platform requires E-mail address: until you share it again, your students cannot "
-        "sign in to this platform." in notice
+    # The page says why it stopped, and what refuses the logins, in a notice of its own.
+    page = _page(school, url)
+    assert "purpose changed from" in _text(page, "purpose-changed")
+    assert _text(page, "logins-refused") == (
+        "The platform requires E-mail address: until you tick it under “Your choice” and save, "
+        "your students cannot sign in to this platform."
     )
-    dutch = _text(_page(school, url, "nl"), "purpose-changed")
-    assert (
-        "Het platform vereist E-mailadres: totdat u dit weer deelt, kunnen uw leerlingen niet "
-        "inloggen op dit platform." in dutch
+    assert _text(_page(school, url, "nl"), "logins-refused") == (
+        "Het platform vereist E-mailadres: totdat u dit aanvinkt onder „Uw keuze” en opslaat, "
+        "kunnen uw leerlingen niet inloggen op dit platform."
     )
     assert 'id="logins-refused"' not in _page(school, optional_url)
 
     # Shared again: the notice and the card's line are gone.
-    page = _page(school, url)
     _save_both(school, url, page)
     assert 'id="logins-refused"' not in _page(school, url)
-    assert 'id="logins-refused-leesweb-verplicht"' not in _page(school, listed)
+    for listed in (LISTED, OVERVIEW):
+        assert 'id="logins-refused-leesweb-verplicht"' not in _page(school, listed)
 
 
 GROUPS = Declaration("groups", "Om de klas te tonen", purpose_en="To show the class")
@@ -343,6 +347,13 @@ def test_a_change_to_confirm_says_that_logins_are_refused_while_a_required_one_w
         assert _text(_page(school, listed), f"logins-refused-{service_id}", "p") == english
         assert _text(_page(school, listed, "nl"), f"logins-refused-{service_id}", "p") == dutch
         assert f'id="pseudonym-only-{service_id}"' not in _page(school, listed)
+        # The "who receives what" table: nothing is released, what to tick is named.
+        assert "until you tick E-mail address and save your choice" in _text(
+            _page(school, OVERVIEW), f"logins-refused-{service_id}", "p"
+        )
+        assert "totdat u E-mailadres aanvinkt en uw keuze opslaat" in _text(
+            _page(school, OVERVIEW, "nl"), f"logins-refused-{service_id}", "p"
+        )
 
     for page_url in (url, both_url):
         page = _page(school, page_url)

@@ -21,6 +21,7 @@ DUTCH = WEB / "translations" / "nl" / "LC_MESSAGES" / "messages.po"
 SCHOOL_PORTAL = [
     *sorted((WEB / "templates" / "portal").glob("school_*.html")),
     *(WEB / "templates" / "portal" / name for name in ("layout.html", "fields.html")),
+    WEB / "templates" / "portal" / "logins.html",
     *(WEB / "templates" / "portal" / name for name in ("sign_in.html", "invitation.html")),
     *(WEB / "templates" / "portal" / name for name in ("forbidden.html", "csrf.html")),
     *sorted((WEB / "portal").glob("school_*.py")),

@@ -17,7 +17,7 @@ from broker.core.model import (
 )
 from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
 from broker.core.pseudonym_rotation import KeyVersions
-from broker.core.release import compute_release, release_for
+from broker.core.release import compute_release, release_for, required_not_released
 
 NAMES = sorted(CATALOGUE)
 KEY_1 = bytes(range(32))
@@ -100,6 +100,28 @@ def test_required_refuses_exactly_what_is_missing(
         assert caught.value.missing == expected_missing
     else:
         assert set(release_for(service, _policy(policy), requested, available)) == releasable
+
+
+@settings(max_examples=200)
+@given(policy=names, declared=names, required=names)
+def test_what_the_portal_warns_of_is_what_a_login_refuses(
+    policy: frozenset[str], declared: frozenset[str], required: frozenset[str]
+) -> None:
+    """The school's portal asks `required_not_released` with the policy alone: a login that
+    names nothing, of a student with every attribute, is refused exactly when it answers any,
+    and for exactly those (docs/portals.md)."""
+    service = _service(declared, required)
+    warned = required_not_released(service, policy)
+    assert set(warned) == required - policy
+    # In the service's declaration order (the pages show them in the catalogue's).
+    assert list(warned) == [d.attribute for d in service.declarations if d.attribute in warned]
+    everything = {name: ("x",) for name in NAMES}
+    if warned:
+        with pytest.raises(RequiredAttributeMissing) as caught:
+            release_for(service, _policy(policy), None, everything)
+        assert caught.value.missing == tuple(sorted(warned))
+    else:
+        release_for(service, _policy(policy), None, everything)
 
 
 def test_default_policy_releases_nothing() -> None:

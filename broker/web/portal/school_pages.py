@@ -19,6 +19,7 @@ from wtforms import SelectChoice
 
 from broker.core.admins import AdminRole
 from broker.core.model import Declaration, Service
+from broker.core.release import required_not_released
 from broker.registry.errors import DeclarationsChanged
 from broker.registry.policy_change import PolicyChange
 from broker.registry.portal_reading import SchoolChoice
@@ -46,14 +47,12 @@ def services(school_id: str) -> str:
     rows = []
     for found in registry.services():
         choice = choices.get(found.id)
-        drops: list[ShownDrop] = []
-        if choice and choice.purpose_dropped and choice.active and not choice.needs_confirmation:
-            # Read for such a choice only: a new purpose waits for few schools, and briefly.
-            history = registry.policy_history(school_id, found.id)
-            drops = _purpose_drops(history, found)
-        refused = _refused_logins(found, choice, drops)
+        refused = _refused_logins(found, choice)
         rows.append((found, choice, refused, [] if refused else _withheld(found, choice)))
-    return render_template("portal/school_services.html", school=school, rows=rows)
+    refusing = sum(1 for _, _, refused, _ in rows if refused)
+    return render_template(
+        "portal/school_services.html", school=school, rows=rows, refusing=refusing
+    )
 
 
 def _approved_service(service_id: str) -> Service:
@@ -133,21 +132,23 @@ def _purpose_drops(history: list[PolicyChange], found: Service) -> list[ShownDro
     return shown
 
 
-def _refused_logins(
-    found: Service, choice: SchoolChoice | None, drops: list[ShownDrop]
-) -> list[str]:
-    """The required attributes the login path does not release now, so it refuses the school's
-    students' logins to the platform (core/release.py), which its pages say: every one while
-    the choice waits for the school to confirm it (the login path releases the pseudonym alone
-    meanwhile, registry/reading.py `policy`), else those a new purpose took out (`drops`).
-    Switched off, its students are refused anyway: the pages say that instead."""
-    if choice is None or not choice.active:
+def _released(choice: SchoolChoice | None) -> frozenset[str]:
+    """What a login releases now under the school's choice (registry/reading.py `policy`):
+    nothing besides the pseudonym before the school first chooses, or while its choice waits
+    for it to confirm a publisher's change; else what it ticked (a new purpose took out of it
+    what it no longer releases)."""
+    if choice is None or choice.needs_confirmation:
+        return frozenset()
+    return choice.attributes
+
+
+def _refused_logins(found: Service, choice: SchoolChoice | None) -> list[str]:
+    """The required attributes the school does not release now, so the login path refuses its
+    students' logins to the platform (core/release.py, one rule), which its pages say, naming
+    what to tick. Switched off, its students are refused anyway: the pages say that instead."""
+    if choice is not None and not choice.active:
         return []
-    required = [d.attribute for d in found.declarations if d.required]
-    if choice.needs_confirmation:
-        return required
-    taken = {shown.drop.attribute for shown in drops}
-    return [name for name in required if name in taken]
+    return list(required_not_released(found, _released(choice)))
 
 
 def _withheld(found: Service, choice: SchoolChoice | None) -> list[str]:
@@ -206,7 +207,7 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         )
         flash(gettext("Saved as version %(version)d.", version=policy.version))
         return redirect(url_for(".service", school_id=school_id, service_id=service_id), code=303)
-    released = choice.attributes if choice and not choice.needs_confirmation else frozenset()
+    released = _released(choice)
     history = registry.policy_history(school_id, service_id)
     drops = _purpose_drops(history, found) if choice and choice.purpose_dropped else []
     page = render_template(
@@ -220,7 +221,7 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         form=form,
         history=history,
         purpose_drops=drops,
-        refused_logins=_refused_logins(found, choice, drops),
+        refused_logins=_refused_logins(found, choice),
         authors=shown_authors((c.changed_by for c in history), SCHOOL, school_id),
         preview=preview_release(released),
         notice_form=NoticeForm(data={"mode": broker().receipts.notice_mode(school_id, service_id)}),

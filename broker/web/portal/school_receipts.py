@@ -36,6 +36,7 @@ from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
 from broker.core.model import School, UpstreamIdentity
 from broker.core.receipt_export import csv_lines, json_lines
 from broker.core.receipts import protocol_pairing
+from broker.core.release import required_not_released
 from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.receipts import ReceiptQuery
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
@@ -332,17 +333,21 @@ def overview(school_id: str) -> str:
         try:
             policy = b.registry.policy(school_id, service.id)
             released = [d for d in service.declarations if d.attribute in policy.attributes]
-            rows.append((service, False, released, policy.version, modes.get(service.id)))
+            # A required attribute not released: the next login is refused, nothing released.
+            refused = required_not_released(service, policy.attributes)
+            row = (service, False, released, refused, policy.version, modes.get(service.id))
+            rows.append(row)
         except ServiceSwitchedOff:
             # The version that switched it off, which the service's history names too.
             choice = choices.get(service.id)
             version = choice.version if choice else 0
-            rows.append((service, True, [], version, modes.get(service.id)))
+            rows.append((service, True, [], (), version, modes.get(service.id)))
     form = PrivacyContactForm(data={"contact": school.privacy_contact})
     return render_template(
         "portal/school_overview.html",
         school=school,
         rows=rows,
+        refusing=sum(1 for _, _, _, refused, _, _ in rows if refused),
         chain_names={chain.id: chain.name for chain in b.registry.chains()},
         contact_form=form,
     )
