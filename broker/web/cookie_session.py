@@ -1,9 +1,10 @@
 """Flask's signed-cookie session, without its per-request cost when there is no session.
 
-Only the portals (sign-in, CSRF tokens) and the logout forms (Flask-WTF CSRF) use Flask's
-`session`; every login step, `/healthz` and `/metrics` carry no session cookie. Flask's own
-interface builds an itsdangerous serializer on every request all the same (before it even
-looks for the cookie) and reads seven cookie settings on every response. Here the serializer is
+Only the portals (sign-in, CSRF tokens) use Flask's `session`; every login step, the student's
+pages (their logout forms carry a token of the browser's own, login/logout_form.py), `/healthz`
+and `/metrics` carry no session cookie. Flask's own interface builds an itsdangerous serializer
+on every request all the same (before it even looks for the cookie) and reads seven cookie
+settings on every response. Here the serializer is
 built once per key set, and a request without the cookie whose session nobody touched skips
 both. What is stored, how it is signed, and every cookie attribute stay Flask's.
 

@@ -9,7 +9,8 @@ Protocol routes (SAML SLO endpoints, the OIDC end_session endpoint) start runs t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 
 from flask import (
     Blueprint,
@@ -20,7 +21,6 @@ from flask import (
     request,
     url_for,
 )
-from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from werkzeug.wrappers import Response
 
 from broker.core.errors import InvalidMessage, LogoutStoreUnavailable, StoreUnavailable
@@ -35,6 +35,7 @@ from broker.login.logout import (
     Outbound,
     status_summary,
 )
+from broker.login.logout_form import FormToken, check_form_token, make_form_token
 from broker.login.logout_start import Session
 from broker.login.participants import SessionServices
 from broker.saml.front import PostMessage
@@ -102,18 +103,50 @@ def to_run(run_id: str) -> Response:
 
 
 def logout_form_token() -> str:
-    """The CSRF token of the "log out everywhere" form (templates call it)."""
-    token: str = generate_csrf()
-    return token
+    """The token of the student's logout forms (templates call it; login/logout_form.py says
+    why it is bound to the browser's secret and not Flask-WTF's hour-long CSRF token)."""
+    return make_form_token(browser_secret(request), time.time())
+
+
+def logout_form_check() -> FormToken:
+    """GOOD, or MISSING/STALE (the caller asks again with `confirmation_page`); a token not made
+    for this browser is refused (400), and nothing ends."""
+    checked = check_form_token(browser_secret(request), request.form.get("csrf_token"), time.time())
+    if checked is FormToken.FORGED:
+        raise InvalidMessage("logout form with a token not made for this browser", code="csrf")
+    if checked is not FormToken.GOOD:
+        log.info("logout form asked again reason=%s", checked.value)
+    return checked
+
+
+def confirmation_page(
+    action: str,
+    fields: Sequence[tuple[str, str]] = (),
+    *,
+    platform_asks: bool = False,
+    platform_name: str | None = None,
+) -> Response:
+    """The page that asks "Log out?": one button (a fresh token, `fields` carried along) and
+    "stay logged in". For the student's own button asked again, or for a platform's end_session
+    request (`platform_asks`; its name when known). Works without JavaScript: a plain form."""
+    page = render_template(
+        "logout_confirm.html",
+        action=action,
+        fields=fields,
+        platform_asks=platform_asks,
+        service_name=platform_name,
+    )
+    return _no_store(make_response(page))
 
 
 @logout.route("/logout", methods=["POST"])
 def student_logout() -> Response:
-    """The student's button: a form with a CSRF token, so another site cannot log them out."""
-    try:
-        validate_csrf(request.form.get("csrf_token", ""))
-    except (CSRFError, ValueError, TypeError) as err:
-        raise InvalidMessage("logout form without a valid token", code="csrf") from err
+    """The student's button: a form with a token only this browser's pages carry, so another
+    site cannot log them out. A page open longer than a token lasts, or a form without one,
+    gets the question once more (one button, a fresh token) instead of a dead end: the SSO
+    session must not stand on because a lesson was long."""
+    if logout_form_check() is not FormToken.GOOD:
+        return confirmation_page(url_for("logout.student_logout"))
     return begin_logout(Initiator(BY_STUDENT), request.cookies.get(SSO_COOKIE))
 
 

@@ -5,28 +5,29 @@ back to after logging out there.
 end_session ends the SSO session at once only when the request proves it comes from this
 session: an `id_token_hint` the broker issued whose `sid` is this browser's session. Anything
 else that would end a standing session (no hint, a hint of another, older session) is first
-confirmed by the student with a form that carries a CSRF token, so a link on any site cannot log
-a student out (section 2 asks the provider to confirm in that case). Without a session there is
-nothing to end: the run starts at once and only answers the platform.
+confirmed by the student with a form that carries this browser's logout token
+(login/logout_form.py), so a link on any site cannot log a student out (section 2 asks the
+provider to confirm in that case). Without a session there is nothing to end: the run starts at
+once and only answers the platform.
 """
 
 from __future__ import annotations
 
 import logging
 
-from flask import Blueprint, make_response, redirect, render_template, request, url_for
-from flask_wtf.csrf import CSRFError, validate_csrf
+from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
 from broker.core.errors import InvalidMessage
 from broker.core.model import Protocol
 from broker.login.logout import BY_SERVICE, BY_STUDENT, CONFIRMED, PENDING, Initiator
+from broker.login.logout_form import FormToken
 from broker.oidc.end_session import PARAMETERS, EndSessionRequest
 from broker.oidc.provider import END_SESSION_PATH, add_query
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.i18n import LANGUAGE_PARAM, ui_language
 from broker.web.login_finish import session_and_services
-from broker.web.logout_routes import begin_logout
+from broker.web.logout_routes import begin_logout, confirmation_page, logout_form_check
 from broker.web.wiring import broker, oidc_front
 
 oidc_logout = Blueprint("oidc_logout", __name__)
@@ -66,26 +67,20 @@ def end_session() -> Response:
 
 
 def _confirmed() -> bool:
+    """The student's "yes" with this browser's logout token (logout_routes.logout_form_check):
+    a stale or missing token asks again, one not made for this browser is a 400."""
     if request.method != "POST" or request.form.get("confirm") != "yes":
         return False
-    try:
-        validate_csrf(request.form.get("csrf_token", ""))
-    except (CSRFError, ValueError, TypeError) as err:
-        raise InvalidMessage("logout confirmation without a valid token", code="csrf") from err
-    return True
+    return logout_form_check() is FormToken.GOOD
 
 
 def _confirmation_page(checked: EndSessionRequest, params: dict[str, list[str]]) -> Response:
-    fields = [(name, values[0]) for name, values in params.items() if values]
-    page = render_template(
-        "oidc_logout_confirm.html",
-        service_name=checked.client.name if checked.client is not None else None,
-        action=url_for("oidc_logout.end_session"),
-        fields=fields,
+    return confirmation_page(
+        url_for("oidc_logout.end_session"),
+        [(name, values[0]) for name, values in params.items() if values],
+        platform_asks=True,
+        platform_name=checked.client.name if checked.client is not None else None,
     )
-    response = make_response(page)
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 @oidc_logout.route(SCHOOL_LOGOUT_CALLBACK, methods=["GET"])

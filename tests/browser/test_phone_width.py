@@ -390,7 +390,7 @@ def student_pages(phone: Screen) -> None:
     my_data = page.url
 
     page.goto(live.broker_url + "/oidc/end_session")
-    expect(page.locator("[data-oidc-logout-confirm]")).to_be_visible()
+    expect(page.locator("[data-logout-confirm]")).to_be_visible()
     phone.check(page, "log out? (OpenID Connect)")
     for path, name in (("/my-data/view/no-such-view", "error"), ("/no-such-page", "not found")):
         page.goto(live.broker_url + path)

@@ -119,7 +119,16 @@ SPECS: dict[str, Spec] = {
         ),
     ),
     "notice.sent_on": Spec(PAGE),
-    "logout.student_logout": Spec(PAGE, ("csrf_token",)),
+    "logout.student_logout": Spec(
+        PAGE,
+        ("csrf_token",),
+        no_input=NoInput(
+            200,
+            "a form without a token is asked again (a plain form with a fresh token), never "
+            "refused with a dead end: only a token not made for this browser is (400); asking "
+            "ends nothing (broker/login/logout_form.py)",
+        ),
+    ),
     "logout.propagate": Spec(PAGE),
     "logout.done": Spec(PAGE),
     "logout.front": Spec(PAGE),
