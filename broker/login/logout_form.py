@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import re
 from enum import Enum
 from hashlib import sha256
 
@@ -33,6 +34,8 @@ FORM_SECONDS = 24 * 3600
 CLOCK_SKEW = 180
 MAX_TOKEN = 64  # a made token is ~54 characters; anything longer was not made here
 LABEL = b"ketenbroker/logout-form/"
+# Flask-WTF's token: itsdangerous's "payload.timestamp.signature", each part URL-safe base64.
+_FLASK_WTF_TOKEN = re.compile(r"[A-Za-z0-9_-]{20,120}\.[A-Za-z0-9_-]{4,12}\.[A-Za-z0-9_-]{20,64}")
 
 
 class FormToken(Enum):
@@ -50,6 +53,12 @@ def make_form_token(browser_secret: bytes, now: float) -> str:
 def check_form_token(browser_secret: bytes, token: str | None, now: float) -> FormToken:
     if token is None:
         return FormToken.MISSING
+    if _FLASK_WTF_TOKEN.fullmatch(token):
+        # COMPAT(flask-wtf-logout-token): a page rendered before this token (2026-11-30) carries
+        # Flask-WTF's; at an upgrade that page's button must not dead-end either. Asking again
+        # acts on nothing, so its shape alone is enough. Remove a day after every worker runs
+        # this code (FORM_SECONDS: no such page is open any more).
+        return FormToken.STALE
     made, _, mac = token.partition(".")
     if len(token) > MAX_TOKEN or not token.isascii() or not made.isdigit() or not mac:
         return FormToken.FORGED

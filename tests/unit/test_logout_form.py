@@ -61,3 +61,17 @@ def test_the_mac_covers_the_time() -> None:
 def test_the_token_shows_nothing_of_the_secret() -> None:
     token = make(SECRET, NOW)
     assert SECRET.hex() not in token and len(token) < 64
+
+
+def test_a_flask_wtf_token_from_a_page_rendered_before_the_upgrade_asks_again() -> None:
+    # COMPAT(flask-wtf-logout-token): such a page's button must not dead-end at the upgrade.
+    from flask import Flask
+    from flask_wtf.csrf import generate_csrf
+
+    app = Flask(__name__)
+    app.secret_key = "k" * 32
+    with app.test_request_context():
+        old = generate_csrf()
+    assert check(SECRET, old, NOW) is FormToken.STALE
+    # Only that shape: a token of the new shape made under another secret stays forged.
+    assert check(SECRET, make(OTHER, NOW), NOW) is FormToken.FORGED
