@@ -8,7 +8,12 @@ Order matters, and each step refuses the whole download with a reason code:
    policy as every other signature the broker checks (exclusive c14n, SHA-2, a reference to the
    root's own ID); keys inside the document are never used;
 3. drop comments (the signature does not cover them, and lxml would split text at them);
-4. `validUntil`: required (unless the source says otherwise) and in the future.
+4. `validUntil`: required (unless the source says otherwise), in the future, and no further
+   ahead than the source's maximum validity interval (Shibboleth's `maxValidityInterval`: a
+   feed signed to hold for years would let whoever keeps a copy replay it for years);
+5. the publication instant (`mdrpi:PublicationInfo/@creationInstant`), when given: readable and
+   not ahead of the clock. Whether the feed is older than the copy held is the store's to
+   decide, in the transaction that would replace it (registry/federation.py).
 Only then are entities read, from the same parsed tree that was verified, so what is trusted is
 exactly what was signed: the groups' members by the metadata's structure alone (`_members`),
 never an EntityDescriptor found elsewhere, such as in the signature's unsigned KeyInfo. An
@@ -21,13 +26,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import xmlsec
 from lxml import etree
 from saml2.sigver import SignatureError
 
-from broker.core.federation import FederationEntity
+from broker.core.federation import PUBLISHED_SKEW, FederationEntity, FeedDates
 from broker.saml.metadata_check import MD, MetadataInvalid, checked_idp, checked_sp
 from broker.saml.xml_parsing import parse_untrusted
 from broker.saml.xmlsig import verification_context
@@ -37,6 +42,8 @@ log = logging.getLogger(__name__)
 
 ENTITIES = f"{{{MD}}}EntitiesDescriptor"
 ENTITY = f"{{{MD}}}EntityDescriptor"
+MDRPI = "urn:oasis:names:tc:SAML:metadata:rpi"
+PUBLICATION_INFO = f"{{{MD}}}Extensions/{{{MDRPI}}}PublicationInfo"
 _CHECKS = {"idp": checked_idp, "sp": checked_sp}
 
 
@@ -54,6 +61,12 @@ class ReadMetadata:
     entities: tuple[FederationEntity, ...]
     # Entity roles left out because they failed the role checks or repeated an entity id.
     skipped: int
+    # The document's publication instant (mdrpi:PublicationInfo/@creationInstant), if given.
+    published_at: datetime | None = None
+
+    @property
+    def dates(self) -> FeedDates:
+        return FeedDates(self.published_at, self.valid_until)
 
 
 def parse_time(value: str) -> datetime:
@@ -70,6 +83,36 @@ def _valid_until(element: etree._Element) -> datetime | None:
         return parse_time(value)
     except ValueError:
         raise MetadataRefused("bad_valid_until") from None
+
+
+def _document_until(
+    root: etree._Element, now: datetime, required: bool, max_validity: timedelta | None
+) -> datetime | None:
+    until = _valid_until(root)
+    if until is None:
+        if required:
+            raise MetadataRefused("no_valid_until")
+        return None
+    if until <= now:
+        raise MetadataRefused("expired")
+    if max_validity is not None and until > now + max_validity:
+        raise MetadataRefused("valid_until_too_far")
+    return until
+
+
+def _published_at(root: etree._Element, now: datetime) -> datetime | None:
+    """The document's own publication instant: of the root's Extensions only (a member entity's
+    PublicationInfo says when that entity was registered, not when the feed was made)."""
+    info = root.find(PUBLICATION_INFO)
+    if info is None:
+        return None
+    try:
+        published = parse_time(info.get("creationInstant", ""))
+    except ValueError:
+        raise MetadataRefused("bad_creation_instant") from None
+    if published > now + PUBLISHED_SKEW:
+        raise MetadataRefused("published_in_future")
+    return published
 
 
 def _verify(root: etree._Element, certificates: Sequence[bytes]) -> None:
@@ -120,8 +163,10 @@ def read_metadata(
     require_valid_until: bool,
     roles: Sequence[str],
     now: datetime,
+    max_validity: timedelta | None,
 ) -> ReadMetadata:
-    """Check a download and split it into entities; raises MetadataRefused."""
+    """Check a download and split it into entities; raises MetadataRefused. `max_validity`:
+    how far ahead the document's validUntil may lie (None: no limit)."""
     if b"<!DOCTYPE" in data:
         raise MetadataRefused("doctype")
     try:
@@ -140,11 +185,8 @@ def read_metadata(
     elif require_signature:
         raise MetadataRefused("no_signer_pinned")
     etree.strip_tags(root, etree.Comment)
-    document_until = _valid_until(root)
-    if document_until is None and require_valid_until:
-        raise MetadataRefused("no_valid_until")
-    if document_until is not None and document_until <= now:
-        raise MetadataRefused("expired")
+    document_until = _document_until(root, now, require_valid_until, max_validity)
+    published_at = _published_at(root, now)
 
     members = [root] if root.tag == ENTITY else list(_members(root))
     entities: list[FederationEntity] = []
@@ -175,4 +217,4 @@ def read_metadata(
         raise MetadataRefused("no_usable_entities")
     if skipped:
         log.info("metadata entities skipped", extra={"reason": "entity_unusable", "count": skipped})
-    return ReadMetadata(document_until, tuple(entities), skipped)
+    return ReadMetadata(document_until, tuple(entities), skipped, published_at)

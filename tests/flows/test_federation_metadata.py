@@ -81,10 +81,14 @@ class Federation:
     workers: list[Broker]
     dispatcher: RoundRobin
 
-    def publish(self, entities: list[str], valid_for: timedelta = timedelta(days=7)) -> None:
+    def publish(self, entities: list[str], valid_for: timedelta = timedelta(days=7)) -> bytes:
+        """Sign and serve a feed published now (as federations date theirs): a later one is
+        newer whatever its validUntil. Returns it, for a test to replay."""
+        now = datetime.now(UTC)
         self.feed.body = signed_aggregate(
-            entities, SIGNER_KEY, valid_until=datetime.now(UTC) + valid_for
+            entities, SIGNER_KEY, valid_until=now + valid_for, published=now
         )
+        return self.feed.body
 
     def problems(self, worker: int) -> dict[str, str]:
         """What /readyz would say on that worker (configured with the source)."""
@@ -93,7 +97,7 @@ class Federation:
 
     def refresh(self) -> str:
         (outcome,) = refresh_sources(self.settings, self.demo.registry)
-        return outcome.result
+        return outcome.result if outcome.reason is None else f"{outcome.result}:{outcome.reason}"
 
 
 @pytest.fixture(scope="module")
@@ -187,6 +191,36 @@ def test_a_new_publisher_in_the_refreshed_aggregate_logs_in_on_every_worker(
     # Both workers answered parts of those logins.
     assert all(after > before for after, before in zip(federation.dispatcher.served, served_before))
     assert federation.problems(1) == {}
+
+
+def test_a_replayed_older_feed_leaves_every_worker_on_the_newer_copy(
+    federation: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Last week's feed, kept by a mirror: signed, within its validUntil, without the publisher
+    # the federation has since admitted. Served again, it must not take the publisher away.
+    demo = federation.demo
+    publisher, metadata = federated_publisher(federation, "replayed")
+    other = sp_entity("https://other.example/metadata", "https://other.example/acs", OTHER_CERT)
+    older = federation.publish([other])
+    time.sleep(1.1)  # publication instants have whole seconds
+    federation.publish([other, metadata])
+    assert federation.refresh() == "updated"
+    generation = demo.registry.generation()
+    federation.feed.body = older
+    caplog.clear()
+    assert federation.refresh() == "refused:older_than_held"
+    assert "metadata source older than the copy held" in caplog.text
+    assert demo.registry.generation() == generation
+    deadline = time.monotonic() + 5
+    while not all(entity_known_to(w, publisher.entity_id) for w in federation.workers):
+        assert time.monotonic() < deadline, "a worker did not pick up the newer metadata"
+        time.sleep(0.2)
+    browser = Browser()
+    assert demo.login(browser, "replayed", "sanne.jansen").final.status == 200
+    # Shown as any refused refresh: the source is ok on its copy held, the reason recorded.
+    assert federation.problems(0) == {}
+    (health,) = demo.registry.federation.health([("federation", 600)], datetime.now(UTC))
+    assert health.reason == "metadata_refused:older_than_held"
 
 
 def test_an_expired_copy_stops_trust_on_every_worker_without_a_refresh(
