@@ -33,7 +33,14 @@ from lxml import etree
 from saml2.sigver import SignatureError
 
 from broker.core.federation import PUBLISHED_SKEW, FederationEntity, FeedDates
-from broker.saml.metadata_check import MD, MetadataInvalid, checked_idp, checked_sp
+from broker.saml.metadata_check import (
+    MD,
+    NOT_AN_IDP,
+    NOT_AN_SP,
+    MetadataInvalid,
+    checked_idp,
+    checked_sp,
+)
 from broker.saml.xml_parsing import parse_untrusted
 from broker.saml.xmlsig import verification_context
 from broker.saml.xmlsig_policy import check_signature_shape, enveloped_signature
@@ -45,6 +52,10 @@ ENTITY = f"{{{MD}}}EntityDescriptor"
 MDRPI = "urn:oasis:names:tc:SAML:metadata:rpi"
 PUBLICATION_INFO = f"{{{MD}}}Extensions/{{{MDRPI}}}PublicationInfo"
 _CHECKS = {"idp": checked_idp, "sp": checked_sp}
+# What a member that does not describe a role fails with: not a problem, another role.
+_NOT_IN_ROLE = {NOT_AN_IDP, NOT_AN_SP}
+# Left-out entities named in the log per download (the count says how many in all).
+MAX_NAMED_UNUSABLE = 20
 
 
 class MetadataRefused(Exception):
@@ -155,6 +166,45 @@ def _members(group: etree._Element) -> Iterator[etree._Element]:
             yield from _members(child)
 
 
+def _entities(
+    members: Sequence[etree._Element],
+    roles: Sequence[str],
+    document_until: datetime | None,
+    now: datetime,
+) -> tuple[list[FederationEntity], int, list[str]]:
+    """The usable entities in their roles, how many were left out, and why each one that
+    describes a role but fails its checks was (MetadataInvalid's detail, naming the entity)."""
+    entities: list[FederationEntity] = []
+    seen: set[tuple[str, str]] = set()
+    skipped = 0
+    unusable: list[str] = []
+    for member in members:
+        # The entity's own validUntil and that of every EntitiesDescriptor around it count.
+        ends = [_valid_until(member), document_until]
+        ends += [_valid_until(group) for group in member.iterancestors(ENTITIES)]
+        until = min((t for t in ends if t is not None), default=None)
+        if until is not None and until <= now:
+            skipped += 1
+            continue
+        xml: str | None = None
+        for role in roles:
+            try:
+                entity_id = _CHECKS[role](member)
+            except MetadataInvalid as problem:
+                if problem.message not in _NOT_IN_ROLE:  # in the role, not usable in it
+                    skipped += 1
+                    unusable.append(problem.detail)
+                continue
+            if (entity_id, role) in seen:
+                skipped += 1
+                continue
+            seen.add((entity_id, role))
+            if xml is None:
+                xml = etree.tostring(member, encoding="unicode")
+            entities.append(FederationEntity(entity_id, role, xml, until))
+    return entities, skipped, unusable
+
+
 def read_metadata(
     data: bytes,
     *,
@@ -189,32 +239,13 @@ def read_metadata(
     published_at = _published_at(root, now)
 
     members = [root] if root.tag == ENTITY else list(_members(root))
-    entities: list[FederationEntity] = []
-    seen: set[tuple[str, str]] = set()
-    skipped = 0
-    for member in members:
-        # The entity's own validUntil and that of every EntitiesDescriptor around it count.
-        ends = [_valid_until(member), document_until]
-        ends += [_valid_until(group) for group in member.iterancestors(ENTITIES)]
-        until = min((t for t in ends if t is not None), default=None)
-        if until is not None and until <= now:
-            skipped += 1
-            continue
-        xml: str | None = None
-        for role in roles:
-            try:
-                entity_id = _CHECKS[role](member)
-            except MetadataInvalid:
-                continue  # not this role, or not usable in it
-            if (entity_id, role) in seen:
-                skipped += 1
-                continue
-            seen.add((entity_id, role))
-            if xml is None:
-                xml = etree.tostring(member, encoding="unicode")
-            entities.append(FederationEntity(entity_id, role, xml, until))
+    entities, skipped, unusable = _entities(members, roles, document_until, now)
     if not entities:
         raise MetadataRefused("no_usable_entities")
     if skipped:
         log.info("metadata entities skipped", extra={"reason": "entity_unusable", "count": skipped})
+    for detail in unusable[:MAX_NAMED_UNUSABLE]:
+        # Named, with what is wrong (entity ids and URLs are the federation's, not personal):
+        # a school registered by entity id whose logins never start shows up here.
+        log.info("metadata entity left out", extra={"reason": "entity_unusable", "detail": detail})
     return ReadMetadata(document_until, tuple(entities), skipped, published_at)

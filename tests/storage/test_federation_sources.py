@@ -205,6 +205,16 @@ def test_a_new_good_download_replaces_the_copy(federation: Federation) -> None:
     assert federation.registry.school_metadata() == {}
 
 
+def test_a_school_whose_sso_url_is_not_https_is_not_trusted(federation: Federation) -> None:
+    federation.feed.body = feed_body(
+        sp(), idp_entity(IDP, "http://idp.school.example/sso", MEMBER_CERT)
+    )
+    assert federation.refresh() == "updated"  # the rest of the feed is taken
+    assert federation.sp_metadata() is not None
+    assert federation.registry.school_metadata() == {}
+    assert federation.registry.federation.entity(IDP, "idp") is None
+
+
 def _replay_refused(federation: Federation, old: bytes, good: str | None) -> None:
     generation = federation.registry.generation()
     federation.feed.body = old

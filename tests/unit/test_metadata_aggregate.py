@@ -151,6 +151,21 @@ def test_a_member_that_fails_the_role_checks_is_left_out() -> None:
     assert "https://bad.example/metadata" not in {e.entity_id for e in result.entities}
 
 
+def test_a_school_whose_sso_url_is_not_https_is_left_out_and_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plain_http = idp_entity("https://bad.example/metadata", "http://bad.example/sso", MEMBER_CERT)
+    caplog.set_level("INFO", logger="broker.saml.aggregate")
+    result = read(aggregate([plain_http, *members()]))
+    assert "https://bad.example/metadata" not in {e.entity_id for e in result.entities}
+    assert result.skipped == 1
+    (named,) = [r for r in caplog.records if r.getMessage() == "metadata entity left out"]
+    assert named.__dict__["detail"] == (
+        "SSO URL 'http://bad.example/sso' of https://bad.example/metadata must be https "
+        "(plain http only on loopback)"
+    )
+
+
 def test_roles_restrict_what_a_source_may_deliver() -> None:
     result = read(aggregate(), roles=("sp",))
     assert {e.role for e in result.entities} == {"sp"}
