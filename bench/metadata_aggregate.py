@@ -33,6 +33,7 @@ from broker.core.federation import FederationEntity
 
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 DS = "http://www.w3.org/2000/09/xmldsig#"
+MDRPI = "urn:oasis:names:tc:SAML:metadata:rpi"
 POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
 
@@ -94,10 +95,17 @@ def signed_aggregate(
     *,
     valid_until: datetime,
     name: str = "https://federation.example/metadata",
+    published: datetime | None = None,
 ) -> bytes:
     """An md:EntitiesDescriptor around `entities`, enveloped-signed (RSA-SHA256, exclusive
-    c14n, SHA-256) with `key_pem`, the signature as its first child."""
+    c14n, SHA-256) with `key_pem`, the signature as its first child. `published`: its
+    mdrpi:PublicationInfo/@creationInstant, as federations publish it (none by default)."""
     body = "".join(entities)
+    if published is not None:
+        body = (
+            f'<md:Extensions><mdrpi:PublicationInfo xmlns:mdrpi="{MDRPI}" '
+            f'creationInstant="{saml_time(published)}" publisher="{name}"/></md:Extensions>' + body
+        )
     text = (
         f'<md:EntitiesDescriptor xmlns:md="{MD}" xmlns:ds="{DS}" ID="_agg{int(time.time())}" '
         f'Name="{name}" validUntil="{saml_time(valid_until)}">{body}</md:EntitiesDescriptor>'
@@ -166,6 +174,7 @@ def main() -> None:
             require_valid_until=True,
             roles=("idp", "sp"),
             now=datetime.now(UTC),
+            max_validity=None,
         )
         reads.append(time.perf_counter() - started)
     print(
@@ -179,9 +188,7 @@ def main() -> None:
         registry = SqlRegistry(url)
         digest = hashlib.sha256(data).hexdigest()
         started = time.perf_counter()
-        registry.federation.store(
-            "bench", digest, read.valid_until, read.entities, datetime.now(UTC)
-        )
+        registry.federation.store("bench", digest, read.dates, read.entities, datetime.now(UTC))
         stored = time.perf_counter() - started
         registry.close()
         print(f"store in the registry (SQLite, one transaction): {stored:.2f} s")

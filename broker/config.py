@@ -12,6 +12,7 @@ import re
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -161,10 +162,17 @@ class MetadataSource:
     require_valid_until: bool = True
     refresh_seconds: int = 3600
     max_bytes: int = 64 * 1024 * 1024
+    # A document whose validUntil lies further ahead is refused (Shibboleth's
+    # maxValidityInterval): the longer a signed feed holds, the longer it can be replayed.
+    max_validity_days: int = 14
 
     @property
     def location(self) -> str:
         return self.url or str(self.file)
+
+    @property
+    def max_validity(self) -> timedelta:
+        return timedelta(days=self.max_validity_days)
 
 
 @dataclass(frozen=True)
@@ -584,6 +592,7 @@ def _metadata_source(entry: Any, where: str, base: Path) -> MetadataSource:
         require_valid_until=_bool(entry, "require_valid_until", where, True),
         refresh_seconds=_int(entry, "refresh_seconds", where, 3600, 60, 7 * 24 * 3600),
         max_bytes=_int(entry, "max_bytes", where, 64 * 1024 * 1024, 1024, MAX_SOURCE_BYTES),
+        max_validity_days=_int(entry, "max_validity_days", where, 14, 1, 365),
     )
 
 

@@ -22,11 +22,19 @@ def metadata_group() -> None:
 @click.option(
     "--source", "names", multiple=True, help="refresh only this source (repeat; default: all)"
 )
+@click.option(
+    "--allow-older",
+    is_flag=True,
+    help="take the named sources' feeds even when older than the copy held (going back)",
+)
 @reports_errors
-def refresh_command(config_path: Path, names: tuple[str, ...]) -> None:
+def refresh_command(config_path: Path, names: tuple[str, ...], allow_older: bool) -> None:
     """Fetch and verify every source; keep the last good copy of any that fails.
 
     Exit status 1 when a source was refused (its last good copy stays in force)."""
+    if allow_older and not names:
+        # Going back is a decision about one feed; a timer's run must never carry it.
+        raise click.BadParameter("name the source(s) to go back on", param_hint="--source")
     settings, registry = open_registry(config_path)
     known = {s.name for s in settings.metadata.sources}
     unknown = sorted(set(names) - known)
@@ -34,7 +42,7 @@ def refresh_command(config_path: Path, names: tuple[str, ...]) -> None:
         raise click.BadParameter(
             f"no source named {', '.join(unknown)} in [[metadata.sources]]", param_hint="--source"
         )
-    outcomes = refresh_sources(settings, registry, names)
+    outcomes = refresh_sources(settings, registry, names, allow_older=allow_older)
     if not known:
         click.echo("No [[metadata.sources]] configured; nothing to refresh.")
     for outcome in outcomes:

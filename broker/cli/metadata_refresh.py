@@ -5,8 +5,9 @@ the web workers: with gunicorn every worker would fetch and verify the same feed
 busy parsing a 30 MB aggregate is a worker not answering logins. The result goes into the
 registry database, whose generation tells every worker to rebuild (docs/operations.md).
 
-A refresh never makes things worse: a download that cannot be fetched, parsed, verified or that
-has expired is refused with a reason code, logged, and recorded; the copy held stays in force.
+A refresh never makes things worse: a download that cannot be fetched, parsed, verified, that
+has expired or that is older than the copy held (a replayed feed) is refused with a reason code,
+logged, and recorded; the copy held stays in force.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from broker.config import MetadataSource, Settings
+from broker.core.federation import FeedDates, OlderThanHeld
 from broker.registry import SqlRegistry
 from broker.saml.aggregate import MetadataRefused, read_metadata
 from broker.saml.metadata_check import MetadataInvalid
@@ -75,9 +77,25 @@ def _certificates(source: MetadataSource) -> list[bytes]:
         raise MetadataRefused("signer_certificate_unreadable") from None
 
 
+def _refused(registry: SqlRegistry, source: str, code: str, now: datetime) -> RefreshOutcome:
+    registry.federation.refused(source, f"metadata_refused:{code}", now)
+    log.warning(
+        "metadata source refused; the last good copy stays in force",
+        extra={"reason": f"metadata_refused:{code}", "source": source},
+    )
+    return RefreshOutcome(source, "refused", code)
+
+
 def refresh_source(
-    source: MetadataSource, registry: SqlRegistry, *, allow_loopback: bool, now: datetime
+    source: MetadataSource,
+    registry: SqlRegistry,
+    *,
+    allow_loopback: bool,
+    now: datetime,
+    allow_older: bool = False,
 ) -> RefreshOutcome:
+    """`allow_older`: take the download even when it is older than the copy held (an operator
+    going back on purpose, `metadata refresh --source NAME --allow-older`)."""
     started = time.perf_counter()
     try:
         data = _download(source, allow_loopback)
@@ -88,16 +106,28 @@ def refresh_source(
             require_valid_until=source.require_valid_until,
             roles=source.roles,
             now=now,
+            max_validity=source.max_validity,
         )
     except MetadataRefused as refused:
-        registry.federation.refused(source.name, f"metadata_refused:{refused.code}", now)
-        log.warning(
-            "metadata source refused; the last good copy stays in force",
-            extra={"reason": f"metadata_refused:{refused.code}", "source": source.name},
-        )
-        return RefreshOutcome(source.name, "refused", refused.code)
+        return _refused(registry, source.name, refused.code, now)
     digest = hashlib.sha256(data).hexdigest()
-    changed = registry.federation.store(source.name, digest, read.valid_until, read.entities, now)
+    try:
+        changed = registry.federation.store(
+            source.name, digest, read.dates, read.entities, now, allow_older=allow_older
+        )
+    except OlderThanHeld as older:
+        # Verified, unexpired, and older: a feed the federation has since replaced, replayed
+        # by whoever relays it. The dates say which (they are the federation's, not personal).
+        log.warning(
+            "metadata source older than the copy held: a replayed feed?",
+            extra={
+                "reason": f"metadata_refused:{older.code}",
+                "source": source.name,
+                "offered": _dates(older.offered),
+                "held": _dates(older.held),
+            },
+        )
+        return _refused(registry, source.name, older.code, now)
     seconds = time.perf_counter() - started
     log.info(
         "metadata source refreshed",
@@ -116,16 +146,27 @@ def refresh_source(
     )
 
 
+def _dates(dates: FeedDates) -> str:
+    def said(moment: datetime | None) -> str:
+        return moment.isoformat(timespec="seconds") if moment is not None else "-"
+
+    return f"published {said(dates.published_at)}, valid until {said(dates.valid_until)}"
+
+
 def refresh_sources(
     settings: Settings,
     registry: SqlRegistry,
     names: Sequence[str] = (),
     *,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    allow_older: bool = False,
 ) -> list[RefreshOutcome]:
     """Refresh the named sources (all when none named), one after the other. A full run also
     drops the last good copy of a source no longer in the configuration: its entities must not
-    stay trusted after the operator removed it."""
+    stay trusted after the operator removed it. `allow_older` only with named sources: going
+    back is a decision about one feed, never every one."""
+    if allow_older and not names:
+        raise ValueError("allow_older needs the sources named")
     chosen = [s for s in settings.metadata.sources if not names or s.name in names]
     if not names:
         configured = {s.name for s in settings.metadata.sources}
@@ -136,6 +177,12 @@ def refresh_sources(
                 extra={"reason": "metadata_source_removed", "source": name},
             )
     return [
-        refresh_source(source, registry, allow_loopback=settings.peers_on_loopback, now=clock())
+        refresh_source(
+            source,
+            registry,
+            allow_loopback=settings.peers_on_loopback,
+            now=clock(),
+            allow_older=allow_older,
+        )
         for source in chosen
     ]

@@ -13,6 +13,10 @@ from enum import StrEnum
 # A source counts as stale once its last good copy is older than this many refresh periods: one
 # missed run is noise, two in a row is a broken timer or a feed that is down.
 STALE_AFTER_PERIODS = 2
+# How far a feed's publication instant may lie ahead of the broker's clock (two clocks never
+# agree exactly). Further ahead it is refused: taken, it would make every correct feed after it
+# "older than the copy held" until that instant came.
+PUBLISHED_SKEW = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -27,6 +31,43 @@ class FederationEntity:
 
 
 @dataclass(frozen=True)
+class FeedDates:
+    """When a verified feed says it was published and until when it holds."""
+
+    # mdrpi:PublicationInfo/@creationInstant of the document; None: the feed does not say.
+    published_at: datetime | None
+    valid_until: datetime | None
+
+
+def is_older(offered: FeedDates, held: FeedDates) -> bool:
+    """Whether `offered` is an older publication than the copy `held`: a replay of a feed the
+    federation has since replaced (a rotated-out key, a removed entity), by whoever relays it.
+
+    Both publication instants known: those decide. Otherwise validUntil: a federation signs
+    every feed for the same interval from its signing, so a later feed never ends earlier. (A
+    federation that shortens that interval makes its next feeds end earlier than the copy held:
+    those are refused until the copy held is past its own end; `metadata refresh
+    --allow-older` takes one at once, docs/operations.md.) A feed published at the same instant
+    as the copy held, or ending at the same moment, is not older: a re-signed copy of it."""
+    if offered.published_at is not None and held.published_at is not None:
+        return offered.published_at < held.published_at
+    if offered.valid_until is not None and held.valid_until is not None:
+        return offered.valid_until < held.valid_until
+    return False
+
+
+class OlderThanHeld(Exception):
+    """A verified feed refused because it is older than the source's copy held (`is_older`)."""
+
+    code = "older_than_held"
+
+    def __init__(self, offered: FeedDates, held: FeedDates) -> None:
+        super().__init__(self.code)
+        self.offered = offered
+        self.held = held
+
+
+@dataclass(frozen=True)
 class SourceRecord:
     """What the registry knows about a source: its last good copy and its last attempt."""
 
@@ -36,6 +77,8 @@ class SourceRecord:
     entity_count: int
     last_attempt_at: datetime
     last_error: str | None
+    # The copy held's publication instant (mdrpi:PublicationInfo), when it gave one.
+    published_at: datetime | None = None
 
 
 class SourceState(StrEnum):

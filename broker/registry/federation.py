@@ -3,7 +3,9 @@
 A refresh that verified a download replaces that source's entities in one transaction and bumps
 the registry generation only when the download differs from the copy held (same SHA-256: only
 the source's `fetched_at` moves), so every worker rebuilds its pysaml2 view on its next look and
-an unchanged feed costs nothing. A refused download only records its reason code: the copy held
+an unchanged feed costs nothing. A verified download older than the copy held (`is_older`: a
+replayed feed) is refused in the same transaction, the row locked, so two refreshes running at
+once cannot both pass the check. A refused download only records its reason code: the copy held
 stays in force. The registry never creates schools or services from a source; a registered
 school or service whose entity id a source holds takes that source's metadata (reading.py).
 """
@@ -15,7 +17,15 @@ from datetime import UTC, datetime
 
 from sqlalchemy import Engine, delete, insert, select
 
-from broker.core.federation import FederationEntity, SourceHealth, SourceRecord, source_health
+from broker.core.federation import (
+    FederationEntity,
+    FeedDates,
+    OlderThanHeld,
+    SourceHealth,
+    SourceRecord,
+    is_older,
+    source_health,
+)
 from broker.registry.changes import bump_generation
 from broker.registry.database import session_on
 from broker.registry.federation_tables import FederationEntityRow, MetadataSourceRow
@@ -41,16 +51,24 @@ class FederationStore:
         self,
         source: str,
         digest: str,
-        valid_until: datetime | None,
+        dates: FeedDates,
         entities: Iterable[FederationEntity],
         now: datetime,
+        *,
+        allow_older: bool = False,
     ) -> bool:
-        """Make a verified download the source's last good copy; True when it changed anything."""
+        """Make a verified download the source's last good copy; True when it changed anything.
+        Raises OlderThanHeld, changing nothing, for a download older than the copy held, unless
+        `allow_older` (an operator going back on purpose)."""
         with session_on(self._writer) as session:
-            row = session.get(MetadataSourceRow, source)
+            row = session.get(MetadataSourceRow, source, with_for_update=True)
             if row is None:
                 row = MetadataSourceRow(name=source, entity_count=0)
                 session.add(row)
+            elif row.digest is not None and row.digest != digest and not allow_older:
+                held = FeedDates(_utc(row.published_at), _utc(row.valid_until))
+                if is_older(dates, held):
+                    raise OlderThanHeld(dates, held)
             row.last_attempt_at = now
             row.last_error = None
             row.fetched_at = now
@@ -58,7 +76,8 @@ class FederationStore:
                 return False
             listed = list(entities)
             row.digest = digest
-            row.valid_until = valid_until
+            row.valid_until = dates.valid_until
+            row.published_at = dates.published_at
             row.entity_count = len(listed)
             session.flush()
             session.execute(delete(FederationEntityRow).where(FederationEntityRow.source == source))
@@ -103,6 +122,7 @@ class FederationStore:
                     entity_count=row.entity_count,
                     last_attempt_at=as_utc(row.last_attempt_at),
                     last_error=row.last_error,
+                    published_at=_utc(row.published_at),
                 )
                 for row in session.scalars(select(MetadataSourceRow))
             }

@@ -27,6 +27,8 @@ class MetadataSourceRow(Base):
     digest: Mapped[str | None] = mapped_column(String(64))
     fetched_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     valid_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Its mdrpi:PublicationInfo/@creationInstant (revision 0022): an older feed is refused.
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     entity_count: Mapped[int] = mapped_column(Integer)
     last_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # A reason code (metadata_refused:<code>), never the feed's text; NULL after a success.

@@ -8,7 +8,12 @@ Order matters, and each step refuses the whole download with a reason code:
    policy as every other signature the broker checks (exclusive c14n, SHA-2, a reference to the
    root's own ID); keys inside the document are never used;
 3. drop comments (the signature does not cover them, and lxml would split text at them);
-4. `validUntil`: required (unless the source says otherwise) and in the future.
+4. `validUntil`: required (unless the source says otherwise), in the future, and no further
+   ahead than the source's maximum validity interval (Shibboleth's `maxValidityInterval`: a
+   feed signed to hold for years would let whoever keeps a copy replay it for years);
+5. the publication instant (`mdrpi:PublicationInfo/@creationInstant`), when given: readable and
+   not ahead of the clock. Whether the feed is older than the copy held is the store's to
+   decide, in the transaction that would replace it (registry/federation.py).
 Only then are entities read, from the same parsed tree that was verified, so what is trusted is
 exactly what was signed: the groups' members by the metadata's structure alone (`_members`),
 never an EntityDescriptor found elsewhere, such as in the signature's unsigned KeyInfo. An
@@ -21,14 +26,21 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import xmlsec
 from lxml import etree
 from saml2.sigver import SignatureError
 
-from broker.core.federation import FederationEntity
-from broker.saml.metadata_check import MD, MetadataInvalid, checked_idp, checked_sp
+from broker.core.federation import PUBLISHED_SKEW, FederationEntity, FeedDates
+from broker.saml.metadata_check import (
+    MD,
+    NOT_AN_IDP,
+    NOT_AN_SP,
+    MetadataInvalid,
+    checked_idp,
+    checked_sp,
+)
 from broker.saml.xml_parsing import parse_untrusted
 from broker.saml.xmlsig import verification_context
 from broker.saml.xmlsig_policy import check_signature_shape, enveloped_signature
@@ -37,7 +49,13 @@ log = logging.getLogger(__name__)
 
 ENTITIES = f"{{{MD}}}EntitiesDescriptor"
 ENTITY = f"{{{MD}}}EntityDescriptor"
+MDRPI = "urn:oasis:names:tc:SAML:metadata:rpi"
+PUBLICATION_INFO = f"{{{MD}}}Extensions/{{{MDRPI}}}PublicationInfo"
 _CHECKS = {"idp": checked_idp, "sp": checked_sp}
+# What a member that does not describe a role fails with: not a problem, another role.
+_NOT_IN_ROLE = {NOT_AN_IDP, NOT_AN_SP}
+# Left-out entities named in the log per download (the count says how many in all).
+MAX_NAMED_UNUSABLE = 20
 
 
 class MetadataRefused(Exception):
@@ -54,6 +72,12 @@ class ReadMetadata:
     entities: tuple[FederationEntity, ...]
     # Entity roles left out because they failed the role checks or repeated an entity id.
     skipped: int
+    # The document's publication instant (mdrpi:PublicationInfo/@creationInstant), if given.
+    published_at: datetime | None = None
+
+    @property
+    def dates(self) -> FeedDates:
+        return FeedDates(self.published_at, self.valid_until)
 
 
 def parse_time(value: str) -> datetime:
@@ -70,6 +94,36 @@ def _valid_until(element: etree._Element) -> datetime | None:
         return parse_time(value)
     except ValueError:
         raise MetadataRefused("bad_valid_until") from None
+
+
+def _document_until(
+    root: etree._Element, now: datetime, required: bool, max_validity: timedelta | None
+) -> datetime | None:
+    until = _valid_until(root)
+    if until is None:
+        if required:
+            raise MetadataRefused("no_valid_until")
+        return None
+    if until <= now:
+        raise MetadataRefused("expired")
+    if max_validity is not None and until > now + max_validity:
+        raise MetadataRefused("valid_until_too_far")
+    return until
+
+
+def _published_at(root: etree._Element, now: datetime) -> datetime | None:
+    """The document's own publication instant: of the root's Extensions only (a member entity's
+    PublicationInfo says when that entity was registered, not when the feed was made)."""
+    info = root.find(PUBLICATION_INFO)
+    if info is None:
+        return None
+    try:
+        published = parse_time(info.get("creationInstant", ""))
+    except ValueError:
+        raise MetadataRefused("bad_creation_instant") from None
+    if published > now + PUBLISHED_SKEW:
+        raise MetadataRefused("published_in_future")
+    return published
 
 
 def _verify(root: etree._Element, certificates: Sequence[bytes]) -> None:
@@ -112,6 +166,45 @@ def _members(group: etree._Element) -> Iterator[etree._Element]:
             yield from _members(child)
 
 
+def _entities(
+    members: Sequence[etree._Element],
+    roles: Sequence[str],
+    document_until: datetime | None,
+    now: datetime,
+) -> tuple[list[FederationEntity], int, list[str]]:
+    """The usable entities in their roles, how many were left out, and why each one that
+    describes a role but fails its checks was (MetadataInvalid's detail, naming the entity)."""
+    entities: list[FederationEntity] = []
+    seen: set[tuple[str, str]] = set()
+    skipped = 0
+    unusable: list[str] = []
+    for member in members:
+        # The entity's own validUntil and that of every EntitiesDescriptor around it count.
+        ends = [_valid_until(member), document_until]
+        ends += [_valid_until(group) for group in member.iterancestors(ENTITIES)]
+        until = min((t for t in ends if t is not None), default=None)
+        if until is not None and until <= now:
+            skipped += 1
+            continue
+        xml: str | None = None
+        for role in roles:
+            try:
+                entity_id = _CHECKS[role](member)
+            except MetadataInvalid as problem:
+                if problem.message not in _NOT_IN_ROLE:  # in the role, not usable in it
+                    skipped += 1
+                    unusable.append(problem.detail)
+                continue
+            if (entity_id, role) in seen:
+                skipped += 1
+                continue
+            seen.add((entity_id, role))
+            if xml is None:
+                xml = etree.tostring(member, encoding="unicode")
+            entities.append(FederationEntity(entity_id, role, xml, until))
+    return entities, skipped, unusable
+
+
 def read_metadata(
     data: bytes,
     *,
@@ -120,8 +213,10 @@ def read_metadata(
     require_valid_until: bool,
     roles: Sequence[str],
     now: datetime,
+    max_validity: timedelta | None,
 ) -> ReadMetadata:
-    """Check a download and split it into entities; raises MetadataRefused."""
+    """Check a download and split it into entities; raises MetadataRefused. `max_validity`:
+    how far ahead the document's validUntil may lie (None: no limit)."""
     if b"<!DOCTYPE" in data:
         raise MetadataRefused("doctype")
     try:
@@ -140,39 +235,17 @@ def read_metadata(
     elif require_signature:
         raise MetadataRefused("no_signer_pinned")
     etree.strip_tags(root, etree.Comment)
-    document_until = _valid_until(root)
-    if document_until is None and require_valid_until:
-        raise MetadataRefused("no_valid_until")
-    if document_until is not None and document_until <= now:
-        raise MetadataRefused("expired")
+    document_until = _document_until(root, now, require_valid_until, max_validity)
+    published_at = _published_at(root, now)
 
     members = [root] if root.tag == ENTITY else list(_members(root))
-    entities: list[FederationEntity] = []
-    seen: set[tuple[str, str]] = set()
-    skipped = 0
-    for member in members:
-        # The entity's own validUntil and that of every EntitiesDescriptor around it count.
-        ends = [_valid_until(member), document_until]
-        ends += [_valid_until(group) for group in member.iterancestors(ENTITIES)]
-        until = min((t for t in ends if t is not None), default=None)
-        if until is not None and until <= now:
-            skipped += 1
-            continue
-        xml: str | None = None
-        for role in roles:
-            try:
-                entity_id = _CHECKS[role](member)
-            except MetadataInvalid:
-                continue  # not this role, or not usable in it
-            if (entity_id, role) in seen:
-                skipped += 1
-                continue
-            seen.add((entity_id, role))
-            if xml is None:
-                xml = etree.tostring(member, encoding="unicode")
-            entities.append(FederationEntity(entity_id, role, xml, until))
+    entities, skipped, unusable = _entities(members, roles, document_until, now)
     if not entities:
         raise MetadataRefused("no_usable_entities")
     if skipped:
         log.info("metadata entities skipped", extra={"reason": "entity_unusable", "count": skipped})
-    return ReadMetadata(document_until, tuple(entities), skipped)
+    for detail in unusable[:MAX_NAMED_UNUSABLE]:
+        # Named, with what is wrong (entity ids and URLs are the federation's, not personal):
+        # a school registered by entity id whose logins never start shows up here.
+        log.info("metadata entity left out", extra={"reason": "entity_unusable", "detail": detail})
+    return ReadMetadata(document_until, tuple(entities), skipped, published_at)

@@ -32,6 +32,7 @@ NOT_AN_SP = N_("metadata of %(entity_id)s does not describe a service provider (
 NO_SIGNING_KEY = N_("metadata of %(entity_id)s has no signing key (KeyDescriptor)")
 NO_REDIRECT_SSO = N_("metadata of %(entity_id)s has no HTTP-Redirect SingleSignOnService")
 ACS_NOT_HTTPS = N_("ACS URL '%(url)s' must be https (plain http only on loopback)")
+SSO_NOT_HTTPS = N_("SSO URL '%(url)s' of %(entity_id)s must be https (plain http only on loopback)")
 
 
 class MetadataInvalid(BadRequest):
@@ -97,6 +98,18 @@ def has_redirect_sso(descriptor: etree._Element) -> bool:
     return REDIRECT in bindings
 
 
+def insecure_sso(entity_id: str, descriptor: etree._Element) -> list[MetadataInvalid]:
+    """The HTTP-Redirect SSO locations the broker would send students to that are not https
+    (plain http only to loopback, as every URL the broker sends browsers to, core/endpoints.py):
+    an AuthnRequest and then the student's password over plain http, or to `javascript:`."""
+    return [
+        MetadataInvalid(SSO_NOT_HTTPS, url=location, entity_id=entity_id)
+        for e in descriptor.findall(f"{{{MD}}}SingleSignOnService")
+        if e.get("Binding") == REDIRECT
+        and not is_acceptable_endpoint(location := e.get("Location", ""))
+    ]
+
+
 def idp_entity_id(xml: str) -> str:
     """The entity id of a school IdP's metadata, after checking it can serve the broker."""
     return checked_idp(_parse(xml))
@@ -107,6 +120,8 @@ def checked_idp(root: etree._Element) -> str:
     entity_id, descriptor = _descriptor(root, "idp")
     if not has_redirect_sso(descriptor):
         raise MetadataInvalid(NO_REDIRECT_SSO, entity_id=entity_id)
+    if problems := insecure_sso(entity_id, descriptor):
+        raise problems[0]
     return entity_id
 
 

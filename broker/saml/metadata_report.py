@@ -27,6 +27,7 @@ from broker.saml.metadata_check import (
     has_redirect_sso,
     has_signing_key,
     idp_entity_id,
+    insecure_sso,
     sp_entity_id,
 )
 from broker.saml.xml_parsing import parse_untrusted
@@ -72,6 +73,7 @@ def _idp_problems(entity_id: str, descriptor: etree._Element) -> list[MetadataIn
         problems.append(MetadataInvalid(NO_SIGNING_KEY, entity_id=entity_id))
     if not has_redirect_sso(descriptor):
         problems.append(MetadataInvalid(NO_REDIRECT_SSO, entity_id=entity_id))
+    problems += insecure_sso(entity_id, descriptor)
     return problems
 
 

@@ -90,6 +90,30 @@ def test_refresh_names_an_unknown_source(broker: tuple[Path, Feed]) -> None:
     assert result.exit_code == 2 and "no source named nope" in result.output
 
 
+def test_going_back_to_an_older_feed_names_the_source(broker: tuple[Path, Feed]) -> None:
+    config, feed = broker
+    newer = feed.body
+    feed.body = signed_aggregate(
+        [sp_entity(SP, "https://sp.publisher.example/old-acs", MEMBER)],
+        SIGNER_KEY,
+        valid_until=datetime.now(UTC) + timedelta(days=6),
+    )
+    older = feed.body
+    feed.body = newer
+    assert run("metadata", "refresh", "--config", config).exit_code == 0
+    feed.body = older
+    replayed = run("metadata", "refresh", "--config", config)
+    assert replayed.exit_code == 1
+    assert "federation: refused (older_than_held); the last good copy stays" in replayed.output
+    status = run("metadata", "status", "--config", config)
+    assert "federation: ok (metadata_refused:older_than_held)" in status.output
+    # A timer's run never goes back: the operator names the source.
+    unnamed = run("metadata", "refresh", "--config", config, "--allow-older")
+    assert unnamed.exit_code == 2 and "name the source" in unnamed.output
+    back = run("metadata", "refresh", "--config", config, "--source", "federation", "--allow-older")
+    assert back.exit_code == 0 and "federation: updated, 1 entities" in back.output
+
+
 def test_register_by_entity_id_before_and_after_the_source_has_it(
     broker: tuple[Path, Feed],
 ) -> None:

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 
 from broker.certificates import write_pair
 from broker.config import load_settings
-from broker.core.federation import FederationEntity
+from broker.core.federation import FederationEntity, FeedDates
 from broker.core.model import OidcUpstream, School
 from broker.demo.publisher_sp import PublisherSpSettings, publisher_sp_metadata
 from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
@@ -119,7 +119,7 @@ def config(tmp_path: Path, files: Files) -> Iterator[Path]:
         registry.federation.store(
             "surf",
             "digest",
-            None,
+            FeedDates(None, None),
             [FederationEntity(FEDERATED_IDP, "idp", federated.read_text(), None)],
             datetime.now(UTC),
         )

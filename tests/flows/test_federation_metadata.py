@@ -49,6 +49,7 @@ from tests.support.live import LiveDemo, Publisher, free_ports, running_demo, se
 
 SIGNER_KEY, SIGNER_CERT = self_signed_pair("federation signer")
 OTHER_CERT = certificate_body(self_signed_pair("another member")[1])
+OTHER_SP = sp_entity("https://other.example/metadata", "https://other.example/acs", OTHER_CERT)
 
 
 def second_worker(first: Broker) -> Broker:
@@ -81,10 +82,14 @@ class Federation:
     workers: list[Broker]
     dispatcher: RoundRobin
 
-    def publish(self, entities: list[str], valid_for: timedelta = timedelta(days=7)) -> None:
+    def publish(self, entities: list[str], valid_for: timedelta = timedelta(days=7)) -> bytes:
+        """Sign and serve a feed published now (as federations date theirs): a later one is
+        newer whatever its validUntil. Returns it, for a test to replay."""
+        now = datetime.now(UTC)
         self.feed.body = signed_aggregate(
-            entities, SIGNER_KEY, valid_until=datetime.now(UTC) + valid_for
+            entities, SIGNER_KEY, valid_until=now + valid_for, published=now
         )
+        return self.feed.body
 
     def problems(self, worker: int) -> dict[str, str]:
         """What /readyz would say on that worker (configured with the source)."""
@@ -93,7 +98,7 @@ class Federation:
 
     def refresh(self) -> str:
         (outcome,) = refresh_sources(self.settings, self.demo.registry)
-        return outcome.result
+        return outcome.result if outcome.reason is None else f"{outcome.result}:{outcome.reason}"
 
 
 @pytest.fixture(scope="module")
@@ -148,6 +153,14 @@ def entity_known_to(worker: Broker, entity_id: str) -> bool:
     return entity_id in worker.saml_entities.server.metadata.keys()
 
 
+def known_to_every_worker(federation: Federation, entity_id: str) -> None:
+    """Wait (at most 5 s) until every worker's view holds the entity."""
+    deadline = time.monotonic() + 5
+    while not all(entity_known_to(w, entity_id) for w in federation.workers):
+        assert time.monotonic() < deadline, "a worker did not pick up the metadata"
+        time.sleep(0.2)
+
+
 def refused_as_unknown(page: Page, caplog: pytest.LogCaptureFixture) -> bool:
     return (
         page.status == 400
@@ -162,20 +175,16 @@ def test_a_new_publisher_in_the_refreshed_aggregate_logs_in_on_every_worker(
     demo = federation.demo
     publisher, metadata = federated_publisher(federation, "federated")
     # The first aggregate does not hold it yet: registered, but no worker trusts it.
-    other = sp_entity("https://other.example/metadata", "https://other.example/acs", OTHER_CERT)
-    federation.publish([other])
+    federation.publish([OTHER_SP])
     assert federation.refresh() == "updated"
     for worker in federation.workers:
         assert not entity_known_to(worker, publisher.entity_id)
     assert refused_as_unknown(demo.login(Browser(), "federated", "sanne.jansen").final, caplog)
 
-    federation.publish([other, metadata])
+    federation.publish([OTHER_SP, metadata])
     assert federation.refresh() == "updated"
     # No restart: each worker's view sees the new generation on its next look.
-    deadline = time.monotonic() + 5
-    while not all(entity_known_to(w, publisher.entity_id) for w in federation.workers):
-        assert time.monotonic() < deadline, "a worker did not pick up the new metadata"
-        time.sleep(0.2)
+    known_to_every_worker(federation, publisher.entity_id)
     served_before = list(federation.dispatcher.served)
     for uid in ("sanne.jansen", "daan.devries"):
         browser = Browser()
@@ -187,6 +196,32 @@ def test_a_new_publisher_in_the_refreshed_aggregate_logs_in_on_every_worker(
     # Both workers answered parts of those logins.
     assert all(after > before for after, before in zip(federation.dispatcher.served, served_before))
     assert federation.problems(1) == {}
+
+
+def test_a_replayed_older_feed_leaves_every_worker_on_the_newer_copy(
+    federation: Federation, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Last week's feed, kept by a mirror: signed, within its validUntil, without the publisher
+    # the federation has since admitted. Served again, it must not take the publisher away.
+    demo = federation.demo
+    publisher, metadata = federated_publisher(federation, "replayed")
+    older = federation.publish([OTHER_SP])
+    time.sleep(1.1)  # publication instants have whole seconds
+    federation.publish([OTHER_SP, metadata])
+    assert federation.refresh() == "updated"
+    generation = demo.registry.generation()
+    federation.feed.body = older
+    caplog.clear()
+    assert federation.refresh() == "refused:older_than_held"
+    assert "metadata source older than the copy held" in caplog.text
+    assert demo.registry.generation() == generation
+    known_to_every_worker(federation, publisher.entity_id)
+    browser = Browser()
+    assert demo.login(browser, "replayed", "sanne.jansen").final.status == 200
+    # Shown as any refused refresh: the source is ok on its copy held, the reason recorded.
+    assert federation.problems(0) == {}
+    (health,) = demo.registry.federation.health([("federation", 600)], datetime.now(UTC))
+    assert health.reason == "metadata_refused:older_than_held"
 
 
 def test_an_expired_copy_stops_trust_on_every_worker_without_a_refresh(

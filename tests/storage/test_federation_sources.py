@@ -47,13 +47,18 @@ def sp(entity_id: str = SP, acs: str = "https://sp.publisher.example/acs") -> st
 
 
 def feed_body(
-    *entities: str, key: bytes = SIGNER_KEY, valid_for: timedelta = timedelta(days=7)
+    *entities: str,
+    key: bytes = SIGNER_KEY,
+    valid_for: timedelta = timedelta(days=7),
+    published: datetime | None = None,
 ) -> bytes:
     chosen = list(entities) or [
         sp(),
         idp_entity(IDP, "https://idp.school.example/sso", MEMBER_CERT),
     ]
-    return signed_aggregate(chosen, key, valid_until=datetime.now(UTC) + valid_for)
+    return signed_aggregate(
+        chosen, key, valid_until=datetime.now(UTC) + valid_for, published=published
+    )
 
 
 class Clock:
@@ -141,6 +146,7 @@ def test_the_school_role_comes_from_the_same_aggregate(federation: Federation) -
         ("http_error", "fetch_failed"),
         ("unreachable", "fetch_failed"),
         ("not_xml", "not_metadata"),
+        ("too_long_valid", "valid_until_too_far"),
     ],
 )
 def test_a_bad_download_leaves_the_last_good_copy_in_force(
@@ -170,6 +176,8 @@ def test_a_bad_download_leaves_the_last_good_copy_in_force(
         federation.feed.stop()
     elif spoil == "not_xml":
         federation.feed.body = b"<html>down for maintenance</html>"
+    elif spoil == "too_long_valid":
+        federation.feed.body = feed_body(moved, valid_for=timedelta(days=30))
 
     assert federation.refresh() == f"refused:{reason}"
     assert federation.sp_metadata() == good
@@ -195,6 +203,83 @@ def test_a_new_good_download_replaces_the_copy(federation: Federation) -> None:
     assert "new-acs" in (federation.sp_metadata() or "")
     # The school left the feed: it is no longer trusted.
     assert federation.registry.school_metadata() == {}
+
+
+def test_a_school_whose_sso_url_is_not_https_is_not_trusted(federation: Federation) -> None:
+    federation.feed.body = feed_body(
+        sp(), idp_entity(IDP, "http://idp.school.example/sso", MEMBER_CERT)
+    )
+    assert federation.refresh() == "updated"  # the rest of the feed is taken
+    assert federation.sp_metadata() is not None
+    assert federation.registry.school_metadata() == {}
+    assert federation.registry.federation.entity(IDP, "idp") is None
+
+
+def _replay_refused(federation: Federation, old: bytes, good: str | None) -> None:
+    generation = federation.registry.generation()
+    federation.feed.body = old
+    assert federation.refresh() == "refused:older_than_held"
+    assert federation.sp_metadata() == good
+    assert federation.registry.generation() == generation
+    (health,) = federation.registry.federation.health([("fed", 3600)], federation.clock())
+    # Shown as every refusal is: the copy held stays in force, the reason says why.
+    assert health.state is SourceState.OK
+    assert health.reason == "metadata_refused:older_than_held"
+
+
+def test_an_older_signed_feed_replayed_is_refused(federation: Federation) -> None:
+    # Whoever relays the feed (a mirror, a proxy, a file copied in) kept last week's: signed by
+    # the federation and within its validUntil, it still holds the ACS since moved away.
+    now = datetime.now(UTC)
+    old = feed_body(valid_for=timedelta(days=5), published=now - timedelta(days=2))
+    federation.feed.body = old
+    assert federation.refresh() == "updated"
+    federation.feed.body = feed_body(
+        sp(acs="https://sp.publisher.example/new-acs"), published=now - timedelta(hours=1)
+    )
+    assert federation.refresh() == "updated"
+    good = federation.sp_metadata()
+    assert "new-acs" in (good or "")
+    _replay_refused(federation, old, good)
+    # The copy held, its publication instant with it, is in the database: a restarted refresh
+    # (a new process) refuses the replay too.
+    restarted = SqlRegistry(federation.settings.registry_url, clock=federation.clock)
+    try:
+        _replay_refused(dataclasses.replace(federation, registry=restarted), old, good)
+    finally:
+        restarted.close()
+    # A later feed is taken again, and clears the reason.
+    federation.feed.body = feed_body(sp(acs="https://sp.publisher.example/new-acs"), published=now)
+    assert federation.refresh() == "updated"
+    assert federation.registry.federation.records()["fed"].last_error is None
+
+
+def test_without_publication_instants_a_feed_ending_earlier_is_older(
+    federation: Federation,
+) -> None:
+    old = feed_body(valid_for=timedelta(days=5))
+    federation.feed.body = old
+    assert federation.refresh() == "updated"
+    federation.feed.body = feed_body(sp(acs="https://sp.publisher.example/new-acs"))
+    assert federation.refresh() == "updated"
+    _replay_refused(federation, old, federation.sp_metadata())
+
+
+def test_an_operator_goes_back_on_purpose_for_one_named_source(federation: Federation) -> None:
+    old = feed_body(valid_for=timedelta(days=5))
+    federation.feed.body = old
+    federation.refresh()
+    federation.feed.body = feed_body(sp(acs="https://sp.publisher.example/new-acs"))
+    federation.refresh()
+    federation.feed.body = old
+    assert federation.refresh() == "refused:older_than_held"
+    with pytest.raises(ValueError, match="named"):
+        refresh_sources(federation.settings, federation.registry, allow_older=True)
+    (outcome,) = refresh_sources(
+        federation.settings, federation.registry, ["fed"], clock=federation.clock, allow_older=True
+    )
+    assert outcome.result == "updated"
+    assert "new-acs" not in (federation.sp_metadata() or "")
 
 
 def test_a_copy_past_its_valid_until_stops_trust(federation: Federation) -> None:

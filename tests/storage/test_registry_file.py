@@ -21,6 +21,7 @@ from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.cli.registry_import import ImportRefused, read_registry_file
 from broker.cli.registry_toml import export_text
 from broker.core.admins import Publisher
+from broker.core.federation import FeedDates
 from broker.core.model import ClientAuthMethod, Declaration, Protocol, School, Service
 from broker.oidc.grants import RegisteredClient
 from broker.oidc.registration import new_client
@@ -33,6 +34,7 @@ from broker.registry.tables import Base
 SECRET_AT_SCHOOL = "the-demo-oidc-school-secret"
 BOARD_IDP = "https://sts.bestuur.example/adfs/services/trust"
 _NOW = datetime.now(UTC)
+UNDATED = FeedDates(None, None)
 
 
 @dataclass(frozen=True)
@@ -340,7 +342,7 @@ def test_a_mark_set_or_cleared_by_entity_id_goes_with_the_file(
     `[[idps_naming_school]]`) and not one it cleared; an import sets a mark again, never clears
     one, and the registry rebuilt from the file exports the same file."""
     sql_registry.federation.store(
-        "board", "digest", None, [FederationEntity(BOARD_IDP, "idp", "<board/>", None)], _NOW
+        "board", "digest", UNDATED, [FederationEntity(BOARD_IDP, "idp", "<board/>", None)], _NOW
     )
     path = tmp_path / "registry.toml"
     assert sql_registry.set_names_school_of_idp(BOARD_IDP, True) == (True, ())

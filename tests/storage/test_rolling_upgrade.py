@@ -48,8 +48,10 @@ NEWER = "0099"  # a revision this version does not have
 # Made-up revisions after this version's head (`with_revisions`): one that only adds, one that
 # older code would break on.
 ADDITIVE, BREAKING = f"{int(HEAD) + 1:04d}", f"{int(HEAD) + 2:04d}"
-# The revisions after 0015, up to this version's head.
-AFTER_0015 = ", ".join(f"{n:04d}" for n in range(16, int(HEAD) + 1))
+# The revisions after 0015, up to this version's head, as the migration files name them.
+AFTER_0015 = ", ".join(
+    sorted(f.name[:4] for f in REAL_VERSIONS.glob("[0-9]*.py") if "0015" < f.name[:4] <= HEAD)
+)
 READERS = SchemaReadersRow.__table__
 VERSIONS = table("alembic_version", column("version_num"))
 WARNING = (

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import event, inspect, text
 
 from broker.core.errors import BadRequest, ConfigurationError
+from broker.core.federation import FeedDates
 from broker.core.model import OidcUpstream, School
 from broker.registry import DuplicateEntry, SqlRegistry, migrate
 from broker.registry.cached import CachedRegistryReader
@@ -35,6 +36,7 @@ NOORD = School("10AA", "Lyceum Noord", BOARD_IDP)
 ZUID = School("10AA01", "Lyceum Zuid", BOARD_IDP)
 ELSEWHERE = School("20BB", "Ander College", "https://idp.ander.example")
 _NOW = datetime.now(UTC)
+UNDATED = FeedDates(None, None)
 
 
 def test_two_schools_share_one_idp_with_its_metadata(sql_registry: SqlRegistry) -> None:
@@ -183,7 +185,7 @@ def test_a_source_held_idps_own_copies_are_not_compared(sql_registry: SqlRegistr
     the next school of the board joins with the source's new copy, or with none."""
     sql_registry.add_school(NOORD, BOARD_XML)
     sql_registry.federation.store(
-        "board", "digest", None, [FederationEntity(BOARD_IDP, "idp", "<rolled/>", None)], _NOW
+        "board", "digest", UNDATED, [FederationEntity(BOARD_IDP, "idp", "<rolled/>", None)], _NOW
     )
     sql_registry.add_school(ZUID, "")
     assert sql_registry.school_metadata()[BOARD_IDP] == "<rolled/>"
@@ -254,7 +256,7 @@ def test_the_operator_sets_and_clears_an_idps_mark_by_its_entity_id(
     assert sql_registry.idps_naming_school() == frozenset()
     # A board's IdP a metadata source holds, before its first school: set, kept, cleared.
     sql_registry.federation.store(
-        "board", "digest", None, [FederationEntity(BOARD_IDP, "idp", "<board/>", None)], _NOW
+        "board", "digest", UNDATED, [FederationEntity(BOARD_IDP, "idp", "<board/>", None)], _NOW
     )
     assert sql_registry.set_names_school_of_idp(BOARD_IDP, True) == (True, ())
     assert sql_registry.set_names_school_of_idp(BOARD_IDP, True) == (False, ())

@@ -49,6 +49,7 @@ name = "federation"
 url = "https://md.federation.example/aggregate.xml"
 signing_certs = ["keys/fed.crt", "keys/fed-2027.crt"]
 refresh_seconds = 900
+max_validity_days = 28
 
 [[metadata.sources]]
 name = "one_school"
@@ -62,6 +63,7 @@ roles = ["idp"]
     assert fed.url == "https://md.federation.example/aggregate.xml" and fed.file is None
     assert fed.signing_certs == (tmp_path / "keys/fed.crt", tmp_path / "keys/fed-2027.crt")
     assert fed.refresh_seconds == 900 and fed.roles == ("idp", "sp")
+    assert fed.max_validity_days == 28 and school.max_validity_days == 14  # the default
     assert school.file == tmp_path / "metadata/school.xml"
     assert not school.require_signature and school.roles == ("idp",)
 
@@ -84,6 +86,11 @@ roles = ["idp"]
         ('file = "f"\nsigning_certs = ["a"]\nroles = ["op"]', "roles must list 'idp' and/or 'sp'"),
         ('file = "f"\nsigning_certs = ["a"]\nrefresh_seconds = 5', "refresh_seconds must be"),
         ('file = "f"\nsigning_certs = ["a"]\nrequire_valid_until = "yes"', "true or false"),
+        (
+            'file = "f"\nsigning_certs = ["a"]\nmax_validity_days = 0',
+            "metadata.sources[0].max_validity_days must be a whole number from 1 to 365",
+        ),
+        ('file = "f"\nsigning_certs = ["a"]\nmax_validity_days = "14d"', "max_validity_days"),
     ],
 )
 def test_bad_sources_name_the_key(tmp_path: Path, source: str, message: str) -> None:

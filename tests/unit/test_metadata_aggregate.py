@@ -15,6 +15,7 @@ from bench.metadata_aggregate import (
     sp_entity,
 )
 from broker.certificates import self_signed_pair
+from broker.core.federation import FeedDates, is_older
 from broker.saml.aggregate import MetadataRefused, ReadMetadata, read_metadata
 
 NOW = datetime.now(UTC)
@@ -36,9 +37,13 @@ def aggregate(
     *,
     key: bytes = SIGNER[0],
     valid_until: datetime = NOW + timedelta(days=7),
+    published: datetime | None = None,
 ) -> bytes:
     return signed_aggregate(
-        members() if entities is None else entities, key, valid_until=valid_until
+        members() if entities is None else entities,
+        key,
+        valid_until=valid_until,
+        published=published,
     )
 
 
@@ -49,6 +54,7 @@ def read(data: bytes, certificates: list[bytes] | None = None, **options: object
         "require_valid_until": True,
         "roles": ("idp", "sp"),
         "now": NOW,
+        "max_validity": timedelta(days=14),
     }
     settings.update(options)
     return read_metadata(data, **settings)  # type: ignore[arg-type]
@@ -145,6 +151,21 @@ def test_a_member_that_fails_the_role_checks_is_left_out() -> None:
     assert "https://bad.example/metadata" not in {e.entity_id for e in result.entities}
 
 
+def test_a_school_whose_sso_url_is_not_https_is_left_out_and_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    plain_http = idp_entity("https://bad.example/metadata", "http://bad.example/sso", MEMBER_CERT)
+    caplog.set_level("INFO", logger="broker.saml.aggregate")
+    result = read(aggregate([plain_http, *members()]))
+    assert "https://bad.example/metadata" not in {e.entity_id for e in result.entities}
+    assert result.skipped == 1
+    (named,) = [r for r in caplog.records if r.getMessage() == "metadata entity left out"]
+    assert named.__dict__["detail"] == (
+        "SSO URL 'http://bad.example/sso' of https://bad.example/metadata must be https "
+        "(plain http only on loopback)"
+    )
+
+
 def test_roles_restrict_what_a_source_may_deliver() -> None:
     result = read(aggregate(), roles=("sp",))
     assert {e.role for e in result.entities} == {"sp"}
@@ -231,3 +252,56 @@ def test_a_doctype_in_a_utf16_download_is_refused() -> None:
     # the firewall refuses it in a SAML message.
     refused(_as_utf16(aggregate(), '<!DOCTYPE md:EntitiesDescriptor [<!ENTITY x "y">]>'), "doctype")
     assert len(read(_as_utf16(aggregate())).entities) == 2  # the encoding itself is fine
+
+
+def test_a_valid_until_beyond_the_maximum_validity_interval_is_refused() -> None:
+    # Shibboleth's maxValidityInterval: a feed signed to hold for a year could be replayed for
+    # a year by whoever keeps a copy.
+    refused(aggregate(valid_until=NOW + timedelta(days=15)), "valid_until_too_far")
+    assert read(aggregate(valid_until=NOW + timedelta(days=14)))
+    assert read(aggregate(valid_until=NOW + timedelta(days=60)), max_validity=timedelta(days=90))
+
+
+def test_the_publication_instant_is_the_documents_own() -> None:
+    published = NOW.replace(microsecond=0) - timedelta(hours=2)
+    assert read(aggregate(published=published)).published_at == published
+    assert read(aggregate()).published_at is None
+    # A member's PublicationInfo says when that entity was registered, not the feed made.
+    entity = sp_entity("https://sp.example/metadata", "https://sp.example/acs", MEMBER_CERT)
+    dated = entity.replace(
+        "<md:SPSSODescriptor",
+        '<md:Extensions><mdrpi:PublicationInfo xmlns:mdrpi="urn:oasis:names:tc:SAML:metadata:rpi"'
+        ' creationInstant="2030-01-01T00:00:00Z"/></md:Extensions><md:SPSSODescriptor',
+        1,
+    )
+    assert read(aggregate([dated])).published_at is None
+
+
+def test_a_publication_instant_ahead_of_the_clock_or_unreadable_is_refused() -> None:
+    # Taken, a feed "published" next year would make every correct feed until then older.
+    refused(aggregate(published=NOW + timedelta(hours=1)), "published_in_future")
+    assert read(aggregate(published=NOW + timedelta(minutes=2)))  # clock skew
+    data = aggregate(published=NOW).replace(b'creationInstant="', b'creationInstant="soon', 1)
+    start = data.index(b"<ds:Signature")
+    end = data.index(b"</ds:Signature>") + len(b"</ds:Signature>")
+    refused(
+        data[:start] + data[end:], "bad_creation_instant", certificates=[], require_signature=False
+    )
+
+
+def test_older_means_published_earlier_else_ending_earlier() -> None:
+    day = timedelta(days=1)
+    held = FeedDates(NOW, NOW + 7 * day)
+    assert is_older(FeedDates(NOW - day, NOW + 6 * day), held)
+    assert not is_older(FeedDates(NOW + day, NOW + 8 * day), held)
+    assert not is_older(FeedDates(NOW, NOW + 7 * day), held)  # re-signed: not older
+    # Publication instants decide when both are known, whatever validUntil says.
+    assert is_older(FeedDates(NOW - day, NOW + 9 * day), held)
+    assert not is_older(FeedDates(NOW + day, NOW + 6 * day), held)
+    # Either one undated: validUntil decides.
+    assert is_older(FeedDates(None, NOW + 6 * day), held)
+    assert is_older(FeedDates(NOW - day, NOW + 6 * day), FeedDates(None, NOW + 7 * day))
+    assert not is_older(FeedDates(None, NOW + 7 * day), held)
+    # Nothing to compare: not older (a source that requires no validUntil, a file by hand).
+    assert not is_older(FeedDates(None, None), held)
+    assert not is_older(FeedDates(None, NOW), FeedDates(None, None))
