@@ -44,6 +44,10 @@ def open_epoch_op(now: float) -> StoreOp:
     return StoreOp.add_if_absent(EPOCH_KEY, f"{now:.3f}".encode("ascii"), EPOCH_TTL_SECONDS)
 
 
+def _replay_key(issuer: str, message_id: str) -> str:
+    return f"replay:{issuer}:{message_id}"
+
+
 class ReplayGuard:
     def __init__(
         self, store: KeyValueStore, *, skew: float, clock: Callable[[], float] = time.time
@@ -67,9 +71,16 @@ class ReplayGuard:
         these two replies to `check`."""
         ttl = max(int(expires_at - self.clock()) + 1, 1)
         return [
-            StoreOp.add_if_absent(f"replay:{issuer}:{message_id}", b"1", ttl),
+            StoreOp.add_if_absent(_replay_key(issuer, message_id), b"1", ttl),
             StoreOp.get(EPOCH_KEY),
         ]
+
+    def release(self, issuer: str, message_id: str) -> None:
+        """Forget a use `first_use` accepted, when what the message asked for then failed
+        before anything was done that a second use could repeat harmfully (the store failing
+        mid-request): the sender's retry of the same message is then taken, not refused as a
+        replay. Raises `StoreUnavailable` when the store cannot be told either."""
+        self.store.delete(_replay_key(issuer, message_id))
 
     def check(self, replies: list[StoreReply], issued_at: float) -> None:
         """Raise as `first_use` does, from the replies to `first_use_ops`."""

@@ -33,6 +33,7 @@ from broker.login.logout import (
 )
 from broker.login.participants import Participant
 from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH, SamlEntities
+from broker.saml.front import STATUS_RESPONDER
 from broker.saml.logout_messages import (
     LOGOUT_REQUEST,
     LOGOUT_RESPONSE,
@@ -138,6 +139,14 @@ class _SamlLogoutSide(ABC):
         if answer is None:
             raise InvalidMessage("peer has no SLO endpoint for the answer", code="logout_target")
         return answer
+
+    def answer_failed(self, peer: PeerLogout) -> Outbound | None:
+        """The answer to a checked LogoutRequest the broker could not act on (the store down):
+        `Responder` (the failure is the broker's, SAML core 3.2.2.2) with `PartialLogout` (the
+        other services and the school were not told). Never `Success`: the session may stand
+        on in the store. Made without the store, so without the replay check: a copy answered
+        twice only hears twice that nothing was done. None: the peer has no SLO endpoint."""
+        return self._respond(initiator_answer(peer), STATUS_RESPONDER, STATUS_PARTIAL_LOGOUT)
 
 
 class SamlServiceLogout(_SamlLogoutSide):

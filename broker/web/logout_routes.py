@@ -56,18 +56,20 @@ def begin_logout(
     sso_token: str | None,
     known: tuple[Session | None, SessionServices] | None = None,
     first_use: Callable[[], None] | None = None,
+    on_down: Callable[[StoreUnavailable], Response] | None = None,
 ) -> Response:
     """Start a run (login/logout_start.py: the SSO session ends there, before anything else)
     and go on to its propagation page. `sso_token` is the session the initiator named (the
     browser's cookie, checked by the protocol route against what the message names); `known`:
     that session and its record of services, when the route read them already; `first_use`:
-    the message's replay check, made there by the request that acts on it."""
+    the message's replay check, made there by the request that acts on it; `on_down`: the
+    answer when the store fails (`store_down_page`, with the peer's answer for SAML)."""
     try:
         started = broker().logout_start.start(
             browser_secret(request), initiator, sso_token, known, first_use
         )
     except StoreUnavailable as down:
-        return _store_down(down)
+        return on_down(down) if on_down is not None else store_down_page(down)
     run = started.run
     if run is None:
         log.info("logout asked again by=%s: on to its run", initiator.kind)
@@ -83,13 +85,30 @@ def begin_logout(
     return to_run(run.run_id)
 
 
-def _store_down(down: StoreUnavailable) -> Response:
-    """The store failed while a logout was being started: the session may stand on in it. The
-    page says so (close the browser), and the browser forgets the SSO token all the same, so
-    that nothing signs in from it once the store is back (the next student at a shared
-    laptop). The request was checked before (CSRF token, signature, the session it names)."""
-    page, status = render_error(LogoutStoreUnavailable(down.detail))
+def store_down_page(
+    down: StoreUnavailable, answer: Outbound | None = None, peer_name: str | None = None
+) -> Response:
+    """The store failed while a logout was asked: the session may stand on in it. The page
+    says so (close the browser), and the browser forgets the SSO token all the same, so that
+    nothing signs in from it once the store is back (the next student at a shared laptop).
+    Only for a request checked without the store (the form's token, a LogoutRequest's signature,
+    an id_token_hint of this session): an unchecked one changes nothing (docs/security.md).
+    `answer`: what the peer that asked gets (a SAML `Responder` LogoutResponse), carried by a
+    button once the student has read the page, as the final page carries a partial logout's."""
+    return_form = return_link = None
+    if answer is not None and answer.fields is not None:
+        return_form = PostMessage(answer.url, dict(answer.fields))
+    elif answer is not None:
+        return_link = answer.url
+    page, status = render_error(
+        LogoutStoreUnavailable(down.detail),
+        service_name=peer_name,
+        return_form=return_form,
+        return_link=return_link,
+    )
     response = make_response(page, status)
+    if answer is not None:
+        response.headers["Content-Security-Policy"] = content_security_policy(origin_of(answer.url))
     clear_sso_token(response)
     return _no_store(response)
 

@@ -18,7 +18,7 @@ import logging
 from flask import Blueprint, redirect, request, url_for
 from werkzeug.wrappers import Response
 
-from broker.core.errors import InvalidMessage
+from broker.core.errors import InvalidMessage, StoreUnavailable
 from broker.core.model import Protocol
 from broker.login.logout import BY_SERVICE, BY_STUDENT, CONFIRMED, PENDING, Initiator
 from broker.login.logout_form import FormToken
@@ -27,7 +27,12 @@ from broker.oidc.provider import END_SESSION_PATH, add_query
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.i18n import LANGUAGE_PARAM, ui_language
 from broker.web.login_finish import session_and_services
-from broker.web.logout_routes import begin_logout, confirmation_page, logout_form_check
+from broker.web.logout_routes import (
+    begin_logout,
+    confirmation_page,
+    logout_form_check,
+    store_down_page,
+)
 from broker.web.wiring import broker, oidc_front
 
 oidc_logout = Blueprint("oidc_logout", __name__)
@@ -45,9 +50,14 @@ def end_session() -> Response:
     checked = oidc_front().end_session.check(params)
     b = broker()
     sso_token = request.cookies.get(SSO_COOKIE)
-    known = session_and_services(sso_token)
-    standing = known[0] is not None
+    # The hint's sid is derived from the SSO token (LoginFlow.session_index): known without
+    # the store whether the hint is this browser's session.
     this_session = checked.hinted and checked.sid == b.flow.session_index(sso_token)
+    try:
+        known = session_and_services(sso_token)
+    except StoreUnavailable as down:
+        return _store_down(down, this_session, checked, params)
+    standing = known[0] is not None
     if standing and not this_session and not _confirmed():
         return _confirmation_page(checked, params)
     if checked.client is not None:
@@ -64,6 +74,23 @@ def end_session() -> Response:
     if language and response.location:
         response.location = add_query(response.location, {LANGUAGE_PARAM: language})
     return response
+
+
+def _store_down(
+    down: StoreUnavailable,
+    this_session: bool,
+    checked: EndSessionRequest,
+    params: dict[str, list[str]],
+) -> Response:
+    """The store is down: whether a session stands is unknown, so the request is taken as one
+    would be with a session standing. Checked without the store (a hint of this session, or
+    the student's "yes" with this browser's token): the store-down page, the SSO cookie
+    dropped. Anything else asks "Log out?" as it would (the form needs no store) and changes
+    nothing. The platform is not sent back: RP-Initiated Logout has no way to say "not logged
+    out", and its page would say the student is (docs/oidc-profile.md)."""
+    if this_session or _confirmed():
+        return store_down_page(down)
+    return _confirmation_page(checked, params)
 
 
 def _confirmed() -> bool:

@@ -6,19 +6,23 @@ SSO session; one that names a session the broker no longer has is answered Succe
 taken once (`_first_use`): where it starts a run, that check is made in LogoutStart.start by
 the request that claims the session, so that the same request posted twice at the same moment
 lands on one run instead of the second copy being refused as a replay. A LogoutResponse is
-filed for the run that sent the request it answers, matched by InResponseTo.
+filed for the run that sent the request it answers, matched by InResponseTo. With the store
+down, a LogoutRequest checked without it gets the store-down page (the SSO cookie dropped) and
+a button that carries the peer its `Responder` answer (docs/saml-profile.md, "With the store
+down"); one whose SessionIndex is another session's gets the generic page and changes nothing.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from broker.core.errors import InvalidMessage
-from broker.core.model import Protocol, UpstreamIdentity
+from broker.core.errors import InvalidMessage, StoreUnavailable
+from broker.core.model import Protocol, Service, UpstreamIdentity
 from broker.login.logout import BY_SCHOOL, BY_SERVICE, CONFIRMED, FAILED, Initiator
 from broker.login.logout_start import Session
 from broker.login.school_logout import NOT_TOLD
@@ -29,6 +33,8 @@ from broker.saml.logout import (
     LOGOUT_RESPONSE,
     PeerLogout,
     Received,
+    SamlSchoolLogout,
+    SamlServiceLogout,
     SchoolIdp,
     initiator_answer,
 )
@@ -45,7 +51,7 @@ from broker.saml.redirect_query import (
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.login_finish import session_and_services
-from broker.web.logout_routes import begin_logout, deliver, framed, to_run
+from broker.web.logout_routes import begin_logout, deliver, framed, store_down_page, to_run
 from broker.web.wiring import broker
 
 saml_logout = Blueprint("saml_logout", __name__)
@@ -86,6 +92,23 @@ def _again(initiator: Initiator, session: Session | None) -> Response | None:
         return None
     log.info("logout request again by=%s: on to its run", initiator.kind)
     return to_run(earlier)
+
+
+@dataclass(frozen=True)
+class Asked:
+    """A checked LogoutRequest in this browser: the peer's message, the browser's SSO cookie,
+    and the answer should the store fail (`store_down_page` with the peer's `Responder`)."""
+
+    peer: PeerLogout
+    token: str | None
+    down: Callable[[StoreUnavailable], Response]
+
+
+def _asked(side: SamlServiceLogout | SamlSchoolLogout, peer: PeerLogout, name: str) -> Asked:
+    def down(error: StoreUnavailable) -> Response:
+        return store_down_page(error, side.answer_failed(peer), name)
+
+    return Asked(peer, request.cookies.get(SSO_COOKIE), down)
 
 
 def _first_use(peer: PeerLogout) -> None:
@@ -155,8 +178,34 @@ def idp_slo() -> Response:
         log.info("logout answered service=%s status=%s", service.id, status)
         page = render_template("logout_frame.html", confirmed=status == CONFIRMED)
         return framed(make_response(page))
+    asked = _asked(b.saml_service_logout, peer, service.name)
+    try:
+        return _service_request(service, asked)
+    except StoreUnavailable as error:
+        # Checked without the store: signed by a registered service, for us, in time. Only
+        # the replay check and the NameID need the store; the SessionIndex does not.
+        if not _may_name_this_browser(peer, asked.token):
+            raise
+        return asked.down(error)
+
+
+def _may_name_this_browser(peer: PeerLogout, token: str | None) -> bool:
+    """Whether a service's LogoutRequest may name this browser's session, known without the
+    store: the SessionIndex the broker gave services is derived from the SSO token
+    (LoginFlow.session_index), so a request that names SessionIndexes names this browser's
+    session only if one of them is this token's. One that names none may (its NameID, in the
+    store, would tell): taken as this browser's, as a student who logged out at a shared laptop
+    must not stay signed in (docs/security.md, "Logout with the store down")."""
+    indexes = peer.message.session_indexes
+    return not indexes or broker().flow.session_index(token) in indexes
+
+
+def _service_request(service: Service, asked: Asked) -> Response:
+    """A publisher's checked LogoutRequest: on to a run when it names this browser's session."""
+    b = broker()
+    peer, token = asked.peer, asked.token
+    message = peer.message
     initiator = Initiator(BY_SERVICE, Protocol.SAML.value, service.id, initiator_answer(peer))
-    token = request.cookies.get(SSO_COOKIE)
     # The session and its services in one round trip; begin_logout reuses both.
     known = session_and_services(token)
     again = _again(initiator, known[0])
@@ -174,7 +223,7 @@ def idp_slo() -> Response:
         _first_use(peer)
         log.info("logout request names another session service=%s", service.id)
         return deliver(b.saml_service_logout.answer_now(peer, known=False), service.name)
-    return begin_logout(initiator, token, known, lambda: _first_use(peer))
+    return begin_logout(initiator, token, known, lambda: _first_use(peer), asked.down)
 
 
 @saml_logout.route(SP_SLO_PATH, methods=["GET", "POST"])
@@ -202,8 +251,22 @@ def sp_slo() -> Response:
         b.logout.school_answered(secret, run, status)
         log.info("logout answered school=%s status=%s", school.id, status)
         return redirect(url_for("logout.done", run_id=run.run_id), 303)
+    asked = _asked(b.saml_school_logout, peer, idp.name)
+    try:
+        return _school_request(idp, asked)
+    except StoreUnavailable as error:
+        # Checked without the store: signed by a registered school IdP, for us, in time. Which
+        # session it names (the school's NameID and SessionIndex) only the store knows: taken
+        # as this browser's (docs/security.md, "Logout with the store down").
+        return asked.down(error)
+
+
+def _school_request(idp: SchoolIdp, asked: Asked) -> Response:
+    """A school's checked LogoutRequest: on to a run when it names this browser's session."""
+    b = broker()
+    peer, token = asked.peer, asked.token
+    message = peer.message
     initiator = Initiator(BY_SCHOOL, Protocol.SAML.value, "", initiator_answer(peer))
-    token = request.cookies.get(SSO_COOKIE)
     known = session_and_services(token)
     session = known[0]
     again = _again(initiator, session)
@@ -222,4 +285,4 @@ def sp_slo() -> Response:
         _first_use(peer)
         log.info("logout request names another session school=%s", school.id)
         return deliver(b.saml_school_logout.answer_now(peer, known=False), school.name)
-    return begin_logout(initiator, token, known, lambda: _first_use(peer))
+    return begin_logout(initiator, token, known, lambda: _first_use(peer), asked.down)

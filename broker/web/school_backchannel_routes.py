@@ -87,13 +87,25 @@ def _logout(school_id: str) -> SchoolLogoutOutcome:
         raise InvalidMessage("not exactly one logout_token", code="no_logout_token")
     claims = b.oidc_back.logout_token(school, tokens[0])
     # Once only, across every worker: a captured token cannot end a later session of the sid.
-    b.replay.first_use(
-        f"oidc-logout:{school.id}",
-        claims.jti[:MAX_JTI_LENGTH],
-        claims.issued_at,
-        claims.expires_at,
-    )
-    return b.school_logout.end(school.id, claims.sid)
+    issuer, jti = f"oidc-logout:{school.id}", claims.jti[:MAX_JTI_LENGTH]
+    b.replay.first_use(issuer, jti, claims.issued_at, claims.expires_at)
+    try:
+        return b.school_logout.end(school.id, claims.sid)
+    except StoreUnavailable:
+        # The store failed after the jti was taken: the school hears 503 and sends the token
+        # again (section 2.8), which must not meet its own jti as a replay. Ending is safe to
+        # repeat (a session already ended is "no session", 200), so the jti is given back.
+        # If the store cannot take even that, the retry is refused as a replay: the window
+        # docs/architecture.md names.
+        _release(issuer, jti)
+        raise
+
+
+def _release(issuer: str, jti: str) -> None:
+    try:
+        broker().replay.release(issuer, jti)
+    except StoreUnavailable:
+        log.warning("school logout token jti not given back code=store_unavailable")
 
 
 def _answer(body: dict[str, str] | None, status: int) -> Response:

@@ -27,6 +27,7 @@ from joserfc import jwt as jose_jwt
 from joserfc.jwk import OctKey, RSAKey
 
 from broker.cli.demo import DEMO_OIDC_CLIENT_ID, DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
+from broker.core.errors import StoreUnavailable
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE
 from tests.flows.test_oidc_logout import LOGOUT_EVENT, recorder, school_op_login
@@ -214,6 +215,32 @@ def test_a_replayed_token_is_refused(demo: LiveDemo, vlinder: OidcPublisher) -> 
     again = post(demo, token)
     assert again.status_code == 400
     assert again.json() == {"error": "invalid_request", "error_description": "replay"}
+
+
+def test_a_store_failure_while_ending_leaves_the_jti_for_the_schools_retry(
+    demo: LiveDemo, vlinder: OidcPublisher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The store fails after the jti was taken and before the session ended: the school hears
+    503 and sends the token again, which ends the session instead of meeting its own jti as a
+    replay (before 2026-11-30: 400 `replay`, and the session stood on)."""
+    _, sso_token, sid = log_in_both(demo, vlinder.id)
+    token = logout_token(demo, sid)
+
+    def down(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("redis: ConnectionError")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(type(demo.broker.school_logout), "end", down)
+        failed = post(demo, token)
+    assert failed.status_code == 503
+    assert failed.json() == {"error": "temporarily_unavailable"}
+    assert demo.broker.flow.session(sso_token) is not None
+
+    retry = post(demo, token)
+    assert retry.status_code == 200, retry.text
+    assert demo.broker.flow.session(sso_token) is None
+    # Once it did its work the jti is used up: a further copy is a replay.
+    assert post(demo, token).json()["error_description"] == "replay"
 
 
 def test_a_valid_token_for_no_session_is_answered_200(demo: LiveDemo) -> None:

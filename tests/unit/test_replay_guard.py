@@ -44,6 +44,19 @@ def test_an_assertion_is_accepted_once() -> None:
     guard.first_use("saml:https://other.example/idp", "_a1", clock.now, clock.now + 300)
 
 
+def test_a_released_message_is_taken_again_and_only_its_own_use_is_forgotten() -> None:
+    """release: what the message asked for failed before it was done (the school's retry)."""
+    clock, store = Clock(), MemoryStore()
+    guard = guard_on(store, clock)
+    guard.first_use(ISSUER, "_a1", clock.now, clock.now + 300)
+    guard.first_use(ISSUER, "_a2", clock.now, clock.now + 300)
+    guard.release(ISSUER, "_a1")
+    guard.first_use(ISSUER, "_a1", clock.now, clock.now + 300)
+    for message_id in ("_a1", "_a2"):
+        with pytest.raises(InvalidMessage):
+            guard.first_use(ISSUER, message_id, clock.now, clock.now + 300)
+
+
 def test_an_assertion_is_kept_until_it_expires_and_not_two_seconds_longer() -> None:
     """`expires_at` is the last moment the reader would accept the assertion (its window,
     assertion_reader.py): the key lives at least that long, in whole seconds rounded up, so it
