@@ -183,6 +183,10 @@ class MetadataSettings:
     valid_days: int = 7
     cache_duration_seconds: int = 6 * 3600
 
+    def refresh_periods(self) -> list[tuple[str, int]]:
+        """(name, refresh_seconds) of every source, as `FederationStore.health` takes them."""
+        return [(source.name, source.refresh_seconds) for source in self.sources]
+
 
 @dataclass(frozen=True)
 class Settings:

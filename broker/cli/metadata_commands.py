@@ -65,7 +65,7 @@ def status_command(config_path: Path) -> None:
     """Each source's state: ok, stale (refresh failing; still trusted), expired or missing (its
     entities are not trusted). Exit status 1 when any source is expired or missing."""
     settings, registry = open_registry(config_path)
-    sources = [(s.name, s.refresh_seconds) for s in settings.metadata.sources]
+    sources = settings.metadata.refresh_periods()
     health = registry.federation.health(sources, datetime.now(UTC))
     records = registry.federation.records()
     if not sources:

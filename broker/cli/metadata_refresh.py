@@ -176,7 +176,7 @@ def refresh_sources(
                 "metadata source no longer configured: its copy is dropped",
                 extra={"reason": "metadata_source_removed", "source": name},
             )
-    return [
+    outcomes = [
         refresh_source(
             source,
             registry,
@@ -186,3 +186,20 @@ def refresh_sources(
         )
         for source in chosen
     ]
+    _report_untrusted(settings, registry, {s.name for s in chosen}, clock())
+    return outcomes
+
+
+def _report_untrusted(
+    settings: Settings, registry: SqlRegistry, chosen: set[str], now: datetime
+) -> None:
+    """After a run, an ERROR for each refreshed source whose entities are not trusted
+    (expired or missing): the timer logs it on every run, so a log-based alert fires also
+    where nothing scrapes /metrics. A stale source still works and is not logged here (its
+    refusals are, above). One query, as `metadata status`."""
+    for entry in registry.federation.health(settings.metadata.refresh_periods(), now):
+        if entry.name in chosen and not entry.usable:
+            log.error(
+                "metadata source not trusted",
+                extra={"reason": entry.reason, "source": entry.name, "state": entry.state.value},
+            )

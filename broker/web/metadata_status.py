@@ -1,32 +1,28 @@
-"""Whether the broker's metadata sources can be trusted: for /readyz and for alerts.
+"""Whether the broker's metadata sources can be trusted: for `/metrics` and for callers that
+want the list.
 
 `metadata_health()` lists every configured source with its state (ok, stale, expired, missing;
-broker/core/federation.py); `metadata_problems()` names the sources that are not ok. A source
-that is expired or missing is logged at error level with its reason code each time it is
-looked at, so a log-based alert fires even when nothing polls /readyz.
+broker/core/federation.py) in one query of the registry's `metadata_sources` rows;
+`metadata_problems()` names the sources that are not ok. The scrape's gauges come from
+`metadata_health()` (metadata_metrics.py), and `metadata refresh` logs `metadata source not
+trusted` for each expired or missing source after its run (broker/cli/metadata_refresh.py).
+
+`/readyz` does not look at sources, on purpose: every worker holds the same copy, so a source
+that is expired or missing would take every instance out of the load balancer, and with them
+the logins of the schools of every other source that still work.
 """
 
 from __future__ import annotations
 
-import logging
 from datetime import UTC, datetime
 
 from broker.core.federation import SourceHealth, SourceState
 from broker.web.wiring import Broker
 
-log = logging.getLogger(__name__)
-
 
 def metadata_health(services: Broker, now: datetime | None = None) -> list[SourceHealth]:
-    sources = [(s.name, s.refresh_seconds) for s in services.settings.metadata.sources]
-    health = services.registry.federation.health(sources, now or datetime.now(UTC))
-    for entry in health:
-        if not entry.usable:
-            log.error(
-                "metadata source not trusted",
-                extra={"reason": entry.reason, "source": entry.name, "state": entry.state.value},
-            )
-    return health
+    periods = services.settings.metadata.refresh_periods()
+    return services.registry.federation.health(periods, now or datetime.now(UTC))
 
 
 def metadata_problems(services: Broker, now: datetime | None = None) -> dict[str, str]:

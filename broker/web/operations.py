@@ -13,6 +13,7 @@ from flask import Blueprint, Response, g, request
 from broker.web import metrics
 from broker.web.health import failed_checks
 from broker.web.key_metrics import KeyScheduleCollector
+from broker.web.metadata_metrics import MetadataSourceCollector
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.web.operations")
@@ -38,7 +39,8 @@ def metrics_page() -> Response:
     refusal = _metrics_refusal()
     if refusal is not None:
         return refusal
-    body, content_type = metrics.render(KeyScheduleCollector(broker()))
+    b = broker()
+    body, content_type = metrics.render(KeyScheduleCollector(b), MetadataSourceCollector(b))
     response = Response(body, content_type=content_type)
     response.headers["Cache-Control"] = "no-store"
     return response

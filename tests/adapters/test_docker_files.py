@@ -18,7 +18,7 @@ from broker.cli.demo import DEMO_SCHOOL_ID, prepare_saml_peers
 from broker.cli.instance import init_instance
 from broker.config import load_settings
 from broker.registry import SqlRegistry, migrate
-from broker.web import key_metrics
+from broker.web import key_metrics, metadata_metrics
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 SECRETS_IN_CONFIG = re.compile(r'"/run/secrets/([a-z0-9_]+)"')
@@ -251,3 +251,25 @@ def test_the_key_alerts_name_the_gauges_the_broker_serves() -> None:
     }
     named = set(re.findall(r"ketenbroker_[a-z_]+", (DOCKER / "alerts.yml").read_text()))
     assert {n for n in named if "key" in n or "certificate" in n} <= served
+
+
+def test_the_metadata_alerts_name_the_source_gauges_the_broker_serves() -> None:
+    """docker/alerts.yml pages for an expired or missing metadata source and files tickets for
+    a stale one and a copy ending within 2 days, one alert per source, on the gauges by the
+    names /metrics gives them (tests/flows/test_metadata_metrics.py scrapes them)."""
+    rules = yaml.safe_load((DOCKER / "alerts.yml").read_text(encoding="utf-8"))
+    by_name = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
+    untrusted = by_name["KetenbrokerMetadataSourceUntrusted"]
+    assert untrusted["labels"]["severity"] == "page"
+    assert untrusted["expr"].startswith(
+        f'max by (source) ({metadata_metrics.STATE}{{state=~"expired|missing"}}) == 1'
+    )
+    stale = by_name["KetenbrokerMetadataSourceStale"]
+    assert stale["labels"]["severity"] == "ticket"
+    assert f'{metadata_metrics.STATE}{{state="stale"}}' in stale["expr"]
+    ending = by_name["KetenbrokerMetadataSourceExpiringSoon"]
+    assert ending["labels"]["severity"] == "ticket"
+    assert f"min by (source) ({metadata_metrics.VALID_UNTIL}) < 2 * 86400" in ending["expr"]
+    served = {metadata_metrics.STATE, metadata_metrics.VALID_UNTIL, metadata_metrics.LAST_GOOD}
+    named = set(re.findall(r"ketenbroker_[a-z_]+", (DOCKER / "alerts.yml").read_text()))
+    assert {n for n in named if "metadata_source" in n} <= served

@@ -1,0 +1,76 @@
+"""Gauges of the federation metadata sources (`[[metadata.sources]]`), computed when Prometheus
+scrapes, never on the login path.
+
+Per configured source: its state as an enum (one series per state, 1 for the current one),
+seconds until the copy held passes its validUntil, and seconds since its last good download.
+The `source` label is the source's configured name: operator configuration with a handful of
+values, never an entity id or URL. A source without a copy (missing) or whose copy has no
+validUntil leaves those two gauges out.
+
+A scrape costs one query of the registry's `metadata_sources` table (a row per source, no
+metadata text), whatever the number of sources. The worker's cached view cannot answer it: an
+unchanged download moves a source's `fetched_at` without bumping the registry generation. Like
+the key gauges (key_metrics.py) they are served by the worker that answers, in a registry of
+their own (metrics.render), so several gunicorn workers never add up or repeat them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from broker.core.errors import StoreUnavailable
+from broker.core.federation import SourceState
+from broker.web.metadata_status import metadata_health
+from broker.web.wiring import Broker
+
+STATE = "ketenbroker_metadata_source_state"
+VALID_UNTIL = "ketenbroker_metadata_source_valid_until_seconds"
+LAST_GOOD = "ketenbroker_metadata_source_last_good_download_age_seconds"
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class MetadataSourceCollector:
+    """A prometheus_client collector over one worker's broker (registered per scrape)."""
+
+    def __init__(self, broker: Broker, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._broker = broker
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        if not self._broker.settings.metadata.sources:
+            return
+        now = self._clock()
+        try:
+            health = metadata_health(self._broker, now)
+        except StoreUnavailable:
+            return  # the registry is down: /readyz and the login metrics say so
+        state = GaugeMetricFamily(
+            STATE,
+            "State of each metadata source: 1 for its current one (ok; stale: refreshing "
+            "fails, the copy held still works; expired, missing: its entities are refused).",
+            labels=["source", "state"],
+        )
+        valid_until = GaugeMetricFamily(
+            VALID_UNTIL,
+            "Seconds until the source's copy held passes its validUntil (negative: expired).",
+            labels=["source"],
+        )
+        last_good = GaugeMetricFamily(
+            LAST_GOOD, "Seconds since the source's last good download.", labels=["source"]
+        )
+        for entry in health:
+            for each in SourceState:
+                state.add_metric([entry.name, each.value], 1.0 if entry.state is each else 0.0)
+            if entry.valid_until is not None:
+                valid_until.add_metric([entry.name], (entry.valid_until - now).total_seconds())
+            if entry.fetched_at is not None:
+                last_good.add_metric([entry.name], (now - entry.fetched_at).total_seconds())
+        yield state
+        yield valid_until
+        yield last_good
