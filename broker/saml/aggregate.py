@@ -113,12 +113,16 @@ def _document_until(
 
 def _published_at(root: etree._Element, now: datetime) -> datetime | None:
     """The document's own publication instant: of the root's Extensions only (a member entity's
-    PublicationInfo says when that entity was registered, not when the feed was made)."""
+    PublicationInfo says when that entity was registered, not when the feed was made). The
+    attribute is optional in mdrpi (only `publisher` is required): a PublicationInfo without
+    it is a feed that does not say, not a broken one (refused, it would leave the federation
+    on its last good copy until that expired)."""
     info = root.find(PUBLICATION_INFO)
-    if info is None:
+    instant = info.get("creationInstant") if info is not None else None
+    if instant is None:
         return None
     try:
-        published = parse_time(info.get("creationInstant", ""))
+        published = parse_time(instant)
     except ValueError:
         raise MetadataRefused("bad_creation_instant") from None
     if published > now + PUBLISHED_SKEW:

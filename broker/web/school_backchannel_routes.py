@@ -21,7 +21,7 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import BrokerError, InvalidMessage, StoreUnavailable
 from broker.login.logout import BY_SCHOOL, CONFIRMED
-from broker.login.school_logout import SchoolLogoutOutcome
+from broker.login.school_logout import NOT_TOLD, SchoolLogoutOutcome
 from broker.oidc.rp_logout_token import MAX_JTI_LENGTH
 from broker.web import metrics
 from broker.web.wiring import broker
@@ -56,16 +56,14 @@ def school_backchannel_logout(school_id: str) -> Response:
     if outcome.ended:
         metrics.school_logout_token("ended", outcome.statuses)
         metrics.logout_started(BY_SCHOOL, OIDC)
-        told = outcome.count(CONFIRMED)
-        complete = told == sum(outcome.statuses.values())
-        metrics.logout_ended(BY_SCHOOL, OIDC, "complete" if complete else "partial")
+        metrics.logout_ended(BY_SCHOOL, OIDC, "complete" if outcome.complete else "partial")
         # Counts only: which services, and whose session, are never logged.
         log.info(
             "school logout by back channel school=%s services=%d confirmed=%d not_told=%d",
             school_id,
             sum(outcome.statuses.values()),
-            told,
-            outcome.count("not_told"),
+            outcome.count(CONFIRMED),
+            outcome.count(NOT_TOLD),
         )
     else:
         metrics.school_logout_token("no_session")

@@ -289,6 +289,22 @@ def test_a_publication_instant_ahead_of_the_clock_or_unreadable_is_refused() -> 
     )
 
 
+def test_a_publication_info_without_a_creation_instant_is_a_feed_without_one() -> None:
+    # creationInstant is optional in mdrpi (only publisher is required): such a feed is
+    # schema-valid, and refusing it would leave the federation on its last good copy until
+    # that expired. It is read as a feed that does not say when it was published.
+    data = aggregate(published=NOW)
+    start = data.index(b'creationInstant="')
+    end = data.index(b'"', start + len(b'creationInstant="')) + 1
+    data = data[:start] + data[end:]
+    start = data.index(b"<ds:Signature")
+    end = data.index(b"</ds:Signature>") + len(b"</ds:Signature>")
+    unsigned = data[:start] + data[end:]
+    result = read(unsigned, certificates=[], require_signature=False)
+    assert result.published_at is None
+    assert len(result.entities) == 2
+
+
 def test_older_means_published_earlier_else_ending_earlier() -> None:
     day = timedelta(days=1)
     held = FeedDates(NOW, NOW + 7 * day)
