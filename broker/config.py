@@ -164,7 +164,7 @@ class MetadataSource:
     max_bytes: int = 64 * 1024 * 1024
     # A document whose validUntil lies further ahead is refused (Shibboleth's
     # maxValidityInterval): the longer a signed feed holds, the longer it can be replayed.
-    max_validity_days: int = 14
+    max_validity_days: int = 28
 
     @property
     def location(self) -> str:
@@ -596,7 +596,7 @@ def _metadata_source(entry: Any, where: str, base: Path) -> MetadataSource:
         require_valid_until=_bool(entry, "require_valid_until", where, True),
         refresh_seconds=_int(entry, "refresh_seconds", where, 3600, 60, 7 * 24 * 3600),
         max_bytes=_int(entry, "max_bytes", where, 64 * 1024 * 1024, 1024, MAX_SOURCE_BYTES),
-        max_validity_days=_int(entry, "max_validity_days", where, 14, 1, 365),
+        max_validity_days=_int(entry, "max_validity_days", where, 28, 1, 365),
     )
 
 

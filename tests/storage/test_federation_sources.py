@@ -177,7 +177,7 @@ def test_a_bad_download_leaves_the_last_good_copy_in_force(
     elif spoil == "not_xml":
         federation.feed.body = b"<html>down for maintenance</html>"
     elif spoil == "too_long_valid":
-        federation.feed.body = feed_body(moved, valid_for=timedelta(days=30))
+        federation.feed.body = feed_body(moved, valid_for=timedelta(days=40))
 
     assert federation.refresh() == f"refused:{reason}"
     assert federation.sp_metadata() == good

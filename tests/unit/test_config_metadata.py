@@ -49,7 +49,7 @@ name = "federation"
 url = "https://md.federation.example/aggregate.xml"
 signing_certs = ["keys/fed.crt", "keys/fed-2027.crt"]
 refresh_seconds = 900
-max_validity_days = 28
+max_validity_days = 10
 
 [[metadata.sources]]
 name = "one_school"
@@ -63,7 +63,7 @@ roles = ["idp"]
     assert fed.url == "https://md.federation.example/aggregate.xml" and fed.file is None
     assert fed.signing_certs == (tmp_path / "keys/fed.crt", tmp_path / "keys/fed-2027.crt")
     assert fed.refresh_seconds == 900 and fed.roles == ("idp", "sp")
-    assert fed.max_validity_days == 28 and school.max_validity_days == 14  # the default
+    assert fed.max_validity_days == 10 and school.max_validity_days == 28  # the default
     assert school.file == tmp_path / "metadata/school.xml"
     assert not school.require_signature and school.roles == ("idp",)
 
