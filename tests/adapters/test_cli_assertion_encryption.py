@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.core.federation import FeedDates
 from broker.core.model import AssertionEncryption, Service
 from broker.registry.federation import FederationEntity
 from tests.adapters.test_cli_hosted_domain import dump, registry_of
@@ -296,7 +297,11 @@ def test_the_file_s_auto_for_a_source_service_is_checked_against_the_source_s_co
     source's copy publishes a key the broker cannot encrypt for; nothing imported."""
     with closing(registry_of(config)) as registry:
         registry.federation.store(
-            "feed", "one", None, [FederationEntity(BRON, "sp", BRON_XML, None)], datetime.now(UTC)
+            "feed",
+            "one",
+            FeedDates(None, None),
+            [FederationEntity(BRON, "sp", BRON_XML, None)],
+            datetime.now(UTC),
         )
         registry.add_service(Service("bron-sp", "Bron", BRON, None), None)
         assert registry.set_assertion_encryption("bron-sp", AssertionEncryption.OFF)

@@ -368,8 +368,8 @@ def test_a_change_to_confirm_says_that_logins_are_refused_while_a_required_one_w
             "Your students cannot sign in to this platform now (see above): it receives nothing."
         )
         assert (
-            "Het platform vereist E-mailadres: totdat u uw keuze opnieuw opslaat met dit "
-            "aangevinkt, kunnen uw leerlingen niet inloggen op dit platform."
+            "Het platform vereist E-mailadres: totdat u dit aanvinkt en uw keuze opnieuw "
+            "opslaat, kunnen uw leerlingen niet inloggen op dit platform."
             in _text(_page(school, page_url, "nl"), "confirm-again")
         )
     assert "purpose changed from" in _text(_page(school, both_url), "purpose-changed")

@@ -112,8 +112,8 @@ def test_a_secret_older_code_left_in_clear_signs_in_until_the_registry_is_marked
         _set_sealed_only(site, True)
     # Marked (the site's registry is new: it holds sealed secrets only), a secret in clear is
     # someone else's doing: refused after the password, with a page of its own.
-    page = _refused_after_the_password(site, account, caplog, "niet aanvaard", "in_clear")
-    assert "Een opgeslagen geheim wordt niet aanvaard" in page
+    page = _refused_after_the_password(site, account, caplog, "niet geaccepteerd", "in_clear")
+    assert "Een opgeslagen geheim wordt niet geaccepteerd" in page
     assert "voor uw account" in page
     assert "code=sealed_secret_in_clear" in caplog.text
 

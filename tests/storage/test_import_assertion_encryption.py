@@ -30,7 +30,7 @@ from broker.registry.snapshot import Snapshot
 from broker.registry.tables import ServiceRow
 from broker.saml.encryption_summary import refused_with_auto
 from tests.adapters.test_cli_assertion_encryption import GCM, GCM_XML, sp_metadata
-from tests.storage.test_registry_file import dump
+from tests.storage.test_registry_file import UNDATED, dump
 from tests.support.races import held_open_while
 from tests.unit.test_publisher_encryption import AES256_CBC, key_descriptor, rsa_certificate
 
@@ -145,7 +145,7 @@ def test_an_import_waiting_for_a_switch_in_progress_leaves_it(
 def federated(sql_registry: SqlRegistry) -> Iterator[SqlRegistry]:
     """A service registered by entity id, set to `off`, whose source's copy lists only CBC."""
     sql_registry.federation.store(
-        "feed", "one", None, [FederationEntity(FEDERATED_ID, "sp", CBC_ONLY, None)], NOW
+        "feed", "one", UNDATED, [FederationEntity(FEDERATED_ID, "sp", CBC_ONLY, None)], NOW
     )
     sql_registry.add_service(FEDERATED, None)
     assert sql_registry.set_assertion_encryption(FEDERATED.id, OFF, "cli:test")
@@ -173,7 +173,7 @@ def test_auto_for_a_source_service_is_checked_against_the_sources_copy(
         )
     # Once the source's copy lists a usable algorithm: imported, auto.
     federated.federation.store(
-        "feed", "two", None, [FederationEntity(FEDERATED_ID, "sp", USABLE, None)], NOW
+        "feed", "two", UNDATED, [FederationEntity(FEDERATED_ID, "sp", USABLE, None)], NOW
     )
     federated.import_snapshot(file, "import:test", encryption_refusal=refused_with_auto)
     assert _setting(federated, FEDERATED.id) is AUTO

@@ -710,6 +710,19 @@ def test_dutch_catalogue_is_complete_and_compiled() -> None:
         ), f"stale .mo, run pybabel compile: {message.id!r}"
 
 
+def test_dutch_says_leerplatform_for_a_learning_platform() -> None:
+    """One Dutch term for one English one: "leermiddelen" (teaching materials) is something
+    else, and a student told they may still be logged in "bij leermiddelen" would not know
+    where to look."""
+    wrong = []
+    for message in _source("nl"):
+        ids = message.id if isinstance(message.id, tuple) else (message.id,)
+        strings = message.string if isinstance(message.string, tuple) else (message.string,)
+        if any("learning platform" in i for i in ids):
+            wrong += [s for s in strings if "leerplatform" not in s.lower()]
+    assert wrong == []
+
+
 def test_catalogue_holds_every_string_in_the_code() -> None:
     with (PROJECT_DIR / "babel.cfg").open() as f:
         method_map, options_map = parse_mapping_cfg(f)
