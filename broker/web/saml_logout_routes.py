@@ -49,7 +49,7 @@ from broker.saml.redirect_query import (
     read_redirect_query,
 )
 from broker.web import metrics
-from broker.web.browser import SSO_COOKIE, browser_secret
+from broker.web.browser import BROWSER_COOKIE, SSO_COOKIE, browser_secret
 from broker.web.login_finish import session_and_services
 from broker.web.logout_routes import begin_logout, deliver, framed, store_down_page, to_run
 from broker.web.wiring import broker
@@ -134,7 +134,9 @@ def _without_the_cookie(idp: SchoolIdp, peer: PeerLogout) -> Response:
     back-channel logout ends one: its OIDC platforms with a back-channel URI are told, its SAML
     services (reachable only by the browser's top window) are not, and the school hears
     Success/PartialLogout unless every one of them confirmed. Only Success when there was
-    nothing left to end; UnknownPrincipal when the session filed there is another student's."""
+    nothing left to end; UnknownPrincipal when the session filed there is another student's;
+    Responder/PartialLogout when the request names no SessionIndex and none of the broker's
+    cookies came, so the broker cannot know."""
     b = broker()
     message = peer.message
     schools = [each.id for each in idp.schools]
@@ -147,6 +149,15 @@ def _without_the_cookie(idp: SchoolIdp, peer: PeerLogout) -> Response:
     if outcome.other:
         log.info("logout request names another session schools=%s", ",".join(schools))
         return deliver(b.saml_school_logout.answer_now(peer, known=False), idp.name)
+    if not outcome.ended and not any(sids) and BROWSER_COOKIE not in request.cookies:
+        # Neither a SessionIndex to look up nor any of the broker's cookies (a frame whose
+        # browser withholds them): a session may stand in this browser, and the broker cannot
+        # tell. Not `Success`: the school must not tell the student they are logged out here.
+        log.info("logout request without session index or cookies schools=%s", ",".join(schools))
+        answer = b.saml_school_logout.answer_failed(peer)
+        if answer is None:
+            raise InvalidMessage("peer has no SLO endpoint for the answer", code="logout_target")
+        return deliver(answer, idp.name)
     if not outcome.ended:
         log.info("logout request for no session here schools=%s", ",".join(schools))
         return deliver(b.saml_school_logout.answer_now(peer, known=True), idp.name)

@@ -53,3 +53,30 @@ def test_the_same_request_without_cookies_again_is_a_replay(demo: LiveDemo) -> N
     frame = Browser()
     assert carry_saml_posts(frame, frame.get(url)).status == 200
     assert Browser().get(url).status == 400
+
+
+def test_a_request_without_session_index_or_cookies_is_not_answered_success(
+    demo: LiveDemo,
+) -> None:
+    # A request that names the NameID alone cannot be looked up without the cookie: the broker
+    # cannot know whether a session stands in that browser, so the school must not hear Success.
+    browser = Browser()
+    assert demo.login(browser, "leesplank", STUDENT).final.status == 200
+    sp_slo = f"{demo.broker_url}/saml/sp/slo"
+    page = browser.get(
+        f"{demo.school_url}/logout?uid={STUDENT}&session_index=omit",
+        stop=lambda u: u.startswith(sp_slo),
+    )
+    assert page.location is not None and page.location.startswith(sp_slo), page.url
+    frame = Browser()
+    answer = carry_saml_posts(frame, frame.get(page.location))
+    assert 'data-logout-status="failed"' in answer.text, answer.text[:500]
+    # The same request with the broker's cookies finds the session by them and ends it.
+    page = browser.get(
+        f"{demo.school_url}/logout?uid={STUDENT}&session_index=omit",
+        stop=lambda u: u.startswith(sp_slo),
+    )
+    assert page.location is not None
+    done = carry_saml_posts(browser, browser.get(page.location))
+    assert done.status == 200, done.text[:500]
+    assert _login_goes_to_school(demo, browser, "leesplank")
