@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from sqlalchemy import CheckConstraint, DateTime, Integer, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from broker.core.sealed_secrets import SecretSeal, in_clear
@@ -53,10 +54,18 @@ def sealed_only_since(session: Session) -> datetime | None:
 def mark_sealed_only(session: Session, now: datetime) -> datetime:
     """Set the mark (kept as it is when set already); when it was set."""
     since = sealed_only_since(session)
-    if since is None:
-        session.add(SealedOnlyRow(id=MARK_ROW_ID, since=as_utc(now)))
-        since = as_utc(now)
-    return since
+    if since is not None:
+        return since
+    try:
+        # In a savepoint: two runs at once on a registry with no secret row lock nothing, both
+        # find no mark, and the second insert meets the first's row; it then reads that one.
+        with session.begin_nested():
+            session.add(SealedOnlyRow(id=MARK_ROW_ID, since=as_utc(now)))
+    except IntegrityError:
+        marked = sealed_only_since(session)
+        assert marked is not None  # the row the insert met
+        return marked
+    return as_utc(now)
 
 
 def seal_for(session: Session, seal: SecretSeal, stored: Iterable[str]) -> SecretSeal:

@@ -650,3 +650,35 @@ def test_the_seal_run_and_removals_lock_invitations_before_administrators(
         remove()
         both = [table for table in locking if table in ("invitations", "admins")]
         assert both == ["invitations", "admins"]
+
+
+def test_two_runs_marking_at_once_both_end_on_the_one_mark(
+    registry_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two `seal-secrets` runs on a registry with no secret row lock nothing: both can find no
+    # mark, and the second one's insert meets the first one's row. It reads that one instead of
+    # failing with a duplicate key.
+    from sqlalchemy import create_engine, delete
+    from sqlalchemy.orm import Session
+
+    from broker.registry import sealed_only
+
+    migrate(registry_url)
+    engine = create_engine(registry_url)
+    first = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+    try:
+        with Session(engine) as session, session.begin():
+            session.execute(delete(sealed_only.SealedOnlyRow))
+            sealed_only.mark_sealed_only(session, first)  # the other run, committed
+        original = sealed_only.sealed_only_since
+        calls: list[None] = []
+
+        def first_finds_none(session: Session) -> datetime | None:
+            calls.append(None)
+            return None if len(calls) == 1 else original(session)
+
+        monkeypatch.setattr(sealed_only, "sealed_only_since", first_finds_none)
+        with Session(engine) as session, session.begin():
+            assert sealed_only.mark_sealed_only(session, first + timedelta(hours=1)) == first
+    finally:
+        engine.dispose()
