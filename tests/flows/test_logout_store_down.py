@@ -41,6 +41,9 @@ def test_log_out_everywhere_with_the_store_down_drops_the_cookie_and_says_so(
     assert 'lang="nl"' in page.text and "Foutcode" in page.text
     # Said plainly: not logged out everywhere, close the browser.
     assert "Sluit je browser" in page.text, page.text
+    # Its steps say so too, not "wait a moment, then try again".
+    assert "Sluit nu alle vensters van je browser" in page.text
+    assert "Wacht even" not in page.text
     # The browser forgets the session: back on a working store, nothing signs in from it.
     assert SSO_COOKIE not in browser.cookies(demo.broker_url)
     again = browser.get(f"{demo.publishers['leesplank'].base_url}/login")
