@@ -8,8 +8,8 @@ bash scripts/install.sh --test
 echo "== ruff"
 .venv/bin/ruff check broker tests bench tools
 .venv/bin/ruff format --check broker tests bench tools
-echo "== mypy (strict, broker/)"
-.venv/bin/mypy broker
+echo "== mypy (strict, broker/ and tests/: a test written against an old signature fails here)"
+.venv/bin/mypy broker tests
 echo "== dependency audit (pip-audit; passes with a notice when no vulnerability database is reachable)"
 .venv/bin/python tools/audit_deps.py
 echo "== pytest"

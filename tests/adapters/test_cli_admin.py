@@ -47,6 +47,7 @@ def test_admin_create_makes_an_operator_and_prints_the_key_once(tmp_path: Path) 
         assert found.totp_secret == secret.group(1)
         assert verify_password(found.password_hash, PASSWORD)
         assert PASSWORD not in found.password_hash
+        assert found.totp_secret is not None
         assert totp.verify(found.totp_secret, totp.code_at(found.totp_secret, totp.current_step()))
         # A second account with that address, or a short password: refused, nothing written.
         assert _create(config, "ops@example.nl", PASSWORD)[0] == 1

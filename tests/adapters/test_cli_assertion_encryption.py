@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from broker.core.federation import FeedDates
+from broker.core.federation import FederationEntity, FeedDates
 from broker.core.model import AssertionEncryption, Service
-from broker.registry.federation import FederationEntity
-from tests.adapters.test_cli_hosted_domain import dump, registry_of
-from tests.support.cli import run
+from tests.adapters.test_cli_hosted_domain import dump
+from tests.support.cli import registry_of, run
 from tests.unit.test_publisher_encryption import AES256_CBC, MD, key_descriptor, rsa_certificate
 
 GCM = "https://gcm.example/sp"

@@ -190,8 +190,8 @@ def test_a_move_to_an_unknown_chain_or_of_an_unknown_service_changes_nothing(
     ):
         refused = run("chain", "move", *args, "--yes", "--config", config)
         assert (refused.exit_code, refused.output) == (1, said)
-    for args in ((), ("--to", "toetsen", "--no-chain")):
-        usage = run("chain", "move", "leesboek", *args, "--yes", "--config", config)
+    for wrong in ((), ("--to", "toetsen", "--no-chain")):
+        usage = run("chain", "move", "leesboek", *wrong, "--yes", "--config", config)
         assert usage.exit_code == 2
         assert "give --to CHAIN or --no-chain, not both" in usage.output
     assert state(config) == before

@@ -30,10 +30,14 @@ def config(tmp_path: Path) -> Path:
     path = folder / "ketenbroker.toml"
     for chain in ("leermiddelen", "toetsen"):
         assert run("chain", "add", "--config", path, "--id", chain, "--name", chain).exit_code == 0
-    for service, chain in (("leesboek", ("--chain", "leermiddelen")), ("los", ())):
+    in_chains: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("leesboek", ("--chain", "leermiddelen")),
+        ("los", ()),
+    )
+    for service, in_chain in in_chains:
         result = run(
             "publisher", "add", "--config", path, "--id", service, "--name", service,
-            "--oidc-redirect-uri", f"https://{service}.example/cb", *chain,
+            "--oidc-redirect-uri", f"https://{service}.example/cb", *in_chain,
         )  # fmt: skip
         assert result.exit_code == 0, result.output
     return path

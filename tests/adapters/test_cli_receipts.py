@@ -77,7 +77,7 @@ def test_prune_removes_receipts_past_retention_and_keeps_the_chain(instance: Pat
     assert "Removed 2 receipts older than 365 days from 1 schools." in result.output
     assert "2 receipts, chain intact" in run("receipts", "verify", "--config", instance).output
     assert (
-        "Removed 1 receipts" in run("receipts", "prune", "--config", instance, "--days", 5).output
+        "Removed 1 receipts" in run("receipts", "prune", "--config", instance, "--days", "5").output
     )
 
 

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 
 from broker.config import load_settings
 from broker.core.towns import MAX_TOWN
@@ -22,7 +23,7 @@ from tests.adapters.test_cli import (  # noqa: F401  # fixtures
     populated_template,
     unchanged,
 )
-from tests.support.cli import Result, run
+from tests.support.cli import run
 
 
 def exported(config: Path, folder: Path) -> tuple[Path, str]:

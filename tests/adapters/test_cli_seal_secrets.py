@@ -120,9 +120,9 @@ def test_seal_secrets_after_the_upgrade_and_after_rotations(tmp_path: Path) -> N
     assert TOTP_SECRET not in "".join(stored) and CLIENT_SECRET not in "".join(stored)
     assert _opened(config) == (TOTP_SECRET, CLIENT_SECRET)
     assert "still in clear" not in run("migrate", "--config", config).output
-    status = run("registry", "status", "--config", config).output
-    assert "Secrets in clear (staff TOTP, school client): 0." in status
-    assert "Sealed secrets only: yes, since " in status
+    sealed_status = run("registry", "status", "--config", config).output
+    assert "Secrets in clear (staff TOTP, school client): 0." in sealed_status
+    assert "Sealed secrets only: yes, since " in sealed_status
 
     # A rotation with the previous secret configured: nothing lost, everything re-sealed.
     _rotate(config, "r" * 64, keep_previous=True)

@@ -227,7 +227,7 @@ def test_a_master_removes_the_folder_a_killed_master_left_and_no_other(tmp_path:
     try:
         for offset, log in enumerate(logs[:2]):
             # Answering: a worker still booting (seconds of CPU) would end only after its boot.
-            wait_for(lambda o=offset: _answers(port + o), f"the broker (log: {log})", 90)
+            wait_for(lambda: _answers(port + offset), f"the broker (log: {log})", 90)
         killed_folder, live_folder = (
             _folder_of(temporary, killed.pid),
             _folder_of(temporary, live.pid),

@@ -12,7 +12,7 @@ import pytest
 from broker.core.endpoints import acceptable_destination
 from broker.core.errors import SchoolTimeout, UpstreamFailure
 from broker.oidc.rp_discovery import ProviderDirectory
-from broker.oidc.rp_http import SchoolSession, call_budget, get_json
+from broker.oidc.rp_http import DISCOVERY_DOCUMENT, SchoolSession, call_budget, get_json
 from tests.support.processes import Mode, tcp_forwarder
 
 
@@ -62,7 +62,7 @@ def test_a_provider_that_trickles_its_answer_is_cut_off(trickling_server: int) -
     started = time.monotonic()
     with pytest.raises(UpstreamFailure) as refused:
         session = SchoolSession(0.5, allow_loopback=True)
-        get_json(session, f"http://127.0.0.1:{trickling_server}/x", "document")
+        get_json(session, f"http://127.0.0.1:{trickling_server}/x", DISCOVERY_DOCUMENT)
     assert refused.value.code == "school_timeout"
     # Each byte arrives within the per-read timeout; the deadline (twice the timeout) ends it.
     assert time.monotonic() - started < 3
@@ -102,7 +102,7 @@ def test_a_body_that_stops_short_is_the_providers_failure(
         get_json(
             SchoolSession(0.5, allow_loopback=True),
             f"http://127.0.0.1:{broken_body_server}{path}",
-            "document",
+            DISCOVERY_DOCUMENT,
         )
     assert refused.value.code == code
     assert time.monotonic() - started < 3
@@ -136,7 +136,7 @@ def test_loopback_only_for_a_broker_on_loopback(host: str) -> None:
 
 def test_a_public_broker_never_calls_its_own_host(trickling_server: int) -> None:
     with pytest.raises(UpstreamFailure) as refused:
-        get_json(SchoolSession(0.5), f"http://127.0.0.1:{trickling_server}/x", "document")
+        get_json(SchoolSession(0.5), f"http://127.0.0.1:{trickling_server}/x", DISCOVERY_DOCUMENT)
     assert refused.value.code == "endpoint_refused"
 
 
@@ -197,7 +197,9 @@ def silent_server() -> Iterator[int]:
 def test_a_provider_that_never_answers_is_a_school_timeout(silent_server: int) -> None:
     with pytest.raises(SchoolTimeout) as refused:
         get_json(
-            SchoolSession(0.5, allow_loopback=True), f"http://127.0.0.1:{silent_server}/x", "x"
+            SchoolSession(0.5, allow_loopback=True),
+            f"http://127.0.0.1:{silent_server}/x",
+            DISCOVERY_DOCUMENT,
         )
     assert refused.value.code == "school_timeout"
     assert refused.value.status == 504
@@ -223,10 +225,10 @@ def test_calls_within_one_budget_end_together(trickling_server: int) -> None:
     url = f"http://127.0.0.1:{trickling_server}/x"
     with call_budget(0.5):
         with pytest.raises(SchoolTimeout):
-            get_json(session, url, "document")
+            get_json(session, url, DISCOVERY_DOCUMENT)
         with pytest.raises(SchoolTimeout, match="spent"):
-            get_json(session, url, "document")
+            get_json(session, url, DISCOVERY_DOCUMENT)
     # Outside the block the calls have their own bound again (a read that would wait past it
     # times out, or the body loop sees it pass).
     with pytest.raises(SchoolTimeout, match=r"too slowly|did not answer in time"):
-        get_json(session, url, "document")
+        get_json(session, url, DISCOVERY_DOCUMENT)

@@ -25,7 +25,6 @@ from saml2.saml import NAMEID_FORMAT_TRANSIENT, NameID
 from saml2.sigver import SignatureError
 
 from broker.certificates import write_pair
-from broker.saml import xmlsig
 from broker.saml.xmlsig import (
     CRYPTO_BACKEND_NAME,
     InProcessCryptoBackend,
@@ -466,7 +465,7 @@ def test_backend_reports_a_version_without_a_binary() -> None:
 
 def test_libxml2_pairing_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
     check_libxml2_pairing()
-    monkeypatch.setattr(xmlsig.xmlsec, "get_libxml_version", lambda: (2, 9, 1))
+    monkeypatch.setattr(xmlsec, "get_libxml_version", lambda: (2, 9, 1))
     with pytest.raises(RuntimeError, match="libxml2"):
         check_libxml2_pairing()
 

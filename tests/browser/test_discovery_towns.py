@@ -43,9 +43,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
 
 
 def _visible_schools(page: Page) -> list[str]:
-    return page.locator("#school-list li:not([hidden]) button").evaluate_all(
+    names: list[str] = page.locator("#school-list li:not([hidden]) button").evaluate_all(
         "buttons => buttons.map(b => b.value)"
     )
+    return names
 
 
 def _discovery(page: Page, demo: Demo) -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, Request, expect
+from playwright.sync_api import BrowserContext, Locator, Page, Request, expect
 
 from broker.web.discovery import PREPARED_FOR_SECONDS
 from tests.browser.conftest import Demo, expect_discovery
@@ -181,7 +181,7 @@ def returning_student(demo: Demo, context: BrowserContext) -> Page:
     return context.new_page()
 
 
-def remembered_link(page: Page) -> object:
+def remembered_link(page: Page) -> Locator:
     return page.get_by_role("link", name=f"Verder met {SCHOOL_BUTTON}", exact=True)
 
 
@@ -237,7 +237,7 @@ def test_a_second_tap_after_back_or_an_old_link_never_sends_the_school_a_request
     start_login(page, demo.leesplank)
     expect_discovery(page, demo.broker)
     link = remembered_link(page)
-    prepared = link.get_attribute("href")  # type: ignore[attr-defined]
+    prepared = link.get_attribute("href")
     sent: list[str] = []
     page.on(
         "request",
@@ -245,13 +245,13 @@ def test_a_second_tap_after_back_or_an_old_link_never_sends_the_school_a_request
             sent.append(request_id_of(r)) if r.url.startswith(demo.school + "/sso?") else None
         ),
     )
-    link.click()  # type: ignore[attr-defined]
+    link.click()
     expect(page).to_have_url(school_sso(demo))
     assert prepared is not None and sent == [authn_request_id(prepared)]
 
     page.go_back()
     expect_discovery(page, demo.broker)
-    remembered_link(page).click()  # type: ignore[attr-defined]
+    remembered_link(page).click()
     expect(page).to_have_url(school_sso(demo))
     assert len(sent) == 2 and sent[1] != sent[0], sent
 
@@ -260,7 +260,7 @@ def test_a_second_tap_after_back_or_an_old_link_never_sends_the_school_a_request
     # The student looks away for longer than the link is followed as it is.
     page.clock.fast_forward((PREPARED_FOR_SECONDS + 5) * 1000)
     with page.expect_request(lambda r: r.method == "POST" and r.url == demo.broker + "/discovery"):
-        remembered_link(page).click()  # type: ignore[attr-defined]
+        remembered_link(page).click()
     expect(page).to_have_url(school_sso(demo))
     assert len(sent) == 3 and len(set(sent)) == 3, sent
     pick_person(page, demo)

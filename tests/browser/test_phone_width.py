@@ -29,10 +29,10 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, Page, ViewportSize, expect
 
 from broker.accounts import totp
 from broker.accounts.passwords import hash_password
@@ -45,8 +45,8 @@ from broker.oidc.registration import new_client
 from tests.support.client import Browser as HttpBrowser
 from tests.support.live import LiveDemo, running_demo
 
-PHONE = {"width": 320, "height": 740}
-DESKTOP = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 320, "height": 740}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
 # The desktop widths a portal page is measured at; from TABLE_WIDTH up its tables are tables.
 DESKTOP_WIDTHS = (1280, 1024, 800)
 TABLE_WIDTH = 1024
@@ -213,10 +213,11 @@ def _sideways(page: Page, width: int) -> list[str]:
     # A phone's browser zooms out a page wider than itself (innerWidth grows): measured
     # against the screen's own width too, so that is no way to fit.
     wider = max(measured["scroll"] - measured["inner"], measured["scroll"] - width)
-    problems = []
+    problems: list[str] = []
     if wider > 0:
         problems.append(f"page {wider}px wider ({', '.join(measured['beyond'])})")
-    return problems + measured["scrolling"]
+    scrolling: list[str] = measured["scrolling"]
+    return problems + scrolling
 
 
 @pytest.fixture(scope="module")
@@ -308,7 +309,10 @@ def desktop(
     yield from _measured(Screen(live, new_context, {}, request.param, phone=False))
 
 
-def _measured(screen: Screen) -> Iterator[Screen]:
+AnyScreen = TypeVar("AnyScreen", bound=Screen)  # a Screen or a subclass (test_focus's Keyboard)
+
+
+def _measured(screen: AnyScreen) -> Iterator[AnyScreen]:
     yield screen
     assert not screen.overflowing, "\n".join(
         f"{page}: {problems}" for page, problems in screen.overflowing.items()
@@ -409,7 +413,8 @@ def _remembered_school(phone: Screen, student: Page) -> None:
     """Discovery on a later visit, after the SSO session (only the remembered school is kept):
     the remembered school offered first."""
     later = phone.context()
-    later.add_cookies([c for c in student.context.cookies() if c["name"] == "kb_school"])
+    # Playwright types add_cookies' keys Optional, so the Cookie dicts of cookies() do not fit.
+    later.add_cookies([c for c in student.context.cookies() if c["name"] == "kb_school"])  # type: ignore[misc]
     page = later.new_page()
     page.goto(phone.live.publishers["leesplank"].base_url + "/")
     page.get_by_role("button", name=LOGIN_BUTTON).click()

@@ -57,11 +57,13 @@ def test_a_hanging_school_times_out_cleanly_while_another_school_logs_in(
 ) -> None:
     browser = fed.browser(language)
     signed_in = fed.school_answered(browser, publisher, DEMO_OIDC_SCHOOL_ID, UID)
+    location = signed_in.location
+    assert location is not None, "the school's answer leads back to the broker"
 
     timeouts = log_lines(fed, "refused code=school_timeout ")
     fed.link("school").set_mode(Mode.HANG)
     with ThreadPoolExecutor(1) as pool:
-        waiting = pool.submit(browser.get, signed_in.location)
+        waiting = pool.submit(browser.get, location)
         wait_for(lambda: fed.link("school").held() > 0, "the broker to call the hanging school", 10)
         # While one worker waits on the hanging school, another school's login goes through.
         assert_logins_work(fed, publisher, DEMO_SCHOOL_ID, UID)

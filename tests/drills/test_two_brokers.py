@@ -119,9 +119,9 @@ def test_a_code_from_one_broker_is_redeemed_once_when_twenty_race_at_both(fed: F
     lost = [a for a in answers if a.status_code != 200]
     assert len(won) == 1, [a.status_code for a in answers]
     assert len(lost) == RACERS - 1
-    for answer in lost:
-        assert answer.status_code == 400, answer.text
-        assert answer.json()["error"] == "invalid_grant"
+    for loser in lost:
+        assert loser.status_code == 400, loser.text
+        assert loser.json()["error"] == "invalid_grant"
     # The losers' reuse revoked the login's family: the winner's access token is dead as well,
     # at either broker (RFC 6749 section 4.1.2: a code used twice revokes what it gave).
     access = won[0].json()["access_token"]

@@ -45,11 +45,13 @@ def test_a_login_whose_worker_dies_mid_request_can_be_retried(fed: Federation) -
     broker = fed.brokers[0]
     browser = fed.browser()
     signed_in = fed.school_answered(browser, SAML_PUBLISHER, DEMO_OIDC_SCHOOL_ID, UID)
+    location = signed_in.location
+    assert location is not None, "the school's answer leads back to the broker"
 
     # The worker is inside the request, waiting on the school's token endpoint, when it dies.
     fed.link("school").set_mode(Mode.HANG)
     with ThreadPoolExecutor(1) as pool:
-        waiting = pool.submit(browser.get, signed_in.location)
+        waiting = pool.submit(browser.get, location)
         wait_for(lambda: fed.link("school").held() > 0, "a worker to be inside the login", 10)
         killed = broker.kill_workers()
         with pytest.raises(requests.ConnectionError):
@@ -60,7 +62,7 @@ def test_a_login_whose_worker_dies_mid_request_can_be_retried(fed: Federation) -
 
     # Reloading the dead request is refused cleanly: its login record was spent when the
     # worker took it, so the school's code cannot be redeemed a second time.
-    reloaded = browser.get(signed_in.location)
+    reloaded = browser.get(location)
     assert reloaded.status == 400, reloaded.text[:300]
     assert "Please start again" in reloaded.text
 

@@ -18,12 +18,11 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import pytest
 import xmlsec
-from flask import Flask
 from lxml import etree
 from saml2.attribute_converter import ac_factory
 from saml2.mdstore import InMemoryMetaData
@@ -47,6 +46,9 @@ from tests.support.client import Browser, Page
 from tests.support.feed import Feed
 from tests.support.live import LiveDemo, Publisher, free_ports, running_demo, serve_app
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
 SIGNER_KEY, SIGNER_CERT = self_signed_pair("federation signer")
 OTHER_CERT = certificate_body(self_signed_pair("another member")[1])
 OTHER_SP = sp_entity("https://other.example/metadata", "https://other.example/acs", OTHER_CERT)
@@ -61,7 +63,7 @@ def second_worker(first: Broker) -> Broker:
 class RoundRobin:
     """A WSGI app handing each request to the next worker, and counting who got what."""
 
-    def __init__(self, apps: Iterable[Flask]) -> None:
+    def __init__(self, apps: Iterable[WSGIApplication]) -> None:
         self.apps = list(apps)
         self.served = [0] * len(self.apps)
         self._next = itertools.cycle(range(len(self.apps)))
@@ -112,7 +114,7 @@ def federation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Federation]
         settings = dataclasses.replace(demo.settings, metadata=MetadataSettings(sources=(source,)))
         first = demo.broker
         second = second_worker(first)
-        apps = [
+        apps: list[WSGIApplication] = [
             demo.servers[0].app,
             create_app(demo.settings, services=second),
         ]

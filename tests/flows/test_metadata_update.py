@@ -55,7 +55,9 @@ def _rolled(metadata: str, old_cert: Path, new_cert: Path) -> str:
             element.text = _body(new_cert)
             replaced += 1
     assert replaced, "the demo school publishes its certificate"
-    return etree.tostring(root, encoding="unicode")
+    text = etree.tostring(root, encoding="unicode")
+    assert isinstance(text, str)
+    return text
 
 
 def _answered_by_each_worker(

@@ -127,7 +127,7 @@ def test_a_removed_school_leaves_discovery_and_its_answers_and_tokens_are_refuse
     assert caplog.text.count("refused code=unknown_school ") == len(answers)
     for worker in workers:
         assert not entity_known_to(worker, demo.school_entity_id)
-    for answer in on_each_worker(lambda: userinfo(client, token)):
-        assert answer.status_code == 401
+    for reply in on_each_worker(lambda: userinfo(client, token)):
+        assert reply.status_code == 401
     for refused in on_each_worker(lambda: refresh(client, token)):
         assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"

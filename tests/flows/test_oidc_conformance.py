@@ -99,7 +99,8 @@ def through_school(client: Client, browser: Browser, page: Page, uid: str) -> Pa
 
 def forces_login(to_school: str) -> bool:
     xml, _ = redirect_message(to_school)
-    return etree.fromstring(xml).get("ForceAuthn") == "true"
+    force: str | None = etree.fromstring(xml).get("ForceAuthn")
+    return force == "true"
 
 
 def redeem(client: Client, params: dict[str, str], code: str) -> dict[str, Any]:
@@ -121,7 +122,12 @@ def hint_for(demo: LiveDemo, sub: str, audience: str, **extra: Any) -> str:
     """An ID token as the broker signs one (its current RS256 key), naming `sub`."""
     key = demo.broker.oidc_front.keys.key_for("RS256")  # type: ignore[union-attr]
     now = int(time.time())
-    claims = {"iss": demo.broker_url, "sub": sub, "aud": [audience], "azp": audience}
+    claims: dict[str, object] = {
+        "iss": demo.broker_url,
+        "sub": sub,
+        "aud": [audience],
+        "azp": audience,
+    }
     claims.update({"iat": now, "exp": now + 300, "sid": "_s", **extra})
     return jose_jwt.encode({"alg": "RS256", "kid": key.kid, "typ": "JWT"}, claims, key)
 

@@ -15,12 +15,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import requests
 from click.testing import CliRunner, Result
-from flask import Flask
 
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID, OIDC_PUBLISHER_PORT_OFFSET
 from broker.cli.main import main
@@ -44,6 +43,9 @@ from tests.support.live import (
     running_demo,
 )
 
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
 PREVIOUS_PSEUDONYM = "urn:ketenbroker:previous-pseudonym"
 CHAIN = "leermiddelen"
 UID = "sanne.jansen"
@@ -52,7 +54,7 @@ UID = "sanne.jansen"
 class PinnedWorkers:
     """A WSGI app that hands every request to the worker `to` names."""
 
-    def __init__(self, apps: list[Flask]) -> None:
+    def __init__(self, apps: list[WSGIApplication]) -> None:
         self.apps = apps
         self.to = 0
 

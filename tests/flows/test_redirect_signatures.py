@@ -163,7 +163,7 @@ def assert_both_verify(url: str, certs: list[str]) -> dict[str, str]:
 def _message_id(deflated_value: str) -> str:
     xml = zlib.decompress(base64.b64decode(deflated_value), -15)
     message_id = etree.fromstring(xml).get("ID")
-    assert message_id
+    assert isinstance(message_id, str) and message_id
     return message_id
 
 

@@ -107,7 +107,7 @@ def _class_ref(saml_response: str) -> str:
     found = _decoded(saml_response).findtext(
         "saml:Assertion/saml:AuthnStatement/saml:AuthnContext/saml:AuthnContextClassRef", None, NS
     )
-    assert found is not None
+    assert isinstance(found, str)
     return found
 
 

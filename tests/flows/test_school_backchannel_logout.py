@@ -30,12 +30,12 @@ from broker.cli.demo import DEMO_OIDC_CLIENT_ID, DEMO_OIDC_SCHOOL_ID, DEMO_SCHOO
 from broker.core.errors import StoreUnavailable
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE
-from tests.flows.test_oidc_logout import LOGOUT_EVENT, recorder, school_op_login
+from tests.flows.test_oidc_logout import recorder, school_op_login
 from tests.flows.test_oidc_school import op_url
 from tests.flows.test_operations_endpoints import sample
 from tests.support.client import Browser
 from tests.support.live import LiveDemo, OidcPublisher
-from tests.support.logout import broker_logout_claims, carry_saml_posts, peer_logouts
+from tests.support.logout import LOGOUT_EVENT, broker_logout_claims, carry_saml_posts, peer_logouts
 
 __all__ = ["recorder"]  # the fixture, imported for this module's tests
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 import pytest
@@ -305,7 +305,7 @@ def portal_forms(sweep: Sweep, role: str) -> PortalForms:
 
 
 def portal_requests(
-    sweep: Sweep, role: str, values: dict[str, str | None]
+    sweep: Sweep, role: str, values: Mapping[str, str | None]
 ) -> Iterator[tuple[Request, set[int]]]:
     """Garbage in every field of the role's forms, and in its pages' path ids."""
     forms = portal_forms(sweep, role)

@@ -25,10 +25,10 @@ from broker.demo.school_idp import DemoUser
 from broker.demo.school_op import school_op_subject
 from broker.registry.receipts import ReceiptQuery
 from broker.store.memory import MemoryStore
-from tests.storage.conftest import PostgresServer
 from tests.support.client import Browser
 from tests.support.live import LiveDemo, OidcPublisher
 from tests.support.logout import finish_logout
+from tests.support.postgres import PostgresServer
 
 REDIS_DB_URL = "redis://127.0.0.1:6379/11"
 

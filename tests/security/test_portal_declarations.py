@@ -6,7 +6,7 @@ declarations that says how many schools must confirm again before it saves."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from html import unescape
 from io import BytesIO
 
@@ -48,7 +48,7 @@ def publisher(site: PortalSite) -> FlaskClient:
 
 
 def post(
-    client: FlaskClient, url: str, data: dict[str, object], lang: str = "nl"
+    client: FlaskClient, url: str, data: Mapping[str, object], lang: str = "nl"
 ) -> tuple[int, str]:
     token = csrf_token(client.get(f"{url}?lang={lang}", base_url=HTTPS).get_data(as_text=True))
     response = client.post(

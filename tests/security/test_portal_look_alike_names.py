@@ -26,7 +26,7 @@ what it is), its places in the word and what to do: delete it, or type an ordina
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from io import BytesIO
 
 import pytest
@@ -64,7 +64,7 @@ def publisher(site: PortalSite) -> FlaskClient:
 
 
 def _post(
-    client: FlaskClient, url: str, form_url: str, data: dict[str, object], lang: str = "nl"
+    client: FlaskClient, url: str, form_url: str, data: Mapping[str, object], lang: str = "nl"
 ) -> tuple[int, str]:
     token = csrf_token(client.get(f"{form_url}?lang={lang}", base_url=HTTPS).get_data(True))
     response = client.post(

@@ -6,7 +6,7 @@ the field it concerns, and nothing saved. The failing metadata and provider are 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from html import unescape
 from io import BytesIO
 
@@ -98,7 +98,7 @@ def operator(site: PortalSite) -> FlaskClient:
 
 
 def post(
-    client: FlaskClient, action: str, data: dict[str, object], lang: str, url: str = IDP
+    client: FlaskClient, action: str, data: Mapping[str, object], lang: str, url: str = IDP
 ) -> tuple[int, str]:
     token = csrf_token(client.get(f"{url}?lang={lang}", base_url=HTTPS).get_data(as_text=True))
     response = client.post(

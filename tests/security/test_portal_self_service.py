@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from hashlib import sha256
 from html import unescape
 from io import BytesIO
@@ -61,7 +61,9 @@ def provider(site: PortalSite) -> Iterator[ForgeProvider]:
     server.server_close()
 
 
-def post(client: FlaskClient, url: str, form_url: str, data: dict[str, object]) -> tuple[int, str]:
+def post(
+    client: FlaskClient, url: str, form_url: str, data: Mapping[str, object]
+) -> tuple[int, str]:
     token = csrf_token(client.get(form_url, base_url=HTTPS).get_data(as_text=True))
     response = client.post(url, base_url=HTTPS, data={"csrf_token": token, **data})
     return response.status_code, response.get_data(as_text=True)
@@ -258,10 +260,10 @@ def test_school_switches_to_an_openid_provider_checked_first(
 
     status, _ = post(client, f"{IDP}/oidc", IDP, {**data, "oidc_subject": "sub"})
     assert status == 303
-    school = site.registry.school(DEMO_SCHOOL_ID)
-    assert school is not None and school.oidc is not None
-    assert school.idp_entity_id == provider.issuer and school.subject_attribute == "sub"
-    assert school.oidc.client_secret == SCHOOL_SECRET
+    stored = site.registry.school(DEMO_SCHOOL_ID)
+    assert stored is not None and stored.oidc is not None
+    assert stored.idp_entity_id == provider.issuer and stored.subject_attribute == "sub"
+    assert stored.oidc.client_secret == SCHOOL_SECRET
     assert site.registry.generation() > generation
     page = client.get(IDP, base_url=HTTPS).get_data(as_text=True)
     assert provider.issuer in page and SCHOOL_SECRET not in page
@@ -280,10 +282,10 @@ def test_school_switches_to_an_openid_provider_checked_first(
         content_type="multipart/form-data",
     )
     assert response.status_code == 303, response.get_data(as_text=True)
-    school = site.registry.school(DEMO_SCHOOL_ID)
-    assert school is not None and school.oidc is None
-    assert school.subject_attribute == "student_number"
-    assert school.idp_entity_id == before.idp_entity_id
+    stored = site.registry.school(DEMO_SCHOOL_ID)
+    assert stored is not None and stored.oidc is None
+    assert stored.subject_attribute == "student_number"
+    assert stored.idp_entity_id == before.idp_entity_id
 
 
 def test_an_eck_id_school_cannot_switch_its_identity_provider(

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from broker.accounts import totp
+from broker.accounts import passwords, totp
 from broker.core.admins import AdminRole
 from broker.store import RedisStore
 from broker.web.portal import guard, sign_in
@@ -49,7 +49,7 @@ def verified(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Every password the sign-in form gets as far as checking (argon2, as before)."""
     checked: list[str] = []
     lock = threading.Lock()
-    real = sign_in.verify_password
+    real = passwords.verify_password
 
     def counted(password_hash: str | None, password: str) -> bool:
         with lock:

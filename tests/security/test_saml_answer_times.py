@@ -202,7 +202,7 @@ def test_a_time_at_its_bound_is_accepted_and_one_second_past_it_gets_the_clock_p
     login = start_login(demo)
     page = deliver(demo, login, _answer_at(demo, school, login, case, at_bound, now))
     received = accepted_for(demo, login, page)
-    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")  # type: ignore[index]
+    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")
     assert "code=answer_out_of_time" not in caplog.text
 
     login = start_login(demo, browser=Browser(case.language))
@@ -323,7 +323,7 @@ def test_a_school_session_over_already_answers_the_login_without_an_sso_session(
     at_publisher = login.browser.submit(page, demo.publishers["leesplank"].acs_url)
     assert at_publisher.status == 200
     received = demo.received(login.browser, "leesplank")
-    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")  # type: ignore[index]
+    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")
 
 
 AMSTERDAM_WINTER = timezone(timedelta(hours=1))

@@ -514,7 +514,7 @@ def test_a_response_the_profile_allows_is_accepted(
     doc = answer(demo, school, login)
     _change_and_sign(doc, signer, change, response=sign_response, assertion=sign_assertion)
     received = accepted_for(demo, login, deliver(demo, login, encode(doc)))
-    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")  # type: ignore[index]
+    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")
 
 
 def test_a_one_time_use_condition_is_accepted(
@@ -527,7 +527,7 @@ def test_a_one_time_use_condition_is_accepted(
     etree.SubElement(_conditions(doc), f"{{{SAML}}}OneTimeUse")
     page = deliver(demo, login, encode(signed(doc, signer)))
     received = accepted_for(demo, login, page)
-    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")  # type: ignore[index]
+    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")
 
 
 # -- how long the replay cache keeps an assertion -------------------------------------------------
@@ -611,7 +611,9 @@ def _with_second_signing_key(metadata: str, cert_file: Path, *, first: bool) -> 
         own[0].addprevious(extra)
     else:
         own[-1].addnext(extra)
-    return etree.tostring(root, encoding="unicode")
+    text = etree.tostring(root, encoding="unicode")
+    assert isinstance(text, str)
+    return text
 
 
 @pytest.mark.parametrize("new_key_first", [True, False], ids=["new key first", "new key second"])
@@ -754,7 +756,7 @@ def test_pysaml2_parses_no_successful_response(
     login = start_login(demo)
     page = deliver(demo, login, forged(demo, school, login))
     received = accepted_for(demo, login, page)
-    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")  # type: ignore[index]
+    assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")
 
 
 def test_a_refusal_on_the_direct_route_is_an_invalid_message(

@@ -133,7 +133,7 @@ def test_an_encrypted_assertion_the_school_signed_logs_in(
         side.signer.sign(doc)  # over the EncryptedAssertion, as sent
     assert doc.find(".//saml:Assertion", NS) is None
     received = accepted_for(demo, side.login, deliver(demo, side.login, encode(doc)))
-    assert received["name_id"]["value"] == pseudonym_of(demo, demo.school_subject("sanne.jansen"))  # type: ignore[index]
+    assert received["name_id"]["value"] == pseudonym_of(demo, demo.school_subject("sanne.jansen"))
 
 
 @pytest.mark.usefixtures("no_pysaml2")
@@ -146,7 +146,7 @@ def test_an_encrypted_assertion_without_a_type_logs_in(
     doc = side.signed_and_encrypted(lambda assertion: None)
     del _encrypted_data(doc).attrib["Type"]
     received = accepted_for(demo, side.login, deliver(demo, side.login, encode(doc)))
-    assert received["name_id"]["value"] == pseudonym_of(demo, demo.school_subject("sanne.jansen"))  # type: ignore[index]
+    assert received["name_id"]["value"] == pseudonym_of(demo, demo.school_subject("sanne.jansen"))
 
 
 # -- refusals -----------------------------------------------------------------------------------
@@ -229,7 +229,9 @@ def _encrypted_name_id(assertion: etree._Element, cert: str) -> None:
     name_id = name_id_of(assertion)
     encrypted_id = etree.Element(f"{{{SAML}}}EncryptedID")
     encrypted_id.append(encrypted_data_for(name_id, cert))
-    name_id.getparent().replace(name_id, encrypted_id)  # type: ignore[union-attr]
+    parent = name_id.getparent()
+    assert parent is not None
+    parent.replace(name_id, encrypted_id)
 
 
 def _encrypted_name_id_inside(s: SchoolSide) -> etree._Element:

@@ -420,7 +420,7 @@ def test_authn_request_with_an_acs_url_outside_the_metadata_is_refused(
 # -- two broker instances sharing Redis -----------------------------------------------------------
 
 
-def _redis_or_skip() -> redis.Redis:
+def _redis_or_skip() -> redis.Redis[bytes]:
     client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=1, socket_timeout=2)
     try:
         client.ping()

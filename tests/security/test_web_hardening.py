@@ -87,10 +87,10 @@ def _hit(client: FlaskClient, endpoint: str, language: str = "en") -> TestRespon
     ],
 )
 def test_each_limited_endpoint_answers_429_after_its_limit(
-    make_app,
+    make_app: MakeApp,
     endpoint: str,
     field: str,
-    caplog: pytest.LogCaptureFixture,  # type: ignore[no-untyped-def]
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     app = make_app(replace(OFF, **{field: "3/minute"}))
     client = app.test_client()

@@ -19,6 +19,7 @@ from broker.registry.cached import CachedRegistryReader
 from broker.registry.migration import migration_connection, model_drift
 from broker.registry.tables import ServiceRow
 from tests.storage.test_publisher_integrity import HEAD, _move, _revision
+from tests.support.tables import table_of
 
 OFF, AUTO = AssertionEncryption.OFF, AssertionEncryption.AUTO
 SAML_SERVICE = Service("lesmethode", "Lesmethode", "https://lesmethode.example/sp", None)
@@ -33,7 +34,7 @@ def _insert_as_older_code(url: str, service_id: str) -> None:
     """A service row as code at 0018 writes it: no assertion_encryption named."""
     with migration_connection(url) as connection:
         connection.execute(
-            insert(ServiceRow.__table__).values(
+            insert(table_of(ServiceRow)).values(
                 id=service_id, name=service_id, entity_id=f"https://{service_id}.example/sp",
                 naming="oid", protocol="saml", sp_metadata="<md/>",
             )

@@ -136,8 +136,8 @@ def test_a_service_put_in_a_chain_while_it_goes_is_refused(postgres_registry_url
             registry.add_chain(CHAIN)
             outcome = _racing_the_removal(
                 postgres_registry_url,
-                lambda s: remove_chain(s, CHAIN.id, stamp, now=stamp.at) and None,
-                lambda change=change: change() and None,
+                lambda s: remove_chain(s, CHAIN.id, stamp, now=stamp.at),
+                change,
             )
             assert len(outcome) == 1 and isinstance(outcome[0], UnknownChain), outcome
         assert rows_naming(registry, ServiceRow, "chain_id", CHAIN.id) == 0

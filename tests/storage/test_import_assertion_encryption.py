@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 
 from broker.cli.registry_import import read_registry_file
 from broker.core.errors import BadRequest
+from broker.core.federation import FederationEntity
 from broker.core.model import AssertionEncryption, Service
 from broker.registry import SqlRegistry, migrate
 from broker.registry.changes import bump_generation
-from broker.registry.federation import FederationEntity
 from broker.registry.federation_tables import FederationEntityRow, MetadataSourceRow
 from broker.registry.snapshot import Snapshot
 from broker.registry.tables import ServiceRow
@@ -131,7 +131,7 @@ def test_an_import_waiting_for_a_switch_in_progress_leaves_it(
         raised = held_open_while(
             postgres_registry_url,
             switched_off,
-            lambda: registry.import_snapshot(file, "import:test") and None,
+            lambda: registry.import_snapshot(file, "import:test"),
         )
         assert raised is None, raised
         assert _setting(registry, OWN.id) is OFF
@@ -217,9 +217,8 @@ def test_auto_waits_for_a_source_refresh_in_progress_and_checks_its_copy(
         refused = held_open_while(
             postgres_registry_url,
             refreshed,
-            lambda: (
-                registry.import_snapshot(file, "import:test", encryption_refusal=refused_with_auto)
-                and None
+            lambda: registry.import_snapshot(
+                file, "import:test", encryption_refusal=refused_with_auto
             ),
         )
         assert isinstance(refused, BadRequest), refused

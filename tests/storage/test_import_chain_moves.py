@@ -83,8 +83,8 @@ def test_an_import_waiting_for_a_move_in_progress_checks_what_the_move_left(
             lambda moving: move_service_in(
                 moving, SERVICE, "toetsen", keys=KEYS, window_days=30,
                 now=datetime.now(UTC), changed_by="cli:test",
-            ) and None,
-            lambda: registry.import_snapshot(_in_chain(file, None), "import:test") and None,
+            ),
+            lambda: registry.import_snapshot(_in_chain(file, None), "import:test"),
         )  # fmt: skip
         assert isinstance(refused, MoveRefused), refused
         found = registry.service(SERVICE)

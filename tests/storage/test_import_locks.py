@@ -64,8 +64,8 @@ def _moving_file(registry: SqlRegistry) -> Snapshot:
     return replace(file, services=(renamed,), key_versions=(RECORD,))
 
 
-def _importing(file: Snapshot) -> Callable[[Session], None]:
-    return lambda session: apply_snapshot(session, file, NOW, "import:test", TEST_SEAL) and None
+def _importing(file: Snapshot) -> Callable[[Session], object]:
+    return lambda session: apply_snapshot(session, file, NOW, "import:test", TEST_SEAL)
 
 
 def _waits_for_the_service_row(holding: Session) -> None:
@@ -91,7 +91,7 @@ def test_an_import_that_changes_nothing_still_holds_its_services_rows(
     raised = held_open_while(
         postgres_registry_url,
         _importing(file),
-        lambda: registry.set_declarations(SERVICE, (), "cli:test") and None,
+        lambda: registry.set_declarations(SERVICE, (), "cli:test"),
         waiting=_waits_for_the_service_row,
     )
     assert raised is None, raised
@@ -191,7 +191,7 @@ def test_an_import_waits_for_a_rotation_held_open_and_refuses_on_its_window(
     refused = held_open_while(
         postgres_registry_url,
         rotating,
-        lambda: registry.import_snapshot(file, "import:test") and None,
+        lambda: registry.import_snapshot(file, "import:test"),
     )
     assert isinstance(refused, MoveRefused), refused
     assert "chain toetsen (it would go to) is in a pseudonym key migration window" in (

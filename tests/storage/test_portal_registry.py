@@ -84,7 +84,9 @@ def test_new_declarations_need_the_schools_confirmation(portal: SqlRegistry) -> 
         "admin:2",
     )
     assert replaced.version == 2
-    assert {d.attribute for d in portal.service("lesweb").declarations} == {"groups", "email"}
+    service = portal.service("lesweb")
+    assert service is not None
+    assert {d.attribute for d in service.declarations} == {"groups", "email"}
     # Until the school confirms: the pseudonym only, and the portal says why.
     assert portal.policy("00AA", "lesweb").attributes == frozenset()
     assert portal.choices_of_school("00AA")["lesweb"].needs_confirmation

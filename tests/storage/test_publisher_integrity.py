@@ -122,8 +122,8 @@ def test_an_import_racing_the_organisations_removal_is_refused_clearly(
             registry.accounts.add_publisher(PUBLISHER)
             outcome = _racing_the_removal(
                 postgres_registry_url,
-                lambda s: remove_publisher(s, PUBLISHER.id, stamp) and None,
-                lambda checked=checked: registry.import_snapshot(checked, "import:test") and None,
+                lambda s: remove_publisher(s, PUBLISHER.id, stamp),
+                lambda: registry.import_snapshot(checked, "import:test"),
             )
             assert len(outcome) == 1 and isinstance(outcome[0], UnknownPublisher), outcome
             assert "nothing was imported" in str(outcome[0])

@@ -71,7 +71,7 @@ def test_a_new_purpose_stops_that_attribute_where_it_was_released(
 ) -> None:
     registry = _registered(sql_registry)
     replaced = registry.set_declarations("lesweb", MARKETING, "admin:2")
-    assert (replaced.version, replaced.purpose_changed) == (2, {"email"})
+    assert (replaced.version, replaced.purpose_changed) == (2, frozenset({"email"}))
     assert replaced.dropped == ((SCHOOL.id, ("email",)), (THIRD.id, ("email",)))
     service = registry.service("lesweb")
     assert service is not None
@@ -116,7 +116,7 @@ def test_new_wording_of_the_same_purpose_keeps_every_release(sql_registry: SqlRe
         replace(GROUPS, purpose_en="To find the class."),
     )
     replaced = registry.set_declarations("lesweb", reworded, "admin:2")
-    assert (replaced.version, replaced.purpose_changed, replaced.dropped) == (2, set(), ())
+    assert (replaced.version, replaced.purpose_changed, replaced.dropped) == (2, frozenset(), ())
     assert registry.policy(SCHOOL.id, "lesweb").attributes == BOTH
     assert len(registry.policy_history(SCHOOL.id, "lesweb")) == 1
 
@@ -295,7 +295,7 @@ def _racing_a_purpose_change(
         new = (replace(MAIL, purpose=f"Voor marketing, ronde {version}"), GROUPS)
         replace_declarations(session, row, new, version, (datetime.now(UTC), "admin:2"))
 
-    return _racing_the_removal(url, publishing, lambda: change() and None)
+    return _racing_the_removal(url, publishing, change)
 
 
 @pytest.mark.postgres
@@ -310,8 +310,8 @@ def test_a_new_purpose_racing_a_schools_removal_skips_the_removed_school(
     try:
         outcome = _racing_the_removal(
             postgres_registry_url,
-            lambda s: remove_school(s, SCHOOL.id, Stamp("cli:test", datetime.now(UTC))) and None,
-            lambda: registry.set_declarations("lesweb", MARKETING, "admin:2") and None,
+            lambda s: remove_school(s, SCHOOL.id, Stamp("cli:test", datetime.now(UTC))),
+            lambda: registry.set_declarations("lesweb", MARKETING, "admin:2"),
         )
         assert outcome == [None]
         assert [c.changed_by for c in registry.policy_history(SCHOOL.id, "lesweb")] == ["admin:1"]

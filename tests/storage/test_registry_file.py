@@ -9,6 +9,7 @@ a publisher, an unapproved service, a second declaration version and a switched-
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +22,13 @@ from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.cli.registry_import import ImportRefused, read_registry_file
 from broker.cli.registry_toml import export_text
 from broker.core.admins import Publisher
-from broker.core.federation import FeedDates
+from broker.core.federation import FederationEntity, FeedDates
 from broker.core.model import ClientAuthMethod, Declaration, Protocol, School, Service
 from broker.oidc.grants import RegisteredClient
 from broker.oidc.registration import new_client
 from broker.registry import SqlRegistry, migrate
 from broker.registry.database import open_engine
 from broker.registry.errors import SchoolIdNotBrin
-from broker.registry.federation import FederationEntity
 from broker.registry.tables import Base
 
 SECRET_AT_SCHOOL = "the-demo-oidc-school-secret"
@@ -165,7 +165,7 @@ def _first(pattern: str, text: str) -> str:
     return found[1]
 
 
-BREAKAGES = {
+BREAKAGES: dict[str, tuple[Callable[[str], str], str]] = {
     "school metadata": (
         lambda t: _replace(t, "saml_metadata = '''\n<", "saml_metadata = '''\n<broken"),
         "schools[1] 99XX00: saml_metadata:",

@@ -49,6 +49,7 @@ from broker.registry.tables import (
 )
 from tests.support.races import held_open_while
 from tests.support.sealing import TEST_SEAL
+from tests.support.tables import table_of
 
 KEYS = ReceiptKeys.from_key(bytes(range(32)))
 SAML_SCHOOL = School("00AA", "Het Voorbeeld College", "https://idp.voorbeeld.nl/saml")
@@ -373,7 +374,9 @@ def test_revision_0008_keeps_administrators_and_history_and_lets_the_school_go(
                 ("ict@vb.nl", "school", "00AA"),
             ):
                 connection.execute(
-                    AdminRow.__table__.insert().values(
+                    table_of(AdminRow)
+                    .insert()
+                    .values(
                         email=email,
                         password_hash="h",
                         totp_secret="S",
@@ -429,7 +432,7 @@ def test_a_policy_or_notice_change_racing_a_removal_finds_no_service(
             registry.add_service(service, None if service.oidc else "<sp/>")
         registry.set_policy(SAML_SCHOOL.id, SAML_SERVICE.id, frozenset({"given_name"}), "test")
         book.set_notice_mode(SAML_SCHOOL.id, OIDC_SERVICE.id, "changes")
-        races: list[tuple[str, Callable[[], None]]] = [
+        races: list[tuple[str, Callable[[], object]]] = [
             (
                 SAML_SERVICE.id,
                 lambda: registry.set_policy(SAML_SCHOOL.id, SAML_SERVICE.id, frozenset(), "ict"),
@@ -444,7 +447,7 @@ def test_a_policy_or_notice_change_racing_a_removal_finds_no_service(
         for service_id, change in races:
             outcome = _racing_the_removal(
                 postgres_registry_url,
-                lambda s, gone=service_id: remove_service(s, gone, stamp) and None,
+                lambda s: remove_service(s, service_id, stamp),
                 change,
             )
             assert len(outcome) == 1 and isinstance(outcome[0], UnknownService), outcome
@@ -455,7 +458,7 @@ def test_a_policy_or_notice_change_racing_a_removal_finds_no_service(
 
 
 def _racing_the_removal(
-    url: str, remove: Callable[[Session], None], change: Callable[[], None]
+    url: str, remove: Callable[[Session], object], change: Callable[[], object]
 ) -> list[BaseException | None]:
     """Run `change` in a thread while a removal (`remove`, done but not committed) is held open;
     the outcome of `change` once the removal committed."""
@@ -482,7 +485,7 @@ def test_portal_changes_racing_a_removal_refuse_as_for_an_unknown_entry(
         declared = (Declaration("email", "to send the results"),)
         outcome = _racing_the_removal(
             postgres_registry_url,
-            lambda s: remove_service(s, SAML_SERVICE.id, stamp) and None,
+            lambda s: remove_service(s, SAML_SERVICE.id, stamp),
             lambda: registry.set_declarations(SAML_SERVICE.id, declared, "publisher"),
         )
         assert len(outcome) == 1 and isinstance(outcome[0], UnknownService), outcome
@@ -491,14 +494,14 @@ def test_portal_changes_racing_a_removal_refuse_as_for_an_unknown_entry(
         assert client is not None
         outcome = _racing_the_removal(
             postgres_registry_url,
-            lambda s: remove_service(s, OIDC_SERVICE.id, stamp) and None,
+            lambda s: remove_service(s, OIDC_SERVICE.id, stamp),
             lambda: registry.update_oidc_client(OIDC_SERVICE.id, client),
         )
         assert len(outcome) == 1 and isinstance(outcome[0], UnknownService), outcome
         moved = School(SAML_SCHOOL.id, SAML_SCHOOL.name, "https://idp.elders.nl/saml")
         outcome = _racing_the_removal(
             postgres_registry_url,
-            lambda s: remove_school(s, SAML_SCHOOL.id, stamp) and None,
+            lambda s: remove_school(s, SAML_SCHOOL.id, stamp),
             lambda: registry.update_school_idp(moved, "<idp/>"),
         )
         assert len(outcome) == 1 and isinstance(outcome[0], UnknownSchool), outcome
@@ -525,8 +528,8 @@ def test_an_invitation_accepted_while_its_school_goes_is_unusable(
         stamp = Stamp("cli:test", datetime.now(UTC))
         outcome = _racing_the_removal(
             postgres_registry_url,
-            lambda s: remove_school(s, SAML_SCHOOL.id, stamp) and None,
-            lambda: registry.accounts.accept_invitation("b" * 64, "h", 1) and None,
+            lambda s: remove_school(s, SAML_SCHOOL.id, stamp),
+            lambda: registry.accounts.accept_invitation("b" * 64, "h", 1),
         )
         assert len(outcome) == 1 and isinstance(outcome[0], InvitationUnusable), outcome
         assert rows_naming(registry, AdminRow, "tenant_id", SAML_SCHOOL.id) == 0
@@ -560,8 +563,8 @@ def test_a_service_or_account_added_while_its_publisher_goes_is_refused(
             accounts.add_publisher(Publisher("uitgever-a", "Uitgever A"))
             outcome = _racing_the_removal(
                 postgres_registry_url,
-                lambda s: remove_publisher(s, "uitgever-a", stamp) and None,
-                lambda change=change: change() and None,
+                lambda s: remove_publisher(s, "uitgever-a", stamp),
+                change,
             )
             assert len(outcome) == 1 and isinstance(outcome[0], UnknownPublisher), outcome
         assert rows_naming(registry, ServiceRow, "publisher_id", "uitgever-a") == 0

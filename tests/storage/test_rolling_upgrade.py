@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 from alembic import command as alembic
 from alembic.script import ScriptDirectory
+from click.testing import Result
 from sqlalchemy import column, delete, inspect, select, table, update
 from sqlalchemy.engine import make_url
 
@@ -41,7 +42,8 @@ from broker.registry.tables import SchemaReadersRow
 from broker.web import create_app
 from tests.adapters.test_cli_serve import _config_on, _serve, started  # noqa: F401  # fixture
 from tests.storage.test_publisher_integrity import HEAD, _move
-from tests.support.cli import Result, run
+from tests.support.cli import run
+from tests.support.tables import table_of
 
 REAL_VERSIONS = SCRIPT_LOCATION / "versions"
 NEWER = "0099"  # a revision this version does not have
@@ -52,7 +54,7 @@ ADDITIVE, BREAKING = f"{int(HEAD) + 1:04d}", f"{int(HEAD) + 2:04d}"
 AFTER_0015 = ", ".join(
     sorted(f.name[:4] for f in REAL_VERSIONS.glob("[0-9]*.py") if "0015" < f.name[:4] <= HEAD)
 )
-READERS = SchemaReadersRow.__table__
+READERS = table_of(SchemaReadersRow)
 VERSIONS = table("alembic_version", column("version_num"))
 WARNING = (
     f"registry schema at revision {NEWER} is newer than this version's {HEAD} and declares "
@@ -255,8 +257,8 @@ def test_readyz_follows_the_schema_moving_under_a_running_worker(
         # One that does not, or names no version at all: out of the load balancer's pool.
         with caplog.at_level(logging.WARNING, logger="broker.web.health"):
             caplog.clear()  # the lines of the migration above
-            for oldest_reader in ("0098", None):
-                _set_schema(registry_url, NEWER, oldest_reader)
+            for refusing_reader in ("0098", None):
+                _set_schema(registry_url, NEWER, refusing_reader)
                 assert readyz() == too_new
         assert caplog.messages == ["not ready check=schema_too_new error=SchemaNotServable"] * 2
         _set_schema(registry_url, HEAD, "0015")

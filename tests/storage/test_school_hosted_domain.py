@@ -27,13 +27,8 @@ from tests.support.cli import run
 from tests.support.sealing import TEST_SEAL
 
 GOOGLE = "https://accounts.google.com"
-SCHOOL = School(
-    "77GG00",
-    "Google-school",
-    GOOGLE,
-    "sub",
-    oidc=OidcUpstream(GOOGLE, "broker", "secret", hosted_domain="school.nl"),
-)
+GOOGLE_OIDC = OidcUpstream(GOOGLE, "broker", "secret", hosted_domain="school.nl")
+SCHOOL = School("77GG00", "Google-school", GOOGLE, "sub", oidc=GOOGLE_OIDC)
 
 
 def _domain(registry: SqlRegistry) -> str:
@@ -55,11 +50,11 @@ def test_a_hosted_domain_is_stored_changed_and_cleared(sql_registry: SqlRegistry
     assert sql_registry.school(SCHOOL.id) == SCHOOL
     assert sql_registry.schools_by_idp(GOOGLE) == (SCHOOL,)
     before = sql_registry.generation()
-    moved = replace(SCHOOL, oidc=replace(SCHOOL.oidc, hosted_domain="other.nl"))
+    moved = replace(SCHOOL, oidc=replace(GOOGLE_OIDC, hosted_domain="other.nl"))
     sql_registry.update_school_idp(moved, "")
     assert sql_registry.generation() > before  # every worker's next login checks the new one
     assert _domain(sql_registry) == "other.nl"
-    sql_registry.update_school_idp(replace(SCHOOL, oidc=replace(SCHOOL.oidc, hosted_domain="")), "")
+    sql_registry.update_school_idp(replace(SCHOOL, oidc=replace(GOOGLE_OIDC, hosted_domain="")), "")
     assert _domain(sql_registry) == ""
 
 
@@ -111,7 +106,7 @@ def test_school_update_writes_the_hosted_domain_alone(
 ) -> None:
     sql_registry.add_school(SCHOOL, "")
     assert SCHOOL.oidc is not None
-    rotated = replace(SCHOOL.oidc, client_secret="rotated", algorithms=("ES256",))
+    rotated = replace(GOOGLE_OIDC, client_secret="rotated", algorithms=("ES256",))
     _portal_edit_during_the_command(monkeypatch, sql_registry, rotated)
     result = run("school", "update", "--config", config, "--id", SCHOOL.id,
                  "--hosted-domain", "Other.nl")  # fmt: skip
@@ -166,7 +161,7 @@ def test_an_import_sets_and_keeps_the_hosted_domain(sql_registry: SqlRegistry) -
     assert sql_registry.import_snapshot(snapshot, "cli:test").added == [f"school {SCHOOL.id}"]
     assert _domain(sql_registry) == "school.nl"
     assert sql_registry.import_snapshot(snapshot, "cli:test").unchanged == 1
-    other = replace(SCHOOL, oidc=replace(SCHOOL.oidc, hosted_domain="other.nl"))
+    other = replace(SCHOOL, oidc=replace(GOOGLE_OIDC, hosted_domain="other.nl"))
     changed = Snapshot(schools=(SchoolEntry(other, ""),))
     assert sql_registry.import_snapshot(changed, "cli:test").changed == [f"school {SCHOOL.id}"]
     assert _domain(sql_registry) == "other.nl"

@@ -46,6 +46,7 @@ from broker.registry.secret_sealing import INVITATIONS, SCHOOLS, STAFF, SecretsU
 from broker.registry.tables import SchoolOidcRow
 from tests.storage.test_publisher_integrity import HEAD, _move, _revision
 from tests.support.sealing import TEST_SEAL, TEST_SESSION_SECRET
+from tests.support.tables import table_of
 
 ISSUER = "https://sso.lyceum.example/realms/school"
 CLIENT_SECRET = "qzx-client-secret-marker-1"
@@ -171,14 +172,14 @@ def _as_older_code(url: str) -> dict[str, str]:
 
 def _older_accounts(connection: Connection, secrets: dict[str, str], now: datetime) -> None:
     connection.execute(
-        insert(AdminRow.__table__).values(
+        insert(table_of(AdminRow)).values(
             email=SCHOOL_ADMIN, password_hash="h", totp_secret=secrets["admin"],
             totp_last_step=-1, role="school", tenant_id=OIDC_SCHOOL.id, created_at=now,
         )
     )  # fmt: skip
     for token, used in (("a" * 64, False), ("b" * 64, True)):
         connection.execute(
-            insert(InvitationRow.__table__).values(
+            insert(table_of(InvitationRow)).values(
                 token_hash=token, email=INVITEE, role="school", tenant_id=OIDC_SCHOOL.id,
                 totp_secret=secrets["invitation"], expires_at=now + timedelta(days=1),
                 created_by=1, used=used,
@@ -523,7 +524,7 @@ def test_a_sealed_totp_secret_fits_where_a_clear_one_did(registry_url: str) -> N
     with migration_connection(registry_url) as connection:
         long_value = TEST_SEAL.seal("A" * 64, SecretBinding.admin_totp("x@y.nl"))
         connection.execute(
-            insert(AdminRow.__table__).values(
+            insert(table_of(AdminRow)).values(
                 email="x@y.nl", password_hash="h", totp_secret=long_value, totp_last_step=-1,
                 role="operator", tenant_id=None, created_at=datetime.now(UTC),
             )
@@ -533,7 +534,7 @@ def test_a_sealed_totp_secret_fits_where_a_clear_one_did(registry_url: str) -> N
 
 def _invitation(connection: Connection, token: str, secret: str, expires_at: datetime) -> None:
     connection.execute(
-        insert(InvitationRow.__table__).values(
+        insert(table_of(InvitationRow)).values(
             token_hash=token, email=INVITEE, role="school", tenant_id=OIDC_SCHOOL.id,
             totp_secret=secret, expires_at=expires_at, created_by=1, used=False,
         )

@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import event, inspect, text
 
 from broker.core.errors import BadRequest, ConfigurationError
-from broker.core.federation import FeedDates
+from broker.core.federation import FederationEntity, FeedDates
 from broker.core.model import OidcUpstream, School
 from broker.registry import DuplicateEntry, SqlRegistry, migrate
 from broker.registry.cached import CachedRegistryReader
@@ -24,7 +24,6 @@ from broker.registry.errors import (
     SharedIdpNamesSchool,
     UnknownIdp,
 )
-from broker.registry.federation import FederationEntity
 from broker.registry.migration import migration_connection, model_drift
 from broker.registry.shared_idps import _IDP_LOCK_SPACE, _LOCK_IDP
 from broker.registry.snapshot import SchoolEntry, Snapshot

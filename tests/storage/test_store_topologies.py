@@ -70,6 +70,7 @@ def test_sentinel_unknown_service_is_store_unavailable_quickly(sentinel: Sentine
 
 def test_sentinel_failover_is_followed(sentinel: SentinelSetup) -> None:
     store = open_store(sentinel.url())
+    assert isinstance(store, RedisStore)
     try:
         store.put("before", b"1", 60)
         _wait_replicated(sentinel.replica_port, "kb:before")
@@ -107,6 +108,7 @@ def test_cluster_serves_keys_in_every_slot(tmp_path: Path) -> None:
     with cluster_setup(tmp_path) as ports:
         hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
         store = open_store(f"redis+cluster://{hosts}")
+        assert isinstance(store, RedisStore)
         try:
             keys = [f"login:{secrets.token_hex(8)}" for _ in range(60)]
             for key in keys:

@@ -59,7 +59,7 @@ def redirect_message(url: str) -> tuple[bytes, dict[str, str]]:
 def authn_request_id(url: str) -> str:
     xml, _ = redirect_message(url)
     ident = etree.fromstring(xml).get("ID")
-    assert ident, "AuthnRequest without ID"
+    assert isinstance(ident, str) and ident, "AuthnRequest without ID"
     return ident
 
 

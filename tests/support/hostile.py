@@ -20,12 +20,17 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import xmlsec
 from lxml import etree
 
 from broker.saml.xmlsig import _BACKEND
 from tests.support.forge import NS, SAML, SAMLP
+
+if TYPE_CHECKING:
+    # xmlsec's stubs name the type of its transform constants only privately.
+    from xmlsec.constants import __Transform as Transform
 
 DS = NS["ds"]
 XSLT_TRANSFORM = "http://www.w3.org/TR/1999/REC-xslt-19991116"
@@ -72,9 +77,9 @@ class Signer:
 
     key_file: Path
     cert_file: Path
-    method: object = T.TransformRsaSha256
-    digest: object = T.TransformSha256
-    extra_transforms: tuple[object, ...] = ()
+    method: Transform = T.TransformRsaSha256
+    digest: Transform = T.TransformSha256
+    extra_transforms: tuple[Transform, ...] = ()
     key_info_cert: Path | None = None  # a certificate to embed in KeyInfo
     hmac_key: bytes | None = None  # sign with HMAC under these bytes instead of the RSA key
     reference_id: str | None = None  # reference another ID than the parent's

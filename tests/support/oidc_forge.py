@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 from flask import Flask, Response, abort, jsonify, redirect, request
 from joserfc import jwt
 from joserfc.jwk import RSAKey
+from werkzeug.wrappers import Response as BaseResponse
 
 DELETE = object()  # a claim value meaning "leave this claim out"
 OMIT = "<omit>"  # an `iss_parameter` meaning "send no iss in the callback"
@@ -126,7 +127,7 @@ class ForgeProvider:
             return jsonify({"keys": [self.key.as_dict(private=False)]})
 
         @app.get("/authorize")
-        def authorize() -> Response:
+        def authorize() -> BaseResponse:  # redirect() makes a Werkzeug response
             args = request.args
             self.last_authorize = args.to_dict()
             if args.get("client_id") != self.client_id or args.get("redirect_uri") != (

@@ -67,7 +67,7 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def client(self) -> redis.Redis:
+    def client(self) -> redis.Redis[bytes]:
         return redis.Redis(port=self.port, socket_timeout=2, socket_connect_timeout=2)
 
     def start(self) -> None:

@@ -14,8 +14,8 @@ from broker.registry.database import open_engine, writer
 
 def held_open_while(
     url: str,
-    hold: Callable[[Session], None],
-    racer: Callable[[], None],
+    hold: Callable[[Session], object],
+    racer: Callable[[], object],
     waiting: Callable[[Session], None] | None = None,
 ) -> BaseException | None:
     """Write `hold` in a transaction of its own, start `racer` in a thread, check that it waits

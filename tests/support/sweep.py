@@ -71,7 +71,11 @@ class Sweep:
 def _catalogue() -> dict[str, str]:
     with (TRANSLATIONS_DIR / "nl" / "LC_MESSAGES" / "messages.po").open("rb") as po:
         catalogue = read_po(po)
-    return {m.id: m.string for m in catalogue if isinstance(m.id, str) and m.string}
+    return {
+        m.id: m.string
+        for m in catalogue
+        if isinstance(m.id, str) and isinstance(m.string, str) and m.string
+    }
 
 
 def _own_client(client: FlaskClient) -> None:
@@ -106,7 +110,7 @@ def path_of(rule: Rule, **garbage: str) -> str:
     path = rule.rule
     for name in rule.arguments:
         value = garbage.get(name, SAMPLE_ARGS[name])
-        path = re.sub(rf"<(?:[^:<>]+:)?{name}>", lambda _m, v=value: v, path)
+        path = re.sub(rf"<(?:[^:<>]+:)?{name}>", lambda _m: value, path)
     return path
 
 

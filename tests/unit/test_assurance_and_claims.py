@@ -115,11 +115,11 @@ def test_sub_values_in_the_claims_parameter() -> None:
     assert claims.requested_subjects({}) is None
     assert claims.requested_subjects({"id_token": {"sub": None}}) is None
     assert claims.requested_subjects({"userinfo": {"sub": {"essential": True}}}) is None
-    assert claims.requested_subjects({"id_token": {"sub": {"value": a}}}) == {a}
-    assert claims.requested_subjects({"userinfo": {"sub": {"values": [a, b]}}}) == {a, b}
+    assert claims.requested_subjects({"id_token": {"sub": {"value": a}}}) == frozenset({a})
+    assert claims.requested_subjects({"userinfo": {"sub": {"values": [a, b]}}}) == frozenset({a, b})
     # Each member must hold: what both name.
     both = {"id_token": {"sub": {"value": a}}, "userinfo": {"sub": {"values": [a, b]}}}
-    assert claims.requested_subjects(both) == {a}
+    assert claims.requested_subjects(both) == frozenset({a})
     apart = {"id_token": {"sub": {"value": a}}, "userinfo": {"sub": {"value": b}}}
     assert claims.requested_subjects(apart) == frozenset()
 

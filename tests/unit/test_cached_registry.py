@@ -93,6 +93,10 @@ class CountingSource:
     def service_metadata(self) -> dict[str, str]:
         return {}
 
+    def metadata_expiry(self) -> datetime | None:
+        self._count("metadata_expiry")
+        return None
+
     def generation(self) -> int:
         self._count("generation")
         return self.gen

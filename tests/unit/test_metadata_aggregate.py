@@ -60,9 +60,11 @@ def read(data: bytes, certificates: list[bytes] | None = None, **options: object
     return read_metadata(data, **settings)  # type: ignore[arg-type]
 
 
-def refused(data: bytes, code: str, **options: object) -> None:
+def refused(
+    data: bytes, code: str, certificates: list[bytes] | None = None, **options: object
+) -> None:
     with pytest.raises(MetadataRefused) as caught:
-        read(data, **options)
+        read(data, certificates, **options)
     assert caught.value.code == code
 
 

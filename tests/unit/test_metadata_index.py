@@ -151,21 +151,26 @@ def _outcome(call: Callable[[], Any]) -> Any:
     return ("gave", result)
 
 
+def _calling(method: str, *args: object) -> Callable[[Any], Any]:
+    """A lookup of `method(*args)` on the store it is given (the arguments bound now)."""
+    return lambda s: getattr(s, method)(*args)
+
+
 def _lookups(entity_id: str) -> Iterable[tuple[str, Callable[[Any], Any]]]:
     e = entity_id
     yield "getitem", lambda s: s[e]
     for binding in (None, POST, REDIRECT):
-        yield f"sso {binding}", lambda s, b=binding: s.single_sign_on_service(e, b)
-        yield f"acs {binding}", lambda s, b=binding: s.assertion_consumer_service(e, b)
+        yield f"sso {binding}", _calling("single_sign_on_service", e, binding)
+        yield f"acs {binding}", _calling("assertion_consumer_service", e, binding)
         for typ in ("idpsso", "spsso"):
             yield (
                 f"slo {typ} {binding}",
-                lambda s, t=typ, b=binding: s.single_logout_service(e, b, t),
+                _calling("single_logout_service", e, binding, typ),
             )
     yield "service raw", lambda s: s.service(e, "spsso_descriptor", "assertion_consumer_service")
     for descriptor in ("any", "idpsso", "spsso"):
         for use in ("signing", "encryption"):
-            yield f"certs {descriptor} {use}", lambda s, d=descriptor, u=use: s.certs(e, d, u)
+            yield f"certs {descriptor} {use}", _calling("certs", e, descriptor, use)
     yield "attribute_requirement", lambda s: s.attribute_requirement(e)
     yield "attribute_requirement 0", lambda s: s.attribute_requirement(e, 0)
     yield "attribute_consuming", lambda s: s.attribute_consuming_service(e)
@@ -303,7 +308,7 @@ def test_pysaml2s_own_writes_are_seen(config: Config, tmp_path: Path) -> None:
     store.reload({"inline": [document(idp(3))]})
     assert store.single_sign_on_service(IDPS[3])
     for gone in (IDPS[1], SPS[2]):
-        assert _outcome(lambda e=gone: store[e])[1] is KeyError
+        assert _outcome(lambda: store[gone])[1] is KeyError
     store["replaced"] = parsed(config, document(idp(4)))
     assert store[IDPS[4]]["entity_id"] == IDPS[4]
 
@@ -314,7 +319,8 @@ class _FetchedPerEntity(InMemoryMetaData):  # type: ignore[misc]
     def __init__(self, config: Config, xml: str) -> None:
         super().__init__(config.attribute_converters, xml)
         self.load()
-        self._hidden, self.entity = self.entity, {}
+        self._hidden: dict[str, Any] = self.entity
+        self.entity: dict[str, Any] = {}
 
     def __getitem__(self, item: str) -> Any:
         return self._hidden[item]

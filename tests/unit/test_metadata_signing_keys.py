@@ -89,7 +89,9 @@ def test_the_bare_key_verifies_what_the_certificate_key_verified(kind: str) -> N
     assert _verifies(element, signature, [with_certificate(cert)])
     assert not _verifies(element, signature, [_key(stranger)])
     assert not _verifies(element, signature, [with_certificate(stranger)])
-    element.find(f"{{{SAML}}}Issuer").text = "https://idp.other.example"  # type: ignore[union-attr]
+    issuer = element.find(f"{{{SAML}}}Issuer")
+    assert issuer is not None
+    issuer.text = "https://idp.other.example"
     assert not _verifies(element, signature, [_key(cert)])
     assert not _verifies(element, signature, [with_certificate(cert)])
 

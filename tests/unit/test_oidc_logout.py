@@ -67,6 +67,9 @@ class _Keys:
     def current(self) -> KeyChoice:
         return self.choice
 
+    def now(self) -> float:
+        return time.time()
+
 
 def _signing_keys(*rsa: Path) -> SigningKeys:
     return SigningKeys(_Keys(*rsa))

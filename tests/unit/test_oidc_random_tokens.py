@@ -3,12 +3,12 @@ authlib's alphabet and lengths, every character equally likely, from the OS's CS
 
 from __future__ import annotations
 
+import secrets
 import string
 from collections import Counter
 
 import pytest
 
-from broker.oidc import grants
 from broker.oidc.grants import random_token
 
 ALPHABET = set(string.ascii_letters + string.digits)
@@ -34,7 +34,7 @@ def test_every_character_is_about_equally_likely() -> None:
 def test_dropped_bytes_are_made_up_for(monkeypatch: pytest.MonkeyPatch) -> None:
     # A random read that is all bytes the mapping drops still ends in a full-length token.
     reads = iter([bytes([255] * 56), bytes(range(56))])
-    monkeypatch.setattr(grants.secrets, "token_bytes", lambda n: next(reads)[:n])
+    monkeypatch.setattr(secrets, "token_bytes", lambda n: next(reads)[:n])
     assert random_token(48) == (string.ascii_letters + string.digits)[:48]
 
 

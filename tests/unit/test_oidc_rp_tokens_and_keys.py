@@ -365,10 +365,10 @@ def test_a_known_document_outlives_a_provider_outage() -> None:
     clock = [NOW]
     fetched: list[str] = []
     network = {f"{ISSUER}/.well-known/openid-configuration": DOCUMENT}
-    sessions = [FakeSession(network, fetched)]
+    sessions: list[FakeSession | DeadSession] = [FakeSession(network, fetched)]
     directory = ProviderDirectory(lambda: sessions[0], lambda: clock[0])  # type: ignore[arg-type,return-value]
     first = directory.metadata(ISSUER)
-    sessions[0] = DeadSession(fetched)  # type: ignore[assignment]
+    sessions[0] = DeadSession(fetched)
     clock[0] += DISCOVERY_TTL + 1
     assert directory.metadata(ISSUER) == first
 

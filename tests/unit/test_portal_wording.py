@@ -64,21 +64,21 @@ def _portal_messages(paths: list[Path]) -> set[str]:
 
 
 def _school_checks() -> set[str]:
-    found = set()
+    found: set[str] = set()
     for path in SCHOOL_CHECKS:
         for _, message, _, _ in extract_from_file("python", str(path), keywords={"N_": None}):
-            found.add(message)
+            found.add(message[0] if isinstance(message, tuple) else message)
     return found
 
 
 def _dutch(messages: set[str]) -> dict[str, str]:
     with DUTCH.open("rb") as file:
         catalogue = read_po(file)
-    found = {}
+    found: dict[str, str] = {}
     for message in sorted(messages):
         entry = catalogue.get(message)
         assert entry is not None and entry.string, f"no Dutch for {message!r}"
-        found[message] = " ".join(entry.string) if isinstance(entry.string, tuple) else entry.string
+        found[message] = entry.string if isinstance(entry.string, str) else " ".join(entry.string)
     return found
 
 

@@ -7,6 +7,7 @@ import csv
 import hmac
 import io
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from hashlib import sha256
 
@@ -194,7 +195,9 @@ def test_intact_chain_verifies() -> None:
     ],
     ids=["removed", "reordered", "attributes-altered", "service-altered", "relinked"],
 )
-def test_any_tampering_names_the_first_broken_receipt(mutate, seq: int, reason: str) -> None:
+def test_any_tampering_names_the_first_broken_receipt(
+    mutate: Callable[[list[Receipt]], list[Receipt]], seq: int, reason: str
+) -> None:
     problem = verify_chain(KEYS, SCHOOL.id, ChainAnchor(), mutate(chain(5)))
     assert problem is not None
     assert problem.seq == seq and reason in problem.reason

@@ -23,11 +23,11 @@ from werkzeug.wrappers import Request
 
 from broker.core.errors import InvalidMessage
 from broker.saml import redirect_signature
+from broker.saml.metadata_keys import metadata_public_key
 from broker.saml.redirect_query import BINDING_PARAMETERS, RedirectQuery, read_redirect_query
 from broker.saml.redirect_signature import (
     MAX_SIGNATURE_CHARS,
     check_query_signature,
-    metadata_public_key,
     verify_query_signature,
 )
 from broker.saml.xmlsig import _AllowListRSACrypto
@@ -338,9 +338,7 @@ def test_the_signed_octets_are_the_raw_values_in_the_bindings_order() -> None:
     )
 
 
-_QUERY_TEXT = st.text(
-    alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=20
-)
+_QUERY_TEXT = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=["Cs"]), max_size=20)
 
 
 @given(

@@ -25,7 +25,7 @@ from urllib3.util import ssl_ as urllib3_ssl
 from broker import deadline_socket
 from broker.core.errors import SchoolTimeout, UpstreamFailure
 from broker.oidc import pinned_http, provider_tls
-from broker.oidc.rp_http import SchoolSession, get_json
+from broker.oidc.rp_http import DISCOVERY_DOCUMENT, SchoolSession, get_json
 from tests.support.pki import make_pki
 
 STEP = 0.5  # the per-read timeout of the calls below; a call's deadline is twice that
@@ -167,7 +167,7 @@ def test_a_trickling_provider_is_cut_off_at_the_calls_deadline(
 ) -> None:
     started = time.monotonic()
     with pytest.raises(SchoolTimeout) as refused:
-        get_json(_session(), provider.url(path), "discovery")
+        get_json(_session(), provider.url(path), DISCOVERY_DOCUMENT)
     elapsed = time.monotonic() - started
     assert refused.value.code == "school_timeout"
     # Each byte came within the per-read timeout; the deadline (twice the timeout) ended it.
@@ -179,13 +179,15 @@ def test_a_provider_that_never_completes_the_tls_handshake_is_a_timeout() -> Non
     with silent:
         started = time.monotonic()
         with pytest.raises(SchoolTimeout):
-            get_json(_session(), f"https://localhost:{silent.getsockname()[1]}/", "discovery")
+            get_json(
+                _session(), f"https://localhost:{silent.getsockname()[1]}/", DISCOVERY_DOCUMENT
+            )
         assert time.monotonic() - started < LIMIT
 
 
 # -- normal calls are unchanged ------------------------------------------------------------------
 def test_a_normal_call_succeeds(provider: Provider) -> None:
-    assert get_json(_session(), provider.url("/ok"), "discovery") == {"ok": True}
+    assert get_json(_session(), provider.url("/ok"), DISCOVERY_DOCUMENT) == {"ok": True}
 
 
 def test_each_call_on_a_kept_alive_connection_has_its_own_deadline(provider: Provider) -> None:
@@ -193,9 +195,9 @@ def test_each_call_on_a_kept_alive_connection_has_its_own_deadline(provider: Pro
     # The first call takes most of its deadline: its socket's timeout went down to the time
     # left. The second starts after the first call's deadline has passed, on the same
     # connection, and waits longer than that lowered timeout for its first byte.
-    assert get_json(session, provider.url("/slow-ok"), "discovery") == {"ok": True}
+    assert get_json(session, provider.url("/slow-ok"), DISCOVERY_DOCUMENT) == {"ok": True}
     time.sleep(2 * STEP - 0.6)
-    assert get_json(session, provider.url("/late-ok"), "discovery") == {"ok": True}
+    assert get_json(session, provider.url("/late-ok"), DISCOVERY_DOCUMENT) == {"ok": True}
     assert provider.paths == ["/slow-ok", "/late-ok"]
     assert provider.connections == 1
 
@@ -209,7 +211,7 @@ def test_a_certificate_for_another_host_name_is_refused(
     monkeypatch.setattr(provider_tls, "_CONTEXTS", {})
     with _provider(pki.server) as served:
         with pytest.raises(UpstreamFailure) as refused:
-            get_json(_session(), served.url("/ok"), "discovery")
+            get_json(_session(), served.url("/ok"), DISCOVERY_DOCUMENT)
         assert refused.value.code == "school_unreachable"
         assert served.paths == []
 
@@ -218,7 +220,7 @@ def test_a_certificate_of_a_ca_outside_the_default_bundle_is_refused(tmp_path: P
     # No bundle swapped in: the test CA is not among those requests trusts by default.
     with _provider(make_pki(tmp_path, "localhost").server) as served:
         with pytest.raises(UpstreamFailure) as refused:
-            get_json(_session(), served.url("/ok"), "discovery")
+            get_json(_session(), served.url("/ok"), DISCOVERY_DOCUMENT)
         assert refused.value.code == "school_unreachable"
         assert served.paths == []
 

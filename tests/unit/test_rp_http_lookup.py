@@ -14,7 +14,7 @@ import pytest
 
 from broker import name_lookup
 from broker.core.errors import SchoolTimeout
-from broker.oidc.rp_http import SchoolSession, call_budget, get_json
+from broker.oidc.rp_http import DISCOVERY_DOCUMENT, SchoolSession, call_budget, get_json
 
 URL = "https://op.school.example/.well-known/openid-configuration"
 
@@ -41,7 +41,7 @@ def hanging_resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 def test_a_hanging_lookup_ends_within_the_calls_timeout(hanging_resolver: list[str]) -> None:
     started = time.monotonic()
     with pytest.raises(SchoolTimeout, match="did not resolve"):
-        get_json(SchoolSession(0.3), URL, "discovery")
+        get_json(SchoolSession(0.3), URL, DISCOVERY_DOCUMENT)
     assert time.monotonic() - started < 1.5
     assert hanging_resolver == ["op.school.example"]
 
@@ -50,7 +50,7 @@ def test_a_hanging_lookup_ends_with_the_logins_budget(hanging_resolver: list[str
     # The call alone could wait 5 s for its lookup; the login's budget has 0.3 s left.
     started = time.monotonic()
     with call_budget(0.3), pytest.raises(SchoolTimeout):
-        get_json(SchoolSession(5.0), URL, "discovery")
+        get_json(SchoolSession(5.0), URL, DISCOVERY_DOCUMENT)
     assert time.monotonic() - started < 1.5
 
 
@@ -60,14 +60,14 @@ def test_the_lookup_uses_up_the_budget_of_the_calls_after_it(
     session = SchoolSession(0.2)
     with call_budget(0.5):
         with pytest.raises(SchoolTimeout):
-            get_json(session, URL, "discovery")
+            get_json(session, URL, DISCOVERY_DOCUMENT)
         with pytest.raises(SchoolTimeout):
-            get_json(session, URL, "discovery")
+            get_json(session, URL, DISCOVERY_DOCUMENT)
         # The budget is spent now: the next call refuses at once, without another lookup.
         asked = len(hanging_resolver)
         time.sleep(0.15)
         with pytest.raises(SchoolTimeout, match="spent"):
-            get_json(session, URL, "discovery")
+            get_json(session, URL, DISCOVERY_DOCUMENT)
         assert len(hanging_resolver) == asked
 
 
@@ -77,7 +77,7 @@ def test_hanging_lookups_hold_a_bounded_number_of_threads(
     monkeypatch.setattr(name_lookup, "_PENDING_LOOKUPS", threading.BoundedSemaphore(2))
     for _ in range(4):
         with pytest.raises(SchoolTimeout):
-            get_json(SchoolSession(0.1), URL, "discovery")
+            get_json(SchoolSession(0.1), URL, DISCOVERY_DOCUMENT)
     # Two lookups hang; the others were refused without starting a third thread.
     assert len(hanging_resolver) == 2
 
@@ -86,7 +86,7 @@ def test_lookups_one_after_another_reuse_one_thread(monkeypatch: pytest.MonkeyPa
     def answer(host: str, port: Any, *args: Any, **kwargs: Any) -> Any:
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.215.14", port))]
 
-    monkeypatch.setattr(name_lookup.socket, "getaddrinfo", answer)
+    monkeypatch.setattr(socket, "getaddrinfo", answer)
 
     def lookup_threads() -> int:
         return sum(t.name == "name-lookup" for t in threading.enumerate())

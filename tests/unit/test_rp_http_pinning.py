@@ -20,7 +20,7 @@ import urllib3
 from broker import deadline_socket
 from broker.core.errors import UpstreamFailure
 from broker.oidc import pinned_http
-from broker.oidc.rp_http import SchoolSession, get_json
+from broker.oidc.rp_http import DISCOVERY_DOCUMENT, PROVIDER_KEY_SET, SchoolSession, get_json
 
 
 class _Answer(BaseHTTPRequestHandler):
@@ -69,7 +69,7 @@ def test_the_call_goes_to_the_checked_address_with_one_lookup(
     provider: int, resolver: list[str]
 ) -> None:
     url = f"http://localhost:{provider}/.well-known/openid-configuration"
-    document = get_json(SchoolSession(2.0, allow_loopback=True), url, "discovery")
+    document = get_json(SchoolSession(2.0, allow_loopback=True), url, DISCOVERY_DOCUMENT)
     # The Host header still names the provider (TLS would verify this name too).
     assert document == {"host": f"localhost:{provider}"}
     # One lookup, of the name; the connection goes to the address it gave and asks nothing.
@@ -81,11 +81,11 @@ def test_a_rebinding_answer_cannot_redirect_the_connection(
 ) -> None:
     session = SchoolSession(2.0, allow_loopback=True)
     url = f"http://localhost:{provider}/keys"
-    get_json(session, url, "keys")
+    get_json(session, url, PROVIDER_KEY_SET)
     # The second call's check sees the rebinding answer (a private address) and refuses:
     # nothing is sent to it.
     with pytest.raises(UpstreamFailure) as refused:
-        get_json(session, url, "keys")
+        get_json(session, url, PROVIDER_KEY_SET)
     assert refused.value.code == "endpoint_refused"
 
 
@@ -95,7 +95,7 @@ def test_a_name_that_does_not_resolve_is_unreachable(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(socket, "getaddrinfo", fail)
     with pytest.raises(UpstreamFailure) as failed:
-        get_json(SchoolSession(1.0), "https://op.nowhere.test/keys", "keys")
+        get_json(SchoolSession(1.0), "https://op.nowhere.test/keys", PROVIDER_KEY_SET)
     assert failed.value.code == "school_unreachable"
     # Said in words for the operator (`school add --oidc-issuer`), not as "gaierror".
     assert str(failed.value) == "provider unreachable: its host name did not resolve"
@@ -212,7 +212,7 @@ def test_an_international_name_is_looked_up_checked_and_pinned_as_it_is_sent(
     monkeypatch.setattr(socket, "getaddrinfo", resolve)
     monkeypatch.setattr(deadline_socket.DeadlineSocket, "connect", connect)
     with pytest.raises(UpstreamFailure) as failed:
-        get_json(SchoolSession(1.0), "https://bücher.test/keys", "keys")
+        get_json(SchoolSession(1.0), "https://bücher.test/keys", PROVIDER_KEY_SET)
     assert failed.value.code == "school_unreachable"
     # The ASCII form requests sends is the name looked up, and the connection went to its
     # checked address (a pin under the Unicode name would have refused to connect at all).
@@ -229,7 +229,7 @@ def test_the_transport_takes_no_proxy_from_the_environment(
     monkeypatch.delenv("NO_PROXY", raising=False)
     monkeypatch.delenv("no_proxy", raising=False)
     url = f"http://localhost:{provider}/keys"
-    assert get_json(SchoolSession(2.0, allow_loopback=True), url, "keys") == {
+    assert get_json(SchoolSession(2.0, allow_loopback=True), url, PROVIDER_KEY_SET) == {
         "host": f"localhost:{provider}"
     }
     assert "proxy.invalid" not in resolver
@@ -245,9 +245,9 @@ def test_a_kept_connection_serves_the_next_call_only_after_its_check(
     try:
         url = f"http://localhost:{server.server_address[1]}/keys"
         session = SchoolSession(2.0, allow_loopback=True)
-        get_json(session, url, "keys")
+        get_json(session, url, PROVIDER_KEY_SET)
         with pytest.raises(UpstreamFailure) as refused:
-            get_json(session, url, "keys")
+            get_json(session, url, PROVIDER_KEY_SET)
         assert refused.value.code == "endpoint_refused"
         assert _KeptAlive.served == 1
     finally:
@@ -272,7 +272,7 @@ def test_calls_to_a_provider_that_keeps_connections_alive_share_one(
         url = f"http://127.0.0.1:{server.server_address[1]}/keys"
         for _ in range(3):
             # A new session per call, as the broker makes them: the process's pools are shared.
-            assert get_json(SchoolSession(2.0, allow_loopback=True), url, "keys")["host"]
+            assert get_json(SchoolSession(2.0, allow_loopback=True), url, PROVIDER_KEY_SET)["host"]
         assert opened == ["127.0.0.1"]
     finally:
         server.shutdown()

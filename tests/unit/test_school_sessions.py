@@ -222,7 +222,7 @@ def test_a_filing_that_outlived_its_session_is_dropped(
 @pytest.mark.parametrize(("value", "supported"), [(True, True), ("true", False), (None, False)])
 def test_discovery_names_back_channel_logout_only_with_true(value: object, supported: bool) -> None:
     issuer = "https://op.school.example"
-    document = {
+    document: dict[str, object] = {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/authorize",
         "token_endpoint": f"{issuer}/token",

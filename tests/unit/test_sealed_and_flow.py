@@ -211,6 +211,9 @@ class FakeRegistry:
     def service_metadata(self) -> dict[str, str]:
         return {}
 
+    def metadata_expiry(self) -> datetime | None:
+        return None
+
     def generation(self) -> int:
         return 1
 
@@ -295,9 +298,12 @@ def test_a_prepared_request_is_saved_in_one_write_and_names_no_time_of_leaving(
     record = flow.start(browser, LoginRequest("uitgever"), save=False)
     trips: list[list[str]] = []
     batch = store.batch
-    monkeypatch.setattr(
-        store, "batch", lambda ops: trips.append([o.key for o in ops]) or batch(ops)
-    )
+
+    def counted(ops: Sequence[StoreOp]) -> list[StoreReply]:
+        trips.append([o.key for o in ops])
+        return batch(ops)
+
+    monkeypatch.setattr(store, "batch", counted)
     flow.note_upstream(
         browser, flow.with_school(record, "99XX00"), "_prepared", first_save=True, prepared=True
     )

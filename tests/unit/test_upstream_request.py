@@ -37,7 +37,7 @@ from broker.core.errors import ConfigurationError
 from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration
 from broker.saml.entities import SamlEntities, sp_config
 from broker.saml.redirect_query import read_redirect_query
-from broker.saml.redirect_signature import RSA_SHA256, check_query_signature, signed_redirect_url
+from broker.saml.redirect_signature import check_query_signature, signed_redirect_url
 from broker.saml.upstream_request import (
     AuthnRequestContent,
     authn_request_xml,
@@ -45,6 +45,7 @@ from broker.saml.upstream_request import (
     new_request_id,
 )
 from broker.saml.xmlsig import _AllowListRSACrypto, enable_inprocess_crypto
+from broker.saml.xmlsig_policy import RSA_SHA256
 
 SSO = "https://idp.school.example/sso"
 ACS = "https://kb.example/saml/sp/acs"
