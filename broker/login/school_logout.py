@@ -66,31 +66,29 @@ class SchoolBackChannelLogout:
         """End the SSO session the school's `sid` names and tell its back-channel services.
         Nothing to end (never filed, already ended, expired) is no error: the school's token
         was valid, and the outcome says `ended=False`."""
-        token = self.index.find(school_id, sid)
-        if token is None:
-            return SchoolLogoutOutcome(ended=False)
-        return self.end_filed(school_id, sid, token)
+        return self.end_any([school_id], [sid])
 
     def end_any(
         self,
         school_ids: Sequence[str],
         sids: Sequence[str],
-        names: Callable[[UpstreamIdentity], bool],
+        names: Callable[[UpstreamIdentity], bool] | None = None,
     ) -> SchoolLogoutOutcome:
         """`end` for a message that may concern one of several schools (a board's IdP) and
         name several sessions (a SAML LogoutRequest's SessionIndexes): the first one filed,
-        looked up in one round trip, ended only if `names` says the message names its student."""
+        looked up in one round trip, ended only if `names` (when given) says the message names
+        its student."""
         found = self.index.find_any(school_ids, sids)
         if found is None:
             return SchoolLogoutOutcome(ended=False)
-        return self.end_filed(*found, names)
+        return self._end_filed(*found, names)
 
-    def end_filed(
+    def _end_filed(
         self,
         school_id: str,
         sid: str,
         token: str,
-        names: Callable[[UpstreamIdentity], bool] | None = None,
+        names: Callable[[UpstreamIdentity], bool] | None,
     ) -> SchoolLogoutOutcome:
         """End the session `token` (found filed under `school_id` and `sid`), as `end` does;
         `names`: whether the school's message names the student of that session (a SAML

@@ -116,25 +116,8 @@ class SchoolSessionIndex:
     def find(self, school_id: str, sid: str) -> str | None:
         """The SSO token filed under (school, sid); None when there is none (ended, expired,
         never filed) or the record does not open (it is then not this pair's)."""
-        if not sid or len(sid) > MAX_SID_LENGTH:
-            return None
-        blob = self.store.get(self._key(self._record_id(school_id, sid)))
-        return self._opened(school_id, sid, blob)
-
-    def _opened(self, school_id: str, sid: str, blob: StoreReply) -> str | None:
-        if not isinstance(blob, bytes):
-            return None
-        record_id = self._record_id(school_id, sid)
-        secrets = [self._sealing(school_id, sid)]
-        if _UNKEYED_BEFORE_UPGRADE:
-            secrets.append(_pair(school_id, sid))
-        for secret in secrets:
-            try:
-                token = unseal(secret, KIND, record_id, blob).get("t")
-            except StateExpired:
-                continue
-            return token if isinstance(token, str) and token else None
-        return None
+        found = self.find_any([school_id], [sid])
+        return found[2] if found is not None else None
 
     def find_any(
         self, school_ids: Sequence[str], sids: Sequence[str]
@@ -145,13 +128,26 @@ class SchoolSessionIndex:
         pairs = [(s, sid) for s in school_ids for sid in sids if 0 < len(sid) <= MAX_SID_LENGTH]
         if not pairs:
             return None
-        replies = self.store.batch(
-            [StoreOp.get(self._key(self._record_id(s, sid))) for s, sid in pairs]
-        )
-        for (school_id, sid), blob in zip(pairs, replies, strict=True):
-            token = self._opened(school_id, sid, blob)
+        record_ids = [self._record_id(s, sid) for s, sid in pairs]
+        replies = self.store.batch([StoreOp.get(self._key(r)) for r in record_ids])
+        for (school_id, sid), record_id, blob in zip(pairs, record_ids, replies, strict=True):
+            token = self._opened(school_id, sid, record_id, blob)
             if token is not None:
                 return school_id, sid, token
+        return None
+
+    def _opened(self, school_id: str, sid: str, record_id: str, blob: StoreReply) -> str | None:
+        if not isinstance(blob, bytes):
+            return None
+        secrets = [self._sealing(school_id, sid)]
+        if _UNKEYED_BEFORE_UPGRADE:
+            secrets.append(_pair(school_id, sid))
+        for secret in secrets:
+            try:
+                token = unseal(secret, KIND, record_id, blob).get("t")
+            except StateExpired:
+                continue
+            return token if isinstance(token, str) and token else None
         return None
 
     def forget(self, identity: UpstreamIdentity, sso_token: str) -> None:

@@ -135,10 +135,7 @@ class _SamlLogoutSide(ABC):
         status, second = STATUS_SUCCESS, STATUS_PARTIAL_LOGOUT if partial else None
         if not known:
             status, second = STATUS_REQUESTER, STATUS_UNKNOWN_PRINCIPAL
-        answer = self._respond(initiator_answer(peer), status, second)
-        if answer is None:
-            raise InvalidMessage("peer has no SLO endpoint for the answer", code="logout_target")
-        return answer
+        return required_answer(self._respond(initiator_answer(peer), status, second))
 
     def answer_failed(self, peer: PeerLogout) -> Outbound | None:
         """The answer to a checked LogoutRequest the broker could not act on (the store down):
@@ -147,6 +144,14 @@ class _SamlLogoutSide(ABC):
         on in the store. Made without the store, so without the replay check: a copy answered
         twice only hears twice that nothing was done. None: the peer has no SLO endpoint."""
         return self._respond(initiator_answer(peer), STATUS_RESPONDER, STATUS_PARTIAL_LOGOUT)
+
+
+def required_answer(answer: Outbound | None) -> Outbound:
+    """An answer the peer must get: refused (`logout_target`) when its metadata has no SLO
+    endpoint to carry it."""
+    if answer is None:
+        raise InvalidMessage("peer has no SLO endpoint for the answer", code="logout_target")
+    return answer
 
 
 class SamlServiceLogout(_SamlLogoutSide):

@@ -31,6 +31,12 @@ SCHOOL_COOKIE_MAX_AGE = 365 * 24 * 3600
 BROKER_COOKIES = (BROWSER_COOKIE, SSO_COOKIE, SCHOOL_COOKIE, LANGUAGE_COOKIE)
 
 
+def carries_broker_cookies(request: Request) -> bool:
+    """Whether the request brought any of the broker's cookies: none at all is a browser that
+    blocks them (a third-party frame, a privacy setting), not one that merely has no session."""
+    return any(name in request.cookies for name in BROKER_COOKIES)
+
+
 def browser_secret(request: Request) -> bytes:
     """This browser's secret; a new one when its cookie has none (`install_browser_cookie`
     then sets the cookie on this request's response)."""

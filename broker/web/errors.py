@@ -22,7 +22,7 @@ from broker.core.errors import (
 )
 from broker.saml.front import PostMessage
 from broker.web import metrics
-from broker.web.browser import BROKER_COOKIES
+from broker.web.browser import carries_broker_cookies
 from broker.web.json_errors import answers_json, json_http_error
 from broker.web.labels import attribute_label, error_title, http_error_message
 from broker.web.logs import note_refusal_logged
@@ -96,7 +96,7 @@ def without_cookies(error: BrokerError) -> BrokerError:
     if isinstance(error, MyDataExpired):
         # An old or another browser's my-data address: opening /my-data again is the way on.
         return error
-    if isinstance(error, StateExpired) and not any(c in request.cookies for c in BROKER_COOKIES):
+    if isinstance(error, StateExpired) and not carries_broker_cookies(request):
         return CookiesBlocked(error.detail)
     return error
 

@@ -107,8 +107,7 @@ def store_down_page(
         return_link=return_link,
     )
     response = make_response(page, status)
-    if answer is not None:
-        response.headers["Content-Security-Policy"] = content_security_policy(origin_of(answer.url))
+    _may_send_to(response, answer)
     clear_sso_token(response)
     return _no_store(response)
 
@@ -283,8 +282,7 @@ def done(run_id: str) -> Response:
         everywhere=run.confirmed_everywhere,
     )
     response = make_response(page)
-    if answer is not None:
-        response.headers["Content-Security-Policy"] = content_security_policy(origin_of(answer.url))
+    _may_send_to(response, answer)
     return _no_store(response)
 
 
@@ -304,6 +302,12 @@ def framed(response: Response) -> Response:
     )
     response.headers["X-Frame-Options"] = "SAMEORIGIN"
     return response
+
+
+def _may_send_to(response: Response, answer: Outbound | None) -> None:
+    """A page carrying the peer's answer (its form or link): the policy lets it go there."""
+    if answer is not None:
+        response.headers["Content-Security-Policy"] = content_security_policy(origin_of(answer.url))
 
 
 def _no_store(response: Response) -> Response:

@@ -25,7 +25,6 @@ from broker.core.errors import InvalidMessage, StoreUnavailable
 from broker.core.model import Protocol, Service, UpstreamIdentity
 from broker.login.logout import BY_SCHOOL, BY_SERVICE, CONFIRMED, FAILED, Initiator
 from broker.login.logout_start import Session
-from broker.login.school_logout import NOT_TOLD
 from broker.login.school_sessions import saml_sid
 from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH
 from broker.saml.logout import (
@@ -37,6 +36,7 @@ from broker.saml.logout import (
     SamlServiceLogout,
     SchoolIdp,
     initiator_answer,
+    required_answer,
 )
 
 # pysaml2 stays under broker/saml (house-style.md): the binding URNs come from there.
@@ -48,10 +48,10 @@ from broker.saml.redirect_query import (
     SAML_RESPONSE,
     read_redirect_query,
 )
-from broker.web import metrics
-from broker.web.browser import BROWSER_COOKIE, SSO_COOKIE, browser_secret
+from broker.web.browser import SSO_COOKIE, browser_secret, carries_broker_cookies
 from broker.web.login_finish import session_and_services
 from broker.web.logout_routes import begin_logout, deliver, framed, store_down_page, to_run
+from broker.web.school_backchannel_routes import note_school_logout
 from broker.web.wiring import broker
 
 saml_logout = Blueprint("saml_logout", __name__)
@@ -149,28 +149,16 @@ def _without_the_cookie(idp: SchoolIdp, peer: PeerLogout) -> Response:
     if outcome.other:
         log.info("logout request names another session schools=%s", ",".join(schools))
         return deliver(b.saml_school_logout.answer_now(peer, known=False), idp.name)
-    if not outcome.ended and not any(sids) and BROWSER_COOKIE not in request.cookies:
+    if not outcome.ended and not any(sids) and not carries_broker_cookies(request):
         # Neither a SessionIndex to look up nor any of the broker's cookies (a frame whose
         # browser withholds them): a session may stand in this browser, and the broker cannot
         # tell. Not `Success`: the school must not tell the student they are logged out here.
         log.info("logout request without session index or cookies schools=%s", ",".join(schools))
-        answer = b.saml_school_logout.answer_failed(peer)
-        if answer is None:
-            raise InvalidMessage("peer has no SLO endpoint for the answer", code="logout_target")
-        return deliver(answer, idp.name)
+        return deliver(required_answer(b.saml_school_logout.answer_failed(peer)), idp.name)
     if not outcome.ended:
         log.info("logout request for no session here schools=%s", ",".join(schools))
         return deliver(b.saml_school_logout.answer_now(peer, known=True), idp.name)
-    metrics.logout_started(BY_SCHOOL, SAML)
-    metrics.logout_ended(BY_SCHOOL, SAML, "complete" if outcome.complete else "partial")
-    # Counts only: which services, and whose session, are never logged.
-    log.info(
-        "school logout without the cookie schools=%s services=%d confirmed=%d not_told=%d",
-        ",".join(schools),
-        sum(outcome.statuses.values()),
-        outcome.count(CONFIRMED),
-        outcome.count(NOT_TOLD),
-    )
+    note_school_logout(SAML, outcome, "school logout without the cookie schools", ",".join(schools))
     answer = b.saml_school_logout.answer_now(peer, known=True, partial=not outcome.complete)
     return deliver(answer, idp.name)
 

@@ -55,20 +55,29 @@ def school_backchannel_logout(school_id: str) -> Response:
         return _answer({"error": "invalid_request", "error_description": refusal.code}, 400)
     if outcome.ended:
         metrics.school_logout_token("ended", outcome.statuses)
-        metrics.logout_started(BY_SCHOOL, OIDC)
-        metrics.logout_ended(BY_SCHOOL, OIDC, "complete" if outcome.complete else "partial")
-        # Counts only: which services, and whose session, are never logged.
-        log.info(
-            "school logout by back channel school=%s services=%d confirmed=%d not_told=%d",
-            school_id,
-            sum(outcome.statuses.values()),
-            outcome.count(CONFIRMED),
-            outcome.count(NOT_TOLD),
-        )
+        note_school_logout(OIDC, outcome, "school logout by back channel school", school_id)
     else:
         metrics.school_logout_token("no_session")
         log.info("school logout by back channel school=%s no session", school_id)
     return _answer(None, 200)
+
+
+def note_school_logout(
+    protocol: str, outcome: SchoolLogoutOutcome, what: str, schools: str
+) -> None:
+    """Metrics and the log line of a session a school ended without the browser's cookie (its
+    back channel, or a SAML LogoutRequest in a frame): counts only, never which services or
+    whose session."""
+    metrics.logout_started(BY_SCHOOL, protocol)
+    metrics.logout_ended(BY_SCHOOL, protocol, "complete" if outcome.complete else "partial")
+    log.info(
+        "%s=%s services=%d confirmed=%d not_told=%d",
+        what,
+        schools,
+        sum(outcome.statuses.values()),
+        outcome.count(CONFIRMED),
+        outcome.count(NOT_TOLD),
+    )
 
 
 def _logout(school_id: str) -> SchoolLogoutOutcome:
