@@ -174,7 +174,7 @@ def main() -> None:
             require_valid_until=True,
             roles=("idp", "sp"),
             now=datetime.now(UTC),
-            max_validity=None,
+            max_validity=timedelta(days=28),  # the default; the feed is valid for 7
         )
         reads.append(time.perf_counter() - started)
     print(

@@ -77,8 +77,6 @@ class SourceRecord:
     entity_count: int
     last_attempt_at: datetime
     last_error: str | None
-    # The copy held's publication instant (mdrpi:PublicationInfo), when it gave one.
-    published_at: datetime | None = None
 
 
 class SourceState(StrEnum):

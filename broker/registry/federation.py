@@ -122,7 +122,6 @@ class FederationStore:
                     entity_count=row.entity_count,
                     last_attempt_at=as_utc(row.last_attempt_at),
                     last_error=row.last_error,
-                    published_at=_utc(row.published_at),
                 )
                 for row in session.scalars(select(MetadataSourceRow))
             }

@@ -41,7 +41,7 @@ from broker.saml.metadata_check import (
     checked_idp,
     checked_sp,
 )
-from broker.saml.xml_parsing import parse_untrusted
+from broker.saml.xml_parsing import has_doctype, parse_untrusted
 from broker.saml.xmlsig import verification_context
 from broker.saml.xmlsig_policy import check_signature_shape, enveloped_signature
 
@@ -97,7 +97,7 @@ def _valid_until(element: etree._Element) -> datetime | None:
 
 
 def _document_until(
-    root: etree._Element, now: datetime, required: bool, max_validity: timedelta | None
+    root: etree._Element, now: datetime, required: bool, max_validity: timedelta
 ) -> datetime | None:
     until = _valid_until(root)
     if until is None:
@@ -106,7 +106,7 @@ def _document_until(
         return None
     if until <= now:
         raise MetadataRefused("expired")
-    if max_validity is not None and until > now + max_validity:
+    if until > now + max_validity:
         raise MetadataRefused("valid_until_too_far")
     return until
 
@@ -217,18 +217,17 @@ def read_metadata(
     require_valid_until: bool,
     roles: Sequence[str],
     now: datetime,
-    max_validity: timedelta | None,
+    max_validity: timedelta,
 ) -> ReadMetadata:
     """Check a download and split it into entities; raises MetadataRefused. `max_validity`:
-    how far ahead the document's validUntil may lie (None: no limit)."""
+    how far ahead the document's validUntil may lie."""
     if b"<!DOCTYPE" in data:
         raise MetadataRefused("doctype")
     try:
         root = parse_untrusted(data)
     except etree.XMLSyntaxError:
         raise MetadataRefused("malformed") from None
-    docinfo = root.getroottree().docinfo
-    if docinfo.doctype or docinfo.internalDTD is not None:
+    if has_doctype(root):
         # UTF-16 hides `<!DOCTYPE` from the byte check above; a DOCTYPE lies outside the signed
         # root, so a relayed feed could carry one and still verify.
         raise MetadataRefused("doctype")

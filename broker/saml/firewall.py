@@ -14,7 +14,7 @@ import zlib
 from lxml import etree
 
 from broker.core.errors import InvalidMessage
-from broker.saml.xml_parsing import parse_untrusted
+from broker.saml.xml_parsing import has_doctype, parse_untrusted
 from broker.saml.xmlsig_policy import PolicyViolation, check_signature_shape
 
 MAX_BODY_BYTES = 256 * 1024
@@ -78,7 +78,7 @@ def inspect(xml: bytes, *, root: str, assertions: int | None) -> etree._Element:
         doc = parse_untrusted(xml)
     except etree.XMLSyntaxError:
         raise InvalidMessage("message is not well-formed XML", code="malformed_message") from None
-    if doc.getroottree().docinfo.doctype:
+    if has_doctype(doc):
         raise InvalidMessage("DOCTYPE in message", code="doctype_refused")
     if etree.QName(doc).namespace != SAMLP or etree.QName(doc).localname != root:
         raise InvalidMessage(f"expected samlp:{root}", code="unexpected_message")

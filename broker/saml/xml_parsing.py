@@ -21,3 +21,10 @@ SAFE_PARSER = etree.XMLParser(
 def parse_untrusted(data: bytes) -> etree._Element:
     """Parse with SAFE_PARSER; raises lxml's XMLSyntaxError on malformed input."""
     return etree.fromstring(data, parser=SAFE_PARSER)
+
+
+def has_doctype(root: etree._Element) -> bool:
+    """Whether the parsed document carried a DOCTYPE (named, or an internal subset): the check
+    the callers make on the tree, since a byte search for `<!DOCTYPE` misses it in UTF-16."""
+    docinfo = root.getroottree().docinfo
+    return bool(docinfo.doctype) or docinfo.internalDTD is not None

@@ -11,7 +11,7 @@ from __future__ import annotations
 from lxml import etree  # type: ignore[import-untyped,unused-ignore]  # no stubs pinned
 from saml2.sigver import SignatureError
 
-from broker.saml.xml_parsing import parse_untrusted
+from broker.saml.xml_parsing import has_doctype, parse_untrusted
 
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 XENC_NS = "http://www.w3.org/2001/04/xmlenc#"
@@ -59,10 +59,9 @@ def parse_document(text: str | bytes) -> etree._ElementTree:
         root = parse_untrusted(data)
     except etree.XMLSyntaxError as err:
         raise refuse("malformed_xml") from err
-    tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+    if has_doctype(root):
         raise refuse("doctype_present")
-    return tree
+    return root.getroottree()
 
 
 def serialise(tree: etree._ElementTree) -> str:
