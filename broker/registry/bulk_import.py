@@ -426,8 +426,7 @@ def _service(
     row.sp_metadata = entry.metadata
     row.approved = service.approved
     row.publisher_id = service.publisher_id
-    if entry.encryption_given or new:
-        row.assertion_encryption = service.assertion_encryption.value
+    row.assertion_encryption = service.assertion_encryption.value
     wanted = OidcClientRow.from_client(service.oidc) if service.oidc else None
     row.oidc = _replaced(row.oidc, wanted)
     session.add(row)
