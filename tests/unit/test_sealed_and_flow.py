@@ -4,12 +4,16 @@ login record's payload round trip (broker/login/login_model.py)."""
 from __future__ import annotations
 
 import dataclasses
+import hmac
 import json
+import os
 import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from hashlib import sha256
 
 import pytest
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from broker.core.chain_move import ChainMove
 from broker.core.errors import (
@@ -34,7 +38,15 @@ from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
 from broker.core.pseudonym_rotation import ChainKeyVersion, HeldKeySource
 from broker.login.flow import LOGIN, SSO, LoginFlow
 from broker.login.login_model import LoginRecord, LoginRequest
-from broker.login.sealed import SealedStore, new_secret, seal, store_key, unseal
+from broker.login.sealed import (
+    NONCE_LENGTH,
+    PAD_TO,
+    SealedStore,
+    new_secret,
+    seal,
+    store_key,
+    unseal,
+)
 from broker.store import MemoryStore
 
 MARKER = "MARKER-8c1f-leerling-geheim"
@@ -88,6 +100,32 @@ def test_tampered_blob_does_not_open(position: int) -> None:
 def test_truncated_or_junk_blob_does_not_open(blob: bytes) -> None:
     with pytest.raises(StateExpired):
         unseal(new_secret(), "login", "id-1", blob)
+
+
+def test_a_sealed_record_does_not_show_how_long_a_name_is() -> None:
+    # AES-GCM keeps the length: unpadded, the dump of a store would tell a short name from a
+    # long one. Every name up to the step seals to the same length, and the body is whole steps.
+    secret = new_secret()
+    lengths = {
+        len(seal(secret, "login", "id-1", {"given_name": "x" * n, "surname": "y" * (40 - n)}))
+        for n in range(1, 40)
+    } | {len(seal(secret, "login", "id-1", {"given_name": "Jo", "surname": "de Vries-" * 12}))}
+    tag = 16
+    assert len(lengths) == 1
+    (length,) = lengths
+    assert (length - NONCE_LENGTH - tag) % PAD_TO == 0
+
+
+def test_a_record_sealed_before_the_padding_still_opens() -> None:
+    # A record an earlier worker wrote (no padding) during a rolling upgrade, built by hand the
+    # way seal() built it then.
+    secret = new_secret()
+    payload = {"subject": MARKER}
+    nonce = os.urandom(NONCE_LENGTH)
+    record_key = hmac.new(secret, b"ketenbroker/login/id-1", sha256).digest()
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    blob = nonce + AESGCM(record_key).encrypt(nonce, body, store_key("login", "id-1").encode())
+    assert unseal(secret, "login", "id-1", blob) == payload
 
 
 class RecordingStore(MemoryStore):
