@@ -298,6 +298,7 @@ def prepare_saml_peers(settings: Settings, directory: Path, school_port: int) ->
         school, publishers = _saml_peers(directory, school_port, services)
     finally:
         services.registry.close()
+        services.store.close()
     apps = {school.base_url: create_school_idp_app(school)}
     for _, publisher in publishers:
         apps[publisher.base_url] = create_publisher_sp_app(publisher)

@@ -173,6 +173,11 @@ class KeyValueStore(Protocol):
 
     def ping(self) -> bool: ...
 
+    def close(self) -> None:
+        """Let go of the connections (a command or a test that is done with the store); what
+        the store holds stays. Using the store afterwards is a caller's bug."""
+        ...
+
 
 class ReceiptBook(Protocol):
     """Where the login path files receipts (core/receipts.py); the registry implements it."""

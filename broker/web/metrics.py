@@ -229,6 +229,9 @@ class CountingStore:
         with _counted("ping"):
             return self.inner.ping()
 
+    def close(self) -> None:
+        self.inner.close()
+
 
 class _counted:
     """A context manager class (not a generator) keeps the per-call cost to two method calls."""
