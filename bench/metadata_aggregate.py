@@ -89,6 +89,16 @@ def idp_entity(entity_id: str, sso_url: str, cert: str, name: str = "School") ->
     )
 
 
+def with_slo(
+    entity: str, location: str, *, response: str | None = None, binding: str = REDIRECT
+) -> str:
+    """`entity` (sp_entity, idp_entity) with a SingleLogoutService, where the schema puts it
+    (before NameIDFormat); `response`: its ResponseLocation."""
+    extra = f' ResponseLocation="{response}"' if response is not None else ""
+    slo = f'<md:SingleLogoutService Binding="{binding}" Location="{location}"{extra}/>'
+    return entity.replace("<md:NameIDFormat>", slo + "<md:NameIDFormat>", 1)
+
+
 def signed_aggregate(
     entities: Iterable[str],
     key_pem: bytes,

@@ -24,6 +24,7 @@ from broker.core.model import Chain, Protocol, School, Service
 from broker.registry import SqlRegistry
 from broker.registry.removal import Removal, removal_kind
 from broker.saml.encryption_summary import assertions_received
+from broker.saml.metadata_report import refused_endpoints
 
 CONFIRMATION_NEEDED = 3
 NONE = "-"  # in the table; null in JSON
@@ -42,10 +43,11 @@ def school_line(
     sources: dict[str, tuple[str, ...]],
     schools_on_idp: Mapping[str, Sequence[str]],
     naming_idps: frozenset[str],
+    metadata: Mapping[str, str],
 ) -> dict[str, Cell]:
     """`schools_on_idp`: every SAML IdP's schools by entity id, so that a school board's IdP
     names the other schools it serves; `naming_idps`: the IdPs whose logins must name their
-    school (core/shared_idp.py)."""
+    school (core/shared_idp.py); `metadata`: the SAML schools' metadata as logins use it."""
     if school.oidc is not None:
         provider = school.oidc.issuer
         origin = f"broker's client id {school.oidc.client_id}"
@@ -64,6 +66,8 @@ def school_line(
             origin += f", IdP shared with {', '.join(others)}"
         if provider in naming_idps:
             origin += ", logins must name the school"
+        for refused in refused_endpoints(metadata.get(provider), "idp"):
+            origin += f", {refused}"
     return {
         "id": school.id,
         "name": school.name,
@@ -89,6 +93,8 @@ def service_line(
         assertions = assertions_received(
             service.entity_id, metadata.get(service.entity_id), service.assertion_encryption
         )
+        for refused in refused_endpoints(metadata.get(service.entity_id), "sp"):
+            origin += f", {refused}"
     return {
         "id": service.id,
         "name": service.name,
@@ -139,7 +145,9 @@ def school_list(config_path: Path, as_json: bool) -> None:
         if school.oidc is None:
             on_idp.setdefault(school.idp_entity_id, []).append(school.id)
     naming = registry.idps_naming_school()
-    print_table([school_line(s, sources, on_idp, naming) for s in schools], "school", as_json)
+    metadata = registry.school_metadata()
+    lines = [school_line(s, sources, on_idp, naming, metadata) for s in schools]
+    print_table(lines, "school", as_json)
 
 
 @click.command("list")

@@ -286,6 +286,16 @@ class SchoolSecretUnreadable(SchoolSetupIncomplete):
     code = "client_secret_unreadable"
 
 
+class SchoolSsoNotHttps(SchoolSetupIncomplete):
+    """The school's metadata in force sends students to an SSO URL that is not https (plain
+    http only to loopback): a copy registered before metadata intake checked SSO URLs, kept
+    until it is read again. Every login through the school is refused before the student is
+    sent there, until the operator registers metadata that passes (`school list` names it).
+    The student sees the page of a school whose sign-in is not set up."""
+
+    code = "school_sso_not_https"
+
+
 class NotTheChosenSchool(UpstreamFailure):
     """An identity provider several schools share signed in a student, and its answer does not
     say the student is of the school they chose (core/shared_idp.py). Refused, not merely the

@@ -35,6 +35,7 @@ from saml2.sigver import SignatureError, SigverError
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
 from broker.core.catalogue import canonical_name_for
+from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import (
     AnswerTimeRefused,
     AssuranceNotMet,
@@ -42,6 +43,7 @@ from broker.core.errors import (
     NameIdNotPersistent,
     SchoolAnswerOutOfTime,
     SchoolSaid,
+    SchoolSsoNotHttps,
     UnsignedSchoolRefusal,
     UpstreamFailure,
 )
@@ -136,6 +138,12 @@ class SamlBack:
                 f"school {school.id} has no Redirect SSO endpoint", code="school_metadata_missing"
             )
         location = destination[0]["location"]
+        if not is_acceptable_endpoint(location):
+            # A copy registered before metadata intake checked SSO URLs (metadata_check.py),
+            # kept until it is read again: the student is not sent to type a password over
+            # plain http (or to `javascript:`). A check on the string in hand, no parse.
+            log.error("saml login refused school=%s code=%s", school.id, SchoolSsoNotHttps.code)
+            raise SchoolSsoNotHttps(f"school {school.id}: its SSO URL is not https")
         # Built and signed here, not by pysaml2 (upstream_request.py says why): the same message,
         # with no enveloped XML signature, since over the Redirect binding the query string is
         # signed and the message itself must carry none (SAML bindings 3.4.4.1).

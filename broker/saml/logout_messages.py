@@ -17,14 +17,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lxml import etree
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, class_name, saml, samlp
+from saml2 import BINDING_HTTP_REDIRECT, class_name, saml, samlp
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
 from saml2.sigver import pre_signature_part, signed_instance_factory
 
+from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import InvalidMessage
 from broker.saml import firewall
 from broker.saml.front import MAX_RELAY_STATE
 from broker.saml.message_ids import new_message_id
+from broker.saml.metadata_check import LOGOUT_BINDINGS
 from broker.saml.redirect_query import SAML_REQUEST, SAML_RESPONSE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
 from broker.saml.response_builder import RSA_SHA256, SHA256, saml_time
@@ -189,8 +191,12 @@ class Endpoint:
 
 
 def slo_endpoint(entity: Any, entity_id: str, role: str) -> Endpoint | None:
-    """The peer's SLO endpoint, Redirect preferred, then POST; None when it has none."""
-    for binding in (BINDING_HTTP_REDIRECT, BINDING_HTTP_POST):
+    """The peer's SLO endpoint, Redirect preferred, then POST; None when it has none. One whose
+    Location or ResponseLocation is not https (plain http only to loopback) counts as none: a
+    copy registered before metadata intake checked SLO URLs (metadata_check.insecure_endpoints)
+    is not sent the student's NameID over plain http; `school list` and `publisher list` show
+    it."""
+    for binding in LOGOUT_BINDINGS:
         try:
             found = entity.metadata.single_logout_service(entity_id, binding, role)
         except UnsupportedBinding:
@@ -198,10 +204,10 @@ def slo_endpoint(entity: Any, entity_id: str, role: str) -> Endpoint | None:
         except (UnknownPrincipal, KeyError):
             return None  # not (any more) in the registry's metadata
         for endpoint in found or []:
-            location = endpoint.get("location")
-            if location:
-                response = endpoint.get("response_location") or location
-                return Endpoint(binding, str(location), str(response))
+            location = str(endpoint.get("location") or "")
+            response = str(endpoint.get("response_location") or location)
+            if is_acceptable_endpoint(location) and is_acceptable_endpoint(response):
+                return Endpoint(binding, location, response)
     return None
 
 

@@ -31,8 +31,15 @@ NOT_AN_IDP = N_(
 NOT_AN_SP = N_("metadata of %(entity_id)s does not describe a service provider (SPSSODescriptor)")
 NO_SIGNING_KEY = N_("metadata of %(entity_id)s has no signing key (KeyDescriptor)")
 NO_REDIRECT_SSO = N_("metadata of %(entity_id)s has no HTTP-Redirect SingleSignOnService")
-ACS_NOT_HTTPS = N_("ACS URL '%(url)s' must be https (plain http only on loopback)")
+ACS_NOT_HTTPS = N_("ACS URL '%(url)s' of %(entity_id)s must be https (plain http only on loopback)")
 SSO_NOT_HTTPS = N_("SSO URL '%(url)s' of %(entity_id)s must be https (plain http only on loopback)")
+SLO_NOT_HTTPS = N_("SLO URL '%(url)s' of %(entity_id)s must be https (plain http only on loopback)")
+SLO_RESPONSE_NOT_HTTPS = N_(
+    "SLO response URL '%(url)s' of %(entity_id)s must be https (plain http only on loopback)"
+)
+# The SingleLogoutService bindings the broker sends logout messages with, in the order it
+# prefers them (logout_messages.slo_endpoint): those are the SLO URLs the rule below checks.
+LOGOUT_BINDINGS = (REDIRECT, POST)
 
 
 class MetadataInvalid(BadRequest):
@@ -98,16 +105,39 @@ def has_redirect_sso(descriptor: etree._Element) -> bool:
     return REDIRECT in bindings
 
 
-def insecure_sso(entity_id: str, descriptor: etree._Element) -> list[MetadataInvalid]:
-    """The HTTP-Redirect SSO locations the broker would send students to that are not https
-    (plain http only to loopback, as every URL the broker sends browsers to, core/endpoints.py):
-    an AuthnRequest and then the student's password over plain http, or to `javascript:`."""
-    return [
-        MetadataInvalid(SSO_NOT_HTTPS, url=location, entity_id=entity_id)
-        for e in descriptor.findall(f"{{{MD}}}SingleSignOnService")
-        if e.get("Binding") == REDIRECT
-        and not is_acceptable_endpoint(location := e.get("Location", ""))
-    ]
+# Per role, the endpoints the broker sends browsers or messages to: (element, the bindings it
+# uses, what a Location that fails the rule is called, and a ResponseLocation, where the SLO
+# endpoint's answers go; None where the broker never sends to one).
+_LOGOUT = ("SingleLogoutService", LOGOUT_BINDINGS, SLO_NOT_HTTPS, SLO_RESPONSE_NOT_HTTPS)
+_SENT_TO = {
+    "idp": (("SingleSignOnService", (REDIRECT,), SSO_NOT_HTTPS, None), _LOGOUT),
+    "sp": (("AssertionConsumerService", (POST,), ACS_NOT_HTTPS, None), _LOGOUT),
+}
+
+
+def insecure_endpoints(
+    entity_id: str, descriptor: etree._Element, role: str
+) -> list[MetadataInvalid]:
+    """The locations in `role`'s descriptor the broker would send browsers or messages to that
+    are not https (plain http only to loopback, as every URL the broker sends browsers to,
+    core/endpoints.py): an IdP's HTTP-Redirect SSO (the AuthnRequest, then the student's
+    password), an SP's HTTP-POST ACS (the assertion), and either's SingleLogoutService in the
+    bindings the broker logs out with, Location and ResponseLocation (the logout messages, with
+    the student's NameID). Plain http or `javascript:` there is refused, naming the entity."""
+    problems = []
+    for tag, bindings, location_refused, response_refused in _SENT_TO[role]:
+        for endpoint in descriptor.findall(f"{{{MD}}}{tag}"):
+            if endpoint.get("Binding") not in bindings:
+                continue
+            urls = [(location_refused, endpoint.get("Location", ""))]
+            if response_refused is not None and endpoint.get("ResponseLocation") is not None:
+                urls.append((response_refused, endpoint.get("ResponseLocation", "")))
+            problems += [
+                MetadataInvalid(refused, url=url, entity_id=entity_id)
+                for refused, url in urls
+                if not is_acceptable_endpoint(url)
+            ]
+    return problems
 
 
 def idp_entity_id(xml: str) -> str:
@@ -120,14 +150,14 @@ def checked_idp(root: etree._Element) -> str:
     entity_id, descriptor = _descriptor(root, "idp")
     if not has_redirect_sso(descriptor):
         raise MetadataInvalid(NO_REDIRECT_SSO, entity_id=entity_id)
-    if problems := insecure_sso(entity_id, descriptor):
+    if problems := insecure_endpoints(entity_id, descriptor, "idp"):
         raise problems[0]
     return entity_id
 
 
 def sp_entity_id(xml: str, *, encrypting: bool = True) -> str:
-    """The entity id of a publisher SP's metadata, after checking its ACS endpoints and that
-    the broker can encrypt for the encryption key it publishes, if any. (An aggregate's
+    """The entity id of a publisher SP's metadata, after checking its ACS and SLO endpoints and
+    that the broker can encrypt for the encryption key it publishes, if any. (An aggregate's
     entities get the latter check at their AuthnRequests: one entity must not be dropped for
     it, see publisher_encryption.py.) `encrypting=False`: for a service whose assertion
     encryption the operator set `off`, which is sent signed assertions unencrypted: a key the
@@ -155,17 +185,12 @@ def encryption_problem(entity_id: str, descriptor: etree._Element) -> MetadataIn
 def checked_sp(root: etree._Element) -> str:
     """`sp_entity_id` on an EntityDescriptor already parsed (one entity of an aggregate)."""
     entity_id, descriptor = _descriptor(root, "sp")
-    endpoints = [
-        e.get("Location", "")
-        for e in descriptor.findall(f"{{{MD}}}AssertionConsumerService")
-        if e.get("Binding") == POST
-    ]
-    if not endpoints:
+    acs = descriptor.findall(f"{{{MD}}}AssertionConsumerService")
+    if all(e.get("Binding") != POST for e in acs):
         raise MetadataInvalid(
             N_("metadata of %(entity_id)s has no HTTP-POST AssertionConsumerService"),
             entity_id=entity_id,
         )
-    for location in endpoints:
-        if not is_acceptable_endpoint(location):
-            raise MetadataInvalid(ACS_NOT_HTTPS, url=location)
+    if problems := insecure_endpoints(entity_id, descriptor, "sp"):
+        raise problems[0]
     return entity_id

@@ -14,20 +14,20 @@ from functools import partial
 
 from lxml import etree
 
-from broker.core.endpoints import is_acceptable_endpoint
 from broker.saml.metadata_check import (
-    ACS_NOT_HTTPS,
     MAX_METADATA_BYTES,
     MD,
     NO_REDIRECT_SSO,
     NO_SIGNING_KEY,
-    POST,
+    SLO_NOT_HTTPS,
+    SLO_RESPONSE_NOT_HTTPS,
+    SSO_NOT_HTTPS,
     MetadataInvalid,
     encryption_problem,
     has_redirect_sso,
     has_signing_key,
     idp_entity_id,
-    insecure_sso,
+    insecure_endpoints,
     sp_entity_id,
 )
 from broker.saml.xml_parsing import parse_untrusted
@@ -57,10 +57,7 @@ def _sp_problems(
     problems = []
     if not has_signing_key(descriptor, "sp"):
         problems.append(MetadataInvalid(NO_SIGNING_KEY, entity_id=entity_id))
-    for endpoint in descriptor.findall(f"{{{MD}}}AssertionConsumerService"):
-        location = endpoint.get("Location", "")
-        if endpoint.get("Binding") == POST and not is_acceptable_endpoint(location):
-            problems.append(MetadataInvalid(ACS_NOT_HTTPS, url=location))
+    problems += insecure_endpoints(entity_id, descriptor, "sp")
     encryption = encryption_problem(entity_id, descriptor) if encrypting else None
     if encryption is not None:
         problems.append(encryption)
@@ -73,7 +70,7 @@ def _idp_problems(entity_id: str, descriptor: etree._Element) -> list[MetadataIn
         problems.append(MetadataInvalid(NO_SIGNING_KEY, entity_id=entity_id))
     if not has_redirect_sso(descriptor):
         problems.append(MetadataInvalid(NO_REDIRECT_SSO, entity_id=entity_id))
-    problems += insecure_sso(entity_id, descriptor)
+    problems += insecure_endpoints(entity_id, descriptor, "idp")
     return problems
 
 
@@ -103,3 +100,25 @@ def _problems(
         if all(problem.detail != known.detail for known in problems):
             problems.append(problem)
     return None, problems
+
+
+def refused_endpoints(xml: str | None, role: str) -> list[str]:
+    """What the login and logout paths refuse to send to in a copy the registry holds (one
+    registered before intake checked SSO and SLO URLs, kept until it is read again), in the
+    words of `school list` and `publisher list`; [] when nothing (or no readable copy)."""
+    if not xml:
+        return []
+    try:
+        root = parse_untrusted(xml.encode())
+    except etree.XMLSyntaxError:
+        return []
+    descriptor = root.find(f"{{{MD}}}{'IDPSSODescriptor' if role == 'idp' else 'SPSSODescriptor'}")
+    if descriptor is None:
+        return []
+    refused = {problem.message for problem in insecure_endpoints("", descriptor, role)}
+    said = []
+    if SSO_NOT_HTTPS in refused:
+        said.append("SSO URL NOT https: logins refused")  # saml/back.py
+    if refused & {SLO_NOT_HTTPS, SLO_RESPONSE_NOT_HTTPS}:
+        said.append("SLO URL NOT https: no logout messages sent")  # logout_messages.py
+    return said

@@ -176,6 +176,7 @@ _CODE_TITLES = {
     "hosted_domain_mismatch": N_("Not your school account"),
     "hosted_domain_missing": N_("Signing in with your school is not set up"),
     "client_secret_unreadable": N_("Signing in with your school is not set up"),
+    "school_sso_not_https": N_("Signing in with your school is not set up"),
     "sealed_secret_unreadable": N_("A stored secret cannot be opened"),
     "sealed_secret_in_clear": N_("A stored secret is not accepted"),
     "other_school": N_("Your account belongs to another school"),

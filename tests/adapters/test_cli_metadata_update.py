@@ -304,6 +304,56 @@ def test_an_idp_copy_with_only_an_encryption_key_is_refused(config: Path, files:
     assert dump(config) == before
 
 
+# -- SLO URLs: https (plain http only to loopback), as SSO and ACS URLs ---------------------------
+@pytest.mark.parametrize(
+    ("kind", "entry", "role", "entity"),
+    [("school", "12AB", "idp", IDP), ("publisher", "rol", "sp", SP)],
+)
+def test_an_slo_url_that_is_not_https_is_refused(
+    config: Path, files: Files, kind: str, entry: str, role: str, entity: str
+) -> None:
+    given = files.idp("idp-rolled", key="idp-next") if role == "idp" else files.sp("sp-rolled")
+    local = "http://localhost:9301/slo" if role == "idp" else "http://127.0.0.1:9302/slo"
+    plain = files.folder / f"plain-http-slo-{role}.xml"
+    plain.write_text(given.read_text().replace(local, "http://slo.rol.example/slo"))
+    before = dump(config)
+    result = run(kind, "update", "--config", config, "--id", entry, "--saml-metadata", plain)
+    assert result.exit_code == 1, result.output
+    assert result.output == (
+        f"Error: SLO URL 'http://slo.rol.example/slo' of {entity} must be https "
+        "(plain http only on loopback)\n"
+    )
+    assert dump(config) == before
+
+
+def test_the_lists_show_a_copy_registered_before_the_rule(config: Path) -> None:
+    """A school's copy with a plain-http SSO URL and a service's with a plain-http SLO URL, as
+    registered before intake checked them (stored as they were): the listings say what the
+    login and logout paths refuse."""
+    with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+        connection.execute(
+            "UPDATE schools SET idp_metadata = replace(idp_metadata, "
+            "'http://localhost:9301/', 'http://idp.rol.example/') WHERE id = '12AB'"
+        )
+        connection.execute(
+            "UPDATE services SET sp_metadata = replace(sp_metadata, "
+            "'http://127.0.0.1:9302/slo', 'http://sp.rol.example/slo') WHERE id = 'rol'"
+        )
+    schools = run("school", "list", "--config", config, "--json")
+    assert schools.exit_code == 0, schools.output
+    by_id = {line["id"]: line for line in map(json.loads, schools.output.splitlines())}
+    assert by_id["12AB"]["registration"] == (
+        "metadata from registration, SSO URL NOT https: logins refused, "
+        "SLO URL NOT https: no logout messages sent"
+    )
+    assert by_id["56EF"]["registration"] == "metadata from source surf"
+    services = run("publisher", "list", "--config", config, "--json")
+    by_id = {line["id"]: line for line in map(json.loads, services.output.splitlines())}
+    assert by_id["rol"]["registration"] == (
+        "metadata from registration, SLO URL NOT https: no logout messages sent"
+    )
+
+
 # -- two operators at once: the second is refused, the first one's copy stays -----------------
 @pytest.mark.parametrize(
     ("kind", "entry", "role"), [("school", "12AB", "idp"), ("publisher", "rol", "sp")]

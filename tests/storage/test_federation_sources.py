@@ -23,6 +23,7 @@ from bench.metadata_aggregate import (
     idp_entity,
     signed_aggregate,
     sp_entity,
+    with_slo,
 )
 from broker.certificates import self_signed_pair
 from broker.cli.instance import init_instance
@@ -205,14 +206,35 @@ def test_a_new_good_download_replaces_the_copy(federation: Federation) -> None:
     assert federation.registry.school_metadata() == {}
 
 
-def test_a_school_whose_sso_url_is_not_https_is_not_trusted(federation: Federation) -> None:
-    federation.feed.body = feed_body(
-        sp(), idp_entity(IDP, "http://idp.school.example/sso", MEMBER_CERT)
-    )
+@pytest.mark.parametrize(
+    "school",
+    [
+        idp_entity(IDP, "http://idp.school.example/sso", MEMBER_CERT),
+        with_slo(
+            idp_entity(IDP, "https://idp.school.example/sso", MEMBER_CERT),
+            "http://idp.school.example/slo",
+        ),
+    ],
+    ids=["sso", "slo"],
+)
+def test_a_school_whose_sso_or_slo_url_is_not_https_is_not_trusted(
+    federation: Federation, school: str
+) -> None:
+    federation.feed.body = feed_body(sp(), school)
     assert federation.refresh() == "updated"  # the rest of the feed is taken
     assert federation.sp_metadata() is not None
     assert federation.registry.school_metadata() == {}
     assert federation.registry.federation.entity(IDP, "idp") is None
+
+
+def test_a_service_whose_slo_url_is_not_https_is_not_trusted(federation: Federation) -> None:
+    slo = with_slo(sp(), "https://sp.publisher.example/slo", response="http://sp.example/answer")
+    school = idp_entity(IDP, "https://idp.school.example/sso", MEMBER_CERT)
+    federation.feed.body = feed_body(slo, school)
+    assert federation.refresh() == "updated"
+    assert federation.sp_metadata() is None
+    assert federation.registry.federation.entity(SP, "sp") is None
+    assert federation.registry.school_metadata() != {}
 
 
 def _replay_refused(federation: Federation, old: bytes, good: str | None) -> None:

@@ -13,6 +13,7 @@ from bench.metadata_aggregate import (
     idp_entity,
     signed_aggregate,
     sp_entity,
+    with_slo,
 )
 from broker.certificates import self_signed_pair
 from broker.core.federation import FeedDates, is_older
@@ -166,6 +167,38 @@ def test_a_school_whose_sso_url_is_not_https_is_left_out_and_named(
         "SSO URL 'http://bad.example/sso' of https://bad.example/metadata must be https "
         "(plain http only on loopback)"
     )
+
+
+def test_an_entity_whose_slo_url_is_not_https_is_left_out_and_named(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # As an SSO or ACS URL that is not https: the entity only, the rest of the feed is taken.
+    service = sp_entity(
+        "https://bad-sp.example/metadata", "https://bad-sp.example/acs", MEMBER_CERT
+    )
+    school = idp_entity(
+        "https://bad-idp.example/metadata", "https://bad-idp.example/sso", MEMBER_CERT
+    )
+    bad = [
+        with_slo(service, "http://bad-sp.example/slo"),
+        with_slo(school, "https://bad-idp.example/slo", response="http://bad-idp.example/answer"),
+    ]
+    caplog.set_level("INFO", logger="broker.saml.aggregate")
+    result = read(aggregate([*bad, *members()]))
+    assert {e.entity_id for e in result.entities} == {
+        "https://sp.example/metadata",
+        "https://idp.example/metadata",
+    }
+    assert result.skipped == 2
+    named = [
+        r.__dict__["detail"] for r in caplog.records if r.getMessage() == "metadata entity left out"
+    ]
+    assert named == [
+        "SLO URL 'http://bad-sp.example/slo' of https://bad-sp.example/metadata must be https "
+        "(plain http only on loopback)",
+        "SLO response URL 'http://bad-idp.example/answer' of https://bad-idp.example/metadata "
+        "must be https (plain http only on loopback)",
+    ]
 
 
 def test_roles_restrict_what_a_source_may_deliver() -> None:

@@ -256,6 +256,8 @@ def test_discovery_document_checks() -> None:
     for broken in (
         {"issuer": ISSUER + "/"},
         {"token_endpoint": "http://op.school.example/token"},
+        # Where the student is sent to log out at the school: the same rule (security.md).
+        {"end_session_endpoint": "http://op.school.example/logout"},
         {"code_challenge_methods_supported": ["plain"]},
         {"response_types_supported": ["id_token"]},
         {"jwks_uri": None},
