@@ -6,7 +6,9 @@ carry a LogoutRequest to the session's SAML services. A service whose metadata l
 SingleLogoutService is told server to server instead: here a scripted service provider on
 127.0.0.1 takes the SOAP POST, keeps it, and answers as the test says (Success signed or
 unsigned, another status, garbage, a fault, the wrong InResponseTo, a bad signature, nothing in
-time). The school hears Success only when every service confirmed.
+time). The school hears Success only when every service confirmed. An OIDC school's
+back-channel logout token tells the service the same way; a service with SOAP alone is told so
+in the student's own logout too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from typing import Any, ClassVar
 import pytest
 from lxml import etree
 
+from broker.web import metrics
+from broker.web.browser import SSO_COOKIE
+from tests.flows.test_oidc_school import op_url
+from tests.flows.test_operations_endpoints import sample
+from tests.flows.test_school_backchannel_logout import logout_token, post
 from tests.support.client import Browser
 from tests.support.forge import NS, PublisherForger, verify_signature
 from tests.support.live import LiveDemo, Publisher
@@ -319,3 +326,35 @@ def test_the_brokers_idp_metadata_offers_no_soap_endpoint(demo: LiveDemo) -> Non
     metadata = Browser().get(f"{demo.broker_url}/saml/idp/metadata").text
     assert "SingleLogoutService" in metadata
     assert SOAP_BINDING not in metadata
+
+
+def test_an_oidc_schools_back_channel_logout_tells_the_soap_service(
+    demo: LiveDemo, soap_sp: SoapService
+) -> None:
+    """The other way a session ends without a browser: the OIDC school's logout token."""
+    soap_sp.script.answer = "signed"
+    before = len(soap_sp.script.received)
+    confirmed = told_services("confirmed")
+    browser = Browser()
+    base = soap_sp.publisher.base_url
+    page = browser.get(f"{base}/login?school={op_url(demo)}")
+    assert page.url.startswith(f"{op_url(demo)}/authorize"), page.url
+    form = next(f for f in page.forms if ("uid", STUDENT) in f.buttons)
+    page = carry_saml_posts(browser, browser.post(form.action, {"uid": STUDENT}))
+    assert page.status == 200 and page.url.startswith(base), (page.url, page.text[:300])
+    token = browser.cookies(demo.broker_url)[SSO_COOKIE]
+    session = demo.broker.flow.session(token)
+    assert session is not None
+    sid = session[0].upstream_session["sid"]
+
+    assert post(demo, logout_token(demo, sid)).status_code == 200
+
+    assert demo.broker.flow.session(token) is None
+    assert len(soap_sp.script.received) == before + 1
+    assert told_services("confirmed") == confirmed + 1
+
+
+def told_services(status: str) -> float:
+    return sample(
+        metrics.render()[0].decode(), "ketenbroker_school_logout_services_total", status=status
+    )
