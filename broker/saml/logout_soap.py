@@ -120,9 +120,9 @@ def tell_by_soap(
 def read_soap_answer(
     entity: Any, content: bytes, issuer: str, request_id: str, rules: SoapAnswerRules
 ) -> str:
-    """ "" when `content` is a SOAP envelope with a LogoutResponse of `issuer` to `request_id`
-    whose status is Success; else the (second-level-free) status it gave, for the log. Raises
-    InvalidMessage for an answer that does not hold."""
+    """What `content` says of the logout: empty when it is a SOAP envelope with a
+    LogoutResponse of `issuer` to `request_id` whose status is Success, else the top-level
+    status it gave (for the log). Raises InvalidMessage for an answer that does not hold."""
     xml = _logout_response_xml(content)
     doc = firewall.inspect(xml, root=LOGOUT_RESPONSE, assertions=0)
     found = doc.find(f"{{{firewall.SAML}}}Issuer")
