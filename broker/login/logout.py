@@ -6,7 +6,8 @@ session first (logout_start.py), so whatever happens after, the broker no longer
 it. The run then notifies the session's other services, each in its own protocol, through a
 channel:
 
-- `BACK`: server to server (OIDC Back-Channel Logout), all at once with one short deadline;
+- `BACK`: server to server (OIDC Back-Channel Logout, SAML's SOAP binding), all at once with
+  one short deadline;
 - `FRONT`: the propagation page loads one iframe per service, which carries a logout message
   to it (SAML LogoutRequest); its answer comes back to the broker and is matched by the id of
   the message sent, through a short-lived store record, never by a cookie inside the iframe;
@@ -196,10 +197,17 @@ class SingleLogout:
             pool.shutdown(wait=False, cancel_futures=True)
         return results
 
-    def mode(self, participant: Participant) -> str:
-        """How this participant hears of a logout: FRONT, BACK or UNSUPPORTED."""
+    def mode(self, participant: Participant, *, browser: bool = True) -> str:
+        """How this participant hears of a logout: FRONT, BACK or UNSUPPORTED. Without a
+        `browser` to carry front-channel messages, a FRONT service that can also be told server
+        to server is told that way (BACK); one that cannot stays FRONT, and is not told."""
         channel = self.channels.get(participant.protocol)
-        return channel.mode(participant) if channel is not None else UNSUPPORTED
+        if channel is None:
+            return UNSUPPORTED
+        mode = channel.mode(participant)
+        if not browser and mode == FRONT and channel.back_without_browser(participant):
+            return BACK
+        return mode
 
     def _notify(self, participant: Participant, timeout: float) -> str:
         channel = self.channels.get(participant.protocol)

@@ -17,12 +17,19 @@ class ServiceChannel(Protocol):
         """FRONT, BACK or UNSUPPORTED for this service, from its registration/metadata."""
         ...
 
+    def back_without_browser(self, participant: Participant) -> bool:
+        """Whether a FRONT service can also be told server to server, for a logout with no
+        browser to carry the message (a school's back channel, a frame without the broker's
+        cookies): a SAML service with a SOAP SingleLogoutService."""
+        ...
+
     def front_origin(self, participant: Participant) -> str:
         """For FRONT: scheme://host[:port] the front-channel message goes to."""
         ...
 
     def back_channel(self, participant: Participant, timeout: float) -> str:
-        """Notify server to server; CONFIRMED or FAILED (never raises for a peer's fault)."""
+        """Notify server to server; CONFIRMED, FAILED or TIMED_OUT (never raises for a peer's
+        fault; login/logout_delivery.py)."""
         ...
 
     def front_channel(self, run_id: str, index: int, participant: Participant) -> Outbound:

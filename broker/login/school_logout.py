@@ -6,9 +6,10 @@ LogoutRequest reaches the broker in a frame where the browser withholds the brok
 The session is found through its filing under the school's sid (school_sessions.py), ended
 first (record and services record, as every logout run does), and then every service of it that
 can hear of a logout without a browser is told: OIDC platforms that registered a back-channel
-logout URI, all at once within one short deadline (logout.py's back channel). Services that are
-told only through the browser (SAML service providers: the broker offers no SOAP binding) are
-not told; they are counted, never named, and their own sessions end when they end.
+logout URI, SAML services whose metadata lists a SOAP SingleLogoutService, all at once within
+one short deadline (logout.py's back channel). Services that are told only through the browser
+(SAML services with Redirect/POST SLO endpoints alone) are not told; they are counted, never
+named, and their own sessions end when they end.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ class SchoolLogoutOutcome:
         return self.statuses.get(status, 0)
 
 
-NOT_TOLD = "not_told"  # a front-channel service, with no browser to carry the message
+NOT_TOLD = "not_told"  # a front-channel service without SOAP, with no browser to carry it
 
 
 class SchoolBackChannelLogout:
@@ -106,7 +107,7 @@ class SchoolBackChannelLogout:
         if session is None:
             self.index.drop(school_id, sid)  # it outlived its session: nothing else to end
             return SchoolLogoutOutcome(ended=False)
-        modes = [self.logout.mode(p) for p in participants]
+        modes = [self.logout.mode(p, browser=False) for p in participants]
         jobs = {i: p for i, p in enumerate(participants) if modes[i] == BACK}
         results = self.logout.notify_all(jobs, self.wait_seconds) if jobs else {}
         statuses: Counter[str] = Counter()

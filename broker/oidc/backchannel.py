@@ -14,30 +14,24 @@ answer capped and cut off at the deadline), and only ever to the URI the client 
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from urllib.parse import urlencode
 
 from joserfc import jwt
 
-from broker.core.errors import SchoolTimeout, UpstreamFailure
 from broker.core.model import OidcClient
-from broker.oidc.rp_http import SchoolSession, call_budget
+from broker.login.logout_delivery import Notification, PostAnswer, deliver
+from broker.login.logout_run import CONFIRMED, FAILED, TIMED_OUT
+from broker.oidc.rp_http import FORM, SchoolSession, call_budget
 from broker.oidc.signing_keys import RS256, SigningKeys
-
-log = logging.getLogger(__name__)
 
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TYPE = "logout+jwt"  # noqa: S105 - a media type, not a secret
 # Long enough for a platform's clock to be a little off, short enough to be useless later.
 LOGOUT_TOKEN_LIFETIME = 120
-
-# What a notification ends as (the logout run's statuses; login/logout.py names them alike).
-CONFIRMED = "confirmed"
-FAILED = "failed"
-TIMED_OUT = "timed_out"
 
 
 @dataclass(frozen=True)
@@ -76,12 +70,36 @@ class LogoutTokens:
         return jwt.encode(header, claims, key, algorithms=[alg])
 
 
+class ServerPost:
+    """The broker's `BackChannelPost` (login/logout_delivery.py): one POST under rp_http.py's
+    outbound rules, bounded by the time it is given. Also SAML's SOAP binding goes out here
+    (broker/saml/logout_soap.py), so every server-to-server logout keeps the same rules."""
+
+    def __init__(self, *, allow_loopback: bool) -> None:
+        self.allow_loopback = allow_loopback
+
+    def __call__(self, notification: Notification, timeout: float) -> PostAnswer:
+        # Half the time per socket step: connecting and reading together stay within `timeout`.
+        session = SchoolSession(timeout / 2, allow_loopback=self.allow_loopback)
+        headers = {**notification.headers, "Content-Type": notification.content_type}
+        with call_budget(timeout):
+            response = session.request(
+                "POST", notification.url, headers=headers, form=notification.body
+            )
+        return PostAnswer(response.status_code, response.content)
+
+
+def _confirms(answer: PostAnswer) -> str:
+    """Section 2.8: 200 or 204 is the platform's confirmation; any other status its refusal."""
+    return "" if answer.status_code in (200, 204) else str(answer.status_code)
+
+
 class BackChannelLogout:
     """Delivers logout tokens; one call per platform, each bounded by the time it is given."""
 
     def __init__(self, tokens: LogoutTokens, *, allow_loopback: bool) -> None:
         self.tokens = tokens
-        self.allow_loopback = allow_loopback
+        self.post = ServerPost(allow_loopback=allow_loopback)
 
     def notify(
         self, service_id: str, client: OidcClient, subject: LogoutSubject, timeout: float
@@ -89,23 +107,21 @@ class BackChannelLogout:
         uri = client.backchannel_logout_uri
         if not uri:
             return FAILED
-        token = self.tokens.issue(client, subject)
-        # Half the time per socket step: connecting and reading together stay within `timeout`.
-        session = SchoolSession(timeout / 2, allow_loopback=self.allow_loopback)
-        try:
-            with call_budget(timeout):
-                response = session.request("POST", uri, form={"logout_token": token})
-        except SchoolTimeout:
-            outcome = TIMED_OUT
-        except UpstreamFailure as failure:
-            log.info("back-channel logout failed service=%s code=%s", service_id, failure.code)
-            outcome = FAILED
-        else:
-            outcome = CONFIRMED if response.status_code in (200, 204) else FAILED
-            if outcome == FAILED:
-                log.info(
-                    "back-channel logout refused service=%s status=%s",
-                    service_id,
-                    response.status_code,
-                )
-        return outcome
+        body = urlencode({"logout_token": self.tokens.issue(client, subject)})
+        return deliver(self.post, service_id, Notification(uri, body, FORM), timeout, _confirms)
+
+
+# What a notification ends as: the logout run's statuses (login/logout_delivery.py), named here
+# as well for the OIDC channel and its tests.
+__all__ = [
+    "CONFIRMED",
+    "FAILED",
+    "LOGOUT_EVENT",
+    "LOGOUT_TOKEN_LIFETIME",
+    "LOGOUT_TOKEN_TYPE",
+    "TIMED_OUT",
+    "BackChannelLogout",
+    "LogoutSubject",
+    "LogoutTokens",
+    "ServerPost",
+]

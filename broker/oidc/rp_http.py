@@ -138,7 +138,8 @@ class SchoolSession:
         form: Mapping[str, str] | str | None = None,
     ) -> SchoolResponse:
         """`form`: sent as the body, application/x-www-form-urlencoded (a string: encoded
-        already)."""
+        already, or another body, such as a SOAP envelope, under the Content-Type that
+        `headers` give)."""
         if not is_acceptable_url(url):
             raise UpstreamFailure(
                 N_("provider endpoint is not https (or loopback http)"), code="endpoint_refused"

@@ -70,6 +70,16 @@ def inspect(xml: bytes, *, root: str, assertions: int | None) -> etree._Element:
     `root` is the expected root element's local name; `assertions` the exact number of
     `saml:Assertion` elements expected (None: not checked).
     """
+    doc = parse_message(xml)
+    if etree.QName(doc).namespace != SAMLP or etree.QName(doc).localname != root:
+        raise InvalidMessage(f"expected samlp:{root}", code="unexpected_message")
+    inspect_tree(doc, assertions=assertions)
+    return doc
+
+
+def parse_message(xml: bytes) -> etree._Element:
+    """`xml` parsed, if it is within the size cap, carries no DOCTYPE and is well-formed: the
+    first step of `inspect`, and of reading a SOAP envelope around a message (logout_soap.py)."""
     if len(xml) > MAX_BODY_BYTES:
         raise InvalidMessage("message over the size cap", code="message_too_large")
     if b"<!DOCTYPE" in xml or b"<!ENTITY" in xml:
@@ -80,9 +90,6 @@ def inspect(xml: bytes, *, root: str, assertions: int | None) -> etree._Element:
         raise InvalidMessage("message is not well-formed XML", code="malformed_message") from None
     if has_doctype(doc):
         raise InvalidMessage("DOCTYPE in message", code="doctype_refused")
-    if etree.QName(doc).namespace != SAMLP or etree.QName(doc).localname != root:
-        raise InvalidMessage(f"expected samlp:{root}", code="unexpected_message")
-    inspect_tree(doc, assertions=assertions)
     return doc
 
 

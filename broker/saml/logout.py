@@ -3,6 +3,8 @@
 Towards publishers (the broker as IdP): a service with a SingleLogoutService in its metadata
 hears of a logout by a signed LogoutRequest carried by an iframe of the propagation page; its
 LogoutResponse comes back to the IdP's SLO endpoint and is matched by InResponseTo. A service
+whose metadata lists a SOAP endpoint (alone, or when no browser is there to carry the message)
+gets the same LogoutRequest server to server (logout_soap.py). A service
 that started the run gets a signed LogoutResponse: Success, or Success/PartialLogout when some
 other service or the school did not confirm.
 
@@ -24,6 +26,7 @@ from broker.core.errors import InvalidMessage, UnknownSchool, UnknownService
 from broker.core.model import School, Service
 from broker.core.ports import RegistryReader
 from broker.login.logout import (
+    BACK,
     FAILED,
     FRONT,
     UNSUPPORTED,
@@ -31,6 +34,7 @@ from broker.login.logout import (
     Outbound,
     SingleLogout,
 )
+from broker.login.logout_delivery import BackChannelPost
 from broker.login.participants import Participant
 from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH, SamlEntities
 from broker.saml.front import STATUS_RESPONDER
@@ -51,6 +55,7 @@ from broker.saml.logout_messages import (
     read_logout,
     slo_endpoint,
 )
+from broker.saml.logout_soap import SoapAnswerRules, SoapTarget, soap_endpoint, tell_by_soap
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +87,15 @@ class _SamlLogoutSide(ABC):
         registry: RegistryReader,
         entities: SamlEntities,
         logout: SingleLogout,
+        post: BackChannelPost | None = None,
     ) -> None:
+        """`post`: how the side tells peers server to server (only publishers' services are
+        told so, over SOAP)."""
         self.settings = settings
         self.registry = registry
         self.entities = entities
         self.logout = logout
+        self.post = post
 
     @abstractmethod
     def _own(self) -> tuple[Any, str]:
@@ -155,7 +164,9 @@ def required_answer(answer: Outbound | None) -> Outbound:
 
 
 class SamlServiceLogout(_SamlLogoutSide):
-    """The broker as IdP: the SAML ServiceChannel, and the reading of publishers' messages."""
+    """The broker as IdP: the SAML ServiceChannel, and the reading of publishers' messages.
+    `post`: how it tells services over SOAP (None: it does not, and they are FRONT or
+    UNSUPPORTED by their other endpoints)."""
 
     def _own(self) -> tuple[Any, str]:
         return self.entities.server, self.settings.idp_entity_id
@@ -165,37 +176,72 @@ class SamlServiceLogout(_SamlLogoutSide):
         entity_id = participant.handles.get("sp_entity_id", "")
         return slo_endpoint(self.entities.server, entity_id, SPSSO) if entity_id else None
 
+    def _soap(self, participant: Participant) -> SoapTarget | None:
+        """Where the service takes a LogoutRequest over SOAP; None: it does not (or the broker
+        was given no way to send one)."""
+        entity_id = participant.handles.get("sp_entity_id", "")
+        if self.post is None or not entity_id:
+            return None
+        endpoint = soap_endpoint(self.entities.server, entity_id)
+        return SoapTarget(participant.service_id, entity_id, endpoint) if endpoint else None
+
     def mode(self, participant: Participant) -> str:
-        return FRONT if self._endpoint(participant) is not None else UNSUPPORTED
+        """FRONT when a browser can carry the message; a service that takes it over SOAP alone
+        is told server to server (BACK)."""
+        if self._endpoint(participant) is not None:
+            return FRONT
+        return BACK if self._soap(participant) is not None else UNSUPPORTED
+
+    def back_without_browser(self, participant: Participant) -> bool:
+        return self._soap(participant) is not None
 
     def front_origin(self, participant: Participant) -> str:
         endpoint = self._endpoint(participant)
         return endpoint.origin if endpoint is not None else ""
 
     def back_channel(self, participant: Participant, timeout: float) -> str:
-        return FAILED  # SOAP is not offered: every SAML service is told through the browser
+        target = self._soap(participant)
+        if target is None or self.post is None:
+            return FAILED
+        rules = SoapAnswerRules(
+            self.settings.url(IDP_SLO_PATH),
+            self.settings.login_ttl_seconds,
+            self.settings.saml.clock_skew_seconds,
+        )
+        return tell_by_soap(
+            self.entities.server,
+            self.post,
+            target,
+            issuer=self.settings.idp_entity_id,
+            name_id=self._name_id(participant),
+            session_index=participant.handles.get("session_index", ""),
+            rules=rules,
+            timeout=timeout,
+        )
 
-    def front_channel(self, run_id: str, index: int, participant: Participant) -> Outbound:
-        endpoint = self._endpoint(participant)
-        if endpoint is None:
-            raise InvalidMessage("service has no SLO endpoint any more", code="logout_target")
+    def _name_id(self, participant: Participant) -> saml.NameID:
+        """Exactly the NameID of the assertion, qualifiers included: a service may find its
+        session by the whole element (SimpleSAMLphp's store hashes it). A session recorded
+        before the handles kept `name_qualifier` had the IdP entity id there, as every
+        assertion of the broker has."""
         handles = participant.handles
-        # Exactly the NameID of the assertion, qualifiers included: a service may find its
-        # session by the whole element (SimpleSAMLphp's store hashes it). A session recorded
-        # before the handles kept `name_qualifier` had the IdP entity id there, as every
-        # assertion of the broker has.
-        name_id = saml.NameID(
+        return saml.NameID(
             text=handles.get("name_id", ""),
             format=handles.get("name_id_format") or None,
             name_qualifier=handles.get("name_qualifier") or self.settings.idp_entity_id,
             sp_name_qualifier=handles.get("sp_name_qualifier") or None,
         )
+
+    def front_channel(self, run_id: str, index: int, participant: Participant) -> Outbound:
+        endpoint = self._endpoint(participant)
+        if endpoint is None:
+            raise InvalidMessage("service has no SLO endpoint any more", code="logout_target")
         message = logout_request(
             self.entities.server,
             self.settings.idp_entity_id,
             endpoint,
-            name_id=name_id,
-            session_index=handles.get("session_index", ""),
+            name_id=self._name_id(participant),
+            session_index=participant.handles.get("session_index", ""),
         )
         self.logout.expect_answer(message.message_id, run_id, index, participant.service_id)
         return _outbound(message)

@@ -116,14 +116,8 @@ def read_logout(
     if doc.get("Destination") != destination:
         # Signed messages must name where they go (SAML bindings 3.4.5.2, 3.5.5.2).
         raise InvalidMessage(f"{kind} for another Destination", code="wrong_destination")
-    issued = saml_epoch(doc.get("IssueInstant"), code="stale_request")
-    now = time.time()
-    if issued is None or not now - max_age - skew <= issued <= now + skew:
-        raise InvalidMessage(f"{kind} issued outside the accepted window", code="stale_request")
-    expires = saml_epoch(doc.get("NotOnOrAfter"), code="stale_request")
-    if expires is not None and now >= expires + skew:
-        raise InvalidMessage(f"{kind} past its NotOnOrAfter", code="stale_request")
-    parsed = _parse(entity, received, kind)
+    issued = check_fresh(doc, kind, max_age=max_age, skew=skew)
+    parsed = parse_checked(entity, received, kind)
     message_id = str(parsed.id or "")
     relay_state = received.relay_state or ""
     if kind == LOGOUT_RESPONSE:
@@ -153,7 +147,20 @@ def read_logout(
     )
 
 
-def _parse(entity: Any, received: Received, kind: str) -> Any:
+def check_fresh(doc: etree._Element, kind: str, *, max_age: int, skew: int) -> float:
+    """The message's IssueInstant (epoch seconds), refused unless within `max_age` (and the
+    clock `skew`) of now and before its NotOnOrAfter."""
+    issued = saml_epoch(doc.get("IssueInstant"), code="stale_request")
+    now = time.time()
+    if issued is None or not now - max_age - skew <= issued <= now + skew:
+        raise InvalidMessage(f"{kind} issued outside the accepted window", code="stale_request")
+    expires = saml_epoch(doc.get("NotOnOrAfter"), code="stale_request")
+    if expires is not None and now >= expires + skew:
+        raise InvalidMessage(f"{kind} past its NotOnOrAfter", code="stale_request")
+    return issued
+
+
+def parse_checked(entity: Any, received: Received, kind: str) -> Any:
     """pysaml2's reading: with a POST binding it also verifies the XML signature against the
     issuer's metadata keys (through the in-process backend and its signature policy)."""
     try:
@@ -190,13 +197,16 @@ class Endpoint:
         return f"{parts.scheme}://{parts.netloc}"
 
 
-def slo_endpoint(entity: Any, entity_id: str, role: str) -> Endpoint | None:
-    """The peer's SLO endpoint, Redirect preferred, then POST; None when it has none. One whose
+def slo_endpoint(
+    entity: Any, entity_id: str, role: str, bindings: tuple[str, ...] = LOGOUT_BINDINGS
+) -> Endpoint | None:
+    """The peer's SLO endpoint of the first of `bindings` it has (the browser's: Redirect
+    preferred, then POST; logout_soap.py asks for SOAP); None when it has none. One whose
     Location or ResponseLocation is not https (plain http only to loopback) counts as none: a
     copy registered before metadata intake checked SLO URLs (metadata_check.insecure_endpoints)
     is not sent the student's NameID over plain http; `school list` and `publisher list` show
     it."""
-    for binding in LOGOUT_BINDINGS:
+    for binding in bindings:
         try:
             found = entity.metadata.single_logout_service(entity_id, binding, role)
         except UnsupportedBinding:
@@ -229,8 +239,18 @@ def logout_request(
     session_index: str,
     relay_state: str = "",
 ) -> Outgoing:
+    """A signed LogoutRequest for the browser to carry (Redirect or POST `endpoint`)."""
+    request = logout_request_message(issuer, endpoint, name_id, session_index)
+    return _send(entity, request, endpoint.location, endpoint.binding, "SAMLRequest", relay_state)
+
+
+def logout_request_message(
+    issuer: str, endpoint: Endpoint, name_id: saml.NameID, session_index: str
+) -> samlp.LogoutRequest:
+    """The LogoutRequest to `endpoint`, unsigned: `logout_request` signs it for the browser,
+    logout_soap.py for the SOAP binding."""
     now = datetime.now(UTC)
-    request = samlp.LogoutRequest(
+    return samlp.LogoutRequest(
         id=new_message_id(),
         version="2.0",
         issue_instant=saml_time(now),
@@ -240,7 +260,6 @@ def logout_request(
         name_id=name_id,
         session_index=[samlp.SessionIndex(text=session_index)] if session_index else [],
     )
-    return _send(entity, request, endpoint.location, endpoint.binding, "SAMLRequest", relay_state)
 
 
 def logout_response(
@@ -285,12 +304,17 @@ def _send(
             sigalg=RSA_SHA256,
         )
         return Outgoing(str(message.id), str(dict(info["headers"])["Location"]), None)
-    security = entity.sec
-    message.signature = pre_signature_part(
-        message.id, security.my_cert, 1, sign_alg=RSA_SHA256, digest_alg=SHA256
-    )
-    xml = str(signed_instance_factory(message, security, [(class_name(message), message.id)]))
+    xml = signed_xml(entity, message)
     fields = {param: base64.b64encode(xml.encode()).decode()}
     if relay_state:
         fields["RelayState"] = relay_state
     return Outgoing(str(message.id), location, fields)
+
+
+def signed_xml(entity: Any, message: Any) -> str:
+    """`message` with an enveloped XML signature by `entity`'s key (POST and SOAP bindings)."""
+    security = entity.sec
+    message.signature = pre_signature_part(
+        message.id, security.my_cert, 1, sign_alg=RSA_SHA256, digest_alg=SHA256
+    )
+    return str(signed_instance_factory(message, security, [(class_name(message), message.id)]))

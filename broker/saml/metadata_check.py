@@ -19,6 +19,7 @@ from broker.saml.xml_parsing import parse_untrusted
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 POST = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-POST"
 REDIRECT = "urn:oasis:names:tc:SAML:2.0:bindings:HTTP-Redirect"
+SOAP = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP"
 MAX_METADATA_BYTES = 4 * MAX_BODY_BYTES
 
 
@@ -109,9 +110,13 @@ def has_redirect_sso(descriptor: etree._Element) -> bool:
 # uses, what a Location that fails the rule is called, and a ResponseLocation, where the SLO
 # endpoint's answers go; None where the broker never sends to one).
 _LOGOUT = ("SingleLogoutService", LOGOUT_BINDINGS, SLO_NOT_HTTPS, SLO_RESPONSE_NOT_HTTPS)
+# A publisher's SOAP SingleLogoutService takes LogoutRequests server to server (logout_soap.py);
+# its answer comes back on the same connection, so there is no ResponseLocation to judge.
+# Schools get none over SOAP: theirs is not judged.
+_SOAP_LOGOUT = ("SingleLogoutService", (SOAP,), SLO_NOT_HTTPS, None)
 _SENT_TO = {
     "idp": (("SingleSignOnService", (REDIRECT,), SSO_NOT_HTTPS, None), _LOGOUT),
-    "sp": (("AssertionConsumerService", (POST,), ACS_NOT_HTTPS, None), _LOGOUT),
+    "sp": (("AssertionConsumerService", (POST,), ACS_NOT_HTTPS, None), _LOGOUT, _SOAP_LOGOUT),
 }
 
 

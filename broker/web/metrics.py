@@ -61,8 +61,9 @@ SCHOOL_LOGOUT_TOKENS = Counter(
 SCHOOL_LOGOUT_SERVICES = Counter(
     "ketenbroker_school_logout_services",
     "Services of SSO sessions a school ended by back channel, by what became of telling them: "
-    "confirmed, failed, timed_out (OIDC back-channel logout), not_told (SAML services: "
-    "reachable only through the browser) or unsupported (registered no logout).",
+    "confirmed, failed, timed_out (OIDC back-channel logout, SAML SOAP logout), not_told (SAML "
+    "services without a SOAP endpoint: reachable only through the browser) or unsupported "
+    "(registered no logout).",
     ["status"],
 )
 STEP_SECONDS = Histogram(

@@ -22,7 +22,7 @@ from broker.login.replay import ReplayGuard
 from broker.login.school_logout import SchoolBackChannelLogout
 from broker.login.school_sessions import SchoolSessionIndex
 from broker.oidc.back import OidcBack
-from broker.oidc.backchannel import BackChannelLogout
+from broker.oidc.backchannel import BackChannelLogout, ServerPost
 from broker.oidc.logout_channel import OidcSchoolChannel, OidcServiceChannel
 from broker.oidc.provider import OidcProvider
 from broker.pseudonym_key_file import PseudonymKeyFile
@@ -133,7 +133,9 @@ def build_broker(
         run_ttl=LOGOUT_RUN_SECONDS,
         wait_seconds=settings.logout_wait_seconds,
     )
-    saml_service_logout = SamlServiceLogout(settings, view, entities, logout)
+    # SAML services with a SOAP SLO endpoint are told under the OIDC back channel's rules.
+    soap = ServerPost(allow_loopback=settings.peers_on_loopback)
+    saml_service_logout = SamlServiceLogout(settings, view, entities, logout, soap)
     saml_school_logout = SamlSchoolLogout(settings, view, entities, logout)
     logout.register(Protocol.SAML.value, saml_service_logout, saml_school_logout)
     oidc_front = OidcProvider(settings, view, store, keys) if settings.oidc else None

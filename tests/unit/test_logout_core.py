@@ -87,6 +87,9 @@ class Channel:
     def mode(self, participant: Participant) -> str:
         return participant.handles.get("mode", FRONT)
 
+    def back_without_browser(self, participant: Participant) -> bool:
+        return participant.handles.get("soap") == "1"
+
     def front_origin(self, participant: Participant) -> str:
         return "https://sp.example"
 
@@ -230,6 +233,18 @@ def test_back_channel_services_are_notified_at_once() -> None:
     assert [t.status for t in run.targets] == [CONFIRMED, CONFIRMED]
     assert logout.services_done(run) and not run.partial
     assert logout.run_back_channels(SECRET, run) is run  # once only
+
+
+def test_without_a_browser_a_front_service_that_takes_soap_is_told_by_back_channel() -> None:
+    logout, _, _ = _logout(MemoryStore(), Clock())
+    front, soap = _participant("front"), _participant("soap", soap="1")
+    back, none = _participant("back", mode=BACK), _participant("none", mode=UNSUPPORTED)
+    # With a browser: the front channel, as ever.
+    assert [logout.mode(p) for p in (front, soap, back, none)] == [FRONT, FRONT, BACK, UNSUPPORTED]
+    # Without one: the SOAP endpoint carries it; a service without one stays FRONT (not told).
+    modes = [logout.mode(p, browser=False) for p in (front, soap, back, none)]
+    assert modes == [FRONT, BACK, BACK, UNSUPPORTED]
+    assert logout.mode(Participant("x", "unknown-protocol"), browser=False) == UNSUPPORTED
 
 
 def test_back_channel_services_are_told_once_when_the_run_page_is_loaded_twice_at_once() -> None:

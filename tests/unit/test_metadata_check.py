@@ -170,11 +170,26 @@ def test_https_and_loopback_slo_urls_are_taken() -> None:
 
 
 def test_a_logout_binding_the_broker_never_sends_with_is_not_its_concern() -> None:
-    # SOAP (back-channel): the broker sends no SOAP logout, so it is not judged (as an ACS of
-    # a binding other than HTTP-POST is not).
+    # SOAP towards a school: the broker sends schools no SOAP logout, so it is not judged (as
+    # an ACS of a binding other than HTTP-POST is not).
+    soap = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP"
+    school = with_slo(
+        _school("https://idp.school.example/sso"), "http://slo.example/soap", binding=soap
+    )
+    assert idp_entity_id(school) == SCHOOL
+
+
+def test_a_publishers_soap_slo_url_is_under_the_rule() -> None:
+    # The broker POSTs LogoutRequests to a publisher's SOAP endpoint (logout_soap.py): https,
+    # or plain http only to loopback, as every URL it sends a NameID to.
     soap = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP"
     xml = with_slo(_service(), "http://slo.example/soap", binding=soap)
-    assert sp_entity_id(xml) == SERVICE
+    with pytest.raises(MetadataInvalid) as caught:
+        sp_entity_id(xml)
+    assert caught.value.detail == f"SLO URL 'http://slo.example/soap' of {SERVICE} {RULE}"
+    assert refused_endpoints(xml, "sp") == ["SLO URL NOT https: no logout messages sent"]
+    for location in ("https://slo.example/soap", "http://127.0.0.1:8002/soap"):
+        assert sp_entity_id(with_slo(_service(), location, binding=soap)) == SERVICE
 
 
 def test_the_listings_name_what_the_login_and_logout_paths_refuse() -> None:

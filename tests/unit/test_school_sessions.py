@@ -164,12 +164,16 @@ def test_ending_a_replaced_session_keeps_the_new_filing_of_the_same_sid(
 class FakeChannel:
     """A protocol's channel with fixed modes; back-channel calls are counted."""
 
-    def __init__(self, mode: str) -> None:
+    def __init__(self, mode: str, *, back: bool = False) -> None:
         self._mode = mode
+        self.back = back  # a FRONT service that can also be told server to server (SOAP)
         self.told: list[str] = []
 
     def mode(self, participant: Participant) -> str:
         return self._mode
+
+    def back_without_browser(self, participant: Participant) -> bool:
+        return self.back
 
     def back_channel(self, participant: Participant, timeout: float) -> str:
         self.told.append(participant.service_id)
@@ -183,11 +187,13 @@ def test_a_school_logout_ends_the_session_and_tells_back_channel_services_only(
     services = SessionServiceBook(store, session_ttl=3600)
     logout = SingleLogout(store, services, run_ttl=60, wait_seconds=2.0)
     oidc, saml, none = FakeChannel(BACK), FakeChannel(FRONT), FakeChannel(UNSUPPORTED)
-    logout.channels.update({"oidc": oidc, "saml": saml, "other": none})  # type: ignore[dict-item]
+    soap = FakeChannel(FRONT, back=True)
+    channels = {"oidc": oidc, "saml": saml, "other": none, "soap": soap}
+    logout.channels.update(channels)  # type: ignore[arg-type]
     token = flow.open_session(oidc_identity(), 1.0)
     assert token is not None
     record = services.read(token)
-    for service_id, protocol in (("a", "oidc"), ("b", "saml"), ("c", "other")):
+    for service_id, protocol in (("a", "oidc"), ("b", "saml"), ("c", "other"), ("d", "soap")):
         services.record(token, record, Participant(service_id, protocol))
         record = services.read(token)
     school_logout = SchoolBackChannelLogout(flow, index, logout, wait_seconds=2.0)
@@ -195,8 +201,11 @@ def test_a_school_logout_ends_the_session_and_tells_back_channel_services_only(
     outcome = school_logout.end(SCHOOL, SID)
 
     assert outcome.ended
-    assert outcome.statuses == {CONFIRMED: 1, NOT_TOLD: 1, UNSUPPORTED: 1}
+    assert outcome.statuses == {CONFIRMED: 2, NOT_TOLD: 1, UNSUPPORTED: 1}
     assert oidc.told == ["a"] and saml.told == [] and none.told == []
+    # A front-channel service that also takes a server-to-server message (a SAML service's
+    # SOAP endpoint) is told that way when no browser can carry the front-channel one.
+    assert soap.told == ["d"]
     assert flow.session(token) is None
     assert services.read(token).participants == ()
     assert index.find(SCHOOL, SID) is None

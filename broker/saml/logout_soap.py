@@ -1,0 +1,177 @@
+"""SAML Single Logout towards publishers over the SOAP binding (SAML bindings 3.2, profiles 4.4):
+how a service hears of a logout when no browser can carry the message.
+
+A school that ends the session server side (its OIDC back channel, or a LogoutRequest in a frame
+without the broker's cookies) leaves no browser window to carry a LogoutRequest to the session's
+SAML services. A service whose metadata lists a SingleLogoutService with the SOAP binding gets
+the same signed LogoutRequest the front channel would carry (logout_messages.py builds both), in
+a SOAP 1.1 envelope POSTed to that Location, out through the broker's one way of making
+server-to-server logout calls (login/logout_delivery.py: https, or loopback http only when the
+broker itself runs on loopback; no redirects; the answer capped; within the run's deadline).
+
+Its answer must be a SOAP envelope holding one samlp:LogoutResponse, which passes the same
+firewall as every inbound SAML message (size cap, no DOCTYPE, shape and signature policy), is
+issued by that very service, answers this request (InResponseTo), names the broker's IdP SLO
+endpoint if it names a Destination at all, and is fresh. A signed response is verified with the
+service's metadata keys (a bad signature fails it); an unsigned one is accepted: the binding
+lets TLS authenticate the responder (profiles 4.4.4.2), and the broker reached the service's
+host at the URL of its registered metadata over https (docs/saml-profile.md, "Single logout").
+Only a top-level Success confirms; anything else counts as failed.
+
+The broker's own metadata offers no SOAP endpoint: it sends over SOAP, it never receives.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from lxml import etree
+from saml2 import BINDING_HTTP_POST, BINDING_SOAP, saml
+
+from broker.core.errors import InvalidMessage
+from broker.login.logout_delivery import BackChannelPost, Notification, PostAnswer, deliver
+from broker.saml import firewall
+from broker.saml.logout_messages import (
+    LOGOUT_RESPONSE,
+    STATUS_SUCCESS,
+    Endpoint,
+    Received,
+    check_fresh,
+    logout_request_message,
+    parse_checked,
+    signed_xml,
+    slo_endpoint,
+)
+from broker.saml.response_checks import check_issuer_format
+
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+# SAML bindings 3.2.3.3: the SOAPAction a SAML requester may send.
+SOAP_ACTION = "http://www.oasis-open.org/committees/security"
+SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
+_STATUS_PREFIX = "urn:oasis:names:tc:SAML:2.0:status:"
+_XML_DECLARATION_END = "?>"
+
+
+@dataclass(frozen=True)
+class SoapAnswerRules:
+    """What a service's LogoutResponse over SOAP must meet besides its own service's checks."""
+
+    # The broker's IdP SLO endpoint: the only Destination a response may name (if any).
+    destination: str
+    max_age: int
+    skew: int
+
+
+@dataclass(frozen=True)
+class SoapTarget:
+    """A service to tell over SOAP: its id (for the log), entity id and SOAP endpoint."""
+
+    service_id: str
+    entity_id: str
+    endpoint: Endpoint
+
+
+def soap_endpoint(entity: Any, entity_id: str) -> Endpoint | None:
+    """The service's SingleLogoutService with the SOAP binding; None when it lists none."""
+    return slo_endpoint(entity, entity_id, "spsso", (BINDING_SOAP,))
+
+
+def soap_envelope(message_xml: str) -> str:
+    """A signed message in a SOAP 1.1 envelope (bindings 3.2.3.1: the SAML message is the only
+    child of the Body, no SOAP header needed). Put in as text, not reparsed: the signed bytes
+    go out as they were signed."""
+    if message_xml.startswith("<?xml"):
+        message_xml = message_xml.split(_XML_DECLARATION_END, 1)[1].lstrip()
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<soap11:Envelope xmlns:soap11="{SOAP_ENV}">'
+        f"<soap11:Body>{message_xml}</soap11:Body></soap11:Envelope>"
+    )
+
+
+def tell_by_soap(
+    entity: Any,
+    post: BackChannelPost,
+    target: SoapTarget,
+    *,
+    issuer: str,
+    name_id: saml.NameID,
+    session_index: str,
+    rules: SoapAnswerRules,
+    timeout: float,
+) -> str:
+    """Send the signed LogoutRequest to `target` and judge its answer: CONFIRMED, FAILED or
+    TIMED_OUT (login/logout_delivery.py), never raising for the service's fault."""
+    request = logout_request_message(issuer, target.endpoint, name_id, session_index)
+    body = soap_envelope(signed_xml(entity, request))
+    request_id = str(request.id)
+
+    def judge(answer: PostAnswer) -> str:
+        if answer.status_code != 200:
+            return str(answer.status_code)  # a SOAP fault comes with 500 (SOAP 1.1, 6.2)
+        return read_soap_answer(entity, answer.content, target.entity_id, request_id, rules)
+
+    headers = {"SOAPAction": f'"{SOAP_ACTION}"'}
+    notification = Notification(target.endpoint.location, body, SOAP_CONTENT_TYPE, headers)
+    return deliver(post, target.service_id, notification, timeout, judge)
+
+
+def read_soap_answer(
+    entity: Any, content: bytes, issuer: str, request_id: str, rules: SoapAnswerRules
+) -> str:
+    """What `content` says of the logout: empty when it is a SOAP envelope with a
+    LogoutResponse of `issuer` to `request_id` whose status is Success, else the top-level
+    status it gave (for the log). Raises InvalidMessage for an answer that does not hold."""
+    xml = _logout_response_xml(content)
+    doc = firewall.inspect(xml, root=LOGOUT_RESPONSE, assertions=0)
+    found = doc.find(f"{{{firewall.SAML}}}Issuer")
+    check_issuer_format(found)
+    if found is None or (found.text or "").strip() != issuer:
+        raise InvalidMessage("LogoutResponse from another issuer", code="wrong_issuer")
+    if doc.get("InResponseTo") != request_id:
+        raise InvalidMessage("LogoutResponse to another request", code="wrong_in_response_to")
+    destination = doc.get("Destination")
+    if destination is not None and destination != rules.destination:
+        raise InvalidMessage("LogoutResponse for another Destination", code="wrong_destination")
+    check_fresh(doc, LOGOUT_RESPONSE, max_age=rules.max_age, skew=rules.skew)
+    value = _status(doc)
+    if value != STATUS_SUCCESS:
+        # Not a confirmation, signed or not: nothing to verify, it fails the service as it is.
+        name = value.removeprefix(_STATUS_PREFIX)
+        # Only the standard status names reach the log: the service's own text could forge
+        # lines.
+        return name if value.startswith(_STATUS_PREFIX) and name.isalpha() else "other"
+    # A Success counts only as pysaml2 reads it: it verifies a signature, when there is one,
+    # with the issuer's metadata keys (and the in-process backend's policy), and the status is
+    # taken again from what it verified.
+    received = Received(BINDING_HTTP_POST, base64.b64encode(xml).decode())
+    parsed = parse_checked(entity, received, LOGOUT_RESPONSE)
+    code = parsed.status.status_code if parsed.status is not None else None
+    if code is None or code.value != STATUS_SUCCESS:
+        raise InvalidMessage("LogoutResponse status unreadable", code="message_refused")
+    return ""
+
+
+def _status(doc: etree._Element) -> str:
+    code = doc.find(f"{{{firewall.SAMLP}}}Status/{{{firewall.SAMLP}}}StatusCode")
+    return code.get("Value", "") if code is not None else ""
+
+
+def _logout_response_xml(content: bytes) -> bytes:
+    """The one element in the envelope's Body, serialised: the LogoutResponse (checked by the
+    caller). A fault, a header the broker must understand, or any other shape is refused."""
+    envelope = firewall.parse_message(content)
+    if envelope.tag != f"{{{SOAP_ENV}}}Envelope":
+        raise InvalidMessage("answer is not a SOAP 1.1 envelope", code="not_soap")
+    for header in envelope.iterfind(f"{{{SOAP_ENV}}}Header/*"):
+        # SOAP 1.1, 4.2.3: a header the receiver must understand and does not is a failure.
+        if header.get(f"{{{SOAP_ENV}}}mustUnderstand") in ("1", "true"):
+            raise InvalidMessage("SOAP header the broker must understand", code="soap_header")
+    bodies = envelope.findall(f"{{{SOAP_ENV}}}Body")
+    children = [child for body in bodies for child in body if isinstance(child.tag, str)]
+    if len(bodies) != 1 or len(children) != 1:
+        raise InvalidMessage("SOAP Body without exactly one message", code="not_soap")
+    if children[0].tag == f"{{{SOAP_ENV}}}Fault":
+        raise InvalidMessage("SOAP fault", code="soap_fault")
+    return bytes(etree.tostring(children[0]))
