@@ -60,7 +60,8 @@ SCHOOL_LOGOUT_TOKENS = Counter(
 )
 SCHOOL_LOGOUT_SERVICES = Counter(
     "ketenbroker_school_logout_services",
-    "Services of SSO sessions a school ended by back channel, by what became of telling them: "
+    "Services of SSO sessions a school ended without the browser's cookie (its back channel, or "
+    "a SAML LogoutRequest in a frame), by what became of telling them: "
     "confirmed, failed, timed_out (OIDC back-channel logout, SAML SOAP logout), not_told (SAML "
     "services without a SOAP endpoint: reachable only through the browser) or unsupported "
     "(registered no logout).",
@@ -133,9 +134,13 @@ def logout_ended(initiator: str, protocol: str, outcome: str) -> None:
     LOGOUTS.labels(initiator, protocol or "none", outcome).inc()
 
 
-def school_logout_token(outcome: str, services: dict[str, int] | None = None) -> None:
+def school_logout_token(outcome: str) -> None:
     SCHOOL_LOGOUT_TOKENS.labels(outcome).inc()
-    for status, count in (services or {}).items():
+
+
+def school_logout_services(statuses: dict[str, int]) -> None:
+    """The services of a session a school ended without the browser's cookie, by status."""
+    for status, count in statuses.items():
         SCHOOL_LOGOUT_SERVICES.labels(status).inc(count)
 
 

@@ -20,7 +20,7 @@ from flask import Blueprint, jsonify, make_response, request
 from werkzeug.wrappers import Response
 
 from broker.core.errors import BrokerError, InvalidMessage, StoreUnavailable
-from broker.login.logout import BY_SCHOOL, CONFIRMED
+from broker.login.logout import BY_SCHOOL, CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED
 from broker.login.school_logout import NOT_TOLD, SchoolLogoutOutcome
 from broker.oidc.rp_logout_token import MAX_JTI_LENGTH
 from broker.web import metrics
@@ -30,6 +30,8 @@ SCHOOL_BACKCHANNEL_PATH = "/oidc/rp/backchannel-logout/<school_id>"
 # A logout token is a few hundred bytes; a form much larger than this is not one.
 MAX_FORM_BYTES = 32 * 1024
 OIDC = "oidc"
+# What became of telling each service, in the order the log line names them.
+SERVICE_STATUSES = (CONFIRMED, FAILED, TIMED_OUT, NOT_TOLD, UNSUPPORTED)
 
 school_backchannel = Blueprint("school_backchannel", __name__)
 log = logging.getLogger("broker.logout")
@@ -54,7 +56,7 @@ def school_backchannel_logout(school_id: str) -> Response:
         )
         return _answer({"error": "invalid_request", "error_description": refusal.code}, 400)
     if outcome.ended:
-        metrics.school_logout_token("ended", outcome.statuses)
+        metrics.school_logout_token("ended")
         note_school_logout(OIDC, outcome, "school logout by back channel school", school_id)
     else:
         metrics.school_logout_token("no_session")
@@ -70,13 +72,15 @@ def note_school_logout(
     whose session."""
     metrics.logout_started(BY_SCHOOL, protocol)
     metrics.logout_ended(BY_SCHOOL, protocol, "complete" if outcome.complete else "partial")
+    metrics.school_logout_services(outcome.statuses)
+    # Every status, also the failed and timed-out deliveries (OIDC back channel, SAML SOAP):
+    # an operator reading the line sees which of a partial logout's services did not hear.
     log.info(
-        "%s=%s services=%d confirmed=%d not_told=%d",
+        "%s=%s services=%d %s",
         what,
         schools,
         sum(outcome.statuses.values()),
-        outcome.count(CONFIRMED),
-        outcome.count(NOT_TOLD),
+        " ".join(f"{status}={outcome.count(status)}" for status in SERVICE_STATUSES),
     )
 
 

@@ -291,6 +291,21 @@ def test_a_service_that_does_not_confirm_makes_it_partial(
     assert not any(name_id.text in message for message in caplog.messages)
 
 
+def test_a_service_that_did_not_hear_is_counted_and_logged_as_such(
+    demo: LiveDemo, soap_sp: SoapService, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The operator's view of a partial logout: which services were not told, by status.
+    failed = told_services("failed")
+    with caplog.at_level(logging.INFO, logger="broker.logout"):
+        assert school_logout_without_cookies(demo, soap_sp, "garbage").status == "partial"
+    assert told_services("failed") == failed + 1
+    summary = [m for m in caplog.messages if m.startswith("school logout without the cookie")]
+    assert len(summary) == 1, caplog.messages
+    assert summary[0].endswith(
+        "services=1 confirmed=0 failed=1 timed_out=0 not_told=0 unsupported=0"
+    ), summary
+
+
 def test_a_service_that_answers_too_late_makes_it_partial(
     demo: LiveDemo, soap_sp: SoapService
 ) -> None:
