@@ -24,7 +24,7 @@ from broker.core.model import Chain, Protocol, School, Service
 from broker.registry import SqlRegistry
 from broker.registry.removal import Removal, removal_kind
 from broker.saml.encryption_summary import assertions_received
-from broker.saml.metadata_report import refused_endpoints
+from broker.saml.metadata_report import endpoint_marks
 
 CONFIRMATION_NEEDED = 3
 NONE = "-"  # in the table; null in JSON
@@ -66,7 +66,7 @@ def school_line(
             origin += f", IdP shared with {', '.join(others)}"
         if provider in naming_idps:
             origin += ", logins must name the school"
-        for refused in refused_endpoints(metadata.get(provider), "idp"):
+        for refused in endpoint_marks(metadata.get(provider), "idp"):
             origin += f", {refused}"
     return {
         "id": school.id,
@@ -93,7 +93,7 @@ def service_line(
         assertions = assertions_received(
             service.entity_id, metadata.get(service.entity_id), service.assertion_encryption
         )
-        for refused in refused_endpoints(metadata.get(service.entity_id), "sp"):
+        for refused in endpoint_marks(metadata.get(service.entity_id), "sp"):
             origin += f", {refused}"
     return {
         "id": service.id,

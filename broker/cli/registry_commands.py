@@ -1,6 +1,7 @@
 """`ketenbroker registry export FILE` and `registry import FILE`: the federation's configuration
 as a TOML file, for operators who keep it in git (docs/cli.md describes the format); `registry
-seal-secrets` and `registry status`: the registry's secrets, sealed at rest."""
+seal-secrets` and `registry status`: the registry's secrets, sealed at rest, and (`status`)
+how many entries' stored metadata names endpoints the broker sends nothing to."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from broker.cli.import_summary import import_summary
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.registry_import import ImportRefused, read_registry_file
 from broker.cli.registry_toml import export_text
+from broker.registry import SqlRegistry
 from broker.registry.secret_sealing import KINDS, SealingReport
 from broker.saml.encryption_summary import refused_with_auto
+from broker.saml.metadata_report import refused_endpoints
 
 
 @click.group("registry")
@@ -187,8 +190,35 @@ def sealed_only_line(since: datetime | None) -> str:
 @reports_errors
 def status_command(config_path: Path) -> None:
     """Say how many secrets are still in clear and whether the registry refuses them
-    (holds sealed secrets only). Changes nothing; opens no secret."""
+    (holds sealed secrets only), and how many schools and services have SAML metadata naming
+    an endpoint that is not https (`school list`, `publisher list` say which). Changes
+    nothing; opens no secret."""
     _, registry = open_registry(config_path)
     clear = registry.secrets_in_clear()
     click.echo(f"Secrets in clear (staff TOTP, school client): {clear}.")
     click.echo(sealed_only_line(registry.sealed_only_since()))
+    for line in endpoint_lines(registry):
+        click.echo(line)
+
+
+def endpoint_lines(registry: SqlRegistry) -> list[str]:
+    """Counts of the entries whose metadata in force (a copy from before intake checked its
+    SSO, ACS and SLO URLs) names one the login or logout path sends nothing to: the entries
+    `school list` and `publisher list` mark (saml/metadata_report.py)."""
+    idps = registry.school_metadata()
+    schools = sum(
+        1
+        for school in registry.schools()
+        if school.oidc is None and refused_endpoints(idps.get(school.idp_entity_id), "idp")
+    )
+    services = sum(
+        1
+        for xml in registry.service_metadata(approved_only=False).values()
+        if refused_endpoints(xml, "sp")
+    )
+    return [
+        f"Schools with an SSO or SLO URL that is not https: {schools}"
+        + (" (`ketenbroker school list` marks them)." if schools else "."),
+        f"Services with an ACS or SLO URL that is not https: {services}"
+        + (" (`ketenbroker publisher list` marks them)." if services else "."),
+    ]

@@ -155,6 +155,22 @@ class UnsupportedRequest(BadRequest):
     public_message = "This learning platform asked for a sign-in the broker does not offer."
 
 
+class ServiceAcsNotHttps(BadRequest):
+    """The service's metadata in force names, as the ACS URL this login would be answered at,
+    one that is not https (plain http only to loopback): a copy registered before metadata
+    intake checked ACS URLs, or written past it. Refused at the AuthnRequest, before the
+    student is sent to a school, and nothing is sent to that URL, not even an error Response
+    (the assertion would go over plain http, or to `javascript:`). The student's page says the
+    platform is not set up safely; `publisher list` names the service until metadata that
+    passes is registered."""
+
+    code = "acs_not_https"
+    public_message = (
+        "This learning platform's address for receiving sign-ins is not secure (no https), so "
+        "the broker does not sign you in to it. Please tell your school."
+    )
+
+
 class UpstreamFailure(BrokerError):
     """The school's identity provider failed or refused the login."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, and_, bindparam, func, or_, select
+from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, or_, select
 from sqlalchemy.orm import Session, joinedload
 
 from broker.core.chain_move import ChainMove
@@ -179,13 +179,17 @@ class SqlRegistryReader:
             )
             return [row.to_change() for row in rows]
 
-    def school_metadata(self) -> dict[str, str]:
+    def school_metadata(self, *, idp_entity_id: str | None = None) -> dict[str, str]:
+        """`idp_entity_id`: that IdP's only (a school portal's page), not every school's."""
+        where: list[ColumnElement[bool]] = [SchoolOidcRow.school_id.is_(None)]
+        if idp_entity_id is not None:
+            where.append(SchoolRow.idp_entity_id == idp_entity_id)
         with session_on(self._engine) as session:
             # A school on OpenID Connect has no SAML metadata.
             rows = session.execute(
                 select(SchoolRow.idp_entity_id, SchoolRow.idp_metadata)
                 .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
-                .where(SchoolOidcRow.school_id.is_(None))
+                .where(*where)
             )
             return metadata_in_force(session, "idp", {e: xml for e, xml in rows}, self._clock())
 

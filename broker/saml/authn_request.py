@@ -25,7 +25,14 @@ from saml2.validate import NotValid
 from broker.config import Settings
 from broker.core.assurance import EXACT
 from broker.core.catalogue import canonical_name_for
-from broker.core.errors import AssuranceNotMet, InvalidMessage, UnknownService, UnsupportedRequest
+from broker.core.endpoints import is_acceptable_endpoint
+from broker.core.errors import (
+    AssuranceNotMet,
+    InvalidMessage,
+    ServiceAcsNotHttps,
+    UnknownService,
+    UnsupportedRequest,
+)
 from broker.core.model import Service
 from broker.core.ports import RegistryReader
 from broker.core.shared_idp import is_shared_idp
@@ -40,6 +47,7 @@ from broker.saml.front import (
     STATUS_REQUEST_UNSUPPORTED,
     AnswerableRefusal,
 )
+from broker.saml.metadata_check import ACS_NOT_HTTPS
 from broker.saml.publisher_encryption import EncryptionUnusable
 from broker.saml.redirect_query import SAML_REQUEST, SIGNATURE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
@@ -120,6 +128,7 @@ class AuthnRequestReader:
         query_signed = query is not None and query.has(SIGNATURE)
         self._check_fresh_and_addressed(message, signed=query_signed or bool(message.signature))
         acs_url = self._acs_url(server, issuer, message)
+        _check_acs_scheme(issuer, acs_url)
         front = {
             "protocol": "saml",
             "request_id": message.id,
@@ -364,6 +373,18 @@ class AuthnRequestReader:
             policy.format if policy is not None and policy.format else NAMEID_FORMAT_PERSISTENT
         )
         return requested if requested in ACCEPTED_NAME_ID_FORMATS else None
+
+
+def _check_acs_scheme(issuer: str, acs_url: str) -> None:
+    """An ACS URL from the service's metadata that is not https (plain http only to loopback):
+    a copy registered before metadata intake checked ACS URLs (metadata_check.py), or written
+    past it. Neither the assertion nor an error Response goes there over plain http (or to
+    `javascript:`), and the student is not sent to a school for a login that could end nowhere
+    else: a page, nothing sent. A check on the string in hand, no parse."""
+    if not is_acceptable_endpoint(acs_url):
+        refused = ServiceAcsNotHttps(ACS_NOT_HTTPS, url=acs_url, entity_id=issuer)
+        log.warning("refused service=%s code=%s: %s", issuer, refused.code, refused.detail)
+        raise refused
 
 
 def is_true(value: object) -> bool:

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
+from typing import Literal
 
 from lxml import etree
 
 from broker.saml.metadata_check import (
+    ACS_NOT_HTTPS,
     MAX_METADATA_BYTES,
     MD,
     NO_REDIRECT_SSO,
@@ -102,10 +104,30 @@ def _problems(
     return None, problems
 
 
-def refused_endpoints(xml: str | None, role: str) -> list[str]:
-    """What the login and logout paths refuse to send to in a copy the registry holds (one
-    registered before intake checked SSO and SLO URLs, kept until it is read again), in the
-    words of `school list` and `publisher list`; [] when nothing (or no readable copy)."""
+# An endpoint kind the broker sends nothing to when its URL in the metadata in force is not
+# https: an IdP's SSO URL (the login is refused, saml/back.py), an SP's ACS URL (the
+# AuthnRequest is refused, authn_request.py), either's SLO URL (counted as none,
+# logout_messages.py).
+RefusedEndpoint = Literal["sso", "acs", "slo"]
+# How `school list` and `publisher list` say it (docs/cli.md); the portals word it themselves.
+ENDPOINT_MARKS: dict[RefusedEndpoint, str] = {
+    "sso": "SSO URL NOT https: logins refused",
+    "acs": "ACS URL NOT https: logins refused",
+    "slo": "SLO URL NOT https: no logout messages sent",
+}
+_KIND_OF: dict[str, RefusedEndpoint] = {
+    SSO_NOT_HTTPS: "sso",
+    ACS_NOT_HTTPS: "acs",
+    SLO_NOT_HTTPS: "slo",
+    SLO_RESPONSE_NOT_HTTPS: "slo",
+}
+
+
+def refused_endpoints(xml: str | None, role: str) -> list[RefusedEndpoint]:
+    """Which endpoints the login and logout paths refuse to send to in a copy the registry
+    holds (one registered before intake checked its SSO, ACS and SLO URLs, kept until it is
+    read again): the rule of intake (`insecure_endpoints`) on the copy in force, in the order
+    of ENDPOINT_MARKS; [] when nothing (or no readable copy)."""
     if not xml:
         return []
     try:
@@ -115,10 +137,10 @@ def refused_endpoints(xml: str | None, role: str) -> list[str]:
     descriptor = root.find(f"{{{MD}}}{'IDPSSODescriptor' if role == 'idp' else 'SPSSODescriptor'}")
     if descriptor is None:
         return []
-    refused = {problem.message for problem in insecure_endpoints("", descriptor, role)}
-    said = []
-    if SSO_NOT_HTTPS in refused:
-        said.append("SSO URL NOT https: logins refused")  # saml/back.py
-    if refused & {SLO_NOT_HTTPS, SLO_RESPONSE_NOT_HTTPS}:
-        said.append("SLO URL NOT https: no logout messages sent")  # logout_messages.py
-    return said
+    found = {_KIND_OF[problem.message] for problem in insecure_endpoints("", descriptor, role)}
+    return [kind for kind in ENDPOINT_MARKS if kind in found]
+
+
+def endpoint_marks(xml: str | None, role: str) -> list[str]:
+    """`refused_endpoints` in the words of `school list` and `publisher list`."""
+    return [ENDPOINT_MARKS[kind] for kind in refused_endpoints(xml, role)]

@@ -49,6 +49,10 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("This school is not known to the broker."),
     N_("The sign-in message could not be verified."),
     N_("This learning platform asked for a sign-in the broker does not offer."),
+    N_(
+        "This learning platform's address for receiving sign-ins is not secure (no https), so "
+        "the broker does not sign you in to it. Please tell your school."
+    ),
     N_("Your school's sign-in service did not complete the login."),
     N_("Your school's sign-in service did not sign you in."),
     N_(
@@ -177,6 +181,7 @@ _CODE_TITLES = {
     "hosted_domain_missing": N_("Signing in with your school is not set up"),
     "client_secret_unreadable": N_("Signing in with your school is not set up"),
     "school_sso_not_https": N_("Signing in with your school is not set up"),
+    "acs_not_https": N_("This learning platform is not set up safely"),
     "sealed_secret_unreadable": N_("A stored secret cannot be opened"),
     "sealed_secret_in_clear": N_("A stored secret is not accepted"),
     "other_school": N_("Your account belongs to another school"),

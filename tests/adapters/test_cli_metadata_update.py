@@ -327,9 +327,15 @@ def test_an_slo_url_that_is_not_https_is_refused(
 
 
 def test_the_lists_show_a_copy_registered_before_the_rule(config: Path) -> None:
-    """A school's copy with a plain-http SSO URL and a service's with a plain-http SLO URL, as
-    registered before intake checked them (stored as they were): the listings say what the
-    login and logout paths refuse."""
+    """A school's copy with a plain-http SSO URL and a service's with plain-http SLO and ACS
+    URLs, as registered before intake checked them (stored as they were): the listings say
+    what the login and logout paths refuse, and `registry status` counts them."""
+    status = run("registry", "status", "--config", config)
+    assert status.exit_code == 0, status.output
+    assert status.output.endswith(
+        "Schools with an SSO or SLO URL that is not https: 0.\n"
+        "Services with an ACS or SLO URL that is not https: 0.\n"
+    )
     with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
         connection.execute(
             "UPDATE schools SET idp_metadata = replace(idp_metadata, "
@@ -351,6 +357,25 @@ def test_the_lists_show_a_copy_registered_before_the_rule(config: Path) -> None:
     by_id = {line["id"]: line for line in map(json.loads, services.output.splitlines())}
     assert by_id["rol"]["registration"] == (
         "metadata from registration, SLO URL NOT https: no logout messages sent"
+    )
+    with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+        connection.execute(
+            "UPDATE services SET sp_metadata = replace(sp_metadata, "
+            "'http://127.0.0.1:9302/acs', 'http://sp.rol.example/acs') WHERE id = 'rol'"
+        )
+    services = run("publisher", "list", "--config", config, "--json")
+    by_id = {line["id"]: line for line in map(json.loads, services.output.splitlines())}
+    assert by_id["rol"]["registration"] == (
+        "metadata from registration, ACS URL NOT https: logins refused, "
+        "SLO URL NOT https: no logout messages sent"
+    )
+    status = run("registry", "status", "--config", config)
+    assert status.exit_code == 0, status.output
+    assert status.output.endswith(
+        "Schools with an SSO or SLO URL that is not https: 1 "
+        "(`ketenbroker school list` marks them).\n"
+        "Services with an ACS or SLO URL that is not https: 1 "
+        "(`ketenbroker publisher list` marks them).\n"
     )
 
 

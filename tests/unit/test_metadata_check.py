@@ -17,6 +17,7 @@ from broker.certificates import self_signed_pair
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.saml.metadata_check import MetadataInvalid, idp_entity_id, sp_entity_id
 from broker.saml.metadata_report import (
+    endpoint_marks,
     idp_metadata_problems,
     refused_endpoints,
     sp_metadata_problems,
@@ -194,11 +195,17 @@ def test_a_publishers_soap_slo_url_is_under_the_rule() -> None:
 
 def test_the_listings_name_what_the_login_and_logout_paths_refuse() -> None:
     old = with_slo(_school("http://idp.school.example/sso"), "http://idp.school.example/slo")
-    assert refused_endpoints(old, "idp") == [
+    assert refused_endpoints(old, "idp") == ["sso", "slo"]
+    assert endpoint_marks(old, "idp") == [
         "SSO URL NOT https: logins refused",
         "SLO URL NOT https: no logout messages sent",
     ]
     service = with_slo(_service(), "https://slo.example/", response="http://slo.example/answers")
-    assert refused_endpoints(service, "sp") == ["SLO URL NOT https: no logout messages sent"]
+    assert endpoint_marks(service, "sp") == ["SLO URL NOT https: no logout messages sent"]
+    plain_acs = with_slo(_service("http://sp.publisher.example/acs"), "http://slo.example/")
+    assert endpoint_marks(plain_acs, "sp") == [
+        "ACS URL NOT https: logins refused",
+        "SLO URL NOT https: no logout messages sent",
+    ]
     assert refused_endpoints(_school("https://idp.school.example/sso"), "idp") == []
     assert refused_endpoints(None, "idp") == refused_endpoints("<not xml", "sp") == []

@@ -44,6 +44,7 @@ from broker.core.model import OidcUpstream, School
 from broker.core.shared_idp import is_shared_idp, must_name_school
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
+from broker.saml.metadata_report import RefusedEndpoint, refused_endpoints
 from broker.web.labels import localised_detail, localised_problem
 from broker.web.portal.oidc_forms import SUBJECT_LABELS, OidcProviderForm, SamlIdpForm
 from broker.web.portal.rights import (
@@ -138,9 +139,20 @@ def _page(
         logout_callback=settings.oidc_logout_callback_url(school.id),
         backchannel_logout=settings.oidc_backchannel_logout_url(school.id),
         hosted_domain_missing=lacks_hosted_domain(school.oidc),
+        refused_endpoints=_refused_endpoints(school),
         locked=_locked(school),
     )
     return page, status
+
+
+def _refused_endpoints(school: School) -> list[RefusedEndpoint]:
+    """What the login and logout paths refuse to send to in the school's SAML metadata in force
+    (a copy from before intake checked SSO and SLO URLs): `school list`'s marks, which the page
+    says in words its administrator acts on. One IdP's copy read, not every school's."""
+    if school.oidc is not None:
+        return []
+    copies = broker().registry.school_metadata(idp_entity_id=school.idp_entity_id)
+    return refused_endpoints(copies.get(school.idp_entity_id), "idp")
 
 
 def _saved(school: School, what: str) -> Response:
