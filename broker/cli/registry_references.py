@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from broker.cli.registry_entries import Entries
 from broker.core.admins import Publisher
+from broker.core.hosted_domain import needs_hosted_domain
 from broker.core.model import Chain, Service
 from broker.core.shared_idp import brin_problem
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
@@ -59,6 +60,9 @@ def _idps_shared_rightly(
                 f"entity id {entity_id!r} is already used by {mixed[0]!r}, which signs in "
                 "with the other protocol",
             )
+        elif others and needs_hosted_domain(entity_id):
+            # Google's issuer: told apart by hosted domain, one school (shared_idps.py).
+            entry.wrong("oidc", f"issuer {entity_id!r} is already used by {others[0].school.id!r}")
         elif differing := [o.school.id for o in compared if o.metadata != listed.metadata]:
             entry.wrong(
                 "saml_metadata",

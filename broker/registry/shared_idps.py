@@ -8,7 +8,9 @@ school the student is of (core/shared_idp.py): nlEduPersonHomeOrganizationId in 
 on every write:
 
 - Schools that share a provider speak one protocol: an entity id and an issuer that happen to be
-  the same URL are not one provider (`DuplicateEntry` for a school of the other protocol).
+  the same URL are not one provider (`DuplicateEntry` for a school of the other protocol). Nor
+  do schools share Google's issuer (`_not_shareable`): its schools are told apart by their
+  hosted domains, and it sends no `school_id` claim the board rule could check.
 - Schools that share a SAML IdP hold the same metadata: the metadata is the IdP's, and the SAML
   side keeps one copy per entity id (reading.py `school_metadata`), so two rows that differed
   would let the registry pick one of them silently. A new school must bring the same metadata as
@@ -41,6 +43,7 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from broker.core.errors import UnknownSchool
+from broker.core.hosted_domain import needs_hosted_domain
 from broker.core.model import School
 from broker.core.shared_idp import brin_problem
 from broker.registry.errors import (
@@ -80,7 +83,7 @@ def check_joining(session: Session, school: School, metadata: str) -> None:
     entity_id = school.idp_entity_id
     lock_idp(session, [entity_id])
     others = [row for row in _schools_on(session, entity_id) if row[0] != school.id]
-    if _mixed([school.oidc is not None, *(oidc is not None for _, _, oidc in others)]):
+    if _not_shareable(entity_id, [school.oidc is not None, *(o is not None for _, _, o in others)]):
         raise DuplicateEntry("school", "idp_entity_id", entity_id)
     if others or names_school(session, entity_id):
         require_brin(entity_id, school.id)
@@ -89,6 +92,16 @@ def check_joining(session: Session, school: School, metadata: str) -> None:
     differing = tuple(school_id for school_id, xml, _ in others if (xml or "") != metadata)
     if differing:
         raise SharedIdpMetadataDiffers(entity_id, differing)
+
+
+def _not_shareable(entity_id: str, oidc: Iterable[bool]) -> bool:
+    """Whether schools so on one entity id may not all be there: two protocols (`_mixed`), or
+    several schools on an issuer of every Google account (core/hosted_domain.py). There each
+    school's hosted domain tells its accounts apart, and Google sends no `school_id` claim:
+    under the board rule (the second school marks the issuer) every login of every school on
+    it would be refused. One school on it, as before boards shared issuers."""
+    flags = list(oidc)
+    return _mixed(flags) or (len(flags) > 1 and needs_hosted_domain(entity_id))
 
 
 def _mixed(oidc: Iterable[bool]) -> bool:
@@ -145,7 +158,7 @@ def check_shared(session: Session, entity_ids: Iterable[str]) -> None:
     session.flush()
     for entity_id in sorted(set(entity_ids)):
         rows = _schools_on(session, entity_id)
-        if _mixed(oidc is not None for _, _, oidc in rows):
+        if _not_shareable(entity_id, (oidc is not None for _, _, oidc in rows)):
             raise DuplicateEntry("school", "idp_entity_id", entity_id)
         copies = {xml or "" for _, xml, _ in rows}
         if len(copies) > 1 and not source_holds(session, entity_id):

@@ -136,6 +136,21 @@ def test_an_entity_id_and_an_issuer_are_not_one_provider(sql_registry: SqlRegist
     assert not sql_registry.idp_names_school(BOARD_ISSUER)
 
 
+def test_googles_issuer_keeps_one_school(sql_registry: SqlRegistry) -> None:
+    """Its schools are told apart by hosted domain, and Google sends no `school_id`: a board
+    mark would refuse every login of both, the first school's too."""
+    google = "https://accounts.google.com"
+
+    def on_google(school_id: str, domain: str) -> School:
+        upstream = OidcUpstream(google, "c", "s", hosted_domain=domain)
+        return School(school_id, school_id, google, "sub", oidc=upstream)
+
+    sql_registry.add_school(on_google("30CC", "noord.example"), "")
+    with pytest.raises(DuplicateEntry):
+        sql_registry.add_school(on_google("30CC01", "zuid.example"), "")
+    assert not sql_registry.idp_names_school(google)
+
+
 def test_a_schools_portal_cannot_move_it_onto_a_shared_issuer(sql_registry: SqlRegistry) -> None:
     sql_registry.add_school(_on_issuer("30CC"), "")
     own = "https://keycloak.school.example/realms/school"
