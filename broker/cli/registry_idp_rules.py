@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from broker.cli.registry_entries import Entries, Problems, list_of
-from broker.core.shared_idp import brin_problem
+from broker.core.shared_idp import brin_problem, naming_problem
 from broker.registry.snapshot import Snapshot
 
 KIND = "idps_naming_school"
@@ -48,6 +48,9 @@ def check_idp_rules(
     schools = [e.school for e in after.schools]
     schools += [e.school for e in current.schools if e.school.id not in in_file]
     for entry, entity_id in rules:
+        if problem := naming_problem(entity_id):
+            entry.wrong("entity_id", problem)
+            continue
         on_idp = [s for s in schools if s.idp_entity_id == entity_id]
         for school in on_idp:
             if school.id not in in_file and (problem := brin_problem(school.id)):

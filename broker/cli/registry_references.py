@@ -11,7 +11,7 @@ from broker.cli.registry_entries import Entries
 from broker.core.admins import Publisher
 from broker.core.hosted_domain import needs_hosted_domain
 from broker.core.model import Chain, Service
-from broker.core.shared_idp import brin_problem
+from broker.core.shared_idp import brin_problem, naming_problem
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 
 
@@ -95,7 +95,9 @@ def _idps_name_schools(
             o.idp_names_school for o in on_idp if id(o) not in in_file
         )
         names_school = named or said == {True} or (not said and kept_says)
-        if len(said) > 1:
+        if listed.idp_names_school and (problem := naming_problem(school.idp_entity_id)):
+            entry.wrong("idp_names_school", problem)
+        elif len(said) > 1:
             entry.wrong("idp_names_school", "schools on one IdP must say the same")
         elif listed.idp_names_school is False and named:
             entry.wrong(

@@ -49,6 +49,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from broker.core.catalogue import is_brin
+from broker.core.hosted_domain import needs_hosted_domain
 from broker.core.model import School, UpstreamIdentity
 
 SCHOOL_ATTRIBUTE = "school_id"  # the catalogue's name for nlEduPersonHomeOrganizationId
@@ -106,6 +107,18 @@ def brin_problem(school_id: str) -> str | None:
         "for a location: 12AB, 12AB01), and logins through an IdP that must name the school "
         "compare the BRIN it sends with the school's id exactly: register the school with its "
         "BRIN as id"
+    )
+
+
+def naming_problem(entity_id: str) -> str | None:
+    """Why logins through `entity_id` cannot be made to name their school, or None: Google's
+    issuer sends no `school_id` claim, so every login of its school would be refused (its
+    schools are told apart by hosted domain, core/hosted_domain.py)."""
+    if not needs_hosted_domain(entity_id):
+        return None
+    return (
+        f"{entity_id} sends no school_id claim, so its logins cannot name their school: a "
+        "Google school is told apart by its hosted domain"
     )
 
 

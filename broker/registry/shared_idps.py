@@ -42,10 +42,10 @@ from collections.abc import Iterable
 from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
-from broker.core.errors import UnknownSchool
+from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.hosted_domain import needs_hosted_domain
 from broker.core.model import School
-from broker.core.shared_idp import brin_problem
+from broker.core.shared_idp import brin_problem, naming_problem
 from broker.registry.errors import (
     DuplicateEntry,
     SchoolIdNotBrin,
@@ -221,6 +221,8 @@ def check_names_school(session: Session, idp: tuple[str, tuple[str, ...]], wante
     entity_id, ids = idp
     if wanted == names_school(session, entity_id):
         return False
+    if wanted and (problem := naming_problem(entity_id)):
+        raise BadRequest(problem, code="idp_names_school_google")
     if wanted:
         for other in ids:
             require_brin(entity_id, other)

@@ -204,6 +204,10 @@ BREAKAGES: dict[str, tuple[Callable[[str], str], str]] = {
         lambda t: t + '\n[[chains]]\nid = "toetsen"\nname = "Again"\n',
         "chains[3] toetsen: id: chain 'toetsen' appears twice",
     ),
+    "idp rule for google's issuer": (
+        lambda t: _naming(t, "https://accounts.google.com"),
+        "idps_naming_school[1]: entity_id: https://accounts.google.com sends no school_id claim",
+    ),
     "idp rule twice": (
         lambda t: _naming(_naming(t, BOARD_IDP), BOARD_IDP),
         f"idps_naming_school[2]: entity_id: '{BOARD_IDP}' appears twice in the file",

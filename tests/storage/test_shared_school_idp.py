@@ -148,6 +148,14 @@ def test_googles_issuer_keeps_one_school(sql_registry: SqlRegistry) -> None:
     sql_registry.add_school(on_google("30CC", "noord.example"), "")
     with pytest.raises(DuplicateEntry):
         sql_registry.add_school(on_google("30CC01", "zuid.example"), "")
+    # Nor is it marked by the operator: every login of its school would be refused.
+    for mark in (
+        lambda: sql_registry.set_idp_names_school("30CC", True),
+        lambda: sql_registry.set_names_school_of_idp(google, True),
+    ):
+        with pytest.raises(BadRequest, match="sends no school_id claim") as refused:
+            mark()
+        assert refused.value.code == "idp_names_school_google"
     assert not sql_registry.idp_names_school(google)
 
 
