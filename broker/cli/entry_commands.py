@@ -45,9 +45,10 @@ def school_line(
     naming_idps: frozenset[str],
     metadata: Mapping[str, str],
 ) -> dict[str, Cell]:
-    """`schools_on_idp`: every SAML IdP's schools by entity id, so that a school board's IdP
-    names the other schools it serves; `naming_idps`: the IdPs whose logins must name their
-    school (core/shared_idp.py); `metadata`: the SAML schools' metadata as logins use it."""
+    """`schools_on_idp`: every IdP's schools by entity id (an OpenID provider's by issuer), so
+    that a school board's IdP names the other schools it serves; `naming_idps`: the IdPs whose
+    logins must name their school (core/shared_idp.py); `metadata`: the SAML schools' metadata
+    as logins use it."""
     if school.oidc is not None:
         provider = school.oidc.issuer
         origin = f"broker's client id {school.oidc.client_id}"
@@ -61,11 +62,12 @@ def school_line(
     else:
         provider = school.idp_entity_id
         origin = _metadata_origin(school.idp_entity_id, sources)
-        others = [i for i in schools_on_idp.get(provider, ()) if i != school.id]
-        if others:
-            origin += f", IdP shared with {', '.join(others)}"
-        if provider in naming_idps:
-            origin += ", logins must name the school"
+    others = [i for i in schools_on_idp.get(school.idp_entity_id, ()) if i != school.id]
+    if others:
+        origin += f", IdP shared with {', '.join(others)}"
+    if school.idp_entity_id in naming_idps:
+        origin += ", logins must name the school"
+    if school.oidc is None:
         for refused in endpoint_marks(metadata.get(provider), "idp"):
             origin += f", {refused}"
     return {
@@ -142,8 +144,7 @@ def school_list(config_path: Path, as_json: bool) -> None:
     schools = registry.schools()
     on_idp: dict[str, list[str]] = {}
     for school in schools:
-        if school.oidc is None:
-            on_idp.setdefault(school.idp_entity_id, []).append(school.id)
+        on_idp.setdefault(school.idp_entity_id, []).append(school.id)
     naming = registry.idps_naming_school()
     metadata = registry.school_metadata()
     lines = [school_line(s, sources, on_idp, naming, metadata) for s in schools]

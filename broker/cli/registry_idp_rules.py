@@ -8,7 +8,8 @@ board's next school would join without it. An import sets the rule where the reg
 and never clears one (an import deletes nothing; `school update --no-idp-names-school` clears it
 for an IdP of one school, `school update-idp --no-idp-names-school` by entity id, also for an
 IdP no school is on). The file may also name an IdP that schools are on: the same as each of
-them saying `idp_names_school = true`.
+them saying `idp_names_school = true`. An OpenID provider is named by its issuer (the school's
+entity id for either protocol).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from broker.cli.registry_entries import Entries, Problems, list_of
-from broker.core.shared_idp import brin_problem
+from broker.core.shared_idp import brin_problem, naming_problem
 from broker.registry.snapshot import Snapshot
 
 KIND = "idps_naming_school"
@@ -40,21 +41,17 @@ def check_idp_rules(
     rules: Sequence[tuple[Entries, str]], current: Snapshot, after: Snapshot
 ) -> tuple[str, ...]:
     """The entity ids, checked against the schools the import leaves on each IdP (`after`: the
-    file's, `current`: the registry's, which the file's replace by id): no OpenID provider (only
-    a SAML IdP names the school) and no school whose id is not a BRIN among those the file does
-    not name (registry_references.py checks the file's own schools)."""
+    file's, `current`: the registry's, which the file's replace by id; an OpenID issuer is an
+    entity id here too): no school whose id is not a BRIN among those the file does not name
+    (registry_references.py checks the file's own schools)."""
     in_file = {e.school.id for e in after.schools}
     schools = [e.school for e in after.schools]
     schools += [e.school for e in current.schools if e.school.id not in in_file]
     for entry, entity_id in rules:
-        on_idp = [s for s in schools if s.idp_entity_id == entity_id]
-        if oidc := [s.id for s in on_idp if s.oidc is not None]:
-            entry.wrong(
-                "entity_id",
-                f"school {oidc[0]} signs in with OpenID Connect there: only a SAML IdP names "
-                "the school in its logins",
-            )
+        if problem := naming_problem(entity_id):
+            entry.wrong("entity_id", problem)
             continue
+        on_idp = [s for s in schools if s.idp_entity_id == entity_id]
         for school in on_idp:
             if school.id not in in_file and (problem := brin_problem(school.id)):
                 entry.wrong("entity_id", f"the registry's school on this IdP: {problem}")

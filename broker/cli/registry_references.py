@@ -9,8 +9,9 @@ from dataclasses import replace
 
 from broker.cli.registry_entries import Entries
 from broker.core.admins import Publisher
+from broker.core.hosted_domain import needs_hosted_domain
 from broker.core.model import Chain, Service
-from broker.core.shared_idp import brin_problem
+from broker.core.shared_idp import brin_problem, naming_problem
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 
 
@@ -40,23 +41,28 @@ def _idps_shared_rightly(
     held_idps: frozenset[str],
     rules: tuple[frozenset[str], frozenset[str]],
 ) -> None:
-    """Several schools on one IdP entity id (a school board's, registry/shared_idps.py): only
-    SAML schools, all with the same metadata unless a source holds the IdP (its copy is used,
-    none of theirs), in the file and in the registry (a school the file does not mention keeps
-    its IdP and its metadata: the file's must be the same)."""
+    """Several schools on one IdP entity id or OpenID issuer (a school board's,
+    registry/shared_idps.py): all of one protocol, SAML ones with the same metadata unless a
+    source holds the IdP (its copy is used, none of theirs), in the file and in the registry (a
+    school the file does not mention keeps its IdP and its metadata: the file's must be the
+    same)."""
     before: dict[str, list[SchoolEntry]] = {}
     for school_entry in kept:
         before.setdefault(school_entry.school.idp_entity_id, []).append(school_entry)
     for entry, listed in found:
-        entity_id = listed.school.idp_entity_id
+        entity_id, oidc_less = listed.school.idp_entity_id, listed.school.oidc is None
         others = before.setdefault(entity_id, [])
         # A source's copy is the IdP's: the schools' own are not compared.
         compared = () if entity_id in held_idps else others
-        if others and (listed.school.oidc or any(o.school.oidc for o in others)):
+        if mixed := [o.school.id for o in others if (o.school.oidc is None) != oidc_less]:
             entry.wrong(
-                "saml_metadata",
-                f"entity id {entity_id!r} is already used by {others[0].school.id!r}",
+                "saml_metadata" if oidc_less else "oidc",
+                f"entity id {entity_id!r} is already used by {mixed[0]!r}, which signs in "
+                "with the other protocol",
             )
+        elif others and needs_hosted_domain(entity_id):
+            # Google's issuer: told apart by hosted domain, one school (shared_idps.py).
+            entry.wrong("oidc", f"issuer {entity_id!r} is already used by {others[0].school.id!r}")
         elif differing := [o.school.id for o in compared if o.metadata != listed.metadata]:
             entry.wrong(
                 "saml_metadata",
@@ -75,8 +81,8 @@ def _idps_name_schools(
 ) -> None:
     """`idp_names_school` as the import will leave each IdP (`after`: its schools, the file's
     and those it keeps; `rules`: the IdPs the file's `[[idps_naming_school]]` names, and those
-    the registry holds the rule for with no school on them): said by SAML schools only, the
-    same by every school of the file on one IdP, never false for an IdP two schools are on or
+    the registry holds the rule for with no school on them): the same by every school of the
+    file on one IdP (or OpenID issuer), never false for an IdP two schools are on or
     the file names; and BRIN ids on an IdP that names its school (core/shared_idp.py). A file
     that does not say keeps the registry's word."""
     in_file = {id(listed) for _, listed in found}
@@ -89,8 +95,8 @@ def _idps_name_schools(
             o.idp_names_school for o in on_idp if id(o) not in in_file
         )
         names_school = named or said == {True} or (not said and kept_says)
-        if listed.idp_names_school is not None and school.oidc is not None:
-            entry.wrong("idp_names_school", "only a SAML IdP names the school in its logins")
+        if listed.idp_names_school and (problem := naming_problem(school.idp_entity_id)):
+            entry.wrong("idp_names_school", problem)
         elif len(said) > 1:
             entry.wrong("idp_names_school", "schools on one IdP must say the same")
         elif listed.idp_names_school is False and named:
@@ -104,11 +110,7 @@ def _idps_name_schools(
                 f"must be true: the IdP is shared with school(s) {others}, and logins through "
                 "it name their school",
             )
-        elif (
-            school.oidc is None
-            and (len(on_idp) > 1 or names_school)
-            and (problem := brin_problem(school.id))
-        ):
+        elif (len(on_idp) > 1 or names_school) and (problem := brin_problem(school.id)):
             entry.wrong("id", problem)
 
 

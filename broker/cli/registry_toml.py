@@ -94,10 +94,11 @@ class _Writer:
             lines += _pairs([("aliases", list(school.aliases))])
         if school.privacy_contact:
             lines += _pairs([("privacy_contact", school.privacy_contact)])
+        if entry.idp_names_school:
+            # Its IdP's (or issuer's) logins must name their school (a school board's): kept on
+            # import.
+            lines += _pairs([("idp_names_school", True)])
         if school.oidc is None:
-            if entry.idp_names_school:
-                # Its IdP's logins must name their school (a school board's): kept on import.
-                lines += _pairs([("idp_names_school", True)])
             lines.append(self.metadata("schools", school.id, entry.metadata, school.idp_entity_id))
             return lines
         lines += ["", "[schools.oidc]"]

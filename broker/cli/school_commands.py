@@ -147,10 +147,13 @@ def school_add(
             allow_loopback=settings.peers_on_loopback,
         )
         _, registry = open_registry(config_path)
+        # On an issuer other schools have (a school board's): its logins must name the school
+        # from now on (registry/shared_idps.py).
         registry.add_school(replace(school, town=town, aliases=aliases), "")
         stored = school.oidc.hosted_domain if school.oidc else ""
         said = f", hosted domain {stored}" if stored else ""
         click.echo(f"School {school_id} added (OpenID provider {issuer}{said}).")
+        _note_shared(registry, school)
         # One redirect URI per school (the mix-up defence): the school's provider must know it.
         click.echo(f"  Redirect URI to register there: {settings.oidc_callback_url(school_id)}")
         logout_uri = settings.oidc_logout_callback_url(school_id)
@@ -184,15 +187,26 @@ def school_add(
     # with what to do (registry/shared_idps.py).
     registry.add_school(school, xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
-    others = _others_on_idp(registry, entity_id, school_id)
+    _note_shared(registry, school)
+
+
+def _note_shared(registry: SqlRegistry, school: School) -> None:
+    """Say so when the school's IdP or issuer is a board's (registry/shared_idps.py): what
+    its every login must carry from now on."""
+    entity_id = school.idp_entity_id
+    others = _others_on_idp(registry, entity_id, school.id)
     if others or registry.idp_names_school(entity_id):
-        shared = f"The IdP is shared with school(s) {', '.join(others)}: its" if others else "Its"
-        click.echo(f"  {shared} {NAMES_SCHOOL_NOTE}")
+        what = "issuer" if school.oidc is not None else "IdP"
+        shared = (
+            f"The {what} is shared with school(s) {', '.join(others)}: its" if others else "Its"
+        )
+        carried = "a school_id claim" if school.oidc is not None else SAML_SCHOOL_ATTRIBUTE
+        click.echo(f"  {shared} logins must carry {carried} {NAMES_SCHOOL_NOTE}")
 
 
+SAML_SCHOOL_ATTRIBUTE = "nlEduPersonHomeOrganizationId"
 NAMES_SCHOOL_NOTE = (
-    "logins must carry nlEduPersonHomeOrganizationId with the chosen school's id, also "
-    "after schools leave it (docs/operations.md, school boards)."
+    "with the chosen school's id, also after schools leave it (docs/operations.md, school boards)."
 )
 
 
@@ -201,9 +215,10 @@ def _others_on_idp(registry: SqlRegistry, entity_id: str, school_id: str) -> lis
 
 
 NAMES_SCHOOL_HELP = (
-    "SAML: every login through the school's IdP must name the school in "
-    "nlEduPersonHomeOrganizationId (a school board's IdP); --no-idp-names-school stops that "
-    "for an IdP of this school alone (`school update-idp`: by the IdP's entity id)"
+    "every login through the school's IdP or OpenID issuer must name the school (SAML: "
+    "nlEduPersonHomeOrganizationId, OIDC: the school_id claim; a school board's); "
+    "--no-idp-names-school stops that for an IdP of this school alone (`school update-idp`: by "
+    "the IdP's entity id or issuer)"
 )
 
 

@@ -1,12 +1,12 @@
-"""`ketenbroker school update-idp`: whether logins through a SAML IdP must name their school, set
-or cleared by the IdP's entity id.
+"""`ketenbroker school update-idp`: whether logins through a SAML IdP or an OpenID provider must
+name their school, set or cleared by the IdP's entity id or the provider's issuer.
 
 `school update --[no-]idp-names-school` reaches an IdP through one of its schools. The mark is
 the IdP's and stays when its schools leave (registry/shared_idps.py), so an IdP no school is on
 any more can only be reached by its entity id: to clear the mark of a board IdP that turned out
 to be one school's, or to set it for a board IdP before its first school is registered (held by
-a metadata source). The same rules hold: not for an OpenID provider, not while several schools
-share the IdP (to clear), and BRIN ids for every school on it (to set).
+a metadata source). The same rules hold: not while several schools share the IdP (to clear),
+and BRIN ids for every school on it (to set).
 """
 
 from __future__ import annotations
@@ -19,8 +19,9 @@ from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.registry_idp_rules import MAX_ENTITY_ID
 
 NAMES_SCHOOL_HELP = (
-    "every login through the IdP must name the chosen school in nlEduPersonHomeOrganizationId "
-    "(a school board's IdP); --no-idp-names-school stops that for an IdP of one school or none"
+    "every login through the IdP must name the chosen school (SAML: in "
+    "nlEduPersonHomeOrganizationId, OIDC: in the school_id claim; a school board's IdP); "
+    "--no-idp-names-school stops that for an IdP of one school or none"
 )
 
 
@@ -39,7 +40,8 @@ def _entity_id(_context: click.Context, _parameter: click.Parameter, value: str)
     "--entity-id",
     required=True,
     callback=_entity_id,
-    help="the SAML IdP's entity id, exactly as registered (`school list`, `registry export`)",
+    help="the SAML IdP's entity id or the OpenID provider's issuer, exactly as registered "
+    "(`school list`, `registry export`)",
 )
 @click.option(
     "--idp-names-school/--no-idp-names-school",
@@ -49,8 +51,9 @@ def _entity_id(_context: click.Context, _parameter: click.Parameter, value: str)
 )
 @reports_errors
 def school_update_idp(config_path: Path, entity_id: str, names_school: bool | None) -> None:
-    """Set or clear whether logins through a SAML IdP must name their school, by its entity
-    id: also for an IdP no school is on (any more). Running brokers use it without a restart."""
+    """Set or clear whether logins through a SAML IdP or OpenID provider must name their
+    school, by its entity id or issuer: also for one no school is on (any more). Running
+    brokers use it without a restart."""
     if names_school is None:
         raise click.UsageError("give --idp-names-school or --no-idp-names-school")
     _, registry = open_registry(config_path)

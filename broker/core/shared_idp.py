@@ -32,7 +32,14 @@ and the pseudonym is in the chosen school's namespace. Which of them the student
 the school, as it does for any student; only the chosen school's BRIN is ever passed on
 (catalogue.py keeps a school's own BRIN alone).
 
-Pure checks, called by the SAML back (login/school_values.py `check_asserted_school`). The
+The same holds for an OpenID provider several schools share (a board's Entra ID tenant or
+Keycloak realm, by its issuer, which is the school's `idp_entity_id`): its `school_id` claim (the
+catalogue's mapping of the same attribute) must name the chosen school, with the same refusals,
+the same registry flag and the same BRIN rule; a back-channel logout token it sends finds the
+session under each school that shares the token's client (`sharing_client`).
+
+Pure checks, called by the SAML and the OIDC backs (login/school_values.py
+`check_asserted_school`). The
 asserted value is never logged or put in an error: it may be another school's BRIN, which with
 the time of the login says where a student goes to school.
 """
@@ -42,6 +49,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from broker.core.catalogue import is_brin
+from broker.core.hosted_domain import needs_hosted_domain
 from broker.core.model import School, UpstreamIdentity
 
 SCHOOL_ATTRIBUTE = "school_id"  # the catalogue's name for nlEduPersonHomeOrganizationId
@@ -51,6 +59,29 @@ def is_shared_idp(schools_on_idp: Sequence[School]) -> bool:
     """Whether the schools registered with one IdP entity id (`RegistryReader.schools_by_idp`)
     are several: no one of them is the IdP's school (an `IDPList` naming it names none)."""
     return len(schools_on_idp) > 1
+
+
+def sharing_client(school: School, schools_on_idp: Sequence[School]) -> tuple[str, ...]:
+    """The ids of the schools a logout token sent to `school`'s back-channel URI may concern:
+    `school` first, then every other school on its issuer (`schools_on_idp`) that holds the same
+    client id. A board may register one client for all its schools (one app registration in
+    Entra ID, one Keycloak client, with a redirect URI per school); the provider then knows one
+    back-channel logout URI for all of them, and the session it ends may be any of theirs. The
+    token's audience is that client, so a school with a client of its own is not among them (its
+    provider tells it at its own URI). Which school's session it is, the session's filing says
+    (login/school_sessions.py `find_any`): it is never guessed from the issuer."""
+    upstream = school.oidc
+    if upstream is None:
+        return (school.id,)
+    others = (
+        other.id
+        for other in schools_on_idp
+        if other.id != school.id
+        and other.oidc is not None
+        and other.oidc.issuer == upstream.issuer
+        and other.oidc.client_id == upstream.client_id
+    )
+    return (school.id, *others)
 
 
 def must_name_school(names_school: bool, schools_on_idp: Sequence[School]) -> bool:
@@ -76,6 +107,18 @@ def brin_problem(school_id: str) -> str | None:
         "for a location: 12AB, 12AB01), and logins through an IdP that must name the school "
         "compare the BRIN it sends with the school's id exactly: register the school with its "
         "BRIN as id"
+    )
+
+
+def naming_problem(entity_id: str) -> str | None:
+    """Why logins through `entity_id` cannot be made to name their school, or None: Google's
+    issuer sends no `school_id` claim, so every login of its school would be refused (its
+    schools are told apart by hosted domain, core/hosted_domain.py)."""
+    if not needs_hosted_domain(entity_id):
+        return None
+    return (
+        f"{entity_id} sends no school_id claim, so its logins cannot name their school: a "
+        "Google school is told apart by its hosted domain"
     )
 
 

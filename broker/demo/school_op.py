@@ -70,6 +70,11 @@ class SchoolOpSettings:
     # As a Google Workspace does: `hd` = this domain for the people whose e-mail address is in
     # it, none for the others (as for a personal account); empty: no `hd` at all.
     hosted_domain: str = ""
+    # A school board's provider: the broker's one client there for several schools, with a
+    # redirect URI per school (these besides `redirect_uri`), and each person's own school in
+    # `school_id` by uid ("": no `school_id` claim); a person not named gets `brin`.
+    more_redirect_uris: tuple[str, ...] = ()
+    school_of: tuple[tuple[str, str], ...] = ()
 
     @property
     def issuer(self) -> str:
@@ -96,7 +101,7 @@ def user_claims(settings: SchoolOpSettings, user: DemoUser, scope: str) -> dict[
         "email": user.email,
         "email_verified": True,
         "eduperson_affiliation": [user.affiliation],
-        "school_id": settings.brin,
+        "school_id": dict(settings.school_of).get(user.uid, settings.brin),
         "school_name": settings.school_name,
         "groups": list(user.groups),
     }
@@ -105,6 +110,8 @@ def user_claims(settings: SchoolOpSettings, user: DemoUser, scope: str) -> dict[
     if user.eck_id:
         everything["eck_id"] = user.eck_id
     allowed = {claim for s in scope.split() for claim in SCOPE_CLAIMS.get(s, ())}
+    if not everything["school_id"]:
+        del everything["school_id"]  # a board's provider that knows no school for the person
     claims = {name: value for name, value in everything.items() if name in allowed}
     if settings.hosted_domain and user.email.endswith("@" + settings.hosted_domain):
         claims["hd"] = settings.hosted_domain  # with any scope, as Google sends it
@@ -119,6 +126,7 @@ class _Client:
     secret: str = field(repr=False)
     redirect_uri: str
     client_metadata: dict[str, str] = field(default_factory=dict)
+    more_redirect_uris: tuple[str, ...] = ()
 
     def get_client_id(self) -> str:
         return self.client_id
@@ -130,7 +138,8 @@ class _Client:
         return " ".join(s for s in scope.split() if s in SCOPE_CLAIMS)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri == self.redirect_uri  # exact match, nothing else
+        # Exact match, nothing else.
+        return redirect_uri == self.redirect_uri or redirect_uri in self.more_redirect_uris
 
     def check_client_secret(self, client_secret: str) -> bool:
         return hmac.compare_digest(client_secret.encode(), self.secret.encode())
@@ -236,7 +245,12 @@ def create_school_op_app(settings: SchoolOpSettings) -> Flask:
     """The demo OpenID provider as a Flask app: discovery, JWKS, authorize, token, userinfo."""
     key = RSAKey.import_key(settings.key_file.read_bytes())
     key.ensure_kid()
-    client = _Client(settings.client_id, settings.client_secret, settings.redirect_uri)
+    client = _Client(
+        settings.client_id,
+        settings.client_secret,
+        settings.redirect_uri,
+        more_redirect_uris=settings.more_redirect_uris,
+    )
     users = {user.uid: user for user in settings.users}
     memory = _Memory()
 

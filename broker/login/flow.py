@@ -161,6 +161,17 @@ class LoginFlow:
         """Consume the record: a response can complete a login once, never twice."""
         return _taken(self.sealed.take(browser_secret, LOGIN, login_id))
 
+    def reopen(self, browser_secret: bytes, record: LoginRecord) -> None:
+        """Save a taken record back for the student to choose their school again (a board's
+        OpenID provider named another school, or none: core/shared_idp.py), without the
+        request the school answered: its state, nonce and PKCE verifier stay spent, and a copy
+        of that answer finds no request to complete. The SAML ACS needs none of this: it takes
+        the record only after that check."""
+        self._save(
+            browser_secret,
+            replace(record, upstream_request_id=None, upstream={}, upstream_at=None),
+        )
+
     @staticmethod
     def take_op(login_id: str) -> StoreOp:
         """`take` as a command of a caller's batch; `taken` opens its reply."""

@@ -1,7 +1,8 @@
 """The catalogue attributes a school sent, whatever its protocol: the values that fit are kept,
 the rest dropped and logged by attribute name and count only (never a value). The SAML back
 (`broker/saml/back.py`) and the OIDC back (`broker/oidc/rp_claims.py`) each collect the values
-by canonical name in their own way, then both end here, so both drop by the same rules."""
+by canonical name in their own way, then both end here, so both drop by the same rules, and
+both refuse a board's login that does not name the chosen school (`check_asserted_school`)."""
 
 from __future__ import annotations
 
@@ -51,11 +52,9 @@ def accepted_values(
 
 
 def school_must_be_named(registry: RegistryReader, school: School) -> bool:
-    """Whether a login at `school` must name it (core/shared_idp.py): a SAML school whose IdP
-    the registry marks so, or that other schools are on. From the registry's cached view on
-    the login path: no store round trip. An OpenID provider's issuer is one school's."""
-    if school.oidc is not None:
-        return False
+    """Whether a login at `school` must name it (core/shared_idp.py): a school whose IdP (SAML
+    entity id or OpenID issuer, both its `idp_entity_id`) the registry marks so, or that other
+    schools are on. From the registry's cached view on the login path: no store round trip."""
     entity_id = school.idp_entity_id
     return must_name_school(
         registry.idp_names_school(entity_id), registry.schools_by_idp(entity_id)

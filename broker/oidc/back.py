@@ -3,8 +3,10 @@
 CONTRACT (the web layer calls these):
 - `authorization_redirect(school, state, ...)` → `UpstreamRedirect`: the URL to send the browser
   to and the values (nonce, PKCE verifier …) the login record keeps, sealed, until the callback.
-- `complete(school, params, kept)` → `VerifiedLogin` after every check of security.md; raises
-  `InvalidMessage` (a forged or broken answer) or `UpstreamFailure` (the school said no).
+- `complete(school, params, kept, must_name=...)` → `VerifiedLogin` after every check of
+  security.md; raises `InvalidMessage` (a forged or broken answer) or `UpstreamFailure` (the
+  school said no); `must_name` (login/school_values.py `school_must_be_named`): the school's
+  issuer is a board's, and the account's `school_id` claim must name the school.
 
 The steps follow OIDC Core §3.1 (code flow) with PKCE S256 (RFC 7636) and the `iss` parameter
 of RFC 9207. authlib's OAuth functions build the authorization URL, the token request and its
@@ -38,6 +40,7 @@ from broker.core.errors import (
     UpstreamFailure,
 )
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
+from broker.core.shared_idp import SCHOOL_ATTRIBUTE
 from broker.login.school_sessions import BACK_CHANNEL, MAX_SID_LENGTH
 from broker.oidc.rp_claims import (
     check_hosted_domain,
@@ -193,12 +196,12 @@ class OidcBack:
         return self.directory.current(_upstream(school).issuer)
 
     def complete(
-        self, school: School, params: dict[str, str], kept: dict[str, str]
+        self, school: School, params: dict[str, str], kept: dict[str, str], *, must_name: bool
     ) -> VerifiedLogin:
         try:
             # Token, keys and userinfo together within twice the timeout (rp_http.py).
             with call_budget(2 * self.timeout):
-                return self._complete(school, _upstream(school), params, kept)
+                return self._complete(school, _upstream(school), params, kept, must_name)
         except BrokerError as err:
             # The school and the reason code only: never tokens, claims or subjects.
             log.warning("oidc login refused school=%s code=%s", school.id, err.code)
@@ -227,7 +230,12 @@ class OidcBack:
             )
 
     def _complete(
-        self, school: School, upstream: OidcUpstream, params: dict[str, str], kept: dict[str, str]
+        self,
+        school: School,
+        upstream: OidcUpstream,
+        params: dict[str, str],
+        kept: dict[str, str],
+        must_name: bool,
     ) -> VerifiedLogin:
         metadata = self.directory.metadata(upstream.issuer)
         _check_issuer_parameter(params, metadata)
@@ -260,11 +268,12 @@ class OidcBack:
         # The account must be the school's before anything else is asked or read of it.
         check_hosted_domain(claims, school)
         merged = dict(claims)
-        if metadata.userinfo_endpoint and _needs_userinfo(claims, school):
+        if metadata.userinfo_endpoint and _needs_userinfo(claims, school, must_name=must_name):
             info = self._userinfo(upstream, metadata, token, str(claims["sub"]))
             # The signed ID token wins where both say something.
             merged = {**info, **claims}
-        attributes = map_claims(merged, school)
+        # A board's issuer must name the school (before any value is kept: rp_claims.py).
+        attributes = map_claims(merged, school, must_name=must_name)
         subject = subject_of(merged, attributes, school)
         acr = claims.get("acr")
         auth_time = time_claim(claims, "auth_time")  # a number in range (verify_id_token)
@@ -380,10 +389,13 @@ def _check_issuer_parameter(params: dict[str, str], metadata: ProviderMetadata) 
         raise InvalidMessage("callback from another provider (mix-up)", code="issuer_mismatch")
 
 
-def _needs_userinfo(claims: dict[str, Any], school: School) -> bool:
+def _needs_userinfo(claims: dict[str, Any], school: School, *, must_name: bool) -> bool:
     """Fetch userinfo when the ID token carries no attributes (many providers keep the ID token
-    small) or lacks a subject claim other than `sub` that the school is configured with."""
+    small), lacks a subject claim other than `sub` that the school is configured with, or lacks
+    the `school_id` claim a board's issuer must name the school in (`must_name`)."""
     if not has_catalogue_claims(claims):
+        return True
+    if must_name and CATALOGUE[SCHOOL_ATTRIBUTE].claim not in claims:
         return True
     if school.use_eck_id:
         return CATALOGUE["eck_id"].claim not in claims

@@ -3,7 +3,9 @@
 The same rules as the SAML back: claims outside the catalogue are ignored, values that do not fit
 an attribute are dropped and logged by attribute name and count only, and a school whose subject
 claim is missing gets `MissingSubject`, never a fallback. Before any of that, an account that is
-not the school's (a Google account outside its hosted domain) is refused: `check_hosted_domain`.
+not the school's (a Google account outside its hosted domain) is refused: `check_hosted_domain`;
+and through an issuer several schools share (a board's Entra ID tenant or Keycloak realm), one
+whose `school_id` claim does not name the chosen school (`map_claims`, core/shared_idp.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from broker.core.catalogue import CATALOGUE, canonical_name_for
 from broker.core.errors import ForeignAccount, MissingSubject, SchoolSetupIncomplete
 from broker.core.hosted_domain import hosted_domain_matches, lacks_hosted_domain
 from broker.core.model import School
-from broker.login.school_values import accepted_values
+from broker.login.school_values import accepted_values, check_asserted_school
 
 # For an OIDC school both mean "the provider's `sub`": `name_id` is the model's default.
 SUB_SUBJECTS = frozenset({"sub", "name_id"})
@@ -75,10 +77,15 @@ def check_hosted_domain(claims: Mapping[str, Any], school: School) -> None:
         raise ForeignAccount(f"school {school.id}: account of another hosted domain (hd)")
 
 
-def map_claims(claims: Mapping[str, Any], school: School) -> dict[str, tuple[str, ...]]:
+def map_claims(
+    claims: Mapping[str, Any], school: School, *, must_name: bool = False
+) -> dict[str, tuple[str, ...]]:
     """The catalogue attributes in `claims`, values checked by `accept_values`. Called once the
     account is known to be the school's (`check_hosted_domain`, on the signed ID token, before
-    userinfo is asked or a single attribute of a stranger's account is read: back.py)."""
+    userinfo is asked or a single attribute of a stranger's account is read: back.py).
+    `must_name`: the school's issuer is a board's (login/school_values.py
+    `school_must_be_named`), and its `school_id` claim must name this school, as SAML's
+    nlEduPersonHomeOrganizationId must (`check_asserted_school`, on the values as sent)."""
     collected: dict[str, list[str]] = {}
     refused: dict[str, int] = {}
     for name, value in claims.items():
@@ -98,6 +105,7 @@ def map_claims(claims: Mapping[str, Any], school: School) -> dict[str, tuple[str
         collected.setdefault(canonical, []).extend(strings)
         if odd:
             refused[canonical] = refused.get(canonical, 0) + odd
+    check_asserted_school(collected, school, must_name=must_name)
     return accepted_values(collected, school, refused)
 
 

@@ -1,29 +1,38 @@
 """The registry's rule for an identity provider several schools share (a school board's IdP).
 
-A SAML IdP may be registered for several schools, each with its own id (BRIN) and pseudonym
-namespace (revision 0014); the login then asks the IdP which school the student is of
-(core/shared_idp.py). What the registry keeps true on every write:
+A SAML IdP (by entity id) or an OpenID provider (by issuer, which is the school's
+`idp_entity_id` too: model.OidcUpstream) may be registered for several schools, each with its
+own id (BRIN) and pseudonym namespace (revision 0014); the login then asks the provider which
+school the student is of (core/shared_idp.py): nlEduPersonHomeOrganizationId in SAML, the
+`school_id` claim in OpenID Connect. One rule for both protocols; what the registry keeps true
+on every write:
 
-- Only SAML schools share. An OpenID provider's issuer stays one school's: each OIDC school has
-  its own client and callback, and the broker has no rule yet that tells one school's accounts
-  at a shared issuer from another's (Google's hosted domain aside, core/hosted_domain.py).
-- Schools that share an IdP hold the same metadata: the metadata is the IdP's, and the SAML side
-  keeps one copy per entity id (reading.py `school_metadata`), so two rows that differed would
-  let the registry pick one of them silently. A new school must bring the same metadata as the
-  others (`SharedIdpMetadataDiffers` otherwise); an update of one school's metadata is an update
-  of the IdP's and is written to every school on it (sql_registry.update_school_metadata). While
-  a metadata source holds the IdP no row's copy is used (reading.py `metadata_in_force`), so none
-  is compared: a source's roll-over never stands in the way of the board's next school.
-- An IdP with two or more schools requires its logins to name their school
+- Schools that share a provider speak one protocol: an entity id and an issuer that happen to be
+  the same URL are not one provider (`DuplicateEntry` for a school of the other protocol). Nor
+  do schools share Google's issuer (`_not_shareable`): its schools are told apart by their
+  hosted domains, and it sends no `school_id` claim the board rule could check.
+- Schools that share a SAML IdP hold the same metadata: the metadata is the IdP's, and the SAML
+  side keeps one copy per entity id (reading.py `school_metadata`), so two rows that differed
+  would let the registry pick one of them silently. A new school must bring the same metadata as
+  the others (`SharedIdpMetadataDiffers` otherwise); an update of one school's metadata is an
+  update of the IdP's and is written to every school on it (sql_registry.update_school_metadata).
+  While a metadata source holds the IdP no row's copy is used (reading.py `metadata_in_force`),
+  so none is compared: a source's roll-over never stands in the way of the board's next school.
+  OpenID schools on one issuer keep nothing of the issuer's in their rows (its discovery
+  document and keys are fetched by issuer, rp_discovery.py): each keeps its own client id,
+  secret, ID token algorithms and hosted domain, and two of them may hold the same client id
+  (one app registration with a redirect URI per school).
+- A provider with two or more schools requires its logins to name their school
   (`idps_naming_school`, revision 0015), from the write that put the second school on it; that
-  stays when schools leave, and only the operator clears it, for an IdP of one school or of
-  none any more (`set_names_school` by a school's id, `set_idp_names_school` by entity id).
-  Every school on such an IdP has a BRIN as id (`SchoolIdNotBrin`). A registry file carries it
-  also for an IdP no school is on any more (`require_names_school`).
+  stays when schools leave, and only the operator clears it, for a provider of one school or of
+  none any more (`set_names_school` by a school's id, `set_idp_names_school` by entity id or
+  issuer). Every school on such a provider has a BRIN as id (`SchoolIdNotBrin`). A registry file
+  carries it also for a provider no school is on any more (`require_names_school`).
 
-Every write that can put a school on an entity id takes `lock_idp` first: on PostgreSQL two
-registrations on one IdP would otherwise both pass these checks (each reads the rows committed
-before the other's). SQLite has one writer at a time (database.py, BEGIN IMMEDIATE).
+Every write that can put a school on an entity id or issuer takes `lock_idp` first: on
+PostgreSQL two registrations on one provider would otherwise both pass these checks (each reads
+the rows committed before the other's). SQLite has one writer at a time (database.py, BEGIN
+IMMEDIATE).
 """
 
 from __future__ import annotations
@@ -34,8 +43,9 @@ from sqlalchemy import delete, func, select, text
 from sqlalchemy.orm import Session
 
 from broker.core.errors import BadRequest, UnknownSchool
+from broker.core.hosted_domain import needs_hosted_domain
 from broker.core.model import School
-from broker.core.shared_idp import brin_problem
+from broker.core.shared_idp import brin_problem, naming_problem
 from broker.registry.errors import (
     DuplicateEntry,
     SchoolIdNotBrin,
@@ -66,22 +76,38 @@ def names_school(session: Session, entity_id: str) -> bool:
 
 
 def check_joining(session: Session, school: School, metadata: str) -> None:
-    """Refuse registering `school` (with `metadata`) where it may not share its IdP: another
-    school's OpenID issuer, an IdP with an OIDC school on it, other metadata than the schools
-    already on it have (unless a source holds the IdP), or an id that is no BRIN on an IdP that
-    must name its school. Takes the IdP's lock (`lock_idp`)."""
+    """Refuse registering `school` (with `metadata`) where it may not share its provider: one
+    the schools on it reach by the other protocol, other metadata than the SAML schools already
+    on it have (unless a source holds the IdP), or an id that is no BRIN on a provider that must
+    name its school. Takes the provider's lock (`lock_idp`)."""
     entity_id = school.idp_entity_id
     lock_idp(session, [entity_id])
     others = [row for row in _schools_on(session, entity_id) if row[0] != school.id]
-    if others and (school.oidc is not None or any(oidc is not None for _, _, oidc in others)):
+    if _not_shareable(entity_id, [school.oidc is not None, *(o is not None for _, _, o in others)]):
         raise DuplicateEntry("school", "idp_entity_id", entity_id)
-    if school.oidc is None and (others or names_school(session, entity_id)):
+    if others or names_school(session, entity_id):
         require_brin(entity_id, school.id)
     if not others or source_holds(session, entity_id):
         return
     differing = tuple(school_id for school_id, xml, _ in others if (xml or "") != metadata)
     if differing:
         raise SharedIdpMetadataDiffers(entity_id, differing)
+
+
+def _not_shareable(entity_id: str, oidc: Iterable[bool]) -> bool:
+    """Whether schools so on one entity id may not all be there: two protocols (`_mixed`), or
+    several schools on an issuer of every Google account (core/hosted_domain.py). There each
+    school's hosted domain tells its accounts apart, and Google sends no `school_id` claim:
+    under the board rule (the second school marks the issuer) every login of every school on
+    it would be refused. One school on it, as before boards shared issuers."""
+    flags = list(oidc)
+    return _mixed(flags) or (len(flags) > 1 and needs_hosted_domain(entity_id))
+
+
+def _mixed(oidc: Iterable[bool]) -> bool:
+    """Whether the schools on one entity id (whether each signs in with OpenID Connect) speak
+    two protocols: a SAML entity id and an OpenID issuer that are the same text."""
+    return len(set(oidc)) > 1
 
 
 def _schools_on(session: Session, entity_id: str) -> list[tuple[str, str | None, str | None]]:
@@ -126,13 +152,13 @@ def note_joined(session: Session, entity_ids: Iterable[str]) -> None:
 
 
 def check_shared(session: Session, entity_ids: Iterable[str]) -> None:
-    """`check_joining`'s rule over IdPs as a bulk write left them (registry import): for each,
-    no OpenID school beside another, one metadata (unless a source holds it), and BRIN ids if
-    its logins name their school. Raises, so the caller's transaction rolls back."""
+    """`check_joining`'s rule over providers as a bulk write left them (registry import): for
+    each, one protocol, one metadata (unless a source holds it), and BRIN ids if its logins name
+    their school. Raises, so the caller's transaction rolls back."""
     session.flush()
     for entity_id in sorted(set(entity_ids)):
         rows = _schools_on(session, entity_id)
-        if len(rows) > 1 and any(oidc is not None for _, _, oidc in rows):
+        if _not_shareable(entity_id, (oidc is not None for _, _, oidc in rows)):
             raise DuplicateEntry("school", "idp_entity_id", entity_id)
         copies = {xml or "" for _, xml, _ in rows}
         if len(copies) > 1 and not source_holds(session, entity_id):
@@ -146,14 +172,14 @@ def set_names_school(session: Session, school_id: str, wanted: bool) -> tuple[st
     """Require (or stop requiring) the school named in logins through `school_id`'s IdP:
     (its entity id, whether anything changed), refused as `check_names_school` says."""
     entity_id, ids = schools_on_idp_of(session, school_id, lock=True)
-    return entity_id, _set_names(session, (entity_id, ids), school_id, wanted)
+    return entity_id, _set_names(session, (entity_id, ids), wanted)
 
 
 def require_names_school(session: Session, entity_id: str) -> bool:
     """Require the school named in logins through IdP `entity_id`, also one no school is on (a
     registry file's `[[idps_naming_school]]`): whether anything changed, refused as
     `check_names_school` says. Takes the IdP's lock (`lock_idp`)."""
-    return _set_names_on(session, entity_id, _ids_on_locked(session, entity_id), True)
+    return _set_names(session, (entity_id, _ids_on_locked(session, entity_id)), True)
 
 
 def set_idp_names_school(
@@ -167,12 +193,7 @@ def set_idp_names_school(
     ids = _ids_on_locked(session, entity_id)
     if not ids and not names_school(session, entity_id) and not source_holds(session, entity_id):
         raise UnknownIdp(entity_id)
-    return _set_names_on(session, entity_id, ids, wanted), ids
-
-
-def _set_names_on(session: Session, entity_id: str, ids: tuple[str, ...], wanted: bool) -> bool:
-    # An OpenID school's issuer has that school alone on it: the refusal names the first.
-    return _set_names(session, (entity_id, ids), ids[0] if ids else "", wanted)
+    return _set_names(session, (entity_id, ids), wanted), ids
 
 
 def _ids_on_locked(session: Session, entity_id: str) -> tuple[str, ...]:
@@ -182,10 +203,8 @@ def _ids_on_locked(session: Session, entity_id: str) -> tuple[str, ...]:
     return tuple(school_id for school_id, _, _ in _schools_on(session, entity_id))
 
 
-def _set_names(
-    session: Session, idp: tuple[str, tuple[str, ...]], school_id: str, wanted: bool
-) -> bool:
-    if not check_names_school(session, idp, school_id, wanted):
+def _set_names(session: Session, idp: tuple[str, tuple[str, ...]], wanted: bool) -> bool:
+    if not check_names_school(session, idp, wanted):
         return False
     entity_id = idp[0]
     if wanted:
@@ -195,22 +214,15 @@ def _set_names(
     return True
 
 
-def check_names_school(
-    session: Session, idp: tuple[str, tuple[str, ...]], school_id: str, wanted: bool
-) -> bool:
+def check_names_school(session: Session, idp: tuple[str, tuple[str, ...]], wanted: bool) -> bool:
     """Whether requiring (or stopping to require) the school named in logins through `idp`
-    (`sharing_schools`' entity id and school ids) changes anything; refused for an OpenID
-    provider, for an IdP with a school whose id is not a BRIN, and, to stop, for an IdP
-    several schools share."""
+    (`sharing_schools`' entity id or issuer and school ids) changes anything; refused for a
+    provider with a school whose id is not a BRIN, and, to stop, for one several schools share."""
     entity_id, ids = idp
-    if session.scalar(select(SchoolOidcRow.school_id).where(SchoolOidcRow.school_id.in_(ids))):
-        raise BadRequest(
-            f"school {school_id} signs in with OpenID Connect: only a SAML IdP names the "
-            "school in its logins (nlEduPersonHomeOrganizationId)",
-            code="idp_names_school_oidc",
-        )
     if wanted == names_school(session, entity_id):
         return False
+    if wanted and (problem := naming_problem(entity_id)):
+        raise BadRequest(problem, code="idp_names_school_google")
     if wanted:
         for other in ids:
             require_brin(entity_id, other)

@@ -203,9 +203,7 @@ class SqlRegistry(PortalReads):
         """`set_idp_names_school`'s refusals, without a write: a command that writes more
         than the flag asks first, so a refused flag leaves the rest unwritten too."""
         with session_on(self._engine) as session:
-            check_names_school(
-                session, schools_on_idp_of(session, school_id, lock=False), school_id, wanted
-            )
+            check_names_school(session, schools_on_idp_of(session, school_id, lock=False), wanted)
 
     def add_chain(self, chain: Chain) -> None:
         with self._writing("chain", [(ChainRow.id, "id", chain.id)]) as session:
@@ -382,8 +380,8 @@ class SqlRegistry(PortalReads):
             )
             if taken is not None:
                 raise DuplicateEntry("school", "idp_entity_id", school.idp_entity_id)
-            if school.oidc is None and names_school(session, school.idp_entity_id):
-                # An IdP kept as a board's (its other schools removed): its logins name the
+            if names_school(session, school.idp_entity_id):
+                # A provider kept as a board's (its other schools removed): its logins name the
                 # school, which only a BRIN can match.
                 require_brin(school.idp_entity_id, school.id)
             row = (

@@ -16,9 +16,16 @@ import time
 from flask import Blueprint, request
 from werkzeug.wrappers import Response
 
-from broker.core.errors import InvalidMessage, UnknownSchool, UpstreamFailure
+from broker.core.errors import (
+    InvalidMessage,
+    NotTheChosenSchool,
+    UnknownSchool,
+    UpstreamFailure,
+)
+from broker.login.school_values import school_must_be_named
 from broker.web import metrics
 from broker.web.browser import browser_secret, remember_school
+from broker.web.discovery import choose_again_page
 from broker.web.login_finish import finish
 from broker.web.service_answers import refuse_to_service
 from broker.web.wiring import broker
@@ -55,7 +62,15 @@ def callback(school_id: str) -> Response:
         raise UnknownSchool("login record has no OpenID Connect request")
     started = time.perf_counter()
     try:
-        verified = b.oidc_back.complete(school, params, record.upstream)
+        # A board's issuer must name the chosen school (core/shared_idp.py): the registry's
+        # flag for it, or several schools on it, from the cached view, as the SAML back asks.
+        must_name = school_must_be_named(b.view, school)
+        verified = b.oidc_back.complete(school, params, record.upstream, must_name=must_name)
+    except NotTheChosenSchool as refusal:
+        # A board's issuer named another school (or none): the login stays open to choose
+        # again, as at the SAML ACS; this request is spent (`reopen`). Nothing else written.
+        b.flow.reopen(secret, record)
+        return choose_again_page(record, refusal)
     except UpstreamFailure as failure:
         return refuse_to_service(record, failure)
     finally:

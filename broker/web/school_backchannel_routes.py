@@ -5,7 +5,9 @@
 broker registers at each school's provider as its `backchannel_logout_uri` (one per school, like
 the redirect URI). The token is checked (oidc/rp_logout_token.py), its `jti` used once (the
 store's replay guard), the session it names ended and its back-channel services told
-(login/school_logout.py). Answers as the spec says (section 2.8): 200 when the logout
+(login/school_logout.py): filed under this school, or under another school on the same issuer
+that holds the same client id (a school board's one client, core/shared_idp.py
+`sharing_client`). Answers as the spec says (section 2.8): 200 when the logout
 succeeded (also when the session had already ended: the token was valid and there is nothing
 left to do), 400 with an OAuth-style JSON error when the token does not hold, and never a
 cached answer. No cookie, no CSRF token: nothing here acts on a browser's behalf, and only a
@@ -20,6 +22,7 @@ from flask import Blueprint, jsonify, make_response, request
 from werkzeug.wrappers import Response
 
 from broker.core.errors import BrokerError, InvalidMessage, StoreUnavailable
+from broker.core.shared_idp import sharing_client
 from broker.login.logout import BY_SCHOOL, CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED
 from broker.login.school_logout import NOT_TOLD, SchoolLogoutOutcome
 from broker.oidc.rp_logout_token import MAX_JTI_LENGTH
@@ -100,8 +103,11 @@ def _logout(school_id: str) -> SchoolLogoutOutcome:
     # Once only, across every worker: a captured token cannot end a later session of the sid.
     issuer, jti = f"oidc-logout:{school.id}", claims.jti[:MAX_JTI_LENGTH]
     b.replay.first_use(issuer, jti, claims.issued_at, claims.expires_at)
+    # A board's client may be several schools' (one client on a shared issuer): the session
+    # is looked for under each of them, and its filing says whose it is (core/shared_idp.py).
+    schools = sharing_client(school, b.view.schools_by_idp(school.idp_entity_id))
     try:
-        return b.school_logout.end(school.id, claims.sid)
+        return b.school_logout.end_any(schools, [claims.sid])
     except StoreUnavailable:
         # The store failed after the jti was taken: the school hears 503 and sends the token
         # again (section 2.8), which must not meet its own jti as a replay. Ending is safe to

@@ -473,12 +473,6 @@ def test_a_board_idp_keeps_naming_the_school_until_the_operator_says(
     assert kept.exit_code == 1
     assert "registered for schools 12AB, 12AC: its logins must name their school" in kept.output
     assert dump(config) == before
-    # Nor an OpenID provider's: its hosted domain given with it stays unwritten.
-    oidc = run("school", "update", "--config", config, "--id", "34CD", "--idp-names-school",
-               "--hosted-domain", "school.example")  # fmt: skip
-    assert oidc.exit_code == 1
-    assert "only a SAML IdP names the school" in oidc.output
-    assert dump(config) == before
 
     removed = run("school", "remove", "12AC", "--yes", "--config", config)
     assert removed.exit_code == 0, removed.output
@@ -494,6 +488,11 @@ def test_a_board_idp_keeps_naming_the_school_until_the_operator_says(
     assert marked.exit_code == 0, marked.output
     assert f"School 12AB: logins through IdP {IDP} must name their school." in marked.output
     assert school_registrations(config)["12AB"].endswith(", logins must name the school")
+    # An OpenID provider's issuer is marked the same way (a board's tenant, its first school).
+    oidc = run("school", "update", "--config", config, "--id", "34CD", "--idp-names-school")
+    assert oidc.exit_code == 0, oidc.output
+    assert "School 34CD: logins through IdP https://op.example must name their" in oidc.output
+    assert school_registrations(config)["34CD"].endswith(", logins must name the school")
 
 
 def test_a_school_without_a_brin_cannot_join_an_idp_that_names_the_school(
@@ -507,7 +506,7 @@ def test_a_school_without_a_brin_cannot_join_an_idp_that_names_the_school(
     assert dump(config) == before
 
 
-def test_an_openid_issuer_is_not_shared_by_the_cli(config: Path, files: Files) -> None:
+def test_a_saml_school_cannot_join_an_openid_issuer(config: Path, files: Files) -> None:
     before = dump(config)
     refused = run("school", "add", "--config", config, "--id", "34CE", "--name", "SAML-twin",
                   "--saml-entity-id", "https://op.example")  # fmt: skip

@@ -413,6 +413,23 @@ def test_a_school_on_a_shared_idp_cannot_change_it(
     assert site.registry.registered_metadata("idp", "88BB00") == xml
 
 
+def test_a_school_on_a_shared_openid_issuer_cannot_change_it(
+    site: PortalSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A board's Entra ID tenant for two schools (one client): as a board's SAML IdP, the
+    provider is the operator's, read-only in either school's portal; every change a 403."""
+    issuer = "https://login.microsoftonline.com/bestuur-tenant/v2.0"
+    for school_id in ("88BD00", "88BD01"):
+        upstream = OidcUpstream(issuer, "board-client", "board-secret")
+        name = f"Bestuursschool {school_id}"
+        site.registry.add_school(School(school_id, name, issuer, "sub", oidc=upstream), "")
+    site.accounts["board-oidc-school"] = site.add_account(
+        "ict@bestuur-oidc.example", AdminRole.SCHOOL, "88BD01"
+    )
+    shown = ('id="shared-idp-locked"', "board-client")
+    _expect_read_only(site, "board-oidc-school", "88BD01", caplog, shown=shown, reason="shared_idp")
+
+
 def test_a_board_idp_of_one_school_so_far_is_the_operators_too(
     site: PortalSite, caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:

@@ -204,9 +204,9 @@ BREAKAGES: dict[str, tuple[Callable[[str], str], str]] = {
         lambda t: t + '\n[[chains]]\nid = "toetsen"\nname = "Again"\n',
         "chains[3] toetsen: id: chain 'toetsen' appears twice",
     ),
-    "idp rule for an openid provider": (
-        lambda t: _naming(t, _first(r'issuer = "([^"]+)"', t)),
-        f"idps_naming_school[1]: entity_id: school {DEMO_OIDC_SCHOOL_ID} signs in with OpenID",
+    "idp rule for google's issuer": (
+        lambda t: _naming(t, "https://accounts.google.com"),
+        "idps_naming_school[1]: entity_id: https://accounts.google.com sends no school_id claim",
     ),
     "idp rule twice": (
         lambda t: _naming(_naming(t, BOARD_IDP), BOARD_IDP),
@@ -313,6 +313,55 @@ def test_the_rule_of_an_idp_no_school_is_on_survives_the_trip(
     )
     sql_registry.add_school(School("10AA02", "Lyceum West", BOARD_IDP), "<board/>")
     assert sql_registry.idp_names_school(BOARD_IDP)
+
+
+BOARD_ISSUER = "https://keycloak.bestuur.example/realms/scholen"
+
+
+def _oidc_school_entry(school_id: str, client_id: str = "board-client") -> str:
+    return (
+        f'\n[[schools]]\nid = "{school_id}"\nname = "School {school_id}"\nsubject = "sub"\n'
+        f'\n[schools.oidc]\nissuer = "{BOARD_ISSUER}"\nclient_id = "{client_id}"\n'
+        'client_secret_file = "board.client-secret"\n'
+    )
+
+
+def test_schools_on_one_openid_issuer_import_as_a_board_and_export_so(
+    sql_registry: SqlRegistry, registry_url: str, tmp_path: Path
+) -> None:
+    """A board's Keycloak realm in a file: two schools (one client) on its issuer are imported
+    with the issuer marked, exported with `idp_names_school = true`; a school whose id is not a
+    BRIN is refused with its place, before anything is written."""
+    (tmp_path / "board.client-secret").write_text("board-secret\n")
+    path = tmp_path / "registry.toml"
+    refused_text = "format = 1\n" + _oidc_school_entry("30CC") + _oidc_school_entry("oost")
+    path.write_text(refused_text, encoding="utf-8")
+    before = dump(registry_url)
+    with pytest.raises(ImportRefused) as refused:
+        read_registry_file(path, sql_registry.snapshot())
+    assert refused.value.problems[0].startswith(
+        "schools[2] oost: id: school id 'oost' is not a BRIN"
+    )
+    assert dump(registry_url) == before
+
+    text = "format = 1\n" + _oidc_school_entry("30CC") + _oidc_school_entry("30CC01")
+    path.write_text(text, encoding="utf-8")
+    _import(sql_registry, path)
+    assert sql_registry.idps_naming_school() == frozenset({BOARD_ISSUER})
+    assert [s.id for s in sql_registry.schools_by_idp(BOARD_ISSUER)] == ["30CC", "30CC01"]
+    exported = export_text(sql_registry.snapshot(), path)
+    assert exported.count("idp_names_school = true") == 2
+    # Nor may a file take the mark off while two schools are on the issuer.
+    path.write_text(
+        "format = 1\n"
+        + _oidc_school_entry("30CC").replace(
+            'subject = "sub"', 'subject = "sub"\nidp_names_school = false'
+        ),
+        encoding="utf-8",
+    )
+    with pytest.raises(ImportRefused) as kept:
+        read_registry_file(path, sql_registry.snapshot())
+    assert "must be true: the IdP is shared with school(s) 30CC01" in kept.value.problems[0]
 
 
 def test_the_rule_is_refused_over_a_registered_school_without_a_brin(

@@ -1,12 +1,13 @@
-"""Several schools on one SAML IdP (a school board's, revisions 0014 and 0015) on SQLite and
-PostgreSQL: the registry admits the shared entity id, keeps one metadata per IdP (none compared
-while a source holds it), keeps an OpenID issuer one school's, keeps whether the IdP's logins
-name their school (set by the second school, kept when schools leave, BRIN ids only), locks the
-IdP on PostgreSQL, and the migrations go down and up again."""
+"""Several schools on one SAML IdP or OpenID issuer (a school board's, revisions 0014 and 0015)
+on SQLite and PostgreSQL: the registry admits the shared entity id or issuer, keeps one metadata
+per IdP (none compared while a source holds it), keeps one protocol per provider, keeps whether
+the provider's logins name their school (set by the second school, kept when schools leave, BRIN
+ids only), locks it on PostgreSQL, and the migrations go down and up again."""
 
 from __future__ import annotations
 
 from contextlib import closing
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -28,6 +29,7 @@ from broker.registry.migration import migration_connection, model_drift
 from broker.registry.shared_idps import _IDP_LOCK_SPACE, _LOCK_IDP
 from broker.registry.snapshot import SchoolEntry, Snapshot
 from tests.storage.test_publisher_integrity import HEAD, _move, _revision
+from tests.support.sealing import TEST_SEAL
 
 BOARD_IDP = "https://sts.bestuur.example/adfs/services/trust"
 BOARD_XML = "<board-idp/>"
@@ -78,17 +80,93 @@ def test_an_update_of_one_schools_metadata_is_the_idps(sql_registry: SqlRegistry
     assert sql_registry.update_school_metadata(ELSEWHERE.id, "<other-2/>") == ()
 
 
-def test_an_openid_issuer_stays_one_schools(sql_registry: SqlRegistry) -> None:
-    issuer = "https://login.bestuur.example"
-    oidc = School("30CC", "OIDC", issuer, "sub", oidc=OidcUpstream(issuer, "a", "s"))
-    sql_registry.add_school(oidc, "")
+BOARD_ISSUER = "https://login.microsoftonline.com/bestuur-tenant/v2.0"
+
+
+def _on_issuer(school_id: str, client_id: str = "board-client", secret: str = "s") -> School:
+    upstream = OidcUpstream(BOARD_ISSUER, client_id, secret)
+    return School(school_id, f"OIDC {school_id}", BOARD_ISSUER, "sub", oidc=upstream)
+
+
+def test_schools_share_an_openid_issuer_as_they_share_an_idp(sql_registry: SqlRegistry) -> None:
+    """A board's Entra ID tenant or Keycloak realm: the rule of a board's SAML IdP, by issuer.
+    Each school keeps its own client (id, secret); two may hold the same client id."""
+    view = CachedRegistryReader(sql_registry)
+    north, south = _on_issuer("30CC", secret="north"), _on_issuer("30CC01", secret="south")
+    east = _on_issuer("30CC02", client_id="east-client")
+    sql_registry.add_school(north, "")
+    assert not sql_registry.idp_names_school(BOARD_ISSUER)
+    sql_registry.add_school(south, "")
+    # Set by the write that put the second school on the issuer.
+    assert sql_registry.idp_names_school(BOARD_ISSUER) and view.idp_names_school(BOARD_ISSUER)
+    sql_registry.add_school(east, "")
+    assert sql_registry.schools_by_idp(BOARD_ISSUER) == (north, south, east)
+    assert view.schools_by_idp(BOARD_ISSUER) == (north, south, east)
+    opened = sql_registry.school(south.id)
+    assert opened is not None and opened.oidc is not None
+    assert (opened.oidc.client_id, opened.oidc.client_secret) == ("board-client", "south")
+    generation = sql_registry.generation()
+    with pytest.raises(SchoolIdNotBrin, match="'lyceum-oost' is not a BRIN"):
+        sql_registry.add_school(_on_issuer("lyceum-oost"), "")
+    with pytest.raises(SharedIdpNamesSchool):
+        sql_registry.set_idp_names_school(north.id, False)
+    with pytest.raises(SharedIdpNamesSchool):
+        sql_registry.set_names_school_of_idp(BOARD_ISSUER, False)
+    assert sql_registry.generation() == generation
+    # Kept when schools leave: the tenant still signs in every school's students.
+    for school in (south, east):
+        sql_registry.remove_school(school.id, apply=True, removed_by="cli:ops")
+    assert view.idp_names_school(BOARD_ISSUER)
+    assert sql_registry.snapshot().schools[0].idp_names_school is True
+    assert sql_registry.set_names_school_of_idp(BOARD_ISSUER, False) == (True, (north.id,))
+    assert sql_registry.set_idp_names_school(north.id, True) == (BOARD_ISSUER, True)
+
+
+def test_an_entity_id_and_an_issuer_are_not_one_provider(sql_registry: SqlRegistry) -> None:
+    """A SAML school on an OpenID school's issuer (or the other way round) is refused: one
+    text, two providers."""
+    sql_registry.add_school(_on_issuer("30CC"), "")
     with pytest.raises(DuplicateEntry):
-        sql_registry.add_school(School("30CC01", "SAML on the issuer", issuer), "<x/>")
+        sql_registry.add_school(School("30CC01", "SAML on the issuer", BOARD_ISSUER), "<x/>")
     sql_registry.add_school(NOORD, BOARD_XML)
     with pytest.raises(DuplicateEntry):
         twin = School("30CC02", "OIDC", BOARD_IDP, "sub", oidc=OidcUpstream(BOARD_IDP, "b", "s"))
         sql_registry.add_school(twin, "")
-    assert sql_registry.schools_by_idp(issuer) == (oidc,)
+    assert [s.id for s in sql_registry.schools_by_idp(BOARD_ISSUER)] == ["30CC"]
+    assert not sql_registry.idp_names_school(BOARD_ISSUER)
+
+
+def test_googles_issuer_keeps_one_school(sql_registry: SqlRegistry) -> None:
+    """Its schools are told apart by hosted domain, and Google sends no `school_id`: a board
+    mark would refuse every login of both, the first school's too."""
+    google = "https://accounts.google.com"
+
+    def on_google(school_id: str, domain: str) -> School:
+        upstream = OidcUpstream(google, "c", "s", hosted_domain=domain)
+        return School(school_id, school_id, google, "sub", oidc=upstream)
+
+    sql_registry.add_school(on_google("30CC", "noord.example"), "")
+    with pytest.raises(DuplicateEntry):
+        sql_registry.add_school(on_google("30CC01", "zuid.example"), "")
+    # Nor is it marked by the operator: every login of its school would be refused.
+    for mark in (
+        lambda: sql_registry.set_idp_names_school("30CC", True),
+        lambda: sql_registry.set_names_school_of_idp(google, True),
+    ):
+        with pytest.raises(BadRequest, match="sends no school_id claim") as refused:
+            mark()
+        assert refused.value.code == "idp_names_school_google"
+    assert not sql_registry.idp_names_school(google)
+
+
+def test_a_schools_portal_cannot_move_it_onto_a_shared_issuer(sql_registry: SqlRegistry) -> None:
+    sql_registry.add_school(_on_issuer("30CC"), "")
+    own = "https://keycloak.school.example/realms/school"
+    alone = School("40DD", "Eigen", own, "sub", oidc=OidcUpstream(own, "c", "s"))
+    sql_registry.add_school(alone, "")
+    with pytest.raises(DuplicateEntry):
+        sql_registry.update_school_idp(replace(_on_issuer("40DD"), name="Eigen"), "")
+    assert sql_registry.schools_by_idp(own) == (alone,)
 
 
 def test_a_schools_portal_cannot_move_it_onto_a_shared_idp(sql_registry: SqlRegistry) -> None:
@@ -268,21 +346,24 @@ def test_the_operator_sets_and_clears_an_idps_mark_by_its_entity_id(
 
 
 def test_an_idps_mark_by_entity_id_keeps_the_idps_rules(sql_registry: SqlRegistry) -> None:
-    """Not for an OpenID provider's issuer, and BRIN ids only on an IdP that names the school."""
+    """By an OpenID provider's issuer too, and BRIN ids only on an IdP that names the school."""
     issuer = "https://login.bestuur.example"
     sql_registry.add_school(
-        School("30CC", "OIDC", issuer, "sub", oidc=OidcUpstream(issuer, "a", "s")), ""
+        School("oidc-school", "OIDC", issuer, "sub", oidc=OidcUpstream(issuer, "a", "s")), ""
     )
     west = School("lyceum-west", "Lyceum West", "https://idp.west.example")
     sql_registry.add_school(west, "<west/>")
     generation = sql_registry.generation()
-    with pytest.raises(BadRequest, match="signs in with OpenID Connect") as refused:
+    with pytest.raises(SchoolIdNotBrin, match="'oidc-school' is not a BRIN"):
         sql_registry.set_names_school_of_idp(issuer, True)
-    assert refused.value.code == "idp_names_school_oidc"
     with pytest.raises(SchoolIdNotBrin, match="'lyceum-west' is not a BRIN"):
         sql_registry.set_names_school_of_idp(west.idp_entity_id, True)
     assert sql_registry.generation() == generation
     assert sql_registry.idps_naming_school() == frozenset()
+    # A board's issuer with one school so far: the operator marks it by the issuer.
+    sql_registry.add_school(_on_issuer("30CC"), "")
+    assert sql_registry.set_names_school_of_idp(BOARD_ISSUER, True) == (True, ("30CC",))
+    assert sql_registry.idps_naming_school() == frozenset({BOARD_ISSUER})
 
 
 def test_revision_0015_marks_the_idps_shared_at_the_upgrade(registry_url: str) -> None:
@@ -332,7 +413,7 @@ def test_registrations_on_one_idp_take_its_lock_on_postgresql(
     changes what a joining school is checked against, holds the IdP's advisory lock for its
     transaction (shared_idps.lock_idp)."""
     migrate(postgres_registry_url)
-    registry = SqlRegistry(postgres_registry_url)
+    registry = SqlRegistry(postgres_registry_url, seal=TEST_SEAL)
     statements: list[str] = []
 
     def seen(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
@@ -355,6 +436,8 @@ def test_registrations_on_one_idp_take_its_lock_on_postgresql(
             first.execute(text("ROLLBACK"))
         for write in (
             lambda: registry.add_school(ZUID, BOARD_XML),
+            lambda: registry.add_school(_on_issuer("30CC"), ""),
+            lambda: registry.set_names_school_of_idp(BOARD_ISSUER, True),
             lambda: registry.update_school_idp(ELSEWHERE, "<x/>"),
             lambda: registry.import_snapshot(
                 Snapshot(schools=(SchoolEntry(NOORD, BOARD_XML),)), "t"

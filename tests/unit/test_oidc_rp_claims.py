@@ -6,8 +6,9 @@ import logging
 
 import pytest
 
-from broker.core.errors import MissingSubject
+from broker.core.errors import MissingSubject, OtherSchoolAccount, SchoolNotAsserted
 from broker.core.model import OidcUpstream, School
+from broker.oidc.back import _needs_userinfo
 from broker.oidc.rp_claims import has_catalogue_claims, map_claims, subject_of
 
 ECK_ID = "https://ketenid.nl/201703/" + "ab" * 64
@@ -114,6 +115,27 @@ def test_only_the_schools_own_brin_is_passed_on() -> None:
     other = {"school_id": ["99XX00", "99ZZ00"], "given_name": "Sanne"}
     assert map_claims(other, school()) == {"school_id": ("99ZZ00",), "given_name": ("Sanne",)}
     assert map_claims({"school_id": "99XX00"}, school()) == {}
+
+
+def test_a_boards_issuer_must_name_the_chosen_school_in_its_claim() -> None:
+    """`must_name` (a board's issuer, core/shared_idp.py): checked on the claims as sent,
+    before another school's BRIN is dropped (which would make it look absent)."""
+    named = {"school_id": "99ZZ00", "given_name": "Sanne"}
+    assert map_claims(named, school(), must_name=True)["school_id"] == ("99ZZ00",)
+    both = {"school_id": ["99XX00", "99ZZ00"]}  # enrolled at two of the board's schools
+    assert map_claims(both, school(), must_name=True) == {"school_id": ("99ZZ00",)}
+    with pytest.raises(OtherSchoolAccount):
+        map_claims({"school_id": "99XX00"}, school(), must_name=True)
+    for absent in ({"given_name": "Sanne"}, {"school_id": ""}, {"school_id": 99}):
+        with pytest.raises(SchoolNotAsserted):
+            map_claims(absent, school(), must_name=True)
+
+
+def test_a_boards_issuer_without_the_claim_in_the_id_token_is_asked_userinfo() -> None:
+    token = {"sub": "s", "given_name": "Sanne"}
+    assert not _needs_userinfo(token, school(), must_name=False)
+    assert _needs_userinfo(token, school(), must_name=True)
+    assert not _needs_userinfo({**token, "school_id": "99ZZ00"}, school(), must_name=True)
 
 
 def test_protocol_claims_are_never_attributes() -> None:

@@ -28,6 +28,7 @@ from broker.core.errors import (
 from broker.core.model import (
     Chain,
     Declaration,
+    OidcUpstream,
     ReleasePolicy,
     School,
     Service,
@@ -671,6 +672,42 @@ def test_a_session_at_a_school_whose_idp_must_name_it_serves_only_if_its_login_d
     assert flow.session_serves(record, named, now)
     # Another school's session is not affected by this IdP's rule.
     assert flow.session_serves(record, _identity("88YY00"), now)
+
+
+def test_a_session_at_a_school_whose_issuer_must_name_it_is_the_same_rule(
+    flow: LoginFlow,
+) -> None:
+    """An OpenID school on a board's issuer (its `idp_entity_id`): as for a SAML IdP."""
+    registry = flow.registry
+    assert isinstance(registry, FakeRegistry)
+    issuer = "https://login.microsoftonline.com/bestuur/v2.0"
+    upstream = OidcUpstream(issuer, "board", "s")
+    registry._schools["77ZZ00"] = School("77ZZ00", "Bestuur", issuer, "sub", oidc=upstream)
+    unnamed, named = _identity("77ZZ00"), _identity("77ZZ00")
+    named.attributes["school_id"] = ("77ZZ00",)
+    record = LoginRecord("id", LoginRequest("uitgever"), 1.0)
+    now = flow.clock()
+    assert flow.session_serves(record, unnamed, now)
+    registry.naming_idps.add(issuer)
+    assert not flow.session_serves(record, unnamed, now)
+    assert flow.session_serves(record, named, now)
+
+
+def test_a_reopened_login_keeps_its_choice_and_forgets_the_schools_request(
+    flow: LoginFlow,
+) -> None:
+    """The OIDC callback's refusal of another school's student (core/shared_idp.py): the
+    taken record is saved back without the request the school answered."""
+    secret = new_secret()
+    record = flow.start(secret, LoginRequest("uitgever"), save=False)
+    record = flow.with_school(record, "99XX00")
+    flow.note_upstream(secret, record, "oidc-req", {"nonce": "n"}, first_save=True)
+    taken = flow.take(secret, record.login_id)
+    assert taken.upstream_request_id == "oidc-req"
+    flow.reopen(secret, taken)
+    again = flow.load(secret, record.login_id)
+    assert again.upstream_request_id is None and again.upstream == {}
+    assert again.school_id == "99XX00" and again.request == record.request
 
 
 def test_a_login_kept_to_a_board_idps_schools_is_served_by_their_sessions_only(

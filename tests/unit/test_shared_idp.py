@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from broker.core.errors import NotTheChosenSchool, OtherSchoolAccount, SchoolNotAsserted
-from broker.core.model import School, UpstreamIdentity
+from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.core.shared_idp import (
     asserted_school_matches,
     brin_problem,
@@ -15,6 +15,7 @@ from broker.core.shared_idp import (
     must_name_school,
     names_a_school,
     school_was_named,
+    sharing_client,
 )
 from broker.login.school_values import check_asserted_school
 
@@ -93,3 +94,24 @@ def test_a_brin_may_be_on_an_idp_that_names_the_school(school_id: str) -> None:
 def test_another_id_may_not(school_id: str) -> None:
     problem = brin_problem(school_id)
     assert problem is not None and f"school id {school_id!r} is not a BRIN" in problem
+
+
+ISSUER = "https://login.microsoftonline.com/bestuur-tenant/v2.0"
+
+
+def _on_issuer(school_id: str, client_id: str) -> School:
+    return School(school_id, school_id, ISSUER, "sub", oidc=OidcUpstream(ISSUER, client_id, "s"))
+
+
+def test_a_logout_token_concerns_the_schools_of_its_client_on_the_issuer() -> None:
+    """A board's one client for several schools: its token may end a session at any of them;
+    a school on the issuer with a client of its own is told at its own URI."""
+    noord, zuid = _on_issuer("30CC", "board"), _on_issuer("30CC01", "board")
+    own = _on_issuer("30CC02", "own-client")
+    on_issuer = (noord, zuid, own)
+    assert sharing_client(zuid, on_issuer) == ("30CC01", "30CC")
+    assert sharing_client(noord, on_issuer) == ("30CC", "30CC01")
+    assert sharing_client(own, on_issuer) == ("30CC02",)
+    assert sharing_client(noord, (noord,)) == ("30CC",)
+    # A SAML school (no client) is only ever itself.
+    assert sharing_client(NOORD, (NOORD, ZUID)) == ("10AA",)

@@ -16,11 +16,12 @@ here: the ECK iD namespace is sector-wide, so a provider of the school's own cho
 any student's ECK iD and be that student at every publisher. The page shows the provider read-only
 and a POST is refused (403); the federation operator changes it (`registry import`, docs/cli.md).
 
-Nor can a school on a school board's SAML IdP (core/shared_idp.py): one other schools share, or
-one whose logins must name the school (`idps_naming_school`: set by the operator for a board IdP
-registered for one school so far, or kept after the board's other schools left). Its metadata is
-the IdP's, and a change would change the sign-in of the board's other schools, registered or not
-yet: the next school added must bring the IdP's metadata as stored (registry/shared_idps.py). The
+Nor can a school on a school board's SAML IdP or OpenID issuer (core/shared_idp.py): one other
+schools share, or one whose logins must name the school (`idps_naming_school`: set by the
+operator for a board IdP registered for one school so far, or kept after the board's other
+schools left). Its metadata is the IdP's, and a change would change the sign-in of the board's
+other schools, registered or not yet: the next school added must bring the IdP's metadata as
+stored (registry/shared_idps.py); a board's issuer's client may be its schools' one client. The
 page shows it read-only, saying whose it is, and a POST is refused (403); the federation operator
 manages it (`school update --saml-metadata` updates every school on the IdP, docs/operations.md).
 The rule is `must_name_school`'s, the same the login checks: a board's IdP is one whose logins
@@ -94,13 +95,11 @@ def _changeable(school: School) -> School:
 
 def _locked(school: School) -> Locked | None:
     """Why the school's identity provider is the federation operator's to change, or None: the
-    ECK iD school's (`eck_id`); a board's SAML IdP, whose logins must name the school, with
-    other schools on it (`shared_idp`) or with this school alone so far (`board_idp`). An
-    OpenID provider's issuer is one school's (registry/shared_idps.py)."""
+    ECK iD school's (`eck_id`); a board's SAML IdP or OpenID issuer, whose logins must name the
+    school, with other schools on it (`shared_idp`) or with this school alone so far
+    (`board_idp`)."""
     if school.use_eck_id:
         return "eck_id"
-    if school.oidc is not None:
-        return None
     registry = broker().registry
     on_idp = registry.schools_by_idp(school.idp_entity_id)
     if not must_name_school(registry.idp_names_school(school.idp_entity_id), on_idp):
