@@ -14,8 +14,8 @@ drops the column (the lists are in the configuration; the next refresh compares 
 
 Kept to one column of one table so that it re-chains onto any other revision at merge.
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0023
+Revises: 0022
 Create Date: 2026-11-30
 """
 
@@ -24,8 +24,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0024"
-down_revision = "0023"
+revision = "0023"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 # Additive (a nullable column older code never reads): the value 0016 declares.
