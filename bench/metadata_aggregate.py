@@ -99,6 +99,17 @@ def with_slo(
     return entity.replace("<md:NameIDFormat>", slo + "<md:NameIDFormat>", 1)
 
 
+def registered_by(entity: str, authority: str) -> str:
+    """`entity` (sp_entity, idp_entity) with its own mdrpi:RegistrationInfo, where the schema
+    puts Extensions (the EntityDescriptor's first child)."""
+    info = (
+        f'<md:Extensions><mdrpi:RegistrationInfo xmlns:mdrpi="{MDRPI}" '
+        f'registrationAuthority="{authority}"/></md:Extensions>'
+    )
+    opening = entity.index(">") + 1
+    return entity[:opening] + info + entity[opening:]
+
+
 def signed_aggregate(
     entities: Iterable[str],
     key_pem: bytes,

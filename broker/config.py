@@ -145,6 +145,10 @@ class Organization:
 
 METADATA_ROLES = ("idp", "sp")
 MAX_SOURCE_BYTES = 256 * 1024 * 1024
+# A source takes the members of a few federations at most; a longer list is a mistake (eduGAIN
+# counts some 80 federations: list the one to keep out on the national source instead).
+MAX_REGISTRATION_AUTHORITIES = 20
+MAX_AUTHORITY_LENGTH = 1024
 
 
 @dataclass(frozen=True)
@@ -165,6 +169,9 @@ class MetadataSource:
     # A document whose validUntil lies further ahead is refused (Shibboleth's
     # maxValidityInterval): the longer a signed feed holds, the longer it can be replayed.
     max_validity_days: int = 28
+    # Only members whose own mdrpi:RegistrationInfo/@registrationAuthority is listed are read;
+    # empty: every member. A copy from a source with a list beats one from a source without.
+    registration_authorities: tuple[str, ...] = ()
 
     @property
     def location(self) -> str:
@@ -559,6 +566,34 @@ def _bool(section: Mapping[str, Any], key: str, where: str, default: bool) -> bo
     return value
 
 
+def _registration_authorities(entry: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    """Absolute URIs (a scheme, and for http(s) a host), as federations name themselves
+    (`https://www.surfconext.nl/`, `http://www.edugain.org`, `urn:mace:…`); compared exactly."""
+    key = f"{where}.registration_authorities"
+    values = entry.get("registration_authorities", [])
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise ConfigurationError(f"{key} must be a list of URIs")
+    if len(values) > MAX_REGISTRATION_AUTHORITIES:
+        raise ConfigurationError(f"{key}: at most {MAX_REGISTRATION_AUTHORITIES} authorities")
+    for value in values:
+        parts = urlsplit(value)
+        if (
+            not value
+            or len(value) > MAX_AUTHORITY_LENGTH
+            or value != value.strip()
+            or any(c.isspace() for c in value)
+            or not parts.scheme
+            or (parts.scheme in ("http", "https") and not parts.netloc)
+        ):
+            raise ConfigurationError(
+                f"{key}: {value[:80]!r} is not an absolute URI (as in the feed's "
+                "registrationAuthority, e.g. https://www.federation.example/)"
+            )
+    if len(set(values)) != len(values):
+        raise ConfigurationError(f"{key}: an authority is listed twice")
+    return tuple(values)
+
+
 def _metadata_source(entry: Any, where: str, base: Path) -> MetadataSource:
     if not isinstance(entry, dict):
         raise ConfigurationError(f"{where} must be a table")
@@ -597,6 +632,7 @@ def _metadata_source(entry: Any, where: str, base: Path) -> MetadataSource:
         refresh_seconds=_int(entry, "refresh_seconds", where, 3600, 60, 7 * 24 * 3600),
         max_bytes=_int(entry, "max_bytes", where, 64 * 1024 * 1024, 1024, MAX_SOURCE_BYTES),
         max_validity_days=_int(entry, "max_validity_days", where, 28, 1, 365),
+        registration_authorities=_registration_authorities(entry, where),
     )
 
 

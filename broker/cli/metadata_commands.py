@@ -10,6 +10,8 @@ import click
 
 from broker.cli.metadata_refresh import refresh_sources
 from broker.cli.options import config_option, open_registry, reports_errors
+from broker.config import MetadataSource
+from broker.core.federation import SourceRecord
 
 
 @click.group("metadata")
@@ -52,10 +54,26 @@ def refresh_command(config_path: Path, names: tuple[str, ...], allow_older: bool
             click.echo(
                 f"{outcome.source}: {outcome.result}, {outcome.entities} entities"
                 + (f" ({outcome.skipped} skipped)" if outcome.skipped else "")
+                + (
+                    f" ({outcome.not_listed} registered by an authority not listed)"
+                    if outcome.not_listed
+                    else ""
+                )
                 + f", {outcome.seconds:.2f} s"
             )
     if any(o.result == "refused" for o in outcomes):
         raise SystemExit(1)
+
+
+def _authorities(source: MetadataSource, record: SourceRecord | None) -> str:
+    """The source's list, and whether the copy held was read under it (a changed list takes
+    effect at the next refresh, which re-reads the feed)."""
+    listed_here = source.registration_authorities
+    listed = ", ".join(listed_here) or "any (no list)"
+    held = record.registration_authorities if record is not None else None
+    if record is None or record.fetched_at is None or held == tuple(sorted(listed_here)):
+        return listed
+    return f"{listed}; the copy held was read under another list until the next refresh"
 
 
 @metadata_group.command("status")
@@ -68,6 +86,7 @@ def status_command(config_path: Path) -> None:
     sources = settings.metadata.refresh_periods()
     health = registry.federation.health(sources, datetime.now(UTC))
     records = registry.federation.records()
+    by_name = {source.name: source for source in settings.metadata.sources}
     if not sources:
         # Silence would read as "all well" or "the command did nothing": say which.
         click.echo("No [[metadata.sources]] configured; nothing to check.")
@@ -81,5 +100,6 @@ def status_command(config_path: Path) -> None:
             f"{entry.name}: {entry.state.value}{reason}; {count} entities, "
             f"last good copy {fetched}, valid until {until}"
         )
+        click.echo(f"  registration authorities: {_authorities(by_name[entry.name], record)}")
     if not all(entry.usable for entry in health):
         raise SystemExit(1)

@@ -41,6 +41,8 @@ class RefreshOutcome:
     entities: int = 0
     skipped: int = 0
     seconds: float = 0.0
+    # Members left out because the source's registration_authorities do not list theirs.
+    not_listed: int = 0
 
 
 def _download(source: MetadataSource, allow_loopback: bool) -> bytes:
@@ -107,13 +109,20 @@ def refresh_source(
             roles=source.roles,
             now=now,
             max_validity=source.max_validity,
+            authorities=frozenset(source.registration_authorities),
         )
     except MetadataRefused as refused:
         return _refused(registry, source.name, refused.code, now)
     digest = hashlib.sha256(data).hexdigest()
     try:
         changed = registry.federation.store(
-            source.name, digest, read.dates, read.entities, now, allow_older=allow_older
+            source.name,
+            digest,
+            read.dates,
+            read.entities,
+            now,
+            allow_older=allow_older,
+            authorities=source.registration_authorities,
         )
     except OlderThanHeld as older:
         # Verified, unexpired, and older: a feed the federation has since replaced, replayed
@@ -143,6 +152,7 @@ def refresh_source(
         entities=len(read.entities),
         skipped=read.skipped,
         seconds=seconds,
+        not_listed=read.not_listed,
     )
 
 

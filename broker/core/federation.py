@@ -77,6 +77,8 @@ class SourceRecord:
     entity_count: int
     last_attempt_at: datetime
     last_error: str | None
+    # The registration authorities the copy held was read under, sorted; (): no list.
+    registration_authorities: tuple[str, ...] = ()
 
 
 class SourceState(StrEnum):

@@ -8,6 +8,12 @@ replayed feed) is refused in the same transaction, the row locked, so two refres
 once cannot both pass the check. A refused download only records its reason code: the copy held
 stays in force. The registry never creates schools or services from a source; a registered
 school or service whose entity id a source holds takes that source's metadata (reading.py).
+
+When several sources hold an entity, a copy from a source limited to some registration
+authorities (whose list therefore took it) beats every copy from a source without a list, and
+among those the latest validUntil wins (`copy_rank`): an interfederation feed's copy of an
+entity id, registered again by another federation, never stands in for the national one. The
+list a copy was read under is kept with it, so a changed list re-reads an unchanged feed.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 
-from sqlalchemy import Engine, delete, insert, select
+from sqlalchemy import Engine, Select, delete, insert, select
 
 from broker.core.federation import (
     FederationEntity,
@@ -40,6 +46,29 @@ def _utc(moment: datetime | None) -> datetime | None:
     return as_utc(moment) if moment is not None else None
 
 
+def copy_rank(listed: str | None, until: datetime | None) -> tuple[bool, datetime]:
+    """Which of several sources' copies of one entity is used: the highest. `listed`: the
+    registration authorities its source was read under (`MetadataSourceRow`); a listed
+    source's copy wins even when it has expired (the entity is then not trusted: its
+    federation's word, not another's copy)."""
+    return (listed is not None, as_utc(until) if until is not None else NO_END)
+
+
+def _authority_lines(authorities: Sequence[str]) -> str | None:
+    return "\n".join(sorted(authorities)) or None
+
+
+def ranked_copies() -> Select[str, datetime | None, str, str | None]:
+    """Entity id, validUntil, XML and the source's list (for `copy_rank`) of the entities'
+    copies; the caller adds its WHERE."""
+    return select(
+        FederationEntityRow.entity_id,
+        FederationEntityRow.valid_until,
+        FederationEntityRow.xml,
+        MetadataSourceRow.registration_authorities,
+    ).join(MetadataSourceRow, MetadataSourceRow.name == FederationEntityRow.source)
+
+
 class FederationStore:
     """Writes and status reads of metadata sources; `writer` is the write-locking engine."""
 
@@ -56,10 +85,13 @@ class FederationStore:
         now: datetime,
         *,
         allow_older: bool = False,
+        authorities: Sequence[str] = (),
     ) -> bool:
         """Make a verified download the source's last good copy; True when it changed anything.
         Raises OlderThanHeld, changing nothing, for a download older than the copy held, unless
-        `allow_older` (an operator going back on purpose)."""
+        `allow_older` (an operator going back on purpose). `authorities`: the registration
+        authorities the download was read under (empty: none, every member)."""
+        listed = _authority_lines(authorities)
         with session_on(self._writer) as session:
             row = session.get(MetadataSourceRow, source, with_for_update=True)
             if row is None:
@@ -72,16 +104,17 @@ class FederationStore:
             row.last_attempt_at = now
             row.last_error = None
             row.fetched_at = now
-            if row.digest == digest:
+            if row.digest == digest and row.registration_authorities == listed:
                 return False
-            listed = list(entities)
+            kept = list(entities)
             row.digest = digest
             row.valid_until = dates.valid_until
             row.published_at = dates.published_at
-            row.entity_count = len(listed)
+            row.entity_count = len(kept)
+            row.registration_authorities = listed
             session.flush()
             session.execute(delete(FederationEntityRow).where(FederationEntityRow.source == source))
-            for start in range(0, len(listed), _BATCH):
+            for start in range(0, len(kept), _BATCH):
                 session.execute(
                     insert(FederationEntityRow),
                     [
@@ -92,7 +125,7 @@ class FederationStore:
                             "valid_until": e.valid_until,
                             "xml": e.xml,
                         }
-                        for e in listed[start : start + _BATCH]
+                        for e in kept[start : start + _BATCH]
                     ],
                 )
             bump_generation(session)
@@ -122,6 +155,7 @@ class FederationStore:
                     entity_count=row.entity_count,
                     last_attempt_at=as_utc(row.last_attempt_at),
                     last_error=row.last_error,
+                    registration_authorities=tuple((row.registration_authorities or "").split()),
                 )
                 for row in session.scalars(select(MetadataSourceRow))
             }
@@ -132,16 +166,17 @@ class FederationStore:
         return [source_health(name, records.get(name), every, now) for name, every in sources]
 
     def entity(self, entity_id: str, role: str) -> FederationEntity | None:
-        """A source's copy of one entity (the latest-valid one when several sources hold it)."""
+        """A source's copy of one entity (the one `copy_rank` puts first when several sources
+        hold it)."""
         with session_on(self._engine) as session:
             rows = session.execute(
-                select(FederationEntityRow.xml, FederationEntityRow.valid_until).where(
+                ranked_copies().where(
                     FederationEntityRow.entity_id == entity_id, FederationEntityRow.role == role
                 )
             ).all()
         if not rows:
             return None
-        xml, until = max(rows, key=lambda r: _utc(r[1]) or NO_END)
+        _, until, xml, _ = max(rows, key=lambda r: copy_rank(r[3], r[1]))
         return FederationEntity(entity_id, role, xml, _utc(until))
 
     def sources_of(self, role: str) -> dict[str, tuple[str, ...]]:

@@ -33,6 +33,9 @@ class MetadataSourceRow(Base):
     last_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     # A reason code (metadata_refused:<code>), never the feed's text; NULL after a success.
     last_error: Mapped[str | None] = mapped_column(String(64))
+    # The registration authorities the copy held was read under, one a line (revision 0023);
+    # NULL: every member. Its copies beat those of a source without a list (federation.py).
+    registration_authorities: Mapped[str | None] = mapped_column(Text)
 
 
 class FederationEntityRow(Base):

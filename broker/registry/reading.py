@@ -24,7 +24,7 @@ from broker.core.sealed_secrets import NO_KEYS, SecretSeal
 from broker.registry.chain_moves import all_chain_moves, chain_move_of
 from broker.registry.database import session_on
 from broker.registry.errors import ServiceSwitchedOff
-from broker.registry.federation import NO_END
+from broker.registry.federation import copy_rank, ranked_copies
 from broker.registry.federation_tables import FederationEntityRow
 from broker.registry.policy_change import PolicyChange
 from broker.registry.pseudonym_keys import all_key_versions, key_version_of
@@ -277,29 +277,25 @@ def metadata_in_force(
 ) -> dict[str, str]:
     """Each registered entity's metadata: a source's copy when a source holds the entity (the
     source is then authoritative: past its validUntil the entity is not trusted at all, the copy
-    given at registration does not come back), else the copy given at registration."""
-    held: dict[str, tuple[datetime, str] | None] = {}
+    given at registration does not come back), else the copy given at registration. Of several
+    sources' copies, the one `copy_rank` puts first (registry/federation.py)."""
+    best: dict[str, tuple[tuple[bool, datetime], str]] = {}
     rows = session.execute(
-        select(
-            FederationEntityRow.entity_id, FederationEntityRow.valid_until, FederationEntityRow.xml
-        ).where(
+        ranked_copies().where(
             FederationEntityRow.role == role,
             FederationEntityRow.entity_id.in_(list(registered)),
         )
     )
-    for entity_id, until, xml in rows:
-        end = as_utc(until) if until is not None else NO_END
-        best = held.get(entity_id)
-        if end <= now:
-            held.setdefault(entity_id, None)
-        elif best is None or end > best[0]:
-            held[entity_id] = (end, xml)
+    for entity_id, until, xml, listed in rows:
+        rank = copy_rank(listed, until)
+        if entity_id not in best or rank > best[entity_id][0]:
+            best[entity_id] = (rank, xml)
     metadata: dict[str, str] = {}
     for entity_id, own in registered.items():
-        if entity_id in held:
-            found = held[entity_id]
-            if found is not None:
-                metadata[entity_id] = found[1]
+        if entity_id in best:
+            (_, end), xml = best[entity_id]
+            if end > now:
+                metadata[entity_id] = xml
         elif own:
             metadata[entity_id] = own
     return metadata

@@ -16,7 +16,9 @@ Order matters, and each step refuses the whole download with a reason code:
    decide, in the transaction that would replace it (registry/federation.py).
 Only then are entities read, from the same parsed tree that was verified, so what is trusted is
 exactly what was signed: the groups' members by the metadata's structure alone (`_members`),
-never an EntityDescriptor found elsewhere, such as in the signature's unsigned KeyInfo. An
+never an EntityDescriptor found elsewhere, such as in the signature's unsigned KeyInfo. A
+source limited to some registration authorities leaves out every member another federation
+registered, or that does not say (registration_authority.py), before its roles are read. An
 entity that does not fit the broker's role checks is skipped, not fatal: one broken member of
 a 5,000-entity feed must not stop the other 4,999.
 """
@@ -41,6 +43,7 @@ from broker.saml.metadata_check import (
     checked_idp,
     checked_sp,
 )
+from broker.saml.registration_authority import MDRPI, left_out_by
 from broker.saml.xml_parsing import has_doctype, parse_untrusted
 from broker.saml.xmlsig import verification_context
 from broker.saml.xmlsig_policy import check_signature_shape, enveloped_signature
@@ -49,7 +52,6 @@ log = logging.getLogger(__name__)
 
 ENTITIES = f"{{{MD}}}EntitiesDescriptor"
 ENTITY = f"{{{MD}}}EntityDescriptor"
-MDRPI = "urn:oasis:names:tc:SAML:metadata:rpi"
 PUBLICATION_INFO = f"{{{MD}}}Extensions/{{{MDRPI}}}PublicationInfo"
 _CHECKS = {"idp": checked_idp, "sp": checked_sp}
 # What a member that does not describe a role fails with: not a problem, another role.
@@ -74,6 +76,8 @@ class ReadMetadata:
     skipped: int
     # The document's publication instant (mdrpi:PublicationInfo/@creationInstant), if given.
     published_at: datetime | None = None
+    # Members left out because the source's registration_authorities do not list their own.
+    not_listed: int = 0
 
     @property
     def dates(self) -> FeedDates:
@@ -170,6 +174,21 @@ def _members(group: etree._Element) -> Iterator[etree._Element]:
             yield from _members(child)
 
 
+def _listed(
+    members: Sequence[etree._Element], authorities: frozenset[str]
+) -> tuple[list[etree._Element], dict[str, list[str]]]:
+    """The members `authorities` takes, and the entity ids of the others by reason code."""
+    taken: list[etree._Element] = []
+    left_out: dict[str, list[str]] = {}
+    for member in members:
+        reason = left_out_by(authorities, member)
+        if reason is None:
+            taken.append(member)
+        else:
+            left_out.setdefault(reason, []).append(member.get("entityID") or "-")
+    return taken, left_out
+
+
 def _entities(
     members: Sequence[etree._Element],
     roles: Sequence[str],
@@ -218,9 +237,11 @@ def read_metadata(
     roles: Sequence[str],
     now: datetime,
     max_validity: timedelta,
+    authorities: frozenset[str] = frozenset(),
 ) -> ReadMetadata:
     """Check a download and split it into entities; raises MetadataRefused. `max_validity`:
-    how far ahead the document's validUntil may lie."""
+    how far ahead the document's validUntil may lie; `authorities`: the registration
+    authorities whose members the source takes (empty: every member)."""
     if b"<!DOCTYPE" in data:
         raise MetadataRefused("doctype")
     try:
@@ -242,13 +263,23 @@ def read_metadata(
     published_at = _published_at(root, now)
 
     members = [root] if root.tag == ENTITY else list(_members(root))
+    members, not_listed = _listed(members, authorities)
     entities, skipped, unusable = _entities(members, roles, document_until, now)
     if not entities:
-        raise MetadataRefused("no_usable_entities")
-    if skipped:
-        log.info("metadata entities skipped", extra={"reason": "entity_unusable", "count": skipped})
-    for detail in unusable[:MAX_NAMED_UNUSABLE]:
-        # Named, with what is wrong (entity ids and URLs are the federation's, not personal):
-        # a school registered by entity id whose logins never start shows up here.
-        log.info("metadata entity left out", extra={"reason": "entity_unusable", "detail": detail})
-    return ReadMetadata(document_until, tuple(entities), skipped, published_at)
+        # A list that takes no member of a feed that has some is most likely a mistyped URI.
+        raise MetadataRefused("no_listed_entities" if not_listed else "no_usable_entities")
+    _log_left_out("entity_unusable", skipped, unusable)
+    for reason, entity_ids in not_listed.items():
+        _log_left_out(reason, len(entity_ids), entity_ids)
+    left_out = sum(len(ids) for ids in not_listed.values())
+    return ReadMetadata(document_until, tuple(entities), skipped, published_at, left_out)
+
+
+def _log_left_out(reason: str, count: int, details: Sequence[str]) -> None:
+    """How many members were left out for `reason`, and the first of them named (entity ids
+    and URLs are the federation's, not personal): a school registered by entity id whose
+    logins never start shows up here."""
+    if count:
+        log.info("metadata entities skipped", extra={"reason": reason, "count": count})
+    for detail in details[:MAX_NAMED_UNUSABLE]:
+        log.info("metadata entity left out", extra={"reason": reason, "detail": detail})

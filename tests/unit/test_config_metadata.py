@@ -105,3 +105,38 @@ def test_names_are_unique_and_plain(tmp_path: Path) -> None:
 
 def test_valid_days_range(tmp_path: Path) -> None:
     refused(tmp_path, "[metadata]\nvalid_days = 0\n", "metadata.valid_days must be")
+
+
+SOURCE = '[[metadata.sources]]\nname = "fed"\nfile = "f"\nsigning_certs = ["a"]\n'
+
+
+def test_registration_authorities_load_in_order(tmp_path: Path) -> None:
+    listed = 'registration_authorities = ["https://www.surfconext.nl/", "urn:mace:example:fed"]\n'
+    (source,) = load_with(tmp_path, SOURCE + listed).metadata.sources
+    assert source.registration_authorities == ("https://www.surfconext.nl/", "urn:mace:example:fed")
+    (plain,) = load_with(tmp_path, SOURCE).metadata.sources
+    assert plain.registration_authorities == ()  # no list: every entity, as before
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ('"https://a.example/"', "registration_authorities must be a list of URIs"),
+        ("[1]", "registration_authorities must be a list of URIs"),
+        ('["www.surfconext.nl"]', "'www.surfconext.nl' is not an absolute URI"),
+        ('["https:///path"]', "'https:///path' is not an absolute URI"),
+        ('[""]', "'' is not an absolute URI"),
+        ('[" https://a.example/"]', "is not an absolute URI"),
+        ('["https://a.example/ b"]', "is not an absolute URI"),
+        (f'["https://{"a" * 1100}.example/"]', "is not an absolute URI"),
+        ('["https://a.example/", "https://a.example/"]', "an authority is listed twice"),
+        (
+            "[" + ", ".join(f'"urn:fed:{i}"' for i in range(21)) + "]",
+            "metadata.sources[0].registration_authorities: at most 20 authorities",
+        ),
+    ],
+)
+def test_bad_registration_authorities_name_the_key(
+    tmp_path: Path, value: str, message: str
+) -> None:
+    refused(tmp_path, SOURCE + f"registration_authorities = {value}\n", message)

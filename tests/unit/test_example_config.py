@@ -142,3 +142,17 @@ def test_commented_registry_alternative_is_postgresql(tmp_path: Path) -> None:
     data["registry"]["url"] = alternative
     _write_key_files(tmp_path, data)
     assert settings_from_mapping(data, tmp_path, None).registry_url == alternative
+
+
+def test_the_commented_metadata_source_loads(tmp_path: Path) -> None:
+    """The `[[metadata.sources]]` block shown as comments, uncommented, is a valid source."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    block = text.split("# [[metadata.sources]]\n", 1)[1].split("\n\n", 1)[0]
+    lines = [line.removeprefix("# ") for line in block.splitlines() if "=" in line]
+    source = tomllib.loads("\n".join(lines))
+    data = _example()
+    data["metadata"] = {"sources": [source]}
+    _write_key_files(tmp_path, data)
+    (loaded,) = settings_from_mapping(data, tmp_path, None).metadata.sources
+    assert loaded.name == "federation"
+    assert loaded.registration_authorities == ("https://www.federation.example/",)
