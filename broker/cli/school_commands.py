@@ -187,6 +187,9 @@ def school_add(
     # with what to do (registry/shared_idps.py).
     registry.add_school(school, xml)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
+    # What the school's ICT registers at its IdP (a relying party trust, an SP): the broker's
+    # SP metadata, whose URL is also the broker's entity id towards schools.
+    click.echo(f"  The broker's SP metadata for the IdP to read: {settings.sp_entity_id}")
     _note_shared(registry, school)
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -415,6 +416,9 @@ def test_schools_of_one_board_share_its_idp_and_its_metadata(config: Path, files
                  "--saml-metadata", files.idp("idp"))  # fmt: skip
     assert joined.exit_code == 0, joined.output
     assert f"School 12AC added (IdP {IDP})." in joined.output
+    # What the school's ICT registers at the IdP: the broker's SP metadata.
+    assert re.search(r"The broker's SP metadata for the IdP to read: \S+/saml/sp/metadata\n",
+                     joined.output)  # fmt: skip
     assert "shared with school(s) 12AB" in joined.output
     assert "nlEduPersonHomeOrganizationId" in joined.output
 
