@@ -188,7 +188,8 @@ def test_a_publishers_soap_slo_url_is_under_the_rule() -> None:
     with pytest.raises(MetadataInvalid) as caught:
         sp_entity_id(xml)
     assert caught.value.detail == f"SLO URL 'http://slo.example/soap' of {SERVICE} {RULE}"
-    assert refused_endpoints(xml, "sp") == ["SLO URL NOT https: no logout messages sent"]
+    assert refused_endpoints(xml, "sp") == ["slo"]
+    assert endpoint_marks(xml, "sp") == ["SLO URL NOT https: no logout messages sent"]
     for location in ("https://slo.example/soap", "http://127.0.0.1:8002/soap"):
         assert sp_entity_id(with_slo(_service(), location, binding=soap)) == SERVICE
 
