@@ -96,13 +96,13 @@ def soap_url(demo: LiveDemo) -> str:
     return f"{demo.broker_url}/saml/sp/slo/soap"
 
 
-def login(demo: LiveDemo, publisher: str = "leesplank") -> Login:
+def login(demo: LiveDemo, publisher: str = "leesplank", student: str = STUDENT) -> Login:
     """A real login through the demo school, and what the school names it by."""
     browser = Browser()
-    assert demo.login(browser, publisher, STUDENT).final.status == 200
+    assert demo.login(browser, publisher, student).final.status == 200
     sp_slo = f"{demo.broker_url}/saml/sp/slo"
     page = browser.get(
-        f"{demo.school_url}/logout?uid={STUDENT}", stop=lambda u: u.startswith(sp_slo)
+        f"{demo.school_url}/logout?uid={student}", stop=lambda u: u.startswith(sp_slo)
     )
     assert page.location is not None and page.location.startswith(sp_slo), page.url
     xml, _ = redirect_message(page.location)
