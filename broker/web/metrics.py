@@ -66,8 +66,8 @@ SCHOOL_LOGOUT_SOAP = Counter(
 )
 SCHOOL_LOGOUT_SERVICES = Counter(
     "ketenbroker_school_logout_services",
-    "Services of SSO sessions a school ended without the browser's cookie (its back channel, or "
-    "a SAML LogoutRequest in a frame), by what became of telling them: "
+    "Services of SSO sessions a school ended without the browser's cookie (its back channel, "
+    "a SAML LogoutRequest in a frame or over SOAP), by what became of telling them: "
     "confirmed, failed, timed_out (OIDC back-channel logout, SAML SOAP logout), not_told (SAML "
     "services without a SOAP endpoint: reachable only through the browser) or unsupported "
     "(registered no logout).",
