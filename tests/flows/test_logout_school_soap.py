@@ -7,6 +7,7 @@ ones the school itself would name (its own LogoutRequest for that login, taken b
 browser brings it). The broker ends the session as the cookieless front-channel case does
 (test_logout_school_iframe.py) and answers with a signed LogoutResponse in a SOAP envelope,
 checked here with xmlsec directly. Whatever does not hold gets a SOAP fault and changes nothing.
+The demo school's IdP also sends one itself (`/logout?binding=soap`, pysaml2 signing).
 """
 
 from __future__ import annotations
@@ -186,6 +187,22 @@ def test_a_signed_soap_logout_request_ends_the_session_and_is_answered_signed(
         "services=1 confirmed=1 failed=0 timed_out=0 not_told=0 unsupported=0"
     ), caplog.messages
     assert not any(str(at.name_id.text) in message for message in caplog.messages)
+
+
+def test_the_demo_schools_own_idp_ends_the_session_over_soap(demo: LiveDemo) -> None:
+    """The demo school's IdP itself (pysaml2, its own key) sends the SOAP LogoutRequest for its
+    latest session, to the SOAP endpoint it found in the broker's SP metadata."""
+    at = login(demo)
+    sent = requests.get(f"{demo.school_url}/logout?uid={STUDENT}&binding=soap", timeout=30)
+    assert sent.status_code == 200, sent.text[:500]
+    answer = Answer(sent.status_code, etree.fromstring(sent.content), sent.content)
+    response = answer.response
+    verify_signature(
+        etree.tostring(response), demo.settings.saml.signing_cert, str(response.get("ID"))
+    )
+    assert answer.statuses == ["Success", "PartialLogout"]  # leesplank: browser-only SLO
+    assert not stands(demo, at)
+    assert goes_to_school(demo, at.browser)
 
 
 def test_a_session_with_a_browser_only_service_ends_partial(
