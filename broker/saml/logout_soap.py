@@ -1,13 +1,14 @@
 """SAML Single Logout towards publishers over the SOAP binding (SAML bindings 3.2, profiles 4.4):
 how a service hears of a logout when no browser can carry the message.
 
-A school that ends the session server side (its OIDC back channel, or a LogoutRequest in a frame
-without the broker's cookies) leaves no browser window to carry a LogoutRequest to the session's
-SAML services. A service whose metadata lists a SingleLogoutService with the SOAP binding gets
-the same signed LogoutRequest the front channel would carry (logout_messages.py builds both), in
-a SOAP 1.1 envelope POSTed to that Location, out through the broker's one way of making
-server-to-server logout calls (login/logout_delivery.py: https, or loopback http only when the
-broker itself runs on loopback; no redirects; the answer capped; within the run's deadline).
+A school that ends the session server side (its OIDC back channel, a LogoutRequest in a frame
+without the broker's cookies, or one over SOAP) leaves no browser window to carry a
+LogoutRequest to the session's SAML services. A service whose metadata lists a
+SingleLogoutService with the SOAP binding gets the same signed LogoutRequest the front channel
+would carry (logout_messages.py builds both), in a SOAP 1.1 envelope POSTed to that Location,
+out through the broker's one way of making server-to-server logout calls
+(login/logout_delivery.py: https, or loopback http only when the broker itself runs on loopback;
+no redirects; the answer capped; within the run's deadline).
 
 Its answer must be a SOAP envelope holding one samlp:LogoutResponse, which passes the same
 firewall as every inbound SAML message (size cap, no DOCTYPE, shape and signature policy), is
