@@ -1,6 +1,9 @@
 """The demo school's Single Logout: the broker tells the school a student logged out
 (LogoutRequest at /slo, answered with a signed LogoutResponse), and the school can start a
-logout itself (/logout?uid=…, Redirect or ?binding=post) for the latest session it issued.
+logout itself (/logout?uid=…, Redirect or ?binding=post) for the latest session it issued; with
+?binding=soap it sends the LogoutRequest to the broker server to server (the SOAP binding, as
+Shibboleth IdP's back-channel logout propagation does) and shows the broker's SOAP answer as
+it came.
 """
 
 from __future__ import annotations
@@ -8,13 +11,18 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+import requests
 from flask import Flask, Response, jsonify, render_template, request
+from saml2 import BINDING_HTTP_POST, BINDING_SOAP
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 from saml2.samlp import response_from_string
 
 from broker.demo import slo
 
 _MAX_SESSIONS = 1000
+SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
+# SAML bindings 3.2.3.3: the SOAPAction a SAML requester may send.
+SOAP_ACTION = '"http://www.oasis-open.org/committees/security"'
 
 
 class IssuedSessions:
@@ -54,7 +62,8 @@ def install_school_slo(app: Flask, server: Any, school_name: str, sessions: Issu
         issued = sessions.get(request.args.get("uid", ""))
         if issued is None:
             return jsonify({"error": "no session issued for this user"}), 404
-        binding = slo.binding_asked(request)
+        soap = request.args.get("binding") == "soap"
+        binding = BINDING_SOAP if soap else slo.binding_asked(request)
         sp = issued["audience"]
         name_id = NameID(
             text=issued["name_id"],
@@ -67,6 +76,12 @@ def install_school_slo(app: Flask, server: Any, school_name: str, sessions: Issu
         # IdPs send no SessionIndex), for the broker's tests of that case.
         omit = request.args.get("session_index") == "omit"
         session_index = None if omit else issued["session_index"]
+        if soap:
+            # Signed as for POST (an enveloped XML signature); the envelope goes round it.
+            _, message = slo.logout_request(
+                server, destination, BINDING_HTTP_POST, name_id, session_index
+            )
+            return _post_soap(destination, str(message))
         _, message = slo.logout_request(server, destination, binding, name_id, session_index)
         return slo.send(server, message, destination, binding, "", response=False)
 
@@ -99,3 +114,16 @@ def install_school_slo(app: Flask, server: Any, school_name: str, sessions: Issu
 
 def _result(name: str, status: str, code: int) -> tuple[str, int]:
     return render_template("slo_result.html", name=name, status=status, home=None), code
+
+
+def _post_soap(destination: str, signed_xml: str) -> Response:
+    """POST the signed LogoutRequest in a SOAP 1.1 envelope; the broker's answer as it came."""
+    if signed_xml.startswith("<?xml"):
+        signed_xml = signed_xml.split("?>", 1)[1].lstrip()
+    body = (
+        f'<soap11:Envelope xmlns:soap11="{SOAP_ENV}">'
+        f"<soap11:Body>{signed_xml}</soap11:Body></soap11:Envelope>"
+    )
+    headers = {"Content-Type": "text/xml; charset=utf-8", "SOAPAction": SOAP_ACTION}
+    answer = requests.post(destination, data=body.encode(), headers=headers, timeout=10)
+    return Response(answer.content, status=answer.status_code, mimetype="text/xml")

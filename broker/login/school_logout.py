@@ -1,7 +1,8 @@
 """A school's logout without the browser's cookie: its OpenID provider ends the student's SSO
 session at the broker server to server (Back-Channel Logout 1.0), or its SAML IdP's
 LogoutRequest reaches the broker in a frame where the browser withholds the broker's cookies
-(saml_logout_routes.py). Either way nobody's cookie finds the session.
+(saml_logout_routes.py), or server to server over SOAP (saml_soap_logout_routes.py). Either way
+nobody's cookie finds the session.
 
 The session is found through its filing under the school's sid (school_sessions.py), ended
 first (record and services record, as every logout run does), and then every service of it that

@@ -19,7 +19,7 @@ from typing import Any
 
 import xmlsec
 from cryptography.hazmat.primitives.asymmetric import rsa
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, md, sigver
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP, md, sigver
 from saml2.client import Saml2Client
 from saml2.config import Config, IdPConfig, SPConfig
 from saml2.mdstore import InMemoryMetaData
@@ -46,6 +46,8 @@ ACS_PATH = "/saml/sp/acs"
 # Single Logout: the IdP's towards publishers, the SP's towards schools (saml/logout.py).
 IDP_SLO_PATH = "/saml/idp/slo"
 SP_SLO_PATH = "/saml/sp/slo"
+# A school IdP's LogoutRequest server to server (SOAP binding): only in the SP metadata.
+SP_SOAP_SLO_PATH = "/saml/sp/slo/soap"
 IDP_METADATA_PATH = "/saml/idp/metadata"
 SP_METADATA_PATH = "/saml/sp/metadata"
 # Metadata Query Protocol (draft-young-md-query): GET <MDQ_PATH>/<identifier>.
@@ -190,6 +192,7 @@ def sp_config(
                     "single_logout_service": [
                         (settings.url(SP_SLO_PATH), BINDING_HTTP_REDIRECT),
                         (settings.url(SP_SLO_PATH), BINDING_HTTP_POST),
+                        (settings.url(SP_SOAP_SLO_PATH), BINDING_SOAP),
                     ],
                 },
                 "authn_requests_signed": True,

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
-from saml2 import saml
+from saml2 import BINDING_SOAP, saml
 
 from broker.config import Settings
 from broker.core.errors import InvalidMessage, UnknownSchool, UnknownService
@@ -36,7 +36,7 @@ from broker.login.logout import (
 )
 from broker.login.logout_delivery import BackChannelPost
 from broker.login.participants import Participant
-from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH, SamlEntities
+from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH, SP_SOAP_SLO_PATH, SamlEntities
 from broker.saml.front import STATUS_RESPONDER
 from broker.saml.logout_messages import (
     LOGOUT_REQUEST,
@@ -52,10 +52,17 @@ from broker.saml.logout_messages import (
     firewall_logout,
     logout_request,
     logout_response,
+    logout_response_message,
     read_logout,
     slo_endpoint,
 )
-from broker.saml.logout_soap import SoapAnswerRules, SoapTarget, soap_endpoint, tell_by_soap
+from broker.saml.logout_soap import (
+    SoapAnswerRules,
+    SoapTarget,
+    soap_answer,
+    soap_endpoint,
+    tell_by_soap,
+)
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +74,28 @@ SCHOOL_INDEX = -1
 
 def _outbound(message: Outgoing) -> Outbound:
     return Outbound(message.url, message.fields)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What an immediate answer to a LogoutRequest says, whichever binding carries it (the
+    browser's, or the SOAP connection): a status and its second-level status."""
+
+    status: str
+    second: str | None = None
+
+
+def answer_status(*, known: bool, partial: bool = False) -> Answer:
+    """Success when there is nothing (left) to end, or when it was ended without a run
+    (`partial`: Success/PartialLogout when not every service of it confirmed);
+    Requester/UnknownPrincipal (`known` False) when the request names another session."""
+    if not known:
+        return Answer(STATUS_REQUESTER, STATUS_UNKNOWN_PRINCIPAL)
+    return Answer(STATUS_SUCCESS, STATUS_PARTIAL_LOGOUT if partial else None)
+
+
+# The answer to a checked LogoutRequest the broker could not act on (`answer_failed`).
+FAILED_ANSWER = Answer(STATUS_RESPONDER, STATUS_PARTIAL_LOGOUT)
 
 
 @dataclass(frozen=True)
@@ -137,14 +166,23 @@ class _SamlLogoutSide(ABC):
         return self._respond(run.initiator.answer, STATUS_SUCCESS, partial)
 
     def answer_now(self, peer: PeerLogout, *, known: bool, partial: bool = False) -> Outbound:
-        """An immediate answer to a peer's LogoutRequest: Success when there is nothing (left)
-        to end, or when it was ended without a run (`partial`: Success/PartialLogout when not
-        every service of it confirmed); Requester/UnknownPrincipal (`known` False) when it
-        names another session."""
-        status, second = STATUS_SUCCESS, STATUS_PARTIAL_LOGOUT if partial else None
-        if not known:
-            status, second = STATUS_REQUESTER, STATUS_UNKNOWN_PRINCIPAL
-        return required_answer(self._respond(initiator_answer(peer), status, second))
+        """An immediate answer to a peer's LogoutRequest (`answer_status`)."""
+        return required_answer(self.answer(peer, answer_status(known=known, partial=partial)))
+
+    def answer(self, peer: PeerLogout, answer: Answer) -> Outbound | None:
+        """`answer` to the peer's LogoutRequest for the browser to carry to the peer's SLO
+        endpoint; None: it has none."""
+        return self._respond(initiator_answer(peer), answer.status, answer.second)
+
+    def soap_answer(self, peer: PeerLogout, answer: Answer) -> str:
+        """`answer` to a LogoutRequest that came over SOAP: a signed LogoutResponse in a SOAP
+        envelope, for the HTTP response. No Destination: it goes back on the connection the
+        request came on (bindings 3.2.3), not to an endpoint of the peer's metadata."""
+        entity, issuer = self._own()
+        message = logout_response_message(
+            issuer, peer.message.message_id, None, answer.status, answer.second
+        )
+        return soap_answer(entity, message)
 
     def answer_failed(self, peer: PeerLogout) -> Outbound | None:
         """The answer to a checked LogoutRequest the broker could not act on (the store down):
@@ -152,7 +190,7 @@ class _SamlLogoutSide(ABC):
         other services and the school were not told). Never `Success`: the session may stand
         on in the store. Made without the store, so without the replay check: a copy answered
         twice only hears twice that nothing was done. None: the peer has no SLO endpoint."""
-        return self._respond(initiator_answer(peer), STATUS_RESPONDER, STATUS_PARTIAL_LOGOUT)
+        return self.answer(peer, FAILED_ANSWER)
 
 
 def required_answer(answer: Outbound | None) -> Outbound:
@@ -289,13 +327,16 @@ class SamlSchoolLogout(_SamlLogoutSide):
     def read(self, received: Received, kind: str) -> tuple[SchoolIdp, PeerLogout]:
         """A school's LogoutRequest or LogoutResponse at the SP's SLO endpoint, with the schools
         its IdP serves: one, or several for a school board's IdP. Which of them it concerns is
-        the session's or the run's school (the caller matches on it), never a guess here."""
+        the session's or the run's school (the caller matches on it), never a guess here.
+        A LogoutRequest taken out of a SOAP envelope (`received.binding` SOAP, its value
+        base64 as over POST) must name the SOAP endpoint as its Destination."""
         _, claimed = firewall_logout(received, kind)
         schools = self.registry.schools_by_idp(claimed)
         saml_schools = tuple(school for school in schools if school.oidc is None)
         if not saml_schools or not _known(self.entities.client, claimed):
             raise UnknownSchool(f"{kind} from an IdP not in the registry")
-        peer = self._read(received, kind, claimed, IDPSSO, SP_SLO_PATH)
+        path = SP_SOAP_SLO_PATH if received.binding == BINDING_SOAP else SP_SLO_PATH
+        peer = self._read(received, kind, claimed, IDPSSO, path)
         return SchoolIdp(claimed, saml_schools), peer
 
 

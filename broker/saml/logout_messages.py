@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from lxml import etree
-from saml2 import BINDING_HTTP_REDIRECT, class_name, saml, samlp
+from saml2 import BINDING_HTTP_REDIRECT, BINDING_SOAP, class_name, saml, samlp
+from saml2.request import LogoutRequest as Saml2LogoutRequest
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
 from saml2.sigver import pre_signature_part, signed_instance_factory
 
@@ -117,7 +118,7 @@ def read_logout(
         # Signed messages must name where they go (SAML bindings 3.4.5.2, 3.5.5.2).
         raise InvalidMessage(f"{kind} for another Destination", code="wrong_destination")
     issued = check_fresh(doc, kind, max_age=max_age, skew=skew)
-    parsed = parse_checked(entity, received, kind)
+    parsed = parse_checked(entity, received, kind, destination)
     message_id = str(parsed.id or "")
     relay_state = received.relay_state or ""
     if kind == LOGOUT_RESPONSE:
@@ -160,11 +161,14 @@ def check_fresh(doc: etree._Element, kind: str, *, max_age: int, skew: int) -> f
     return issued
 
 
-def parse_checked(entity: Any, received: Received, kind: str) -> Any:
-    """pysaml2's reading: with a POST binding it also verifies the XML signature against the
-    issuer's metadata keys (through the in-process backend and its signature policy)."""
+def parse_checked(entity: Any, received: Received, kind: str, destination: str = "") -> Any:
+    """pysaml2's reading: with a POST (or SOAP) binding it also verifies the XML signature
+    against the issuer's metadata keys (through the in-process backend and its signature
+    policy). `destination`: where a LogoutRequest over SOAP must be addressed."""
     try:
-        if kind == LOGOUT_REQUEST:
+        if received.binding == BINDING_SOAP:
+            parsed = _soap_logout_request(entity, received.value, destination)
+        elif kind == LOGOUT_REQUEST:
             parsed = entity.parse_logout_request(received.value, received.binding)
         else:
             parsed = entity.parse_logout_request_response(received.value, received.binding)
@@ -180,6 +184,22 @@ def parse_checked(entity: Any, received: Received, kind: str) -> Any:
     if message is None:
         raise InvalidMessage(f"{kind} unreadable", code="message_refused")
     return message
+
+
+def _soap_logout_request(entity: Any, value: str, destination: str) -> Any:
+    """A LogoutRequest taken out of its SOAP envelope (`value`: base64, as over POST), read as
+    pysaml2's `parse_logout_request` reads one over POST (its request class: signature with
+    the issuer's metadata keys, required; version; Destination; IssueInstant), but addressed
+    to `destination`: pysaml2's own SOAP reading re-serialises the envelope's child with
+    ElementTree, which renames namespace prefixes and so breaks every signature, and its POST
+    reading takes only the POST endpoint as a Destination."""
+    config = entity.config
+    request = Saml2LogoutRequest(
+        entity.sec, [destination], config.attribute_converters, config.accepted_time_diff or 0
+    )
+    xml = base64.b64decode(value)
+    loaded = request.loads(xml, BINDING_SOAP, origdoc=value, must=True)
+    return loaded if loaded is not None and loaded.verify() else None
 
 
 # -- out ---------------------------------------------------------------------------------------
@@ -273,19 +293,31 @@ def logout_response(
     status: str,
     second_status: str | None = None,
 ) -> Outgoing:
+    response = logout_response_message(issuer, in_response_to, location, status, second_status)
+    return _send(entity, response, location, binding, "SAMLResponse", relay_state)
+
+
+def logout_response_message(
+    issuer: str,
+    in_response_to: str,
+    destination: str | None,
+    status: str,
+    second_status: str | None = None,
+) -> samlp.LogoutResponse:
+    """The LogoutResponse, unsigned: `logout_response` sends it through the browser, the SOAP
+    binding answers with it on the connection (`destination` None: it names none)."""
     code = samlp.StatusCode(value=status)
     if second_status:
         code.status_code = samlp.StatusCode(value=second_status)
-    response = samlp.LogoutResponse(
+    return samlp.LogoutResponse(
         id=new_message_id(),
         version="2.0",
         issue_instant=saml_time(datetime.now(UTC)),
-        destination=location,
+        destination=destination,
         in_response_to=in_response_to,
         issuer=saml.Issuer(text=issuer, format=NAMEID_FORMAT_ENTITY),
         status=samlp.Status(status_code=code),
     )
-    return _send(entity, response, location, binding, "SAMLResponse", relay_state)
 
 
 def _send(

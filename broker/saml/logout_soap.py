@@ -1,13 +1,14 @@
 """SAML Single Logout towards publishers over the SOAP binding (SAML bindings 3.2, profiles 4.4):
 how a service hears of a logout when no browser can carry the message.
 
-A school that ends the session server side (its OIDC back channel, or a LogoutRequest in a frame
-without the broker's cookies) leaves no browser window to carry a LogoutRequest to the session's
-SAML services. A service whose metadata lists a SingleLogoutService with the SOAP binding gets
-the same signed LogoutRequest the front channel would carry (logout_messages.py builds both), in
-a SOAP 1.1 envelope POSTed to that Location, out through the broker's one way of making
-server-to-server logout calls (login/logout_delivery.py: https, or loopback http only when the
-broker itself runs on loopback; no redirects; the answer capped; within the run's deadline).
+A school that ends the session server side (its OIDC back channel, a LogoutRequest in a frame
+without the broker's cookies, or one over SOAP) leaves no browser window to carry a
+LogoutRequest to the session's SAML services. A service whose metadata lists a
+SingleLogoutService with the SOAP binding gets the same signed LogoutRequest the front channel
+would carry (logout_messages.py builds both), in a SOAP 1.1 envelope POSTed to that Location,
+out through the broker's one way of making server-to-server logout calls
+(login/logout_delivery.py: https, or loopback http only when the broker itself runs on loopback;
+no redirects; the answer capped; within the run's deadline).
 
 Its answer must be a SOAP envelope holding one samlp:LogoutResponse, which passes the same
 firewall as every inbound SAML message (size cap, no DOCTYPE, shape and signature policy), is
@@ -18,7 +19,10 @@ lets TLS authenticate the responder (profiles 4.4.4.2), and the broker reached t
 host at the URL of its registered metadata over https (docs/saml-profile.md, "Single logout").
 Only a top-level Success confirms; anything else counts as failed.
 
-The broker's own metadata offers no SOAP endpoint: it sends over SOAP, it never receives.
+Towards schools the broker also takes a school IdP's LogoutRequest over SOAP (its SP metadata
+lists `/saml/sp/slo/soap`): `soap_message` unpacks the envelope under the same rules,
+`soap_answer` and `soap_fault` make what goes back (web/saml_soap_logout_routes.py). Towards
+publishers the broker's IdP metadata offers no SOAP endpoint: there it only sends.
 """
 
 from __future__ import annotations
@@ -123,7 +127,7 @@ def read_soap_answer(
     """What `content` says of the logout: empty when it is a SOAP envelope with a
     LogoutResponse of `issuer` to `request_id` whose status is Success, else the top-level
     status it gave (for the log). Raises InvalidMessage for an answer that does not hold."""
-    xml = _logout_response_xml(content)
+    xml = soap_message(content)
     doc = firewall.inspect(xml, root=LOGOUT_RESPONSE, assertions=0)
     found = doc.find(f"{{{firewall.SAML}}}Issuer")
     check_issuer_format(found)
@@ -158,20 +162,45 @@ def _status(doc: etree._Element) -> str:
     return code.get("Value", "") if code is not None else ""
 
 
-def _logout_response_xml(content: bytes) -> bytes:
-    """The one element in the envelope's Body, serialised: the LogoutResponse (checked by the
-    caller). A fault, a header the broker must understand, or any other shape is refused."""
+def soap_message(content: bytes) -> bytes:
+    """The one element in the envelope's Body, serialised (the caller checks that it is the
+    message it expects). Not within the firewall's cap, a DOCTYPE, not a SOAP 1.1 envelope, a
+    header the broker must understand, a Body without exactly one element, or a fault: refused,
+    each with its own code."""
     envelope = firewall.parse_message(content)
     if envelope.tag != f"{{{SOAP_ENV}}}Envelope":
-        raise InvalidMessage("answer is not a SOAP 1.1 envelope", code="not_soap")
+        raise InvalidMessage("not a SOAP 1.1 envelope", code="not_soap")
     for header in envelope.iterfind(f"{{{SOAP_ENV}}}Header/*"):
         # SOAP 1.1, 4.2.3: a header the receiver must understand and does not is a failure.
         if header.get(f"{{{SOAP_ENV}}}mustUnderstand") in ("1", "true"):
             raise InvalidMessage("SOAP header the broker must understand", code="soap_header")
     bodies = envelope.findall(f"{{{SOAP_ENV}}}Body")
     children = [child for body in bodies for child in body if isinstance(child.tag, str)]
-    if len(bodies) != 1 or len(children) != 1:
-        raise InvalidMessage("SOAP Body without exactly one message", code="not_soap")
+    if len(bodies) != 1:
+        raise InvalidMessage("SOAP envelope without exactly one Body", code="not_soap")
+    if len(children) != 1:
+        raise InvalidMessage("SOAP Body without exactly one message", code="soap_body")
     if children[0].tag == f"{{{SOAP_ENV}}}Fault":
         raise InvalidMessage("SOAP fault", code="soap_fault")
     return bytes(etree.tostring(children[0]))
+
+
+# SOAP 1.1, 4.4.1: the fault codes the broker answers with.
+FAULT_CLIENT = "Client"  # the message does not hold; sent again unchanged, it fails again
+FAULT_SERVER = "Server"  # the broker failed; the same message may succeed later
+FAULT_MUST_UNDERSTAND = "MustUnderstand"
+
+
+def soap_answer(entity: Any, message: Any) -> str:
+    """`message` (a LogoutResponse) signed by `entity`'s key, in a SOAP envelope."""
+    return soap_envelope(signed_xml(entity, message))
+
+
+def soap_fault(code: str, reason: str) -> str:
+    """A SOAP 1.1 fault (bindings 3.2.3.3: sent with HTTP 500). `reason` is the broker's own
+    reason code, never the peer's text."""
+    return (
+        f'<?xml version="1.0" encoding="UTF-8"?>\n<soap11:Envelope xmlns:soap11="{SOAP_ENV}">'
+        f"<soap11:Body><soap11:Fault><faultcode>soap11:{code}</faultcode>"
+        f"<faultstring>{reason}</faultstring></soap11:Fault></soap11:Body></soap11:Envelope>"
+    )

@@ -34,6 +34,7 @@ from broker.web.portal import install_portals
 from broker.web.rate_limits import install_rate_limits
 from broker.web.saml_logout_routes import saml_logout
 from broker.web.saml_routes import saml
+from broker.web.saml_soap_logout_routes import saml_soap_logout
 from broker.web.school_backchannel_routes import school_backchannel
 from broker.web.service_answers import content_security_policy
 from broker.web.static_urls import install_static_urls
@@ -126,6 +127,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(my_data)
     app.register_blueprint(logout)
     app.register_blueprint(saml_logout)
+    app.register_blueprint(saml_soap_logout)
     app.register_blueprint(oidc_logout)
     app.register_blueprint(school_backchannel)
     app.jinja_env.globals["logout_form_token"] = logout_form_token

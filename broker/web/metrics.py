@@ -58,10 +58,16 @@ SCHOOL_LOGOUT_TOKENS = Counter(
     "stood and was ended), no_session (valid, nothing to end) or the refusal's reason code.",
     ["outcome"],
 )
+SCHOOL_LOGOUT_SOAP = Counter(
+    "ketenbroker_school_logout_soap_requests",
+    "LogoutRequests from schools' SAML IdPs over the SOAP binding: outcome is the answer's "
+    "status (success, partial, unknown_principal, responder) or the refusal's reason code.",
+    ["outcome"],
+)
 SCHOOL_LOGOUT_SERVICES = Counter(
     "ketenbroker_school_logout_services",
-    "Services of SSO sessions a school ended without the browser's cookie (its back channel, or "
-    "a SAML LogoutRequest in a frame), by what became of telling them: "
+    "Services of SSO sessions a school ended without the browser's cookie (its back channel, "
+    "a SAML LogoutRequest in a frame or over SOAP), by what became of telling them: "
     "confirmed, failed, timed_out (OIDC back-channel logout, SAML SOAP logout), not_told (SAML "
     "services without a SOAP endpoint: reachable only through the browser) or unsupported "
     "(registered no logout).",
@@ -136,6 +142,10 @@ def logout_ended(initiator: str, protocol: str, outcome: str) -> None:
 
 def school_logout_token(outcome: str) -> None:
     SCHOOL_LOGOUT_TOKENS.labels(outcome).inc()
+
+
+def school_logout_soap(outcome: str) -> None:
+    SCHOOL_LOGOUT_SOAP.labels(outcome).inc()
 
 
 def school_logout_services(statuses: dict[str, int]) -> None:

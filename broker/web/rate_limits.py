@@ -56,6 +56,7 @@ LIMITED_ENDPOINTS = {
     # Logout messages: signature checks and replay-store writes on unauthenticated input.
     "saml_logout.idp_slo": "acs",
     "saml_logout.sp_slo": "acs",
+    "saml_soap_logout.sp_slo_soap": "acs",
     "discovery.choose": "discovery",
     "discovery.chosen": "discovery",
 }

@@ -3,7 +3,7 @@
 A LogoutRequest starts a logout run (logout_routes.begin_logout) when it names this browser's
 SSO session; one that names a session the broker no longer has is answered Success at once
 (nothing to end), one that names another session Requester/UnknownPrincipal. A LogoutRequest is
-taken once (`_first_use`): where it starts a run, that check is made in LogoutStart.start by
+taken once (`first_use`): where it starts a run, that check is made in LogoutStart.start by
 the request that claims the session, so that the same request posted twice at the same moment
 lands on one run instead of the second copy being refused as a replay. A LogoutResponse is
 filed for the run that sent the request it answers, matched by InResponseTo. With the store
@@ -28,13 +28,16 @@ from broker.login.logout_start import Session
 from broker.login.school_sessions import saml_sid
 from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH
 from broker.saml.logout import (
+    FAILED_ANSWER,
     LOGOUT_REQUEST,
     LOGOUT_RESPONSE,
+    Answer,
     PeerLogout,
     Received,
     SamlSchoolLogout,
     SamlServiceLogout,
     SchoolIdp,
+    answer_status,
     initiator_answer,
     required_answer,
 )
@@ -111,9 +114,10 @@ def _asked(side: SamlServiceLogout | SamlSchoolLogout, peer: PeerLogout, name: s
     return Asked(peer, request.cookies.get(SSO_COOKIE), down)
 
 
-def _first_use(peer: PeerLogout) -> None:
+def first_use(peer: PeerLogout) -> None:
     """A LogoutRequest is taken once: a replayed copy is refused (shared by workers). Made
-    before answering here; for a request that starts a run, in LogoutStart.start instead."""
+    before answering here (and over SOAP); for a request that starts a run, in
+    LogoutStart.start instead."""
     b = broker()
     message = peer.message
     window = b.settings.login_ttl_seconds + b.settings.saml.clock_skew_seconds
@@ -125,8 +129,11 @@ def _first_use(peer: PeerLogout) -> None:
     )
 
 
-def _without_the_cookie(idp: SchoolIdp, peer: PeerLogout) -> Response:
-    """A school's LogoutRequest that found no session of its IdP by this browser's cookie. The
+def end_without_the_cookie(idp: SchoolIdp, peer: PeerLogout, *, cookies: bool, what: str) -> Answer:
+    """A school's checked LogoutRequest (taken once) that found no session of its IdP by a
+    browser's cookie, or came with no browser at all (the SOAP binding, `cookies` False): the
+    session it names ended server side, and what the school must hear (the binding carries
+    it); `what`: the log line's label (note_school_logout). The
     cookie may simply not have come: an IdP that tells its services in iframes on its own page
     makes the broker a third party, and Safari blocks its cookies there, Firefox gives the
     frame a jar without them. So the session is looked up where the login filed it, under the
@@ -136,7 +143,7 @@ def _without_the_cookie(idp: SchoolIdp, peer: PeerLogout) -> Response:
     Success/PartialLogout unless every one of them confirmed. Only Success when there was
     nothing left to end; UnknownPrincipal when the session filed there is another student's;
     Responder/PartialLogout when the request names no SessionIndex and none of the broker's
-    cookies came, so the broker cannot know."""
+    cookies came (`cookies`), so the broker cannot know."""
     b = broker()
     message = peer.message
     schools = [each.id for each in idp.schools]
@@ -148,19 +155,19 @@ def _without_the_cookie(idp: SchoolIdp, peer: PeerLogout) -> Response:
     outcome = b.school_logout.end_any(schools, [sid for sid in sids if sid], names)
     if outcome.other:
         log.info("logout request names another session schools=%s", ",".join(schools))
-        return deliver(b.saml_school_logout.answer_now(peer, known=False), idp.name)
-    if not outcome.ended and not any(sids) and not carries_broker_cookies(request):
+        return answer_status(known=False)
+    if not outcome.ended and not any(sids) and not cookies:
         # Neither a SessionIndex to look up nor any of the broker's cookies (a frame whose
-        # browser withholds them): a session may stand in this browser, and the broker cannot
-        # tell. Not `Success`: the school must not tell the student they are logged out here.
+        # browser withholds them, or no browser): a session may stand in a browser, and the
+        # broker cannot tell. Not `Success`: the school must not tell the student they are
+        # logged out here.
         log.info("logout request without session index or cookies schools=%s", ",".join(schools))
-        return deliver(required_answer(b.saml_school_logout.answer_failed(peer)), idp.name)
+        return FAILED_ANSWER
     if not outcome.ended:
         log.info("logout request for no session here schools=%s", ",".join(schools))
-        return deliver(b.saml_school_logout.answer_now(peer, known=True), idp.name)
-    note_school_logout(SAML, outcome, "school logout without the cookie schools", ",".join(schools))
-    answer = b.saml_school_logout.answer_now(peer, known=True, partial=not outcome.complete)
-    return deliver(answer, idp.name)
+        return answer_status(known=True)
+    note_school_logout(SAML, outcome, what, ",".join(schools))
+    return answer_status(known=True, partial=not outcome.complete)
 
 
 @saml_logout.route(IDP_SLO_PATH, methods=["GET", "POST"])
@@ -212,17 +219,17 @@ def _service_request(service: Service, asked: Asked) -> Response:
         return again
     participant = known[1].get(service.id)
     if known[0] is None or participant is None:
-        _first_use(peer)
+        first_use(peer)
         log.info("logout request for no session here service=%s", service.id)
         return deliver(b.saml_service_logout.answer_now(peer, known=True), service.name)
     handles = participant.handles
     if message.name_id != handles.get("name_id") or (
         message.session_indexes and handles.get("session_index") not in message.session_indexes
     ):
-        _first_use(peer)
+        first_use(peer)
         log.info("logout request names another session service=%s", service.id)
         return deliver(b.saml_service_logout.answer_now(peer, known=False), service.name)
-    return begin_logout(initiator, token, known, lambda: _first_use(peer), asked.down)
+    return begin_logout(initiator, token, known, lambda: first_use(peer), asked.down)
 
 
 @saml_logout.route(SP_SLO_PATH, methods=["GET", "POST"])
@@ -275,13 +282,16 @@ def _school_request(idp: SchoolIdp, asked: Asked) -> Response:
     # schools the student signed in to.
     school = idp.school(session[0].school_id) if session is not None else None
     if session is None or school is None:
-        _first_use(peer)
-        return _without_the_cookie(idp, peer)
+        first_use(peer)
+        cookies = carries_broker_cookies(request)
+        what = "school logout without the cookie schools"
+        answer = end_without_the_cookie(idp, peer, cookies=cookies, what=what)
+        return deliver(required_answer(b.saml_school_logout.answer(peer, answer)), idp.name)
     upstream = session[0].upstream_session
     if message.name_id != upstream.get("name_id") or (
         message.session_indexes and upstream.get("session_index") not in message.session_indexes
     ):
-        _first_use(peer)
+        first_use(peer)
         log.info("logout request names another session school=%s", school.id)
         return deliver(b.saml_school_logout.answer_now(peer, known=False), school.name)
-    return begin_logout(initiator, token, known, lambda: _first_use(peer), asked.down)
+    return begin_logout(initiator, token, known, lambda: first_use(peer), asked.down)

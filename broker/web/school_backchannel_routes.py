@@ -71,8 +71,8 @@ def note_school_logout(
     protocol: str, outcome: SchoolLogoutOutcome, what: str, schools: str
 ) -> None:
     """Metrics and the log line of a session a school ended without the browser's cookie (its
-    back channel, or a SAML LogoutRequest in a frame): counts only, never which services or
-    whose session."""
+    back channel, a SAML LogoutRequest in a frame or over SOAP): counts only, never which
+    services or whose session."""
     metrics.logout_started(BY_SCHOOL, protocol)
     metrics.logout_ended(BY_SCHOOL, protocol, "complete" if outcome.complete else "partial")
     metrics.school_logout_services(outcome.statuses)

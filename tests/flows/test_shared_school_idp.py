@@ -24,6 +24,8 @@ from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.core.model import School
 from broker.registry.receipts import ReceiptQuery
 from broker.web.browser import SSO_COOKIE
+from tests.flows import test_logout_school_soap as soap
+from tests.flows.test_logout_soap import envelope
 from tests.flows.test_operations_endpoints import metrics_text, sample
 from tests.support.client import Browser, Page
 from tests.support.forge import SchoolForger, authn_request_id, redirect_message
@@ -235,3 +237,16 @@ def test_a_broker_logout_is_answered_by_the_shared_idp(demo: LiveDemo) -> None:
     outcome = finish_logout(browser, started)
     # The IdP's LogoutResponse matched the run's school among the two on that IdP.
     assert outcome.school == "confirmed"
+
+
+def test_a_soap_logout_request_of_the_boards_idp_ends_the_session_of_its_school(
+    demo: LiveDemo,
+) -> None:
+    """Over SOAP too (test_logout_school_soap.py): the board's IdP names no school; the
+    session is found under whichever of its schools the student signed in to."""
+    at = soap.login(demo, student=STUDENT)
+    xml, _ = soap.request_for(demo, demo_school_forger(demo), at)
+    answer = soap.send(demo, envelope(xml))
+    assert answer.http_status == 200, answer.raw[:500]
+    assert answer.statuses == ["Success", "PartialLogout"]  # leesplank: browser-only SLO
+    assert not soap.stands(demo, at)

@@ -122,6 +122,8 @@ def _refusals(spec: Spec, method: str, case: Case, endpoint: str) -> set[int]:
         return {200, 204}  # it reads no query: what it shows does not depend on one
     if spec.answer is Answer.MDQ:
         return {404}
+    if spec.answer is Answer.SOAP:
+        return {500}
     if spec.answer is Answer.PORTAL:
         if method == "POST":
             return {400}  # no CSRF token: nothing is read, nothing changes

@@ -31,6 +31,7 @@ class Answer(Enum):
     OAUTH = "an OAuth JSON error (RFC 6749 5.2, RFC 6750 3.1)"
     BACKCHANNEL = "Back-Channel Logout's JSON error (section 2.8)"
     MDQ = "the Metadata Query Protocol's plain 404"
+    SOAP = "a SOAP 1.1 fault with HTTP 500 (SAML bindings 3.2.3.3)"
     PORTAL = "a portal page: the sign-in page for a GET without a session, the CSRF page"
     DOCUMENT = "a document that takes no input: a query is ignored"
     JSON_DOCUMENT = "a JSON document that takes no input; refusals in OAuth JSON, as the others"
@@ -89,6 +90,9 @@ SPECS: dict[str, Spec] = {
     "saml.acs": Spec(PAGE, SAML_RESPONSE),
     "saml_logout.idp_slo": Spec(PAGE, SAML_REQUEST),
     "saml_logout.sp_slo": Spec(PAGE, (*SAML_REQUEST, "SAMLResponse")),
+    # A school IdP's LogoutRequest in a SOAP envelope: anything else is a fault, also a body
+    # over the cap (refused by the route before it is read).
+    "saml_soap_logout.sp_slo_soap": Spec(Answer.SOAP, ("SAMLRequest",), too_large=500),
     "oidc_op.authorize": Spec(PAGE, AUTHORIZE),
     "oidc_op.token": Spec(OAUTH, TOKEN),
     "oidc_op.userinfo": Spec(OAUTH, ("access_token",)),

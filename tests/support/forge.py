@@ -219,6 +219,42 @@ class SchoolForger:
         )
         return base64.b64encode(str(response).encode()).decode()
 
+    def logout_request(
+        self,
+        *,
+        destination: str,
+        name_id: NameID,
+        session_indexes: tuple[str, ...],
+        issued: datetime | None = None,
+        sign: bool = True,
+    ) -> str:
+        """A LogoutRequest as the school's IdP sends it over SOAP (no XML declaration: it goes
+        into an envelope), issued `issued` (now), signed with the key unless `sign` is off."""
+        moment = issued or datetime.now(UTC)
+        message = samlp.LogoutRequest(
+            id="_" + uuid.uuid4().hex,
+            version="2.0",
+            issue_instant=saml_time(moment),
+            not_on_or_after=saml_time(moment + timedelta(minutes=5)),
+            destination=destination,
+            issuer=Issuer(text=self.entity_id, format=ENTITY_FORMAT),
+            name_id=name_id,
+            session_index=[samlp.SessionIndex(text=index) for index in session_indexes],
+        )
+        return for_envelope(message, self.server.sec if sign else None)
+
+
+def for_envelope(message: Any, security: Any | None) -> str:
+    """`message` as it goes into a SOAP envelope (no XML declaration), signed with the key of
+    `security` (a pysaml2 security context), or unsigned when it is None."""
+    if security is None:
+        return str(message.to_string().decode())
+    message.signature = pre_signature_part(
+        message.id, security.my_cert, 1, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
+    )
+    xml = str(signed_instance_factory(message, security, [(class_name(message), message.id)]))
+    return xml.split("?>", 1)[1] if xml.startswith("<?xml") else xml
+
 
 def expire(seconds_ago: int, *, subject_confirmation: bool = True) -> Tamper:
     """Let the assertion's validity end `seconds_ago` (Conditions, and the bearer
@@ -312,11 +348,4 @@ class PublisherForger:
             issuer=Issuer(text=issuer or entity_id, format=ENTITY_FORMAT),
             status=samlp.Status(status_code=samlp.StatusCode(value=status)),
         )
-        if not sign:
-            return str(message.to_string().decode())
-        security = self.client.sec
-        message.signature = pre_signature_part(
-            message.id, security.my_cert, 1, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
-        )
-        xml = str(signed_instance_factory(message, security, [(class_name(message), message.id)]))
-        return xml.split("?>", 1)[1] if xml.startswith("<?xml") else xml
+        return for_envelope(message, self.client.sec if sign else None)

@@ -1,8 +1,9 @@
 """The checks of tests/security/test_bad_input_sweep.py: the broker it sweeps (the demo federation
 with an administrator per role) and what every answer to a bad request must be.
 
-`send` makes one request and checks its answer: below 500 and without a trace of the code, the
-expected status, in the route's own format (a page in the requested language whose error code is
+`send` makes one request and checks its answer: below 500 (a SOAP route's fault excepted: 500
+is how the binding refuses) and without a trace of the code, the expected status, in the
+route's own format (a page in the requested language whose error code is
 in the log, OAuth or Back-Channel Logout JSON, the MDQ 404), a log line of the broker's own that
 quotes nothing the request sent (every garbage value carries `MARK`), the store and the
 registry unchanged.
@@ -171,6 +172,11 @@ def check_answer(
         MARK in location and not location.startswith(request.path.split("\x00")[0])
     ):
         problems.append(f"redirects to {location[:80]!r}")
+    if answer is Answer.SOAP and status == 500:
+        fault = "<soap11:Fault><faultcode>soap11:"
+        if kind != "text/xml" or fault not in body:
+            problems.append(f"{status} answered as {kind}, not a SOAP fault: {body[:80]}")
+        return [*problems, "the SOAP fault quotes the input"] if MARK in body else problems
     if status >= 500 or 300 <= status < 400 or status == 204:
         return problems
     if status == 405 and not response.headers.get("Allow"):
