@@ -122,11 +122,22 @@ def first_use(peer: PeerLogout) -> None:
     message = peer.message
     window = b.settings.login_ttl_seconds + b.settings.saml.clock_skew_seconds
     b.replay.first_use(
-        f"saml-logout:{message.issuer}",
-        message.message_id,
-        message.issued_at,
-        message.issued_at + window,
+        _use_key(message.issuer), message.message_id, message.issued_at, message.issued_at + window
     )
+
+
+def give_back_use(peer: PeerLogout) -> None:
+    """Forget `first_use` of a request whose ending then failed with the store (nothing was
+    done), so the school's retry of this very message is taken; when the store cannot take
+    even that, the retry is refused as a replay and the school must send a new request."""
+    try:
+        broker().replay.release(_use_key(peer.message.issuer), peer.message.message_id)
+    except StoreUnavailable:
+        log.warning("school logout request id not given back code=store_unavailable")
+
+
+def _use_key(issuer: str) -> str:
+    return f"saml-logout:{issuer}"
 
 
 def end_without_the_cookie(idp: SchoolIdp, peer: PeerLogout, *, cookies: bool, what: str) -> Answer:

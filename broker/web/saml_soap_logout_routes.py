@@ -48,7 +48,7 @@ from broker.saml.logout_soap import (
 )
 from broker.saml.metadata_check import SOAP as BINDING_SOAP
 from broker.web import metrics
-from broker.web.saml_logout_routes import end_without_the_cookie, first_use
+from broker.web.saml_logout_routes import end_without_the_cookie, first_use, give_back_use
 from broker.web.wiring import broker
 
 saml_soap_logout = Blueprint("saml_soap_logout", __name__)
@@ -94,11 +94,21 @@ def _end(idp: SchoolIdp, peer: PeerLogout) -> Answer:
     nothing done (the session ends first of all, in one batch, or not at all)."""
     try:
         first_use(peer)
+    except StoreUnavailable:
+        return _not_handled(idp)
+    try:
         return end_without_the_cookie(idp, peer, cookies=False, what=WHAT)
     except StoreUnavailable:
-        schools = ",".join(school.id for school in idp.schools)
-        log.warning("school logout by soap not handled schools=%s code=store_unavailable", schools)
-        return FAILED_ANSWER
+        # Taken, then the store failed before anything ended: given back, so that the school's
+        # retry of the same message (ending is safe to repeat) is not refused as a replay.
+        give_back_use(peer)
+        return _not_handled(idp)
+
+
+def _not_handled(idp: SchoolIdp) -> Answer:
+    schools = ",".join(school.id for school in idp.schools)
+    log.warning("school logout by soap not handled schools=%s code=store_unavailable", schools)
+    return FAILED_ANSWER
 
 
 def _refused(refusal: BrokerError) -> Response:

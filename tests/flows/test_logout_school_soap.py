@@ -26,7 +26,7 @@ from saml2.saml import NameID
 
 from broker.certificates import write_pair
 from broker.core.errors import StoreUnavailable
-from broker.web import metrics
+from broker.web import metrics, saml_soap_logout_routes
 from broker.web.browser import SSO_COOKIE
 from broker.web.metrics import CountingStore
 from tests.flows.test_logout_soap import SoapService, envelope, soap_service
@@ -350,6 +350,25 @@ def test_with_the_store_down_the_school_hears_responder_and_nothing_ends(
         etree.tostring(response), demo.settings.saml.signing_cert, str(response.get("ID"))
     )
     assert stands(demo, at)
+
+
+def test_a_request_the_store_failed_after_taking_is_taken_again_when_retried(
+    demo: LiveDemo, school: SchoolForger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The replay check took the request's id, then the store failed while ending the session:
+    # the school heard Responder and sends the same message again, which must not be a replay.
+    at = login(demo)
+    xml, _ = request_for(demo, school, at)
+
+    def fails(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("redis: ConnectionError")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(saml_soap_logout_routes, "end_without_the_cookie", fails)
+        assert send(demo, envelope(xml)).statuses == ["Responder", "PartialLogout"]
+    assert stands(demo, at)
+    assert send(demo, envelope(xml)).statuses == ["Success", "PartialLogout"]
+    assert not stands(demo, at)
 
 
 def test_the_sp_metadata_lists_the_soap_endpoint(demo: LiveDemo) -> None:
