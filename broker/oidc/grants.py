@@ -25,6 +25,7 @@ from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGr
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from broker.core.chain_move import previous_still_released
+from broker.core.endpoints import redirect_uri_problem
 from broker.core.errors import BadRequest, RequiredAttributeMissing, StateExpired
 from broker.core.model import Service
 from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
@@ -101,7 +102,13 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         return " ".join(v for v in scope.split() if v in KNOWN_SCOPES)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in self.registration.redirect_uris
+        # Exactly one the client registered, and one intake would take now: a URI written into
+        # the registry past intake (a direct database write, a plain-http one) is no target.
+        # authlib then refuses the request with a page, never a redirect (provider.authorize).
+        return (
+            redirect_uri in self.registration.redirect_uris
+            and redirect_uri_problem(redirect_uri) is None
+        )
 
     def check_client_secret(self, client_secret: str) -> bool:
         expected = self.registration.secret_hash

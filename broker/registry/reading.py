@@ -193,12 +193,17 @@ class SqlRegistryReader:
             )
             return metadata_in_force(session, "idp", {e: xml for e, xml in rows}, self._clock())
 
-    def service_metadata(self, *, approved_only: bool = True) -> dict[str, str]:
+    def service_metadata(
+        self, *, approved_only: bool = True, entity_id: str | None = None
+    ) -> dict[str, str]:
         """Each SAML service's metadata as logins use it, by entity id: the approved services'
-        (the login path's), or with `approved_only=False` every one's (`publisher list`)."""
+        (the login path's), or with `approved_only=False` every one's (`publisher list`).
+        `entity_id`: that service's only (a publisher portal's page), not every service's."""
         where = [ServiceRow.protocol == Protocol.SAML.value]
         if approved_only:
             where.append(ServiceRow.approved.is_(True))
+        if entity_id is not None:
+            where.append(ServiceRow.entity_id == entity_id)
         with session_on(self._engine) as session:
             rows = session.execute(
                 select(ServiceRow.entity_id, ServiceRow.sp_metadata).where(*where)

@@ -3,11 +3,11 @@
 
 `POST /oidc/rp/backchannel-logout/<school id>` with the form field `logout_token`: the URI the
 broker registers at each school's provider as its `backchannel_logout_uri` (one per school, like
-the redirect URI). The token is checked (oidc/rp_logout_token.py), its `jti` used once (the
-store's replay guard), the session it names ended and its back-channel services told
-(login/school_logout.py): filed under this school, or under another school on the same issuer
-that holds the same client id (a school board's one client, core/shared_idp.py
-`sharing_client`). Answers as the spec says (section 2.8): 200 when the logout
+the redirect URI). The token is checked (oidc/rp_logout_token.py), its `jti` used once per
+issuer and client (the store's replay guard, `jti_scope`), the session it names ended and its
+back-channel services told (login/school_logout.py): filed under this school, or under another
+school on the same issuer that holds the same client id (a school board's one client,
+core/shared_idp.py `sharing_client`). Answers as the spec says (section 2.8): 200 when the logout
 succeeded (also when the session had already ended: the token was valid and there is nothing
 left to do), 400 with an OAuth-style JSON error when the token does not hold, and never a
 cached answer. No cookie, no CSRF token: nothing here acts on a browser's behalf, and only a
@@ -17,11 +17,13 @@ token the school signed ends anything.
 from __future__ import annotations
 
 import logging
+from urllib.parse import quote
 
 from flask import Blueprint, jsonify, make_response, request
 from werkzeug.wrappers import Response
 
 from broker.core.errors import BrokerError, InvalidMessage, StoreUnavailable
+from broker.core.model import OidcUpstream
 from broker.core.shared_idp import sharing_client
 from broker.login.logout import BY_SCHOOL, CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED
 from broker.login.school_logout import NOT_TOLD, SchoolLogoutOutcome
@@ -101,7 +103,7 @@ def _logout(school_id: str) -> SchoolLogoutOutcome:
         raise InvalidMessage("not exactly one logout_token", code="no_logout_token")
     claims = b.oidc_back.logout_token(school, tokens[0])
     # Once only, across every worker: a captured token cannot end a later session of the sid.
-    issuer, jti = f"oidc-logout:{school.id}", claims.jti[:MAX_JTI_LENGTH]
+    issuer, jti = jti_scope(school.oidc), claims.jti[:MAX_JTI_LENGTH]
     b.replay.first_use(issuer, jti, claims.issued_at, claims.expires_at)
     # A board's client may be several schools' (one client on a shared issuer): the session
     # is looked for under each of them, and its filing says whose it is (core/shared_idp.py).
@@ -116,6 +118,17 @@ def _logout(school_id: str) -> SchoolLogoutOutcome:
         # docs/architecture.md names.
         _release(issuer, jti)
         raise
+
+
+def jti_scope(upstream: OidcUpstream) -> str:
+    """Where a logout token's `jti` is used once: per issuer and client, the token's `iss` and
+    `aud` as checked, not per school. A board's one client on a shared issuer reaches the same
+    session from every school's URI (`sharing_client`), so the same token at a second school's
+    URI is the replay it is. Each part is percent-encoded, so no issuer and client id pair can
+    spell another's. Before 2026-11-30 the scope was `oidc-logout:<school id>`: during a
+    rolling upgrade a token used on a worker of one kind passes once more on the other, and
+    finds no session (the first use ended it, and the provider gives a new login a new sid)."""
+    return f"oidc-logout:{quote(upstream.issuer, safe='')}:{quote(upstream.client_id, safe='')}"
 
 
 def _release(issuer: str, jti: str) -> None:

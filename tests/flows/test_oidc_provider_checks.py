@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -269,6 +269,24 @@ def test_an_unregistered_redirect_uri_gets_a_page_never_a_redirect(
     assert page.status == 400
     assert page.location is None
     assert 'href="https://evil.example' not in page.text
+
+
+def test_a_registered_redirect_uri_that_fails_intake_gets_a_page_never_a_redirect(
+    demo: LiveDemo,
+) -> None:
+    """A plain-http URI off loopback written into the registry past intake (a direct database
+    write; intake, `new_client`, refuses it) is never a redirect target: the same 400 page as
+    an unregistered one, while the client's other URIs still work."""
+    planted = "http://planted.example/cb"
+    client = register(demo, "checks-planted")
+    service = demo.registry.any_service(client.client_id)
+    assert service is not None and service.oidc is not None
+    written = replace(service.oidc, redirect_uris=(NOWHERE, planted))
+    demo.registry.update_oidc_client(client.client_id, written)
+    page = Browser().get(f"{client.authorize_url}?{urlencode(client.params(redirect_uri=planted))}")
+    assert page.status == 400 and page.location is None
+    assert 'href="http://planted.example' not in page.text
+    assert "code" in client.redirect(Browser(), client.params())
 
 
 def test_a_missing_redirect_uri_is_refused_with_a_page(rp: Client) -> None:

@@ -27,7 +27,7 @@ from broker.core.model import OidcUpstream, School
 from broker.demo.school_op import SchoolOpSettings, create_school_op_app
 from broker.registry.receipts import ReceiptQuery
 from broker.web.browser import SSO_COOKIE
-from tests.flows.test_school_backchannel_logout import logs_out_everywhere
+from tests.flows.test_school_backchannel_logout import logout_token, logs_out_everywhere, post
 from tests.support.client import Browser, Page
 from tests.support.live import LiveDemo, free_ports, running_demo, served
 
@@ -185,3 +185,21 @@ def test_the_boards_logout_token_at_noords_uri_ends_the_session_at_zuid(board: B
     assert logs_out_everywhere(board.issuer, OF_ZUID) == [200]
     assert demo.broker.flow.session(token) is None
     assert index.find(ZUID, sid) is None
+
+
+def test_the_boards_logout_token_is_used_once_across_its_schools_uris(board: Board) -> None:
+    """The jti is used once per issuer and client (`jti_scope`), not per school: the board's
+    token, used at Noord's URI, is a replay at Zuid's, which reaches the same sessions."""
+    demo, browser = board.demo, Browser()
+    page = _sign_in(board, browser, ZUID, OF_ZUID)
+    assert page.status == 200 and demo.answers_publisher(page), page.text[:500]
+    token = browser.cookies(demo.broker_url)[SSO_COOKIE]
+    session = demo.broker.flow.session(token)
+    assert session is not None
+    sid = session[0].upstream_session["sid"]
+    signed = logout_token(demo, sid, iss=board.issuer, aud="board-client")
+    assert post(demo, signed, NOORD).status_code == 200
+    assert demo.broker.flow.session(token) is None
+    again = post(demo, signed, ZUID)
+    assert again.status_code == 400
+    assert again.json() == {"error": "invalid_request", "error_description": "replay"}

@@ -366,9 +366,10 @@ def _expect_read_only(
     *,
     shown: tuple[str, ...],
     reason: str,
-) -> None:
+) -> str:
     """The school's identity provider page, to `account`, shows `shown` and no form; both
-    forms' POSTs are refused (403), change nothing, and log `reason=<reason>`."""
+    forms' POSTs are refused (403), change nothing, and log `reason=<reason>`. The page, its
+    entities unescaped."""
     client = site.sign_in(account)
     url = f"/portal/school/{school_id}/identity-provider"
     school = site.registry.school(school_id)
@@ -395,6 +396,7 @@ def _expect_read_only(
     assert site.registry.registered_metadata("idp", school_id) == metadata
     assert site.registry.generation() == generation
     assert caplog.text.count(f"reason={reason}") == 2
+    return unescape(page)
 
 
 def test_a_school_on_a_shared_idp_cannot_change_it(
@@ -409,7 +411,10 @@ def test_a_school_on_a_shared_idp_cannot_change_it(
         "ict@bestuur.example", AdminRole.SCHOOL, "88BB01"
     )
     shown = ('id="shared-idp-locked"', "Deze inlogdienst wordt gedeeld met andere scholen")
-    _expect_read_only(site, "board-school", "88BB01", caplog, shown=shown, reason="shared_idp")
+    page = _expect_read_only(
+        site, "board-school", "88BB01", caplog, shown=shown, reason="shared_idp"
+    )
+    assert 'id="redirect-uri"' not in page  # a SAML IdP: no OpenID URIs to register
     assert site.registry.registered_metadata("idp", "88BB00") == xml
 
 
@@ -426,8 +431,18 @@ def test_a_school_on_a_shared_openid_issuer_cannot_change_it(
     site.accounts["board-oidc-school"] = site.add_account(
         "ict@bestuur-oidc.example", AdminRole.SCHOOL, "88BD01"
     )
-    shown = ('id="shared-idp-locked"', "board-client")
-    _expect_read_only(site, "board-oidc-school", "88BD01", caplog, shown=shown, reason="shared_idp")
+    # The school's own URIs, read-only, for the board's ICT to register: never the other's.
+    own_uris = (
+        site.settings.oidc_callback_url("88BD01"),
+        site.settings.oidc_logout_callback_url("88BD01"),
+        site.settings.oidc_backchannel_logout_url("88BD01"),
+    )
+    shown = ('id="shared-idp-locked"', "board-client", 'id="oidc-uris-read-only"', *own_uris)
+    page = _expect_read_only(
+        site, "board-oidc-school", "88BD01", caplog, shown=shown, reason="shared_idp"
+    )
+    assert "de ICT van uw schoolbestuur" in page
+    assert site.settings.oidc_callback_url("88BD00") not in page
 
 
 def test_a_board_idp_of_one_school_so_far_is_the_operators_too(

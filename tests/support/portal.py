@@ -94,6 +94,19 @@ def form_fields(html: str, form_id: str) -> tuple[str, dict[str, str]]:
     return reader.actions[form_id], reader.forms[form_id]
 
 
+def plain_http_copy(original: str, known: str, paths: tuple[str, ...], host: str) -> str:
+    """`original` metadata with its endpoints at `paths` (every binding) moved to the plain-http
+    public `host`, as a copy from before intake checked them holds them: the endpoints' own
+    base is that of the one at path `known` (`/sso`, `/acs`)."""
+    found = re.search(rf'Location="(http://[^/"]+){re.escape(known)}"', original)
+    assert found is not None
+    base, changed = found.group(1), original
+    for path in paths:
+        changed = changed.replace(f'"{base}{path}"', f'"{host}{path}"')
+    assert changed != original
+    return changed
+
+
 def post_sign_in(client: FlaskClient, email: str, password: str, code: str) -> TestResponse:
     """The sign-in form, filled in and sent as a browser would (with its CSRF token)."""
     page = client.get("/portal/sign-in", base_url=HTTPS)

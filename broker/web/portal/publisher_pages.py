@@ -27,7 +27,7 @@ from broker.core.model import Declaration, NamingProfile, Service
 from broker.core.pseudonym_rotation import open_windows
 from broker.saml.entities import SSO_PATH
 from broker.saml.metadata_check import MetadataInvalid
-from broker.saml.metadata_report import sp_metadata_problems
+from broker.saml.metadata_report import RefusedEndpoint, refused_endpoints, sp_metadata_problems
 from broker.web.labels import localised_detail, shown_time
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.declaration_forms import (
@@ -190,8 +190,20 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         settings=broker().settings,
         idp_sso_url=broker().settings.url(SSO_PATH),
         key_windows=key_windows([found]),
+        refused_endpoints=_refused_endpoints(found),
     )
     return page, 400 if form.is_submitted() and impact is None else 200
+
+
+def _refused_endpoints(service: Service) -> list[RefusedEndpoint]:
+    """What the login and logout paths refuse to send to in the service's SAML metadata in force
+    (a copy from before intake checked ACS and SLO URLs): `publisher list`'s marks, which the
+    page says in words its publisher acts on, as the school portal does for an IdP
+    (school_idp.py). One service's copy read, approved or not yet."""
+    if service.oidc is not None:
+        return []
+    copies = broker().registry.service_metadata(approved_only=False, entity_id=service.entity_id)
+    return refused_endpoints(copies.get(service.entity_id), "sp")
 
 
 def _save_declarations(

@@ -22,10 +22,12 @@ operator for a board IdP registered for one school so far, or kept after the boa
 schools left). Its metadata is the IdP's, and a change would change the sign-in of the board's
 other schools, registered or not yet: the next school added must bring the IdP's metadata as
 stored (registry/shared_idps.py); a board's issuer's client may be its schools' one client. The
-page shows it read-only, saying whose it is, and a POST is refused (403); the federation operator
-manages it (`school update --saml-metadata` updates every school on the IdP, docs/operations.md).
-The rule is `must_name_school`'s, the same the login checks: a board's IdP is one whose logins
-must name the school.
+page shows it read-only, saying whose it is (with, for an OpenID provider, the school's own
+redirect, post-logout redirect and back-channel logout URIs, which the board's ICT registers per
+school), and a POST is refused (403); the federation operator manages it (`school update
+--saml-metadata` updates every school on the IdP, docs/operations.md). The rule is
+`must_name_school`'s, the same the login checks: a board's IdP is one whose logins must name the
+school.
 """
 
 from __future__ import annotations
