@@ -415,6 +415,7 @@ def test_a_school_on_a_shared_idp_cannot_change_it(
         site, "board-school", "88BB01", caplog, shown=shown, reason="shared_idp"
     )
     assert 'id="redirect-uri"' not in page  # a SAML IdP: no OpenID URIs to register
+    assert f"<code>{site.settings.sp_entity_id}</code>" in page  # but the broker's metadata
     assert site.registry.registered_metadata("idp", "88BB00") == xml
 
 
@@ -490,3 +491,6 @@ def test_the_identity_provider_page_names_the_schools_own_redirect_uri(site: Por
     # And the back-channel logout URI, next to the post-logout redirect URI.
     assert 'id="backchannel-logout-uri"' in page
     assert site.settings.oidc_backchannel_logout_url(DEMO_SCHOOL_ID) in page
+    # And, for a SAML identity provider, where the broker's SAML metadata is.
+    assert 'id="sp-metadata-url"' in page
+    assert f"<code>{site.settings.sp_entity_id}</code>" in page

@@ -139,6 +139,8 @@ def _page(
         callback=settings.oidc_callback_url(school.id),
         logout_callback=settings.oidc_logout_callback_url(school.id),
         backchannel_logout=settings.oidc_backchannel_logout_url(school.id),
+        # The SP metadata a SAML IdP reads to know the broker (also its entity id).
+        sp_metadata=settings.sp_entity_id,
         hosted_domain_missing=lacks_hosted_domain(school.oidc),
         refused_endpoints=_refused_endpoints(school),
         locked=_locked(school),
