@@ -11,9 +11,22 @@ MAX_REDIRECT_URI = 1024
 
 def is_acceptable_endpoint(url: str) -> bool:
     """https anywhere; plain http only to a loopback *address* or the name `localhost`
-    (`http://127.evil.example` is a public name that merely starts with 127)."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
+    (`http://127.evil.example` is a public name that merely starts with 127).
+
+    The URL must also mean the same host to a browser (WHATWG URL) as to Python's `urlsplit`,
+    which judges it here: a browser reads `\\` as `/`, so `http://evil.example\\@localhost/`
+    is `localhost` to `urlsplit` and `evil.example` to the browser that follows it; browsers
+    also drop tabs and newlines anywhere. So no backslash, no white space or control character,
+    and no user name or password (an endpoint never needs one) anywhere in it."""
+    if "\\" in url or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
+        return False
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+    except ValueError:  # an unbalanced IPv6 bracket
+        return False
+    if "@" in parts.netloc:
+        return False
     if parts.scheme == "https" and host:
         return True
     if parts.scheme != "http":

@@ -68,9 +68,9 @@ def call_budget(seconds: float) -> Iterator[None]:
 
 
 def is_acceptable_url(url: str) -> bool:
-    """The endpoint rule of security.md, and no credentials in the URL (they would be sent)."""
-    parts = urlsplit(url)
-    return not parts.username and not parts.password and is_acceptable_endpoint(url)
+    """The endpoint rule of security.md (which also refuses credentials in the URL: they would
+    be sent)."""
+    return is_acceptable_endpoint(url)
 
 
 FORM = "application/x-www-form-urlencoded"

@@ -119,10 +119,11 @@ def _target(url: str) -> _Target:
         port = parts.port
     except ValueError:  # a port that is not a number, an unclosed [IPv6] bracket
         raise MetadataInvalid(N_("the metadata URL is not a valid URL")) from None
-    if not is_acceptable_endpoint(url):
-        raise MetadataInvalid(N_("metadata URLs must be https (plain http only on loopback)"))
+    # Credentials first: the endpoint rule refuses them too, with the https message.
     if parts.username is not None or parts.password is not None:
         raise MetadataInvalid(N_("metadata URLs must not carry a user name or password"))
+    if not is_acceptable_endpoint(url):
+        raise MetadataInvalid(N_("metadata URLs must be https (plain http only on loopback)"))
     host = parts.hostname or ""
     if not host.isascii():
         try:

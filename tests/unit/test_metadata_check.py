@@ -49,6 +49,18 @@ def test_accepted(url: str) -> None:
         "javascript:alert(1)",
         "ftp://127.0.0.1/acs",
         "https:///acs",
+        # A browser reads the backslash as a slash and goes to evil.example; urlsplit sees
+        # localhost behind a user name (2026-11-30 review).
+        "http://evil.example\\@localhost/sso",
+        "https://evil.example\\@localhost/sso",
+        "http://evil.example\\.localhost/sso",
+        "https://user:secret@uitgever.example/acs",
+        "http://user@localhost/acs",
+        "http://evil.example\t@localhost/acs",
+        "http://local\nhost/acs",
+        "https://uitgever.example/acs\x7f",
+        "https://uitgever.example/ acs",
+        "http://[::1/acs",
     ],
 )
 def test_refused(url: str) -> None:
