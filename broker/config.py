@@ -169,8 +169,9 @@ class MetadataSource:
     # A document whose validUntil lies further ahead is refused (Shibboleth's
     # maxValidityInterval): the longer a signed feed holds, the longer it can be replayed.
     max_validity_days: int = 28
-    # Only members whose own mdrpi:RegistrationInfo/@registrationAuthority is listed are read;
-    # empty: every member. A copy from a source with a list beats one from a source without.
+    # Only members whose mdrpi:RegistrationInfo/@registrationAuthority is listed are read: the
+    # entity's own, else the nearest enclosing EntitiesDescriptor's (MDRPI 2.1.1); empty: every
+    # member. A copy from a source with a list beats one from a source without.
     registration_authorities: tuple[str, ...] = ()
 
     @property
@@ -568,7 +569,8 @@ def _bool(section: Mapping[str, Any], key: str, where: str, default: bool) -> bo
 
 def _registration_authorities(entry: Mapping[str, Any], where: str) -> tuple[str, ...]:
     """Absolute URIs (a scheme, and for http(s) a host), as federations name themselves
-    (`https://www.surfconext.nl/`, `http://www.edugain.org`, `urn:mace:…`); compared exactly."""
+    (SURFconext's is `http://www.surfconext.nl/`, plain http; `urn:mace:…`); compared exactly,
+    so each is written as its federation's feed writes it."""
     key = f"{where}.registration_authorities"
     values = entry.get("registration_authorities", [])
     if not isinstance(values, list) or not all(isinstance(v, str) for v in values):

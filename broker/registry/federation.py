@@ -13,13 +13,16 @@ When several sources hold an entity, a copy from a source limited to some regist
 authorities (whose list therefore took it) beats every copy from a source without a list, and
 among those the latest validUntil wins (`copy_rank`): an interfederation feed's copy of an
 entity id, registered again by another federation, never stands in for the national one. The
-list a copy was read under is kept with it, so a changed list re-reads an unchanged feed.
+list a copy was read under is kept with it, and the digest held covers the list as well as the
+feed (`copy_digest`), so a changed list re-reads an unchanged feed, and so does a copy that
+code from before revision 0023 stored unfiltered under a list (see `copy_digest`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from hashlib import sha256
 
 from sqlalchemy import Engine, Select, delete, insert, select
 
@@ -58,6 +61,20 @@ def _authority_lines(authorities: Sequence[str]) -> str | None:
     return "\n".join(sorted(authorities)) or None
 
 
+def copy_digest(feed_digest: str, authorities: Sequence[str]) -> str:
+    """What a copy held is compared by: the feed's SHA-256 (hex) alone when read without a
+    list, else a SHA-256 over the list and that digest. Code from before revision 0023
+    stored the feed's digest alone, unfiltered, and left the list column as it was: a copy it
+    stored under a list now differs in digest, so the next refresh reads the feed again
+    instead of keeping the unfiltered entities. A copy stored without a list keeps its digest;
+    one stored under a list by code that did not yet do this is read again once."""
+    lines = _authority_lines(authorities)
+    if lines is None:
+        return feed_digest
+    # Authorities hold no whitespace (config.py), so the newline and NUL separate unambiguously.
+    return sha256(f"{lines}\n\0{feed_digest}".encode()).hexdigest()
+
+
 def ranked_copies() -> Select[str, datetime | None, str, str | None]:
     """Entity id, validUntil, XML and the source's list (for `copy_rank`) of the entities'
     copies; the caller adds its WHERE."""
@@ -88,10 +105,12 @@ class FederationStore:
         authorities: Sequence[str] = (),
     ) -> bool:
         """Make a verified download the source's last good copy; True when it changed anything.
-        Raises OlderThanHeld, changing nothing, for a download older than the copy held, unless
+        `digest`: the download's SHA-256 (hex); what is held is `copy_digest`'s. Raises
+        OlderThanHeld, changing nothing, for a download older than the copy held, unless
         `allow_older` (an operator going back on purpose). `authorities`: the registration
         authorities the download was read under (empty: none, every member)."""
         listed = _authority_lines(authorities)
+        digest = copy_digest(digest, authorities)
         with session_on(self._writer) as session:
             row = session.get(MetadataSourceRow, source, with_for_update=True)
             if row is None:

@@ -18,9 +18,11 @@ Only then are entities read, from the same parsed tree that was verified, so wha
 exactly what was signed: the groups' members by the metadata's structure alone (`_members`),
 never an EntityDescriptor found elsewhere, such as in the signature's unsigned KeyInfo. A
 source limited to some registration authorities leaves out every member another federation
-registered, or that does not say (registration_authority.py), before its roles are read. An
-entity that does not fit the broker's role checks is skipped, not fatal: one broken member of
-a 5,000-entity feed must not stop the other 4,999.
+registered, or that does not say, itself or by an EntitiesDescriptor around it
+(registration_authority.py), before its roles are read. An entity that does not fit the
+broker's role checks is skipped, not fatal: one broken member of a 5,000-entity feed must not
+stop the other 4,999. A plain-http SLO URL is no reason to skip one (it is kept and logged,
+`metadata_check.checked_member`): logins do not need it, and the logout path skips it.
 """
 
 from __future__ import annotations
@@ -40,8 +42,7 @@ from broker.saml.metadata_check import (
     NOT_AN_IDP,
     NOT_AN_SP,
     MetadataInvalid,
-    checked_idp,
-    checked_sp,
+    checked_member,
 )
 from broker.saml.registration_authority import MDRPI, left_out_by
 from broker.saml.xml_parsing import has_doctype, parse_untrusted
@@ -53,7 +54,6 @@ log = logging.getLogger(__name__)
 ENTITIES = f"{{{MD}}}EntitiesDescriptor"
 ENTITY = f"{{{MD}}}EntityDescriptor"
 PUBLICATION_INFO = f"{{{MD}}}Extensions/{{{MDRPI}}}PublicationInfo"
-_CHECKS = {"idp": checked_idp, "sp": checked_sp}
 # What a member that does not describe a role fails with: not a problem, another role.
 _NOT_IN_ROLE = {NOT_AN_IDP, NOT_AN_SP}
 # Left-out entities named in the log per download (the count says how many in all).
@@ -196,11 +196,13 @@ def _entities(
     now: datetime,
 ) -> tuple[list[FederationEntity], int, list[str]]:
     """The usable entities in their roles, how many were left out, and why each one that
-    describes a role but fails its checks was (MetadataInvalid's detail, naming the entity)."""
+    describes a role but fails its checks was (MetadataInvalid's detail, naming the entity).
+    An entity kept with a plain-http SLO URL is logged here (`_log_slo_refused`)."""
     entities: list[FederationEntity] = []
     seen: set[tuple[str, str]] = set()
     skipped = 0
     unusable: list[str] = []
+    slo_refused: list[tuple[str, str]] = []
     for member in members:
         # The entity's own validUntil and that of every EntitiesDescriptor around it count.
         ends = [_valid_until(member), document_until]
@@ -212,7 +214,7 @@ def _entities(
         xml: str | None = None
         for role in roles:
             try:
-                entity_id = _CHECKS[role](member)
+                entity_id, tolerated = checked_member(member, role)
             except MetadataInvalid as problem:
                 if problem.message not in _NOT_IN_ROLE:  # in the role, not usable in it
                     skipped += 1
@@ -222,9 +224,11 @@ def _entities(
                 skipped += 1
                 continue
             seen.add((entity_id, role))
+            slo_refused += [(role, problem.detail) for problem in tolerated]
             if xml is None:
                 xml = etree.tostring(member, encoding="unicode")
             entities.append(FederationEntity(entity_id, role, xml, until))
+    _log_slo_refused(slo_refused)
     return entities, skipped, unusable
 
 
@@ -283,3 +287,19 @@ def _log_left_out(reason: str, count: int, details: Sequence[str]) -> None:
         log.info("metadata entities skipped", extra={"reason": reason, "count": count})
     for detail in details[:MAX_NAMED_UNUSABLE]:
         log.info("metadata entity left out", extra={"reason": reason, "detail": detail})
+
+
+def _log_slo_refused(refused: Sequence[tuple[str, str]]) -> None:
+    """Entities kept although an SLO URL of theirs is not https, as (role, detail): the detail
+    names the entity and the URL (the federation's, not personal). Counted, the first named:
+    a large interfederation feed may hold many, and the logout path skips each such URL."""
+    if refused:
+        log.info(
+            "metadata entities with an SLO URL not https",
+            extra={"reason": "entity_slo_not_https", "count": len(refused)},
+        )
+    for role, detail in refused[:MAX_NAMED_UNUSABLE]:
+        log.info(
+            "metadata entity kept; its SLO URL is not used",
+            extra={"reason": "entity_slo_not_https", "role": role, "detail": detail},
+        )

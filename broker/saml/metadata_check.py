@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from lxml import etree
 
@@ -51,6 +51,22 @@ class MetadataInvalid(BadRequest):
 
     code = "metadata_invalid"
     public_message = "The SAML metadata is not usable."
+
+
+# An endpoint kind the broker sends nothing to when its URL in the metadata in force is not
+# https: an IdP's SSO URL (the login is refused, saml/back.py), an SP's ACS URL (the
+# AuthnRequest is refused, authn_request.py), either's SLO URL (counted as none,
+# logout_messages.py).
+RefusedEndpoint = Literal["sso", "acs", "slo"]
+
+
+class InsecureEndpoint(MetadataInvalid):
+    """An endpoint URL that is not https, with the kind of endpoint it is: the listings and
+    the feed read the kind, never the wording (a reworded or new message must not break them)."""
+
+    def __init__(self, kind: RefusedEndpoint, detail: str, *, url: str, entity_id: str) -> None:
+        super().__init__(detail, url=url, entity_id=entity_id)
+        self.kind: RefusedEndpoint = kind
 
 
 def too_large(max_bytes: int) -> MetadataInvalid:
@@ -107,30 +123,43 @@ def has_redirect_sso(descriptor: etree._Element) -> bool:
 
 
 # Per role, the endpoints the broker sends browsers or messages to: (element, the bindings it
-# uses, what a Location that fails the rule is called, and a ResponseLocation, where the SLO
-# endpoint's answers go; None where the broker never sends to one).
-_LOGOUT = ("SingleLogoutService", LOGOUT_BINDINGS, SLO_NOT_HTTPS, SLO_RESPONSE_NOT_HTTPS)
+# uses, the kind of endpoint, what a Location that fails the rule is called, and a
+# ResponseLocation, where the SLO endpoint's answers go; None where the broker never sends to
+# one).
+_Endpoint = tuple[str, tuple[str, ...], RefusedEndpoint, str, str | None]
+_LOGOUT: _Endpoint = (
+    "SingleLogoutService",
+    LOGOUT_BINDINGS,
+    "slo",
+    SLO_NOT_HTTPS,
+    SLO_RESPONSE_NOT_HTTPS,
+)
 # A publisher's SOAP SingleLogoutService takes LogoutRequests server to server (logout_soap.py);
 # its answer comes back on the same connection, so there is no ResponseLocation to judge.
 # Schools get none over SOAP: theirs is not judged.
-_SOAP_LOGOUT = ("SingleLogoutService", (SOAP,), SLO_NOT_HTTPS, None)
-_SENT_TO = {
-    "idp": (("SingleSignOnService", (REDIRECT,), SSO_NOT_HTTPS, None), _LOGOUT),
-    "sp": (("AssertionConsumerService", (POST,), ACS_NOT_HTTPS, None), _LOGOUT, _SOAP_LOGOUT),
+_SOAP_LOGOUT: _Endpoint = ("SingleLogoutService", (SOAP,), "slo", SLO_NOT_HTTPS, None)
+_SENT_TO: dict[str, tuple[_Endpoint, ...]] = {
+    "idp": (("SingleSignOnService", (REDIRECT,), "sso", SSO_NOT_HTTPS, None), _LOGOUT),
+    "sp": (
+        ("AssertionConsumerService", (POST,), "acs", ACS_NOT_HTTPS, None),
+        _LOGOUT,
+        _SOAP_LOGOUT,
+    ),
 }
 
 
 def insecure_endpoints(
     entity_id: str, descriptor: etree._Element, role: str
-) -> list[MetadataInvalid]:
+) -> list[InsecureEndpoint]:
     """The locations in `role`'s descriptor the broker would send browsers or messages to that
     are not https (plain http only to loopback, as every URL the broker sends browsers to,
     core/endpoints.py): an IdP's HTTP-Redirect SSO (the AuthnRequest, then the student's
     password), an SP's HTTP-POST ACS (the assertion), and either's SingleLogoutService in the
     bindings the broker logs out with, Location and ResponseLocation (the logout messages, with
-    the student's NameID). Plain http or `javascript:` there is refused, naming the entity."""
+    the student's NameID). Plain http or `javascript:` there is refused, naming the entity;
+    each problem carries its endpoint's kind."""
     problems = []
-    for tag, bindings, location_refused, response_refused in _SENT_TO[role]:
+    for tag, bindings, kind, location_refused, response_refused in _SENT_TO[role]:
         for endpoint in descriptor.findall(f"{{{MD}}}{tag}"):
             if endpoint.get("Binding") not in bindings:
                 continue
@@ -138,7 +167,7 @@ def insecure_endpoints(
             if response_refused is not None and endpoint.get("ResponseLocation") is not None:
                 urls.append((response_refused, endpoint.get("ResponseLocation", "")))
             problems += [
-                MetadataInvalid(refused, url=url, entity_id=entity_id)
+                InsecureEndpoint(kind, refused, url=url, entity_id=entity_id)
                 for refused, url in urls
                 if not is_acceptable_endpoint(url)
             ]
@@ -151,13 +180,39 @@ def idp_entity_id(xml: str) -> str:
 
 
 def checked_idp(root: etree._Element) -> str:
-    """`idp_entity_id` on an EntityDescriptor already parsed (one entity of an aggregate)."""
-    entity_id, descriptor = _descriptor(root, "idp")
-    if not has_redirect_sso(descriptor):
+    """`idp_entity_id` on an EntityDescriptor already parsed: intake, every problem fatal."""
+    return _checked(root, "idp", slo_fatal=True)[0]
+
+
+def checked_member(root: etree._Element, role: str) -> tuple[str, list[InsecureEndpoint]]:
+    """One entity of a federation feed in `role`: the checks of intake, except that a plain-http
+    SLO URL does not leave the entity out but is returned (entity id, those problems). A login
+    needs no SLO endpoint, and the login and logout paths already skip such a URL in the copy in
+    force (logout_messages.slo_endpoint): leaving the entity out would put the school or service
+    back on its stale registration copy, or on none. At intake (CLI, portal, registry import)
+    the operator can fix the file, so there it stays fatal (`checked_idp`, `checked_sp`)."""
+    return _checked(root, role, slo_fatal=False)
+
+
+def _checked(
+    root: etree._Element, role: str, *, slo_fatal: bool
+) -> tuple[str, list[InsecureEndpoint]]:
+    """The entity id after the role's checks (raising the first fatal problem), and the SLO
+    problems let through when not `slo_fatal`."""
+    entity_id, descriptor = _descriptor(root, role)
+    if role == "idp" and not has_redirect_sso(descriptor):
         raise MetadataInvalid(NO_REDIRECT_SSO, entity_id=entity_id)
-    if problems := insecure_endpoints(entity_id, descriptor, "idp"):
-        raise problems[0]
-    return entity_id
+    if role == "sp" and all(
+        e.get("Binding") != POST for e in descriptor.findall(f"{{{MD}}}AssertionConsumerService")
+    ):
+        raise MetadataInvalid(
+            N_("metadata of %(entity_id)s has no HTTP-POST AssertionConsumerService"),
+            entity_id=entity_id,
+        )
+    problems = insecure_endpoints(entity_id, descriptor, role)
+    if fatal := [p for p in problems if slo_fatal or p.kind != "slo"]:
+        raise fatal[0]
+    return entity_id, problems
 
 
 def sp_entity_id(xml: str, *, encrypting: bool = True) -> str:
@@ -188,14 +243,5 @@ def encryption_problem(entity_id: str, descriptor: etree._Element) -> MetadataIn
 
 
 def checked_sp(root: etree._Element) -> str:
-    """`sp_entity_id` on an EntityDescriptor already parsed (one entity of an aggregate)."""
-    entity_id, descriptor = _descriptor(root, "sp")
-    acs = descriptor.findall(f"{{{MD}}}AssertionConsumerService")
-    if all(e.get("Binding") != POST for e in acs):
-        raise MetadataInvalid(
-            N_("metadata of %(entity_id)s has no HTTP-POST AssertionConsumerService"),
-            entity_id=entity_id,
-        )
-    if problems := insecure_endpoints(entity_id, descriptor, "sp"):
-        raise problems[0]
-    return entity_id
+    """`sp_entity_id` on an EntityDescriptor already parsed: intake, every problem fatal."""
+    return _checked(root, "sp", slo_fatal=True)[0]

@@ -11,20 +11,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import partial
-from typing import Literal
 
 from lxml import etree
 
 from broker.saml.metadata_check import (
-    ACS_NOT_HTTPS,
     MAX_METADATA_BYTES,
     MD,
     NO_REDIRECT_SSO,
     NO_SIGNING_KEY,
-    SLO_NOT_HTTPS,
-    SLO_RESPONSE_NOT_HTTPS,
-    SSO_NOT_HTTPS,
     MetadataInvalid,
+    RefusedEndpoint,
     encryption_problem,
     has_redirect_sso,
     has_signing_key,
@@ -104,22 +100,11 @@ def _problems(
     return None, problems
 
 
-# An endpoint kind the broker sends nothing to when its URL in the metadata in force is not
-# https: an IdP's SSO URL (the login is refused, saml/back.py), an SP's ACS URL (the
-# AuthnRequest is refused, authn_request.py), either's SLO URL (counted as none,
-# logout_messages.py).
-RefusedEndpoint = Literal["sso", "acs", "slo"]
 # How `school list` and `publisher list` say it (docs/cli.md); the portals word it themselves.
 ENDPOINT_MARKS: dict[RefusedEndpoint, str] = {
     "sso": "SSO URL NOT https: logins refused",
     "acs": "ACS URL NOT https: logins refused",
     "slo": "SLO URL NOT https: no logout messages sent",
-}
-_KIND_OF: dict[str, RefusedEndpoint] = {
-    SSO_NOT_HTTPS: "sso",
-    ACS_NOT_HTTPS: "acs",
-    SLO_NOT_HTTPS: "slo",
-    SLO_RESPONSE_NOT_HTTPS: "slo",
 }
 
 
@@ -137,7 +122,9 @@ def refused_endpoints(xml: str | None, role: str) -> list[RefusedEndpoint]:
     descriptor = root.find(f"{{{MD}}}{'IDPSSODescriptor' if role == 'idp' else 'SPSSODescriptor'}")
     if descriptor is None:
         return []
-    found = {_KIND_OF[problem.message] for problem in insecure_endpoints("", descriptor, role)}
+    # By the kind each problem carries, not its wording: a new or reworded message must not
+    # turn the listings and portal pages that call this into errors.
+    found = {problem.kind for problem in insecure_endpoints("", descriptor, role)}
     return [kind for kind in ENDPOINT_MARKS if kind in found]
 
 

@@ -206,20 +206,8 @@ def test_a_new_good_download_replaces_the_copy(federation: Federation) -> None:
     assert federation.registry.school_metadata() == {}
 
 
-@pytest.mark.parametrize(
-    "school",
-    [
-        idp_entity(IDP, "http://idp.school.example/sso", MEMBER_CERT),
-        with_slo(
-            idp_entity(IDP, "https://idp.school.example/sso", MEMBER_CERT),
-            "http://idp.school.example/slo",
-        ),
-    ],
-    ids=["sso", "slo"],
-)
-def test_a_school_whose_sso_or_slo_url_is_not_https_is_not_trusted(
-    federation: Federation, school: str
-) -> None:
+def test_a_school_whose_sso_url_is_not_https_is_not_trusted(federation: Federation) -> None:
+    school = idp_entity(IDP, "http://idp.school.example/sso", MEMBER_CERT)
     federation.feed.body = feed_body(sp(), school)
     assert federation.refresh() == "updated"  # the rest of the feed is taken
     assert federation.sp_metadata() is not None
@@ -227,13 +215,26 @@ def test_a_school_whose_sso_or_slo_url_is_not_https_is_not_trusted(
     assert federation.registry.federation.entity(IDP, "idp") is None
 
 
-def test_a_service_whose_slo_url_is_not_https_is_not_trusted(federation: Federation) -> None:
+def test_a_school_whose_slo_url_is_not_https_keeps_its_feed_copy(federation: Federation) -> None:
+    # Kept, not left out: leaving it out put the school back on its registration copy (stale)
+    # or on none (`school_metadata_missing`); logins need no SLO endpoint, and the logout
+    # path skips a plain-http one (logout_messages.slo_endpoint).
+    slo = "http://idp.school.example/slo"
+    school = with_slo(idp_entity(IDP, "https://idp.school.example/sso", MEMBER_CERT), slo)
+    federation.feed.body = feed_body(sp(), school)
+    assert federation.refresh() == "updated"
+    assert slo in federation.registry.school_metadata()[IDP]
+    held = federation.registry.federation.entity(IDP, "idp")
+    assert held is not None and slo in held.xml
+
+
+def test_a_service_whose_slo_url_is_not_https_keeps_its_feed_copy(federation: Federation) -> None:
     slo = with_slo(sp(), "https://sp.publisher.example/slo", response="http://sp.example/answer")
     school = idp_entity(IDP, "https://idp.school.example/sso", MEMBER_CERT)
     federation.feed.body = feed_body(slo, school)
     assert federation.refresh() == "updated"
-    assert federation.sp_metadata() is None
-    assert federation.registry.federation.entity(SP, "sp") is None
+    assert "http://sp.example/answer" in (federation.sp_metadata() or "")
+    assert federation.registry.federation.entity(SP, "sp") is not None
     assert federation.registry.school_metadata() != {}
 
 

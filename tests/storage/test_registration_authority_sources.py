@@ -2,16 +2,19 @@
 refresh: a national source limited to its federation's registration authority and an
 interfederation source without a list. The list is honoured when the feed is stored, a copy from
 the listed source beats the other's whatever their validUntil (also once it has expired: the
-entity is then not trusted), and a changed list re-reads an unchanged feed."""
+entity is then not trusted), and a changed list re-reads an unchanged feed, as does a copy that
+code from before revision 0023 stored unfiltered under a list."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, update
 
 from bench.metadata_aggregate import idp_entity, registered_by
 from broker.cli.instance import init_instance
@@ -19,6 +22,8 @@ from broker.cli.metadata_refresh import refresh_sources
 from broker.config import MetadataSettings, MetadataSource, Settings, load_settings
 from broker.core.model import NamingProfile, School, Service
 from broker.registry import SqlRegistry, migrate
+from broker.registry.federation_tables import MetadataSourceRow
+from broker.saml.aggregate import read_metadata
 from tests.storage.test_federation_sources import (
     IDP,
     MEMBER_CERT,
@@ -45,6 +50,7 @@ class TwoSources:
     national: Feed
     edugain: Feed
     clock: Clock
+    registry_url: str
 
     def refresh(self) -> dict[str, str]:
         outcomes = refresh_sources(self.settings, self.registry, clock=self.clock)
@@ -59,6 +65,33 @@ class TwoSources:
         self.settings = dataclasses.replace(
             self.settings, metadata=MetadataSettings(sources=(national, edugain))
         )
+
+    def store_as_before_0023(self, data: bytes) -> None:
+        """What a worker of a version before revision 0023 does with the national feed in a
+        rolling upgrade: reads it without the list, stores it under the feed's own digest, and
+        leaves the list column (which it does not know) as it was."""
+        national = self.settings.metadata.sources[0]
+        read = read_metadata(
+            data,
+            certificates=[path.read_bytes() for path in national.signing_certs],
+            require_signature=True,
+            require_valid_until=True,
+            roles=national.roles,
+            now=self.clock(),
+            max_validity=national.max_validity,
+        )
+        digest = hashlib.sha256(data).hexdigest()
+        self.registry.federation.store("national", digest, read.dates, read.entities, self.clock())
+        engine = create_engine(self.registry_url)
+        try:
+            with engine.begin() as connection:
+                connection.execute(
+                    update(MetadataSourceRow)
+                    .where(MetadataSourceRow.name == "national")
+                    .values(registration_authorities=NATIONAL, digest=digest)
+                )
+        finally:
+            engine.dispose()
 
     def school_sso(self) -> str | None:
         xml = self.registry.school_metadata().get(IDP)
@@ -100,7 +133,7 @@ def two(registry_url: str, tmp_path: Path) -> Iterator[TwoSources]:
         school("https://evil.example/sso", ABROAD), valid_for=timedelta(days=10)
     )
     try:
-        yield TwoSources(settings, registry, national, edugain, clock)
+        yield TwoSources(settings, registry, national, edugain, clock, registry_url)
     finally:
         national.stop()
         edugain.stop()
@@ -141,6 +174,31 @@ def test_a_changed_list_re_reads_an_unchanged_feed(two: TwoSources) -> None:
     assert two.registry.generation() > generation
     assert two.school_sso() == "national"
     assert two.refresh() == {"national": "unchanged", "edugain": "unchanged"}
+
+
+def test_a_copy_stored_unfiltered_by_code_before_0023_is_read_again(two: TwoSources) -> None:
+    # Before, the digest held was the feed's alone: new code saw the same digest and the same
+    # list, kept the unfiltered copy ("unchanged"), and the publisher registered abroad stayed
+    # readable from the national source until the federation's next feed.
+    two.refresh()
+    newer = feed_body(school(NATIONAL_SSO, NATIONAL), registered_by(sp(), ABROAD))
+    two.national.body = newer
+    two.store_as_before_0023(newer)
+    assert two.registry.federation.entity(SP, "sp") is not None  # the gap
+    assert two.registry.federation.records()["national"].registration_authorities == (NATIONAL,)
+    assert two.refresh() == {"national": "updated", "edugain": "unchanged"}
+    assert two.registry.federation.entity(SP, "sp") is None
+    assert two.registry.federation.records()["national"].entity_count == 1
+    assert two.refresh() == {"national": "unchanged", "edugain": "unchanged"}
+
+
+def test_a_copy_held_without_a_list_is_not_read_again_for_the_digest(two: TwoSources) -> None:
+    # Without a list the digest held is the feed's own, as before: nothing to re-read.
+    two.listing()
+    assert two.refresh() == {"national": "updated", "edugain": "updated"}
+    generation = two.registry.generation()
+    assert two.refresh() == {"national": "unchanged", "edugain": "unchanged"}
+    assert two.registry.generation() == generation
 
 
 def test_an_expired_listed_copy_is_not_replaced_by_the_other_sources(two: TwoSources) -> None:

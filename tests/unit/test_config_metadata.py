@@ -111,9 +111,9 @@ SOURCE = '[[metadata.sources]]\nname = "fed"\nfile = "f"\nsigning_certs = ["a"]\
 
 
 def test_registration_authorities_load_in_order(tmp_path: Path) -> None:
-    listed = 'registration_authorities = ["https://www.surfconext.nl/", "urn:mace:example:fed"]\n'
+    listed = 'registration_authorities = ["http://www.surfconext.nl/", "urn:mace:example:fed"]\n'
     (source,) = load_with(tmp_path, SOURCE + listed).metadata.sources
-    assert source.registration_authorities == ("https://www.surfconext.nl/", "urn:mace:example:fed")
+    assert source.registration_authorities == ("http://www.surfconext.nl/", "urn:mace:example:fed")
     (plain,) = load_with(tmp_path, SOURCE).metadata.sources
     assert plain.registration_authorities == ()  # no list: every entity, as before
 

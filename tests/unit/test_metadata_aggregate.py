@@ -169,10 +169,11 @@ def test_a_school_whose_sso_url_is_not_https_is_left_out_and_named(
     )
 
 
-def test_an_entity_whose_slo_url_is_not_https_is_left_out_and_named(
+def test_an_entity_whose_slo_url_is_not_https_is_kept_and_named(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    # As an SSO or ACS URL that is not https: the entity only, the rest of the feed is taken.
+    # Unlike an SSO or ACS URL: logins need no SLO endpoint and the logout path skips such a
+    # URL, while leaving the entity out would put it back on its registration copy, or none.
     service = sp_entity(
         "https://bad-sp.example/metadata", "https://bad-sp.example/acs", MEMBER_CERT
     )
@@ -185,20 +186,51 @@ def test_an_entity_whose_slo_url_is_not_https_is_left_out_and_named(
     ]
     caplog.set_level("INFO", logger="broker.saml.aggregate")
     result = read(aggregate([*bad, *members()]))
+    assert {(e.entity_id, e.role) for e in result.entities} == {
+        ("https://bad-sp.example/metadata", "sp"),
+        ("https://bad-idp.example/metadata", "idp"),
+        ("https://sp.example/metadata", "sp"),
+        ("https://idp.example/metadata", "idp"),
+    }
+    kept = next(e for e in result.entities if e.entity_id == "https://bad-sp.example/metadata")
+    assert "http://bad-sp.example/slo" in kept.xml  # as published: the logout path skips it
+    assert result.skipped == 0
+    assert not [r for r in caplog.records if r.getMessage() == "metadata entity left out"]
+    named = [
+        (r.__dict__["reason"], r.__dict__["role"], r.__dict__["detail"])
+        for r in caplog.records
+        if r.getMessage() == "metadata entity kept; its SLO URL is not used"
+    ]
+    assert named == [
+        (
+            "entity_slo_not_https",
+            "sp",
+            "SLO URL 'http://bad-sp.example/slo' of https://bad-sp.example/metadata must be "
+            "https (plain http only on loopback)",
+        ),
+        (
+            "entity_slo_not_https",
+            "idp",
+            "SLO response URL 'http://bad-idp.example/answer' of https://bad-idp.example/metadata "
+            "must be https (plain http only on loopback)",
+        ),
+    ]
+
+
+def test_a_plain_http_slo_url_does_not_excuse_a_plain_http_sso_or_acs_url() -> None:
+    # SSO and ACS problems stay fatal in a feed, whatever else the entity has.
+    school = idp_entity("https://bad.example/metadata", "http://bad.example/sso", MEMBER_CERT)
+    service = sp_entity("https://bad-sp.example/metadata", "http://bad-sp.example/acs", MEMBER_CERT)
+    bad = [
+        with_slo(school, "http://bad.example/slo"),
+        with_slo(service, "http://bad-sp.example/slo"),
+    ]
+    result = read(aggregate([*bad, *members()]))
     assert {e.entity_id for e in result.entities} == {
         "https://sp.example/metadata",
         "https://idp.example/metadata",
     }
     assert result.skipped == 2
-    named = [
-        r.__dict__["detail"] for r in caplog.records if r.getMessage() == "metadata entity left out"
-    ]
-    assert named == [
-        "SLO URL 'http://bad-sp.example/slo' of https://bad-sp.example/metadata must be https "
-        "(plain http only on loopback)",
-        "SLO response URL 'http://bad-idp.example/answer' of https://bad-idp.example/metadata "
-        "must be https (plain http only on loopback)",
-    ]
 
 
 def test_roles_restrict_what_a_source_may_deliver() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from lxml import etree
 
 from bench.metadata_aggregate import (
     DS,
@@ -15,7 +16,17 @@ from bench.metadata_aggregate import (
 )
 from broker.certificates import self_signed_pair
 from broker.core.endpoints import is_acceptable_endpoint
-from broker.saml.metadata_check import MetadataInvalid, idp_entity_id, sp_entity_id
+from broker.core.errors import N_
+from broker.saml import metadata_report
+from broker.saml.metadata_check import (
+    ACS_NOT_HTTPS,
+    SLO_RESPONSE_NOT_HTTPS,
+    InsecureEndpoint,
+    MetadataInvalid,
+    idp_entity_id,
+    insecure_endpoints,
+    sp_entity_id,
+)
 from broker.saml.metadata_report import (
     endpoint_marks,
     idp_metadata_problems,
@@ -222,3 +233,36 @@ def test_the_listings_name_what_the_login_and_logout_paths_refuse() -> None:
     ]
     assert refused_endpoints(_school("https://idp.school.example/sso"), "idp") == []
     assert refused_endpoints(None, "idp") == refused_endpoints("<not xml", "sp") == []
+
+
+def test_the_listings_read_each_problems_kind_not_its_wording(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Mapping by msgid raised KeyError (a 500 on the portal pages and the CLI listings) for any
+    # message it did not know: a reworded or new one must still be listed by its kind.
+    reworded = N_("logout URL '%(url)s' of %(entity_id)s is not https")
+    monkeypatch.setattr(
+        metadata_report,
+        "insecure_endpoints",
+        lambda entity_id, descriptor, role: [
+            InsecureEndpoint("slo", reworded, url="http://slo.example/", entity_id=entity_id)
+        ],
+    )
+    xml = with_slo(_service(), "http://slo.example/")
+    assert refused_endpoints(xml, "sp") == ["slo"]
+    assert endpoint_marks(xml, "sp") == ["SLO URL NOT https: no logout messages sent"]
+
+
+def test_each_insecure_endpoint_carries_its_kind() -> None:
+    xml = with_slo(
+        _service("http://sp.publisher.example/acs"),
+        "https://slo.example/",
+        response="http://slo.example/answers",
+    )
+    descriptor = etree.fromstring(xml.encode()).find(f"{{{MD}}}SPSSODescriptor")
+    assert descriptor is not None
+    problems = insecure_endpoints(SERVICE, descriptor, "sp")
+    assert [(p.kind, p.message) for p in problems] == [
+        ("acs", ACS_NOT_HTTPS),
+        ("slo", SLO_RESPONSE_NOT_HTTPS),
+    ]

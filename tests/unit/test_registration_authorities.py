@@ -1,7 +1,8 @@
 """A source limited to some registration authorities (broker/saml/registration_authority.py):
-only the members whose own mdrpi:RegistrationInfo names a listed federation are read; the others
-are counted and named in the log with a reason code. Feeds are built and signed as in
-test_metadata_aggregate.py (bench/metadata_aggregate.py)."""
+only the members whose mdrpi:RegistrationInfo (their own, else their nearest group's, MDRPI
+2.1.1) names a listed federation are read; the others are counted and named in the log with a
+reason code. Feeds are built and signed as in test_metadata_aggregate.py
+(bench/metadata_aggregate.py)."""
 
 from __future__ import annotations
 
@@ -86,19 +87,58 @@ def test_the_same_entity_id_registered_abroad_is_not_read_from_a_national_list()
     assert "evil.example" not in only.xml
 
 
-def test_the_aggregates_own_registration_info_does_not_count_for_its_members() -> None:
-    # A group's RegistrationInfo says who registered the group, not each member: a member
-    # that does not say is left out (fail closed), whatever the aggregate or a group says.
-    nested = f"<md:EntitiesDescriptor>{school(2, None)}</md:EntitiesDescriptor>"
-    nested = nested.replace(
-        "<md:EntitiesDescriptor>",
-        f'<md:EntitiesDescriptor><md:Extensions><mdrpi:RegistrationInfo xmlns:mdrpi="{MDRPI}" '
-        f'registrationAuthority="{NATIONAL}"/></md:Extensions>',
+def group(members: list[str], authority: str | None = None) -> str:
+    """A nested EntitiesDescriptor around `members`, tagged with `authority` when given."""
+    info = (
+        f'<md:Extensions><mdrpi:RegistrationInfo xmlns:mdrpi="{MDRPI}" '
+        f'registrationAuthority="{authority}"/></md:Extensions>'
+        if authority is not None
+        else ""
     )
-    data = feed([school(1, NATIONAL), school(3, None), nested], group_authority=NATIONAL)
+    return f"<md:EntitiesDescriptor>{info}{''.join(members)}</md:EntitiesDescriptor>"
+
+
+def test_a_feed_tagged_only_at_the_aggregate_is_read_for_its_members() -> None:
+    # MDRPI 2.1.1: a RegistrationInfo on an EntitiesDescriptor is as an identical one on each
+    # descendant. A federation that tags its aggregate once must not be locked out (before,
+    # every member was `registration_authority_missing` and the feed `no_listed_entities`).
+    data = feed([school(1, None), school(2, None)], group_authority=NATIONAL)
     result = read(data, authorities=frozenset({NATIONAL}))
-    assert [e.entity_id for e in result.entities] == ["https://idp1.example/metadata"]
+    assert [e.entity_id for e in result.entities] == [
+        "https://idp1.example/metadata",
+        "https://idp2.example/metadata",
+    ]
+    assert result.not_listed == 0
+    refused_abroad = feed([school(1, None)], group_authority=ABROAD)
+    with pytest.raises(MetadataRefused) as caught:
+        read(refused_abroad, authorities=frozenset({NATIONAL}))
+    assert caught.value.code == "no_listed_entities"
+
+
+def test_in_nested_groups_the_nearest_registration_info_speaks() -> None:
+    data = feed(
+        [
+            group([school(1, None), group([school(2, None)])], NATIONAL),
+            group([school(3, None)], ABROAD),
+            group([school(4, None)]),  # says nothing, nor does the aggregate
+        ]
+    )
+    result = read(data, authorities=frozenset({NATIONAL}))
+    assert [e.entity_id for e in result.entities] == [
+        "https://idp1.example/metadata",
+        "https://idp2.example/metadata",
+    ]
     assert result.not_listed == 2
+    # A group's tag overrules the aggregate's for its members.
+    inner_abroad = feed([school(5, None), group([school(6, None)], ABROAD)], NATIONAL)
+    assert ids(inner_abroad, NATIONAL) == {"https://idp5.example/metadata"}
+    assert ids(inner_abroad, ABROAD) == {"https://idp6.example/metadata"}
+
+
+def test_the_entitys_own_registration_info_wins_over_its_groups() -> None:
+    data = feed([school(1, ABROAD), group([school(2, NATIONAL)], ABROAD)], NATIONAL)
+    assert ids(data, NATIONAL) == {"https://idp2.example/metadata"}
+    assert ids(data, ABROAD) == {"https://idp1.example/metadata"}
 
 
 def test_a_registration_info_elsewhere_in_the_entity_does_not_count() -> None:

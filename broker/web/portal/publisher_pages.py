@@ -26,8 +26,8 @@ from broker.core.errors import BadRequest
 from broker.core.model import Declaration, NamingProfile, Service
 from broker.core.pseudonym_rotation import open_windows
 from broker.saml.entities import SSO_PATH
-from broker.saml.metadata_check import MetadataInvalid
-from broker.saml.metadata_report import RefusedEndpoint, refused_endpoints, sp_metadata_problems
+from broker.saml.metadata_check import MetadataInvalid, RefusedEndpoint
+from broker.saml.metadata_report import refused_endpoints, sp_metadata_problems
 from broker.web.labels import localised_detail, shown_time
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.declaration_forms import (

@@ -47,7 +47,8 @@ from broker.core.model import OidcUpstream, School
 from broker.core.shared_idp import is_shared_idp, must_name_school
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
-from broker.saml.metadata_report import RefusedEndpoint, refused_endpoints
+from broker.saml.metadata_check import RefusedEndpoint
+from broker.saml.metadata_report import refused_endpoints
 from broker.web.labels import localised_detail, localised_problem
 from broker.web.portal.oidc_forms import SUBJECT_LABELS, OidcProviderForm, SamlIdpForm
 from broker.web.portal.rights import (
