@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from broker.core.model import UpstreamIdentity
 from broker.login.flow import LoginFlow
 from broker.login.logout import BACK, CONFIRMED, FRONT, TIMED_OUT, UNSUPPORTED, SingleLogout
-from broker.login.participants import session_and_services
+from broker.login.participants import Participant, session_and_services
 from broker.login.school_sessions import SchoolSessionIndex
 
 
@@ -67,7 +67,9 @@ class SchoolBackChannelLogout:
     def end(self, school_id: str, sid: str) -> SchoolLogoutOutcome:
         """End the SSO session the school's `sid` names and tell its back-channel services.
         Nothing to end (never filed, already ended, expired) is no error: the school's token
-        was valid, and the outcome says `ended=False`."""
+        was valid, and the outcome says `ended=False`. A session whose record is gone but
+        whose services record stands (an ending the store failed half way) counts as ended
+        now: its services are told."""
         return self.end_any([school_id], [sid])
 
     def end_any(
@@ -101,13 +103,27 @@ class SchoolBackChannelLogout:
             return SchoolLogoutOutcome(ended=False, other=True)
         participants = services.participants
         # The session ends first: whatever happens after, the broker no longer answers from it.
-        # Its record and its services record go in one batch.
+        # Its record and its services record go in one batch (in that order; not atomic).
         self.flow.end_session(
             token, session[0] if session is not None else None, also=[books.forget_op(token)]
         )
-        if session is None:
+        if session is None and not participants:
             self.index.drop(school_id, sid)  # it outlived its session: nothing else to end
             return SchoolLogoutOutcome(ended=False)
+        if session is None:
+            # An earlier ending that the store failed half way: the session's record went, its
+            # services record stayed, and none of its services were told (the school heard
+            # `Responder` and sends again). Without the session there is no NameID to match:
+            # the school's signed message named this SessionIndex, and its services are told
+            # now, as they would have been then; the filing goes once they were.
+            statuses = self._tell(participants)
+            self.index.drop(school_id, sid)
+            return SchoolLogoutOutcome(ended=True, statuses=statuses)
+        return SchoolLogoutOutcome(ended=True, statuses=self._tell(participants))
+
+    def _tell(self, participants: Sequence[Participant]) -> dict[str, int]:
+        """Tell the `participants` that can hear of it without a browser; per status, how
+        many of them heard (or could not)."""
         modes = [self.logout.mode(p, browser=False) for p in participants]
         jobs = {i: p for i, p in enumerate(participants) if modes[i] == BACK}
         results = self.logout.notify_all(jobs, self.wait_seconds) if jobs else {}
@@ -119,4 +135,4 @@ class SchoolBackChannelLogout:
                 statuses[NOT_TOLD] += 1
             else:
                 statuses[UNSUPPORTED] += 1
-        return SchoolLogoutOutcome(ended=True, statuses=dict(statuses))
+        return dict(statuses)

@@ -45,6 +45,7 @@ from broker.saml.response_checks import (
     check_issuer_format,
     check_not_before,
     check_not_on_or_after,
+    element_text,
     saml_epoch,
 )
 from broker.saml.xmlsig import verification_context
@@ -467,17 +468,6 @@ def _check_authn_statement(assertion: etree._Element) -> float | None:
 
 
 # -- reading -------------------------------------------------------------------------------------
-
-
-def element_text(element: etree._Element) -> str:
-    """An element's text as pysaml2 read it: comments dropped and the text around them joined
-    (`victim<!---->.attacker` is one value, never `victim`), up to the first child element."""
-    parts = [element.text or ""]
-    for child in element:
-        if isinstance(child.tag, str):
-            break
-        parts.append(child.tail or "")
-    return "".join(parts)
 
 
 def _read(assertion: etree._Element, window: Window, session_end: float | None) -> ReadResponse:

@@ -51,7 +51,7 @@ from broker.saml.metadata_check import ACS_NOT_HTTPS
 from broker.saml.publisher_encryption import EncryptionUnusable
 from broker.saml.redirect_query import SAML_REQUEST, SIGNATURE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
-from broker.saml.response_checks import check_issuer_format
+from broker.saml.response_checks import check_parsed_issuer, issuer_of
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +94,7 @@ class AuthnRequestReader:
         else:
             xml = firewall.decode_post(saml_request)
         doc = firewall.inspect(xml, root="AuthnRequest", assertions=0)
-        issuer_element = doc.find(f"{{{firewall.SAML}}}Issuer")
-        claimed = (issuer_element.text or "").strip() if issuer_element is not None else ""
-        check_issuer_format(issuer_element)
+        claimed = issuer_of(doc)
         # The service is looked up before pysaml2 parses anything: an unknown sender costs no
         # more work, and a service registered a moment ago moves the worker's registry view
         # on, so the entities below already know its metadata.
@@ -123,6 +121,7 @@ class AuthnRequestReader:
         if parsed is None:
             raise InvalidMessage("AuthnRequest refused by the parser")
         message: samlp.AuthnRequest = parsed.message
+        check_parsed_issuer(message, issuer)  # the keys pysaml2 verified with are the issuer's
         query = query if binding == BINDING_HTTP_REDIRECT else None
         self._check_signature(server, issuer, binding, message, (saml_request, relay_state), query)
         query_signed = query is not None and query.has(SIGNATURE)

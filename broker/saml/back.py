@@ -58,7 +58,7 @@ from broker.saml import assertion_reader, encrypted_assertion, firewall, schema
 from broker.saml.assertion_reader import NameId, ReadResponse
 from broker.saml.entities import ACS_PATH, SamlEntities
 from broker.saml.redirect_signature import signed_redirect_url
-from broker.saml.response_checks import Expectations
+from broker.saml.response_checks import Expectations, issuer_of
 from broker.saml.upstream_request import (
     AuthnRequestContent,
     authn_request_xml,
@@ -311,8 +311,7 @@ class SamlBack:
     @staticmethod
     def _error_signed_by(client: Any, xml: bytes, doc: etree._Element, school: School) -> bool:
         """Whether an error Response carries a valid signature of the school's own IdP."""
-        issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
-        if issuer is None or (issuer.text or "").strip() != school.idp_entity_id:
+        if issuer_of(doc) != school.idp_entity_id:
             return False
         try:
             with schema.prevalidated():

@@ -172,10 +172,15 @@ def _check_signatures(doc: etree._Element) -> None:
 STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 
 
+def top_status(response: etree._Element) -> str:
+    """The top-level StatusCode's Value of a Response or LogoutResponse ("" without one)."""
+    code = response.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
+    return code.get("Value", "") if code is not None else ""
+
+
 def is_success(response: etree._Element) -> bool:
     """Whether the Response's top-level status code is Success."""
-    code = response.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
-    return code is not None and code.get("Value") == STATUS_SUCCESS
+    return top_status(response) == STATUS_SUCCESS
 
 
 def require_assertion_count(response: etree._Element) -> None:

@@ -37,13 +37,13 @@ from broker.login.logout import (
 from broker.login.logout_delivery import BackChannelPost
 from broker.login.participants import Participant
 from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH, SP_SOAP_SLO_PATH, SamlEntities
-from broker.saml.front import STATUS_RESPONDER
+from broker.saml.firewall import STATUS_SUCCESS
+from broker.saml.front import STATUS_REQUEST_DENIED, STATUS_RESPONDER
 from broker.saml.logout_messages import (
     LOGOUT_REQUEST,
     LOGOUT_RESPONSE,
     STATUS_PARTIAL_LOGOUT,
     STATUS_REQUESTER,
-    STATUS_SUCCESS,
     STATUS_UNKNOWN_PRINCIPAL,
     Endpoint,
     LogoutMessage,
@@ -96,6 +96,10 @@ def answer_status(*, known: bool, partial: bool = False) -> Answer:
 
 # The answer to a checked LogoutRequest the broker could not act on (`answer_failed`).
 FAILED_ANSWER = Answer(STATUS_RESPONDER, STATUS_PARTIAL_LOGOUT)
+# The answer to a signed LogoutRequest over SOAP the broker refuses to act on (stale, for
+# another Destination, a replay): a SAML status, as bindings 3.2.3.3 wants for the SAML
+# processing's own errors (SAML core 3.2.2.2).
+DENIED_ANSWER = Answer(STATUS_REQUESTER, STATUS_REQUEST_DENIED)
 
 
 @dataclass(frozen=True)
@@ -107,24 +111,14 @@ class PeerLogout:
     endpoint: Endpoint | None
 
 
+@dataclass(eq=False)
 class _SamlLogoutSide(ABC):
     """What both faces share: answering the peer that started a run, or answering at once."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        registry: RegistryReader,
-        entities: SamlEntities,
-        logout: SingleLogout,
-        post: BackChannelPost | None = None,
-    ) -> None:
-        """`post`: how the side tells peers server to server (only publishers' services are
-        told so, over SOAP)."""
-        self.settings = settings
-        self.registry = registry
-        self.entities = entities
-        self.logout = logout
-        self.post = post
+    settings: Settings
+    registry: RegistryReader
+    entities: SamlEntities
+    logout: SingleLogout
 
     @abstractmethod
     def _own(self) -> tuple[Any, str]:
@@ -174,14 +168,13 @@ class _SamlLogoutSide(ABC):
         endpoint; None: it has none."""
         return self._respond(initiator_answer(peer), answer.status, answer.second)
 
-    def soap_answer(self, peer: PeerLogout, answer: Answer) -> str:
-        """`answer` to a LogoutRequest that came over SOAP: a signed LogoutResponse in a SOAP
-        envelope, for the HTTP response. No Destination: it goes back on the connection the
-        request came on (bindings 3.2.3), not to an endpoint of the peer's metadata."""
+    def soap_answer(self, request_id: str, answer: Answer) -> str:
+        """`answer` to the LogoutRequest `request_id` that came over SOAP: a signed
+        LogoutResponse in a SOAP envelope, for the HTTP response. No Destination: it goes back
+        on the connection the request came on (bindings 3.2.3), not to an endpoint of the
+        peer's metadata."""
         entity, issuer = self._own()
-        message = logout_response_message(
-            issuer, peer.message.message_id, None, answer.status, answer.second
-        )
+        message = logout_response_message(issuer, request_id, None, answer.status, answer.second)
         return soap_answer(entity, message)
 
     def answer_failed(self, peer: PeerLogout) -> Outbound | None:
@@ -201,10 +194,13 @@ def required_answer(answer: Outbound | None) -> Outbound:
     return answer
 
 
+@dataclass(eq=False)
 class SamlServiceLogout(_SamlLogoutSide):
     """The broker as IdP: the SAML ServiceChannel, and the reading of publishers' messages.
     `post`: how it tells services over SOAP (None: it does not, and they are FRONT or
     UNSUPPORTED by their other endpoints)."""
+
+    post: BackChannelPost | None = None
 
     def _own(self) -> tuple[Any, str]:
         return self.entities.server, self.settings.idp_entity_id
@@ -214,14 +210,16 @@ class SamlServiceLogout(_SamlLogoutSide):
         entity_id = participant.handles.get("sp_entity_id", "")
         return slo_endpoint(self.entities.server, entity_id, SPSSO) if entity_id else None
 
-    def _soap(self, participant: Participant) -> SoapTarget | None:
-        """Where the service takes a LogoutRequest over SOAP; None: it does not (or the broker
-        was given no way to send one)."""
+    def _soap(self, participant: Participant) -> tuple[BackChannelPost, SoapTarget] | None:
+        """How to send the service a LogoutRequest over SOAP, and where; None: it takes none
+        (or the broker was given no way to send one)."""
         entity_id = participant.handles.get("sp_entity_id", "")
         if self.post is None or not entity_id:
             return None
         endpoint = soap_endpoint(self.entities.server, entity_id)
-        return SoapTarget(participant.service_id, entity_id, endpoint) if endpoint else None
+        if endpoint is None:
+            return None
+        return self.post, SoapTarget(participant.service_id, entity_id, endpoint)
 
     def mode(self, participant: Participant) -> str:
         """FRONT when a browser can carry the message; a service that takes it over SOAP alone
@@ -238,9 +236,10 @@ class SamlServiceLogout(_SamlLogoutSide):
         return endpoint.origin if endpoint is not None else ""
 
     def back_channel(self, participant: Participant, timeout: float) -> str:
-        target = self._soap(participant)
-        if target is None or self.post is None:
+        soap = self._soap(participant)
+        if soap is None:
             return FAILED
+        post, target = soap
         rules = SoapAnswerRules(
             self.settings.url(IDP_SLO_PATH),
             self.settings.login_ttl_seconds,
@@ -248,7 +247,7 @@ class SamlServiceLogout(_SamlLogoutSide):
         )
         return tell_by_soap(
             self.entities.server,
-            self.post,
+            post,
             target,
             issuer=self.settings.idp_entity_id,
             name_id=self._name_id(participant),
@@ -294,6 +293,7 @@ class SamlServiceLogout(_SamlLogoutSide):
         return service, self._read(received, kind, claimed, SPSSO, IDP_SLO_PATH)
 
 
+@dataclass(eq=False)
 class SamlSchoolLogout(_SamlLogoutSide):
     """The broker as SP: the SAML SchoolChannel, and the reading of schools' messages."""
 

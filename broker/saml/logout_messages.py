@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import base64
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,15 +27,15 @@ from saml2.sigver import pre_signature_part, signed_instance_factory
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import InvalidMessage
 from broker.saml import firewall
+from broker.saml.firewall import STATUS_SUCCESS
 from broker.saml.front import MAX_RELAY_STATE
 from broker.saml.message_ids import new_message_id
 from broker.saml.metadata_check import LOGOUT_BINDINGS
 from broker.saml.redirect_query import SAML_REQUEST, SAML_RESPONSE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
 from broker.saml.response_builder import RSA_SHA256, SHA256, saml_time
-from broker.saml.response_checks import check_issuer_format, saml_epoch
+from broker.saml.response_checks import check_parsed_issuer, issuer_of, saml_epoch
 
-STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 STATUS_PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
 STATUS_REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
 STATUS_UNKNOWN_PRINCIPAL = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"
@@ -83,14 +85,22 @@ def firewall_logout(received: Received, kind: str) -> tuple[etree._Element, str]
     else:
         xml = firewall.decode_post(received.value)
     doc = firewall.inspect(xml, root=kind, assertions=0)
-    issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
-    check_issuer_format(issuer)
-    claimed = (issuer.text or "").strip() if issuer is not None else ""
+    claimed = issuer_of(doc)
     if not claimed:
         raise InvalidMessage(f"{kind} without Issuer", code="unknown_issuer")
     if doc.find(f"{{{firewall.SAML}}}EncryptedID") is not None:
         raise InvalidMessage("encrypted NameID in LogoutRequest", code="unsupported_name_id")
     return doc, claimed
+
+
+class SignedRefusal(InvalidMessage):
+    """A LogoutRequest over SOAP refused after its signature verified (stale, for another
+    Destination): the SAML processing's own error, which the binding answers with a signed
+    SAML status, not a SOAP fault (bindings 3.2.3.3). `request_id`: what the answer answers."""
+
+    def __init__(self, refusal: InvalidMessage, request_id: str) -> None:
+        super().__init__(refusal.detail, code=refusal.code)
+        self.request_id = request_id
 
 
 def read_logout(
@@ -105,7 +115,8 @@ def read_logout(
 ) -> LogoutMessage:
     """Check and parse a logout message from the known entity `role` ("spsso" for a
     publisher's service, "idpsso" for a school's IdP) that `entity` (pysaml2 Server or
-    Saml2Client) has metadata for. Call `firewall_logout` first to learn the issuer."""
+    Saml2Client) has metadata for. Call `firewall_logout` first to learn the issuer. Over SOAP
+    the signature is verified first, and a request refused after it raises `SignedRefusal`."""
     doc, issuer = firewall_logout(received, kind)
     param = SAML_REQUEST if kind == LOGOUT_REQUEST else SAML_RESPONSE
     if received.binding == BINDING_HTTP_REDIRECT:
@@ -114,11 +125,20 @@ def read_logout(
         )
     elif doc.find(f"{{{firewall.DS}}}Signature") is None:
         raise InvalidMessage(f"unsigned {kind}", code="request_unsigned")
-    if doc.get("Destination") != destination:
+    if received.binding == BINDING_SOAP:
+        signed = _soap_signed(entity, received.value)
+        try:
+            _check_destination(doc, kind, destination, required=False)
+            issued = check_fresh(doc, kind, max_age=max_age, skew=skew)
+        except InvalidMessage as refusal:
+            raise SignedRefusal(refusal, str(signed.message.id or "")) from None
+        parsed = _soap_verified(signed)
+    else:
         # Signed messages must name where they go (SAML bindings 3.4.5.2, 3.5.5.2).
-        raise InvalidMessage(f"{kind} for another Destination", code="wrong_destination")
-    issued = check_fresh(doc, kind, max_age=max_age, skew=skew)
-    parsed = parse_checked(entity, received, kind, destination)
+        _check_destination(doc, kind, destination, required=True)
+        issued = check_fresh(doc, kind, max_age=max_age, skew=skew)
+        parsed = parse_checked(entity, received, kind)
+    check_parsed_issuer(parsed, issuer)
     message_id = str(parsed.id or "")
     relay_state = received.relay_state or ""
     if kind == LOGOUT_RESPONSE:
@@ -148,6 +168,15 @@ def read_logout(
     )
 
 
+def _check_destination(doc: etree._Element, kind: str, destination: str, *, required: bool) -> None:
+    """The message's Destination must be `destination`; `required`: it must name one. SAML core
+    3.2.1 holds only a present Destination to the endpoint; the Redirect and POST bindings
+    require it of a signed message (3.4.5.2, 3.5.5.2), SOAP does not."""
+    named = doc.get("Destination")
+    if named != destination and (required or named is not None):
+        raise InvalidMessage(f"{kind} for another Destination", code="wrong_destination")
+
+
 def check_fresh(doc: etree._Element, kind: str, *, max_age: int, skew: int) -> float:
     """The message's IssueInstant (epoch seconds), refused unless within `max_age` (and the
     clock `skew`) of now and before its NotOnOrAfter."""
@@ -161,23 +190,15 @@ def check_fresh(doc: etree._Element, kind: str, *, max_age: int, skew: int) -> f
     return issued
 
 
-def parse_checked(entity: Any, received: Received, kind: str, destination: str = "") -> Any:
-    """pysaml2's reading: with a POST (or SOAP) binding it also verifies the XML signature
-    against the issuer's metadata keys (through the in-process backend and its signature
-    policy). `destination`: where a LogoutRequest over SOAP must be addressed."""
-    try:
-        if received.binding == BINDING_SOAP:
-            parsed = _soap_logout_request(entity, received.value, destination)
-        elif kind == LOGOUT_REQUEST:
+def parse_checked(entity: Any, received: Received, kind: str) -> Any:
+    """pysaml2's reading of a Redirect or POST message: with a POST binding it also verifies
+    the XML signature against the issuer's metadata keys (through the in-process backend and
+    its signature policy)."""
+    with _refused_by_pysaml2(kind):
+        if kind == LOGOUT_REQUEST:
             parsed = entity.parse_logout_request(received.value, received.binding)
         else:
             parsed = entity.parse_logout_request_response(received.value, received.binding)
-    except Exception as err:
-        # At the adapter's edge on purpose, as in back.py: pysaml2 signals a bad signature,
-        # version, destination or shape with a dozen unrelated classes, bare Exception among
-        # them. All mean "refuse"; the reason keeps the class name, never the message.
-        code = "bad_signature" if "Sign" in type(err).__name__ else "message_refused"
-        raise InvalidMessage(f"{kind} refused: {type(err).__name__}", code=code) from None
     if parsed is None:
         raise InvalidMessage(f"{kind} refused by the parser", code="message_refused")
     message = parsed.message if kind == LOGOUT_REQUEST else parsed.response
@@ -186,20 +207,43 @@ def parse_checked(entity: Any, received: Received, kind: str, destination: str =
     return message
 
 
-def _soap_logout_request(entity: Any, value: str, destination: str) -> Any:
-    """A LogoutRequest taken out of its SOAP envelope (`value`: base64, as over POST), read as
-    pysaml2's `parse_logout_request` reads one over POST (its request class: signature with
-    the issuer's metadata keys, required; version; Destination; IssueInstant), but addressed
-    to `destination`: pysaml2's own SOAP reading re-serialises the envelope's child with
-    ElementTree, which renames namespace prefixes and so breaks every signature, and its POST
-    reading takes only the POST endpoint as a Destination."""
+@contextmanager
+def _refused_by_pysaml2(kind: str) -> Iterator[None]:
+    try:
+        yield
+    except Exception as err:
+        # At the adapter's edge on purpose, as in back.py: pysaml2 signals a bad signature,
+        # version, destination or shape with a dozen unrelated classes, bare Exception among
+        # them. All mean "refuse"; the reason keeps the class name, never the message.
+        code = "bad_signature" if "Sign" in type(err).__name__ else "message_refused"
+        raise InvalidMessage(f"{kind} refused: {type(err).__name__}", code=code) from None
+
+
+def _soap_signed(entity: Any, value: str) -> Any:
+    """A LogoutRequest taken out of its SOAP envelope (`value`: base64, as over POST), its
+    signature verified as pysaml2's `parse_logout_request` verifies one over POST (its request
+    class: signature with the issuer's metadata keys, required); `_soap_verified` then checks
+    the rest. pysaml2's own SOAP reading re-serialises the envelope's child with ElementTree,
+    which renames namespace prefixes and so breaks every signature. No receiver addresses:
+    `read_logout` holds the Destination to the SOAP endpoint itself."""
     config = entity.config
     request = Saml2LogoutRequest(
-        entity.sec, [destination], config.attribute_converters, config.accepted_time_diff or 0
+        entity.sec, None, config.attribute_converters, config.accepted_time_diff or 0
     )
-    xml = base64.b64decode(value)
-    loaded = request.loads(xml, BINDING_SOAP, origdoc=value, must=True)
-    return loaded if loaded is not None and loaded.verify() else None
+    with _refused_by_pysaml2(LOGOUT_REQUEST):
+        loaded = request.loads(base64.b64decode(value), BINDING_SOAP, origdoc=value, must=True)
+    if loaded is None or loaded.message is None:
+        raise InvalidMessage(f"{LOGOUT_REQUEST} unreadable", code="message_refused")
+    return loaded
+
+
+def _soap_verified(signed: Any) -> Any:
+    """`_soap_signed`'s request once pysaml2's other checks (version, IssueInstant) hold."""
+    with _refused_by_pysaml2(LOGOUT_REQUEST):
+        valid = signed.verify()
+    if not valid:
+        raise InvalidMessage(f"{LOGOUT_REQUEST} refused by the parser", code="message_refused")
+    return signed.message
 
 
 # -- out ---------------------------------------------------------------------------------------

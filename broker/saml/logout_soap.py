@@ -39,7 +39,6 @@ from broker.login.logout_delivery import BackChannelPost, Notification, PostAnsw
 from broker.saml import firewall
 from broker.saml.logout_messages import (
     LOGOUT_RESPONSE,
-    STATUS_SUCCESS,
     Endpoint,
     Received,
     check_fresh,
@@ -48,7 +47,7 @@ from broker.saml.logout_messages import (
     signed_xml,
     slo_endpoint,
 )
-from broker.saml.response_checks import check_issuer_format
+from broker.saml.response_checks import check_parsed_issuer, issuer_of
 
 SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 # SAML bindings 3.2.3.3: the SOAPAction a SAML requester may send.
@@ -129,9 +128,8 @@ def read_soap_answer(
     status it gave (for the log). Raises InvalidMessage for an answer that does not hold."""
     xml = soap_message(content)
     doc = firewall.inspect(xml, root=LOGOUT_RESPONSE, assertions=0)
-    found = doc.find(f"{{{firewall.SAML}}}Issuer")
-    check_issuer_format(found)
-    if found is None or (found.text or "").strip() != issuer:
+    found = issuer_of(doc)
+    if found != issuer:
         raise InvalidMessage("LogoutResponse from another issuer", code="wrong_issuer")
     if doc.get("InResponseTo") != request_id:
         raise InvalidMessage("LogoutResponse to another request", code="wrong_in_response_to")
@@ -139,27 +137,23 @@ def read_soap_answer(
     if destination is not None and destination != rules.destination:
         raise InvalidMessage("LogoutResponse for another Destination", code="wrong_destination")
     check_fresh(doc, LOGOUT_RESPONSE, max_age=rules.max_age, skew=rules.skew)
-    value = _status(doc)
-    if value != STATUS_SUCCESS:
+    value = firewall.top_status(doc)
+    if value != firewall.STATUS_SUCCESS:
         # Not a confirmation, signed or not: nothing to verify, it fails the service as it is.
         name = value.removeprefix(_STATUS_PREFIX)
         # Only the standard status names reach the log: the service's own text could forge
         # lines.
         return name if value.startswith(_STATUS_PREFIX) and name.isalpha() else "other"
     # A Success counts only as pysaml2 reads it: it verifies a signature, when there is one,
-    # with the issuer's metadata keys (and the in-process backend's policy), and the status is
-    # taken again from what it verified.
+    # with the keys of the issuer as it reads it (which must be the one checked above), with
+    # the in-process backend's policy, and the status is taken again from what it verified.
     received = Received(BINDING_HTTP_POST, base64.b64encode(xml).decode())
     parsed = parse_checked(entity, received, LOGOUT_RESPONSE)
+    check_parsed_issuer(parsed, issuer)
     code = parsed.status.status_code if parsed.status is not None else None
-    if code is None or code.value != STATUS_SUCCESS:
+    if code is None or code.value != firewall.STATUS_SUCCESS:
         raise InvalidMessage("LogoutResponse status unreadable", code="message_refused")
     return ""
-
-
-def _status(doc: etree._Element) -> str:
-    code = doc.find(f"{{{firewall.SAMLP}}}Status/{{{firewall.SAMLP}}}StatusCode")
-    return code.get("Value", "") if code is not None else ""
 
 
 def soap_message(content: bytes) -> bytes:
@@ -178,11 +172,18 @@ def soap_message(content: bytes) -> bytes:
     children = [child for body in bodies for child in body if isinstance(child.tag, str)]
     if len(bodies) != 1:
         raise InvalidMessage("SOAP envelope without exactly one Body", code="not_soap")
-    if len(children) != 1:
+    if len(children) != 1 or _stray_text(bodies[0]):
         raise InvalidMessage("SOAP Body without exactly one message", code="soap_body")
     if children[0].tag == f"{{{SOAP_ENV}}}Fault":
         raise InvalidMessage("SOAP fault", code="soap_fault")
-    return bytes(etree.tostring(children[0]))
+    # Without its tail (white space, the only text the Body may have besides it).
+    return bytes(etree.tostring(children[0], with_tail=False))
+
+
+def _stray_text(body: etree._Element) -> bool:
+    """Whether the Body holds text beside its elements (white space aside)."""
+    texts = [body.text, *(child.tail for child in body)]
+    return any(text and text.strip() for text in texts)
 
 
 # SOAP 1.1, 4.4.1: the fault codes the broker answers with.

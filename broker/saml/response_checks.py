@@ -8,7 +8,7 @@ what they hand back for the replay cache. `check_issue_instant`, `check_not_befo
 way, and refuse one out of bounds as `SchoolAnswerOutOfTime` (the clock page). `saml_epoch` reads
 every SAML instant the broker checks, in school Responses and in logout messages
 (logout_messages.py). `check_issuer_format` holds every inbound message's Issuer to the entity
-format.
+format, `issuer_of` reads it as pysaml2 does.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from lxml import etree
 from saml2.time_util import str_to_time
@@ -32,6 +33,7 @@ BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 # The one Issuer Format a Response or Assertion of the Web Browser SSO profile may name (SAML
 # profiles 4.1.4.2); an Issuer without Format means the same (SAML core 2.2.5).
 ENTITY_FORMAT = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
+SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
 # xs:dateTime in UTC as SAML stacks write it; ASCII digits only, the fraction not captured.
 _PLAIN_INSTANT = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]*)?Z"
@@ -47,6 +49,41 @@ def check_issuer_format(issuer: etree._Element | None) -> None:
     entity. No Issuer is left to the caller."""
     if issuer is not None and issuer.get("Format", ENTITY_FORMAT) != ENTITY_FORMAT:
         raise InvalidMessage("issuer of another format than entity", code="issuer_format")
+
+
+def issuer_of(doc: etree._Element) -> str:
+    """The entity id `doc`'s own Issuer names ("" without one): the one reading of an inbound
+    message's Issuer that every lookup and check after it uses. Refused: an Issuer of another
+    Format (`check_issuer_format`), and one with anything but text in it (a comment, a
+    processing instruction, an element; `issuer_not_text`): lxml's `.text` stops at a comment
+    where pysaml2 joins the text around it, so `https://idp.a<!---->.evil` would name
+    `https://idp.a` to the broker's lookups and `https://idp.a.evil` to the signature check."""
+    issuer = doc.find(f"{{{SAML_NS}}}Issuer")
+    check_issuer_format(issuer)
+    if issuer is None:
+        return ""
+    if len(issuer):
+        raise InvalidMessage("Issuer with more than text in it", code="issuer_not_text")
+    return element_text(issuer).strip()
+
+
+def check_parsed_issuer(parsed: Any, issuer: str) -> None:
+    """pysaml2 chose the keys it verified with by the Issuer as it read it: the message counts
+    only if that is the issuer the broker's own checks used (`issuer_of`)."""
+    read = parsed.issuer.text if parsed.issuer is not None else None
+    if str(read or "").strip() != issuer:
+        raise InvalidMessage("Issuer read two ways", code="issuer_mismatch")
+
+
+def element_text(element: etree._Element) -> str:
+    """An element's text as pysaml2 read it: comments dropped and the text around them joined
+    (`victim<!---->.attacker` is one value, never `victim`), up to the first child element."""
+    parts = [element.text or ""]
+    for child in element:
+        if isinstance(child.tag, str):
+            break
+        parts.append(child.tail or "")
+    return "".join(parts)
 
 
 @dataclass(frozen=True)

@@ -61,7 +61,8 @@ SCHOOL_LOGOUT_TOKENS = Counter(
 SCHOOL_LOGOUT_SOAP = Counter(
     "ketenbroker_school_logout_soap_requests",
     "LogoutRequests from schools' SAML IdPs over the SOAP binding: outcome is the answer's "
-    "status (success, partial, unknown_principal, responder) or the refusal's reason code.",
+    "status (success, partial, unknown_principal, responder), store_unavailable (answered "
+    "Responder with the store down) or the refusal's reason code.",
     ["outcome"],
 )
 SCHOOL_LOGOUT_SERVICES = Counter(

@@ -127,9 +127,10 @@ def first_use(peer: PeerLogout) -> None:
 
 
 def give_back_use(peer: PeerLogout) -> None:
-    """Forget `first_use` of a request whose ending then failed with the store (nothing was
-    done), so the school's retry of this very message is taken; when the store cannot take
-    even that, the retry is refused as a replay and the school must send a new request."""
+    """Forget `first_use` of a request whose ending then failed with the store (before
+    anything ended, or half way), so the school's retry of this very message is taken and
+    finishes it; when the store cannot take even that, the retry is refused as a replay and
+    the school must send a new request."""
     try:
         broker().replay.release(_use_key(peer.message.issuer), peer.message.message_id)
     except StoreUnavailable:
@@ -296,7 +297,13 @@ def _school_request(idp: SchoolIdp, asked: Asked) -> Response:
         first_use(peer)
         cookies = carries_broker_cookies(request)
         what = "school logout without the cookie schools"
-        answer = end_without_the_cookie(idp, peer, cookies=cookies, what=what)
+        try:
+            answer = end_without_the_cookie(idp, peer, cookies=cookies, what=what)
+        except StoreUnavailable:
+            # As over SOAP: given back, so that the school's retry of this very message is
+            # taken (and finishes what the store left half done); then the store-down page.
+            give_back_use(peer)
+            raise
         return deliver(required_answer(b.saml_school_logout.answer(peer, answer)), idp.name)
     upstream = session[0].upstream_session
     if message.name_id != upstream.get("name_id") or (

@@ -10,13 +10,17 @@ Only the binding differs: the answer is a signed LogoutResponse in a SOAP envelo
 connection. There is no TLS client authentication here, so the signature is the only proof of
 who sent the request; an unsigned one is refused.
 
-A request that does not hold gets a SOAP fault (HTTP 500, bindings 3.2.3.3; `Client`, or
-`MustUnderstand` for a header the broker must understand), a log line with the reason code
-only, and changes nothing. With the store down, a checked request gets a signed
-`Responder`/`PartialLogout` answer (HTTP 200): the failure is in the SAML processing, which
-bindings 3.2.3.3 says is answered with a SAML status, not a fault; it is the answer the
-front channel gives then, and says in a message the school can verify that the session may
-stand.
+What the SAML processing refuses is answered as bindings 3.2.3.3 says, with a SAML status, not a
+SOAP fault: a request whose signature verified but that is stale, for another Destination or a
+replay gets a signed `Requester`/`RequestDenied` LogoutResponse (HTTP 200). A message that is
+not one the broker can take (not a SOAP envelope, not XML, over the cap, refused by the
+firewall, a header the broker must understand) or whose sender is not proven (an unknown
+issuer, no or a bad signature) gets a SOAP fault (HTTP 500; `Client`, or `MustUnderstand`),
+and so does a request over the rate limit (`Server`: it may succeed later). Either way: a log
+line with the reason code only, and nothing changed. With the store down, a checked request
+gets a signed `Responder`/`PartialLogout` answer (HTTP 200): a failure of the SAML
+processing too; it is the answer the front channel gives then, and says in a message the
+school can verify that the session may stand.
 """
 
 from __future__ import annotations
@@ -25,18 +29,26 @@ import base64
 import logging
 
 from flask import Blueprint, make_response, request
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
 from broker.core.errors import BrokerError, InvalidMessage, StoreUnavailable
 from broker.saml import firewall
 from broker.saml.entities import SP_SOAP_SLO_PATH
-from broker.saml.logout import FAILED_ANSWER, LOGOUT_REQUEST, Answer, PeerLogout, SchoolIdp
+from broker.saml.logout import (
+    DENIED_ANSWER,
+    FAILED_ANSWER,
+    LOGOUT_REQUEST,
+    Answer,
+    PeerLogout,
+    SchoolIdp,
+)
 from broker.saml.logout_messages import (
     STATUS_PARTIAL_LOGOUT,
     STATUS_REQUESTER,
-    STATUS_SUCCESS,
     STATUS_UNKNOWN_PRINCIPAL,
     Received,
+    SignedRefusal,
 )
 from broker.saml.logout_soap import (
     FAULT_CLIENT,
@@ -48,6 +60,7 @@ from broker.saml.logout_soap import (
 )
 from broker.saml.metadata_check import SOAP as BINDING_SOAP
 from broker.web import metrics
+from broker.web.rate_limits import RateLimited
 from broker.web.saml_logout_routes import end_without_the_cookie, first_use, give_back_use
 from broker.web.wiring import broker
 
@@ -56,65 +69,88 @@ log = logging.getLogger("broker.logout")
 
 WHAT = "school logout by soap schools"
 _OUTCOMES = {
-    (STATUS_SUCCESS, None): "success",
-    (STATUS_SUCCESS, STATUS_PARTIAL_LOGOUT): "partial",
+    (firewall.STATUS_SUCCESS, None): "success",
+    (firewall.STATUS_SUCCESS, STATUS_PARTIAL_LOGOUT): "partial",
     (STATUS_REQUESTER, STATUS_UNKNOWN_PRINCIPAL): "unknown_principal",
     (FAILED_ANSWER.status, FAILED_ANSWER.second): "responder",
 }
+# What the store being down is counted as (the same answer as `responder`, another cause).
+STORE_UNAVAILABLE = "store_unavailable"
 
 
 @saml_soap_logout.route(SP_SOAP_SLO_PATH, methods=["POST"])
 def sp_slo_soap() -> Response:
     try:
         idp, peer = _read()
-        answer = _end(idp, peer)
+    except SignedRefusal as refusal:
+        return _denied(refusal, refusal.request_id)
     except BrokerError as refusal:
         return _refused(refusal)
-    metrics.school_logout_soap(_outcome(answer))
-    body = broker().saml_school_logout.soap_answer(peer, answer)
-    return _soap(body, 200)
+    request_id = peer.message.message_id
+    try:
+        answer = _end(idp, peer)
+    except InvalidMessage as refusal:
+        return _denied(refusal, request_id)  # a replay: the signature held
+    if answer is None:
+        metrics.school_logout_soap(STORE_UNAVAILABLE)
+        answer = FAILED_ANSWER
+    else:
+        metrics.school_logout_soap(_outcome(answer))
+    return _answered(request_id, answer)
 
 
 def _read() -> tuple[SchoolIdp, PeerLogout]:
     """The envelope's one LogoutRequest, checked as the front channel checks one (no store)."""
     if request.content_length is not None and request.content_length > firewall.MAX_BODY_BYTES:
-        raise InvalidMessage("SOAP request over the cap", code="too_large")
+        raise InvalidMessage("SOAP request over the cap", code="message_too_large")
     if request.mimetype != "text/xml":
         # SOAP 1.1 over HTTP is text/xml (bindings 3.2.2.1).
         raise InvalidMessage("SOAP request not text/xml", code="not_soap")
-    xml = soap_message(request.get_data(cache=False))
+    try:
+        content = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        # A chunked body (no Content-Length) that ran past the app's MAX_CONTENT_LENGTH.
+        raise InvalidMessage("SOAP request over the cap", code="message_too_large") from None
+    xml = soap_message(content)
     # Read as a front-channel POST message is (the enveloped signature, the same checks), its
-    # Destination this endpoint.
+    # Destination this endpoint if it names one.
     received = Received(BINDING_SOAP, base64.b64encode(xml).decode())
     return broker().saml_school_logout.read(received, LOGOUT_REQUEST)
 
 
-def _end(idp: SchoolIdp, peer: PeerLogout) -> Answer:
-    """Once only, then ended as without the cookie. The store down: the `Responder` answer,
-    nothing done (the session ends first of all, in one batch, or not at all)."""
+def _end(idp: SchoolIdp, peer: PeerLogout) -> Answer | None:
+    """Once only (a replay raises `InvalidMessage`), then ended as without the cookie. None:
+    the store failed, and the school hears `Responder`."""
     try:
         first_use(peer)
     except StoreUnavailable:
-        return _not_handled(idp)
+        _not_handled(idp)
+        return None
     try:
         return end_without_the_cookie(idp, peer, cookies=False, what=WHAT)
     except StoreUnavailable:
-        # Taken, then the store failed before anything ended: given back, so that the school's
-        # retry of the same message (ending is safe to repeat) is not refused as a replay.
+        # Taken, then the store failed: before anything ended, or half way (the session's
+        # record deleted and its services not told: a batch is not atomic). Given back, so
+        # that the school's retry of the same message is taken and finishes the job (ending is
+        # safe to repeat; school_logout.py tells the services of a session whose record went).
         give_back_use(peer)
-        return _not_handled(idp)
+        _not_handled(idp)
+        return None
 
 
-def _not_handled(idp: SchoolIdp) -> Answer:
+def _not_handled(idp: SchoolIdp) -> None:
     schools = ",".join(school.id for school in idp.schools)
     log.warning("school logout by soap not handled schools=%s code=store_unavailable", schools)
-    return FAILED_ANSWER
+
+
+def _denied(refusal: BrokerError, request_id: str) -> Response:
+    """A signed request the SAML processing refuses: `Requester`/`RequestDenied`, signed."""
+    _note_refusal(refusal.code)
+    return _answered(request_id, DENIED_ANSWER)
 
 
 def _refused(refusal: BrokerError) -> Response:
-    metrics.school_logout_soap(refusal.code)
-    # The reason code only: never the issuer's text, the NameID or the message.
-    log.warning("school logout by soap refused code=%s", refusal.code)
+    _note_refusal(refusal.code)
     if refusal.code == "soap_header":
         code = FAULT_MUST_UNDERSTAND
     else:
@@ -122,13 +158,36 @@ def _refused(refusal: BrokerError) -> Response:
     return _soap(soap_fault(code, refusal.code), 500)
 
 
+@saml_soap_logout.errorhandler(RateLimited)
+def _rate_limited(error: RateLimited) -> Response:
+    """Over the `acs` rate limit: a fault, not the app's HTML page. `Server`: the same message
+    may succeed later (SOAP 1.1, 4.4.1); Retry-After says when."""
+    _note_refusal("rate_limited")
+    response = _soap(soap_fault(FAULT_SERVER, "rate_limited"), 500)
+    response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+def _note_refusal(code: str) -> None:
+    metrics.school_logout_soap(code)
+    # The reason code only: never the issuer's text, the NameID or the message.
+    log.warning("school logout by soap refused code=%s", code)
+
+
 def _outcome(answer: Answer) -> str:
     """The metric's label for an answer (the answers `end_without_the_cookie` gives)."""
     return _OUTCOMES.get((answer.status, answer.second), "other")
 
 
+def _answered(request_id: str, answer: Answer) -> Response:
+    body = broker().saml_school_logout.soap_answer(request_id, answer)
+    return _soap(body, 200)
+
+
 def _soap(body: str, status: int) -> Response:
     response = make_response(body, status)
     response.headers["Content-Type"] = SOAP_CONTENT_TYPE
-    response.headers["Cache-Control"] = "no-store"
+    # Bindings 3.2.3.2: a SOAP answer is not cached.
+    response.headers["Cache-Control"] = "no-cache, no-store"
+    response.headers["Pragma"] = "no-cache"
     return response

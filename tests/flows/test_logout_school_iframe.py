@@ -10,6 +10,13 @@ Success while the session stands in that very browser (the school would show the
 
 from __future__ import annotations
 
+from typing import Any
+
+import pytest
+
+from broker.core.errors import StoreUnavailable
+from broker.web import saml_logout_routes
+from broker.web.browser import SSO_COOKIE
 from tests.support.client import Browser
 from tests.support.live import LiveDemo
 from tests.support.logout import carry_saml_posts
@@ -80,3 +87,28 @@ def test_a_request_without_session_index_or_cookies_is_not_answered_success(
     done = carry_saml_posts(browser, browser.get(page.location))
     assert done.status == 200, done.text[:500]
     assert _login_goes_to_school(demo, browser, "leesplank")
+
+
+def test_a_request_the_store_failed_after_taking_is_taken_again_when_retried(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The replay check took the request's id, then the store failed while ending the session:
+    # the frame got the store-down page, and the school's retry of the same message must not
+    # be refused as a replay (until the 2026-11-30 review it was: the id was not given back).
+    browser = Browser()
+    assert demo.login(browser, "leesplank", STUDENT).final.status == 200
+    token = browser.cookies(demo.broker_url)[SSO_COOKIE]
+    url, _ = _schools_request(demo, browser, STUDENT)
+
+    def fails(*args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("redis: ConnectionError")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(saml_logout_routes, "end_without_the_cookie", fails)
+        assert Browser().get(url).status == 503
+    assert demo.broker.flow.session(token) is not None
+    frame = Browser()
+    answer = carry_saml_posts(frame, frame.get(url))
+    assert answer.status == 200, answer.text[:500]
+    assert 'data-logout-status="partial"' in answer.text, answer.text[:500]
+    assert demo.broker.flow.session(token) is None

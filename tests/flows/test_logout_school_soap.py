@@ -6,12 +6,15 @@ a SOAP envelope to `/saml/sp/slo/soap`, naming the NameID and SessionIndex of a 
 ones the school itself would name (its own LogoutRequest for that login, taken before the
 browser brings it). The broker ends the session as the cookieless front-channel case does
 (test_logout_school_iframe.py) and answers with a signed LogoutResponse in a SOAP envelope,
-checked here with xmlsec directly. Whatever does not hold gets a SOAP fault and changes nothing.
-The demo school's IdP also sends one itself (`/logout?binding=soap`, pysaml2 signing).
+checked here with xmlsec directly. A message that does not hold, or whose sender is not proven,
+gets a SOAP fault; a signed request the SAML processing refuses (stale, another Destination, a
+replay) a signed Requester/RequestDenied; either way nothing changes. The demo school's IdP
+also sends one itself (`/logout?binding=soap`, pysaml2 signing).
 """
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,9 +29,14 @@ from saml2.saml import NameID
 
 from broker.certificates import write_pair
 from broker.core.errors import StoreUnavailable
+from broker.core.model import School
+from broker.core.ports import StoreOp, StoreReply
+from broker.login.flow import SSO
+from broker.login.sealed import store_key
 from broker.web import metrics, saml_soap_logout_routes
 from broker.web.browser import SSO_COOKIE
 from broker.web.metrics import CountingStore
+from broker.web.rate_limits import RateLimited, RateLimiter
 from tests.flows.test_logout_soap import SoapService, envelope, soap_service
 from tests.flows.test_operations_endpoints import sample
 from tests.support.client import Browser
@@ -137,9 +145,32 @@ def send(demo: LiveDemo, body: str, content_type: str = "text/xml; charset=utf-8
         "SOAPAction": '"http://www.oasis-open.org/committees/security"',
     }
     answer = requests.post(soap_url(demo), data=body.encode(), headers=headers, timeout=30)
+    return _answer(answer)
+
+
+def _answer(answer: requests.Response) -> Answer:
     assert answer.headers["Content-Type"].startswith("text/xml"), answer.headers
     assert "Set-Cookie" not in answer.headers
+    # Bindings 3.2.3.2: not cached, by HTTP/1.1 and HTTP/1.0 caches alike.
+    assert answer.headers["Cache-Control"] == "no-cache, no-store"
+    assert answer.headers["Pragma"] == "no-cache"
     return Answer(answer.status_code, etree.fromstring(answer.content), answer.content)
+
+
+def denied(demo: LiveDemo, answer: Answer, request_id: str) -> None:
+    """`answer` is the broker's signed Requester/RequestDenied to `request_id`, HTTP 200."""
+    answered_signed(demo, answer, request_id, ["Requester", "RequestDenied"])
+
+
+def answered_signed(demo: LiveDemo, answer: Answer, request_id: str, statuses: list[str]) -> None:
+    """`answer` is the broker's signed LogoutResponse to `request_id` with `statuses`."""
+    assert answer.http_status == 200, answer.raw[:500]
+    assert answer.statuses == statuses
+    response = answer.response
+    assert response.get("InResponseTo") == request_id
+    verify_signature(
+        etree.tostring(response), demo.settings.saml.signing_cert, str(response.get("ID"))
+    )
 
 
 def stands(demo: LiveDemo, at: Login) -> bool:
@@ -211,14 +242,14 @@ def test_a_session_with_a_browser_only_service_ends_partial(
     # As the cookieless front channel: a SAML service reachable only through the browser
     # cannot be told, so the school hears Success/PartialLogout, and the session is gone.
     at = login(demo)
-    xml, _ = request_for(demo, school, at)
+    xml, request_id = request_for(demo, school, at)
     answer = send(demo, envelope(xml))
     assert answer.http_status == 200
     assert answer.statuses == ["Success", "PartialLogout"]
     assert not stands(demo, at)
-    # Sent again: a replay, refused (the session is gone anyway).
-    again = send(demo, envelope(xml))
-    assert again.http_status == 500 and again.fault == ("soap11:Client", "replay")
+    # Sent again: a replay, refused with a SAML status, as its signature held (bindings
+    # 3.2.3.3: a fault is for SOAP-level errors).
+    denied(demo, send(demo, envelope(xml)), request_id)
 
 
 def test_another_students_name_id_is_unknown_principal_and_ends_nothing(
@@ -253,10 +284,26 @@ def strangers(demo: LiveDemo) -> dict[str, SchoolForger]:
     key, cert = folder / "soap-stranger.key", folder / "soap-stranger.crt"
     write_pair(key, cert, "soap stranger")
     sp_metadata = demo.broker.saml_entities.sp_metadata()
+    # A registered school IdP whose entity id extends the demo school's: with a comment in
+    # its Issuer (`<demo school><!---->.evil`), lxml's `.text` read the demo school while
+    # pysaml2 verified with this IdP's keys, so it could end the demo school's sessions.
+    look_alike = SchoolForger(f"{demo.school_entity_id}.evil", key, cert, sp_metadata)
+    demo.registry.add_school(
+        School("99XX77", "Look-alike", look_alike.entity_id), look_alike.metadata()
+    )
     return {
         "wrong_key": SchoolForger(demo.school_entity_id, key, cert, sp_metadata),
         "unknown_issuer": SchoolForger("https://stranger.example/idp", key, cert, sp_metadata),
+        "comment_issuer": look_alike,
     }
+
+
+def with_comment_in_issuer(xml: str, school: SchoolForger) -> str:
+    """The look-alike's signed message with `<!---->` before `.evil` in its Issuer: the
+    signature (exclusive c14n, comments dropped) still holds."""
+    named = f">{school.entity_id}</"
+    assert named in xml
+    return xml.replace(named, f">{school.entity_id.removesuffix('.evil')}<!---->.evil</")
 
 
 def _bad_body(
@@ -266,15 +313,16 @@ def _bad_body(
     text_xml = "text/xml; charset=utf-8"
     if case == "unsigned":
         return envelope(request_for(demo, school, at, sign=False)[0]), text_xml
+    if case == "comment_issuer":
+        look_alike = strangers[case]
+        return envelope(
+            with_comment_in_issuer(request_for(demo, look_alike, at)[0], look_alike)
+        ), text_xml
     if case in strangers:
         return envelope(request_for(demo, strangers[case], at)[0]), text_xml
-    if case == "front_channel_destination":
-        destination = f"{demo.broker_url}/saml/sp/slo"
-        return envelope(request_for(demo, school, at, destination=destination)[0]), text_xml
-    if case == "stale":
-        issued = datetime.now(UTC) - timedelta(hours=2)
-        return envelope(request_for(demo, school, at, issued=issued)[0]), text_xml
     xml, _ = request_for(demo, school, at)
+    if case == "stray_text":
+        return envelope(xml + "stray"), text_xml
     if case == "doctype":
         return '<!DOCTYPE x [<!ENTITY a "b">]>' + envelope(xml), text_xml
     if case == "two_requests":
@@ -293,10 +341,10 @@ REFUSED = {
     "unsigned": ("Client", "request_unsigned"),
     "wrong_key": ("Client", "bad_signature"),
     "unknown_issuer": ("Client", "unknown_school"),
-    "front_channel_destination": ("Client", "wrong_destination"),
-    "stale": ("Client", "stale_request"),
+    "comment_issuer": ("Client", "issuer_not_text"),
     "doctype": ("Client", "doctype_refused"),
     "two_requests": ("Client", "soap_body"),
+    "stray_text": ("Client", "soap_body"),
     "must_understand": ("MustUnderstand", "soap_header"),
     "soap_1_2_content_type": ("Client", "not_soap"),
     "no_envelope": ("Client", "not_soap"),
@@ -329,6 +377,90 @@ def test_a_request_that_does_not_hold_gets_a_fault_and_changes_nothing(
     assert not stands(demo, at)
 
 
+# case → the reason code the log line and the metric give
+DENIED = {"stale": "stale_request", "front_channel_destination": "wrong_destination"}
+
+
+@pytest.mark.parametrize("case", sorted(DENIED))
+def test_a_signed_request_the_saml_processing_refuses_is_denied_with_a_status(
+    demo: LiveDemo, school: SchoolForger, case: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Its signature held: the broker answers with a signed SAML status (bindings 3.2.3.3).
+    at = login(demo)
+    if case == "stale":
+        changes: dict[str, Any] = {"issued": datetime.now(UTC) - timedelta(hours=2)}
+    else:
+        changes = {"destination": f"{demo.broker_url}/saml/sp/slo"}
+    xml, request_id = request_for(demo, school, at, **changes)
+    reason = DENIED[case]
+    before = soap_requests(reason)
+    with caplog.at_level(logging.INFO, logger="broker.logout"):
+        denied(demo, send(demo, envelope(xml)), request_id)
+    assert stands(demo, at)
+    assert f"school logout by soap refused code={reason}" in caplog.messages, caplog.messages
+    assert soap_requests(reason) == before + 1
+    xml, _ = request_for(demo, school, at)
+    assert send(demo, envelope(xml)).statuses == ["Success", "PartialLogout"]
+
+
+def test_a_request_without_destination_is_taken_over_soap(
+    demo: LiveDemo, school: SchoolForger
+) -> None:
+    # SAML core 3.2.1 holds only a Destination that is present to the endpoint; the rule that
+    # a signed message must name one is the Redirect and POST bindings' (3.4.5.2, 3.5.5.2).
+    at = login(demo)
+    xml, _ = request_for(demo, school, at, destination=None)
+    assert "Destination" not in xml
+    assert send(demo, envelope(xml)).statuses == ["Success", "PartialLogout"]
+    assert not stands(demo, at)
+
+
+def test_a_chunked_body_over_the_cap_gets_a_fault(demo: LiveDemo) -> None:
+    # No Content-Length to refuse it by: the app's MAX_CONTENT_LENGTH stops the read, and the
+    # school gets a fault with the firewall's size code, not werkzeug's 413 page.
+    def chunks() -> Iterator[bytes]:
+        yield f'<soap11:Envelope xmlns:soap11="{SOAP_ENV}"><soap11:Body><!--'.encode()
+        for _ in range(64):
+            yield b"a" * 16 * 1024
+        yield b"--></soap11:Body></soap11:Envelope>"
+
+    headers = {"Content-Type": "text/xml; charset=utf-8"}
+    answer = _answer(requests.post(soap_url(demo), data=chunks(), headers=headers, timeout=30))
+    assert answer.http_status == 500
+    assert answer.fault == ("soap11:Client", "message_too_large")
+
+
+def test_over_the_rate_limit_the_school_gets_a_fault(
+    demo: LiveDemo, school: SchoolForger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def spent(self: RateLimiter, *args: Any, **kwargs: Any) -> None:
+        raise RateLimited(30)
+
+    at = login(demo)
+    xml, _ = request_for(demo, school, at)
+    with monkeypatch.context() as patch:
+        patch.setattr(RateLimiter, "check", spent)
+        answer = send(demo, envelope(xml))
+    assert answer.http_status == 500
+    assert answer.fault == ("soap11:Server", "rate_limited")
+    assert stands(demo, at)
+
+
+def test_a_look_alike_idps_request_is_refused_on_the_front_channel_too(
+    demo: LiveDemo, strangers: dict[str, SchoolForger]
+) -> None:
+    # The same Issuer with a comment, over HTTP-POST at the front-channel endpoint (no cookie).
+    at = login(demo)
+    look_alike = strangers["comment_issuer"]
+    xml, _ = request_for(demo, look_alike, at, destination=f"{demo.broker_url}/saml/sp/slo")
+    message = base64.b64encode(with_comment_in_issuer(xml, look_alike).encode()).decode()
+    answer = requests.post(
+        f"{demo.broker_url}/saml/sp/slo", data={"SAMLRequest": message}, timeout=30
+    )
+    assert answer.status_code == 400, answer.text[:500]
+    assert stands(demo, at)
+
+
 def test_with_the_store_down_the_school_hears_responder_and_nothing_ends(
     demo: LiveDemo, school: SchoolForger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -338,17 +470,14 @@ def test_with_the_store_down_the_school_hears_responder_and_nothing_ends(
     def down(self: CountingStore, *args: Any, **kwargs: Any) -> Any:
         raise StoreUnavailable("redis: ConnectionError")
 
+    before = soap_requests("store_unavailable")
     with monkeypatch.context() as patch:
         for name in ("put", "get", "take", "add_if_absent", "delete", "batch"):
             patch.setattr(CountingStore, name, down)
         answer = send(demo, envelope(xml))
-    assert answer.http_status == 200, answer.raw[:500]
-    assert answer.statuses == ["Responder", "PartialLogout"]
-    response = answer.response
-    assert response.get("InResponseTo") == request_id
-    verify_signature(
-        etree.tostring(response), demo.settings.saml.signing_cert, str(response.get("ID"))
-    )
+    # Counted apart from the Responder a request without SessionIndex gets.
+    assert soap_requests("store_unavailable") == before + 1
+    answered_signed(demo, answer, request_id, ["Responder", "PartialLogout"])
     assert stands(demo, at)
 
 
@@ -369,6 +498,44 @@ def test_a_request_the_store_failed_after_taking_is_taken_again_when_retried(
     assert stands(demo, at)
     assert send(demo, envelope(xml)).statuses == ["Success", "PartialLogout"]
     assert not stands(demo, at)
+
+
+def test_a_retry_after_the_store_failed_half_way_tells_the_services(
+    demo: LiveDemo, school: SchoolForger, soap_sp: SoapService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The batch that ends a session is not atomic: here the session's record is deleted, then
+    # the store fails before its services record goes. The school hears Responder and sends
+    # the same message again; the retry must tell the session's SOAP service (until the
+    # 2026-11-30 review it found no session, answered Success, and nobody was told).
+    soap_sp.script.answer = "signed"
+    at = login(demo, soap_sp.publisher.id)
+    told = len(soap_sp.script.received)
+    xml, _ = request_for(demo, school, at)
+    sso = store_key(SSO, at.token)
+    batch = CountingStore.batch
+
+    def half(self: CountingStore, operations: list[StoreOp]) -> list[StoreReply]:
+        cut = next(
+            (i for i, op in enumerate(operations) if op.operation == "delete" and op.key == sso),
+            None,
+        )
+        if cut is None:
+            return batch(self, operations)
+        batch(self, operations[: cut + 1])
+        raise StoreUnavailable("redis: ConnectionError")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(CountingStore, "batch", half)
+        assert send(demo, envelope(xml)).statuses == ["Responder", "PartialLogout"]
+    assert not stands(demo, at)
+    assert len(soap_sp.script.received) == told
+
+    assert send(demo, envelope(xml)).statuses == ["Success"]
+    assert len(soap_sp.script.received) == told + 1
+    # Told once: the next request finds nothing left.
+    again, _ = request_for(demo, school, at)
+    assert send(demo, envelope(again)).statuses == ["Success"]
+    assert len(soap_sp.script.received) == told + 1
 
 
 def test_the_sp_metadata_lists_the_soap_endpoint(demo: LiveDemo) -> None:

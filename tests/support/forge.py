@@ -222,7 +222,7 @@ class SchoolForger:
     def logout_request(
         self,
         *,
-        destination: str,
+        destination: str | None,
         name_id: NameID,
         session_indexes: tuple[str, ...],
         issued: datetime | None = None,
