@@ -161,16 +161,32 @@ class LoginFlow:
         """Consume the record: a response can complete a login once, never twice."""
         return _taken(self.sealed.take(browser_secret, LOGIN, login_id))
 
-    def reopen(self, browser_secret: bytes, record: LoginRecord) -> None:
+    def reopen(self, browser_secret: bytes, record: LoginRecord, idp_entity_id: str) -> None:
         """Save a taken record back for the student to choose their school again (a board's
-        OpenID provider named another school, or none: core/shared_idp.py), without the
-        request the school answered: its state, nonce and PKCE verifier stay spent, and a copy
-        of that answer finds no request to complete. The SAML ACS needs none of this: it takes
-        the record only after that check."""
+        OpenID provider, `idp_entity_id`, named another school, or none: core/shared_idp.py),
+        without the request the school answered: its nonce and PKCE verifier are gone, and with
+        them its state's tag (oidc/rp_state.py), so a copy of that answer, or a reload of its
+        callback, is refused as stale and puts the record back as it was (`restore`): the live
+        login, and the page's way back to the school choice, stay. The next request to the
+        same provider asks the student which account to use (`wrong_account_at`). The SAML ACS
+        needs none of this: it takes the record only after that check."""
         self._save(
             browser_secret,
-            replace(record, upstream_request_id=None, upstream={}, upstream_at=None),
+            replace(
+                record,
+                upstream_request_id=None,
+                upstream={},
+                upstream_at=None,
+                wrong_account_at=idp_entity_id,
+            ),
         )
+
+    def restore(self, browser_secret: bytes, record: LoginRecord) -> None:
+        """Put a taken record back unchanged: the answer that took it was to another of its
+        requests (a stale one), which may not end the live login. Only if no record stands
+        under its id by now (a choice saved meanwhile is newer than this copy)."""
+        op = self._save_op(browser_secret, record)
+        self.store.add_if_absent(op.key, op.value, op.ttl_seconds)
 
     @staticmethod
     def take_op(login_id: str) -> StoreOp:

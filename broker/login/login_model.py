@@ -63,6 +63,10 @@ class LoginRecord:
     # When the student was sent to the school (epoch seconds): the upstream wait metric. None
     # for a request prepared with the discovery page (the broker never sees the student leave).
     upstream_at: float | None = None
+    # The IdP (entity id or issuer) whose answer in this login named another school than the
+    # chosen one, or none (flow.reopen): the next request to it asks the student which account
+    # to use (OIDC prompt=select_account). Never which school it named.
+    wrong_account_at: str | None = None
 
     @property
     def sent_to_school_at(self) -> float | None:
@@ -102,6 +106,7 @@ class LoginRecord:
             "upstream_request_id": self.upstream_request_id,
             "upstream": dict(self.upstream),
             "upstream_at": self.upstream_at,
+            "wrong_account_at": self.wrong_account_at,
         }
 
     @classmethod
@@ -140,6 +145,7 @@ class LoginRecord:
             upstream_request_id=data.get("upstream_request_id"),
             upstream=dict(data.get("upstream") or {}),
             upstream_at=data.get("upstream_at"),
+            wrong_account_at=data.get("wrong_account_at"),
         )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from broker.core.catalogue import CATALOGUE, accept_values
+from broker.core.catalogue import CATALOGUE, accept_values, is_brin
 from broker.core.errors import OtherSchoolAccount, SchoolNotAsserted
 from broker.core.model import School
 from broker.core.ports import RegistryReader
@@ -27,18 +27,23 @@ def accepted_values(
     collected: Mapping[str, Sequence[str]],
     school: School,
     refused: Mapping[str, int] | None = None,
+    *,
+    must_name: bool,
 ) -> dict[str, tuple[str, ...]]:
     """`collected`: values by canonical attribute name; `refused`: how many values of each the
-    protocol side already refused (counted with the drops). In catalogue order."""
+    protocol side already refused (counted with the drops). In catalogue order. `must_name`
+    (a board's IdP, `school_must_be_named`): the other BRINs it sends are not counted as
+    dropped (`_expected_drops`)."""
     refused = refused or {}
     accepted: dict[str, tuple[str, ...]] = {}
     for canonical in CATALOGUE:
         if canonical not in collected and canonical not in refused:
             continue
-        kept, dropped = accept_values(
-            canonical, collected.get(canonical, ()), school.scopes, school_id=school.id
-        )
+        values = collected.get(canonical, ())
+        kept, dropped = accept_values(canonical, values, school.scopes, school_id=school.id)
         dropped += refused.get(canonical, 0)
+        if must_name and canonical == SCHOOL_ATTRIBUTE:
+            dropped -= _expected_drops(values, school.id)
         if dropped:
             log.warning(
                 "dropped values that do not fit attribute=%s school=%s count=%d",
@@ -49,6 +54,14 @@ def accepted_values(
         if kept:
             accepted[canonical] = kept
     return accepted
+
+
+def _expected_drops(asserted: Sequence[str], school_id: str) -> int:
+    """How many of a board's IdP's `school_id` values are other schools' BRINs: a student
+    enrolled at two of the board's schools carries both, and the other is dropped as it should
+    be. Not counted in the drop line: with the school and the time of the login, that line
+    would say the student is enrolled at another school too (personal data in the log)."""
+    return sum(1 for value in asserted if is_brin(value) and value != school_id)
 
 
 def school_must_be_named(registry: RegistryReader, school: School) -> bool:

@@ -43,11 +43,12 @@ from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.core.shared_idp import SCHOOL_ATTRIBUTE
 from broker.login.school_sessions import BACK_CHANNEL, MAX_SID_LENGTH
 from broker.oidc.rp_claims import (
+    attributes_named,
     check_hosted_domain,
-    has_catalogue_claims,
     map_claims,
     require_hosted_domain_if_shared,
     subject_of,
+    with_userinfo,
 )
 from broker.oidc.rp_discovery import ProviderDirectory, ProviderInvalid, ProviderMetadata
 from broker.oidc.rp_http import (
@@ -60,6 +61,7 @@ from broker.oidc.rp_http import (
 )
 from broker.oidc.rp_id_token import Expected, require_auth_time, time_claim, verify_id_token
 from broker.oidc.rp_logout_token import LogoutClaims, verify_logout_token
+from broker.oidc.rp_state import STATE_TAG, new_tag, request_state
 
 log = logging.getLogger(__name__)
 
@@ -138,9 +140,14 @@ class OidcBack:
         max_age: int | None,
         acr_values: tuple[str, ...],
         acr_essential: bool,
+        select_account: bool = False,
         metadata: ProviderMetadata | None = None,
     ) -> UpstreamRedirect:
-        """`metadata`: the provider's document when the caller holds it already
+        """`state`: the login's id; the request's own tag goes with it (rp_state.py).
+        `select_account`: this provider named another school for this login (or none), so the
+        student is asked which account to use (`prompt=select_account`): its own session would
+        otherwise sign in the same wrong account again (a sibling's, on a shared laptop).
+        `metadata`: the provider's document when the caller holds it already
         (`current_provider`); without it, the directory's (fetched when not cached)."""
         upstream = _upstream(school)
         require_hosted_domain_if_shared(school)
@@ -150,6 +157,7 @@ class OidcBack:
         nonce = secrets.token_urlsafe(32)
         # RFC 7636 §4.1: 43 to 128 characters; 64 random bytes, base64url, is 86.
         verifier = secrets.token_urlsafe(64)
+        tag = new_tag()
         extra = [s for s in EXTRA_SCOPES if s in metadata.scopes_supported]
         params: dict[str, str] = {"nonce": nonce, "scope": " ".join((*BASE_SCOPES, *extra))}
         if upstream.hosted_domain:
@@ -164,6 +172,9 @@ class OidcBack:
             params["max_age"] = "0"
         elif max_age is not None:
             params["max_age"] = str(max_age)
+        if select_account and not force_login:
+            # Not beside prompt=login: a fresh login asks for the account anyway.
+            params["prompt"] = "select_account"
         if acr_values:
             params["acr_values"] = " ".join(acr_values)
             if acr_essential:
@@ -174,12 +185,12 @@ class OidcBack:
             upstream.client_id,
             "code",
             redirect_uri=self.settings.oidc_callback_url(school.id),
-            state=state,
+            state=request_state(state, tag),
             code_challenge=create_s256_code_challenge(verifier),
             code_challenge_method="S256",
             **params,
         )
-        kept = {"nonce": nonce, "code_verifier": verifier}
+        kept = {"nonce": nonce, "code_verifier": verifier, STATE_TAG: tag}
         if max_age is not None:
             # The service's own max_age, checked against now (rp_id_token.py); not the 0 of a
             # forced login, whose auth_time is held against the time of leaving instead (a
@@ -270,8 +281,8 @@ class OidcBack:
         merged = dict(claims)
         if metadata.userinfo_endpoint and _needs_userinfo(claims, school, must_name=must_name):
             info = self._userinfo(upstream, metadata, token, str(claims["sub"]))
-            # The signed ID token wins where both say something.
-            merged = {**info, **claims}
+            # The signed ID token wins where both say something, by attribute (rp_claims.py).
+            merged = with_userinfo(claims, info)
         # A board's issuer must name the school (before any value is kept: rp_claims.py).
         attributes = map_claims(merged, school, must_name=must_name)
         subject = subject_of(merged, attributes, school)
@@ -353,7 +364,7 @@ class OidcBack:
             raise InvalidMessage("userinfo answer is not JSON", code="userinfo_unsupported")
         info = json_object(response.content, USERINFO)
         if info.get("sub") != sub:
-            # OIDC Core §5.3.4: otherwise the answer may be about someone else (token mix-up).
+            # OIDC Core §5.3.2: otherwise the answer may be about someone else (token mix-up).
             raise InvalidMessage(
                 "userinfo sub differs from the ID token's", code="userinfo_sub_mismatch"
             )
@@ -391,20 +402,22 @@ def _check_issuer_parameter(params: dict[str, str], metadata: ProviderMetadata) 
 
 def _needs_userinfo(claims: dict[str, Any], school: School, *, must_name: bool) -> bool:
     """Fetch userinfo when the ID token carries no attributes (many providers keep the ID token
-    small), lacks a subject claim other than `sub` that the school is configured with, or lacks
-    the `school_id` claim a board's issuer must name the school in (`must_name`)."""
-    if not has_catalogue_claims(claims):
+    small), lacks a subject attribute other than `sub` that the school is configured with, or
+    lacks the `school_id` a board's issuer must name the school in (`must_name`). An attribute
+    counts under any of its names (`nlEduPersonHomeOrganizationId` is `school_id` too): the ID
+    token's then hides userinfo's (`with_userinfo`), so asking would change nothing."""
+    said = attributes_named(claims)
+    if not said:
         return True
-    if must_name and CATALOGUE[SCHOOL_ATTRIBUTE].claim not in claims:
+    if must_name and SCHOOL_ATTRIBUTE not in said:
         return True
     if school.use_eck_id:
-        return CATALOGUE["eck_id"].claim not in claims
+        return "eck_id" not in said
     wanted = school.subject_attribute
     if wanted in ("sub", "name_id"):
         return False
-    # A canonical attribute arrives under its OIDC claim name; a provider's own claim as is.
-    claim = CATALOGUE[wanted].claim if wanted in CATALOGUE else wanted
-    return claim not in claims
+    # A canonical attribute under any of its names; a provider's own claim (`oid`) as is.
+    return wanted not in said if wanted in CATALOGUE else wanted not in claims
 
 
 def _string(token: dict[str, Any], name: str) -> str:

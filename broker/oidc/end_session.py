@@ -7,9 +7,10 @@ What a publisher's platform may ask, and what the broker believes of it:
   was issued (section 2). It names the client (`aud`/`azp`), the student (`sub`) and the SSO
   session (`sid`). A logout token is never accepted as a hint.
 - `client_id`: must name the same client as the hint (section 2: "consistent").
-- `post_logout_redirect_uri`: only one the client registered, compared exactly; and only when
-  the client is known (from the hint or `client_id`), else the request is refused with a page:
-  an unregistered target never gets a redirect (section 3).
+- `post_logout_redirect_uri`: only one the client registered, compared exactly, and that
+  intake's rule (`redirect_uri_problem`) still takes at use; and only when the client is known
+  (from the hint or `client_id`), else the request is refused with a page: an unregistered
+  target never gets a redirect (section 3).
 - `state`: echoed on the way back. `ui_locales`: the language of the logout pages.
 
 Nothing here talks to Flask or the store; the route decides what to do with the checked request.
@@ -21,6 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from broker.core.endpoints import redirect_uri_problem
 from broker.core.errors import BadRequest
 from broker.core.model import Protocol, Service
 from broker.core.ports import RegistryReader
@@ -89,7 +91,10 @@ class EndSessionChecks:
                     code="logout_unknown_client",
                 )
             registered = client.oidc.post_logout_redirect_uris if client.oidc else ()
-            if target not in registered:
+            # Registered, and one intake would take now (as grants.check_redirect_uri holds a
+            # redirect_uri): a URI written past intake (a direct database write, plain http to
+            # another host) is no target either.
+            if target not in registered or redirect_uri_problem(target) is not None:
                 raise LogoutRequestRefused(
                     f"post_logout_redirect_uri not registered for {client.id}",
                     code="logout_unregistered_redirect",

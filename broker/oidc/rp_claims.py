@@ -78,14 +78,15 @@ def check_hosted_domain(claims: Mapping[str, Any], school: School) -> None:
 
 
 def map_claims(
-    claims: Mapping[str, Any], school: School, *, must_name: bool = False
+    claims: Mapping[str, Any], school: School, *, must_name: bool
 ) -> dict[str, tuple[str, ...]]:
     """The catalogue attributes in `claims`, values checked by `accept_values`. Called once the
     account is known to be the school's (`check_hosted_domain`, on the signed ID token, before
     userinfo is asked or a single attribute of a stranger's account is read: back.py).
     `must_name`: the school's issuer is a board's (login/school_values.py
     `school_must_be_named`), and its `school_id` claim must name this school, as SAML's
-    nlEduPersonHomeOrganizationId must (`check_asserted_school`, on the values as sent)."""
+    nlEduPersonHomeOrganizationId must (`check_asserted_school`, on the values as sent). No
+    default: a caller that forgets to say would otherwise let a board's login through unnamed."""
     collected: dict[str, list[str]] = {}
     refused: dict[str, int] = {}
     for name, value in claims.items():
@@ -106,13 +107,38 @@ def map_claims(
         if odd:
             refused[canonical] = refused.get(canonical, 0) + odd
     check_asserted_school(collected, school, must_name=must_name)
-    return accepted_values(collected, school, refused)
+    return accepted_values(collected, school, refused, must_name=must_name)
+
+
+def _attribute_of(name: str) -> str | None:
+    """The canonical attribute a claim name stands for; None for a protocol claim or a name
+    outside the catalogue."""
+    return None if name in PROTOCOL_CLAIMS else canonical_name_for(name)
+
+
+def attributes_named(claims: Mapping[str, Any]) -> set[str]:
+    """The canonical attributes `claims` say something about, under any of their names
+    (`school_id`, `nlEduPersonHomeOrganizationId` and its urn:mace form are one attribute)."""
+    return {canonical for name in claims if (canonical := _attribute_of(name)) is not None}
 
 
 def has_catalogue_claims(claims: Mapping[str, Any]) -> bool:
-    return any(
-        name not in PROTOCOL_CLAIMS and canonical_name_for(name) is not None for name in claims
-    )
+    return bool(attributes_named(claims))
+
+
+def with_userinfo(claims: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
+    """The ID token's `claims` with the userinfo answer's added where the ID token says
+    nothing: the signed ID token wins where both say something, by meaning, not by spelling.
+    A userinfo claim is left out when the ID token has the same name, or any name of the same
+    canonical attribute: else userinfo's `school_id` would stand beside (and, for a board's
+    issuer, overrule) the ID token's `nlEduPersonHomeOrganizationId`, and an unsigned answer
+    would name the school the signed one did not."""
+    said = attributes_named(claims)
+    merged = dict(claims)
+    for name, value in info.items():
+        if name not in merged and _attribute_of(name) not in said:
+            merged[name] = value
+    return merged
 
 
 def subject_of(

@@ -79,7 +79,8 @@ def check_joining(session: Session, school: School, metadata: str) -> None:
     """Refuse registering `school` (with `metadata`) where it may not share its provider: one
     the schools on it reach by the other protocol, other metadata than the SAML schools already
     on it have (unless a source holds the IdP), or an id that is no BRIN on a provider that must
-    name its school. Takes the provider's lock (`lock_idp`)."""
+    name its school, or a school on it already that is no BRIN (this one would make its logins
+    name their school: `note_joined`). Takes the provider's lock (`lock_idp`)."""
     entity_id = school.idp_entity_id
     lock_idp(session, [entity_id])
     others = [row for row in _schools_on(session, entity_id) if row[0] != school.id]
@@ -87,6 +88,9 @@ def check_joining(session: Session, school: School, metadata: str) -> None:
         raise DuplicateEntry("school", "idp_entity_id", entity_id)
     if others or names_school(session, entity_id):
         require_brin(entity_id, school.id)
+    for other, _, _ in others:
+        # Were one of them not a BRIN, the second school's mark would lock its students out.
+        require_brin_of_existing(entity_id, other, school.id)
     if not others or source_holds(session, entity_id):
         return
     differing = tuple(school_id for school_id, xml, _ in others if (xml or "") != metadata)
@@ -94,20 +98,20 @@ def check_joining(session: Session, school: School, metadata: str) -> None:
         raise SharedIdpMetadataDiffers(entity_id, differing)
 
 
-def _not_shareable(entity_id: str, oidc: Iterable[bool]) -> bool:
+def _not_shareable(entity_id: str, speaks_oidc: Iterable[bool]) -> bool:
     """Whether schools so on one entity id may not all be there: two protocols (`_mixed`), or
     several schools on an issuer of every Google account (core/hosted_domain.py). There each
     school's hosted domain tells its accounts apart, and Google sends no `school_id` claim:
     under the board rule (the second school marks the issuer) every login of every school on
     it would be refused. One school on it, as before boards shared issuers."""
-    flags = list(oidc)
+    flags = list(speaks_oidc)
     return _mixed(flags) or (len(flags) > 1 and needs_hosted_domain(entity_id))
 
 
-def _mixed(oidc: Iterable[bool]) -> bool:
+def _mixed(speaks_oidc: Iterable[bool]) -> bool:
     """Whether the schools on one entity id (whether each signs in with OpenID Connect) speak
     two protocols: a SAML entity id and an OpenID issuer that are the same text."""
-    return len(set(oidc)) > 1
+    return len(set(speaks_oidc)) > 1
 
 
 def _schools_on(session: Session, entity_id: str) -> list[tuple[str, str | None, str | None]]:
@@ -126,6 +130,23 @@ def require_brin(entity_id: str, school_id: str) -> None:
     """Refuse a school whose id is not a BRIN on an IdP whose logins name their school."""
     if problem := brin_problem(school_id):
         raise SchoolIdNotBrin(entity_id, problem)
+
+
+def require_brin_of_existing(entity_id: str, school_id: str, joining: str) -> None:
+    """Refuse `joining` beside school `school_id`, already on the IdP, whose id is not a BRIN:
+    the second school makes the IdP's logins name their school (`note_joined`), and none of
+    `school_id`'s could (its id is compared with the BRIN the IdP sends). Was only the joining
+    school's id checked, the other's students were locked out without a word."""
+    if brin_problem(school_id) is None:
+        return
+    raise SchoolIdNotBrin(
+        entity_id,
+        f"school {school_id!r}, already on this IdP, has an id that is not a BRIN, and with "
+        f"{joining!r} beside it every login through the IdP must name its school by BRIN: "
+        f"none of {school_id!r}'s logins could. Register {school_id!r} again with its BRIN as id "
+        f"first (a new school id: its students get new pseudonyms at its services), then "
+        f"{joining!r}",
+    )
 
 
 def source_holds(session: Session, entity_id: str) -> bool:

@@ -364,7 +364,7 @@ def _verified(read: ReadResponse, school: School, *, must_name: bool) -> Verifie
     student's."""
     collected = _collect_attributes((a.name, a.friendly_name, a.values) for a in read.attributes)
     check_asserted_school(collected, school, must_name=must_name)
-    attributes = accepted_values(collected, school)
+    attributes = accepted_values(collected, school, must_name=must_name)
     subject = _subject_from(read.name_id, school, attributes)
     identity = UpstreamIdentity(
         school.id,

@@ -179,6 +179,7 @@ def upstream_request(
             max_age=request.max_age,
             acr_values=acr_values,
             acr_essential=request.acr_required,
+            select_account=record.wrong_account_at == school.idp_entity_id,
             metadata=provider,
         )
         request_id, kept, url = oidc.request_id, oidc.kept, oidc.redirect_url

@@ -23,6 +23,7 @@ from broker.core.errors import (
     UpstreamFailure,
 )
 from broker.login.school_values import school_must_be_named
+from broker.oidc.rp_state import answers_request, read_state
 from broker.web import metrics
 from broker.web.browser import browser_secret, remember_school
 from broker.web.discovery import choose_again_page
@@ -39,18 +40,25 @@ oidc_rp = Blueprint("oidc_rp", __name__)
 @oidc_rp.route(CALLBACK_PATH, methods=["GET"])
 def callback(school_id: str) -> Response:
     b = broker()
-    login_id = request.args.get("state", "")
-    if not login_id or len(login_id) > 64:
+    state = request.args.get("state", "")
+    login_id, tag = read_state(state)
+    if not login_id or len(state) > 64:
         raise InvalidMessage("callback without our state", code="unsolicited")
     params = {key: value for key, value in request.args.items() if len(value) <= MAX_PARAMETER}
     secret = browser_secret(request)
     # Opened with this browser's cookie before it is used up (as the SAML ACS does): an answer
     # without the cookie (someone who learnt the state) changes nothing, and the student's own
-    # answer still completes the login. Then single use, before any other check: state, nonce
-    # and PKCE verifier are spent by this browser's first answer that names them, whether it
-    # passes or not.
+    # answer still completes the login. Then single use, before any other check: nonce and
+    # PKCE verifier are spent by this browser's first answer to the request, whether it passes
+    # or not.
     b.flow.load(secret, login_id)
     record = b.flow.take(secret, login_id)
+    if not answers_request(record.upstream_request_id, record.upstream, tag):
+        # An answer to an earlier request of this login (a copy of a refused one, a reload of
+        # its callback after `reopen`, a prepared link not taken): it may not end the live one.
+        # The record goes back as it was; the only write, on this path only (rp_state.py).
+        b.flow.restore(secret, record)
+        raise InvalidMessage("answer to an earlier request of this login", code="stale_state")
     metrics.school_answered(metrics.OIDC, record.upstream_at)
     if record.school_id != school_id:
         # The answer came back on another school's callback: a provider that is not the one
@@ -58,7 +66,7 @@ def callback(school_id: str) -> Response:
         # redeemed anywhere.
         raise InvalidMessage("answer on another school's callback", code="callback_mismatch")
     school = b.view.school(school_id)
-    if school is None or school.oidc is None or record.upstream_request_id is None:
+    if school is None or school.oidc is None:
         raise UnknownSchool("login record has no OpenID Connect request")
     started = time.perf_counter()
     try:
@@ -68,8 +76,9 @@ def callback(school_id: str) -> Response:
         verified = b.oidc_back.complete(school, params, record.upstream, must_name=must_name)
     except NotTheChosenSchool as refusal:
         # A board's issuer named another school (or none): the login stays open to choose
-        # again, as at the SAML ACS; this request is spent (`reopen`). Nothing else written.
-        b.flow.reopen(secret, record)
+        # again, as at the SAML ACS; this request is spent (`reopen`), and the next one to the
+        # provider asks which account (prompt=select_account). Nothing else written.
+        b.flow.reopen(secret, record, school.idp_entity_id)
         return choose_again_page(record, refusal)
     except UpstreamFailure as failure:
         return refuse_to_service(record, failure)

@@ -198,6 +198,33 @@ def test_userinfo_is_asked_with_the_bearer_token(provider: Provider) -> None:
     assert other.value.code == "userinfo_sub_mismatch"
 
 
+def test_a_provider_that_named_another_school_is_asked_to_let_the_student_pick_the_account(
+    provider: Provider,
+) -> None:
+    """`select_account` (a board's provider named another school in this login): its own
+    session would sign in the same account again. A forced login's prompt=login stays alone
+    (it asks for the account anyway)."""
+    back, school, _ = back_for(provider)
+    prompts = []
+    for force_login, select_account in ((False, False), (False, True), (True, True)):
+        redirect = back.authorization_redirect(
+            school,
+            "state-1",
+            force_login=force_login,
+            max_age=None,
+            acr_values=(),
+            acr_essential=False,
+            select_account=select_account,
+        )
+        prompts.append(parse_qs(urlsplit(redirect.redirect_url).query).get("prompt"))
+    assert prompts == [None, ["select_account"], ["login"]]
+    # Each request its own tag: a state of one is never another's.
+    again = back.authorization_redirect(
+        school, "state-1", force_login=False, max_age=None, acr_values=(), acr_essential=False
+    )
+    assert again.kept["state_tag"] != redirect.kept["state_tag"]
+
+
 def test_the_authorization_url_keeps_the_endpoints_own_query(provider: Provider) -> None:
     back, school, _ = back_for(provider)
     redirect = back.authorization_redirect(
@@ -210,7 +237,8 @@ def test_the_authorization_url_keeps_the_endpoints_own_query(provider: Provider)
     assert query["response_type"] == ["code"]
     assert query["client_id"] == ["ketenbroker"]
     assert query["redirect_uri"] == [CALLBACK]
-    assert query["state"] == ["state-1"]
+    # The login's id with this request's own tag, kept sealed in the record (rp_state.py).
+    assert query["state"] == [f"state-1.{redirect.kept['state_tag']}"]
     assert query["prompt"] == ["login"]
     # A forced login says so twice (max_age=0 also obliges the provider to send auth_time); the
     # service's own max_age stays the one its answer is held to, beside the fresh-login mark.

@@ -18,7 +18,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html import unescape
-from urllib.parse import urljoin
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 
@@ -203,3 +203,64 @@ def test_the_boards_logout_token_is_used_once_across_its_schools_uris(board: Boa
     again = post(demo, signed, ZUID)
     assert again.status_code == 400
     assert again.json() == {"error": "invalid_request", "error_description": "replay"}
+
+
+def _callback(board: Board, browser: Browser) -> str:
+    """The last answer of the provider the browser brought to the broker (state and code)."""
+    prefix = board.demo.settings.oidc_callback_url("")
+    return next(url for url in reversed(browser.history) if url.startswith(prefix))
+
+
+def _prompt(page: Page) -> list[str]:
+    return parse_qs(urlsplit(page.url).query).get("prompt", [])
+
+
+def test_a_copy_of_the_refused_answer_leaves_the_login_chosen_again_alone(
+    board: Board, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Refused at Zuid (the provider named Noord), the student chooses Noord: the request there
+    asks which account to use (prompt=select_account), and the refused answer, sent again,
+    is stale (its state's tag is not the live request's). It neither ends nor spends the
+    live login, which then completes."""
+    demo, browser = board.demo, Browser()
+    first = _to_school(board, browser, ZUID)
+    assert _prompt(first) == []
+    form = next(f for f in first.forms if ("uid", OF_NOORD) in f.buttons)
+    refused = browser.post(form.action, {"uid": OF_NOORD})
+    assert refused.status == 403, refused.text[:500]
+    old_answer = _callback(board, browser)
+    link = next(a for a in _links(refused) if "/discovery?login=" in a)
+    again = browser.get(urljoin(demo.broker_url, link))
+    form = next(f for f in again.forms if ("school", NOORD) in f.buttons)
+    picker = browser.post(form.action, {**form.fields, "school": NOORD})
+    assert picker.url.startswith(f"{board.issuer}/authorize"), picker.url
+    assert _prompt(picker) == ["select_account"]
+    with caplog.at_level(logging.INFO):
+        replayed = browser.get(old_answer)
+    assert replayed.status == 400, replayed.text[:500]
+    assert "refused code=stale_state " in caplog.text
+    assert not demo.answers_publisher(replayed)
+    sign_in = next(f for f in picker.forms if ("uid", OF_NOORD) in f.buttons)
+    page = browser.post(sign_in.action, {"uid": OF_NOORD})
+    assert page.status == 200 and demo.answers_publisher(page), page.text[:500]
+
+
+def test_reloading_the_refused_answer_keeps_the_way_back_to_the_school_choice(
+    board: Board,
+) -> None:
+    """The refusal page reloaded (its callback URL asked again): stale, the record is put back
+    as it was, so the page's link back to the school choice still works."""
+    demo, browser = board.demo, Browser()
+    refused = _sign_in(board, browser, ZUID, OF_NOORD)
+    assert refused.status == 403, refused.text[:500]
+    reloaded = browser.get(_callback(board, browser))
+    assert reloaded.status == 400, reloaded.text[:500]
+    assert not demo.answers_publisher(reloaded)
+    link = next(a for a in _links(refused) if "/discovery?login=" in a)
+    again = browser.get(urljoin(demo.broker_url, link))
+    assert demo.shows_discovery(again), again.url
+    form = next(f for f in again.forms if ("school", NOORD) in f.buttons)
+    picker = browser.post(form.action, {**form.fields, "school": NOORD})
+    sign_in = next(f for f in picker.forms if ("uid", OF_NOORD) in f.buttons)
+    page = browser.post(sign_in.action, {"uid": OF_NOORD})
+    assert page.status == 200 and demo.answers_publisher(page), page.text[:500]

@@ -493,3 +493,25 @@ def test_a_token_response_that_is_no_json_object_is_token_refused(
             assert b"Assertion" not in answer and b"status:Success" not in answer
     assert f"oidc login refused school={FORGE_SCHOOL_ID} code=token_refused" in caplog.text
     assert "RecursionError" not in caplog.text
+
+
+def test_userinfo_cannot_name_the_school_the_signed_id_token_did_not(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Through a board's issuer (its logins must name their school), the signed ID token names
+    another school under one name of the attribute (nlEduPersonHomeOrganizationId), userinfo the
+    chosen one under another (`school_id`). One attribute: the ID token's word stands, so the
+    login is refused (`other_school`), never taken as the chosen school's."""
+    demo.registry.set_idp_names_school(FORGE_SCHOOL_ID, True)
+    try:
+        forgery.claims = {"nlEduPersonHomeOrganizationId": "99YY00", "given_name": "Sanne"}
+        forgery.userinfo = {"school_id": FORGE_SCHOOL_ID}
+        attempt = login(demo, forge)
+    finally:
+        demo.registry.set_idp_names_school(FORGE_SCHOOL_ID, False)
+    page = attempt.page
+    assert page.status == 403, page.text[:500]
+    assert page.url.startswith(f"{demo.broker_url}/oidc/rp/callback")
+    assert f"oidc login refused school={FORGE_SCHOOL_ID} code=other_school" in caplog.text
+    assert SSO_COOKIE not in attempt.browser.cookies(demo.broker_url)
+    assert not demo.answers_publisher(page)

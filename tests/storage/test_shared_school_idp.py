@@ -257,6 +257,30 @@ def test_an_idp_that_names_its_school_takes_brin_ids_only(sql_registry: SqlRegis
     assert not sql_registry.idp_names_school(west.idp_entity_id)
 
 
+def test_a_school_joins_no_idp_whose_school_has_no_brin(sql_registry: SqlRegistry) -> None:
+    """The second school makes the IdP's logins name their school, so a school already on it
+    must have a BRIN as id too: else its students would be locked out without a word. Refused
+    naming that school and what to do; nothing written (SAML IdP and OpenID issuer alike)."""
+    noord = School("lyceum-noord", "Lyceum Noord", BOARD_IDP)
+    sql_registry.add_school(noord, BOARD_XML)
+    oidc_noord = _on_issuer("oidc-noord")
+    sql_registry.add_school(oidc_noord, "")
+    generation = sql_registry.generation()
+    for joining, metadata in ((ZUID, BOARD_XML), (_on_issuer("30CC01"), "")):
+        with pytest.raises(SchoolIdNotBrin) as refused:
+            sql_registry.add_school(joining, metadata)
+        existing = "lyceum-noord" if metadata else "oidc-noord"
+        assert f"school {existing!r}, already on this IdP, has an id that is not a BRIN" in str(
+            refused.value.detail
+        )
+        assert f"Register {existing!r} again with its BRIN as id first" in str(refused.value.detail)
+        assert sql_registry.school(joining.id) is None
+    assert sql_registry.generation() == generation
+    assert not sql_registry.idp_names_school(BOARD_IDP)
+    assert not sql_registry.idp_names_school(BOARD_ISSUER)
+    assert sql_registry.schools_by_idp(BOARD_IDP) == (noord,)
+
+
 def test_a_source_held_idps_own_copies_are_not_compared(sql_registry: SqlRegistry) -> None:
     """Logins use a source's copy of an IdP it holds (reading.py): after the source's roll-over
     the next school of the board joins with the source's new copy, or with none."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import socket
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +99,16 @@ LMS = Service(
     ),
 )
 QUIET = Service("quiet", "Quiet", "quiet", None, protocol=Protocol.OIDC, oidc=_client())
+# Written into the registry past intake (a direct database write): plain http off loopback.
+PLANTED_TARGET = "http://planted.example/logged-out"
+PLANTED = Service(
+    "planted",
+    "Planted",
+    "planted",
+    None,
+    protocol=Protocol.OIDC,
+    oidc=replace(_client(), post_logout_redirect_uris=(TARGET, PLANTED_TARGET)),
+)
 SCHOOL = School(
     "99ZZ00",
     "OIDC school",
@@ -109,7 +120,7 @@ SCHOOL = School(
 
 class Registry:
     def service(self, service_id: str) -> Service | None:
-        return {"lms": LMS, "quiet": QUIET}.get(service_id)
+        return {"lms": LMS, "quiet": QUIET, "planted": PLANTED}.get(service_id)
 
     def service_by_entity_id(self, entity_id: str) -> Service | None:
         return self.service(entity_id)
@@ -212,6 +223,17 @@ def test_post_logout_redirect_uri_must_be_registered_and_the_client_known(
         _check(keys, post_logout_redirect_uri=TARGET)
     assert refused.value.code == "logout_unknown_client"
     assert _check(keys, client_id="lms", post_logout_redirect_uri=TARGET).client == LMS
+
+
+def test_a_registered_post_logout_redirect_uri_intake_would_refuse_is_no_target(
+    keys: SigningKeys,
+) -> None:
+    """As an authorize request's redirect_uri (grants.check_redirect_uri): a stored URI that
+    intake's rule refuses now is refused at use, with the unregistered URI's page."""
+    with pytest.raises(LogoutRequestRefused) as refused:
+        _check(keys, client_id="planted", post_logout_redirect_uri=PLANTED_TARGET)
+    assert refused.value.code == "logout_unregistered_redirect"
+    assert _check(keys, client_id="planted", post_logout_redirect_uri=TARGET).client == PLANTED
 
 
 def test_a_hint_signed_before_a_key_rotation_still_counts(tmp_path: Path) -> None:

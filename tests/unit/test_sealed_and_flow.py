@@ -704,9 +704,12 @@ def test_a_reopened_login_keeps_its_choice_and_forgets_the_schools_request(
     flow.note_upstream(secret, record, "oidc-req", {"nonce": "n"}, first_save=True)
     taken = flow.take(secret, record.login_id)
     assert taken.upstream_request_id == "oidc-req"
-    flow.reopen(secret, taken)
+    flow.reopen(secret, taken, "https://login.example/bestuur")
     again = flow.load(secret, record.login_id)
     assert again.upstream_request_id is None and again.upstream == {}
+    # The next request to that provider asks which account (OIDC prompt=select_account).
+    assert again.wrong_account_at == "https://login.example/bestuur"
+    assert LoginRecord.from_payload(again.to_payload()) == again
     assert again.school_id == "99XX00" and again.request == record.request
 
 
