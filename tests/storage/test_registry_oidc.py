@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-import pytest
 from alembic import command
 from sqlalchemy import text
 
@@ -17,7 +16,7 @@ from broker.core.model import (
     School,
     Service,
 )
-from broker.registry import DuplicateEntry, SqlRegistry, migrate
+from broker.registry import SqlRegistry, migrate
 from broker.registry.database import open_engine, writer
 from broker.registry.migration import alembic_config
 
@@ -76,12 +75,16 @@ def test_oidc_school_round_trip(sql_registry: SqlRegistry) -> None:
     assert sql_registry.school_metadata() == {}
 
 
-def test_the_issuer_is_unique_like_an_idp_entity_id(sql_registry: SqlRegistry) -> None:
+def test_an_issuer_is_shared_like_an_idp_entity_id(sql_registry: SqlRegistry) -> None:
+    # A school board's tenant (2026-11-30): a second school on the issuer joins it, and from
+    # then on the issuer's logins must name their school (registry/shared_idps.py).
     sql_registry.add_school(OIDC_SCHOOL, "")
+    assert not sql_registry.idp_names_school(ENTRA)
     twin = School("44EE00", "Twin", ENTRA, oidc=OidcUpstream(ENTRA, "other", "y"))
-    with pytest.raises(DuplicateEntry):
-        sql_registry.add_school(twin, "")
-    assert sql_registry.school("44EE00") is None
+    sql_registry.add_school(twin, "")
+    assert sql_registry.schools_by_idp(ENTRA) == (OIDC_SCHOOL, twin)
+    assert sql_registry.idp_names_school(ENTRA)
+    # Never a SAML school on the issuer's URL: test_shared_school_idp.py.
 
 
 def test_oidc_service_round_trip(sql_registry: SqlRegistry) -> None:
