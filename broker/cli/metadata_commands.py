@@ -70,8 +70,11 @@ def _authorities(source: MetadataSource, record: SourceRecord | None) -> str:
     effect at the next refresh, which re-reads the feed)."""
     listed_here = source.registration_authorities
     listed = ", ".join(listed_here) or "any (no list)"
-    held = record.registration_authorities if record is not None else None
-    if record is None or record.fetched_at is None or held == tuple(sorted(listed_here)):
+    if (
+        record is None
+        or record.fetched_at is None
+        or record.registration_authorities == tuple(sorted(listed_here))
+    ):
         return listed
     return f"{listed}; the copy held was read under another list until the next refresh"
 

@@ -24,7 +24,7 @@ from joserfc import jwt
 
 from broker.core.model import OidcClient
 from broker.login.logout_delivery import Notification, PostAnswer, deliver
-from broker.login.logout_run import CONFIRMED, FAILED, TIMED_OUT
+from broker.login.logout_run import FAILED
 from broker.oidc.rp_http import FORM, SchoolSession, call_budget
 from broker.oidc.signing_keys import RS256, SigningKeys
 
@@ -109,19 +109,3 @@ class BackChannelLogout:
             return FAILED
         body = urlencode({"logout_token": self.tokens.issue(client, subject)})
         return deliver(self.post, service_id, Notification(uri, body, FORM), timeout, _confirms)
-
-
-# What a notification ends as: the logout run's statuses (login/logout_delivery.py), named here
-# as well for the OIDC channel and its tests.
-__all__ = [
-    "CONFIRMED",
-    "FAILED",
-    "LOGOUT_EVENT",
-    "LOGOUT_TOKEN_LIFETIME",
-    "LOGOUT_TOKEN_TYPE",
-    "TIMED_OUT",
-    "BackChannelLogout",
-    "LogoutSubject",
-    "LogoutTokens",
-    "ServerPost",
-]

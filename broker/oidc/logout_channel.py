@@ -22,9 +22,10 @@ from broker.core.errors import StateExpired, UpstreamFailure
 from broker.core.model import OidcClient
 from broker.core.ports import RegistryReader
 from broker.login.logout import BACK, UNSUPPORTED, LogoutRun, Outbound
+from broker.login.logout_run import FAILED
 from broker.login.participants import Participant
 from broker.oidc.back import OidcBack
-from broker.oidc.backchannel import FAILED, BackChannelLogout, LogoutSubject
+from broker.oidc.backchannel import BackChannelLogout, LogoutSubject
 from broker.oidc.provider import add_query
 
 log = logging.getLogger(__name__)

@@ -122,10 +122,6 @@ def attributes_named(claims: Mapping[str, Any]) -> set[str]:
     return {canonical for name in claims if (canonical := _attribute_of(name)) is not None}
 
 
-def has_catalogue_claims(claims: Mapping[str, Any]) -> bool:
-    return bool(attributes_named(claims))
-
-
 def with_userinfo(claims: Mapping[str, Any], info: Mapping[str, Any]) -> dict[str, Any]:
     """The ID token's `claims` with the userinfo answer's added where the ID token says
     nothing: the signed ID token wins where both say something, by meaning, not by spelling.

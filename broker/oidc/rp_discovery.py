@@ -18,13 +18,13 @@ from urllib.parse import urlsplit
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
+from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import N_, UpstreamFailure
 from broker.oidc.rp_http import (
     DISCOVERY_DOCUMENT,
     PROVIDER_KEY_SET,
     SchoolSession,
     get_json,
-    is_acceptable_url,
 )
 
 WELL_KNOWN = "/.well-known/openid-configuration"
@@ -82,7 +82,7 @@ def _endpoint(document: dict[str, Any], key: str, required: bool = True) -> str 
     value = document.get(key)
     if value is None and not required:
         return None
-    if not isinstance(value, str) or not is_acceptable_url(value):
+    if not isinstance(value, str) or not is_acceptable_endpoint(value):
         raise ProviderInvalid(
             N_("discovery: %(key)s must be an https URL (or loopback http)"), key=key
         )
@@ -230,7 +230,7 @@ class ProviderDirectory:
             # suffix would land in a query string and reach whatever path the issuer names.
             raise ProviderInvalid(N_("issuer must not have a query or fragment"))
         url = issuer.rstrip("/") + WELL_KNOWN
-        if not is_acceptable_url(url):
+        if not is_acceptable_endpoint(url):
             raise ProviderInvalid(N_("issuer must be an https URL (or loopback http)"))
         return parse_discovery(get_json(self.session(), url, DISCOVERY_DOCUMENT), issuer)
 

@@ -67,12 +67,6 @@ def call_budget(seconds: float) -> Iterator[None]:
         _BUDGET_ENDS.reset(token)
 
 
-def is_acceptable_url(url: str) -> bool:
-    """The endpoint rule of security.md (which also refuses credentials in the URL: they would
-    be sent)."""
-    return is_acceptable_endpoint(url)
-
-
 FORM = "application/x-www-form-urlencoded"
 UNREACHABLE = N_("provider unreachable: %(reason)s")
 TOO_LARGE = N_("provider response too large")
@@ -140,7 +134,7 @@ class SchoolSession:
         """`form`: sent as the body, application/x-www-form-urlencoded (a string: encoded
         already, or another body, such as a SOAP envelope, under the Content-Type that
         `headers` give)."""
-        if not is_acceptable_url(url):
+        if not is_acceptable_endpoint(url):
             raise UpstreamFailure(
                 N_("provider endpoint is not https (or loopback http)"), code="endpoint_refused"
             )

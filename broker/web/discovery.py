@@ -261,12 +261,13 @@ def chosen() -> Response:
 def choose_again_page(record: LoginRecord, refusal: NotTheChosenSchool) -> Response:
     """The student chose a school their account is not of, at an IdP several schools share
     (core/shared_idp.py): a 403 page that says so, with the way back to this login's school
-    choice. Nothing is written: no SSO session, no receipt, no remembered school; the login
-    record stays as it was, so choosing again (`POST /discovery`) makes a new request and an
-    answer to the refused one is stale. (A passive request never reaches a school: it is
-    answered NoPassive or login_required before, login_upstream.continue_login.) Counted as a
-    refusal (`ketenbroker_logins_total`), so a board IdP that sends no school shows on the
-    dashboards."""
+    choice. No SSO session, no receipt, no remembered school is written. The SAML ACS leaves
+    the login record as it was; the OIDC callback has taken it and saved it back without the
+    refused request (`flow.reopen`). Either way choosing again (`POST /discovery`) makes a new
+    request and an answer to the refused one is stale. (A passive request never reaches a
+    school: it is answered NoPassive or login_required before, login_upstream.continue_login.)
+    Counted as a refusal (`ketenbroker_logins_total`), so a board IdP that sends no school
+    shows on the dashboards."""
     metrics.refused_at(request.endpoint, refusal)
     # Which school's logins fail, for the operator (render_error's line has the error id):
     # the chosen school and the reason only, never the school the IdP named.

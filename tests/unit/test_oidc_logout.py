@@ -25,9 +25,9 @@ from broker.core.model import (
     Service,
 )
 from broker.login.logout import BACK, UNSUPPORTED, Initiator, LogoutRun
+from broker.login.logout_run import FAILED
 from broker.login.participants import Participant
 from broker.oidc.backchannel import (
-    FAILED,
     LOGOUT_EVENT,
     BackChannelLogout,
     LogoutSubject,

@@ -9,7 +9,7 @@ import pytest
 from broker.core.errors import MissingSubject, OtherSchoolAccount, SchoolNotAsserted
 from broker.core.model import OidcUpstream, School
 from broker.oidc.back import _needs_userinfo
-from broker.oidc.rp_claims import has_catalogue_claims, map_claims, subject_of, with_userinfo
+from broker.oidc.rp_claims import attributes_named, map_claims, subject_of, with_userinfo
 
 ECK_ID = "https://ketenid.nl/201703/" + "ab" * 64
 
@@ -192,8 +192,8 @@ def test_a_boards_other_brins_are_not_logged_as_dropped(
 def test_protocol_claims_are_never_attributes() -> None:
     claims = {"sub": "x", "acr": "y", "amr": ["pwd"], "nonce": "n", "sid": "s"}
     assert map_claims(claims, school(), must_name=False) == {}
-    assert not has_catalogue_claims(claims)
-    assert has_catalogue_claims({**claims, "given_name": "Sanne"})
+    assert not attributes_named(claims)
+    assert attributes_named({**claims, "given_name": "Sanne"}) == {"given_name"}
 
 
 @pytest.mark.parametrize("configured", ["sub", "name_id"])
