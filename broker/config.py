@@ -578,11 +578,13 @@ def _registration_authorities(entry: Mapping[str, Any], where: str) -> tuple[str
     if len(values) > MAX_REGISTRATION_AUTHORITIES:
         raise ConfigurationError(f"{key}: at most {MAX_REGISTRATION_AUTHORITIES} authorities")
     for value in values:
-        parts = urlsplit(value)
+        try:
+            parts = urlsplit(value)
+        except ValueError:  # an unclosed [IPv6] bracket
+            parts = None
         if (
-            not value
+            parts is None
             or len(value) > MAX_AUTHORITY_LENGTH
-            or value != value.strip()
             or any(c.isspace() for c in value)
             or not parts.scheme
             or (parts.scheme in ("http", "https") and not parts.netloc)

@@ -20,6 +20,7 @@ from datetime import datetime
 from typing import Any
 
 from lxml import etree
+from saml2 import saml
 from saml2.time_util import str_to_time
 
 from broker.core.errors import (
@@ -33,7 +34,6 @@ BEARER = "urn:oasis:names:tc:SAML:2.0:cm:bearer"
 # The one Issuer Format a Response or Assertion of the Web Browser SSO profile may name (SAML
 # profiles 4.1.4.2); an Issuer without Format means the same (SAML core 2.2.5).
 ENTITY_FORMAT = "urn:oasis:names:tc:SAML:2.0:nameid-format:entity"
-SAML_NS = "urn:oasis:names:tc:SAML:2.0:assertion"
 # xs:dateTime in UTC as SAML stacks write it; ASCII digits only, the fraction not captured.
 _PLAIN_INSTANT = re.compile(
     r"([0-9]{4})-([0-9]{2})-([0-9]{2})T([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.[0-9]*)?Z"
@@ -58,7 +58,7 @@ def issuer_of(doc: etree._Element) -> str:
     processing instruction, an element; `issuer_not_text`): lxml's `.text` stops at a comment
     where pysaml2 joins the text around it, so `https://idp.a<!---->.evil` would name
     `https://idp.a` to the broker's lookups and `https://idp.a.evil` to the signature check."""
-    issuer = doc.find(f"{{{SAML_NS}}}Issuer")
+    issuer = doc.find(f"{{{saml.NAMESPACE}}}Issuer")
     check_issuer_format(issuer)
     if issuer is None:
         return ""

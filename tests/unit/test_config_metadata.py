@@ -128,6 +128,7 @@ def test_registration_authorities_load_in_order(tmp_path: Path) -> None:
         ('[""]', "'' is not an absolute URI"),
         ('[" https://a.example/"]', "is not an absolute URI"),
         ('["https://a.example/ b"]', "is not an absolute URI"),
+        ('["http://[::1/"]', "'http://[::1/' is not an absolute URI"),  # urlsplit raises
         (f'["https://{"a" * 1100}.example/"]', "is not an absolute URI"),
         ('["https://a.example/", "https://a.example/"]', "an authority is listed twice"),
         (
