@@ -155,7 +155,23 @@ def end_without_the_cookie(idp: SchoolIdp, peer: PeerLogout, *, cookies: bool, w
     Success/PartialLogout unless every one of them confirmed. Only Success when there was
     nothing left to end; UnknownPrincipal when the session filed there is another student's;
     Responder/PartialLogout when the request names no SessionIndex and none of the broker's
-    cookies came (`cookies`), so the broker cannot know."""
+    cookies came (`cookies`), so the broker cannot know.
+
+    The store failing raises `StoreUnavailable` after the request's use is given back
+    (`give_back_use`): it failed before anything ended, or half way (the session's record
+    deleted and its services not told: a batch is not atomic), and the school's retry of this
+    very message is taken and finishes the job (ending is safe to repeat; school_logout.py
+    tells the services of a session whose record went)."""
+    try:
+        return _end_without_the_cookie(idp, peer, cookies=cookies, what=what)
+    except StoreUnavailable:
+        give_back_use(peer)
+        raise
+
+
+def _end_without_the_cookie(
+    idp: SchoolIdp, peer: PeerLogout, *, cookies: bool, what: str
+) -> Answer:
     b = broker()
     message = peer.message
     schools = [each.id for each in idp.schools]
@@ -297,13 +313,7 @@ def _school_request(idp: SchoolIdp, asked: Asked) -> Response:
         first_use(peer)
         cookies = carries_broker_cookies(request)
         what = "school logout without the cookie schools"
-        try:
-            answer = end_without_the_cookie(idp, peer, cookies=cookies, what=what)
-        except StoreUnavailable:
-            # As over SOAP: given back, so that the school's retry of this very message is
-            # taken (and finishes what the store left half done); then the store-down page.
-            give_back_use(peer)
-            raise
+        answer = end_without_the_cookie(idp, peer, cookies=cookies, what=what)
         return deliver(required_answer(b.saml_school_logout.answer(peer, answer)), idp.name)
     upstream = session[0].upstream_session
     if message.name_id != upstream.get("name_id") or (

@@ -61,7 +61,7 @@ from broker.saml.logout_soap import (
 from broker.saml.metadata_check import SOAP as BINDING_SOAP
 from broker.web import metrics
 from broker.web.rate_limits import RateLimited
-from broker.web.saml_logout_routes import end_without_the_cookie, first_use, give_back_use
+from broker.web.saml_logout_routes import end_without_the_cookie, first_use
 from broker.web.wiring import broker
 
 saml_soap_logout = Blueprint("saml_soap_logout", __name__)
@@ -123,17 +123,8 @@ def _end(idp: SchoolIdp, peer: PeerLogout) -> Answer | None:
     the store failed, and the school hears `Responder`."""
     try:
         first_use(peer)
-    except StoreUnavailable:
-        _not_handled(idp)
-        return None
-    try:
         return end_without_the_cookie(idp, peer, cookies=False, what=WHAT)
     except StoreUnavailable:
-        # Taken, then the store failed: before anything ended, or half way (the session's
-        # record deleted and its services not told: a batch is not atomic). Given back, so
-        # that the school's retry of the same message is taken and finishes the job (ending is
-        # safe to repeat; school_logout.py tells the services of a session whose record went).
-        give_back_use(peer)
         _not_handled(idp)
         return None
 

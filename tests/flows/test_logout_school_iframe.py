@@ -104,7 +104,7 @@ def test_a_request_the_store_failed_after_taking_is_taken_again_when_retried(
         raise StoreUnavailable("redis: ConnectionError")
 
     with monkeypatch.context() as patch:
-        patch.setattr(saml_logout_routes, "end_without_the_cookie", fails)
+        patch.setattr(saml_logout_routes, "_end_without_the_cookie", fails)
         assert Browser().get(url).status == 503
     assert demo.broker.flow.session(token) is not None
     frame = Browser()

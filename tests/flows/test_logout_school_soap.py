@@ -33,7 +33,7 @@ from broker.core.model import School
 from broker.core.ports import StoreOp, StoreReply
 from broker.login.flow import SSO
 from broker.login.sealed import store_key
-from broker.web import metrics, saml_soap_logout_routes
+from broker.web import metrics, saml_logout_routes
 from broker.web.browser import SSO_COOKIE
 from broker.web.metrics import CountingStore
 from broker.web.rate_limits import RateLimited, RateLimiter
@@ -493,7 +493,7 @@ def test_a_request_the_store_failed_after_taking_is_taken_again_when_retried(
         raise StoreUnavailable("redis: ConnectionError")
 
     with monkeypatch.context() as patch:
-        patch.setattr(saml_soap_logout_routes, "end_without_the_cookie", fails)
+        patch.setattr(saml_logout_routes, "_end_without_the_cookie", fails)
         assert send(demo, envelope(xml)).statuses == ["Responder", "PartialLogout"]
     assert stands(demo, at)
     assert send(demo, envelope(xml)).statuses == ["Success", "PartialLogout"]
