@@ -74,7 +74,9 @@ def too_large(max_bytes: int) -> MetadataInvalid:
     return MetadataInvalid(TOO_LARGE, mib=f"{max_bytes / 2**20:g}")
 
 
-def _parse(xml: str) -> etree._Element:
+def parse_entity(xml: str) -> etree._Element:
+    """One entity's metadata document, read under the size cap, without a DOCTYPE, its root an
+    md:EntityDescriptor; `MetadataInvalid` otherwise."""
     raw = xml.encode()
     if len(raw) > MAX_METADATA_BYTES:
         raise too_large(MAX_METADATA_BYTES)
@@ -176,7 +178,7 @@ def insecure_endpoints(
 
 def idp_entity_id(xml: str) -> str:
     """The entity id of a school IdP's metadata, after checking it can serve the broker."""
-    return checked_idp(_parse(xml))
+    return checked_idp(parse_entity(xml))
 
 
 def checked_idp(root: etree._Element) -> str:
@@ -222,7 +224,7 @@ def sp_entity_id(xml: str, *, encrypting: bool = True) -> str:
     it, see publisher_encryption.py.) `encrypting=False`: for a service whose assertion
     encryption the operator set `off`, which is sent signed assertions unencrypted: a key the
     broker could not encrypt for is no reason to refuse metadata it will not encrypt for."""
-    root = _parse(xml)
+    root = parse_entity(xml)
     entity_id = checked_sp(root)
     descriptor = root.find(f"{{{MD}}}SPSSODescriptor")
     if descriptor is not None and encrypting:

@@ -15,7 +15,6 @@ from functools import partial
 from lxml import etree
 
 from broker.saml.metadata_check import (
-    MAX_METADATA_BYTES,
     MD,
     NO_REDIRECT_SSO,
     NO_SIGNING_KEY,
@@ -26,9 +25,9 @@ from broker.saml.metadata_check import (
     has_signing_key,
     idp_entity_id,
     insecure_endpoints,
+    parse_entity,
     sp_entity_id,
 )
-from broker.saml.xml_parsing import parse_untrusted
 
 Problems = tuple[str | None, list[MetadataInvalid]]
 
@@ -84,12 +83,9 @@ def _problems(
         return check(xml), []
     except MetadataInvalid as first:
         problems = [first]
-    raw = xml.encode()
-    if len(raw) > MAX_METADATA_BYTES or b"<!DOCTYPE" in raw:
-        return None, problems
     try:
-        root = parse_untrusted(raw)
-    except etree.XMLSyntaxError:
+        root = parse_entity(xml)
+    except MetadataInvalid:
         return None, problems
     descriptor = root.find(f"{{{MD}}}{tag}")
     if descriptor is None:
@@ -116,8 +112,8 @@ def refused_endpoints(xml: str | None, role: str) -> list[RefusedEndpoint]:
     if not xml:
         return []
     try:
-        root = parse_untrusted(xml.encode())
-    except etree.XMLSyntaxError:
+        root = parse_entity(xml)
+    except MetadataInvalid:
         return []
     descriptor = root.find(f"{{{MD}}}{'IDPSSODescriptor' if role == 'idp' else 'SPSSODescriptor'}")
     if descriptor is None:
