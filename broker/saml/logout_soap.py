@@ -87,9 +87,13 @@ def soap_envelope(message_xml: str) -> str:
     go out as they were signed."""
     if message_xml.startswith("<?xml"):
         message_xml = message_xml.split(_XML_DECLARATION_END, 1)[1].lstrip()
+    return _in_envelope(message_xml)
+
+
+def _in_envelope(body_xml: str) -> str:
     return (
         f'<?xml version="1.0" encoding="UTF-8"?>\n<soap11:Envelope xmlns:soap11="{SOAP_ENV}">'
-        f"<soap11:Body>{message_xml}</soap11:Body></soap11:Envelope>"
+        f"<soap11:Body>{body_xml}</soap11:Body></soap11:Envelope>"
     )
 
 
@@ -200,8 +204,7 @@ def soap_answer(entity: Any, message: Any) -> str:
 def soap_fault(code: str, reason: str) -> str:
     """A SOAP 1.1 fault (bindings 3.2.3.3: sent with HTTP 500). `reason` is the broker's own
     reason code, never the peer's text."""
-    return (
-        f'<?xml version="1.0" encoding="UTF-8"?>\n<soap11:Envelope xmlns:soap11="{SOAP_ENV}">'
-        f"<soap11:Body><soap11:Fault><faultcode>soap11:{code}</faultcode>"
-        f"<faultstring>{reason}</faultstring></soap11:Fault></soap11:Body></soap11:Envelope>"
+    return _in_envelope(
+        f"<soap11:Fault><faultcode>soap11:{code}</faultcode>"
+        f"<faultstring>{reason}</faultstring></soap11:Fault>"
     )
