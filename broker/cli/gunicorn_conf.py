@@ -24,7 +24,8 @@ Choices:
   provider (up to its timeout); threads keep a worker serving others meanwhile. CPU-bound work
   (signatures) is what the number of workers is for: one per core.
 - No access log: the query strings of login URLs carry SAML requests and OAuth codes. The broker
-  logs its own lines without them.
+  logs its own lines without them. gunicorn's error log keeps its lines about malformed or
+  failed requests, without the client's address and the request line (gunicorn_log.py).
 - `limit_request_line` at its maximum: a signed SAML Redirect-binding request is a long URL.
 - No control socket (gunicorn 25+): see below.
 - Each worker builds its SAML entities once it has loaded the app (`post_worker_init`), so the
@@ -39,6 +40,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from broker.cli import gunicorn_log
 from broker.cli.metrics_folders import make_folder, remove_left_behind
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -82,6 +84,8 @@ graceful_timeout = 30
 keepalive = 5
 limit_request_line = 8190
 accesslog = None
+# Set here, in the master, before gunicorn sets its log up: its forked workers inherit it.
+gunicorn_log.install()
 proc_name = "ketenbroker"
 # gunicorn 25+ opens an admin socket in the home folder by default: one path shared by every
 # gunicorn of the user (two brokers on a machine would fight over it), and a read-only container

@@ -13,7 +13,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
-from hashlib import sha256
 from typing import Any
 
 from broker.core.assurance import DEFAULT_ASSURANCE, Assurance
@@ -303,14 +302,6 @@ class LoginFlow:
             if filing is not None:
                 writes.append(filing)
         return token, writes
-
-    @staticmethod
-    def session_index(token: str | None) -> str:
-        """The SessionIndex services see: the same for every login of one SSO session, derived
-        one-way from the token (it never reveals the cookie); random without a session."""
-        if not token:
-            return "_" + secrets.token_hex(20)
-        return "_" + sha256(f"ketenbroker/session-index/{token}".encode()).hexdigest()[:40]
 
     def session(self, token: str | None) -> tuple[UpstreamIdentity, float] | None:
         if not readable_token(token):

@@ -19,6 +19,7 @@ from broker.login.login_model import LoginRecord, is_my_data
 from broker.login.participants import Participant, SessionServices
 from broker.login.participants import session_and_services as read_session_and_services
 from broker.login.receipting import PendingRelease
+from broker.login.session_index import session_index
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, set_sso_token
 from broker.web.my_data import my_data_signed_in
@@ -112,11 +113,10 @@ def finish(
     opened = b.flow.new_session(identity, authn_instant) if sso_token is None else None
     new_token, writes = opened if opened is not None else (None, [])
     try:
-        # One SessionIndex (OIDC `sid`) for every service of one SSO session: logout goes by it.
-        session_index = b.flow.session_index(sso_token or new_token)
-        response, handles, answer_writes = service_answer(
-            record, completion, session_index, back_address
-        )
+        # The service's own SessionIndex (OIDC `sid`) for this SSO session: the same on each of
+        # its answers, another at every other service (login/session_index.py).
+        index = session_index(sso_token or new_token, completion.service.id)
+        response, handles, answer_writes = service_answer(record, completion, index, back_address)
         # The answer's writes (an OIDC code's) lead the batch below: the code and the SSO
         # session's records in one round trip, sent before the response leaves.
         writes = [*answer_writes, *writes, *also]

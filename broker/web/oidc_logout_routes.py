@@ -22,6 +22,7 @@ from broker.core.errors import InvalidMessage, StoreUnavailable
 from broker.core.model import Protocol
 from broker.login.logout import BY_SERVICE, BY_STUDENT, CONFIRMED, PENDING, Initiator
 from broker.login.logout_form import FormToken
+from broker.login.session_index import names_session
 from broker.oidc.end_session import PARAMETERS, EndSessionRequest
 from broker.oidc.provider import END_SESSION_PATH, add_query
 from broker.web.browser import SSO_COOKIE, browser_secret
@@ -48,11 +49,11 @@ def end_session() -> Response:
     source = request.args if request.method == "GET" else request.form
     params = {key: source.getlist(key) for key in source if key in PARAMETERS}
     checked = oidc_front().end_session.check(params)
-    b = broker()
     sso_token = request.cookies.get(SSO_COOKIE)
-    # The hint's sid is derived from the SSO token (LoginFlow.session_index): known without
-    # the store whether the hint is this browser's session.
-    this_session = checked.hinted and checked.sid == b.flow.session_index(sso_token)
+    # The hint's sid is derived from the SSO token and the hint's client (login/session_index.py):
+    # known without the store whether the hint is this browser's session.
+    hinted = checked.client if checked.hinted else None  # a hint always names its client
+    this_session = hinted is not None and names_session(sso_token, hinted.id, [checked.sid or ""])
     try:
         known = session_and_services(sso_token)
     except StoreUnavailable as down:

@@ -26,6 +26,7 @@ from broker.core.model import Protocol, Service, UpstreamIdentity
 from broker.login.logout import BY_SCHOOL, BY_SERVICE, CONFIRMED, FAILED, Initiator
 from broker.login.logout_start import Session
 from broker.login.school_sessions import saml_sid
+from broker.login.session_index import names_session
 from broker.saml.entities import IDP_SLO_PATH, SP_SLO_PATH
 from broker.saml.logout import (
     FAILED_ANSWER,
@@ -218,20 +219,21 @@ def idp_slo() -> Response:
     except StoreUnavailable as error:
         # Checked without the store: signed by a registered service, for us, in time. Only
         # the replay check and the NameID need the store; the SessionIndex does not.
-        if not _may_name_this_browser(peer, asked.token):
+        if not _may_name_this_browser(service, peer, asked.token):
             raise
         return asked.down(error)
 
 
-def _may_name_this_browser(peer: PeerLogout, token: str | None) -> bool:
+def _may_name_this_browser(service: Service, peer: PeerLogout, token: str | None) -> bool:
     """Whether a service's LogoutRequest may name this browser's session, known without the
-    store: the SessionIndex the broker gave services is derived from the SSO token
-    (LoginFlow.session_index), so a request that names SessionIndexes names this browser's
-    session only if one of them is this token's. One that names none may (its NameID, in the
-    store, would tell): taken as this browser's, as a student who logged out at a shared laptop
-    must not stay signed in (docs/security.md, "Logout with the store down")."""
+    store: the SessionIndex the broker gave the service is derived from the SSO token and the
+    service (login/session_index.py), so a request that names SessionIndexes names this
+    browser's session only if one of them is this token's for this service. One that names none
+    may (its NameID, in the store, would tell): taken as this browser's, as a student who logged
+    out at a shared laptop must not stay signed in (docs/security.md, "Logout with the store
+    down")."""
     indexes = peer.message.session_indexes
-    return not indexes or broker().flow.session_index(token) in indexes
+    return not indexes or names_session(token, service.id, indexes[:MAX_SESSION_INDEXES])
 
 
 def _service_request(service: Service, asked: Asked) -> Response:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,7 @@ pytestmark = [
     pytest.mark.skipif(REDIS_SERVER is None, reason="redis-server not installed"),
 ]
 REQUESTS = 40
+HINT = "login_hint=99XX00&student=sanne.jansen"
 
 
 def _workers_with(metrics_dir: Path, kind: str) -> set[str]:
@@ -121,6 +123,12 @@ def test_serve_runs_two_workers_that_answer_and_count_together(
         counters = _workers_with(metrics_dir, "counter")
         assert counters
 
+        # A malformed request line (a student's login_hint in its query): gunicorn refuses it,
+        # and its error log keeps the event and the error's class, not the line or the address.
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            raw.sendall(f"GET /saml/idp/sso?{HINT}\r\nHost: x\r\n\r\n".encode())
+            assert raw.recv(4096).startswith(b"HTTP/1.1 400")
+
         # Kill every worker that counted: whoever answers /metrics now (the other worker or one
         # gunicorn started in their place) counted nothing itself, and must still show it all.
         for pid in counters:
@@ -137,3 +145,6 @@ def test_serve_runs_two_workers_that_answer_and_count_together(
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
+    written = log.read_text(encoding="utf-8")
+    assert "Invalid request: InvalidRequestLine" in written, written[-3000:]
+    assert HINT not in written and "ip=" not in written

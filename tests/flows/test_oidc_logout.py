@@ -22,6 +22,8 @@ from joserfc.jwk import RSAKey
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID
 from broker.core.model import Declaration
+from broker.login.session_index import shared_session_index
+from broker.web.browser import SSO_COOKIE
 from tests.flows.test_oidc_front import discovery
 from tests.flows.test_oidc_school import op_url
 from tests.support.client import Browser, Page
@@ -120,6 +122,8 @@ def test_logout_from_a_platform_ends_the_session_tells_the_other_and_returns_wit
     demo.login(browser, "lexicon", "sanne.jansen")
     demo.login(browser, "atlas", "sanne.jansen")
     sid = demo.received(browser, "atlas")["session_index"]
+    # One session, a sid of its own at each platform.
+    assert sid != demo.received(browser, "lexicon")["session_index"]
     calls_before = len(browser.get(f"{atlas.base_url}/backchannel.json").response.json()["calls"])
 
     # The platform's own logout button: to end_session with id_token_hint, state and its URI.
@@ -232,6 +236,53 @@ def test_an_expired_hint_of_this_session_still_logs_out(
     page = browser.get(end_session(demo, id_token_hint=token))
     assert page.status == 200, page.text
     assert page.url.startswith(f"{demo.broker_url}/logout/")
+    assert not sso_stands(demo, browser)
+
+
+def _hint(demo: LiveDemo, audience: str, sub: str, sid: str) -> str:
+    now = int(time.time())
+    claims = {"iss": demo.broker_url, "aud": [audience], "azp": audience, "sub": sub, "sid": sid}
+    return signed_by_broker(demo, {**claims, "iat": now, "exp": now + 300})
+
+
+def test_a_hint_naming_another_platforms_sid_of_this_session_asks_first(
+    demo: LiveDemo, lexicon: OidcPublisher, atlas: OidcPublisher
+) -> None:
+    """The hint's `sid` must be the one *its* client was given: atlas's sid in a token for
+    lexicon is no proof that this browser's session is lexicon's. Asked, nothing ends."""
+    browser = Browser()
+    demo.login(browser, "lexicon", "sanne.jansen")
+    demo.login(browser, "atlas", "sanne.jansen")
+    lexicon_sub = demo.received(browser, "lexicon")["sub"]
+    atlas_sid = demo.received(browser, "atlas")["session_index"]
+    page = browser.get(
+        end_session(demo, id_token_hint=_hint(demo, "lexicon", lexicon_sub, atlas_sid))
+    )
+    assert page.status == 200, page.text
+    assert page.url.startswith(f"{demo.broker_url}/oidc/end_session")
+    assert page.form(f"{demo.broker_url}/oidc/end_session")  # "Log out?"
+    assert sso_stands(demo, browser)
+
+
+def test_compat_a_hint_with_the_shared_sid_of_a_session_from_before_the_upgrade_logs_out(
+    demo: LiveDemo, lexicon: OidcPublisher
+) -> None:
+    """COMPAT(session-index-per-service): an ID token issued before the upgrade carries the
+    session's one shared sid; for the session it belongs to it still ends it at once."""
+    browser = Browser()
+    demo.login(browser, "lexicon", "sanne.jansen")
+    sub = demo.received(browser, "lexicon")["sub"]
+    token = browser.cookies(demo.broker_url)[SSO_COOKIE]
+    old = _hint(demo, "lexicon", sub, shared_session_index(token))
+    # Another browser's session: the same old-style hint names nothing of it.
+    other = Browser()
+    demo.login(other, "lexicon", "sanne.jansen")
+    asked = other.get(end_session(demo, id_token_hint=old))
+    assert asked.url.startswith(f"{demo.broker_url}/oidc/end_session"), asked.url
+    assert sso_stands(demo, other)
+    page = browser.get(end_session(demo, id_token_hint=old))
+    assert page.status == 200, page.text
+    assert page.url.startswith(f"{demo.broker_url}/logout/"), page.url
     assert not sso_stands(demo, browser)
 
 

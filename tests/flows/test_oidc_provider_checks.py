@@ -202,13 +202,14 @@ def register(demo: LiveDemo, client_id: str, **options: Any) -> Client:
     declarations = options.pop(
         "declarations", (Declaration("given_name", "To greet the student."),)
     )
+    chain = options.pop("chain", "leermiddelen")
     registration, secret = new_client(redirect_uris, method, **options)
     demo.registry.add_service(
         Service(
             client_id,
             client_id,
             client_id,
-            "leermiddelen",
+            chain,
             declarations=declarations,
             protocol=Protocol.OIDC,
             oidc=registration,
@@ -318,6 +319,38 @@ def test_id_token_has_the_required_claims(rp: Client, demo: LiveDemo) -> None:
     assert claims["auth_time"] <= now + 5
     assert "at_hash" in claims
     assert token["token_type"].lower() == "bearer"
+
+
+def test_each_client_has_a_sid_of_its_own_the_same_on_each_of_its_answers(
+    rp: Client, demo: LiveDemo
+) -> None:
+    """One SSO session: another client (same chain or another) gets another `sid` (nothing to
+    join pseudonyms by); this client gets the same one on every answer within the session (a
+    second login, prompt=none), which its logout names."""
+    same_chain = register(demo, "checks-sid-lees")
+    other_chain = register(demo, "checks-sid-toets", chain="toetsen")
+    browser = Browser()
+    token, first = rp.login(browser)
+    _, again = rp.login(browser)  # answered from the SSO session
+    params = rp.params(prompt="none")
+    passive = rp.redirect(browser, params)
+    redeemed = rp.redeem(passive["code"], params["_verifier"]).json()
+    silent = id_token_claims(demo, redeemed["id_token"], rp.client_id)
+    assert first["sid"] and first["sid"] == again["sid"] == silent["sid"]
+    assert first["auth_time"] == silent["auth_time"]  # the same login, not a new one
+    _, lees = same_chain.login(browser)
+    _, toets = other_chain.login(browser)
+    assert lees["sub"] == first["sub"] != toets["sub"]
+    assert len({first["sid"], lees["sid"], toets["sid"]}) == 3
+    refreshed = requests.post(
+        rp.token_url,
+        data={"grant_type": "refresh_token", "refresh_token": token["refresh_token"]},
+        auth=(rp.client_id, rp.secret or ""),
+        timeout=5,
+    )
+    # A refresh issues no new ID token (so no other `sid`); the grant keeps the login's sid.
+    assert refreshed.status_code == 200, refreshed.text
+    assert "id_token" not in refreshed.json()
 
 
 def test_openid_scope_is_required(rp: Client) -> None:

@@ -3,8 +3,22 @@ another in another chain, another for another student, the same on every login."
 
 from __future__ import annotations
 
+import pytest
+
 from tests.support.client import Browser
-from tests.support.live import PAIRWISE_ID, LiveDemo, attributes_by_name
+from tests.support.live import PAIRWISE_ID, LiveDemo, OidcPublisher, attributes_by_name
+
+
+@pytest.fixture(scope="module")
+def toetsweb(demo: LiveDemo) -> OidcPublisher:
+    """An OIDC platform in the chain toetsen (the demo's OIDC publishers are in leermiddelen)."""
+    return demo.add_oidc_publisher("toetsweb", "toetsen", scope="openid")
+
+
+@pytest.fixture(scope="module")
+def leesweb(demo: LiveDemo) -> OidcPublisher:
+    """An OIDC platform in the chain leermiddelen."""
+    return demo.add_oidc_publisher("leesweb", "leermiddelen", scope="openid")
 
 
 def _pseudonym(demo: LiveDemo, publisher: str, uid: str, browser: Browser | None = None) -> str:
@@ -31,6 +45,31 @@ def test_another_chain_sees_another_number(demo: LiveDemo) -> None:
     at_toetsplein = _pseudonym(demo, "toetsplein", "sanne.jansen")
     assert at_toetsplein != at_leesplank
     assert at_toetsplein == demo.expected_pseudonym("sanne.jansen", "toetsen")
+
+
+def test_another_chain_cannot_join_the_numbers_by_the_session(
+    demo: LiveDemo, toetsweb: OidcPublisher, leesweb: OidcPublisher
+) -> None:
+    """One SSO session, services in two chains: no session identifier they could compare to
+    join their pseudonyms (SAML SessionIndex, OIDC sid), as the privacy review proved before."""
+    browser = Browser()
+    demo.login(browser, "leesplank", "sanne.jansen")
+    assert not demo.login(browser, "toetsplein", "sanne.jansen").went_to(demo.school_url)
+    demo.login(browser, "toetsweb", "sanne.jansen")
+    demo.login(browser, "leesweb", "sanne.jansen")
+    saml_lees = demo.received(browser, "leesplank")
+    saml_toets = demo.received(browser, "toetsplein")
+    oidc_toets = demo.received(browser, "toetsweb")
+    oidc_lees = demo.received(browser, "leesweb")
+    assert saml_lees["name_id"]["value"] != saml_toets["name_id"]["value"]
+    assert oidc_toets["sub"] == saml_toets["name_id"]["value"] != oidc_lees["sub"]
+    indexes = [
+        saml_lees["session_index"],
+        saml_toets["session_index"],
+        oidc_toets["session_index"],
+        oidc_lees["session_index"],
+    ]
+    assert all(indexes) and len(set(indexes)) == 4
 
 
 def test_other_students_get_other_numbers(demo: LiveDemo) -> None:

@@ -24,11 +24,18 @@ def test_second_service_in_one_browser_is_answered_from_the_sso_session(demo: Li
     at_rekenroute = demo.received(browser, "rekenroute")
     assert at_rekenroute["name_id"]["value"] == at_leesplank["name_id"]["value"]
     assert at_rekenroute["name_id"]["sp_name_qualifier"] == rekenroute.entity_id
-    # One SSO session, one SessionIndex at every service (what logout will go by), and it is
-    # not the cookie's token.
+    # One SSO session, a SessionIndex of its own at each service, even in one chain (nothing
+    # for two services to compare), and not the cookie's token.
     session_index = at_leesplank["session_index"]
-    assert session_index and at_rekenroute["session_index"] == session_index
-    assert session_index.lstrip("_") not in browser.cookies(demo.broker_url)[SSO_COOKIE]
+    assert session_index and at_rekenroute["session_index"] != session_index
+    token = browser.cookies(demo.broker_url)[SSO_COOKIE]
+    assert session_index.lstrip("_") not in token
+    assert at_rekenroute["session_index"].lstrip("_") not in token
+    # The same service answered again within the session: the same SessionIndex (what its
+    # logout will name).
+    again = demo.login(browser, "leesplank", "daan.devries")
+    assert not again.went_to(demo.school_url)
+    assert demo.received(browser, "leesplank")["session_index"] == session_index
 
     other = Browser()
     demo.login(other, "leesplank", "daan.devries")

@@ -8,6 +8,7 @@ own key, so the metadata stays truthful) or as somebody holding another key.
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gc
 import warnings
 from collections.abc import Iterator
@@ -20,7 +21,10 @@ from saml2 import BINDING_HTTP_REDIRECT, saml, samlp
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 
 from broker.certificates import write_pair
+from broker.core.errors import StoreUnavailable
+from broker.login.session_index import session_index, shared_session_index
 from broker.web.browser import SSO_COOKIE
+from broker.web.metrics import CountingStore
 from tests.support.client import Browser, Page
 from tests.support.forge import PublisherForger
 from tests.support.live import LiveDemo, running_demo
@@ -99,12 +103,21 @@ def _slo(demo: LiveDemo) -> str:
     return f"{demo.broker_url}/saml/idp/slo"
 
 
-def _request(forger: PublisherForger, session: Session, destination: str, *, sign: bool) -> Any:
+def _request(
+    forger: PublisherForger,
+    session: Session,
+    destination: str,
+    *,
+    sign: bool,
+    session_index: str | None = None,
+) -> Any:
+    """A LogoutRequest naming the session's NameID and `session_index` (by default the
+    SessionIndex leesplank was given)."""
     _, request = forger.client.create_logout_request(
         destination,
         issuer_entity_id=None,
         name_id=session.name_id(),
-        session_indexes=[session.received["session_index"]],
+        session_indexes=[session_index or session.received["session_index"]],
         sign=sign,
         sign_alg=RSA_SHA256,
         digest_alg=SHA256,
@@ -291,3 +304,79 @@ def test_a_signed_logout_response_to_no_request_of_ours_is_refused(
     )
     page = session.browser.get(str(dict(info["headers"])["Location"]))
     assert_refused(demo, session, page, caplog, "unsolicited")
+
+
+def _naming(demo: LiveDemo, leesplank: PublisherForger, session: Session, index: str) -> str:
+    request = _request(leesplank, session, _slo(demo), sign=False, session_index=index)
+    return _redirect_url(leesplank, request, _slo(demo), sign=True)
+
+
+def test_a_request_naming_another_services_session_index_of_this_session_ends_nothing(
+    demo: LiveDemo, leesplank: PublisherForger, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Each service has its own SessionIndex for the session: leesplank's signed request naming
+    the one rekenroute was given is not leesplank's session (UnknownPrincipal, nothing ends)."""
+    assert demo.login(session.browser, "rekenroute", "sanne.jansen").final.status == 200
+    theirs = demo.received(session.browser, "rekenroute")["session_index"]
+    assert theirs != session.received["session_index"]
+    page = session.browser.get(_naming(demo, leesplank, session, theirs), follow=False)
+    assert page.status == 303 and "/logout/" not in (page.location or ""), page.text[:300]
+    assert "logout request names another session service=leesplank" in caplog.text
+    assert session.stands(demo)
+
+
+def test_compat_a_session_from_before_the_upgrade_logs_out_by_its_shared_session_index(
+    demo: LiveDemo, leesplank: PublisherForger, session: Session
+) -> None:
+    """COMPAT(session-index-per-service): a session opened before the upgrade recorded the one
+    shared SessionIndex it gave every service; the service's request naming it still ends it."""
+    book = demo.broker.session_services
+    before = book.read(session.token)
+    participant = before.get("leesplank")
+    assert participant is not None
+    shared = shared_session_index(session.token)
+    handles = {**participant.handles, "session_index": shared}
+    book.record(session.token, before, dataclasses.replace(participant, handles=handles))
+    page = session.browser.get(_naming(demo, leesplank, session, shared), follow=False)
+    assert page.status == 303 and "/logout/" in (page.location or ""), page.text[:300]
+    assert not session.stands(demo)
+
+
+def _store_down(patch: pytest.MonkeyPatch) -> None:
+    def down(self: CountingStore, *args: Any, **kwargs: Any) -> Any:
+        raise StoreUnavailable("redis: ConnectionError")
+
+    for name in ("put", "get", "take", "add_if_absent", "delete", "batch"):
+        patch.setattr(CountingStore, name, down)
+
+
+def test_with_the_store_down_only_this_services_own_session_index_drops_the_cookie(
+    demo: LiveDemo,
+    leesplank: PublisherForger,
+    session: Session,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Known without the store: the SessionIndex leesplank was given is derived from this
+    browser's token and leesplank. Another service's value of this very session is not proof:
+    the generic page, the cookie kept. Its own value (or, COMPAT(session-index-per-service),
+    the session's old shared one): the store-down page, the cookie dropped."""
+    other = _naming(demo, leesplank, session, session_index(session.token, "rekenroute"))
+    own = _naming(demo, leesplank, session, session.received["session_index"])
+    assert session.received["session_index"] == session_index(session.token, "leesplank")
+    with monkeypatch.context() as patch:
+        _store_down(patch)
+        refused = session.browser.get(other)
+        assert refused.status == 503, refused.text[:300]
+        assert "Please try again in a moment" in refused.text
+        assert SSO_COOKIE in session.browser.cookies(demo.broker_url)
+        taken = session.browser.get(own)
+        assert taken.status == 503, taken.text[:300]
+        assert "You may not be logged out" in taken.text and "Close your browser" in taken.text
+        assert SSO_COOKIE not in session.browser.cookies(demo.broker_url)
+
+    old = Session(demo)
+    shared = _naming(demo, leesplank, old, shared_session_index(old.token))
+    with monkeypatch.context() as patch:
+        _store_down(patch)
+        assert "Close your browser" in old.browser.get(shared).text
+    assert SSO_COOKIE not in old.browser.cookies(demo.broker_url)
