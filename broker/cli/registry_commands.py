@@ -16,6 +16,7 @@ from broker.cli.counts import counted
 from broker.cli.import_summary import import_summary
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.registry_import import ImportRefused, read_registry_file
+from broker.cli.registry_problems import problems_command
 from broker.cli.registry_toml import export_text
 from broker.registry import SqlRegistry
 from broker.registry.secret_sealing import KINDS, SealingReport
@@ -26,6 +27,9 @@ from broker.saml.metadata_report import refused_endpoints
 @click.group("registry")
 def registry_group() -> None:
     """Export and import the registry (chains, publishers, schools, services, policies)."""
+
+
+registry_group.add_command(problems_command)
 
 
 @registry_group.command("export")
