@@ -39,7 +39,9 @@ LISTED_BY = {
 def section_lines(section: Section) -> list[str]:
     kind = section.kind
     lines = [f"{TITLES[kind.code]}: {section.total}"]
-    lines += [f"  {entry.id}  {entry.name}  ({entry.reason})" for entry in section.entries]
+    for entry in section.entries:
+        named = f"  {entry.name}" if entry.name != entry.id else ""  # a source is its name
+        lines.append(f"  {entry.id}{named}  ({entry.reason})")
     more = section.total - len(section.entries)
     if section.entries and more:
         lines.append(f"  and {more} more ({LISTED_BY[kind.subject]} lists them all)")
