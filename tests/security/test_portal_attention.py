@@ -208,3 +208,17 @@ def test_school_and_publisher_administrators_are_forbidden(site: PortalSite, rol
     assert response.status_code == 403
     page = response.get_data(as_text=True)
     assert "Geen toegang" in page and "attention-" not in page
+
+
+def test_a_registry_change_shows_on_the_next_view(site: PortalSite, operator: FlaskClient) -> None:
+    """The app keeps the registry's facts per generation (web/attention.py `Memo`): approving
+    the service (a new generation) takes it off the page at once; sealing the secret in clear
+    (no new generation) too. Last in this module: it changes the registry."""
+    first = operator.get(PAGE + "?lang=en", base_url=HTTPS).get_data(as_text=True)
+    assert "attention-services_awaiting_approval" in first
+    site.registry.approve_service(WAITING)
+    site.registry.seal_secrets()
+    page = operator.get(PAGE + "?lang=en", base_url=HTTPS).get_data(as_text=True)
+    kinds = [kind for kind, _ in _sections(page)]
+    assert "services_awaiting_approval" not in kinds and "secrets_in_clear" not in kinds
+    assert "services_logins_refused" in kinds  # its ACS URL is still plain http

@@ -20,7 +20,7 @@ from broker.core.chain_move import MoveRefused, open_moves
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
 from broker.registry.errors import LastOperator, UnknownAdmin
-from broker.web.attention import Findings, attention_report
+from broker.web.attention import Memo, attention_report
 from broker.web.labels import shown_time
 from broker.web.logs import note_refusal_logged
 from broker.web.portal.account_forms import InviteForm
@@ -62,13 +62,13 @@ def attention() -> str:
     """What needs the operator's attention (core/attention.py), as `registry problems` says
     it; links to the pages where each entry is mended. Changes nothing."""
     b = broker()
-    # The app's memo of parsed metadata copies: a view re-parses only the copies that changed.
-    findings: Findings = current_app.extensions.setdefault(_FINDINGS, Findings())
-    report = attention_report(b.settings, b.registry, datetime.now(UTC), findings)
+    # The app's memo: the registry's facts of its generation, and the parsed copies.
+    memo: Memo = current_app.extensions.setdefault(_MEMO, Memo())
+    report = attention_report(b.settings, b.registry, datetime.now(UTC), memo)
     return render_template("portal/operator_attention.html", report=report)
 
 
-_FINDINGS = "ketenbroker_attention_findings"
+_MEMO = "ketenbroker_attention_memo"
 
 
 @operator_pages.route("/services", methods=["GET"])
