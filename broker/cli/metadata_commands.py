@@ -12,6 +12,7 @@ from broker.cli.metadata_refresh import refresh_sources
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.config import MetadataSource
 from broker.core.federation import SourceRecord
+from broker.web.metadata_status import source_states
 
 
 @click.group("metadata")
@@ -86,11 +87,10 @@ def status_command(config_path: Path) -> None:
     """Each source's state: ok, stale (refresh failing; still trusted), expired or missing (its
     entities are not trusted). Exit status 1 when any source is expired or missing."""
     settings, registry = open_registry(config_path)
-    sources = settings.metadata.refresh_periods()
-    health = registry.federation.health(sources, datetime.now(UTC))
+    health = source_states(settings, registry, datetime.now(UTC))
     records = registry.federation.records()
     by_name = {source.name: source for source in settings.metadata.sources}
-    if not sources:
+    if not health:
         # Silence would read as "all well" or "the command did nothing": say which.
         click.echo("No [[metadata.sources]] configured; nothing to check.")
     for entry in health:

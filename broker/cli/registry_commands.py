@@ -1,7 +1,8 @@
 """`ketenbroker registry export FILE` and `registry import FILE`: the federation's configuration
 as a TOML file, for operators who keep it in git (docs/cli.md describes the format); `registry
 seal-secrets` and `registry status`: the registry's secrets, sealed at rest, and (`status`)
-how many entries' stored metadata names endpoints the broker sends nothing to."""
+how many entries' stored metadata names endpoints the broker sends nothing to; `registry
+problems` (registry_problems.py): what needs the operator's attention."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from broker.cli.counts import counted
 from broker.cli.import_summary import import_summary
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.registry_import import ImportRefused, read_registry_file
+from broker.cli.registry_problems import problems_command
 from broker.cli.registry_toml import export_text
 from broker.registry import SqlRegistry
 from broker.registry.secret_sealing import KINDS, SealingReport
@@ -26,6 +28,9 @@ from broker.saml.metadata_report import refused_endpoints
 @click.group("registry")
 def registry_group() -> None:
     """Export and import the registry (chains, publishers, schools, services, policies)."""
+
+
+registry_group.add_command(problems_command)
 
 
 @registry_group.command("export")
@@ -191,8 +196,9 @@ def sealed_only_line(since: datetime | None) -> str:
 def status_command(config_path: Path) -> None:
     """Say how many secrets are still in clear and whether the registry refuses them
     (holds sealed secrets only), and how many schools and services have SAML metadata naming
-    an endpoint that is not https (`school list`, `publisher list` say which). Changes
-    nothing; opens no secret."""
+    an endpoint that is not https (`school list`, `publisher list` say which; `registry
+    problems` says which, and all else that needs attention). Changes nothing; opens no
+    secret."""
     _, registry = open_registry(config_path)
     clear = registry.secrets_in_clear()
     click.echo(f"Secrets in clear (staff TOTP, school client): {clear}.")

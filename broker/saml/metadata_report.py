@@ -9,7 +9,7 @@ English (the CLI, the registry import) and whose `message` and `params` the port
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 
 from lxml import etree
@@ -127,3 +127,30 @@ def refused_endpoints(xml: str | None, role: str) -> list[RefusedEndpoint]:
 def endpoint_marks(xml: str | None, role: str) -> list[str]:
     """`refused_endpoints` in the words of `school list` and `publisher list`."""
     return [ENDPOINT_MARKS[kind] for kind in refused_endpoints(xml, role)]
+
+
+class EndpointFindings:
+    """`refused_endpoints` of every entity of a metadata map (entity id → copy in force), each
+    distinct copy parsed once and remembered by its text until a map no longer holds it.
+
+    The operator's attention report (web/attention.py) looks at every school's and service's
+    copy on each view: thousands of copies, most unchanged between views (a registry change or
+    a source's refresh changes a few). Parsing each every time took most of the page's time;
+    a copy's text decides its findings, so a copy seen before costs a dictionary lookup."""
+
+    def __init__(self, role: str) -> None:
+        self._role = role
+        self._known: dict[str, tuple[RefusedEndpoint, ...]] = {}
+
+    def of(self, metadata: Mapping[str, str]) -> dict[str, tuple[RefusedEndpoint, ...]]:
+        known, kept = self._known, {}
+        found = {}
+        for entity_id, xml in metadata.items():
+            refused = known.get(xml)
+            if refused is None:
+                refused = tuple(refused_endpoints(xml, self._role))
+            kept[xml] = refused
+            found[entity_id] = refused
+        # Only the copies in force stay: the memo never outgrows one map.
+        self._known = kept
+        return found

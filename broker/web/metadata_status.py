@@ -15,14 +15,24 @@ the logins of the schools of every other source that still work.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from broker.config import Settings
 from broker.core.federation import SourceHealth, SourceState
-from broker.web.wiring import Broker
+from broker.registry import SqlRegistry
+
+if TYPE_CHECKING:  # the whole wiring is not loaded by a command that only reads the states
+    from broker.web.wiring import Broker
+
+
+def source_states(settings: Settings, registry: SqlRegistry, now: datetime) -> list[SourceHealth]:
+    """Each configured source's state (for the scrape, the attention report, `metadata
+    status`)."""
+    return registry.federation.health(settings.metadata.refresh_periods(), now)
 
 
 def metadata_health(services: Broker, now: datetime | None = None) -> list[SourceHealth]:
-    periods = services.settings.metadata.refresh_periods()
-    return services.registry.federation.health(periods, now or datetime.now(UTC))
+    return source_states(services.settings, services.registry, now or datetime.now(UTC))
 
 
 def metadata_problems(services: Broker, now: datetime | None = None) -> dict[str, str]:

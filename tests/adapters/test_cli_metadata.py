@@ -3,6 +3,7 @@ whose metadata comes from a source (`--saml-entity-id`), through the real comman
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -225,3 +226,46 @@ def test_a_board_idp_held_by_a_source_takes_its_next_school_after_a_roll_over(
         assert registry.idp_names_school(IDP)
     finally:
         registry.close()
+
+
+def test_registry_problems_exits_1_until_nothing_needs_attention(
+    broker: tuple[Path, Feed],
+) -> None:
+    """`registry problems`, the operator portal's "Needs attention" report for cron: two
+    sources never fetched and a service registered by an entity id no source holds yet, then
+    nothing once the sources are read; the same report as JSON."""
+    config, _ = broker
+    assert run("publisher", "add", "--config", config, "--id", "pub", "--name", "Pub",
+               "--saml-entity-id", SP).exit_code == 0  # fmt: skip
+    before = run("registry", "export", "--config", config, config.parent / "before.toml")
+    assert before.exit_code == 0
+    found = run("registry", "problems", "--config", config)
+    assert found.exit_code == 1, found.output
+    assert found.output == (
+        "Needs attention: 2 kinds.\n"
+        "Services whose logins are refused: 1\n"
+        "  pub  Pub  (service_metadata_missing)\n"
+        "Metadata sources not trusted (their entities' logins are refused): 2\n"
+        "  federation  (missing)\n"
+        "  one-school  (missing)\n"
+    )
+    as_json = json.loads(run("registry", "problems", "--config", config, "--json").output)
+    assert as_json["needs_attention"] is True
+    assert [(k["kind"], k["severity"], k["total"]) for k in as_json["kinds"]] == [
+        ("services_logins_refused", "logins_refused", 1),
+        ("sources_untrusted", "logins_refused", 2),
+    ]
+    assert as_json["kinds"][0]["entries"] == [
+        {"id": "pub", "name": "Pub", "reason": "service_metadata_missing"}
+    ]
+    # Read only: the registry is as it was.
+    after = run("registry", "export", "--config", config, config.parent / "after.toml")
+    assert after.exit_code == 0
+    assert (config.parent / "before.toml").read_text() == (config.parent / "after.toml").read_text()
+
+    assert run("metadata", "refresh", "--config", config).exit_code == 0
+    fine = run("registry", "problems", "--config", config)
+    assert (fine.exit_code, fine.output) == (0, "Nothing needs attention.\n")
+    quiet = run("registry", "problems", "--config", config, "--json")
+    assert quiet.exit_code == 0
+    assert json.loads(quiet.output) == {"needs_attention": False, "kinds": []}

@@ -39,6 +39,7 @@ def clients(site: PortalSite) -> dict[str, FlaskClient]:
 
 
 OPERATOR_URLS = [
+    ("GET", "/portal/operator/attention"),
     ("GET", "/portal/operator/services"),
     ("POST", "/portal/operator/services/leesplank/approve"),
     ("POST", "/portal/operator/services/leesplank/chain"),

@@ -144,6 +144,7 @@ PORTAL_ENDPOINTS = (
     "portal_sign_in.home",
     "portal_sign_in.accept_invitation",
     "portal_sign_in.sign_out",
+    "portal_operator.attention",
     "portal_operator.admins",
     "portal_operator.withdraw_invitation",
     "portal_operator.remove_admin",

@@ -1,13 +1,14 @@
-"""The operator's portal: approve services and put them in chains, define chains, onboard
-schools and change their name, town and other names, invite administrators of schools and
-publishers, and remove one administrator (a colleague who left)."""
+"""The operator's portal: see what needs their attention (read only), approve services and put
+them in chains, define chains, onboard schools and change their name, town and other names,
+invite administrators of schools and publishers, and remove one administrator (a colleague who
+left)."""
 
 from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime, timedelta
 
-from flask import flash, redirect, render_template, request, url_for
+from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
@@ -19,6 +20,7 @@ from broker.core.chain_move import MoveRefused, open_moves
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
 from broker.registry.errors import LastOperator, UnknownAdmin
+from broker.web.attention import Memo, attention_report
 from broker.web.labels import shown_time
 from broker.web.logs import note_refusal_logged
 from broker.web.portal.account_forms import InviteForm
@@ -52,6 +54,21 @@ def _chain_form(chain_id: str | None = None, *, shown: bool = True) -> ServiceCh
         SelectChoice(c.id, f"{c.name} ({c.id})") for c in broker().registry.chains()
     ]
     return form
+
+
+@operator_pages.route("/attention", methods=["GET"])
+@portal_page(OPERATOR)
+def attention() -> str:
+    """What needs the operator's attention (core/attention.py), as `registry problems` says
+    it; links to the pages where each entry is mended. Changes nothing."""
+    b = broker()
+    # The app's memo: the registry's facts of its generation, and the parsed copies.
+    memo: Memo = current_app.extensions.setdefault(_MEMO, Memo())
+    report = attention_report(b.settings, b.registry, datetime.now(UTC), memo)
+    return render_template("portal/operator_attention.html", report=report)
+
+
+_MEMO = "ketenbroker_attention_memo"
 
 
 @operator_pages.route("/services", methods=["GET"])

@@ -1,0 +1,228 @@
+"""What needs the federation operator's attention, in one report: the operator portal's "Needs
+attention" page and `ketenbroker registry problems` show the same one.
+
+An operator runs the broker for thousands of schools and hundreds of services. What stops
+students signing in (a school whose identity provider has no metadata in force, an SSO or ACS
+URL the broker refuses to use, a source whose copy expired), what waits for them (a service to
+approve) and what only weakens a part (a logout that cannot reach an entry, a stale source,
+secrets still in clear) is each found by its own rule elsewhere; this module puts their
+findings side by side, the kinds that refuse logins first.
+
+Pure: the caller hands over the registry's entries and what the metadata in force says about
+each entity id (saml/metadata_report.py `refused_endpoints`, read by the adapter), the sources'
+health (core/federation.py) and the secrets' counts. One rule per reason, each a small function;
+a kind lists its first `shown` entries and counts them all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from enum import IntEnum
+from functools import partial
+
+from broker.core.catalogue import is_brin
+from broker.core.errors import (
+    SchoolSecretUnreadable,
+    SchoolSetupIncomplete,
+    SchoolSsoNotHttps,
+    ServiceAcsNotHttps,
+)
+from broker.core.federation import SourceHealth, SourceState
+from broker.core.hosted_domain import lacks_hosted_domain
+from broker.core.model import Protocol, School, Service
+from broker.core.shared_idp import must_name_school
+
+SHOWN = 50  # entries listed per kind; the count says how many there are in all
+
+
+class Severity(IntEnum):
+    """The order of the report: what refuses logins first, what only weakens a part last."""
+
+    LOGINS_REFUSED = 1
+    WAITING = 2  # waits for the operator's decision (nothing breaks meanwhile)
+    AT_RISK = 3  # works today; needs mending before it does not
+    LOGOUT = 4  # logins work, a logout does not reach the entry
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One school, service or source that needs attention. `reason`: a short code (the
+    login path's error code where it has one: school_sso_not_https, acs_not_https, ...)."""
+
+    id: str
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Kind:
+    code: str
+    severity: Severity
+    subject: str  # "school", "service", "source", "secret": what an entry is (and links to)
+
+
+@dataclass(frozen=True)
+class Section:
+    kind: Kind
+    total: int
+    entries: tuple[Entry, ...]  # the first `shown`, in the rules' order, each rule by id
+
+
+@dataclass(frozen=True)
+class AttentionReport:
+    sections: tuple[Section, ...]  # only kinds with something in them, by severity
+
+    @property
+    def needs_attention(self) -> bool:
+        return bool(self.sections)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What the report is computed from. `idp_endpoints` / `sp_endpoints`: for every entity id
+    whose metadata is in force (a source's copy, else the registered one: registry
+    `metadata_in_force`), the endpoints it names that the login and logout paths refuse
+    ("sso", "acs", "slo"); an entity id absent from it has no metadata in force."""
+
+    schools: Sequence[School]
+    services: Sequence[Service]
+    naming_idps: Collection[str]  # IdPs whose logins must name their school (shared_idp.py)
+    idp_endpoints: Mapping[str, Collection[str]]
+    sp_endpoints: Mapping[str, Collection[str]]
+    sources: Sequence[SourceHealth]
+    secrets_in_clear: int
+    sealed_only: bool
+
+
+# -- the rules: each finds its entries (in id order) and says nothing of the others ------------
+def _saml_entries(facts: Facts, role: str) -> Iterator[tuple[str, str, str]]:
+    """(id, name, entity id) of the SAML schools (`role` "idp") or SAML services ("sp")."""
+    if role == "idp":
+        return ((s.id, s.name, s.idp_entity_id) for s in facts.schools if s.oidc is None)
+    return ((s.id, s.name, s.entity_id) for s in facts.services if s.protocol is Protocol.SAML)
+
+
+def _in_force(facts: Facts, role: str) -> Mapping[str, Collection[str]]:
+    return facts.idp_endpoints if role == "idp" else facts.sp_endpoints
+
+
+def _without_metadata(facts: Facts, role: str, reason: str) -> Iterator[Entry]:
+    """The SAML entries whose entity id is in no metadata in force: the login path finds no
+    endpoint for them (saml/back.py `school_metadata_missing`; a service's AuthnRequest is not
+    read, and nothing is sent to it)."""
+    in_force = _in_force(facts, role)
+    for entry_id, name, entity_id in _saml_entries(facts, role):
+        if entity_id not in in_force:
+            yield Entry(entry_id, name, reason)
+
+
+def _refusing(facts: Facts, role: str, endpoint: str, reason: str) -> Iterator[Entry]:
+    """The SAML entries whose copy in force names an `endpoint` URL the broker refuses."""
+    in_force = _in_force(facts, role)
+    for entry_id, name, entity_id in _saml_entries(facts, role):
+        if endpoint in in_force.get(entity_id, ()):
+            yield Entry(entry_id, name, reason)
+
+
+def school_secret_unreadable(facts: Facts) -> Iterator[Entry]:
+    """An OpenID school whose stored client secret this broker cannot open (oidc/back.py)."""
+    for school in facts.schools:
+        if school.oidc is not None and school.oidc.secret_problem:
+            yield Entry(school.id, school.name, SchoolSecretUnreadable.code)
+
+
+def school_without_hosted_domain(facts: Facts) -> Iterator[Entry]:
+    """An OpenID school on a shared issuer (Google) with no hosted domain (rp_claims.py)."""
+    for school in facts.schools:
+        if lacks_hosted_domain(school.oidc):
+            yield Entry(school.id, school.name, SchoolSetupIncomplete.code)
+
+
+def school_not_brin_on_naming_idp(facts: Facts) -> Iterator[Entry]:
+    """A school, SAML or OpenID, on a provider whose logins must name their school (marked, or
+    shared by several: core/shared_idp.py) whose id is no BRIN: the named school is compared
+    with its id exactly, so none of its logins can pass. Every write refuses it
+    (registry/shared_idps.py); a registry written by hand, or restored, may still hold it."""
+    on_idp: dict[str, list[School]] = {}
+    for school in facts.schools:
+        on_idp.setdefault(school.idp_entity_id, []).append(school)
+    for school in facts.schools:
+        naming = school.idp_entity_id in facts.naming_idps
+        if must_name_school(naming, on_idp[school.idp_entity_id]) and not is_brin(school.id):
+            yield Entry(school.id, school.name, "shared_idp_school_not_brin")
+
+
+def sources_untrusted(facts: Facts) -> Iterator[Entry]:
+    """Expired or missing: none of the source's entities is trusted (`metadata status`)."""
+    for source in facts.sources:
+        if not source.usable:
+            yield Entry(source.name, source.name, source.state.value)
+
+
+def services_awaiting_approval(facts: Facts) -> Iterator[Entry]:
+    for service in facts.services:
+        if not service.approved:
+            yield Entry(service.id, service.name, "awaiting_approval")
+
+
+def sources_stale(facts: Facts) -> Iterator[Entry]:
+    """Refreshing has failed for too long; the last good copy is still trusted."""
+    for source in facts.sources:
+        if source.state is SourceState.STALE:
+            yield Entry(source.name, source.name, source.reason or source.state.value)
+
+
+Rule = Callable[[Facts], Iterable[Entry]]
+
+# Each kind with its rules, in the report's order (by severity, then as listed).
+KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
+    (
+        Kind("schools_logins_refused", Severity.LOGINS_REFUSED, "school"),
+        (
+            partial(_without_metadata, role="idp", reason="school_metadata_missing"),
+            partial(_refusing, role="idp", endpoint="sso", reason=SchoolSsoNotHttps.code),
+            school_secret_unreadable,
+            school_without_hosted_domain,
+            school_not_brin_on_naming_idp,
+        ),
+    ),
+    (
+        Kind("services_logins_refused", Severity.LOGINS_REFUSED, "service"),
+        (
+            partial(_without_metadata, role="sp", reason="service_metadata_missing"),
+            partial(_refusing, role="sp", endpoint="acs", reason=ServiceAcsNotHttps.code),
+        ),
+    ),
+    (Kind("sources_untrusted", Severity.LOGINS_REFUSED, "source"), (sources_untrusted,)),
+    (
+        Kind("services_awaiting_approval", Severity.WAITING, "service"),
+        (services_awaiting_approval,),
+    ),
+    (Kind("sources_stale", Severity.AT_RISK, "source"), (sources_stale,)),
+    (
+        Kind("schools_logout_unreached", Severity.LOGOUT, "school"),
+        (partial(_refusing, role="idp", endpoint="slo", reason="school_slo_not_https"),),
+    ),
+    (
+        Kind("services_logout_unreached", Severity.LOGOUT, "service"),
+        (partial(_refusing, role="sp", endpoint="slo", reason="service_slo_not_https"),),
+    ),
+)
+SECRETS_IN_CLEAR = Kind("secrets_in_clear", Severity.AT_RISK, "secret")
+
+
+def attention_report(facts: Facts, shown: int = SHOWN) -> AttentionReport:
+    """Every kind with something in it, by severity: its total and its first `shown` entries.
+    An entry two rules of one kind find (metadata missing and no BRIN) is listed under each
+    reason: each needs its own mending."""
+    sections = []
+    for kind, rules in KINDS:
+        found = [entry for rule in rules for entry in rule(facts)]
+        if found:
+            sections.append(Section(kind, len(found), tuple(found[:shown])))
+    if facts.secrets_in_clear and not facts.sealed_only:
+        # Counts only: which account's or school's secret is in clear is not the report's to say
+        # (`registry seal-secrets` seals them all at once).
+        sections.append(Section(SECRETS_IN_CLEAR, facts.secrets_in_clear, ()))
+    return AttentionReport(tuple(sorted(sections, key=lambda s: s.kind.severity)))

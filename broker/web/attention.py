@@ -1,0 +1,110 @@
+"""The operator's attention report (core/attention.py) from the registry and the metadata in
+force: what the operator portal's "Needs attention" page and `ketenbroker registry problems`
+show, both from `attention_report` here.
+
+The facts come from where their rules already live: the metadata in force from the registry
+(`school_metadata`, `service_metadata`: a source's copy, else the registered one), what each copy
+names that the login and logout paths refuse from saml/metadata_report.py `refused_endpoints`,
+the sources' states from `source_states` (what `metadata status` and the
+`ketenbroker_metadata_source_state` gauge show), the secrets' counts from the registry (what
+`registry status` shows).
+
+With thousands of schools, reading every school row and every copy in force took most of a
+page's time (docs/performance.md). Those facts change only with the registry's generation (every
+write bumps it, a source's refresh too) or when a source's copy in use passes its validUntil
+(`metadata_expiry`), so a `Memo` keeps them until either happens; the sources' states and the
+secrets' counts (sealing bumps no generation) are read fresh on every report.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from broker.config import Settings
+from broker.core.attention import SHOWN, AttentionReport, Facts
+from broker.core.attention import attention_report as report_of
+from broker.core.model import School, Service
+from broker.registry import SqlRegistry
+from broker.saml.metadata_report import EndpointFindings
+from broker.web.metadata_status import source_states
+
+
+@dataclass(frozen=True)
+class _RegistryFacts:
+    generation: int
+    until: datetime | None  # the next validUntil of a copy in use: the facts hold until then
+    schools: Sequence[School]
+    services: Sequence[Service]
+    naming_idps: Collection[str]
+    idp_endpoints: Mapping[str, Collection[str]]
+    sp_endpoints: Mapping[str, Collection[str]]
+
+
+@dataclass
+class Memo:
+    """What one process keeps between reports (one per app): the registry's facts of the last
+    generation, and the parsed copies' findings (a new generation re-parses only the copies
+    that changed)."""
+
+    idp: EndpointFindings = field(default_factory=lambda: EndpointFindings("idp"))
+    sp: EndpointFindings = field(default_factory=lambda: EndpointFindings("sp"))
+    held: _RegistryFacts | None = None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+def attention_report(
+    settings: Settings,
+    registry: SqlRegistry,
+    now: datetime,
+    memo: Memo | None = None,
+    shown: int = SHOWN,
+) -> AttentionReport:
+    """What needs the operator's attention now. Reads the registry (a few queries; one when
+    `memo` holds this generation's facts) and opens no secret but the schools' client secrets,
+    as every load of the schools does (an unreadable one is a finding)."""
+    facts = _registry_facts(registry, now, memo or Memo())
+    return report_of(
+        Facts(
+            schools=facts.schools,
+            services=facts.services,
+            naming_idps=facts.naming_idps,
+            idp_endpoints=facts.idp_endpoints,
+            sp_endpoints=facts.sp_endpoints,
+            sources=source_states(settings, registry, now),
+            secrets_in_clear=registry.secrets_in_clear(),
+            sealed_only=registry.sealed_only_since() is not None,
+        ),
+        shown,
+    )
+
+
+def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> _RegistryFacts:
+    generation = registry.generation()
+    if (held := _still(memo.held, generation, now)) is not None:
+        return held
+    with memo.lock:  # one reader at a time builds them; the others wait and take its result
+        if (held := _still(memo.held, generation, now)) is not None:
+            return held
+        # Generation first, then the rows: a change in between only makes the next report
+        # read them again, never keeps older rows under a newer generation.
+        held = _RegistryFacts(
+            generation=generation,
+            until=registry.metadata_expiry(),
+            schools=registry.schools(),
+            services=registry.all_services(),
+            naming_idps=registry.idps_naming_school(),
+            idp_endpoints=memo.idp.of(registry.school_metadata()),
+            sp_endpoints=memo.sp.of(registry.service_metadata(approved_only=False)),
+        )
+        memo.held = held
+        return held
+
+
+def _still(held: _RegistryFacts | None, generation: int, now: datetime) -> _RegistryFacts | None:
+    """`held` while it is the facts of `generation` and no copy of it has expired since."""
+    if held is None or held.generation != generation:
+        return None
+    return held if held.until is None or now < held.until else None

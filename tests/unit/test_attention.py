@@ -1,0 +1,110 @@
+"""core/attention.py on its own: each rule finds its entries and no others, a kind counts all
+and lists the first `shown`, the kinds that refuse logins come first, and secrets in clear count
+only while the registry is not sealed-only."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+from broker.core.attention import Facts, Severity, attention_report
+from broker.core.federation import SourceHealth, SourceState
+from broker.core.model import OidcUpstream, School, Service
+
+NOW = datetime(2026, 11, 30, tzinfo=UTC)
+GOOGLE = "https://accounts.google.com"
+
+
+def _facts(**changes: object) -> Facts:
+    base = Facts(
+        schools=[],
+        services=[],
+        naming_idps=frozenset(),
+        idp_endpoints={},
+        sp_endpoints={},
+        sources=[],
+        secrets_in_clear=0,
+        sealed_only=True,
+    )
+    return dataclasses.replace(base, **changes)  # type: ignore[arg-type]
+
+
+def _oidc_school(
+    school_id: str, issuer: str, *, hosted_domain: str = "", secret_problem: str = ""
+) -> School:
+    upstream = OidcUpstream(
+        issuer, "client", "s", hosted_domain=hosted_domain, secret_problem=secret_problem
+    )
+    return School(school_id, school_id.title(), issuer, oidc=upstream)
+
+
+def _reasons(facts: Facts) -> dict[str, list[tuple[str, str]]]:
+    return {
+        s.kind.code: [(e.id, e.reason) for e in s.entries] for s in attention_report(facts).sections
+    }
+
+
+def test_nothing_to_report_is_an_empty_report() -> None:
+    fine = _facts(
+        schools=[School("12AB", "Lyceum", "https://idp.example")],
+        services=[Service("dienst", "Dienst", "https://sp.example", None)],
+        idp_endpoints={"https://idp.example": ()},
+        sp_endpoints={"https://sp.example": ()},
+        sources=[SourceHealth("fed", SourceState.OK, None, None, NOW)],
+        secrets_in_clear=3,  # sealed-only: each is refused, and shows as its school's problem
+    )
+    report = attention_report(fine)
+    assert report.sections == () and not report.needs_attention
+
+
+def test_openid_schools_refused_for_their_secret_their_hosted_domain_or_no_brin() -> None:
+    facts = _facts(
+        schools=[
+            _oidc_school("12AB", "https://login.board.example", secret_problem="key_unknown"),
+            _oidc_school("34CD", GOOGLE),
+            _oidc_school("56EF", GOOGLE, hosted_domain="school.example"),
+            # Two schools on one issuer must be named by BRIN: "oost" can never be.
+            _oidc_school("oost", "https://login.shared.example"),
+            _oidc_school("78GH", "https://login.shared.example"),
+        ],
+    )
+    assert _reasons(facts) == {
+        "schools_logins_refused": [
+            ("12AB", "client_secret_unreadable"),
+            ("34CD", "hosted_domain_missing"),
+            ("oost", "shared_idp_school_not_brin"),
+        ]
+    }
+    # One school on a marked issuer is held to the rule too; OpenID schools need no metadata.
+    alone = _facts(
+        schools=[_oidc_school("oost", "https://login.one.example")],
+        naming_idps=frozenset({"https://login.one.example"}),
+    )
+    assert _reasons(alone) == {"schools_logins_refused": [("oost", "shared_idp_school_not_brin")]}
+
+
+def test_a_kind_counts_all_lists_the_first_and_comes_in_severity_order() -> None:
+    schools = [School(f"{n:02d}AB", f"School {n}", f"https://idp{n}.example") for n in range(60)]
+    facts = _facts(
+        schools=schools,
+        services=[Service("wacht", "Wacht", "https://sp.example", None, approved=False)],
+        sp_endpoints={"https://sp.example": ("slo",)},
+        sources=[
+            SourceHealth("oud", SourceState.STALE, "fetch_failed", None, NOW),
+            SourceHealth("weg", SourceState.EXPIRED, "metadata_expired", NOW, NOW),
+        ],
+        secrets_in_clear=2,
+        sealed_only=False,
+    )
+    report = attention_report(facts, shown=50)
+    assert [(s.kind.code, s.kind.severity, s.total, len(s.entries)) for s in report.sections] == [
+        ("schools_logins_refused", Severity.LOGINS_REFUSED, 60, 50),
+        ("sources_untrusted", Severity.LOGINS_REFUSED, 1, 1),
+        ("services_awaiting_approval", Severity.WAITING, 1, 1),
+        ("sources_stale", Severity.AT_RISK, 1, 1),
+        ("secrets_in_clear", Severity.AT_RISK, 2, 0),
+        ("services_logout_unreached", Severity.LOGOUT, 1, 1),
+    ]
+    assert report.sections[0].entries[0].reason == "school_metadata_missing"
+    assert report.sections[1].entries[0].reason == "expired"
+    assert report.sections[3].entries[0].reason == "fetch_failed"
