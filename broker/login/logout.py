@@ -10,7 +10,12 @@ channel:
   one short deadline;
 - `FRONT`: the propagation page loads one iframe per service, which carries a logout message
   to it (SAML LogoutRequest); its answer comes back to the broker and is matched by the id of
-  the message sent, through a short-lived store record, never by a cookie inside the iframe;
+  the message sent, through a short-lived store record, never by a cookie inside the iframe.
+  A FRONT service that can also be told server to server (a SOAP SingleLogoutService) is told
+  both ways: with the back channel, before the page is shown, and by its iframe. The iframe
+  is a third party, which Safari and cookie blocking send without the service's cookie; the
+  server call names the session itself. It counts as confirmed when the server call confirmed
+  (`Target.outcome`), else as its iframe answered;
 - `UNSUPPORTED`: the service registered no way to hear of a logout: the final page says so.
 
 Then the school is told (unless it started the run) and the initiator is answered. A service
@@ -119,8 +124,13 @@ class SingleLogout:
             mode = self.mode(participant)
             status = UNSUPPORTED if mode == UNSUPPORTED else PENDING
             channel = self.channels.get(participant.protocol)
-            origin = channel.front_origin(participant) if channel and mode == FRONT else ""
-            targets.append(Target(participant, mode, status, origin))
+            origin = back = ""
+            if channel is not None and mode == FRONT:
+                origin = channel.front_origin(participant)
+                # Told server to server as well when it can be: its iframe is a third party,
+                # which Safari and cookie blocking send without the service's cookie.
+                back = PENDING if channel.back_without_browser(participant) else ""
+            targets.append(Target(participant, mode, status, origin, back))
         if ended is None:
             school_status = NOT_TOLD
         elif initiator.kind == BY_SCHOOL:
@@ -138,7 +148,7 @@ class SingleLogout:
             school_protocol=ended.school_protocol if ended else "",
             upstream=dict(ended.upstream) if ended else {},
             school_status=school_status,
-            back_done=not any(t.mode == BACK for t in targets),
+            back_done=not any(t.server_to_server for t in targets),
         )
 
     def load(self, browser_secret: bytes, run_id: str) -> LogoutRun:
@@ -154,7 +164,8 @@ class SingleLogout:
 
     # -- back channel --------------------------------------------------------------------------
     def run_back_channels(self, browser_secret: bytes, run: LogoutRun) -> LogoutRun:
-        """Notify every back-channel service at once, with one deadline for all of them; once
+        """Notify every back-channel service at once (the FRONT ones told that way too: their
+        iframes follow), with one deadline for all of them; once
         per run: a second load of the run's page while the first is still waiting for them (a
         second press sent on to this run, a reload) leaves them pending, and the first saves
         their answers with the run, where the page's next look finds them."""
@@ -163,19 +174,28 @@ class SingleLogout:
         if not self.store.add_if_absent(store_key(TELLING, run.run_id), b"1", self.run_ttl):
             return run
         try:
-            jobs = {i: t.participant for i, t in enumerate(run.targets) if t.mode == BACK}
+            jobs = {i: t.participant for i, t in enumerate(run.targets) if t.server_to_server}
             results = self.notify_all(jobs, max(run.deadline - self.clock(), 0.5))
             targets = tuple(
-                replace(t, status=results.get(i, TIMED_OUT)) if t.mode == BACK else t
+                t.told(results.get(i, TIMED_OUT)) if t.server_to_server else t
                 for i, t in enumerate(run.targets)
             )
-            run = replace(run, targets=targets, back_done=True)
+            run = replace(run, targets=targets, back_done=True, deadline=self._front_deadline(run))
             self.save(browser_secret, run)
         except BaseException:
             # Nothing was kept: the next load tells them rather than nobody.
             self.store.delete(store_key(TELLING, run.run_id))
             raise
         return run
+
+    def _front_deadline(self, run: LogoutRun) -> float:
+        """The run's deadline once the back channel is done: the iframes, shown only now, get
+        the whole wait from now on. A server call that took the back channel's whole time (a
+        service's SOAP endpoint that does not answer) must not take its own iframe's time: that
+        iframe decides for the service then. At most the wait twice over, only then."""
+        if any(t.mode == FRONT and t.status == PENDING for t in run.targets):
+            return max(run.deadline, self.clock() + self.wait_seconds)
+        return run.deadline
 
     def notify_all(self, jobs: Mapping[int, Participant], timeout: float) -> dict[int, str]:
         """Tell every participant of `jobs` server to server at once, within `timeout` in all;

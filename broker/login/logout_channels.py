@@ -18,9 +18,11 @@ class ServiceChannel(Protocol):
         ...
 
     def back_without_browser(self, participant: Participant) -> bool:
-        """Whether a FRONT service can also be told server to server, for a logout with no
-        browser to carry the message (a school's back channel, a frame without the broker's
-        cookies): a SAML service with a SOAP SingleLogoutService."""
+        """Whether a FRONT service can also be told server to server (a SAML service with a
+        SOAP SingleLogoutService): instead of the iframe in a logout with no browser to carry
+        the message (a school's back channel, a frame without the broker's cookies), and as
+        well as the iframe in a run, whose iframe the browser may send without the service's
+        cookie (logout.py)."""
         ...
 
     def front_origin(self, participant: Participant) -> str:

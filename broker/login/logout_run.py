@@ -4,8 +4,9 @@ kept sealed under the browser's secret between the pages of a logout."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from broker.login.participants import Participant
@@ -24,6 +25,10 @@ TIMED_OUT = "timed_out"
 NOT_TOLD = "not_told"
 INITIATOR = "initiator"
 FINAL = frozenset({CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED})
+
+# How a service was told, as counted when a run ends (`service_counts`): FRONT, BACK,
+# UNSUPPORTED, or both ways (a FRONT target with `back`).
+FRONT_AND_BACK = "front_and_back"
 
 # Who started a run
 BY_STUDENT = "student"
@@ -61,9 +66,30 @@ class Initiator:
 class Target:
     participant: Participant
     mode: str
+    # How its own channel went: BACK, the server call; FRONT, the iframe's answer.
     status: str
     # FRONT: the origin the iframe is sent to (the propagation page's CSP must allow it).
     origin: str = ""
+    # FRONT with a SOAP endpoint too: told server to server as well, because the iframe is a
+    # third party that the browser may send no cookie (docs/saml-profile.md). PENDING until
+    # the back channel ran, then its result; "" when not told so (a run record from before).
+    back: str = ""
+
+    @property
+    def outcome(self) -> str:
+        """What the page, the initiator's answer and the metrics say of the service: confirmed
+        when the server call confirmed (the iframe's answer then changes nothing, failed or
+        not), else its own channel's status."""
+        return CONFIRMED if self.back == CONFIRMED else self.status
+
+    @property
+    def server_to_server(self) -> bool:
+        """Whether the run's back channel tells it: a BACK service, or a FRONT one with `back`."""
+        return self.mode == BACK or bool(self.back)
+
+    def told(self, result: str) -> Target:
+        """This target with the back channel's `result` filed where it belongs."""
+        return replace(self, back=result) if self.mode == FRONT else replace(self, status=result)
 
 
 @dataclass(frozen=True)
@@ -87,14 +113,17 @@ class LogoutRun:
     @property
     def partial(self) -> bool:
         """Some service (or the school) did not confirm: SAML's PartialLogout."""
-        return any(t.status != CONFIRMED for t in self.targets) or self.school_status in (
+        return any(t.outcome != CONFIRMED for t in self.targets) or self.school_status in (
             FAILED,
             TIMED_OUT,
         )
 
     @property
     def services_done(self) -> bool:
-        """Every service answered, timed out or cannot be told (the back channel's included)."""
+        """Every service answered, timed out or cannot be told (the back channel's included).
+        A service confirmed over SOAP still has its iframe waited for (up to the deadline):
+        leaving the page would cut its message off, and it may be the only one that reaches a
+        service keeping its sessions by cookie."""
         return self.back_done and all(t.status in FINAL for t in self.targets)
 
     @property
@@ -105,7 +134,7 @@ class LogoutRun:
         not be told is no PartialLogout (nobody failed), but the student may still be signed
         in there, and the page must stay to say so."""
         school_done = self.school_status in (CONFIRMED, INITIATOR) or not self.school_id
-        return school_done and all(t.status == CONFIRMED for t in self.targets)
+        return school_done and all(t.outcome == CONFIRMED for t in self.targets)
 
     def to_payload(self) -> dict[str, Any]:
         return {
@@ -118,16 +147,7 @@ class LogoutRun:
                 "service_id": self.initiator.service_id,
                 "answer": dict(self.initiator.answer),
             },
-            "targets": [
-                {
-                    "id": t.participant.service_id,
-                    "p": t.participant.to_payload(),
-                    "mode": t.mode,
-                    "status": t.status,
-                    "origin": t.origin,
-                }
-                for t in self.targets
-            ],
+            "targets": [_target_payload(t) for t in self.targets],
             "school_id": self.school_id,
             "school_protocol": self.school_protocol,
             "upstream": dict(self.upstream),
@@ -160,6 +180,7 @@ class LogoutRun:
                     str(t["mode"]),
                     str(t["status"]),
                     str(t.get("origin", "")),
+                    str(t.get("back", "")),
                 )
                 for t in data["targets"]
             ),
@@ -171,6 +192,22 @@ class LogoutRun:
             answered=bool(data.get("answered")),
             answer=_outbound(data.get("answer")),
         )
+
+
+def _target_payload(target: Target) -> dict[str, Any]:
+    """A target as the run record keeps it. The keys a worker of before `back` reads keep their
+    meaning (a rolling upgrade: either kind of worker completes a run the other filed); `back`
+    is written only when set, so a run without it stays as small as it was."""
+    payload: dict[str, Any] = {
+        "id": target.participant.service_id,
+        "p": target.participant.to_payload(),
+        "mode": target.mode,
+        "status": target.status,
+        "origin": target.origin,
+    }
+    if target.back:
+        payload["back"] = target.back
+    return payload
 
 
 def _outbound(data: Any) -> Outbound | None:
@@ -189,10 +226,27 @@ def status_summary(run: LogoutRun, names: Mapping[str, str]) -> dict[str, Any]:
         "services": [
             {
                 "name": names.get(t.participant.service_id, t.participant.service_id),
-                "status": t.status,
+                "status": t.outcome,
             }
             for t in run.targets
         ],
         "school": run.school_status,
         "done": run.services_done,
     }
+
+
+def service_counts(run: LogoutRun) -> Counter[tuple[str, str]]:
+    """How many services of the run were told which way (FRONT, BACK, FRONT_AND_BACK or
+    UNSUPPORTED) with which outcome: what the metrics count when the run ends."""
+    return Counter(
+        (FRONT_AND_BACK if t.mode == FRONT and t.back else t.mode, t.outcome) for t in run.targets
+    )
+
+
+def confirmed_by_back_only(run: LogoutRun) -> int:
+    """FRONT services that count as logged out only because the server call confirmed: their
+    iframe did not (blocked, no cookie sent to it, no answer in time). The log line's measure
+    of what telling them both ways saves."""
+    return sum(
+        1 for t in run.targets if t.mode == FRONT and t.back == CONFIRMED and t.status != CONFIRMED
+    )

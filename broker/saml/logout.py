@@ -3,8 +3,10 @@
 Towards publishers (the broker as IdP): a service with a SingleLogoutService in its metadata
 hears of a logout by a signed LogoutRequest carried by an iframe of the propagation page; its
 LogoutResponse comes back to the IdP's SLO endpoint and is matched by InResponseTo. A service
-whose metadata lists a SOAP endpoint (alone, or when no browser is there to carry the message)
-gets the same LogoutRequest server to server (logout_soap.py). A service
+whose metadata lists a SOAP endpoint gets the same LogoutRequest server to server
+(logout_soap.py): alone; instead of the iframe when no browser is there to carry the message;
+and as well as the iframe in a logout with a browser, which may send the iframe without the
+service's cookie (login/logout.py). A service
 that started the run gets a signed LogoutResponse: Success, or Success/PartialLogout when some
 other service or the school did not confirm.
 

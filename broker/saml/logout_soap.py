@@ -1,5 +1,7 @@
 """SAML Single Logout towards publishers over the SOAP binding (SAML bindings 3.2, profiles 4.4):
-how a service hears of a logout when no browser can carry the message.
+how a service hears of a logout when no browser can carry the message, or the browser may
+carry it without the service's cookie (a logout with a browser tells a service that lists
+both kinds of endpoint both ways: login/logout.py).
 
 A school that ends the session server side (its OIDC back channel, a LogoutRequest in a frame
 without the broker's cookies, or one over SOAP) leaves no browser window to carry a

@@ -26,6 +26,7 @@ from broker.web.browser import carries_broker_cookies
 from broker.web.json_errors import answers_json, json_http_error
 from broker.web.labels import attribute_label, error_title, http_error_message
 from broker.web.logs import note_refusal_logged
+from broker.web.soap_errors import answers_soap, soap_http_error, soap_refusal
 
 log = logging.getLogger("broker.web")
 
@@ -112,6 +113,8 @@ def portal_home_of_request() -> str | None:
 def install_error_pages(app: Flask) -> None:
     @app.errorhandler(BrokerError)
     def broker_error(error: BrokerError) -> Response | tuple[str, int]:
+        if answers_soap(request.path):
+            return soap_refusal(error)
         error = without_cookies(error)
         metrics.refused_at(request.endpoint, error)
         if answers_json(request.path):
@@ -123,11 +126,13 @@ def install_error_pages(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> Response | tuple[str, int, list[tuple[str, str]]]:
         status = error.code or 500
+        # The error's own headers go along: a 405's Allow (RFC 9110 15.5.6). Not its type.
+        headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
+        if answers_soap(request.path):
+            return soap_http_error(status, headers)
         error_id = new_error_id()
         log.warning("http error status=%s error_id=%s", status, error_id)
         note_refusal_logged()
-        # The error's own headers go along: a 405's Allow (RFC 9110 15.5.6). Not its type.
-        headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
         if answers_json(request.path):
             return json_http_error(status, headers)
         home = portal_home_of_request()
@@ -154,6 +159,8 @@ def install_error_pages(app: Flask) -> None:
             extra={"frames": code_locations(original)},
         )
         note_refusal_logged()
+        if answers_soap(request.path):
+            return soap_http_error(500, [])
         if answers_json(request.path):
             return json_http_error(500, [])
         page = render_template(

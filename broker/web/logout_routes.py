@@ -28,14 +28,18 @@ from broker.login.logout import (
     BY_SCHOOL,
     BY_STUDENT,
     CONFIRMED,
+    FAILED,
     FRONT,
     PENDING,
+    TIMED_OUT,
+    UNSUPPORTED,
     Initiator,
     LogoutRun,
     Outbound,
     status_summary,
 )
 from broker.login.logout_form import FormToken, check_form_token, make_form_token
+from broker.login.logout_run import FRONT_AND_BACK, confirmed_by_back_only, service_counts
 from broker.login.logout_start import Session
 from broker.login.participants import SessionServices
 from broker.saml.front import PostMessage
@@ -264,8 +268,7 @@ def done(run_id: str) -> Response:
     elif run.initiator.kind == BY_SCHOOL and school is not None:
         initiator_name = school.name  # the way back goes to the school's IdP
     if first:
-        outcome = "partial" if run.partial else "complete"
-        metrics.logout_ended(run.initiator.kind, run.initiator.protocol, outcome)
+        _count_ended(run)
     page = render_template(
         "logout_done.html",
         run=run,
@@ -284,6 +287,29 @@ def done(run_id: str) -> Response:
     response = make_response(page)
     _may_send_to(response, answer)
     return _no_store(response)
+
+
+def _count_ended(run: LogoutRun) -> None:
+    """A run's outcome, once: the metrics, and a log line of counts (no service names: those
+    that did not confirm were logged as they answered)."""
+    outcome = "partial" if run.partial else "complete"
+    metrics.logout_ended(run.initiator.kind, run.initiator.protocol, outcome)
+    counts = service_counts(run)
+    metrics.logout_services(counts)
+    by_status = {status: 0 for status in (CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED)}
+    for (_, status), count in counts.items():
+        by_status[status] = by_status.get(status, 0) + count
+    log.info(
+        "logout ended by=%s protocol=%s outcome=%s services=%d %s front_and_back=%d "
+        "confirmed_by_back_only=%d",
+        run.initiator.kind,
+        run.initiator.protocol or "-",
+        outcome,
+        len(run.targets),
+        " ".join(f"{status}={count}" for status, count in by_status.items()),
+        sum(count for (channel, _), count in counts.items() if channel == FRONT_AND_BACK),
+        confirmed_by_back_only(run),
+    )
 
 
 def deliver(message: Outbound, destination_name: str | None) -> Response:

@@ -52,6 +52,16 @@ LOGOUTS = Counter(
     "the first), complete (every service and the school confirmed or was not asked) or partial.",
     ["initiator", "protocol", "outcome"],
 )
+LOGOUT_SERVICES = Counter(
+    "ketenbroker_logout_services",
+    "Services told in logout runs with a browser, counted when the run ends: channel is front "
+    "(an iframe on the logout page), back (server to server), front_and_back (an iframe and, "
+    "for a SAML service with a SOAP endpoint too, a SOAP call) or unsupported (registered no "
+    "logout); status is what the final page shows: confirmed, failed, timed_out or "
+    "unsupported (front_and_back: confirmed when the SOAP call confirmed, else as the iframe "
+    "answered).",
+    ["channel", "status"],
+)
 SCHOOL_LOGOUT_TOKENS = Counter(
     "ketenbroker_school_logout_tokens",
     "Back-channel logout tokens from schools' OpenID providers: outcome is ended (a session "
@@ -139,6 +149,12 @@ def logout_started(initiator: str, protocol: str, *, second: bool = False) -> No
 
 def logout_ended(initiator: str, protocol: str, outcome: str) -> None:
     LOGOUTS.labels(initiator, protocol or "none", outcome).inc()
+
+
+def logout_services(counts: Mapping[tuple[str, str], int]) -> None:
+    """The services of a run that ended, by (channel, status)."""
+    for (channel, status), count in counts.items():
+        LOGOUT_SERVICES.labels(channel, status).inc(count)
 
 
 def school_logout_token(outcome: str) -> None:

@@ -15,8 +15,9 @@ SOAP fault: a request whose signature verified but that is stale, for another De
 replay gets a signed `Requester`/`RequestDenied` LogoutResponse (HTTP 200). A message that is
 not one the broker can take (not a SOAP envelope, not XML, over the cap, refused by the
 firewall, a header the broker must understand) or whose sender is not proven (an unknown
-issuer, no or a bad signature) gets a SOAP fault (HTTP 500; `Client`, or `MustUnderstand`),
-and so does a request over the rate limit (`Server`: it may succeed later). Either way: a log
+issuer, no or a bad signature) gets a SOAP fault (HTTP 500; `Client`, or `MustUnderstand`; a
+body over the cap HTTP 413), and so does a request over the rate limit (`Server`: it may
+succeed later); every other error of this route is a fault too (soap_errors.py). Either way: a log
 line with the reason code only, and nothing changed. With the store down, a checked request
 gets a signed `Responder`/`PartialLogout` answer (HTTP 200): a failure of the SAML
 processing too; it is the answer the front channel gives then, and says in a message the
@@ -28,7 +29,7 @@ from __future__ import annotations
 import base64
 import logging
 
-from flask import Blueprint, make_response, request
+from flask import Blueprint, request
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.wrappers import Response
 
@@ -50,18 +51,12 @@ from broker.saml.logout_messages import (
     Received,
     SignedRefusal,
 )
-from broker.saml.logout_soap import (
-    FAULT_CLIENT,
-    FAULT_MUST_UNDERSTAND,
-    FAULT_SERVER,
-    SOAP_CONTENT_TYPE,
-    soap_fault,
-    soap_message,
-)
+from broker.saml.logout_soap import FAULT_SERVER, soap_fault, soap_message
 from broker.saml.metadata_check import SOAP as BINDING_SOAP
 from broker.web import metrics
 from broker.web.rate_limits import RateLimited
 from broker.web.saml_logout_routes import end_without_the_cookie, first_use
+from broker.web.soap_errors import TOO_LARGE, note_soap_refusal, soap_refusal, soap_response
 from broker.web.wiring import broker
 
 saml_soap_logout = Blueprint("saml_soap_logout", __name__)
@@ -85,7 +80,7 @@ def sp_slo_soap() -> Response:
     except SignedRefusal as refusal:
         return _denied(refusal, refusal.request_id)
     except BrokerError as refusal:
-        return _refused(refusal)
+        return soap_refusal(refusal)
     request_id = peer.message.message_id
     try:
         answer = _end(idp, peer)
@@ -102,7 +97,7 @@ def sp_slo_soap() -> Response:
 def _read() -> tuple[SchoolIdp, PeerLogout]:
     """The envelope's one LogoutRequest, checked as the front channel checks one (no store)."""
     if request.content_length is not None and request.content_length > firewall.MAX_BODY_BYTES:
-        raise InvalidMessage("SOAP request over the cap", code="message_too_large")
+        raise InvalidMessage("SOAP request over the cap", code=TOO_LARGE)
     if request.mimetype != "text/xml":
         # SOAP 1.1 over HTTP is text/xml (bindings 3.2.2.1).
         raise InvalidMessage("SOAP request not text/xml", code="not_soap")
@@ -110,7 +105,7 @@ def _read() -> tuple[SchoolIdp, PeerLogout]:
         content = request.get_data(cache=False)
     except RequestEntityTooLarge:
         # A chunked body (no Content-Length) that ran past the app's MAX_CONTENT_LENGTH.
-        raise InvalidMessage("SOAP request over the cap", code="message_too_large") from None
+        raise InvalidMessage("SOAP request over the cap", code=TOO_LARGE) from None
     xml = soap_message(content)
     # Read as a front-channel POST message is (the enveloped signature, the same checks), its
     # Destination this endpoint if it names one.
@@ -136,33 +131,18 @@ def _not_handled(idp: SchoolIdp) -> None:
 
 def _denied(refusal: BrokerError, request_id: str) -> Response:
     """A signed request the SAML processing refuses: `Requester`/`RequestDenied`, signed."""
-    _note_refusal(refusal.code)
+    note_soap_refusal(refusal.code)
     return _answered(request_id, DENIED_ANSWER)
-
-
-def _refused(refusal: BrokerError) -> Response:
-    _note_refusal(refusal.code)
-    if refusal.code == "soap_header":
-        code = FAULT_MUST_UNDERSTAND
-    else:
-        code = FAULT_CLIENT if refusal.status < 500 else FAULT_SERVER
-    return _soap(soap_fault(code, refusal.code), 500)
 
 
 @saml_soap_logout.errorhandler(RateLimited)
 def _rate_limited(error: RateLimited) -> Response:
     """Over the `acs` rate limit: a fault, not the app's HTML page. `Server`: the same message
     may succeed later (SOAP 1.1, 4.4.1); Retry-After says when."""
-    _note_refusal("rate_limited")
-    response = _soap(soap_fault(FAULT_SERVER, "rate_limited"), 500)
+    note_soap_refusal("rate_limited")
+    response = soap_response(soap_fault(FAULT_SERVER, "rate_limited"), 500)
     response.headers["Retry-After"] = str(error.retry_after)
     return response
-
-
-def _note_refusal(code: str) -> None:
-    metrics.school_logout_soap(code)
-    # The reason code only: never the issuer's text, the NameID or the message.
-    log.warning("school logout by soap refused code=%s", code)
 
 
 def _outcome(answer: Answer) -> str:
@@ -172,13 +152,4 @@ def _outcome(answer: Answer) -> str:
 
 def _answered(request_id: str, answer: Answer) -> Response:
     body = broker().saml_school_logout.soap_answer(request_id, answer)
-    return _soap(body, 200)
-
-
-def _soap(body: str, status: int) -> Response:
-    response = make_response(body, status)
-    response.headers["Content-Type"] = SOAP_CONTENT_TYPE
-    # Bindings 3.2.3.2: a SOAP answer is not cached.
-    response.headers["Cache-Control"] = "no-cache, no-store"
-    response.headers["Pragma"] = "no-cache"
-    return response
+    return soap_response(body, 200)

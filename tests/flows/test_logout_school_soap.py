@@ -33,7 +33,7 @@ from broker.core.model import School
 from broker.core.ports import StoreOp, StoreReply
 from broker.login.flow import SSO
 from broker.login.sealed import store_key
-from broker.web import metrics, saml_logout_routes
+from broker.web import metrics, saml_logout_routes, saml_soap_logout_routes
 from broker.web.browser import SSO_COOKIE
 from broker.web.metrics import CountingStore
 from broker.web.rate_limits import RateLimited, RateLimiter
@@ -415,34 +415,93 @@ def test_a_request_without_destination_is_taken_over_soap(
     assert not stands(demo, at)
 
 
-def test_a_chunked_body_over_the_cap_gets_a_fault(demo: LiveDemo) -> None:
-    # No Content-Length to refuse it by: the app's MAX_CONTENT_LENGTH stops the read, and the
-    # school gets a fault with the firewall's size code, not werkzeug's 413 page.
-    def chunks() -> Iterator[bytes]:
-        yield f'<soap11:Envelope xmlns:soap11="{SOAP_ENV}"><soap11:Body><!--'.encode()
-        for _ in range(64):
-            yield b"a" * 16 * 1024
-        yield b"--></soap11:Body></soap11:Envelope>"
+def _chunks(kib: int) -> Iterator[bytes]:
+    """An envelope of about `kib` KiB, sent without a Content-Length."""
+    yield f'<soap11:Envelope xmlns:soap11="{SOAP_ENV}"><soap11:Body><!--'.encode()
+    for _ in range(kib // 16):
+        yield b"a" * 16 * 1024
+    yield b"--></soap11:Body></soap11:Envelope>"
 
+
+@pytest.mark.parametrize("kib", [300, 1024])
+def test_a_chunked_body_over_the_cap_gets_a_413_fault(demo: LiveDemo, kib: int) -> None:
+    # No Content-Length to refuse it by: the firewall's cap (300 KiB) or the app's
+    # MAX_CONTENT_LENGTH (1 MiB) stops it, and the school gets a fault with the size code,
+    # not werkzeug's 413 page.
+    before = soap_requests("message_too_large")
     headers = {"Content-Type": "text/xml; charset=utf-8"}
-    answer = _answer(requests.post(soap_url(demo), data=chunks(), headers=headers, timeout=30))
-    assert answer.http_status == 500
+    answer = _answer(requests.post(soap_url(demo), data=_chunks(kib), headers=headers, timeout=30))
+    assert answer.http_status == 413
     assert answer.fault == ("soap11:Client", "message_too_large")
+    assert soap_requests("message_too_large") == before + 1
 
 
-def test_over_the_rate_limit_the_school_gets_a_fault(
-    demo: LiveDemo, school: SchoolForger, monkeypatch: pytest.MonkeyPatch
+def test_a_body_over_the_cap_gets_a_413_fault_and_changes_nothing(
+    demo: LiveDemo, school: SchoolForger, caplog: pytest.LogCaptureFixture
+) -> None:
+    at = login(demo)
+    xml, _ = request_for(demo, school, at)
+    # The school's own good request, padded past the cap: refused before it is read.
+    padded = envelope(xml).replace(
+        "</soap11:Body>", "<!--" + "a" * 300 * 1024 + "--></soap11:Body>"
+    )
+    with caplog.at_level(logging.INFO, logger="broker.logout"):
+        answer = send(demo, padded)
+    assert answer.http_status == 413
+    assert answer.fault == ("soap11:Client", "message_too_large")
+    assert "school logout by soap refused code=message_too_large" in caplog.messages
+    assert stands(demo, at)
+    assert send(demo, envelope(xml)).statuses == ["Success", "PartialLogout"]
+    assert not stands(demo, at)
+
+
+@pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "HEAD"])
+def test_another_method_gets_a_405_fault_with_allow(demo: LiveDemo, method: str) -> None:
+    before = soap_requests("method_not_allowed")
+    answer = requests.request(method, soap_url(demo), data=b"<x/>", timeout=30)
+    assert answer.status_code == 405
+    assert set(answer.headers["Allow"].split(", ")) == {"POST", "OPTIONS"}
+    if method != "HEAD":
+        assert _answer(answer).fault == ("soap11:Client", "method_not_allowed")
+    else:  # no body to a HEAD; the rest of the answer is the fault's
+        assert answer.headers["Content-Type"].startswith("text/xml")
+    assert soap_requests("method_not_allowed") == before + 1
+
+
+def test_the_rest_of_the_app_keeps_its_html_error_pages(demo: LiveDemo) -> None:
+    for url in (f"{demo.broker_url}/saml/sp/slo/soap/x", f"{demo.broker_url}/saml/sp/slo"):
+        answer = requests.put(url, timeout=30)
+        assert answer.status_code in (404, 405)
+        assert answer.headers["Content-Type"].startswith("text/html")
+
+
+# What breaks → the reason code of the `Server` fault (the same message may succeed later).
+SERVER_FAULTS = {
+    "rate_limit": "rate_limited",  # over the `acs` rate limit (Retry-After says when)
+    "bug": "server_error",  # an error of the broker's own: a fault, not the HTML page
+}
+
+
+@pytest.mark.parametrize("case", sorted(SERVER_FAULTS))
+def test_the_school_gets_a_server_fault_and_nothing_ends(
+    demo: LiveDemo, school: SchoolForger, monkeypatch: pytest.MonkeyPatch, case: str
 ) -> None:
     def spent(self: RateLimiter, *args: Any, **kwargs: Any) -> None:
         raise RateLimited(30)
 
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("a bug")
+
     at = login(demo)
     xml, _ = request_for(demo, school, at)
     with monkeypatch.context() as patch:
-        patch.setattr(RateLimiter, "check", spent)
+        if case == "rate_limit":
+            patch.setattr(RateLimiter, "check", spent)
+        else:
+            patch.setattr(saml_soap_logout_routes, "end_without_the_cookie", broken)
         answer = send(demo, envelope(xml))
     assert answer.http_status == 500
-    assert answer.fault == ("soap11:Server", "rate_limited")
+    assert answer.fault == ("soap11:Server", SERVER_FAULTS[case])
     assert stands(demo, at)
 
 

@@ -151,7 +151,10 @@ class SoapService:
     location: str
 
 
-def soap_service(demo: LiveDemo, name: str, *, keep_front: bool = True) -> Iterator[SoapService]:
+def soap_service(demo: LiveDemo, name: str, *, front: str = "answer") -> Iterator[SoapService]:
+    """A publisher with a SOAP SingleLogoutService served by a scripted service here, and
+    the demo publisher's front channel as `front` says (its `slo` setting: "none" lists no
+    Redirect/POST endpoint, "silent" takes the iframe's request and never answers)."""
     script = Script()
     server = ThreadingHTTPServer(("127.0.0.1", 0), _SoapSp)
     location = f"http://127.0.0.1:{server.server_port}/slo-soap"
@@ -160,8 +163,8 @@ def soap_service(demo: LiveDemo, name: str, *, keep_front: bool = True) -> Itera
         service_id,
         "leermiddelen",
         (),
-        slo="answer" if keep_front else "none",
-        edit_metadata=with_soap_slo(location, keep_front=keep_front),
+        slo=front,
+        edit_metadata=with_soap_slo(location, keep_front=front != "none"),
     )
     keys = demo.directory / "peers"
     forger = PublisherForger(
@@ -193,7 +196,7 @@ def soap_sp(demo: LiveDemo) -> Iterator[SoapService]:
 @pytest.fixture(scope="module")
 def soap_only(demo: LiveDemo) -> Iterator[SoapService]:
     """A publisher whose only SLO endpoint is the SOAP one."""
-    yield from soap_service(demo, "alleen-soap", keep_front=False)
+    yield from soap_service(demo, "alleen-soap", front="none")
 
 
 @dataclass(frozen=True)

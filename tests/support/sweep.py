@@ -172,15 +172,16 @@ def check_answer(
         MARK in location and not location.startswith(request.path.split("\x00")[0])
     ):
         problems.append(f"redirects to {location[:80]!r}")
-    if answer is Answer.SOAP and status == 500:
+    if status == 405 and not response.headers.get("Allow"):
+        problems.append("405 without an Allow header")
+    if answer is Answer.SOAP and status >= 400:
+        # Every error of the SOAP route is a fault (405 and 413 keep their status).
         fault = "<soap11:Fault><faultcode>soap11:"
         if kind != "text/xml" or fault not in body:
             problems.append(f"{status} answered as {kind}, not a SOAP fault: {body[:80]}")
         return [*problems, "the SOAP fault quotes the input"] if MARK in body else problems
     if status >= 500 or 300 <= status < 400 or status == 204:
         return problems
-    if status == 405 and not response.headers.get("Allow"):
-        problems.append("405 without an Allow header")
     if answer in JSON_ANSWERS:
         if kind != "application/json":
             return [*problems, f"{status} answered as {kind}, not JSON"]

@@ -1,0 +1,79 @@
+"""Errors of the broker's one SOAP endpoint, `/saml/sp/slo/soap` (saml_soap_logout_routes.py):
+a school's IdP calls it server to server and parses a SOAP envelope, so every error of that
+route is a SOAP 1.1 fault (text/xml), never a student's HTML page. A message the broker cannot
+take gets HTTP 500 (SOAP 1.1, 6.2; `Client`, `MustUnderstand`, or `Server` when the broker
+failed); an error of the HTTP request itself keeps its own status: 405 with its Allow, 413 for
+a body over the cap. The app's error handlers (errors.py) send the route's errors here; the
+rest of the app keeps its pages. Each is counted and logged with its reason code only.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from werkzeug.wrappers import Response
+
+from broker.core.errors import BrokerError
+from broker.saml.entities import SP_SOAP_SLO_PATH
+from broker.saml.logout_soap import (
+    FAULT_CLIENT,
+    FAULT_MUST_UNDERSTAND,
+    FAULT_SERVER,
+    SOAP_CONTENT_TYPE,
+    soap_fault,
+)
+from broker.web import metrics
+
+log = logging.getLogger("broker.logout")
+
+TOO_LARGE = "message_too_large"
+
+# The reason codes an HTTP error of the endpoint is answered (and counted) with.
+_REASONS = {405: "method_not_allowed", 413: TOO_LARGE}
+
+
+def answers_soap(path: str) -> bool:
+    return path == SP_SOAP_SLO_PATH
+
+
+def http_error_reason(status: int) -> str:
+    """The fault's reason code for an HTTP error `status`."""
+    return _REASONS.get(status, "server_error" if status >= 500 else "http_error")
+
+
+def soap_refusal(refusal: BrokerError) -> Response:
+    """A fault for a message the broker does not take: HTTP 500, or 413 when it is over the
+    cap (whether its Content-Length said so or its reading ran past it)."""
+    note_soap_refusal(refusal.code)
+    if refusal.code == "soap_header":
+        code = FAULT_MUST_UNDERSTAND
+    else:
+        code = FAULT_CLIENT if refusal.status < 500 else FAULT_SERVER
+    return soap_response(soap_fault(code, refusal.code), 413 if refusal.code == TOO_LARGE else 500)
+
+
+def soap_http_error(status: int, headers: list[tuple[str, str]]) -> Response:
+    """A fault for an HTTP error `status`: `Server` when the broker failed (the same message
+    may succeed later), `Client` otherwise; `headers`: the error's own (the Allow of a 405)."""
+    reason = http_error_reason(status)
+    note_soap_refusal(reason)
+    code = FAULT_SERVER if status >= 500 else FAULT_CLIENT
+    response = soap_response(soap_fault(code, reason), status)
+    for name, value in headers:
+        response.headers[name] = value
+    return response
+
+
+def note_soap_refusal(code: str) -> None:
+    metrics.school_logout_soap(code)
+    # The reason code only: never the issuer's text, the NameID or the message.
+    log.warning("school logout by soap refused code=%s", code)
+
+
+def soap_response(body: str, status: int) -> Response:
+    response = Response(body, status=status)
+    response.headers["Content-Type"] = SOAP_CONTENT_TYPE
+    # Bindings 3.2.3.2: a SOAP answer is not cached.
+    response.headers["Cache-Control"] = "no-cache, no-store"
+    response.headers["Pragma"] = "no-cache"
+    return response
