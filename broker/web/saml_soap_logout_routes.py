@@ -16,7 +16,7 @@ replay gets a signed `Requester`/`RequestDenied` LogoutResponse (HTTP 200). A me
 not one the broker can take (not a SOAP envelope, not XML, over the cap, refused by the
 firewall, a header the broker must understand) or whose sender is not proven (an unknown
 issuer, no or a bad signature) gets a SOAP fault (HTTP 500; `Client`, or `MustUnderstand`; a
-body over the cap HTTP 413), and so does a request over the rate limit (`Server`: it may
+body over the cap too), and so does a request over the rate limit (`Server`: it may
 succeed later); every other error of this route is a fault too (soap_errors.py). Either way: a log
 line with the reason code only, and nothing changed. With the store down, a checked request
 gets a signed `Responder`/`PartialLogout` answer (HTTP 200): a failure of the SAML

@@ -2,8 +2,9 @@
 a school's IdP calls it server to server and parses a SOAP envelope, so every error of that
 route is a SOAP 1.1 fault (text/xml), never a student's HTML page. A message the broker cannot
 take gets HTTP 500 (SOAP 1.1, 6.2; `Client`, `MustUnderstand`, or `Server` when the broker
-failed); an error of the HTTP request itself keeps its own status: 405 with its Allow, 413 for
-a body over the cap. The app's error handlers (errors.py) send the route's errors here; the
+failed); so does a body over the cap, an error found before any SAML processing (SAML
+bindings 3.2.3.3 asks HTTP 500 with a fault for those, not 413). Another method than POST gets
+405 with its Allow: no SOAP request was made at all. The app's error handlers (errors.py) send the route's errors here; the
 rest of the app keeps its pages. Each is counted and logged with its reason code only.
 """
 
@@ -30,6 +31,9 @@ TOO_LARGE = "message_too_large"
 
 # The reason codes an HTTP error of the endpoint is answered (and counted) with.
 _REASONS = {405: "method_not_allowed", 413: TOO_LARGE}
+# SAML bindings 3.2.3.3: an error of the SOAP layer, found before the SAML processor has the
+# message, is HTTP 500 with a fault; 405 (not a POST) keeps its status, and its Allow.
+_FAULT_STATUS = {413: 500}
 
 
 def answers_soap(path: str) -> bool:
@@ -42,14 +46,14 @@ def http_error_reason(status: int) -> str:
 
 
 def soap_refusal(refusal: BrokerError) -> Response:
-    """A fault for a message the broker does not take: HTTP 500, or 413 when it is over the
-    cap (whether its Content-Length said so or its reading ran past it)."""
+    """A fault for a message the broker does not take: HTTP 500 (bindings 3.2.3.3), also when it
+    is over the cap (whether its Content-Length said so or its reading ran past it)."""
     note_soap_refusal(refusal.code)
     if refusal.code == "soap_header":
         code = FAULT_MUST_UNDERSTAND
     else:
         code = FAULT_CLIENT if refusal.status < 500 else FAULT_SERVER
-    return soap_response(soap_fault(code, refusal.code), 413 if refusal.code == TOO_LARGE else 500)
+    return soap_response(soap_fault(code, refusal.code), 500)
 
 
 def soap_http_error(status: int, headers: list[tuple[str, str]]) -> Response:
@@ -58,7 +62,7 @@ def soap_http_error(status: int, headers: list[tuple[str, str]]) -> Response:
     reason = http_error_reason(status)
     note_soap_refusal(reason)
     code = FAULT_SERVER if status >= 500 else FAULT_CLIENT
-    response = soap_response(soap_fault(code, reason), status)
+    response = soap_response(soap_fault(code, reason), _FAULT_STATUS.get(status, status))
     for name, value in headers:
         response.headers[name] = value
     return response

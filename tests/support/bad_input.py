@@ -92,7 +92,7 @@ SPECS: dict[str, Spec] = {
     "saml_logout.sp_slo": Spec(PAGE, (*SAML_REQUEST, "SAMLResponse")),
     # A school IdP's LogoutRequest in a SOAP envelope: anything else is a fault, also a body
     # over the cap (refused by the route before it is read).
-    "saml_soap_logout.sp_slo_soap": Spec(Answer.SOAP, ("SAMLRequest",), too_large=413),
+    "saml_soap_logout.sp_slo_soap": Spec(Answer.SOAP, ("SAMLRequest",), too_large=500),
     "oidc_op.authorize": Spec(PAGE, AUTHORIZE),
     "oidc_op.token": Spec(OAUTH, TOKEN),
     "oidc_op.userinfo": Spec(OAUTH, ("access_token",)),
