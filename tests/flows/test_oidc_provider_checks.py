@@ -642,6 +642,58 @@ def test_refresh_tokens_rotate_and_reuse_revokes_the_family(rp: Client) -> None:
     assert requests.get(url, headers=headers, timeout=5).status_code == 401
 
 
+def refresh_with(rp: Client, value: str, **extra: str) -> requests.Response:
+    return requests.post(
+        rp.token_url,
+        data={"grant_type": "refresh_token", "refresh_token": value, **extra},
+        auth=(rp.client_id, rp.secret or ""),
+        timeout=5,
+    )
+
+
+def _userinfo(rp: Client, access: str) -> dict[str, Any]:
+    answer = requests.get(
+        f"{rp.demo.broker_url}/oidc/userinfo",
+        headers={"Authorization": f"Bearer {access}"},
+        timeout=5,
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_a_refresh_with_a_narrower_scope_narrows_userinfo_for_good(rp: Client) -> None:
+    """RFC 6749 6: the new tokens have the scope asked for, and userinfo answers with its
+    claims only (it answered with every claim of the login before review-oidc-2)."""
+    token, claims = rp.login(Browser())  # openid profile
+    assert _userinfo(rp, token["access_token"]) == {"sub": claims["sub"], "given_name": "Sanne"}
+    narrowed = refresh_with(rp, token["refresh_token"], scope="openid")
+    assert narrowed.status_code == 200 and narrowed.json()["scope"] == "openid"
+    assert _userinfo(rp, narrowed.json()["access_token"]) == {"sub": claims["sub"]}
+    # The next refresh, without a scope, keeps the narrowed one; a wider one is refused.
+    later = refresh_with(rp, narrowed.json()["refresh_token"])
+    assert later.status_code == 200 and later.json()["scope"] == "openid"
+    assert _userinfo(rp, later.json()["access_token"]) == {"sub": claims["sub"]}
+    wider = refresh_with(rp, later.json()["refresh_token"], scope="openid profile")
+    assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+    # The login's first access token keeps what it was given.
+    assert _userinfo(rp, token["access_token"])["given_name"] == "Sanne"
+
+
+def test_a_refresh_with_the_same_scope_keeps_a_claim_asked_for_by_name(rp: Client) -> None:
+    claims = json.dumps({"userinfo": {"given_name": None}})
+    token, _ = rp.login(Browser(), scope="openid", claims=claims)
+    same = refresh_with(rp, token["refresh_token"], scope="openid")
+    assert same.status_code == 200
+    assert _userinfo(rp, same.json()["access_token"])["given_name"] == "Sanne"
+    # A narrowing drops it unless a scope kept covers it (oidc-profile.md).
+    token, _ = rp.login(Browser(), scope="openid email", claims=claims)
+    assert _userinfo(rp, token["access_token"])["given_name"] == "Sanne"
+    narrowed = refresh_with(rp, token["refresh_token"], scope="openid")
+    assert narrowed.status_code == 200
+    assert "given_name" not in _userinfo(rp, narrowed.json()["access_token"])
+
+
 def test_a_client_without_refresh_tokens_gets_none(demo: LiveDemo) -> None:
     client = register(demo, "checks-norefresh")
     token, _ = client.login(Browser())
