@@ -15,6 +15,8 @@ import struct
 import time
 from urllib.parse import quote, urlencode
 
+from broker.core.whole_numbers import whole_number
+
 STEP_SECONDS = 30
 DIGITS = 6
 # One step either side: a phone clock a little off, or a code typed as it rolled over.
@@ -47,7 +49,8 @@ def current_step(now: float | None = None) -> int:
 def verify(secret: str, code: str, *, now: float | None = None, after_step: int = -1) -> int | None:
     """The time step `code` is valid for (within the window, later than `after_step`), else None."""
     cleaned = code.replace(" ", "")
-    if len(cleaned) != DIGITS or not cleaned.isdigit():
+    # ASCII digits only: "²²²²²²" passes isdigit and then makes compare_digest raise.
+    if len(cleaned) != DIGITS or whole_number(cleaned, DIGITS) is None:
         return None
     middle = current_step(now)
     for step in range(middle - WINDOW, middle + WINDOW + 1):

@@ -37,8 +37,8 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, replace
 
 from broker.core.errors import StateExpired
-from broker.core.ports import KeyValueStore
-from broker.login.logout_channels import SchoolChannel, ServiceChannel
+from broker.core.ports import KeyValueStore, StoreOp
+from broker.login.logout_channels import SchoolChannel, ServiceChannel, SessionEnding
 from broker.login.logout_run import (
     BACK,
     BY_SCHOOL,
@@ -99,14 +99,35 @@ class SingleLogout:
         self.clock = clock
         self.channels: dict[str, ServiceChannel] = {}
         self.schools: dict[str, SchoolChannel] = {}
+        self.endings: dict[str, SessionEnding] = {}
 
     # -- wiring --------------------------------------------------------------------------------
     def register(
-        self, protocol: str, service: ServiceChannel, school: SchoolChannel | None = None
+        self,
+        protocol: str,
+        service: ServiceChannel,
+        school: SchoolChannel | None = None,
+        ending: SessionEnding | None = None,
     ) -> None:
         self.channels[protocol] = service
         if school is not None:
             self.schools[protocol] = school
+        if ending is not None:
+            self.endings[protocol] = ending
+
+    # -- the session's end ---------------------------------------------------------------------
+    def ending(self, sso_token: str, services: SessionServices) -> list[StoreOp]:
+        """What ending the session `sso_token` writes beside its own record's deletion, for
+        that batch: its record of services goes, and each service's protocol ends what that
+        service holds of the session (OIDC: its tokens, by their families' revocation marks).
+        Every way a session ends (logout_start.py, school_logout.py) sends these; a session
+        replaced by a new login hands its services on instead (login_finish.py)."""
+        writes = [self.services.forget_op(sso_token)]
+        for participant in services.participants:
+            end = self.endings.get(participant.protocol)
+            if end is not None:
+                writes.extend(end(participant))
+        return writes
 
     # -- a new run (logout_start.py ends the session and files it) -----------------------------
     def compose(

@@ -4,10 +4,17 @@ either protocol."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
+from broker.core.ports import StoreOp
 from broker.login.logout_run import LogoutRun, Outbound
 from broker.login.participants import Participant
+
+# What the end of an SSO session writes for one of its services, in the batch that ends it
+# (SingleLogout.ending): the writes that end what the service holds of the session (OIDC:
+# its tokens' revocation marks), whether or not the service hears of the logout.
+SessionEnding = Callable[[Participant], list[StoreOp]]
 
 
 class ServiceChannel(Protocol):

@@ -119,7 +119,7 @@ class LogoutStart:
             if earlier is not None:
                 return Started(earlier)
         identity = session[0] if session is not None else None
-        ending = [self.logout.services.forget_op(sso_token)] if sso_token else []
+        ending = self.logout.ending(sso_token, services) if sso_token else []
         try:
             run = self.logout.compose(self._ended(identity), initiator, services)
         except BaseException:

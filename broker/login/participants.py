@@ -24,6 +24,13 @@ SESSION_SERVICES = "sso-services"
 MAX_PARTICIPANTS = 64
 # As the SSO session's own (flow.py): a longer cookie is not looked up.
 MAX_TOKEN_LENGTH = 128
+# OIDC: the token families (oidc/grants.py) of the logins the session answered the service
+# with, newest first, space-separated; the session's end revokes each (Back-Channel Logout 1.0
+# 2.7; SingleLogout.ending). Every login to the service in the session makes a family, so the
+# entry keeps the earlier ones too, up to this many: a family older than that (a student who
+# logged in to one platform more often in one session) then ends at its own expiry.
+FAMILIES = "families"
+MAX_FAMILIES = 16
 
 
 @dataclass(frozen=True)
@@ -33,8 +40,8 @@ class Participant:
     `handles` is what the service knows the session by, in its protocol's own terms:
     SAML `name_id`, `name_id_format`, `name_qualifier`, `sp_name_qualifier`, `session_index`,
     `sp_entity_id`;
-    OIDC `sub`, `sid`, `client_id`. `seen` is the release fingerprint the notice was shown (or
-    needed not be shown) for in this session.
+    OIDC `sub`, `sid`, `client_id`, and `families` (FAMILIES). `seen` is the release fingerprint
+    the notice was shown (or needed not be shown) for in this session.
     """
 
     service_id: str
@@ -77,6 +84,8 @@ class SessionServices:
         earlier = self.get(participant.service_id)
         if earlier is not None and not participant.seen:
             participant = replace(participant, seen=earlier.seen)
+        if earlier is not None:
+            participant = _with_earlier_families(participant, earlier)
         kept.append(participant)
         return SessionServices(tuple(kept[-MAX_PARTICIPANTS:]))
 
@@ -90,6 +99,20 @@ class SessionServices:
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> SessionServices:
         return cls(tuple(Participant.from_payload(k, v) for k, v in data.items()))
+
+
+def _with_earlier_families(participant: Participant, earlier: Participant) -> Participant:
+    """`participant` keeping the token families of `earlier` logins to its service after its
+    own (they all end with the session). COMPAT(oidc-logout-families): an entry recorded by a
+    worker from before families has none, and its tokens are not revoked at logout (they end
+    at their expiry); remove this note once every worker records families and the longest
+    SSO session (sso_session_seconds) since has passed."""
+    new = participant.handles.get(FAMILIES, "").split()
+    if not new:
+        return participant
+    old = [f for f in earlier.handles.get(FAMILIES, "").split() if f not in new]
+    families = " ".join([*new, *old][:MAX_FAMILIES])
+    return replace(participant, handles={**participant.handles, FAMILIES: families})
 
 
 class SessionServiceBook:

@@ -103,9 +103,12 @@ class SchoolBackChannelLogout:
             return SchoolLogoutOutcome(ended=False, other=True)
         participants = services.participants
         # The session ends first: whatever happens after, the broker no longer answers from it.
-        # Its record and its services record go in one batch (in that order; not atomic).
+        # Its record and its services record go in one batch (in that order; not atomic), with
+        # what its services hold of it (their OIDC tokens: SingleLogout.ending).
         self.flow.end_session(
-            token, session[0] if session is not None else None, also=[books.forget_op(token)]
+            token,
+            session[0] if session is not None else None,
+            also=self.logout.ending(token, services),
         )
         if session is None and not participants:
             self.index.drop(school_id, sid)  # it outlived its session: nothing else to end

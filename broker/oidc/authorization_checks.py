@@ -16,8 +16,10 @@ from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 
 from broker.core.errors import BadRequest
+from broker.core.whole_numbers import whole_number
 from broker.oidc import requested_claims as oidc_claims
 from broker.oidc.id_token_hint import HintRefused, hinted_subject
+from broker.oidc.oauth_errors import repeated_parameters
 from broker.oidc.signing_keys import SigningKeys
 
 # Parameters this provider understands on the authorization endpoint; others are ignored (OAuth).
@@ -59,12 +61,9 @@ def check_openid_request(
 ) -> OpenIdRequest:
     """`payload`: authlib's payload of the request (`data`, `datalist`)."""
     data: Mapping[str, str] = payload.data
-    repeated = sorted(k for k, v in payload.datalist.items() if len(v) > 1)
-    if repeated:
-        # RFC 6749 3.1: parameters must not be included more than once. Names only: a name
-        # the client sent could hold characters an error description must not.
-        count = "A parameter is" if len(repeated) == 1 else "Parameters are"
-        raise InvalidRequestError(f"{count} given more than once.", redirect_uri=redirect_uri)
+    repeated = repeated_parameters(payload.datalist)
+    if repeated is not None:
+        raise InvalidRequestError(repeated, redirect_uri=redirect_uri)
     scopes = data.get("scope", "").split()
     if oidc_claims.OPENID not in scopes:
         raise InvalidScopeError("The openid scope is required.", redirect_uri=redirect_uri)
@@ -98,12 +97,12 @@ def check_openid_request(
         )
     max_age = None
     if "max_age" in data:
-        if not data["max_age"].isdigit() or len(data["max_age"]) > MAX_AGE_DIGITS:
+        max_age = whole_number(data["max_age"], MAX_AGE_DIGITS)
+        if max_age is None:
             raise InvalidRequestError(
                 "The max_age parameter must be a whole number of seconds.",
                 redirect_uri=redirect_uri,
             )
-        max_age = int(data["max_age"])
     return OpenIdRequest(scopes, claims, max_age, prompts, subjects or frozenset())
 
 

@@ -41,7 +41,9 @@ from broker.core.errors import (
 )
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.core.shared_idp import SCHOOL_ATTRIBUTE
+from broker.core.whole_numbers import whole_number
 from broker.login.school_sessions import BACK_CHANNEL, MAX_SID_LENGTH
+from broker.oidc.authorization_checks import MAX_AGE_DIGITS
 from broker.oidc.rp_claims import (
     attributes_named,
     check_hosted_domain,
@@ -273,7 +275,7 @@ class OidcBack:
                 algorithms=upstream.algorithms,
                 now=self.clock(),
                 skew=self.settings.saml.clock_skew_seconds,
-                max_age=int(max_age) if max_age and max_age.isdigit() else None,
+                max_age=whole_number(max_age, MAX_AGE_DIGITS) if max_age else None,
             ),
         )
         # The account must be the school's before anything else is asked or read of it.

@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from hashlib import sha256
 from typing import Any
 
-from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMixin
+from authlib.oauth2.rfc6749 import AuthorizationCodeMixin, ClientMixin, TokenMixin, scope_to_list
 from authlib.oauth2.rfc6749.errors import InvalidGrantError, InvalidRequestError
 from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGrant
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -292,6 +292,10 @@ class TokenVault:
 
     # -- tokens --------------------------------------------------------------------------------
     def put_tokens(self, token: dict[str, Any], client_id: str, grantee: Grantee) -> None:
+        """Store the tokens; InvalidGrantError when their family was revoked meanwhile: a code
+        issued before its SSO session was logged out and redeemed after (or a refresh racing
+        the logout) gets no tokens and, above all, no ID token of a session that ended. The
+        tokens written then are dead already (their family's mark), so nothing is undone."""
         payload = {"client_id": client_id, "scope": token.get("scope", ""), **grantee.to_payload()}
         access = token["access_token"]
         writes = [self.sealed.put_op(access.encode(), ACCESS, access, payload, self.access_ttl)]
@@ -302,8 +306,10 @@ class TokenVault:
             writes.append(
                 self.sealed.put_op(refresh.encode(), REFRESH, refresh, payload, remaining)
             )
-        # One round trip for all of them, in this order.
-        self.store.batch(writes)
+        # One round trip for all of them, in this order, and the family's revocation mark last.
+        replies = self.store.batch([*writes, StoreOp.get(_revoked_key(grantee.family))])
+        if replies[-1] is not None:
+            raise InvalidGrantError("The login this grant belongs to has ended.")
 
     def access(self, token: str) -> tuple[str, str, Grantee] | None:
         """(client id, scope, grantee) of a live access token of a family not revoked.
@@ -374,12 +380,19 @@ class TokenVault:
             f"oidc:family-of:{kind}:{_digest(value)}", family.encode(), self.mark_ttl
         )
 
+    def revoke_op(self, family: str) -> StoreOp:
+        """The write that revokes every code and token of `family` (what `access` and
+        `peek_refresh` refuse), for the caller's batch: a reused code or refresh token, or the
+        end of the SSO session the family's login belongs to (logout_channel.py)."""
+        return StoreOp.put(_revoked_key(family), b"1", self.mark_ttl)
+
     def _revoke_family_of(self, kind: str, value: str) -> None:
         if not value or len(value) > 256:
             return
         family = self.store.get(f"oidc:family-of:{kind}:{_digest(value)}")
         if family is not None:
-            self.store.put(_revoked_key(family.decode()), b"1", self.mark_ttl)
+            op = self.revoke_op(family.decode())
+            self.store.put(op.key, op.value, op.ttl_seconds)
 
     def _revoked(self, family: str) -> bool:
         return self.store.get(_revoked_key(family)) is not None
@@ -544,7 +557,17 @@ class RefreshGrant(RefreshTokenGrant):  # type: ignore[misc]
         return super().create_token_response()
 
     def authenticate_user(self, refresh_token: IssuedRefreshToken) -> Grantee:
-        return refresh_token.grantee
+        """The grantee of the new tokens. A refresh that asks for less than its token's scope
+        (RFC 6749 6) narrows the grant to the claims of the scopes it keeps: userinfo answers
+        with those only, and so do the refreshes after it (they cannot widen it again). A claim
+        asked for by name (the `claims` parameter) goes too unless a scope kept covers it; a
+        refresh with the same scope, or none, keeps every claim."""
+        grantee = refresh_token.grantee
+        asked = set(scope_to_list(self.request.payload.scope) or ())
+        if asked and asked < set(scope_to_list(refresh_token.scope) or ()):
+            claims = oidc_claims.claims_within(grantee.claims, asked)
+            grantee = replace(grantee, claims=claims)
+        return grantee
 
     def revoke_old_credential(self, refresh_token: IssuedRefreshToken) -> None:
         pass  # taken already, atomically, in authenticate_refresh_token

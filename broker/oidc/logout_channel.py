@@ -7,6 +7,10 @@ schools hear of a logout, and how a platform that asked for it (end_session) is 
   false`).
 - A platform that started the run gets its registered `post_logout_redirect_uri` back, with its
   `state` (RP-Initiated Logout 1.0 section 3), and only when that URI is still registered.
+- Whether told or not, a platform's tokens of the session end with it: the session's end
+  revokes the token family of each of its logins there (`token_revocations`; Back-Channel
+  Logout 1.0 2.7, which asks it for refresh tokens not issued for offline_access: the broker
+  issues none of those).
 - A school's OpenID provider is told by sending the student to its `end_session_endpoint` (from
   its discovery document) with the school's own ID token as `id_token_hint`, the broker's
   per-school logout callback and the run id as `state`. Without that endpoint (or when its
@@ -20,12 +24,14 @@ import logging
 from broker.config import Settings
 from broker.core.errors import StateExpired, UpstreamFailure
 from broker.core.model import OidcClient
-from broker.core.ports import RegistryReader
+from broker.core.ports import RegistryReader, StoreOp
 from broker.login.logout import BACK, UNSUPPORTED, LogoutRun, Outbound
+from broker.login.logout_channels import SessionEnding
 from broker.login.logout_run import FAILED
-from broker.login.participants import Participant
+from broker.login.participants import FAMILIES, Participant
 from broker.oidc.back import OidcBack
 from broker.oidc.backchannel import BackChannelLogout, LogoutSubject
+from broker.oidc.grants import TokenVault
 from broker.oidc.provider import add_query
 
 log = logging.getLogger(__name__)
@@ -76,6 +82,18 @@ class OidcServiceChannel:
             return None
         params = {"state": answer["state"]} if "state" in answer else {}
         return Outbound(add_query(target, params) if params else target)
+
+
+def token_revocations(vault: TokenVault) -> SessionEnding:
+    """The end of an SSO session for an OIDC platform (a `SessionEnding`): the revocation mark
+    of each token family its logins in the session were given, so its access and refresh
+    tokens (and codes not yet redeemed) stop working with the session. A participant recorded
+    without families (COMPAT(oidc-logout-families), participants.py) has none to revoke."""
+
+    def revoke(participant: Participant) -> list[StoreOp]:
+        return [vault.revoke_op(f) for f in participant.handles.get(FAMILIES, "").split()]
+
+    return revoke
 
 
 class OidcSchoolChannel:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from authlib.oauth2.base import OAuth2Error
@@ -29,6 +29,21 @@ from broker.core.errors import (
     StaleAuthentication,
     UnexpectedStudent,
 )
+
+
+def repeated_parameters(params: Mapping[str, Sequence[str]]) -> str | None:
+    """The invalid_request description for a request that gives a parameter more than once
+    (RFC 6749 3.1, 3.2: parameters must not be included more than once), else None. Names
+    only: a name the client sent could hold characters an error description must not."""
+    repeated = [name for name, values in params.items() if len(values) > 1]
+    if not repeated:
+        return None
+    return (
+        "A parameter is given more than once."
+        if len(repeated) == 1
+        else ("Parameters are given more than once.")
+    )
+
 
 # What an error means at this provider, for errors that come without a description.
 FALLBACK = {

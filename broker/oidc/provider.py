@@ -70,10 +70,13 @@ LONG_PARAMETERS = {"id_token_hint": MAX_ID_TOKEN_LENGTH}
 class CodeRedirect:
     """A completed login's answer: the redirect carrying the code, and the store writes that
     issue that code. The caller sends `writes` (in its own batch, so the SSO session's records
-    share the round trip) before the redirect leaves: a code not yet stored is never handed out."""
+    share the round trip) before the redirect leaves: a code not yet stored is never handed out.
+    `family`: the token family of the code and every token redeemed with it (grants.py), which
+    the session's record of services keeps, so that its end revokes them."""
 
     location: str
     writes: list[StoreOp]
+    family: str
 
 
 class OidcRedirect(Exception):
@@ -276,7 +279,9 @@ class OidcProvider:
             _, _, headers = grant.create_authorization_response(redirect_uri, grantee)
         except OAuth2Error as error:
             raise UnknownService(f"client request no longer valid: {error.error}") from None
-        return CodeRedirect(self._with_issuer(dict(headers)["Location"]), request.store_writes)
+        return CodeRedirect(
+            self._with_issuer(dict(headers)["Location"]), request.store_writes, grantee.family
+        )
 
     def error_location(self, login: LoginRequest, error: str, description: str) -> str:
         """The client's redirect URI with an error (validated when the request arrived)."""

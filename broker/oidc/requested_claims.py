@@ -110,6 +110,18 @@ def requested_subjects(claims: Mapping[str, Any]) -> frozenset[str] | None:
     return wanted
 
 
+def claims_within(claims: Mapping[str, Any], scopes: Iterable[str]) -> dict[str, Any]:
+    """`claims` less those of catalogue attributes whose scope is not among `scopes`, however
+    they were asked for: what a grant narrowed to `scopes` still releases. Claims of no
+    catalogue attribute (`previous_sub`, a pseudonym as `sub` is) stay."""
+    kept = set(scopes)
+    return {
+        claim: value
+        for claim, value in claims.items()
+        if claim not in _BY_CLAIM or CATALOGUE[_BY_CLAIM[claim]].scope in kept
+    }
+
+
 def release_claims(attributes: Mapping[str, tuple[str, ...]]) -> dict[str, str | list[str]]:
     """Released canonical attributes as OIDC claims (single-valued claims take the first)."""
     claims: dict[str, str | list[str]] = {}

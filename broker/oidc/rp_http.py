@@ -41,6 +41,7 @@ import urllib3
 
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import N_, Phrase, SchoolTimeout, UpstreamFailure
+from broker.core.whole_numbers import CONTENT_LENGTH_DIGITS, whole_number
 from broker.deadline_socket import wait_for
 from broker.name_lookup import DestinationRefused, LookupTimedOut, checked_destinations
 from broker.oidc.content_coding import ContentDecoder
@@ -251,8 +252,10 @@ def _checked_addresses(url: str, allow_loopback: bool, seconds: float) -> list[s
 
 
 def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
-    declared = response.headers.get("Content-Length", "")
-    if declared.isdigit() and int(declared) > MAX_RESPONSE_BYTES:
+    # Not ASCII digits ("²"), or longer than any cap: the cap below, checked as the body comes
+    # in, decides.
+    declared = whole_number(response.headers.get("Content-Length", ""), CONTENT_LENGTH_DIGITS)
+    if declared is not None and declared > MAX_RESPONSE_BYTES:
         response.close()
         raise UpstreamFailure(TOO_LARGE, code="response_too_large")
     collected = bytearray()

@@ -4,7 +4,7 @@ code, a refresh token or an access token. No browser, no login record; always JS
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from broker.core.errors import StoreUnavailable, UpstreamFailure
@@ -16,6 +16,7 @@ from broker.oidc.oauth_errors import (
     auth_method_used,
     invalid_client_answer,
     invalid_client_status,
+    repeated_parameters,
 )
 
 TRY_AGAIN = FALLBACK["temporarily_unavailable"]
@@ -43,6 +44,10 @@ class TokenEndpoints:
         at the token endpoint (client_secret_basic). The request's URI is the configured
         endpoint, as at the authorization endpoint: URLs come from base_url, never from the
         request (behind a proxy the request's own URL may say http, which authlib refuses)."""
+        repeated = repeated_parameters(form)
+        if repeated is not None:
+            # Before authlib, which would read the first value of each (RFC 6749 3.2).
+            return 400, {"error": "invalid_request", "error_description": repeated}, []
         headers = {"Authorization": authorization} if authorization is not None else {}
         try:
             request = PlainRequest("POST", self.token_url, headers, form)
@@ -72,12 +77,14 @@ class TokenEndpoints:
         return status, body, list(out)
 
     def userinfo(
-        self, authorization: str | None, form_token: str | None
+        self, authorization: str | None, form_tokens: Sequence[str]
     ) -> tuple[int, dict[str, Any]]:
-        """Bearer token from the header or, on POST, the form body (RFC 6750 2.1, 2.2). Without
-        any credentials: 401 and no error code (RFC 6750 3.1)."""
+        """Bearer token from the header or, on POST, the form body (RFC 6750 2.1, 2.2): the
+        body's `access_token` values (none on GET). Without any credentials: 401 and no error
+        code (RFC 6750 3.1); two (the header and the body, or the body's twice): 400."""
         scheme, _, token = (authorization or "").partition(" ")
-        if authorization and form_token:
+        form_token = form_tokens[0] if form_tokens else None
+        if (authorization and form_token) or len(form_tokens) > 1:
             return 400, {"error": "invalid_request"}
         if form_token:
             token = form_token

@@ -21,6 +21,7 @@ from urllib.parse import quote, urlsplit
 
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import N_
+from broker.core.whole_numbers import CONTENT_LENGTH_DIGITS, whole_number
 from broker.deadline_socket import Limits
 from broker.name_lookup import (
     Destination,
@@ -88,8 +89,8 @@ def fetch_bytes(
                 )
             raise MetadataInvalid(message, status=response.status)
         body = _read_capped(response, max_bytes)
-        promised = response.headers.get("Content-Length", "")
-        if promised.isdigit() and int(promised) > len(body) and len(body) <= max_bytes:
+        promised = whole_number(response.headers.get("Content-Length", ""), CONTENT_LENGTH_DIGITS)
+        if promised is not None and promised > len(body) and len(body) <= max_bytes:
             # The connection closed early: a truncated file must never pass as complete.
             raise MetadataInvalid(N_("cannot fetch the metadata: the download was cut short"))
     except TimeoutError:

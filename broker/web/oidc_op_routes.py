@@ -133,8 +133,8 @@ def token() -> Response:
 
 @oidc_op.route(USERINFO_PATH, methods=["GET", "POST"], provide_automatic_options=False)
 def userinfo() -> Response:
-    form_token = request.form.get("access_token") if request.method == "POST" else None
-    status, body = oidc_front().tokens.userinfo(request.headers.get("Authorization"), form_token)
+    form_tokens = request.form.getlist("access_token") if request.method == "POST" else []
+    status, body = oidc_front().tokens.userinfo(request.headers.get("Authorization"), form_tokens)
     _refused("userinfo", status, body)
     response = json_response(body, status)
     if status in (400, 401):

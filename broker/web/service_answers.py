@@ -16,6 +16,7 @@ from broker.core.errors import AssuranceNotMet, BrokerError, InteractionRequired
 from broker.core.model import Protocol, School
 from broker.core.ports import StoreOp
 from broker.login.login_model import Completion, LoginRecord, LoginRequest, is_my_data
+from broker.login.participants import FAMILIES
 from broker.oidc.oauth_errors import refusal as oauth_refusal
 from broker.saml.front import (
     STATUS_AUTHN_FAILED,
@@ -46,6 +47,8 @@ def service_answer(
             "sub": completion.release.pseudonym,
             "sid": session_index,
             "client_id": completion.service.entity_id,
+            # The code's token family: the session's end revokes its tokens (participants.py).
+            FAMILIES: answer.family,
         }
         return redirect(answer.location, 303), handles, answer.writes
     message = broker().saml_front.response_for(completion, session_index=session_index)

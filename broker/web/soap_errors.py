@@ -4,8 +4,9 @@ route is a SOAP 1.1 fault (text/xml), never a student's HTML page. A message the
 take gets HTTP 500 (SOAP 1.1, 6.2; `Client`, `MustUnderstand`, or `Server` when the broker
 failed); so does a body over the cap, an error found before any SAML processing (SAML
 bindings 3.2.3.3 asks HTTP 500 with a fault for those, not 413). Another method than POST gets
-405 with its Allow: no SOAP request was made at all. The app's error handlers (errors.py) send the route's errors here; the
-rest of the app keeps its pages. Each is counted and logged with its reason code only.
+405 with its Allow: no SOAP request was made at all. The app's error handlers (errors.py) send
+the route's errors here; the rest of the app keeps its pages. Each is counted and logged with
+its reason code only.
 """
 
 from __future__ import annotations

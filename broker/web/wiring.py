@@ -23,7 +23,11 @@ from broker.login.school_logout import SchoolBackChannelLogout
 from broker.login.school_sessions import SchoolSessionIndex
 from broker.oidc.back import OidcBack
 from broker.oidc.backchannel import BackChannelLogout, ServerPost
-from broker.oidc.logout_channel import OidcSchoolChannel, OidcServiceChannel
+from broker.oidc.logout_channel import (
+    OidcSchoolChannel,
+    OidcServiceChannel,
+    token_revocations,
+)
 from broker.oidc.provider import OidcProvider
 from broker.pseudonym_key_file import PseudonymKeyFile
 from broker.registry import SqlRegistry
@@ -200,4 +204,5 @@ def register_oidc_logout(
         Protocol.OIDC.value,
         OidcServiceChannel(view, sender),
         OidcSchoolChannel(settings, view, oidc_back),
+        token_revocations(oidc_front.vault) if oidc_front is not None else None,
     )

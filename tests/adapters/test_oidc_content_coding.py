@@ -46,7 +46,12 @@ BODIES = {
     "/corrupt": ("gzip", gzip.compress(TEXT)[:10] + b"not deflate at all" * 10),
     "/brotli": ("br", TEXT),
     "/two-codings": ("gzip, gzip", gzip.compress(gzip.compress(TEXT))),
+    "/superscript-length": ("", TEXT),
+    "/long-length": ("", TEXT),
 }
+# A Content-Length that is no ASCII number: "²" is a digit to str.isdigit and a ValueError to
+# int(); 5000 digits are more than int() takes. Sent with the connection closing after the body.
+ODD_LENGTHS = {"/superscript-length": "\u00b2", "/long-length": "9" * 5000}
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -60,6 +65,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Encoding", coding)
         if self.path == "/plain-too-large":
             self.send_header("Connection", "close")  # no Content-Length: read to the end
+        elif self.path in ODD_LENGTHS:
+            self.send_header("Content-Length", ODD_LENGTHS[self.path])
+            self.send_header("Connection", "close")
+            self.close_connection = True
         else:
             self.send_header("Content-Length", str(len(body)))
         self.end_headers()
@@ -163,3 +172,10 @@ def test_federation_metadata_is_never_decoded(server: str) -> None:
 
     body = fetch_bytes(server + "/bomb", allow_loopback=True, max_bytes=MAX_METADATA_BYTES)
     assert body == BOMB
+
+
+@pytest.mark.parametrize("path", sorted(ODD_LENGTHS))
+def test_a_content_length_that_is_no_ascii_number_is_not_believed(server: str, path: str) -> None:
+    """Read to the end within the cap, as without one (a ValueError, a 500 at the login's
+    callback, before review-oidc-2)."""
+    assert get_json(_session(), server + path, DISCOVERY_DOCUMENT) == DOCUMENT

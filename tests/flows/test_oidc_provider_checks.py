@@ -407,8 +407,27 @@ def test_max_age_older_than_the_session_means_a_fresh_school_login(
     assert page.url.startswith(f"{demo.school_url}/sso"), page.url
 
 
-def test_invalid_max_age_is_refused(rp: Client) -> None:
-    assert rp.redirect(Browser(), rp.params(max_age="soon"))["error"] == "invalid_request"
+@pytest.mark.parametrize(
+    "max_age",
+    ["soon", "\u00b2", "\u0661\u0662", "\uff11\uff10", "1" * 10, "-5", "+5", " 5", "5 "],
+    ids=[
+        "word",
+        "superscript",
+        "arabic-indic",
+        "full-width",
+        "ten-digits",
+        "minus",
+        "plus",
+        "space-before",
+        "space-after",
+    ],
+)
+def test_invalid_max_age_is_refused(rp: Client, max_age: str) -> None:
+    """Only ASCII digits, nine at most: "²" is a digit to str.isdigit that int() refuses (it
+    was a 500 before review-oidc-2), and Arabic-Indic or full-width digits int() would read."""
+    answer = rp.redirect(Browser(), rp.params(max_age=max_age))
+    assert answer["error"] == "invalid_request"
+    assert answer["error_description"] == "The max_age parameter must be a whole number of seconds."
 
 
 # -- userinfo ------------------------------------------------------------------------------------
@@ -675,6 +694,58 @@ def test_refresh_tokens_rotate_and_reuse_revokes_the_family(rp: Client) -> None:
     assert requests.get(url, headers=headers, timeout=5).status_code == 401
 
 
+def refresh_with(rp: Client, value: str, **extra: str) -> requests.Response:
+    return requests.post(
+        rp.token_url,
+        data={"grant_type": "refresh_token", "refresh_token": value, **extra},
+        auth=(rp.client_id, rp.secret or ""),
+        timeout=5,
+    )
+
+
+def _userinfo(rp: Client, access: str) -> dict[str, Any]:
+    answer = requests.get(
+        f"{rp.demo.broker_url}/oidc/userinfo",
+        headers={"Authorization": f"Bearer {access}"},
+        timeout=5,
+    )
+    assert answer.status_code == 200, answer.text
+    body: dict[str, Any] = answer.json()
+    return body
+
+
+def test_a_refresh_with_a_narrower_scope_narrows_userinfo_for_good(rp: Client) -> None:
+    """RFC 6749 6: the new tokens have the scope asked for, and userinfo answers with its
+    claims only (it answered with every claim of the login before review-oidc-2)."""
+    token, claims = rp.login(Browser())  # openid profile
+    assert _userinfo(rp, token["access_token"]) == {"sub": claims["sub"], "given_name": "Sanne"}
+    narrowed = refresh_with(rp, token["refresh_token"], scope="openid")
+    assert narrowed.status_code == 200 and narrowed.json()["scope"] == "openid"
+    assert _userinfo(rp, narrowed.json()["access_token"]) == {"sub": claims["sub"]}
+    # The next refresh, without a scope, keeps the narrowed one; a wider one is refused.
+    later = refresh_with(rp, narrowed.json()["refresh_token"])
+    assert later.status_code == 200 and later.json()["scope"] == "openid"
+    assert _userinfo(rp, later.json()["access_token"]) == {"sub": claims["sub"]}
+    wider = refresh_with(rp, later.json()["refresh_token"], scope="openid profile")
+    assert wider.status_code == 400 and wider.json()["error"] == "invalid_scope"
+    # The login's first access token keeps what it was given.
+    assert _userinfo(rp, token["access_token"])["given_name"] == "Sanne"
+
+
+def test_a_refresh_with_the_same_scope_keeps_a_claim_asked_for_by_name(rp: Client) -> None:
+    claims = json.dumps({"userinfo": {"given_name": None}})
+    token, _ = rp.login(Browser(), scope="openid", claims=claims)
+    same = refresh_with(rp, token["refresh_token"], scope="openid")
+    assert same.status_code == 200
+    assert _userinfo(rp, same.json()["access_token"])["given_name"] == "Sanne"
+    # A narrowing drops it unless a scope kept covers it (oidc-profile.md).
+    token, _ = rp.login(Browser(), scope="openid email", claims=claims)
+    assert _userinfo(rp, token["access_token"])["given_name"] == "Sanne"
+    narrowed = refresh_with(rp, token["refresh_token"], scope="openid")
+    assert narrowed.status_code == 200
+    assert "given_name" not in _userinfo(rp, narrowed.json()["access_token"])
+
+
 def test_a_client_without_refresh_tokens_gets_none(demo: LiveDemo) -> None:
     client = register(demo, "checks-norefresh")
     token, _ = client.login(Browser())
@@ -869,6 +940,53 @@ def test_repeated_parameters_are_refused(rp: Client) -> None:
     page = Browser().get(f"{rp.authorize_url}?{query}", stop=rp._at_client)
     assert page.location is not None
     assert parse_qs(urlsplit(page.location).query)["error"] == ["invalid_request"]
+
+
+@pytest.mark.parametrize(
+    "name", ["grant_type", "code", "redirect_uri", "code_verifier", "client_id", "scope"]
+)
+def test_a_repeated_token_parameter_is_refused_and_uses_nothing_up(rp: Client, name: str) -> None:
+    """RFC 6749 3.2: refused before authlib, which read the first value (before review-oidc-2
+    a second `code` was simply ignored); the code is still good afterwards."""
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    body = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", rp.redirect_uri),
+        ("code_verifier", params["_verifier"]),
+    ]
+    body += [(name, dict(body).get(name, rp.client_id if name == "client_id" else "openid"))] * 2
+    auth = (rp.client_id, rp.secret or "")
+    refused = requests.post(rp.token_url, data=body, auth=auth, timeout=5)
+    assert refused.status_code == 400
+    assert refused.headers["Content-Type"] == "application/json"
+    assert refused.headers["Cache-Control"] == "no-store"
+    assert refused.json() == {
+        "error": "invalid_request",
+        "error_description": "A parameter is given more than once.",
+    }
+    assert rp.redeem(code, params["_verifier"]).status_code == 200
+
+
+def test_a_repeated_refresh_token_is_refused_without_using_it_up(rp: Client) -> None:
+    token, _ = rp.login(Browser())
+    value = token["refresh_token"]
+    body = [("grant_type", "refresh_token"), ("refresh_token", value), ("refresh_token", value)]
+    refused = requests.post(
+        rp.token_url, data=body, auth=(rp.client_id, rp.secret or ""), timeout=5
+    )
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
+    assert refresh_with(rp, value).status_code == 200
+
+
+def test_two_access_tokens_in_a_userinfo_body_are_refused(rp: Client) -> None:
+    token, _ = rp.login(Browser())
+    access = token["access_token"]
+    body = [("access_token", access), ("access_token", access)]
+    refused = requests.post(f"{rp.demo.broker_url}/oidc/userinfo", data=body, timeout=5)
+    assert refused.status_code == 400 and refused.json()["error"] == "invalid_request"
+    assert refused.headers["WWW-Authenticate"] == 'Bearer error="invalid_request"'
 
 
 @pytest.mark.parametrize("name", ["response_type", "client_id", "redirect_uri", "scope", "state"])

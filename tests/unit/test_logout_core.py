@@ -41,11 +41,15 @@ from broker.login.logout_start import (
     Started,
 )
 from broker.login.participants import (
+    FAMILIES,
+    MAX_FAMILIES,
     Participant,
     SessionServiceBook,
     SessionServices,
     session_and_services,
 )
+from broker.login.school_logout import SchoolBackChannelLogout
+from broker.login.school_sessions import BACK_CHANNEL, SchoolSessionIndex
 from broker.login.sealed import seal, store_key
 from broker.store import MemoryStore
 from tests.unit.test_sealed_and_flow import KEY, FakeRegistry
@@ -780,3 +784,62 @@ def test_the_claim_holds_nothing_readable_and_opens_only_in_this_browser() -> No
     # request starts its own run as before the claim, without waiting.
     other = LogoutStart(logout, starts.flow, sleep=lambda s: pytest.fail("waited"))
     assert other.start(b"o" * 32, Initiator(BY_STUDENT), token, read).run is not None
+
+
+def _oidc(service_id: str, families: str | None) -> Participant:
+    handles = {"sub": "s", "sid": "_sid", "client_id": service_id}
+    if families is not None:
+        handles[FAMILIES] = families
+    return Participant(service_id, "oidc", handles, "fp")
+
+
+def test_each_login_to_a_service_adds_its_token_family_and_keeps_the_earlier_ones() -> None:
+    services = SessionServices().with_login(_oidc("rp", "f1"))
+    services = services.with_login(_oidc("rp", "f2")).with_login(_oidc("other", "g1"))
+    entry = services.get("rp")
+    assert entry is not None and entry.handles[FAMILIES] == "f2 f1"
+    for number in range(3, MAX_FAMILIES + 5):
+        services = services.with_login(_oidc("rp", f"f{number}"))
+    entry = services.get("rp")
+    assert entry is not None
+    kept = entry.handles[FAMILIES].split()
+    assert kept == [f"f{n}" for n in range(MAX_FAMILIES + 4, 4, -1)]
+    # An older worker's login (no families) keeps none of its own; the next login starts
+    # the list again (COMPAT(oidc-logout-families)).
+    services = services.with_login(_oidc("rp", None))
+    entry = services.get("rp")
+    assert entry is not None and FAMILIES not in entry.handles
+
+
+def test_every_ending_of_a_session_sends_its_services_endings_in_that_batch() -> None:
+    """The logout run's start and a school's cookieless logout both send what each service's
+    protocol ends with the session (OIDC: revocation marks) in the batch that ends it."""
+    ended: list[str] = []
+
+    def ending(participant: Participant) -> list[StoreOp]:
+        ended.append(participant.service_id)
+        families = participant.handles.get(FAMILIES, "").split()
+        return [StoreOp.put(f"revoked:{f}", b"1", 60) for f in families]
+
+    store = RecordingStore()
+    logout, _, _ = _logout(store, Clock())
+    logout.register("oidc", Channel(), ending=ending)
+    starts, token = _signed_in(logout, _participant("a"), _oidc("rp", "f1"), _oidc("rp", "f2"))
+    store.batches.clear()
+    _start(logout, Initiator(BY_STUDENT), token, starts)
+    assert store.batches[-1] == ["put", "put", "delete", "delete", "put", "put"]
+    assert [key for key, _, _ in store.written[-2:]] == ["revoked:f2", "revoked:f1"]
+    assert ended == ["rp"]  # the SAML service ("a") has no ending registered
+
+    # Without the cookie (a school's back channel): the same writes in its one batch.
+    ended.clear()
+    index = SchoolSessionIndex(store, b"k" * 32, session_ttl=3600)
+    starts, token = _signed_in(logout, _oidc("rp", "f3"))
+    upstream = {"sid": "school-sid", BACK_CHANNEL: "1"}
+    filed = UpstreamIdentity("99XX00", "sub", {}, None, upstream_session=upstream)
+    index.note(filed, token)
+    school = SchoolBackChannelLogout(starts.flow, index, logout, wait_seconds=1)
+    store.batches.clear()
+    assert school.end("99XX00", "school-sid").ended
+    assert ["delete", "delete", "put"] in store.batches
+    assert store.get("revoked:f3") == b"1" and ended == ["rp"]

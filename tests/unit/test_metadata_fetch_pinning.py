@@ -49,7 +49,9 @@ def _handler(seen: Seen) -> type[BaseHTTPRequestHandler]:
                 return
             body = b"x" * 2048 if self.path == "/big" else METADATA
             self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
+            # "²": a digit to str.isdigit, a ValueError to int() (HTTP/1.0: the body ends at
+            # the close, as without a Content-Length).
+            self.send_header("Content-Length", "\u00b2" if self.path == "/odd" else str(len(body)))
             self.end_headers()
             self.wfile.write(body)
 
@@ -431,3 +433,9 @@ def test_tls_is_verified_against_the_urls_host_name(
             assert served.seen.paths == []
     assert asked == ["localhost"]
     assert connected == ["127.0.0.1"]
+
+
+def test_a_content_length_that_is_no_ascii_number_is_not_believed(server: Server) -> None:
+    """The body as it came (the cap and the close decide), not a ValueError."""
+    url = f"http://127.0.0.1:{server.port}/odd"
+    assert fetch_bytes(url, allow_loopback=True, max_bytes=4096) == METADATA

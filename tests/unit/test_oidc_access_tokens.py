@@ -11,6 +11,7 @@ import time
 from collections.abc import Sequence
 
 import pytest
+from authlib.oauth2.rfc6749.errors import InvalidGrantError
 
 from broker.core.ports import StoreOp, StoreReply
 from broker.oidc.grants import Grantee, IssuedCode, TokenVault, access_token_for
@@ -221,3 +222,24 @@ def test_revocation_outlasts_every_token_of_the_family_whatever_the_lifetimes(
     assert vault.access(access) is None, "the replay did not revoke the access token"
     clock.now = redeemed + access_ttl - 1  # the access token's last second
     assert vault.access(access) is None, "the revocation ended before the token"
+
+
+def test_a_revoked_familys_tokens_are_refused_at_issue_in_the_same_round_trip(
+    vault: TokenVault, store: CallLog
+) -> None:
+    """The session's end revokes the family (revoke_op): a code issued before and redeemed
+    after it gets no tokens (and no ID token), and storing them costs no extra round trip."""
+    who = grantee()
+    access = access_token_for(who)
+    store.batch([vault.revoke_op(who.family)])
+    store.calls.clear()
+    with pytest.raises(InvalidGrantError):
+        vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", who)
+    assert [name for name, _ in store.calls] == ["batch"]
+    assert store.calls[0][1][-1] == f"get oidc:revoked:{who.family}"
+    assert vault.access(access) is None
+    # Another family is not touched.
+    other = grantee()
+    fresh = access_token_for(other)
+    vault.put_tokens({"access_token": fresh, "scope": "openid"}, "rp", other)
+    assert vault.access(fresh) is not None
