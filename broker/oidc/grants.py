@@ -308,7 +308,10 @@ class TokenVault:
             )
         # One round trip for all of them, in this order, and the family's revocation mark last.
         replies = self.store.batch([*writes, StoreOp.get(_revoked_key(grantee.family))])
-        if replies[-1] is not None:
+        # Only a session's end refuses here. A reuse's mark (the same code raced by a thief)
+        # must not: the one redemption that took the code still gets its answer (a code is
+        # redeemed exactly once), and its tokens are dead already by that mark.
+        if replies[-1] == SESSION_ENDED:
             raise InvalidGrantError("The login this grant belongs to has ended.")
 
     def access(self, token: str) -> tuple[str, str, Grantee] | None:
@@ -380,11 +383,13 @@ class TokenVault:
             f"oidc:family-of:{kind}:{_digest(value)}", family.encode(), self.mark_ttl
         )
 
-    def revoke_op(self, family: str) -> StoreOp:
+    def revoke_op(self, family: str, *, session_ended: bool = False) -> StoreOp:
         """The write that revokes every code and token of `family` (what `access` and
-        `peek_refresh` refuse), for the caller's batch: a reused code or refresh token, or the
-        end of the SSO session the family's login belongs to (logout_channel.py)."""
-        return StoreOp.put(_revoked_key(family), b"1", self.mark_ttl)
+        `peek_refresh` refuse), for the caller's batch: a reused code or refresh token, or
+        (`session_ended`) the end of the SSO session the family's login belongs to
+        (logout_channel.py), which also refuses a code redeemed after it (`put_tokens`)."""
+        value = SESSION_ENDED if session_ended else REUSED
+        return StoreOp.put(_revoked_key(family), value, self.mark_ttl)
 
     def _revoke_family_of(self, kind: str, value: str) -> None:
         if not value or len(value) > 256:
@@ -396,6 +401,11 @@ class TokenVault:
 
     def _revoked(self, family: str) -> bool:
         return self.store.get(_revoked_key(family)) is not None
+
+
+# The revocation mark's value: why the family was revoked. Any value revokes its tokens.
+REUSED = b"1"  # what every mark said before logout revoked families
+SESSION_ENDED = b"ended"
 
 
 def _revoked_key(family: str) -> str:

@@ -91,7 +91,8 @@ def token_revocations(vault: TokenVault) -> SessionEnding:
     without families (COMPAT(oidc-logout-families), participants.py) has none to revoke."""
 
     def revoke(participant: Participant) -> list[StoreOp]:
-        return [vault.revoke_op(f) for f in participant.handles.get(FAMILIES, "").split()]
+        families = participant.handles.get(FAMILIES, "").split()
+        return [vault.revoke_op(f, session_ended=True) for f in families]
 
     return revoke
 

@@ -231,7 +231,7 @@ def test_a_revoked_familys_tokens_are_refused_at_issue_in_the_same_round_trip(
     after it gets no tokens (and no ID token), and storing them costs no extra round trip."""
     who = grantee()
     access = access_token_for(who)
-    store.batch([vault.revoke_op(who.family)])
+    store.batch([vault.revoke_op(who.family, session_ended=True)])
     store.calls.clear()
     with pytest.raises(InvalidGrantError):
         vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", who)
@@ -243,3 +243,16 @@ def test_a_revoked_familys_tokens_are_refused_at_issue_in_the_same_round_trip(
     fresh = access_token_for(other)
     vault.put_tokens({"access_token": fresh, "scope": "openid"}, "rp", other)
     assert vault.access(fresh) is not None
+
+
+def test_a_reused_codes_mark_leaves_the_one_redemption_its_answer(
+    vault: TokenVault, store: CallLog
+) -> None:
+    """A code raced by a thief: the loser's reuse revokes the family, perhaps before the winner
+    stores its tokens. The winner still gets its answer (the code is redeemed exactly once),
+    and the tokens it stored are dead by the mark."""
+    who = grantee()
+    access = access_token_for(who)
+    store.batch([vault.revoke_op(who.family)])
+    vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", who)
+    assert vault.access(access) is None
