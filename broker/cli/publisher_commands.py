@@ -14,6 +14,7 @@ from broker.cli.entry_commands import (
     publisher_remove,
     publisher_remove_organisation,
 )
+from broker.cli.id_reuse_options import id_reuse, reuse_options
 from broker.cli.options import (
     catalogue_attribute,
     checked_name,
@@ -119,6 +120,7 @@ def publisher_group() -> None:
     multiple=True,
     help="ATTRIBUTE=PURPOSE in English, for an attribute given with --declare or --require",
 )
+@reuse_options
 @reports_errors
 def publisher_add(
     config_path: Path,
@@ -139,9 +141,13 @@ def publisher_add(
     declare: tuple[str, ...],
     require: tuple[str, ...],
     purpose_en: tuple[str, ...],
+    reuse_removed_id: bool,
+    pseudonyms_carry_over: bool,
 ) -> None:
     """Register a publisher's service (SAML metadata, or an OIDC client with redirect URIs)
-    and the attributes it needs, with purposes."""
+    and the attributes it needs, with purposes. An id a removed service had only with
+    --reuse-removed-id (docs/cli.md)."""
+    reuse = id_reuse(reuse_removed_id, pseudonyms_carry_over)
     if [metadata, federated_id, redirect_uris or None].count(None) != 2:
         raise click.UsageError(
             "give either --saml-metadata or --oidc-redirect-uri, or --saml-entity-id "
@@ -158,6 +164,7 @@ def publisher_add(
         registry.add_service(
             Service(service_id, name, federated_id, chain_id, NamingProfile(naming), declarations),
             None,  # no metadata of its own: the source's (sources.py)
+            reuse=reuse,
         )
         click.echo(f"Service {service_id} added (SP {federated_id}, from a metadata source).")
         return
@@ -168,6 +175,7 @@ def publisher_add(
         registry.add_service(
             Service(service_id, name, entity_id, chain_id, NamingProfile(naming), declarations),
             xml,
+            reuse=reuse,
         )
         click.echo(f"Service {service_id} added (SP {entity_id}).")
         return
@@ -193,7 +201,7 @@ def publisher_add(
         protocol=Protocol.OIDC,
         oidc=client,
     )
-    registry.add_service(service, None)
+    registry.add_service(service, None, reuse=reuse)
     click.echo(f"Service {service_id} added (OpenID Connect client).")
     click.echo(f"  issuer:        {settings.issuer}")
     click.echo(f"  client_id:     {service_id}")

@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from broker.cli.counts import counted
+from broker.cli.id_reuse_options import id_reuse, reuse_options
 from broker.cli.import_summary import import_summary
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.cli.registry_import import ImportRefused, read_registry_file
@@ -81,11 +82,19 @@ def export_command(config_path: Path, file: Path, metadata_dir: Path | None) -> 
     help="import even though new purposes stop releases: schools that released such an "
     "attribute stop until they release it again",
 )
+@reuse_options
 @reports_errors
 def import_command(
-    config_path: Path, file: Path, dry_run: bool, confirm_purpose_changes: bool
+    config_path: Path,
+    file: Path,
+    dry_run: bool,
+    confirm_purpose_changes: bool,
+    reuse_removed_id: bool,
+    pseudonyms_carry_over: bool,
 ) -> None:
-    """Add or update (by id) every entry of FILE; nothing when any entry is wrong."""
+    """Add or update (by id) every entry of FILE; nothing when any entry is wrong. A service
+    under an id a removed service had only with --reuse-removed-id, as `publisher add`."""
+    reuse = id_reuse(reuse_removed_id, pseudonyms_carry_over)
     _, registry = open_registry(config_path)
     before = registry.snapshot()
     try:
@@ -104,6 +113,7 @@ def import_command(
         apply=not dry_run,
         stop_releases=confirm_purpose_changes,
         encryption_refusal=refused_with_auto,
+        reuse=reuse,
     )
     held_back = not dry_run and not report.applied
     for line in import_summary(report, snapshot, before, done=report.applied):

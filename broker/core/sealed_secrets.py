@@ -74,6 +74,9 @@ def in_clear(stored: str) -> bool:
 class SecretPurpose(StrEnum):
     ADMIN_TOTP = "admin-totp"
     INVITATION_TOTP = "invitation-totp"
+    # The seed an invitation's page shows one browser, sealed in that browser's session only
+    # (web/portal/invitation_seed.py): never the registry's, so never taken for one.
+    INVITATION_BROWSER_TOTP = "invitation-browser-totp"
     SCHOOL_CLIENT_SECRET = "school-client-secret"  # noqa: S105 - a label, not a secret
 
 
@@ -103,6 +106,14 @@ class SecretBinding:
     def invitation_totp(cls, token_hash: str) -> SecretBinding:
         # The first characters of the token's hash: the operator's pages show no more.
         return cls(SecretPurpose.INVITATION_TOTP, token_hash, f"invitation {token_hash[:8]}")
+
+    @classmethod
+    def invitation_browser_totp(cls, token_hash: str) -> SecretBinding:
+        return cls(
+            SecretPurpose.INVITATION_BROWSER_TOTP,
+            token_hash,
+            f"a browser's seed for invitation {token_hash[:8]}",
+        )
 
     @classmethod
     def school_client_secret(cls, school_id: str) -> SecretBinding:

@@ -176,10 +176,11 @@ class SqlAdminAccounts:
         email: str,
         role: AdminRole,
         tenant_id: str | None,
-        totp_secret: str,
         expires_at: datetime,
         created_by: int,
     ) -> None:
+        """An invitation, with no TOTP secret: its page gives each browser a seed of its own,
+        and the account takes the one a code confirmed (web/portal/invitation_seed.py)."""
         address = normal_email(email)
         with session_on(self._writer) as session:
             _require_tenant(session, role, tenant_id)
@@ -193,9 +194,7 @@ class SqlAdminAccounts:
                     email=address,
                     role=role.value,
                     tenant_id=tenant_id,
-                    totp_secret=self._seal.seal(
-                        totp_secret, SecretBinding.invitation_totp(token_hash)
-                    ),
+                    totp_secret="",
                     expires_at=as_utc(expires_at),
                     created_by=created_by,
                     used=False,
@@ -204,9 +203,10 @@ class SqlAdminAccounts:
             _forget_expired_secrets(session, as_utc(self._clock()))
 
     def invitation(self, token_hash: str) -> Invitation:
-        """The open invitation with this token hash; `InvitationUnusable` otherwise, and
-        `SecretUnreadable` (logged by the page's error handler) when its TOTP secret does not
-        open with this configuration's keys."""
+        """The open invitation with this token hash; `InvitationUnusable` otherwise. Its
+        `totp_secret` is "" unless an older version stored one (COMPAT(invitation-stored-seed)),
+        and `SecretUnreadable` (logged by the page's error handler) when that one does not open
+        with this configuration's keys."""
         with session_on(self._engine) as session:
             row = session.get(InvitationRow, token_hash)
             if row is None or row.used or as_utc(row.expires_at) <= as_utc(self._clock()):
@@ -219,8 +219,13 @@ class SqlAdminAccounts:
         seal = seal_for(session, self._seal, [row.totp_secret])
         return seal.open(row.totp_secret, row.totp_binding)
 
-    def accept_invitation(self, token_hash: str, password_hash: str, totp_step: int) -> Admin:
-        """Use the invitation once and create its administrator, in one transaction."""
+    def accept_invitation(
+        self, token_hash: str, password_hash: str, totp_secret: str, totp_step: int
+    ) -> Admin:
+        """Use the invitation once and create its administrator, in one transaction, with
+        `totp_secret`: the seed the accepting browser confirmed a code of (at `totp_step`)."""
+        if not totp_secret:
+            raise BadRequest("an account needs a TOTP secret", code="no_totp_secret")
         with session_on(self._writer) as session:
             # Locked (PostgreSQL): a removal of the invitation's school, which deletes it, either
             # waits for this or this waits for it and then finds no invitation (not a
@@ -232,14 +237,18 @@ class SqlAdminAccounts:
                 raise BadRequest(
                     "an administrator with this e-mail already exists", code="duplicate_admin"
                 )
-            secret = self._opened(session, row)
+            if row.totp_secret:
+                # COMPAT(invitation-stored-seed): one that does not open, or was put in clear,
+                # refuses the invitation here as on its page.
+                self._opened(session, row)
             row.used = True
-            # The account holds the secret from now on; a used invitation needs none.
+            # A seed an older version stored (COMPAT(invitation-stored-seed)) is forgotten: a
+            # used invitation needs none.
             row.totp_secret = ""
             admin = AdminRow(
                 email=row.email,
                 password_hash=password_hash,
-                totp_secret=self._seal.seal(secret, SecretBinding.admin_totp(row.email)),
+                totp_secret=self._seal.seal(totp_secret, SecretBinding.admin_totp(row.email)),
                 totp_last_step=totp_step,
                 role=row.role,
                 tenant_id=row.tenant_id,

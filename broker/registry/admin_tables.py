@@ -69,8 +69,11 @@ class InvitationRow(Base):
     email: Mapped[str] = mapped_column(EMAIL)
     role: Mapped[str] = mapped_column(String(16))
     tenant_id: Mapped[str | None] = mapped_column(ID)
-    # Sealed, bound to the token hash; emptied once the invitation is used or withdrawn (the
-    # administrator's row holds it then).
+    # "": the invitation's page gives each browser a seed of its own, and the account takes the
+    # one a code confirmed (web/portal/invitation_seed.py). COMPAT(invitation-stored-seed): an
+    # invitation an older version sent holds the seed it showed, sealed and bound to the token
+    # hash, emptied once used, withdrawn or expired; remove once every such invitation has
+    # (its lifetime, operator_pages.INVITATION_DAYS, after the upgrade).
     totp_secret: Mapped[str] = mapped_column(Text)
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_by: Mapped[int] = mapped_column(Integer)

@@ -26,7 +26,9 @@ Versions only go up. A new policy or service takes the version numbers of the fi
 of an imported registry reads the same); a changed one gets max(file, current + 1), with a line
 in its history, so a receipt's version number never comes to mean something else. An id
 removed earlier (removal.py) whose history was kept continues after that history instead; the
-file's policies for such a service move with its declaration version.
+file's policies for such a service move with its declaration version. Such an id is created
+only as the operator allowed (`registry import --reuse-removed-id`, id_reuse.py): otherwise the
+import is refused whole, as `publisher add` refuses it.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from broker.registry.changes import bump_generation, serialise_checks
 from broker.registry.database import locked_row
 from broker.registry.declaration_writes import replace_declarations
 from broker.registry.errors import UnknownPublisher
+from broker.registry.id_reuse import IdReuse, refuse_reuse
 from broker.registry.import_encryption import EncryptionRefusal, refuse_unusable_encryption
 from broker.registry.pseudonym_key_tables import PseudonymKeyVersionRow
 from broker.registry.purpose_drops import purposes_changed_since, stop_release
@@ -107,8 +110,11 @@ class ImportReport:
 
 @dataclass(frozen=True)
 class _Stamp:
+    """When and by whom the import writes, and what it may take of an id used before."""
+
     at: datetime
     by: str
+    reuse: IdReuse = IdReuse.REFUSED
 
 
 @dataclass
@@ -191,12 +197,14 @@ def apply_snapshot(
     by: str,
     seal: SecretSeal,
     encryption_refusal: EncryptionRefusal | None = None,
+    reuse: IdReuse = IdReuse.REFUSED,
 ) -> ImportReport:
     """`seal`: schools' client secrets are compared opened and written sealed.
     `encryption_refusal`: the SAML check of services set to encrypt (import_encryption.py);
-    None checks none (a caller with no SAML services, a benchmark)."""
+    None checks none (a caller with no SAML services, a benchmark). `reuse`: what a service
+    the file creates under an id used before may take over (id_reuse.py)."""
     report = ImportReport()
-    stamp = _Stamp(stamp_at, by)
+    stamp = _Stamp(stamp_at, by, reuse)
     for chain in snapshot.chains:
         _named(session, ChainRow, "chain", chain.id, chain.name, report)
     for publisher in snapshot.publishers:
@@ -402,7 +410,9 @@ def _service(
     new = row is None
     before = None
     if row is None:
-        # Registered again after a removal: the kept history's versions are not reused.
+        # An id used before only as the operator allowed (id_reuse.py); then, registered again
+        # after a removal, the kept history's versions are not reused.
+        refuse_reuse(session, service, stamp.reuse)
         kept = kept_declaration_version(session, service.id)
         version = max(service.declaration_version, kept + 1)
         moved = version - service.declaration_version

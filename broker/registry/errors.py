@@ -277,3 +277,19 @@ class UnknownIdp(BadRequest):
             "is on); nothing was changed"
         )
         self.entity_id = entity_id
+
+
+class ServiceIdUsedBefore(BadRequest):
+    """A new service under an id a removed service had: it would receive that service's
+    pseudonyms and continue its history (id_reuse.py). The public message says no more, never
+    whose it was; the detail, for the operator's command, says what would allow it."""
+
+    code = "service_id_used_before"
+    public_message = "This service id was used before; choose another."
+
+    def __init__(self, service_id: str, why: str) -> None:
+        super().__init__(
+            f"service id {service_id!r} was used before, and a service registered under it "
+            f"receives the same pseudonyms and continues its history: {why}; nothing was added"
+        )
+        self.service_id = service_id

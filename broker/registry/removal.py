@@ -32,7 +32,9 @@ is a foreign key: a service registered or moved into the chain locks the chain's
 removal fails on the key and says so, nothing imported.
 
 Every removal carried out leaves one row in `removals`: kind, id, name, when, and by whom
-(`cli:<user>`); no personal data.
+(`cli:<user>`), for a service also its publisher organisation (revision 0024); no personal data.
+A removed service's id is taken again only as id_reuse.py allows: by the operator, never
+through a portal, since it carries the pseudonyms and the history over.
 """
 
 from __future__ import annotations
@@ -136,6 +138,8 @@ def _carry_out(
             name=entry.name,
             removed_at=stamp.at,
             removed_by=stamp.by[:MAX_BY],
+            # Whose it was: its id goes to that publisher only (id_reuse.py).
+            publisher_id=(entry.publisher_id or "") if isinstance(entry, Service) else None,
         )
     )
     bump_generation(session)

@@ -51,6 +51,7 @@ from broker.registry.errors import (
     UnknownPublisher,
 )
 from broker.registry.federation import FederationStore
+from broker.registry.id_reuse import IdReuse, refuse_reuse
 from broker.registry.import_encryption import EncryptionRefusal
 from broker.registry.portal_reading import PortalReads
 from broker.registry.pseudonym_keys import SqlPseudonymKeyVersions
@@ -210,8 +211,12 @@ class SqlRegistry(PortalReads):
             session.add(ChainRow(id=chain.id, name=chain.name))
             bump_generation(session)
 
-    def add_service(self, service: Service, sp_metadata: str | None) -> None:
-        """Register a service with its declarations (kept in the order given)."""
+    def add_service(
+        self, service: Service, sp_metadata: str | None, *, reuse: IdReuse = IdReuse.REFUSED
+    ) -> None:
+        """Register a service with its declarations (kept in the order given). An id a removed
+        service had is refused (`ServiceIdUsedBefore`) unless `reuse` allows taking it over
+        (id_reuse.py): its pseudonyms and its history would carry over."""
         seen: set[str] = set()
         for declaration in service.declarations:
             if declaration.attribute in seen:
@@ -231,6 +236,7 @@ class SqlRegistry(PortalReads):
                 session, PublisherRow.id, service.publisher_id
             ):
                 raise UnknownPublisher(service.publisher_id)
+            refuse_reuse(session, service, reuse)
             # An id registered again after a removal continues its declarations' history.
             version = max(
                 service.declaration_version, kept_declaration_version(session, service.id) + 1
@@ -655,6 +661,7 @@ class SqlRegistry(PortalReads):
         apply: bool = True,
         stop_releases: bool = False,
         encryption_refusal: EncryptionRefusal | None = None,
+        reuse: IdReuse = IdReuse.REFUSED,
     ) -> ImportReport:
         """Add or update every entry of a checked snapshot in one transaction (bulk_import.py).
         `apply=False` rolls that transaction back: what the import would do now, worked out by
@@ -662,7 +669,9 @@ class SqlRegistry(PortalReads):
         it gives attributes new purposes (`ImportReport.dropped`) is rolled back the same way
         unless `stop_releases` says the operator confirmed that; `ImportReport.applied` says
         whether it was carried out. `encryption_refusal`: the SAML side's check of the services
-        the import leaves set to encrypt (import_encryption.py); the command passes it."""
+        the import leaves set to encrypt (import_encryption.py); the command passes it. `reuse`:
+        what a service the import creates under an id used before may take over (id_reuse.py);
+        none unless the operator said so (`ServiceIdUsedBefore`, nothing imported)."""
         try:
             with self._writing() as session:
                 report = apply_snapshot(
@@ -672,6 +681,7 @@ class SqlRegistry(PortalReads):
                     changed_by,
                     self._seal,
                     encryption_refusal,
+                    reuse,
                 )
                 if not apply or (report.dropped and not stop_releases):
                     session.rollback()

@@ -435,7 +435,7 @@ class PolicyChangeRow(Base):
 class RemovalRow(Base):
     """Append-only (revision 0008): who removed which school, service, (revision 0009)
     publisher organisation or (revision 0017) chain when, and its name, so the receipts that
-    outlive a registration still name it (removal.py)."""
+    outlive a registration still name it (removal.py); (revision 0024) a service's publisher."""
 
     __tablename__ = "removals"
     __table_args__ = (
@@ -448,6 +448,10 @@ class RemovalRow(Base):
     name: Mapped[str] = mapped_column(NAME)
     removed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     removed_by: Mapped[str] = mapped_column(NAME)
+    # A service's publisher organisation (revision 0024), "" for none; NULL for the other kinds
+    # and for removals recorded before it: whether its id goes to the same publisher again
+    # (id_reuse.py).
+    publisher_id: Mapped[str | None] = mapped_column(ID)
 
 
 class RegistryStateRow(Base):

@@ -105,6 +105,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("Sign-ins through an identity provider several schools share name the school."),
     N_("A school on a school board's identity provider needs its BRIN as id."),
     N_("An entry with this identifier already exists."),
+    N_("This service id was used before; choose another."),
     N_("This chain is not known to the broker."),
     N_("This publisher is not known to the broker."),
     N_("This invitation link is not valid (any more). Ask for a new invitation."),

@@ -126,7 +126,7 @@ def publisher(config: Path) -> Path:
         accounts.add_admin("dev@noord.example", "h", "S", AdminRole.PUBLISHER, PUBLISHER.id)
         expires = datetime.now(UTC) + timedelta(days=1)
         accounts.add_invitation(
-            "e" * 64, "new@noord.example", AdminRole.PUBLISHER, PUBLISHER.id, "S", expires, 1
+            "e" * 64, "new@noord.example", AdminRole.PUBLISHER, PUBLISHER.id, expires, 1
         )
     finally:
         registry.close()

@@ -49,7 +49,6 @@ from flask.testing import FlaskClient
 
 from broker.accounts import totp
 from broker.accounts.passwords import hash_password
-from broker.accounts.tokens import token_hash
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID, OIDC_SCHOOL_PORT_OFFSET
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID, OIDC_PUBLISHER_PORT_OFFSET
 from broker.config import load_settings
@@ -74,6 +73,7 @@ from tests.support.portal import (
     form_fields,
     invite,
     post_sign_in,
+    shown_seed,
 )
 from tests.support.postgres import PostgresServer
 
@@ -239,11 +239,9 @@ def _school_releases_everything_through_the_portal(demo: LiveDemo, client: Flask
 def _operator_invites_a_colleague(demo: LiveDemo, operator: FlaskClient) -> str:
     """Invites and accepts; returns the invitee's TOTP secret."""
     _, path = invite(operator, STAFF["invited"], "school", DEMO_SCHOOL_ID)
-    token = path.rsplit("/", 1)[1]
-    secret = demo.registry.accounts.invitation(token_hash(token)).totp_secret
-    _, accepted = accept_invitation(demo.apps[demo.broker_url].test_client(), path, secret)
+    form, accepted = accept_invitation(demo.apps[demo.broker_url].test_client(), path)
     assert accepted.status_code == 303, accepted.get_data(as_text=True)[:500]
-    return secret
+    return shown_seed(form)
 
 
 def _school_looks_up_and_exports(demo: LiveDemo, school: FlaskClient) -> list[str]:

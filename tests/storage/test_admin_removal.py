@@ -30,9 +30,7 @@ def _admin(registry: SqlRegistry, email: str, role: AdminRole = AdminRole.OPERAT
 
 def _invite(registry: SqlRegistry, email: str, by: Admin) -> str:
     hashed = token_hash(new_token())
-    registry.accounts.add_invitation(
-        hashed, email, AdminRole.PUBLISHER, PUBLISHER, "SECRET", SOON, by.id
-    )
+    registry.accounts.add_invitation(hashed, email, AdminRole.PUBLISHER, PUBLISHER, SOON, by.id)
     return hashed
 
 
@@ -49,7 +47,7 @@ def test_removing_an_account_closes_invitations_to_its_address_only(
     # Invited twice (a resent link), one accepted: the other stays open until the removal.
     resent = _invite(accounts, "dev@uitgever.example", operator)
     first = _invite(accounts, "dev@uitgever.example", operator)
-    gone = accounts.accounts.accept_invitation(first, "hash", 1)
+    gone = accounts.accounts.accept_invitation(first, "hash", "SECRET", 1)
     # An invitation the removed administrator's colleague is waiting for stays valid.
     other = _invite(accounts, "new@uitgever.example", operator)
 

@@ -121,22 +121,23 @@ def test_invitation_is_single_use_and_expires(portal: SqlRegistry) -> None:
         "dev@uitgever.nl",
         AdminRole.PUBLISHER,
         "uitgever-a",
-        totp.new_secret(),
         datetime.now(UTC) + timedelta(days=1),
         1,
     )
     assert accounts.invitation(token_hash(token)).tenant_id == "uitgever-a"
-    admin = accounts.accept_invitation(token_hash(token), "hash", 5)
+    secret = totp.new_secret()
+    admin = accounts.accept_invitation(token_hash(token), "hash", secret, 5)
     assert admin.role is AdminRole.PUBLISHER
+    found = accounts.credentials("dev@uitgever.nl")
+    assert found is not None and found.totp_secret == secret
     with pytest.raises(InvitationUnusable):
-        accounts.accept_invitation(token_hash(token), "hash", 6)
+        accounts.accept_invitation(token_hash(token), "hash", secret, 6)
     expired = new_token()
     accounts.add_invitation(
         token_hash(expired),
         "late@uitgever.nl",
         AdminRole.PUBLISHER,
         "uitgever-a",
-        "S",
         datetime.now(UTC) - timedelta(seconds=1),
         1,
     )

@@ -33,6 +33,7 @@ from broker.registry.admin_tables import AdminRow, DeclarationChangeRow, Invitat
 from broker.registry.cached import CachedRegistryReader
 from broker.registry.database import open_engine, session_on, writer
 from broker.registry.errors import InvitationUnusable, PublisherInUse, UnknownPublisher
+from broker.registry.id_reuse import IdReuse
 from broker.registry.migration import alembic_config, model_drift
 from broker.registry.receipt_tables import NoticePreferenceRow, ReceiptChainRow, ReceiptRow
 from broker.registry.removal import Stamp, remove_publisher, remove_school, remove_service
@@ -127,7 +128,7 @@ def federation(sql_registry: SqlRegistry) -> SqlRegistry:
     accounts.add_admin("ict@oidc-college.nl", "h", "S", AdminRole.SCHOOL, "11BB")
     accounts.add_admin("dev@uitgever-a.nl", "h", "S", AdminRole.PUBLISHER, "uitgever-a")
     expires = datetime.now(UTC) + timedelta(days=1)
-    accounts.add_invitation("a" * 64, "new@voorbeeld.nl", AdminRole.SCHOOL, "00AA", "S", expires, 1)
+    accounts.add_invitation("a" * 64, "new@voorbeeld.nl", AdminRole.SCHOOL, "00AA", expires, 1)
     return registry
 
 
@@ -238,7 +239,8 @@ def test_registered_again_its_versions_continue(federation: SqlRegistry) -> None
     federation.remove_school("00AA", apply=True)
     federation.remove_service("lesmethode", apply=True)
     federation.add_school(SAML_SCHOOL, "<idp/>")
-    federation.add_service(SAML_SERVICE, "<sp/>")
+    # Its id again, for the same (no) publisher organisation: the operator's flag (id_reuse.py).
+    federation.add_service(SAML_SERVICE, "<sp/>", reuse=IdReuse.SAME_PUBLISHER)
     assert federation.any_service("lesmethode").declaration_version == 2  # type: ignore[union-attr]
     policy = federation.set_policy("00AA", "lesmethode", frozenset({"given_name"}), "again")
     assert policy.version == 3
@@ -251,7 +253,7 @@ def test_an_import_after_a_removal_continues_the_versions_too(federation: SqlReg
     exported = federation.snapshot()
     federation.remove_school("00AA", apply=True)
     federation.remove_service("lesmethode", apply=True)
-    report = federation.import_snapshot(exported, "import:test")
+    report = federation.import_snapshot(exported, "import:test", reuse=IdReuse.SAME_PUBLISHER)
     assert "school 00AA" in report.added and "service lesmethode" in report.added
     history = federation.policy_history("00AA", "lesmethode")
     assert [c.version for c in history] == [1, 2]  # the file's version 1 follows the kept one
@@ -295,7 +297,7 @@ def test_a_publisher_without_services_goes_with_its_accounts(federation: SqlRegi
     accounts = federation.accounts
     expires = datetime.now(UTC) + timedelta(days=1)
     accounts.add_invitation(
-        "c" * 64, "ops@uitgever-a.nl", AdminRole.PUBLISHER, "uitgever-a", "S", expires, 1
+        "c" * 64, "ops@uitgever-a.nl", AdminRole.PUBLISHER, "uitgever-a", expires, 1
     )
     accounts.add_publisher(Publisher("uitgever-b", "Uitgever B"))
     accounts.add_admin("dev@uitgever-b.nl", "h", "S", AdminRole.PUBLISHER, "uitgever-b")
@@ -523,13 +525,13 @@ def test_an_invitation_accepted_while_its_school_goes_is_unusable(
         registry.add_school(SAML_SCHOOL, "<idp/>")
         expires = datetime.now(UTC) + timedelta(days=1)
         registry.accounts.add_invitation(
-            "b" * 64, "nieuw@voorbeeld.nl", AdminRole.SCHOOL, SAML_SCHOOL.id, "S", expires, 1
+            "b" * 64, "nieuw@voorbeeld.nl", AdminRole.SCHOOL, SAML_SCHOOL.id, expires, 1
         )
         stamp = Stamp("cli:test", datetime.now(UTC))
         outcome = _racing_the_removal(
             postgres_registry_url,
             lambda s: remove_school(s, SAML_SCHOOL.id, stamp),
-            lambda: registry.accounts.accept_invitation("b" * 64, "h", 1),
+            lambda: registry.accounts.accept_invitation("b" * 64, "h", "S", 1),
         )
         assert len(outcome) == 1 and isinstance(outcome[0], InvitationUnusable), outcome
         assert rows_naming(registry, AdminRow, "tenant_id", SAML_SCHOOL.id) == 0
@@ -555,7 +557,7 @@ def test_a_service_or_account_added_while_its_publisher_goes_is_refused(
             "dev@uitgever-a.nl", "h", "S", AdminRole.PUBLISHER, "uitgever-a"
         ),
         lambda: accounts.add_invitation(
-            "d" * 64, "ops@uitgever-a.nl", AdminRole.PUBLISHER, "uitgever-a", "S", expires, 1
+            "d" * 64, "ops@uitgever-a.nl", AdminRole.PUBLISHER, "uitgever-a", expires, 1
         ),
     ]
     try:

@@ -135,21 +135,36 @@ def invite(operator: FlaskClient, email: str, role: str, tenant: str) -> tuple[s
     return invited, "/" + link.group(1).strip().split("/", 3)[3]
 
 
-def accept_invitation(client: FlaskClient, path: str, secret: str) -> tuple[str, TestResponse]:
+def shown_seed(page: str) -> str:
+    """The TOTP seed an invitation's page shows this browser (the key to type in)."""
+    found = re.search(r'id="totp-secret"[^>]*>([A-Z2-7]+)<', page)
+    assert found is not None, "no TOTP seed on the page"
+    return found.group(1)
+
+
+def accept_invitation(
+    client: FlaskClient, path: str, secret: str | None = None
+) -> tuple[str, TestResponse]:
     """The invitation's page opened and its form sent as the invitee would, with a code of
-    `secret`: (the page with the form, the answer to it)."""
+    `secret`, by default of the seed the page shows this browser: (the page with the form,
+    the answer to it)."""
     form = client.get(path, base_url=HTTPS).get_data(as_text=True)
-    answer = client.post(
+    secret = secret or shown_seed(form)
+    return form, post_invitation(client, path, form, totp.code_at(secret, totp.current_step() + 1))
+
+
+def post_invitation(client: FlaskClient, path: str, form: str, code: str) -> TestResponse:
+    """The invitation's form on the page `form`, sent with the password and `code`."""
+    return client.post(
         path,
         base_url=HTTPS,
         data={
             "csrf_token": csrf_token(form),
             "password": PASSWORD,
             "password_again": PASSWORD,
-            "code": totp.code_at(secret, totp.current_step() + 1),
+            "code": code,
         },
     )
-    return form, answer
 
 
 @dataclass

@@ -13,7 +13,6 @@ from flask_babel import gettext
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
 
-from broker.accounts import totp
 from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Publisher
 from broker.core.chain_move import MoveRefused, open_moves
@@ -271,7 +270,6 @@ def invite() -> tuple[str, int]:
                 form.email.data or "",
                 role,
                 tenant,
-                totp.new_secret(),
                 datetime.now(UTC) + timedelta(days=INVITATION_DAYS),
                 current_admin().id,
             )

@@ -23,7 +23,7 @@ from broker.core.model import ClientAuthMethod, NamingProfile, Protocol, Service
 from broker.oidc.registration import new_client, new_secret
 from broker.web.portal.declaration_forms import declarations_of
 from broker.web.portal.oidc_forms import OidcClientForm, OidcRedirectUrisForm, redirect_uri_lines
-from broker.web.portal.publisher_pages import own_service
+from broker.web.portal.publisher_pages import own_service, refused_registration
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.service_forms import EmptyForm, service_form_class
 from broker.web.wiring import broker
@@ -79,7 +79,7 @@ def register(publisher_id: str) -> Response | tuple[str, int]:
             )
             broker().registry.add_service(service, None)
         except BadRequest as error:
-            form["service_id"].errors = [f"{gettext(error.public_message)} ({error.detail})"]
+            refused_registration(form, error, publisher_id)
         else:
             log.info(
                 "portal oidc client registered service=%s publisher=%s admin=%s",

@@ -25,10 +25,12 @@ from broker.core.declarations import compare_declarations
 from broker.core.errors import BadRequest
 from broker.core.model import Declaration, NamingProfile, Service
 from broker.core.pseudonym_rotation import open_windows
+from broker.registry.errors import ServiceIdUsedBefore
 from broker.saml.entities import SSO_PATH
 from broker.saml.metadata_check import MetadataInvalid, RefusedEndpoint
 from broker.saml.metadata_report import refused_endpoints, sp_metadata_problems
 from broker.web.labels import localised_detail, shown_time
+from broker.web.logs import note_refusal_logged
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.declaration_forms import (
     ChangeImpact,
@@ -69,6 +71,26 @@ def key_windows(services: list[Service]) -> list[tuple[str, str]]:
         if move.service_id in moved:
             windows.append((moved[move.service_id], shown_time(move.window_ends, zone)))
     return windows
+
+
+def refused_registration(form: ServiceForm, error: BadRequest, publisher_id: str) -> None:
+    """A registration (SAML or OIDC) the registry refused, said beside the service id: a taken
+    service or entity id with the taken value, the publisher's own input; an id a removed
+    service had with the message alone, which never says whose it was (registry/id_reuse.py),
+    and the log line names the id only."""
+    message = gettext(error.public_message)
+    if isinstance(error, ServiceIdUsedBefore):
+        log.warning(
+            "portal refused status=400 reason=%s service=%s publisher=%s admin=%s",
+            error.code,
+            error.service_id,
+            publisher_id,
+            current_admin().id,
+        )
+        note_refusal_logged()
+        form["service_id"].errors = [message]
+    else:
+        form["service_id"].errors = [f"{message} ({error.detail})"]
 
 
 def own_service(publisher_id: str, service_id: str) -> Service:
@@ -131,8 +153,7 @@ def register(publisher_id: str) -> Response | tuple[str, int]:
             try:
                 broker().registry.add_service(service, xml)
             except BadRequest as error:
-                # A taken service id or entity id: named beside the service id.
-                form["service_id"].errors = [f"{gettext(error.public_message)} ({error.detail})"]
+                refused_registration(form, error, publisher_id)
             else:
                 log.info(
                     "portal service registered service=%s publisher=%s admin=%s",

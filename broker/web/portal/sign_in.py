@@ -1,4 +1,5 @@
-"""Signing in (e-mail, password and TOTP code in one form), signing out, accepting an invitation.
+"""Signing in (e-mail, password and TOTP code in one form), signing out, accepting an invitation
+(with a TOTP seed of the accepting browser's own: invitation_seed.py).
 
 One form for all three, and one refusal for any wrong part: the page never says whether the
 address, the password or the code was wrong. The log names the administrator by id (or
@@ -26,6 +27,7 @@ from broker.web.portal.guard import (
     open_session,
     sign_in_throttled,
 )
+from broker.web.portal.invitation_seed import browser_seed, confirmed_seed
 from broker.web.portal.qr_code import qr_code_svg
 from broker.web.portal.rights import (
     SESSION_ADMIN,
@@ -142,18 +144,21 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
         raise
     form = AcceptInvitationForm()
     code_wrong = False
+    # This browser's own seed (invitation_seed.py): the link opened elsewhere shows another.
+    seed = browser_seed(hashed)
     if form.validate_on_submit():
-        step = totp.verify(invitation.totp_secret, digits(form.code.data or ""))
-        if step is not None:
+        confirmed = confirmed_seed(invitation, seed, digits(form.code.data or ""))
+        if confirmed is not None:
+            secret, step = confirmed
             admin = b.registry.accounts.accept_invitation(
-                hashed, hash_password(form.password.data or ""), step
+                hashed, hash_password(form.password.data or ""), secret, step
             )
             log.info("portal invitation accepted admin=%s role=%s", admin.id, admin.role.value)
             start_session(admin)
             return redirect(home_of(admin), code=303)
         code_wrong = True
         form.code.errors = [gettext("This code is not right. Enter the code your app shows now.")]
-    uri = totp.provisioning_uri(invitation.totp_secret, invitation.email, _issuer())
+    uri = totp.provisioning_uri(seed, invitation.email, _issuer())
     page = render_template(
         "portal/invitation.html",
         form=form,
@@ -161,7 +166,7 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
         invited_to=_invited_to(invitation),
         otpauth_uri=uri,
         qr_code=qr_code_svg(uri, gettext("QR code for your authenticator app")),
-        secret=invitation.totp_secret,
+        secret=seed,
     )
     return page, 400 if form.is_submitted() or code_wrong else 200
 

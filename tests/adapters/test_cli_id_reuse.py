@@ -1,0 +1,142 @@
+"""`publisher add` and `registry import` under a removed service's id (registry/id_reuse.py):
+refused without a flag (exit code 1, registry byte-for-byte the same); `--reuse-removed-id`
+for the same publisher organisation as before; for another one, or one the removal record does
+not name, only with `--pseudonyms-carry-over` besides; that flag alone is a usage error."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
+from broker.core.admins import Publisher
+from broker.core.model import ClientAuthMethod, OidcClient, Protocol, Service
+
+# The demo's registry (a module fixture) is test_cli_registry's.
+from tests.adapters.test_cli_registry import (
+    demo,  # noqa: F401  # a fixture
+    export,
+)
+from tests.adapters.test_cli_registry import registry_dump as dump
+from tests.support.cli import registry_of, run
+
+NOORD = Publisher("uitgeverij-noord", "Uitgeverij Noord")
+NOORD_SERVICE = "noord-app"
+REUSE, CARRY_OVER = "--reuse-removed-id", "--pseudonyms-carry-over"
+
+
+@pytest.fixture
+def config(demo: Path, tmp_path: Path) -> Path:  # noqa: F811 - the imported fixture
+    """A copy of the demo broker of its own, with a publisher organisation's service removed
+    and the demo's own OIDC client (no organisation) removed."""
+    folder = shutil.copytree(demo, tmp_path / "broker")
+    config = folder / "ketenbroker.toml"
+    registry = registry_of(config)
+    try:
+        registry.accounts.add_publisher(NOORD)
+        client = OidcClient(("https://noord.example/cb",), ClientAuthMethod.SECRET_BASIC, "0" * 64)
+        service = Service(
+            NOORD_SERVICE,
+            "Noord App",
+            NOORD_SERVICE,
+            None,
+            protocol=Protocol.OIDC,
+            oidc=client,
+            publisher_id=NOORD.id,
+        )
+        registry.add_service(service, None)
+    finally:
+        registry.close()
+    for service_id in (NOORD_SERVICE, OIDC_PUBLISHER_ID):
+        assert run("publisher", "remove", service_id, "--yes", "--config", config).exit_code == 0
+    return config
+
+
+def _add(config: Path, service_id: str, *flags: str) -> tuple[int, str]:
+    result = run(
+        "publisher", "add", "--config", config, "--id", service_id, "--name", "Weer",
+        "--oidc-redirect-uri", "https://weer.example/cb", *flags,
+    )  # fmt: skip
+    return result.exit_code, result.output
+
+
+def _publisher_of(config: Path, service_id: str) -> str | None:
+    registry = registry_of(config)
+    try:
+        found = registry.any_service(service_id)
+        assert found is not None
+        return found.publisher_id
+    finally:
+        registry.close()
+
+
+def test_a_removed_id_is_refused_without_the_flag_and_nothing_changes(config: Path) -> None:
+    before = dump(config)
+    for service_id in (NOORD_SERVICE, OIDC_PUBLISHER_ID):
+        status, output = _add(config, service_id)
+        assert status == 1
+        assert f"service id {service_id!r} was used before" in output
+        assert REUSE in output and "nothing was added" in output
+    assert dump(config) == before
+
+
+def test_the_flag_takes_the_id_for_the_same_publisher_as_before(config: Path) -> None:
+    # The demo's client had no publisher organisation, as `publisher add` registers it again.
+    status, output = _add(config, OIDC_PUBLISHER_ID, REUSE)
+    assert status == 0, output
+    assert _publisher_of(config, OIDC_PUBLISHER_ID) is None
+
+
+def test_another_publishers_id_needs_the_pseudonyms_acknowledged(config: Path) -> None:
+    before = dump(config)
+    status, output = _add(config, NOORD_SERVICE, REUSE)
+    assert status == 1
+    # The operator's command names whose it was and what would allow it.
+    assert f"a service of {NOORD.id}, not of no publisher organisation" in output
+    assert CARRY_OVER in output
+    assert dump(config) == before
+    status, output = _add(config, NOORD_SERVICE, REUSE, CARRY_OVER)
+    assert status == 0, output
+    assert _publisher_of(config, NOORD_SERVICE) is None
+
+
+def test_a_removal_recorded_without_its_publisher_needs_the_acknowledgement(config: Path) -> None:
+    """A removal from before revision 0024 does not say whose the service was."""
+    with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+        connection.execute(
+            "UPDATE removals SET publisher_id = NULL WHERE entry_id = ?", (OIDC_PUBLISHER_ID,)
+        )
+    before = dump(config)
+    status, output = _add(config, OIDC_PUBLISHER_ID, REUSE)
+    assert status == 1 and "a publisher the registry did not record" in output
+    assert dump(config) == before
+    assert _add(config, OIDC_PUBLISHER_ID, REUSE, CARRY_OVER)[0] == 0
+
+
+def test_the_acknowledgement_alone_is_a_usage_error(config: Path) -> None:
+    before = dump(config)
+    status, output = _add(config, NOORD_SERVICE, CARRY_OVER)
+    assert status == 2 and "--pseudonyms-carry-over goes with --reuse-removed-id" in output
+    assert dump(config) == before
+
+
+def test_an_import_creating_a_removed_id_follows_the_same_rule(
+    demo: Path,  # noqa: F811 - the imported fixture
+    tmp_path: Path,
+) -> None:
+    folder = shutil.copytree(demo, tmp_path / "broker")
+    config = folder / "ketenbroker.toml"
+    file = export(folder, tmp_path / "registry.toml")
+    assert run("publisher", "remove", OIDC_PUBLISHER_ID, "--yes", "--config", config).exit_code == 0
+    before = dump(config)
+    for dry_run in ((), ("--dry-run",)):
+        refused = run("registry", "import", "--config", config, file, *dry_run)
+        assert refused.exit_code == 1
+        assert f"service id {OIDC_PUBLISHER_ID!r} was used before" in refused.output
+        assert dump(config) == before
+    imported = run("registry", "import", "--config", config, file, REUSE)
+    assert imported.exit_code == 0, imported.output
+    assert f"added    service {OIDC_PUBLISHER_ID}" in imported.output
