@@ -397,7 +397,10 @@ class TokenVault:
         family = self.store.get(f"oidc:family-of:{kind}:{_digest(value)}")
         if family is not None:
             op = self.revoke_op(family.decode())
-            self.store.put(op.key, op.value, op.ttl_seconds)
+            # Added only where no mark is: a session's end already marked must stay the
+            # session's end, or the first redemption of a code replayed after the logout would
+            # read "reused" and sign an ID token for the ended session (put_tokens).
+            self.store.add_if_absent(op.key, op.value, op.ttl_seconds)
 
     def _revoked(self, family: str) -> bool:
         return self.store.get(_revoked_key(family)) is not None

@@ -256,3 +256,20 @@ def test_a_reused_codes_mark_leaves_the_one_redemption_its_answer(
     store.batch([vault.revoke_op(who.family)])
     vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", who)
     assert vault.access(access) is None
+
+
+def test_a_code_replayed_after_the_logout_gets_no_tokens_from_either_redemption(
+    vault: TokenVault,
+) -> None:
+    """The session ended (its family marked so), then the code is redeemed twice at once: the
+    second redemption's reuse mark must not replace the session's end, or the first would be
+    given tokens and an ID token of a session that ended."""
+    who = grantee()
+    code = secrets.token_urlsafe(36)
+    vault.put_code(code, IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, who))
+    ended = vault.revoke_op(who.family, session_ended=True)
+    vault.store.put(ended.key, ended.value, ended.ttl_seconds)
+    assert vault.take_code(code) is not None
+    assert vault.take_code(code) is None  # the replay: a reuse, after the logout
+    with pytest.raises(InvalidGrantError):
+        vault.put_tokens({"access_token": access_token_for(who), "scope": "openid"}, "rp", who)
