@@ -89,12 +89,13 @@ def finish(
     content = b.receipting.content(completion, identity)
     # The session's one record of its services: the notice's "seen" marks and what each
     # service was told, for logout (login/participants.py). One read; a write only on change.
+    ending: list[StoreOp] = []
     if sso_token:
         replaced = None
         if session_services is None:
             session_services = b.session_services.read(sso_token)
     else:
-        replaced, session_services = replaced_session(identity)
+        replaced, session_services, ending = replaced_session(identity)
     seen = session_services.seen(completion.service.id) == content.release_fingerprint
     # `shown` (the student just continued past this release's notice) ends it in every case:
     # a notice the service asked for (prompt=consent) shows once per login, not again.
@@ -150,7 +151,7 @@ def finish(
         # Its services now belong to the new session (a logout reaches them from there). After
         # the commit point: a login that failed leaves the old session as it was.
         try:
-            b.flow.end_session(*replaced, also=[b.session_services.forget_op(replaced[0])])
+            b.flow.end_session(*replaced, also=ending)
         except StoreUnavailable:
             # The login stands; the old session then ends only at its expiry (its services are
             # in the new record too, so a logout still reaches them).
@@ -173,18 +174,24 @@ def finish(
 
 def replaced_session(
     identity: UpstreamIdentity,
-) -> tuple[tuple[str, UpstreamIdentity] | None, SessionServices]:
+) -> tuple[tuple[str, UpstreamIdentity] | None, SessionServices, list[StoreOp]]:
     """A fresh school login in a browser whose SSO session still stands (a service forced a
     new login, or another school was asked for) replaces that session: the new one takes over
     its services, so a logout still reaches every service this browser was logged in to.
     The notice's marks carry over only for the same student at the same school. Returns the
-    replaced session's token and identity (to end it, with its filing under the school's sid)."""
+    replaced session's token and identity (to end it, with its filing under the school's sid),
+    the services, and what ending it writes beside: its record of services goes; for another
+    student (the next one at a shared laptop) also the previous student's OIDC tokens, as any
+    logout ends them (SingleLogout.ending); the same student's stay, their platforms are still
+    signed in."""
     old = request.cookies.get(SSO_COOKIE)
     held, services = session_and_services(old)
     if not old or held is None:
-        return None, SessionServices()
+        return None, SessionServices(), []
     same = held[0].school_id == identity.school_id and held[0].subject == identity.subject
-    return (old, held[0]), services if same else services.without_seen()
+    if same:
+        return (old, held[0]), services, [broker().session_services.forget_op(old)]
+    return (old, held[0]), services.without_seen(), broker().logout.ending(old, services)
 
 
 def session_and_services(

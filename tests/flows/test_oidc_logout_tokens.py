@@ -11,7 +11,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import requests
 
-from broker.cli.demo import DEMO_OIDC_SCHOOL_ID
+from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.login.participants import FAMILIES
 from broker.web.browser import SSO_COOKIE
 from tests.flows.test_oidc_provider_checks import (
@@ -138,3 +138,41 @@ def test_a_saml_schools_logout_ends_the_tokens(demo: LiveDemo) -> None:
     assert started.url.startswith(f"{demo.broker_url}/logout/"), started.url
     finish_logout(browser, started)
     assert_ended(client, token)
+
+
+def login_as(client: Client, browser: Browser, uid: str, **extra: str) -> dict[str, Any]:
+    """A login at `client` in which `uid` picks themselves at the demo's SAML school."""
+    params = client.params(**extra)
+    query = urlencode({k: v for k, v in params.items() if not k.startswith("_")})
+    page = browser.get(f"{client.authorize_url}?{query}", stop=client._at_client)
+    if client.demo.shows_discovery(page):
+        form = next(f for f in page.forms if ("school", DEMO_SCHOOL_ID) in f.buttons)
+        page = browser.post(form.action, {**form.fields, "school": DEMO_SCHOOL_ID})
+    assert page.url.startswith(f"{client.demo.school_url}/sso"), page.url
+    answer = browser.submit(page, f"{client.demo.school_url}/sso/pick", {"uid": uid})
+    form = answer.form(client.demo.acs_url)
+    page = browser.post(form.action, form.fields, stop=client._at_client)
+    assert page.location and client._at_client(page.location), (page.status, page.text[:300])
+    code = parse_qs(urlsplit(page.location).query)["code"][0]
+    response = client.redeem(code, params["_verifier"])
+    assert response.status_code == 200, response.text
+    token: dict[str, Any] = response.json()
+    return token
+
+
+def test_the_next_student_at_a_shared_laptop_ends_the_previous_ones_tokens(
+    demo: LiveDemo,
+) -> None:
+    """A platform asks for a fresh login (prompt=login) and another student signs in at the
+    same browser: the session that is replaced was the previous student's, and its end
+    revokes their tokens as a logout would. The same student signing in again keeps theirs."""
+    client = refresh_client(demo, "tokens-next-student")
+    browser = Browser()
+    first = login_as(client, browser, UID)
+    again = login_as(client, browser, UID, prompt="login")  # the same student: tokens stay
+    assert works(client, first) and works(client, again)
+    nxt = login_as(client, browser, "daan.devries", prompt="login")
+    assert_ended(client, first)
+    assert_ended(client, again)
+    assert works(client, nxt)
+    assert refresh_with(client, nxt["refresh_token"]).status_code == 200
