@@ -150,7 +150,7 @@ class SingleLogout:
                 origin = channel.front_origin(participant)
                 # Told server to server as well when it can be: its iframe is a third party,
                 # which Safari and cookie blocking send without the service's cookie.
-                back = PENDING if channel.back_without_browser(participant) else ""
+                back = PENDING if channel.can_be_told_server_to_server(participant) else ""
             targets.append(Target(participant, mode, status, origin, back))
         if ended is None:
             school_status = NOT_TOLD
@@ -246,7 +246,7 @@ class SingleLogout:
         if channel is None:
             return UNSUPPORTED
         mode = channel.mode(participant)
-        if not browser and mode == FRONT and channel.back_without_browser(participant):
+        if not browser and mode == FRONT and channel.can_be_told_server_to_server(participant):
             return BACK
         return mode
 
