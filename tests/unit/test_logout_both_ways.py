@@ -25,7 +25,15 @@ from broker.login.logout import (
     SingleLogout,
     status_summary,
 )
-from broker.login.logout_run import FRONT_AND_BACK, confirmed_by_back_only, service_counts
+from broker.login.logout_run import (
+    COUNTED,
+    FINAL,
+    FRONT_AND_BACK,
+    UNFINISHED,
+    confirmed_by_back_only,
+    counted_status,
+    service_counts,
+)
 from broker.login.participants import Participant
 from broker.login.sealed import store_key
 from broker.store import MemoryStore
@@ -183,6 +191,16 @@ def test_the_counts_say_which_way_each_service_was_told() -> None:
         (BACK, CONFIRMED): 1,
         (UNSUPPORTED, UNSUPPORTED): 1,
     }
+
+
+def test_a_service_without_a_final_status_is_counted_unfinished() -> None:
+    """The final page opened before an iframe answered: its service is still PENDING, and is
+    counted UNFINISHED (one bucket for whatever is not final), never by a status of its own."""
+    _, _, _, run = _told(_both("both"), _participant("front"))
+    assert [t.outcome for t in run.targets] == [CONFIRMED, PENDING]
+    assert service_counts(run) == {(FRONT_AND_BACK, CONFIRMED): 1, (FRONT, UNFINISHED): 1}
+    assert {status for _, status in service_counts(run)} <= set(COUNTED)
+    assert [counted_status(s) for s in (*FINAL, PENDING, "anything")] == [*FINAL, *[UNFINISHED] * 2]
 
 
 # -- run records of the workers before this (a rolling upgrade) ---------------------------------
