@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+from broker.core.errors import StoreUnavailable
 from broker.login.logout import (
     ANSWER,
     BACK,
@@ -155,6 +158,52 @@ def test_a_server_call_that_took_the_whole_wait_leaves_the_iframes_theirs() -> N
     assert logout.settle(SECRET, run).targets[0].status == PENDING
     run = _iframe_answers(logout, run, 0, CONFIRMED)
     assert run.targets[0].outcome == CONFIRMED
+
+
+def test_a_back_channel_run_again_after_a_failure_gives_the_iframes_a_full_wait_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first load's back channel fails to save (the store): nothing kept, the next load
+    runs it again. Late in the first wait, that one gives its iframes a full wait from its own
+    end: past twice the wait + 0.5 s of the first load, still under twice the wait + 1 s of the
+    run's start (`_front_deadline`)."""
+    clock = Clock()
+    logout, _, _ = _logout(MemoryStore(), clock)
+    channel = ScriptedChannel(clock)
+    logout.register("saml", channel)
+    starts, token = _signed_in(logout, _both("both", result=TIMED_OUT))
+    run = _start(logout, Initiator(BY_STUDENT), token, starts)
+    created, first_deadline = run.created, run.deadline
+    with monkeypatch.context() as patch:
+
+        def down(secret: bytes, run: LogoutRun) -> None:
+            raise StoreUnavailable("redis: ConnectionError")
+
+        patch.setattr(logout, "save", down)
+        with pytest.raises(StoreUnavailable):
+            logout.run_back_channels(SECRET, run)
+    clock.now = first_deadline - 0.2
+    # Its server call takes all it may: the half second's minimum, and the grace.
+    channel.took = 1.0
+    run = logout.run_back_channels(SECRET, logout.settle(SECRET, run))
+    assert channel.notified == ["both", "both"]
+    assert run.deadline == clock.now + logout.wait_seconds
+    assert created + 2 * logout.wait_seconds + 0.5 < run.deadline
+    assert run.deadline < created + 2 * logout.wait_seconds + 1
+
+
+def test_a_back_channel_run_again_after_the_first_wait_moves_no_deadline() -> None:
+    """A load after the run's first wait finds its iframes timed out (`settle`) before it runs
+    the back channel again: nothing is still pending, the deadline stays."""
+    clock = Clock()
+    logout, _, _ = _logout(MemoryStore(), clock)
+    logout.register("saml", ScriptedChannel(clock, took=1.0))
+    starts, token = _signed_in(logout, _both("both"))
+    run = _start(logout, Initiator(BY_STUDENT), token, starts)
+    clock.now = run.deadline + 30
+    again = logout.run_back_channels(SECRET, logout.settle(SECRET, run))
+    assert again.deadline == run.deadline
+    assert (again.targets[0].status, again.targets[0].outcome) == (TIMED_OUT, CONFIRMED)
 
 
 def test_a_run_without_iframes_keeps_its_deadline() -> None:
