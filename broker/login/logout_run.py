@@ -200,9 +200,17 @@ class LogoutRun:
 
 
 def _target_payload(target: Target) -> dict[str, Any]:
-    """A target as the run record keeps it. The keys a worker of before `back` reads keep their
-    meaning (a rolling upgrade: either kind of worker completes a run the other filed); `back`
-    is written only when set, so a run without it stays as small as it was."""
+    """A target as the run record keeps it; `back` written only when set, so a run without it
+    stays as small as it was.
+
+    A rolling upgrade (docs/operations.md, "Logout runs during the upgrade to telling services
+    both ways"): the keys a worker of before `back` reads keep their meaning, so either kind of
+    worker reads a record the other filed and completes the run. Not preserved: `back` itself,
+    which such a worker drops whenever it saves the run again (its from_payload reads none),
+    so a service confirmed over SOAP then counts as its iframe answered (did not answer,
+    PartialLogout: the safe direction); and a record whose back channel such a worker runs
+    first tells its FRONT services by their iframes alone (it knows BACK targets only). Both
+    last only while old and new workers serve side by side."""
     payload: dict[str, Any] = {
         "id": target.participant.service_id,
         "p": target.participant.to_payload(),
