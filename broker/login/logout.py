@@ -150,7 +150,7 @@ class SingleLogout:
                 origin = channel.front_origin(participant)
                 # Told server to server as well when it can be: its iframe is a third party,
                 # which Safari and cookie blocking send without the service's cookie.
-                back = PENDING if channel.back_without_browser(participant) else ""
+                back = PENDING if channel.can_be_told_server_to_server(participant) else ""
             targets.append(Target(participant, mode, status, origin, back))
         if ended is None:
             school_status = NOT_TOLD
@@ -213,7 +213,19 @@ class SingleLogout:
         """The run's deadline once the back channel is done: the iframes, shown only now, get
         the whole wait from now on. A server call that took the back channel's whole time (a
         service's SOAP endpoint that does not answer) must not take its own iframe's time: that
-        iframe decides for the service then. At most the wait twice over, only then."""
+        iframe decides for the service then.
+
+        The bound comes from when the back channel ran, not from the first load. It runs with
+        what is left of the run's first wait (`run.deadline`), at least half a second, and
+        `notify_all` gives half a second's grace, so it ends less than a second after that
+        deadline at the latest; and it moves the deadline only while a FRONT service is still
+        pending, which no load after that deadline finds (`settle` times them out first). So
+        the iframes' deadline is at most the wait after the back channel ended, and less than
+        `created` + twice the wait + 1 s, whichever load ran it: the first (twice the wait
+        + 0.5 s when that load comes at once), or one running it again after the first attempt
+        failed (a store error; its iframes then get a full wait from its own end, so a retry
+        late in the first wait takes the run to that bound). A back channel never retried
+        (the worker died holding the TELLING mark) moves nothing."""
         if any(t.mode == FRONT and t.status == PENDING for t in run.targets):
             return max(run.deadline, self.clock() + self.wait_seconds)
         return run.deadline
@@ -246,7 +258,7 @@ class SingleLogout:
         if channel is None:
             return UNSUPPORTED
         mode = channel.mode(participant)
-        if not browser and mode == FRONT and channel.back_without_browser(participant):
+        if not browser and mode == FRONT and channel.can_be_told_server_to_server(participant):
             return BACK
         return mode
 

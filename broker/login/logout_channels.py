@@ -24,12 +24,14 @@ class ServiceChannel(Protocol):
         """FRONT, BACK or UNSUPPORTED for this service, from its registration/metadata."""
         ...
 
-    def back_without_browser(self, participant: Participant) -> bool:
-        """Whether a FRONT service can also be told server to server (a SAML service with a
-        SOAP SingleLogoutService): instead of the iframe in a logout with no browser to carry
-        the message (a school's back channel, a frame without the broker's cookies), and as
-        well as the iframe in a run, whose iframe the browser may send without the service's
-        cookie (logout.py)."""
+    def can_be_told_server_to_server(self, participant: Participant) -> bool:
+        """Whether a FRONT service can be told server to server as well (a SAML service with a
+        SOAP SingleLogoutService; `back_channel` then tells it). Used two ways: in every run
+        with a browser it is told so *besides* its iframe, which the browser may send without
+        the service's cookie (logout.py, `Target.back`); in a logout with no browser to carry
+        the message (a school's back channel, a frame without the broker's cookies) it is told
+        so *instead* (`SingleLogout.mode`, BACK). False for a service that only a browser can
+        reach, and for one that is BACK already."""
         ...
 
     def front_origin(self, participant: Participant) -> str:

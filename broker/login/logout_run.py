@@ -29,6 +29,11 @@ FINAL = frozenset({CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED})
 # How a service was told, as counted when a run ends (`service_counts`): FRONT, BACK,
 # UNSUPPORTED, or both ways (a FRONT target with `back`).
 FRONT_AND_BACK = "front_and_back"
+# The statuses a service is counted by when a run ends (metrics, the log line), in that order:
+# its final outcome (FINAL), or for any other UNFINISHED: a service still PENDING because the
+# final page was opened before it answered or timed out (`/done` reached early, by hand).
+UNFINISHED = "unfinished"
+COUNTED = (CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED, UNFINISHED)
 
 # Who started a run
 BY_STUDENT = "student"
@@ -195,9 +200,17 @@ class LogoutRun:
 
 
 def _target_payload(target: Target) -> dict[str, Any]:
-    """A target as the run record keeps it. The keys a worker of before `back` reads keep their
-    meaning (a rolling upgrade: either kind of worker completes a run the other filed); `back`
-    is written only when set, so a run without it stays as small as it was."""
+    """A target as the run record keeps it; `back` written only when set, so a run without it
+    stays as small as it was.
+
+    A rolling upgrade (docs/operations.md, "Logout runs during the upgrade to telling services
+    both ways"): the keys a worker of before `back` reads keep their meaning, so either kind of
+    worker reads a record the other filed and completes the run. Not preserved: `back` itself,
+    which such a worker drops whenever it saves the run again (its from_payload reads none),
+    so a service confirmed over SOAP then counts as its iframe answered (did not answer,
+    PartialLogout: the safe direction); and a record whose back channel such a worker runs
+    first tells its FRONT services by their iframes alone (it knows BACK targets only). Both
+    last only while old and new workers serve side by side."""
     payload: dict[str, Any] = {
         "id": target.participant.service_id,
         "p": target.participant.to_payload(),
@@ -235,11 +248,19 @@ def status_summary(run: LogoutRun, names: Mapping[str, str]) -> dict[str, Any]:
     }
 
 
+def counted_status(outcome: str) -> str:
+    """The status (of COUNTED) a service's `outcome` is counted by: a final one as it is, any
+    other UNFINISHED."""
+    return outcome if outcome in FINAL else UNFINISHED
+
+
 def service_counts(run: LogoutRun) -> Counter[tuple[str, str]]:
     """How many services of the run were told which way (FRONT, BACK, FRONT_AND_BACK or
-    UNSUPPORTED) with which outcome: what the metrics count when the run ends."""
+    UNSUPPORTED) with which status (`counted_status`): what the metrics count when the run
+    ends."""
     return Counter(
-        (FRONT_AND_BACK if t.mode == FRONT and t.back else t.mode, t.outcome) for t in run.targets
+        (FRONT_AND_BACK if t.mode == FRONT and t.back else t.mode, counted_status(t.outcome))
+        for t in run.targets
     )
 
 

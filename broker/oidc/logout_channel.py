@@ -55,7 +55,7 @@ class OidcServiceChannel:
             return UNSUPPORTED
         return BACK
 
-    def back_without_browser(self, participant: Participant) -> bool:
+    def can_be_told_server_to_server(self, participant: Participant) -> bool:
         return False  # never FRONT: a platform with a back-channel URI is BACK already
 
     def front_origin(self, participant: Participant) -> str:

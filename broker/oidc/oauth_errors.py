@@ -41,7 +41,7 @@ def repeated_parameters(params: Mapping[str, Sequence[str]]) -> str | None:
     return (
         "A parameter is given more than once."
         if len(repeated) == 1
-        else ("Parameters are given more than once.")
+        else "Parameters are given more than once."
     )
 
 

@@ -230,7 +230,7 @@ class SamlServiceLogout(_SamlLogoutSide):
             return FRONT
         return BACK if self._soap(participant) is not None else UNSUPPORTED
 
-    def back_without_browser(self, participant: Participant) -> bool:
+    def can_be_told_server_to_server(self, participant: Participant) -> bool:
         return self._soap(participant) is not None
 
     def front_origin(self, participant: Participant) -> str:

@@ -28,18 +28,20 @@ from broker.login.logout import (
     BY_SCHOOL,
     BY_STUDENT,
     CONFIRMED,
-    FAILED,
     FRONT,
     PENDING,
-    TIMED_OUT,
-    UNSUPPORTED,
     Initiator,
     LogoutRun,
     Outbound,
     status_summary,
 )
 from broker.login.logout_form import FormToken, check_form_token, make_form_token
-from broker.login.logout_run import FRONT_AND_BACK, confirmed_by_back_only, service_counts
+from broker.login.logout_run import (
+    COUNTED,
+    FRONT_AND_BACK,
+    confirmed_by_back_only,
+    service_counts,
+)
 from broker.login.logout_start import Session
 from broker.login.participants import SessionServices
 from broker.saml.front import PostMessage
@@ -296,9 +298,10 @@ def _count_ended(run: LogoutRun) -> None:
     metrics.logout_ended(run.initiator.kind, run.initiator.protocol, outcome)
     counts = service_counts(run)
     metrics.logout_services(counts)
-    by_status = {status: 0 for status in (CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED)}
+    # Every counted status in a fixed order, zeros included (service_counts gives no other).
+    by_status = dict.fromkeys(COUNTED, 0)
     for (_, status), count in counts.items():
-        by_status[status] = by_status.get(status, 0) + count
+        by_status[status] += count
     log.info(
         "logout ended by=%s protocol=%s outcome=%s services=%d %s front_and_back=%d "
         "confirmed_by_back_only=%d",

@@ -59,7 +59,8 @@ LOGOUT_SERVICES = Counter(
     "for a SAML service with a SOAP endpoint too, a SOAP call) or unsupported (registered no "
     "logout); status is what the final page shows: confirmed, failed, timed_out or "
     "unsupported (front_and_back: confirmed when the SOAP call confirmed, else as the iframe "
-    "answered).",
+    "answered), or unfinished (none of these yet: the final page was opened before the "
+    "service answered or timed out).",
     ["channel", "status"],
 )
 SCHOOL_LOGOUT_TOKENS = Counter(

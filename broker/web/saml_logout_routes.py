@@ -15,7 +15,7 @@ down"); one whose SessionIndex is another session's gets the generic page and ch
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
@@ -42,6 +42,7 @@ from broker.saml.logout import (
     initiator_answer,
     required_answer,
 )
+from broker.saml.logout_messages import LogoutMessage
 
 # pysaml2 stays under broker/saml (house-style.md): the binding URNs come from there.
 from broker.saml.metadata_check import POST as BINDING_HTTP_POST
@@ -176,7 +177,7 @@ def _end_without_the_cookie(
     b = broker()
     message = peer.message
     schools = [each.id for each in idp.schools]
-    sids = [saml_sid(index) for index in message.session_indexes[:MAX_SESSION_INDEXES]]
+    sids = [saml_sid(index) for index in _session_indexes(message)]
 
     def names(identity: UpstreamIdentity) -> bool:
         return identity.upstream_session.get("name_id") == message.name_id
@@ -219,21 +220,58 @@ def idp_slo() -> Response:
     except StoreUnavailable as error:
         # Checked without the store: signed by a registered service, for us, in time. Only
         # the replay check and the NameID need the store; the SessionIndex does not.
-        if not _may_name_this_browser(service, peer, asked.token):
+        if not _index_names(peer.message, None, _this_browsers(service, asked.token)):
             raise
         return asked.down(error)
 
 
-def _may_name_this_browser(service: Service, peer: PeerLogout, token: str | None) -> bool:
-    """Whether a service's LogoutRequest may name this browser's session, known without the
-    store: the SessionIndex the broker gave the service is derived from the SSO token and the
-    service (login/session_index.py), so a request that names SessionIndexes names this
-    browser's session only if one of them is this token's for this service. One that names none
-    may (its NameID, in the store, would tell): taken as this browser's, as a student who logged
-    out at a shared laptop must not stay signed in (docs/security.md, "Logout with the store
-    down")."""
-    indexes = peer.message.session_indexes
-    return not indexes or names_session(token, service.id, indexes[:MAX_SESSION_INDEXES])
+def _session_indexes(message: LogoutMessage) -> tuple[str, ...]:
+    """The SessionIndexes of a LogoutRequest that are looked at: the first MAX_SESSION_INDEXES.
+    Every check of a LogoutRequest (here and over SOAP) reads these, never the rest."""
+    return message.session_indexes[:MAX_SESSION_INDEXES]
+
+
+Derived = Callable[[tuple[str, ...]], bool]
+
+
+def _none_derived(indexes: tuple[str, ...]) -> bool:
+    return False
+
+
+def _this_browsers(service: Service, token: str | None) -> Derived:
+    """Whether a SessionIndex is one this browser's session gave `service`, known without the
+    store (`names_session`: derived from the SSO token and the service): its own value, or
+    COMPAT(session-index-per-service) the one shared value a session opened before the upgrade
+    gave every service. Another service's value, or another session's, is not."""
+
+    def derived(indexes: tuple[str, ...]) -> bool:
+        return names_session(token, service.id, indexes)
+
+    return derived
+
+
+def _index_names(message: LogoutMessage, kept: str | None, derived: Derived) -> bool:
+    """Whether a LogoutRequest's SessionIndexes name the session: none named (the NameID
+    decides), the value `kept` (the session's record; None with the store down), or one that
+    `derived` recognises. For a publisher's request, with the store and without it alike:
+    a service given the old shared value before the upgrade that logged in again after it
+    (its record now holds its own value) still names the session by the old one, as it does
+    with the store down. None named, with the store down: taken as this browser's, as a
+    student who logged out at a shared laptop must not stay signed in (docs/security.md,
+    "Logout with the store down")."""
+    indexes = _session_indexes(message)
+    return not indexes or (kept is not None and kept in indexes) or derived(indexes)
+
+
+def _names(
+    message: LogoutMessage, kept: Mapping[str, str], derived: Derived = _none_derived
+) -> bool:
+    """Whether a LogoutRequest names the session whose handles are `kept` (what the peer was
+    given, or the school gave: `name_id`, `session_index`): its NameID, and its SessionIndexes
+    as `_index_names` takes them."""
+    return message.name_id == kept.get("name_id") and _index_names(
+        message, kept.get("session_index"), derived
+    )
 
 
 def _service_request(service: Service, asked: Asked) -> Response:
@@ -252,10 +290,7 @@ def _service_request(service: Service, asked: Asked) -> Response:
         first_use(peer)
         log.info("logout request for no session here service=%s", service.id)
         return deliver(b.saml_service_logout.answer_now(peer, known=True), service.name)
-    handles = participant.handles
-    if message.name_id != handles.get("name_id") or (
-        message.session_indexes and handles.get("session_index") not in message.session_indexes
-    ):
+    if not _names(message, participant.handles, _this_browsers(service, token)):
         first_use(peer)
         log.info("logout request names another session service=%s", service.id)
         return deliver(b.saml_service_logout.answer_now(peer, known=False), service.name)
@@ -317,10 +352,7 @@ def _school_request(idp: SchoolIdp, asked: Asked) -> Response:
         what = "school logout without the cookie schools"
         answer = end_without_the_cookie(idp, peer, cookies=cookies, what=what)
         return deliver(required_answer(b.saml_school_logout.answer(peer, answer)), idp.name)
-    upstream = session[0].upstream_session
-    if message.name_id != upstream.get("name_id") or (
-        message.session_indexes and upstream.get("session_index") not in message.session_indexes
-    ):
+    if not _names(message, session[0].upstream_session):
         first_use(peer)
         log.info("logout request names another session school=%s", school.id)
         return deliver(b.saml_school_logout.answer_now(peer, known=False), school.name)

@@ -145,7 +145,7 @@ def test_told_over_soap_and_shown_logged_out_though_its_iframe_never_answers(
     ended = [m for m in caplog.messages if m.startswith("logout ended by=student")]
     assert len(ended) == 1, caplog.messages
     assert ended[0].endswith(
-        "outcome=complete services=2 confirmed=2 failed=0 timed_out=0 unsupported=0 "
+        "outcome=complete services=2 confirmed=2 failed=0 timed_out=0 unsupported=0 unfinished=0 "
         "front_and_back=1 confirmed_by_back_only=1"
     ), ended
     assert not any(str(name_id.text) in message for message in caplog.messages)
@@ -225,3 +225,24 @@ def test_the_service_that_started_it_is_answered_as_before_and_the_other_told_bo
     assert sends_on_by_itself(outcome.page)
     back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
     assert 'data-logout-status="success"' in back.text, back.text[:500]
+
+
+def test_a_final_page_opened_early_counts_an_unanswered_service_as_unfinished(
+    demo: LiveDemo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`/done` opened before an iframe answered (by hand, a stale link): the service still
+    pending is counted `unfinished` (metric and log line), one documented bucket, never as a
+    status of its own."""
+    counted = ended_services("front", "unfinished")
+    browser = signed_in(demo, "leesplank")
+    with caplog.at_level(logging.INFO, logger="broker.logout"):
+        started = students_button(demo, browser)
+        assert shown(started, LEESPLANK) == "pending"
+        done = browser.get(started.url.rstrip("/") + "/done")
+    assert done.status == 200, done.text[:300]
+    assert ended_services("front", "unfinished") == counted + 1
+    assert ended_services("front", "pending") == 0
+    ended = [m for m in caplog.messages if m.startswith("logout ended by=student")]
+    assert len(ended) == 1, caplog.messages
+    assert "services=1 confirmed=0 failed=0 timed_out=0 unsupported=0 unfinished=1 " in ended[0]
+    assert "pending=" not in ended[0]

@@ -110,14 +110,15 @@ def _request(
     *,
     sign: bool,
     session_index: str | None = None,
+    indexes: list[str] | None = None,
 ) -> Any:
     """A LogoutRequest naming the session's NameID and `session_index` (by default the
-    SessionIndex leesplank was given)."""
+    SessionIndex leesplank was given), or all of `indexes`."""
     _, request = forger.client.create_logout_request(
         destination,
         issuer_entity_id=None,
         name_id=session.name_id(),
-        session_indexes=[session_index or session.received["session_index"]],
+        session_indexes=indexes or [session_index or session.received["session_index"]],
         sign=sign,
         sign_alg=RSA_SHA256,
         digest_alg=SHA256,
@@ -340,6 +341,39 @@ def test_compat_a_session_from_before_the_upgrade_logs_out_by_its_shared_session
     page = session.browser.get(_naming(demo, leesplank, session, shared), follow=False)
     assert page.status == 303 and "/logout/" in (page.location or ""), page.text[:300]
     assert not session.stands(demo)
+
+
+def test_compat_a_service_that_logged_in_again_after_the_upgrade_logs_out_by_the_old_shared_index(
+    demo: LiveDemo, leesplank: PublisherForger, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    """COMPAT(session-index-per-service): leesplank was given the shared value in a session
+    opened before the upgrade, then logged in again in it after the upgrade (its record now
+    holds its own value). Its request naming the old shared value is this session's, with the
+    store up as with the store down (one rule): the run starts and the session ends."""
+    own = session.received["session_index"]
+    assert demo.broker.session_services.read(session.token).get("leesplank") is not None
+    assert own == session_index(session.token, "leesplank")
+    shared = shared_session_index(session.token)
+    assert shared != own
+    page = session.browser.get(_naming(demo, leesplank, session, shared), follow=False)
+    assert page.status == 303 and "/logout/" in (page.location or ""), page.text[:300]
+    assert "logout request names another session" not in caplog.text
+    assert not session.stands(demo)
+
+
+def test_only_the_first_four_session_indexes_are_looked_at(
+    demo: LiveDemo, leesplank: PublisherForger, session: Session, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service's own SessionIndex fifth, after four of another session: not looked at,
+    with the store up as with it down (Requester/UnknownPrincipal, nothing ends)."""
+    others = [session_index(session.token + str(n), "leesplank") for n in range(4)]
+    indexes = [*others, session.received["session_index"]]
+    request = _request(leesplank, session, _slo(demo), sign=False, indexes=indexes)
+    url = _redirect_url(leesplank, request, _slo(demo), sign=True)
+    page = session.browser.get(url, follow=False)
+    assert page.status == 303 and "/logout/" not in (page.location or ""), page.text[:300]
+    assert "logout request names another session service=leesplank" in caplog.text
+    assert session.stands(demo)
 
 
 def _store_down(patch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
+from broker.core.errors import StoreUnavailable
 from broker.login.logout import (
     ANSWER,
     BACK,
@@ -25,7 +28,15 @@ from broker.login.logout import (
     SingleLogout,
     status_summary,
 )
-from broker.login.logout_run import FRONT_AND_BACK, confirmed_by_back_only, service_counts
+from broker.login.logout_run import (
+    COUNTED,
+    FINAL,
+    FRONT_AND_BACK,
+    UNFINISHED,
+    confirmed_by_back_only,
+    counted_status,
+    service_counts,
+)
 from broker.login.participants import Participant
 from broker.login.sealed import store_key
 from broker.store import MemoryStore
@@ -149,6 +160,52 @@ def test_a_server_call_that_took_the_whole_wait_leaves_the_iframes_theirs() -> N
     assert run.targets[0].outcome == CONFIRMED
 
 
+def test_a_back_channel_run_again_after_a_failure_gives_the_iframes_a_full_wait_within_the_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The first load's back channel fails to save (the store): nothing kept, the next load
+    runs it again. Late in the first wait, that one gives its iframes a full wait from its own
+    end: past twice the wait + 0.5 s of the first load, still under twice the wait + 1 s of the
+    run's start (`_front_deadline`)."""
+    clock = Clock()
+    logout, _, _ = _logout(MemoryStore(), clock)
+    channel = ScriptedChannel(clock)
+    logout.register("saml", channel)
+    starts, token = _signed_in(logout, _both("both", result=TIMED_OUT))
+    run = _start(logout, Initiator(BY_STUDENT), token, starts)
+    created, first_deadline = run.created, run.deadline
+    with monkeypatch.context() as patch:
+
+        def down(secret: bytes, run: LogoutRun) -> None:
+            raise StoreUnavailable("redis: ConnectionError")
+
+        patch.setattr(logout, "save", down)
+        with pytest.raises(StoreUnavailable):
+            logout.run_back_channels(SECRET, run)
+    clock.now = first_deadline - 0.2
+    # Its server call takes all it may: the half second's minimum, and the grace.
+    channel.took = 1.0
+    run = logout.run_back_channels(SECRET, logout.settle(SECRET, run))
+    assert channel.notified == ["both", "both"]
+    assert run.deadline == clock.now + logout.wait_seconds
+    assert created + 2 * logout.wait_seconds + 0.5 < run.deadline
+    assert run.deadline < created + 2 * logout.wait_seconds + 1
+
+
+def test_a_back_channel_run_again_after_the_first_wait_moves_no_deadline() -> None:
+    """A load after the run's first wait finds its iframes timed out (`settle`) before it runs
+    the back channel again: nothing is still pending, the deadline stays."""
+    clock = Clock()
+    logout, _, _ = _logout(MemoryStore(), clock)
+    logout.register("saml", ScriptedChannel(clock, took=1.0))
+    starts, token = _signed_in(logout, _both("both"))
+    run = _start(logout, Initiator(BY_STUDENT), token, starts)
+    clock.now = run.deadline + 30
+    again = logout.run_back_channels(SECRET, logout.settle(SECRET, run))
+    assert again.deadline == run.deadline
+    assert (again.targets[0].status, again.targets[0].outcome) == (TIMED_OUT, CONFIRMED)
+
+
 def test_a_run_without_iframes_keeps_its_deadline() -> None:
     clock = Clock()
     logout, _, _ = _logout(MemoryStore(), clock)
@@ -183,6 +240,16 @@ def test_the_counts_say_which_way_each_service_was_told() -> None:
         (BACK, CONFIRMED): 1,
         (UNSUPPORTED, UNSUPPORTED): 1,
     }
+
+
+def test_a_service_without_a_final_status_is_counted_unfinished() -> None:
+    """The final page opened before an iframe answered: its service is still PENDING, and is
+    counted UNFINISHED (one bucket for whatever is not final), never by a status of its own."""
+    _, _, _, run = _told(_both("both"), _participant("front"))
+    assert [t.outcome for t in run.targets] == [CONFIRMED, PENDING]
+    assert service_counts(run) == {(FRONT_AND_BACK, CONFIRMED): 1, (FRONT, UNFINISHED): 1}
+    assert {status for _, status in service_counts(run)} <= set(COUNTED)
+    assert [counted_status(s) for s in (*FINAL, PENDING, "anything")] == [*FINAL, *[UNFINISHED] * 2]
 
 
 # -- run records of the workers before this (a rolling upgrade) ---------------------------------
@@ -240,8 +307,10 @@ def test_a_new_record_keeps_what_old_workers_read_and_stays_small() -> None:
 
 def test_a_record_an_old_worker_saved_again_is_completed_by_a_new_one() -> None:
     """An old worker that loads and saves a new record drops `back` (it does not know it):
-    the service then counts as its iframe answered, as before this change."""
+    the service then counts as its iframe answered, as before this change; a SOAP
+    confirmation is lost, the safe way (docs/operations.md, the upgrade's notes)."""
     logout, clock, channel, run = _told(_both("both"))
+    assert run.targets[0].outcome == CONFIRMED
     payload = run.to_payload()
     for target in payload["targets"]:
         target.pop("back", None)
@@ -250,7 +319,8 @@ def test_a_record_an_old_worker_saved_again_is_completed_by_a_new_one() -> None:
     assert run.back_done and run.targets[0].back == ""
     assert logout.run_back_channels(SECRET, run) is run and channel.notified == ["both"]
     clock.now = run.deadline
-    assert logout.settle(SECRET, run).targets[0].outcome == TIMED_OUT
+    settled = logout.settle(SECRET, run)
+    assert settled.targets[0].outcome == TIMED_OUT and settled.partial
 
 
 def test_a_new_record_whose_back_channel_an_old_worker_ran_first() -> None:

@@ -91,7 +91,7 @@ class Channel:
     def mode(self, participant: Participant) -> str:
         return participant.handles.get("mode", FRONT)
 
-    def back_without_browser(self, participant: Participant) -> bool:
+    def can_be_told_server_to_server(self, participant: Participant) -> bool:
         return participant.handles.get("soap") == "1"
 
     def front_origin(self, participant: Participant) -> str:

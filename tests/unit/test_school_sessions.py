@@ -172,7 +172,7 @@ class FakeChannel:
     def mode(self, participant: Participant) -> str:
         return self._mode
 
-    def back_without_browser(self, participant: Participant) -> bool:
+    def can_be_told_server_to_server(self, participant: Participant) -> bool:
         return self.back
 
     def back_channel(self, participant: Participant, timeout: float) -> str:
