@@ -76,6 +76,18 @@ class InvalidMessage(BadRequest):
     public_message = "The sign-in message could not be verified."
 
 
+class RelayStateNotText(InvalidMessage):
+    """A RelayState that is not UTF-8 text. The service must get back exactly the octets it
+    sent (SAML bindings 3.4.3, 3.5.3), and the broker keeps and posts text: refused, before
+    anything is stored or sent, rather than answered with a value that differs."""
+
+    code = "relay_state_invalid"
+    public_message = (
+        "This learning platform sent a sign-in request with data the broker cannot send back "
+        "unchanged, so you cannot sign in this way. Please tell the platform."
+    )
+
+
 # What a school's unverified "no" said, among the few reasons a student's page words (the SAML
 # back names them from the status codes, web/labels.py words them); "" for any other.
 SchoolSaid = Literal["", "authn_failed", "request_denied", "no_authn_context"]

@@ -25,11 +25,9 @@ from saml2.validate import NotValid
 from broker.config import Settings
 from broker.core.assurance import EXACT
 from broker.core.catalogue import canonical_name_for
-from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import (
     AssuranceNotMet,
     InvalidMessage,
-    ServiceAcsNotHttps,
     UnknownService,
     UnsupportedRequest,
 )
@@ -47,11 +45,11 @@ from broker.saml.front import (
     STATUS_REQUEST_UNSUPPORTED,
     AnswerableRefusal,
 )
-from broker.saml.metadata_check import ACS_NOT_HTTPS
 from broker.saml.publisher_encryption import EncryptionUnusable
 from broker.saml.redirect_query import SAML_REQUEST, SIGNATURE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
 from broker.saml.response_checks import check_parsed_issuer, issuer_of
+from broker.saml.service_acs import ACS_NOT_IN_METADATA, check_acs_scheme, post_acs_endpoints
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +125,7 @@ class AuthnRequestReader:
         query_signed = query is not None and query.has(SIGNATURE)
         self._check_fresh_and_addressed(message, signed=query_signed or bool(message.signature))
         acs_url = self._acs_url(server, issuer, message)
-        _check_acs_scheme(issuer, acs_url)
+        check_acs_scheme(issuer, acs_url)
         front = {
             "protocol": "saml",
             "request_id": message.id,
@@ -283,9 +281,10 @@ class AuthnRequestReader:
     def default_acs_url(self, entity_id: str) -> str | None:
         """The service's default HTTP-POST ACS in its metadata (what an AuthnRequest naming
         none is answered at), or None: the one address of it the broker may link to."""
-        endpoints = self.entities.server.metadata.assertion_consumer_service(
-            entity_id, BINDING_HTTP_POST
-        )
+        try:
+            endpoints = post_acs_endpoints(self.entities.server, entity_id)
+        except UnknownService:
+            return None
         return _default_location(endpoints) if endpoints else None
 
     def _acs_url(self, server: Server, issuer: str, message: samlp.AuthnRequest) -> str:
@@ -294,20 +293,20 @@ class AuthnRequestReader:
             # The broker answers by HTTP-POST only; answering an Artifact request by POST would
             # hand the service a message it did not ask for.
             raise InvalidMessage("ProtocolBinding other than HTTP-POST", code="unsupported_binding")
-        endpoints = server.metadata.assertion_consumer_service(issuer, BINDING_HTTP_POST)
+        endpoints = post_acs_endpoints(server, issuer)
         locations = [e["location"] for e in endpoints]
         if not locations:
             raise InvalidMessage("service has no HTTP-POST ACS in metadata", code="acs_unknown")
         if message.assertion_consumer_service_url:
             # Exact match only: `<acs>-evil` or a javascript: URL is not in metadata.
             if message.assertion_consumer_service_url not in locations:
-                raise InvalidMessage("ACS URL not in metadata", code="acs_not_in_metadata")
+                raise InvalidMessage("ACS URL not in metadata", code=ACS_NOT_IN_METADATA)
             return str(message.assertion_consumer_service_url)
         if message.assertion_consumer_service_index is not None:
             for endpoint in endpoints:
                 if str(endpoint.get("index")) == str(message.assertion_consumer_service_index):
                     return str(endpoint["location"])
-            raise InvalidMessage("ACS index not in metadata", code="acs_not_in_metadata")
+            raise InvalidMessage("ACS index not in metadata", code=ACS_NOT_IN_METADATA)
         return _default_location(endpoints)
 
     @staticmethod
@@ -372,18 +371,6 @@ class AuthnRequestReader:
             policy.format if policy is not None and policy.format else NAMEID_FORMAT_PERSISTENT
         )
         return requested if requested in ACCEPTED_NAME_ID_FORMATS else None
-
-
-def _check_acs_scheme(issuer: str, acs_url: str) -> None:
-    """An ACS URL from the service's metadata that is not https (plain http only to loopback):
-    a copy registered before metadata intake checked ACS URLs (metadata_check.py), or written
-    past it. Neither the assertion nor an error Response goes there over plain http (or to
-    `javascript:`), and the student is not sent to a school for a login that could end nowhere
-    else: a page, nothing sent. A check on the string in hand, no parse."""
-    if not is_acceptable_endpoint(acs_url):
-        refused = ServiceAcsNotHttps(ACS_NOT_HTTPS, url=acs_url, entity_id=issuer)
-        log.warning("refused service=%s code=%s: %s", issuer, refused.code, refused.detail)
-        raise refused
 
 
 def is_true(value: object) -> bool:

@@ -29,6 +29,7 @@ from broker.saml.response_builder import (
     signed_error_response,
     signed_response,
 )
+from broker.saml.service_acs import check_acs_in_force
 
 MAX_RELAY_STATE = 1024
 STATUS_RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
@@ -101,6 +102,7 @@ class SamlFront:
     def response_for(self, completion: Completion, session_index: str) -> PostMessage:
         front = completion.request.front
         service = completion.service
+        acs_url = self._acs_in_force(front)
         release = completion.release
         name_id_format = front["name_id_format"]
         # A transient NameID is fresh per login; the pseudonym then travels in pairwise-id only.
@@ -125,7 +127,7 @@ class SamlFront:
         content = AssertionContent(
             issuer=self.settings.idp_entity_id,
             audience=front["sp_entity_id"],
-            destination=front["acs_url"],
+            destination=acs_url,
             in_response_to=front["request_id"],
             name_id=name_id,
             name_id_format=name_id_format,
@@ -150,7 +152,7 @@ class SamlFront:
             self.settings.saml.clock_skew_seconds,
             encryption,
         )
-        message = self._post(front, xml)
+        message = self._post(front, acs_url, xml)
         # The NameID as the assertion carries it, qualifiers included: a logout must name it
         # exactly so (a service may look its session up by the whole element).
         handles = {
@@ -174,23 +176,31 @@ class SamlFront:
     def error_for(self, request: LoginRequest, status: str, message: str) -> PostMessage:
         """A signed error Response: Requester/Responder at the top, the specific status below."""
         front = request.front
+        acs_url = self._acs_in_force(front)
         top = STATUS_REQUESTER if status in REQUESTER_STATUSES else STATUS_RESPONDER
         xml = signed_error_response(
             self.entities.server.sec,
             issuer=self.settings.idp_entity_id,
-            destination=front["acs_url"],
+            destination=acs_url,
             in_response_to=front["request_id"],
             top_status=top,
             status=status,
             message=message,
             now=datetime.now(UTC),
         )
-        return self._post(front, xml)
+        return self._post(front, acs_url, xml)
+
+    def _acs_in_force(self, front: dict[str, str]) -> str:
+        """The login's ACS URL, checked again against the service's metadata as the Server
+        holds it now: one that left it since the request (service_acs.py) gets nothing, the
+        login ends with the student's page. An indexed lookup, no parse."""
+        return check_acs_in_force(self.entities.server, front["sp_entity_id"], front["acs_url"])
 
     @staticmethod
-    def _post(front: dict[str, str], xml: str) -> PostMessage:
+    def _post(front: dict[str, str], acs_url: str, xml: str) -> PostMessage:
         fields = {"SAMLResponse": base64.b64encode(xml.encode()).decode()}
         if front.get("relay_state"):
-            # Echoed byte-exact, never used as a redirect target.
+            # Echoed byte-exact (only UTF-8 text is accepted: saml_routes.py), never used as a
+            # redirect target.
             fields["RelayState"] = front["relay_state"]
-        return PostMessage(front["acs_url"], fields)
+        return PostMessage(acs_url, fields)

@@ -8,11 +8,12 @@ reproduces only Python's choices, so the signed octets are cut from the raw quer
 the values the broker reads are decoded from those same bytes: what is read is what was signed.
 
 Pure: no Flask, no pysaml2; the routes hand in `request.query_string` (the WSGI QUERY_STRING,
-untouched by Werkzeug).
+untouched by Werkzeug), or an urlencoded POST body (the same syntax) for `form_value_is_utf8`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from urllib.parse import unquote_to_bytes
 
@@ -29,9 +30,40 @@ BINDING_PARAMETERS = frozenset({SAML_REQUEST, SAML_RESPONSE, RELAY_STATE, SIG_AL
 
 
 def _decoded(raw: bytes) -> str:
-    """Form-decoding as Werkzeug does it for `request.args` (`+` is a space, invalid UTF-8
-    replaced), so a name or value reads the same here as anywhere else in the app."""
+    """Form-decoding as Werkzeug does it for `request.args` (`+` is a space), so a name or
+    valid value reads the same here as anywhere else in the app. Invalid UTF-8 is replaced:
+    where the exact text matters (a RelayState, echoed as received), `is_utf8` says whether
+    the value had any."""
     return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", errors="replace")
+
+
+def is_utf8(raw: bytes) -> bool:
+    """Whether a form-encoded value is UTF-8 text: then its decoded value is what was sent,
+    octet for octet, and the broker can give it back exactly (SAML bindings 3.4.3, 3.5.3)."""
+    try:
+        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _pairs(encoded: bytes) -> Iterator[tuple[str, bytes]]:
+    """Each `name=value` of a form-encoded string (a query, an urlencoded body) in order: the
+    name decoded, the value as received."""
+    for part in encoded.split(b"&"):
+        if part:
+            encoded_name, _, value = part.partition(b"=")
+            yield _decoded(encoded_name), value
+
+
+def form_value_is_utf8(body: bytes, name: str) -> bool:
+    """Whether the first `name` of an urlencoded form body (the one Werkzeug's `request.form`
+    gives) is UTF-8 text; True when the body has none. Werkzeug puts invalid octets back as
+    `%XX` text, which reads the same as that text sent on purpose: only the body tells."""
+    for found, value in _pairs(body):
+        if found == name:
+            return is_utf8(value)
+    return True
 
 
 @dataclass(frozen=True)
@@ -53,6 +85,11 @@ class RedirectQuery:
     def has(self, name: str) -> bool:
         return name in self.raw
 
+    def is_utf8(self, name: str) -> bool:
+        """Whether `name`'s value is UTF-8 text (True when the query does not have it)."""
+        raw = self.raw.get(name)
+        return raw is None or is_utf8(raw)
+
     def signed_octets(self, message: str) -> bytes:
         """What the sender signed: `message`=…[&RelayState=…]&SigAlg=…, in that order whatever
         the order in the URL, each value the bytes received (SAML bindings 3.4.4.1). A
@@ -71,11 +108,7 @@ def read_redirect_query(query_string: bytes) -> RedirectQuery:
     Names are decoded before they are compared (as Werkzeug does), so `Sig%41lg` counts as a
     second `SigAlg`: with two values, which one was signed and which one read could differ."""
     raw: dict[str, bytes] = {}
-    for part in query_string.split(b"&"):
-        if not part:
-            continue
-        encoded_name, _, value = part.partition(b"=")
-        name = _decoded(encoded_name)
+    for name, value in _pairs(query_string):
         if name not in BINDING_PARAMETERS:
             continue
         if name in raw:

@@ -53,6 +53,10 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "This learning platform's address for receiving sign-ins is not secure (no https), so "
         "the broker does not sign you in to it. Please tell your school."
     ),
+    N_(
+        "This learning platform sent a sign-in request with data the broker cannot send back "
+        "unchanged, so you cannot sign in this way. Please tell the platform."
+    ),
     N_("Your school's sign-in service did not complete the login."),
     N_("Your school's sign-in service did not sign you in."),
     N_(

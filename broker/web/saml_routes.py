@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import (
     InvalidMessage,
     NotTheChosenSchool,
+    RelayStateNotText,
     UnknownSchool,
     UnsignedSchoolRefusal,
     UpstreamFailure,
@@ -27,7 +28,12 @@ from broker.saml.front import AnswerableRefusal
 # pysaml2 stays under broker/saml (house-style.md): the binding URNs come from there, not saml2.
 from broker.saml.metadata_check import POST as BINDING_HTTP_POST
 from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
-from broker.saml.redirect_query import RELAY_STATE, SAML_REQUEST, read_redirect_query
+from broker.saml.redirect_query import (
+    RELAY_STATE,
+    SAML_REQUEST,
+    form_value_is_utf8,
+    read_redirect_query,
+)
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, remember_school
 from broker.web.discovery import choose_again_page
@@ -54,12 +60,19 @@ def sso() -> Response:
         query = read_redirect_query(request.query_string)
         saml_request = query.value(SAML_REQUEST)
         relay_state = query.value(RELAY_STATE)
+        relay_state_is_text = query.is_utf8(RELAY_STATE)
     else:
         binding = BINDING_HTTP_POST
-        saml_request = request.form.get("SAMLRequest")
-        relay_state = request.form.get("RelayState")
+        relay_state_is_text = _posted_is_utf8(RELAY_STATE)
+        saml_request = request.form.get(SAML_REQUEST)
+        relay_state = request.form.get(RELAY_STATE)
     if not saml_request:
         raise InvalidMessage("no SAMLRequest", code="missing_request")
+    if not relay_state_is_text:
+        # Before the signature check, as the length cap: the request is refused whichever
+        # fails, and this costs no parse. The Redirect signature still covers the octets as
+        # received (redirect_query.py) for every request that goes on.
+        raise RelayStateNotText("RelayState not UTF-8")
     try:
         login_request = b.saml_requests.parse_authn_request(
             binding, saml_request, relay_state, query
@@ -70,6 +83,17 @@ def sso() -> Response:
     # Saved by continue_login only if the login goes on (an SSO session may answer at once).
     record = b.flow.start(secret, login_request, save=False)
     return continue_login(secret, record, request.cookies.get(SSO_COOKIE))
+
+
+def _posted_is_utf8(name: str) -> bool:
+    """Whether the posted form's `name` is UTF-8 text as sent. Werkzeug's form puts invalid
+    octets back as `%XX` text (urlencoded) or as U+FFFD (multipart), so the value read there
+    cannot tell: an urlencoded body is read first (cached, and the form is parsed from that
+    copy), a multipart one is judged by its replacement characters (a RelayState with a real
+    U+FFFD in a multipart form is refused too: no SAML sender encodes its form that way)."""
+    if request.mimetype == "application/x-www-form-urlencoded":
+        return form_value_is_utf8(request.get_data(cache=True), name)
+    return "\ufffd" not in request.form.get(name, "")
 
 
 @saml.route(ACS_PATH, methods=["POST"])

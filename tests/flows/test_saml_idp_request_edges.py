@@ -12,13 +12,15 @@ from __future__ import annotations
 
 import base64
 import copy
+import logging
 import time
 import zlib
-from collections.abc import Iterator
-from datetime import UTC, datetime
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
 from urllib.parse import urlencode
 
 import pytest
+import requests
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
@@ -29,26 +31,31 @@ from saml2.saml import AuthnContextDeclRef
 from saml2.samlp import RequestedAuthnContext
 
 from broker.core.model import Service
+from broker.core.ports import StoreOp, StoreReply
 from broker.saml.firewall import SAMLP
 from broker.saml.response_checks import BEARER
 from broker.saml.response_checks import ENTITY_FORMAT as ENTITY
-from broker.saml.xmlsig_policy import ECDSA_SHA256, RSA_SHA512
+from broker.saml.xmlsig_policy import ECDSA_SHA256, RSA_SHA256, RSA_SHA512
 from tests.flows.test_authn_requests import (
     CHAIN,
     DS,
     INVALID_NAMEID_POLICY,
+    MD,
     NO_AUTHN_CONTEXT,
     NO_PASSIVE,
     REQUESTER,
     RESPONDER,
     SUCCESS,
+    UID,
     ServiceSp,
     Setup,
     _answer_form,
     _assert_signed_error,
     _collect_pysaml2_temp_files,  # noqa: F401 (an autouse fixture: imported, it runs here too)
     _decoded,
+    _forced,
     _key_pair,
+    _school_answers,
     _status,
     _through_school,
     _with_session,
@@ -391,3 +398,169 @@ def test_the_issued_response_has_the_shape_the_profile_asks(
     assert _epoch(statement.get("AuthnInstant")) <= time.time()
     assert statement.get("SessionIndex")
     assert statement.findtext("saml:AuthnContext/saml:AuthnContextClassRef", None, NS)
+
+
+# -- 9. The ACS URL checked again at the answer (profiles 4.1.4.1, 4.1.4.5) --------------------
+
+
+def _drop_acs(demo: LiveDemo, service_id: str, sp: ServiceSp, acs_url: str) -> None:
+    """The publisher removes `acs_url` from its metadata (registered as the operator would)."""
+    doc = etree.fromstring(sp.metadata().encode())
+    for acs in doc.iter(f"{{{MD}}}AssertionConsumerService"):
+        if acs.get("Location") == acs_url:
+            parent = acs.getparent()
+            assert parent is not None
+            parent.remove(acs)
+    changed = etree.tostring(doc).decode()
+    assert acs_url not in changed
+    demo.registry.update_service_metadata(service_id, changed)
+
+
+def _assert_nothing_sent_to(page: Page, sp: ServiceSp) -> None:
+    assert page.status == 400, (page.status, page.text[:500])
+    assert not any(form.action.startswith(sp.base_url) for form in page.forms)
+    assert "SAMLResponse" not in page.text
+    assert sp.acs[1] not in page.text
+
+
+def test_an_acs_removed_from_the_metadata_during_the_login_gets_no_assertion(
+    demo: LiveDemo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The request named acs-one, then the publisher removed it while the student was at the
+    school: the answer is not sent there (nor anywhere else), the student's page says so in
+    their language, no SSO session stays; the log says the URL left during the login."""
+    service_id = "idp-edge-acs-dropped"
+    sp = registered_sp(demo, service_id, "ACS dropped (test publisher)")
+    setup = Setup(demo, sp, sp)
+    browser = Browser("nl")
+    request = sp.authn_request(setup.sso_url)  # names acs-one by URL
+    page = browser.get(sp.redirect_url(setup.sso_url, request, "r", sign=True))
+    if demo.shows_discovery(page):
+        page = demo.choose_school(browser, page)
+    _drop_acs(demo, service_id, sp, sp.acs[1])
+    with caplog.at_level(logging.INFO, logger="broker"):
+        page = demo.pick(browser, page, UID)
+    _assert_nothing_sent_to(page, sp)
+    assert "Het inlogbericht kon niet worden gecontroleerd." in page.text
+    assert "refused code=acs_not_in_metadata " in caplog.text
+    assert "left the metadata during the login" in caplog.text
+    assert SSO_COOKIE not in browser.cookies(demo.broker_url)
+    # The ACS the metadata still lists is answered as before.
+    request = sp.authn_request(setup.sso_url, acs="2")
+    other = Browser()
+    page = _through_school(setup, other, _ask(setup, other, request))
+    sp.accept(_answer_form(page, sp.acs[2])["SAMLResponse"], request.id)
+
+
+def test_an_error_answer_is_not_sent_to_an_acs_removed_during_the_login(
+    demo: LiveDemo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A refusal at the end of the login (a school that ignored ForceAuthn: Responder/
+    AuthnFailed, carried by the student's page) would send a signed error Response to the
+    ACS: not to one that left the metadata meanwhile. The page says why, with no form."""
+    service_id = "idp-edge-acs-dropped-error"
+    sp = registered_sp(demo, service_id, "ACS dropped, error (test publisher)")
+    setup = Setup(demo, sp, sp)
+    browser = _with_session(setup)
+    _, to_school = _forced(setup, browser)
+    _drop_acs(demo, service_id, sp, sp.acs[1])
+    with caplog.at_level(logging.INFO, logger="broker"):
+        page = _school_answers(setup, browser, to_school, datetime.now(UTC) - timedelta(hours=1))
+    _assert_nothing_sent_to(page, sp)
+    assert "refused code=acs_not_in_metadata " in caplog.text
+    assert "refused code=fresh_login_ignored " not in caplog.text
+
+
+# -- 10. A RelayState that is not UTF-8 (bindings 3.4.3, 3.5.3) --------------------------------
+
+NOT_UTF8 = b"%FF%FEab"  # form-encoded octets FF FE 61 62: not UTF-8
+RELAY_STATE_INVALID_NL = "Dit leerplatform stuurde een inlogverzoek met gegevens"
+
+
+def _signed_redirect_with_raw_relay_state(setup: Setup, raw_relay: bytes) -> str:
+    """A Redirect request signed over the RelayState octets as given (SAML bindings 3.4.4.1)."""
+    request = setup.sp.authn_request(setup.sso_url)
+    deflated = zlib.compress(str(request).encode())[2:-4]
+    octets = b"&".join(
+        (
+            urlencode({"SAMLRequest": base64.b64encode(deflated).decode()}).encode(),
+            b"RelayState=" + raw_relay,
+            urlencode({"SigAlg": RSA_SHA256}).encode(),
+        )
+    )
+    key = serialization.load_pem_private_key(setup.sp.key_file.read_bytes(), password=None)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    signature = key.sign(octets, padding.PKCS1v15(), hashes.SHA256())
+    query = octets + b"&" + urlencode({"Signature": base64.b64encode(signature)}).encode()
+    return f"{setup.sso_url}?{query.decode()}"
+
+
+def _send_not_utf8(setup: Setup, binding: str) -> requests.Response:
+    if binding == "redirect":
+        url = _signed_redirect_with_raw_relay_state(setup, NOT_UTF8)
+        page = Browser("nl").get(url, verbatim=True, follow=False)
+        return page.response
+    request = setup.sp.authn_request(setup.sso_url)
+    saml_request = setup.sp.post_fields(request, sign=True)["SAMLRequest"]
+    headers = {"Accept-Language": "nl"}
+    if binding == "post":
+        body = urlencode({"SAMLRequest": saml_request}).encode() + b"&RelayState=" + NOT_UTF8
+        headers["Content-Type"] = "application/x-www-form-urlencoded"
+        return requests.post(setup.sso_url, data=body, headers=headers, timeout=10)
+    parts: dict[str, tuple[None, bytes]] = {
+        "SAMLRequest": (None, saml_request.encode()),
+        "RelayState": (None, b"\xff\xfeab"),
+    }
+    return requests.post(setup.sso_url, files=parts, headers=headers, timeout=10)
+
+
+@pytest.mark.parametrize("binding", ["redirect", "post", "post-multipart"])
+def test_a_relay_state_that_is_not_utf8_is_refused_and_nothing_stored(
+    setup: Setup, binding: str, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service must get its RelayState back octet for octet; one that is not UTF-8 text
+    would come back changed (U+FFFD, or `%FF` as text), so the request is refused with a page
+    in the student's language: nothing stored, nothing sent, no school asked."""
+    store = setup.demo.broker.flow.store
+    written: list[str] = []
+    real_put, real_add, real_batch = store.put, store.add_if_absent, store.batch
+
+    def put(key: str, value: bytes, ttl_seconds: int) -> None:
+        written.append(key)
+        real_put(key, value, ttl_seconds)
+
+    def add_if_absent(key: str, value: bytes, ttl_seconds: int) -> bool:
+        written.append(key)
+        return real_add(key, value, ttl_seconds)
+
+    def batch(operations: Sequence[StoreOp]) -> list[StoreReply]:
+        written.extend(op.key for op in operations)
+        return real_batch(operations)
+
+    monkeypatch.setattr(store, "put", put)
+    monkeypatch.setattr(store, "add_if_absent", add_if_absent)
+    monkeypatch.setattr(store, "batch", batch)
+    with caplog.at_level(logging.INFO, logger="broker"):
+        response = _send_not_utf8(setup, binding)
+    assert response.status_code == 400, response.text[:500]
+    assert "Location" not in response.headers
+    assert RELAY_STATE_INVALID_NL in response.text
+    assert "SAMLResponse" not in response.text
+    assert "refused code=relay_state_invalid " in caplog.text
+    assert written == []
+
+
+@pytest.mark.parametrize("binding", ["redirect", "post"])
+def test_a_relay_state_with_percent_text_is_echoed_as_that_text(
+    setup: Setup, session_browser: Browser, binding: str
+) -> None:
+    """The control: `%FF%FEab` sent as text (its `%` encoded) is UTF-8 and comes back as sent."""
+    text = NOT_UTF8.decode()
+    request = setup.sp.authn_request(setup.sso_url)
+    if binding == "redirect":
+        page = _ask(setup, session_browser, request, text)
+    else:
+        page = session_browser.post(setup.sso_url, setup.sp.post_fields(request, text, sign=True))
+    fields = _answer_form(page, setup.sp.acs[1])
+    assert fields["RelayState"] == text
+    setup.sp.accept(fields["SAMLResponse"], request.id)
