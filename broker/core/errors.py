@@ -79,12 +79,13 @@ class InvalidMessage(BadRequest):
 class RelayStateNotText(InvalidMessage):
     """A RelayState that is not UTF-8 text. The service must get back exactly the octets it
     sent (SAML bindings 3.4.3, 3.5.3), and the broker keeps and posts text: refused, before
-    anything is stored or sent, rather than answered with a value that differs."""
+    anything is stored or sent, rather than answered with a value that differs. A login's
+    request (a service's) and a logout's (a service's or a school's) alike: one message."""
 
     code = "relay_state_invalid"
     public_message = (
-        "This learning platform sent a sign-in request with data the broker cannot send back "
-        "unchanged, so you cannot sign in this way. Please tell the platform."
+        "This request carries data the broker cannot send back unchanged, so it cannot be "
+        "handled. Please tell the learning platform or your school's ICT department."
     )
 
 

@@ -54,8 +54,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "the broker does not sign you in to it. Please tell your school."
     ),
     N_(
-        "This learning platform sent a sign-in request with data the broker cannot send back "
-        "unchanged, so you cannot sign in this way. Please tell the platform."
+        "This request carries data the broker cannot send back unchanged, so it cannot be "
+        "handled. Please tell the learning platform or your school's ICT department."
     ),
     N_("Your school's sign-in service did not complete the login."),
     N_("Your school's sign-in service did not sign you in."),

@@ -56,6 +56,7 @@ from broker.saml.redirect_query import (
 from broker.web.browser import SSO_COOKIE, browser_secret, carries_broker_cookies
 from broker.web.login_finish import session_and_services
 from broker.web.logout_routes import begin_logout, deliver, framed, store_down_page, to_run
+from broker.web.relay_state import refuse_relay_state_not_text
 from broker.web.school_backchannel_routes import note_school_logout
 from broker.web.wiring import broker
 
@@ -69,12 +70,14 @@ MAX_SESSION_INDEXES = 4
 
 def _received() -> tuple[Received, str]:
     query = None
-    read: Callable[[str], str | None] = request.form.get
-    binding = BINDING_HTTP_POST
     if request.method == "GET":
         # Read from the query as received: its raw values carry the signature (3.4.4.1).
         query = read_redirect_query(request.query_string)
-        read, binding = query.value, BINDING_HTTP_REDIRECT
+    # Given back with the answer, so given back exactly (bindings 3.4.3, 3.5.3). Before the
+    # form is read (`request.form` consumes the body): a posted body is judged as sent.
+    refuse_relay_state_not_text(query)
+    read: Callable[[str], str | None] = request.form.get if query is None else query.value
+    binding = BINDING_HTTP_POST if query is None else BINDING_HTTP_REDIRECT
     for kind, name in ((LOGOUT_REQUEST, SAML_REQUEST), (LOGOUT_RESPONSE, SAML_RESPONSE)):
         value = read(name)
         if value:

@@ -10,7 +10,6 @@ from werkzeug.wrappers import Response
 from broker.core.errors import (
     InvalidMessage,
     NotTheChosenSchool,
-    RelayStateNotText,
     UnknownSchool,
     UnsignedSchoolRefusal,
     UpstreamFailure,
@@ -31,7 +30,6 @@ from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
 from broker.saml.redirect_query import (
     RELAY_STATE,
     SAML_REQUEST,
-    form_value_is_utf8,
     read_redirect_query,
 )
 from broker.web import metrics
@@ -39,6 +37,7 @@ from broker.web.browser import SSO_COOKIE, browser_secret, remember_school
 from broker.web.discovery import choose_again_page
 from broker.web.login_finish import finish
 from broker.web.login_upstream import continue_login
+from broker.web.relay_state import refuse_relay_state_not_text
 from broker.web.service_answers import answerable_refusal_page, refuse_to_service
 from broker.web.unsigned_refusal import unsigned_refusal_page
 from broker.web.wiring import broker
@@ -56,23 +55,22 @@ def sso() -> Response:
     query = None
     if request.method == "GET":
         # Read from the query as received: its raw values carry the signature (3.4.4.1).
-        binding = BINDING_HTTP_REDIRECT
         query = read_redirect_query(request.query_string)
+    # Before the form is read (`request.form` consumes the body, which is judged as sent) and
+    # before the signature check, as the length cap: the request is refused whichever fails,
+    # and this costs no parse. The Redirect signature still covers the octets as received
+    # (redirect_query.py) for every request that goes on.
+    refuse_relay_state_not_text(query)
+    if query is not None:
+        binding = BINDING_HTTP_REDIRECT
         saml_request = query.value(SAML_REQUEST)
         relay_state = query.value(RELAY_STATE)
-        relay_state_is_text = query.is_utf8(RELAY_STATE)
     else:
         binding = BINDING_HTTP_POST
-        relay_state_is_text = _posted_is_utf8(RELAY_STATE)
         saml_request = request.form.get(SAML_REQUEST)
         relay_state = request.form.get(RELAY_STATE)
     if not saml_request:
         raise InvalidMessage("no SAMLRequest", code="missing_request")
-    if not relay_state_is_text:
-        # Before the signature check, as the length cap: the request is refused whichever
-        # fails, and this costs no parse. The Redirect signature still covers the octets as
-        # received (redirect_query.py) for every request that goes on.
-        raise RelayStateNotText("RelayState not UTF-8")
     try:
         login_request = b.saml_requests.parse_authn_request(
             binding, saml_request, relay_state, query
@@ -83,17 +81,6 @@ def sso() -> Response:
     # Saved by continue_login only if the login goes on (an SSO session may answer at once).
     record = b.flow.start(secret, login_request, save=False)
     return continue_login(secret, record, request.cookies.get(SSO_COOKIE))
-
-
-def _posted_is_utf8(name: str) -> bool:
-    """Whether the posted form's `name` is UTF-8 text as sent. Werkzeug's form puts invalid
-    octets back as `%XX` text (urlencoded) or as U+FFFD (multipart), so the value read there
-    cannot tell: an urlencoded body is read first (cached, and the form is parsed from that
-    copy), a multipart one is judged by its replacement characters (a RelayState with a real
-    U+FFFD in a multipart form is refused too: no SAML sender encodes its form that way)."""
-    if request.mimetype == "application/x-www-form-urlencoded":
-        return form_value_is_utf8(request.get_data(cache=True), name)
-    return "\ufffd" not in request.form.get(name, "")
 
 
 @saml.route(ACS_PATH, methods=["POST"])

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import pytest
+import requests
 from saml2 import BINDING_HTTP_REDIRECT, saml, samlp
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NameID
 
@@ -170,6 +171,41 @@ def test_unsigned_redirect_is_refused(
     request = _request(leesplank, session, _slo(demo), sign=False)
     page = session.browser.get(_redirect_url(leesplank, request, _slo(demo), sign=False))
     assert_refused(demo, session, page, caplog, "request_unsigned")
+
+
+@pytest.mark.parametrize("binding", ["redirect", "post"])
+def test_a_relay_state_that_is_not_utf8_is_refused(
+    demo: LiveDemo,
+    leesplank: PublisherForger,
+    session: Session,
+    caplog: pytest.LogCaptureFixture,
+    binding: str,
+) -> None:
+    """The answer gives the RelayState back, exactly as received (bindings 3.4.3, 3.5.3): one
+    that is not UTF-8 could only come back changed, so the request is refused, before its
+    signature is looked at, and the session stands."""
+    request = _request(leesplank, session, _slo(demo), sign=binding == "post")
+    if binding == "redirect":
+        url = _redirect_url(leesplank, request, _slo(demo), sign=True)
+        assert "RelayState=state-1" in url
+        page = session.browser.get(
+            url.replace("RelayState=state-1", "RelayState=%FF%FEab"), verbatim=True
+        )
+        assert_refused(demo, session, page, caplog, "relay_state_invalid")
+        return
+    # The octets FF FE, urlencoded as a browser posts them: Werkzeug's form would read `%FF`.
+    body = quote_plus(base64.b64encode(str(request).encode()).decode())
+    answer = requests.post(
+        _slo(demo),
+        data=f"SAMLRequest={body}&RelayState=%FF%FEab".encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        cookies=session.browser.cookies(demo.broker_url),
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert answer.status_code == 400, answer.text[:300]
+    assert "refused code=relay_state_invalid " in caplog.text, caplog.text[-2000:]
+    assert session.stands(demo), "a refused logout ended the session"
 
 
 def test_unsigned_post_is_refused(
