@@ -25,6 +25,7 @@ TITLES = {
     "services_awaiting_approval": "Services awaiting approval",
     "sources_stale": "Metadata sources failing to refresh (last good copy still trusted)",
     "secrets_in_clear": "Secrets in clear (`ketenbroker registry seal-secrets` seals them)",
+    "chains_id_not_plain": "Chains whose id breaks the rule for chain ids (never renamed)",
     "schools_logout_unreached": "Schools that logout messages cannot reach (SLO URL not https)",
     "services_logout_unreached": "Services that logout messages cannot reach (SLO URL not https)",
 }
@@ -33,6 +34,7 @@ LISTED_BY = {
     "school": "`ketenbroker school list`",
     "service": "`ketenbroker publisher list`",
     "source": "`ketenbroker metadata status`",
+    "chain": "`ketenbroker chain list`",
 }
 
 

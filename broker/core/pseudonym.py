@@ -11,7 +11,8 @@ import hmac
 from dataclasses import dataclass
 from hashlib import sha256
 
-from broker.core.errors import ConfigurationError, MissingSubject
+from broker.core.catalogue import CATALOGUE
+from broker.core.errors import ConfigurationError, MissingSubject, ScopeSpelledOtherwise
 from broker.core.model import School, UpstreamIdentity
 
 LABEL_V1 = "ketenbroker/chain-pseudonym/v1"
@@ -86,4 +87,20 @@ def subject_input(school: School, identity: UpstreamIdentity) -> tuple[str, str]
         return ECK_ID_NAMESPACE, values[0]
     if not identity.subject:
         raise MissingSubject(f"school {school.id} delivered no {school.subject_attribute}")
-    return f"school:{school.id}", identity.subject
+    return f"school:{school.id}", registered_spelling(school, identity.subject)
+
+
+def registered_spelling(school: School, subject: str) -> str:
+    """`subject` as the pseudonym takes it: as sent, but a scoped subject (username,
+    student_number) whose scope is one of the school's only when case is ignored is refused
+    (`ScopeSpelledOtherwise`: one spelling, one pseudonym; never a silent new one). One of
+    no registered scope at all passes as it is: the login path drops such values before
+    (catalogue.py), and a school's lookup of a typed identifier simply finds nothing."""
+    attribute = CATALOGUE.get(school.subject_attribute)
+    local, at, scope = subject.rpartition("@")
+    if attribute is None or not attribute.scoped or not (at and local) or scope in school.scopes:
+        return subject
+    for registered in school.scopes:
+        if registered.lower() == scope.lower():
+            raise ScopeSpelledOtherwise(school.id, school.subject_attribute, scope, registered)
+    return subject

@@ -8,6 +8,7 @@ these steps take and give (request, record, completion) and their JSON are in lo
 
 from __future__ import annotations
 
+import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ from broker.core.assurance import DEFAULT_ASSURANCE, Assurance
 from broker.core.chain_move import service_key_versions
 from broker.core.errors import (
     AssuranceNotMet,
+    ScopeSpelledOtherwise,
     StaleAuthentication,
     StateExpired,
     UnexpectedStudent,
@@ -50,6 +52,8 @@ from broker.login.replay import open_epoch_op
 from broker.login.school_sessions import SchoolSessionIndex
 from broker.login.school_values import school_must_be_named
 from broker.login.sealed import SealedStore, store_key
+
+log = logging.getLogger(__name__)
 
 LOGIN = "login"
 SSO = "sso"
@@ -229,9 +233,16 @@ class LoginFlow:
             raise StaleAuthentication(f"school login {int(age)} s old, max_age {request.max_age}")
         policy = self.registry.policy(school.id, service.id)
         keys, versions = self._chain_keys(service)
-        release = compute_release(
-            keys, school, service, identity, policy, request.requested, versions
-        )
+        try:
+            release = compute_release(
+                keys, school, service, identity, policy, request.requested, versions
+            )
+        except ScopeSpelledOtherwise as refusal:
+            # The school and what its ICT must change (the scopes only, never the value).
+            log.warning(
+                "refused school=%s code=%s: %s", school.id, refusal.code, refusal.explanation
+            )
+            raise
         if request.subjects and not _names(
             request.subjects, release.pseudonym, release.previous_pseudonym
         ):

@@ -26,7 +26,7 @@ from datetime import datetime
 from broker.config import Settings
 from broker.core.attention import SHOWN, AttentionReport, Facts
 from broker.core.attention import attention_report as report_of
-from broker.core.model import School, Service
+from broker.core.model import Chain, School, Service
 from broker.registry import SqlRegistry
 from broker.saml.metadata_report import EndpointFindings
 from broker.web.metadata_status import source_states
@@ -41,6 +41,7 @@ class _RegistryFacts:
     naming_idps: Collection[str]
     idp_endpoints: Mapping[str, Collection[str]]
     sp_endpoints: Mapping[str, Collection[str]]
+    chains: Sequence[Chain]
 
 
 @dataclass
@@ -76,6 +77,7 @@ def attention_report(
             sources=source_states(settings, registry, now),
             secrets_in_clear=registry.secrets_in_clear(),
             sealed_only=registry.sealed_only_since() is not None,
+            chains=facts.chains,
         ),
         shown,
     )
@@ -98,6 +100,7 @@ def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> _Regist
             naming_idps=registry.idps_naming_school(),
             idp_endpoints=memo.idp.of(registry.school_metadata()),
             sp_endpoints=memo.sp.of(registry.service_metadata(approved_only=False)),
+            chains=registry.chains(),
         )
         memo.held = held
         return held

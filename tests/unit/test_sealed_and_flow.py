@@ -19,6 +19,7 @@ from broker.core.chain_move import ChainMove
 from broker.core.errors import (
     FreshLoginIgnored,
     InvalidMessage,
+    ScopeSpelledOtherwise,
     StaleAuthentication,
     StateExpired,
     UnexpectedStudent,
@@ -785,3 +786,34 @@ def test_choosing_the_school_sets_the_session_and_the_hint_aside(flow: LoginFlow
     record = flow.start(new_secret(), choose, save=False)
     assert record.school_id is None
     assert not flow.session_serves(record, _identity("99XX00"), flow.clock())
+
+
+def test_a_subject_scope_in_another_spelling_is_refused_and_logged_without_the_value(
+    store: RecordingStore, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A school whose subject is its user name, registered with the scope school.nl: the
+    registered spelling signs in, another (accepted as an attribute, ignoring case) is refused
+    (core/pseudonym.py), with a log line for its ICT that names the school and both spellings
+    of its scope, never the student's value."""
+    registry = FakeRegistry()
+    registry._schools["77ZZ00"] = School(
+        "77ZZ00", "Scopeschool", "https://idp.scope.example", "username", scopes=("school.nl",)
+    )
+    flow = LoginFlow(
+        registry, store, PseudonymKeys(1, {1: KEY}), login_ttl=LOGIN_TTL, sso_ttl=SSO_TTL,
+        clock=clock,
+    )  # fmt: skip
+    local = "MARKER-jan"
+
+    def identity(value: str) -> UpstreamIdentity:
+        return UpstreamIdentity("77ZZ00", value, {"username": (value,)})
+
+    signed_in = flow.complete(LoginRequest("uitgever"), identity(f"{local}@school.nl"), clock.now)
+    assert signed_in.release.pseudonym == derive_chain_pseudonym(
+        KEY, "leermiddelen", "school:77ZZ00", f"{local}@school.nl"
+    )
+    with pytest.raises(ScopeSpelledOtherwise):
+        flow.complete(LoginRequest("uitgever"), identity(f"{local}@School.nl"), clock.now)
+    (line,) = [r.getMessage() for r in caplog.records if "subject_scope_spelling" in r.getMessage()]
+    assert line.startswith("refused school=77ZZ00 code=subject_scope_spelling: the IdP sent ")
+    assert "'School.nl'" in line and "'school.nl'" in line and local not in line
