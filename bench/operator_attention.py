@@ -77,7 +77,7 @@ def main() -> None:
 
     from flask import render_template
 
-    from broker.web.attention import Memo, attention_report
+    from broker.web.attention import Memo, gather_attention_report
 
     with tempfile.TemporaryDirectory() as tmp:
         settings, apps = prepare_demo(Path(tmp), PORT)
@@ -97,7 +97,7 @@ def main() -> None:
             nonlocal sections
             with app.test_request_context("/portal/operator/attention?lang=nl"):
                 start = time.perf_counter()
-                report = attention_report(settings, broker.registry, datetime.now(UTC), memo)
+                report = gather_attention_report(settings, broker.registry, datetime.now(UTC), memo)
                 render_template("portal/operator_attention.html", report=report)
                 sections = len(report.sections)
                 return (time.perf_counter() - start) * 1000

@@ -1,5 +1,10 @@
 """The demo's OpenID Connect publisher: registered once as a client, its secret kept in the demo
-folder (the registry keeps only the hash, so the demo cannot read it back from there)."""
+folder (the registry keeps only the hash, so the demo cannot read it back from there).
+
+Removed from the demo's registry (`publisher remove woordwijs`), it is registered again at the
+next start under its own id, as the operator's `--reuse-removed-id` would (registry/id_reuse.py):
+it is the same demo client, of no publisher organisation, and its pseudonyms come back. Were the
+id since given to an organisation's service, the demo refuses to start and says why."""
 
 from __future__ import annotations
 
@@ -9,10 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from broker.config import Settings
+from broker.core.errors import ConfigurationError
 from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
 from broker.demo.publisher_rp import PublisherRpSettings
 from broker.oidc.registration import new_client
 from broker.registry import SqlRegistry
+from broker.registry.errors import ServiceIdUsedBefore
+from broker.registry.id_reuse import IdReuse
 
 OIDC_PUBLISHER_ID = "woordwijs"
 OIDC_PUBLISHER_NAME = "Woordwijs (demo OIDC publisher)"
@@ -78,7 +86,13 @@ def oidc_publisher(
         fd = os.open(secret_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(secret or "")
-        registry.add_service(service, None)
+        try:
+            registry.add_service(service, None, reuse=IdReuse.SAME_PUBLISHER)
+        except ServiceIdUsedBefore as refused:
+            raise ConfigurationError(
+                f"the demo's OIDC publisher {OIDC_PUBLISHER_ID!r} cannot be registered again: "
+                f"{refused.why}; start the demo in a new folder (--dir)"
+            ) from None
         for school_id in school_ids:
             registry.set_policy(school_id, OIDC_PUBLISHER_ID, RELEASED, "demo")
     _register_logout(registry, base_url)

@@ -18,6 +18,7 @@ from broker.core.errors import BrokerError
 from broker.registry import SqlRegistry, migrate_first
 
 F = TypeVar("F", bound=Callable[..., Any])
+E = TypeVar("E", bound=Exception)
 
 config_option = click.option(
     "--config",
@@ -29,17 +30,29 @@ config_option = click.option(
 )
 
 
-def reports_errors(command: F) -> F:
-    """Turn the broker's own errors into a one-line message and exit code 1, no traceback."""
+def raising_instead(caught: type[E], instead: Callable[[E], BaseException]) -> Callable[[F], F]:
+    """A command decorator: an error of type `caught` the command raises becomes
+    `instead(error)`, its traceback dropped (the new one says all)."""
 
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except BrokerError as err:
-            raise click.ClickException(err.detail or err.public_message) from None
+    def decorate(command: F) -> F:
+        @wraps(command)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return command(*args, **kwargs)
+            except caught as error:
+                raise instead(error) from None
 
-    return wrapper  # type: ignore[return-value]
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def _one_line(err: BrokerError) -> click.ClickException:
+    return click.ClickException(err.detail or err.public_message)
+
+
+# Turn the broker's own errors into a one-line message and exit code 1, no traceback.
+reports_errors = raising_instead(BrokerError, _one_line)
 
 
 def logging_settings(config_path: Path) -> Settings:

@@ -120,8 +120,8 @@ def publisher_group() -> None:
     multiple=True,
     help="ATTRIBUTE=PURPOSE in English, for an attribute given with --declare or --require",
 )
-@reuse_options
 @reports_errors
+@reuse_options("publisher add")
 def publisher_add(
     config_path: Path,
     service_id: str,

@@ -82,8 +82,8 @@ def export_command(config_path: Path, file: Path, metadata_dir: Path | None) -> 
     help="import even though new purposes stop releases: schools that released such an "
     "attribute stop until they release it again",
 )
-@reuse_options
 @reports_errors
+@reuse_options("registry import")
 def import_command(
     config_path: Path,
     file: Path,

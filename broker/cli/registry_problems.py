@@ -1,52 +1,48 @@
 """`ketenbroker registry problems`: what needs the operator's attention, the report of the
-operator portal's "Needs attention" page (core/attention.py, web/attention.py), for a terminal
-and for monitoring: exit status 0 when nothing needs attention, 1 when something does."""
+operator portal's "Needs attention" page (core/attention.py, web/attention.py), in its words
+(web/attention_words.py), for a terminal and for monitoring.
+
+Exit status 0 when nothing needs attention, 1 when something does, and 2 when the check itself
+failed (a configuration that does not load, a registry that cannot be read, a wrong option, as
+click's usage errors): a monitoring check must not take "cannot tell" for "needs attention", nor
+for "fine"."""
 
 from __future__ import annotations
 
 import json
+import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
+from functools import wraps
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
 from broker.cli.counts import counted
 from broker.cli.options import config_option, open_registry, reports_errors
-from broker.core.attention import AttentionReport, Section
-from broker.web.attention import attention_report
+from broker.core.attention import SHOWN, AttentionReport, Section
+from broker.web.attention import gather_attention_report
+from broker.web.attention_words import KIND_WORDS, advice_of
 
+log = logging.getLogger(__name__)
+F = TypeVar("F", bound=Callable[..., Any])
 NEEDS_ATTENTION = 1
-
-# What each kind means, and where the operator mends it (docs/cli.md lists them).
-TITLES = {
-    "schools_logins_refused": "Schools whose logins are refused",
-    "services_logins_refused": "Services whose logins are refused",
-    "sources_untrusted": "Metadata sources not trusted (their entities' logins are refused)",
-    "services_awaiting_approval": "Services awaiting approval",
-    "sources_stale": "Metadata sources failing to refresh (last good copy still trusted)",
-    "secrets_in_clear": "Secrets in clear (`ketenbroker registry seal-secrets` seals them)",
-    "chains_id_not_plain": "Chains whose id breaks the rule for chain ids (never renamed)",
-    "schools_logout_unreached": "Schools that logout messages cannot reach (SLO URL not https)",
-    "services_logout_unreached": "Services that logout messages cannot reach (SLO URL not https)",
-}
-# Where every entry of a kind is listed, when the report shows only the first ones.
-LISTED_BY = {
-    "school": "`ketenbroker school list`",
-    "service": "`ketenbroker publisher list`",
-    "source": "`ketenbroker metadata status`",
-    "chain": "`ketenbroker chain list`",
-}
+CHECK_FAILED = 2  # click's own code for a usage error: the check did not run either
 
 
 def section_lines(section: Section) -> list[str]:
-    kind = section.kind
-    lines = [f"{TITLES[kind.code]}: {section.total}"]
+    lines = [f"{KIND_WORDS[section.kind.code].title}: {section.total}"]
     for entry in section.entries:
         named = f"  {entry.name}" if entry.name != entry.id else ""  # a source is its name
         lines.append(f"  {entry.id}{named}  ({entry.reason})")
     more = section.total - len(section.entries)
     if section.entries and more:
-        lines.append(f"  and {more} more ({LISTED_BY[kind.subject]} lists them all)")
+        lines.append(f"  and {more} more (--all lists them all)")
+    advice = advice_of(section)
+    for codes, text in advice:
+        which = f" ({', '.join(codes)})" if len(advice) > 1 else ""
+        lines.append(f"  What to do{which}: {text}")
     return lines
 
 
@@ -69,19 +65,50 @@ def report_json(report: AttentionReport) -> str:
     )
 
 
+class CheckFailed(click.ClickException):
+    exit_code = CHECK_FAILED
+
+
+def check_failure_exits_2(command: F) -> F:
+    """Whatever stops the check, as `reports_errors` says it, exits with `CHECK_FAILED` rather
+    than the 1 of "needs attention". Broad on purpose, at this edge only: a database error, or
+    any other that escapes a command, would otherwise end the process with Python's 1."""
+
+    @wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except click.ClickException as failed:
+            raise CheckFailed(failed.format_message()) from None
+        except Exception:
+            log.exception("registry problems: the check failed")
+            raise SystemExit(CHECK_FAILED) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
 @click.command("problems")
 @config_option
 @click.option("--json", "as_json", is_flag=True, help="the report as one JSON object")
+@click.option(
+    "--all", "every", is_flag=True, help=f"every entry of each kind, not only the first {SHOWN}"
+)
+@check_failure_exits_2
 @reports_errors
-def problems_command(config_path: Path, as_json: bool) -> None:
+def problems_command(config_path: Path, as_json: bool, every: bool) -> None:
     """What needs the operator's attention, the kinds that refuse logins first: schools and
     services whose logins are refused, sources not trusted, services awaiting approval, stale
-    sources, secrets in clear, entries logout messages cannot reach. Changes nothing.
+    sources, secrets in clear, chains whose id breaks the rule for chain ids, entries logout
+    messages do not reach; for each, what to do. Changes nothing.
 
-    Exit status 0 when nothing needs attention, 1 when something does (for cron or a
-    monitoring check)."""
+    Exit status 0 when nothing needs attention, 1 when something does, 2 when the check itself
+    failed (for cron or a monitoring check)."""
     settings, registry = open_registry(config_path)
-    report = attention_report(settings, registry, datetime.now(UTC))
+    try:
+        shown = None if every else SHOWN
+        report = gather_attention_report(settings, registry, datetime.now(UTC), shown=shown)
+    finally:
+        registry.close()
     if as_json:
         click.echo(report_json(report))
     elif not report.needs_attention:

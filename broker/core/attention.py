@@ -11,11 +11,13 @@ findings side by side, the kinds that refuse logins first.
 Pure: the caller hands over the registry's entries and what the metadata in force says about
 each entity id (saml/metadata_report.py `refused_endpoints`, read by the adapter), the sources'
 health (core/federation.py) and the secrets' counts. One rule per reason, each a small function;
-a kind lists its first `shown` entries and counts them all.
+a kind lists its first `shown` entries (all with None: `registry problems --all`) and counts
+them all, by reason too: what to do depends on the reason (web/attention_words.py).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import IntEnum
@@ -69,6 +71,7 @@ class Section:
     kind: Kind
     total: int
     entries: tuple[Entry, ...]  # the first `shown`, in the rules' order, each rule by id
+    reasons: tuple[tuple[str, int], ...] = ()  # every entry's reason, counted, in that order
 
 
 @dataclass(frozen=True)
@@ -85,7 +88,11 @@ class Facts:
     """What the report is computed from. `idp_endpoints` / `sp_endpoints`: for every entity id
     whose metadata is in force (a source's copy, else the registered one: registry
     `metadata_in_force`), the endpoints it names that the login and logout paths refuse
-    ("sso", "acs", "slo"); an entity id absent from it has no metadata in force."""
+    ("sso", "acs", "slo"); an entity id absent from it has no metadata in force.
+    `idp_held` / `sp_held`: the entity ids a metadata source holds (registry
+    `federation.sources_of`): one of them with no metadata in force has only the source's
+    expired copy, which the source alone mends (the copy given at registration does not come
+    back, registry/reading.py `metadata_in_force`)."""
 
     schools: Sequence[School]
     services: Sequence[Service]
@@ -95,6 +102,8 @@ class Facts:
     sources: Sequence[SourceHealth]
     secrets_in_clear: int
     sealed_only: bool
+    idp_held: Collection[str] = frozenset()
+    sp_held: Collection[str] = frozenset()
     chains: Sequence[Chain] = ()
 
 
@@ -110,13 +119,15 @@ def _in_force(facts: Facts, role: str) -> Mapping[str, Collection[str]]:
     return facts.idp_endpoints if role == "idp" else facts.sp_endpoints
 
 
-def _without_metadata(facts: Facts, role: str, reason: str) -> Iterator[Entry]:
+def _without_metadata(facts: Facts, role: str, reason: str, *, held: bool) -> Iterator[Entry]:
     """The SAML entries whose entity id is in no metadata in force: the login path finds no
     endpoint for them (saml/back.py `school_metadata_missing`; a service's AuthnRequest is not
-    read, and nothing is sent to it)."""
+    read, and nothing is sent to it). `held`: those a metadata source holds (its copy has
+    expired), else the others (none registered, none fetched yet)."""
     in_force = _in_force(facts, role)
+    sourced = facts.idp_held if role == "idp" else facts.sp_held
     for entry_id, name, entity_id in _saml_entries(facts, role):
-        if entity_id not in in_force:
+        if entity_id not in in_force and (entity_id in sourced) == held:
             yield Entry(entry_id, name, reason)
 
 
@@ -201,7 +212,8 @@ KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
     (
         Kind("schools_logins_refused", Severity.LOGINS_REFUSED, "school"),
         (
-            partial(_without_metadata, role="idp", reason="school_metadata_missing"),
+            partial(_without_metadata, role="idp", reason="school_metadata_missing", held=False),
+            partial(_without_metadata, role="idp", reason="school_source_expired", held=True),
             partial(_refusing, role="idp", endpoint="sso", reason=SchoolSsoNotHttps.code),
             school_secret_unreadable,
             school_without_hosted_domain,
@@ -211,7 +223,8 @@ KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
     (
         Kind("services_logins_refused", Severity.LOGINS_REFUSED, "service"),
         (
-            partial(_without_metadata, role="sp", reason="service_metadata_missing"),
+            partial(_without_metadata, role="sp", reason="service_metadata_missing", held=False),
+            partial(_without_metadata, role="sp", reason="service_source_expired", held=True),
             partial(_refusing, role="sp", endpoint="acs", reason=ServiceAcsNotHttps.code),
         ),
     ),
@@ -234,15 +247,16 @@ KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
 SECRETS_IN_CLEAR = Kind("secrets_in_clear", Severity.AT_RISK, "secret")
 
 
-def attention_report(facts: Facts, shown: int = SHOWN) -> AttentionReport:
-    """Every kind with something in it, by severity: its total and its first `shown` entries.
-    An entry two rules of one kind find (metadata missing and no BRIN) is listed under each
-    reason: each needs its own mending."""
+def attention_report(facts: Facts, shown: int | None = SHOWN) -> AttentionReport:
+    """Every kind with something in it, by severity: its total, its reasons counted and its
+    first `shown` entries (None: all). An entry two rules of one kind find (metadata missing
+    and no BRIN) is listed under each reason: each needs its own mending."""
     sections = []
     for kind, rules in KINDS:
         found = [entry for rule in rules for entry in rule(facts)]
         if found:
-            sections.append(Section(kind, len(found), tuple(found[:shown])))
+            reasons = Counter(entry.reason for entry in found)  # in the order first found
+            sections.append(Section(kind, len(found), tuple(found[:shown]), tuple(reasons.items())))
     if facts.secrets_in_clear and not facts.sealed_only:
         # Counts only: which account's or school's secret is in clear is not the report's to say
         # (`registry seal-secrets` seals them all at once).

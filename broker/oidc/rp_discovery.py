@@ -1,9 +1,16 @@
 """What the broker knows about each school's OpenID provider: its discovery document and its keys.
 
 Both are fetched only from the registered issuer (`<issuer>/.well-known/openid-configuration`
-and the `jwks_uri` it names), checked, and cached in memory per issuer. An ID token signed with a
-key the cache does not hold triggers one refetch of the key set, at most once a minute per
-issuer, so a stream of tokens with made-up `kid`s cannot turn the broker into a load generator.
+and the `jwks_uri` it names), checked, and cached in memory per issuer (per worker process).
+
+The key set is fetched again when it is an hour old, and when a token (an ID token, a logout
+token) names a `kid` the cache does not hold. Either way at most one fetch of an issuer's key set
+is started per `JWKS_REFETCH_INTERVAL` (a minute), whatever became of the last one: failed,
+timed out, answered an empty set or a good one. And at most one is in flight: the other requests
+meanwhile use the keys held (a token with an unknown `kid` is then refused as one), except while
+nothing is held yet, when they wait for the first fetch a little. So a stream of tokens with
+made-up `kid`s (the back-channel logout URI takes them from anyone) costs the school's provider
+at most one key-set request a minute per worker, never one per token.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -153,11 +160,26 @@ def parse_key_set(document: dict[str, Any]) -> tuple[PublicKey, ...]:
 
 
 @dataclass
+class _KeySet:
+    """The keys at one issuer's `jwks_uri`, shared by its entries while the document names it."""
+
+    keys: tuple[PublicKey, ...] = ()
+    # When the keys held were taken: an hour on, the set is stale and fetched again.
+    fetched_at: float = -1e18
+    # When the last fetch started, whatever its outcome: the refetch limit counts from here.
+    tried_at: float = -1e18
+    # The last fetch's failure, its kind and code (None once the provider answered): what a
+    # request is told while no key is held and the provider is not asked again yet.
+    failure: tuple[type[UpstreamFailure], str] | None = None
+    # Set while a fetch runs; other requests use the keys held (or wait for a first fetch).
+    inflight: threading.Event | None = None
+
+
+@dataclass
 class _Entry:
     metadata: ProviderMetadata
     fetched_at: float
-    keys: tuple[PublicKey, ...] = ()
-    keys_fetched_at: float = -1e18
+    key_set: _KeySet = field(default_factory=_KeySet)
 
 
 class ProviderDirectory:
@@ -199,28 +221,62 @@ class ProviderDirectory:
 
     def keys(self, issuer: str, kid: str | None, *, refetch_on_miss: bool) -> tuple[PublicKey, ...]:
         """The provider's signing keys; when no key carries `kid`, the set is fetched again
-        (at most once a minute) before the caller gives up on the token."""
+        before the caller gives up on the token (within the limits the module names)."""
         entry = self._entry(issuer)
+        held = entry.key_set
         now = self._clock()
-        stale = now - entry.keys_fetched_at > JWKS_TTL
-        missing = refetch_on_miss and not any(k.kid == kid for k in entry.keys)
-        if stale or (missing and now - entry.keys_fetched_at >= JWKS_REFETCH_INTERVAL):
-            previous = entry.keys
+        stale = now - held.fetched_at > JWKS_TTL
+        if not stale and not (refetch_on_miss and not any(k.kid == kid for k in held.keys)):
+            return held.keys  # the common path (every login): no lock, no network
+        return self._refetch_keys(held, entry.metadata.jwks_uri, now)
+
+    def _refetch_keys(self, held: _KeySet, jwks_uri: str, now: float) -> tuple[PublicKey, ...]:
+        claimed: threading.Event | None = None
+        with self._lock:
+            running = held.inflight
+            if running is None and now - held.tried_at >= JWKS_REFETCH_INTERVAL:
+                # Claimed before the fetch and kept whatever it brings: a failing, slow or
+                # empty-handed endpoint is asked again only after the interval.
+                held.tried_at = now
+                held.inflight = claimed = threading.Event()
+        if claimed is None:
+            if running is not None and not held.keys:
+                # A first fetch (a fresh worker at 08:30): wait for it a little rather than
+                # refuse logins a healthy provider serves in milliseconds; bounded, as in `_entry`.
+                running.wait(FIRST_FETCH_WAIT)
+                if not held.keys and held.inflight is running:
+                    raise UpstreamFailure(
+                        "provider key set not answering", code="school_unreachable"
+                    )
+            return self._held_keys(held)
+        try:
+            keys = parse_key_set(get_json(self.session(), jwks_uri, PROVIDER_KEY_SET))
+        except UpstreamFailure as failure:
             with self._lock:
-                # Claimed before the fetch: concurrent logins do not all fetch at once, and a
-                # failing endpoint is asked again only after the refetch interval.
-                entry.keys_fetched_at = now - JWKS_TTL + JWKS_REFETCH_INTERVAL
-            try:
-                document = get_json(self.session(), entry.metadata.jwks_uri, PROVIDER_KEY_SET)
-                keys = parse_key_set(document)
-            except UpstreamFailure:
-                if previous:
-                    return previous  # keys we had beat none while the provider is down
-                raise
-            if keys or not previous:  # an empty set never replaces a good one
-                with self._lock:
-                    entry.keys, entry.keys_fetched_at = keys, now
-        return entry.keys
+                held.failure = type(failure), failure.code
+            if held.keys:
+                return held.keys  # keys we had beat none while the provider is down
+            raise
+        else:
+            with self._lock:
+                held.failure = None
+                if keys or not held.keys:  # an empty set never replaces a good one
+                    held.keys, held.fetched_at = keys, now
+            return held.keys
+        finally:
+            with self._lock:
+                held.inflight = None
+            claimed.set()
+
+    @staticmethod
+    def _held_keys(held: _KeySet) -> tuple[PublicKey, ...]:
+        """The keys held, for a request that may not fetch now. With none held because the last
+        fetch failed, that failure (its kind and code), not an "unknown key" refusal."""
+        failure = held.failure
+        if not held.keys and failure is not None:
+            kind, code = failure
+            raise kind("provider key set failed recently", code=code)
+        return held.keys
 
     def fetch_metadata(self, issuer: str) -> ProviderMetadata:
         """Fetch and check the discovery document now (no cache): what `school add` runs."""
@@ -277,7 +333,8 @@ class ProviderDirectory:
             with self._lock:
                 fresh = _Entry(metadata, now)
                 if entry is not None and entry.metadata.jwks_uri == metadata.jwks_uri:
-                    fresh.keys, fresh.keys_fetched_at = entry.keys, entry.keys_fetched_at
+                    # The same key set, with its times and a fetch that may be running.
+                    fresh.key_set = entry.key_set
                 self._entries[issuer] = fresh
                 self._failures.pop(issuer, None)
             return fresh

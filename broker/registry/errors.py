@@ -282,14 +282,24 @@ class UnknownIdp(BadRequest):
 class ServiceIdUsedBefore(BadRequest):
     """A new service under an id a removed service had: it would receive that service's
     pseudonyms and continue its history (id_reuse.py). The public message says no more, never
-    whose it was; the detail, for the operator's command, says what would allow it."""
+    whose it was; the detail, for the operator's command, says what would allow it: `flags`,
+    of the command `named_by` names (the registry does not know which one wrote)."""
 
     code = "service_id_used_before"
     public_message = "This service id was used before; choose another."
 
-    def __init__(self, service_id: str, why: str) -> None:
+    def __init__(
+        self, service_id: str, why: str, *, flags: tuple[str, ...], command: str = ""
+    ) -> None:
+        given = " ".join(flags)
+        allowing = f"`ketenbroker {command} {given}`" if command else given
         super().__init__(
             f"service id {service_id!r} was used before, and a service registered under it "
-            f"receives the same pseudonyms and continues its history: {why}; nothing was added"
+            f"receives the same pseudonyms and continues its history: {why} ({allowing}, "
+            "docs/cli.md); nothing was added"
         )
-        self.service_id = service_id
+        self.service_id, self.why, self.flags = service_id, why, flags
+
+    def named_by(self, command: str) -> ServiceIdUsedBefore:
+        """The same refusal, its flags named as options of the operator's `command`."""
+        return ServiceIdUsedBefore(self.service_id, self.why, flags=self.flags, command=command)

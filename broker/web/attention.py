@@ -1,11 +1,13 @@
 """The operator's attention report (core/attention.py) from the registry and the metadata in
 force: what the operator portal's "Needs attention" page and `ketenbroker registry problems`
-show, both from `attention_report` here.
+show, both from `gather_attention_report` here; what each kind and reason means and what to do
+about it is attention_words.py's.
 
 The facts come from where their rules already live: the metadata in force from the registry
 (`school_metadata`, `service_metadata`: a source's copy, else the registered one), what each copy
 names that the login and logout paths refuse from saml/metadata_report.py `refused_endpoints`,
-the sources' states from `source_states` (what `metadata status` and the
+which entities a metadata source holds from the registry's federation copies, the sources'
+states from `source_states` (what `metadata status` and the
 `ketenbroker_metadata_source_state` gauge show), the secrets' counts from the registry (what
 `registry status` shows).
 
@@ -24,8 +26,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from broker.config import Settings
-from broker.core.attention import SHOWN, AttentionReport, Facts
-from broker.core.attention import attention_report as report_of
+from broker.core.attention import SHOWN, AttentionReport, Facts, attention_report
 from broker.core.model import Chain, School, Service
 from broker.registry import SqlRegistry
 from broker.saml.metadata_report import EndpointFindings
@@ -41,6 +42,8 @@ class _RegistryFacts:
     naming_idps: Collection[str]
     idp_endpoints: Mapping[str, Collection[str]]
     sp_endpoints: Mapping[str, Collection[str]]
+    idp_held: Collection[str]
+    sp_held: Collection[str]
     chains: Sequence[Chain]
 
 
@@ -56,18 +59,19 @@ class Memo:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def attention_report(
+def gather_attention_report(
     settings: Settings,
     registry: SqlRegistry,
     now: datetime,
     memo: Memo | None = None,
-    shown: int = SHOWN,
+    shown: int | None = SHOWN,
 ) -> AttentionReport:
-    """What needs the operator's attention now. Reads the registry (a few queries; one when
-    `memo` holds this generation's facts) and opens no secret but the schools' client secrets,
-    as every load of the schools does (an unreadable one is a finding)."""
+    """What needs the operator's attention now, gathered from the registry (a few queries; one
+    when `memo` holds this generation's facts); `shown` entries per kind (None: all). Opens no
+    secret but the schools' client secrets, as every load of the schools does (an unreadable
+    one is a finding)."""
     facts = _registry_facts(registry, now, memo or Memo())
-    return report_of(
+    return attention_report(
         Facts(
             schools=facts.schools,
             services=facts.services,
@@ -75,6 +79,8 @@ def attention_report(
             idp_endpoints=facts.idp_endpoints,
             sp_endpoints=facts.sp_endpoints,
             sources=source_states(settings, registry, now),
+            idp_held=facts.idp_held,
+            sp_held=facts.sp_held,
             secrets_in_clear=registry.secrets_in_clear(),
             sealed_only=registry.sealed_only_since() is not None,
             chains=facts.chains,
@@ -100,6 +106,8 @@ def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> _Regist
             naming_idps=registry.idps_naming_school(),
             idp_endpoints=memo.idp.of(registry.school_metadata()),
             sp_endpoints=memo.sp.of(registry.service_metadata(approved_only=False)),
+            idp_held=frozenset(registry.federation.sources_of("idp")),
+            sp_held=frozenset(registry.federation.sources_of("sp")),
             chains=registry.chains(),
         )
         memo.held = held

@@ -11,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
+from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID, oidc_publisher
+from broker.config import load_settings
 from broker.core.admins import Publisher
+from broker.core.errors import ConfigurationError
 from broker.core.model import ClientAuthMethod, OidcClient, Protocol, Service
 
 # The demo's registry (a module fixture) is test_cli_registry's.
@@ -79,7 +82,8 @@ def test_a_removed_id_is_refused_without_the_flag_and_nothing_changes(config: Pa
         status, output = _add(config, service_id)
         assert status == 1
         assert f"service id {service_id!r} was used before" in output
-        assert REUSE in output and "nothing was added" in output
+        # The command that refused names itself with the flag that would take the id.
+        assert f"`ketenbroker publisher add {REUSE}`" in output and "nothing was added" in output
     assert dump(config) == before
 
 
@@ -96,7 +100,7 @@ def test_another_publishers_id_needs_the_pseudonyms_acknowledged(config: Path) -
     assert status == 1
     # The operator's command names whose it was and what would allow it.
     assert f"a service of {NOORD.id}, not of no publisher organisation" in output
-    assert CARRY_OVER in output
+    assert f"`ketenbroker publisher add {REUSE} {CARRY_OVER}`" in output
     assert dump(config) == before
     status, output = _add(config, NOORD_SERVICE, REUSE, CARRY_OVER)
     assert status == 0, output
@@ -136,7 +140,44 @@ def test_an_import_creating_a_removed_id_follows_the_same_rule(
         refused = run("registry", "import", "--config", config, file, *dry_run)
         assert refused.exit_code == 1
         assert f"service id {OIDC_PUBLISHER_ID!r} was used before" in refused.output
+        assert f"`ketenbroker registry import {REUSE}`" in refused.output
+        assert "publisher add" not in refused.output
         assert dump(config) == before
     imported = run("registry", "import", "--config", config, file, REUSE)
     assert imported.exit_code == 0, imported.output
     assert f"added    service {OIDC_PUBLISHER_ID}" in imported.output
+
+
+@pytest.mark.parametrize("command", [("publisher", "add"), ("registry", "import")])
+def test_the_flags_help_says_what_the_flag_requires(command: tuple[str, ...]) -> None:
+    """`publisher add` registers a service for no organisation: the flag alone takes only an
+    id of a service no organisation managed there, which its help says."""
+    shown = " ".join(run(*command, "--help").output.split())
+    assert "for the same publisher organisation" not in shown
+    assert "of the organisation this one is registered for (none, for `publisher add`)" in shown
+    assert "not removed since" in shown
+
+
+def test_the_demo_registers_its_own_removed_client_again(config: Path) -> None:
+    """The demo's OIDC client, removed, comes back at the next start under its own id (no
+    organisation's, as before); given to an organisation since, the demo says so and adds
+    nothing."""
+    settings = load_settings(config)
+    registry = registry_of(config)
+    try:
+        oidc_publisher(config.parent, 18006, settings, registry, [DEMO_SCHOOL_ID])
+        found = registry.any_service(OIDC_PUBLISHER_ID)
+        assert found is not None and found.publisher_id is None
+        registry.remove_service(OIDC_PUBLISHER_ID, apply=True, removed_by="cli:ops")
+        with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+            connection.execute(
+                "UPDATE removals SET publisher_id = ? WHERE entry_id = ?",
+                (NOORD.id, OIDC_PUBLISHER_ID),
+            )
+        with pytest.raises(ConfigurationError) as refused:
+            oidc_publisher(config.parent, 18006, settings, registry, [DEMO_SCHOOL_ID])
+        assert f"a service of {NOORD.id}" in refused.value.detail
+        assert "start the demo in a new folder" in refused.value.detail
+        assert registry.any_service(OIDC_PUBLISHER_ID) is None
+    finally:
+        registry.close()

@@ -241,13 +241,20 @@ def test_registry_problems_exits_1_until_nothing_needs_attention(
     assert before.exit_code == 0
     found = run("registry", "problems", "--config", config)
     assert found.exit_code == 1, found.output
+    # In the words of the portal's page (web/attention_words.py), with what to do.
     assert found.output == (
         "Needs attention: 2 kinds.\n"
-        "Services whose logins are refused: 1\n"
+        "Services students cannot sign in to: 1\n"
         "  pub  Pub  (service_metadata_missing)\n"
-        "Metadata sources not trusted (their entities' logins are refused): 2\n"
+        "  What to do: Ask the publisher to register the service's SAML metadata on the "
+        "service's page, or register it yourself with ketenbroker publisher update; when a "
+        "metadata source is to supply it, run ketenbroker metadata refresh and check "
+        "ketenbroker metadata status.\n"
+        "Metadata sources that are not trusted: 2\n"
         "  federation  (missing)\n"
         "  one-school  (missing)\n"
+        "  What to do: Check ketenbroker metadata status and the log of the refresh, and run "
+        "ketenbroker metadata refresh.\n"
     )
     as_json = json.loads(run("registry", "problems", "--config", config, "--json").output)
     assert as_json["needs_attention"] is True
@@ -269,3 +276,65 @@ def test_registry_problems_exits_1_until_nothing_needs_attention(
     quiet = run("registry", "problems", "--config", config, "--json")
     assert quiet.exit_code == 0
     assert json.loads(quiet.output) == {"needs_attention": False, "kinds": []}
+
+
+def test_registry_problems_all_lists_every_entry(
+    broker: tuple[Path, Feed], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the first entries of a kind the report counts the rest; `--all` lists them, as
+    text and as JSON (the portal's page points there)."""
+    import broker.cli.registry_problems as problems
+
+    config, _ = broker
+    monkeypatch.setattr(problems, "SHOWN", 1)  # the first one of the two sources never fetched
+    capped = run("registry", "problems", "--config", config)
+    assert capped.exit_code == 1
+    assert "  federation  (missing)\n  and 1 more (--all lists them all)\n" in capped.output
+    every = run("registry", "problems", "--config", config, "--all")
+    assert every.exit_code == 1
+    assert "  federation  (missing)\n  one-school  (missing)\n  What to do" in every.output
+    assert "more" not in every.output
+    for flags, listed in ((), ["federation"]), (("--all",), ["federation", "one-school"]):
+        as_json = json.loads(
+            run("registry", "problems", "--config", config, "--json", *flags).output
+        )
+        [kind] = as_json["kinds"]
+        assert kind["total"] == 2 and [e["id"] for e in kind["entries"]] == listed
+
+
+def test_registry_problems_exits_2_when_the_check_itself_fails(
+    broker: tuple[Path, Feed], tmp_path: Path
+) -> None:
+    """A monitoring check tells "needs attention" (1) from "could not tell" (2): a
+    configuration that does not load, a registry that cannot be reached."""
+    missing = run("registry", "problems", "--config", tmp_path / "nowhere.toml")
+    assert missing.exit_code == 2 and "Error:" in missing.output
+    config, _ = broker
+    unreachable = tmp_path / "unreachable.toml"
+    text = config.read_text(encoding="utf-8")
+    assert 'url = "sqlite:///registry.sqlite3"' in text
+    unreachable.write_text(
+        text.replace(
+            'url = "sqlite:///registry.sqlite3"',
+            'url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=2"',
+        ),
+        encoding="utf-8",
+    )
+    down = run("registry", "problems", "--config", unreachable, "--json")
+    assert down.exit_code == 2 and "Error:" in down.output
+    assert "needs_attention" not in down.output
+
+
+def test_registry_problems_exits_2_on_an_error_no_command_expects(
+    broker: tuple[Path, Feed], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A database that fails halfway (any error the command does not turn into a message):
+    still "could not tell", never Python's own exit status 1."""
+    import broker.cli.registry_problems as problems
+
+    def failing(*_args: object, **_kwargs: object) -> None:
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(problems, "gather_attention_report", failing)
+    config, _ = broker
+    assert run("registry", "problems", "--config", config).exit_code == 2

@@ -18,6 +18,7 @@ import logging
 import secrets
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -28,6 +29,7 @@ from joserfc.jwk import OctKey, RSAKey
 
 from broker.cli.demo import DEMO_OIDC_CLIENT_ID, DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.core.errors import StoreUnavailable
+from broker.oidc.rp_discovery import JWKS_REFETCH_INTERVAL, ProviderDirectory
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE
 from tests.flows.test_oidc_logout import recorder, school_op_login
@@ -356,6 +358,60 @@ def test_bad_requests_are_refused(demo: LiveDemo, standing: tuple[str, str]) -> 
     as_json = requests.post(backchannel_url(demo), json={"logout_token": token}, timeout=30)
     assert as_json.status_code == 400
     assert as_json.json()["error_description"] == "not_a_form"
+
+
+def test_forged_logout_tokens_do_not_multiply_key_set_calls(
+    demo: LiveDemo, standing: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone may POST to the back-channel URI, and a token naming a key id the broker does not
+    hold asks for a refetch of the school's key set. The school's provider still hears at most
+    one key-set request a minute: while its endpoint fails, and while a fetch is slow."""
+    sso_token, sid = standing
+    calls: list[str] = []
+    status, delay = ["200 OK"], [0.0]  # the key-set endpoint's answer, and after how long
+    provider = demo.apps[op_url(demo)]
+    served = provider.wsgi_app
+
+    def key_set_endpoint(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ["PATH_INFO"] == "/jwks":
+            calls.append(environ["PATH_INFO"])
+            time.sleep(delay[0])
+            if status[0] != "200 OK":
+                start_response(status[0], [("Content-Type", "text/plain")])
+                return [b"down"]
+        return served(environ, start_response)
+
+    monkeypatch.setattr(provider, "wsgi_app", key_set_endpoint)
+    # A directory of its own on a clock the test moves: the demo's keeps its state for others.
+    shift = [0.0]
+    back = demo.broker.oidc_back
+    assert back is not None
+    own = ProviderDirectory(back.directory.session, lambda: time.time() + shift[0])
+    monkeypatch.setattr(back, "directory", own)
+
+    def forged(i: int) -> requests.Response:
+        return post(demo, logout_token(demo, sid, key=OTHER_KEY, header={"kid": f"made-up-{i}"}))
+
+    assert post(demo, logout_token(demo, "a-sid-the-broker-never-saw")).status_code == 200
+    assert len(calls) == 1  # the first token: the key set fetched
+    # A minute on, the endpoint fails: 40 forged tokens make one try between them.
+    shift[0] += JWKS_REFETCH_INTERVAL
+    status[0] = "503 Service Unavailable"
+    for i in range(40):
+        refused = forged(i)
+        assert refused.status_code == 400
+        assert refused.json()["error_description"] == "unknown_kid"
+    assert len(calls) == 2
+    # The school's own tokens are still checked with the keys held.
+    assert post(demo, logout_token(demo, "a-sid-the-broker-never-saw")).status_code == 200
+    # Another minute on, the endpoint answers slowly: 20 forged tokens at once, one fetch.
+    shift[0] += JWKS_REFETCH_INTERVAL
+    status[0], delay[0] = "200 OK", 1.0
+    with ThreadPoolExecutor(20) as pool:
+        answers = list(pool.map(forged, range(40, 60)))
+    assert {a.json()["error_description"] for a in answers} == {"unknown_kid"}
+    assert len(calls) == 3
+    assert demo.broker.flow.session(sso_token) is not None
 
 
 def test_a_logout_at_the_broker_removes_the_filing(demo: LiveDemo, vlinder: OidcPublisher) -> None:

@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.config import MetadataSettings, MetadataSource
-from broker.core.federation import FeedDates
+from broker.core.federation import FederationEntity, FeedDates
 from broker.core.model import School, Service
 from tests.support.portal import (
     HTTPS,
@@ -36,9 +36,11 @@ NO_METADATA = "33CC"
 NOT_BRIN = "lyceum-oost"
 NAMING_IDP = "https://idp.bestuur.example/md"
 OLD_CHAIN = f"service:{WAITING}"
-SOURCES = (
-    MetadataSource("fed", "https://fed.example/md.xml", None, (Path("/nonexistent.crt"),)),
-    MetadataSource("oud", "https://oud.example/md.xml", None, (Path("/nonexistent.crt"),)),
+EXPIRED = "55EE"
+EXPIRED_IDP = "https://idp.verlopen.example/md"
+SOURCES = tuple(
+    MetadataSource(name, f"https://{name}.example/md.xml", None, (Path("/nonexistent.crt"),))
+    for name in ("fed", "oud", "weg")
 )
 
 
@@ -89,6 +91,18 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
         "oud", "0" * 64, FeedDates(None, now + timedelta(days=7)), [], now - timedelta(hours=3)
     )
     registry.federation.refused("oud", "fetch_failed", now)
+    # A school registered by entity id whose source's copy has expired since: only the source
+    # mends it (the school's own page does not).
+    expired = board.replace(f'entityID="{NAMING_IDP}"', f'entityID="{EXPIRED_IDP}"')
+    past = now - timedelta(hours=1)
+    registry.federation.store(
+        "weg",
+        "1" * 64,
+        FeedDates(None, past),
+        [FederationEntity(EXPIRED_IDP, "idp", expired, past)],
+        now - timedelta(days=2),
+    )
+    registry.add_school(School(EXPIRED, "Verlopen College", EXPIRED_IDP), "")
     settings = dataclasses.replace(built.settings, metadata=MetadataSettings(sources=SOURCES))
     built.app.extensions["ketenbroker"] = dataclasses.replace(built.broker, settings=settings)
     built.add_account("oud@broker.example", built.accounts["operator"].admin.role, None)
@@ -131,9 +145,9 @@ def test_every_kind_in_its_order_with_counts_reasons_and_links(
     # Logins refused first (schools by reason, in id order within each), then what waits for
     # the operator, then what works but is at risk, then the logouts that do not arrive.
     assert _sections(page) == [
-        ("schools_logins_refused", 3),
+        ("schools_logins_refused", 4),
         ("services_logins_refused", 1),
-        ("sources_untrusted", 1),
+        ("sources_untrusted", 2),
         ("services_awaiting_approval", 1),
         ("sources_stale", 1),
         ("chains_id_not_plain", 1),
@@ -143,8 +157,10 @@ def test_every_kind_in_its_order_with_counts_reasons_and_links(
     ]
     schools = _section(page, "schools_logins_refused")
     assert "Every login through these schools is refused" in schools
-    assert schools.index(NO_METADATA) < schools.index(DEMO_SCHOOL_ID) < schools.index(NOT_BRIN)
+    assert schools.index(NO_METADATA) < schools.index(EXPIRED) < schools.index(DEMO_SCHOOL_ID)
+    assert schools.index(DEMO_SCHOOL_ID) < schools.index(NOT_BRIN)
     assert "no metadata in force for its identity provider" in schools
+    assert "the metadata source&#39;s copy of its identity provider has expired" in schools
     assert "sign-in address (SSO URL) is not https" in schools
     assert "its id is not a BRIN, on an identity provider that must name the school" in schools
     services = _section(page, "services_logins_refused")
@@ -173,6 +189,39 @@ def test_every_kind_in_its_order_with_counts_reasons_and_links(
     assert site.registry.snapshot() == before
 
 
+def test_what_to_do_depends_on_the_reason(operator: FlaskClient) -> None:
+    """A kind whose reasons are mended in different places says what to do per reason, each
+    after its reason's words; a school on a metadata source's expired copy and one whose id is
+    not a BRIN on a shared provider are not sent to their own pages, where nothing helps."""
+    page = operator.get(PAGE + "?lang=en", base_url=HTTPS).get_data(as_text=True)
+    advice = re.findall(r'<p class="advice">(.*?)</p>', _section(page, "schools_logins_refused"))
+    assert advice == [
+        "<strong>no metadata in force for its identity provider:</strong> Ask the school to "
+        "register its identity provider&#39;s metadata on its Identity provider page, or "
+        "register it yourself with ketenbroker school update --saml-metadata; when a metadata "
+        "source is to supply it, run ketenbroker metadata refresh and check ketenbroker "
+        "metadata status.",
+        "<strong>the metadata source&#39;s copy of its identity provider has expired:</strong> "
+        "This metadata comes from a metadata source whose copy has expired, so registering it "
+        "again does not help: check ketenbroker metadata status and the log of the refresh, "
+        "and run ketenbroker metadata refresh.",
+        "<strong>sign-in address (SSO URL) is not https:</strong> Ask the school to register "
+        "its identity provider again on its Identity provider page, or register it yourself "
+        "with ketenbroker school update.",
+        "<strong>its id is not a BRIN, on an identity provider that must name the school:"
+        "</strong> Only you can mend this: the school&#39;s Identity provider page shows a "
+        "shared identity provider read-only. Register the school again with its BRIN as id "
+        "(ketenbroker school remove, then ketenbroker school add --id with its BRIN); its "
+        "students get new pseudonyms at its services.",
+    ]
+    # One reason, or reasons mended alike: the advice once, with no reason before it.
+    sources = re.findall(r'<p class="advice">(.*?)</p>', _section(page, "sources_untrusted"))
+    assert sources == [
+        "Check ketenbroker metadata status and the log of the refresh, and run ketenbroker "
+        "metadata refresh."
+    ]
+
+
 def test_dutch_speaks_formally(operator: FlaskClient) -> None:
     page = operator.get(PAGE + "?lang=nl", base_url=HTTPS).get_data(as_text=True)
     assert "<h1>Aandacht nodig</h1>" in page
@@ -181,6 +230,9 @@ def test_dutch_speaks_formally(operator: FlaskClient) -> None:
     assert "Diensten die op uw goedkeuring wachten" in page
     assert "totdat u ze goedkeurt" in page
     assert "inlogadres (SSO-URL) is geen https" in page
+    assert "Scholen waar uitlogberichten niet aankomen" in page
+    assert "Diensten waar uitlogberichten niet aankomen" in page
+    assert "alleen u kunt dit verhelpen" in page.lower()
     assert "Ketens waarvan de id niet aan de regel voor keten-id" in page
     assert not re.search(r"\b(je|jij|jouw)\b", page, re.IGNORECASE)
 
@@ -191,11 +243,13 @@ def test_past_the_first_entries_the_count_says_how_many_more(
     import broker.web.attention as attention
 
     # The report lists one entry per kind (the page's default is 50, more than set up here).
-    monkeypatch.setattr(attention.attention_report, "__defaults__", (None, 1))
+    monkeypatch.setattr(attention.gather_attention_report, "__defaults__", (None, 1))
     page = operator.get(PAGE + "?lang=en", base_url=HTTPS).get_data(as_text=True)
     schools = _section(page, "schools_logins_refused")
     assert schools.count("/portal/operator/schools/") == 1
-    assert "And 2 more: ketenbroker registry problems" in schools
+    assert "And 3 more: ketenbroker registry problems --all names them all." in schools
+    # What to do covers every reason of the kind, not only the one entry listed.
+    assert schools.count('<p class="advice">') == 4
 
 
 def test_an_empty_report_says_so(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ version."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 
@@ -14,6 +15,7 @@ import pytest
 from flask.testing import FlaskClient
 from sqlalchemy import delete
 
+from broker.core.admins import Publisher
 from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
 from broker.core.pseudonym_rotation import ChainKeyVersion
 from broker.oidc.registration import new_client
@@ -195,3 +197,42 @@ def test_the_same_publisher_takes_its_own_removed_id_with_the_operators_flag(
     site.registry.add_service(_noord_client("eigen-id"), None, reuse=IdReuse.SAME_PUBLISHER)
     found = site.registry.any_service("eigen-id")
     assert found is not None and found.declaration_version == 3  # the history continues
+
+
+def _client_of(service_id: str, publisher_id: str) -> Service:
+    return dataclasses.replace(_noord_client(service_id), publisher_id=publisher_id)
+
+
+def test_a_publisher_id_given_out_again_is_not_the_same_publisher(site: PortalSite) -> None:
+    """Organisation "acme" (one company) had a service; both removed; another company is then
+    onboarded under the free id "acme". The removal record names "acme", but no longer says
+    who that was: `--reuse-removed-id` alone does not give the newcomer those pseudonyms, only
+    the operator's acknowledgement does (id_reuse.py)."""
+    registry, accounts = site.registry, site.registry.accounts
+    accounts.add_publisher(Publisher("acme", "Acme BV"))
+    registry.add_service(_client_of("acme-app", "acme"), None)
+    registry.remove_service("acme-app", apply=True, removed_by="cli:ops")
+    registry.remove_publisher("acme", apply=True, removed_by="cli:ops")
+    accounts.add_publisher(Publisher("acme", "Another company entirely"))
+    before = registry.snapshot()
+    with pytest.raises(ServiceIdUsedBefore) as refused:
+        registry.add_service(_client_of("acme-app", "acme"), None, reuse=IdReuse.SAME_PUBLISHER)
+    assert "acme (an organisation removed since" in refused.value.detail
+    assert refused.value.flags == ("--reuse-removed-id", "--pseudonyms-carry-over")
+    assert registry.snapshot() == before and registry.any_service("acme-app") is None
+    registry.add_service(_client_of("acme-app", "acme"), None, reuse=IdReuse.CARRIED_OVER)
+    assert registry.any_service("acme-app") is not None
+
+
+def test_an_organisation_removed_before_its_service_was_still_the_same(site: PortalSite) -> None:
+    """An id given out again before the service was registered and removed: the record names
+    the organisation that holds it now, and the operator's flag takes it back for it."""
+    registry, accounts = site.registry, site.registry.accounts
+    accounts.add_publisher(Publisher("bouw", "Bouw BV"))
+    registry.remove_publisher("bouw", apply=True, removed_by="cli:ops")
+    accounts.add_publisher(Publisher("bouw", "Bouw Nieuw BV"))
+    registry.add_service(_client_of("bouw-app", "bouw"), None)
+    registry.remove_service("bouw-app", apply=True, removed_by="cli:ops")
+    registry.add_service(_client_of("bouw-app", "bouw"), None, reuse=IdReuse.SAME_PUBLISHER)
+    found = registry.any_service("bouw-app")
+    assert found is not None and found.publisher_id == "bouw"

@@ -137,3 +137,38 @@ def test_chain_ids_from_before_the_rule_are_named_with_what_they_risk() -> None:
         ("service:weg", "Weg", "chain_id_has_colon"),
         ("Toetsen", "Toetsen", "chain_id_not_plain"),
     ]
+
+
+def test_an_entity_whose_source_copy_expired_is_told_from_one_with_no_metadata() -> None:
+    """Both have no metadata in force; one a metadata source holds (its copy expired: only the
+    source mends it), the other none (nothing registered, or not fetched yet). Each reason is
+    counted over all entries, also past the ones listed."""
+    facts = _facts(
+        schools=[
+            School("12AB", "Held", "https://idp.held.example"),
+            School("34CD", "Bare", "https://idp.bare.example"),
+            School("56EF", "Held too", "https://idp.held.example"),
+        ],
+        services=[
+            Service("held", "Held", "https://sp.held.example", None),
+            Service("bare", "Bare", "https://sp.bare.example", None),
+        ],
+        idp_held=frozenset({"https://idp.held.example"}),
+        sp_held=frozenset({"https://sp.held.example"}),
+    )
+    assert _reasons(facts) == {
+        "schools_logins_refused": [
+            ("34CD", "school_metadata_missing"),
+            ("12AB", "school_source_expired"),
+            ("56EF", "school_source_expired"),
+        ],
+        "services_logins_refused": [
+            ("bare", "service_metadata_missing"),
+            ("held", "service_source_expired"),
+        ],
+    }
+    schools = attention_report(facts, shown=1).sections[0]
+    assert len(schools.entries) == 1
+    assert schools.reasons == (("school_metadata_missing", 1), ("school_source_expired", 2))
+    every = attention_report(facts, shown=None).sections[0]
+    assert len(every.entries) == every.total == 3

@@ -20,11 +20,12 @@ from joserfc.jwk import RSAKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from jwt.warnings import InsecureKeyLengthWarning
 
-from broker.core.errors import InvalidMessage, UpstreamFailure
+from broker.core.errors import InvalidMessage, SchoolTimeout, UpstreamFailure
 from broker.oidc.rp_discovery import (
     DISCOVERY_TTL,
     FAILURE_BACKOFF,
     JWKS_REFETCH_INTERVAL,
+    JWKS_TTL,
     ProviderDirectory,
     ProviderInvalid,
     ProviderMetadata,
@@ -440,3 +441,214 @@ def test_waiting_for_a_hanging_provider_is_bounded(monkeypatch: pytest.MonkeyPat
         isinstance(r, UpstreamFailure) and r.code == "school_unreachable" for r in waiters
     ), waiters
     assert isinstance(directory.metadata(ISSUER), ProviderMetadata)  # the first fetch landed
+
+
+# -- the key-set refetch limit: at most one fetch a minute per issuer, whatever it brings ------
+
+JWKS_URL = f"{ISSUER}/jwks"
+
+
+class KeySetEndpoint:
+    """A provider whose key-set endpoint the test switches: answering `answer`, or (`down`) not
+    answering in time, each time after `gate` opens (when there is one)."""
+
+    def __init__(self) -> None:
+        self.log: list[str] = []
+        self.answer: dict[str, Any] = {"keys": [jwk(RSA_KEY, "r1")]}
+        self.down = False
+        self.gate: threading.Event | None = None
+
+    def request(self, method: str, url: str, **_: Any) -> FakeResponse:
+        self.log.append(url)
+        if url != JWKS_URL:
+            return FakeResponse(DOCUMENT)
+        if self.gate is not None:
+            self.gate.wait(10)
+        if self.down:
+            raise SchoolTimeout("no answer")
+        return FakeResponse(self.answer)
+
+
+class KeySetCase:
+    """A directory over a `KeySetEndpoint`, on a clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = NOW
+        self.endpoint = KeySetEndpoint()
+        self.directory = ProviderDirectory(lambda: self.endpoint, lambda: self.now)  # type: ignore[arg-type,return-value]
+
+    def later(self, seconds: float) -> None:
+        self.now += seconds
+
+    def fetches(self) -> int:
+        return self.endpoint.log.count(JWKS_URL)
+
+    def kids(self, kid: str, *, refetch_on_miss: bool = True) -> list[str]:
+        held = self.directory.keys(ISSUER, kid, refetch_on_miss=refetch_on_miss)
+        return [str(k.kid) for k in held]
+
+    def verified(self, kid: str) -> dict[str, Any]:
+        """An ID token signed with RSA_KEY under `kid`, checked against the directory's keys."""
+        return verify_id_token(
+            token(claims(), kid=kid),
+            lambda k, refetch: self.directory.keys(ISSUER, k, refetch_on_miss=refetch),
+            Expected(ISSUER, "broker", "n-1", ("RS256",), NOW, 60),
+        )
+
+
+@pytest.fixture
+def case() -> KeySetCase:
+    return KeySetCase()
+
+
+def test_a_failing_key_set_endpoint_is_asked_at_most_once_a_minute(case: KeySetCase) -> None:
+    assert case.kids("r1") == ["r1"]
+    case.endpoint.down = True
+    case.later(JWKS_REFETCH_INTERVAL)
+    # Fifty tokens with made-up kids in the same second: one try, which fails; each token is
+    # refused as an unknown key, and a real login goes on with the keys held.
+    for i in range(50):
+        with pytest.raises(InvalidMessage) as caught:
+            case.verified(f"forged-{i}")
+        assert caught.value.code == "unknown_kid"
+    assert case.verified("r1")["sub"] == "s-1"
+    assert case.fetches() == 2
+    # Asked again only once the interval has passed since that try, and then once.
+    case.later(JWKS_REFETCH_INTERVAL - 1)
+    assert case.kids("forged") == ["r1"]
+    assert case.fetches() == 2
+    case.later(1)
+    for _ in range(5):
+        assert case.kids("forged") == ["r1"]
+    assert case.fetches() == 3
+    # Back up with a rotated key: the next try after the interval finds it.
+    case.endpoint.down, case.endpoint.answer = False, {"keys": [jwk(EC_KEY, "e1")]}
+    case.later(JWKS_REFETCH_INTERVAL)
+    assert case.kids("e1") == ["e1"]
+    assert case.fetches() == 4
+
+
+def test_with_no_keys_held_a_failing_endpoint_is_the_error_not_an_unknown_key(
+    case: KeySetCase,
+) -> None:
+    case.endpoint.down = True
+    for _ in range(10):
+        with pytest.raises(SchoolTimeout) as caught:
+            case.verified("r1")
+        assert caught.value.code == "school_timeout"
+    assert case.fetches() == 1
+    case.endpoint.down = False
+    case.later(JWKS_REFETCH_INTERVAL)
+    assert case.verified("r1")["sub"] == "s-1"
+    assert case.fetches() == 2
+
+
+def test_an_empty_key_set_answer_keeps_the_keys_and_the_limit(case: KeySetCase) -> None:
+    assert case.kids("r1") == ["r1"]
+    case.endpoint.answer = {"keys": []}
+    case.later(JWKS_REFETCH_INTERVAL)
+    for i in range(50):
+        assert case.kids(f"forged-{i}") == ["r1"]
+    assert case.fetches() == 2
+    case.later(JWKS_REFETCH_INTERVAL)
+    assert case.kids("forged") == ["r1"]
+    assert case.fetches() == 3
+    # The empty answers did not make the set held fresh: an hour after it was taken it is stale.
+    case.later(JWKS_TTL - 2 * JWKS_REFETCH_INTERVAL + 1)
+    case.endpoint.answer = {"keys": [jwk(EC_KEY, "e1")]}
+    assert case.kids("r1", refetch_on_miss=False) == ["e1"]
+    assert case.fetches() == 4
+
+
+def test_a_stale_key_set_is_fetched_again_and_a_failing_one_after_the_interval(
+    case: KeySetCase,
+) -> None:
+    assert case.kids("r1", refetch_on_miss=False) == ["r1"]
+    case.later(JWKS_TTL - 1)
+    assert case.kids("r1", refetch_on_miss=False) == ["r1"]
+    assert case.fetches() == 1  # fresh for the hour: no fetch
+    # Stale, and the endpoint down: the keys held serve; one try a minute, not one per login.
+    case.endpoint.down = True
+    case.later(2)
+    for _ in range(20):
+        assert case.kids("r1", refetch_on_miss=False) == ["r1"]
+    assert case.fetches() == 2
+    case.later(JWKS_REFETCH_INTERVAL)
+    assert case.kids("r1", refetch_on_miss=False) == ["r1"]
+    assert case.fetches() == 3
+    # Back up, rotated: the stale set is replaced, and is fresh again for an hour.
+    case.endpoint.down, case.endpoint.answer = False, {"keys": [jwk(EC_KEY, "e1")]}
+    case.later(JWKS_REFETCH_INTERVAL)
+    assert case.kids("e1", refetch_on_miss=False) == ["e1"]
+    case.later(JWKS_TTL - 1)
+    assert case.kids("e1", refetch_on_miss=False) == ["e1"]
+    assert case.fetches() == 4
+
+
+def _kids_in_threads(case: KeySetCase, names: list[str]) -> dict[str, object]:
+    """Each kid asked for by a thread of its own: the keys each got, or the failure."""
+    results: dict[str, object] = {}
+
+    def ask(kid: str) -> None:
+        try:
+            results[kid] = case.kids(kid)
+        except UpstreamFailure as err:
+            results[kid] = err
+
+    threads = [threading.Thread(target=ask, args=(kid,)) for kid in names]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    return results
+
+
+def test_unknown_kids_during_one_slow_fetch_make_no_fetch_of_their_own(case: KeySetCase) -> None:
+    assert case.kids("r1") == ["r1"]
+    case.endpoint.gate = gate = threading.Event()
+    case.endpoint.answer = {"keys": [jwk(RSA_KEY, "r1"), jwk(EC_KEY, "e1")]}
+    case.later(JWKS_REFETCH_INTERVAL)
+    first: dict[str, object] = {}
+    slow = threading.Thread(target=lambda: first.update(_kids_in_threads(case, ["x0"])))
+    slow.start()
+    deadline = time.monotonic() + 5
+    while case.fetches() < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert case.fetches() == 2  # x0's fetch is held at the provider
+    # 19 more unknown kids meanwhile: each is answered at once with the keys held, no fetch.
+    others = _kids_in_threads(case, [f"x{i}" for i in range(1, 20)])
+    assert others == {f"x{i}": ["r1"] for i in range(1, 20)}
+    assert not gate.is_set()
+    gate.set()
+    slow.join(10)
+    assert first == {"x0": ["r1", "e1"]}
+    assert case.fetches() == 2
+
+
+def test_concurrent_first_logins_wait_for_the_one_key_set_fetch(case: KeySetCase) -> None:
+    """A fresh worker: no key held yet, many ID tokens at once; one fetch serves them all."""
+    case.directory.metadata(ISSUER)
+    case.endpoint.gate = gate = threading.Event()
+    threading.Timer(0.2, gate.set).start()
+    results = _kids_in_threads(case, ["r1", *(f"r1-{i}" for i in range(7))])
+    assert results == {"r1": ["r1"], **{f"r1-{i}": ["r1"] for i in range(7)}}
+    assert case.fetches() == 1
+
+
+def test_waiting_for_a_hanging_key_set_endpoint_is_bounded(
+    case: KeySetCase, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("broker.oidc.rp_discovery.FIRST_FETCH_WAIT", 0.2)
+    case.directory.metadata(ISSUER)
+    case.endpoint.gate = gate = threading.Event()
+    first = threading.Thread(target=lambda: case.kids("r1", refetch_on_miss=False))
+    first.start()
+    time.sleep(0.05)  # the first request is now waiting on the provider
+    waiters = _kids_in_threads(case, ["a", "b", "c"])
+    gate.set()
+    first.join(5)
+    assert all(
+        isinstance(r, UpstreamFailure) and r.code == "school_unreachable" for r in waiters.values()
+    ), waiters
+    assert case.fetches() == 1
+    assert case.kids("r1") == ["r1"]  # the first fetch landed

@@ -41,6 +41,7 @@ PUBLISHER_AND_OPERATOR_PORTAL = [
     *(WEB / "templates" / "portal" / n for n in ("declarations.html", "pseudonym_windows.html")),
     *sorted((WEB / "portal").glob("publisher_*.py")),
     WEB / "portal" / "operator_pages.py",
+    WEB / "attention_words.py",  # the operator's "Needs attention" page
     *sorted((WEB / "portal").glob("*_forms.py")),
     WEB / "portal" / "field_checks.py",
 ]

@@ -19,7 +19,8 @@ from broker.core.chain_move import MoveRefused, open_moves
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
 from broker.registry.errors import LastOperator, UnknownAdmin
-from broker.web.attention import Memo, attention_report
+from broker.web.attention import Memo, gather_attention_report
+from broker.web.attention_words import KIND_WORDS, advice_of, reason_words
 from broker.web.labels import shown_time
 from broker.web.logs import note_refusal_logged
 from broker.web.portal.account_forms import InviteForm
@@ -43,6 +44,8 @@ INVITATION_DAYS = 7
 NO_CHAIN = "-"
 # An id beyond `admins.id`'s INTEGER is no route's (404), never a query PostgreSQL refuses.
 ADMIN_ID = "<int(min=1, max=2147483647):admin_id>"
+# Where the app keeps the attention page's memo (web/attention.py `Memo`), one per app.
+_MEMO = "ketenbroker_attention_memo"
 
 
 def _chain_form(chain_id: str | None = None, *, shown: bool = True) -> ServiceChainForm:
@@ -63,11 +66,14 @@ def attention() -> str:
     b = broker()
     # The app's memo: the registry's facts of its generation, and the parsed copies.
     memo: Memo = current_app.extensions.setdefault(_MEMO, Memo())
-    report = attention_report(b.settings, b.registry, datetime.now(UTC), memo)
-    return render_template("portal/operator_attention.html", report=report)
-
-
-_MEMO = "ketenbroker_attention_memo"
+    report = gather_attention_report(b.settings, b.registry, datetime.now(UTC), memo)
+    return render_template(
+        "portal/operator_attention.html",
+        report=report,
+        kinds=KIND_WORDS,
+        reason_words=reason_words,
+        advice_of=advice_of,
+    )
 
 
 @operator_pages.route("/services", methods=["GET"])

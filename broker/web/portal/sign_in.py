@@ -157,7 +157,15 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
             start_session(admin)
             return redirect(home_of(admin), code=303)
         code_wrong = True
-        form.code.errors = [gettext("This code is not right. Enter the code your app shows now.")]
+        # The code of a key added from another browser's page (the link opened on a phone)
+        # never confirms here: say which key it must come from.
+        form.code.errors = [
+            gettext(
+                "This code is not right. Enter the code your app shows now for the key on this "
+                "page: every browser that opens the invitation link gets a key of its own, and "
+                "in this browser only the key on this page works."
+            )
+        ]
     uri = totp.provisioning_uri(seed, invitation.email, _issuer())
     page = render_template(
         "portal/invitation.html",
