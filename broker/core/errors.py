@@ -281,36 +281,6 @@ class NameIdNotPersistent(MissingSubject):
         self.received_format = shown
 
 
-class ScopeSpelledOtherwise(MissingSubject):
-    """The school's subject is a scoped value (username, student_number) and its scope, the
-    part after the last '@', equals a scope the school was registered with only when case is
-    ignored. The value passes as an attribute (catalogue.py compares scopes ignoring case),
-    but the chain pseudonym is made from the subject exactly as sent: a second spelling of the
-    scope would give every student a second pseudonym, and lower-casing it now would give every
-    student of a school whose IdP always sent that spelling a new one. So the one spelling the
-    school is registered with is the one the pseudonym takes, and another is refused, as an ECK
-    iD of another spelling is. The scopes in `explanation` are the school's domain, never a
-    student's: the value itself stays out of it."""
-
-    code = "subject_scope_spelling"
-    public_message = (
-        "Your school's sign-in service sent your identifier with the school's domain written "
-        "differently from how the broker knows it. Only your school can change this."
-    )
-
-    def __init__(self, school_id: str, attribute: str, received: str, registered: str) -> None:
-        sent, known = shown_excerpt(received), shown_excerpt(registered)
-        # What went wrong and what to do, without the school: the log line names it apart.
-        self.explanation = (
-            f"the IdP sent {attribute} with the scope {sent!r}, the school is registered with "
-            f"{known!r}: the pseudonym is made from the value exactly. Have the IdP send "
-            f"{known!r}, or, if it has always sent {sent!r}, register that spelling instead "
-            "(`ketenbroker school update --scope`): its students keep their pseudonyms"
-        )
-        super().__init__(f"school {school_id}: {self.explanation}")
-        self.registered = registered
-
-
 class ForeignAccount(UpstreamFailure):
     """The school's provider signed in an account that is not the school's: at a provider
     shared by many organisations (Google), one without the school's hosted domain (`hd`), a

@@ -8,7 +8,6 @@ these steps take and give (request, record, completion) and their JSON are in lo
 
 from __future__ import annotations
 
-import logging
 import secrets
 import time
 from collections.abc import Callable, Sequence
@@ -20,7 +19,6 @@ from broker.core.assurance import DEFAULT_ASSURANCE, Assurance
 from broker.core.chain_move import service_key_versions
 from broker.core.errors import (
     AssuranceNotMet,
-    ScopeSpelledOtherwise,
     StaleAuthentication,
     StateExpired,
     UnexpectedStudent,
@@ -51,9 +49,8 @@ from broker.login.login_model import (
 from broker.login.replay import open_epoch_op
 from broker.login.school_sessions import SchoolSessionIndex
 from broker.login.school_values import school_must_be_named
+from broker.login.scope_spelling import ScopeSpellings
 from broker.login.sealed import SealedStore, store_key
-
-log = logging.getLogger(__name__)
 
 LOGIN = "login"
 SSO = "sso"
@@ -73,6 +70,7 @@ class LoginFlow:
         clock_skew: int = 180,
         clock: Callable[[], float] = time.time,
         school_sessions: SchoolSessionIndex | None = None,
+        scope_spelling_counted: Callable[[], None] | None = None,
     ) -> None:
         self.assurance = assurance
         # Sessions filed under the school's sid, for its back-channel logout (None: not filed).
@@ -85,6 +83,8 @@ class LoginFlow:
         self.login_ttl = login_ttl
         self.sso_ttl = sso_ttl
         self.clock = clock
+        # Schools whose IdP spells a subject's scope otherwise than registered, logged once each.
+        self.scope_spellings = ScopeSpellings(scope_spelling_counted)
 
     # -- step 1: a publisher's request arrives ------------------------------------------------
     def start(
@@ -233,16 +233,11 @@ class LoginFlow:
             raise StaleAuthentication(f"school login {int(age)} s old, max_age {request.max_age}")
         policy = self.registry.policy(school.id, service.id)
         keys, versions = self._chain_keys(service)
-        try:
-            release = compute_release(
-                keys, school, service, identity, policy, request.requested, versions
-            )
-        except ScopeSpelledOtherwise as refusal:
-            # The school and what its ICT must change (the scopes only, never the value).
-            log.warning(
-                "refused school=%s code=%s: %s", school.id, refusal.code, refusal.explanation
-            )
-            raise
+        # The subject feeds the pseudonym as sent; another spelling of its scope is only logged.
+        self.scope_spellings.note(school, identity.subject)
+        release = compute_release(
+            keys, school, service, identity, policy, request.requested, versions
+        )
         if request.subjects and not _names(
             request.subjects, release.pseudonym, release.previous_pseudonym
         ):

@@ -70,10 +70,6 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "Your school's sign-in service sent an identifier for you that may change, and the "
         "broker needs one that stays the same. Only your school can change this."
     ),
-    N_(
-        "Your school's sign-in service sent your identifier with the school's domain written "
-        "differently from how the broker knows it. Only your school can change this."
-    ),
     N_("Your school's sign-in was not strong enough for this platform."),
     N_("This platform asks you to sign in at your school again. Please start again."),
     N_("This sign-in took too long or was already used. Please start again."),
@@ -200,7 +196,6 @@ _CODE_TITLES = {
     "unsigned_status": N_("Your school did not sign you in"),
     "answer_out_of_time": N_("Your school's answer is too old, or its clock is wrong"),
     "name_id_not_persistent": N_("Your school's sign-in needs a change"),
-    "subject_scope_spelling": N_("Your school's sign-in needs a change"),
     "service_switched_off": N_("This learning platform is switched off"),
     "logout_store_unavailable": N_("You may not be logged out"),
 }

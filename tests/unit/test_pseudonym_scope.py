@@ -1,10 +1,10 @@
-"""A scoped subject (username, student_number) feeds the chain pseudonym in the one spelling of
-its scope the school is registered with, whichever protocol brought it (core/pseudonym.py
-`registered_spelling`). The scope is matched ignoring case to accept the value (catalogue.py),
-so `jan@School.nl` and `jan@school.nl` both arrive; taken as sent they were two pseudonyms for
-one student, and lower-cased they would be a new one for every student of a school whose IdP
-always sent the other spelling. Another spelling than the registered one is refused instead,
-for SAML and OIDC alike, and the registered one keeps the pseudonym it always had."""
+"""A scoped subject (username, student_number) feeds the chain pseudonym as sent, its scope's
+case included, whichever protocol brought it. The scope is matched ignoring case to accept the
+value (catalogue.py), so `jan@School.nl` and `jan@school.nl` both arrive: refusing the other
+spelling would stop every login of a school whose IdP always sends it (Entra ID keeps a UPN
+suffix as typed), lower-casing would re-key all its students. So it is taken as sent and only
+made visible: core/pseudonym.py `scope_spelled_otherwise` tells it apart, for SAML and OIDC
+alike, and the login path logs it (tests/unit/test_sealed_and_flow.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,8 @@ from dataclasses import replace
 
 import pytest
 
-from broker.core.errors import MissingSubject, ScopeSpelledOtherwise
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
-from broker.core.pseudonym import derive_chain_pseudonym, registered_spelling, subject_input
+from broker.core.pseudonym import derive_chain_pseudonym, scope_spelled_otherwise, subject_input
 from broker.oidc.rp_claims import map_claims, subject_of
 from broker.saml.assertion_reader import Attribute, ReadResponse
 from broker.saml.back import _verified
@@ -55,40 +54,45 @@ def _pseudonym(school: School, identity: UpstreamIdentity) -> str:
 @pytest.mark.parametrize(
     ("school", "arrives"), [(SAML_SCHOOL, _by_saml), (OIDC_SCHOOL, _by_oidc)], ids=["saml", "oidc"]
 )
-def test_the_registered_spelling_is_the_pseudonym_and_another_is_refused(
+def test_another_case_of_the_scope_is_taken_as_sent_and_told_apart(
     school: School, arrives: Callable[[School, str], UpstreamIdentity]
 ) -> None:
     registered = arrives(school, "jan@school.nl")
     assert _pseudonym(school, registered) == derive_chain_pseudonym(
         KEY, "leermiddelen", "school:99XX00", "jan@school.nl"
     )
+    assert registered.subject is not None
+    assert scope_spelled_otherwise(school, registered.subject) is None
     other = arrives(school, "jan@School.NL")
     # Accepted as an attribute (scopes compare ignoring case), as it always was ...
     assert other.attributes["username"] == ("jan@School.NL",)
-    # ... but no second pseudonym for the student.
-    with pytest.raises(ScopeSpelledOtherwise) as refused:
-        subject_input(school, other)
-    assert isinstance(refused.value, MissingSubject)
-    assert refused.value.code == "subject_scope_spelling"
-    assert "scope 'School.NL', the school is registered with 'school.nl'" in refused.value.detail
-    assert "jan" not in refused.value.detail  # the scope only, never the student's value
-    # A school registered with the spelling its IdP has always sent keeps its pseudonyms.
-    upper = replace(school, scopes=("School.NL",))
-    assert _pseudonym(upper, arrives(upper, "jan@School.NL")) == derive_chain_pseudonym(
+    # ... and its pseudonym is the value's as sent: neither refused nor re-keyed ...
+    assert _pseudonym(school, other) == derive_chain_pseudonym(
         KEY, "leermiddelen", "school:99XX00", "jan@School.NL"
     )
+    # ... but told apart, with both scopes for the operator.
+    assert other.subject is not None
+    assert scope_spelled_otherwise(school, other.subject) == ("School.NL", "school.nl")
+    # A school registered with the spelling its IdP sends: nothing to tell.
+    upper = replace(school, scopes=("school.nl", "School.NL"))
+    assert scope_spelled_otherwise(upper, "jan@School.NL") is None
 
 
-def test_the_local_part_and_unscoped_subjects_are_taken_as_sent() -> None:
-    # The part before the @ is the school's to spell: not compared, not changed.
-    assert registered_spelling(SAML_SCHOOL, "Jan.De.Vries@school.nl") == "Jan.De.Vries@school.nl"
+def test_only_a_scoped_subject_of_a_registered_scope_in_another_case_is_told() -> None:
+    # The part before the @ is the school's to spell: not compared.
+    assert scope_spelled_otherwise(SAML_SCHOOL, "Jan.De.Vries@school.nl") is None
     # The last @ is the scope's.
-    assert registered_spelling(SAML_SCHOOL, "a@b@school.nl") == "a@b@school.nl"
+    assert scope_spelled_otherwise(SAML_SCHOOL, "a@b@SCHOOL.nl") == ("SCHOOL.nl", "school.nl")
     # A subject that is no scoped attribute: an @ in it is part of an opaque value.
     by_name_id = replace(SAML_SCHOOL, subject_attribute="name_id")
-    assert registered_spelling(by_name_id, "x@School.nl") == "x@School.nl"
-    # A scope the school does not have at all (only a lookup can bring one): as typed.
-    assert registered_spelling(SAML_SCHOOL, "jan@other.nl") == "jan@other.nl"
+    assert scope_spelled_otherwise(by_name_id, "x@School.nl") is None
+    # A scope the school does not have at all (the login path drops such values before).
+    assert scope_spelled_otherwise(SAML_SCHOOL, "jan@other.nl") is None
+    # No scope, or nothing before it.
+    assert scope_spelled_otherwise(SAML_SCHOOL, "jan") is None
+    assert scope_spelled_otherwise(SAML_SCHOOL, "@School.nl") is None
     by_number = replace(SAML_SCHOOL, subject_attribute="student_number")
-    with pytest.raises(ScopeSpelledOtherwise):
-        registered_spelling(by_number, "300101@SCHOOL.nl")
+    assert scope_spelled_otherwise(by_number, "300101@SCHOOL.nl") == ("SCHOOL.nl", "school.nl")
+    # A school on the ECK iD: the user name feeds no pseudonym.
+    by_eck = replace(SAML_SCHOOL, use_eck_id=True)
+    assert scope_spelled_otherwise(by_eck, "jan@School.nl") is None

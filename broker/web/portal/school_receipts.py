@@ -33,9 +33,7 @@ from wtforms import SelectChoice
 
 from broker.core.admins import AdminRole
 from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
-from broker.core.errors import ScopeSpelledOtherwise
 from broker.core.model import School, UpstreamIdentity
-from broker.core.pseudonym import subject_input
 from broker.core.receipt_export import csv_lines, json_lines
 from broker.core.receipts import protocol_pairing
 from broker.core.release import required_not_released
@@ -240,24 +238,12 @@ def find_student(school_id: str) -> tuple[str, int] | tuple[str, int, dict[str, 
     lookup = lookup_form(school)
     if not lookup.validate_on_submit():
         return _lookup_page(school, lookup, 400)
-    identifier = (lookup.identifier.data or "").strip()
-    student = UpstreamIdentity(school.id, identifier, {"eck_id": (identifier,)})
-    try:
-        subject_input(school, student)
-    except ScopeSpelledOtherwise as spelled:
-        # The domain in another spelling than the school's registered one: logins with it are
-        # refused (core/pseudonym.py), so no receipt of a login since carries it.
-        lookup.identifier.errors = [
-            gettext(
-                "Type the domain after the @ as your school is registered with it: %(scope)s",
-                scope=spelled.registered,
-            )
-        ]
-        return _lookup_page(school, lookup, 400)
     admin_id = current_admin().id
     spent = lookup_spent(admin_id)
     if spent is not None:
         return _lookup_limited(school, lookup, admin_id, *spent)
+    identifier = (lookup.identifier.data or "").strip()
+    student = UpstreamIdentity(school.id, identifier, {"eck_id": (identifier,)})
     subjects = b.receipting.keys.subjects(school, student, b.registry.receipt_chains())
     present = b.receipts.present_subjects(subjects, school_id=school_id)
     codes = sorted({subject[:STUDENT_CODE_SHOWN] for subject in present})[:MAX_STUDENT_CODES]
