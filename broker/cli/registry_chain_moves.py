@@ -5,7 +5,11 @@ window at once: the moved services' platforms would stop receiving the pseudonym
 re-keying from. An import adds a record the registry lacks and leaves an equal one alone; like a
 key version, it never *changes* one (a record that differs from the registry's is refused:
 export again, or use `ketenbroker chain move`), and a record must name a service (of the file or
-the registry) whose chain is the record's `to_chain` after the import.
+the registry) whose chain is the record's `to_chain` after the import. A record the registry
+lacks comes only with the move it records: the file moves the service out of the record's
+`from_chain`, or the service is new to the registry (one rebuilt from an export); its window ends
+at most 366 days from now, as `chain move --window` opens one (core/chain_move.py
+`check_imported_move`, which the import's transaction asks again).
 
 A service the file puts in another chain than the registry's is moved as `chain move` moves it
 (`check_chain_changes`): refused while its own move window, or a key rotation window of the
@@ -20,7 +24,13 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from broker.cli.registry_entries import Entries, Problems, list_of
-from broker.core.chain_move import ChainMove, MoveRefused, plan_move
+from broker.core.chain_move import (
+    ChainMove,
+    ImportedMoveRefused,
+    MoveRefused,
+    check_imported_move,
+    plan_move,
+)
 from broker.core.model import Service
 from broker.registry.snapshot import ServiceEntry, Snapshot
 
@@ -86,12 +96,18 @@ def check_chain_changes(
 
 
 def read_chain_moves(
-    document: dict[str, object], problems: Problems, current: Snapshot, after: Snapshot
+    document: dict[str, object],
+    problems: Problems,
+    current: Snapshot,
+    after: Snapshot,
+    now: datetime,
 ) -> tuple[ChainMove, ...]:
     """The file's records, checked: one per service, naming a service whose pseudonym chain
-    after the import is the record's `to_chain`, starting from the chain it leaves when the
-    import moves it, and not contradicting the registry's record (which goes when the import
-    moves its service)."""
+    after the import is the record's `to_chain`, and either the registry's own record as it is
+    or one `check_imported_move` lets the import add (the import moves the service out of
+    `from_chain`, or the service is new here; its window within the cap); never contradicting
+    the registry's record (which goes when the import moves its service)."""
+    was = {e.service.id: e.service for e in current.services}
     chains = {e.service.id: e.service.pseudonym_chain for e in current.services}
     chains |= {e.service.id: e.service.pseudonym_chain for e in after.services}
     moved = _moved_services(current, after)
@@ -111,18 +127,22 @@ def read_chain_moves(
                 "to_chain",
                 f"service {move.service_id} is in {chains[move.service_id]}, not {move.to_chain}",
             )
-        elif (was := moved.get(move.service_id)) and was.pseudonym_chain != move.from_chain:
-            entry.wrong(
-                "from_chain",
-                f"service {move.service_id} is in {was.pseudonym_chain} before the import, "
-                f"not {move.from_chain}: its platform knows it by that chain's pseudonym",
-            )
         elif registry is not None and registry != move:
             entry.wrong(
                 "service_id",
                 f"the registry has another move record for {move.service_id}; an import never "
                 "changes one: export again, or use `ketenbroker chain move`",
             )
+        elif registry is None and (refused := _refusal(move, was.get(move.service_id), now)):
+            entry.wrong(refused.key, refused.detail)
         else:
             found[move.service_id] = move
     return tuple(found.values())
+
+
+def _refusal(move: ChainMove, was: Service | None, now: datetime) -> ImportedMoveRefused | None:
+    try:
+        check_imported_move(move, was, now)
+    except ImportedMoveRefused as refused:
+        return refused
+    return None

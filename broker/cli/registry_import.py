@@ -28,6 +28,7 @@ from broker.cli.registry_toml import FORMAT
 from broker.cli.school_oidc import SecretFileInvalid, read_secret
 from broker.core.admins import Publisher
 from broker.core.catalogue import CATALOGUE
+from broker.core.chain_ids import chain_id_problem
 from broker.core.endpoints import (
     MAX_PRIVACY_CONTACT,
     is_acceptable_endpoint,
@@ -126,6 +127,16 @@ class _Reading:
         entry_id = entry.table.get("id")
         registered = self.names.get((kind, entry_id)) if isinstance(entry_id, str) else None
         return entry.name(registered=registered)
+
+    def chain_id(self, entry: Entries) -> str:
+        """A chain's id: a new one in the one shape of core/chain_ids.py; one the registry
+        holds as it is (registered before that rule: renaming it would change every pseudonym
+        of its chain, so `registry problems` names it instead)."""
+        chain_id = entry.identifier("id")
+        registered = ("chain", chain_id) in self.names
+        if chain_id and not registered and (problem := chain_id_problem(chain_id)):
+            entry.wrong("id", problem)
+        return chain_id
 
     def town(self, entry: Entries) -> str:
         """The school's town as stored (absent: none), checked unless the registry holds it."""
@@ -422,7 +433,7 @@ def read_registry_file(
         top.wrong("format", f"must be {FORMAT} (this broker's export format)")
     reading = _Reading(path.parent, problems, *_registered(current))
     chains = [
-        (e, Chain(e.identifier("id"), reading.name(e, "chain")))
+        (e, Chain(reading.chain_id(e), reading.name(e, "chain")))
         for e in list_of(document, "chains", problems, NAMED)
     ]
     publishers = [
@@ -447,9 +458,10 @@ def read_registry_file(
         held_idps=held_idps,
         named_idps=frozenset(entity_id for _, entity_id in idp_rules),
     )
-    key_versions = read_key_versions(document, problems, current, snapshot)
-    check_chain_changes(services, current, datetime.now(UTC))
-    moves = read_chain_moves(document, problems, current, snapshot)
+    now = datetime.now(UTC)
+    key_versions = read_key_versions(document, problems, current, snapshot, now)
+    check_chain_changes(services, current, now)
+    moves = read_chain_moves(document, problems, current, snapshot, now)
     named = check_idp_rules(idp_rules, current, snapshot)
     snapshot = replace(
         snapshot, key_versions=key_versions, chain_moves=moves, idps_naming_school=named

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from broker.cli.registry_entries import Entries, Problems, list_of
-from broker.core.pseudonym_rotation import ChainKeyVersion
+from broker.core.pseudonym_rotation import ChainKeyVersion, imported_window_problem
 from broker.registry.snapshot import Snapshot
 
 KIND = "pseudonym_key_versions"
@@ -44,10 +44,16 @@ def _record(entry: Entries) -> ChainKeyVersion | None:
 
 
 def read_key_versions(
-    document: dict[str, object], problems: Problems, current: Snapshot, after: Snapshot
+    document: dict[str, object],
+    problems: Problems,
+    current: Snapshot,
+    after: Snapshot,
+    now: datetime,
 ) -> tuple[ChainKeyVersion, ...]:
     """The file's records, checked: unique, naming a chain (or a service in no chain) of the
-    file or the registry, and not contradicting the registry's record for that chain. A record
+    file or the registry, and not contradicting the registry's record for that chain; a new
+    one's window ends at most 366 days from now (`window_end_problem`, as `pseudonym-key rotate`
+    opens one and as the import's transaction checks again). A record
     the registry holds as it is passes without a chain: a removed chain's or service's, which
     the registry keeps (and exports) so that the id registered again keeps its pseudonyms."""
     chains = {c.id for c in (*current.chains, *after.chains)}
@@ -71,6 +77,8 @@ def read_key_versions(
                 "(or another window); an import never moves a chain's pseudonym key: export "
                 "again, or use `ketenbroker pseudonym-key`",
             )
+        elif registry is None and (problem := imported_window_problem(record, now)):
+            entry.wrong("window_ends", problem)
         else:
             found[record.chain] = record
     return tuple(found.values())

@@ -98,8 +98,8 @@ def check_failure_exits_2(command: F) -> F:
 def problems_command(config_path: Path, as_json: bool, every: bool) -> None:
     """What needs the operator's attention, the kinds that refuse logins first: schools and
     services whose logins are refused, sources not trusted, services awaiting approval, stale
-    sources, secrets in clear, entries logout messages do not reach; for each, what to do.
-    Changes nothing.
+    sources, secrets in clear, chains whose id breaks the rule for chain ids, entries logout
+    messages do not reach; for each, what to do. Changes nothing.
 
     Exit status 0 when nothing needs attention, 1 when something does, 2 when the check itself
     failed (for cron or a monitoring check)."""

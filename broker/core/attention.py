@@ -24,6 +24,7 @@ from enum import IntEnum
 from functools import partial
 
 from broker.core.catalogue import is_brin
+from broker.core.chain_ids import chain_id_problem
 from broker.core.errors import (
     SchoolSecretUnreadable,
     SchoolSetupIncomplete,
@@ -32,7 +33,7 @@ from broker.core.errors import (
 )
 from broker.core.federation import SourceHealth, SourceState
 from broker.core.hosted_domain import lacks_hosted_domain
-from broker.core.model import Protocol, School, Service
+from broker.core.model import Chain, Protocol, School, Service
 from broker.core.shared_idp import must_name_school
 
 SHOWN = 50  # entries listed per kind; the count says how many there are in all
@@ -61,7 +62,8 @@ class Entry:
 class Kind:
     code: str
     severity: Severity
-    subject: str  # "school", "service", "source", "secret": what an entry is (and links to)
+    # "school", "service", "source", "chain", "secret": what an entry is (and links to)
+    subject: str
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,7 @@ class Facts:
     sealed_only: bool
     idp_held: Collection[str] = frozenset()
     sp_held: Collection[str] = frozenset()
+    chains: Sequence[Chain] = ()
 
 
 # -- the rules: each finds its entries (in id order) and says nothing of the others ------------
@@ -184,6 +187,24 @@ def sources_stale(facts: Facts) -> Iterator[Entry]:
             yield Entry(source.name, source.name, source.reason or source.state.value)
 
 
+def chains_id_not_plain(facts: Facts) -> Iterator[Entry]:
+    """A chain whose id breaks the rule of core/chain_ids.py: registered before it (by a file
+    or an older version). Never renamed, since the id is in every pseudonym of its chain. One
+    spelled `service:<id>` of a service in no chain gives its services that service's very
+    pseudonyms now; any other with a ':' would as soon as such a service is registered."""
+    loose = {s.pseudonym_chain for s in facts.services if not s.chain_id}
+    for chain in facts.chains:
+        if chain_id_problem(chain.id) is None:
+            continue
+        if chain.id in loose:
+            reason = "chain_pseudonyms_shared"
+        elif ":" in chain.id:
+            reason = "chain_id_has_colon"
+        else:
+            reason = "chain_id_not_plain"
+        yield Entry(chain.id, chain.name, reason)
+
+
 Rule = Callable[[Facts], Iterable[Entry]]
 
 # Each kind with its rules, in the report's order (by severity, then as listed).
@@ -213,6 +234,7 @@ KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
         (services_awaiting_approval,),
     ),
     (Kind("sources_stale", Severity.AT_RISK, "source"), (sources_stale,)),
+    (Kind("chains_id_not_plain", Severity.AT_RISK, "chain"), (chains_id_not_plain,)),
     (
         Kind("schools_logout_unreached", Severity.LOGOUT, "school"),
         (partial(_refusing, role="idp", endpoint="slo", reason="school_slo_not_https"),),

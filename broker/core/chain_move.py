@@ -38,6 +38,7 @@ from broker.core.pseudonym_rotation import (
     chain_current_version,
     key_versions_for,
     previous_pseudonym_still_released,
+    window_end_problem,
 )
 
 
@@ -62,6 +63,43 @@ class MoveRefused(BadRequest):
     public_message = (
         "The service cannot move now: it or a chain concerned is in a pseudonym migration window."
     )
+
+
+class ImportedMoveRefused(MoveRefused):
+    """A registry file's move record the import may not add; `key`: the record's field at
+    fault, for the import's list of problems."""
+
+    def __init__(self, key: str, detail: str) -> None:
+        super().__init__(detail)
+        self.key = key
+
+
+def check_imported_move(move: ChainMove, was: Service | None, now: datetime) -> None:
+    """A move record a registry file brings and the registry lacks, whose `to_chain` is its
+    service's chain after the import: refused (`ImportedMoveRefused`) unless the import itself
+    moves the service out of `from_chain`, or the service is new to this registry (`was`
+    None: a registry rebuilt from an export). Otherwise a file could make up a move and hand
+    the service, as its "previous pseudonym", every student's pseudonym in another chain. Its
+    window ends at most `MAX_WINDOW_DAYS` from now, as `chain move --window` opens one. The
+    file's checks and the import's transaction (registry/bulk_import.py) both ask this.
+    `was`: the service as the registry holds it before the import."""
+    if (problem := window_end_problem(move.window_ends, now)) is not None:
+        raise ImportedMoveRefused("window_ends", problem)
+    if was is None:
+        return
+    if was.pseudonym_chain == move.to_chain:
+        raise ImportedMoveRefused(
+            "service_id",
+            f"service {move.service_id} is in {move.to_chain} in the registry and the file does "
+            "not move it: a move record comes only with the move it records (`ketenbroker "
+            "chain move --window`), or with a service new to this registry",
+        )
+    if was.pseudonym_chain != move.from_chain:
+        raise ImportedMoveRefused(
+            "from_chain",
+            f"service {move.service_id} is in {was.pseudonym_chain} before the import, not "
+            f"{move.from_chain}: its platform knows it by that chain's pseudonym",
+        )
 
 
 def move_in_force(move: ChainMove | None, service: Service, now: datetime) -> ChainMove | None:

@@ -11,6 +11,7 @@ import hmac
 from dataclasses import dataclass
 from hashlib import sha256
 
+from broker.core.catalogue import CATALOGUE
 from broker.core.errors import ConfigurationError, MissingSubject
 from broker.core.model import School, UpstreamIdentity
 
@@ -87,3 +88,28 @@ def subject_input(school: School, identity: UpstreamIdentity) -> tuple[str, str]
     if not identity.subject:
         raise MissingSubject(f"school {school.id} delivered no {school.subject_attribute}")
     return f"school:{school.id}", identity.subject
+
+
+def scope_spelled_otherwise(school: School, subject: str) -> tuple[str, str] | None:
+    """(sent scope, registered scope) when `subject` is a scoped value (the school's subject is
+    username or student_number) whose scope equals one the school is registered with only when
+    case is ignored, else None (also for a school on the ECK iD: the subject feeds no
+    pseudonym there).
+
+    Such a value is accepted (catalogue.py compares scopes ignoring case) and feeds the
+    pseudonym as sent, so an IdP that varies the case of the scope gives a student two
+    pseudonyms. It is neither refused nor lower-cased: an IdP that always sends one other
+    spelling (Entra ID keeps a UPN suffix as typed: `SchoolNaam.nl`) gives stable pseudonyms
+    today, and either would break or silently re-key all of that school's students. The login
+    path logs it instead (login/scope_spelling.py), so that the operator can register the
+    spelling the IdP sends."""
+    attribute = CATALOGUE.get(school.subject_attribute)
+    if school.use_eck_id or attribute is None or not attribute.scoped:
+        return None
+    local, at, scope = subject.rpartition("@")
+    if not (at and local) or scope in school.scopes:
+        return None
+    for registered in school.scopes:
+        if registered.lower() == scope.lower():
+            return scope, registered
+    return None

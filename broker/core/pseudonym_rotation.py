@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from broker.core.errors import BadRequest
@@ -117,6 +117,26 @@ class RotationPlan:
 
 class RotationRefused(BadRequest):
     code = "pseudonym_rotation_refused"
+
+
+def window_end_problem(ends: datetime, now: datetime) -> str | None:
+    """Why a migration window (a rotation's or a chain move's) ending at `ends` may not be
+    taken from a registry file, or None. The commands open one for at most `MAX_WINDOW_DAYS`;
+    a file may not set a later end: a previous pseudonym released for years is a second
+    identifier of every student that never goes away."""
+    latest = now + timedelta(days=MAX_WINDOW_DAYS)
+    if ends <= latest:
+        return None
+    return (
+        f"the window ends {ends.astimezone(UTC):%Y-%m-%d %H:%M} UTC, more than "
+        f"{MAX_WINDOW_DAYS} days from now (at most {latest.astimezone(UTC):%Y-%m-%d %H:%M} UTC)"
+    )
+
+
+def imported_window_problem(record: ChainKeyVersion, now: datetime) -> str | None:
+    """Why a registry file may not add `record` (one the registry lacks), or None: its window,
+    if it has one, may end at most `MAX_WINDOW_DAYS` from now (`window_end_problem`)."""
+    return None if record.window_ends is None else window_end_problem(record.window_ends, now)
 
 
 def plan_rotation(

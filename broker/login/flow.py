@@ -49,6 +49,7 @@ from broker.login.login_model import (
 from broker.login.replay import open_epoch_op
 from broker.login.school_sessions import SchoolSessionIndex
 from broker.login.school_values import school_must_be_named
+from broker.login.scope_spelling import ScopeSpellings
 from broker.login.sealed import SealedStore, store_key
 
 LOGIN = "login"
@@ -69,6 +70,7 @@ class LoginFlow:
         clock_skew: int = 180,
         clock: Callable[[], float] = time.time,
         school_sessions: SchoolSessionIndex | None = None,
+        scope_spelling_counted: Callable[[], None] | None = None,
     ) -> None:
         self.assurance = assurance
         # Sessions filed under the school's sid, for its back-channel logout (None: not filed).
@@ -81,6 +83,8 @@ class LoginFlow:
         self.login_ttl = login_ttl
         self.sso_ttl = sso_ttl
         self.clock = clock
+        # Schools whose IdP spells a subject's scope otherwise than registered, logged once each.
+        self.scope_spellings = ScopeSpellings(scope_spelling_counted)
 
     # -- step 1: a publisher's request arrives ------------------------------------------------
     def start(
@@ -229,6 +233,8 @@ class LoginFlow:
             raise StaleAuthentication(f"school login {int(age)} s old, max_age {request.max_age}")
         policy = self.registry.policy(school.id, service.id)
         keys, versions = self._chain_keys(service)
+        # The subject feeds the pseudonym as sent; another spelling of its scope is only logged.
+        self.scope_spellings.note(school, identity.subject)
         release = compute_release(
             keys, school, service, identity, policy, request.requested, versions
         )

@@ -41,9 +41,14 @@ from typing import TypeVar
 from sqlalchemy import select
 from sqlalchemy.orm import Session, joinedload, undefer
 
-from broker.core.chain_move import ChainMove, MoveRefused
+from broker.core.chain_ids import check_chain_id
+from broker.core.chain_move import ChainMove, MoveRefused, check_imported_move
 from broker.core.model import AssertionEncryption, Service
-from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
+from broker.core.pseudonym_rotation import (
+    ChainKeyVersion,
+    RotationRefused,
+    imported_window_problem,
+)
 from broker.core.sealed_secrets import SecretSeal
 from broker.registry.admin_tables import PublisherRow
 from broker.registry.chain_move_tables import ChainMoveRow
@@ -178,9 +183,13 @@ def _named(
     name: str,
     report: ImportReport,
 ) -> None:
-    """Add or rename an entry that is nothing but an id and a name (chains, publishers)."""
+    """Add or rename an entry that is nothing but an id and a name (chains, publishers). A new
+    chain's id is checked as `add_chain` checks it (core/chain_ids.py); one the registry holds
+    stays as it is."""
     row = session.get(table, entry_id)
     if row is None:
+        if table is ChainRow:
+            check_chain_id(entry_id)
         session.add(table(id=entry_id, name=name))
         report.added.append(f"{kind} {entry_id}")
     elif row.name != name:
@@ -224,11 +233,14 @@ def apply_snapshot(
     moved: dict[str, int] = {}
     # The services the import moves to another pseudonym chain: as they were, and where to.
     left: dict[str, tuple[Service, str | None]] = {}
+    # The file's services as the registry held them before the import (None: new to it).
+    held: dict[str, Service | None] = {}
     releases = _Releases()
     for service in snapshot.services:
-        moved[service.service.id], before = _service(session, service, stamp, report, releases)
-        if before is not None:
-            left[before.id] = (before, service.service.chain_id)
+        moved[service.service.id], was = _service(session, service, stamp, report, releases)
+        held[service.service.id] = was
+        if was is not None and was.pseudonym_chain != service.service.pseudonym_chain:
+            left[was.id] = (was, service.service.chain_id)
     # The service rows of the file's policies whose service the file does not hold, locked as
     # every writer of a service's policies locks it first: a portal purpose change waits for
     # this import or this import for it, and then reads its declaration history (_policy).
@@ -256,8 +268,7 @@ def apply_snapshot(
         for before, chain_id in left.values():
             _moved(session, before, chain_id, stamp, report)
         for move in snapshot.chain_moves:
-            was = left.get(move.service_id)
-            _chain_move(session, move, was[0] if was else None, stamp, report)
+            _chain_move(session, move, held, stamp, report)
     if report.touched:
         # Every worker's view caches all of it, policies included (cached.py).
         bump_generation(session)
@@ -267,14 +278,17 @@ def apply_snapshot(
 def _key_version(
     session: Session, record: ChainKeyVersion, stamp: _Stamp, report: ImportReport
 ) -> None:
-    """Add a chain's key version the registry lacks; never move one (the file was checked
-    against the registry, this re-checks inside the transaction)."""
+    """Add a chain's key version the registry lacks, its window within the cap
+    (`imported_window_problem`); never move one (the file was checked against the registry,
+    this re-checks inside the transaction)."""
     row = session.get(PseudonymKeyVersionRow, record.chain)
     if row is not None:
         if row.to_record() != record:
             raise RotationRefused(f"chain {record.chain}'s key version changed during the import")
         report.same.append(f"pseudonym key version {record.chain}")
         return
+    if (problem := imported_window_problem(record, stamp.at)) is not None:
+        raise RotationRefused(f"chain {record.chain}: {problem}")
     row = PseudonymKeyVersionRow(chain=record.chain)
     row.hold(record, stamp.at, stamp.by)
     session.add(row)
@@ -294,22 +308,30 @@ def _moved(
 
 
 def _chain_move(
-    session: Session, move: ChainMove, before: Service | None, stamp: _Stamp, report: ImportReport
+    session: Session,
+    move: ChainMove,
+    held: dict[str, Service | None],
+    stamp: _Stamp,
+    report: ImportReport,
 ) -> None:
-    """Add a service's move record the registry lacks; never change one (checked against the
-    registry before, again here inside the transaction). `before`: the service as it was, when
-    this import moved it: the record must start from the chain it was in."""
-    if before is not None and move.from_chain != before.pseudonym_chain:
-        raise MoveRefused(
-            f"service {move.service_id} was in {before.pseudonym_chain}, not {move.from_chain}, "
-            "when the import moved it"
-        )
+    """Add a service's move record the registry lacks, as `check_imported_move` allows it
+    (the import moves the service out of `from_chain`, or the service is new here; its window
+    within the cap); never change one. Checked against the registry before, again here inside
+    the transaction. `held`: the file's services as they were before the import (None: new);
+    a service the file does not hold is as its row is (the import leaves it so)."""
     row = session.get(ChainMoveRow, move.service_id)
     if row is not None:
         if row.to_move() != move:
             raise MoveRefused(f"service {move.service_id}'s move record changed during the import")
         report.same.append(f"chain move {move.service_id}")
         return
+    if move.service_id in held:
+        was = held[move.service_id]
+    elif (service := session.get(ServiceRow, move.service_id)) is not None:
+        was = service.to_service()
+    else:
+        raise MoveRefused(f"service {move.service_id} was removed during the import")
+    check_imported_move(move, was, stamp.at)
     session.add(ChainMoveRow.holding(move, stamp.at, stamp.by))
     report.added.append(f"chain move {move.service_id}")
 
@@ -372,8 +394,8 @@ def _service(
     releases: _Releases,
 ) -> tuple[int, Service | None]:
     """Add or update one service; returns how far its declaration version was moved past the
-    file's (a service registered again after a removal), else 0, and the service as it was
-    when the import puts it in another pseudonym chain (else None)."""
+    file's (a service registered again after a removal), else 0, and the service as the
+    registry held it before the import (None: new to it)."""
     service = entry.service
     # Locked (database.locked_row), as `add_service` does: the organisation's removal waits for
     # this import, or this import for the removal and then stops here, clearly, instead of on
@@ -418,15 +440,13 @@ def _service(
         moved = version - service.declaration_version
         row = ServiceRow(id=service.id, declarations=[])
         report.added.append(f"service {service.id}")
-    elif _same_service(row, service) and row.sp_metadata == entry.metadata:
-        report.same.append(f"service {service.id}")
-        return 0, None
     else:
+        before = row.to_service()
+        if _same_service(before, service) and row.sp_metadata == entry.metadata:
+            report.same.append(f"service {service.id}")
+            return 0, before
         report.changed.append(f"service {service.id}")
-        current = row.to_service()
-        same = current.declarations == service.declarations
-        if current.pseudonym_chain != service.pseudonym_chain:
-            before = current
+        same = before.declarations == service.declarations
         version = None if same else max(service.declaration_version, row.declaration_version + 1)
     row.name = service.name
     row.entity_id = service.entity_id
@@ -459,8 +479,7 @@ def _encryption_kept(row: ServiceRow | None) -> AssertionEncryption:
     return AssertionEncryption(row.assertion_encryption) if row else AssertionEncryption.AUTO
 
 
-def _same_service(row: ServiceRow, wanted: Service) -> bool:
-    current = row.to_service()
+def _same_service(current: Service, wanted: Service) -> bool:
     if current.declarations == wanted.declarations:
         # The declarations are what count; an older number for the same ones changes nothing.
         wanted = replace(

@@ -19,6 +19,7 @@ from sqlalchemy import CursorResult, Update, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, undefer
 
+from broker.core.chain_ids import check_chain_id
 from broker.core.chain_move import ChainMove
 from broker.core.errors import BadRequest, UnknownSchool, UnknownService
 from broker.core.model import (
@@ -207,6 +208,8 @@ class SqlRegistry(PortalReads):
             check_names_school(session, schools_on_idp_of(session, school_id, lock=False), wanted)
 
     def add_chain(self, chain: Chain) -> None:
+        """Register a chain; an id of another shape than core/chain_ids.py's is refused."""
+        check_chain_id(chain.id)
         with self._writing("chain", [(ChainRow.id, "id", chain.id)]) as session:
             session.add(ChainRow(id=chain.id, name=chain.name))
             bump_generation(session)

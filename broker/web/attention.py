@@ -27,7 +27,7 @@ from datetime import datetime
 
 from broker.config import Settings
 from broker.core.attention import SHOWN, AttentionReport, Facts, attention_report
-from broker.core.model import School, Service
+from broker.core.model import Chain, School, Service
 from broker.registry import SqlRegistry
 from broker.saml.metadata_report import EndpointFindings
 from broker.web.metadata_status import source_states
@@ -44,6 +44,7 @@ class _RegistryFacts:
     sp_endpoints: Mapping[str, Collection[str]]
     idp_held: Collection[str]
     sp_held: Collection[str]
+    chains: Sequence[Chain]
 
 
 @dataclass
@@ -82,6 +83,7 @@ def gather_attention_report(
             sp_held=facts.sp_held,
             secrets_in_clear=registry.secrets_in_clear(),
             sealed_only=registry.sealed_only_since() is not None,
+            chains=facts.chains,
         ),
         shown,
     )
@@ -106,6 +108,7 @@ def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> _Regist
             sp_endpoints=memo.sp.of(registry.service_metadata(approved_only=False)),
             idp_held=frozenset(registry.federation.sources_of("idp")),
             sp_held=frozenset(registry.federation.sources_of("sp")),
+            chains=registry.chains(),
         )
         memo.held = held
         return held

@@ -87,6 +87,21 @@ KIND_WORDS: dict[str, KindWords] = {
         ),
         _l("Check ketenbroker metadata status and the log of the refresh."),
     ),
+    "chains_id_not_plain": KindWords(
+        _l("Chains whose id breaks the rule for chain ids"),
+        _l(
+            "These ids were registered before chain ids had to be lower-case letters, digits "
+            "and hyphens. A chain id with a colon can equal what the broker uses for a service "
+            "in no chain (service:id): the chain's services then receive the same pseudonyms as "
+            "that service, so their students can be linked."
+        ),
+        _l(
+            "The id is in every pseudonym of the chain, so it is never renamed. Register a new "
+            "chain with ketenbroker chain add and move the chain's services into it with "
+            "ketenbroker chain move SERVICE --to CHAIN --window DAYS --yes: their pseudonyms "
+            "change, and the window lets their platforms re-key their accounts."
+        ),
+    ),
     "secrets_in_clear": KindWords(
         _l("Secrets stored in clear"),
         _l(
@@ -176,6 +191,13 @@ REASON_WORDS: dict[str, ReasonWords] = {
     "expired": ReasonWords(_l("its copy has expired")),
     "missing": ReasonWords(_l("no good copy yet")),
     "awaiting_approval": ReasonWords(_l("waiting for approval")),
+    "chain_pseudonyms_shared": ReasonWords(
+        _l("its services receive the pseudonyms of the service of that id, which is in no chain")
+    ),
+    "chain_id_has_colon": ReasonWords(_l("its id has a colon")),
+    "chain_id_not_plain": ReasonWords(
+        _l("its id has characters other than lower-case letters, digits and hyphens")
+    ),
     "school_slo_not_https": ReasonWords(_l("logout address (SLO URL) is not https")),
     "service_slo_not_https": ReasonWords(_l("logout address (SLO URL) is not https")),
 }

@@ -111,6 +111,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("An entry with this identifier already exists."),
     N_("This service id was used before; choose another."),
     N_("This chain is not known to the broker."),
+    # broker/core/chain_ids.py (the portal's id fields say it too)
+    N_("Use lower-case letters, digits and hyphens (at most 63)."),
     N_("This publisher is not known to the broker."),
     N_("This invitation link is not valid (any more). Ask for a new invitation."),
     N_("This administrator account does not exist (any more)."),

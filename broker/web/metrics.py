@@ -111,6 +111,13 @@ STUDENT_LOOKUPS = Counter(
     "up). A burst of limited, or of lookups at all, is one account linking receipts to students.",
     ["outcome"],
 )
+SUBJECT_SCOPE_SPELLING = Counter(
+    "ketenbroker_subject_scope_spelling",
+    "Logins whose subject (username or student_number) carried its scope in another spelling "
+    "than the school registered, same but for case: taken as sent, so an IdP that varies it "
+    "gives a student two pseudonyms. The log line, once per school and spelling, names the "
+    "school; register the spelling its IdP sends.",
+)
 STORE_ERRORS = Counter(
     "ketenbroker_store_errors",
     "Store calls that failed (Redis unreachable, timed out, or refused), by operation.",
@@ -175,6 +182,11 @@ def school_logout_services(statuses: dict[str, int]) -> None:
 def student_looked_up(outcome: str) -> None:
     """A portal student lookup: found, not_found or limited."""
     STUDENT_LOOKUPS.labels(outcome).inc()
+
+
+def subject_scope_spelled_otherwise() -> None:
+    """A login's subject scope spelled otherwise than registered (login/scope_spelling.py)."""
+    SUBJECT_SCOPE_SPELLING.inc()
 
 
 def refused_at(endpoint: str | None, error: BrokerError) -> None:

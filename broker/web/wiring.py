@@ -40,7 +40,7 @@ from broker.saml.front import SamlFront
 from broker.saml.logout import SamlSchoolLogout, SamlServiceLogout
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME
 from broker.store import open_store
-from broker.web.metrics import CountingStore
+from broker.web.metrics import CountingStore, subject_scope_spelled_otherwise
 
 # A logout run (and the answers it waits for) lives this long: the student's way through the
 # propagation page, the school and back.
@@ -128,6 +128,7 @@ def build_broker(
         assurance=settings.assurance,
         clock_skew=settings.saml.clock_skew_seconds,
         school_sessions=school_sessions,
+        scope_spelling_counted=subject_scope_spelled_otherwise,
     )
     receipts = registry.receipt_book(settings.receipts.keys)
     session_services = SessionServiceBook(store, session_ttl=settings.sso_session_seconds)

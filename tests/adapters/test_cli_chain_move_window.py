@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from tests.adapters.test_cli_pseudonym_key import (
     config,  # noqa: F401  # a fixture
+    refused_import,
     state,
 )
 from tests.support.cli import run
@@ -272,14 +274,12 @@ def test_a_record_the_file_brings_for_a_service_it_moves_starts_from_the_chain_i
     assert _move(other, "los", "--to", "leermiddelen")
     _move(config, "los", "--to", "toetsen", "--window", "30")
     _export(config, tmp_path / "moved.toml")
-    before = state(other)
-    refused = run("registry", "import", "--config", other, tmp_path / "moved.toml")
-    assert refused.exit_code == 1, refused.output
-    assert (
+    refused_import(
+        other,
+        tmp_path / "moved.toml",
         "chain_moves[1]: from_chain: service los is in leermiddelen before the import, "
-        "not service:los: its platform knows it by that chain's pseudonym"
-    ) in refused.output
-    assert state(other) == before
+        "not service:los: its platform knows it by that chain's pseudonym",
+    )
     # Where los is still in no chain: it moves, with the file's window.
     fresh = tmp_path / "fresh"
     assert run("init", fresh).exit_code == 0
@@ -322,3 +322,59 @@ def test_a_record_an_older_version_left_behind_releases_nothing_and_blocks_nothi
     assert finish.exit_code == 1 and "has no open move window to finish" in finish.output
     _move(config, "leesboek", "--to", "leermiddelen", "--window", "5")
     assert _moves(config) == [("leesboek", "service:leesboek", 1, "leermiddelen")]
+
+
+def _with_record(text: str, service: str, from_chain: str, to_chain: str, ends: str) -> str:
+    return (
+        f'{text}\n[[chain_moves]]\nservice_id = "{service}"\nfrom_chain = "{from_chain}"\n'
+        f'from_version = 1\nto_chain = "{to_chain}"\nwindow_ends = {ends}\n'
+    )
+
+
+def test_a_file_cannot_add_a_move_the_import_does_not_make(
+    config: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """The review's proof: leesboek was always in leermiddelen; a record "moved from toetsen"
+    would hand it every student's toetsen pseudonym as the previous one. Refused, within the
+    longest window or beyond it (then that is said first), changing nothing."""
+    text = _export(config, tmp_path / "registry.toml")
+    soon = (datetime.now(UTC) + timedelta(days=30)).replace(microsecond=0).isoformat()
+    invented = tmp_path / "invented.toml"
+    invented.write_text(_with_record(text, "leesboek", "toetsen", "leermiddelen", soon))
+    refused_import(
+        config,
+        invented,
+        "chain_moves[1]: service_id: service leesboek is in leermiddelen in the registry and "
+        "the file does not move it: a move record comes only with the move it records",
+    )
+    assert _moves(config) == []
+    far = tmp_path / "far.toml"
+    far.write_text(
+        _with_record(text, "leesboek", "toetsen", "leermiddelen", "2099-01-01T00:00:00Z")
+    )
+    refused_import(
+        config,
+        far,
+        "chain_moves[1]: window_ends: the window ends 2099-01-01 00:00 UTC, more than 366 days "
+        "from now (at most ",
+    )
+
+
+def test_a_service_new_to_the_registry_takes_the_files_record_within_the_longest_window(
+    config: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Rebuilding from an export: nothing here says where the service was, so its record is
+    taken as the file has it, but a window ending more than 366 days on is refused."""
+    _move(config, "leesboek", "--to", "toetsen", "--window", "30")
+    text = _export(config, tmp_path / "registry.toml")
+    ends = text[text.index("window_ends = ", text.index("[[chain_moves]]")) :].splitlines()[0]
+    far = tmp_path / "far.toml"
+    far.write_text(text.replace(ends, "window_ends = 2099-01-01T00:00:00Z"))
+    fresh = tmp_path / "fresh" / "ketenbroker.toml"
+    assert run("init", fresh.parent).exit_code == 0
+    refused_import(fresh, far, "chain_moves[1]: window_ends: ")
+    imported = run("registry", "import", "--config", fresh, tmp_path / "registry.toml")
+    assert imported.exit_code == 0, imported.output
+    assert _moves(fresh) == [("leesboek", "leermiddelen", 1, "toetsen")]

@@ -195,3 +195,62 @@ def test_a_move_to_an_unknown_chain_or_of_an_unknown_service_changes_nothing(
         assert usage.exit_code == 2
         assert "give --to CHAIN or --no-chain, not both" in usage.output
     assert state(config) == before
+
+
+def test_a_chain_id_of_another_shape_is_refused_and_changes_nothing(
+    config: Path,  # noqa: F811
+) -> None:
+    """A chain id is lower-case letters, digits and hyphens, as the portal asks: `service:los`
+    would give its services the pseudonyms of the service los, which is in no chain."""
+    before = state(config)
+    colon = run("chain", "add", "--config", config, "--id", "service:los", "--name", "Los")
+    assert colon.exit_code == 1
+    assert colon.output == (
+        "Error: chain id 'service:los' has a ':': a chain id must be lower-case letters, digits "
+        "and hyphens, starting with a letter or digit (at most 63), so that it can never equal "
+        "the pseudonym input of a service in no chain (service:<id>)\n"
+    )
+    for chain_id in ("Leermiddelen", "leer_middelen", "-toetsen", "x" * 64):
+        refused = run("chain", "add", "--config", config, "--id", chain_id, "--name", "X")
+        assert refused.exit_code == 1
+        assert refused.output.startswith(f"Error: chain id {chain_id!r} must be lower-case")
+    assert state(config) == before
+    added = run("chain", "add", "--config", config, "--id", "examens-2", "--name", "Examens")
+    assert added.exit_code == 0, added.output
+
+
+def _register_chain_as_before_the_rule(config: Path, chain_id: str) -> None:  # noqa: F811
+    """A chain a registry holds from before the rule (an older version, a file), with leesboek
+    in it."""
+    with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+        connection.execute("INSERT INTO chains (id, name) VALUES (?, 'Oud')", (chain_id,))
+        connection.execute("UPDATE services SET chain_id = ? WHERE id = 'leesboek'", (chain_id,))
+
+
+def test_a_chain_id_from_before_the_rule_stays_and_registry_problems_names_it(
+    config: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Never renamed (every pseudonym of its chain would change): the registry's own file
+    imports again, `registry problems` names it, and only a new chain of that id is refused,
+    in the file's checks (all of them listed) as in `chain add`."""
+    _register_chain_as_before_the_rule(config, "service:los")
+    problems = run("registry", "problems", "--config", config, "--json")
+    assert problems.exit_code == 1, problems.output
+    kinds = {k["kind"]: k for k in json.loads(problems.output)["kinds"]}
+    assert kinds["chains_id_not_plain"]["entries"] == [
+        {"id": "service:los", "name": "Oud", "reason": "chain_pseudonyms_shared"}
+    ]
+    exported = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", config, exported).exit_code == 0
+    again = run("registry", "import", "--config", config, exported)
+    assert again.exit_code == 0, again.output
+    fresh = tmp_path / "fresh" / "ketenbroker.toml"
+    assert run("init", fresh.parent).exit_code == 0
+    before = state(fresh)
+    refused = run("registry", "import", "--config", fresh, exported)
+    assert refused.exit_code == 1
+    assert "chains[2] service:los: id: chain id 'service:los' has a ':'" in refused.output, (
+        refused.output
+    )
+    assert state(fresh) == before

@@ -54,6 +54,17 @@ def state(config: Path) -> tuple[bytes, list[str]]:
     return key_file(config).read_bytes(), dump
 
 
+def refused_import(config: Path, file: Path, *said: str) -> None:
+    """`registry import` of `file` refused (exit code 1), saying each of `said`, and the
+    registry and the key set file unchanged."""
+    before = state(config)
+    refused = run("registry", "import", "--config", config, file)
+    assert refused.exit_code == 1, refused.output
+    for part in said:
+        assert part in refused.output, refused.output
+    assert state(config) == before
+
+
 def no_key_material(config: Path, output: str) -> None:
     for key in read_key_set(key_file(config)).keys.values():
         assert key.hex() not in output
@@ -270,3 +281,30 @@ def test_status_says_when_a_window_ended_by_itself(config: Path) -> None:
     result = run("pseudonym-key", "rotate", "--config", config, "--chain", "toetsen",
                  "--window", "5")  # fmt: skip
     assert result.exit_code == 0 and "key version 3 (was 2)" in result.output
+
+
+def test_an_imported_key_window_ends_at_most_the_longest_window_from_now(
+    config: Path, tmp_path: Path
+) -> None:
+    """`pseudonym-key rotate --window` opens at most 366 days; a file may not add a record
+    whose window ends later (a previous pseudonym for years), into a fresh registry either."""
+    assert run("pseudonym-key", "rotate", "--config", config, "--chain", "toetsen",
+               "--window", "7").exit_code == 0  # fmt: skip
+    exported = tmp_path / "registry.toml"
+    assert run("registry", "export", "--config", config, exported).exit_code == 0
+    text = exported.read_text(encoding="utf-8")
+    far = tmp_path / "far.toml"
+    start = text.index("window_ends = ", text.index('chain = "toetsen"'))
+    end = text.index("\n", start)
+    far.write_text(text[:start] + "window_ends = 2099-01-01T00:00:00Z" + text[end:])
+    fresh = tmp_path / "fresh"
+    assert run("init", fresh).exit_code == 0
+    fresh_config = fresh / "ketenbroker.toml"
+    refused_import(
+        fresh_config,
+        far,
+        "pseudonym_key_versions[1]: window_ends: the window ends 2099-01-01 00:00 UTC, more "
+        "than 366 days from now (at most ",
+    )
+    # The file as exported, its window a week long, imports.
+    assert run("registry", "import", "--config", fresh_config, exported).exit_code == 0

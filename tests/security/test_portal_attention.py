@@ -35,6 +35,7 @@ WAITING = "wachtdienst"
 NO_METADATA = "33CC"
 NOT_BRIN = "lyceum-oost"
 NAMING_IDP = "https://idp.bestuur.example/md"
+OLD_CHAIN = f"service:{WAITING}"
 EXPIRED = "55EE"
 EXPIRED_IDP = "https://idp.verlopen.example/md"
 SOURCES = tuple(
@@ -107,6 +108,9 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
     built.add_account("oud@broker.example", built.accounts["operator"].admin.role, None)
     with sqlite3.connect(_registry_file(built)) as connection:
         connection.execute("INSERT INTO idps_naming_school (entity_id) VALUES (?)", (NAMING_IDP,))
+        # A chain registered before the rule for chain ids, spelled as the waiting service's
+        # own chain input (it is in no chain).
+        connection.execute("INSERT INTO chains (id, name) VALUES (?, 'Oude keten')", (OLD_CHAIN,))
         connection.execute("DELETE FROM sealed_only")
         connection.execute(
             "UPDATE admins SET totp_secret = 'JBSWY3DPEHPK3PXP' WHERE email = 'oud@broker.example'"
@@ -146,6 +150,7 @@ def test_every_kind_in_its_order_with_counts_reasons_and_links(
         ("sources_untrusted", 2),
         ("services_awaiting_approval", 1),
         ("sources_stale", 1),
+        ("chains_id_not_plain", 1),
         ("secrets_in_clear", 1),
         ("schools_logout_unreached", 1),
         ("services_logout_unreached", 1),
@@ -164,6 +169,10 @@ def test_every_kind_in_its_order_with_counts_reasons_and_links(
     assert "no good copy yet" in _section(page, "sources_untrusted")
     assert "refresh failing (fetch_failed)" in _section(page, "sources_stale")
     assert "Run ketenbroker registry seal-secrets" in _section(page, "secrets_in_clear")
+    chains = _section(page, "chains_id_not_plain")
+    assert f'Oude keten <span class="muted">({OLD_CHAIN})</span>' in chains
+    assert "its services receive the pseudonyms of the service of that id" in chains
+    assert "ketenbroker chain move SERVICE --to CHAIN --window DAYS" in chains
     assert "logout address (SLO URL) is not https" in _section(page, "schools_logout_unreached")
     # Each school links to its operator page, each service to its card on the Services page.
     addresses = page_addresses(page)
@@ -224,6 +233,7 @@ def test_dutch_speaks_formally(operator: FlaskClient) -> None:
     assert "Scholen waar uitlogberichten niet aankomen" in page
     assert "Diensten waar uitlogberichten niet aankomen" in page
     assert "alleen u kunt dit verhelpen" in page.lower()
+    assert "Ketens waarvan de id niet aan de regel voor keten-id" in page
     assert not re.search(r"\b(je|jij|jouw)\b", page, re.IGNORECASE)
 
 

@@ -7,13 +7,15 @@ anyway would leave a move record that names a chain the service is no longer in.
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broker.core.chain_move import MoveRefused
+from broker.core.chain_ids import ChainIdRefused
+from broker.core.chain_move import ChainMove, ImportedMoveRefused, MoveRefused
 from broker.core.model import Chain, ClientAuthMethod, Protocol, Service
 from broker.core.pseudonym import PseudonymKeys
+from broker.core.pseudonym_rotation import ChainKeyVersion, RotationRefused
 from broker.oidc.registration import new_client
 from broker.registry import SqlRegistry, migrate
 from broker.registry.chain_moves import move_service_in
@@ -93,3 +95,57 @@ def test_an_import_waiting_for_a_move_in_progress_checks_what_the_move_left(
         assert held is not None and held.from_chain == "leermiddelen"
     finally:
         registry.close()
+
+
+def test_the_transaction_adds_a_move_record_only_with_the_move_it_records(
+    sql_registry: SqlRegistry, registry_url: str
+) -> None:
+    """The same rule as the file's checks (core/chain_move.py `check_imported_move`), asked
+    again inside the transaction: a snapshot that brings a record for a service it does not
+    move, or a window ending more than 366 days from now, is refused whole; the move the
+    import makes takes its record."""
+    file = _registered(sql_registry)
+    now = datetime.now(UTC)
+    invented = ChainMove(SERVICE, "toetsen", 1, "leermiddelen", now + timedelta(days=30))
+    before, generation = dump(registry_url), sql_registry.generation()
+    with pytest.raises(ImportedMoveRefused) as refused:
+        sql_registry.import_snapshot(replace(file, chain_moves=(invented,)), "import:test")
+    assert refused.value.key == "service_id"
+    assert (
+        f"service {SERVICE} is in leermiddelen in the registry and the file does not move it"
+    ) in refused.value.detail
+    assert dump(registry_url) == before and sql_registry.generation() == generation
+    moved = _in_chain(file, "toetsen")
+    far = ChainMove(SERVICE, "leermiddelen", 1, "toetsen", now + timedelta(days=367))
+    with pytest.raises(ImportedMoveRefused) as refused:
+        sql_registry.import_snapshot(replace(moved, chain_moves=(far,)), "import:test")
+    assert refused.value.key == "window_ends"
+    assert dump(registry_url) == before
+    wrong_start = replace(far, from_chain="service:leesboek", window_ends=now + timedelta(days=30))
+    with pytest.raises(ImportedMoveRefused) as refused:
+        sql_registry.import_snapshot(replace(moved, chain_moves=(wrong_start,)), "import:test")
+    assert refused.value.key == "from_chain"
+    assert dump(registry_url) == before
+    record = replace(far, window_ends=now + timedelta(days=30))
+    report = sql_registry.import_snapshot(replace(moved, chain_moves=(record,)), "import:test")
+    assert f"chain move {SERVICE}" in report.added
+    assert sql_registry.chain_move(SERVICE) == record
+
+
+def test_the_transaction_refuses_a_far_key_window_and_a_new_chain_id_of_another_shape(
+    sql_registry: SqlRegistry, registry_url: str
+) -> None:
+    file = _registered(sql_registry)
+    far = ChainKeyVersion("toetsen", 2, 1, datetime.now(UTC) + timedelta(days=367))
+    before = dump(registry_url)
+    with pytest.raises(RotationRefused, match="more than 366 days from now"):
+        sql_registry.import_snapshot(replace(file, key_versions=(far,)), "import:test")
+    assert dump(registry_url) == before
+    for chain_id in ("service:leesboek", "Toetsen"):
+        with pytest.raises(ChainIdRefused):
+            sql_registry.add_chain(Chain(chain_id, "X"))
+        with pytest.raises(ChainIdRefused):
+            sql_registry.import_snapshot(
+                replace(file, chains=(*file.chains, Chain(chain_id, "X"))), "import:test"
+            )
+        assert dump(registry_url) == before

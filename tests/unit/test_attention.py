@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from broker.core.attention import Facts, Severity, attention_report
 from broker.core.federation import SourceHealth, SourceState
-from broker.core.model import OidcUpstream, School, Service
+from broker.core.model import Chain, OidcUpstream, School, Service
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 GOOGLE = "https://accounts.google.com"
@@ -108,6 +108,35 @@ def test_a_kind_counts_all_lists_the_first_and_comes_in_severity_order() -> None
     assert report.sections[0].entries[0].reason == "school_metadata_missing"
     assert report.sections[1].entries[0].reason == "expired"
     assert report.sections[3].entries[0].reason == "fetch_failed"
+
+
+def test_chain_ids_from_before_the_rule_are_named_with_what_they_risk() -> None:
+    """A chain id of another shape than core/chain_ids.py's, registered before the rule (never
+    renamed): one that is a service's own chain input while that service is in no chain shares
+    its pseudonyms now; one with another ':' could; an upper-case one only breaks the shape."""
+    facts = _facts(
+        chains=[
+            Chain("leermiddelen", "Leermiddelen"),
+            Chain("service:los", "Los"),
+            Chain("service:weg", "Weg"),
+            Chain("Toetsen", "Toetsen"),
+        ],
+        services=[
+            Service("los", "Los", "https://los.example", None),
+            Service("weg", "Weg", "https://weg.example", "leermiddelen"),
+        ],
+        sp_endpoints={"https://los.example": (), "https://weg.example": ()},
+    )
+    report = attention_report(facts)
+    (section,) = report.sections
+    assert (section.kind.code, section.kind.severity, section.kind.subject, section.total) == (
+        "chains_id_not_plain", Severity.AT_RISK, "chain", 3
+    )  # fmt: skip
+    assert [(e.id, e.name, e.reason) for e in section.entries] == [
+        ("service:los", "Los", "chain_pseudonyms_shared"),
+        ("service:weg", "Weg", "chain_id_has_colon"),
+        ("Toetsen", "Toetsen", "chain_id_not_plain"),
+    ]
 
 
 def test_an_entity_whose_source_copy_expired_is_told_from_one_with_no_metadata() -> None:

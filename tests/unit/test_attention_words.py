@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from broker.core.attention import KINDS, SECRETS_IN_CLEAR, Facts, attention_report
 from broker.core.federation import SourceHealth, SourceState
-from broker.core.model import OidcUpstream, School, Service
+from broker.core.model import Chain, OidcUpstream, School, Service
 from broker.web.attention_words import KIND_WORDS, REASON_WORDS, advice_of, reason_words
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -50,6 +50,11 @@ def _everything() -> Facts:
         sealed_only=False,
         idp_held=frozenset({"https://idp.held.example"}),
         sp_held=frozenset({"https://sp.held.example"}),
+        chains=[
+            Chain("service:missing", "Shares the pseudonyms of the service missing"),
+            Chain("service:gone", "Colon"),
+            Chain("Toetsen", "Upper case"),
+        ],
     )
 
 

@@ -3,13 +3,16 @@ pseudonym a login releases, whether a later OIDC use still releases it, and what
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import pytest
 
 from broker.core.chain_move import (
     ChainMove,
+    ImportedMoveRefused,
     MoveRefused,
+    check_imported_move,
     finished_move,
     move_state,
     plan_move,
@@ -30,6 +33,7 @@ from tests.unit.test_pseudonym_rotation import (
 )
 
 ENDS = NOW + timedelta(days=30)
+SECOND = timedelta(seconds=1)
 IN_TOETSEN = Service("uitgever", "Uitgeverij", "https://sp.example/metadata", "toetsen")
 MOVE = ChainMove("uitgever", "leermiddelen", 1, "toetsen", ENDS)
 
@@ -168,3 +172,31 @@ def test_finish_needs_an_open_window_and_status_says_it() -> None:
     )
     assert "window ended" in move_state(MOVE, ENDS)
     assert move_state(None, NOW) == ""
+
+
+def test_a_file_adds_a_move_record_only_with_the_move_it_records() -> None:
+    """check_imported_move, the one rule of the file's checks and the import's transaction."""
+    in_leermiddelen = replace(IN_TOETSEN, chain_id="leermiddelen")
+    # The import moves the service out of the record's from_chain: taken.
+    check_imported_move(MOVE, in_leermiddelen, NOW)
+    # A service new to the registry (a rebuild from an export): taken as the file has it.
+    check_imported_move(MOVE, None, NOW)
+    # The service is in to_chain already and the file does not move it: an invented move.
+    with pytest.raises(ImportedMoveRefused) as refused:
+        check_imported_move(MOVE, IN_TOETSEN, NOW)
+    assert refused.value.key == "service_id"
+    # Moved, but from another chain than the record says.
+    with pytest.raises(ImportedMoveRefused) as refused:
+        check_imported_move(MOVE, replace(IN_TOETSEN, chain_id=None), NOW)
+    assert refused.value.key == "from_chain"
+    assert "is in service:uitgever before the import, not leermiddelen" in refused.value.detail
+    # The window: at most MAX_WINDOW_DAYS from now, a new service's too.
+    longest = replace(MOVE, window_ends=NOW + timedelta(days=366))
+    check_imported_move(longest, None, NOW)
+    for was in (None, in_leermiddelen):
+        with pytest.raises(ImportedMoveRefused) as refused:
+            check_imported_move(
+                replace(longest, window_ends=longest.window_ends + SECOND), was, NOW
+            )
+        assert refused.value.key == "window_ends"
+        assert "more than 366 days from now" in refused.value.detail

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import hmac
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -785,3 +786,87 @@ def test_choosing_the_school_sets_the_session_and_the_hint_aside(flow: LoginFlow
     record = flow.start(new_secret(), choose, save=False)
     assert record.school_id is None
     assert not flow.session_serves(record, _identity("99XX00"), flow.clock())
+
+
+def _scope_school_flow(
+    store: RecordingStore, clock: Clock, counted: list[int]
+) -> tuple[LoginFlow, Callable[[str], UpstreamIdentity]]:
+    """A school whose subject is its user name, registered with the scope school.nl."""
+    registry = FakeRegistry()
+    registry._schools["77ZZ00"] = School(
+        "77ZZ00", "Scopeschool", "https://idp.scope.example", "username", scopes=("school.nl",)
+    )
+    flow = LoginFlow(
+        registry, store, PseudonymKeys(1, {1: KEY}), login_ttl=LOGIN_TTL, sso_ttl=SSO_TTL,
+        clock=clock, scope_spelling_counted=lambda: counted.append(1),
+    )  # fmt: skip
+
+    def identity(value: str) -> UpstreamIdentity:
+        return UpstreamIdentity("77ZZ00", value, {"username": (value,)})
+
+    return flow, identity
+
+
+def _spelling_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage()
+        for r in caplog.records
+        if r.levelno == logging.WARNING and "subject scope spelled otherwise" in r.getMessage()
+    ]
+
+
+def test_a_subject_scope_in_another_case_signs_in_as_sent_and_is_logged_once(
+    store: RecordingStore, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The registered spelling signs in and logs nothing; another case of it (accepted as an
+    attribute, ignoring case) signs in too, its pseudonym made from the value as sent (refusing
+    or lower-casing would break a school whose IdP always sends it), and is made visible: one
+    WARNING line per school and spelling in the process, naming the school and both scopes,
+    never the student's value; every such login counted."""
+    counted: list[int] = []
+    flow, identity = _scope_school_flow(store, clock, counted)
+    local = "MARKER-jan"
+    with caplog.at_level(logging.DEBUG):
+        exact = flow.complete(LoginRequest("uitgever"), identity(f"{local}@school.nl"), clock.now)
+    assert exact.release.pseudonym == derive_chain_pseudonym(
+        KEY, "leermiddelen", "school:77ZZ00", f"{local}@school.nl"
+    )
+    assert _spelling_lines(caplog) == [] and counted == []
+    with caplog.at_level(logging.DEBUG):
+        for _ in range(3):
+            other = flow.complete(
+                LoginRequest("uitgever"), identity(f"{local}@School.nl"), clock.now
+            )
+            assert other.release.pseudonym == derive_chain_pseudonym(
+                KEY, "leermiddelen", "school:77ZZ00", f"{local}@School.nl"
+            )
+    assert _spelling_lines(caplog) == [
+        "subject scope spelled otherwise school=77ZZ00 registered=school.nl sent=School.nl"
+    ]
+    assert counted == [1, 1, 1]
+    assert local not in caplog.text
+    # A third spelling is another line, once.
+    with caplog.at_level(logging.DEBUG):
+        flow.complete(LoginRequest("uitgever"), identity(f"{local}@SCHOOL.NL"), clock.now)
+        flow.complete(LoginRequest("uitgever"), identity(f"{local}@SCHOOL.NL"), clock.now)
+    assert _spelling_lines(caplog)[1:] == [
+        "subject scope spelled otherwise school=77ZZ00 registered=school.nl sent=SCHOOL.NL"
+    ]
+
+
+def test_the_spellings_noted_are_bounded(
+    store: RecordingStore, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Past `max_noted` (school, spelling) pairs no new one is kept or logged: an IdP that
+    varies its spelling cannot grow a worker's memory. The logins still go on, and count."""
+    counted: list[int] = []
+    flow, identity = _scope_school_flow(store, clock, counted)
+    flow.scope_spellings.max_noted = 2
+    with caplog.at_level(logging.DEBUG):
+        for scope in ("School.nl", "SCHOOL.nl", "SChool.nl", "School.nl"):
+            flow.complete(LoginRequest("uitgever"), identity(f"jan@{scope}"), clock.now)
+    assert [line.rsplit("=", 1)[1] for line in _spelling_lines(caplog)] == [
+        "School.nl",
+        "SCHOOL.nl",
+    ]
+    assert counted == [1, 1, 1, 1]

@@ -21,6 +21,7 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, SelectMultipleField
 from wtforms.validators import Regexp, ValidationError
 
+from broker.core.chain_ids import IDENTIFIER as CHAIN_ID_SHAPE
 from broker.core.display_text import (
     CharacterAtFault,
     TextFault,
@@ -28,9 +29,10 @@ from broker.core.display_text import (
     name_problem,
 )
 
+# The shape of a chain id (core/chain_ids.py, which the registry checks too), also asked of
+# publishers' and services' ids here.
 IDENTIFIER = Regexp(
-    r"\A[a-z0-9][a-z0-9-]{0,62}\Z",
-    message=_l("Use lower-case letters, digits and hyphens (at most 63)."),
+    CHAIN_ID_SHAPE, message=_l("Use lower-case letters, digits and hyphens (at most 63).")
 )
 
 
