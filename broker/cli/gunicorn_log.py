@@ -5,9 +5,11 @@ gunicorn writes "Invalid request from ip=<address>: <error>" for a request it ca
 and the error's text holds the raw input: the whole request line for InvalidRequestLine (its
 query string: a login_hint, a SAMLRequest, an OAuth code), a header for InvalidHeader. It writes
 "Error handling request <method> <uri>" with the query string too, for an error outside the
-app. The broker's access log is off for that reason (gunicorn_conf.py); this filter does the
-same for these lines: the address and the input are dropped, the event and the error's class
-are kept (an operator can still see that, and how, malformed requests arrive).
+app, with the exception's traceback (`log.exception`), whose text may quote the request as
+well. The broker's access log is off for that reason (gunicorn_conf.py); this filter does the
+same for these lines: the address, the query string and the traceback are dropped, the event,
+the path and the error's class are kept (an operator can still see that, and how, malformed
+or failing requests arrive).
 
 Imported by gunicorn_conf.py, so by gunicorn's master: the standard library only.
 """
@@ -19,7 +21,8 @@ from urllib.parse import urlsplit
 
 ERROR_LOGGER = "gunicorn.error"
 INVALID_REQUEST = "Invalid request from ip="
-HANDLING_ERROR = "Error handling request %s"
+# "Error handling request", with (method, uri), (uri,) or no arguments, and its HTTP/2 kin.
+HANDLING_ERRORS = ("Error handling request", "Error handling HTTP/2 request")
 # How gunicorn (27; http/errors.py) starts the text of each error it answers 4xx/5xx to, and
 # the error's class. A text none of these starts (a newer gunicorn's) is logged as "other".
 ERROR_CLASSES = {
@@ -68,16 +71,28 @@ class RequestDetailFilter(logging.Filter):
             # Formatted by gunicorn already: "Invalid request from ip=<address>: <error>".
             error = message.partition(": ")[2]
             record.msg, record.args = "Invalid request: %s", (error_class(error),)
-        elif message.startswith(HANDLING_ERROR) and isinstance(record.args, tuple):
-            # (method, uri) or (uri,): the path says where, the query string is the input.
-            *method, uri = record.args
-            record.args = (*method, urlsplit(str(uri)).path)
+        elif message.startswith(HANDLING_ERRORS):
+            if record.args and isinstance(record.args, tuple):
+                # (method, uri) or (uri,): the path says where, the query string is the input.
+                *method, uri = record.args
+                record.args = (*method, urlsplit(str(uri)).path)
+            _class_for_traceback(record)
         return True
 
 
-def install(logger_name: str = ERROR_LOGGER) -> None:
+def _class_for_traceback(record: logging.LogRecord) -> None:
+    """The exception's class in the message instead of its traceback: the exception's text
+    (a KeyError's key, a UnicodeDecodeError's octets, a ValueError quoting a header) and the
+    frames' source lines may hold what the request sent, and no handler must print them."""
+    if not record.exc_info or record.exc_info[0] is None:
+        return
+    record.msg, record.args = f"{record.getMessage()} ({record.exc_info[0].__name__})", ()
+    record.exc_info, record.exc_text = None, None
+
+
+def install() -> None:
     """Put the filter on gunicorn's error logger once (a logger's own filters see every line
     logged on it, whatever handlers gunicorn's log setup gives it later)."""
-    logger = logging.getLogger(logger_name)
+    logger = logging.getLogger(ERROR_LOGGER)
     if not any(isinstance(each, RequestDetailFilter) for each in logger.filters):
         logger.addFilter(RequestDetailFilter())

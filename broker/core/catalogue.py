@@ -155,6 +155,23 @@ def canonical_name_for(incoming: str, extra: Mapping[str, str] | None = None) ->
     return INCOMING_NAMES.get(incoming)
 
 
+def split_scoped(value: str) -> tuple[str, str] | None:
+    """(local part, scope) of a scoped value, `local@scope`: the scope is what follows the
+    one `@`, the local part is not empty. None for any other value, one with a second `@`
+    included: an identifier of the school's own realm has one."""
+    local, sep, scope = value.rpartition("@")
+    if not sep or not local or "@" in local:
+        return None
+    return local, scope
+
+
+def registered_scope(scope: str, school_scopes: Iterable[str]) -> str | None:
+    """The first of `school_scopes` that `scope` equals when case is ignored (a scope is a
+    domain name, and DNS ignores case), as registered; None when none does."""
+    wanted = scope.lower()
+    return next((each for each in school_scopes if each.lower() == wanted), None)
+
+
 def _fits(
     attribute: Attribute, value: str, school_scopes: tuple[str, ...], school_id: str | None
 ) -> bool:
@@ -171,12 +188,10 @@ def _fits(
     if attribute.canonical == "affiliation":
         return value in AFFILIATIONS
     if attribute.scoped:
-        local, sep, scope = value.rpartition("@")
-        if not sep or not local or "@" in local:
-            return False
+        scoped = split_scoped(value)
         # Only a realm the school was registered with: without one, the broker cannot tell the
         # school's own identifiers from another school's, so it passes on neither.
-        return scope.lower() in school_scopes
+        return scoped is not None and registered_scope(scoped[1], school_scopes) is not None
     if attribute.canonical == "eck_id":
         # One exact spelling: a variant in case or form would give another sector pseudonym.
         return bool(_ECK_ID.match(value))
@@ -197,11 +212,10 @@ def accept_values(
     every `school_id` value is dropped (nothing to check it against, so nothing is believed).
     """
     attribute = CATALOGUE[canonical]
-    scopes = tuple(s.lower() for s in school_scopes)
     kept: list[str] = []
     dropped = 0
     for value in values:
-        fits = _fits(attribute, value, scopes, school_id)
+        fits = _fits(attribute, value, school_scopes, school_id)
         if len(kept) < MAX_VALUES and fits and value not in kept:
             kept.append(value)
         else:

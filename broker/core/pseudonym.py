@@ -11,7 +11,7 @@ import hmac
 from dataclasses import dataclass
 from hashlib import sha256
 
-from broker.core.catalogue import CATALOGUE
+from broker.core.catalogue import CATALOGUE, registered_scope, split_scoped
 from broker.core.errors import ConfigurationError, MissingSubject
 from broker.core.model import School, UpstreamIdentity
 
@@ -96,20 +96,18 @@ def scope_spelled_otherwise(school: School, subject: str) -> tuple[str, str] | N
     case is ignored, else None (also for a school on the ECK iD: the subject feeds no
     pseudonym there).
 
-    Such a value is accepted (catalogue.py compares scopes ignoring case) and feeds the
-    pseudonym as sent, so an IdP that varies the case of the scope gives a student two
-    pseudonyms. It is neither refused nor lower-cased: an IdP that always sends one other
-    spelling (Entra ID keeps a UPN suffix as typed: `SchoolNaam.nl`) gives stable pseudonyms
-    today, and either would break or silently re-key all of that school's students. The login
-    path logs it instead (login/scope_spelling.py), so that the operator can register the
-    spelling the IdP sends."""
+    Such a value is accepted (catalogue.py compares scopes ignoring case; this reads a scoped
+    value as it does: `split_scoped`, `registered_scope`) and feeds the pseudonym as sent, so
+    an IdP that varies the case of the scope gives a student two pseudonyms. It is neither
+    refused nor lower-cased: an IdP that always sends one other spelling (Entra ID keeps a UPN
+    suffix as typed: `SchoolNaam.nl`) gives stable pseudonyms today, and either would break or
+    silently re-key all of that school's students. The login path logs it instead
+    (login/scope_spelling.py), so that the operator can register the spelling the IdP sends."""
     attribute = CATALOGUE.get(school.subject_attribute)
     if school.use_eck_id or attribute is None or not attribute.scoped:
         return None
-    local, at, scope = subject.rpartition("@")
-    if not (at and local) or scope in school.scopes:
+    scoped = split_scoped(subject)
+    if scoped is None or scoped[1] in school.scopes:
         return None
-    for registered in school.scopes:
-        if registered.lower() == scope.lower():
-            return scope, registered
-    return None
+    registered = registered_scope(scoped[1], school.scopes)
+    return None if registered is None else (scoped[1], registered)

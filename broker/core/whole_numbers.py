@@ -25,3 +25,8 @@ def whole_number(text: str, max_digits: int) -> int | None:
 # 4300 digits): the caller's cap on what it reads decides then. Far more than any length the
 # broker would take (its caps are a few MB), so a real length is always read.
 CONTENT_LENGTH_DIGITS = 100
+
+# An OIDC `max_age` (seconds, Core 3.1.2.1): the provider refuses one of more digits
+# (authorization_checks.py), and the client side reads the one it passed on to the school back
+# from the login's record with the same bound (back.py). Nine digits are some thirty years.
+MAX_AGE_DIGITS = 9

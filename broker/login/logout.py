@@ -120,14 +120,27 @@ class SingleLogout:
         """What ending the session `sso_token` writes beside its own record's deletion, for
         that batch: its record of services goes, and each service's protocol ends what that
         service holds of the session (OIDC: its tokens, by their families' revocation marks).
-        Every way a session ends (logout_start.py, school_logout.py) sends these; a session
-        replaced by a new login hands its services on instead (login_finish.py)."""
+        Every way a session ends (logout_start.py, school_logout.py) sends these, and so does
+        a session replaced by another student's login (`replaced`)."""
         writes = [self.services.forget_op(sso_token)]
         for participant in services.participants:
             end = self.endings.get(participant.protocol)
             if end is not None:
                 writes.extend(end(participant))
         return writes
+
+    def replaced(
+        self, sso_token: str, services: SessionServices, *, same_student: bool
+    ) -> list[StoreOp]:
+        """What a fresh school login in the browser of session `sso_token` writes beside that
+        session's deletion; the new session takes `services` over either way, so a logout still
+        reaches every service the browser was logged in to (web/login_finish.py). The record of
+        services goes. The same student's service sessions stay as they are: their platforms
+        are still signed in. Another student's (the next one at a shared laptop) end as at any
+        logout (`ending`): the previous student's OIDC tokens must not outlive their turn."""
+        if same_student:
+            return [self.services.forget_op(sso_token)]
+        return self.ending(sso_token, services)
 
     # -- a new run (logout_start.py ends the session and files it) -----------------------------
     def compose(

@@ -24,7 +24,8 @@ TIMED_OUT = "timed_out"
 # The school: not told (no logout endpoint, or the run answers the school itself).
 NOT_TOLD = "not_told"
 INITIATOR = "initiator"
-FINAL = frozenset({CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED})
+# A service's final statuses, in the order they are counted (COUNTED).
+FINAL = (CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED)
 
 # How a service was told, as counted when a run ends (`service_counts`): FRONT, BACK,
 # UNSUPPORTED, or both ways (a FRONT target with `back`).
@@ -33,7 +34,7 @@ FRONT_AND_BACK = "front_and_back"
 # its final outcome (FINAL), or for any other UNFINISHED: a service still PENDING because the
 # final page was opened before it answered or timed out (`/done` reached early, by hand).
 UNFINISHED = "unfinished"
-COUNTED = (CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED, UNFINISHED)
+COUNTED = (*FINAL, UNFINISHED)
 
 # Who started a run
 BY_STUDENT = "student"
@@ -262,6 +263,15 @@ def service_counts(run: LogoutRun) -> Counter[tuple[str, str]]:
         (FRONT_AND_BACK if t.mode == FRONT and t.back else t.mode, counted_status(t.outcome))
         for t in run.targets
     )
+
+
+def counts_by_status(counts: Mapping[tuple[str, str], int]) -> dict[str, int]:
+    """`service_counts` summed by status: every COUNTED status in its order, zeros included
+    (the log line's fixed columns), then any other status it holds, so none is lost."""
+    by_status = dict.fromkeys(COUNTED, 0)
+    for (_, status), count in counts.items():
+        by_status[status] = by_status.get(status, 0) + count
+    return by_status
 
 
 def confirmed_by_back_only(run: LogoutRun) -> int:

@@ -16,7 +16,7 @@ from authlib.oauth2.base import OAuth2Error
 from authlib.oauth2.rfc6749.errors import InvalidRequestError, InvalidScopeError
 
 from broker.core.errors import BadRequest
-from broker.core.whole_numbers import whole_number
+from broker.core.whole_numbers import MAX_AGE_DIGITS, whole_number
 from broker.oidc import requested_claims as oidc_claims
 from broker.oidc.id_token_hint import HintRefused, hinted_subject
 from broker.oidc.oauth_errors import repeated_parameters
@@ -36,7 +36,6 @@ UNSUPPORTED = {
 # decision is the legal basis), so its wording stays the notice's own.
 CONSENT = "consent"
 PROMPTS_SUPPORTED = ("none", "login", CONSENT, "select_account")
-MAX_AGE_DIGITS = 9
 
 
 @dataclass(frozen=True)

@@ -41,9 +41,8 @@ from broker.core.errors import (
 )
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.core.shared_idp import SCHOOL_ATTRIBUTE
-from broker.core.whole_numbers import whole_number
+from broker.core.whole_numbers import MAX_AGE_DIGITS, whole_number
 from broker.login.school_sessions import BACK_CHANNEL, MAX_SID_LENGTH
-from broker.oidc.authorization_checks import MAX_AGE_DIGITS
 from broker.oidc.rp_claims import (
     attributes_named,
     check_hosted_domain,

@@ -200,7 +200,7 @@ class SamlFront:
     def _post(front: dict[str, str], acs_url: str, xml: str) -> PostMessage:
         fields = {"SAMLResponse": base64.b64encode(xml.encode()).decode()}
         if front.get("relay_state"):
-            # Echoed byte-exact (only UTF-8 text is accepted: saml_routes.py), never used as a
-            # redirect target.
+            # Echoed byte-exact (only UTF-8 text is accepted: web/relay_state.py), never used
+            # as a redirect target.
             fields["RelayState"] = front["relay_state"]
         return PostMessage(acs_url, fields)

@@ -29,19 +29,24 @@ SIGNATURE = "Signature"
 BINDING_PARAMETERS = frozenset({SAML_REQUEST, SAML_RESPONSE, RELAY_STATE, SIG_ALG, SIGNATURE})
 
 
+def _octets(raw: bytes) -> bytes:
+    """The octets a form-encoded name or value stands for, as Werkzeug reads `request.args`
+    (`+` is a space)."""
+    return unquote_to_bytes(raw.replace(b"+", b" "))
+
+
 def _decoded(raw: bytes) -> str:
-    """Form-decoding as Werkzeug does it for `request.args` (`+` is a space), so a name or
-    valid value reads the same here as anywhere else in the app. Invalid UTF-8 is replaced:
-    where the exact text matters (a RelayState, echoed as received), `is_utf8` says whether
-    the value had any."""
-    return unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8", errors="replace")
+    """Form-decoding as Werkzeug does it, so a name or valid value reads the same here as
+    anywhere else in the app. Invalid UTF-8 is replaced: where the exact text matters (a
+    RelayState, echoed as received), `is_utf8` says whether the value had any."""
+    return _octets(raw).decode("utf-8", errors="replace")
 
 
 def is_utf8(raw: bytes) -> bool:
     """Whether a form-encoded value is UTF-8 text: then its decoded value is what was sent,
     octet for octet, and the broker can give it back exactly (SAML bindings 3.4.3, 3.5.3)."""
     try:
-        unquote_to_bytes(raw.replace(b"+", b" ")).decode("utf-8")
+        _octets(raw).decode("utf-8")
     except UnicodeDecodeError:
         return False
     return True

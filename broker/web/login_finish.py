@@ -180,18 +180,15 @@ def replaced_session(
     its services, so a logout still reaches every service this browser was logged in to.
     The notice's marks carry over only for the same student at the same school. Returns the
     replaced session's token and identity (to end it, with its filing under the school's sid),
-    the services, and what ending it writes beside: its record of services goes; for another
-    student (the next one at a shared laptop) also the previous student's OIDC tokens, as any
-    logout ends them (SingleLogout.ending); the same student's stay, their platforms are still
-    signed in."""
+    the services, and what replacing it writes beside (SingleLogout.replaced: another
+    student's service sessions end, the same student's stay)."""
     old = request.cookies.get(SSO_COOKIE)
     held, services = session_and_services(old)
     if not old or held is None:
         return None, SessionServices(), []
     same = held[0].school_id == identity.school_id and held[0].subject == identity.subject
-    if same:
-        return (old, held[0]), services, [broker().session_services.forget_op(old)]
-    return (old, held[0]), services.without_seen(), broker().logout.ending(old, services)
+    writes = broker().logout.replaced(old, services, same_student=same)
+    return (old, held[0]), services if same else services.without_seen(), writes
 
 
 def session_and_services(

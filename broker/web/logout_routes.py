@@ -37,9 +37,9 @@ from broker.login.logout import (
 )
 from broker.login.logout_form import FormToken, check_form_token, make_form_token
 from broker.login.logout_run import (
-    COUNTED,
     FRONT_AND_BACK,
     confirmed_by_back_only,
+    counts_by_status,
     service_counts,
 )
 from broker.login.logout_start import Session
@@ -298,10 +298,7 @@ def _count_ended(run: LogoutRun) -> None:
     metrics.logout_ended(run.initiator.kind, run.initiator.protocol, outcome)
     counts = service_counts(run)
     metrics.logout_services(counts)
-    # Every counted status in a fixed order, zeros included (service_counts gives no other).
-    by_status = dict.fromkeys(COUNTED, 0)
-    for (_, status), count in counts.items():
-        by_status[status] += count
+    by_status = counts_by_status(counts)
     log.info(
         "logout ended by=%s protocol=%s outcome=%s services=%d %s front_and_back=%d "
         "confirmed_by_back_only=%d",

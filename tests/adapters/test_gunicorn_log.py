@@ -103,6 +103,36 @@ def test_an_error_handling_a_request_keeps_the_path_not_the_query(
     ]
 
 
+def test_an_exception_handling_a_request_is_logged_by_class_without_its_text(
+    worker: tuple[Worker, Lines],
+) -> None:
+    """gunicorn logs an error outside the app with `log.exception`: the traceback's text (here
+    a KeyError naming what was sent) would print the request's input, so only its class stays."""
+    made, lines = worker
+    error_log = logging.getLogger(ERROR_LOGGER)
+    try:
+        raise KeyError(SECRET)
+    except KeyError as error:
+        error_log.exception("Error handling request %s %s", "GET", f"/saml/idp/sso?{SECRET}")
+        error_log.exception("Error handling HTTP/2 request")
+        # As the worker logs it when no request was read (workers/base.py, `handle_error`).
+        ours, theirs = socket.socketpair()
+        with ours, theirs:
+            made.handle_error(None, ours, CLIENT, error)
+            assert theirs.recv(4096).decode().startswith("HTTP/1.1 500")
+    assert lines.lines == [
+        "Error handling request GET /saml/idp/sso (KeyError)",
+        "Error handling HTTP/2 request (KeyError)",
+        "Error handling request (no URI read) (KeyError)",
+    ]
+    # A line of another event keeps its traceback: only these can quote a request.
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        error_log.exception("Exception in worker process")
+    assert "Traceback" in lines.lines[-1] and "ValueError: boom" in lines.lines[-1]
+
+
 def test_error_classes_by_gunicorns_texts() -> None:
     assert error_class(str(InvalidRequestLine(LINE))) == "InvalidRequestLine"
     assert error_class("limit request headers fields size") == "LimitRequestHeaders"

@@ -35,6 +35,7 @@ from broker.login.logout_run import (
     UNFINISHED,
     confirmed_by_back_only,
     counted_status,
+    counts_by_status,
     service_counts,
 )
 from broker.login.participants import Participant
@@ -250,6 +251,20 @@ def test_a_service_without_a_final_status_is_counted_unfinished() -> None:
     assert service_counts(run) == {(FRONT_AND_BACK, CONFIRMED): 1, (FRONT, UNFINISHED): 1}
     assert {status for _, status in service_counts(run)} <= set(COUNTED)
     assert [counted_status(s) for s in (*FINAL, PENDING, "anything")] == [*FINAL, *[UNFINISHED] * 2]
+
+
+def test_the_end_counts_every_status_in_its_order_and_cannot_miss_one() -> None:
+    """The done page's log line (logout_routes.py `_count_ended`): every final status and
+    UNFINISHED, in that order, zeros included; a status no list names (a FINAL one added
+    without thought for the count) is counted after them, never a KeyError (a 500)."""
+    assert COUNTED == (CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED, UNFINISHED)
+    counts = {(FRONT, CONFIRMED): 2, (BACK, CONFIRMED): 1, (FRONT, UNFINISHED): 1}
+    assert list(counts_by_status(counts).items()) == [
+        (CONFIRMED, 3), (FAILED, 0), (TIMED_OUT, 0), (UNSUPPORTED, 0), (UNFINISHED, 1),
+    ]  # fmt: skip
+    assert counts_by_status({(BACK, "withdrawn"): 2, (FRONT, FAILED): 1}) == {
+        **dict.fromkeys(COUNTED, 0), FAILED: 1, "withdrawn": 2,
+    }  # fmt: skip
 
 
 # -- run records of the workers before this (a rolling upgrade) ---------------------------------

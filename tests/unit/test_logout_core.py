@@ -843,3 +843,31 @@ def test_every_ending_of_a_session_sends_its_services_endings_in_that_batch() ->
     assert school.end("99XX00", "school-sid").ended
     assert ["delete", "delete", "put"] in store.batches
     assert store.get("revoked:f3") == b"1" and ended == ["rp"]
+
+
+def test_a_session_replaced_by_the_same_student_keeps_its_service_sessions() -> None:
+    """A fresh login in a browser whose session stands (login_finish.py): the replaced
+    session's record of services goes either way; its services' sessions end (OIDC: token
+    families revoked) only when another student signed in."""
+    ended: list[str] = []
+
+    def ending(participant: Participant) -> list[StoreOp]:
+        ended.append(participant.service_id)
+        return [StoreOp.put(f"revoked:{participant.handles[FAMILIES]}", b"1", 60)]
+
+    logout, _, _ = _logout(MemoryStore(), Clock())
+    logout.register("oidc", Channel(), ending=ending)
+    services = SessionServices().with_login(_oidc("rp", "f1"))
+    forget = logout.services.forget_op(TOKEN)
+
+    same = logout.replaced(TOKEN, services, same_student=True)
+    assert [(op.operation, op.key) for op in same] == [(forget.operation, forget.key)]
+    assert ended == []
+
+    other = logout.replaced(TOKEN, services, same_student=False)
+    assert other == logout.ending(TOKEN, services)
+    assert [(op.operation, op.key) for op in other] == [
+        (forget.operation, forget.key),
+        ("put", "revoked:f1"),
+    ]
+    assert ended == ["rp", "rp"]

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 
+from broker.core.catalogue import accept_values
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.core.pseudonym import derive_chain_pseudonym, scope_spelled_otherwise, subject_input
 from broker.oidc.rp_claims import map_claims, subject_of
@@ -81,8 +82,11 @@ def test_another_case_of_the_scope_is_taken_as_sent_and_told_apart(
 def test_only_a_scoped_subject_of_a_registered_scope_in_another_case_is_told() -> None:
     # The part before the @ is the school's to spell: not compared.
     assert scope_spelled_otherwise(SAML_SCHOOL, "Jan.De.Vries@school.nl") is None
-    # The last @ is the scope's.
-    assert scope_spelled_otherwise(SAML_SCHOOL, "a@b@SCHOOL.nl") == ("SCHOOL.nl", "school.nl")
+    # A second @ makes no scoped value, as the catalogue reads one: dropped before it could be
+    # a subject, and nothing to tell.
+    assert scope_spelled_otherwise(SAML_SCHOOL, "a@b@SCHOOL.nl") is None
+    assert accept_values("username", ["a@b@SCHOOL.nl"], SAML_SCHOOL.scopes) == ((), 1)
+    assert accept_values("username", ["b@SCHOOL.nl"], SAML_SCHOOL.scopes) == (("b@SCHOOL.nl",), 0)
     # A subject that is no scoped attribute: an @ in it is part of an opaque value.
     by_name_id = replace(SAML_SCHOOL, subject_attribute="name_id")
     assert scope_spelled_otherwise(by_name_id, "x@School.nl") is None

@@ -40,6 +40,7 @@ from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
 from broker.core.pseudonym_rotation import ChainKeyVersion, HeldKeySource
 from broker.login.flow import LOGIN, SSO, LoginFlow
 from broker.login.login_model import LoginRecord, LoginRequest
+from broker.login.scope_spelling import ScopeSpellings
 from broker.login.sealed import (
     NONCE_LENGTH,
     PAD_TO,
@@ -861,7 +862,7 @@ def test_the_spellings_noted_are_bounded(
     varies its spelling cannot grow a worker's memory. The logins still go on, and count."""
     counted: list[int] = []
     flow, identity = _scope_school_flow(store, clock, counted)
-    flow.scope_spellings.max_noted = 2
+    flow.scope_spellings = ScopeSpellings(flow.scope_spellings.counted, max_noted=2)
     with caplog.at_level(logging.DEBUG):
         for scope in ("School.nl", "SCHOOL.nl", "SChool.nl", "School.nl"):
             flow.complete(LoginRequest("uitgever"), identity(f"jan@{scope}"), clock.now)
