@@ -1,4 +1,4 @@
-"""The operator portal's "Needs attention" page (core/attention.py, web/attention.py) on a large
+"""The operator portal's "Needs attention" page (core/attention.py, operations/attention.py) on a large
 federation: N SAML schools and M SAML services, each entity's metadata from one federation
 source (a copy per entity, as a national feed holds them), in a SQLite registry.
 
@@ -7,7 +7,7 @@ Usage: python bench/operator_attention.py [--schools 5000] [--services 500] [--r
 Times the page's work as its route does it, in a request context of the route: the report
 (the registry's reads, each copy in force looked at, the sources' states, the secrets' counts)
 and the template. The first render parses every copy; later ones find the copies unchanged in
-the app's memo (web/attention.py `Memo`) while the generation holds. Every 50th school's and every
+the app's memo (operations/attention.py `Memo`) while the generation holds. Every 50th school's and every
 20th service's copy names plain-http endpoints, so the page has entries to show. Prints ms per
 render: the first, and the median of the others (wall clock).
 """
@@ -77,7 +77,7 @@ def main() -> None:
 
     from flask import render_template
 
-    from broker.web.attention import Memo, gather_attention_report
+    from broker.operations.attention import Memo, gather_attention_report
 
     with tempfile.TemporaryDirectory() as tmp:
         settings, apps = prepare_demo(Path(tmp), PORT)

@@ -12,7 +12,7 @@ from broker.cli.metadata_refresh import refresh_sources
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.config import MetadataSource
 from broker.core.federation import SourceRecord
-from broker.web.metadata_status import source_states
+from broker.operations.sources import source_states
 
 
 @click.group("metadata")

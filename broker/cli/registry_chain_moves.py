@@ -7,9 +7,11 @@ key version, it never *changes* one (a record that differs from the registry's i
 export again, or use `ketenbroker chain move`), and a record must name a service (of the file or
 the registry) whose chain is the record's `to_chain` after the import. A record the registry
 lacks comes only with the move it records: the file moves the service out of the record's
-`from_chain`, or the service is new to the registry (one rebuilt from an export); its window ends
-at most 366 days from now, as `chain move --window` opens one (core/chain_move.py
-`check_imported_move`, which the import's transaction asks again).
+`from_chain`, or the service is new to a registry that holds no service at all (one rebuilt
+from an export into an empty registry; a service new to a registry with services is added
+first, then moved with `chain move --window`); its window ends at most 366 days from now, as
+`chain move --window` opens one (core/chain_move.py `check_imported_move`, which the import's
+transaction asks again).
 
 A service the file puts in another chain than the registry's is moved as `chain move` moves it
 (`check_chain_changes`): refused while its own move window, or a key rotation window of the
@@ -105,8 +107,8 @@ def read_chain_moves(
     """The file's records, checked: one per service, naming a service whose pseudonym chain
     after the import is the record's `to_chain`, and either the registry's own record as it is
     or one `check_imported_move` lets the import add (the import moves the service out of
-    `from_chain`, or the service is new here; its window within the cap); never contradicting
-    the registry's record (which goes when the import moves its service)."""
+    `from_chain`, or the registry holds no service: a rebuild; its window within the cap);
+    never contradicting the registry's record (which goes when the import moves its service)."""
     was = {e.service.id: e.service for e in current.services}
     chains = {e.service.id: e.service.pseudonym_chain for e in current.services}
     chains |= {e.service.id: e.service.pseudonym_chain for e in after.services}
@@ -133,16 +135,20 @@ def read_chain_moves(
                 f"the registry has another move record for {move.service_id}; an import never "
                 "changes one: export again, or use `ketenbroker chain move`",
             )
-        elif registry is None and (refused := _refusal(move, was.get(move.service_id), now)):
+        elif registry is None and (
+            refused := _refusal(move, was.get(move.service_id), now, not was)
+        ):
             entry.wrong(refused.key, refused.detail)
         else:
             found[move.service_id] = move
     return tuple(found.values())
 
 
-def _refusal(move: ChainMove, was: Service | None, now: datetime) -> ImportedMoveRefused | None:
+def _refusal(
+    move: ChainMove, was: Service | None, now: datetime, registry_empty: bool
+) -> ImportedMoveRefused | None:
     try:
-        check_imported_move(move, was, now)
+        check_imported_move(move, was, now, registry_empty)
     except ImportedMoveRefused as refused:
         return refused
     return None

@@ -1,6 +1,8 @@
 """`ketenbroker registry problems`: what needs the operator's attention, the report of the
-operator portal's "Needs attention" page (core/attention.py, web/attention.py), in its words
-(web/attention_words.py), for a terminal and for monitoring.
+operator portal's "Needs attention" page (core/attention.py, operations/attention.py), in its
+words (web/attention_words.py, imported only when the command runs: the other `registry`
+commands, which load this module to register it, need no Flask), for a terminal and for
+monitoring.
 
 Exit status 0 when nothing needs attention, 1 when something does, and 2 when the check itself
 failed (a configuration that does not load, a registry that cannot be read, a wrong option, as
@@ -11,27 +13,24 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from datetime import UTC, datetime
-from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
 
 import click
 
 from broker.cli.counts import counted
-from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.options import config_option, open_registry, raising_instead, reports_errors
 from broker.core.attention import SHOWN, AttentionReport, Section
-from broker.web.attention import gather_attention_report
-from broker.web.attention_words import KIND_WORDS, advice_of
+from broker.operations.attention import gather_attention_report
 
 log = logging.getLogger(__name__)
-F = TypeVar("F", bound=Callable[..., Any])
 NEEDS_ATTENTION = 1
 CHECK_FAILED = 2  # click's own code for a usage error: the check did not run either
 
 
 def section_lines(section: Section) -> list[str]:
+    from broker.web.attention_words import KIND_WORDS, advice_of  # Flask-Babel: module note
+
     lines = [f"{KIND_WORDS[section.kind.code].title}: {section.total}"]
     for entry in section.entries:
         named = f"  {entry.name}" if entry.name != entry.id else ""  # a source is its name
@@ -69,22 +68,18 @@ class CheckFailed(click.ClickException):
     exit_code = CHECK_FAILED
 
 
-def check_failure_exits_2(command: F) -> F:
-    """Whatever stops the check, as `reports_errors` says it, exits with `CHECK_FAILED` rather
-    than the 1 of "needs attention". Broad on purpose, at this edge only: a database error, or
+def _check_failed(error: Exception) -> BaseException:
+    """Whatever stops the check exits with `CHECK_FAILED` rather than the 1 of "needs
+    attention": click's own errors (a usage error, `reports_errors`' line) with their message;
+    any other error, logged, as well. Broad on purpose, at this edge only: a database error, or
     any other that escapes a command, would otherwise end the process with Python's 1."""
+    if isinstance(error, click.ClickException):
+        return CheckFailed(error.format_message())
+    log.exception("registry problems: the check failed")
+    return SystemExit(CHECK_FAILED)
 
-    @wraps(command)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return command(*args, **kwargs)
-        except click.ClickException as failed:
-            raise CheckFailed(failed.format_message()) from None
-        except Exception:
-            log.exception("registry problems: the check failed")
-            raise SystemExit(CHECK_FAILED) from None
 
-    return wrapper  # type: ignore[return-value]
+check_failure_exits_2 = raising_instead(Exception, _check_failed)
 
 
 @click.command("problems")

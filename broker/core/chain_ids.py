@@ -8,7 +8,7 @@ and hyphens cannot take that form (no ':'), and leave no two spellings of one id
 
 Ids registered before this rule are never renamed: the id is in every pseudonym of its chain, so
 a new id would be a new pseudonym for every student. The operator's attention report names them
-(attention.py `chain_id_not_plain`) instead.
+(attention.py `chains_id_not_plain`) instead.
 """
 
 from __future__ import annotations

@@ -74,25 +74,38 @@ class ImportedMoveRefused(MoveRefused):
         self.key = key
 
 
-def check_imported_move(move: ChainMove, was: Service | None, now: datetime) -> None:
+def check_imported_move(
+    move: ChainMove, was: Service | None, now: datetime, registry_empty: bool
+) -> None:
     """A move record a registry file brings and the registry lacks, whose `to_chain` is its
     service's chain after the import: refused (`ImportedMoveRefused`) unless the import itself
-    moves the service out of `from_chain`, or the service is new to this registry (`was`
-    None: a registry rebuilt from an export). Otherwise a file could make up a move and hand
-    the service, as its "previous pseudonym", every student's pseudonym in another chain. Its
+    moves the service out of `from_chain`, or the registry is being rebuilt from an export
+    (`registry_empty`: it held no service at all before the import, so no platform knows any
+    pseudonym of it yet). A service new to a registry that holds services is added first and
+    then moved with `chain move --window`. Otherwise a file could make up a move and hand the
+    service, as its "previous pseudonym", every student's pseudonym in another chain. Its
     window ends at most `MAX_WINDOW_DAYS` from now, as `chain move --window` opens one. The
     file's checks and the import's transaction (registry/bulk_import.py) both ask this.
-    `was`: the service as the registry holds it before the import."""
+    `was`: the service as the registry holds it before the import (None: new to it)."""
     if (problem := window_end_problem(move.window_ends, now)) is not None:
         raise ImportedMoveRefused("window_ends", problem)
     if was is None:
-        return
+        if registry_empty:
+            return
+        raise ImportedMoveRefused(
+            "service_id",
+            f"service {move.service_id} is new to the registry, which holds other services: a "
+            "move record comes with a new service only when a registry is rebuilt from an "
+            f"export into an empty one; add the service in {_chain_named(move.from_chain)} "
+            f"first, then move it (`ketenbroker chain move {move.service_id} "
+            f"{_to_option(move)} --window DAYS`)",
+        )
     if was.pseudonym_chain == move.to_chain:
         raise ImportedMoveRefused(
             "service_id",
             f"service {move.service_id} is in {move.to_chain} in the registry and the file does "
             "not move it: a move record comes only with the move it records (`ketenbroker "
-            "chain move --window`), or with a service new to this registry",
+            "chain move --window`), or with a registry rebuilt from an export",
         )
     if was.pseudonym_chain != move.from_chain:
         raise ImportedMoveRefused(
@@ -222,6 +235,11 @@ def move_state(move: ChainMove | None, now: datetime) -> str:
 
 def _chain_named(chain: str) -> str:
     return chain if chain.startswith("service:") else f"chain {chain}"
+
+
+def _to_option(move: ChainMove) -> str:
+    """`chain move`'s option that puts the service where `move` took it."""
+    return "--no-chain" if move.to_chain.startswith("service:") else f"--to {move.to_chain}"
 
 
 def _finish_option(chain: str) -> str:

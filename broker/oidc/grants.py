@@ -9,7 +9,6 @@ atomically (one use, across workers); a second use revokes every token of that l
 
 from __future__ import annotations
 
-import hmac
 import re
 import secrets
 import string
@@ -32,6 +31,7 @@ from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
 from broker.core.release import release_for
 from broker.login.sealed import SealedStore
 from broker.oidc import requested_claims as oidc_claims
+from broker.oidc.registration import secret_matches
 
 CODE = "oidc-code"
 ACCESS = "oidc-access"
@@ -111,8 +111,7 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         )
 
     def check_client_secret(self, client_secret: str) -> bool:
-        expected = self.registration.secret_hash
-        return expected is not None and hmac.compare_digest(_digest(client_secret), expected)
+        return secret_matches(client_secret, self.registration)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
         return endpoint != "token" or method == self.registration.auth_method.value

@@ -7,6 +7,7 @@ password a person chose.)
 
 from __future__ import annotations
 
+import hmac
 import secrets
 from hashlib import sha256
 
@@ -86,6 +87,14 @@ def new_secret(auth_method: ClientAuthMethod) -> tuple[str | None, str | None]:
         return None, None
     secret = secrets.token_urlsafe(32)
     return secret, sha256(secret.encode()).hexdigest()
+
+
+def secret_matches(secret: str, client: OidcClient) -> bool:
+    """Whether `secret` is the client's (compared in constant time)."""
+    expected = client.secret_hash
+    return expected is not None and hmac.compare_digest(
+        sha256(secret.encode()).hexdigest(), expected
+    )
 
 
 def new_client(

@@ -233,8 +233,10 @@ def apply_snapshot(
     moved: dict[str, int] = {}
     # The services the import moves to another pseudonym chain: as they were, and where to.
     left: dict[str, tuple[Service, str | None]] = {}
-    # The file's services as the registry held them before the import (None: new to it).
+    # The file's services as the registry held them before the import (None: new to it), and
+    # whether it held none at all (a rebuild from an export: check_imported_move).
     held: dict[str, Service | None] = {}
+    empty = session.scalar(select(ServiceRow.id).limit(1)) is None
     releases = _Releases()
     for service in snapshot.services:
         moved[service.service.id], was = _service(session, service, stamp, report, releases)
@@ -268,7 +270,7 @@ def apply_snapshot(
         for before, chain_id in left.values():
             _moved(session, before, chain_id, stamp, report)
         for move in snapshot.chain_moves:
-            _chain_move(session, move, held, stamp, report)
+            _chain_move(session, move, held, empty, stamp, report)
     if report.touched:
         # Every worker's view caches all of it, policies included (cached.py).
         bump_generation(session)
@@ -311,14 +313,16 @@ def _chain_move(
     session: Session,
     move: ChainMove,
     held: dict[str, Service | None],
+    registry_empty: bool,
     stamp: _Stamp,
     report: ImportReport,
 ) -> None:
     """Add a service's move record the registry lacks, as `check_imported_move` allows it
-    (the import moves the service out of `from_chain`, or the service is new here; its window
-    within the cap); never change one. Checked against the registry before, again here inside
-    the transaction. `held`: the file's services as they were before the import (None: new);
-    a service the file does not hold is as its row is (the import leaves it so)."""
+    (the import moves the service out of `from_chain`, or the service is new to a registry
+    that held no service before the import; its window within the cap); never change one.
+    Checked against the registry before, again here inside the transaction. `held`: the file's
+    services as they were before the import (None: new); a service the file does not hold is
+    as its row is (the import leaves it so)."""
     row = session.get(ChainMoveRow, move.service_id)
     if row is not None:
         if row.to_move() != move:
@@ -331,7 +335,7 @@ def _chain_move(
         was = service.to_service()
     else:
         raise MoveRefused(f"service {move.service_id} was removed during the import")
-    check_imported_move(move, was, stamp.at)
+    check_imported_move(move, was, stamp.at, registry_empty)
     session.add(ChainMoveRow.holding(move, stamp.at, stamp.by))
     report.added.append(f"chain move {move.service_id}")
 

@@ -133,7 +133,7 @@ class EndpointFindings:
     """`refused_endpoints` of every entity of a metadata map (entity id → copy in force), each
     distinct copy parsed once and remembered by its text until a map no longer holds it.
 
-    The operator's attention report (web/attention.py) looks at every school's and service's
+    The operator's attention report (operations/attention.py) looks at every school's and service's
     copy on each view: thousands of copies, most unchanged between views (a registry change or
     a source's refresh changes a few). Parsing each every time took most of the page's time;
     a copy's text decides its findings, so a copy seen before costs a dictionary lookup."""

@@ -2,7 +2,8 @@
 want the list.
 
 `metadata_health()` lists every configured source with its state (ok, stale, expired, missing;
-broker/core/federation.py) in one query of the registry's `metadata_sources` rows;
+broker/core/federation.py) in one query of the registry's `metadata_sources` rows
+(operations/sources.py `source_states`);
 `metadata_problems()` names the sources that are not ok. The scrape's gauges come from
 `metadata_health()` (metadata_metrics.py), and `metadata refresh` logs `metadata source not
 trusted` for each expired or missing source after its run (broker/cli/metadata_refresh.py).
@@ -17,18 +18,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from broker.config import Settings
 from broker.core.federation import SourceHealth, SourceState
-from broker.registry import SqlRegistry
+from broker.operations.sources import source_states
 
 if TYPE_CHECKING:  # the whole wiring is not loaded by a command that only reads the states
     from broker.web.wiring import Broker
-
-
-def source_states(settings: Settings, registry: SqlRegistry, now: datetime) -> list[SourceHealth]:
-    """Each configured source's state (for the scrape, the attention report, `metadata
-    status`)."""
-    return registry.federation.health(settings.metadata.refresh_periods(), now)
 
 
 def metadata_health(services: Broker, now: datetime | None = None) -> list[SourceHealth]:

@@ -378,3 +378,28 @@ def test_a_service_new_to_the_registry_takes_the_files_record_within_the_longest
     imported = run("registry", "import", "--config", fresh, tmp_path / "registry.toml")
     assert imported.exit_code == 0, imported.output
     assert _moves(fresh) == [("leesboek", "leermiddelen", 1, "toetsen")]
+
+
+def test_a_service_new_to_a_registry_with_services_comes_without_its_record(
+    config: Path,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Only a registry with no service at all takes a new service's record on the file's word:
+    a registry that holds one refuses it, changing nothing, and says how instead (add the
+    service, then `chain move --window`)."""
+    _move(config, "leesboek", "--to", "toetsen", "--window", "30")
+    _export(config, tmp_path / "registry.toml")
+    other = tmp_path / "other" / "ketenbroker.toml"
+    assert run("init", other.parent).exit_code == 0
+    added = run("publisher", "add", "--config", other, "--id", "anders", "--name", "Anders",
+                "--oidc-redirect-uri", "https://anders.example/cb")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    refused_import(
+        other,
+        tmp_path / "registry.toml",
+        "chain_moves[1]: service_id: service leesboek is new to the registry, which holds other "
+        "services: a move record comes with a new service only when a registry is rebuilt from "
+        "an export into an empty one; add the service in chain leermiddelen first, then move it "
+        "(`ketenbroker chain move leesboek --to toetsen --window DAYS`)",
+    )
+    assert _moves(other) == []

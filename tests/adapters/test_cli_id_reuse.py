@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import shutil
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from broker.config import load_settings
 from broker.core.admins import Publisher
 from broker.core.errors import ConfigurationError
 from broker.core.model import ClientAuthMethod, OidcClient, Protocol, Service
+from broker.registry.id_reuse import IdReuse
 
 # The demo's registry (a module fixture) is test_cli_registry's.
 from tests.adapters.test_cli_registry import (
@@ -179,5 +181,84 @@ def test_the_demo_registers_its_own_removed_client_again(config: Path) -> None:
         assert f"a service of {NOORD.id}" in refused.value.detail
         assert "start the demo in a new folder" in refused.value.detail
         assert registry.any_service(OIDC_PUBLISHER_ID) is None
+    finally:
+        registry.close()
+
+
+def _secret_file(config: Path) -> Path:
+    return config.parent / "peers" / f"{OIDC_PUBLISHER_ID}-client-secret"
+
+
+@pytest.mark.parametrize("publisher", [NOORD.id, None])
+def test_the_demo_touches_no_service_under_its_id_that_is_not_its_own(
+    config: Path, publisher: str | None
+) -> None:
+    """The id given since to an organisation's service, or a client the operator registered
+    under it (its secret not the one the demo keeps): the demo refuses to start, says why, and
+    neither writes its secret file nor adds logout URIs to that client."""
+    client = OidcClient(("https://weer.example/cb",), ClientAuthMethod.SECRET_BASIC, "1" * 64)
+    other = Service(OIDC_PUBLISHER_ID, "Weer", OIDC_PUBLISHER_ID, None, protocol=Protocol.OIDC,
+                    oidc=client, publisher_id=publisher)  # fmt: skip
+    settings = load_settings(config)
+    registry = registry_of(config)
+    try:
+        registry.add_service(other, None, reuse=IdReuse.CARRIED_OVER)
+        secret_before = _secret_file(config).read_bytes()
+        before = dump(config)
+        with pytest.raises(ConfigurationError) as refused:
+            oidc_publisher(config.parent, 18006, settings, registry, [DEMO_SCHOOL_ID])
+        why = (
+            f"it is a service of publisher organisation {NOORD.id}"
+            if publisher
+            else "its client secret is not the one the demo keeps in "
+        )
+        assert refused.value.detail.startswith(
+            f"the registry's service {OIDC_PUBLISHER_ID!r} is not the demo's OIDC publisher: {why}"
+        )
+        assert refused.value.detail.endswith(
+            "the demo changes nothing of it: start the demo in a new folder (--dir)"
+        )
+        held = registry.any_service(OIDC_PUBLISHER_ID)
+        assert held is not None and held.oidc == client and held.publisher_id == publisher
+    finally:
+        registry.close()
+    assert dump(config) == before
+    assert _secret_file(config).read_bytes() == secret_before
+
+
+def test_a_refused_registration_writes_no_secret_file(config: Path) -> None:
+    """The removed id recorded as an organisation's: refused before the demo's secret file is
+    replaced (the file stays as it was, here the one of the earlier registration)."""
+    with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+        connection.execute(
+            "UPDATE removals SET publisher_id = ? WHERE entry_id = ?", (NOORD.id, OIDC_PUBLISHER_ID)
+        )
+    secret_before = _secret_file(config).read_bytes()
+    settings = load_settings(config)
+    registry = registry_of(config)
+    try:
+        with pytest.raises(ConfigurationError, match="cannot be registered again"):
+            oidc_publisher(config.parent, 18006, settings, registry, [DEMO_SCHOOL_ID])
+    finally:
+        registry.close()
+    assert _secret_file(config).read_bytes() == secret_before
+
+
+def test_the_demos_own_client_from_before_logout_gets_its_logout_uris(config: Path) -> None:
+    """Its own client (no organisation, the secret it keeps) is the one it may update."""
+    settings = load_settings(config)
+    registry = registry_of(config)
+    try:
+        oidc_publisher(config.parent, 18006, settings, registry, [DEMO_SCHOOL_ID])
+        held = registry.any_service(OIDC_PUBLISHER_ID)
+        assert held is not None and held.oidc is not None
+        registry.update_oidc_client(
+            OIDC_PUBLISHER_ID,
+            replace(held.oidc, backchannel_logout_uri=None, post_logout_redirect_uris=()),
+        )
+        oidc_publisher(config.parent, 18006, settings, registry, [DEMO_SCHOOL_ID])
+        again = registry.any_service(OIDC_PUBLISHER_ID)
+        assert again is not None and again.oidc is not None
+        assert again.oidc.backchannel_logout_uri == "http://localhost:18006/backchannel-logout"
     finally:
         registry.close()

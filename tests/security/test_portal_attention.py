@@ -1,5 +1,5 @@
-"""The operator's "Needs attention" page (core/attention.py through web/attention.py): every
-kind present in one registry, set up as the broker would hold it (copies from before intake
+"""The operator's "Needs attention" page (core/attention.py through operations/attention.py):
+every kind present in one registry, set up as the broker would hold it (copies from before intake
 checked their URLs written straight in, a school registered without metadata, a service
 waiting for approval, one source never fetched and one whose refresh fails, a secret in
 clear), then the kinds in their order, with counts, explanations and links, in Dutch (formal)
@@ -21,6 +21,8 @@ from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.config import MetadataSettings, MetadataSource
 from broker.core.federation import FederationEntity, FeedDates
 from broker.core.model import School, Service
+from broker.operations.attention import Memo
+from broker.web.portal.operator_pages import ATTENTION_MEMO
 from tests.support.portal import (
     HTTPS,
     PUBLISHER_ID,
@@ -48,9 +50,9 @@ def _registry_file(site: PortalSite) -> Path:
     return site.directory / "registry.sqlite3"
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
-    built = PortalSite(tmp_path_factory.mktemp("attention"), port=8833)
+def _attention_site(directory: Path, port: int) -> PortalSite:
+    """A site whose registry holds every kind of the report (module note)."""
+    built = PortalSite(directory, port=port)
     registry = built.registry
     # The demo school's copy with plain-http SSO and SLO URLs, past every intake check.
     original = registry.registered_metadata("idp", DEMO_SCHOOL_ID)
@@ -115,8 +117,23 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
         connection.execute(
             "UPDATE admins SET totp_secret = 'JBSWY3DPEHPK3PXP' WHERE email = 'oud@broker.example'"
         )
+    return built
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
+    """Shared by the tests that only read it."""
+    built = _attention_site(tmp_path_factory.mktemp("attention"), 8833)
     yield built
-    registry.close()
+    built.registry.close()
+
+
+@pytest.fixture
+def own_site(tmp_path: Path) -> Iterator[PortalSite]:
+    """One of its own, for a test that changes the registry."""
+    built = _attention_site(tmp_path, 8835)
+    yield built
+    built.registry.close()
 
 
 @pytest.fixture(scope="module")
@@ -240,10 +257,9 @@ def test_dutch_speaks_formally(operator: FlaskClient) -> None:
 def test_past_the_first_entries_the_count_says_how_many_more(
     site: PortalSite, operator: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import broker.web.attention as attention
-
-    # The report lists one entry per kind (the page's default is 50, more than set up here).
-    monkeypatch.setattr(attention.gather_attention_report, "__defaults__", (None, 1))
+    # The app's memo lists one entry per kind (the page's default is 50, more than set up
+    # here); a memo of its own, so no other test sees it.
+    monkeypatch.setitem(site.app.extensions, ATTENTION_MEMO, Memo(shown=1))
     page = operator.get(PAGE + "?lang=en", base_url=HTTPS).get_data(as_text=True)
     schools = _section(page, "schools_logins_refused")
     assert schools.count("/portal/operator/schools/") == 1
@@ -274,10 +290,11 @@ def test_school_and_publisher_administrators_are_forbidden(site: PortalSite, rol
     assert "Geen toegang" in page and "attention-" not in page
 
 
-def test_a_registry_change_shows_on_the_next_view(site: PortalSite, operator: FlaskClient) -> None:
-    """The app keeps the registry's facts per generation (web/attention.py `Memo`): approving
-    the service (a new generation) takes it off the page at once; sealing the secret in clear
-    (no new generation) too. Last in this module: it changes the registry."""
+def test_a_registry_change_shows_on_the_next_view(own_site: PortalSite) -> None:
+    """The app keeps the registry's facts per generation (operations/attention.py `Memo`):
+    approving the service (a new generation) takes it off the page at once; sealing the secret
+    in clear (no new generation) too."""
+    site, operator = own_site, own_site.sign_in("operator")
     first = operator.get(PAGE + "?lang=en", base_url=HTTPS).get_data(as_text=True)
     assert "attention-services_awaiting_approval" in first
     site.registry.approve_service(WAITING)

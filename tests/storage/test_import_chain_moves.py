@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -22,6 +23,7 @@ from broker.registry.chain_moves import move_service_in
 from broker.registry.snapshot import ServiceEntry, Snapshot
 from tests.storage.test_registry_file import dump
 from tests.support.races import held_open_while
+from tests.support.sealing import TEST_SEAL
 
 KEYS = PseudonymKeys(1, {1: b"k" * 32})
 SERVICE = "leesboek"
@@ -149,3 +151,48 @@ def test_the_transaction_refuses_a_far_key_window_and_a_new_chain_id_of_another_
                 replace(file, chains=(*file.chains, Chain(chain_id, "X"))), "import:test"
             )
         assert dump(registry_url) == before
+
+
+def test_the_transaction_takes_a_new_services_record_only_into_an_empty_registry(
+    sql_registry: SqlRegistry, registry_url: str
+) -> None:
+    """A service new to a registry that holds services comes without a move record (added,
+    then moved with `chain move --window`); a rebuild into an empty registry takes it. Asked
+    inside the transaction, whatever the file's checks said."""
+    file = _registered(sql_registry)
+    now = datetime.now(UTC)
+    (entry,) = file.services
+    client, _ = new_client(("https://nieuw.example/cb",), ClientAuthMethod.SECRET_BASIC)
+    new = replace(entry.service, id="nieuw", entity_id="nieuw", oidc=client, chain_id="toetsen")
+    made_up = ChainMove("nieuw", "leermiddelen", 1, "toetsen", now + timedelta(days=30))
+    adding = replace(
+        file, services=(*file.services, ServiceEntry(new, None)), chain_moves=(made_up,)
+    )
+    before, generation = dump(registry_url), sql_registry.generation()
+    with pytest.raises(ImportedMoveRefused) as refused:
+        sql_registry.import_snapshot(adding, "import:test")
+    assert refused.value.key == "service_id"
+    assert "service nieuw is new to the registry, which holds other services" in (
+        refused.value.detail
+    )
+    assert dump(registry_url) == before and sql_registry.generation() == generation
+    assert sql_registry.service("nieuw") is None
+
+
+def test_a_rebuild_into_an_empty_registry_takes_the_files_records(
+    sql_registry: SqlRegistry, tmp_path: Path
+) -> None:
+    """The export of a registry with an open move window, imported into an empty one: the
+    record comes with its service, so the platform keeps receiving its previous pseudonym."""
+    _registered(sql_registry)
+    move = sql_registry.set_service_chain(SERVICE, "toetsen", window_days=30, keys=KEYS)
+    assert move is not None
+    url = f"sqlite:///{tmp_path}/rebuilt.sqlite3"
+    migrate(url)
+    rebuilt = SqlRegistry(url, seal=TEST_SEAL)
+    try:
+        report = rebuilt.import_snapshot(sql_registry.snapshot(), "import:test")
+        assert f"chain move {SERVICE}" in report.added
+        assert rebuilt.chain_move(SERVICE) == move
+    finally:
+        rebuilt.close()

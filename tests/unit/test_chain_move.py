@@ -178,25 +178,43 @@ def test_a_file_adds_a_move_record_only_with_the_move_it_records() -> None:
     """check_imported_move, the one rule of the file's checks and the import's transaction."""
     in_leermiddelen = replace(IN_TOETSEN, chain_id="leermiddelen")
     # The import moves the service out of the record's from_chain: taken.
-    check_imported_move(MOVE, in_leermiddelen, NOW)
-    # A service new to the registry (a rebuild from an export): taken as the file has it.
-    check_imported_move(MOVE, None, NOW)
+    check_imported_move(MOVE, in_leermiddelen, NOW, registry_empty=False)
+    # A service new to an empty registry (a rebuild from an export): taken as the file has it.
+    check_imported_move(MOVE, None, NOW, registry_empty=True)
     # The service is in to_chain already and the file does not move it: an invented move.
     with pytest.raises(ImportedMoveRefused) as refused:
-        check_imported_move(MOVE, IN_TOETSEN, NOW)
+        check_imported_move(MOVE, IN_TOETSEN, NOW, registry_empty=False)
     assert refused.value.key == "service_id"
     # Moved, but from another chain than the record says.
     with pytest.raises(ImportedMoveRefused) as refused:
-        check_imported_move(MOVE, replace(IN_TOETSEN, chain_id=None), NOW)
+        check_imported_move(MOVE, replace(IN_TOETSEN, chain_id=None), NOW, registry_empty=False)
     assert refused.value.key == "from_chain"
     assert "is in service:uitgever before the import, not leermiddelen" in refused.value.detail
     # The window: at most MAX_WINDOW_DAYS from now, a new service's too.
     longest = replace(MOVE, window_ends=NOW + timedelta(days=366))
-    check_imported_move(longest, None, NOW)
+    check_imported_move(longest, None, NOW, registry_empty=True)
     for was in (None, in_leermiddelen):
         with pytest.raises(ImportedMoveRefused) as refused:
             check_imported_move(
-                replace(longest, window_ends=longest.window_ends + SECOND), was, NOW
+                replace(longest, window_ends=longest.window_ends + SECOND), was, NOW, True
             )
         assert refused.value.key == "window_ends"
         assert "more than 366 days from now" in refused.value.detail
+
+
+def test_a_service_new_to_a_registry_with_services_brings_no_move_record() -> None:
+    """Only a rebuild into an empty registry takes a new service's record on the file's word:
+    else a file could add a service with a made-up move and hand it another chain's
+    pseudonyms. The refusal says how to do it instead."""
+    with pytest.raises(ImportedMoveRefused) as refused:
+        check_imported_move(MOVE, None, NOW, registry_empty=False)
+    assert refused.value.key == "service_id"
+    assert refused.value.detail == (
+        f"service {MOVE.service_id} is new to the registry, which holds other services: a move "
+        "record comes with a new service only when a registry is rebuilt from an export into an "
+        "empty one; add the service in chain leermiddelen first, then move it (`ketenbroker "
+        f"chain move {MOVE.service_id} --to toetsen --window DAYS`)"
+    )
+    out_of_chains = replace(MOVE, to_chain=f"service:{MOVE.service_id}")
+    with pytest.raises(ImportedMoveRefused, match="--no-chain --window DAYS"):
+        check_imported_move(out_of_chains, None, NOW, registry_empty=False)

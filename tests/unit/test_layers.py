@@ -8,6 +8,8 @@ with a literal name), and each rule lists the offending module:line pairs when i
 from __future__ import annotations
 
 import ast
+import os
+import subprocess
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -279,6 +281,12 @@ RULES = [
         only({"core", "registry"}, {"sqlalchemy", "alembic"}),
     ),
     Rule(
+        # The operator's reports, shown by both the portal and the CLI: below both of them.
+        "broker.operations imports only core, config, registry and saml",
+        in_parts("operations"),
+        only({"core", "config", "registry", "saml", "operations"}, ()),
+    ),
+    Rule(
         "broker.accounts imports only broker.core (and argon2)",
         in_parts("accounts"),
         only({"core", "accounts"}, {"argon2"}),
@@ -426,6 +434,8 @@ SYNTHETIC = [
     ("broker.deadline_socket", False, "import urllib3\n", "broker.deadline_socket"),
     ("broker.deadline_socket", False, "from broker.oidc import x\n", "broker.deadline_socket"),
     ("broker.name_lookup", False, "from broker.deadline_socket import x\n", "broker.name_lookup"),
+    ("broker.operations.bad", False, "from broker.web import attention_words\n", "broker.oper"),
+    ("broker.operations.bad", False, "import flask_babel\n", "broker.operations imports"),
 ]
 
 
@@ -468,6 +478,8 @@ ALLOWED = [
         False,
         "from broker.registry import SqlRegistry\nfrom broker.store import s\n",
     ),
+    ("broker.operations.ok", False, "from broker.saml.metadata_report import x\n"),
+    ("broker.cli.ok", False, "from broker.operations.sources import source_states\n"),
 ]
 
 
@@ -485,3 +497,18 @@ def test_relative_imports_resolve() -> None:
         "broker.core",
         "broker.core.b",
     }
+
+
+def test_the_registry_commands_load_no_web_edge() -> None:
+    """`ketenbroker registry …` registers `registry problems` at import: loading the commands
+    loads neither the web edge nor Flask (the report's words are imported when it runs)."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, broker.cli.registry_commands; print(*sys.modules)"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    ).stdout.split()
+    assert "broker.operations.attention" in loaded
+    assert not [m for m in loaded if m.startswith(("broker.web", "flask"))]

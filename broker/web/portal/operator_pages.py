@@ -18,8 +18,8 @@ from broker.core.admins import AdminRole, Publisher
 from broker.core.chain_move import MoveRefused, open_moves
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
+from broker.operations.attention import Memo, gather_attention_report
 from broker.registry.errors import LastOperator, UnknownAdmin
-from broker.web.attention import Memo, gather_attention_report
 from broker.web.attention_words import KIND_WORDS, advice_of, reason_words
 from broker.web.labels import shown_time
 from broker.web.logs import note_refusal_logged
@@ -44,8 +44,8 @@ INVITATION_DAYS = 7
 NO_CHAIN = "-"
 # An id beyond `admins.id`'s INTEGER is no route's (404), never a query PostgreSQL refuses.
 ADMIN_ID = "<int(min=1, max=2147483647):admin_id>"
-# Where the app keeps the attention page's memo (web/attention.py `Memo`), one per app.
-_MEMO = "ketenbroker_attention_memo"
+# Where the app keeps the attention page's memo (operations/attention.py `Memo`), one per app.
+ATTENTION_MEMO = "ketenbroker_attention_memo"
 
 
 def _chain_form(chain_id: str | None = None, *, shown: bool = True) -> ServiceChainForm:
@@ -65,8 +65,10 @@ def attention() -> str:
     it; links to the pages where each entry is mended. Changes nothing."""
     b = broker()
     # The app's memo: the registry's facts of its generation, and the parsed copies.
-    memo: Memo = current_app.extensions.setdefault(_MEMO, Memo())
-    report = gather_attention_report(b.settings, b.registry, datetime.now(UTC), memo)
+    memo: Memo = current_app.extensions.setdefault(ATTENTION_MEMO, Memo())
+    report = gather_attention_report(
+        b.settings, b.registry, datetime.now(UTC), memo, shown=memo.shown
+    )
     return render_template(
         "portal/operator_attention.html",
         report=report,

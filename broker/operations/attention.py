@@ -1,13 +1,13 @@
 """The operator's attention report (core/attention.py) from the registry and the metadata in
 force: what the operator portal's "Needs attention" page and `ketenbroker registry problems`
 show, both from `gather_attention_report` here; what each kind and reason means and what to do
-about it is attention_words.py's.
+about it is web/attention_words.py's.
 
 The facts come from where their rules already live: the metadata in force from the registry
 (`school_metadata`, `service_metadata`: a source's copy, else the registered one), what each copy
 names that the login and logout paths refuse from saml/metadata_report.py `refused_endpoints`,
 which entities a metadata source holds from the registry's federation copies, the sources'
-states from `source_states` (what `metadata status` and the
+states from sources.py `source_states` (what `metadata status` and the
 `ketenbroker_metadata_source_state` gauge show), the secrets' counts from the registry (what
 `registry status` shows).
 
@@ -28,9 +28,9 @@ from datetime import datetime
 from broker.config import Settings
 from broker.core.attention import SHOWN, AttentionReport, Facts, attention_report
 from broker.core.model import Chain, School, Service
+from broker.operations.sources import source_states
 from broker.registry import SqlRegistry
 from broker.saml.metadata_report import EndpointFindings
-from broker.web.metadata_status import source_states
 
 
 @dataclass(frozen=True)
@@ -51,8 +51,9 @@ class _RegistryFacts:
 class Memo:
     """What one process keeps between reports (one per app): the registry's facts of the last
     generation, and the parsed copies' findings (a new generation re-parses only the copies
-    that changed)."""
+    that changed); and how many entries of each kind its page lists (`shown`)."""
 
+    shown: int | None = SHOWN
     idp: EndpointFindings = field(default_factory=lambda: EndpointFindings("idp"))
     sp: EndpointFindings = field(default_factory=lambda: EndpointFindings("sp"))
     held: _RegistryFacts | None = None
