@@ -382,24 +382,21 @@ class TokenVault:
             f"oidc:family-of:{kind}:{_digest(value)}", family.encode(), self.mark_ttl
         )
 
-    def revoke_op(self, family: str, *, session_ended: bool = False) -> StoreOp:
+    def session_end_op(self, family: str) -> StoreOp:
         """The write that revokes every code and token of `family` (what `access` and
-        `peek_refresh` refuse), for the caller's batch: a reused code or refresh token, or
-        (`session_ended`) the end of the SSO session the family's login belongs to
-        (logout_channel.py), which also refuses a code redeemed after it (`put_tokens`)."""
-        value = SESSION_ENDED if session_ended else REUSED
-        return StoreOp.put(_revoked_key(family), value, self.mark_ttl)
+        `peek_refresh` refuse) because the SSO session its login belongs to ended, for that
+        batch (logout_channel.py); it also refuses a code redeemed after it (`put_tokens`)."""
+        return StoreOp.put(_revoked_key(family), SESSION_ENDED, self.mark_ttl)
 
     def _revoke_family_of(self, kind: str, value: str) -> None:
         if not value or len(value) > 256:
             return
         family = self.store.get(f"oidc:family-of:{kind}:{_digest(value)}")
         if family is not None:
-            op = self.revoke_op(family.decode())
             # Added only where no mark is: a session's end already marked must stay the
             # session's end, or the first redemption of a code replayed after the logout would
             # read "reused" and sign an ID token for the ended session (put_tokens).
-            self.store.add_if_absent(op.key, op.value, op.ttl_seconds)
+            self.store.add_if_absent(_revoked_key(family.decode()), REUSED, self.mark_ttl)
 
     def _revoked(self, family: str) -> bool:
         return self.store.get(_revoked_key(family)) is not None

@@ -92,7 +92,7 @@ def token_revocations(vault: TokenVault) -> SessionEnding:
 
     def revoke(participant: Participant) -> list[StoreOp]:
         families = participant.handles.get(FAMILIES, "").split()
-        return [vault.revoke_op(f, session_ended=True) for f in families]
+        return [vault.session_end_op(f) for f in families]
 
     return revoke
 

@@ -86,15 +86,18 @@ def new_secret(auth_method: ClientAuthMethod) -> tuple[str | None, str | None]:
     if auth_method not in (ClientAuthMethod.SECRET_BASIC, ClientAuthMethod.SECRET_POST):
         return None, None
     secret = secrets.token_urlsafe(32)
-    return secret, sha256(secret.encode()).hexdigest()
+    return secret, _secret_hash(secret)
 
 
 def secret_matches(secret: str, client: OidcClient) -> bool:
     """Whether `secret` is the client's (compared in constant time)."""
     expected = client.secret_hash
-    return expected is not None and hmac.compare_digest(
-        sha256(secret.encode()).hexdigest(), expected
-    )
+    return expected is not None and hmac.compare_digest(_secret_hash(secret), expected)
+
+
+def _secret_hash(secret: str) -> str:
+    """What the registry keeps of a client secret."""
+    return sha256(secret.encode()).hexdigest()
 
 
 def new_client(

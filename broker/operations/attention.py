@@ -21,42 +21,35 @@ secrets' counts (sealing bumps no generation) are read fresh on every report.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from broker.config import Settings
 from broker.core.attention import SHOWN, AttentionReport, Facts, attention_report
-from broker.core.model import Chain, School, Service
 from broker.operations.sources import source_states
 from broker.registry import SqlRegistry
 from broker.saml.metadata_report import EndpointFindings
 
 
 @dataclass(frozen=True)
-class _RegistryFacts:
+class _Held:
+    """The registry's facts of one generation; the sources' states and the secrets' counts in
+    them are placeholders, read fresh for every report."""
+
     generation: int
     until: datetime | None  # the next validUntil of a copy in use: the facts hold until then
-    schools: Sequence[School]
-    services: Sequence[Service]
-    naming_idps: Collection[str]
-    idp_endpoints: Mapping[str, Collection[str]]
-    sp_endpoints: Mapping[str, Collection[str]]
-    idp_held: Collection[str]
-    sp_held: Collection[str]
-    chains: Sequence[Chain]
+    facts: Facts
 
 
 @dataclass
 class Memo:
     """What one process keeps between reports (one per app): the registry's facts of the last
     generation, and the parsed copies' findings (a new generation re-parses only the copies
-    that changed); and how many entries of each kind its page lists (`shown`)."""
+    that changed)."""
 
-    shown: int | None = SHOWN
     idp: EndpointFindings = field(default_factory=lambda: EndpointFindings("idp"))
     sp: EndpointFindings = field(default_factory=lambda: EndpointFindings("sp"))
-    held: _RegistryFacts | None = None
+    held: _Held | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -71,51 +64,42 @@ def gather_attention_report(
     when `memo` holds this generation's facts); `shown` entries per kind (None: all). Opens no
     secret but the schools' client secrets, as every load of the schools does (an unreadable
     one is a finding)."""
-    facts = _registry_facts(registry, now, memo or Memo())
-    return attention_report(
-        Facts(
-            schools=facts.schools,
-            services=facts.services,
-            naming_idps=facts.naming_idps,
-            idp_endpoints=facts.idp_endpoints,
-            sp_endpoints=facts.sp_endpoints,
-            sources=source_states(settings, registry, now),
-            idp_held=facts.idp_held,
-            sp_held=facts.sp_held,
-            secrets_in_clear=registry.secrets_in_clear(),
-            sealed_only=registry.sealed_only_since() is not None,
-            chains=facts.chains,
-        ),
-        shown,
+    facts = replace(
+        _registry_facts(registry, now, memo or Memo()),
+        sources=source_states(settings, registry, now),
+        secrets_in_clear=registry.secrets_in_clear(),
+        sealed_only=registry.sealed_only_since() is not None,
     )
+    return attention_report(facts, shown)
 
 
-def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> _RegistryFacts:
+def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> Facts:
     generation = registry.generation()
     if (held := _still(memo.held, generation, now)) is not None:
-        return held
+        return held.facts
     with memo.lock:  # one reader at a time builds them; the others wait and take its result
         if (held := _still(memo.held, generation, now)) is not None:
-            return held
+            return held.facts
         # Generation first, then the rows: a change in between only makes the next report
         # read them again, never keeps older rows under a newer generation.
-        held = _RegistryFacts(
-            generation=generation,
-            until=registry.metadata_expiry(),
+        facts = Facts(
             schools=registry.schools(),
             services=registry.all_services(),
             naming_idps=registry.idps_naming_school(),
             idp_endpoints=memo.idp.of(registry.school_metadata()),
             sp_endpoints=memo.sp.of(registry.service_metadata(approved_only=False)),
+            sources=(),
+            secrets_in_clear=0,
+            sealed_only=False,
             idp_held=frozenset(registry.federation.sources_of("idp")),
             sp_held=frozenset(registry.federation.sources_of("sp")),
             chains=registry.chains(),
         )
-        memo.held = held
-        return held
+        memo.held = _Held(generation, registry.metadata_expiry(), facts)
+        return facts
 
 
-def _still(held: _RegistryFacts | None, generation: int, now: datetime) -> _RegistryFacts | None:
+def _still(held: _Held | None, generation: int, now: datetime) -> _Held | None:
     """`held` while it is the facts of `generation` and no copy of it has expired since."""
     if held is None or held.generation != generation:
         return None

@@ -54,10 +54,11 @@ def check_acs_scheme(issuer: str, acs_url: str) -> None:
 
 
 def check_acs_in_force(server: Server, issuer: str, acs_url: str) -> str:
-    """`acs_url` (checked when the request came) again against the service's metadata in
-    force, as the answer is about to go there; returned when it still stands. Refused as at
-    the request (`acs_not_in_metadata`, `acs_not_https`): the login ends with the student's
-    page, and nothing is sent. A login stored before this check has the same field."""
+    """`acs_url` (checked when the request came, its scheme too: the string has not changed)
+    again against the service's metadata in force, as the answer is about to go there;
+    returned when it is still listed. Refused as at the request (`acs_not_in_metadata`): the
+    login ends with the student's page, and nothing is sent. A login stored before this check
+    has the same field."""
     locations = {endpoint["location"] for endpoint in post_acs_endpoints(server, issuer)}
     if acs_url not in locations:
         log.warning(
@@ -66,5 +67,4 @@ def check_acs_in_force(server: Server, issuer: str, acs_url: str) -> str:
             ACS_NOT_IN_METADATA,
         )
         raise InvalidMessage("ACS URL left the metadata during the login", code=ACS_NOT_IN_METADATA)
-    check_acs_scheme(issuer, acs_url)
     return acs_url

@@ -16,13 +16,10 @@ the logins of the schools of every other source that still work.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 
 from broker.core.federation import SourceHealth, SourceState
 from broker.operations.sources import source_states
-
-if TYPE_CHECKING:  # the whole wiring is not loaded by a command that only reads the states
-    from broker.web.wiring import Broker
+from broker.web.wiring import Broker
 
 
 def metadata_health(services: Broker, now: datetime | None = None) -> list[SourceHealth]:

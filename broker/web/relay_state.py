@@ -1,13 +1,38 @@
-"""A RelayState the broker must give back exactly as received (SAML bindings 3.4.3 and 3.5.3):
-the login's SSO request and the logout endpoint both echo it, so both refuse one that is not
-UTF-8 text, which they could only give back changed."""
+"""How the broker's SAML endpoints that take a browser's message (the SSO request, the logout
+endpoints) read it: by its binding, and with a RelayState the broker must give back exactly as
+received (SAML bindings 3.4.3 and 3.5.3), so one that is not UTF-8 text, which it could only
+give back changed, is refused first."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from flask import request
 
 from broker.core.errors import RelayStateNotText
-from broker.saml.redirect_query import RELAY_STATE, RedirectQuery, form_value_is_utf8
+
+# pysaml2 stays under broker/saml (house-style.md): the binding URNs come from there.
+from broker.saml.metadata_check import POST as BINDING_HTTP_POST
+from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
+from broker.saml.redirect_query import (
+    RELAY_STATE,
+    RedirectQuery,
+    form_value_is_utf8,
+    read_redirect_query,
+)
+
+
+def read_binding() -> tuple[str, Callable[[str], str | None], RedirectQuery | None]:
+    """(binding, how to read a parameter, the Redirect query) of this request: on GET the
+    query as received (its raw values carry the signature, bindings 3.4.4.1), else the posted
+    form. The RelayState is judged before the form is read (`request.form` consumes the
+    body, which is judged as sent) and before any signature: refused whichever fails, and
+    this costs no parse."""
+    query = read_redirect_query(request.query_string) if request.method == "GET" else None
+    refuse_relay_state_not_text(query)
+    if query is not None:
+        return BINDING_HTTP_REDIRECT, query.value, query
+    return BINDING_HTTP_POST, request.form.get, None
 
 
 def refuse_relay_state_not_text(query: RedirectQuery | None) -> None:

@@ -45,18 +45,15 @@ from broker.saml.logout import (
 from broker.saml.logout_messages import LogoutMessage
 
 # pysaml2 stays under broker/saml (house-style.md): the binding URNs come from there.
-from broker.saml.metadata_check import POST as BINDING_HTTP_POST
-from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
 from broker.saml.redirect_query import (
     RELAY_STATE,
     SAML_REQUEST,
     SAML_RESPONSE,
-    read_redirect_query,
 )
 from broker.web.browser import SSO_COOKIE, browser_secret, carries_broker_cookies
 from broker.web.login_finish import session_and_services
 from broker.web.logout_routes import begin_logout, deliver, framed, store_down_page, to_run
-from broker.web.relay_state import refuse_relay_state_not_text
+from broker.web.relay_state import read_binding
 from broker.web.school_backchannel_routes import note_school_logout
 from broker.web.wiring import broker
 
@@ -69,15 +66,8 @@ MAX_SESSION_INDEXES = 4
 
 
 def _received() -> tuple[Received, str]:
-    query = None
-    if request.method == "GET":
-        # Read from the query as received: its raw values carry the signature (3.4.4.1).
-        query = read_redirect_query(request.query_string)
-    # Given back with the answer, so given back exactly (bindings 3.4.3, 3.5.3). Before the
-    # form is read (`request.form` consumes the body): a posted body is judged as sent.
-    refuse_relay_state_not_text(query)
-    read: Callable[[str], str | None] = request.form.get if query is None else query.value
-    binding = BINDING_HTTP_POST if query is None else BINDING_HTTP_REDIRECT
+    # The RelayState is given back with the answer, so given back exactly (relay_state.py).
+    binding, read, query = read_binding()
     for kind, name in ((LOGOUT_REQUEST, SAML_REQUEST), (LOGOUT_RESPONSE, SAML_RESPONSE)):
         value = read(name)
         if value:

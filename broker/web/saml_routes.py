@@ -25,19 +25,16 @@ from broker.saml.entities import (
 from broker.saml.front import AnswerableRefusal
 
 # pysaml2 stays under broker/saml (house-style.md): the binding URNs come from there, not saml2.
-from broker.saml.metadata_check import POST as BINDING_HTTP_POST
-from broker.saml.metadata_check import REDIRECT as BINDING_HTTP_REDIRECT
 from broker.saml.redirect_query import (
     RELAY_STATE,
     SAML_REQUEST,
-    read_redirect_query,
 )
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, remember_school
 from broker.web.discovery import choose_again_page
 from broker.web.login_finish import finish
 from broker.web.login_upstream import continue_login
-from broker.web.relay_state import refuse_relay_state_not_text
+from broker.web.relay_state import read_binding
 from broker.web.service_answers import answerable_refusal_page, refuse_to_service
 from broker.web.unsigned_refusal import unsigned_refusal_page
 from broker.web.wiring import broker
@@ -52,23 +49,8 @@ METADATA_TYPE = "application/samlmetadata+xml"
 def sso() -> Response:
     """An AuthnRequest from a publisher's service, Redirect (GET) or POST binding."""
     b = broker()
-    query = None
-    if request.method == "GET":
-        # Read from the query as received: its raw values carry the signature (3.4.4.1).
-        query = read_redirect_query(request.query_string)
-    # Before the form is read (`request.form` consumes the body, which is judged as sent) and
-    # before the signature check, as the length cap: the request is refused whichever fails,
-    # and this costs no parse. The Redirect signature still covers the octets as received
-    # (redirect_query.py) for every request that goes on.
-    refuse_relay_state_not_text(query)
-    if query is not None:
-        binding = BINDING_HTTP_REDIRECT
-        saml_request = query.value(SAML_REQUEST)
-        relay_state = query.value(RELAY_STATE)
-    else:
-        binding = BINDING_HTTP_POST
-        saml_request = request.form.get(SAML_REQUEST)
-        relay_state = request.form.get(RELAY_STATE)
+    binding, read, query = read_binding()
+    saml_request, relay_state = read(SAML_REQUEST), read(RELAY_STATE)
     if not saml_request:
         raise InvalidMessage("no SAMLRequest", code="missing_request")
     try:

@@ -56,7 +56,7 @@ from broker.saml.metadata_check import SOAP as BINDING_SOAP
 from broker.web import metrics
 from broker.web.rate_limits import RateLimited
 from broker.web.saml_logout_routes import end_without_the_cookie, first_use
-from broker.web.soap_errors import TOO_LARGE, note_soap_refusal, soap_refusal, soap_response
+from broker.web.soap_errors import TOO_LARGE, note_soap_refusal, soap_response
 from broker.web.wiring import broker
 
 saml_soap_logout = Blueprint("saml_soap_logout", __name__)
@@ -79,8 +79,8 @@ def sp_slo_soap() -> Response:
         idp, peer = _read()
     except SignedRefusal as refusal:
         return _denied(refusal, refusal.request_id)
-    except BrokerError as refusal:
-        return soap_refusal(refusal)
+    # Any other refusal of the message goes to the app's handler, which answers this route
+    # with a SOAP fault (errors.py, soap_errors.soap_refusal).
     request_id = peer.message.message_id
     try:
         answer = _end(idp, peer)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import re
 import sqlite3
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,8 +22,6 @@ from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.config import MetadataSettings, MetadataSource
 from broker.core.federation import FederationEntity, FeedDates
 from broker.core.model import School, Service
-from broker.operations.attention import Memo
-from broker.web.portal.operator_pages import ATTENTION_MEMO
 from tests.support.portal import (
     HTTPS,
     PUBLISHER_ID,
@@ -257,9 +256,9 @@ def test_dutch_speaks_formally(operator: FlaskClient) -> None:
 def test_past_the_first_entries_the_count_says_how_many_more(
     site: PortalSite, operator: FlaskClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The app's memo lists one entry per kind (the page's default is 50, more than set up
-    # here); a memo of its own, so no other test sees it.
-    monkeypatch.setitem(site.app.extensions, ATTENTION_MEMO, Memo(shown=1))
+    # The page lists one entry per kind (its default is 50, more than set up here).
+    # (The package's attribute `operator_pages` is the blueprint: the module is taken by name.)
+    monkeypatch.setattr(sys.modules["broker.web.portal.operator_pages"], "ATTENTION_SHOWN", 1)
     page = operator.get(PAGE + "?lang=en", base_url=HTTPS).get_data(as_text=True)
     schools = _section(page, "schools_logins_refused")
     assert schools.count("/portal/operator/schools/") == 1

@@ -227,11 +227,11 @@ def test_revocation_outlasts_every_token_of_the_family_whatever_the_lifetimes(
 def test_a_revoked_familys_tokens_are_refused_at_issue_in_the_same_round_trip(
     vault: TokenVault, store: CallLog
 ) -> None:
-    """The session's end revokes the family (revoke_op): a code issued before and redeemed
+    """The session's end revokes the family (session_end_op): a code issued before and redeemed
     after it gets no tokens (and no ID token), and storing them costs no extra round trip."""
     who = grantee()
     access = access_token_for(who)
-    store.batch([vault.revoke_op(who.family, session_ended=True)])
+    store.batch([vault.session_end_op(who.family)])
     store.calls.clear()
     with pytest.raises(InvalidGrantError):
         vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", who)
@@ -245,15 +245,16 @@ def test_a_revoked_familys_tokens_are_refused_at_issue_in_the_same_round_trip(
     assert vault.access(fresh) is not None
 
 
-def test_a_reused_codes_mark_leaves_the_one_redemption_its_answer(
-    vault: TokenVault, store: CallLog
-) -> None:
+def test_a_reused_codes_mark_leaves_the_one_redemption_its_answer(vault: TokenVault) -> None:
     """A code raced by a thief: the loser's reuse revokes the family, perhaps before the winner
     stores its tokens. The winner still gets its answer (the code is redeemed exactly once),
     and the tokens it stored are dead by the mark."""
     who = grantee()
+    code = secrets.token_urlsafe(36)
+    vault.put_code(code, IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, who))
+    assert vault.take_code(code) is not None  # the winner
+    assert vault.take_code(code) is None  # the thief's copy: the family is marked reused
     access = access_token_for(who)
-    store.batch([vault.revoke_op(who.family)])
     vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", who)
     assert vault.access(access) is None
 
@@ -267,7 +268,7 @@ def test_a_code_replayed_after_the_logout_gets_no_tokens_from_either_redemption(
     who = grantee()
     code = secrets.token_urlsafe(36)
     vault.put_code(code, IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, who))
-    ended = vault.revoke_op(who.family, session_ended=True)
+    ended = vault.session_end_op(who.family)
     vault.store.put(ended.key, ended.value, ended.ttl_seconds)
     assert vault.take_code(code) is not None
     assert vault.take_code(code) is None  # the replay: a reuse, after the logout

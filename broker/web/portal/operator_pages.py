@@ -15,6 +15,7 @@ from wtforms import SelectChoice
 
 from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Publisher
+from broker.core.attention import SHOWN
 from broker.core.chain_move import MoveRefused, open_moves
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
@@ -46,6 +47,8 @@ NO_CHAIN = "-"
 ADMIN_ID = "<int(min=1, max=2147483647):admin_id>"
 # Where the app keeps the attention page's memo (operations/attention.py `Memo`), one per app.
 ATTENTION_MEMO = "ketenbroker_attention_memo"
+# Entries the page lists per kind; the count says how many there are in all.
+ATTENTION_SHOWN: int | None = SHOWN
 
 
 def _chain_form(chain_id: str | None = None, *, shown: bool = True) -> ServiceChainForm:
@@ -67,7 +70,7 @@ def attention() -> str:
     # The app's memo: the registry's facts of its generation, and the parsed copies.
     memo: Memo = current_app.extensions.setdefault(ATTENTION_MEMO, Memo())
     report = gather_attention_report(
-        b.settings, b.registry, datetime.now(UTC), memo, shown=memo.shown
+        b.settings, b.registry, datetime.now(UTC), memo, shown=ATTENTION_SHOWN
     )
     return render_template(
         "portal/operator_attention.html",
