@@ -36,7 +36,13 @@ same, compared after:
   partners", and "100 %" is "100%";
 - a `.`, `,` or dash between two digits kept as part of the number: "1.000" is not "1,000",
   nor "1000"; "10-12 jaar" is not "1012 jaar";
-- any other punctuation removed: hyphens and apostrophes in words (`e-mail` is `email`).
+- a dash directly before a digit, not after a letter, kept as the number's sign: "-16 jaar" is
+  not "16 jaar" (as "+16" is not). Every dash counts alike, in a number and outside one: the
+  hyphen-minus, the other Unicode dashes (an en dash typed for a range or a minus) and the
+  minus sign U+2212, so "-16" is one number whichever of them it starts with, and "10-12" one
+  range;
+- any other punctuation removed: hyphens and apostrophes in words (`e-mail` is `email`,
+  `COVID-19` is `COVID19`).
 
 Everything else is a new purpose, a corrected typo included: the broker cannot tell a typo from
 a new word, and a school confirming once more is the cheaper mistake.
@@ -62,8 +68,11 @@ _QUOTES = frozenset("\"'`\u00b4\u201a\u201b\u201e\u201f\u301d\u301e\u301f\uff02\
 _APOSTROPHES = frozenset("'`\u00b4\u2018\u2019\u201b\uff07")
 # Signs that carry meaning of their own, each a token: "100%" is not "100".
 _SIGNS = frozenset("%\u2030\u2031&/\u00a7")  # ‰ ‱ §
-# Marks that are part of a number between two digits: "1.000", "12,5", "10-12".
+# Marks that are part of a number between two digits: "1.000", "12,5"; dashes too (`_is_dash`).
 _NUMBER_MARKS = frozenset(".,")
+# What every dash in a number stands as (`_number_mark`): "-16", "\u201316" and "\u221216" alike.
+_MINUS = "-"
+_MINUS_SIGN = "\u2212"  # a math symbol (Sm) to Unicode, not a dash (Pd): a dash all the same
 # A clause break and a quote among the words (`purpose_of_record`): no word is empty or holds a
 # quote mark, so both are free.
 BREAK = ""
@@ -96,9 +105,15 @@ def purpose_of_record(text: str) -> tuple[str, ...]:
 
 
 def _ignored(character: str) -> bool:
-    """Punctuation not named above (hyphens, apostrophes) and format characters: nothing."""
+    """Punctuation not named above (hyphens, apostrophes), dashes and format characters:
+    nothing."""
     category = unicodedata.category(character)
-    return category.startswith("P") or category == "Cf"
+    return category.startswith("P") or category == "Cf" or character == _MINUS_SIGN
+
+
+def _is_dash(character: str) -> bool:
+    """Any Unicode dash, or the minus sign: each stands for the others (module docstring)."""
+    return character == _MINUS_SIGN or unicodedata.category(character) == "Pd"
 
 
 def _is_quote(character: str) -> bool:
@@ -120,11 +135,17 @@ def _between(chunk: str, index: int, neighbour: Callable[[str], bool]) -> bool:
     )
 
 
-def _in_number(chunk: str, index: int) -> bool:
+def _number_mark(chunk: str, index: int) -> str | None:
+    """`chunk[index]` as part of a number, or None when it is not: a `.` or `,` between two
+    digits as itself; a dash (any, as `_MINUS`) between two digits (a range: "10-12"), or before
+    a digit where it follows no letter (a sign: "-16", "(-16)"). After a letter it is a hyphen
+    in a word ("COVID-19"), which counts for nothing, as in "e-mail"."""
     character = chunk[index]
-    if character not in _NUMBER_MARKS and unicodedata.category(character) != "Pd":
-        return False
-    return _between(chunk, index, str.isdecimal)
+    if character in _NUMBER_MARKS:
+        return character if _between(chunk, index, str.isdecimal) else None
+    if not _is_dash(character) or index + 1 == len(chunk) or not chunk[index + 1].isdecimal():
+        return None
+    return _MINUS if index == 0 or not chunk[index - 1].isalpha() else None
 
 
 def _chunk_tokens(chunk: str) -> list[str]:
@@ -138,8 +159,8 @@ def _chunk_tokens(chunk: str) -> list[str]:
             word.clear()
 
     for index, character in enumerate(chunk):
-        if _in_number(chunk, index):
-            word.append(character)
+        if mark := _number_mark(chunk, index):
+            word.append(mark)
         elif character in _APOSTROPHES and _between(chunk, index, str.isalnum):
             continue  # an apostrophe in a word: "foto's"
         elif character in _SIGNS or _is_quote(character) or _is_break(character):
@@ -151,7 +172,7 @@ def _chunk_tokens(chunk: str) -> list[str]:
         elif not _ignored(character):
             word.append(character)
     end_word()
-    if not tokens and any(unicodedata.category(c) == "Pd" for c in chunk):
+    if not tokens and any(_is_dash(c) for c in chunk):
         # A dash standing alone between spaces: "inloggen - niet voor reclame" (any dash).
         return [BREAK]
     return tokens

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping
 
 from broker.core.errors import RequiredAttributeMissing
-from broker.core.model import Release, ReleasePolicy, School, Service, UpstreamIdentity
+from broker.core.model import (
+    Declaration,
+    Release,
+    ReleasePolicy,
+    School,
+    Service,
+    UpstreamIdentity,
+)
 from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym, subject_input
 from broker.core.pseudonym_rotation import KeyVersions
 
@@ -31,6 +38,15 @@ def release_for(
     if missing:
         raise RequiredAttributeMissing(service.id, missing)
     return released
+
+
+def released_declarations(service: Service, chosen: Collection[str]) -> tuple[Declaration, ...]:
+    """What `chosen` (a policy's or a school's choice of attributes) releases to `service` now:
+    its declarations that `chosen` names, in its order. The release rule's policy ∩ declared
+    (`release_for`): an attribute the service no longer declares is never released, whatever a
+    stored choice still names, so no page may show it as released (the school's portal, its
+    overview, the student's data page)."""
+    return tuple(d for d in service.declarations if d.attribute in chosen)
 
 
 def required_not_released(

@@ -22,6 +22,11 @@ def attributes_column(attributes: tuple[str, ...]) -> str:
     return "," + ",".join(attributes) + "," if attributes else ","
 
 
+def column_attributes(column: str) -> tuple[str, ...]:
+    """The attribute names an `attributes_column` value holds."""
+    return tuple(a for a in column.split(",") if a)
+
+
 def receipt_values(receipt: Receipt) -> dict[str, str | int | None]:
     """The row's columns for one receipt."""
     content = receipt.content
@@ -70,7 +75,7 @@ class ReceiptRow(Base):
             school_id=self.school_id,
             service_id=self.service_id,
             chain_id=self.chain_id,
-            attributes=tuple(a for a in self.attributes.split(",") if a),
+            attributes=column_attributes(self.attributes),
             policy_version=self.policy_version,
             school_protocol=self.school_protocol,
             service_protocol=self.service_protocol,

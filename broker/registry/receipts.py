@@ -52,6 +52,7 @@ from broker.registry.receipt_tables import (
     ReceiptChainRow,
     ReceiptRow,
     attributes_column,
+    column_attributes,
     receipt_values,
 )
 from broker.registry.tables import SchoolRow, ServiceRow
@@ -272,6 +273,22 @@ class SqlReceiptBook:
                 ReceiptRow.service_id
             )
             return {str(service): int(count) for service, count in session.execute(statement)}
+
+    def named(self, school_id: str) -> dict[str, frozenset[str]]:
+        """Every service `school_id`'s receipts name, with the attributes they released to it:
+        the filter's lists of the school's own history, a removed service's included. One pass
+        over the school's receipts, as `totals` makes for the page already."""
+        statement = (
+            select(ReceiptRow.service_id, ReceiptRow.attributes)
+            .where(ReceiptRow.school_id == school_id)
+            .distinct()
+        )
+        named: dict[str, set[str]] = {}
+        with session_on(self._engine) as session:
+            for service_id, attributes in session.execute(statement):
+                released = named.setdefault(str(service_id), set())
+                released.update(column_attributes(attributes))
+        return {service_id: frozenset(released) for service_id, released in named.items()}
 
     def for_subjects(self, subjects: Collection[str], *, limit: int = 500) -> list[Receipt]:
         """One student's receipts under any of their subjects (one per chain), newest first

@@ -27,6 +27,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import MyDataExpired, StateExpired, UnknownSchool
 from broker.core.model import Service, UpstreamIdentity
 from broker.core.receipts import Receipt
+from broker.core.release import released_declarations
 from broker.login.login_model import MY_DATA, LoginRequest
 from broker.registry.errors import ServiceSwitchedOff
 from broker.web.browser import SSO_COOKIE, browser_secret
@@ -250,7 +251,6 @@ def _current(b: Broker, school_id: str, service: Service) -> CurrentRelease:
         return CurrentRelease(service.name, True, [])
     released = [
         (str(attribute_label(d.attribute)), declared_purpose(d))
-        for d in service.declarations
-        if d.attribute in policy.attributes
+        for d in released_declarations(service, policy.attributes)
     ]
     return CurrentRelease(service.name, False, released)

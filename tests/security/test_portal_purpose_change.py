@@ -412,3 +412,43 @@ def test_a_change_to_confirm_without_a_required_one_says_logins_carry_the_pseudo
     assert "Until you save your choice again, it receives the pseudonym only." in _text(
         page, "confirm-again"
     )
+
+
+def _row(page: str, service_id: str, service_url: str) -> str:
+    """The words of the overview's row for `service_id`, and of its card on the services page
+    (the card that links to `service_url`)."""
+    row = re.search(rf'<tr data-service="{service_id}">.*?</tr>', page, re.S)
+    card = re.search(rf'<li class="card">\s*<h2><a href="{service_url}">.*?</li>', page, re.S)
+    found = row or card
+    assert found is not None, service_id
+    return " ".join(unescape(re.sub(r"<[^>]+>", "", found.group(0))).split())
+
+
+def test_an_attribute_the_publisher_no_longer_declares_is_shown_released_nowhere(
+    site: PortalSite, publisher: FlaskClient, school: FlaskClient
+) -> None:
+    """The publisher stops asking for the first name: no school confirms anything (removing an
+    attribute needs no consent), and the school's stored choice still names it. The login path
+    releases it no more (policy ∩ declared, core/release.py); no page may say it does: the
+    preview with the demo student's first name, the services card, the overview, the
+    publisher's list of what each school shares."""
+    publisher_url, url = _released(site, "leesweb-weg")
+    site.registry.set_declarations("leesweb-weg", (MAIL,), "x")
+    service = site.registry.service("leesweb-weg")
+    assert service is not None
+    policy = site.registry.policy(DEMO_SCHOOL_ID, "leesweb-weg")
+    assert policy.attributes == BOTH  # the choice kept as it was
+    student = {"given_name": ("Sanne",), "email": ("sanne@example.nl",)}
+    assert set(release_for(service, policy, None, student)) == {"email"}
+
+    page = _page(school, url)
+    assert 'id="confirm-again"' not in page
+    preview = _text(page, "preview", "dl")
+    assert "E-mail address" in preview
+    assert "First name" not in preview and "Sanne" not in preview
+    assert _row(_page(school, LISTED), "leesweb-weg", url) == "Leesweb Shares: E-mail address"
+    assert "Voornaam" not in _row(_page(school, LISTED, "nl"), "leesweb-weg", url)
+    overview = _row(_page(school, OVERVIEW), "leesweb-weg", url)
+    assert "E-mail address" in overview and "First name" not in overview
+    schools = _text(_page(publisher, publisher_url), "schools", "table")
+    assert "email" in schools and "given_name" not in schools

@@ -17,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from html import unescape
+from pathlib import Path
 
 import pytest
 from flask import Flask
@@ -24,14 +25,30 @@ from flask.testing import FlaskClient
 from prometheus_client import REGISTRY
 from werkzeug.test import TestResponse
 
-from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.core.admins import AdminRole
-from broker.core.model import Release, UpstreamIdentity
+from broker.core.model import (
+    ClientAuthMethod,
+    Declaration,
+    NamingProfile,
+    Protocol,
+    Release,
+    Service,
+    UpstreamIdentity,
+)
 from broker.core.receipts import receipt_content
+from broker.oidc.registration import new_client
 from broker.store import open_store
 from broker.web.app import create_app
 from broker.web.labels import shown_time
-from tests.support.portal import HTTPS, PortalSite, csrf_token, form_fields, page_addresses
+from tests.support.portal import (
+    HTTPS,
+    OTHER_PUBLISHER,
+    PortalSite,
+    csrf_token,
+    form_fields,
+    page_addresses,
+)
 from tests.support.receipts import file_receipt
 
 IDENTIFIER = "qzx-lookup-student-77"
@@ -505,3 +522,82 @@ def test_a_lookup_whose_count_cannot_be_kept_looks_nothing_up(
         limiter.store = kept
     assert answer.status_code == 503 and "data-receipt" not in answer.get_data(as_text=True)
     assert "student lookup" not in caplog.text and IDENTIFIER not in caplog.text
+
+
+def _options(page: str, field: str) -> dict[str, str]:
+    select = re.search(rf'<select id="{field}"[^>]*>(.*?)</select>', page, re.S)
+    assert select is not None, field
+    return {
+        v: unescape(t) for v, t in re.findall(r'<option value="([^"]*)"[^>]*>([^<]*)<', select[1])
+    }
+
+
+def _history_site(directory: Path) -> PortalSite:
+    """The demo site with another publisher's service still in review, and two services that
+    served students and were removed since: one at the demo school (its receipt released the
+    family name), one at another school (the e-mail address)."""
+    site = PortalSite(directory, port=8841)
+    broker, registry = site.broker, site.registry
+    client, _ = new_client(("https://rp.zuid.example/cb",), ClientAuthMethod.SECRET_BASIC)
+    registry.add_service(
+        Service(
+            "geheim-product",
+            "Geheim Product In Review",
+            "geheim-product",
+            None,
+            NamingProfile.OID,
+            (Declaration("student_number", "Om het leerlingnummer te koppelen."),),
+            protocol=Protocol.OIDC,
+            oidc=client,
+            approved=False,
+            publisher_id=OTHER_PUBLISHER,
+        ),
+        None,
+    )
+    for service_id, name, school_id, attribute in (
+        ("oude-app", "Oude App", DEMO_SCHOOL_ID, "family_name"),
+        ("elders-app", "Elders App", DEMO_OIDC_SCHOOL_ID, "email"),
+    ):
+        declared = (Declaration(attribute, "Om de leerling te herkennen."),)
+        gone = Service(
+            service_id, name, f"https://{service_id}.example", None, declarations=declared
+        )
+        registry.add_service(gone, None)
+        school = registry.school(school_id)
+        assert school is not None
+        content = receipt_content(
+            broker.receipting.keys,
+            issued_at=int(time.time()),
+            school=school,
+            service=gone,
+            identity=UpstreamIdentity(school_id, "leerling-1"),
+            release=Release("p" * 64, {attribute: ("x",)}, 1),
+        )
+        broker.receipts.append(content)
+        registry.remove_service(service_id, apply=True, removed_by="test")
+    return site
+
+
+def test_the_filter_lists_approved_services_and_the_schools_own_history_only(
+    tmp_path: Path,
+) -> None:
+    """Another publisher's service still in review is nowhere on the school's receipts page,
+    its declared attributes neither (every school page shows approved services only); a
+    removed service that served this school's students stays in its filter, with what it
+    received, as its receipts do. Another school's history is not this school's."""
+    site = _history_site(tmp_path)
+    try:
+        page = _listed(site.sign_in("school").get(RECEIPTS, base_url=HTTPS))
+        services, attributes = _options(page, "service"), _options(page, "attribute")
+        approved = site.registry.services()
+        declared = {d.attribute for s in approved for d in s.declarations}
+        assert services == {
+            "": "Alle diensten",
+            **{s.id: s.name for s in approved},
+            "oude-app": "Oude App",
+        }
+        assert set(attributes) == {"", *declared, "family_name"}
+        assert "geheim" not in page.lower() and "student_number" not in page
+        assert "elders" not in page.lower()
+    finally:
+        site.registry.close()

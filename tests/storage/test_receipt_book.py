@@ -92,6 +92,12 @@ def test_filters_totals_and_subject_lookups(book: SqlReceiptBook) -> None:
     # `group` is not `groups`: the attribute filter matches whole names only.
     assert book.find(ReceiptQuery(school, attribute="group")) == []
     assert book.totals(ReceiptQuery(school)) == {"leesplank": 2, "rekenwereld": 1}
+    # The services this school's receipts name, with what they released (its filter's lists).
+    assert book.named(school) == {
+        "leesplank": frozenset({"given_name", "groups"}),
+        "rekenwereld": frozenset(),
+    }
+    assert book.named(SCHOOLS[1].id) == {"leesplank": frozenset({"given_name"})}
     # Leesplank is in a chain, Rekenwereld in none: one student, two subjects.
     subject, chainless = content().subject, content(service=SERVICES[1]).subject
     assert subject != chainless

@@ -92,6 +92,15 @@ def test_a_new_dutch_purpose_is_a_purpose_change_and_new_wording_is_not() -> Non
         ("100% van de partners", "100 % van de partners"),
         ("Naam en/of klas", "Naam en / of klas"),
         ("Bewaard 1.000 dagen", "Bewaard 1.000 dagen."),
+        # Every dash in a number is one mark: a sign or a range in any dash, or the minus sign.
+        ("Voor leerlingen van -16 jaar", "Voor leerlingen van \u201316 jaar"),
+        ("Voor leerlingen van -16 jaar", "Voor leerlingen van \u221216 jaar"),
+        ("Voor leerlingen van (-16)", "Voor leerlingen van (\u221216)"),
+        ("Voor leerlingen van 10-12 jaar", "Voor leerlingen van 10\u201312 jaar"),
+        # A hyphen after a letter is one in a word, before a digit too.
+        ("Over COVID-19 informeren", "Over COVID19 informeren"),
+        ("Over COVID-19 informeren", "Over COVID\u221219 informeren"),
+        ("Om te begroeten - niet voor reclame", "Om te begroeten \u2212 niet voor reclame"),
     ],
 )
 def test_the_same_purpose_in_other_punctuation_case_or_spacing(old: str, new: str) -> None:
@@ -129,11 +138,36 @@ def test_the_same_purpose_in_other_punctuation_case_or_spacing(old: str, new: st
         ("Bewaard 1.000 dagen", "Bewaard 1,000 dagen"),
         ("Bewaard 1.000 dagen", "Bewaard 1000 dagen"),
         ("Voor leerlingen van 10-12 jaar", "Voor leerlingen van 1012 jaar"),
+        # A dash before a digit, after no letter, is the number's sign, in any dash.
+        ("Alleen voor leerlingen van -16 jaar.", "Alleen voor leerlingen van 16 jaar."),
+        ("Alleen voor leerlingen van \u221216 jaar.", "Alleen voor leerlingen van 16 jaar."),
+        ("Alleen voor leerlingen van \u201316 jaar.", "Alleen voor leerlingen van 16 jaar."),
+        ("Alleen voor leerlingen van -16 jaar.", "Alleen voor leerlingen van +16 jaar."),
+        ("Voor leerlingen van (-16)", "Voor leerlingen van (16)"),
     ],
 )
 def test_other_words_or_clause_breaks_are_a_new_purpose(old: str, new: str) -> None:
     assert purpose_of_record(old) != purpose_of_record(new)
     assert not same_purpose(Declaration("email", old), Declaration("email", new))
+
+
+@pytest.mark.parametrize("minus", ["-", "\u2013", "\u2212"])  # hyphen-minus, en dash, minus
+def test_a_sign_added_to_a_number_is_a_new_purpose_not_a_rewording(minus: str) -> None:
+    """Under 16 is not 16: the school agreed to the one, not the other (a hyphen-minus once
+    counted only between two digits, so the sign passed as a rewording)."""
+    old = Declaration("given_name", "Alleen voor leerlingen van 16 jaar.")
+    new = replace(old, purpose=f"Alleen voor leerlingen van {minus}16 jaar.")
+    diff = compare_declarations((old,), (new,))
+    assert (diff.purpose_changed, diff.reworded) == (("given_name",), ())
+    back = compare_declarations((new,), (old,))
+    assert (back.purpose_changed, back.reworded) == (("given_name",), ())
+    # Another dash for the same sign is a rewording.
+    other = replace(new, purpose="Alleen voor leerlingen van \u221216 jaar.")
+    diff = compare_declarations((new,), (other,))
+    assert (diff.purpose_changed, diff.reworded) == (
+        (),
+        () if minus == "\u2212" else ("given_name",),
+    )
 
 
 def test_the_english_text_alone_never_changes_the_purpose_of_record() -> None:

@@ -25,6 +25,7 @@ from broker.core.declarations import compare_declarations
 from broker.core.errors import BadRequest
 from broker.core.model import Declaration, NamingProfile, Service
 from broker.core.pseudonym_rotation import open_windows
+from broker.core.release import released_declarations
 from broker.registry.errors import ServiceIdUsedBefore
 from broker.saml.entities import SSO_PATH
 from broker.saml.metadata_check import MetadataInvalid, RefusedEndpoint
@@ -202,7 +203,16 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         service=found,
         form=form,
         attributes=list(CATALOGUE),
-        choices=[(schools.get(c.school_id), c) for c in choices],
+        # What each school shares now: a choice may still name an attribute the service no
+        # longer declares, which no login releases (core/release.py).
+        choices=[
+            (
+                schools.get(c.school_id),
+                c,
+                [d.attribute for d in released_declarations(found, c.attributes)],
+            )
+            for c in choices
+        ],
         counting=counting_choices(choices),
         impact=impact,
         history=history_lines(history),

@@ -19,7 +19,7 @@ from wtforms import SelectChoice
 
 from broker.core.admins import AdminRole
 from broker.core.model import Declaration, Service
-from broker.core.release import required_not_released
+from broker.core.release import released_declarations, required_not_released
 from broker.registry.errors import DeclarationsChanged
 from broker.registry.policy_change import PolicyChange
 from broker.registry.portal_reading import SchoolChoice
@@ -48,8 +48,9 @@ def services(school_id: str) -> str:
     for found in registry.services():
         choice = choices.get(found.id)
         refused = _refused_logins(found, choice)
-        rows.append((found, choice, refused, [] if refused else _withheld(found, choice)))
-    refusing = sum(1 for _, _, refused, _ in rows if refused)
+        withheld = [] if refused else _withheld(found, choice)
+        rows.append((found, choice, _shared(found, choice), refused, withheld))
+    refusing = sum(1 for _, _, _, refused, _ in rows if refused)
     return render_template(
         "portal/school_services.html", school=school, rows=rows, refusing=refusing
     )
@@ -132,14 +133,22 @@ def _purpose_drops(history: list[PolicyChange], found: Service) -> list[ShownDro
     return shown
 
 
-def _released(choice: SchoolChoice | None) -> frozenset[str]:
+def _shared(found: Service, choice: SchoolChoice | None) -> list[str]:
+    """What the school's choice releases to the platform now, besides the pseudonym, once it
+    is confirmed: what it ticked (a new purpose took out of it what it no longer releases) and
+    the platform still declares (core/release.py, the release rule's one reading)."""
+    if choice is None:
+        return []
+    return [d.attribute for d in released_declarations(found, choice.attributes)]
+
+
+def _released(found: Service, choice: SchoolChoice | None) -> frozenset[str]:
     """What a login releases now under the school's choice (registry/reading.py `policy`):
     nothing besides the pseudonym before the school first chooses, or while its choice waits
-    for it to confirm a publisher's change; else what it ticked (a new purpose took out of it
-    what it no longer releases)."""
+    for it to confirm a publisher's change; else what it shares (`_shared`)."""
     if choice is None or choice.needs_confirmation:
         return frozenset()
-    return choice.attributes
+    return frozenset(_shared(found, choice))
 
 
 def _refused_logins(found: Service, choice: SchoolChoice | None) -> list[str]:
@@ -148,7 +157,7 @@ def _refused_logins(found: Service, choice: SchoolChoice | None) -> list[str]:
     what to tick. Switched off, its students are refused anyway: the pages say that instead."""
     if choice is not None and not choice.active:
         return []
-    return list(required_not_released(found, _released(choice)))
+    return list(required_not_released(found, _released(found, choice)))
 
 
 def _withheld(found: Service, choice: SchoolChoice | None) -> list[str]:
@@ -157,7 +166,7 @@ def _withheld(found: Service, choice: SchoolChoice | None) -> list[str]:
     the login path releases nothing else anyway."""
     if choice is None or not choice.active or not choice.needs_confirmation:
         return []
-    return [d.attribute for d in found.declarations if d.attribute in choice.attributes]
+    return _shared(found, choice)
 
 
 def _of_record(declaration: Declaration) -> str:
@@ -207,7 +216,7 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         )
         flash(gettext("Saved as version %(version)d.", version=policy.version))
         return redirect(url_for(".service", school_id=school_id, service_id=service_id), code=303)
-    released = _released(choice)
+    released = _released(found, choice)
     history = registry.policy_history(school_id, service_id)
     drops = _purpose_drops(history, found) if choice and choice.purpose_dropped else []
     page = render_template(

@@ -36,7 +36,7 @@ from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
 from broker.core.model import School, UpstreamIdentity
 from broker.core.receipt_export import csv_lines, json_lines
 from broker.core.receipts import protocol_pairing
-from broker.core.release import required_not_released
+from broker.core.release import released_declarations, required_not_released
 from broker.registry.errors import ServiceSwitchedOff
 from broker.registry.receipts import ReceiptQuery
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
@@ -97,21 +97,35 @@ def _kept(form: ReceiptFilterForm) -> dict[str, str]:
     return {name: value for name in FILTERS if (value := form[name].data)}
 
 
-def _filter_form(data: dict[str, str] | None = None) -> ReceiptFilterForm:
+def _filter_form(school_id: str, data: dict[str, str] | None = None) -> ReceiptFilterForm:
     """The filter with its lists: the one POSTed to this request, checked here (its errors on
     the form; a GET has none: every receipt), or `data` filled in (the lookup's codes)."""
     form = ReceiptFilterForm() if data is None else ReceiptFilterForm(formdata=None, data=data)
-    services = broker().registry.all_services()
+    services, attributes = _filter_lists(school_id)
     form.service.choices = [SelectChoice("", gettext("All services"))] + [
-        SelectChoice(s.id, s.name) for s in services
+        SelectChoice(service_id, name) for service_id, name in services
     ]
-    attributes = sorted({d.attribute for s in services for d in s.declarations})
     form.attribute.choices = [SelectChoice("", gettext("Any attribute"))] + [
         SelectChoice(a, str(attribute_label(a))) for a in attributes
     ]
     if data is None and request.method == "POST":
         form.validate()
     return form
+
+
+def _filter_lists(school_id: str) -> tuple[list[tuple[str, str]], list[str]]:
+    """The services (id, name) and attributes the filter offers: the approved services and what
+    they declare, as every school page shows, and whatever the school's own receipts name, so a
+    removed or withdrawn service stays findable in its history. Never a service still in review
+    (another publisher's plans are not the school's to see)."""
+    b = broker()
+    approved = b.registry.services()
+    named = b.receipts.named(school_id)
+    names = b.registry.service_names()  # removed services' too
+    shown = {s.id for s in approved} | named.keys()
+    attributes = {d.attribute for s in approved for d in s.declarations}
+    attributes.update(*named.values())
+    return sorted((i, names.get(i, i)) for i in shown), sorted(attributes)
 
 
 def _chosen_filter(school: School) -> ReceiptFilterForm | tuple[str, int]:
@@ -131,7 +145,7 @@ def _chosen_filter(school: School) -> ReceiptFilterForm | tuple[str, int]:
         # silent surprise. The language switch leaves the address's query behind.
         switch = _language_switch(".receipts", school_id=school.id)
         return _lookup_page(school, lookup_form(school), 400, address_refused=True, switch=switch)
-    form = _filter_form()
+    form = _filter_form(school.id)
     if form.errors:
         return _lookup_page(school, lookup_form(school), 400, form=form)
     return form
@@ -209,7 +223,7 @@ def _lookup_page(
     page = render_template(
         "portal/school_receipts.html",
         school=school,
-        form=form or _filter_form({}),
+        form=form or _filter_form(school.id, {}),
         lookup=lookup,
         nothing_found=nothing_found,
         address_refused=address_refused,
@@ -257,7 +271,7 @@ def find_student(school_id: str) -> tuple[str, int] | tuple[str, int, dict[str, 
     student_looked_up("found" if found else "not_found")
     if not found:
         return _lookup_page(school, lookup, 200, nothing_found=True)
-    return _listed(school, _filter_form({"student": " ".join(codes)}))
+    return _listed(school, _filter_form(school.id, {"student": " ".join(codes)}))
 
 
 def _lookup_limited(
@@ -332,7 +346,7 @@ def overview(school_id: str) -> str:
     for service in b.registry.services():
         try:
             policy = b.registry.policy(school_id, service.id)
-            released = [d for d in service.declarations if d.attribute in policy.attributes]
+            released = released_declarations(service, policy.attributes)
             # A required attribute not released: the next login is refused, nothing released.
             refused = required_not_released(service, policy.attributes)
             row = (service, False, released, refused, policy.version, modes.get(service.id))
@@ -341,7 +355,7 @@ def overview(school_id: str) -> str:
             # The version that switched it off, which the service's history names too.
             choice = choices.get(service.id)
             version = choice.version if choice else 0
-            rows.append((service, True, [], (), version, modes.get(service.id)))
+            rows.append((service, True, (), (), version, modes.get(service.id)))
     form = PrivacyContactForm(data={"contact": school.privacy_contact})
     return render_template(
         "portal/school_overview.html",
