@@ -154,6 +154,12 @@ class KeyValueStore(Protocol):
         """Set only when the key is absent; True when this call set it (replay cache, locks)."""
         ...
 
+    def renew(self, key: str, ttl_seconds: int) -> bytes | None:
+        """The value at `key`, its expiry set to `ttl_seconds` from now, in one atomic step;
+        None, and nothing written, when the key is absent. A get then a put would bring back a
+        key deleted between the two (a session closed while a request renewed it)."""
+        ...
+
     def delete(self, key: str) -> None: ...
 
     def count(self, key: str, window_seconds: int) -> int:

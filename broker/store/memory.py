@@ -63,6 +63,15 @@ class MemoryStore:
             self._sweep_if_due(now)
             return True
 
+    def renew(self, key: str, ttl_seconds: int) -> bytes | None:
+        check_ttl(ttl_seconds)
+        with self._lock:
+            now = self._clock()
+            value = self._live_value(key, now)
+            if value is not None:
+                self._entries[key] = (value, now + ttl_seconds)
+            return value
+
     def delete(self, key: str) -> None:
         with self._lock:
             self._entries.pop(key, None)

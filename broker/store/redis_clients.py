@@ -1,14 +1,16 @@
 """Redis clients for the three deployments the store URL can name: one server, Sentinel, Cluster.
 
-URL forms (the password, if any, is the Redis servers' `requirepass`; never echoed in errors):
+URL forms (the password, if any, is the Redis servers' `requirepass`, or with a user name the
+password of that Redis ACL user; never echoed in errors):
 
-    redis://[:password@]host:port/db                 one server (also rediss://, unix://)
-    redis+sentinel://[:password@]host:port,host:port/service_name[/db]
-    redis+cluster://[:password@]host:port,host:port
+    redis://[[user]:password@]host:port/db                 one server (also rediss://, unix://)
+    redis+sentinel://[[user]:password@]host:port,host:port/service_name[/db]
+    redis+cluster://[[user]:password@]host:port,host:port
 
 Every client gets the same limits: a connect and a socket timeout of one second, and one
-immediate retry of a broken connection, never of a timeout. Sentinel and Cluster discover the
-current master(s) themselves, so a failover costs a few failed calls, not a reconfiguration.
+immediate retry of a broken connection, never of a timeout (not even when a redis:// URL's query
+asks for it). Sentinel and Cluster discover the current master(s) themselves, so a failover
+costs a few failed calls, not a reconfiguration.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import ConnectionPool, parse_url
+from redis.exceptions import ClusterDownError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -43,10 +46,27 @@ def _limits() -> dict[str, Any]:
         "socket_timeout": TIMEOUT_SECONDS,
         # One immediate retry on a broken connection (a pooled socket Redis closed while idle,
         # a failover) saves a needless 503. Timeouts are not retried: that would double the
-        # wait on a Redis that is already struggling.
+        # wait on a Redis that is already struggling, and send again a write (SET NX, GETDEL)
+        # that may have run.
         "retry": Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
         "decode_responses": False,
     }
+
+
+# A redis:// URL's query can add errors to the retried ones (`retry_on_timeout=true`, or
+# `retry_on_error`, which redis-py reads as a list of letters); the broker fixes both. The other
+# URLs take no query.
+_NO_QUERY_RETRIES: dict[str, Any] = {"retry_on_timeout": False, "retry_on_error": []}
+
+
+class _OneTimeoutCluster(RedisCluster):  # type: ignore[type-arg]  # generic in the stubs only
+    """redis-py's cluster client retries a command itself, as often as its `retry` says but on
+    a list of errors of its own, whatever the `retry` supports, re-reading the slot map in
+    between. Its list has timeouts in it: here they are left out, so a timeout ends the call
+    after one second, as on one server. A broken connection is retried, and so is the reply
+    of a cluster that is down for a moment (a failover): that node refused the command."""
+
+    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError)
 
 
 @dataclass(frozen=True)
@@ -54,23 +74,26 @@ class ServerList:
     """What a Sentinel or Cluster URL names: the servers to ask, and the rest of its path."""
 
     hosts: tuple[tuple[str, int], ...]
+    username: str | None
     password: str | None
     path: tuple[str, ...]
 
 
 def parse_server_list(url: str, default_port: int) -> ServerList:
-    """`scheme://[:password@]host[:port],host[:port]/a/b` → hosts, password, path segments."""
+    """`scheme://[[user]:password@]host[:port],host[:port]/a/b` → hosts, user name (a Redis ACL
+    user; none: the default user), password, path segments."""
     try:
         parts = urlsplit(url)
     except ValueError:
         raise ConfigurationError("the store URL cannot be parsed") from None
     userinfo, _, hostlist = parts.netloc.rpartition("@")
-    password = unquote(userinfo.partition(":")[2]) if userinfo else None
+    user_text, _, password_text = userinfo.partition(":")
+    username, password = unquote(user_text), unquote(password_text)
     hosts = tuple(_host_port(item, default_port) for item in hostlist.split(","))
     path = tuple(segment for segment in parts.path.split("/") if segment)
     if parts.query or parts.fragment:
         raise ConfigurationError(f"a {parts.scheme}:// store URL takes no query or fragment")
-    return ServerList(hosts, password or None, path)
+    return ServerList(hosts, username or None, password or None, path)
 
 
 def _host_port(item: str, default_port: int) -> tuple[str, int]:
@@ -93,6 +116,7 @@ class SentinelTarget:
     sentinels: tuple[tuple[str, int], ...]
     service_name: str
     db: int
+    username: str | None
     password: str | None
 
 
@@ -106,12 +130,15 @@ def parse_sentinel_url(url: str) -> SentinelTarget:
     db_text = servers.path[1] if len(servers.path) == 2 else "0"
     if not db_text.isdigit():
         raise ConfigurationError("the database in a redis+sentinel:// store URL must be a number")
-    return SentinelTarget(servers.hosts, unquote(servers.path[0]), int(db_text), servers.password)
+    return SentinelTarget(
+        servers.hosts, unquote(servers.path[0]), int(db_text), servers.username, servers.password
+    )
 
 
 @dataclass(frozen=True)
 class ClusterTarget:
     nodes: tuple[tuple[str, int], ...]
+    username: str | None
     password: str | None
 
 
@@ -120,7 +147,7 @@ def parse_cluster_url(url: str) -> ClusterTarget:
     # A cluster has one keyspace: database 0, nothing else.
     if servers.path not in ((), ("0",)):
         raise ConfigurationError("a redis+cluster:// store URL has no path (no databases)")
-    return ClusterTarget(servers.hosts, servers.password)
+    return ClusterTarget(servers.hosts, servers.username, servers.password)
 
 
 def single_server_client(url: str) -> tuple[redis.Redis[bytes], Callable[[], None]]:
@@ -129,7 +156,7 @@ def single_server_client(url: str) -> tuple[redis.Redis[bytes], Callable[[], Non
     except ValueError:
         # The URL may hold a password: name the problem, never the URL.
         raise ConfigurationError("the store URL is not a valid Redis URL") from None
-    pool = ConnectionPool(**(options | _limits()))
+    pool = ConnectionPool(**(options | _limits() | _NO_QUERY_RETRIES))
     return redis.Redis(connection_pool=pool), pool.disconnect
 
 
@@ -149,7 +176,11 @@ def sentinel_client(url: str) -> tuple[redis.Redis[bytes], Callable[[], None]]:
         },
     )
     client: redis.Redis[bytes] = sentinel.master_for(
-        target.service_name, db=target.db, password=target.password, **limits
+        target.service_name,
+        db=target.db,
+        username=target.username,
+        password=target.password,
+        **limits,
     )
     return client, client.connection_pool.disconnect
 
@@ -170,8 +201,9 @@ class LazyCluster:
             return client
         with self._lock:
             if self._client is None:
-                self._client = RedisCluster(
+                self._client = _OneTimeoutCluster(
                     startup_nodes=[ClusterNode(h, p) for h, p in self._target.nodes],
+                    username=self._target.username,
                     password=self._target.password,
                     **_limits(),
                 )

@@ -3,10 +3,10 @@
 A slow or absent Redis must turn into a quick "try again" page (HTTP 503), never a hanging worker
 and never a login with a check skipped, hence short timeouts and one error type for every failure.
 
-Every operation touches exactly one key (SET EX, GET, GETDEL, SET NX EX, DEL, and a counter's
-SET NX EX + INCR in one script), so the store works unchanged on a Redis Cluster: no operation
-ever needs two keys in one hash slot. A batch is a pipeline of such commands (one round trip, in
-order, not atomic); on a Cluster, single calls.
+Every operation touches exactly one key (SET EX, GET, GETEX, GETDEL, SET NX EX, DEL, and a
+counter's SET NX EX + INCR in one script), so the store works unchanged on a Redis Cluster: no
+operation ever needs two keys in one hash slot. A batch is a pipeline of such commands (one round
+trip, in order, not atomic); on a Cluster, single calls.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ _COUNT_SCRIPT = (
 
 
 class RedisStore:
-    """`KeyValueStore` on Redis: SET EX, GET, GETDEL, SET NX EX, DEL, PING.
+    """`KeyValueStore` on Redis: SET EX, GET, GETEX, GETDEL, SET NX EX, DEL, EVAL, PING.
 
     Every key is prefixed (`kb:` by default) so the broker can share a Redis with other tenants
     and so its keys can be found and flushed as one set. The URL picks one server, a
@@ -83,6 +83,14 @@ class RedisStore:
             reply = self._client().set(self._prefix + key, value, ex=ttl_seconds, nx=True)
         # SET NX replies OK when it set the key and nil when the key was already there.
         return reply is True
+
+    def renew(self, key: str, ttl_seconds: int) -> bytes | None:
+        check_ttl(ttl_seconds)
+        # GETEX reads and sets the expiry in one command; on a key that is gone it writes
+        # nothing, so it cannot bring back a key another client deleted a moment before.
+        with _unavailable_on_redis_error("renew"):
+            reply = self._client().getex(self._prefix + key, ex=ttl_seconds)
+        return _bytes_or_none(reply)
 
     def delete(self, key: str) -> None:
         with _unavailable_on_redis_error("delete"):

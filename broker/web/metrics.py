@@ -259,6 +259,10 @@ class CountingStore:
         with _counted("add_if_absent"):
             return self.inner.add_if_absent(key, value, ttl_seconds)
 
+    def renew(self, key: str, ttl_seconds: int) -> bytes | None:
+        with _counted("renew"):
+            return self.inner.renew(key, ttl_seconds)
+
     def delete(self, key: str) -> None:
         with _counted("delete"):
             self.inner.delete(key)

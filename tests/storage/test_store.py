@@ -145,6 +145,26 @@ def test_add_if_absent_sets_only_the_first_time(store: KeyValueStore, new_key: K
     assert store.get(key) == b"first"
 
 
+def test_renew_gives_the_value_and_sets_a_new_expiry(
+    store: KeyValueStore, new_key: KeyNames
+) -> None:
+    longer, shorter, missing = new_key("renew-l"), new_key("renew-s"), new_key("renew-m")
+    store.put(longer, b"kept", 1)
+    store.put(shorter, b"ends", 30)
+    assert store.renew(longer, 30) == b"kept"
+    assert store.renew(shorter, 1) == b"ends"
+    assert store.renew(missing, 30) is None
+    assert store.get(missing) is None  # renewing what is absent writes nothing
+    deadline = time.monotonic() + 2.5
+    time.sleep(1.05)
+    while store.get(shorter) is not None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.get(shorter) is None
+    assert store.get(longer) == b"kept"
+    with pytest.raises(ValueError, match="ttl_seconds"):
+        store.renew(longer, 0)
+
+
 def test_delete(store: KeyValueStore, new_key: KeyNames) -> None:
     key = new_key("delete")
     store.put(key, b"value", 30)
@@ -388,6 +408,7 @@ OPERATIONS: dict[str, Callable[[KeyValueStore], object]] = {
     "take": lambda s: s.take(SECRET_KEY),
     "add_if_absent": lambda s: s.add_if_absent(SECRET_KEY, b"v", 30),
     "delete": lambda s: s.delete(SECRET_KEY),
+    "renew": lambda s: s.renew(SECRET_KEY, 30),
     "batch": lambda s: s.batch([StoreOp.add_if_absent(SECRET_KEY, b"v", 30), StoreOp.get("x")]),
     "ping": lambda s: s.ping(),
     "count": lambda s: s.count(SECRET_KEY, 30),
@@ -410,13 +431,19 @@ def test_closed_port_raises_store_unavailable_quickly(operation: str) -> None:
 
 
 @pytest.mark.parametrize("operation", ["get", "add_if_absent"])
-def test_silent_server_times_out_within_the_bound(operation: str) -> None:
-    # Accepts connections (the kernel's backlog does) but never answers: a hung Redis.
+@pytest.mark.parametrize(
+    "query",
+    ["", "?retry_on_timeout=true", "?retry_on_error=TimeoutError&socket_timeout=30"],
+    ids=["no-query", "retry-on-timeout", "retry-on-error"],
+)
+def test_silent_server_times_out_within_the_bound(operation: str, query: str) -> None:
+    # Accepts connections (the kernel's backlog does) but never answers: a hung Redis. No
+    # query makes the broker wait longer or retry the timeout (redis-py would: two seconds).
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as silent:
         silent.bind(("127.0.0.1", 0))
         silent.listen(THREADS)
         port = silent.getsockname()[1]
-        hung = RedisStore(f"redis://127.0.0.1:{port}/15")
+        hung = RedisStore(f"redis://127.0.0.1:{port}/15{query}")
         try:
             started = time.monotonic()
             with pytest.raises(StoreUnavailable, match="TimeoutError"):

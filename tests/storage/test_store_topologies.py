@@ -19,6 +19,7 @@ import redis
 from broker.core.errors import StoreUnavailable
 from broker.core.ports import StoreOp
 from broker.store import RedisStore, open_store
+from broker.store.redis_clients import TIMEOUT_SECONDS
 from tests.support.redis_topologies import (
     REDIS_CLI,
     REDIS_SERVER,
@@ -93,6 +94,40 @@ def test_sentinel_failover_is_followed(sentinel: SentinelSetup) -> None:
         store.close()
 
 
+def test_an_acl_user_in_a_sentinel_url_reaches_the_master(sentinel: SentinelSetup) -> None:
+    master, replica = sentinel.master_port, sentinel.replica_port
+    with redis.Redis(port=replica) as client:
+        client.config_set("masteruser", WATCHER)
+        client.config_set("masterauth", ACL_PASSWORD)
+    with redis.Redis(port=sentinel.sentinel_port) as client:
+        client.execute_command("SENTINEL", "SET", sentinel.service, "auth-user", WATCHER)
+        client.execute_command("SENTINEL", "SET", sentinel.service, "auth-pass", ACL_PASSWORD)
+    _acl_users_only([master, replica])
+    store = open_store(sentinel.url().replace("://", f"://{ACL_USER}:{ACL_PASSWORD}@"))
+    try:
+        store.put("login:a", b"sealed", 60)  # refused before: the user name was dropped
+        assert store.get("login:a") == b"sealed"
+    finally:
+        store.close()
+
+
+ACL_USER, ACL_PASSWORD = "ketenbroker", "acl-secret"
+# What operations.md asks for the broker's user (a Cluster's client also reads the slot map and
+# the command table).
+ACL_RULES = ("~kb:*", "+@read", "+@write", "+eval", "+ping", "+cluster|slots", "+command")
+WATCHER = "watcher"  # the sentinel's and the replica's user, with every right
+
+
+def _acl_users_only(ports: list[int]) -> None:
+    """The servers let in the broker's ACL user and the watcher, nobody else (the default user
+    is off)."""
+    for port in ports:
+        with redis.Redis(port=port) as client:
+            client.execute_command("ACL", "SETUSER", ACL_USER, "on", f">{ACL_PASSWORD}", *ACL_RULES)
+            client.execute_command("ACL", "SETUSER", WATCHER, "on", f">{ACL_PASSWORD}", "+@all")
+            client.acl_setuser("default", enabled=False)
+
+
 def _wait_replicated(replica_port: int, key: str) -> None:
     replica = redis.Redis(host="127.0.0.1", port=replica_port, socket_timeout=1)
     deadline = time.monotonic() + 20
@@ -105,9 +140,8 @@ def _wait_replicated(replica_port: int, key: str) -> None:
 
 
 def test_cluster_serves_keys_in_every_slot(tmp_path: Path) -> None:
-    with cluster_setup(tmp_path) as ports:
-        hosts = ",".join(f"127.0.0.1:{port}" for port in ports)
-        store = open_store(f"redis+cluster://{hosts}")
+    with cluster_setup(tmp_path) as cluster:
+        store = open_store(cluster.url())
         assert isinstance(store, RedisStore)
         try:
             keys = [f"login:{secrets.token_hex(8)}" for _ in range(60)]
@@ -127,6 +161,23 @@ def test_cluster_serves_keys_in_every_slot(tmp_path: Path) -> None:
             # Rate-limit counters (one script on one key) in every slot too.
             assert [store.count(f"limits:{key}", 60) for key in keys] == [1] * len(keys)
             assert [store.count(f"limits:{key}", 60) for key in keys] == [2] * len(keys)
+            assert store.ping()
+        finally:
+            store.close()
+
+
+def test_an_acl_user_in_a_cluster_url_reaches_every_node(tmp_path: Path) -> None:
+    with cluster_setup(tmp_path) as cluster:
+        _acl_users_only(cluster.ports)
+        store = open_store(cluster.url(f"{ACL_USER}:{ACL_PASSWORD}@"))
+        try:
+            keys = [f"login:{index}" for index in range(30)]  # keys on every master
+            for key in keys:
+                store.put(key, b"sealed", 60)
+            assert all(store.renew(key, 60) == b"sealed" for key in keys)
+            assert all(store.take(key) == b"sealed" for key in keys)
+            assert store.add_if_absent("replay:x", b"1", 60)
+            assert store.count("limits:x", 60) == 1
             assert store.ping()
         finally:
             store.close()
@@ -159,3 +210,22 @@ def test_a_silent_sentinel_or_cluster_node_times_out_within_the_bound(url: str) 
             store.get("k")
         # One second per attempt: the connect succeeds, the reply never comes.
         assert time.monotonic() - started < 3.5
+
+
+def test_a_hung_cluster_master_costs_one_timeout(tmp_path: Path) -> None:
+    """redis-py's cluster client retried a timeout on its own (after re-reading the slot map),
+    whatever the broker's retry said: two seconds instead of one, and a write such as SET NX
+    sent again. Now a timeout ends the call, as on one server."""
+    with cluster_setup(tmp_path) as cluster:
+        store = open_store(cluster.url())
+        try:
+            store.put("probe", b"x", 60)
+            with cluster.servers.frozen(cluster.master_of("kb:probe")):
+                started = time.monotonic()
+                with pytest.raises(StoreUnavailable, match="TimeoutError"):
+                    store.add_if_absent("probe", b"y", 60)
+                waited = time.monotonic() - started
+            assert waited < TIMEOUT_SECONDS + 0.5
+            assert store.get("probe") == b"x"  # the cluster serves the key again
+        finally:
+            store.close()

@@ -3,7 +3,9 @@ watched by a sentinel, and a small cluster. Never the shared Redis on 6379."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from redis.cluster import RedisCluster
 
 from tests.support.live import bindable, free_ports
 
@@ -53,6 +56,17 @@ class RedisProcesses:
     def stop_all(self) -> None:
         for port in list(self.processes):
             self.stop(port)
+
+    @contextmanager
+    def frozen(self, port: int) -> Iterator[None]:
+        """The server stopped (SIGSTOP) while the block runs: its sockets stay open and its
+        clients' commands wait unanswered, as on a hung machine; then it goes on (SIGCONT)."""
+        pid = self.processes[port].pid
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
 
 def wait_for_ping(port: int, seconds: float = 10.0) -> None:
@@ -120,8 +134,30 @@ def _cluster_ports(count: int) -> list[int]:
     raise RuntimeError("no free ports for a cluster and its bus")
 
 
+@dataclass(frozen=True)
+class ClusterSetup:
+    ports: list[int]
+    servers: RedisProcesses
+
+    def url(self, userinfo: str = "") -> str:
+        hosts = ",".join(f"127.0.0.1:{port}" for port in self.ports)
+        return f"redis+cluster://{userinfo}{hosts}"
+
+    def master_of(self, key: str) -> int:
+        """The port of the master that holds `key` (a full key, with the store's prefix)."""
+        client: RedisCluster[bytes] = RedisCluster(
+            host="127.0.0.1", port=self.ports[0], socket_timeout=1
+        )
+        try:
+            node = client.get_node_from_key(key)
+            assert node is not None
+            return int(node.port)
+        finally:
+            client.close()
+
+
 @contextmanager
-def cluster_setup(directory: Path, masters: int = 3) -> Iterator[list[int]]:
+def cluster_setup(directory: Path, masters: int = 3) -> Iterator[ClusterSetup]:
     """`masters` cluster-enabled servers joined into one cluster without replicas."""
     ports = _cluster_ports(masters)
     servers = RedisProcesses(directory)
@@ -141,8 +177,9 @@ def cluster_setup(directory: Path, masters: int = 3) -> Iterator[list[int]]:
             capture_output=True,
             timeout=60,
         )
-        _wait_for_cluster_ok(ports[0])
-        yield ports
+        for port in ports:  # each node learns of the others in its own time
+            _wait_for_cluster_ok(port)
+        yield ClusterSetup(ports, servers)
     finally:
         servers.stop_all()
 

@@ -19,15 +19,22 @@ def test_sentinel_url_names_sentinels_service_db_and_password() -> None:
     assert target.password == "s@cret"
 
 
-def test_sentinel_db_defaults_to_zero_and_password_to_none() -> None:
+def test_sentinel_db_defaults_to_zero_and_user_and_password_to_none() -> None:
     target = parse_sentinel_url("redis+sentinel://a:1/svc")
-    assert (target.db, target.password) == (0, None)
+    assert (target.db, target.username, target.password) == (0, None, None)
 
 
 def test_cluster_url_names_nodes() -> None:
     target = parse_cluster_url("redis+cluster://:pw@a:7000,b:7001,c")
     assert target.nodes == (("a", 7000), ("b", 7001), ("c", 6379))
-    assert target.password == "pw"
+    assert (target.username, target.password) == (None, "pw")
+
+
+def test_a_user_name_is_kept_for_a_redis_acl_user() -> None:
+    sentinel = parse_sentinel_url("redis+sentinel://ketenbroker:s%40cret@a:1/svc/0")
+    assert (sentinel.username, sentinel.password) == ("ketenbroker", "s@cret")
+    cluster = parse_cluster_url("redis+cluster://kb%2Dbroker:pw@a:7000")
+    assert (cluster.username, cluster.password) == ("kb-broker", "pw")
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ deletes it, so a copied cookie dies with the sign-out.
 from __future__ import annotations
 
 import hmac
+import math
 import secrets
 import time
 from hashlib import sha256
@@ -72,13 +73,15 @@ def open_session(store: KeyValueStore, admin_id: int) -> tuple[str, int]:
 
 def session_admin(store: KeyValueStore, session_id: str, signed_in_at: int) -> int | None:
     """The administrator of a live session (and its idle time starts again), or None."""
-    if not session_id or len(session_id) > 128 or time.time() - signed_in_at > MAX_SESSION_SECONDS:
+    left = MAX_SESSION_SECONDS - (time.time() - signed_in_at)
+    if not session_id or len(session_id) > 128 or left < 0:
         return None
-    key = _key("session", session_id)
-    value = store.get(key)
+    # Read and renewed in one step: a read then a write would put back a session that a
+    # sign-out (or a sign-in at the same browser) deleted between the two, and a request with
+    # a copied cookie at that moment would outlive the sign-out. Never renewed past the cap.
+    value = store.renew(_key("session", session_id), min(IDLE_SECONDS, max(1, math.ceil(left))))
     if value is None or not value.isdigit():
         return None
-    store.put(key, value, IDLE_SECONDS)
     return int(value)
 
 
