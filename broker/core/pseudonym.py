@@ -90,6 +90,29 @@ def subject_input(school: School, identity: UpstreamIdentity) -> tuple[str, str]
     return f"school:{school.id}", identity.subject
 
 
+def student_key(school: School, identity: UpstreamIdentity) -> tuple[str, str, str] | None:
+    """Who `identity` is, to tell two logins' students apart: the school, and the pseudonym's
+    input (`subject_input`). Never `identity.subject` alone: at an ECK iD school it is "" for
+    every student (the ECK iD is the input there). None when the identity lacks the input, or
+    is another school's than `school`."""
+    if identity.school_id != school.id:
+        return None
+    try:
+        return (school.id, *subject_input(school, identity))
+    except MissingSubject:
+        return None
+
+
+def same_student(school: School | None, one: UpstreamIdentity, other: UpstreamIdentity) -> bool:
+    """Whether two logins at `school` (None: gone from the registry) are one student's, by
+    `student_key`. In doubt (no school, an input missing) they are not: taking the next student
+    at a shared computer for the previous one would hand on that student's sessions."""
+    if school is None:
+        return False
+    key = student_key(school, one)
+    return key is not None and key == student_key(school, other)
+
+
 def scope_spelled_otherwise(school: School, subject: str) -> tuple[str, str] | None:
     """(sent scope, registered scope) when `subject` is a scoped value (the school's subject is
     username or student_number) whose scope equals one the school is registered with only when

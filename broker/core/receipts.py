@@ -148,11 +148,6 @@ class ReceiptContent:
         )
 
     @property
-    def release_fingerprint(self) -> str:
-        """What the information notice is about: which attributes the service receives."""
-        return release_fingerprint(self.attributes)
-
-    @property
     def pseudonym_chain(self) -> str:
         """The chain the receipt's subject is made in, from the ids the receipt records."""
         return pseudonym_chain(self.chain_id, self.service_id)
@@ -169,15 +164,6 @@ def receipt_chains(chain_ids: Iterable[str], service_ids: Iterable[str]) -> froz
     receipts can carry (registered or removed): each chain, and `service:<id>` for each service,
     also one in a chain now, since it may have been in none when an older receipt was written."""
     return frozenset(chain_ids) | {pseudonym_chain(None, s) for s in service_ids}
-
-
-def release_fingerprint(attributes: Iterable[str]) -> str:
-    """Names only: a school saving the same choice again (a new policy version) changes
-    nothing a student would read on the notice. The previous pseudonym of a key rotation's
-    window does not count either: the service held it already, so its start and end would
-    otherwise show every student the notice twice for nothing new."""
-    names = (a for a in attributes if a != PREVIOUS_PSEUDONYM_RECEIPT_NAME)
-    return "v1:" + ",".join(sorted(names))
 
 
 @dataclass(frozen=True)

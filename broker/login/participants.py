@@ -14,6 +14,7 @@ from typing import Any
 
 from broker.core.errors import StateExpired
 from broker.core.model import UpstreamIdentity
+from broker.core.notice_release import is_current_mark
 from broker.core.ports import KeyValueStore, StoreOp, StoreReply
 from broker.login.flow import LoginFlow, readable_token
 from broker.login.sealed import SealedStore, store_key
@@ -89,9 +90,17 @@ class SessionServices:
         kept.append(participant)
         return SessionServices(tuple(kept[-MAX_PARTICIPANTS:]))
 
-    def without_seen(self) -> SessionServices:
-        """The same services with no notice marks: what another student's session hands on."""
-        return SessionServices(tuple(replace(p, seen="") for p in self.participants))
+    def handed_on(self, *, same_student: bool) -> SessionServices:
+        """What a replaced session hands on to the new one: the same services, with the notice
+        marks only for the same student. COMPAT(notice-names-only): not a mark that names the
+        attributes only, which counts only in the session that wrote it
+        (core/notice_release.py)."""
+        return SessionServices(
+            tuple(
+                p if same_student and is_current_mark(p.seen) else replace(p, seen="")
+                for p in self.participants
+            )
+        )
 
     def to_payload(self) -> dict[str, Any]:
         return {p.service_id: p.to_payload() for p in self.participants}

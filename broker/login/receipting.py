@@ -4,11 +4,12 @@ about to receive and why.
 
 When is the notice due? Always when the service asked for it in this login (OIDC
 prompt=consent). Otherwise not when the SSO session already showed it for this very release (the
-same attribute names; the session's record of its services keeps that, login/participants.py),
-and yes in every other case, unless the school chose `changes` for the
-service and the student's last receipt there shows the same release: then the student saw it
-before. A release that changes (other attributes) always shows the notice again; a school saving
-the same choice again (a new policy version) does not.
+same attribute names with the same purposes of record; the session's record of its services
+keeps that, login/participants.py), and yes in every other case, unless the school chose
+`changes` for the service and the student's last receipt there shows the same release: the same
+names, written after each one's purpose of record began (core/notice_release.py). A release that
+changes (other attributes, or a new purpose for one) always shows the notice again; a school
+saving the same choice again (a new policy version) does not.
 
 A login waiting on the notice is held sealed under the browser's secret, like every other
 login state (sealed.py), and taken once when the student continues. Its answer leaves a short
@@ -21,12 +22,13 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from broker.core.errors import StateExpired
 from broker.core.model import School, UpstreamIdentity
+from broker.core.notice_release import NoticeRelease
 from broker.core.ports import KeyValueStore, ReceiptBook, StoreOp
 from broker.core.receipts import Receipt, ReceiptContent, ReceiptKeys, receipt_content
 from broker.login.login_model import (
@@ -94,13 +96,18 @@ class Receipting:
         store: KeyValueStore,
         *,
         pending_ttl: int,
+        purposes_since: Callable[[str], Mapping[str, float]],
         clock: Callable[[], float] = time.time,
         notice_mode: Callable[[str, str], str] | None = None,
     ) -> None:
         """`notice_mode`: the school's notice mode for a service, by default from the book;
-        the broker passes the worker's cached view of it (wiring.py)."""
+        the broker passes the worker's cached view of it (wiring.py). `purposes_since`: when
+        each attribute's purpose of record began at a service (core/notice_release.py), from
+        the worker's view too: asked only when a mark or receipt with the same names is
+        compared."""
         self.book = book
         self.notice_mode = notice_mode or book.notice_mode
+        self.purposes_since = purposes_since
         self.keys = keys
         self.sealed = SealedStore(store)
         self.pending_ttl = pending_ttl
@@ -121,19 +128,25 @@ class Receipting:
         return self.book.append(content)
 
     # -- the information notice ----------------------------------------------------------------
+    def seen(self, mark: str | None, release: NoticeRelease, session_start: float) -> bool:
+        """Whether the session's `mark` for the service (or the held notice's the student
+        just continued past) is this very release's; `session_start`: the session's login."""
+        return release.seen_in(mark, lambda: self.purposes_since(release.service_id), session_start)
+
     def notice_due(
         self,
         content: ReceiptContent,
+        release: NoticeRelease,
         *,
         school: School,
         identity: UpstreamIdentity,
         seen: bool,
         asked: bool = False,
     ) -> bool:
-        """Whether the student sees the notice before `content` is released. `seen`: this SSO
-        session showed this very release already. `asked`: the service asked for the notice in
-        this login (OIDC prompt=consent), which shows it whatever was shown before, without
-        reading the student's last receipt."""
+        """Whether the student sees the notice before `content` (the notice's `release`) is
+        released. `seen`: this SSO session showed this very release already. `asked`: the
+        service asked for the notice in this login (OIDC prompt=consent), which shows it
+        whatever was shown before, without reading the student's last receipt."""
         if asked:
             return True
         if seen:
@@ -144,7 +157,11 @@ class Receipting:
             # HMAC more, in `changes` mode only); drop it with `legacy_subject`.
             subjects = (content.subject, self.keys.legacy_subject(school, identity))
             last = self.book.latest_for(content.school_id, subjects, content.service_id)
-            if last is not None and last.content.release_fingerprint == content.release_fingerprint:
+            if last is not None and release.receipt_shows(
+                last.content.attributes,
+                last.content.issued_at,
+                lambda: self.purposes_since(content.service_id),
+            ):
                 return False
         return True
 

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
 from broker.core.model import Declaration, Service
+from broker.core.notice_release import purposes_since
 from broker.core.purposes import purpose_change_version
 from broker.core.receipts import receipt_chains
 from broker.registry.admin_tables import DeclarationChangeRow, declarations_from_json
@@ -140,3 +141,12 @@ class PortalReads(SqlRegistryReader):
                 )
                 for row in rows
             ]
+
+    def purposes_since(self, service_id: str) -> dict[str, float]:
+        """When each attribute's purpose of record began at the service, from its declaration
+        history (core/notice_release.py): one query, which the worker's view keeps per
+        registry generation (wiring.py), so the login path does not repeat it."""
+        return purposes_since(
+            (change.version, change.declarations, change.changed_at)
+            for change in self.declaration_history(service_id)
+        )

@@ -13,7 +13,9 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import InteractionRequired, PolicyRefusal, StoreUnavailable, UpstreamFailure
 from broker.core.model import UpstreamIdentity
+from broker.core.notice_release import NoticeRelease, notice_release
 from broker.core.ports import StoreOp
+from broker.core.pseudonym import same_student
 from broker.core.receipts import ReceiptContent
 from broker.login.login_model import LoginRecord, is_my_data
 from broker.login.participants import Participant, SessionServices
@@ -87,6 +89,8 @@ def finish(
     except (PolicyRefusal, UpstreamFailure) as refusal:
         return refuse_to_service(record, refusal)
     content = b.receipting.content(completion, identity)
+    # What the notice tells: the released names with their purposes of record.
+    release = notice_release(completion.service, content.attributes)
     # The session's one record of its services: the notice's "seen" marks and what each
     # service was told, for logout (login/participants.py). One read; a write only on change.
     ending: list[StoreOp] = []
@@ -96,11 +100,13 @@ def finish(
             session_services = b.session_services.read(sso_token)
     else:
         replaced, session_services, ending = replaced_session(identity)
-    seen = session_services.seen(completion.service.id) == content.release_fingerprint
+    mark = session_services.seen(completion.service.id)
+    seen = b.receipting.seen(mark, release, authn_instant)
     # `shown` (the student just continued past this release's notice) ends it in every case:
     # a notice the service asked for (prompt=consent) shows once per login, not again.
-    if shown != content.release_fingerprint and b.receipting.notice_due(
+    if not b.receipting.seen(shown, release, authn_instant) and b.receipting.notice_due(
         content,
+        release,
         school=completion.school,
         identity=identity,
         seen=seen,
@@ -108,7 +114,7 @@ def finish(
     ):
         if record.request.front.get("is_passive"):
             return refuse_to_service(record, InteractionRequired("notice due on a passive login"))
-        return notice_page(record, identity, authn_instant, sso_token, content)
+        return notice_page(record, identity, authn_instant, sso_token, content, release)
     # A fresh login's session is written with the record of its services, in one batch once
     # the answer is built (a login refused before that leaves nothing to clean up).
     opened = b.flow.new_session(identity, authn_instant) if sso_token is None else None
@@ -126,7 +132,7 @@ def finish(
                 completion.service.id,
                 front_protocol(record.request),
                 handles,
-                content.release_fingerprint,
+                release.fingerprint,
             )
             services_write = b.session_services.record_op(
                 sso_token or new_token or "",
@@ -178,17 +184,21 @@ def replaced_session(
     """A fresh school login in a browser whose SSO session still stands (a service forced a
     new login, or another school was asked for) replaces that session: the new one takes over
     its services, so a logout still reaches every service this browser was logged in to.
-    The notice's marks carry over only for the same student at the same school. Returns the
-    replaced session's token and identity (to end it, with its filing under the school's sid),
-    the services, and what replacing it writes beside (SingleLogout.replaced: another
-    student's service sessions end, the same student's stay)."""
+    The notice's marks carry over only for the same student at the same school
+    (core/pseudonym.py `same_student`: the pseudonym's input, the ECK iD at an ECK iD school,
+    where the school's subject is empty for every student; a session whose student cannot be
+    told counts as another student's). Returns the replaced session's token and identity (to
+    end it, with its filing under the school's sid), the services, and what replacing it
+    writes beside (SingleLogout.replaced: another student's service sessions end, the same
+    student's stay)."""
     old = request.cookies.get(SSO_COOKIE)
     held, services = session_and_services(old)
     if not old or held is None:
         return None, SessionServices(), []
-    same = held[0].school_id == identity.school_id and held[0].subject == identity.subject
-    writes = broker().logout.replaced(old, services, same_student=same)
-    return (old, held[0]), services if same else services.without_seen(), writes
+    b = broker()
+    same = same_student(b.view.school(identity.school_id), held[0], identity)
+    writes = b.logout.replaced(old, services, same_student=same)
+    return (old, held[0]), services.handed_on(same_student=same), writes
 
 
 def session_and_services(
@@ -205,6 +215,7 @@ def notice_page(
     authn_instant: float,
     sso_token: str | None,
     content: ReceiptContent,
+    release: NoticeRelease,
 ) -> Response:
     """Hold the login, sealed, and show the student the information notice (docs/receipts.md)
     in this response. The page names its own address, `/notice/<id>`, which it puts in the
@@ -217,7 +228,7 @@ def notice_page(
         identity,
         authn_instant,
         sso_token,
-        content.release_fingerprint,
+        release.fingerprint,
         content.attributes,
     )
     notice_id = b.receipting.hold(secret, pending)

@@ -164,6 +164,10 @@ def build_broker(
             settings.receipts.keys,
             store,
             pending_ttl=settings.login_ttl_seconds,
+            # Per service, not per pair: "" for the school.
+            purposes_since=lambda service_id: view.per_pair(
+                "purposes_since", "", service_id, lambda: registry.purposes_since(service_id)
+            ),
             notice_mode=lambda school_id, service_id: view.per_pair(
                 "notice_mode",
                 school_id,

@@ -6,13 +6,16 @@ end writes its OIDC services' token families' revocation marks in the batch that
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
+import pytest
 import requests
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from broker.login.participants import FAMILIES
+from broker.registry.tables import SchoolRow
 from broker.web.browser import SSO_COOKIE
 from tests.flows.test_oidc_provider_checks import (
     UID,
@@ -176,3 +179,39 @@ def test_the_next_student_at_a_shared_laptop_ends_the_previous_ones_tokens(
     assert_ended(client, again)
     assert works(client, nxt)
     assert refresh_with(client, nxt["refresh_token"]).status_code == 200
+
+
+@pytest.fixture
+def eck_id_school(demo: LiveDemo) -> Iterator[None]:
+    """The demo's SAML school deriving pseudonyms from the ECK iD (its IdP sends one for every
+    student) for one test: the school's subject is then "" for every student."""
+    demo.registry._set_school(DEMO_SCHOOL_ID, {SchoolRow.use_eck_id: True})
+    try:
+        yield
+    finally:
+        demo.registry._set_school(DEMO_SCHOOL_ID, {SchoolRow.use_eck_id: False})
+
+
+@pytest.mark.usefixtures("eck_id_school")
+def test_the_next_student_at_an_eck_id_schools_shared_laptop_is_another_student(
+    demo: LiveDemo,
+) -> None:
+    """At an ECK iD school the back adapters leave the school's subject empty for every
+    student, so the next student is told apart by the ECK iD (the pseudonym's input): the
+    previous student's tokens end, and the next student is shown the information notice the
+    previous one read (their marks do not carry over). The same student again keeps both."""
+    client = refresh_client(demo, "tokens-next-eck-student")
+    browser = Browser()
+    first = login_as(client, browser, UID)
+    session = demo.broker.flow.session(browser.cookies(demo.broker_url)[SSO_COOKIE])
+    assert session is not None and session[0].subject == ""
+    read = len(browser.notices_seen)
+    assert read == 1
+    again = login_as(client, browser, UID, prompt="login")  # the same ECK iD
+    assert works(client, first) and works(client, again)
+    assert len(browser.notices_seen) == read  # the same student's marks carried over
+    nxt = login_as(client, browser, "daan.devries", prompt="login")
+    assert len(browser.notices_seen) == read + 1  # another student: the notice again
+    assert_ended(client, first)
+    assert_ended(client, again)
+    assert works(client, nxt)

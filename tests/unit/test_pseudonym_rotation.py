@@ -10,6 +10,7 @@ import pytest
 from broker.core.chain_move import ChainMove
 from broker.core.errors import ConfigurationError
 from broker.core.model import Release, ReleasePolicy, School, Service, UpstreamIdentity
+from broker.core.notice_release import notice_release
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.pseudonym_rotation import (
     PREVIOUS_PSEUDONYM_RECEIPT_NAME,
@@ -24,7 +25,7 @@ from broker.core.pseudonym_rotation import (
     plan_rotation,
     window_outlook,
 )
-from broker.core.receipts import ReceiptKeys, receipt_content, release_fingerprint
+from broker.core.receipts import ReceiptKeys, receipt_content
 from broker.core.release import compute_release
 
 # pseudonyms.md, "Test vectors": version 1 is the key 0x00 … 0x1f.
@@ -186,7 +187,10 @@ def test_receipts_name_the_previous_pseudonym_during_the_window_and_keep_no_valu
     assert plain.attributes == ()
     assert VECTOR_LEERLING_1 not in content.canonical()
     # The service held the old pseudonym already: no second information notice for it.
-    assert content.release_fingerprint == plain.release_fingerprint == release_fingerprint(())
+    service = _service("leermiddelen")
+    during_notice = notice_release(service, content.attributes)
+    assert during_notice == notice_release(service, plain.attributes)
+    assert during_notice.attributes == ()
 
 
 def test_open_windows_are_those_of_the_given_services_chains() -> None:

@@ -24,7 +24,6 @@ from broker.core.receipts import (
     ReceiptKeys,
     receipt_chains,
     receipt_content,
-    release_fingerprint,
     verify_chain,
 )
 
@@ -215,15 +214,6 @@ def test_pruned_chain_verifies_from_its_anchor_and_notices_a_removed_oldest() ->
     assert verify_chain(KEYS, SCHOOL.id, anchor, receipts[3:]) is None
     problem = verify_chain(KEYS, SCHOOL.id, anchor, receipts[4:])
     assert problem is not None and problem.seq == 5
-
-
-def test_release_fingerprint_follows_the_attribute_names_only() -> None:
-    assert release_fingerprint(["b", "a"]) == release_fingerprint(["a", "b"])
-    assert release_fingerprint(["a"]) != release_fingerprint(["a", "b"])
-    assert release_fingerprint([]) != release_fingerprint(["a"])
-    # The same choice saved again (a new policy version) is the same release for the notice.
-    first, again = chain(1)[0].content, replace(chain(1)[0].content, policy_version=9)
-    assert first.release_fingerprint == again.release_fingerprint
 
 
 def test_exports_hold_the_same_rows() -> None:
