@@ -8,16 +8,17 @@
 #
 # Needs: podman with runc; a Compose that speaks the Docker API (`docker compose`, or Debian's
 # docker-compose 1.29); the images compose.yaml and the Dockerfile name (python:3.11-slim,
-# postgres:16, redis:7, prom/prometheus) pullable or already tagged locally; a Python with the
-# broker and its dependencies for the scripted login (KB_PYTHON, default .venv/bin/python);
-# 127.0.0.1 ports 8000-8004 and 9090 free. Uses docker/secrets/ if it exists, else makes
+# postgres:16, redis:7, prom/prometheus, prom/alertmanager) pullable or already tagged locally;
+# a Python with the broker and its dependencies for the scripted login (KB_PYTHON, default
+# .venv/bin/python); 127.0.0.1 ports 8000-8004, 9090 and 9093 free. Uses docker/secrets/ if it exists, else makes
 # throwaway secrets and removes them at the end. Compose project `kbcheck`: its volumes are not
 # the ones `docker compose -f docker/compose.yaml up` makes.
 set -eu
 cd "$(dirname "$0")/.."
 python="${KB_PYTHON:-.venv/bin/python}"
-if [ -x .venv/bin/ketenbroker ]; then ketenbroker="${KB_KETENBROKER:-.venv/bin/ketenbroker}"
-else ketenbroker="${KB_KETENBROKER:-ketenbroker}"; fi
+# bench/login.py imports its neighbours as top-level modules (bench_instance), as the bench
+# scripts do when run from bench/: both folders on the path.
+pythonpath="$PWD:$PWD/bench"
 project=kbcheck
 work=$(mktemp -d)
 made_secrets=""
@@ -47,7 +48,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 command -v podman >/dev/null || fail "podman is not installed"
-PYTHONPATH=$PWD "$python" -c "import broker, bench.login, requests" 2>/dev/null \
+PYTHONPATH=$pythonpath "$python" -c "import broker, bench.login, requests" 2>/dev/null \
   || fail "$python cannot import the broker and bench/login.py (set KB_PYTHON)"
 
 # 1. The image. --format docker: podman's default (OCI) image format has no HEALTHCHECK.
@@ -62,7 +63,8 @@ podman build --format docker -f docker/Dockerfile -t ketenbroker:local "$@" . \
 
 # 2. Secrets, podman's Docker API for Compose, and health checks where no systemd runs them.
 if [ ! -e docker/secrets ]; then
-  sh docker/make-secrets.sh "$ketenbroker" >/dev/null
+  # `init` in the image step 1 built (building again would drop --format docker).
+  KB_DOCKER=podman sh docker/make-secrets.sh --no-build >/dev/null
   made_secrets=1
 fi
 podman system service --time=0 "unix://$work/podman.sock" >"$work/service.log" 2>&1 &
@@ -130,7 +132,7 @@ wait_for 120 "Prometheus scrapes the broker" scraped
 wait_for 300 "the demo publisher answers" peers_up
 
 # 4. A student's login over HTTP, with bench/login.py's browser (cookies per host name).
-PYTHONPATH=$PWD "$python" - <<'EOF' || fail "demo login"
+PYTHONPATH=$pythonpath "$python" - <<'EOF' || fail "demo login"
 import requests
 from bench.login import one_login
 

@@ -4,6 +4,7 @@ who made a change, and the check of a catalogue attribute's name."""
 from __future__ import annotations
 
 import getpass
+import os
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -72,9 +73,19 @@ def open_registry(config_path: Path) -> tuple[Settings, SqlRegistry]:
     return settings, SqlRegistry(settings.registry_url, seal=settings.secret_seal())
 
 
+def user_name() -> str:
+    """The login name of who runs the command, or `uid:N` for a user /etc/passwd does not list
+    (a container run under an arbitrary uid: OpenShift, `docker run --user`), where getuser()
+    raises (KeyError; OSError from Python 3.13) and would stop a command half-way."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid:{os.getuid()}"
+
+
 def who() -> str:
     """Who made a registry change, as its history records it."""
-    return f"cli:{getpass.getuser()}"
+    return f"cli:{user_name()}"
 
 
 def catalogue_attribute(name: str) -> str:

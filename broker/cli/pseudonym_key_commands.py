@@ -107,6 +107,9 @@ def rotate(
 ) -> None:
     """Give a chain a new pseudonym key version and open its migration window."""
     settings, registry = open_registry(config_path)
+    # Known before the key set file is written: nothing between that write and the registry's
+    # record of it may fail on its own.
+    changed_by = who()
     chain = _pseudonym_chain(registry, chain_id, service_id)
     record = registry.pseudonym_keys.of(chain)
     keys = key_set_now(settings)
@@ -118,7 +121,7 @@ def rotate(
     if plan.add_version:
         _add_version(settings, plan.new_version)
         click.echo(f"Key set: version {plan.new_version} added (key material not shown).")
-    registry.pseudonym_keys.replace(record, plan.record, who())
+    registry.pseudonym_keys.replace(record, plan.record, changed_by)
     assert plan.record.window_ends is not None
     click.echo(
         f"Chain {chain}: key version {plan.new_version} (was {plan.record.previous_version}); "

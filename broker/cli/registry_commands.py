@@ -6,7 +6,6 @@ problems` (registry_problems.py): what needs the operator's attention."""
 
 from __future__ import annotations
 
-import getpass
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -16,7 +15,7 @@ import click
 from broker.cli.counts import counted
 from broker.cli.id_reuse_options import id_reuse, reuse_options
 from broker.cli.import_summary import import_summary
-from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.options import config_option, open_registry, reports_errors, user_name
 from broker.cli.registry_import import ImportRefused, read_registry_file
 from broker.cli.registry_problems import problems_command
 from broker.cli.registry_toml import export_text
@@ -109,7 +108,7 @@ def import_command(
         click.echo(f"{file} is valid. Importing it now would do this (--dry-run):")
     report = registry.import_snapshot(
         snapshot,
-        f"import:{getpass.getuser()}",
+        f"import:{user_name()}",
         apply=not dry_run,
         stop_releases=confirm_purpose_changes,
         encryption_refusal=refused_with_auto,

@@ -18,6 +18,7 @@ from sqlalchemy import (
     CursorResult,
     Engine,
     Table,
+    and_,
     bindparam,
     delete,
     func,
@@ -389,6 +390,23 @@ class SqlReceiptBook:
                     chain.seal = self.keys.seal_record(school_id, chain.head(), anchor)
                 deleted[school_id] = result.rowcount
         return deleted
+
+    def oldest_kept(self) -> int | None:
+        """When the oldest receipt still kept was issued (Unix seconds; None without one): the
+        earliest of each school's first receipt after its anchor, found through the unique
+        (school_id, seq) index, one lookup per school and never a scan of every receipt, so
+        /metrics can ask it at every scrape (web/receipt_metrics.py)."""
+        first_kept = and_(
+            ReceiptRow.school_id == ReceiptChainRow.school_id,
+            ReceiptRow.seq == ReceiptChainRow.anchor_seq + 1,
+        )
+        with session_on(self._engine) as session:
+            found = session.scalar(
+                select(func.min(ReceiptRow.issued_at))
+                .select_from(ReceiptChainRow)
+                .join(ReceiptRow, first_kept)
+            )
+        return None if found is None else int(found)
 
 
 def _batches(session: Session, school_id: str, after: int, until: int) -> Iterator[list[Receipt]]:

@@ -14,6 +14,7 @@ from broker.web import metrics
 from broker.web.health import failed_checks
 from broker.web.key_metrics import KeyScheduleCollector
 from broker.web.metadata_metrics import MetadataSourceCollector
+from broker.web.receipt_metrics import ReceiptRetentionCollector
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.web.operations")
@@ -40,7 +41,9 @@ def metrics_page() -> Response:
     if refusal is not None:
         return refusal
     b = broker()
-    body, content_type = metrics.render(KeyScheduleCollector(b), MetadataSourceCollector(b))
+    body, content_type = metrics.render(
+        KeyScheduleCollector(b), MetadataSourceCollector(b), ReceiptRetentionCollector(b)
+    )
     response = Response(body, content_type=content_type)
     response.headers["Cache-Control"] = "no-store"
     return response

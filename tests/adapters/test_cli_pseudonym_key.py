@@ -6,6 +6,8 @@ changed. No output ever carries key material.
 
 from __future__ import annotations
 
+import os
+import pwd
 import sqlite3
 import stat
 import threading
@@ -112,6 +114,32 @@ def test_rotate_adds_a_version_points_the_chain_and_opens_the_window(config: Pat
     assert "leermiddelen: version 2; window open until" in status
     assert "(previous version 1 released too)" in status
     assert "toetsen: version 1\n" in status
+
+
+def test_rotate_under_a_uid_without_a_passwd_entry_records_the_uid(
+    config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A container run under a uid /etc/passwd does not list (OpenShift, `docker run --user`):
+    getpwuid raises KeyError. The rotation still completes, in the key set file and in the
+    registry, recorded as made by `cli:uid:N` (it once failed after adding the version to the
+    file, before recording it)."""
+    for name in ("LOGNAME", "USER", "LNAME", "USERNAME"):  # getuser() asks these first
+        monkeypatch.delenv(name, raising=False)
+
+    def no_entry(uid: int) -> pwd.struct_passwd:
+        raise KeyError(f"getpwuid(): uid not found: {uid}")
+
+    monkeypatch.setattr(pwd, "getpwuid", no_entry)
+    result = run("pseudonym-key", "rotate", "--config", config, "--chain", "leermiddelen",
+                 "--window", "30")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(read_key_set(key_file(config)).keys) == [1, 2]
+    with sqlite3.connect(config.parent / "registry.sqlite3") as connection:
+        rows = connection.execute(
+            "SELECT current_version, changed_by FROM pseudonym_key_versions WHERE chain = ?",
+            ("leermiddelen",),
+        ).fetchall()
+    assert rows == [(2, f"cli:uid:{os.getuid()}")]
 
 
 def test_rotating_twice_is_refused_and_changes_nothing(config: Path) -> None:

@@ -129,21 +129,71 @@ def _compose_command() -> list[str] | None:
     return [legacy] if legacy else None
 
 
+# A stand-in for the docker client (no engine here): each call is noted in $DOCKER_CALLS;
+# `build` does nothing, `run [OPTIONS] ketenbroker:local COMMAND…` runs COMMAND on this machine,
+# where this environment's `ketenbroker` stands in for the image's.
+FAKE_DOCKER = """#!/bin/sh
+echo "$*" >> "$DOCKER_CALLS"
+case "$1" in
+  build) exit 0 ;;
+  run) while [ "$1" != ketenbroker:local ]; do shift; done; shift; exec "$@" ;;
+esac
+exit 1
+"""
+
+
+def make_secrets(copy: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """docker/make-secrets.sh of the copy at `copy`, with the docker client faked."""
+    fake = copy.parent / "fake-docker"
+    fake.write_text(FAKE_DOCKER, encoding="utf-8")
+    fake.chmod(0o755)
+    scratch = copy.parent / "scratch"
+    scratch.mkdir(exist_ok=True)
+    environment = {k: v for k, v in os.environ.items() if k != "KB_SECRETS_DIR"}
+    environment.update(
+        KB_DOCKER=str(fake),
+        DOCKER_CALLS=str(copy.parent / "docker-calls"),
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), environment["PATH"]]),
+        TMPDIR=str(scratch),
+    )
+    return subprocess.run(
+        ["sh", str(copy / "make-secrets.sh"), *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment,
+    )
+
+
+def docker_calls(copy: Path) -> list[str]:
+    return (copy.parent / "docker-calls").read_text(encoding="utf-8").splitlines()
+
+
 @pytest.fixture
 def docker_copy(tmp_path: Path) -> Path:
     """docker/ copied, with secrets made by the script (the real folder stays untouched)."""
     copy = tmp_path / "docker"
     shutil.copytree(DOCKER, copy, ignore=shutil.ignore_patterns("secrets"))
-    ketenbroker = str(Path(sys.executable).parent / "ketenbroker")
-    done = subprocess.run(
-        ["sh", str(copy / "make-secrets.sh"), ketenbroker],
-        capture_output=True,
-        text=True,
-        check=False,
-        env={k: v for k, v in os.environ.items() if k != "KB_SECRETS_DIR"},
-    )
+    done = make_secrets(copy)
     assert done.returncode == 0, done.stderr
     return copy
+
+
+def test_make_secrets_needs_docker_only(docker_copy: Path, tmp_path: Path) -> None:
+    """The keys come from `ketenbroker init` inside the image it builds first, streamed out
+    (no bind mount, no host `ketenbroker`); --no-build uses the image as it is."""
+    build, run = docker_calls(docker_copy)
+    assert build == f"build -f {docker_copy}/Dockerfile -t ketenbroker:local {docker_copy}/.."
+    assert run.startswith("run --rm ketenbroker:local sh -c ")
+    assert "ketenbroker init" in run and " -v " not in run
+    again = tmp_path / "again"
+    shutil.copytree(DOCKER, again / "docker", ignore=shutil.ignore_patterns("secrets"))
+    done = make_secrets(again / "docker", "--no-build")
+    assert done.returncode == 0, done.stderr
+    assert [call.split()[0] for call in docker_calls(again / "docker")] == ["run"]
+    assert sorted(p.name for p in (again / "docker" / "secrets").iterdir()) == sorted(
+        p.name for p in (docker_copy / "secrets").iterdir()
+    )
 
 
 def test_docker_compose_config_accepts_the_file(docker_copy: Path) -> None:
@@ -173,14 +223,11 @@ def test_docker_compose_config_accepts_the_file(docker_copy: Path) -> None:
 
 
 def test_make_secrets_refuses_to_overwrite(docker_copy: Path) -> None:
-    again = subprocess.run(
-        ["sh", str(docker_copy / "make-secrets.sh"), "unused"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    calls = len(docker_calls(docker_copy))
+    again = make_secrets(docker_copy)
     assert again.returncode == 1
     assert "exists" in again.stderr
+    assert len(docker_calls(docker_copy)) == calls  # refused before building or running
 
 
 def test_the_secrets_make_a_valid_configuration(
@@ -273,3 +320,105 @@ def test_the_metadata_alerts_name_the_source_gauges_the_broker_serves() -> None:
     served = {metadata_metrics.STATE, metadata_metrics.VALID_UNTIL, metadata_metrics.LAST_GOOD}
     named = set(re.findall(r"ketenbroker_[a-z_]+", (DOCKER / "alerts.yml").read_text()))
     assert {n for n in named if "metadata_source" in n} <= served
+
+
+def test_the_first_up_waits_for_postgresql_over_tcp_and_migrate_tries_again() -> None:
+    """On a new volume the postgres image runs a temporary socket-only server first: the health
+    check asks over TCP, as the broker connects; a failed `migrate` is tried again a bounded
+    number of times, and everything of the broker's image waits for it to succeed."""
+    services = _compose()["services"]
+    check = services["postgres"]["healthcheck"]["test"]
+    assert check[:2] == ["CMD", "pg_isready"] and check[check.index("-h") + 1] == "127.0.0.1"
+    assert re.fullmatch(r"on-failure:\d+", services["migrate"]["restart"])
+    waiting = {
+        name
+        for name, service in services.items()
+        if isinstance(depends := service.get("depends_on"), dict)
+        and depends.get("migrate") == {"condition": "service_completed_successfully"}
+    }
+    assert waiting == {"broker", "demo-peers", "receipts-jobs", "cli"}
+
+
+def test_the_receipts_jobs_survive_a_failure_and_show_it() -> None:
+    jobs = _compose()["services"]["receipts-jobs"]
+    assert jobs["restart"] == "unless-stopped"
+    loop = jobs["command"][-1]
+    assert loop.startswith("while :; do") and "exit" not in loop
+    assert "receipts prune && ketenbroker receipts verify" in loop
+    assert jobs["healthcheck"]["test"] == ["CMD-SHELL", "test ! -e /tmp/receipts-jobs-failed"]
+
+
+def test_prometheus_sends_its_alerts_to_the_alertmanager_of_the_compose_file() -> None:
+    services = _compose()["services"]
+    prometheus = yaml.safe_load((DOCKER / "prometheus.yml").read_text(encoding="utf-8"))
+    (target,) = prometheus["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"]
+    host, port = target.split(":")
+    alertmanager = services[host]
+    assert f"127.0.0.1:{port}:{port}" in alertmanager["ports"]
+    assert "./alertmanager.yml:/etc/alertmanager/alertmanager.yml:ro" in alertmanager["volumes"]
+    assert "--config.file=/etc/alertmanager/alertmanager.yml" in alertmanager["command"]
+    routes = yaml.safe_load((DOCKER / "alertmanager.yml").read_text(encoding="utf-8"))["route"]
+    assert {r["receiver"] for r in routes["routes"]} | {routes["receiver"]} == {"page", "tickets"}
+
+
+PASSIVE_OUTCOMES = "login_required|interaction_required"
+
+
+def test_the_refusal_alert_leaves_out_the_answers_to_silent_checks() -> None:
+    """IsPassive / prompt=none without a session answers login_required (with the notice due,
+    interaction_required): neither a refusal nor a login attempt. The rule and the table of
+    docs/operations.md say the same expression."""
+    rules = yaml.safe_load((DOCKER / "alerts.yml").read_text(encoding="utf-8"))
+    by_name = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
+    expr = " ".join(by_name["KetenbrokerRefusalsHigh"]["expr"].split())
+    refused = f'ketenbroker_logins_total{{outcome!~"ok|{PASSIVE_OUTCOMES}"}}'
+    attempted = f'ketenbroker_logins_total{{outcome!~"{PASSIVE_OUTCOMES}"}}'
+    assert expr == (
+        f"sum(rate({refused}[10m])) / clamp_min(sum(rate({attempted}[10m])), 1e-9) > 0.2"
+    )
+    operations = (DOCKER.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    assert f"`{expr.replace('|', chr(92) + '|')}`" in operations
+    assert 'outcome!="ok"' not in operations
+
+
+def _tool(name: str) -> str:
+    found = shutil.which(name)
+    if found is None:
+        pytest.skip(f"no {name} here (Debian: apt-get install prometheus prometheus-alertmanager)")
+    return found
+
+
+def test_the_alert_rules_pass_their_unit_tests() -> None:
+    """docker/alerts.test.yml: no refusal alert for 60 logins and 30 silent checks a minute, one
+    for real refusals; the receipts alert once prune stopped."""
+    done = subprocess.run(
+        [_tool("promtool"), "test", "rules", str(DOCKER / "alerts.test.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_prometheus_and_alertmanager_accept_their_files(tmp_path: Path) -> None:
+    promtool = _tool("promtool")
+    # The container's paths, here: the rule file and the token file must exist to be checked.
+    (tmp_path / "alerts.yml").write_bytes((DOCKER / "alerts.yml").read_bytes())
+    (tmp_path / "metrics_token").write_text("token", encoding="utf-8")
+    text = (DOCKER / "prometheus.yml").read_text(encoding="utf-8")
+    text = text.replace("/etc/prometheus/", f"{tmp_path}/").replace("/run/secrets/", f"{tmp_path}/")
+    (tmp_path / "prometheus.yml").write_text(text, encoding="utf-8")
+    done = subprocess.run(
+        [promtool, "check", "config", str(tmp_path / "prometheus.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    done = subprocess.run(
+        [_tool("amtool"), "check-config", str(DOCKER / "alertmanager.yml")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

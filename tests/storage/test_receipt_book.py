@@ -233,6 +233,22 @@ def test_pruning_keeps_the_chain_verifiable_and_removing_the_oldest_kept_shows(
     assert book.verify(SCHOOLS[0].id).problem is None
 
 
+def test_the_oldest_kept_receipt_follows_each_schools_anchor(book: SqlReceiptBook) -> None:
+    """What /metrics reports against the retention period (web/receipt_metrics.py): the
+    earliest first-kept receipt over all schools, moving as prune moves the anchors."""
+    assert book.oldest_kept() is None
+    for i in range(4):
+        book.append(content(at=1000 + i))
+    book.append(content(SCHOOLS[1], at=1500))
+    assert book.oldest_kept() == 1000
+    book.prune(before=1002)
+    assert book.oldest_kept() == 1002
+    book.prune(before=1600)  # the first school's receipts and the second's
+    assert book.oldest_kept() is None
+    book.append(content(SCHOOLS[1], at=2000))
+    assert book.oldest_kept() == 2000
+
+
 def test_a_deleted_chain_record_is_reported(book: SqlReceiptBook) -> None:
     book.append(content())
     with session_on(_engine(book)) as session:

@@ -1,0 +1,48 @@
+"""The receipts' retention on /metrics, computed when Prometheus scrapes, never on the login path.
+
+`receipts prune` is a daily job outside the workers (cron, a timer, compose's `receipts-jobs`);
+when it stops running or keeps failing, receipts outlive `receipts.retention_days` and nothing
+else shows it. The gauge is how long the oldest receipt still kept has been kept past that
+period: 0 while the job keeps up (it removes, once a day, what passed the period), growing by a
+day each day it does not. No label, nothing about a school or a student: which school's chain
+holds it is what `receipts verify` and the job's log say.
+
+A scrape costs one query: each school's first kept receipt, by its unique (school_id, seq) index
+(`SqlReceiptBook.oldest_kept`). Served by the worker that answers, in a registry of its own
+(metrics.render), as the key and metadata gauges.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from broker.core.errors import StoreUnavailable
+from broker.web.wiring import Broker
+
+PAST_RETENTION = "ketenbroker_receipts_past_retention_seconds"
+DAY = 24 * 3600
+
+
+class ReceiptRetentionCollector:
+    """A prometheus_client collector over one worker's broker (registered per scrape)."""
+
+    def __init__(self, broker: Broker, clock: Callable[[], float] = time.time) -> None:
+        self._broker = broker
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            oldest = self._broker.receipts.oldest_kept()
+        except StoreUnavailable:
+            return  # the registry is down: /readyz and the login metrics say so
+        kept_until = self._clock() - self._broker.settings.receipts.retention_days * DAY
+        past = 0.0 if oldest is None else max(0.0, kept_until - oldest)
+        yield GaugeMetricFamily(
+            PAST_RETENTION,
+            "Seconds the oldest receipt still kept is past receipts.retention_days (0: none; "
+            "growing: `receipts prune` has not run or failed).",
+            value=past,
+        )
