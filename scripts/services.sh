@@ -38,6 +38,29 @@ if ! docker compose version >/dev/null 2>&1 && ! have docker-compose; then
   apt_install docker-compose || echo "services: without docker-compose the compose check is skipped" >&2
 fi
 
+# promtool and amtool check docker/alerts.yml, its rule unit tests and docker/alertmanager.yml
+# (tests/adapters/test_docker_files.py). Only the two programs are taken from Debian's packages
+# (apt-get download, dpkg -x): installing the packages would also set up and start a Prometheus
+# and an Alertmanager server, which the tests do not need.
+fetch_tool() {  # fetch_tool PACKAGE PROGRAM
+  if [ "$(id -u)" != "0" ] || ! have apt-get; then
+    echo "services: no $2; install it (Debian: apt-get install $1) to check docker/alerts.yml" >&2
+    return 1
+  fi
+  if [ -z "${KB_APT_UPDATED:-}" ]; then
+    apt-get update -qq >/dev/null && export KB_APT_UPDATED=1
+  fi
+  local work
+  work="$(mktemp -d)"
+  (cd "$work" && apt-get download -qq "$1" >/dev/null 2>&1 && dpkg -x "$1"_*.deb unpacked) \
+    && install -m 0755 "$work/unpacked/usr/bin/$2" /usr/local/bin/"$2"
+  local status=$?
+  rm -rf "$work"
+  return $status
+}
+have promtool || fetch_tool prometheus promtool || echo "services: promtool not fetched" >&2
+have amtool || fetch_tool prometheus-alertmanager amtool || echo "services: amtool not fetched" >&2
+
 if ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
   echo "services: starting redis-server on 127.0.0.1:6379"
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null
