@@ -225,6 +225,10 @@ class Settings:
     logout_wait_seconds: int = 5
     # `json` (one object per line, for log collectors) or `text` (for a terminal).
     log_format: str = "json"
+    # The web workers' bound on each PostgreSQL statement (the server cancels it), and, a second
+    # more, on each answer and on the wait for a pooled connection (registry/database.py). The
+    # CLI and migrations run without one.
+    registry_statement_timeout_seconds: int = 2
     source: Path | None = None
     # Where the pseudonym key set was read from; None when KETENBROKER_PSEUDONYM_KEYS gave it
     # (then `pseudonym-key rotate` cannot add versions, and workers cannot read new ones).
@@ -678,14 +682,15 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
     previous = _previous_session_secret(keys, base, secret.strip())
     saml_key = _path(base, _str(keys, "saml_signing_key", "keys"))
     metadata = _metadata(data, base)
+    registry = _section(data, "registry")
     return Settings(
         base_url=base_url,
         scope=_str(broker, "scope", "broker"),
         registry_url=_url_with_password_file(
-            _section(data, "registry"),
-            _resolve_url(base, _str(_section(data, "registry"), "url", "registry")),
-            base,
-            "registry",
+            registry, _resolve_url(base, _str(registry, "url", "registry")), base, "registry"
+        ),
+        registry_statement_timeout_seconds=_int(
+            registry, "statement_timeout_seconds", "registry", 2, 1, 60
         ),
         store_url=_url_with_password_file(
             _section(data, "store"),

@@ -113,13 +113,19 @@ class SqlRegistry(PortalReads):
     enough and may be shared by threads; `clock` is injectable so tests can pin `changed_at`.
     `seal` seals the secrets the registry keeps (staff TOTP secrets, schools' client secrets)
     and opens them (core/sealed_secrets.py, `Settings.secret_seal()`); without it the registry
-    reads clear values only and refuses to write a secret.
+    reads clear values only and refuses to write a secret. `statement_timeout` (seconds): the
+    web workers' bound on every PostgreSQL call (`database.open_engine`); the CLI gives none.
     """
 
     def __init__(
-        self, url: str, *, clock: Callable[[], datetime] = _utc_now, seal: SecretSeal = NO_KEYS
+        self,
+        url: str,
+        *,
+        clock: Callable[[], datetime] = _utc_now,
+        seal: SecretSeal = NO_KEYS,
+        statement_timeout: float | None = None,
     ) -> None:
-        engine = open_engine(url)
+        engine = open_engine(url, statement_timeout=statement_timeout)
         super().__init__(engine, seal)
         self._writer = writer(engine)
         self._clock = clock

@@ -106,7 +106,12 @@ def build_broker(
     process with `memory://`); by default the one `settings.store_url` names. `keys`: the
     signing key set (tests pass one on a clock of their own); by default the one on disk."""
     keys = LiveKeySet(settings) if keys is None else keys
-    registry = SqlRegistry(settings.registry_url, seal=settings.secret_seal())
+    # Every PostgreSQL call of a request is bounded (docs/operations.md, "Failure behaviour").
+    registry = SqlRegistry(
+        settings.registry_url,
+        seal=settings.secret_seal(),
+        statement_timeout=settings.registry_statement_timeout_seconds,
+    )
     view = CachedRegistryReader(registry)
     # Every part shares the one store; its failures are counted for /metrics on the way out.
     store = CountingStore(open_store(settings.store_url) if store is None else store)

@@ -212,6 +212,8 @@ def federation(
     database: str,
     *,
     brokers: int = 2,
+    broker_workers: int = 2,
+    broker_threads: int = 1,
     registry_link: bool = False,
     store_link: bool = False,
     school_timeout_seconds: int = 2,
@@ -219,8 +221,9 @@ def federation(
 ) -> Iterator[Federation]:
     """The federation, running; every process and server stopped afterwards.
 
-    `registry_link`, `store_link`: the brokers reach PostgreSQL, Redis through a forwarder the
-    test controls.
+    `broker_workers`, `broker_threads`: gunicorn's workers per broker process and threads per
+    worker (more than one: gthread workers). `registry_link`, `store_link`: the brokers reach
+    PostgreSQL, Redis through a forwarder the test controls.
     """
     with ExitStack() as stack:
         port = free_ports(7)
@@ -266,6 +269,8 @@ def federation(
                     gunicorn_broker(
                         fed.config,
                         port if index == 0 else None,
+                        workers=broker_workers,
+                        threads=broker_threads,
                         log=directory / f"gunicorn-{index}.log",
                     )
                 )

@@ -122,11 +122,15 @@ class Mode(Enum):
     FORWARD = "forward"  # pass bytes both ways
     HANG = "hang"  # accept, read, never answer
     REFUSE = "refuse"  # accept and close at once (a peer that is down)
+    # Pass nothing either way, on the connections already open too, and cut none: a peer (or a
+    # proxy, a firewall) gone silent under established connections. FORWARD thaws them.
+    FREEZE = "freeze"
 
 
 class TcpForwarder:
     """Listens on a free loopback port and forwards each connection to `target_port`; the test
-    switches it to HANG or REFUSE (which also cuts the connections already open)."""
+    switches it to HANG or REFUSE (which also cuts the connections already open) or FREEZE
+    (which keeps every connection and passes nothing until it forwards again)."""
 
     def __init__(self, target_port: int, port: int | None = None) -> None:
         self.target_port = target_port
@@ -151,7 +155,7 @@ class TcpForwarder:
         if mode is Mode.FORWARD and self.mode is not Mode.FORWARD:
             self.restored_at = time.monotonic()
         self.mode = mode
-        if mode is not Mode.FORWARD:
+        if mode in (Mode.HANG, Mode.REFUSE):
             self._cut_all()
 
     def close(self) -> None:
@@ -203,7 +207,11 @@ class TcpForwarder:
     def _pump(self, one: socket.socket, other: socket.socket) -> None:
         peers = {one: other, other: one}
         try:
-            while self.mode is Mode.FORWARD:
+            while self._running and self.mode in (Mode.FORWARD, Mode.FREEZE):
+                if self.mode is Mode.FREEZE:
+                    # Read nothing: what either side sends stays in the kernel's buffers.
+                    time.sleep(0.05)
+                    continue
                 readable, _, _ = select.select(list(peers), [], [], 0.2)
                 for sock in readable:
                     data = sock.recv(65536)
@@ -247,7 +255,9 @@ def running(pid: int) -> bool:
 class GunicornBroker:
     """`gunicorn 'broker.web.app:create_app()'` on its own port, configured by `config`."""
 
-    def __init__(self, config: Path, port: int, *, workers: int = 2, log: Path) -> None:
+    def __init__(
+        self, config: Path, port: int, *, workers: int = 2, threads: int = 1, log: Path
+    ) -> None:
         self.port = port
         self.url = f"http://127.0.0.1:{port}"
         self.log_path = log
@@ -262,6 +272,9 @@ class GunicornBroker:
                     f"127.0.0.1:{port}",
                     "--workers",
                     str(workers),
+                    # More than one thread: gthread workers, as `serve` runs them.
+                    "--threads",
+                    str(threads),
                     "--graceful-timeout",
                     "2",
                     # The access log shows a test which broker process served which step.
@@ -320,9 +333,11 @@ class GunicornBroker:
 
 @contextmanager
 def gunicorn_broker(
-    config: Path, port: int | None = None, *, workers: int = 2, log: Path
+    config: Path, port: int | None = None, *, workers: int = 2, threads: int = 1, log: Path
 ) -> Iterator[GunicornBroker]:
-    broker = GunicornBroker(config, port or free_ports(1), workers=workers, log=log)
+    broker = GunicornBroker(
+        config, port or free_ports(1), workers=workers, threads=threads, log=log
+    )
     try:
         broker.wait_ready()
         yield broker

@@ -237,6 +237,14 @@ def test_key_set_with_previous_version() -> None:
         (("ttl_seconds = 900", "ttl_seconds = 901"), r"login\.ttl_seconds"),
         (('url = "memory://"', 'url = ""'), r"store\.url"),
         (("[registry]\nurl", "[registry]\nother"), r"registry\.url"),
+        (
+            ("[store]", "statement_timeout_seconds = 0\n\n[store]"),
+            r"registry\.statement_timeout_seconds must be a whole number from 1 to 60",
+        ),
+        (
+            ("[store]", "statement_timeout_seconds = 0.5\n\n[store]"),
+            r"registry\.statement_timeout_seconds",
+        ),
     ],
 )
 def test_other_bad_values_name_the_key(tmp_path: Path, edit: tuple[str, str], key: str) -> None:

@@ -144,6 +144,20 @@ def test_commented_registry_alternative_is_postgresql(tmp_path: Path) -> None:
     assert settings_from_mapping(data, tmp_path, None).registry_url == alternative
 
 
+def test_the_commented_registry_statement_timeout_loads(tmp_path: Path) -> None:
+    """`statement_timeout_seconds`, shown as a comment under [registry] with its default,
+    uncommented, is that default; without it the web workers get the same."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    body = text.split("[registry]", 1)[1].split("\n[", 1)[0]
+    (line,) = re.findall(r"^# (statement_timeout_seconds = \d+)$", body, flags=re.MULTILINE)
+    data = _example()
+    _write_key_files(tmp_path, data)
+    default = settings_from_mapping(data, tmp_path, None).registry_statement_timeout_seconds
+    data["registry"].update(tomllib.loads(line))
+    written = settings_from_mapping(data, tmp_path, None).registry_statement_timeout_seconds
+    assert written == default == 2
+
+
 def test_the_commented_metadata_source_loads(tmp_path: Path) -> None:
     """The `[[metadata.sources]]` block shown as comments, uncommented, is a valid source."""
     text = EXAMPLE.read_text(encoding="utf-8")
