@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,9 @@ class PublisherRpSettings:
     # broker's signing key rolled over, docs/operations.md): fetch the JWKS again, once, and
     # verify against that. False plays a client that never looks again until its cache expires.
     refresh_keys_on_unknown_kid: bool = True
+    # `form_post` asks the broker to post its answer to /callback (as ASP.NET Core's OpenID
+    # Connect handler does by default) instead of redirecting with it in the query.
+    response_mode: str = "query"
 
     @property
     def redirect_uri(self) -> str:
@@ -85,6 +89,34 @@ def _verified(id_token: str, jwks_uri: str, fetched: _JsonCache, refresh: bool) 
     return jwt.decode(id_token, keys, algorithms=["RS256", "ES256"])
 
 
+def _session_cookie(response_mode: str) -> dict[str, Any]:
+    """The Flask session cookie's settings: it must come back with the broker's answer."""
+    if response_mode == "form_post":
+        # The callback is a POST from the broker's site: a cross-site request, which carries
+        # only a SameSite=None cookie (and that only with Secure; loopback counts as secure).
+        return {"SESSION_COOKIE_SAMESITE": "None", "SESSION_COOKIE_SECURE": True}
+    return {"SESSION_COOKIE_SAMESITE": "Lax"}  # the callback is a top-level GET
+
+
+def _authorization_extras(args: Mapping[str, str], response_mode: str) -> dict[str, str]:
+    """What /login passes on to the broker besides the code flow's own parameters."""
+    extra = {k: args[k] for k in _PASSED_ON if args.get(k)}
+    if args.get("school"):
+        extra["login_hint"] = args["school"]
+    if response_mode != "query":
+        extra["response_mode"] = response_mode
+    return extra
+
+
+def _answer_in(response_mode: str) -> Mapping[str, str] | None:
+    """The broker's answer at /callback, in the mode this client asked for and only in that
+    one (None: it came otherwise)."""
+    form_post = response_mode == "form_post"
+    if request.method != ("POST" if form_post else "GET"):
+        return None
+    return request.form if form_post else request.args
+
+
 def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
     """The demo OIDC publisher as a Flask app: /, /login, /callback, /received.json, and the
     logout routes of publisher_rp_logout.py."""
@@ -93,7 +125,7 @@ def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
     app.secret_key = secrets.token_bytes(32)
     digest = hashlib.sha256(settings.base_url.encode()).hexdigest()[:10]
     app.config["SESSION_COOKIE_NAME"] = f"demo_rp_{digest}"
-    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"  # the callback is a top-level GET
+    app.config.update(_session_cookie(settings.response_mode))
 
     fetched = _JsonCache(settings.provider_cache_seconds)
 
@@ -151,27 +183,28 @@ def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
     def login() -> Any:
         verifier = secrets.token_urlsafe(48)
         nonce = secrets.token_urlsafe(16)
-        extra = {k: request.args[k] for k in _PASSED_ON if request.args.get(k)}
-        if request.args.get("school"):
-            extra["login_hint"] = request.args["school"]
+        extra = _authorization_extras(request.args, settings.response_mode)
         url, state = client().create_authorization_url(
             provider()["authorization_endpoint"], nonce=nonce, code_verifier=verifier, **extra
         )
         session["pending"] = {"state": state, "nonce": nonce, "verifier": verifier}
         return redirect(url, code=303)
 
-    @app.get("/callback")
+    @app.route("/callback", methods=["GET", "POST"])
     def callback() -> Any:
+        answer = _answer_in(settings.response_mode)
+        if answer is None:
+            return refused("This answer came in another response mode than asked for.", 400)
         pending = session.pop("pending", None)
-        if not pending or request.args.get("state") != pending["state"]:
+        if not pending or answer.get("state") != pending["state"]:
             return refused("This answer does not belong to a login started here.", 400)
-        if request.args.get("iss") != settings.issuer:
+        if answer.get("iss") != settings.issuer:
             return refused("The answer names another issuer (mix-up defence, RFC 9207).", 400)
-        if request.args.get("error"):
+        if answer.get("error"):
             return refused(
                 "The broker answered with an error.",
-                error=request.args["error"],
-                error_description=request.args.get("error_description"),
+                error=answer["error"],
+                error_description=answer.get("error_description"),
             )
         document = provider()
         try:
@@ -180,7 +213,7 @@ def create_publisher_rp_app(settings: PublisherRpSettings) -> Flask:
             with client() as oauth:
                 token = oauth.fetch_token(
                     document["token_endpoint"],
-                    authorization_response=request.url,
+                    code=answer.get("code", ""),
                     code_verifier=pending["verifier"],
                 )
         except OAuth2Error as error:

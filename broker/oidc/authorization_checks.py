@@ -20,6 +20,7 @@ from broker.core.whole_numbers import MAX_AGE_DIGITS, whole_number
 from broker.oidc import requested_claims as oidc_claims
 from broker.oidc.id_token_hint import HintRefused, hinted_subject
 from broker.oidc.oauth_errors import repeated_parameters
+from broker.oidc.response_modes import QUERY, RESPONSE_MODES
 from broker.oidc.signing_keys import SigningKeys
 
 # Parameters this provider understands on the authorization endpoint; others are ignored (OAuth).
@@ -71,9 +72,13 @@ def check_openid_request(
     for name, error in UNSUPPORTED.items():
         if name in data:
             raise oauth_error(error, f"The {name} parameter is not supported.", redirect_uri)
-    if data.get("response_mode", "query") != "query":
+    if data.get("response_mode", QUERY) not in RESPONSE_MODES:
+        # Answered in the query mode (response_modes.response_mode): fragment belongs to the
+        # implicit and hybrid flows, which this provider does not have.
         raise InvalidRequestError(
-            "This provider supports response_mode=query only.", redirect_uri=redirect_uri
+            "The response_mode parameter must be query or form_post: this provider has the "
+            "authorization code flow only.",
+            redirect_uri=redirect_uri,
         )
     prompts = _prompts(data.get("prompt", ""), redirect_uri)
     try:

@@ -32,7 +32,7 @@ from broker.login.participants import FAMILIES, Participant
 from broker.oidc.back import OidcBack
 from broker.oidc.backchannel import BackChannelLogout, LogoutSubject
 from broker.oidc.grants import TokenVault
-from broker.oidc.provider import add_query
+from broker.oidc.response_modes import add_query
 
 log = logging.getLogger(__name__)
 

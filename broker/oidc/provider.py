@@ -6,7 +6,9 @@ token_endpoints.py (`OidcProvider.tokens`); authlib's server as the broker fills
 authlib_server.py.
 
 Routes in broker/web hand in plain values (URL, headers, parameters) and get back a neutral
-`LoginRequest`, a redirect location or a (status, body, headers) triple; no Flask below here.
+`LoginRequest`, an `AuthorizationResponse` (the answer at the client's redirect URI, in the
+response mode it asked for: response_modes.py) or a (status, body, headers) triple; no Flask
+below here.
 
 The authorization request is validated twice with the same code: when it arrives (to refuse a
 bad one before the student sees anything) and when the login is complete (from the parameters
@@ -21,7 +23,6 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode, urlsplit
 
 from authlib.oauth2.base import OAuth2Error
 
@@ -51,6 +52,7 @@ from broker.oidc.grants import (
     TokenVault,
 )
 from broker.oidc.oauth_errors import readable
+from broker.oidc.response_modes import RESPONSE_MODES, AuthorizationResponse, response_mode
 from broker.oidc.rp_id_token import MAX_ID_TOKEN_LENGTH
 from broker.oidc.signing_keys import SigningKeys
 from broker.oidc.token_endpoints import TokenEndpoints
@@ -60,6 +62,9 @@ TOKEN_PATH = "/oidc/token"  # noqa: S105 - a path
 USERINFO_PATH = "/oidc/userinfo"
 JWKS_PATH = "/oidc/jwks"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
+# RFC 8414 3: the issuer is the broker's origin, without a path (config.py), so its
+# authorization server metadata is at the root too; the same document as discovery's.
+OAUTH_METADATA_PATH = "/.well-known/oauth-authorization-server"
 END_SESSION_PATH = "/oidc/end_session"
 MAX_PARAMETER = 2048
 # An ID token handed back as a hint may carry many claims (groups): its own limit.
@@ -67,24 +72,25 @@ LONG_PARAMETERS = {"id_token_hint": MAX_ID_TOKEN_LENGTH}
 
 
 @dataclass(frozen=True)
-class CodeRedirect:
-    """A completed login's answer: the redirect carrying the code, and the store writes that
+class CodeAnswer:
+    """A completed login's answer: the response carrying the code, and the store writes that
     issue that code. The caller sends `writes` (in its own batch, so the SSO session's records
-    share the round trip) before the redirect leaves: a code not yet stored is never handed out.
-    `family`: the token family of the code and every token redeemed with it (grants.py), which
-    the session's record of services keeps, so that its end revokes them."""
+    share the round trip) before the response leaves: a code not yet stored is never handed
+    out. `family`: the token family of the code and every token redeemed with it (grants.py),
+    which the session's record of services keeps, so that its end revokes them."""
 
-    location: str
+    response: AuthorizationResponse
     writes: list[StoreOp]
     family: str
 
 
-class OidcRedirect(Exception):
-    """Answer the client with an error at its (validated) redirect URI."""
+class ClientRefusal(Exception):
+    """Answer the client (`client_id`) with an error at its (validated) redirect URI."""
 
-    def __init__(self, location: str) -> None:
-        super().__init__("error redirect")
-        self.location = location
+    def __init__(self, response: AuthorizationResponse, client_id: str) -> None:
+        super().__init__("error answered to the client")
+        self.response = response
+        self.client_id = client_id
 
 
 class OidcProvider:
@@ -142,7 +148,7 @@ class OidcProvider:
             "userinfo_endpoint": url + USERINFO_PATH,
             "jwks_uri": url + JWKS_PATH,
             "response_types_supported": ["code"],
-            "response_modes_supported": ["query"],
+            "response_modes_supported": list(RESPONSE_MODES),
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "subject_types_supported": ["pairwise"],
             "id_token_signing_alg_values_supported": self.keys.algorithms,
@@ -177,7 +183,7 @@ class OidcProvider:
     # -- authorization endpoint ----------------------------------------------------------------
     def authorize(self, params: Mapping[str, list[str]], *, has_session: bool) -> LoginRequest:
         """Validate an authorization request; a refusal the client may hear raises
-        `OidcRedirect`, one it may not (unknown client, unregistered redirect_uri) BadRequest."""
+        `ClientRefusal`, one it may not (unknown client, unregistered redirect_uri) BadRequest."""
         for name, values in params.items():
             limit = LONG_PARAMETERS.get(name, MAX_PARAMETER)
             if any(len(value) > limit for value in values):
@@ -253,8 +259,8 @@ class OidcProvider:
             show_notice=CONSENT in prompts,
         )
 
-    def respond(self, completion: Completion, session_id: str) -> CodeRedirect:
-        """The redirect that carries a code for a completed login, and the code's writes."""
+    def respond(self, completion: Completion, session_id: str) -> CodeAnswer:
+        """The response that carries a code for a completed login, and the code's writes."""
         request = self._request(self._kept_params(completion.request))
         claims: dict[str, Any] = dict(oidc_claims.release_claims(completion.release.attributes))
         if completion.release.previous_pseudonym:
@@ -276,20 +282,31 @@ class OidcProvider:
         try:
             grant = self.server.get_authorization_grant(request)
             redirect_uri = grant.validate_authorization_request()
-            _, _, headers = grant.create_authorization_response(redirect_uri, grantee)
+            params = grant.issue_code(grantee)
         except OAuth2Error as error:
             raise UnknownService(f"client request no longer valid: {error.error}") from None
-        return CodeRedirect(
-            self._with_issuer(dict(headers)["Location"]), request.store_writes, grantee.family
-        )
+        answer = self.answer(redirect_uri, params, request.payload.data)
+        return CodeAnswer(answer, request.store_writes, grantee.family)
 
-    def error_location(self, login: LoginRequest, error: str, description: str) -> str:
-        """The client's redirect URI with an error (validated when the request arrived)."""
+    def error_response(
+        self, login: LoginRequest, error: str, description: str
+    ) -> AuthorizationResponse:
+        """An error for the client at its redirect URI (validated when the request arrived)."""
         data = {k: v[0] for k, v in self._kept_params(login).items() if v}
         params = {"error": error, "error_description": description}
         if data.get("state"):
             params["state"] = data["state"]
-        return self._with_issuer(add_query(data["redirect_uri"], params))
+        return self.answer(data["redirect_uri"], params, data)
+
+    def answer(
+        self, redirect_uri: str, params: Mapping[str, str], request: Mapping[str, str]
+    ) -> AuthorizationResponse:
+        """Every answer at a client's redirect URI, made here: in the response mode `request`
+        (the authorization request's parameters) asked for, and naming the issuer (RFC 9207:
+        the mix-up defence for clients that talk to several providers)."""
+        return AuthorizationResponse(
+            redirect_uri, {**params, "iss": self.issuer}, response_mode(request)
+        )
 
     # -- helpers ------------------------------------------------------------------------------
     def _request(self, params: Mapping[str, list[str]]) -> PlainRequest:
@@ -303,18 +320,12 @@ class OidcProvider:
     def _refusal(self, error: OAuth2Error, request: PlainRequest) -> Exception:
         readable(error, request.payload.data)
         if error.redirect_uri:
-            error.state = request.payload.data.get("state")
-            _, _, headers = error()
-            return OidcRedirect(self._with_issuer(dict(headers)["Location"]))
+            data = request.payload.data
+            error.state = data.get("state")
+            params = {name: str(value) for name, value in error.get_body()}
+            return ClientRefusal(
+                self.answer(error.redirect_uri, params, data), data.get("client_id", "")
+            )
         return BadRequest(
             f"authorization request refused: {error.error}", code="oidc_" + error.error
         )
-
-    def _with_issuer(self, location: str) -> str:
-        """RFC 9207: every authorization response names its issuer (mix-up defence for RPs)."""
-        return add_query(location, {"iss": self.issuer})
-
-
-def add_query(url: str, params: Mapping[str, str]) -> str:
-    joiner = "&" if urlsplit(url).query else "?"
-    return f"{url}{joiner}{urlencode(params)}"

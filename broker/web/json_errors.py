@@ -12,10 +12,16 @@ from typing import Any
 from werkzeug.wrappers import Response
 
 from broker.oidc.oauth_errors import FALLBACK
-from broker.oidc.provider import DISCOVERY_PATH, JWKS_PATH, TOKEN_PATH, USERINFO_PATH
+from broker.oidc.provider import (
+    DISCOVERY_PATH,
+    JWKS_PATH,
+    OAUTH_METADATA_PATH,
+    TOKEN_PATH,
+    USERINFO_PATH,
+)
 from broker.web.school_backchannel_routes import SCHOOL_BACKCHANNEL_PATH
 
-_PATHS = frozenset({TOKEN_PATH, USERINFO_PATH, JWKS_PATH, DISCOVERY_PATH})
+_PATHS = frozenset({TOKEN_PATH, USERINFO_PATH, JWKS_PATH, DISCOVERY_PATH, OAUTH_METADATA_PATH})
 _PREFIXES = (SCHOOL_BACKCHANNEL_PATH.partition("<")[0],)
 
 

@@ -22,7 +22,7 @@ from broker.saml.front import STATUS_NO_PASSIVE
 from broker.web import metrics
 from broker.web.i18n import LANGUAGE_PARAM, ui_language
 from broker.web.login_finish import finish, session_and_services
-from broker.web.service_answers import autopost, front_protocol, is_oidc
+from broker.web.service_answers import autopost, front_protocol, is_oidc, to_client
 from broker.web.wiring import broker, oidc_front
 
 log = logging.getLogger("broker.login")
@@ -54,16 +54,17 @@ def continue_login(
         # IsPassive / prompt=none mean "do not show the student anything": the service hears
         # at once that a login is needed, and decides itself what to do next.
         metrics.login_ended(front_protocol(record.request), metrics.UNKNOWN, "login_required")
+        service = b.view.service(record.request.service_id)
+        service_name = service.name if service else ""
         if is_oidc(record.request):
-            location = oidc_front().error_location(
+            answer = oidc_front().error_response(
                 record.request,
                 "login_required",
                 NONE_PROMPT_OTHER_STUDENT if someone_else else NONE_PROMPT_SIGN_IN,
             )
-            return redirect(location, 303)
-        service = b.view.service(record.request.service_id)
+            return to_client(answer, service_name)
         message = b.saml_front.error_for(record.request, STATUS_NO_PASSIVE, "no_passive")
-        return autopost(message, service.name if service else "")
+        return autopost(message, service_name)
     if someone_else:
         # A fresh login, forced (the school's own session may be the same someone else's), at
         # the school the service hinted or one the student chooses, never the session's. If it

@@ -58,16 +58,20 @@ def already_answered(secret: bytes, notice_id: str) -> Response:
 
 @notice.route("/sent-on/<service_id>", methods=["GET"])
 def sent_on(service_id: str) -> Response:
-    """Where Back from a SAML platform lands after an answer that no notice came before (the
-    auto-post page puts this address in its own place, autopost.js): the same "already signed
-    in" page as the notice's, with the link to the platform's site. It holds nothing of the
-    login, so any browser may see it; it is what the broker answered there, not a state."""
+    """Where Back from a platform lands after an auto-post answer that no notice came before
+    (the page puts this address in its own place, autopost.js): the same "already signed in"
+    page as the notice's, with the link to the platform's site. It holds nothing of the login,
+    so any browser may see it; it is what the broker answered there, not a state. A SAML
+    platform's site is its default ACS URL's; an OIDC client's (answered so when it asked for
+    response_mode=form_post) its first registered redirect URI's."""
     b = broker()
     service = b.view.service(service_id) if len(service_id) <= MAX_NOTICE_ID else None
-    # Only a SAML platform is answered by an auto-post page (an OIDC client by a redirect).
-    if service is None or not service.approved or service.oidc is not None:
+    if service is None or not service.approved:
         raise UnknownService("no such service to go back to")
-    address = b.saml_requests.default_acs_url(service.entity_id) or ""
+    if service.oidc is not None:
+        address = service.oidc.redirect_uris[0] if service.oidc.redirect_uris else ""
+    else:
+        address = b.saml_requests.default_acs_url(service.entity_id) or ""
     return _signed_in_page(service.name, _site_of(address))
 
 
@@ -137,8 +141,9 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
     response = make_response(page)
     response.headers["Cache-Control"] = "no-store"
     if service.oidc is not None:
-        # "Continue" answers an OIDC client with a redirect to its redirect URI, and Chromium
-        # holds the redirect after a form POST to the page's `form-action` too.
+        # "Continue" answers an OIDC client with a redirect to its redirect URI (the query
+        # mode; form_post's auto-post page has its own policy), and Chromium holds the
+        # redirect after a form POST to the page's `form-action` too.
         origins = sorted({origin_of(uri) for uri in service.oidc.redirect_uris})
         response.headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
     return response

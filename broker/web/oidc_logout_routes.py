@@ -24,7 +24,8 @@ from broker.login.logout import BY_SERVICE, BY_STUDENT, CONFIRMED, PENDING, Init
 from broker.login.logout_form import FormToken
 from broker.login.session_index import names_session
 from broker.oidc.end_session import PARAMETERS, EndSessionRequest
-from broker.oidc.provider import END_SESSION_PATH, add_query
+from broker.oidc.provider import END_SESSION_PATH
+from broker.oidc.response_modes import add_query
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.i18n import LANGUAGE_PARAM, ui_language
 from broker.web.login_finish import session_and_services

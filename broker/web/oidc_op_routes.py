@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Blueprint, redirect, request
+from flask import Blueprint, request
 from werkzeug.exceptions import MethodNotAllowed
 from werkzeug.wrappers import Response
 
@@ -13,14 +13,16 @@ from broker.oidc.provider import (
     AUTHORIZE_PATH,
     DISCOVERY_PATH,
     JWKS_PATH,
+    OAUTH_METADATA_PATH,
     TOKEN_PATH,
     USERINFO_PATH,
-    OidcRedirect,
+    ClientRefusal,
 )
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.json_errors import json_response
 from broker.web.login_finish import session_and_services
 from broker.web.login_upstream import continue_login
+from broker.web.service_answers import to_client
 from broker.web.wiring import broker, oidc_front
 
 oidc_op = Blueprint("oidc_op", __name__)
@@ -35,6 +37,7 @@ log = logging.getLogger("broker.oidc")
 # before the token is read). Authorize and end_session are navigations: no CORS there.
 CROSS_ORIGIN = {
     DISCOVERY_PATH: "GET",
+    OAUTH_METADATA_PATH: "GET",
     JWKS_PATH: "GET",
     TOKEN_PATH: "POST",
     USERINFO_PATH: "GET, POST",
@@ -67,6 +70,7 @@ def _preflight() -> Response:
 
 for _name, _path in [
     ("discovery_preflight", DISCOVERY_PATH),
+    ("oauth_metadata_preflight", OAUTH_METADATA_PATH),
     ("jwks_preflight", JWKS_PATH),
     ("token_preflight", TOKEN_PATH),
     ("userinfo_preflight", USERINFO_PATH),
@@ -76,6 +80,9 @@ for _name, _path in [
 
 
 @oidc_op.route(DISCOVERY_PATH, provide_automatic_options=False)
+# RFC 8414 authorization server metadata: the same document (OIDC Discovery's fields are RFC
+# 8414's plus its own), so an OAuth-only library finds the same endpoints.
+@oidc_op.route(OAUTH_METADATA_PATH, provide_automatic_options=False)
 def discovery_document() -> Response:
     return json_response(oidc_front().discovery(), public=True)
 
@@ -95,8 +102,10 @@ def authorize() -> Response:
     known = session_and_services(sso_token)
     try:
         login_request = oidc_front().authorize(params, has_session=known[0] is not None)
-    except OidcRedirect as refusal:
-        return redirect(refusal.location, 303)
+    except ClientRefusal as refusal:
+        # Its name heads the auto-post page of a form_post client.
+        client = b.view.service_by_entity_id(refusal.client_id)
+        return to_client(refusal.response, client.name if client else "")
     secret = browser_secret(request)
     # Saved by continue_login only if the login goes on (an SSO session may answer at once).
     record = b.flow.start(secret, login_request, save=False)

@@ -1,8 +1,9 @@
 """What goes back to the service at the end of a login, carried by the student's browser: the
-answer (an OIDC code redirect, a SAML Response), or a refusal in terms the service understands
-(with the student's page saying why), and the page that posts a message on by itself with the
-Content-Security-Policy that lets its form leave for that one site. Which front answers (and the
-metric names of either side) is decided here too, since every answer starts with it."""
+answer (an OIDC code in the client's response mode, a SAML Response), or a refusal in terms the
+service understands (with the student's page saying why), and the page that posts a message on
+by itself with the Content-Security-Policy that lets its form leave for that one site. Which
+front answers (and the metric names of either side) is decided here too, since every answer
+starts with it. Every answer at an OIDC client's redirect URI leaves through `to_client`."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from broker.core.ports import StoreOp
 from broker.login.login_model import Completion, LoginRecord, LoginRequest, is_my_data
 from broker.login.participants import FAMILIES
 from broker.oidc.oauth_errors import refusal as oauth_refusal
+from broker.oidc.response_modes import AuthorizationResponse
 from broker.saml.front import (
     STATUS_AUTHN_FAILED,
     STATUS_NO_AUTHN_CONTEXT,
@@ -50,13 +52,33 @@ def service_answer(
             # The code's token family: the session's end revokes its tokens (participants.py).
             FAMILIES: answer.family,
         }
-        return redirect(answer.location, 303), handles, answer.writes
+        # A redirect leaves no page in the history: no address to put in its place.
+        back = _back_address(completion, back_address) if answer.response.form_post else None
+        response = to_client(answer.response, completion.service.name, back_address=back)
+        return response, handles, answer.writes
     message = broker().saml_front.response_for(completion, session_index=session_index)
-    # Back from the platform lands on a page of the broker's, not on this POST's answer (the
-    # notice's address, or "already signed in" with the way to the platform).
-    back = back_address or url_for("notice.sent_on", service_id=completion.service.id)
+    back = _back_address(completion, back_address)
     page = autopost(message, completion.service.name, back_address=back)
     return page, dict(message.logout_handles), []
+
+
+def _back_address(completion: Completion, back_address: str | None) -> str:
+    """Where Back from the platform lands after an auto-post answer: a page of the broker's,
+    not this POST's answer (the notice's address, or "already signed in" with the way to the
+    platform)."""
+    return back_address or url_for("notice.sent_on", service_id=completion.service.id)
+
+
+def to_client(
+    answer: AuthorizationResponse, client_name: str, *, back_address: str | None = None
+) -> Response:
+    """An answer at an OIDC client's redirect URI, in the response mode it asked for: a 303
+    with the parameters in the query, or (form_post) the auto-post page, as SAML's answers
+    go, with a button for a browser without JavaScript. `back_address`: as autopost's."""
+    if answer.form_post:
+        message = PostMessage(answer.redirect_uri, answer.params)
+        return autopost(message, client_name, back_address=back_address)
+    return redirect(answer.location, 303)
 
 
 def refuse_to_service(record: LoginRecord, cause: BrokerError) -> Response:
@@ -99,14 +121,21 @@ def answerable_refusal_page(
         # No page, so no error id: the reason code is what the log keeps.
         log.warning("refused code=%s status=%s sent=at_once", refusal.code, refusal.status)
     if is_oidc(refusal.request):
-        link = oidc_front().error_location(refusal.request, *oauth_refusal(refusal.cause))
+        answer = oidc_front().error_response(refusal.request, *oauth_refusal(refusal.cause))
         if at_once:
-            return redirect(link, 303)
-        page, status = render_error(refusal, service_name=service_name, return_link=link)
-        return make_response(page, status)
-    message = b.saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
-    if at_once:
-        return autopost(message, service_name or "")
+            return to_client(answer, service_name or "")
+        if not answer.form_post:
+            # The refusal travels in the query of the link back.
+            page, status = render_error(
+                refusal, service_name=service_name, return_link=answer.location
+            )
+            return make_response(page, status)
+        # form_post: the button back posts it, as SAML's does.
+        message = PostMessage(answer.redirect_uri, answer.params)
+    else:
+        message = b.saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
+        if at_once:
+            return autopost(message, service_name or "")
     page, status = render_error(refusal, service_name=service_name, return_form=message)
     response = make_response(page, status)
     _allow_form_target(response, message.action)

@@ -21,7 +21,9 @@ from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 from werkzeug.serving import BaseWSGIServer
 
-from broker.cli.demo import prepare_demo, serve
+from broker.cli.demo import DEMO_SCHOOL_ID, prepare_demo, serve
+from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
+from broker.oidc.registration import new_client
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -130,6 +132,30 @@ def demo_on_free_ports(
         for server in servers:
             server.shutdown()
             server.server_close()
+
+
+def register_oidc_client(
+    app: Flask, client_id: str, name: str, redirect_uri: str, method: ClientAuthMethod
+) -> str | None:
+    """An OIDC platform in the demo's chain `leermiddelen`, to which the demo school releases
+    `given_name`; registered in the broker's app before it serves (`demo_on_free_ports`'s
+    `setup`). Returns the client secret (None for a public client)."""
+    registration, secret = new_client((redirect_uri,), method)
+    registry = app.extensions["ketenbroker"].registry
+    registry.add_service(
+        Service(
+            client_id,
+            name,
+            client_id,
+            "leermiddelen",
+            declarations=(Declaration("given_name", "To greet the student."),),
+            protocol=Protocol.OIDC,
+            oidc=registration,
+        ),
+        None,
+    )
+    registry.set_policy(DEMO_SCHOOL_ID, client_id, frozenset({"given_name"}), "test")
+    return secret
 
 
 @pytest.fixture(scope="module")

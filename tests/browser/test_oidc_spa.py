@@ -20,10 +20,8 @@ from flask import Flask, request
 from playwright.sync_api import Page, expect
 from werkzeug.serving import BaseWSGIServer
 
-from broker.cli.demo import DEMO_SCHOOL_ID
-from broker.core.model import ClientAuthMethod, Declaration, Protocol, Service
-from broker.oidc.registration import new_client
-from tests.browser.conftest import Demo, demo_on_free_ports
+from broker.core.model import ClientAuthMethod
+from tests.browser.conftest import Demo, demo_on_free_ports, register_oidc_client
 from tests.browser.test_demo_login import choose_school_by_search, pick_person
 from tests.support.live import free_ports, serve_app
 from tests.support.notice import continue_past_notice
@@ -101,22 +99,10 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     preflights: list[dict[str, str]] = []
 
     def register(app: Flask) -> None:
-        registration, secret = new_client((f"{spa}/callback",), ClientAuthMethod.NONE)
-        assert secret is None
-        registry = app.extensions["ketenbroker"].registry
-        registry.add_service(
-            Service(
-                CLIENT_ID,
-                "Woordenboek (SPA)",
-                CLIENT_ID,
-                "leermiddelen",
-                declarations=(Declaration("given_name", "To greet the student."),),
-                protocol=Protocol.OIDC,
-                oidc=registration,
-            ),
-            None,
+        secret = register_oidc_client(
+            app, CLIENT_ID, "Woordenboek (SPA)", f"{spa}/callback", ClientAuthMethod.NONE
         )
-        registry.set_policy(DEMO_SCHOOL_ID, CLIENT_ID, frozenset({"given_name"}), "test")
+        assert secret is None
 
         @app.before_request
         def note_preflight() -> None:

@@ -150,6 +150,11 @@ class Publisher:
     def acs_url(self) -> str:
         return f"{self.base_url}/acs"
 
+    @property
+    def answer_url(self) -> str:
+        """Where the broker's auto-post page sends the answer."""
+        return self.acs_url
+
 
 @dataclass(frozen=True)
 class OidcPublisher(Publisher):
@@ -158,6 +163,10 @@ class OidcPublisher(Publisher):
     @property
     def redirect_uri(self) -> str:
         return f"{self.base_url}/callback"
+
+    @property
+    def answer_url(self) -> str:
+        return self.redirect_uri
 
 
 @dataclass(frozen=True)
@@ -314,6 +323,7 @@ class LiveDemo:
         provider_cache_seconds: int = 0,
         refresh_keys_on_unknown_kid: bool = True,
         logout: bool = False,
+        response_mode: str = "query",
         **registration: Any,
     ) -> OidcPublisher:
         """A further OIDC publisher (the demo's authlib relying party) on its own port; by
@@ -345,6 +355,7 @@ class LiveDemo:
             scope,
             provider_cache_seconds,
             refresh_keys_on_unknown_kid,
+            response_mode,
         )
         self.servers.append(serve_app(base_url, create_publisher_rp_app(settings)))
         publisher = OidcPublisher(service_id, base_url, chain, secret)
@@ -375,7 +386,7 @@ class LiveDemo:
         if page.url.startswith(f"{self.school_url}/sso"):
             page = self.pick(browser, page, uid)
         if deliver and page.status == 200 and self.answers_publisher(page):
-            page = browser.submit(page, self.publishers[publisher].acs_url)
+            page = browser.submit(page, self.publishers[publisher].answer_url)
         return Login(page, browser.history[start:])
 
     def shows_discovery(self, page: Page) -> bool:
@@ -409,9 +420,11 @@ class LiveDemo:
         return answer.form(self.acs_url).fields
 
     def answers_publisher(self, page: Page) -> bool:
-        """The page carries a SAMLResponse to one of the publishers' ACS URLs."""
-        acs = {p.acs_url for p in self.publishers.values()}
-        return any(f.action in acs and "SAMLResponse" in f.fields for f in page.forms)
+        """The page carries a SAMLResponse to one of the publishers' ACS URLs, or an OIDC
+        answer (response_mode=form_post) to one's redirect URI."""
+        targets = {p.answer_url for p in self.publishers.values()}
+        answers = ("SAMLResponse", "code", "error")
+        return any(f.action in targets and set(answers) & set(f.fields) for f in page.forms)
 
     def received(self, browser: Browser, publisher: str) -> dict[str, Any]:
         page = browser.get(f"{self.publishers[publisher].base_url}/received.json")
