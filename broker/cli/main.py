@@ -190,3 +190,9 @@ for group in (
     pseudonym_key_group,
 ):
     main.add_command(group)
+
+
+# `python -m broker.cli.main …` runs the same command as the `ketenbroker` script (without the
+# guard it imported the module and exited silently, printing nothing, not even for --help).
+if __name__ == "__main__":
+    main()

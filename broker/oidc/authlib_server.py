@@ -166,7 +166,7 @@ class BrokerAuthorizationServer(AuthorizationServer):  # type: ignore[misc]
         if error.error == "invalid_client":
             authorization = request.headers.get("Authorization")
             explain_invalid_client(error, authorization, request.payload.data, self._method_of)
-        readable(error, {})
+        readable(error, request.payload.data)
         return super().handle_error_response(request, error)  # type: ignore[no-any-return]
 
     def _method_of(self, client_id: str) -> str | None:

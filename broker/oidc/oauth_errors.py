@@ -72,17 +72,33 @@ NONE_PROMPT_OTHER_STUDENT = (
 )
 
 
+# The "unsupported" errors authlib answers also when the parameter is missing: the parameter,
+# and what the client hears then.
+_MISSING = {
+    "unsupported_response_type": (
+        "response_type",
+        "The response_type parameter is missing; use response_type=code.",
+    ),
+    "unsupported_grant_type": (
+        "grant_type",
+        "The grant_type parameter is missing; use grant_type=authorization_code or "
+        "grant_type=refresh_token.",
+    ),
+}
+
+
 def readable(error: OAuth2Error, data: Mapping[str, str]) -> OAuth2Error:
     """`error` with a sentence as its description; `data`: the request's parameters.
 
-    A missing `response_type` is `invalid_request` (RFC 6749 4.1.2.1: a required parameter is
-    missing), not `unsupported_response_type`, which authlib answers for any it cannot use."""
-    if error.error == "unsupported_response_type":
-        if not data.get("response_type"):
-            error.error = "invalid_request"
-            error.description = "The response_type parameter is missing; use response_type=code."
-        else:
-            error.description = FALLBACK["unsupported_response_type"]
+    A missing `response_type` or `grant_type` is `invalid_request` (RFC 6749 4.1.2.1, 5.2: a
+    required parameter is missing), not `unsupported_response_type` or
+    `unsupported_grant_type`, which authlib answers for any value it cannot use."""
+    missing = _MISSING.get(error.error)
+    if missing is not None and not data.get(missing[0]):
+        error.error = "invalid_request"
+        error.description = missing[1]
+    elif error.error == "unsupported_response_type":
+        error.description = FALLBACK["unsupported_response_type"]
     elif not error.description:
         error.description = FALLBACK.get(error.error, "The request was refused.")
     else:

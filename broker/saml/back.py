@@ -58,7 +58,7 @@ from broker.saml import assertion_reader, encrypted_assertion, firewall, schema
 from broker.saml.assertion_reader import NameId, ReadResponse
 from broker.saml.entities import ACS_PATH, SamlEntities
 from broker.saml.redirect_signature import signed_redirect_url
-from broker.saml.response_checks import Expectations, issuer_of
+from broker.saml.response_checks import Expectations, check_destination, issuer_of
 from broker.saml.upstream_request import (
     AuthnRequestContent,
     authn_request_xml,
@@ -177,12 +177,10 @@ class SamlBack:
         firewall.require_assertion_count(doc)
         # The schema check pysaml2 would run twice in pure Python, once in C on what was sent.
         seen_whole = schema.validate_message(doc)
-        destination = doc.get("Destination")
-        if destination is not None and destination != self.entities.settings.url(ACS_PATH):
-            # Checked before the route is chosen, for error statuses too (pysaml2 would drop
-            # it silently): the student and the log hear the precise reason, the same one the
-            # reader gives a signed Response without any Destination.
-            raise InvalidMessage("response for another destination", code="wrong_destination")
+        # Checked before the route is chosen, for error statuses too (pysaml2 would drop it
+        # silently): the student and the log hear the precise reason, the same one the reader
+        # gives a signed Response that names no Destination.
+        check_destination(doc, "Response", self.entities.settings.url(ACS_PATH), required=False)
         issuer = doc.find(f"{{{firewall.SAML}}}Issuer")
         if issuer is not None and issuer.text:
             # Another school's IdP registered a moment ago moves the registry view on, so the

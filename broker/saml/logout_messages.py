@@ -34,7 +34,12 @@ from broker.saml.metadata_check import LOGOUT_BINDINGS
 from broker.saml.redirect_query import SAML_REQUEST, SAML_RESPONSE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
 from broker.saml.response_builder import RSA_SHA256, SHA256, saml_time
-from broker.saml.response_checks import check_parsed_issuer, issuer_of, saml_epoch
+from broker.saml.response_checks import (
+    check_destination,
+    check_parsed_issuer,
+    issuer_of,
+    saml_epoch,
+)
 
 STATUS_PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
 STATUS_REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
@@ -128,14 +133,14 @@ def read_logout(
     if received.binding == BINDING_SOAP:
         signed = _soap_signed(entity, received.value)
         try:
-            _check_destination(doc, kind, destination, required=False)
+            check_destination(doc, kind, destination, required=False)
             issued = check_fresh(doc, kind, max_age=max_age, skew=skew)
         except InvalidMessage as refusal:
             raise SignedRefusal(refusal, str(signed.message.id or "")) from None
         parsed = _soap_verified(signed)
     else:
         # Signed messages must name where they go (SAML bindings 3.4.5.2, 3.5.5.2).
-        _check_destination(doc, kind, destination, required=True)
+        check_destination(doc, kind, destination, required=True)
         issued = check_fresh(doc, kind, max_age=max_age, skew=skew)
         parsed = parse_checked(entity, received, kind)
     check_parsed_issuer(parsed, issuer)
@@ -166,15 +171,6 @@ def read_logout(
             str(index.text).strip() for index in parsed.session_index or [] if index.text
         ),
     )
-
-
-def _check_destination(doc: etree._Element, kind: str, destination: str, *, required: bool) -> None:
-    """The message's Destination must be `destination`; `required`: it must name one. SAML core
-    3.2.1 holds only a present Destination to the endpoint; the Redirect and POST bindings
-    require it of a signed message (3.4.5.2, 3.5.5.2), SOAP does not."""
-    named = doc.get("Destination")
-    if named != destination and (required or named is not None):
-        raise InvalidMessage(f"{kind} for another Destination", code="wrong_destination")
 
 
 def check_fresh(doc: etree._Element, kind: str, *, max_age: int, skew: int) -> float:

@@ -8,7 +8,8 @@ what they hand back for the replay cache. `check_issue_instant`, `check_not_befo
 way, and refuse one out of bounds as `SchoolAnswerOutOfTime` (the clock page). `saml_epoch` reads
 every SAML instant the broker checks, in school Responses and in logout messages
 (logout_messages.py). `check_issuer_format` holds every inbound message's Issuer to the entity
-format, `issuer_of` reads it as pysaml2 does.
+format, `issuer_of` reads it as pysaml2 does. `check_destination` holds a message's
+Destination to the endpoint it reached, `destination_of` reads it.
 """
 
 from __future__ import annotations
@@ -65,6 +66,24 @@ def issuer_of(doc: etree._Element) -> str:
     if len(issuer):
         raise InvalidMessage("Issuer with more than text in it", code="issuer_not_text")
     return element_text(issuer).strip()
+
+
+def destination_of(doc: etree._Element) -> str | None:
+    """The Destination `doc` names, None when it names none: no attribute, or an empty one.
+    An empty one names no endpoint, and SAML stacks write it so: pysaml2 answers a
+    LogoutRequest over SOAP with `Destination=""` (its `response_args`), and fills in the
+    endpoint its metadata lists for a binding, "" when it lists none. pysaml2 reads it the same
+    way when it checks one (`if destination and …`)."""
+    return doc.get("Destination") or None
+
+
+def check_destination(doc: etree._Element, kind: str, destination: str, *, required: bool) -> None:
+    """The Destination `doc` names must be `destination`; `required`: it must name one. SAML
+    core 3.2.1 and 3.2.2 hold only a Destination that is present to the endpoint; the Redirect
+    and POST bindings require one of a signed message (3.4.5.2, 3.5.5.2), SOAP does not."""
+    named = destination_of(doc)
+    if named != destination and (required or named is not None):
+        raise InvalidMessage(f"{kind} for another Destination", code="wrong_destination")
 
 
 def check_parsed_issuer(parsed: Any, issuer: str) -> None:

@@ -10,6 +10,8 @@ import hashlib
 import shutil
 import sqlite3
 import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -144,6 +146,19 @@ def unchanged(populated: Path) -> Iterator[Path]:
 
 
 # -- init --------------------------------------------------------------------------------------
+def test_the_module_runs_as_the_command() -> None:
+    """`python -m broker.cli.main` is the `ketenbroker` command (it printed nothing)."""
+    done = subprocess.run(
+        [sys.executable, "-m", "broker.cli.main", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "pseudonym-key" in done.stdout and "publisher" in done.stdout
+
+
 def test_init_creates_config_keys_and_registry(instance: Path) -> None:
     folder = instance.parent
     assert instance.is_file()

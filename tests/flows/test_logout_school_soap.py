@@ -415,6 +415,18 @@ def test_a_request_without_destination_is_taken_over_soap(
     assert not stands(demo, at)
 
 
+def test_a_request_with_an_empty_destination_is_taken_over_soap(
+    demo: LiveDemo, school: SchoolForger
+) -> None:
+    """`Destination=""` names no endpoint (pysaml2 writes it when the metadata lists none for
+    the binding): read as no Destination, not as another one."""
+    at = login(demo)
+    xml, _ = request_for(demo, school, at, destination="")
+    assert 'Destination=""' in xml
+    assert send(demo, envelope(xml)).statuses == ["Success", "PartialLogout"]
+    assert not stands(demo, at)
+
+
 def _chunks(kib: int) -> Iterator[bytes]:
     """An envelope of about `kib` KiB, sent without a Content-Length."""
     yield f'<soap11:Envelope xmlns:soap11="{SOAP_ENV}"><soap11:Body><!--'.encode()

@@ -23,6 +23,8 @@ from typing import Any, ClassVar
 
 import pytest
 from lxml import etree
+from saml2 import BINDING_SOAP, samlp
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE
@@ -61,7 +63,7 @@ class _SoapSp(BaseHTTPRequestHandler):
         self.script.headers.append({k: v for k, v in self.headers.items()})
         request = etree.fromstring(body).find(f"{{{SOAP_ENV}}}Body/samlp:LogoutRequest", NS)
         request_id = request.get("ID", "") if request is not None else ""
-        status, content = self.answer(self.script.answer, request_id)
+        status, content = self.answer(self.script.answer, request_id, request)
         if self.script.answer == "slow":
             time.sleep(3)
         try:
@@ -73,7 +75,9 @@ class _SoapSp(BaseHTTPRequestHandler):
         except BrokenPipeError:
             pass  # "slow": the broker stopped waiting long ago
 
-    def answer(self, how: str, request_id: str) -> tuple[int, bytes]:
+    def answer(
+        self, how: str, request_id: str, request: etree._Element | None = None
+    ) -> tuple[int, bytes]:
         if how == "garbage":
             return 200, b"<html>not soap</html>"
         if how == "fault":
@@ -83,6 +87,8 @@ class _SoapSp(BaseHTTPRequestHandler):
             return 200, b'<!DOCTYPE x [<!ENTITY a "b">]>' + envelope("&a;").encode()
         if how == "huge":
             return 200, envelope("<x>" + "a" * 300 * 1024 + "</x>").encode()
+        if how == "pysaml2" and request is not None:
+            return 200, self.pysaml2_answer(request)
         if how == "must_understand":
             signed = self.forger.logout_response(request_id, SUCCESS)
             header = (
@@ -104,6 +110,17 @@ class _SoapSp(BaseHTTPRequestHandler):
             cut = len(issuer) // 2
             xml = xml.replace(f">{issuer}<", f">{issuer[:cut]}<!---->{issuer[cut:]}<")
         return 200, envelope(xml).encode()
+
+    def pysaml2_answer(self, request: etree._Element) -> bytes:
+        """The answer pysaml2 itself makes (as `Saml2Client.handle_logout_request` does over
+        SOAP): a signed Success with `Destination=""`, in its own envelope."""
+        client = self.forger.client
+        told = samlp.logout_request_from_string(etree.tostring(request))
+        signed = client.create_logout_response(
+            told, [BINDING_SOAP], sign=True, sign_alg=SIG_RSA_SHA256, digest_alg=DIGEST_SHA256
+        )
+        info = client.apply_binding(BINDING_SOAP, str(signed), "", response=True)
+        return str(info["data"]).encode()
 
     def log_message(self, format: str, *args: Any) -> None:
         pass
@@ -266,6 +283,16 @@ def test_an_unsigned_success_over_the_binding_confirms(
     demo: LiveDemo, soap_sp: SoapService
 ) -> None:
     assert school_logout_without_cookies(demo, soap_sp, "unsigned").status == "success"
+
+
+def test_a_pysaml2_services_answer_with_an_empty_destination_confirms(
+    demo: LiveDemo, soap_sp: SoapService, caplog: pytest.LogCaptureFixture
+) -> None:
+    """pysaml2 answers over SOAP with Destination="" (the broker's metadata lists no SOAP
+    endpoint to name): that names no Destination, and the answer confirms."""
+    with caplog.at_level(logging.INFO, logger="broker.logout"):
+        assert school_logout_without_cookies(demo, soap_sp, "pysaml2").status == "success"
+    assert not any("wrong_destination" in message for message in caplog.messages)
 
 
 # What the broker's log line gives as the reason (login/logout_delivery.py).

@@ -886,6 +886,20 @@ def test_the_token_endpoint_answers_json_whatever_comes_in(rp: Client) -> None:
     assert unknown.headers["Content-Type"].startswith("application/json")
 
 
+@pytest.mark.parametrize("body", [{"code": "x"}, {}], ids=["code only", "empty"])
+def test_a_token_request_without_grant_type_is_invalid_request(
+    rp: Client, body: dict[str, str]
+) -> None:
+    """RFC 6749 5.2: a required parameter missing is invalid_request; unsupported_grant_type
+    is for a grant type the provider does not offer (authlib answered it for both)."""
+    answer = requests.post(rp.token_url, data=body, timeout=5)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error"] == "invalid_request"
+    assert "grant_type parameter is missing" in answer.json()["error_description"]
+    unknown = requests.post(rp.token_url, data={"grant_type": "password"}, timeout=5)
+    assert unknown.status_code == 400 and unknown.json()["error"] == "unsupported_grant_type"
+
+
 def test_the_token_endpoint_takes_its_address_from_the_configuration(rp: Client) -> None:
     """Behind a proxy that does not pass the scheme on, the request's own URL says plain http
     for a public host name, which authlib refuses (insecure transport): the endpoint's address

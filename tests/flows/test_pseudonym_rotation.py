@@ -42,6 +42,7 @@ from tests.support.live import (
     attributes_by_name,
     running_demo,
 )
+from tests.support.pysaml2_publisher import OwnSp, documented_attribute_map, documented_settings
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import WSGIApplication
@@ -226,6 +227,32 @@ def test_a_chain_of_its_own_is_rotated_and_its_window_ends_by_itself(rotation: R
     assert rotation.cli("rotate", "--service", "eigen-pad", "--window", "1").exit_code == 0
 
 
+@pytest.mark.usefixtures("collect_pysaml2_temp_files")
+def test_pysaml2_as_documented_hands_the_platform_the_previous_pseudonym(
+    rotation: Rotation, tmp_path: Path
+) -> None:
+    """pysaml2 with its defaults drops `urn:ketenbroker:previous-pseudonym` (no map has a rule
+    for it), so a platform would never re-key; with the settings docs/publishers.md gives, or
+    its attribute map, the platform is handed it."""
+    demo = rotation.demo
+    sp = OwnSp(demo, "pysaml2-pad", chain=None)
+    chain = "service:pysaml2-pad"
+    assert rotation.cli("rotate", "--service", "pysaml2-pad", "--window", "1").exit_code == 0
+    record = demo.registry.pseudonym_key_version(chain)
+    assert record is not None
+    rotation.wait_for_workers(chain, record)
+    old, new = rotation.expected(chain, 1), rotation.expected(chain, record.current_version)
+
+    answer = sp.login({})
+    by_default = sp.ava(answer, {})
+    assert by_default["pairwise-id"] == [f"{new}@{demo.settings.scope}"]
+    assert PREVIOUS_PSEUDONYM not in by_default and "previous-pseudonym" not in by_default
+    assert sp.ava(answer, documented_settings())[PREVIOUS_PSEUDONYM] == [old]
+    mapped = sp.ava(answer, {"attribute_map_dir": str(documented_attribute_map(tmp_path))})
+    assert mapped["previous-pseudonym"] == [old]
+    assert mapped["pairwise-id"] == by_default["pairwise-id"]
+
+
 def test_a_refresh_family_stops_sending_previous_sub_when_its_window_is_over(
     rotation: Rotation,
 ) -> None:
@@ -248,6 +275,9 @@ def test_a_refresh_family_stops_sending_previous_sub_when_its_window_is_over(
     code = client.redirect(Browser(), params)["code"]  # issued in the window, redeemed after
     refreshed = refresh(client, token)
     assert refreshed.status_code == 200, refreshed.text
+    # A refresh answers without an ID token: previous_sub is read at userinfo
+    # (pseudonym-rotation-for-publishers.md).
+    assert "id_token" not in refreshed.json()
     during = userinfo(client, refreshed.json()).json()
     assert (during["sub"], during["previous_sub"]) == (sub, previous)
 

@@ -147,3 +147,20 @@ def test_only_what_is_refused_is_said(
     _store_with(site, side, plain_http, "slo")
     page = _page(clients, side, "nl")
     assert 'id="slo-not-https"' in page and f'id="{side.login}-not-https"' not in page
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [("nl", "onderteken uw LogoutRequest"), ("en", "sign your LogoutRequest")],
+)
+def test_the_saml_service_page_names_the_brokers_endpoints(
+    site: PortalSite, clients: dict[str, FlaskClient], lang: str, said: str
+) -> None:
+    """What docs/publishers.md (section 2) says the page lists: entity ID and metadata, the
+    SSO endpoint and the single logout endpoint."""
+    page = _page(clients, PUBLISHER, lang)
+    shown = page.split('id="saml-idp"', 1)[1].split("</dl>", 1)[0]
+    base = site.settings.base_url
+    for path in ("/saml/idp/metadata", "/saml/idp/sso", "/saml/idp/slo"):
+        assert f"<code>{base}{path}</code>" in shown, path
+    assert said in shown

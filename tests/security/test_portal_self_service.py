@@ -121,6 +121,26 @@ def test_publisher_registers_a_client_and_sees_the_secret_once(
     assert "https://app.lesapp.example/cb" in page.get_data(as_text=True)
 
 
+@pytest.mark.parametrize(
+    ("lang", "said"), [("nl", "Discovery-document"), ("en", "Discovery document")]
+)
+def test_the_client_page_names_the_issuer_and_discovery(
+    site: PortalSite, publisher: FlaskClient, lang: str, said: str
+) -> None:
+    """What docs/publishers.md (section 2) says an OpenID Connect client needs: the issuer, and
+    its discovery document."""
+    service_id = f"ontdek-{lang}"
+    _register(site, publisher, service_id)
+    url = f"/portal/publisher/{PUBLISHER_ID}/services/{service_id}"
+    page = publisher.get(f"{url}?lang={lang}", base_url=HTTPS).get_data(as_text=True)
+    publisher.get(f"{url}?lang=nl", base_url=HTTPS)  # the language stays: the others read Dutch
+    shown = page.split('id="oidc-client"', 1)[1].split("</dl>", 1)[0]
+    base = site.settings.base_url
+    assert f"<code>{base}</code>" in shown
+    assert f'<a href="{base}/.well-known/openid-configuration">' in shown
+    assert said in shown
+
+
 def test_every_problem_of_a_registration_is_next_to_its_field(
     site: PortalSite, publisher: FlaskClient
 ) -> None:

@@ -232,6 +232,10 @@ def _without_destination(doc: etree._Element) -> None:
     del doc.attrib["Destination"]
 
 
+def _empty_destination(doc: etree._Element) -> None:
+    doc.set("Destination", "")
+
+
 def _second_confirmation(change: Change, method: str | None = None) -> Change:
     """A copy of the school's valid bearer confirmation after it, changed by `change` (and of
     `method`): the valid one comes first, so a reader that stops at it lets the copy by."""
@@ -362,6 +366,13 @@ CASES: dict[str, tuple[Change, bool, bool, tuple[str, ...]]] = {
         ("no_assertion",),
     ),
     # SAML profiles 4.1.4.2: the Issuer.
+    # SAML bindings 3.5.5.2: a signed Response names where it goes; "" names nowhere.
+    "signed Response with an empty Destination": (
+        _empty_destination,
+        True,
+        True,
+        ("wrong_destination",),
+    ),
     "signed Response without Issuer": (_issuer_removed, True, False, ("issuer_missing",)),
     "Response Issuer Format persistent": (
         _issuer_format(False, PERSISTENT),
@@ -482,6 +493,11 @@ ACCEPTED: dict[str, tuple[Change, bool, bool]] = {
     # SAML bindings 3.5.5.2 asks a Destination of signed messages only.
     "unsigned Response without Destination, signed Assertion": (
         _without_destination,
+        False,
+        True,
+    ),
+    "unsigned Response with an empty Destination, signed Assertion": (
+        _empty_destination,
         False,
         True,
     ),

@@ -24,6 +24,23 @@ def test_a_missing_response_type_is_invalid_request() -> None:
     assert error.description == "The response_type parameter is missing; use response_type=code."
 
 
+@pytest.mark.parametrize("data", [{}, {"grant_type": ""}, {"code": "x"}])
+def test_a_missing_grant_type_is_invalid_request(data: dict[str, str]) -> None:
+    error = oauth_errors.readable(UnsupportedGrantTypeError(data.get("grant_type")), data)
+    assert error.error == "invalid_request"
+    assert error.description == (
+        "The grant_type parameter is missing; use grant_type=authorization_code or "
+        "grant_type=refresh_token."
+    )
+
+
+def test_an_unknown_grant_type_stays_unsupported() -> None:
+    raw = UnsupportedGrantTypeError("password")
+    error = oauth_errors.readable(raw, {"grant_type": "password"})
+    assert error.error == "unsupported_grant_type"
+    assert "password" not in error.description
+
+
 def test_an_unsupported_response_type_is_not_echoed() -> None:
     # authlib puts the client's own value where the description goes.
     raw = UnsupportedResponseTypeError("The response type 'token' is not supported.", "token")

@@ -26,8 +26,9 @@ from broker.core.errors import BadRequest
 from broker.core.model import Declaration, NamingProfile, Service
 from broker.core.pseudonym_rotation import open_windows
 from broker.core.release import released_declarations
+from broker.oidc.provider import DISCOVERY_PATH
 from broker.registry.errors import ServiceIdUsedBefore
-from broker.saml.entities import SSO_PATH
+from broker.saml.entities import IDP_SLO_PATH, SSO_PATH
 from broker.saml.metadata_check import MetadataInvalid, RefusedEndpoint
 from broker.saml.metadata_report import refused_endpoints, sp_metadata_problems
 from broker.web.labels import localised_detail, shown_time
@@ -220,6 +221,8 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         rotate=EmptyForm(),
         settings=broker().settings,
         idp_sso_url=broker().settings.url(SSO_PATH),
+        idp_slo_url=broker().settings.url(IDP_SLO_PATH),
+        oidc_discovery_url=broker().settings.url(DISCOVERY_PATH),
         key_windows=key_windows([found]),
         refused_endpoints=_refused_endpoints(found),
     )
