@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Make sure the system services and packages the test suite talks to are there and running:
-# Redis, PostgreSQL (storage tests), Chromium (browser tests) and npm (which installs axe-core,
+# Redis, PostgreSQL (storage tests), Chromium (browser tests), xmlsec1 (a publisher's pysaml2) and npm (which installs axe-core,
 # scripts/install.sh). Installs with apt when run as root on a machine that lacks them;
 # otherwise says what is missing.
 set -u
@@ -24,6 +24,9 @@ have redis-server || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium chromium-driver)
 # npm installs axe-core for the browser accessibility audit (scripts/install.sh --test).
 have npm || missing+=(nodejs npm)
+# pysaml2's own xmlsec1 backend, as a publisher runs it (tests/support/pysaml2_publisher.py); the
+# broker itself signs and verifies in process and never calls it.
+have xmlsec1 || missing+=(xmlsec1)
 if [ ${#missing[@]} -gt 0 ]; then
   echo "services: installing ${missing[*]}"
   apt_install "${missing[@]}" || exit 1
