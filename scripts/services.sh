@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the system services and packages the test suite talks to are there and running:
-# Redis, PostgreSQL (storage tests), Chromium (browser tests), xmlsec1 (a publisher's pysaml2) and npm (which installs axe-core,
-# scripts/install.sh). Installs with apt when run as root on a machine that lacks them;
-# otherwise says what is missing.
+# Redis, PostgreSQL (storage tests), Chromium (browser tests), xmlsec1 (a publisher's pysaml2)
+# and npm (which installs axe-core, scripts/install.sh). Installs with apt when run as root on a
+# machine that lacks them; otherwise says what is missing.
 set -u
 
 have() { command -v "$1" >/dev/null 2>&1; }
