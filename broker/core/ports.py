@@ -169,12 +169,22 @@ class KeyValueStore(Protocol):
         ...
 
     def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
-        """Run `operations` in this order, in one round trip where the store allows it; the
-        replies are what each single call would have returned. Not atomic: another client's
-        command may run between two of them, but they never run out of order (the replay
-        cache's epoch rule relies on that, replay.py). The arguments are all checked before
+        """Run `operations` in this order; the replies are what each single call would have
+        returned. They never run out of order (the replay cache's epoch rule relies on that,
+        replay.py); whether another client's command may run between two of them, and whether
+        they share one round trip, `atomic_batches` says. The arguments are all checked before
         any operation runs; a failure part-way leaves the earlier operations done, as a
-        sequence of single calls would (`StoreUnavailable`)."""
+        sequence of single calls would (`StoreUnavailable`): nothing is rolled back."""
+        ...
+
+    @property
+    def atomic_batches(self) -> bool:
+        """True when a `batch` is one step: one round trip, and no other client's command runs
+        between its operations (one Redis server or a Sentinel's master: one script; the
+        memory store: one lock). False on a Redis Cluster, where a batch's keys may live on
+        several masters and it is single calls in order: there a caller whose later operation
+        must only run if an earlier one won a race runs them as two steps
+        (`ReplayGuard.first_use`)."""
         ...
 
     def ping(self) -> bool: ...

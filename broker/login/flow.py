@@ -91,8 +91,8 @@ class LoginFlow:
         self, browser_secret: bytes, request: LoginRequest, *, save: bool = True
     ) -> LoginRecord:
         """`save=False`: the record is only made here, and saved with `save_new` (or
-        `note_upstream(..., first_save=True)`) once the login goes on to a school or to
-        discovery; a request an SSO session answers at once writes no record at all."""
+        `note_upstream`) once the login goes on to a school or to discovery; a request an SSO
+        session answers at once writes no record at all."""
         if not is_my_data(request) and self.registry.service(request.service_id) is None:
             raise UnknownService(f"service {request.service_id} not in registry")
         hint = None if request.choose_school else request.school_hint
@@ -103,9 +103,8 @@ class LoginFlow:
         return record
 
     def save_new(self, browser_secret: bytes, record: LoginRecord) -> None:
-        """A record's first save. The store epoch is never later than a login the store holds
-        (replay.py): written first, in the same batch (one round trip, order kept)."""
-        self.store.batch([open_epoch_op(record.created), self._save_op(browser_secret, record)])
+        """A record's first save, before it holds a request to a school (to discovery)."""
+        self._save(browser_secret, record)
 
     def with_school(self, record: LoginRecord, school_id: str) -> LoginRecord:
         """`record` with the school chosen (not saved: `note_upstream` saves it)."""
@@ -142,23 +141,22 @@ class LoginFlow:
         request_id: str,
         upstream: dict[str, str] | None = None,
         *,
-        first_save: bool = False,
         prepared: bool = False,
     ) -> None:
-        """`first_save`: the record was made with `start(save=False)` and is saved here for
-        the first time (with the store epoch, `save_new`). `prepared`: the request was built
-        for a link on the discovery page, before the student chose; when (or whether) they
-        follow it the broker does not see, so the record names no time of leaving."""
+        """Save the record with the request `request_id` (for the first time, or over a saved
+        one). `prepared`: the request was built for a link on the discovery page, before the
+        student chose; when (or whether) they follow it the broker does not see, so the record
+        names no time of leaving."""
+        now = self.clock()
         changed = replace(
             record,
             upstream_request_id=request_id,
             upstream=upstream or {},
-            upstream_at=None if prepared else self.clock(),
+            upstream_at=None if prepared else now,
         )
-        if first_save:
-            self.save_new(browser_secret, changed)
-        else:
-            self._save(browser_secret, changed)
+        # The epoch of the replay bucket the school's answer will be checked in is never later
+        # than this request (replay.py): written first, in the same batch (one round trip).
+        self.store.batch([open_epoch_op(now, request_id), self._save_op(browser_secret, changed)])
 
     def take(self, browser_secret: bytes, login_id: str) -> LoginRecord:
         """Consume the record: a response can complete a login once, never twice."""

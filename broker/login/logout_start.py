@@ -186,7 +186,7 @@ class LogoutStart:
         pause = CLAIM_POLL_SECONDS
         winner = ""
         while True:
-            # One round trip: the mark, then the claim (a pipeline keeps that order, so a
+            # One round trip: the mark, then the claim (a batch keeps that order, so a
             # holder that files its mark and keeps its claim is never seen without its mark).
             replies = self.store.batch([self.last_runs.last_op(browser_secret), StoreOp.get(key)])
             last = self.last_runs.last_of(browser_secret, replies[0])

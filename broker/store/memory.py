@@ -89,8 +89,12 @@ class MemoryStore:
             self._entries[key] = (str(value).encode(), ends)
             return value
 
+    @property
+    def atomic_batches(self) -> bool:
+        return True  # one lock around the whole batch
+
     def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
-        """The operations in order under the lock (so here they are even atomic)."""
+        """The operations in order under the lock, so atomic."""
         check_batch(operations)
         replies: list[StoreReply] = []
         with self._lock:

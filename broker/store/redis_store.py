@@ -5,8 +5,9 @@ and never a login with a check skipped, hence short timeouts and one error type 
 
 Every operation touches exactly one key (SET EX, GET, GETEX, GETDEL, SET NX EX, DEL, and a
 counter's SET NX EX + INCR in one script), so the store works unchanged on a Redis Cluster: no
-operation ever needs two keys in one hash slot. A batch is a pipeline of such commands (one round
-trip, in order, not atomic); on a Cluster, single calls.
+operation ever needs two keys in one hash slot. A batch of such operations is one script on one
+server or a Sentinel's master (one round trip, in order, nothing of another client's between
+them); on a Cluster, single calls in order (`atomic_batches` is False there).
 """
 
 from __future__ import annotations
@@ -32,6 +33,30 @@ from broker.store.redis_clients import (
 _COUNT_SCRIPT = (
     "redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX') return redis.call('INCR', KEYS[1])"
 )
+# A whole batch as one script: Redis runs a script as one command, with nothing of another
+# client's in between. Operation i is KEYS[i] with three arguments: its letter, value and TTL.
+# A reply is 1 or 0 for SET NX (set or not), the value or nil for GET and GETDEL, 0 otherwise.
+_BATCH_SCRIPT = """
+local replies = {}
+for i, key in ipairs(KEYS) do
+  local op, value, ttl = ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]
+  if op == 'a' then
+    replies[i] = redis.call('SET', key, value, 'EX', ttl, 'NX') and 1 or 0
+  elseif op == 'g' then
+    replies[i] = redis.call('GET', key)
+  elseif op == 't' then
+    replies[i] = redis.call('GETDEL', key)
+  elseif op == 'p' then
+    redis.call('SET', key, value, 'EX', ttl)
+    replies[i] = 0
+  else
+    redis.call('DEL', key)
+    replies[i] = 0
+  end
+end
+return replies
+"""
+_LETTERS = {"add_if_absent": "a", "get": "g", "take": "t", "put": "p", "delete": "d"}
 
 
 class RedisStore:
@@ -46,8 +71,9 @@ class RedisStore:
         self._prefix = key_prefix
         scheme = url.partition("://")[0]
         # A cluster spreads a batch's keys over several nodes, and redis-py sends each node its
-        # share at once: the order between nodes would be lost. There a batch is single calls.
-        self._pipelines = scheme != CLUSTER_SCHEME
+        # share at once: the order between nodes would be lost, and a script runs on one node
+        # only. There a batch is single calls.
+        self._scripts = scheme != CLUSTER_SCHEME
         self._client: Callable[[], redis.Redis[bytes] | RedisCluster[bytes]]
         self._close: Callable[[], None]
         if scheme == CLUSTER_SCHEME:
@@ -106,30 +132,29 @@ class RedisStore:
             reply = client.eval(_COUNT_SCRIPT, 1, self._prefix + key, window_seconds)  # type: ignore[union-attr]
         return int(reply)
 
+    @property
+    def atomic_batches(self) -> bool:
+        return self._scripts
+
     def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
-        """One pipeline (not a transaction): the commands go out on one connection, and Redis
-        runs one connection's commands in the order sent, so the order holds; one round trip."""
+        """One script (`EVAL`, as `count`): one command, so one round trip, the order holds,
+        and Redis runs it with nothing of another client's in between; a connection lost
+        before it arrives runs none of it. (A pipeline kept the order too, but let a racing
+        client's command in between: two copies of a SAML answer could then both be refused,
+        `ReplayGuard.first_use`; and it cost the client more, docs/performance.md.) On a
+        Cluster: single calls in order."""
         check_batch(operations)
         if not operations:
             return []
-        if not self._pipelines:
+        if not self._scripts:
             return [self._single(op) for op in operations]
-        prefix = self._prefix
+        keys = [self._prefix + op.key for op in operations]
+        arguments: list[str | bytes | int] = []
+        for op in operations:
+            arguments += (_LETTERS[op.operation], op.value, op.ttl_seconds)
         with _unavailable_on_redis_error("batch"):
-            pipe = self._client().pipeline(transaction=False)
-            for op in operations:
-                key = prefix + op.key
-                if op.operation == "put":
-                    pipe.set(key, op.value, ex=op.ttl_seconds)
-                elif op.operation == "get":
-                    pipe.get(key)
-                elif op.operation == "take":
-                    pipe.getdel(key)
-                elif op.operation == "add_if_absent":
-                    pipe.set(key, op.value, ex=op.ttl_seconds, nx=True)
-                else:
-                    pipe.delete(key)
-            replies = pipe.execute()
+            client = self._client()
+            replies = client.eval(_BATCH_SCRIPT, len(keys), *keys, *arguments)  # type: ignore[union-attr]
         return [_reply(op, reply) for op, reply in zip(operations, replies, strict=True)]
 
     def _single(self, op: StoreOp) -> StoreReply:
@@ -167,11 +192,11 @@ def _unavailable_on_redis_error(operation: str) -> Iterator[None]:
 
 
 def _reply(op: StoreOp, reply: object) -> StoreReply:
-    """A pipeline reply as the single call returns it."""
+    """A batch script's reply as the single call returns it."""
     if op.operation in ("get", "take"):
         return _bytes_or_none(reply)
     if op.operation == "add_if_absent":
-        return reply is True
+        return reply == 1
     return None
 
 

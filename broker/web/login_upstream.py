@@ -76,7 +76,7 @@ def continue_login(
         # they logged in at, without choosing it again, and that login is checked as any.
         record = b.flow.with_school(record, sso[0].school_id)
     if record.school_id:
-        return go_upstream(secret, record, first_save=True)  # saves the record
+        return go_upstream(secret, record)  # saves the record
     return to_discovery(secret, record)
 
 
@@ -110,10 +110,10 @@ def to_discovery(secret: bytes, record: LoginRecord) -> Response:
     return redirect(target, 303)
 
 
-def go_upstream(secret: bytes, record: LoginRecord, *, first_save: bool = False) -> Response:
+def go_upstream(secret: bytes, record: LoginRecord) -> Response:
     """Send the student to the school's identity provider, in the school's protocol.
-    Saves the record with the upstream request (`first_save`: for the first time)."""
-    url = upstream_request(secret, record, first_save=first_save)
+    Saves the record with the upstream request (for the first time, or over a saved one)."""
+    url = upstream_request(secret, record)
     # Only here: the student is on the way to the school now. A prepared link logs "prepared"
     # instead; whether the student followed it, the school's answer shows.
     log.info("upstream school=%s service=%s", record.school_id, record.request.service_id)
@@ -134,7 +134,7 @@ def prepare_upstream(secret: bytes, record: LoginRecord, school_id: str) -> str 
     metadata lacks what is needed: the POST then shows the student that error, as today)."""
     try:
         chosen = broker().flow.with_school(record, school_id)
-        url = upstream_request(secret, chosen, first_save=True, prepared=True)
+        url = upstream_request(secret, chosen, prepared=True)
     except (UnknownSchool, UpstreamFailure) as failure:
         log.info("not prepared school=%s code=%s", school_id, failure.code)
         return None
@@ -145,17 +145,15 @@ def prepare_upstream(secret: bytes, record: LoginRecord, school_id: str) -> str 
 
 @overload
 def upstream_request(
-    secret: bytes, record: LoginRecord, *, first_save: bool = ..., prepared: Literal[False] = ...
+    secret: bytes, record: LoginRecord, *, prepared: Literal[False] = ...
 ) -> str: ...
 @overload
 def upstream_request(
-    secret: bytes, record: LoginRecord, *, first_save: bool = ..., prepared: Literal[True]
+    secret: bytes, record: LoginRecord, *, prepared: Literal[True]
 ) -> str | None: ...
-def upstream_request(
-    secret: bytes, record: LoginRecord, *, first_save: bool = False, prepared: bool = False
-) -> str | None:
+def upstream_request(secret: bytes, record: LoginRecord, *, prepared: bool = False) -> str | None:
     """Make the request to `record`'s school in its protocol and save the record with it (one
-    store write; `first_save`: the record's first, with the store epoch). Returns the URL that
+    store round trip, with the epoch of the answer's replay bucket). Returns the URL that
     takes the browser to the school. The service's wishes go along alike on either path:
     ForceAuthn or OIDC `max_age` (a fresh login at the school), the assurance levels asked.
 
@@ -198,7 +196,7 @@ def upstream_request(
             proxy_count=request.proxy_count,
         )
         request_id, kept, url = saml.request_id, None, saml.redirect_url
-    b.flow.note_upstream(secret, record, request_id, kept, first_save=first_save, prepared=prepared)
+    b.flow.note_upstream(secret, record, request_id, kept, prepared=prepared)
     return url
 
 

@@ -271,6 +271,10 @@ class CountingStore:
         with _counted("count"):
             return self.inner.count(key, window_seconds)
 
+    @property
+    def atomic_batches(self) -> bool:
+        return self.inner.atomic_batches
+
     def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
         with _counted("batch"):
             return self.inner.batch(operations)

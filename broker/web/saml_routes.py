@@ -97,16 +97,20 @@ def acs() -> Response:
         record = b.flow.take(secret, login_id)
         return refuse_to_service(record, failure)
     # Once only, also across a wiped store (the epoch rule, security.md); and single use: of two
-    # racing copies of this response only one consumes the record. One round trip for both,
-    # the replay check first (its order is kept). A replayed answer consumes the record too:
-    # it can only be a copy of this login's own answer (signed, InResponseTo our request, sent
-    # with this browser's cookie), and the login it belongs to ends either way.
-    replay = b.replay.first_use_ops(
-        f"saml:{school.idp_entity_id}", verified.assertion_id, verified.expires_at
+    # racing copies of this response the one that won the replay key consumes the record. One
+    # round trip for both where the store's batches are atomic, the replay check first; there a
+    # replayed answer consumes the record too: it can only be a copy of this login's own answer
+    # (signed, InResponseTo our request, sent with this browser's cookie), and the login it
+    # belongs to ends either way. On a Cluster the take follows the check (`first_use`).
+    reply = b.replay.first_use(
+        f"saml:{school.idp_entity_id}",
+        verified.assertion_id,
+        verified.issued_at,
+        verified.expires_at,
+        request_id=record.upstream_request_id,
+        then=b.flow.take_op(login_id),
     )
-    replies = b.flow.store.batch([*replay, b.flow.take_op(login_id)])
-    b.replay.check(replies[: len(replay)], verified.issued_at)
-    record = b.flow.taken(secret, login_id, replies[len(replay)])
+    record = b.flow.taken(secret, login_id, reply)
     response = finish(record, verified.identity, verified.authn_instant)
     # The school's login succeeded: now it is worth offering first next time (not at the
     # choice, where a mis-tap would be remembered).

@@ -153,6 +153,8 @@ class _CallLog:
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.inner, name)
+        if not callable(method):  # atomic_batches
+            return method
 
         def noted(*args: Any, **kwargs: Any) -> Any:
             if name == "batch":

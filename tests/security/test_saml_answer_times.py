@@ -37,7 +37,8 @@ import pytest
 from lxml import etree
 
 from broker.cli.demo import DEMO_SCHOOL_ID
-from broker.login.replay import EPOCH_KEY, EPOCH_TTL_SECONDS
+from broker.core.ports import StoreOp
+from broker.login.replay import BUCKET_TAGS, EPOCH_TTL_SECONDS, epoch_key
 from tests.security.test_saml_attacks import accepted_for, answer
 from tests.security.test_saml_refusals import (
     OUT_OF_TIME,
@@ -71,8 +72,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
         # A store that has run for a day, as a deployment's has: an assertion issued a login's
         # lifetime ago is then not refused for being older than the store (replay.py's epoch
         # rule, which the fresh demo store would apply first).
-        since = time.time() - 86400
-        live.broker.replay.store.put(EPOCH_KEY, f"{since:.3f}".encode(), EPOCH_TTL_SECONDS)
+        since = f"{time.time() - 86400:.3f}".encode()
+        live.broker.replay.store.batch(
+            [StoreOp.put(epoch_key(tag), since, EPOCH_TTL_SECONDS) for tag in BUCKET_TAGS]
+        )
         yield live
 
 

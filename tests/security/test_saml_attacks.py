@@ -481,11 +481,19 @@ def test_a_relay_state_url_at_the_acs_goes_nowhere(
 def test_fifty_parallel_copies_of_one_response_complete_one_login(
     demo: LiveDemo, school: SchoolForger, signer: Signer
 ) -> None:
+    one_of_parallel_copies_completes(demo, school, signer, 50)
+
+
+def one_of_parallel_copies_completes(
+    demo: LiveDemo, school: SchoolForger, signer: Signer, copies: int
+) -> None:
+    """`copies` copies of one signed answer posted at once: exactly one completes the login,
+    the others are refused (4xx) and carry no answer for the service."""
     login = start_login(demo)
     message = encode(signed(answer(demo, school, login), signer))
     cookies = login.browser.cookies(demo.broker_url)
     results: list[tuple[int, str]] = []
-    start = threading.Barrier(50)
+    start = threading.Barrier(copies)
 
     def post() -> None:
         start.wait()
@@ -500,7 +508,7 @@ def test_fifty_parallel_copies_of_one_response_complete_one_login(
         answer = response.text or response.headers.get("Location", "")
         results.append((response.status_code, answer))
 
-    threads = [threading.Thread(target=post) for _ in range(50)]
+    threads = [threading.Thread(target=post) for _ in range(copies)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -582,8 +582,8 @@ def test_the_replay_cache_keeps_an_assertion_while_it_is_acceptable_and_no_longe
         moments.append(time.time())
         return moments[-1]
 
-    def spy(issuer: str, message_id: str, expires_at: float) -> list[StoreOp]:
-        ops = first_use_ops(issuer, message_id, expires_at)
+    def spy(issuer: str, message_id: str, expires_at: float, bucket: str) -> list[StoreOp]:
+        ops = first_use_ops(issuer, message_id, expires_at, bucket)
         kept.extend((moments[-1], op.ttl_seconds) for op in ops if op.ttl_seconds)
         return ops
 

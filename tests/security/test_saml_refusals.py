@@ -23,6 +23,7 @@ from saml2 import BINDING_HTTP_POST, samlp
 from broker.certificates import write_pair
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.model import School
+from broker.login.replay import bucket_of
 from tests.support.client import Browser, Page
 from tests.support.forge import (
     NS,
@@ -466,7 +467,8 @@ def test_replay_across_two_instances_sharing_redis(
             assert accepted.status == 200, accepted.text
             assert demo.answers_publisher(accepted)
             assertion_id = _assertion_id(captured["SAMLResponse"])
-            assert store.exists(f"kb:replay:saml:{demo.school_entity_id}:{assertion_id}")
+            bucket = bucket_of(request_id)  # an answer's: the request it answers
+            assert store.exists(f"kb:replay:{bucket}:saml:{demo.school_entity_id}:{assertion_id}")
 
             # The same response at B: the login it answered is over, nothing is issued.
             again = browser.post(f"{instance_b}/saml/sp/acs", captured)

@@ -21,19 +21,13 @@ from broker.core.ports import StoreOp
 from broker.store import RedisStore, open_store
 from broker.store.redis_clients import TIMEOUT_SECONDS
 from tests.support.redis_topologies import (
-    REDIS_CLI,
-    REDIS_SERVER,
+    NEEDS_REDIS_PROGRAMS,
     SentinelSetup,
     cluster_setup,
     sentinel_setup,
 )
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.skipif(
-        REDIS_SERVER is None or REDIS_CLI is None, reason="redis-server and redis-cli not installed"
-    ),
-]
+pytestmark = [pytest.mark.redis, NEEDS_REDIS_PROGRAMS]
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
 import redis
 from redis.cluster import RedisCluster
 
@@ -20,6 +21,10 @@ from tests.support.live import bindable, free_ports
 
 REDIS_SERVER = shutil.which("redis-server")
 REDIS_CLI = shutil.which("redis-cli")
+# A test module that starts its own servers skips, with the reason, where the programs are missing.
+NEEDS_REDIS_PROGRAMS = pytest.mark.skipif(
+    REDIS_SERVER is None or REDIS_CLI is None, reason="redis-server and redis-cli not installed"
+)
 
 
 @dataclass

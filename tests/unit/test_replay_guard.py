@@ -1,5 +1,7 @@
 """The replay cache with the store epoch rule (broker/login/replay.py), on the memory store with
-a clock the test turns: a wiped store must not let in an assertion issued before the wipe."""
+a clock the test turns: a wiped store must not let in an assertion issued before the wipe, also
+when only some of its buckets were lost (a Cluster master that restarted empty: on real servers
+in tests/storage/test_replay_on_cluster.py)."""
 
 from __future__ import annotations
 
@@ -12,13 +14,25 @@ from broker.core.ports import StoreOp, StoreReply
 from broker.core.pseudonym import PseudonymKeys
 from broker.login.flow import LOGIN, LoginFlow
 from broker.login.login_model import LoginRequest
-from broker.login.replay import EPOCH_KEY, ReplayGuard, open_epoch
+from broker.login.replay import (
+    BUCKET_TAGS,
+    BUCKETS,
+    ReplayGuard,
+    bucket_of,
+    epoch_key,
+    open_epoch_op,
+)
 from broker.login.sealed import new_secret, store_key
 from broker.store.memory import MemoryStore
 from tests.unit.test_sealed_and_flow import KEY, FakeRegistry
 
 SKEW = 60
 ISSUER = "saml:https://school.example/idp"
+
+
+def bucket(message_id: str) -> str:
+    """The bucket of a message of ISSUER that answers no request of ours."""
+    return bucket_of(f"{ISSUER}:{message_id}")
 
 
 class Clock:
@@ -78,18 +92,18 @@ def test_an_assertion_is_kept_until_it_expires_and_not_two_seconds_longer() -> N
 def test_the_epoch_is_written_at_first_use_and_kept() -> None:
     clock, store = Clock(), MemoryStore()
     guard = guard_on(store, clock)
-    assert store.get(EPOCH_KEY) is None
-    first = guard.epoch()
+    tag = bucket("_a1")
+    assert store.get(epoch_key(tag)) is None
+    first = guard.epoch(tag)
     assert first == clock.now
     clock.now += 1000
-    assert guard.epoch() == first  # the marker stands; time passing does not move the epoch
+    assert guard.epoch(tag) == first  # the marker stands; time passing does not move the epoch
 
 
 def test_after_a_wipe_an_assertion_issued_before_it_is_refused() -> None:
     clock, store = Clock(), MemoryStore()
     guard = guard_on(store, clock)
-    guard.epoch()  # the store has been in use for a while
-    clock.now += 3600
+    clock.now += 3600  # the store has been in use for a while
     issued = clock.now
     guard.first_use(ISSUER, "_used", issued, issued + 300)
     clock.now += 120  # the assertion is still within its lifetime...
@@ -107,38 +121,86 @@ def test_after_a_wipe_an_assertion_issued_before_it_is_refused() -> None:
     guard.first_use(ISSUER, "_fresh", clock.now - SKEW + 1, clock.now + 300)
 
 
+def test_a_key_and_the_marker_that_vouches_for_it_share_a_hash_slot() -> None:
+    """On a Redis Cluster a key's slot is the hash of its first {...}: a replay key's first is
+    its bucket's tag, and so is its marker's, also when the issuer holds braces itself."""
+    clock, store = Clock(), BatchLog()
+    issuer = "saml:https://{school}.example/idp"
+    ReplayGuard(store, skew=SKEW, clock=clock).first_use(issuer, "_{a}", clock.now, clock.now + 9)
+    [[(_, replay_key), (_, marker)]] = store.batches[:1]
+    tag = bucket_of(f"{issuer}:_{{a}}")
+    assert replay_key.startswith(f"replay:{tag}:") and marker == epoch_key(tag)
+    assert len(set(BUCKET_TAGS)) == BUCKETS and all(t[0] + t[-1] == "{}" for t in BUCKET_TAGS)
+
+
+def test_a_wipe_of_some_buckets_refuses_a_second_use_of_a_message_in_them() -> None:
+    """A Cluster master that restarts empty loses its buckets' keys and their markers, while
+    the other masters keep theirs: the lost marker refuses the second use (one store-wide
+    marker elsewhere kept its old time and let it in)."""
+    clock, store = Clock(), MemoryStore()
+    guard = guard_on(store, clock)
+    for tag in BUCKET_TAGS:  # a store in use for a day: every bucket has its marker
+        guard.epoch(tag)
+    clock.now += 86400
+    issued = clock.now
+    guard.first_use(ISSUER, "_used", issued, issued + 600)
+    guard.first_use(ISSUER, "_kept", issued, issued + 600)
+    assert bucket("_used") != bucket("_kept")
+    clock.now += 120
+    lost = bucket("_used")
+    # That master's keyspace, as far as these messages go: the key and its bucket's marker.
+    store.delete(f"replay:{lost}:{ISSUER}:_used")
+    store.delete(epoch_key(lost))
+    with pytest.raises(InvalidMessage) as refused:
+        guard.first_use(ISSUER, "_used", issued, issued + 600)
+    assert refused.value.code == "before_store_epoch"
+    with pytest.raises(InvalidMessage) as kept:  # another bucket: its key is still there
+        guard.first_use(ISSUER, "_kept", issued, issued + 600)
+    assert kept.value.code == "replay"
+
+
 def test_workers_that_find_the_store_empty_agree_on_one_epoch() -> None:
     clock, store = Clock(), MemoryStore()
     one, other = guard_on(store, clock), ReplayGuard(store, skew=SKEW, clock=lambda: clock.now + 5)
-    first = one.epoch()
-    assert other.epoch() == first
+    first = one.epoch(BUCKET_TAGS[7])
+    assert other.epoch(BUCKET_TAGS[7]) == first
 
 
 def test_an_unreadable_epoch_marker_is_a_store_failure_not_a_pass() -> None:
     clock, store = Clock(), MemoryStore()
-    store.put(EPOCH_KEY, b"not a time", 60)
+    store.put(epoch_key(bucket("_a")), b"not a time", 60)
     with pytest.raises(StoreUnavailable):
         guard_on(store, clock).first_use(ISSUER, "_a", clock.now, clock.now + 300)
 
 
-def test_a_login_start_opens_the_epoch_so_its_answer_is_never_before_it() -> None:
+def test_a_request_to_a_school_opens_the_epoch_of_its_answer_so_the_answer_is_never_before_it() -> (
+    None
+):
     clock, store = Clock(), MemoryStore()
-    open_epoch(store, clock.now)  # what LoginFlow.start does before it writes the record
-    started = clock.now
+    store.batch([open_epoch_op(clock.now, "_request")])  # what LoginFlow.note_upstream sends
+    sent = clock.now
     clock.now += 30  # the student takes a while at the school; the marker stays
-    open_epoch(store, clock.now)
+    store.batch([open_epoch_op(clock.now, "_request")])
     guard = guard_on(store, clock)
-    assert guard.epoch() == started
-    # The school's answer, issued after the start, passes however late it arrives.
-    guard.first_use(ISSUER, "_late", started + 1, clock.now + 300)
+    assert guard.epoch(bucket_of("_request")) == sent
+    # The school's answer, issued after the request, passes however late it arrives, also with
+    # no skew at all (a marker written on its arrival would refuse it).
+    strict = ReplayGuard(store, skew=0, clock=clock)
+    strict.first_use(ISSUER, "_late", sent + 1, clock.now + 300, request_id="_request")
 
 
 class BatchLog(MemoryStore):
-    """A memory store that notes every batch it runs (operation and key, in order)."""
+    """A memory store that notes every batch it runs (operation and key, in order); `atomic`:
+    what it says of its batches (a Cluster's are not)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, atomic: bool = True) -> None:
         super().__init__()
+        self.atomic = atomic
         self.batches: list[list[tuple[str, str]]] = []
+
+    @property
+    def atomic_batches(self) -> bool:
+        return self.atomic
 
     def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
         self.batches.append([(op.operation, op.key) for op in operations])
@@ -147,17 +209,74 @@ class BatchLog(MemoryStore):
 
 def test_the_replay_key_and_the_epoch_go_in_one_round_trip_replay_key_first() -> None:
     clock, store = Clock(), BatchLog()
-    open_epoch(store, clock.now)
+    store.batch([StoreOp.add_if_absent(epoch_key(bucket("_a1")), b"1", 60)])
+    store.batches.clear()
     guard_on(store, clock).first_use(ISSUER, "_a1", clock.now, clock.now + 300)
+    tag = bucket("_a1")
     assert store.batches == [
-        [("add_if_absent", f"replay:{ISSUER}:_a1"), ("get", EPOCH_KEY)],
+        [("add_if_absent", f"replay:{tag}:{ISSUER}:_a1"), ("get", epoch_key(tag))],
     ]
 
 
-def test_a_login_start_writes_the_epoch_before_its_record_in_one_round_trip() -> None:
+def _answer(guard: ReplayGuard, clock: Clock, take: StoreOp) -> StoreReply:
+    return guard.first_use(
+        ISSUER, "_answer", clock.now, clock.now + 300, request_id="_request", then=take
+    )
+
+
+def test_where_batches_are_atomic_the_answer_and_the_take_are_one_round_trip() -> None:
+    """One server or a Sentinel's master (one script), the memory store: the take joins the
+    replay check's batch, after it; a replayed copy takes (and finds) nothing."""
+    clock, store = Clock(), BatchLog()
+    guard, take = guard_on(store, clock), StoreOp.take("login:_l")
+    store.put(take.key, b"sealed", 60)
+    tag = bucket_of("_request")
+    assert _answer(guard, clock, take) == b"sealed"
+    with pytest.raises(InvalidMessage) as refused:
+        _answer(guard, clock, take)
+    assert refused.value.code == "replay"
+    one_trip = [
+        ("add_if_absent", f"replay:{tag}:{ISSUER}:_answer"),
+        ("get", epoch_key(tag)),
+        ("take", take.key),
+    ]
+    # The first finds its bucket's marker missing (a fresh store) and writes it: one more trip.
+    assert store.batches == [
+        one_trip,
+        [("add_if_absent", epoch_key(tag)), ("get", epoch_key(tag))],
+        one_trip,
+    ]
+
+
+def test_where_batches_are_not_atomic_the_take_follows_a_passed_check_only() -> None:
+    """A Redis Cluster: two steps, so the copy that lost the replay key never takes the record
+    the winner is about to take; a refused copy leaves it."""
+    clock, store = Clock(), BatchLog(atomic=False)
+    guard, take = guard_on(store, clock), StoreOp.take("login:_l")
+    store.batch([open_epoch_op(clock.now, "_request")])
+    store.put(take.key, b"sealed", 60)
+    store.batches.clear()
+    assert _answer(guard, clock, take) == b"sealed"
+    store.put(take.key, b"sealed", 60)
+    with pytest.raises(InvalidMessage):
+        _answer(guard, clock, take)
+    assert store.get(take.key) == b"sealed"
+    tag = bucket_of("_request")
+    check = [("add_if_absent", f"replay:{tag}:{ISSUER}:_answer"), ("get", epoch_key(tag))]
+    assert store.batches == [check, [("take", take.key)], check]
+
+
+def test_a_request_to_a_school_writes_its_answers_epoch_before_the_record_in_one_round_trip() -> (
+    None
+):
     store = BatchLog()
     flow = LoginFlow(FakeRegistry(), store, PseudonymKeys(1, {1: KEY}), login_ttl=900, sso_ttl=60)
-    record = flow.start(new_secret(), LoginRequest("uitgever"))
+    secret = new_secret()
+    record = flow.start(secret, LoginRequest("uitgever"), save=False)
+    flow.note_upstream(secret, flow.with_school(record, "99XX00"), "_upstream")
     assert store.batches == [
-        [("add_if_absent", EPOCH_KEY), ("put", store_key(LOGIN, record.login_id))]
+        [
+            ("add_if_absent", epoch_key(bucket_of("_upstream"))),
+            ("put", store_key(LOGIN, record.login_id)),
+        ]
     ]

@@ -40,6 +40,7 @@ from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
 from broker.core.pseudonym_rotation import ChainKeyVersion, HeldKeySource
 from broker.login.flow import LOGIN, SSO, LoginFlow
 from broker.login.login_model import LoginRecord, LoginRequest
+from broker.login.replay import bucket_of, epoch_key
 from broker.login.scope_spelling import ScopeSpellings
 from broker.login.sealed import (
     NONCE_LENGTH,
@@ -321,7 +322,7 @@ def test_a_notice_asked_for_stays_in_the_sealed_record_through_every_step(
     plaintext trace in the store (the browser holds only the id, not the flag)."""
     browser = new_secret()
     record = flow.start(browser, LoginRequest("uitgever", show_notice=True), save=False)
-    flow.note_upstream(browser, flow.with_school(record, "99XX00"), "_upstream", first_save=True)
+    flow.note_upstream(browser, flow.with_school(record, "99XX00"), "_upstream")
     chosen = flow.choose_school(browser, record.login_id, "99XX00")
     flow.note_upstream(browser, chosen, "_upstream-2")
     assert flow.take(browser, record.login_id).request.show_notice is True
@@ -332,7 +333,7 @@ def test_a_prepared_request_is_saved_in_one_write_and_names_no_time_of_leaving(
     flow: LoginFlow, store: RecordingStore, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The discovery page's prepared link (login_upstream.prepare_upstream): the record's first
-    save carries the school and its request, in one write as `save_new` would; when the
+    save carries the school and its request, in one round trip; when the
     student leaves the broker does not see, so the upstream wait is not measured for it. A
     choice made afterwards overwrites the request and is timed as any."""
     browser = new_secret()
@@ -345,11 +346,10 @@ def test_a_prepared_request_is_saved_in_one_write_and_names_no_time_of_leaving(
         return batch(ops)
 
     monkeypatch.setattr(store, "batch", counted)
-    flow.note_upstream(
-        browser, flow.with_school(record, "99XX00"), "_prepared", first_save=True, prepared=True
-    )
-    # One round trip, as save_new: the store epoch first, then the record.
-    assert len(trips) == 1 and len(trips[0]) == 2 and trips[0][1].startswith("login:")
+    flow.note_upstream(browser, flow.with_school(record, "99XX00"), "_prepared", prepared=True)
+    # One round trip, as every save with a request: its answer's store epoch first, then the
+    # record.
+    assert trips == [[epoch_key(bucket_of("_prepared")), store_key(LOGIN, record.login_id)]]
     held = flow.load(browser, record.login_id)
     assert (held.school_id, held.upstream_request_id, held.upstream_at) == (
         "99XX00",
@@ -703,7 +703,7 @@ def test_a_reopened_login_keeps_its_choice_and_forgets_the_schools_request(
     secret = new_secret()
     record = flow.start(secret, LoginRequest("uitgever"), save=False)
     record = flow.with_school(record, "99XX00")
-    flow.note_upstream(secret, record, "oidc-req", {"nonce": "n"}, first_save=True)
+    flow.note_upstream(secret, record, "oidc-req", {"nonce": "n"})
     taken = flow.take(secret, record.login_id)
     assert taken.upstream_request_id == "oidc-req"
     flow.reopen(secret, taken, "https://login.example/bestuur")
