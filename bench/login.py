@@ -318,7 +318,13 @@ class Figures:
     other: int = 0
 
 
-def build_route(name: str, directory: Path, backend: str | None, args: argparse.Namespace) -> Route:
+def build_route(
+    name: str, directory: Path, backend: str | None, args: argparse.Namespace | None = None
+) -> Route:
+    """`args`: this script's options (store, registry, --cpu); the other scripts that build a
+    route (store_calls.py, acs_breakdown.py) take the defaults: memory store, SQLite, wall clock."""
+    if args is None:
+        args = argparse.Namespace(store_url=None, registry_url=None, cpu=False)
     # hundreds of logins a minute: no rate limits
     bench_instance(directory, PORT, store_url=args.store_url, registry_url=args.registry_url)
     settings, apps = prepare_demo(directory, PORT)
