@@ -35,7 +35,7 @@ class Phrase(str):
 class BrokerError(Exception):
     code = "broker_error"
     status = 500
-    public_message = "Something went wrong in the broker."
+    public_message = "Something went wrong on this website."
 
     def __init__(self, detail: str = "", *, code: str | None = None, **params: object) -> None:
         # `detail` is for the log line: never put attribute values, subjects or assertions in it.
@@ -61,12 +61,12 @@ class BadRequest(BrokerError):
 
 class UnknownService(BadRequest):
     code = "unknown_service"
-    public_message = "This learning platform is not known to the broker."
+    public_message = "This learning platform is not known here."
 
 
 class UnknownSchool(BadRequest):
     code = "unknown_school"
-    public_message = "This school is not known to the broker."
+    public_message = "This school is not known here."
 
 
 class InvalidMessage(BadRequest):
@@ -84,14 +84,15 @@ class RelayStateNotText(InvalidMessage):
 
     code = "relay_state_invalid"
     public_message = (
-        "This request carries data the broker cannot send back unchanged, so it cannot be "
+        "This request carries data that cannot be sent back unchanged, so it cannot be "
         "handled. Please tell the learning platform or your school's ICT department."
     )
 
 
-# What a school's unverified "no" said, among the few reasons a student's page words (the SAML
-# back names them from the status codes, web/labels.py words them); "" for any other.
-SchoolSaid = Literal["", "authn_failed", "request_denied", "no_authn_context"]
+# What a school's "no" said, among the few reasons a student's page words (the SAML back names
+# them from the status codes, the OIDC back from the `error` parameter, web/labels.py words them);
+# "" for any other.
+SchoolSaid = Literal["", "authn_failed", "request_denied", "no_authn_context", "unavailable"]
 
 
 class UnsignedSchoolRefusal(InvalidMessage):
@@ -165,7 +166,9 @@ class UnsupportedRequest(BadRequest):
     proxying): the service hears so in its protocol."""
 
     code = "request_unsupported"
-    public_message = "This learning platform asked for a sign-in the broker does not offer."
+    public_message = (
+        "This learning platform asked for a way of signing in that is not offered here."
+    )
 
 
 class ServiceAcsNotHttps(BadRequest):
@@ -180,7 +183,7 @@ class ServiceAcsNotHttps(BadRequest):
     code = "acs_not_https"
     public_message = (
         "This learning platform's address for receiving sign-ins is not secure (no https), so "
-        "the broker does not sign you in to it. Please tell your school."
+        "you cannot be signed in to it here. Please tell your school."
     )
 
 
@@ -190,6 +193,22 @@ class UpstreamFailure(BrokerError):
     code = "upstream_failure"
     status = 502
     public_message = "Your school's sign-in service did not complete the login."
+
+
+class SchoolRefused(UpstreamFailure):
+    """The school's identity provider said no, and it counts: a SAML error status it signed, an
+    OIDC `error` on its redirect (Entra ID's "user not assigned" is `access_denied`). The
+    service hears so in its protocol through the student's page (AuthnFailed, access_denied),
+    as for any failure at the school; the student's page says what the school answered
+    (`said`) and offers to try again at the school, or to choose another, for the same login
+    (web/school_retry.py)."""
+
+    code = "upstream_status"
+    public_message = "Your school's sign-in service did not sign you in."
+
+    def __init__(self, detail: str = "", *, said: SchoolSaid = "") -> None:
+        super().__init__(detail)
+        self.said: SchoolSaid = said
 
 
 class SchoolTimeout(UpstreamFailure):
@@ -245,7 +264,7 @@ class MissingSubject(UpstreamFailure):
     """The school's IdP did not deliver the configured subject: never fall back to another value."""
 
     code = "missing_subject"
-    public_message = "Your school's sign-in service did not send the identifier the broker needs."
+    public_message = "Your school's sign-in service did not send what is needed to sign you in."
 
 
 # The NameID Format the broker takes as a student's identifier (SAML core 8.3.7).
@@ -266,8 +285,8 @@ class NameIdNotPersistent(MissingSubject):
 
     code = "name_id_not_persistent"
     public_message = (
-        "Your school's sign-in service sent an identifier for you that may change, and the "
-        "broker needs one that stays the same. Only your school can change this."
+        "Your school's sign-in service sent an identifier for you that may change, and "
+        "signing in needs one that stays the same. Only your school can change this."
     )
 
     def __init__(self, school_id: str, received_format: str | None) -> None:
@@ -301,8 +320,7 @@ class SchoolSetupIncomplete(UpstreamFailure):
     code = "hosted_domain_missing"
     status = 503
     public_message = (
-        "Signing in with your school is not fully set up at the broker yet. "
-        "Please tell your school."
+        "Signing in with your school is not fully set up here yet. Please tell your school."
     )
 
 
@@ -413,7 +431,7 @@ class CookiesBlocked(StateExpired):
 class StoreUnavailable(BrokerError):
     code = "store_unavailable"
     status = 503
-    public_message = "The broker is briefly unavailable. Please try again in a moment."
+    public_message = "Signing in is not possible right now. Please try again in a moment."
 
 
 class LogoutStoreUnavailable(StoreUnavailable):
@@ -422,7 +440,7 @@ class LogoutStoreUnavailable(StoreUnavailable):
 
     code = "logout_store_unavailable"
     public_message = (
-        "Logging out did not work: the broker is briefly unavailable. This browser no longer "
+        "Logging out did not work just now. This browser no longer "
         "uses your session here, but you may still be logged in at learning platforms and at "
         "your school. Close your browser completely (every window) to be sure you are logged out."
     )
@@ -431,4 +449,4 @@ class LogoutStoreUnavailable(StoreUnavailable):
 class ConfigurationError(BrokerError):
     code = "configuration_error"
     status = 500
-    public_message = "The broker is not configured correctly."
+    public_message = "This website is not set up correctly."

@@ -46,7 +46,7 @@ class RegistryReader(Protocol):
 
     def policy(self, school_id: str, service_id: str) -> ReleasePolicy:
         """The current policy; the default (pseudonym only, version 0) when none was set. A
-        `BadRequest` (the registry's ServiceSwitchedOff) when the school switched it off."""
+        `PolicyRefusal` (the registry's ServiceSwitchedOff) when the school switched it off."""
         ...
 
     def pseudonym_key_version(self, chain: str) -> ChainKeyVersion | None:

@@ -41,6 +41,7 @@ from broker.login.sealed import SealedStore
 
 NOTICE = "notice"
 NOTICE_DONE = "notice-done"
+LOGIN_DONE = "login-done"
 NOTICE_ON_CHANGES = "changes"
 
 
@@ -180,18 +181,29 @@ class Receipting:
         return _pending(self.sealed.take(browser_secret, NOTICE, notice_id))
 
     def done_op(
-        self, browser_secret: bytes, notice_id: str, service_id: str, site: str | None
+        self,
+        browser_secret: bytes,
+        notice_id: str,
+        service_id: str,
+        site: str | None,
+        *,
+        kind: str = NOTICE_DONE,
     ) -> StoreOp:
         """The mark that the notice `notice_id` was answered, as a write for the batch that
-        answers the login (no round trip of its own)."""
+        answers the login (no round trip of its own). `kind` LOGIN_DONE: the mark that the
+        login `notice_id` names was answered (a school's second answer to it, the Back button
+        into the school's page, finds it: web/notice.py `answered_login`)."""
         payload = {"service_id": service_id, "site": site}
-        return self.sealed.put_op(browser_secret, NOTICE_DONE, notice_id, payload, self.pending_ttl)
+        return self.sealed.put_op(browser_secret, kind, notice_id, payload, self.pending_ttl)
 
-    def done(self, browser_secret: bytes, notice_id: str) -> NoticeDone | None:
-        """The mark of an answered notice, if this browser left one (read only where the held
-        login is gone: the Back button, a second "Continue")."""
+    def done(
+        self, browser_secret: bytes, notice_id: str, *, kind: str = NOTICE_DONE
+    ) -> NoticeDone | None:
+        """The mark of an answered notice (or login, `kind` LOGIN_DONE), if this browser left
+        one (read only where the held login is gone: the Back button, a second "Continue", a
+        second answer of the school)."""
         try:
-            data = self.sealed.get(browser_secret, NOTICE_DONE, notice_id)
+            data = self.sealed.get(browser_secret, kind, notice_id)
         except StateExpired:  # another browser's id: nothing of this browser's
             return None
         if data is None:

@@ -36,6 +36,8 @@ from broker.core.errors import (
     AssuranceNotMet,
     BrokerError,
     InvalidMessage,
+    SchoolRefused,
+    SchoolSaid,
     SchoolSecretUnreadable,
     UpstreamFailure,
 )
@@ -66,6 +68,14 @@ from broker.oidc.rp_logout_token import LogoutClaims, verify_logout_token
 from broker.oidc.rp_state import STATE_TAG, new_tag, request_state
 
 log = logging.getLogger(__name__)
+
+# A provider's `error` on its redirect (RFC 6749 4.1.2.1) that the student's page words (labels.py):
+# Entra ID answers a student the application is not assigned to with access_denied.
+_SAID: dict[str, SchoolSaid] = {
+    "access_denied": "request_denied",
+    "temporarily_unavailable": "unavailable",
+    "server_error": "unavailable",
+}
 
 BASE_SCOPES = ("openid", "profile", "email")
 # Scopes beyond OIDC's own that school providers announce for education claims (attributes.md):
@@ -255,7 +265,9 @@ class OidcBack:
         if "error" in params:
             if params["error"] == "unmet_authentication_requirements":
                 raise AssuranceNotMet(f"school {school.id} could not meet the requested acr")
-            raise UpstreamFailure(f"school {school.id} answered an error", code="upstream_status")
+            raise SchoolRefused(
+                f"school {school.id} answered an error", said=_SAID.get(params["error"], "")
+            )
         code = params.get("code", "")
         if not code:
             raise InvalidMessage("callback without code or error", code="no_code")

@@ -25,7 +25,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 
 from broker.core.chain_move import previous_still_released
 from broker.core.endpoints import redirect_uri_problem
-from broker.core.errors import BadRequest, RequiredAttributeMissing, StateExpired
+from broker.core.errors import PolicyRefusal, RequiredAttributeMissing, StateExpired
 from broker.core.model import Service
 from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
 from broker.core.release import release_for
@@ -479,7 +479,7 @@ def released_now(registry: RegistryReader, client_id: str, grantee: Grantee) -> 
         return None
     try:
         policy = registry.policy(grantee.school, service.id)
-    except BadRequest:
+    except PolicyRefusal:
         return None  # the school switched the service off (the registry's ServiceSwitchedOff)
     delivered = oidc_claims.claims_as_attributes(grantee.claims)
     try:

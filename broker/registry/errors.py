@@ -7,7 +7,7 @@ personal data (the registry holds none). `RegistryNotMigrated` is the installati
 
 from __future__ import annotations
 
-from broker.core.errors import BadRequest, ConfigurationError
+from broker.core.errors import BadRequest, ConfigurationError, PolicyRefusal
 
 
 class RegistryNotMigrated(ConfigurationError):
@@ -203,8 +203,10 @@ class InvitationUnusable(BadRequest):
     public_message = "This invitation link is not valid (any more). Ask for a new invitation."
 
 
-class ServiceSwitchedOff(BadRequest):
-    """The student's school switched this service off in its portal."""
+class ServiceSwitchedOff(PolicyRefusal):
+    """The student's school switched this service off in its portal: a login of its students
+    there is refused like any release the policy cannot make, and the service hears so
+    (SAML RequestDenied, OIDC access_denied; web/service_answers.refuse_to_service)."""
 
     code = "service_switched_off"
     status = 403

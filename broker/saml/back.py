@@ -42,6 +42,7 @@ from broker.core.errors import (
     InvalidMessage,
     NameIdNotPersistent,
     SchoolAnswerOutOfTime,
+    SchoolRefused,
     SchoolSaid,
     SchoolSsoNotHttps,
     UnsignedSchoolRefusal,
@@ -226,8 +227,10 @@ class SamlBack:
                 # The school cannot meet the level the service required: the service hears so in
                 # its own protocol (NoAuthnContext / unmet_authentication_requirements).
                 raise AssuranceNotMet(f"school {school.id} answered NoAuthnContext") from None
-            raise UpstreamFailure(
-                f"school {school.id} returned status {type(err).__name__}", code="upstream_status"
+            # The school's own "no", signed: the service hears AuthnFailed, and the student's
+            # page says what the school answered, with a way to try again (refuse_to_service).
+            raise SchoolRefused(
+                f"school {school.id} returned status {type(err).__name__}", said=school_said(doc)
             ) from None
         except (IncorrectlySigned, SignatureError, SigverError):
             raise InvalidMessage(

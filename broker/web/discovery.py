@@ -6,7 +6,6 @@ import json
 import logging
 import re
 import secrets
-from urllib.parse import urlsplit
 from weakref import WeakKeyDictionary
 
 from flask import Blueprint, current_app, make_response, render_template, request, url_for
@@ -14,17 +13,30 @@ from flask_babel import gettext
 from markupsafe import escape
 from werkzeug.wrappers import Response
 
-from broker.core.errors import BadRequest, NotTheChosenSchool
+from broker.core.errors import (
+    BadRequest,
+    NotTheChosenSchool,
+    SchoolSetupIncomplete,
+    StateExpired,
+    UpstreamFailure,
+)
 from broker.core.model import School
 from broker.core.school_search import ABBREVIATIONS, TYPO_MIN_LENGTH, Found, SchoolDirectory
 from broker.login.login_model import LoginRecord
 from broker.registry.cached import CachedRegistryReader
 from broker.web import metrics
 from broker.web.browser import SCHOOL_COOKIE, browser_secret
-from broker.web.errors import render_error
+from broker.web.errors import render_error, without_cookies
 from broker.web.i18n import SUPPORTED_LANGUAGES, current_language, lang_switch_url, speak
 from broker.web.login_upstream import go_upstream, prepare_upstream
-from broker.web.service_answers import content_security_policy
+from broker.web.school_retry import (
+    LOGIN_FIELD,
+    SCHOOL_FIELD,
+    SERVICE_FIELD,
+    retry_at_school,
+    sign_in_origin,
+)
+from broker.web.service_answers import content_security_policy, retry_response, service_site
 from broker.web.static_urls import page_url
 from broker.web.wiring import broker
 
@@ -97,7 +109,7 @@ def discovery_page(
     remembered = remembered_school(directory)
     page = _page_html(
         record.login_id,
-        service_name,
+        (service.id if service else "", service_name),
         query,
         found,
         remembered,
@@ -112,7 +124,7 @@ def discovery_page(
     # page's form-action to that redirect, so it must name the shown schools' SSO origins (at
     # most SHOWN_AT_MOST and the remembered one, however large the federation).
     shown = [*found.schools, remembered] if remembered else found.schools
-    origins = sorted({o for o in map(_sign_in_origin, shown) if o})
+    origins = sorted({o for o in map(sign_in_origin, shown) if o})
     response.headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
     return response
 
@@ -126,17 +138,19 @@ def remembered_school(directory: SchoolDirectory) -> School | None:
 
 def _render(
     login_id: str,
-    service_name: str,
+    service: tuple[str, str],
     query: str,
     found: Found,
     remembered: School | None,
     prepared: str | None,
 ) -> str:
+    """`service`: the login's service's id ("": none, the my-data page) and name."""
     here = page_url("discovery.choose")
     params = [("login", login_id)] + ([("q", query)] if query else [])
     return render_template(
         "discovery.html",
-        service_name=service_name,
+        service_id=service[0],
+        service_name=service[1],
         schools=found.schools,
         found=found,
         remembered=remembered,
@@ -169,7 +183,7 @@ _PAGES = "ketenbroker_discovery_pages"
 
 def _page_html(
     login_id: str,
-    service_name: str,
+    service: tuple[str, str],
     query: str,
     found: Found,
     remembered: School | None,
@@ -182,7 +196,7 @@ def _page_html(
     if query or not keep or app.jinja_env.auto_reload or not _PLAIN_LOGIN_ID.fullmatch(login_id):
         # A search is the student's own (not worth keeping); a template that may change on disk
         # (debug) is rendered every time.
-        return _render(login_id, service_name, query, found, remembered, prepared)
+        return _render(login_id, service, query, found, remembered, prepared)
     held: tuple[SchoolDirectory, dict[tuple[str, ...], str]] | None = app.extensions.get(_PAGES)
     if held is None or held[0] is not directory:
         held = (directory, {})  # another generation: the schools or their names changed
@@ -191,14 +205,14 @@ def _page_html(
     key = (
         current_language(),
         request.script_root,
-        service_name,
+        *service,
         remembered.id if remembered else "",
         "link" if prepared else "",
     )
     page = pages.get(key)
     if page is None:
         link = _URL_STAND_IN if prepared else None
-        page = _render(_STAND_IN, service_name, query, found, remembered, link)
+        page = _render(_STAND_IN, service, query, found, remembered, link)
         if len(pages) >= _PAGES_AT_MOST:
             pages.clear()
         pages[key] = page
@@ -232,30 +246,69 @@ def school_directory(view: CachedRegistryReader) -> SchoolDirectory:
     return held[1]
 
 
-def _sign_in_origin(school: School) -> str | None:
-    """Where choosing `school` redirects the browser: its SAML SSO or OIDC authorization origin."""
-    b = broker()
-    if school.oidc is None:
-        return b.saml_back.sso_origin(school)
-    # Never a network call here: one slow provider must not hold up every student's page.
-    cached = b.oidc_back.directory.cached(school.oidc.issuer)
-    endpoint = cached.authorization_endpoint if cached is not None else school.oidc.issuer
-    parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
 @discovery.route("/discovery", methods=["POST"])
 def chosen() -> Response:
     """The login id is unguessable and its record opens only with this browser's cookie, so it
     also does the work of a CSRF token here."""
     b = broker()
-    login_id = _login_id(request.form.get("login"))
-    school_id = request.form.get("school", "")
+    login_id = _login_id(request.form.get(LOGIN_FIELD))
+    school_id = request.form.get(SCHOOL_FIELD, "")
     secret = browser_secret(request)
-    # go_upstream saves the record with the school in it (note_upstream).
-    record = b.flow.choose_school(secret, login_id, school_id, save=False)
-    # Not remembered here: only a school whose login succeeds is (remember_school at its answer).
-    return go_upstream(secret, record)
+    try:
+        # go_upstream saves the record with the school in it (note_upstream).
+        record = b.flow.choose_school(secret, login_id, school_id, save=False)
+    except StateExpired as expired:
+        # The student paused on this page longer than a login lives: the page names the
+        # platform the form says (its service field) and leads back to it.
+        return expired_choice_page(expired, request.form.get(SERVICE_FIELD, ""))
+    try:
+        # Not remembered here: only a school whose login succeeds is (remember_school).
+        return go_upstream(secret, record)
+    except UpstreamFailure as failure:
+        # The school's sign-in page cannot be reached (or its request made): the record stays
+        # as it was, and the student may try again or choose another school.
+        school = b.view.school(school_id)
+        if school is None or isinstance(failure, SchoolSetupIncomplete):
+            # Not set up (its own page says so): trying again cannot help.
+            raise
+        return unreachable_school_page(record, school, failure)
+
+
+def expired_choice_page(expired: StateExpired, service_id: str) -> Response:
+    """A school chosen for a login that has expired meanwhile: "took too long", naming the
+    learning platform (the form's service field; not secret, and only a registered platform's
+    name and site are shown) with a link to its site, where a new login starts. Without a
+    known platform, or from a browser that sent no cookies (errors.without_cookies), the
+    general page."""
+    service = broker().view.service(service_id[:MAX_QUERY]) if service_id else None
+    error = without_cookies(expired)
+    if service is None or not service.approved or error is not expired:
+        raise error
+    metrics.refused_at(request.endpoint, error)
+    page, status = render_error(error, service_name=service.name, return_link=service_site(service))
+    response = make_response(page, status)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def unreachable_school_page(
+    record: LoginRecord, school: School, failure: UpstreamFailure
+) -> Response:
+    """The student chose `school`, and its sign-in page could not be reached (its OpenID
+    provider did not answer, its metadata lacks a sign-in endpoint): the login's record stays
+    as it was, and the page offers to try again or to choose another school."""
+    metrics.refused_at(request.endpoint, failure)
+    # Which school's sign-in page fails, for the operator (render_error's line has the error id).
+    log.warning("refused school=%s code=%s: school not reached", school.id, failure.code)
+    retry = retry_at_school(record, school)
+    page, status = render_error(
+        failure,
+        title=gettext("Your school's sign-in page cannot be reached"),
+        message=gettext("Your school's sign-in page cannot be reached right now."),
+        retry_form=retry.form,
+        choose_again=retry.choose_again,
+    )
+    return retry_response(page, status, retry)
 
 
 def choose_again_page(record: LoginRecord, refusal: NotTheChosenSchool) -> Response:

@@ -15,10 +15,12 @@ from werkzeug.wrappers import Response
 from broker.core.errors import (
     BrokerError,
     CookiesBlocked,
+    LogoutStoreUnavailable,
     MyDataExpired,
     NameIdNotPersistent,
     RequiredAttributeMissing,
     StateExpired,
+    StoreUnavailable,
 )
 from broker.saml.front import PostMessage
 from broker.web import metrics
@@ -53,13 +55,16 @@ def render_error(
     retry_form: PostMessage | None = None,
     choose_again: str | None = None,
     portal_home: str | None = None,
+    title: str | None = None,
 ) -> tuple[str, int]:
     """`message`: said instead of the error's public message (already translated);
     `retry_form`: a "Try again" button that posts to the broker for the same login;
     `choose_again`: the address of the login's discovery page, where the student chooses a
-    school again (a shared IdP's student of another school: discovery.choose_again_page; a
-    school's unsigned "no": unsigned_refusal.py); `portal_home`: the page is a portal's, for an
-    administrator (`portal_home_of_request`)."""
+    school again (a shared IdP's student of another school: discovery.choose_again_page; the
+    school's "no" or its sign-in page out of reach: school_retry.py); `portal_home`: the page
+    is a portal's, for an administrator (`portal_home_of_request`); `title`: said instead of
+    the error's heading (already translated). A page "briefly unavailable" (503) without a
+    `retry_form` gets the request's own (`try_again_control`)."""
     error_id = new_error_id()
     log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
     note_refusal_logged()
@@ -71,11 +76,17 @@ def render_error(
     name_id_format = None
     if isinstance(cause, NameIdNotPersistent):
         name_id_format = cause.received_format or ""
+    reload_link = None
+    if retry_form is None and is_brief(cause):
+        retry_form, reload_link = try_again_control()
     page = render_template(
         "error.html",
         status=error.status,
         code=error.code,
-        title=error_title(error.status, error.code, portal=portal_home is not None),
+        title=title
+        or error_title(
+            error.status, error.code, portal=portal_home is not None, service_name=service_name
+        ),
         message=message or gettext(error.public_message),
         error_id=error_id,
         missing=missing,
@@ -84,10 +95,39 @@ def render_error(
         return_form=return_form,
         return_link=return_link,
         retry_form=retry_form,
+        reload_link=reload_link,
         choose_again=choose_again,
         portal_home=portal_home,
     )
     return page, error.status
+
+
+def is_brief(error: BaseException) -> bool:
+    """A failure that passes by itself ("briefly unavailable": the store or the registry's
+    database out of reach), so that trying again is the advice. Not a logout the store could
+    not carry out: that page tells the student to close the browser now (error.html)."""
+    return isinstance(error, StoreUnavailable) and not isinstance(error, LogoutStoreUnavailable)
+
+
+# POSTs that may be sent again as they were, by a "Try again" form on their error page: the
+# endpoint and the fields it takes (the school choice, discovery.html; school_retry.py).
+_RETRIED_POSTS = {"discovery.chosen": ("login", "school", "service")}
+_FIELD_AT_MOST = 128
+
+
+def try_again_control() -> tuple[PostMessage | None, str | None]:
+    """ "Try again" for a page of a request that may simply be made again (429, 503): a GET's
+    own address (a link), or a form that posts the same fields again where the POST is one of
+    `_RETRIED_POSTS`; (None, None) for any other POST (a school's answer is never posted
+    again: it is single use)."""
+    if request.method in ("GET", "HEAD"):
+        return None, request.script_root + request.full_path.rstrip("?")
+    endpoint = request.endpoint or ""
+    fields = _RETRIED_POSTS.get(endpoint)
+    if fields is None or not all(request.form.get(name) for name in fields[:2]):
+        return None, None
+    kept = {name: request.form.get(name, "")[:_FIELD_AT_MOST] for name in fields}
+    return PostMessage(url_for(endpoint), {k: v for k, v in kept.items() if v}), None
 
 
 def without_cookies(error: BrokerError) -> BrokerError:
@@ -136,6 +176,7 @@ def install_error_pages(app: Flask) -> None:
         if answers_json(request.path):
             return json_http_error(status, headers)
         home = portal_home_of_request()
+        retry_form, reload_link = try_again_control() if status in (429, 503) else (None, None)
         page = render_template(
             "error.html",
             status=status,
@@ -143,6 +184,8 @@ def install_error_pages(app: Flask) -> None:
             message=http_error_message(status, portal=home is not None),
             error_id=error_id,
             portal_home=home,
+            retry_form=retry_form,
+            reload_link=reload_link,
         )
         return page, status, headers
 
@@ -167,7 +210,7 @@ def install_error_pages(app: Flask) -> None:
             "error.html",
             status=500,
             title=error_title(500),
-            message=gettext("Something went wrong in the broker."),
+            message=gettext(BrokerError.public_message),
             error_id=error_id,
         )
         return page, 500

@@ -43,18 +43,18 @@ _ATTRIBUTE_LABELS = {
 # catalogue. A test checks every BrokerError subclass's message for a Dutch translation, so a new
 # error cannot slip through.
 ERROR_MESSAGES: tuple[str, ...] = (
-    N_("Something went wrong in the broker."),
+    N_("Something went wrong on this website."),
     N_("The request could not be accepted."),
-    N_("This learning platform is not known to the broker."),
-    N_("This school is not known to the broker."),
+    N_("This learning platform is not known here."),
+    N_("This school is not known here."),
     N_("The sign-in message could not be verified."),
-    N_("This learning platform asked for a sign-in the broker does not offer."),
+    N_("This learning platform asked for a way of signing in that is not offered here."),
     N_(
         "This learning platform's address for receiving sign-ins is not secure (no https), so "
-        "the broker does not sign you in to it. Please tell your school."
+        "you cannot be signed in to it here. Please tell your school."
     ),
     N_(
-        "This request carries data the broker cannot send back unchanged, so it cannot be "
+        "This request carries data that cannot be sent back unchanged, so it cannot be "
         "handled. Please tell the learning platform or your school's ICT department."
     ),
     N_("Your school's sign-in service did not complete the login."),
@@ -65,10 +65,10 @@ ERROR_MESSAGES: tuple[str, ...] = (
     ),
     N_("Your school's sign-in service did not answer in time. Please try again in a few minutes."),
     N_("Your school has not released what this platform requires."),
-    N_("Your school's sign-in service did not send the identifier the broker needs."),
+    N_("Your school's sign-in service did not send what is needed to sign you in."),
     N_(
-        "Your school's sign-in service sent an identifier for you that may change, and the "
-        "broker needs one that stays the same. Only your school can change this."
+        "Your school's sign-in service sent an identifier for you that may change, and "
+        "signing in needs one that stays the same. Only your school can change this."
     ),
     N_("Your school's sign-in was not strong enough for this platform."),
     N_("This platform asks you to sign in at your school again. Please start again."),
@@ -78,8 +78,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "Your browser did not send back the cookie this sign-in needs: it blocks cookies for "
         "this website, or they were deleted."
     ),
-    N_("The broker is briefly unavailable. Please try again in a moment."),
-    N_("The broker is not configured correctly."),
+    N_("Signing in is not possible right now. Please try again in a moment."),
+    N_("This website is not set up correctly."),
     N_("This platform must first show you what it receives. Please start again."),
     N_(
         "You signed in as a different student than this platform expected. "
@@ -89,10 +89,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "You signed in with an account that is not your school's. "
         "Please start again and sign in with your school account."
     ),
-    N_(
-        "Signing in with your school is not fully set up at the broker yet. "
-        "Please tell your school."
-    ),
+    N_("Signing in with your school is not fully set up here yet. Please tell your school."),
     N_(
         "Your school account does not belong to the school you chose. "
         "Choose the school your account belongs to and sign in again."
@@ -132,7 +129,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("This logout request could not be accepted."),
     # broker/core/errors.py (LogoutStoreUnavailable: the student's logout, the store down)
     N_(
-        "Logging out did not work: the broker is briefly unavailable. This browser no longer "
+        "Logging out did not work just now. This browser no longer "
         "uses your session here, but you may still be logged in at learning platforms and at "
         "your school. Close your browser completely (every window) to be sure you are logged out."
     ),
@@ -194,13 +191,18 @@ _CODE_TITLES = {
     "other_school": N_("Your account belongs to another school"),
     "school_not_asserted": N_("Which school is your account's?"),
     "unsigned_status": N_("Your school did not sign you in"),
+    "upstream_status": N_("Your school did not sign you in"),
     "answer_out_of_time": N_("Your school's answer is too old, or its clock is wrong"),
     "name_id_not_persistent": N_("Your school's sign-in needs a change"),
     "service_switched_off": N_("This learning platform is switched off"),
     "logout_store_unavailable": N_("You may not be logged out"),
 }
-# What the school answered when it said no without signing (UnsignedSchoolRefusal): unverified,
-# so the page says what the school answered, never that it is so.
+# The same, naming the learning platform when the page knows it.
+_NAMED_CODE_TITLES = {
+    "service_switched_off": N_("Your school has switched %(service)s off"),
+}
+# What the school answered when it said no (UnsignedSchoolRefusal, unverified; SchoolRefused):
+# the page says what the school answered, never that it is so.
 _SCHOOL_SAID = {
     "authn_failed": N_("Your school's sign-in service answered that signing in did not succeed."),
     "request_denied": N_(
@@ -210,6 +212,7 @@ _SCHOOL_SAID = {
         "Your school's sign-in service answered that it cannot sign you in as securely as this "
         "platform requires."
     ),
+    "unavailable": N_("Your school's sign-in service answered that it is not available right now."),
 }
 
 _HTTP_ERROR_MESSAGES = {
@@ -219,8 +222,8 @@ _HTTP_ERROR_MESSAGES = {
     ),
     405: N_("This page cannot be opened this way. Please start again from the learning platform."),
     413: N_(
-        "Your browser sent more than the broker accepts. Please start again from the learning "
-        "platform."
+        "Your browser sent more than this website accepts. Please start again from the "
+        "learning platform."
     ),
     429: N_("There were too many attempts in a short time. Wait a minute, then try again."),
 }
@@ -243,10 +246,16 @@ def _translated(message: str) -> str:
     return translated
 
 
-def error_title(status: int, code: str = "", *, portal: bool = False) -> str:
+def error_title(
+    status: int, code: str = "", *, portal: bool = False, service_name: str | None = None
+) -> str:
     """The heading of the error page for an HTTP status (or, where the status would mislead,
     for the error's reason `code`), in the language of the request; `portal`: on a portal page,
-    read by an administrator."""
+    read by an administrator; `service_name`: the learning platform, named where a title says
+    it (a platform switched off)."""
+    named = _NAMED_CODE_TITLES.get(code) if service_name else None
+    if named is not None:
+        return _translated(named) % {"service": service_name}
     portal_title = _PORTAL_ERROR_TITLES.get(status) if portal else None
     title = (
         portal_title or _CODE_TITLES.get(code) or _ERROR_TITLES.get(status, _DEFAULT_ERROR_TITLE)
@@ -262,7 +271,7 @@ def http_error_message(status: int, *, portal: bool = False) -> str:
 
 
 def school_said(said: SchoolSaid) -> str | None:
-    """What a school's unsigned "no" answered, in the language of the page; None when it said
+    """What a school's "no" answered, in the language of the page; None when it said
     nothing the page words (the error's own message then stands)."""
     message = _SCHOOL_SAID.get(said)
     return None if message is None else _translated(message)

@@ -20,13 +20,14 @@ from broker.core.receipts import ReceiptContent
 from broker.login.login_model import LoginRecord, is_my_data
 from broker.login.participants import Participant, SessionServices
 from broker.login.participants import session_and_services as read_session_and_services
-from broker.login.receipting import PendingRelease
+from broker.login.receipting import LOGIN_DONE, PendingRelease
 from broker.login.session_index import session_index
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, set_sso_token
 from broker.web.my_data import my_data_signed_in
 from broker.web.service_answers import (
     front_protocol,
+    platform_site,
     refuse_to_service,
     school_protocol,
     service_answer,
@@ -127,6 +128,11 @@ def finish(
         # The answer's writes (an OIDC code's) lead the batch below: the code and the SSO
         # session's records in one round trip, sent before the response leaves.
         writes = [*answer_writes, *writes, *also]
+        if sso_token is None:
+            # A school's answer completed this login (at the ACS or callback, or through its
+            # notice): the mark that it was answered, in the same batch, for a second answer
+            # to it (Back into the school's page), which then hears "already signed in".
+            writes.append(answered_mark(record))
         if sso_token or new_token:
             participant = Participant(
                 completion.service.id,
@@ -176,6 +182,18 @@ def finish(
         front_protocol(record.request), school_protocol(completion.school), metrics.OK
     )
     return response
+
+
+def answered_mark(record: LoginRecord) -> StoreOp:
+    """The mark that `record`'s login was answered, under its id, for this browser only: the
+    platform it went to and that platform's site (notice.answered_login reads it)."""
+    return broker().receipting.done_op(
+        browser_secret(request),
+        record.login_id,
+        record.request.service_id,
+        platform_site(record.request),
+        kind=LOGIN_DONE,
+    )
 
 
 def replaced_session(

@@ -15,14 +15,21 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import UnknownSchool, UpstreamFailure
 from broker.core.model import UpstreamIdentity
-from broker.login.login_model import LoginRecord, LoginRequest
+from broker.login.login_model import LoginRecord, LoginRequest, is_my_data
 from broker.login.participants import SessionServices
 from broker.oidc.oauth_errors import NONE_PROMPT_OTHER_STUDENT, NONE_PROMPT_SIGN_IN
+from broker.registry.errors import ServiceSwitchedOff
 from broker.saml.front import STATUS_NO_PASSIVE
 from broker.web import metrics
 from broker.web.i18n import LANGUAGE_PARAM, ui_language
 from broker.web.login_finish import finish, session_and_services
-from broker.web.service_answers import autopost, front_protocol, is_oidc, to_client
+from broker.web.service_answers import (
+    autopost,
+    front_protocol,
+    is_oidc,
+    refuse_to_service,
+    to_client,
+)
 from broker.web.wiring import broker, oidc_front
 
 log = logging.getLogger("broker.login")
@@ -112,12 +119,31 @@ def to_discovery(secret: bytes, record: LoginRecord) -> Response:
 
 def go_upstream(secret: bytes, record: LoginRecord) -> Response:
     """Send the student to the school's identity provider, in the school's protocol.
-    Saves the record with the upstream request (for the first time, or over a saved one)."""
+    Saves the record with the upstream request (for the first time, or over a saved one).
+
+    Not when the school switched the service off: the login is refused before the student
+    signs in at the school for nothing, and the service hears so (refuse_to_service), as it
+    would at the school's answer. The worker's cached registry view answers (its per-pair
+    cache, which the release at the answer reads again): no database query more per login."""
+    switched_off = service_switched_off(record)
+    if switched_off is not None:
+        return refuse_to_service(record, switched_off)
     url = upstream_request(secret, record)
     # Only here: the student is on the way to the school now. A prepared link logs "prepared"
     # instead; whether the student followed it, the school's answer shows.
     log.info("upstream school=%s service=%s", record.school_id, record.request.service_id)
     return redirect(url, 303)
+
+
+def service_switched_off(record: LoginRecord) -> ServiceSwitchedOff | None:
+    """The refusal of a login whose school switched its service off, if it did."""
+    if is_my_data(record.request) or not record.school_id:
+        return None
+    try:
+        broker().view.policy(record.school_id, record.request.service_id)
+    except ServiceSwitchedOff as switched_off:
+        return switched_off
+    return None
 
 
 def prepare_upstream(secret: bytes, record: LoginRecord, school_id: str) -> str | None:

@@ -3,23 +3,27 @@ finishes the login it held (receipting.py)."""
 
 from __future__ import annotations
 
-import json
-from urllib.parse import urlsplit
+import logging
 
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from broker.core.errors import StateExpired, UnknownSchool, UnknownService
-from broker.login.login_model import LoginRequest
-from broker.login.receipting import PendingRelease
+from broker.login.receipting import LOGIN_DONE, NOTICE_DONE, PendingRelease
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
 from broker.web.labels import attribute_label, declared_purpose
 from broker.web.login_finish import finish, session_and_services
-from broker.web.service_answers import content_security_policy, is_oidc, origin_of
+from broker.web.service_answers import (
+    content_security_policy,
+    origin_of,
+    platform_site,
+    service_site,
+)
 from broker.web.wiring import broker
 
 notice = Blueprint("notice", __name__)
+log = logging.getLogger("broker.login")
 MAX_NOTICE_ID = 64
 # The notice's own form sends this field. A POST to /notice/<id> without it is a browser
 # re-sending the request the notice came in (a reload that kept its POST body after
@@ -45,15 +49,27 @@ def show(notice_id: str) -> Response:
     return notice_response(pending, notice_id)
 
 
-def already_answered(secret: bytes, notice_id: str) -> Response:
+def already_answered(secret: bytes, notice_id: str, *, kind: str = NOTICE_DONE) -> Response:
     """ "You are already signed in to <platform>", for a notice this browser continued past
-    (its mark, receipting.done_op); the original refusal for any other."""
+    (its mark, receipting.done_op), or a login that was answered (`kind` LOGIN_DONE:
+    `answered_login`); the original refusal for any other."""
     b = broker()
-    done = b.receipting.done(secret, notice_id)
+    done = b.receipting.done(secret, notice_id, kind=kind)
     service = b.view.service(done.service_id) if done is not None else None
     if done is None or service is None:
         raise StateExpired("notice absent or used")
     return _signed_in_page(service.name, done.site)
+
+
+def answered_login(secret: bytes, login_id: str) -> Response:
+    """A school's answer for a login whose record is gone: when this browser's login was
+    answered (login_finish.answered_mark), the school answered it again (the student went Back
+    into the school's page, which signed them in once more), and nothing of that answer is
+    used: "You are already signed in to <platform>", with the way there. Otherwise the login
+    expired (StateExpired, as before). One read, on this path only."""
+    page = already_answered(secret, login_id, kind=LOGIN_DONE)
+    log.info("answer to a login answered before: already signed in")
+    return page
 
 
 @notice.route("/sent-on/<service_id>", methods=["GET"])
@@ -68,11 +84,7 @@ def sent_on(service_id: str) -> Response:
     service = b.view.service(service_id) if len(service_id) <= MAX_NOTICE_ID else None
     if service is None or not service.approved:
         raise UnknownService("no such service to go back to")
-    if service.oidc is not None:
-        address = service.oidc.redirect_uris[0] if service.oidc.redirect_uris else ""
-    else:
-        address = b.saml_requests.default_acs_url(service.entity_id) or ""
-    return _signed_in_page(service.name, _site_of(address))
+    return _signed_in_page(service.name, service_site(service))
 
 
 def _signed_in_page(service_name: str, site: str | None) -> Response:
@@ -81,26 +93,6 @@ def _signed_in_page(service_name: str, site: str | None) -> Response:
     )
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _site_of(address: str) -> str | None:
-    parts = urlsplit(address)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc}/"
-
-
-def platform_site(login: LoginRequest) -> str | None:
-    """The platform's site, for the link on "already signed in": the origin of the address the
-    broker answered it at (the ACS URL from its metadata, the redirect URI it registered),
-    never anything the request chose unchecked."""
-    if is_oidc(login):
-        kept = json.loads(login.front.get("params") or "{}")
-        uris = kept.get("redirect_uri") if isinstance(kept, dict) else None
-        address = uris[0] if isinstance(uris, list) and uris else ""
-    else:
-        address = login.front.get("acs_url", "")
-    return _site_of(str(address))
 
 
 def notice_response(pending: PendingRelease, notice_id: str) -> Response:

@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import (
     InvalidMessage,
     NotTheChosenSchool,
+    StateExpired,
     UnknownSchool,
     UpstreamFailure,
 )
@@ -28,6 +29,7 @@ from broker.web import metrics
 from broker.web.browser import browser_secret, remember_school
 from broker.web.discovery import choose_again_page
 from broker.web.login_finish import finish
+from broker.web.notice import answered_login
 from broker.web.service_answers import refuse_to_service
 from broker.web.wiring import broker
 
@@ -51,7 +53,12 @@ def callback(school_id: str) -> Response:
     # answer still completes the login. Then single use, before any other check: nonce and
     # PKCE verifier are spent by this browser's first answer to the request, whether it passes
     # or not.
-    b.flow.load(secret, login_id)
+    try:
+        b.flow.load(secret, login_id)
+    except StateExpired:
+        # Answered already (Back to the school, which answered once more): "already signed
+        # in"; else it expired, as it says.
+        return answered_login(secret, login_id)
     record = b.flow.take(secret, login_id)
     if not answers_request(record.upstream_request_id, record.upstream, tag):
         # An answer to an earlier request of this login (a copy of a refused one, a reload of

@@ -36,7 +36,7 @@ from limits import RateLimitItem, parse_many
 from broker.config import RateLimits, Settings
 from broker.core.errors import StoreUnavailable
 from broker.core.ports import KeyValueStore
-from broker.web.errors import new_error_id
+from broker.web.errors import new_error_id, try_again_control
 from broker.web.labels import error_title, http_error_message
 
 log = logging.getLogger("broker.web")
@@ -177,12 +177,16 @@ def install_rate_limits(app: Flask, settings: Settings) -> RateLimiter:
             # OAuth clients read JSON; RFC 6749 has no rate-limit error, this is the nearest.
             body = {"error": "temporarily_unavailable", "error_description": "too many requests"}
             return jsonify(body), 429, retry_after
+        # "Try again" (after the wait the page asks for): this address again, or the same form.
+        retry_form, reload_link = try_again_control()
         page = render_template(
             "error.html",
             status=429,
             title=error_title(429),
             message=http_error_message(429),
             error_id=error_id,
+            retry_form=retry_form,
+            reload_link=reload_link,
         )
         return page, 429, retry_after
 

@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import (
     InvalidMessage,
     NotTheChosenSchool,
+    StateExpired,
     UnknownSchool,
     UnsignedSchoolRefusal,
     UpstreamFailure,
@@ -34,6 +35,7 @@ from broker.web.browser import SSO_COOKIE, browser_secret, remember_school
 from broker.web.discovery import choose_again_page
 from broker.web.login_finish import finish
 from broker.web.login_upstream import continue_login
+from broker.web.notice import answered_login
 from broker.web.relay_state import read_binding
 from broker.web.service_answers import answerable_refusal_page, refuse_to_service
 from broker.web.unsigned_refusal import unsigned_refusal_page
@@ -77,7 +79,12 @@ def acs() -> Response:
     if not login_id or len(login_id) > 64:
         raise InvalidMessage("response without our RelayState", code="unsolicited")
     secret = browser_secret(request)
-    record = b.flow.load(secret, login_id)
+    try:
+        record = b.flow.load(secret, login_id)
+    except StateExpired:
+        # The login was answered already (Back into the school's page, which answered once
+        # more): "already signed in"; else it expired, as it says.
+        return answered_login(secret, login_id)
     metrics.school_answered(metrics.SAML, record.upstream_at)
     school = b.view.school(record.school_id or "")
     if school is None or record.upstream_request_id is None:

@@ -7,14 +7,22 @@ starts with it. Every answer at an OIDC client's redirect URI leaves through `to
 
 from __future__ import annotations
 
+import json
 import logging
+from typing import Any
 from urllib.parse import urlsplit
 
 from flask import make_response, redirect, render_template, url_for
 from werkzeug.wrappers import Response
 
-from broker.core.errors import AssuranceNotMet, BrokerError, InteractionRequired, PolicyRefusal
-from broker.core.model import Protocol, School
+from broker.core.errors import (
+    AssuranceNotMet,
+    BrokerError,
+    InteractionRequired,
+    PolicyRefusal,
+    SchoolRefused,
+)
+from broker.core.model import Protocol, School, Service
 from broker.core.ports import StoreOp
 from broker.login.login_model import Completion, LoginRecord, LoginRequest, is_my_data
 from broker.login.participants import FAMILIES
@@ -30,6 +38,8 @@ from broker.saml.front import (
 )
 from broker.web import metrics
 from broker.web.errors import render_error
+from broker.web.labels import school_said
+from broker.web.school_retry import RetryAtSchool, reopen_for_retry
 from broker.web.wiring import broker, oidc_front
 
 log = logging.getLogger("broker.login")
@@ -82,15 +92,49 @@ def to_client(
 
 
 def refuse_to_service(record: LoginRecord, cause: BrokerError) -> Response:
-    """The login ends with an answer the service understands, carried by the student's page."""
+    """The login ends with an answer the service understands, carried by the student's page.
+
+    The school's own "no" (`SchoolRefused`) is told to the service the same way, and the page
+    also says what the school answered and offers the way on at the school for the same login
+    (school_retry.py: the record is saved back for it, without the refused request): a student
+    who cancelled, or signed in with the wrong account, tries again without starting over at
+    the platform. Until the student does, the platform has heard nothing; a login completed
+    after all answers the platform's request as any login does."""
+    b = broker()
+    school = b.view.school(record.school_id or "")
+    retry = None
+    if isinstance(cause, SchoolRefused) and school is not None:
+        retry = reopen_for_retry(record, school)
     if is_my_data(record.request):
         # The broker's own page: no service to tell, only the student.
-        page, status = render_error(cause)
-        return make_response(page, status)
-    school = broker().view.school(record.school_id or "")
+        page, status = render_error(cause, **_retry_fields(cause, retry))
+        return retry_response(page, status, retry)
     back = school_protocol(school) if school is not None else metrics.UNKNOWN
     refusal = AnswerableRefusal(cause, record.request, saml_status(cause))
-    return answerable_refusal_page(refusal, school_side=back)
+    return answerable_refusal_page(refusal, school_side=back, retry=retry)
+
+
+def _retry_fields(cause: BrokerError, retry: RetryAtSchool | None) -> dict[str, Any]:
+    """render_error's arguments for the way on at the school, and what the school answered."""
+    if retry is None:
+        return {}
+    said = school_said(cause.said) if isinstance(cause, SchoolRefused) else None
+    return {"message": said, "retry_form": retry.form, "choose_again": retry.choose_again}
+
+
+def retry_response(
+    page: str, status: int, retry: RetryAtSchool | None, *form_targets: str
+) -> Response:
+    """The page with a form-action for its forms: the service's address (`form_targets`) and,
+    for "Try again", the school's sign-in origin, which the broker's answer to it redirects
+    to. A page with "Try again" carries the login's id: never kept by a cache."""
+    response = make_response(page, status)
+    targets = sorted({t for t in (*form_targets, retry.origin if retry else "") if t})
+    if retry is not None:
+        response.headers["Cache-Control"] = "no-store"
+    if targets:
+        response.headers["Content-Security-Policy"] = content_security_policy(" ".join(targets))
+    return response
 
 
 def saml_status(cause: BrokerError) -> str:
@@ -104,9 +148,13 @@ def saml_status(cause: BrokerError) -> str:
 
 
 def answerable_refusal_page(
-    refusal: AnswerableRefusal, *, school_side: str = metrics.UNKNOWN
+    refusal: AnswerableRefusal,
+    *,
+    school_side: str = metrics.UNKNOWN,
+    retry: RetryAtSchool | None = None,
 ) -> Response:
-    """The student's page says why; its button carries the error to the service.
+    """The student's page says why; its button carries the error to the service. `retry`: the
+    way on at the school for the same login, beside it (refuse_to_service).
 
     A passive request (SAML IsPassive, OIDC prompt=none) must not show the student anything:
     the service gets the error at once instead (OIDC Core 3.1.2.1, SAML core 3.4.1), as it does
@@ -127,19 +175,56 @@ def answerable_refusal_page(
         if not answer.form_post:
             # The refusal travels in the query of the link back.
             page, status = render_error(
-                refusal, service_name=service_name, return_link=answer.location
+                refusal,
+                service_name=service_name,
+                return_link=answer.location,
+                **_retry_fields(refusal.cause, retry),
             )
-            return make_response(page, status)
+            return retry_response(page, status, retry)
         # form_post: the button back posts it, as SAML's does.
         message = PostMessage(answer.redirect_uri, answer.params)
     else:
         message = b.saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
         if at_once:
             return autopost(message, service_name or "")
-    page, status = render_error(refusal, service_name=service_name, return_form=message)
-    response = make_response(page, status)
-    _allow_form_target(response, message.action)
-    return response
+    page, status = render_error(
+        refusal,
+        service_name=service_name,
+        return_form=message,
+        **_retry_fields(refusal.cause, retry),
+    )
+    return retry_response(page, status, retry, origin_of(message.action))
+
+
+def platform_site(login: LoginRequest) -> str | None:
+    """The platform's site, for the link on "already signed in": the origin of the address the
+    broker answered it at (the ACS URL from its metadata, the redirect URI it registered),
+    never anything the request chose unchecked."""
+    if is_oidc(login):
+        kept = json.loads(login.front.get("params") or "{}")
+        uris = kept.get("redirect_uri") if isinstance(kept, dict) else None
+        address = uris[0] if isinstance(uris, list) and uris else ""
+    else:
+        address = login.front.get("acs_url", "")
+    return _site_of(str(address))
+
+
+def service_site(service: Service) -> str | None:
+    """A registered platform's site, where a student starts a login there again, for a page
+    that knows the platform but no request of it: the origin of its ACS URL in its metadata
+    (SAML) or of its first registered redirect URI (OIDC). The registry keeps no start page."""
+    if service.oidc is not None:
+        address = service.oidc.redirect_uris[0] if service.oidc.redirect_uris else ""
+    else:
+        address = broker().saml_requests.default_acs_url(service.entity_id) or ""
+    return _site_of(address)
+
+
+def _site_of(address: str) -> str | None:
+    parts = urlsplit(address)
+    if parts.scheme not in ("https", "http") or not parts.netloc:
+        return None
+    return f"{parts.scheme}://{parts.netloc}/"
 
 
 def is_oidc(request: LoginRequest) -> bool:

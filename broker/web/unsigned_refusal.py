@@ -12,38 +12,28 @@ school did; a link shows the school choice for the same login.
 
 from __future__ import annotations
 
-from flask import make_response, request, url_for
+from flask import request
 from werkzeug.wrappers import Response
 
 from broker.core.errors import UnsignedSchoolRefusal
 from broker.core.model import School
 from broker.login.login_model import LoginRecord
-from broker.saml.front import PostMessage
 from broker.web import metrics
 from broker.web.errors import render_error
 from broker.web.labels import school_said
-from broker.web.service_answers import content_security_policy
-from broker.web.wiring import broker
+from broker.web.school_retry import retry_at_school
+from broker.web.service_answers import retry_response
 
 
 def unsigned_refusal_page(
     record: LoginRecord, school: School, refusal: UnsignedSchoolRefusal
 ) -> Response:
     metrics.refused_at(request.endpoint, refusal)
-    retry = PostMessage(
-        url_for("discovery.chosen"), {"login": record.login_id, "school": school.id}
-    )
+    retry = retry_at_school(record, school)
     page, status = render_error(
         refusal,
         message=school_said(refusal.said),
-        retry_form=retry,
-        choose_again=url_for("discovery.choose", login=record.login_id),
+        retry_form=retry.form,
+        choose_again=retry.choose_again,
     )
-    response = make_response(page, status)
-    # "Try again" is answered with a redirect to the school's sign-in page, and browsers hold
-    # that redirect to this page's form-action (as on the discovery page): name its origin.
-    school_origin = broker().saml_back.sso_origin(school) or ""
-    response.headers["Content-Security-Policy"] = content_security_policy(school_origin)
-    # The page carries the login's id: never kept by a cache.
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return retry_response(page, status, retry)

@@ -10,8 +10,8 @@ from tests.support.federation import Federation
 
 # The 503 page in each language: its title and its message (broker/web/errors.py).
 TRY_AGAIN = {
-    "nl": ("Probeer het zo opnieuw", "De broker is even niet bereikbaar"),
-    "en": ("Please try again in a moment", "The broker is briefly unavailable"),
+    "nl": ("Probeer het zo opnieuw", "Inloggen lukt even niet"),
+    "en": ("Please try again in a moment", "Signing in is not possible right now"),
 }
 
 

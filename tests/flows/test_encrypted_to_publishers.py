@@ -264,7 +264,7 @@ def test_a_service_whose_encryption_the_broker_cannot_meet_is_refused(
     # Refused at the request, before any school is asked: a page for the student, whose
     # button carries a signed RequestUnsupported to the service, and no assertion at all.
     assert page.status == 400, page.text
-    assert "asked for a sign-in the broker does not offer" in page.text
+    assert "asked for a way of signing in that is not offered here" in page.text
     assert not any(url.startswith(demo.school_url) for url in page.visited)
     fields = page.form(publisher.acs_url).fields
     response = etree.fromstring(base64.b64decode(fields["SAMLResponse"]))

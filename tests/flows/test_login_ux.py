@@ -18,6 +18,7 @@ from broker.registry.database import open_engine, writer
 from broker.web.browser import BROWSER_COOKIE, SCHOOL_COOKIE, SSO_COOKIE
 from tests.support.client import Browser, Page, _host
 from tests.support.live import LiveDemo, free_ports
+from tests.support.store_writes import note_store_writes
 
 UID = "sanne.jansen"
 SERVICE = "Leesplank (demo publisher)"
@@ -108,26 +109,10 @@ def test_the_mark_rides_in_the_answers_own_batch(
     """No round trip of its own on the login path: the mark is one more command of the batch
     that answers the login (the SSO session's record of services)."""
     browser, notice = held_at_notice(demo, "en")
-    store = demo.broker.flow.store
-    batches: list[list[str]] = []
-    single: list[str] = []
-    real_batch, real_put = store.batch, store.put
-
-    def batch(operations: Sequence[StoreOp]) -> list[StoreReply]:
-        batches.append([op.key for op in operations])
-        return real_batch(operations)
-
-    def put(key: str, value: bytes, ttl_seconds: int) -> None:
-        single.append(key)
-        real_put(key, value, ttl_seconds)
-
-    monkeypatch.setattr(store, "batch", batch)
-    monkeypatch.setattr(store, "put", put)
+    writes = note_store_writes(demo.broker.flow.store, monkeypatch)
     answered = browser.post(f"{demo.broker_url}{notice_address(notice)}", {"continue": "1"})
     assert demo.answers_publisher(answered)
-    marked = [keys for keys in batches if any(k.startswith("notice-done:") for k in keys)]
-    assert len(marked) == 1 and len(marked[0]) > 1, batches
-    assert not [k for k in single if k.startswith("notice-done:")]
+    assert writes.batched_with_others("notice-done:"), writes
 
 
 @pytest.mark.parametrize("held_from", ["a school login", "an SSO session"])

@@ -158,9 +158,11 @@ def test_the_remembered_saml_school_is_a_signed_link_and_following_it_completes_
     assert link["rel"] == "noreferrer"
     service_query = parse_qs(urlsplit(page.url).query)
     assert service_query["SAMLRequest"][0] not in href
-    # The form around the link (for discovery.js) carries the choice, with no button.
+    # The form around the link (for discovery.js) carries the choice, with no button (and the
+    # platform, which a choice made after the login expired names).
     form = remembered_form(demo, page)
-    assert form.fields == {"login": login, "school": DEMO_SCHOOL_ID} and form.buttons == []
+    assert form.fields == {"login": login, "school": DEMO_SCHOOL_ID, "service": "leesplank"}
+    assert form.buttons == []
 
     # The request is the broker's own, signed over the query string, RelayState = login id.
     xml, params = redirect_message(href)

@@ -230,12 +230,18 @@ def test_a_replayed_callback_is_refused(
         for url in reversed(attempt.browser.history)
         if url.startswith(f"{demo.broker_url}/oidc/rp/callback")
     )
-    # The same browser sends the callback again: the login record (state) was used up.
+    # The same browser sends the callback again (Back into the school's page, which answers
+    # once more): the login record (state) was used up, and nothing of the answer is used, nor
+    # its code redeemed; the page says the student is signed in already, with the way there.
+    token_requests = len(forge.token_requests)
     again = attempt.browser.get(callback)
-    assert again.status == 400, again.text[:500]
+    assert again.status == 200, again.text[:500]
+    assert "<h1>You are already signed in to Leesplank (demo publisher)</h1>" in again.text
+    assert f'href="{demo.publishers["leesplank"].base_url}/"' in again.text
     assert SSO_COOKIE not in again.cookies_set
     assert not demo.answers_publisher(again)
     assert "Traceback" not in again.text
+    assert len(forge.token_requests) == token_requests
     # Another browser (an attacker who saw the URL) has no login record for that state at all.
     stranger = Browser()
     stolen = stranger.get(callback)
@@ -286,6 +292,47 @@ def test_a_school_error_ends_the_login_without_a_session(
     assert f"oidc login refused school={FORGE_SCHOOL_ID} code=upstream_status" in caplog.text
     # The student may carry the (signed) refusal to the service; nothing is sent by itself.
     assert not any(f.css_class == "autopost" for f in page.forms)
+
+
+@pytest.mark.parametrize(
+    ("error", "said"),
+    [
+        # Entra ID's "user not assigned to the application".
+        ("access_denied", "answered that it does not allow this sign-in."),
+        ("temporarily_unavailable", "answered that it is not available right now."),
+    ],
+)
+def test_a_school_error_says_what_the_school_answered_and_offers_to_try_again(
+    demo: LiveDemo, forge: ForgeProvider, forgery: Forgery, error: str, said: str
+) -> None:
+    """The page an unsigned SAML "no" gets: what the school answered, "Try again" and the
+    school choice for the same login; the platform can still be told, by the page's button
+    (this SAML platform hears AuthnFailed; an OIDC one access_denied). "Try again" asks the
+    provider which account (a student signed in with the wrong one), and its answer
+    completes the login."""
+    forgery.error = error
+    attempt = login(demo, forge)
+    page = attempt.page
+    assert page.status == 502, page.text[:500]
+    assert "<h1>Your school did not sign you in</h1>" in page.text
+    assert f"Your school&#39;s sign-in service {said}" in page.text
+    assert "in a few minutes" not in page.text
+    # Leesplank (SAML) is told as before, by the page's button: a signed AuthnFailed.
+    told = page.form(demo.publishers["leesplank"].acs_url).fields["SAMLResponse"]
+    assert b"status:AuthnFailed" in base64.b64decode(told)
+    assert ">Back to Leesplank (demo publisher)</button>" in page.text
+    retry = page.form(f"{demo.broker_url}/discovery")
+    assert retry.fields["school"] == FORGE_SCHOOL_ID
+    login_id = retry.fields["login"]
+    assert f'href="/discovery?login={login_id}">Choose your school again.</a>' in page.text
+    assert forge.issuer in page.response.headers["Content-Security-Policy"]
+
+    forgery.error = None
+    again = attempt.browser.submit(page, f"{demo.broker_url}/discovery")
+    assert forge.last_authorize.get("prompt") == "select_account"
+    assert again.status == 200, again.text[:500]
+    assert demo.answers_publisher(again)
+    assert SSO_COOKIE in attempt.browser.cookies(demo.broker_url)
 
 
 def test_unmet_authentication_requirements_is_an_assurance_refusal(

@@ -369,8 +369,26 @@ def test_replayed_school_response_is_refused(
     assert demo.answers_publisher(first)
 
     second = browser.post(demo.acs_url, captured)
-    # The first copy consumed the login; the second finds nothing to complete.
-    assert_refused(demo, browser, second, caplog, ("state_expired", "replay"), had_session=True)
+    # The first copy consumed the login; the second finds nothing to complete. In the browser
+    # whose login it answered (Back into the school's page), it is told it is signed in.
+    assert_already_signed_in(demo, browser, second)
+    # Anyone else's copy opens nothing at all.
+    stranger = Browser()
+    stolen = stranger.post(demo.acs_url, captured)
+    assert_refused(demo, stranger, stolen, caplog, ("cookies_blocked",))
+
+
+def assert_already_signed_in(demo: LiveDemo, browser: Browser, page: Page) -> None:
+    """A second answer to a login this browser had answered: no second answer goes anywhere,
+    and the page says so, with the way to the platform (nothing of the answer is used)."""
+    assert page.status == 200, page.text[:500]
+    assert "<h1>You are already signed in to Leesplank (demo publisher)</h1>" in page.text
+    assert f'href="{demo.publishers["leesplank"].base_url}/"' in page.text
+    assert not demo.answers_publisher(page) and "SAMLResponse" not in page.text
+    assert SSO_COOKIE not in page.cookies_set
+    for publisher in demo.publishers.values():
+        received = browser.get(f"{publisher.base_url}/received.json")
+        assert received.status == 404, f"{publisher.id} received a login"
 
 
 # -- requests from the publishers' side ---------------------------------------------------------
@@ -472,9 +490,7 @@ def test_replay_across_two_instances_sharing_redis(
 
             # The same response at B: the login it answered is over, nothing is issued.
             again = browser.post(f"{instance_b}/saml/sp/acs", captured)
-            assert_refused(
-                demo, browser, again, caplog, ("state_expired", "replay"), had_session=True
-            )
+            assert_already_signed_in(demo, browser, again)
 
             # Now let B hold a login record that still waits for exactly that request (a slower
             # twin of the first login): only the shared replay cache stands in the way.
@@ -562,7 +578,11 @@ def assert_told_the_school_said_no(
     # "Try again" asks the broker for a fresh request to the same school, for the same login;
     # the school choice is offered for the same login too.
     retry = page.form(f"{demo.broker_url}/discovery")
-    assert retry.fields == {"login": login.relay_state, "school": DEMO_SCHOOL_ID}
+    assert retry.fields == {
+        "login": login.relay_state,
+        "school": DEMO_SCHOOL_ID,
+        "service": "leesplank",
+    }
     assert f'href="/discovery?login={login.relay_state}"' in page.text
     # The button's answer is a redirect to the school: the page's form-action must allow it.
     policy = page.response.headers["Content-Security-Policy"]
@@ -606,6 +626,14 @@ def test_try_again_after_an_unsigned_no_goes_back_to_the_school_for_the_same_log
     assert ">Opnieuw proberen</button>" in page.text
     assert ">Kies je school opnieuw.</a>" in page.text
 
+    try_again_and_sign_in(demo, school, login, page)
+
+
+def try_again_and_sign_in(
+    demo: LiveDemo, school: SchoolForger, login: PendingLogin, page: Page
+) -> None:
+    """The page's "Try again": the same login goes to the school with a fresh request, and the
+    school's signed answer to it completes the login."""
     to_school = login.browser.submit(page, f"{demo.broker_url}/discovery", follow=False)
     assert to_school.status == 303
     location = to_school.location or ""
@@ -634,15 +662,58 @@ def test_a_signed_error_response_tells_the_service(demo: LiveDemo, school: Schoo
     assert page.status == 502, page.text[:500]
     assert SSO_COOKIE not in page.cookies_set
     # The page's button carries a signed AuthnFailed to the publisher's ACS.
-    answer = etree.fromstring(base64.b64decode(_form_field(page.text, "SAMLResponse")))
-    codes = [
-        c.get("Value") for c in answer.iter("{urn:oasis:names:tc:SAML:2.0:protocol}StatusCode")
-    ]
-    assert codes == [RESPONDER, AUTHN_FAILED]
-    assert answer.find("{urn:oasis:names:tc:SAML:2.0:assertion}Assertion") is None
+    assert _status_codes(page) == [RESPONDER, AUTHN_FAILED]
+    assert "Assertion" not in base64.b64decode(_form_field(page.text, "SAMLResponse")).decode()
     # And the login is over: the school's late success is refused.
     late = deliver(demo, login, forged(demo, school, login))
     assert late.status == 400
+
+
+@pytest.mark.parametrize(
+    ("second_level", "said"),
+    [
+        (AUTHN_FAILED, "De inlogdienst van je school antwoordde dat het inloggen niet is gelukt."),
+        (
+            REQUEST_DENIED,
+            "De inlogdienst van je school antwoordde dat hij deze inlog niet toestaat.",
+        ),
+    ],
+)
+def test_a_signed_no_says_what_the_school_answered_and_offers_to_try_again(
+    demo: LiveDemo, school: SchoolForger, second_level: str, said: str
+) -> None:
+    """A school that signs its "no" gets the page an unsigned one gets (what the school
+    answered, "Try again", the school choice), and the platform can still be told: the page's
+    button carries a signed AuthnFailed to it. "Try again" goes to the school with a fresh
+    request for the same login, whose signed answer completes it."""
+    login = start_login(demo, browser=Browser("nl"))
+    signed_no = _error_response(demo, school, login, sign=True, second_level=second_level)
+    page = deliver(demo, login, signed_no)
+    assert page.status == 502, page.text[:500]
+    assert SSO_COOKIE not in page.cookies_set
+    assert "<h1>Je school heeft je niet ingelogd</h1>" in page.text
+    assert said in page.text
+    assert "over een paar minuten" not in page.text
+    assert SCHOOL_TEXT not in page.text
+    # The platform is told as before, by the student's button.
+    assert _status_codes(page) == [RESPONDER, AUTHN_FAILED]
+    assert ">Terug naar Leesplank (demo publisher)</button>" in page.text
+    # And the way on at the school, for the same login.
+    retry = page.form(f"{demo.broker_url}/discovery")
+    assert retry.fields["login"] == login.relay_state
+    assert retry.fields["school"] == DEMO_SCHOOL_ID
+    assert ">Opnieuw proberen</button>" in page.text
+    assert f'href="/discovery?login={login.relay_state}">Kies je school opnieuw.</a>' in page.text
+    policy = page.response.headers["Content-Security-Policy"]
+    assert demo.school_url in policy and demo.publishers["leesplank"].base_url in policy
+    assert page.response.headers["Cache-Control"] == "no-store"
+    # The refused request's answer completes nothing (the school's late success to it).
+    assert deliver(demo, login, forged(demo, school, login)).status == 400
+    # The school choice opens for the same login (another school, or the same again).
+    choice = login.browser.get(f"{demo.broker_url}/discovery?login={login.relay_state}")
+    assert choice.status == 200 and demo.shows_discovery(choice)
+
+    try_again_and_sign_in(demo, school, login, page)
 
 
 def test_an_error_status_is_never_read_as_a_login(
@@ -665,6 +736,12 @@ def test_an_error_status_is_never_read_as_a_login(
     monkeypatch.setattr(client, "parse_authn_request_response", lambda *a, **k: success)
     page = deliver(demo, login, _error_response(demo, school, login, sign=True))
     assert_refused(demo, login.browser, page, caplog, ("status_parse_mismatch",))
+
+
+def _status_codes(page: Page) -> list[str | None]:
+    """The status codes of the error Response the page's button carries to the publisher."""
+    answer = etree.fromstring(base64.b64decode(_form_field(page.text, "SAMLResponse")))
+    return [c.get("Value") for c in answer.iter("{urn:oasis:names:tc:SAML:2.0:protocol}StatusCode")]
 
 
 def _form_field(page: str, name: str) -> str:

@@ -120,6 +120,30 @@ def test_the_429_page_speaks_dutch(make_app: MakeApp) -> None:
     assert "Te veel pogingen" in text and 'lang="nl"' in text
 
 
+def test_the_429_page_offers_try_again_for_the_same_request(make_app: MakeApp) -> None:
+    """Not "go back to the learning platform" without a link: the same address again for a
+    GET, the same school choice again for a POST of it (after the wait the page asks for)."""
+    client = make_app(replace(OFF, discovery="1/minute")).test_client()
+    headers = {"Accept-Language": "nl"}
+    client.get("/discovery?login=abc", headers=headers)
+    page = client.get("/discovery?login=abc", headers=headers)
+    assert page.status_code == 429
+    text = page.get_data(as_text=True)
+    assert '<a class="button button--primary" href="/discovery?login=abc">Opnieuw proberen</a>' in (
+        text
+    )
+    assert "Wacht even en probeer het dan opnieuw." in text
+    assert "Ga terug naar het leerplatform" not in text
+    choice = {"login": "abc", "school": "99XX00", "service": "leesplank"}
+    posted = client.post("/discovery", data=choice, headers=headers)
+    assert posted.status_code == 429
+    text = posted.get_data(as_text=True)
+    assert '<form class="retry" method="post" action="/discovery"' in text
+    for name, value in choice.items():
+        assert f'<input type="hidden" name="{name}" value="{value}">' in text
+    assert ">Opnieuw proberen</button>" in text
+
+
 def test_saml_and_oidc_sso_share_one_budget(make_app: MakeApp) -> None:
     client = make_app(replace(OFF, sso="2/minute")).test_client()
     assert _hit(client, "sso").status_code != 429

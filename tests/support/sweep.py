@@ -39,7 +39,7 @@ OFF = RateLimits(sso="", acs="", token="", discovery="", student_lookup="")
 LEAK = re.compile(r"Traceback|File \"|\b[A-Z][A-Za-z]+(?:Error|Exception)\b|werkzeug|sqlalchemy")
 ERROR_CODE_LABEL = {"nl": "Foutcode:", "en": "Error code:"}
 # Says nothing about what was wrong: never the answer to a bad request.
-GENERIC = ("Something went wrong", "Something went wrong in the broker.")
+GENERIC = ("Something went wrong", "Something went wrong on this website.")
 FOUR_XX = set(range(400, 500))
 JSON_ANSWERS = (Answer.OAUTH, Answer.BACKCHANNEL, Answer.JSON_DOCUMENT)
 _STANDARD_RECORD = set(vars(logging.makeLogRecord({})))
