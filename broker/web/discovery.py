@@ -36,7 +36,7 @@ from broker.web.school_retry import (
     retry_at_school,
     sign_in_origin,
 )
-from broker.web.service_answers import content_security_policy, retry_response, service_site
+from broker.web.service_answers import content_security_policy, platform_site, retry_response
 from broker.web.static_urls import page_url
 from broker.web.wiring import broker
 
@@ -285,7 +285,9 @@ def expired_choice_page(expired: StateExpired, service_id: str) -> Response:
     if service is None or not service.approved or error is not expired:
         raise error
     metrics.refused_at(request.endpoint, error)
-    page, status = render_error(error, service_name=service.name, return_link=service_site(service))
+    page, status = render_error(
+        error, service_name=service.name, return_link=platform_site(service)
+    )
     response = make_response(page, status)
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -22,7 +22,7 @@ from broker.core.errors import (
     StateExpired,
     StoreUnavailable,
 )
-from broker.saml.front import PostMessage
+from broker.login.post_message import PostMessage
 from broker.web import metrics
 from broker.web.browser import carries_broker_cookies
 from broker.web.json_errors import answers_json, json_http_error

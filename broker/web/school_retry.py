@@ -19,7 +19,7 @@ from flask import request, url_for
 from broker.core.errors import StateExpired, StoreUnavailable
 from broker.core.model import School
 from broker.login.login_model import LoginRecord
-from broker.saml.front import PostMessage
+from broker.login.post_message import PostMessage
 from broker.web.browser import browser_secret
 from broker.web.wiring import broker
 
