@@ -27,7 +27,13 @@ from broker.registry.cached import CachedRegistryReader
 from broker.web import metrics
 from broker.web.browser import SCHOOL_COOKIE, browser_secret
 from broker.web.errors import render_error, without_cookies
-from broker.web.i18n import SUPPORTED_LANGUAGES, current_language, lang_switch_url, speak
+from broker.web.i18n import (
+    LANGUAGE_PARAM,
+    SUPPORTED_LANGUAGES,
+    current_language,
+    lang_switch_url,
+    speak,
+)
 from broker.web.login_upstream import go_upstream, prepare_upstream
 from broker.web.school_retry import (
     LOGIN_FIELD,
@@ -164,6 +170,8 @@ def _render(
         # The script's words for "also known as", on a page that lists a school with aliases.
         any_aliases=any(school.aliases for school in found.schools),
         lang_switch={code: lang_switch_url(code, here, params) for code in SUPPORTED_LANGUAGES},
+        # The search form's answer (not the language switch's, which names the language).
+        focus_results=bool(query) and LANGUAGE_PARAM not in request.args,
     )
 
 
@@ -305,8 +313,8 @@ def unreachable_school_page(
     retry = retry_at_school(record, school)
     page, status = render_error(
         failure,
-        title=gettext("Your school's sign-in page cannot be reached"),
-        message=gettext("Your school's sign-in page cannot be reached right now."),
+        title=lambda: gettext("Your school's sign-in page cannot be reached"),
+        message=lambda: gettext("Your school's sign-in page cannot be reached right now."),
         retry_form=retry.form,
         choose_again=retry.choose_again,
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import secrets
 import traceback
+from collections.abc import Callable, Mapping
+from typing import Any
 
 from flask import Flask, render_template, request, url_for
 from flask_babel import gettext
@@ -25,6 +27,7 @@ from broker.core.errors import (
 from broker.login.post_message import PostMessage
 from broker.web import metrics
 from broker.web.browser import carries_broker_cookies
+from broker.web.i18n import other_language_copies
 from broker.web.json_errors import answers_json, json_http_error
 from broker.web.labels import attribute_label, error_title, http_error_message
 from broker.web.logs import note_refusal_logged
@@ -45,33 +48,48 @@ def new_error_id() -> str:
     return secrets.token_hex(4)
 
 
+def error_page(context_for: Callable[[], Mapping[str, Any]]) -> str:
+    """error.html with `context_for()`, made in the request's language. A page answering a POST
+    (the school's answer at the ACS, a form) carries its content in the other language too,
+    made by `context_for()` in that language: its address cannot be fetched again, so that is
+    how its language switch works (i18n.other_language_copies)."""
+    context = context_for()
+    if request.method in ("GET", "HEAD"):
+        return render_template("error.html", **context)
+    copies = other_language_copies("error.html", context_for)
+    return render_template("error.html", **context, **copies)
+
+
+# What a page says in its language, made when asked (once per language it carries).
+Wording = Callable[[], str | None]
+
+
 def render_error(
     error: BrokerError,
     *,
     service_name: str | None = None,
     return_form: PostMessage | None = None,
     return_link: str | None = None,
-    message: str | None = None,
+    message: Wording | None = None,
     retry_form: PostMessage | None = None,
     choose_again: str | None = None,
     portal_home: str | None = None,
-    title: str | None = None,
+    title: Wording | None = None,
 ) -> tuple[str, int]:
-    """`message`: said instead of the error's public message (already translated);
+    """`message`: what is said instead of the error's public message (None, or a None made:
+    the public message);
     `retry_form`: a "Try again" button that posts to the broker for the same login;
     `choose_again`: the address of the login's discovery page, where the student chooses a
     school again (a shared IdP's student of another school: discovery.choose_again_page; the
     school's "no" or its sign-in page out of reach: school_retry.py); `portal_home`: the page
     is a portal's, for an administrator (`portal_home_of_request`); `title`: said instead of
-    the error's heading (already translated). A page "briefly unavailable" (503) without a
-    `retry_form` gets the request's own (`try_again_control`)."""
+    the error's heading. Both are made in the page's language, once per language the page
+    carries (`error_page`). A page "briefly unavailable" (503) without a `retry_form` gets the
+    request's own (`try_again_control`)."""
     error_id = new_error_id()
     log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
     note_refusal_logged()
     cause = getattr(error, "cause", error)
-    missing = None
-    if isinstance(cause, RequiredAttributeMissing):
-        missing = [str(attribute_label(name)) for name in cause.missing]
     # The Format a school's NameID came with ("": none), for its ICT contact; never the value.
     name_id_format = None
     if isinstance(cause, NameIdNotPersistent):
@@ -79,27 +97,32 @@ def render_error(
     reload_link = None
     if retry_form is None and is_brief(cause):
         retry_form, reload_link = try_again_control()
-    page = render_template(
-        "error.html",
-        status=error.status,
-        code=error.code,
-        title=title
-        or error_title(
-            error.status, error.code, portal=portal_home is not None, service_name=service_name
-        ),
-        message=message or gettext(error.public_message),
-        error_id=error_id,
-        missing=missing,
-        name_id_format=name_id_format,
-        service_name=service_name,
-        return_form=return_form,
-        return_link=return_link,
-        retry_form=retry_form,
-        reload_link=reload_link,
-        choose_again=choose_again,
-        portal_home=portal_home,
-    )
-    return page, error.status
+
+    def context() -> dict[str, Any]:
+        missing = None
+        if isinstance(cause, RequiredAttributeMissing):
+            missing = [str(attribute_label(name)) for name in cause.missing]
+        return {
+            "status": error.status,
+            "code": error.code,
+            "title": (title and title())
+            or error_title(
+                error.status, error.code, portal=portal_home is not None, service_name=service_name
+            ),
+            "message": (message and message()) or gettext(error.public_message),
+            "error_id": error_id,
+            "missing": missing,
+            "name_id_format": name_id_format,
+            "service_name": service_name,
+            "return_form": return_form,
+            "return_link": return_link,
+            "retry_form": retry_form,
+            "reload_link": reload_link,
+            "choose_again": choose_again,
+            "portal_home": portal_home,
+        }
+
+    return error_page(context), error.status
 
 
 def is_brief(error: BaseException) -> bool:
@@ -177,15 +200,16 @@ def install_error_pages(app: Flask) -> None:
             return json_http_error(status, headers)
         home = portal_home_of_request()
         retry_form, reload_link = try_again_control() if status in (429, 503) else (None, None)
-        page = render_template(
-            "error.html",
-            status=status,
-            title=error_title(status, portal=home is not None),
-            message=http_error_message(status, portal=home is not None),
-            error_id=error_id,
-            portal_home=home,
-            retry_form=retry_form,
-            reload_link=reload_link,
+        page = error_page(
+            lambda: {
+                "status": status,
+                "title": error_title(status, portal=home is not None),
+                "message": http_error_message(status, portal=home is not None),
+                "error_id": error_id,
+                "portal_home": home,
+                "retry_form": retry_form,
+                "reload_link": reload_link,
+            }
         )
         return page, status, headers
 
@@ -206,11 +230,12 @@ def install_error_pages(app: Flask) -> None:
             return soap_http_error(500, [])
         if answers_json(request.path):
             return json_http_error(500, [])
-        page = render_template(
-            "error.html",
-            status=500,
-            title=error_title(500),
-            message=gettext(BrokerError.public_message),
-            error_id=error_id,
+        page = error_page(
+            lambda: {
+                "status": 500,
+                "title": error_title(500),
+                "message": gettext(BrokerError.public_message),
+                "error_id": error_id,
+            }
         )
         return page, 500

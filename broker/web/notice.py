@@ -129,6 +129,9 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
         released=released,
         address=address,
         continue_field=CONTINUE_FIELD,
+        # The login was answered from an SSO session already in this browser (no sign-in at
+        # the school just now): the page offers "Not you? Then log out first."
+        from_session=pending.sso_token is not None,
         lang_switch={code: lang_switch_url(code, address, ()) for code in SUPPORTED_LANGUAGES},
     )
     response = make_response(page)

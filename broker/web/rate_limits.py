@@ -30,13 +30,13 @@ from collections.abc import Callable
 from hashlib import sha256
 from typing import Any
 
-from flask import Flask, Response, jsonify, render_template, request
+from flask import Flask, Response, jsonify, request
 from limits import RateLimitItem, parse_many
 
 from broker.config import RateLimits, Settings
 from broker.core.errors import StoreUnavailable
 from broker.core.ports import KeyValueStore
-from broker.web.errors import new_error_id, try_again_control
+from broker.web.errors import error_page, new_error_id, try_again_control
 from broker.web.labels import error_title, http_error_message
 
 log = logging.getLogger("broker.web")
@@ -179,14 +179,15 @@ def install_rate_limits(app: Flask, settings: Settings) -> RateLimiter:
             return jsonify(body), 429, retry_after
         # "Try again" (after the wait the page asks for): this address again, or the same form.
         retry_form, reload_link = try_again_control()
-        page = render_template(
-            "error.html",
-            status=429,
-            title=error_title(429),
-            message=http_error_message(429),
-            error_id=error_id,
-            retry_form=retry_form,
-            reload_link=reload_link,
+        page = error_page(
+            lambda: {
+                "status": 429,
+                "title": error_title(429),
+                "message": http_error_message(429),
+                "error_id": error_id,
+                "retry_form": retry_form,
+                "reload_link": reload_link,
+            }
         )
         return page, 429, retry_after
 

@@ -119,7 +119,7 @@ def _retry_fields(cause: BrokerError, retry: RetryAtSchool | None) -> dict[str, 
     """render_error's arguments for the way on at the school, and what the school answered."""
     if retry is None:
         return {}
-    said = school_said(cause.said) if isinstance(cause, SchoolRefused) else None
+    said = (lambda: school_said(cause.said)) if isinstance(cause, SchoolRefused) else None
     return {"message": said, "retry_form": retry.form, "choose_again": retry.choose_again}
 
 

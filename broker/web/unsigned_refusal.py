@@ -32,7 +32,7 @@ def unsigned_refusal_page(
     retry = retry_at_school(record, school)
     page, status = render_error(
         refusal,
-        message=school_said(refusal.said),
+        message=lambda: school_said(refusal.said),
         retry_form=retry.form,
         choose_again=retry.choose_again,
     )
