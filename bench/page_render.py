@@ -122,8 +122,8 @@ def pages(
     from broker.cli.demo import DEMO_SCHOOL_ID, prepare_demo
     from broker.core.model import UpstreamIdentity
     from broker.login.login_model import LoginRecord, LoginRequest
+    from broker.login.post_message import PostMessage
     from broker.login.receipting import PendingRelease
-    from broker.saml.front import PostMessage
     from broker.web.discovery import discovery_page
     from broker.web.notice import notice_response
     from broker.web.service_answers import autopost

@@ -229,6 +229,9 @@ class Settings:
     # more, on each answer and on the wait for a pooled connection (registry/database.py). The
     # CLI and migrations run without one.
     registry_statement_timeout_seconds: int = 2
+    # The same bounds for the school portal's reads over all of a school's receipts (its
+    # receipts page and downloads), which grow with the school: slow, not a 503.
+    registry_portal_statement_timeout_seconds: int = 30
     source: Path | None = None
     # Where the pseudonym key set was read from; None when KETENBROKER_PSEUDONYM_KEYS gave it
     # (then `pseudonym-key rotate` cannot add versions, and workers cannot read new ones).
@@ -691,6 +694,9 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
         ),
         registry_statement_timeout_seconds=_int(
             registry, "statement_timeout_seconds", "registry", 2, 1, 60
+        ),
+        registry_portal_statement_timeout_seconds=_int(
+            registry, "portal_statement_timeout_seconds", "registry", 30, 1, 300
         ),
         store_url=_url_with_password_file(
             _section(data, "store"),

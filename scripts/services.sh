@@ -55,7 +55,9 @@ fetch_tool() {  # fetch_tool PACKAGE PROGRAM
   fi
   local work
   work="$(mktemp -d)"
-  (cd "$work" && apt-get download -qq "$1" >/dev/null 2>&1 && dpkg -x "$1"_*.deb unpacked) \
+  # apt downloads as its _apt user where it can (as root into a folder of root's, it warns)
+  chown _apt "$work" 2>/dev/null || true
+  (cd "$work" && apt-get download -qq "$1" >/dev/null && dpkg -x "$1"_*.deb unpacked) \
     && install -m 0755 "$work/unpacked/usr/bin/$2" /usr/local/bin/"$2"
   local status=$?
   rm -rf "$work"

@@ -130,6 +130,15 @@ class StoreOp:
         return cls("delete", key)
 
 
+def key_bytes(key: str) -> bytes:
+    """A store key (or a part of one) as bytes, for a store that keeps bytes (Redis), the same
+    for every key: its UTF-8, with a lone surrogate passed through as its own three bytes. Any
+    `str` is a key, also one that no UTF-8 can spell: a JSON string from outside may hold a lone
+    surrogate (`"\\udc80"`), and strict UTF-8 would raise on it in one store where the other
+    takes it. One `str` to one byte string and back: no two keys become one."""
+    return key.encode("utf-8", "surrogatepass")
+
+
 # A batch's replies, one per operation: None for put/delete, the value (or None) for get/take,
 # True/False for add_if_absent, as the single calls return them.
 StoreReply = bytes | bool | None

@@ -9,7 +9,8 @@ name first, and shows at most `SHOWN_AT_MOST` matches.
 The rule, the same in discovery.js (which gets `ABBREVIATIONS` and `TYPO_MIN_LENGTH` from the
 page, so there is one list):
 - accents, case and punctuation fold away, hyphens included: "sint bonifatius" finds
-  "Sint-Bonifatiuscollege", and the name's words also count joined ("sintbonifatius");
+  "Sint-Bonifatiuscollege", and the name's words also count joined ("sintbonifatius"); "ij" and
+  "y" are one letter, as Dutch keyboards and handwriting have it ("stedelyk" finds "Stedelijk");
 - a school is found by its name, its town or its code (BRIN), every typed word somewhere in
   one of them: "gymnasium leiden" finds the Stedelijk Gymnasium in Leiden, not the one in
   Utrecht (the Netherlands has many schools of one name; the town tells them apart);
@@ -42,9 +43,9 @@ LIST_ALL_UP_TO = 200
 SHOWN_AT_MOST = 50
 # Shorter words must match as typed: one typo in three letters matches nearly every name.
 TYPO_MIN_LENGTH = 5
-# Folded abbreviation → the folded full words. Small on purpose: only abbreviations that stand
-# for one thing in Dutch school names, and none that is a word of its own.
-ABBREVIATIONS = {
+# Abbreviation → the full words (folded below: `ABBREVIATIONS`). Small on purpose: only
+# abbreviations that stand for one thing in Dutch school names, and none that is a word of its own.
+_WRITTEN_OUT = {
     "st": "sint",
     "chr": "christelijk",
     "kath": "katholiek",
@@ -58,11 +59,18 @@ _NOT_LETTER_OR_DIGIT = re.compile(r"[\W_]+")
 
 
 def fold(text: str) -> str:
-    """Lower case, accents off, every run of anything but letters and digits one space."""
-    # NFKD: compatibility forms too, so the Dutch ligature "ĳ" is found by "ij".
+    """Lower case, accents off, every run of anything but letters and digits one space, and
+    "ij" written "y"."""
+    # NFKD: compatibility forms too, so the Dutch ligature "ĳ" is found by "ij" (and "y").
     decomposed = unicodedata.normalize("NFKD", text)
     bare = "".join(c for c in decomposed if not unicodedata.combining(c))
-    return " ".join(_NOT_LETTER_OR_DIGIT.sub(" ", bare.lower()).split())
+    # "ij" and "y" are one letter to a Dutch student ("stedelyk", "Ysselcollege"): both sides
+    # of every comparison are folded, so either spelling finds the other.
+    return " ".join(_NOT_LETTER_OR_DIGIT.sub(" ", bare.lower()).split()).replace("ij", "y")
+
+
+# Folded abbreviation → the folded full words (discovery.js gets this list from the page).
+ABBREVIATIONS = {short: fold(full) for short, full in _WRITTEN_OUT.items()}
 
 
 def expand(folded: str) -> str:
@@ -118,6 +126,9 @@ class Found:
     approximate: bool = False
     # Shown schools found by an alias and not by their name: school id → that alias.
     aliases: Mapping[str, str] = field(default_factory=dict)
+    # A large federation's: the schools shown are what this search found, never the federation,
+    # so the next search is the server's too (discovery.js filters only a small one's list).
+    large: bool = False
 
     @property
     def partial(self) -> bool:
@@ -185,9 +196,10 @@ class SchoolDirectory:
         docstring); an empty query lists every school of a small federation and none of a
         large one."""
         words = fold(query).split()
+        large = len(self._schools) > LIST_ALL_UP_TO
         if not words:
-            if len(self._schools) > LIST_ALL_UP_TO:
-                return Found((), 0, searched=False)
+            if large:
+                return Found((), 0, searched=False, large=True)
             return Found(self._schools, len(self._schools))
         wanted = [tuple(dict.fromkeys((w, ABBREVIATIONS.get(w, w)))) for w in words]
         matched = self._holding_all(wanted)
@@ -196,11 +208,15 @@ class SchoolDirectory:
             matched = self._with_one_typo(wanted)
         schools, by_alias = self._schools_of(matched)
         # A small federation's page shows every match, as its full list would.
-        limit = len(schools) if len(self._schools) <= LIST_ALL_UP_TO else SHOWN_AT_MOST
+        limit = SHOWN_AT_MOST if large else len(schools)
         shown = tuple(self._schools[i] for i in schools[:limit])
         aliases = {s.id: by_alias[i] for i, s in zip(schools, shown, strict=False) if i in by_alias}
         return Found(
-            shown, len(schools), approximate=approximate and bool(schools), aliases=aliases
+            shown,
+            len(schools),
+            approximate=approximate and bool(schools),
+            aliases=aliases,
+            large=large,
         )
 
     def _schools_of(self, entries: list[int]) -> tuple[list[int], dict[int, str]]:

@@ -67,6 +67,10 @@ class LoginRecord:
     # than the chosen one, or none (flow.reopen): the next request to it asks for a fresh
     # sign-in (OIDC prompt=select_account, SAML ForceAuthn). Never which school it named.
     wrong_account_at: str | None = None
+    # The language the student chose ("nl" or "en"; None: only the browser's), kept when they
+    # left for the school: its answer, a cross-site POST, comes without the broker's language
+    # cookie (SameSite=Lax), and the pages it gets (the notice, an error) speak this one.
+    language: str | None = None
 
     @property
     def sent_to_school_at(self) -> float | None:
@@ -107,6 +111,7 @@ class LoginRecord:
             "upstream": dict(self.upstream),
             "upstream_at": self.upstream_at,
             "wrong_account_at": self.wrong_account_at,
+            "language": self.language,
         }
 
     @classmethod
@@ -146,6 +151,7 @@ class LoginRecord:
             upstream=dict(data.get("upstream") or {}),
             upstream_at=data.get("upstream_at"),
             wrong_account_at=data.get("wrong_account_at"),
+            language=data.get("language"),
         )
 
 

@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Callable
 
 from broker.core.errors import InvalidMessage, StoreUnavailable
-from broker.core.ports import KeyValueStore, StoreOp, StoreReply
+from broker.core.ports import KeyValueStore, StoreOp, StoreReply, key_bytes
 
 # Enough buckets that each master of a cluster gets a near-even share of the replay writes
 # (256 over three masters: 81, 85 and 90 with the slots `redis-cli --cluster create` deals); a
@@ -56,7 +56,7 @@ EPOCH_TTL_SECONDS = 10 * 365 * 24 * 3600
 def bucket_of(name: str) -> str:
     """The hash tag of the bucket `name` (a request id, or a message's issuer and id) is in."""
     # Any stable spread will do; a lone surrogate in a peer's id must not raise here.
-    return BUCKET_TAGS[zlib.crc32(name.encode("utf-8", "surrogatepass")) % BUCKETS]
+    return BUCKET_TAGS[zlib.crc32(key_bytes(name)) % BUCKETS]
 
 
 def epoch_key(bucket: str) -> str:
@@ -116,7 +116,7 @@ class ReplayGuard:
         otherwise take the record before the one that won it, and both would be refused.
         """
         bucket = _bucket(issuer, message_id, request_id)
-        ops = self.first_use_ops(issuer, message_id, expires_at, bucket)
+        ops = self._first_use_ops(issuer, message_id, expires_at, bucket)
         if then is not None and self.store.atomic_batches:
             *replies, done = self.store.batch([*ops, then])
             self._check(replies, issued_at, bucket)
@@ -124,24 +124,23 @@ class ReplayGuard:
         self._check(self.store.batch(ops), issued_at, bucket)
         return None if then is None else self.store.batch([then])[0]
 
-    def first_use_ops(
+    def _first_use_ops(
         self, issuer: str, message_id: str, expires_at: float, bucket: str
     ) -> list[StoreOp]:
-        """`first_use`'s two commands, in their order: the replay key, then its bucket's
-        marker."""
+        # The two commands, in their order: the replay key, then its bucket's marker.
         ttl = max(int(expires_at - self.clock()) + 1, 1)
         return [
             StoreOp.add_if_absent(_replay_key(bucket, issuer, message_id), b"1", ttl),
             StoreOp.get(epoch_key(bucket)),
         ]
 
-    def release(self, issuer: str, message_id: str) -> None:
-        """Forget a use `first_use` accepted of a message that answers no request of ours (a
-        logout), when what it asked for then failed before anything was done that a second use
-        could repeat harmfully (the store failing mid-request): the sender's retry of the same
-        message is then taken, not refused as a replay. Raises `StoreUnavailable` when the
-        store cannot be told either."""
-        bucket = _bucket(issuer, message_id, None)
+    def release(self, issuer: str, message_id: str, *, request_id: str | None = None) -> None:
+        """Forget a use `first_use` accepted (a logout's), when what the message asked for then
+        failed before anything was done that a second use could repeat harmfully (the store
+        failing mid-request): the sender's retry of the same message is then taken, not refused
+        as a replay. `request_id`: as `first_use` was given it (the key is in that request's
+        bucket). Raises `StoreUnavailable` when the store cannot be told either."""
+        bucket = _bucket(issuer, message_id, request_id)
         self.store.delete(_replay_key(bucket, issuer, message_id))
 
     def _check(self, replies: list[StoreReply], issued_at: float, bucket: str) -> None:

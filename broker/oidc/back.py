@@ -42,6 +42,7 @@ from broker.core.errors import (
     UpstreamFailure,
 )
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
+from broker.core.outside_ids import is_usable_id
 from broker.core.shared_idp import SCHOOL_ATTRIBUTE
 from broker.core.whole_numbers import MAX_AGE_DIGITS, whole_number
 from broker.login.school_sessions import BACK_CHANNEL, MAX_SID_LENGTH
@@ -394,7 +395,7 @@ def upstream_session(
     (login/school_sessions.py) for a logout token to find it without the browser."""
     kept = {"protocol": "oidc", "id_token": id_token}
     sid = claims.get("sid")
-    if isinstance(sid, str) and sid and len(sid) <= MAX_SID_LENGTH:
+    if is_usable_id(sid, MAX_SID_LENGTH):
         kept["sid"] = sid
         if back_channel:
             kept[BACK_CHANNEL] = "1"

@@ -15,6 +15,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import KeySet
 
 from broker.core.errors import UpstreamFailure
+from broker.core.outside_ids import is_usable_id
 from broker.core.ports import KeyValueStore
 from broker.oidc.grants import RegisteredClient
 from broker.oidc.rp_http import CLIENT_JWKS, SchoolSession, get_json
@@ -22,6 +23,8 @@ from broker.oidc.rp_http import CLIENT_JWKS, SchoolSession, get_json
 KEY_CACHE_SECONDS = 300
 ASSERTION_ALGORITHMS = ("RS256", "PS256", "ES256")
 PRIVATE_KEY_JWT = "private_key_jwt"
+# A client's jti is a random id; one longer than its replay key holds is no such thing.
+MAX_JTI_LENGTH = 512
 
 
 class ClientKeys:
@@ -78,7 +81,10 @@ class PrivateKeyJwt(JWTBearerClientAssertion):  # type: ignore[misc]
         self.verify_claims(token.claims)
         return dict(token.claims)
 
-    def validate_jti(self, claims: dict[str, Any], jti: str) -> bool:
+    def validate_jti(self, claims: dict[str, Any], jti: object) -> bool:
+        # RFC 7519 4.1.7: a string. One that UTF-8 cannot spell is malformed, not a use.
+        if not is_usable_id(jti, MAX_JTI_LENGTH):
+            raise InvalidClientError(description="the assertion's jti is not a usable string")
         expires = int(claims.get("exp", 0)) - int(time.time()) + self.leeway
         key = f"oidc:jti:{claims['sub']}:{jti}"[:512]
         return self.store.add_if_absent(key, b"1", max(expires, 60))

@@ -9,8 +9,9 @@ the implicit and hybrid flows, which the broker does not build: refused, as any 
 Every answer to the client's redirect URI is an `AuthorizationResponse` made by one function,
 `OidcProvider.answer` (provider.py): the code, a refusal when the request arrives, and one after
 the login (prompt=none, the school's or the student's no). The web edge turns it into the
-redirect or the auto-post page (service_answers.to_client). The mode needs no state of its own:
-the request's parameters are kept, sealed, in the login record, and `response_mode` with them.
+redirect or the auto-post page of its `form` (service_answers.to_client). The mode needs no
+state of its own: the request's parameters are kept, sealed, in the login record, and
+`response_mode` with them.
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlencode, urlsplit
+
+from broker.login.post_message import PostMessage
 
 QUERY = "query"
 FORM_POST = "form_post"
@@ -43,6 +46,12 @@ class AuthorizationResponse:
     @property
     def form_post(self) -> bool:
         return self.mode == FORM_POST
+
+    @property
+    def form(self) -> PostMessage:
+        """The form the browser posts to the redirect URI (the `form_post` mode's auto-post
+        page, and the button back on the student's error page)."""
+        return PostMessage(self.redirect_uri, self.params)
 
     @property
     def location(self) -> str:

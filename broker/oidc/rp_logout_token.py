@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from broker.core.errors import InvalidMessage
+from broker.core.outside_ids import is_usable_id
 from broker.login.school_sessions import MAX_SID_LENGTH
 from broker.oidc.backchannel import LOGOUT_EVENT, LOGOUT_TOKEN_TYPE
 from broker.oidc.rp_id_token import (
@@ -69,7 +70,7 @@ def verify_logout_token(token: str, keys: KeyLookup, expected: Expected) -> Logo
     if "nonce" in claims:
         raise InvalidMessage("logout token carries a nonce", code="nonce_present")
     jti = claims.get("jti")
-    if not isinstance(jti, str) or not jti or len(jti) > MAX_JTI_LENGTH:
+    if not is_usable_id(jti, MAX_JTI_LENGTH):
         raise InvalidMessage("logout token without a usable jti", code=MALFORMED)
     sid = claims.get("sid")
     sub = claims.get("sub")
@@ -79,7 +80,7 @@ def verify_logout_token(token: str, keys: KeyLookup, expected: Expected) -> Logo
         if sub is None:
             raise InvalidMessage("logout token names neither sid nor sub", code=MALFORMED)
         raise InvalidMessage("logout token names no sid (only sub)", code="sid_required")
-    if not isinstance(sid, str) or not sid or len(sid) > MAX_SID_LENGTH:
+    if not is_usable_id(sid, MAX_SID_LENGTH):
         raise InvalidMessage("logout token sid unusable", code=MALFORMED)
     return LogoutClaims(sid, jti, issued_at, expires_at)
 

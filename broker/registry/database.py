@@ -18,13 +18,21 @@ Every wait on PostgreSQL is bounded where it can be without cutting an operator'
 - every engine: the connect timeout, and TCP keepalives and `tcp_user_timeout`, so a connection
   whose network died (nothing acknowledged, probes unanswered) fails instead of waiting forever;
   a live server acknowledges and answers probes however long its statement runs;
-- the web workers' engine (`statement_timeout` given): the server ends any statement that runs
-  longer (a lock wait included), the client gives up on an answer a second after that
-  (answer_deadline.py: a server or proxy that keeps the socket open and says nothing), and a
-  request waits no longer than that for a pooled connection either;
+- the web workers' engine (`timeouts` given): the server ends any statement that runs longer
+  than `timeouts.request` (a lock wait included), the client gives up on an answer a second
+  after that (bounded_connection.py: a server or proxy that keeps the socket open and says
+  nothing), and a request waits no longer than that for a pooled connection either. The portal's
+  reads over a whole school's receipts (`patient` engines), which grow with the school, get
+  `timeouts.portal_read` instead: one slow page must not turn into a 503, nor may its bound
+  become the login path's;
 - every other engine (CLI jobs, migrations, which may wait for another migration's lock or copy a
   whole registry) runs statements with `statement_timeout` 0, whatever the database role says.
-The registry URL's own query wins over each of these defaults but the statement timeout.
+The statement timeout is set inside each transaction, in the BEGIN's own message (no round trip
+of its own), never as a startup parameter: so the broker connects directly and through
+PgBouncer alike, in session or transaction pooling (docs/operations.md, "Connection poolers").
+The registry URL's own query wins over each of these defaults but the statement timeout; its
+`prepare_threshold` (psycopg's: after how many runs a statement is prepared on the server;
+`none`: never, as PgBouncer's transaction pooling before 1.21 needs) is read as a number.
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ import os
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 from typing import Any, cast
 
@@ -43,8 +52,8 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from broker.core.errors import StoreUnavailable
-from broker.registry.answer_deadline import AnswerBoundConnection
+from broker.core.errors import ConfigurationError, StoreUnavailable
+from broker.registry.bounded_connection import BoundedConnection
 from broker.registry.errors import RegistryNotMigrated, TextWithNul
 
 BUSY_TIMEOUT_SECONDS = 30
@@ -68,16 +77,28 @@ DEAD_PEER_DEFAULTS = {
 ANSWER_MARGIN_SECONDS = 1.0
 # Engine option the `begin` listener reads to choose BEGIN IMMEDIATE (see the module docstring).
 _WRITE_OPTION = "ketenbroker_write"
+# Engine option the `begin` listener reads to give a transaction the portal's longer bound.
+_PATIENT_OPTION = "ketenbroker_patient"
 # PostgreSQL's SQLSTATEs for a table or a column that does not exist (SQLite says so in words).
 _UNDEFINED_TABLE_OR_COLUMN = frozenset({"42P01", "42703"})
 
 
-def open_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
+@dataclass(frozen=True)
+class StatementTimeouts:
+    """A web worker's bounds on PostgreSQL, in seconds (module docstring): `request` for every
+    transaction of a request, the login path's included; `portal_read` for the portal's reads
+    over a whole school's receipts (`patient` engines)."""
+
+    request: float
+    portal_read: float
+
+
+def open_engine(url: str, *, timeouts: StatementTimeouts | None = None) -> Engine:
     """An engine for `url` (`sqlite:///path` or `postgresql+psycopg://...`), set up for sharing.
 
-    `statement_timeout` (seconds, PostgreSQL only): the web workers' bound on each statement, on
-    each answer and on the wait for a pooled connection (module docstring); None for the CLI
-    and migrations, whose statements may run as long as they need.
+    `timeouts` (PostgreSQL only): the web workers' bounds on each statement, on each answer and
+    on the wait for a pooled connection (module docstring); None for the CLI and migrations,
+    whose statements may run as long as they need.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -87,7 +108,7 @@ def open_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
         )
         _prepare_sqlite(engine)
     elif parsed.get_backend_name() == "postgresql":
-        engine = _postgresql_engine(parsed, statement_timeout)
+        engine = _postgresql_engine(parsed, timeouts)
     else:
         engine = create_engine(parsed, pool_pre_ping=True)
     event.listen(engine, "before_cursor_execute", _refuse_text_with_nul)
@@ -95,7 +116,7 @@ def open_engine(url: str, *, statement_timeout: float | None = None) -> Engine:
     return engine
 
 
-def _postgresql_engine(parsed: URL, statement_timeout: float | None) -> Engine:
+def _postgresql_engine(parsed: URL, timeouts: StatementTimeouts | None) -> Engine:
     # pre_ping: a worker that sat idle past a server restart reconnects instead of failing.
     # client_encoding: text always comes back as str; a SQL_ASCII database would otherwise
     # hand SQLAlchemy bytes (a TypeError on connect), where `migrate` can refuse it in words.
@@ -106,35 +127,73 @@ def _postgresql_engine(parsed: URL, statement_timeout: float | None) -> Engine:
         **DEAD_PEER_DEFAULTS,
     }
     connect_args = {name: value for name, value in defaults.items() if name not in parsed.query}
-    # The URL's own `options` are kept, but PostgreSQL applies `-c` settings in order and this
-    # one comes last: the statement timeout is the engine's, never longer than its answer
-    # deadline (the web workers) and never a cut in a CLI job.
-    milliseconds = 0 if statement_timeout is None else round(statement_timeout * 1000)
-    own = parsed.query.get("options", ())
-    connect_args["options"] = " ".join(
-        [*([own] if isinstance(own, str) else own), f"-c statement_timeout={milliseconds}"]
-    )
-    if statement_timeout is None:
-        return create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
-    answer_seconds = statement_timeout + ANSWER_MARGIN_SECONDS
+    if "prepare_threshold" in parsed.query:
+        connect_args["prepare_threshold"] = _prepare_threshold(parsed.query["prepare_threshold"])
+    if timeouts is None:
+        engine = create_engine(parsed, pool_pre_ping=True, connect_args=connect_args)
+        event.listen(engine, "do_connect", partial(_connect_bounded, None))
+        return engine
     engine = create_engine(
-        parsed, pool_pre_ping=True, pool_timeout=answer_seconds, connect_args=connect_args
+        parsed,
+        pool_pre_ping=True,
+        pool_timeout=timeouts.request + ANSWER_MARGIN_SECONDS,
+        connect_args=connect_args,
     )
-    event.listen(engine, "do_connect", partial(_connect_bounded, answer_seconds))
+    event.listen(engine, "do_connect", partial(_connect_bounded, timeouts))
+    event.listen(engine, "begin", partial(_bound_transaction, timeouts))
+    # The next checkout's ping, before any `begin`, waits no longer than a request's answer.
+    event.listen(engine, "checkin", partial(_bound_between_transactions, timeouts))
     return engine
 
 
+def _prepare_threshold(value: str | tuple[str, ...]) -> int | None:
+    """The URL's `prepare_threshold` as psycopg takes it: a number, or None for `none`."""
+    text = value if isinstance(value, str) else value[-1]
+    if text.strip().lower() == "none":
+        return None
+    if text.strip().isdigit():
+        return int(text)
+    raise ConfigurationError(
+        f"registry.url: prepare_threshold must be a whole number or none, not {text!r}"
+    )
+
+
 def _connect_bounded(
-    answer_seconds: float,
+    timeouts: StatementTimeouts | None,
     _dialect: Dialect,
     _record: ConnectionPoolEntry,
     cargs: tuple[Any, ...],
     cparams: dict[str, Any],
-) -> AnswerBoundConnection:
-    """The web workers' connections: psycopg's, with a deadline on every answer."""
-    connection = AnswerBoundConnection.connect(*cargs, **cparams)
-    connection.answer_seconds = answer_seconds
+) -> BoundedConnection:
+    """psycopg's connection, whose transactions run with the engine's statement timeout (the
+    CLI's: none) and whose answers are waited for as long as a request's (the CLI's: as long
+    as they take)."""
+    connection = BoundedConnection.connect(*cargs, **cparams)
+    _bound_for(connection, timeouts, patient=False)
     return connection
+
+
+def _bound_transaction(timeouts: StatementTimeouts, connection: Connection) -> None:
+    """Each transaction of a web worker, before its BEGIN: a request's bounds, or the portal's
+    longer ones on a `patient` engine."""
+    patient = bool(connection.get_execution_options().get(_PATIENT_OPTION, False))
+    _bound_for(connection.connection.driver_connection, timeouts, patient=patient)
+
+
+def _bound_between_transactions(
+    timeouts: StatementTimeouts, driver: Any, _record: ConnectionPoolEntry
+) -> None:
+    if driver is not None:  # None: the connection was dropped
+        _bound_for(driver, timeouts, patient=False)
+
+
+def _bound_for(driver: Any, timeouts: StatementTimeouts | None, *, patient: bool) -> None:
+    connection = cast(BoundedConnection, driver)
+    if timeouts is None:
+        connection.bound(0, None)
+        return
+    seconds = timeouts.portal_read if patient else timeouts.request
+    connection.bound(seconds, seconds + ANSWER_MARGIN_SECONDS)
 
 
 def _refuse_text_with_nul(
@@ -201,6 +260,13 @@ def _dispose_after_fork(engine: Engine) -> None:
 def writer(engine: Engine) -> Engine:
     """The same engine (same pool), but its transactions take the write lock up front."""
     return engine.execution_options(**{_WRITE_OPTION: True})
+
+
+def patient(engine: Engine) -> Engine:
+    """The same engine (same pool), but a web worker's transactions on it run with the portal's
+    longer bounds (`StatementTimeouts.portal_read`): reads whose work grows with a school's
+    receipts, never the login path's."""
+    return engine.execution_options(**{_PATIENT_OPTION: True})
 
 
 @contextmanager

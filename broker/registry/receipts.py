@@ -3,7 +3,10 @@
 Appending takes the school's chain row as a lock (`UPDATE … RETURNING` on PostgreSQL holds the
 row lock until commit; SQLite's write transaction is `BEGIN IMMEDIATE`), so concurrent logins at
 one school serialise on that row only, and logins at different schools never wait for each
-other. Every read the portals and the my-data page make is on an index.
+other. Every read the portals and the my-data page make is on an index; the school portal's
+(`find`, `each`, `totals`, `named`) may still pass over all of a school's receipts, millions
+under a year's retention, and run on the `patient` engine: the portal's longer bound, not the
+login path's (database.py).
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from broker.registry.changes import bump_generation
 from broker.registry.database import (
     locked_row,
     open_engine,
+    patient,
     session_on,
     transaction_on,
     writer,
@@ -122,6 +126,7 @@ class SqlReceiptBook:
     def __init__(self, engine: Engine, keys: ReceiptKeys) -> None:
         self._engine = engine
         self._writer = writer(engine)
+        self._portal_reader = patient(engine)
         self._snapshot_reader = (
             engine.execution_options(isolation_level="REPEATABLE READ")
             if engine.dialect.name == "postgresql"
@@ -245,7 +250,7 @@ class SqlReceiptBook:
     # -- reading: the school's portal and the my-data page -----------------------------------
     def find(self, query: ReceiptQuery, *, limit: int = 500) -> list[Receipt]:
         """Newest first."""
-        with session_on(self._engine) as session:
+        with session_on(self._portal_reader) as session:
             statement = _filtered(select(ReceiptRow), query).order_by(ReceiptRow.seq.desc())
             rows = session.scalars(statement.limit(limit))
             return [row.to_receipt() for row in rows]
@@ -254,7 +259,7 @@ class SqlReceiptBook:
         """Every matching receipt, oldest first, read in batches (exports)."""
         after = 0
         while True:
-            with session_on(self._engine) as session:
+            with session_on(self._portal_reader) as session:
                 statement = (
                     _filtered(select(ReceiptRow), query)
                     .where(ReceiptRow.seq > after)
@@ -269,7 +274,7 @@ class SqlReceiptBook:
 
     def totals(self, query: ReceiptQuery) -> dict[str, int]:
         """Receipts per service for the filter."""
-        with session_on(self._engine) as session:
+        with session_on(self._portal_reader) as session:
             statement = _filtered(select(ReceiptRow.service_id, func.count()), query).group_by(
                 ReceiptRow.service_id
             )
@@ -285,7 +290,7 @@ class SqlReceiptBook:
             .distinct()
         )
         named: dict[str, set[str]] = {}
-        with session_on(self._engine) as session:
+        with session_on(self._portal_reader) as session:
             for service_id, attributes in session.execute(statement):
                 released = named.setdefault(str(service_id), set())
                 released.update(column_attributes(attributes))

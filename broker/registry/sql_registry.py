@@ -40,7 +40,13 @@ from broker.registry.admin_tables import DeclarationChangeRow, PublisherRow, dec
 from broker.registry.bulk_import import ImportReport, apply_snapshot
 from broker.registry.chain_moves import finish_move_in, move_service_in
 from broker.registry.changes import bump_generation, serialise_checks
-from broker.registry.database import locked_row, open_engine, session_on, writer
+from broker.registry.database import (
+    StatementTimeouts,
+    locked_row,
+    open_engine,
+    session_on,
+    writer,
+)
 from broker.registry.declaration_writes import DeclarationsReplaced, replace_declarations
 from broker.registry.errors import (
     DeclarationsChanged,
@@ -113,8 +119,8 @@ class SqlRegistry(PortalReads):
     enough and may be shared by threads; `clock` is injectable so tests can pin `changed_at`.
     `seal` seals the secrets the registry keeps (staff TOTP secrets, schools' client secrets)
     and opens them (core/sealed_secrets.py, `Settings.secret_seal()`); without it the registry
-    reads clear values only and refuses to write a secret. `statement_timeout` (seconds): the
-    web workers' bound on every PostgreSQL call (`database.open_engine`); the CLI gives none.
+    reads clear values only and refuses to write a secret. `timeouts`: the web workers' bounds
+    on every PostgreSQL call (`database.open_engine`); the CLI gives none.
     """
 
     def __init__(
@@ -123,9 +129,9 @@ class SqlRegistry(PortalReads):
         *,
         clock: Callable[[], datetime] = _utc_now,
         seal: SecretSeal = NO_KEYS,
-        statement_timeout: float | None = None,
+        timeouts: StatementTimeouts | None = None,
     ) -> None:
-        engine = open_engine(url, statement_timeout=statement_timeout)
+        engine = open_engine(url, timeouts=timeouts)
         super().__init__(engine, seal)
         self._writer = writer(engine)
         self._clock = clock

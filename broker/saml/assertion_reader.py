@@ -41,11 +41,11 @@ from broker.saml.response_checks import (
     BEARER,
     Expectations,
     Window,
+    check_destination,
     check_issue_instant,
     check_issuer_format,
     check_not_before,
     check_not_on_or_after,
-    destination_of,
     element_text,
     saml_epoch,
 )
@@ -324,11 +324,9 @@ def _check_response(doc: etree._Element, expect: Expectations, signed: bool) -> 
         raise InvalidMessage("not a SAML 2.0 response", code="response_refused")
     if doc.get("InResponseTo") != expect.request_id:
         raise InvalidMessage("response to no request of ours", code="unsolicited")
-    if signed and destination_of(doc) is None:
-        # SAML bindings 3.5.5.2: a signed message must say where it is going; an empty
-        # Destination says nowhere. (One that names an endpoint was compared with our ACS
-        # before the route was chosen.)
-        raise InvalidMessage("signed response without Destination", code="wrong_destination")
+    # A signed Response must say where it is going (a present one was compared with our ACS
+    # already, before the route was chosen, `SamlBack.parse_response`).
+    check_destination(doc, "Response", expect.acs_url, required=signed)
 
 
 # -- the Assertion -------------------------------------------------------------------------------

@@ -278,14 +278,18 @@ class AuthnRequestReader:
                 "signed AuthnRequest without Destination", code="wrong_destination"
             )
 
-    def default_acs_url(self, entity_id: str) -> str | None:
-        """The service's default HTTP-POST ACS in its metadata (what an AuthnRequest naming
-        none is answered at), or None: the one address of it the broker may link to."""
+    def acs_urls(self, entity_id: str) -> list[str]:
+        """The service's HTTP-POST ACS URLs in its metadata, the default first (what an
+        AuthnRequest naming none is answered at); none when it has none, or left the
+        registry. The addresses of it the broker may link to."""
         try:
             endpoints = post_acs_endpoints(self.entities.server, entity_id)
         except UnknownService:
-            return None
-        return _default_location(endpoints) if endpoints else None
+            return []
+        if not endpoints:
+            return []
+        default = _default_location(endpoints)
+        return [default, *(str(e["location"]) for e in endpoints if e["location"] != default)]
 
     def _acs_url(self, server: Server, issuer: str, message: samlp.AuthnRequest) -> str:
         binding = message.protocol_binding

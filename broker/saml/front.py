@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import base64
 import secrets
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from saml2.saml import NAMEID_FORMAT_TRANSIENT
@@ -22,6 +22,7 @@ from broker.core.catalogue import CATALOGUE, OID_FORMAT, PAIRWISE_ID, PREVIOUS_P
 from broker.core.errors import BrokerError
 from broker.core.model import Service
 from broker.login.login_model import Completion, LoginRequest
+from broker.login.post_message import PostMessage
 from broker.saml.entities import SamlEntities
 from broker.saml.response_builder import (
     AssertionContent,
@@ -44,17 +45,6 @@ STATUS_PROXY_COUNT_EXCEEDED = "urn:oasis:names:tc:SAML:2.0:status:ProxyCountExce
 # Second-level statuses that say the request asked for something wrong: `Requester` above them;
 # every other one is the broker's (or the school's) answer: `Responder` (SAML core 3.2.2.2).
 REQUESTER_STATUSES = frozenset({STATUS_INVALID_NAMEID_POLICY, STATUS_REQUEST_UNSUPPORTED})
-
-
-@dataclass(frozen=True)
-class PostMessage:
-    """An HTML-form POST the browser carries to `action`."""
-
-    action: str
-    fields: dict[str, str]
-    # For a login Response: what the service was given to name the session (its NameID and
-    # SessionIndex), which a logout must name again (login/participants.py).
-    logout_handles: dict[str, str] = field(default_factory=dict)
 
 
 class AnswerableRefusal(BrokerError):

@@ -25,7 +25,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.connection import ConnectionPool, parse_url
-from redis.exceptions import ClusterDownError
+from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 from redis.sentinel import Sentinel
@@ -63,10 +63,13 @@ class _OneTimeoutCluster(RedisCluster):  # type: ignore[type-arg]  # generic in 
     """redis-py's cluster client retries a command itself, as often as its `retry` says but on
     a list of errors of its own, whatever the `retry` supports, re-reading the slot map in
     between. Its list has timeouts in it: here they are left out, so a timeout ends the call
-    after one second, as on one server. A broken connection is retried, and so is the reply
-    of a cluster that is down for a moment (a failover): that node refused the command."""
+    after one second, as on one server. The rest of its list stays: a broken connection, a
+    cluster that is down for a moment (a failover: that node refused the command), and a slot
+    its slot map briefly had no master for (the client raised before sending anything).
+    redis-py compares the exact type, so the list names each class."""
 
-    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError)
+    # The stubs type the list as RedisError classes; redis-py's own has SlotNotCoveredError too.
+    ERRORS_ALLOW_RETRY = (RedisConnectionError, ClusterDownError, SlotNotCoveredError)  # type: ignore[assignment]
 
 
 @dataclass(frozen=True)

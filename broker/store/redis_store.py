@@ -20,7 +20,7 @@ from redis.cluster import RedisCluster
 from redis.exceptions import RedisClusterException, RedisError
 
 from broker.core.errors import StoreUnavailable
-from broker.core.ports import StoreOp, StoreReply
+from broker.core.ports import StoreOp, StoreReply, key_bytes
 from broker.store.contract import check_batch, check_ttl, check_value
 from broker.store.redis_clients import (
     CLUSTER_SCHEME,
@@ -68,7 +68,7 @@ class RedisStore:
     """
 
     def __init__(self, url: str, *, key_prefix: str = "kb:") -> None:
-        self._prefix = key_prefix
+        self._prefix = key_bytes(key_prefix)
         scheme = url.partition("://")[0]
         # A cluster spreads a batch's keys over several nodes, and redis-py sends each node its
         # share at once: the order between nodes would be lost, and a script runs on one node
@@ -85,28 +85,33 @@ class RedisStore:
             )
             self._client = lambda: client
 
+    def _key(self, key: str) -> bytes:
+        # Bytes, not the `str`: redis-py's own encoding is strict UTF-8 and raised on a key
+        # the memory store takes (`key_bytes`).
+        return self._prefix + key_bytes(key)
+
     def put(self, key: str, value: bytes, ttl_seconds: int) -> None:
         check_ttl(ttl_seconds)
         check_value(value)
         with _unavailable_on_redis_error("put"):
-            self._client().set(self._prefix + key, value, ex=ttl_seconds)
+            self._client().set(self._key(key), value, ex=ttl_seconds)
 
     def get(self, key: str) -> bytes | None:
         with _unavailable_on_redis_error("get"):
-            reply = self._client().get(self._prefix + key)
+            reply = self._client().get(self._key(key))
         return _bytes_or_none(reply)
 
     def take(self, key: str) -> bytes | None:
         # GETDEL is one command, so Redis serialises it: of many concurrent takers one wins.
         with _unavailable_on_redis_error("take"):
-            reply = self._client().getdel(self._prefix + key)
+            reply = self._client().getdel(self._key(key))
         return _bytes_or_none(reply)
 
     def add_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool:
         check_ttl(ttl_seconds)
         check_value(value)
         with _unavailable_on_redis_error("add_if_absent"):
-            reply = self._client().set(self._prefix + key, value, ex=ttl_seconds, nx=True)
+            reply = self._client().set(self._key(key), value, ex=ttl_seconds, nx=True)
         # SET NX replies OK when it set the key and nil when the key was already there.
         return reply is True
 
@@ -115,12 +120,12 @@ class RedisStore:
         # GETEX reads and sets the expiry in one command; on a key that is gone it writes
         # nothing, so it cannot bring back a key another client deleted a moment before.
         with _unavailable_on_redis_error("renew"):
-            reply = self._client().getex(self._prefix + key, ex=ttl_seconds)
+            reply = self._client().getex(self._key(key), ex=ttl_seconds)
         return _bytes_or_none(reply)
 
     def delete(self, key: str) -> None:
         with _unavailable_on_redis_error("delete"):
-            self._client().delete(self._prefix + key)
+            self._client().delete(self._key(key))
 
     def count(self, key: str, window_seconds: int) -> int:
         check_ttl(window_seconds)
@@ -129,7 +134,7 @@ class RedisStore:
         # refuse a client for good).
         with _unavailable_on_redis_error("count"):
             client = self._client()  # RedisCluster has `eval` too (its stubs lack it)
-            reply = client.eval(_COUNT_SCRIPT, 1, self._prefix + key, window_seconds)  # type: ignore[union-attr]
+            reply = client.eval(_COUNT_SCRIPT, 1, self._key(key), window_seconds)  # type: ignore[union-attr]
         return int(reply)
 
     @property
@@ -148,7 +153,7 @@ class RedisStore:
             return []
         if not self._scripts:
             return [self._single(op) for op in operations]
-        keys = [self._prefix + op.key for op in operations]
+        keys = [self._key(op.key) for op in operations]
         arguments: list[str | bytes | int] = []
         for op in operations:
             arguments += (_LETTERS[op.operation], op.value, op.ttl_seconds)

@@ -8,7 +8,9 @@ provider POSTs back to the broker cross-site and that POST must carry them (pitf
 cookies); Chromium counts plain-http loopback as a secure context, so the demo works too.
 `kb_school` remembers the school of the last successful school login (set with the school's
 answer, never at the choice: a mis-tapped school is not offered again) and is `Lax`: it is only
-read on the broker's own discovery page.
+read on the broker's own discovery page. `__Host-kb_my_data` names the my-data view this browser
+may open (my_data.py): a session cookie, `Lax` (the view is a GET of the broker's own), cleared
+when the student closes the view, and replaced by the next one opened.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from broker.web.i18n import LANGUAGE_COOKIE
 BROWSER_COOKIE = "__Host-kb_browser"
 SSO_COOKIE = "__Host-kb_sso"
 SCHOOL_COOKIE = "kb_school"
+MY_DATA_COOKIE = "__Host-kb_my_data"
 SCHOOL_COOKIE_MAX_AGE = 365 * 24 * 3600
 # A request that carries none of these comes from a browser that blocks (or lost) the
 # broker's cookies: a login's state cannot be found for it (errors.without_cookies).
@@ -94,3 +97,15 @@ def remember_school(response: Response, school_id: str) -> None:
         samesite="Lax",
         path="/",
     )
+
+
+def set_my_data_view(response: Response, view_id: str) -> None:
+    """The my-data view this browser may open: only the newest, and only until it is closed.
+    A session cookie, like the SSO token: closing the browser ends the view for it too."""
+    response.set_cookie(
+        MY_DATA_COOKIE, view_id, secure=True, httponly=True, samesite="Lax", path="/"
+    )
+
+
+def clear_my_data_view(response: Response) -> None:
+    response.delete_cookie(MY_DATA_COOKIE, secure=True, httponly=True, samesite="Lax", path="/")

@@ -27,7 +27,13 @@ from broker.web import metrics
 from broker.web.browser import SCHOOL_COOKIE, browser_secret
 from broker.web.content_policy import content_security_policy
 from broker.web.errors import render_error, without_cookies
-from broker.web.i18n import SUPPORTED_LANGUAGES, current_language, lang_switch_url, speak
+from broker.web.i18n import (
+    LANGUAGE_PARAM,
+    SUPPORTED_LANGUAGES,
+    current_language,
+    lang_switch_url,
+    speak,
+)
 from broker.web.login_upstream import go_upstream, prepare_upstream
 from broker.web.school_retry import (
     LOGIN_FIELD,
@@ -37,7 +43,7 @@ from broker.web.school_retry import (
     retry_at_school,
     sign_in_origin,
 )
-from broker.web.service_answers import service_site
+from broker.web.service_answers import platform_site
 from broker.web.static_urls import page_url
 from broker.web.wiring import broker
 
@@ -165,6 +171,8 @@ def _render(
         # The script's words for "also known as", on a page that lists a school with aliases.
         any_aliases=any(school.aliases for school in found.schools),
         lang_switch={code: lang_switch_url(code, here, params) for code in SUPPORTED_LANGUAGES},
+        # The search form's answer (not the language switch's, which names the language).
+        focus_results=bool(query) and LANGUAGE_PARAM not in request.args,
     )
 
 
@@ -288,7 +296,7 @@ def expired_choice_page(expired: StateExpired, service_id: str) -> Response:
     if service is None or not service.approved or error is not expired:
         raise error
     metrics.refused_at(request.endpoint, error)
-    return render_error(error, service_name=service.name, return_link=service_site(service))
+    return render_error(error, service_name=service.name, return_link=platform_site(service))
 
 
 def unreachable_school_page(
@@ -302,8 +310,8 @@ def unreachable_school_page(
     log.warning("refused school=%s code=%s: school not reached", school.id, failure.code)
     return render_error(
         failure,
-        title=gettext("Your school's sign-in page cannot be reached"),
-        message=gettext("Your school's sign-in page cannot be reached right now."),
+        title=lambda: gettext("Your school's sign-in page cannot be reached"),
+        message=lambda: gettext("Your school's sign-in page cannot be reached right now."),
         retry=retry_at_school(record, school),
     )
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 import secrets
 import traceback
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 from flask import Flask, render_template, request, url_for
 from flask_babel import gettext
@@ -23,9 +24,10 @@ from broker.core.errors import (
     StateExpired,
     StoreUnavailable,
 )
-from broker.saml.front import PostMessage
+from broker.login.post_message import PostMessage
 from broker.web import metrics
 from broker.web.browser import carries_broker_cookies
+from broker.web.i18n import other_language_copies
 from broker.web.json_errors import answers_json, json_http_error
 from broker.web.labels import attribute_label, error_title, http_error_message
 from broker.web.logs import note_refusal_logged
@@ -47,36 +49,50 @@ def new_error_id() -> str:
     return secrets.token_hex(4)
 
 
+def error_page(context_for: Callable[[], Mapping[str, Any]]) -> str:
+    """error.html with `context_for()`, made in the request's language. A page answering a POST
+    (the school's answer at the ACS, a form) carries its content in the other language too,
+    made by `context_for()` in that language: its address cannot be fetched again, so that is
+    how its language switch works (i18n.other_language_copies)."""
+    context = context_for()
+    if request.method in ("GET", "HEAD"):
+        return render_template("error.html", **context)
+    copies = other_language_copies("error.html", context_for)
+    return render_template("error.html", **context, **copies)
+
+
+# What a page says in its language, made when asked (once per language it carries).
+Wording = Callable[[], str | None]
+
+
 def render_error(
     error: BrokerError,
     *,
     service_name: str | None = None,
     return_form: PostMessage | None = None,
     return_link: str | None = None,
-    message: str | None = None,
+    message: Wording | None = None,
     retry: RetryAtSchool | None = None,
     choose_again: str | None = None,
     portal_home: str | None = None,
-    title: str | None = None,
+    title: Wording | None = None,
     redirects_to: str = "",
 ) -> Response:
     """The error's page, as a response (school_retry.form_page: its forms' origins in the
-    form-action, no-store when it shows a way on for a login). `message`: said instead of the
-    error's public message (already translated); `retry`: "Try again" at the school for the
-    same login, with the login's school choice (school_retry.py); `choose_again`: the address
-    of the login's discovery page alone (a shared IdP's student of another school:
-    discovery.choose_again_page); `redirects_to`: the origin the broker's answer to
-    `return_form` redirects to (back_to_platform.py); `portal_home`: the page is a portal's,
-    for an administrator (`portal_home_of_request`); `title`: said instead of the error's
-    heading (already translated). A page "briefly unavailable" (503) without a `retry` gets the
-    request's own (school_retry.try_again_control)."""
+    form-action, no-store when it shows a way on for a login). `message`: what is said instead
+    of the error's public message (None, or a None made: the public message); `retry`: "Try
+    again" at the school for the same login, with the login's school choice (school_retry.py);
+    `choose_again`: the address of the login's discovery page alone (a shared IdP's student of
+    another school: discovery.choose_again_page); `redirects_to`: the origin the broker's
+    answer to `return_form` redirects to (back_to_platform.py); `portal_home`: the page is a
+    portal's, for an administrator (`portal_home_of_request`); `title`: said instead of the
+    error's heading. Both are made in the page's language, once per language the page carries
+    (`error_page`). A page "briefly unavailable" (503) without a `retry` gets the request's own
+    (school_retry.try_again_control)."""
     error_id = new_error_id()
     log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
     note_refusal_logged()
     cause = getattr(error, "cause", error)
-    missing = None
-    if isinstance(cause, RequiredAttributeMissing):
-        missing = [str(attribute_label(name)) for name in cause.missing]
     # The Format a school's NameID came with ("": none), for its ICT contact; never the value.
     name_id_format = None
     if isinstance(cause, NameIdNotPersistent):
@@ -85,29 +101,34 @@ def render_error(
     if retry is None and is_brief(cause):
         retry, reload_link = try_again_control()
     choose_again = choose_again or (retry.choose_again if retry is not None else None)
-    page = render_template(
-        "error.html",
-        status=error.status,
-        code=error.code,
-        title=title
-        or error_title(
-            error.status, error.code, portal=portal_home is not None, service_name=service_name
-        ),
-        message=message or gettext(error.public_message),
-        error_id=error_id,
-        missing=missing,
-        name_id_format=name_id_format,
-        service_name=service_name,
-        return_form=return_form,
-        return_link=return_link,
-        retry_form=retry.form if retry is not None else None,
-        reload_link=reload_link,
-        choose_again=choose_again,
-        portal_home=portal_home,
-    )
+
+    def context() -> dict[str, Any]:
+        missing = None
+        if isinstance(cause, RequiredAttributeMissing):
+            missing = [str(attribute_label(name)) for name in cause.missing]
+        return {
+            "status": error.status,
+            "code": error.code,
+            "title": (title and title())
+            or error_title(
+                error.status, error.code, portal=portal_home is not None, service_name=service_name
+            ),
+            "message": (message and message()) or gettext(error.public_message),
+            "error_id": error_id,
+            "missing": missing,
+            "name_id_format": name_id_format,
+            "service_name": service_name,
+            "return_form": return_form,
+            "return_link": return_link,
+            "retry_form": retry.form if retry is not None else None,
+            "reload_link": reload_link,
+            "choose_again": choose_again,
+            "portal_home": portal_home,
+        }
+
     ways_on = (return_form, return_link, reload_link, choose_again)
     return form_page(
-        page,
+        error_page(context),
         error.status,
         forms=(return_form,),
         retry=retry,
@@ -131,16 +152,17 @@ def http_error_page(
     "briefly unavailable" offer to try again (school_retry.try_again_control)."""
     home = portal_home_of_request()
     retry, reload_link = try_again_control() if status in (429, 503) else (None, None)
-    page = render_template(
-        "error.html",
-        status=status,
-        title=error_title(status, portal=home is not None),
-        message=http_error_message(status, portal=home is not None),
-        error_id=error_id,
-        portal_home=home,
-        retry_form=retry.form if retry is not None else None,
-        choose_again=retry.choose_again if retry is not None else None,
-        reload_link=reload_link,
+    page = error_page(
+        lambda: {
+            "status": status,
+            "title": error_title(status, portal=home is not None),
+            "message": http_error_message(status, portal=home is not None),
+            "error_id": error_id,
+            "portal_home": home,
+            "retry_form": retry.form if retry is not None else None,
+            "choose_again": retry.choose_again if retry is not None else None,
+            "reload_link": reload_link,
+        }
     )
     response = form_page(page, status, retry=retry, carries_login=reload_link is not None)
     response.headers.extend(headers)
@@ -211,11 +233,12 @@ def install_error_pages(app: Flask) -> None:
             return soap_http_error(500, [])
         if answers_json(request.path):
             return json_http_error(500, [])
-        page = render_template(
-            "error.html",
-            status=500,
-            title=error_title(500),
-            message=gettext(BrokerError.public_message),
-            error_id=error_id,
+        page = error_page(
+            lambda: {
+                "status": 500,
+                "title": error_title(500),
+                "message": gettext(BrokerError.public_message),
+                "error_id": error_id,
+            }
         )
         return page, 500

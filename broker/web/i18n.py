@@ -4,7 +4,14 @@ The choice, strongest first: a language the page was told to speak (`speak`: a l
 `ui_locales`), a `?lang=` query parameter (either is then remembered in the `kb_lang` cookie),
 the cookie, the browser's Accept-Language, Dutch. Templates get `current_language()` for
 `<html lang>` and `lang_switch_url(lang)` for the language switch (or a page's own
-`lang_switch` links, when its address must not be fetched again).
+`lang_switch` links, when its address must not be fetched again). A page answering a POST that
+no address shows again (an error at the ACS, say) carries its content in every language
+instead (`other_language_copies`), and its switch shows the one chosen without a request.
+
+The cookie is `SameSite=Lax`: the school's answer, a cross-site POST to the ACS, comes without
+it. So a login carries its language itself: the login record keeps `chosen_language()` when the
+student leaves for the school (`LoginRecord.language`), and the ACS and the OIDC callback (a GET,
+which has the cookie; it answers alike) `speak` it before anything is translated.
 
 Every page rendered in a request gets `_`, `gettext`, `ngettext` and `current_language` bound to
 that request's catalogue and language (`page_i18n`, a context processor): a `_()` in a template
@@ -14,7 +21,8 @@ is then one call, not Jinja's three (its `_` alias, its newstyle wrapper, the ca
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
@@ -190,17 +198,82 @@ def lang_switch_url(
     return f"{quote(path)}?{urlencode(pairs)}"
 
 
-def speak(language: str) -> None:
+def speak(language: str | None) -> None:
     """Answer this request in `language`, as if it had come with `?lang=` (and remember it so):
     for a page shown at a login's start that asked for a language (OIDC `ui_locales`) in its
-    own terms. Call before anything on the page is translated."""
-    if language not in SUPPORTED_LANGUAGES:
+    own terms, and for the school's answer to a login (the language its record kept). Call
+    before anything on the page is translated. None, or a language the broker does not
+    speak: nothing changes."""
+    if language is None or language not in SUPPORTED_LANGUAGES:
         return
     g.kb_spoken = language
     # Forget what this request may have looked up already, here and in Flask-Babel.
     g.pop("kb_translations", None)
     g.pop("kb_language", None)
     refresh()
+
+
+def chosen_language() -> str | None:
+    """The language this request speaks by choice: `speak`'s, a `?lang=`, or the cookie's; None
+    when it is only the browser's (Accept-Language), which comes along with every request."""
+    requested = _requested_language()
+    if requested is not None:
+        return requested
+    remembered = request.cookies.get(LANGUAGE_COOKIE, "")
+    return remembered if remembered in SUPPORTED_LANGUAGES else None
+
+
+@contextmanager
+def speaking(language: str) -> Iterator[None]:
+    """Translate in `language` for a while, within this request: a page's copy in another
+    language. Nothing is remembered (unlike `speak`), and the request's own language is back
+    afterwards."""
+    kept = {key: g.pop(key) for key in ("kb_language", "kb_translations") if key in g}
+    g.kb_language = language
+    refresh()
+    try:
+        yield
+    finally:
+        g.pop("kb_language", None)
+        g.pop("kb_translations", None)
+        for key, value in kept.items():
+            setattr(g, key, value)
+        refresh()
+
+
+# The element id of a page's content in one language (base.html, `in_other_languages`).
+IN_LANGUAGE_ID = "in-{language}"
+
+
+def other_language_copies(
+    template: str, context_for: Callable[[], Mapping[str, Any]]
+) -> dict[str, Any]:
+    """What a page answering a POST needs for a language switch that works: the page's address
+    only takes that POST (the school's answer, a form), so a link cannot fetch the page again in
+    another language. The page carries its `content` block in every other language
+    (`in_other_languages`, each made from `context_for()` in that language), and its switch
+    links to those copies in the page (`lang_switch`, fragments shown by CSS `:target`): the
+    student reads the other language without a request and without JavaScript. For
+    `render_template(template, **context_for(), **other_language_copies(...))`."""
+    app = current_app
+    own = current_language()
+    copies: dict[str, Markup] = {}
+    compiled = app.jinja_env.get_template(template)
+    for language in SUPPORTED_LANGUAGES:
+        if language == own:
+            continue
+        with speaking(language):
+            context = dict(context_for())
+            app.update_template_context(context)  # page_i18n: this language's `_`
+            block = compiled.blocks["content"](compiled.new_context(context))
+            # The template's own output, escaped as it rendered it.
+            copies[language] = Markup("".join(block))  # noqa: S704
+    return {
+        "in_other_languages": copies,
+        "lang_switch": {
+            code: "#" + IN_LANGUAGE_ID.format(language=code) for code in SUPPORTED_LANGUAGES
+        },
+    }
 
 
 def _requested_language() -> str | None:
@@ -216,12 +289,9 @@ def _requested_language() -> str | None:
 
 
 def _select_language() -> str:
-    requested = _requested_language()
-    if requested is not None:
-        return requested
-    remembered = request.cookies.get(LANGUAGE_COOKIE, "")
-    if remembered in SUPPORTED_LANGUAGES:
-        return remembered
+    chosen = chosen_language()
+    if chosen is not None:
+        return chosen
     header = request.headers.get("Accept-Language")
     if header is None:
         return DEFAULT_LANGUAGE

@@ -12,7 +12,7 @@ from flask import request
 from werkzeug.wrappers import Response
 
 from broker.core.errors import InteractionRequired, PolicyRefusal, StoreUnavailable, UpstreamFailure
-from broker.core.model import UpstreamIdentity
+from broker.core.model import Service, UpstreamIdentity
 from broker.core.notice_release import NoticeRelease, notice_release
 from broker.core.ports import StoreOp
 from broker.core.pseudonym import same_student
@@ -26,6 +26,7 @@ from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, set_sso_token
 from broker.web.my_data import my_data_signed_in
 from broker.web.service_answers import (
+    answer_address,
     front_protocol,
     platform_site,
     refuse_to_service,
@@ -132,7 +133,7 @@ def finish(
             # A school's answer completed this login (at the ACS or callback, or through its
             # notice): the mark that it was answered, in the same batch, for a second answer
             # to it (Back into the school's page), which then hears "already signed in".
-            writes.append(answered_mark(record))
+            writes.append(answered_mark(record, completion.service))
         if sso_token or new_token:
             participant = Participant(
                 completion.service.id,
@@ -184,14 +185,14 @@ def finish(
     return response
 
 
-def answered_mark(record: LoginRecord) -> StoreOp:
+def answered_mark(record: LoginRecord, service: Service) -> StoreOp:
     """The mark that `record`'s login was answered, under its id, for this browser only: the
     platform it went to and that platform's site (notice.answered_login reads it)."""
     return broker().receipting.done_op(
         browser_secret(request),
         record.login_id,
         record.request.service_id,
-        platform_site(record.request),
+        platform_site(service, answer_address(record.request)),
         kind=LOGIN_DONE,
     )
 

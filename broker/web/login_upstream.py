@@ -21,7 +21,7 @@ from broker.oidc.oauth_errors import NONE_PROMPT_OTHER_STUDENT, NONE_PROMPT_SIGN
 from broker.registry.errors import ServiceSwitchedOff
 from broker.saml.front import STATUS_NO_PASSIVE
 from broker.web import metrics
-from broker.web.i18n import LANGUAGE_PARAM, ui_language
+from broker.web.i18n import LANGUAGE_PARAM, chosen_language, speak, ui_language
 from broker.web.login_finish import finish, session_and_services
 from broker.web.service_answers import (
     autopost,
@@ -49,6 +49,9 @@ def continue_login(
     written. `known`: the SSO session and its services record, if the route read them already
     (`session_and_services`)."""
     b = broker()
+    # The login's own language (OIDC `ui_locales`) for every page of this request, and for its
+    # record: the school's answer comes back in it (upstream_request).
+    speak(requested_ui_language(record.request))
     # The session and its record of services in one round trip: finish needs both.
     sso, services = known if known is not None else session_and_services(sso_token)
     # The service named the student it expects (OIDC id_token_hint, a requested sub) and the
@@ -195,6 +198,9 @@ def upstream_request(secret: bytes, record: LoginRecord, *, prepared: bool = Fal
     school = b.view.school(record.school_id or "")
     if school is None:
         raise UnknownSchool("chosen school vanished")
+    # The language the student chose, for the pages of the school's answer (i18n.py): kept in
+    # the record this function saves anyway, so no write of its own.
+    record = replace(record, language=chosen_language())
     request = record.request
     assurance = b.settings.assurance
     if school.oidc is not None:

@@ -44,7 +44,7 @@ from broker.login.logout_run import (
 )
 from broker.login.logout_start import Session
 from broker.login.participants import SessionServices
-from broker.saml.front import PostMessage
+from broker.login.post_message import PostMessage
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, clear_sso_token
 from broker.web.content_policy import content_security_policy

@@ -5,13 +5,18 @@ releases to each service, with the school's privacy contact for questions and co
 The sign-in is an ordinary login with the broker itself as the service (`flow.MY_DATA`): any
 school, either protocol, and an SSO session answers it too. What it yields is the student's
 receipt subjects only (one per chain their receipts are in; core/receipts.py), kept sealed under
-the browser's secret for a quarter of an hour; the page is rebuilt from the receipts on every
-view and shows nothing else.
+the browser's secret for ten minutes; the page is rebuilt from the receipts on every view and
+shows nothing else.
+
+A school laptop is shared: the view opens only in the browser that holds its cookie (one view
+per browser, the newest), and its "Close my data" button deletes it and clears that cookie, so
+the next student finds nothing of the previous one's behind an address in the history.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging
 import secrets
 import time
@@ -24,13 +29,19 @@ from flask import Blueprint, current_app, make_response, redirect, render_templa
 from flask_babel import get_locale, ngettext
 from werkzeug.wrappers import Response
 
-from broker.core.errors import MyDataExpired, StateExpired, UnknownSchool
+from broker.core.errors import MyDataExpired, StateExpired, StoreUnavailable, UnknownSchool
 from broker.core.model import Service, UpstreamIdentity
 from broker.core.receipts import Receipt
 from broker.core.release import released_declarations
 from broker.login.login_model import MY_DATA, LoginRequest
 from broker.registry.errors import ServiceSwitchedOff
-from broker.web.browser import SSO_COOKIE, browser_secret
+from broker.web.browser import (
+    MY_DATA_COOKIE,
+    SSO_COOKIE,
+    browser_secret,
+    clear_my_data_view,
+    set_my_data_view,
+)
 from broker.web.labels import (
     attribute_label,
     attribute_labels,
@@ -43,7 +54,12 @@ log = logging.getLogger("broker.my_data")
 my_data = Blueprint("my_data", __name__)
 
 VIEW = "my-data"
-VIEW_SECONDS = 15 * 60
+# Long enough to read the page with a parent; the shorter, the sooner a page left open on a
+# shared laptop (not closed, the browser not closed) stops showing. Signing in again is one
+# tap while the SSO session stands.
+VIEW_SECONDS = 10 * 60
+# The close form's field: the view's id (unguessable, on the page only: it is the form's token).
+VIEW_FIELD = "view"
 # The view's payload names the SSO session that answered the sign-in by its SHA-256 only.
 VIEW_SESSION = "session"
 MAX_VIEW_ID = 64
@@ -91,6 +107,15 @@ def start() -> str:
     return render_template("my_data_start.html")
 
 
+@my_data.route("/my-data/closed", methods=["GET"])
+def closed() -> str:
+    """Where "Close my data" lands: the page is gone; with an SSO session still standing in this
+    browser, the way to end that too (the next student would otherwise sign in as this one)."""
+    return render_template(
+        "my_data_start.html", closed=True, session_stands=bool(request.cookies.get(SSO_COOKIE))
+    )
+
+
 @my_data.route("/my-data/sign-in", methods=["GET"])
 def sign_in() -> Response:
     # Imported here: login_finish (below login_upstream) imports this module for
@@ -129,7 +154,9 @@ def my_data_signed_in(identity: UpstreamIdentity, sso_token: str | None = None) 
         payload[VIEW_SESSION] = _digest(sso_token)
     b.flow.sealed.put(secret, VIEW, view_id, payload, VIEW_SECONDS)
     log.info("my-data signed in school=%s", school.id)
-    return redirect(url_for("my_data.view", view_id=view_id), 303)
+    response = redirect(url_for("my_data.view", view_id=view_id), 303)
+    set_my_data_view(response, view_id)
+    return response
 
 
 @my_data.route("/my-data/view/<view_id>", methods=["GET"])
@@ -138,6 +165,10 @@ def view(view_id: str) -> Response:
     secret = browser_secret(request)
     if len(view_id) > MAX_VIEW_ID:
         raise MyDataExpired("my-data view id too long")
+    if not hmac.compare_digest(request.cookies.get(MY_DATA_COOKIE, ""), view_id):
+        # Closed, replaced by a newer view, or the browser was closed: an address in the
+        # history opens nothing (no store read either).
+        raise MyDataExpired("my-data view not this browser's open one")
     try:
         data = b.flow.sealed.get(secret, VIEW, view_id)
     except StateExpired:
@@ -162,8 +193,29 @@ def view(view_id: str) -> Response:
         current=_current_releases(b, school.id, receipts),
         # An SSO session stands: the page offers "log out everywhere" (logout_routes.py).
         session_stands=bool(request.cookies.get(SSO_COOKIE)),
+        view_id=view_id,
+        view_field=VIEW_FIELD,
     )
     response = make_response(page)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@my_data.route("/my-data/close", methods=["POST"])
+def close() -> Response:
+    """ "Close my data": the view is deleted and the browser forgets it. The form carries the
+    view's id, which only its page shows (another site cannot close it); a view already gone
+    (expired, closed in another tab) closes all the same."""
+    view_id = request.form.get(VIEW_FIELD, "")
+    if view_id and len(view_id) <= MAX_VIEW_ID:
+        try:
+            _broker().flow.sealed.delete(VIEW, view_id)
+        except StoreUnavailable:
+            # The cookie going is enough for this browser; the record ends at its expiry.
+            log.warning("my-data view not deleted: store unavailable")
+    log.info("my-data closed")
+    response = redirect(url_for("my_data.closed"), 303)
+    clear_my_data_view(response)
     response.headers["Cache-Control"] = "no-store"
     return response
 

@@ -19,9 +19,9 @@ from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
 from broker.web.labels import attribute_label, declared_purpose
 from broker.web.login_finish import finish, session_and_services
 from broker.web.service_answers import (
+    answer_address,
     origin_of,
     platform_site,
-    service_site,
 )
 from broker.web.wiring import broker
 
@@ -79,15 +79,16 @@ def answered_login(secret: bytes, login_id: str) -> Response:
 def sent_on(service_id: str) -> Response:
     """Where Back from a platform lands after an auto-post answer that no notice came before
     (the page puts this address in its own place, autopost.js): the same "already signed in"
-    page as the notice's, with the link to the platform's site. It holds nothing of the login,
-    so any browser may see it; it is what the broker answered there, not a state. A SAML
-    platform's site is its default ACS URL's; an OIDC client's (answered so when it asked for
-    response_mode=form_post) its first registered redirect URI's."""
+    page as the notice's, with the link to the platform's site, at the address the login was
+    answered at (the query's `to`: an ACS URL, or an OIDC client's redirect URI when it asked
+    for response_mode=form_post) if the platform registers it, else at its first
+    (`platform_site`). It holds nothing of the login, so any browser may see it; it is what
+    the broker answered there, not a state."""
     b = broker()
     service = b.view.service(service_id) if len(service_id) <= MAX_NOTICE_ID else None
     if service is None or not service.approved:
         raise UnknownService("no such service to go back to")
-    return _signed_in_page(service.name, service_site(service))
+    return _signed_in_page(service.name, platform_site(service, request.args.get("to", "")))
 
 
 def _signed_in_page(service_name: str, site: str | None) -> Response:
@@ -131,6 +132,9 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
         released=released,
         address=address,
         continue_field=CONTINUE_FIELD,
+        # The login was answered from an SSO session already in this browser (no sign-in at
+        # the school just now): the page offers "Not you? Then log out first."
+        from_session=pending.sso_token is not None,
         lang_switch={code: lang_switch_url(code, address, ()) for code in SUPPORTED_LANGUAGES},
     )
     response = make_response(page)
@@ -189,7 +193,10 @@ def proceed(notice_id: str) -> Response:
                 secret,
                 notice_id,
                 pending.record.request.service_id,
-                platform_site(pending.record.request),
+                platform_site(
+                    b.view.service(pending.record.request.service_id),
+                    answer_address(pending.record.request),
+                ),
             )
         ],
     )

@@ -29,6 +29,7 @@ from broker.oidc.rp_state import answers_request, read_state
 from broker.web import metrics
 from broker.web.browser import browser_secret, remember_school
 from broker.web.discovery import choose_again_page
+from broker.web.i18n import speak
 from broker.web.login_finish import finish
 from broker.web.notice import answered_login
 from broker.web.service_answers import refuse_to_service, stale_answer_page
@@ -53,9 +54,10 @@ def callback(school_id: str) -> Response:
     # without the cookie (someone who learnt the state) changes nothing, and the student's own
     # answer still completes the login. Then single use, before any other check: nonce and
     # PKCE verifier are spent by this browser's first answer to the request, whether it passes
-    # or not.
+    # or not. Its pages speak the language the record kept, as the ACS's do (where the
+    # SameSite=Lax language cookie stays behind; this GET has it, the record is the login's).
     try:
-        b.flow.load(secret, login_id)
+        speak(b.flow.load(secret, login_id).language)
     except StateExpired:
         # Answered already (Back to the school, which answered once more): "already signed
         # in"; else it expired, as it says.

@@ -34,6 +34,7 @@ from broker.saml.redirect_query import (
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, remember_school
 from broker.web.discovery import choose_again_page
+from broker.web.i18n import speak
 from broker.web.login_finish import finish
 from broker.web.login_upstream import continue_login
 from broker.web.notice import answered_login
@@ -90,6 +91,8 @@ def acs() -> Response:
         # The login was answered already (Back into the school's page, which answered once
         # more): "already signed in"; else it expired, as it says.
         return answered_login(secret, login_id)
+    # A cross-site POST: the language cookie (SameSite=Lax) stays behind, the record kept it.
+    speak(record.language)
     metrics.school_answered(metrics.SAML, record.upstream_at)
     school = b.view.school(record.school_id or "")
     if school is None:

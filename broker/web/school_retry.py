@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import StateExpired, StoreUnavailable
 from broker.core.model import School
 from broker.login.login_model import LoginRecord
-from broker.saml.front import PostMessage
+from broker.login.post_message import PostMessage
 from broker.web.browser import browser_secret
 from broker.web.content_policy import content_security_policy, off_site_origin
 from broker.web.wiring import broker

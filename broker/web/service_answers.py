@@ -26,6 +26,7 @@ from broker.core.model import Protocol, School, Service
 from broker.core.ports import StoreOp
 from broker.login.login_model import Completion, LoginRecord, LoginRequest, is_my_data
 from broker.login.participants import FAMILIES
+from broker.login.post_message import PostMessage
 from broker.oidc.oauth_errors import refusal as oauth_refusal
 from broker.oidc.response_modes import AuthorizationResponse
 from broker.saml.front import (
@@ -34,11 +35,10 @@ from broker.saml.front import (
     STATUS_NO_PASSIVE,
     STATUS_REQUEST_DENIED,
     AnswerableRefusal,
-    PostMessage,
 )
 from broker.web import metrics
 from broker.web.content_policy import content_security_policy, off_site_origin
-from broker.web.errors import render_error
+from broker.web.errors import Wording, render_error
 from broker.web.labels import school_said
 from broker.web.school_retry import (
     LOGIN_FIELD,
@@ -81,8 +81,10 @@ def service_answer(
 def _back_address(completion: Completion, back_address: str | None) -> str:
     """Where Back from the platform lands after an auto-post answer: a page of the broker's,
     not this POST's answer (the notice's address, or "already signed in" with the way to the
-    platform)."""
-    return back_address or url_for("notice.sent_on", service_id=completion.service.id)
+    platform at the address this login was answered at, `platform_site`)."""
+    return back_address or url_for(
+        "notice.sent_on", service_id=completion.service.id, to=answer_address(completion.request)
+    )
 
 
 def to_client(
@@ -92,8 +94,7 @@ def to_client(
     with the parameters in the query, or (form_post) the auto-post page, as SAML's answers
     go, with a button for a browser without JavaScript. `back_address`: as autopost's."""
     if answer.form_post:
-        message = PostMessage(answer.redirect_uri, answer.params)
-        return autopost(message, client_name, back_address=back_address)
+        return autopost(answer.form, client_name, back_address=back_address)
     return redirect(answer.location, 303)
 
 
@@ -117,8 +118,8 @@ def refuse_to_service(record: LoginRecord, cause: BrokerError) -> Response:
     if retry is not None:
         if not is_my_data(record.request):
             metrics.login_ended(front_protocol(record.request), back, cause.code)
-        said = school_said(cause.said) if isinstance(cause, SchoolRefused) else None
-        return retry_page(record, cause, retry, message=said)
+        said = cause.said if isinstance(cause, SchoolRefused) else ""
+        return retry_page(record, cause, retry, message=lambda: school_said(said))
     if is_my_data(record.request):
         # The broker's own page: no service to tell, only the student.
         return render_error(cause)
@@ -127,7 +128,7 @@ def refuse_to_service(record: LoginRecord, cause: BrokerError) -> Response:
 
 
 def retry_page(
-    record: LoginRecord, error: BrokerError, retry: RetryAtSchool, *, message: str | None = None
+    record: LoginRecord, error: BrokerError, retry: RetryAtSchool, *, message: Wording | None = None
 ) -> Response:
     """The page of a login kept open after its school did not sign the student in: why
     (`message`, else the error's own words), "Try again" at the school and the school choice
@@ -142,7 +143,7 @@ def retry_page(
         error,
         service_name=service.name if service else None,
         return_form=back,
-        redirects_to=off_site_origin(platform_site(record.request) or ""),
+        redirects_to=off_site_origin(answer_address(record.request)),
         message=message,
         retry=retry,
     )
@@ -199,7 +200,7 @@ def answerable_refusal_page(
             # The refusal travels in the query of the link back.
             return render_error(refusal, service_name=service_name, return_link=answer.location)
         # form_post: the button back posts it, as SAML's does.
-        message = PostMessage(answer.redirect_uri, answer.params)
+        message = answer.form
     else:
         message = b.saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
     return render_error(refusal, service_name=service_name, return_form=message)
@@ -215,28 +216,32 @@ def send_refusal(refusal: AnswerableRefusal, service_name: str) -> Response:
     return autopost(message, service_name)
 
 
-def platform_site(login: LoginRequest) -> str | None:
-    """The platform's site, for the link on "already signed in": the origin of the address the
-    broker answered it at (the ACS URL from its metadata, the redirect URI it registered),
-    never anything the request chose unchecked."""
+def answer_address(login: LoginRequest) -> str:
+    """The address the broker answers `login` at, as checked when its request came in: the
+    redirect URI of an OIDC request, the ACS URL of a SAML one."""
     if is_oidc(login):
         kept = json.loads(login.front.get("params") or "{}")
         uris = kept.get("redirect_uri") if isinstance(kept, dict) else None
-        address = uris[0] if isinstance(uris, list) and uris else ""
-    else:
-        address = login.front.get("acs_url", "")
-    return _site_of(str(address))
+        return str(uris[0]) if isinstance(uris, list) and uris else ""
+    return login.front.get("acs_url", "")
 
 
-def service_site(service: Service) -> str | None:
-    """A registered platform's site, where a student starts a login there again, for a page
-    that knows the platform but no request of it: the origin of its ACS URL in its metadata
-    (SAML) or of its first registered redirect URI (OIDC). The registry keeps no start page."""
+def platform_site(service: Service | None, answered_at: str = "") -> str | None:
+    """The platform's site, where a student goes on or starts a login there again (the link
+    on "already signed in", "took too long"): the origin of `answered_at`, the address a login
+    of it was answered at (`answer_address`), where that is known and the platform still
+    registers it; else of the address it registered first (its first redirect URI; the
+    default ACS URL in its metadata). Never an address it did not register: `answered_at` may
+    come from a URL. The registry keeps no start page; a platform that left it has none."""
+    if service is None:
+        return None
     if service.oidc is not None:
-        address = service.oidc.redirect_uris[0] if service.oidc.redirect_uris else ""
+        registered = list(service.oidc.redirect_uris)
     else:
-        address = broker().saml_requests.default_acs_url(service.entity_id) or ""
-    return _site_of(address)
+        registered = broker().saml_requests.acs_urls(service.entity_id)
+    if answered_at and answered_at in registered:
+        return _site_of(answered_at)
+    return _site_of(registered[0]) if registered else None
 
 
 def _site_of(address: str) -> str | None:

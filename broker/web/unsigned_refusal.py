@@ -29,5 +29,7 @@ def unsigned_refusal_page(
 ) -> Response:
     metrics.refused_at(request.endpoint, refusal)
     return render_error(
-        refusal, message=school_said(refusal.said), retry=retry_at_school(record, school)
+        refusal,
+        message=lambda: school_said(refusal.said),
+        retry=retry_at_school(record, school),
     )

@@ -32,6 +32,7 @@ from broker.oidc.provider import OidcProvider
 from broker.pseudonym_key_file import PseudonymKeyFile
 from broker.registry import SqlRegistry
 from broker.registry.cached import CachedRegistryReader
+from broker.registry.database import StatementTimeouts
 from broker.registry.receipts import SqlReceiptBook
 from broker.saml.authn_request import AuthnRequestReader
 from broker.saml.back import SamlBack
@@ -110,7 +111,10 @@ def build_broker(
     registry = SqlRegistry(
         settings.registry_url,
         seal=settings.secret_seal(),
-        statement_timeout=settings.registry_statement_timeout_seconds,
+        timeouts=StatementTimeouts(
+            request=settings.registry_statement_timeout_seconds,
+            portal_read=settings.registry_portal_statement_timeout_seconds,
+        ),
     )
     view = CachedRegistryReader(registry)
     # Every part shares the one store; its failures are counted for /metrics on the way out.

@@ -1,6 +1,7 @@
 """The live school filter on name + town in headless Chromium: schools of one name told apart by
 the town under each name, "gymnasium leiden" showing the school in Leiden and not its namesake
-in Utrecht, a typo in a town forgiven, and the browser's filter finding what the server finds."""
+in Utrecht, a typo in a town forgiven, "y" for "ij", the browser's filter finding what the server
+finds, and the search still there after Back from a choice that failed."""
 
 from __future__ import annotations
 
@@ -29,6 +30,9 @@ QUERIES = [
     "utrcht",
     "20le00",
     "gymnasium amsterdam",
+    "stedelyk",
+    "stedelyk utrecht",
+    "stedelijk",
 ]
 
 
@@ -103,3 +107,27 @@ def test_the_filter_shows_what_the_server_finds(demo: Demo, page: Page) -> None:
             "buttons => buttons.map(b => b.value)"
         )
         assert in_browser == from_server, query
+
+
+def test_y_finds_ij_in_the_browser_as_on_the_server(demo: Demo, page: Page) -> None:
+    _discovery(page, demo)
+    page.locator("#school-search").fill("stedelyk leiden")
+    expect(page.get_by_role("button", name=f"{GYMNASIUM} Leiden", exact=True)).to_be_visible()
+    expect(page.locator("#close-matches")).to_be_hidden()
+    assert _visible_schools(page) == ["20LE00"]
+
+
+def test_back_after_a_failed_choice_keeps_the_search(demo: Demo, page: Page) -> None:
+    _discovery(page, demo)
+    page.locator("#school-search").fill("gymnasium leiden")
+    expect(page.locator("#school-count")).to_have_text("1 school gevonden")
+    # Its sign-in service does not exist: the broker says so, answering the choice's POST.
+    page.get_by_role("button", name=f"{GYMNASIUM} Leiden", exact=True).click()
+    expect(page.get_by_role("alert")).to_be_visible()
+    page.go_back()
+    # The page at the sign-in address, fetched again (no-store): the search is back, applied.
+    expect(page.locator("#school-search")).to_have_value("gymnasium leiden")
+    expect(page.get_by_role("button", name=f"{GYMNASIUM} Leiden", exact=True)).to_be_visible()
+    expect(page.get_by_role("button", name=f"{GYMNASIUM} Utrecht", exact=True)).to_be_hidden()
+    expect(page.locator("#school-count")).to_have_text("1 school gevonden")
+    assert _visible_schools(page) == ["20LE00"]

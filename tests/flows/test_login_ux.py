@@ -4,10 +4,12 @@ and the error pages' titles, in Dutch and English."""
 
 from __future__ import annotations
 
+import html
 import re
 import threading
 import time
 from collections.abc import Sequence
+from urllib.parse import urlencode
 
 import pytest
 
@@ -81,14 +83,20 @@ def test_back_after_an_answer_without_a_notice_says_signed_in_with_the_platforms
     assert demo.answers_publisher(again)
     # Not the notice's (there was none): a page of its own, named by the service alone.
     found = re.search(r'data-page-address="([^"]+)"', again.text)
-    assert found is not None and found.group(1) == "/sent-on/leesplank"
-    back = browser.get(f"{demo.broker_url}{found.group(1)}")
+    acs = demo.publishers["leesplank"].acs_url
+    assert found is not None and html.unescape(found.group(1)) == (
+        f"/sent-on/leesplank?{urlencode({'to': acs}, safe=':/')}"
+    )
+    back = browser.get(f"{demo.broker_url}{html.unescape(found.group(1))}")
     assert back.status == 200 and heading(back) == ALREADY["en"]
-    # The link is the origin of the service's ACS in its metadata, nothing the URL chose.
+    # The link is the origin of the ACS URL the login was answered at, in the service's
+    # metadata: the URL chooses nothing else (an address elsewhere: the default ACS's site).
     assert f'href="{demo.publishers["leesplank"].base_url}/"' in back.text
     assert "error-code" not in back.text and not demo.answers_publisher(back)
     # Any browser may see it (it holds nothing of the login); an unknown service is a 400.
-    assert Browser("nl").get(f"{demo.broker_url}/sent-on/leesplank").status == 200
+    elsewhere = Browser("nl").get(f"{demo.broker_url}/sent-on/leesplank?to=https://x.example/")
+    assert elsewhere.status == 200 and 'href="https://x.example' not in elsewhere.text
+    assert f'href="{demo.publishers["leesplank"].base_url}/"' in elsewhere.text
     unknown = Browser("en").get(f"{demo.broker_url}/sent-on/no-such-service")
     assert unknown.status == 400 and "already signed in" not in unknown.text
 

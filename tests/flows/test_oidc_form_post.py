@@ -10,7 +10,10 @@ whose redirect URI nobody listens on, for the paths a real platform seldom walks
 
 from __future__ import annotations
 
+import html
 import json
+import re
+from dataclasses import replace
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
@@ -66,6 +69,13 @@ def posted_answer(page: Page, redirect_uri: str) -> Form:
     return form
 
 
+def page_address(page: Page) -> str:
+    """The address the auto-post page puts in its own place in the history (autopost.js)."""
+    found = re.search(r'data-page-address="([^"]+)"', page.text)
+    assert found is not None, page.text[:300]
+    return html.unescape(found.group(1))
+
+
 def redeem(client: Client, params: dict[str, str], fields: dict[str, str]) -> dict[str, Any]:
     assert fields["state"] == params["state"] and fields["iss"] == client.demo.broker_url
     response = client.redeem(fields["code"], params["_verifier"])
@@ -101,8 +111,9 @@ def test_a_form_post_platform_gets_the_code_posted_redeems_it_and_checks_the_id_
     again = demo.login(browser, platform.id, UID, deliver=False).final
     assert not any(url.startswith(demo.school_url) for url in again.visited)
     posted_answer(again, platform.redirect_uri)
-    assert f'data-page-address="/sent-on/{platform.id}"' in again.text
-    back = browser.get(f"{demo.broker_url}/sent-on/{platform.id}")
+    address = f"/sent-on/{platform.id}?{urlencode({'to': platform.redirect_uri}, safe=':/')}"
+    assert page_address(again) == address
+    back = browser.get(f"{demo.broker_url}{address}")
     assert back.status == 200 and f'href="{platform.base_url}/"' in back.text
     answered = browser.submit(again, platform.redirect_uri)
     assert answered.status == 200, answered.text[:300]
@@ -121,6 +132,29 @@ def test_first_login_and_the_sso_session_answer_by_form_post(rp: Client) -> None
     page = browser.get(f"{rp.authorize_url}?{query}", stop=rp._at_client)
     assert page.url.startswith(rp.authorize_url)
     assert redeem(rp, params, posted_answer(page, NOWHERE).fields)["sub"] == first["sub"]
+
+
+def test_back_links_the_site_the_login_was_answered_at(demo: LiveDemo) -> None:
+    """A client with redirect URIs on two sites, answered at the second: Back from it lands on
+    "already signed in" with the way to that second site, the one this login used (it was the
+    first registered one's). An address the client did not register is never linked: the
+    first registered one's site stands in for it."""
+    second = "http://127.0.0.1:9/cb"
+    client = replace(
+        register(demo, "formpost-two-sites", redirect_uris=(NOWHERE, second)), redirect_uri=second
+    )
+    browser = Browser()
+    for _ in range(2):  # the school's answer, then the SSO session's
+        page = client.front(browser, client.params(**FORM_POST))
+        posted_answer(page, second)
+        back = browser.get(f"{demo.broker_url}{page_address(page)}")
+        assert back.status == 200 and 'href="http://127.0.0.1:9/"' in back.text, back.text
+        assert 'href="http://localhost:9/"' not in back.text
+    for forged in ("https://elsewhere.example/cb", f"{second}/more"):
+        query = urlencode({"to": forged})
+        back = browser.get(f"{demo.broker_url}/sent-on/formpost-two-sites?{query}")
+        assert back.status == 200 and 'href="http://localhost:9/"' in back.text
+        assert 'href="https://elsewhere' not in back.text
 
 
 def test_prompt_none_without_a_session_posts_login_required(rp: Client) -> None:

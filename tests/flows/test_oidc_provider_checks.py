@@ -655,6 +655,8 @@ def test_private_key_jwt(demo: LiveDemo) -> None:
             by_stranger("jti-7", kid="rp-9", jku=listener.url),
             by_stranger("jti-8", kid="rp-1", x5u=listener.url),
             by_stranger("jti-9", kid="../../../../etc/passwd"),
+            assertion(client.token_url, "jti-\udc80"),  # no text: UTF-8 cannot spell it
+            assertion(client.token_url, 11),  # type: ignore[arg-type]  # not a string
             _unsigned(
                 {
                     "iss": "checks-pkjwt",

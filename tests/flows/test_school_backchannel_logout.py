@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 import requests
 from joserfc import jws
-from joserfc import jwt as jose_jwt
 from joserfc.jwk import OctKey, RSAKey
 
 from broker.cli.demo import DEMO_OIDC_CLIENT_ID, DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
@@ -89,11 +88,11 @@ def logout_token(
     head = {"alg": "RS256", "kid": str(school_key(demo).kid), "typ": "logout+jwt"}
     head.update(header or {})
     if head["typ"] is None:
-        # Untyped: joserfc's jwt.encode would add `typ: JWT`, a JWS of the claims adds nothing.
-        del head["typ"]
-        payload = json.dumps(claims).encode()
-        return jws.serialize_compact(head, payload, key, algorithms=[head["alg"]])
-    return jose_jwt.encode(head, claims, key, algorithms=[head["alg"]])
+        del head["typ"]  # untyped (joserfc's jwt.encode would add `typ: JWT`)
+    # The claims as JSON in ASCII, \u escapes and all (jwt.encode writes UTF-8, which cannot
+    # carry the lone surrogate one refusal sends).
+    payload = json.dumps(claims).encode()
+    return jws.serialize_compact(head, payload, key, algorithms=[head["alg"]])
 
 
 def unsigned(claims: dict[str, Any]) -> str:
@@ -283,6 +282,9 @@ REFUSALS: dict[str, tuple[dict[str, Any], str]] = {
     "expired exp": ({"iat": int(time.time()) - 400, "exp": int(time.time()) - 250}, "expired"),
     "future iat": ({"iat": int(time.time()) + 3600}, "issued_in_future"),
     "no jti": ({"drop": ("jti",)}, "malformed_logout_token"),
+    # JSON can hold a lone surrogate, which no UTF-8 spells: the Redis store's client raised on
+    # such a jti (a 500), the memory store took it (`test_a_sid_that_is_no_text_is_refused`).
+    "jti no text": ({"jti": json.loads('"\\udc80x"')}, "malformed_logout_token"),
     "typed as an access token": ({"header": {"typ": "at+jwt"}}, "wrong_token_type"),
     # Signed with a shared secret (the client secret, say): not an algorithm the school has.
     "HS256": ({"key": OctKey.import_key(b"k" * 32), "header": {"alg": "HS256"}}, "alg_not_allowed"),
@@ -340,6 +342,14 @@ def test_unsigned_and_sub_only_tokens_are_refused(
     assert sub_only.status_code == 400
     assert sub_only.json()["error_description"] == "sid_required"
     assert demo.broker.flow.session(sso_token) is not None
+
+
+def test_a_sid_that_is_no_text_is_refused(demo: LiveDemo, standing: tuple[str, str]) -> None:
+    """A lone surrogate in the sid (JSON can hold one): the filing's HMAC could not encode it
+    (a 500); refused as malformed where the token is read."""
+    response = post(demo, logout_token(demo, json.loads('"\\udc80x"')))
+    assert response.status_code == 400, response.text
+    assert response.json()["error_description"] == "malformed_logout_token"
 
 
 def test_bad_requests_are_refused(demo: LiveDemo, standing: tuple[str, str]) -> None:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 import pytest
 
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
-from broker.web.browser import BROWSER_COOKIE
+from broker.web.browser import BROWSER_COOKIE, MY_DATA_COOKIE
 from broker.web.my_data import my_data_signed_in
 from tests.support.portal import HTTPS, PortalSite
 from tests.support.receipts import file_receipt
@@ -72,6 +72,10 @@ def my_data_page(site: PortalSite, identity: UpstreamIdentity) -> str:
     assert signed_in.status_code == 303
     client = site.client()
     client.set_cookie(BROWSER_COOKIE, cookie, domain="127.0.0.1", secure=True)
+    # The view opens only with the cookie its sign-in set (my_data.py, a shared laptop).
+    (view_cookie,) = [c for c in signed_in.headers.getlist("Set-Cookie") if MY_DATA_COOKIE in c]
+    view_id = view_cookie.split(";")[0].split("=", 1)[1]
+    client.set_cookie(MY_DATA_COOKIE, view_id, domain="127.0.0.1", secure=True)
     page = client.get(signed_in.headers["Location"], base_url=HTTPS)
     assert page.status_code == 200, page.get_data(as_text=True)[:500]
     return page.get_data(as_text=True)

@@ -133,7 +133,7 @@ def test_the_counters_are_keyed_so_a_copy_of_the_store_names_no_address(
     assert attempt_later(site, email, "wrong", "000000")() == 401
     keys = [
         key.decode()
-        for key in redis._client().scan_iter(match=f"{redis._prefix}portal:*", count=1000)
+        for key in redis._client().scan_iter(match=redis._prefix + b"portal:*", count=1000)
     ]
     assert {key.split(":")[-2] for key in keys} == {"sign-in-account", "sign-in-address"}
     plain = {sha256(value.encode()).hexdigest() for value in (email, "127.0.0.1", "-")}

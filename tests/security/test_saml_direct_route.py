@@ -17,7 +17,7 @@ import base64
 import calendar
 import copy
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from saml2 import BINDING_HTTP_POST
 from saml2.time_util import str_to_time
 
 from broker.core.errors import InvalidMessage
-from broker.core.ports import StoreOp
+from broker.core.ports import StoreOp, StoreReply
 from broker.saml import assertion_reader
 from tests.security.test_saml_attacks import accepted_for, answer
 from tests.security.test_saml_refusals import (
@@ -576,19 +576,21 @@ def test_the_replay_cache_keeps_an_assertion_while_it_is_acceptable_and_no_longe
     guard = demo.broker.replay
     moments: list[float] = []
     kept: list[tuple[float, int]] = []
-    first_use_ops = guard.first_use_ops
+    batch = guard.store.batch
 
     def clock() -> float:
         moments.append(time.time())
         return moments[-1]
 
-    def spy(issuer: str, message_id: str, expires_at: float, bucket: str) -> list[StoreOp]:
-        ops = first_use_ops(issuer, message_id, expires_at, bucket)
-        kept.extend((moments[-1], op.ttl_seconds) for op in ops if op.ttl_seconds)
-        return ops
+    def spy(operations: Sequence[StoreOp]) -> list[StoreReply]:
+        # The replay key's write, with the guard's last reading of the clock (its TTL's start).
+        kept.extend(
+            (moments[-1], op.ttl_seconds) for op in operations if op.key.startswith("replay:")
+        )
+        return batch(operations)
 
     monkeypatch.setattr(guard, "clock", clock)
-    monkeypatch.setattr(guard, "first_use_ops", spy)
+    monkeypatch.setattr(guard.store, "batch", spy)
     login = start_login(demo)
     doc = answer(demo, school, login)
     expires = _when(seconds=lifetime.total_seconds())

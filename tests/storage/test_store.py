@@ -7,6 +7,7 @@ Redis fails the run instead, so CI can never pass by silently skipping it.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import socket
@@ -17,8 +18,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from broker.core.errors import ConfigurationError, StoreUnavailable
+from broker.core.errors import ConfigurationError, InvalidMessage, StoreUnavailable
 from broker.core.ports import KeyValueStore, StoreOp
+from broker.login.replay import ReplayGuard, bucket_of, epoch_key
 from broker.store import MemoryStore, RedisStore, open_store
 
 REDIS_URL = os.environ.get("KETENBROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
@@ -261,6 +263,44 @@ def test_values_must_be_bytes(store: KeyValueStore, new_key: KeyNames) -> None:
         store.put(key, "text", 30)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         store.add_if_absent(key, "text", 30)  # type: ignore[arg-type]
+
+
+def test_any_text_is_a_key_of_its_own(store: KeyValueStore, new_key: KeyNames) -> None:
+    """A key is any `str`, also one that no UTF-8 can spell: a JSON string from outside may
+    hold a lone surrogate (`"\\udc80"`), which Redis's client refused to encode (a 500 where the
+    memory store took it). Both stores take it, as a key apart from every other one."""
+    lone = new_key("lone-\udc80")
+    pair = new_key("pair-\ud83d\ude00")  # two lone surrogates, not the emoji they would spell
+    emoji = pair.replace("\ud83d\ude00", "\U0001f600")
+    new_key.used.append(emoji)
+    assert store.add_if_absent(lone, b"1", 30) is True
+    assert store.add_if_absent(lone, b"2", 30) is False
+    store.put(pair, b"pair", 30)
+    assert store.get(emoji) is None
+    store.put(emoji, b"emoji", 30)
+    assert store.batch([StoreOp.get(lone), StoreOp.take(pair), StoreOp.get(emoji)]) == [
+        b"1",
+        b"pair",
+        b"emoji",
+    ]
+    assert store.renew(lone, 30) == b"1"
+    assert store.count(new_key("count-\udc80"), 30) == 1
+    store.delete(lone)
+    assert store.get(lone) is None
+
+
+def test_a_message_id_that_is_no_text_is_used_once(store: KeyValueStore, new_key: KeyNames) -> None:
+    """The replay cache on a message id with a lone surrogate (a school's logout token read
+    before its reader refused such a jti): the Redis store raised UnicodeEncodeError (a 500)."""
+    guard, now = ReplayGuard(store, skew=60), time.time()
+    issuer, jti = f"oidc-logout:{uuid.uuid4().hex}:cl", json.loads('"\\udc80x"')
+    new_key.used.append(epoch_key(bucket_of(f"{issuer}:{jti}")))  # deleted afterwards
+    guard.first_use(issuer, jti, now, now + 30)
+    with pytest.raises(InvalidMessage, match="seen before"):
+        guard.first_use(issuer, jti, now, now + 30)
+    guard.release(issuer, jti)
+    guard.first_use(issuer, jti, now, now + 30)
+    guard.release(issuer, jti)
 
 
 @pytest.mark.redis

@@ -43,14 +43,27 @@ class Form:
 
 
 class _FormParser(HTMLParser):
+    """The forms a browser shows. An error page that answers a POST carries its content in the
+    other language too (base.html, `in-language`), hidden until its language switch targets it:
+    the forms of that copy are not read, as a student sees one of each."""
+
     def __init__(self, base_url: str) -> None:
         super().__init__(convert_charrefs=True)
         self.base_url = base_url
         self.forms: list[Form] = []
         self._open: Form | None = None
+        self._copies = 0
+        self._hidden_depth = 0  # the divs open inside a hidden copy (0: not in one)
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         values = {name: value or "" for name, value in attrs}
+        if tag == "div" and self._hidden_depth:
+            self._hidden_depth += 1
+        elif tag == "div" and "in-language" in values.get("class", "").split():
+            self._copies += 1
+            self._hidden_depth = 1 if self._copies > 1 else 0
+        if self._hidden_depth:
+            return
         if tag == "form":
             self._open = Form(
                 action=urljoin(self.base_url, values.get("action", "")),
@@ -66,7 +79,9 @@ class _FormParser(HTMLParser):
                 self._open.buttons.append((values["name"], values.get("value", "")))
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "form":
+        if tag == "div" and self._hidden_depth:
+            self._hidden_depth -= 1
+        elif tag == "form":
             self._open = None
 
 

@@ -245,6 +245,14 @@ def test_key_set_with_previous_version() -> None:
             ("[store]", "statement_timeout_seconds = 0.5\n\n[store]"),
             r"registry\.statement_timeout_seconds",
         ),
+        (
+            ("[store]", "portal_statement_timeout_seconds = 301\n\n[store]"),
+            r"registry\.portal_statement_timeout_seconds must be a whole number from 1 to 300",
+        ),
+        (
+            ("[store]", 'portal_statement_timeout_seconds = "30"\n\n[store]'),
+            r"registry\.portal_statement_timeout_seconds",
+        ),
     ],
 )
 def test_other_bad_values_name_the_key(tmp_path: Path, edit: tuple[str, str], key: str) -> None:

@@ -144,18 +144,27 @@ def test_commented_registry_alternative_is_postgresql(tmp_path: Path) -> None:
     assert settings_from_mapping(data, tmp_path, None).registry_url == alternative
 
 
-def test_the_commented_registry_statement_timeout_loads(tmp_path: Path) -> None:
-    """`statement_timeout_seconds`, shown as a comment under [registry] with its default,
+@pytest.mark.parametrize(
+    ("key", "field", "default"),
+    [
+        ("statement_timeout_seconds", "registry_statement_timeout_seconds", 2),
+        ("portal_statement_timeout_seconds", "registry_portal_statement_timeout_seconds", 30),
+    ],
+)
+def test_the_commented_registry_timeouts_load(
+    tmp_path: Path, key: str, field: str, default: int
+) -> None:
+    """Each statement timeout, shown as a comment under [registry] with its default,
     uncommented, is that default; without it the web workers get the same."""
     text = EXAMPLE.read_text(encoding="utf-8")
     body = text.split("[registry]", 1)[1].split("\n[", 1)[0]
-    (line,) = re.findall(r"^# (statement_timeout_seconds = \d+)$", body, flags=re.MULTILINE)
+    (line,) = re.findall(rf"^# ({key} = \d+)$", body, flags=re.MULTILINE)
     data = _example()
     _write_key_files(tmp_path, data)
-    default = settings_from_mapping(data, tmp_path, None).registry_statement_timeout_seconds
+    unset = getattr(settings_from_mapping(data, tmp_path, None), field)
     data["registry"].update(tomllib.loads(line))
-    written = settings_from_mapping(data, tmp_path, None).registry_statement_timeout_seconds
-    assert written == default == 2
+    written = getattr(settings_from_mapping(data, tmp_path, None), field)
+    assert written == unset == default
 
 
 def test_the_commented_metadata_source_loads(tmp_path: Path) -> None:

@@ -71,6 +71,18 @@ def test_a_released_message_is_taken_again_and_only_its_own_use_is_forgotten() -
             guard.first_use(ISSUER, message_id, clock.now, clock.now + 300)
 
 
+def test_a_use_made_for_a_request_is_released_in_that_requests_bucket() -> None:
+    """A use made with `request_id` lives in the bucket of that request: `release` without it
+    looked in another bucket, deleted nothing of this message's, and the retry was a replay."""
+    clock, store = Clock(), MemoryStore()
+    guard = guard_on(store, clock)
+    guard.first_use(ISSUER, "_a1", clock.now, clock.now + 300, request_id="id-request")
+    guard.release(ISSUER, "_a1", request_id="id-request")
+    guard.first_use(ISSUER, "_a1", clock.now, clock.now + 300, request_id="id-request")
+    with pytest.raises(InvalidMessage):
+        guard.first_use(ISSUER, "_a1", clock.now, clock.now + 300, request_id="id-request")
+
+
 def test_an_assertion_is_kept_until_it_expires_and_not_two_seconds_longer() -> None:
     """`expires_at` is the last moment the reader would accept the assertion (its window,
     assertion_reader.py): the key lives at least that long, in whole seconds rounded up, so it

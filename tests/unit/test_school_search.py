@@ -30,14 +30,29 @@ def test_folding_is_the_same_as_the_pages_script() -> None:
     assert fold("St.-Bonifatiuscollege") == "st bonifatiuscollege"
     assert fold("  École   Européenne ") == "ecole europeenne"
     assert fold("O.B.S. 't Ruimteschip_2") == "o b s t ruimteschip 2"
-    # The Dutch ligature (allowed in names) is found by the two letters a student types.
-    assert fold("Ĳsselcollege") == "ijsselcollege"
+    # The Dutch ligature (allowed in names) is found by the two letters a student types, and
+    # both are the one letter "y" (discovery.js: `.replaceAll("ij", "y")`).
+    assert fold("Ĳsselcollege") == fold("IJsselcollege") == "ysselcollege"
 
 
 def test_ij_finds_a_name_written_with_the_ligature() -> None:
     schools = [*SMALL, School("04DD", "Ĳsselcollege", "https://idp.ijssel")]
     found = SchoolDirectory(schools).find("ijssel")
     assert [school.id for school in found.schools] == ["04DD"]
+
+
+def test_y_and_ij_find_each_other_in_names_towns_and_abbreviations() -> None:
+    schools = [
+        *SMALL,
+        School("05EE", "Stedelijk Gymnasium", "https://idp.sg", town="Nijmegen"),
+        School("06FF", "Christelijk Lyceum Ysselstein", "https://idp.cl"),
+    ]
+    directory = SchoolDirectory(schools)
+    assert [s.id for s in directory.find("stedelyk").schools] == ["05EE"]
+    assert [s.id for s in directory.find("gymnasium nymegen").schools] == ["05EE"]
+    assert [s.id for s in directory.find("chr lyceum ijsselstein").schools] == ["06FF"]
+    assert [s.id for s in directory.find("christelyk").schools] == ["06FF"]
+    assert not directory.find("stedelyk").approximate
 
 
 def test_a_small_federation_lists_every_school_in_name_order() -> None:
@@ -69,12 +84,14 @@ def test_a_search_in_a_large_federation_shows_at_most_the_limit_and_says_how_man
     assert len(found.schools) == SHOWN_AT_MOST and found.total == 1000 and found.partial
     narrow = directory.find("de linde 999")
     assert [s.id for s in narrow.schools] == ["S00999"] and not narrow.partial
+    # Not cut short, yet one search's schools: the page's next search is the server's too.
+    assert found.large and narrow.large and directory.find("").large
 
 
 def test_a_small_federation_shows_every_match() -> None:
     directory = SchoolDirectory(many(LIST_ALL_UP_TO))
     found = directory.find("linde")
-    assert len(found.schools) == LIST_ALL_UP_TO and not found.partial
+    assert len(found.schools) == LIST_ALL_UP_TO and not found.partial and not found.large
 
 
 def test_the_remembered_school_is_found_by_id_only_if_listed() -> None:

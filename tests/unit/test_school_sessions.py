@@ -259,6 +259,15 @@ def test_the_school_answer_marks_a_session_for_filing(
     assert (SchoolSessionIndex.filed(identity) == SID) is filed
 
 
+def test_a_sid_that_is_no_text_is_not_kept(index: SchoolSessionIndex) -> None:
+    """A lone surrogate in an ID token's sid (JSON can hold one): kept, it made the filing's
+    HMAC raise at the end of the login (a 500)."""
+    kept = upstream_session("a.b.c", {"sid": "\udc80" + SID}, back_channel=True)
+    assert "sid" not in kept
+    identity = UpstreamIdentity(SCHOOL, SUB, {}, None, upstream_session=kept)
+    assert index.note_op(identity, "sso-token") is None
+
+
 def test_a_filing_sealed_before_the_upgrade_is_still_found_and_forgotten(
     store: RecordingStore, index: SchoolSessionIndex
 ) -> None:

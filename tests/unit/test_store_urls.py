@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from redis.cluster import RedisCluster
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from broker.core.errors import ConfigurationError
 from broker.store import RedisStore, open_store
-from broker.store.redis_clients import parse_cluster_url, parse_sentinel_url
+from broker.store.redis_clients import _OneTimeoutCluster, parse_cluster_url, parse_sentinel_url
 
 
 def test_sentinel_url_names_sentinels_service_db_and_password() -> None:
@@ -61,3 +63,16 @@ def test_new_schemes_open_a_redis_store_without_connecting() -> None:
     # Nothing listens on these ports: opening must not connect (the app starts, readiness says).
     assert isinstance(open_store("redis+sentinel://127.0.0.1:1/broker/0"), RedisStore)
     assert isinstance(open_store("redis+cluster://127.0.0.1:1,127.0.0.1:2"), RedisStore)
+
+
+def test_a_cluster_call_retries_what_redis_py_retries_except_a_timeout() -> None:
+    """redis-py retries a cluster call on its own list of errors, compared by exact type: the
+    broker's list is redis-py's without the timeout (a broken connection, a cluster down for a
+    moment, a slot briefly uncovered all keep their retry). Should a new redis-py retry more,
+    this says so: whether the new error can have run the command, someone decides."""
+    timeouts = {error for error in RedisCluster.ERRORS_ALLOW_RETRY if error is RedisTimeoutError}
+    assert timeouts
+    assert (
+        set(_OneTimeoutCluster.ERRORS_ALLOW_RETRY)
+        == set(RedisCluster.ERRORS_ALLOW_RETRY) - timeouts
+    )

@@ -10,8 +10,8 @@
   if (!input || !list || !count) {
     return;
   }
-  // A list the server cut short (a large federation) holds only some of the matches: filtering
-  // it here would hide the others, so every search goes to the server.
+  // A list the server cut short, or any list of a large federation, holds only some of the
+  // schools: filtering it here would hide the others, so every search goes to the server.
   if (list.dataset.partial !== undefined) {
     return;
   }
@@ -20,14 +20,16 @@
   // page: accents, case and punctuation (hyphens too) fold away, a school is found by its name,
   // its town or its code, or by an alias in its name's stead, an abbreviation counts as the
   // full word, and only when nothing matches, one typo per word of `typoMin` letters or more,
-  // in the name (or alias) or the town. NFKD, as on the server: "ij" finds the ligature "ĳ".
+  // in the name (or alias) or the town. NFKD, as on the server: "ij" finds the ligature "ĳ";
+  // and "ij" is written "y" on both sides, so "stedelyk" finds "Stedelijk".
   function fold(text) {
     return text
       .normalize("NFKD")
       .replace(/[\u0300-\u036f]/g, "")
       .toLowerCase()
       .replace(/[^\p{L}\p{N}]+/gu, " ")
-      .trim();
+      .trim()
+      .replaceAll("ij", "y");
   }
 
   let abbreviations = {};
@@ -220,10 +222,30 @@
     window.clearTimeout(announceTimer);
     announceTimer = window.setTimeout(() => {
       count.textContent = message(shown, approximate);
+      keep();
     }, 400);
   }
 
+  // The typed search, kept in this page's own entry of the browser's history (its state, not
+  // its address): Back after a choice that failed (the school's page did not load, the wrong
+  // school) fetches the page again (no-store; the first one lives at the sign-in address and
+  // is a new login), and the search is filled in and applied again. Another page, another
+  // login's page in another tab, never sees it.
+  const KEPT = "schoolSearch";
+
+  function keep() {
+    const state = history.state && typeof history.state === "object" ? history.state : {};
+    if (state[KEPT] !== input.value) {
+      history.replaceState(Object.assign({}, state, { [KEPT]: input.value }), "");
+    }
+  }
+
   input.addEventListener("input", apply);
+  const choice = list.closest("form");
+  if (choice) {
+    // Also when a school is chosen sooner than the pause after typing.
+    choice.addEventListener("submit", keep);
+  }
 
   input.addEventListener("keydown", (event) => {
     if (event.key === "ArrowDown") {
@@ -266,6 +288,10 @@
     });
   }
 
+  const kept = history.state && typeof history.state === "object" ? history.state[KEPT] : null;
+  if (input.value === "" && typeof kept === "string") {
+    input.value = kept;
+  }
   if (input.value !== "") {
     apply();
   }
