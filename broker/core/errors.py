@@ -113,6 +113,17 @@ class UnsignedSchoolRefusal(InvalidMessage):
         self.said: SchoolSaid = said
 
 
+class StaleSchoolAnswer(InvalidMessage):
+    """A school's answer to a request of this login that is no longer open: a reload of the
+    school's signed "no" (its request was taken off the login, flow.reopen), the school's
+    late answer to it, or an OIDC answer to an earlier request (`stale_state`). It ends
+    nothing: the login stays as it is, and the student's page offers the way on at the school
+    again (web/school_retry.py)."""
+
+    code = "stale_answer"
+    public_message = "Your school answered a sign-in attempt that is already over."
+
+
 class SchoolAnswerOutOfTime(InvalidMessage):
     """A school's signed answer to this very login whose times do not fit the broker's clock,
     beyond the clock skew: issued before a login could have asked for it or ahead of now (an
@@ -211,7 +222,17 @@ class SchoolRefused(UpstreamFailure):
         self.said: SchoolSaid = said
 
 
-class SchoolTimeout(UpstreamFailure):
+class SchoolUnreachable(UpstreamFailure):
+    """The school's identity provider could not be reached (refused or dropped connection, a
+    name that did not resolve, a certificate not accepted, an answer that is not one): a
+    failure that may pass by itself, so trying again is worth offering the student
+    (web/discovery.py). A school that is not set up right fails otherwise, and for good
+    (`school_metadata_missing`, `not_oidc`): trying again does not help there."""
+
+    code = "school_unreachable"
+
+
+class SchoolTimeout(SchoolUnreachable):
     """The school's identity provider did not answer a back-channel call (token, keys,
     userinfo, discovery) within the configured timeout: the login ends instead of waiting."""
 

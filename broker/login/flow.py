@@ -163,14 +163,16 @@ class LoginFlow:
         return _taken(self.sealed.take(browser_secret, LOGIN, login_id))
 
     def reopen(self, browser_secret: bytes, record: LoginRecord, idp_entity_id: str) -> None:
-        """Save a taken record back for the student to choose their school again (a board's
-        OpenID provider, `idp_entity_id`, named another school, or none: core/shared_idp.py),
-        without the request the school answered: its nonce and PKCE verifier are gone, and with
-        them its state's tag (oidc/rp_state.py), so a copy of that answer, or a reload of its
-        callback, is refused as stale and puts the record back as it was (`restore`): the live
-        login, and the page's way back to the school choice, stay. The next request to the
-        same provider asks the student which account to use (`wrong_account_at`). The SAML ACS
-        needs none of this: it takes the record only after that check."""
+        """Save a taken record back for the student to try again or choose their school again
+        (the school, `idp_entity_id`, said no; a board's OpenID provider named another school,
+        or none: core/shared_idp.py), without the request the school answered: an answer to it
+        is stale from now on. At an OpenID provider its nonce and PKCE verifier are gone, and
+        with them its state's tag (oidc/rp_state.py), so a copy of that answer, or a reload of
+        its callback, is refused as stale and puts the record back as it was (`restore`); at
+        the SAML ACS a record without a request refuses every answer as stale. Either way the
+        live login, and the page's ways on, stay. The next request to the same school asks for
+        a fresh sign-in (`wrong_account_at`): which account, at an OpenID provider; ForceAuthn,
+        at a SAML IdP."""
         self._save(
             browser_secret,
             replace(

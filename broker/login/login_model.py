@@ -63,9 +63,9 @@ class LoginRecord:
     # When the student was sent to the school (epoch seconds): the upstream wait metric. None
     # for a request prepared with the discovery page (the broker never sees the student leave).
     upstream_at: float | None = None
-    # The IdP (entity id or issuer) whose answer in this login named another school than the
-    # chosen one, or none (flow.reopen): the next request to it asks the student which account
-    # to use (OIDC prompt=select_account). Never which school it named.
+    # The IdP (entity id or issuer) whose answer in this login said no, or named another school
+    # than the chosen one, or none (flow.reopen): the next request to it asks for a fresh
+    # sign-in (OIDC prompt=select_account, SAML ForceAuthn). Never which school it named.
     wrong_account_at: str | None = None
     # The language the student chose ("nl" or "en"; None: only the browser's), kept when they
     # left for the school: its answer, a cross-site POST, comes without the broker's language

@@ -15,7 +15,8 @@ A login waiting on the notice is held sealed under the browser's secret, like ev
 login state (sealed.py), and taken once when the student continues. Its answer leaves a short
 mark in its place (`done_op`: the service and where its site is, sealed the same way, for the
 login's lifetime), so the Back button from the platform to the notice's address finds "already
-signed in" there, not an error.
+signed in" there, not an error. A login a school's answer completed leaves the same mark under
+the login's id (`LOGIN_DONE`), for the school's second answer to it.
 """
 
 from __future__ import annotations
@@ -46,9 +47,10 @@ NOTICE_ON_CHANGES = "changes"
 
 
 @dataclass(frozen=True)
-class NoticeDone:
-    """What is left of a notice the student continued past: which service was answered, and
-    its site (None: not known). No one's data: the student's browser alone can open it."""
+class AnsweredMark:
+    """What is left of a notice the student continued past, or of a login a school's answer
+    completed: which service was answered, and its site (None: not known). No one's data: the
+    student's browser alone can open it."""
 
     service_id: str
     site: str | None
@@ -183,33 +185,33 @@ class Receipting:
     def done_op(
         self,
         browser_secret: bytes,
-        notice_id: str,
+        answered_id: str,
         service_id: str,
         site: str | None,
         *,
         kind: str = NOTICE_DONE,
     ) -> StoreOp:
-        """The mark that the notice `notice_id` was answered, as a write for the batch that
-        answers the login (no round trip of its own). `kind` LOGIN_DONE: the mark that the
-        login `notice_id` names was answered (a school's second answer to it, the Back button
-        into the school's page, finds it: web/notice.py `answered_login`)."""
+        """The mark that the notice `answered_id` was answered, as a write for the batch that
+        answers the login (no round trip of its own). `kind` LOGIN_DONE: `answered_id` is a
+        login's id, and the mark says that login was answered (a school's second answer to it,
+        the Back button into the school's page, finds it: web/notice.py `answered_login`)."""
         payload = {"service_id": service_id, "site": site}
-        return self.sealed.put_op(browser_secret, kind, notice_id, payload, self.pending_ttl)
+        return self.sealed.put_op(browser_secret, kind, answered_id, payload, self.pending_ttl)
 
     def done(
-        self, browser_secret: bytes, notice_id: str, *, kind: str = NOTICE_DONE
-    ) -> NoticeDone | None:
+        self, browser_secret: bytes, answered_id: str, *, kind: str = NOTICE_DONE
+    ) -> AnsweredMark | None:
         """The mark of an answered notice (or login, `kind` LOGIN_DONE), if this browser left
         one (read only where the held login is gone: the Back button, a second "Continue", a
         second answer of the school)."""
         try:
-            data = self.sealed.get(browser_secret, kind, notice_id)
+            data = self.sealed.get(browser_secret, kind, answered_id)
         except StateExpired:  # another browser's id: nothing of this browser's
             return None
         if data is None:
             return None
         site = data.get("site")
-        return NoticeDone(str(data["service_id"]), str(site) if site else None)
+        return AnsweredMark(str(data["service_id"]), str(site) if site else None)
 
 
 def _pending(data: dict[str, Any] | None) -> PendingRelease:

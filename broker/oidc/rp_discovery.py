@@ -26,7 +26,7 @@ from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
 from broker.core.endpoints import is_acceptable_endpoint
-from broker.core.errors import N_, UpstreamFailure
+from broker.core.errors import N_, SchoolUnreachable, UpstreamFailure
 from broker.oidc.rp_http import (
     DISCOVERY_DOCUMENT,
     PROVIDER_KEY_SET,
@@ -245,9 +245,7 @@ class ProviderDirectory:
                 # refuse logins a healthy provider serves in milliseconds; bounded, as in `_entry`.
                 running.wait(FIRST_FETCH_WAIT)
                 if not held.keys and held.inflight is running:
-                    raise UpstreamFailure(
-                        "provider key set not answering", code="school_unreachable"
-                    )
+                    raise SchoolUnreachable("provider key set not answering")
             return self._held_keys(held)
         try:
             keys = parse_key_set(get_json(self.session(), jwks_uri, PROVIDER_KEY_SET))
@@ -301,7 +299,7 @@ class ProviderDirectory:
                 # One slow, dead provider must not cost every page that lists it a full timeout.
                 if entry is not None:
                     return entry
-                raise UpstreamFailure("provider recently unreachable", code="school_unreachable")
+                raise SchoolUnreachable("provider recently unreachable")
             running = self._inflight.get(issuer)
             if running is None:
                 self._inflight[issuer] = running = threading.Event()
@@ -319,7 +317,7 @@ class ProviderDirectory:
             with self._lock:
                 entry = self._entries.get(issuer)
             if entry is None:
-                raise UpstreamFailure("provider not answering", code="school_unreachable")
+                raise SchoolUnreachable("provider not answering")
             return entry
         try:
             metadata = self.fetch_metadata(issuer)

@@ -5,7 +5,7 @@ goes through `SchoolSession.request`: only https, or plain http to a loopback ad
 timeout; no redirects (a 3xx would let a provider's answer come from a URL nobody configured);
 and a size cap, enforced while streaming so a provider cannot make a worker buffer a gigabyte
 (nor inflate one: a gzip body is decoded within the cap, content_coding.py).
-Failures of the network become `UpstreamFailure("school_unreachable")`, a provider that does
+Failures of the network become `SchoolUnreachable` (`school_unreachable`), a provider that does
 not answer in time `SchoolTimeout`.
 
 Each call is bounded by the timeout (its name lookup included, which runs in a thread of its
@@ -40,7 +40,7 @@ import requests
 import urllib3
 
 from broker.core.endpoints import is_acceptable_endpoint
-from broker.core.errors import N_, Phrase, SchoolTimeout, UpstreamFailure
+from broker.core.errors import N_, Phrase, SchoolTimeout, SchoolUnreachable, UpstreamFailure
 from broker.core.whole_numbers import CONTENT_LENGTH_DIGITS, whole_number
 from broker.deadline_socket import wait_for
 from broker.name_lookup import DestinationRefused, LookupTimedOut, checked_destinations
@@ -173,9 +173,7 @@ class SchoolSession:
                 content = _read_capped(response, deadline)
         except urllib3.exceptions.NewConnectionError as err:
             # Refused or unreachable (urllib3 files this under its timeouts, for history).
-            raise UpstreamFailure(
-                UNREACHABLE, code="school_unreachable", reason=type(err).__name__
-            ) from None
+            raise SchoolUnreachable(UNREACHABLE, reason=type(err).__name__) from None
         except (urllib3.exceptions.TimeoutError, TimeoutError) as err:
             # Connect or read timeout: a provider that hangs ends this login, not the worker.
             raise SchoolTimeout(
@@ -184,19 +182,14 @@ class SchoolSession:
         except urllib3.exceptions.SSLError as err:
             # Its certificate, mostly (expired, another name, an unknown issuer): said in words
             # for the school's administrator, the exception's name kept as with the others.
-            raise UpstreamFailure(
+            raise SchoolUnreachable(
                 N_("provider unreachable: its TLS certificate was not accepted (%(reason)s)"),
-                code="school_unreachable",
                 reason=type(err).__name__,
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise UpstreamFailure(
-                UNREACHABLE, code="school_unreachable", reason=type(err).__name__
-            ) from None
+            raise SchoolUnreachable(UNREACHABLE, reason=type(err).__name__) from None
         if 300 <= response.status < 400:
-            raise UpstreamFailure(
-                N_("provider answered with a redirect"), code="school_unreachable"
-            )
+            raise SchoolUnreachable(N_("provider answered with a redirect"))
         return SchoolResponse(response.status, response.headers, content)
 
 
@@ -241,13 +234,9 @@ def _checked_addresses(url: str, allow_loopback: bool, seconds: float) -> list[s
     except socket.gaierror:
         # In words, as a metadata URL's failure says it: "gaierror" tells an operator who
         # mistyped the issuer, or whose resolver is down, nothing.
-        raise UpstreamFailure(
-            N_("provider unreachable: its host name did not resolve"), code="school_unreachable"
-        ) from None
+        raise SchoolUnreachable(N_("provider unreachable: its host name did not resolve")) from None
     except (OSError, UnicodeError) as err:
-        raise UpstreamFailure(
-            UNREACHABLE, code="school_unreachable", reason=type(err).__name__
-        ) from None
+        raise SchoolUnreachable(UNREACHABLE, reason=type(err).__name__) from None
     return [str(sockaddr[0]) for _, sockaddr in found]
 
 
@@ -286,11 +275,8 @@ def get_json(session: SchoolSession, url: str, what: Phrase) -> dict[str, Any]:
     `what` names the document in the errors (and is translated with them in the portals)."""
     response = session.request("GET", url, headers={"Accept": "application/json"})
     if response.status_code != 200:
-        raise UpstreamFailure(
-            N_("%(what)s answered HTTP %(status)s"),
-            code="school_unreachable",
-            what=what,
-            status=response.status_code,
+        raise SchoolUnreachable(
+            N_("%(what)s answered HTTP %(status)s"), what=what, status=response.status_code
         )
     return json_object(response.content, what)
 

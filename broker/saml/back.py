@@ -23,6 +23,7 @@ from urllib.parse import urlsplit
 
 from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2.mdstore import UnknownSystemEntity
 from saml2.response import (
     IncorrectlySigned,
     StatusError,
@@ -106,7 +107,7 @@ class SamlBack:
             destination = self.entities.client.metadata.single_sign_on_service(
                 school.idp_entity_id, BINDING_HTTP_REDIRECT
             )
-        except UnknownPrincipal:
+        except (UnknownPrincipal, UnknownSystemEntity):
             return None
         if not destination:
             return None
@@ -130,7 +131,8 @@ class SamlBack:
             destination = client.metadata.single_sign_on_service(
                 school.idp_entity_id, BINDING_HTTP_REDIRECT
             )
-        except UnknownPrincipal:
+        except (UnknownPrincipal, UnknownSystemEntity):
+            # pysaml2 names an entity it holds no metadata of either way (its indexed store).
             raise UpstreamFailure(
                 f"no metadata for school {school.id}", code="school_metadata_missing"
             ) from None

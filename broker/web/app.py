@@ -16,7 +16,9 @@ from werkzeug.routing import Map, PathConverter, UnicodeConverter
 from broker.config import Settings, load_settings
 from broker.core.errors import BrokerError
 from broker.registry.migration import check_newer_schema
+from broker.web.back_to_platform import back_to_platform
 from broker.web.browser import install_browser_cookie
+from broker.web.content_policy import content_security_policy
 from broker.web.cookie_session import BrokerSessionInterface
 from broker.web.discovery import discovery
 from broker.web.errors import install_error_pages
@@ -36,7 +38,6 @@ from broker.web.saml_logout_routes import saml_logout
 from broker.web.saml_routes import saml
 from broker.web.saml_soap_logout_routes import saml_soap_logout
 from broker.web.school_backchannel_routes import school_backchannel
-from broker.web.service_answers import content_security_policy
 from broker.web.static_urls import install_static_urls
 from broker.web.wiring import Broker, build_broker
 
@@ -124,6 +125,7 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     app.register_blueprint(oidc_rp)
     app.register_blueprint(oidc_op)
     app.register_blueprint(notice)
+    app.register_blueprint(back_to_platform)
     app.register_blueprint(my_data)
     app.register_blueprint(logout)
     app.register_blueprint(saml_logout)

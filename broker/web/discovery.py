@@ -16,9 +16,8 @@ from werkzeug.wrappers import Response
 from broker.core.errors import (
     BadRequest,
     NotTheChosenSchool,
-    SchoolSetupIncomplete,
+    SchoolUnreachable,
     StateExpired,
-    UpstreamFailure,
 )
 from broker.core.model import School
 from broker.core.school_search import ABBREVIATIONS, TYPO_MIN_LENGTH, Found, SchoolDirectory
@@ -26,6 +25,7 @@ from broker.login.login_model import LoginRecord
 from broker.registry.cached import CachedRegistryReader
 from broker.web import metrics
 from broker.web.browser import SCHOOL_COOKIE, browser_secret
+from broker.web.content_policy import content_security_policy
 from broker.web.errors import render_error, without_cookies
 from broker.web.i18n import (
     LANGUAGE_PARAM,
@@ -37,12 +37,13 @@ from broker.web.i18n import (
 from broker.web.login_upstream import go_upstream, prepare_upstream
 from broker.web.school_retry import (
     LOGIN_FIELD,
+    MAX_ID,
     SCHOOL_FIELD,
     SERVICE_FIELD,
     retry_at_school,
     sign_in_origin,
 )
-from broker.web.service_answers import content_security_policy, platform_site, retry_response
+from broker.web.service_answers import platform_site
 from broker.web.static_urls import page_url
 from broker.web.wiring import broker
 
@@ -61,7 +62,7 @@ SEARCH_RULES = {"abbreviations": json.dumps(ABBREVIATIONS), "typo_min": TYPO_MIN
 
 
 def _login_id(value: str | None) -> str:
-    if not value or len(value) > 64:
+    if not value or len(value) > MAX_ID:
         raise BadRequest("discovery without a login", code="missing_login")
     return value
 
@@ -272,12 +273,13 @@ def chosen() -> Response:
     try:
         # Not remembered here: only a school whose login succeeds is (remember_school).
         return go_upstream(secret, record)
-    except UpstreamFailure as failure:
-        # The school's sign-in page cannot be reached (or its request made): the record stays
-        # as it was, and the student may try again or choose another school.
+    except SchoolUnreachable as failure:
+        # The school's sign-in page cannot be reached for now: the record stays as it was,
+        # and the student may try again or choose another school. A school that is not set up
+        # right (UpstreamFailure otherwise: its metadata lacks a sign-in address, its provider
+        # is missing or refused) fails for good: its own page says so, without "Try again".
         school = b.view.school(school_id)
-        if school is None or isinstance(failure, SchoolSetupIncomplete):
-            # Not set up (its own page says so): trying again cannot help.
+        if school is None:
             raise
         return unreachable_school_page(record, school, failure)
 
@@ -288,37 +290,30 @@ def expired_choice_page(expired: StateExpired, service_id: str) -> Response:
     name and site are shown) with a link to its site, where a new login starts. Without a
     known platform, or from a browser that sent no cookies (errors.without_cookies), the
     general page."""
-    service = broker().view.service(service_id[:MAX_QUERY]) if service_id else None
+    known = 0 < len(service_id) <= MAX_ID
+    service = broker().view.service(service_id) if known else None
     error = without_cookies(expired)
     if service is None or not service.approved or error is not expired:
         raise error
     metrics.refused_at(request.endpoint, error)
-    page, status = render_error(
-        error, service_name=service.name, return_link=platform_site(service)
-    )
-    response = make_response(page, status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render_error(error, service_name=service.name, return_link=platform_site(service))
 
 
 def unreachable_school_page(
-    record: LoginRecord, school: School, failure: UpstreamFailure
+    record: LoginRecord, school: School, failure: SchoolUnreachable
 ) -> Response:
     """The student chose `school`, and its sign-in page could not be reached (its OpenID
-    provider did not answer, its metadata lacks a sign-in endpoint): the login's record stays
-    as it was, and the page offers to try again or to choose another school."""
+    provider did not answer, or not in time): the login's record stays as it was, and the page
+    offers to try again or to choose another school."""
     metrics.refused_at(request.endpoint, failure)
     # Which school's sign-in page fails, for the operator (render_error's line has the error id).
     log.warning("refused school=%s code=%s: school not reached", school.id, failure.code)
-    retry = retry_at_school(record, school)
-    page, status = render_error(
+    return render_error(
         failure,
         title=lambda: gettext("Your school's sign-in page cannot be reached"),
         message=lambda: gettext("Your school's sign-in page cannot be reached right now."),
-        retry_form=retry.form,
-        choose_again=retry.choose_again,
+        retry=retry_at_school(record, school),
     )
-    return retry_response(page, status, retry)
 
 
 def choose_again_page(record: LoginRecord, refusal: NotTheChosenSchool) -> Response:
@@ -335,8 +330,4 @@ def choose_again_page(record: LoginRecord, refusal: NotTheChosenSchool) -> Respo
     # Which school's logins fail, for the operator (render_error's line has the error id):
     # the chosen school and the reason only, never the school the IdP named.
     log.warning("refused school=%s code=%s: choose again", record.school_id, refusal.code)
-    address = url_for("discovery.choose", login=record.login_id)
-    page, status = render_error(refusal, choose_again=address)
-    response = make_response(page, status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return render_error(refusal, choose_again=url_for("discovery.choose", login=record.login_id))

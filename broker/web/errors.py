@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Flask, render_template, request, url_for
@@ -31,6 +31,7 @@ from broker.web.i18n import other_language_copies
 from broker.web.json_errors import answers_json, json_http_error
 from broker.web.labels import attribute_label, error_title, http_error_message
 from broker.web.logs import note_refusal_logged
+from broker.web.school_retry import RetryAtSchool, form_page, try_again_control
 from broker.web.soap_errors import answers_soap, soap_http_error, soap_refusal
 
 log = logging.getLogger("broker.web")
@@ -71,21 +72,23 @@ def render_error(
     return_form: PostMessage | None = None,
     return_link: str | None = None,
     message: Wording | None = None,
-    retry_form: PostMessage | None = None,
+    retry: RetryAtSchool | None = None,
     choose_again: str | None = None,
     portal_home: str | None = None,
     title: Wording | None = None,
-) -> tuple[str, int]:
-    """`message`: what is said instead of the error's public message (None, or a None made:
-    the public message);
-    `retry_form`: a "Try again" button that posts to the broker for the same login;
-    `choose_again`: the address of the login's discovery page, where the student chooses a
-    school again (a shared IdP's student of another school: discovery.choose_again_page; the
-    school's "no" or its sign-in page out of reach: school_retry.py); `portal_home`: the page
-    is a portal's, for an administrator (`portal_home_of_request`); `title`: said instead of
-    the error's heading. Both are made in the page's language, once per language the page
-    carries (`error_page`). A page "briefly unavailable" (503) without a `retry_form` gets the
-    request's own (`try_again_control`)."""
+    redirects_to: str = "",
+) -> Response:
+    """The error's page, as a response (school_retry.form_page: its forms' origins in the
+    form-action, no-store when it shows a way on for a login). `message`: what is said instead
+    of the error's public message (None, or a None made: the public message); `retry`: "Try
+    again" at the school for the same login, with the login's school choice (school_retry.py);
+    `choose_again`: the address of the login's discovery page alone (a shared IdP's student of
+    another school: discovery.choose_again_page); `redirects_to`: the origin the broker's
+    answer to `return_form` redirects to (back_to_platform.py); `portal_home`: the page is a
+    portal's, for an administrator (`portal_home_of_request`); `title`: said instead of the
+    error's heading. Both are made in the page's language, once per language the page carries
+    (`error_page`). A page "briefly unavailable" (503) without a `retry` gets the request's own
+    (school_retry.try_again_control)."""
     error_id = new_error_id()
     log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
     note_refusal_logged()
@@ -95,8 +98,9 @@ def render_error(
     if isinstance(cause, NameIdNotPersistent):
         name_id_format = cause.received_format or ""
     reload_link = None
-    if retry_form is None and is_brief(cause):
-        retry_form, reload_link = try_again_control()
+    if retry is None and is_brief(cause):
+        retry, reload_link = try_again_control()
+    choose_again = choose_again or (retry.choose_again if retry is not None else None)
 
     def context() -> dict[str, Any]:
         missing = None
@@ -116,13 +120,21 @@ def render_error(
             "service_name": service_name,
             "return_form": return_form,
             "return_link": return_link,
-            "retry_form": retry_form,
+            "retry_form": retry.form if retry is not None else None,
             "reload_link": reload_link,
             "choose_again": choose_again,
             "portal_home": portal_home,
         }
 
-    return error_page(context), error.status
+    ways_on = (return_form, return_link, reload_link, choose_again)
+    return form_page(
+        error_page(context),
+        error.status,
+        forms=(return_form,),
+        retry=retry,
+        redirects_to=redirects_to,
+        carries_login=any(way is not None for way in ways_on),
+    )
 
 
 def is_brief(error: BaseException) -> bool:
@@ -132,25 +144,29 @@ def is_brief(error: BaseException) -> bool:
     return isinstance(error, StoreUnavailable) and not isinstance(error, LogoutStoreUnavailable)
 
 
-# POSTs that may be sent again as they were, by a "Try again" form on their error page: the
-# endpoint and the fields it takes (the school choice, discovery.html; school_retry.py).
-_RETRIED_POSTS = {"discovery.chosen": ("login", "school", "service")}
-_FIELD_AT_MOST = 128
-
-
-def try_again_control() -> tuple[PostMessage | None, str | None]:
-    """ "Try again" for a page of a request that may simply be made again (429, 503): a GET's
-    own address (a link), or a form that posts the same fields again where the POST is one of
-    `_RETRIED_POSTS`; (None, None) for any other POST (a school's answer is never posted
-    again: it is single use)."""
-    if request.method in ("GET", "HEAD"):
-        return None, request.script_root + request.full_path.rstrip("?")
-    endpoint = request.endpoint or ""
-    fields = _RETRIED_POSTS.get(endpoint)
-    if fields is None or not all(request.form.get(name) for name in fields[:2]):
-        return None, None
-    kept = {name: request.form.get(name, "")[:_FIELD_AT_MOST] for name in fields}
-    return PostMessage(url_for(endpoint), {k: v for k, v in kept.items() if v}), None
+def http_error_page(
+    status: int, error_id: str, headers: Iterable[tuple[str, str]] = ()
+) -> Response:
+    """The page of an HTTP error that is not a BrokerError (404, 405, CSRF's 400, a rate
+    limit's 429), with `headers` (a 405's Allow, a 429's Retry-After). "Too many attempts" and
+    "briefly unavailable" offer to try again (school_retry.try_again_control)."""
+    home = portal_home_of_request()
+    retry, reload_link = try_again_control() if status in (429, 503) else (None, None)
+    page = error_page(
+        lambda: {
+            "status": status,
+            "title": error_title(status, portal=home is not None),
+            "message": http_error_message(status, portal=home is not None),
+            "error_id": error_id,
+            "portal_home": home,
+            "retry_form": retry.form if retry is not None else None,
+            "choose_again": retry.choose_again if retry is not None else None,
+            "reload_link": reload_link,
+        }
+    )
+    response = form_page(page, status, retry=retry, carries_login=reload_link is not None)
+    response.headers.extend(headers)
+    return response
 
 
 def without_cookies(error: BrokerError) -> BrokerError:
@@ -175,7 +191,7 @@ def portal_home_of_request() -> str | None:
 
 def install_error_pages(app: Flask) -> None:
     @app.errorhandler(BrokerError)
-    def broker_error(error: BrokerError) -> Response | tuple[str, int]:
+    def broker_error(error: BrokerError) -> Response:
         if answers_soap(request.path):
             return soap_refusal(error)
         error = without_cookies(error)
@@ -187,7 +203,7 @@ def install_error_pages(app: Flask) -> None:
         return render_error(error, portal_home=portal_home_of_request())
 
     @app.errorhandler(HTTPException)
-    def http_error(error: HTTPException) -> Response | tuple[str, int, list[tuple[str, str]]]:
+    def http_error(error: HTTPException) -> Response:
         status = error.code or 500
         # The error's own headers go along: a 405's Allow (RFC 9110 15.5.6). Not its type.
         headers = [(k, v) for k, v in error.get_headers() if k.lower() != "content-type"]
@@ -198,20 +214,7 @@ def install_error_pages(app: Flask) -> None:
         note_refusal_logged()
         if answers_json(request.path):
             return json_http_error(status, headers)
-        home = portal_home_of_request()
-        retry_form, reload_link = try_again_control() if status in (429, 503) else (None, None)
-        page = error_page(
-            lambda: {
-                "status": status,
-                "title": error_title(status, portal=home is not None),
-                "message": http_error_message(status, portal=home is not None),
-                "error_id": error_id,
-                "portal_home": home,
-                "retry_form": retry_form,
-                "reload_link": reload_link,
-            }
-        )
-        return page, status, headers
+        return http_error_page(status, error_id, headers)
 
     @app.errorhandler(InternalServerError)
     def internal_error(error: InternalServerError) -> Response | tuple[str, int]:

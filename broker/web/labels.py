@@ -59,6 +59,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     ),
     N_("Your school's sign-in service did not complete the login."),
     N_("Your school's sign-in service did not sign you in."),
+    N_("Your school answered a sign-in attempt that is already over."),
     N_(
         "Your school's sign-in service sent an answer that is too old, or its clock is wrong. "
         "Please try again; if it keeps happening, tell your school."
@@ -192,6 +193,9 @@ _CODE_TITLES = {
     "school_not_asserted": N_("Which school is your account's?"),
     "unsigned_status": N_("Your school did not sign you in"),
     "upstream_status": N_("Your school did not sign you in"),
+    # StaleSchoolAnswer: SAML's code and the OIDC callback's.
+    "stale_answer": N_("This sign-in attempt is over"),
+    "stale_state": N_("This sign-in attempt is over"),
     "answer_out_of_time": N_("Your school's answer is too old, or its clock is wrong"),
     "name_id_not_persistent": N_("Your school's sign-in needs a change"),
     "service_switched_off": N_("This learning platform is switched off"),

@@ -158,13 +158,18 @@ def prepare_upstream(secret: bytes, record: LoginRecord, school_id: str) -> str 
     answer to the prepared one is then refused, as any stale answer is).
 
     None, with nothing saved (the caller saves the record as before, and the page keeps its
-    POST form): the school's OpenID provider is not held fresh by this worker (preparing would
-    mean a network call while the page waits), or the school's request cannot be made (its
-    metadata lacks what is needed: the POST then shows the student that error, as today)."""
+    POST form): the school switched the service off (the POST is refused then, before the
+    student signs in at the school: go_upstream), the school's OpenID provider is not held
+    fresh by this worker (preparing would mean a network call while the page waits), or the
+    school's request cannot be made (its metadata lacks what is needed: the POST then shows
+    the student that error, as today)."""
     try:
         chosen = broker().flow.with_school(record, school_id)
+        refusal = service_switched_off(chosen)
+        if refusal is not None:
+            raise refusal
         url = upstream_request(secret, chosen, prepared=True)
-    except (UnknownSchool, UpstreamFailure) as failure:
+    except (UnknownSchool, ServiceSwitchedOff, UpstreamFailure) as failure:
         log.info("not prepared school=%s code=%s", school_id, failure.code)
         return None
     if url is not None:
@@ -222,8 +227,13 @@ def upstream_request(secret: bytes, record: LoginRecord, *, prepared: bool = Fal
             school,
             relay_state=record.login_id,
             # A SAML school says how old its login is only afterwards: with max_age the broker
-            # asks for a fresh one, and the flow still checks the AuthnInstant it gets.
-            force_authn=request.force_authn or request.max_age is not None,
+            # asks for a fresh one, and the flow still checks the AuthnInstant it gets. After
+            # the school's "no" to this login (`wrong_account_at`), "Try again" asks for a fresh
+            # one too: the school's own session would answer with the same account again (an
+            # OpenID provider is asked which account instead, above).
+            force_authn=request.force_authn
+            or request.max_age is not None
+            or record.wrong_account_at == school.idp_entity_id,
             authn_contexts=contexts,
             proxy_count=request.proxy_count,
         )

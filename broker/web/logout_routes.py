@@ -47,8 +47,9 @@ from broker.login.participants import SessionServices
 from broker.login.post_message import PostMessage
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, clear_sso_token
+from broker.web.content_policy import content_security_policy
 from broker.web.errors import render_error
-from broker.web.service_answers import autopost, content_security_policy, origin_of
+from broker.web.service_answers import autopost, origin_of
 from broker.web.wiring import broker
 
 logout = Blueprint("logout", __name__)
@@ -106,13 +107,12 @@ def store_down_page(
         return_form = PostMessage(answer.url, dict(answer.fields))
     elif answer is not None:
         return_link = answer.url
-    page, status = render_error(
+    response = render_error(
         LogoutStoreUnavailable(down.detail),
         service_name=peer_name,
         return_form=return_form,
         return_link=return_link,
     )
-    response = make_response(page, status)
     _may_send_to(response, answer)
     clear_sso_token(response)
     return _no_store(response)

@@ -1,5 +1,8 @@
 """The information notice (docs/receipts.md): the page, and the student's "Continue", which
-finishes the login it held (receipting.py)."""
+finishes the login it held (receipting.py); and the page that says "You are already signed in
+to <platform>" wherever an answered login is met again: Back to the notice, or from the
+platform to an auto-post answer (`sent_on`), and a school's second answer to a login it
+answered before, at the SAML ACS and the OIDC callback (`answered_login`)."""
 
 from __future__ import annotations
 
@@ -11,12 +14,12 @@ from werkzeug.wrappers import Response
 from broker.core.errors import StateExpired, UnknownSchool, UnknownService
 from broker.login.receipting import LOGIN_DONE, NOTICE_DONE, PendingRelease
 from broker.web.browser import SSO_COOKIE, browser_secret
+from broker.web.content_policy import content_security_policy
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
 from broker.web.labels import attribute_label, declared_purpose
 from broker.web.login_finish import finish, session_and_services
 from broker.web.service_answers import (
     answer_address,
-    content_security_policy,
     origin_of,
     platform_site,
 )

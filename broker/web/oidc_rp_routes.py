@@ -19,6 +19,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import (
     InvalidMessage,
     NotTheChosenSchool,
+    StaleSchoolAnswer,
     StateExpired,
     UnknownSchool,
     UpstreamFailure,
@@ -31,7 +32,7 @@ from broker.web.discovery import choose_again_page
 from broker.web.i18n import speak
 from broker.web.login_finish import finish
 from broker.web.notice import answered_login
-from broker.web.service_answers import refuse_to_service
+from broker.web.service_answers import refuse_to_service, stale_answer_page
 from broker.web.wiring import broker
 
 CALLBACK_PATH = "/oidc/rp/callback/<school_id>"
@@ -65,9 +66,14 @@ def callback(school_id: str) -> Response:
     if not answers_request(record.upstream_request_id, record.upstream, tag):
         # An answer to an earlier request of this login (a copy of a refused one, a reload of
         # its callback after `reopen`, a prepared link not taken): it may not end the live one.
-        # The record goes back as it was; the only write, on this path only (rp_state.py).
+        # The record goes back as it was; the only write, on this path only (rp_state.py). The
+        # student's page offers the login's ways on again (as the SAML ACS does).
         b.flow.restore(secret, record)
-        raise InvalidMessage("answer to an earlier request of this login", code="stale_state")
+        stale = StaleSchoolAnswer("answer to an earlier request of this login", code="stale_state")
+        chosen = b.view.school(record.school_id or "")
+        if chosen is None:
+            raise stale
+        return stale_answer_page(record, chosen, stale)
     metrics.school_answered(metrics.OIDC, record.upstream_at)
     if record.school_id != school_id:
         # The answer came back on another school's callback: a provider that is not the one

@@ -30,14 +30,14 @@ from collections.abc import Callable
 from hashlib import sha256
 from typing import Any
 
-from flask import Flask, Response, jsonify, request
+from flask import Flask, jsonify, request
 from limits import RateLimitItem, parse_many
+from werkzeug.wrappers import Response
 
 from broker.config import RateLimits, Settings
 from broker.core.errors import StoreUnavailable
 from broker.core.ports import KeyValueStore
-from broker.web.errors import error_page, new_error_id, try_again_control
-from broker.web.labels import error_title, http_error_message
+from broker.web.errors import http_error_page, new_error_id
 
 log = logging.getLogger("broker.web")
 
@@ -164,7 +164,7 @@ def install_rate_limits(app: Flask, settings: Settings) -> RateLimiter:
             app.view_functions[endpoint] = limiter.limited(field, value, view)
 
     @app.errorhandler(RateLimited)
-    def rate_limited(error: RateLimited) -> tuple[Response | str, int, dict[str, str]]:
+    def rate_limited(error: RateLimited) -> Response | tuple[Response, int, dict[str, str]]:
         error_id = new_error_id()
         log.warning(
             "refused code=rate_limited status=429 error_id=%s endpoint=%s",
@@ -178,17 +178,6 @@ def install_rate_limits(app: Flask, settings: Settings) -> RateLimiter:
             body = {"error": "temporarily_unavailable", "error_description": "too many requests"}
             return jsonify(body), 429, retry_after
         # "Try again" (after the wait the page asks for): this address again, or the same form.
-        retry_form, reload_link = try_again_control()
-        page = error_page(
-            lambda: {
-                "status": 429,
-                "title": error_title(429),
-                "message": http_error_message(429),
-                "error_id": error_id,
-                "retry_form": retry_form,
-                "reload_link": reload_link,
-            }
-        )
-        return page, 429, retry_after
+        return http_error_page(429, error_id, retry_after.items())
 
     return limiter

@@ -3,9 +3,10 @@
 `receipts prune` is a daily job outside the workers (cron, a timer, compose's `receipts-jobs`);
 when it stops running or keeps failing, receipts outlive `receipts.retention_days` and nothing
 else shows it. The gauge is how long the oldest receipt still kept has been kept past that
-period: 0 while the job keeps up (it removes, once a day, what passed the period), growing by a
-day each day it does not. No label, nothing about a school or a student: which school's chain
-holds it is what `receipts verify` and the job's log say.
+period. While the job keeps up it swings between 0 (just after a run) and about a day (just
+before the next: receipts pass the period all day, the job removes them once a day); it grows
+by a day each day the job does not run. No label, nothing about a school or a student: which
+school's chain holds it is what `receipts verify` and the job's log say.
 
 A scrape costs one query: each school's first kept receipt, by its unique (school_id, seq) index
 (`SqlReceiptBook.oldest_kept`). Served by the worker that answers, in a registry of its own
@@ -42,7 +43,7 @@ class ReceiptRetentionCollector:
         past = 0.0 if oldest is None else max(0.0, kept_until - oldest)
         yield GaugeMetricFamily(
             PAST_RETENTION,
-            "Seconds the oldest receipt still kept is past receipts.retention_days (0: none; "
-            "growing: `receipts prune` has not run or failed).",
+            "Seconds the oldest receipt still kept is past receipts.retention_days (0 to about "
+            "a day with a daily `receipts prune`; more: it has not run or failed).",
             value=past,
         )

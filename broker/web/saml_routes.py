@@ -10,6 +10,7 @@ from werkzeug.wrappers import Response
 from broker.core.errors import (
     InvalidMessage,
     NotTheChosenSchool,
+    StaleSchoolAnswer,
     StateExpired,
     UnknownSchool,
     UnsignedSchoolRefusal,
@@ -38,7 +39,11 @@ from broker.web.login_finish import finish
 from broker.web.login_upstream import continue_login
 from broker.web.notice import answered_login
 from broker.web.relay_state import read_binding
-from broker.web.service_answers import answerable_refusal_page, refuse_to_service
+from broker.web.service_answers import (
+    answerable_refusal_page,
+    refuse_to_service,
+    stale_answer_page,
+)
 from broker.web.unsigned_refusal import unsigned_refusal_page
 from broker.web.wiring import broker
 
@@ -90,8 +95,13 @@ def acs() -> Response:
     speak(record.language)
     metrics.school_answered(metrics.SAML, record.upstream_at)
     school = b.view.school(record.school_id or "")
-    if school is None or record.upstream_request_id is None:
-        raise UnknownSchool("login record has no school request")
+    if school is None:
+        raise UnknownSchool("login record has no school")
+    if record.upstream_request_id is None:
+        # No request of this login is open: the school's signed "no" took it (a reload of that
+        # "no", the school's late answer to its request). Stale, as the OIDC callback's
+        # `stale_state`: nothing of it is read, the login stays, and its ways on are shown again.
+        return stale_answer_page(record, school, StaleSchoolAnswer("no open request"))
     try:
         verified = b.saml_back.parse_response(saml_response, school, record.upstream_request_id)
     except UnsignedSchoolRefusal as refusal:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 from urllib.parse import urlsplit
 
-from flask import make_response, redirect, render_template, url_for
+from flask import make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
 from broker.core.errors import (
@@ -21,6 +20,7 @@ from broker.core.errors import (
     InteractionRequired,
     PolicyRefusal,
     SchoolRefused,
+    StaleSchoolAnswer,
 )
 from broker.core.model import Protocol, School, Service
 from broker.core.ports import StoreOp
@@ -37,9 +37,15 @@ from broker.saml.front import (
     AnswerableRefusal,
 )
 from broker.web import metrics
-from broker.web.errors import render_error
+from broker.web.content_policy import content_security_policy, off_site_origin
+from broker.web.errors import Wording, render_error
 from broker.web.labels import school_said
-from broker.web.school_retry import RetryAtSchool, reopen_for_retry
+from broker.web.school_retry import (
+    LOGIN_FIELD,
+    RetryAtSchool,
+    reopen_for_retry,
+    retry_at_school,
+)
 from broker.web.wiring import broker, oidc_front
 
 log = logging.getLogger("broker.login")
@@ -95,47 +101,70 @@ def to_client(
 def refuse_to_service(record: LoginRecord, cause: BrokerError) -> Response:
     """The login ends with an answer the service understands, carried by the student's page.
 
-    The school's own "no" (`SchoolRefused`) is told to the service the same way, and the page
-    also says what the school answered and offers the way on at the school for the same login
-    (school_retry.py: the record is saved back for it, without the refused request): a student
-    who cancelled, or signed in with the wrong account, tries again without starting over at
-    the platform. Until the student does, the platform has heard nothing; a login completed
-    after all answers the platform's request as any login does."""
+    Not at once after the school's own "no" (`SchoolRefused`): a student who cancelled, or
+    signed in with the wrong account, tries again at the school for the same login without
+    starting over at the platform (school_retry.py: the record is saved back for it, without
+    the refused request). The page says what the school answered and offers that way on
+    (`retry_page`); its "Back to <platform>" goes through the broker, which takes the login's
+    record before it tells the platform (back_to_platform.py). So the platform hears of the
+    login once: the refusal, after which "Try again" finds no login, or the answer of a login
+    completed after a retry."""
     b = broker()
     school = b.view.school(record.school_id or "")
+    back = school_protocol(school) if school is not None else metrics.UNKNOWN
     retry = None
     if isinstance(cause, SchoolRefused) and school is not None:
         retry = reopen_for_retry(record, school)
+    if retry is not None:
+        if not is_my_data(record.request):
+            metrics.login_ended(front_protocol(record.request), back, cause.code)
+        said = cause.said if isinstance(cause, SchoolRefused) else ""
+        return retry_page(record, cause, retry, message=lambda: school_said(said))
     if is_my_data(record.request):
         # The broker's own page: no service to tell, only the student.
-        page, status = render_error(cause, **_retry_fields(cause, retry))
-        return retry_response(page, status, retry)
-    back = school_protocol(school) if school is not None else metrics.UNKNOWN
+        return render_error(cause)
     refusal = AnswerableRefusal(cause, record.request, saml_status(cause))
-    return answerable_refusal_page(refusal, school_side=back, retry=retry)
+    return answerable_refusal_page(refusal, school_side=back)
 
 
-def _retry_fields(cause: BrokerError, retry: RetryAtSchool | None) -> dict[str, Any]:
-    """render_error's arguments for the way on at the school, and what the school answered."""
-    if retry is None:
-        return {}
-    said = (lambda: school_said(cause.said)) if isinstance(cause, SchoolRefused) else None
-    return {"message": said, "retry_form": retry.form, "choose_again": retry.choose_again}
-
-
-def retry_response(
-    page: str, status: int, retry: RetryAtSchool | None, *form_targets: str
+def retry_page(
+    record: LoginRecord, error: BrokerError, retry: RetryAtSchool, *, message: Wording | None = None
 ) -> Response:
-    """The page with a form-action for its forms: the service's address (`form_targets`) and,
-    for "Try again", the school's sign-in origin, which the broker's answer to it redirects
-    to. A page with "Try again" carries the login's id: never kept by a cache."""
-    response = make_response(page, status)
-    targets = sorted({t for t in (*form_targets, retry.origin if retry else "") if t})
-    if retry is not None:
-        response.headers["Cache-Control"] = "no-store"
-    if targets:
-        response.headers["Content-Security-Policy"] = content_security_policy(" ".join(targets))
-    return response
+    """The page of a login kept open after its school did not sign the student in: why
+    (`message`, else the error's own words), "Try again" at the school and the school choice
+    (`retry`), and "Back to <platform>", a form to the broker that ends the login before the
+    platform is told (back_to_platform.py). That answer may be a redirect to the platform (an
+    OIDC client's query response mode): the page's form-action names the platform's site."""
+    service = broker().view.service(record.request.service_id)
+    back = None
+    if not is_my_data(record.request):
+        back = PostMessage(url_for("back_to_platform.tell"), {LOGIN_FIELD: record.login_id})
+    return render_error(
+        error,
+        service_name=service.name if service else None,
+        return_form=back,
+        redirects_to=off_site_origin(answer_address(record.request)),
+        message=message,
+        retry=retry,
+    )
+
+
+def stale_answer_page(record: LoginRecord, school: School, stale: StaleSchoolAnswer) -> Response:
+    """The school answered a request of this login that is no longer open: a reload of its
+    signed "no" (the record was saved back without that request, `flow.reopen`), its late
+    answer to it (Back into the school's page), an OIDC answer to an earlier request. Nothing
+    of the answer is used and the login stays as it is; the page offers the ways on again, as
+    after the school's "no"."""
+    metrics.refused_at(request.endpoint, stale)
+    return retry_page(record, stale, retry_at_school(record, school))
+
+
+def tell_platform(record: LoginRecord, cause: BrokerError) -> Response:
+    """`cause` told to the login's platform now, without a page of the broker's to read first:
+    the student read it already, and chose to go back (back_to_platform.py)."""
+    service = broker().view.service(record.request.service_id)
+    refusal = AnswerableRefusal(cause, record.request, saml_status(cause))
+    return send_refusal(refusal, service.name if service else "")
 
 
 def saml_status(cause: BrokerError) -> str:
@@ -149,13 +178,9 @@ def saml_status(cause: BrokerError) -> str:
 
 
 def answerable_refusal_page(
-    refusal: AnswerableRefusal,
-    *,
-    school_side: str = metrics.UNKNOWN,
-    retry: RetryAtSchool | None = None,
+    refusal: AnswerableRefusal, *, school_side: str = metrics.UNKNOWN
 ) -> Response:
-    """The student's page says why; its button carries the error to the service. `retry`: the
-    way on at the school for the same login, beside it (refuse_to_service).
+    """The student's page says why; its button carries the error to the service.
 
     A passive request (SAML IsPassive, OIDC prompt=none) must not show the student anything:
     the service gets the error at once instead (OIDC Core 3.1.2.1, SAML core 3.4.1), as it does
@@ -165,36 +190,30 @@ def answerable_refusal_page(
     service = b.view.service(refusal.request.service_id)
     service_name = service.name if service else None
     # A passive request's refusal, or one the student could do nothing about, goes straight back.
-    at_once = bool(refusal.request.front.get("is_passive")) or refusal.at_once
-    if at_once:
+    if refusal.request.front.get("is_passive") or refusal.at_once:
         # No page, so no error id: the reason code is what the log keeps.
         log.warning("refused code=%s status=%s sent=at_once", refusal.code, refusal.status)
+        return send_refusal(refusal, service_name or "")
     if is_oidc(refusal.request):
         answer = oidc_front().error_response(refusal.request, *oauth_refusal(refusal.cause))
-        if at_once:
-            return to_client(answer, service_name or "")
         if not answer.form_post:
             # The refusal travels in the query of the link back.
-            page, status = render_error(
-                refusal,
-                service_name=service_name,
-                return_link=answer.location,
-                **_retry_fields(refusal.cause, retry),
-            )
-            return retry_response(page, status, retry)
+            return render_error(refusal, service_name=service_name, return_link=answer.location)
         # form_post: the button back posts it, as SAML's does.
         message = answer.form
     else:
         message = b.saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
-        if at_once:
-            return autopost(message, service_name or "")
-    page, status = render_error(
-        refusal,
-        service_name=service_name,
-        return_form=message,
-        **_retry_fields(refusal.cause, retry),
-    )
-    return retry_response(page, status, retry, origin_of(message.action))
+    return render_error(refusal, service_name=service_name, return_form=message)
+
+
+def send_refusal(refusal: AnswerableRefusal, service_name: str) -> Response:
+    """The refusal on its way to the platform, without a page that says why: the SAML error
+    Response on the auto-post page, the OIDC error in the client's response mode."""
+    if is_oidc(refusal.request):
+        answer = oidc_front().error_response(refusal.request, *oauth_refusal(refusal.cause))
+        return to_client(answer, service_name)
+    message = broker().saml_front.error_for(refusal.request, refusal.saml_status, refusal.code)
+    return autopost(message, service_name)
 
 
 def answer_address(login: LoginRequest) -> str:
@@ -274,11 +293,3 @@ def origin_of(url: str) -> str:
     """scheme://host[:port] of `url`, as CSP source expressions name a site."""
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def content_security_policy(form_target: str = "") -> str:
-    extra = f" {form_target}" if form_target else ""
-    return (
-        "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
-        f"form-action 'self'{extra}"
-    )

@@ -22,18 +22,14 @@ from broker.web import metrics
 from broker.web.errors import render_error
 from broker.web.labels import school_said
 from broker.web.school_retry import retry_at_school
-from broker.web.service_answers import retry_response
 
 
 def unsigned_refusal_page(
     record: LoginRecord, school: School, refusal: UnsignedSchoolRefusal
 ) -> Response:
     metrics.refused_at(request.endpoint, refusal)
-    retry = retry_at_school(record, school)
-    page, status = render_error(
+    return render_error(
         refusal,
         message=lambda: school_said(refusal.said),
-        retry_form=retry.form,
-        choose_again=retry.choose_again,
+        retry=retry_at_school(record, school),
     )
-    return retry_response(page, status, retry)

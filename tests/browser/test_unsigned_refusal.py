@@ -104,16 +104,38 @@ def school_says_no_to(page: Page, demo: Demo, school: SchoolSaysNo, request_id: 
     expect(page.get_by_role("heading", level=1)).to_have_text("Je school heeft je niet ingelogd")
 
 
-def test_try_again_after_the_schools_unsigned_no_signs_the_student_in(
-    demo: Demo, page: Page, tmp_path: Path
-) -> None:
-    csp_violations: list[str] = []
+def csp_violations_of(page: Page) -> list[str]:
+    """The Content-Security-Policy violations Chromium reports on `page` from now on."""
+    violations: list[str] = []
 
     def note_csp(message: ConsoleMessage) -> None:
         if "Content Security Policy" in message.text:
-            csp_violations.append(message.text)
+            violations.append(message.text)
 
     page.on("console", note_csp)
+    return violations
+
+
+def try_again_reaches_the_school(page: Page, demo: Demo, csp_violations: list[str]) -> None:
+    """ "Try again": the broker sends the same login to the school with a fresh request, by a
+    redirect that the page's form-action must allow. A blocked redirect does not navigate,
+    so wait for either outcome."""
+    retries: list[Response] = []
+    page.on(
+        "response", lambda r: retries.append(r) if r.url == demo.broker + "/discovery" else None
+    )
+    page.get_by_role("button", name="Opnieuw proberen").click()
+    at_school = school_sso(demo)
+    wait_until(page, lambda: bool(csp_violations or at_school.match(page.url)))
+    assert csp_violations == []
+    expect(page).to_have_url(at_school)
+    assert [r.status for r in retries] == [303]
+
+
+def test_try_again_after_the_schools_unsigned_no_signs_the_student_in(
+    demo: Demo, page: Page, tmp_path: Path
+) -> None:
+    csp_violations = csp_violations_of(page)
     school = SchoolSaysNo(unsigned_school(demo, page, tmp_path), demo.broker + ACS_PATH)
     page.route(demo.school + "/sso/pick", school.handle)
 
@@ -141,20 +163,9 @@ def test_try_again_after_the_schools_unsigned_no_signs_the_student_in(
     assert request_at_school(page) == (first_request, login_id)
     school_says_no_to(page, demo, school, first_request)
 
-    # "Try again": the broker sends the same login to the school with a fresh request, by a
-    # redirect that the page's form-action must allow. A blocked redirect does not navigate,
-    # so wait for either outcome.
+    # "Try again", past the page's form-action to the school with a fresh request.
     school.refusing = False
-    retries: list[Response] = []
-    page.on(
-        "response", lambda r: retries.append(r) if r.url == demo.broker + "/discovery" else None
-    )
-    page.get_by_role("button", name="Opnieuw proberen").click()
-    at_school = school_sso(demo)
-    wait_until(page, lambda: bool(csp_violations or at_school.match(page.url)))
-    assert csp_violations == []
-    expect(page).to_have_url(at_school)
-    assert [r.status for r in retries] == [303]
+    try_again_reaches_the_school(page, demo, csp_violations)
     second_request, same_login = request_at_school(page)
     assert same_login == login_id
     assert second_request != first_request

@@ -1,7 +1,9 @@
 """Pages where a student used to be stuck, with real clients against a running demo of its own:
-a school whose sign-in page cannot be reached, a login that expired while the student chose a
-school, the school answering a login that was answered already (Back into the school's page),
-and a platform the school switched off. Each page names the way on, in the student's language.
+a school whose sign-in page cannot be reached (for now, or for good), a login that expired while
+the student chose a school, the school answering a login that was answered already (Back into
+the school's page), a platform the school switched off, the school's signed "no" seen again,
+and the platform told that the login ended. Each page names the way on, in the student's
+language, and once the platform is told, nothing answers it again.
 """
 
 from __future__ import annotations
@@ -10,19 +12,27 @@ import base64
 import re
 import socket
 from collections.abc import Iterator
+from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
+from lxml import etree
 
 from broker.cli.demo import DEMO_SCHOOL_ID
-from broker.core.model import OidcUpstream, School
+from broker.core.errors import StoreUnavailable
+from broker.core.model import Declaration, OidcUpstream, School
 from broker.login.sealed import store_key
+from tests.flows.test_remembered_link import assert_post_form_only, remembered_form, returning
+from tests.security.test_saml_refusals import REQUEST_DENIED, PendingLogin, deliver, forged
 from tests.support.client import Browser, Form, Page
-from tests.support.live import SSO_COOKIE, LiveDemo, running_demo
+from tests.support.forge import SchoolForger, authn_request_id, redirect_message
+from tests.support.live import SSO_COOKIE, LiveDemo, OidcPublisher, running_demo
+from tests.support.saml_workers import demo_school_forger
 from tests.support.store_writes import note_store_writes
 
 UID = "sanne.jansen"
 LEESPLANK = "Leesplank (demo publisher)"
 DOWN_SCHOOL_ID = "98DD00"
+UNSET_SCHOOL_ID = "98HK00"
 SWITCHED_OFF = "uitgezet"  # a platform of its own, which the demo school switches off
 
 
@@ -203,3 +213,216 @@ def test_a_switched_off_platform_is_refused_from_an_sso_session_and_told(
     assert demo.answers_publisher(demo.login(browser, "leesplank", UID, deliver=False).final)
     page = browser.get(f"{demo.publishers[SWITCHED_OFF].base_url}/login")
     _assert_switched_off_page(demo, page, switched_off)
+
+
+def test_a_remembered_school_gets_no_prepared_link_to_a_switched_off_platform(
+    demo: LiveDemo, switched_off: str
+) -> None:
+    """The remembered school's prepared link would take the student to sign in at the school
+    for a platform it switched off, only to be refused at the answer: no link is prepared, and
+    the page's remembered-school button (a POST) is refused before the school."""
+    browser = returning(demo, DEMO_SCHOOL_ID, "nl")
+    page = browser.get(f"{demo.publishers[SWITCHED_OFF].base_url}/login")
+    assert_post_form_only(demo, page, DEMO_SCHOOL_ID)
+    form = remembered_form(demo, page)
+    refused = browser.post(form.action, {**form.fields, "school": DEMO_SCHOOL_ID})
+    assert not any(url.startswith(demo.school_url) for url in browser.history)
+    _assert_switched_off_page(demo, refused, switched_off)
+
+
+# -- 5: the school's sign-in page cannot be reached for now, or not for good ----------------------
+def test_try_again_on_a_briefly_unavailable_school_choice_reaches_the_school(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The school choice answered "briefly unavailable" (503: the store out of reach): its
+    "Try again" posts the same choice again, and the broker's answer to that is a redirect to
+    the school's sign-in page, which the page's form-action must allow (Chromium holds it
+    there: tests/browser/test_try_again.py); the page carries the login: not kept."""
+    browser = Browser("nl")
+    choice = school_choice(demo, browser)
+    store = demo.broker.flow.store
+    with monkeypatch.context() as down:
+        down.setattr(store, "get", _store_down)
+        page = browser.post(choice.action, {**choice.fields, "school": DEMO_SCHOOL_ID})
+    assert page.status == 503, page.text[:300]
+    retry = page.form(f"{demo.broker_url}/discovery")
+    assert retry.fields == {**choice.fields, "school": DEMO_SCHOOL_ID}
+    assert ">Opnieuw proberen</button>" in page.text
+    assert f'href="/discovery?login={choice.fields["login"]}">Kies je school opnieuw.</a>' in (
+        page.text
+    )
+    assert page.response.headers["Content-Security-Policy"].endswith(
+        f"form-action 'self' {demo.school_url}"
+    )
+    assert page.response.headers["Cache-Control"] == "no-store"
+
+    to_school = browser.submit(page, f"{demo.broker_url}/discovery", follow=False)
+    assert to_school.status == 303 and (to_school.location or "").startswith(demo.school_url)
+
+
+def _store_down(*args: object, **kwargs: object) -> None:
+    raise StoreUnavailable("the store is out of reach (test)")
+
+
+@pytest.fixture(scope="module")
+def unset_school(demo: LiveDemo) -> str:
+    """A SAML school whose metadata the broker does not hold (`school_metadata_missing`)."""
+    demo.registry.add_school(
+        School(UNSET_SCHOOL_ID, "Halfklaar Lyceum", "https://idp.halfklaar.example/metadata"), ""
+    )
+    return UNSET_SCHOOL_ID
+
+
+def test_a_school_that_is_not_set_up_is_not_offered_try_again(
+    demo: LiveDemo, unset_school: str
+) -> None:
+    """Trying again cannot help a school whose setup is missing something: its page says the
+    sign-in did not work, without "Try again" (which only a school out of reach for now gets,
+    as in the first test)."""
+    browser = Browser("nl")
+    choice = school_choice(demo, browser)
+    page = browser.post(choice.action, {**choice.fields, "school": unset_school})
+    assert page.status == 502, page.text[:300]
+    assert "Opnieuw proberen" not in page.text
+    assert "nu niet bereikbaar" not in page.text
+    assert not any(form.action == f"{demo.broker_url}/discovery" for form in page.forms)
+
+
+# -- 6: the school's signed "no", seen again; the platform told ----------------------------------
+@pytest.fixture(scope="module")
+def school(demo: LiveDemo) -> SchoolForger:
+    return demo_school_forger(demo)
+
+
+@pytest.fixture(scope="module")
+def oidc_platforms(demo: LiveDemo) -> dict[str, OidcPublisher]:
+    """OIDC platforms of the demo chain, one per response mode."""
+    wants = (Declaration("given_name", "To greet the student."),)
+    return {
+        mode: demo.add_oidc_publisher(
+            f"retry-{mode.replace('_', '-')}",
+            "leermiddelen",
+            wants,
+            released=frozenset({"given_name"}),
+            response_mode=mode,
+        )
+        for mode in ("query", "form_post")
+    }
+
+
+def at_the_school(demo: LiveDemo, browser: Browser, publisher: str = "leesplank") -> PendingLogin:
+    """A login from `publisher`, sent to the demo school by the student's choice."""
+    choice = school_choice(demo, browser, publisher)
+    sent = browser.post(choice.action, {**choice.fields, "school": DEMO_SCHOOL_ID}, follow=False)
+    return pending_at_school(demo, browser, sent)
+
+
+def pending_at_school(demo: LiveDemo, browser: Browser, sent: Page) -> PendingLogin:
+    location = sent.location or ""
+    assert sent.status == 303 and location.startswith(f"{demo.school_url}/sso"), sent.text[:300]
+    _, params = redirect_message(location)
+    return PendingLogin(browser, authn_request_id(location), params["RelayState"])
+
+
+def signed_no(demo: LiveDemo, school: SchoolForger, login: PendingLogin) -> str:
+    return school.error_response(
+        in_response_to=login.request_id,
+        destination=demo.acs_url,
+        status=REQUEST_DENIED,
+        message="not this account",
+        sign=True,
+    )
+
+
+def test_the_schools_signed_no_reloaded_or_answered_late_shows_the_ways_on_again(
+    demo: LiveDemo, school: SchoolForger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """After the school's signed "no" the login stays open without that request: a reload of
+    the "no" and the school's late answer to it are stale (not "this school is not known"),
+    and their page offers the ways on again. "Try again" asks the school for a fresh sign-in
+    (ForceAuthn): its own session would answer with the same wrong account."""
+    login = at_the_school(demo, Browser("nl"))
+    no = signed_no(demo, school, login)
+    first = deliver(demo, login, no)
+    assert heading(first) == "Je school heeft je niet ingelogd"
+    for again in (no, forged(demo, school, login)):
+        page = deliver(demo, login, again)
+        assert page.status == 400, page.text[:300]
+        assert heading(page) == "Deze inlogpoging is voorbij"
+        assert "Je school antwoordde op een inlogpoging die al voorbij is." in page.text
+        retry = page.form(f"{demo.broker_url}/discovery")
+        assert retry.fields == first.form(f"{demo.broker_url}/discovery").fields
+        assert f'href="/discovery?login={login.relay_state}">Kies je school opnieuw.</a>' in (
+            page.text
+        )
+        assert page.form(f"{demo.broker_url}/back-to-platform").fields == {
+            "login": login.relay_state
+        }
+        assert f">Terug naar {LEESPLANK}</button>" in page.text
+        assert page.response.headers["Cache-Control"] == "no-store"
+        assert demo.school_url in page.response.headers["Content-Security-Policy"]
+        assert not demo.answers_publisher(page) and SSO_COOKIE not in page.cookies_set
+    assert caplog.text.count("refused code=stale_answer ") == 2
+    assert "code=unknown_school" not in caplog.text
+
+    to_school = login.browser.submit(first, f"{demo.broker_url}/discovery", follow=False)
+    retried = pending_at_school(demo, login.browser, to_school)
+    xml, _ = redirect_message(to_school.location or "")
+    assert etree.fromstring(xml).get("ForceAuthn") == "true"
+    answer = deliver(demo, retried, forged(demo, school, retried))
+    assert answer.status == 200 and demo.answers_publisher(answer), answer.text[:300]
+
+
+@pytest.mark.parametrize("platform", ["saml", "query", "form_post"])
+def test_back_to_the_platform_ends_the_login_before_the_platform_is_told(
+    demo: LiveDemo,
+    school: SchoolForger,
+    oidc_platforms: dict[str, OidcPublisher],
+    platform: str,
+) -> None:
+    """The refusal page's "Back to <platform>" goes through the broker, which takes the login
+    before it tells the platform: afterwards "Try again" finds no login, and the school's
+    answer to a request made before (the student pressed "Try again" first, then went back)
+    completes nothing, so the platform never gets a second answer to its request. A SAML
+    platform and an OIDC client in form_post mode get the auto-post page; one in the query
+    mode a redirect, which the refusal page's form-action allows."""
+    publisher = demo.publishers["leesplank"] if platform == "saml" else oidc_platforms[platform]
+    browser = Browser("en")
+    login = at_the_school(demo, browser, publisher.id)
+    page = deliver(demo, login, signed_no(demo, school, login))
+    assert page.status == 502, page.text[:300]
+    back = page.form(f"{demo.broker_url}/back-to-platform")
+    assert back.fields == {"login": login.relay_state}
+    assert not demo.answers_publisher(page), "nothing goes to the platform straight from here"
+    policy = page.response.headers["Content-Security-Policy"]
+    assert urljoin(publisher.answer_url, "/").rstrip("/") in policy.split()
+    # "Try again" first: a fresh request at the school, which the student leaves unanswered.
+    retried = pending_at_school(
+        demo, browser, browser.submit(page, f"{demo.broker_url}/discovery", follow=False)
+    )
+
+    told = browser.submit(page, f"{demo.broker_url}/back-to-platform", follow=False)
+    if platform == "query":
+        assert told.status == 303, told.text[:300]
+        sent = urlsplit(told.location or "")
+        assert f"{sent.scheme}://{sent.netloc}{sent.path}" == publisher.answer_url
+        assert parse_qs(sent.query)["error"] == ["access_denied"]
+    else:
+        assert told.status == 200 and demo.answers_publisher(told), told.text[:300]
+        carried = told.form(publisher.answer_url).fields
+        if platform == "saml":
+            assert b"status:AuthnFailed" in base64.b64decode(carried["SAMLResponse"])
+        else:
+            assert carried["error"] == "access_denied"
+
+    # The login is over: "Try again" on the old page does not go to the school again,
+    again = browser.submit(page, f"{demo.broker_url}/discovery", follow=False)
+    assert again.status == 400 and again.location is None, again.text[:300]
+    # the school's answer to the retried request completes nothing,
+    late = deliver(demo, retried, forged(demo, school, retried))
+    assert late.status == 400 and not demo.answers_publisher(late), late.text[:300]
+    assert SSO_COOKIE not in browser.cookies(demo.broker_url)
+    # and "Back" once more (no JavaScript to stop a second click) tells the platform nothing.
+    twice = browser.submit(page, f"{demo.broker_url}/back-to-platform", follow=False)
+    assert twice.status == 400 and twice.location is None
+    assert not demo.answers_publisher(twice)

@@ -25,6 +25,7 @@ from werkzeug.test import TestResponse
 from broker.cli.instance import init_instance
 from broker.config import RateLimits, Settings, load_settings, settings_from_mapping
 from broker.core.errors import ConfigurationError
+from broker.core.model import OidcUpstream, School
 from broker.registry import migrate
 from broker.store import open_store
 from broker.store.redis_clients import TIMEOUT_SECONDS
@@ -122,8 +123,16 @@ def test_the_429_page_speaks_dutch(make_app: MakeApp) -> None:
 
 def test_the_429_page_offers_try_again_for_the_same_request(make_app: MakeApp) -> None:
     """Not "go back to the learning platform" without a link: the same address again for a
-    GET, the same school choice again for a POST of it (after the wait the page asks for)."""
-    client = make_app(replace(OFF, discovery="1/minute")).test_client()
+    GET, the same school choice again for a POST of it (after the wait the page asks for).
+    That "Try again" is answered with a redirect to the school's sign-in page, which Chromium
+    holds to the page's form-action: the page names the school's origin (the browser test:
+    tests/browser/test_try_again.py), and, carrying the login, is never kept by a cache."""
+    app = make_app(replace(OFF, discovery="1/minute"))
+    issuer = "https://login.limited-school.example"
+    school = School("99XX00", "Drukke School", issuer, oidc=OidcUpstream(issuer, "kb", "s"))
+    if app.extensions["ketenbroker"].registry.school(school.id) is None:
+        app.extensions["ketenbroker"].registry.add_school(school, "")
+    client = app.test_client()
     headers = {"Accept-Language": "nl"}
     client.get("/discovery?login=abc", headers=headers)
     page = client.get("/discovery?login=abc", headers=headers)
@@ -142,6 +151,14 @@ def test_the_429_page_offers_try_again_for_the_same_request(make_app: MakeApp) -
     for name, value in choice.items():
         assert f'<input type="hidden" name="{name}" value="{value}">' in text
     assert ">Opnieuw proberen</button>" in text
+    assert 'href="/discovery?login=abc">Kies je school opnieuw.</a>' in text
+    assert posted.headers["Content-Security-Policy"].endswith(f"form-action 'self' {issuer}")
+    assert posted.headers["Cache-Control"] == "no-store"
+    assert int(posted.headers["Retry-After"]) > 0
+    # A school that is not registered: nothing to try again (no form to post made-up fields).
+    unknown = client.post("/discovery", data={**choice, "school": "00ZZ00"}, headers=headers)
+    assert unknown.status_code == 429
+    assert 'action="/discovery"' not in unknown.get_data(as_text=True)
 
 
 def test_saml_and_oidc_sso_share_one_budget(make_app: MakeApp) -> None:

@@ -113,6 +113,7 @@ SPECS: dict[str, Spec] = {
     ),
     "discovery.choose": Spec(PAGE, ("login", "q")),
     "discovery.chosen": Spec(PAGE, ("login", "school")),
+    "back_to_platform.tell": Spec(PAGE, ("login",)),
     "notice.show": Spec(PAGE),
     "notice.proceed": Spec(
         PAGE,
