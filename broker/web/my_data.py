@@ -163,9 +163,7 @@ def my_data_signed_in(identity: UpstreamIdentity, sso_token: str | None = None) 
 def view(view_id: str) -> Response:
     b = _broker()
     secret = browser_secret(request)
-    if len(view_id) > MAX_VIEW_ID:
-        raise MyDataExpired("my-data view id too long")
-    if not hmac.compare_digest(request.cookies.get(MY_DATA_COOKIE, ""), view_id):
+    if not _is_open_view(view_id):
         # Closed, replaced by a newer view, or the browser was closed: an address in the
         # history opens nothing (no store read either).
         raise MyDataExpired("my-data view not this browser's open one")
@@ -204,20 +202,38 @@ def view(view_id: str) -> Response:
 @my_data.route("/my-data/close", methods=["POST"])
 def close() -> Response:
     """ "Close my data": the view is deleted and the browser forgets it. The form carries the
-    view's id, which only its page shows (another site cannot close it); a view already gone
-    (expired, closed in another tab) closes all the same."""
+    view's id, which only its page shows (another site cannot close it), and it must be this
+    browser's open view, as for showing it: anything else changes nothing and gets the page of
+    a view that is no longer open (closed in another tab, replaced, or never this browser's). A
+    view whose record expired closes all the same."""
     view_id = request.form.get(VIEW_FIELD, "")
-    if view_id and len(view_id) <= MAX_VIEW_ID:
-        try:
-            _broker().flow.sealed.delete(VIEW, view_id)
-        except StoreUnavailable:
-            # The cookie going is enough for this browser; the record ends at its expiry.
-            log.warning("my-data view not deleted: store unavailable")
+    if not _is_open_view(view_id):
+        raise MyDataExpired("my-data close of a view that is not this browser's open one")
+    try:
+        _broker().flow.sealed.delete(VIEW, view_id)
+    except StoreUnavailable:
+        # The cookie going is enough for this browser; the record ends at its expiry.
+        log.warning("my-data view not deleted: store unavailable")
     log.info("my-data closed")
     response = redirect(url_for("my_data.closed"), 303)
     clear_my_data_view(response)
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _is_open_view(view_id: str) -> bool:
+    """`view_id` is this browser's open view (its my-data cookie). Ids are URL-safe ASCII
+    (secrets.token_urlsafe); anything else is no view, and hmac.compare_digest takes only ASCII
+    strings."""
+    open_view = request.cookies.get(MY_DATA_COOKIE, "")
+    if (
+        not view_id
+        or len(view_id) > MAX_VIEW_ID
+        or not view_id.isascii()
+        or not open_view.isascii()
+    ):
+        return False
+    return hmac.compare_digest(open_view, view_id)
 
 
 def _digest(sso_token: str) -> str:

@@ -86,6 +86,8 @@ SPECS: dict[str, Spec] = {
         ),
     ),
     "my_data.view": Spec(PAGE),
+    "my_data.closed": Spec(DOCUMENT),
+    "my_data.close": Spec(PAGE, ("view",)),
     "saml.sso": Spec(PAGE, SAML_REQUEST),
     "saml.acs": Spec(PAGE, SAML_RESPONSE),
     "saml_logout.idp_slo": Spec(PAGE, SAML_REQUEST),
