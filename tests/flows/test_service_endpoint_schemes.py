@@ -81,4 +81,4 @@ def test_in_dutch_the_student_is_told_to_tell_their_school(
     page = Browser("nl").get(url)
     assert page.status == 400
     assert "Dit leerplatform is niet veilig ingesteld" in page.text
-    assert "dus de broker logt je er niet bij in. Laat het je school weten." in page.text
+    assert "dus je kunt er hier niet bij inloggen. Laat het je school weten." in page.text
