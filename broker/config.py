@@ -98,7 +98,7 @@ class RateLimits:
     `student_lookup` counts per portal account instead: a school administrator's lookups of a
     student's receipts by identifier (portal/student_lookup.py)."""
 
-    sso: str = "600/minute"  # SAML SSO and the OIDC authorization endpoint (publishers' side)
+    sso: str = "600/minute"  # SAML SSO, OIDC authorize and end_session, the data page's sign-in
     acs: str = "600/minute"  # the SAML ACS and the OIDC callback (schools' side)
     token: str = "1200/minute"  # noqa: S105 - the OIDC token endpoint, a rate
     discovery: str = "1200/minute"  # the school chooser and its search

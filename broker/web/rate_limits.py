@@ -45,6 +45,8 @@ log = logging.getLogger("broker.web")
 LIMITED_ENDPOINTS = {
     "saml.sso": "sso",
     "oidc_op.authorize": "sso",
+    # The data page's sign-in starts a login (a login record in the store) as SSO does.
+    "my_data.sign_in": "sso",
     "saml.acs": "acs",
     "oidc_rp.callback": "acs",
     "oidc_op.token": "token",

@@ -8,6 +8,7 @@ instance (`ketenbroker init` in a temporary folder) called through Flask's test 
 
 from __future__ import annotations
 
+import inspect
 import random
 import socket
 import time
@@ -30,6 +31,7 @@ from broker.registry import migrate
 from broker.store import open_store
 from broker.store.redis_clients import TIMEOUT_SECONDS
 from broker.web import create_app
+from broker.web.rate_limits import LIMITED_ENDPOINTS
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 
@@ -70,6 +72,8 @@ def _hit(client: FlaskClient, endpoint: str, language: str = "en") -> TestRespon
         return client.get("/saml/idp/sso?SAMLRequest=x", headers=headers)
     if endpoint == "oidc_authorize":
         return client.get("/oidc/authorize?client_id=nobody", headers=headers)
+    if endpoint == "my_data":
+        return client.get("/my-data/sign-in", headers=headers)
     if endpoint == "acs":
         return client.post("/saml/sp/acs", data={"SAMLResponse": "x"}, headers=headers)
     if endpoint == "token":
@@ -82,6 +86,7 @@ def _hit(client: FlaskClient, endpoint: str, language: str = "en") -> TestRespon
     [
         ("sso", "sso"),
         ("oidc_authorize", "sso"),
+        ("my_data", "sso"),
         ("acs", "acs"),
         ("token", "token"),
         ("discovery", "discovery"),
@@ -110,6 +115,21 @@ def test_each_limited_endpoint_answers_429_after_its_limit(
     # Other kinds of endpoint keep their own budget.
     other = "discovery" if endpoint != "discovery" else "acs"
     assert _hit(client, other).status_code != 429
+
+
+def test_every_view_that_starts_a_login_is_limited(make_app: MakeApp) -> None:
+    """A view that starts a login writes a login record to the store: unlimited, anyone could
+    fill the store with them (15 minutes each) and take logins down for everyone. So a new
+    entry point cannot slip past the limits, every view whose code starts a login is named in
+    LIMITED_ENDPOINTS with the SSO budget."""
+    app = make_app(OFF)
+    starting = {
+        endpoint
+        for endpoint, view in app.view_functions.items()
+        if "flow.start(" in inspect.getsource(inspect.unwrap(view))
+    }
+    assert {"saml.sso", "oidc_op.authorize", "my_data.sign_in"} <= starting
+    assert {e: LIMITED_ENDPOINTS.get(e) for e in starting} == dict.fromkeys(starting, "sso")
 
 
 def test_the_429_page_speaks_dutch(make_app: MakeApp) -> None:
