@@ -160,8 +160,8 @@ def publisher_update(
         )
         update_metadata(settings, registry, entry, metadata, registry.update_service_metadata)
         return
-    service = registry.service(service_id)
-    if service is None or service.oidc is None:
+    service = found  # a client in review too (one its publisher registered in the portal)
+    if service.oidc is None:
         if found.protocol is Protocol.SAML:
             raise click.ClickException(
                 f"Service {service_id} is a SAML service: the --oidc-* options change OpenID "

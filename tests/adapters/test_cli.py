@@ -21,7 +21,7 @@ from click.testing import Result
 
 from broker.certificates import write_pair
 from broker.config import load_settings
-from broker.core.model import OidcClient
+from broker.core.model import ClientAuthMethod, NamingProfile, OidcClient, Protocol, Service
 from broker.demo.publisher_sp import PublisherSpSettings, publisher_sp_metadata
 from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
 from broker.registry import SqlRegistry
@@ -636,6 +636,28 @@ def test_oidc_publisher_with_logout_uris_then_updated(populated: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert _client_of(populated, "lexi").post_logout_redirect_uris == ()
+
+
+def test_an_oidc_client_in_review_is_updated_too(populated: Path) -> None:
+    """docs/cli.md: services awaiting approval can be updated too, a client its publisher
+    registered in the portal as well (it was "no OpenID Connect client")."""
+    registry = SqlRegistry(load_settings(populated).registry_url)
+    client = OidcClient(("https://wacht.example/cb",), ClientAuthMethod.SECRET_BASIC, "0" * 64)
+    waiting = Service(
+        "wacht", "Wacht", "wacht", None, NamingProfile.OID, (),
+        protocol=Protocol.OIDC, oidc=client, approved=False,
+    )  # fmt: skip
+    registry.add_service(waiting, None)
+    result = run(
+        "publisher", "update", "--config", populated, "--id", "wacht",
+        "--oidc-redirect-uri", "https://nieuw.example/cb",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    found = registry.any_service("wacht")
+    registry.close()
+    assert found is not None and found.oidc is not None and not found.approved
+    assert found.oidc.redirect_uris == ("https://nieuw.example/cb",)
+    assert found.oidc.secret_hash == client.secret_hash
 
 
 @pytest.mark.parametrize(

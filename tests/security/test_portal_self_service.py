@@ -1,12 +1,19 @@
 """The publisher's OIDC client pages and the school's identity provider page, with the Flask test
 client: secrets shown once and never echoed, every problem next to its field, CSRF, nothing
-saved before the checks pass, and the registry generation moving so the next login uses it."""
+saved before the checks pass, and the registry generation moving so the next login uses it.
+
+An approved client's addresses: paths on the hosts it has change at once; an address on a new
+host (a redirect URI, a post-logout redirect URI, the back-channel logout URI) is refused beside
+its field, in the page's language, and nothing changes: the federation operator registers it
+(`publisher update`). A client in review changes freely, and the operator approves the
+addresses their page showed, never others."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from hashlib import sha256
 from html import unescape
 from io import BytesIO
@@ -19,7 +26,7 @@ from broker.certificates import write_pair
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.admins import AdminRole
 from broker.core.catalogue import CATALOGUE
-from broker.core.model import OidcUpstream, School
+from broker.core.model import OidcClient, OidcUpstream, School
 from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
 from broker.oidc.grants import RegisteredClient
 from tests.support.live import free_ports, serve_app
@@ -28,6 +35,8 @@ from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
 
 NEW_OIDC = f"/portal/publisher/{PUBLISHER_ID}/services/new-oidc"
 IDP = f"/portal/school/{DEMO_SCHOOL_ID}/identity-provider"
+SERVICES = "/portal/operator/services"
+APP = "https://app.lesapp.example"
 SCHOOL_SECRET = "secret-of-the-broker-at-the-school"
 
 
@@ -42,6 +51,11 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PortalSite]:
 def publisher(site: PortalSite) -> FlaskClient:
     """Signed in once for the module: a TOTP code is accepted once only."""
     return site.sign_in("publisher")
+
+
+@pytest.fixture(scope="module")
+def operator(site: PortalSite) -> FlaskClient:
+    return site.sign_in("operator")
 
 
 @pytest.fixture(scope="module")
@@ -514,3 +528,162 @@ def test_the_identity_provider_page_names_the_schools_own_redirect_uri(site: Por
     # And, for a SAML identity provider, where the broker's SAML metadata is.
     assert 'id="sp-metadata-url"' in page
     assert f"<code>{site.settings.sp_entity_id}</code>" in page
+
+
+# -- An approved client's addresses on a new host ----------------------------------------------
+def _in_review(site: PortalSite, publisher: FlaskClient, service_id: str) -> str:
+    """A client in review with a redirect URI on APP and one on loopback; its URIs page."""
+    _register(site, publisher, service_id)
+    return f"/portal/publisher/{PUBLISHER_ID}/services/{service_id}/oidc"
+
+
+def _approved(site: PortalSite, publisher: FlaskClient, service_id: str) -> str:
+    url = _in_review(site, publisher, service_id)
+    site.registry.approve_service(service_id)
+    return url
+
+
+def _client(site: PortalSite, service_id: str) -> OidcClient:
+    service = site.registry.any_service(service_id)
+    assert service is not None and service.oidc is not None
+    return service.oidc
+
+
+def test_an_approved_clients_addresses_on_its_hosts_change_at_once(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    url = _approved(site, publisher, "zelfde-host")
+    hint = publisher.get(url, base_url=HTTPS).get_data(as_text=True)
+    assert "http://127.0.0.1:9400, https://app.lesapp.example" in unescape(hint)
+    status, page = post(
+        publisher,
+        url,
+        url,
+        {
+            # Another path, the default port written out, upper case: the same origin; the
+            # loopback URI removed.
+            "redirect_uris": f"{APP}/v2/callback\nhttps://APP.lesapp.example:443/cb",
+            "post_logout_redirect_uris": f"{APP}/bye",
+            "backchannel_logout_uri": "http://127.0.0.1:9400/bcl",
+        },
+    )
+    assert status == 303, page
+    client = _client(site, "zelfde-host")
+    assert client.redirect_uris == (f"{APP}/v2/callback", "https://APP.lesapp.example:443/cb")
+    assert client.post_logout_redirect_uris == (f"{APP}/bye",)
+    # The loopback origin is the back-channel URI's now, still the client's own.
+    assert client.backchannel_logout_uri == "http://127.0.0.1:9400/bcl"
+
+
+@pytest.mark.parametrize(
+    ("lang", "line", "advice"),
+    [
+        ("nl", "Regel 2 staat op een nieuwe host, https://elders.example.", "operator van de"),
+        ("en", "Line 2 is on a new host, https://elders.example.", "federation operator"),
+    ],
+)
+def test_an_approved_clients_new_host_is_refused_and_nothing_changes(
+    site: PortalSite,
+    publisher: FlaskClient,
+    caplog: pytest.LogCaptureFixture,
+    lang: str,
+    line: str,
+    advice: str,
+) -> None:
+    service_id = f"nieuwe-host-{lang}"
+    url = _approved(site, publisher, service_id)
+    before = _client(site, service_id)
+    with caplog.at_level(logging.INFO, logger="broker.portal"):
+        status, page = post(
+            publisher,
+            url,
+            f"{url}?lang={lang}",
+            {
+                "redirect_uris": f"{APP}/cb\nhttps://elders.example/cb\n{APP}/cb#x",
+                "post_logout_redirect_uris": "https://elders.example:8443/bye",
+                "backchannel_logout_uri": "https://bcl.elders.example/logout",
+            },
+        )
+    publisher.get(f"{url}?lang=nl", base_url=HTTPS)
+    assert status == 400
+    # Every field's problems in one round, each beside its field.
+    uris = field_error(page, "redirect_uris")
+    assert line in uris and advice in uris
+    assert f"ketenbroker publisher update --id {service_id} --oidc-redirect-uri" in uris
+    assert ("Regel 3" if lang == "nl" else "Line 3") in uris  # the fragment, said as before
+    assert "https://elders.example:8443" in field_error(page, "post_logout_redirect_uris")
+    backchannel = field_error(page, "backchannel_logout_uri")
+    assert "https://bcl.elders.example" in backchannel
+    assert "--oidc-backchannel-logout-uri" in backchannel
+    assert _client(site, service_id) == before
+    refused = [r.getMessage() for r in caplog.records if "reason=new_host" in r.getMessage()]
+    assert refused == [
+        f"portal refused status=400 reason=new_host service={service_id} "
+        f"publisher={PUBLISHER_ID} fields=redirect_uris,post_logout_redirect_uris,"
+        f"backchannel_logout_uri admin={site.accounts['publisher'].admin.id}"
+    ]
+    assert "elders" not in caplog.text
+    assert "reason=form" not in caplog.text  # one line per refusal
+
+
+def test_the_back_channel_logout_uri_alone_on_a_new_host_is_refused(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    url = _approved(site, publisher, "bcl-host")
+    status, page = post(
+        publisher,
+        url,
+        url,
+        {"redirect_uris": f"{APP}/cb", "backchannel_logout_uri": "https://andere.example/bcl"},
+    )
+    assert status == 400
+    said = field_error(page, "backchannel_logout_uri")
+    assert "Dit adres staat op een nieuwe host, https://andere.example." in said
+    assert _client(site, "bcl-host").backchannel_logout_uri is None
+
+
+def test_a_client_in_review_changes_to_any_host(site: PortalSite, publisher: FlaskClient) -> None:
+    url = _in_review(site, publisher, "in-review")
+    status, page = post(
+        publisher,
+        url,
+        url,
+        {
+            "redirect_uris": "https://nieuw.example/cb",
+            "post_logout_redirect_uris": "https://nieuw.example/bye",
+            "backchannel_logout_uri": "https://bcl.nieuw.example/logout",
+        },
+    )
+    assert status == 303, page
+    client = _client(site, "in-review")
+    assert client.redirect_uris == ("https://nieuw.example/cb",)
+    assert client.backchannel_logout_uri == "https://bcl.nieuw.example/logout"
+
+
+def test_the_operator_approves_the_addresses_shown(
+    site: PortalSite, publisher: FlaskClient, operator: FlaskClient
+) -> None:
+    """The services page shows a client's addresses; an approval given for a page that showed
+    other ones (the publisher changed them since) approves nothing."""
+    _register(site, publisher, "goed-te-keuren")
+    shown = operator.get(SERVICES, base_url=HTTPS).get_data(as_text=True)
+    card = shown.split('id="service-goed-te-keuren"', 1)[1].split('class="card"', 1)[0]
+    assert f"<code>{APP}/cb</code>" in card and "<code>http://127.0.0.1:9400/cb</code>" in card
+    seen = re.search(r'name="addresses" value="([^"]+)"', card)
+    assert seen is not None
+    form = {"csrf_token": csrf_token(card), "addresses": seen.group(1)}
+    client = _client(site, "goed-te-keuren")
+    moved = replace(client, redirect_uris=("https://elders.example/cb",))
+    site.registry.update_oidc_client("goed-te-keuren", moved)
+    approve = f"{SERVICES}/goed-te-keuren/approve"
+    response = operator.post(approve, base_url=HTTPS, data=form)
+    assert response.status_code == 400
+    assert "goed-te-keuren" in response.get_data(as_text=True)
+    assert "<code>https://elders.example/cb</code>" in response.get_data(as_text=True)
+    service = site.registry.any_service("goed-te-keuren")
+    assert service is not None and not service.approved
+    site.registry.update_oidc_client("goed-te-keuren", client)  # back as shown
+    response = operator.post(approve, base_url=HTTPS, data=form)
+    assert response.status_code == 303
+    service = site.registry.any_service("goed-te-keuren")
+    assert service is not None and service.approved

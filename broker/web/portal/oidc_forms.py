@@ -3,11 +3,13 @@ identity provider (SAML metadata or an OpenID provider) with its subject attribu
 
 Problems with redirect URIs are found by the same functions `new_client` uses
 (broker/core/endpoints.py, broker/oidc/registration.py); here they get a line number and a
-translation, and land next to their field.
+translation, and land next to their field. An approved client's addresses on a new host are
+refused beside them too (broker/core/client_hosts.py): the federation operator registers those.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from flask_babel import lazy_gettext as _l
@@ -25,6 +27,7 @@ from wtforms import (
 )
 from wtforms.validators import DataRequired, Length, ValidationError
 
+from broker.core.client_hosts import origin_of_address
 from broker.core.endpoints import MAX_REDIRECT_URI, is_acceptable_endpoint, redirect_uri_problem
 from broker.core.hosted_domain import MAX_DOMAIN
 from broker.core.model import ClientAuthMethod
@@ -63,6 +66,42 @@ PROVIDER_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
 
 def redirect_uri_lines(text: str | None) -> tuple[str, ...]:
     return tuple(line.strip() for line in (text or "").splitlines() if line.strip())
+
+
+@dataclass(frozen=True)
+class SettledHosts:
+    """An approved client's origins now (core/client_hosts.py), and what a refusal of an
+    address on another one names: the client, for the operator's command."""
+
+    origins: frozenset[str]
+    service_id: str
+
+    def problems(self, lines: list[tuple[int | None, str]], option: str) -> list[str]:
+        """One problem per address (its line, or None for a one-address field) on a new
+        origin, then once what to do instead."""
+        problems = []
+        for line, uri in lines:
+            origin = origin_of_address(uri)
+            if origin in self.origins:
+                continue
+            if line is None:
+                said = _l("This address is on a new host, %(origin)s.", origin=origin)
+            else:
+                said = _l("Line %(line)d is on a new host, %(origin)s.", line=line, origin=origin)
+            problems.append(str(said))
+        if problems:
+            command = f"ketenbroker publisher update --id {self.service_id} {option} …"
+            problems.append(
+                str(
+                    _l(
+                        "An approved client's addresses on a new host go through the federation "
+                        "operator: send them the new addresses, and they register them with "
+                        "%(command)s. Addresses on the hosts the client has now you change here.",
+                        command=command,
+                    )
+                )
+            )
+        return problems
 
 
 def _uri_line_problems(uris: tuple[str, ...], *, required: bool) -> list[str]:
@@ -119,16 +158,41 @@ class OidcClientFields(PrefilledForm):
         _l("Logout tokens must name the session (sid)")
     )
 
+    # An approved client's origins (set by the edit page), and the fields refused for an
+    # address on a new one (for the log line).
+    settled: SettledHosts | None = None
+    new_host_fields: tuple[str, ...] = ()
+
     def validate_redirect_uris(self, field: Field) -> None:
-        _all_next_to(field, _uri_line_problems(redirect_uri_lines(field.data), required=True))
+        self._check_lines(field, required=True, option="--oidc-redirect-uri")
 
     def validate_post_logout_redirect_uris(self, field: Field) -> None:
-        _all_next_to(field, _uri_line_problems(redirect_uri_lines(field.data), required=False))
+        self._check_lines(field, required=False, option="--oidc-post-logout-uri")
 
     def validate_backchannel_logout_uri(self, field: Field) -> None:
         problem = redirect_uri_problem(field.data) if field.data else None
         if problem is not None:
             raise ValidationError(str(URI_PROBLEMS.get(problem, problem)))
+        lines: list[tuple[int | None, str]] = [(None, field.data)] if field.data else []
+        self._refuse_with(field, [], lines, "--oidc-backchannel-logout-uri")
+
+    def _check_lines(self, field: Field, *, required: bool, option: str) -> None:
+        uris = redirect_uri_lines(field.data)
+        lines: list[tuple[int | None, str]] = [
+            (line, uri)
+            for line, uri in enumerate(uris, start=1)
+            if redirect_uri_problem(uri) is None
+        ]
+        self._refuse_with(field, _uri_line_problems(uris, required=required), lines, option)
+
+    def _refuse_with(
+        self, field: Field, problems: list[str], lines: list[tuple[int | None, str]], option: str
+    ) -> None:
+        """`problems` and, for an approved client, the well-formed `lines` on a new host."""
+        on_new_host = self.settled.problems(lines, option) if self.settled is not None else []
+        if on_new_host:
+            self.new_host_fields = (*self.new_host_fields, field.name)
+        _all_next_to(field, problems + on_new_host)
 
     def logout_registration(self) -> dict[str, Any]:
         """The logout fields as `new_client` and `OidcClient` name them."""

@@ -17,6 +17,7 @@ from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Publisher
 from broker.core.attention import SHOWN
 from broker.core.chain_move import MoveRefused, open_moves
+from broker.core.client_hosts import addresses_fingerprint
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
 from broker.operations.attention import Memo, gather_attention_report
@@ -92,14 +93,39 @@ def _services_page() -> str:
     rows = [(s, _chain_form(s.chain_id)) for s in registry.all_services()]
     # Open move windows, shown on the service they concern (core/chain_move.py).
     moves = {m.service_id: m for m in open_moves(registry.chain_moves(), datetime.now(UTC))}
+    # What the approval of an OpenID Connect client is given for: the addresses shown.
+    shown = {s.id: addresses_fingerprint(s.oidc) for s, _ in rows if s.oidc is not None}
     return render_template(
-        "portal/operator_services.html", rows=rows, approve=EmptyForm(), moves=moves
+        "portal/operator_services.html", rows=rows, approve=EmptyForm(), moves=moves, shown=shown
     )
 
 
 @operator_pages.route("/services/<service_id>/approve", methods=["POST"])
 @portal_page(OPERATOR)
-def approve(service_id: str) -> Response:
+def approve(service_id: str) -> Response | tuple[str, int]:
+    service = broker().registry.any_service(service_id)
+    if (
+        service is not None
+        and service.oidc is not None
+        and request.form.get("addresses") != addresses_fingerprint(service.oidc)
+    ):
+        # Changed by its publisher since the page was shown (or a form from elsewhere): the
+        # operator approves the addresses they saw, never others.
+        log.warning(
+            "portal refused status=400 reason=addresses_changed service=%s admin=%s",
+            service_id,
+            current_admin().id,
+        )
+        note_refusal_logged()
+        flash(
+            gettext(
+                "The addresses of %(service)s changed after this page was shown. Check them "
+                "and approve again.",
+                service=service_id,
+            ),
+            "error",
+        )
+        return _services_page(), 400
     broker().registry.approve_service(service_id)
     log.info("portal service approved service=%s admin=%s", service_id, current_admin().id)
     flash(gettext("Service %(service)s is approved.", service=service_id))
