@@ -10,6 +10,9 @@ school's, a publisher's and the operator's administrator (sign-in, each page, th
 refusals, an invitation accepted, the portal's error pages), in English and in Dutch, each at a
 phone's 320 px and at a desktop's 1280 px (the same page, its window resized: the phone's
 browser as in test_phone_width.py, whose viewport meta follows the window).
+`test_refusals_pass_axe` adds the pages a login can end on that those walks do not reach: a
+search that finds nothing or only near matches, the school choice refused (429, 503) and the
+school's own "no", each with "Try again", and the page "Close my data" lands on.
 
 axe is given the page by `page.evaluate` of axe.min.js's text, which the DevTools protocol runs
 outside the page's Content-Security-Policy. Not `page.add_script_tag`: it adds an inline
@@ -26,16 +29,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Page
+from playwright.sync_api import Page, expect
 
+from broker.core.errors import StoreUnavailable
+from broker.saml.entities import ACS_PATH
+from broker.web.rate_limits import RateLimited
+from tests.browser.test_demo_login import SCHOOL_BUTTON
 from tests.browser.test_phone_width import (
     DESKTOP,
+    LOGIN_BUTTON,
     PHONE,
     NewContext,
     Screen,
@@ -45,6 +55,7 @@ from tests.browser.test_phone_width import (
     school_pages,
     student_pages,
 )
+from tests.browser.test_unsigned_refusal import SchoolSaysNo, unsigned_school
 from tests.support.live import LiveDemo, running_demo
 
 AXE_DIR = Path(__file__).resolve().parent / "axe"
@@ -144,3 +155,65 @@ def test_publisher_pages_pass_axe(audit: Audit) -> None:
 
 def test_operator_pages_pass_axe(audit: Audit) -> None:
     operator_pages(audit)
+
+
+def test_refusals_pass_axe(audit: Audit, tmp_path: Path) -> None:
+    """The pages a login can end on that the phone walks do not reach: a search that finds
+    nothing and one that finds only near matches, the school choice refused as too many attempts
+    (429) and as briefly unavailable (503), the school's own "no", each with "Try again"; and
+    the page "Close my data" lands on."""
+    live = audit.live
+    page = audit.context().new_page()
+    page.goto(live.publishers["leesplank"].base_url + "/")
+    page.get_by_role("button", name=LOGIN_BUTTON).click()
+    for typed, name, shown in (
+        ("no such school anywhere", "discovery, nothing found", "#no-schools"),
+        ("lycem", "discovery, near matches", "#close-matches"),
+    ):
+        page.locator("#school-search").fill(typed)
+        expect(page.locator(shown)).to_be_visible()
+        audit.check(page, name)
+    page.locator("#school-search").fill("lyc")
+    discovery = page.url
+    for refusal, status in ((RateLimited(1), 429), (StoreUnavailable(), 503)):
+        with _school_choice_refused(live, refusal):
+            with page.expect_response(live.broker_url + "/discovery") as refused:
+                page.get_by_role("button", name=SCHOOL_BUTTON, exact=True).click()
+        assert refused.value.status == status
+        expect(page.locator("main form.retry button:visible")).to_be_visible()  # "Try again"
+        audit.check(page, f"school choice refused ({status})")
+        page.go_back()
+        expect(page).to_have_url(discovery)
+
+    school = SchoolSaysNo(
+        unsigned_school(live.broker_url, live.school_url, page, tmp_path),
+        live.broker_url + ACS_PATH,
+    )
+    page.route(live.school_url + "/sso/pick", school.handle)
+    page.locator("#school-search").fill("lyc")
+    page.get_by_role("button", name=SCHOOL_BUTTON, exact=True).click()
+    with page.expect_response(live.broker_url + ACS_PATH) as acs:
+        page.get_by_role("button", name=re.compile("Sanne Jansen")).click()
+    assert acs.value.status == 502
+    expect(page.locator("main form.retry button:visible")).to_be_visible()
+    audit.check(page, "the school said no")
+
+    page.goto(live.broker_url + "/my-data/closed")
+    audit.check(page, "my data, closed")
+
+
+@contextmanager
+def _school_choice_refused(live: LiveDemo, refusal: Exception) -> Iterator[None]:
+    """While inside, the school choice (POST /discovery) is refused with `refusal`, as the rate
+    limiter or an unreachable store refuse it (test_try_again.py's way)."""
+    views = live.apps[live.broker_url].view_functions
+    chosen = views["discovery.chosen"]
+
+    def refused(*args: Any, **kwargs: Any) -> Any:
+        raise refusal
+
+    views["discovery.chosen"] = refused
+    try:
+        yield
+    finally:
+        views["discovery.chosen"] = chosen

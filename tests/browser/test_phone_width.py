@@ -451,6 +451,7 @@ PUBLISHER_PAGES = {
     "publisher: register a SAML service": f"{PUBLISHER}/new",
 }
 OPERATOR_PAGES = {
+    "operator: needs attention": "/portal/operator/attention",
     "operator: services": "/portal/operator/services",
     "operator: chains": "/portal/operator/chains",
     "operator: schools": "/portal/operator/schools",
@@ -546,7 +547,8 @@ def test_operator_pages_fit_a_phone(phone: Screen) -> None:
 
 
 def operator_pages(phone: Screen) -> None:
-    """The operator's pages, an invitation made and the page that accepts it."""
+    """The operator's pages, an invitation made and the page that accepts it, and the question
+    before an administrator's account is removed."""
     language = phone.language
     page = _administrator(phone, AdminRole.OPERATOR, None, OPERATOR_PAGES)
     page.locator("#email").fill(f"{language}.{LONG_EMAIL}")
@@ -560,6 +562,10 @@ def operator_pages(phone: Screen) -> None:
     invited.goto(f"{link}?lang={language}" if "?" not in link else f"{link}&lang={language}")
     expect(invited.locator("#totp-secret")).to_be_visible()
     phone.check(invited, "portal: accepting an invitation")
+    page.goto(phone.live.broker_url + OPERATOR_PAGES["operator: administrators"])
+    page.locator('main a[href$="/remove"]').first.click()
+    expect(page).to_have_url(re.compile(r".*/admins/\d+/remove$"))
+    phone.check(page, "operator: remove an administrator?")
 
 
 # -- the portal at a desktop's width -----------------------------------------------------------

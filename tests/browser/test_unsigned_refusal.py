@@ -75,14 +75,15 @@ class SchoolSaysNo:
         route.fulfill(response=real, body=page.replace(found.group(1), unsigned))
 
 
-def unsigned_school(demo: Demo, page: Page, folder: Path) -> SchoolForger:
-    """The demo school's entity, as far as an unsigned message goes: the key is a stranger's
-    and never used (the demo's own key stays with the demo)."""
+def unsigned_school(broker: str, school: str, page: Page, folder: Path) -> SchoolForger:
+    """The demo school's entity (at `school`, the broker at `broker`), as far as an unsigned
+    message goes: the key is a stranger's and never used (the demo's own key stays with the
+    demo)."""
     key, cert = folder / "unused.key", folder / "unused.crt"
     write_pair(key, cert, "unused")
-    sp_metadata = page.request.get(demo.broker + "/saml/sp/metadata")
+    sp_metadata = page.request.get(broker + "/saml/sp/metadata")
     assert sp_metadata.ok, sp_metadata.status
-    return SchoolForger(demo.school + "/metadata", key, cert, sp_metadata.text())
+    return SchoolForger(school + "/metadata", key, cert, sp_metadata.text())
 
 
 def request_at_school(page: Page) -> tuple[str, str]:
@@ -136,7 +137,9 @@ def test_try_again_after_the_schools_unsigned_no_signs_the_student_in(
     demo: Demo, page: Page, tmp_path: Path
 ) -> None:
     csp_violations = csp_violations_of(page)
-    school = SchoolSaysNo(unsigned_school(demo, page, tmp_path), demo.broker + ACS_PATH)
+    school = SchoolSaysNo(
+        unsigned_school(demo.broker, demo.school, page, tmp_path), demo.broker + ACS_PATH
+    )
     page.route(demo.school + "/sso/pick", school.handle)
 
     # A login from Leesplank; the school answers "no" without signing it.
