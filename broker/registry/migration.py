@@ -4,6 +4,10 @@
 `database.py` drives SQLite, SQLite have transactional DDL), holding a lock so that several
 workers starting at once migrate once and the others find the schema at head; a revision that
 fails leaves nothing of the upgrade behind and is reported in one line (`migration_guard`).
+One exception, on PostgreSQL only: a revision that builds an index concurrently (0025) must
+run outside a transaction, so Alembic's `autocommit_block` commits the revisions before it
+first, and a failure from there on leaves the registry at the revision it reached, which the
+line names (`_failed`). The lock is held throughout.
 
 On SQLite the transaction runs with foreign key enforcement off and checks every reference
 before it commits (`migration_connection`): SQLite alters a table by copying it, dropping it and
@@ -164,16 +168,32 @@ def _applied(found: tuple[str, ...]) -> str | None:
 
 
 def _failed(url: str, found: tuple[str, ...] | None, error: Exception) -> str:
-    """The one line of a migration that failed (its transaction rolled back): the revision whose
-    code raised, the cause, and the revision the registry is still at."""
+    """The one line of a migration that failed: the revision whose code raised, the cause, and
+    the revision the registry is at. Its transaction rolled back; a revision that committed
+    before it (PostgreSQL: an index built concurrently, 0025) leaves the registry at a later
+    revision than it was, read again here to say so."""
     revision = failed_revision(error, _versions)
     where = f" in revision {revision}" if revision else ""
     line = f"migrating the registry at {_shown(url)} failed{where}: "
-    line += f"{failure_reason(error, make_url(url).password)}; nothing was changed"
+    line += failure_reason(error, make_url(url).password)
     if found is None:
-        return line
+        return f"{line}; nothing was changed"
+    now = _heads_after_failure(url, found)
+    if now != found:
+        return (
+            f"{line}; the revisions before it were applied: the registry is now at revision "
+            f"{', '.join(now)}, run migrate again once the cause is put right"
+        )
     still = f"is still at revision {', '.join(found)}" if found else "still has no schema"
-    return f"{line}: the registry {still}"
+    return f"{line}; nothing was changed: the registry {still}"
+
+
+def _heads_after_failure(url: str, found: tuple[str, ...]) -> tuple[str, ...]:
+    """The registry's revisions after a failed migration; `found` when it cannot be read."""
+    try:
+        return _schema_at(url)[0]
+    except ConfigurationError:
+        return found
 
 
 @dataclass(frozen=True)

@@ -1,16 +1,20 @@
 """What keeps a schema migration whole when another runs at the same time, or when it fails.
 
-One at a time: on PostgreSQL the migration's transaction first takes an advisory lock with a
-fixed key, held until it commits or rolls back, so two `ketenbroker migrate`s (or several
-containers starting and migrating) on one registry run one after the other; the one that waits
-logs one line saying so, then finds the schema at head and changes nothing. On SQLite the write
+One at a time: on PostgreSQL the migration's connection first takes a session advisory lock with
+a fixed key, held until its work is committed or rolled back, so two `ketenbroker migrate`s (or
+several containers starting and migrating) on one registry run one after the other; the one
+that waits logs one line saying so, then finds the schema at head and changes nothing. It waits
+in short slices, each a transaction of its own (`_take_migration_lock`), never in one statement
+that holds a snapshot for as long as the other migration runs: that other may be building an
+index concurrently (revision 0025), which waits for every such snapshot. On SQLite the write
 transaction is the lock itself (`BEGIN IMMEDIATE`, database.py): the second waits up to the busy
 timeout and, when the first takes longer, is refused in one line instead of a traceback.
 
-A migration that fails is rolled back whole (one transaction; DDL is transactional on PostgreSQL,
-and on SQLite as database.py drives it) and reported in one line naming the revision and the
-cause: no traceback for the operator, and never SQLAlchemy's rendering of the failed statement,
-whose parameters could hold a school's or an administrator's data.
+A migration that fails is rolled back (one transaction; DDL is transactional on PostgreSQL,
+and on SQLite as database.py drives it; on PostgreSQL a revision that builds an index
+concurrently commits what came before it first, migration.py) and reported in one line naming
+the revision and the cause: no traceback for the operator, and never SQLAlchemy's rendering of
+the failed statement, whose parameters could hold a school's or an administrator's data.
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ from broker.registry import database
 # it shows as locktype advisory, classid 0, objid 1801613927.
 POSTGRES_MIGRATION_LOCK = 0x6B62_7267
 
+# How long one wait for another migration's lock lasts before the next (module docstring).
+LOCK_WAIT_SLICE_MS = 200
+_TRY_LOCK = text("SELECT pg_try_advisory_lock(:key)")
+_SLICE = text("SELECT set_config('lock_timeout', :slice, true)")
+_WAIT_FOR_LOCK = text("SELECT pg_advisory_lock(:key)")
+_UNLOCK = text("SELECT pg_advisory_unlock(:key)")
+_LOCK_NOT_AVAILABLE = "55P03"
+
 log = logging.getLogger("broker.registry.migration")
 # SQLSTATE classes whose PostgreSQL messages quote a value of the data: 22 data exception, 23
 # integrity constraint violation.
@@ -39,12 +51,34 @@ _QUOTING_CLASSES = frozenset({"22", "23"})
 
 @contextmanager
 def migration_transaction(connection: Connection) -> Iterator[None]:
-    """`connection`'s one write transaction for a migration, committed when the block succeeds
-    and rolled back when it raises, taken only once no other migration holds the registry.
+    """`connection`'s write transaction for a migration, committed when the block succeeds and
+    rolled back when it raises, taken only once no other migration holds the registry.
+
+    PostgreSQL: the lock is the session's (`_take_migration_lock`), held until the block ends,
+    so a revision that commits in between (an index built concurrently, 0025, through
+    Alembic's `autocommit_block`) keeps the registry to itself; what is committed or rolled
+    back at the end is the connection's transaction then, which may be one that block began.
     SQLite: refused (`ConfigurationError`) when another writer kept the registry locked past
     the busy timeout."""
+    postgresql = connection.dialect.name == "postgresql"
+    if postgresql:
+        _take_migration_lock(connection)
     try:
-        transaction = connection.begin()
+        _begin(connection)
+        try:
+            yield
+        except BaseException:
+            connection.rollback()
+            raise
+        connection.commit()
+    finally:
+        if postgresql:
+            _release_migration_lock(connection)
+
+
+def _begin(connection: Connection) -> None:
+    try:
+        connection.begin()
     except OperationalError as error:
         if getattr(error.orig, "sqlite_errorcode", None) != sqlite3.SQLITE_BUSY:
             raise
@@ -53,15 +87,18 @@ def migration_transaction(connection: Connection) -> Iterator[None]:
             f"{database.BUSY_TIMEOUT_SECONDS} s (another migration still running?); nothing "
             "was changed: run it again once that has finished"
         ) from None
-    with transaction:
-        if connection.dialect.name == "postgresql":
-            _take_migration_lock(connection)
-        yield
 
 
 def _take_migration_lock(connection: Connection) -> None:
-    key = {"key": POSTGRES_MIGRATION_LOCK}
-    if connection.scalar(text("SELECT pg_try_advisory_xact_lock(:key)"), key):
+    """Take the session's advisory lock, waiting for another migration's in slices of
+    `LOCK_WAIT_SLICE_MS`, each in a transaction of its own: a `CREATE INDEX CONCURRENTLY` the
+    other runs waits for every transaction that holds a snapshot, this wait's included, and one
+    that lasted until the lock came free would be a deadlock PostgreSQL ends by failing the
+    index build. A slice ends long before PostgreSQL looks for deadlocks (`deadlock_timeout`,
+    1 s by default)."""
+    took = connection.scalar(_TRY_LOCK, {"key": POSTGRES_MIGRATION_LOCK})
+    connection.commit()
+    if took:
         return
     # Without the line a second `migrate` (or a container's start) looks hung for as long as
     # the first one runs.
@@ -70,7 +107,27 @@ def _take_migration_lock(connection: Connection) -> None:
         "(PostgreSQL advisory lock %d)",
         POSTGRES_MIGRATION_LOCK,
     )
-    connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
+    while True:
+        try:
+            connection.execute(_SLICE, {"slice": f"{LOCK_WAIT_SLICE_MS}ms"})
+            connection.execute(_WAIT_FOR_LOCK, {"key": POSTGRES_MIGRATION_LOCK})
+        except OperationalError as error:
+            connection.rollback()
+            if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
+                raise
+            continue
+        connection.commit()
+        return
+
+
+def _release_migration_lock(connection: Connection) -> None:
+    """Give the lock back; a connection that broke meanwhile lost it with its session."""
+    try:
+        connection.rollback()
+        connection.execute(_UNLOCK, {"key": POSTGRES_MIGRATION_LOCK})
+        connection.commit()
+    except DBAPIError:
+        connection.invalidate()
 
 
 def failure_reason(error: Exception, password: str | None = None) -> str:

@@ -16,6 +16,8 @@ from broker.registry.tables import ID, Base
 HASH = String(64)
 PROTOCOL = String(8)
 NOTICE_MODES = ("session", "changes")
+SCHOOL_SERVICE_ATTRIBUTES = "ix_receipts_school_id_service_id_attributes"
+SCHOOL_SERVICE_ATTRIBUTES_COLUMNS = ("school_id", "service_id", "attributes")
 
 
 def attributes_column(attributes: tuple[str, ...]) -> str:
@@ -52,6 +54,9 @@ class ReceiptRow(Base):
         UniqueConstraint("school_id", "seq"),
         Index("ix_receipts_school_id_issued_at", "school_id", "issued_at"),
         Index("ix_receipts_subject_service_id", "subject", "service_id"),
+        # Revision 0025: the school portal's passes over a school's receipts (`named`, and
+        # `totals` without a date or student filter) read this index only, not the table.
+        Index(SCHOOL_SERVICE_ATTRIBUTES, *SCHOOL_SERVICE_ATTRIBUTES_COLUMNS),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

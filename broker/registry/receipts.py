@@ -6,7 +6,8 @@ one school serialise on that row only, and logins at different schools never wai
 other. Every read the portals and the my-data page make is on an index; the school portal's
 (`find`, `each`, `totals`, `named`) may still pass over all of a school's receipts, millions
 under a year's retention, and run on the `patient` engine: the portal's longer bound, not the
-login path's (database.py).
+login path's (database.py). `named`, and `totals` without a date or student filter, read the
+(school_id, service_id, attributes) index only, never the table (revision 0025).
 """
 
 from __future__ import annotations

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from broker.registry.migration import migration_connection, record_oldest_reader
 from broker.registry.tables import Base
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=Base.metadata,
@@ -20,6 +21,11 @@ def _run(connection: object) -> None:
         # The schema's oldest reader, written in the migration's own transaction.
         on_version_apply=record_oldest_reader,
     )
+    # migration.py began the transaction (under its lock), so Alembic's own `begin_transaction`
+    # does nothing; its `autocommit_block` (a revision that must run outside a transaction,
+    # 0025) commits only a transaction Alembic knows of: it is told of this one. The one the
+    # block begins afterwards is the connection's, which migration_transaction commits.
+    context.get_context()._transaction = connection.get_transaction()
     with context.begin_transaction():
         context.run_migrations()
 
