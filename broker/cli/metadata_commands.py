@@ -13,6 +13,7 @@ from broker.cli.options import config_option, open_registry, reports_errors
 from broker.config import MetadataSource
 from broker.core.federation import SourceRecord
 from broker.operations.sources import source_states
+from broker.saml.aggregate import LeftOut
 
 
 @click.group("metadata")
@@ -62,8 +63,17 @@ def refresh_command(config_path: Path, names: tuple[str, ...], allow_older: bool
                 )
                 + f", {outcome.seconds:.2f} s"
             )
+            for each in outcome.left_out:
+                click.echo(f"  {_left_out(each)}")
     if any(o.result == "refused" for o in outcomes):
         raise SystemExit(1)
+
+
+def _left_out(member: LeftOut) -> str:
+    """One member left out: its entity id (and role), its reason code and what is wrong."""
+    role = f" ({member.role})" if member.role else ""
+    detail = f": {member.detail}" if member.detail else ""
+    return f"left out {member.entity_id}{role}: {member.reason}{detail}"
 
 
 def _authorities(source: MetadataSource, record: SourceRecord | None) -> str:

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from broker.config import MetadataSource, Settings
 from broker.core.federation import FeedDates, OlderThanHeld
 from broker.registry import SqlRegistry
-from broker.saml.aggregate import MetadataRefused, read_metadata
+from broker.saml.aggregate import LeftOut, MetadataRefused, read_metadata
 from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_fetch import fetch_bytes
 
@@ -43,6 +43,8 @@ class RefreshOutcome:
     seconds: float = 0.0
     # Members left out because the source's registration_authorities do not list theirs.
     not_listed: int = 0
+    # Members left out for a problem of their own, each with its reason (aggregate.py).
+    left_out: tuple[LeftOut, ...] = ()
 
 
 def _download(source: MetadataSource, allow_loopback: bool) -> bytes:
@@ -153,6 +155,7 @@ def refresh_source(
         skipped=read.skipped,
         seconds=seconds,
         not_listed=read.not_listed,
+        left_out=read.left_out,
     )
 
 

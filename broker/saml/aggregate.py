@@ -21,8 +21,12 @@ source limited to some registration authorities leaves out every member another 
 registered, or that does not say, itself or by an EntitiesDescriptor around it
 (registration_authority.py), before its roles are read. An entity that does not fit the
 broker's role checks is skipped, not fatal: one broken member of a 5,000-entity feed must not
-stop the other 4,999. A plain-http SLO URL is no reason to skip one (it is kept and logged,
-`metadata_check.checked_member`): logins do not need it, and the logout path skips it.
+stop the other 4,999. So is one past its own validUntil, and one that repeats an earlier
+member's entity id (the first is used). Each is named with its reason (`LeftOut`, in the log
+and in `metadata refresh`'s output): a school whose federation copy is left out is otherwise
+indistinguishable from one the feed does not hold. A plain-http SLO URL is no reason to skip
+one (it is kept and logged, `metadata_check.checked_member`): logins do not need it, and the
+logout path skips it.
 """
 
 from __future__ import annotations
@@ -56,8 +60,16 @@ ENTITY = f"{{{MD}}}EntityDescriptor"
 PUBLICATION_INFO = f"{{{MD}}}Extensions/{{{MDRPI}}}PublicationInfo"
 # What a member that does not describe a role fails with: not a problem, another role.
 _NOT_IN_ROLE = {NOT_AN_IDP, NOT_AN_SP}
-# Left-out entities named in the log per download (the count says how many in all).
-MAX_NAMED_UNUSABLE = 20
+# Per download and reason, how many of the members a source's registration_authorities leave
+# out are named in the log (the count says how many in all): an interfederation feed may hold
+# thousands, left out on purpose. A member left out for a problem of its own is always named.
+MAX_NAMED_NOT_LISTED = 20
+# An SLO URL that is not https, likewise: the entity is kept.
+MAX_NAMED_SLO = 20
+# Why a member was left out for a problem of its own (`LeftOut.reason`).
+ENTITY_UNUSABLE = "entity_unusable"  # it fails the role's checks: `detail` says which
+ENTITY_EXPIRED = "entity_expired"  # its own validUntil, or its group's, has passed
+ENTITY_ID_REPEATED = "entity_id_repeated"  # an earlier member has its entity id: that one is used
 
 
 class MetadataRefused(Exception):
@@ -66,6 +78,19 @@ class MetadataRefused(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A member of a download left out, and why: `reason` one of the codes above or of
+    registration_authority.py; `detail` what is wrong (the entity id and a URL, the
+    federation's, never personal data), else empty. `role`: "idp" or "sp", or None when the
+    member was left out before its roles were read."""
+
+    entity_id: str
+    reason: str
+    detail: str = ""
+    role: str | None = None
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,9 @@ class ReadMetadata:
     published_at: datetime | None = None
     # Members left out because the source's registration_authorities do not list their own.
     not_listed: int = 0
+    # Members left out for a problem of their own (expired, unusable, a repeated entity id), in
+    # document order; those of `not_listed` are only counted.
+    left_out: tuple[LeftOut, ...] = ()
 
     @property
     def dates(self) -> FeedDates:
@@ -194,22 +222,25 @@ def _entities(
     roles: Sequence[str],
     document_until: datetime | None,
     now: datetime,
-) -> tuple[list[FederationEntity], int, list[str]]:
-    """The usable entities in their roles, how many were left out, and why each one that
-    describes a role but fails its checks was (MetadataInvalid's detail, naming the entity).
-    An entity kept with a plain-http SLO URL is logged here (`_log_slo_refused`)."""
+) -> tuple[list[FederationEntity], int, list[LeftOut]]:
+    """The usable entities in their roles, how many roles were left out, and each member (in a
+    role) left out with its reason. An entity kept with a plain-http SLO URL is logged here
+    (`_log_slo_refused`)."""
     entities: list[FederationEntity] = []
     seen: set[tuple[str, str]] = set()
     skipped = 0
-    unusable: list[str] = []
+    left_out: list[LeftOut] = []
     slo_refused: list[tuple[str, str]] = []
     for member in members:
+        named = member.get("entityID") or "-"
         # The entity's own validUntil and that of every EntitiesDescriptor around it count.
         ends = [_valid_until(member), document_until]
         ends += [_valid_until(group) for group in member.iterancestors(ENTITIES)]
         until = min((t for t in ends if t is not None), default=None)
         if until is not None and until <= now:
             skipped += 1
+            ended = f"validUntil {until.isoformat(timespec='seconds')} has passed"
+            left_out.append(LeftOut(named, ENTITY_EXPIRED, ended))
             continue
         xml: str | None = None
         for role in roles:
@@ -218,10 +249,12 @@ def _entities(
             except MetadataInvalid as problem:
                 if problem.message not in _NOT_IN_ROLE:  # in the role, not usable in it
                     skipped += 1
-                    unusable.append(problem.detail)
+                    left_out.append(LeftOut(named, ENTITY_UNUSABLE, problem.detail, role))
                 continue
             if (entity_id, role) in seen:
                 skipped += 1
+                repeated = "an earlier member has this entity id; that one is used"
+                left_out.append(LeftOut(entity_id, ENTITY_ID_REPEATED, repeated, role))
                 continue
             seen.add((entity_id, role))
             slo_refused += [(role, problem.detail) for problem in tolerated]
@@ -229,7 +262,7 @@ def _entities(
                 xml = etree.tostring(member, encoding="unicode")
             entities.append(FederationEntity(entity_id, role, xml, until))
     _log_slo_refused(slo_refused)
-    return entities, skipped, unusable
+    return entities, skipped, left_out
 
 
 def read_metadata(
@@ -268,25 +301,38 @@ def read_metadata(
 
     members = [root] if root.tag == ENTITY else list(_members(root))
     members, not_listed = _listed(members, authorities)
-    entities, skipped, unusable = _entities(members, roles, document_until, now)
+    entities, skipped, left_out = _entities(members, roles, document_until, now)
     if not entities:
         # A list that takes no member of a feed that has some is most likely a mistyped URI.
         raise MetadataRefused("no_listed_entities" if not_listed else "no_usable_entities")
-    _log_left_out("entity_unusable", skipped, unusable)
+    _log_left_out(left_out)
     for reason, entity_ids in not_listed.items():
-        _log_left_out(reason, len(entity_ids), entity_ids)
-    left_out = sum(len(ids) for ids in not_listed.values())
-    return ReadMetadata(document_until, tuple(entities), skipped, published_at, left_out)
+        _log_not_listed(reason, entity_ids)
+    listed_out = sum(len(ids) for ids in not_listed.values())
+    return ReadMetadata(
+        document_until, tuple(entities), skipped, published_at, listed_out, tuple(left_out)
+    )
 
 
-def _log_left_out(reason: str, count: int, details: Sequence[str]) -> None:
-    """How many members were left out for `reason`, and the first of them named (entity ids
-    and URLs are the federation's, not personal): a school registered by entity id whose
-    logins never start shows up here."""
-    if count:
+def _log_left_out(left_out: Sequence[LeftOut]) -> None:
+    """Each member left out for a problem of its own, named with its reason (entity ids and
+    URLs are the federation's, not personal), and how many per reason: a school registered
+    by entity id whose logins never start shows up here, with what its federation must fix."""
+    counts: dict[str, int] = {}
+    for each in left_out:
+        counts[each.reason] = counts.get(each.reason, 0) + 1
+    for reason, count in counts.items():
         log.info("metadata entities skipped", extra={"reason": reason, "count": count})
-    for detail in details[:MAX_NAMED_UNUSABLE]:
-        log.info("metadata entity left out", extra={"reason": reason, "detail": detail})
+    for each in left_out:
+        fields = {"reason": each.reason, "entity": each.entity_id, "role": each.role or "-"}
+        log.info("metadata entity left out", extra=fields | {"detail": each.detail})
+
+
+def _log_not_listed(reason: str, entity_ids: Sequence[str]) -> None:
+    """How many members the source's list left out for `reason`, and the first of them named."""
+    log.info("metadata entities skipped", extra={"reason": reason, "count": len(entity_ids)})
+    for entity_id in entity_ids[:MAX_NAMED_NOT_LISTED]:
+        log.info("metadata entity left out", extra={"reason": reason, "entity": entity_id})
 
 
 def _log_slo_refused(refused: Sequence[tuple[str, str]]) -> None:
@@ -298,7 +344,7 @@ def _log_slo_refused(refused: Sequence[tuple[str, str]]) -> None:
             "metadata entities with an SLO URL not https",
             extra={"reason": "entity_slo_not_https", "count": len(refused)},
         )
-    for role, detail in refused[:MAX_NAMED_UNUSABLE]:
+    for role, detail in refused[:MAX_NAMED_SLO]:
         log.info(
             "metadata entity kept; its SLO URL is not used",
             extra={"reason": "entity_slo_not_https", "role": role, "detail": detail},

@@ -38,22 +38,81 @@ class RequestIdFilter(logging.Filter):
         return True
 
 
+# What every LogRecord has (and what formatters add to it), so the rest of a record is the
+# `extra={…}` its caller gave; `request_id` is this module's own and has a place of its own.
+_RECORD_FIELDS = frozenset(logging.makeLogRecord({}).__dict__) | {
+    "message",
+    "asctime",
+    "taskName",
+    "request_id",
+}
+# A text value written as it is when printable; any other is quoted with JSON's escapes (one
+# line per record, whatever the value holds).
+_BARE_VALUE = re.compile(r"\A[^\s\"=\\]+\Z")
+
+
+def extra_fields(record: logging.LogRecord) -> dict[str, object]:
+    """The fields the caller passed as `extra={…}`: reason codes, counts, entity ids, source
+    names. What goes in is the caller's care, as for the message: never personal data."""
+    return {k: v for k, v in record.__dict__.items() if k not in _RECORD_FIELDS}
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        entry = {
+        entry: dict[str, object] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
             "request_id": getattr(record, "request_id", None),
         }
-        if record.exc_info and record.exc_info[0] is not None:
-            # The type only: an exception's text or traceback locals may quote personal data.
-            entry["exception"] = record.exc_info[0].__name__
-        frames = getattr(record, "frames", None)
-        if frames:
-            entry["frames"] = frames  # file:line function, never values (errors.py)
-        return json.dumps(entry, ensure_ascii=False)
+        # Fields of the line itself win over an extra of the same name.
+        entry |= {k: v for k, v in extra_fields(record).items() if k not in entry}
+        exception = _exception_class(record)
+        if exception is not None:
+            entry["exception"] = exception
+        return json.dumps(entry, ensure_ascii=False, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """`<time> <level> <logger> [<request id>] <message>`, then each extra field as
+    ` key=value` (a value with a space, a quote or `=` in it quoted), then ` exception=<class>`."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not hasattr(record, "request_id"):
+            record.request_id = None
+        fields = extra_fields(record)
+        exception = _exception_class(record)
+        if exception is not None:
+            fields["exception"] = exception
+        # The base class's line without the traceback and stack it would append (see below).
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        line = self.formatMessage(record)
+        return line + "".join(f" {key}={_text_value(value)}" for key, value in fields.items())
+
+
+def _exception_class(record: logging.LogRecord) -> str | None:
+    """The exception's type only: its text or a traceback's source lines may quote personal
+    data (a message, an attribute value), in either format."""
+    if record.exc_info and record.exc_info[0] is not None:
+        return record.exc_info[0].__name__
+    return None
+
+
+def _text_value(value: object) -> str:
+    if isinstance(value, list | tuple):
+        text = ",".join(str(each) for each in value)
+    elif isinstance(value, dict):
+        text = json.dumps(value, ensure_ascii=False, default=str)
+    else:
+        text = str(value)
+    if _BARE_VALUE.match(text) and text.isprintable():
+        return text
+    return json.dumps(text, ensure_ascii=False)
 
 
 def note_refusal_logged() -> None:
@@ -96,7 +155,5 @@ def install_log_handler(log_format: str) -> None:
         if log_format == "json":
             handler.setFormatter(JsonFormatter())
         else:
-            handler.setFormatter(
-                logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-            )
+            handler.setFormatter(TextFormatter())
         logger.addHandler(handler)

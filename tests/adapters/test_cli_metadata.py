@@ -3,8 +3,11 @@ whose metadata comes from a source (`--saml-entity-id`), through the real comman
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,6 +18,7 @@ from broker.certificates import self_signed_pair
 from broker.cli.instance import init_instance
 from broker.config import load_settings
 from broker.registry import SqlRegistry
+from broker.web.logs import JsonFormatter
 from tests.support.cli import run
 from tests.support.feed import Feed
 
@@ -338,3 +342,66 @@ def test_registry_problems_exits_2_on_an_error_no_command_expects(
     monkeypatch.setattr(problems, "gather_attention_report", failing)
     config, _ = broker
     assert run("registry", "problems", "--config", config).exit_code == 2
+
+
+@contextmanager
+def json_log() -> Iterator[list[dict[str, object]]]:
+    """The broker's log lines while the block runs, each as the JSON formatter writes it."""
+    lines: list[dict[str, object]] = []
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("broker")
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
+        lines += [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_a_refused_source_is_named_with_its_reason_in_the_log(
+    broker: tuple[Path, Feed],
+) -> None:
+    config, feed = broker
+    feed.body = signed_aggregate(
+        [sp_entity(SP, "https://sp.publisher.example/acs", MEMBER)],
+        self_signed_pair("not the federation")[0],
+        valid_until=datetime.now(UTC) + timedelta(days=7),
+    )
+    with json_log() as lines:
+        refused = run("metadata", "refresh", "--config", config, "--source", "federation")
+    assert refused.exit_code == 1
+    (line,) = [each for each in lines if str(each["message"]).startswith("metadata source refused")]
+    assert line["source"] == "federation"
+    assert line["reason"] == "metadata_refused:signature_invalid"
+    assert line["level"] == "WARNING"
+
+
+def test_refresh_lists_each_member_left_out_with_its_reason(broker: tuple[Path, Feed]) -> None:
+    config, feed = broker
+    twice = sp_entity(SP, "https://sp.publisher.example/second-acs", MEMBER)
+    http_sso = idp_entity(IDP, "http://idp.school.example/sso", MEMBER)
+    feed.body = signed_aggregate(
+        [sp_entity(SP, "https://sp.publisher.example/acs", MEMBER), twice, http_sso],
+        SIGNER_KEY,
+        valid_until=datetime.now(UTC) + timedelta(days=7),
+    )
+    with json_log() as lines:
+        refreshed = run("metadata", "refresh", "--config", config, "--source", "federation")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "federation: updated, 1 entities (2 skipped)" in refreshed.output
+    assert (
+        f"  left out {SP} (sp): entity_id_repeated: an earlier member has this entity id;"
+        " that one is used" in refreshed.output
+    )
+    assert (
+        f"  left out {IDP} (idp): entity_unusable: SSO URL 'http://idp.school.example/sso'"
+        f" of {IDP} must be https" in refreshed.output
+    )
+    named = {
+        (line["entity"], line["reason"])
+        for line in lines
+        if line["message"] == "metadata entity left out"
+    }
+    assert named == {(SP, "entity_id_repeated"), (IDP, "entity_unusable")}

@@ -6,13 +6,20 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 
 import pytest
 from flask import Flask
 
 from broker.web.errors import install_error_pages
 from broker.web.i18n import init_i18n
-from broker.web.logs import REQUEST_ID_HEADER, JsonFormatter, install_logging
+from broker.web.logs import (
+    REQUEST_ID_HEADER,
+    JsonFormatter,
+    RequestIdFilter,
+    TextFormatter,
+    install_logging,
+)
 from broker.web.static_urls import install_static_urls
 from tests.unit.test_pages import WEB_DIR
 
@@ -69,3 +76,51 @@ def test_unhandled_error_logs_id_and_frames_not_its_message(
     assert "type=RuntimeError" in line["message"] and "error_id=" in line["message"]
     assert any("test_logs.py" in frame and "broken" in frame for frame in line["frames"])
     assert SECRET_TEXT not in json.dumps(line)
+
+
+def _record(**extra: object) -> logging.LogRecord:
+    record = logging.getLogger("broker.test").makeRecord(
+        "broker.test", logging.WARNING, __file__, 1, "metadata source refused", (), None,
+        extra=extra,
+    )  # fmt: skip
+    RequestIdFilter().filter(record)  # outside a request: None, as in the CLI
+    return record
+
+
+def test_json_lines_carry_the_extra_fields() -> None:
+    record = _record(reason="metadata_refused:signature_invalid", source="fed", count=3)
+    line = json.loads(JsonFormatter().format(record))
+    assert line["reason"] == "metadata_refused:signature_invalid"
+    assert line["source"] == "fed" and line["count"] == 3
+    assert line["message"] == "metadata source refused" and line["request_id"] is None
+    # The record's own attributes are not extras.
+    assert not {"args", "msg", "lineno", "pathname", "process", "thread"} & set(line)
+
+
+def test_text_lines_carry_the_extra_fields_quoted_when_needed() -> None:
+    record = _record(
+        reason="fetch_failed", source="fed", detail="cannot fetch the metadata: HTTP 500",
+        frames=["web/x.py:3 view", "web/y.py:9 inner"], empty="", line='two\nlines "q"',
+    )  # fmt: skip
+    line = TextFormatter().format(record)
+    assert line.endswith(
+        " [None] metadata source refused reason=fetch_failed source=fed"
+        ' detail="cannot fetch the metadata: HTTP 500" frames="web/x.py:3 view,web/y.py:9 inner"'
+        ' empty="" line="two\\nlines \\"q\\""'
+    )
+    assert "\n" not in line
+
+
+def test_an_exception_is_its_class_in_either_format() -> None:
+    try:
+        raise RuntimeError(SECRET_TEXT)
+    except RuntimeError:
+        record = logging.getLogger("broker.test").makeRecord(
+            "broker.test", logging.ERROR, __file__, 1, "failed", (), sys.exc_info()
+        )
+    RequestIdFilter().filter(record)
+    text = TextFormatter().format(record)
+    assert text.endswith("failed exception=RuntimeError") and SECRET_TEXT not in text
+    assert "Traceback" not in text
+    line = json.loads(JsonFormatter().format(record))
+    assert line["exception"] == "RuntimeError" and SECRET_TEXT not in json.dumps(line)

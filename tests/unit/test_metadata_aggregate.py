@@ -17,7 +17,7 @@ from bench.metadata_aggregate import (
 )
 from broker.certificates import self_signed_pair
 from broker.core.federation import FeedDates, is_older
-from broker.saml.aggregate import MetadataRefused, ReadMetadata, read_metadata
+from broker.saml.aggregate import LeftOut, MetadataRefused, ReadMetadata, read_metadata
 
 NOW = datetime.now(UTC)
 SIGNER = self_signed_pair("federation signer")
@@ -167,6 +167,54 @@ def test_a_school_whose_sso_url_is_not_https_is_left_out_and_named(
         "SSO URL 'http://bad.example/sso' of https://bad.example/metadata must be https "
         "(plain http only on loopback)"
     )
+
+
+def test_each_member_left_out_is_named_with_its_reason(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # A school whose federation copy is left out must be findable by its entity id: the
+    # operator cannot otherwise tell it from a school the feed does not hold.
+    later = sp_entity("https://sp.example/metadata", "https://sp.example/later-acs", MEMBER_CERT)
+    old = sp_entity("https://old.example/metadata", "https://old.example/acs", MEMBER_CERT)
+    old = old.replace(
+        "<md:EntityDescriptor ", '<md:EntityDescriptor validUntil="2020-01-01T00:00:00Z" ', 1
+    )
+    http_sso = idp_entity("https://bad.example/metadata", "http://bad.example/sso", MEMBER_CERT)
+    caplog.set_level("INFO", logger="broker.saml.aggregate")
+    result = read(aggregate([*members(), later, old, http_sso]))
+    kept = next(e for e in result.entities if e.entity_id == "https://sp.example/metadata")
+    assert "later-acs" not in kept.xml  # the first copy is used
+    sso_problem = (
+        "SSO URL 'http://bad.example/sso' of https://bad.example/metadata must be https "
+        "(plain http only on loopback)"
+    )
+    assert result.left_out == (
+        LeftOut(
+            "https://sp.example/metadata",
+            "entity_id_repeated",
+            "an earlier member has this entity id; that one is used",
+            "sp",
+        ),
+        LeftOut(
+            "https://old.example/metadata",
+            "entity_expired",
+            "validUntil 2020-01-01T00:00:00+00:00 has passed",
+        ),
+        LeftOut("https://bad.example/metadata", "entity_unusable", sso_problem, "idp"),
+    )
+    assert result.skipped == 3
+    named = [
+        (r.__dict__["reason"], r.__dict__["entity"], r.__dict__["role"], r.__dict__["detail"])
+        for r in caplog.records
+        if r.getMessage() == "metadata entity left out"
+    ]
+    assert named == [(e.reason, e.entity_id, e.role or "-", e.detail) for e in result.left_out]
+    counted = {
+        r.__dict__["reason"]: r.__dict__["count"]
+        for r in caplog.records
+        if r.getMessage() == "metadata entities skipped"
+    }
+    assert counted == {"entity_id_repeated": 1, "entity_expired": 1, "entity_unusable": 1}
 
 
 def test_an_entity_whose_slo_url_is_not_https_is_kept_and_named(

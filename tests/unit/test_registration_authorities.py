@@ -11,7 +11,7 @@ from datetime import timedelta
 import pytest
 
 from bench.metadata_aggregate import MDRPI, idp_entity, registered_by, signed_aggregate, sp_entity
-from broker.saml.aggregate import MAX_NAMED_UNUSABLE, MetadataRefused
+from broker.saml.aggregate import MAX_NAMED_NOT_LISTED, MetadataRefused
 from tests.unit.test_metadata_aggregate import MEMBER_CERT, NOW, SIGNER, read
 
 NATIONAL = "https://www.federation.example/"
@@ -61,7 +61,7 @@ def test_a_list_reads_only_the_members_its_federations_registered(
     }
     assert counted == {"registration_authority_not_listed": 1, "registration_authority_missing": 1}
     named = [
-        (r.__dict__["reason"], r.__dict__["detail"])
+        (r.__dict__["reason"], r.__dict__["entity"])
         for r in caplog.records
         if r.getMessage() == "metadata entity left out"
     ]
@@ -170,10 +170,10 @@ def test_many_left_out_are_counted_and_the_first_named(caplog: pytest.LogCapture
             sp_entity(f"https://sp{n}.example/md", f"https://sp{n}.example/acs", MEMBER_CERT),
             ABROAD,
         )
-        for n in range(MAX_NAMED_UNUSABLE + 5)
+        for n in range(MAX_NAMED_NOT_LISTED + 5)
     ]
     result = read(feed([school(1, NATIONAL), *abroad]), authorities=frozenset({NATIONAL}))
-    assert result.not_listed == MAX_NAMED_UNUSABLE + 5
+    assert result.not_listed == MAX_NAMED_NOT_LISTED + 5
     named = [r for r in caplog.records if r.getMessage() == "metadata entity left out"]
-    assert len(named) == MAX_NAMED_UNUSABLE
-    assert named[0].__dict__["detail"] == "https://sp0.example/md"
+    assert len(named) == MAX_NAMED_NOT_LISTED
+    assert named[0].__dict__["entity"] == "https://sp0.example/md"
