@@ -39,12 +39,14 @@ from typing import Literal
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response
+from wtforms import SelectField
 
 from broker.core.admins import AdminRole
 from broker.core.errors import BadRequest, UpstreamFailure
 from broker.core.hosted_domain import checked_hosted_domain, lacks_hosted_domain
 from broker.core.model import OidcUpstream, School
 from broker.core.shared_idp import is_shared_idp, must_name_school
+from broker.core.subjects import lacks_realms
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
 from broker.saml.metadata_check import RefusedEndpoint
@@ -180,9 +182,11 @@ def identity_provider(school_id: str) -> tuple[str, int]:
 def saml_provider(school_id: str) -> Response | tuple[str, int]:
     school = _changeable(_school(school_id))
     saml, oidc = SamlIdpForm(), _forms(school)[1]
-    if saml.validate_on_submit():
+    valid = saml.validate_on_submit()  # first: validating clears the fields' errors
+    subject_usable = _has_realms(school, saml.saml_subject)
+    if valid:
         entity_id, xml, given = idp_metadata(saml.metadata_file, saml.metadata_url)
-        if entity_id is not None:
+        if entity_id is not None and subject_usable:
             changed = replace(
                 school, idp_entity_id=entity_id, subject_attribute=saml.saml_subject.data, oidc=None
             )
@@ -217,9 +221,10 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
     if not secret:
         oidc.client_secret.errors = [*oidc.client_secret.errors, gettext("Give the client secret.")]
     domain = _hosted_domain(oidc, issuer)
+    subject_usable = _has_realms(school, oidc.oidc_subject)
     # An issuer its field already refuses (empty, too long) is not fetched.
     usable = not oidc.issuer.errors and _usable_provider(oidc, issuer, algorithms)
-    if fields_valid and usable and secret and domain is not None:
+    if fields_valid and usable and secret and domain is not None and subject_usable:
         client_id = (oidc.client_id.data or "").strip()
         upstream = OidcUpstream(issuer, client_id, secret, algorithms, domain)
         changed = replace(
@@ -235,6 +240,26 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
         else:
             return _saved(school, "oidc")
     return _page(school, saml, oidc, 400)
+
+
+def _has_realms(school: School, subject: SelectField) -> bool:
+    """Whether the chosen subject can identify the school's students with the realms it has
+    (core/subjects.py `lacks_realms`, the CLI's rule too); if not, why and what to do next to
+    the field. A user name or student number is passed on only with one of the school's realms,
+    which the operator registers (`school add --scope`, `registry import`)."""
+    if not lacks_realms(replace(school, subject_attribute=subject.data or "")):
+        return True
+    subject.errors = [
+        *subject.errors,
+        gettext(
+            "No realms are registered for your school: the part after the @ that your "
+            "students' user names and student numbers end in (such as @school.nl). Without "
+            "one, the broker passes on no user name or student number, so no student could "
+            "sign in. Ask the broker's operator to register your school's realms, and choose "
+            "this again then; until then, choose another attribute."
+        ),
+    ]
+    return False
 
 
 def _hosted_domain(form: OidcProviderForm, issuer: str) -> str | None:
