@@ -40,6 +40,9 @@ class PolicyForm(FlaskForm):
     # since (an attribute declared again with another purpose, made required) is not saved as
     # the school's agreement to declarations it never read (school_pages.py).
     declarations_seen = HiddenField()
+    # The school's policy version the page showed ("0": no choice yet): a choice made on a page
+    # a colleague's saved choice has overtaken since would silently undo it (school_pages.py).
+    policy_seen = HiddenField()
 
 
 NOTICE_CHOICES = [

@@ -45,13 +45,16 @@ from broker.core.admins import AdminRole
 from broker.core.errors import BadRequest, UpstreamFailure
 from broker.core.hosted_domain import checked_hosted_domain, lacks_hosted_domain
 from broker.core.model import OidcUpstream, School
+from broker.core.provider_version import provider_version
 from broker.core.shared_idp import is_shared_idp, must_name_school
 from broker.core.subjects import lacks_realms
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
+from broker.registry.errors import ProviderChanged
 from broker.saml.metadata_check import RefusedEndpoint
 from broker.saml.metadata_report import refused_endpoints
 from broker.web.labels import localised_detail, localised_problem
+from broker.web.logs import note_refusal_logged
 from broker.web.portal.oidc_forms import SUBJECT_LABELS, OidcProviderForm, SamlIdpForm
 from broker.web.portal.rights import (
     PortalForbidden,
@@ -112,24 +115,40 @@ def _locked(school: School) -> Locked | None:
     return "shared_idp" if is_shared_idp(on_idp) else "board_idp"
 
 
-def _forms(school: School) -> tuple[SamlIdpForm, OidcProviderForm]:
+def _forms(school: School, *, stored: bool = False) -> tuple[SamlIdpForm, OidcProviderForm]:
+    """Both forms with the school's settings as stored. `stored`: never what a POST sent (a
+    page whose save was refused because a colleague's came first shows theirs)."""
+    # WTForms reads the request's form unless given `formdata=None`.
+    formdata: dict[str, None] = {"formdata": None} if stored else {}
+    version = provider_version(school)
     saml = SamlIdpForm(
-        data={"saml_subject": school.subject_attribute if school.oidc is None else "name_id"}
+        **formdata,
+        data={
+            "saml_subject": school.subject_attribute if school.oidc is None else "name_id",
+            "provider_seen": version,
+        },
     )
     oidc = OidcProviderForm(
+        **formdata,
         data={
+            "provider_seen": version,
             "issuer": school.oidc.issuer if school.oidc else "",
             "client_id": school.oidc.client_id if school.oidc else "",
             "algorithm": school.oidc.algorithms[0] if school.oidc else "RS256",
             "oidc_subject": school.subject_attribute if school.oidc else "sub",
             "hosted_domain": school.oidc.hosted_domain if school.oidc else "",
-        }
+        },
     )
     return saml, oidc
 
 
 def _page(
-    school: School, saml: SamlIdpForm, oidc: OidcProviderForm, status: int
+    school: School,
+    saml: SamlIdpForm,
+    oidc: OidcProviderForm,
+    status: int,
+    *,
+    changed_meanwhile: bool = False,
 ) -> tuple[str, int]:
     settings = broker().settings
     page = render_template(
@@ -147,8 +166,30 @@ def _page(
         hosted_domain_missing=lacks_hosted_domain(school.oidc),
         refused_endpoints=_refused_endpoints(school),
         locked=_locked(school),
+        changed_meanwhile=changed_meanwhile,
     )
     return page, status
+
+
+def _seen_current(school: School, form: SamlIdpForm | OidcProviderForm) -> bool:
+    """Whether the page showed the school's settings as they are: a colleague's save since
+    would be silently undone by this one (a subject put back changes every pseudonym)."""
+    return bool(form.provider_seen.data == provider_version(school))
+
+
+def _changed_meanwhile(school_id: str) -> tuple[str, int]:
+    """Nothing saved: the page again with the settings as stored now, saying why. The log line
+    names the school and the administrator only."""
+    log.warning(
+        "portal refused status=400 reason=%s school=%s admin=%s",
+        ProviderChanged.code,
+        school_id,
+        current_admin().id,
+    )
+    note_refusal_logged()
+    school = _school(school_id)
+    saml, oidc = _forms(school, stored=True)
+    return _page(school, saml, oidc, 400, changed_meanwhile=True)
 
 
 def _refused_endpoints(school: School) -> list[RefusedEndpoint]:
@@ -182,6 +223,8 @@ def identity_provider(school_id: str) -> tuple[str, int]:
 def saml_provider(school_id: str) -> Response | tuple[str, int]:
     school = _changeable(_school(school_id))
     saml, oidc = SamlIdpForm(), _forms(school)[1]
+    if not _seen_current(school, saml):
+        return _changed_meanwhile(school_id)
     valid = saml.validate_on_submit()  # first: validating clears the fields' errors
     subject_usable = _has_realms(school, saml.saml_subject)
     if valid:
@@ -191,7 +234,9 @@ def saml_provider(school_id: str) -> Response | tuple[str, int]:
                 school, idp_entity_id=entity_id, subject_attribute=saml.saml_subject.data, oidc=None
             )
             try:
-                broker().registry.update_school_idp(changed, xml)
+                broker().registry.update_school_idp(changed, xml, seen=saml.provider_seen.data)
+            except ProviderChanged:
+                return _changed_meanwhile(school_id)
             except BadRequest as error:
                 # Another school's identity provider already (a taken entity id).
                 given.errors = [f"{gettext(error.public_message)} ({error.detail})"]
@@ -205,6 +250,8 @@ def saml_provider(school_id: str) -> Response | tuple[str, int]:
 def oidc_provider(school_id: str) -> Response | tuple[str, int]:
     school = _changeable(_school(school_id))
     saml, oidc = _forms(school)[0], OidcProviderForm()
+    if not _seen_current(school, oidc):
+        return _changed_meanwhile(school_id)
     # Every problem of the form in one round: the field checks (a missing client id, say) do not
     # stop the checks that need the view (the secret, the hosted domain, the provider itself),
     # so a second submit never brings a problem the first could have said (docs/portals.md).
@@ -234,7 +281,9 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
             oidc=upstream,
         )
         try:
-            broker().registry.update_school_idp(changed, "")
+            broker().registry.update_school_idp(changed, "", seen=oidc.provider_seen.data)
+        except ProviderChanged:
+            return _changed_meanwhile(school_id)
         except BadRequest as error:
             oidc.issuer.errors = [f"{gettext(error.public_message)} ({error.detail})"]
         else:

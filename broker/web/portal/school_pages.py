@@ -20,7 +20,7 @@ from wtforms import SelectChoice
 from broker.core.admins import AdminRole
 from broker.core.model import Declaration, Service
 from broker.core.release import released_declarations, required_not_released
-from broker.registry.errors import DeclarationsChanged
+from broker.registry.errors import DeclarationsChanged, PolicyChanged
 from broker.registry.policy_change import PolicyChange
 from broker.registry.portal_reading import SchoolChoice
 from broker.registry.purpose_drops import PurposeDrop, purpose_drops
@@ -67,14 +67,16 @@ def _policy_form(
     found: Service, choice: SchoolChoice | None, *, from_post: bool = True
 ) -> PolicyForm:
     """The choice form: what a POST sent (`from_post`), else the stored choice; and the
-    declaration version the page shows. A POST must carry the version its page showed: one
-    without it (a script, a page from before the field) counts as made on another version."""
+    declaration and policy versions the page shows. A POST must carry the versions its page
+    showed: one without them (a script, a page from before the field) counts as made on
+    others."""
     data: dict[str, object] = {
         "active": choice.active if choice else True,
         "attributes": sorted(choice.attributes) if choice else [],
     }
     if not (from_post and request.method == "POST"):
         data["declarations_seen"] = str(found.declaration_version)
+        data["policy_seen"] = str(_policy_version(choice))
     form = PolicyForm(data=data) if from_post else PolicyForm(formdata=None, data=data)
     form.attributes.choices = [
         SelectChoice(d.attribute, str(attribute_label(d.attribute))) for d in found.declarations
@@ -82,25 +84,39 @@ def _policy_form(
     return form
 
 
+def _policy_version(choice: SchoolChoice | None) -> int:
+    """The version of the school's choice a page shows (0: none made yet), as `set_policy`
+    compares it."""
+    return choice.version if choice is not None else 0
+
+
 def _changed_meanwhile(
-    found: Service, choice: SchoolChoice | None, school_id: str, service_id: str
+    found: Service, choice: SchoolChoice | None, school_id: str, reason: str
 ) -> PolicyForm:
     """Nothing saved: the page comes back with what the platform asks for now, the stored
-    choice, and why; the log line names the route's ids, never what was ticked."""
+    choice, and why: the publisher changed what it asks for (`declarations_changed`), or a
+    colleague saved a choice (`policy_changed`). The log line names the route's ids, never
+    what was ticked."""
     log.warning(
-        "portal refused status=400 reason=declarations_changed school=%s service=%s admin=%s",
+        "portal refused status=400 reason=%s school=%s service=%s admin=%s",
+        reason,
         school_id,
-        service_id,
+        found.id,
         current_admin().id,
     )
     note_refusal_logged()
     form = _policy_form(found, choice, from_post=False)
-    form.attributes.errors = [
-        gettext(
+    if reason == PolicyChanged.code:
+        said = gettext(
+            "A colleague saved a choice for this platform while you had this page open. Check "
+            "the current choice below and save yours again."
+        )
+    else:
+        said = gettext(
             "The publisher changed what this platform asks for while you had this page "
             "open. Read it again and save your choice again."
         )
-    ]
+    form.attributes.errors = [said]
     return form
 
 
@@ -184,7 +200,9 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
     seen = form.declarations_seen.data if form.is_submitted() else None
     policy = None
     if form.is_submitted() and seen != str(found.declaration_version):
-        form = _changed_meanwhile(found, choice, school_id, service_id)
+        form = _changed_meanwhile(found, choice, school_id, DeclarationsChanged.code)
+    elif form.is_submitted() and form.policy_seen.data != str(_policy_version(choice)):
+        form = _changed_meanwhile(found, choice, school_id, PolicyChanged.code)
     elif form.validate_on_submit():
         chosen = frozenset(form.attributes.data or [])
         try:
@@ -197,14 +215,15 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
                 recorded_author(current_admin()),
                 active=form.active.data,
                 declarations_seen=found.declaration_version,
+                policy_seen=_policy_version(choice),
             )
-        except DeclarationsChanged:
+        except (DeclarationsChanged, PolicyChanged) as changed:
             # Both read again: the change may have taken attributes out of the stored choice
             # (a new purpose), and a page that still ticked them would release them again on
             # the next save without the school ticking them for the new purpose.
             found = _approved_service(service_id)
             choice = registry.choices_of_school(school_id).get(service_id)
-            form = _changed_meanwhile(found, choice, school_id, service_id)
+            form = _changed_meanwhile(found, choice, school_id, changed.code)
     if policy is not None:
         log.info(
             "portal policy school=%s service=%s version=%s active=%s admin=%s",
