@@ -184,3 +184,55 @@ def test_the_policy_version_seen_is_checked_again_where_the_choice_is_written(
             policy_seen=choice.version,
         )
     assert site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE) == before
+
+
+def _as_shown(site: PortalSite) -> dict[str, object]:
+    """The stored choice as the page's form sends it back unchanged."""
+    choice = site.registry.choices_of_school(DEMO_SCHOOL_ID)[SERVICE]
+    return {"attributes": sorted(choice.attributes), **({"active": "y"} if choice.active else {})}
+
+
+def test_the_choice_and_the_notice_setting_are_one_form_and_neither_is_dropped(
+    site: PortalSite, school: FlaskClient, colleague: FlaskClient
+) -> None:
+    notice = site.broker.receipts.notice_mode
+    page = school.get(URL, base_url=HTTPS).get_data(as_text=True)
+    assert page.count("<form") == 2  # the page's one form and the sign-out button's
+    assert notice(DEMO_SCHOOL_ID, SERVICE) == "session"
+    before = site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE)
+    # The notice setting changed alone: saved, and no new version of the release policy.
+    fields = {**choice_fields(page), "notice_seen": "session", **_as_shown(site)}
+    saved = school.post(f"{URL}?lang=en", base_url=HTTPS, data={**fields, "mode": "changes"})
+    assert saved.status_code == 303
+    assert notice(DEMO_SCHOOL_ID, SERVICE) == "changes"
+    assert site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE) == before
+    shown = school.get(URL, base_url=HTTPS, query_string={"lang": "en"}).get_data(as_text=True)
+    assert "Notice setting saved." in shown and "Saved as version" not in shown
+
+    # Both changed in one save: both kept, the choice as a new version.
+    assert site.registry.choices_of_school(DEMO_SCHOOL_ID)[SERVICE].attributes == frozenset()
+    page = school.get(URL, base_url=HTTPS).get_data(as_text=True)
+    data = {**choice_fields(page), "notice_seen": "changes", "active": "y", "mode": "session"}
+    saved = school.post(URL, base_url=HTTPS, data={**data, "attributes": ["given_name"]})
+    assert saved.status_code == 303
+    assert notice(DEMO_SCHOOL_ID, SERVICE) == "session"
+    assert len(site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE)) == len(before) + 1
+    assert site.registry.choices_of_school(DEMO_SCHOOL_ID)[SERVICE].attributes == {"given_name"}
+
+    # A page left open does not put back a colleague's notice setting it never changed.
+    mine = school.get(URL, base_url=HTTPS).get_data(as_text=True)
+    theirs = colleague.get(URL, base_url=HTTPS).get_data(as_text=True)
+    theirs_sent: dict[str, object] = {
+        **choice_fields(theirs),
+        "notice_seen": "session",
+        **_as_shown(site),
+    }
+    assert (
+        colleague.post(URL, base_url=HTTPS, data={**theirs_sent, "mode": "changes"}).status_code
+        == 303
+    )
+    data = {**choice_fields(mine), "notice_seen": "session", "active": "y", "mode": "session"}
+    saved = school.post(URL, base_url=HTTPS, data={**data, "attributes": []})
+    assert saved.status_code == 303, saved.get_data(as_text=True)
+    assert notice(DEMO_SCHOOL_ID, SERVICE) == "changes"
+    assert site.registry.choices_of_school(DEMO_SCHOOL_ID)[SERVICE].attributes == frozenset()
