@@ -49,7 +49,7 @@ from broker.core.model import (
     Service,
 )
 from broker.core.school_aliases import aliases_problem, clean_aliases
-from broker.core.subjects import subject_problem
+from broker.core.subjects import lacks_realms, subject_problem
 from broker.core.towns import MAX_TOWN, clean_town, town_problem
 from broker.oidc.registration import logout_problems, registration_problems
 from broker.oidc.rp_discovery import ASYMMETRIC_ALGORITHMS
@@ -174,6 +174,12 @@ def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
     """A school with its privacy contact, its town and its aliases (absent in the file:
     none)."""
     found = _school_and_provider(reading, entry)
+    if found is not None and lacks_realms(found.school):
+        entry.wrong(
+            "subject",
+            f"{found.school.subject_attribute} needs the school's realms: without scopes every "
+            "value is dropped and no student can sign in; give scopes, or another subject",
+        )
     contact = privacy_contact_link(
         entry.optional_text("privacy_contact", limit=MAX_PRIVACY_CONTACT) or ""
     )

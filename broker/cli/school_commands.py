@@ -19,7 +19,7 @@ from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
 from broker.core.hosted_domain import lacks_hosted_domain
 from broker.core.model import School
 from broker.core.school_aliases import aliases_problem, clean_aliases
-from broker.core.subjects import SAML_SUBJECTS
+from broker.core.subjects import SAML_SUBJECTS, lacks_realms
 from broker.core.towns import clean_town, town_problem
 from broker.registry import SqlRegistry
 from broker.saml.metadata_check import idp_entity_id
@@ -149,6 +149,7 @@ def school_add(
         _, registry = open_registry(config_path)
         # On an issuer other schools have (a school board's): its logins must name the school
         # from now on (registry/shared_idps.py).
+        _check_realms(school)
         registry.add_school(replace(school, town=town, aliases=aliases), "")
         stored = school.oidc.hosted_domain if school.oidc else ""
         said = f", hosted domain {stored}" if stored else ""
@@ -183,6 +184,7 @@ def school_add(
         xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
         entity_id = idp_entity_id(xml)
     school = School(school_id, name, entity_id, subject, eck_id, scopes, town=town, aliases=aliases)
+    _check_realms(school)
     # On an IdP other schools have (a school board's): with the same metadata only, or refused
     # with what to do (registry/shared_idps.py).
     registry.add_school(school, xml)
@@ -191,6 +193,21 @@ def school_add(
     # SP metadata, whose URL is also the broker's entity id towards schools.
     click.echo(f"  The broker's SP metadata for the IdP to read: {settings.sp_entity_id}")
     _note_shared(registry, school)
+
+
+def _check_realms(school: School) -> None:
+    """Refuse a subject no student could sign in with (core/subjects.py `lacks_realms`)."""
+    if lacks_realms(school):
+        raise click.BadParameter(realms_needed(school.subject_attribute), param_hint="--subject")
+
+
+def realms_needed(subject: str) -> str:
+    """What is wrong with a scoped subject and no realm, and what to do (the CLI's words)."""
+    return (
+        f"{subject} identifies students by a value ending in one of the school's realms "
+        "(@school.nl), and the school has none: every value would be dropped and no student "
+        "could sign in. Give the realm(s) with --scope, or choose another --subject"
+    )
 
 
 def _note_shared(registry: SqlRegistry, school: School) -> None:

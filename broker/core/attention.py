@@ -35,6 +35,7 @@ from broker.core.federation import SourceHealth, SourceState
 from broker.core.hosted_domain import lacks_hosted_domain
 from broker.core.model import Chain, Protocol, School, Service
 from broker.core.shared_idp import must_name_school
+from broker.core.subjects import lacks_realms
 
 SHOWN = 50  # entries listed per kind; the count says how many there are in all
 
@@ -167,6 +168,16 @@ def school_not_brin_on_naming_idp(facts: Facts) -> Iterator[Entry]:
             yield Entry(school.id, school.name, "shared_idp_school_not_brin")
 
 
+def school_subject_without_realm(facts: Facts) -> Iterator[Entry]:
+    """A school whose students are identified by a user name or student number and that has no
+    realm registered: every value is dropped (catalogue.py), so no login has a subject
+    (core/subjects.py `lacks_realms`). Every write refuses it now; one registered before may
+    still be so."""
+    for school in facts.schools:
+        if lacks_realms(school):
+            yield Entry(school.id, school.name, "subject_without_realm")
+
+
 def sources_untrusted(facts: Facts) -> Iterator[Entry]:
     """Expired or missing: none of the source's entities is trusted (`metadata status`)."""
     for source in facts.sources:
@@ -218,6 +229,7 @@ KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
             school_secret_unreadable,
             school_without_hosted_domain,
             school_not_brin_on_naming_idp,
+            school_subject_without_realm,
         ),
     ),
     (

@@ -1,8 +1,11 @@
 """Which attribute may identify a student, that is: feed the chain pseudonym.
 
 It must be unique and stable per student at one school. Attributes such as affiliation or
-school_id would give every student of a school the same pseudonym, so they are refused. The CLI
-(`school add`), the registry import and the school's portal all apply these rules.
+school_id would give every student of a school the same pseudonym, so they are refused. A scoped
+attribute (username, student_number) needs the school's realms: without one, no value of it is
+accepted (catalogue.py), so no student could sign in (`lacks_realms`). The CLI (`school add`),
+the registry import and the school's portal all apply these rules, and the operator's attention
+report finds a school already in that state.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import re
 
 from broker.core.catalogue import CATALOGUE
-from broker.core.model import Protocol
+from broker.core.model import Protocol, School
 
 # SAML: the persistent NameID, or one of these attributes.
 SAML_SUBJECTS = ("name_id", "username", "student_number")
@@ -34,3 +37,14 @@ def subject_problem(subject: str, protocol: Protocol) -> str | None:
     if not _CLAIM_NAME.match(subject):
         return f"{subject!r} is not a claim name"
     return None
+
+
+def lacks_realms(school: School) -> bool:
+    """Whether the school's subject is a scoped attribute (username, student_number) and the
+    school has no realm registered (`School.scopes`): every value of it is dropped at login
+    (catalogue.py `accept_values`), so every student's login is refused (missing_subject).
+    A school on the ECK iD takes its pseudonyms from that, whatever its subject."""
+    attribute = CATALOGUE.get(school.subject_attribute)
+    return (
+        not school.use_eck_id and attribute is not None and attribute.scoped and not school.scopes
+    )

@@ -49,6 +49,23 @@ class DeclarationsChanged(BadRequest):
         )
 
 
+class PolicyChanged(BadRequest):
+    """A school's choice made on a page that showed an older version of its release policy: a
+    colleague saved a choice since, which saving this one would silently undo."""
+
+    code = "policy_changed"
+    public_message = (
+        "A colleague saved a choice for this platform while you had this page open. Check the "
+        "current choice below and save yours again."
+    )
+
+    def __init__(self, school_id: str, service_id: str, seen: int, current: int) -> None:
+        super().__init__(
+            f"school {school_id}'s policy for service {service_id} is at version {current}, the "
+            f"choice was made on version {seen}; nothing was saved"
+        )
+
+
 class UndeclaredAttribute(BadRequest):
     """A school tried to release an attribute the service never declared it needs."""
 

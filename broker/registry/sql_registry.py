@@ -32,6 +32,7 @@ from broker.core.model import (
     School,
     Service,
 )
+from broker.core.provider_version import provider_version
 from broker.core.pseudonym import PseudonymKeys
 from broker.core.receipts import ReceiptKeys
 from broker.core.sealed_secrets import NO_KEYS, SecretSeal
@@ -52,6 +53,7 @@ from broker.registry.errors import (
     DeclarationsChanged,
     DuplicateEntry,
     MetadataChanged,
+    PolicyChanged,
     ProviderChanged,
     UndeclaredAttribute,
     UnknownChain,
@@ -387,11 +389,15 @@ class SqlRegistry(PortalReads):
             )
             bump_generation(session)
 
-    def update_school_idp(self, school: School, idp_metadata: str) -> None:
+    def update_school_idp(
+        self, school: School, idp_metadata: str, *, seen: str | None = None
+    ) -> None:
         """Replace a school's identity provider and subject (its portal): SAML metadata, or an
         OpenID provider (`school.oidc`) with `idp_metadata` empty. An IdP another school is on
         is refused (`DuplicateEntry`): putting schools on a shared IdP is the operator's
-        (`school add`, shared_idps.py), and a school's portal shows a shared one read-only."""
+        (`school add`, shared_idps.py), and a school's portal shows a shared one read-only.
+        `seen`: the settings' version the page showed (core/provider_version.py), refused with
+        `ProviderChanged` when a colleague's save changed them since, under the row's lock."""
         with self._writing() as session:
             lock_idp(session, [school.idp_entity_id])
             taken = session.scalar(
@@ -412,6 +418,8 @@ class SqlRegistry(PortalReads):
             )
             if row is None:
                 raise UnknownSchool(f"no school with id {school.id!r}")
+            if seen is not None and provider_version(row.to_school(NO_KEYS)) != seen:
+                raise ProviderChanged(school.id)
             row.idp_entity_id = school.idp_entity_id
             row.subject_attribute = school.subject_attribute
             row.idp_metadata = idp_metadata
@@ -497,6 +505,7 @@ class SqlRegistry(PortalReads):
         *,
         active: bool = True,
         declarations_seen: int | None = None,
+        policy_seen: int | None = None,
     ) -> ReleasePolicy:
         """Set what `school_id` releases to `service_id`; returns the new, numbered version.
 
@@ -506,8 +515,10 @@ class SqlRegistry(PortalReads):
         with it: the school has now seen (and accepted) that version. `declarations_seen`: the
         version the school's page showed (the portal), refused with DeclarationsChanged when the
         service's declarations moved on since, checked under the service row's lock so that a
-        publisher's change cannot slip in between. `active=False` switches the service off for
-        this school.
+        publisher's change cannot slip in between. `policy_seen`: the policy version the page
+        showed (0: no choice yet), refused with PolicyChanged when a colleague's choice was
+        saved since, checked under the school row's lock. `active=False` switches the service
+        off for this school.
         """
         if not changed_by or len(changed_by) > MAX_CHANGED_BY:
             raise BadRequest(f"changed_by must name the administrator (1-{MAX_CHANGED_BY} chars)")
@@ -541,6 +552,9 @@ class SqlRegistry(PortalReads):
             names = sorted(attributes)
             changed_at = as_utc(self._clock())
             current = session.get(ReleasePolicyRow, (school_id, service_id))
+            now = current.version if current is not None else 0
+            if policy_seen is not None and policy_seen != now:
+                raise PolicyChanged(school_id, service_id, policy_seen, now)
             if current is None:
                 kept = kept_policy_version(session, school_id, service_id)
                 current = ReleasePolicyRow(school_id=school_id, service_id=service_id, version=kept)

@@ -175,6 +175,15 @@ REASON_WORDS: dict[str, ReasonWords] = {
             "students get new pseudonyms at its services."
         ),
     ),
+    "subject_without_realm": ReasonWords(
+        _l("identifies students by user name or student number, and has no realm"),
+        _l(
+            "Register the realms the school's user names or student numbers end in "
+            "(@school.nl): ketenbroker registry export, add them to the school's scopes, "
+            "ketenbroker registry import. Or the school chooses another attribute on its "
+            "Identity provider page."
+        ),
+    ),
     "service_metadata_missing": ReasonWords(
         _l("no SAML metadata in force"),
         _l(

@@ -153,6 +153,11 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "The publisher changed what this platform asks for while you had this page open. "
         "Read it again and save your choice again."
     ),
+    # broker/registry/errors.py (PolicyChanged)
+    N_(
+        "A colleague saved a choice for this platform while you had this page open. Check the "
+        "current choice below and save yours again."
+    ),
 )
 
 

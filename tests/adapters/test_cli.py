@@ -539,6 +539,26 @@ def test_school_subject_must_identify_a_student(
     expect_refusal(result, "cannot identify a student", "name_id, username, student_number")
 
 
+@pytest.mark.parametrize("subject", ["username", "student_number"])
+def test_a_scoped_subject_needs_the_schools_realms(
+    populated: Path, metadata: Metadata, subject: str
+) -> None:
+    # Without a realm every user name or student number is dropped at login (catalogue.py):
+    # no student could sign in, so the school is not registered so.
+    before = registry_dump(populated)
+    result = run(
+        "school", "add", "--config", populated, "--id", "11AA00", "--name", "No realm",
+        "--saml-metadata", metadata.second_idp, "--subject", subject,
+    )  # fmt: skip
+    expect_refusal(result, f"{subject} identifies students", "--scope")
+    assert registry_dump(populated) == before
+    with_realm = run(
+        "school", "add", "--config", populated, "--id", "11AA00", "--name", "With realm",
+        "--saml-metadata", metadata.second_idp, "--subject", subject, "--scope", "school.nl",
+    )  # fmt: skip
+    assert with_realm.exit_code == 0, with_realm.output
+
+
 # -- publisher add: OpenID Connect clients -----------------------------------------------------
 def test_oidc_publisher_prints_its_secret_once_and_stores_only_the_hash(populated: Path) -> None:
     result = run(

@@ -144,6 +144,7 @@ def test_the_secret_comes_from_a_file(
         ("", ("--alg", "none"), "none not allowed"),
         ("", ("--alg", "ES256"), "signs ID tokens with RS256"),
         ("", ("--subject", "affiliation"), "cannot identify a student"),
+        ("", ("--subject", "username"), "--scope"),  # no realm: no user name is passed on
     ],
 )
 def test_bad_providers_and_options_are_refused(

@@ -5,6 +5,7 @@ OIDC publisher still authenticating at the new broker's token endpoint."""
 from __future__ import annotations
 
 import base64
+import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
@@ -168,6 +169,22 @@ def test_every_problem_is_listed_with_its_place_and_nothing_changes(
     assert "services[4] woordwijs: oidc: redirect_uris: redirect URI" in result.output
     assert registry_dump(fresh) == before
     assert "Traceback" not in result.output
+
+
+def test_a_school_identified_by_user_name_needs_its_realms(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    # Without scopes every user name is dropped at login: no student could sign in.
+    file = export(demo, tmp_path / "registry.toml")
+    text = file.read_text()
+    assert text.count('subject = "sub"') == 1
+    text = text.replace('subject = "sub"', 'subject = "username"')
+    file.write_text(re.sub(r"\nscopes = \[[^\]]*\]", "\nscopes = []", text))
+    before = registry_dump(fresh)
+    result = run("registry", "import", "--config", fresh, file)
+    assert result.exit_code == 1, result.output
+    assert f"{DEMO_OIDC_SCHOOL_ID}: subject: username needs the school's realms" in result.output
+    assert registry_dump(fresh) == before
 
 
 def test_dry_run_and_a_file_that_is_not_toml(demo: Path, fresh: Path, tmp_path: Path) -> None:

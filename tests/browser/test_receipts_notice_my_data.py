@@ -305,7 +305,7 @@ def test_notice_mode_changes_skips_returning_students_only(
     mode = admin.get_by_label("When students see what this platform receives")
     expect(mode).to_have_value("session")  # the default
     mode.select_option("changes")
-    admin.get_by_role("button", name="Save notice setting").click()
+    admin.get_by_role("button", name="Save", exact=True).click()
     expect(admin.get_by_text("Notice setting saved.")).to_be_visible()
     expect(admin.get_by_label("When students see what this platform receives")).to_have_value(
         "changes"

@@ -70,7 +70,6 @@ SCHOOL_URLS = [
     ("POST", f"/portal/school/{DEMO_SCHOOL_ID}/receipts/student"),
     ("GET", f"/portal/school/{DEMO_SCHOOL_ID}/overview"),
     ("POST", f"/portal/school/{DEMO_SCHOOL_ID}/privacy-contact"),
-    ("POST", f"/portal/school/{DEMO_SCHOOL_ID}/services/leesplank/notice"),
 ]
 PUBLISHER_URLS = [
     ("GET", f"/portal/publisher/{PUBLISHER_ID}/services"),
@@ -108,7 +107,6 @@ MATRIX = (
         ("POST", f"/portal/school/{OTHER_SCHOOL}/receipts/student", "school"),
         ("GET", f"/portal/school/{OTHER_SCHOOL}/overview", "school"),
         ("POST", f"/portal/school/{OTHER_SCHOOL}/privacy-contact", "school"),
-        ("POST", f"/portal/school/{OTHER_SCHOOL}/services/leesplank/notice", "school"),
         ("GET", f"/portal/publisher/{OTHER_PUBLISHER}/services", "publisher"),
         ("GET", f"/portal/publisher/{OTHER_PUBLISHER}/services/new", "publisher"),
         ("POST", f"/portal/publisher/{OTHER_PUBLISHER}/services/new", "publisher"),

@@ -16,7 +16,7 @@ from flask.testing import FlaskClient
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from tests.support.live import free_ports, serve_app
-from tests.support.portal import HTTPS, PortalSite, csrf_token
+from tests.support.portal import HTTPS, PortalSite, page_fields
 
 IDP = f"/portal/school/{DEMO_SCHOOL_ID}/identity-provider"
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
@@ -100,11 +100,11 @@ def operator(site: PortalSite) -> FlaskClient:
 def post(
     client: FlaskClient, action: str, data: Mapping[str, object], lang: str, url: str = IDP
 ) -> tuple[int, str]:
-    token = csrf_token(client.get(f"{url}?lang={lang}", base_url=HTTPS).get_data(as_text=True))
+    fields = page_fields(client.get(f"{url}?lang={lang}", base_url=HTTPS).get_data(as_text=True))
     response = client.post(
         f"{url}{action}",
         base_url=HTTPS,
-        data={"csrf_token": token, **data},
+        data={**fields, **data},
         content_type="multipart/form-data",
     )
     return response.status_code, response.get_data(as_text=True)

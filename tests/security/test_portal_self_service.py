@@ -31,7 +31,7 @@ from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
 from broker.oidc.grants import RegisteredClient
 from tests.support.live import free_ports, serve_app
 from tests.support.oidc_forge import ForgeProvider
-from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token
+from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token, page_fields
 
 NEW_OIDC = f"/portal/publisher/{PUBLISHER_ID}/services/new-oidc"
 IDP = f"/portal/school/{DEMO_SCHOOL_ID}/identity-provider"
@@ -78,8 +78,8 @@ def provider(site: PortalSite) -> Iterator[ForgeProvider]:
 def post(
     client: FlaskClient, url: str, form_url: str, data: Mapping[str, object]
 ) -> tuple[int, str]:
-    token = csrf_token(client.get(form_url, base_url=HTTPS).get_data(as_text=True))
-    response = client.post(url, base_url=HTTPS, data={"csrf_token": token, **data})
+    fields = page_fields(client.get(form_url, base_url=HTTPS).get_data(as_text=True))
+    response = client.post(url, base_url=HTTPS, data={**fields, **data})
     return response.status_code, response.get_data(as_text=True)
 
 
@@ -304,12 +304,12 @@ def test_school_switches_to_an_openid_provider_checked_first(
 
     # Back to SAML: the school's own metadata, with the student number as subject.
     assert before.idp_entity_id not in site.registry.school_metadata()
-    token = csrf_token(client.get(IDP, base_url=HTTPS).get_data(as_text=True))
+    fields = page_fields(client.get(IDP, base_url=HTTPS).get_data(as_text=True))
     response = client.post(
         f"{IDP}/saml",
         base_url=HTTPS,
         data={
-            "csrf_token": token,
+            **fields,
             "metadata_file": (BytesIO(xml.encode()), "idp.xml"),
             "saml_subject": "student_number",
         },

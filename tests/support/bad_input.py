@@ -175,7 +175,6 @@ PORTAL_ENDPOINTS = (
     "portal_school_receipts.find_student",
     "portal_school.services",
     "portal_school.service",
-    "portal_school_receipts.notice_mode",
 )
 SPECS.update({endpoint: Spec(PORTAL, ("csrf_token",)) for endpoint in PORTAL_ENDPOINTS})
 # The sign-in form itself: a page to fill in (GET ignores a query), a CSRF refusal for a POST.

@@ -38,14 +38,30 @@ def csrf_token(html: str) -> str:
     return found.group(1)
 
 
+def hidden_value(html: str, name: str) -> str | None:
+    """The value of the page's (first) hidden field `name`, None when it has none."""
+    found = re.search(rf'name="{name}"[^>]*value="([^"]*)"', html) or re.search(
+        rf'value="([^"]*)"[^>]*name="{name}"', html
+    )
+    return found.group(1) if found else None
+
+
+def page_fields(html: str) -> dict[str, str]:
+    """What a portal form sends back besides what is typed: the CSRF token and, on a school's
+    identity provider page, the settings' version it showed (a save without it is refused)."""
+    seen = hidden_value(html, "provider_seen")
+    return {"csrf_token": csrf_token(html), **({"provider_seen": seen} if seen else {})}
+
+
 def choice_fields(html: str) -> dict[str, str]:
     """A school's service page's choice form, as a browser sends it back: its CSRF token and
-    the declaration version the page showed (a save without it is refused)."""
-    seen = re.search(r'name="declarations_seen"[^>]*value="([^"]*)"', html) or re.search(
-        r'value="([^"]*)"[^>]*name="declarations_seen"', html
-    )
-    assert seen is not None, "the choice form names the declarations it shows"
-    return {"csrf_token": csrf_token(html), "declarations_seen": seen.group(1)}
+    the declaration and policy versions the page showed (a save without them is refused)."""
+    fields = {"csrf_token": csrf_token(html)}
+    for name in ("declarations_seen", "policy_seen"):
+        seen = hidden_value(html, name)
+        assert seen is not None, f"the choice form names the {name} version it shows"
+        fields[name] = seen
+    return fields
 
 
 class _PageReader(HTMLParser):

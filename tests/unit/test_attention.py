@@ -83,6 +83,22 @@ def test_openid_schools_refused_for_their_secret_their_hosted_domain_or_no_brin(
     assert _reasons(alone) == {"schools_logins_refused": [("oost", "shared_idp_school_not_brin")]}
 
 
+def test_a_school_identified_by_a_scoped_value_without_a_realm_has_its_logins_refused() -> None:
+    # Every user name or student number is dropped without a realm to check it against
+    # (catalogue.py), so no login has a subject; with a realm, or on the ECK iD, it is fine.
+    idp = "https://idp.example"
+    facts = _facts(
+        schools=[
+            School("12AB", "Zonder realm", idp, "username"),
+            School("34CD", "Met realm", "https://idp2.example", "student_number", scopes=("x.nl",)),
+            School("56EF", "ECK iD", "https://idp3.example", "username", use_eck_id=True),
+            School("78GH", "NameID", "https://idp4.example"),
+        ],
+        idp_endpoints={u: () for u in (idp, *(f"https://idp{n}.example" for n in (2, 3, 4)))},
+    )
+    assert _reasons(facts) == {"schools_logins_refused": [("12AB", "subject_without_realm")]}
+
+
 def test_a_kind_counts_all_lists_the_first_and_comes_in_severity_order() -> None:
     schools = [School(f"{n:02d}AB", f"School {n}", f"https://idp{n}.example") for n in range(60)]
     facts = _facts(

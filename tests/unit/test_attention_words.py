@@ -29,6 +29,8 @@ def _everything() -> Facts:
         School("44DD", "Secret", "https://op.example", oidc=OidcUpstream(
             "https://op.example", "c", "s", secret_problem="key_unknown")),
         School("55EE", "Google", GOOGLE, oidc=OidcUpstream(GOOGLE, "c", "s")),
+        School("66FF", "No realm", "https://op.realm.example", "username", oidc=OidcUpstream(
+            "https://op.realm.example", "c", "s")),
     ]  # fmt: skip
     services = [
         Service("missing", "Missing", "https://sp.missing.example", None),
@@ -82,12 +84,13 @@ def test_what_to_do_is_said_per_reason_where_it_differs() -> None:
     schools = next(s for s in report.sections if s.kind.code == "schools_logins_refused")
     advice = advice_of(schools)
     by_reason = {code: text for codes, text in advice for code in codes}
-    # Six reasons, each mended in its own place; every reason, not only the one entry listed.
-    assert set(by_reason) == {code for code, _ in schools.reasons} and len(advice) == 6
+    # Seven reasons, each mended in its own place; every reason, not only the one entry listed.
+    assert set(by_reason) == {code for code, _ in schools.reasons} and len(advice) == 7
     assert "metadata refresh" in by_reason["school_source_expired"]
     assert "does not help" in by_reason["school_source_expired"]
     assert "Only you can mend this" in by_reason["shared_idp_school_not_brin"]
     assert "--hosted-domain" in by_reason["hosted_domain_missing"]
+    assert "scopes" in by_reason["subject_without_realm"]
     sources = next(s for s in report.sections if s.kind.code == "sources_untrusted")
     assert advice_of(sources) == [
         (("expired", "missing"), str(KIND_WORDS["sources_untrusted"].advice))

@@ -18,6 +18,7 @@ from flask_wtf.file import FileField
 from wtforms import (
     BooleanField,
     Field,
+    HiddenField,
     PasswordField,
     SelectChoice,
     SelectField,
@@ -248,6 +249,9 @@ def _subjects(names: tuple[str, ...]) -> list[SelectChoice]:
 
 
 class SamlIdpForm(FlaskForm):
+    # The settings' version the page showed (core/provider_version.py): a save from a page a
+    # colleague's save has overtaken is refused, not applied over theirs (school_idp.py).
+    provider_seen = HiddenField()
     metadata_file = FileField(
         _l("SAML metadata file of your identity provider"),
         description=_l("Upload a file, or give the address below."),
@@ -267,6 +271,7 @@ class SamlIdpForm(FlaskForm):
 
 
 class OidcProviderForm(FlaskForm):
+    provider_seen = HiddenField()  # as SamlIdpForm's
     issuer = URLField(
         _l("Issuer URL of your OpenID provider"),
         [DataRequired(), Length(max=1024)],

@@ -29,7 +29,17 @@ class MultiCheckboxField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
+NOTICE_CHOICES = [
+    SelectChoice("session", _l("At the first visit in every sign-in session (recommended)")),
+    SelectChoice("changes", _l("Only at a student's first visit, and again when it changes")),
+]
+
+
 class PolicyForm(FlaskForm):
+    """A service's page in one form: the release choice and when students see the information
+    notice, so that saving one never drops what was changed in the other. The notice setting is
+    no part of the release policy: changed alone, it makes no new policy version."""
+
     active = BooleanField(_l("Switched on for our students"))
     attributes = MultiCheckboxField(
         _l("Share besides the pseudonym"),
@@ -40,16 +50,13 @@ class PolicyForm(FlaskForm):
     # since (an attribute declared again with another purpose, made required) is not saved as
     # the school's agreement to declarations it never read (school_pages.py).
     declarations_seen = HiddenField()
-
-
-NOTICE_CHOICES = [
-    SelectChoice("session", _l("At the first visit in every sign-in session (recommended)")),
-    SelectChoice("changes", _l("Only at a student's first visit, and again when it changes")),
-]
-
-
-class NoticeForm(FlaskForm):
+    # The school's policy version the page showed ("0": no choice yet): a choice made on a page
+    # a colleague's saved choice has overtaken since would silently undo it (school_pages.py).
+    policy_seen = HiddenField()
     mode = SelectField(_l("When students see what this platform receives"), choices=NOTICE_CHOICES)
+    # The notice setting the page showed: only one the administrator changed is saved, so a
+    # page left open does not put back a colleague's.
+    notice_seen = HiddenField()
 
 
 class PrivacyContactForm(FlaskForm):

@@ -39,17 +39,22 @@ from typing import Literal
 from flask import flash, redirect, render_template, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response
+from wtforms import SelectField
 
 from broker.core.admins import AdminRole
 from broker.core.errors import BadRequest, UpstreamFailure
 from broker.core.hosted_domain import checked_hosted_domain, lacks_hosted_domain
 from broker.core.model import OidcUpstream, School
+from broker.core.provider_version import provider_version
 from broker.core.shared_idp import is_shared_idp, must_name_school
+from broker.core.subjects import lacks_realms
 from broker.oidc.rp_discovery import ProviderDirectory, check_school_provider
 from broker.oidc.rp_http import SchoolSession
+from broker.registry.errors import ProviderChanged
 from broker.saml.metadata_check import RefusedEndpoint
 from broker.saml.metadata_report import refused_endpoints
 from broker.web.labels import localised_detail, localised_problem
+from broker.web.logs import note_refusal_logged
 from broker.web.portal.oidc_forms import SUBJECT_LABELS, OidcProviderForm, SamlIdpForm
 from broker.web.portal.rights import (
     PortalForbidden,
@@ -110,24 +115,40 @@ def _locked(school: School) -> Locked | None:
     return "shared_idp" if is_shared_idp(on_idp) else "board_idp"
 
 
-def _forms(school: School) -> tuple[SamlIdpForm, OidcProviderForm]:
+def _forms(school: School, *, stored: bool = False) -> tuple[SamlIdpForm, OidcProviderForm]:
+    """Both forms with the school's settings as stored. `stored`: never what a POST sent (a
+    page whose save was refused because a colleague's came first shows theirs)."""
+    # WTForms reads the request's form unless given `formdata=None`.
+    formdata: dict[str, None] = {"formdata": None} if stored else {}
+    version = provider_version(school)
     saml = SamlIdpForm(
-        data={"saml_subject": school.subject_attribute if school.oidc is None else "name_id"}
+        **formdata,
+        data={
+            "saml_subject": school.subject_attribute if school.oidc is None else "name_id",
+            "provider_seen": version,
+        },
     )
     oidc = OidcProviderForm(
+        **formdata,
         data={
+            "provider_seen": version,
             "issuer": school.oidc.issuer if school.oidc else "",
             "client_id": school.oidc.client_id if school.oidc else "",
             "algorithm": school.oidc.algorithms[0] if school.oidc else "RS256",
             "oidc_subject": school.subject_attribute if school.oidc else "sub",
             "hosted_domain": school.oidc.hosted_domain if school.oidc else "",
-        }
+        },
     )
     return saml, oidc
 
 
 def _page(
-    school: School, saml: SamlIdpForm, oidc: OidcProviderForm, status: int
+    school: School,
+    saml: SamlIdpForm,
+    oidc: OidcProviderForm,
+    status: int,
+    *,
+    changed_meanwhile: bool = False,
 ) -> tuple[str, int]:
     settings = broker().settings
     page = render_template(
@@ -145,8 +166,30 @@ def _page(
         hosted_domain_missing=lacks_hosted_domain(school.oidc),
         refused_endpoints=_refused_endpoints(school),
         locked=_locked(school),
+        changed_meanwhile=changed_meanwhile,
     )
     return page, status
+
+
+def _seen_current(school: School, form: SamlIdpForm | OidcProviderForm) -> bool:
+    """Whether the page showed the school's settings as they are: a colleague's save since
+    would be silently undone by this one (a subject put back changes every pseudonym)."""
+    return bool(form.provider_seen.data == provider_version(school))
+
+
+def _changed_meanwhile(school_id: str) -> tuple[str, int]:
+    """Nothing saved: the page again with the settings as stored now, saying why. The log line
+    names the school and the administrator only."""
+    log.warning(
+        "portal refused status=400 reason=%s school=%s admin=%s",
+        ProviderChanged.code,
+        school_id,
+        current_admin().id,
+    )
+    note_refusal_logged()
+    school = _school(school_id)
+    saml, oidc = _forms(school, stored=True)
+    return _page(school, saml, oidc, 400, changed_meanwhile=True)
 
 
 def _refused_endpoints(school: School) -> list[RefusedEndpoint]:
@@ -180,14 +223,20 @@ def identity_provider(school_id: str) -> tuple[str, int]:
 def saml_provider(school_id: str) -> Response | tuple[str, int]:
     school = _changeable(_school(school_id))
     saml, oidc = SamlIdpForm(), _forms(school)[1]
-    if saml.validate_on_submit():
+    if not _seen_current(school, saml):
+        return _changed_meanwhile(school_id)
+    valid = saml.validate_on_submit()  # first: validating clears the fields' errors
+    subject_usable = _has_realms(school, saml.saml_subject)
+    if valid:
         entity_id, xml, given = idp_metadata(saml.metadata_file, saml.metadata_url)
-        if entity_id is not None:
+        if entity_id is not None and subject_usable:
             changed = replace(
                 school, idp_entity_id=entity_id, subject_attribute=saml.saml_subject.data, oidc=None
             )
             try:
-                broker().registry.update_school_idp(changed, xml)
+                broker().registry.update_school_idp(changed, xml, seen=saml.provider_seen.data)
+            except ProviderChanged:
+                return _changed_meanwhile(school_id)
             except BadRequest as error:
                 # Another school's identity provider already (a taken entity id).
                 given.errors = [f"{gettext(error.public_message)} ({error.detail})"]
@@ -201,6 +250,8 @@ def saml_provider(school_id: str) -> Response | tuple[str, int]:
 def oidc_provider(school_id: str) -> Response | tuple[str, int]:
     school = _changeable(_school(school_id))
     saml, oidc = _forms(school)[0], OidcProviderForm()
+    if not _seen_current(school, oidc):
+        return _changed_meanwhile(school_id)
     # Every problem of the form in one round: the field checks (a missing client id, say) do not
     # stop the checks that need the view (the secret, the hosted domain, the provider itself),
     # so a second submit never brings a problem the first could have said (docs/portals.md).
@@ -217,9 +268,10 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
     if not secret:
         oidc.client_secret.errors = [*oidc.client_secret.errors, gettext("Give the client secret.")]
     domain = _hosted_domain(oidc, issuer)
+    subject_usable = _has_realms(school, oidc.oidc_subject)
     # An issuer its field already refuses (empty, too long) is not fetched.
     usable = not oidc.issuer.errors and _usable_provider(oidc, issuer, algorithms)
-    if fields_valid and usable and secret and domain is not None:
+    if fields_valid and usable and secret and domain is not None and subject_usable:
         client_id = (oidc.client_id.data or "").strip()
         upstream = OidcUpstream(issuer, client_id, secret, algorithms, domain)
         changed = replace(
@@ -229,12 +281,34 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
             oidc=upstream,
         )
         try:
-            broker().registry.update_school_idp(changed, "")
+            broker().registry.update_school_idp(changed, "", seen=oidc.provider_seen.data)
+        except ProviderChanged:
+            return _changed_meanwhile(school_id)
         except BadRequest as error:
             oidc.issuer.errors = [f"{gettext(error.public_message)} ({error.detail})"]
         else:
             return _saved(school, "oidc")
     return _page(school, saml, oidc, 400)
+
+
+def _has_realms(school: School, subject: SelectField) -> bool:
+    """Whether the chosen subject can identify the school's students with the realms it has
+    (core/subjects.py `lacks_realms`, the CLI's rule too); if not, why and what to do next to
+    the field. A user name or student number is passed on only with one of the school's realms,
+    which the operator registers (`school add --scope`, `registry import`)."""
+    if not lacks_realms(replace(school, subject_attribute=subject.data or "")):
+        return True
+    subject.errors = [
+        *subject.errors,
+        gettext(
+            "No realms are registered for your school: the part after the @ that your "
+            "students' user names and student numbers end in (such as @school.nl). Without "
+            "one, the broker passes on no user name or student number, so no student could "
+            "sign in. Ask the broker's operator to register your school's realms, and choose "
+            "this again then; until then, choose another attribute."
+        ),
+    ]
+    return False
 
 
 def _hosted_domain(form: OidcProviderForm, issuer: str) -> str | None:

@@ -20,7 +20,7 @@ from wtforms import SelectChoice
 from broker.core.admins import AdminRole
 from broker.core.model import Declaration, Service
 from broker.core.release import released_declarations, required_not_released
-from broker.registry.errors import DeclarationsChanged
+from broker.registry.errors import DeclarationsChanged, PolicyChanged
 from broker.registry.policy_change import PolicyChange
 from broker.registry.portal_reading import SchoolChoice
 from broker.registry.purpose_drops import PurposeDrop, purpose_drops
@@ -29,7 +29,7 @@ from broker.web.logs import note_refusal_logged
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.preview import preview_release
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
-from broker.web.portal.school_forms import NoticeForm, PolicyForm
+from broker.web.portal.school_forms import PolicyForm
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
@@ -64,17 +64,21 @@ def _approved_service(service_id: str) -> Service:
 
 
 def _policy_form(
-    found: Service, choice: SchoolChoice | None, *, from_post: bool = True
+    found: Service, choice: SchoolChoice | None, notice: str, *, from_post: bool = True
 ) -> PolicyForm:
-    """The choice form: what a POST sent (`from_post`), else the stored choice; and the
-    declaration version the page shows. A POST must carry the version its page showed: one
-    without it (a script, a page from before the field) counts as made on another version."""
+    """The page's form: what a POST sent (`from_post`), else the stored choice and notice
+    setting; and the declaration and policy versions the page shows. A POST must carry the
+    versions its page showed: one without them (a script, a page from before the field) counts
+    as made on others. A POST without the notice setting keeps it."""
     data: dict[str, object] = {
         "active": choice.active if choice else True,
         "attributes": sorted(choice.attributes) if choice else [],
+        "mode": notice,
+        "notice_seen": notice,
     }
     if not (from_post and request.method == "POST"):
         data["declarations_seen"] = str(found.declaration_version)
+        data["policy_seen"] = str(_policy_version(choice))
     form = PolicyForm(data=data) if from_post else PolicyForm(formdata=None, data=data)
     form.attributes.choices = [
         SelectChoice(d.attribute, str(attribute_label(d.attribute))) for d in found.declarations
@@ -82,25 +86,39 @@ def _policy_form(
     return form
 
 
+def _policy_version(choice: SchoolChoice | None) -> int:
+    """The version of the school's choice a page shows (0: none made yet), as `set_policy`
+    compares it."""
+    return choice.version if choice is not None else 0
+
+
 def _changed_meanwhile(
-    found: Service, choice: SchoolChoice | None, school_id: str, service_id: str
+    found: Service, choice: SchoolChoice | None, school_id: str, reason: str, notice: str
 ) -> PolicyForm:
     """Nothing saved: the page comes back with what the platform asks for now, the stored
-    choice, and why; the log line names the route's ids, never what was ticked."""
+    choice, and why: the publisher changed what it asks for (`declarations_changed`), or a
+    colleague saved a choice (`policy_changed`). The log line names the route's ids, never
+    what was ticked."""
     log.warning(
-        "portal refused status=400 reason=declarations_changed school=%s service=%s admin=%s",
+        "portal refused status=400 reason=%s school=%s service=%s admin=%s",
+        reason,
         school_id,
-        service_id,
+        found.id,
         current_admin().id,
     )
     note_refusal_logged()
-    form = _policy_form(found, choice, from_post=False)
-    form.attributes.errors = [
-        gettext(
+    form = _policy_form(found, choice, notice, from_post=False)
+    if reason == PolicyChanged.code:
+        said = gettext(
+            "A colleague saved a choice for this platform while you had this page open. Check "
+            "the current choice below and save yours again."
+        )
+    else:
+        said = gettext(
             "The publisher changed what this platform asks for while you had this page "
             "open. Read it again and save your choice again."
         )
-    ]
+    form.attributes.errors = [said]
     return form
 
 
@@ -180,42 +198,22 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
     registry = broker().registry
     found = _approved_service(service_id)
     choice = registry.choices_of_school(school_id).get(service_id)
-    form = _policy_form(found, choice)
-    seen = form.declarations_seen.data if form.is_submitted() else None
-    policy = None
-    if form.is_submitted() and seen != str(found.declaration_version):
-        form = _changed_meanwhile(found, choice, school_id, service_id)
-    elif form.validate_on_submit():
-        chosen = frozenset(form.attributes.data or [])
-        try:
-            # The version seen is checked again under the service row's lock: a publisher's
-            # change between this page's read and the write is refused too.
-            policy = registry.set_policy(
-                school_id,
-                service_id,
-                chosen,
-                recorded_author(current_admin()),
-                active=form.active.data,
-                declarations_seen=found.declaration_version,
-            )
-        except DeclarationsChanged:
-            # Both read again: the change may have taken attributes out of the stored choice
-            # (a new purpose), and a page that still ticked them would release them again on
-            # the next save without the school ticking them for the new purpose.
-            found = _approved_service(service_id)
-            choice = registry.choices_of_school(school_id).get(service_id)
-            form = _changed_meanwhile(found, choice, school_id, service_id)
-    if policy is not None:
-        log.info(
-            "portal policy school=%s service=%s version=%s active=%s admin=%s",
-            school_id,
-            service_id,
-            policy.version,
-            form.active.data,
-            current_admin().id,
-        )
-        flash(gettext("Saved as version %(version)d.", version=policy.version))
-        return redirect(url_for(".service", school_id=school_id, service_id=service_id), code=303)
+    notice = broker().receipts.notice_mode(school_id, service_id)
+    form = _policy_form(found, choice, notice)
+    if form.is_submitted():
+        refused = _overtaken(form, found, choice)
+        if refused is None and form.validate():
+            try:
+                return _save(form, found, choice, school_id, notice)
+            except (DeclarationsChanged, PolicyChanged) as changed:
+                # Both read again: the change may have taken attributes out of the stored
+                # choice (a new purpose), and a page that still ticked them would release them
+                # again on the next save without the school ticking them for the new purpose.
+                found = _approved_service(service_id)
+                choice = registry.choices_of_school(school_id).get(service_id)
+                refused = changed.code
+        if refused is not None:
+            form = _changed_meanwhile(found, choice, school_id, refused, notice)
     released = _released(found, choice)
     history = registry.policy_history(school_id, service_id)
     drops = _purpose_drops(history, found) if choice and choice.purpose_dropped else []
@@ -233,6 +231,64 @@ def service(school_id: str, service_id: str) -> Response | tuple[str, int]:
         refused_logins=_refused_logins(found, choice),
         authors=shown_authors((c.changed_by for c in history), SCHOOL, school_id),
         preview=preview_release(released),
-        notice_form=NoticeForm(data={"mode": broker().receipts.notice_mode(school_id, service_id)}),
     )
     return page, 400 if form.is_submitted() else 200
+
+
+def _overtaken(form: PolicyForm, found: Service, choice: SchoolChoice | None) -> str | None:
+    """Why the page the form was sent from is out of date (`declarations_changed`: the
+    publisher changed what the platform asks for; `policy_changed`: a colleague saved a
+    choice), or None."""
+    if form.declarations_seen.data != str(found.declaration_version):
+        return DeclarationsChanged.code
+    if form.policy_seen.data != str(_policy_version(choice)):
+        return PolicyChanged.code
+    return None
+
+
+def _save(
+    form: PolicyForm, found: Service, choice: SchoolChoice | None, school_id: str, notice: str
+) -> Response:
+    """Save what the administrator changed on the page: the release choice as a new version
+    (also when nothing in it changed and the notice setting did not either: saving it again
+    confirms it, core/declarations.py), and the notice setting when they changed it (the page
+    showed `notice_seen`), which alone makes no new policy version."""
+    registry, author = broker().registry, current_admin()
+    chosen, active = frozenset(form.attributes.data or []), bool(form.active.data)
+    mode = form.mode.data or notice
+    notice_changed = mode != form.notice_seen.data
+    shown = (choice.active, choice.attributes) if choice else (True, frozenset[str]())
+    confirming = choice is not None and choice.needs_confirmation
+    if (active, chosen) != shown or confirming or not notice_changed:
+        # The versions seen are checked again under the rows' locks: a publisher's change or a
+        # colleague's choice between this page's read and the write is refused too.
+        policy = registry.set_policy(
+            school_id,
+            found.id,
+            chosen,
+            recorded_author(author),
+            active=active,
+            declarations_seen=found.declaration_version,
+            policy_seen=_policy_version(choice),
+        )
+        log.info(
+            "portal policy school=%s service=%s version=%s active=%s admin=%s",
+            school_id,
+            found.id,
+            policy.version,
+            active,
+            author.id,
+        )
+        flash(gettext("Saved as version %(version)d.", version=policy.version))
+    if notice_changed:
+        if mode != notice:
+            broker().receipts.set_notice_mode(school_id, found.id, mode)
+        log.info(
+            "portal notice school=%s service=%s mode=%s admin=%s",
+            school_id,
+            found.id,
+            mode,
+            author.id,
+        )
+        flash(gettext("Notice setting saved."))
+    return redirect(url_for(".service", school_id=school_id, service_id=found.id), code=303)

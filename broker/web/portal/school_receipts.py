@@ -47,7 +47,6 @@ from broker.web.my_data import STUDENT_CODE_SHOWN
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.school_forms import (
     MAX_STUDENT_CODES,
-    NoticeForm,
     PrivacyContactForm,
     ReceiptFilterForm,
     StudentLookupForm,
@@ -394,25 +393,3 @@ def _contact_error(contact: str) -> str:
             "Enter an e-mail address (privacy@school.nl) or a web page starting with https://."
         )
     return message
-
-
-@school_receipts.route("/services/<service_id>/notice", methods=["POST"])
-@portal_page(SCHOOL)
-def notice_mode(school_id: str, service_id: str) -> BaseResponse:
-    b = broker()
-    refuse_unless(b.registry.service(service_id) is not None)
-    form = NoticeForm()
-    if not form.validate_on_submit():
-        abort(400)
-    b.receipts.set_notice_mode(school_id, service_id, form.mode.data)
-    log.info(
-        "portal notice school=%s service=%s mode=%s admin=%s",
-        school_id,
-        service_id,
-        form.mode.data,
-        current_admin().id,
-    )
-    flash(gettext("Notice setting saved."))
-    return redirect(
-        url_for("portal_school.service", school_id=school_id, service_id=service_id), code=303
-    )
