@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP, md, sigver
 from saml2.client import Saml2Client
 from saml2.config import Config, IdPConfig, SPConfig
+from saml2.extension import algsupport
 from saml2.mdstore import InMemoryMetaData
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_UNSPECIFIED
@@ -38,9 +39,8 @@ from broker.saml.metadata_index import IndexedIdPConfig, IndexedSPConfig
 from broker.saml.publisher_encryption import Encryption, encryption_for, offers_in_metadata
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto, rsa_key, signing_key
 from broker.saml.xmlsig_enc import AES128_GCM, AES256_GCM, RSA_OAEP, RSA_OAEP_MGF1P
+from broker.saml.xmlsig_policy import DIGEST_METHODS, RSA_SHA256, SHA256, SIGNING_METHODS
 
-RSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
-SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 SSO_PATH = "/saml/idp/sso"
 ACS_PATH = "/saml/sp/acs"
 # Single Logout: the IdP's towards publishers, the SP's towards schools (saml/logout.py).
@@ -251,6 +251,28 @@ def _announce_encryption_methods(role: Any) -> None:
             ]
 
 
+def _announce_signing_methods(role: Any) -> None:
+    """What the broker's signature checks take (xmlsig_policy: the XML and the query signatures
+    alike), in its order of preference, as the SAML V2.0 Metadata Profile for Algorithm Support
+    says. SP software that signs by its peer's list signs with one of these: Shibboleth SP 3
+    signs its SOAP LogoutResponse with RSA-SHA1 otherwise, which the broker refuses
+    (tests/interop/test_shibboleth_sp.py)."""
+    if role.extensions is None:
+        role.extensions = md.Extensions()
+    for digest in DIGEST_METHODS:
+        role.extensions.add_extension_element(algsupport.DigestMethod(algorithm=digest))
+    for signing in SIGNING_METHODS:
+        role.extensions.add_extension_element(algsupport.SigningMethod(algorithm=signing))
+
+
+def _roles(descriptor: Any) -> list[Any]:
+    """The descriptor's IdP and SP roles (pysaml2 gives one object or a list of them)."""
+    roles: list[Any] = []
+    for role in (descriptor.idpsso_descriptor, descriptor.spsso_descriptor):
+        roles += role if isinstance(role, list) else [role] if role is not None else []
+    return roles
+
+
 def signed_metadata(config: Config, settings: Settings | None = None) -> str:
     """Our own metadata, signed with the broker's key; with `settings`, also its cache hint
     and (for the SP) the attributes the broker can ask of schools."""
@@ -263,6 +285,8 @@ def signed_metadata(config: Config, settings: Settings | None = None) -> str:
         for role in sp if isinstance(sp, list) else [sp] if sp is not None else []:
             role.attribute_consuming_service = [_requested_attributes(settings.organization.name)]
             _announce_encryption_methods(role)
+    for role in _roles(descriptor):
+        _announce_signing_methods(role)
     _, signed = sign_entity_descriptor(
         descriptor, None, sigver.security_context(config), sign_alg=RSA_SHA256, digest_alg=SHA256
     )

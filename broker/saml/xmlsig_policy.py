@@ -22,14 +22,15 @@ RSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#rsa-sha512"
 ECDSA_SHA256 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha256"
 ECDSA_SHA384 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha384"
 ECDSA_SHA512 = "http://www.w3.org/2001/04/xmldsig-more#ecdsa-sha512"
-ALLOWED_SIGNATURE_ALGORITHMS = frozenset(
-    {RSA_SHA256, RSA_SHA384, RSA_SHA512, ECDSA_SHA256, ECDSA_SHA384, ECDSA_SHA512}
-)
+# In the broker's order of preference, as its metadata announces them (saml/entities.py).
+SIGNING_METHODS = (RSA_SHA256, RSA_SHA384, RSA_SHA512, ECDSA_SHA256, ECDSA_SHA384, ECDSA_SHA512)
+ALLOWED_SIGNATURE_ALGORITHMS = frozenset(SIGNING_METHODS)
 
 SHA256 = "http://www.w3.org/2001/04/xmlenc#sha256"
 SHA384 = "http://www.w3.org/2001/04/xmldsig-more#sha384"
 SHA512 = "http://www.w3.org/2001/04/xmlenc#sha512"
-ALLOWED_DIGESTS = frozenset({SHA256, SHA384, SHA512})
+DIGEST_METHODS = (SHA256, SHA384, SHA512)
+ALLOWED_DIGESTS = frozenset(DIGEST_METHODS)
 
 EXC_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 ENVELOPED = "http://www.w3.org/2000/09/xmldsig#enveloped-signature"

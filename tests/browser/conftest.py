@@ -158,8 +158,9 @@ def register_oidc_client(
     return secret
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
+@contextmanager
+def headless_chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, closed afterwards (tests/interop uses it too)."""
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(
             executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
@@ -168,6 +169,12 @@ def browser() -> Iterator[Browser]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with headless_chromium() as chromium:
+        yield chromium
 
 
 @pytest.fixture

@@ -59,6 +59,7 @@ with warnings.catch_warnings():
     from saml2.samlp import IDPEntry, IDPList, RequestedAuthnContext, Scoping
     from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA1, SIG_RSA_SHA256
 
+from broker.saml import xmlsig_policy
 from broker.saml.xmlsig import CRYPTO_BACKEND_NAME, enable_inprocess_crypto
 
 SERVICE_ID = "authn-request-tests"
@@ -866,6 +867,31 @@ def test_the_broker_metadata_is_served_signed_with_its_endpoints(setup: Setup, w
     assert changed != xml
     with pytest.raises(xmlsec.Error):
         _verify_metadata(changed, cert_file)
+
+
+@pytest.mark.parametrize("which", ["idp", "sp"])
+def test_the_broker_metadata_announces_the_signature_algorithms_it_takes(
+    setup: Setup, which: str
+) -> None:
+    """Algorithm Support profile (alg:DigestMethod, alg:SigningMethod in the role's Extensions):
+    exactly what the signature checks take, SHA-256 first. Shibboleth SP 3 signs by this list;
+    without it, it signs its SOAP LogoutResponse with RSA-SHA1, which the broker refuses."""
+    page = Browser().get(f"{setup.demo.broker_url}/saml/{which}/metadata")
+    doc = etree.fromstring(page.response.content)
+    role = "md:IDPSSODescriptor" if which == "idp" else "md:SPSSODescriptor"
+    ns = {"md": MD, "alg": "urn:oasis:names:tc:SAML:metadata:algsupport"}
+    digests = [
+        e.get("Algorithm") for e in doc.findall(f"{role}/md:Extensions/alg:DigestMethod", ns)
+    ]
+    signing = [
+        e.get("Algorithm") for e in doc.findall(f"{role}/md:Extensions/alg:SigningMethod", ns)
+    ]
+    assert digests[0] == "http://www.w3.org/2001/04/xmlenc#sha256"
+    assert signing[0] == "http://www.w3.org/2001/04/xmldsig-more#rsa-sha256"
+    assert len(set(digests)) == len(digests) and set(digests) == xmlsig_policy.ALLOWED_DIGESTS
+    assert len(set(signing)) == len(signing)
+    assert set(signing) == xmlsig_policy.ALLOWED_SIGNATURE_ALGORITHMS
+    assert doc.findall(".//alg:*", ns) == doc.findall(f"{role}/md:Extensions/alg:*", ns)
 
 
 # -- 8. Destination -----------------------------------------------------------------------------
