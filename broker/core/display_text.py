@@ -249,6 +249,12 @@ def name_problem(name: str) -> TextProblem | None:
     return plain_text_problem(name, MAX_NAME)
 
 
+def holds_hidden(text: str) -> bool:
+    """Whether `text` holds a character no one sees (a control or format character, a line
+    separator): a search box's text that no one typed."""
+    return any(map(_hidden, text))
+
+
 def _hidden(character: str) -> bool:
     # C*: control and format characters (zero-width, direction overrides); Zl/Zp: line and
     # paragraph separators (a second line in a one-line name).

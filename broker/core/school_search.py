@@ -195,20 +195,29 @@ class SchoolDirectory:
         """The schools whose name (or an alias), town or id holds every word of `query` (module
         docstring); an empty query lists every school of a small federation and none of a
         large one."""
-        words = fold(query).split()
         large = len(self._schools) > LIST_ALL_UP_TO
+        if large and not fold(query).split():
+            return Found((), 0, searched=False, large=True)
+        # A small federation's page shows every match, as its full list would.
+        return self._found(query, SHOWN_AT_MOST if large else None, large=large)
+
+    def find_all(self, query: str) -> Found:
+        """Every school `query` finds by the same rule as `find`, in name order (an empty
+        query: every school), however large the federation: for a list that shows them a page
+        at a time (the operator's portal)."""
+        return self._found(query, None, large=False)
+
+    def _found(self, query: str, limit: int | None, *, large: bool) -> Found:
+        """The schools `query` finds (every one when it is empty), the first `limit` shown."""
+        words = fold(query).split()
         if not words:
-            if large:
-                return Found((), 0, searched=False, large=True)
-            return Found(self._schools, len(self._schools))
+            return Found(self._schools[:limit], len(self._schools), large=large)
         wanted = [tuple(dict.fromkeys((w, ABBREVIATIONS.get(w, w)))) for w in words]
         matched = self._holding_all(wanted)
         approximate = not matched
         if approximate:
             matched = self._with_one_typo(wanted)
         schools, by_alias = self._schools_of(matched)
-        # A small federation's page shows every match, as its full list would.
-        limit = SHOWN_AT_MOST if large else len(schools)
         shown = tuple(self._schools[i] for i in schools[:limit])
         aliases = {s.id: by_alias[i] for i, s in zip(schools, shown, strict=False) if i in by_alias}
         return Found(

@@ -43,7 +43,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 from sqlalchemy import URL, Engine, create_engine, event, select
 from sqlalchemy.engine import Connection, Dialect, make_url
@@ -91,6 +91,18 @@ class StatementTimeouts:
 
     request: float
     portal_read: float
+
+
+# Ids per `IN (...)` list or array parameter of a bulk read or lock (a registry import's
+# thousands of schools): well under SQLite's limit of bound variables per statement.
+IN_CHUNK = 500
+T = TypeVar("T")
+
+
+def in_chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    """`items` in runs of at most `IN_CHUNK`, in order."""
+    for start in range(0, len(items), IN_CHUNK):
+        yield items[start : start + IN_CHUNK]
 
 
 def open_engine(url: str, *, timeouts: StatementTimeouts | None = None) -> Engine:
@@ -208,8 +220,15 @@ def _refuse_text_with_nul(
     `BadRequest` the edge words, on SQLite as on PostgreSQL (see the module docstring)."""
     for row in _parameter_rows(parameters, executemany):
         values = row.values() if isinstance(row, Mapping) else row or ()
-        if any(isinstance(value, str) and "\x00" in value for value in values):
+        if any(_holds_nul(value) for value in values):
             raise TextWithNul()
+
+
+def _holds_nul(value: Any) -> bool:
+    """A text with a NUL, or an array parameter (a list: shared_idps' bulk lock) holding one."""
+    if isinstance(value, list):
+        return any(isinstance(item, str) and "\x00" in item for item in value)
+    return isinstance(value, str) and "\x00" in value
 
 
 def _parameter_rows(parameters: Any, executemany: bool) -> Sequence[Any]:

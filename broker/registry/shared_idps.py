@@ -46,6 +46,7 @@ from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.hosted_domain import needs_hosted_domain
 from broker.core.model import School
 from broker.core.shared_idp import brin_problem, naming_problem
+from broker.registry.database import in_chunks
 from broker.registry.errors import (
     DuplicateEntry,
     SchoolIdNotBrin,
@@ -60,15 +61,26 @@ from broker.registry.tables import SchoolNamingIdpRow, SchoolOidcRow, SchoolRow
 # is apart from the one-key space of the migration lock (migration.py).
 _IDP_LOCK_SPACE = 0x6B62_6964
 _LOCK_IDP = text("SELECT pg_advisory_xact_lock(:space, hashtext(:entity_id))")
+# The same locks of many entity ids in one statement (a registry import's thousands): taken
+# one by one in the array's order, as the function scan of `unnest` hands the aggregate its rows.
+_LOCK_IDPS = text(
+    "SELECT count(pg_advisory_xact_lock(:space, hashtext(e)))"
+    " FROM unnest(CAST(:entity_ids AS text[])) AS e"
+)
 
 
 def lock_idp(session: Session, entity_ids: Iterable[str]) -> None:
     """Hold, until the transaction ends, PostgreSQL's advisory lock of each entity id (in one
-    order, so two writers never wait for each other in a circle). SQLite: nothing to do."""
+    order, so two writers never wait for each other in a circle), a statement per `IN_CHUNK`
+    of them. SQLite: nothing to do."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    for entity_id in sorted(set(entity_ids)):
-        session.execute(_LOCK_IDP, {"space": _IDP_LOCK_SPACE, "entity_id": entity_id})
+    ordered = sorted(set(entity_ids))
+    if len(ordered) == 1:
+        session.execute(_LOCK_IDP, {"space": _IDP_LOCK_SPACE, "entity_id": ordered[0]})
+        return
+    for chunk in in_chunks(ordered):
+        session.execute(_LOCK_IDPS, {"space": _IDP_LOCK_SPACE, "entity_ids": chunk})
 
 
 def names_school(session: Session, entity_id: str) -> bool:
@@ -161,32 +173,91 @@ def source_holds(session: Session, entity_id: str) -> bool:
 
 def note_joined(session: Session, entity_ids: Iterable[str]) -> None:
     """After schools were written: each of these IdPs that two or more schools are on now
-    requires its logins to name their school (kept when schools leave)."""
+    requires its logins to name their school (kept when schools leave). Read for all of them
+    at once (`_shared_idps`), not a query per IdP."""
     session.flush()
-    for entity_id in sorted(set(entity_ids)):
-        count = session.scalar(
-            select(func.count()).select_from(SchoolRow).where(SchoolRow.idp_entity_id == entity_id)
-        )
-        if (count or 0) > 1 and not names_school(session, entity_id):
+    ordered = sorted(set(entity_ids))
+    naming = _naming(session, ordered)
+    for entity_id, count in _school_counts(session, ordered).items():
+        if count > 1 and entity_id not in naming:
             session.add(SchoolNamingIdpRow(entity_id=entity_id))
     session.flush()
+
+
+def _school_counts(session: Session, entity_ids: list[str]) -> dict[str, int]:
+    """How many schools are on each of `entity_ids` that any school is on, in their order."""
+    counts: dict[str, int] = {}
+    for chunk in in_chunks(entity_ids):
+        rows = session.execute(
+            select(SchoolRow.idp_entity_id, func.count())
+            .where(SchoolRow.idp_entity_id.in_(chunk))
+            .group_by(SchoolRow.idp_entity_id)
+        )
+        counts.update((row[0], row[1]) for row in rows)
+    return {entity_id: counts[entity_id] for entity_id in entity_ids if entity_id in counts}
+
+
+def _naming(session: Session, entity_ids: list[str]) -> set[str]:
+    """Those of `entity_ids` whose logins must name their school (`names_school` of each)."""
+    naming: set[str] = set()
+    for chunk in in_chunks(entity_ids):
+        naming.update(
+            session.scalars(
+                select(SchoolNamingIdpRow.entity_id).where(SchoolNamingIdpRow.entity_id.in_(chunk))
+            )
+        )
+    return naming
 
 
 def check_shared(session: Session, entity_ids: Iterable[str]) -> None:
     """`check_joining`'s rule over providers as a bulk write left them (registry import): for
     each, one protocol, one metadata (unless a source holds it), and BRIN ids if its logins name
-    their school. Raises, so the caller's transaction rolls back."""
+    their school. Raises, so the caller's transaction rolls back. What the rule needs of every
+    provider is read at once (`_shared_facts`, a few statements per `IN_CHUNK` providers, not
+    two or three per provider); a source is asked only about a provider with two copies."""
     session.flush()
-    for entity_id in sorted(set(entity_ids)):
-        rows = _schools_on(session, entity_id)
-        if _not_shareable(entity_id, (oidc is not None for _, _, oidc in rows)):
+    ordered = sorted(set(entity_ids))
+    facts = _shared_facts(session, ordered)
+    naming = _naming(session, ordered)
+    for entity_id in ordered:
+        schools, copies = facts.get(entity_id, ((), 0))
+        if _not_shareable(entity_id, (oidc for _, oidc in schools)):
             raise DuplicateEntry("school", "idp_entity_id", entity_id)
-        copies = {xml or "" for _, xml, _ in rows}
-        if len(copies) > 1 and not source_holds(session, entity_id):
-            raise SharedIdpMetadataDiffers(entity_id, tuple(school_id for school_id, _, _ in rows))
-        if len(rows) > 1 or names_school(session, entity_id):
-            for school_id, _, _ in rows:
+        if copies > 1 and not source_holds(session, entity_id):
+            raise SharedIdpMetadataDiffers(entity_id, tuple(school_id for school_id, _ in schools))
+        if len(schools) > 1 or entity_id in naming:
+            for school_id, _ in schools:
                 require_brin(entity_id, school_id)
+
+
+def _shared_facts(
+    session: Session, entity_ids: list[str]
+) -> dict[str, tuple[tuple[tuple[str, bool], ...], int]]:
+    """Per entity id any school is on: (each school's id and whether it speaks OpenID Connect,
+    by id; how many different metadata copies its rows hold, an absent one counted as empty),
+    as `_schools_on` reads them one provider at a time. The copies are counted by the database,
+    so no metadata document leaves it."""
+    schools: dict[str, list[tuple[str, bool]]] = {}
+    copies: dict[str, int] = {}
+    for chunk in in_chunks(entity_ids):
+        rows = session.execute(
+            select(SchoolRow.idp_entity_id, SchoolRow.id, SchoolOidcRow.school_id)
+            .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
+            .where(SchoolRow.idp_entity_id.in_(chunk))
+            .order_by(SchoolRow.idp_entity_id, SchoolRow.id)
+        )
+        for entity_id, school_id, oidc in rows:
+            schools.setdefault(entity_id, []).append((school_id, oidc is not None))
+        counted = session.execute(
+            select(
+                SchoolRow.idp_entity_id,
+                func.count(func.distinct(func.coalesce(SchoolRow.idp_metadata, ""))),
+            )
+            .where(SchoolRow.idp_entity_id.in_(chunk))
+            .group_by(SchoolRow.idp_entity_id)
+        )
+        copies.update((row[0], row[1]) for row in counted)
+    return {e: (tuple(found), copies.get(e, 0)) for e, found in schools.items()}
 
 
 def set_names_school(session: Session, school_id: str, wanted: bool) -> tuple[str, bool]:

@@ -29,7 +29,7 @@ from urllib.parse import quote, urlencode
 
 from babel.support import NullTranslations
 from flask import Flask, Response, current_app, g, has_request_context, request
-from flask_babel import Babel, get_locale, get_translations, refresh
+from flask_babel import Babel, format_number, get_locale, get_translations, refresh
 from jinja2.nodes import EvalContext
 from jinja2.utils import pass_eval_context
 from markupsafe import Markup
@@ -72,6 +72,8 @@ def init_i18n(app: Flask) -> None:
     app.after_request(_remember_language)
     app.jinja_env.globals["current_language"] = current_language
     app.jinja_env.globals["lang_switch_url"] = lang_switch_url
+    # Counts as the page's language writes them: 5,000 in English, 5.000 in Dutch.
+    app.jinja_env.filters["number"] = format_number
     app.context_processor(page_i18n)
 
 

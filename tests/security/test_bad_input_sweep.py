@@ -236,8 +236,15 @@ EMPTY_IS_VALID = {
     "portal_school.service",
 }
 # The GET pages that read a query: the receipts, only to refuse a filter there (it is POSTed:
-# school_receipts.py); the others read none (a download by GET is refused whatever it carries).
-QUERY_READERS = {"portal_school_receipts.receipts"}
+# school_receipts.py), and the operator's lists, a search and a page number (operator_lists.py);
+# the others read none (a download by GET is refused whatever it carries).
+QUERY_READERS = {
+    "portal_school_receipts.receipts",
+    "portal_operator.schools",
+    "portal_operator.services",
+}
+# Lists whose address without a search or page number (or with them empty) is the first page.
+EMPTY_QUERY_IS_VALID = {"portal_operator.schools", "portal_operator.services"}
 FORM_PAGES = {
     "operator": (
         "/portal/operator/admins",
@@ -319,6 +326,8 @@ def portal_requests(
                 reads = endpoint in QUERY_READERS or (method == "POST" and endpoint not in ACTIONS)
                 for case, value in values.items() if reads else ():
                     if not (value or endpoint not in EMPTY_IS_VALID):
+                        continue
+                    if method == "GET" and not value and endpoint in EMPTY_QUERY_IS_VALID:
                         continue
                     yield forms.filled(method, path, case, value), expected
                 if reads and method == "POST" and "nul_bytes" in values:

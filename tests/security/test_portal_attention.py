@@ -190,12 +190,14 @@ def test_every_kind_in_its_order_with_counts_reasons_and_links(
     assert "its services receive the pseudonyms of the service of that id" in chains
     assert "ketenbroker chain move SERVICE --to CHAIN --window DAYS" in chains
     assert "logout address (SLO URL) is not https" in _section(page, "schools_logout_unreached")
-    # Each school links to its operator page, each service to its card on the Services page.
+    # Each school links to its operator page, each service to its card on the Services page
+    # (searched by its id, so the card is on the list's first page however long the list).
     addresses = page_addresses(page)
     for school_id in (NO_METADATA, DEMO_SCHOOL_ID, NOT_BRIN):
         assert f"/portal/operator/schools/{school_id}" in addresses
-    assert f"/portal/operator/services#service-{WAITING}" in addresses
-    services_page = operator.get("/portal/operator/services", base_url=HTTPS).get_data(as_text=True)
+    card = f"/portal/operator/services?q={WAITING}#service-{WAITING}"
+    assert card in addresses
+    services_page = operator.get(card, base_url=HTTPS).get_data(as_text=True)
     assert f'id="service-{WAITING}"' in services_page
     # The first item of the operator's navigation; read only: its one form is the sign-out's.
     nav = page[page.index('class="portal-nav"') :]

@@ -94,6 +94,21 @@ def test_a_small_federation_shows_every_match() -> None:
     assert len(found.schools) == LIST_ALL_UP_TO and not found.partial and not found.large
 
 
+def test_find_all_gives_every_match_of_a_large_federation_for_a_paged_list() -> None:
+    # The operator's list (web/portal/operator_lists.py) pages the matches itself.
+    directory = SchoolDirectory(many(1000))
+    everything = directory.find_all("")
+    assert len(everything.schools) == everything.total == 1000 and everything.searched
+    assert everything.schools == directory.find_all("  ").schools
+    found = directory.find_all("linde")
+    assert len(found.schools) == found.total == 1000 and not found.partial
+    assert [s.id for s in directory.find_all("S00012").schools] == ["S00012"]
+    near = directory.find_all("basisscool")
+    assert near.approximate and len(near.schools) == 1000
+    # The same rule as the discovery page's: the same schools first.
+    assert found.schools[:SHOWN_AT_MOST] == directory.find("linde").schools
+
+
 def test_the_remembered_school_is_found_by_id_only_if_listed() -> None:
     directory = SchoolDirectory(SMALL)
     assert directory.get("01BB") == SMALL[1]

@@ -11,12 +11,11 @@ from datetime import UTC, datetime, timedelta
 from flask import current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response
-from wtforms import SelectChoice
 
 from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Publisher
 from broker.core.attention import SHOWN
-from broker.core.chain_move import MoveRefused, open_moves
+from broker.core.chain_move import MoveRefused
 from broker.core.client_hosts import addresses_fingerprint
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
@@ -32,10 +31,16 @@ from broker.web.portal.operator_forms import (
     PublisherForm,
     SchoolDetailsForm,
     SchoolForm,
-    ServiceChainForm,
+)
+from broker.web.portal.operator_lists import (
+    NO_CHAIN,
+    asked_page,
+    back_to_services,
+    chain_form,
+    school_page,
+    services_page,
 )
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page
-from broker.web.portal.service_forms import EmptyForm
 from broker.web.portal.uploads import idp_metadata
 from broker.web.wiring import broker
 
@@ -43,23 +48,12 @@ log = logging.getLogger("broker.portal")
 operator_pages = portal_blueprint("portal_operator", "/portal/operator")
 OPERATOR = AdminRole.OPERATOR
 INVITATION_DAYS = 7
-NO_CHAIN = "-"
 # An id beyond `admins.id`'s INTEGER is no route's (404), never a query PostgreSQL refuses.
 ADMIN_ID = "<int(min=1, max=2147483647):admin_id>"
 # Where the app keeps the attention page's memo (operations/attention.py `Memo`), one per app.
 ATTENTION_MEMO = "ketenbroker_attention_memo"
 # Entries the page lists per kind; the count says how many there are in all.
 ATTENTION_SHOWN: int | None = SHOWN
-
-
-def _chain_form(chain_id: str | None = None, *, shown: bool = True) -> ServiceChainForm:
-    """`shown`: filled in for the page (the service's chain); a form read from a POST is not,
-    so a POST without `chain` is refused, never taken as "no chain"."""
-    form = ServiceChainForm(data={"chain": chain_id or NO_CHAIN} if shown else None)
-    form.chain.choices = [SelectChoice(NO_CHAIN, gettext("No chain"))] + [
-        SelectChoice(c.id, f"{c.name} ({c.id})") for c in broker().registry.chains()
-    ]
-    return form
 
 
 @operator_pages.route("/attention", methods=["GET"])
@@ -84,25 +78,17 @@ def attention() -> str:
 
 @operator_pages.route("/services", methods=["GET"])
 @portal_page(OPERATOR)
-def services() -> str:
-    return _services_page()
-
-
-def _services_page() -> str:
-    registry = broker().registry
-    rows = [(s, _chain_form(s.chain_id)) for s in registry.all_services()]
-    # Open move windows, shown on the service they concern (core/chain_move.py).
-    moves = {m.service_id: m for m in open_moves(registry.chain_moves(), datetime.now(UTC))}
-    # What the approval of an OpenID Connect client is given for: the addresses shown.
-    shown = {s.id: addresses_fingerprint(s.oidc) for s, _ in rows if s.oidc is not None}
-    return render_template(
-        "portal/operator_services.html", rows=rows, approve=EmptyForm(), moves=moves, shown=shown
-    )
+def services() -> tuple[str, int]:
+    asked = asked_page("services")
+    return services_page(asked), 400 if asked.refused else 200
 
 
 @operator_pages.route("/services/<service_id>/approve", methods=["POST"])
 @portal_page(OPERATOR)
 def approve(service_id: str) -> Response | tuple[str, int]:
+    asked = asked_page("services")
+    if asked.refused:  # a form's address no page makes: nothing is done
+        return services_page(asked), 400
     service = broker().registry.any_service(service_id)
     if (
         service is not None
@@ -125,24 +111,27 @@ def approve(service_id: str) -> Response | tuple[str, int]:
             ),
             "error",
         )
-        return _services_page(), 400
+        return services_page(asked), 400
     broker().registry.approve_service(service_id)
     log.info("portal service approved service=%s admin=%s", service_id, current_admin().id)
     flash(gettext("Service %(service)s is approved.", service=service_id))
-    return redirect(url_for(".services"), code=303)
+    return back_to_services(service_id, asked)
 
 
 @operator_pages.route("/services/<service_id>/chain", methods=["POST"])
 @portal_page(OPERATOR)
 def put_in_chain(service_id: str) -> Response | tuple[str, int]:
-    form = _chain_form(shown=False)
+    asked = asked_page("services")
+    if asked.refused:  # a form's address no page makes: nothing is done
+        return services_page(asked), 400
+    form = chain_form(shown=False)
     if not form.validate_on_submit():
         # The list again with the reason and a 400, not a redirect: nothing was saved.
         if form.window.errors:
             flash(gettext("A migration window is 1 to 366 days, or empty for none."), "error")
         else:
             flash(gettext("Choose one of the listed chains."), "error")
-        return _services_page(), 400
+        return services_page(asked), 400
     chain_id = None if form.chain.data == NO_CHAIN else form.chain.data
     window = form.window.data
     try:
@@ -164,7 +153,7 @@ def put_in_chain(service_id: str) -> Response | tuple[str, int]:
         )
         note_refusal_logged()
         flash(gettext(refused.public_message), "error")
-        return _services_page(), 400
+        return services_page(asked), 400
     log.info(
         "portal service chain service=%s chain=%s window_days=%s admin=%s",
         service_id,
@@ -189,7 +178,7 @@ def put_in_chain(service_id: str) -> Response | tuple[str, int]:
                 end=shown_time(move.window_ends, broker().settings.zone),
             )
         )
-    return redirect(url_for(".services"), code=303)
+    return back_to_services(service_id, asked)
 
 
 @operator_pages.route("/chains", methods=["GET", "POST"])
@@ -230,9 +219,10 @@ def schools() -> Response | tuple[str, int]:
                 log.info("portal school added school=%s admin=%s", school_id, current_admin().id)
                 flash(gettext("School %(school)s added.", school=school_id))
                 return redirect(url_for(".schools"), code=303)
-    status = 400 if form.is_submitted() else 200
-    page = render_template("portal/operator_schools.html", form=form, schools=registry.schools())
-    return page, status
+    asked = asked_page("schools")
+    status = 400 if form.is_submitted() or asked.refused else 200
+    page = school_page(registry, asked)
+    return render_template("portal/operator_schools.html", form=form, page=page), status
 
 
 @operator_pages.route("/schools/<school_id>", methods=["GET", "POST"])
