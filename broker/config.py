@@ -7,6 +7,7 @@ there is no raw dict anywhere.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -121,9 +122,6 @@ def _rate(section: Mapping[str, Any], key: str, default: str) -> str:
 
 def _rate_limits(data: Mapping[str, Any]) -> RateLimits:
     section = _section(data, "rate_limits")
-    unknown = set(section) - {"sso", "acs", "token", "discovery", "student_lookup"}
-    if unknown:
-        raise ConfigurationError(f"rate_limits: unknown key(s) {', '.join(sorted(unknown))}")
     defaults = RateLimits()
     return RateLimits(
         sso=_rate(section, "sso", defaults.sso),
@@ -471,9 +469,6 @@ def _key_rotation(
     keys: Mapping[str, Any], saml_key: Path, metadata: MetadataSettings, base: Path
 ) -> KeyRotationSettings:
     rotation = _section(keys, "rotation")
-    unknown = set(rotation) - {"publish_days", "publish_seconds", "check_seconds"}
-    if unknown:
-        raise ConfigurationError(f"keys.rotation: unknown key(s) {', '.join(sorted(unknown))}")
     if "publish_days" in rotation and "publish_seconds" in rotation:
         raise ConfigurationError("keys.rotation: give publish_days or publish_seconds, not both")
     # A peer may keep the broker's metadata until its validUntil: by the switch, every copy
@@ -667,7 +662,127 @@ def _metadata(data: Mapping[str, Any], base: Path) -> MetadataSettings:
     )
 
 
+# Every table of the file and the keys it may hold: a key whose value is a table (or an array of
+# tables) maps to that table's own keys, any other key to None. A key the loader does not read
+# is refused, not ignored: a misspelled `registration_authority` would switch the
+# interfederation rule off without a word, a `[[metadata.source]]` would mean "no sources".
+_Keys = Mapping[str, "_Keys | None"]
+_METADATA_SOURCE_KEYS: _Keys = dict.fromkeys(
+    (
+        "name",
+        "url",
+        "file",
+        "signing_certs",
+        "roles",
+        "require_signature",
+        "require_valid_until",
+        "refresh_seconds",
+        "max_bytes",
+        "max_validity_days",
+        "registration_authorities",
+    )
+)
+KNOWN_KEYS: _Keys = {
+    "broker": dict.fromkeys(("base_url", "scope", "proxy_hops", "time_zone")),
+    "keys": {
+        **dict.fromkeys(
+            (
+                "saml_signing_key",
+                "saml_signing_cert",
+                "pseudonym_keys",
+                "session_secret",
+                "previous_session_secret",
+                "oidc_signing_key",
+                "oidc_ec_signing_key",
+                "receipt_key",
+                "key_set",
+            )
+        ),
+        "rotation": dict.fromkeys(("publish_days", "publish_seconds", "check_seconds")),
+    },
+    "registry": dict.fromkeys(
+        ("url", "password_file", "statement_timeout_seconds", "portal_statement_timeout_seconds")
+    ),
+    "store": dict.fromkeys(("url", "password_file")),
+    "metrics": dict.fromkeys(("allow_loopback", "token_file")),
+    "saml": dict.fromkeys(
+        ("clock_skew_seconds", "assertion_lifetime_seconds", "accept_encrypted_assertions")
+    ),
+    "oidc": dict.fromkeys(
+        (
+            "code_lifetime_seconds",
+            "access_token_lifetime_seconds",
+            "refresh_token_lifetime_seconds",
+            "http_timeout_seconds",
+        )
+    ),
+    "assurance": {"levels": dict.fromkeys(("name", "saml", "oidc"))},
+    "login": dict.fromkeys(("ttl_seconds", "sso_session_seconds", "logout_wait_seconds")),
+    "receipts": dict.fromkeys(("retention_days",)),
+    "logging": dict.fromkeys(("format",)),
+    "rate_limits": dict.fromkeys(("sso", "acs", "token", "discovery", "student_lookup")),
+    "organization": dict.fromkeys(("name", "url", "contact_email", "support_email")),
+    "metadata": {
+        "valid_days": None,
+        "cache_duration_seconds": None,
+        "sources": _METADATA_SOURCE_KEYS,
+    },
+}
+
+
+def unknown_keys(data: Mapping[str, Any], known: _Keys = KNOWN_KEYS, where: str = "") -> list[str]:
+    """What is wrong, one line per key of `data` the loader does not read, each naming its
+    table and, when a known key is close, suggesting it (`refresh_second`: did you mean
+    `refresh_seconds`?). Values that are not what the schema expects (a table given as a
+    number) are left to the loader's own checks, which name the key and what it must be."""
+    problems: list[str] = []
+    for key, value in data.items():
+        name = f"{where}.{key}" if where else key
+        if key not in known:
+            problems.append(_unknown(key, value, known, where))
+            continue
+        inner = known[key]
+        if inner is None:
+            continue
+        if isinstance(value, dict):
+            problems += unknown_keys(value, inner, name)
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, dict):
+                    problems += unknown_keys(item, inner, f"{name}[{index}]")
+    return problems
+
+
+def _unknown(key: str, value: Any, known: _Keys, where: str) -> str:
+    """One unknown key, said as the file writes it: `[sam1]`, `[[metadata.source]]`, `saml.x`."""
+    close = difflib.get_close_matches(key, list(known), n=1)
+    prefix = f"{where}." if where else ""
+    if isinstance(value, dict) or (
+        isinstance(value, list) and value and all(isinstance(v, dict) for v in value)
+    ):
+        left, right = ("[", "]") if isinstance(value, dict) else ("[[", "]]")
+        hint = f" (did you mean {left}{prefix}{close[0]}{right}?)" if close else ""
+        return f"unknown table {left}{prefix}{key}{right}{hint}"
+    if where:
+        return f"unknown key {where}.{key}" + (f" (did you mean {close[0]}?)" if close else "")
+    # A key above every table header: say which table has it, if one does.
+    home = [table for table, keys in known.items() if keys is not None and key in keys]
+    hint = f" (it belongs in [{home[0]}])" if home else ""
+    return f"unknown key {key} before the first [table]{hint}"
+
+
+def _refuse_unknown_keys(data: Mapping[str, Any]) -> None:
+    problems = unknown_keys(data)
+    if problems:
+        raise ConfigurationError(
+            "; ".join(problems)
+            + ". The broker reads no key it does not know: check the spelling against "
+            "docs/configuration.md (a key newer than this version: upgrade it first)"
+        )
+
+
 def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | None) -> Settings:
+    _refuse_unknown_keys(data)
     broker = _section(data, "broker")
     base_url = _str(broker, "base_url", "broker").rstrip("/")
     parts = urlsplit(base_url)

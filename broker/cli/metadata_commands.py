@@ -1,5 +1,5 @@
-"""`ketenbroker metadata refresh` and `metadata status`: the federation metadata sources of
-`[[metadata.sources]]` (docs/operations.md, "Federation metadata")."""
+"""`ketenbroker metadata refresh`, `metadata status` and `metadata forget`: the federation
+metadata sources of `[[metadata.sources]]` (docs/operations.md, "Federation metadata")."""
 
 from __future__ import annotations
 
@@ -8,10 +8,11 @@ from pathlib import Path
 
 import click
 
-from broker.cli.metadata_refresh import refresh_sources
+from broker.cli.metadata_forget import forget_command
+from broker.cli.metadata_refresh import RefreshOutcome, refresh_sources
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.config import MetadataSource
-from broker.core.federation import SourceRecord
+from broker.core.federation import SourceHealth, SourceRecord, SourceState
 from broker.operations.sources import source_states
 from broker.saml.aggregate import LeftOut
 
@@ -50,21 +51,9 @@ def refresh_command(config_path: Path, names: tuple[str, ...], allow_older: bool
     if not known:
         click.echo("No [[metadata.sources]] configured; nothing to refresh.")
     for outcome in outcomes:
-        if outcome.result == "refused":
-            click.echo(f"{outcome.source}: refused ({outcome.reason}); the last good copy stays")
-        else:
-            click.echo(
-                f"{outcome.source}: {outcome.result}, {outcome.entities} entities"
-                + (f" ({outcome.skipped} skipped)" if outcome.skipped else "")
-                + (
-                    f" ({outcome.not_listed} registered by an authority not listed)"
-                    if outcome.not_listed
-                    else ""
-                )
-                + f", {outcome.seconds:.2f} s"
-            )
-            for each in outcome.left_out:
-                click.echo(f"  {_left_out(each)}")
+        click.echo(_said(outcome))
+        for each in outcome.left_out:
+            click.echo(f"  {_left_out(each)}")
     if any(o.result == "refused" for o in outcomes):
         raise SystemExit(1)
 
@@ -74,6 +63,32 @@ def _left_out(member: LeftOut) -> str:
     role = f" ({member.role})" if member.role else ""
     detail = f": {member.detail}" if member.detail else ""
     return f"left out {member.entity_id}{role}: {member.reason}{detail}"
+
+
+def _unconfigured(name: str, entities: int, valid_until: datetime | None) -> str:
+    """A copy held of a source the configuration does not name, as refresh and status say it."""
+    until = valid_until.isoformat(timespec="seconds") if valid_until else "-"
+    return (
+        f"{name}: unconfigured (not in [[metadata.sources]]); its copy of {entities} entities, "
+        f"valid until {until}, stays in force until `ketenbroker metadata forget {name}`"
+    )
+
+
+def _said(outcome: RefreshOutcome) -> str:
+    if outcome.result == "refused":
+        return f"{outcome.source}: refused ({outcome.reason}); the last good copy stays"
+    if outcome.result == "unconfigured":
+        return _unconfigured(outcome.source, outcome.entities, outcome.valid_until)
+    return (
+        f"{outcome.source}: {outcome.result}, {outcome.entities} entities"
+        + (f" ({outcome.skipped} skipped)" if outcome.skipped else "")
+        + (
+            f" ({outcome.not_listed} registered by an authority not listed)"
+            if outcome.not_listed
+            else ""
+        )
+        + f", {outcome.seconds:.2f} s"
+    )
 
 
 def _authorities(source: MetadataSource, record: SourceRecord | None) -> str:
@@ -95,16 +110,23 @@ def _authorities(source: MetadataSource, record: SourceRecord | None) -> str:
 @reports_errors
 def status_command(config_path: Path) -> None:
     """Each source's state: ok, stale (refresh failing; still trusted), expired or missing (its
-    entities are not trusted). Exit status 1 when any source is expired or missing."""
+    entities are not trusted); then each copy held of a source the configuration does not name
+    (unconfigured: still in force until `metadata forget`). Exit status 1 when any source is
+    expired or missing, or any copy is unconfigured."""
     settings, registry = open_registry(config_path)
     health = source_states(settings, registry, datetime.now(UTC))
     records = registry.federation.records()
     by_name = {source.name: source for source in settings.metadata.sources}
-    if not health:
+    if not by_name:
         # Silence would read as "all well" or "the command did nothing": say which.
-        click.echo("No [[metadata.sources]] configured; nothing to check.")
+        click.echo(
+            "No [[metadata.sources]] configured" + ("." if health else "; nothing to check.")
+        )
     for entry in health:
         record = records.get(entry.name)
+        if entry.state is SourceState.UNCONFIGURED:
+            _status_unconfigured(entry, record)
+            continue
         fetched = entry.fetched_at.isoformat(timespec="seconds") if entry.fetched_at else "never"
         until = entry.valid_until.isoformat(timespec="seconds") if entry.valid_until else "-"
         count = record.entity_count if record is not None else 0
@@ -116,3 +138,11 @@ def status_command(config_path: Path) -> None:
         click.echo(f"  registration authorities: {_authorities(by_name[entry.name], record)}")
     if not all(entry.usable for entry in health):
         raise SystemExit(1)
+
+
+def _status_unconfigured(entry: SourceHealth, record: SourceRecord | None) -> None:
+    click.echo(_unconfigured(entry.name, record.entity_count if record else 0, entry.valid_until))
+    click.echo(f"  `ketenbroker metadata forget {entry.name}` says what would lose its metadata")
+
+
+metadata_group.add_command(forget_command)

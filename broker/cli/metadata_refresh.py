@@ -7,7 +7,12 @@ registry database, whose generation tells every worker to rebuild (docs/operatio
 
 A refresh never makes things worse: a download that cannot be fetched, parsed, verified, that
 has expired or that is older than the copy held (a replayed feed) is refused with a reason code,
-logged, and recorded; the copy held stays in force.
+logged, and recorded; the copy held stays in force. Nor does it drop a copy: the copy of a
+source the configuration no longer names stays in force, and every run says so (its outcome,
+a WARNING naming the source; `metadata status`, the attention report and the state gauge say
+`unconfigured`) until the operator drops it with `metadata forget` (metadata_forget.py) or
+configures the source again. Until 2026-11-30 a full run dropped it: a misspelled or renamed
+source took its schools' metadata with it before the new name had a good copy.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from broker.config import MetadataSource, Settings
-from broker.core.federation import FeedDates, OlderThanHeld
+from broker.core.federation import FeedDates, OlderThanHeld, SourceState
 from broker.registry import SqlRegistry
 from broker.saml.aggregate import LeftOut, MetadataRefused, read_metadata
 from broker.saml.metadata_check import MetadataInvalid
@@ -35,7 +40,8 @@ SOURCE_TIMEOUT_SECONDS = 30
 @dataclass(frozen=True)
 class RefreshOutcome:
     source: str
-    # "updated", "unchanged" or "refused"
+    # "updated", "unchanged" or "refused"; "unconfigured": a copy held of a source the
+    # configuration does not name, left in force (`entities`, `valid_until`: that copy's)
     result: str
     reason: str | None = None
     entities: int = 0
@@ -45,6 +51,7 @@ class RefreshOutcome:
     not_listed: int = 0
     # Members left out for a problem of their own, each with its reason (aggregate.py).
     left_out: tuple[LeftOut, ...] = ()
+    valid_until: datetime | None = None
 
 
 def _download(source: MetadataSource, allow_loopback: bool) -> bytes:
@@ -174,21 +181,13 @@ def refresh_sources(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     allow_older: bool = False,
 ) -> list[RefreshOutcome]:
-    """Refresh the named sources (all when none named), one after the other. A full run also
-    drops the last good copy of a source no longer in the configuration: its entities must not
-    stay trusted after the operator removed it. `allow_older` only with named sources: going
-    back is a decision about one feed, never every one."""
+    """Refresh the named sources (all when none named), one after the other, then say which
+    copies held belong to no configured source (outcome `unconfigured`, after the others): they
+    stay in force, on every run, until `metadata forget`. `allow_older` only with named
+    sources: going back is a decision about one feed, never every one."""
     if allow_older and not names:
         raise ValueError("allow_older needs the sources named")
     chosen = [s for s in settings.metadata.sources if not names or s.name in names]
-    if not names:
-        configured = {s.name for s in settings.metadata.sources}
-        for name in sorted(set(registry.federation.records()) - configured):
-            registry.federation.forget(name)
-            log.warning(
-                "metadata source no longer configured: its copy is dropped",
-                extra={"reason": "metadata_source_removed", "source": name},
-            )
     outcomes = [
         refresh_source(
             source,
@@ -199,20 +198,39 @@ def refresh_sources(
         )
         for source in chosen
     ]
-    _report_untrusted(settings, registry, {s.name for s in chosen}, clock())
-    return outcomes
+    return outcomes + _report(settings, registry, {s.name for s in chosen}, clock())
 
 
-def _report_untrusted(
+def _report(
     settings: Settings, registry: SqlRegistry, chosen: set[str], now: datetime
-) -> None:
+) -> list[RefreshOutcome]:
     """After a run, an ERROR for each refreshed source whose entities are not trusted
-    (expired or missing): the timer logs it on every run, so a log-based alert fires also
-    where nothing scrapes /metrics. A stale source still works and is not logged here (its
-    refusals are, above). One query, as `metadata status`."""
+    (expired or missing), and a WARNING for each copy held of a source the configuration does
+    not name: the timer logs them on every run, so a log-based alert fires also where nothing
+    scrapes /metrics. A stale source still works and is not logged here (its refusals are,
+    above)."""
+    records = registry.federation.records()
+    unconfigured = []
     for entry in registry.federation.health(settings.metadata.refresh_periods(), now):
-        if entry.name in chosen and not entry.usable:
+        if entry.state is SourceState.UNCONFIGURED:
+            count = records[entry.name].entity_count
+            log.warning(
+                "metadata source not configured: its copy stays in force until "
+                "`ketenbroker metadata forget`",
+                extra={"reason": entry.reason, "source": entry.name, "count": count},
+            )
+            unconfigured.append(
+                RefreshOutcome(
+                    entry.name,
+                    "unconfigured",
+                    entry.reason,
+                    entities=count,
+                    valid_until=entry.valid_until,
+                )
+            )
+        elif entry.name in chosen and not entry.usable:
             log.error(
                 "metadata source not trusted",
                 extra={"reason": entry.reason, "source": entry.name, "state": entry.state.value},
             )
+    return unconfigured

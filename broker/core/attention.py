@@ -181,7 +181,17 @@ def school_subject_without_realm(facts: Facts) -> Iterator[Entry]:
 def sources_untrusted(facts: Facts) -> Iterator[Entry]:
     """Expired or missing: none of the source's entities is trusted (`metadata status`)."""
     for source in facts.sources:
-        if not source.usable:
+        if source.untrusted:
+            yield Entry(source.name, source.name, source.state.value)
+
+
+def sources_not_configured(facts: Facts) -> Iterator[Entry]:
+    """A copy held of a source the configuration no longer names: still in force, refreshed
+    by nobody, until the operator configures the source again or drops it (`metadata
+    forget`). A refresh never drops it: a misspelled or renamed source would otherwise take
+    its schools' metadata with it."""
+    for source in facts.sources:
+        if source.state is SourceState.UNCONFIGURED:
             yield Entry(source.name, source.name, source.state.value)
 
 
@@ -246,6 +256,7 @@ KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
         (services_awaiting_approval,),
     ),
     (Kind("sources_stale", Severity.AT_RISK, "source"), (sources_stale,)),
+    (Kind("sources_not_configured", Severity.AT_RISK, "source"), (sources_not_configured,)),
     (Kind("chains_id_not_plain", Severity.AT_RISK, "chain"), (chains_id_not_plain,)),
     (
         Kind("schools_logout_unreached", Severity.LOGOUT, "school"),

@@ -89,6 +89,11 @@ class SourceState(StrEnum):
     EXPIRED = "expired"
     # No good copy yet: nothing from this source is trusted.
     MISSING = "missing"
+    # The registry holds a copy of a source the configuration no longer names: still in force
+    # (until its validUntil), refreshed by nobody, until the operator drops it (`metadata
+    # forget`) or configures the source again. A refresh never drops a copy by itself: a
+    # misspelled or renamed source would otherwise take its schools' metadata with it.
+    UNCONFIGURED = "unconfigured"
 
 
 @dataclass(frozen=True)
@@ -102,8 +107,25 @@ class SourceHealth:
 
     @property
     def usable(self) -> bool:
-        """Whether logins through this source's entities can work (stale still works)."""
+        """Whether logins through this configured source's entities can work (stale still
+        works). An unconfigured copy counts as not usable: whether or not its copy still
+        holds, it needs the operator."""
         return self.state in (SourceState.OK, SourceState.STALE)
+
+    @property
+    def untrusted(self) -> bool:
+        """Expired or missing: none of the source's entities is trusted."""
+        return self.state in (SourceState.EXPIRED, SourceState.MISSING)
+
+
+NOT_CONFIGURED = "source_not_configured"
+
+
+def unconfigured_health(record: SourceRecord) -> SourceHealth:
+    """A copy held of a source the configuration does not name (`SourceState.UNCONFIGURED`)."""
+    return SourceHealth(
+        record.name, SourceState.UNCONFIGURED, NOT_CONFIGURED, record.valid_until, record.fetched_at
+    )
 
 
 def source_health(

@@ -34,6 +34,7 @@ from broker.core.federation import (
     SourceRecord,
     is_older,
     source_health,
+    unconfigured_health,
 )
 from broker.registry.changes import bump_generation
 from broker.registry.database import session_on
@@ -180,9 +181,17 @@ class FederationStore:
             }
 
     def health(self, sources: Sequence[tuple[str, int]], now: datetime) -> list[SourceHealth]:
-        """The state of each configured source, given as (name, refresh_seconds)."""
+        """The state of each configured source, given as (name, refresh_seconds), then of each
+        copy held of a source not among them (`unconfigured`, by name). A row that holds no copy
+        (its refreshes were all refused) puts nothing in force and is left out."""
         records = self.records()
-        return [source_health(name, records.get(name), every, now) for name, every in sources]
+        configured = [source_health(name, records.get(name), every, now) for name, every in sources]
+        named = {name for name, _ in sources}
+        return configured + [
+            unconfigured_health(record)
+            for name, record in sorted(records.items())
+            if name not in named and record.fetched_at is not None
+        ]
 
     def entity(self, entity_id: str, role: str) -> FederationEntity | None:
         """A source's copy of one entity (the one `copy_rank` puts first when several sources
@@ -213,7 +222,8 @@ class FederationStore:
         return {entity_id: tuple(sources) for entity_id, sources in held.items()}
 
     def forget(self, source: str) -> bool:
-        """Drop a source that is no longer configured, with its entities."""
+        """Drop a source's copy and record, with its entities: only ever on the operator's word
+        (`metadata forget`), never as a side effect of a refresh."""
         with session_on(self._writer) as session:
             row = session.get(MetadataSourceRow, source)
             if row is None:

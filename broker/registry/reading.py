@@ -179,8 +179,11 @@ class SqlRegistryReader:
             )
             return [row.to_change() for row in rows]
 
-    def school_metadata(self, *, idp_entity_id: str | None = None) -> dict[str, str]:
-        """`idp_entity_id`: that IdP's only (a school portal's page), not every school's."""
+    def school_metadata(
+        self, *, idp_entity_id: str | None = None, without_source: str | None = None
+    ) -> dict[str, str]:
+        """`idp_entity_id`: that IdP's only (a school portal's page), not every school's.
+        `without_source`: as it would be without that source's copy (`metadata forget`)."""
         where: list[ColumnElement[bool]] = [SchoolOidcRow.school_id.is_(None)]
         if idp_entity_id is not None:
             where.append(SchoolRow.idp_entity_id == idp_entity_id)
@@ -191,14 +194,21 @@ class SqlRegistryReader:
                 .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
                 .where(*where)
             )
-            return metadata_in_force(session, "idp", {e: xml for e, xml in rows}, self._clock())
+            return metadata_in_force(
+                session, "idp", {e: xml for e, xml in rows}, self._clock(), without_source
+            )
 
     def service_metadata(
-        self, *, approved_only: bool = True, entity_id: str | None = None
+        self,
+        *,
+        approved_only: bool = True,
+        entity_id: str | None = None,
+        without_source: str | None = None,
     ) -> dict[str, str]:
         """Each SAML service's metadata as logins use it, by entity id: the approved services'
         (the login path's), or with `approved_only=False` every one's (`publisher list`).
-        `entity_id`: that service's only (a publisher portal's page), not every service's."""
+        `entity_id`: that service's only (a publisher portal's page), not every service's.
+        `without_source`: as it would be without that source's copy (`metadata forget`)."""
         where = [ServiceRow.protocol == Protocol.SAML.value]
         if approved_only:
             where.append(ServiceRow.approved.is_(True))
@@ -208,7 +218,9 @@ class SqlRegistryReader:
             rows = session.execute(
                 select(ServiceRow.entity_id, ServiceRow.sp_metadata).where(*where)
             )
-            return metadata_in_force(session, "sp", {e: xml for e, xml in rows}, self._clock())
+            return metadata_in_force(
+                session, "sp", {e: xml for e, xml in rows}, self._clock(), without_source
+            )
 
     def metadata_expiry(self) -> datetime | None:
         """The next moment a federation copy in use passes its validUntil (None: no end)."""
@@ -278,19 +290,22 @@ def _opened(session: Session, seal: SecretSeal, rows: list[SchoolRow]) -> list[S
 
 
 def metadata_in_force(
-    session: Session, role: str, registered: dict[str, str | None], now: datetime
+    session: Session,
+    role: str,
+    registered: dict[str, str | None],
+    now: datetime,
+    without_source: str | None = None,
 ) -> dict[str, str]:
     """Each registered entity's metadata: a source's copy when a source holds the entity (the
     source is then authoritative: past its validUntil the entity is not trusted at all, the copy
     given at registration does not come back), else the copy given at registration. Of several
-    sources' copies, the one `copy_rank` puts first (registry/federation.py)."""
+    sources' copies, the one `copy_rank` puts first (registry/federation.py). `without_source`:
+    leave that source's copies out (what its `metadata forget` would leave)."""
     best: dict[str, tuple[tuple[bool, datetime], str]] = {}
-    rows = session.execute(
-        ranked_copies().where(
-            FederationEntityRow.role == role,
-            FederationEntityRow.entity_id.in_(list(registered)),
-        )
-    )
+    where = [FederationEntityRow.role == role, FederationEntityRow.entity_id.in_(list(registered))]
+    if without_source is not None:
+        where.append(FederationEntityRow.source != without_source)
+    rows = session.execute(ranked_copies().where(*where))
     for entity_id, until, xml, listed in rows:
         rank = copy_rank(listed, until)
         if entity_id not in best or rank > best[entity_id][0]:

@@ -87,6 +87,19 @@ KIND_WORDS: dict[str, KindWords] = {
         ),
         _l("Check ketenbroker metadata status and the log of the refresh."),
     ),
+    "sources_not_configured": KindWords(
+        _l("Metadata sources no longer configured"),
+        _l(
+            "The registry still holds a copy of these sources, which the configuration no "
+            "longer names: logins through the schools and services they hold still work, on a "
+            "copy nobody refreshes, until it expires."
+        ),
+        _l(
+            "Add the source to the configuration again, or, once no school or service needs "
+            "it, run ketenbroker metadata forget NAME (without --yes it lists what would lose "
+            "its metadata)."
+        ),
+    ),
     "chains_id_not_plain": KindWords(
         _l("Chains whose id breaks the rule for chain ids"),
         _l(
@@ -199,6 +212,7 @@ REASON_WORDS: dict[str, ReasonWords] = {
     "acs_not_https": ReasonWords(_l("address for receiving sign-ins (ACS URL) is not https")),
     "expired": ReasonWords(_l("its copy has expired")),
     "missing": ReasonWords(_l("no good copy yet")),
+    "unconfigured": ReasonWords(_l("not in the configuration; its copy is still in force")),
     "awaiting_approval": ReasonWords(_l("waiting for approval")),
     "chain_pseudonyms_shared": ReasonWords(
         _l("its services receive the pseudonyms of the service of that id, which is in no chain")

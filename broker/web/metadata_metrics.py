@@ -1,8 +1,10 @@
 """Gauges of the federation metadata sources (`[[metadata.sources]]`), computed when Prometheus
 scrapes, never on the login path.
 
-Per configured source: its state as an enum (one series per state, 1 for the current one),
-seconds until the copy held passes its validUntil, and seconds since its last good download.
+Per configured source, and per copy held of a source the configuration no longer names
+(state `unconfigured`: in force until `metadata forget`): its state as an enum (one series per
+state, 1 for the current one), seconds until the copy held passes its validUntil, and seconds
+since its last good download.
 The `source` label is the source's configured name: operator configuration with a handful of
 values, never an entity id or URL. A source without a copy (missing) or whose copy has no
 validUntil leaves those two gauges out.
@@ -43,13 +45,13 @@ class MetadataSourceCollector:
         self._clock = clock
 
     def collect(self) -> Iterator[Metric]:
-        if not self._broker.settings.metadata.sources:
-            return
         now = self._clock()
         try:
             health = metadata_health(self._broker, now)
         except StoreUnavailable:
             return  # the registry is down: /readyz and the login metrics say so
+        if not health:
+            return  # no source configured and no copy held
         state = GaugeMetricFamily(
             STATE,
             "State of each metadata source: 1 for its current one (ok; stale: refreshing "

@@ -405,3 +405,81 @@ def test_refresh_lists_each_member_left_out_with_its_reason(broker: tuple[Path, 
         if line["message"] == "metadata entity left out"
     }
     assert named == {(SP, "entity_id_repeated"), (IDP, "entity_unusable")}
+
+
+def test_a_renamed_source_keeps_the_old_copy_until_the_operator_forgets_it(
+    broker: tuple[Path, Feed], tmp_path: Path
+) -> None:
+    """The reviewer's case: `federation` renamed to `surfconext`, whose file is unreadable.
+    Until 2026-11-30 the refresh said `the last good copy stays` while it had dropped the
+    federation's copy, and with it every school's metadata; no line said so."""
+    config, feed = broker
+    for command in (
+        ("publisher", "add", "--id", "pub", "--name", "Pub", "--saml-entity-id", SP),
+        ("school", "add", "--id", "12AB", "--name", "School", "--saml-entity-id", IDP),
+    ):
+        assert run(*command, "--config", config).exit_code == 0
+    assert run("metadata", "refresh", "--config", config).exit_code == 0
+    text = config.read_text(encoding="utf-8")
+    config.write_text(
+        text.replace('name = "federation"', 'name = "surfconext"').replace(
+            f'url = "{feed.url}"', f'file = "{tmp_path / "not-there.xml"}"'
+        ),
+        encoding="utf-8",
+    )
+
+    refreshed = run("metadata", "refresh", "--config", config)
+    assert refreshed.exit_code == 1  # surfconext was refused
+    assert "surfconext: refused (file_unreadable); the last good copy stays" in refreshed.output
+    assert (
+        "federation: unconfigured (not in [[metadata.sources]]); its copy of 1 entities, "
+        "valid until " in refreshed.output
+    )
+    assert "stays in force until `ketenbroker metadata forget federation`" in refreshed.output
+    registry = SqlRegistry(load_settings(config).registry_url)
+    try:
+        assert SP in registry.service_metadata()  # the publisher's logins go on
+    finally:
+        registry.close()
+
+    status = run("metadata", "status", "--config", config)
+    assert status.exit_code == 1
+    assert "surfconext: missing (metadata_refused:file_unreadable)" in status.output
+    assert "federation: unconfigured (not in [[metadata.sources]])" in status.output
+    problems = run("registry", "problems", "--config", config)
+    assert "Metadata sources no longer configured" in problems.output
+    assert "federation" in problems.output
+
+    # Forgetting a configured source, or one the registry does not hold, is refused.
+    configured = run("metadata", "forget", "surfconext", "--config", config)
+    assert configured.exit_code == 2 and "is in [[metadata.sources]]" in configured.output
+    assert run("metadata", "forget", "nope", "--config", config).exit_code == 2
+
+    preview = run("metadata", "forget", "federation", "--config", config)
+    assert preview.exit_code == 3, preview.output
+    assert "Services that could then get no logins (no metadata left): 1 (pub)" in preview.output
+    assert "Nothing was changed: run again with --yes to forget federation." in preview.output
+    assert "federation: unconfigured" in run("metadata", "status", "--config", config).output
+
+    forgotten = run("metadata", "forget", "federation", "--yes", "--config", config)
+    assert forgotten.exit_code == 0, forgotten.output
+    assert "federation forgotten" in forgotten.output
+    after = run("metadata", "status", "--config", config)
+    assert "federation" not in after.output
+
+
+def test_status_without_sources_names_a_copy_still_held(broker: tuple[Path, Feed]) -> None:
+    """No source configured (a table removed) while a copy is held: not `nothing to check`
+    with exit status 0, as until 2026-11-30."""
+    config, _ = broker
+    assert run("metadata", "refresh", "--config", config).exit_code == 0
+    text = config.read_text(encoding="utf-8")
+    config.write_text(text.split("[[metadata.sources]]", 1)[0], encoding="utf-8")
+    refreshed = run("metadata", "refresh", "--config", config)
+    assert refreshed.exit_code == 0
+    assert "federation: unconfigured" in refreshed.output
+    assert "one-school: unconfigured" in refreshed.output
+    status = run("metadata", "status", "--config", config)
+    assert status.exit_code == 1
+    assert status.output.startswith("No [[metadata.sources]] configured.\n")
+    assert "federation: unconfigured" in status.output

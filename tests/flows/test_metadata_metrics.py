@@ -34,7 +34,7 @@ SLACK = 60.0
 SP = "https://sp.member.example/metadata"
 SIGNER_KEY, SIGNER_CERT = self_signed_pair("federation signer")
 MEMBER = sp_entity(SP, "https://sp.member.example/acs", certificate_body(SIGNER_CERT))
-STATES = ("ok", "stale", "expired", "missing")
+STATES = ("ok", "stale", "expired", "missing", "unconfigured")
 
 
 @dataclasses.dataclass
@@ -153,6 +153,25 @@ def test_a_source_never_refreshed_is_missing(source: Source) -> None:
 
 def test_without_sources_there_is_no_source_gauge(tmp_path: Path) -> None:
     assert scrape(worker(instance(tmp_path / "broker"), Clock())) == {}
+
+
+def test_a_copy_held_of_a_source_no_longer_configured_is_unconfigured(source: Source) -> None:
+    """The source left the configuration (renamed, or its table misspelled): its copy stays in
+    force, so its series stay too, as `unconfigured` (the KetenbrokerMetadataSourceNotConfigured
+    alert), with the copy's gauges. Until 2026-11-30 the copy was dropped by the next refresh
+    and the series vanished, so no alert could fire."""
+    source.publish(datetime.now(UTC) + timedelta(days=7))
+    assert source.refresh(datetime.now(UTC)) == "updated"
+    settings = dataclasses.replace(source.settings, metadata=MetadataSettings())
+    (kept,) = refresh_sources(settings, source.worker.broker.registry)
+    assert kept.result == "unconfigured"
+    second = build_broker(settings)
+    try:
+        found = scrape(Worker(create_app(settings, services=second), second))
+    finally:
+        second.registry.close()
+    assert states(found) == one_hot("unconfigured")
+    assert 7 * DAY - SLACK < found[VALID_UNTIL, "fed"] <= 7 * DAY
 
 
 def test_a_registry_that_does_not_answer_leaves_the_source_gauges_out(

@@ -29,7 +29,7 @@ from broker.certificates import self_signed_pair
 from broker.cli.instance import init_instance
 from broker.cli.metadata_refresh import refresh_sources
 from broker.config import MetadataSettings, MetadataSource, Settings, load_settings
-from broker.core.federation import SourceState
+from broker.core.federation import NOT_CONFIGURED, SourceState
 from broker.core.model import NamingProfile, School, Service
 from broker.registry import SqlRegistry
 from broker.saml.entities import SamlEntities, sp_config
@@ -356,16 +356,61 @@ def test_status_says_missing_then_ok_then_stale(federation: Federation) -> None:
     assert health.reason == "metadata_refused:fetch_failed"
 
 
-def test_a_source_removed_from_the_configuration_is_dropped_by_a_full_refresh(
+def test_a_source_removed_from_the_configuration_keeps_its_copy_until_forgotten(
     federation: Federation,
 ) -> None:
+    """A refresh never drops a copy: before 2026-11-30 a full run without the source (a
+    misspelled table, a renamed source) dropped it, and with it every school's metadata."""
     federation.feed.body = feed_body()
     federation.refresh()
     assert federation.sp_metadata() is not None
     unconfigured = dataclasses.replace(federation.settings, metadata=MetadataSettings())
-    assert refresh_sources(unconfigured, federation.registry, clock=federation.clock) == []
+    (kept,) = refresh_sources(unconfigured, federation.registry, clock=federation.clock)
+    assert (kept.source, kept.result, kept.reason) == ("fed", "unconfigured", NOT_CONFIGURED)
+    assert kept.entities == 2 and kept.valid_until is not None
+    assert federation.sp_metadata() is not None
+    (health,) = federation.registry.federation.health([], federation.clock())
+    assert (health.name, health.state) == ("fed", SourceState.UNCONFIGURED)
+    assert not health.usable and not health.untrusted
+    # Only the operator's word drops it.
+    assert federation.registry.federation.forget("fed")
     assert federation.sp_metadata() is None
     assert federation.registry.federation.records() == {}
+    assert refresh_sources(unconfigured, federation.registry, clock=federation.clock) == []
+
+
+def test_a_renamed_source_leaves_the_old_copy_in_force_while_the_new_one_fails(
+    federation: Federation, tmp_path: Path
+) -> None:
+    """The reviewer's case: renamed to `surfconext`, its file unreadable. The school's logins
+    go on on the copy held under the old name."""
+    federation.feed.body = feed_body()
+    federation.refresh()
+    renamed = MetadataSource(
+        name="surfconext",
+        url=None,
+        file=tmp_path / "not-there.xml",
+        signing_certs=federation.settings.metadata.sources[0].signing_certs,
+    )
+    settings = dataclasses.replace(
+        federation.settings, metadata=MetadataSettings(sources=(renamed,))
+    )
+    refused, kept = refresh_sources(settings, federation.registry, clock=federation.clock)
+    assert (refused.source, refused.result, refused.reason) == (
+        "surfconext",
+        "refused",
+        "file_unreadable",
+    )
+    assert (kept.source, kept.result) == ("fed", "unconfigured")
+    assert IDP in federation.registry.school_metadata()
+    assert federation.sp_metadata() is not None
+    states = federation.registry.federation.health(
+        settings.metadata.refresh_periods(), federation.clock()
+    )
+    assert [(h.name, h.state) for h in states] == [
+        ("surfconext", SourceState.MISSING),
+        ("fed", SourceState.UNCONFIGURED),
+    ]
 
 
 def _plain_store(settings: Settings, documents: Iterable[str]) -> MetadataStore:

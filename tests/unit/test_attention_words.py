@@ -47,6 +47,7 @@ def _everything() -> Facts:
             SourceHealth("weg", SourceState.EXPIRED, "metadata_expired", NOW, NOW),
             SourceHealth("nooit", SourceState.MISSING, None, None, None),
             SourceHealth("oud", SourceState.STALE, "fetch_failed", None, NOW),
+            SourceHealth("hernoemd", SourceState.UNCONFIGURED, "source_not_configured", NOW, NOW),
         ],
         secrets_in_clear=1,
         sealed_only=False,
