@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Make sure the system services and packages the test suite talks to are there and running:
 # Redis, PostgreSQL (storage tests), Chromium (browser tests), xmlsec1 (a publisher's pysaml2),
-# npm (which installs axe-core, scripts/install.sh) and Shibboleth SP with Apache (the interop
-# tests). Installs with apt when run as root on a machine that lacks them; otherwise says what
+# npm (which installs axe-core, scripts/install.sh), Shibboleth SP with Apache (the interop
+# tests) and PgBouncer (the connection-pooler tests). Installs with apt when run as root on a machine that lacks them; otherwise says what
 # is missing.
 set -u
 
@@ -33,18 +33,25 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}" || exit 1
 fi
 
-# Shibboleth SP 3 (shibd, mod_shib) behind Apache, as a publisher runs it: tests/interop starts
-# its own shibd and Apache on free loopback ports. Installed as programs only: a policy-rc.d
-# (where there is none) keeps the packages from starting Apache on port 80 and shibd.
+# Programs whose servers the tests start themselves, on free loopback ports: Shibboleth SP 3
+# (shibd, mod_shib) behind Apache, as a publisher runs it (tests/interop), and PgBouncer, as an
+# operator puts it before PostgreSQL (tests/storage/test_registry_poolers.py). Installed as
+# programs only: a policy-rc.d (where there is none) keeps the packages from starting Apache on
+# port 80, shibd and a PgBouncer of their own.
+quiet=()
 if [ ! -x /usr/sbin/shibd ] || [ ! -x /usr/sbin/apache2 ] \
   || [ ! -f /usr/lib/apache2/modules/mod_shib.so ]; then
-  echo "services: installing apache2 libapache2-mod-shib"
+  quiet+=(apache2 libapache2-mod-shib)
+fi
+[ -x /usr/sbin/pgbouncer ] || have pgbouncer || quiet+=(pgbouncer)
+if [ ${#quiet[@]} -gt 0 ]; then
+  echo "services: installing ${quiet[*]}"
   no_start=""
   if [ "$(id -u)" = "0" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
     no_start=1
   fi
-  apt_install apache2 libapache2-mod-shib
+  apt_install "${quiet[@]}"
   status=$?
   [ -n "$no_start" ] && rm -f /usr/sbin/policy-rc.d
   [ $status = 0 ] || exit 1
