@@ -7,8 +7,10 @@ broker's LogoutResponse is shown.
 HTTP-POST SingleLogoutService: the broker's answers to it are forms, not redirects),
 "unframeable" (answers by HTTP-POST on a page sent with `X-Frame-Options: DENY`, as an SP behind
 Spring Security's defaults does: inside the broker's logout iframe the browser refuses that page,
-so the answer never leaves), "silent" (takes the request, never answers: a service that hangs)
-or "none" (no SingleLogoutService in its metadata at all).
+so the answer never leaves), "silent" (takes the request, never answers: a service that hangs),
+"partial" (answers every request with a signed `Responder`/`PartialLogout`, as Shibboleth SP
+does when it finds no session of its own: a logout it did not confirm) or "none" (no
+SingleLogoutService in its metadata at all).
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ def _answer(
         page = slo.answer(client, parsed, message, "idpsso", BINDING_HTTP_POST)
         page.headers["X-Frame-Options"] = "DENY"
         return page
+    if mode == "partial":
+        return slo.answer(client, parsed, message, "idpsso", status=slo.partial_logout())
     return slo.answer(client, parsed, message, "idpsso")
 
 

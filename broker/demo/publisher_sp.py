@@ -73,8 +73,8 @@ class PublisherSpSettings:
     # `requests` do not send Secure cookies over http, hence off by default.
     cross_site_cookie: bool = False
     # Single Logout: "answer", "post" (an HTTP-POST SLO endpoint only), "unframeable" (its
-    # answer page refuses to be framed), "silent" (never answers) or "none" (no SLO endpoint);
-    # publisher_slo.py.
+    # answer page refuses to be framed), "silent" (never answers), "partial" (answers
+    # Responder/PartialLogout) or "none" (no SLO endpoint); publisher_slo.py.
     slo: str = "answer"
     # Tests only: a key pair of its own for encrypted assertions, published as a KeyDescriptor
     # use="encryption" listing `encryption_methods` (none: no EncryptionMethod). The demo's

@@ -172,9 +172,9 @@ def logout_request(
     return str(request_id), message
 
 
-def logout_response(entity: Any, request: Any, binding: str, status_ok: bool = True) -> Any:
-    """The signed answer to `request` (its destination from the sender's metadata)."""
-    status = None if status_ok else _status_error()
+def logout_response(entity: Any, request: Any, binding: str, status: Any = None) -> Any:
+    """The signed answer to `request` (its destination from the sender's metadata): Success,
+    or `status` (`partial_logout`)."""
     return entity.create_logout_response(
         request,
         [binding],
@@ -185,8 +185,14 @@ def logout_response(entity: Any, request: Any, binding: str, status_ok: bool = T
     )
 
 
-def _status_error() -> Any:
-    return Status(status_code=StatusCode(value=STATUS_RESPONDER))
+def partial_logout() -> Any:
+    """`Responder` with the second-level `PartialLogout`: what Shibboleth SP answers a
+    LogoutRequest that finds no session of its own (SAML core 3.7.3.2)."""
+    return Status(
+        status_code=StatusCode(
+            value=STATUS_RESPONDER, status_code=StatusCode(value=STATUS_PARTIAL_LOGOUT)
+        )
+    )
 
 
 def status_of(response: Any) -> str:
@@ -218,13 +224,18 @@ def note_request(events: LogoutLog, parsed: Any, binding: str, **extra: Any) -> 
 
 
 def answer(
-    entity: Any, parsed: Any, message: Inbound, peer_role: str, binding: str | None = None
+    entity: Any,
+    parsed: Any,
+    message: Inbound,
+    peer_role: str,
+    binding: str | None = None,
+    status: Any = None,
 ) -> Response:
-    """Answer a verified LogoutRequest with a signed Success, by the binding it came with (or
-    `binding`)."""
+    """Answer a verified LogoutRequest with a signed Success (or `status`), by the binding it
+    came with (or `binding`)."""
     binding = binding or message.binding
     destination = slo_destination(entity, parsed.issuer.text, peer_role, binding)
-    response = logout_response(entity, parsed, binding)
+    response = logout_response(entity, parsed, binding, status)
     return send(entity, response, destination, binding, message.relay_state or "", response=True)
 
 

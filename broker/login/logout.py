@@ -355,8 +355,11 @@ class SingleLogout:
             self.save(browser_secret, replace(run, school_status=NOT_TOLD))
         return message
 
-    def school_answered(self, browser_secret: bytes, run: LogoutRun, status: str) -> LogoutRun:
-        run = replace(run, school_status=status)
+    def school_answered(
+        self, browser_secret: bytes, run: LogoutRun, status: str, *, partial: bool = False
+    ) -> LogoutRun:
+        """The school's answer: its `status`, and whether it said PartialLogout (`partial`)."""
+        run = replace(run, school_status=status, school_partial=partial)
         self.save(browser_secret, run)
         return run
 

@@ -24,6 +24,8 @@ TIMED_OUT = "timed_out"
 # The school: not told (no logout endpoint, or the run answers the school itself).
 NOT_TOLD = "not_told"
 INITIATOR = "initiator"
+# What the page says of a school that answered PartialLogout (`LogoutRun.school_outcome`).
+SCHOOL_PARTIAL = "partial"
 # A service's final statuses, in the order they are counted (COUNTED).
 FINAL = (CONFIRMED, FAILED, TIMED_OUT, UNSUPPORTED)
 
@@ -111,6 +113,11 @@ class LogoutRun:
     upstream: dict[str, str]
     school_status: str
     back_done: bool = False
+    # The school's answer carried the second-level PartialLogout (SAML core 3.7.3.2: the
+    # student's session with the school may stand on, at the school or at other services the
+    # school told). Filed beside `school_status` FAILED, not as a status of its own: a worker
+    # from before it reads the run as the school's "did not confirm", which is what it is.
+    school_partial: bool = False
     # The initiator's answer was made (and the outcome counted, metrics): `answer` is that one
     # message, kept so a reload of the final page shows it again instead of signing a new one.
     answered: bool = False
@@ -123,6 +130,14 @@ class LogoutRun:
             FAILED,
             TIMED_OUT,
         )
+
+    @property
+    def school_outcome(self) -> str:
+        """What the page and the status endpoint say of the school: its status, or
+        SCHOOL_PARTIAL when it did not confirm and answered PartialLogout."""
+        if self.school_partial and self.school_status == FAILED:
+            return SCHOOL_PARTIAL
+        return self.school_status
 
     @property
     def services_done(self) -> bool:
@@ -143,7 +158,7 @@ class LogoutRun:
         return school_done and all(t.outcome == CONFIRMED for t in self.targets)
 
     def to_payload(self) -> dict[str, Any]:
-        return {
+        payload: dict[str, Any] = {
             "run_id": self.run_id,
             "created": self.created,
             "deadline": self.deadline,
@@ -166,6 +181,9 @@ class LogoutRun:
                 else None
             ),
         }
+        if self.school_partial:
+            payload["school_partial"] = True  # only when set, as a target's `back`
+        return payload
 
     @classmethod
     def from_payload(cls, data: dict[str, Any]) -> LogoutRun:
@@ -195,6 +213,7 @@ class LogoutRun:
             upstream={str(k): str(v) for k, v in (data.get("upstream") or {}).items()},
             school_status=str(data["school_status"]),
             back_done=bool(data.get("back_done")),
+            school_partial=bool(data.get("school_partial")),
             answered=bool(data.get("answered")),
             answer=_outbound(data.get("answer")),
         )
@@ -244,7 +263,7 @@ def status_summary(run: LogoutRun, names: Mapping[str, str]) -> dict[str, Any]:
             }
             for t in run.targets
         ],
-        "school": run.school_status,
+        "school": run.school_outcome,
         "done": run.services_done,
     }
 

@@ -22,6 +22,7 @@ from urllib.parse import urlencode
 
 from joserfc import jwt
 
+from broker.core.errors import SchoolTimeout, SchoolUnreachable, UpstreamFailure
 from broker.core.model import OidcClient
 from broker.login.logout_delivery import Notification, PostAnswer, deliver
 from broker.login.logout_run import FAILED
@@ -32,6 +33,11 @@ LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TYPE = "logout+jwt"  # noqa: S105 - a media type, not a secret
 # Long enough for a platform's clock to be a little off, short enough to be useless later.
 LOGOUT_TOKEN_LIFETIME = 120
+# The reason code of a platform's endpoint that could not be reached (refused or dropped
+# connection, a name that did not resolve, a certificate not accepted, a redirect): rp_http.py
+# says `school_unreachable`, as it says for a school's provider, which would send the operator
+# looking at the wrong party.
+PLATFORM_UNREACHABLE = "platform_unreachable"
 
 
 @dataclass(frozen=True)
@@ -82,10 +88,17 @@ class ServerPost:
         # Half the time per socket step: connecting and reading together stay within `timeout`.
         session = SchoolSession(timeout / 2, allow_loopback=self.allow_loopback)
         headers = {**notification.headers, "Content-Type": notification.content_type}
-        with call_budget(timeout):
-            response = session.request(
-                "POST", notification.url, headers=headers, form=notification.body
-            )
+        try:
+            with call_budget(timeout):
+                response = session.request(
+                    "POST", notification.url, headers=headers, form=notification.body
+                )
+        except SchoolTimeout:
+            raise  # timed out (login/logout_delivery.py)
+        except SchoolUnreachable as unreachable:
+            raise UpstreamFailure(
+                unreachable.message, code=PLATFORM_UNREACHABLE, **unreachable.params
+            ) from None
         return PostAnswer(response.status_code, response.content)
 
 

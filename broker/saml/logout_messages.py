@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 from lxml import etree
 from saml2 import BINDING_HTTP_REDIRECT, BINDING_SOAP, class_name, saml, samlp
 from saml2.request import LogoutRequest as Saml2LogoutRequest
+from saml2.response import LogoutResponse as Saml2LogoutResponse
 from saml2.s_utils import UnknownPrincipal, UnsupportedBinding
 from saml2.sigver import pre_signature_part, signed_instance_factory
 
@@ -41,6 +42,7 @@ from broker.saml.response_checks import (
     saml_epoch,
 )
 
+STATUS_PREFIX = "urn:oasis:names:tc:SAML:2.0:status:"
 STATUS_PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
 STATUS_REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
 STATUS_UNKNOWN_PRINCIPAL = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"
@@ -75,9 +77,13 @@ class LogoutMessage:
     # LogoutRequest
     name_id: str = ""
     session_indexes: tuple[str, ...] = ()
-    # LogoutResponse
+    # LogoutResponse: `success` when its top-level status is Success; `partial` when its
+    # second-level one is PartialLogout (SAML core 3.7.3.2: the session may still stand at
+    # other participants); `status`: both as `status_names` gives them, for the log.
     in_response_to: str = ""
     success: bool = False
+    partial: bool = False
+    status: str = ""
 
 
 def firewall_logout(received: Received, kind: str) -> tuple[etree._Element, str]:
@@ -148,6 +154,9 @@ def read_logout(
     relay_state = received.relay_state or ""
     if kind == LOGOUT_RESPONSE:
         status = parsed.status.status_code if parsed.status is not None else None
+        top = str(status.value or "") if status is not None else ""
+        inner = status.status_code if status is not None else None
+        second = str(inner.value or "") if inner is not None else ""
         return LogoutMessage(
             kind,
             issuer,
@@ -155,7 +164,9 @@ def read_logout(
             issued,
             relay_state,
             in_response_to=str(parsed.in_response_to or ""),
-            success=status is not None and status.value == STATUS_SUCCESS,
+            success=top == STATUS_SUCCESS,
+            partial=second == STATUS_PARTIAL_LOGOUT,
+            status=status_names(top, second),
         )
     name_id = parsed.name_id
     if name_id is None or not name_id.text:
@@ -186,15 +197,49 @@ def check_fresh(doc: etree._Element, kind: str, *, max_age: int, skew: int) -> f
     return issued
 
 
+def status_names(top: str, second: str = "") -> str:
+    """A status as the log may carry it: the standard names of its top-level and second-level
+    codes ("Responder/PartialLogout"), "other" for any other value: the peer's own text could
+    forge log lines."""
+    names = [_status_name(value) for value in (top, second) if value]
+    return "/".join(names) or "other"
+
+
+def _status_name(value: str) -> str:
+    name = value.removeprefix(STATUS_PREFIX)
+    return name if value.startswith(STATUS_PREFIX) and name.isalpha() else "other"
+
+
+class _StatusLeftToTheBroker(Saml2LogoutResponse):  # type: ignore[misc]
+    """pysaml2's reader of a LogoutResponse with every check of its own but the status's.
+    pysaml2 raises for any status but Success (a `saml2.response.StatusError` subclass, from
+    `status_ok`, the last of its checks: after the signature in `loads`, the version and the
+    IssueInstant in `verify`), so a peer's signed "not logged out" (`Responder`/
+    `PartialLogout`, as Shibboleth SP answers when it finds no session) never came back read,
+    and was refused as a bad message. Here it comes back as a "yes" does, and `read_logout`
+    takes the status from the message pysaml2 verified: anything but Success is a service or
+    a school that did not confirm."""
+
+    def status_ok(self) -> bool:
+        return True
+
+
 def parse_checked(entity: Any, received: Received, kind: str) -> Any:
     """pysaml2's reading of a Redirect or POST message: with a POST binding it also verifies
     the XML signature against the issuer's metadata keys (through the in-process backend and
-    its signature policy)."""
+    its signature policy). A LogoutResponse is read whatever its status (the caller reads
+    that): `parse_logout_request_response` with `_StatusLeftToTheBroker` as its reader (that
+    method is `_parse_response` with pysaml2's own reader, nothing more; pysaml2 7.5)."""
     with _refused_by_pysaml2(kind):
         if kind == LOGOUT_REQUEST:
             parsed = entity.parse_logout_request(received.value, received.binding)
         else:
-            parsed = entity.parse_logout_request_response(received.value, received.binding)
+            parsed = entity._parse_response(
+                received.value,
+                _StatusLeftToTheBroker,
+                "single_logout_service",
+                received.binding,
+            )
     if parsed is None:
         raise InvalidMessage(f"{kind} refused by the parser", code="message_refused")
     message = parsed.message if kind == LOGOUT_REQUEST else parsed.response

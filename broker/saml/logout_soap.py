@@ -49,6 +49,7 @@ from broker.saml.logout_messages import (
     parse_checked,
     signed_xml,
     slo_endpoint,
+    status_names,
 )
 from broker.saml.response_checks import check_destination, check_parsed_issuer, issuer_of
 
@@ -56,7 +57,6 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 # SAML bindings 3.2.3.3: the SOAPAction a SAML requester may send.
 SOAP_ACTION = "http://www.oasis-open.org/committees/security"
 SOAP_CONTENT_TYPE = "text/xml; charset=utf-8"
-_STATUS_PREFIX = "urn:oasis:names:tc:SAML:2.0:status:"
 _XML_DECLARATION_END = "?>"
 
 
@@ -131,8 +131,9 @@ def read_soap_answer(
     entity: Any, content: bytes, issuer: str, request_id: str, rules: SoapAnswerRules
 ) -> str:
     """What `content` says of the logout: empty when it is a SOAP envelope with a
-    LogoutResponse of `issuer` to `request_id` whose status is Success, else the top-level
-    status it gave (for the log). Raises InvalidMessage for an answer that does not hold."""
+    LogoutResponse of `issuer` to `request_id` whose status is Success, else the status it
+    gave, top-level and second-level (`status_names`, for the log: "Responder/PartialLogout").
+    Raises InvalidMessage for an answer that does not hold."""
     xml = soap_message(content)
     doc = firewall.inspect(xml, root=LOGOUT_RESPONSE, assertions=0)
     found = issuer_of(doc)
@@ -146,10 +147,9 @@ def read_soap_answer(
     value = firewall.top_status(doc)
     if value != firewall.STATUS_SUCCESS:
         # Not a confirmation, signed or not: nothing to verify, it fails the service as it is.
-        name = value.removeprefix(_STATUS_PREFIX)
-        # Only the standard status names reach the log: the service's own text could forge
-        # lines.
-        return name if value.startswith(_STATUS_PREFIX) and name.isalpha() else "other"
+        tag = f"{{{firewall.SAMLP}}}StatusCode"
+        second = doc.find(f"{{{firewall.SAMLP}}}Status/{tag}/{tag}")
+        return status_names(value, second.get("Value", "") if second is not None else "")
     # A Success counts only as pysaml2 reads it: it verifies a signature, when there is one,
     # with the keys of the issuer as it reads it (which must be the one checked above), with
     # the in-process backend's policy, and the status is taken again from what it verified.

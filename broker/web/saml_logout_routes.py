@@ -201,10 +201,17 @@ def idp_slo() -> Response:
     service, peer = b.saml_service_logout.read(received, kind)
     message = peer.message
     if kind == LOGOUT_RESPONSE:
+        # Any status but Success (signed, as every answer must be): did not confirm, filed at
+        # once, so the page need not wait out the others' time for it.
         status = CONFIRMED if message.success else FAILED
         if not b.logout.answered(message.in_response_to, service.id, status):
             raise InvalidMessage("LogoutResponse to no request of ours", code="unsolicited")
-        log.info("logout answered service=%s status=%s", service.id, status)
+        log.info(
+            "logout answered service=%s status=%s saml_status=%s",
+            service.id,
+            status,
+            message.status,
+        )
         page = render_template("logout_frame.html", confirmed=status == CONFIRMED)
         return framed(make_response(page))
     asked = _asked(b.saml_service_logout, peer, service.name)
@@ -299,7 +306,10 @@ def sp_slo() -> Response:
     message = peer.message
     if kind == LOGOUT_RESPONSE:
         outstanding = b.logout.outstanding(message.in_response_to)
-        status = CONFIRMED if message.success else FAILED
+        # PartialLogout, also under Success (SAML core 3.7.3.2: the school ended its own session
+        # but not every other one it told), is no confirmation: the student may still be
+        # signed in somewhere through the school, and the page says so.
+        status = CONFIRMED if message.success and not message.partial else FAILED
         # The school the request went to must be one this IdP serves (a board's IdP serves
         # several: the run's school decides, not the issuer).
         school = idp.school(outstanding[2]) if outstanding is not None else None
@@ -312,8 +322,10 @@ def sp_slo() -> Response:
         run = b.logout.load(secret, outstanding[0])
         if not b.logout.answered(message.in_response_to, school.id, status):
             raise InvalidMessage("LogoutResponse to no request of ours", code="unsolicited")
-        b.logout.school_answered(secret, run, status)
-        log.info("logout answered school=%s status=%s", school.id, status)
+        b.logout.school_answered(secret, run, status, partial=message.partial)
+        log.info(
+            "logout answered school=%s status=%s saml_status=%s", school.id, status, message.status
+        )
         return redirect(url_for("logout.done", run_id=run.run_id), 303)
     asked = _asked(b.saml_school_logout, peer, idp.name)
     try:

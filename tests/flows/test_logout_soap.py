@@ -41,6 +41,7 @@ SOAP_ENV = "http://schemas.xmlsoap.org/soap/envelope/"
 SOAP_BINDING = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP"
 SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
+PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
 
 
 @dataclass
@@ -61,6 +62,10 @@ class _SoapSp(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
         self.script.received.append(body)
         self.script.headers.append({k: v for k, v in self.headers.items()})
+        if self.script.answer == "cut":
+            # The connection dropped without an answer: the service could not be reached.
+            self.close_connection = True
+            return
         request = etree.fromstring(body).find(f"{{{SOAP_ENV}}}Body/samlp:LogoutRequest", NS)
         request_id = request.get("ID", "") if request is not None else ""
         status, content = self.answer(self.script.answer, request_id, request)
@@ -95,7 +100,8 @@ class _SoapSp(BaseHTTPRequestHandler):
                 f'<h:Other xmlns:h="urn:x" soap11:mustUnderstand="1" xmlns:soap11="{SOAP_ENV}"/>'
             )
             return 200, envelope(signed, header).encode()
-        status = RESPONDER if how == "responder" else SUCCESS
+        status = RESPONDER if how.startswith("responder") else SUCCESS
+        second = PARTIAL_LOGOUT if how == "responder_partial" else None
         irt = "_another" if how == "wrong_irt" else request_id
         issuer = "https://stranger.example/sp" if how == "wrong_issuer" else self.entity_id
         if how == "bad_signature":
@@ -103,7 +109,9 @@ class _SoapSp(BaseHTTPRequestHandler):
             xml = self.forger.logout_response(irt, RESPONDER, issuer=issuer)
             xml = xml.replace(RESPONDER, SUCCESS)
         else:
-            xml = self.forger.logout_response(irt, status, issuer=issuer, sign=how != "unsigned")
+            xml = self.forger.logout_response(
+                irt, status, issuer=issuer, sign=how != "unsigned", second=second
+            )
         if how == "comment_issuer":
             # A comment in its own, signed Issuer (exclusive c14n drops it: the signature
             # holds): lxml's `.text` and pysaml2 would read two names.
@@ -298,6 +306,10 @@ def test_a_pysaml2_services_answer_with_an_empty_destination_confirms(
 # What the broker's log line gives as the reason (login/logout_delivery.py).
 NOT_CONFIRMED = {
     "responder": "refused service=%s status=Responder",
+    # Both levels: the operator reads that the service said its logout was partial.
+    "responder_partial": "refused service=%s status=Responder/PartialLogout",
+    # Not reached: the platform's code, not the school's (the party the operator must check).
+    "cut": "failed service=%s code=platform_unreachable",
     "garbage": "failed service=%s code=not_soap",
     "fault": "refused service=%s status=500",
     "doctype": "failed service=%s code=doctype_refused",

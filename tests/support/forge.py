@@ -243,6 +243,45 @@ class SchoolForger:
         )
         return for_envelope(message, self.server.sec if sign else None)
 
+    def logout_response(
+        self, in_response_to: str, status: str, *, second: str | None, destination: str
+    ) -> str:
+        """The school IdP's signed LogoutResponse, by POST to the broker's `destination`."""
+        return logout_response(
+            self.server.sec,
+            self.entity_id,
+            in_response_to,
+            status,
+            second=second,
+            destination=destination,
+        )
+
+
+def logout_response(
+    security: Any | None,
+    issuer: str,
+    in_response_to: str,
+    status: str,
+    *,
+    second: str | None = None,
+    destination: str | None = None,
+) -> str:
+    """A LogoutResponse of `issuer` with the top-level `status` (and the second-level
+    `second`), signed with the key of `security` (None: unsigned); no XML declaration."""
+    code = samlp.StatusCode(value=status)
+    if second:
+        code.status_code = samlp.StatusCode(value=second)
+    message = samlp.LogoutResponse(
+        id="_" + uuid.uuid4().hex,
+        version="2.0",
+        issue_instant=saml_time(datetime.now(UTC)),
+        in_response_to=in_response_to,
+        destination=destination,
+        issuer=Issuer(text=issuer, format=ENTITY_FORMAT),
+        status=samlp.Status(status_code=code),
+    )
+    return for_envelope(message, security)
+
 
 def for_envelope(message: Any, security: Any | None) -> str:
     """`message` as it goes into a SOAP envelope (no XML declaration), signed with the key of
@@ -335,17 +374,24 @@ class PublisherForger:
         return str(dict(info["headers"])["Location"])
 
     def logout_response(
-        self, in_response_to: str, status: str, *, issuer: str | None = None, sign: bool = True
+        self,
+        in_response_to: str,
+        status: str,
+        *,
+        issuer: str | None = None,
+        sign: bool = True,
+        second: str | None = None,
+        destination: str | None = None,
     ) -> str:
         """A LogoutResponse as the service would send it over SOAP (no XML declaration: it
-        goes into an envelope), signed with its key unless `sign` is False."""
+        goes into an envelope) or, naming the broker's `destination`, by POST; signed with
+        its key unless `sign` is False; `second`: a second-level status code."""
         entity_id = str(self.client.config.entityid)
-        message = samlp.LogoutResponse(
-            id="_" + uuid.uuid4().hex,
-            version="2.0",
-            issue_instant=saml_time(datetime.now(UTC)),
-            in_response_to=in_response_to,
-            issuer=Issuer(text=issuer or entity_id, format=ENTITY_FORMAT),
-            status=samlp.Status(status_code=samlp.StatusCode(value=status)),
+        return logout_response(
+            self.client.sec if sign else None,
+            issuer or entity_id,
+            in_response_to,
+            status,
+            second=second,
+            destination=destination,
         )
-        return for_envelope(message, self.client.sec if sign else None)

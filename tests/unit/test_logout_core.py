@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -32,7 +33,9 @@ from broker.login.logout import (
     Outbound,
     SingleLogout,
     Target,
+    status_summary,
 )
+from broker.login.logout_run import SCHOOL_PARTIAL
 from broker.login.logout_start import (
     CLAIM,
     CLAIM_POLL_SECONDS,
@@ -418,6 +421,21 @@ def test_confirmed_everywhere_only_when_nothing_is_left_to_tell_the_student(
     run = _run(targets, school_id, school_status)
     assert run.confirmed_everywhere is everywhere
     assert run.partial is partial
+
+
+def test_a_schools_partial_logout_is_kept_beside_failed_and_shown_as_partial() -> None:
+    """SAML core 3.7.3.2: a school that answers PartialLogout did not confirm (the initiator
+    hears PartialLogout, the page warns), and the page words it apart. Kept beside FAILED, so a
+    worker from before reads the school's plain "did not confirm"; written only when set."""
+    run = replace(_run((CONFIRMED,), "school", FAILED), school_partial=True)
+    assert run.school_outcome == SCHOOL_PARTIAL
+    assert run.partial and not run.confirmed_everywhere
+    payload = run.to_payload()
+    assert payload["school_status"] == FAILED and payload["school_partial"] is True
+    assert LogoutRun.from_payload(payload) == run
+    assert "school_partial" not in _run((CONFIRMED,), "school", FAILED).to_payload()
+    assert _run((CONFIRMED,), "school", FAILED).school_outcome == FAILED
+    assert status_summary(run, {})["school"] == SCHOOL_PARTIAL
 
 
 # -- the same request again (login/logout_marks.py) ----------------------------------------------
