@@ -20,8 +20,14 @@ from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.sealed_secrets import NO_KEYS, SecretBinding, SecretSeal
 from broker.registry.admin_removal import AdminRemoval, removing_admin
 from broker.registry.admin_tables import AdminRow, InvitationRow, PublisherRow
+from broker.registry.changes import serialise_checks
 from broker.registry.database import locked_row, session_on, writer
-from broker.registry.errors import DuplicateEntry, InvitationUnusable, UnknownPublisher
+from broker.registry.errors import (
+    DuplicateEntry,
+    InvitationOpen,
+    InvitationUnusable,
+    UnknownPublisher,
+)
 from broker.registry.sealed_only import seal_for
 from broker.registry.tables import SchoolRow, ServiceRow, as_utc
 
@@ -178,16 +184,40 @@ class SqlAdminAccounts:
         tenant_id: str | None,
         expires_at: datetime,
         created_by: int,
+        *,
+        replaces: str = "",
     ) -> None:
         """An invitation, with no TOTP secret: its page gives each browser a seed of its own,
-        and the account takes the one a code confirmed (web/portal/invitation_seed.py)."""
+        and the account takes the one a code confirmed (web/portal/invitation_seed.py).
+
+        One open invitation per address, as an address has one account: with one open,
+        `InvitationOpen`, unless `replaces` names it (its token hash), which is then closed in
+        the same transaction. Naming the one replaced, not just "replace": a form sent again
+        (a reload) after a replacement names the one it replaced, no longer open, and is
+        refused, so the link the operator was just shown keeps working."""
         address = normal_email(email)
+        now = as_utc(self._clock())
         with session_on(self._writer) as session:
             _require_tenant(session, role, tenant_id)
+            # Two forms sent at once (a double click) check one after the other (PostgreSQL;
+            # SQLite's writer is one at a time anyway): not both find none open.
+            serialise_checks(session)
             if session.scalar(select(AdminRow.id).where(AdminRow.email == address)) is not None:
                 raise BadRequest(
                     "an administrator with this e-mail already exists", code="duplicate_admin"
                 )
+            unused = session.scalars(
+                select(InvitationRow)
+                .where(InvitationRow.email == address, InvitationRow.used.is_(False))
+                .order_by(InvitationRow.expires_at)
+            )
+            # Expiry compared here, as `open_invitations` does.
+            still_open = [row for row in unused if as_utc(row.expires_at) > now]
+            if still_open and replaces not in {row.token_hash for row in still_open}:
+                raise InvitationOpen(still_open[-1].to_invitation(""))
+            for row in still_open:  # its link stops working, as a withdrawn one's
+                row.used = True
+                row.totp_secret = ""
             session.add(
                 InvitationRow(
                     token_hash=token_hash,
@@ -200,7 +230,7 @@ class SqlAdminAccounts:
                     used=False,
                 )
             )
-            _forget_expired_secrets(session, as_utc(self._clock()))
+            _forget_expired_secrets(session, now)
 
     def invitation(self, token_hash: str) -> Invitation:
         """The open invitation with this token hash; `InvitationUnusable` otherwise. Its

@@ -7,6 +7,7 @@ personal data (the registry holds none). `RegistryNotMigrated` is the installati
 
 from __future__ import annotations
 
+from broker.core.admins import Invitation
 from broker.core.errors import BadRequest, ConfigurationError, PolicyRefusal
 
 
@@ -218,6 +219,21 @@ class InvitationUnusable(BadRequest):
 
     code = "invitation_unusable"
     public_message = "This invitation link is not valid (any more). Ask for a new invitation."
+
+
+class InvitationOpen(BadRequest):
+    """An invitation for the address is open already. A second one would be another valid
+    link to the one account an address can have (a reload of the page that made the first
+    sends its form again), so it is made only to replace the open one, which the operator
+    names (`add_invitation`'s `replaces`); that one's link then stops working."""
+
+    code = "invitation_open"
+    public_message = "An invitation for this e-mail address is open already."
+
+    def __init__(self, open_invitation: Invitation) -> None:
+        # The address stays out of the detail (it gets logged); the hash's start names it.
+        super().__init__(f"invitation {open_invitation.token_hash[:8]} for the address is open")
+        self.invitation = open_invitation
 
 
 class ServiceSwitchedOff(PolicyRefusal):

@@ -113,6 +113,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("Use lower-case letters, digits and hyphens (at most 63)."),
     N_("This publisher is not known to the broker."),
     N_("This invitation link is not valid (any more). Ask for a new invitation."),
+    N_("An invitation for this e-mail address is open already."),
     N_("This administrator account does not exist (any more)."),
     N_("The last operator account cannot be removed."),
     N_("Your school has switched this learning platform off."),

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from html import unescape
 from io import BytesIO
 
@@ -15,6 +16,8 @@ from flask import Flask, Response, jsonify
 from flask.testing import FlaskClient
 
 from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.core.model import OidcUpstream
+from broker.web.portal.school_idp import secret_hint
 from tests.support.live import free_ports, serve_app
 from tests.support.portal import HTTPS, PortalSite, page_fields
 
@@ -268,3 +271,45 @@ def test_the_current_subject_is_named_as_in_the_form(school: FlaskClient) -> Non
     page = school.get(f"{IDP}?lang=nl", base_url=HTTPS).get_data(as_text=True)
     shown = re.search(r'<dd id="current-subject">(.*?)</dd>', page, re.S)
     assert shown and unescape(shown.group(1)) == "De persistente NameID (name_id)"
+
+
+def hint(page: str, field: str) -> str:
+    found = re.search(rf'<p class="hint" id="{field}-hint">(.*?)</p>', page, re.S)
+    assert found, f"no hint for {field}"
+    return unescape(found.group(1))
+
+
+@pytest.mark.parametrize(
+    ("lang", "said"),
+    [
+        ("nl", "Verplicht bij een overstap naar een OpenID-provider. Wordt nooit meer getoond."),
+        ("en", "Required to switch to an OpenID provider. Never shown again."),
+    ],
+)
+def test_a_school_on_saml_is_not_told_to_leave_the_secret_empty(
+    site: PortalSite, school: FlaskClient, peer: str, lang: str, said: str
+) -> None:
+    """It has no secret to keep: left empty, the secret is refused ("Give the client secret"),
+    so the hint says it is required, also on the page that refuses it."""
+    page = school.get(f"{IDP}?lang={lang}", base_url=HTTPS).get_data(as_text=True)
+    assert hint(page, "client_secret") == said
+    _, refused = post(school, "/oidc", oidc_form(f"{peer}/missing", secret=""), lang)
+    assert hint(refused, "client_secret") == said
+    for page_shown in (page, refused):
+        assert "huidige geheim" not in page_shown and "current secret" not in page_shown
+
+
+def test_a_secret_to_keep_or_to_give_again_is_hinted_so(site: PortalSite) -> None:
+    """An OpenID school's secret is kept when the field is left empty (with its issuer); one
+    the broker cannot open is not, and must be given again."""
+    saml_school = site.registry.school(DEMO_SCHOOL_ID)
+    assert saml_school is not None
+    upstream = OidcUpstream("https://login.lyceum.example", "broker", "geheim")
+    with site.app.test_request_context("/?lang=nl"):
+        kept = secret_hint(replace(saml_school, oidc=upstream))
+        assert str(kept).endswith(
+            "Laat leeg om het huidige geheim te houden (alleen bij dezelfde issuer)."
+        )
+        unreadable = replace(upstream, client_secret="", secret_problem="key not configured")
+        said = str(secret_hint(replace(saml_school, oidc=unreadable)))
+        assert said.startswith("Verplicht: de broker kan het opgeslagen geheim niet lezen")

@@ -18,6 +18,7 @@ from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import Admin, AdminRole, Publisher
 from broker.registry import SqlRegistry
 from broker.registry.errors import LastOperator, UnknownAdmin
+from tests.support.invitations import store_second_invitation
 
 PUBLISHER = "uitgever-a"
 SOON = datetime.now(UTC) + timedelta(days=7)
@@ -41,12 +42,16 @@ def accounts(sql_registry: SqlRegistry) -> SqlRegistry:
 
 
 def test_removing_an_account_closes_invitations_to_its_address_only(
-    accounts: SqlRegistry, caplog: pytest.LogCaptureFixture
+    accounts: SqlRegistry, registry_url: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     operator = _admin(accounts, "ops@broker.example")
-    # Invited twice (a resent link), one accepted: the other stays open until the removal.
-    resent = _invite(accounts, "dev@uitgever.example", operator)
+    # Invited twice (a resent link, by a version before one open invitation per address), one
+    # accepted: the other stays open until the removal.
     first = _invite(accounts, "dev@uitgever.example", operator)
+    resent = token_hash(new_token())
+    store_second_invitation(
+        registry_url, resent, "dev@uitgever.example", AdminRole.PUBLISHER, PUBLISHER
+    )
     gone = accounts.accounts.accept_invitation(first, "hash", "SECRET", 1)
     # An invitation the removed administrator's colleague is waiting for stays valid.
     other = _invite(accounts, "new@uitgever.example", operator)

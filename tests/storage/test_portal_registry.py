@@ -16,7 +16,12 @@ from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, Declaration, School, Service
 from broker.registry import SqlRegistry, migrate
 from broker.registry.database import open_engine, writer
-from broker.registry.errors import InvitationUnusable, ServiceSwitchedOff, UnknownPublisher
+from broker.registry.errors import (
+    InvitationOpen,
+    InvitationUnusable,
+    ServiceSwitchedOff,
+    UnknownPublisher,
+)
 from broker.registry.migration import alembic_config, model_drift
 
 SCHOOL = School("00AA", "Het Voorbeeld College", "https://idp.voorbeeld.nl/saml")
@@ -143,6 +148,35 @@ def test_invitation_is_single_use_and_expires(portal: SqlRegistry) -> None:
     )
     with pytest.raises(InvitationUnusable):
         accounts.invitation(token_hash(expired))
+
+
+def test_one_open_invitation_per_address_replaced_only_when_named(portal: SqlRegistry) -> None:
+    """A second invitation for an address with one open is refused (a reload re-sends the
+    form); one that names the open one replaces it, and its link stops working. Naming one no
+    longer open (that answer reloaded) is refused too; an expired one is no obstacle."""
+    accounts = portal.accounts
+    soon = datetime.now(UTC) + timedelta(days=1)
+
+    def invite(email: str, replaces: str = "", expires: datetime = soon) -> str:
+        hashed = token_hash(new_token())
+        accounts.add_invitation(
+            hashed, email, AdminRole.PUBLISHER, "uitgever-a", expires, 1, replaces=replaces
+        )
+        return hashed
+
+    first = invite("Dev@Uitgever.nl")
+    with pytest.raises(InvitationOpen) as refused:
+        invite(" dev@uitgever.nl")
+    assert refused.value.invitation.token_hash == first
+    assert "@" not in refused.value.detail
+    second = invite("dev@uitgever.nl", replaces=first)
+    with pytest.raises(InvitationUnusable):
+        accounts.invitation(first)
+    with pytest.raises(InvitationOpen):
+        invite("dev@uitgever.nl", replaces=first)
+    assert [i.token_hash for i in accounts.open_invitations()] == [second]
+    invite("late@uitgever.nl", expires=datetime.now(UTC) - timedelta(seconds=1))
+    invite("late@uitgever.nl")
 
 
 def test_upgrade_of_a_database_with_0001_data_keeps_every_login_working(

@@ -169,15 +169,23 @@ def accept_invitation(
     return form, post_invitation(client, path, form, totp.code_at(secret, totp.current_step() + 1))
 
 
-def post_invitation(client: FlaskClient, path: str, form: str, code: str) -> TestResponse:
-    """The invitation's form on the page `form`, sent with the password and `code`."""
+def post_invitation(
+    client: FlaskClient,
+    path: str,
+    form: str,
+    code: str,
+    password: str = PASSWORD,
+    again: str | None = None,
+) -> TestResponse:
+    """The invitation's form on the page `form`, sent with `password` (typed `again` the
+    second time: the same by default) and `code`."""
     return client.post(
         path,
         base_url=HTTPS,
         data={
             "csrf_token": csrf_token(form),
-            "password": PASSWORD,
-            "password_again": PASSWORD,
+            "password": password,
+            "password_again": password if again is None else again,
             "code": code,
         },
     )

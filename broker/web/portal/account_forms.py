@@ -10,18 +10,22 @@ import re
 
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectChoice, SelectField, StringField
-from wtforms.validators import DataRequired, EqualTo, Length, Optional, Regexp
+from wtforms import EmailField, HiddenField, PasswordField, SelectChoice, SelectField, StringField
+from wtforms.validators import EqualTo, Length, Optional, Regexp
 
-CODE = Regexp(r"\A\s*[0-9]{3}\s?[0-9]{3}\s*\Z", message=_l("Enter the 6 digits of your app."))
+from broker.web.portal.field_checks import at_most, required
+
+CODE_DIGITS = _l("Enter the 6 digits of your app.")
+CODE = Regexp(r"\A\s*[0-9]{3}\s?[0-9]{3}\s*\Z", message=CODE_DIGITS)
+MIN_PASSWORD = 12
 
 
 class SignInForm(FlaskForm):
-    email = EmailField(_l("E-mail address"), [DataRequired(), Length(max=254)])
-    password = PasswordField(_l("Password"), [DataRequired(), Length(max=256)])
+    email = EmailField(_l("E-mail address"), [required(), at_most(254)])
+    password = PasswordField(_l("Password"), [required(), at_most(256)])
     code = StringField(
         _l("Code from your authenticator app"),
-        [DataRequired(), CODE],
+        [required(CODE_DIGITS), CODE],
         description=_l("6 digits; a new code appears every 30 seconds."),
     )
 
@@ -29,22 +33,30 @@ class SignInForm(FlaskForm):
 class AcceptInvitationForm(FlaskForm):
     password = PasswordField(
         _l("New password"),
-        [DataRequired(), Length(min=12, max=256)],
-        description=_l("At least 12 characters."),
+        # Said as the hint says it (WTForms' own text names both bounds in other words).
+        [
+            required(_l("Choose a password.")),
+            Length(min=MIN_PASSWORD, message=_l("Use at least %(min)d characters.")),
+            at_most(256),
+        ],
+        description=_l("At least %(min)d characters.", min=MIN_PASSWORD),
     )
     password_again = PasswordField(
         _l("New password again"),
-        [DataRequired(), EqualTo("password", message=_l("The two passwords are not the same."))],
+        [
+            required(_l("Type the password again.")),
+            EqualTo("password", message=_l("The two passwords are not the same.")),
+        ],
     )
     code = StringField(
         _l("Code from your authenticator app"),
-        [DataRequired(), CODE],
+        [required(CODE_DIGITS), CODE],
         description=_l("Add the key above to your app, then enter the code it shows."),
     )
 
 
 class InviteForm(FlaskForm):
-    email = EmailField(_l("E-mail address"), [DataRequired(), Length(max=254)])
+    email = EmailField(_l("E-mail address"), [required(), at_most(254)])
     role = SelectField(
         _l("Role"),
         choices=[
@@ -55,9 +67,12 @@ class InviteForm(FlaskForm):
     )
     tenant_id = StringField(
         _l("School id or publisher id"),
-        [Optional(), Length(max=64)],
+        [Optional(), at_most(64)],
         description=_l("Empty for an operator."),
     )
+    # The token hash of the open invitation for the address that this one replaces, set by the
+    # page that said one is open (operator_pages.invite); empty: refused while one is open.
+    replaces = HiddenField()
 
 
 TOTP_SPACES = re.compile(r"\s+")

@@ -4,6 +4,11 @@ letters (core/display_text.py) in the page's language, naming the characters at 
 Kelvin sign pasted from a PDF looks like a K and a zero-width space looks like nothing, so only
 their code points and names show what to retype or delete.
 
+Every field's own words: `required` and `at_most` (and `Length(min=…)` with a message of its
+own) stand for WTForms' `DataRequired` and `Length`, whose stock texts ("Field must be between 12
+and 256 characters long.") are not the portal's and do not match a field's hint; a test checks
+that no portal form shows them.
+
 Validators check shape only; what the registry refuses (duplicates, unknown ids) comes back as a
 message next to the field.
 
@@ -19,7 +24,7 @@ from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from flask_wtf import FlaskForm
 from wtforms import BooleanField, Field, SelectMultipleField
-from wtforms.validators import Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, Regexp, ValidationError
 
 from broker.core.chain_ids import IDENTIFIER as CHAIN_ID_SHAPE
 from broker.core.display_text import (
@@ -54,6 +59,20 @@ UNNAMED_CHARACTERS = {
     "Cs": _l("a surrogate code point"),
     "Cn": _l("an unassigned code point"),
 }
+
+
+# What an empty required field says, unless the field words it its own way.
+REQUIRED = _l("Fill in this field.")
+
+
+def required(message: Any = REQUIRED) -> DataRequired:
+    """`DataRequired` with the portal's words (a lazy string: `message`)."""
+    return DataRequired(message=message)
+
+
+def at_most(limit: int) -> Length:
+    """`Length(max=limit)` with the portal's words (WTForms fills in `max`)."""
+    return Length(max=limit, message=_l("Use at most %(max)d characters."))
 
 
 NOT_SENT = _l("Nothing of the form was sent. Open the page again and save from there.")

@@ -26,7 +26,7 @@ from wtforms import (
     TextAreaField,
     URLField,
 )
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import ValidationError
 
 from broker.core.client_hosts import origin_of_address
 from broker.core.endpoints import MAX_REDIRECT_URI, is_acceptable_endpoint, redirect_uri_problem
@@ -34,7 +34,7 @@ from broker.core.hosted_domain import MAX_DOMAIN
 from broker.core.model import ClientAuthMethod
 from broker.core.subjects import OIDC_SUBJECT_CHOICES, SAML_SUBJECTS
 from broker.oidc.registration import ID_TOKEN_ALGORITHMS
-from broker.web.portal.field_checks import PrefilledForm
+from broker.web.portal.field_checks import PrefilledForm, at_most, required
 from broker.web.portal.service_forms import ServiceForm
 
 MAX_REDIRECT_URIS = 20
@@ -60,6 +60,15 @@ SUBJECT_LABELS = {
 SUBJECT_HINT = _l(
     "Changing it, or the identity provider, gives every student a new pseudonym at every "
     "platform: their accounts there start afresh."
+)
+# The client secret's hint, by what the school has (school_idp.py `secret_hint`): a secret that
+# is kept when the field is left empty, none (a school on SAML), or one the broker cannot read.
+SECRET_KEPT_HINT = _l(
+    "Never shown again. Leave empty to keep the current secret (with the same issuer only)."
+)
+SECRET_NEEDED_HINT = _l("Required to switch to an OpenID provider. Never shown again.")
+SECRET_UNREADABLE_HINT = _l(
+    "Required: the broker cannot read the stored secret, so give it again. Never shown again."
 )
 # The algorithms a school's provider commonly signs ID tokens with (rp_discovery allows these).
 PROVIDER_ALGORITHMS = ("RS256", "PS256", "ES256", "EdDSA")
@@ -133,7 +142,7 @@ def _all_next_to(field: Field, problems: list[str]) -> None:
 class OidcClientFields(PrefilledForm):
     redirect_uris = TextAreaField(
         _l("Redirect URIs"),
-        [Length(max=MAX_REDIRECT_URIS * (MAX_REDIRECT_URI + 2))],
+        [at_most(MAX_REDIRECT_URIS * (MAX_REDIRECT_URI + 2))],
         description=_l(
             "One per line, exactly as your application sends them: https (plain http only to "
             "localhost), no fragment, no wildcard."
@@ -141,7 +150,7 @@ class OidcClientFields(PrefilledForm):
     )
     post_logout_redirect_uris = TextAreaField(
         _l("Post-logout redirect URIs"),
-        [Length(max=MAX_REDIRECT_URIS * (MAX_REDIRECT_URI + 2))],
+        [at_most(MAX_REDIRECT_URIS * (MAX_REDIRECT_URI + 2))],
         description=_l(
             "Where the broker may send the student back after a logout your application asked "
             "for (end_session). One per line, exact; may be empty."
@@ -149,7 +158,7 @@ class OidcClientFields(PrefilledForm):
     )
     backchannel_logout_uri = URLField(
         _l("Back-channel logout URI"),
-        [Length(max=MAX_REDIRECT_URI)],
+        [at_most(MAX_REDIRECT_URI)],
         description=_l(
             "Where the broker sends a logout token when the student logs out elsewhere. "
             "Empty: your application is not told."
@@ -224,7 +233,7 @@ class OidcClientForm(ServiceForm, OidcClientFields):
     jwks_uri = URLField(
         _l("JWKS URL"),
         # No Optional(): it would stop the chain before validate_jwks_uri sees an empty field.
-        [Length(max=1024)],
+        [at_most(1024)],
         description=_l("Only for private_key_jwt: the address of your public keys."),
     )
     id_token_alg = SelectField(
@@ -257,7 +266,7 @@ class SamlIdpForm(FlaskForm):
         description=_l("Upload a file, or give the address below."),
     )
     # No Optional(): it would stop the chain before validate_metadata_url sees an empty field.
-    metadata_url = URLField(_l("Or: address of the metadata"), [Length(max=1000)])
+    metadata_url = URLField(_l("Or: address of the metadata"), [at_most(1000)])
     saml_subject = SelectField(
         _l("Attribute that identifies a student"),
         choices=_subjects(SAML_SUBJECTS),
@@ -274,14 +283,14 @@ class OidcProviderForm(FlaskForm):
     provider_seen = HiddenField()  # as SamlIdpForm's
     issuer = URLField(
         _l("Issuer URL of your OpenID provider"),
-        [DataRequired(), Length(max=1024)],
+        [required(), at_most(1024)],
         description=_l("The broker reads <issuer>/.well-known/openid-configuration from it."),
     )
-    client_id = StringField(_l("Client id of the broker there"), [DataRequired(), Length(max=1024)])
+    client_id = StringField(_l("Client id of the broker there"), [required(), at_most(1024)])
     client_secret = PasswordField(
         _l("Client secret of the broker there"),
-        [Length(max=4096)],
-        description=_l("Never shown again. Leave empty to keep the current secret."),
+        [at_most(4096)],
+        description=SECRET_NEEDED_HINT,  # the page says what fits the school (`secret_hint`)
     )
     algorithm = SelectField(
         _l("ID token signature algorithm"),
@@ -297,7 +306,7 @@ class OidcProviderForm(FlaskForm):
     # Checked in the view, with the issuer it goes with (core/hosted_domain.py).
     hosted_domain = StringField(
         _l("Google Workspace domain (hosted domain)"),
-        [Length(max=MAX_DOMAIN)],
+        [at_most(MAX_DOMAIN)],
         description=_l(
             "Required for Google (https://accounts.google.com), which signs in every Google "
             "account: only accounts of this domain then sign in. Leave empty for any other "

@@ -14,8 +14,6 @@ from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import Field, IntegerField, SelectField, StringField, TextAreaField, URLField
 from wtforms.validators import (
-    DataRequired,
-    Length,
     NumberRange,
     Optional,
     Regexp,
@@ -35,7 +33,9 @@ from broker.core.towns import MAX_TOWN, clean_town, town_problem
 from broker.web.portal.field_checks import (
     IDENTIFIER,
     PrefilledForm,
+    at_most,
     plain_name,
+    required,
     unchanged,
     word_refusal,
 )
@@ -46,13 +46,13 @@ SCHOOL_ID = Regexp(
 
 
 class PublisherForm(FlaskForm):
-    publisher_id = StringField(_l("Publisher id"), [DataRequired(), IDENTIFIER])
-    name = StringField(_l("Name"), [DataRequired(), Length(max=MAX_NAME), plain_name])
+    publisher_id = StringField(_l("Publisher id"), [required(), IDENTIFIER])
+    name = StringField(_l("Name"), [required(), at_most(MAX_NAME), plain_name])
 
 
 class ChainForm(FlaskForm):
-    chain_id = StringField(_l("Chain id"), [DataRequired(), IDENTIFIER])
-    name = StringField(_l("Name"), [DataRequired(), Length(max=MAX_NAME), plain_name])
+    chain_id = StringField(_l("Chain id"), [required(), IDENTIFIER])
+    name = StringField(_l("Name"), [required(), at_most(MAX_NAME), plain_name])
 
 
 class ServiceChainForm(FlaskForm):
@@ -111,7 +111,7 @@ class SchoolDetailsForm(PrefilledForm):
     """What students see of a school on the discovery page: checked the same way when the
     operator onboards a school (`SchoolForm`) and when they change it later."""
 
-    name = StringField(_l("Name"), [DataRequired(), Length(max=MAX_NAME), plain_name])
+    name = StringField(_l("Name"), [required(), at_most(MAX_NAME), plain_name])
     town = StringField(
         _l("Town"),
         [Optional()],
@@ -124,7 +124,7 @@ class SchoolDetailsForm(PrefilledForm):
 
     aliases = TextAreaField(
         _l("Other names"),
-        [Optional(), Length(max=MAX_ALIASES_TEXT)],
+        [Optional(), at_most(MAX_ALIASES_TEXT)],
         description=_l(
             "One per line, at most %(max)d: names students still know the school by, such as "
             "a former name after a merger, an informal name or a location. Students find the "
@@ -159,13 +159,13 @@ class SchoolDetailsForm(PrefilledForm):
 
 
 class SchoolForm(SchoolDetailsForm):
-    school_id = StringField(_l("School id (BRIN)"), [DataRequired(), SCHOOL_ID])
+    school_id = StringField(_l("School id (BRIN)"), [required(), SCHOOL_ID])
     metadata_file = FileField(
         _l("SAML metadata file of the school's identity provider"),
         description=_l("Upload a file, or give the address below."),
     )
     # No Optional(): it would stop the chain before validate_metadata_url sees an empty field.
-    metadata_url = URLField(_l("Or: address of the metadata"), [Length(max=1000)])
+    metadata_url = URLField(_l("Or: address of the metadata"), [at_most(1000)])
 
     def validate_metadata_url(self, field: Field) -> None:
         if not (field.data or "").strip() and not self.metadata_file.data:

@@ -13,14 +13,14 @@ from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from broker.accounts.tokens import new_token, token_hash
-from broker.core.admins import AdminRole, Publisher
+from broker.core.admins import AdminRole, Invitation, Publisher
 from broker.core.attention import SHOWN
 from broker.core.chain_move import MoveRefused
 from broker.core.client_hosts import addresses_fingerprint
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
 from broker.operations.attention import Memo, gather_attention_report
-from broker.registry.errors import LastOperator, UnknownAdmin
+from broker.registry.errors import InvitationOpen, LastOperator, UnknownAdmin
 from broker.web.attention_words import KIND_WORDS, advice_of, reason_words
 from broker.web.labels import shown_time
 from broker.web.logs import note_refusal_logged
@@ -285,6 +285,11 @@ def admins() -> str:
 @operator_pages.route("/admins/invite", methods=["POST"])
 @portal_page(OPERATOR)
 def invite() -> tuple[str, int]:
+    """The link is shown once, in this answer (it carries the secret; only its hash is kept), so
+    there is no redirect to a page that could show it: the answer is never stored (no-store, as
+    every portal page: rights.py), and the form sent again (a reload) makes no second link, as
+    one is open for the address (`add_invitation`: one open invitation per address, replaced
+    only when the operator asks for it on the page that says one is open, docs/portals.md)."""
     form = InviteForm()
     link = None
     if form.validate_on_submit():
@@ -299,7 +304,10 @@ def invite() -> tuple[str, int]:
                 tenant,
                 datetime.now(UTC) + timedelta(days=INVITATION_DAYS),
                 current_admin().id,
+                replaces=form.replaces.data or "",
             )
+        except InvitationOpen as already:
+            _say_open(form, already.invitation)
         except BadRequest as error:
             form.tenant_id.errors = [gettext(error.public_message)]
         else:
@@ -313,6 +321,26 @@ def invite() -> tuple[str, int]:
             link = broker().settings.url(url_for("portal_sign_in.accept_invitation", token=token))
     status = 200 if link else 400
     return _admins_page(form if not link else InviteForm(), PublisherForm(), link), status
+
+
+def _say_open(form: InviteForm, open_invitation: Invitation) -> None:
+    """The form again, saying an invitation for the address is open and until when, and
+    naming it: sent as it is now, it makes a new one that replaces it."""
+    log.warning(
+        "portal refused status=400 reason=invitation_open invitation=%s admin=%s",
+        open_invitation.token_hash[:8],
+        current_admin().id,
+    )
+    note_refusal_logged()
+    form.replaces.data = open_invitation.token_hash
+    form.email.errors = [
+        gettext(
+            "An invitation for this e-mail address is open until %(expires)s. Its link was "
+            "shown when it was made: send that one. Lost it? Then make a new invitation with "
+            "the button below: it replaces the open one, whose link then stops working.",
+            expires=shown_time(open_invitation.expires_at, broker().settings.zone),
+        )
+    ]
 
 
 @operator_pages.route("/admins/invitations/<token_hash>/withdraw", methods=["POST"])

@@ -20,8 +20,10 @@ from wtforms import (
     SelectMultipleField,
     StringField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, DateInput, ListWidget
+
+from broker.web.portal.field_checks import at_most, required
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -62,7 +64,7 @@ class PolicyForm(FlaskForm):
 class PrivacyContactForm(FlaskForm):
     contact = StringField(
         _l("Privacy contact"),
-        [DataRequired(), Length(max=1024)],
+        [required(), at_most(1024)],
         description=_l(
             "An e-mail address (such as privacy@school.nl) or a web page starting with https://. "
             "Students and parents see it on their data page."
@@ -150,4 +152,4 @@ class StudentLookupForm(FlaskForm):
     """POSTed, so the identifier never appears in a URL or an access log. Its description names
     the school's own identifier (student_lookup.py)."""
 
-    identifier = StringField(_l("The student's identifier"), [DataRequired(), Length(max=512)])
+    identifier = StringField(_l("The student's identifier"), [required(), at_most(512)])

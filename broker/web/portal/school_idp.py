@@ -37,7 +37,7 @@ from dataclasses import replace
 from typing import Literal
 
 from flask import flash, redirect, render_template, url_for
-from flask_babel import gettext
+from flask_babel import LazyString, gettext
 from werkzeug.wrappers import Response
 from wtforms import SelectField
 
@@ -55,7 +55,14 @@ from broker.saml.metadata_check import RefusedEndpoint
 from broker.saml.metadata_report import refused_endpoints
 from broker.web.labels import localised_detail, localised_problem
 from broker.web.logs import note_refusal_logged
-from broker.web.portal.oidc_forms import SUBJECT_LABELS, OidcProviderForm, SamlIdpForm
+from broker.web.portal.oidc_forms import (
+    SECRET_KEPT_HINT,
+    SECRET_NEEDED_HINT,
+    SECRET_UNREADABLE_HINT,
+    SUBJECT_LABELS,
+    OidcProviderForm,
+    SamlIdpForm,
+)
 from broker.web.portal.rights import (
     PortalForbidden,
     current_admin,
@@ -151,6 +158,7 @@ def _page(
     changed_meanwhile: bool = False,
 ) -> tuple[str, int]:
     settings = broker().settings
+    oidc.client_secret.description = secret_hint(school)
     page = render_template(
         "portal/school_idp.html",
         school=school,
@@ -169,6 +177,16 @@ def _page(
         changed_meanwhile=changed_meanwhile,
     )
     return page, status
+
+
+def secret_hint(school: School) -> LazyString:
+    """The secret field's hint: "leave empty to keep" only when there is a secret to keep (a
+    school on SAML has none: leaving it empty is refused, so the hint says it is required)."""
+    if school.oidc is None:
+        return SECRET_NEEDED_HINT
+    if school.oidc.secret_problem:
+        return SECRET_UNREADABLE_HINT
+    return SECRET_KEPT_HINT
 
 
 def _seen_current(school: School, form: SamlIdpForm | OidcProviderForm) -> bool:
@@ -263,7 +281,8 @@ def oidc_provider(school_id: str) -> Response | tuple[str, int]:
         # Left empty: keep the current one, but only for the provider it was issued by. Kept
         # for a new issuer, it would go to that issuer's token endpoint: anyone who may edit
         # this page could receive the real provider's secret at a server of their own. One the
-        # broker cannot open (core/sealed_secrets.py) is no secret to keep: give it again.
+        # broker cannot open (core/sealed_secrets.py) is no secret to keep: give it again
+        # (`secret_hint` says which the page's school has).
         secret = current.client_secret
     if not secret:
         oidc.client_secret.errors = [*oidc.client_secret.errors, gettext("Give the client secret.")]

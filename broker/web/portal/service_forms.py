@@ -11,13 +11,13 @@ from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import Field, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length, ValidationError
+from wtforms.validators import ValidationError
 
 from broker.core.catalogue import CATALOGUE
 from broker.core.display_text import MAX_NAME
 from broker.saml.metadata_check import MAX_METADATA_BYTES
 from broker.web.labels import attribute_label
-from broker.web.portal.field_checks import IDENTIFIER, plain_name
+from broker.web.portal.field_checks import IDENTIFIER, at_most, plain_name, required
 
 # Characters, not bytes: the byte limit is checked again on the text (registration.py).
 MAX_METADATA_CHARS = MAX_METADATA_BYTES
@@ -68,11 +68,9 @@ def service_form_class(
     attributes: dict[str, object] = {}
     if registering:
         attributes["service_id"] = StringField(
-            _l("Service id"), [DataRequired(), IDENTIFIER], description=SERVICE_ID_HINT
+            _l("Service id"), [required(), IDENTIFIER], description=SERVICE_ID_HINT
         )
-        attributes["name"] = StringField(
-            _l("Name"), [DataRequired(), Length(max=MAX_NAME), plain_name]
-        )
+        attributes["name"] = StringField(_l("Name"), [required(), at_most(MAX_NAME), plain_name])
     if registering and base is ServiceForm:
         # Either a file or pasted text (registration.py checks that one is there): the text
         # field also carries an uploaded file's content back into the form when another field
@@ -84,7 +82,7 @@ def service_form_class(
         )
         attributes["metadata_xml"] = TextAreaField(
             _l("Or: the SAML metadata as text"),
-            [Length(max=MAX_METADATA_CHARS)],
+            [at_most(MAX_METADATA_CHARS)],
             render_kw={"rows": 6, "spellcheck": "false"},
         )
     if not registering:
@@ -96,10 +94,10 @@ def service_form_class(
         )
         attributes[f"purpose_{name}"] = StringField(
             _l("Purpose of %(attribute)s, in Dutch", attribute=attribute_label(name)),
-            [Length(max=500), _purpose_needed(f"need_{name}")],
+            [at_most(500), _purpose_needed(f"need_{name}")],
         )
         attributes[f"purpose_en_{name}"] = StringField(
             _l("Purpose of %(attribute)s, in English (optional)", attribute=attribute_label(name)),
-            [Length(max=500)],
+            [at_most(500)],
         )
     return type("DeclarationsForm", (base,), attributes)

@@ -143,12 +143,16 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
         log.error("portal invitation refused reason=totp_secret_unreadable %s", unreadable.detail)
         raise
     form = AcceptInvitationForm()
-    code_wrong = False
     # This browser's own seed (invitation_seed.py): the link opened elsewhere shows another.
     seed = browser_seed(hashed)
-    if form.validate_on_submit():
-        confirmed = confirmed_seed(invitation, seed, digits(form.code.data or ""))
-        if confirmed is not None:
+    if form.is_submitted():  # CSRF was checked before the view (rights.check_csrf)
+        # Every field's problem in one round: a code of the right shape is checked (once) even
+        # when the password is refused, so a wrong one is said now, not after the password is
+        # mended. Nothing is used up by the check: the account takes the step only when made.
+        fields_valid = form.validate()
+        code = digits(form.code.data or "")
+        confirmed = None if form.code.errors else confirmed_seed(invitation, seed, code)
+        if fields_valid and confirmed is not None:
             secret, step = confirmed
             admin = b.registry.accounts.accept_invitation(
                 hashed, hash_password(form.password.data or ""), secret, step
@@ -156,16 +160,16 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
             log.info("portal invitation accepted admin=%s role=%s", admin.id, admin.role.value)
             start_session(admin)
             return redirect(home_of(admin), code=303)
-        code_wrong = True
-        # The code of a key added from another browser's page (the link opened on a phone)
-        # never confirms here: say which key it must come from.
-        form.code.errors = [
-            gettext(
-                "This code is not right. Enter the code your app shows now for the key on this "
-                "page: every browser that opens the invitation link gets a key of its own, and "
-                "in this browser only the key on this page works."
-            )
-        ]
+        if confirmed is None and not form.code.errors:
+            # The code of a key added from another browser's page (the link opened on a phone)
+            # never confirms here: say which key it must come from.
+            form.code.errors = [
+                gettext(
+                    "This code is not right. Enter the code your app shows now for the key on "
+                    "this page: every browser that opens the invitation link gets a key of its "
+                    "own, and in this browser only the key on this page works."
+                )
+            ]
     uri = totp.provisioning_uri(seed, invitation.email, _issuer())
     page = render_template(
         "portal/invitation.html",
@@ -176,7 +180,7 @@ def accept_invitation(token: str) -> Response | str | tuple[str, int]:
         qr_code=qr_code_svg(uri, gettext("QR code for your authenticator app")),
         secret=seed,
     )
-    return page, 400 if form.is_submitted() or code_wrong else 200
+    return page, 400 if form.is_submitted() else 200
 
 
 def _invited_to(invitation: Invitation) -> str:
