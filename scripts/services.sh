@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the system services and packages the test suite talks to are there and running:
 # Redis, PostgreSQL (storage tests), Chromium (browser tests), xmlsec1 (a publisher's pysaml2),
-# npm (which installs axe-core, scripts/install.sh) and Shibboleth SP with Apache (the interop
-# tests). Installs with apt when run as root on a machine that lacks them; otherwise says what
-# is missing.
+# npm (which installs axe-core, scripts/install.sh), and Shibboleth SP and SimpleSAMLphp with
+# Apache (the interop tests). Installs with apt when run as root on a machine that lacks them;
+# otherwise says what is missing.
 set -u
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -33,18 +33,29 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}" || exit 1
 fi
 
-# Shibboleth SP 3 (shibd, mod_shib) behind Apache, as a publisher runs it: tests/interop starts
-# its own shibd and Apache on free loopback ports. Installed as programs only: a policy-rc.d
-# (where there is none) keeps the packages from starting Apache on port 80 and shibd.
+# The SAML products of tests/interop, behind Apache, as publishers and schools run them:
+# Shibboleth SP 3 (shibd, mod_shib) and SimpleSAMLphp 1.19 as an IdP (mod_php; php-xml and php-mbstring,
+# which Debian's simplesamlphp does not pull in). The tests start their own Apache and shibd on
+# free loopback ports. Installed as programs only: a policy-rc.d (where there is none) keeps the
+# packages from starting Apache on port 80 and shibd.
+interop=()
 if [ ! -x /usr/sbin/shibd ] || [ ! -x /usr/sbin/apache2 ] \
   || [ ! -f /usr/lib/apache2/modules/mod_shib.so ]; then
-  echo "services: installing apache2 libapache2-mod-shib"
+  interop+=(apache2 libapache2-mod-shib)
+fi
+if [ ! -f /etc/simplesamlphp/config.php ] || [ ! -f /usr/lib/apache2/modules/libphp8.2.so ] \
+  || [ ! -f /etc/php/8.2/apache2/conf.d/20-dom.ini ] \
+  || [ ! -f /etc/php/8.2/apache2/conf.d/20-mbstring.ini ]; then
+  interop+=(apache2 simplesamlphp libapache2-mod-php php-xml php-mbstring)
+fi
+if [ ${#interop[@]} -gt 0 ]; then
+  echo "services: installing ${interop[*]}"
   no_start=""
   if [ "$(id -u)" = "0" ] && [ ! -e /usr/sbin/policy-rc.d ]; then
     printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 0755 /usr/sbin/policy-rc.d
     no_start=1
   fi
-  apt_install apache2 libapache2-mod-shib
+  apt_install "${interop[@]}"
   status=$?
   [ -n "$no_start" ] && rm -f /usr/sbin/policy-rc.d
   [ $status = 0 ] || exit 1
