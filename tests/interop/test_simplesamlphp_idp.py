@@ -13,10 +13,11 @@ from __future__ import annotations
 import base64
 import re
 import urllib.request
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from lxml import etree
@@ -108,6 +109,11 @@ def _posted_response(requests: list[Request], acs: str) -> etree._Element:
     return etree.fromstring(base64.b64decode(form["SAMLResponse"][0]))
 
 
+def _inflated(message: str) -> etree._Element:
+    """A message of the HTTP-Redirect binding (DEFLATE, base64)."""
+    return etree.fromstring(zlib.decompress(base64.b64decode(message), -15))
+
+
 def test_a_simplesamlphp_school_signs_a_student_in(setup: Setup, page: Page) -> None:
     requests: list[Request] = []
 
@@ -134,3 +140,34 @@ def test_a_simplesamlphp_school_signs_a_student_in(setup: Setup, page: Page) -> 
     assert re.search("[0-9a-f]{64}", text), received
     assert "Lotte" in text and "student" in text and "klas-2b" in text, received
     assert "lotte.devries" not in text and "de Vries" not in text, received
+
+
+def test_a_logout_at_the_publisher_ends_the_simplesamlphp_session(setup: Setup, page: Page) -> None:
+    """Leesplank's logout goes through the broker to SimpleSAMLphp, which answers with a signed
+    LogoutResponse (`sign.logout`, docs/schools.md); the broker takes it and the student is
+    back at Leesplank. SimpleSAMLphp's session is over: the next login asks for the password."""
+    _login(page, setup)
+    requests: list[Request] = []
+
+    def note(request: Request) -> None:
+        requests.append(request)
+
+    page.on("request", note)
+    page.goto(setup.leesplank + "/logout")
+
+    expect(page).to_have_url(re.compile(re.escape(setup.leesplank) + "/slo\\?SAMLResponse="))
+    slo = setup.idp.site.base_url + "/simplesamlphp/saml2/idp/SingleLogoutService.php?"
+    assert [r.url for r in requests if r.url.startswith(slo)], [r.url for r in requests]
+    answers = [r.url for r in requests if r.url.startswith(setup.broker + "/saml/sp/slo?")]
+    assert len(answers) == 1, [r.url for r in requests]
+    answer = parse_qs(urlsplit(answers[0]).query)
+    assert "Signature" in answer
+    status = _inflated(answer["SAMLResponse"][0]).find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
+    assert status is not None
+    assert status.get("Value") == "urn:oasis:names:tc:SAML:2.0:status:Success"
+
+    page.goto(setup.leesplank + "/")
+    page.get_by_role("button", name="Log in via your school (Ketenbroker)").click()
+    page.locator("#school-search").fill("simplesaml")
+    page.get_by_role("button", name=re.compile("^" + SCHOOL_NAME)).click()
+    expect(page.locator("#password")).to_be_visible()
