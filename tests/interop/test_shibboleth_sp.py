@@ -21,15 +21,14 @@ from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from click.testing import CliRunner
 from lxml import etree
-from playwright.sync_api import Browser, BrowserContext, Page, Request, expect
+from playwright.sync_api import Browser, Page, Request, expect
 
 from broker.cli.demo import DEMO_SCHOOL_ID, prepare_demo, serve
 from broker.cli.instance import CONFIG_NAME
-from broker.cli.main import main
 from broker.oidc import provider_tls
-from tests.browser.conftest import TIMEOUT_MS, _free_port_run, headless_chromium
+from tests.browser.conftest import TIMEOUT_MS, _free_port_run
+from tests.support.cli import succeeds
 from tests.support.live import free_ports
 from tests.support.notice import continue_past_notice
 from tests.support.shibboleth_sp import ShibbolethSp, running_shibboleth_sp
@@ -74,12 +73,6 @@ class Setup:
     sp: ShibbolethSp
 
 
-def _cli(*args: str) -> str:
-    result = CliRunner().invoke(main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     """The demo broker and school; Shibboleth SP on another free port, registered with the CLI
@@ -101,13 +94,13 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             metadata.write_text(sp.metadata(), encoding="utf-8")
             config = directory / CONFIG_NAME
             declared = [f"--declare={name}={purpose}" for name, purpose in DECLARED.items()]
-            added = _cli(
+            added = succeeds(
                 "publisher", "add", "--config", str(config), "--id", SERVICE,
                 "--name", "Shibboleth-platform", "--saml-metadata", str(metadata),
                 "--chain", "leermiddelen", *declared,
             )  # fmt: skip
             assert f"Service {SERVICE} added (SP {sp.entity_id})" in added
-            _cli(
+            succeeds(
                 "policy", "set", "--config", str(config), "--school", DEMO_SCHOOL_ID,
                 "--publisher", SERVICE, "--release", ",".join(DECLARED),
             )  # fmt: skip
@@ -116,26 +109,6 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         for server in servers:
             server.shutdown()
             server.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with headless_chromium() as chromium:
-        yield chromium
-
-
-@pytest.fixture
-def context(browser: Browser) -> Iterator[BrowserContext]:
-    """A fresh browser: Shibboleth's test certificate is not one Chromium knows."""
-    context = browser.new_context(locale="nl-NL", ignore_https_errors=True)
-    context.set_default_timeout(TIMEOUT_MS)
-    yield context
-    context.close()
-
-
-@pytest.fixture
-def page(context: BrowserContext) -> Page:
-    return context.new_page()
 
 
 def _posted_response(requests: list[Request], acs: str) -> etree._Element:
@@ -287,7 +260,7 @@ def test_the_previous_pseudonym_reaches_shibboleth_during_a_key_change(
             context.close()
 
     before = login_in_a_new_browser()["pairwise_id"].split("@")[0]
-    _cli(
+    succeeds(
         "pseudonym-key", "rotate", "--config", str(setup.config),
         "--chain", "leermiddelen", "--window", "30",
     )  # fmt: skip
@@ -295,7 +268,9 @@ def test_the_previous_pseudonym_reaches_shibboleth_during_a_key_change(
     try:
         env = login_in_a_new_browser()
     finally:
-        _cli("pseudonym-key", "finish", "--config", str(setup.config), "--chain", "leermiddelen")
+        succeeds(
+            "pseudonym-key", "finish", "--config", str(setup.config), "--chain", "leermiddelen"
+        )
 
     assert env["previous_pseudonym"] == before
     assert env["pairwise_id"].split("@")[0] != before

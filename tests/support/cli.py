@@ -16,6 +16,13 @@ def run(*args: str | Path) -> Result:
     return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
 
 
+def succeeds(*args: str | Path) -> str:
+    """`ketenbroker ARGS`, which must succeed; its output."""
+    result = run(*args)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
 def registry_of(config: Path) -> SqlRegistry:
     """The registry of the broker configured at `config`, with its key to the sealed secrets
     (as every command opens it); close it."""

@@ -12,53 +12,26 @@ that prints what the application receives.
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import ssl
-import subprocess
-import tempfile
 import textwrap
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from broker.certificates import write_pair
-from tests.support.pki import make_pki
+from tests.support import apache
 
 SHIBD = Path("/usr/sbin/shibd")
-APACHE = Path("/usr/sbin/apache2")
-MODULES = Path("/usr/lib/apache2/modules")
 SHIPPED = Path("/etc/shibboleth")
 DEBIAN_PACKAGES = "apache2 libapache2-mod-shib"
 PUBLISHERS_DOC = Path(__file__).resolve().parents[2] / "docs" / "publishers.md"
-_START_SECONDS = 20.0
 
-_APACHE_CONF = """\
-ServerRoot /etc/apache2
-ServerName localhost
-Listen 127.0.0.1:{port}
-PidFile {home}/httpd.pid
-ErrorLog {home}/logs/apache-error.log
-LogLevel warn
-TypesConfig /dev/null
-LoadModule mpm_event_module {modules}/mod_mpm_event.so
-LoadModule authn_core_module {modules}/mod_authn_core.so
-LoadModule authz_core_module {modules}/mod_authz_core.so
-LoadModule mime_module {modules}/mod_mime.so
-LoadModule alias_module {modules}/mod_alias.so
+_APACHE_REST = """\
 LoadModule cgid_module {modules}/mod_cgid.so
-LoadModule socache_shmcb_module {modules}/mod_socache_shmcb.so
-LoadModule ssl_module {modules}/mod_ssl.so
 LoadModule mod_shib {modules}/mod_shib.so
 ScriptSock {home}/cgid.sock
-{user}
 ShibConfig {home}/shibboleth2.xml
-SSLEngine on
-SSLCertificateFile {home}/tls/server.pem
 ScriptAlias /secure/ {home}/cgi/
 <Location /secure>
   AuthType shibboleth
@@ -84,8 +57,7 @@ _ENV_CGI = "#!/bin/sh\nprintf 'Content-Type: text/plain\\r\\n\\r\\n'\nenv | sort
 
 def missing() -> list[str]:
     """The programs this needs that are not installed here."""
-    needed = [SHIBD, APACHE, MODULES / "mod_shib.so", MODULES / "mod_ssl.so"]
-    return [str(path) for path in needed if not path.exists()]
+    return [str(SHIBD)] * (not SHIBD.exists()) + apache.missing("mod_shib.so")
 
 
 def doc_blocks() -> list[str]:
@@ -99,20 +71,27 @@ def doc_blocks() -> list[str]:
 
 @dataclass(frozen=True)
 class ShibbolethSp:
-    base_url: str  # https://localhost:PORT
+    site: apache.Site
     entity_id: str
-    home: Path
-    ca_file: Path  # the CA of its TLS certificate
+
+    @property
+    def base_url(self) -> str:  # https://localhost:PORT
+        return self.site.base_url
+
+    @property
+    def home(self) -> Path:
+        return self.site.home
+
+    @property
+    def ca_file(self) -> Path:  # the CA of its TLS certificate
+        return self.site.ca_file
 
     def metadata(self) -> str:
         """The metadata Shibboleth makes for itself (/Shibboleth.sso/Metadata)."""
         return self.get("/Shibboleth.sso/Metadata")
 
     def get(self, path: str) -> str:
-        context = ssl.create_default_context(cafile=str(self.ca_file))
-        with urllib.request.urlopen(self.base_url + path, context=context, timeout=5) as answer:
-            body: bytes = answer.read()
-        return body.decode("utf-8")
+        return self.site.get(path)
 
     def log(self) -> str:
         return (self.home / "logs" / "shibd.log").read_text(encoding="utf-8", errors="replace")
@@ -152,97 +131,40 @@ def _attribute_map() -> str:
     return xml.replace("</Attributes>", rules + "\n</Attributes>")
 
 
-def _write_config(home: Path, port: int, broker: str) -> ShibbolethSp:
+def _write_config(site: apache.Site, port: int, broker: str) -> ShibbolethSp:
     # Apache's children (as www-data when started by root) read shibboleth2.xml, run the CGI
-    # script and reach shibd's socket: the folder must be theirs to enter. The private keys
-    # stay 0600 (shibd and Apache's parent read them as the user who starts them).
-    home.chmod(0o755)
-    (home / "logs").mkdir()
+    # script and reach shibd's socket. The private keys stay 0600 (shibd and Apache's parent
+    # read them as the user who starts them).
+    home = site.home
     (home / "cgi").mkdir(mode=0o755)
-    (home / "tls").mkdir()
-    base_url = f"https://localhost:{port}"
-    entity_id = f"{base_url}/shibboleth"
+    entity_id = f"{site.base_url}/shibboleth"
     for name in ("sp-signing", "sp-encrypt"):
         write_pair(home / f"{name}-key.pem", home / f"{name}-cert.pem", "localhost")
-    pki = make_pki(home / "tls", "localhost")
+    rest = _APACHE_REST.format(home=home, modules=apache.MODULES)
     files = {
         "shibboleth2.xml": _shibboleth2(home, entity_id, broker),
         "attribute-map.xml": _attribute_map(),
         "shibd.logger": _LOGGER.format(file=home / "logs" / "shibd.log"),
         "native.logger": _LOGGER.format(file=home / "logs" / "native.log"),
         "cgi/env.cgi": _ENV_CGI,
-        "httpd.conf": _APACHE_CONF.format(
-            port=port,
-            home=home,
-            modules=MODULES,
-            user="User www-data\nGroup www-data" if os.geteuid() == 0 else "",
-        ),
+        "httpd.conf": apache.conf(site, port, rest),
     }
     for name, text in files.items():
         (home / name).write_text(text, encoding="utf-8")
     (home / "cgi" / "env.cgi").chmod(0o755)
-    return ShibbolethSp(base_url, entity_id, home, pki.ca_file)
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_until_up(sp: ShibbolethSp, processes: list[subprocess.Popen[bytes]]) -> None:
-    """Until Apache answers the Status handler and shibd says the broker's metadata loaded."""
-    deadline = time.monotonic() + _START_SECONDS
-    last = ""
-    while time.monotonic() < deadline:
-        for process in processes:
-            if process.poll() is not None:
-                raise RuntimeError(f"{process.args!r} ended: {_logs(sp)}")
-        try:
-            status = sp.get("/Shibboleth.sso/Status")
-        except OSError as err:
-            last = repr(err)
-        else:
-            if "<OK/>" in status:
-                return
-            last = status
-        time.sleep(0.2)
-    raise RuntimeError(f"Shibboleth SP did not come up: {last}\n{_logs(sp)}")
-
-
-def _logs(sp: ShibbolethSp) -> str:
-    parts = []
-    for name in ("shibd.console", "shibd.log", "apache-error.log"):
-        path = sp.home / "logs" / name
-        if path.exists():
-            parts.append(f"--- {name}\n" + path.read_text(encoding="utf-8", errors="replace"))
-    return "\n".join(parts)[-6000:]
+    return ShibbolethSp(site, entity_id)
 
 
 @contextmanager
 def running_shibboleth_sp(port: int, broker: str) -> Iterator[ShibbolethSp]:
     """shibd and Apache with mod_shib on `port`, for the broker at `broker` (its metadata is
-    fetched at start: the broker must be serving). In a folder of its own under the system's
-    temporary folder (pytest's are closed to Apache's children), removed afterwards."""
+    fetched at start: the broker must be serving); stopped and removed afterwards. Up when
+    Apache answers the Status handler and shibd says the broker's metadata loaded."""
     with ExitStack() as stack:
-        home = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="kb-shibboleth-")))
-        sp = _write_config(home, port, broker)
-        console = stack.enter_context((home / "logs" / "shibd.console").open("wb"))
-        shibd = subprocess.Popen(
-            [str(SHIBD), "-f", "-F", "-c", str(home / "shibboleth2.xml")],
-            stdout=console,
-            stderr=subprocess.STDOUT,
-        )
-        stack.callback(_stop, shibd)
-        apache = subprocess.Popen(
-            [str(APACHE), "-f", str(home / "httpd.conf"), "-D", "FOREGROUND"],
-            stdout=console,
-            stderr=subprocess.STDOUT,
-        )
-        stack.callback(_stop, apache)
-        _wait_until_up(sp, [shibd, apache])
+        site = stack.enter_context(apache.site_folder("kb-shibboleth-", port))
+        sp = _write_config(site, port, broker)
+        console = stack.enter_context((site.home / "logs" / "shibd.console").open("wb"))
+        shibd = [str(SHIBD), "-f", "-F", "-c", str(site.home / "shibboleth2.xml")]
+        processes = apache.start(stack, site, console, shibd)
+        apache.wait_until_up(site, processes, "/Shibboleth.sso/Status", lambda s: "<OK/>" in s)
         yield sp
