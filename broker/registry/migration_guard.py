@@ -1,8 +1,9 @@
 """What keeps a schema migration whole when another runs at the same time, or when it fails.
 
-One at a time: on PostgreSQL the migration's connection first takes a session advisory lock with
-a fixed key, held until its work is committed or rolled back, so two `ketenbroker migrate`s (or
-several containers starting and migrating) on one registry run one after the other; the one
+One at a time: on PostgreSQL a second connection first takes a transaction advisory lock with a
+fixed key and keeps that transaction open until the migration's work is committed or rolled
+back, so two `ketenbroker migrate`s (or several containers starting and migrating) on one
+registry run one after the other, directly or through a connection pooler; the one
 that waits logs one line saying so, then finds the schema at head and changes nothing. It waits
 in short slices, each a transaction of its own (`_take_migration_lock`), never in one statement
 that holds a snapshot for as long as the other migration runs: that other may be building an
@@ -37,10 +38,13 @@ POSTGRES_MIGRATION_LOCK = 0x6B62_7267
 
 # How long one wait for another migration's lock lasts before the next (module docstring).
 LOCK_WAIT_SLICE_MS = 200
-_TRY_LOCK = text("SELECT pg_try_advisory_lock(:key)")
+# The key written into the statement, not bound: a statement with a bound parameter leaves its
+# portal, and the portal's snapshot, open until the next one (the extended query protocol), and
+# the holder idle in its transaction would then hold a snapshot the concurrent index build of
+# 0025 waits for: through PgBouncer in transaction pooling, a build waiting forever.
+_TRY_LOCK = text(f"SELECT pg_try_advisory_xact_lock({POSTGRES_MIGRATION_LOCK})")
 _SLICE = text("SELECT set_config('lock_timeout', :slice, true)")
-_WAIT_FOR_LOCK = text("SELECT pg_advisory_lock(:key)")
-_UNLOCK = text("SELECT pg_advisory_unlock(:key)")
+_WAIT_FOR_LOCK = text(f"SELECT pg_advisory_xact_lock({POSTGRES_MIGRATION_LOCK})")
 _LOCK_NOT_AVAILABLE = "55P03"
 
 log = logging.getLogger("broker.registry.migration")
@@ -54,16 +58,19 @@ def migration_transaction(connection: Connection) -> Iterator[None]:
     """`connection`'s write transaction for a migration, committed when the block succeeds and
     rolled back when it raises, taken only once no other migration holds the registry.
 
-    PostgreSQL: the lock is the session's (`_take_migration_lock`), held until the block ends,
-    so a revision that commits in between (an index built concurrently, 0025, through
-    Alembic's `autocommit_block`) keeps the registry to itself; what is committed or rolled
-    back at the end is the connection's transaction then, which may be one that block began.
-    SQLite: refused (`ConfigurationError`) when another writer kept the registry locked past
-    the busy timeout."""
-    postgresql = connection.dialect.name == "postgresql"
-    if postgresql:
-        _take_migration_lock(connection)
-    try:
+    PostgreSQL: the lock is a transaction's advisory lock on a connection of its own
+    (`_migration_lock`), held open until the block ends. So a revision that commits in between
+    (an index built concurrently, 0025, through Alembic's `autocommit_block`) keeps the registry
+    to itself, and the lock stays with one server connection whatever sits between: behind
+    PgBouncer in transaction pooling an open transaction keeps its server connection, where a
+    session lock taken in one transaction and released in another would be taken and given
+    back on different server connections (the lock left behind on a pooled connection, and a
+    second `migrate` landing there taking it again). The holder is idle in its transaction
+    and holds no snapshot, so an index build does not wait for it. What is committed or rolled
+    back at the end is the migration connection's transaction then, which may be one that
+    block began. SQLite: refused (`ConfigurationError`) when another writer kept the registry
+    locked past the busy timeout."""
+    with _migration_lock(connection):
         _begin(connection)
         try:
             yield
@@ -71,9 +78,6 @@ def migration_transaction(connection: Connection) -> Iterator[None]:
             connection.rollback()
             raise
         connection.commit()
-    finally:
-        if postgresql:
-            _release_migration_lock(connection)
 
 
 def _begin(connection: Connection) -> None:
@@ -89,17 +93,36 @@ def _begin(connection: Connection) -> None:
         ) from None
 
 
-def _take_migration_lock(connection: Connection) -> None:
-    """Take the session's advisory lock, waiting for another migration's in slices of
-    `LOCK_WAIT_SLICE_MS`, each in a transaction of its own: a `CREATE INDEX CONCURRENTLY` the
-    other runs waits for every transaction that holds a snapshot, this wait's included, and one
-    that lasted until the lock came free would be a deadlock PostgreSQL ends by failing the
-    index build. A slice ends long before PostgreSQL looks for deadlocks (`deadlock_timeout`,
-    1 s by default)."""
-    took = connection.scalar(_TRY_LOCK, {"key": POSTGRES_MIGRATION_LOCK})
-    connection.commit()
-    if took:
+@contextmanager
+def _migration_lock(connection: Connection) -> Iterator[None]:
+    """PostgreSQL: the migration lock, held by a transaction of a second connection of the same
+    engine until the block ends (migration_transaction); nothing on SQLite, whose write
+    transaction is the lock."""
+    if connection.dialect.name != "postgresql":
+        yield
         return
+    with connection.engine.connect() as holder:
+        _take_migration_lock(holder)
+        try:
+            yield
+        finally:
+            try:
+                holder.rollback()  # ends the transaction, and with it the lock
+            except DBAPIError:
+                # A connection that broke meanwhile lost its transaction, and the lock with it.
+                holder.invalidate()
+
+
+def _take_migration_lock(holder: Connection) -> None:
+    """Take the lock in `holder`'s transaction and leave that transaction open; wait for another
+    migration's in slices of `LOCK_WAIT_SLICE_MS`, each a transaction of its own: a
+    `CREATE INDEX CONCURRENTLY` the other runs waits for every transaction running a statement,
+    this wait's included, and one wait until the lock came free would be a deadlock PostgreSQL
+    ends by failing the index build. A slice ends long before PostgreSQL looks for deadlocks
+    (`deadlock_timeout`, 1 s by default)."""
+    if holder.scalar(_TRY_LOCK):
+        return
+    holder.rollback()
     # Without the line a second `migrate` (or a container's start) looks hung for as long as
     # the first one runs.
     log.info(
@@ -109,25 +132,14 @@ def _take_migration_lock(connection: Connection) -> None:
     )
     while True:
         try:
-            connection.execute(_SLICE, {"slice": f"{LOCK_WAIT_SLICE_MS}ms"})
-            connection.execute(_WAIT_FOR_LOCK, {"key": POSTGRES_MIGRATION_LOCK})
+            holder.execute(_SLICE, {"slice": f"{LOCK_WAIT_SLICE_MS}ms"})
+            holder.execute(_WAIT_FOR_LOCK)
         except OperationalError as error:
-            connection.rollback()
+            holder.rollback()
             if getattr(error.orig, "sqlstate", None) != _LOCK_NOT_AVAILABLE:
                 raise
             continue
-        connection.commit()
         return
-
-
-def _release_migration_lock(connection: Connection) -> None:
-    """Give the lock back; a connection that broke meanwhile lost it with its session."""
-    try:
-        connection.rollback()
-        connection.execute(_UNLOCK, {"key": POSTGRES_MIGRATION_LOCK})
-        connection.commit()
-    except DBAPIError:
-        connection.invalidate()
 
 
 def failure_reason(error: Exception, password: str | None = None) -> str:

@@ -28,6 +28,7 @@ from sqlalchemy import text
 from broker.core.errors import StoreUnavailable
 from broker.registry import SqlRegistry, migrate
 from broker.registry.database import StatementTimeouts, open_engine, patient, session_on
+from broker.registry.migration_guard import POSTGRES_MIGRATION_LOCK
 from tests.storage.test_receipt_book import KEYS, content
 from tests.support.live import free_ports
 from tests.support.postgres import PostgresServer
@@ -49,11 +50,13 @@ NO_PREPARED = "?prepare_threshold=none"
 
 
 @contextmanager
-def pgbouncer(server: PostgresServer, mode: str) -> Iterator[int]:
+def pgbouncer(server: PostgresServer, mode: str, pool_size: int | None = None) -> Iterator[int]:
     """A PgBouncer in `mode` pooling on a free port (yielded), stopped afterwards. Transaction
-    pooling with one server connection per database: every client of a test shares it, so a
-    setting one of them left on it would reach the next. (Session pooling gives each client a
-    server connection of its own for as long as it stays connected.)"""
+    pooling with two server connections per database, the fewest a migration needs (it holds
+    its lock on one while it works on the other): a test's clients share them, so a setting one
+    of them left on one would reach the next. (Session pooling gives each client a
+    server connection of its own for as long as it stays connected.) `pool_size`: server
+    connections per database instead."""
     assert PGBOUNCER is not None
     folder = Path(tempfile.mkdtemp(prefix="kb-pgbouncer-"))
     port = free_ports(1)
@@ -70,7 +73,7 @@ def pgbouncer(server: PostgresServer, mode: str) -> Iterator[int]:
                 "auth_type = trust",
                 f"auth_file = {folder / 'users.txt'}",
                 f"pool_mode = {mode}",
-                f"default_pool_size = {1 if mode == 'transaction' else 10}",
+                f"default_pool_size = {pool_size or (2 if mode == 'transaction' else 10)}",
                 "logfile =",
                 "pidfile =",
                 "",
@@ -150,7 +153,7 @@ def test_threads_share_one_server_connection_in_transaction_pooling(
     postgres_server: PostgresServer, database: str
 ) -> None:
     """A worker's threads, each on a pooled connection of its own, all served by PgBouncer's
-    one server connection: the same statements run far past psycopg's prepare threshold."""
+    two server connections: the same statements run far past psycopg's prepare threshold."""
     with pgbouncer(postgres_server, "transaction") as port:
         url = postgres_server.url(database, port=port) + NO_PREPARED
         migrate(url)
@@ -176,3 +179,50 @@ def test_threads_share_one_server_connection_in_transaction_pooling(
             assert book.verify(content().school_id).receipts == 40
         finally:
             registry.close()
+
+
+MIGRATION_LOCK_HELD = text(
+    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = 0 AND objid = :key"
+)
+
+
+def test_migrations_behind_transaction_pooling_leave_no_lock_behind(
+    postgres_server: PostgresServer,
+) -> None:
+    """Transaction pooling with several server connections, other clients busy meanwhile: the
+    migration lock is taken and given back on one server connection (a transaction kept open
+    on a connection of its own), never left on a pooled one where the next client, a second
+    `migrate` included, would find it taken or take it again (migration_guard.py)."""
+    stop = threading.Event()
+    with (
+        postgres_server.fresh_database() as name,
+        pgbouncer(postgres_server, "transaction", 3) as port,
+    ):
+        url = postgres_server.url(name, port=port) + NO_PREPARED
+        direct = open_engine(postgres_server.url(name))
+
+        def busy() -> None:  # a worker's short transactions through the same pooler
+            engine = open_engine(url)
+            try:
+                while not stop.is_set():
+                    with session_on(engine) as session:
+                        session.execute(text("SELECT pg_sleep(0.002)"))
+            finally:
+                engine.dispose()
+
+        workers = [threading.Thread(target=busy) for _ in range(2)]
+        for worker in workers:
+            worker.start()
+        try:
+            for _ in range(3):
+                with direct.begin() as connection:
+                    connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
+                migrate(url)
+                with direct.connect() as connection:
+                    held = connection.scalar(MIGRATION_LOCK_HELD, {"key": POSTGRES_MIGRATION_LOCK})
+                assert held == 0
+        finally:
+            stop.set()
+            for worker in workers:
+                worker.join(10)
+            direct.dispose()

@@ -20,7 +20,7 @@ the next `migrate` finds it, drops it (concurrently) and builds it again. SQLite
 INDEX in the migration's transaction.
 
 Additive: an index older code never names, so a version before it runs on it: `oldest_reader`
-stays where 0016 left it. Down again drops the index (concurrently on PostgreSQL).
+stays where 0016 left it. Down again drops the index, in the migration's transaction (downgrade).
 
 Revision ID: 0025
 Revises: 0024
@@ -58,17 +58,19 @@ def upgrade() -> None:
         op.create_index(
             INDEX, "receipts", COLUMNS, postgresql_concurrently=True, if_not_exists=True
         )
-        if bind.scalar(_VALID, {"name": INDEX}) is not True:
+        valid = bind.scalar(_VALID, {"name": INDEX})
+        _bounded_again(bind)
+        if valid is not True:
             raise RuntimeError(f"index {INDEX} is not valid after its build")
 
 
 def downgrade() -> None:
-    if op.get_bind().dialect.name != "postgresql":
-        op.drop_index(INDEX, table_name="receipts", if_exists=True)
-        return
-    with op.get_context().autocommit_block():
-        _unbounded(op.get_bind())
-        op.drop_index(INDEX, table_name="receipts", postgresql_concurrently=True, if_exists=True)
+    # In the migration's transaction on both databases, not concurrently: a downgrade that is
+    # refused further down (a revision below that will not drop data) rolls this back too, and
+    # the registry keeps its index. A concurrent drop commits at once, and the registry would
+    # stay at this revision without it, which no later `migrate` rebuilds. DROP INDEX holds the
+    # table for a moment only (no build); a downgrade is the operator's rare, deliberate step.
+    op.drop_index(INDEX, table_name="receipts", if_exists=True)
 
 
 def _unbounded(bind: Connection) -> None:
@@ -77,3 +79,9 @@ def _unbounded(bind: Connection) -> None:
     without blocking logins."""
     bind.exec_driver_sql("SET statement_timeout = 0")
     bind.exec_driver_sql("SET lock_timeout = 0")
+
+
+def _bounded_again(bind: Connection) -> None:
+    """The role's own timeouts back: behind a pooler the session goes on serving others."""
+    bind.exec_driver_sql("RESET statement_timeout")
+    bind.exec_driver_sql("RESET lock_timeout")
