@@ -12,7 +12,7 @@ from broker.cli.metadata_forget import forget_command
 from broker.cli.metadata_refresh import RefreshOutcome, refresh_sources
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.config import MetadataSource
-from broker.core.federation import SourceHealth, SourceRecord, SourceState
+from broker.core.federation import EXPIRED_REASON, SourceHealth, SourceRecord
 from broker.operations.sources import source_states
 from broker.saml.aggregate import LeftOut
 
@@ -65,9 +65,18 @@ def _left_out(member: LeftOut) -> str:
     return f"left out {member.entity_id}{role}: {member.reason}{detail}"
 
 
-def _unconfigured(name: str, entities: int, valid_until: datetime | None) -> str:
-    """A copy held of a source the configuration does not name, as refresh and status say it."""
+def _unconfigured(
+    name: str, entities: int, valid_until: datetime | None, reason: str | None
+) -> str:
+    """A copy held of a source the configuration does not name, as refresh and status say it;
+    one past its validUntil (`reason` EXPIRED_REASON) is trusted no more."""
     until = valid_until.isoformat(timespec="seconds") if valid_until else "-"
+    if reason == EXPIRED_REASON:
+        return (
+            f"{name}: expired, unconfigured (not in [[metadata.sources]]); its copy of "
+            f"{entities} entities expired at {until}: none of them is trusted. Configure the "
+            f"source again, or `ketenbroker metadata forget {name}`"
+        )
     return (
         f"{name}: unconfigured (not in [[metadata.sources]]); its copy of {entities} entities, "
         f"valid until {until}, stays in force until `ketenbroker metadata forget {name}`"
@@ -78,7 +87,7 @@ def _said(outcome: RefreshOutcome) -> str:
     if outcome.result == "refused":
         return f"{outcome.source}: refused ({outcome.reason}); the last good copy stays"
     if outcome.result == "unconfigured":
-        return _unconfigured(outcome.source, outcome.entities, outcome.valid_until)
+        return _unconfigured(outcome.source, outcome.entities, outcome.valid_until, outcome.reason)
     return (
         f"{outcome.source}: {outcome.result}, {outcome.entities} entities"
         + (f" ({outcome.skipped} skipped)" if outcome.skipped else "")
@@ -124,7 +133,7 @@ def status_command(config_path: Path) -> None:
         )
     for entry in health:
         record = records.get(entry.name)
-        if entry.state is SourceState.UNCONFIGURED:
+        if not entry.configured:
             _status_unconfigured(entry, record)
             continue
         fetched = entry.fetched_at.isoformat(timespec="seconds") if entry.fetched_at else "never"
@@ -141,7 +150,8 @@ def status_command(config_path: Path) -> None:
 
 
 def _status_unconfigured(entry: SourceHealth, record: SourceRecord | None) -> None:
-    click.echo(_unconfigured(entry.name, record.entity_count if record else 0, entry.valid_until))
+    entities = record.entity_count if record else 0
+    click.echo(_unconfigured(entry.name, entities, entry.valid_until, entry.reason))
     click.echo(f"  `ketenbroker metadata forget {entry.name}` says what would lose its metadata")
 
 

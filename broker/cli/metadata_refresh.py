@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from broker.config import MetadataSource, Settings
-from broker.core.federation import FeedDates, OlderThanHeld, SourceState
+from broker.core.federation import FeedDates, OlderThanHeld
 from broker.registry import SqlRegistry
 from broker.saml.aggregate import LeftOut, MetadataRefused, read_metadata
 from broker.saml.metadata_check import MetadataInvalid
@@ -212,11 +212,11 @@ def _report(
     records = registry.federation.records()
     unconfigured = []
     for entry in registry.federation.health(settings.metadata.refresh_periods(), now):
-        if entry.state is SourceState.UNCONFIGURED:
+        if not entry.configured:
             count = records[entry.name].entity_count
             log.warning(
                 "metadata source not configured: its copy stays in force until "
-                "`ketenbroker metadata forget`",
+                "`ketenbroker metadata forget` or its validUntil",
                 extra={"reason": entry.reason, "source": entry.name, "count": count},
             )
             unconfigured.append(
@@ -228,7 +228,8 @@ def _report(
                     valid_until=entry.valid_until,
                 )
             )
-        elif entry.name in chosen and not entry.usable:
+        # A copy of a source no longer configured that expired counts as one refreshed.
+        if entry.untrusted and (entry.name in chosen or not entry.configured):
             log.error(
                 "metadata source not trusted",
                 extra={"reason": entry.reason, "source": entry.name, "state": entry.state.value},

@@ -179,10 +179,12 @@ def school_subject_without_realm(facts: Facts) -> Iterator[Entry]:
 
 
 def sources_untrusted(facts: Facts) -> Iterator[Entry]:
-    """Expired or missing: none of the source's entities is trusted (`metadata status`)."""
+    """Expired or missing: none of the source's entities is trusted (`metadata status`). A
+    copy of a source no longer configured that expired is one of them, and says so."""
     for source in facts.sources:
         if source.untrusted:
-            yield Entry(source.name, source.name, source.state.value)
+            reason = source.state.value if source.configured else "unconfigured_expired"
+            yield Entry(source.name, source.name, reason)
 
 
 def sources_not_configured(facts: Facts) -> Iterator[Entry]:

@@ -104,6 +104,9 @@ class SourceHealth:
     reason: str | None
     valid_until: datetime | None
     fetched_at: datetime | None
+    # False: a copy held of a source the configuration no longer names (`unconfigured_health`),
+    # `unconfigured` while it holds, `expired` (untrusted, as a configured one) once it lapsed.
+    configured: bool = True
 
     @property
     def usable(self) -> bool:
@@ -119,12 +122,19 @@ class SourceHealth:
 
 
 NOT_CONFIGURED = "source_not_configured"
+EXPIRED_REASON = "metadata_expired"
 
 
-def unconfigured_health(record: SourceRecord) -> SourceHealth:
-    """A copy held of a source the configuration does not name (`SourceState.UNCONFIGURED`)."""
+def unconfigured_health(record: SourceRecord, now: datetime) -> SourceHealth:
+    """A copy held of a source the configuration does not name: `SourceState.UNCONFIGURED`
+    while it holds; past its validUntil none of its entities is trusted, so `EXPIRED` as a
+    configured source's (the page alert, the attention report), `configured` False."""
+    if record.valid_until is not None and record.valid_until <= now:
+        state, reason = SourceState.EXPIRED, EXPIRED_REASON
+    else:
+        state, reason = SourceState.UNCONFIGURED, NOT_CONFIGURED
     return SourceHealth(
-        record.name, SourceState.UNCONFIGURED, NOT_CONFIGURED, record.valid_until, record.fetched_at
+        record.name, state, reason, record.valid_until, record.fetched_at, configured=False
     )
 
 
@@ -136,7 +146,7 @@ def source_health(
         return SourceHealth(name, SourceState.MISSING, reason or "never_fetched", None, None)
     if record.valid_until is not None and record.valid_until <= now:
         return SourceHealth(
-            name, SourceState.EXPIRED, "metadata_expired", record.valid_until, record.fetched_at
+            name, SourceState.EXPIRED, EXPIRED_REASON, record.valid_until, record.fetched_at
         )
     stale_after = timedelta(seconds=STALE_AFTER_PERIODS * refresh_seconds)
     if now - record.fetched_at > stale_after:

@@ -129,6 +129,22 @@ class ProviderChanged(BadRequest):
         self.school_id = school_id
 
 
+class ClientChanged(BadRequest):
+    """An OpenID Connect client is no longer as the page that changes or approves it read it:
+    its publisher saved other addresses, its secret was renewed or the operator approved it
+    since. Checked under the service row's lock, so nothing is written on a stale reading."""
+
+    code = "client_changed"
+    public_message = "The client changed meanwhile."
+
+    def __init__(self, service_id: str) -> None:
+        super().__init__(
+            f"service {service_id}: its OpenID Connect client changed meanwhile; nothing was "
+            "changed"
+        )
+        self.service_id = service_id
+
+
 class PublisherInUse(BadRequest):
     """A publisher organisation that services still name cannot be removed."""
 

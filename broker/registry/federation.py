@@ -182,13 +182,14 @@ class FederationStore:
 
     def health(self, sources: Sequence[tuple[str, int]], now: datetime) -> list[SourceHealth]:
         """The state of each configured source, given as (name, refresh_seconds), then of each
-        copy held of a source not among them (`unconfigured`, by name). A row that holds no copy
+        copy held of a source not among them (`unconfigured`, or `expired` once past its
+        validUntil; by name). A row that holds no copy
         (its refreshes were all refused) puts nothing in force and is left out."""
         records = self.records()
         configured = [source_health(name, records.get(name), every, now) for name, every in sources]
         named = {name for name, _ in sources}
         return configured + [
-            unconfigured_health(record)
+            unconfigured_health(record, now)
             for name, record in sorted(records.items())
             if name not in named and record.fetched_at is not None
         ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import fields
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any, TypeAlias, cast
@@ -21,6 +22,7 @@ from sqlalchemy.orm import InstrumentedAttribute, Session, joinedload, undefer
 
 from broker.core.chain_ids import check_chain_id
 from broker.core.chain_move import ChainMove
+from broker.core.client_hosts import addresses_fingerprint
 from broker.core.errors import BadRequest, UnknownSchool, UnknownService
 from broker.core.model import (
     AssertionEncryption,
@@ -50,6 +52,7 @@ from broker.registry.database import (
 )
 from broker.registry.declaration_writes import DeclarationsReplaced, replace_declarations
 from broker.registry.errors import (
+    ClientChanged,
     DeclarationsChanged,
     DuplicateEntry,
     MetadataChanged,
@@ -107,6 +110,8 @@ from broker.registry.tables import (
 UniqueCheck: TypeAlias = tuple[InstrumentedAttribute[str], str, str]
 
 MAX_CHANGED_BY = 200
+# What `update_oidc_client` may write: OidcClient's fields, named as OidcClientRow's columns.
+CLIENT_FIELDS = tuple(each.name for each in fields(OidcClient))
 log = logging.getLogger(__name__)
 
 
@@ -365,9 +370,23 @@ class SqlRegistry(PortalReads):
                 raise unknown
             bump_generation(session)
 
-    def update_oidc_client(self, service_id: str, client: OidcClient) -> None:
+    def update_oidc_client(
+        self,
+        service_id: str,
+        client: OidcClient,
+        *,
+        seen: OidcClient | None = None,
+        approved: bool | None = None,
+    ) -> None:
         """Replace an OIDC service's registration (new redirect URIs, a rotated secret's hash).
-        The old secret stops working on every worker's next look at the generation."""
+        The old secret stops working on every worker's next look at the generation.
+
+        `seen` (the portal): the client as the page read it, `approved` whether the service was
+        then approved (the new-host rule of core/client_hosts.py holds only for an approved
+        one). Under the row's lock, a stored client other than `seen` (a colleague's save, a
+        renewed secret) or another approval is refused with `ClientChanged`, nothing written;
+        and only the fields `client` changes from `seen` are written, never a stale copy's
+        (a secret hash read before a rotation would make the old secret valid again)."""
         with self._writing() as session:
             row = (
                 session.get(ServiceRow, service_id)
@@ -376,17 +395,14 @@ class SqlRegistry(PortalReads):
             )
             if row is None or row.oidc is None:
                 raise UnknownService(f"no OIDC service with id {service_id!r}")
-            row.oidc.redirect_uris = list(client.redirect_uris)
-            row.oidc.auth_method = client.auth_method.value
-            row.oidc.secret_hash = client.secret_hash
-            row.oidc.jwks_uri = client.jwks_uri
-            row.oidc.id_token_alg = client.id_token_alg
-            row.oidc.refresh_tokens = client.refresh_tokens
-            row.oidc.post_logout_redirect_uris = list(client.post_logout_redirect_uris)
-            row.oidc.backchannel_logout_uri = client.backchannel_logout_uri
-            row.oidc.backchannel_logout_session_required = (
-                client.backchannel_logout_session_required
-            )
+            if seen is not None and (
+                row.oidc.to_client() != seen or (approved is not None and row.approved != approved)
+            ):
+                raise ClientChanged(service_id)
+            written = OidcClientRow.from_client(client)
+            for name in CLIENT_FIELDS:
+                if seen is None or getattr(client, name) != getattr(seen, name):
+                    setattr(row.oidc, name, getattr(written, name))
             bump_generation(session)
 
     def update_school_idp(
@@ -624,14 +640,28 @@ class SqlRegistry(PortalReads):
         )
         return True
 
-    def approve_service(self, service_id: str) -> None:
-        """Let an operator-checked service in: schools see it, logins reach it."""
+    def approve_service(self, service_id: str, *, addresses: str | None = None) -> None:
+        """Let an operator-checked service in: schools see it, logins reach it.
+
+        `addresses` (the portal): the `addresses_fingerprint` of the OIDC client's addresses
+        the operator's page showed, compared under the row's lock: a publisher's save since
+        is refused with `ClientChanged`, nothing approved (the operator approves what they
+        saw). Ignored for a SAML service; the CLI passes none."""
         with self._writing() as session:
-            if not _updated_one(
-                session,
-                update(ServiceRow).where(ServiceRow.id == service_id).values(approved=True),
-            ):
+            row = (
+                session.get(ServiceRow, service_id)
+                if locked_row(session, ServiceRow.id, service_id)
+                else None
+            )
+            if row is None:
                 raise UnknownService(f"no service with id {service_id!r}")
+            if (
+                addresses is not None
+                and row.oidc is not None
+                and addresses_fingerprint(row.oidc.to_client()) != addresses
+            ):
+                raise ClientChanged(service_id)
+            row.approved = True
             bump_generation(session)
 
     def set_declarations(

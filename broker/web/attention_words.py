@@ -213,6 +213,7 @@ REASON_WORDS: dict[str, ReasonWords] = {
     "expired": ReasonWords(_l("its copy has expired")),
     "missing": ReasonWords(_l("no good copy yet")),
     "unconfigured": ReasonWords(_l("not in the configuration; its copy is still in force")),
+    "unconfigured_expired": ReasonWords(_l("not in the configuration, and its copy has expired")),
     "awaiting_approval": ReasonWords(_l("waiting for approval")),
     "chain_pseudonyms_shared": ReasonWords(
         _l("its services receive the pseudonyms of the service of that id, which is in no chain")

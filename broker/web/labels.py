@@ -119,6 +119,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("Your school has switched this learning platform off."),
     N_("The metadata changed meanwhile."),
     N_("The school's identity provider changed meanwhile."),
+    N_("The client changed meanwhile."),
     N_("This publisher still has services."),
     N_("This identity provider is not known to the broker."),
     N_("This chain still has services."),

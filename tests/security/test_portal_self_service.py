@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from hashlib import sha256
 from html import unescape
@@ -687,3 +687,91 @@ def test_the_operator_approves_the_addresses_shown(
     assert response.status_code == 303
     service = site.registry.any_service("goed-te-keuren")
     assert service is not None and service.approved
+
+
+def test_an_approval_meets_a_publishers_save_under_the_lock(
+    site: PortalSite, publisher: FlaskClient, operator: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The publisher's save commits after the page's approval was sent, before it is written:
+    the fingerprint is compared under the service row's lock, so nothing is approved unseen."""
+    _register(site, publisher, "race-approve")
+    shown = operator.get(SERVICES, base_url=HTTPS).get_data(as_text=True)
+    card = shown.split('id="service-race-approve"', 1)[1].split('class="card"', 1)[0]
+    seen = re.search(r'name="addresses" value="([^"]+)"', card)
+    assert seen is not None
+    registry = site.registry
+    real = registry.approve_service
+
+    def publisher_saves_first(service_id: str, **given: str | None) -> None:
+        client = _client(site, service_id)
+        registry.update_oidc_client(
+            service_id, replace(client, redirect_uris=("https://evil.example/cb",))
+        )
+        real(service_id, **given)
+
+    monkeypatch.setattr(registry, "approve_service", publisher_saves_first)
+    response = operator.post(
+        f"{SERVICES}/race-approve/approve",
+        base_url=HTTPS,
+        data={"csrf_token": csrf_token(card), "addresses": seen.group(1)},
+    )
+    assert response.status_code == 400
+    assert "gewijzigd nadat deze pagina werd getoond" in response.get_data(as_text=True)
+    assert "<code>https://evil.example/cb</code>" in response.get_data(as_text=True)
+    service = site.registry.any_service("race-approve")
+    assert service is not None and not service.approved
+
+
+def _meanwhile(
+    site: PortalSite, monkeypatch: pytest.MonkeyPatch, first: Callable[[str], None]
+) -> None:
+    """`first` commits between the page's reading of the client and its save."""
+    registry = site.registry
+    real = registry.update_oidc_client
+
+    def other_first(service_id: str, client: OidcClient, **seen: object) -> None:
+        first(service_id)
+        real(service_id, client, **seen)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry, "update_oidc_client", other_first)
+
+
+def test_an_approval_between_the_new_host_check_and_the_save_refuses_it(
+    site: PortalSite, publisher: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checked for a client in review (any host), saved after the operator approved it: the
+    registry refuses under the row's lock, and the page shows the client as it is now."""
+    url = _in_review(site, publisher, "race-host")
+    form = page_fields(publisher.get(url, base_url=HTTPS).get_data(as_text=True))
+    _meanwhile(site, monkeypatch, site.registry.approve_service)
+    response = publisher.post(
+        url, base_url=HTTPS, data={**form, "redirect_uris": "https://evil.example/cb"}
+    )
+    page = unescape(response.get_data(as_text=True))
+    assert response.status_code == 400
+    assert "Een collega of de operator van de federatie heeft deze client gewijzigd" in page
+    assert f"{APP}/cb" in page and "https://evil.example/cb" not in page
+    service = site.registry.any_service("race-host")
+    assert service is not None and service.approved and service.oidc is not None
+    assert service.oidc.redirect_uris == (f"{APP}/cb", "http://127.0.0.1:9400/cb")
+
+
+def test_a_uri_save_never_puts_a_renewed_secret_back(
+    site: PortalSite, publisher: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A secret renewed between the page's reading of the client and its save: the save is
+    refused, and the old (maybe leaked) secret stays invalid."""
+    url = _approved(site, publisher, "race-secret")
+    form = page_fields(publisher.get(url, base_url=HTTPS).get_data(as_text=True))
+    renewed = "ef" * 32
+    write = site.registry.update_oidc_client
+
+    def colleague_renews(service_id: str) -> None:
+        write(service_id, replace(_client(site, service_id), secret_hash=renewed))
+
+    _meanwhile(site, monkeypatch, colleague_renews)
+    response = publisher.post(url, base_url=HTTPS, data={**form, "redirect_uris": f"{APP}/nieuw"})
+    assert response.status_code == 400
+    client = _client(site, "race-secret")
+    assert client.secret_hash == renewed
+    assert client.redirect_uris == (f"{APP}/cb", "http://127.0.0.1:9400/cb")

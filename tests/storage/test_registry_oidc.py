@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
 from alembic import command
 from sqlalchemy import text
 
+from broker.core.client_hosts import addresses_fingerprint
 from broker.core.model import (
     ClientAuthMethod,
     OidcClient,
@@ -18,6 +20,7 @@ from broker.core.model import (
 )
 from broker.registry import SqlRegistry, migrate
 from broker.registry.database import open_engine, writer
+from broker.registry.errors import ClientChanged
 from broker.registry.migration import alembic_config
 
 ENTRA = "https://login.microsoftonline.com/00000000-0000-0000-0000-000000000000/v2.0"
@@ -121,6 +124,53 @@ def test_logout_registration_round_trip_and_update(sql_registry: SqlRegistry) ->
     sql_registry.update_oidc_client("toetsapp", changed)
     assert sql_registry.service("toetsapp") == replace(PUBLIC_WITH_KEYS, oidc=changed)
     assert sql_registry.generation() > generation
+
+
+def test_an_approval_approves_the_addresses_shown_under_the_lock(
+    sql_registry: SqlRegistry,
+) -> None:
+    """The operator's page gives the fingerprint of the addresses it showed; one changed since
+    (a publisher's save) approves nothing. The CLI gives none."""
+    assert CONFIDENTIAL.oidc is not None
+    sql_registry.add_service(replace(CONFIDENTIAL, approved=False), None)
+    shown = addresses_fingerprint(CONFIDENTIAL.oidc)
+    moved = replace(CONFIDENTIAL.oidc, redirect_uris=("https://elders.example/cb",))
+    sql_registry.update_oidc_client("lesapp", moved)
+    generation = sql_registry.generation()
+    with pytest.raises(ClientChanged):
+        sql_registry.approve_service("lesapp", addresses=shown)
+    stored = sql_registry.any_service("lesapp")
+    assert stored is not None and not stored.approved
+    assert sql_registry.generation() == generation
+    sql_registry.approve_service("lesapp", addresses=addresses_fingerprint(moved))
+    assert sql_registry.service("lesapp") is not None
+    sql_registry.add_service(replace(PUBLIC_WITH_KEYS, approved=False), None)
+    sql_registry.approve_service("toetsapp")
+    assert sql_registry.service("toetsapp") is not None
+
+
+def test_a_uri_save_on_a_stale_reading_changes_nothing(sql_registry: SqlRegistry) -> None:
+    """The portal's URI save names the client as its page read it: a secret renewed since is
+    never put back (the old, maybe leaked, secret would work again), and an approval since is
+    refused (the new-host rule was checked for a client in review)."""
+    assert CONFIDENTIAL.oidc is not None
+    sql_registry.add_service(replace(CONFIDENTIAL, approved=False), None)
+    read = CONFIDENTIAL.oidc
+    renewed = replace(read, secret_hash="cd" * 32)
+    sql_registry.update_oidc_client("lesapp", renewed, seen=read)
+    saved = replace(read, redirect_uris=("https://elders.example/cb",))
+    with pytest.raises(ClientChanged):
+        sql_registry.update_oidc_client("lesapp", saved, seen=read, approved=False)
+    stored = sql_registry.any_service("lesapp")
+    assert stored is not None and stored.oidc == renewed
+    sql_registry.approve_service("lesapp")
+    saved = replace(renewed, redirect_uris=("https://elders.example/cb",))
+    with pytest.raises(ClientChanged):
+        sql_registry.update_oidc_client("lesapp", saved, seen=renewed, approved=False)
+    assert sql_registry.service("lesapp") == replace(CONFIDENTIAL, oidc=renewed)
+    # Read as it is: saved, the addresses only.
+    sql_registry.update_oidc_client("lesapp", saved, seen=renewed, approved=True)
+    assert sql_registry.service("lesapp") == replace(CONFIDENTIAL, oidc=saved)
 
 
 def test_clients_registered_before_revision_0007_keep_working(registry_url: str) -> None:

@@ -5,10 +5,10 @@ only while the registry is not sealed-only."""
 from __future__ import annotations
 
 import dataclasses
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from broker.core.attention import Facts, Severity, attention_report
-from broker.core.federation import SourceHealth, SourceState
+from broker.core.federation import SourceHealth, SourceRecord, SourceState, unconfigured_health
 from broker.core.model import Chain, OidcUpstream, School, Service
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -188,3 +188,26 @@ def test_an_entity_whose_source_copy_expired_is_told_from_one_with_no_metadata()
     assert schools.reasons == (("school_metadata_missing", 1), ("school_source_expired", 2))
     every = attention_report(facts, shown=None).sections[0]
     assert len(every.entries) == every.total == 3
+
+
+def test_an_expired_copy_of_a_source_no_longer_configured_is_untrusted() -> None:
+    """Its entities are no longer trusted: reported as expired (the page alert's state, the
+    untrusted sources), still saying it is no longer configured; one that holds stays a
+    ticket's `unconfigured`."""
+    day = timedelta(days=1)
+    lapsed = SourceRecord("hernoemd", NOW - 2 * day, NOW - day, 3, NOW, None)
+    expired = unconfigured_health(lapsed, NOW)
+    assert (expired.state, expired.untrusted, expired.configured) == (
+        SourceState.EXPIRED,
+        True,
+        False,
+    )
+    holding = unconfigured_health(dataclasses.replace(lapsed, valid_until=NOW + day), NOW)
+    assert (holding.state, holding.untrusted, holding.configured) == (
+        SourceState.UNCONFIGURED,
+        False,
+        False,
+    )
+    reasons = _reasons(_facts(sources=[expired, holding]))
+    assert reasons["sources_untrusted"] == [("hernoemd", "unconfigured_expired")]
+    assert reasons["sources_not_configured"] == [("hernoemd", "unconfigured")]

@@ -16,11 +16,10 @@ from broker.accounts.tokens import new_token, token_hash
 from broker.core.admins import AdminRole, Invitation, Publisher
 from broker.core.attention import SHOWN
 from broker.core.chain_move import MoveRefused
-from broker.core.client_hosts import addresses_fingerprint
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
 from broker.operations.attention import Memo, gather_attention_report
-from broker.registry.errors import InvitationOpen, LastOperator, UnknownAdmin
+from broker.registry.errors import ClientChanged, InvitationOpen, LastOperator, UnknownAdmin
 from broker.web.attention_words import KIND_WORDS, advice_of, reason_words
 from broker.web.labels import shown_time
 from broker.web.logs import note_refusal_logged
@@ -89,14 +88,12 @@ def approve(service_id: str) -> Response | tuple[str, int]:
     asked = asked_page("services")
     if asked.refused:  # a form's address no page makes: nothing is done
         return services_page(asked), 400
-    service = broker().registry.any_service(service_id)
-    if (
-        service is not None
-        and service.oidc is not None
-        and request.form.get("addresses") != addresses_fingerprint(service.oidc)
-    ):
-        # Changed by its publisher since the page was shown (or a form from elsewhere): the
+    try:
+        # The fingerprint of the addresses the page showed, compared under the service row's
+        # lock: a publisher's save since (or a form from elsewhere) approves nothing, so the
         # operator approves the addresses they saw, never others.
+        broker().registry.approve_service(service_id, addresses=request.form.get("addresses", ""))
+    except ClientChanged:
         log.warning(
             "portal refused status=400 reason=addresses_changed service=%s admin=%s",
             service_id,
@@ -112,7 +109,6 @@ def approve(service_id: str) -> Response | tuple[str, int]:
             "error",
         )
         return services_page(asked), 400
-    broker().registry.approve_service(service_id)
     log.info("portal service approved service=%s admin=%s", service_id, current_admin().id)
     flash(gettext("Service %(service)s is approved.", service=service_id))
     return back_to_services(service_id, asked)

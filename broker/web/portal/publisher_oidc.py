@@ -23,6 +23,7 @@ from broker.core.client_hosts import client_origins
 from broker.core.errors import BadRequest
 from broker.core.model import ClientAuthMethod, NamingProfile, Protocol, Service
 from broker.oidc.registration import new_client, new_secret
+from broker.registry.errors import ClientChanged
 from broker.web.logs import note_refusal_logged
 from broker.web.portal.declaration_forms import declarations_of
 from broker.web.portal.oidc_forms import (
@@ -123,9 +124,76 @@ def rotate_secret(publisher_id: str, service_id: str) -> Response:
             url_for("portal_publisher.service", publisher_id=publisher_id, service_id=service_id),
             code=303,
         )
-    broker().registry.update_oidc_client(service_id, replace(service.oidc, secret_hash=secret_hash))
+    try:
+        # Only the hash is written, and only onto the client as read here (a URI save landing
+        # meanwhile is refused, never undone).
+        broker().registry.update_oidc_client(
+            service_id, replace(service.oidc, secret_hash=secret_hash), seen=service.oidc
+        )
+    except ClientChanged:
+        flash(gettext("The client changed meanwhile. Nothing was renewed; try again."), "error")
+        return redirect(
+            url_for("portal_publisher.service", publisher_id=publisher_id, service_id=service_id),
+            code=303,
+        )
     log.info("portal oidc secret rotated service=%s admin=%s", service_id, current_admin().id)
     return _secret_page(publisher_id, service, secret, new=False)
+
+
+def _uris_form(service: Service, *, stored: bool = False) -> OidcRedirectUrisForm:
+    """The form with the client's addresses (`stored`: those only, not a POST's fields)."""
+    assert service.oidc is not None
+    client = service.oidc
+    data = {
+        "redirect_uris": "\n".join(client.redirect_uris),
+        "post_logout_redirect_uris": "\n".join(client.post_logout_redirect_uris),
+        "backchannel_logout_uri": client.backchannel_logout_uri or "",
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
+    }
+    form = (
+        OidcRedirectUrisForm(formdata=None, data=data)
+        if stored
+        else OidcRedirectUrisForm(data=data)
+    )
+    if service.approved:
+        # In review the operator approves the list as it then is; once approved, a new host
+        # is theirs to register.
+        form.settled = SettledHosts(client_origins(client), service.id)
+    return form
+
+
+def _uris_page(publisher_id: str, service: Service, form: OidcRedirectUrisForm) -> str:
+    return render_template(
+        "portal/publisher_oidc_uris.html",
+        publisher_id=publisher_id,
+        service=service,
+        form=form,
+        hosts=sorted(form.settled.origins) if form.settled else (),
+        rotate=EmptyForm(),
+    )
+
+
+def _client_changed(publisher_id: str, service_id: str) -> tuple[str, int]:
+    """Nothing saved: the client changed after the page read it (a colleague's save, a renewed
+    secret, the operator's approval, under which a new host needs the operator). The page
+    again with the client as stored now, saying why."""
+    log.warning(
+        "portal refused status=400 reason=%s service=%s publisher=%s admin=%s",
+        ClientChanged.code,
+        service_id,
+        publisher_id,
+        current_admin().id,
+    )
+    note_refusal_logged()
+    flash(
+        gettext(
+            "A colleague or the operator changed this client while you had this page open. "
+            "Nothing was saved: check its current addresses below and save again."
+        ),
+        "error",
+    )
+    service = _own_client(publisher_id, service_id)
+    return _uris_page(publisher_id, service, _uris_form(service, stored=True)), 400
 
 
 @publisher_oidc_pages.route("/<service_id>/oidc", methods=["GET", "POST"])
@@ -134,22 +202,19 @@ def redirect_uris(publisher_id: str, service_id: str) -> Response | tuple[str, i
     service = _own_client(publisher_id, service_id)
     assert service.oidc is not None
     client = service.oidc
-    form = OidcRedirectUrisForm(
-        data={
-            "redirect_uris": "\n".join(client.redirect_uris),
-            "post_logout_redirect_uris": "\n".join(client.post_logout_redirect_uris),
-            "backchannel_logout_uri": client.backchannel_logout_uri or "",
-            "backchannel_logout_session_required": client.backchannel_logout_session_required,
-        }
-    )
-    if service.approved:
-        # In review the operator approves the list as it then is; once approved, a new host
-        # is theirs to register.
-        form.settled = SettledHosts(client_origins(client), service_id)
+    form = _uris_form(service)
     if form.validate_on_submit():
         uris = redirect_uri_lines(form.redirect_uris.data)
         changed = replace(client, redirect_uris=uris, **form.logout_registration())
-        broker().registry.update_oidc_client(service_id, changed)
+        try:
+            # The page's checks (the new-host rule above all) held for the client as read here:
+            # the registry refuses under the row's lock if it is no longer so, and writes only
+            # the addresses.
+            broker().registry.update_oidc_client(
+                service_id, changed, seen=client, approved=service.approved
+            )
+        except ClientChanged:
+            return _client_changed(publisher_id, service_id)
         log.info("portal oidc redirect uris service=%s admin=%s", service_id, current_admin().id)
         flash(gettext("Redirect URIs saved."))
         return redirect(
@@ -166,12 +231,4 @@ def redirect_uris(publisher_id: str, service_id: str) -> Response | tuple[str, i
             current_admin().id,
         )
         note_refusal_logged()
-    page = render_template(
-        "portal/publisher_oidc_uris.html",
-        publisher_id=publisher_id,
-        service=service,
-        form=form,
-        hosts=sorted(form.settled.origins) if form.settled else (),
-        rotate=EmptyForm(),
-    )
-    return page, 400 if form.is_submitted() else 200
+    return _uris_page(publisher_id, service, form), 400 if form.is_submitted() else 200
