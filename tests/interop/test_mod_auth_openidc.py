@@ -52,7 +52,7 @@ EXPECTED = {
 @dataclass(frozen=True)
 class Setup:
     broker: str
-    woordwijs: str
+    leesplank: str
     config: Path
     rp: ModAuthOpenidc
 
@@ -90,7 +90,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
             with running_mod_auth_openidc(
                 rp, rp_port, settings.base_url, SERVICE, secret.group(1)
             ):
-                yield Setup(settings.base_url, f"http://localhost:{port + 6}", config, rp)
+                yield Setup(settings.base_url, f"http://localhost:{port + 2}", config, rp)
     finally:
         for server in servers:
             server.shutdown()
@@ -152,6 +152,31 @@ def test_mod_auth_openidc_logout_goes_through_the_broker_and_back(
     expect(page).to_have_url(setup.rp.logged_out)
     ended = [r.url for r in seen if r.url.startswith(setup.broker + "/oidc/end_session?")]
     assert ended and "id_token_hint=" in ended[0], [r.url for r in seen]
+    # Its session is gone: the protected page sends the browser to the broker again.
+    page.goto(setup.rp.base_url + "/secure/env.cgi")
+    expect(page).to_have_url(re.compile("^" + re.escape(setup.broker) + "/"))
+
+
+def test_a_logout_elsewhere_reaches_mod_auth_openidc_over_the_back_channel(
+    setup: Setup, page: Page, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Signed in at the Apache platform and at the demo's Leesplank in one broker session; the
+    student logs out at Leesplank. The broker POSTs a logout token to mod_auth_openidc's
+    back-channel URI, which checks it, ends its session and confirms: the logout is complete."""
+    _login(page, setup)
+    page.goto(setup.leesplank + "/")
+    page.get_by_role("button", name="Log in via your school (Ketenbroker)").click()
+    continue_past_notice(page, setup.leesplank + "/acs")
+    expect(page).to_have_url(setup.leesplank + "/acs")
+    caplog.set_level("INFO", logger="broker.logout")
+
+    page.goto(setup.leesplank + "/logout")
+
+    expect(page).to_have_url(re.compile(re.escape(setup.leesplank) + "/slo\\?SAMLResponse="))
+    messages = [r.getMessage() for r in caplog.records if r.name == "broker.logout"]
+    ended = [m for m in messages if m.startswith("logout ended")]
+    assert len(ended) == 1, messages
+    assert "outcome=complete services=1 confirmed=1" in ended[0], ended
     # Its session is gone: the protected page sends the browser to the broker again.
     page.goto(setup.rp.base_url + "/secure/env.cgi")
     expect(page).to_have_url(re.compile("^" + re.escape(setup.broker) + "/"))
