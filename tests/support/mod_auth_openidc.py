@@ -12,7 +12,7 @@ broker's back-channel logout call verifies it: the test hands the CA to the brok
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 
@@ -103,9 +103,15 @@ def site(port: int) -> Iterator[ModAuthOpenidc]:
 
 @contextmanager
 def running_mod_auth_openidc(
-    rp: ModAuthOpenidc, port: int, broker: str, client_id: str, secret: str
+    rp: ModAuthOpenidc,
+    port: int,
+    broker: str,
+    client_id: str,
+    secret: str,
+    adjust: Callable[[str], str] = str,
 ) -> Iterator[ModAuthOpenidc]:
-    """Apache with mod_auth_openidc for `rp` on `port`, a client of the broker at `broker`;
+    """Apache with mod_auth_openidc for `rp` on `port`, a client of the broker at `broker`,
+    configured by the doc's block (changed by `adjust`, for a variant the doc describes);
     stopped afterwards. Up when it answers its logged-out page."""
     home = rp.site.home
     # Apache's children (as www-data when started by root) run the CGI script and read the
@@ -114,7 +120,7 @@ def running_mod_auth_openidc(
     rest = _APACHE_REST.format(
         home=home, modules=apache.MODULES, module=MODULE, logged_out=LOGGED_OUT_PATH
     )
-    rest += _openidc_conf(rp.site, broker, client_id, secret)
+    rest += adjust(_openidc_conf(rp.site, broker, client_id, secret))
     files = {
         "cgi/env.cgi": _ENV_CGI,
         "loggedout.html": _LOGGED_OUT,
