@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Make sure the system services and packages the test suite talks to are there and running:
 # Redis, PostgreSQL (storage tests), Chromium (browser tests), xmlsec1 (a publisher's pysaml2),
-# npm (which installs axe-core, scripts/install.sh), Shibboleth SP and SimpleSAMLphp with Apache
-# (the interop tests) and PgBouncer (the connection-pooler tests). Installs with apt when run as
-# root on a machine that lacks them; otherwise says what is missing.
+# npm (which installs axe-core, scripts/install.sh), Shibboleth SP, SimpleSAMLphp and
+# mod_auth_openidc with Apache (the interop tests) and PgBouncer (the connection-pooler tests).
+# Installs with apt when run as root on a machine that lacks them; otherwise says what is missing.
 set -u
 
 have() { command -v "$1" >/dev/null 2>&1; }
@@ -33,10 +33,11 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt_install "${missing[@]}" || exit 1
 fi
 
-# Programs whose servers the tests start themselves, on free loopback ports: the SAML products
-# of tests/interop behind Apache, as publishers and schools run them (Shibboleth SP 3: shibd,
-# mod_shib; SimpleSAMLphp 1.19 as an IdP: mod_php, php-xml and php-mbstring, which Debian's
-# simplesamlphp does not pull in), and PgBouncer, as an operator puts it before PostgreSQL
+# Programs whose servers the tests start themselves, on free loopback ports: the SAML and OpenID
+# Connect products of tests/interop behind Apache, as publishers and schools run them
+# (Shibboleth SP 3: shibd, mod_shib; SimpleSAMLphp 1.19 as an IdP: mod_php, php-xml and
+# php-mbstring, which Debian's simplesamlphp does not pull in; mod_auth_openidc 2.4 as a
+# publisher's OpenID Connect client), and PgBouncer, as an operator puts it before PostgreSQL
 # (tests/storage/test_registry_poolers.py). Installed as programs only: a policy-rc.d (where
 # there is none) keeps the packages from starting Apache on port 80, shibd and a PgBouncer.
 quiet=()
@@ -48,6 +49,9 @@ if [ ! -f /etc/simplesamlphp/config.php ] || [ ! -f /usr/lib/apache2/modules/lib
   || [ ! -f /etc/php/8.2/apache2/conf.d/20-dom.ini ] \
   || [ ! -f /etc/php/8.2/apache2/conf.d/20-mbstring.ini ]; then
   quiet+=(apache2 simplesamlphp libapache2-mod-php php-xml php-mbstring)
+fi
+if [ ! -x /usr/sbin/apache2 ] || [ ! -f /usr/lib/apache2/modules/mod_auth_openidc.so ]; then
+  quiet+=(apache2 libapache2-mod-auth-openidc)
 fi
 [ -x /usr/sbin/pgbouncer ] || have pgbouncer || quiet+=(pgbouncer)
 if [ ${#quiet[@]} -gt 0 ]; then

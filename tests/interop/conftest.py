@@ -1,5 +1,5 @@
-"""Live interoperability tests: the broker against the SAML products publishers and schools
-run (Debian's packages), driven in headless Chromium.
+"""Live interoperability tests: the broker against the SAML and OpenID Connect products
+publishers and schools run (Debian's packages), driven in headless Chromium.
 
 Every test here is marked `browser`. Where Chromium or a product is not installed the tests are
 skipped, except on CI (`CI` set), where that stops the run: scripts/services.sh installs them
@@ -16,13 +16,14 @@ import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
 from tests.browser.conftest import CHROMIUM, TIMEOUT_MS, headless_chromium
-from tests.support import shibboleth_sp, simplesamlphp_idp
+from tests.support import mod_auth_openidc, shibboleth_sp, simplesamlphp_idp
 
 _HERE = Path(__file__).resolve().parent
 # Each product's test file (by a word of its name): what it lacks here, its Debian packages.
 PRODUCTS = {
     "shibboleth": (shibboleth_sp.missing, shibboleth_sp.DEBIAN_PACKAGES),
     "simplesamlphp": (simplesamlphp_idp.missing, simplesamlphp_idp.DEBIAN_PACKAGES),
+    "mod_auth_openidc": (mod_auth_openidc.missing, mod_auth_openidc.DEBIAN_PACKAGES),
 }
 
 

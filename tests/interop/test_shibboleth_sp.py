@@ -15,7 +15,7 @@ import base64
 import re
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -29,8 +29,8 @@ from broker.cli.instance import CONFIG_NAME
 from broker.oidc import provider_tls
 from tests.browser.conftest import TIMEOUT_MS, _free_port_run
 from tests.support.cli import succeeds
+from tests.support.interop_pages import sign_in_as_sanne, sign_in_at_leesplank, watch
 from tests.support.live import free_ports
-from tests.support.notice import continue_past_notice
 from tests.support.shibboleth_sp import ShibbolethSp, running_shibboleth_sp
 
 SCOPE = "demo.ketenbroker.example"
@@ -126,18 +126,8 @@ def _redirect_message(url: str, parameter: str) -> etree._Element:
 
 
 def _login(page: Page, setup: Setup) -> dict[str, str]:
-    """From the Shibboleth-protected page through the broker and the demo school, as Sanne
-    Jansen; returns what the application received (its CGI environment)."""
-    secure = setup.sp.base_url + "/secure/env.cgi"
-    page.goto(secure)
-    expect(page).to_have_url(re.compile("^" + re.escape(setup.broker) + "/"))
-    page.locator("#school-search").fill("lyc")
-    page.get_by_role("button", name=re.compile("^Demo Lyceum")).click()
-    page.get_by_role("button", name=re.compile("Sanne Jansen")).click()
-    continue_past_notice(page, secure)
-    expect(page).to_have_url(secure)
-    lines = page.locator("body").inner_text().splitlines()
-    return dict(line.split("=", 1) for line in lines if "=" in line)
+    """Signed in at the Shibboleth-protected page as Sanne Jansen: what the application got."""
+    return sign_in_as_sanne(page, setup.broker, setup.sp.base_url + "/secure/env.cgi")
 
 
 def _session(page: Page, setup: Setup) -> str:
@@ -145,25 +135,10 @@ def _session(page: Page, setup: Setup) -> str:
     return page.locator("body").inner_text()
 
 
-Seen = Callable[[], list[Request]]
-
-
-def _watch(page: Page) -> Seen:
-    requests: list[Request] = []
-
-    def note(request: Request) -> None:
-        # A def, not `requests.append`: Playwright marks the handler it is given, and a
-        # builtin method takes no attribute.
-        requests.append(request)
-
-    page.on("request", note)
-    return lambda: requests
-
-
 def test_shibboleth_receives_the_pseudonym_and_attributes_encrypted(
     setup: Setup, page: Page
 ) -> None:
-    seen = _watch(page)
+    seen = watch(page)
     env = _login(page, setup)
 
     response = _posted_response(seen(), setup.sp.base_url + "/Shibboleth.sso/SAML2/POST")
@@ -196,7 +171,7 @@ def test_shibboleth_receives_the_pseudonym_and_attributes_encrypted(
 
 def test_shibboleth_logout_goes_through_the_broker_and_back(setup: Setup, page: Page) -> None:
     _login(page, setup)
-    seen = _watch(page)
+    seen = watch(page)
 
     page.goto(setup.sp.base_url + "/Shibboleth.sso/Logout")
 
@@ -223,12 +198,9 @@ def test_a_logout_elsewhere_reaches_shibboleth_over_soap_and_in_the_iframe(
     takes; with RSA-SHA1, its default, the answer was refused), then in the iframe; Shibboleth
     confirms over SOAP, its session is gone, and the logout is complete."""
     _login(page, setup)
-    page.goto(setup.leesplank + "/")
-    page.get_by_role("button", name="Log in via your school (Ketenbroker)").click()
-    continue_past_notice(page, setup.leesplank + "/acs")
-    expect(page).to_have_url(setup.leesplank + "/acs")
+    sign_in_at_leesplank(page, setup.leesplank)
     caplog.set_level("INFO", logger="broker.logout")
-    seen = _watch(page)
+    seen = watch(page)
 
     page.goto(setup.leesplank + "/logout")
 
