@@ -35,7 +35,7 @@ from tests.storage.test_registry_removal import (
 )
 
 PUBLISHER = Publisher("uitgever-a", "Uitgever A")
-HEAD = "0025"  # the latest revision: these tests migrate to it, and back from it
+HEAD = "0026"  # the latest revision: these tests migrate to it, and back from it
 
 
 def _move(url: str, revision: str, *, down: bool = False) -> None:
@@ -243,6 +243,12 @@ def test_a_downgrade_that_would_drop_an_organisations_removal_record_is_refused(
         registry.close()
     with pytest.raises(ConfigurationError, match="holds 1 publisher organisation removal record"):
         _move(registry_url, "0008", down=True)
+    # PostgreSQL: going down through 0025 commits the revisions undone above it first (its
+    # index is dropped concurrently, outside a transaction), so the refusal further down
+    # leaves the registry at 0025; `migrate` takes it up again.
+    sqlite = registry_url.startswith("sqlite")
+    assert _revision(registry_url) == (HEAD if sqlite else "0025")
+    migrate(registry_url)
     assert _revision(registry_url) == HEAD
     registry = SqlRegistry(registry_url)
     try:
