@@ -12,9 +12,8 @@ from broker.cli.metadata_forget import forget_command
 from broker.cli.metadata_refresh import RefreshOutcome, refresh_sources
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.config import MetadataSource
-from broker.core.federation import EXPIRED_REASON, SourceHealth, SourceRecord
+from broker.core.federation import EXPIRED_REASON, LeftOut, SourceHealth, SourceRecord
 from broker.operations.sources import source_states
-from broker.saml.aggregate import LeftOut
 
 
 @click.group("metadata")

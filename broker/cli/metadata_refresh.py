@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from broker.config import MetadataSource, Settings
-from broker.core.federation import FeedDates, OlderThanHeld
+from broker.core.federation import FeedDates, LeftOut, OlderThanHeld
 from broker.registry import SqlRegistry
-from broker.saml.aggregate import LeftOut, MetadataRefused, read_metadata
+from broker.saml.aggregate import MetadataRefused, read_metadata
 from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_fetch import fetch_bytes
 
@@ -132,6 +132,7 @@ def refresh_source(
             now,
             allow_older=allow_older,
             authorities=source.registration_authorities,
+            left_out=read.left_out,
         )
     except OlderThanHeld as older:
         # Verified, unexpired, and older: a feed the federation has since replaced, replayed

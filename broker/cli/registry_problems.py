@@ -20,7 +20,7 @@ import click
 
 from broker.cli.counts import counted
 from broker.cli.options import config_option, open_registry, raising_instead, reports_errors
-from broker.core.attention import SHOWN, AttentionReport, Section
+from broker.core.attention import SHOWN, AttentionReport, Entry, Section
 from broker.operations.attention import gather_attention_report
 
 log = logging.getLogger(__name__)
@@ -34,7 +34,8 @@ def section_lines(section: Section) -> list[str]:
     lines = [f"{KIND_WORDS[section.kind.code].title}: {section.total}"]
     for entry in section.entries:
         named = f"  {entry.name}" if entry.name != entry.id else ""  # a source is its name
-        lines.append(f"  {entry.id}{named}  ({entry.reason})")
+        detail = f": {entry.detail}" if entry.detail else ""
+        lines.append(f"  {entry.id}{named}  ({entry.reason}{detail})")
     more = section.total - len(section.entries)
     if section.entries and more:
         lines.append(f"  and {more} more (--all lists them all)")
@@ -54,14 +55,18 @@ def report_json(report: AttentionReport) -> str:
                     "kind": section.kind.code,
                     "severity": section.kind.severity.name.lower(),
                     "total": section.total,
-                    "entries": [
-                        {"id": e.id, "name": e.name, "reason": e.reason} for e in section.entries
-                    ],
+                    "entries": [_entry_json(e) for e in section.entries],
                 }
                 for section in report.sections
             ],
         }
     )
+
+
+def _entry_json(entry: Entry) -> dict[str, str]:
+    """An entry; `detail` only where it has one (a member a metadata source left out)."""
+    said = {"id": entry.id, "name": entry.name, "reason": entry.reason}
+    return said | {"detail": entry.detail} if entry.detail else said
 
 
 class CheckFailed(click.ClickException):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from functools import partial
 
@@ -31,13 +31,27 @@ from broker.core.errors import (
     SchoolSsoNotHttps,
     ServiceAcsNotHttps,
 )
-from broker.core.federation import SourceHealth, SourceState
+from broker.core.federation import (
+    ENTITY_EXPIRED,
+    ENTITY_ID_REPEATED,
+    ENTITY_UNUSABLE,
+    LeftOut,
+    SourceHealth,
+    SourceState,
+)
 from broker.core.hosted_domain import lacks_hosted_domain
 from broker.core.model import Chain, Protocol, School, Service
 from broker.core.shared_idp import must_name_school
 from broker.core.subjects import lacks_realms
 
 SHOWN = 50  # entries listed per kind; the count says how many there are in all
+# A member a source left out (core/federation.py `LeftOut.reason`), as an entry's reason after
+# "school_" or "service_"; a code not among them (a newer version's) as "entry_left_out".
+LEFT_OUT_REASONS = {
+    ENTITY_UNUSABLE: "entry_unusable",
+    ENTITY_EXPIRED: "entry_expired",
+    ENTITY_ID_REPEATED: "entry_id_repeated",
+}
 
 
 class Severity(IntEnum):
@@ -52,11 +66,14 @@ class Severity(IntEnum):
 @dataclass(frozen=True)
 class Entry:
     """One school, service or source that needs attention. `reason`: a short code (the
-    login path's error code where it has one: school_sso_not_https, acs_not_https, ...)."""
+    login path's error code where it has one: school_sso_not_https, acs_not_https, ...).
+    `detail`: what exactly is wrong, where the reason alone does not say (a metadata source's
+    words for a member it left out: the entity id and a URL, the federation's), else empty."""
 
     id: str
     name: str
     reason: str
+    detail: str = ""
 
 
 @dataclass(frozen=True)
@@ -93,7 +110,10 @@ class Facts:
     `idp_held` / `sp_held`: the entity ids a metadata source holds (registry
     `federation.sources_of`): one of them with no metadata in force has only the source's
     expired copy, which the source alone mends (the copy given at registration does not come
-    back, registry/reading.py `metadata_in_force`)."""
+    back, registry/reading.py `metadata_in_force`).
+    `idp_left_out` / `sp_left_out`: the entity ids a source's last good download left out for a
+    problem of their own, with why (registry `federation.left_out`): one of them with no
+    metadata in force is held by the feed, and its entry there needs mending."""
 
     schools: Sequence[School]
     services: Sequence[Service]
@@ -106,6 +126,8 @@ class Facts:
     idp_held: Collection[str] = frozenset()
     sp_held: Collection[str] = frozenset()
     chains: Sequence[Chain] = ()
+    idp_left_out: Mapping[str, LeftOut] = field(default_factory=dict)
+    sp_left_out: Mapping[str, LeftOut] = field(default_factory=dict)
 
 
 # -- the rules: each finds its entries (in id order) and says nothing of the others ------------
@@ -120,16 +142,47 @@ def _in_force(facts: Facts, role: str) -> Mapping[str, Collection[str]]:
     return facts.idp_endpoints if role == "idp" else facts.sp_endpoints
 
 
+def _held(facts: Facts, role: str) -> Collection[str]:
+    return facts.idp_held if role == "idp" else facts.sp_held
+
+
+def _why_left_out(facts: Facts, role: str, entity_id: str) -> LeftOut | None:
+    """The member a source left out, when that is why `entity_id` has no metadata in force. A
+    repeated entity id is not, when a source holds the entity (the first copy, taken): that
+    copy's expiry is why."""
+    found = (facts.idp_left_out if role == "idp" else facts.sp_left_out).get(entity_id)
+    if found is None or (found.reason == ENTITY_ID_REPEATED and entity_id in _held(facts, role)):
+        return None
+    return found
+
+
 def _without_metadata(facts: Facts, role: str, reason: str, *, held: bool) -> Iterator[Entry]:
     """The SAML entries whose entity id is in no metadata in force: the login path finds no
     endpoint for them (saml/back.py `school_metadata_missing`; a service's AuthnRequest is not
     read, and nothing is sent to it). `held`: those a metadata source holds (its copy has
-    expired), else the others (none registered, none fetched yet)."""
+    expired), else the others (none registered, none fetched yet). Those a source left out
+    are `_left_out`'s."""
     in_force = _in_force(facts, role)
-    sourced = facts.idp_held if role == "idp" else facts.sp_held
+    sourced = _held(facts, role)
     for entry_id, name, entity_id in _saml_entries(facts, role):
-        if entity_id not in in_force and (entity_id in sourced) == held:
+        if entity_id in in_force or (entity_id in sourced) != held:
+            continue
+        if _why_left_out(facts, role, entity_id) is None:
             yield Entry(entry_id, name, reason)
+
+
+def _left_out(facts: Facts, role: str, prefix: str) -> Iterator[Entry]:
+    """The SAML entries with no metadata in force whose entity a source's feed holds but left
+    out (unusable, expired, its id repeated): registering metadata is not the mending, their
+    entry in the federation is (or, for a repeated entity id, the federation's feed). Each
+    with the source's reason (`LEFT_OUT_REASONS`, after `prefix`) and its words for it."""
+    in_force = _in_force(facts, role)
+    for entry_id, name, entity_id in _saml_entries(facts, role):
+        if entity_id in in_force:
+            continue
+        if (left := _why_left_out(facts, role, entity_id)) is not None:
+            reason = LEFT_OUT_REASONS.get(left.reason, "entry_left_out")
+            yield Entry(entry_id, name, f"{prefix}_{reason}", left.detail)
 
 
 def _refusing(facts: Facts, role: str, endpoint: str, reason: str) -> Iterator[Entry]:
@@ -237,6 +290,7 @@ KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
         (
             partial(_without_metadata, role="idp", reason="school_metadata_missing", held=False),
             partial(_without_metadata, role="idp", reason="school_source_expired", held=True),
+            partial(_left_out, role="idp", prefix="school"),
             partial(_refusing, role="idp", endpoint="sso", reason=SchoolSsoNotHttps.code),
             school_secret_unreadable,
             school_without_hosted_domain,
@@ -249,6 +303,7 @@ KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
         (
             partial(_without_metadata, role="sp", reason="service_metadata_missing", held=False),
             partial(_without_metadata, role="sp", reason="service_source_expired", held=True),
+            partial(_left_out, role="sp", prefix="service"),
             partial(_refusing, role="sp", endpoint="acs", reason=ServiceAcsNotHttps.code),
         ),
     ),

@@ -6,6 +6,7 @@ Pure data and rules; fetching and parsing live in broker/saml, storing in broker
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -28,6 +29,40 @@ class FederationEntity:
     xml: str
     # The earlier of the document's and the entity's own validUntil; None: no end given.
     valid_until: datetime | None
+
+
+# Why a member of a download was left out for a problem of its own (`LeftOut.reason`,
+# saml/aggregate.py). A registered school or service whose entity id a source left out has no
+# usable metadata from it although the feed holds it: its entry in the federation needs mending.
+ENTITY_UNUSABLE = "entity_unusable"  # it fails the role's checks: `detail` says which
+ENTITY_EXPIRED = "entity_expired"  # its own validUntil, or its group's, has passed
+ENTITY_ID_REPEATED = "entity_id_repeated"  # an earlier member has its entity id: that one is used
+
+
+@dataclass(frozen=True)
+class LeftOut:
+    """A member of a download left out, and why: `reason` one of the codes above or of
+    saml/registration_authority.py; `detail` what is wrong (the entity id and a URL, the
+    federation's, never personal data), else empty. `role`: "idp" or "sp", or None when the
+    member was left out before its roles were read (it is then left out in either)."""
+
+    entity_id: str
+    reason: str
+    detail: str = ""
+    role: str | None = None
+
+    def in_role(self, role: str) -> bool:
+        return self.role is None or self.role == role
+
+
+def left_out_in(members: Iterable[LeftOut], role: str) -> dict[str, LeftOut]:
+    """The members left out in `role` (or before their roles were read), by entity id: the
+    first of each (several sources, or a repeated entity id, may leave one out)."""
+    found: dict[str, LeftOut] = {}
+    for each in members:
+        if each.in_role(role):
+            found.setdefault(each.entity_id, each)
+    return found
 
 
 @dataclass(frozen=True)

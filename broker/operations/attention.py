@@ -6,16 +6,18 @@ about it is web/attention_words.py's.
 The facts come from where their rules already live: the metadata in force from the registry
 (`school_metadata`, `service_metadata`: a source's copy, else the registered one), what each copy
 names that the login and logout paths refuse from saml/metadata_report.py `refused_endpoints`,
-which entities a metadata source holds from the registry's federation copies, the sources'
-states from sources.py `source_states` (what `metadata status` and the
-`ketenbroker_metadata_source_state` gauge show), the secrets' counts from the registry (what
-`registry status` shows).
+which entities a metadata source holds, and which its feed held but left out, from the
+registry's federation copies, the sources' states from sources.py `source_states` (what
+`metadata status` and the `ketenbroker_metadata_source_state` gauge show), the secrets' counts
+from the registry (what `registry status` shows).
 
 With thousands of schools, reading every school row and every copy in force took most of a
 page's time (docs/performance.md). Those facts change only with the registry's generation (every
 write bumps it, a source's refresh too) or when a source's copy in use passes its validUntil
-(`metadata_expiry`), so a `Memo` keeps them until either happens; the sources' states and the
-secrets' counts (sealing bumps no generation) are read fresh on every report.
+(`metadata_expiry`), so a `Memo` keeps them until either happens; the sources' states, the
+members their last downloads left out (an unchanged feed replaces them without a bump: a
+member's own validUntil passes with the clock) and the secrets' counts (sealing bumps no
+generation) are read fresh on every report.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from datetime import datetime
 
 from broker.config import Settings
 from broker.core.attention import SHOWN, AttentionReport, Facts, attention_report
+from broker.core.federation import left_out_in
 from broker.operations.sources import source_states
 from broker.registry import SqlRegistry
 from broker.saml.metadata_report import EndpointFindings
@@ -64,9 +67,12 @@ def gather_attention_report(
     when `memo` holds this generation's facts); `shown` entries per kind (None: all). Opens no
     secret but the schools' client secrets, as every load of the schools does (an unreadable
     one is a finding)."""
+    left_out = registry.federation.left_out()
     facts = replace(
         _registry_facts(registry, now, memo or Memo()),
         sources=source_states(settings, registry, now),
+        idp_left_out=left_out_in(left_out, "idp"),
+        sp_left_out=left_out_in(left_out, "sp"),
         secrets_in_clear=registry.secrets_in_clear(),
         sealed_only=registry.sealed_only_since() is not None,
     )

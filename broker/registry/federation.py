@@ -16,10 +16,17 @@ entity id, registered again by another federation, never stands in for the natio
 list a copy was read under is kept with it, and the digest held covers the list as well as the
 feed (`copy_digest`), so a changed list re-reads an unchanged feed, and so does a copy that
 code from before revision 0023 stored unfiltered under a list (see `copy_digest`).
+
+With the copy, the same transaction keeps the members the download left out for a problem of
+their own (`left_out_json`, revision 0026): every successful refresh replaces them, an unchanged
+feed's too (a member's own validUntil passes with the clock), and a refused one keeps them with
+the copy. The attention report reads them (`left_out`): a registered school whose entity the feed
+holds but left out needs its federation entry mended, not its metadata registered.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from hashlib import sha256
@@ -29,6 +36,7 @@ from sqlalchemy import Engine, Select, delete, insert, select
 from broker.core.federation import (
     FederationEntity,
     FeedDates,
+    LeftOut,
     OlderThanHeld,
     SourceHealth,
     SourceRecord,
@@ -44,6 +52,11 @@ from broker.registry.tables import as_utc
 NO_END = datetime.max.replace(tzinfo=UTC)
 # Rows per INSERT: 5,000 entities go in a handful of statements, within every driver's limits.
 _BATCH = 500
+# Members left out kept per source, and the characters of each one's detail: a feed with
+# thousands of broken members must not make its row megabytes (each is in the refresh's
+# output and log all the same). The registration authorities' exclusions are never kept.
+MAX_LEFT_OUT_HELD = 1000
+MAX_LEFT_OUT_DETAIL = 300
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -76,6 +89,42 @@ def copy_digest(feed_digest: str, authorities: Sequence[str]) -> str:
     return sha256(f"{lines}\n\0{feed_digest}".encode()).hexdigest()
 
 
+def left_out_json(left_out: Sequence[LeftOut]) -> str | None:
+    """What `metadata_sources.left_out` holds: the first `MAX_LEFT_OUT_HELD` members, each
+    detail cut to `MAX_LEFT_OUT_DETAIL` characters, as a JSON list; None for none."""
+    if not left_out:
+        return None
+    return json.dumps(
+        [
+            {
+                "entity_id": each.entity_id,
+                "role": each.role,
+                "reason": each.reason,
+                "detail": each.detail[:MAX_LEFT_OUT_DETAIL],
+            }
+            for each in left_out[:MAX_LEFT_OUT_HELD]
+        ],
+        separators=(",", ":"),
+    )
+
+
+def _left_out_of(held: str | None) -> list[LeftOut]:
+    """`left_out_json`'s list read back; a value that is not such a list reads as none."""
+    try:
+        members = json.loads(held) if held else []
+    except ValueError:
+        return []
+    if not isinstance(members, list):
+        return []
+    return [
+        LeftOut(m["entity_id"], m["reason"], m.get("detail") or "", m.get("role"))
+        for m in members
+        if isinstance(m, dict)
+        and isinstance(m.get("entity_id"), str)
+        and isinstance(m.get("reason"), str)
+    ]
+
+
 def ranked_copies() -> Select[str, datetime | None, str, str | None]:
     """Entity id, validUntil, XML and the source's list (for `copy_rank`) of the entities'
     copies; the caller adds its WHERE."""
@@ -104,12 +153,16 @@ class FederationStore:
         *,
         allow_older: bool = False,
         authorities: Sequence[str] = (),
+        left_out: Sequence[LeftOut] = (),
     ) -> bool:
         """Make a verified download the source's last good copy; True when it changed anything.
         `digest`: the download's SHA-256 (hex); what is held is `copy_digest`'s. Raises
         OlderThanHeld, changing nothing, for a download older than the copy held, unless
         `allow_older` (an operator going back on purpose). `authorities`: the registration
-        authorities the download was read under (empty: none, every member)."""
+        authorities the download was read under (empty: none, every member). `left_out`: the
+        members it left out for a problem of their own, kept with the copy (replacing the
+        last ones, also when the copy is unchanged: no generation bump for them alone, the
+        attention report reads them fresh)."""
         listed = _authority_lines(authorities)
         digest = copy_digest(digest, authorities)
         with session_on(self._writer) as session:
@@ -124,6 +177,7 @@ class FederationStore:
             row.last_attempt_at = now
             row.last_error = None
             row.fetched_at = now
+            row.left_out = left_out_json(left_out)
             if row.digest == digest and row.registration_authorities == listed:
                 return False
             kept = list(entities)
@@ -179,6 +233,17 @@ class FederationStore:
                 )
                 for row in session.scalars(select(MetadataSourceRow))
             }
+
+    def left_out(self) -> list[LeftOut]:
+        """The members each source's last good download left out for a problem of their own,
+        the sources by name, each's in document order (core/federation.py `left_out_in`)."""
+        with session_on(self._engine) as session:
+            rows = session.scalars(
+                select(MetadataSourceRow.left_out)
+                .where(MetadataSourceRow.left_out.is_not(None))
+                .order_by(MetadataSourceRow.name)
+            )
+            return [each for held in rows for each in _left_out_of(held)]
 
     def health(self, sources: Sequence[tuple[str, int]], now: datetime) -> list[SourceHealth]:
         """The state of each configured source, given as (name, refresh_seconds), then of each

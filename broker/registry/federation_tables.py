@@ -36,6 +36,9 @@ class MetadataSourceRow(Base):
     # The registration authorities the copy held was read under, one a line (revision 0023);
     # NULL: every member. Its copies beat those of a source without a list (federation.py).
     registration_authorities: Mapped[str | None] = mapped_column(Text)
+    # The members its last good download left out for a problem of their own, as JSON
+    # (revision 0026, federation.py `left_out_json`); NULL: none.
+    left_out: Mapped[str | None] = mapped_column(Text)
 
 
 class FederationEntityRow(Base):

@@ -22,9 +22,10 @@ registered, or that does not say, itself or by an EntitiesDescriptor around it
 (registration_authority.py), before its roles are read. An entity that does not fit the
 broker's role checks is skipped, not fatal: one broken member of a 5,000-entity feed must not
 stop the other 4,999. So is one past its own validUntil, and one that repeats an earlier
-member's entity id (the first is used). Each is named with its reason (`LeftOut`, in the log
-and in `metadata refresh`'s output): a school whose federation copy is left out is otherwise
-indistinguishable from one the feed does not hold. A plain-http SLO URL is no reason to skip
+member's entity id (the first is used). Each is named with its reason (`LeftOut`, in the log,
+in `metadata refresh`'s output and in the source's record, registry/federation.py): a school
+whose federation copy is left out is otherwise indistinguishable from one the feed does not
+hold. A plain-http SLO URL is no reason to skip
 one (it is kept and logged, `metadata_check.checked_member`): logins do not need it, and the
 logout path skips it.
 """
@@ -40,7 +41,15 @@ import xmlsec
 from lxml import etree
 from saml2.sigver import SignatureError
 
-from broker.core.federation import PUBLISHED_SKEW, FederationEntity, FeedDates
+from broker.core.federation import (
+    ENTITY_EXPIRED,
+    ENTITY_ID_REPEATED,
+    ENTITY_UNUSABLE,
+    PUBLISHED_SKEW,
+    FederationEntity,
+    FeedDates,
+    LeftOut,
+)
 from broker.saml.metadata_check import (
     MD,
     NOT_AN_IDP,
@@ -66,10 +75,7 @@ _NOT_IN_ROLE = {NOT_AN_IDP, NOT_AN_SP}
 MAX_NAMED_NOT_LISTED = 20
 # An SLO URL that is not https, likewise: the entity is kept.
 MAX_NAMED_SLO = 20
-# Why a member was left out for a problem of its own (`LeftOut.reason`).
-ENTITY_UNUSABLE = "entity_unusable"  # it fails the role's checks: `detail` says which
-ENTITY_EXPIRED = "entity_expired"  # its own validUntil, or its group's, has passed
-ENTITY_ID_REPEATED = "entity_id_repeated"  # an earlier member has its entity id: that one is used
+# A member left out for a problem of its own: `LeftOut` (core/federation.py), with its reason.
 
 
 class MetadataRefused(Exception):
@@ -78,19 +84,6 @@ class MetadataRefused(Exception):
     def __init__(self, code: str) -> None:
         super().__init__(code)
         self.code = code
-
-
-@dataclass(frozen=True)
-class LeftOut:
-    """A member of a download left out, and why: `reason` one of the codes above or of
-    registration_authority.py; `detail` what is wrong (the entity id and a URL, the
-    federation's, never personal data), else empty. `role`: "idp" or "sp", or None when the
-    member was left out before its roles were read."""
-
-    entity_id: str
-    reason: str
-    detail: str = ""
-    role: str | None = None
 
 
 @dataclass(frozen=True)

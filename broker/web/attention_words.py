@@ -9,9 +9,10 @@ kind has them.
 
 What to do depends on the reason, not only the kind: a school whose identity provider's copy
 comes from a metadata source that expired is mended by that source alone (registering its
-metadata again does not help: registry/reading.py `metadata_in_force`), and a school whose id is
-not a BRIN on a shared identity provider only by the operator (its portal page shows the shared
-provider read-only).
+metadata again does not help: registry/reading.py `metadata_in_force`), one whose entry a
+source's feed holds but left out by its federation, and a school whose id is not a BRIN on a
+shared identity provider only by the operator (its portal page shows the shared provider
+read-only).
 """
 
 from __future__ import annotations
@@ -151,6 +152,25 @@ _SOURCE_MENDS = _l(
     "ketenbroker metadata refresh."
 )
 
+# A member a metadata source's feed holds but left out (core/attention.py `_left_out`): the
+# registry cannot mend it, the entry in the federation can (a copy registered here would be
+# checked the same way, and for a repeated entity id the federation's feed is what is wrong).
+_SCHOOL_ENTRY_MENDS = _l(
+    "A metadata source holds this identity provider but left its entry out, so registering its "
+    "metadata here does not mend it: ask the school to have its entry in its federation "
+    "corrected. ketenbroker registry problems and ketenbroker metadata refresh say what is "
+    "wrong with it."
+)
+_SERVICE_ENTRY_MENDS = _l(
+    "A metadata source holds this service but left its entry out, so registering its metadata "
+    "here does not mend it: ask the publisher to have its entry in its federation corrected. "
+    "ketenbroker registry problems and ketenbroker metadata refresh say what is wrong with it."
+)
+_REPEATED_MENDS = _l(
+    "A metadata source lists this entity id more than once, which only its federation can "
+    "mend: ask the federation (or the school or publisher, to ask it) to list it once."
+)
+
 REASON_WORDS: dict[str, ReasonWords] = {
     "school_metadata_missing": ReasonWords(
         _l("no metadata in force for its identity provider"),
@@ -163,6 +183,21 @@ REASON_WORDS: dict[str, ReasonWords] = {
     ),
     "school_source_expired": ReasonWords(
         _l("the metadata source's copy of its identity provider has expired"), _SOURCE_MENDS
+    ),
+    "school_entry_unusable": ReasonWords(
+        _l("a metadata source left out its identity provider: its entry fails the checks"),
+        _SCHOOL_ENTRY_MENDS,
+    ),
+    "school_entry_expired": ReasonWords(
+        _l("a metadata source left out its identity provider: its entry has expired"),
+        _SCHOOL_ENTRY_MENDS,
+    ),
+    "school_entry_id_repeated": ReasonWords(
+        _l("a metadata source lists its identity provider's entity id more than once"),
+        _REPEATED_MENDS,
+    ),
+    "school_entry_left_out": ReasonWords(
+        _l("a metadata source left out its identity provider"), _SCHOOL_ENTRY_MENDS
     ),
     "school_sso_not_https": ReasonWords(_l("sign-in address (SSO URL) is not https")),
     "client_secret_unreadable": ReasonWords(
@@ -208,6 +243,18 @@ REASON_WORDS: dict[str, ReasonWords] = {
     ),
     "service_source_expired": ReasonWords(
         _l("the metadata source's copy of it has expired"), _SOURCE_MENDS
+    ),
+    "service_entry_unusable": ReasonWords(
+        _l("a metadata source left it out: its entry fails the checks"), _SERVICE_ENTRY_MENDS
+    ),
+    "service_entry_expired": ReasonWords(
+        _l("a metadata source left it out: its entry has expired"), _SERVICE_ENTRY_MENDS
+    ),
+    "service_entry_id_repeated": ReasonWords(
+        _l("a metadata source lists its entity id more than once"), _REPEATED_MENDS
+    ),
+    "service_entry_left_out": ReasonWords(
+        _l("a metadata source left it out"), _SERVICE_ENTRY_MENDS
     ),
     "acs_not_https": ReasonWords(_l("address for receiving sign-ins (ACS URL) is not https")),
     "expired": ReasonWords(_l("its copy has expired")),

@@ -282,6 +282,48 @@ def test_registry_problems_exits_1_until_nothing_needs_attention(
     assert json.loads(quiet.output) == {"needs_attention": False, "kinds": []}
 
 
+def test_registry_problems_names_a_service_its_source_left_out(
+    broker: tuple[Path, Feed],
+) -> None:
+    """The feed holds the service but left it out (a plain-http ACS URL): not
+    `service_metadata_missing`, whose advice (register its metadata) does not mend it; the
+    source's reason and words for it, as text and as JSON."""
+    config, feed = broker
+    assert run("publisher", "add", "--config", config, "--id", "pub", "--name", "Pub",
+               "--saml-entity-id", SP).exit_code == 0  # fmt: skip
+    other = "https://other.publisher.example/metadata"
+    feed.body = signed_aggregate(
+        [
+            sp_entity(SP, "http://sp.publisher.example/acs", MEMBER),
+            sp_entity(other, "https://other.publisher.example/acs", MEMBER),
+        ],
+        SIGNER_KEY,
+        valid_until=datetime.now(UTC) + timedelta(days=7),
+    )
+    refreshed = run("metadata", "refresh", "--config", config)
+    assert refreshed.exit_code == 0, refreshed.output
+    problem = (
+        "ACS URL 'http://sp.publisher.example/acs' of https://sp.publisher.example/metadata "
+        "must be https (plain http only on loopback)"
+    )
+    assert f"left out {SP} (sp): entity_unusable: {problem}" in refreshed.output
+    found = run("registry", "problems", "--config", config)
+    assert found.exit_code == 1
+    assert found.output == (
+        "Needs attention: 1 kind.\n"
+        "Services students cannot sign in to: 1\n"
+        f"  pub  Pub  (service_entry_unusable: {problem})\n"
+        "  What to do: A metadata source holds this service but left its entry out, so "
+        "registering its metadata here does not mend it: ask the publisher to have its entry "
+        "in its federation corrected. ketenbroker registry problems and ketenbroker metadata "
+        "refresh say what is wrong with it.\n"
+    )
+    as_json = json.loads(run("registry", "problems", "--config", config, "--json").output)
+    assert as_json["kinds"][0]["entries"] == [
+        {"id": "pub", "name": "Pub", "reason": "service_entry_unusable", "detail": problem}
+    ]
+
+
 def test_registry_problems_all_lists_every_entry(
     broker: tuple[Path, Feed], monkeypatch: pytest.MonkeyPatch
 ) -> None:

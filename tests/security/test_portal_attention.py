@@ -20,7 +20,7 @@ from flask.testing import FlaskClient
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.config import MetadataSettings, MetadataSource
-from broker.core.federation import FederationEntity, FeedDates
+from broker.core.federation import FederationEntity, FeedDates, LeftOut
 from broker.core.model import School, Service
 from tests.support.portal import (
     HTTPS,
@@ -39,6 +39,7 @@ NAMING_IDP = "https://idp.bestuur.example/md"
 OLD_CHAIN = f"service:{WAITING}"
 EXPIRED = "55EE"
 EXPIRED_IDP = "https://idp.verlopen.example/md"
+LEFT_OUT = "77GG"
 SOURCES = tuple(
     MetadataSource(name, f"https://{name}.example/md.xml", None, (Path("/nonexistent.crt"),))
     for name in ("fed", "oud", "weg")
@@ -304,3 +305,47 @@ def test_a_registry_change_shows_on_the_next_view(own_site: PortalSite) -> None:
     kinds = [kind for kind, _ in _sections(page)]
     assert "services_awaiting_approval" not in kinds and "secrets_in_clear" not in kinds
     assert "services_logins_refused" in kinds  # its ACS URL is still plain http
+
+
+def test_a_school_its_source_left_out_is_sent_to_its_federation(own_site: PortalSite) -> None:
+    """The feed of source `fed` holds the school's identity provider but left it out (a
+    plain-http SSO URL): not "no metadata in force" with the advice to register it, but the
+    source's reason, its words for it (as the refresh said them, in English), and the
+    federation as the place to mend it. The list moves without a new generation (an unchanged
+    feed replaces it), and the page reads it fresh."""
+    site, operator = own_site, own_site.sign_in("operator")
+    left_idp = "https://idp.weggelaten.example/md"
+    site.registry.add_school(School(LEFT_OUT, "Weggelaten College", left_idp), "")
+    until = FeedDates(None, datetime.now(UTC) + timedelta(days=7))
+    site.registry.federation.store("fed", "2" * 64, until, [], datetime.now(UTC))
+    first = operator.get(PAGE + "?lang=en", base_url=HTTPS).get_data(as_text=True)
+    assert "Weggelaten College" in _section(first, "schools_logins_refused")
+    generation = site.registry.generation()
+    detail = f"SSO URL 'http://idp.weggelaten.example/sso' of {left_idp} must be https"
+    member = LeftOut(left_idp, "entity_unusable", detail, "idp")
+    assert not site.registry.federation.store(
+        "fed", "2" * 64, until, [], datetime.now(UTC), left_out=[member]
+    )
+    assert site.registry.generation() == generation
+    page = operator.get(PAGE + "?lang=en", base_url=HTTPS).get_data(as_text=True)
+    schools = _section(page, "schools_logins_refused")
+    entry = re.search(rf"<li><a href=\"[^\"]*/{LEFT_OUT}\">.*?</li>", schools, re.DOTALL)
+    assert entry is not None
+    assert "a metadata source left out its identity provider: its entry fails the checks" in (
+        entry.group()
+    )
+    shown = detail.replace("'", "&#39;")
+    assert f'<span class="muted" lang="en">({shown})</span>' in entry.group()
+    assert "no metadata in force" not in entry.group()
+    advice = re.findall(r'<p class="advice">(.*?)</p>', schools)
+    assert (
+        "<strong>a metadata source left out its identity provider: its entry fails the checks:"
+        "</strong> A metadata source holds this identity provider but left its entry out, so "
+        "registering its metadata here does not mend it: ask the school to have its entry in "
+        "its federation corrected. ketenbroker registry problems and ketenbroker metadata "
+        "refresh say what is wrong with it."
+    ) in advice
+    dutch = operator.get(PAGE + "?lang=nl", base_url=HTTPS).get_data(as_text=True)
+    assert "een metadatabron heeft de inlogdienst weggelaten: de vermelding voldoet niet" in dutch
+    assert "vraag de school om haar vermelding bij haar federatie te laten corrigeren" in dutch
+    assert not re.search(r"\b(je|jij|jouw)\b", dutch, re.IGNORECASE)

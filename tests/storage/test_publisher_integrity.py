@@ -35,7 +35,7 @@ from tests.storage.test_registry_removal import (
 )
 
 PUBLISHER = Publisher("uitgever-a", "Uitgever A")
-HEAD = "0025"  # the latest revision: these tests migrate to it, and back from it
+HEAD = "0026"  # the latest revision: these tests migrate to it, and back from it
 
 
 def _move(url: str, revision: str, *, down: bool = False) -> None:
@@ -243,7 +243,9 @@ def test_a_downgrade_that_would_drop_an_organisations_removal_record_is_refused(
         registry.close()
     with pytest.raises(ConfigurationError, match="holds 1 publisher organisation removal record"):
         _move(registry_url, "0008", down=True)
-    assert _revision(registry_url) == HEAD
+    # Nothing changed, on PostgreSQL too: 0025's downgrade drops its index in the migration's
+    # transaction (not concurrently), so the refusal further down keeps it.
+    assert _revision(registry_url) == HEAD and model_drift(registry_url) == []
     registry = SqlRegistry(registry_url)
     try:
         assert rows_naming(registry, RemovalRow, "kind", "publisher") == 1

@@ -8,7 +8,17 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from broker.core.attention import Facts, Severity, attention_report
-from broker.core.federation import SourceHealth, SourceRecord, SourceState, unconfigured_health
+from broker.core.federation import (
+    ENTITY_EXPIRED,
+    ENTITY_ID_REPEATED,
+    ENTITY_UNUSABLE,
+    LeftOut,
+    SourceHealth,
+    SourceRecord,
+    SourceState,
+    left_out_in,
+    unconfigured_health,
+)
 from broker.core.model import Chain, OidcUpstream, School, Service
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
@@ -211,3 +221,52 @@ def test_an_expired_copy_of_a_source_no_longer_configured_is_untrusted() -> None
     reasons = _reasons(_facts(sources=[expired, holding]))
     assert reasons["sources_untrusted"] == [("hernoemd", "unconfigured_expired")]
     assert reasons["sources_not_configured"] == [("hernoemd", "unconfigured")]
+
+
+def test_an_entity_its_source_left_out_is_told_from_one_no_source_holds() -> None:
+    """The feed holds them, but left them out (core/federation.py `LeftOut`): their entry in
+    the federation needs mending, not their metadata registered. Each with the source's reason
+    and words; one left out before its roles were read (expired) in either role; one in force
+    all the same (registered, or another source's copy) is fine; a repeated entity id whose
+    first copy a source holds is that copy's expiry."""
+    unusable = LeftOut("https://idp.http.example", ENTITY_UNUSABLE, "SSO URL 'http://…'", "idp")
+    expired = LeftOut("https://both.example", ENTITY_EXPIRED, "validUntil … has passed")
+    repeated = LeftOut("https://sp.twice.example", ENTITY_ID_REPEATED, "an earlier …", "sp")
+    newer = LeftOut("https://sp.new.example", "entity_from_the_future", "", "sp")
+    left_out = [unusable, expired, repeated, newer]
+    facts = _facts(
+        schools=[
+            School("12AB", "Http", "https://idp.http.example"),
+            School("34CD", "Both", "https://both.example"),
+            School("56EF", "Bare", "https://idp.bare.example"),
+            School("78GH", "Registered", "https://idp.registered.example"),
+        ],
+        services=[
+            Service("both", "Both", "https://both.example", None),
+            Service("twice", "Twice", "https://sp.twice.example", None),
+            Service("new", "New", "https://sp.new.example", None),
+            Service("http", "Http", "https://idp.http.example", None),
+        ],
+        idp_endpoints={"https://idp.registered.example": ()},
+        sp_held=frozenset({"https://sp.twice.example"}),
+        idp_left_out=left_out_in([*left_out, dataclasses.replace(
+            unusable, entity_id="https://idp.registered.example")], "idp"),
+        sp_left_out=left_out_in(left_out, "sp"),
+    )  # fmt: skip
+    report = attention_report(facts)
+    schools, services = report.sections[0].entries, report.sections[1].entries
+    assert [(e.id, e.reason, e.detail) for e in schools] == [
+        ("56EF", "school_metadata_missing", ""),
+        ("12AB", "school_entry_unusable", unusable.detail),
+        ("34CD", "school_entry_expired", expired.detail),
+    ]
+    assert [(e.id, e.reason) for e in services] == [
+        # Left out as an idp only: as a service it is simply missing.
+        ("http", "service_metadata_missing"),
+        ("twice", "service_source_expired"),
+        ("both", "service_entry_expired"),
+        ("new", "service_entry_left_out"),
+    ]
+    # Not held: a repeated entity id is the federation's to mend, and said so.
+    alone = dataclasses.replace(facts, sp_held=frozenset())
+    assert ("twice", "service_entry_id_repeated") in _reasons(alone)["services_logins_refused"]

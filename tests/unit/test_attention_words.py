@@ -7,14 +7,20 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from broker.core.attention import KINDS, SECRETS_IN_CLEAR, Facts, attention_report
-from broker.core.federation import SourceHealth, SourceState
+from broker.core.attention import KINDS, LEFT_OUT_REASONS, SECRETS_IN_CLEAR, Facts, attention_report
+from broker.core.federation import LeftOut, SourceHealth, SourceState, left_out_in
 from broker.core.model import Chain, OidcUpstream, School, Service
 from broker.web.attention_words import KIND_WORDS, REASON_WORDS, advice_of, reason_words
 
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 GOOGLE = "https://accounts.google.com"
 NAMING = "https://idp.board.example"
+# A member left out for each reason a source gives (and one a newer version might), by the
+# entity id of a school and a service each.
+LEFT_OUT = [
+    LeftOut(f"https://{code}.example", code, "what", None)
+    for code in [*LEFT_OUT_REASONS, "entity_from_the_future"]
+]
 
 
 def _everything() -> Facts:
@@ -24,6 +30,7 @@ def _everything() -> Facts:
         School("22BB", "Expired source", "https://idp.held.example"),
         School("33CC", "Plain http", "https://idp.http.example"),
         School("oost", "Not a BRIN", NAMING),
+        *(School(f"L{n}", "Left out", m.entity_id) for n, m in enumerate(LEFT_OUT)),
     ]
     oidc = [
         School("44DD", "Secret", "https://op.example", oidc=OidcUpstream(
@@ -36,6 +43,7 @@ def _everything() -> Facts:
         Service("missing", "Missing", "https://sp.missing.example", None),
         Service("held", "Held", "https://sp.held.example", None),
         Service("http", "Http", "https://sp.http.example", None, approved=False),
+        *(Service(f"l{n}", "Left out", m.entity_id, None) for n, m in enumerate(LEFT_OUT)),
     ]
     return Facts(
         schools=[*saml, *oidc],
@@ -53,6 +61,8 @@ def _everything() -> Facts:
         sealed_only=False,
         idp_held=frozenset({"https://idp.held.example"}),
         sp_held=frozenset({"https://sp.held.example"}),
+        idp_left_out=left_out_in(LEFT_OUT, "idp"),
+        sp_left_out=left_out_in(LEFT_OUT, "sp"),
         chains=[
             Chain("service:missing", "Shares the pseudonyms of the service missing"),
             Chain("service:gone", "Colon"),
@@ -85,13 +95,19 @@ def test_what_to_do_is_said_per_reason_where_it_differs() -> None:
     schools = next(s for s in report.sections if s.kind.code == "schools_logins_refused")
     advice = advice_of(schools)
     by_reason = {code: text for codes, text in advice for code in codes}
-    # Seven reasons, each mended in its own place; every reason, not only the one entry listed.
-    assert set(by_reason) == {code for code, _ in schools.reasons} and len(advice) == 7
+    # Eleven reasons, mended in nine places; every reason, not only the one entry listed.
+    assert set(by_reason) == {code for code, _ in schools.reasons} and len(advice) == 9
     assert "metadata refresh" in by_reason["school_source_expired"]
     assert "does not help" in by_reason["school_source_expired"]
     assert "Only you can mend this" in by_reason["shared_idp_school_not_brin"]
     assert "--hosted-domain" in by_reason["hosted_domain_missing"]
     assert "scopes" in by_reason["subject_without_realm"]
+    # A member its source left out: its federation entry is mended, not the registration.
+    for code in ("school_entry_unusable", "school_entry_expired", "school_entry_left_out"):
+        assert "entry in its federation corrected" in by_reason[code]
+        assert "does not mend it" in by_reason[code]
+    assert "only its federation can mend" in by_reason["school_entry_id_repeated"]
+    assert "register" in by_reason["school_metadata_missing"]
     sources = next(s for s in report.sections if s.kind.code == "sources_untrusted")
     assert advice_of(sources) == [
         (("expired", "missing"), str(KIND_WORDS["sources_untrusted"].advice))

@@ -16,8 +16,8 @@ from bench.metadata_aggregate import (
     with_slo,
 )
 from broker.certificates import self_signed_pair
-from broker.core.federation import FeedDates, is_older
-from broker.saml.aggregate import LeftOut, MetadataRefused, ReadMetadata, read_metadata
+from broker.core.federation import FeedDates, LeftOut, is_older
+from broker.saml.aggregate import MetadataRefused, ReadMetadata, read_metadata
 
 NOW = datetime.now(UTC)
 SIGNER = self_signed_pair("federation signer")
