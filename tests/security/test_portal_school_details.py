@@ -93,8 +93,8 @@ def test_the_operator_changes_a_schools_name_and_town(
             "meegekopieerd uit een pdf of document: U+202E RIGHT-TO-LEFT OVERRIDE op plaats 7 "
             "(verwijder het).",
         ),
-        ("", "Leiden", "name", "vereist"),
-        ("   ", "Leiden", "name", "vereist"),
+        ("", "Leiden", "name", "Vul dit veld in"),
+        ("   ", "Leiden", "name", "Vul dit veld in"),
         ("L" * 201, "Leiden", "name", "200"),
         (
             "Demo\u200bLyceum",

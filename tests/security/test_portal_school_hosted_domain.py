@@ -88,8 +88,8 @@ def test_every_field_in_one_round_with_a_hosted_domain_that_is_not_one(
 @pytest.mark.parametrize(
     ("lang", "required", "secret", "domain"),
     [
-        ("nl", "Dit veld is vereist.", "Geef het clientgeheim.", "deze issuer laat elk"),
-        ("en", "This field is required.", "Give the client secret.", "this issuer signs in"),
+        ("nl", "Vul dit veld in.", "Geef het clientgeheim.", "deze issuer laat elk"),
+        ("en", "Fill in this field.", "Give the client secret.", "this issuer signs in"),
     ],
 )
 def test_only_an_issuer_given_says_every_missing_field_in_one_round(
@@ -130,8 +130,8 @@ def test_an_issuer_the_field_refuses_is_not_fetched_but_the_rest_is_said(
     data = {"issuer": "", "client_id": "", "algorithm": "RS256", "oidc_subject": "sub"}
     status, page = post(school, "/oidc", {**data, "hosted_domain": "gmail.com"}, "nl")
     assert status == 400
-    assert field_error(page, "issuer") == "Dit veld is vereist."  # no "cannot be used" with it
-    assert field_error(page, "client_id") == "Dit veld is vereist."
+    assert field_error(page, "issuer") == "Vul dit veld in."  # no "cannot be used" with it
+    assert field_error(page, "client_id") == "Vul dit veld in."
     assert field_error(page, "client_secret") == "Geef het clientgeheim."
     assert field_error(page, "hosted_domain").startswith("persoonlijke Google-accounts")
     assert site.registry.school(DEMO_SCHOOL_ID) == before
