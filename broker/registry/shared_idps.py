@@ -60,8 +60,7 @@ from broker.registry.tables import SchoolNamingIdpRow, SchoolOidcRow, SchoolRow
 # The first key of PostgreSQL's two-key advisory locks taken here ("kbid"): the two-key space
 # is apart from the one-key space of the migration lock (migration.py).
 _IDP_LOCK_SPACE = 0x6B62_6964
-_LOCK_IDP = text("SELECT pg_advisory_xact_lock(:space, hashtext(:entity_id))")
-# The same locks of many entity ids in one statement (a registry import's thousands): taken
+# The locks of the entity ids in one statement (one, or a registry import's thousands): taken
 # one by one in the array's order, as the function scan of `unnest` hands the aggregate its rows.
 _LOCK_IDPS = text(
     "SELECT count(pg_advisory_xact_lock(:space, hashtext(e)))"
@@ -75,11 +74,7 @@ def lock_idp(session: Session, entity_ids: Iterable[str]) -> None:
     of them. SQLite: nothing to do."""
     if session.get_bind().dialect.name != "postgresql":
         return
-    ordered = sorted(set(entity_ids))
-    if len(ordered) == 1:
-        session.execute(_LOCK_IDP, {"space": _IDP_LOCK_SPACE, "entity_id": ordered[0]})
-        return
-    for chunk in in_chunks(ordered):
+    for chunk in in_chunks(sorted(set(entity_ids))):
         session.execute(_LOCK_IDPS, {"space": _IDP_LOCK_SPACE, "entity_ids": chunk})
 
 

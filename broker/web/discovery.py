@@ -6,6 +6,8 @@ import json
 import logging
 import re
 import secrets
+from collections.abc import Iterable
+from typing import Protocol
 from weakref import WeakKeyDictionary
 
 from flask import Blueprint, current_app, make_response, render_template, request, url_for
@@ -22,7 +24,6 @@ from broker.core.errors import (
 from broker.core.model import School
 from broker.core.school_search import ABBREVIATIONS, TYPO_MIN_LENGTH, Found, SchoolDirectory
 from broker.login.login_model import LoginRecord
-from broker.registry.cached import CachedRegistryReader
 from broker.web import metrics
 from broker.web.browser import SCHOOL_COOKIE, browser_secret
 from broker.web.content_policy import content_security_policy
@@ -230,10 +231,17 @@ def _page_html(
     return page.replace(_URL_STAND_IN, str(escape(prepared))) if prepared else page
 
 
-# Each worker's directory of schools, built again only when its registry view moves on.
-_DIRECTORIES: WeakKeyDictionary[CachedRegistryReader, tuple[int, SchoolDirectory]] = (
-    WeakKeyDictionary()
-)
+class SchoolReader(Protocol):
+    """What a directory of schools is read from: a worker's registry view (discovery) or the
+    registry itself (the operator's list, which must show a school just added)."""
+
+    def generation(self) -> int: ...
+
+    def schools(self) -> Iterable[School]: ...
+
+
+# Each worker's directories of schools, built again only when their reader's generation moves on.
+_DIRECTORIES: WeakKeyDictionary[SchoolReader, tuple[int, SchoolDirectory]] = WeakKeyDictionary()
 
 
 def directory_for(record: LoginRecord) -> SchoolDirectory:
@@ -246,12 +254,15 @@ def directory_for(record: LoginRecord) -> SchoolDirectory:
     return SchoolDirectory(school for school in map(view.school, choices) if school is not None)
 
 
-def school_directory(view: CachedRegistryReader) -> SchoolDirectory:
-    generation = view.generation()
-    held = _DIRECTORIES.get(view)
+def school_directory(reader: SchoolReader) -> SchoolDirectory:
+    """Every school `reader` holds, folded for searching once per generation of it (every
+    change to a school bumps it, registry/changes.py), not once per page."""
+    generation = reader.generation()
+    held = _DIRECTORIES.get(reader)
     if held is None or held[0] != generation:
-        held = (generation, SchoolDirectory(view.schools()))
-        _DIRECTORIES[view] = held
+        # Read after the generation: a change in between makes the next page build it again.
+        held = (generation, SchoolDirectory(reader.schools()))
+        _DIRECTORIES[reader] = held
     return held[1]
 
 

@@ -26,7 +26,7 @@ from broker.registry.errors import (
     UnknownIdp,
 )
 from broker.registry.migration import migration_connection, model_drift
-from broker.registry.shared_idps import _IDP_LOCK_SPACE, _LOCK_IDP
+from broker.registry.shared_idps import _IDP_LOCK_SPACE
 from broker.registry.snapshot import SchoolEntry, Snapshot
 from tests.storage.test_publisher_integrity import HEAD, _move, _revision
 from tests.support.sealing import TEST_SEAL
@@ -451,7 +451,10 @@ def test_registrations_on_one_idp_take_its_lock_on_postgresql(
         # Held by the writer: another transaction cannot take it meanwhile.
         with registry._engine.connect() as first, registry._engine.connect() as second:
             first.execute(text("BEGIN"))
-            first.execute(_LOCK_IDP, {"space": _IDP_LOCK_SPACE, "entity_id": BOARD_IDP})
+            first.execute(
+                text("SELECT pg_advisory_xact_lock(:space, hashtext(:entity_id))"),
+                {"space": _IDP_LOCK_SPACE, "entity_id": BOARD_IDP},
+            )
             held = second.scalar(
                 text("SELECT pg_try_advisory_xact_lock(:space, hashtext(:entity_id))"),
                 {"space": _IDP_LOCK_SPACE, "entity_id": BOARD_IDP},

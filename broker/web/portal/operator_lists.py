@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
 
-from flask import current_app, redirect, render_template, request, url_for
+from flask import redirect, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 from wtforms import SelectChoice
@@ -28,8 +28,9 @@ from broker.core.chain_move import open_moves
 from broker.core.client_hosts import addresses_fingerprint
 from broker.core.display_text import holds_hidden
 from broker.core.model import Chain, School, Service
-from broker.core.school_search import Found, SchoolDirectory, fold
+from broker.core.school_search import Found, fold
 from broker.registry import SqlRegistry
+from broker.web.discovery import MAX_QUERY, school_directory
 from broker.web.logs import note_refusal_logged
 from broker.web.portal.operator_forms import ServiceChainForm
 from broker.web.portal.rights import current_admin
@@ -40,14 +41,10 @@ log = logging.getLogger("broker.portal")
 T = TypeVar("T")
 
 PAGE_SIZE = 100
-# As the discovery page's search box (discovery.MAX_QUERY).
-MAX_QUERY = 100
 # A page number of at most nine digits: no list has more pages, and int() stays cheap.
 _PAGE_NUMBER = re.compile(r"[0-9]{1,9}")
 # The chain form's choice for "no chain".
 NO_CHAIN = "-"
-# Where the app keeps the operator's directory of schools, with its registry generation.
-_DIRECTORY = "ketenbroker_operator_directory"
 
 
 @dataclass(frozen=True)
@@ -142,22 +139,11 @@ def page_of(
 def school_page(registry: SqlRegistry, asked: Asked) -> ListPage[School]:
     """The page of schools `asked` names, in name order (the discovery page's). Every row
     shows all the school's other names, so `Found.aliases` is not needed here."""
-    directory = operator_directory(registry)
+    # From the registry itself, never a worker's view that may be a second behind: a school
+    # just added is listed.
+    directory = school_directory(registry)
     found: Found = directory.find_all(asked.query)
     return page_of(found.schools, len(directory), asked, approximate=found.approximate)
-
-
-def operator_directory(registry: SqlRegistry) -> SchoolDirectory:
-    """Every school, folded for searching once per registry generation (every change to a
-    school bumps it, registry/changes.py), not once per page: read from the registry itself,
-    never a worker's view that may be a second behind, so a school just added is listed."""
-    generation = registry.generation()
-    held: tuple[int, SchoolDirectory] | None = current_app.extensions.get(_DIRECTORY)
-    if held is None or held[0] != generation:
-        # Read after the generation: a change in between makes the next page build it again.
-        held = (generation, SchoolDirectory(registry.schools()))
-        current_app.extensions[_DIRECTORY] = held
-    return held[1]
 
 
 def service_page(services: Sequence[Service], asked: Asked) -> ListPage[Service]:
