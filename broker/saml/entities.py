@@ -265,10 +265,11 @@ def _announce_signing_methods(role: Any) -> None:
         role.extensions.add_extension_element(algsupport.SigningMethod(algorithm=signing))
 
 
-def _roles(descriptor: Any) -> list[Any]:
-    """The descriptor's IdP and SP roles (pysaml2 gives one object or a list of them)."""
+def _roles(*found: Any) -> list[Any]:
+    """The roles of a descriptor's role attributes (pysaml2 gives one object or a list of them,
+    or None)."""
     roles: list[Any] = []
-    for role in (descriptor.idpsso_descriptor, descriptor.spsso_descriptor):
+    for role in found:
         roles += role if isinstance(role, list) else [role] if role is not None else []
     return roles
 
@@ -281,11 +282,10 @@ def signed_metadata(config: Config, settings: Settings | None = None) -> str:
     descriptor = entity_descriptor(config)
     if settings is not None:
         descriptor.cache_duration = f"PT{settings.metadata.cache_duration_seconds}S"
-        sp = descriptor.spsso_descriptor  # one object or a list, depending on how it was built
-        for role in sp if isinstance(sp, list) else [sp] if sp is not None else []:
+        for role in _roles(descriptor.spsso_descriptor):
             role.attribute_consuming_service = [_requested_attributes(settings.organization.name)]
             _announce_encryption_methods(role)
-    for role in _roles(descriptor):
+    for role in _roles(descriptor.idpsso_descriptor, descriptor.spsso_descriptor):
         _announce_signing_methods(role)
     _, signed = sign_entity_descriptor(
         descriptor, None, sigver.security_context(config), sign_alg=RSA_SHA256, digest_alg=SHA256
