@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from authlib.oauth2.base import OAuth2Error
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
 from broker.core.errors import (
     AssuranceNotMet,
@@ -158,28 +159,45 @@ def refusal(cause: BrokerError) -> tuple[str, str]:
     return error, f"{sentence} (reason: {cause.code})"
 
 
+def _is_basic(authorization: str | None) -> bool:
+    """The Basic scheme, followed by any whitespace, as authlib splits the header."""
+    return (
+        authorization is not None
+        and authorization[:5].lower() == "basic"
+        and authorization[5:6].isspace()
+    )
+
+
+def auth_methods_used(authorization: str | None, form: Mapping[str, str]) -> list[str]:
+    """Every client authentication method a token request presents (RFC 7591 names), in the
+    order authlib tries them: the Authorization header's Basic credentials, a client assertion,
+    a `client_secret` in the body. A parameter sent empty counts as not sent (RFC 6749 3.1)."""
+    presented = {
+        "client_secret_basic": _is_basic(authorization),
+        "private_key_jwt": bool(form.get("client_assertion")),
+        "client_secret_post": bool(form.get("client_secret")),
+    }
+    return [method for method, present in presented.items() if present]
+
+
 def auth_method_used(authorization: str | None, form: Mapping[str, str]) -> str:
     """The client authentication method a token request tried (RFC 7591 names)."""
-    if authorization and authorization[:6].lower() == "basic ":
-        return "client_secret_basic"
-    if form.get("client_assertion"):
-        return "private_key_jwt"
-    if form.get("client_secret"):
-        return "client_secret_post"
-    return "none"
+    return next(iter(auth_methods_used(authorization, form)), "none")
 
 
-def claimed_client_id(authorization: str | None, form: Mapping[str, str]) -> str | None:
-    """The client id a token request names (Basic user, `client_id`, or the `sub` of its client
-    assertion, unverified): only to say which method that client registered, never to trust."""
-    if authorization and authorization[:6].lower() == "basic ":
-        try:
-            decoded = base64.b64decode(authorization[6:].strip(), validate=True).decode()
-        except (binascii.Error, ValueError):
-            return None
-        return decoded.partition(":")[0] or None
-    if form.get("client_id"):
-        return form["client_id"]
+def _basic_client_id(authorization: str) -> str | None:
+    """The client id of Basic credentials as authlib reads them (form-decoded, RFC 6749
+    2.3.1), so the one compared is the one authenticated; None when the header cannot be read
+    (authlib then refuses it: TokenEndpoints.token)."""
+    try:
+        client_id, _ = extract_basic_authorization({"Authorization": authorization})
+    except ValueError:  # UnicodeDecodeError: not UTF-8
+        return None
+    return client_id if isinstance(client_id, str) and client_id else None
+
+
+def _assertion_subject(form: Mapping[str, str]) -> str | None:
+    """The `sub` of a client assertion, unverified, or None when it cannot be read."""
     parts = form.get("client_assertion", "").split(".")
     if len(parts) != 3 or len(parts[1]) > 8192:
         return None
@@ -190,6 +208,54 @@ def claimed_client_id(authorization: str | None, form: Mapping[str, str]) -> str
         return None
     sub = claims.get("sub") if isinstance(claims, dict) else None
     return sub if isinstance(sub, str) else None
+
+
+def claimed_client_id(authorization: str | None, form: Mapping[str, str]) -> str | None:
+    """The client id a token request names (Basic user, `client_id`, or the `sub` of its client
+    assertion, unverified): only to say which method that client registered, never to trust."""
+    if _is_basic(authorization):
+        return _basic_client_id(authorization or "")
+    if form.get("client_id"):
+        return form["client_id"]
+    return _assertion_subject(form)
+
+
+# The reason codes of `mixed_credentials` (log lines), and what the client hears.
+TWO_METHODS = "client_auth_methods_mixed"
+TWO_CLIENTS = "client_id_contradicts_credentials"
+
+
+def mixed_credentials(authorization: str | None, form: Mapping[str, str]) -> tuple[str, str] | None:
+    """(reason code, error description) for a token request whose client credentials do not
+    agree, else None; refused with invalid_request before anything is authenticated or used.
+
+    RFC 6749 2.3: "The client MUST NOT use more than one authentication method in each
+    request"; 5.2 names a request that "includes multiple credentials, utilizes more than one
+    mechanism for authenticating the client" invalid_request. A `client_id` beside Basic
+    credentials or a client assertion may be sent, but must name the same client (RFC 7521
+    4.2); OIDC Registration's `token_endpoint_auth_method` is one method per client. The
+    description names the methods the request used, never the one the client registered
+    (`invalid_client_description`)."""
+    used = auth_methods_used(authorization, form)
+    if len(used) > 1:
+        return TWO_METHODS, (
+            f"Use one client authentication method per request (RFC 6749 2.3): this request "
+            f"used {' and '.join(used)}. Send only the method your client is registered for "
+            "(the publisher portal shows it)."
+        )
+    named = form.get("client_id")
+    if not named or not used or used[0] == "client_secret_post":
+        return None
+    if used[0] == "client_secret_basic":
+        other, source = _basic_client_id(authorization or ""), "the Basic credentials"
+    else:
+        other, source = _assertion_subject(form), "the client assertion's sub"
+    if other is None or other == named:
+        return None  # unreadable credentials: authlib refuses them as invalid_client
+    return TWO_CLIENTS, (
+        f"The client_id parameter names another client than {source} (RFC 6749 2.3, RFC 7521 "
+        "4.2): send the same client id in both, or leave client_id out."
+    )
 
 
 def invalid_client_status(used: str) -> int:
@@ -241,3 +307,9 @@ def invalid_client_answer(
         challenge = f'Basic error="invalid_client", error_description="{description}"'
         headers.append(("WWW-Authenticate", challenge))
     return status, {"error": "invalid_client", "error_description": description}, headers
+
+
+def invalid_request(description: str) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
+    """An invalid_request answer the provider makes itself, before authlib reads the request
+    (400, no challenge: RFC 6749 5.2 asks for 401 with invalid_client only)."""
+    return 400, {"error": "invalid_request", "error_description": description}, []

@@ -16,6 +16,8 @@ from broker.oidc.oauth_errors import (
     auth_method_used,
     invalid_client_answer,
     invalid_client_status,
+    invalid_request,
+    mixed_credentials,
     repeated_parameters,
 )
 
@@ -39,15 +41,27 @@ class TokenEndpoints:
 
     def token(
         self, authorization: str | None, form: Mapping[str, list[str]]
-    ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
-        """`authorization`: the request's Authorization header, the only header authlib reads
-        at the token endpoint (client_secret_basic). The request's URI is the configured
-        endpoint, as at the authorization endpoint: URLs come from base_url, never from the
-        request (behind a proxy the request's own URL may say http, which authlib refuses)."""
+    ) -> tuple[int, dict[str, Any], list[tuple[str, str]], str | None]:
+        """(status, body, headers, reason code for the log line or None). `authorization`: the
+        request's Authorization header, the only header authlib reads at the token endpoint
+        (client_secret_basic). The request's URI is the configured endpoint, as at the
+        authorization endpoint: URLs come from base_url, never from the request (behind a proxy
+        the request's own URL may say http, which authlib refuses)."""
         repeated = repeated_parameters(form)
         if repeated is not None:
             # Before authlib, which would read the first value of each (RFC 6749 3.2).
-            return 400, {"error": "invalid_request", "error_description": repeated}, []
+            return (*invalid_request(repeated), "parameter_repeated")
+        data = {name: values[0] for name, values in form.items() if values}
+        mixed = mixed_credentials(authorization, data)
+        if mixed is not None:
+            # Before authlib, which would authenticate by the first method that holds and
+            # ignore the rest: nothing is authenticated or used, the code stays redeemable.
+            return (*invalid_request(mixed[1]), mixed[0])
+        return (*self._answer(authorization, form, data), None)
+
+    def _answer(
+        self, authorization: str | None, form: Mapping[str, list[str]], data: dict[str, str]
+    ) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         headers = {"Authorization": authorization} if authorization is not None else {}
         try:
             request = PlainRequest("POST", self.token_url, headers, form)
@@ -63,7 +77,7 @@ class TokenEndpoints:
             # A Basic header that is not base64 of UTF-8, or a client assertion whose JSON is
             # nested deeper than the stack (authlib's RFC 7523 code parses it): authlib catches
             # neither.
-            used = auth_method_used(authorization, {k: v[0] for k, v in form.items() if v})
+            used = auth_method_used(authorization, data)
             return invalid_client_answer(
                 "Client authentication failed: the client credentials could not be read.",
                 invalid_client_status(used),

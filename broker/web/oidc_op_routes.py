@@ -112,15 +112,17 @@ def authorize() -> Response:
     return continue_login(secret, record, sso_token, known=known)
 
 
-def _refused(endpoint: str, status: int, body: dict[str, Any]) -> None:
-    """The one line of a refused token or userinfo request: the OAuth error code, never the
-    description (authlib's may name what the client sent) nor any credential."""
+def _refused(endpoint: str, status: int, body: dict[str, Any], reason: str | None = None) -> None:
+    """The one line of a refused token or userinfo request: the OAuth error code and, where the
+    provider refused before authlib, its own reason code; never the description (authlib's may
+    name what the client sent) nor any credential."""
     if status >= 400:
         log.warning(
-            "refused code=oauth_%s status=%s endpoint=%s",
+            "refused code=oauth_%s status=%s endpoint=%s%s",
             body.get("error") or "no_credentials",
             status,
             endpoint,
+            f" reason={reason}" if reason else "",
         )
 
 
@@ -131,8 +133,9 @@ def token() -> Response:
         # error handler answers it in JSON (json_errors.py), an OAuth client's format.
         raise MethodNotAllowed(valid_methods=["POST"])
     form = {key: request.form.getlist(key) for key in request.form}
-    status, body, out = oidc_front().tokens.token(request.headers.get("Authorization"), form)
-    _refused("token", status, body)
+    authorization = request.headers.get("Authorization")
+    status, body, out, reason = oidc_front().tokens.token(authorization, form)
+    _refused("token", status, body, reason)
     response = json_response(body, status)
     for name, value in out:
         if name.lower() not in ("content-type", "cache-control", "pragma"):

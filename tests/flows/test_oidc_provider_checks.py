@@ -13,6 +13,7 @@ import hashlib
 import hmac
 import html
 import json
+import logging
 import secrets
 import threading
 import time
@@ -102,8 +103,11 @@ class Client:
         code: str,
         verifier: str | None,
         headers: dict[str, str] | None = None,
+        by: str = "basic",
         **extra: Any,
     ) -> requests.Response:
+        """`by`: how a client with a secret sends it: `basic`, `post` (in the body), or
+        `header` (only what `headers` holds)."""
         data = {
             "grant_type": "authorization_code",
             "code": code,
@@ -112,9 +116,11 @@ class Client:
         }
         if verifier is not None:  # None: no verifier at all
             data["code_verifier"] = verifier
-        auth = (self.client_id, self.secret) if self.secret else None
+        auth = (self.client_id, self.secret) if self.secret and by == "basic" else None
         if self.secret is None:
             data["client_id"] = self.client_id
+        elif by == "post":
+            data.update({"client_id": self.client_id, "client_secret": self.secret})
         return requests.post(self.token_url, data=data, auth=auth, headers=headers, timeout=5)
 
     def login(self, browser: Browser, **extra: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -532,15 +538,7 @@ def test_client_secret_post(demo: LiveDemo) -> None:
     client = register(demo, "checks-post", auth_method=ClientAuthMethod.SECRET_POST)
     params = client.params()
     code = client.redirect(Browser(), params)["code"]
-    data = {
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": NOWHERE,
-        "code_verifier": params["_verifier"],
-        "client_id": client.client_id,
-        "client_secret": client.secret or "",
-    }
-    assert requests.post(client.token_url, data=data, timeout=5).status_code == 200
+    assert client.redeem(code, params["_verifier"], by="post").status_code == 200
     # The registered method only: the same secret by Basic is refused.
     code = client.redirect(Browser(), params := client.params())["code"]
     basic = client.redeem(code, params["_verifier"])
@@ -604,21 +602,19 @@ def test_private_key_jwt(demo: LiveDemo) -> None:
             return _hs256(claims, public)
         return jwt.encode(claims, pem, algorithm=alg, headers={"kid": "rp-1"})
 
-    def redeem(signed: str) -> requests.Response:
+    def redeem(signed: str, auth: tuple[str, str] | None = None, **extra: str) -> requests.Response:
         params = client.params()
         code = client.redirect(Browser(), params)["code"]
-        return requests.post(
-            client.token_url,
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": NOWHERE,
-                "code_verifier": params["_verifier"],
-                "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
-                "client_assertion": signed,
-            },
-            timeout=5,
-        )
+        data = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": NOWHERE,
+            "code_verifier": params["_verifier"],
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": signed,
+            **extra,
+        }
+        return requests.post(client.token_url, data=data, auth=auth, timeout=5)
 
     signed = assertion(client.token_url, "jti-1")
     assert redeem(signed).status_code == 200
@@ -672,6 +668,34 @@ def test_private_key_jwt(demo: LiveDemo) -> None:
             response = redeem(attempt)
             assert response.status_code == 400 and response.json()["error"] == "invalid_client"
     assert listener.hits == []
+    # client_id beside the assertion: the same client is fine (RFC 7521 4.2), another is not.
+    same = redeem(assertion(client.token_url, "jti-11"), client_id=client.client_id)
+    assert same.status_code == 200, same.text
+    _refused_as_mixed(
+        redeem(assertion(client.token_url, "jti-12"), client_id="checks-rp"),
+        "names another client than the client assertion's sub",
+    )
+    # A secret beside the assertion, in the body or by Basic: two methods (RFC 6749 2.3).
+    _refused_as_mixed(
+        redeem(assertion(client.token_url, "jti-13"), client_secret="guessed"),
+        "private_key_jwt and client_secret_post",
+    )
+    _refused_as_mixed(
+        redeem(assertion(client.token_url, "jti-14"), auth=(client.client_id, "guessed")),
+        "client_secret_basic and private_key_jwt",
+    )
+    # The refusals used nothing up: their jti values are still unused.
+    assert redeem(assertion(client.token_url, "jti-13")).status_code == 200
+    # A secret alone, for a client registered for private_key_jwt: not its method.
+    params = client.params()
+    code = client.redirect(Browser(), params)["code"]
+    by_post = client.redeem(code, params["_verifier"], client_secret="x")
+    assert by_post.status_code == 401 and by_post.json()["error"] == "invalid_client"
+    assert "not the method this client registered" in by_post.json()["error_description"]
+    basic = base64.b64encode(f"{client.client_id}:x".encode()).decode()
+    by_basic = client.redeem(code, params["_verifier"], {"Authorization": f"Basic {basic}"})
+    assert by_basic.status_code == 401 and by_basic.json()["error"] == "invalid_client"
+    assert "not the method this client registered" in by_basic.json()["error_description"]
 
 
 # -- refresh tokens ------------------------------------------------------------------------------
@@ -1172,31 +1196,89 @@ def test_an_s256_challenge_that_is_no_sha256_is_refused_at_once(rp: Client, chal
     assert "code" not in answer
 
 
-@pytest.mark.xfail(
-    reason="review-oidc, open: RFC 6749 2.3 says a client MUST NOT use more than one "
-    "authentication method in a request; the broker accepts Basic with client_secret in the "
-    "body as well (the Basic one counts). Refusing it may break lenient clients: a decision.",
-    strict=True,
-)
-def test_a_token_request_with_two_client_authentication_methods_is_refused(rp: Client) -> None:
+def _refused_as_mixed(response: requests.Response, *words: str) -> None:
+    """RFC 6749 5.2: two authentication methods, or credentials naming two clients, are
+    invalid_request (400, no challenge), described in words a publisher's engineer can act on."""
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "invalid_request"
+    assert "WWW-Authenticate" not in response.headers
+    description = response.json()["error_description"]
+    assert all(word in description for word in words), description
+
+
+def test_a_token_request_with_two_client_authentication_methods_is_refused(
+    rp: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """RFC 6749 2.3: "The client MUST NOT use more than one authentication method in each
+    request". Until 2026-12-01 Basic with client_secret in the body as well was accepted (the
+    Basic one counted). The refusal uses nothing up: the code is redeemed after it."""
     params = rp.params()
     code = rp.redirect(Browser(), params)["code"]
-    response = rp.redeem(code, params["_verifier"], client_secret=rp.secret)
-    assert response.status_code in (400, 401)
-    assert response.json()["error"] in ("invalid_request", "invalid_client")
+    with caplog.at_level(logging.WARNING, logger="broker.oidc"):
+        response = rp.redeem(code, params["_verifier"], client_secret=rp.secret)
+    _refused_as_mixed(response, "one client authentication method", "client_secret_basic and")
+    assert "client_secret_post" in response.json()["error_description"]
+    line = "refused code=oauth_invalid_request status=400 endpoint=token"
+    assert f"{line} reason=client_auth_methods_mixed" in caplog.text
+    assert (rp.secret or "-") not in caplog.text and code not in caplog.text
+    assert rp.redeem(code, params["_verifier"]).status_code == 200
 
 
-@pytest.mark.xfail(
-    reason="review-oidc, open: a token request authenticated by Basic as one client whose body "
-    "names another client_id is answered for the Basic client; the conflict is not refused "
-    "(RFC 6749 4.1.3 binds the code to the authenticated client, so nothing leaks).",
-    strict=True,
-)
 def test_a_client_id_in_the_body_that_contradicts_basic_is_refused(
-    rp: Client, demo: LiveDemo
+    rp: Client, demo: LiveDemo, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """Basic credentials of one client and a body client_id naming another: refused (RFC 7521
+    4.2, RFC 6749 5.2 "multiple credentials"), where until 2026-12-01 it was answered for the
+    Basic client. The code stays redeemable by the client it was issued to."""
     other = register(demo, "checks-review-other")
     params = rp.params()
     code = rp.redirect(Browser(), params)["code"]
-    response = rp.redeem(code, params["_verifier"], client_id=other.client_id)
-    assert response.status_code in (400, 401)
+    with caplog.at_level(logging.WARNING, logger="broker.oidc"):
+        response = rp.redeem(code, params["_verifier"], client_id=other.client_id)
+    _refused_as_mixed(response, "client_id parameter names another client", "Basic credentials")
+    assert other.client_id not in response.json()["error_description"]
+    assert "reason=client_id_contradicts_credentials" in caplog.text
+    assert other.client_id not in caplog.text
+    assert rp.redeem(code, params["_verifier"]).status_code == 200
+
+
+def test_a_client_id_in_the_body_equal_to_basic_is_accepted(rp: Client) -> None:
+    """RFC 6749 2.3.1 and RFC 7521 4.2 allow client_id beside the credentials of the same
+    client; several client libraries send it. Also percent-encoded in Basic (RFC 6749 2.3.1)."""
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    response = rp.redeem(code, params["_verifier"], client_id=rp.client_id)
+    assert response.status_code == 200, response.text
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    encoded = rp.client_id.replace("-", "%2D")
+    basic = base64.b64encode(f"{encoded}:{rp.secret}".encode()).decode()
+    headers = {"Authorization": f"Basic {basic}"}
+    response = rp.redeem(code, params["_verifier"], headers, by="header", client_id=rp.client_id)
+    assert response.status_code == 200, response.text
+
+
+def test_a_client_secret_post_client_that_also_sends_basic_is_refused(demo: LiveDemo) -> None:
+    """Before, authlib tried Basic, found the method not registered, went on to the body and
+    accepted it. Now two methods are refused whichever one the client registered; the code
+    stays redeemable by the registered method."""
+    client = register(demo, "checks-post-and-basic", auth_method=ClientAuthMethod.SECRET_POST)
+    params = client.params()
+    code = client.redirect(Browser(), params)["code"]
+    both = client.redeem(
+        code, params["_verifier"], client_id=client.client_id, client_secret=client.secret
+    )
+    _refused_as_mixed(both, "client_secret_basic and client_secret_post")
+    assert client.redeem(code, params["_verifier"], by="post").status_code == 200
+
+
+def test_a_refresh_with_two_client_authentication_methods_is_refused(rp: Client) -> None:
+    """The same rule for every grant at the token endpoint (the broker's only endpoint that
+    authenticates clients: it has no revocation or introspection endpoint); the refresh token
+    is not used up by the refusal."""
+    token, _ = rp.login(Browser())
+    refresh = token["refresh_token"]
+    _refused_as_mixed(refresh_with(rp, refresh, client_secret=rp.secret or ""), "RFC 6749 2.3")
+    other = refresh_with(rp, refresh, client_id="checks-review-nobody")
+    _refused_as_mixed(other, "names another client")
+    assert refresh_with(rp, refresh).status_code == 200

@@ -114,3 +114,36 @@ def test_invalid_client_names_the_method_used_never_the_one_registered() -> None
     assert "no registered client" in oauth_errors.invalid_client_description(None, "none")
     assert oauth_errors.invalid_client_status("private_key_jwt") == 400
     assert oauth_errors.invalid_client_status("client_secret_post") == 401
+
+
+def test_credentials_that_do_not_agree() -> None:
+    """RFC 6749 2.3 and 5.2, RFC 7521 4.2: two methods, or a client_id naming another client
+    than the credentials, are invalid_request; a client_id naming the same client is not."""
+    body = base64.urlsafe_b64encode(json.dumps({"sub": "rp-3"}).encode()).decode().rstrip("=")
+    assertion = f"e30.{body}.sig"
+    mixed = oauth_errors.mixed_credentials
+    two = mixed(_basic("rp-1"), {"client_secret": "s"})
+    assert two is not None and two[0] == oauth_errors.TWO_METHODS
+    assert "used client_secret_basic and client_secret_post" in two[1]
+    assert oauth_errors.auth_methods_used(_basic("a"), {"client_assertion": assertion}) == [
+        "client_secret_basic",
+        "private_key_jwt",
+    ]
+    assert mixed(None, {"client_assertion": assertion, "client_secret": "s"}) is not None
+    tab = _basic("rp-1").replace(" ", "\t")  # authlib splits the scheme off at any whitespace
+    assert mixed(tab, {"client_secret": "s"}) is not None
+    other = mixed(_basic("rp-1"), {"client_id": "rp-2"})
+    assert other is not None and other[0] == oauth_errors.TWO_CLIENTS
+    assert "rp-1" not in other[1] and "rp-2" not in other[1]  # no value echoed
+    assert mixed(None, {"client_assertion": assertion, "client_id": "rp-2"}) is not None
+    # The same client twice, Basic form-encoded (RFC 6749 2.3.1) or not: one client.
+    assert mixed(_basic("rp-1"), {"client_id": "rp-1"}) is None
+    assert mixed(_basic("rp%2D1"), {"client_id": "rp-1"}) is None
+    assert mixed(None, {"client_assertion": assertion, "client_id": "rp-3"}) is None
+    # One method, or none; an empty parameter counts as not sent (RFC 6749 3.1).
+    assert mixed(None, {"client_id": "rp-1", "client_secret": "s"}) is None
+    assert mixed(None, {"client_id": "rp-1"}) is None
+    assert mixed(_basic("rp-1"), {"client_secret": ""}) is None
+    # Unreadable credentials are authlib's to refuse (invalid_client), not a conflict.
+    basic_junk = "Basic " + base64.b64encode(b"\xff\xfe").decode()
+    assert mixed(basic_junk, {"client_id": "rp-1"}) is None
