@@ -25,6 +25,7 @@ from werkzeug.serving import BaseWSGIServer, make_server
 
 from broker.certificates import write_pair
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_PORT_OFFSET, oidc_publisher
+from broker.cli.dev_server import PathOnlyRequestHandler
 from broker.cli.instance import CONFIG_NAME, init_instance
 from broker.config import Settings, load_settings
 from broker.core.key_schedule import KeySource
@@ -366,7 +367,7 @@ def serve(apps: dict[str, Flask], host: str = "127.0.0.1") -> list[BaseWSGIServe
     servers = []
     for base_url, app in apps.items():
         port = int(base_url.rsplit(":", 1)[1])
-        server = make_server(host, port, app, threaded=True)
+        server = make_server(host, port, app, threaded=True, request_handler=PathOnlyRequestHandler)
         threading.Thread(target=server.serve_forever, daemon=True).start()
         servers.append(server)
     return servers

@@ -79,11 +79,14 @@ def run(config_path: Path, host: str, port: int) -> None:
     """Serve the broker (development server; production: gunicorn, see docs/operations.md)."""
     from werkzeug.serving import run_simple
 
+    from broker.cli.dev_server import PathOnlyRequestHandler
     from broker.web import create_app
 
     settings = logging_settings(config_path)
     migrate_first(settings.registry_url)
-    run_simple(host, port, create_app(settings), threaded=True)
+    run_simple(
+        host, port, create_app(settings), threaded=True, request_handler=PathOnlyRequestHandler
+    )
 
 
 @main.command("migrate")

@@ -1282,3 +1282,18 @@ def test_a_refresh_with_two_client_authentication_methods_is_refused(rp: Client)
     other = refresh_with(rp, refresh, client_id="checks-review-nobody")
     _refused_as_mixed(other, "names another client")
     assert refresh_with(rp, refresh).status_code == 200
+
+
+def test_no_token_reaches_the_logs_at_debug_level(
+    rp: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    """authlib writes every token it issues (`Issue token %r`) at debug level; an access or
+    refresh token is the only key to its sealed record in the store. An operator who sets the
+    root logger to DEBUG still gets none (broker/oidc/__init__.py)."""
+    with caplog.at_level(logging.DEBUG):
+        token, _claims = rp.login(Browser())
+        refreshed = rp.session().refresh_token(rp.token_url, refresh_token=token["refresh_token"])
+    secrets_issued = [token["access_token"], token["refresh_token"], refreshed["access_token"]]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert logged, "the capture saw the login"
+    assert not [value for value in secrets_issued if value in logged]

@@ -88,15 +88,18 @@ def captured_logs() -> Iterator[Everything]:
     handler = Everything()
     root = logging.getLogger()
     root.addHandler(handler)
-    # Access logs too (the broker's URLs), at the level production runs.
-    werkzeug = logging.getLogger("werkzeug")
-    level = werkzeug.level
-    werkzeug.setLevel(logging.INFO)
+    # Access lines too (the broker's URLs), at the level production runs: werkzeug's own and
+    # the development servers' (broker/cli/dev_server.py).
+    access = [logging.getLogger(name) for name in ("werkzeug", "broker.dev_server")]
+    levels = [logger.level for logger in access]
+    for logger in access:
+        logger.setLevel(logging.INFO)
     try:
         yield handler
     finally:
         root.removeHandler(handler)
-        werkzeug.setLevel(level)
+        for logger, level in zip(access, levels, strict=True):
+            logger.setLevel(level)
 
 
 def _database_text(url: str, directory: Path, postgres: PostgresServer | None) -> str:

@@ -452,6 +452,7 @@ def running_demo(
     """The demo, started; shut down (servers and registry connections) afterwards."""
     # One access-log line per request would drown a failing test's output.
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    logging.getLogger("broker.dev_server").setLevel(logging.WARNING)
     live = LiveDemo(directory, accept_encrypted_assertions=accept_encrypted_assertions)
     try:
         yield live
