@@ -243,6 +243,23 @@ class SchoolTimeout(SchoolUnreachable):
     )
 
 
+class PlatformUnreachable(UpstreamFailure):
+    """A publisher's platform could not be reached on a back channel (its back-channel logout
+    URI or SOAP logout endpoint, its JWKS): the platform's fault, named so, never the school's
+    (`school_unreachable` sends the operator to the wrong party). Server to server only: no
+    student's page shows it."""
+
+    code = "platform_unreachable"
+    public_message = BrokerError.public_message
+
+
+class PlatformTimeout(PlatformUnreachable):
+    """A publisher's platform did not answer a back-channel call within its time."""
+
+    code = "platform_timeout"
+    status = 504
+
+
 class PolicyRefusal(BrokerError):
     """The release rule cannot satisfy what the service requires."""
 

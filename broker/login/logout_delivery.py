@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from broker.core.errors import InvalidMessage, SchoolTimeout, UpstreamFailure
+from broker.core.errors import InvalidMessage, PlatformTimeout, UpstreamFailure
 from broker.login.logout_run import CONFIRMED, FAILED, TIMED_OUT
 
 log = logging.getLogger("broker.logout")
@@ -41,9 +41,10 @@ class PostAnswer:
 
 
 class BackChannelPost(Protocol):
-    """POST a notification within `timeout` seconds in all. Raises `SchoolTimeout` when the
-    peer does not answer in time, `UpstreamFailure` when the call cannot be made or is refused
-    on the way (endpoint rule, network, redirect, size cap)."""
+    """POST a notification to a platform within `timeout` seconds in all. Raises
+    `PlatformTimeout` when it does not answer in time, `UpstreamFailure` when the call cannot be
+    made or is refused on the way (endpoint rule, network as `platform_unreachable`, redirect,
+    size cap)."""
 
     def __call__(self, notification: Notification, timeout: float) -> PostAnswer: ...
 
@@ -64,7 +65,8 @@ def deliver(
     peer's fault)."""
     try:
         refusal = judge(post(notification, timeout))
-    except SchoolTimeout:
+    except PlatformTimeout as late:
+        log.info("back-channel logout timed out service=%s code=%s", service_id, late.code)
         return TIMED_OUT
     except (UpstreamFailure, InvalidMessage) as failure:
         log.info("back-channel logout failed service=%s code=%s", service_id, failure.code)

@@ -22,22 +22,16 @@ from urllib.parse import urlencode
 
 from joserfc import jwt
 
-from broker.core.errors import SchoolTimeout, SchoolUnreachable, UpstreamFailure
 from broker.core.model import OidcClient
 from broker.login.logout_delivery import Notification, PostAnswer, deliver
 from broker.login.logout_run import FAILED
-from broker.oidc.rp_http import FORM, SchoolSession, call_budget
+from broker.oidc.rp_http import FORM, PlatformSession, call_budget
 from broker.oidc.signing_keys import RS256, SigningKeys
 
 LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 LOGOUT_TOKEN_TYPE = "logout+jwt"  # noqa: S105 - a media type, not a secret
 # Long enough for a platform's clock to be a little off, short enough to be useless later.
 LOGOUT_TOKEN_LIFETIME = 120
-# The reason code of a platform's endpoint that could not be reached (refused or dropped
-# connection, a name that did not resolve, a certificate not accepted, a redirect): rp_http.py
-# says `school_unreachable`, as it says for a school's provider, which would send the operator
-# looking at the wrong party.
-PLATFORM_UNREACHABLE = "platform_unreachable"
 
 
 @dataclass(frozen=True)
@@ -86,19 +80,13 @@ class ServerPost:
 
     def __call__(self, notification: Notification, timeout: float) -> PostAnswer:
         # Half the time per socket step: connecting and reading together stay within `timeout`.
-        session = SchoolSession(timeout / 2, allow_loopback=self.allow_loopback)
+        # A platform's session: its failures say platform_unreachable, platform_timeout.
+        session = PlatformSession(timeout / 2, allow_loopback=self.allow_loopback)
         headers = {**notification.headers, "Content-Type": notification.content_type}
-        try:
-            with call_budget(timeout):
-                response = session.request(
-                    "POST", notification.url, headers=headers, form=notification.body
-                )
-        except SchoolTimeout:
-            raise  # timed out (login/logout_delivery.py)
-        except SchoolUnreachable as unreachable:
-            raise UpstreamFailure(
-                unreachable.message, code=PLATFORM_UNREACHABLE, **unreachable.params
-            ) from None
+        with call_budget(timeout):
+            response = session.request(
+                "POST", notification.url, headers=headers, form=notification.body
+            )
         return PostAnswer(response.status_code, response.content)
 
 

@@ -18,7 +18,7 @@ from broker.core.errors import UpstreamFailure
 from broker.core.outside_ids import is_usable_id
 from broker.core.ports import KeyValueStore
 from broker.oidc.grants import RegisteredClient
-from broker.oidc.rp_http import CLIENT_JWKS, SchoolSession, get_json
+from broker.oidc.rp_http import CLIENT_JWKS, PlatformSession, get_json
 
 KEY_CACHE_SECONDS = 300
 ASSERTION_ALGORITHMS = ("RS256", "PS256", "ES256")
@@ -42,7 +42,7 @@ class ClientKeys:
             cached = self._cache.get(jwks_uri)
         if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
             return cached[1]
-        session = SchoolSession(self.timeout, allow_loopback=self.allow_loopback)
+        session = PlatformSession(self.timeout, allow_loopback=self.allow_loopback)
         document = get_json(session, jwks_uri, CLIENT_JWKS)
         try:
             keys = KeySet.import_key_set(document)  # type: ignore[arg-type]

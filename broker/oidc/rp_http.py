@@ -5,8 +5,10 @@ goes through `SchoolSession.request`: only https, or plain http to a loopback ad
 timeout; no redirects (a 3xx would let a provider's answer come from a URL nobody configured);
 and a size cap, enforced while streaming so a provider cannot make a worker buffer a gigabyte
 (nor inflate one: a gzip body is decoded within the cap, content_coding.py).
-Failures of the network become `SchoolUnreachable` (`school_unreachable`), a provider that does
-not answer in time `SchoolTimeout`.
+Failures of the network become the called peer's own errors (`Peer`): a school's provider
+`SchoolUnreachable` (`school_unreachable`), or `SchoolTimeout` when it does not answer in time; a
+publisher's platform (its JWKS, its logout endpoints) `PlatformUnreachable` and `PlatformTimeout`
+(`platform_unreachable`, `platform_timeout`), so a log line or metric names the party to check.
 
 Each call is bounded by the timeout (its name lookup included, which runs in a thread of its
 own, since getaddrinfo has no timeout, and is the only lookup: broker/name_lookup.py; the
@@ -40,7 +42,15 @@ import requests
 import urllib3
 
 from broker.core.endpoints import is_acceptable_endpoint
-from broker.core.errors import N_, Phrase, SchoolTimeout, SchoolUnreachable, UpstreamFailure
+from broker.core.errors import (
+    N_,
+    Phrase,
+    PlatformTimeout,
+    PlatformUnreachable,
+    SchoolTimeout,
+    SchoolUnreachable,
+    UpstreamFailure,
+)
 from broker.core.whole_numbers import CONTENT_LENGTH_DIGITS, whole_number
 from broker.deadline_socket import wait_for
 from broker.name_lookup import DestinationRefused, LookupTimedOut, checked_destinations
@@ -58,7 +68,8 @@ _BUDGET_ENDS: ContextVar[float | None] = ContextVar("school_call_budget_ends", d
 @contextmanager
 def call_budget(seconds: float) -> Iterator[None]:
     """Every call to a school's provider inside the block ends within `seconds`, together; a
-    call that would start after that raises `SchoolTimeout` at once."""
+    call that would start after that raises its peer's timeout (`SchoolTimeout` for a school's
+    provider) at once."""
     ends = time.monotonic() + seconds
     outer = _BUDGET_ENDS.get()
     token = _BUDGET_ENDS.set(ends if outer is None else min(outer, ends))
@@ -116,12 +127,25 @@ class SchoolResponse:
     content: bytes
 
 
-class SchoolSession:
-    """Calls to one kind of party (a school's provider, a publisher's JWKS or back-channel
-    logout URI), each under the broker's fetch rules; `timeout` bounds each step of a call."""
+@dataclass(frozen=True)
+class Peer:
+    """The role of the party a session calls, as its failures name it."""
 
-    def __init__(self, timeout: float, *, allow_loopback: bool = False) -> None:
+    unreachable: type[UpstreamFailure]
+    timeout: type[UpstreamFailure]
+
+
+SCHOOL = Peer(SchoolUnreachable, SchoolTimeout)
+PLATFORM = Peer(PlatformUnreachable, PlatformTimeout)
+
+
+class PeerSession:
+    """Calls to one party, each under the broker's fetch rules; `timeout` bounds each step of a
+    call; `peer`: whose failures they are (a school's provider or a publisher's platform)."""
+
+    def __init__(self, timeout: float, peer: Peer, *, allow_loopback: bool = False) -> None:
         self.timeout = timeout
+        self.peer = peer
         self.allow_loopback = allow_loopback
 
     def request(
@@ -146,18 +170,22 @@ class SchoolSession:
         budget_ends = _BUDGET_ENDS.get()
         if budget_ends is not None:
             if budget_ends <= time.monotonic():
-                raise SchoolTimeout(N_("the time for this login's calls to the provider is spent"))
+                spent = N_("the time for this login's calls to the provider is spent")
+                raise self.peer.timeout(spent)
             deadline = min(deadline, budget_ends)
         # The host as it is sent (an international name in its ASCII form): the name looked
         # up, checked and pinned must be that very name.
         sent = _as_sent(url)
-        addresses = _checked_addresses(sent, self.allow_loopback, _left(self.timeout, deadline))
+        peer = self.peer
+        addresses = _checked_addresses(
+            sent, self.allow_loopback, _left(self.timeout, deadline, peer), peer
+        )
         all_headers = dict(headers or {})
         body = None
         if form is not None:
             body = form if isinstance(form, str) else urlencode(form)
             all_headers.setdefault("Content-Type", FORM)
-        step = _left(self.timeout, deadline)
+        step = _left(self.timeout, deadline, peer)
         try:
             with pinned_to(urlsplit(sent).hostname or "", addresses, deadline):
                 response = _POOLS.manager.urlopen(
@@ -170,35 +198,49 @@ class SchoolSession:
                     timeout=urllib3.Timeout(connect=step, read=step),
                     preload_content=False,
                 )
-                content = _read_capped(response, deadline)
+                content = _read_capped(response, deadline, peer)
         except urllib3.exceptions.NewConnectionError as err:
             # Refused or unreachable (urllib3 files this under its timeouts, for history).
-            raise SchoolUnreachable(UNREACHABLE, reason=type(err).__name__) from None
+            raise peer.unreachable(UNREACHABLE, reason=type(err).__name__) from None
         except (urllib3.exceptions.TimeoutError, TimeoutError) as err:
             # Connect or read timeout: a provider that hangs ends this login, not the worker.
-            raise SchoolTimeout(
+            raise peer.timeout(
                 N_("provider did not answer in time: %(reason)s"), reason=type(err).__name__
             ) from None
         except urllib3.exceptions.SSLError as err:
             # Its certificate, mostly (expired, another name, an unknown issuer): said in words
             # for the school's administrator, the exception's name kept as with the others.
-            raise SchoolUnreachable(
+            raise peer.unreachable(
                 N_("provider unreachable: its TLS certificate was not accepted (%(reason)s)"),
                 reason=type(err).__name__,
             ) from None
         except (urllib3.exceptions.HTTPError, OSError) as err:
-            raise SchoolUnreachable(UNREACHABLE, reason=type(err).__name__) from None
+            raise peer.unreachable(UNREACHABLE, reason=type(err).__name__) from None
         if 300 <= response.status < 400:
-            raise SchoolUnreachable(N_("provider answered with a redirect"))
+            raise peer.unreachable(N_("provider answered with a redirect"))
         return SchoolResponse(response.status, response.headers, content)
 
 
-def _left(step: float, deadline: float) -> float:
+class SchoolSession(PeerSession):
+    """Calls to a school's OpenID provider."""
+
+    def __init__(self, timeout: float, *, allow_loopback: bool = False) -> None:
+        super().__init__(timeout, SCHOOL, allow_loopback=allow_loopback)
+
+
+class PlatformSession(PeerSession):
+    """Calls to a publisher's platform: its JWKS, its back-channel or SOAP logout endpoint."""
+
+    def __init__(self, timeout: float, *, allow_loopback: bool = False) -> None:
+        super().__init__(timeout, PLATFORM, allow_loopback=allow_loopback)
+
+
+def _left(step: float, deadline: float, peer: Peer) -> float:
     """What one step may take: its own timeout, or less when the call's deadline is nearer."""
     try:
         return wait_for(step, deadline)
     except TimeoutError:
-        raise SchoolTimeout(N_("the time for this call to the provider is spent")) from None
+        raise peer.timeout(N_("the time for this call to the provider is spent")) from None
 
 
 def _as_sent(url: str) -> str:
@@ -214,7 +256,7 @@ def _as_sent(url: str) -> str:
     return str(prepared.url)
 
 
-def _checked_addresses(url: str, allow_loopback: bool, seconds: float) -> list[str]:
+def _checked_addresses(url: str, allow_loopback: bool, seconds: float, peer: Peer) -> list[str]:
     """The host's addresses, looked up within `seconds`, all public (or the loopback host).
     The connection then goes to these and is never looked up again (pinned_http.py), so an
     answer that changes between check and connection (DNS rebinding) cannot redirect it."""
@@ -225,8 +267,8 @@ def _checked_addresses(url: str, allow_loopback: bool, seconds: float) -> list[s
         )
     except LookupTimedOut as err:
         if err.busy:
-            raise SchoolTimeout(N_("too many lookups of providers' names are hanging")) from None
-        raise SchoolTimeout(N_("the provider's name did not resolve in time")) from None
+            raise peer.timeout(N_("too many lookups of providers' names are hanging")) from None
+        raise peer.timeout(N_("the provider's name did not resolve in time")) from None
     except DestinationRefused:
         raise UpstreamFailure(
             N_("provider endpoint is not a public address"), code="endpoint_refused"
@@ -234,13 +276,13 @@ def _checked_addresses(url: str, allow_loopback: bool, seconds: float) -> list[s
     except socket.gaierror:
         # In words, as a metadata URL's failure says it: "gaierror" tells an operator who
         # mistyped the issuer, or whose resolver is down, nothing.
-        raise SchoolUnreachable(N_("provider unreachable: its host name did not resolve")) from None
+        raise peer.unreachable(N_("provider unreachable: its host name did not resolve")) from None
     except (OSError, UnicodeError) as err:
-        raise SchoolUnreachable(UNREACHABLE, reason=type(err).__name__) from None
+        raise peer.unreachable(UNREACHABLE, reason=type(err).__name__) from None
     return [str(sockaddr[0]) for _, sockaddr in found]
 
 
-def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float, peer: Peer) -> bytes:
     # Not ASCII digits ("²"), or longer than any cap: the cap below, checked as the body comes
     # in, decides.
     declared = whole_number(response.headers.get("Content-Length", ""), CONTENT_LENGTH_DIGITS)
@@ -253,7 +295,7 @@ def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
         decoder = ContentDecoder(response.headers.get("Content-Encoding", ""))
         while True:
             if time.monotonic() > deadline:
-                raise SchoolTimeout(N_("provider answered too slowly"))
+                raise peer.timeout(N_("provider answered too slowly"))
             # read1: what one socket read brings, so the deadline is checked between trickles.
             chunk = response.read1(_CHUNK, decode_content=False)
             if not chunk:
@@ -270,12 +312,12 @@ def _read_capped(response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
     return bytes(collected)
 
 
-def get_json(session: SchoolSession, url: str, what: Phrase) -> dict[str, Any]:
+def get_json(session: PeerSession, url: str, what: Phrase) -> dict[str, Any]:
     """GET a JSON object (discovery document, key set); anything else is the provider's fault.
     `what` names the document in the errors (and is translated with them in the portals)."""
     response = session.request("GET", url, headers={"Accept": "application/json"})
     if response.status_code != 200:
-        raise SchoolUnreachable(
+        raise session.peer.unreachable(
             N_("%(what)s answered HTTP %(status)s"), what=what, status=response.status_code
         )
     return json_object(response.content, what)

@@ -316,7 +316,7 @@ def unreachable_school_page(
     """The student chose `school`, and its sign-in page could not be reached (its OpenID
     provider did not answer, or not in time): the login's record stays as it was, and the page
     offers to try again or to choose another school."""
-    metrics.refused_at(request.endpoint, failure)
+    metrics.refused_at(request.endpoint, failure, login_open=True)
     # Which school's sign-in page fails, for the operator (render_error's line has the error id).
     log.warning("refused school=%s code=%s: school not reached", school.id, failure.code)
     return render_error(
@@ -335,9 +335,9 @@ def choose_again_page(record: LoginRecord, refusal: NotTheChosenSchool) -> Respo
     refused request (`flow.reopen`). Either way choosing again (`POST /discovery`) makes a new
     request and an answer to the refused one is stale. (A passive request never reaches a
     school: it is answered NoPassive or login_required before, login_upstream.continue_login.)
-    Counted as a refusal (`ketenbroker_logins_total`), so a board IdP that sends no school
-    shows on the dashboards."""
-    metrics.refused_at(request.endpoint, refusal)
+    Counted as a setback (`ketenbroker_login_setbacks_total`: the login goes on), so a board
+    IdP that sends no school shows on the dashboards."""
+    metrics.refused_at(request.endpoint, refusal, login_open=True)
     # Which school's logins fail, for the operator (render_error's line has the error id):
     # the chosen school and the reason only, never the school the IdP named.
     log.warning("refused school=%s code=%s: choose again", record.school_id, refusal.code)

@@ -28,7 +28,7 @@ from prometheus_client import (
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
-from broker.core.errors import BrokerError, StoreUnavailable
+from broker.core.errors import BrokerError, StateExpired, StoreUnavailable
 from broker.core.ports import KeyValueStore, StoreOp, StoreReply
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
@@ -40,9 +40,18 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 LOGINS = Counter(
     "ketenbroker_logins",
-    "Logins that ended: pairing is <publisher side>_<school side> (saml or oidc; unknown when "
-    "the login ended before that side was known), outcome is ok or the refusal's reason code.",
+    "Logins that ended, each once: pairing is <publisher side>_<school side> (saml or oidc; "
+    "unknown when the login ended before that side was known), outcome is ok or the refusal's "
+    "reason code (what the platform was told, or why the request was refused).",
     ["pairing", "outcome"],
+)
+LOGIN_SETBACKS = Counter(
+    "ketenbroker_login_setbacks",
+    "Refusals on a login's way that do not end it, by pairing (as ketenbroker_logins) and reason "
+    "code: the login stays open for another try (the school's no with Try again, an unsigned or "
+    "stale answer, choose again, a school not reached, the store briefly unavailable), or was "
+    "over already (state_expired). The login counts in ketenbroker_logins when it ends.",
+    ["pairing", "reason"],
 )
 LOGOUTS = Counter(
     "ketenbroker_logouts",
@@ -145,7 +154,14 @@ def protocol_name(is_oidc: bool) -> str:
 
 
 def login_ended(front: str, back: str, outcome: str) -> None:
+    """The login is over: answered (ok), or refused with the platform told or the request
+    refused outright. Once per login: a refusal that keeps it open is a `login_set_back`."""
     LOGINS.labels(f"{front}_{back}", outcome).inc()
+
+
+def login_set_back(front: str, back: str, reason: str) -> None:
+    """A refusal page that leaves the login open for another try (or finds it over already)."""
+    LOGIN_SETBACKS.labels(f"{front}_{back}", reason).inc()
 
 
 def logout_started(initiator: str, protocol: str, *, second: bool = False) -> None:
@@ -189,11 +205,17 @@ def subject_scope_spelled_otherwise() -> None:
     SUBJECT_SCOPE_SPELLING.inc()
 
 
-def refused_at(endpoint: str | None, error: BrokerError) -> None:
-    """A refusal raised on a login endpoint (the error page handler calls this)."""
+def refused_at(endpoint: str | None, error: BrokerError, *, login_open: bool = False) -> None:
+    """A refusal on a login endpoint (the error page handler, and the pages that keep the
+    login open: `login_open`). It ends the login unless the login stays open for another try
+    (`login_open`; a store briefly unavailable: the request may simply be made again) or was
+    over already (its record gone: counted when it ended, or it expired)."""
     if endpoint in LOGIN_ENDPOINTS:
         _, front, back = STEPS[endpoint]
-        login_ended(front, back, error.code)
+        if login_open or isinstance(error, (StoreUnavailable, StateExpired)):
+            login_set_back(front, back, error.code)
+        else:
+            login_ended(front, back, error.code)
 
 
 def step_took(endpoint: str | None, seconds: float) -> None:

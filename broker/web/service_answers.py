@@ -109,15 +109,15 @@ def refuse_to_service(record: LoginRecord, cause: BrokerError) -> Response:
     record before it tells the platform (back_to_platform.py). So the platform hears of the
     login once: the refusal, after which "Try again" finds no login, or the answer of a login
     completed after a retry."""
-    b = broker()
-    school = b.view.school(record.school_id or "")
-    back = school_protocol(school) if school is not None else metrics.UNKNOWN
+    school = broker().view.school(record.school_id or "")
+    back = _school_side(school)
     retry = None
     if isinstance(cause, SchoolRefused) and school is not None:
         retry = reopen_for_retry(record, school)
     if retry is not None:
+        # Not over yet: it ends answered after "Try again", or told through "Back".
         if not is_my_data(record.request):
-            metrics.login_ended(front_protocol(record.request), back, cause.code)
+            metrics.login_set_back(front_protocol(record.request), back, cause.code)
         said = cause.said if isinstance(cause, SchoolRefused) else ""
         return retry_page(record, cause, retry, message=lambda: school_said(said))
     if is_my_data(record.request):
@@ -155,16 +155,24 @@ def stale_answer_page(record: LoginRecord, school: School, stale: StaleSchoolAns
     answer to it (Back into the school's page), an OIDC answer to an earlier request. Nothing
     of the answer is used and the login stays as it is; the page offers the ways on again, as
     after the school's "no"."""
-    metrics.refused_at(request.endpoint, stale)
+    metrics.refused_at(request.endpoint, stale, login_open=True)
     return retry_page(record, stale, retry_at_school(record, school))
 
 
 def tell_platform(record: LoginRecord, cause: BrokerError) -> Response:
     """`cause` told to the login's platform now, without a page of the broker's to read first:
-    the student read it already, and chose to go back (back_to_platform.py)."""
-    service = broker().view.service(record.request.service_id)
+    the student read it already, and chose to go back (back_to_platform.py). The login ends
+    here, and counts (its refusal page counted only a setback)."""
+    b = broker()
+    service = b.view.service(record.request.service_id)
+    back = _school_side(b.view.school(record.school_id or ""))
+    metrics.login_ended(front_protocol(record.request), back, cause.code)
     refusal = AnswerableRefusal(cause, record.request, saml_status(cause))
     return send_refusal(refusal, service.name if service else "")
+
+
+def _school_side(school: School | None) -> str:
+    return school_protocol(school) if school is not None else metrics.UNKNOWN
 
 
 def saml_status(cause: BrokerError) -> str:

@@ -27,7 +27,7 @@ from broker.web.school_retry import retry_at_school
 def unsigned_refusal_page(
     record: LoginRecord, school: School, refusal: UnsignedSchoolRefusal
 ) -> Response:
-    metrics.refused_at(request.endpoint, refusal)
+    metrics.refused_at(request.endpoint, refusal, login_open=True)
     return render_error(
         refusal,
         message=lambda: school_said(refusal.said),

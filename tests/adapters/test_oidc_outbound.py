@@ -12,7 +12,13 @@ import pytest
 from broker.core.endpoints import acceptable_destination
 from broker.core.errors import SchoolTimeout, UpstreamFailure
 from broker.oidc.rp_discovery import ProviderDirectory
-from broker.oidc.rp_http import DISCOVERY_DOCUMENT, SchoolSession, call_budget, get_json
+from broker.oidc.rp_http import (
+    DISCOVERY_DOCUMENT,
+    PlatformSession,
+    SchoolSession,
+    call_budget,
+    get_json,
+)
 from tests.support.processes import Mode, tcp_forwarder
 
 
@@ -125,6 +131,35 @@ def test_a_body_that_stops_short_is_the_providers_failure(
 @pytest.mark.parametrize("allow_loopback", [False, True])
 def test_destinations(host: str, addresses: list[str], allowed: bool, allow_loopback: bool) -> None:
     assert acceptable_destination(host, addresses, allow_loopback=allow_loopback) is allowed
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize(
+    ("session", "names"),
+    [
+        (SchoolSession, ("school_timeout", "school_unreachable")),
+        (PlatformSession, ("platform_timeout", "platform_unreachable")),
+    ],
+)
+def test_a_failure_names_the_party_called(
+    trickling_server: int, session: type[SchoolSession | PlatformSession], names: tuple[str, str]
+) -> None:
+    """A school's provider that hangs or cannot be reached is the school's fault; a platform's
+    endpoint (its JWKS, its logout URI) the platform's: the code sends the operator there."""
+    peer = session(0.3, allow_loopback=True)
+    for url, code in zip(
+        (f"http://127.0.0.1:{trickling_server}/x", f"http://127.0.0.1:{_closed_port()}/x"),
+        names,
+        strict=True,
+    ):
+        with pytest.raises(UpstreamFailure) as refused:
+            get_json(peer, url, DISCOVERY_DOCUMENT)
+        assert refused.value.code == code
 
 
 @pytest.mark.parametrize("host", ["localhost", "127.0.0.1", "::1"])

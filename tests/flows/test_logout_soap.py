@@ -355,17 +355,24 @@ def test_a_service_that_did_not_hear_is_counted_and_logged_as_such(
 
 
 def test_a_service_that_answers_too_late_makes_it_partial(
-    demo: LiveDemo, soap_sp: SoapService
+    demo: LiveDemo, soap_sp: SoapService, caplog: pytest.LogCaptureFixture
 ) -> None:
     previous = demo.broker.school_logout.wait_seconds
     demo.broker.school_logout.wait_seconds = 1.0
+    timed_out = told_services("timed_out")
     try:
         started = time.monotonic()
-        assert school_logout_without_cookies(demo, soap_sp, "slow").status == "partial"
+        with caplog.at_level(logging.INFO, logger="broker.logout"):
+            assert school_logout_without_cookies(demo, soap_sp, "slow").status == "partial"
     finally:
         demo.broker.school_logout.wait_seconds = previous
     # Well within the service's three seconds: the deadline is the deadline.
     assert time.monotonic() - started < 10
+    # The platform's timeout, named so (not the school's, which the operator would check).
+    assert told_services("timed_out") == timed_out + 1
+    line = f"back-channel logout timed out service={soap_sp.publisher.id} code=platform_timeout"
+    assert caplog.messages.count(line) == 1, caplog.messages
+    assert not any("school_timeout" in message for message in caplog.messages)
 
 
 def test_a_soap_only_service_is_told_in_the_students_own_logout(

@@ -41,6 +41,16 @@ def sample(text: str, name: str, **labels: str) -> float:
     return 0.0
 
 
+def total(text: str, name: str) -> float:
+    """The sum of every series of `name` (every label set)."""
+    return sum(
+        float(found.value)
+        for family in text_string_to_metric_families(text)
+        for found in family.samples
+        if found.name == name
+    )
+
+
 def test_healthz_and_readyz_answer_ok(demo: LiveDemo) -> None:
     assert requests.get(f"{demo.broker_url}/healthz", timeout=10).text == "ok\n"
     ready = requests.get(f"{demo.broker_url}/readyz", timeout=10)

@@ -26,7 +26,7 @@ from broker.registry.receipts import ReceiptQuery
 from broker.web.browser import SSO_COOKIE
 from tests.flows import test_logout_school_soap as soap
 from tests.flows.test_logout_soap import envelope
-from tests.flows.test_operations_endpoints import metrics_text, sample
+from tests.flows.test_operations_endpoints import metrics_text, sample, total
 from tests.support.client import Browser, Page
 from tests.support.forge import SchoolForger, authn_request_id, redirect_message
 from tests.support.live import LiveDemo, running_demo
@@ -35,6 +35,7 @@ from tests.support.saml_workers import demo_school_forger
 
 BOARD_SCHOOL = "99XX01"
 STUDENT = "sanne.jansen"
+SETBACKS = "ketenbroker_login_setbacks_total"
 
 
 @pytest.fixture(scope="module")
@@ -149,15 +150,18 @@ def test_an_answer_that_does_not_name_the_chosen_school_is_refused(
 ) -> None:
     browser, receipts = Browser("nl"), _board_receipts(demo)
     answer = school_answer(demo, _to_school(demo, browser, BOARD_SCHOOL), attributes)
-    labels = {"pairing": "unknown_saml", "outcome": code}  # as any refusal at the ACS
-    counted = sample(metrics_text(demo.broker_url), "ketenbroker_logins_total", **labels)
+    labels = {"pairing": "unknown_saml", "reason": code}  # as any refusal at the ACS
+    counted = sample(metrics_text(demo.broker_url), SETBACKS, **labels)
+    ended = total(metrics_text(demo.broker_url), "ketenbroker_logins_total")
     with caplog.at_level(logging.INFO):
         refused = browser.post(demo.acs_url, answer)
     assert refused.status == 403, refused.text[:500]
     assert f"refused code={code} " in caplog.text
-    # Counted, so a board IdP that sends no school shows on the operator's dashboards.
-    after = sample(metrics_text(demo.broker_url), "ketenbroker_logins_total", **labels)
+    # Counted, so a board IdP that sends no school shows on the operator's dashboards: as a
+    # setback, the login stays open to choose again (it counts as ended only when it ends).
+    after = sample(metrics_text(demo.broker_url), SETBACKS, **labels)
     assert after - counted == 1
+    assert total(metrics_text(demo.broker_url), "ketenbroker_logins_total") == ended
     assert "Kies je school opnieuw" in refused.text
     assert "hoort" in refused.text  # informal Dutch: "je account hoort niet bij ..."
     _assert_nothing_written(demo, browser, refused, receipts)

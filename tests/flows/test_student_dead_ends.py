@@ -16,11 +16,13 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import pytest
 from lxml import etree
+from prometheus_client.parser import text_string_to_metric_families
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.errors import StoreUnavailable
 from broker.core.model import Declaration, OidcUpstream, School
 from broker.login.sealed import store_key
+from tests.flows.test_operations_endpoints import metrics_text
 from tests.flows.test_remembered_link import assert_post_form_only, remembered_form, returning
 from tests.security.test_saml_refusals import REQUEST_DENIED, PendingLogin, deliver, forged
 from tests.support.client import Browser, Form, Page
@@ -34,6 +36,7 @@ LEESPLANK = "Leesplank (demo publisher)"
 DOWN_SCHOOL_ID = "98DD00"
 UNSET_SCHOOL_ID = "98HK00"
 SWITCHED_OFF = "uitgezet"  # a platform of its own, which the demo school switches off
+LOGINS, SETBACKS = "ketenbroker_logins_total", "ketenbroker_login_setbacks_total"
 
 
 @pytest.fixture(scope="module")
@@ -426,3 +429,54 @@ def test_back_to_the_platform_ends_the_login_before_the_platform_is_told(
     twice = browser.submit(page, f"{demo.broker_url}/back-to-platform", follow=False)
     assert twice.status == 400 and twice.location is None
     assert not demo.answers_publisher(twice)
+
+
+# -- 7: each login counts once in ketenbroker_logins_total, when it ends -------------------------
+def _counts(demo: LiveDemo) -> dict[tuple[str, str, str], float]:
+    """Every series of the login counters now: (metric, pairing, outcome or reason)."""
+    found: dict[tuple[str, str, str], float] = {}
+    for family in text_string_to_metric_families(metrics_text(demo.broker_url)):
+        for s in family.samples:
+            if s.name in (LOGINS, SETBACKS):
+                label = s.labels.get("outcome") or s.labels.get("reason", "")
+                found[(s.name, s.labels["pairing"], label)] = float(s.value)
+    return found
+
+
+def _grown(
+    before: dict[tuple[str, str, str], float], after: dict[tuple[str, str, str], float]
+) -> dict[tuple[str, str, str], float]:
+    return {k: v - before.get(k, 0.0) for k, v in after.items() if v != before.get(k, 0.0)}
+
+
+@pytest.mark.parametrize("way_on", ["try_again", "back_to_platform"])
+def test_a_login_the_school_refused_counts_once_when_it_ends(
+    demo: LiveDemo, school: SchoolForger, way_on: str
+) -> None:
+    """The school's signed "no" keeps the login open (a setback, not an end), as does a reload
+    of it (stale); the login counts once in ketenbroker_logins_total: answered (ok) after
+    "Try again", or refused (upstream_status) when "Back" told the platform. A late answer
+    after that finds the login over and counts no second end."""
+    before = _counts(demo)
+    login = at_the_school(demo, Browser("en"))
+    no = signed_no(demo, school, login)
+    page = deliver(demo, login, no)
+    assert page.status == 502, page.text[:300]
+    assert deliver(demo, login, no).status == 400  # the reload: stale
+    if way_on == "try_again":
+        to_school = login.browser.submit(page, f"{demo.broker_url}/discovery", follow=False)
+        retried = pending_at_school(demo, login.browser, to_school)
+        answer = deliver(demo, retried, forged(demo, school, retried))
+        assert answer.status == 200 and demo.answers_publisher(answer), answer.text[:300]
+        ended = "ok"
+    else:
+        told = login.browser.submit(page, f"{demo.broker_url}/back-to-platform", follow=False)
+        assert told.status == 200 and demo.answers_publisher(told), told.text[:300]
+        late = deliver(demo, login, forged(demo, school, login))
+        assert late.status == 400 and not demo.answers_publisher(late), late.text[:300]
+        ended = "upstream_status"
+    grown = _grown(before, _counts(demo))
+    ends = {k: v for k, v in grown.items() if k[0] == LOGINS}
+    assert ends == {(LOGINS, "saml_saml", ended): 1}, grown
+    assert grown[(SETBACKS, "saml_saml", "upstream_status")] == 1, grown
+    assert grown[(SETBACKS, "unknown_saml", "stale_answer")] == 1, grown

@@ -31,7 +31,14 @@ from broker.demo.school_idp import SchoolIdpSettings, school_idp_metadata
 from broker.oidc.grants import RegisteredClient
 from tests.support.live import free_ports, serve_app
 from tests.support.oidc_forge import ForgeProvider
-from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, csrf_token, page_fields
+from tests.support.portal import (
+    HTTPS,
+    PUBLISHER_ID,
+    PortalSite,
+    assert_one_stale_page_line,
+    csrf_token,
+    page_fields,
+)
 
 NEW_OIDC = f"/portal/publisher/{PUBLISHER_ID}/services/new-oidc"
 IDP = f"/portal/school/{DEMO_SCHOOL_ID}/identity-provider"
@@ -661,7 +668,10 @@ def test_a_client_in_review_changes_to_any_host(site: PortalSite, publisher: Fla
 
 
 def test_the_operator_approves_the_addresses_shown(
-    site: PortalSite, publisher: FlaskClient, operator: FlaskClient
+    site: PortalSite,
+    publisher: FlaskClient,
+    operator: FlaskClient,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The services page shows a client's addresses; an approval given for a page that showed
     other ones (the publisher changed them since) approves nothing."""
@@ -676,8 +686,11 @@ def test_the_operator_approves_the_addresses_shown(
     moved = replace(client, redirect_uris=("https://elders.example/cb",))
     site.registry.update_oidc_client("goed-te-keuren", moved)
     approve = f"{SERVICES}/goed-te-keuren/approve"
-    response = operator.post(approve, base_url=HTTPS, data=form)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="broker.portal"):
+        response = operator.post(approve, base_url=HTTPS, data=form)
     assert response.status_code == 400
+    assert_one_stale_page_line(caplog, "addresses_changed", service="goed-te-keuren")
     assert "goed-te-keuren" in response.get_data(as_text=True)
     assert "<code>https://elders.example/cb</code>" in response.get_data(as_text=True)
     service = site.registry.any_service("goed-te-keuren")
@@ -737,16 +750,22 @@ def _meanwhile(
 
 
 def test_an_approval_between_the_new_host_check_and_the_save_refuses_it(
-    site: PortalSite, publisher: FlaskClient, monkeypatch: pytest.MonkeyPatch
+    site: PortalSite,
+    publisher: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """Checked for a client in review (any host), saved after the operator approved it: the
     registry refuses under the row's lock, and the page shows the client as it is now."""
     url = _in_review(site, publisher, "race-host")
     form = page_fields(publisher.get(url, base_url=HTTPS).get_data(as_text=True))
     _meanwhile(site, monkeypatch, site.registry.approve_service)
-    response = publisher.post(
-        url, base_url=HTTPS, data={**form, "redirect_uris": "https://evil.example/cb"}
-    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="broker.portal"):
+        response = publisher.post(
+            url, base_url=HTTPS, data={**form, "redirect_uris": "https://evil.example/cb"}
+        )
+    assert_one_stale_page_line(caplog, "client_changed", service="race-host")
     page = unescape(response.get_data(as_text=True))
     assert response.status_code == 400
     assert "Een collega of de operator van de federatie heeft deze client gewijzigd" in page
@@ -775,3 +794,28 @@ def test_a_uri_save_never_puts_a_renewed_secret_back(
     client = _client(site, "race-secret")
     assert client.secret_hash == renewed
     assert client.redirect_uris == (f"{APP}/cb", "http://127.0.0.1:9400/cb")
+
+
+def test_a_secret_renewed_on_a_page_a_colleague_changed_meanwhile_is_refused(
+    site: PortalSite,
+    publisher: FlaskClient,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A colleague's save lands between the page's reading of the client and the renewal:
+    nothing is renewed, and the refusal has its one stale-page line, as the other pages'."""
+    url = _approved(site, publisher, "race-rotate")
+    before = _client(site, "race-rotate")
+    moved, write = (f"{APP}/elders",), site.registry.update_oidc_client
+
+    def colleague_saves(service_id: str) -> None:
+        write(service_id, replace(_client(site, service_id), redirect_uris=moved))
+
+    fields = page_fields(publisher.get(url, base_url=HTTPS).get_data(as_text=True))
+    _meanwhile(site, monkeypatch, colleague_saves)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="broker.portal"):
+        response = publisher.post(f"{url}/secret", base_url=HTTPS, data=fields)
+    assert response.status_code == 303
+    assert _client(site, "race-rotate").secret_hash == before.secret_hash
+    assert_one_stale_page_line(caplog, "client_changed", service="race-rotate")

@@ -20,7 +20,14 @@ from broker.core.admins import AdminRole
 from broker.core.model import Declaration, Service
 from broker.registry.errors import DeclarationsChanged, PolicyChanged
 from tests.security.test_portal_declarations import sp_metadata
-from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, choice_fields, csrf_token
+from tests.support.portal import (
+    HTTPS,
+    PUBLISHER_ID,
+    PortalSite,
+    assert_one_stale_page_line,
+    choice_fields,
+    csrf_token,
+)
 
 SERVICE = "lesweb-open-pagina"
 URL = f"/portal/school/{DEMO_SCHOOL_ID}/services/{SERVICE}"
@@ -72,6 +79,9 @@ def test_a_choice_made_on_a_page_the_publisher_changed_meanwhile_is_not_saved(
     assert site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE) == before
     assert site.registry.policy(DEMO_SCHOOL_ID, SERVICE).attributes == frozenset()
     assert "portal policy" not in caplog.text
+    assert_one_stale_page_line(
+        caplog, "declarations_changed", school=DEMO_SCHOOL_ID, service=SERVICE
+    )
 
     # The page it came back with saves: the school has read the new declarations now.
     saved = school.post(
@@ -158,7 +168,8 @@ def test_a_choice_made_on_a_page_a_colleague_saved_over_meanwhile_is_not_saved(
         r'<input[^>]*value="given_name"[^>]*checked', again
     )
     assert site.registry.policy_history(DEMO_SCHOOL_ID, SERVICE) == before
-    assert "reason=policy_changed" in caplog.text and "portal policy" not in caplog.text
+    assert "portal policy" not in caplog.text
+    assert_one_stale_page_line(caplog, "policy_changed", school=DEMO_SCHOOL_ID, service=SERVICE)
 
     # From the page it came back with, my choice saves: I have seen theirs.
     switched_off = school.post(URL, base_url=HTTPS, data=choice_fields(again))

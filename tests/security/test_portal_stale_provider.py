@@ -18,7 +18,7 @@ from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.core.admins import AdminRole
 from broker.core.provider_version import provider_version
 from broker.registry.errors import ProviderChanged
-from tests.support.portal import HTTPS, PortalSite, page_fields
+from tests.support.portal import HTTPS, PortalSite, assert_one_stale_page_line, page_fields
 
 IDP = f"/portal/school/{DEMO_SCHOOL_ID}/identity-provider"
 
@@ -66,13 +66,15 @@ def test_a_save_from_a_page_a_colleague_saved_over_is_refused(
     assert re.search(r'<option selected value="student_number">', page), page
     assert site.registry.school(DEMO_SCHOOL_ID) == after
     assert site.registry.generation() == generation
-    assert "reason=provider_changed" in caplog.text
+    assert_one_stale_page_line(caplog, "provider_changed", school=DEMO_SCHOOL_ID)
     assert "portal school idp school" not in caplog.text
     # The OpenID form of the stale page likewise (checked before the provider is fetched).
     oidc = {**page_fields(mine), "issuer": "http://127.0.0.1:9/none", "client_id": "broker",
             "client_secret": "geheim", "algorithm": "RS256", "oidc_subject": "sub"}  # fmt: skip
+    caplog.clear()
     refused = ict.post(f"{IDP}/oidc", base_url=HTTPS, data=oidc)
     assert refused.status_code == 400 and 'id="changed-meanwhile"' in refused.get_data(as_text=True)
+    assert_one_stale_page_line(caplog, "provider_changed", school=DEMO_SCHOOL_ID)
     assert site.registry.school(DEMO_SCHOOL_ID) == after
 
     # From the page it came back with, my change saves: I have seen theirs.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -28,6 +29,21 @@ HTTPS = "https://127.0.0.1"
 OTHER_SCHOOL = "11YY11"
 PUBLISHER_ID = "uitgeverij-noord"
 OTHER_PUBLISHER = "uitgeverij-zuid"
+
+
+def assert_one_stale_page_line(
+    caplog: pytest.LogCaptureFixture, reason: str, *, school: str = "-", service: str = "-"
+) -> None:
+    """The request's refusal lines: exactly the one of a stale page (web/portal/rights.py
+    `stale_page_refused`), with its reason code and the route's ids only."""
+    lines = [
+        record.getMessage()
+        for record in caplog.records
+        if record.name == "broker.portal" and record.getMessage().startswith("portal refused")
+    ]
+    assert lines == [
+        f"portal refused stale page reason={reason} school={school} service={service}"
+    ], lines
 
 
 def csrf_token(html: str) -> str:

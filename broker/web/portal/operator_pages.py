@@ -39,7 +39,12 @@ from broker.web.portal.operator_lists import (
     school_page,
     services_page,
 )
-from broker.web.portal.rights import current_admin, portal_blueprint, portal_page
+from broker.web.portal.rights import (
+    current_admin,
+    portal_blueprint,
+    portal_page,
+    stale_page_refused,
+)
 from broker.web.portal.uploads import idp_metadata
 from broker.web.wiring import broker
 
@@ -94,12 +99,7 @@ def approve(service_id: str) -> Response | tuple[str, int]:
         # operator approves the addresses they saw, never others.
         broker().registry.approve_service(service_id, addresses=request.form.get("addresses", ""))
     except ClientChanged:
-        log.warning(
-            "portal refused status=400 reason=addresses_changed service=%s admin=%s",
-            service_id,
-            current_admin().id,
-        )
-        note_refusal_logged()
+        stale_page_refused("addresses_changed", service=service_id)
         flash(
             gettext(
                 "The addresses of %(service)s changed after this page was shown. Check them "

@@ -33,7 +33,13 @@ from broker.web.portal.oidc_forms import (
     redirect_uri_lines,
 )
 from broker.web.portal.publisher_pages import own_service, refused_registration
-from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+from broker.web.portal.rights import (
+    current_admin,
+    portal_blueprint,
+    portal_page,
+    refuse_unless,
+    stale_page_refused,
+)
 from broker.web.portal.service_forms import EmptyForm, service_form_class
 from broker.web.wiring import broker
 
@@ -131,6 +137,7 @@ def rotate_secret(publisher_id: str, service_id: str) -> Response:
             service_id, replace(service.oidc, secret_hash=secret_hash), seen=service.oidc
         )
     except ClientChanged:
+        stale_page_refused(ClientChanged.code, service=service_id)
         flash(gettext("The client changed meanwhile. Nothing was renewed; try again."), "error")
         return redirect(
             url_for("portal_publisher.service", publisher_id=publisher_id, service_id=service_id),
@@ -177,14 +184,7 @@ def _client_changed(publisher_id: str, service_id: str) -> tuple[str, int]:
     """Nothing saved: the client changed after the page read it (a colleague's save, a renewed
     secret, the operator's approval, under which a new host needs the operator). The page
     again with the client as stored now, saying why."""
-    log.warning(
-        "portal refused status=400 reason=%s service=%s publisher=%s admin=%s",
-        ClientChanged.code,
-        service_id,
-        publisher_id,
-        current_admin().id,
-    )
-    note_refusal_logged()
+    stale_page_refused(ClientChanged.code, service=service_id)
     flash(
         gettext(
             "A colleague or the operator changed this client while you had this page open. "

@@ -90,6 +90,16 @@ def forbidden_page(error: PortalForbidden) -> tuple[str, int]:
     return render_template("portal/forbidden.html", admin=admin), 403
 
 
+def stale_page_refused(reason: str, *, school: str = "-", service: str = "-") -> None:
+    """The one log line of a portal form refused because its page is out of date: what it
+    showed changed since (a colleague's save, the publisher's, the operator's approval, a
+    renewed secret). The reason code (the registry error's: `policy_changed`,
+    `client_changed`, ...) and the route's school and service ids only: never a value from the
+    form, nor who sent it."""
+    log.warning("portal refused stale page reason=%s school=%s service=%s", reason, school, service)
+    note_refusal_logged()
+
+
 def csrf_refused(error: CSRFError) -> tuple[str, int]:
     note_refusal_logged()
     log.warning(

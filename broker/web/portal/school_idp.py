@@ -54,7 +54,6 @@ from broker.registry.errors import ProviderChanged
 from broker.saml.metadata_check import RefusedEndpoint
 from broker.saml.metadata_report import refused_endpoints
 from broker.web.labels import localised_detail, localised_problem
-from broker.web.logs import note_refusal_logged
 from broker.web.portal.oidc_forms import (
     SECRET_KEPT_HINT,
     SECRET_NEEDED_HINT,
@@ -69,6 +68,7 @@ from broker.web.portal.rights import (
     portal_blueprint,
     portal_page,
     refuse_unless,
+    stale_page_refused,
 )
 from broker.web.portal.student_lookup import subject_key
 from broker.web.portal.uploads import idp_metadata
@@ -198,13 +198,7 @@ def _seen_current(school: School, form: SamlIdpForm | OidcProviderForm) -> bool:
 def _changed_meanwhile(school_id: str) -> tuple[str, int]:
     """Nothing saved: the page again with the settings as stored now, saying why. The log line
     names the school and the administrator only."""
-    log.warning(
-        "portal refused status=400 reason=%s school=%s admin=%s",
-        ProviderChanged.code,
-        school_id,
-        current_admin().id,
-    )
-    note_refusal_logged()
+    stale_page_refused(ProviderChanged.code, school=school_id)
     school = _school(school_id)
     saml, oidc = _forms(school, stored=True)
     return _page(school, saml, oidc, 400, changed_meanwhile=True)

@@ -25,10 +25,15 @@ from broker.registry.policy_change import PolicyChange
 from broker.registry.portal_reading import SchoolChoice
 from broker.registry.purpose_drops import PurposeDrop, purpose_drops
 from broker.web.labels import attribute_label, declared_purpose
-from broker.web.logs import note_refusal_logged
 from broker.web.portal.authors import recorded_author, shown_authors
 from broker.web.portal.preview import preview_release
-from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
+from broker.web.portal.rights import (
+    current_admin,
+    portal_blueprint,
+    portal_page,
+    refuse_unless,
+    stale_page_refused,
+)
 from broker.web.portal.school_forms import PolicyForm
 from broker.web.wiring import broker
 
@@ -99,14 +104,7 @@ def _changed_meanwhile(
     choice, and why: the publisher changed what it asks for (`declarations_changed`), or a
     colleague saved a choice (`policy_changed`). The log line names the route's ids, never
     what was ticked."""
-    log.warning(
-        "portal refused status=400 reason=%s school=%s service=%s admin=%s",
-        reason,
-        school_id,
-        found.id,
-        current_admin().id,
-    )
-    note_refusal_logged()
+    stale_page_refused(reason, school=school_id, service=found.id)
     form = _policy_form(found, choice, notice, from_post=False)
     if reason == PolicyChanged.code:
         said = gettext(
