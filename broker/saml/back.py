@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -50,6 +49,7 @@ from broker.core.errors import (
     UpstreamFailure,
 )
 from broker.core.model import School, UpstreamIdentity
+from broker.core.origins import written_origin
 from broker.core.ports import RegistryReader
 from broker.login.school_values import (
     accepted_values,
@@ -111,8 +111,7 @@ class SamlBack:
             return None
         if not destination:
             return None
-        parts = urlsplit(destination[0]["location"])
-        return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+        return written_origin(destination[0]["location"])
 
     def authn_request(
         self,

@@ -17,17 +17,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
 from flask import make_response, request, url_for
 from werkzeug.wrappers import Response
 
 from broker.core.errors import StateExpired, StoreUnavailable
 from broker.core.model import School
+from broker.core.origins import written_origin
 from broker.login.login_model import LoginRecord
 from broker.login.post_message import PostMessage
 from broker.web.browser import browser_secret
-from broker.web.content_policy import content_security_policy, off_site_origin
+from broker.web.content_policy import content_security_policy
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.login")
@@ -120,8 +120,7 @@ def sign_in_origin(school: School) -> str | None:
     # Never a network call here: one slow provider must not hold up every student's page.
     cached = b.oidc_back.directory.cached(school.oidc.issuer)
     endpoint = cached.authorization_endpoint if cached is not None else school.oidc.issuer
-    parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc}"
+    return written_origin(endpoint)
 
 
 def form_page(
@@ -141,7 +140,7 @@ def form_page(
     the broker first: back_to_platform.py). `carries_login`: the page holds a login (its id in
     a form or link, its answer to the platform): never kept by a cache."""
     response = make_response(page, status)
-    targets = {off_site_origin(form.action) for form in forms if form is not None}
+    targets = {written_origin(form.action) or "" for form in forms if form is not None}
     targets.update((retry.origin if retry is not None else "", redirects_to))
     targets.discard("")
     if targets:
