@@ -348,12 +348,8 @@ _SAID: dict[str, SchoolSaid] = {
 def school_said(doc: etree._Element) -> SchoolSaid:
     """What an error Response's status codes say, among the few the student's page words. Only
     the codes' `Value`s are compared with fixed names: no text of the message goes anywhere."""
-    top = doc.find(f"{{{firewall.SAMLP}}}Status/{{{firewall.SAMLP}}}StatusCode")
-    if top is None:
-        return ""
-    second = top.find(f"{{{firewall.SAMLP}}}StatusCode")
-    for code in (second, top):
-        said = _SAID.get(code.get("Value", "")) if code is not None else None
+    for value in (firewall.second_status(doc), firewall.top_status(doc)):
+        said = _SAID.get(value)
         if said:
             return said
     return ""
