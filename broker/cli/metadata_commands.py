@@ -13,7 +13,7 @@ from broker.cli.metadata_refresh import RefreshOutcome, refresh_sources
 from broker.cli.options import config_option, open_registry, reports_errors
 from broker.config import MetadataSource
 from broker.core.federation import EXPIRED_REASON, LeftOut, SourceHealth, SourceRecord
-from broker.operations.sources import source_states
+from broker.operations.sources import records_and_states
 
 
 @click.group("metadata")
@@ -122,8 +122,7 @@ def status_command(config_path: Path) -> None:
     (unconfigured: still in force until `metadata forget`). Exit status 1 when any source is
     expired or missing, or any copy is unconfigured."""
     settings, registry = open_registry(config_path)
-    health = source_states(settings, registry, datetime.now(UTC))
-    records = registry.federation.records()
+    records, health = records_and_states(settings, registry, datetime.now(UTC))
     by_name = {source.name: source for source in settings.metadata.sources}
     if not by_name:
         # Silence would read as "all well" or "the command did nothing": say which.

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 from broker.config import MetadataSource, Settings
 from broker.core.federation import FeedDates, LeftOut, OlderThanHeld
+from broker.operations.sources import records_and_states
 from broker.registry import SqlRegistry
 from broker.saml.aggregate import MetadataRefused, read_metadata
 from broker.saml.metadata_check import MetadataInvalid
@@ -210,9 +211,9 @@ def _report(
     not name: the timer logs them on every run, so a log-based alert fires also where nothing
     scrapes /metrics. A stale source still works and is not logged here (its refusals are,
     above)."""
-    records = registry.federation.records()
+    records, states = records_and_states(settings, registry, now)
     unconfigured = []
-    for entry in registry.federation.health(settings.metadata.refresh_periods(), now):
+    for entry in states:
         if not entry.configured:
             count = records[entry.name].entity_count
             log.warning(

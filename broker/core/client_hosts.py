@@ -20,28 +20,9 @@ from __future__ import annotations
 
 import json
 from hashlib import sha256
-from urllib.parse import urlsplit
 
 from broker.core.model import OidcClient
-
-DEFAULT_PORTS = {"https": 443, "http": 80}
-
-
-def origin_of_address(uri: str) -> str:
-    """scheme://host[:port] as a browser compares sites: lower case, the default port left
-    out (`https://App.example:443/cb` is `https://app.example`)."""
-    parts = urlsplit(uri)
-    scheme = parts.scheme.lower()
-    host = parts.hostname or ""
-    if ":" in host:  # IPv6
-        host = f"[{host}]"
-    try:
-        port = parts.port
-    except ValueError:  # not a port: never equal to a known origin
-        return f"{scheme}://{parts.netloc.lower()}"
-    if port is None or port == DEFAULT_PORTS.get(scheme):
-        return f"{scheme}://{host}"
-    return f"{scheme}://{host}:{port}"
+from broker.core.origins import origin_of_address
 
 
 def client_origins(client: OidcClient) -> frozenset[str]:

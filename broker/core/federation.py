@@ -6,7 +6,7 @@ Pure data and rules; fetching and parsing live in broker/saml, storing in broker
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -195,3 +195,19 @@ def source_health(
     return SourceHealth(
         name, SourceState.OK, record.last_error, record.valid_until, record.fetched_at
     )
+
+
+def sources_health(
+    records: Mapping[str, SourceRecord], sources: Sequence[tuple[str, int]], now: datetime
+) -> list[SourceHealth]:
+    """The state of each configured source, given as (name, refresh_seconds), then of each
+    copy held of a source not among them (`unconfigured`, or `expired` once past its
+    validUntil; by name), from the registry's `records` of them. A record that holds no copy
+    (its refreshes were all refused) puts nothing in force and is left out."""
+    configured = [source_health(name, records.get(name), every, now) for name, every in sources]
+    named = {name for name, _ in sources}
+    return configured + [
+        unconfigured_health(record, now)
+        for name, record in sorted(records.items())
+        if name not in named and record.fetched_at is not None
+    ]

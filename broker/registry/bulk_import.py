@@ -64,11 +64,10 @@ from broker.registry.purpose_drops import purposes_changed_since, stop_release
 from broker.registry.removal import kept_declaration_version, kept_policy_version
 from broker.registry.sealed_only import seal_for
 from broker.registry.shared_idps import (
-    check_shared,
     lock_idp,
-    note_joined,
     require_names_school,
     set_names_school,
+    settle_shared,
 )
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 from broker.registry.tables import (
@@ -221,12 +220,12 @@ def apply_snapshot(
     session.flush()
     # The file's IdPs locked, then checked again as the import leaves them (shared_idps.py):
     # the caller's checks read the registry before this transaction began.
-    idps = [entry.school.idp_entity_id for entry in snapshot.schools]
-    idps += snapshot.idps_naming_school
+    joined = [entry.school.idp_entity_id for entry in snapshot.schools]
+    idps = [*joined, *snapshot.idps_naming_school]
     lock_idp(session, idps)
     _schools(session, snapshot.schools, report, seal)
     _idp_flags(session, snapshot, report)
-    check_shared(session, idps)
+    settle_shared(session, joined, idps)
     # A service registered again after a removal continues its declaration versions; the
     # file's policies for it name the file's numbers, moved on by the same amount here.
     moved: dict[str, int] = {}
@@ -395,7 +394,8 @@ def _school(
 def _idp_flags(session: Session, snapshot: Snapshot, report: ImportReport) -> None:
     """The file's word on whether each IdP's logins name their school (a school's: None, it
     says nothing; `idps_naming_school`: it must), reported once per IdP as changed or as
-    already so, then every IdP two schools are on now requires it (shared_idps.note_joined)."""
+    already so. Every IdP two schools are on then requires it: shared_idps.settle_shared, which
+    reads what that and the check after it need once."""
     session.flush()
     entries = snapshot.schools
     wanted = {e.school.id: e.idp_names_school for e in entries if e.idp_names_school is not None}
@@ -412,7 +412,6 @@ def _idp_flags(session: Session, snapshot: Snapshot, report: ImportReport) -> No
             report.changed.append(f"IdP {entity_id} {'names' if names else 'need not name'} school")
         changed_idps[entity_id] = changed_idps.get(entity_id, False) or changed
     report.same += [f"IdP {idp}" for idp, changed in changed_idps.items() if not changed]
-    note_joined(session, [e.school.idp_entity_id for e in entries])
 
 
 def _service(

@@ -41,8 +41,7 @@ from broker.core.federation import (
     SourceHealth,
     SourceRecord,
     is_older,
-    source_health,
-    unconfigured_health,
+    sources_health,
 )
 from broker.registry.changes import bump_generation
 from broker.registry.database import session_on
@@ -246,18 +245,8 @@ class FederationStore:
             return [each for held in rows for each in _left_out_of(held)]
 
     def health(self, sources: Sequence[tuple[str, int]], now: datetime) -> list[SourceHealth]:
-        """The state of each configured source, given as (name, refresh_seconds), then of each
-        copy held of a source not among them (`unconfigured`, or `expired` once past its
-        validUntil; by name). A row that holds no copy
-        (its refreshes were all refused) puts nothing in force and is left out."""
-        records = self.records()
-        configured = [source_health(name, records.get(name), every, now) for name, every in sources]
-        named = {name for name, _ in sources}
-        return configured + [
-            unconfigured_health(record, now)
-            for name, record in sorted(records.items())
-            if name not in named and record.fetched_at is not None
-        ]
+        """`sources_health` of the records held (core/federation.py)."""
+        return sources_health(self.records(), sources, now)
 
     def entity(self, entity_id: str, role: str) -> FederationEntity | None:
         """A source's copy of one entity (the one `copy_rank` puts first when several sources

@@ -172,11 +172,17 @@ def note_joined(session: Session, entity_ids: Iterable[str]) -> None:
     at once (`_shared_idps`), not a query per IdP."""
     session.flush()
     ordered = sorted(set(entity_ids))
-    naming = _naming(session, ordered)
-    for entity_id, count in _school_counts(session, ordered).items():
+    _mark_shared(session, _school_counts(session, ordered), _naming(session, ordered))
+    session.flush()
+
+
+def _mark_shared(session: Session, counts: dict[str, int], naming: set[str]) -> None:
+    """Mark each IdP two or more schools are on (`counts`, schools per IdP) as naming its
+    school, unless it is already (`naming`, which then holds it too)."""
+    for entity_id, count in counts.items():
         if count > 1 and entity_id not in naming:
             session.add(SchoolNamingIdpRow(entity_id=entity_id))
-    session.flush()
+            naming.add(entity_id)
 
 
 def _school_counts(session: Session, entity_ids: list[str]) -> dict[str, int]:
@@ -204,16 +210,21 @@ def _naming(session: Session, entity_ids: list[str]) -> set[str]:
     return naming
 
 
-def check_shared(session: Session, entity_ids: Iterable[str]) -> None:
-    """`check_joining`'s rule over providers as a bulk write left them (registry import): for
-    each, one protocol, one metadata (unless a source holds it), and BRIN ids if its logins name
-    their school. Raises, so the caller's transaction rolls back. What the rule needs of every
-    provider is read at once (`_shared_facts`, a few statements per `IN_CHUNK` providers, not
-    two or three per provider); a source is asked only about a provider with two copies."""
+def settle_shared(session: Session, joined: Iterable[str], entity_ids: Iterable[str]) -> None:
+    """After a bulk write (registry import): `note_joined` for the IdPs its schools are on
+    (`joined`, among `entity_ids`), then `check_joining`'s rule over every IdP it named
+    (`entity_ids`) as the write left them: for each, one protocol, one metadata (unless a
+    source holds it), and BRIN ids if its logins name their school. Raises, so the caller's
+    transaction rolls back. What both need of every provider is read once (`_shared_facts` and
+    `_naming`, a few statements per `IN_CHUNK` providers, not two or three per provider); a
+    source is asked only about a provider with two copies."""
     session.flush()
     ordered = sorted(set(entity_ids))
     facts = _shared_facts(session, ordered)
     naming = _naming(session, ordered)
+    counts = {e: len(facts[e][0]) for e in sorted(set(joined)) if e in facts}
+    _mark_shared(session, counts, naming)
+    session.flush()
     for entity_id in ordered:
         schools, copies = facts.get(entity_id, ((), 0))
         if _not_shareable(entity_id, (oidc for _, oidc in schools)):

@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NoReturn
-from urllib.parse import urlsplit
 
 from lxml import etree
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
@@ -50,6 +49,7 @@ from broker.core.errors import (
     UpstreamFailure,
 )
 from broker.core.model import School, UpstreamIdentity
+from broker.core.origins import written_origin
 from broker.core.ports import RegistryReader
 from broker.login.school_values import (
     accepted_values,
@@ -111,8 +111,7 @@ class SamlBack:
             return None
         if not destination:
             return None
-        parts = urlsplit(destination[0]["location"])
-        return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+        return written_origin(destination[0]["location"])
 
     def authn_request(
         self,
@@ -349,12 +348,8 @@ _SAID: dict[str, SchoolSaid] = {
 def school_said(doc: etree._Element) -> SchoolSaid:
     """What an error Response's status codes say, among the few the student's page words. Only
     the codes' `Value`s are compared with fixed names: no text of the message goes anywhere."""
-    top = doc.find(f"{{{firewall.SAMLP}}}Status/{{{firewall.SAMLP}}}StatusCode")
-    if top is None:
-        return ""
-    second = top.find(f"{{{firewall.SAMLP}}}StatusCode")
-    for code in (second, top):
-        said = _SAID.get(code.get("Value", "")) if code is not None else None
+    for value in (firewall.second_status(doc), firewall.top_status(doc)):
+        said = _SAID.get(value)
         if said:
             return said
     return ""

@@ -174,8 +174,21 @@ STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 
 def top_status(response: etree._Element) -> str:
     """The top-level StatusCode's Value of a Response or LogoutResponse ("" without one)."""
-    code = response.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
+    code = _top_status_code(response)
     return code.get("Value", "") if code is not None else ""
+
+
+def second_status(response: etree._Element) -> str:
+    """The second-level StatusCode's Value (the one inside the top-level code, SAML core
+    3.2.2.2: "Responder/PartialLogout", "Responder/AuthnFailed") of a Response or
+    LogoutResponse; "" without one."""
+    top = _top_status_code(response)
+    code = top.find(f"{{{SAMLP}}}StatusCode") if top is not None else None
+    return code.get("Value", "") if code is not None else ""
+
+
+def _top_status_code(response: etree._Element) -> etree._Element | None:
+    return response.find(f"{{{SAMLP}}}Status/{{{SAMLP}}}StatusCode")
 
 
 def is_success(response: etree._Element) -> bool:

@@ -16,7 +16,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from lxml import etree
 from saml2 import BINDING_HTTP_REDIRECT, BINDING_SOAP, class_name, saml, samlp
@@ -27,6 +26,7 @@ from saml2.sigver import pre_signature_part, signed_instance_factory
 
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import InvalidMessage
+from broker.core.origins import written_origin
 from broker.saml import firewall
 from broker.saml.firewall import STATUS_SUCCESS
 from broker.saml.front import MAX_RELAY_STATE
@@ -298,8 +298,7 @@ class Endpoint:
 
     @property
     def origin(self) -> str:
-        parts = urlsplit(self.location)
-        return f"{parts.scheme}://{parts.netloc}"
+        return written_origin(self.location) or ""
 
 
 def slo_endpoint(

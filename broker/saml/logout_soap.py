@@ -147,9 +147,7 @@ def read_soap_answer(
     value = firewall.top_status(doc)
     if value != firewall.STATUS_SUCCESS:
         # Not a confirmation, signed or not: nothing to verify, it fails the service as it is.
-        tag = f"{{{firewall.SAMLP}}}StatusCode"
-        second = doc.find(f"{{{firewall.SAMLP}}}Status/{tag}/{tag}")
-        return status_names(value, second.get("Value", "") if second is not None else "")
+        return status_names(value, firewall.second_status(doc))
     # A Success counts only as pysaml2 reads it: it verifies a signature, when there is one,
     # with the keys of the issuer as it reads it (which must be the one checked above), with
     # the in-process backend's policy, and the status is taken again from what it verified.

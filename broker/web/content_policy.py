@@ -5,8 +5,6 @@ Chromium also the redirect that answers it, to the page's `form-action`."""
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 
 def content_security_policy(form_target: str = "") -> str:
     """`form_target`: origins (space-separated) a form of the page may lead to besides the
@@ -16,12 +14,3 @@ def content_security_policy(form_target: str = "") -> str:
         "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; "
         f"form-action 'self'{extra}"
     )
-
-
-def off_site_origin(url: str) -> str:
-    """scheme://host[:port] of an absolute http(s) `url`, as `form-action` names a site; "" for
-    an address on the broker itself (a path), which 'self' covers."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        return ""
-    return f"{parts.scheme}://{parts.netloc}"

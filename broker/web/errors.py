@@ -27,11 +27,12 @@ from broker.core.errors import (
 from broker.login.post_message import PostMessage
 from broker.web import metrics
 from broker.web.browser import carries_broker_cookies
+from broker.web.form_pages import form_page
 from broker.web.i18n import other_language_copies
 from broker.web.json_errors import answers_json, json_http_error
 from broker.web.labels import attribute_label, error_title, http_error_message
 from broker.web.logs import note_refusal_logged
-from broker.web.school_retry import RetryAtSchool, form_page, try_again_control
+from broker.web.school_retry import RetryAtSchool, try_again_control
 from broker.web.soap_errors import answers_soap, soap_http_error, soap_refusal
 
 log = logging.getLogger("broker.web")
@@ -78,7 +79,7 @@ def render_error(
     title: Wording | None = None,
     redirects_to: str = "",
 ) -> Response:
-    """The error's page, as a response (school_retry.form_page: its forms' origins in the
+    """The error's page, as a response (form_pages.form_page: its forms' origins in the
     form-action, no-store when it shows a way on for a login). `message`: what is said instead
     of the error's public message (None, or a None made: the public message); `retry`: "Try
     again" at the school for the same login, with the login's school choice (school_retry.py);

@@ -24,6 +24,7 @@ from flask import (
 from werkzeug.wrappers import Response
 
 from broker.core.errors import InvalidMessage, LogoutStoreUnavailable, StoreUnavailable
+from broker.core.origins import written_origin
 from broker.login.logout import (
     BY_SCHOOL,
     BY_STUDENT,
@@ -49,7 +50,7 @@ from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, clear_sso_token
 from broker.web.content_policy import content_security_policy
 from broker.web.errors import render_error
-from broker.web.service_answers import autopost, origin_of
+from broker.web.service_answers import autopost
 from broker.web.wiring import broker
 
 logout = Blueprint("logout", __name__)
@@ -333,7 +334,9 @@ def framed(response: Response) -> Response:
 def _may_send_to(response: Response, answer: Outbound | None) -> None:
     """A page carrying the peer's answer (its form or link): the policy lets it go there."""
     if answer is not None:
-        response.headers["Content-Security-Policy"] = content_security_policy(origin_of(answer.url))
+        response.headers["Content-Security-Policy"] = content_security_policy(
+            written_origin(answer.url) or ""
+        )
 
 
 def _no_store(response: Response) -> Response:

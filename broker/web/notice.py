@@ -12,6 +12,7 @@ from flask import Blueprint, make_response, redirect, render_template, request, 
 from werkzeug.wrappers import Response
 
 from broker.core.errors import StateExpired, UnknownSchool, UnknownService
+from broker.core.origins import written_origin
 from broker.login.receipting import LOGIN_DONE, NOTICE_DONE, PendingRelease
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.content_policy import content_security_policy
@@ -20,7 +21,6 @@ from broker.web.labels import attribute_label, declared_purpose
 from broker.web.login_finish import finish, session_and_services
 from broker.web.service_answers import (
     answer_address,
-    origin_of,
     platform_site,
 )
 from broker.web.wiring import broker
@@ -143,7 +143,7 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
         # "Continue" answers an OIDC client with a redirect to its redirect URI (the query
         # mode; form_post's auto-post page has its own policy), and Chromium holds the
         # redirect after a form POST to the page's `form-action` too.
-        origins = sorted({origin_of(uri) for uri in service.oidc.redirect_uris})
+        origins = sorted({o for o in map(written_origin, service.oidc.redirect_uris) if o})
         response.headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
     return response
 

@@ -1,5 +1,4 @@
-"""The way on from a page that says the school did not sign the student in, for the same login,
-and the one way a page with a login's forms becomes a response (`form_page`).
+"""The way on from a page that says the school did not sign the student in, for the same login.
 
 "Try again" posts the login and the school to `/discovery` again, which sends the student to
 the school with a fresh request (as choosing it did), and a link opens the school choice for
@@ -10,24 +9,21 @@ is over (service_answers.stale_answer_page); and on the "too many attempts" and 
 unavailable" pages of the school choice itself (`try_again_control`).
 
 "Try again" is answered with a redirect to the school's sign-in page, which browsers hold to the
-page's `form-action`: the page names that origin (`origin`), through `form_page`."""
+page's `form-action`: the page names that origin (`origin`), through form_pages.form_page."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass
-from urllib.parse import urlsplit
 
-from flask import make_response, request, url_for
-from werkzeug.wrappers import Response
+from flask import request, url_for
 
 from broker.core.errors import StateExpired, StoreUnavailable
 from broker.core.model import School
+from broker.core.origins import written_origin
 from broker.login.login_model import LoginRecord
 from broker.login.post_message import PostMessage
 from broker.web.browser import browser_secret
-from broker.web.content_policy import content_security_policy, off_site_origin
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.login")
@@ -120,34 +116,4 @@ def sign_in_origin(school: School) -> str | None:
     # Never a network call here: one slow provider must not hold up every student's page.
     cached = b.oidc_back.directory.cached(school.oidc.issuer)
     endpoint = cached.authorization_endpoint if cached is not None else school.oidc.issuer
-    parts = urlsplit(endpoint)
-    return f"{parts.scheme}://{parts.netloc}"
-
-
-def form_page(
-    page: str,
-    status: int,
-    *,
-    forms: Iterable[PostMessage | None] = (),
-    retry: RetryAtSchool | None = None,
-    redirects_to: str = "",
-    carries_login: bool,
-) -> Response:
-    """The one way a page with a login's forms becomes a response (error pages:
-    errors.render_error and errors.http_error_page). Its `form-action` names every origin a
-    form may lead to: a form's own target off the broker (`forms`: the platform's address, for
-    a refusal it carries), and where the broker's answer to a form redirects: "Try again"'s
-    school (`retry`), `redirects_to` (the platform, when "Back to the platform" goes through
-    the broker first: back_to_platform.py). `carries_login`: the page holds a login (its id in
-    a form or link, its answer to the platform): never kept by a cache."""
-    response = make_response(page, status)
-    targets = {off_site_origin(form.action) for form in forms if form is not None}
-    targets.update((retry.origin if retry is not None else "", redirects_to))
-    targets.discard("")
-    if targets:
-        response.headers["Content-Security-Policy"] = content_security_policy(
-            " ".join(sorted(targets))
-        )
-    if carries_login or retry is not None:
-        response.headers["Cache-Control"] = "no-store"
-    return response
+    return written_origin(endpoint)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from urllib.parse import urlsplit
 
 from flask import make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -23,6 +22,7 @@ from broker.core.errors import (
     StaleSchoolAnswer,
 )
 from broker.core.model import Protocol, School, Service
+from broker.core.origins import written_origin
 from broker.core.ports import StoreOp
 from broker.login.login_model import Completion, LoginRecord, LoginRequest, is_my_data
 from broker.login.participants import FAMILIES
@@ -37,7 +37,7 @@ from broker.saml.front import (
     AnswerableRefusal,
 )
 from broker.web import metrics
-from broker.web.content_policy import content_security_policy, off_site_origin
+from broker.web.content_policy import content_security_policy
 from broker.web.errors import Wording, render_error
 from broker.web.labels import school_said
 from broker.web.school_retry import (
@@ -143,7 +143,7 @@ def retry_page(
         error,
         service_name=service.name if service else None,
         return_form=back,
-        redirects_to=off_site_origin(answer_address(record.request)),
+        redirects_to=written_origin(answer_address(record.request)) or "",
         message=message,
         retry=retry,
     )
@@ -253,10 +253,8 @@ def platform_site(service: Service | None, answered_at: str = "") -> str | None:
 
 
 def _site_of(address: str) -> str | None:
-    parts = urlsplit(address)
-    if parts.scheme not in ("https", "http") or not parts.netloc:
-        return None
-    return f"{parts.scheme}://{parts.netloc}/"
+    origin = written_origin(address)
+    return f"{origin}/" if origin else None
 
 
 def is_oidc(request: LoginRequest) -> bool:
@@ -294,10 +292,6 @@ def autopost(
 
 
 def _allow_form_target(response: Response, action: str) -> None:
-    response.headers["Content-Security-Policy"] = content_security_policy(origin_of(action))
-
-
-def origin_of(url: str) -> str:
-    """scheme://host[:port] of `url`, as CSP source expressions name a site."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}"
+    response.headers["Content-Security-Policy"] = content_security_policy(
+        written_origin(action) or ""
+    )

@@ -4,7 +4,7 @@ Chromium, the demo on two sites).
 The page's "Try again" posts the same school choice to /discovery once more, and the broker
 answers with a redirect to the school's sign-in page. Chromium holds such a redirect to the
 page's CSP form-action, so only a real browser shows that the page lets the student through
-(school_retry.form_page names the school's origin there).
+(form_pages.form_page names the school's origin there).
 
 The discovery POST is refused as the rate limiter refuses it (its RateLimited, answered by the
 app's own handler) while the test says so: a real limit would refuse the retry as well until

@@ -1,5 +1,5 @@
 """A registry import of many schools reads and writes them in bulk (bulk_import._schools,
-shared_idps.check_shared, note_joined and lock_idp): a fixed handful of statements per
+shared_idps.settle_shared and lock_idp): a fixed handful of statements per
 `IN_CHUNK` schools, not a few per school, with every check of the shared-IdP rule and the same
 outcome: a provider's schools on both sides of a chunk's edge still share one metadata and BRIN
 ids, and a refusal names the IdP and its schools and leaves nothing written."""
@@ -73,6 +73,21 @@ def test_an_import_of_many_schools_takes_a_few_statements_per_chunk(
         report = sql_registry.import_snapshot(Snapshot(schools=tuple(_entries())), "t")
     assert report.applied and not report.added and not report.changed
     assert len(report.same) >= COUNT and len(again) < 40, len(again)
+
+
+def test_an_import_reads_which_idps_name_their_school_once_per_chunk(
+    sql_registry: SqlRegistry,
+) -> None:
+    # Marking the IdPs two schools are on and checking the rule after it read the marks once
+    # (shared_idps.settle_shared); each read them for itself before, twice per chunk.
+    with _statements(sql_registry) as seen:
+        report = sql_registry.import_snapshot(Snapshot(schools=tuple(_entries())), "t")
+    assert report.applied and sql_registry.idps_naming_school() == frozenset({BOARD})
+    reads = [
+        s for s in seen if s.lstrip().upper().startswith("SELECT") and "idps_naming_school" in s
+    ]
+    idps = COUNT - 1  # the board's two schools share one
+    assert len(reads) == -(-idps // IN_CHUNK), reads
 
 
 def test_a_shared_idps_two_copies_across_chunks_refuse_the_whole_import(

@@ -29,7 +29,7 @@ from broker.certificates import self_signed_pair
 from broker.cli.instance import init_instance
 from broker.cli.metadata_refresh import refresh_sources
 from broker.config import MetadataSettings, MetadataSource, Settings, load_settings
-from broker.core.federation import NOT_CONFIGURED, SourceState
+from broker.core.federation import NOT_CONFIGURED, SourceRecord, SourceState
 from broker.core.model import NamingProfile, School, Service
 from broker.registry import SqlRegistry
 from broker.saml.entities import SamlEntities, sp_config
@@ -377,6 +377,29 @@ def test_a_source_removed_from_the_configuration_keeps_its_copy_until_forgotten(
     assert federation.sp_metadata() is None
     assert federation.registry.federation.records() == {}
     assert refresh_sources(unconfigured, federation.registry, clock=federation.clock) == []
+
+
+def test_a_refresh_reads_the_source_records_once(
+    federation: Federation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The report after a refresh says the states and the entity counts of copies nobody
+    configures from one read of the records (operations/sources.py `records_and_states`);
+    it read them twice before, once for each."""
+    federation.feed.body = feed_body()
+    federation.refresh()
+    store = federation.registry.federation
+    reads: list[int] = []
+    records = store.records
+
+    def counted() -> dict[str, SourceRecord]:
+        reads.append(1)
+        return records()
+
+    monkeypatch.setattr(store, "records", counted)
+    unconfigured = dataclasses.replace(federation.settings, metadata=MetadataSettings())
+    (kept,) = refresh_sources(unconfigured, federation.registry, clock=federation.clock)
+    assert (kept.source, kept.result, kept.entities) == ("fed", "unconfigured", 2)
+    assert len(reads) == 1
 
 
 def test_a_renamed_source_leaves_the_old_copy_in_force_while_the_new_one_fails(

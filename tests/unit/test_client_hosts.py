@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from broker.core.client_hosts import addresses_fingerprint, client_origins, origin_of_address
+from broker.core.client_hosts import addresses_fingerprint, client_origins
 from broker.core.model import ClientAuthMethod, OidcClient
+from broker.core.origins import origin_of_address
 
 
 @pytest.mark.parametrize(

@@ -19,6 +19,8 @@ from broker.saml.firewall import (
     inflate_redirect,
     inspect,
     is_success,
+    second_status,
+    top_status,
 )
 
 SAMLP = "urn:oasis:names:tc:SAML:2.0:protocol"
@@ -319,3 +321,42 @@ def test_an_element_too_deep_anywhere_is_refused() -> None:
     deep = "<y/>" * 3 + "<x>" * (MAX_DEPTH + 1) + "</x>" * (MAX_DEPTH + 1)
     with refused("message_too_deep"):
         inspect(response(f"<w>{'<v/>' * 2}</w>{deep}"), root="Response", assertions=None)
+
+
+# -- status codes ------------------------------------------------------------------------------
+STATUS = "urn:oasis:names:tc:SAML:2.0:status:"
+
+
+@pytest.mark.parametrize(
+    ("status", "top", "second"),
+    [
+        (
+            f'<samlp:Status><samlp:StatusCode Value="{STATUS}Responder">'
+            f'<samlp:StatusCode Value="{STATUS}PartialLogout"/></samlp:StatusCode></samlp:Status>',
+            f"{STATUS}Responder",
+            f"{STATUS}PartialLogout",
+        ),
+        (
+            f'<samlp:Status><samlp:StatusCode Value="{STATUS}Success"/></samlp:Status>',
+            f"{STATUS}Success",
+            "",
+        ),
+        # A StatusCode that is not inside the top-level one is no second-level code.
+        (
+            f'<samlp:Status><samlp:StatusCode Value="{STATUS}Responder"/>'
+            f'<samlp:StatusMessage><samlp:StatusCode Value="{STATUS}AuthnFailed"/>'
+            "</samlp:StatusMessage></samlp:Status>",
+            f"{STATUS}Responder",
+            "",
+        ),
+        (
+            "<samlp:Status><samlp:StatusCode><samlp:StatusCode/></samlp:StatusCode></samlp:Status>",
+            "",
+            "",
+        ),
+        ("", "", ""),
+    ],
+)
+def test_the_status_codes_are_read_by_level(status: str, top: str, second: str) -> None:
+    doc = inspect(response(status), root="Response", assertions=None)
+    assert (top_status(doc), second_status(doc)) == (top, second)

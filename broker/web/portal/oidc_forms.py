@@ -28,10 +28,10 @@ from wtforms import (
 )
 from wtforms.validators import ValidationError
 
-from broker.core.client_hosts import origin_of_address
 from broker.core.endpoints import MAX_REDIRECT_URI, is_acceptable_endpoint, redirect_uri_problem
 from broker.core.hosted_domain import MAX_DOMAIN
 from broker.core.model import ClientAuthMethod
+from broker.core.origins import origin_of_address
 from broker.core.subjects import OIDC_SUBJECT_CHOICES, SAML_SUBJECTS
 from broker.oidc.registration import ID_TOKEN_ALGORITHMS
 from broker.web.portal.field_checks import PrefilledForm, at_most, required
