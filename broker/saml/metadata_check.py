@@ -74,13 +74,19 @@ class InsecureEndpoint(MetadataInvalid):
     new message must not break them)."""
 
     def __init__(self, kind: RefusedEndpoint, detail: str, *, url: str, entity_id: str) -> None:
-        if non_ascii_host_problem(url) is None:
-            super().__init__(detail, url=url, entity_id=entity_id)
-        elif (written := ascii_host_form(url)) is None:
-            super().__init__(NOT_A_DOMAIN_NAME, url=url, entity_id=entity_id)
-        else:
-            super().__init__(NON_ASCII_HOST, url=url, entity_id=entity_id, ascii_url=written)
+        message, params = endpoint_refusal(detail, url, entity_id)
+        super().__init__(message, **params)
         self.kind: RefusedEndpoint = kind
+
+
+def endpoint_refusal(detail: str, url: str, entity_id: str) -> tuple[str, dict[str, str]]:
+    """The words (message and its values) for an endpoint URL the rule refuses: `detail` (not
+    https), unless its host is not ASCII: then that, naming the xn-- form to use."""
+    if non_ascii_host_problem(url) is None:
+        return detail, {"url": url, "entity_id": entity_id}
+    if (written := ascii_host_form(url)) is None:
+        return NOT_A_DOMAIN_NAME, {"url": url, "entity_id": entity_id}
+    return NON_ASCII_HOST, {"url": url, "entity_id": entity_id, "ascii_url": written}
 
 
 def too_large(max_bytes: int) -> MetadataInvalid:

@@ -6,6 +6,7 @@ OIDC login went on to the redirect URI."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from urllib.parse import urlencode
 
@@ -33,10 +34,13 @@ def unicode_acs(demo: LiveDemo, request: pytest.FixtureRequest) -> Iterator[Publ
 
 
 def test_a_saml_service_with_a_unicode_acs_host_is_sent_nothing(
-    demo: LiveDemo, unicode_acs: PublisherForger
+    demo: LiveDemo, unicode_acs: PublisherForger, caplog: pytest.LogCaptureFixture
 ) -> None:
     browser = Browser()
-    page = browser.get(unicode_acs.request_url(f"{demo.broker_url}/saml/idp/sso"))
+    with caplog.at_level(logging.INFO):
+        page = browser.get(unicode_acs.request_url(f"{demo.broker_url}/saml/idp/sso"))
+    assert "code=acs_not_https: URL 'https://" in caplog.text
+    assert "must write its host in ASCII (its xn-- form): use 'https://xn--" in caplog.text
     assert page.status == 400 and page.location is None, page.text[:300]
     assert "This learning platform is not set up safely" in page.text
     assert "SAMLResponse" not in page.text
