@@ -32,6 +32,7 @@ from broker.core.chain_ids import chain_id_problem
 from broker.core.endpoints import (
     MAX_PRIVACY_CONTACT,
     is_acceptable_endpoint,
+    non_ascii_host_problem,
     privacy_contact_link,
     privacy_contact_problem,
 )
@@ -232,7 +233,9 @@ def _school_and_provider(reading: _Reading, entry: Entries) -> SchoolEntry | Non
 
 def _upstream(reading: _Reading, oidc: Entries) -> OidcUpstream | None:
     issuer = oidc.text("issuer", limit=1024)
-    if issuer and not is_acceptable_endpoint(issuer):
+    if issuer and (problem := non_ascii_host_problem(issuer)) is not None:
+        oidc.wrong("issuer", problem)
+    elif issuer and not is_acceptable_endpoint(issuer):
         oidc.wrong("issuer", "must be an https URL (plain http only on loopback)")
     client_id = oidc.text("client_id", limit=1024)
     algorithms = oidc.strings("algorithms", default=["RS256"])

@@ -4,7 +4,9 @@ http only to loopback, which demos and tests use. Pure checks on the URL text.""
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
+
+import idna
 
 MAX_REDIRECT_URI = 1024
 
@@ -17,7 +19,8 @@ def is_acceptable_endpoint(url: str) -> bool:
     which judges it here: a browser reads `\\` as `/`, so `http://evil.example\\@localhost/`
     is `localhost` to `urlsplit` and `evil.example` to the browser that follows it; browsers
     also drop tabs and newlines anywhere. So no backslash, no white space or control character,
-    and no user name or password (an endpoint never needs one) anywhere in it."""
+    and no user name or password (an endpoint never needs one) anywhere in it. Its host is
+    ASCII (`ascii_host_form`)."""
     if "\\" in url or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         return False
     try:
@@ -25,7 +28,7 @@ def is_acceptable_endpoint(url: str) -> bool:
         host = parts.hostname or ""
     except ValueError:  # an unbalanced IPv6 bracket
         return False
-    if "@" in parts.netloc:
+    if "@" in parts.netloc or not host.isascii():
         return False
     if parts.scheme == "https" and host:
         return True
@@ -41,6 +44,54 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+# An endpoint's host is written in ASCII: an internationalised name (`https://bücher.example`)
+# only in its IDNA form (`https://xn--bcher-kva.example`), which intake names in its refusal.
+# Refused rather than converted at intake: (1) a browser sends and shows the xn-- form (Origin,
+# Referer, the address bar), and a CSP source or a response header cannot carry the Unicode one
+# (browsers ignore a non-ASCII `form-action` source, so the answer's auto-POST would be
+# blocked; gunicorn answers 500 for a header beyond latin-1); (2) an OIDC redirect URI and a
+# SAML ACS URL are compared as exact strings (RFC 6749 3.1.2, the OAuth 2.0 Security BCP):
+# storing a converted form would make the client's own, Unicode, redirect_uri no longer match,
+# unless the broker converted what clients send too, which is not an exact comparison. With
+# the ASCII form registered, the client sends that form, and every comparison stays exact.
+# `is_acceptable_endpoint` holds the same rule at use, for an endpoint stored before it.
+
+
+def ascii_host_form(url: str) -> str | None:
+    """`url` with its host in its IDNA form (UTS #46, non-transitional, as browsers convert:
+    `https://Bücher.example:8443/cb` → `https://xn--bcher-kva.example:8443/cb`); the rest is
+    kept as written. None when the host is not a valid internationalised domain name (`☃.net`)
+    or the URL does not parse."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return None
+    before, at, hostport = parts.netloc.rpartition("@")
+    host, colon, port = hostport.partition(":")
+    try:
+        written = idna.encode(host, uts46=True).decode("ascii")
+    except idna.IDNAError:
+        return None
+    return urlunsplit(parts._replace(netloc=f"{before}{at}{written}{colon}{port}"))
+
+
+NON_ASCII_HOST = "must write its host in ASCII (its xn-- form): use"
+NOT_A_DOMAIN_NAME = "has a host that is not a valid internationalised domain name"
+
+
+def non_ascii_host_problem(url: str) -> str | None:
+    """Why `url`'s host cannot be registered as written, naming the xn-- form to register
+    instead; None when the host is ASCII (or the URL has none: other checks judge that)."""
+    try:
+        host = urlsplit(url).hostname or ""
+    except ValueError:
+        return None
+    if host.isascii():
+        return None
+    written = ascii_host_form(url)
+    return NOT_A_DOMAIN_NAME if written is None else f"{NON_ASCII_HOST} {written}"
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -80,6 +131,8 @@ def redirect_uri_problem(uri: str) -> str | None:
         return "must not contain wildcards"
     if parts.username or parts.password:
         return "must not carry a user name or password"
+    if (problem := non_ascii_host_problem(uri)) is not None:
+        return problem
     if not is_acceptable_endpoint(uri):
         return "must be https (plain http only to a loopback address or localhost)"
     return None

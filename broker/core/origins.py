@@ -17,13 +17,17 @@ DEFAULT_PORTS = {"https": 443, "http": 80}
 def written_origin(url: str) -> str | None:
     """scheme://host[:port] of an absolute http(s) `url`, as it spells them; None for anything
     else: a path on the broker itself (which 'self' covers), another scheme, no host, a user
-    name or password (no origin has one, and a CSP source with one is void) or a URL that does
-    not parse."""
+    name or password (no origin has one, and a CSP source with one is void), a host not in
+    ASCII (no browser reads it in a CSP, and gunicorn fails a header beyond latin-1; intake
+    refuses such endpoints and use refuses one stored before: core/endpoints.py) or a URL that
+    does not parse."""
     try:
         parts = urlsplit(url)
     except ValueError:  # an unbalanced IPv6 bracket
         return None
     if parts.scheme not in DEFAULT_PORTS or not parts.netloc or "@" in parts.netloc:
+        return None
+    if not parts.netloc.isascii():
         return None
     return f"{parts.scheme}://{parts.netloc}"
 

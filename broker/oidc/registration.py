@@ -11,7 +11,11 @@ import hmac
 import secrets
 from hashlib import sha256
 
-from broker.core.endpoints import is_acceptable_endpoint, redirect_uri_problem
+from broker.core.endpoints import (
+    is_acceptable_endpoint,
+    non_ascii_host_problem,
+    redirect_uri_problem,
+)
 from broker.core.errors import BadRequest
 from broker.core.model import ClientAuthMethod, OidcClient
 
@@ -45,7 +49,9 @@ def registration_problems(
         problems.append(
             ("id_token_alg", f"ID token algorithm must be one of {', '.join(ID_TOKEN_ALGORITHMS)}")
         )
-    if auth_method is ClientAuthMethod.PRIVATE_KEY_JWT:
+    if jwks_uri and (problem := non_ascii_host_problem(jwks_uri)) is not None:
+        problems.append(("jwks_uri", f"JWKS URL {jwks_uri!r} {problem}"))
+    elif auth_method is ClientAuthMethod.PRIVATE_KEY_JWT:
         if not jwks_uri or not is_acceptable_endpoint(jwks_uri):
             problems.append(
                 ("jwks_uri", "private_key_jwt needs a JWKS URL (https; http only on loopback)")

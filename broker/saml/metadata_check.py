@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from lxml import etree
 
-from broker.core.endpoints import is_acceptable_endpoint
+from broker.core.endpoints import ascii_host_form, is_acceptable_endpoint, non_ascii_host_problem
 from broker.core.errors import N_, BadRequest
 from broker.saml.firewall import MAX_BODY_BYTES
 from broker.saml.publisher_encryption import (
@@ -38,6 +38,14 @@ SLO_NOT_HTTPS = N_("SLO URL '%(url)s' of %(entity_id)s must be https (plain http
 SLO_RESPONSE_NOT_HTTPS = N_(
     "SLO response URL '%(url)s' of %(entity_id)s must be https (plain http only on loopback)"
 )
+# An endpoint whose host is not ASCII (core/endpoints.py `ascii_host_form`), of any kind.
+NON_ASCII_HOST = N_(
+    "URL '%(url)s' of %(entity_id)s must write its host in ASCII (its xn-- form): "
+    "use '%(ascii_url)s'"
+)
+NOT_A_DOMAIN_NAME = N_(
+    "URL '%(url)s' of %(entity_id)s has a host that is not a valid internationalised domain name"
+)
 # The SingleLogoutService bindings the broker sends logout messages with, in the order it
 # prefers them (logout_messages.slo_endpoint): those are the SLO URLs the rule below checks.
 LOGOUT_BINDINGS = (REDIRECT, POST)
@@ -61,12 +69,24 @@ RefusedEndpoint = Literal["sso", "acs", "slo"]
 
 
 class InsecureEndpoint(MetadataInvalid):
-    """An endpoint URL that is not https, with the kind of endpoint it is: the listings and
-    the feed read the kind, never the wording (a reworded or new message must not break them)."""
+    """An endpoint URL that is not https (or whose host is not ASCII), with the kind of
+    endpoint it is: the listings and the feed read the kind, never the wording (a reworded or
+    new message must not break them)."""
 
     def __init__(self, kind: RefusedEndpoint, detail: str, *, url: str, entity_id: str) -> None:
-        super().__init__(detail, url=url, entity_id=entity_id)
+        message, params = endpoint_refusal(detail, url, entity_id)
+        super().__init__(message, **params)
         self.kind: RefusedEndpoint = kind
+
+
+def endpoint_refusal(detail: str, url: str, entity_id: str) -> tuple[str, dict[str, str]]:
+    """The words (message and its values) for an endpoint URL the rule refuses: `detail` (not
+    https), unless its host is not ASCII: then that, naming the xn-- form to use."""
+    if non_ascii_host_problem(url) is None:
+        return detail, {"url": url, "entity_id": entity_id}
+    if (written := ascii_host_form(url)) is None:
+        return NOT_A_DOMAIN_NAME, {"url": url, "entity_id": entity_id}
+    return NON_ASCII_HOST, {"url": url, "entity_id": entity_id, "ascii_url": written}
 
 
 def too_large(max_bytes: int) -> MetadataInvalid:
@@ -155,7 +175,8 @@ def insecure_endpoints(
 ) -> list[InsecureEndpoint]:
     """The locations in `role`'s descriptor the broker would send browsers or messages to that
     are not https (plain http only to loopback, as every URL the broker sends browsers to,
-    core/endpoints.py): an IdP's HTTP-Redirect SSO (the AuthnRequest, then the student's
+    core/endpoints.py) or whose host is not ASCII (refused naming its xn-- form): an IdP's
+    HTTP-Redirect SSO (the AuthnRequest, then the student's
     password), an SP's HTTP-POST ACS (the assertion), and either's SingleLogoutService in the
     bindings the broker logs out with, Location and ResponseLocation (the logout messages, with
     the student's NameID). Plain http or `javascript:` there is refused, naming the entity;

@@ -21,7 +21,7 @@ from saml2.server import Server
 
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import InvalidMessage, ServiceAcsNotHttps, UnknownService
-from broker.saml.metadata_check import ACS_NOT_HTTPS
+from broker.saml.metadata_check import ACS_NOT_HTTPS, endpoint_refusal
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,8 @@ def check_acs_scheme(issuer: str, acs_url: str) -> None:
     `javascript:`), and the student is not sent to a school for a login that could end nowhere
     else: a page, nothing sent. A check on the string in hand, no parse."""
     if not is_acceptable_endpoint(acs_url):
-        refused = ServiceAcsNotHttps(ACS_NOT_HTTPS, url=acs_url, entity_id=issuer)
+        message, params = endpoint_refusal(ACS_NOT_HTTPS, acs_url, issuer)
+        refused = ServiceAcsNotHttps(message, **params)
         log.warning("refused service=%s code=%s: %s", issuer, refused.code, refused.detail)
         raise refused
 

@@ -598,6 +598,10 @@ def test_oidc_public_client_has_no_secret(populated: Path) -> None:
         (("--oidc-redirect-uri", "https://woordwijs.example/cb#x"), "fragment"),
         (("--oidc-redirect-uri", "https://*.woordwijs.example/cb"), "wildcards"),
         (
+            ("--oidc-redirect-uri", "https://wörterbuch.example/cb"),
+            "use https://xn--wrterbuch-07a.example/cb",
+        ),
+        (
             ("--oidc-redirect-uri", "https://w.example/cb", "--oidc-auth", "private_key_jwt"),
             "JWKS URL",
         ),

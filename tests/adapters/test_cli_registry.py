@@ -524,3 +524,27 @@ def test_the_same_file_with_a_new_purpose_imported_twice_changes_nothing_the_sec
         assert again.exit_code == 0, again.output
         assert "stop" not in again.output and again.output.endswith("0 changed, 4 unchanged.\n")
         assert registry_dump(fresh) == before
+
+
+def test_endpoints_on_a_unicode_host_are_refused_naming_their_xn_form(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    file = export(demo, tmp_path / "registry.toml")
+    text = file.read_text()
+    unicode_text = (
+        text.replace('Location="http://localhost:8722/', 'Location="https://bücher.example/')
+        .replace('\nredirect_uris = ["http://localhost', '\nredirect_uris = ["https://例え.jp')
+        .replace('\nissuer = "http://localhost:8725', '\nissuer = "https://bücher.example')
+    )
+    assert unicode_text.count("bücher") >= 2 and "例え" in unicode_text
+    file.write_text(unicode_text)
+    before = registry_dump(fresh)
+    result = run("registry", "import", "--config", fresh, file)
+    assert result.exit_code == 1
+    assert "4 problem(s); nothing was imported." in result.output, result.output
+    ascii_form = "must write its host in ASCII (its xn-- form): use"
+    assert f"99ZZ00: oidc: issuer: {ascii_form} https://xn--bcher-kva.example" in result.output
+    for endpoint in ("acs", "slo"):  # the SAML metadata: every endpoint named
+        assert f"{ascii_form} 'https://xn--bcher-kva.example/{endpoint}'" in result.output
+    assert f"{ascii_form} https://xn--r8jz45g.jp:8726/callback" in result.output
+    assert registry_dump(fresh) == before

@@ -194,6 +194,20 @@ def test_an_issuer_with_a_query_is_refused() -> None:
         directory.fetch_metadata("http://127.0.0.1:9/admin/flush?x=")
 
 
+def test_an_issuer_on_a_unicode_host_is_refused_naming_its_xn_form() -> None:
+    from broker.oidc.rp_discovery import ProviderInvalid
+
+    directory = ProviderDirectory(lambda: SchoolSession(1.0, allow_loopback=True))
+    with pytest.raises(ProviderInvalid) as caught:
+        directory.fetch_metadata("https://bücher.example/tenant")
+    assert caught.value.detail == (
+        "issuer must write its host in ASCII (its xn-- form): use "
+        "https://xn--bcher-kva.example/tenant"
+    )
+    with pytest.raises(ProviderInvalid, match="not a valid internationalised domain name"):
+        directory.fetch_metadata("https://☃.net")
+
+
 def test_the_discovery_page_never_waits_on_a_provider() -> None:
     calls: list[str] = []
 

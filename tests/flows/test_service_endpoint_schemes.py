@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from lxml import etree
@@ -21,27 +22,34 @@ from tests.support.live import LiveDemo
 PLAIN_HTTP_ACS = "http://sp.leesplank.example/acs"
 
 
-@pytest.fixture
-def acs_over_plain_http(demo: LiveDemo) -> Iterator[PublisherForger]:
-    """Leesplank's registered metadata with its ACS URL on a plain-http public host, as a copy
-    from before the rule holds it (put back afterwards); a client speaking as Leesplank, with
-    its key, that names that ACS URL as its own."""
+@contextmanager
+def acs_stored_as(demo: LiveDemo, acs_url: str) -> Iterator[PublisherForger]:
+    """Leesplank's registered metadata with its ACS URL replaced by `acs_url`, as a copy from
+    before a rule holds it (put back afterwards); a client speaking as Leesplank, with its key,
+    that names that ACS URL as its own."""
     leesplank = demo.publishers["leesplank"]
     original = demo.registry.registered_metadata("sp", leesplank.id)
-    plain = original.replace(f'Location="{leesplank.acs_url}"', f'Location="{PLAIN_HTTP_ACS}"')
-    assert plain != original
-    demo.registry.update_service_metadata(leesplank.id, plain)
+    changed = original.replace(f'Location="{leesplank.acs_url}"', f'Location="{acs_url}"')
+    assert changed != original
+    demo.registry.update_service_metadata(leesplank.id, changed)
     peers = demo.directory / "peers"
     try:
         yield PublisherForger(
             leesplank.entity_id,
-            PLAIN_HTTP_ACS,
+            acs_url,
             peers / "leesplank.key",
             peers / "leesplank.crt",
             demo.broker.saml_entities.idp_metadata(),
         )
     finally:
         demo.registry.update_service_metadata(leesplank.id, original)
+
+
+@pytest.fixture
+def acs_over_plain_http(demo: LiveDemo) -> Iterator[PublisherForger]:
+    """Leesplank's ACS URL on a plain-http public host (`acs_stored_as`)."""
+    with acs_stored_as(demo, PLAIN_HTTP_ACS) as forger:
+        yield forger
 
 
 @pytest.mark.parametrize("named", [True, False], ids=["by-url", "by-index"])

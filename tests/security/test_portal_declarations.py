@@ -63,22 +63,30 @@ def summary_links(page: str) -> list[str]:
     return re.findall(r'<a href="#([\w-]+)">', found.group(0))
 
 
-def test_registration_checks_everything_in_one_round_and_keeps_the_metadata(
-    site: PortalSite, publisher: FlaskClient
-) -> None:
-    bad = sp_metadata("https://sp.educo.example", "http://educo.example/acs")
-    status, page = post(
+def post_new_service(
+    publisher: FlaskClient, service_id: str, xml: str, **fields: str
+) -> tuple[int, str]:
+    """A new SAML service named `service_id` with metadata `xml` uploaded as a file."""
+    return post(
         publisher,
         NEW,
         {
             **NOT_NEEDED,
-            "service_id": "Educo Lezen",
-            "name": "Educo Lezen",
+            "service_id": service_id,
+            "name": service_id,
             "naming": "oid",
             "need_given_name": "optional",
-            "metadata_file": (BytesIO(bad.encode()), "educo.xml"),
+            **fields,
+            "metadata_file": (BytesIO(xml.encode()), "metadata.xml"),
         },
     )
+
+
+def test_registration_checks_everything_in_one_round_and_keeps_the_metadata(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    bad = sp_metadata("https://sp.educo.example", "http://educo.example/acs")
+    status, page = post_new_service(publisher, "Educo Lezen", bad)
     assert status == 400
     # All three problems in this one answer: the id, the purpose, the metadata (in Dutch).
     assert summary_links(page) == ["service_id", "metadata_file", "purpose_given_name"]
@@ -254,3 +262,17 @@ def test_the_school_portal_shows_the_purpose_in_the_pages_language(site: PortalS
     english = school.get(f"{url}?lang=en", base_url=HTTPS).get_data(as_text=True)
     assert "Om te begroeten" in dutch and "To greet" not in dutch
     assert "To greet" in english and "Om te begroeten" not in english
+
+
+def test_metadata_with_an_acs_url_on_a_unicode_host_is_refused_naming_its_xn_form(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    xml = sp_metadata("https://sp.bucher.example", "https://bücher.example/acs")
+    purpose = "Om de leerling bij de voornaam te begroeten."
+    status, page = post_new_service(publisher, "buecher", xml, purpose_given_name=purpose)
+    assert status == 400
+    assert (
+        "URL 'https://bücher.example/acs' van https://sp.bucher.example moet de host in ASCII "
+        "schrijven (de xn---vorm): gebruik 'https://xn--bcher-kva.example/acs'"
+    ) in unescape(page)
+    assert site.registry.any_service("buecher") is None

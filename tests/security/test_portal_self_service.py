@@ -187,6 +187,20 @@ def test_every_problem_of_a_registration_is_next_to_its_field(
     assert site.registry.any_service("Not An Id") is None
 
 
+def test_a_redirect_uri_on_a_unicode_host_is_refused_naming_its_xn_form(
+    site: PortalSite, publisher: FlaskClient
+) -> None:
+    _register(site, publisher, "idn")
+    url = f"/portal/publisher/{PUBLISHER_ID}/services/idn/oidc"
+    status, page = post(publisher, url, url, {"redirect_uris": "https://bücher.example/cb"})
+    assert status == 400
+    said = field_error(page, "redirect_uris")
+    assert "Regel 1" in said and "https://xn--bcher-kva.example/cb" in said, said
+    service = site.registry.any_service("idn")
+    assert service is not None and service.oidc is not None
+    assert "https://bücher.example/cb" not in service.oidc.redirect_uris
+
+
 def test_rotating_the_secret_retires_the_old_one(site: PortalSite, publisher: FlaskClient) -> None:
     client = publisher
     old = _register(site, client, "roteer")

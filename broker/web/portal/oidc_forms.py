@@ -28,7 +28,14 @@ from wtforms import (
 )
 from wtforms.validators import ValidationError
 
-from broker.core.endpoints import MAX_REDIRECT_URI, is_acceptable_endpoint, redirect_uri_problem
+from broker.core.endpoints import (
+    MAX_REDIRECT_URI,
+    NOT_A_DOMAIN_NAME,
+    ascii_host_form,
+    is_acceptable_endpoint,
+    non_ascii_host_problem,
+    redirect_uri_problem,
+)
 from broker.core.hosted_domain import MAX_DOMAIN
 from broker.core.model import ClientAuthMethod
 from broker.core.origins import origin_of_address
@@ -49,7 +56,19 @@ URI_PROBLEMS = {
     "must be https (plain http only to a loopback address or localhost)": _l(
         "must be https (plain http only to localhost or 127.0.0.1)"
     ),
+    NOT_A_DOMAIN_NAME: _l("has a host that is not a valid internationalised domain name"),
 }
+
+
+def uri_problem_words(uri: str, problem: str) -> str:
+    """`redirect_uri_problem`'s answer for `uri` in the reader's language; a host not in ASCII
+    names the xn-- form to register instead (core/endpoints.py says why)."""
+    written = ascii_host_form(uri) if non_ascii_host_problem(uri) is not None else None
+    if written is not None:
+        return str(_l("must write its host in ASCII (its xn-- form): use %(url)s", url=written))
+    return str(URI_PROBLEMS.get(problem, problem))
+
+
 SUBJECT_LABELS = {
     "name_id": _l("The persistent NameID (name_id)"),
     "sub": _l("The provider's subject (sub)"),
@@ -127,7 +146,7 @@ def _uri_line_problems(uris: tuple[str, ...], *, required: bool) -> list[str]:
     for line, uri in enumerate(uris, start=1):
         problem = redirect_uri_problem(uri)
         if problem is not None:
-            said = URI_PROBLEMS.get(problem, problem)
+            said = uri_problem_words(uri, problem)
             problems.append(str(_l("Line %(line)d %(problem)s.", line=line, problem=said)))
     return problems
 
@@ -182,7 +201,7 @@ class OidcClientFields(PrefilledForm):
     def validate_backchannel_logout_uri(self, field: Field) -> None:
         problem = redirect_uri_problem(field.data) if field.data else None
         if problem is not None:
-            raise ValidationError(str(URI_PROBLEMS.get(problem, problem)))
+            raise ValidationError(uri_problem_words(field.data, problem))
         lines: list[tuple[int | None, str]] = [(None, field.data)] if field.data else []
         self._refuse_with(field, [], lines, "--oidc-backchannel-logout-uri")
 
@@ -245,6 +264,15 @@ class OidcClientForm(ServiceForm, OidcClientFields):
 
     def validate_jwks_uri(self, field: Field) -> None:
         if self.auth_method.data == ClientAuthMethod.PRIVATE_KEY_JWT.value:
+            if field.data and (problem := non_ascii_host_problem(field.data)) is not None:
+                raise ValidationError(
+                    str(
+                        _l(
+                            "The JWKS URL %(problem)s.",
+                            problem=uri_problem_words(field.data, problem),
+                        )
+                    )
+                )
             if not field.data or not is_acceptable_endpoint(field.data):
                 raise ValidationError(
                     str(_l("private_key_jwt needs a JWKS URL (https; http only on localhost)."))
