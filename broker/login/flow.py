@@ -259,8 +259,12 @@ class LoginFlow:
     def _session_end(self, identity: UpstreamIdentity) -> float | None:
         """When the service's session on this login ends: the school's session end, and no
         later than a broker SSO session opened now would (one already open stored its own end
-        as the school's: `new_session`). None where the school gave no end."""
-        if identity.session_ends is None:
+        as the school's: `new_session`). None where the school gave no end, or one that has
+        passed: the login is answered (SAML core 2.7.2 makes it no bound on accepting the
+        school's assertion), and a service told of an end already passed would refuse the
+        broker's (pysaml2 does) rather than end its session at once. No SSO session is opened
+        for it either (`new_session`)."""
+        if identity.session_ends is None or identity.session_ends <= self.clock():
             return None
         if self.sso_ttl <= 0:
             return identity.session_ends

@@ -874,6 +874,13 @@ def test_the_broker_metadata_is_served_signed_with_its_endpoints(setup: Setup, w
             for e in doc.findall("md:SPSSODescriptor/md:AssertionConsumerService", ns)
         ]
         assert acs == [(BINDING_HTTP_POST, demo.acs_url)]
+    # How registries show the broker: the display names default to the organisation's name.
+    mdui = "urn:oasis:names:tc:SAML:metadata:ui"
+    names = doc.findall(f"md:*/md:Extensions/{{{mdui}}}UIInfo/{{{mdui}}}DisplayName", ns)
+    assert [(n.get("{http://www.w3.org/XML/1998/namespace}lang"), n.text) for n in names] == [
+        ("nl", demo.settings.organization.name),
+        ("en", demo.settings.organization.name),
+    ]
     cert_file = demo.directory / "keys" / "saml-signing.crt"
     assert cert_file.is_file()
     _verify_metadata(xml, cert_file)

@@ -614,11 +614,14 @@ def test_the_service_session_ends_with_the_schools_and_no_later_than_the_brokers
 ) -> None:
     """The completion's session end (SAML SessionNotOnOrAfter): the school's, capped at the
     broker's own session; a session opened on a later end keeps the capped one, so what it
-    answers later says the same. None where the school said nothing."""
+    answers later says the same. None where the school said nothing, or one that passed."""
     request = LoginRequest("uitgever")
     assert flow.complete(request, _identity(), clock.now).session_ends is None
     soon = dataclasses.replace(_identity(), session_ends=clock.now + 600)
     assert flow.complete(request, soon, clock.now).session_ends == clock.now + 600
+    # One passed already is not passed on (a service would refuse the answer for it).
+    passed = dataclasses.replace(_identity(), session_ends=clock.now)
+    assert flow.complete(request, passed, clock.now).session_ends is None
     late = dataclasses.replace(_identity(), session_ends=clock.now + 10 * SSO_TTL)
     assert flow.complete(request, late, clock.now).session_ends == clock.now + SSO_TTL
     token = flow.open_session(late, clock.now)
