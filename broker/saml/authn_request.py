@@ -184,6 +184,20 @@ class AuthnRequestReader:
                 STATUS_REQUEST_UNSUPPORTED,
                 at_once=True,
             )
+        scoping = message.scoping
+        if (
+            scoping is not None
+            and scoping.idp_list is not None
+            and len(scoping.idp_list.idp_entry) > MAX_IDP_ENTRIES
+        ):
+            # Passed on whole or not at all (core 3.4.1.5.1: none removed), in the school's
+            # Redirect URL and the sealed login record: a bound for both, far above a real list.
+            raise AnswerableRefusal(
+                UnsupportedRequest("IDPList too long", code="idp_list_too_long"),
+                request,
+                STATUS_REQUEST_UNSUPPORTED,
+                at_once=True,
+            )
         # Core 3.4.1.5.1: ProxyCount 0 forbids proxying, and every login here is proxied to the
         # school (the broker authenticates no one itself, an SSO session included).
         if _proxy_count(message) == 0:
@@ -378,6 +392,10 @@ class AuthnRequestReader:
             policy.format if policy is not None and policy.format else NAMEID_FORMAT_PERSISTENT
         )
         return requested if requested in ACCEPTED_NAME_ID_FORMATS else None
+
+
+# The most IDPEntry elements a service's IDPList may hold (they all go on to the school).
+MAX_IDP_ENTRIES = 100
 
 
 def is_true(value: object) -> bool:

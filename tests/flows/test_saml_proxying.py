@@ -3,8 +3,8 @@
 Real pysaml2 SPs sign their requests and parse the broker's answers; the school's answers are
 signed with the demo school's key (forge.py). What is checked is the signed XML itself: the
 AuthenticatingAuthority the broker names (only where the school's release policy releases its
-identity to the service), the school's SessionNotOnOrAfter passed on, and the service's IDPList
-passed on to the school unchanged.
+identity to the service) and the school's SessionNotOnOrAfter passed on. The request to the
+school (IDPList, ProxyCount) is in test_saml_idp_conformance.py.
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from tests.flows.test_authn_requests import (
 from tests.support.client import Browser, Page
 from tests.support.forge import (
     NS,
-    redirect_message,
     saml_time,
     verify_signature,
 )
@@ -189,45 +188,3 @@ def test_without_a_school_session_end_none_is_claimed(services: Services) -> Non
     page = school_answers(services.demo, browser, to_school, lambda response: None)
     statement = _statement(services, services.kept_back, page, request.id)
     assert statement.get("SessionNotOnOrAfter") is None
-
-
-def _upstream_scoping(services: Services, scoping: Scoping) -> etree._Element | None:
-    _, to_school = _to_school(services, services.kept_back, Browser(), scoping=scoping)
-    upstream, _ = redirect_message(to_school)
-    return etree.fromstring(upstream).find("samlp:Scoping", NS)
-
-
-def test_the_service_idp_list_is_passed_on_to_the_school_unchanged(services: Services) -> None:
-    """Core 3.4.1.5.1: "MUST also contain an <IDPList> ... MUST NOT remove any". Every entry
-    as sent (names and locations too), in order, and its GetComplete; no ProxyCount where the
-    service set none (docs/saml-profile.md says why), no RequesterID."""
-    demo = services.demo
-    entries = [
-        IDPEntry(provider_id="https://idp.elders.example/", name="Elders IdP"),
-        IDPEntry(provider_id=demo.school_entity_id, name="Demo school", loc=demo.school_url),
-    ]
-    listed = IDPList(
-        idp_entry=entries, get_complete=samlp.GetComplete(text="https://lijst.example/idps")
-    )
-    scoping = _upstream_scoping(services, Scoping(idp_list=listed))
-    assert scoping is not None
-    assert scoping.get("ProxyCount") is None
-    assert scoping.find("samlp:RequesterID", NS) is None
-    sent = [dict(e.attrib) for e in scoping.iterfind("samlp:IDPList/samlp:IDPEntry", NS)]
-    assert sent == [
-        {"ProviderID": "https://idp.elders.example/", "Name": "Elders IdP"},
-        {"ProviderID": demo.school_entity_id, "Name": "Demo school", "Loc": demo.school_url},
-    ]
-    assert scoping.findtext("samlp:IDPList/samlp:GetComplete", namespaces=NS) == (
-        "https://lijst.example/idps"
-    )
-
-
-def test_a_proxy_count_is_passed_on_less_one_beside_the_idp_list(services: Services) -> None:
-    demo = services.demo
-    listed = IDPList(idp_entry=[IDPEntry(provider_id=demo.school_entity_id)])
-    scoping = _upstream_scoping(services, Scoping(idp_list=listed, proxy_count="3"))
-    assert scoping is not None and scoping.get("ProxyCount") == "2"
-    assert [e.get("ProviderID") for e in scoping.iterfind(".//samlp:IDPEntry", NS)] == [
-        demo.school_entity_id
-    ]
