@@ -31,8 +31,10 @@ def authenticating_authorities(
     school: School, service: Service, policy: ReleasePolicy, listed: tuple[str, ...]
 ) -> tuple[str, ...]:
     """The AuthenticatingAuthority values for the broker's assertion, in order: those the
-    school's own assertion `listed`, then the school's IdP. None at all when the school's
-    policy keeps its identity back from `service`."""
+    school's own assertion `listed` (each once; the school's IdP naming itself, as some do,
+    is named last anyway), then the school's IdP. None at all when the school's policy keeps
+    its identity back from `service`."""
     if not names_school(service, policy):
         return ()
-    return (*listed, school.idp_entity_id)
+    earlier = dict.fromkeys(a for a in listed if a != school.idp_entity_id)
+    return (*earlier, school.idp_entity_id)

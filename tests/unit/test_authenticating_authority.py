@@ -33,6 +33,14 @@ def test_a_policy_releasing_the_school_id_names_the_school_after_its_own_authori
     )
 
 
+def test_the_school_naming_itself_or_an_authority_twice_is_named_once() -> None:
+    listed = (SCHOOL.idp_entity_id, LISTED[0], LISTED[0], LISTED[1])
+    assert authenticating_authorities(SCHOOL, DECLARES, RELEASES, listed) == (
+        *LISTED,
+        SCHOOL.idp_entity_id,
+    )
+
+
 def test_an_openid_school_is_named_by_its_issuer() -> None:
     oidc = OidcUpstream("https://login.school.example/", "client", "secret")
     school = School(SCHOOL.id, SCHOOL.name, oidc.issuer, oidc=oidc)
