@@ -27,7 +27,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from lxml import etree
 
-from broker.core.model import OidcUpstream, School
+from broker.core.model import Declaration, OidcUpstream, School
 from broker.login.participants import Participant
 from tests.flows.test_authn_requests import (
     CHAIN,
@@ -501,6 +501,28 @@ def test_an_oidc_schools_login_reaches_a_saml_service_with_what_is_known(
     setup.sp.accept(saml_response, request.id)
     assert _status(_decoded(saml_response)) == (SUCCESS, None)
     assert _class_ref(saml_response) == assertion_says
+
+
+def test_an_oidc_school_is_named_by_its_issuer_where_it_releases_its_identity(
+    setup: Setup, forge: ForgeProvider
+) -> None:
+    """Core 3.4.1.5.1 for a non-SAML school: a stable identifier of it, its issuer, as the
+    AuthenticatingAuthority, where the school's policy releases school_id to the service."""
+    sp = registered_sp(
+        setup.demo,
+        "conformance-oidc-school-named",
+        "Conformance, OIDC school named (test publisher)",
+        declarations=(Declaration("school_id", "Om de klas bij de school te vinden."),),
+    )
+    setup.demo.registry.set_policy(
+        FORGE_SCHOOL_ID, "conformance-oidc-school-named", frozenset({"school_id"}), "test"
+    )
+    request = sp.authn_request(setup.sso_url, scoping=_scoping(forge.issuer))
+    page = Browser().get(sp.redirect_url(setup.sso_url, request, sign=True))
+    saml_response = _answer_form(page, sp.acs[1])["SAMLResponse"]
+    sp.accept(saml_response, request.id)
+    named = _decoded(saml_response).findall(".//saml:AuthnContext/saml:AuthenticatingAuthority", NS)
+    assert [e.text for e in named] == [forge.issuer]
 
 
 def test_a_saml_school_keeps_its_own_class_reference(setup: Setup, school: SchoolForger) -> None:
