@@ -133,12 +133,30 @@ def _rate_limits(data: Mapping[str, Any]) -> RateLimits:
 
 
 @dataclass(frozen=True)
+class Logo:
+    url: str
+    width: int
+    height: int
+
+
+@dataclass(frozen=True)
 class Organization:
     name: str = "Ketenbroker"
     url: str = ""
     contact_email: str = ""
     # Published as a `support` ContactPerson in the broker's metadata (technical: contact_email).
     support_email: str = ""
+    # The metadata's mdui:UIInfo (both roles), as federation registries and discovery show the
+    # broker: display names in Dutch and English (default: `name`), optional https URLs.
+    display_name_nl: str = ""
+    display_name_en: str = ""
+    information_url: str = ""
+    privacy_statement_url: str = ""
+    logo: Logo | None = None
+
+    def display_name(self, language: str) -> str:
+        named = self.display_name_nl if language == "nl" else self.display_name_en
+        return named or self.name
 
 
 METADATA_ROLES = ("idp", "sp")
@@ -600,6 +618,69 @@ def _registration_authorities(entry: Mapping[str, Any], where: str) -> tuple[str
     return tuple(values)
 
 
+MAX_DISPLAY_NAME = 120
+MAX_UI_URL = 1024
+MAX_LOGO_PIXELS = 1000
+
+
+def _organization(org: Mapping[str, Any]) -> Organization:
+    """[organization]: how the broker names itself in its metadata (Organization, ContactPerson,
+    mdui:UIInfo)."""
+    names = {}
+    for key in ("display_name_nl", "display_name_en"):
+        value = org.get(key, "")
+        if not isinstance(value, str) or len(value) > MAX_DISPLAY_NAME or value != value.strip():
+            raise ConfigurationError(
+                f"organization.{key} must be text of at most {MAX_DISPLAY_NAME} characters, "
+                "without spaces around it"
+            )
+        names[key] = value
+    logo = None
+    if "logo_url" in org:
+        logo = Logo(
+            _ui_url(org, "logo_url"),
+            _int(org, "logo_width", "organization", 0, 1, MAX_LOGO_PIXELS),
+            _int(org, "logo_height", "organization", 0, 1, MAX_LOGO_PIXELS),
+        )
+    elif "logo_width" in org or "logo_height" in org:
+        raise ConfigurationError("organization.logo_width and logo_height need logo_url")
+    return Organization(
+        name=str(org.get("name", "Ketenbroker")),
+        url=str(org.get("url", "")),
+        contact_email=str(org.get("contact_email", "")),
+        support_email=str(org.get("support_email", "")),
+        display_name_nl=names["display_name_nl"],
+        display_name_en=names["display_name_en"],
+        information_url=_ui_url(org, "information_url") if "information_url" in org else "",
+        privacy_statement_url=(
+            _ui_url(org, "privacy_statement_url") if "privacy_statement_url" in org else ""
+        ),
+        logo=logo,
+    )
+
+
+def _ui_url(org: Mapping[str, Any], key: str) -> str:
+    """An https URL for the metadata's UIInfo: a registry shows it to people, so no other
+    scheme, no spaces, at most MAX_UI_URL characters."""
+    value = org.get(key)
+    try:
+        parts = urlsplit(value) if isinstance(value, str) else None
+    except ValueError:  # an unclosed [IPv6] bracket
+        parts = None
+    if (
+        parts is None
+        or not isinstance(value, str)
+        or len(value) > MAX_UI_URL
+        or any(c.isspace() for c in value)
+        or parts.scheme != "https"
+        or not parts.hostname
+    ):
+        raise ConfigurationError(
+            f"organization.{key} must be an https:// URL of at most {MAX_UI_URL} characters"
+        )
+    return value
+
+
 def _metadata_source(entry: Any, where: str, base: Path) -> MetadataSource:
     if not isinstance(entry, dict):
         raise ConfigurationError(f"{where} must be a table")
@@ -721,7 +802,21 @@ KNOWN_KEYS: _Keys = {
     "receipts": dict.fromkeys(("retention_days",)),
     "logging": dict.fromkeys(("format",)),
     "rate_limits": dict.fromkeys(("sso", "acs", "token", "discovery", "student_lookup")),
-    "organization": dict.fromkeys(("name", "url", "contact_email", "support_email")),
+    "organization": dict.fromkeys(
+        (
+            "name",
+            "url",
+            "contact_email",
+            "support_email",
+            "display_name_nl",
+            "display_name_en",
+            "information_url",
+            "privacy_statement_url",
+            "logo_url",
+            "logo_width",
+            "logo_height",
+        )
+    ),
     "metadata": {
         "valid_days": None,
         "cache_duration_seconds": None,
@@ -843,12 +938,7 @@ def settings_from_mapping(data: Mapping[str, Any], base: Path, source: Path | No
         ),
         secret_key=secret.strip().encode(),
         previous_secret_key=previous,
-        organization=Organization(
-            name=str(org.get("name", "Ketenbroker")),
-            url=str(org.get("url", "")),
-            contact_email=str(org.get("contact_email", "")),
-            support_email=str(org.get("support_email", "")),
-        ),
+        organization=_organization(org),
         receipts=_receipts(keys, data, base),
         metadata=metadata,
         oidc=_oidc(keys, data, base),

@@ -223,6 +223,10 @@ class UpstreamIdentity:
     # When the school's own session ends (SAML SessionNotOnOrAfter, epoch seconds), if it said:
     # the broker's SSO session, which vouches for the school's login, ends no later.
     session_ends: float | None = None
+    # The AuthenticatingAuthority values the school's own assertion listed (its IdP proxied the
+    # login further: SAML core 3.4.1.5.1), in its order; passed on only where the school's
+    # identity is released (core/authenticating_authority.py).
+    authorities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from broker.core.assurance import DEFAULT_ASSURANCE, Assurance
+from broker.core.authenticating_authority import authenticating_authorities
 from broker.core.chain_move import service_key_versions
 from broker.core.errors import (
     AssuranceNotMet,
@@ -232,6 +233,7 @@ class LoginFlow:
         if request.max_age is not None and age > request.max_age + self.clock_skew:
             raise StaleAuthentication(f"school login {int(age)} s old, max_age {request.max_age}")
         policy = self.registry.policy(school.id, service.id)
+        authorities = authenticating_authorities(school, service, policy, identity.authorities)
         keys, versions = self._chain_keys(service)
         # The subject feeds the pseudonym as sent; another spelling of its scope is only logged.
         self.scope_spellings.note(school, identity.subject)
@@ -243,8 +245,30 @@ class LoginFlow:
         ):
             raise UnexpectedStudent(f"service {service.id} expected another student")
         return Completion(
-            request, service, school, release, authn_instant, identity.authn_context, level
+            request,
+            service,
+            school,
+            release,
+            authn_instant,
+            identity.authn_context,
+            level,
+            authorities,
+            self._session_end(identity),
         )
+
+    def _session_end(self, identity: UpstreamIdentity) -> float | None:
+        """When the service's session on this login ends: the school's session end, and no
+        later than a broker SSO session opened now would (one already open stored its own end
+        as the school's: `new_session`). None where the school gave no end, or one that has
+        passed: the login is answered (SAML core 2.7.2 makes it no bound on accepting the
+        school's assertion), and a service told of an end already passed would refuse the
+        broker's (pysaml2 does) rather than end its session at once. No SSO session is opened
+        for it either (`new_session`)."""
+        if identity.session_ends is None or identity.session_ends <= self.clock():
+            return None
+        if self.sso_ttl <= 0:
+            return identity.session_ends
+        return min(identity.session_ends, self.clock() + self.sso_ttl)
 
     def _chain_keys(self, service: Service) -> tuple[PseudonymKeys, KeyVersions]:
         """The pseudonym keys and key versions of `service`'s chain. The versions come from the
@@ -301,6 +325,9 @@ class LoginFlow:
         if ttl <= 0:
             return None
         token = secrets.token_urlsafe(32)
+        if identity.session_ends is not None:
+            # The session's own end, for the SessionNotOnOrAfter of what it answers later.
+            identity = replace(identity, session_ends=self._session_end(identity))
         payload = {**identity_payload(identity), "authn_instant": authn_instant}
         writes = [self.sealed.put_op(token.encode(), SSO, token, payload, ttl)]
         if self.school_sessions is not None:

@@ -17,6 +17,15 @@ MY_DATA = "ketenbroker:my-data"
 
 
 @dataclass(frozen=True)
+class IdpEntry:
+    """One entry of a SAML service's `Scoping/IDPList`, as it sent it (None: left out)."""
+
+    provider_id: str
+    name: str | None = None
+    loc: str | None = None
+
+
+@dataclass(frozen=True)
 class LoginRequest:
     """What a publisher asked for, in neutral form. `front` is the front adapter's own data
     (request id, ACS URL, RelayState …) that it needs to answer; the flow only carries it."""
@@ -49,6 +58,10 @@ class LoginRequest:
     # on (SAML `Scoping/IDPList` naming a school board's IdP): the SSO session answers only at
     # one of them, and discovery offers only them. Empty: any school (or `school_hint`'s).
     school_choices: tuple[str, ...] = ()
+    # The service's `Scoping/IDPList` and its GetComplete, passed on unchanged to a SAML school
+    # (core 3.4.1.5.1: "MUST also contain an <IDPList> ... MUST NOT remove any"). Empty: none.
+    idp_list: tuple[IdpEntry, ...] = ()
+    idp_list_get_complete: str | None = None
 
 
 @dataclass(frozen=True)
@@ -104,6 +117,11 @@ class LoginRecord:
                 "show_notice": request.show_notice,
                 "proxy_count": request.proxy_count,
                 "school_choices": request.school_choices,
+                "idp_list": tuple(
+                    {"provider_id": e.provider_id, "name": e.name, "loc": e.loc}
+                    for e in request.idp_list
+                ),
+                "idp_list_get_complete": request.idp_list_get_complete,
             },
             "created": self.created,
             "school_id": self.school_id,
@@ -141,6 +159,8 @@ class LoginRecord:
             show_notice=bool(req.get("show_notice")),
             proxy_count=proxy_count,
             school_choices=tuple(req.get("school_choices") or ()),
+            idp_list=tuple(IdpEntry(**entry) for entry in req.get("idp_list") or ()),
+            idp_list_get_complete=req.get("idp_list_get_complete"),
         )
         return cls(
             login_id=data["login_id"],
@@ -167,6 +187,13 @@ class Completion:
     authn_context: str | None
     # The level (assurance.py) the school's answer stands for; fronts emit it in their protocol.
     assurance_level: str | None = None
+    # The authorities a SAML front names as having authenticated the student (empty: the
+    # school's identity is not released to the service: core/authenticating_authority.py).
+    authorities: tuple[str, ...] = ()
+    # When the service's session on this login must end (epoch seconds; SAML
+    # SessionNotOnOrAfter): the school's session end, if it gave one, and never after the
+    # broker's own session. None: the school said nothing.
+    session_ends: float | None = None
 
 
 def is_my_data(request: LoginRequest) -> bool:
@@ -182,6 +209,7 @@ def identity_payload(identity: UpstreamIdentity) -> dict[str, Any]:
         "authn_context": identity.authn_context,
         "upstream_session": dict(identity.upstream_session),
         "session_ends": identity.session_ends,
+        "authorities": list(identity.authorities),
     }
 
 
@@ -193,4 +221,5 @@ def identity_from_payload(data: dict[str, Any]) -> UpstreamIdentity:
         authn_context=data.get("authn_context"),
         upstream_session={str(k): str(v) for k, v in (data.get("upstream_session") or {}).items()},
         session_ends=data.get("session_ends"),
+        authorities=tuple(data.get("authorities") or ()),
     )

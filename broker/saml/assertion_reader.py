@@ -94,6 +94,9 @@ class ReadResponse:
     authn_context: str | None
     session_index: str | None
     session_not_on_or_after: float | None  # when the school's session ends, if it said
+    # The AuthenticatingAuthority values of its AuthnContext, in order (the school's IdP
+    # proxied the login: core 3.4.1.5.1); empty ones are not kept.
+    authorities: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -474,8 +477,20 @@ def _read(assertion: etree._Element, window: Window, session_end: float | None) 
     name_id = assertion.find(f"{_q('Subject')}/{_q('NameID')}")
     statement = assertion.find(_q("AuthnStatement"))
     assert statement is not None  # _check_authn_statement
-    ref = statement.find(f"{_q('AuthnContext')}/{_q('AuthnContextClassRef')}")
+    context = statement.find(_q("AuthnContext"))
+    ref = context.find(_q("AuthnContextClassRef")) if context is not None else None
     ref_text = element_text(ref) if ref is not None else ""
+    authorities = (
+        ()
+        if context is None
+        else tuple(
+            text
+            for text in (
+                element_text(a).strip() for a in context.iterfind(_q("AuthenticatingAuthority"))
+            )
+            if text
+        )
+    )
     instant = saml_epoch(statement.get("AuthnInstant"), what="the AuthnStatement's AuthnInstant")
     if instant is None:
         # Required by the schema; never replaced by "now", which would pass any login as fresh.
@@ -500,6 +515,7 @@ def _read(assertion: etree._Element, window: Window, session_end: float | None) 
         authn_context=ref_text.strip() if ref_text else None,
         session_index=statement.get("SessionIndex") or None,
         session_not_on_or_after=session_end,
+        authorities=authorities,
     )
 
 

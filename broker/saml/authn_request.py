@@ -34,7 +34,7 @@ from broker.core.errors import (
 from broker.core.model import Service
 from broker.core.ports import RegistryReader
 from broker.core.shared_idp import is_shared_idp
-from broker.login.login_model import LoginRequest
+from broker.login.login_model import IdpEntry, LoginRequest
 from broker.saml import firewall
 from broker.saml.entities import SamlEntities
 from broker.saml.front import (
@@ -139,10 +139,13 @@ class AuthnRequestReader:
             # once, never as a page (core 3.4.1: the IdP must not visibly take control).
             front["is_passive"] = "1"
         hint, choices = self._school_hint(message)
+        idp_list, get_complete = _idp_list(message)
         request = LoginRequest(
             service_id=service.id,
             school_hint=hint,
             school_choices=choices,
+            idp_list=idp_list,
+            idp_list_get_complete=get_complete,
             force_authn=is_true(message.force_authn),
             front=front,
         )
@@ -177,6 +180,20 @@ class AuthnRequestReader:
             # beyond what the school says now.
             raise AnswerableRefusal(
                 UnsupportedRequest("AuthnRequest names a Subject", code="subject_unsupported"),
+                request,
+                STATUS_REQUEST_UNSUPPORTED,
+                at_once=True,
+            )
+        scoping = message.scoping
+        if (
+            scoping is not None
+            and scoping.idp_list is not None
+            and len(scoping.idp_list.idp_entry) > MAX_IDP_ENTRIES
+        ):
+            # Passed on whole or not at all (core 3.4.1.5.1: none removed), in the school's
+            # Redirect URL and the sealed login record: a bound for both, far above a real list.
+            raise AnswerableRefusal(
+                UnsupportedRequest("IDPList too long", code="idp_list_too_long"),
                 request,
                 STATUS_REQUEST_UNSUPPORTED,
                 at_once=True,
@@ -377,6 +394,10 @@ class AuthnRequestReader:
         return requested if requested in ACCEPTED_NAME_ID_FORMATS else None
 
 
+# The most IDPEntry elements a service's IDPList may hold (they all go on to the school).
+MAX_IDP_ENTRIES = 100
+
+
 def is_true(value: object) -> bool:
     """An xs:boolean as pysaml2 hands it over (the text as written, or a bool): "1" is true
     as much as "true" is. Metadata that says AuthnRequestsSigned="1" asks for signed
@@ -391,6 +412,20 @@ def _proxy_count(message: samlp.AuthnRequest) -> int | None:
     if scoping is None or scoping.proxy_count is None:
         return None
     return int(str(scoping.proxy_count))
+
+
+def _idp_list(message: samlp.AuthnRequest) -> tuple[tuple[IdpEntry, ...], str | None]:
+    """The request's `Scoping/IDPList` entries and GetComplete, as sent, for the school's
+    request (core 3.4.1.5.1). The schema check made each ProviderID and Loc an anyURI."""
+    scoping = message.scoping
+    if scoping is None or scoping.idp_list is None:
+        return (), None
+    listed = scoping.idp_list
+    complete = (listed.get_complete.text or "").strip() if listed.get_complete is not None else ""
+    entries = tuple(
+        IdpEntry(str(entry.provider_id), entry.name, entry.loc) for entry in listed.idp_entry
+    )
+    return entries, complete or None
 
 
 def _default_location(endpoints: list[dict[str, Any]]) -> str:

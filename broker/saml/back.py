@@ -51,6 +51,7 @@ from broker.core.errors import (
 from broker.core.model import School, UpstreamIdentity
 from broker.core.origins import written_origin
 from broker.core.ports import RegistryReader
+from broker.login.login_model import IdpEntry
 from broker.login.school_values import (
     accepted_values,
     check_asserted_school,
@@ -121,10 +122,13 @@ class SamlBack:
         force_authn: bool = False,
         authn_contexts: tuple[str, ...] = (),
         proxy_count: int | None = None,
+        idp_list: tuple[IdpEntry, ...] = (),
+        idp_list_get_complete: str | None = None,
     ) -> UpstreamRequest:
         """`authn_contexts`: class references the service requires (assurance.py); the school
         is asked for exactly those, and the flow judges its answer by level. `proxy_count`:
-        the service's ProxyCount less one, passed on in a Scoping (None: no limit, none sent)."""
+        the service's ProxyCount less one, passed on in a Scoping (None: no limit, none sent);
+        `idp_list`: the service's IDPList, passed on unchanged (core 3.4.1.5.1)."""
         client = self.entities.client
         try:
             destination = client.metadata.single_sign_on_service(
@@ -159,6 +163,8 @@ class SamlBack:
                 force_authn=force_authn,
                 authn_contexts=authn_contexts,
                 proxy_count=proxy_count,
+                idp_list=idp_list,
+                idp_list_get_complete=idp_list_get_complete,
             ),
             request_id,
             datetime.now(UTC),
@@ -371,6 +377,7 @@ def _verified(read: ReadResponse, school: School, *, must_name: bool) -> Verifie
         read.authn_context,
         _handles(read.name_id, read.session_index),
         session_ends=read.session_not_on_or_after,
+        authorities=read.authorities,
     )
     return VerifiedResponse(
         identity,

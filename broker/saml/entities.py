@@ -22,13 +22,13 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP, md, sigver
 from saml2.client import Saml2Client
 from saml2.config import Config, IdPConfig, SPConfig
-from saml2.extension import algsupport
+from saml2.extension import algsupport, mdui
 from saml2.mdstore import InMemoryMetaData
 from saml2.metadata import entity_descriptor, sign_entity_descriptor
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_UNSPECIFIED
 from saml2.server import Server
 
-from broker.config import Settings
+from broker.config import Organization, Settings
 from broker.core.catalogue import CATALOGUE
 from broker.core.errors import ConfigurationError, UnknownService
 from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration, KeySource
@@ -265,6 +265,34 @@ def _announce_signing_methods(role: Any) -> None:
         role.extensions.add_extension_element(algsupport.SigningMethod(algorithm=signing))
 
 
+UI_LANGUAGES = ("nl", "en")
+
+
+def _ui_info(org: Organization) -> mdui.UIInfo:
+    """How registries and discovery services show the broker (the MDUI profile): its display
+    name in Dutch and English, and the configured information and privacy pages and logo. A URL
+    is given for both languages: the same page serves either."""
+    ui = mdui.UIInfo(
+        display_name=[
+            mdui.DisplayName(text=org.display_name(lang), lang=lang) for lang in UI_LANGUAGES
+        ]
+    )
+    if org.logo is not None:
+        ui.logo = [
+            mdui.Logo(text=org.logo.url, width=str(org.logo.width), height=str(org.logo.height))
+        ]
+    if org.information_url:
+        ui.information_url = [
+            mdui.InformationURL(text=org.information_url, lang=lang) for lang in UI_LANGUAGES
+        ]
+    if org.privacy_statement_url:
+        ui.privacy_statement_url = [
+            mdui.PrivacyStatementURL(text=org.privacy_statement_url, lang=lang)
+            for lang in UI_LANGUAGES
+        ]
+    return ui
+
+
 def _roles(*found: Any) -> list[Any]:
     """The roles of a descriptor's role attributes (pysaml2 gives one object or a list of them,
     or None)."""
@@ -275,8 +303,8 @@ def _roles(*found: Any) -> list[Any]:
 
 
 def signed_metadata(config: Config, settings: Settings | None = None) -> str:
-    """Our own metadata, signed with the broker's key; with `settings`, also its cache hint
-    and (for the SP) the attributes the broker can ask of schools."""
+    """Our own metadata, signed with the broker's key; with `settings`, also its cache hint,
+    its UIInfo (both roles) and (for the SP) the attributes the broker can ask of schools."""
     # Looked up at call time: enable_inprocess_crypto() rebinds sigver.security_context.
     enable_inprocess_crypto()
     descriptor = entity_descriptor(config)
@@ -287,6 +315,8 @@ def signed_metadata(config: Config, settings: Settings | None = None) -> str:
             _announce_encryption_methods(role)
     for role in _roles(descriptor.idpsso_descriptor, descriptor.spsso_descriptor):
         _announce_signing_methods(role)
+        if settings is not None:
+            role.extensions.add_extension_element(_ui_info(settings.organization))
     _, signed = sign_entity_descriptor(
         descriptor, None, sigver.security_context(config), sign_alg=RSA_SHA256, digest_alg=SHA256
     )

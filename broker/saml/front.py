@@ -126,6 +126,12 @@ class SamlFront:
             authn_instant=datetime.fromtimestamp(completion.authn_instant, UTC),
             authn_context=self._authn_context(completion),
             session_index=session_index,
+            authorities=completion.authorities,
+            session_not_on_or_after=(
+                None
+                if completion.session_ends is None
+                else datetime.fromtimestamp(completion.session_ends, UTC)
+            ),
         )
         # Read again at the answer (the request checked it already): metadata that changed
         # meanwhile decides, and a service that asked for encryption never gets a readable

@@ -58,10 +58,20 @@ class AssertionContent:
     # The AuthnContextClassRef; None: `unspecified`, never a guessed PasswordProtectedTransport.
     authn_context: str | None
     session_index: str
+    # AuthenticatingAuthority values after the class reference (core 3.4.1.5.1), in order;
+    # empty where the school's identity is kept back (core/authenticating_authority.py).
+    authorities: tuple[str, ...] = ()
+    # The AuthnStatement's SessionNotOnOrAfter: the school's session end (flow.py); None: none.
+    session_not_on_or_after: datetime | None = None
 
 
 def saml_time(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _session_end(content: AssertionContent) -> str | None:
+    end = content.session_not_on_or_after
+    return None if end is None else saml_time(end)
 
 
 def _attribute(item: SamlAttribute) -> saml.Attribute:
@@ -114,10 +124,14 @@ def build_assertion(
             saml.AuthnStatement(
                 authn_instant=saml_time(content.authn_instant),
                 session_index=content.session_index,
+                session_not_on_or_after=_session_end(content),
                 authn_context=saml.AuthnContext(
                     authn_context_class_ref=saml.AuthnContextClassRef(
                         text=content.authn_context or UNSPECIFIED_CONTEXT
-                    )
+                    ),
+                    authenticating_authority=[
+                        saml.AuthenticatingAuthority(text=a) for a in content.authorities
+                    ],
                 ),
             )
         ],
@@ -320,11 +334,13 @@ def response_tree(
         AuthnInstant=saml_time(content.authn_instant),
         SessionIndex=content.session_index,
     )
-    _saml(
-        _saml(statement, "AuthnContext"),
-        "AuthnContextClassRef",
-        content.authn_context or UNSPECIFIED_CONTEXT,
-    )
+    session_end = _session_end(content)
+    if session_end is not None:
+        statement.set("SessionNotOnOrAfter", session_end)
+    context = _saml(statement, "AuthnContext")
+    _saml(context, "AuthnContextClassRef", content.authn_context or UNSPECIFIED_CONTEXT)
+    for authority in content.authorities:
+        _saml(context, "AuthenticatingAuthority", authority)
     if content.attributes:
         attribute_statement = _saml(assertion, "AttributeStatement")
         for item in content.attributes:

@@ -19,6 +19,7 @@ from lxml import etree
 from saml2 import BINDING_HTTP_POST, saml, samlp
 from saml2.saml import NAMEID_FORMAT_PERSISTENT
 
+from broker.login.login_model import IdpEntry
 from broker.saml.message_ids import new_message_id
 from broker.saml.response_builder import saml_time
 
@@ -51,8 +52,13 @@ class AuthnRequestContent:
     # Class references the service requires (assurance.py); asked for exactly (Comparison).
     authn_contexts: tuple[str, ...] = ()
     # How many more proxies the service allows after the school (its own ProxyCount less one,
-    # core 3.4.1.5.1); None: the service set no limit, and the request carries no Scoping.
+    # core 3.4.1.5.1); None: the service set no limit, and the broker sets none either
+    # (docs/saml-profile.md, "Deviations", says why).
     proxy_count: int | None = None
+    # The service's IDPList, passed on unchanged (core 3.4.1.5.1: the new request "MUST also
+    # contain an <IDPList>", removing none), and its GetComplete.
+    idp_list: tuple[IdpEntry, ...] = ()
+    idp_list_get_complete: str | None = None
 
 
 def new_request_id() -> str:
@@ -88,10 +94,28 @@ def authn_request_xml(content: AuthnRequestContent, request_id: str, now: dateti
         )
         for reference in content.authn_contexts:
             etree.SubElement(requested, f"{{{SAML_NS}}}AuthnContextClassRef").text = reference
-    if content.proxy_count is not None:
-        # After RequestedAuthnContext, as the schema orders them.
-        etree.SubElement(root, f"{{{SAMLP_NS}}}Scoping", ProxyCount=str(content.proxy_count))
+    if content.proxy_count is not None or content.idp_list:
+        # After RequestedAuthnContext, as the schema orders them. No RequesterID: the school's
+        # IdP would learn which platform each student signs in to (docs/saml-profile.md).
+        scoping = etree.SubElement(root, f"{{{SAMLP_NS}}}Scoping")
+        if content.proxy_count is not None:
+            scoping.set("ProxyCount", str(content.proxy_count))
+        if content.idp_list:
+            _idp_list(scoping, content.idp_list, content.idp_list_get_complete)
     return bytes(etree.tostring(root, encoding="UTF-8", xml_declaration=False))
+
+
+def _idp_list(scoping: etree._Element, entries: tuple[IdpEntry, ...], complete: str | None) -> None:
+    listed = etree.SubElement(scoping, f"{{{SAMLP_NS}}}IDPList")
+    for entry in entries:
+        attributes = {"ProviderID": entry.provider_id}
+        if entry.name is not None:
+            attributes["Name"] = entry.name
+        if entry.loc is not None:
+            attributes["Loc"] = entry.loc
+        etree.SubElement(listed, f"{{{SAMLP_NS}}}IDPEntry", attributes)
+    if complete:
+        etree.SubElement(listed, f"{{{SAMLP_NS}}}GetComplete").text = complete
 
 
 def deflate_and_encode(xml: bytes) -> str:

@@ -176,6 +176,9 @@ def finish(
         completion.release.policy_version,
         ",".join(sorted(completion.release.attributes)),
     )
+    if identity.session_ends is not None and completion.session_ends is None:
+        # Not passed on (flow.py `_session_end`): said here, not silently.
+        log.info("school session over already school=%s", completion.school.id)
     response.headers["Cache-Control"] = "no-store"
     if new_token:
         set_sso_token(response, new_token)

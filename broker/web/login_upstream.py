@@ -236,6 +236,8 @@ def upstream_request(secret: bytes, record: LoginRecord, *, prepared: bool = Fal
             or record.wrong_account_at == school.idp_entity_id,
             authn_contexts=contexts,
             proxy_count=request.proxy_count,
+            idp_list=request.idp_list,
+            idp_list_get_complete=request.idp_list_get_complete,
         )
         request_id, kept, url = saml.request_id, None, saml.redirect_url
     b.flow.note_upstream(secret, record, request_id, kept, prepared=prepared)

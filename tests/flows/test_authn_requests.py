@@ -16,7 +16,7 @@ import logging
 import re
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
 from broker.certificates import write_pair
-from broker.core.model import Service
+from broker.core.model import Declaration, Service
 from tests.support.client import Browser, Page
 from tests.support.forge import (
     NS,
@@ -254,8 +254,16 @@ def _key_pair(folder: Path, name: str) -> tuple[Path, Path]:
     return key, cert
 
 
-def registered_sp(demo: LiveDemo, service_id: str, name: str, *, slo: bool = False) -> ServiceSp:
-    """A pysaml2 SP on a free port with a key of its own, registered (once) as `service_id`."""
+def registered_sp(
+    demo: LiveDemo,
+    service_id: str,
+    name: str,
+    *,
+    slo: bool = False,
+    declarations: tuple[Declaration, ...] = (),
+) -> ServiceSp:
+    """A pysaml2 SP on a free port with a key of its own, registered (once) as `service_id`,
+    declaring `declarations`."""
     base_url = f"http://localhost:{free_ports(1)}"
     key, cert = _key_pair(demo.directory / "peers", service_id)
     idp_metadata = demo.broker.saml_entities.idp_metadata()
@@ -263,7 +271,9 @@ def registered_sp(demo: LiveDemo, service_id: str, name: str, *, slo: bool = Fal
     metadata = sp.metadata()
     assert 'AuthnRequestsSigned="true"' in metadata
     if demo.registry.service(service_id) is None:
-        demo.registry.add_service(Service(service_id, name, sp.entity_id, CHAIN), metadata)
+        demo.registry.add_service(
+            Service(service_id, name, sp.entity_id, CHAIN, declarations=declarations), metadata
+        )
     return sp
 
 
@@ -637,17 +647,24 @@ def _school_answers(
 ) -> Page:
     """The school's signed answer to the request in `to_school`, saying the student logged
     in at `authn_instant`, posted to the broker by `browser`."""
-    demo = setup.demo
 
     def at(response: samlp.Response) -> None:
         response.assertion.authn_statement[0].authn_instant = saml_time(authn_instant)
 
+    return school_answers(setup.demo, browser, to_school, at)
+
+
+def school_answers(
+    demo: LiveDemo, browser: Browser, to_school: str, tamper: Callable[[samlp.Response], None]
+) -> Page:
+    """The school's signed answer to the request in `to_school` about `UID`, changed by
+    `tamper` before signing, posted to the broker by `browser`."""
     saml = demo_school_forger(demo).response(
         in_response_to=authn_request_id(to_school),
         destination=demo.acs_url,
         audience=demo.sp_entity_id,
         subject=demo.school_subject(UID),
-        tamper=at,
+        tamper=tamper,
     )
     _, relay = redirect_message(to_school)
     return browser.post(demo.acs_url, {"SAMLResponse": saml, "RelayState": relay["RelayState"]})
@@ -857,6 +874,13 @@ def test_the_broker_metadata_is_served_signed_with_its_endpoints(setup: Setup, w
             for e in doc.findall("md:SPSSODescriptor/md:AssertionConsumerService", ns)
         ]
         assert acs == [(BINDING_HTTP_POST, demo.acs_url)]
+    # How registries show the broker: the display names default to the organisation's name.
+    mdui = "urn:oasis:names:tc:SAML:metadata:ui"
+    names = doc.findall(f"md:*/md:Extensions/{{{mdui}}}UIInfo/{{{mdui}}}DisplayName", ns)
+    assert [(n.get("{http://www.w3.org/XML/1998/namespace}lang"), n.text) for n in names] == [
+        ("nl", demo.settings.organization.name),
+        ("en", demo.settings.organization.name),
+    ]
     cert_file = demo.directory / "keys" / "saml-signing.crt"
     assert cert_file.is_file()
     _verify_metadata(xml, cert_file)

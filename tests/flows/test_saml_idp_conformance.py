@@ -27,7 +27,7 @@ import pytest
 from cryptography.exceptions import InvalidSignature
 from lxml import etree
 
-from broker.core.model import OidcUpstream, School
+from broker.core.model import Declaration, OidcUpstream, School
 from broker.login.participants import Participant
 from tests.flows.test_authn_requests import (
     CHAIN,
@@ -64,7 +64,7 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     from saml2 import BINDING_HTTP_REDIRECT, samlp
     from saml2.saml import NAMEID_FORMAT_EMAILADDRESS, AuthnContextClassRef, NameID, Subject
-    from saml2.samlp import IDPEntry, IDPList, RequestedAuthnContext, Scoping
+    from saml2.samlp import GetComplete, IDPEntry, IDPList, RequestedAuthnContext, Scoping
 
 SERVICE_ID = "saml-conformance-tests"
 PASSWORD_PROTECTED = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
@@ -381,11 +381,58 @@ def test_a_proxy_count_is_passed_on_to_the_school_less_one(
     )
     scoping = _school_scoping(login.location)
     assert scoping is not None and scoping.get("ProxyCount") == passed_on
-    assert scoping.find("samlp:IDPList", NS) is None  # the service's school list is ours only
+    # Beside it the service's IDPList, passed on (core 3.4.1.5.1).
+    entries = scoping.findall("samlp:IDPList/samlp:IDPEntry", NS)
+    assert [e.get("ProviderID") for e in entries] == [setup.demo.school_entity_id]
 
 
-def test_without_a_proxy_count_the_school_is_sent_no_scoping(setup: Setup) -> None:
-    assert _school_scoping(_to_the_school(setup).location) is None
+def test_the_service_idp_list_is_passed_on_to_the_school_unchanged(setup: Setup) -> None:
+    """Core 3.4.1.5.1: "MUST also contain an <IDPList> ... MUST NOT remove any". Every entry
+    as sent (names and locations too), in order, and its GetComplete; no ProxyCount where the
+    service set none and no RequesterID (docs/saml-profile.md, "Deviations", says why)."""
+    demo = setup.demo
+    entries = [
+        IDPEntry(provider_id="https://idp.elders.example/", name="Elders IdP"),
+        IDPEntry(provider_id=demo.school_entity_id, name="Demo school", loc=demo.school_url),
+    ]
+    listed = IDPList(idp_entry=entries, get_complete=GetComplete(text="https://list.example/"))
+    scoping = _school_scoping(_to_the_school(setup, scoping=Scoping(idp_list=listed)).location)
+    assert scoping is not None
+    assert scoping.get("ProxyCount") is None
+    assert scoping.find("samlp:RequesterID", NS) is None
+    sent = [dict(e.attrib) for e in scoping.iterfind("samlp:IDPList/samlp:IDPEntry", NS)]
+    assert sent == [
+        {"ProviderID": "https://idp.elders.example/", "Name": "Elders IdP"},
+        {"ProviderID": demo.school_entity_id, "Name": "Demo school", "Loc": demo.school_url},
+    ]
+    complete = scoping.findtext("samlp:IDPList/samlp:GetComplete", namespaces=NS)
+    assert complete == "https://list.example/"
+
+
+@pytest.mark.parametrize(("count", "refused"), [(100, False), (101, True)])
+def test_an_idp_list_over_100_entries_is_answered_request_unsupported_at_once(
+    setup: Setup, caplog: pytest.LogCaptureFixture, count: int, refused: bool
+) -> None:
+    """All of it would go on to the school (none may be removed), in its Redirect URL."""
+    demo = setup.demo
+    entries = [IDPEntry(provider_id=demo.school_entity_id)] + [
+        IDPEntry(provider_id=f"https://idp{n}.example/") for n in range(count - 1)
+    ]
+    request = setup.sp.authn_request(
+        setup.sso_url, scoping=Scoping(idp_list=IDPList(idp_entry=entries))
+    )
+    browser = Browser()
+    page = browser.get(setup.sp.redirect_url(setup.sso_url, request, sign=True), follow=False)
+    if not refused:
+        scoping = _school_scoping(page.location or "")
+        assert scoping is not None
+        assert len(scoping.findall("samlp:IDPList/samlp:IDPEntry", NS)) == 100
+        return
+    fields = _assert_sent_at_once(page, browser, setup)
+    _assert_signed_error(
+        setup, fields, request.id, setup.sp.acs[1], (REQUESTER, REQUEST_UNSUPPORTED)
+    )
+    assert "refused code=idp_list_too_long " in caplog.text
 
 
 def test_a_malformed_proxy_count_is_refused_as_a_malformed_request(
@@ -454,6 +501,28 @@ def test_an_oidc_schools_login_reaches_a_saml_service_with_what_is_known(
     setup.sp.accept(saml_response, request.id)
     assert _status(_decoded(saml_response)) == (SUCCESS, None)
     assert _class_ref(saml_response) == assertion_says
+
+
+def test_an_oidc_school_is_named_by_its_issuer_where_it_releases_its_identity(
+    setup: Setup, forge: ForgeProvider
+) -> None:
+    """Core 3.4.1.5.1 for a non-SAML school: a stable identifier of it, its issuer, as the
+    AuthenticatingAuthority, where the school's policy releases school_id to the service."""
+    sp = registered_sp(
+        setup.demo,
+        "conformance-oidc-school-named",
+        "Conformance, OIDC school named (test publisher)",
+        declarations=(Declaration("school_id", "Om de klas bij de school te vinden."),),
+    )
+    setup.demo.registry.set_policy(
+        FORGE_SCHOOL_ID, "conformance-oidc-school-named", frozenset({"school_id"}), "test"
+    )
+    request = sp.authn_request(setup.sso_url, scoping=_scoping(forge.issuer))
+    page = Browser().get(sp.redirect_url(setup.sso_url, request, sign=True))
+    saml_response = _answer_form(page, sp.acs[1])["SAMLResponse"]
+    sp.accept(saml_response, request.id)
+    named = _decoded(saml_response).findall(".//saml:AuthnContext/saml:AuthenticatingAuthority", NS)
+    assert [e.text for e in named] == [forge.issuer]
 
 
 def test_a_saml_school_keeps_its_own_class_reference(setup: Setup, school: SchoolForger) -> None:

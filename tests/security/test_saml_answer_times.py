@@ -27,6 +27,7 @@ core 2.7.2) and so answers the login without one.
 
 from __future__ import annotations
 
+import base64
 import html
 import time
 from collections.abc import Callable, Iterator
@@ -327,6 +328,13 @@ def test_a_school_session_over_already_answers_the_login_without_an_sso_session(
     assert at_publisher.status == 200
     received = demo.received(login.browser, "leesplank")
     assert received["name_id"]["value"] == demo.expected_pseudonym("sanne.jansen", "leermiddelen")
+    # Nor is the passed end passed on: the publisher (pysaml2) would refuse the answer.
+    assert (
+        "SessionNotOnOrAfter"
+        not in base64.b64decode(
+            page.form(demo.publishers["leesplank"].acs_url).fields["SAMLResponse"]
+        ).decode()
+    )
 
 
 AMSTERDAM_WINTER = timezone(timedelta(hours=1))

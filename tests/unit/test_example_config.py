@@ -179,3 +179,24 @@ def test_the_commented_metadata_source_loads(tmp_path: Path) -> None:
     (loaded,) = settings_from_mapping(data, tmp_path, None).metadata.sources
     assert loaded.name == "federation"
     assert loaded.registration_authorities == ("https://www.federation.example/",)
+
+
+def test_the_commented_ui_keys_load(tmp_path: Path) -> None:
+    """The metadata UIInfo keys shown as comments under [organization], uncommented, load as
+    the organization's display names, pages and logo."""
+    text = EXAMPLE.read_text(encoding="utf-8")
+    body = text.split("[organization]", 1)[1].split("\n[", 1)[0]
+    keys = ("display_name_", "information_url", "privacy_statement_url", "logo_")
+    lines = re.findall(rf"^# ((?:{'|'.join(keys)})\w* = .+)$", body, flags=re.MULTILINE)
+    assert len(lines) == 7
+    data = _example()
+    data["organization"].update(tomllib.loads("\n".join(lines)))
+    _write_key_files(tmp_path, data)
+    org = settings_from_mapping(data, tmp_path, None).organization
+    assert (org.display_name("nl"), org.display_name("en")) == (
+        "Ketenbroker van Voorbeeld",
+        "Example Ketenbroker",
+    )
+    assert org.information_url == "https://www.example.org/ketenbroker"
+    assert org.privacy_statement_url == "https://www.example.org/privacy"
+    assert org.logo is not None and (org.logo.width, org.logo.height) == (80, 60)

@@ -39,7 +39,7 @@ from broker.core.ports import KeyValueStore, RegistryReader, StoreOp, StoreReply
 from broker.core.pseudonym import PseudonymKeys, derive_chain_pseudonym
 from broker.core.pseudonym_rotation import ChainKeyVersion, HeldKeySource
 from broker.login.flow import LOGIN, SSO, LoginFlow
-from broker.login.login_model import LoginRecord, LoginRequest
+from broker.login.login_model import IdpEntry, LoginRecord, LoginRequest
 from broker.login.replay import bucket_of, epoch_key
 from broker.login.scope_spelling import ScopeSpellings
 from broker.login.sealed import (
@@ -406,6 +406,9 @@ def test_a_record_saved_with_the_proxy_count_in_front_reads_as_the_typed_field()
                 True,
                 True,
                 2,
+                ("99XX00", "88YY00"),
+                (IdpEntry("https://idp.a.example/", "A", "https://idp.a.example/sso"),),
+                "https://list.example/all",
             ),
             12.5,
             "99XX00",
@@ -423,6 +426,7 @@ def test_the_written_out_payload_is_what_asdict_gives(record: LoginRecord) -> No
     payload = record.to_payload()
     assert payload == expected
     assert json.dumps(payload, sort_keys=True) == json.dumps(expected, sort_keys=True)
+    assert LoginRecord.from_payload(json.loads(json.dumps(payload))) == record
     # A copy: changing the payload leaves the (frozen) record's dicts alone.
     payload["request"]["front"]["x"] = "y"
     payload["upstream"]["x"] = "y"
@@ -603,6 +607,28 @@ def test_the_sso_session_ends_no_later_than_the_schools(flow: LoginFlow, clock: 
     assert later is not None and [op.ttl_seconds for op in later[1]] == [SSO_TTL]
     assert flow.new_session(dataclasses.replace(ending, session_ends=clock.now - 1), 1.0) is None
     assert flow.open_session(dataclasses.replace(ending, session_ends=clock.now), 1.0) is None
+
+
+def test_the_service_session_ends_with_the_schools_and_no_later_than_the_brokers(
+    flow: LoginFlow, clock: Clock
+) -> None:
+    """The completion's session end (SAML SessionNotOnOrAfter): the school's, capped at the
+    broker's own session; a session opened on a later end keeps the capped one, so what it
+    answers later says the same. None where the school said nothing, or one that passed."""
+    request = LoginRequest("uitgever")
+    assert flow.complete(request, _identity(), clock.now).session_ends is None
+    soon = dataclasses.replace(_identity(), session_ends=clock.now + 600)
+    assert flow.complete(request, soon, clock.now).session_ends == clock.now + 600
+    # One passed already is not passed on (a service would refuse the answer for it).
+    passed = dataclasses.replace(_identity(), session_ends=clock.now)
+    assert flow.complete(request, passed, clock.now).session_ends is None
+    late = dataclasses.replace(_identity(), session_ends=clock.now + 10 * SSO_TTL)
+    assert flow.complete(request, late, clock.now).session_ends == clock.now + SSO_TTL
+    token = flow.open_session(late, clock.now)
+    opened = flow.session(token)
+    assert opened is not None and opened[0].session_ends == clock.now + SSO_TTL
+    clock.now += 60
+    assert flow.complete(request, opened[0], opened[1]).session_ends == clock.now - 60 + SSO_TTL
 
 
 def test_sso_off(store: RecordingStore) -> None:

@@ -35,6 +35,7 @@ from broker.cli.instance import init_instance
 from broker.config import Settings, load_settings
 from broker.core.errors import ConfigurationError
 from broker.core.key_schedule import KeyChoice, KeyFiles, KeyGeneration
+from broker.login.login_model import IdpEntry
 from broker.saml.entities import SamlEntities, sp_config
 from broker.saml.redirect_query import read_redirect_query
 from broker.saml.redirect_signature import check_query_signature, signed_redirect_url
@@ -142,11 +143,33 @@ def test_the_request_carries_force_authn_and_the_requested_contexts() -> None:
     assert plain.find("samlp:RequestedAuthnContext", ns) is None
 
 
-def test_a_proxy_count_goes_in_a_scoping_after_the_requested_contexts(settings: Settings) -> None:
-    """What pysaml2 makes of a Scoping with ProxyCount, in the schema's place (after
-    RequestedAuthnContext); and no Scoping when the service set no limit."""
+LISTED = (
+    IdpEntry("https://idp.school.example/", "School", "https://idp.school.example/sso"),
+    IdpEntry("https://idp.board.example/"),
+)
+
+
+@pytest.mark.parametrize(
+    ("proxy_count", "idp_list", "complete"),
+    [(2, (), None), (2, LISTED, "https://list.example/all"), (None, LISTED, None)],
+)
+def test_a_scoping_goes_after_the_requested_contexts(
+    settings: Settings,
+    proxy_count: int | None,
+    idp_list: tuple[IdpEntry, ...],
+    complete: str | None,
+) -> None:
+    """What pysaml2 makes of a Scoping with ProxyCount and the service's IDPList (core
+    3.4.1.5.1: passed on unchanged), in the schema's place (after RequestedAuthnContext)."""
     content = AuthnRequestContent(
-        settings.sp_entity_id, SSO, settings.url("/saml/sp/acs"), True, REFS, proxy_count=2
+        settings.sp_entity_id,
+        SSO,
+        settings.url("/saml/sp/acs"),
+        True,
+        REFS,
+        proxy_count=proxy_count,
+        idp_list=idp_list,
+        idp_list_get_complete=complete,
     )
     ours = etree.fromstring(authn_request_xml(content, new_request_id(), NOW))
     assert [etree.QName(e).localname for e in ours][-2:] == ["RequestedAuthnContext", "Scoping"]
@@ -162,7 +185,18 @@ def test_a_proxy_count_goes_in_a_scoping_after_the_requested_contexts(settings: 
             authn_context_class_ref=[saml.AuthnContextClassRef(text=r) for r in REFS],
             comparison="exact",
         ),
-        scoping=samlp.Scoping(proxy_count="2"),
+        scoping=samlp.Scoping(
+            proxy_count=None if proxy_count is None else str(proxy_count),
+            idp_list=samlp.IDPList(
+                idp_entry=[
+                    samlp.IDPEntry(provider_id=e.provider_id, name=e.name, loc=e.loc)
+                    for e in idp_list
+                ],
+                get_complete=None if complete is None else samlp.GetComplete(text=complete),
+            )
+            if idp_list
+            else None,
+        ),
     )
     assert canonical(etree.tostring(ours)) == canonical(str(theirs).encode())
 
