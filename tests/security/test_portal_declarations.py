@@ -254,3 +254,20 @@ def test_the_school_portal_shows_the_purpose_in_the_pages_language(site: PortalS
     english = school.get(f"{url}?lang=en", base_url=HTTPS).get_data(as_text=True)
     assert "Om te begroeten" in dutch and "To greet" not in dutch
     assert "To greet" in english and "Om te begroeten" not in english
+
+
+@pytest.mark.parametrize(
+    ("lang", "hint"),
+    [
+        ("nl", "Schrijf elk doel aan de leerling"),
+        ("en", "Write each purpose to the student"),
+    ],
+)
+def test_the_declaration_form_asks_for_a_purpose_written_to_the_student(
+    publisher: FlaskClient, lang: str, hint: str
+) -> None:
+    """Students read the purpose on the notice and their data page ("Why: …"): the form asks
+    for it in the second person ("Om je te begroeten."), not about "the student"."""
+    page = publisher.get(f"{NEW}?lang={lang}", base_url=HTTPS).get_data(as_text=True)
+    assert hint in page
+    assert "&#34;Om je te begroeten.&#34;" in page or '"Om je te begroeten."' in page
