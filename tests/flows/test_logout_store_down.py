@@ -26,7 +26,7 @@ def test_log_out_everywhere_with_the_store_down_drops_the_cookie_and_says_so(
     browser = Browser(language="nl")
     assert demo.login(browser, "leesplank", STUDENT).final.status == 200
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    form = my_data.form(f"{demo.broker_url}/logout")
+    form = my_data.form(f"{demo.broker_url}/my-data/close")
     assert SSO_COOKIE in browser.cookies(demo.broker_url)
 
     def down(self: CountingStore, *args: Any, **kwargs: Any) -> Any:
