@@ -11,6 +11,7 @@ from pathlib import Path
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 
+from broker.core.model import Declaration, Service
 from broker.web import labels
 from tests.support.pages import pages_app
 
@@ -116,6 +117,33 @@ def test_attribute_lists_are_names_in_the_catalogues_order() -> None:
             "Role at school",
         ]
         assert labels.attribute_labels(()) == []
+
+
+def test_the_notice_and_the_data_page_list_what_a_platform_gets_in_one_order() -> None:
+    """The information notice and the my-data page list released attributes with their
+    purposes in the catalogue's order, whatever order the publisher declared them in."""
+    service = Service(
+        "leesplank",
+        "Leesplank",
+        "https://l.example",
+        None,
+        declarations=(
+            Declaration("groups", "Om je klas te tonen."),
+            Declaration("given_name", "Om je te begroeten."),
+        ),
+    )
+    app = pages_app()
+    with app.test_request_context("/?lang=nl"):
+        assert labels.labelled_purposes(service, ["groups", "given_name", "affiliation"]) == [
+            ("Voornaam", "Om je te begroeten."),
+            ("Rol op school", ""),  # not declared (any more): no purpose to show
+            ("Klassen en groepen", "Om je klas te tonen."),
+        ]
+        # A platform that left the registry: its receipts' names, no purposes.
+        assert labels.labelled_purposes(None, ["groups", "given_name"]) == [
+            ("Voornaam", ""),
+            ("Klassen en groepen", ""),
+        ]
 
 
 # What a student (a child, perhaps with a parent) reads of their data and of logging out.
