@@ -198,7 +198,8 @@ def view(view_id: str) -> Response:
         data = None
     if data is None:
         raise MyDataExpired("my-data view absent or expired")
-    if _session_ended(b, data.get(VIEW_SESSION)):
+    opened_by = data.get(VIEW_SESSION)
+    if _session_ended(b, opened_by):
         raise MyDataExpired("my-data view of an SSO session that ended")
     school = b.view.school(str(data["school_id"]))
     if school is None:
@@ -217,8 +218,9 @@ def view(view_id: str) -> Response:
         recent=[card for card in cards if not card.earlier],
         earlier=[card for card in cards if card.earlier],
         current=_current_releases(b, school.id, history),
-        # An SSO session stands: the main button closes the data and logs out.
-        session_stands=_session_stands(b),
+        # An SSO session stands (the one that opened the view, checked just now, or another
+        # since): the main button closes the data and logs out.
+        session_stands=opened_by is not None or _session_stands(b),
         contact_address=_contact_address(school.privacy_contact),
         contact_is_mail=school.privacy_contact.startswith(MAILTO),
         view_id=view_id,
@@ -294,7 +296,14 @@ def _session_stands(b: Broker) -> bool:
     """A live SSO session in this browser: signing in again would answer at once, as the
     student whose data was shown (the pages then say so, and offer to log out)."""
     token = request.cookies.get(SSO_COOKIE)
-    return bool(token) and b.flow.session(token) is not None
+    if not token:
+        return False
+    try:
+        return b.flow.session(token) is not None
+    except StoreUnavailable:
+        # Cannot tell: the cautious words (log out too), not a page that fails.
+        log.warning("my-data: SSO session not read: store unavailable")
+        return True
 
 
 def _digest(sso_token: str) -> str:
