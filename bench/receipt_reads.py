@@ -10,7 +10,7 @@ the registry at revision 0024; `--school` receipts of one school interleaved wit
 of 30 other schools (every n-th row, as concurrent logins write them), 20 services, 6
 attribute sets; VACUUM ANALYZE, as autovacuum leaves an insert-only table. Then, through
 `SqlReceiptBook` on a web worker's engine (the portal's `patient` bound): `named` and `totals`
-(the receipts page without a filter), `totals` for one service, and the student's `for_subjects`
+(the receipts page without a filter), `totals` for one service, and the student's `history`
 (the my-data page), `--calls` each, medians (min-max) of wall time; and `--inserts` receipts
 appended at that school (`append`, the login path's transaction), the mean per insert. Then
 `migrate` to head (the index built concurrently, timed), VACUUM ANALYZE, and the same again.
@@ -80,7 +80,7 @@ def measure(url: str, calls: int, inserts: int, at: int) -> tuple[dict[str, str]
             "totals, one service": median(
                 calls, lambda: book.totals(ReceiptQuery(SCHOOL, service_id="service-0"))
             ),
-            "for_subjects (my-data)": median(calls, lambda: book.for_subjects([subject])),
+            "history (my-data)": median(calls, lambda: book.history([subject])),
         }
         school = School(SCHOOL, "Bench", "https://bench.example")
         service = Service("service-3", "Bench", "https://service.example", None)

@@ -176,6 +176,20 @@ class Receipt:
     hash: str
 
 
+@dataclass(frozen=True)
+class ReceiptHistory:
+    """A student's receipts for one platform with one set of released attributes, under one
+    subject at one school, counted (the my-data page): how often, the first and the last time."""
+
+    subject: str
+    school_id: str
+    service_id: str
+    attributes: tuple[str, ...]
+    count: int
+    first: int
+    last: int
+
+
 def released_names(release: Release) -> tuple[str, ...]:
     """What a receipt names: the released attributes, and the previous pseudonym while a key
     rotation's window releases it (a name only, as for every attribute)."""

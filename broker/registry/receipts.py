@@ -41,6 +41,7 @@ from broker.core.receipts import (
     ChainBreak,
     Receipt,
     ReceiptContent,
+    ReceiptHistory,
     ReceiptKeys,
     verify_chain,
 )
@@ -310,6 +311,49 @@ class SqlReceiptBook:
                 .limit(limit)
             )
             return [row.to_receipt() for row in rows]
+
+    def history(self, subjects: Collection[str]) -> list[ReceiptHistory]:
+        """One student's receipts under any of their subjects, counted per subject, school,
+        platform and set of released attributes, the newest group first (the my-data page): one
+        grouped statement on the subject index, so a student with thousands of receipts gets
+        every platform and the true counts, not the newest few hundred receipts."""
+        if not subjects:
+            return []
+        last = func.max(ReceiptRow.issued_at)
+        statement = (
+            select(
+                ReceiptRow.subject,
+                ReceiptRow.school_id,
+                ReceiptRow.service_id,
+                ReceiptRow.attributes,
+                func.count(),
+                func.min(ReceiptRow.issued_at),
+                last,
+            )
+            .where(ReceiptRow.subject.in_(sorted(subjects)))
+            .group_by(
+                ReceiptRow.subject,
+                ReceiptRow.school_id,
+                ReceiptRow.service_id,
+                ReceiptRow.attributes,
+            )
+            .order_by(last.desc(), ReceiptRow.service_id)
+        )
+        with session_on(self._engine) as session:
+            return [
+                ReceiptHistory(
+                    subject=str(subject),
+                    school_id=str(school_id),
+                    service_id=str(service_id),
+                    attributes=column_attributes(attributes),
+                    count=int(count),
+                    first=int(first),
+                    last=int(newest),
+                )
+                for subject, school_id, service_id, attributes, count, first, newest in (
+                    session.execute(statement)
+                )
+            ]
 
     def present_subjects(
         self, subjects: Collection[str], *, school_id: str | None = None

@@ -17,7 +17,7 @@ from babel.dates import format_datetime
 from markupsafe import Markup
 
 from broker.core.errors import N_, BrokerError, Phrase, SchoolSaid
-from broker.core.model import Declaration
+from broker.core.model import Declaration, Service
 from broker.web.i18n import current_language, page_translations
 
 # Canonical names from attributes.md, plus the chain pseudonym that every service receives.
@@ -302,11 +302,27 @@ def attribute_label(canonical: str) -> str:
 _ORDER = {name: position for position, name in enumerate(_ATTRIBUTE_LABELS)}
 
 
+def in_catalogue_order(names: Iterable[str]) -> list[str]:
+    """Attribute codes in the catalogue's order (unknown codes last)."""
+    return sorted(names, key=lambda name: (_ORDER.get(name, len(_ORDER)), name))
+
+
 def attribute_labels(names: Iterable[str]) -> list[str]:
     """The localised names of attributes in the catalogue's order (unknown codes last), for
     lists a person reads ("First name, Role at school"), never the codes themselves."""
-    ordered = sorted(names, key=lambda name: (_ORDER.get(name, len(_ORDER)), name))
-    return [attribute_label(name) for name in ordered]
+    return [attribute_label(name) for name in in_catalogue_order(names)]
+
+
+def labelled_purposes(service: Service | None, names: Iterable[str]) -> list[tuple[str, str]]:
+    """What a student reads of attributes released to `service` (the notice, the my-data page):
+    each one's name and why the platform needs it (its declared purpose; "" when it declares
+    none, or the service left the registry), in the catalogue's order on every page."""
+    shown: list[tuple[str, str]] = []
+    for name in in_catalogue_order(names):
+        declaration = service.declaration(name) if service is not None else None
+        purpose = declared_purpose(declaration) if declaration is not None else ""
+        shown.append((attribute_label(name), purpose))
+    return shown
 
 
 def declared_purpose(declaration: Declaration) -> str:

@@ -1,5 +1,6 @@
 """The my-data page: a student (or a parent beside them) signs in through their school and sees
-which services received what, and when (their receipts), and what their school currently
+which services received what, how often and when (their receipts, counted in the database: a
+card per platform, those of long ago folded under "Earlier"), and what their school currently
 releases to each service, with the school's privacy contact for questions and corrections.
 
 The sign-in is an ordinary login with the broker itself as the service (`flow.MY_DATA`): any
@@ -9,8 +10,10 @@ the browser's secret for ten minutes; the page is rebuilt from the receipts on e
 shows nothing else.
 
 A school laptop is shared: the view opens only in the browser that holds its cookie (one view
-per browser, the newest), and its "Close my data" button deletes it and clears that cookie, so
-the next student finds nothing of the previous one's behind an address in the history.
+per browser, the newest), and its "Close my data" button deletes it and marks that cookie
+closed, so the next student finds nothing of the previous one's behind an address in the
+history. A view an SSO session opened closes with "Close and log out" instead: the student's
+"log out everywhere" too, or the closed page's "Sign in" would reopen it at once.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass
-from datetime import tzinfo
 from typing import Any
+from urllib.parse import unquote
 
 from babel import Locale
 from flask import Blueprint, current_app, make_response, redirect, render_template, request, url_for
@@ -31,7 +34,7 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import MyDataExpired, StateExpired, StoreUnavailable, UnknownSchool
 from broker.core.model import Service, UpstreamIdentity
-from broker.core.receipts import Receipt
+from broker.core.receipts import ReceiptHistory
 from broker.core.release import released_declarations
 from broker.login.login_model import MY_DATA, LoginRequest
 from broker.registry.errors import ServiceSwitchedOff
@@ -39,15 +42,10 @@ from broker.web.browser import (
     MY_DATA_COOKIE,
     SSO_COOKIE,
     browser_secret,
-    clear_my_data_view,
     set_my_data_view,
 )
-from broker.web.labels import (
-    attribute_label,
-    attribute_labels,
-    declared_purpose,
-    shown_day,
-)
+from broker.web.labels import labelled_purposes, shown_day
+from broker.web.logout_routes import student_logout
 from broker.web.wiring import Broker
 
 log = logging.getLogger("broker.my_data")
@@ -60,6 +58,17 @@ VIEW = "my-data"
 VIEW_SECONDS = 10 * 60
 # The close form's field: the view's id (unguessable, on the page only: it is the form's token).
 VIEW_FIELD = "view"
+# The close form's field that asks to log out too ("Close and log out"), with the logout
+# form's token (logout_routes.student_logout, whose run it starts).
+LOG_OUT_FIELD = "log_out"
+# The my-data cookie's value once its view was closed here: the view's address, from the
+# history (the back button), then says calmly that the data is closed (`view`), not that
+# something went wrong. Never a view id (those are 24 characters).
+CLOSED_MARK = "closed"
+# A platform whose newest receipt is older than this is folded under "Earlier": the list a
+# student reads first on a phone is of the platforms of this school year's last months.
+RECENT_SECONDS = 92 * 24 * 3600
+MAILTO = "mailto:"
 # The view's payload names the SSO session that answered the sign-in by its SHA-256 only.
 VIEW_SESSION = "session"
 MAX_VIEW_ID = 64
@@ -77,12 +86,12 @@ def _broker() -> Broker:
 @dataclass(frozen=True)
 class ReceiptGroup:
     """The receipts of one platform with one set of attributes: a student who signed in there
-    every school day reads one line ("6 times, last on 29 Nov 11:23"), not one row per login."""
+    every school day reads one line ("15 times, last on 29 Nov 11:23"), not one per login."""
 
-    service_name: str
-    attributes: list[str]  # labels in the page's language, in the catalogue's order
+    released: list[tuple[str, str]]  # (label, why the platform needs it), the catalogue's order
     count: int
-    last: str  # the newest, as the page shows it
+    first: str  # the oldest and the newest, as the page shows them
+    last: str
 
     @property
     def summary(self) -> str:
@@ -93,6 +102,16 @@ class ReceiptGroup:
             when=self.last,
         )
         return text
+
+
+@dataclass(frozen=True)
+class PlatformCard:
+    """One platform on the my-data page: what it got (a group per set of attributes, the
+    newest first), how often, the first and the last time, and why."""
+
+    service_name: str
+    groups: list[ReceiptGroup]
+    earlier: bool  # its newest receipt is older than RECENT_SECONDS: under "Earlier"
 
 
 @dataclass(frozen=True)
@@ -108,12 +127,13 @@ def start() -> str:
 
 
 @my_data.route("/my-data/closed", methods=["GET"])
-def closed() -> str:
+def closed() -> Response:
     """Where "Close my data" lands: the page is gone; with an SSO session still standing in this
     browser, the way to end that too (the next student would otherwise sign in as this one)."""
-    return render_template(
-        "my_data_start.html", closed=True, session_stands=bool(request.cookies.get(SSO_COOKIE))
+    page = render_template(
+        "my_data_start.html", closed=True, session_stands=_session_stands(_broker())
     )
+    return _no_store(make_response(page))
 
 
 @my_data.route("/my-data/sign-in", methods=["GET"])
@@ -163,9 +183,13 @@ def my_data_signed_in(identity: UpstreamIdentity, sso_token: str | None = None) 
 def view(view_id: str) -> Response:
     b = _broker()
     secret = browser_secret(request)
+    if request.cookies.get(MY_DATA_COOKIE) == CLOSED_MARK:
+        # Closed here ("Close my data"), then the back button: no data, and no alarm either.
+        log.info("my-data view asked after its close")
+        return _no_store(make_response(render_template("my_data_start.html", gone=True)))
     if not _is_open_view(view_id):
-        # Closed, replaced by a newer view, or the browser was closed: an address in the
-        # history opens nothing (no store read either).
+        # Replaced by a newer view, or the browser was closed: an address in the history
+        # opens nothing (no store read either).
         raise MyDataExpired("my-data view not this browser's open one")
     try:
         data = b.flow.sealed.get(secret, VIEW, view_id)
@@ -174,51 +198,69 @@ def view(view_id: str) -> Response:
         data = None
     if data is None:
         raise MyDataExpired("my-data view absent or expired")
-    if _session_ended(b, data.get(VIEW_SESSION)):
+    opened_by = data.get(VIEW_SESSION)
+    if _session_ended(b, opened_by):
         raise MyDataExpired("my-data view of an SSO session that ended")
     school = b.view.school(str(data["school_id"]))
     if school is None:
         raise UnknownSchool("school left the registry")
     subjects = _view_subjects(data)
-    receipts = b.receipts.for_subjects(subjects)
-    # One look-up per service, not per receipt: a page can list hundreds of receipts.
+    # Counted in the database (per subject, school, platform and attributes): every platform
+    # and the true counts, however many receipts (registry/receipts.py `history`).
+    history = b.receipts.history(subjects)
+    # One look-up per service, not per receipt.
     names = b.registry.service_names()
+    cards = _cards(b, names, history)
     page = render_template(
         "my_data.html",
         school=school,
-        codes=_codes(names, subjects, receipts),
-        groups=_groups(names, receipts, b.settings.zone),
-        current=_current_releases(b, school.id, receipts),
-        # An SSO session stands: the page offers "log out everywhere" (logout_routes.py).
-        session_stands=bool(request.cookies.get(SSO_COOKIE)),
+        codes=_codes(names, subjects, history),
+        recent=[card for card in cards if not card.earlier],
+        earlier=[card for card in cards if card.earlier],
+        current=_current_releases(b, school.id, history),
+        # An SSO session stands (the one that opened the view, checked just now, or another
+        # since): the main button closes the data and logs out.
+        session_stands=opened_by is not None or _session_stands(b),
+        contact_address=_contact_address(school.privacy_contact),
+        contact_is_mail=school.privacy_contact.startswith(MAILTO),
         view_id=view_id,
         view_field=VIEW_FIELD,
+        log_out_field=LOG_OUT_FIELD,
     )
-    response = make_response(page)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return _no_store(make_response(page))
 
 
 @my_data.route("/my-data/close", methods=["POST"])
 def close() -> Response:
-    """ "Close my data": the view is deleted and the browser forgets it. The form carries the
-    view's id, which only its page shows (another site cannot close it), and it must be this
-    browser's open view, as for showing it: anything else changes nothing and gets the page of
-    a view that is no longer open (closed in another tab, replaced, or never this browser's). A
-    view whose record expired closes all the same."""
+    """ "Close my data": the view is deleted and the browser forgets it (its cookie then marks
+    it closed, `CLOSED_MARK`). The form carries the view's id, which only its page shows
+    (another site cannot close it), and it must be this browser's open view, as for showing it:
+    anything else changes nothing and gets the page of a view that is no longer open (closed in
+    another tab, replaced, or never this browser's). A view whose record expired closes all the
+    same.
+
+    "Close and log out" (the page's main button while an SSO session stands) is the student's
+    own "log out everywhere" as well (logout_routes.student_logout, with the logout form's
+    token the page carries), so that the next student at a shared laptop meets the school's
+    sign-in, not this one's data. It runs first: a token not made for this browser is refused
+    there (400) before anything closes."""
     view_id = request.form.get(VIEW_FIELD, "")
-    if not _is_open_view(view_id):
+    # A second press (no JavaScript, or the back button to the page): closed already, it goes
+    # where the first went (the logout then finds its run, logout_start.py), not to an error.
+    again = request.cookies.get(MY_DATA_COOKIE) == CLOSED_MARK
+    if not again and not _is_open_view(view_id):
         raise MyDataExpired("my-data close of a view that is not this browser's open one")
-    try:
-        _broker().flow.sealed.delete(VIEW, view_id)
-    except StoreUnavailable:
-        # The cookie going is enough for this browser; the record ends at its expiry.
-        log.warning("my-data view not deleted: store unavailable")
-    log.info("my-data closed")
-    response = redirect(url_for("my_data.closed"), 303)
-    clear_my_data_view(response)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    log_out = bool(request.form.get(LOG_OUT_FIELD))
+    response = student_logout() if log_out else redirect(url_for("my_data.closed"), 303)
+    if not again:
+        try:
+            _broker().flow.sealed.delete(VIEW, view_id)
+        except StoreUnavailable:
+            # The cookie going is enough for this browser; the record ends at its expiry.
+            log.warning("my-data view not deleted: store unavailable")
+    log.info("my-data closed log_out=%s again=%s", "yes" if log_out else "no", again)
+    set_my_data_view(response, CLOSED_MARK)
+    return _no_store(response)
 
 
 def _is_open_view(view_id: str) -> bool:
@@ -227,13 +269,41 @@ def _is_open_view(view_id: str) -> bool:
     strings."""
     open_view = request.cookies.get(MY_DATA_COOKIE, "")
     if (
-        not view_id
+        open_view == CLOSED_MARK
+        or not view_id
         or len(view_id) > MAX_VIEW_ID
         or not view_id.isascii()
         or not open_view.isascii()
     ):
         return False
     return hmac.compare_digest(open_view, view_id)
+
+
+def _contact_address(contact: str) -> str:
+    """The school's privacy contact as a parent reads and copies it: the e-mail address of a
+    `mailto:` URL (without a subject or the like), or the https:// page's address."""
+    if contact.startswith(MAILTO):
+        return unquote(contact.removeprefix(MAILTO).partition("?")[0])
+    return contact
+
+
+def _no_store(response: Response) -> Response:
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _session_stands(b: Broker) -> bool:
+    """A live SSO session in this browser: signing in again would answer at once, as the
+    student whose data was shown (the pages then say so, and offer to log out)."""
+    token = request.cookies.get(SSO_COOKIE)
+    if not token:
+        return False
+    try:
+        return b.flow.session(token) is not None
+    except StoreUnavailable:
+        # Cannot tell: the cautious words (log out too), not a page that fails.
+        log.warning("my-data: SSO session not read: store unavailable")
+        return True
 
 
 def _digest(sso_token: str) -> str:
@@ -271,42 +341,63 @@ class StudentCode:
 
 
 def _codes(
-    names: dict[str, str], subjects: list[str], receipts: list[Receipt]
+    names: dict[str, str], subjects: list[str], history: list[ReceiptHistory]
 ) -> list[StudentCode]:
     """A code per subject that found receipts, with the platforms of its receipts shown."""
     services: dict[str, set[str]] = {subject: set() for subject in subjects}
-    for receipt in receipts:
-        found = services.setdefault(receipt.content.subject, set())
-        found.add(names.get(receipt.content.service_id, receipt.content.service_id))
+    for group in history:
+        found = services.setdefault(group.subject, set())
+        found.add(names.get(group.service_id, group.service_id))
     return [
         StudentCode(subject[:STUDENT_CODE_SHOWN], sorted(shown))
         for subject, shown in sorted(services.items(), key=lambda item: sorted(item[1]))
     ]
 
 
-def _groups(names: dict[str, str], receipts: list[Receipt], zone: tzinfo) -> list[ReceiptGroup]:
-    """The receipts (newest first) grouped by platform and released attributes, the group with
-    the newest receipt first."""
-    grouped: dict[tuple[str, frozenset[str]], list[Receipt]] = {}
-    for receipt in receipts:
-        key = (receipt.content.service_id, frozenset(receipt.content.attributes))
-        grouped.setdefault(key, []).append(receipt)
-    locale, now = get_locale() or Locale("nl"), time.time()
-    return [
-        ReceiptGroup(
-            service_name=names.get(service_id, service_id),
-            attributes=attribute_labels(attributes),
-            count=len(members),
-            last=shown_day(members[0].content.issued_at, zone, locale, now),
+def _cards(b: Broker, names: dict[str, str], history: list[ReceiptHistory]) -> list[PlatformCard]:
+    """A card per platform, the one used last first; in it a group per set of attributes, the
+    newest first (a receipt's subject and school do not part a platform's card: the student
+    reads what the platform got). The purposes are those the platform declares now."""
+    zone, locale, now = b.settings.zone, get_locale() or Locale("nl"), time.time()
+    # Per platform and attributes: (count, first, last). Dicts keep the order of insertion, and
+    # `history` comes the newest first: so do the platforms.
+    merged: dict[str, dict[tuple[str, ...], tuple[int, int, int]]] = {}
+    for group in history:
+        groups = merged.setdefault(group.service_id, {})
+        was = groups.get(group.attributes)
+        groups[group.attributes] = (
+            (group.count, group.first, group.last)
+            if was is None
+            else (was[0] + group.count, min(was[1], group.first), max(was[2], group.last))
         )
-        for (service_id, attributes), members in grouped.items()
-    ]
+    cards = []
+    for service_id, groups in merged.items():
+        service = b.view.service(service_id)
+        shown = sorted(groups.items(), key=lambda item: -item[1][2])
+        cards.append(
+            PlatformCard(
+                service_name=names.get(service_id, service_id),
+                groups=[
+                    ReceiptGroup(
+                        released=labelled_purposes(service, attributes),
+                        count=count,
+                        first=shown_day(first, zone, locale, now),
+                        last=shown_day(last, zone, locale, now),
+                    )
+                    for attributes, (count, first, last) in shown
+                ],
+                earlier=now - shown[0][1][2] > RECENT_SECONDS,
+            )
+        )
+    return cards
 
 
-def _current_releases(b: Broker, school_id: str, receipts: list[Receipt]) -> list[CurrentRelease]:
+def _current_releases(
+    b: Broker, school_id: str, history: list[ReceiptHistory]
+) -> list[CurrentRelease]:
     """What the school releases today to every service the student used or the school set a
     policy for: the effective release, as the next login would compute it."""
-    wanted = {r.content.service_id for r in receipts if r.content.school_id == school_id}
+    wanted = {group.service_id for group in history if group.school_id == school_id}
     wanted |= {policy.service_id for policy in b.registry.policies_for_school(school_id)}
     services = [s for s in (b.view.service(i) for i in sorted(wanted)) if s is not None]
     return [_current(b, school_id, service) for service in services]
@@ -317,8 +408,5 @@ def _current(b: Broker, school_id: str, service: Service) -> CurrentRelease:
         policy = b.registry.policy(school_id, service.id)
     except ServiceSwitchedOff:
         return CurrentRelease(service.name, True, [])
-    released = [
-        (str(attribute_label(d.attribute)), declared_purpose(d))
-        for d in released_declarations(service, policy.attributes)
-    ]
-    return CurrentRelease(service.name, False, released)
+    chosen = [d.attribute for d in released_declarations(service, policy.attributes)]
+    return CurrentRelease(service.name, False, labelled_purposes(service, chosen))

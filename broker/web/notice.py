@@ -17,7 +17,7 @@ from broker.login.receipting import LOGIN_DONE, NOTICE_DONE, PendingRelease
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.content_policy import content_security_policy
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
-from broker.web.labels import attribute_label, declared_purpose
+from broker.web.labels import labelled_purposes
 from broker.web.login_finish import finish, session_and_services
 from broker.web.service_answers import (
     answer_address,
@@ -116,11 +116,7 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
     school = b.view.school(pending.identity.school_id)
     if school is None:
         raise UnknownSchool("school left the registry during the notice")
-    released = [
-        (attribute_label(name), declared_purpose(declaration) if declaration else "")
-        for name in pending.attributes
-        for declaration in (service.declaration(name),)
-    ]
+    released = labelled_purposes(service, pending.attributes)
     # Also where "Continue" posts: one rule, whose GET shows the notice and POST continues
     # (`proceed`), so the page needs the URL built once.
     address = url_for("notice.show", notice_id=notice_id)

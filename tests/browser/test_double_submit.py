@@ -216,10 +216,11 @@ def test_a_double_click_on_log_out_everywhere_tells_the_platforms(
     full_login(page, demo, demo.leesplank)
     page.goto(demo.broker + "/my-data")
     page.get_by_role("link", name="Inloggen met je schoolaccount").click()
-    button = page.locator("form[data-logout-everywhere] button")
-    expect(button).to_be_visible()
-    hold(page, demo, "/logout", hold_posts)
-    click_twice(page, "form[data-logout-everywhere] button", hold_posts)
+    # The data page's main button while the session stands: "Close and log out".
+    button = page.locator('form[data-close-my-data="top"] button')
+    expect(button).to_have_text("Sluiten en uitloggen")
+    hold(page, demo, "/my-data/close", hold_posts)
+    click_twice(page, 'form[data-close-my-data="top"] button', hold_posts)
     assert len(hold_posts.sent) == 1, hold_posts.sent
     hold_posts.release()
     expect(page).to_have_url(re.compile(re.escape(demo.broker) + r"/logout/[^/]+/done$"))

@@ -229,7 +229,8 @@ def test_the_students_own_button_ends_on_the_final_page(demo: Demo, page: Page) 
     page.goto(demo.broker + "/my-data/sign-in")
     expect(page).to_have_url(re.compile(re.escape(demo.broker) + "/my-data/view/"))
 
-    page.get_by_role("button", name="Overal uitloggen").click()
+    # The data page's main button while the SSO session stands: it closes the data and logs out.
+    page.get_by_role("button", name="Sluiten en uitloggen").first.click()
 
     expect(page).to_have_url(re.compile(re.escape(demo.broker) + DONE))
     expect(page.locator("[data-logout-service]")).to_have_attribute("data-status", "confirmed")
@@ -308,7 +309,7 @@ def test_without_javascript_a_double_click_on_log_out_everywhere_tells_the_platf
 
         # A hand's two clicks at the button's place (the mouse: a locator's click would wait
         # for the first navigation, which is on its way).
-        button = still.get_by_role("button", name="Overal uitloggen")
+        button = still.get_by_role("button", name="Sluiten en uitloggen").first
         button.scroll_into_view_if_needed()
         box = button.bounding_box()
         assert box is not None
@@ -324,7 +325,7 @@ def test_without_javascript_a_double_click_on_log_out_everywhere_tells_the_platf
             re.compile(re.escape(demo.broker) + DONE), timeout=RUN_WITH_A_SILENT_PLATFORM_MS
         )
         # The form was sent twice; the second time with the SSO cookie still, or without it.
-        assert [p.url for p in posts] == [demo.broker + "/logout"] * 2
+        assert [p.url for p in posts] == [demo.broker + "/my-data/close"] * 2
         cookies_sent = posts[1].all_headers().get("cookie", "")
         assert ("__Host-kb_sso=" in cookies_sent) is (slow == "the first answer")
         told = still.locator("[data-logout-service]")

@@ -401,7 +401,7 @@ def student_pages(phone: Screen) -> None:
         phone.check(page, name)
 
     page.goto(my_data)
-    page.locator("[data-logout-everywhere] button").click()
+    page.locator('[data-close-my-data="top"] button').click()  # "Close and log out"
     expect(page.locator("[data-logout-next]")).to_be_visible()
     phone.check(page, "logging out")
     page.locator("[data-logout-next]").click()

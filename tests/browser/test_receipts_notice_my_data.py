@@ -349,15 +349,24 @@ def _open_my_data(page: Page, live: LiveDemo) -> None:
 
 
 def _receipt_rows(page: Page) -> list[list[str]]:
-    """The "what was shared" lines: [platform, what besides the pseudonym, how often and when]."""
-    groups = page.locator("[data-receipt-group]")
-    return [
-        [
-            groups.nth(i).locator(part).inner_text().strip()
-            for part in ("[data-service]", "[data-attributes]", "[data-when]")
-        ]
-        for i in range(groups.count())
-    ]
+    """What the platforms got, a row per platform card and set of attributes: [platform, what
+    besides the secret number (the labels, in order), how often and when]."""
+    rows = []
+    cards = page.locator("[data-platform]")
+    for i in range(cards.count()):
+        card = cards.nth(i)
+        name = card.locator("[data-service]").inner_text().strip()
+        groups = card.locator("[data-receipt-group]")
+        for j in range(groups.count()):
+            group = groups.nth(j)
+            labels = group.locator("[data-attributes] strong")
+            got = (
+                ", ".join(text.strip() for text in labels.all_inner_texts())
+                if labels.count()
+                else group.locator("[data-attributes]").inner_text().strip()
+            )
+            rows.append([name, got, group.locator("[data-when]").inner_text().strip()])
+    return rows
 
 
 def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], Page]) -> None:
@@ -385,7 +394,7 @@ def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], P
     by_service = {row[0]: row for row in rows}
     assert set(by_service) == {lees_name, reken_name}, rows
     assert by_service[lees_name][1] == f"{FIRST_NAME}, {ROLE}", rows  # the catalogue's order
-    assert by_service[reken_name][1] == "Only your pseudonym."
+    assert by_service[reken_name][1] == "Only your secret number (not your name)."
     for row in rows:
         # Day, month and minute in the broker's time zone (Europe/Amsterdam by default).
         assert re.fullmatch(r"1 time, on \d{1,2} [A-Z][a-z]{2} \d{2}:\d{2}", row[2]), row
@@ -400,7 +409,8 @@ def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], P
     assert box is not None and box["height"] < 2 * size, (box, size)
     contact = fatima.locator("[data-privacy-contact]")
     expect(contact).to_have_attribute("href", PRIVACY_CONTACT)
-    expect(contact).to_have_text(f"contact {SCHOOL_NAME}")
+    # The address as text, for a parent to read and copy.
+    expect(contact).to_have_text(PRIVACY_CONTACT.removeprefix("mailto:"))
     # What the school releases today, with the publisher's purposes.
     current = fatima.locator("[data-current-release]")
     lees_card = current.filter(has=fatima.get_by_role("heading", name=lees_name, exact=True))
@@ -408,9 +418,9 @@ def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], P
     for label, purpose in lees_purposes.items():
         # The name, then the purpose as its own sentence on its own line (one colon, not two).
         item = lees_card.locator("li").filter(has=fatima.locator("strong", has_text=label))
-        expect(item.locator(".purpose")).to_have_text(f"Why the platform needs it: {purpose}")
+        expect(item.locator(".purpose")).to_have_text(f"Why: {purpose}")
     reken_card = current.filter(has=fatima.get_by_role("heading", name=reken_name, exact=True))
-    expect(reken_card).to_contain_text("Only your pseudonym.")
+    expect(reken_card).to_contain_text("Only your secret number (not your name).")
 
     # Student B (Marieke, also used by no other test here) logs in once, in her own browser.
     marieke = english()
@@ -419,7 +429,7 @@ def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], P
     rows = _receipt_rows(marieke)
     assert len(rows) == 1, rows
     assert rows[0][0] == toets_name
-    assert rows[0][1] == "Only your pseudonym."
+    assert rows[0][1] == "Only your secret number (not your name)."
     table = marieke.locator("[data-receipts]")
     for other in (lees_name, reken_name):
         expect(table).not_to_contain_text(other)

@@ -77,7 +77,7 @@ def students_button(demo: LiveDemo, browser: Browser) -> Page:
     """The student's "log out everywhere" on the broker's own page: the propagation page."""
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
     assert my_data.status == 200 and "/my-data/view/" in my_data.url, my_data.url
-    started = browser.submit(my_data, f"{demo.broker_url}/logout")
+    started = browser.submit(my_data, f"{demo.broker_url}/my-data/close")
     assert started.status == 200 and started.url.startswith(f"{demo.broker_url}/logout/")
     return started
 

@@ -85,7 +85,8 @@ def test_a_page_left_open_two_hours_still_logs_out_at_once(
     sso_token = browser.cookies(demo.broker_url)[SSO_COOKIE]
     page = _my_data(demo, browser)
     with _later(monkeypatch, 2 * 3600):
-        pressed = browser.submit(page, f"{demo.broker_url}/logout", follow=False)
+        # "Close and log out", the data page's main button: the student's logout form.
+        pressed = browser.submit(page, f"{demo.broker_url}/my-data/close", follow=False)
     assert pressed.status == 303, (pressed.status, pressed.text[:300])
     assert pressed.location
     _ended_for_good(demo, browser, browser.get(pressed.location), sso_token)
@@ -127,12 +128,12 @@ def test_a_form_without_a_token_asks_and_ends_nothing(demo: LiveDemo) -> None:
 def test_a_token_not_made_for_this_browser_is_refused_and_ends_nothing(demo: LiveDemo) -> None:
     browser = _signed_in(demo)
     other = Browser()
-    mine = _my_data(demo, browser).form(f"{demo.broker_url}/logout").fields["csrf_token"]
+    mine = _my_data(demo, browser).form(f"{demo.broker_url}/my-data/close").fields["csrf_token"]
     made, _, mac = mine.partition(".")
     forgeries = {
         # What a third-party page can get: a token of its own browser's page.
         "another browser's": _my_data(demo, _signed_in(demo))
-        .form(f"{demo.broker_url}/logout")
+        .form(f"{demo.broker_url}/my-data/close")
         .fields["csrf_token"],
         "an empty browser's": make_form_token(b"\0" * 32, time.time()),
         "another time, same mac": f"{int(made) - 1}.{mac}",

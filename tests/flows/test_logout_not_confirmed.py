@@ -244,7 +244,7 @@ def _schools_request(demo: LiveDemo, browser: Browser) -> tuple[Page, str]:
     """The student's own logout up to the LogoutRequest to the school: (the propagation page,
     the request's ID)."""
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    started = browser.submit(my_data, f"{demo.broker_url}/logout")
+    started = browser.submit(my_data, f"{demo.broker_url}/my-data/close")
     load_frames(browser, started)
     next_url = f"{demo.broker_url}/logout/{run_id_of(started)}/next"
     return started, request_id_to(browser, next_url, demo.school_url)

@@ -114,7 +114,7 @@ def start(demo: LiveDemo, browser: Browser, initiator: str, kompas: OidcPublishe
         )
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
     assert my_data.status == 200, my_data.text
-    return browser.submit(my_data, f"{demo.broker_url}/logout")
+    return browser.submit(my_data, f"{demo.broker_url}/my-data/close")
 
 
 @pytest.mark.parametrize("initiator", ["oidc", "saml", "student"])

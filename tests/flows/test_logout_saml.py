@@ -142,7 +142,7 @@ def test_the_students_button_logs_out_everywhere_and_the_old_cookie_opens_nothin
     sso_token = browser.cookies(demo.broker_url)[SSO_COOKIE]
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
     assert my_data.status == 200 and "/my-data/view/" in my_data.url, my_data.url
-    started = browser.submit(my_data, f"{demo.broker_url}/logout")
+    started = browser.submit(my_data, f"{demo.broker_url}/my-data/close")
     assert started.url.startswith(f"{demo.broker_url}/logout/"), started.url
     assert SSO_COOKIE not in browser.cookies(demo.broker_url)
     outcome = finish_logout(browser, started)
@@ -185,7 +185,7 @@ def _bring(browser: Browser, url: str, fields: dict[str, str]) -> Page:
 def test_the_schools_answer_in_another_browser_does_not_use_it_up(demo: LiveDemo) -> None:
     browser = _two_publishers(demo, "marieke.bakker")
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    started = browser.submit(my_data, f"{demo.broker_url}/logout")
+    started = browser.submit(my_data, f"{demo.broker_url}/my-data/close")
     load_frames(browser, started)
     url, fields = _schools_answer(demo, browser, run_id_of(started))
     # Another browser (no secret of this run) brings the school's answer: refused, and the
@@ -255,7 +255,7 @@ def test_the_demo_publisher_checks_the_logout_requests_query_signature(demo: Liv
     name_id = demo.received(browser, "rekenroute")["name_id"]["value"]
     heard_before = len(_requests_for(browser, rekenroute, name_id))
     started = browser.submit(
-        browser.get(f"{demo.broker_url}/my-data/sign-in"), f"{demo.broker_url}/logout"
+        browser.get(f"{demo.broker_url}/my-data/sign-in"), f"{demo.broker_url}/my-data/close"
     )
     frames = frame_urls(started)
     assert frames, started.text

@@ -7,6 +7,8 @@ next student at the shared laptop would be signed in as them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -20,14 +22,9 @@ from tests.support.live import LiveDemo
 STUDENT = "sanne.jansen"
 
 
-def test_log_out_everywhere_with_the_store_down_drops_the_cookie_and_says_so(
-    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    browser = Browser(language="nl")
-    assert demo.login(browser, "leesplank", STUDENT).final.status == 200
-    my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    form = my_data.form(f"{demo.broker_url}/logout")
-    assert SSO_COOKIE in browser.cookies(demo.broker_url)
+@contextmanager
+def _store_down(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Every store call fails, as with Redis gone."""
 
     def down(self: CountingStore, *args: Any, **kwargs: Any) -> Any:
         raise StoreUnavailable("redis: ConnectionError")
@@ -35,6 +32,19 @@ def test_log_out_everywhere_with_the_store_down_drops_the_cookie_and_says_so(
     with monkeypatch.context() as patch:
         for name in ("put", "get", "take", "add_if_absent", "delete", "batch"):
             patch.setattr(CountingStore, name, down)
+        yield
+
+
+def test_log_out_everywhere_with_the_store_down_drops_the_cookie_and_says_so(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    browser = Browser(language="nl")
+    assert demo.login(browser, "leesplank", STUDENT).final.status == 200
+    my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
+    form = my_data.form(f"{demo.broker_url}/my-data/close")
+    assert SSO_COOKIE in browser.cookies(demo.broker_url)
+
+    with _store_down(monkeypatch):
         page = browser.post(form.action, dict(form.fields))
 
     assert page.status == 503, page.text[:300]
@@ -48,3 +58,18 @@ def test_log_out_everywhere_with_the_store_down_drops_the_cookie_and_says_so(
     assert SSO_COOKIE not in browser.cookies(demo.broker_url)
     again = browser.get(f"{demo.publishers['leesplank'].base_url}/login")
     assert demo.shows_discovery(again) or again.url.startswith(f"{demo.school_url}/sso")
+
+
+def test_the_closed_data_page_with_the_store_down_still_says_to_log_out(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether the SSO cookie's session stands cannot be read: the closed page says the
+    cautious thing (log out too), with the button, instead of failing."""
+    browser = Browser(language="nl")
+    assert demo.login(browser, "leesplank", STUDENT).final.status == 200
+
+    with _store_down(monkeypatch):
+        page = browser.get(f"{demo.broker_url}/my-data/closed")
+
+    assert page.status == 200, page.text[:300]
+    assert "maar je bent nog ingelogd" in page.text and "data-logout-everywhere" in page.text

@@ -135,7 +135,7 @@ def test_log_out_everywhere_pressed_twice_lands_on_the_one_run(demo: LiveDemo, s
     browser = logged_in_twice(demo, "sanne.jansen")
     heard = Heard(demo, browser, "sanne.jansen")
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    form = my_data.form(f"{demo.broker_url}/logout")
+    form = my_data.form(f"{demo.broker_url}/my-data/close")
     started = logouts_started("student", "none")
 
     first, again = press_twice(demo, browser, form.action, dict(form.fields), second)
@@ -276,7 +276,7 @@ def test_two_presses_arriving_at_the_same_moment_make_one_run(
     browser = logged_in_twice(demo, "sanne.jansen")
     heard = Heard(demo, browser, "sanne.jansen")
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    form = my_data.form(f"{demo.broker_url}/logout")
+    form = my_data.form(f"{demo.broker_url}/my-data/close")
     started = logouts_started("student", "none")
 
     one, two = at_the_same_moment(
@@ -329,7 +329,7 @@ def test_two_different_requests_at_the_same_moment_count_one_logout_started(
     (`started_second`), so the one logout counts once as started."""
     browser = logged_in_twice(demo, "daan.devries")
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    button = my_data.form(f"{demo.broker_url}/logout")
+    button = my_data.form(f"{demo.broker_url}/my-data/close")
     to_broker = browser.get(f"{demo.publishers['leesplank'].base_url}/logout?binding=post")
     platform = to_broker.form(f"{demo.broker_url}/saml/idp/slo")
     kinds = [("student", "none"), ("service", "saml")]
@@ -373,7 +373,7 @@ def test_another_request_without_a_session_is_not_taken_to_the_run(
     request: answered at once, with its own state, not shown the student's run."""
     browser = logged_in_twice(demo, "daan.devries")
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    first = browser.submit(my_data, f"{demo.broker_url}/logout", follow=False)
+    first = browser.submit(my_data, f"{demo.broker_url}/my-data/close", follow=False)
     target = f"{dubbel.base_url}/logged-out"
     asked = f"{demo.broker_url}/oidc/end_session?client_id=dubbel&post_logout_redirect_uri="
     page = browser.get(f"{asked}{target}&state=s-2")
@@ -407,18 +407,20 @@ def test_the_button_costs_three_round_trips_and_a_second_press_one_read_more(
 ) -> None:
     browser = logged_in_twice(demo, "sanne.jansen")
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    form = my_data.form(f"{demo.broker_url}/logout")
+    form = my_data.form(f"{demo.broker_url}/my-data/close")
     store_calls.clear()
     first, again = press_twice(demo, browser, form.action, dict(form.fields), "before-the-answer")
     assert again.location == first.location
     # The press: the session and its services read together; the claim on the session (two
     # requests at once make one run); then one batch files the run and the mark and ends both
-    # (the writes first: whoever finds the session gone finds them).
-    # The second press: the same read, and the mark.
+    # (the writes first: whoever finds the session gone finds them). The button is the data
+    # page's "Close and log out": its view's record goes after the logout began (one delete).
+    # The second press (the view closed already): the same read, and the mark.
     assert store_calls == [
         "batch[get,get]",
         "add_if_absent",
         "batch[put,put,delete,delete]",
+        "delete",
         "batch[get,get]",
         "get",
     ], store_calls
@@ -436,7 +438,7 @@ def test_a_run_that_cannot_be_made_still_ends_the_session(
         raise RuntimeError("registry unavailable")
 
     monkeypatch.setattr(demo.broker.logout, "compose", failing)
-    refused = browser.submit(my_data, f"{demo.broker_url}/logout", follow=False)
+    refused = browser.submit(my_data, f"{demo.broker_url}/my-data/close", follow=False)
     assert refused.status == 500
     monkeypatch.undo()
     login = demo.login(browser, "leesplank", "marieke.bakker")

@@ -29,6 +29,7 @@ from broker.web.browser import BROWSER_COOKIE, SSO_COOKIE
 from tests.flows.test_all_pairings import log_in
 from tests.support.client import Browser, Page, _host
 from tests.support.live import LiveDemo, OidcPublisher
+from tests.support.receipts import my_data_groups
 
 UID = "fatima.elamrani"
 OTHER = "daan.devries"
@@ -317,10 +318,10 @@ def my_data(demo: LiveDemo, browser: Browser, uid: str) -> Page:
 def shared_groups(html: str) -> list[tuple[str, int]]:
     """The my-data page's "what was shared" lines (English): (the line, how many receipts)."""
     found = []
-    for group in re.findall(r"<li data-receipt-group>(.*?)</li>", html, re.S):
+    for card, group in my_data_groups(html):
         count = re.search(r"data-when>(\d+) times?, ", group)
         assert count is not None, group
-        found.append((group, int(count.group(1))))
+        found.append((card + group, int(count.group(1))))
     return found
 
 
@@ -350,7 +351,9 @@ def test_my_data_shows_exactly_the_students_own_receipts(
     assert len(groups) == len(expected)
     assert sum("Rekenroute" in group for group, _ in groups) >= 1
     assert "mailto:privacy@demo-school.example" in page.text
-    assert "Signed in through" in page.text
+    # The address itself as text, for a parent to read and copy (not only a link).
+    assert "E-mail <a" in page.text and ">privacy@demo-school.example</a>" in page.text
+    assert "You signed in through" in page.text
 
     other = my_data(demo, daan, OTHER)
     groups = shared_groups(other.text)

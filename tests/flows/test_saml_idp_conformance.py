@@ -557,7 +557,7 @@ def test_the_logout_request_names_the_assertions_name_id_exactly(setup: Setup) -
 
     # The student logs out on the broker's own page; the service is told in an iframe.
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    started = browser.submit(my_data, f"{demo.broker_url}/logout")
+    started = browser.submit(my_data, f"{demo.broker_url}/my-data/close")
     frames = frame_urls(started)
     assert len(frames) == 1, started.text
     frame = browser.get(

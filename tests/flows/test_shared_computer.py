@@ -5,7 +5,8 @@ machine. A student who leaves closes the browser (what the broker's own logout p
 when a platform did not confirm) or presses "log out everywhere"; the next student must then
 meet their school's sign-in, never the previous student's SSO session or data page. A student
 who does neither can still close their data page ("Close my data"), and the next student's data
-page ends the previous one's; a notice the previous student's session answers says "Not you?
+page ends the previous one's. A data page an SSO session opened closes and logs out in one
+button ("Close and log out"); a notice the previous student's session answers says "Not you?
 Then log out first." with the button.
 """
 
@@ -15,7 +16,7 @@ from broker.login.sealed import store_key
 from broker.web.browser import SSO_COOKIE
 from broker.web.my_data import VIEW
 from tests.flows.test_receipts_and_notice import OTHER, UID, my_data, notice_form
-from tests.support.client import Browser
+from tests.support.client import Browser, Page
 from tests.support.live import LiveDemo
 from tests.support.logout import finish_logout
 
@@ -44,15 +45,42 @@ def test_a_data_page_opened_from_the_sso_session_ends_with_log_out_everywhere(
     laptop = Browser()
     demo.login(laptop, "leesplank", UID)
     page = my_data(demo, laptop, UID)  # answered by the SSO session
-    assert "Signed in through" in page.text
-    started = laptop.submit(page, f"{demo.broker_url}/logout")
+    assert "You signed in through" in page.text
+    started = laptop.post(f"{demo.broker_url}/logout", _logout_fields(page))
     assert started.url.startswith(f"{demo.broker_url}/logout/"), started.url
     finish_logout(laptop, started)
     # The next student at the laptop finds the previous one's data page in the history.
     again = laptop.get(page.url)
     assert again.status == 400, again.text[:300]
     assert "This page has expired" in again.text
-    assert "Signed in through" not in again.text
+    assert "You signed in through" not in again.text
+
+
+def test_close_and_log_out_leaves_nothing_to_open_without_the_school(demo: LiveDemo) -> None:
+    """The data page an SSO session opened: its main button closes the data and logs out
+    everywhere, so the closed page's "Sign in" (the next student at the laptop) meets the
+    school's sign-in, not this student's data at once; the page's claims hold."""
+    laptop = Browser()
+    demo.login(laptop, "leesplank", UID)
+    page = my_data(demo, laptop, UID)  # answered by the SSO session
+    assert ">Close and log out</button>" in page.text
+    assert "data-logout-everywhere" not in page.text  # one main action, not two buttons
+    started = laptop.submit(page, f"{demo.broker_url}/my-data/close")
+    assert started.url.startswith(f"{demo.broker_url}/logout/"), started.url
+    done = finish_logout(laptop, started).page
+    assert "You are logged out." in done.text and "Ketenbroker." not in done.text
+    assert SSO_COOKIE not in laptop.cookies(demo.broker_url)
+    # The closed page's main button, "Sign in with your school account": the school asks.
+    closed = laptop.get(f"{demo.broker_url}/my-data/closed")
+    assert "Your data is closed. Nobody can open it again" in closed.text
+    assert _goes_to_school(demo, laptop, f"{demo.broker_url}/my-data/sign-in")
+    # The back button: calm words, no data, nothing cached.
+    again = laptop.get(page.url)
+    assert "This data is closed. Want to see it again? Sign in again." in again.text
+    assert "You signed in through" not in again.text and "Error code" not in again.text
+    assert again.response.headers["Cache-Control"] == "no-store"
+    view_id = page.url.rsplit("/", 1)[1]
+    assert demo.broker.flow.store.get(store_key(VIEW, view_id)) is None
 
 
 def test_a_data_page_of_a_fresh_school_login_ends_when_the_browser_closes(
@@ -72,37 +100,68 @@ def test_closing_the_data_page_of_a_fresh_school_login_ends_it_for_the_history(
     laptop = Browser()
     page = my_data(demo, laptop, UID)  # no SSO session: no logout button, yet a way to close
     assert SSO_COOKIE not in laptop.cookies(demo.broker_url)
+    assert ">Close my data</button>" in page.text and "Close and log out" not in page.text
     closed = laptop.submit(page, f"{demo.broker_url}/my-data/close")
     assert closed.status == 200 and closed.url == f"{demo.broker_url}/my-data/closed"
     assert "Your data is closed." in closed.text
     assert "data-logout-everywhere" not in closed.text  # no session to end
-    # The next student at the laptop opens the previous one's address from the history.
+    # The next student at the laptop opens the previous one's address from the history: told
+    # calmly that it is closed (no error code), with nothing of the data.
     again = laptop.get(page.url)
-    assert again.status == 400 and "This page has expired" in again.text
-    assert "Signed in through" not in again.text
+    assert again.status == 200 and "This data is closed." in again.text
+    assert "You signed in through" not in again.text and "Error code" not in again.text
+    assert again.response.headers["Cache-Control"] == "no-store"
     # And the view is gone from the store too, not only from this browser.
     view_id = page.url.rsplit("/", 1)[1]
     assert demo.broker.flow.store.get(store_key(VIEW, view_id)) is None
 
 
-def test_closing_a_data_page_of_the_sso_session_offers_to_log_out_too(demo: LiveDemo) -> None:
+def test_closed_while_still_signed_in_says_so_and_offers_log_out_first(demo: LiveDemo) -> None:
+    """Closed without logging out (a page from before "Close and log out", or a session opened
+    since): the closed page says that Sign in shows the data at once, and log out is its main
+    button."""
     laptop = Browser()
     demo.login(laptop, "leesplank", UID)
     page = my_data(demo, laptop, UID)  # answered by the SSO session
-    closed = laptop.submit(page, f"{demo.broker_url}/my-data/close")
-    assert "Your data is closed." in closed.text
-    assert "data-logout-everywhere" in closed.text  # the session stands: end it too
-    assert laptop.get(page.url).status == 400
+    view_id = page.url.rsplit("/", 1)[1]
+    closed = laptop.post(f"{demo.broker_url}/my-data/close", {"view": view_id})
+    assert closed.url == f"{demo.broker_url}/my-data/closed"
+    assert "Your data is closed, but you are still signed in" in closed.text
+    assert "Nobody can open it again" not in closed.text
+    assert 'class="button button--primary" type="submit">Log out everywhere' in closed.text
+    assert 'class="button" href="/my-data/sign-in"' in closed.text  # no longer the main one
+    assert "This data is closed." in laptop.get(page.url).text
+    started = laptop.submit(closed, f"{demo.broker_url}/logout")
+    finish_logout(laptop, started)
+    assert _goes_to_school(demo, laptop, f"{demo.broker_url}/my-data/sign-in")
+
+
+def test_a_forged_logout_token_on_close_and_log_out_changes_nothing(demo: LiveDemo) -> None:
+    laptop = Browser()
+    demo.login(laptop, "leesplank", UID)
+    page = my_data(demo, laptop, UID)
+    fields = {**page.form(f"{demo.broker_url}/my-data/close").fields, "csrf_token": "forged"}
+    refused = laptop.post(f"{demo.broker_url}/my-data/close", fields)
+    assert refused.status == 400
+    assert SSO_COOKIE in laptop.cookies(demo.broker_url)
+    assert "You signed in through" in laptop.get(page.url).text  # still open
 
 
 def test_the_next_students_data_page_ends_the_previous_ones(demo: LiveDemo) -> None:
     laptop = Browser()
     first = my_data(demo, laptop, UID)  # a fresh school login; left open, not closed
     second = my_data(demo, laptop, OTHER)  # the next student, the same browser
-    assert "Signed in through" in laptop.get(second.url).text
+    assert "data-close-my-data" in laptop.get(second.url).text  # the view, with or without data
     # The previous student's address from the history opens nothing any more.
     again = laptop.get(first.url)
     assert again.status == 400 and "This page has expired" in again.text
+
+
+def _logout_fields(page: Page) -> dict[str, str]:
+    """The logout token the data page's "Close and log out" carries, as "log out everywhere"
+    elsewhere (the notice's "Not you?") would send it."""
+    form = page.form(f"{page.url.split('/my-data/')[0]}/my-data/close")
+    return {"csrf_token": form.fields["csrf_token"]}
 
 
 def test_a_notice_the_sso_session_answers_offers_to_log_out_first(demo: LiveDemo) -> None:

@@ -241,7 +241,7 @@ def test_a_broker_logout_is_answered_by_the_shared_idp(demo: LiveDemo) -> None:
     browser = Browser()
     assert demo.login(browser, "leesplank", "marieke.bakker").final.status == 200
     my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    started = browser.submit(my_data, f"{demo.broker_url}/logout")
+    started = browser.submit(my_data, f"{demo.broker_url}/my-data/close")
     outcome = finish_logout(browser, started)
     # The IdP's LogoutResponse matched the run's school among the two on that IdP.
     assert outcome.school == "confirmed"

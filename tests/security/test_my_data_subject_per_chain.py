@@ -18,7 +18,7 @@ from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.web.browser import BROWSER_COOKIE, MY_DATA_COOKIE
 from broker.web.my_data import my_data_signed_in
 from tests.support.portal import HTTPS, PortalSite
-from tests.support.receipts import file_receipt
+from tests.support.receipts import file_receipt, my_data_groups
 
 ECK_ID = "https://ketenid.nl/201703/" + "7e" * 64
 OTHER_ECK_ID = "https://ketenid.nl/201703/" + "c4" * 64
@@ -86,9 +86,10 @@ def test_an_eck_id_student_sees_every_chain_at_both_schools(
     site: PortalSite, school: School
 ) -> None:
     html = my_data_page(site, student(school))
-    groups = re.findall(r"<li data-receipt-group>(.*?)</li>", html, re.S)
+    cards = my_data_groups(html)
+    groups = [group for _, group in cards]
     # Leesplank at A and at B (one line, one chain), Toetsplein, Rekenroute (the old receipt).
-    names = re.findall(r"data-service>([^<]*)<", "".join(groups))
+    names = [name for name, _ in cards]
     assert sorted(names) == sorted(
         [
             "Leesplank (demo publisher)",
@@ -104,6 +105,6 @@ def test_an_eck_id_student_sees_every_chain_at_both_schools(
 
 def test_another_eck_id_sees_only_their_own(site: PortalSite) -> None:
     html = my_data_page(site, student(SCHOOL_B, OTHER_ECK_ID))
-    groups = re.findall(r"<li data-receipt-group>(.*?)</li>", html, re.S)
-    assert len(groups) == 1 and "Leesplank" in groups[0]
+    groups = my_data_groups(html)
+    assert len(groups) == 1 and "Leesplank" in groups[0][0]
     assert len(re.findall(r"<code data-student-code>", html)) == 1

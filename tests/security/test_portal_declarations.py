@@ -276,3 +276,20 @@ def test_metadata_with_an_acs_url_on_a_unicode_host_is_refused_naming_its_xn_for
         "schrijven (de xn---vorm): gebruik 'https://xn--bcher-kva.example/acs'"
     ) in unescape(page)
     assert site.registry.any_service("buecher") is None
+
+
+@pytest.mark.parametrize(
+    ("lang", "hint"),
+    [
+        ("nl", "Schrijf elk doel aan de leerling"),
+        ("en", "Write each purpose to the student"),
+    ],
+)
+def test_the_declaration_form_asks_for_a_purpose_written_to_the_student(
+    publisher: FlaskClient, lang: str, hint: str
+) -> None:
+    """Students read the purpose on the notice and their data page ("Why: …"): the form asks
+    for it in the second person ("Om je te begroeten."), not about "the student"."""
+    page = publisher.get(f"{NEW}?lang={lang}", base_url=HTTPS).get_data(as_text=True)
+    assert hint in page
+    assert "&#34;Om je te begroeten.&#34;" in page or '"Om je te begroeten."' in page

@@ -277,3 +277,28 @@ def test_notice_mode_defaults_to_every_session(
         book.set_notice_mode("99XX00", "rekenwereld", "changes")
     assert book.notice_modes("99YY00") == {}
     assert book.notice_modes("99XX00") == {"leesplank": "session"}
+
+
+def test_the_history_counts_every_receipt_of_a_student_past_a_page_of_500(
+    book: SqlReceiptBook,
+) -> None:
+    """The my-data page's history: grouped in the database per subject, school, platform and
+    released attributes (count, first, last), so a platform used long ago stays on it and the
+    counts are true, however many receipts the student has."""
+    book.append(content(service=SERVICES[1], at=50, attributes=()))  # long ago, once
+    for i in range(520):
+        book.append(content(at=1000 + i, attributes=("given_name",)))
+    book.append(content(at=2000, attributes=("given_name", "groups")))
+    book.append(content(student="leerling-2", at=3000))  # someone else's
+    subjects = [content().subject, content(service=SERVICES[1]).subject]
+    assert len(book.for_subjects(subjects)) == 500  # the old page's read: Rekenwereld gone
+    history = book.history(subjects)
+    assert [
+        (h.school_id, h.service_id, h.attributes, h.count, h.first, h.last) for h in history
+    ] == [
+        ("99XX00", "leesplank", ("given_name", "groups"), 1, 2000, 2000),
+        ("99XX00", "leesplank", ("given_name",), 520, 1000, 1519),
+        ("99XX00", "rekenwereld", (), 1, 50, 50),
+    ]
+    assert {h.subject for h in history} == set(subjects)
+    assert book.history([]) == []

@@ -66,6 +66,22 @@ def _valid(url: str) -> bool | None:
         return None if found is None else bool(found)
 
 
+@contextmanager
+def _receipt_reads(engine: Engine) -> Iterator[list[tuple[str, Any]]]:
+    """The statements on the receipts table run inside, with their parameters (to EXPLAIN)."""
+    statements: list[tuple[str, Any]] = []
+
+    def executed(_c: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if "FROM receipts" in statement:
+            statements.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", executed)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", executed)
+
+
 def _seed(connection: Connection, schools: int, per_school: int) -> None:
     """Receipts of `schools` schools, interleaved as concurrent logins write them."""
     connection.exec_driver_sql(
@@ -165,19 +181,12 @@ def test_the_portals_passes_over_a_school_read_the_index_only(postgres_registry_
             # Sets the visibility map (index-only scans) and the statistics, as autovacuum does.
             connection.exec_driver_sql("VACUUM ANALYZE receipts")
         book = SqlReceiptBook(engine, KEYS)
-        statements: list[tuple[str, Any]] = []
-
-        def executed(
-            _c: Connection, _cursor: Any, statement: str, parameters: Any, *_: Any
-        ) -> None:
-            if "FROM receipts" in statement:
-                statements.append((statement, parameters))
-
-        event.listen(engine, "before_cursor_execute", executed)
-        named = book.named("S3")
-        totals = book.totals(ReceiptQuery("S3"))
-        one_service = book.totals(ReceiptQuery("S3", service_id="service-2", attribute="eck_id"))
-        event.remove(engine, "before_cursor_execute", executed)
+        with _receipt_reads(engine) as statements:
+            named = book.named("S3")
+            totals = book.totals(ReceiptQuery("S3"))
+            one_service = book.totals(
+                ReceiptQuery("S3", service_id="service-2", attribute="eck_id")
+            )
         assert named["service-3"] == frozenset({"given_name", "eck_id"})
         assert sum(totals.values()) == 1500 and len(one_service) == 1
         assert len(statements) == 3
@@ -223,3 +232,40 @@ def test_a_migration_waiting_for_the_lock_never_holds_up_a_concurrent_build(
     assert outcome == {"migrated": f"migrated the registry from revision 0024 to {HEAD}"}
     assert built_in < 5
     assert caplog.messages.count(WAITING) == 1
+
+
+@pytest.mark.postgres
+def test_the_my_data_history_is_one_grouped_read_on_the_subject_index(
+    postgres_registry_url: str,
+) -> None:
+    """The my-data page counts a student's receipts in the database, in one statement that
+    finds them by the subject index among a school's many, never by reading the table."""
+    migrate(postgres_registry_url)
+    student = "f" * 64
+    with _engine(postgres_registry_url) as engine:
+        with engine.begin() as connection:
+            _seed(connection, schools=8, per_school=5000)
+            connection.exec_driver_sql(
+                "INSERT INTO receipts (school_id, seq, issued_at, service_id, attributes, "
+                "policy_version, school_protocol, service_protocol, subject, previous_hash, hash) "
+                "SELECT 'S1', 100000 + n, 1800000000 + n, 'service-' || (n %% 3), ',given_name,', "
+                "1, 'saml', 'oidc', %(student)s, 'p', 'h' FROM generate_series(0, 1199) AS n",
+                {"student": student},
+            )
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            connection.exec_driver_sql("VACUUM ANALYZE receipts")
+        book = SqlReceiptBook(engine, KEYS)
+        with _receipt_reads(engine) as statements:
+            history = book.history([student, "e" * 64])
+        assert sorted((h.service_id, h.count) for h in history) == [
+            ("service-0", 400),
+            ("service-1", 400),
+            ("service-2", 400),
+        ]
+        assert len(statements) == 1
+        with engine.connect() as connection:
+            statement, parameters = statements[0]
+            plan = connection.exec_driver_sql(f"EXPLAIN {statement}", parameters).scalars()
+            shown = "\n".join(plan)
+            assert "ix_receipts_subject_service_id" in shown, shown
+            assert "Seq Scan" not in shown, shown

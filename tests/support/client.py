@@ -115,11 +115,14 @@ class Page:
         return parser.forms
 
     def form(self, action_startswith: str = "") -> Form:
-        """The one POST form whose action starts with `action_startswith`."""
+        """The one POST form whose action starts with `action_startswith` (a page may show the
+        same form twice, as the my-data page its close button at the top and at the end)."""
         found = [
             f for f in self.forms if f.method == "post" and f.action.startswith(action_startswith)
         ]
-        assert len(found) == 1, f"expected one POST form to {action_startswith!r} on {self.url}"
+        assert found and all(f == found[0] for f in found), (
+            f"expected one POST form to {action_startswith!r} on {self.url}"
+        )
         return found[0]
 
 

@@ -1,8 +1,10 @@
 """Filing a receipt for a test without a login: as the login path files it, or as the release
-before per-chain receipt subjects did (COMPAT(receipt-subject-v1), docs/receipts.md)."""
+before per-chain receipt subjects did (COMPAT(receipt-subject-v1), docs/receipts.md); and
+reading what the my-data page shows of them (its platform cards)."""
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 
@@ -36,3 +38,15 @@ def file_receipt(
     if old:
         content = replace(content, subject=keys.legacy_subject(school, identity))
     return broker.receipts.append(content)
+
+
+def my_data_groups(html: str) -> list[tuple[str, str]]:
+    """The my-data page's platform cards: (the platform's name, one of its groups' HTML) for
+    each set of attributes it got, the folded "Earlier" ones included."""
+    found = []
+    for card in html.split("data-platform>")[1:]:
+        name = re.search(r"<h3 data-service>([^<]*)</h3>", card)
+        assert name is not None, card
+        for group in re.findall(r"data-receipt-group>(.*?)</div>", card, re.S):
+            found.append((name.group(1), group))
+    return found

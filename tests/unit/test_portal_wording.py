@@ -11,6 +11,7 @@ from pathlib import Path
 from babel.messages.extract import extract_from_file
 from babel.messages.pofile import read_po
 
+from broker.core.model import Declaration, Service
 from broker.web import labels
 from tests.support.pages import pages_app
 
@@ -53,6 +54,13 @@ SCHOOL_CHECKS = [
 ]
 KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_gettext": None}
 INFORMAL = re.compile(r"\b(je|jij|jou|jouw|jullie)\b", re.IGNORECASE)
+# A quoted example of what students read ("Om je te begroeten.", the declaration form's hint) is
+# written to them, not to the reader of the portal.
+QUOTED = re.compile(r'"[^"]*"|“[^”]*”')
+
+
+def _addresses_informally(dutch: str) -> bool:
+    return INFORMAL.search(QUOTED.sub("", dutch)) is not None
 
 
 def _portal_messages(paths: list[Path]) -> set[str]:
@@ -86,7 +94,7 @@ def _dutch(messages: set[str]) -> dict[str, str]:
 def test_school_staff_are_addressed_with_u_and_the_terms_are_dutch() -> None:
     dutch = _dutch(_portal_messages(SCHOOL_PORTAL) | _school_checks())
     assert len(dutch) > 80  # the extraction found the pages
-    assert {m: d for m, d in dutch.items() if INFORMAL.search(d)} == {}
+    assert {m: d for m, d in dutch.items() if _addresses_informally(d)} == {}
     for text in dutch.values():
         assert "identity provider" not in text.lower().replace("(identity provider)", ""), text
         assert not re.search(r"\bbon(nen)?\b", text, re.IGNORECASE), text
@@ -95,7 +103,7 @@ def test_school_staff_are_addressed_with_u_and_the_terms_are_dutch() -> None:
 def test_publishers_and_the_operator_are_addressed_with_u() -> None:
     dutch = _dutch(_portal_messages(PUBLISHER_AND_OPERATOR_PORTAL))
     assert len(dutch) > 80  # the extraction found the pages
-    assert {m: d for m, d in dutch.items() if INFORMAL.search(d)} == {}
+    assert {m: d for m, d in dutch.items() if _addresses_informally(d)} == {}
 
 
 def test_attribute_lists_are_names_in_the_catalogues_order() -> None:
@@ -109,3 +117,56 @@ def test_attribute_lists_are_names_in_the_catalogues_order() -> None:
             "Role at school",
         ]
         assert labels.attribute_labels(()) == []
+
+
+def test_the_notice_and_the_data_page_list_what_a_platform_gets_in_one_order() -> None:
+    """The information notice and the my-data page list released attributes with their
+    purposes in the catalogue's order, whatever order the publisher declared them in."""
+    service = Service(
+        "leesplank",
+        "Leesplank",
+        "https://l.example",
+        None,
+        declarations=(
+            Declaration("groups", "Om je klas te tonen."),
+            Declaration("given_name", "Om je te begroeten."),
+        ),
+    )
+    app = pages_app()
+    with app.test_request_context("/?lang=nl"):
+        assert labels.labelled_purposes(service, ["groups", "given_name", "affiliation"]) == [
+            ("Voornaam", "Om je te begroeten."),
+            ("Rol op school", ""),  # not declared (any more): no purpose to show
+            ("Klassen en groepen", "Om je klas te tonen."),
+        ]
+        # A platform that left the registry: its receipts' names, no purposes.
+        assert labels.labelled_purposes(None, ["groups", "given_name"]) == [
+            ("Voornaam", ""),
+            ("Klassen en groepen", ""),
+        ]
+
+
+# What a student (a child, perhaps with a parent) reads of their data and of logging out.
+STUDENTS_DATA_PAGES = [
+    WEB / "templates" / name
+    for name in (
+        "my_data.html",
+        "my_data_start.html",
+        "notice.html",
+        "logout.html",
+        "logout_done.html",
+        "logout_confirm.html",
+        "logout_button.html",
+    )
+]
+JARGON = re.compile(r"broker|pseudonie?m|attribu|SAML", re.IGNORECASE)
+
+
+def test_students_data_and_logout_pages_name_no_product_and_no_jargon() -> None:
+    """No "broker", product name, "pseudonym", "attribute" or "SAML" where a 10-year-old reads
+    what was shared, or that they are logged out: "your secret number", "You are logged out."
+    And "je", never "u"."""
+    dutch = _dutch(_portal_messages(STUDENTS_DATA_PAGES))
+    assert len(dutch) > 40  # the extraction found the pages
+    assert {m: d for m, d in dutch.items() if JARGON.search(m) or JARGON.search(d)} == {}
+    assert {m: d for m, d in dutch.items() if re.search(r"\b(u|uw)\b", d)} == {}
