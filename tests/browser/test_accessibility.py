@@ -180,6 +180,9 @@ def test_refusals_pass_axe(audit: Audit, tmp_path: Path) -> None:
             with page.expect_response(live.broker_url + "/discovery") as refused:
                 page.get_by_role("button", name=SCHOOL_BUTTON, exact=True).click()
         assert refused.value.status == status
+        # The page carries its content in both languages, the other hidden by the stylesheet:
+        # until that has loaded (a busy machine) both "Try again" buttons are visible.
+        page.wait_for_load_state()
         expect(page.locator("main form.retry button:visible")).to_be_visible()  # "Try again"
         audit.check(page, f"school choice refused ({status})")
         page.go_back()
@@ -195,6 +198,7 @@ def test_refusals_pass_axe(audit: Audit, tmp_path: Path) -> None:
     with page.expect_response(live.broker_url + ACS_PATH) as acs:
         page.get_by_role("button", name=re.compile("Sanne Jansen")).click()
     assert acs.value.status == 502
+    page.wait_for_load_state()
     expect(page.locator("main form.retry button:visible")).to_be_visible()
     audit.check(page, "the school said no")
 
