@@ -40,7 +40,7 @@ from broker.web.portal.operator_lists import (
     services_page,
 )
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page
-from broker.web.portal.uploads import idp_metadata
+from broker.web.portal.uploads import fetched_url, idp_metadata
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
@@ -208,7 +208,7 @@ def schools() -> Response | tuple[str, int]:
         if entity_id is not None:
             school = School(school_id, name, entity_id, town=town, aliases=aliases)
             try:
-                registry.add_school(school, xml)
+                registry.add_school(school, xml, fetched_url(given, form.metadata_url))
             except BadRequest as error:
                 given.errors = [f"{gettext(error.public_message)} ({error.detail})"]
             else:

@@ -71,7 +71,7 @@ from broker.web.portal.rights import (
     refuse_unless,
 )
 from broker.web.portal.student_lookup import subject_key
-from broker.web.portal.uploads import idp_metadata
+from broker.web.portal.uploads import fetched_url, idp_metadata
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
@@ -252,7 +252,12 @@ def saml_provider(school_id: str) -> Response | tuple[str, int]:
                 school, idp_entity_id=entity_id, subject_attribute=saml.saml_subject.data, oidc=None
             )
             try:
-                broker().registry.update_school_idp(changed, xml, seen=saml.provider_seen.data)
+                broker().registry.update_school_idp(
+                    changed,
+                    xml,
+                    seen=saml.provider_seen.data,
+                    url=fetched_url(given, saml.metadata_url),
+                )
             except ProviderChanged:
                 return _changed_meanwhile(school_id)
             except BadRequest as error:
