@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from broker.cli.demo import DEMO_SCHOOL_ID
-from tests.security.test_portal_school_idp_problems import post
+from tests.security.test_portal_school_idp_problems import IDP, post
 from tests.support.feed import Feed
-from tests.support.portal import PortalSite
+from tests.support.portal import HTTPS, PortalSite
 
 
 @pytest.fixture
@@ -42,10 +42,14 @@ def test_the_address_a_school_gives_is_kept_and_an_upload_clears_it(
     )
     assert status == 303, page
     assert site.registry.school_metadata_url(DEMO_SCHOOL_ID) == feed.url
+    shown = school.get(f"{IDP}?lang=nl", base_url=HTTPS).get_data(as_text=True)
+    assert f"Bij elke verversing opnieuw opgehaald van {feed.url}" in shown
     upload = (BytesIO(registered.encode()), "idp.xml")
     status, page = post(school, "/saml", {"metadata_file": upload, "saml_subject": "name_id"}, "nl")
     assert status == 303, page
     assert site.registry.school_metadata_url(DEMO_SCHOOL_ID) is None
+    shown = school.get(f"{IDP}?lang=en", base_url=HTTPS).get_data(as_text=True)
+    assert "Registered as a file, which is not fetched again" in shown
 
 
 def test_the_operators_onboarding_by_address_keeps_it(site: PortalSite, feed: Feed) -> None:

@@ -175,8 +175,20 @@ def _page(
         refused_endpoints=_refused_endpoints(school),
         locked=_locked(school),
         changed_meanwhile=changed_meanwhile,
+        metadata_source=_metadata_source(school),
     )
     return page, status
+
+
+def _metadata_source(school: School) -> tuple[str, str] | None:
+    """Where the SAML school's metadata in force comes from: ("url", the address `metadata
+    refresh` fetches again), ("file", "": nothing fetches it again), or None (a metadata
+    source's copy, or a school on OpenID Connect: nothing for the school to do)."""
+    registry = broker().registry
+    if school.oidc is not None or registry.federation.entity(school.idp_entity_id, "idp"):
+        return None
+    url = registry.school_metadata_url(school.id)
+    return ("url", url) if url else ("file", "")
 
 
 def secret_hint(school: School) -> LazyString:
