@@ -190,7 +190,8 @@ def school_add(
     # with what to do (registry/shared_idps.py).
     registry.add_school(school, xml, url)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
-    _say_refreshed(url)
+    if metadata is not None:  # not by --saml-entity-id: a source's copy follows the source
+        _say_refreshed(url)
     # What the school's ICT registers at its IdP (a relying party trust, an SP): the broker's
     # SP metadata, whose URL is also the broker's entity id towards schools.
     click.echo(f"  The broker's SP metadata for the IdP to read: {settings.sp_entity_id}")
