@@ -11,6 +11,7 @@ import click
 from broker.cli.metadata_forget import forget_command
 from broker.cli.metadata_refresh import RefreshOutcome, refresh_sources
 from broker.cli.options import config_option, open_registry, reports_errors
+from broker.cli.school_refresh import SchoolRefreshOutcome, refresh_schools
 from broker.config import MetadataSource
 from broker.core.federation import EXPIRED_REASON, LeftOut, SourceHealth, SourceRecord
 from broker.operations.sources import records_and_states
@@ -33,9 +34,10 @@ def metadata_group() -> None:
 )
 @reports_errors
 def refresh_command(config_path: Path, names: tuple[str, ...], allow_older: bool) -> None:
-    """Fetch and verify every source; keep the last good copy of any that fails.
+    """Fetch and verify every source, and every school's metadata URL (not with --source);
+    keep the last good copy of any that fails.
 
-    Exit status 1 when a source was refused (its last good copy stays in force)."""
+    Exit status 1 when a source or school was refused (its last good copy stays in force)."""
     if allow_older and not names:
         # Going back is a decision about one feed; a timer's run must never carry it.
         raise click.BadParameter("name the source(s) to go back on", param_hint="--source")
@@ -47,14 +49,34 @@ def refresh_command(config_path: Path, names: tuple[str, ...], allow_older: bool
             f"no source named {', '.join(unknown)} in [[metadata.sources]]", param_hint="--source"
         )
     outcomes = refresh_sources(settings, registry, names, allow_older=allow_older)
-    if not known:
-        click.echo("No [[metadata.sources]] configured; nothing to refresh.")
+    # A run for named sources is about those feeds; the timer's run fetches the schools too.
+    schools = [] if names else refresh_schools(settings, registry)
+    if not known and not schools:
+        click.echo(
+            "No [[metadata.sources]] configured and no school given by URL; nothing to refresh."
+        )
     for outcome in outcomes:
         click.echo(_said(outcome))
         for each in outcome.left_out:
             click.echo(f"  {_left_out(each)}")
-    if any(o.result == "refused" for o in outcomes):
+    for school in schools:
+        click.echo(_school_said(school))
+    if any(o.result == "refused" for o in outcomes) or any(s.result == "refused" for s in schools):
         raise SystemExit(1)
+
+
+def _school_said(outcome: SchoolRefreshOutcome) -> str:
+    """One school's URL refreshed: its IdP, the result, and for a refusal why (the copy held
+    stays); the signing certificates a change added and removed, by fingerprint."""
+    said = f"school {outcome.school_id} (IdP {outcome.entity_id}): {outcome.result}"
+    if outcome.result == "refused":
+        return f"{said} ({outcome.reason}: {outcome.detail}); the last good copy stays"
+    if outcome.also:
+        said += f", also for school(s) {', '.join(outcome.also)}"
+    lines = [said]
+    lines += [f"  signing certificate added: SHA-256 {each}" for each in outcome.keys_added]
+    lines += [f"  signing certificate removed: SHA-256 {each}" for each in outcome.keys_removed]
+    return "\n".join(lines)
 
 
 def _left_out(member: LeftOut) -> str:

@@ -47,43 +47,97 @@ class Registered:
     encrypting: bool = True
 
 
+class UpdateRefused(Exception):
+    """A new copy `school|publisher update` refuses, with nothing written: `code` for the log
+    and the refresh's outcome, `message` what the command says."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True)
+class CheckedCopy:
+    """A new copy that passed the checks, and the registered one it was compared against."""
+
+    entity_id: str
+    xml: str
+    current: str
+
+    @property
+    def unchanged(self) -> bool:
+        return self.xml == self.current
+
+
+def refuse_if_held(registry: SqlRegistry, entry: Registered) -> None:
+    """Refused: an entry whose metadata a metadata source holds (logins use the source's copy;
+    `metadata refresh` updates it from the source)."""
+    held = registry.federation.sources_of(entry.role).get(entry.entity_id)
+    if held:
+        raise UpdateRefused(
+            "held_by_source",
+            f"{entry.title}: its metadata comes from metadata source {', '.join(held)}; "
+            "`ketenbroker metadata refresh` updates it",
+        )
+
+
+def checked_copy(registry: SqlRegistry, entry: Registered, xml: str) -> CheckedCopy:
+    """`xml` checked as `add` checks it (one entity of the right role, a KeyDescriptor, the
+    endpoints the broker needs: `MetadataInvalid` when not), for the registered entity id, with
+    the registered copy it replaces. `school update` and `metadata refresh` (a school's URL,
+    school_refresh.py) check a new copy with this, and nothing else."""
+    refuse_if_held(registry, entry)
+    if entry.role == "idp":
+        entity_id = idp_entity_id(xml)
+    else:
+        entity_id = sp_entity_id(xml, encrypting=entry.encrypting)
+    if entity_id != entry.entity_id:
+        raise UpdateRefused(
+            "other_entity_id",
+            f"{entry.title}: the metadata is for {entity_id}, not for the registered "
+            f"{entry.entity_id}; another entity id is a new registration (remove and add)",
+        )
+    return CheckedCopy(entity_id, xml, registry.registered_metadata(entry.role, entry.entry_id))
+
+
+def write_copy(
+    entry: Registered, copy: CheckedCopy, write: Callable[[str, str, str], Sequence[str] | None]
+) -> Sequence[str]:
+    """Write a checked copy, refused unless the registered one is still `copy.current`; the
+    other schools that got it too (those on a school board's IdP)."""
+    try:
+        return write(entry.entry_id, copy.xml, copy.current) or ()
+    except MetadataChanged:
+        raise UpdateRefused(
+            "changed_meanwhile",
+            f"{entry.title}: the metadata changed meanwhile; run the command again",
+        ) from None
+
+
 def update_metadata(
     settings: Settings,
     registry: SqlRegistry,
     entry: Registered,
     source: str,
     write: Callable[[str, str, str], Sequence[str] | None],
-) -> None:
+) -> CheckedCopy:
     """Check the metadata at `source` for `entry`, write it with `write(entry_id, xml, read)`
     (refused unless `read` is still the registered copy) and say what changed; a refusal raises
     `click.ClickException` (exit 1) with nothing written. `write` returns the other schools
-    that got the same metadata (those sharing a school board's IdP, registry/shared_idps.py)."""
-    held = registry.federation.sources_of(entry.role).get(entry.entity_id)
-    if held:
-        raise click.ClickException(
-            f"{entry.title}: its metadata comes from metadata source {', '.join(held)}; "
-            "`ketenbroker metadata refresh` updates it"
-        )
-    xml = read_source(source, allow_loopback=settings.peers_on_loopback)
-    if entry.role == "idp":
-        entity_id = idp_entity_id(xml)
-    else:
-        entity_id = sp_entity_id(xml, encrypting=entry.encrypting)
-    if entity_id != entry.entity_id:
-        raise click.ClickException(
-            f"{entry.title}: the metadata is for {entity_id}, not for the registered "
-            f"{entry.entity_id}; another entity id is a new registration (remove and add)"
-        )
-    current = registry.registered_metadata(entry.role, entry.entry_id)
-    if xml == current:
-        click.echo(f"{entry.title}: no change (the metadata is the registered copy).")
-        return
+    that got the same metadata (those sharing a school board's IdP, registry/shared_idps.py).
+    Returns the copy checked (unchanged: not written)."""
     try:
-        also = write(entry.entry_id, xml, current)
-    except MetadataChanged:
-        raise click.ClickException(
-            f"{entry.title}: the metadata changed meanwhile; run the command again"
-        ) from None
+        refuse_if_held(registry, entry)
+        xml = read_source(source, allow_loopback=settings.peers_on_loopback)
+        copy = checked_copy(registry, entry, xml)
+        if copy.unchanged:
+            click.echo(f"{entry.title}: no change (the metadata is the registered copy).")
+            return copy
+        also = write_copy(entry, copy, write)
+    except UpdateRefused as refused:
+        raise click.ClickException(refused.message) from None
+    current, entity_id = copy.current, copy.entity_id
     click.echo(f"{entry.title}: metadata of {entity_id} updated.")
     if also:
         # One IdP, one metadata: the schools sharing it sign in with the new copy too.
@@ -94,3 +148,4 @@ def update_metadata(
     for line in changes or ["no certificate or endpoint changed (other content did)"]:
         click.echo(f"  {line}")
     click.echo("Running brokers use it within a second; no restart is needed.")
+    return copy

@@ -56,6 +56,7 @@ from broker.oidc.registration import logout_problems, registration_problems
 from broker.oidc.rp_discovery import ASYMMETRIC_ALGORITHMS
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
 from broker.saml.metadata_check import MAX_METADATA_BYTES, MetadataInvalid, idp_entity_id
+from broker.saml.metadata_fetch import metadata_url_problem
 from broker.saml.metadata_report import sp_metadata_problems
 
 MAX_FILE_BYTES = 64 * 1024 * 1024
@@ -71,6 +72,8 @@ SCHOOL_KEYS = NAMED | {
     "town",
     "aliases",
     "idp_names_school",
+    # Beside saml_metadata(_file): where that copy came from, fetched by `metadata refresh`.
+    "saml_metadata_url",
     *SOURCES,
 }
 SCHOOL_OIDC_KEYS = {"issuer", "client_id", "client_secret_file", "algorithms", "hosted_domain"}
@@ -196,7 +199,25 @@ def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
     if found is None:
         return None
     school = replace(found.school, privacy_contact=contact, town=town, aliases=aliases)
-    return SchoolEntry(school, found.metadata, names_school)
+    return SchoolEntry(school, found.metadata, names_school, _metadata_url(entry))
+
+
+def _metadata_url(entry: Entries) -> str | None:
+    """`saml_metadata_url`: the address the school's copy (`saml_metadata` or its file, which
+    it goes beside) was fetched from, kept for `metadata refresh` (cli/school_refresh.py); the
+    import itself fetches nothing. The fetch's own rule for an address (https, plain http only
+    on loopback, no user name or password)."""
+    if not entry.has("saml_metadata_url"):
+        return None
+    url = entry.text("saml_metadata_url", limit=1024)
+    if not (entry.has("saml_metadata") or entry.has("saml_metadata_file")):
+        entry.wrong(
+            "saml_metadata_url",
+            "goes beside saml_metadata or saml_metadata_file (the copy fetched from it)",
+        )
+    elif problem := metadata_url_problem(url):
+        entry.wrong("saml_metadata_url", problem)
+    return url
 
 
 def _school_and_provider(reading: _Reading, entry: Entries) -> SchoolEntry | None:

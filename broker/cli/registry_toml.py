@@ -100,6 +100,9 @@ class _Writer:
             lines += _pairs([("idp_names_school", True)])
         if school.oidc is None:
             lines.append(self.metadata("schools", school.id, entry.metadata, school.idp_entity_id))
+            if entry.metadata_url and entry.metadata:
+                # Where that copy was fetched from: `metadata refresh` fetches it again.
+                lines += _pairs([("saml_metadata_url", entry.metadata_url)])
             return lines
         lines += ["", "[schools.oidc]"]
         lines += _pairs([("issuer", school.oidc.issuer), ("client_id", school.oidc.client_id)])

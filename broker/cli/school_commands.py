@@ -5,16 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import click
 
 from broker.cli.entry_commands import school_list, school_remove
-from broker.cli.metadata_update import Registered, update_metadata
+from broker.cli.metadata_update import Registered, UpdateRefused, update_metadata, write_copy
 from broker.cli.options import checked_name, config_option, open_registry, reports_errors
 from broker.cli.school_idp_commands import names_school_said, school_update_idp
-from broker.cli.sources import read_source, warn_unless_federated
-from broker.config import load_settings
+from broker.cli.sources import given_url, read_source, warn_unless_federated
+from broker.config import Settings, load_settings
 from broker.core.endpoints import privacy_contact_link, privacy_contact_problem
 from broker.core.hosted_domain import lacks_hosted_domain
 from broker.core.model import School
@@ -178,21 +179,54 @@ def school_add(
     settings, registry = open_registry(config_path)
     if federated_id is not None:
         warn_unless_federated(registry, federated_id, "idp")
-        entity_id, xml = federated_id, ""  # none of its own: the source's (sources.py)
+        entity_id, xml, url = federated_id, "", None  # none of its own: the source's
     else:
         assert metadata is not None
         xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
-        entity_id = idp_entity_id(xml)
+        entity_id, url = idp_entity_id(xml), given_url(metadata)
     school = School(school_id, name, entity_id, subject, eck_id, scopes, town=town, aliases=aliases)
     _check_realms(school)
     # On an IdP other schools have (a school board's): with the same metadata only, or refused
     # with what to do (registry/shared_idps.py).
-    registry.add_school(school, xml)
+    registry.add_school(school, xml, url)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
+    if metadata is not None:  # not by --saml-entity-id: a source's copy follows the source
+        _say_refreshed(url)
     # What the school's ICT registers at its IdP (a relying party trust, an SP): the broker's
     # SP metadata, whose URL is also the broker's entity id towards schools.
     click.echo(f"  The broker's SP metadata for the IdP to read: {settings.sp_entity_id}")
     _note_shared(registry, school)
+
+
+def _update_school_metadata(
+    settings: Settings, registry: SqlRegistry, school: School, metadata: str
+) -> None:
+    """`school update --saml-metadata`: the new copy, and where it came from (a URL kept for
+    `metadata refresh`, a file clearing it)."""
+    entry = Registered(f"School {school.id}", school.id, school.idp_entity_id, "idp")
+    url = given_url(metadata)
+    write = partial(registry.update_school_metadata, url=url)
+    copy = update_metadata(settings, registry, entry, metadata, write)
+    if copy.unchanged and registry.school_metadata_url(school.id) != url:
+        # The same copy, given otherwise now (a URL for a file, or a file for a URL): where
+        # the next roll-over comes from is what changes.
+        try:
+            write_copy(entry, copy, write)
+        except UpdateRefused as refused:
+            raise click.ClickException(refused.message) from None
+    _say_refreshed(url)
+
+
+def _say_refreshed(url: str | None) -> None:
+    """Whether `metadata refresh` follows the school's IdP from now on (a certificate
+    roll-over: docs/schools.md, ADFS)."""
+    if url is not None:
+        click.echo(f"  `ketenbroker metadata refresh` fetches {url} again on every run.")
+    else:
+        click.echo(
+            "  Given as a file: nothing fetches it again; give the IdP's metadata URL to have "
+            "`ketenbroker metadata refresh` follow its key roll-overs (docs/schools.md)."
+        )
 
 
 def _check_realms(school: School) -> None:
@@ -319,8 +353,7 @@ def school_update(
                 f"School {school_id} signs in with OpenID Connect ({school.oidc.issuer}), "
                 "not SAML: it has no metadata to update"
             )
-        entry = Registered(f"School {school_id}", school_id, school.idp_entity_id, "idp")
-        update_metadata(settings, registry, entry, metadata, registry.update_school_metadata)
+        _update_school_metadata(settings, registry, school, metadata)
     if new_domain is not None and school.oidc is not None:
         # The domain alone, under the issuer it was checked against: a portal edit of the
         # provider's secret since the read above is kept (sql_registry.set_school_hosted_domain).

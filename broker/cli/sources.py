@@ -14,8 +14,14 @@ from broker.saml.metadata_check import MetadataInvalid
 from broker.saml.metadata_fetch import fetch_metadata
 
 
+def given_url(value: str) -> str | None:
+    """`value` when it is a URL (`read_source` fetches it; a school's is kept and fetched again
+    by `metadata refresh`), None for a file."""
+    return value if value.startswith(("http://", "https://")) else None
+
+
 def read_source(value: str, *, allow_loopback: bool) -> str:
-    if value.startswith(("http://", "https://")):
+    if given_url(value) is not None:
         try:
             return fetch_metadata(value, allow_loopback=allow_loopback)
         except MetadataInvalid as err:

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import IntEnum
 from functools import partial
 
@@ -45,6 +46,11 @@ from broker.core.shared_idp import must_name_school
 from broker.core.subjects import lacks_realms
 
 SHOWN = 50  # entries listed per kind; the count says how many there are in all
+# How far ahead a school's IdP's last signing certificate ending is reported (the operator's
+# page, `registry problems`, the gauge and the school's portal banner alike): ADFS publishes its
+# next certificate 20 days before the current one ends, so a copy whose certificates all end
+# within this has no successor yet, or was not fetched again (given as a file).
+CERTIFICATE_WARNING = timedelta(days=30)
 # A member a source left out (core/federation.py `LeftOut.reason`), as an entry's reason after
 # "school_" or "service_"; a code not among them (a newer version's) as "entry_left_out".
 LEFT_OUT_REASONS = {
@@ -128,6 +134,10 @@ class Facts:
     chains: Sequence[Chain] = ()
     idp_left_out: Mapping[str, LeftOut] = field(default_factory=dict)
     sp_left_out: Mapping[str, LeftOut] = field(default_factory=dict)
+    # For every IdP entity id whose copy in force has a readable signing certificate: when the
+    # last of them ends (saml/metadata_changes.py `signing_valid_until`).
+    idp_signing_until: Mapping[str, datetime] = field(default_factory=dict)
+    now: datetime | None = None  # None: no certificate is reported as ending
 
 
 # -- the rules: each finds its entries (in id order) and says nothing of the others ------------
@@ -231,6 +241,26 @@ def school_subject_without_realm(facts: Facts) -> Iterator[Entry]:
             yield Entry(school.id, school.name, "subject_without_realm")
 
 
+def certificate_ending(until: datetime | None, now: datetime) -> bool:
+    """Whether an IdP whose last signing certificate ends at `until` is to be warned about now
+    (within CERTIFICATE_WARNING, or ended)."""
+    return until is not None and until <= now + CERTIFICATE_WARNING
+
+
+def school_certificate_ending(facts: Facts) -> Iterator[Entry]:
+    """A SAML school whose IdP's signing certificates in the copy in force all end within
+    CERTIFICATE_WARNING (or have ended): once they end its IdP signs with one the broker does
+    not hold. The copy was given as a file (nothing fetches it again), or its URL does not
+    publish a successor yet."""
+    if facts.now is None:
+        return
+    for entry_id, name, entity_id in _saml_entries(facts, "idp"):
+        until = facts.idp_signing_until.get(entity_id)
+        if until is not None and certificate_ending(until, facts.now):
+            detail = f"signing certificate valid until {until.date().isoformat()}"
+            yield Entry(entry_id, name, "school_certificate_ending", detail)
+
+
 def sources_untrusted(facts: Facts) -> Iterator[Entry]:
     """Expired or missing: none of the source's entities is trusted (`metadata status`). A
     copy of a source no longer configured that expired is one of them, and says so."""
@@ -314,6 +344,10 @@ KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
     ),
     (Kind("sources_stale", Severity.AT_RISK, "source"), (sources_stale,)),
     (Kind("sources_not_configured", Severity.AT_RISK, "source"), (sources_not_configured,)),
+    (
+        Kind("schools_certificate_ending", Severity.AT_RISK, "school"),
+        (school_certificate_ending,),
+    ),
     (Kind("chains_id_not_plain", Severity.AT_RISK, "chain"), (chains_id_not_plain,)),
     (
         Kind("schools_logout_unreached", Severity.LOGOUT, "school"),

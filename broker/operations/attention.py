@@ -25,13 +25,23 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from functools import partial
 
 from broker.config import Settings
-from broker.core.attention import SHOWN, AttentionReport, Facts, attention_report
+from broker.core.attention import (
+    SHOWN,
+    AttentionReport,
+    Entry,
+    Facts,
+    attention_report,
+    school_certificate_ending,
+)
 from broker.core.federation import left_out_in
 from broker.operations.sources import source_states
 from broker.registry import SqlRegistry
-from broker.saml.metadata_report import EndpointFindings
+from broker.saml.metadata_changes import signing_valid_until
+from broker.saml.metadata_check import RefusedEndpoint
+from broker.saml.metadata_report import CopyFindings, endpoint_findings
 
 
 @dataclass(frozen=True)
@@ -50,8 +60,15 @@ class Memo:
     generation, and the parsed copies' findings (a new generation re-parses only the copies
     that changed)."""
 
-    idp: EndpointFindings = field(default_factory=lambda: EndpointFindings("idp"))
-    sp: EndpointFindings = field(default_factory=lambda: EndpointFindings("sp"))
+    idp: CopyFindings[tuple[RefusedEndpoint, ...]] = field(
+        default_factory=lambda: endpoint_findings("idp")
+    )
+    sp: CopyFindings[tuple[RefusedEndpoint, ...]] = field(
+        default_factory=lambda: endpoint_findings("sp")
+    )
+    idp_signing: CopyFindings[datetime | None] = field(
+        default_factory=lambda: CopyFindings(partial(signing_valid_until, role="idp"))
+    )
     held: _Held | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -75,8 +92,16 @@ def gather_attention_report(
         sp_left_out=left_out_in(left_out, "sp"),
         secrets_in_clear=registry.secrets_in_clear(),
         sealed_only=registry.sealed_only_since() is not None,
+        now=now,
     )
     return attention_report(facts, shown)
+
+
+def schools_certificate_ending(registry: SqlRegistry, now: datetime, memo: Memo) -> list[Entry]:
+    """The report's `schools_certificate_ending` entries alone, from the memo's facts (what the
+    `ketenbroker_school_idp_certificates_ending` gauge counts at every scrape: one query of the
+    generation while it holds)."""
+    return list(school_certificate_ending(replace(_registry_facts(registry, now, memo), now=now)))
 
 
 def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> Facts:
@@ -88,11 +113,13 @@ def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> Facts:
             return held.facts
         # Generation first, then the rows: a change in between only makes the next report
         # read them again, never keeps older rows under a newer generation.
+        in_force = registry.school_metadata()
+        ends = memo.idp_signing.of(in_force)
         facts = Facts(
             schools=registry.schools(),
             services=registry.all_services(),
             naming_idps=registry.idps_naming_school(),
-            idp_endpoints=memo.idp.of(registry.school_metadata()),
+            idp_endpoints=memo.idp.of(in_force),
             sp_endpoints=memo.sp.of(registry.service_metadata(approved_only=False)),
             sources=(),
             secrets_in_clear=0,
@@ -100,6 +127,7 @@ def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> Facts:
             idp_held=frozenset(registry.federation.sources_of("idp")),
             sp_held=frozenset(registry.federation.sources_of("sp")),
             chains=registry.chains(),
+            idp_signing_until={k: until for k, until in ends.items() if until is not None},
         )
         memo.held = _Held(generation, registry.metadata_expiry(), facts)
         return facts

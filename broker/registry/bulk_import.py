@@ -350,7 +350,7 @@ def _schools(
         found = session.scalars(
             select(SchoolRow)
             .where(SchoolRow.id.in_(chunk))
-            .options(undefer(SchoolRow.idp_metadata))
+            .options(undefer(SchoolRow.idp_metadata), undefer(SchoolRow.idp_metadata_url))
         )
         rows.update((row.id, row) for row in found)
     added: list[SchoolRow] = []
@@ -358,7 +358,9 @@ def _schools(
         row = rows.get(entry.school.id)
         if row is None:
             # Kept: a second entry of the id (the command refuses one) updates this row.
-            row = rows[entry.school.id] = SchoolRow.from_school(entry.school, entry.metadata, seal)
+            row = rows[entry.school.id] = SchoolRow.from_school(
+                entry.school, entry.metadata, seal, entry.metadata_url
+            )
             added.append(row)
             report.added.append(f"school {entry.school.id}")
         else:
@@ -374,7 +376,8 @@ def _school(
     # A secret the registry cannot open (or refuses, in clear: sealed_only.py) compares
     # unequal: the file's replaces it.
     opening = seal_for(session, seal, [row.oidc.client_secret] if row.oidc else [])
-    if row.to_school(opening) == school and row.idp_metadata == entry.metadata:
+    same_copy = row.idp_metadata == entry.metadata and row.idp_metadata_url == entry.metadata_url
+    if row.to_school(opening) == school and same_copy:
         report.same.append(f"school {school.id}")
         return
     row.name = school.name
@@ -386,6 +389,7 @@ def _school(
     row.town = school.town
     row.aliases = list(school.aliases)
     row.idp_metadata = entry.metadata
+    row.idp_metadata_url = entry.metadata_url
     wanted = SchoolOidcRow.from_upstream(school.oidc, school.id, seal) if school.oidc else None
     row.oidc = _replaced(row.oidc, wanted)
     report.changed.append(f"school {school.id}")

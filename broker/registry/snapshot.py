@@ -39,6 +39,9 @@ class SchoolEntry:
     # snapshot True or None (not set); in a file, None when the file does not say (left as it
     # is) and False when it clears the flag.
     idp_names_school: bool | None = None
+    # The URL its SAML metadata was fetched from (revision 0027), fetched again by `metadata
+    # refresh`; None: a file (or an OpenID school).
+    metadata_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,9 @@ def read_snapshot(session: Session, seal: SecretSeal) -> Snapshot:
     chains = session.scalars(select(ChainRow).order_by(ChainRow.id))
     publishers = session.scalars(select(PublisherRow).order_by(PublisherRow.id))
     schools = session.scalars(
-        select(SchoolRow).options(undefer(SchoolRow.idp_metadata)).order_by(SchoolRow.id)
+        select(SchoolRow)
+        .options(undefer(SchoolRow.idp_metadata), undefer(SchoolRow.idp_metadata_url))
+        .order_by(SchoolRow.id)
     )
     services = session.scalars(
         select(ServiceRow)
@@ -118,7 +123,12 @@ def read_snapshot(session: Session, seal: SecretSeal) -> Snapshot:
         schools=tuple(
             # True or None, never False: an export writes the flag only when it is set, so a
             # snapshot read back from its file is equal to the registry's.
-            SchoolEntry(row.to_school(seal), row.idp_metadata, row.idp_entity_id in naming or None)
+            SchoolEntry(
+                row.to_school(seal),
+                row.idp_metadata,
+                row.idp_entity_id in naming or None,
+                row.idp_metadata_url,
+            )
             for row in school_rows
         ),
         idps_naming_school=tuple(sorted(naming - {row.idp_entity_id for row in school_rows})),

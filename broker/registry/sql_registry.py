@@ -193,12 +193,13 @@ class SqlRegistry(PortalReads):
         """Close pooled connections (tests, shutdown); the instance reconnects if used again."""
         self._engine.dispose()
 
-    def add_school(self, school: School, idp_metadata: str) -> None:
+    def add_school(self, school: School, idp_metadata: str, url: str | None = None) -> None:
         """Register a school. Its IdP may be one other SAML schools are on already (a school
-        board's), with the same metadata as theirs (shared_idps.py)."""
+        board's), with the same metadata as theirs (shared_idps.py). `url`: the address the
+        metadata was fetched from, which `metadata refresh` fetches again (None: a file)."""
         with self._writing("school", [(SchoolRow.id, "id", school.id)]) as session:
             check_joining(session, school, idp_metadata)
-            session.add(SchoolRow.from_school(school, idp_metadata, self._seal))
+            session.add(SchoolRow.from_school(school, idp_metadata, self._seal, url))
             note_joined(session, [school.idp_entity_id])
             bump_generation(session)
 
@@ -293,6 +294,24 @@ class SqlRegistry(PortalReads):
             )
             bump_generation(session)
 
+    def school_metadata_urls(self) -> list[tuple[str, str, str]]:
+        """(school id, IdP entity id, URL) of every SAML school whose metadata was given by URL,
+        by school id: what `metadata refresh` fetches again (cli/school_refresh.py)."""
+        with session_on(self._engine) as session:
+            rows = session.execute(
+                select(SchoolRow.id, SchoolRow.idp_entity_id, SchoolRow.idp_metadata_url)
+                .where(SchoolRow.idp_metadata_url.is_not(None))
+                .order_by(SchoolRow.id)
+            )
+            return [(school_id, entity_id, url or "") for school_id, entity_id, url in rows]
+
+    def school_metadata_url(self, school_id: str) -> str | None:
+        """The URL the school's registered metadata was fetched from (None: a file, or none)."""
+        with session_on(self._engine) as session:
+            return session.scalar(
+                select(SchoolRow.idp_metadata_url).where(SchoolRow.id == school_id)
+            )
+
     def registered_metadata(self, role: str, entry_id: str) -> str:
         """The SAML metadata a school ("idp") or service ("sp") was registered or last updated
         with, "" when it has none of its own; never a metadata source's copy (which logins
@@ -309,14 +328,21 @@ class SqlRegistry(PortalReads):
             )
 
     def update_school_metadata(
-        self, school_id: str, idp_metadata: str, expected: str | None = None
+        self,
+        school_id: str,
+        idp_metadata: str,
+        expected: str | None = None,
+        *,
+        url: str | None = None,
     ) -> tuple[str, ...]:
         """Replace a school's registered IdP metadata, and with it that of every school on the
         same IdP (a school board's: one IdP, one metadata, shared_idps.py); returns the ids of
         those others (empty for an IdP of one school). `expected`: the copy the caller read
         (`registered_metadata`); the write is then refused with `MetadataChanged` unless that is
         still the registered copy of every school on the IdP, so of two operators updating at
-        once the second is told instead of silently overwriting the first."""
+        once the second is told instead of silently overwriting the first. `url`: the address
+        the copy was fetched from, kept for `metadata refresh` on every school on the IdP (None:
+        a file, which nothing fetches again)."""
         with self._writing() as session:
             # Locked as `add_school` locks: a school joining meanwhile would be compared
             # against the old copy and keep it beside the new one.
@@ -326,7 +352,9 @@ class SqlRegistry(PortalReads):
                 # Compare-and-set in the UPDATE itself, as `_update_metadata` does.
                 where.append(func.coalesce(SchoolRow.idp_metadata, "") == expected)
             statement = (
-                update(SchoolRow).where(*where).values({SchoolRow.idp_metadata: idp_metadata})
+                update(SchoolRow)
+                .where(*where)
+                .values({SchoolRow.idp_metadata: idp_metadata, SchoolRow.idp_metadata_url: url})
             )
             result = cast("CursorResult[Any]", session.execute(statement))
             if result.rowcount != len(ids):
@@ -406,14 +434,15 @@ class SqlRegistry(PortalReads):
             bump_generation(session)
 
     def update_school_idp(
-        self, school: School, idp_metadata: str, *, seen: str | None = None
+        self, school: School, idp_metadata: str, *, seen: str | None = None, url: str | None = None
     ) -> None:
         """Replace a school's identity provider and subject (its portal): SAML metadata, or an
         OpenID provider (`school.oidc`) with `idp_metadata` empty. An IdP another school is on
         is refused (`DuplicateEntry`): putting schools on a shared IdP is the operator's
         (`school add`, shared_idps.py), and a school's portal shows a shared one read-only.
         `seen`: the settings' version the page showed (core/provider_version.py), refused with
-        `ProviderChanged` when a colleague's save changed them since, under the row's lock."""
+        `ProviderChanged` when a colleague's save changed them since, under the row's lock.
+        `url`: the address the SAML metadata was fetched from (`add_school`'s)."""
         with self._writing() as session:
             lock_idp(session, [school.idp_entity_id])
             taken = session.scalar(
@@ -439,6 +468,7 @@ class SqlRegistry(PortalReads):
             row.idp_entity_id = school.idp_entity_id
             row.subject_attribute = school.subject_attribute
             row.idp_metadata = idp_metadata
+            row.idp_metadata_url = url if school.oidc is None else None
             wanted = school.oidc
             if wanted is None:
                 row.oidc = None

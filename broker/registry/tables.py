@@ -117,10 +117,15 @@ class SchoolRow(Base):
     # Deferred: the login path reads schools on every login and never needs the XML.
     # Empty for a school whose provider speaks OpenID Connect (see `oidc`).
     idp_metadata: Mapped[str] = mapped_column(Text, deferred=True)
+    # The https URL that metadata was given by (revision 0027), fetched again by `metadata
+    # refresh` (cli/school_refresh.py); NULL: given as a file, which nothing fetches again.
+    idp_metadata_url: Mapped[str | None] = mapped_column(Text, deferred=True)
     oidc: Mapped[SchoolOidcRow | None] = relationship(lazy="joined", cascade="all, delete-orphan")
 
     @classmethod
-    def from_school(cls, school: School, idp_metadata: str, seal: SecretSeal) -> SchoolRow:
+    def from_school(
+        cls, school: School, idp_metadata: str, seal: SecretSeal, url: str | None = None
+    ) -> SchoolRow:
         return cls(
             id=school.id,
             name=school.name,
@@ -132,6 +137,7 @@ class SchoolRow(Base):
             town=school.town,
             aliases=list(school.aliases),
             idp_metadata=idp_metadata,
+            idp_metadata_url=url,
             oidc=SchoolOidcRow.from_upstream(school.oidc, school.id, seal) if school.oidc else None,
         )
 

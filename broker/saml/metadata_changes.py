@@ -153,3 +153,24 @@ def _endpoint_line(before: _Endpoint | None, after: _Endpoint | None) -> str:
         return f"endpoint added: {_endpoint_name(after)} {after.location}"
     assert before is not None
     return f"endpoint removed: {_endpoint_name(before)} {before.location}"
+
+
+def _signing(xml: str, role: str) -> set[_Certificate]:
+    descriptor = _descriptor(xml, role)
+    if descriptor is None:
+        return set()
+    return {c for c in _certificates(descriptor) if c.use in ("signing", BOTH_USES)}
+
+
+def signing_fingerprints(xml: str, role: str) -> tuple[str, ...]:
+    """The SHA-256 fingerprints of the copy's signing certificates, sorted: what a refresh
+    that changed an entity's keys logs (school_refresh.py)."""
+    return tuple(sorted(c.fingerprint for c in _signing(xml, role)))
+
+
+def signing_valid_until(xml: str, role: str) -> datetime | None:
+    """When the last of the copy's signing certificates ends: after it no certificate the copy
+    holds is in its validity (ADFS publishes the next one 20 days before the current one ends,
+    so during a roll-over the new one's end counts). None: no readable signing certificate."""
+    ends = [c.not_after for c in _signing(xml, role) if c.not_after is not None]
+    return max(ends) if ends else None

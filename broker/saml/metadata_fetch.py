@@ -114,6 +114,16 @@ def fetch_bytes(
     return body
 
 
+def metadata_url_problem(url: str) -> str | None:
+    """What is wrong with `url` as a metadata address before anything is fetched (the rule
+    `fetch_bytes` applies first), in English; None when nothing is."""
+    try:
+        _target(url)
+    except MetadataInvalid as invalid:
+        return invalid.detail
+    return None
+
+
 def _target(url: str) -> _Target:
     try:
         parts = urlsplit(url)

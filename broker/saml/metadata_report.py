@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from functools import partial
+from typing import Generic, TypeVar
 
 from lxml import etree
 
@@ -30,6 +31,7 @@ from broker.saml.metadata_check import (
 )
 
 Problems = tuple[str | None, list[MetadataInvalid]]
+T = TypeVar("T")
 
 
 def sp_metadata_problems(xml: str, *, encrypting: bool = True) -> Problems:
@@ -129,28 +131,31 @@ def endpoint_marks(xml: str | None, role: str) -> list[str]:
     return [ENDPOINT_MARKS[kind] for kind in refused_endpoints(xml, role)]
 
 
-class EndpointFindings:
-    """`refused_endpoints` of every entity of a metadata map (entity id → copy in force), each
-    distinct copy parsed once and remembered by its text until a map no longer holds it.
+class CopyFindings(Generic[T]):
+    """What `read` finds in each copy of a metadata map (entity id → copy in force), each
+    distinct copy read once and remembered by its text until a map no longer holds it.
 
     The operator's attention report (operations/attention.py) looks at every school's and service's
     copy on each view: thousands of copies, most unchanged between views (a registry change or
     a source's refresh changes a few). Parsing each every time took most of the page's time;
     a copy's text decides its findings, so a copy seen before costs a dictionary lookup."""
 
-    def __init__(self, role: str) -> None:
-        self._role = role
-        self._known: dict[str, tuple[RefusedEndpoint, ...]] = {}
+    def __init__(self, read: Callable[[str], T]) -> None:
+        self._read = read
+        self._known: dict[str, T] = {}
 
-    def of(self, metadata: Mapping[str, str]) -> dict[str, tuple[RefusedEndpoint, ...]]:
+    def of(self, metadata: Mapping[str, str]) -> dict[str, T]:
         known, kept = self._known, {}
         found = {}
         for entity_id, xml in metadata.items():
-            refused = known.get(xml)
-            if refused is None:
-                refused = tuple(refused_endpoints(xml, self._role))
-            kept[xml] = refused
-            found[entity_id] = refused
+            finding = known[xml] if xml in known else self._read(xml)
+            kept[xml] = finding
+            found[entity_id] = finding
         # Only the copies in force stay: the memo never outgrows one map.
         self._known = kept
         return found
+
+
+def endpoint_findings(role: str) -> CopyFindings[tuple[RefusedEndpoint, ...]]:
+    """`refused_endpoints` of every entity of a metadata map."""
+    return CopyFindings(lambda xml: tuple(refused_endpoints(xml, role)))

@@ -101,6 +101,20 @@ KIND_WORDS: dict[str, KindWords] = {
             "its metadata)."
         ),
     ),
+    "schools_certificate_ending": KindWords(
+        _l("Schools whose identity provider's signing certificate ends within 30 days"),
+        _l(
+            "Logins work, but once the certificate ends the school's identity provider signs "
+            "with one the broker does not hold, and every login through it is refused. ADFS "
+            "publishes its next certificate 20 days before the current one ends and signs with "
+            "it 5 days later."
+        ),
+        _l(
+            "Register the school's metadata by its URL (ketenbroker school update --saml-metadata "
+            "URL): the metadata refresh then follows the change. Given as a file, ask the school "
+            "for the new metadata and load it with ketenbroker school update."
+        ),
+    ),
     "chains_id_not_plain": KindWords(
         _l("Chains whose id breaks the rule for chain ids"),
         _l(
@@ -269,6 +283,7 @@ REASON_WORDS: dict[str, ReasonWords] = {
     "chain_id_not_plain": ReasonWords(
         _l("its id has characters other than lower-case letters, digits and hyphens")
     ),
+    "school_certificate_ending": ReasonWords(_l("no signing certificate valid after 30 days")),
     "school_slo_not_https": ReasonWords(_l("logout address (SLO URL) is not https")),
     "service_slo_not_https": ReasonWords(_l("logout address (SLO URL) is not https")),
 }

@@ -21,16 +21,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
+from flask import current_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 
 from broker.core.errors import StoreUnavailable
 from broker.core.federation import SourceState
+from broker.operations.attention import Memo, schools_certificate_ending
 from broker.web.metadata_status import metadata_health
 from broker.web.wiring import Broker
 
 STATE = "ketenbroker_metadata_source_state"
 VALID_UNTIL = "ketenbroker_metadata_source_valid_until_seconds"
 LAST_GOOD = "ketenbroker_metadata_source_last_good_download_age_seconds"
+CERTIFICATES_ENDING = "ketenbroker_school_idp_certificates_ending"
+# The app's attention memo (operations/attention.py): the operator's page and this gauge share it.
+ATTENTION_MEMO = "ketenbroker_attention_memo"
+
+
+def attention_memo() -> Memo:
+    """The current app's memo of the registry's facts for the attention report."""
+    memo: Memo = current_app.extensions.setdefault(ATTENTION_MEMO, Memo())
+    return memo
 
 
 def _utc_now() -> datetime:
@@ -76,3 +87,28 @@ class MetadataSourceCollector:
         yield state
         yield valid_until
         yield last_good
+
+
+class SchoolCertificateCollector:
+    """How many SAML schools' IdPs have no signing certificate valid beyond 30 days in the
+    copy in force (core/attention.py `school_certificate_ending`). One number, no school label:
+    5,000 schools would be 5,000 series (docs/operations.md, Metrics); which schools the
+    operator's "Needs attention" page and `registry problems` list."""
+
+    def __init__(self, broker: Broker, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._broker = broker
+        self._clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            registry = self._broker.registry
+            ending = schools_certificate_ending(registry, self._clock(), attention_memo())
+        except StoreUnavailable:
+            return  # the registry is down: /readyz says so
+        gauge = GaugeMetricFamily(
+            CERTIFICATES_ENDING,
+            "SAML schools whose identity provider has no signing certificate valid beyond 30 "
+            "days in the metadata in force (registry problems lists them).",
+        )
+        gauge.add_metric([], float(len(ending)))
+        yield gauge

@@ -13,7 +13,7 @@ from flask import Blueprint, Response, g, request
 from broker.web import metrics
 from broker.web.health import failed_checks
 from broker.web.key_metrics import KeyScheduleCollector
-from broker.web.metadata_metrics import MetadataSourceCollector
+from broker.web.metadata_metrics import MetadataSourceCollector, SchoolCertificateCollector
 from broker.web.receipt_metrics import ReceiptRetentionCollector
 from broker.web.wiring import broker
 
@@ -42,7 +42,10 @@ def metrics_page() -> Response:
         return refusal
     b = broker()
     body, content_type = metrics.render(
-        KeyScheduleCollector(b), MetadataSourceCollector(b), ReceiptRetentionCollector(b)
+        KeyScheduleCollector(b),
+        MetadataSourceCollector(b),
+        SchoolCertificateCollector(b),
+        ReceiptRetentionCollector(b),
     )
     response = Response(body, content_type=content_type)
     response.headers["Cache-Control"] = "no-store"

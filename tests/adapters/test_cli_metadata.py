@@ -140,6 +140,7 @@ def test_register_by_entity_id_before_and_after_the_source_has_it(
             "--saml-entity-id", IDP,
         )  # fmt: skip
         assert late.exit_code == 0 and "No metadata source" not in late.output
+        assert "fetches it again" not in late.output  # the source's copy follows the source
         assert IDP in registry.school_metadata()
     finally:
         registry.close()

@@ -156,7 +156,8 @@ def test_school_certificate_roll_over_prints_both_fingerprints(config: Path, fil
     assert any(f"signing certificate added: SHA-256 {new}, valid until 20" in x for x in lines)
     assert any(f"signing certificate removed: SHA-256 {old}, valid until 20" in x for x in lines)
     assert not any("endpoint" in line for line in lines)
-    assert "no restart is needed" in lines[-1]
+    assert "no restart is needed" in lines[-2]
+    assert "Given as a file: nothing fetches it again" in lines[-1]
     assert registered(config, "idp", "12AB") == rolled.read_text()
 
 

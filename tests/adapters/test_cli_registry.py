@@ -548,3 +548,53 @@ def test_endpoints_on_a_unicode_host_are_refused_naming_their_xn_form(
         assert f"{ascii_form} 'https://xn--bcher-kva.example/{endpoint}'" in result.output
     assert f"{ascii_form} https://xn--r8jz45g.jp:8726/callback" in result.output
     assert registry_dump(fresh) == before
+
+
+ADFS_URL = "https://adfs.demoschool.example/FederationMetadata/2007-06/FederationMetadata.xml"
+
+
+def test_a_schools_metadata_url_goes_out_and_comes_back_and_a_bad_one_is_refused(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    """`saml_metadata_url` beside the copy: exported, imported (nothing fetched: the next
+    `metadata refresh` does), and absent again it clears the URL; an http URL, or one without
+    a copy beside it, is refused with its place and nothing imported."""
+    file = export(demo, tmp_path / "registry.toml")
+    text = file.read_text(encoding="utf-8")
+    assert "saml_metadata_url" not in text  # the demo's schools were given as files
+    with_url = text.replace(
+        'id = "99XX00"\n', f'id = "99XX00"\nsaml_metadata_url = "{ADFS_URL}"\n', 1
+    )
+    file.write_text(with_url, encoding="utf-8")
+    assert run("registry", "import", "--config", fresh, file).exit_code == 0
+    with closing(registry_of(fresh)) as registry:
+        assert registry.school_metadata_url("99XX00") == ADFS_URL
+    again = tmp_path / "again" / "registry.toml"
+    again.parent.mkdir()
+    assert run("registry", "export", "--config", fresh, again).exit_code == 0
+    assert f'saml_metadata_url = "{ADFS_URL}"' in again.read_text(encoding="utf-8")
+    before = registry_dump(fresh)
+    for bad, said in (
+        (ADFS_URL.replace("https:", "http:"), "must be https"),
+        ("https://user:pw@adfs.demoschool.example/md", "user name or password"),
+    ):
+        file.write_text(with_url.replace(ADFS_URL, bad), encoding="utf-8")
+        refused = run("registry", "import", "--config", fresh, file)
+        assert refused.exit_code != 0 and "saml_metadata_url" in refused.output, refused.output
+        assert said in refused.output, refused.output
+        assert registry_dump(fresh) == before
+    # Beside a registration by entity id instead of a copy.
+    school = with_url.index('id = "99XX00"')
+    copy = with_url.index("saml_metadata = ", school)
+    end = with_url.index("\n", with_url.index("'''", copy + len("saml_metadata = '''")))
+    lone = with_url[:copy] + 'saml_entity_id = "https://idp.elders.example"' + with_url[end:]
+    file.write_text(lone, encoding="utf-8")
+    refused = run("registry", "import", "--config", fresh, file)
+    assert "goes beside saml_metadata or saml_metadata_file" in refused.output, refused.output
+    assert registry_dump(fresh) == before
+    # Absent again: the copy is a file's, which nothing fetches.
+    file.write_text(text, encoding="utf-8")
+    cleared = run("registry", "import", "--config", fresh, file)
+    assert cleared.exit_code == 0 and "changed  school 99XX00" in cleared.output, cleared.output
+    with closing(registry_of(fresh)) as registry:
+        assert registry.school_metadata_url("99XX00") is None

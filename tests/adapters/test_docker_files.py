@@ -297,6 +297,8 @@ def test_the_key_alerts_name_the_gauges_the_broker_serves() -> None:
         if name.isupper() and isinstance(value, str) and value.startswith("ketenbroker_")
     }
     named = set(re.findall(r"ketenbroker_[a-z_]+", (DOCKER / "alerts.yml").read_text()))
+    # The schools' IdP certificates are metadata_metrics' (the test below).
+    served.add(metadata_metrics.CERTIFICATES_ENDING)
     assert {n for n in named if "key" in n or "certificate" in n} <= served
 
 
@@ -320,6 +322,17 @@ def test_the_metadata_alerts_name_the_source_gauges_the_broker_serves() -> None:
     served = {metadata_metrics.STATE, metadata_metrics.VALID_UNTIL, metadata_metrics.LAST_GOOD}
     named = set(re.findall(r"ketenbroker_[a-z_]+", (DOCKER / "alerts.yml").read_text()))
     assert {n for n in named if "metadata_source" in n} <= served
+
+
+def test_the_school_certificate_alert_names_the_gauge_the_broker_serves() -> None:
+    """A ticket when schools' IdP signing certificates end within 30 days, on the one number
+    /metrics gives (tests/security/test_school_certificate_ending.py scrapes it): no school
+    label, one alert however many instances report it."""
+    rules = yaml.safe_load((DOCKER / "alerts.yml").read_text(encoding="utf-8"))
+    by_name = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
+    ending = by_name["KetenbrokerSchoolCertificatesEnding"]
+    assert ending["labels"]["severity"] == "ticket"
+    assert ending["expr"] == f"max({metadata_metrics.CERTIFICATES_ENDING}) > 0"
 
 
 def test_the_first_up_waits_for_postgresql_over_tcp_and_migrate_tries_again() -> None:

@@ -5,7 +5,7 @@ are mended in different places."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from broker.core.attention import KINDS, LEFT_OUT_REASONS, SECRETS_IN_CLEAR, Facts, attention_report
 from broker.core.federation import LeftOut, SourceHealth, SourceState, left_out_in
@@ -15,6 +15,7 @@ from broker.web.attention_words import KIND_WORDS, REASON_WORDS, advice_of, reas
 NOW = datetime(2026, 11, 30, tzinfo=UTC)
 GOOGLE = "https://accounts.google.com"
 NAMING = "https://idp.board.example"
+ENDING = "https://adfs.ending.example/adfs/services/trust"
 # A member left out for each reason a source gives (and one a newer version might), by the
 # entity id of a school and a service each.
 LEFT_OUT = [
@@ -30,6 +31,7 @@ def _everything() -> Facts:
         School("22BB", "Expired source", "https://idp.held.example"),
         School("33CC", "Plain http", "https://idp.http.example"),
         School("oost", "Not a BRIN", NAMING),
+        School("77GG", "Certificate ending", ENDING),
         *(School(f"L{n}", "Left out", m.entity_id) for n, m in enumerate(LEFT_OUT)),
     ]
     oidc = [
@@ -49,7 +51,7 @@ def _everything() -> Facts:
         schools=[*saml, *oidc],
         services=services,
         naming_idps=frozenset({NAMING}),
-        idp_endpoints={"https://idp.http.example": ("sso", "slo"), NAMING: ()},
+        idp_endpoints={"https://idp.http.example": ("sso", "slo"), NAMING: (), ENDING: ()},
         sp_endpoints={"https://sp.http.example": ("acs", "slo")},
         sources=[
             SourceHealth("weg", SourceState.EXPIRED, "metadata_expired", NOW, NOW),
@@ -68,6 +70,8 @@ def _everything() -> Facts:
             Chain("service:gone", "Colon"),
             Chain("Toetsen", "Upper case"),
         ],
+        idp_signing_until={ENDING: NOW + timedelta(days=12), NAMING: NOW + timedelta(days=400)},
+        now=NOW,
     )
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime, timedelta
 
-from flask import current_app, flash, redirect, render_template, request, url_for
+from flask import flash, redirect, render_template, request, url_for
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 
@@ -18,11 +18,12 @@ from broker.core.attention import SHOWN
 from broker.core.chain_move import MoveRefused
 from broker.core.errors import BadRequest, UnknownSchool
 from broker.core.model import Chain, School
-from broker.operations.attention import Memo, gather_attention_report
+from broker.operations.attention import gather_attention_report
 from broker.registry.errors import ClientChanged, InvitationOpen, LastOperator, UnknownAdmin
 from broker.web.attention_words import KIND_WORDS, advice_of, reason_words
 from broker.web.labels import shown_time
 from broker.web.logs import note_refusal_logged
+from broker.web.metadata_metrics import attention_memo
 from broker.web.portal.account_forms import InviteForm
 from broker.web.portal.authors import recorded_author
 from broker.web.portal.operator_forms import (
@@ -45,7 +46,7 @@ from broker.web.portal.rights import (
     portal_page,
     stale_page_refused,
 )
-from broker.web.portal.uploads import idp_metadata
+from broker.web.portal.uploads import fetched_url, idp_metadata
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
@@ -55,7 +56,6 @@ INVITATION_DAYS = 7
 # An id beyond `admins.id`'s INTEGER is no route's (404), never a query PostgreSQL refuses.
 ADMIN_ID = "<int(min=1, max=2147483647):admin_id>"
 # Where the app keeps the attention page's memo (operations/attention.py `Memo`), one per app.
-ATTENTION_MEMO = "ketenbroker_attention_memo"
 # Entries the page lists per kind; the count says how many there are in all.
 ATTENTION_SHOWN: int | None = SHOWN
 
@@ -67,9 +67,8 @@ def attention() -> str:
     it; links to the pages where each entry is mended. Changes nothing."""
     b = broker()
     # The app's memo: the registry's facts of its generation, and the parsed copies.
-    memo: Memo = current_app.extensions.setdefault(ATTENTION_MEMO, Memo())
     report = gather_attention_report(
-        b.settings, b.registry, datetime.now(UTC), memo, shown=ATTENTION_SHOWN
+        b.settings, b.registry, datetime.now(UTC), attention_memo(), shown=ATTENTION_SHOWN
     )
     return render_template(
         "portal/operator_attention.html",
@@ -208,7 +207,7 @@ def schools() -> Response | tuple[str, int]:
         if entity_id is not None:
             school = School(school_id, name, entity_id, town=town, aliases=aliases)
             try:
-                registry.add_school(school, xml)
+                registry.add_school(school, xml, fetched_url(given, form.metadata_url))
             except BadRequest as error:
                 given.errors = [f"{gettext(error.public_message)} ({error.detail})"]
             else:

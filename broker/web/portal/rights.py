@@ -24,6 +24,7 @@ from wtforms import ValidationError
 
 from broker.core.admins import Admin, AdminRole
 from broker.web.logs import note_refusal_logged, refusal_logged
+from broker.web.portal.certificate_notice import school_certificate_ends
 from broker.web.portal.guard import session_admin
 from broker.web.wiring import broker
 
@@ -127,7 +128,11 @@ def portal_blueprint(name: str, prefix: str) -> Blueprint:
 
     @blueprint.context_processor
     def portal_globals() -> dict[str, Any]:
-        return {"csrf_token": generate_csrf, "admin": getattr(g, "portal_admin", None)}
+        return {
+            "csrf_token": generate_csrf,
+            "admin": getattr(g, "portal_admin", None),
+            "school_certificate_ends": school_certificate_ends,
+        }
 
     return blueprint
 

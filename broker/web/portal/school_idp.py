@@ -71,7 +71,7 @@ from broker.web.portal.rights import (
     stale_page_refused,
 )
 from broker.web.portal.student_lookup import subject_key
-from broker.web.portal.uploads import idp_metadata
+from broker.web.portal.uploads import fetched_url, idp_metadata
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
@@ -175,8 +175,20 @@ def _page(
         refused_endpoints=_refused_endpoints(school),
         locked=_locked(school),
         changed_meanwhile=changed_meanwhile,
+        metadata_source=_metadata_source(school),
     )
     return page, status
+
+
+def _metadata_source(school: School) -> tuple[str, str] | None:
+    """Where the SAML school's metadata in force comes from: ("url", the address `metadata
+    refresh` fetches again), ("file", "": nothing fetches it again), or None (a metadata
+    source's copy, or a school on OpenID Connect: nothing for the school to do)."""
+    registry = broker().registry
+    if school.oidc is not None or registry.federation.entity(school.idp_entity_id, "idp"):
+        return None
+    url = registry.school_metadata_url(school.id)
+    return ("url", url) if url else ("file", "")
 
 
 def secret_hint(school: School) -> LazyString:
@@ -246,7 +258,12 @@ def saml_provider(school_id: str) -> Response | tuple[str, int]:
                 school, idp_entity_id=entity_id, subject_attribute=saml.saml_subject.data, oidc=None
             )
             try:
-                broker().registry.update_school_idp(changed, xml, seen=saml.provider_seen.data)
+                broker().registry.update_school_idp(
+                    changed,
+                    xml,
+                    seen=saml.provider_seen.data,
+                    url=fetched_url(given, saml.metadata_url),
+                )
             except ProviderChanged:
                 return _changed_meanwhile(school_id)
             except BadRequest as error:

@@ -44,3 +44,9 @@ def idp_metadata(upload: Field, address: Field) -> tuple[str | None, str, Field]
     entity_id, problems = idp_metadata_problems(xml)
     field.errors = [localised_detail(problem) for problem in problems]
     return entity_id, xml, field
+
+
+def fetched_url(given: Field, address: Field) -> str | None:
+    """The address the metadata `idp_metadata` read came from (`given` is its address field),
+    kept with the school so `metadata refresh` fetches it again; None for an upload."""
+    return (address.data or "") if given is address else None

@@ -1,0 +1,121 @@
+"""`ketenbroker metadata refresh`, for schools: fetch again the metadata URL each SAML school's
+IdP was registered or last updated with (`schools.idp_metadata_url`, revision 0027), check the
+copy exactly as `school update --saml-metadata URL` checks it, and keep the last good copy on
+any failure.
+
+Why: ADFS (AutoCertificateRollover) makes its next signing certificate 20 days before the
+current one ends and signs with it 5 days later; a copy loaded once at registration then refuses
+every login (`bad_signature`). Fetched on every run of the operator's timer, the new certificate
+is in force days before ADFS switches (docs/schools.md, ADFS).
+
+One piece of code with `school update`: the fetch is saml/metadata_fetch.py's (https, plain http
+only on loopback; public addresses only and connected to those checked, no redirects, time- and
+size-capped: the rules `metadata refresh` applies to a source's URL too), the checks and the
+compare-and-set write are metadata_update.py's (`checked_copy`, `write_copy`). A certificate
+changes only through the URL the school registered: a school given as a file is not fetched.
+A school on a board's IdP shares its metadata with the IdP's other schools (shared_idps.py): the
+IdP is fetched once, from its first school's URL, and the copy written to all of them.
+
+Never makes things worse: a copy that cannot be fetched, is not metadata the broker accepts, is
+for another entity id, or whose school changed meanwhile, is refused with a reason code and
+logged (WARNING: the school id and the reason; no personal data), and the copy held stays. A
+copy whose signing certificates differ is logged with the entity id and the certificates'
+SHA-256 fingerprints, added and removed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+
+from broker.cli.metadata_update import (
+    Registered,
+    UpdateRefused,
+    checked_copy,
+    refuse_if_held,
+    write_copy,
+)
+from broker.config import Settings
+from broker.registry import SqlRegistry
+from broker.saml.metadata_changes import signing_fingerprints
+from broker.saml.metadata_check import MetadataInvalid
+from broker.saml.metadata_fetch import fetch_metadata
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SchoolRefreshOutcome:
+    school_id: str
+    entity_id: str
+    # "updated", "unchanged" or "refused" (the copy held stays in force)
+    result: str
+    reason: str | None = None
+    detail: str = ""
+    also: tuple[str, ...] = ()  # the other schools on the IdP that got the copy too
+    keys_added: tuple[str, ...] = ()  # signing certificates' SHA-256 fingerprints
+    keys_removed: tuple[str, ...] = ()
+
+
+def refresh_schools(settings: Settings, registry: SqlRegistry) -> list[SchoolRefreshOutcome]:
+    """Every school given by URL, by school id; an IdP several schools share once."""
+    done: set[str] = set()
+    outcomes = []
+    for school_id, entity_id, url in registry.school_metadata_urls():
+        if entity_id in done:
+            continue
+        done.add(entity_id)
+        outcomes.append(refresh_school(settings, registry, school_id, entity_id, url))
+    return outcomes
+
+
+def refresh_school(
+    settings: Settings, registry: SqlRegistry, school_id: str, entity_id: str, url: str
+) -> SchoolRefreshOutcome:
+    entry = Registered(f"School {school_id}", school_id, entity_id, "idp")
+    try:
+        refuse_if_held(registry, entry)
+        xml = fetch_metadata(url, allow_loopback=settings.peers_on_loopback)
+        copy = checked_copy(registry, entry, xml)
+        if copy.unchanged:
+            return SchoolRefreshOutcome(school_id, entity_id, "unchanged")
+        also = write_copy(entry, copy, partial(registry.update_school_metadata, url=url))
+    except MetadataInvalid as invalid:
+        return _refused(school_id, entity_id, "metadata_invalid", invalid.detail)
+    except UpdateRefused as refused:
+        return _refused(school_id, entity_id, refused.code, refused.message)
+    before = signing_fingerprints(copy.current, "idp")
+    after = signing_fingerprints(copy.xml, "idp")
+    added = tuple(f for f in after if f not in before)
+    removed = tuple(f for f in before if f not in after)
+    if added or removed:
+        log.warning(
+            "school IdP signing certificates changed by the metadata refresh",
+            extra={
+                "reason": "school_signing_keys_changed",
+                "school": school_id,
+                "entity_id": entity_id,
+                "added": ",".join(added),
+                "removed": ",".join(removed),
+            },
+        )
+    log.info(
+        "school metadata refreshed",
+        extra={"reason": "metadata_updated", "school": school_id, "entity_id": entity_id},
+    )
+    return SchoolRefreshOutcome(
+        school_id, entity_id, "updated", also=tuple(also), keys_added=added, keys_removed=removed
+    )
+
+
+def _refused(school_id: str, entity_id: str, code: str, detail: str) -> SchoolRefreshOutcome:
+    log.warning(
+        "school metadata refused; the last good copy stays in force",
+        extra={
+            "reason": f"school_metadata_refused:{code}",
+            "school": school_id,
+            "entity_id": entity_id,
+        },
+    )
+    return SchoolRefreshOutcome(school_id, entity_id, "refused", code, detail)

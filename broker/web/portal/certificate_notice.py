@@ -1,0 +1,33 @@
+"""The school portal's banner when its SAML IdP's signing certificates in the copy in force all
+end within 30 days (core/attention.py `certificate_ending`, the rule of the operator's "Needs
+attention" page and of the `ketenbroker_school_idp_certificates_ending` gauge): once they end,
+the IdP signs with a certificate the broker does not hold and every login is refused.
+
+Read for a school administrator's pages only: the school's row and its IdP's copy in force, one
+query each (the copy parsed once per text, as the report's memo does)."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime
+
+from broker.core.attention import certificate_ending
+from broker.saml.metadata_changes import signing_valid_until
+from broker.web.wiring import broker
+
+
+@functools.lru_cache(maxsize=64)
+def _valid_until(xml: str) -> datetime | None:
+    return signing_valid_until(xml, "idp")
+
+
+def school_certificate_ends(school_id: str) -> datetime | None:
+    """When the last signing certificate of the school's IdP ends, if within the warning
+    period (or ended); None otherwise, and for a school on OpenID Connect or without a copy."""
+    registry = broker().registry
+    school = registry.school(school_id)
+    if school is None or school.oidc is not None:
+        return None
+    xml = registry.school_metadata(idp_entity_id=school.idp_entity_id).get(school.idp_entity_id)
+    until = _valid_until(xml) if xml else None
+    return until if certificate_ending(until, datetime.now(UTC)) else None

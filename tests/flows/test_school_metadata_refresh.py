@@ -1,0 +1,186 @@
+"""A school whose IdP metadata was given by URL follows an ADFS certificate roll-over
+(AutoCertificateRollover): the URL is kept with the school, `ketenbroker metadata refresh` (the
+operator's timer, run here as the operator runs it) fetches it again from a server on a loopback
+port with `school update`'s checks, and a login signed with the new key is accepted after it,
+without a restart. A download that fails, is not usable metadata, or is another IdP's keeps the
+copy held (logins go on), and the run exits 1 saying why; a school given as a file is not
+fetched."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+from lxml import etree
+
+from broker.certificates import write_pair
+from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.cli.main import main
+from broker.registry.cached import MAX_STALENESS_SECONDS
+from broker.saml.metadata_changes import signing_fingerprints
+from broker.saml.metadata_check import MD
+from tests.flows.test_metadata_update import DS, _body
+from tests.security.test_saml_attacks import accepted_for
+from tests.security.test_saml_refusals import deliver, forged, start_login
+from tests.support.feed import Feed
+from tests.support.forge import SchoolForger
+from tests.support.live import LiveDemo, running_demo
+from tests.support.saml_workers import demo_school_forger
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
+    with running_demo(tmp_path_factory.mktemp("school-refresh-demo")) as live:
+        yield live
+
+
+@pytest.fixture
+def feed() -> Iterator[Feed]:
+    served = Feed()
+    try:
+        yield served
+    finally:
+        served.stop()
+
+
+def _cli(demo: LiveDemo, *args: str) -> Result:
+    config = str(demo.directory / "ketenbroker.toml")
+    return CliRunner().invoke(main, [*args[:2], "--config", config, *args[2:]])
+
+
+def _with_next_certificate(metadata: str, cert: Path) -> str:
+    """ADFS 20 days before the current certificate ends: the next one published beside it."""
+    root = etree.fromstring(metadata.encode())
+    (current,) = [
+        key for key in root.iter(f"{{{MD}}}KeyDescriptor") if key.get("use") in (None, "signing")
+    ]
+    following = copy.deepcopy(current)
+    following.set("use", "signing")
+    (element,) = following.iter(f"{{{DS}}}X509Certificate")
+    element.text = _body(cert)
+    current.addprevious(following)
+    text = etree.tostring(root, encoding="unicode")
+    assert isinstance(text, str)
+    return text
+
+
+def _accepted(demo: LiveDemo, forger: SchoolForger) -> None:
+    login = start_login(demo)
+    accepted_for(demo, login, deliver(demo, login, forged(demo, forger, login)))
+
+
+def _refused(demo: LiveDemo, forger: SchoolForger) -> None:
+    login = start_login(demo)
+    page = deliver(demo, login, forged(demo, forger, login))
+    assert page.status == 400, page.text[:300]
+
+
+def test_the_refresh_follows_an_adfs_roll_over_from_the_registered_url(
+    demo: LiveDemo, feed: Feed, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    registered = demo.registry.registered_metadata("idp", DEMO_SCHOOL_ID)
+    feed.body = registered.encode()
+    given = _cli(demo, "school", "update", "--id", DEMO_SCHOOL_ID, "--saml-metadata", feed.url)
+    assert given.exit_code == 0, given.output
+    assert f"`ketenbroker metadata refresh` fetches {feed.url} again" in given.output
+    assert demo.registry.school_metadata_urls() == [
+        (DEMO_SCHOOL_ID, demo.school_entity_id, feed.url)
+    ]
+
+    key, cert = tmp_path / "adfs-next.key", tmp_path / "adfs-next.crt"
+    write_pair(key, cert, "ADFS Signing - next")
+    adfs_next = SchoolForger(
+        demo.school_entity_id, key, cert, demo.broker.saml_entities.sp_metadata()
+    )
+    _refused(demo, adfs_next)  # the day ADFS switched, without the refresh: bad_signature
+
+    rolled = _with_next_certificate(registered, cert)
+    feed.body = rolled.encode()
+    generation = demo.registry.generation()
+    with caplog.at_level(logging.INFO, logger="broker.cli.school_refresh"):
+        result = _cli(demo, "metadata", "refresh")
+    assert result.exit_code == 0, result.output
+    assert f"school {DEMO_SCHOOL_ID} (IdP {demo.school_entity_id}): updated" in result.output
+    (added,) = set(signing_fingerprints(rolled, "idp")) - set(
+        signing_fingerprints(registered, "idp")
+    )
+    assert f"signing certificate added: SHA-256 {added}" in result.output
+    assert demo.registry.generation() > generation
+    (changed,) = [r for r in caplog.records if r.getMessage().startswith("school IdP signing")]
+    assert changed.__dict__["entity_id"] == demo.school_entity_id
+    assert changed.__dict__["added"] == added and changed.__dict__["removed"] == ""
+
+    time.sleep(MAX_STALENESS_SECONDS + 0.2)
+    _accepted(demo, adfs_next)  # ADFS signs with the new certificate: logins go on
+    _accepted(demo, demo_school_forger(demo))  # and with the old one until it is dropped
+
+    # The same copy again: unchanged, no generation bump.
+    generation = demo.registry.generation()
+    again = _cli(demo, "metadata", "refresh")
+    assert again.exit_code == 0 and "): unchanged" in again.output, again.output
+    assert demo.registry.generation() == generation
+
+
+@pytest.mark.parametrize(
+    ("spoil", "reason"),
+    [
+        ("error", "metadata_invalid: cannot fetch the metadata: HTTP 500"),
+        ("stopped", "metadata_invalid: cannot fetch the metadata"),
+        ("not metadata", "metadata_invalid"),
+        ("other entity", "other_entity_id"),
+    ],
+)
+def test_a_failed_refresh_keeps_the_copy_held(
+    demo: LiveDemo, feed: Feed, spoil: str, reason: str
+) -> None:
+    registered = demo.registry.registered_metadata("idp", DEMO_SCHOOL_ID)
+    feed.body = registered.encode()
+    given = _cli(demo, "school", "update", "--id", DEMO_SCHOOL_ID, "--saml-metadata", feed.url)
+    assert given.exit_code == 0, given.output
+    if spoil == "error":
+        feed.mode = "error"
+    elif spoil == "stopped":
+        feed.stop()
+    elif spoil == "not metadata":
+        feed.body = b"<html>maintenance</html>"
+    else:
+        other = registered.replace(demo.school_entity_id, "https://adfs.elders.example/trust")
+        feed.body = other.encode()
+    generation = demo.registry.generation()
+    result = _cli(demo, "metadata", "refresh")
+    assert result.exit_code == 1, result.output
+    assert f"school {DEMO_SCHOOL_ID} (IdP {demo.school_entity_id}): refused ({reason}" in (
+        result.output
+    )
+    assert "the last good copy stays" in result.output
+    assert demo.registry.registered_metadata("idp", DEMO_SCHOOL_ID) == registered
+    assert demo.registry.generation() == generation
+    _accepted(demo, demo_school_forger(demo))
+
+
+def test_a_school_given_as_a_file_is_not_fetched(
+    demo: LiveDemo, feed: Feed, tmp_path: Path
+) -> None:
+    registered = demo.registry.registered_metadata("idp", DEMO_SCHOOL_ID)
+    feed.body = registered.encode()
+    assert (
+        _cli(
+            demo, "school", "update", "--id", DEMO_SCHOOL_ID, "--saml-metadata", feed.url
+        ).exit_code
+        == 0
+    )
+    copy = tmp_path / "idp.xml"
+    copy.write_text(registered, encoding="utf-8")
+    given = _cli(demo, "school", "update", "--id", DEMO_SCHOOL_ID, "--saml-metadata", str(copy))
+    assert given.exit_code == 0, given.output
+    assert "Given as a file: nothing fetches it again" in given.output
+    assert demo.registry.school_metadata_urls() == []
+    requests = feed.requests
+    result = _cli(demo, "metadata", "refresh")
+    assert result.exit_code == 0, result.output
+    assert feed.requests == requests

@@ -1,0 +1,65 @@
+"""The portals' identity-provider pages keep the address SAML metadata was fetched from: a
+school's administrator who gives the address (and the operator onboarding a school by address)
+has `metadata refresh` follow the IdP from then on; an uploaded file clears it (nothing fetches a
+file again). The address is a metadata server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+
+from broker.cli.demo import DEMO_SCHOOL_ID
+from tests.security.test_portal_school_idp_problems import IDP, post
+from tests.support.feed import Feed
+from tests.support.portal import HTTPS, PortalSite
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[PortalSite]:
+    built = PortalSite(tmp_path, port=8839)
+    yield built
+    built.registry.close()
+
+
+@pytest.fixture
+def feed() -> Iterator[Feed]:
+    served = Feed()
+    yield served
+    served.stop()
+
+
+def test_the_address_a_school_gives_is_kept_and_an_upload_clears_it(
+    site: PortalSite, feed: Feed
+) -> None:
+    registered = site.registry.registered_metadata("idp", DEMO_SCHOOL_ID)
+    feed.body = registered.encode()
+    school = site.sign_in("school")
+    status, page = post(
+        school, "/saml", {"metadata_url": feed.url, "saml_subject": "name_id"}, "nl"
+    )
+    assert status == 303, page
+    assert site.registry.school_metadata_url(DEMO_SCHOOL_ID) == feed.url
+    shown = school.get(f"{IDP}?lang=nl", base_url=HTTPS).get_data(as_text=True)
+    assert f"Bij elke verversing opnieuw opgehaald van {feed.url}" in shown
+    upload = (BytesIO(registered.encode()), "idp.xml")
+    status, page = post(school, "/saml", {"metadata_file": upload, "saml_subject": "name_id"}, "nl")
+    assert status == 303, page
+    assert site.registry.school_metadata_url(DEMO_SCHOOL_ID) is None
+    shown = school.get(f"{IDP}?lang=en", base_url=HTTPS).get_data(as_text=True)
+    assert "Registered as a file, which is not fetched again" in shown
+
+
+def test_the_operators_onboarding_by_address_keeps_it(site: PortalSite, feed: Feed) -> None:
+    registered = site.registry.registered_metadata("idp", DEMO_SCHOOL_ID)
+    school = site.registry.school(DEMO_SCHOOL_ID)
+    assert school is not None
+    other = "https://adfs.nieuw.example/adfs/services/trust"
+    moved = registered.replace(f'entityID="{school.idp_entity_id}"', f'entityID="{other}"')
+    feed.body = moved.encode()
+    data = {"school_id": "77AB00", "name": "Nieuwe school", "metadata_url": feed.url}
+    status, page = post(site.sign_in("operator"), "", data, "en", url="/portal/operator/schools")
+    assert status == 303, page
+    assert site.registry.school_metadata_urls() == [("77AB00", other, feed.url)]

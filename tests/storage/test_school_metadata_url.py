@@ -1,0 +1,70 @@
+"""Revision 0027: the URL a school's SAML IdP metadata was given by is kept with the school
+(SQLite and PostgreSQL), on every school of a board's IdP alike, cleared by a copy given as a
+file or a move to an OpenID provider, listed once per IdP for `metadata refresh`; the revision
+goes down (the schools' metadata kept) and up again."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from sqlalchemy import inspect
+
+from broker.core.model import OidcUpstream, School
+from broker.registry import SqlRegistry
+from broker.registry.migration import migration_connection
+from tests.storage.test_publisher_integrity import HEAD, _move
+from tests.storage.test_shared_school_idp import BOARD_IDP, BOARD_XML, ELSEWHERE, NOORD, ZUID
+from tests.support.sealing import TEST_SEAL
+
+URL = "https://sts.bestuur.example/FederationMetadata/2007-06/FederationMetadata.xml"
+
+
+def test_the_url_is_the_idps_on_every_school_on_it(sql_registry: SqlRegistry) -> None:
+    sql_registry.add_school(NOORD, BOARD_XML, URL)
+    sql_registry.add_school(ZUID, BOARD_XML, URL)
+    sql_registry.add_school(ELSEWHERE, "<other/>")  # a file: not fetched again
+    assert sql_registry.school_metadata_urls() == [
+        ("10AA", BOARD_IDP, URL),
+        ("10AA01", BOARD_IDP, URL),
+    ]
+    # An update given as a file is the IdP's: neither school is fetched again.
+    sql_registry.update_school_metadata("10AA01", "<board-idp-2/>", BOARD_XML)
+    assert sql_registry.school_metadata_urls() == []
+    sql_registry.update_school_metadata("10AA", "<board-idp-3/>", "<board-idp-2/>", url=URL)
+    assert [each[0] for each in sql_registry.school_metadata_urls()] == ["10AA", "10AA01"]
+    assert sql_registry.school_metadata_url("10AA01") == URL
+
+
+def test_a_move_to_an_openid_provider_clears_the_url(sql_registry: SqlRegistry) -> None:
+    sql_registry.add_school(ELSEWHERE, "<other/>", URL)
+    oidc = OidcUpstream("https://op.school.example", "client", "secret", ("RS256",))
+    sql_registry.update_school_idp(
+        replace(ELSEWHERE, idp_entity_id=oidc.issuer, subject_attribute="sub", oidc=oidc),
+        "",
+        url=URL,
+    )
+    assert sql_registry.school_metadata_url(ELSEWHERE.id) is None
+    assert sql_registry.school_metadata_urls() == []
+
+
+def _columns(url: str) -> set[str]:
+    with migration_connection(url) as connection:
+        return {c["name"] for c in inspect(connection).get_columns("schools")}
+
+
+def test_revision_0027_goes_down_and_up_again_with_schools(registry_url: str) -> None:
+    _move(registry_url, HEAD)
+    registry = SqlRegistry(registry_url, seal=TEST_SEAL)
+    registry.add_school(School("30CC", "College", "https://adfs.college.example"), "<x/>", URL)
+    registry.close()
+    _move(registry_url, "0026", down=True)
+    assert "idp_metadata_url" not in _columns(registry_url)
+    _move(registry_url, HEAD)
+    assert "idp_metadata_url" in _columns(registry_url)
+    again = SqlRegistry(registry_url, seal=TEST_SEAL)
+    try:
+        # The metadata stays; the URL is given again (`school update --saml-metadata URL`).
+        assert again.registered_metadata("idp", "30CC") == "<x/>"
+        assert again.school_metadata_urls() == []
+    finally:
+        again.close()
