@@ -92,7 +92,9 @@ class RelayStateNotText(InvalidMessage):
 # What a school's "no" said, among the few reasons a student's page words (the SAML back names
 # them from the status codes, the OIDC back from the `error` parameter, web/labels.py words them);
 # "" for any other.
-SchoolSaid = Literal["", "authn_failed", "request_denied", "no_authn_context", "unavailable"]
+SchoolSaid = Literal[
+    "", "authn_failed", "request_denied", "no_authn_context", "unavailable", "name_id_policy"
+]
 
 
 class UnsignedSchoolRefusal(InvalidMessage):

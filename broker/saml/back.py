@@ -210,6 +210,11 @@ class SamlBack:
         """An error status, which carries no assertion: pysaml2 names the status (StatusError
         and its subclasses), and the school's signature decides whether it counts. Nothing here
         reads an identity: whatever pysaml2 returns instead of raising is refused unread."""
+        # Which status the school sent, for its ICT contact (InvalidNameIDPolicy is a missing
+        # NameID rule, NoPassive another thing): the codes' fixed URNs only, never its text.
+        # Signed or not, the refusal's own line says (upstream_status, unsigned_status).
+        top, second = status_codes(doc)
+        log.warning("school status school=%s top=%s second=%s", school.id, top, second)
         client = self.entities.client
         try:
             with schema.prevalidated():
@@ -342,7 +347,56 @@ _SAID: dict[str, SchoolSaid] = {
     "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed": "authn_failed",
     "urn:oasis:names:tc:SAML:2.0:status:RequestDenied": "request_denied",
     "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext": "no_authn_context",
+    # ADFS without its persistent NameID rule (MSIS7070), Shibboleth IdP without a persistent
+    # generator: a setting at the school, which a second try does not change.
+    "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy": "name_id_policy",
 }
+# The status codes of SAML core 3.2.2.2, the only values a log line repeats (a URN of the
+# standard's, no personal data); anything else is logged as `other`, a missing one as `none`.
+_STATUS_PREFIX = "urn:oasis:names:tc:SAML:2.0:status:"
+_STANDARD_STATUSES = frozenset(
+    {
+        "Success",
+        "Requester",
+        "Responder",
+        "VersionMismatch",
+        "AuthnFailed",
+        "InvalidAttrNameOrValue",
+        "InvalidNameIDPolicy",
+        "NoAuthnContext",
+        "NoAvailableIDP",
+        "NoPassive",
+        "NoSupportedIDP",
+        "PartialLogout",
+        "ProxyCountExceeded",
+        "RequestDenied",
+        "RequestUnsupported",
+        "RequestVersionDeprecated",
+        "RequestVersionTooHigh",
+        "RequestVersionTooLow",
+        "ResourceNotRecognized",
+        "TooManyResponses",
+        "UnknownAttrProfile",
+        "UnknownPrincipal",
+        "UnsupportedBinding",
+    }
+)
+
+
+def status_codes(doc: etree._Element) -> tuple[str, str]:
+    """The top-level and second-level status codes of a Response, for a log line: a standard
+    URN as sent, `other` for any other value, `none` for none."""
+    top = doc.find(f"{{{firewall.SAMLP}}}Status/{{{firewall.SAMLP}}}StatusCode")
+    second = top.find(f"{{{firewall.SAMLP}}}StatusCode") if top is not None else None
+    return _shown_status(top), _shown_status(second)
+
+
+def _shown_status(code: etree._Element | None) -> str:
+    value = (code.get("Value") or "") if code is not None else ""
+    if not value:
+        return "none"
+    known = value.startswith(_STATUS_PREFIX) and value[len(_STATUS_PREFIX) :] in _STANDARD_STATUSES
+    return value if known else "other"
 
 
 def school_said(doc: etree._Element) -> SchoolSaid:

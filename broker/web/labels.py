@@ -224,6 +224,10 @@ _SCHOOL_SAID = {
         "platform requires."
     ),
     "unavailable": N_("Your school's sign-in service answered that it is not available right now."),
+    "name_id_policy": N_(
+        "Your school's sign-in service is missing a setting for this. Signing in again does not "
+        "help: only your school can change it."
+    ),
 }
 
 _HTTP_ERROR_MESSAGES = {
