@@ -34,6 +34,7 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT
 from saml2.sigver import SignatureError, SigverError
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
+from broker.core.assurance import AUTHN_METHODS_REFERENCES, EXACT, Assurance
 from broker.core.catalogue import canonical_name_for
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import (
@@ -119,11 +120,11 @@ class SamlBack:
         relay_state: str,
         *,
         force_authn: bool = False,
-        authn_contexts: tuple[str, ...] = (),
+        authn_contexts: tuple[tuple[str, ...], str] = ((), EXACT),
         proxy_count: int | None = None,
     ) -> UpstreamRequest:
-        """`authn_contexts`: class references the service requires (assurance.py); the school
-        is asked for exactly those, and the flow judges its answer by level. `proxy_count`:
+        """`authn_contexts`: the class references the school is asked for and the Comparison
+        (assurance.py's `school_request`); the flow judges its answer by level. `proxy_count`:
         the service's ProxyCount less one, passed on in a Scoping (None: no limit, none sent)."""
         client = self.entities.client
         try:
@@ -157,7 +158,8 @@ class SamlBack:
                 acs_url=self.entities.settings.url(ACS_PATH),
                 # A service that demands a fresh login gets one at the school too, not just here.
                 force_authn=force_authn,
-                authn_contexts=authn_contexts,
+                authn_contexts=authn_contexts[0],
+                comparison=authn_contexts[1],
                 proxy_count=proxy_count,
             ),
             request_id,
@@ -313,7 +315,7 @@ class SamlBack:
         # A board's IdP must name the chosen school (core/shared_idp.py): the registry's
         # flag for it, or several schools on it, from the cached view.
         must_name = school_must_be_named(self.registry, school)
-        return _verified(read, school, must_name=must_name)
+        return _verified(read, school, self.entities.settings.assurance, must_name=must_name)
 
     @staticmethod
     def _error_signed_by(client: Any, xml: bytes, doc: etree._Element, school: School) -> bool:
@@ -409,7 +411,9 @@ def school_said(doc: etree._Element) -> SchoolSaid:
     return ""
 
 
-def _verified(read: ReadResponse, school: School, *, must_name: bool) -> VerifiedResponse:
+def _verified(
+    read: ReadResponse, school: School, assurance: Assurance, *, must_name: bool
+) -> VerifiedResponse:
     """What the flow gets from a read Response: the school's attributes under the catalogue's
     names, the subject, the logout handles, and the times the replay cache needs. `must_name`:
     the school's IdP is a board's (core/shared_idp.py), and must name this school as the
@@ -418,11 +422,19 @@ def _verified(read: ReadResponse, school: School, *, must_name: bool) -> Verifie
     check_asserted_school(collected, school, must_name=must_name)
     attributes = accepted_values(collected, school, must_name=must_name)
     subject = _subject_from(read.name_id, school, attributes)
+    # Entra ID names the first factor's class, and lists MFA among the methods beside it.
+    methods = [
+        value.strip()
+        for a in read.attributes
+        if a.name == AUTHN_METHODS_REFERENCES
+        for value in a.values
+        if value
+    ]
     identity = UpstreamIdentity(
         school.id,
         subject,
         attributes,
-        read.authn_context,
+        assurance.reported(read.authn_context, methods),
         _handles(read.name_id, read.session_index),
         session_ends=read.session_not_on_or_after,
     )

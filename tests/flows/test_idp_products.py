@@ -6,17 +6,27 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
+from lxml import etree
+from saml2.saml import AuthnContextClassRef
+from saml2.samlp import IDPEntry, IDPList, RequestedAuthnContext, Scoping
 
+from broker.core.assurance import MICROSOFT_MFA, PASSWORD, REFEDS_MFA, WINDOWS
 from broker.core.model import School
 from broker.saml.metadata_check import idp_entity_id
+from tests.flows.test_authn_requests import ServiceSp, registered_sp
 from tests.support import idp_products as product
-from tests.support.client import Page
+from tests.support.client import Browser, Page
+from tests.support.forge import authn_request_id, redirect_message
 from tests.support.live import LiveDemo, running_demo
 
 ADFS_ID, ENTRA_ID, GOOGLE_ID, KEYCLOAK_ID = "21AA00", "22BB00", "23CC00", "25EE00"
 ADFS_HOST = "adfs.scholengroep.example"
+NS = {"samlp": product.SAMLP, "saml": product.SAML}
+ENTRA_METHOD = "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/password"
+AUTHN_METHODS = "http://schemas.microsoft.com/claims/authnmethodsreferences"
 
 
 @pytest.fixture(scope="module")
@@ -96,3 +106,122 @@ def test_a_status_outside_the_standard_is_logged_as_other(
     )
     assert "s.jansen" not in caplog.text
     assert "For the school's ICT contact" not in page.text
+
+
+# -- M2: the products' ways of signing in, judged by level --------------------------------------
+@pytest.fixture(scope="module")
+def entra(demo: LiveDemo) -> product.Signer:
+    key = product.signer("Microsoft Azure Federated SSO Certificate")
+    register(demo, ENTRA_ID, product.entra_metadata(key))
+    return key
+
+
+@pytest.fixture(scope="module")
+def requiring(demo: LiveDemo) -> ServiceSp:
+    """A SAML platform that states the level it needs in its AuthnRequest."""
+    return registered_sp(demo, "niveau", "Platform with a required level (test publisher)")
+
+
+def _level_login(
+    demo: LiveDemo, sp: ServiceSp, school: str, sso: str, reference: str, comparison: str
+) -> tuple[product.ProductLogin, Any, str | None]:
+    """The platform asks for `reference` (`comparison`) at `school`: the login at the school,
+    the platform's request, and the Comparison the school was asked with (None: no context)."""
+    sso_url = f"{demo.broker_url}/saml/idp/sso"
+    request = sp.authn_request(
+        sso_url,
+        scoping=Scoping(idp_list=IDPList(idp_entry=[IDPEntry(provider_id=school)])),
+        requested_authn_context=RequestedAuthnContext(
+            authn_context_class_ref=[AuthnContextClassRef(text=reference)], comparison=comparison
+        ),
+    )
+    browser = Browser()
+    first = browser.get(sp.redirect_url(sso_url, request, sign=True), follow=False)
+    location = first.location or ""
+    assert location.startswith(sso), (first.status, first.text[:300])
+    xml, params = redirect_message(location)
+    upstream = etree.fromstring(xml)
+    context = upstream.find("samlp:RequestedAuthnContext", NS)
+    login = product.ProductLogin(
+        browser, authn_request_id(location), params["RelayState"], upstream
+    )
+    return login, request, None if context is None else context.get("Comparison")
+
+
+def _class_ref_told(page: Page, sp: ServiceSp, request: Any) -> str:
+    assert page.status == 200, page.text[:500]
+    fields = page.form(sp.acs[1]).fields
+    accepted = sp.accept(fields["SAMLResponse"], request.id)
+    return str(accepted.assertion.authn_statement[0].authn_context.authn_context_class_ref.text)
+
+
+@pytest.mark.parametrize(
+    ("product_name", "answered"),
+    [("entra", PASSWORD), ("adfs", WINDOWS)],
+    ids=["entra_password", "adfs_windows_integrated"],
+)
+def test_a_password_level_platform_takes_the_products_own_password_classes(
+    demo: LiveDemo,
+    entra: product.Signer,
+    adfs: product.Signer,
+    requiring: ServiceSp,
+    product_name: str,
+    answered: str,
+) -> None:
+    """A platform that asks "at least a password": the school is asked for no particular
+    class (Entra ID would refuse a Windows or MFA sign-in, AADSTS75011), and Entra ID's
+    `Password` and ADFS's Windows sign-in on a school PC are a password login."""
+    if product_name == "entra":
+        school, sso, key = product.entra_entity_id(), product.entra_endpoint(), entra
+    else:
+        school, sso, key = product.adfs_entity_id(ADFS_HOST), f"https://{ADFS_HOST}/adfs/ls/", adfs
+    login, request, comparison = _level_login(
+        demo, requiring, school, sso, product.PASSWORD_PROTECTED, "minimum"
+    )
+    assert comparison is None, "no RequestedAuthnContext towards the school"
+    doc = product.response(demo, school, login.request_id, product.Answer(authn_context=answered))
+    page = product.deliver(demo, login, product.signed_assertion_only(doc, key))
+    assert _class_ref_told(page, requiring, request) == product.PASSWORD_PROTECTED
+
+
+def test_entra_password_meets_an_exact_password_request(
+    demo: LiveDemo, entra: product.Signer, requiring: ServiceSp
+) -> None:
+    login, request, comparison = _level_login(
+        demo,
+        requiring,
+        product.entra_entity_id(),
+        product.entra_endpoint(),
+        product.PASSWORD_PROTECTED,
+        "exact",
+    )
+    assert comparison == "exact"
+    doc = product.response(
+        demo, product.entra_entity_id(), login.request_id, product.Answer(authn_context=PASSWORD)
+    )
+    page = product.deliver(demo, login, product.signed_assertion_only(doc, entra))
+    assert _class_ref_told(page, requiring, request) == product.PASSWORD_PROTECTED
+
+
+@pytest.mark.parametrize("with_mfa", [True, False], ids=["mfa_listed", "password_only"])
+def test_entra_mfa_listed_in_its_methods_meets_an_mfa_platform(
+    demo: LiveDemo, entra: product.Signer, requiring: ServiceSp, with_mfa: bool
+) -> None:
+    """Entra ID's class is the first factor's (Password); MFA is among the methods of its
+    authnmethodsreferences attribute. The school is asked for MFA at least."""
+    login, request, comparison = _level_login(
+        demo, requiring, product.entra_entity_id(), product.entra_endpoint(), REFEDS_MFA, "exact"
+    )
+    assert comparison == "minimum"
+    methods = (ENTRA_METHOD, MICROSOFT_MFA) if with_mfa else (ENTRA_METHOD,)
+    answer = product.Answer(
+        authn_context=PASSWORD,
+        attributes=(("givenName", ("Sanne",)), (AUTHN_METHODS, methods)),
+        fraction=".1234567",
+    )
+    doc = product.response(demo, product.entra_entity_id(), login.request_id, answer)
+    page = product.deliver(demo, login, product.signed_assertion_only(doc, entra))
+    if with_mfa:
+        assert _class_ref_told(page, requiring, request) == REFEDS_MFA
+    else:
+        assert page.status == 403, page.text[:300]
