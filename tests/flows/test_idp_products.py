@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 from lxml import etree
@@ -20,7 +21,9 @@ from tests.flows.test_authn_requests import ServiceSp, registered_sp
 from tests.support import idp_products as product
 from tests.support.client import Browser, Page
 from tests.support.forge import authn_request_id, redirect_message
+from tests.support.hostile import deflate
 from tests.support.live import LiveDemo, running_demo
+from tests.support.logout import carry_saml_posts, load_frames, read_final, run_id_of, warns
 
 ADFS_ID, ENTRA_ID, GOOGLE_ID, KEYCLOAK_ID = "21AA00", "22BB00", "23CC00", "25EE00"
 ADFS_HOST = "adfs.scholengroep.example"
@@ -225,3 +228,73 @@ def test_entra_mfa_listed_in_its_methods_meets_an_mfa_platform(
         assert _class_ref_told(page, requiring, request) == REFEDS_MFA
     else:
         assert page.status == 403, page.text[:300]
+
+
+# -- M1: Entra ID's unsigned LogoutResponse -----------------------------------------------------
+def _entra_signed_in(demo: LiveDemo, key: product.Signer) -> Browser:
+    login = product.start_login(demo, product.entra_entity_id(), product.entra_endpoint())
+    answer = product.Answer(name_id="AAAAAHbN0dBBq7pO8oeHPbDCNYw", authn_context=PASSWORD)
+    doc = product.response(demo, product.entra_entity_id(), login.request_id, answer)
+    page = carry_saml_posts(
+        login.browser, product.deliver(demo, login, product.signed_assertion_only(doc, key))
+    )
+    assert page.status == 200, page.text[:300]
+    return login.browser
+
+
+def _logout_to_entra(demo: LiveDemo, browser: Browser) -> tuple[str, dict[str, str]]:
+    """Log out everywhere from the my-data page, until the broker sends the browser to Entra
+    ID; the LogoutRequest's ID and the query's parameters."""
+    page = browser.get(f"{demo.broker_url}/my-data/sign-in")
+    started = browser.submit(page, f"{demo.broker_url}/logout")
+    load_frames(browser, started)
+    to_school = browser.get(
+        f"{demo.broker_url}/logout/{run_id_of(started)}/next",
+        stop=lambda url: url.startswith(product.entra_endpoint()),
+    )
+    location = to_school.location or ""
+    assert location.startswith(product.entra_endpoint()), (to_school.url, to_school.status)
+    xml, params = redirect_message(location)
+    assert "Signature" in params, "the broker signs its LogoutRequest"
+    return str(etree.fromstring(xml).get("ID")), params
+
+
+def _entra_answers(demo: LiveDemo, browser: Browser, xml: str, relay_state: str | None) -> Page:
+    query = {"SAMLResponse": deflate(xml.encode())}
+    if relay_state is not None:
+        query["RelayState"] = relay_state
+    return browser.get(f"{demo.broker_url}/saml/sp/slo?{urlencode(query)}")
+
+
+def test_entras_unsigned_logout_answer_to_our_request_ends_the_wait_unconfirmed(
+    demo: LiveDemo, entra: product.Signer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Entra ID answers the broker's LogoutRequest unsigned: the final page is shown, with the
+    school as not confirmed and the warning, never "logged out at school"."""
+    caplog.set_level(logging.INFO)
+    browser = _entra_signed_in(demo, entra)
+    request_id, params = _logout_to_entra(demo, browser)
+    answer = product.entra_logout_response(demo, request_id)
+    final = carry_saml_posts(
+        browser, _entra_answers(demo, browser, answer, params.get("RelayState"))
+    )
+    outcome = read_final(final)
+    assert outcome.school != "confirmed" and outcome.school, outcome.school
+    assert warns(final)
+    assert f"logout answered school={ENTRA_ID} status=failed saml_status=unsigned" in caplog.text
+    # The request is answered: the same unsigned answer again answers nothing.
+    again = _entra_answers(demo, browser, answer, params.get("RelayState"))
+    assert again.status == 400
+    assert "refused code=request_unsigned" in caplog.text
+
+
+def test_an_unsigned_logout_answer_to_no_request_of_ours_is_refused(
+    demo: LiveDemo, entra: product.Signer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    browser = _entra_signed_in(demo, entra)
+    answer = product.entra_logout_response(demo, "_not-a-request-of-ours")
+    page = _entra_answers(demo, browser, answer, None)
+    assert page.status == 400
+    assert "refused code=request_unsigned status=400" in caplog.text
+    assert "logout answered" not in caplog.text

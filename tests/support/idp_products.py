@@ -316,3 +316,15 @@ def deliver(demo: LiveDemo, login: ProductLogin, saml_response: str) -> Page:
     return login.browser.post(
         demo.acs_url, {"SAMLResponse": saml_response, "RelayState": login.relay_state}
     )
+
+
+def entra_logout_response(demo: LiveDemo, in_response_to: str, status: str = "Success") -> str:
+    """Entra ID's LogoutResponse to the broker's LogoutRequest: unsigned (Entra ID signs no
+    logout response), to the Logout URL registered, 7-digit fractions; the XML."""
+    return (
+        f'<samlp:LogoutResponse ID="_{uuid.uuid4().hex}" Version="2.0" '
+        f'IssueInstant="{saml_now(0, ".1234567")}" Destination="{demo.broker_url}/saml/sp/slo" '
+        f'InResponseTo="{in_response_to}" xmlns:samlp="{SAMLP}"><Issuer xmlns="{SAML}">'
+        f'{entra_entity_id()}</Issuer><samlp:Status><samlp:StatusCode Value="{STATUS}{status}"/>'
+        "</samlp:Status></samlp:LogoutResponse>"
+    )
