@@ -340,6 +340,25 @@ class NameIdNotPersistent(MissingSubject):
         self.received_format = shown
 
 
+class NameIdIsAddress(MissingSubject):
+    """The school's subject is its NameID, and the IdP sent a persistent one that is an e-mail
+    address (core/subjects.py `name_id_is_address`): Google Workspace's SAML app sends the
+    primary address for PERSISTENT too. A renamed student would get new pseudonyms, and an
+    address given to a new student the old one's, so it is refused, with what to change."""
+
+    code = "name_id_is_address"
+    public_message = (
+        "Your school's sign-in service sends your e-mail address as your identifier, and that "
+        "can change or pass to someone else. Signing in needs one that stays yours. Only your "
+        "school can change this."
+    )
+    explanation = (
+        "the IdP sent a persistent NameID that is an e-mail address (the school's realm, or "
+        "Google Workspace): use OpenID Connect, or send an immutable identifier as the NameID "
+        "(Google: Name ID set to a custom attribute holding one)"
+    )
+
+
 class ForeignAccount(UpstreamFailure):
     """The school's provider signed in an account that is not the school's: at a provider
     shared by many organisations (Google), one without the school's hosted domain (`hd`), a

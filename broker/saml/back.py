@@ -41,6 +41,7 @@ from broker.core.errors import (
     AnswerTimeRefused,
     AssuranceNotMet,
     InvalidMessage,
+    NameIdIsAddress,
     NameIdNotPersistent,
     SchoolAnswerOutOfTime,
     SchoolRefused,
@@ -52,6 +53,7 @@ from broker.core.errors import (
 from broker.core.model import School, UpstreamIdentity
 from broker.core.origins import written_origin
 from broker.core.ports import RegistryReader
+from broker.core.subjects import name_id_is_address
 from broker.login.school_values import (
     accepted_values,
     check_asserted_school,
@@ -479,6 +481,13 @@ def _subject_from(
                 "refused school=%s code=%s: %s", school.id, refusal.code, refusal.explanation
             )
             raise refusal
+        if name_id_is_address(name_id.text.strip(), school):
+            # Never the value: that it is an address, the school, and what to change.
+            address = NameIdIsAddress(f"school {school.id}: {NameIdIsAddress.explanation}")
+            log.warning(
+                "refused school=%s code=%s: %s", school.id, address.code, address.explanation
+            )
+            raise address
         return name_id.text.strip()
     values = attributes.get(school.subject_attribute, ())
     return values[0] if len(values) == 1 else ""

@@ -298,3 +298,60 @@ def test_an_unsigned_logout_answer_to_no_request_of_ours_is_refused(
     assert page.status == 400
     assert "refused code=request_unsigned status=400" in caplog.text
     assert "logout answered" not in caplog.text
+
+
+# -- M4: a persistent NameID that is the student's e-mail address ------------------------------
+GOOGLE_IDPID = "C01abcd23"
+
+
+@pytest.fixture(scope="module")
+def google(demo: LiveDemo) -> product.Signer:
+    key = product.signer("Google")
+    register(demo, GOOGLE_ID, product.google_metadata(GOOGLE_IDPID, key))
+    return key
+
+
+@pytest.mark.parametrize("language", ["en", "nl"])
+def test_googles_persistent_name_id_holding_the_address_is_refused(
+    demo: LiveDemo, google: product.Signer, caplog: pytest.LogCaptureFixture, language: str
+) -> None:
+    """Google Workspace's SAML app with Name ID format PERSISTENT still sends the primary
+    e-mail address: refused, with what the school must change, never the value."""
+    caplog.set_level(logging.INFO)
+    entity_id = product.google_entity_id(GOOGLE_IDPID)
+    login = product.start_login(demo, entity_id, "https://accounts.google.com/o/saml2/idp")
+    login.browser.language = language
+    answer = product.Answer(
+        name_id="s.jansen@school.example",
+        authn_context="urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified",
+        fraction=".000",
+    )
+    doc = product.response(demo, entity_id, login.request_id, answer)
+    page = product.deliver(demo, login, product.signed_response(doc, google))
+    assert page.status == 502, page.text[:300]
+    assert "s.jansen" not in page.text and "s.jansen" not in caplog.text
+    assert f"refused school={GOOGLE_ID} code=name_id_is_address" in caplog.text
+    if language == "en":
+        assert "Your school&#39;s sign-in service sends your e-mail address" in page.text
+        assert "custom attribute that holds an identifier that never changes" in page.text
+    else:
+        assert "De inlogdienst van je school stuurt je e-mailadres" in page.text
+        assert "OpenID Connect" in page.text
+
+
+def test_a_persistent_name_id_in_the_schools_own_realm_is_refused(
+    demo: LiveDemo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Any IdP whose persistent NameID is an address of the school's realm (an ADFS rule that
+    maps the UPN to Persistent): refused alike; an opaque one of the same IdP signs in."""
+    caplog.set_level(logging.INFO)
+    host = "adfs.realm.example"
+    key = product.signer(f"ADFS Signing - {host}")
+    register(demo, "26FF00", product.adfs_metadata(host, key), scopes=("realm.example",))
+    entity_id, sso = product.adfs_entity_id(host), f"https://{host}/adfs/ls/"
+    for value, status in (("S.Jansen@Realm.example", 502), ("Kx9V2p0m1Q==", 200)):
+        login = product.start_login(demo, entity_id, sso)
+        doc = product.response(demo, entity_id, login.request_id, product.Answer(name_id=value))
+        page = product.deliver(demo, login, product.signed_assertion_only(doc, key))
+        assert page.status == status, page.text[:300]
+    assert "refused school=26FF00 code=name_id_is_address" in caplog.text
