@@ -31,7 +31,7 @@ from broker.config import Settings
 from broker.registry import SqlRegistry
 from broker.registry.errors import MetadataChanged
 from broker.saml.metadata_changes import metadata_changes
-from broker.saml.metadata_check import idp_entity_id, sp_entity_id
+from broker.saml.metadata_check import idp_entity_id, single_idp_entity, sp_entity_id
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ def update_metadata(
         )
     xml = read_source(source, allow_loopback=settings.peers_on_loopback)
     if entry.role == "idp":
+        xml = single_idp_entity(xml)
         entity_id = idp_entity_id(xml)
     else:
         entity_id = sp_entity_id(xml, encrypting=entry.encrypting)

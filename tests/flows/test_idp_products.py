@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,10 +16,12 @@ from saml2.saml import AuthnContextClassRef
 from saml2.samlp import IDPEntry, IDPList, RequestedAuthnContext, Scoping
 
 from broker.core.assurance import MICROSOFT_MFA, PASSWORD, REFEDS_MFA, WINDOWS
+from broker.core.errors import BadRequest
 from broker.core.model import School
-from broker.saml.metadata_check import idp_entity_id
+from broker.saml.metadata_check import idp_entity_id, single_idp_entity
 from tests.flows.test_authn_requests import ServiceSp, registered_sp
 from tests.support import idp_products as product
+from tests.support.cli import registry_of, run
 from tests.support.client import Browser, Page
 from tests.support.forge import authn_request_id, redirect_message
 from tests.support.hostile import deflate
@@ -355,3 +358,68 @@ def test_a_persistent_name_id_in_the_schools_own_realm_is_refused(
         page = product.deliver(demo, login, product.signed_assertion_only(doc, key))
         assert page.status == status, page.text[:300]
     assert "refused school=26FF00 code=name_id_is_address" in caplog.text
+
+
+# -- L1: Keycloak's wrapped realm descriptor ----------------------------------------------------
+KEYCLOAK = "https://sso.scholengroep.example"
+
+
+def test_keycloaks_wrapped_descriptor_is_unwrapped_and_signs_in(demo: LiveDemo) -> None:
+    """Older Keycloak versions wrap the realm's EntityDescriptor in `<EntitiesDescriptor
+    Name="urn:keycloak">`: taken off at intake, and the realm's login goes through the ACS."""
+    key = product.signer("scholen")
+    wrapped = product.keycloak_metadata(KEYCLOAK, "scholen", key)
+    with pytest.raises(BadRequest, match="not an aggregate"):
+        idp_entity_id(wrapped)
+    entity_id = register(demo, KEYCLOAK_ID, single_idp_entity(wrapped))
+    assert entity_id == product.keycloak_entity_id(KEYCLOAK, "scholen")
+    login = product.start_login(demo, entity_id, f"{entity_id}/protocol/saml")
+    answer = product.Answer(name_id="G-2f1c0a1e-1111-4444-8888-000000000001", fraction=".789")
+    doc = product.response(demo, entity_id, login.request_id, answer)
+    product.sign(doc.find(f"{{{product.SAML}}}Assertion"), key)
+    page = product.deliver(demo, login, product.signed_response(doc, key))
+    assert page.status == 200 and demo.answers_publisher(page), page.text[:300]
+
+
+def test_school_add_takes_keycloaks_wrapped_file(tmp_path: Path) -> None:
+    folder = tmp_path / "broker"
+    assert run("init", folder).exit_code == 0
+    config = folder / "ketenbroker.toml"
+    metadata = tmp_path / "keycloak.xml"
+    metadata.write_text(product.keycloak_metadata(KEYCLOAK, "scholen", product.signer("k")))
+    result = run(
+        "school", "add", "--config", config, "--id", KEYCLOAK_ID, "--name", "Keycloakschool",
+        "--saml-metadata", metadata,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    registry = registry_of(config)
+    try:
+        entity_id = product.keycloak_entity_id(KEYCLOAK, "scholen")
+        stored = registry.school_metadata(idp_entity_id=entity_id)[entity_id]
+    finally:
+        registry.close()
+    assert stored.lstrip().startswith("<md:EntityDescriptor"), stored[:80]
+    assert "EntitiesDescriptor" not in stored
+
+
+def _two_entities(xml: str) -> str:
+    inner = xml[xml.index("<md:EntityDescriptor") : xml.index("</md:EntitiesDescriptor>")]
+    return xml.replace(inner, inner + inner.replace("/realms/scholen", "/realms/andere"))
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _two_entities,  # an aggregate stays one
+        # A signed wrapper: its signature would not hold for the inner entity alone.
+        lambda xml: xml.replace(
+            "<md:EntityDescriptor", '<ds:Signature Id="s"/><md:EntityDescriptor', 1
+        ),
+    ],
+    ids=["two_entities", "signed_wrapper"],
+)
+def test_only_a_plain_wrapper_of_one_idp_is_taken_off(change: Any) -> None:
+    wrapped = change(product.keycloak_metadata(KEYCLOAK, "scholen", product.signer("k")))
+    assert single_idp_entity(wrapped) == wrapped
+    with pytest.raises(BadRequest, match="not an aggregate"):
+        idp_entity_id(wrapped)

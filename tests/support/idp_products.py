@@ -189,7 +189,7 @@ def keycloak_entity_id(base: str, realm: str) -> str:
 
 
 def keycloak_metadata(base: str, realm: str, by: Signer) -> str:
-    """A realm's IdP descriptor as Keycloak before version 24 served it: one EntityDescriptor
+    """A realm's IdP descriptor as older Keycloak versions served it: one EntityDescriptor
     wrapped in `<EntitiesDescriptor Name="urn:keycloak">`."""
     endpoint = f"{base}/realms/{realm}/protocol/saml"
     inner = (
