@@ -64,6 +64,7 @@ from broker.saml.assertion_reader import NameId, ReadResponse
 from broker.saml.entities import ACS_PATH, SamlEntities
 from broker.saml.redirect_signature import signed_redirect_url
 from broker.saml.response_checks import Expectations, check_destination, issuer_of
+from broker.saml.unknown_attributes import UnknownAttributeNotes
 from broker.saml.upstream_request import (
     AuthnRequestContent,
     authn_request_xml,
@@ -103,6 +104,8 @@ class SamlBack:
         self.registry = registry
         # What a school's answer is held to (the Response's times); a test pins it.
         self.clock = clock
+        # Names of attributes the broker does not know, logged for the school's ICT officer.
+        self.unknown_attributes = UnknownAttributeNotes()
 
     def sso_origin(self, school: School) -> str | None:
         """The origin of the school's Redirect SSO endpoint, for the discovery page's CSP."""
@@ -317,7 +320,13 @@ class SamlBack:
         # A board's IdP must name the chosen school (core/shared_idp.py): the registry's
         # flag for it, or several schools on it, from the cached view.
         must_name = school_must_be_named(self.registry, school)
-        return _verified(read, school, self.entities.settings.assurance, must_name=must_name)
+        return _verified(
+            read,
+            school,
+            self.entities.settings.assurance,
+            must_name=must_name,
+            unknown=self.unknown_attributes,
+        )
 
     @staticmethod
     def _error_signed_by(client: Any, xml: bytes, doc: etree._Element, school: School) -> bool:
@@ -414,13 +423,23 @@ def school_said(doc: etree._Element) -> SchoolSaid:
 
 
 def _verified(
-    read: ReadResponse, school: School, assurance: Assurance, *, must_name: bool
+    read: ReadResponse,
+    school: School,
+    assurance: Assurance,
+    *,
+    must_name: bool,
+    unknown: UnknownAttributeNotes | None = None,
 ) -> VerifiedResponse:
     """What the flow gets from a read Response: the school's attributes under the catalogue's
     names, the subject, the logout handles, and the times the replay cache needs. `must_name`:
     the school's IdP is a board's (core/shared_idp.py), and must name this school as the
     student's."""
-    collected = _collect_attributes((a.name, a.friendly_name, a.values) for a in read.attributes)
+    collected, dropped = _collect_attributes(
+        (a.name, a.friendly_name, a.values) for a in read.attributes
+    )
+    if unknown is not None:
+        # Microsoft's authentication methods are read above all, for the assurance level.
+        unknown.note(school.id, (name for name in dropped if name != AUTHN_METHODS_REFERENCES))
     check_asserted_school(collected, school, must_name=must_name)
     attributes = accepted_values(collected, school, must_name=must_name)
     subject = _subject_from(read.name_id, school, attributes)
@@ -451,17 +470,20 @@ def _verified(
 
 def _collect_attributes(
     attributes: Iterable[tuple[str, str | None, Iterable[str | None]]],
-) -> dict[str, list[str]]:
+) -> tuple[dict[str, list[str]], list[str]]:
     """(Name, FriendlyName, values) of the assertion's attributes → their values (trimmed, as
-    sent) under the catalogue's names; `accepted_values` then keeps those that fit."""
+    sent) under the catalogue's names, which `accepted_values` then keeps those that fit; and
+    the Names not in the catalogue."""
     collected: dict[str, list[str]] = {}
+    dropped: list[str] = []
     for name, friendly_name, raw_values in attributes:
         canonical = canonical_name_for(name) or canonical_name_for(friendly_name or "")
         if canonical is None:
+            dropped.append(name)
             continue  # not in the catalogue: the broker never passes it on
         values = [v.strip() for v in raw_values if v]
         collected.setdefault(canonical, []).extend(values)
-    return collected
+    return collected, dropped
 
 
 def _subject_from(

@@ -25,7 +25,7 @@ from tests.support.cli import registry_of, run
 from tests.support.client import Browser, Page
 from tests.support.forge import authn_request_id, redirect_message
 from tests.support.hostile import deflate
-from tests.support.live import LiveDemo, running_demo
+from tests.support.live import LiveDemo, attributes_by_name, running_demo
 from tests.support.logout import carry_saml_posts, load_frames, read_final, run_id_of, warns
 
 ADFS_ID, ENTRA_ID, GOOGLE_ID, KEYCLOAK_ID = "21AA00", "22BB00", "23CC00", "25EE00"
@@ -423,3 +423,41 @@ def test_only_a_plain_wrapper_of_one_idp_is_taken_off(change: Any) -> None:
     assert single_idp_entity(wrapped) == wrapped
     with pytest.raises(BadRequest, match="not an aggregate"):
         idp_entity_id(wrapped)
+
+
+# -- L2: ADFS's and Entra ID's own claim names --------------------------------------------------
+XS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+TENANT_CLAIM = "http://schemas.microsoft.com/identity/claims/tenantid"
+
+
+def test_adfs_default_claim_names_are_read_and_unknown_names_logged_once(
+    demo: LiveDemo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """ADFS's default claim types reach the platform under the broker's names; a name the
+    broker does not know is logged (name only, once per school and hour), never its value."""
+    caplog.set_level(logging.INFO)
+    host = "adfs.claims.example"
+    key = product.signer(f"ADFS Signing - {host}")
+    register(demo, "27GG00", product.adfs_metadata(host, key))
+    demo.registry.set_policy("27GG00", "leesplank", frozenset({"given_name"}), "test")
+    entity_id, sso = product.adfs_entity_id(host), f"https://{host}/adfs/ls/"
+    claims = (
+        (XS + "givenname", ("Sanne",)),
+        (XS + "surname", ("Jansen",)),
+        (TENANT_CLAIM, ("0a1b2c3d-tenant-value",)),
+        ("urn:example:claims:mentor", ("de heer Visser",)),
+    )
+    for _ in range(2):
+        login = product.start_login(demo, entity_id, sso)
+        answer = product.Answer(attributes=claims)
+        doc = product.response(demo, entity_id, login.request_id, answer)
+        page = product.deliver(demo, login, product.signed_assertion_only(doc, key))
+        assert page.status == 200 and demo.answers_publisher(page), page.text[:300]
+        login.browser.submit(page, demo.publishers["leesplank"].acs_url)
+        released = attributes_by_name(demo.received(login.browser, "leesplank"))
+        assert released["urn:oid:2.5.4.42"]["values"] == ["Sanne"]
+    line = (
+        f"unknown attributes dropped school=27GG00 names={TENANT_CLAIM},urn:example:claims:mentor"
+    )
+    assert caplog.messages.count(line) == 1, caplog.messages
+    assert "tenant-value" not in caplog.text and "Visser" not in caplog.text
