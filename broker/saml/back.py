@@ -62,6 +62,7 @@ from broker.login.school_values import (
 from broker.saml import assertion_reader, encrypted_assertion, firewall, schema
 from broker.saml.assertion_reader import NameId, ReadResponse
 from broker.saml.entities import ACS_PATH, SamlEntities
+from broker.saml.logout_messages import status_names
 from broker.saml.redirect_signature import signed_redirect_url
 from broker.saml.response_checks import Expectations, check_destination, issuer_of
 from broker.saml.unknown_attributes import UnknownAttributeNotes
@@ -218,10 +219,10 @@ class SamlBack:
         and its subclasses), and the school's signature decides whether it counts. Nothing here
         reads an identity: whatever pysaml2 returns instead of raising is refused unread."""
         # Which status the school sent, for its ICT contact (InvalidNameIDPolicy is a missing
-        # NameID rule, NoPassive another thing): the codes' fixed URNs only, never its text.
-        # Signed or not, the refusal's own line says (upstream_status, unsigned_status).
-        top, second = status_codes(doc)
-        log.warning("school status school=%s top=%s second=%s", school.id, top, second)
+        # NameID rule, NoPassive another thing): the codes' standard names only, never its
+        # text. Signed or not, the refusal's own line says (upstream_status, unsigned_status).
+        status = status_names(firewall.top_status(doc), firewall.second_status(doc))
+        log.warning("school status school=%s status=%s", school.id, status)
         client = self.entities.client
         try:
             with schema.prevalidated():
@@ -364,52 +365,6 @@ _SAID: dict[str, SchoolSaid] = {
     # generator: a setting at the school, which a second try does not change.
     "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy": "name_id_policy",
 }
-# The status codes of SAML core 3.2.2.2, the only values a log line repeats (a URN of the
-# standard's, no personal data); anything else is logged as `other`, a missing one as `none`.
-_STATUS_PREFIX = "urn:oasis:names:tc:SAML:2.0:status:"
-_STANDARD_STATUSES = frozenset(
-    {
-        "Success",
-        "Requester",
-        "Responder",
-        "VersionMismatch",
-        "AuthnFailed",
-        "InvalidAttrNameOrValue",
-        "InvalidNameIDPolicy",
-        "NoAuthnContext",
-        "NoAvailableIDP",
-        "NoPassive",
-        "NoSupportedIDP",
-        "PartialLogout",
-        "ProxyCountExceeded",
-        "RequestDenied",
-        "RequestUnsupported",
-        "RequestVersionDeprecated",
-        "RequestVersionTooHigh",
-        "RequestVersionTooLow",
-        "ResourceNotRecognized",
-        "TooManyResponses",
-        "UnknownAttrProfile",
-        "UnknownPrincipal",
-        "UnsupportedBinding",
-    }
-)
-
-
-def status_codes(doc: etree._Element) -> tuple[str, str]:
-    """The top-level and second-level status codes of a Response, for a log line: a standard
-    URN as sent, `other` for any other value, `none` for none."""
-    top = doc.find(f"{{{firewall.SAMLP}}}Status/{{{firewall.SAMLP}}}StatusCode")
-    second = top.find(f"{{{firewall.SAMLP}}}StatusCode") if top is not None else None
-    return _shown_status(top), _shown_status(second)
-
-
-def _shown_status(code: etree._Element | None) -> str:
-    value = (code.get("Value") or "") if code is not None else ""
-    if not value:
-        return "none"
-    known = value.startswith(_STATUS_PREFIX) and value[len(_STATUS_PREFIX) :] in _STANDARD_STATUSES
-    return value if known else "other"
 
 
 def school_said(doc: etree._Element) -> SchoolSaid:
