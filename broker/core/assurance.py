@@ -105,15 +105,21 @@ class Assurance:
                 best, best_rank = method, names.index(level)
         return best
 
-    def school_request(self, named: Iterable[str]) -> tuple[tuple[str, ...], str]:
+    def school_request(
+        self, named: Iterable[str], *, required: bool = True
+    ) -> tuple[tuple[str, ...], str]:
         """What a SAML school is asked for when the levels `named` answer the service (its
-        acceptable ones, weakest first): class references and a Comparison, or nothing. The
+        acceptable ones, weakest first): class references and a Comparison, or nothing. A wish
+        that is not `required` (OIDC `acr_values` without `essential`) accepts any answer, so it
+        asks for its weakest level at least, never for it alone. The
         broker judges the school's answer by level itself (login/flow.py), so the request only
         steers the school, and asks no narrower than needed: a request for "a password, exact"
         makes Entra ID refuse a student who signed in with Windows or MFA (AADSTS75011).
         - every level from the weakest up: nothing (any login the school ranks will do);
         - every level from a stronger one up: that level's references, `minimum`;
         - any other set: the levels' own first references, `exact`."""
+        if not required:
+            named = self.acceptable(named, MINIMUM)
         names = [level.name for level in self.levels]
         ranks = sorted({names.index(name) for name in named if name in names})
         if not ranks:

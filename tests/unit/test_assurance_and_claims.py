@@ -131,6 +131,17 @@ def test_the_school_is_asked_no_narrower_than_needed(
     assert THREE_LEVELS.school_request(acceptable) == asked
 
 
+def test_a_wish_that_is_not_required_asks_for_at_least_its_weakest_level() -> None:
+    """OIDC `acr_values` without `essential`: any answer will do, so a password wish asks the
+    school for nothing in particular, an MFA wish for MFA at least."""
+    assert THREE_LEVELS.school_request(("password",), required=False) == ((), "exact")
+    assert THREE_LEVELS.school_request(("mfa",), required=False) == ((REFEDS_MFA,), "minimum")
+    assert THREE_LEVELS.school_request(("otp",), required=False) == (
+        ("urn:example:otp",),
+        "minimum",
+    )
+
+
 def test_scopes_and_claims_parameter_name_canonical_attributes() -> None:
     asked = claims.requested_attributes(
         ["openid", "email"], {"userinfo": {"given_name": None, "sub": None, "nonsense": None}}
