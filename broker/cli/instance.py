@@ -63,14 +63,25 @@ http_timeout_seconds = 5
 # Assurance levels across SAML and OpenID Connect (docs/configuration.md), weakest first: SAML's
 # RequestedAuthnContext Comparison (minimum, better, maximum) is judged on this order. The first
 # value of each list is what the broker sends and emits; the others are accepted from schools.
+# "password" is a minimum: one factor, a password or stronger (Entra ID's Password, ADFS's
+# Windows sign-in, a certificate); Microsoft's multipleauthn is MFA (docs/configuration.md).
 [[assurance.levels]]
 name = "password"
-saml = ["urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport", "https://refeds.org/profile/sfa"]
+saml = [
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport",
+    "https://refeds.org/profile/sfa",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:Password",
+    "urn:federation:authentication:windows",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:Kerberos",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:X509",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI",
+    "urn:oasis:names:tc:SAML:2.0:ac:classes:TLSClient",
+]
 oidc = ["https://refeds.org/profile/sfa"]
 
 [[assurance.levels]]
 name = "mfa"
-saml = ["https://refeds.org/profile/mfa"]
+saml = ["https://refeds.org/profile/mfa", "http://schemas.microsoft.com/claims/multipleauthn"]
 oidc = ["https://refeds.org/profile/mfa"]
 
 [login]

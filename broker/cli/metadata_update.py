@@ -31,7 +31,7 @@ from broker.config import Settings
 from broker.registry import SqlRegistry
 from broker.registry.errors import MetadataChanged
 from broker.saml.metadata_changes import metadata_changes
-from broker.saml.metadata_check import idp_entity_id, sp_entity_id
+from broker.saml.metadata_check import idp_entity_id, single_idp_entity, sp_entity_id
 
 
 @dataclass(frozen=True)
@@ -89,6 +89,8 @@ def checked_copy(registry: SqlRegistry, entry: Registered, xml: str) -> CheckedC
     school_refresh.py) check a new copy with this, and nothing else."""
     refuse_if_held(registry, entry)
     if entry.role == "idp":
+        # An IdP's one entity in a wrapper of its own (older Keycloak) is taken out of it.
+        xml = single_idp_entity(xml)
         entity_id = idp_entity_id(xml)
     else:
         entity_id = sp_entity_id(xml, encrypting=entry.encrypting)
@@ -144,7 +146,7 @@ def update_metadata(
         click.echo(f"  Also updated for school(s) {', '.join(also)}: they share this IdP.")
     if not current:
         click.echo("  It had no metadata of its own (registered by --saml-entity-id).")
-    changes = metadata_changes(current, xml, entry.role)
+    changes = metadata_changes(current, copy.xml, entry.role)
     for line in changes or ["no certificate or endpoint changed (other content did)"]:
         click.echo(f"  {line}")
     click.echo("Running brokers use it within a second; no restart is needed.")

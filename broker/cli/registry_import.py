@@ -55,7 +55,12 @@ from broker.core.towns import MAX_TOWN, clean_town, town_problem
 from broker.oidc.registration import logout_problems, registration_problems
 from broker.oidc.rp_discovery import ASYMMETRIC_ALGORITHMS
 from broker.registry.snapshot import PolicyEntry, SchoolEntry, ServiceEntry, Snapshot
-from broker.saml.metadata_check import MAX_METADATA_BYTES, MetadataInvalid, idp_entity_id
+from broker.saml.metadata_check import (
+    MAX_METADATA_BYTES,
+    MetadataInvalid,
+    idp_entity_id,
+    single_idp_entity,
+)
 from broker.saml.metadata_fetch import metadata_url_problem
 from broker.saml.metadata_report import sp_metadata_problems
 
@@ -244,6 +249,7 @@ def _school_and_provider(reading: _Reading, entry: Entries) -> SchoolEntry | Non
     xml = reading.metadata(entry)
     if not xml:
         return None
+    xml = single_idp_entity(xml)
     try:
         entity_id = idp_entity_id(xml)
     except MetadataInvalid as err:
@@ -340,6 +346,7 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
     xml = reading.metadata(entry)
     if not xml:
         return None
+    xml = single_idp_entity(xml)
     # A service set to `off` is never encrypted for: its key is no reason to refuse it.
     entity_id, problems = sp_metadata_problems(
         xml, encrypting=encryption is AssertionEncryption.AUTO

@@ -23,7 +23,7 @@ from broker.core.school_aliases import aliases_problem, clean_aliases
 from broker.core.subjects import SAML_SUBJECTS, lacks_realms
 from broker.core.towns import clean_town, town_problem
 from broker.registry import SqlRegistry
-from broker.saml.metadata_check import idp_entity_id
+from broker.saml.metadata_check import idp_entity_id, single_idp_entity
 
 # What can feed the pseudonym (broker/core/subjects.py).
 SUBJECT_CHOICES = SAML_SUBJECTS
@@ -182,7 +182,7 @@ def school_add(
         entity_id, xml, url = federated_id, "", None  # none of its own: the source's
     else:
         assert metadata is not None
-        xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
+        xml = single_idp_entity(read_source(metadata, allow_loopback=settings.peers_on_loopback))
         entity_id, url = idp_entity_id(xml), given_url(metadata)
     school = School(school_id, name, entity_id, subject, eck_id, scopes, town=town, aliases=aliases)
     _check_realms(school)

@@ -2,7 +2,15 @@
 
 A level has a name of the broker's own and, per protocol, the values that mean it. The first
 value of each list is what the broker sends and emits; the others are accepted from schools
-(SAML's PasswordProtectedTransport and REFEDS SFA both mean "a password"). A publisher asks in
+(SAML's PasswordProtectedTransport and REFEDS SFA both mean "a password").
+
+"password" is a minimum: one factor the school checked, as strong as a password or stronger.
+So Entra ID's `Password`, a Windows sign-in (ADFS's integrated `windows`, Kerberos) and a
+certificate or smartcard (X509, SmartcardPKI: one factor, something the student holds) all
+count as "password", none as MFA. MFA is what the school reports as more than one factor:
+REFEDS MFA, or Microsoft's `multipleauthn`, which ADFS names as its class and Entra ID lists
+among the methods of its `authnmethodsreferences` attribute beside the class of the first
+factor (`reported`). A publisher asks in
 its protocol, the school is asked in its own, and the school's answer is judged by level, so a
 SAML publisher can require MFA from a school on OpenID Connect and the other way round.
 
@@ -18,6 +26,24 @@ from dataclasses import dataclass
 PASSWORD_PROTECTED = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"  # noqa: S105
 REFEDS_SFA = "https://refeds.org/profile/sfa"
 REFEDS_MFA = "https://refeds.org/profile/mfa"
+_CLASSES = "urn:oasis:names:tc:SAML:2.0:ac:classes:"
+# What schools' products name for one factor at least as strong as a password: Entra ID's
+# password sign-in, ADFS's Windows integrated sign-in on a school PC, Kerberos, and a key the
+# student holds (a client certificate, a smartcard with its PKI).
+PASSWORD = _CLASSES + "Password"
+WINDOWS = "urn:federation:authentication:windows"
+SINGLE_FACTOR = (
+    PASSWORD,
+    WINDOWS,
+    _CLASSES + "Kerberos",
+    _CLASSES + "X509",
+    _CLASSES + "SmartcardPKI",
+    _CLASSES + "TLSClient",
+)
+# Microsoft's "more than one factor": ADFS's class after MFA, and one of the methods Entra ID
+# lists in the attribute below (its class stays that of the first factor).
+MICROSOFT_MFA = "http://schemas.microsoft.com/claims/multipleauthn"
+AUTHN_METHODS_REFERENCES = "http://schemas.microsoft.com/claims/authnmethodsreferences"
 # What an assertion names when nobody said how the student logged in (the authentication
 # context class for "unknown", SAML authn-context 2.0).
 UNSPECIFIED = "urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified"
@@ -31,7 +57,13 @@ BETTER = "better"
 # References whose relative strength is known whatever a deployment calls its levels: a
 # password (1) is weaker than REFEDS MFA (2). Listing the levels strongest first would turn every
 # `minimum` and `better` the wrong way round, so such a configuration is refused at start.
-_KNOWN_STRENGTH = {PASSWORD_PROTECTED: 1, REFEDS_SFA: 1, REFEDS_MFA: 2}
+_KNOWN_STRENGTH = {
+    PASSWORD_PROTECTED: 1,
+    REFEDS_SFA: 1,
+    **dict.fromkeys(SINGLE_FACTOR, 1),
+    REFEDS_MFA: 2,
+    MICROSOFT_MFA: 2,
+}
 
 
 @dataclass(frozen=True)
@@ -59,6 +91,45 @@ class Assurance:
             if value in level.saml or value in level.oidc:
                 return level.name
         return None
+
+    def reported(self, class_reference: str | None, methods: Iterable[str]) -> str | None:
+        """What a school's answer counts as: its class reference, or one of the `methods` it
+        lists beside it (Entra ID's `authnmethodsreferences`) where that stands for a stronger
+        level. Never weaker than the class: an unknown method changes nothing."""
+        names = [level.name for level in self.levels]
+        best, best_rank = class_reference, -1
+        if (level := self.level_of(class_reference)) is not None:
+            best_rank = names.index(level)
+        for method in methods:
+            if (level := self.level_of(method)) is not None and names.index(level) > best_rank:
+                best, best_rank = method, names.index(level)
+        return best
+
+    def school_request(
+        self, named: Iterable[str], *, required: bool = True
+    ) -> tuple[tuple[str, ...], str]:
+        """What a SAML school is asked for when the levels `named` answer the service (its
+        acceptable ones, weakest first): class references and a Comparison, or nothing. A wish
+        that is not `required` (OIDC `acr_values` without `essential`) accepts any answer, so it
+        asks for its weakest level at least, never for it alone. The
+        broker judges the school's answer by level itself (login/flow.py), so the request only
+        steers the school, and asks no narrower than needed: a request for "a password, exact"
+        makes Entra ID refuse a student who signed in with Windows or MFA (AADSTS75011).
+        - every level from the weakest up: nothing (any login the school ranks will do);
+        - every level from a stronger one up: that level's references, `minimum`;
+        - any other set: the levels' own first references, `exact`."""
+        if not required:
+            named = self.acceptable(named, MINIMUM)
+        names = [level.name for level in self.levels]
+        ranks = sorted({names.index(name) for name in named if name in names})
+        if not ranks:
+            return (), EXACT
+        if ranks == list(range(ranks[0], len(names))):
+            if ranks[0] == 0:
+                return (), EXACT
+            return self.levels[ranks[0]].saml[:1], MINIMUM
+        references = (self.levels[rank].saml[:1] for rank in ranks)
+        return tuple(ref for refs in references for ref in refs), EXACT
 
     def from_saml(self, references: Iterable[str]) -> tuple[str, ...]:
         return self._names(references, lambda level: level.saml)
@@ -107,8 +178,8 @@ class Assurance:
 
 DEFAULT_ASSURANCE = Assurance(
     (
-        AssuranceLevel("password", (PASSWORD_PROTECTED, REFEDS_SFA), (REFEDS_SFA,)),
-        AssuranceLevel("mfa", (REFEDS_MFA,), (REFEDS_MFA,)),
+        AssuranceLevel("password", (PASSWORD_PROTECTED, REFEDS_SFA, *SINGLE_FACTOR), (REFEDS_SFA,)),
+        AssuranceLevel("mfa", (REFEDS_MFA, MICROSOFT_MFA), (REFEDS_MFA,)),
     )
 )
 

@@ -130,11 +130,25 @@ CATALOGUE: Mapping[str, Attribute] = {
     )
 }
 
-# Incoming names (SAML oid and plain names, the MACE form, common OIDC claims) → canonical.
+# The claim types ADFS and Entra ID send by default for these (their SAML attribute Names),
+# so a school need not rename them. Not Microsoft's `…/claims/name`: that is the UPN, a login
+# name, not a person's name.
+_MICROSOFT_CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+MICROSOFT_NAMES = {
+    _MICROSOFT_CLAIMS + "givenname": "given_name",
+    _MICROSOFT_CLAIMS + "surname": "family_name",
+    _MICROSOFT_CLAIMS + "emailaddress": "email",
+    "http://schemas.microsoft.com/identity/claims/displayname": "display_name",
+}
+
+# Incoming names (SAML oid and plain names, the MACE form, common OIDC claims, Microsoft's
+# claim types) → canonical.
 _INCOMING: dict[str, str] = {}
 for _attr in CATALOGUE.values():
     for _name in (_attr.oid_name, _attr.plain_name, MACE_PREFIX + _attr.plain_name, _attr.claim):
         _INCOMING.setdefault(_name, _attr.canonical)
+for _name, _canonical in MICROSOFT_NAMES.items():
+    _INCOMING.setdefault(_name, _canonical)
 INCOMING_NAMES: Mapping[str, str] = _INCOMING
 
 

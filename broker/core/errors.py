@@ -92,7 +92,9 @@ class RelayStateNotText(InvalidMessage):
 # What a school's "no" said, among the few reasons a student's page words (the SAML back names
 # them from the status codes, the OIDC back from the `error` parameter, web/labels.py words them);
 # "" for any other.
-SchoolSaid = Literal["", "authn_failed", "request_denied", "no_authn_context", "unavailable"]
+SchoolSaid = Literal[
+    "", "authn_failed", "request_denied", "no_authn_context", "unavailable", "name_id_policy"
+]
 
 
 class UnsignedSchoolRefusal(InvalidMessage):
@@ -336,6 +338,25 @@ class NameIdNotPersistent(MissingSubject):
         )
         super().__init__(f"school {school_id}: {self.explanation}")
         self.received_format = shown
+
+
+class NameIdIsAddress(MissingSubject):
+    """The school's subject is its NameID, and the IdP sent a persistent one that is an e-mail
+    address (core/subjects.py `name_id_is_address`): Google Workspace's SAML app sends the
+    primary address for PERSISTENT too. A renamed student would get new pseudonyms, and an
+    address given to a new student the old one's, so it is refused, with what to change."""
+
+    code = "name_id_is_address"
+    public_message = (
+        "Your school's sign-in service sends your e-mail address as your identifier, and that "
+        "can change or pass to someone else. Signing in needs one that stays yours. Only your "
+        "school can change this."
+    )
+    explanation = (
+        "the IdP sent a persistent NameID that is an e-mail address (the school's realm, or "
+        "Google Workspace): use OpenID Connect, or send an immutable identifier as the NameID "
+        "(Google: Name ID set to a custom attribute holding one)"
+    )
 
 
 class ForeignAccount(UpstreamFailure):

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from broker.core.catalogue import CATALOGUE
+from broker.core.catalogue import CATALOGUE, registered_scope, split_scoped
 from broker.core.model import Protocol, School
 
 # SAML: the persistent NameID, or one of these attributes.
@@ -21,6 +21,10 @@ SAML_SUBJECTS = ("name_id", "username", "student_number")
 IDENTIFYING_ATTRIBUTES = ("username", "student_number")
 OIDC_SUBJECT_CHOICES = ("sub", "oid", *IDENTIFYING_ATTRIBUTES)
 _CLAIM_NAME = re.compile(r"\A[A-Za-z][A-Za-z0-9_.:-]{0,63}\Z")
+# Google Workspace's SAML IdP (entity id `https://accounts.google.com/o/saml2?idpid=…`): its
+# NameID is an e-mail address whichever Format the school picks, PERSISTENT included.
+GOOGLE_SAML_IDP = "https://accounts.google.com/o/saml2"
+_DOMAIN = re.compile(r"\A[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\Z")
 
 
 def subject_problem(subject: str, protocol: Protocol) -> str | None:
@@ -48,3 +52,16 @@ def lacks_realms(school: School) -> bool:
     return (
         not school.use_eck_id and attribute is not None and attribute.scoped and not school.scopes
     )
+
+
+def name_id_is_address(value: str, school: School) -> bool:
+    """Whether a persistent NameID is a student's e-mail address: `local@domain` in one of
+    the school's realms, or any address from Google's SAML IdP. Such a value changes when the
+    student is renamed and may later be given to another student, who would then get the
+    first one's pseudonyms, so it cannot feed a pseudonym, whatever Format it came with."""
+    scoped = split_scoped(value)
+    if scoped is None or not _DOMAIN.match(scoped[1]):
+        return False
+    if registered_scope(scoped[1], school.scopes) is not None:
+        return True
+    return school.idp_entity_id.startswith(GOOGLE_SAML_IDP + "?")

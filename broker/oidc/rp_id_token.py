@@ -168,8 +168,17 @@ def _verified_claims(
     raise InvalidMessage(f"{what} signature invalid", code="bad_signature")
 
 
+# OIDC Core 3.1.3.7 item 2: the `iss` must match the issuer exactly. Google documents that its
+# ID tokens' `iss` is `https://accounts.google.com` *or* `accounts.google.com`, the old form
+# without a scheme; so for that one issuer exactly that bare spelling is the same issuer. No
+# other issuer gets any such leeway (a trailing slash, capitals, another scheme stay refused).
+GOOGLE_ISSUER = "https://accounts.google.com"
+_SAME_ISSUER = {GOOGLE_ISSUER: frozenset({GOOGLE_ISSUER, "accounts.google.com"})}
+
+
 def check_issuer(claims: dict[str, Any], expected: Expected, what: str = ID_TOKEN) -> None:
-    if claims.get("iss") != expected.issuer:
+    issuer = claims.get("iss")
+    if issuer not in _SAME_ISSUER.get(expected.issuer, frozenset({expected.issuer})):
         raise InvalidMessage(f"{what} issuer is not the school's provider", code="issuer_mismatch")
 
 

@@ -34,12 +34,14 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT
 from saml2.sigver import SignatureError, SigverError
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
+from broker.core.assurance import AUTHN_METHODS_REFERENCES, EXACT, Assurance
 from broker.core.catalogue import canonical_name_for
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import (
     AnswerTimeRefused,
     AssuranceNotMet,
     InvalidMessage,
+    NameIdIsAddress,
     NameIdNotPersistent,
     SchoolAnswerOutOfTime,
     SchoolRefused,
@@ -51,6 +53,7 @@ from broker.core.errors import (
 from broker.core.model import School, UpstreamIdentity
 from broker.core.origins import written_origin
 from broker.core.ports import RegistryReader
+from broker.core.subjects import name_id_is_address
 from broker.login.login_model import IdpEntry
 from broker.login.school_values import (
     accepted_values,
@@ -60,8 +63,10 @@ from broker.login.school_values import (
 from broker.saml import assertion_reader, encrypted_assertion, firewall, schema
 from broker.saml.assertion_reader import NameId, ReadResponse
 from broker.saml.entities import ACS_PATH, SamlEntities
+from broker.saml.logout_messages import status_names
 from broker.saml.redirect_signature import signed_redirect_url
 from broker.saml.response_checks import Expectations, check_destination, issuer_of
+from broker.saml.unknown_attributes import UnknownAttributeNotes
 from broker.saml.upstream_request import (
     AuthnRequestContent,
     authn_request_xml,
@@ -101,6 +106,8 @@ class SamlBack:
         self.registry = registry
         # What a school's answer is held to (the Response's times); a test pins it.
         self.clock = clock
+        # Names of attributes the broker does not know, logged for the school's ICT officer.
+        self.unknown_attributes = UnknownAttributeNotes()
 
     def sso_origin(self, school: School) -> str | None:
         """The origin of the school's Redirect SSO endpoint, for the discovery page's CSP."""
@@ -120,13 +127,13 @@ class SamlBack:
         relay_state: str,
         *,
         force_authn: bool = False,
-        authn_contexts: tuple[str, ...] = (),
+        authn_contexts: tuple[tuple[str, ...], str] = ((), EXACT),
         proxy_count: int | None = None,
         idp_list: tuple[IdpEntry, ...] = (),
         idp_list_get_complete: str | None = None,
     ) -> UpstreamRequest:
-        """`authn_contexts`: class references the service requires (assurance.py); the school
-        is asked for exactly those, and the flow judges its answer by level. `proxy_count`:
+        """`authn_contexts`: the class references the school is asked for and the Comparison
+        (assurance.py's `school_request`); the flow judges its answer by level. `proxy_count`:
         the service's ProxyCount less one, passed on in a Scoping (None: no limit, none sent);
         `idp_list`: the service's IDPList, passed on unchanged (core 3.4.1.5.1)."""
         client = self.entities.client
@@ -161,7 +168,8 @@ class SamlBack:
                 acs_url=self.entities.settings.url(ACS_PATH),
                 # A service that demands a fresh login gets one at the school too, not just here.
                 force_authn=force_authn,
-                authn_contexts=authn_contexts,
+                authn_contexts=authn_contexts[0],
+                comparison=authn_contexts[1],
                 proxy_count=proxy_count,
                 idp_list=idp_list,
                 idp_list_get_complete=idp_list_get_complete,
@@ -216,6 +224,11 @@ class SamlBack:
         """An error status, which carries no assertion: pysaml2 names the status (StatusError
         and its subclasses), and the school's signature decides whether it counts. Nothing here
         reads an identity: whatever pysaml2 returns instead of raising is refused unread."""
+        # Which status the school sent, for its ICT contact (InvalidNameIDPolicy is a missing
+        # NameID rule, NoPassive another thing): the codes' standard names only, never its
+        # text. Signed or not, the refusal's own line says (upstream_status, unsigned_status).
+        status = status_names(firewall.top_status(doc), firewall.second_status(doc))
+        log.warning("school status school=%s status=%s", school.id, status)
         client = self.entities.client
         try:
             with schema.prevalidated():
@@ -314,7 +327,13 @@ class SamlBack:
         # A board's IdP must name the chosen school (core/shared_idp.py): the registry's
         # flag for it, or several schools on it, from the cached view.
         must_name = school_must_be_named(self.registry, school)
-        return _verified(read, school, must_name=must_name)
+        return _verified(
+            read,
+            school,
+            self.entities.settings.assurance,
+            must_name=must_name,
+            unknown=self.unknown_attributes,
+        )
 
     @staticmethod
     def _error_signed_by(client: Any, xml: bytes, doc: etree._Element, school: School) -> bool:
@@ -348,6 +367,9 @@ _SAID: dict[str, SchoolSaid] = {
     "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed": "authn_failed",
     "urn:oasis:names:tc:SAML:2.0:status:RequestDenied": "request_denied",
     "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext": "no_authn_context",
+    # ADFS without its persistent NameID rule (MSIS7070), Shibboleth IdP without a persistent
+    # generator: a setting at the school, which a second try does not change.
+    "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy": "name_id_policy",
 }
 
 
@@ -361,20 +383,40 @@ def school_said(doc: etree._Element) -> SchoolSaid:
     return ""
 
 
-def _verified(read: ReadResponse, school: School, *, must_name: bool) -> VerifiedResponse:
+def _verified(
+    read: ReadResponse,
+    school: School,
+    assurance: Assurance,
+    *,
+    must_name: bool,
+    unknown: UnknownAttributeNotes | None = None,
+) -> VerifiedResponse:
     """What the flow gets from a read Response: the school's attributes under the catalogue's
     names, the subject, the logout handles, and the times the replay cache needs. `must_name`:
     the school's IdP is a board's (core/shared_idp.py), and must name this school as the
     student's."""
-    collected = _collect_attributes((a.name, a.friendly_name, a.values) for a in read.attributes)
+    collected, dropped = _collect_attributes(
+        (a.name, a.friendly_name, a.values) for a in read.attributes
+    )
+    if unknown is not None:
+        # Microsoft's authentication methods are read above all, for the assurance level.
+        unknown.note(school.id, (name for name in dropped if name != AUTHN_METHODS_REFERENCES))
     check_asserted_school(collected, school, must_name=must_name)
     attributes = accepted_values(collected, school, must_name=must_name)
     subject = _subject_from(read.name_id, school, attributes)
+    # Entra ID names the first factor's class, and lists MFA among the methods beside it.
+    methods = [
+        value.strip()
+        for a in read.attributes
+        if a.name == AUTHN_METHODS_REFERENCES
+        for value in a.values
+        if value
+    ]
     identity = UpstreamIdentity(
         school.id,
         subject,
         attributes,
-        read.authn_context,
+        assurance.reported(read.authn_context, methods),
         _handles(read.name_id, read.session_index),
         session_ends=read.session_not_on_or_after,
         authorities=read.authorities,
@@ -390,17 +432,20 @@ def _verified(read: ReadResponse, school: School, *, must_name: bool) -> Verifie
 
 def _collect_attributes(
     attributes: Iterable[tuple[str, str | None, Iterable[str | None]]],
-) -> dict[str, list[str]]:
+) -> tuple[dict[str, list[str]], list[str]]:
     """(Name, FriendlyName, values) of the assertion's attributes → their values (trimmed, as
-    sent) under the catalogue's names; `accepted_values` then keeps those that fit."""
+    sent) under the catalogue's names, which `accepted_values` then keeps those that fit; and
+    the Names not in the catalogue."""
     collected: dict[str, list[str]] = {}
+    dropped: list[str] = []
     for name, friendly_name, raw_values in attributes:
         canonical = canonical_name_for(name) or canonical_name_for(friendly_name or "")
         if canonical is None:
+            dropped.append(name)
             continue  # not in the catalogue: the broker never passes it on
         values = [v.strip() for v in raw_values if v]
         collected.setdefault(canonical, []).extend(values)
-    return collected
+    return collected, dropped
 
 
 def _subject_from(
@@ -420,6 +465,13 @@ def _subject_from(
                 "refused school=%s code=%s: %s", school.id, refusal.code, refusal.explanation
             )
             raise refusal
+        if name_id_is_address(name_id.text.strip(), school):
+            # Never the value: that it is an address, the school, and what to change.
+            address = NameIdIsAddress(f"school {school.id}: {NameIdIsAddress.explanation}")
+            log.warning(
+                "refused school=%s code=%s: %s", school.id, address.code, address.explanation
+            )
+            raise address
         return name_id.text.strip()
     values = attributes.get(school.subject_attribute, ())
     return values[0] if len(values) == 1 else ""

@@ -154,6 +154,9 @@ class _SamlLogoutSide(ABC):
             destination=self.settings.url(path),
             max_age=self.settings.login_ttl_seconds,
             skew=self.settings.saml.clock_skew_seconds,
+            # A school's unsigned answer to our LogoutRequest (Entra ID signs none) is read,
+            # to be matched with our request and counted as not confirmed (saml_logout_routes).
+            unsigned_answers=role == IDPSSO,
         )
         return PeerLogout(message, slo_endpoint(entity, issuer, role))
 

@@ -32,7 +32,7 @@ from broker.saml.firewall import STATUS_SUCCESS
 from broker.saml.front import MAX_RELAY_STATE
 from broker.saml.message_ids import new_message_id
 from broker.saml.metadata_check import LOGOUT_BINDINGS
-from broker.saml.redirect_query import SAML_REQUEST, SAML_RESPONSE, RedirectQuery
+from broker.saml.redirect_query import SAML_REQUEST, SAML_RESPONSE, SIGNATURE, RedirectQuery
 from broker.saml.redirect_signature import check_redirect_signature
 from broker.saml.response_builder import RSA_SHA256, SHA256, saml_time
 from broker.saml.response_checks import (
@@ -84,6 +84,9 @@ class LogoutMessage:
     success: bool = False
     partial: bool = False
     status: str = ""
+    # False only for a school's LogoutResponse that carried no signature (`unsigned_answers`):
+    # nothing of it is verified, so it never counts as a confirmation.
+    signed: bool = True
 
 
 def firewall_logout(received: Received, kind: str) -> tuple[etree._Element, str]:
@@ -123,12 +126,27 @@ def read_logout(
     destination: str,
     max_age: int,
     skew: int,
+    unsigned_answers: bool = False,
 ) -> LogoutMessage:
     """Check and parse a logout message from the known entity `role` ("spsso" for a
     publisher's service, "idpsso" for a school's IdP) that `entity` (pysaml2 Server or
     Saml2Client) has metadata for. Call `firewall_logout` first to learn the issuer. Over SOAP
-    the signature is verified first, and a request refused after it raises `SignedRefusal`."""
+    the signature is verified first, and a request refused after it raises `SignedRefusal`.
+    `unsigned_answers`: a LogoutResponse without any signature (Redirect or POST) is returned
+    as `signed=False`, never a success, with only its InResponseTo, for the caller to match
+    with a request of its own (Entra ID signs no LogoutResponse); a bad signature is refused."""
     doc, issuer = firewall_logout(received, kind)
+    if unsigned_answers and kind == LOGOUT_RESPONSE and _carries_no_signature(received, doc):
+        return LogoutMessage(
+            kind,
+            issuer,
+            str(doc.get("ID") or ""),
+            check_fresh(doc, kind, max_age=max_age, skew=skew),
+            received.relay_state or "",
+            in_response_to=str(doc.get("InResponseTo") or ""),
+            status="unsigned",
+            signed=False,
+        )
     param = SAML_REQUEST if kind == LOGOUT_REQUEST else SAML_RESPONSE
     if received.binding == BINDING_HTTP_REDIRECT:
         check_redirect_signature(
@@ -182,6 +200,15 @@ def read_logout(
             str(index.text).strip() for index in parsed.session_index or [] if index.text
         ),
     )
+
+
+def _carries_no_signature(received: Received, doc: etree._Element) -> bool:
+    """No Signature at all: none in the Redirect query, none in the POSTed message."""
+    if received.binding == BINDING_HTTP_REDIRECT:
+        return received.query is None or received.query.value(SIGNATURE) is None
+    if received.binding == BINDING_SOAP:
+        return False  # over SOAP a LogoutResponse is read elsewhere (logout_soap.py)
+    return doc.find(f"{{{firewall.DS}}}Signature") is None
 
 
 def check_fresh(doc: etree._Element, kind: str, *, max_age: int, skew: int) -> float:

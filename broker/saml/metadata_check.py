@@ -94,6 +94,35 @@ def too_large(max_bytes: int) -> MetadataInvalid:
     return MetadataInvalid(TOO_LARGE, mib=f"{max_bytes / 2**20:g}")
 
 
+def single_idp_entity(xml: str) -> str:
+    """`xml` with a wrapper taken off: an md:EntitiesDescriptor that holds exactly one
+    md:EntityDescriptor, an identity provider's, and no signature of its own, becomes that
+    EntityDescriptor (older Keycloak versions serve a realm's IdP descriptor wrapped in
+    `<EntitiesDescriptor Name="urn:keycloak">`). Anything else is returned as it is, for
+    `parse_entity` to judge: an aggregate of several entities stays refused, and so does a
+    signed wrapper, whose signature the inner entity alone would no longer carry. The inner
+    element keeps the namespace declarations it inherited (lxml writes them on it)."""
+    raw = xml.encode()
+    if len(raw) > MAX_METADATA_BYTES or b"<!DOCTYPE" in raw or b"EntitiesDescriptor" not in raw:
+        return xml
+    try:
+        root = parse_untrusted(raw)
+    except etree.XMLSyntaxError:
+        return xml
+    if root.tag != f"{{{MD}}}EntitiesDescriptor":
+        return xml
+    children = [child for child in root if isinstance(child.tag, str)]
+    entities = [child for child in children if child.tag == f"{{{MD}}}EntityDescriptor"]
+    others = {child.tag for child in children} - {
+        f"{{{MD}}}EntityDescriptor",
+        f"{{{MD}}}Extensions",
+    }
+    if len(entities) != 1 or others or entities[0].find(f"{{{MD}}}IDPSSODescriptor") is None:
+        return xml
+    inner: bytes = etree.tostring(entities[0], encoding="utf-8")
+    return inner.decode()
+
+
 def parse_entity(xml: str) -> etree._Element:
     """One entity's metadata document, read under the size cap, without a DOCTYPE, its root an
     md:EntityDescriptor; `MetadataInvalid` otherwise."""

@@ -19,6 +19,7 @@ from lxml import etree
 from saml2 import BINDING_HTTP_POST, saml, samlp
 from saml2.saml import NAMEID_FORMAT_PERSISTENT
 
+from broker.core.assurance import EXACT
 from broker.login.login_model import IdpEntry
 from broker.saml.message_ids import new_message_id
 from broker.saml.response_builder import saml_time
@@ -38,7 +39,6 @@ PROTOCOL_BINDING = BINDING_HTTP_POST
 # it knows the student again. saml2int (SDP-SP04) also wants "true" in any NameIDPolicy (and no
 # Format there; the broker still asks for persistent, the NameID its `name_id` subject reads).
 ALLOW_CREATE = "true"
-COMPARISON = "exact"
 _WINDOW_BITS = 12
 _MEM_LEVEL = 3
 
@@ -49,8 +49,10 @@ class AuthnRequestContent:
     destination: str  # the school's Redirect SSO endpoint, from its metadata
     acs_url: str  # the broker's HTTP-POST AssertionConsumerService, as in its SP metadata
     force_authn: bool = False
-    # Class references the service requires (assurance.py); asked for exactly (Comparison).
+    # Class references the school is asked for, and how its answer is to compare with them
+    # (core 3.3.2.2.1); assurance.py's `school_request` chooses both.
     authn_contexts: tuple[str, ...] = ()
+    comparison: str = EXACT
     # How many more proxies the service allows after the school (its own ProxyCount less one,
     # core 3.4.1.5.1); None: the service set no limit, and the broker sets none either
     # (docs/saml-profile.md, "Deviations", says why).
@@ -90,7 +92,7 @@ def authn_request_xml(content: AuthnRequestContent, request_id: str, now: dateti
     )
     if content.authn_contexts:
         requested = etree.SubElement(
-            root, f"{{{SAMLP_NS}}}RequestedAuthnContext", Comparison=COMPARISON
+            root, f"{{{SAMLP_NS}}}RequestedAuthnContext", Comparison=content.comparison
         )
         for reference in content.authn_contexts:
             etree.SubElement(requested, f"{{{SAML_NS}}}AuthnContextClassRef").text = reference

@@ -21,8 +21,10 @@ from broker.core.errors import (
     MyDataExpired,
     NameIdNotPersistent,
     RequiredAttributeMissing,
+    SchoolRefused,
     StateExpired,
     StoreUnavailable,
+    UnsignedSchoolRefusal,
 )
 from broker.login.post_message import PostMessage
 from broker.web import metrics
@@ -98,6 +100,9 @@ def render_error(
     name_id_format = None
     if isinstance(cause, NameIdNotPersistent):
         name_id_format = cause.received_format or ""
+    # What the school's "no" said ("" for nothing worded): a setting its ICT contact must change
+    # gets a part of its own (InvalidNameIDPolicy: no persistent NameID rule or generator).
+    said = cause.said if isinstance(cause, (SchoolRefused, UnsignedSchoolRefusal)) else ""
     reload_link = None
     if retry is None and is_brief(cause):
         retry, reload_link = try_again_control()
@@ -118,6 +123,7 @@ def render_error(
             "error_id": error_id,
             "missing": missing,
             "name_id_format": name_id_format,
+            "said": said,
             "service_name": service_name,
             "return_form": return_form,
             "return_link": return_link,

@@ -71,6 +71,11 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "Your school's sign-in service sent an identifier for you that may change, and "
         "signing in needs one that stays the same. Only your school can change this."
     ),
+    N_(
+        "Your school's sign-in service sends your e-mail address as your identifier, and that "
+        "can change or pass to someone else. Signing in needs one that stays yours. Only your "
+        "school can change this."
+    ),
     N_("Your school's sign-in was not strong enough for this platform."),
     N_("This platform asks you to sign in at your school again. Please start again."),
     N_("This sign-in took too long or was already used. Please start again."),
@@ -205,6 +210,7 @@ _CODE_TITLES = {
     "stale_state": N_("This sign-in attempt is over"),
     "answer_out_of_time": N_("Your school's answer is too old, or its clock is wrong"),
     "name_id_not_persistent": N_("Your school's sign-in needs a change"),
+    "name_id_is_address": N_("Your school's sign-in needs a change"),
     "service_switched_off": N_("This learning platform is switched off"),
     "logout_store_unavailable": N_("You may not be logged out"),
 }
@@ -224,6 +230,10 @@ _SCHOOL_SAID = {
         "platform requires."
     ),
     "unavailable": N_("Your school's sign-in service answered that it is not available right now."),
+    "name_id_policy": N_(
+        "Your school's sign-in service is missing a setting for this. Signing in again does not "
+        "help: only your school can change it."
+    ),
 }
 
 _HTTP_ERROR_MESSAGES = {

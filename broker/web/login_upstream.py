@@ -220,9 +220,7 @@ def upstream_request(secret: bytes, record: LoginRecord, *, prepared: bool = Fal
         )
         request_id, kept, url = oidc.request_id, oidc.kept, oidc.redirect_url
     else:
-        contexts = tuple(
-            ref for n in request.acr if (ref := assurance.saml_reference(n)) is not None
-        )
+        contexts = assurance.school_request(request.acr, required=request.acr_required)
         saml = b.saml_back.authn_request(
             school,
             relay_state=record.login_id,

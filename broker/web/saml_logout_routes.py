@@ -308,20 +308,27 @@ def sp_slo() -> Response:
         outstanding = b.logout.outstanding(message.in_response_to)
         # PartialLogout, also under Success (SAML core 3.7.3.2: the school ended its own session
         # but not every other one it told), is no confirmation: the student may still be
-        # signed in somewhere through the school, and the page says so.
-        status = CONFIRMED if message.success and not message.partial else FAILED
+        # signed in somewhere through the school, and the page says so. Nor is an unsigned
+        # answer (Entra ID signs none), whatever it says: anyone could have sent it, so it only
+        # ends the wait for the school, with the page's warning.
+        status = CONFIRMED if message.signed and message.success and not message.partial else FAILED
+        # An unsigned answer that answers no request of ours stays refused as unsigned.
+        unanswered = InvalidMessage(
+            "LogoutResponse to no request of ours",
+            code="unsolicited" if message.signed else "request_unsigned",
+        )
         # The school the request went to must be one this IdP serves (a board's IdP serves
         # several: the run's school decides, not the issuer).
         school = idp.school(outstanding[2]) if outstanding is not None else None
         if outstanding is None or school is None:
-            raise InvalidMessage("LogoutResponse to no request of ours", code="unsolicited")
+            raise unanswered
         # The run first: it opens only with the browser secret of the browser that started it,
         # so a copy of the response arriving in another browser is refused *before* it uses up
         # the request it answers, and the right browser can still bring it.
         secret = browser_secret(request)
         run = b.logout.load(secret, outstanding[0])
         if not b.logout.answered(message.in_response_to, school.id, status):
-            raise InvalidMessage("LogoutResponse to no request of ours", code="unsolicited")
+            raise unanswered
         b.logout.school_answered(secret, run, status, partial=message.partial)
         log.info(
             "logout answered school=%s status=%s saml_status=%s", school.id, status, message.status

@@ -6,9 +6,12 @@ import pytest
 
 from broker.core.assurance import (
     DEFAULT_ASSURANCE,
+    MICROSOFT_MFA,
+    PASSWORD,
     PASSWORD_PROTECTED,
     REFEDS_MFA,
     REFEDS_SFA,
+    WINDOWS,
     Assurance,
     AssuranceLevel,
 )
@@ -66,6 +69,77 @@ def test_a_comparison_is_judged_on_the_order_of_the_levels(
 def test_the_default_levels_order_password_below_mfa() -> None:
     assert DEFAULT_ASSURANCE.acceptable(("password",), "minimum") == ("password", "mfa")
     assert DEFAULT_ASSURANCE.acceptable(("mfa",), "maximum") == ("password", "mfa")
+
+
+@pytest.mark.parametrize(
+    ("reference", "level"),
+    [
+        (PASSWORD, "password"),  # Entra ID, a password sign-in
+        (WINDOWS, "password"),  # ADFS, Windows integrated sign-in on a school PC
+        ("urn:oasis:names:tc:SAML:2.0:ac:classes:Kerberos", "password"),
+        # A certificate or smartcard: one factor, as strong as a password at least; not MFA.
+        ("urn:oasis:names:tc:SAML:2.0:ac:classes:X509", "password"),
+        ("urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI", "password"),
+        (MICROSOFT_MFA, "mfa"),  # ADFS after MFA
+        ("urn:oasis:names:tc:SAML:2.0:ac:classes:unspecified", None),
+    ],
+)
+def test_the_products_classes_have_their_level(reference: str, level: str | None) -> None:
+    assert DEFAULT_ASSURANCE.level_of(reference) == level
+
+
+ENTRA_METHODS = "http://schemas.microsoft.com/ws/2008/06/identity/authenticationmethod/"
+
+
+@pytest.mark.parametrize(
+    ("reference", "methods", "reported"),
+    [
+        # Entra ID names the first factor's class and lists MFA among the methods.
+        (PASSWORD, [ENTRA_METHODS + "password", MICROSOFT_MFA], MICROSOFT_MFA),
+        (PASSWORD, [ENTRA_METHODS + "password"], PASSWORD),
+        # A method never lowers the class, and an unknown one changes nothing.
+        (REFEDS_MFA, [PASSWORD], REFEDS_MFA),
+        (None, ["urn:example:retina"], None),
+        ("urn:example:retina", [], "urn:example:retina"),
+    ],
+)
+def test_a_stronger_method_beside_the_class_counts(
+    reference: str | None, methods: list[str], reported: str | None
+) -> None:
+    assert DEFAULT_ASSURANCE.reported(reference, methods) == reported
+
+
+@pytest.mark.parametrize(
+    ("acceptable", "asked"),
+    [
+        # Any level will do: the school is asked for none (Entra ID would refuse a student who
+        # signed in with Windows or MFA when asked for a password, exactly: AADSTS75011).
+        (("password", "otp", "mfa"), ((), "exact")),
+        # From a stronger level up: that level, at least.
+        (("otp", "mfa"), (("urn:example:otp",), "minimum")),
+        (("mfa",), ((REFEDS_MFA,), "minimum")),
+        # Anything else, exactly those levels.
+        (("password",), ((PASSWORD_PROTECTED,), "exact")),
+        (("password", "otp"), ((PASSWORD_PROTECTED, "urn:example:otp"), "exact")),
+        (("password", "mfa"), ((PASSWORD_PROTECTED, REFEDS_MFA), "exact")),
+        ((), ((), "exact")),
+    ],
+)
+def test_the_school_is_asked_no_narrower_than_needed(
+    acceptable: tuple[str, ...], asked: tuple[tuple[str, ...], str]
+) -> None:
+    assert THREE_LEVELS.school_request(acceptable) == asked
+
+
+def test_a_wish_that_is_not_required_asks_for_at_least_its_weakest_level() -> None:
+    """OIDC `acr_values` without `essential`: any answer will do, so a password wish asks the
+    school for nothing in particular, an MFA wish for MFA at least."""
+    assert THREE_LEVELS.school_request(("password",), required=False) == ((), "exact")
+    assert THREE_LEVELS.school_request(("mfa",), required=False) == ((REFEDS_MFA,), "minimum")
+    assert THREE_LEVELS.school_request(("otp",), required=False) == (
+        ("urn:example:otp",),
+        "minimum",
+    )
 
 
 def test_scopes_and_claims_parameter_name_canonical_attributes() -> None:

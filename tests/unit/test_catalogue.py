@@ -236,3 +236,18 @@ def test_values_with_control_characters_are_dropped(value: str) -> None:
 
 def test_tabs_and_line_breaks_are_kept() -> None:
     assert accept_values("given_name", ["Anne\tMarie"]) == (("Anne\tMarie",), 0)
+
+
+@pytest.mark.parametrize(
+    ("incoming", "canonical"),
+    [
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/givenname", "given_name"),
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/surname", "family_name"),
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress", "email"),
+        ("http://schemas.microsoft.com/identity/claims/displayname", "display_name"),
+        # The UPN, a login name: not a person's name.
+        ("http://schemas.xmlsoap.org/ws/2005/05/identity/claims/name", None),
+    ],
+)
+def test_microsofts_default_claim_types_are_known(incoming: str, canonical: str | None) -> None:
+    assert canonical_name_for(incoming) == canonical

@@ -652,3 +652,31 @@ def test_waiting_for_a_hanging_key_set_endpoint_is_bounded(
     ), waiters
     assert case.fetches() == 1
     assert case.kids("r1") == ["r1"]  # the first fetch landed
+
+
+GOOGLE = "https://accounts.google.com"
+
+
+@pytest.mark.parametrize(
+    ("iss", "issuer", "accepted"),
+    [
+        # Google documents both spellings of its issuer (OIDC Core 3.1.3.7 wants an exact
+        # match): for that issuer, the bare host is taken too.
+        ("accounts.google.com", GOOGLE, True),
+        (GOOGLE, GOOGLE, True),
+        # No other leeway, for Google or anyone.
+        ("accounts.google.com/", GOOGLE, False),
+        ("http://accounts.google.com", GOOGLE, False),
+        ("ACCOUNTS.GOOGLE.COM", GOOGLE, False),
+        ("op.school.example", ISSUER, False),
+        ("accounts.google.com", ISSUER, False),
+    ],
+)
+def test_googles_bare_issuer_is_googles_and_nobody_elses(
+    iss: str, issuer: str, accepted: bool
+) -> None:
+    value = token(claims(iss=iss))
+    if accepted:
+        assert verify(value, issuer=issuer)["iss"] == iss
+    else:
+        refused(value, "issuer_mismatch", issuer=issuer)

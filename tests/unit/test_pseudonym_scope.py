@@ -13,6 +13,7 @@ from dataclasses import replace
 
 import pytest
 
+from broker.core.assurance import DEFAULT_ASSURANCE
 from broker.core.catalogue import accept_values
 from broker.core.model import OidcUpstream, School, UpstreamIdentity
 from broker.core.pseudonym import derive_chain_pseudonym, scope_spelled_otherwise, subject_input
@@ -38,7 +39,7 @@ def _by_saml(school: School, value: str) -> UpstreamIdentity:
         "_a1", Window(0.0, 0.0), None,
         (Attribute("nlEduPersonRealId", None, (value,)),), 0.0, None, None, None,
     )  # fmt: skip
-    return _verified(read, school, must_name=False).identity
+    return _verified(read, school, DEFAULT_ASSURANCE, must_name=False).identity
 
 
 def _by_oidc(school: School, value: str) -> UpstreamIdentity:

@@ -31,6 +31,7 @@ def response(*codes: str, message: str = "") -> etree._Element:
         (("Requester", "AuthnFailed"), "authn_failed"),
         (("Responder", "RequestDenied"), "request_denied"),
         (("Responder", "NoAuthnContext"), "no_authn_context"),
+        (("Requester", "InvalidNameIDPolicy"), "name_id_policy"),
         # A school that puts the reason at the top level (not SAML core's rule) is understood.
         (("AuthnFailed",), "authn_failed"),
         # Anything else says no more than "not signed in".

@@ -6,7 +6,13 @@ from __future__ import annotations
 from werkzeug.datastructures import FileStorage
 from wtforms import Field
 
-from broker.saml.metadata_check import MAX_METADATA_BYTES, NOT_UTF8, MetadataInvalid, too_large
+from broker.saml.metadata_check import (
+    MAX_METADATA_BYTES,
+    NOT_UTF8,
+    MetadataInvalid,
+    single_idp_entity,
+    too_large,
+)
 from broker.saml.metadata_fetch import fetch_metadata
 from broker.saml.metadata_report import idp_metadata_problems
 from broker.web.labels import localised_detail
@@ -41,6 +47,7 @@ def idp_metadata(upload: Field, address: Field) -> tuple[str | None, str, Field]
     except MetadataInvalid as error:
         field.errors = [localised_detail(error)]
         return None, "", field
+    xml = single_idp_entity(xml)
     entity_id, problems = idp_metadata_problems(xml)
     field.errors = [localised_detail(problem) for problem in problems]
     return entity_id, xml, field
