@@ -244,7 +244,7 @@ def _logout_to_entra(demo: LiveDemo, browser: Browser) -> tuple[str, dict[str, s
     """Log out everywhere from the my-data page, until the broker sends the browser to Entra
     ID; the LogoutRequest's ID and the query's parameters."""
     page = browser.get(f"{demo.broker_url}/my-data/sign-in")
-    started = browser.submit(page, f"{demo.broker_url}/logout")
+    started = browser.submit(page, f"{demo.broker_url}/my-data/close")  # "Close and log out"
     load_frames(browser, started)
     to_school = browser.get(
         f"{demo.broker_url}/logout/{run_id_of(started)}/next",
