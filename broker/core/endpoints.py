@@ -4,7 +4,7 @@ http only to loopback, which demos and tests use. Pure checks on the URL text.""
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import idna
 
@@ -20,7 +20,8 @@ def is_acceptable_endpoint(url: str) -> bool:
     is `localhost` to `urlsplit` and `evil.example` to the browser that follows it; browsers
     also drop tabs and newlines anywhere. So no backslash, no white space or control character,
     and no user name or password (an endpoint never needs one) anywhere in it. Its host is
-    ASCII (`ascii_host_form`)."""
+    ASCII, and not percent-encoded (a browser decodes it first, WHATWG URL: `b%C3%BCcher` is
+    `bücher`; `ascii_host_form`)."""
     if "\\" in url or any(ch.isspace() or ord(ch) < 0x20 or ord(ch) == 0x7F for ch in url):
         return False
     try:
@@ -28,7 +29,7 @@ def is_acceptable_endpoint(url: str) -> bool:
         host = parts.hostname or ""
     except ValueError:  # an unbalanced IPv6 bracket
         return False
-    if "@" in parts.netloc or not host.isascii():
+    if "@" in parts.netloc or not host.isascii() or "%" in host:
         return False
     if parts.scheme == "https" and host:
         return True
@@ -71,7 +72,8 @@ def ascii_host_form(url: str) -> str | None:
     before, at, hostport = parts.netloc.rpartition("@")
     host, colon, port = hostport.partition(":")
     try:
-        written = idna.encode(host, uts46=True).decode("ascii")
+        # A percent-encoded host is decoded first, as a browser decodes it (WHATWG URL).
+        written = idna.encode(unquote(host), uts46=True).decode("ascii")
     except idna.IDNAError:
         return None
     return urlunsplit(parts._replace(netloc=f"{before}{at}{written}{colon}{port}"))
@@ -88,7 +90,7 @@ def non_ascii_host_problem(url: str) -> str | None:
         host = urlsplit(url).hostname or ""
     except ValueError:
         return None
-    if host.isascii():
+    if host.isascii() and "%" not in host:
         return None
     written = ascii_host_form(url)
     return NOT_A_DOMAIN_NAME if written is None else f"{NON_ASCII_HOST} {written}"

@@ -27,7 +27,7 @@ def written_origin(url: str) -> str | None:
         return None
     if parts.scheme not in DEFAULT_PORTS or not parts.netloc or "@" in parts.netloc:
         return None
-    if not parts.netloc.isascii():
+    if not parts.netloc.isascii() or "%" in parts.netloc:  # decoded by a browser: as above
         return None
     return f"{parts.scheme}://{parts.netloc}"
 

@@ -159,7 +159,11 @@ class LoginRecord:
             show_notice=bool(req.get("show_notice")),
             proxy_count=proxy_count,
             school_choices=tuple(req.get("school_choices") or ()),
-            idp_list=tuple(IdpEntry(**entry) for entry in req.get("idp_list") or ()),
+            # By name: a later release may add a field an entry of its records carries.
+            idp_list=tuple(
+                IdpEntry(entry["provider_id"], entry.get("name"), entry.get("loc"))
+                for entry in req.get("idp_list") or ()
+            ),
             idp_list_get_complete=req.get("idp_list_get_complete"),
         )
         return cls(

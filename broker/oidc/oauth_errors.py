@@ -160,12 +160,13 @@ def refusal(cause: BrokerError) -> tuple[str, str]:
 
 
 def _is_basic(authorization: str | None) -> bool:
-    """The Basic scheme, followed by any whitespace, as authlib splits the header."""
-    return (
-        authorization is not None
-        and authorization[:5].lower() == "basic"
-        and authorization[5:6].isspace()
-    )
+    """The Basic scheme exactly as authlib finds it (`rfc6749.util.extract_basic_authorization`:
+    the header split on whitespace, leading whitespace skipped), so a header authlib
+    authenticates by is never missed here (a leading form feed once was)."""
+    if authorization is None or " " not in authorization:
+        return False
+    parts = authorization.split(None, 1)
+    return len(parts) == 2 and parts[0].lower() == "basic"
 
 
 def auth_methods_used(authorization: str | None, form: Mapping[str, str]) -> list[str]:

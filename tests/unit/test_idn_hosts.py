@@ -104,3 +104,22 @@ def test_a_feed_member_with_a_unicode_host_is_left_out_and_named() -> None:
             "sp",
         ),
     )
+
+
+@pytest.mark.parametrize(
+    ("typed", "ascii_form"),
+    [
+        ("https://b%C3%BCcher.example/cb", "https://xn--bcher-kva.example/cb"),
+        ("https://%61pp.example/cb", "https://app.example/cb"),
+    ],
+)
+def test_a_percent_encoded_host_is_refused_naming_what_a_browser_makes_of_it(
+    typed: str, ascii_form: str
+) -> None:
+    """A browser decodes a percent-encoded host before anything else (WHATWG URL), so the
+    host it uses, and any CSP source naming it, is not the one written."""
+    assert not is_acceptable_endpoint(typed)
+    assert written_origin(typed) is None
+    assert redirect_uri_problem(typed) == (
+        f"must write its host in ASCII (its xn-- form): use {ascii_form}"
+    )

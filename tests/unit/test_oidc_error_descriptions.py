@@ -13,6 +13,7 @@ from authlib.oauth2.rfc6749.errors import (
     UnsupportedGrantTypeError,
     UnsupportedResponseTypeError,
 )
+from authlib.oauth2.rfc6749.util import extract_basic_authorization
 
 from broker.core import errors as e
 from broker.oidc import oauth_errors
@@ -130,8 +131,21 @@ def test_credentials_that_do_not_agree() -> None:
         "private_key_jwt",
     ]
     assert mixed(None, {"client_assertion": assertion, "client_secret": "s"}) is not None
-    tab = _basic("rp-1").replace(" ", "\t")  # authlib splits the scheme off at any whitespace
-    assert mixed(tab, {"client_secret": "s"}) is not None
+    # Basic is what authlib authenticates by (its header split: any whitespace, leading
+    # whitespace skipped, but only once the header holds a space), never a reading of our own.
+    header = _basic("rp-1")
+    for variant in (
+        header,
+        "\x0c" + header,
+        "\x0b " + header,
+        header.replace(" ", " \t"),
+        header.replace(" ", "\t"),
+        "basic" + header[5:],
+    ):
+        authlib_basic = extract_basic_authorization({"Authorization": variant}) != (None, None)
+        assert (mixed(variant, {"client_secret": "s"}) is not None) == authlib_basic, variant
+    for unreadable in ("Basic ", " "):  # authlib's split raises on these: never Basic here
+        assert mixed(unreadable, {"client_secret": "s"}) is None
     other = mixed(_basic("rp-1"), {"client_id": "rp-2"})
     assert other is not None and other[0] == oauth_errors.TWO_CLIENTS
     assert "rp-1" not in other[1] and "rp-2" not in other[1]  # no value echoed

@@ -376,6 +376,15 @@ def test_record_payload_round_trip() -> None:
     assert LoginRecord.from_payload(limited.to_payload()) == limited
 
 
+def test_an_idp_list_entry_with_a_field_of_a_later_release_still_reads() -> None:
+    """A rolling upgrade: a newer worker's login record whose IDPList entries carry a field this
+    release does not know is read by name, not refused."""
+    record = LoginRecord("id", LoginRequest("s", idp_list=(IdpEntry("https://idp", "Idp"),)), 1.0)
+    payload = record.to_payload()
+    payload["request"]["idp_list"][0]["later"] = "x"
+    assert LoginRecord.from_payload(payload) == record
+
+
 def test_a_record_saved_with_the_proxy_count_in_front_reads_as_the_typed_field() -> None:
     """Before `LoginRequest.proxy_count`, the SAML front kept it (already less one) in `front`;
     such a record, saved just before an upgrade, still passes the limit on."""
