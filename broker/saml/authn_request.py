@@ -124,7 +124,7 @@ class AuthnRequestReader:
         self._check_signature(server, issuer, binding, message, (saml_request, relay_state), query)
         query_signed = query is not None and query.has(SIGNATURE)
         self._check_fresh_and_addressed(message, signed=query_signed or bool(message.signature))
-        acs_url = self._acs_url(server, issuer, message)
+        acs_url, index_known = self._acs_url(server, issuer, message)
         check_acs_scheme(issuer, acs_url)
         front = {
             "protocol": "saml",
@@ -151,6 +151,20 @@ class AuthnRequestReader:
         )
         # From here the request is trusted and its ACS URL is the service's own: every refusal
         # is a signed SAML status sent there (AnswerableRefusal), not a bare error page.
+        if not index_known:
+            # Core 3.4.1: for an AssertionConsumerServiceIndex it does not know, the IdP "MAY
+            # return an error <Response> or it MAY use the default location". An error, so that
+            # the service hears its request is wrong, sent to the default ACS of its metadata:
+            # the one address of the answer that no request chooses. Its signature is checked
+            # above (`_check_signature`: a service that must sign and did not, or signed with
+            # another key, is refused with a page and gets nothing); a service that need not
+            # sign may receive an error to a request it did not send, to its own ACS, which
+            # carries no assertion and names an InResponseTo it does not know.
+            raise AnswerableRefusal(
+                InvalidMessage("ACS index not in metadata", code="acs_index_unknown"),
+                request,
+                STATUS_REQUEST_UNSUPPORTED,
+            )
         self._check_supported(message, request)
         self._check_encryption(issuer, service, request)
         name_id_format = self._name_id_format(message, issuer)
@@ -308,7 +322,11 @@ class AuthnRequestReader:
         default = _default_location(endpoints)
         return [default, *(str(e["location"]) for e in endpoints if e["location"] != default)]
 
-    def _acs_url(self, server: Server, issuer: str, message: samlp.AuthnRequest) -> str:
+    def _acs_url(
+        self, server: Server, issuer: str, message: samlp.AuthnRequest
+    ) -> tuple[str, bool]:
+        """The ACS URL the request is answered at, and whether the index it names (if any) is
+        in the metadata: if not, the default ACS, for the error the caller answers with."""
         binding = message.protocol_binding
         if binding is not None and binding != BINDING_HTTP_POST:
             # The broker answers by HTTP-POST only; answering an Artifact request by POST would
@@ -321,14 +339,15 @@ class AuthnRequestReader:
         if message.assertion_consumer_service_url:
             # Exact match only: `<acs>-evil` or a javascript: URL is not in metadata.
             if message.assertion_consumer_service_url not in locations:
+                # Never an answer to an address the request chose (an attacker's, perhaps).
                 raise InvalidMessage("ACS URL not in metadata", code=ACS_NOT_IN_METADATA)
-            return str(message.assertion_consumer_service_url)
+            return str(message.assertion_consumer_service_url), True
         if message.assertion_consumer_service_index is not None:
             for endpoint in endpoints:
                 if str(endpoint.get("index")) == str(message.assertion_consumer_service_index):
-                    return str(endpoint["location"])
-            raise InvalidMessage("ACS index not in metadata", code=ACS_NOT_IN_METADATA)
-        return _default_location(endpoints)
+                    return str(endpoint["location"]), True
+            return _default_location(endpoints), False
+        return _default_location(endpoints), True
 
     @staticmethod
     def _requested(
