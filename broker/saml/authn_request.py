@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
+from saml2.mdstore import UnknownSystemEntity
 from saml2.response import IncorrectlySigned
 from saml2.s_utils import OtherError, UnknownPrincipal, UnsupportedBinding, VersionMismatch
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_UNSPECIFIED
@@ -31,7 +32,7 @@ from broker.core.errors import (
     UnknownService,
     UnsupportedRequest,
 )
-from broker.core.model import Service
+from broker.core.model import School, Service
 from broker.core.ports import RegistryReader
 from broker.core.shared_idp import is_shared_idp
 from broker.login.login_model import IdpEntry, LoginRequest
@@ -382,21 +383,46 @@ class AuthnRequestReader:
 
     def _school_hint(self, message: samlp.AuthnRequest) -> tuple[str | None, tuple[str, ...]]:
         """The school the service's `Scoping/IDPList` names, or the schools: its first entry
-        whose ProviderID is a registered IdP decides. An IdP several schools share (a school
-        board's) names no single school: the login is kept to its schools (an SSO session of
-        another school does not answer; the student chooses among them on the discovery page),
-        and the login through it must name the chosen one (core/shared_idp.py). (None, ()):
-        no IdP named, any school."""
+        whose ProviderID is a registered IdP that can serve decides (else the first registered
+        one, whose failure the student then sees, with the ways on). An IdP several schools
+        share (a school board's) names no single school: the login is kept to its schools (an
+        SSO session of another school does not answer; the student chooses among them on the
+        discovery page), and the login through it must name the chosen one
+        (core/shared_idp.py). (None, ()): no IdP named, any school."""
         scoping = message.scoping
         if scoping is None or scoping.idp_list is None:
             return None, ()
+        # A SAML school whose metadata the broker does not hold cannot serve: a later entry
+        # that can is taken instead. Only when none can does the first decide, and its page
+        # offers the school choice and "Back to <platform>" (NoAvailableIDP: the profile's
+        # "none of the supported identity providers are available").
+        chosen: tuple[School, ...] | None = None
         for entry in scoping.idp_list.idp_entry:
             schools = self.registry.schools_by_idp(entry.provider_id or "")
-            if is_shared_idp(schools):
-                return None, tuple(school.id for school in schools)
-            if schools:
-                return schools[0].id, ()
-        return None, ()
+            if not schools:
+                continue
+            if self._can_sign_in(schools[0]):
+                chosen = schools
+                break
+            chosen = chosen or schools
+        if chosen is None:
+            return None, ()
+        if is_shared_idp(chosen):
+            return None, tuple(school.id for school in chosen)
+        return chosen[0].id, ()
+
+    def _can_sign_in(self, school: School) -> bool:
+        """Whether a request can be sent to `school`'s IdP as far as metadata tells, without a
+        network call: an OpenID Connect school is taken to (its provider is asked only when
+        the student goes there), a SAML one needs a Redirect SSO endpoint in metadata."""
+        if school.oidc is not None:
+            return True
+        metadata = self.entities.client.metadata
+        try:
+            found = metadata.single_sign_on_service(school.idp_entity_id, BINDING_HTTP_REDIRECT)
+        except (UnknownPrincipal, UnknownSystemEntity):
+            return False
+        return bool(found)
 
     @staticmethod
     def _name_id_format(message: samlp.AuthnRequest, issuer: str) -> str | None:

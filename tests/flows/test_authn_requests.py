@@ -1216,6 +1216,22 @@ def test_a_scoped_request_naming_a_school_not_set_up_shows_the_ways_on(
     _assert_signed_error(setup, fields, request.id, setup.sp.acs[1], (RESPONDER, NO_AVAILABLE_IDP))
 
 
+def test_a_scoped_request_skips_a_school_not_set_up_for_one_that_can_serve(
+    setup: Setup, not_set_up: str
+) -> None:
+    """The IDPList names a school that cannot serve first and the demo school second: the
+    student goes to the demo school, not to a dead end."""
+    entries = [
+        IDPEntry(provider_id=NOT_SET_UP_IDP),
+        IDPEntry(provider_id=setup.demo.school_entity_id),
+    ]
+    scoping = Scoping(idp_list=IDPList(idp_entry=entries))
+    request = setup.sp.authn_request(setup.sso_url, scoping=scoping)
+    first = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True), follow=False)
+    assert first.status == 303, first.text[:300]
+    assert (first.location or "").startswith(f"{setup.demo.school_url}/sso")
+
+
 def test_a_passive_scoped_request_naming_a_school_not_set_up_answers_no_passive(
     setup: Setup, not_set_up: str
 ) -> None:
