@@ -199,6 +199,9 @@ def test_refusals_pass_axe(audit: Audit, tmp_path: Path) -> None:
     with page.expect_response(live.broker_url + ACS_PATH) as acs:
         page.get_by_role("button", name=re.compile("Sanne Jansen")).click()
     assert acs.value.status == 502
+    # Until its style sheet applies, the page shows both language copies (two "Try again"
+    # buttons, a strict-mode violation): wait for it (a race seen on main too).
+    page.wait_for_load_state("load")
     expect(page.locator("main form.retry button:visible")).to_be_visible()
     audit.check(page, "the school said no")
 
