@@ -152,20 +152,7 @@ class AuthnRequestReader:
         )
         # From here the request is trusted and its ACS URL is the service's own: every refusal
         # is a signed SAML status sent there (AnswerableRefusal), not a bare error page.
-        if not index_known:
-            # Core 3.4.1: for an AssertionConsumerServiceIndex it does not know, the IdP "MAY
-            # return an error <Response> or it MAY use the default location". An error, so that
-            # the service hears its request is wrong, sent to the default ACS of its metadata:
-            # the one address of the answer that no request chooses. Its signature is checked
-            # above (`_check_signature`: a service that must sign and did not, or signed with
-            # another key, is refused with a page and gets nothing); a service that need not
-            # sign may receive an error to a request it did not send, to its own ACS, which
-            # carries no assertion and names an InResponseTo it does not know.
-            raise AnswerableRefusal(
-                InvalidMessage("ACS index not in metadata", code="acs_index_unknown"),
-                request,
-                STATUS_REQUEST_UNSUPPORTED,
-            )
+        _check_acs_index(request, known=index_known)
         self._check_supported(message, request)
         self._check_encryption(issuer, service, request)
         name_id_format = self._name_id_format(message, issuer)
@@ -448,6 +435,23 @@ def is_true(value: object) -> bool:
     as much as "true" is. Metadata that says AuthnRequestsSigned="1" asks for signed
     requests (until 2026-11-30 only "true" was read as true there and for isDefault)."""
     return value is True or value in ("true", "1")
+
+
+def _check_acs_index(request: LoginRequest, *, known: bool) -> None:
+    """Core 3.4.1: for an AssertionConsumerServiceIndex it does not know (`known` False), the
+    IdP "MAY return an error <Response> or it MAY use the default location". An error, so that
+    the service hears its request is wrong, sent to the default ACS of its metadata (the
+    request's `acs_url` is that one then): the one address of the answer no request chooses.
+    The request's signature was checked before (`_check_signature`: a service that must sign
+    and did not, or signed with another key, is refused with a page and gets nothing); a
+    service that need not sign may receive an error to a request it did not send, at its own
+    ACS, which carries no assertion and names an InResponseTo it does not know."""
+    if not known:
+        raise AnswerableRefusal(
+            InvalidMessage("ACS index not in metadata", code="acs_index_unknown"),
+            request,
+            STATUS_REQUEST_UNSUPPORTED,
+        )
 
 
 def _proxy_count(message: samlp.AuthnRequest) -> int | None:
