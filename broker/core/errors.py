@@ -234,6 +234,30 @@ class SchoolUnreachable(UpstreamFailure):
     code = "school_unreachable"
 
 
+class NoSchoolAvailable(UpstreamFailure):
+    """What the platform hears when no school can serve its login and the student went back to
+    it: the school chosen (or the one the platform named, `Scoping/IDPList`) is not set up to
+    sign students in here (its metadata or provider missing, its setup incomplete) or cannot
+    be reached. Never shown itself: the student's page is the school's failure's, with "Back
+    to <platform>" (web/back_to_platform.py), which tells the platform this. SAML: Responder /
+    NoAvailableIDP (core 3.2.2.2); OIDC: access_denied."""
+
+    code = "no_available_school"
+    public_message = (
+        "Signing in with your school is not fully set up here yet. Please tell your school."
+    )
+
+
+class WentBack(BrokerError):
+    """What the platform hears when the student left the school choice for the platform
+    without choosing (the discovery page's "Back to <platform>"). Never shown itself. SAML:
+    Responder / AuthnFailed; OIDC: access_denied (service_answers.saml_status says why)."""
+
+    code = "went_back"
+    status = 400
+    public_message = "You went back to the learning platform without signing in."
+
+
 class SchoolTimeout(SchoolUnreachable):
     """The school's identity provider did not answer a back-channel call (token, keys,
     userinfo, discovery) within the configured timeout: the login ends instead of waiting."""

@@ -24,11 +24,13 @@ from broker.core.errors import (
     BrokerError,
     FreshLoginIgnored,
     InteractionRequired,
+    NoSchoolAvailable,
     PolicyRefusal,
     RequiredAttributeMissing,
     SchoolTimeout,
     StaleAuthentication,
     UnexpectedStudent,
+    WentBack,
 )
 
 
@@ -145,6 +147,14 @@ _REFUSALS: tuple[tuple[type[BrokerError], str, str], ...] = (
         "The student's school does not release an attribute this client declared as required.",
     ),
     (PolicyRefusal, "access_denied", "The student's school does not allow this login."),
+    # The student went back from a page of the broker's (web/back_to_platform.py): OIDC Core
+    # 3.1.2.6 has no code of its own for either, so RFC 6749 4.1.2.1's access_denied, with why.
+    (
+        NoSchoolAvailable,
+        "access_denied",
+        "The student's school cannot sign students in here: it is not set up, or not reachable.",
+    ),
+    (WentBack, "access_denied", "The student went back without choosing a school."),
 )
 
 

@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, samlp
+from saml2.mdstore import UnknownSystemEntity
 from saml2.response import IncorrectlySigned
 from saml2.s_utils import OtherError, UnknownPrincipal, UnsupportedBinding, VersionMismatch
 from saml2.saml import NAMEID_FORMAT_PERSISTENT, NAMEID_FORMAT_TRANSIENT, NAMEID_FORMAT_UNSPECIFIED
@@ -31,7 +32,7 @@ from broker.core.errors import (
     UnknownService,
     UnsupportedRequest,
 )
-from broker.core.model import Service
+from broker.core.model import School, Service
 from broker.core.ports import RegistryReader
 from broker.core.shared_idp import is_shared_idp
 from broker.login.login_model import IdpEntry, LoginRequest
@@ -124,7 +125,7 @@ class AuthnRequestReader:
         self._check_signature(server, issuer, binding, message, (saml_request, relay_state), query)
         query_signed = query is not None and query.has(SIGNATURE)
         self._check_fresh_and_addressed(message, signed=query_signed or bool(message.signature))
-        acs_url = self._acs_url(server, issuer, message)
+        acs_url, index_known = self._acs_url(server, issuer, message)
         check_acs_scheme(issuer, acs_url)
         front = {
             "protocol": "saml",
@@ -151,6 +152,7 @@ class AuthnRequestReader:
         )
         # From here the request is trusted and its ACS URL is the service's own: every refusal
         # is a signed SAML status sent there (AnswerableRefusal), not a bare error page.
+        _check_acs_index(request, known=index_known)
         self._check_supported(message, request)
         self._check_encryption(issuer, service, request)
         name_id_format = self._name_id_format(message, issuer)
@@ -308,7 +310,11 @@ class AuthnRequestReader:
         default = _default_location(endpoints)
         return [default, *(str(e["location"]) for e in endpoints if e["location"] != default)]
 
-    def _acs_url(self, server: Server, issuer: str, message: samlp.AuthnRequest) -> str:
+    def _acs_url(
+        self, server: Server, issuer: str, message: samlp.AuthnRequest
+    ) -> tuple[str, bool]:
+        """The ACS URL the request is answered at, and whether the index it names (if any) is
+        in the metadata: if not, the default ACS, for the error the caller answers with."""
         binding = message.protocol_binding
         if binding is not None and binding != BINDING_HTTP_POST:
             # The broker answers by HTTP-POST only; answering an Artifact request by POST would
@@ -321,14 +327,15 @@ class AuthnRequestReader:
         if message.assertion_consumer_service_url:
             # Exact match only: `<acs>-evil` or a javascript: URL is not in metadata.
             if message.assertion_consumer_service_url not in locations:
+                # Never an answer to an address the request chose (an attacker's, perhaps).
                 raise InvalidMessage("ACS URL not in metadata", code=ACS_NOT_IN_METADATA)
-            return str(message.assertion_consumer_service_url)
+            return str(message.assertion_consumer_service_url), True
         if message.assertion_consumer_service_index is not None:
             for endpoint in endpoints:
                 if str(endpoint.get("index")) == str(message.assertion_consumer_service_index):
-                    return str(endpoint["location"])
-            raise InvalidMessage("ACS index not in metadata", code=ACS_NOT_IN_METADATA)
-        return _default_location(endpoints)
+                    return str(endpoint["location"]), True
+            return _default_location(endpoints), False
+        return _default_location(endpoints), True
 
     @staticmethod
     def _requested(
@@ -363,21 +370,46 @@ class AuthnRequestReader:
 
     def _school_hint(self, message: samlp.AuthnRequest) -> tuple[str | None, tuple[str, ...]]:
         """The school the service's `Scoping/IDPList` names, or the schools: its first entry
-        whose ProviderID is a registered IdP decides. An IdP several schools share (a school
-        board's) names no single school: the login is kept to its schools (an SSO session of
-        another school does not answer; the student chooses among them on the discovery page),
-        and the login through it must name the chosen one (core/shared_idp.py). (None, ()):
-        no IdP named, any school."""
+        whose ProviderID is a registered IdP that can serve decides (else the first registered
+        one, whose failure the student then sees, with the ways on). An IdP several schools
+        share (a school board's) names no single school: the login is kept to its schools (an
+        SSO session of another school does not answer; the student chooses among them on the
+        discovery page), and the login through it must name the chosen one
+        (core/shared_idp.py). (None, ()): no IdP named, any school."""
         scoping = message.scoping
         if scoping is None or scoping.idp_list is None:
             return None, ()
+        # A SAML school whose metadata the broker does not hold cannot serve: a later entry
+        # that can is taken instead. Only when none can does the first decide, and its page
+        # offers the school choice and "Back to <platform>" (NoAvailableIDP: the profile's
+        # "none of the supported identity providers are available").
+        chosen: tuple[School, ...] | None = None
         for entry in scoping.idp_list.idp_entry:
             schools = self.registry.schools_by_idp(entry.provider_id or "")
-            if is_shared_idp(schools):
-                return None, tuple(school.id for school in schools)
-            if schools:
-                return schools[0].id, ()
-        return None, ()
+            if not schools:
+                continue
+            if self._can_sign_in(schools[0]):
+                chosen = schools
+                break
+            chosen = chosen or schools
+        if chosen is None:
+            return None, ()
+        if is_shared_idp(chosen):
+            return None, tuple(school.id for school in chosen)
+        return chosen[0].id, ()
+
+    def _can_sign_in(self, school: School) -> bool:
+        """Whether a request can be sent to `school`'s IdP as far as metadata tells, without a
+        network call: an OpenID Connect school is taken to (its provider is asked only when
+        the student goes there), a SAML one needs a Redirect SSO endpoint in metadata."""
+        if school.oidc is not None:
+            return True
+        metadata = self.entities.client.metadata
+        try:
+            found = metadata.single_sign_on_service(school.idp_entity_id, BINDING_HTTP_REDIRECT)
+        except (UnknownPrincipal, UnknownSystemEntity):
+            return False
+        return bool(found)
 
     @staticmethod
     def _name_id_format(message: samlp.AuthnRequest, issuer: str) -> str | None:
@@ -403,6 +435,23 @@ def is_true(value: object) -> bool:
     as much as "true" is. Metadata that says AuthnRequestsSigned="1" asks for signed
     requests (until 2026-11-30 only "true" was read as true there and for isDefault)."""
     return value is True or value in ("true", "1")
+
+
+def _check_acs_index(request: LoginRequest, *, known: bool) -> None:
+    """Core 3.4.1: for an AssertionConsumerServiceIndex it does not know (`known` False), the
+    IdP "MAY return an error <Response> or it MAY use the default location". An error, so that
+    the service hears its request is wrong, sent to the default ACS of its metadata (the
+    request's `acs_url` is that one then): the one address of the answer no request chooses.
+    The request's signature was checked before (`_check_signature`: a service that must sign
+    and did not, or signed with another key, is refused with a page and gets nothing); a
+    service that need not sign may receive an error to a request it did not send, at its own
+    ACS, which carries no assertion and names an InResponseTo it does not know."""
+    if not known:
+        raise AnswerableRefusal(
+            InvalidMessage("ACS index not in metadata", code="acs_index_unknown"),
+            request,
+            STATUS_REQUEST_UNSUPPORTED,
+        )
 
 
 def _proxy_count(message: samlp.AuthnRequest) -> int | None:

@@ -42,6 +42,8 @@ STATUS_AUTHN_FAILED = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
 STATUS_NO_AUTHN_CONTEXT = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext"
 STATUS_REQUEST_UNSUPPORTED = "urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"
 STATUS_PROXY_COUNT_EXCEEDED = "urn:oasis:names:tc:SAML:2.0:status:ProxyCountExceeded"
+# Core 3.2.2.2: "none of the supported identity providers are available" (an intermediary's).
+STATUS_NO_AVAILABLE_IDP = "urn:oasis:names:tc:SAML:2.0:status:NoAvailableIDP"
 # Second-level statuses that say the request asked for something wrong: `Requester` above them;
 # every other one is the broker's (or the school's) answer: `Responder` (SAML core 3.2.2.2).
 REQUESTER_STATUSES = frozenset({STATUS_INVALID_NAMEID_POLICY, STATUS_REQUEST_UNSUPPORTED})

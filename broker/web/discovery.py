@@ -18,10 +18,10 @@ from werkzeug.wrappers import Response
 from broker.core.errors import (
     BadRequest,
     NotTheChosenSchool,
-    SchoolUnreachable,
     StateExpired,
 )
 from broker.core.model import School
+from broker.core.origins import written_origin
 from broker.core.school_search import ABBREVIATIONS, TYPO_MIN_LENGTH, Found, SchoolDirectory
 from broker.login.login_model import LoginRecord
 from broker.web import metrics
@@ -41,10 +41,11 @@ from broker.web.school_retry import (
     MAX_ID,
     SCHOOL_FIELD,
     SERVICE_FIELD,
-    retry_at_school,
+    WENT_BACK,
+    WHY_FIELD,
     sign_in_origin,
 )
-from broker.web.service_answers import platform_site
+from broker.web.service_answers import answer_address, platform_site
 from broker.web.static_urls import page_url
 from broker.web.wiring import broker
 
@@ -132,8 +133,11 @@ def discovery_page(
     # page's form-action to that redirect, so it must name the shown schools' SSO origins (at
     # most SHOWN_AT_MOST and the remembered one, however large the federation).
     shown = [*found.schools, remembered] if remembered else found.schools
-    origins = sorted({o for o in map(sign_in_origin, shown) if o})
-    response.headers["Content-Security-Policy"] = content_security_policy(" ".join(origins))
+    origins = {o for o in map(sign_in_origin, shown) if o}
+    # "Back to <platform>" is answered with a redirect there (an OIDC client's query mode).
+    origins.add(written_origin(answer_address(record.request)) or "")
+    origins.discard("")
+    response.headers["Content-Security-Policy"] = content_security_policy(" ".join(sorted(origins)))
     return response
 
 
@@ -165,6 +169,11 @@ def _render(
         prepared=prepared,
         prepared_for=PREPARED_FOR_SECONDS,
         action=page_url("discovery.chosen"),
+        # "Back to <platform>" (back_to_platform.py), for a login that has one: the platform
+        # hears the student went back without choosing (WENT_BACK).
+        back_action=page_url("back_to_platform.tell") if service[0] else None,
+        why_field=WHY_FIELD,
+        went_back=WENT_BACK,
         search_url=here,
         login=login_id,
         query=query,
@@ -281,18 +290,9 @@ def chosen() -> Response:
         # The student paused on this page longer than a login lives: the page names the
         # platform the form says (its service field) and leads back to it.
         return expired_choice_page(expired, request.form.get(SERVICE_FIELD, ""))
-    try:
-        # Not remembered here: only a school whose login succeeds is (remember_school).
-        return go_upstream(secret, record)
-    except SchoolUnreachable as failure:
-        # The school's sign-in page cannot be reached for now: the record stays as it was,
-        # and the student may try again or choose another school. A school that is not set up
-        # right (UpstreamFailure otherwise: its metadata lacks a sign-in address, its provider
-        # is missing or refused) fails for good: its own page says so, without "Try again".
-        school = b.view.school(school_id)
-        if school is None:
-            raise
-        return unreachable_school_page(record, school, failure)
+    # Not remembered here: only a school whose login succeeds is (remember_school). A school
+    # that cannot serve gets its page there (login_upstream.school_failed_page).
+    return go_upstream(secret, record)
 
 
 def expired_choice_page(expired: StateExpired, service_id: str) -> Response:
@@ -308,23 +308,6 @@ def expired_choice_page(expired: StateExpired, service_id: str) -> Response:
         raise error
     metrics.refused_at(request.endpoint, error)
     return render_error(error, service_name=service.name, return_link=platform_site(service))
-
-
-def unreachable_school_page(
-    record: LoginRecord, school: School, failure: SchoolUnreachable
-) -> Response:
-    """The student chose `school`, and its sign-in page could not be reached (its OpenID
-    provider did not answer, or not in time): the login's record stays as it was, and the page
-    offers to try again or to choose another school."""
-    metrics.refused_at(request.endpoint, failure, login_open=True)
-    # Which school's sign-in page fails, for the operator (render_error's line has the error id).
-    log.warning("refused school=%s code=%s: school not reached", school.id, failure.code)
-    return render_error(
-        failure,
-        title=lambda: gettext("Your school's sign-in page cannot be reached"),
-        message=lambda: gettext("Your school's sign-in page cannot be reached right now."),
-        retry=retry_at_school(record, school),
-    )
 
 
 def choose_again_page(record: LoginRecord, refusal: NotTheChosenSchool) -> Response:

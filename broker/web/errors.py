@@ -80,6 +80,7 @@ def render_error(
     portal_home: str | None = None,
     title: Wording | None = None,
     redirects_to: str = "",
+    cannot_serve: bool = False,
 ) -> Response:
     """The error's page, as a response (form_pages.form_page: its forms' origins in the
     form-action, no-store when it shows a way on for a login). `message`: what is said instead
@@ -91,7 +92,8 @@ def render_error(
     portal's, for an administrator (`portal_home_of_request`); `title`: said instead of the
     error's heading. Both are made in the page's language, once per language the page carries
     (`error_page`). A page "briefly unavailable" (503) without a `retry` gets the request's own
-    (school_retry.try_again_control)."""
+    (school_retry.try_again_control). `cannot_serve`: the chosen school cannot sign students
+    in here (not set up): the steps say to choose again or go back (login_upstream.py)."""
     error_id = new_error_id()
     log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
     note_refusal_logged()
@@ -130,6 +132,7 @@ def render_error(
             "retry_form": retry.form if retry is not None else None,
             "reload_link": reload_link,
             "choose_again": choose_again,
+            "cannot_serve": cannot_serve,
             "portal_home": portal_home,
         }
 

@@ -96,6 +96,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "Please start again and sign in with your school account."
     ),
     N_("Signing in with your school is not fully set up here yet. Please tell your school."),
+    N_("You went back to the learning platform without signing in."),
     N_(
         "Your school account does not belong to the school you chose. "
         "Choose the school your account belongs to and sign in again."

@@ -8,23 +8,34 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Literal, overload
+from typing import Any, Literal, overload
 
 from flask import redirect, request, url_for
+from flask_babel import gettext
 from werkzeug.wrappers import Response
 
-from broker.core.errors import UnknownSchool, UpstreamFailure
+from broker.core.errors import (
+    SchoolSetupIncomplete,
+    SchoolUnreachable,
+    UnknownSchool,
+    UpstreamFailure,
+)
 from broker.core.model import UpstreamIdentity
+from broker.core.origins import written_origin
 from broker.login.login_model import LoginRecord, LoginRequest, is_my_data
 from broker.login.participants import SessionServices
 from broker.oidc.oauth_errors import NONE_PROMPT_OTHER_STUDENT, NONE_PROMPT_SIGN_IN
 from broker.registry.errors import ServiceSwitchedOff
 from broker.saml.front import STATUS_NO_PASSIVE
 from broker.web import metrics
+from broker.web.errors import render_error
 from broker.web.i18n import LANGUAGE_PARAM, chosen_language, speak, ui_language
 from broker.web.login_finish import finish, session_and_services
+from broker.web.school_retry import NO_SCHOOL, retry_at_school
 from broker.web.service_answers import (
+    answer_address,
     autopost,
+    back_to_platform_form,
     front_protocol,
     is_oidc,
     refuse_to_service,
@@ -86,7 +97,7 @@ def continue_login(
         # they logged in at, without choosing it again, and that login is checked as any.
         record = b.flow.with_school(record, sso[0].school_id)
     if record.school_id:
-        return go_upstream(secret, record)  # saves the record
+        return go_upstream(secret, record, stored=False)  # saves the record
     return to_discovery(secret, record)
 
 
@@ -120,9 +131,14 @@ def to_discovery(secret: bytes, record: LoginRecord) -> Response:
     return redirect(target, 303)
 
 
-def go_upstream(secret: bytes, record: LoginRecord) -> Response:
+def go_upstream(secret: bytes, record: LoginRecord, *, stored: bool = True) -> Response:
     """Send the student to the school's identity provider, in the school's protocol.
     Saves the record with the upstream request (for the first time, or over a saved one).
+    `stored`: a record of this login is saved already (the school choice's); False for one
+    that arrived naming its school (`Scoping/IDPList`, the session's school), saved only here.
+
+    Not when the school cannot serve (its sign-in cannot be reached, or is not set up): the
+    student's page says so, with the ways on (`school_failed_page`).
 
     Not when the school switched the service off: the login is refused before the student
     signs in at the school for nothing, and the service hears so (refuse_to_service), as it
@@ -131,11 +147,64 @@ def go_upstream(secret: bytes, record: LoginRecord) -> Response:
     switched_off = service_switched_off(record)
     if switched_off is not None:
         return refuse_to_service(record, switched_off)
-    url = upstream_request(secret, record)
+    try:
+        url = upstream_request(secret, record)
+    except UpstreamFailure as failure:
+        return school_failed_page(secret, record, failure, stored=stored)
     # Only here: the student is on the way to the school now. A prepared link logs "prepared"
     # instead; whether the student followed it, the school's answer shows.
     log.info("upstream school=%s service=%s", record.school_id, record.request.service_id)
     return redirect(url, 303)
+
+
+def school_failed_page(
+    secret: bytes, record: LoginRecord, failure: UpstreamFailure, *, stored: bool
+) -> Response:
+    """The login cannot go on at `record`'s school: its sign-in page cannot be reached for now
+    (`SchoolUnreachable`: "Try again" is offered), or it is not set up to sign students in
+    here (its metadata or provider missing, its setup incomplete: trying again cannot help).
+    Either page offers the school choice again and "Back to <platform>", which ends the login
+    and tells the platform NoAvailableIDP / access_denied (back_to_platform.py): SAML profiles
+    4.1.4.1 and core 3.4.1.4 want a Response to every request, an error status when it cannot
+    be satisfied, and the student must not be left on a page with no way on.
+
+    The login's record stays as it was (the school choice's), or, for a login that named its
+    school (`stored` False), is saved now for those ways on to find. A passive request never
+    comes here: it is answered NoPassive / login_required before (`continue_login`)."""
+    b = broker()
+    if not stored:
+        b.flow.save_new(secret, record)
+    # Not over yet: it ends when the student goes back (tell_platform counts it then), or
+    # completes at another school.
+    metrics.refused_at(request.endpoint, failure, login_open=True)
+    service = b.view.service(record.request.service_id)
+    ways_on: dict[str, Any] = {
+        "service_name": service.name if service else None,
+        "return_form": back_to_platform_form(record, NO_SCHOOL),
+        # An OIDC client's query response mode: the broker's answer to the form redirects there.
+        "redirects_to": written_origin(answer_address(record.request)) or "",
+    }
+    school = b.view.school(record.school_id or "")
+    if isinstance(failure, SchoolUnreachable) and school is not None:
+        # Which school's sign-in page fails, for the operator (render_error's line has the
+        # error id).
+        log.warning("refused school=%s code=%s: school not reached", school.id, failure.code)
+        return render_error(
+            failure,
+            title=lambda: gettext("Your school's sign-in page cannot be reached"),
+            message=lambda: gettext("Your school's sign-in page cannot be reached right now."),
+            retry=retry_at_school(record, school),
+            **ways_on,
+        )
+    log.warning("refused school=%s code=%s: school not set up", record.school_id, failure.code)
+    return render_error(
+        failure,
+        title=lambda: gettext("Signing in with your school is not set up"),
+        message=lambda: gettext(SchoolSetupIncomplete.public_message),
+        choose_again=url_for("discovery.choose", login=record.login_id),
+        cannot_serve=True,
+        **ways_on,
+    )
 
 
 def service_switched_off(record: LoginRecord) -> ServiceSwitchedOff | None:

@@ -3,7 +3,7 @@
 "Try again" posts the login and the school to `/discovery` again, which sends the student to
 the school with a fresh request (as choosing it did), and a link opens the school choice for
 the login. Offered where trying again can help: the school's sign-in page could not be reached
-for now (discovery.unreachable_school_page), the school said no, signed
+for now (login_upstream.school_failed_page), the school said no, signed
 (service_answers.refuse_to_service) or not (unsigned_refusal.py), or answered an attempt that
 is over (service_answers.stale_answer_page); and on the "too many attempts" and "briefly
 unavailable" pages of the school choice itself (`try_again_control`).
@@ -30,6 +30,11 @@ log = logging.getLogger("broker.login")
 
 # The fields of the school choice's form (discovery.html), which "Try again" posts again.
 LOGIN_FIELD, SCHOOL_FIELD, SERVICE_FIELD = "login", "school", "service"
+# "Back to <platform>"'s field (back_to_platform.py): why the student goes back, which decides
+# what the platform hears. None: from a page of the school's "no" (the school refused); one of
+# these from a page where the login cannot go on for another reason.
+WHY_FIELD = "why"
+WENT_BACK, NO_SCHOOL = "went_back", "no_school"
 # The longest login id (discovery's `_login_id`) and school or service id (the registry's ids,
 # registry/tables.py `ID`): a longer value in one of those fields names nothing.
 MAX_ID = 64

@@ -17,6 +17,7 @@ from broker.core.errors import (
     AssuranceNotMet,
     BrokerError,
     InteractionRequired,
+    NoSchoolAvailable,
     PolicyRefusal,
     SchoolRefused,
     StaleSchoolAnswer,
@@ -32,6 +33,7 @@ from broker.oidc.response_modes import AuthorizationResponse
 from broker.saml.front import (
     STATUS_AUTHN_FAILED,
     STATUS_NO_AUTHN_CONTEXT,
+    STATUS_NO_AVAILABLE_IDP,
     STATUS_NO_PASSIVE,
     STATUS_REQUEST_DENIED,
     AnswerableRefusal,
@@ -42,6 +44,7 @@ from broker.web.errors import Wording, render_error
 from broker.web.labels import school_said
 from broker.web.school_retry import (
     LOGIN_FIELD,
+    WHY_FIELD,
     RetryAtSchool,
     reopen_for_retry,
     retry_at_school,
@@ -136,17 +139,26 @@ def retry_page(
     platform is told (back_to_platform.py). That answer may be a redirect to the platform (an
     OIDC client's query response mode): the page's form-action names the platform's site."""
     service = broker().view.service(record.request.service_id)
-    back = None
-    if not is_my_data(record.request):
-        back = PostMessage(url_for("back_to_platform.tell"), {LOGIN_FIELD: record.login_id})
     return render_error(
         error,
         service_name=service.name if service else None,
-        return_form=back,
+        return_form=back_to_platform_form(record),
         redirects_to=written_origin(answer_address(record.request)) or "",
         message=message,
         retry=retry,
     )
+
+
+def back_to_platform_form(record: LoginRecord, why: str | None = None) -> PostMessage | None:
+    """ "Back to <platform>" for a page of `record`'s login: a form to the broker, which ends
+    the login before the platform hears `why` (back_to_platform.py; None: the school said no).
+    None for the data page's login, which has no platform."""
+    if is_my_data(record.request):
+        return None
+    fields = {LOGIN_FIELD: record.login_id}
+    if why is not None:
+        fields[WHY_FIELD] = why
+    return PostMessage(url_for("back_to_platform.tell"), fields)
 
 
 def stale_answer_page(record: LoginRecord, school: School, stale: StaleSchoolAnswer) -> Response:
@@ -176,6 +188,16 @@ def _school_side(school: School | None) -> str:
 
 
 def saml_status(cause: BrokerError) -> str:
+    """The second-level status a refusal is sent with (SAML core 3.2.2.2). The student's own
+    "back" from the school choice (`WentBack`) is AuthnFailed: "the responding provider was
+    unable to successfully authenticate the principal" is what happened, and what the
+    platform should act on (offer to sign in again). Not RequestDenied, which says the
+    responder "has chosen not to respond", a decision of the broker's or the school's that
+    was not made. A school chosen or named that cannot serve (`NoSchoolAvailable`) is
+    NoAvailableIDP, as an intermediary answers when "none of the supported identity providers
+    are available"."""
+    if isinstance(cause, NoSchoolAvailable):
+        return STATUS_NO_AVAILABLE_IDP
     if isinstance(cause, InteractionRequired):
         return STATUS_NO_PASSIVE
     if isinstance(cause, AssuranceNotMet):

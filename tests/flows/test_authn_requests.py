@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from lxml import etree
 
 from broker.certificates import write_pair
-from broker.core.model import Declaration, Service
+from broker.core.model import Declaration, School, Service
 from tests.support.client import Browser, Page
 from tests.support.forge import (
     NS,
@@ -71,6 +71,7 @@ INVALID_NAMEID_POLICY = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"
 NO_PASSIVE = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
 REQUEST_UNSUPPORTED = "urn:oasis:names:tc:SAML:2.0:status:RequestUnsupported"
 AUTHN_FAILED = "urn:oasis:names:tc:SAML:2.0:status:AuthnFailed"
+NO_AVAILABLE_IDP = "urn:oasis:names:tc:SAML:2.0:status:NoAvailableIDP"
 METADATA_TYPE = "application/samlmetadata+xml"
 MD = "urn:oasis:names:tc:SAML:2.0:metadata"
 SHIBMD = "urn:mace:shibboleth:metadata:1.0"
@@ -811,11 +812,33 @@ def test_an_existing_acs_index_is_answered_at_that_endpoint(
         setup.sp.accept(fields["SAMLResponse"], request_id)
 
 
-def test_an_unknown_acs_index_is_refused(
+def test_an_unknown_acs_index_is_answered_at_the_default_acs_with_request_unsupported(
     setup: Setup, session_browser: Browser, caplog: pytest.LogCaptureFixture
 ) -> None:
-    page, _ = _session_login(setup, session_browser, acs="7")
-    assert_refused(setup, page, caplog, "acs_not_in_metadata")
+    """Core 3.4.1: the IdP MAY return an error Response for an index it does not know. The
+    signed request is trusted: the student's page carries Requester/RequestUnsupported to the
+    default ACS of the service's metadata, the one address no request chooses."""
+    page, request_id = _session_login(setup, session_browser, acs="7")
+    assert page.status == 400, page.text[:300]
+    assert "refused code=acs_index_unknown " in caplog.text
+    assert "data-autosubmit" not in page.text and SSO_COOKIE not in page.cookies_set
+    assert [f.action for f in page.forms if f.action.startswith(setup.sp.base_url)] == [
+        setup.sp.default_acs
+    ]
+    fields = page.form(setup.sp.default_acs).fields
+    _assert_signed_error(
+        setup, fields, request_id, setup.sp.default_acs, (REQUESTER, REQUEST_UNSUPPORTED)
+    )
+
+
+def test_an_unknown_acs_index_in_an_unsigned_request_gets_no_answer(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The service must sign (AuthnRequestsSigned): an unsigned request naming it is anyone's,
+    and is refused with a page before its ACS is looked at; nothing goes to the service."""
+    request = setup.sp.authn_request(setup.sso_url, acs="7")
+    page = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=False))
+    assert_refused(setup, page, caplog, "request_unsigned")
     assert not any(f.action.startswith(setup.sp.base_url) for f in page.forms)
 
 
@@ -1099,3 +1122,138 @@ def test_the_upstream_request_is_signed_over_the_query_and_carries_no_xml_signat
     assert policy is not None and policy.get("AllowCreate") == "true"
     # The signed octets are the query's own encoding, in the order the binding fixes.
     verify_redirect_signature(to_school, demo.directory / "keys" / "saml-signing.crt")
+
+
+# -- 12. a request no school can serve is still answered (profiles 4.1.4.1, core 3.4.1.4) ----------
+
+NOT_SET_UP_ID = "98NS00"
+NOT_SET_UP_IDP = "https://idp.niet-ingericht.example/metadata"
+PLATFORM = "Authn request tests (test publisher)"
+
+
+@pytest.fixture(scope="module")
+def not_set_up(setup: Setup) -> str:
+    """A registered SAML school whose metadata the broker does not hold."""
+    if setup.demo.registry.school(NOT_SET_UP_ID) is None:
+        setup.demo.registry.add_school(
+            School(NOT_SET_UP_ID, "Nietklaar College", NOT_SET_UP_IDP), ""
+        )
+    return NOT_SET_UP_ID
+
+
+def _went_back(setup: Setup, browser: Browser, page: Page, why: str) -> dict[str, str]:
+    """Press the page's "Back to <platform>" (with `why`): the auto-post answer's fields."""
+    back = page.form(f"{setup.demo.broker_url}/back-to-platform")
+    assert back.fields["why"] == why, back.fields
+    told = browser.submit(page, f"{setup.demo.broker_url}/back-to-platform")
+    assert told.status == 200 and "data-autosubmit" in told.text, told.text[:300]
+    return _answer_form(told, setup.sp.acs[1])
+
+
+def _told_once(setup: Setup, browser: Browser, page: Page) -> None:
+    """The login was consumed when the platform was told: a second press tells nothing."""
+    twice = browser.submit(page, f"{setup.demo.broker_url}/back-to-platform", follow=False)
+    assert twice.status == 400 and "SAMLResponse" not in twice.text, twice.text[:300]
+
+
+@pytest.mark.parametrize(
+    ("language", "label"), [("nl", f"Terug naar {PLATFORM}"), ("en", f"Back to {PLATFORM}")]
+)
+def test_going_back_from_the_school_choice_answers_authn_failed(
+    setup: Setup, language: str, label: str
+) -> None:
+    browser = Browser(language)
+    request = setup.sp.authn_request(setup.sso_url)
+    page = browser.get(setup.sp.redirect_url(setup.sso_url, request, "rs-back", sign=True))
+    assert setup.demo.shows_discovery(page)
+    assert f">{label}</button>" in page.text
+    fields = _went_back(setup, browser, page, "went_back")
+    assert fields["RelayState"] == "rs-back"
+    _assert_signed_error(setup, fields, request.id, setup.sp.acs[1], (RESPONDER, AUTHN_FAILED))
+    _told_once(setup, browser, page)
+
+
+def test_a_school_not_set_up_offers_another_school_and_answers_no_available_idp(
+    setup: Setup, not_set_up: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    browser = Browser("nl")
+    request = setup.sp.authn_request(setup.sso_url)
+    page = browser.get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
+    choice = page.form(f"{setup.demo.broker_url}/discovery")
+    page = browser.post(choice.action, {**choice.fields, "school": not_set_up})
+    assert page.status == 502, page.text[:300]
+    assert "<h1>Inloggen via je school is nog niet ingesteld</h1>" in page.text
+    assert f"refused school={not_set_up} code=school_metadata_missing" in caplog.text
+    assert "Opnieuw proberen" not in page.text
+    assert f'href="/discovery?login={choice.fields["login"]}">Kies je school opnieuw.</a>' in (
+        page.text
+    )
+    assert f">Terug naar {PLATFORM}</button>" in page.text
+    assert "broker" not in page.text.lower().replace("ketenbroker", "")
+    fields = _went_back(setup, browser, page, "no_school")
+    _assert_signed_error(setup, fields, request.id, setup.sp.acs[1], (RESPONDER, NO_AVAILABLE_IDP))
+    _told_once(setup, browser, page)
+
+
+def test_a_scoped_request_naming_a_school_not_set_up_shows_the_ways_on(
+    setup: Setup, not_set_up: str
+) -> None:
+    """An active request whose IDPList names only a school that cannot serve: the student's
+    page (not the school choice, not an answer at once), choosing again or going back."""
+    scoping = Scoping(idp_list=IDPList(idp_entry=[IDPEntry(provider_id=NOT_SET_UP_IDP)]))
+    request = setup.sp.authn_request(setup.sso_url, scoping=scoping)
+    browser = Browser("en")
+    page = browser.get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
+    assert page.status == 502 and not setup.demo.shows_discovery(page), page.text[:300]
+    assert "<h1>Signing in with your school is not set up</h1>" in page.text
+    assert "SAMLResponse" not in page.text
+    # The login was saved for its ways on: the school choice opens for it.
+    login_id = page.form(f"{setup.demo.broker_url}/back-to-platform").fields["login"]
+    assert setup.demo.shows_discovery(
+        browser.get(f"{setup.demo.broker_url}/discovery?login={login_id}")
+    )
+    fields = _went_back(setup, browser, page, "no_school")
+    _assert_signed_error(setup, fields, request.id, setup.sp.acs[1], (RESPONDER, NO_AVAILABLE_IDP))
+
+
+def test_a_scoped_request_skips_a_school_not_set_up_for_one_that_can_serve(
+    setup: Setup, not_set_up: str
+) -> None:
+    """The IDPList names a school that cannot serve first and the demo school second: the
+    student goes to the demo school, not to a dead end."""
+    entries = [
+        IDPEntry(provider_id=NOT_SET_UP_IDP),
+        IDPEntry(provider_id=setup.demo.school_entity_id),
+    ]
+    scoping = Scoping(idp_list=IDPList(idp_entry=entries))
+    request = setup.sp.authn_request(setup.sso_url, scoping=scoping)
+    first = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True), follow=False)
+    assert first.status == 303, first.text[:300]
+    assert (first.location or "").startswith(f"{setup.demo.school_url}/sso")
+
+
+def test_a_passive_scoped_request_naming_a_school_not_set_up_answers_no_passive(
+    setup: Setup, not_set_up: str
+) -> None:
+    """Passive: nothing is shown, and no school is asked, so NoPassive at once (the platform
+    asks again actively and then hears NoAvailableIDP if the student goes back)."""
+    scoping = Scoping(idp_list=IDPList(idp_entry=[IDPEntry(provider_id=NOT_SET_UP_IDP)]))
+    request = setup.sp.authn_request(setup.sso_url, scoping=scoping, is_passive="true")
+    page = Browser().get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
+    assert len(page.visited) == 1 and "data-autosubmit" in page.text
+    fields = _answer_form(page, setup.sp.acs[1])
+    _assert_signed_error(setup, fields, request.id, setup.sp.acs[1], (RESPONDER, NO_PASSIVE))
+
+
+def test_back_with_a_reason_no_page_sends_is_refused_and_ends_nothing(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    browser = Browser()
+    request = setup.sp.authn_request(setup.sso_url)
+    page = browser.get(setup.sp.redirect_url(setup.sso_url, request, sign=True))
+    back = page.form(f"{setup.demo.broker_url}/back-to-platform")
+    refused = browser.post(back.action, {**back.fields, "why": "granted"})
+    assert refused.status == 400 and "SAMLResponse" not in refused.text
+    assert "refused code=unknown_reason " in caplog.text
+    fields = _went_back(setup, browser, page, "went_back")
+    _assert_signed_error(setup, fields, request.id, setup.sp.acs[1], (RESPONDER, AUTHN_FAILED))

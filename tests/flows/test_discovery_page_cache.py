@@ -93,10 +93,10 @@ def test_each_login_gets_the_page_a_fresh_render_gives(
     service_id = _service_id(app)
     for _ in range(3):  # the first fills the worker's copy, the others come from it
         login_id, text = _as_fresh(app, service_id, headers=headers, mount=mount)
-        # The login's id in each of its places: both forms (three with a remembered school)
-        # and both language links.
+        # The login's id in each of its places: the search and school forms (and the remembered
+        # school's), "Back to <platform>" and both language links.
         remembered = "Continue with" in text or "Verder met" in text
-        assert text.count(login_id) == (5 if remembered else 4)
+        assert text.count(login_id) == (6 if remembered else 5)
 
 
 def test_the_my_data_sign_in_language_asked_for_and_a_search(app: Flask) -> None:

@@ -100,6 +100,9 @@ def test_a_school_whose_sign_in_page_is_down_offers_try_again_and_another_school
     assert page.response.headers["Cache-Control"] == "no-store"
     assert down_school in page.response.headers["Content-Security-Policy"]
     assert "broker" not in page.text.lower().replace("ketenbroker", "")
+    # Or back to the platform, which hears that no school could serve the login.
+    back = page.form(f"{demo.broker_url}/back-to-platform")
+    assert back.fields == {"login": login_id, "why": "no_school"}
 
     # The login stands: trying again finds it (and the school still down), and another school
     # chosen for it completes it.
@@ -289,6 +292,60 @@ def test_a_school_that_is_not_set_up_is_not_offered_try_again(
     assert "Opnieuw proberen" not in page.text
     assert "nu niet bereikbaar" not in page.text
     assert not any(form.action == f"{demo.broker_url}/discovery" for form in page.forms)
+    # The ways on: another school for the same login, or back to the platform, which hears
+    # that no school could serve it (test_authn_requests.py checks the SAML status).
+    login_id = choice.fields["login"]
+    assert heading(page) == "Inloggen via je school is nog niet ingesteld"
+    assert f'href="/discovery?login={login_id}">Kies je school opnieuw.</a>' in page.text
+    back = page.form(f"{demo.broker_url}/back-to-platform")
+    assert back.fields == {"login": login_id, "why": "no_school"}
+    assert f">Terug naar {LEESPLANK}</button>" in page.text
+    assert "broker" not in page.text.lower().replace("ketenbroker", "")
+
+
+def _told(
+    demo: LiveDemo, browser: Browser, page: Page, platform: OidcPublisher, mode: str
+) -> dict[str, str]:
+    """Press the page's "Back to <platform>": the OAuth error the OIDC client receives."""
+    told = browser.submit(page, f"{demo.broker_url}/back-to-platform", follow=False)
+    if mode == "query":
+        assert told.status == 303, told.text[:300]
+        sent = urlsplit(told.location or "")
+        assert f"{sent.scheme}://{sent.netloc}{sent.path}" == platform.answer_url
+        return {k: v[0] for k, v in parse_qs(sent.query).items()}
+    assert told.status == 200 and demo.answers_publisher(told), told.text[:300]
+    return told.form(platform.answer_url).fields
+
+
+@pytest.mark.parametrize("mode", ["query", "form_post"])
+def test_an_oidc_client_hears_access_denied_when_the_student_goes_back(
+    demo: LiveDemo, oidc_platforms: dict[str, OidcPublisher], unset_school: str, mode: str
+) -> None:
+    """From the school choice (the student went back) and from a school not set up (no school
+    could serve): access_denied with a description that says which (OIDC Core 3.1.2.6 and
+    RFC 6749 4.1.2.1), in the client's response mode; the school choice's form-action allows
+    the query mode's redirect. Once told, the login is over."""
+    platform = oidc_platforms[mode]
+    browser = Browser("en")
+    page = browser.get(f"{platform.base_url}/login")
+    assert demo.shows_discovery(page)
+    assert f">Back to {platform.id} (test OIDC publisher)</button>" in page.text
+    policy = page.response.headers["Content-Security-Policy"]
+    assert urljoin(platform.answer_url, "/").rstrip("/") in policy.split()
+    error = _told(demo, browser, page, platform, mode)
+    assert error["error"] == "access_denied"
+    assert "went back without choosing a school" in error["error_description"]
+    assert error["state"]
+
+    page = browser.get(f"{platform.base_url}/login")
+    choice = next(f for f in page.forms if f.action == f"{demo.broker_url}/discovery")
+    failed = browser.post(choice.action, {**choice.fields, "school": unset_school})
+    assert failed.status == 502
+    error = _told(demo, browser, failed, platform, mode)
+    assert error["error"] == "access_denied"
+    assert "(reason: no_available_school)" in error["error_description"]
+    twice = browser.submit(failed, f"{demo.broker_url}/back-to-platform", follow=False)
+    assert twice.status == 400 and twice.location is None
 
 
 # -- 6: the school's signed "no", seen again; the platform told ----------------------------------
