@@ -298,20 +298,6 @@ class SqlReceiptBook:
                 released.update(column_attributes(attributes))
         return {service_id: frozenset(released) for service_id, released in named.items()}
 
-    def for_subjects(self, subjects: Collection[str], *, limit: int = 500) -> list[Receipt]:
-        """One student's receipts under any of their subjects (one per chain), newest first
-        (the my-data page)."""
-        if not subjects:
-            return []
-        with session_on(self._engine) as session:
-            rows = session.scalars(
-                select(ReceiptRow)
-                .where(ReceiptRow.subject.in_(sorted(subjects)))
-                .order_by(ReceiptRow.issued_at.desc(), ReceiptRow.id.desc())
-                .limit(limit)
-            )
-            return [row.to_receipt() for row in rows]
-
     def history(self, subjects: Collection[str]) -> list[ReceiptHistory]:
         """One student's receipts under any of their subjects, counted per subject, school,
         platform and set of released attributes, the newest group first (the my-data page): one

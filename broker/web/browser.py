@@ -9,8 +9,9 @@ cookies); Chromium counts plain-http loopback as a secure context, so the demo w
 `kb_school` remembers the school of the last successful school login (set with the school's
 answer, never at the choice: a mis-tapped school is not offered again) and is `Lax`: it is only
 read on the broker's own discovery page. `__Host-kb_my_data` names the my-data view this browser
-may open (my_data.py): a session cookie, `Lax` (the view is a GET of the broker's own), cleared
-when the student closes the view, and replaced by the next one opened.
+may open (my_data.py): a session cookie, `Lax` (the view is a GET of the broker's own), set to
+`closed` when the student closes the view (the history's address then says so calmly), and
+replaced by the next one opened.
 """
 
 from __future__ import annotations
@@ -105,7 +106,3 @@ def set_my_data_view(response: Response, view_id: str) -> None:
     response.set_cookie(
         MY_DATA_COOKIE, view_id, secure=True, httponly=True, samesite="Lax", path="/"
     )
-
-
-def clear_my_data_view(response: Response) -> None:
-    response.delete_cookie(MY_DATA_COOKIE, secure=True, httponly=True, samesite="Lax", path="/")

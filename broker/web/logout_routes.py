@@ -50,6 +50,7 @@ from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, clear_sso_token
 from broker.web.content_policy import content_security_policy
 from broker.web.errors import render_error
+from broker.web.no_store import no_store
 from broker.web.service_answers import autopost
 from broker.web.wiring import broker
 
@@ -116,15 +117,14 @@ def store_down_page(
     )
     _may_send_to(response, answer)
     clear_sso_token(response)
-    return _no_store(response)
+    return no_store(response)
 
 
 def to_run(run_id: str) -> Response:
     """On to a run's propagation page; the browser forgets the SSO token (the session's gone)."""
     response = redirect(url_for("logout.propagate", run_id=run_id), 303)
     clear_sso_token(response)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 def logout_form_token() -> str:
@@ -161,7 +161,7 @@ def confirmation_page(
         platform_asks=platform_asks,
         service_name=platform_name,
     )
-    return _no_store(make_response(page))
+    return no_store(make_response(page))
 
 
 @logout.route("/logout", methods=["POST"])
@@ -197,7 +197,7 @@ def propagate(run_id: str) -> Response:
     secret, run = _run(run_id)
     run = b.logout.run_back_channels(secret, run)
     if b.logout.services_done(run):
-        return _no_store(redirect(url_for("logout.next_step", run_id=run.run_id), 303))
+        return no_store(redirect(url_for("logout.next_step", run_id=run.run_id), 303))
     frames = [
         url_for("logout.front", run_id=run.run_id, index=i)
         for i, t in enumerate(run.targets)
@@ -218,7 +218,7 @@ def propagate(run_id: str) -> Response:
     response.headers["Content-Security-Policy"] = content_security_policy() + (
         "; frame-src 'self' " + " ".join(origins)
     )
-    return _no_store(response)
+    return no_store(response)
 
 
 @logout.route("/logout/<run_id>/status", methods=["GET"])
@@ -228,7 +228,7 @@ def status(run_id: str) -> Response:
     summary = status_summary(run, _names(run))
     summary["done"] = summary["done"] or b.logout.clock() >= run.deadline
     summary["next"] = url_for("logout.next_step", run_id=run.run_id)
-    return _no_store(jsonify(summary))
+    return no_store(jsonify(summary))
 
 
 @logout.route("/logout/<run_id>/front/<int:index>", methods=["GET"])
@@ -248,12 +248,12 @@ def next_step(run_id: str) -> Response:
     b = broker()
     secret, run = _run(run_id)
     if not b.logout.services_done(run) and b.logout.clock() < run.deadline:
-        return _no_store(redirect(url_for("logout.propagate", run_id=run.run_id), 303))
+        return no_store(redirect(url_for("logout.propagate", run_id=run.run_id), 303))
     message = b.logout.school_request(secret, run)
     if message is not None:
         school = b.view.school(run.school_id)
         return deliver(message, school.name if school else "")
-    return _no_store(redirect(url_for("logout.done", run_id=run.run_id), 303))
+    return no_store(redirect(url_for("logout.done", run_id=run.run_id), 303))
 
 
 @logout.route("/logout/<run_id>/done", methods=["GET"])
@@ -289,7 +289,7 @@ def done(run_id: str) -> Response:
     )
     response = make_response(page)
     _may_send_to(response, answer)
-    return _no_store(response)
+    return no_store(response)
 
 
 def _count_ended(run: LogoutRun) -> None:
@@ -318,7 +318,7 @@ def deliver(message: Outbound, destination_name: str | None) -> Response:
         response = redirect(message.url, 303)
     else:
         response = autopost(PostMessage(message.url, dict(message.fields)), destination_name or "")
-    return _no_store(response)
+    return no_store(response)
 
 
 def framed(response: Response) -> Response:
@@ -337,8 +337,3 @@ def _may_send_to(response: Response, answer: Outbound | None) -> None:
         response.headers["Content-Security-Policy"] = content_security_policy(
             written_origin(answer.url) or ""
         )
-
-
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response

@@ -46,6 +46,7 @@ from broker.web.browser import (
 )
 from broker.web.labels import labelled_purposes, shown_day
 from broker.web.logout_routes import student_logout
+from broker.web.no_store import no_store
 from broker.web.wiring import Broker
 
 log = logging.getLogger("broker.my_data")
@@ -133,7 +134,7 @@ def closed() -> Response:
     page = render_template(
         "my_data_start.html", closed=True, session_stands=_session_stands(_broker())
     )
-    return _no_store(make_response(page))
+    return no_store(make_response(page))
 
 
 @my_data.route("/my-data/sign-in", methods=["GET"])
@@ -186,7 +187,7 @@ def view(view_id: str) -> Response:
     if request.cookies.get(MY_DATA_COOKIE) == CLOSED_MARK:
         # Closed here ("Close my data"), then the back button: no data, and no alarm either.
         log.info("my-data view asked after its close")
-        return _no_store(make_response(render_template("my_data_start.html", gone=True)))
+        return no_store(make_response(render_template("my_data_start.html", gone=True)))
     if not _is_open_view(view_id):
         # Replaced by a newer view, or the browser was closed: an address in the history
         # opens nothing (no store read either).
@@ -215,6 +216,7 @@ def view(view_id: str) -> Response:
         "my_data.html",
         school=school,
         codes=_codes(names, subjects, history),
+        counted_since=_counted_since(b, history),
         recent=[card for card in cards if not card.earlier],
         earlier=[card for card in cards if card.earlier],
         current=_current_releases(b, school.id, history),
@@ -227,7 +229,7 @@ def view(view_id: str) -> Response:
         view_field=VIEW_FIELD,
         log_out_field=LOG_OUT_FIELD,
     )
-    return _no_store(make_response(page))
+    return no_store(make_response(page))
 
 
 @my_data.route("/my-data/close", methods=["POST"])
@@ -235,32 +237,42 @@ def close() -> Response:
     """ "Close my data": the view is deleted and the browser forgets it (its cookie then marks
     it closed, `CLOSED_MARK`). The form carries the view's id, which only its page shows
     (another site cannot close it), and it must be this browser's open view, as for showing it:
-    anything else changes nothing and gets the page of a view that is no longer open (closed in
-    another tab, replaced, or never this browser's). A view whose record expired closes all the
-    same.
+    a plain close of anything else changes nothing and gets the page of a view that is no longer
+    open (closed in another tab, replaced, or never this browser's). A view whose record expired
+    closes all the same.
 
     "Close and log out" (the page's main button while an SSO session stands) is the student's
     own "log out everywhere" as well (logout_routes.student_logout, with the logout form's
     token the page carries), so that the next student at a shared laptop meets the school's
     sign-in, not this one's data. It runs first: a token not made for this browser is refused
-    there (400) before anything closes."""
+    there (400) before anything closes. Pressed in any tab, an older one too (its view replaced
+    by a newer one in another tab), it logs out and closes the view this browser's cookie names:
+    that press must never leave the session standing behind a "This page has expired"."""
     view_id = request.form.get(VIEW_FIELD, "")
+    log_out = bool(request.form.get(LOG_OUT_FIELD))
+    cookie = request.cookies.get(MY_DATA_COOKIE, "")
     # A second press (no JavaScript, or the back button to the page): closed already, it goes
     # where the first went (the logout then finds its run, logout_start.py), not to an error.
-    again = request.cookies.get(MY_DATA_COOKIE) == CLOSED_MARK
-    if not again and not _is_open_view(view_id):
+    again = cookie == CLOSED_MARK
+    older_tab = not again and not _is_open_view(view_id)
+    if older_tab and not log_out:
         raise MyDataExpired("my-data close of a view that is not this browser's open one")
-    log_out = bool(request.form.get(LOG_OUT_FIELD))
     response = student_logout() if log_out else redirect(url_for("my_data.closed"), 303)
-    if not again:
+    if not again and _is_view_id(cookie):
+        # The open view, whichever tab's form this is (the cookie's, never the form's id).
         try:
-            _broker().flow.sealed.delete(VIEW, view_id)
+            _broker().flow.sealed.delete(VIEW, cookie)
         except StoreUnavailable:
             # The cookie going is enough for this browser; the record ends at its expiry.
             log.warning("my-data view not deleted: store unavailable")
-    log.info("my-data closed log_out=%s again=%s", "yes" if log_out else "no", again)
+    log.info(
+        "my-data closed log_out=%s again=%s older_tab=%s",
+        "yes" if log_out else "no",
+        again,
+        older_tab,
+    )
     set_my_data_view(response, CLOSED_MARK)
-    return _no_store(response)
+    return no_store(response)
 
 
 def _is_open_view(view_id: str) -> bool:
@@ -268,15 +280,14 @@ def _is_open_view(view_id: str) -> bool:
     (secrets.token_urlsafe); anything else is no view, and hmac.compare_digest takes only ASCII
     strings."""
     open_view = request.cookies.get(MY_DATA_COOKIE, "")
-    if (
-        open_view == CLOSED_MARK
-        or not view_id
-        or len(view_id) > MAX_VIEW_ID
-        or not view_id.isascii()
-        or not open_view.isascii()
-    ):
+    if not _is_view_id(open_view) or not _is_view_id(view_id):
         return False
     return hmac.compare_digest(open_view, view_id)
+
+
+def _is_view_id(value: str) -> bool:
+    """Could be a view's id: neither empty nor `CLOSED_MARK`, short, ASCII."""
+    return bool(value) and value != CLOSED_MARK and len(value) <= MAX_VIEW_ID and value.isascii()
 
 
 def _contact_address(contact: str) -> str:
@@ -285,11 +296,6 @@ def _contact_address(contact: str) -> str:
     if contact.startswith(MAILTO):
         return unquote(contact.removeprefix(MAILTO).partition("?")[0])
     return contact
-
-
-def _no_store(response: Response) -> Response:
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _session_stands(b: Broker) -> bool:
@@ -390,6 +396,16 @@ def _cards(b: Broker, names: dict[str, str], history: list[ReceiptHistory]) -> l
             )
         )
     return cards
+
+
+def _counted_since(b: Broker, history: list[ReceiptHistory]) -> str | None:
+    """The oldest receipt the student still has: the counts are of the receipts kept, and
+    `receipts prune` removes those older than `receipts.retention_days` (a year by default), so
+    the page says since when it counts, not "the first time"."""
+    if not history:
+        return None
+    first = min(group.first for group in history)
+    return shown_day(first, b.settings.zone, get_locale() or Locale("nl"), time.time())
 
 
 def _current_releases(

@@ -127,7 +127,12 @@ def test_a_long_history_shows_every_platform_on_a_phone(live: LiveDemo, phone: P
     expect(lees.locator("[data-when]")).to_contain_text(
         re.compile(r"^520 keer, het laatst op \d{1,2} \w+\.? \d{2}:\d{2}")
     )
-    expect(lees.locator("[data-when]")).to_contain_text("De eerste keer op")
+    # The counts are of the receipts kept (`receipts prune`): "since", never "the first time".
+    expect(lees.locator("[data-when]")).to_contain_text("Geteld sinds")
+    expect(lees.locator("[data-when]")).not_to_contain_text("eerste keer")
+    expect(phone.locator("[data-counted-since]")).to_contain_text(
+        re.compile(r"^Je inlogs worden geteld sinds \d{1,2} \w+\.?( \d{4})? \d{2}:\d{2}\.$")
+    )
     # Why: the publisher's declared purpose under what the platform got.
     expect(lees.locator(".purpose").first).to_contain_text(re.compile(r"^Waarom: "))
     # Toetsplein, used once ten months ago, is there, folded under "Eerder".

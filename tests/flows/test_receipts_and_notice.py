@@ -341,27 +341,29 @@ def test_my_data_shows_exactly_the_students_own_receipts(
     demo.login(fatima, notice_service, UID)
     demo.login(fatima, "rekenroute", UID)
     demo.login(daan, notice_service, OTHER)
-    own = demo.broker.receipts.for_subjects(all_subjects(demo, UID))
+    own = demo.broker.receipts.history(all_subjects(demo, UID))
 
     page = my_data(demo, fatima, UID)  # the SSO session answers
     groups = shared_groups(page.text)
     # One line per platform and set of attributes, counting every receipt once.
-    assert sum(count for _, count in groups) == len(own) >= 2
-    expected = {(r.content.service_id, frozenset(r.content.attributes)) for r in own}
+    assert sum(count for _, count in groups) == sum(h.count for h in own) >= 2
+    expected = {(h.service_id, frozenset(h.attributes)) for h in own}
     assert len(groups) == len(expected)
     assert sum("Rekenroute" in group for group, _ in groups) >= 1
     assert "mailto:privacy@demo-school.example" in page.text
     # The address itself as text, for a parent to read and copy (not only a link).
     assert "E-mail <a" in page.text and ">privacy@demo-school.example</a>" in page.text
     assert "You signed in through" in page.text
+    # Counted from the oldest receipt kept (`receipts prune` removes older ones): "since".
+    assert "Your sign-ins are counted since " in page.text and "The first time" not in page.text
 
     other = my_data(demo, daan, OTHER)
     groups = shared_groups(other.text)
-    theirs = demo.broker.receipts.for_subjects(all_subjects(demo, OTHER))
-    assert any(r.content.service_id == notice_service for r in theirs)
-    assert sum(count for _, count in groups) == len(theirs)
+    theirs = demo.broker.receipts.history(all_subjects(demo, OTHER))
+    assert any(h.service_id == notice_service for h in theirs)
+    assert sum(count for _, count in groups) == sum(h.count for h in theirs)
     # Fatima's Rekenroute login shows only on her page (the shared demo may hold Daan's own).
-    own_rekenroute = sum(r.content.service_id == "rekenroute" for r in theirs)
+    own_rekenroute = sum(h.count for h in theirs if h.service_id == "rekenroute")
     assert sum(count for group, count in groups if "Rekenroute" in group) == own_rekenroute
     # The view belongs to the browser that signed in: another browser cannot open it, and is
     # told the page expired (with the way to open it), not to allow cookies.

@@ -12,6 +12,8 @@ Then log out first." with the button.
 
 from __future__ import annotations
 
+import pytest
+
 from broker.login.sealed import store_key
 from broker.web.browser import SSO_COOKIE
 from broker.web.my_data import VIEW
@@ -136,15 +138,53 @@ def test_closed_while_still_signed_in_says_so_and_offers_log_out_first(demo: Liv
     assert _goes_to_school(demo, laptop, f"{demo.broker_url}/my-data/sign-in")
 
 
-def test_a_forged_logout_token_on_close_and_log_out_changes_nothing(demo: LiveDemo) -> None:
+@pytest.mark.parametrize("tabs", [1, 2], ids=["its tab", "an older tab"])
+def test_a_forged_logout_token_on_close_and_log_out_changes_nothing(
+    demo: LiveDemo, tabs: int
+) -> None:
+    """Pressed in the page's one tab or in an older one (a newer tab replaced its view): a
+    token not made for this browser is refused, and nothing logs out or closes."""
     laptop = Browser()
     demo.login(laptop, "leesplank", UID)
-    page = my_data(demo, laptop, UID)
-    fields = {**page.form(f"{demo.broker_url}/my-data/close").fields, "csrf_token": "forged"}
+    pages = [my_data(demo, laptop, UID) for _ in range(tabs)]
+    fields = {**pages[0].form(f"{demo.broker_url}/my-data/close").fields, "csrf_token": "forged"}
     refused = laptop.post(f"{demo.broker_url}/my-data/close", fields)
     assert refused.status == 400
     assert SSO_COOKIE in laptop.cookies(demo.broker_url)
-    assert "You signed in through" in laptop.get(page.url).text  # still open
+    assert "You signed in through" in laptop.get(pages[-1].url).text  # still open
+
+
+def test_close_and_log_out_in_an_older_tab_logs_out_and_closes_the_newer_view(
+    demo: LiveDemo,
+) -> None:
+    """Two tabs of the data page (the student opened it twice): "Close and log out" in the
+    first, whose view the second replaced, still logs out everywhere and closes the view the
+    second tab shows; the next student's "Sign in" meets the school, not this student's data."""
+    laptop = Browser()
+    demo.login(laptop, "leesplank", UID)
+    old_tab = my_data(demo, laptop, UID)
+    new_tab = my_data(demo, laptop, UID)  # the same student, another tab
+    assert old_tab.url != new_tab.url
+    started = laptop.submit(old_tab, f"{demo.broker_url}/my-data/close")
+    assert started.url.startswith(f"{demo.broker_url}/logout/"), (started.status, started.url)
+    assert "This page has expired" not in started.text
+    assert SSO_COOKIE not in laptop.cookies(demo.broker_url)
+    finish_logout(laptop, started)
+    again = laptop.get(new_tab.url)
+    assert "This data is closed." in again.text and "You signed in through" not in again.text
+    # The view this browser's cookie named is gone from the store (the older one opens nowhere).
+    view_id = new_tab.url.rsplit("/", 1)[1]
+    assert demo.broker.flow.store.get(store_key(VIEW, view_id)) is None
+    assert _goes_to_school(demo, laptop, f"{demo.broker_url}/my-data/sign-in")
+
+
+def test_a_plain_close_in_an_older_tab_is_expired_and_closes_nothing(demo: LiveDemo) -> None:
+    laptop = Browser()
+    old_tab = my_data(demo, laptop, UID)  # a fresh school login: "Close my data" only
+    new_tab = my_data(demo, laptop, UID)
+    refused = laptop.submit(old_tab, f"{demo.broker_url}/my-data/close")
+    assert refused.status == 400 and "This page has expired" in refused.text
+    assert "You signed in through" in laptop.get(new_tab.url).text  # still open
 
 
 def test_the_next_students_data_page_ends_the_previous_ones(demo: LiveDemo) -> None:
