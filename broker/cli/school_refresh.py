@@ -23,10 +23,11 @@ copy whose signing certificates differ is logged with the entity id and the cert
 SHA-256 fingerprints, added and removed.
 
 Thousands of schools: the downloads run FETCHES_AT_ONCE at a time on a thread pool, each with
-the fetch's own deadline (a hung school host holds one thread for at most that), so a run takes
-about deadline x ceil(hanging / FETCHES_AT_ONCE) however many schools answer. The threads only
-download; the checks and the writes are done one by one on the calling thread, in school id
-order (the registry is used from that thread alone), so the output is in the order it was.
+the fetch's own deadline (a hung school host holds one thread for at most that), so hung hosts
+cost about deadline x ceil(hanging / FETCHES_AT_ONCE) however many schools answer. The threads
+only download; each copy is checked and written on the calling thread (the registry is used
+from that thread alone), one by one as the downloads end, and the outcomes are said in school
+id order.
 
 Every outcome is stored with the school (revision 0028, `record_school_refresh`): the last
 success, the last failure and its reason code, on every school on the IdP; the attention
@@ -36,7 +37,7 @@ report's `school_metadata_not_refreshed` reads them (core/attention.py).
 from __future__ import annotations
 
 import logging
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
 
@@ -80,7 +81,9 @@ def refresh_schools(
     at_once: int = FETCHES_AT_ONCE,
 ) -> list[SchoolRefreshOutcome]:
     """Every school given by URL, by school id; an IdP several schools share once (from its
-    first school's URL). Downloads `at_once` at a time; checks and writes here, in order."""
+    first school's URL). Downloads `at_once` at a time; each copy is checked and written here,
+    one by one, as its download ends (no school waits for a hung one before it, and no copy
+    waits in memory), and the outcomes are returned by school id."""
     on_idp: dict[str, list[str]] = {}
     first: list[tuple[str, str, str]] = []
     for school_id, entity_id, url in registry.school_metadata_urls():
@@ -92,18 +95,25 @@ def refresh_schools(
         return []
     outcomes = []
     loopback = settings.peers_on_loopback
-    with ThreadPoolExecutor(min(at_once, len(first)), "school-refresh") as pool:
-        downloads: dict[str, Future[str]] = {}
+    pool = ThreadPoolExecutor(min(at_once, len(first)), "school-refresh")
+    try:
+        downloads: dict[Future[str], tuple[str, str, str]] = {}
         for school_id, entity_id, url in first:
-            # Held by a metadata source: refused before anything is fetched, as before.
-            if not _held(registry, school_id, entity_id):
-                downloads[entity_id] = pool.submit(fetch_metadata, url, allow_loopback=loopback)
-        for school_id, entity_id, url in first:
-            download = downloads.get(entity_id)
-            outcome = refresh_school(registry, school_id, entity_id, url, download)
-            outcomes.append(outcome)
-            registry.record_school_refresh(on_idp[entity_id], outcome.reason)
-    return outcomes
+            if _held(registry, school_id, entity_id):
+                # Held by a metadata source: refused before anything is fetched.
+                outcomes.append(refresh_school(registry, school_id, entity_id, url, None))
+                registry.record_school_refresh(on_idp[entity_id], outcomes[-1].reason)
+            else:
+                download = pool.submit(fetch_metadata, url, allow_loopback=loopback)
+                downloads[download] = (school_id, entity_id, url)
+        for download in as_completed(list(downloads)):
+            school_id, entity_id, url = downloads.pop(download)
+            outcomes.append(refresh_school(registry, school_id, entity_id, url, download))
+            registry.record_school_refresh(on_idp[entity_id], outcomes[-1].reason)
+    finally:
+        # A failure here (the registry gone) does not wait for the downloads still queued.
+        pool.shutdown(wait=False, cancel_futures=True)
+    return sorted(outcomes, key=lambda outcome: outcome.school_id)
 
 
 def _held(registry: SqlRegistry, school_id: str, entity_id: str) -> bool:
