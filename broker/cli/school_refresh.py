@@ -21,11 +21,23 @@ for another entity id, or whose school changed meanwhile, is refused with a reas
 logged (WARNING: the school id and the reason; no personal data), and the copy held stays. A
 copy whose signing certificates differ is logged with the entity id and the certificates'
 SHA-256 fingerprints, added and removed.
+
+Thousands of schools: the downloads run FETCHES_AT_ONCE at a time on a thread pool, each with
+the fetch's own deadline (a hung school host holds one thread for at most that), so hung hosts
+cost about deadline x ceil(hanging / FETCHES_AT_ONCE) however many schools answer. The threads
+only download; each copy is checked and written on the calling thread (the registry is used
+from that thread alone), one by one as the downloads end, and the outcomes are said in school
+id order.
+
+Every outcome is stored with the school (revision 0028, `record_school_refresh`): the last
+success, the last failure and its reason code, on every school on the IdP; the attention
+report's `school_metadata_not_refreshed` reads them (core/attention.py).
 """
 
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import partial
 
@@ -58,26 +70,79 @@ class SchoolRefreshOutcome:
     keys_removed: tuple[str, ...] = ()
 
 
-def refresh_schools(settings: Settings, registry: SqlRegistry) -> list[SchoolRefreshOutcome]:
-    """Every school given by URL, by school id; an IdP several schools share once."""
-    done: set[str] = set()
-    outcomes = []
+# Downloads at once: a hung school host holds one of them until the fetch's deadline.
+FETCHES_AT_ONCE = 8
+
+
+def refresh_schools(
+    settings: Settings,
+    registry: SqlRegistry,
+    *,
+    at_once: int = FETCHES_AT_ONCE,
+) -> list[SchoolRefreshOutcome]:
+    """Every school given by URL, by school id; an IdP several schools share once (from its
+    first school's URL). Downloads `at_once` at a time; each copy is checked and written here,
+    one by one, as its download ends (no school waits for a hung one before it, and no copy
+    waits in memory), and the outcomes are returned by school id."""
+    on_idp: dict[str, list[str]] = {}
+    first: list[tuple[str, str, str]] = []
     for school_id, entity_id, url in registry.school_metadata_urls():
-        if entity_id in done:
-            continue
-        done.add(entity_id)
-        outcomes.append(refresh_school(settings, registry, school_id, entity_id, url))
-    return outcomes
+        if entity_id not in on_idp:
+            on_idp[entity_id] = []
+            first.append((school_id, entity_id, url))
+        on_idp[entity_id].append(school_id)
+    if not first:
+        return []
+    outcomes = []
+    loopback = settings.peers_on_loopback
+    pool = ThreadPoolExecutor(min(at_once, len(first)), "school-refresh")
+    try:
+        downloads: dict[Future[str], tuple[str, str, str]] = {}
+        for school_id, entity_id, url in first:
+            if _held(registry, school_id, entity_id):
+                # Held by a metadata source: refused before anything is fetched.
+                outcomes.append(refresh_school(registry, school_id, entity_id, url, None))
+                registry.record_school_refresh(on_idp[entity_id], outcomes[-1].reason)
+            else:
+                download = pool.submit(fetch_metadata, url, allow_loopback=loopback)
+                downloads[download] = (school_id, entity_id, url)
+        for download in as_completed(list(downloads)):
+            school_id, entity_id, url = downloads.pop(download)
+            outcomes.append(refresh_school(registry, school_id, entity_id, url, download))
+            registry.record_school_refresh(on_idp[entity_id], outcomes[-1].reason)
+    finally:
+        # A failure here (the registry gone) does not wait for the downloads still queued.
+        pool.shutdown(wait=False, cancel_futures=True)
+    return sorted(outcomes, key=lambda outcome: outcome.school_id)
+
+
+def _held(registry: SqlRegistry, school_id: str, entity_id: str) -> bool:
+    try:
+        refuse_if_held(registry, _entry(school_id, entity_id))
+    except UpdateRefused:
+        return True
+    return False
+
+
+def _entry(school_id: str, entity_id: str) -> Registered:
+    return Registered(f"School {school_id}", school_id, entity_id, "idp")
 
 
 def refresh_school(
-    settings: Settings, registry: SqlRegistry, school_id: str, entity_id: str, url: str
+    registry: SqlRegistry,
+    school_id: str,
+    entity_id: str,
+    url: str,
+    download: Future[str] | None,
 ) -> SchoolRefreshOutcome:
-    entry = Registered(f"School {school_id}", school_id, entity_id, "idp")
+    """One IdP's copy from its `download` (None: held by a source, refused), checked and
+    written as `school update` does."""
+    entry = _entry(school_id, entity_id)
     try:
         refuse_if_held(registry, entry)
-        xml = fetch_metadata(url, allow_loopback=settings.peers_on_loopback)
-        copy = checked_copy(registry, entry, xml)
+        if download is None:  # held when the downloads started, not any more
+            raise UpdateRefused("changed_meanwhile", f"{entry.title}: run the refresh again")
+        copy = checked_copy(registry, entry, download.result())
         if copy.unchanged:
             return SchoolRefreshOutcome(school_id, entity_id, "unchanged")
         also = write_copy(entry, copy, partial(registry.update_school_metadata, url=url))

@@ -41,6 +41,7 @@ from broker.core.federation import (
     SourceState,
 )
 from broker.core.hosted_domain import lacks_hosted_domain
+from broker.core.metadata_refresh import RefreshRecord, not_refreshed
 from broker.core.model import Chain, Protocol, School, Service
 from broker.core.shared_idp import must_name_school
 from broker.core.subjects import lacks_realms
@@ -138,6 +139,9 @@ class Facts:
     # last of them ends (saml/metadata_changes.py `signing_valid_until`).
     idp_signing_until: Mapping[str, datetime] = field(default_factory=dict)
     now: datetime | None = None  # None: no certificate is reported as ending
+    # By school id, for every school given by URL: what `metadata refresh` last made of it
+    # (revision 0028). Read on every report (the refresh bumps no generation).
+    school_refresh: Mapping[str, RefreshRecord] = field(default_factory=dict)
 
 
 # -- the rules: each finds its entries (in id order) and says nothing of the others ------------
@@ -261,6 +265,18 @@ def school_certificate_ending(facts: Facts) -> Iterator[Entry]:
             yield Entry(entry_id, name, "school_certificate_ending", detail)
 
 
+def school_metadata_not_refreshed(facts: Facts) -> Iterator[Entry]:
+    """A SAML school given by URL whose copy `metadata refresh` has not accepted for
+    REFRESH_WARNING (core/metadata_refresh.py): its IdP's next certificate will not reach the
+    broker. The school's server refuses or fails the download, or the timer does not run."""
+    if facts.now is None:
+        return
+    for entry_id, name, _entity_id in _saml_entries(facts, "idp"):
+        record = facts.school_refresh.get(entry_id)
+        if record is not None and (detail := not_refreshed(record, facts.now)) is not None:
+            yield Entry(entry_id, name, "school_metadata_not_refreshed", detail)
+
+
 def sources_untrusted(facts: Facts) -> Iterator[Entry]:
     """Expired or missing: none of the source's entities is trusted (`metadata status`). A
     copy of a source no longer configured that expired is one of them, and says so."""
@@ -347,6 +363,10 @@ KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
     (
         Kind("schools_certificate_ending", Severity.AT_RISK, "school"),
         (school_certificate_ending,),
+    ),
+    (
+        Kind("schools_metadata_not_refreshed", Severity.AT_RISK, "school"),
+        (school_metadata_not_refreshed,),
     ),
     (Kind("chains_id_not_plain", Severity.AT_RISK, "chain"), (chains_id_not_plain,)),
     (

@@ -33,8 +33,8 @@ from broker.core.attention import (
     AttentionReport,
     Entry,
     Facts,
+    Rule,
     attention_report,
-    school_certificate_ending,
 )
 from broker.core.federation import left_out_in
 from broker.operations.sources import source_states
@@ -93,15 +93,22 @@ def gather_attention_report(
         secrets_in_clear=registry.secrets_in_clear(),
         sealed_only=registry.sealed_only_since() is not None,
         now=now,
+        school_refresh=registry.school_refresh_records(),
     )
     return attention_report(facts, shown)
 
 
-def schools_certificate_ending(registry: SqlRegistry, now: datetime, memo: Memo) -> list[Entry]:
-    """The report's `schools_certificate_ending` entries alone, from the memo's facts (what the
-    `ketenbroker_school_idp_certificates_ending` gauge counts at every scrape: one query of the
-    generation while it holds)."""
-    return list(school_certificate_ending(replace(_registry_facts(registry, now, memo), now=now)))
+def school_entries(rule: Rule, registry: SqlRegistry, now: datetime, memo: Memo) -> list[Entry]:
+    """One school rule's entries alone (`school_certificate_ending`,
+    `school_metadata_not_refreshed`), from the memo's facts and the schools' refresh records:
+    what a gauge counts at every scrape (web/metadata_metrics.py), two queries while the memo
+    holds the generation."""
+    facts = replace(
+        _registry_facts(registry, now, memo),
+        now=now,
+        school_refresh=registry.school_refresh_records(),
+    )
+    return list(rule(facts))
 
 
 def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> Facts:

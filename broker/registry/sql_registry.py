@@ -24,6 +24,7 @@ from broker.core.chain_ids import check_chain_id
 from broker.core.chain_move import ChainMove
 from broker.core.client_hosts import addresses_fingerprint
 from broker.core.errors import BadRequest, UnknownSchool, UnknownService
+from broker.core.metadata_refresh import RefreshRecord
 from broker.core.model import (
     AssertionEncryption,
     Chain,
@@ -199,7 +200,10 @@ class SqlRegistry(PortalReads):
         metadata was fetched from, which `metadata refresh` fetches again (None: a file)."""
         with self._writing("school", [(SchoolRow.id, "id", school.id)]) as session:
             check_joining(session, school, idp_metadata)
-            session.add(SchoolRow.from_school(school, idp_metadata, self._seal, url))
+            row = SchoolRow.from_school(school, idp_metadata, self._seal, url)
+            # Given by URL: fetched and checked just now, a refresh as good as the timer's.
+            row.idp_refreshed_at = as_utc(self._clock()) if url is not None else None
+            session.add(row)
             note_joined(session, [school.idp_entity_id])
             bump_generation(session)
 
@@ -305,6 +309,38 @@ class SqlRegistry(PortalReads):
             )
             return [(school_id, entity_id, url or "") for school_id, entity_id, url in rows]
 
+    def _refreshed(self, url: str | None) -> datetime | None:
+        """A copy given by `url` was fetched and checked now (None: a file, not fetched)."""
+        return as_utc(self._clock()) if url is not None else None
+
+    def record_school_refresh(self, school_ids: Sequence[str], failure: str | None) -> None:
+        """What `metadata refresh` made of the schools' URL now (cli/school_refresh.py): a copy
+        accepted (`failure` None, changed or not) or refused with reason code `failure`. No
+        generation bump: logins never read it; the attention report reads it every time."""
+        now = as_utc(self._clock())
+        if failure is None:
+            values: dict[InstrumentedAttribute[Any], Any] = {SchoolRow.idp_refreshed_at: now}
+        else:
+            values = {SchoolRow.idp_refresh_failed_at: now, SchoolRow.idp_refresh_failure: failure}
+        with self._writing() as session:
+            session.execute(update(SchoolRow).where(SchoolRow.id.in_(school_ids)).values(values))
+
+    def school_refresh_records(self) -> dict[str, RefreshRecord]:
+        """By school id, for every school given by URL: its last refresh outcomes (0028)."""
+        with session_on(self._engine) as session:
+            rows = session.execute(
+                select(
+                    SchoolRow.id,
+                    SchoolRow.idp_refreshed_at,
+                    SchoolRow.idp_refresh_failed_at,
+                    SchoolRow.idp_refresh_failure,
+                ).where(SchoolRow.idp_metadata_url.is_not(None))
+            )
+            return {
+                school_id: RefreshRecord(_utc_or_none(done), _utc_or_none(failed), failure)
+                for school_id, done, failed, failure in rows
+            }
+
     def school_metadata_url(self, school_id: str) -> str | None:
         """The URL the school's registered metadata was fetched from (None: a file, or none)."""
         with session_on(self._engine) as session:
@@ -354,7 +390,13 @@ class SqlRegistry(PortalReads):
             statement = (
                 update(SchoolRow)
                 .where(*where)
-                .values({SchoolRow.idp_metadata: idp_metadata, SchoolRow.idp_metadata_url: url})
+                .values(
+                    {
+                        SchoolRow.idp_metadata: idp_metadata,
+                        SchoolRow.idp_metadata_url: url,
+                        SchoolRow.idp_refreshed_at: self._refreshed(url),
+                    }
+                )
             )
             result = cast("CursorResult[Any]", session.execute(statement))
             if result.rowcount != len(ids):
@@ -469,6 +511,7 @@ class SqlRegistry(PortalReads):
             row.subject_attribute = school.subject_attribute
             row.idp_metadata = idp_metadata
             row.idp_metadata_url = url if school.oidc is None else None
+            row.idp_refreshed_at = self._refreshed(row.idp_metadata_url)
             wanted = school.oidc
             if wanted is None:
                 row.oidc = None
@@ -902,3 +945,7 @@ def _updated_one(session: Session, statement: Update) -> bool:
     """Run an UPDATE by primary key; False when no row had that key."""
     result = cast("CursorResult[Any]", session.execute(statement))
     return result.rowcount == 1
+
+
+def _utc_or_none(moment: datetime | None) -> datetime | None:
+    return None if moment is None else as_utc(moment)

@@ -52,6 +52,8 @@ NAME = String(200)
 ENTITY_ID = String(1024)
 ATTRIBUTE = String(64)
 TOWN = String(MAX_TOWN)
+# A reason code (snake_case, ours): never a message, which may carry what a server sent.
+REASON_CODE = String(64)
 
 
 class Base(DeclarativeBase):
@@ -120,6 +122,16 @@ class SchoolRow(Base):
     # The https URL that metadata was given by (revision 0027), fetched again by `metadata
     # refresh` (cli/school_refresh.py); NULL: given as a file, which nothing fetches again.
     idp_metadata_url: Mapped[str | None] = mapped_column(Text, deferred=True)
+    # What `metadata refresh` last made of that URL (revision 0028, cli/school_refresh.py): the
+    # last copy fetched and accepted (or given by URL), the last refused and its reason code.
+    # Written without a generation bump (logins never read them); NULL: not yet.
+    idp_refreshed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), deferred=True
+    )
+    idp_refresh_failed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), deferred=True
+    )
+    idp_refresh_failure: Mapped[str | None] = mapped_column(REASON_CODE, deferred=True)
     oidc: Mapped[SchoolOidcRow | None] = relationship(lazy="joined", cascade="all, delete-orphan")
 
     @classmethod

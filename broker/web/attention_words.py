@@ -115,6 +115,20 @@ KIND_WORDS: dict[str, KindWords] = {
             "for the new metadata and load it with ketenbroker school update."
         ),
     ),
+    "schools_metadata_not_refreshed": KindWords(
+        _l("Schools whose metadata has not been refreshed from their URL for 3 days"),
+        _l(
+            "Logins work with the copy held, but a new signing certificate of the school's "
+            "identity provider does not reach the broker: once the provider signs with it, "
+            "every login through it is refused. The school's server refuses or fails the "
+            "download, or the metadata refresh does not run."
+        ),
+        _l(
+            "Run ketenbroker metadata refresh and read the school's line: it says why the copy "
+            "was refused. Ask the school to mend its metadata address, or give the new address "
+            "with ketenbroker school update --saml-metadata URL."
+        ),
+    ),
     "chains_id_not_plain": KindWords(
         _l("Chains whose id breaks the rule for chain ids"),
         _l(
@@ -284,6 +298,9 @@ REASON_WORDS: dict[str, ReasonWords] = {
         _l("its id has characters other than lower-case letters, digits and hyphens")
     ),
     "school_certificate_ending": ReasonWords(_l("no signing certificate valid after 30 days")),
+    "school_metadata_not_refreshed": ReasonWords(
+        _l("the metadata refresh has not accepted a copy from its URL for 3 days")
+    ),
     "school_slo_not_https": ReasonWords(_l("logout address (SLO URL) is not https")),
     "service_slo_not_https": ReasonWords(_l("logout address (SLO URL) is not https")),
 }

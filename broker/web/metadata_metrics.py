@@ -24,9 +24,10 @@ from datetime import UTC, datetime
 from flask import current_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 
+from broker.core.attention import Rule, school_certificate_ending, school_metadata_not_refreshed
 from broker.core.errors import StoreUnavailable
 from broker.core.federation import SourceState
-from broker.operations.attention import Memo, schools_certificate_ending
+from broker.operations.attention import Memo, school_entries
 from broker.web.metadata_status import metadata_health
 from broker.web.wiring import Broker
 
@@ -34,6 +35,7 @@ STATE = "ketenbroker_metadata_source_state"
 VALID_UNTIL = "ketenbroker_metadata_source_valid_until_seconds"
 LAST_GOOD = "ketenbroker_metadata_source_last_good_download_age_seconds"
 CERTIFICATES_ENDING = "ketenbroker_school_idp_certificates_ending"
+NOT_REFRESHED = "ketenbroker_school_metadata_not_refreshed"
 # The app's attention memo (operations/attention.py): the operator's page and this gauge share it.
 ATTENTION_MEMO = "ketenbroker_attention_memo"
 
@@ -89,26 +91,43 @@ class MetadataSourceCollector:
         yield last_good
 
 
-class SchoolCertificateCollector:
-    """How many SAML schools' IdPs have no signing certificate valid beyond 30 days in the
-    copy in force (core/attention.py `school_certificate_ending`). One number, no school label:
-    5,000 schools would be 5,000 series (docs/operations.md, Metrics); which schools the
-    operator's "Needs attention" page and `registry problems` list."""
+class SchoolRuleCollector:
+    """How many SAML schools one attention rule finds (core/attention.py): `name`'s gauge. One
+    number, no school label: 5,000 schools would be 5,000 series (docs/operations.md, Metrics);
+    which schools the operator's "Needs attention" page and `registry problems` list."""
 
-    def __init__(self, broker: Broker, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(
+        self,
+        broker: Broker,
+        gauge: tuple[str, str, Rule],
+        clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
         self._broker = broker
+        self._name, self._help, self._rule = gauge
         self._clock = clock
 
     def collect(self) -> Iterator[Metric]:
         try:
             registry = self._broker.registry
-            ending = schools_certificate_ending(registry, self._clock(), attention_memo())
+            found = school_entries(self._rule, registry, self._clock(), attention_memo())
         except StoreUnavailable:
             return  # the registry is down: /readyz says so
-        gauge = GaugeMetricFamily(
-            CERTIFICATES_ENDING,
-            "SAML schools whose identity provider has no signing certificate valid beyond 30 "
-            "days in the metadata in force (registry problems lists them).",
-        )
-        gauge.add_metric([], float(len(ending)))
+        gauge = GaugeMetricFamily(self._name, self._help)
+        gauge.add_metric([], float(len(found)))
         yield gauge
+
+
+SCHOOL_GAUGES: tuple[tuple[str, str, Rule], ...] = (
+    (
+        CERTIFICATES_ENDING,
+        "SAML schools whose identity provider has no signing certificate valid beyond 30 "
+        "days in the metadata in force (registry problems lists them).",
+        school_certificate_ending,
+    ),
+    (
+        NOT_REFRESHED,
+        "SAML schools given by metadata URL whose copy the metadata refresh has not accepted "
+        "for 3 days (registry problems lists them).",
+        school_metadata_not_refreshed,
+    ),
+)

@@ -335,6 +335,17 @@ def test_the_school_certificate_alert_names_the_gauge_the_broker_serves() -> Non
     assert ending["expr"] == f"max({metadata_metrics.CERTIFICATES_ENDING}) > 0"
 
 
+def test_the_not_refreshed_alert_names_the_gauge_the_broker_serves() -> None:
+    """A ticket when schools' metadata URLs have not given an accepted copy for 3 days, on the
+    one number /metrics gives (tests/flows/test_school_refresh_scale.py scrapes it)."""
+    rules = yaml.safe_load((DOCKER / "alerts.yml").read_text(encoding="utf-8"))
+    by_name = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
+    stale = by_name["KetenbrokerSchoolMetadataNotRefreshed"]
+    assert stale["labels"]["severity"] == "ticket"
+    assert stale["expr"] == f"max({metadata_metrics.NOT_REFRESHED}) > 0"
+    assert metadata_metrics.NOT_REFRESHED in {name for name, _, _ in metadata_metrics.SCHOOL_GAUGES}
+
+
 def test_the_first_up_waits_for_postgresql_over_tcp_and_migrate_tries_again() -> None:
     """On a new volume the postgres image runs a temporary socket-only server first: the health
     check asks over TCP, as the broker connects; a failed `migrate` is tried again a bounded

@@ -5,6 +5,7 @@ goes down (the schools' metadata kept) and up again."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from sqlalchemy import inspect
@@ -52,16 +53,25 @@ def _columns(url: str) -> set[str]:
         return {c["name"] for c in inspect(connection).get_columns("schools")}
 
 
-def test_revision_0027_goes_down_and_up_again_with_schools(registry_url: str) -> None:
-    _move(registry_url, HEAD)
-    registry = SqlRegistry(registry_url, seal=TEST_SEAL)
+def down_and_up(
+    url: str, below: str, columns: set[str], before: Callable[[SqlRegistry], None]
+) -> SqlRegistry:
+    """A registry at HEAD given a school by URL and `before`, moved down to `below` (the
+    schools' `columns` gone) and up again (back): opened again for the test to look at."""
+    _move(url, HEAD)
+    registry = SqlRegistry(url, seal=TEST_SEAL)
     registry.add_school(School("30CC", "College", "https://adfs.college.example"), "<x/>", URL)
+    before(registry)
     registry.close()
-    _move(registry_url, "0026", down=True)
-    assert "idp_metadata_url" not in _columns(registry_url)
-    _move(registry_url, HEAD)
-    assert "idp_metadata_url" in _columns(registry_url)
-    again = SqlRegistry(registry_url, seal=TEST_SEAL)
+    _move(url, below, down=True)
+    assert not columns & _columns(url)
+    _move(url, HEAD)
+    assert columns <= _columns(url)
+    return SqlRegistry(url, seal=TEST_SEAL)
+
+
+def test_revision_0027_goes_down_and_up_again_with_schools(registry_url: str) -> None:
+    again = down_and_up(registry_url, "0026", {"idp_metadata_url"}, lambda _: None)
     try:
         # The metadata stays; the URL is given again (`school update --saml-metadata URL`).
         assert again.registered_metadata("idp", "30CC") == "<x/>"

@@ -8,6 +8,8 @@ Flask test client that signed in through the real sign-in form.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -259,3 +261,13 @@ class PortalSite:
         if code is None:
             assert response.status_code == 303, response.get_data(as_text=True)
         return client
+
+
+@contextmanager
+def portal_site(directory: Path, port: int) -> Iterator[PortalSite]:
+    """A PortalSite for one test, its registry closed after."""
+    built = PortalSite(directory, port=port)
+    try:
+        yield built
+    finally:
+        built.registry.close()

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 from broker.core.attention import KINDS, LEFT_OUT_REASONS, SECRETS_IN_CLEAR, Facts, attention_report
 from broker.core.federation import LeftOut, SourceHealth, SourceState, left_out_in
+from broker.core.metadata_refresh import RefreshRecord
 from broker.core.model import Chain, OidcUpstream, School, Service
 from broker.web.attention_words import KIND_WORDS, REASON_WORDS, advice_of, reason_words
 
@@ -16,6 +17,7 @@ NOW = datetime(2026, 11, 30, tzinfo=UTC)
 GOOGLE = "https://accounts.google.com"
 NAMING = "https://idp.board.example"
 ENDING = "https://adfs.ending.example/adfs/services/trust"
+STALE = "https://adfs.stale.example/adfs/services/trust"
 # A member left out for each reason a source gives (and one a newer version might), by the
 # entity id of a school and a service each.
 LEFT_OUT = [
@@ -32,6 +34,7 @@ def _everything() -> Facts:
         School("33CC", "Plain http", "https://idp.http.example"),
         School("oost", "Not a BRIN", NAMING),
         School("77GG", "Certificate ending", ENDING),
+        School("88HH", "Not refreshed", STALE),
         *(School(f"L{n}", "Left out", m.entity_id) for n, m in enumerate(LEFT_OUT)),
     ]
     oidc = [
@@ -51,7 +54,12 @@ def _everything() -> Facts:
         schools=[*saml, *oidc],
         services=services,
         naming_idps=frozenset({NAMING}),
-        idp_endpoints={"https://idp.http.example": ("sso", "slo"), NAMING: (), ENDING: ()},
+        idp_endpoints={
+            "https://idp.http.example": ("sso", "slo"),
+            NAMING: (),
+            ENDING: (),
+            STALE: (),
+        },
         sp_endpoints={"https://sp.http.example": ("acs", "slo")},
         sources=[
             SourceHealth("weg", SourceState.EXPIRED, "metadata_expired", NOW, NOW),
@@ -72,6 +80,7 @@ def _everything() -> Facts:
         ],
         idp_signing_until={ENDING: NOW + timedelta(days=12), NAMING: NOW + timedelta(days=400)},
         now=NOW,
+        school_refresh={"88HH": RefreshRecord(NOW - timedelta(days=4))},
     )
 
 
