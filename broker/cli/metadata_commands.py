@@ -71,6 +71,11 @@ def _school_said(outcome: SchoolRefreshOutcome) -> str:
     said = f"school {outcome.school_id} (IdP {outcome.entity_id}): {outcome.result}"
     if outcome.result == "refused":
         return f"{said} ({outcome.reason}: {outcome.detail}); the last good copy stays"
+    if outcome.result == "held":
+        return (
+            f"{said} by metadata source {outcome.detail}: logins use its copy, and its URL is "
+            "not fetched"
+        )
     if outcome.also:
         said += f", also for school(s) {', '.join(outcome.also)}"
     lines = [said]

@@ -61,7 +61,8 @@ log = logging.getLogger(__name__)
 class SchoolRefreshOutcome:
     school_id: str
     entity_id: str
-    # "updated", "unchanged" or "refused" (the copy held stays in force)
+    # "updated", "unchanged", "refused" (the copy held stays in force) or "held" (a metadata
+    # source holds the IdP: its URL is not fetched; `detail` names the sources)
     result: str
     reason: str | None = None
     detail: str = ""
@@ -99,10 +100,12 @@ def refresh_schools(
     try:
         downloads: dict[Future[str], tuple[str, str, str]] = {}
         for school_id, entity_id, url in first:
-            if _held(registry, school_id, entity_id):
-                # Held by a metadata source: refused before anything is fetched.
-                outcomes.append(refresh_school(registry, school_id, entity_id, url, None))
-                registry.record_school_refresh(on_idp[entity_id], outcomes[-1].reason)
+            if held := _held(registry, school_id, entity_id):
+                # A metadata source holds its IdP (a federation now carries it): logins use the
+                # source's copy, which the source's refresh keeps fresh, so the school's own URL
+                # is not fetched. Not a refusal: nothing is wrong, and nothing would ever mend it
+                # (`school update` refuses a held entity too). Nothing is recorded either.
+                outcomes.append(SchoolRefreshOutcome(school_id, entity_id, "held", detail=held))
             else:
                 download = pool.submit(fetch_metadata, url, allow_loopback=loopback)
                 downloads[download] = (school_id, entity_id, url)
@@ -116,12 +119,9 @@ def refresh_schools(
     return sorted(outcomes, key=lambda outcome: outcome.school_id)
 
 
-def _held(registry: SqlRegistry, school_id: str, entity_id: str) -> bool:
-    try:
-        refuse_if_held(registry, _entry(school_id, entity_id))
-    except UpdateRefused:
-        return True
-    return False
+def _held(registry: SqlRegistry, school_id: str, entity_id: str) -> str:
+    """The metadata sources that hold the school's IdP, named ("": none)."""
+    return ", ".join(registry.federation.sources_of("idp").get(entity_id) or ())
 
 
 def _entry(school_id: str, entity_id: str) -> Registered:
@@ -135,8 +135,8 @@ def refresh_school(
     url: str,
     download: Future[str] | None,
 ) -> SchoolRefreshOutcome:
-    """One IdP's copy from its `download` (None: held by a source, refused), checked and
-    written as `school update` does."""
+    """One IdP's copy from its `download` (None: held by a source since the downloads began,
+    refused), checked and written as `school update` does."""
     entry = _entry(school_id, entity_id)
     try:
         refuse_if_held(registry, entry)

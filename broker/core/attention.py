@@ -48,10 +48,14 @@ from broker.core.subjects import lacks_realms
 
 SHOWN = 50  # entries listed per kind; the count says how many there are in all
 # How far ahead a school's IdP's last signing certificate ending is reported (the operator's
-# page, `registry problems`, the gauge and the school's portal banner alike): ADFS publishes its
-# next certificate 20 days before the current one ends, so a copy whose certificates all end
-# within this has no successor yet, or was not fetched again (given as a file).
+# page, `registry problems`, the gauge and the school's portal banner alike). A copy given as a
+# file is never fetched again: 30 days, for someone to get the school's new metadata. A copy
+# given by URL is fetched by every `metadata refresh`, and ADFS publishes its next certificate
+# 20 days before the current one ends: within 15 days, a copy that still has no successor has a
+# refresh that fails (or a server that publishes none); at 30 every healthy ADFS school would be
+# reported for ten days a year.
 CERTIFICATE_WARNING = timedelta(days=30)
+FETCHED_CERTIFICATE_WARNING = timedelta(days=15)
 # A member a source left out (core/federation.py `LeftOut.reason`), as an entry's reason after
 # "school_" or "service_"; a code not among them (a newer version's) as "entry_left_out".
 LEFT_OUT_REASONS = {
@@ -245,22 +249,25 @@ def school_subject_without_realm(facts: Facts) -> Iterator[Entry]:
             yield Entry(school.id, school.name, "subject_without_realm")
 
 
-def certificate_ending(until: datetime | None, now: datetime) -> bool:
+def certificate_ending(until: datetime | None, now: datetime, *, fetched: bool) -> bool:
     """Whether an IdP whose last signing certificate ends at `until` is to be warned about now
-    (within CERTIFICATE_WARNING, or ended)."""
-    return until is not None and until <= now + CERTIFICATE_WARNING
+    (within CERTIFICATE_WARNING, FETCHED_CERTIFICATE_WARNING for a copy `metadata refresh`
+    fetches from the school's URL; or ended)."""
+    warning = FETCHED_CERTIFICATE_WARNING if fetched else CERTIFICATE_WARNING
+    return until is not None and until <= now + warning
 
 
 def school_certificate_ending(facts: Facts) -> Iterator[Entry]:
     """A SAML school whose IdP's signing certificates in the copy in force all end within
-    CERTIFICATE_WARNING (or have ended): once they end its IdP signs with one the broker does
-    not hold. The copy was given as a file (nothing fetches it again), or its URL does not
-    publish a successor yet."""
+    CERTIFICATE_WARNING (FETCHED_CERTIFICATE_WARNING given by URL; or have ended): once they
+    end its IdP signs with one the broker does not hold. The copy was given as a file (nothing
+    fetches it again), or its URL does not publish a successor yet."""
     if facts.now is None:
         return
     for entry_id, name, entity_id in _saml_entries(facts, "idp"):
         until = facts.idp_signing_until.get(entity_id)
-        if until is not None and certificate_ending(until, facts.now):
+        fetched = entry_id in facts.school_refresh  # given by URL
+        if until is not None and certificate_ending(until, facts.now, fetched=fetched):
             detail = f"signing certificate valid until {until.date().isoformat()}"
             yield Entry(entry_id, name, "school_certificate_ending", detail)
 

@@ -9,12 +9,16 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
+from broker.cli import school_refresh
+from broker.core.federation import FederationEntity, FeedDates
 from broker.core.metadata_refresh import RefreshRecord
 from broker.core.model import OidcUpstream
 from broker.registry import SqlRegistry
 from tests.storage.test_publisher_integrity import HEAD, _move
 from tests.storage.test_school_metadata_url import URL, down_and_up
-from tests.storage.test_shared_school_idp import BOARD_XML, ELSEWHERE, NOORD, ZUID
+from tests.storage.test_shared_school_idp import BOARD_IDP, BOARD_XML, ELSEWHERE, NOORD, ZUID
 from tests.support.sealing import TEST_SEAL
 
 START = datetime(2026, 12, 1, 3, tzinfo=UTC)
@@ -86,3 +90,32 @@ def test_revision_0028_goes_down_and_up_again_with_schools(registry_url: str) ->
         assert again.school_refresh_records() == {"30CC": RefreshRecord()}
     finally:
         again.close()
+
+
+class _Settings:
+    peers_on_loopback = False
+
+
+def test_a_school_whose_idp_a_source_holds_is_not_fetched_and_not_refused(
+    registry_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A federation came to carry a URL school's IdP: logins use the source's copy, so the URL
+    is not fetched, and the run says so without a refusal (before, every run was refused with
+    `held_by_source` and exited 1, which no command could mend)."""
+    _move(registry_url, HEAD)
+    fetched: list[str] = []
+    monkeypatch.setattr(school_refresh, "fetch_metadata", lambda url, **_: fetched.append(url))
+    registry = SqlRegistry(registry_url, seal=TEST_SEAL, clock=Clock())
+    try:
+        registry.add_school(NOORD, BOARD_XML, URL)
+        before = registry.school_refresh_records()
+        entity = FederationEntity(BOARD_IDP, "idp", BOARD_XML, None)
+        registry.federation.store("entree", "d", FeedDates(None, None), [entity], START)
+        outcomes = school_refresh.refresh_schools(_Settings(), registry)  # type: ignore[arg-type]
+        assert [(o.school_id, o.result, o.detail) for o in outcomes] == [
+            (NOORD.id, "held", "entree")
+        ]
+        assert fetched == []
+        assert registry.school_refresh_records() == before
+    finally:
+        registry.close()

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from bench.metadata_aggregate import DS, MD, certificate_body, idp_entity
 from broker.certificates import self_signed_pair
 from broker.core.attention import Entry, Facts, school_certificate_ending
+from broker.core.metadata_refresh import RefreshRecord
 from broker.core.model import OidcUpstream, School
 from broker.saml.metadata_changes import signing_fingerprints, signing_valid_until
 
@@ -49,6 +50,16 @@ def test_a_school_whose_last_certificate_ends_within_30_days_is_reported() -> No
     assert list(school_certificate_ending(_facts(NOW - timedelta(days=1))))  # ended
     assert not list(school_certificate_ending(_facts(NOW + timedelta(days=31))))
     assert not list(school_certificate_ending(_facts(NOW, now=None)))
+
+
+def test_a_school_given_by_url_is_reported_within_15_days_only() -> None:
+    """Its copy is fetched by every refresh, and ADFS publishes the next certificate 20 days
+    ahead: between 30 and 15 days a healthy school has nothing wrong (no yearly false alarm)."""
+    by_url = {"school_refresh": {"12AB": RefreshRecord(NOW)}}
+    assert not list(school_certificate_ending(_facts(NOW + timedelta(days=25), **by_url)))
+    assert not list(school_certificate_ending(_facts(NOW + timedelta(days=16), **by_url)))
+    assert list(school_certificate_ending(_facts(NOW + timedelta(days=14), **by_url)))
+    assert list(school_certificate_ending(_facts(NOW + timedelta(days=25))))  # given as a file
 
 
 def _entity(*bodies: str) -> str:

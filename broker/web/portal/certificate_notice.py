@@ -1,5 +1,6 @@
 """The school portal's banner when its SAML IdP's signing certificates in the copy in force all
-end within 30 days (core/attention.py `certificate_ending`, the rule of the operator's "Needs
+end within 30 days, 15 for a copy fetched from the school's URL (core/attention.py
+`certificate_ending`, the rule of the operator's "Needs
 attention" page and of the `ketenbroker_school_idp_certificates_ending` gauge): once they end,
 the IdP signs with a certificate the broker does not hold and every login is refused.
 
@@ -30,4 +31,5 @@ def school_certificate_ends(school_id: str) -> datetime | None:
         return None
     xml = registry.school_metadata(idp_entity_id=school.idp_entity_id).get(school.idp_entity_id)
     until = _valid_until(xml) if xml else None
-    return until if certificate_ending(until, datetime.now(UTC)) else None
+    fetched = registry.school_metadata_url(school_id) is not None
+    return until if certificate_ending(until, datetime.now(UTC), fetched=fetched) else None
