@@ -260,7 +260,12 @@ def other_language_copies(
     app = current_app
     own = current_language()
     copies: dict[str, Markup] = {}
+    footers: dict[str, Markup] = {}
     compiled = app.jinja_env.get_template(template)
+    # The footer, as the page's own (base.html's unless the template words its own).
+    footer = (
+        compiled.blocks.get("footer") or app.jinja_env.get_template("base.html").blocks["footer"]
+    )
     for language in SUPPORTED_LANGUAGES:
         if language == own:
             continue
@@ -270,8 +275,10 @@ def other_language_copies(
             block = compiled.blocks["content"](compiled.new_context(context))
             # The template's own output, escaped as it rendered it.
             copies[language] = Markup("".join(block))  # noqa: S704
+            footers[language] = Markup("".join(footer(compiled.new_context(context))))  # noqa: S704
     return {
         "in_other_languages": copies,
+        "footer_in_other_languages": footers,
         "lang_switch": {
             code: "#" + IN_LANGUAGE_ID.format(language=code) for code in SUPPORTED_LANGUAGES
         },
