@@ -23,7 +23,7 @@ from broker.web.cookie_session import BrokerSessionInterface
 from broker.web.discovery import discovery
 from broker.web.errors import install_error_pages
 from broker.web.i18n import LANGUAGE_PARAM, SUPPORTED_LANGUAGES, init_i18n, page_translations
-from broker.web.labels import shown_time
+from broker.web.labels import install_site_name, shown_time
 from broker.web.logout_routes import logout, logout_form_token
 from broker.web.logs import install_log_handler, install_logging
 from broker.web.my_data import my_data
@@ -136,6 +136,8 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
     # Times on pages people read, in the broker's time zone (labels.shown_time).
     zone = app.extensions["ketenbroker"].settings.zone
     app.jinja_env.filters["shown_time"] = lambda moment: shown_time(moment, zone)
+    # How the students' pages name the site: the operator's display name, never the product's.
+    install_site_name(app, app.extensions["ketenbroker"].settings.organization)
     app.register_blueprint(operations)  # /readyz, /metrics
     install_portals(app)
     install_rate_limits(app, settings)

@@ -105,6 +105,11 @@ def render_error(
     # What the school's "no" said ("" for nothing worded): a setting its ICT contact must change
     # gets a part of its own (InvalidNameIDPolicy: no persistent NameID rule or generator).
     said = cause.said if isinstance(cause, (SchoolRefused, UnsignedSchoolRefusal)) else ""
+    # Only the school can change it: trying again (or another school) will not help, so the
+    # page offers neither, and going back is its way on.
+    school_must_change = said == "name_id_policy" or cause.code in SCHOOL_MUST_CHANGE
+    if school_must_change:
+        retry, choose_again = None, None
     reload_link = None
     if retry is None and is_brief(cause):
         retry, reload_link = try_again_control()
@@ -119,7 +124,11 @@ def render_error(
             "code": error.code,
             "title": (title and title())
             or error_title(
-                error.status, error.code, portal=portal_home is not None, service_name=service_name
+                error.status,
+                error.code,
+                portal=portal_home is not None,
+                service_name=service_name,
+                said=said,
             ),
             "message": (message and message()) or gettext(error.public_message),
             "error_id": error_id,
@@ -133,6 +142,7 @@ def render_error(
             "reload_link": reload_link,
             "choose_again": choose_again,
             "cannot_serve": cannot_serve,
+            "school_must_change": school_must_change,
             "portal_home": portal_home,
         }
 
@@ -145,6 +155,10 @@ def render_error(
         redirects_to=redirects_to,
         carries_login=any(way is not None for way in ways_on),
     )
+
+
+# Refusals of a school's answer that only a change at the school mends (its NameID).
+SCHOOL_MUST_CHANGE = frozenset({"name_id_policy", "name_id_is_address", "name_id_not_persistent"})
 
 
 def is_brief(error: BaseException) -> bool:

@@ -24,7 +24,7 @@ import functools
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 from urllib.parse import quote, urlencode
 
 from babel.support import NullTranslations
@@ -253,14 +253,24 @@ def other_language_copies(
     """What a page answering a POST needs for a language switch that works: the page's address
     only takes that POST (the school's answer, a form), so a link cannot fetch the page again in
     another language. The page carries its `content` block in every other language
-    (`in_other_languages`, each made from `context_for()` in that language), and its switch
-    links to those copies in the page (`lang_switch`, fragments shown by CSS `:target`): the
-    student reads the other language without a request and without JavaScript. For
+    (`in_other_languages`, each made from `context_for()` in that language), its footer and
+    the header's site name too (`footer_in_other_languages`, `site_name_in_other_languages`),
+    and its switch links to those copies in the page (`lang_switch`, fragments shown by CSS
+    `:target`): the student reads the other language without a request and without
+    JavaScript (only the `<title>` stays in the page's own language). For
     `render_template(template, **context_for(), **other_language_copies(...))`."""
     app = current_app
     own = current_language()
     copies: dict[str, Markup] = {}
+    footers: dict[str, Markup] = {}
+    site_names: dict[str, str] = {}
+    # The site's name as base.html says it (labels.install_site_name).
+    site_name = cast(Callable[[], str], app.jinja_env.globals["site_name"])
     compiled = app.jinja_env.get_template(template)
+    # The footer, as the page's own (base.html's unless the template words its own).
+    footer = (
+        compiled.blocks.get("footer") or app.jinja_env.get_template("base.html").blocks["footer"]
+    )
     for language in SUPPORTED_LANGUAGES:
         if language == own:
             continue
@@ -270,8 +280,12 @@ def other_language_copies(
             block = compiled.blocks["content"](compiled.new_context(context))
             # The template's own output, escaped as it rendered it.
             copies[language] = Markup("".join(block))  # noqa: S704
+            footers[language] = Markup("".join(footer(compiled.new_context(context))))  # noqa: S704
+            site_names[language] = site_name()
     return {
         "in_other_languages": copies,
+        "footer_in_other_languages": footers,
+        "site_name_in_other_languages": site_names,
         "lang_switch": {
             code: "#" + IN_LANGUAGE_ID.format(language=code) for code in SUPPORTED_LANGUAGES
         },

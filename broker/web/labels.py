@@ -14,8 +14,10 @@ from datetime import UTC, datetime, tzinfo
 
 from babel import Locale
 from babel.dates import format_datetime
+from flask import Flask
 from markupsafe import Markup
 
+from broker.config import Organization
 from broker.core.errors import N_, BrokerError, Phrase, SchoolSaid
 from broker.core.model import Declaration, Service
 from broker.web.i18n import current_language, page_translations
@@ -232,9 +234,13 @@ _SCHOOL_SAID = {
     ),
     "unavailable": N_("Your school's sign-in service answered that it is not available right now."),
     "name_id_policy": N_(
-        "Your school's sign-in service is missing a setting for this. Signing in again does not "
-        "help: only your school can change it."
+        "Signing in does not work right now: something is not set up right at your school. "
+        "Trying again will not help."
     ),
+}
+# The heading for a "no" that only the school can change (its ICT contact reads the rest).
+_SCHOOL_SAID_TITLES = {
+    "name_id_policy": N_("Your school needs to change a setting"),
 }
 
 _HTTP_ERROR_MESSAGES = {
@@ -269,12 +275,20 @@ def _translated(message: str) -> str:
 
 
 def error_title(
-    status: int, code: str = "", *, portal: bool = False, service_name: str | None = None
+    status: int,
+    code: str = "",
+    *,
+    portal: bool = False,
+    service_name: str | None = None,
+    said: SchoolSaid = "",
 ) -> str:
     """The heading of the error page for an HTTP status (or, where the status would mislead,
-    for the error's reason `code`), in the language of the request; `portal`: on a portal page,
-    read by an administrator; `service_name`: the learning platform, named where a title says
-    it (a platform switched off)."""
+    for the error's reason `code`, or what the school's "no" `said`), in the language of the
+    request; `portal`: on a portal page, read by an administrator; `service_name`: the learning
+    platform, named where a title says it (a platform switched off)."""
+    said_title = _SCHOOL_SAID_TITLES.get(said)
+    if said_title is not None:
+        return _translated(said_title)
     named = _NAMED_CODE_TITLES.get(code) if service_name else None
     if named is not None:
         return _translated(named) % {"service": service_name}
@@ -290,6 +304,28 @@ def http_error_message(status: int, *, portal: bool = False) -> str:
     `portal`: on a portal page, which has no learning platform to go back to."""
     message = _PORTAL_HTTP_ERROR_MESSAGES.get(status) if portal else None
     return _translated(message or _HTTP_ERROR_MESSAGES.get(status, BrokerError.public_message))
+
+
+# The students' pages' name for the site when the operator configured none of its own.
+_NEUTRAL_SITE_NAME = N_("Sign in with your school")
+
+
+def site_name(organization: Organization) -> str:
+    """The name in the header and title of the students' pages, in the request's language:
+    the operator's display name ([organization] display_name_nl / display_name_en, the other
+    language's when one is set), else a neutral "Sign in with your school". Never the product's
+    name (students' texts do not say "broker"); the portals name the product themselves."""
+    own, other = (
+        (organization.display_name_nl, organization.display_name_en)
+        if current_language() == "nl"
+        else (organization.display_name_en, organization.display_name_nl)
+    )
+    return own or other or _translated(_NEUTRAL_SITE_NAME)
+
+
+def install_site_name(app: Flask, organization: Organization) -> None:
+    """`site_name()` for the app's templates (base.html), naming `organization`'s site."""
+    app.jinja_env.globals["site_name"] = lambda: site_name(organization)
 
 
 def school_said(said: SchoolSaid) -> str | None:

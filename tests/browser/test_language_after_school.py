@@ -88,6 +88,18 @@ def test_an_error_answering_the_schools_post_speaks_it_and_switches_in_place(
     expect(page.locator("#in-nl")).to_have_attribute("lang", "nl")
     expect(page.get_by_role("link", name="Nederlands")).to_have_css("font-weight", "600")
     expect(main.get_by_text("Voornaam", exact=True)).to_be_visible()  # what is missing
+    # The header's site name and the footer switch with it.
+    brand = page.locator("header .brand")
+    expect(brand.get_by_text("Inloggen met je school")).to_be_visible()
+    expect(brand.get_by_text("Sign in with your school")).to_be_hidden()
+    footer = page.locator("footer")
+    expect(footer.get_by_text("Je logt hier in met je schoolaccount.", exact=False)).to_be_visible()
+    expect(footer.get_by_text("You sign in here", exact=False)).to_be_hidden()
+    # The focus moves to the copy shown, a block of text: no frame around it all.
+    shown = page.locator("#in-nl")
+    expect(shown).to_be_focused()
+    expect(shown).to_have_css("box-shadow", "none")
+    expect(shown).to_have_css("outline-style", "none")
     # Its button still carries the refusal back to the platform, in Dutch now.
     expect(main.get_by_role("button", name=re.compile("^Terug naar"))).to_be_visible()
     page.get_by_role("link", name="English").click()

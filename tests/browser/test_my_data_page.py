@@ -112,6 +112,7 @@ def test_a_long_history_shows_every_platform_on_a_phone(live: LiveDemo, phone: P
     daan = UpstreamIdentity(DEMO_SCHOOL_ID, live.school_subject("daan.devries"))
     now = int(time.time())
     file_receipt(live.broker, school, "toetsplein", daan, issued_at=now - 300 * DAY)
+    file_receipt(live.broker, school, "toetsplein", daan, issued_at=now - 299 * DAY)
     for i in range(520):
         file_receipt(live.broker, school, "leesplank", daan, issued_at=now - 60 * DAY + i * 600)
     _open_my_data(phone, live)
@@ -120,6 +121,11 @@ def test_a_long_history_shows_every_platform_on_a_phone(live: LiveDemo, phone: P
     top = phone.locator('[data-close-my-data="top"] button')
     expect(top).to_have_text("Sluit mijn gegevens")
     expect(top).to_be_in_viewport()
+    # A first tap near the top is not meant to close: the main button is the one at the end.
+    expect(top).not_to_have_class(re.compile(r"button--primary"))
+    expect(phone.locator('[data-close-my-data="end"] button')).to_have_class(
+        re.compile(r"\bbutton--primary\b")
+    )
     recent = phone.locator("[data-receipts] [data-platform]")
     expect(recent).to_have_count(1)
     lees = recent.first
@@ -143,7 +149,9 @@ def test_a_long_history_shows_every_platform_on_a_phone(live: LiveDemo, phone: P
     expect(toets).to_be_hidden()
     earlier.locator("summary").click()
     expect(toets.locator("[data-service]")).to_have_text("Toetsplein (demo exam platform)")
-    expect(toets.locator("[data-when]")).to_have_text(re.compile(r"^1 keer, op "))
+    expect(toets.locator("[data-when]")).to_have_text(re.compile(r"^2 keer, het laatst op "))
+    # Counted since the page's own date: said once, above, not again on the card.
+    expect(toets.locator("[data-when]")).not_to_contain_text("Geteld sinds")
     expect(toets.locator("[data-attributes]").first).to_be_visible()
     # The student's code: at the end, folded, under "Vragen?".
     codes = phone.locator("details[data-student-codes]")

@@ -1185,7 +1185,7 @@ def test_a_school_not_set_up_offers_another_school_and_answers_no_available_idp(
     assert "<h1>Inloggen via je school is nog niet ingesteld</h1>" in page.text
     assert f"refused school={not_set_up} code=school_metadata_missing" in caplog.text
     assert "Opnieuw proberen" not in page.text
-    assert f'href="/discovery?login={choice.fields["login"]}">Kies je school opnieuw.</a>' in (
+    assert f'href="/discovery?login={choice.fields["login"]}">Kies je school opnieuw</a>' in (
         page.text
     )
     assert f">Terug naar {PLATFORM}</button>" in page.text

@@ -4,6 +4,7 @@ Keycloak, each with its own generated key, registered through the broker's intak
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -88,15 +89,40 @@ def test_adfs_without_a_persistent_name_id_rule_names_the_setting(
     """ADFS without its Name ID rule (MSIS7070 in its log) answers Requester/InvalidNameIDPolicy:
     the student hears that the school must change a setting, the ICT contact which one, and the
     log names the status (a fixed URN, nothing of the message)."""
-    page = adfs_says_no(demo, adfs if signed else None, "Requester", "InvalidNameIDPolicy", caplog)
+    caplog.set_level(logging.INFO)
+    login = adfs_login(demo)
+    entity_id = product.adfs_entity_id(ADFS_HOST)
+    answer = product.error_response(
+        demo,
+        entity_id,
+        login.request_id,
+        "Requester",
+        "InvalidNameIDPolicy",
+        adfs if signed else None,
+    )
+    page = product.deliver(demo, login, answer)
     assert page.status == 502, page.text[:500]
-    assert "is missing a setting for this. Signing in again does not help" in page.text
+    assert "<h1>Your school needs to change a setting</h1>" in page.text
+    assert (
+        "Signing in does not work right now: something is not set up right at your school. "
+        "Trying again will not help." in page.text
+    )
+    assert "Show this page to your school's ICT contact." in page.text
     assert "For the school's ICT contact" in page.text
     assert "InvalidNameIDPolicy" in page.text and "saml-nameid.xml" in page.text
     assert "MSIS7070" in page.text
     assert f"school status school={ADFS_ID} status=Requester/InvalidNameIDPolicy" in caplog.text
     code = "upstream_status" if signed else "unsigned_status"
     assert f"refused code={code} status=502" in caplog.text
+    # Not a dead end: trying again does not help, so the page offers no "Try again" (nor
+    # another school, nor "if it keeps happening"); "Back to <platform>" is its main button.
+    assert "Try again" not in page.text and "keeps happening" not in page.text
+    assert not [f for f in page.forms if f.action.startswith(f"{demo.broker_url}/discovery")]
+    assert 'class="button button--primary" type="submit">Back to' in page.text
+    told = login.browser.submit(page, f"{demo.broker_url}/back-to-platform", follow=False)
+    assert told.status == 200 and demo.answers_publisher(told), told.text[:300]
+    carried = told.form(demo.publishers["leesplank"].acs_url).fields
+    assert b"status:AuthnFailed" in base64.b64decode(carried["SAMLResponse"])
 
 
 def test_a_status_outside_the_standard_is_logged_as_other(
@@ -329,7 +355,11 @@ def test_googles_persistent_name_id_holding_the_address_is_refused(
     assert page.status == 502, page.text[:300]
     assert "s.jansen" not in page.text and "s.jansen" not in caplog.text
     assert f"refused school={GOOGLE_ID} code=name_id_is_address" in caplog.text
+    # Its only way on, "Back to <platform>", is the main button; no "if it keeps happening".
+    assert 'class="button button--primary" type="submit">' in page.text
+    assert page.form(f"{demo.publishers['leesplank'].acs_url}")
     if language == "en":
+        assert "keeps happening" not in page.text
         assert "Your school&#39;s sign-in service sends your e-mail address" in page.text
         assert "custom attribute that holds an identifier that never changes" in page.text
     else:

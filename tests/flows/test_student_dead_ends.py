@@ -138,7 +138,8 @@ def test_a_choice_after_the_login_expired_names_the_platform_and_links_to_it(
     assert page.status == 400, page.text[:300]
     assert step in page.text
     site = demo.publishers["leesplank"].base_url
-    assert f'<a class="button" href="{site}/">{back}</a>' in page.text
+    # Its only way on: the main button.
+    assert f'<a class="button button--primary" href="{site}/">{back}</a>' in page.text
     assert page.response.headers["Cache-Control"] == "no-store"
 
 
@@ -296,7 +297,12 @@ def test_a_school_that_is_not_set_up_is_not_offered_try_again(
     # that no school could serve it (test_authn_requests.py checks the SAML status).
     login_id = choice.fields["login"]
     assert heading(page) == "Inloggen via je school is nog niet ingesteld"
-    assert f'href="/discovery?login={login_id}">Kies je school opnieuw.</a>' in page.text
+    # Choosing again once (in each language the page carries): the button, which the step
+    # points at, not a link besides.
+    assert "<li>Verkeerde school gekozen? Kies hieronder opnieuw.</li>" in page.text
+    assert "Kies je school opnieuw.</a>" not in page.text
+    assert page.text.count(f'href="/discovery?login={login_id}"') == 2
+    assert f'href="/discovery?login={login_id}">Kies je school opnieuw</a>' in page.text
     back = page.form(f"{demo.broker_url}/back-to-platform")
     assert back.fields == {"login": login_id, "why": "no_school"}
     assert f">Terug naar {LEESPLANK}</button>" in page.text

@@ -113,6 +113,10 @@ def test_a_name_id_that_is_not_persistent_is_refused_with_what_to_do(
     assert re.search(rf"Format received:\s*{re.escape(shown)}</p>", text), text
     assert "<code>urn:oasis:names:tc:SAML:2.0:nameid-format:persistent</code>" in text
     assert "(username or student_number)" in text
+    # Only the school can change it: no "if it keeps happening", and going back is the main
+    # (and only) button.
+    assert "keeps happening" not in text and "Try again" not in text
+    assert '<button class="button button--primary" type="submit">Back to' in text
     # The log: the school, the reason, the Format and the fix; never the NameID's value.
     line = f"refused school={DEMO_SCHOOL_ID} code=name_id_not_persistent: the IdP sent a NameID "
     assert f"{line}with Format {said}, not persistent: {FIX}" in caplog.text

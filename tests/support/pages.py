@@ -7,7 +7,9 @@ from pathlib import Path
 
 from flask import Flask
 
+from broker.config import Organization
 from broker.web.i18n import init_i18n
+from broker.web.labels import install_site_name
 from broker.web.my_data import my_data
 from broker.web.notice import notice
 from broker.web.static_urls import install_static_urls
@@ -20,6 +22,7 @@ def pages_app() -> Flask:
     app = Flask("broker.web", root_path=str(WEB_DIR))
     init_i18n(app)
     install_static_urls(app)
+    install_site_name(app, Organization())
     app.register_blueprint(notice)
     app.register_blueprint(my_data)
     return app

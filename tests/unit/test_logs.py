@@ -11,8 +11,10 @@ import sys
 import pytest
 from flask import Flask
 
+from broker.config import Organization
 from broker.web.errors import install_error_pages
 from broker.web.i18n import init_i18n
+from broker.web.labels import install_site_name
 from broker.web.logs import (
     REQUEST_ID_HEADER,
     JsonFormatter,
@@ -31,6 +33,7 @@ def app() -> Flask:
     app = Flask("broker.web", root_path=str(WEB_DIR))
     init_i18n(app)
     install_static_urls(app)
+    install_site_name(app, Organization())
     install_error_pages(app)
     install_logging(app, "json")
 

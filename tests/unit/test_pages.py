@@ -27,6 +27,7 @@ from flask import Flask, render_template
 from flask_babel import gettext
 
 import broker
+from broker.config import Organization
 from broker.core import errors, model
 from broker.core.school_search import Found
 from broker.registry.errors import ServiceSwitchedOff
@@ -587,6 +588,29 @@ def test_my_data_start_says_no_name_is_kept_and_names_no_broker(app: Flask) -> N
     for lang, said in (("nl", "Je naam wordt hier niet bewaard"), ("en", "Your name is not kept")):
         text = render(app, "my_data_start.html", lang).find("main").text
         assert said in text and "broker" not in text.lower()
+
+
+def test_student_pages_name_the_operators_site_never_the_product(app: Flask) -> None:
+    """The header and every title of a student's page: the operator's display name, else a
+    neutral "Sign in with your school"; never "Ketenbroker" (no "broker" in students' texts)."""
+    for lang, neutral in (("nl", "Inloggen met je school"), ("en", "Sign in with your school")):
+        page = render(app, "my_data_start.html", lang)
+        assert page.find("title").text.endswith(f"· {neutral}")
+        assert page.find("header").text.startswith(neutral)
+        assert "broker" not in (page.find("title").text + page.find("header").text).lower()
+    named = Organization(display_name_nl="Schoolinlog Voorbeeld", display_name_en="School Sign-in")
+    labels.install_site_name(app, named)
+    for lang, name in (("nl", "Schoolinlog Voorbeeld"), ("en", "School Sign-in")):
+        page = render(app, "my_data_start.html", lang)
+        assert page.find("title").text.endswith(f"· {name}")
+        assert page.find("header").text.startswith(name)
+    # One language named: that name in both.
+    labels.install_site_name(app, Organization(display_name_nl="Schoolinlog Voorbeeld"))
+    assert (
+        render(app, "error.html", "en", **error_context())
+        .find("title")
+        .text.endswith("· Schoolinlog Voorbeeld")
+    )
 
 
 # --- language selection ------------------------------------------------------------------------
