@@ -140,6 +140,7 @@ def test_cookies_lost_mid_login_say_to_allow_cookies(
     context.clear_cookies()  # what a browser that blocks the broker's cookies ends up with
     page.locator("#school-search").fill("lyc")
     page.get_by_role("button", name=SCHOOL_BUTTON, exact=True).click()
+    page.wait_for_load_state()  # a POST's page: both language copies show until its stylesheet
     expect(page.get_by_role("heading", level=1)).to_have_text("Sta cookies toe om in te loggen")
     expect(page.locator("main")).to_contain_text("Sta cookies toe voor deze website (127.0.0.1")
 

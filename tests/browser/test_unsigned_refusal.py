@@ -102,6 +102,9 @@ def school_says_no_to(page: Page, demo: Demo, school: SchoolSaysNo, request_id: 
     assert refusal.status == 502, refusal.status
     assert refusal.request.headers["origin"] == demo.school  # the school's own auto-POST
     assert "form-action 'self' " + demo.school in refusal.headers["content-security-policy"]
+    # The page carries its content in both languages, the other hidden by the stylesheet: until
+    # that has loaded (a busy machine) both headings are there.
+    page.wait_for_load_state()
     expect(page.get_by_role("heading", level=1)).to_have_text("Je school heeft je niet ingelogd")
 
 
