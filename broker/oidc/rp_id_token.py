@@ -178,7 +178,8 @@ _SAME_ISSUER = {GOOGLE_ISSUER: frozenset({GOOGLE_ISSUER, "accounts.google.com"})
 
 def check_issuer(claims: dict[str, Any], expected: Expected, what: str = ID_TOKEN) -> None:
     issuer = claims.get("iss")
-    if issuer not in _SAME_ISSUER.get(expected.issuer, frozenset({expected.issuer})):
+    accepted = _SAME_ISSUER.get(expected.issuer, frozenset({expected.issuer}))
+    if not isinstance(issuer, str) or issuer not in accepted:  # a list is no issuer (nor hashable)
         raise InvalidMessage(f"{what} issuer is not the school's provider", code="issuer_mismatch")
 
 

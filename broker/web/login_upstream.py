@@ -16,6 +16,7 @@ from werkzeug.wrappers import Response
 
 from broker.core.errors import (
     SchoolSetupIncomplete,
+    SchoolTimeout,
     SchoolUnreachable,
     UnknownSchool,
     UpstreamFailure,
@@ -189,6 +190,8 @@ def school_failed_page(
         # Which school's sign-in page fails, for the operator (render_error's line has the
         # error id).
         log.warning("refused school=%s code=%s: school not reached", school.id, failure.code)
+        if isinstance(failure, SchoolTimeout):  # its own words: it did not answer in time
+            return render_error(failure, retry=retry_at_school(record, school), **ways_on)
         return render_error(
             failure,
             title=lambda: gettext("Your school's sign-in page cannot be reached"),

@@ -33,7 +33,7 @@ from broker.oidc.rp_discovery import (
     parse_discovery,
     parse_key_set,
 )
-from broker.oidc.rp_id_token import Expected, verify_id_token
+from broker.oidc.rp_id_token import Expected, check_issuer, verify_id_token
 
 ISSUER = "https://op.school.example"
 NOW = 1_800_000_000.0
@@ -680,3 +680,12 @@ def test_googles_bare_issuer_is_googles_and_nobody_elses(
         assert verify(value, issuer=issuer)["iss"] == iss
     else:
         refused(value, "issuer_mismatch", issuer=issuer)
+
+
+@pytest.mark.parametrize("iss", [[GOOGLE], [], {"x": 1}, 7])
+def test_an_issuer_that_is_no_string_is_refused_not_a_crash(iss: object) -> None:
+    """A signed token's `iss` that is a list or object (a logout token's fuzz found it): a list
+    is no key of the issuer table; refused as a mismatch."""
+    with pytest.raises(InvalidMessage) as refused_iss:
+        check_issuer({"iss": iss}, Expected(GOOGLE, "broker", "n-1", ("RS256",), NOW, 60))
+    assert refused_iss.value.code == "issuer_mismatch"
