@@ -31,9 +31,15 @@ DS = "http://www.w3.org/2000/09/xmldsig#"
 
 def _with_certificates(metadata: str, *bodies: str) -> str:
     """The copy with its signing certificate replaced by `bodies` (one KeyDescriptor each)."""
-    start = metadata.index("<ns0:KeyDescriptor")
-    end = metadata.index("</ns0:KeyDescriptor>", start) + len("</ns0:KeyDescriptor>")
-    current = re.search(r"<ns1:X509Certificate>([^<]*)</ns1:X509Certificate>", metadata[start:end])
+    # Whatever prefixes the copy was written with (ElementTree's are process-wide: a module
+    # that registers "ds" or "md" changes them for every later serialisation).
+    opened = re.search(r"<(\w+:)?KeyDescriptor\b", metadata)
+    assert opened is not None, metadata
+    start, closing = opened.start(), f"</{opened.group(1) or ''}KeyDescriptor>"
+    end = metadata.index(closing, start) + len(closing)
+    current = re.search(
+        r"<(?:\w+:)?X509Certificate>([^<]*)</(?:\w+:)?X509Certificate>", metadata[start:end]
+    )
     assert current is not None, metadata[start:end]
     keys = "".join(metadata[start:end].replace(current.group(1), body) for body in bodies)
     return metadata[:start] + keys + metadata[end:]
