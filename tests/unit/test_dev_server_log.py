@@ -23,7 +23,7 @@ def test_a_request_line_has_no_query_and_no_address(caplog: pytest.LogCaptureFix
     thread.start()
     secret = "SAMLRequest=fZJdT4MwFIb%2Fqmsecretmarker"
     try:
-        with caplog.at_level(logging.INFO):
+        with caplog.at_level(logging.INFO, logger="broker.dev_server"):
             url = f"http://127.0.0.1:{server.server_port}/saml/idp/slo?{secret}"
             with urllib.request.urlopen(url) as answer:
                 assert answer.read() == b"ok"
