@@ -139,17 +139,10 @@ class AuthnRequestReader:
             # Before any refusal below: a passive request's refusal goes back to the service at
             # once, never as a page (core 3.4.1: the IdP must not visibly take control).
             front["is_passive"] = "1"
-        hint, choices = self._school_hint(message)
-        idp_list, get_complete = _idp_list(message)
         request = LoginRequest(
-            service_id=service.id,
-            school_hint=hint,
-            school_choices=choices,
-            idp_list=idp_list,
-            idp_list_get_complete=get_complete,
-            force_authn=is_true(message.force_authn),
-            front=front,
+            service_id=service.id, force_authn=is_true(message.force_authn), front=front
         )
+        request = self._with_scoping(message, request)
         # From here the request is trusted and its ACS URL is the service's own: every refusal
         # is a signed SAML status sent there (AnswerableRefusal), not a bare error page.
         _check_acs_index(request, known=index_known)
@@ -173,6 +166,21 @@ class AuthnRequestReader:
         )
         return self._with_assurance(request, message)
 
+    def _with_scoping(self, message: samlp.AuthnRequest, request: LoginRequest) -> LoginRequest:
+        """`request` with what the service's IDPList says: the school it names (its hint and
+        choices) and the list itself, to pass on. Its length is checked first, before its
+        entries are looked up in the registry one by one."""
+        _check_idp_list_length(message, request)
+        hint, choices = self._school_hint(message)
+        idp_list, get_complete = _idp_list(message)
+        return replace(
+            request,
+            school_hint=hint,
+            school_choices=choices,
+            idp_list=idp_list,
+            idp_list_get_complete=get_complete,
+        )
+
     @staticmethod
     def _check_supported(message: samlp.AuthnRequest, request: LoginRequest) -> None:
         """What the broker never does, answered at once: the student could not change it."""
@@ -182,20 +190,6 @@ class AuthnRequestReader:
             # beyond what the school says now.
             raise AnswerableRefusal(
                 UnsupportedRequest("AuthnRequest names a Subject", code="subject_unsupported"),
-                request,
-                STATUS_REQUEST_UNSUPPORTED,
-                at_once=True,
-            )
-        scoping = message.scoping
-        if (
-            scoping is not None
-            and scoping.idp_list is not None
-            and len(scoping.idp_list.idp_entry) > MAX_IDP_ENTRIES
-        ):
-            # Passed on whole or not at all (core 3.4.1.5.1: none removed), in the school's
-            # Redirect URL and the sealed login record: a bound for both, far above a real list.
-            raise AnswerableRefusal(
-                UnsupportedRequest("IDPList too long", code="idp_list_too_long"),
                 request,
                 STATUS_REQUEST_UNSUPPORTED,
                 at_once=True,
@@ -461,6 +455,24 @@ def _proxy_count(message: samlp.AuthnRequest) -> int | None:
     if scoping is None or scoping.proxy_count is None:
         return None
     return int(str(scoping.proxy_count))
+
+
+def _check_idp_list_length(message: samlp.AuthnRequest, request: LoginRequest) -> None:
+    """An IDPList is passed on whole or not at all (core 3.4.1.5.1: none removed), in the
+    school's Redirect URL and the sealed login record, and each entry is looked up in the
+    registry: a bound for all three, far above a real list, answered at once."""
+    scoping = message.scoping
+    if (
+        scoping is not None
+        and scoping.idp_list is not None
+        and len(scoping.idp_list.idp_entry) > MAX_IDP_ENTRIES
+    ):
+        raise AnswerableRefusal(
+            UnsupportedRequest("IDPList too long", code="idp_list_too_long"),
+            request,
+            STATUS_REQUEST_UNSUPPORTED,
+            at_once=True,
+        )
 
 
 def _idp_list(message: samlp.AuthnRequest) -> tuple[tuple[IdpEntry, ...], str | None]:
