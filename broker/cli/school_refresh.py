@@ -45,7 +45,6 @@ from broker.cli.metadata_update import (
     Registered,
     UpdateRefused,
     checked_copy,
-    refuse_if_held,
     write_copy,
 )
 from broker.config import Settings
@@ -96,11 +95,12 @@ def refresh_schools(
         return []
     outcomes = []
     loopback = settings.peers_on_loopback
+    held_by = registry.federation.sources_of("idp")  # read once for every IdP
     pool = ThreadPoolExecutor(min(at_once, len(first)), "school-refresh")
     try:
         downloads: dict[Future[str], tuple[str, str, str]] = {}
         for school_id, entity_id, url in first:
-            if held := _held(registry, school_id, entity_id):
+            if held := ", ".join(held_by.get(entity_id) or ()):
                 # A metadata source holds its IdP (a federation now carries it): logins use the
                 # source's copy, which the source's refresh keeps fresh, so the school's own URL
                 # is not fetched. Not a refusal: nothing is wrong, and nothing would ever mend it
@@ -119,11 +119,6 @@ def refresh_schools(
     return sorted(outcomes, key=lambda outcome: outcome.school_id)
 
 
-def _held(registry: SqlRegistry, school_id: str, entity_id: str) -> str:
-    """The metadata sources that hold the school's IdP, named ("": none)."""
-    return ", ".join(registry.federation.sources_of("idp").get(entity_id) or ())
-
-
 def _entry(school_id: str, entity_id: str) -> Registered:
     return Registered(f"School {school_id}", school_id, entity_id, "idp")
 
@@ -133,15 +128,12 @@ def refresh_school(
     school_id: str,
     entity_id: str,
     url: str,
-    download: Future[str] | None,
+    download: Future[str],
 ) -> SchoolRefreshOutcome:
-    """One IdP's copy from its `download` (None: held by a source since the downloads began,
-    refused), checked and written as `school update` does."""
+    """One IdP's copy from its `download`, checked and written as `school update` does (a
+    source that came to hold the IdP while it downloaded refuses it there)."""
     entry = _entry(school_id, entity_id)
     try:
-        refuse_if_held(registry, entry)
-        if download is None:  # held when the downloads started, not any more
-            raise UpdateRefused("changed_meanwhile", f"{entry.title}: run the refresh again")
         copy = checked_copy(registry, entry, download.result())
         if copy.unchanged:
             return SchoolRefreshOutcome(school_id, entity_id, "unchanged")

@@ -202,7 +202,7 @@ class SqlRegistry(PortalReads):
             check_joining(session, school, idp_metadata)
             row = SchoolRow.from_school(school, idp_metadata, self._seal, url)
             # Given by URL: fetched and checked just now, a refresh as good as the timer's.
-            row.idp_refreshed_at = as_utc(self._clock()) if url is not None else None
+            row.idp_refreshed_at = self._refreshed(url)
             session.add(row)
             note_joined(session, [school.idp_entity_id])
             bump_generation(session)

@@ -55,7 +55,6 @@ OPERATOR = AdminRole.OPERATOR
 INVITATION_DAYS = 7
 # An id beyond `admins.id`'s INTEGER is no route's (404), never a query PostgreSQL refuses.
 ADMIN_ID = "<int(min=1, max=2147483647):admin_id>"
-# Where the app keeps the attention page's memo (operations/attention.py `Memo`), one per app.
 # Entries the page lists per kind; the count says how many there are in all.
 ATTENTION_SHOWN: int | None = SHOWN
 
