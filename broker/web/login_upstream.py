@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from typing import Any, Literal, overload
+from typing import Literal, overload
 
 from flask import redirect, request, url_for
 from flask_babel import gettext
@@ -22,7 +22,6 @@ from broker.core.errors import (
     UpstreamFailure,
 )
 from broker.core.model import UpstreamIdentity
-from broker.core.origins import written_origin
 from broker.login.login_model import LoginRecord, LoginRequest, is_my_data
 from broker.login.participants import SessionServices
 from broker.oidc.oauth_errors import NONE_PROMPT_OTHER_STUDENT, NONE_PROMPT_SIGN_IN
@@ -34,13 +33,12 @@ from broker.web.i18n import LANGUAGE_PARAM, chosen_language, speak, ui_language
 from broker.web.login_finish import finish, session_and_services
 from broker.web.school_retry import NO_SCHOOL, retry_at_school
 from broker.web.service_answers import (
-    answer_address,
     autopost,
-    back_to_platform_form,
     front_protocol,
     is_oidc,
     refuse_to_service,
     to_client,
+    ways_to_platform,
 )
 from broker.web.wiring import broker, oidc_front
 
@@ -178,24 +176,22 @@ def school_failed_page(
     # Not over yet: it ends when the student goes back (tell_platform counts it then), or
     # completes at another school.
     metrics.refused_at(request.endpoint, failure, login_open=True)
-    service = b.view.service(record.request.service_id)
-    ways_on: dict[str, Any] = {
-        "service_name": service.name if service else None,
-        "return_form": back_to_platform_form(record, NO_SCHOOL),
-        # An OIDC client's query response mode: the broker's answer to the form redirects there.
-        "redirects_to": written_origin(answer_address(record.request)) or "",
-    }
+    ways_on = ways_to_platform(record, NO_SCHOOL)
     school = b.view.school(record.school_id or "")
     if isinstance(failure, SchoolUnreachable) and school is not None:
         # Which school's sign-in page fails, for the operator (render_error's line has the
         # error id).
         log.warning("refused school=%s code=%s: school not reached", school.id, failure.code)
-        if isinstance(failure, SchoolTimeout):  # its own words: it did not answer in time
-            return render_error(failure, retry=retry_at_school(record, school), **ways_on)
+        # A timeout in its own words (it did not answer in time); else "cannot be reached".
+        timed_out = isinstance(failure, SchoolTimeout)
         return render_error(
             failure,
-            title=lambda: gettext("Your school's sign-in page cannot be reached"),
-            message=lambda: gettext("Your school's sign-in page cannot be reached right now."),
+            title=None
+            if timed_out
+            else lambda: gettext("Your school's sign-in page cannot be reached"),
+            message=None
+            if timed_out
+            else lambda: gettext("Your school's sign-in page cannot be reached right now."),
             retry=retry_at_school(record, school),
             **ways_on,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 from flask import make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
@@ -138,15 +139,20 @@ def retry_page(
     (`retry`), and "Back to <platform>", a form to the broker that ends the login before the
     platform is told (back_to_platform.py). That answer may be a redirect to the platform (an
     OIDC client's query response mode): the page's form-action names the platform's site."""
+    return render_error(error, message=message, retry=retry, **ways_to_platform(record))
+
+
+def ways_to_platform(record: LoginRecord, why: str | None = None) -> dict[str, Any]:
+    """What a page of a login kept open needs for "Back to <platform>" (`render_error`'s
+    `service_name`, `return_form` and `redirects_to`): the platform's name, the form (`why`:
+    back_to_platform_form's), and the platform's site for the page's form-action, where the
+    broker's answer to the form redirects (an OIDC client's query response mode)."""
     service = broker().view.service(record.request.service_id)
-    return render_error(
-        error,
-        service_name=service.name if service else None,
-        return_form=back_to_platform_form(record),
-        redirects_to=written_origin(answer_address(record.request)) or "",
-        message=message,
-        retry=retry,
-    )
+    return {
+        "service_name": service.name if service else None,
+        "return_form": back_to_platform_form(record, why),
+        "redirects_to": written_origin(answer_address(record.request)) or "",
+    }
 
 
 def back_to_platform_form(record: LoginRecord, why: str | None = None) -> PostMessage | None:
