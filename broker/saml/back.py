@@ -63,7 +63,7 @@ from broker.login.school_values import (
 from broker.saml import assertion_reader, encrypted_assertion, firewall, schema
 from broker.saml.assertion_reader import NameId, ReadResponse
 from broker.saml.entities import ACS_PATH, SamlEntities
-from broker.saml.logout_messages import status_names
+from broker.saml.firewall import status_names
 from broker.saml.redirect_signature import signed_redirect_url
 from broker.saml.response_checks import Expectations, check_destination, issuer_of
 from broker.saml.unknown_attributes import UnknownAttributeNotes

@@ -169,7 +169,8 @@ def _check_signatures(doc: etree._Element) -> None:
             raise InvalidMessage("signature shape refused", code=violation.reason) from None
 
 
-STATUS_SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
+STATUS_PREFIX = "urn:oasis:names:tc:SAML:2.0:status:"
+STATUS_SUCCESS = STATUS_PREFIX + "Success"
 
 
 def top_status(response: etree._Element) -> str:
@@ -185,6 +186,19 @@ def second_status(response: etree._Element) -> str:
     top = _top_status_code(response)
     code = top.find(f"{{{SAMLP}}}StatusCode") if top is not None else None
     return code.get("Value", "") if code is not None else ""
+
+
+def status_names(top: str, second: str = "") -> str:
+    """A status as the log may carry it: the standard names of its top-level and second-level
+    codes ("Responder/PartialLogout"), "other" for any other value: the peer's own text could
+    forge log lines."""
+    names = [_status_name(value) for value in (top, second) if value]
+    return "/".join(names) or "other"
+
+
+def _status_name(value: str) -> str:
+    name = value.removeprefix(STATUS_PREFIX)
+    return name if value.startswith(STATUS_PREFIX) and name.isalpha() else "other"
 
 
 def _top_status_code(response: etree._Element) -> etree._Element | None:

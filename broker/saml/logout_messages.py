@@ -28,7 +28,7 @@ from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import InvalidMessage
 from broker.core.origins import written_origin
 from broker.saml import firewall
-from broker.saml.firewall import STATUS_SUCCESS
+from broker.saml.firewall import STATUS_SUCCESS, status_names
 from broker.saml.front import MAX_RELAY_STATE
 from broker.saml.message_ids import new_message_id
 from broker.saml.metadata_check import LOGOUT_BINDINGS
@@ -42,7 +42,6 @@ from broker.saml.response_checks import (
     saml_epoch,
 )
 
-STATUS_PREFIX = "urn:oasis:names:tc:SAML:2.0:status:"
 STATUS_PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
 STATUS_REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
 STATUS_UNKNOWN_PRINCIPAL = "urn:oasis:names:tc:SAML:2.0:status:UnknownPrincipal"
@@ -222,19 +221,6 @@ def check_fresh(doc: etree._Element, kind: str, *, max_age: int, skew: int) -> f
     if expires is not None and now >= expires + skew:
         raise InvalidMessage(f"{kind} past its NotOnOrAfter", code="stale_request")
     return issued
-
-
-def status_names(top: str, second: str = "") -> str:
-    """A status as the log may carry it: the standard names of its top-level and second-level
-    codes ("Responder/PartialLogout"), "other" for any other value: the peer's own text could
-    forge log lines."""
-    names = [_status_name(value) for value in (top, second) if value]
-    return "/".join(names) or "other"
-
-
-def _status_name(value: str) -> str:
-    name = value.removeprefix(STATUS_PREFIX)
-    return name if value.startswith(STATUS_PREFIX) and name.isalpha() else "other"
 
 
 class _StatusLeftToTheBroker(Saml2LogoutResponse):  # type: ignore[misc]

@@ -49,7 +49,6 @@ from broker.saml.logout_messages import (
     parse_checked,
     signed_xml,
     slo_endpoint,
-    status_names,
 )
 from broker.saml.response_checks import check_destination, check_parsed_issuer, issuer_of
 
@@ -147,7 +146,7 @@ def read_soap_answer(
     value = firewall.top_status(doc)
     if value != firewall.STATUS_SUCCESS:
         # Not a confirmation, signed or not: nothing to verify, it fails the service as it is.
-        return status_names(value, firewall.second_status(doc))
+        return firewall.status_names(value, firewall.second_status(doc))
     # A Success counts only as pysaml2 reads it: it verifies a signature, when there is one,
     # with the keys of the issuer as it reads it (which must be the one checked above), with
     # the in-process backend's policy, and the status is taken again from what it verified.

@@ -157,8 +157,9 @@ def render_error(
     )
 
 
-# Refusals of a school's answer that only a change at the school mends (its NameID).
-SCHOOL_MUST_CHANGE = frozenset({"name_id_policy", "name_id_is_address", "name_id_not_persistent"})
+# Refusals of a school's answer that only a change at the school mends (its NameID); and a
+# school's "no" that says so (`said`: InvalidNameIDPolicy), which is no refusal code.
+SCHOOL_MUST_CHANGE = frozenset({"name_id_is_address", "name_id_not_persistent"})
 
 
 def is_brief(error: BaseException) -> bool:

@@ -9,7 +9,8 @@ import pytest
 from saml2.entity import Entity
 from saml2.response import LogoutResponse, StatusResponse
 
-from broker.saml.logout_messages import _StatusLeftToTheBroker, status_names
+from broker.saml.firewall import status_names
+from broker.saml.logout_messages import _StatusLeftToTheBroker
 
 
 def test_the_reader_is_pysaml2s_own_but_for_the_status() -> None:
