@@ -23,6 +23,7 @@ generation) are read fresh on every report.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
@@ -98,17 +99,19 @@ def gather_attention_report(
     return attention_report(facts, shown)
 
 
-def school_entries(rule: Rule, registry: SqlRegistry, now: datetime, memo: Memo) -> list[Entry]:
-    """One school rule's entries alone (`school_certificate_ending`,
-    `school_metadata_not_refreshed`), from the memo's facts and the schools' refresh records:
-    what a gauge counts at every scrape (web/metadata_metrics.py), two queries while the memo
-    holds the generation."""
+def school_entries(
+    rules: Sequence[Rule], registry: SqlRegistry, now: datetime, memo: Memo
+) -> list[list[Entry]]:
+    """Each school rule's entries alone, in `rules`' order (`school_certificate_ending`,
+    `school_metadata_not_refreshed`), from the memo's facts and the schools' refresh records
+    read once for all of them: what the gauges count at every scrape
+    (web/metadata_metrics.py), two queries while the memo holds the generation."""
     facts = replace(
         _registry_facts(registry, now, memo),
         now=now,
         school_refresh=registry.school_refresh_records(),
     )
-    return list(rule(facts))
+    return [list(rule(facts)) for rule in rules]
 
 
 def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> Facts:

@@ -18,7 +18,7 @@ their own (metrics.render), so several gunicorn workers never add up or repeat t
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
 from flask import current_app
@@ -92,29 +92,32 @@ class MetadataSourceCollector:
 
 
 class SchoolRuleCollector:
-    """How many SAML schools one attention rule finds (core/attention.py): `name`'s gauge. One
-    number, no school label: 5,000 schools would be 5,000 series (docs/operations.md, Metrics);
-    which schools the operator's "Needs attention" page and `registry problems` list."""
+    """How many SAML schools each school attention rule finds (core/attention.py): a gauge per
+    rule (`SCHOOL_GAUGES`), from one reading of the facts for all of them. One number each, no
+    school label: 5,000 schools would be 5,000 series (docs/operations.md, Metrics); which
+    schools the operator's "Needs attention" page and `registry problems` list."""
 
     def __init__(
         self,
         broker: Broker,
-        gauge: tuple[str, str, Rule],
+        gauges: Sequence[tuple[str, str, Rule]],
         clock: Callable[[], datetime] = _utc_now,
     ) -> None:
         self._broker = broker
-        self._name, self._help, self._rule = gauge
+        self._gauges = tuple(gauges)
         self._clock = clock
 
     def collect(self) -> Iterator[Metric]:
+        rules = [rule for _, _, rule in self._gauges]
         try:
             registry = self._broker.registry
-            found = school_entries(self._rule, registry, self._clock(), attention_memo())
+            found = school_entries(rules, registry, self._clock(), attention_memo())
         except StoreUnavailable:
             return  # the registry is down: /readyz says so
-        gauge = GaugeMetricFamily(self._name, self._help)
-        gauge.add_metric([], float(len(found)))
-        yield gauge
+        for (name, text, _), entries in zip(self._gauges, found, strict=True):
+            gauge = GaugeMetricFamily(name, text)
+            gauge.add_metric([], float(len(entries)))
+            yield gauge
 
 
 SCHOOL_GAUGES: tuple[tuple[str, str, Rule], ...] = (

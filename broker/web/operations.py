@@ -44,7 +44,7 @@ def metrics_page() -> Response:
     body, content_type = metrics.render(
         KeyScheduleCollector(b),
         MetadataSourceCollector(b),
-        *(SchoolRuleCollector(b, gauge) for gauge in SCHOOL_GAUGES),
+        SchoolRuleCollector(b, SCHOOL_GAUGES),
         ReceiptRetentionCollector(b),
     )
     response = Response(body, content_type=content_type)
