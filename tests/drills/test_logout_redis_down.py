@@ -14,6 +14,7 @@ changes nothing: the cookie stays.
 
 from __future__ import annotations
 
+import re
 from html import unescape
 
 import pytest
@@ -74,8 +75,10 @@ def _answer_back(browser: Browser, page: Page) -> Page:
     forms = [f for f in page.forms if "SAMLResponse" in f.fields]
     if forms:
         return browser.post(forms[0].action, dict(forms[0].fields))
-    start = page.text.index('<p class="return"><a class="button" href="') + 42
-    return browser.get(unescape(page.text[start : page.text.index('"', start)]))
+    # The link's class says whether it is the main button; only its address matters here.
+    link = re.search(r'<p class="return"><a class="[^"]*" href="([^"]*)"', page.text)
+    assert link, page.text
+    return browser.get(unescape(link.group(1)))
 
 
 @pytest.mark.parametrize(
