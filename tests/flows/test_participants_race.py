@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -89,14 +89,20 @@ def redis_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
         live.close()
 
 
-def _in_tabs(browser: Browser, count: int) -> list[Browser]:
-    """`count` tabs of `browser`: its cookies, each its own requests."""
-    tabs = []
-    for _ in range(count):
+def _in_tabs_at_once(
+    browser: Browser, login: Callable[[Any, Browser], None], *clients: Any
+) -> None:
+    """`login` at each of `clients` at once, each in a tab of `browser` (its cookies, its own
+    requests)."""
+    threads = []
+    for client in clients:
         tab = Browser()
         tab.jar = copy.deepcopy(browser.jar)
-        tabs.append(tab)
-    return tabs
+        threads.append(threading.Thread(target=login, args=(client, tab)))
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
 
 
 @pytest.mark.parametrize("which", ["demo", pytest.param("redis_demo", marks=pytest.mark.redis)])
@@ -119,14 +125,7 @@ def test_two_tabs_finishing_at_once_are_both_in_the_session_and_both_logged_out(
             errors.append(error)
 
     with writes_together(demo, 2):
-        threads = [
-            threading.Thread(target=login, args=(client, tab))
-            for client, tab in zip((tab_a, tab_b), _in_tabs(browser, 2), strict=True)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        _in_tabs_at_once(browser, login, tab_a, tab_b)
     assert not errors, errors
     services = demo.broker.session_services.read(browser.cookies(demo.broker_url)[SSO_COOKIE])
     assert works(tab_a, tokens[tab_a.client_id]) and works(tab_b, tokens[tab_b.client_id])
@@ -175,14 +174,7 @@ def test_a_tab_whose_service_cannot_be_recorded_is_not_answered(demo: LiveDemo) 
         pages[client.client_id] = client.front(tab, client.params())
 
     with writes_together(demo, 2, fail_reread=True):
-        threads = [
-            threading.Thread(target=login, args=(client, tab))
-            for client, tab in zip((tab_a, tab_b), _in_tabs(browser, 2), strict=True)
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=60)
+        _in_tabs_at_once(browser, login, tab_a, tab_b)
     statuses = sorted(page.status for page in pages.values())
     assert statuses == [303, 503], {k: (p.status, p.text[:200]) for k, p in pages.items()}
     answered = next(k for k, p in pages.items() if p.status == 303)
