@@ -165,12 +165,8 @@ class SessionServiceBook:
         try:
             data = SealedStore.opened(sso_token.encode(), SESSION_SERVICES, sso_token, reply)
         except StateExpired:
-            return SessionServices(stored=stored)
-        return (
-            SessionServices(stored=stored)
-            if data is None
-            else SessionServices.from_payload(data, stored)
-        )
+            data = None
+        return SessionServices.from_payload(data or {}, stored)
 
     def record(
         self,

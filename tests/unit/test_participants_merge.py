@@ -152,3 +152,26 @@ def test_settle_does_nothing_after_a_write_that_went_in() -> None:
     for reply in (True, None):
         book.settle(TOKEN, _saml("a"), reply)
     assert store.batches == []
+
+
+def test_a_worker_of_the_version_before_and_this_one_share_the_record() -> None:
+    """A rolling upgrade: the version before writes the record whole with a plain put, in the
+    same key and sealed format. Its write between this worker's read and write is merged,
+    not overwritten; and it reads what this worker wrote."""
+    store = MemoryStore()
+    book = SessionServiceBook(store, session_ttl=60)
+    book.record(TOKEN, SessionServices(), _saml("first"), new_session=True)
+    before = book.read(TOKEN)
+    old_worker = book.sealed.put_op(
+        TOKEN.encode(),
+        "sso-services",
+        TOKEN,
+        before.with_login(_saml("old")).to_payload(),
+        60,
+    )
+    store.put(old_worker.key, old_worker.value, old_worker.ttl_seconds)
+    book.record(TOKEN, before, _saml("new"))
+    held = store.get(old_worker.key)
+    assert held is not None
+    opened = book.sealed.opened(TOKEN.encode(), "sso-services", TOKEN, held)
+    assert opened is not None and sorted(opened) == ["first", "new", "old"]
