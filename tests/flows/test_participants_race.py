@@ -16,18 +16,21 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import parse_qs, urlencode
 
+import jwt
 import pytest
 
 from broker.core.errors import StoreUnavailable
 from broker.core.ports import StoreOp, StoreReply
 from broker.login.participants import SESSION_SERVICES
 from broker.web.browser import SSO_COOKIE
+from tests.flows.test_oidc_logout import recorder  # noqa: F401 - a fixture
 from tests.flows.test_oidc_logout_tokens import assert_ended, refresh_client, works
-from tests.flows.test_oidc_provider_checks import store_calls
+from tests.flows.test_oidc_provider_checks import register, store_calls
 from tests.support.client import Browser
 from tests.support.live import LiveDemo
+from tests.support.logout import broker_logout_claims
 
 REDIS_URL = os.environ.get("KETENBROKER_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 
@@ -107,11 +110,16 @@ def _in_tabs_at_once(
 
 @pytest.mark.parametrize("which", ["demo", pytest.param("redis_demo", marks=pytest.mark.redis)])
 def test_two_tabs_finishing_at_once_are_both_in_the_session_and_both_logged_out(
-    which: str, request: pytest.FixtureRequest
+    which: str,
+    request: pytest.FixtureRequest,
+    recorder: tuple[str, list[bytes]],  # noqa: F811
 ) -> None:
     demo: LiveDemo = request.getfixturevalue(which)
-    first, tab_a, tab_b = (
-        refresh_client(demo, f"race-{which}-{name}") for name in ("first", "tab-a", "tab-b")
+    uri, bodies = recorder
+    first = refresh_client(demo, f"race-{which}-first")
+    tab_a, tab_b = (
+        register(demo, f"race-{which}-{name}", refresh_tokens=True, backchannel_logout_uri=uri)
+        for name in ("tab-a", "tab-b")
     )
     browser = Browser()
     first_token, _ = first.login(browser)
@@ -132,7 +140,14 @@ def test_two_tabs_finishing_at_once_are_both_in_the_session_and_both_logged_out(
     hint = urlencode({"id_token_hint": first_token["id_token"]})
     page = browser.get(f"{demo.broker_url}/oidc/end_session?{hint}")
     assert page.status in (200, 303), page.text[:300]
-    # Before: one tab's platform was not in the record, and its tokens outlived the logout.
+    # Before: one tab's platform was not in the record: it was not told (no logout token),
+    # and its tokens outlived the logout.
+    told = []
+    for body in bodies:
+        token = parse_qs(body.decode())["logout_token"][0]
+        audience = jwt.decode(token, options={"verify_signature": False})["aud"]
+        told.append(broker_logout_claims(demo, token, audience)["aud"])
+    assert sorted(told) == sorted([tab_a.client_id, tab_b.client_id])
     assert_ended(first, first_token)
     assert_ended(tab_a, tokens[tab_a.client_id])
     assert_ended(tab_b, tokens[tab_b.client_id])
