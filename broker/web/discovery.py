@@ -37,6 +37,7 @@ from broker.web.i18n import (
     speak,
 )
 from broker.web.login_upstream import go_upstream, prepare_upstream, school_failed_page
+from broker.web.no_store import no_store
 from broker.web.school_retry import (
     LOGIN_FIELD,
     MAX_ID,
@@ -129,7 +130,7 @@ def discovery_page(
         keep=not record.request.school_choices,
     )
     response = make_response(page)
-    response.headers["Cache-Control"] = "no-store"
+    no_store(response)
     # Choosing a school POSTs here and is redirected to the school's IdP; browsers apply the
     # page's form-action to that redirect, so it must name the shown schools' SSO origins (at
     # most SHOWN_AT_MOST and the remembered one, however large the federation).
