@@ -25,6 +25,7 @@ from broker.login.session_index import session_index
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, set_sso_token
 from broker.web.my_data import my_data_signed_in
+from broker.web.no_store import no_store
 from broker.web.service_answers import (
     answer_address,
     front_protocol,
@@ -193,7 +194,7 @@ def finish(
     if identity.session_ends is not None and completion.session_ends is None:
         # Not passed on (flow.py `_session_end`): said here, not silently.
         log.info("school session over already school=%s", completion.school.id)
-    response.headers["Cache-Control"] = "no-store"
+    no_store(response)
     if new_token:
         set_sso_token(response, new_token)
     metrics.login_ended(

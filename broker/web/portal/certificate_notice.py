@@ -4,8 +4,9 @@ end within 30 days, 15 for a copy fetched from the school's URL (core/attention.
 attention" page and of the `ketenbroker_school_idp_certificates_ending` gauge): once they end,
 the IdP signs with a certificate the broker does not hold and every login is refused.
 
-Read for a school administrator's pages only: the school's row and its IdP's copy in force, one
-query each (the copy parsed once per text, as the report's memo does)."""
+Read for a school administrator's pages only: the school's IdP copy in force and whether it was
+given by URL, in one query (`school_idp_copy`; the copy parsed once per text, as the report's
+memo does)."""
 
 from __future__ import annotations
 
@@ -25,11 +26,8 @@ def _valid_until(xml: str) -> datetime | None:
 def school_certificate_ends(school_id: str) -> datetime | None:
     """When the last signing certificate of the school's IdP ends, if within the warning
     period (or ended); None otherwise, and for a school on OpenID Connect or without a copy."""
-    registry = broker().registry
-    school = registry.school(school_id)
-    if school is None or school.oidc is not None:
+    copy = broker().registry.school_idp_copy(school_id)
+    if copy is None:
         return None
-    xml = registry.school_metadata(idp_entity_id=school.idp_entity_id).get(school.idp_entity_id)
-    until = _valid_until(xml) if xml else None
-    fetched = registry.school_metadata_url(school_id) is not None
-    return until if certificate_ending(until, datetime.now(UTC), fetched=fetched) else None
+    until = _valid_until(copy.xml) if copy.xml else None
+    return until if certificate_ending(until, datetime.now(UTC), fetched=copy.fetched) else None
