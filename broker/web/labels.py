@@ -55,16 +55,13 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "This learning platform's address for receiving sign-ins is not secure (no https), so "
         "you cannot be signed in to it here. Please tell your school."
     ),
-    N_(
-        "This request carries data that cannot be sent back unchanged, so it cannot be "
-        "handled. Please tell the learning platform or your school's ICT department."
-    ),
+    N_("Something went wrong with this request. Tell your school's ICT contact."),
     N_("Your school's sign-in service did not complete the login."),
     N_("Your school's sign-in service did not sign you in."),
     N_("Your school answered a sign-in attempt that is already over."),
     N_(
-        "Your school's sign-in service sent an answer that is too old, or its clock is wrong. "
-        "Please try again; if it keeps happening, tell your school."
+        "Signing in at your school took too long. Please try again; if it keeps happening, "
+        "tell your school."
     ),
     N_("Your school's sign-in service did not answer in time. Please try again in a few minutes."),
     N_("Your school has not released what this platform requires."),
@@ -211,7 +208,7 @@ _CODE_TITLES = {
     # StaleSchoolAnswer: SAML's code and the OIDC callback's.
     "stale_answer": N_("This sign-in attempt is over"),
     "stale_state": N_("This sign-in attempt is over"),
-    "answer_out_of_time": N_("Your school's answer is too old, or its clock is wrong"),
+    "answer_out_of_time": N_("Signing in at your school took too long"),
     "name_id_not_persistent": N_("Your school's sign-in needs a change"),
     "name_id_is_address": N_("Your school's sign-in needs a change"),
     "service_switched_off": N_("This learning platform is switched off"),

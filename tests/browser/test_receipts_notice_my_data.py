@@ -377,7 +377,7 @@ def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], P
     reken_name = "Rekenroute (demo distributor)"
     toets_name = "Toetsplein (demo exam platform)"
     lees_purposes = {
-        FIRST_NAME: "To greet the student by first name on the start screen.",
+        FIRST_NAME: "To greet you by your first name on the start screen.",
         ROLE: "To show teachers the teacher tools and students the lessons.",
     }
 

@@ -271,8 +271,8 @@ def test_the_overview_says_no_choice_yet_instead_of_version_0(
 @pytest.mark.parametrize(
     ("lang", "chain", "no_publisher"),
     [
-        ("nl", "Learning materials (leermiddelen)", "Er is geen uitgever geregistreerd"),
-        ("en", "Learning materials (leermiddelen)", "No publisher organisation is registered"),
+        ("nl", "Leermiddelen (leermiddelen)", "Er is geen uitgever geregistreerd"),
+        ("en", "Leermiddelen (leermiddelen)", "No publisher organisation is registered"),
     ],
 )
 def test_a_service_names_its_publisher_and_its_chain_by_name(
@@ -303,7 +303,7 @@ def test_a_service_names_its_publisher_and_its_chain_by_name(
     assert demo["publisher"].startswith(no_publisher) and demo["chain"] == chain
     overview = _page(school, f"{SCHOOL}/overview?lang={lang}")
     row = overview.split('data-service="toetsplein"')[1].split("</tr>")[0]
-    assert ">Digital exams</td>" in row
+    assert ">Toetsen</td>" in row
 
 
 # -- 5: times in the broker's zone on every portal ---------------------------------------------
