@@ -241,7 +241,9 @@ _SCHOOL_SAID_TITLES = {
 }
 
 _HTTP_ERROR_MESSAGES = {
-    400: N_("Your session has expired or the page was opened twice. Please start again."),
+    400: N_(
+        "You waited too long, or the page was opened twice. Start again at your learning platform."
+    ),
     404: N_(
         "This page does not exist. Check the address, or start again from the learning platform."
     ),
@@ -422,9 +424,20 @@ def shown_time(moment: float | datetime, zone: tzinfo) -> str:
     return _in_zone(moment, zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
+# How a student reads a moment, per language: the month written out (Babel's month names, never
+# an abbreviation a child must decode) and the word that joins date and time ("1 december om
+# 08:47", "1 December at 08:47"); the second pattern adds the year, for another year's moment.
+# The portals keep shown_time's unambiguous form with the zone, the same on every page.
+_DAY_PATTERNS = {
+    "nl": ("d MMMM 'om' HH:mm", "d MMMM y 'om' HH:mm"),
+    "en": ("d MMMM 'at' HH:mm", "d MMMM y 'at' HH:mm"),
+}
+
+
 def shown_day(moment: float | datetime, zone: tzinfo, locale: Locale, now: float) -> str:
-    """A moment as a student reads it on a phone: day, short month name in the page's language
-    and minute in `zone` ("29 nov. 11:23"), the year only when it is not this year's."""
+    """A moment as a student reads it: day, month name in the page's language and minute in
+    `zone` ("1 december om 08:47"), the year only when it is not this year's."""
     when, today = _in_zone(moment, zone), _in_zone(now, zone)
-    pattern = "d MMM HH:mm" if when.year == today.year else "d MMM y HH:mm"
+    this_year, other_year = _DAY_PATTERNS.get(locale.language, ("d MMMM HH:mm", "d MMMM y HH:mm"))
+    pattern = this_year if when.year == today.year else other_year
     return format_datetime(when, pattern, tzinfo=zone, locale=locale)

@@ -131,13 +131,13 @@ def test_a_long_history_shows_every_platform_on_a_phone(live: LiveDemo, phone: P
     lees = recent.first
     expect(lees.locator("[data-service]")).to_have_text("Leesplank (demo publisher)")
     expect(lees.locator("[data-when]")).to_contain_text(
-        re.compile(r"^520 keer, het laatst op \d{1,2} \w+\.? \d{2}:\d{2}")
+        re.compile(r"^520 keer, het laatst op \d{1,2} \w+ om \d{2}:\d{2}")
     )
     # The counts are of the receipts kept (`receipts prune`): "since", never "the first time".
     expect(lees.locator("[data-when]")).to_contain_text("Geteld sinds")
     expect(lees.locator("[data-when]")).not_to_contain_text("eerste keer")
     expect(phone.locator("[data-counted-since]")).to_contain_text(
-        re.compile(r"^Je inlogs worden geteld sinds \d{1,2} \w+\.?( \d{4})? \d{2}:\d{2}\.$")
+        re.compile(r"^Je inlogs worden geteld sinds \d{1,2} \w+( \d{4})? om \d{2}:\d{2}\.$")
     )
     # Why: the publisher's declared purpose under what the platform got.
     expect(lees.locator(".purpose").first).to_contain_text(re.compile(r"^Waarom: "))

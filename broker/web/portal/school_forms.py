@@ -46,7 +46,7 @@ class PolicyForm(FlaskForm):
     attributes = MultiCheckboxField(
         _l("Share besides the pseudonym"),
         choices=[],
-        description=_l("Nothing ticked: the platform receives the pseudonym only."),
+        description=_l("If you tick nothing, the platform receives the pseudonym only."),
     )
     # The declaration version the page showed: a choice made on a page the publisher changed
     # since (an attribute declared again with another purpose, made required) is not saved as
