@@ -109,7 +109,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("The request contains a NUL character, which the broker does not accept."),
     N_("A school can only release attributes the platform declared it needs."),
     N_("Schools on one identity provider must have the same metadata."),
-    N_("Sign-ins through an identity provider several schools share name the school."),
+    N_("Sign-ins through an identity provider that several schools share must name the school."),
     N_("A school on a school board's identity provider needs its BRIN as id."),
     N_("An entry with this identifier already exists."),
     N_("This service id was used before; choose another."),
@@ -202,7 +202,7 @@ _CODE_TITLES = {
     "sealed_secret_unreadable": N_("A stored secret cannot be opened"),
     "sealed_secret_in_clear": N_("A stored secret is not accepted"),
     "other_school": N_("Your account belongs to another school"),
-    "school_not_asserted": N_("Which school is your account's?"),
+    "school_not_asserted": N_("Which school does your account belong to?"),
     "unsigned_status": N_("Your school did not sign you in"),
     "upstream_status": N_("Your school did not sign you in"),
     # StaleSchoolAnswer: SAML's code and the OIDC callback's.

@@ -118,7 +118,7 @@ def test_publisher_registers_an_oidc_client(
     assert service is not None and service.oidc is not None and not service.approved
     assert service.oidc.secret_hash == sha256(secret.encode()).hexdigest()
     assert service.oidc.refresh_tokens
-    publisher.get_by_role("link", name="Naar de dienst").click()
+    publisher.get_by_role("link", name="Naar de dienst gaan").click()
     expect(publisher.locator("#oidc-client")).to_contain_text("https://lesapp.example/callback")
     assert secret not in publisher.content()
 

@@ -32,7 +32,7 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 NOTICE_CHOICES = [
-    SelectChoice("session", _l("At the first visit in every sign-in session (recommended)")),
+    SelectChoice("session", _l("Every sign-in session (recommended)")),
     SelectChoice("changes", _l("Only at a student's first visit, and again when it changes")),
 ]
 
