@@ -40,6 +40,14 @@ _ATTRIBUTE_LABELS = {
     "previous_pseudonym": N_("Previous pseudonym (during a key change)"),
 }
 
+# A refused LogoutRequest (web/logout_refusal.py): whatever the refusal's reason, the page says
+# that the student may still be logged in, not that a sign-in failed.
+LOGOUT_REFUSED_TITLE = N_("Logging out did not work")
+LOGOUT_REFUSED = N_(
+    "Logging out did not work: the request to log you out could not be accepted here. "
+    "You may still be logged in, here and at learning platforms."
+)
+
 # The errors' public messages are class attributes, not `_()` calls, so pybabel cannot see them
 # in broker/core/errors.py (or beside the adapters that define more); this list puts them in the
 # catalogue. A test checks every BrokerError subclass's message for a Dutch translation, so a new
@@ -141,6 +149,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "uses your session here, but you may still be logged in at learning platforms and at "
         "your school. Close your browser completely (every window) to be sure you are logged out."
     ),
+    # web/logout_refusal.py
+    LOGOUT_REFUSED,
     # broker/saml/metadata_check.py
     N_("The SAML metadata is not usable."),
     # broker/core/chain_move.py
