@@ -97,9 +97,11 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
     def get_default_redirect_uri(self) -> str | None:
         return None  # OIDC: the request must name its redirect_uri, matched exactly
 
-    def get_allowed_scope(self, scope: str) -> str:
+    def get_allowed_scope(self, scope: str | None) -> str:
         # Scope values the broker does not know are ignored, not refused (OIDC Core 3.1.2.1).
-        return " ".join(v for v in scope.split() if v in KNOWN_SCOPES)
+        # No scope at all (authlib hands in None) keeps none: the request is then refused as
+        # one without `openid` (authorization_checks.py: invalid_scope at the redirect URI).
+        return " ".join(v for v in (scope or "").split() if v in KNOWN_SCOPES)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         # Exactly one the client registered, and one intake would take now: a URI written into
@@ -534,7 +536,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             IssuedCode(
                 client_id=request.client.get_client_id(),
                 redirect_uri=request.payload.redirect_uri,
-                scope=request.client.get_allowed_scope(request.payload.scope or ""),
+                scope=request.client.get_allowed_scope(request.payload.scope),
                 nonce=data.get("nonce"),
                 code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"),

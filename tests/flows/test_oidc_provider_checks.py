@@ -1297,3 +1297,20 @@ def test_no_token_reaches_the_logs_at_debug_level(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert logged, "the capture saw the login"
     assert not [value for value in secrets_issued if value in logged]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_request_without_scope_is_answered_invalid_scope_at_the_redirect_uri(
+    rp: Client, method: str
+) -> None:
+    """OIDC Core 3.1.2.6: as a scope without openid (before review-bcp a 500)."""
+    params = {k: v for k, v in rp.params(scope="").items() if k[0] != "_"}
+    if method == "GET":
+        page = Browser().get(f"{rp.authorize_url}?{urlencode(params)}", stop=rp._at_client)
+    else:
+        page = Browser().post(rp.authorize_url, params, stop=rp._at_client)
+    assert page.location is not None, (page.status, page.text[:300])
+    answer = parse_qs(urlsplit(page.location).query)
+    assert answer["error"] == ["invalid_scope"]
+    assert answer["state"] == [params["state"]]
+    assert answer["iss"] == [rp.demo.broker_url]
