@@ -259,6 +259,31 @@ def test_a_code_is_bound_to_its_client(rp: Client, demo: LiveDemo) -> None:
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
 
 
+def test_a_code_presented_by_another_client_is_neither_used_up_nor_revoked(
+    rp: Client, demo: LiveDemo
+) -> None:
+    """RFC 6749 4.1.3, 10.5; RFC 9700 4.5: another client's redemption, and its replay, change
+    nothing (before review-bcp they used the code up and then revoked its family); the code's
+    own client redeems it afterwards, and its own replay still revokes the tokens."""
+    other = register(demo, "checks-burner")
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    for _ in range(2):
+        refused = other.redeem(code, params["_verifier"])
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    redeemed = rp.redeem(code, params["_verifier"])
+    assert redeemed.status_code == 200, redeemed.text
+    access = redeemed.json()["access_token"]
+    assert _userinfo(rp, access)["sub"]
+    assert other.redeem(code, params["_verifier"]).status_code == 400
+    assert _userinfo(rp, access)["sub"]  # still: another client's try revokes nothing
+    again = rp.redeem(code, params["_verifier"])
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    userinfo = f"{rp.demo.broker_url}/oidc/userinfo"
+    headers = {"Authorization": f"Bearer {access}"}
+    assert requests.get(userinfo, headers=headers, timeout=5).status_code == 401
+
+
 def test_the_token_request_must_repeat_the_redirect_uri(rp: Client) -> None:
     params = rp.params()
     code = rp.redirect(Browser(), params)["code"]
@@ -474,7 +499,8 @@ def test_the_code_and_the_sso_session_go_out_in_one_batch(rp: Client) -> None:
     with store_calls(rp.demo) as calls:
         answer = rp.redirect(Browser(), rp.params())
     assert "code" in answer
-    code_key = "oidc-code:" + hashlib.sha256(answer["code"].encode()).hexdigest()
+    filed = json.dumps([rp.client_id, answer["code"]])  # filed under its client (grants.py)
+    code_key = "oidc-code:" + hashlib.sha256(filed.encode()).hexdigest()
     writing = [keys for _, keys in calls if f"put {code_key}" in keys]
     assert len(writing) == 1, calls
     keys = writing[0]

@@ -6,8 +6,18 @@ from __future__ import annotations
 import pytest
 
 from broker.core.model import ClientAuthMethod, Protocol, Service
-from broker.oidc.grants import RegisteredClient
+from broker.oidc.grants import (
+    Grantee,
+    IssuedCode,
+    RegisteredClient,
+    TokenVault,
+    access_token_for,
+    random_token,
+)
 from broker.oidc.registration import new_client
+from tests.unit.test_oidc_access_tokens import CallLog, grantee, store, vault
+
+__all__ = ["store", "vault"]  # the fixtures, shared with test_oidc_access_tokens.py
 
 REDIRECT_URI = "https://rp.example/cb"
 
@@ -32,3 +42,49 @@ def test_the_allowed_scope_keeps_the_known_values_and_none_of_no_scope(
     asked: str | None, kept: str
 ) -> None:
     assert client().get_allowed_scope(asked) == kept
+
+
+def issued_code(vault: TokenVault, client_id: str = "rp") -> tuple[str, Grantee]:
+    who = grantee()
+    code = random_token(48)
+    vault.put_code(code, IssuedCode(client_id, REDIRECT_URI, "openid", None, None, None, who))
+    return code, who
+
+
+def test_another_client_finds_no_code_and_changes_nothing(
+    vault: TokenVault, store: CallLog
+) -> None:
+    code, who = issued_code(vault)
+    store.calls.clear()
+    for _ in range(2):  # its "replay" too
+        assert vault.take_code(code, "thief") is None
+    # It found no code, and no family mark: nothing taken, nothing written.
+    assert [name for name, _ in store.calls] == ["take", "get"] * 2
+    redeemed = vault.take_code(code, "rp")
+    assert redeemed is not None and redeemed.grantee.sub == who.sub
+
+
+def test_a_code_redeemed_is_one_take_whoever_presents_it(vault: TokenVault, store: CallLog) -> None:
+    code, _ = issued_code(vault)
+    store.calls.clear()
+    assert vault.take_code(code, "rp") is not None
+    assert [name for name, _ in store.calls] == ["take"]
+
+
+def test_a_reuse_by_its_own_client_still_revokes_the_family(vault: TokenVault) -> None:
+    code, who = issued_code(vault)
+    assert vault.take_code(code, "thief") is None
+    assert vault.take_code(code, "rp") is not None
+    access = access_token_for(who)
+    vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", who)
+    assert vault.access(access) is not None
+    assert vault.take_code(code, "thief") is None
+    assert vault.access(access) is not None  # another client's try revokes nothing
+    assert vault.take_code(code, "rp") is None
+    assert vault.access(access) is None
+
+
+def test_a_client_id_and_code_never_run_together_into_another_pair(vault: TokenVault) -> None:
+    code, _ = issued_code(vault, client_id="rp")
+    assert vault.take_code(code[1:], "rp" + code[0]) is None
+    assert vault.take_code(code, "rp") is not None
