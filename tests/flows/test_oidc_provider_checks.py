@@ -1340,3 +1340,28 @@ def test_a_request_without_scope_is_answered_invalid_scope_at_the_redirect_uri(
     assert answer["error"] == ["invalid_scope"]
     assert answer["state"] == [params["state"]]
     assert answer["iss"] == [rp.demo.broker_url]
+
+
+def test_an_error_is_not_sent_to_a_redirect_uri_removed_during_the_login(
+    demo: LiveDemo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The error answer re-checks the kept redirect URI against the registration in force, as
+    the code's answer does (before review-bcp it went to the removed URI): the student gets
+    the page, nothing goes to the URI. prompt=none's at-once answer likewise."""
+    removed = "http://localhost:9/removed"
+    client = register(demo, "checks-removed-uri", redirect_uris=(NOWHERE, removed))
+    browser = Browser()
+    query = urlencode({k: v for k, v in client.params(redirect_uri=removed).items() if k[0] != "_"})
+    discovery = browser.get(f"{client.authorize_url}?{query}", stop=client._at_client)
+    assert demo.shows_discovery(discovery), discovery.text[:300]
+    service = demo.registry.any_service(client.client_id)
+    assert service is not None and service.oidc is not None
+    demo.registry.update_oidc_client(
+        client.client_id, replace(service.oidc, redirect_uris=(NOWHERE,))
+    )
+    back = next(f for f in discovery.forms if "back-to-platform" in f.action)
+    page = browser.post(back.action, back.fields, follow=False)
+    assert page.status == 400 and page.location is None, (page.status, page.location)
+    assert removed not in page.text
+    assert "oidc_redirect_uri_removed" in caplog.text
+    assert "code" in client.redirect(Browser(), client.params())  # the URI kept still works
