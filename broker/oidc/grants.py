@@ -33,6 +33,7 @@ from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
 from broker.core.release import release_for
 from broker.login.sealed import SealedStore
 from broker.oidc import requested_claims as oidc_claims
+from broker.oidc.oauth_errors import repeated_parameters
 from broker.oidc.registration import secret_matches
 
 CODE = "oidc-code"
@@ -533,6 +534,21 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
 
     def generate_authorization_code(self) -> str:
         return random_token(self.AUTHORIZATION_CODE_LENGTH)  # authlib's 48 characters
+
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: RegisteredClient) -> str:
+        """authlib's check of the redirect URI, and at once after it, before anything else
+        reads a parameter, the refusal of one given twice (RFC 6749 3.1) at that URI: before
+        authlib's `prompt=none` answer (`prompt=none&prompt=login` was login_required, from
+        the first value) or a PKCE check reads the first of two values. The five it reads
+        before the URI is trusted authlib refuses itself, with a page."""
+        redirect_uri: str = AuthorizationCodeGrant.validate_authorization_redirect_uri(
+            request, client
+        )
+        repeated = repeated_parameters(request.payload.datalist)
+        if repeated is not None:
+            raise InvalidRequestError(repeated, redirect_uri=redirect_uri)
+        return redirect_uri
 
     def issue_code(self, grantee: Grantee) -> dict[str, str]:
         """authlib's `create_authorization_response` without its redirect: the response's

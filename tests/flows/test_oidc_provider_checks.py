@@ -1010,6 +1010,34 @@ def test_repeated_parameters_are_refused(rp: Client) -> None:
     assert parse_qs(urlsplit(page.location).query)["error"] == ["invalid_request"]
 
 
+@pytest.mark.parametrize("session", [False, True])
+@pytest.mark.parametrize(
+    "repeated",
+    [
+        "prompt=none&prompt=login",
+        "prompt=login&prompt=none",
+        "code_challenge_method=S256&code_challenge_method=plain",
+    ],
+)
+def test_a_repeated_parameter_is_refused_before_prompt_none_is_answered(
+    rp: Client, repeated: str, session: bool
+) -> None:
+    """RFC 6749 3.1: invalid_request at the redirect URI, checked before authlib's prompt=none
+    answer (before review-bcp `prompt=none&prompt=login` without a session was
+    login_required, from the first value) and before any other check reads a first value."""
+    browser = Browser()
+    if session:
+        rp.login(browser)
+    params = {k: v for k, v in rp.params().items() if k[0] != "_"}
+    query = urlencode(params) + "&" + repeated
+    page = browser.get(f"{rp.authorize_url}?{query}", stop=rp._at_client)
+    assert page.location is not None, (page.status, page.text[:300])
+    answer = parse_qs(urlsplit(page.location).query)
+    assert answer["error"] == ["invalid_request"], answer
+    assert answer["error_description"] == ["A parameter is given more than once."]
+    assert answer["state"] == [params["state"]]
+
+
 @pytest.mark.parametrize(
     "name", ["grant_type", "code", "redirect_uri", "code_verifier", "client_id", "scope"]
 )

@@ -4,9 +4,12 @@ keeps of the scope it asked for, and who may redeem, burn or revoke a code."""
 from __future__ import annotations
 
 import pytest
+from authlib.oauth2.rfc6749.errors import InvalidRequestError
 
 from broker.core.model import ClientAuthMethod, Protocol, Service
+from broker.oidc.authlib_server import PlainRequest
 from broker.oidc.grants import (
+    CodeGrant,
     Grantee,
     IssuedCode,
     RegisteredClient,
@@ -88,3 +91,25 @@ def test_a_client_id_and_code_never_run_together_into_another_pair(vault: TokenV
     code, _ = issued_code(vault, client_id="rp")
     assert vault.take_code(code[1:], "rp" + code[0]) is None
     assert vault.take_code(code, "rp") is not None
+
+
+def _request(**params: list[str]) -> PlainRequest:
+    return PlainRequest("GET", "https://broker.example/oidc/authorize", {}, params)
+
+
+def test_a_repeated_parameter_is_refused_at_the_redirect_uri_once_that_is_checked() -> None:
+    """Before anything reads a first value (authlib's prompt=none answer, PKCE)."""
+    request = _request(redirect_uri=[REDIRECT_URI], prompt=["none", "login"])
+    with pytest.raises(InvalidRequestError) as refused:
+        CodeGrant.validate_authorization_redirect_uri(request, client())
+    assert refused.value.redirect_uri == REDIRECT_URI
+    assert refused.value.description == "A parameter is given more than once."
+    single = _request(redirect_uri=[REDIRECT_URI], prompt=["none"])
+    assert CodeGrant.validate_authorization_redirect_uri(single, client()) == REDIRECT_URI
+
+
+def test_an_unregistered_redirect_uri_is_refused_first_never_answered_at() -> None:
+    request = _request(redirect_uri=["https://evil.example/cb"], prompt=["none", "login"])
+    with pytest.raises(InvalidRequestError) as refused:
+        CodeGrant.validate_authorization_redirect_uri(request, client())
+    assert refused.value.redirect_uri is None
