@@ -628,7 +628,7 @@ def test_an_oidc_code_is_redeemed_once_when_workers_race(store: KeyValueStore) -
     code = secrets.token_urlsafe(36)
     vault.put_code(code, issued)
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: vault.take_code(code), range(8)))
+        results = list(pool.map(lambda _: vault.take_code(code, "rp"), range(8)))
     winners = [r for r in results if r is not None]
     assert len(winners) == 1 and winners[0].grantee.sub == "f" * 64
 
@@ -638,9 +638,9 @@ def test_an_oidc_code_is_redeemed_once_when_workers_race(store: KeyValueStore) -
     vault.put_code(
         code, IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, fresh)
     )
-    assert vault.take_code(code) is not None
+    assert vault.take_code(code, "rp") is not None
     access = secrets.token_urlsafe(32)
     vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", fresh)
     assert vault.access(access) is not None
-    assert vault.take_code(code) is None
+    assert vault.take_code(code, "rp") is None
     assert vault.access(access) is None
