@@ -208,16 +208,29 @@ class SessionServiceBook:
         the record first (False), read it again and add `participant` to what it holds now,
         until a write goes in or the record already says it. Two round trips a try, on this
         path only. `StoreUnavailable` when the store fails or after `MAX_WRITE_TRIES`: the
-        service could not be recorded, so a logout could not reach it."""
+        service could not be recorded, so a logout could not reach it. `StateExpired` when the
+        record is gone on the re-read: only a session's end removes it (a logout in another tab,
+        a replacing login), so this login would otherwise write a record for an ended session
+        that no logout reads, and answer a service no logout reaches."""
         for _ in range(MAX_WRITE_TRIES):
             if reply is not False:
                 return
-            write = self.record_op(sso_token, self.read(sso_token), participant)
+            now = self.read(sso_token)
+            if now.stored is None:
+                raise StateExpired(
+                    "the SSO session ended while this login finished", code="session_ended"
+                )
+            write = self.record_op(sso_token, now, participant)
             if write is None:
                 return
             reply = self.sealed.store.batch([write])[0]
         if reply is False:
-            raise StoreUnavailable("session services record kept changing under this login")
+            # The store answers: name the contention, not an outage (the log and the
+            # setbacks metric tell them apart), though the student's page is the same.
+            raise StoreUnavailable(
+                "session services record kept changing under this login",
+                code="session_record_contended",
+            )
 
     def forget_op(self, sso_token: str) -> StoreOp:
         return self.sealed.delete_op(SESSION_SERVICES, sso_token)

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import pytest
 
-from broker.core.errors import StoreUnavailable
+from broker.core.errors import StateExpired, StoreUnavailable
 from broker.core.ports import StoreOp, StoreReply
 from broker.login.participants import (
     FAMILIES,
@@ -140,10 +140,32 @@ def test_a_busy_session_costs_a_read_and_a_write_per_try() -> None:
 def test_past_max_write_tries_the_login_meets_a_store_failure() -> None:
     book, store = _busy(times=MAX_WRITE_TRIES + 1)
     store.batches.clear()
-    with pytest.raises(StoreUnavailable):
+    with pytest.raises(StoreUnavailable) as refused:
         book.record(TOKEN, book.read(TOKEN), _saml("mine"))
+    # The store answered all along: the log and the setbacks metric name the contention.
+    assert refused.value.code == "session_record_contended"
     assert len(store.batches) == 1 + MAX_WRITE_TRIES  # the write, then each try's
     assert book.read(TOKEN).get("mine") is None
+
+
+class EndedSession(OpsStore):
+    """A logout in another tab ends the session (its record removed) between this login's
+    read and its write."""
+
+    def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
+        if any(op.operation == "replace_if_same" for op in operations):
+            MemoryStore.batch(self, [SessionServiceBook(self, session_ttl=60).forget_op(TOKEN)])
+        return super().batch(operations)
+
+
+def test_a_login_whose_session_ended_meanwhile_writes_no_record_and_is_not_answered() -> None:
+    book = SessionServiceBook(EndedSession(), session_ttl=60)
+    book.record(TOKEN, SessionServices(), _saml("first"), new_session=True)  # a plain put
+    with pytest.raises(StateExpired) as refused:
+        book.record(TOKEN, book.read(TOKEN), _saml("mine"))
+    assert refused.value.code == "session_ended"
+    # No record for the ended session: a service written there would never hear a logout.
+    assert book.read(TOKEN).stored is None
 
 
 def test_settle_does_nothing_after_a_write_that_went_in() -> None:
