@@ -197,7 +197,12 @@ def school_failed_page(
             retry=retry_at_school(record, school),
             **ways_on,
         )
-    log.warning("refused school=%s code=%s: school not set up", record.school_id, failure.code)
+    if isinstance(failure, UnknownSchool):
+        # The record's school is not the one chosen (the choice from the discovery page was
+        # not kept: it names no school in the registry); the posted id is unchecked input.
+        log.warning("refused code=%s: chosen school not in the registry", failure.code)
+    else:
+        log.warning("refused school=%s code=%s: school not set up", record.school_id, failure.code)
     return render_error(
         failure,
         title=lambda: gettext("Signing in with your school is not set up"),

@@ -1212,7 +1212,9 @@ def test_a_school_removed_after_the_choice_was_shown_answers_no_available_idp(
     page = browser.post(choice.action, {**choice.fields, "school": removed.id})
     assert page.status == 400, page.text[:300]
     assert "<h1>Inloggen via je school is nog niet ingesteld</h1>" in page.text
-    assert "code=unknown_school: school not set up" in caplog.text
+    # Neither the posted id (unchecked input) nor the record's school (not the one chosen).
+    assert "refused code=unknown_school: chosen school not in the registry" in caplog.text
+    assert "98RM00" not in caplog.text
     assert f'href="/discovery?login={choice.fields["login"]}">Kies je school opnieuw</a>' in (
         page.text
     )
