@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import click
 
-from broker.cli.sources import read_source
+from broker.cli.sources import given_url, read_source
 from broker.config import Settings
 from broker.registry import SqlRegistry
 from broker.registry.errors import MetadataChanged
@@ -151,3 +152,38 @@ def update_metadata(
         click.echo(f"  {line}")
     click.echo("Running brokers use it within a second; no restart is needed.")
     return copy
+
+
+def update_given(
+    settings: Settings, registry: SqlRegistry, entry: Registered, metadata: str
+) -> CheckedCopy:
+    """`school update` / `publisher update --saml-metadata`: the new copy, and where it came
+    from (a URL kept for `metadata refresh`, a file clearing it), as `update_metadata` says."""
+    url = given_url(metadata)
+    update = (
+        registry.update_school_metadata if entry.role == "idp" else registry.update_service_metadata
+    )
+    write = partial(update, url=url)
+    copy = update_metadata(settings, registry, entry, metadata, write)
+    if copy.unchanged and registry.metadata_url(entry.role, entry.entry_id) != url:
+        # The same copy, given otherwise now (a URL for a file, or a file for a URL): where
+        # the next roll-over comes from is what changes.
+        try:
+            write_copy(entry, copy, write)
+        except UpdateRefused as refused:
+            raise click.ClickException(refused.message) from None
+    say_refreshed(url, entry.role)
+    return copy
+
+
+def say_refreshed(url: str | None, role: str) -> None:
+    """Whether `metadata refresh` follows the entity from now on (a certificate roll-over:
+    docs/schools.md, ADFS; docs/publishers.md, key roll-over)."""
+    if url is not None:
+        click.echo(f"  `ketenbroker metadata refresh` fetches {url} again on every run.")
+    else:
+        whose, page = ("IdP", "schools") if role == "idp" else ("SP", "publishers")
+        click.echo(
+            f"  Given as a file: nothing fetches it again; give the {whose}'s metadata URL to "
+            f"have `ketenbroker metadata refresh` follow its key roll-overs (docs/{page}.md)."
+        )

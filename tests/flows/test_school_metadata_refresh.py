@@ -102,7 +102,7 @@ def test_the_refresh_follows_an_adfs_roll_over_from_the_registered_url(
     rolled = _with_next_certificate(registered, cert)
     feed.body = rolled.encode()
     generation = demo.registry.generation()
-    with caplog.at_level(logging.INFO, logger="broker.cli.school_refresh"):
+    with caplog.at_level(logging.INFO, logger="broker.cli.url_refresh"):
         result = _cli(demo, "metadata", "refresh")
     assert result.exit_code == 0, result.output
     assert f"school {DEMO_SCHOOL_ID} (IdP {demo.school_entity_id}): updated" in result.output

@@ -1,6 +1,6 @@
 """`ketenbroker metadata refresh` for a federation of many schools given by URL, run as the
 operator's timer runs it against a server on 127.0.0.1: the downloads run 8 at a time
-(school_refresh.py `FETCHES_AT_ONCE`), so school hosts that hang cost about the fetch's deadline
+(url_refresh.py `FETCHES_AT_ONCE`), so school hosts that hang cost about the fetch's deadline
 x ceil(hanging / 8), not the deadline each; the others are refreshed, a board's IdP shared by
 several schools is fetched once, and the output is in school id order. Every outcome is kept
 with the school (revision 0028): a school whose copy has not been refreshed for 3 days is listed
@@ -25,7 +25,7 @@ from click.testing import CliRunner, Result
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.cli.main import main
-from broker.cli.school_refresh import FETCHES_AT_ONCE
+from broker.cli.url_refresh import FETCHES_AT_ONCE
 from broker.core.model import School
 from broker.registry import SqlRegistry
 from broker.saml import metadata_fetch

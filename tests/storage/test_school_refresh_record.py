@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broker.cli import school_refresh
+from broker.cli import url_refresh
 from broker.core.federation import FederationEntity, FeedDates
 from broker.core.metadata_refresh import RefreshRecord
 from broker.core.model import OidcUpstream
@@ -104,15 +104,15 @@ def test_a_school_whose_idp_a_source_holds_is_not_fetched_and_not_refused(
     `held_by_source` and exited 1, which no command could mend)."""
     _move(registry_url, HEAD)
     fetched: list[str] = []
-    monkeypatch.setattr(school_refresh, "fetch_metadata", lambda url, **_: fetched.append(url))
+    monkeypatch.setattr(url_refresh, "fetch_metadata", lambda url, **_: fetched.append(url))
     registry = SqlRegistry(registry_url, seal=TEST_SEAL, clock=Clock())
     try:
         registry.add_school(NOORD, BOARD_XML, URL)
         before = registry.school_refresh_records()
         entity = FederationEntity(BOARD_IDP, "idp", BOARD_XML, None)
         registry.federation.store("entree", "d", FeedDates(None, None), [entity], START)
-        outcomes = school_refresh.refresh_schools(_Settings(), registry)  # type: ignore[arg-type]
-        assert [(o.school_id, o.result, o.detail) for o in outcomes] == [
+        outcomes = url_refresh.refresh_by_url(_Settings(), registry, "idp")  # type: ignore[arg-type]
+        assert [(o.entry_id, o.result, o.detail) for o in outcomes] == [
             (NOORD.id, "held", "entree")
         ]
         assert fetched == []
