@@ -48,25 +48,29 @@ def test_a_move_to_an_openid_provider_clears_the_url(sql_registry: SqlRegistry) 
     assert sql_registry.school_metadata_urls() == []
 
 
-def _columns(url: str) -> set[str]:
+def _columns(url: str, table: str) -> set[str]:
     with migration_connection(url) as connection:
-        return {c["name"] for c in inspect(connection).get_columns("schools")}
+        return {c["name"] for c in inspect(connection).get_columns(table)}
 
 
 def down_and_up(
-    url: str, below: str, columns: set[str], before: Callable[[SqlRegistry], None]
+    url: str,
+    below: str,
+    columns: set[str],
+    before: Callable[[SqlRegistry], None],
+    table: str = "schools",
 ) -> SqlRegistry:
     """A registry at HEAD given a school by URL and `before`, moved down to `below` (the
-    schools' `columns` gone) and up again (back): opened again for the test to look at."""
+    `table`'s `columns` gone) and up again (back): opened again for the test to look at."""
     _move(url, HEAD)
     registry = SqlRegistry(url, seal=TEST_SEAL)
     registry.add_school(School("30CC", "College", "https://adfs.college.example"), "<x/>", URL)
     before(registry)
     registry.close()
     _move(url, below, down=True)
-    assert not columns & _columns(url)
+    assert not columns & _columns(url, table)
     _move(url, HEAD)
-    assert columns <= _columns(url)
+    assert columns <= _columns(url, table)
     return SqlRegistry(url, seal=TEST_SEAL)
 
 
