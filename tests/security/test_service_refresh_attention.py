@@ -17,14 +17,16 @@ import pytest
 from click.testing import CliRunner, Result
 
 from broker.cli.main import main
-from broker.core.model import Protocol
+from broker.core.model import Protocol, Service
 from broker.registry import SqlRegistry
 from broker.saml.metadata_changes import signing_valid_until
 from broker.web.metadata_metrics import SERVICE_CERTIFICATES_ENDING, SERVICE_NOT_REFRESHED
 from tests.security.test_portal_attention import _section
 from tests.security.test_school_certificate_ending import ENDING_CERT, _with_certificates
 from tests.support.feed import Feed
-from tests.support.portal import HTTPS, PortalSite, portal_site
+from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite, portal_site
+
+OWN_SP = "https://platform.noord.example/saml"
 
 
 @pytest.fixture
@@ -65,6 +67,24 @@ def test_an_ending_service_certificate_is_listed_and_counted(site: PortalSite) -
     assert _gauge(site, SERVICE_CERTIFICATES_ENDING) == 1.0
     problems = _cli(site, "registry", "problems")
     assert detail in problems.output, problems.output
+
+    # The publisher's own administrators see it on every page of their portal (Dutch, formal).
+    publisher = site.sign_in("publisher")
+    services = f"/portal/publisher/{PUBLISHER_ID}/services?lang=nl"
+    assert 'id="certificate-ending"' not in publisher.get(services, base_url=HTTPS).get_data(
+        as_text=True
+    )  # not its service
+    own = Service("noord-platform", "Noord Platform", OWN_SP, None, publisher_id=PUBLISHER_ID)
+    site.registry.add_service(own, ending.replace(_entity_id(site, service_id), OWN_SP))
+    shown = publisher.get(services, base_url=HTTPS).get_data(as_text=True)
+    assert 'id="certificate-ending"' in shown
+    assert "Noord Platform" in shown and "Het ondertekenings- of versleutelingscertificaat" in shown
+    assert "anders stuurt u de nieuwe metadata naar de beheerder" in shown
+
+
+def _entity_id(site: PortalSite, service_id: str) -> str:
+    (entity_id,) = [s.entity_id for s in site.registry.all_services() if s.id == service_id]
+    return entity_id
 
 
 def test_a_service_not_refreshed_for_days_is_listed_counted_and_clears(site: PortalSite) -> None:
