@@ -86,8 +86,9 @@ def refuse_if_held(registry: SqlRegistry, entry: Registered) -> None:
 def checked_copy(registry: SqlRegistry, entry: Registered, xml: str) -> CheckedCopy:
     """`xml` checked as `add` checks it (one entity of the right role, a KeyDescriptor, the
     endpoints the broker needs: `MetadataInvalid` when not), for the registered entity id, with
-    the registered copy it replaces. `school update` and `metadata refresh` (a school's URL,
-    school_refresh.py) check a new copy with this, and nothing else."""
+    the registered copy it replaces. `school update`, `publisher update` and `metadata refresh`
+    (a school's or service's URL, url_refresh.py) check a new copy with this, and nothing
+    else."""
     refuse_if_held(registry, entry)
     if entry.role == "idp":
         # An IdP's one entity in a wrapper of its own (older Keycloak) is taken out of it.

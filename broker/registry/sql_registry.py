@@ -321,9 +321,6 @@ class SqlRegistry(PortalReads):
         with session_on(self._engine) as session:
             return metadata_urls(session, role)
 
-    def school_metadata_urls(self) -> list[tuple[str, str, str]]:
-        return self.metadata_urls("idp")
-
     def _refreshed(self, url: str | None) -> datetime | None:
         """A copy given by `url` was fetched and checked now (None: a file, not fetched)."""
         return refreshed_at(url, self._clock())
@@ -335,25 +332,16 @@ class SqlRegistry(PortalReads):
         with self._writing() as session:
             record_refresh(session, role, entry_ids, failure, self._clock())
 
-    def record_school_refresh(self, school_ids: Sequence[str], failure: str | None) -> None:
-        self.record_refresh("idp", school_ids, failure)
-
     def refresh_records(self, role: str) -> dict[str, RefreshRecord]:
         """By entry id, for every school or service given by URL: its last refresh outcomes
         (revisions 0028, 0029)."""
         with session_on(self._engine) as session:
             return refresh_records(session, role)
 
-    def school_refresh_records(self) -> dict[str, RefreshRecord]:
-        return self.refresh_records("idp")
-
     def metadata_url(self, role: str, entry_id: str) -> str | None:
         """The URL the entry's registered metadata was fetched from (None: a file, or none)."""
         with session_on(self._engine) as session:
             return metadata_url(session, role, entry_id)
-
-    def school_metadata_url(self, school_id: str) -> str | None:
-        return self.metadata_url("idp", school_id)
 
     def registered_metadata(self, role: str, entry_id: str) -> str:
         """The SAML metadata a school ("idp") or service ("sp") was registered or last updated

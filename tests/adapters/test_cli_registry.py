@@ -569,7 +569,7 @@ def test_a_schools_metadata_url_goes_out_and_comes_back_and_a_bad_one_is_refused
     file.write_text(with_url, encoding="utf-8")
     assert run("registry", "import", "--config", fresh, file).exit_code == 0
     with closing(registry_of(fresh)) as registry:
-        assert registry.school_metadata_url("99XX00") == ADFS_URL
+        assert registry.metadata_url("idp", "99XX00") == ADFS_URL
     again = tmp_path / "again" / "registry.toml"
     again.parent.mkdir()
     assert run("registry", "export", "--config", fresh, again).exit_code == 0
@@ -598,7 +598,7 @@ def test_a_schools_metadata_url_goes_out_and_comes_back_and_a_bad_one_is_refused
     cleared = run("registry", "import", "--config", fresh, file)
     assert cleared.exit_code == 0 and "changed  school 99XX00" in cleared.output, cleared.output
     with closing(registry_of(fresh)) as registry:
-        assert registry.school_metadata_url("99XX00") is None
+        assert registry.metadata_url("idp", "99XX00") is None
 
 
 SP_URL = "https://platform.uitgever.example/saml/metadata"

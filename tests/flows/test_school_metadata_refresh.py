@@ -85,9 +85,7 @@ def test_the_refresh_follows_an_adfs_roll_over_from_the_registered_url(
     given = _cli(demo, "school", "update", "--id", DEMO_SCHOOL_ID, "--saml-metadata", feed.url)
     assert given.exit_code == 0, given.output
     assert f"`ketenbroker metadata refresh` fetches {feed.url} again" in given.output
-    assert demo.registry.school_metadata_urls() == [
-        (DEMO_SCHOOL_ID, demo.school_entity_id, feed.url)
-    ]
+    assert demo.registry.metadata_urls("idp") == [(DEMO_SCHOOL_ID, demo.school_entity_id, feed.url)]
 
     key, cert = tmp_path / "adfs-next.key", tmp_path / "adfs-next.crt"
     write_pair(key, cert, "ADFS Signing - next")
@@ -181,7 +179,7 @@ def test_a_school_given_as_a_file_is_not_fetched(
     given = _cli(demo, "school", "update", "--id", DEMO_SCHOOL_ID, "--saml-metadata", str(copy))
     assert given.exit_code == 0, given.output
     assert "Given as a file: nothing fetches it again" in given.output
-    assert demo.registry.school_metadata_urls() == []
+    assert demo.registry.metadata_urls("idp") == []
     requests = feed.requests
     result = _cli(demo, "metadata", "refresh")
     assert result.exit_code == 0, result.output

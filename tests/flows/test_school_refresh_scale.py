@@ -152,7 +152,7 @@ def test_hanging_hosts_cost_a_bounded_time_and_the_others_are_refreshed(
         assert hosts.requests[f"/hang/{n}"] == 1
     assert result.output.count("the server answered too slowly") == HANGING
 
-    records = registry.school_refresh_records()
+    records = registry.refresh_records("idp")
     assert records["00OK"].refreshed_at is not None and records["00OK"].failed_at is None
     assert records["51BB"] == records["50BB"] and records["51BB"].failure is None
     hung = records["00HA"]
@@ -193,7 +193,7 @@ def test_a_school_not_refreshed_for_days_is_listed_counted_and_clears(
         # The last copy accepted four days ago; since then the school's server fails.
         four_days_ago = datetime.now(UTC) - timedelta(days=4)
         earlier = SqlRegistry(site.settings.registry_url, clock=lambda: four_days_ago)
-        earlier.record_school_refresh([DEMO_SCHOOL_ID], None)
+        earlier.record_refresh("idp", [DEMO_SCHOOL_ID], None)
         earlier.close()
         feed.mode = "error"
         failed = _refresh(site)

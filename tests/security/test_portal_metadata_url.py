@@ -45,13 +45,13 @@ def test_the_address_a_school_gives_is_kept_and_an_upload_clears_it(
         school, "/saml", {"metadata_url": feed.url, "saml_subject": "name_id"}, "nl"
     )
     assert status == 303, page
-    assert site.registry.school_metadata_url(DEMO_SCHOOL_ID) == feed.url
+    assert site.registry.metadata_url("idp", DEMO_SCHOOL_ID) == feed.url
     shown = school.get(f"{IDP}?lang=nl", base_url=HTTPS).get_data(as_text=True)
     assert f"Bij elke verversing opnieuw opgehaald van {feed.url}" in shown
     upload = (BytesIO(registered.encode()), "idp.xml")
     status, page = post(school, "/saml", {"metadata_file": upload, "saml_subject": "name_id"}, "nl")
     assert status == 303, page
-    assert site.registry.school_metadata_url(DEMO_SCHOOL_ID) is None
+    assert site.registry.metadata_url("idp", DEMO_SCHOOL_ID) is None
     shown = school.get(f"{IDP}?lang=en", base_url=HTTPS).get_data(as_text=True)
     assert "Registered as a file, which is not fetched again" in shown
 
@@ -66,7 +66,7 @@ def test_the_operators_onboarding_by_address_keeps_it(site: PortalSite, feed: Fe
     data = {"school_id": "77AB00", "name": "Nieuwe school", "metadata_url": feed.url}
     status, page = post(site.sign_in("operator"), "", data, "en", url="/portal/operator/schools")
     assert status == 303, page
-    assert site.registry.school_metadata_urls() == [("77AB00", other, feed.url)]
+    assert site.registry.metadata_urls("idp") == [("77AB00", other, feed.url)]
 
 
 def _register(publisher: FlaskClient, service_id: str, **given: object) -> tuple[int, str]:

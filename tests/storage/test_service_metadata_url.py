@@ -50,7 +50,7 @@ def test_the_url_and_its_outcomes_are_kept_with_the_service(registry_url: str) -
             LMS.id: RefreshRecord(clock.now, refused.failed_at, refused.failure)
         }
         assert registry.generation() == generation  # logins never read it
-        assert registry.school_refresh_records() == {}  # the schools' columns are others
+        assert registry.refresh_records("idp") == {}  # the schools' columns are others
 
         # A copy given as a file clears the URL; one given by URL again is a refresh.
         registry.update_service_metadata(LMS.id, "<sp-2/>", "<sp/>")
@@ -99,6 +99,6 @@ def test_revision_0029_goes_down_and_up_again_with_services(registry_url: str) -
         assert again.metadata_urls("sp") == []
         assert again.refresh_records("sp") == {}
         # The schools' URLs (0027) are untouched by going down to 0028 and up.
-        assert [each[0] for each in again.school_metadata_urls()] == ["30CC"]
+        assert [each[0] for each in again.metadata_urls("idp")] == ["30CC"]
     finally:
         again.close()

@@ -187,7 +187,7 @@ def _metadata_source(school: School) -> tuple[str, str] | None:
     registry = broker().registry
     if school.oidc is not None or registry.federation.entity(school.idp_entity_id, "idp"):
         return None
-    url = registry.school_metadata_url(school.id)
+    url = registry.metadata_url("idp", school.id)
     return ("url", url) if url else ("file", "")
 
 
