@@ -18,7 +18,7 @@ from tests.security.test_portal_declarations import NEW, NOT_NEEDED, sp_metadata
 from tests.security.test_portal_declarations import post as post_portal
 from tests.security.test_portal_school_idp_problems import IDP, post
 from tests.support.feed import Feed
-from tests.support.portal import HTTPS, PortalSite
+from tests.support.portal import HTTPS, PUBLISHER_ID, PortalSite
 
 
 @pytest.fixture
@@ -87,6 +87,9 @@ def test_the_address_a_publisher_registers_by_is_kept_and_an_upload_keeps_none(
     assert status == 303, page
     assert site.registry.metadata_url("sp", "noord-by-url") == feed.url
     assert site.registry.registered_metadata("sp", "noord-by-url") == xml
+    page_of = f"/portal/publisher/{PUBLISHER_ID}/services/noord-by-url?lang=nl"
+    shown = publisher.get(page_of, base_url=HTTPS).get_data(as_text=True)
+    assert f"Bij elke verversing opnieuw opgehaald van {feed.url}" in shown
 
     feed.mode = "error"
     status, page = _register(publisher, "noord-unfetched", metadata_url=feed.url)
@@ -100,3 +103,6 @@ def test_the_address_a_publisher_registers_by_is_kept_and_an_upload_keeps_none(
     )
     assert status == 303, page
     assert site.registry.metadata_url("sp", "noord-by-file") is None
+    page_of = f"/portal/publisher/{PUBLISHER_ID}/services/noord-by-file?lang=en"
+    shown = publisher.get(page_of, base_url=HTTPS).get_data(as_text=True)
+    assert "Registered as a file, which is not fetched again" in shown

@@ -44,7 +44,7 @@ from broker.web.portal.declaration_forms import (
 )
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.service_forms import EmptyForm, ServiceForm, service_form_class
-from broker.web.portal.uploads import fetched_text, uploaded_text
+from broker.web.portal.uploads import fetched_text, metadata_source, uploaded_text
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
@@ -239,6 +239,7 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         oidc_discovery_url=broker().settings.url(DISCOVERY_PATH),
         key_windows=key_windows([found]),
         refused_endpoints=_refused_endpoints(found),
+        metadata_source=None if found.oidc else metadata_source("sp", found.id, found.entity_id),
     )
     return page, 400 if form.is_submitted() and impact is None else 200
 

@@ -64,3 +64,14 @@ def fetched_url(given: Field, address: Field) -> str | None:
     """The address the metadata read came from (`given` is its address field), kept with the
     school or service so `metadata refresh` fetches it again; None for an upload."""
     return (address.data or "") if given is address else None
+
+
+def metadata_source(role: str, entry_id: str, entity_id: str) -> tuple[str, str] | None:
+    """Where a SAML school's (`role` "idp") or service's ("sp") metadata in force comes from:
+    ("url", the address `metadata refresh` fetches again), ("file", "": nothing fetches it
+    again), or None (a metadata source's copy: nothing for the school or publisher to do)."""
+    registry = broker().registry
+    if registry.federation.entity(entity_id, role):
+        return None
+    url = registry.metadata_url(role, entry_id)
+    return ("url", url) if url else ("file", "")
