@@ -31,8 +31,8 @@ from broker.core.catalogue import CATALOGUE
 from broker.core.chain_ids import chain_id_problem
 from broker.core.endpoints import (
     MAX_PRIVACY_CONTACT,
+    host_refusal,
     is_acceptable_endpoint,
-    non_ascii_host_problem,
     privacy_contact_link,
     privacy_contact_problem,
 )
@@ -263,8 +263,8 @@ def _school_and_provider(reading: _Reading, entry: Entries) -> SchoolEntry | Non
 
 def _upstream(reading: _Reading, oidc: Entries) -> OidcUpstream | None:
     issuer = oidc.text("issuer", limit=1024)
-    if issuer and (problem := non_ascii_host_problem(issuer)) is not None:
-        oidc.wrong("issuer", problem)
+    if issuer and (rejected := host_refusal(issuer)) is not None:
+        oidc.wrong("issuer", rejected.words)
     elif issuer and not is_acceptable_endpoint(issuer):
         oidc.wrong("issuer", "must be an https URL (plain http only on loopback)")
     client_id = oidc.text("client_id", limit=1024)

@@ -24,7 +24,7 @@ from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGr
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from broker.core.chain_move import previous_still_released
-from broker.core.endpoints import redirect_uri_problem
+from broker.core.endpoints import redirect_uri_refusal
 from broker.core.errors import PolicyRefusal, RequiredAttributeMissing, StateExpired
 from broker.core.model import Service
 from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
@@ -107,7 +107,7 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         # authlib then refuses the request with a page, never a redirect (provider.authorize).
         return (
             redirect_uri in self.registration.redirect_uris
-            and redirect_uri_problem(redirect_uri) is None
+            and redirect_uri_refusal(redirect_uri) is None
         )
 
     def check_client_secret(self, client_secret: str) -> bool:

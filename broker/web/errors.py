@@ -81,6 +81,7 @@ def render_error(
     title: Wording | None = None,
     redirects_to: str = "",
     cannot_serve: bool = False,
+    log_out_everywhere: bool = False,
 ) -> Response:
     """The error's page, as a response (form_pages.form_page: its forms' origins in the
     form-action, no-store when it shows a way on for a login). `message`: what is said instead
@@ -93,7 +94,9 @@ def render_error(
     error's heading. Both are made in the page's language, once per language the page carries
     (`error_page`). A page "briefly unavailable" (503) without a `retry` gets the request's own
     (school_retry.try_again_control). `cannot_serve`: the chosen school cannot sign students
-    in here (not set up): the steps say to choose again or go back (login_upstream.py)."""
+    in here (not set up): the steps say to choose again or go back (login_upstream.py).
+    `log_out_everywhere`: a logout was refused and the session may stand: the page offers the
+    student's own "log out everywhere" button (logout_refusal.py)."""
     error_id = new_error_id()
     log.warning("refused code=%s status=%s error_id=%s", error.code, error.status, error_id)
     note_refusal_logged()
@@ -142,18 +145,21 @@ def render_error(
             "reload_link": reload_link,
             "choose_again": choose_again,
             "cannot_serve": cannot_serve,
+            "log_out_everywhere": log_out_everywhere,
             "school_must_change": school_must_change,
             "portal_home": portal_home,
         }
 
     ways_on = (return_form, return_link, reload_link, choose_again)
+    # The logout button's form token is this browser's: the page is not for a cache either.
+    carries_login = log_out_everywhere or any(way is not None for way in ways_on)
     return form_page(
         error_page(context),
         error.status,
         forms=(return_form,),
         retry=retry,
         redirects_to=redirects_to,
-        carries_login=any(way is not None for way in ways_on),
+        carries_login=carries_login,
     )
 
 

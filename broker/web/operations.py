@@ -14,6 +14,7 @@ from broker.web import metrics
 from broker.web.health import failed_checks
 from broker.web.key_metrics import KeyScheduleCollector
 from broker.web.metadata_metrics import RULE_GAUGES, MetadataSourceCollector, RuleCollector
+from broker.web.no_store import no_store
 from broker.web.receipt_metrics import ReceiptRetentionCollector
 from broker.web.wiring import broker
 
@@ -48,8 +49,7 @@ def metrics_page() -> Response:
         ReceiptRetentionCollector(b),
     )
     response = Response(body, content_type=content_type)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 @operations.before_app_request
@@ -94,5 +94,4 @@ def _direct_from_loopback() -> bool:
 
 def _plain(body: str, status: int) -> Response:
     response = Response(body, status=status, mimetype="text/plain")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from broker.core.errors import InvalidMessage, StoreUnavailable
+from broker.core.errors import BadRequest, InvalidMessage, StoreUnavailable
 from broker.core.model import Protocol, Service, UpstreamIdentity
 from broker.login.logout import BY_SCHOOL, BY_SERVICE, CONFIRMED, FAILED, Initiator
 from broker.login.logout_start import Session
@@ -52,6 +52,7 @@ from broker.saml.redirect_query import (
 )
 from broker.web.browser import SSO_COOKIE, browser_secret, carries_broker_cookies
 from broker.web.login_finish import session_and_services
+from broker.web.logout_refusal import refused_logout_page
 from broker.web.logout_routes import begin_logout, deliver, framed, store_down_page, to_run
 from broker.web.relay_state import read_binding
 from broker.web.school_backchannel_routes import note_school_logout
@@ -193,11 +194,30 @@ def _end_without_the_cookie(
     return answer_status(known=True, partial=not outcome.complete)
 
 
+def _refusals_worded_for_logout(handle: Callable[[], Response]) -> Response:
+    """`handle` the message; a LogoutRequest it refuses (unsigned, a signature that does not
+    verify, an unknown issuer, a replay, a RelayState that is not text, …) gets the logout's
+    own refusal page: the student asked to log out, the session stands, and "log out
+    everywhere" is the way on (logout_refusal.py). A refused LogoutResponse is left to the
+    error page: the session it concerns ended before the request it answers was sent. The
+    kind is read here, not from `_received`, which may refuse before it knows it (the
+    RelayState is judged before the form is read: relay_state.read_binding)."""
+    try:
+        return handle()
+    except BadRequest as error:
+        if not request.values.get(SAML_REQUEST):
+            raise
+        return refused_logout_page(error)
+
+
 @saml_logout.route(IDP_SLO_PATH, methods=["GET", "POST"])
 def idp_slo() -> Response:
     """A publisher's service: its LogoutRequest, or its LogoutResponse to ours (in an iframe)."""
+    return _refusals_worded_for_logout(lambda: _from_service(*_received()))
+
+
+def _from_service(received: Received, kind: str) -> Response:
     b = broker()
-    received, kind = _received()
     service, peer = b.saml_service_logout.read(received, kind)
     message = peer.message
     if kind == LOGOUT_RESPONSE:
@@ -300,18 +320,18 @@ def _service_request(service: Service, asked: Asked) -> Response:
 @saml_logout.route(SP_SLO_PATH, methods=["GET", "POST"])
 def sp_slo() -> Response:
     """A school's IdP: its LogoutRequest, or its LogoutResponse to ours."""
+    return _refusals_worded_for_logout(lambda: _from_school(*_received()))
+
+
+def _from_school(received: Received, kind: str) -> Response:
     b = broker()
-    received, kind = _received()
     idp, peer = b.saml_school_logout.read(received, kind)
     message = peer.message
     if kind == LOGOUT_RESPONSE:
         outstanding = b.logout.outstanding(message.in_response_to)
-        # PartialLogout, also under Success (SAML core 3.7.3.2: the school ended its own session
-        # but not every other one it told), is no confirmation: the student may still be
-        # signed in somewhere through the school, and the page says so. Nor is an unsigned
-        # answer (Entra ID signs none), whatever it says: anyone could have sent it, so it only
-        # ends the wait for the school, with the page's warning.
-        status = CONFIRMED if message.signed and message.success and not message.partial else FAILED
+        # Unsigned or partial is no confirmation (`LogoutMessage.confirms` says why): the page
+        # then says the student may still be signed in somewhere through the school.
+        status = CONFIRMED if message.confirms else FAILED
         # An unsigned answer that answers no request of ours stays refused as unsigned.
         unanswered = InvalidMessage(
             "LogoutResponse to no request of ours",

@@ -77,8 +77,8 @@ def stranger(demo: LiveDemo) -> PublisherForger:
 
 
 class Session:
-    def __init__(self, demo: LiveDemo) -> None:
-        self.browser = Browser()
+    def __init__(self, demo: LiveDemo, language: str = "en") -> None:
+        self.browser = Browser(language)
         assert demo.login(self.browser, "leesplank", "sanne.jansen").final.status == 200
         self.received = demo.received(self.browser, "leesplank")
         self.token = self.browser.cookies(demo.broker_url)[SSO_COOKIE]
@@ -144,13 +144,28 @@ def _post(browser: Browser, url: str, xml: str) -> Page:
 
 
 def assert_refused(
-    demo: LiveDemo, session: Session, page: Page, caplog: pytest.LogCaptureFixture, code: str
+    demo: LiveDemo,
+    session: Session,
+    page: Page,
+    caplog: pytest.LogCaptureFixture,
+    code: str,
+    *,
+    request: bool = True,
 ) -> None:
+    """Refused with `code`, nothing ended; a LogoutRequest (`request`) on the logout's own page:
+    logging out did not work, the student may still be logged in, "log out everywhere" below."""
     assert 400 <= page.status < 500, (page.status, page.text[:300])
     assert page.location is None, "a refusal redirects nowhere"
     assert f"refused code={code} " in caplog.text, caplog.text[-2000:]
     assert session.stands(demo), "a refused logout ended the session"
     assert SSO_COOKIE in session.browser.cookies(demo.broker_url)
+    if request:
+        assert "Logging out did not work" in page.text, page.text[:600]
+        assert "You may still be logged in" in page.text
+        assert "This sign-in cannot continue" not in page.text
+        assert "sign-in message" not in page.text
+        assert page.form(f"{demo.broker_url}/logout").fields.get("csrf_token")
+        assert page.response.headers.get("Cache-Control") == "no-store"
 
 
 def test_a_signed_logout_request_is_taken(
@@ -171,6 +186,30 @@ def test_unsigned_redirect_is_refused(
     request = _request(leesplank, session, _slo(demo), sign=False)
     page = session.browser.get(_redirect_url(leesplank, request, _slo(demo), sign=False))
     assert_refused(demo, session, page, caplog, "request_unsigned")
+
+
+def test_a_refused_request_offers_log_out_everywhere_in_the_students_language(
+    demo: LiveDemo, leesplank: PublisherForger, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An unsigned LogoutRequest (SAML profiles 4.4.4.1: refused) from a platform whose student
+    reads Dutch: the page says, informally and without jargon, that logging out did not work
+    and they may still be logged in. Its "log out everywhere" button (the student's own POST,
+    with this browser's form token) ends the session the refused request left standing."""
+    session = Session(demo, "nl")
+    request = _request(leesplank, session, _slo(demo), sign=False)
+    page = session.browser.get(_redirect_url(leesplank, request, _slo(demo), sign=False))
+    assert page.status == 400, page.text[:300]
+    assert "Uitloggen is niet gelukt" in page.text, page.text[:600]
+    assert "Je bent misschien nog ingelogd" in page.text
+    assert "Sluit dan alle vensters van je browser" in page.text
+    assert "Inloggen lukt zo niet" not in page.text and "inlogbericht" not in page.text
+    for jargon in ("SAML", "broker", "pseudoniem", " u ", "uw "):
+        assert jargon not in page.text.split("<main", 1)[-1], jargon
+    assert session.stands(demo), "the refused request ended the session"
+    done = session.browser.submit(page, f"{demo.broker_url}/logout")
+    assert done.status == 200, done.text[:300]
+    assert not session.stands(demo), "log out everywhere left the session standing"
+    assert SSO_COOKIE not in session.browser.cookies(demo.broker_url)
 
 
 @pytest.mark.parametrize("binding", ["redirect", "post"])
@@ -311,7 +350,7 @@ def test_a_schools_unsigned_logout_request_and_an_unsolicited_response_are_refus
     page = session.browser.post(
         sp_slo, {"SAMLResponse": base64.b64encode(response.encode()).decode()}
     )
-    assert_refused(demo, session, page, caplog, "request_unsigned")
+    assert_refused(demo, session, page, caplog, "request_unsigned", request=False)
 
 
 def slo_now() -> str:
@@ -340,7 +379,7 @@ def test_a_signed_logout_response_to_no_request_of_ours_is_refused(
         sigalg=RSA_SHA256,
     )
     page = session.browser.get(str(dict(info["headers"])["Location"]))
-    assert_refused(demo, session, page, caplog, "unsolicited")
+    assert_refused(demo, session, page, caplog, "unsolicited", request=False)
 
 
 def _naming(demo: LiveDemo, leesplank: PublisherForger, session: Session, index: str) -> str:

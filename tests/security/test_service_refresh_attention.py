@@ -79,7 +79,7 @@ def test_an_ending_service_certificate_is_listed_and_counted(site: PortalSite) -
     shown = publisher.get(services, base_url=HTTPS).get_data(as_text=True)
     assert 'id="certificate-ending"' in shown
     assert "Noord Platform" in shown and "Het ondertekenings- of versleutelingscertificaat" in shown
-    assert "anders stuurt u de nieuwe metadata naar de beheerder" in shown
+    assert "anders stuurt u de nieuwe metadata naar de operator van de federatie" in shown
 
 
 def _entity_id(site: PortalSite, service_id: str) -> str:

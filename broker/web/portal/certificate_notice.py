@@ -7,9 +7,10 @@ hold and every login is refused), on the publisher portal for each of its SAML s
 or encryption certificates (once they end, the platform's requests are refused, or it cannot
 open the assertions encrypted to it).
 
-Read for a school's or publisher's administrator's pages only: per entry its row, its copy in
-force and its URL, one query each (a publisher's services: a handful), the copy parsed once per
-text, as the report's memo does."""
+Read for a school's or publisher's administrator's pages only: a school's IdP copy in force and
+whether it was given by URL, in one query (`school_idp_copy`); a publisher's SAML services, and
+per service its copy in force and its URL (a handful); each copy parsed once per text, as the
+report's memo does."""
 
 from __future__ import annotations
 
@@ -27,22 +28,19 @@ def _valid_until(xml: str, role: str) -> datetime | None:
     return signing_valid_until(xml, role)
 
 
-def _ending(role: str, entry_id: str, xml: str | None, now: datetime) -> datetime | None:
-    """When the entry's copy `xml`'s certificates end, if within the warning period (or ended)."""
+def _ending(role: str, xml: str | None, fetched: bool, now: datetime) -> datetime | None:
+    """When the copy `xml`'s certificates end, if within the warning period (or ended)."""
     until = _valid_until(xml, role) if xml else None
-    fetched = broker().registry.metadata_url(role, entry_id) is not None
     return until if certificate_ending(until, now, fetched=fetched) else None
 
 
 def school_certificate_ends(school_id: str) -> datetime | None:
     """When the last signing certificate of the school's IdP ends, if within the warning
     period (or ended); None otherwise, and for a school on OpenID Connect or without a copy."""
-    registry = broker().registry
-    school = registry.school(school_id)
-    if school is None or school.oidc is not None:
+    copy = broker().registry.school_idp_copy(school_id)
+    if copy is None:
         return None
-    xml = registry.school_metadata(idp_entity_id=school.idp_entity_id).get(school.idp_entity_id)
-    return _ending("idp", school_id, xml, datetime.now(UTC))
+    return _ending("idp", copy.xml, copy.fetched, datetime.now(UTC))
 
 
 def service_certificates_ending(publisher_id: str) -> list[tuple[str, datetime]]:
@@ -53,7 +51,10 @@ def service_certificates_ending(publisher_id: str) -> list[tuple[str, datetime]]
     for service in registry.all_services(publisher_id):
         if service.protocol is not Protocol.SAML:
             continue
-        copies = registry.service_metadata(approved_only=False, entity_id=service.entity_id)
-        if (until := _ending("sp", service.id, copies.get(service.entity_id), now)) is not None:
+        xml = registry.service_metadata(approved_only=False, entity_id=service.entity_id).get(
+            service.entity_id
+        )
+        fetched = registry.metadata_url("sp", service.id) is not None
+        if (until := _ending("sp", xml, fetched, now)) is not None:
             ending.append((service.name, until))
     return sorted(ending)

@@ -1,0 +1,34 @@
+"""The student's page for a refused LogoutRequest (saml_logout_routes.py): unsigned, a signature
+that does not verify, an issuer not registered, out of time, a replay, for another endpoint.
+
+A refused request ends nothing (SAML profiles 4.4.4.1: the request must be signed, and anyone
+could have sent an unsigned one), so the broker's SSO session stands and the next visit to a
+platform signs the student in again without asking. The student pressed "log out", though, and
+must not leave believing it worked, nor read that a sign-in failed: the page says that logging
+out did not work and that they may still be logged in, and offers the broker's own "log out
+everywhere" (a POST with this browser's form token, logout_routes.student_logout: the refused
+request itself never ends a session), or else closing the browser. The log line is the error
+page's, with the refusal's own code.
+"""
+
+from __future__ import annotations
+
+from flask import request
+from flask_babel import gettext
+from werkzeug.wrappers import Response
+
+from broker.core.errors import BadRequest
+from broker.web import metrics
+from broker.web.errors import render_error
+from broker.web.labels import LOGOUT_REFUSED, LOGOUT_REFUSED_TITLE
+
+
+def refused_logout_page(error: BadRequest) -> Response:
+    """The refusal's page (its status, its error id), worded for a logout."""
+    metrics.refused_at(request.endpoint, error)
+    return render_error(
+        error,
+        title=lambda: gettext(LOGOUT_REFUSED_TITLE),
+        message=lambda: gettext(LOGOUT_REFUSED),
+        log_out_everywhere=True,
+    )
