@@ -174,12 +174,21 @@ def test_a_school_given_as_a_file_is_not_fetched(
         ).exit_code
         == 0
     )
-    copy = tmp_path / "idp.xml"
-    copy.write_text(registered, encoding="utf-8")
-    given = _cli(demo, "school", "update", "--id", DEMO_SCHOOL_ID, "--saml-metadata", str(copy))
+    given_as_file_is_not_fetched(demo, feed, tmp_path / "idp.xml", ("school", DEMO_SCHOOL_ID))
+
+
+def given_as_file_is_not_fetched(
+    demo: LiveDemo, feed: Feed, copy: Path, entry: tuple[str, str]
+) -> None:
+    """The entry (("school", id) or ("publisher", id)) given its copy held as the file `copy`:
+    its URL is forgotten, and the next refresh does not ask the feed."""
+    command, entry_id = entry
+    role = "idp" if command == "school" else "sp"
+    copy.write_text(demo.registry.registered_metadata(role, entry_id), encoding="utf-8")
+    given = _cli(demo, command, "update", "--id", entry_id, "--saml-metadata", str(copy))
     assert given.exit_code == 0, given.output
     assert "Given as a file: nothing fetches it again" in given.output
-    assert demo.registry.metadata_urls("idp") == []
+    assert demo.registry.metadata_urls(role) == []
     requests = feed.requests
     result = _cli(demo, "metadata", "refresh")
     assert result.exit_code == 0, result.output

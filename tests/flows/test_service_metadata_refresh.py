@@ -36,7 +36,13 @@ from tests.flows.test_authn_requests import (
 )
 from tests.flows.test_encrypted_to_publishers import SAML, add, open_by_hand, sent_response
 from tests.flows.test_metadata_update import _rolled
-from tests.flows.test_school_metadata_refresh import SPOILED, _cli, spoil, with_next_certificate
+from tests.flows.test_school_metadata_refresh import (
+    SPOILED,
+    _cli,
+    given_as_file_is_not_fetched,
+    spoil,
+    with_next_certificate,
+)
 from tests.support.client import Browser
 from tests.support.feed import Feed
 from tests.support.live import LiveDemo, running_demo
@@ -207,19 +213,7 @@ def test_a_failed_refresh_keeps_the_services_copy_held(
 def test_a_service_given_as_a_file_is_not_fetched(
     demo: LiveDemo, feed: Feed, sp: ServiceSp, tmp_path: Path
 ) -> None:
-    registered = demo.registry.registered_metadata("sp", SERVICE_ID)
-    given_copy = tmp_path / "sp.xml"
-    given_copy.write_text(registered, encoding="utf-8")
-    given = _cli(
-        demo, "publisher", "update", "--id", SERVICE_ID, "--saml-metadata", str(given_copy)
-    )
-    assert given.exit_code == 0, given.output
-    assert "Given as a file: nothing fetches it again" in given.output
-    assert demo.registry.metadata_urls("sp") == []
-    requests = feed.requests
-    result = _cli(demo, "metadata", "refresh")
-    assert result.exit_code == 0, result.output
-    assert feed.requests == requests
+    given_as_file_is_not_fetched(demo, feed, tmp_path / "sp.xml", ("publisher", SERVICE_ID))
 
 
 def test_a_service_added_by_url_keeps_it(demo: LiveDemo, feed: Feed, platform: ServiceSp) -> None:
