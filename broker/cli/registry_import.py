@@ -90,6 +90,8 @@ SERVICE_KEYS = NAMED | {
     "declaration_version",
     "reconfirm_version",
     "assertion_encryption",
+    # Beside saml_metadata(_file): where that copy came from, fetched by `metadata refresh`.
+    "saml_metadata_url",
     *SOURCES,
     "declarations",
 }
@@ -208,8 +210,9 @@ def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
 
 
 def _metadata_url(entry: Entries) -> str | None:
-    """`saml_metadata_url`: the address the school's copy (`saml_metadata` or its file, which
-    it goes beside) was fetched from, kept for `metadata refresh` (cli/school_refresh.py); the
+    """`saml_metadata_url`: the address the school's or service's copy (`saml_metadata` or its
+    file, which it goes beside) was fetched from, kept for `metadata refresh` (cli/url_refresh.py);
+    the
     import itself fetches nothing. The fetch's own rule for an address (https, plain http only
     on loopback, no user name or password)."""
     if not entry.has("saml_metadata_url"):
@@ -318,6 +321,7 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
         reconfirm_version=reconfirm_version,
         assertion_encryption=encryption,
     )
+    url = _metadata_url(entry)
     if reading.one_source(entry):
         oidc = entry.table_of("oidc", SERVICE_OIDC_KEYS)
         client = _client(oidc) if oidc is not None else None
@@ -355,7 +359,9 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
         entry.wrong("saml_metadata", problem.detail)
     if entity_id is None:
         return None
-    return ServiceEntry(replace(base, entity_id=entity_id), xml, encryption_given=given)
+    return ServiceEntry(
+        replace(base, entity_id=entity_id), xml, encryption_given=given, metadata_url=url
+    )
 
 
 def _assertion_encryption(

@@ -25,7 +25,10 @@ from wtforms import ValidationError
 from broker.core.admins import Admin, AdminRole
 from broker.web.logs import note_refusal_logged, refusal_logged
 from broker.web.no_store import no_store
-from broker.web.portal.certificate_notice import school_certificate_ends
+from broker.web.portal.certificate_notice import (
+    school_certificate_ends,
+    service_certificates_ending,
+)
 from broker.web.portal.guard import session_admin
 from broker.web.wiring import broker
 
@@ -135,6 +138,7 @@ def portal_blueprint(name: str, prefix: str) -> Blueprint:
             "csrf_token": generate_csrf,
             "admin": getattr(g, "portal_admin", None),
             "school_certificate_ends": school_certificate_ends,
+            "service_certificates_ending": service_certificates_ending,
         }
 
     return blueprint
