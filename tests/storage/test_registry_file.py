@@ -236,7 +236,7 @@ def test_an_invalid_entry_anywhere_changes_nothing(
 ) -> None:
     # A registry holding the good file already, and one change more in it (the first chain).
     _import(sql_registry, _write(tmp_path, source.text))
-    changed = _replace(source.text, 'name = "Learning materials"', 'name = "Leermiddelen"')
+    changed = _replace(source.text, 'name = "Leermiddelen"', 'name = "Leermiddelen en meer"')
     break_it, expected = BREAKAGES[breakage]
     path = _write(tmp_path, break_it(changed))
     before = dump(registry_url)
