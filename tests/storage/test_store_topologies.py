@@ -108,7 +108,7 @@ def test_an_acl_user_in_a_sentinel_url_reaches_the_master(sentinel: SentinelSetu
 ACL_USER, ACL_PASSWORD = "ketenbroker", "acl-secret"
 # What operations.md asks for the broker's user (a Cluster's client also reads the slot map and
 # the command table).
-ACL_RULES = ("~kb:*", "+@read", "+@write", "+eval", "+ping", "+cluster|slots", "+command")
+ACL_RULES = ("~kb:*", "+@read", "+@write", "+eval", "+info", "+ping", "+cluster|slots", "+command")
 WATCHER = "watcher"  # the sentinel's and the replica's user, with every right
 
 
