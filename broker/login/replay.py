@@ -76,6 +76,20 @@ def _open_op(bucket: str, now: float) -> StoreOp:
     return StoreOp.add_if_absent(epoch_key(bucket), f"{now:.3f}".encode("ascii"), EPOCH_TTL_SECONDS)
 
 
+def new_history_epochs(now: float, skew: float) -> list[StoreOp]:
+    """Every bucket's marker, for a store that may have been rolled back (a failover that lost
+    the last writes, a restart from an RDB/AOF file, a restored snapshot: it can bring back a
+    login record without the replay key its answer's first use wrote, with the markers of
+    before). Each epoch becomes `now`, exactly: the marker holds `now + skew` because the check
+    subtracts the skew, and a second less for a school's whole-second `IssueInstant` of an
+    answer to a request made just after. So every message issued before (by the school's clock)
+    is refused; for a school whose clock runs behind ours, its answers for that many seconds
+    after too. Written by the store on the first connection to such a Redis
+    (`RedisStore(on_new_history=...)`)."""
+    value = f"{now + skew - 1:.3f}".encode("ascii")
+    return [StoreOp.put(epoch_key(bucket), value, EPOCH_TTL_SECONDS) for bucket in BUCKET_TAGS]
+
+
 def _bucket(issuer: str, message_id: str, request_id: str | None) -> str:
     return bucket_of(request_id if request_id is not None else f"{issuer}:{message_id}")
 

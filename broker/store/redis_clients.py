@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 import redis
 from redis.backoff import NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
-from redis.connection import ConnectionPool, parse_url
+from redis.connection import AbstractConnection, ConnectionPool, parse_url
 from redis.exceptions import ClusterDownError, SlotNotCoveredError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
@@ -153,21 +153,30 @@ def parse_cluster_url(url: str) -> ClusterTarget:
     return ClusterTarget(servers.hosts, servers.username, servers.password)
 
 
-def single_server_client(url: str) -> tuple[redis.Redis[bytes], Callable[[], None]]:
+# Called with each connection as it opens, instead of redis-py's own hello (which it must call).
+ConnectHook = Callable[[AbstractConnection], None]
+
+
+def single_server_client(
+    url: str, on_connect: ConnectHook | None = None
+) -> tuple[redis.Redis[bytes], Callable[[], None]]:
     try:
         options = parse_url(url)
     except ValueError:
         # The URL may hold a password: name the problem, never the URL.
         raise ConfigurationError("the store URL is not a valid Redis URL") from None
-    pool = ConnectionPool(**(options | _limits() | _NO_QUERY_RETRIES))
+    hook = {} if on_connect is None else {"redis_connect_func": on_connect}
+    pool = ConnectionPool(**(options | _limits() | _NO_QUERY_RETRIES | hook))
     return redis.Redis(connection_pool=pool), pool.disconnect
 
 
-def sentinel_client(url: str) -> tuple[redis.Redis[bytes], Callable[[], None]]:
+def sentinel_client(
+    url: str, on_connect: ConnectHook | None = None
+) -> tuple[redis.Redis[bytes], Callable[[], None]]:
     """A client on the current master of a Sentinel-watched service. Opens no connection yet;
     each new connection asks the sentinels (one second each at most) where the master is."""
     target = parse_sentinel_url(url)
-    limits = _limits()
+    limits = _limits() | ({} if on_connect is None else {"redis_connect_func": on_connect})
     sentinel = Sentinel(
         list(target.sentinels),
         sentinel_kwargs={

@@ -13,11 +13,13 @@ them); on a Cluster, single calls in order (`atomic_batches` is False there).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 
 import redis
 from redis.cluster import RedisCluster
+from redis.connection import AbstractConnection
 from redis.exceptions import RedisClusterException, RedisError
 
 from broker.core.errors import StoreUnavailable
@@ -31,6 +33,7 @@ from broker.store.redis_clients import (
     single_server_client,
 )
 
+_log = logging.getLogger(__name__)
 _COUNT_SCRIPT = (
     "redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX') return redis.call('INCR', KEYS[1])"
 )
@@ -71,6 +74,29 @@ for i, key in ipairs(KEYS) do
 end
 return replies
 """
+# Run on every new connection (`RedisStore(on_new_history=...)`): the server's identity is its
+# process (`run_id`, new at every start, with or without RDB/AOF files) and its replication
+# history (`master_replid`, new when a replica is promoted); KEYS[1] holds the identity the
+# store's data was last written under. When it differs (a failover, a restart, a restored
+# snapshot: the data may be older than what the broker wrote), the remaining keys are set to
+# their values (ARGV: value, TTL per key; the last ARGV is KEYS[1]'s TTL) and the identity is
+# noted, in one script: of many workers connecting at once, one does it.
+_NEW_HISTORY_SCRIPT = """
+local info = redis.call('INFO', 'server') .. redis.call('INFO', 'replication')
+local here = (string.match(info, 'run_id:(%x+)') or '-') .. ':'
+  .. (string.match(info, 'master_replid:(%x+)') or '-')
+if redis.call('GET', KEYS[1]) == here then
+  return 0
+end
+for i = 2, #KEYS do
+  redis.call('SET', KEYS[i], ARGV[2 * i - 3], 'EX', ARGV[2 * i - 2])
+end
+redis.call('SET', KEYS[1], here, 'EX', ARGV[#ARGV])
+return 1
+"""
+# The key of the server identity the data was last written under.
+HISTORY_KEY = "history"
+HISTORY_TTL_SECONDS = 10 * 365 * 24 * 3600
 _LETTERS = {
     "add_if_absent": "a",
     "replace_if_same": "c",
@@ -89,8 +115,19 @@ class RedisStore:
     Sentinel-watched master or a Cluster (broker/store/redis_clients.py).
     """
 
-    def __init__(self, url: str, *, key_prefix: str = "kb:") -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        key_prefix: str = "kb:",
+        on_new_history: Callable[[], Sequence[StoreOp]] | None = None,
+    ) -> None:
+        """`on_new_history`: the writes (`StoreOp.put` only) to make when a connection finds a
+        Redis whose data the broker did not write last (a failover, a restart: it may have
+        lost or brought back keys, `_NEW_HISTORY_SCRIPT`); checked once per new connection,
+        on one server and Sentinel (not yet on a Cluster: docs/security.md)."""
         self._prefix = key_bytes(key_prefix)
+        self._on_new_history = on_new_history
         scheme = url.partition("://")[0]
         # A cluster spreads a batch's keys over several nodes, and redis-py sends each node its
         # share at once: the order between nodes would be lost, and a script runs on one node
@@ -102,10 +139,32 @@ class RedisStore:
             cluster = LazyCluster(url)
             self._client, self._close = cluster.client, cluster.close
         else:
+            hook = None if on_new_history is None else self._check_history
             client, self._close = (
-                sentinel_client(url) if scheme == SENTINEL_SCHEME else single_server_client(url)
+                sentinel_client(url, hook)
+                if scheme == SENTINEL_SCHEME
+                else single_server_client(url, hook)
             )
             self._client = lambda: client
+
+    def _check_history(self, connection: AbstractConnection) -> None:
+        """A new connection: redis-py's own hello first, then the history script on it (an
+        error fails the connection, so no command runs on an unchecked server)."""
+        connection.on_connect()
+        writes = [] if self._on_new_history is None else list(self._on_new_history())
+        arguments: list[bytes | int] = []
+        for op in writes:
+            if op.operation != "put":
+                raise ValueError("on_new_history may only put keys")
+            check_ttl(op.ttl_seconds)
+            check_value(op.value)
+            arguments += (op.value, op.ttl_seconds)
+        keys = [self._key(HISTORY_KEY), *(self._key(op.key) for op in writes)]
+        connection.send_command(
+            "EVAL", _NEW_HISTORY_SCRIPT, len(keys), *keys, *arguments, HISTORY_TTL_SECONDS
+        )
+        if connection.read_response() == 1:
+            _log.warning("store: a new Redis history (failover, restart or restore)")
 
     def _key(self, key: str) -> bytes:
         # Bytes, not the `str`: redis-py's own encoding is strict UTF-8 and raised on a key

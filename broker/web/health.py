@@ -25,10 +25,16 @@ log = logging.getLogger("broker.web.health")
 Check = Callable[[Broker], None]
 
 
+# The key of the store check's probe write: one small key, gone after a few seconds.
+READY_PROBE_KEY = "readyz"
+READY_PROBE_TTL_SECONDS = 5
+
+
 def check_store(b: Broker) -> None:
-    """Redis (or the memory store) answers a PING within its one-second timeout."""
-    if not b.store.ping():
-        raise BrokerError("store ping returned false")
+    """Redis (or the memory store) takes a write within its one-second timeout: one `SET EX`,
+    in the round trip a PING took, so a Redis that answers but refuses writes (full under
+    `noeviction`, a replica that is read-only) is not ready either; `StoreUnavailable` if not."""
+    b.store.put(READY_PROBE_KEY, b"1", READY_PROBE_TTL_SECONDS)
 
 
 # A schema this version cannot serve on, by how it stands to it: the name its failure takes.

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from flask import current_app
@@ -18,7 +19,7 @@ from broker.login.logout import SingleLogout
 from broker.login.logout_start import LogoutStart
 from broker.login.participants import SessionServiceBook
 from broker.login.receipting import Receipting
-from broker.login.replay import ReplayGuard
+from broker.login.replay import ReplayGuard, new_history_epochs
 from broker.login.school_logout import SchoolBackChannelLogout
 from broker.login.school_sessions import SchoolSessionIndex
 from broker.oidc.back import OidcBack
@@ -118,7 +119,14 @@ def build_broker(
     )
     view = CachedRegistryReader(registry)
     # Every part shares the one store; its failures are counted for /metrics on the way out.
-    store = CountingStore(open_store(settings.store_url) if store is None else store)
+    if store is None:
+        # A Redis that may have been rolled back (failover, restart from a file) moves every
+        # replay bucket's epoch to now: docs/security.md, the store epoch rule.
+        skew = settings.saml.clock_skew_seconds
+        store = open_store(
+            settings.store_url, on_new_history=lambda: new_history_epochs(time.time(), skew)
+        )
+    store = CountingStore(store)
     entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend, keys=keys)
     keys_file = settings.pseudonym_keys_file
     # SSO sessions filed under an OIDC school's sid, for its back-channel logout.

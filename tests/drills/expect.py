@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import requests
 
-from tests.support.client import Page
-from tests.support.federation import Federation
+from broker.cli.demo import DEMO_SCHOOL_ID
+from tests.support.client import Browser, Page
+from tests.support.federation import SAML_PUBLISHER, Federation
 
 # The 503 page in each language: its title and its message (broker/web/errors.py).
 TRY_AGAIN = {
@@ -37,3 +38,25 @@ def assert_logins_work(fed: Federation, publisher: str, school: str, uid: str) -
     page = fed.login(browser, publisher, school, uid)
     assert page.status == 200, page.text[:500]
     assert fed.received_subject(browser, publisher) == fed.expected_pseudonym(school, uid)
+
+
+def refusals(fed: Federation, code: str) -> int:
+    return fed.brokers[0].log_path.read_text(encoding="utf-8").count(f"refused code={code} ")
+
+
+def delivered_is_refused_then_a_new_login_works(
+    fed: Federation, browser: Browser, answer: Page, code: str
+) -> None:
+    """Deliver the school's old answer: refused with `code`, nothing reaches the publisher;
+    then a new login of the same student works straight away."""
+    before = refusals(fed, code)
+    refused = browser.submit(answer, fed.acs_url)
+    assert refused.status == 400, refused.text[:300]
+    assert "SAMLResponse" not in refused.text
+    assert not any(url.startswith(fed.publisher_url(SAML_PUBLISHER)) for url in refused.visited)
+    assert refusals(fed, code) == before + 1
+    again = fed.login(browser, SAML_PUBLISHER, DEMO_SCHOOL_ID, "sanne.jansen")
+    assert again.status == 200, again.text[:300]
+    assert fed.received_subject(browser, SAML_PUBLISHER) == fed.expected_pseudonym(
+        DEMO_SCHOOL_ID, "sanne.jansen"
+    )

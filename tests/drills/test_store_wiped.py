@@ -17,6 +17,7 @@ import time
 import pytest
 
 from broker.cli.demo import DEMO_SCHOOL_ID
+from tests.drills.expect import delivered_is_refused_then_a_new_login_works
 from tests.support.client import Browser, Page
 from tests.support.federation import SAML_PUBLISHER, Federation
 from tests.support.processes import wait_for
@@ -36,28 +37,6 @@ def school_answer(fed: Federation, browser: Browser) -> tuple[Page, float]:
     with fed.redis.client() as client:
         assert list(client.scan_iter(match=EPOCHS)), "a request to the school opens an epoch"
     return answer, time.time()
-
-
-def refusals(fed: Federation, code: str) -> int:
-    return fed.brokers[0].log_path.read_text(encoding="utf-8").count(f"refused code={code} ")
-
-
-def delivered_is_refused_then_a_new_login_works(
-    fed: Federation, browser: Browser, answer: Page, code: str
-) -> None:
-    """Deliver the school's old answer: refused with `code`, nothing reaches the publisher;
-    then a new login of the same student works straight away."""
-    before = refusals(fed, code)
-    refused = browser.submit(answer, fed.acs_url)
-    assert refused.status == 400, refused.text[:300]
-    assert "SAMLResponse" not in refused.text
-    assert not any(url.startswith(fed.publisher_url(SAML_PUBLISHER)) for url in refused.visited)
-    assert refusals(fed, code) == before + 1
-    again = fed.login(browser, SAML_PUBLISHER, DEMO_SCHOOL_ID, UID)
-    assert again.status == 200, again.text[:300]
-    assert fed.received_subject(browser, SAML_PUBLISHER) == fed.expected_pseudonym(
-        DEMO_SCHOOL_ID, UID
-    )
 
 
 def test_a_full_wipe_refuses_an_assertion_issued_before_it(fed: Federation) -> None:

@@ -174,8 +174,8 @@ def test_readyz_names_the_store_when_redis_is_gone(demo: LiveDemo) -> None:
         # Alive all the same: nothing to restart for.
         assert requests.get(f"{url}/healthz", timeout=10).status_code == 200
         after = metrics_text(url)
-        grew = sample(after, "ketenbroker_store_errors_total", operation="ping") - sample(
-            before, "ketenbroker_store_errors_total", operation="ping"
+        grew = sample(after, "ketenbroker_store_errors_total", operation="put") - sample(
+            before, "ketenbroker_store_errors_total", operation="put"
         )
         assert grew == 1
 

@@ -63,11 +63,20 @@ def test_sentinel_unknown_service_is_store_unavailable_quickly(sentinel: Sentine
     assert "127.0.0.1" not in raised.value.detail
 
 
+def _new_history_mark() -> list[StoreOp]:
+    """What a store writes on a Redis it did not write last: here a mark of the moment."""
+    return [StoreOp.put("mark", str(time.monotonic_ns()).encode(), 60)]
+
+
 def test_sentinel_failover_is_followed(sentinel: SentinelSetup) -> None:
-    store = open_store(sentinel.url())
+    store = open_store(sentinel.url(), on_new_history=_new_history_mark)
     assert isinstance(store, RedisStore)
     try:
         store.put("before", b"1", 60)
+        first_mark = store.get("mark")
+        assert first_mark is not None, "a new store is a new history"
+        store.close()  # a plain reconnect to the same master: not a new history
+        assert store.get("mark") == first_mark
         _wait_replicated(sentinel.replica_port, "kb:before")
         sentinel.servers.stop(sentinel.master_port)
         # While the sentinel notices (1 s) and promotes the replica, calls fail fast; then they
@@ -82,6 +91,8 @@ def test_sentinel_failover_is_followed(sentinel: SentinelSetup) -> None:
                 time.sleep(0.2)
         assert store.get("after") == b"2"
         assert store.get("before") == b"1"
+        # The promoted replica is a new history (its replication id is new): marked again.
+        assert store.get("mark") not in (None, first_mark)
         # A batch (a pipeline) goes to the new master too.
         assert store.batch([StoreOp.put("batch", b"3", 60), StoreOp.get("before")]) == [None, b"1"]
     finally:
@@ -97,10 +108,14 @@ def test_an_acl_user_in_a_sentinel_url_reaches_the_master(sentinel: SentinelSetu
         client.execute_command("SENTINEL", "SET", sentinel.service, "auth-user", WATCHER)
         client.execute_command("SENTINEL", "SET", sentinel.service, "auth-pass", ACL_PASSWORD)
     _acl_users_only([master, replica])
-    store = open_store(sentinel.url().replace("://", f"://{ACL_USER}:{ACL_PASSWORD}@"))
+    store = open_store(
+        sentinel.url().replace("://", f"://{ACL_USER}:{ACL_PASSWORD}@"),
+        on_new_history=_new_history_mark,  # its script reads INFO: the user needs +info
+    )
     try:
         store.put("login:a", b"sealed", 60)  # refused before: the user name was dropped
         assert store.get("login:a") == b"sealed"
+        assert store.get("mark") is not None
     finally:
         store.close()
 
@@ -108,7 +123,7 @@ def test_an_acl_user_in_a_sentinel_url_reaches_the_master(sentinel: SentinelSetu
 ACL_USER, ACL_PASSWORD = "ketenbroker", "acl-secret"
 # What operations.md asks for the broker's user (a Cluster's client also reads the slot map and
 # the command table).
-ACL_RULES = ("~kb:*", "+@read", "+@write", "+eval", "+ping", "+cluster|slots", "+command")
+ACL_RULES = ("~kb:*", "+@read", "+@write", "+eval", "+info", "+ping", "+cluster|slots", "+command")
 WATCHER = "watcher"  # the sentinel's and the replica's user, with every right
 
 

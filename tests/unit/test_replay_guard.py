@@ -20,6 +20,7 @@ from broker.login.replay import (
     ReplayGuard,
     bucket_of,
     epoch_key,
+    new_history_epochs,
     open_epoch_op,
 )
 from broker.login.sealed import new_secret, store_key
@@ -131,6 +132,29 @@ def test_after_a_wipe_an_assertion_issued_before_it_is_refused() -> None:
     # An assertion issued after the wipe passes, also from a school whose clock is behind by
     # less than the skew.
     guard.first_use(ISSUER, "_fresh", clock.now - SKEW + 1, clock.now + 300)
+
+
+def test_after_a_rollback_every_message_issued_before_it_is_refused_and_none_after() -> None:
+    clock, store = Clock(), MemoryStore()
+    guard = guard_on(store, clock)
+    clock.now += 3600
+    issued = clock.now
+    guard.first_use(ISSUER, "_used", issued, issued + 300)
+    clock.now += 5  # well within the skew when the store is rolled back to before that use:
+    store.delete(f"replay:{bucket('_used')}:{ISSUER}:_used")
+    # the store notices the new Redis on its first new connection and writes every marker
+    store.batch(new_history_epochs(clock.now, SKEW))
+    assert {store.get(epoch_key(tag)) for tag in BUCKET_TAGS} == {
+        f"{clock.now + SKEW - 1:.3f}".encode()
+    }
+    with pytest.raises(InvalidMessage) as refused:
+        guard.first_use(ISSUER, "_used", issued, issued + 300)
+    assert refused.value.code == "before_store_epoch"
+    # An answer issued from that moment on passes, also one whose whole-second IssueInstant
+    # reads up to a second earlier (a school's request made just after the rollback).
+    guard.first_use(ISSUER, "_fresh", clock.now - 1, clock.now + 300)
+    with pytest.raises(InvalidMessage):
+        guard.first_use(ISSUER, "_older", clock.now - 1.5, clock.now + 300)
 
 
 def test_a_key_and_the_marker_that_vouches_for_it_share_a_hash_slot() -> None:
