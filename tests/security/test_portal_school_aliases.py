@@ -103,12 +103,12 @@ def test_a_rename_to_a_former_name_and_its_aliases_are_one_write(
         (
             "Het Baken\n\nhet-baken",
             "Demo Lyceum",
-            "Regel 3: “het-baken” is hetzelfde als “Het Baken” (hoofdletters, accenten en "
+            "Regel 3: „het-baken” is hetzelfde als „Het Baken” (hoofdletters, accenten en "
             "leestekens tellen niet mee).",
         ),
-        ("Het Baken\nDEMO LYCEUM", "Demo Lyceum", "Regel 2: “DEMO LYCEUM” is de naam van de"),
+        ("Het Baken\nDEMO LYCEUM", "Demo Lyceum", "Regel 2: „DEMO LYCEUM” is de naam van de"),
         # The name as changed in the same form counts.
-        ("Het Baken", "Het Baken", "Regel 1: “Het Baken” is de naam van de school zelf."),
+        ("Het Baken", "Het Baken", "Regel 1: „Het Baken” is de naam van de school zelf."),
         # A hidden character: the same words as for a name, at the alias's line.
         (
             "Het\u200bBaken",
@@ -141,7 +141,7 @@ def test_a_rename_to_a_former_name_and_its_aliases_are_one_write(
             "(brede, wiskundige of samengevoegde): U+FF3A FULLWIDTH LATIN CAPITAL LETTER Z op "
             "plaats 1 (typ in plaats daarvan „Z”); U+FF55 FULLWIDTH LATIN SMALL LETTER U op plaats "
             "2 (typ in plaats daarvan „u”); U+FF49 FULLWIDTH LATIN SMALL LETTER I op plaats 3 (typ "
-            "in plaats daarvan „i”); en nog 1 zo\u2019n teken. Typ het woord opnieuw met gewone "
+            "in plaats daarvan „i”); en nog 1 zo'n teken. Typ het woord opnieuw met gewone "
             "letters en cijfers.",
         ),
         (
