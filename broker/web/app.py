@@ -152,7 +152,8 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
 
     @app.route("/favicon.ico")
     def favicon() -> Response:
-        # Every browser asks; answering "nothing here" keeps the logs free of a 404 per login.
+        # The pages say they have no icon (base.html); a browser that asks anyway (another
+        # page, an old one) gets "nothing here", and the logs no 404 per login.
         return Response(status=204)
 
     @app.route("/healthz")

@@ -68,6 +68,13 @@ def test_a_name_spelled_otherwise_is_not_kept(app: Flask) -> None:
     assert not answer.cache_control.immutable
 
 
+def test_the_page_asks_for_no_icon_and_its_policy_lets_it(app: Flask) -> None:
+    # Else a browser asks for /favicon.ico after every page: a round trip on a phone.
+    answer = app.test_client().get("/")
+    assert '<link rel="icon" href="data:,">' in answer.get_data(as_text=True)
+    assert "img-src 'self' data:;" in answer.headers["Content-Security-Policy"]
+
+
 def _versioned_url(folder: Path) -> str:
     app = Flask(__name__, static_folder=str(folder), static_url_path="/static")
     install_static_urls(app)
