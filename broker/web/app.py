@@ -38,7 +38,7 @@ from broker.web.saml_logout_routes import saml_logout
 from broker.web.saml_routes import saml
 from broker.web.saml_soap_logout_routes import saml_soap_logout
 from broker.web.school_backchannel_routes import school_backchannel
-from broker.web.static_urls import install_static_urls
+from broker.web.static_urls import immutable_static, install_static_urls
 from broker.web.wiring import Broker, build_broker
 
 log = logging.getLogger("broker.web")
@@ -87,6 +87,10 @@ class _BrokerFlask(Flask):
     def __init__(self, import_name: str) -> None:
         super().__init__(import_name)
         self._sync_functions: weakref.WeakSet[Callable[..., Any]] = weakref.WeakSet()
+
+    def send_static_file(self, filename: str) -> Response:
+        # The static view: a file asked for under its current version is kept a year.
+        return immutable_static(self, filename, super().send_static_file(filename))
 
     def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
         if func in self._sync_functions:  # False for what cannot be weakly referenced
@@ -148,7 +152,8 @@ def create_app(settings: Settings | None = None, *, services: Broker | None = No
 
     @app.route("/favicon.ico")
     def favicon() -> Response:
-        # Every browser asks; answering "nothing here" keeps the logs free of a 404 per login.
+        # The pages say they have no icon (base.html); a browser that asks anyway (another
+        # page, an old one) gets "nothing here", and the logs no 404 per login.
         return Response(status=204)
 
     @app.route("/healthz")

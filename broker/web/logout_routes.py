@@ -197,7 +197,9 @@ def propagate(run_id: str) -> Response:
     secret, run = _run(run_id)
     run = b.logout.run_back_channels(secret, run)
     if b.logout.services_done(run):
-        return no_store(redirect(url_for("logout.next_step", run_id=run.run_id), 303))
+        # Nothing for the page to wait for: its next step here, not a redirect to it (a round
+        # trip on a phone). A reload or Back comes here again and gets the same.
+        return _onward(secret, run)
     frames = [
         url_for("logout.front", run_id=run.run_id, index=i)
         for i, t in enumerate(run.targets)
@@ -249,6 +251,12 @@ def next_step(run_id: str) -> Response:
     secret, run = _run(run_id)
     if not b.logout.services_done(run) and b.logout.clock() < run.deadline:
         return no_store(redirect(url_for("logout.propagate", run_id=run.run_id), 303))
+    return _onward(secret, run)
+
+
+def _onward(secret: bytes, run: LogoutRun) -> Response:
+    """After the services: the message to the school, or (none to send) the final page."""
+    b = broker()
     message = b.logout.school_request(secret, run)
     if message is not None:
         school = b.view.school(run.school_id)

@@ -119,6 +119,7 @@ def test_accept_language_cache_is_bounded_and_skips_long_headers(app: Flask) -> 
 
 @pytest.mark.parametrize("script_name", ["", "/broker", "/other/mount"])
 def test_fixed_urls_are_url_fors_answers_per_mount_point(app: Flask, script_name: str) -> None:
+    version = app.extensions["ketenbroker_fixed_urls"].version("style.css")
     for _ in range(2):  # built, then kept
         with app.test_request_context("/", base_url=f"http://localhost{script_name}/"):
             assert page_url("my_data.start") == url_for("my_data.start")
@@ -127,7 +128,7 @@ def test_fixed_urls_are_url_fors_answers_per_mount_point(app: Flask, script_name
                 render_template_string(
                     "{{ static_url('style.css') }} {{ page_url('my_data.start') }}"
                 )
-                == f"{url_for('static', filename='style.css')} {url_for('my_data.start')}"
+                == f"{url_for('static', filename='style.css', v=version)} {url_for('my_data.start')}"
             )
 
 

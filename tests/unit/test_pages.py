@@ -131,6 +131,11 @@ SCHOOLS = [
 ]
 
 
+def _file(url: str) -> str:
+    """A static file's URL without its version (tests/flows/test_static_caching.py)."""
+    return urlsplit(url).path
+
+
 @pytest.fixture
 def app() -> Flask:
     app = pages_app()
@@ -241,14 +246,16 @@ def test_page_has_no_inline_code_and_loads_nothing_external(app: Flask, template
         assert "style" not in el.attrs, el.tag
         assert not [name for name in el.attrs if name.startswith("on")], el.tag
         if el.tag == "script":
-            assert el.attrs.get("src", "").startswith("/static/")
+            assert re.fullmatch(r"/static/[\w.-]+\?v=[0-9a-f]{10}", el.attrs.get("src", ""))
             assert not el.text.strip()
-        if el.tag == "link":
-            assert el.attrs["href"].startswith("/static/")
+        if el.tag == "link" and el.attrs["rel"] != "icon":
+            assert re.fullmatch(r"/static/[\w.-]+\?v=[0-9a-f]{10}", el.attrs["href"])
         if el.tag == "a":
             assert not el.attrs.get("href", "").lower().startswith("javascript:")
-    stylesheets = [el.attrs["href"] for el in doc.find_all("link", rel="stylesheet")]
+    stylesheets = [_file(el.attrs["href"]) for el in doc.find_all("link", rel="stylesheet")]
     assert stylesheets == ["/static/style.css"]
+    # No icon to fetch: the page says so, and the CSP lets it (app.py, content_policy.py).
+    assert [el.attrs["href"] for el in doc.find_all("link", rel="icon")] == ["data:,"]
 
 
 @pytest.mark.parametrize("template", sorted(PAGES))
@@ -256,7 +263,7 @@ def test_page_sends_its_forms_once(app: Flask, template: str) -> None:
     """The guard loads first, and every POST form on the page takes it: a second press while the
     first is on its way would be answered with the login already taken (submit-once.js)."""
     doc = render(app, template, "nl", **PAGES[template][0])
-    scripts = [el.attrs["src"] for el in doc.find_all("script")]
+    scripts = [_file(el.attrs["src"]) for el in doc.find_all("script")]
     assert scripts[0] == "/static/submit-once.js", scripts
     for form in doc.find_all("form"):
         if form.attrs.get("method") == "post":
@@ -399,7 +406,7 @@ def test_discovery_search_falls_back_to_a_get_form(app: Flask) -> None:
     assert search.find("input", name="login").attrs["value"] == "L-123"
     assert search.find("button").attrs["type"] == "submit"
     assert doc.find("p", id="school-count").text == "1 school gevonden"
-    scripts = [s.attrs["src"] for s in doc.find_all("script")]
+    scripts = [_file(s.attrs["src"]) for s in doc.find_all("script")]
     # The shared guard first (a second press sends nothing), then the page's own script.
     assert scripts == ["/static/submit-once.js", "/static/discovery.js"]
 
@@ -470,7 +477,7 @@ def test_autopost_posts_the_fields_and_offers_a_button(app: Flask) -> None:
     assert hidden == fields
     assert form.find("button").text == "Continue to Rekenwereld"
     assert "data-submit-once" in form.attrs
-    scripts = [s.attrs["src"] for s in doc.find_all("script")]
+    scripts = [_file(s.attrs["src"]) for s in doc.find_all("script")]
     assert scripts == ["/static/submit-once.js", "/static/autopost.js"]
 
 
