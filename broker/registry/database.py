@@ -81,6 +81,12 @@ _WRITE_OPTION = "ketenbroker_write"
 _PATIENT_OPTION = "ketenbroker_patient"
 # PostgreSQL's SQLSTATEs for a table or a column that does not exist (SQLite says so in words).
 _UNDEFINED_TABLE_OR_COLUMN = frozenset({"42P01", "42703"})
+# A server that cannot take this request now, raised by psycopg as other classes than
+# OperationalError: a read-only one (25006, an InternalError: a demoted primary, a pooler pointed
+# at a standby, `default_transaction_read_only`), and class 57P (operator intervention: admin or
+# crash shutdown, "cannot connect now" while it starts or recovers).
+_UNAVAILABLE_SQLSTATES = frozenset({"25006"})
+_UNAVAILABLE_SQLSTATE_CLASSES = ("57P",)
 
 
 @dataclass(frozen=True)
@@ -313,21 +319,27 @@ def transaction_on(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def _as_broker_errors() -> Iterator[None]:
     """The database's failures the broker can name: unreachable (or too slow: a statement
-    cancelled, an answer or a pooled connection not had in time), or not migrated (a missing
-    table is an OperationalError on SQLite and a ProgrammingError on PostgreSQL). Any other
-    (a constraint, a bug) goes on as it is."""
+    cancelled, an answer or a pooled connection not had in time; or unable to take writes or
+    requests now: `_UNAVAILABLE_SQLSTATES`), or not migrated (a missing table is an
+    OperationalError on SQLite and a ProgrammingError on PostgreSQL). Any other (a constraint,
+    a bug) goes on as it is."""
     try:
         yield
     except DBAPIError as error:
         if _lacks_table_or_column(error):
             raise RegistryNotMigrated() from error
-        if isinstance(error, OperationalError):
+        if isinstance(error, OperationalError) or _unavailable_now(error):
             raise StoreUnavailable(f"registry database: {type(error.orig).__name__}") from error
         raise
     except PoolTimeout as error:
         # Every pooled connection busy past the pool's timeout: a database too slow to keep up
         # is as unavailable to this request as one that is down.
         raise StoreUnavailable("registry database: no pooled connection free in time") from error
+
+
+def _unavailable_now(error: DBAPIError) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    return sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES)
 
 
 def _lacks_table_or_column(error: DBAPIError) -> bool:
