@@ -19,7 +19,8 @@ Every wait on PostgreSQL is bounded where it can be without cutting an operator'
   whose network died (nothing acknowledged, probes unanswered) fails instead of waiting forever;
   a live server acknowledges and answers probes however long its statement runs;
 - the web workers' engine (`timeouts` given): the server ends any statement that runs longer
-  than `timeouts.request` (a lock wait included), the client gives up on an answer a second
+  than `timeouts.request` (a lock wait included) or waits longer than `LOCK_TIMEOUT_SECONDS`
+  for one lock, the client gives up on an answer a second
   after that (bounded_connection.py: a server or proxy that keeps the socket open and says
   nothing), and a request waits no longer than that for a pooled connection either. The portal's
   reads over a whole school's receipts (`patient` engines), which grow with the school, get
@@ -27,8 +28,8 @@ Every wait on PostgreSQL is bounded where it can be without cutting an operator'
   become the login path's;
 - every other engine (CLI jobs, migrations, which may wait for another migration's lock or copy a
   whole registry) runs statements with `statement_timeout` 0, whatever the database role says.
-The statement timeout is set inside each transaction, in the BEGIN's own message (no round trip
-of its own), never as a startup parameter: so the broker connects directly and through
+The statement and lock timeouts are set inside each transaction, in the BEGIN's own message (no
+round trip of its own), never as a startup parameter: so the broker connects directly and through
 PgBouncer alike, in session or transaction pooling (docs/operations.md, "Connection poolers").
 The registry URL's own query wins over each of these defaults but the statement timeout; its
 `prepare_threshold` (psycopg's: after how many runs a statement is prepared on the server;
@@ -75,6 +76,12 @@ DEAD_PEER_DEFAULTS = {
 # How much longer than its statement_timeout a web worker waits for an answer: the server's own
 # cancellation arrives well within it.
 ANSWER_MARGIN_SECONDS = 1.0
+# How long a web worker's request transaction waits for one lock (`lock_timeout`): a login's
+# receipt holds its school's chain head for a few milliseconds, so a longer wait is a table or
+# row some other session holds (a migration, an operator's LOCK TABLE, a stuck transaction),
+# and each request thread waiting out the whole statement bound would tie the workers up
+# (their /healthz and /readyz too). The portal's patient reads keep their own bound only.
+LOCK_TIMEOUT_SECONDS = 0.3
 # Engine option the `begin` listener reads to choose BEGIN IMMEDIATE (see the module docstring).
 _WRITE_OPTION = "ketenbroker_write"
 # Engine option the `begin` listener reads to give a transaction the portal's longer bound.
@@ -210,8 +217,12 @@ def _bound_for(driver: Any, timeouts: StatementTimeouts | None, *, patient: bool
     if timeouts is None:
         connection.bound(0, None)
         return
-    seconds = timeouts.portal_read if patient else timeouts.request
-    connection.bound(seconds, seconds + ANSWER_MARGIN_SECONDS)
+    if patient:
+        seconds = timeouts.portal_read
+        connection.bound(seconds, seconds + ANSWER_MARGIN_SECONDS)
+        return
+    seconds = timeouts.request
+    connection.bound(seconds, seconds + ANSWER_MARGIN_SECONDS, LOCK_TIMEOUT_SECONDS)
 
 
 def _refuse_text_with_nul(
