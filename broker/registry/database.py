@@ -53,7 +53,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from broker.core.errors import ConfigurationError, StoreUnavailable
+from broker.core.errors import ConfigurationError, RegistryUnavailable
 from broker.registry.bounded_connection import BoundedConnection
 from broker.registry.errors import RegistryNotMigrated, TextWithNul
 
@@ -309,7 +309,7 @@ def patient(engine: Engine) -> Engine:
 def session_on(engine: Engine) -> Iterator[Session]:
     """A session that commits when the block succeeds and rolls back when it raises.
 
-    A database that cannot be reached becomes `StoreUnavailable` (HTTP 503, "try again"), never
+    A database that cannot be reached becomes `RegistryUnavailable` (HTTP 503, "try again"), never
     a login that carries on without its registry; one without this version's schema becomes
     `RegistryNotMigrated`.
     """
@@ -340,12 +340,12 @@ def _as_broker_errors() -> Iterator[None]:
         if _lacks_table_or_column(error):
             raise RegistryNotMigrated() from error
         if isinstance(error, OperationalError) or _unavailable_now(error):
-            raise StoreUnavailable(f"registry database: {type(error.orig).__name__}") from error
+            raise RegistryUnavailable(f"registry database: {type(error.orig).__name__}") from error
         raise
     except PoolTimeout as error:
         # Every pooled connection busy past the pool's timeout: a database too slow to keep up
         # is as unavailable to this request as one that is down.
-        raise StoreUnavailable("registry database: no pooled connection free in time") from error
+        raise RegistryUnavailable("registry database: no pooled connection free in time") from error
 
 
 def _unavailable_now(error: DBAPIError) -> bool:

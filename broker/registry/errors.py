@@ -8,7 +8,7 @@ personal data (the registry holds none). `RegistryNotMigrated` is the installati
 from __future__ import annotations
 
 from broker.core.admins import Invitation
-from broker.core.errors import BadRequest, ConfigurationError, PolicyRefusal, StoreUnavailable
+from broker.core.errors import BadRequest, ConfigurationError, PolicyRefusal, RegistryUnavailable
 
 
 class RegistryNotMigrated(ConfigurationError):
@@ -22,7 +22,7 @@ class RegistryNotMigrated(ConfigurationError):
         super().__init__("registry schema missing or behind: run ketenbroker migrate")
 
 
-class RegistryReadOnly(StoreUnavailable):
+class RegistryReadOnly(RegistryUnavailable):
     """The database answered but takes no writes (a demoted primary, a pooler pointed at a
     standby, `default_transaction_read_only`): every login's receipt would fail, so /readyz
     says not ready (`registry_read_only`). The logins themselves meet the write's own error

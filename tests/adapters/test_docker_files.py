@@ -17,8 +17,9 @@ import yaml
 from broker.cli.demo import DEMO_SCHOOL_ID, prepare_saml_peers
 from broker.cli.instance import init_instance
 from broker.config import load_settings
+from broker.core.errors import RegistryUnavailable, StoreUnavailable
 from broker.registry import SqlRegistry, migrate
-from broker.web import key_metrics, metadata_metrics
+from broker.web import key_metrics, metadata_metrics, receipt_metrics
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 SECRETS_IN_CONFIG = re.compile(r'"/run/secrets/([a-z0-9_]+)"')
@@ -344,6 +345,25 @@ def test_the_not_refreshed_alert_names_the_gauge_the_broker_serves() -> None:
     assert stale["labels"]["severity"] == "ticket"
     assert stale["expr"] == f"max({metadata_metrics.NOT_REFRESHED}) > 0"
     assert metadata_metrics.NOT_REFRESHED in {name for name, _, _ in metadata_metrics.SCHOOL_GAUGES}
+
+
+def test_the_storage_alerts_page_for_the_registry_and_name_the_metrics_the_broker_serves() -> None:
+    """A PostgreSQL outage pages on its own gauge (tests/flows/test_receipt_metrics.py scrapes
+    it), and logins set back by either store page with the reason the broker counts; both link
+    to the runbook section that exists."""
+    rules = yaml.safe_load((DOCKER / "alerts.yml").read_text(encoding="utf-8"))
+    by_name = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
+    unreachable = by_name["KetenbrokerRegistryUnreachable"]
+    assert unreachable["labels"]["severity"] == "page"
+    assert unreachable["expr"] == f"min({receipt_metrics.REGISTRY_REACHABLE}) == 0"
+    unavailable = by_name["KetenbrokerLoginsUnavailable"]
+    assert unavailable["labels"]["severity"] == "page"
+    for code in (StoreUnavailable.code, RegistryUnavailable.code):
+        assert code in unavailable["expr"]
+    docs = (DOCKER.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    for rule in (unreachable, unavailable):
+        anchor = rule["annotations"]["runbook"].split("#")[1]
+        assert f"### {anchor.replace('-', ' ')}" in docs.lower()
 
 
 def test_the_first_up_waits_for_postgresql_over_tcp_and_migrate_tries_again() -> None:

@@ -57,7 +57,7 @@ def test_a_read_only_registry_gives_a_localised_503_and_is_not_ready(
         assert status == 503 and "registry_read_only" in text, text
         assert_healthy(fed)
         log = fed.brokers[0].log_path.read_text(encoding="utf-8")
-        assert "InternalError" not in log
+        assert "InternalError" not in log and "refused code=registry_unavailable " in log
     finally:
         set_read_only(postgres, database, on=False)
     assert readyz(fed) == (200, "ready\n")
