@@ -111,25 +111,38 @@ def test_the_mark_opens_only_in_the_browser_that_continued(demo: LiveDemo) -> No
     assert refused.status == 400 and "already signed in" not in refused.text
 
 
-def test_the_mark_rides_in_the_answers_own_batch(
+def test_the_mark_is_written_once_the_receipt_is_filed(
     demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No round trip of its own on the login path: the mark is one more command of the batch
-    that answers the login (the SSO session's record of services)."""
+    """The mark tells of an answer: it is written after the receipt (the commit point), in a
+    write of its own with the login's own mark, so a receipt that fails, or a worker that dies
+    waiting for it, leaves no "already signed in" behind."""
     browser, notice = held_at_notice(demo, "en")
-    writes = note_store_writes(demo.broker.flow.store, monkeypatch)
+    filed = _counting_receipts(demo, monkeypatch)
+    store = demo.broker.flow.store
+    real_batch = store.batch
+    filed_before_mark: list[int] = []
+
+    def batch(operations: Sequence[StoreOp]) -> list[StoreReply]:
+        if any(op.key.startswith("notice-done:") for op in operations):
+            filed_before_mark.append(len(filed))
+        return real_batch(operations)
+
+    monkeypatch.setattr(store, "batch", batch)
+    writes = note_store_writes(store, monkeypatch)
     answered = browser.post(f"{demo.broker_url}{notice_address(notice)}", {"continue": "1"})
     assert demo.answers_publisher(answered)
-    assert writes.batched_with_others("notice-done:"), writes
+    assert filed_before_mark == [1]
+    assert writes.batched_among("notice-done:", "login-done:"), writes
 
 
 @pytest.mark.parametrize("held_from", ["a school login", "an SSO session"])
 def test_back_after_a_continue_that_could_not_be_answered_says_nothing_of_signed_in(
     demo: LiveDemo, monkeypatch: pytest.MonkeyPatch, held_from: str
 ) -> None:
-    """The mark goes out in the answer's batch, before the receipt is filed (the commit point).
-    The registry's database unreachable then: a 503, the platform gets no answer, and Back to
-    the notice does not say "already signed in" (with or without a session opened for it)."""
+    """The mark is written only after the receipt is filed (the commit point). The registry's
+    database unreachable then: a 503, the platform gets no answer, and Back to the notice does
+    not say "already signed in" (with or without a session opened for it)."""
     browser = Browser("en", read_notices=held_from == "an SSO session")
     if held_from == "an SSO session":
         assert demo.answers_publisher(demo.login(browser, "rekenroute", UID, deliver=False).final)
