@@ -380,7 +380,7 @@ def test_the_first_up_waits_for_postgresql_over_tcp_and_migrate_tries_again() ->
         if isinstance(depends := service.get("depends_on"), dict)
         and depends.get("migrate") == {"condition": "service_completed_successfully"}
     }
-    assert waiting == {"broker", "demo-peers", "receipts-jobs", "cli"}
+    assert waiting == {"broker", "demo-peers", "receipts-jobs", "metadata-refresh", "cli"}
 
 
 def test_the_receipts_jobs_survive_a_failure_and_show_it() -> None:
@@ -390,6 +390,26 @@ def test_the_receipts_jobs_survive_a_failure_and_show_it() -> None:
     assert loop.startswith("while :; do") and "exit" not in loop
     assert "receipts prune && ketenbroker receipts verify" in loop
     assert jobs["healthcheck"]["test"] == ["CMD-SHELL", "test ! -e /tmp/receipts-jobs-failed"]
+
+
+def test_the_metadata_refresh_runs_hourly_and_survives_a_failure() -> None:
+    job = _compose()["services"]["metadata-refresh"]
+    assert job["restart"] == "unless-stopped"
+    loop = job["command"][-1]
+    assert loop.startswith("while :; do") and "exit" not in loop
+    assert "ketenbroker metadata refresh;" in loop and "sleep 3600" in loop
+    assert job["healthcheck"]["test"] == ["CMD-SHELL", "test ! -e /tmp/metadata-refresh-failed"]
+
+
+def test_containers_stop_on_sigterm_and_the_broker_finishes_its_requests() -> None:
+    """A shell loop or a Python process as PID 1 ignores SIGTERM: an init forwards it. The
+    broker's gunicorn finishes requests in flight for its graceful timeout (30 s): Docker waits
+    longer before its SIGKILL."""
+    services = _compose()["services"]
+    for name in ("demo-peers", "receipts-jobs", "metadata-refresh"):
+        assert services[name].get("init") is True, name
+    grace = services["broker"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > 30
 
 
 def test_prometheus_sends_its_alerts_to_the_alertmanager_of_the_compose_file() -> None:
