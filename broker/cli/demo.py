@@ -84,8 +84,8 @@ DEMO_PUBLISHERS = (
         (
             Declaration(
                 "given_name",
-                "Om de leerling op het startscherm bij de voornaam te begroeten.",
-                purpose_en="To greet the student by first name on the start screen.",
+                "Om je op het startscherm bij je voornaam te begroeten.",
+                purpose_en="To greet you by your first name on the start screen.",
             ),
             Declaration(
                 "affiliation",
@@ -94,8 +94,8 @@ DEMO_PUBLISHERS = (
             ),
             Declaration(
                 "groups",
-                "Om de leerling in de juiste klas te plaatsen.",
-                purpose_en="To put the student in the right class.",
+                "Om je in de juiste klas te zetten.",
+                purpose_en="To put you in the right class.",
             ),
         ),
         frozenset({"given_name", "affiliation"}),
@@ -127,7 +127,7 @@ DEMO_PUBLISHERS = (
         frozenset(),
     ),
 )
-CHAINS = (Chain("leermiddelen", "Learning materials"), Chain("toetsen", "Digital exams"))
+CHAINS = (Chain("leermiddelen", "Leermiddelen"), Chain("toetsen", "Toetsen"))
 
 
 def _school_settings(directory: Path, port: int, broker: Broker) -> SchoolIdpSettings:

@@ -32,13 +32,13 @@ OIDC_PUBLISHER_PORT_OFFSET = 6
 DECLARATIONS = (
     Declaration(
         "given_name",
-        "Om de leerling bij de voornaam te begroeten.",
-        purpose_en="To greet the student by first name.",
+        "Om je bij je voornaam te begroeten.",
+        purpose_en="To greet you by your first name.",
     ),
     Declaration(
         "groups",
-        "Om de opdrachten van de klas van de leerling te tonen.",
-        purpose_en="To show the assignments of the student's class.",
+        "Om de opdrachten van je klas te tonen.",
+        purpose_en="To show the assignments of your class.",
     ),
 )
 RELEASED = frozenset({"given_name"})

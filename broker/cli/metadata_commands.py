@@ -11,7 +11,7 @@ import click
 from broker.cli.metadata_forget import forget_command
 from broker.cli.metadata_refresh import RefreshOutcome, refresh_sources
 from broker.cli.options import config_option, open_registry, reports_errors
-from broker.cli.school_refresh import SchoolRefreshOutcome, refresh_schools
+from broker.cli.url_refresh import UrlRefreshOutcome, refresh_by_url
 from broker.config import MetadataSource
 from broker.core.federation import EXPIRED_REASON, LeftOut, SourceHealth, SourceRecord
 from broker.operations.sources import records_and_states
@@ -34,10 +34,11 @@ def metadata_group() -> None:
 )
 @reports_errors
 def refresh_command(config_path: Path, names: tuple[str, ...], allow_older: bool) -> None:
-    """Fetch and verify every source, and every school's metadata URL (not with --source);
-    keep the last good copy of any that fails.
+    """Fetch and verify every source, and every school's and service's metadata URL (not with
+    --source); keep the last good copy of any that fails.
 
-    Exit status 1 when a source or school was refused (its last good copy stays in force)."""
+    Exit status 1 when a source, school or service was refused (its last good copy stays in
+    force)."""
     if allow_older and not names:
         # Going back is a decision about one feed; a timer's run must never carry it.
         raise click.BadParameter("name the source(s) to go back on", param_hint="--source")
@@ -49,26 +50,37 @@ def refresh_command(config_path: Path, names: tuple[str, ...], allow_older: bool
             f"no source named {', '.join(unknown)} in [[metadata.sources]]", param_hint="--source"
         )
     outcomes = refresh_sources(settings, registry, names, allow_older=allow_older)
-    # A run for named sources is about those feeds; the timer's run fetches the schools too.
-    schools = [] if names else refresh_schools(settings, registry)
-    if not known and not schools:
+    # A run for named sources is about those feeds; the timer's run fetches the schools' and
+    # the services' own URLs too.
+    by_url = [] if names else [(role, refresh_by_url(settings, registry, role)) for role in ROLES]
+    if not known and not any(found for _, found in by_url):
         click.echo(
-            "No [[metadata.sources]] configured and no school given by URL; nothing to refresh."
+            "No [[metadata.sources]] configured and no school or service given by URL; "
+            "nothing to refresh."
         )
     for outcome in outcomes:
         click.echo(_said(outcome))
         for each in outcome.left_out:
             click.echo(f"  {_left_out(each)}")
-    for school in schools:
-        click.echo(_school_said(school))
-    if any(o.result == "refused" for o in outcomes) or any(s.result == "refused" for s in schools):
+    for role, found in by_url:
+        for entry in found:
+            click.echo(_url_said(role, entry))
+    refused = [o for _, found in by_url for o in found if o.result == "refused"]
+    if any(o.result == "refused" for o in outcomes) or refused:
         raise SystemExit(1)
 
 
-def _school_said(outcome: SchoolRefreshOutcome) -> str:
-    """One school's URL refreshed: its IdP, the result, and for a refusal why (the copy held
-    stays); the signing certificates a change added and removed, by fingerprint."""
-    said = f"school {outcome.school_id} (IdP {outcome.entity_id}): {outcome.result}"
+# The roles whose entries' own URLs a full run fetches: schools' IdPs, then services' SPs.
+ROLES = ("idp", "sp")
+# How an entry of each role is said: "school 12AB (IdP ...)", "service lms (SP ...)".
+_ENTRY = {"idp": ("school", "IdP", "signing certificate"), "sp": ("service", "SP", "certificate")}
+
+
+def _url_said(role: str, outcome: UrlRefreshOutcome) -> str:
+    """One school's or service's URL refreshed: its entity, the result, and for a refusal why
+    (the copy held stays); the key certificates a change added and removed, by fingerprint."""
+    noun, entity, key = _ENTRY[role]
+    said = f"{noun} {outcome.entry_id} ({entity} {outcome.entity_id}): {outcome.result}"
     if outcome.result == "refused":
         return f"{said} ({outcome.reason}: {outcome.detail}); the last good copy stays"
     if outcome.result == "held":
@@ -79,8 +91,8 @@ def _school_said(outcome: SchoolRefreshOutcome) -> str:
     if outcome.also:
         said += f", also for school(s) {', '.join(outcome.also)}"
     lines = [said]
-    lines += [f"  signing certificate added: SHA-256 {each}" for each in outcome.keys_added]
-    lines += [f"  signing certificate removed: SHA-256 {each}" for each in outcome.keys_removed]
+    lines += [f"  {key} added: SHA-256 {each}" for each in outcome.keys_added]
+    lines += [f"  {key} removed: SHA-256 {each}" for each in outcome.keys_removed]
     return "\n".join(lines)
 
 

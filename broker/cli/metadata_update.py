@@ -23,10 +23,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import click
 
-from broker.cli.sources import read_source
+from broker.cli.sources import given_url, read_source
 from broker.config import Settings
 from broker.registry import SqlRegistry
 from broker.registry.errors import MetadataChanged
@@ -85,8 +86,9 @@ def refuse_if_held(registry: SqlRegistry, entry: Registered) -> None:
 def checked_copy(registry: SqlRegistry, entry: Registered, xml: str) -> CheckedCopy:
     """`xml` checked as `add` checks it (one entity of the right role, a KeyDescriptor, the
     endpoints the broker needs: `MetadataInvalid` when not), for the registered entity id, with
-    the registered copy it replaces. `school update` and `metadata refresh` (a school's URL,
-    school_refresh.py) check a new copy with this, and nothing else."""
+    the registered copy it replaces. `school update`, `publisher update` and `metadata refresh`
+    (a school's or service's URL, url_refresh.py) check a new copy with this, and nothing
+    else."""
     refuse_if_held(registry, entry)
     if entry.role == "idp":
         # An IdP's one entity in a wrapper of its own (older Keycloak) is taken out of it.
@@ -151,3 +153,38 @@ def update_metadata(
         click.echo(f"  {line}")
     click.echo("Running brokers use it within a second; no restart is needed.")
     return copy
+
+
+def update_given(
+    settings: Settings, registry: SqlRegistry, entry: Registered, metadata: str
+) -> CheckedCopy:
+    """`school update` / `publisher update --saml-metadata`: the new copy, and where it came
+    from (a URL kept for `metadata refresh`, a file clearing it), as `update_metadata` says."""
+    url = given_url(metadata)
+    update = (
+        registry.update_school_metadata if entry.role == "idp" else registry.update_service_metadata
+    )
+    write = partial(update, url=url)
+    copy = update_metadata(settings, registry, entry, metadata, write)
+    if copy.unchanged and registry.metadata_url(entry.role, entry.entry_id) != url:
+        # The same copy, given otherwise now (a URL for a file, or a file for a URL): where
+        # the next roll-over comes from is what changes.
+        try:
+            write_copy(entry, copy, write)
+        except UpdateRefused as refused:
+            raise click.ClickException(refused.message) from None
+    say_refreshed(url, entry.role)
+    return copy
+
+
+def say_refreshed(url: str | None, role: str) -> None:
+    """Whether `metadata refresh` follows the entity from now on (a certificate roll-over:
+    docs/schools.md, ADFS; docs/publishers.md, key roll-over)."""
+    if url is not None:
+        click.echo(f"  `ketenbroker metadata refresh` fetches {url} again on every run.")
+    else:
+        whose, page = ("IdP", "schools") if role == "idp" else ("SP", "publishers")
+        click.echo(
+            f"  Given as a file: nothing fetches it again; give the {whose}'s metadata URL to "
+            f"have `ketenbroker metadata refresh` follow its key roll-overs (docs/{page}.md)."
+        )

@@ -15,6 +15,7 @@ from broker.cli.entry_commands import (
     publisher_remove_organisation,
 )
 from broker.cli.id_reuse_options import id_reuse, reuse_options
+from broker.cli.metadata_update import say_refreshed
 from broker.cli.options import (
     catalogue_attribute,
     checked_name,
@@ -27,7 +28,7 @@ from broker.cli.publisher_logout import (
     publisher_update,
     saml_refuses_logout_options,
 )
-from broker.cli.sources import read_source, warn_unless_federated
+from broker.cli.sources import given_url, read_source, warn_unless_federated
 from broker.core.model import ClientAuthMethod, Declaration, NamingProfile, Protocol, Service
 from broker.oidc.registration import new_client
 from broker.saml.metadata_check import sp_entity_id
@@ -171,13 +172,15 @@ def publisher_add(
     if metadata is not None:
         settings, registry = open_registry(config_path)
         xml = read_source(metadata, allow_loopback=settings.peers_on_loopback)
-        entity_id = sp_entity_id(xml)
+        entity_id, url = sp_entity_id(xml), given_url(metadata)
         registry.add_service(
             Service(service_id, name, entity_id, chain_id, NamingProfile(naming), declarations),
             xml,
             reuse=reuse,
+            url=url,
         )
         click.echo(f"Service {service_id} added (SP {entity_id}).")
+        say_refreshed(url, "sp")
         return
     client, secret = new_client(
         redirect_uris,

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 import click
 
-from broker.cli.metadata_update import Registered, update_metadata
+from broker.cli.metadata_update import Registered, update_given
 from broker.cli.options import config_option, open_registry, reports_errors, who
 from broker.core.model import AssertionEncryption, Protocol, Service
 from broker.oidc.registration import InvalidRegistration, logout_problems, registration_problems
@@ -158,7 +158,7 @@ def publisher_update(
             "sp",
             encrypting=found.assertion_encryption is AssertionEncryption.AUTO,
         )
-        update_metadata(settings, registry, entry, metadata, registry.update_service_metadata)
+        update_given(settings, registry, entry, metadata)
         return
     service = found  # a client in review too (one its publisher registered in the portal)
     if service.oidc is None:

@@ -31,8 +31,8 @@ from broker.core.catalogue import CATALOGUE
 from broker.core.chain_ids import chain_id_problem
 from broker.core.endpoints import (
     MAX_PRIVACY_CONTACT,
+    host_refusal,
     is_acceptable_endpoint,
-    non_ascii_host_problem,
     privacy_contact_link,
     privacy_contact_problem,
 )
@@ -90,6 +90,8 @@ SERVICE_KEYS = NAMED | {
     "declaration_version",
     "reconfirm_version",
     "assertion_encryption",
+    # Beside saml_metadata(_file): where that copy came from, fetched by `metadata refresh`.
+    "saml_metadata_url",
     *SOURCES,
     "declarations",
 }
@@ -208,8 +210,9 @@ def _school(reading: _Reading, entry: Entries) -> SchoolEntry | None:
 
 
 def _metadata_url(entry: Entries) -> str | None:
-    """`saml_metadata_url`: the address the school's copy (`saml_metadata` or its file, which
-    it goes beside) was fetched from, kept for `metadata refresh` (cli/school_refresh.py); the
+    """`saml_metadata_url`: the address the school's or service's copy (`saml_metadata` or its
+    file, which it goes beside) was fetched from, kept for `metadata refresh` (cli/url_refresh.py);
+    the
     import itself fetches nothing. The fetch's own rule for an address (https, plain http only
     on loopback, no user name or password)."""
     if not entry.has("saml_metadata_url"):
@@ -260,8 +263,8 @@ def _school_and_provider(reading: _Reading, entry: Entries) -> SchoolEntry | Non
 
 def _upstream(reading: _Reading, oidc: Entries) -> OidcUpstream | None:
     issuer = oidc.text("issuer", limit=1024)
-    if issuer and (problem := non_ascii_host_problem(issuer)) is not None:
-        oidc.wrong("issuer", problem)
+    if issuer and (rejected := host_refusal(issuer)) is not None:
+        oidc.wrong("issuer", rejected.words)
     elif issuer and not is_acceptable_endpoint(issuer):
         oidc.wrong("issuer", "must be an https URL (plain http only on loopback)")
     client_id = oidc.text("client_id", limit=1024)
@@ -318,6 +321,7 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
         reconfirm_version=reconfirm_version,
         assertion_encryption=encryption,
     )
+    url = _metadata_url(entry)
     if reading.one_source(entry):
         oidc = entry.table_of("oidc", SERVICE_OIDC_KEYS)
         client = _client(oidc) if oidc is not None else None
@@ -355,7 +359,9 @@ def _service(reading: _Reading, entry: Entries) -> ServiceEntry | None:
         entry.wrong("saml_metadata", problem.detail)
     if entity_id is None:
         return None
-    return ServiceEntry(replace(base, entity_id=entity_id), xml, encryption_given=given)
+    return ServiceEntry(
+        replace(base, entity_id=entity_id), xml, encryption_given=given, metadata_url=url
+    )
 
 
 def _assertion_encryption(

@@ -59,6 +59,11 @@ def _pairs(pairs: list[tuple[str, Value | None]]) -> list[str]:
     return [f"{key} = {_value(value)}" for key, value in pairs if value is not None]
 
 
+def _fetched_from(metadata: str, url: str | None) -> list[str]:
+    """Where a copy of the entry's own was fetched from: `metadata refresh` fetches it again."""
+    return _pairs([("saml_metadata_url", url)]) if url and metadata else []
+
+
 class _Writer:
     def __init__(self, toml_file: Path, metadata_dir: Path | None) -> None:
         self.folder = toml_file.parent
@@ -100,10 +105,7 @@ class _Writer:
             lines += _pairs([("idp_names_school", True)])
         if school.oidc is None:
             lines.append(self.metadata("schools", school.id, entry.metadata, school.idp_entity_id))
-            if entry.metadata_url and entry.metadata:
-                # Where that copy was fetched from: `metadata refresh` fetches it again.
-                lines += _pairs([("saml_metadata_url", entry.metadata_url)])
-            return lines
+            return lines + _fetched_from(entry.metadata, entry.metadata_url)
         lines += ["", "[schools.oidc]"]
         lines += _pairs([("issuer", school.oidc.issuer), ("client_id", school.oidc.client_id)])
         if school.oidc.hosted_domain:
@@ -140,6 +142,7 @@ class _Writer:
             lines.append(
                 self.metadata("services", service.id, entry.metadata or "", service.entity_id)
             )
+            lines += _fetched_from(entry.metadata or "", entry.metadata_url)
         else:
             client = service.oidc
             lines += ["", "[services.oidc]"]

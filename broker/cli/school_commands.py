@@ -5,13 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 
 import click
 
 from broker.cli.entry_commands import school_list, school_remove
-from broker.cli.metadata_update import Registered, UpdateRefused, update_metadata, write_copy
+from broker.cli.metadata_update import Registered, say_refreshed, update_given
 from broker.cli.options import checked_name, config_option, open_registry, reports_errors
 from broker.cli.school_idp_commands import names_school_said, school_update_idp
 from broker.cli.sources import given_url, read_source, warn_unless_federated
@@ -191,7 +190,7 @@ def school_add(
     registry.add_school(school, xml, url)
     click.echo(f"School {school_id} added (IdP {entity_id}).")
     if metadata is not None:  # not by --saml-entity-id: a source's copy follows the source
-        _say_refreshed(url)
+        say_refreshed(url, "idp")
     # What the school's ICT registers at its IdP (a relying party trust, an SP): the broker's
     # SP metadata, whose URL is also the broker's entity id towards schools.
     click.echo(f"  The broker's SP metadata for the IdP to read: {settings.sp_entity_id}")
@@ -204,29 +203,7 @@ def _update_school_metadata(
     """`school update --saml-metadata`: the new copy, and where it came from (a URL kept for
     `metadata refresh`, a file clearing it)."""
     entry = Registered(f"School {school.id}", school.id, school.idp_entity_id, "idp")
-    url = given_url(metadata)
-    write = partial(registry.update_school_metadata, url=url)
-    copy = update_metadata(settings, registry, entry, metadata, write)
-    if copy.unchanged and registry.school_metadata_url(school.id) != url:
-        # The same copy, given otherwise now (a URL for a file, or a file for a URL): where
-        # the next roll-over comes from is what changes.
-        try:
-            write_copy(entry, copy, write)
-        except UpdateRefused as refused:
-            raise click.ClickException(refused.message) from None
-    _say_refreshed(url)
-
-
-def _say_refreshed(url: str | None) -> None:
-    """Whether `metadata refresh` follows the school's IdP from now on (a certificate
-    roll-over: docs/schools.md, ADFS)."""
-    if url is not None:
-        click.echo(f"  `ketenbroker metadata refresh` fetches {url} again on every run.")
-    else:
-        click.echo(
-            "  Given as a file: nothing fetches it again; give the IdP's metadata URL to have "
-            "`ketenbroker metadata refresh` follow its key roll-overs (docs/schools.md)."
-        )
+    update_given(settings, registry, entry, metadata)
 
 
 def _check_realms(school: School) -> None:

@@ -73,6 +73,19 @@ class AssuranceLevel:
     oidc: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class SchoolContexts:
+    """What a SAML school is asked for (`Assurance.school_request`): the class `references` of
+    a RequestedAuthnContext and their `comparison`; no references: none is sent."""
+
+    references: tuple[str, ...] = ()
+    comparison: str = EXACT
+
+
+# A request without a RequestedAuthnContext: any login the school ranks will do.
+ASK_NOTHING = SchoolContexts()
+
+
 @dataclass(frozen=True)
 class Assurance:
     levels: tuple[AssuranceLevel, ...]
@@ -105,9 +118,7 @@ class Assurance:
                 best, best_rank = method, names.index(level)
         return best
 
-    def school_request(
-        self, named: Iterable[str], *, required: bool = True
-    ) -> tuple[tuple[str, ...], str]:
+    def school_request(self, named: Iterable[str], *, required: bool = True) -> SchoolContexts:
         """What a SAML school is asked for when the levels `named` answer the service (its
         acceptable ones, weakest first): class references and a Comparison, or nothing. A wish
         that is not `required` (OIDC `acr_values` without `essential`) accepts any answer, so it
@@ -123,13 +134,13 @@ class Assurance:
         names = [level.name for level in self.levels]
         ranks = sorted({names.index(name) for name in named if name in names})
         if not ranks:
-            return (), EXACT
+            return ASK_NOTHING
         if ranks == list(range(ranks[0], len(names))):
             if ranks[0] == 0:
-                return (), EXACT
-            return self.levels[ranks[0]].saml[:1], MINIMUM
+                return ASK_NOTHING
+            return SchoolContexts(self.levels[ranks[0]].saml[:1], MINIMUM)
         references = (self.levels[rank].saml[:1] for rank in ranks)
-        return tuple(ref for refs in references for ref in refs), EXACT
+        return SchoolContexts(tuple(ref for refs in references for ref in refs), EXACT)
 
     def from_saml(self, references: Iterable[str]) -> tuple[str, ...]:
         return self._names(references, lambda level: level.saml)

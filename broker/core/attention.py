@@ -48,8 +48,9 @@ from broker.core.subjects import lacks_realms
 
 SHOWN = 50  # entries listed per kind; the count says how many there are in all
 # How far ahead a school's IdP's last signing certificate ending is reported (the operator's
-# page, `registry problems`, the gauge and the school's portal banner alike). A copy given as a
-# file is never fetched again: 30 days, for someone to get the school's new metadata. A copy
+# page, `registry problems`, the gauge and the school's portal banner alike), and a service's
+# SP's last signing or encryption certificate (the same, and the publisher's portal). A copy
+# given as a file is never fetched again: 30 days, for someone to get the new metadata. A copy
 # given by URL is fetched by every `metadata refresh`, and ADFS publishes its next certificate
 # 20 days before the current one ends: within 15 days, a copy that still has no successor has a
 # refresh that fails (or a server that publishes none); at 30 every healthy ADFS school would be
@@ -140,12 +141,16 @@ class Facts:
     idp_left_out: Mapping[str, LeftOut] = field(default_factory=dict)
     sp_left_out: Mapping[str, LeftOut] = field(default_factory=dict)
     # For every IdP entity id whose copy in force has a readable signing certificate: when the
-    # last of them ends (saml/metadata_changes.py `signing_valid_until`).
+    # last of them ends (saml/metadata_changes.py `signing_valid_until`); for every SP entity
+    # id, likewise of its signing and its encryption certificates, the earlier.
     idp_signing_until: Mapping[str, datetime] = field(default_factory=dict)
+    sp_signing_until: Mapping[str, datetime] = field(default_factory=dict)
     now: datetime | None = None  # None: no certificate is reported as ending
     # By school id, for every school given by URL: what `metadata refresh` last made of it
-    # (revision 0028). Read on every report (the refresh bumps no generation).
+    # (revision 0028); by service id, for every service given by URL (revision 0029). Read on
+    # every report (the refresh bumps no generation).
     school_refresh: Mapping[str, RefreshRecord] = field(default_factory=dict)
+    service_refresh: Mapping[str, RefreshRecord] = field(default_factory=dict)
 
 
 # -- the rules: each finds its entries (in id order) and says nothing of the others ------------
@@ -162,6 +167,14 @@ def _in_force(facts: Facts, role: str) -> Mapping[str, Collection[str]]:
 
 def _held(facts: Facts, role: str) -> Collection[str]:
     return facts.idp_held if role == "idp" else facts.sp_held
+
+
+def _keys_until(facts: Facts, role: str) -> Mapping[str, datetime]:
+    return facts.idp_signing_until if role == "idp" else facts.sp_signing_until
+
+
+def _refreshes(facts: Facts, role: str) -> Mapping[str, RefreshRecord]:
+    return facts.school_refresh if role == "idp" else facts.service_refresh
 
 
 def _why_left_out(facts: Facts, role: str, entity_id: str) -> LeftOut | None:
@@ -250,38 +263,60 @@ def school_subject_without_realm(facts: Facts) -> Iterator[Entry]:
 
 
 def certificate_ending(until: datetime | None, now: datetime, *, fetched: bool) -> bool:
-    """Whether an IdP whose last signing certificate ends at `until` is to be warned about now
-    (within CERTIFICATE_WARNING, FETCHED_CERTIFICATE_WARNING for a copy `metadata refresh`
-    fetches from the school's URL; or ended)."""
+    """Whether an entity whose last signing (or encryption) certificate ends at `until` is to be
+    warned about now (within CERTIFICATE_WARNING, FETCHED_CERTIFICATE_WARNING for a copy
+    `metadata refresh` fetches from the entry's URL; or ended)."""
     warning = FETCHED_CERTIFICATE_WARNING if fetched else CERTIFICATE_WARNING
     return until is not None and until <= now + warning
 
 
-def school_certificate_ending(facts: Facts) -> Iterator[Entry]:
-    """A SAML school whose IdP's signing certificates in the copy in force all end within
+# What an ending certificate is, in an entry's detail, by role.
+_ENDING_KEYS = {"idp": "signing certificate", "sp": "signing or encryption certificate"}
+
+
+def _certificate_ending(facts: Facts, role: str, reason: str) -> Iterator[Entry]:
+    """A SAML school (`role` "idp") whose IdP's signing certificates, or a SAML service ("sp")
+    whose SP's signing or encryption certificates, in the copy in force all end within
     CERTIFICATE_WARNING (FETCHED_CERTIFICATE_WARNING given by URL; or have ended): once they
-    end its IdP signs with one the broker does not hold. The copy was given as a file (nothing
-    fetches it again), or its URL does not publish a successor yet."""
+    end the entity signs with a key the broker does not hold (or the broker encrypts to one it
+    no longer uses). The copy was given as a file (nothing fetches it again), or its URL does
+    not publish a successor yet."""
     if facts.now is None:
         return
-    for entry_id, name, entity_id in _saml_entries(facts, "idp"):
-        until = facts.idp_signing_until.get(entity_id)
-        fetched = entry_id in facts.school_refresh  # given by URL
+    ends, fetched_ids = _keys_until(facts, role), _refreshes(facts, role)
+    for entry_id, name, entity_id in _saml_entries(facts, role):
+        until = ends.get(entity_id)
+        fetched = entry_id in fetched_ids  # given by URL
         if until is not None and certificate_ending(until, facts.now, fetched=fetched):
-            detail = f"signing certificate valid until {until.date().isoformat()}"
-            yield Entry(entry_id, name, "school_certificate_ending", detail)
+            detail = f"{_ENDING_KEYS[role]} valid until {until.date().isoformat()}"
+            yield Entry(entry_id, name, reason, detail)
 
 
-def school_metadata_not_refreshed(facts: Facts) -> Iterator[Entry]:
-    """A SAML school given by URL whose copy `metadata refresh` has not accepted for
-    REFRESH_WARNING (core/metadata_refresh.py): its IdP's next certificate will not reach the
-    broker. The school's server refuses or fails the download, or the timer does not run."""
+def _metadata_not_refreshed(facts: Facts, role: str, reason: str) -> Iterator[Entry]:
+    """A SAML school or service given by URL whose copy `metadata refresh` has not accepted
+    for REFRESH_WARNING (core/metadata_refresh.py): the entity's next certificate will not
+    reach the broker. Its server refuses or fails the download, or the timer does not run."""
     if facts.now is None:
         return
-    for entry_id, name, _entity_id in _saml_entries(facts, "idp"):
-        record = facts.school_refresh.get(entry_id)
+    records = _refreshes(facts, role)
+    for entry_id, name, _entity_id in _saml_entries(facts, role):
+        record = records.get(entry_id)
         if record is not None and (detail := not_refreshed(record, facts.now)) is not None:
-            yield Entry(entry_id, name, "school_metadata_not_refreshed", detail)
+            yield Entry(entry_id, name, reason, detail)
+
+
+school_certificate_ending = partial(
+    _certificate_ending, role="idp", reason="school_certificate_ending"
+)
+service_certificate_ending = partial(
+    _certificate_ending, role="sp", reason="service_certificate_ending"
+)
+school_metadata_not_refreshed = partial(
+    _metadata_not_refreshed, role="idp", reason="school_metadata_not_refreshed"
+)
+service_metadata_not_refreshed = partial(
+    _metadata_not_refreshed, role="sp", reason="service_metadata_not_refreshed"
+)
 
 
 def sources_untrusted(facts: Facts) -> Iterator[Entry]:
@@ -374,6 +409,14 @@ KINDS: tuple[tuple[Kind, tuple[Rule, ...]], ...] = (
     (
         Kind("schools_metadata_not_refreshed", Severity.AT_RISK, "school"),
         (school_metadata_not_refreshed,),
+    ),
+    (
+        Kind("services_certificate_ending", Severity.AT_RISK, "service"),
+        (service_certificate_ending,),
+    ),
+    (
+        Kind("services_metadata_not_refreshed", Severity.AT_RISK, "service"),
+        (service_metadata_not_refreshed,),
     ),
     (Kind("chains_id_not_plain", Severity.AT_RISK, "chain"), (chains_id_not_plain,)),
     (

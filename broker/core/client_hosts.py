@@ -13,7 +13,7 @@ carries no code or token, but it is where the broker itself sends students after
 a host nobody checked it could be a look-alike sign-in page. And were it free, one change could
 put it on a new host and the next a redirect URI beside it.
 
-Pure functions on the URL text; the URIs are checked with `redirect_uri_problem` first.
+Pure functions on the URL text; the URIs are checked with `redirect_uri_refusal` first.
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ http only to loopback, which demos and tests use. Pure checks on the URL text.""
 from __future__ import annotations
 
 import ipaddress
+from dataclasses import dataclass
+from enum import Enum
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 import idna
@@ -79,13 +81,52 @@ def ascii_host_form(url: str) -> str | None:
     return urlunsplit(parts._replace(netloc=f"{before}{at}{written}{colon}{port}"))
 
 
-NON_ASCII_HOST = "must write its host in ASCII (its xn-- form): use"
-NOT_A_DOMAIN_NAME = "has a host that is not a valid internationalised domain name"
+class Refusal(Enum):
+    """Why an endpoint URL is refused at intake: the kind each intake translates into its own
+    words (`UrlRefusal.words` is the English the CLI, the registry import and the log read)."""
+
+    LENGTH = "length"
+    SPACES = "spaces"
+    NOT_A_URL = "not_a_url"
+    FRAGMENT = "fragment"
+    WILDCARD = "wildcard"
+    CREDENTIALS = "credentials"
+    NON_ASCII_HOST = "non_ascii_host"
+    NOT_A_DOMAIN_NAME = "not_a_domain_name"
+    NOT_HTTPS = "not_https"
 
 
-def non_ascii_host_problem(url: str) -> str | None:
-    """Why `url`'s host cannot be registered as written, naming the xn-- form to register
-    instead; None when the host is ASCII (or the URL has none: other checks judge that)."""
+@dataclass(frozen=True, slots=True)
+class UrlRefusal:
+    """A refused endpoint URL: the kind, and for `NON_ASCII_HOST` the URL with its host in its
+    xn-- form (`ascii_host_form`), which every intake names as the one to register instead."""
+
+    kind: Refusal
+    ascii_form: str | None = None
+
+    @property
+    def words(self) -> str:
+        if self.kind is Refusal.NON_ASCII_HOST:
+            return f"must write its host in ASCII (its xn-- form): use {self.ascii_form}"
+        return _WORDS[self.kind]
+
+
+_WORDS = {
+    Refusal.LENGTH: f"must be 1-{MAX_REDIRECT_URI} characters",
+    Refusal.SPACES: "must not contain spaces",
+    Refusal.NOT_A_URL: "is not a URL",
+    Refusal.FRAGMENT: "must not have a fragment (#…)",
+    Refusal.WILDCARD: "must not contain wildcards",
+    Refusal.CREDENTIALS: "must not carry a user name or password",
+    Refusal.NOT_A_DOMAIN_NAME: "has a host that is not a valid internationalised domain name",
+    Refusal.NOT_HTTPS: "must be https (plain http only to a loopback address or localhost)",
+}
+
+
+def host_refusal(url: str) -> UrlRefusal | None:
+    """Why `url`'s host cannot be registered as written (`NON_ASCII_HOST`, naming the xn-- form
+    to register instead, or `NOT_A_DOMAIN_NAME`); None when the host is ASCII (or the URL has
+    none: other checks judge that)."""
     try:
         host = urlsplit(url).hostname or ""
     except ValueError:
@@ -93,7 +134,9 @@ def non_ascii_host_problem(url: str) -> str | None:
     if host.isascii() and "%" not in host:
         return None
     written = ascii_host_form(url)
-    return NOT_A_DOMAIN_NAME if written is None else f"{NON_ASCII_HOST} {written}"
+    if written is None:
+        return UrlRefusal(Refusal.NOT_A_DOMAIN_NAME)
+    return UrlRefusal(Refusal.NON_ASCII_HOST, written)
 
 
 NAT64 = ipaddress.ip_network("64:ff9b::/96")
@@ -113,31 +156,38 @@ def acceptable_destination(host: str, addresses: list[str], *, allow_loopback: b
     return all(a.is_global and a not in NAT64 for a in parsed)
 
 
-def redirect_uri_problem(uri: str) -> str | None:
-    """Why `uri` cannot be a registered OIDC redirect URI, or None when it can.
+def redirect_uri_refusal(uri: str) -> UrlRefusal | None:
+    """Why `uri` cannot be a registered OIDC redirect URI (or any endpoint registered by the
+    same rule), or None when it can.
 
     Redirect URIs are compared exactly (never by prefix), so a pattern could never match anyway;
     refusing wildcards says so at registration instead of at the first login.
     """
     if not uri or len(uri) > MAX_REDIRECT_URI:
-        return f"must be 1-{MAX_REDIRECT_URI} characters"
+        return UrlRefusal(Refusal.LENGTH)
     if any(ch.isspace() for ch in uri):
-        return "must not contain spaces"
+        return UrlRefusal(Refusal.SPACES)
     try:
         parts = urlsplit(uri)
     except ValueError:
-        return "is not a URL"
+        return UrlRefusal(Refusal.NOT_A_URL)
     if parts.fragment or "#" in uri:
-        return "must not have a fragment (#…)"
+        return UrlRefusal(Refusal.FRAGMENT)
     if "*" in uri:
-        return "must not contain wildcards"
+        return UrlRefusal(Refusal.WILDCARD)
     if parts.username or parts.password:
-        return "must not carry a user name or password"
-    if (problem := non_ascii_host_problem(uri)) is not None:
-        return problem
+        return UrlRefusal(Refusal.CREDENTIALS)
+    if (refused := host_refusal(uri)) is not None:
+        return refused
     if not is_acceptable_endpoint(uri):
-        return "must be https (plain http only to a loopback address or localhost)"
+        return UrlRefusal(Refusal.NOT_HTTPS)
     return None
+
+
+def redirect_uri_problem(uri: str) -> str | None:
+    """`redirect_uri_refusal` in English words (the CLI's, the registry import's, the log's)."""
+    refused = redirect_uri_refusal(uri)
+    return None if refused is None else refused.words
 
 
 MAX_PRIVACY_CONTACT = 1024

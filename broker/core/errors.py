@@ -83,10 +83,7 @@ class RelayStateNotText(InvalidMessage):
     request (a service's) and a logout's (a service's or a school's) alike: one message."""
 
     code = "relay_state_invalid"
-    public_message = (
-        "This request carries data that cannot be sent back unchanged, so it cannot be "
-        "handled. Please tell the learning platform or your school's ICT department."
-    )
+    public_message = "Something went wrong with this request. Tell your school's ICT contact."
 
 
 # What a school's "no" said, among the few reasons a student's page words (the SAML back names
@@ -140,8 +137,8 @@ class SchoolAnswerOutOfTime(InvalidMessage):
     code = "answer_out_of_time"
     status = 502
     public_message = (
-        "Your school's sign-in service sent an answer that is too old, or its clock is wrong. "
-        "Please try again; if it keeps happening, tell your school."
+        "Signing in at your school took too long. Please try again; if it keeps happening, "
+        "tell your school."
     )
 
     def __init__(self, what: str, offset: float, accepted: str) -> None:

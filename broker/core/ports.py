@@ -96,18 +96,20 @@ class PseudonymKeySource(Protocol):
         ...
 
 
-StoreOperation = Literal["put", "get", "take", "add_if_absent", "delete"]
+StoreOperation = Literal["put", "get", "take", "add_if_absent", "replace_if_same", "delete"]
 
 
 @dataclass(frozen=True, slots=True)
 class StoreOp:
-    """One single-key command of a `KeyValueStore.batch`: its name, key, and for `put` and
-    `add_if_absent` the value and TTL. Build them with the helpers below."""
+    """One single-key command of a `KeyValueStore.batch`: its name, key, for `put`,
+    `add_if_absent` and `replace_if_same` the value and TTL, and for `replace_if_same` the
+    bytes the key must still hold. Build them with the helpers below."""
 
     operation: StoreOperation
     key: str
     value: bytes = b""
     ttl_seconds: int = 0
+    expected: bytes = b""
 
     @classmethod
     def put(cls, key: str, value: bytes, ttl_seconds: int) -> StoreOp:
@@ -126,6 +128,15 @@ class StoreOp:
         return cls("add_if_absent", key, value, ttl_seconds)
 
     @classmethod
+    def replace_if_same(
+        cls, key: str, expected: bytes | None, value: bytes, ttl_seconds: int
+    ) -> StoreOp:
+        """`KeyValueStore.replace_if_same`; with `expected` None, `add_if_absent`."""
+        if expected is None:
+            return cls.add_if_absent(key, value, ttl_seconds)
+        return cls("replace_if_same", key, value, ttl_seconds, expected)
+
+    @classmethod
     def delete(cls, key: str) -> StoreOp:
         return cls("delete", key)
 
@@ -140,7 +151,7 @@ def key_bytes(key: str) -> bytes:
 
 
 # A batch's replies, one per operation: None for put/delete, the value (or None) for get/take,
-# True/False for add_if_absent, as the single calls return them.
+# True/False for add_if_absent and replace_if_same, as the single calls return them.
 StoreReply = bytes | bool | None
 
 
@@ -161,6 +172,16 @@ class KeyValueStore(Protocol):
 
     def add_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool:
         """Set only when the key is absent; True when this call set it (replay cache, locks)."""
+        ...
+
+    def replace_if_same(
+        self, key: str, expected: bytes | None, value: bytes, ttl_seconds: int
+    ) -> bool:
+        """Set `value` only while the key still holds exactly the bytes `expected` (with
+        `expected` None: only while it is absent, `add_if_absent`), in one atomic step; True
+        when this call set it. A compare-and-set: a caller that read a record, changed it and
+        writes it back whole learns (False) that another client wrote it in between, and reads
+        it again rather than dropping that client's change (login/participants.py)."""
         ...
 
     def renew(self, key: str, ttl_seconds: int) -> bytes | None:

@@ -5,6 +5,13 @@ holds a *participant* per service the session answered: its protocol, what the s
 given to name the session (SAML NameID and SessionIndex, OIDC sub and sid) and the release the
 information notice was shown for. A login reads this one record; it writes it only when
 something changed, so a returning login to a service with the same release writes nothing.
+
+Two logins of one session may finish at once (two tabs; a learning environment that opens
+several publishers' tiles with silent SSO): both read the same record and each adds its own
+service. So a login writes the record back only if it still holds the exact bytes it read
+(`KeyValueStore.replace_if_same`, in the login's own batch); when another login wrote in between,
+it reads the record again and adds its participant to that (`SessionServiceBook.settle`), so
+neither service drops out of the record a logout reads.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from broker.core.errors import StateExpired
+from broker.core.errors import StateExpired, StoreUnavailable
 from broker.core.model import UpstreamIdentity
 from broker.core.notice_release import is_current_mark
 from broker.core.ports import KeyValueStore, StoreOp, StoreReply
@@ -32,6 +39,10 @@ MAX_TOKEN_LENGTH = 128
 # logged in to one platform more often in one session) then ends at its own expiry.
 FAMILIES = "families"
 MAX_FAMILIES = 16
+# How often a login reads the record again after another login of the session wrote it first.
+# Each failed try means another login's write went in, so this many logins finishing within the
+# same few milliseconds; past it the login is refused as with a store failure (try again).
+MAX_WRITE_TRIES = 16
 
 
 @dataclass(frozen=True)
@@ -65,9 +76,11 @@ class Participant:
 
 @dataclass(frozen=True)
 class SessionServices:
-    """Every participant of one SSO session, in the order they first logged in."""
+    """Every participant of one SSO session, in the order they first logged in. `stored`: the
+    record's bytes as read (None: there was none), which a write back must find unchanged."""
 
     participants: tuple[Participant, ...] = ()
+    stored: bytes | None = field(default=None, compare=False, repr=False)
 
     def get(self, service_id: str) -> Participant | None:
         for participant in self.participants:
@@ -106,8 +119,8 @@ class SessionServices:
         return {p.service_id: p.to_payload() for p in self.participants}
 
     @classmethod
-    def from_payload(cls, data: dict[str, Any]) -> SessionServices:
-        return cls(tuple(Participant.from_payload(k, v) for k, v in data.items()))
+    def from_payload(cls, data: dict[str, Any], stored: bytes | None = None) -> SessionServices:
+        return cls(tuple(Participant.from_payload(k, v) for k, v in data.items()), stored)
 
 
 def _with_earlier_families(participant: Participant, earlier: Participant) -> Participant:
@@ -148,11 +161,12 @@ class SessionServiceBook:
         """`read_op`'s reply opened as `read` returns it."""
         if not sso_token or len(sso_token) > MAX_TOKEN_LENGTH:
             return SessionServices()
+        stored = reply if isinstance(reply, bytes) else None
         try:
             data = SealedStore.opened(sso_token.encode(), SESSION_SERVICES, sso_token, reply)
         except StateExpired:
-            return SessionServices()
-        return SessionServices() if data is None else SessionServices.from_payload(data)
+            data = None
+        return SessionServices.from_payload(data or {}, stored)
 
     def record(
         self,
@@ -166,7 +180,7 @@ class SessionServiceBook:
         session's record, which may hand on a replaced session's services, is always written)."""
         write = self.record_op(sso_token, before, participant, new_session=new_session)
         if write is not None:
-            self.sealed.store.put(write.key, write.value, write.ttl_seconds)
+            self.settle(sso_token, participant, self.sealed.store.batch([write])[0])
 
     def record_op(
         self,
@@ -176,13 +190,47 @@ class SessionServiceBook:
         *,
         new_session: bool = False,
     ) -> StoreOp | None:
-        """`record`'s write, for the caller's batch; None when there is nothing to write."""
+        """`record`'s write, for the caller's batch; None when there is nothing to write. It
+        writes only if the record is still as `before` was read (a new session's, whose token
+        no other request has yet, always); pass its reply to `settle`."""
         if not new_session and before.get(participant.service_id) == participant:
             return None
         after = before.with_login(participant)
-        return self.sealed.put_op(
+        write = self.sealed.put_op(
             sso_token.encode(), SESSION_SERVICES, sso_token, after.to_payload(), self.session_ttl
         )
+        if new_session:
+            return write
+        return StoreOp.replace_if_same(write.key, before.stored, write.value, write.ttl_seconds)
+
+    def settle(self, sso_token: str, participant: Participant, reply: StoreReply) -> None:
+        """After `record_op`'s write ran with `reply`: when another login of the session wrote
+        the record first (False), read it again and add `participant` to what it holds now,
+        until a write goes in or the record already says it. Two round trips a try, on this
+        path only. `StoreUnavailable` when the store fails or after `MAX_WRITE_TRIES`: the
+        service could not be recorded, so a logout could not reach it. `StateExpired` when the
+        record is gone on the re-read: only a session's end removes it (a logout in another tab,
+        a replacing login), so this login would otherwise write a record for an ended session
+        that no logout reads, and answer a service no logout reaches."""
+        for _ in range(MAX_WRITE_TRIES):
+            if reply is not False:
+                return
+            now = self.read(sso_token)
+            if now.stored is None:
+                raise StateExpired(
+                    "the SSO session ended while this login finished", code="session_ended"
+                )
+            write = self.record_op(sso_token, now, participant)
+            if write is None:
+                return
+            reply = self.sealed.store.batch([write])[0]
+        if reply is False:
+            # The store answers: name the contention, not an outage (the log and the
+            # setbacks metric tell them apart), though the student's page is the same.
+            raise StoreUnavailable(
+                "session services record kept changing under this login",
+                code="session_record_contended",
+            )
 
     def forget_op(self, sso_token: str) -> StoreOp:
         return self.sealed.delete_op(SESSION_SERVICES, sso_token)

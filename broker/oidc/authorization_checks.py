@@ -1,5 +1,6 @@
 """The authorization request's OpenID Connect checks beyond authlib's (which has checked the
-client, the redirect URI, response_type, PKCE and `prompt=none` without a session by then).
+client, the redirect URI, repeated parameters (grants.CodeGrant), response_type, PKCE and
+`prompt=none` without a session by then).
 
 Each refusal is an OAuth2Error carrying the validated redirect URI, so the client hears it at
 its redirect URI; each description is a sentence (oauth_errors.py). Nothing here does I/O: the
@@ -19,7 +20,6 @@ from broker.core.errors import BadRequest
 from broker.core.whole_numbers import MAX_AGE_DIGITS, whole_number
 from broker.oidc import requested_claims as oidc_claims
 from broker.oidc.id_token_hint import HintRefused, hinted_subject
-from broker.oidc.oauth_errors import repeated_parameters
 from broker.oidc.response_modes import QUERY, RESPONSE_MODES
 from broker.oidc.signing_keys import SigningKeys
 
@@ -61,9 +61,6 @@ def check_openid_request(
 ) -> OpenIdRequest:
     """`payload`: authlib's payload of the request (`data`, `datalist`)."""
     data: Mapping[str, str] = payload.data
-    repeated = repeated_parameters(payload.datalist)
-    if repeated is not None:
-        raise InvalidRequestError(repeated, redirect_uri=redirect_uri)
     scopes = data.get("scope", "").split()
     if oidc_claims.OPENID not in scopes:
         raise InvalidScopeError("The openid scope is required.", redirect_uri=redirect_uri)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
@@ -333,14 +334,17 @@ class OidcBack:
             code_verifier=verifier,
         )
         headers = {"Accept": "application/json", "Content-Type": f"{FORM};charset=UTF-8"}
-        client = ClientAuth(upstream.client_id, upstream.client_secret, _auth_method(metadata))
-        try:
-            _, headers, body = client.prepare("POST", metadata.token_endpoint, headers, body)
-        except UnicodeEncodeError:
-            # client_secret_basic carries id and secret as Latin-1 (authlib, as RFC 7617 allows).
-            raise UpstreamFailure(
-                "client id or secret for this school is not Latin-1", code="client_secret_invalid"
-            ) from None
+        method = _auth_method(metadata)
+        client_id, secret = upstream.client_id, upstream.client_secret
+        if method == BASIC:
+            # RFC 6749 2.3.1: id and secret form-urlencoded first, then Basic; authlib joins
+            # them as they are, so a secret with `+`, `%`, `/` or `=` reached a provider that
+            # decodes per the RFC (Keycloak, Spring Authorization Server) changed, and one
+            # beyond Latin-1 could not be sent at all. Spaces as %20, which every decoder
+            # reads as a space (authlib's own server does not read `+` so).
+            client_id, secret = quote(client_id, safe=""), quote(secret, safe="")
+        client = ClientAuth(client_id, secret, method)
+        _, headers, body = client.prepare("POST", metadata.token_endpoint, headers, body)
         response = self._session().request(
             "POST", metadata.token_endpoint, headers=headers, form=body
         )

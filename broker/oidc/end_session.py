@@ -8,7 +8,7 @@ What a publisher's platform may ask, and what the broker believes of it:
   session (`sid`). A logout token is never accepted as a hint.
 - `client_id`: must name the same client as the hint (section 2: "consistent").
 - `post_logout_redirect_uri`: only one the client registered, compared exactly, and that
-  intake's rule (`redirect_uri_problem`) still takes at use; and only when the client is known
+  intake's rule (`redirect_uri_refusal`) still takes at use; and only when the client is known
   (from the hint or `client_id`), else the request is refused with a page: an unregistered
   target never gets a redirect (section 3).
 - `state`: echoed on the way back. `ui_locales`: the language of the logout pages.
@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from broker.core.endpoints import redirect_uri_problem
+from broker.core.endpoints import redirect_uri_refusal
 from broker.core.errors import BadRequest
 from broker.core.model import Protocol, Service
 from broker.core.ports import RegistryReader
@@ -94,7 +94,7 @@ class EndSessionChecks:
             # Registered, and one intake would take now (as grants.check_redirect_uri holds a
             # redirect_uri): a URI written past intake (a direct database write, plain http to
             # another host) is no target either.
-            if target not in registered or redirect_uri_problem(target) is not None:
+            if target not in registered or redirect_uri_refusal(target) is not None:
                 raise LogoutRequestRefused(
                     f"post_logout_redirect_uri not registered for {client.id}",
                     code="logout_unregistered_redirect",

@@ -4,11 +4,13 @@ Everything a code or token carries about the student (the pseudonym and released
 sealed under the code or token itself (broker/login/sealed.py), so the store holds nothing
 readable without the very value the publisher was given. Codes and refresh tokens are taken
 atomically (one use, across workers); a second use revokes every token of that login's family
-(RFC 6749 10.5, RFC 9700 4.14).
+(RFC 6749 10.5, RFC 9700 4.14). A code is filed under its client too: another client that
+presents it neither uses it up nor revokes anything.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import secrets
 import string
@@ -24,13 +26,14 @@ from authlib.oauth2.rfc6749.grants import AuthorizationCodeGrant, RefreshTokenGr
 from authlib.oauth2.rfc7636 import CodeChallenge
 
 from broker.core.chain_move import previous_still_released
-from broker.core.endpoints import redirect_uri_problem
+from broker.core.endpoints import redirect_uri_refusal
 from broker.core.errors import PolicyRefusal, RequiredAttributeMissing, StateExpired
 from broker.core.model import Service
 from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
 from broker.core.release import release_for
 from broker.login.sealed import SealedStore
 from broker.oidc import requested_claims as oidc_claims
+from broker.oidc.oauth_errors import repeated_parameters
 from broker.oidc.registration import secret_matches
 
 CODE = "oidc-code"
@@ -97,9 +100,11 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
     def get_default_redirect_uri(self) -> str | None:
         return None  # OIDC: the request must name its redirect_uri, matched exactly
 
-    def get_allowed_scope(self, scope: str) -> str:
+    def get_allowed_scope(self, scope: str | None) -> str:
         # Scope values the broker does not know are ignored, not refused (OIDC Core 3.1.2.1).
-        return " ".join(v for v in scope.split() if v in KNOWN_SCOPES)
+        # No scope at all (authlib hands in None) keeps none: the request is then refused as
+        # one without `openid` (authorization_checks.py: invalid_scope at the redirect URI).
+        return " ".join(v for v in (scope or "").split() if v in KNOWN_SCOPES)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
         # Exactly one the client registered, and one intake would take now: a URI written into
@@ -107,7 +112,7 @@ class RegisteredClient(ClientMixin):  # type: ignore[misc]
         # authlib then refuses the request with a page, never a redirect (provider.authorize).
         return (
             redirect_uri in self.registration.redirect_uris
-            and redirect_uri_problem(redirect_uri) is None
+            and redirect_uri_refusal(redirect_uri) is None
         )
 
     def check_client_secret(self, client_secret: str) -> bool:
@@ -268,16 +273,25 @@ class TokenVault:
             "code_challenge_method": issued.code_challenge_method,
             "grantee": issued.grantee.to_payload(),
         }
+        filed = _code_id(issued.client_id, code)
         return [
-            self._family_mark(CODE, code, issued.grantee.family),
-            self.sealed.put_op(code.encode(), CODE, code, payload, self.code_ttl),
+            self._family_mark(CODE, filed, issued.grantee.family),
+            self.sealed.put_op(code.encode(), CODE, filed, payload, self.code_ttl),
         ]
 
-    def take_code(self, code: str) -> IssuedCode | None:
-        """One use: the first caller gets the code, a second use revokes what the first got."""
-        data = self._take(code, CODE)
+    def take_code(self, code: str, client_id: str) -> IssuedCode | None:
+        """One use: the first redemption by `client_id` gets the code, a second one revokes
+        what the first got. Presented by another client, the code is not found: nothing is
+        taken or revoked, and its own client can still redeem it (RFC 6749 4.1.3, 10.5)."""
+        if not code or len(code) > 256:
+            return None
+        filed = _code_id(client_id, code)
+        try:
+            data = self.sealed.take(code.encode(), CODE, filed)
+        except StateExpired:
+            return None
         if data is None:
-            self._revoke_family_of(CODE, code)
+            self._revoke_family_of(CODE, code, filed)
             return None
         return IssuedCode(
             data["client_id"],
@@ -388,10 +402,12 @@ class TokenVault:
         batch (logout_channel.py); it also refuses a code redeemed after it (`put_tokens`)."""
         return StoreOp.put(_revoked_key(family), SESSION_ENDED, self.mark_ttl)
 
-    def _revoke_family_of(self, kind: str, value: str) -> None:
+    def _revoke_family_of(self, kind: str, value: str, filed: str | None = None) -> None:
+        """`filed`: what the value's mark is kept under, when not the value itself (a code's:
+        `_code_id`)."""
         if not value or len(value) > 256:
             return
-        family = self.store.get(f"oidc:family-of:{kind}:{_digest(value)}")
+        family = self.store.get(f"oidc:family-of:{kind}:{_digest(filed or value)}")
         if family is not None:
             # Added only where no mark is: a session's end already marked must stay the
             # session's end, or the first redemption of a code replayed after the logout would
@@ -409,6 +425,14 @@ SESSION_ENDED = b"ended"
 
 def _revoked_key(family: str) -> str:
     return f"oidc:revoked:{family}"
+
+
+def _code_id(client_id: str, code: str) -> str:
+    """What a code is filed under, and its family mark kept under: its client's id with it. A
+    code another client presents finds nothing there, so it burns nothing and revokes nothing,
+    in the one `take` the redemption costs (a compare after the take would come too late).
+    JSON, so no client id and code run together into another pair's."""
+    return json.dumps([client_id, code])
 
 
 # RFC 7636 4.2: BASE64URL-ENCODE(SHA256(ASCII(code_verifier))), 32 bytes without padding.
@@ -511,6 +535,21 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
     def generate_authorization_code(self) -> str:
         return random_token(self.AUTHORIZATION_CODE_LENGTH)  # authlib's 48 characters
 
+    @staticmethod
+    def validate_authorization_redirect_uri(request: Any, client: RegisteredClient) -> str:
+        """authlib's check of the redirect URI, and at once after it, before anything else
+        reads a parameter, the refusal of one given twice (RFC 6749 3.1) at that URI: before
+        authlib's `prompt=none` answer (`prompt=none&prompt=login` was login_required, from
+        the first value) or a PKCE check reads the first of two values. The five it reads
+        before the URI is trusted authlib refuses itself, with a page."""
+        redirect_uri: str = AuthorizationCodeGrant.validate_authorization_redirect_uri(
+            request, client
+        )
+        repeated = repeated_parameters(request.payload.datalist)
+        if repeated is not None:
+            raise InvalidRequestError(repeated, redirect_uri=redirect_uri)
+        return redirect_uri
+
     def issue_code(self, grantee: Grantee) -> dict[str, str]:
         """authlib's `create_authorization_response` without its redirect: the response's
         parameters (RFC 6749 4.1.2), which the provider delivers in the response mode the
@@ -534,7 +573,7 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
             IssuedCode(
                 client_id=request.client.get_client_id(),
                 redirect_uri=request.payload.redirect_uri,
-                scope=request.client.get_allowed_scope(request.payload.scope or ""),
+                scope=request.client.get_allowed_scope(request.payload.scope),
                 nonce=data.get("nonce"),
                 code_challenge=data.get("code_challenge"),
                 code_challenge_method=data.get("code_challenge_method"),
@@ -543,7 +582,8 @@ class CodeGrant(AuthorizationCodeGrant):  # type: ignore[misc]
         )
 
     def query_authorization_code(self, code: str, client: RegisteredClient) -> IssuedCode | None:
-        issued = self.vault.take_code(code)
+        issued = self.vault.take_code(code, client.get_client_id())
+        # Filed under its client (`_code_id`): the comparison is a second lock all the same.
         if issued is None or issued.client_id != client.get_client_id():
             return None
         grantee = released_now(self.registry, issued.client_id, issued.grantee)

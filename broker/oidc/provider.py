@@ -69,6 +69,9 @@ END_SESSION_PATH = "/oidc/end_session"
 MAX_PARAMETER = 2048
 # An ID token handed back as a hint may carry many claims (groups): its own limit.
 LONG_PARAMETERS = {"id_token_hint": MAX_ID_TOKEN_LENGTH}
+# The log's reason code of an answer refused because its redirect URI, or its client, is no
+# longer registered (`OidcProvider.error_response`).
+REDIRECT_URI_REMOVED = "oidc_redirect_uri_removed"
 
 
 @dataclass(frozen=True)
@@ -291,12 +294,23 @@ class OidcProvider:
     def error_response(
         self, login: LoginRequest, error: str, description: str
     ) -> AuthorizationResponse:
-        """An error for the client at its redirect URI (validated when the request arrived)."""
+        """An error for the client at its redirect URI: validated when the request arrived, and
+        again now against the registration in force, as the code's answer is (`respond`, where
+        authlib validates the kept request again): a URI the client removed during the login
+        gets nothing, and the student the page (REDIRECT_URI_REMOVED; the SAML side re-checks
+        its ACS URL the same way)."""
         data = {k: v[0] for k, v in self._kept_params(login).items() if v}
+        redirect_uri = data["redirect_uri"]
+        client = self.server.query_client(data.get("client_id", ""))
+        if client is None or not client.check_redirect_uri(redirect_uri):
+            raise UnknownService(
+                "the client's redirect URI left its registration during the login",
+                code=REDIRECT_URI_REMOVED,
+            )
         params = {"error": error, "error_description": description}
         if data.get("state"):
             params["state"] = data["state"]
-        return self.answer(data["redirect_uri"], params, data)
+        return self.answer(redirect_uri, params, data)
 
     def answer(
         self, redirect_uri: str, params: Mapping[str, str], request: Mapping[str, str]

@@ -12,8 +12,8 @@ import secrets
 from hashlib import sha256
 
 from broker.core.endpoints import (
+    host_refusal,
     is_acceptable_endpoint,
-    non_ascii_host_problem,
     redirect_uri_problem,
 )
 from broker.core.errors import BadRequest
@@ -49,8 +49,8 @@ def registration_problems(
         problems.append(
             ("id_token_alg", f"ID token algorithm must be one of {', '.join(ID_TOKEN_ALGORITHMS)}")
         )
-    if jwks_uri and (problem := non_ascii_host_problem(jwks_uri)) is not None:
-        problems.append(("jwks_uri", f"JWKS URL {jwks_uri!r} {problem}"))
+    if jwks_uri and (refused := host_refusal(jwks_uri)) is not None:
+        problems.append(("jwks_uri", f"JWKS URL {jwks_uri!r} {refused.words}"))
     elif auth_method is ClientAuthMethod.PRIVATE_KEY_JWT:
         if not jwks_uri or not is_acceptable_endpoint(jwks_uri):
             problems.append(

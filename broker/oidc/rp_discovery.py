@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, JWKRegistry, OKPKey, RSAKey
 
-from broker.core.endpoints import ascii_host_form, is_acceptable_endpoint, non_ascii_host_problem
+from broker.core.endpoints import host_refusal, is_acceptable_endpoint
 from broker.core.errors import N_, SchoolUnreachable, UpstreamFailure
 from broker.oidc.rp_http import (
     DISCOVERY_DOCUMENT,
@@ -50,7 +50,7 @@ ASYMMETRIC_ALGORITHMS = frozenset(
     {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
 )
 
-# An issuer whose host is not ASCII (core/endpoints.py `ascii_host_form`).
+# An issuer whose host is not ASCII (core/endpoints.py `host_refusal`).
 NON_ASCII_ISSUER = N_("issuer must write its host in ASCII (its xn-- form): use %(url)s")
 NOT_A_DOMAIN_NAME = N_("issuer has a host that is not a valid internationalised domain name")
 
@@ -288,10 +288,10 @@ class ProviderDirectory:
             # suffix would land in a query string and reach whatever path the issuer names.
             raise ProviderInvalid(N_("issuer must not have a query or fragment"))
         url = issuer.rstrip("/") + WELL_KNOWN
-        if non_ascii_host_problem(issuer) is not None:  # why: core/endpoints.py
-            if (written := ascii_host_form(issuer)) is None:
+        if (refused := host_refusal(issuer)) is not None:  # why: core/endpoints.py
+            if refused.ascii_form is None:  # not a domain name
                 raise ProviderInvalid(NOT_A_DOMAIN_NAME)
-            raise ProviderInvalid(NON_ASCII_ISSUER, url=written)
+            raise ProviderInvalid(NON_ASCII_ISSUER, url=refused.ascii_form)
         if not is_acceptable_endpoint(url):
             raise ProviderInvalid(N_("issuer must be an https URL (or loopback http)"))
         return parse_discovery(get_json(self.session(), url, DISCOVERY_DOCUMENT), issuer)

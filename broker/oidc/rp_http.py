@@ -170,7 +170,7 @@ class PeerSession:
         budget_ends = _BUDGET_ENDS.get()
         if budget_ends is not None:
             if budget_ends <= time.monotonic():
-                spent = N_("the time for this login's calls to the provider is spent")
+                spent = N_("the time for this login's calls to the provider has run out")
                 raise self.peer.timeout(spent)
             deadline = min(deadline, budget_ends)
         # The host as it is sent (an international name in its ASCII form): the name looked
@@ -240,7 +240,7 @@ def _left(step: float, deadline: float, peer: Peer) -> float:
     try:
         return wait_for(step, deadline)
     except TimeoutError:
-        raise peer.timeout(N_("the time for this call to the provider is spent")) from None
+        raise peer.timeout(N_("the time for this call to the provider has run out")) from None
 
 
 def _as_sent(url: str) -> str:

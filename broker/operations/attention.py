@@ -70,6 +70,9 @@ class Memo:
     idp_signing: CopyFindings[datetime | None] = field(
         default_factory=lambda: CopyFindings(partial(signing_valid_until, role="idp"))
     )
+    sp_signing: CopyFindings[datetime | None] = field(
+        default_factory=lambda: CopyFindings(partial(signing_valid_until, role="sp"))
+    )
     held: _Held | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -94,22 +97,24 @@ def gather_attention_report(
         secrets_in_clear=registry.secrets_in_clear(),
         sealed_only=registry.sealed_only_since() is not None,
         now=now,
-        school_refresh=registry.school_refresh_records(),
+        school_refresh=registry.refresh_records("idp"),
+        service_refresh=registry.refresh_records("sp"),
     )
     return attention_report(facts, shown)
 
 
-def school_entries(
+def rule_entries(
     rules: Sequence[Rule], registry: SqlRegistry, now: datetime, memo: Memo
 ) -> list[list[Entry]]:
-    """Each school rule's entries alone, in `rules`' order (`school_certificate_ending`,
-    `school_metadata_not_refreshed`), from the memo's facts and the schools' refresh records
-    read once for all of them: what the gauges count at every scrape
-    (web/metadata_metrics.py), two queries while the memo holds the generation."""
+    """Each rule's entries alone, in `rules`' order (`school_certificate_ending`,
+    `school_metadata_not_refreshed`, and the services' two), from the memo's facts and the
+    refresh records read once for all of them: what the gauges count at every scrape
+    (web/metadata_metrics.py), three queries while the memo holds the generation."""
     facts = replace(
         _registry_facts(registry, now, memo),
         now=now,
-        school_refresh=registry.school_refresh_records(),
+        school_refresh=registry.refresh_records("idp"),
+        service_refresh=registry.refresh_records("sp"),
     )
     return [list(rule(facts)) for rule in rules]
 
@@ -125,12 +130,14 @@ def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> Facts:
         # read them again, never keeps older rows under a newer generation.
         in_force = registry.school_metadata()
         ends = memo.idp_signing.of(in_force)
+        sp_in_force = registry.service_metadata(approved_only=False)
+        sp_ends = memo.sp_signing.of(sp_in_force)
         facts = Facts(
             schools=registry.schools(),
             services=registry.all_services(),
             naming_idps=registry.idps_naming_school(),
             idp_endpoints=memo.idp.of(in_force),
-            sp_endpoints=memo.sp.of(registry.service_metadata(approved_only=False)),
+            sp_endpoints=memo.sp.of(sp_in_force),
             sources=(),
             secrets_in_clear=0,
             sealed_only=False,
@@ -138,6 +145,7 @@ def _registry_facts(registry: SqlRegistry, now: datetime, memo: Memo) -> Facts:
             sp_held=frozenset(registry.federation.sources_of("sp")),
             chains=registry.chains(),
             idp_signing_until={k: until for k, until in ends.items() if until is not None},
+            sp_signing_until={k: until for k, until in sp_ends.items() if until is not None},
         )
         memo.held = _Held(generation, registry.metadata_expiry(), facts)
         return facts

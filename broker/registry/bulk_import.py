@@ -446,7 +446,11 @@ def _service(
         session.get(
             ServiceRow,
             service.id,
-            options=[undefer(ServiceRow.sp_metadata), joinedload(ServiceRow.declarations)],
+            options=[
+                undefer(ServiceRow.sp_metadata),
+                undefer(ServiceRow.sp_metadata_url),
+                joinedload(ServiceRow.declarations),
+            ],
             populate_existing=True,
         )
         if locked_row(session, ServiceRow.id, service.id)
@@ -474,7 +478,8 @@ def _service(
         report.added.append(f"service {service.id}")
     else:
         before = row.to_service()
-        if _same_service(before, service) and row.sp_metadata == entry.metadata:
+        same_copy = (row.sp_metadata, row.sp_metadata_url) == (entry.metadata, entry.metadata_url)
+        if _same_service(before, service) and same_copy:
             report.same.append(f"service {service.id}")
             return 0, before
         report.changed.append(f"service {service.id}")
@@ -486,6 +491,7 @@ def _service(
     row.naming = service.naming.value
     row.protocol = service.protocol.value
     row.sp_metadata = entry.metadata
+    row.sp_metadata_url = entry.metadata_url
     row.approved = service.approved
     row.publisher_id = service.publisher_id
     row.assertion_encryption = service.assertion_encryption.value

@@ -314,7 +314,9 @@ class SharedIdpNamesSchool(BadRequest):
     each of its logins would then sign in at whichever of them the student chose."""
 
     code = "shared_idp_names_school"
-    public_message = "Sign-ins through an identity provider several schools share name the school."
+    public_message = (
+        "Sign-ins through an identity provider that several schools share must name the school."
+    )
 
     def __init__(self, entity_id: str, school_ids: tuple[str, ...]) -> None:
         super().__init__(

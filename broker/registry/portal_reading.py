@@ -1,12 +1,12 @@
 """What the portals read beyond the login path's view: unapproved services, every school's choice
-for a service, and the history of a service's declarations."""
+for a service, the history of a service's declarations, and a school's IdP metadata in force."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import and_, bindparam, select
 from sqlalchemy.orm import joinedload
 
 from broker.core.model import Declaration, Service
@@ -15,10 +15,43 @@ from broker.core.purposes import purpose_change_version
 from broker.core.receipts import receipt_chains
 from broker.registry.admin_tables import DeclarationChangeRow, declarations_from_json
 from broker.registry.database import session_on
-from broker.registry.reading import SqlRegistryReader
-from broker.registry.tables import ChainRow, ReleasePolicyRow, RemovalRow, ServiceRow, as_utc
+from broker.registry.federation_tables import FederationEntityRow, MetadataSourceRow
+from broker.registry.reading import SqlRegistryReader, copy_in_force
+from broker.registry.tables import (
+    ChainRow,
+    ReleasePolicyRow,
+    RemovalRow,
+    SchoolOidcRow,
+    SchoolRow,
+    ServiceRow,
+    as_utc,
+)
 
 _WITH_DECLARATIONS = joinedload(ServiceRow.declarations)
+
+# A school's registered IdP copy, its URL, whether it is on OpenID Connect, and one row per
+# source's copy of its IdP (none: one row, the copy columns NULL). Built once, as reading.py's
+# _POLICY_QUERY: it runs on every page of a school's portal.
+_IDP_COPY_QUERY = (
+    select(
+        SchoolRow.idp_metadata,
+        SchoolRow.idp_metadata_url,
+        SchoolOidcRow.school_id,
+        FederationEntityRow.valid_until,
+        FederationEntityRow.xml,
+        MetadataSourceRow.registration_authorities,
+    )
+    .outerjoin(SchoolOidcRow, SchoolOidcRow.school_id == SchoolRow.id)
+    .outerjoin(
+        FederationEntityRow,
+        and_(
+            FederationEntityRow.entity_id == SchoolRow.idp_entity_id,
+            FederationEntityRow.role == "idp",
+        ),
+    )
+    .outerjoin(MetadataSourceRow, MetadataSourceRow.name == FederationEntityRow.source)
+    .where(SchoolRow.id == bindparam("school_id"))
+)
 
 
 @dataclass(frozen=True)
@@ -39,6 +72,15 @@ class SchoolChoice:
     active: bool
     needs_confirmation: bool
     purpose_dropped: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class SchoolIdpCopy:
+    """A SAML school's IdP metadata in force (`reading.metadata_in_force`; None: none held) and
+    whether the school's own copy was given by URL (`fetched`: `metadata refresh` keeps it)."""
+
+    xml: str | None
+    fetched: bool
 
 
 @dataclass(frozen=True)
@@ -150,3 +192,16 @@ class PortalReads(SqlRegistryReader):
             (change.version, change.declarations, change.changed_at)
             for change in self.declaration_history(service_id)
         )
+
+    def school_idp_copy(self, school_id: str) -> SchoolIdpCopy | None:
+        """The school's IdP metadata in force and whether it was given by URL, in one query
+        (the school portal's certificate banner reads it on every page); None for a school not
+        in the registry or on OpenID Connect."""
+        with session_on(self._engine) as session:
+            rows = session.execute(_IDP_COPY_QUERY, {"school_id": school_id}).all()
+        if not rows or rows[0].school_id is not None:
+            return None
+        own, url = rows[0].idp_metadata, rows[0].idp_metadata_url
+        copies = [(row.valid_until, row.xml, row.registration_authorities) for row in rows]
+        in_force = copy_in_force(own, [c for c in copies if c[1] is not None], self._clock())
+        return SchoolIdpCopy(in_force, fetched=url is not None)

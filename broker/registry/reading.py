@@ -10,7 +10,7 @@ metadata methods, which adapters call when `generation` changes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, Engine, and_, bindparam, func, or_, select
@@ -301,21 +301,33 @@ def metadata_in_force(
     given at registration does not come back), else the copy given at registration. Of several
     sources' copies, the one `copy_rank` puts first (registry/federation.py). `without_source`:
     leave that source's copies out (what its `metadata forget` would leave)."""
-    best: dict[str, tuple[tuple[bool, datetime], str]] = {}
+    copies: dict[str, list[Copy]] = {}
     where = [FederationEntityRow.role == role, FederationEntityRow.entity_id.in_(list(registered))]
     if without_source is not None:
         where.append(FederationEntityRow.source != without_source)
     rows = session.execute(ranked_copies().where(*where))
     for entity_id, until, xml, listed in rows:
-        rank = copy_rank(listed, until)
-        if entity_id not in best or rank > best[entity_id][0]:
-            best[entity_id] = (rank, xml)
+        copies.setdefault(entity_id, []).append((until, xml, listed))
     metadata: dict[str, str] = {}
     for entity_id, own in registered.items():
-        if entity_id in best:
-            (_, end), xml = best[entity_id]
-            if end > now:
-                metadata[entity_id] = xml
-        elif own:
-            metadata[entity_id] = own
+        if (in_force := copy_in_force(own, copies.get(entity_id, ()), now)) is not None:
+            metadata[entity_id] = in_force
     return metadata
+
+
+# A source's copy of an entity: its validUntil, its XML, the source's list (`copy_rank`).
+Copy = tuple[datetime | None, str, str | None]
+
+
+def copy_in_force(own: str | None, copies: Iterable[Copy], now: datetime) -> str | None:
+    """One entity's metadata in force (`metadata_in_force`): the sources' copy `copy_rank` puts
+    first, None past its end; without a source's copy, the one given at registration."""
+    best: tuple[tuple[bool, datetime], str] | None = None
+    for until, xml, listed in copies:
+        rank = copy_rank(listed, until)
+        if best is None or rank > best[0]:
+            best = (rank, xml)
+    if best is None:
+        return own or None
+    (_, end), xml = best
+    return xml if end > now else None

@@ -53,6 +53,9 @@ class ServiceEntry:
     # service: auto), so an operator's switch made after the file was read is not undone, and
     # the field only holds what the file's checks assumed (the registry's, when read).
     encryption_given: bool = True
+    # The URL its SAML metadata was fetched from (revision 0029), fetched again by `metadata
+    # refresh`; None: a file or pasted text (or an OIDC client).
+    metadata_url: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,7 +104,11 @@ def read_snapshot(session: Session, seal: SecretSeal) -> Snapshot:
     )
     services = session.scalars(
         select(ServiceRow)
-        .options(undefer(ServiceRow.sp_metadata), joinedload(ServiceRow.declarations))
+        .options(
+            undefer(ServiceRow.sp_metadata),
+            undefer(ServiceRow.sp_metadata_url),
+            joinedload(ServiceRow.declarations),
+        )
         .order_by(ServiceRow.id)
     ).unique()
     policies = session.scalars(
@@ -132,7 +139,10 @@ def read_snapshot(session: Session, seal: SecretSeal) -> Snapshot:
             for row in school_rows
         ),
         idps_naming_school=tuple(sorted(naming - {row.idp_entity_id for row in school_rows})),
-        services=tuple(ServiceEntry(row.to_service(), row.sp_metadata) for row in services),
+        services=tuple(
+            ServiceEntry(row.to_service(), row.sp_metadata, metadata_url=row.sp_metadata_url)
+            for row in services
+        ),
         policies=tuple(
             PolicyEntry(
                 row.school_id,

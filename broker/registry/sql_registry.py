@@ -66,6 +66,14 @@ from broker.registry.errors import (
 from broker.registry.federation import FederationStore
 from broker.registry.id_reuse import IdReuse, refuse_reuse
 from broker.registry.import_encryption import EncryptionRefusal
+from broker.registry.metadata_urls import (
+    given_by,
+    metadata_url,
+    metadata_urls,
+    record_refresh,
+    refresh_records,
+    refreshed_at,
+)
 from broker.registry.portal_reading import PortalReads
 from broker.registry.pseudonym_keys import SqlPseudonymKeyVersions
 from broker.registry.reading import metadata_in_force
@@ -239,11 +247,17 @@ class SqlRegistry(PortalReads):
             bump_generation(session)
 
     def add_service(
-        self, service: Service, sp_metadata: str | None, *, reuse: IdReuse = IdReuse.REFUSED
+        self,
+        service: Service,
+        sp_metadata: str | None,
+        *,
+        reuse: IdReuse = IdReuse.REFUSED,
+        url: str | None = None,
     ) -> None:
         """Register a service with its declarations (kept in the order given). An id a removed
         service had is refused (`ServiceIdUsedBefore`) unless `reuse` allows taking it over
-        (id_reuse.py): its pseudonyms and its history would carry over."""
+        (id_reuse.py): its pseudonyms and its history would carry over. `url`: the address the
+        SP metadata was fetched from, which `metadata refresh` fetches again (None: a file)."""
         seen: set[str] = set()
         for declaration in service.declarations:
             if declaration.attribute in seen:
@@ -277,6 +291,8 @@ class SqlRegistry(PortalReads):
                     naming=service.naming.value,
                     protocol=service.protocol.value,
                     sp_metadata=sp_metadata,
+                    sp_metadata_url=url,
+                    sp_refreshed_at=self._refreshed(url),
                     approved=service.approved,
                     publisher_id=service.publisher_id,
                     declaration_version=version,
@@ -298,55 +314,34 @@ class SqlRegistry(PortalReads):
             )
             bump_generation(session)
 
-    def school_metadata_urls(self) -> list[tuple[str, str, str]]:
-        """(school id, IdP entity id, URL) of every SAML school whose metadata was given by URL,
-        by school id: what `metadata refresh` fetches again (cli/school_refresh.py)."""
+    def metadata_urls(self, role: str) -> list[tuple[str, str, str]]:
+        """(entry id, entity id, URL) of every school (`role` "idp") or service ("sp") whose
+        SAML metadata was given by URL, by id: what `metadata refresh` fetches again
+        (cli/url_refresh.py)."""
         with session_on(self._engine) as session:
-            rows = session.execute(
-                select(SchoolRow.id, SchoolRow.idp_entity_id, SchoolRow.idp_metadata_url)
-                .where(SchoolRow.idp_metadata_url.is_not(None))
-                .order_by(SchoolRow.id)
-            )
-            return [(school_id, entity_id, url or "") for school_id, entity_id, url in rows]
+            return metadata_urls(session, role)
 
     def _refreshed(self, url: str | None) -> datetime | None:
         """A copy given by `url` was fetched and checked now (None: a file, not fetched)."""
-        return as_utc(self._clock()) if url is not None else None
+        return refreshed_at(url, self._clock())
 
-    def record_school_refresh(self, school_ids: Sequence[str], failure: str | None) -> None:
-        """What `metadata refresh` made of the schools' URL now (cli/school_refresh.py): a copy
+    def record_refresh(self, role: str, entry_ids: Sequence[str], failure: str | None) -> None:
+        """What `metadata refresh` made of the entries' URL now (cli/url_refresh.py): a copy
         accepted (`failure` None, changed or not) or refused with reason code `failure`. No
         generation bump: logins never read it; the attention report reads it every time."""
-        now = as_utc(self._clock())
-        if failure is None:
-            values: dict[InstrumentedAttribute[Any], Any] = {SchoolRow.idp_refreshed_at: now}
-        else:
-            values = {SchoolRow.idp_refresh_failed_at: now, SchoolRow.idp_refresh_failure: failure}
         with self._writing() as session:
-            session.execute(update(SchoolRow).where(SchoolRow.id.in_(school_ids)).values(values))
+            record_refresh(session, role, entry_ids, failure, self._clock())
 
-    def school_refresh_records(self) -> dict[str, RefreshRecord]:
-        """By school id, for every school given by URL: its last refresh outcomes (0028)."""
+    def refresh_records(self, role: str) -> dict[str, RefreshRecord]:
+        """By entry id, for every school or service given by URL: its last refresh outcomes
+        (revisions 0028, 0029)."""
         with session_on(self._engine) as session:
-            rows = session.execute(
-                select(
-                    SchoolRow.id,
-                    SchoolRow.idp_refreshed_at,
-                    SchoolRow.idp_refresh_failed_at,
-                    SchoolRow.idp_refresh_failure,
-                ).where(SchoolRow.idp_metadata_url.is_not(None))
-            )
-            return {
-                school_id: RefreshRecord(_utc_or_none(done), _utc_or_none(failed), failure)
-                for school_id, done, failed, failure in rows
-            }
+            return refresh_records(session, role)
 
-    def school_metadata_url(self, school_id: str) -> str | None:
-        """The URL the school's registered metadata was fetched from (None: a file, or none)."""
+    def metadata_url(self, role: str, entry_id: str) -> str | None:
+        """The URL the entry's registered metadata was fetched from (None: a file, or none)."""
         with session_on(self._engine) as session:
-            return session.scalar(
-                select(SchoolRow.idp_metadata_url).where(SchoolRow.id == school_id)
-            )
+            return metadata_url(session, role, entry_id)
 
     def registered_metadata(self, role: str, entry_id: str) -> str:
         """The SAML metadata a school ("idp") or service ("sp") was registered or last updated
@@ -406,15 +401,22 @@ class SqlRegistry(PortalReads):
         return tuple(other for other in ids if other != school_id)
 
     def update_service_metadata(
-        self, service_id: str, sp_metadata: str, expected: str | None = None
+        self,
+        service_id: str,
+        sp_metadata: str,
+        expected: str | None = None,
+        *,
+        url: str | None = None,
     ) -> None:
-        """Likewise for a service's SP metadata."""
+        """Likewise for a service's SP metadata; `url` kept for `metadata refresh` (None: a
+        file, which nothing fetches again)."""
         self._update_metadata(
             ServiceRow,
             ServiceRow.sp_metadata,
             (ServiceRow.id, service_id),
             (sp_metadata, expected),
             UnknownService(f"no service with id {service_id!r}"),
+            given_by("sp", url, self._clock()),
         )
 
     def _update_metadata(
@@ -424,6 +426,7 @@ class SqlRegistry(PortalReads):
         key: tuple[InstrumentedAttribute[str], str],
         copies: tuple[str, str | None],
         unknown: BadRequest,
+        also: Mapping[InstrumentedAttribute[Any], Any],
     ) -> None:
         (id_column, entry_id), (new, expected) = key, copies
         where = [id_column == entry_id]
@@ -432,7 +435,7 @@ class SqlRegistry(PortalReads):
             # concurrent one checks its WHERE again on the row that one left.
             where.append(func.coalesce(column, "") == expected)
         with self._writing() as session:
-            if not _updated_one(session, update(table).where(*where).values({column: new})):
+            if not _updated_one(session, update(table).where(*where).values({column: new, **also})):
                 if expected is not None and session.scalar(
                     select(id_column).where(id_column == entry_id)
                 ):
@@ -945,7 +948,3 @@ def _updated_one(session: Session, statement: Update) -> bool:
     """Run an UPDATE by primary key; False when no row had that key."""
     result = cast("CursorResult[Any]", session.execute(statement))
     return result.rowcount == 1
-
-
-def _utc_or_none(moment: datetime | None) -> datetime | None:
-    return None if moment is None else as_utc(moment)

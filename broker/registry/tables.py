@@ -120,9 +120,9 @@ class SchoolRow(Base):
     # Empty for a school whose provider speaks OpenID Connect (see `oidc`).
     idp_metadata: Mapped[str] = mapped_column(Text, deferred=True)
     # The https URL that metadata was given by (revision 0027), fetched again by `metadata
-    # refresh` (cli/school_refresh.py); NULL: given as a file, which nothing fetches again.
+    # refresh` (cli/url_refresh.py); NULL: given as a file, which nothing fetches again.
     idp_metadata_url: Mapped[str | None] = mapped_column(Text, deferred=True)
-    # What `metadata refresh` last made of that URL (revision 0028, cli/school_refresh.py): the
+    # What `metadata refresh` last made of that URL (revision 0028, cli/url_refresh.py): the
     # last copy fetched and accepted (or given by URL), the last refused and its reason code.
     # Written without a generation bump (logins never read them); NULL: not yet.
     idp_refreshed_at: Mapped[datetime | None] = mapped_column(
@@ -265,6 +265,16 @@ class ServiceRow(Base):
     # Revision 0019: the operator's switch (core/model.py AssertionEncryption); rows from
     # before it, and rows older code writes, are `auto`.
     assertion_encryption: Mapped[str] = mapped_column(String(8), server_default=text("'auto'"))
+    # Revision 0029, as the schools' 0027 and 0028: the https URL the SP metadata was given by,
+    # fetched again by `metadata refresh` (cli/url_refresh.py; NULL: a file or pasted text,
+    # which nothing fetches again), and what the refresh last made of it. Written without a
+    # generation bump (logins never read them); NULL: not yet.
+    sp_metadata_url: Mapped[str | None] = mapped_column(Text, deferred=True)
+    sp_refreshed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), deferred=True)
+    sp_refresh_failed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), deferred=True
+    )
+    sp_refresh_failure: Mapped[str | None] = mapped_column(REASON_CODE, deferred=True)
     declarations: Mapped[list[DeclarationRow]] = relationship(
         order_by="DeclarationRow.position", cascade="all, delete-orphan"
     )

@@ -34,7 +34,12 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT
 from saml2.sigver import SignatureError, SigverError
 from saml2.validate import ResponseLifetimeExceed, ToEarly
 
-from broker.core.assurance import AUTHN_METHODS_REFERENCES, EXACT, Assurance
+from broker.core.assurance import (
+    ASK_NOTHING,
+    AUTHN_METHODS_REFERENCES,
+    Assurance,
+    SchoolContexts,
+)
 from broker.core.catalogue import canonical_name_for
 from broker.core.endpoints import is_acceptable_endpoint
 from broker.core.errors import (
@@ -127,12 +132,12 @@ class SamlBack:
         relay_state: str,
         *,
         force_authn: bool = False,
-        authn_contexts: tuple[tuple[str, ...], str] = ((), EXACT),
+        authn_contexts: SchoolContexts = ASK_NOTHING,
         proxy_count: int | None = None,
         idp_list: tuple[IdpEntry, ...] = (),
         idp_list_get_complete: str | None = None,
     ) -> UpstreamRequest:
-        """`authn_contexts`: the class references the school is asked for and the Comparison
+        """`authn_contexts`: the class references the school is asked for and their Comparison
         (assurance.py's `school_request`); the flow judges its answer by level. `proxy_count`:
         the service's ProxyCount less one, passed on in a Scoping (None: no limit, none sent);
         `idp_list`: the service's IDPList, passed on unchanged (core 3.4.1.5.1)."""
@@ -168,8 +173,8 @@ class SamlBack:
                 acs_url=self.entities.settings.url(ACS_PATH),
                 # A service that demands a fresh login gets one at the school too, not just here.
                 force_authn=force_authn,
-                authn_contexts=authn_contexts[0],
-                comparison=authn_contexts[1],
+                authn_contexts=authn_contexts.references,
+                comparison=authn_contexts.comparison,
                 proxy_count=proxy_count,
                 idp_list=idp_list,
                 idp_list_get_complete=idp_list_get_complete,

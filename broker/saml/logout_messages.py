@@ -87,6 +87,16 @@ class LogoutMessage:
     # nothing of it is verified, so it never counts as a confirmation.
     signed: bool = True
 
+    @property
+    def confirms(self) -> bool:
+        """Whether this school's LogoutResponse confirms the logout: signed, Success, and not
+        PartialLogout. PartialLogout, also under Success (SAML core 3.7.3.2: the school ended
+        its own session but not every other one it told), is no confirmation: the student may
+        still be signed in somewhere through the school. Nor is an unsigned answer (Entra ID
+        signs none), whatever it says: anyone could have sent it, so it only ends the wait for
+        the school, with the logout page's warning."""
+        return self.signed and self.success and not self.partial
+
 
 def firewall_logout(received: Received, kind: str) -> tuple[etree._Element, str]:
     """The firewall's checks for a logout message; (parsed tree, claimed issuer)."""

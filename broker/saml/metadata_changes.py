@@ -155,22 +155,35 @@ def _endpoint_line(before: _Endpoint | None, after: _Endpoint | None) -> str:
     return f"endpoint removed: {_endpoint_name(before)} {before.location}"
 
 
-def _signing(xml: str, role: str) -> set[_Certificate]:
+# What the certificates that break logins when the broker holds an old one are for, by role:
+# an IdP's signing ones (its Responses); an SP's signing ones (its AuthnRequests and
+# LogoutRequests) and its encryption ones (the assertions the broker encrypts to it).
+KEY_USES = {"idp": ("signing",), "sp": ("signing", "encryption")}
+
+
+def _keys(xml: str, role: str, use: str | None = None) -> set[_Certificate]:
+    """The copy's certificates for one `use` of KEY_USES (None: any of them)."""
     descriptor = _descriptor(xml, role)
     if descriptor is None:
         return set()
-    return {c for c in _certificates(descriptor) if c.use in ("signing", BOTH_USES)}
+    uses = KEY_USES[role] if use is None else (use,)
+    return {c for c in _certificates(descriptor) if c.use in (*uses, BOTH_USES)}
 
 
 def signing_fingerprints(xml: str, role: str) -> tuple[str, ...]:
-    """The SHA-256 fingerprints of the copy's signing certificates, sorted: what a refresh
-    that changed an entity's keys logs (school_refresh.py)."""
-    return tuple(sorted(c.fingerprint for c in _signing(xml, role)))
+    """The SHA-256 fingerprints of the copy's certificates of KEY_USES, sorted: what a refresh
+    that changed an entity's keys logs (url_refresh.py)."""
+    return tuple(sorted(c.fingerprint for c in _keys(xml, role)))
 
 
 def signing_valid_until(xml: str, role: str) -> datetime | None:
-    """When the last of the copy's signing certificates ends: after it no certificate the copy
-    holds is in its validity (ADFS publishes the next one 20 days before the current one ends,
-    so during a roll-over the new one's end counts). None: no readable signing certificate."""
-    ends = [c.not_after for c in _signing(xml, role) if c.not_after is not None]
-    return max(ends) if ends else None
+    """When the last of the copy's certificates for a use of KEY_USES ends, the earliest such
+    end of the uses: after it no certificate the copy holds for that use is in its validity
+    (ADFS publishes the next one 20 days before the current one ends, so during a roll-over
+    the new one's end counts). None: no readable certificate for any of them."""
+    ends = []
+    for use in KEY_USES[role]:
+        last = [c.not_after for c in _keys(xml, role, use) if c.not_after is not None]
+        if last:
+            ends.append(max(last))
+    return min(ends) if ends else None

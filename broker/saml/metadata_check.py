@@ -6,7 +6,7 @@ from typing import Any, Literal
 
 from lxml import etree
 
-from broker.core.endpoints import ascii_host_form, is_acceptable_endpoint, non_ascii_host_problem
+from broker.core.endpoints import host_refusal, is_acceptable_endpoint
 from broker.core.errors import N_, BadRequest
 from broker.saml.firewall import MAX_BODY_BYTES
 from broker.saml.publisher_encryption import (
@@ -38,7 +38,7 @@ SLO_NOT_HTTPS = N_("SLO URL '%(url)s' of %(entity_id)s must be https (plain http
 SLO_RESPONSE_NOT_HTTPS = N_(
     "SLO response URL '%(url)s' of %(entity_id)s must be https (plain http only on loopback)"
 )
-# An endpoint whose host is not ASCII (core/endpoints.py `ascii_host_form`), of any kind.
+# An endpoint whose host is not ASCII (core/endpoints.py `host_refusal`), of any kind.
 NON_ASCII_HOST = N_(
     "URL '%(url)s' of %(entity_id)s must write its host in ASCII (its xn-- form): "
     "use '%(ascii_url)s'"
@@ -82,11 +82,12 @@ class InsecureEndpoint(MetadataInvalid):
 def endpoint_refusal(detail: str, url: str, entity_id: str) -> tuple[str, dict[str, str]]:
     """The words (message and its values) for an endpoint URL the rule refuses: `detail` (not
     https), unless its host is not ASCII: then that, naming the xn-- form to use."""
-    if non_ascii_host_problem(url) is None:
+    refused = host_refusal(url)
+    if refused is None:
         return detail, {"url": url, "entity_id": entity_id}
-    if (written := ascii_host_form(url)) is None:
+    if refused.ascii_form is None:  # not a domain name
         return NOT_A_DOMAIN_NAME, {"url": url, "entity_id": entity_id}
-    return NON_ASCII_HOST, {"url": url, "entity_id": entity_id, "ascii_url": written}
+    return NON_ASCII_HOST, {"url": url, "entity_id": entity_id, "ascii_url": refused.ascii_form}
 
 
 def too_large(max_bytes: int) -> MetadataInvalid:

@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit
 
-from broker.core.endpoints import ascii_host_form, is_acceptable_endpoint, non_ascii_host_problem
+from broker.core.endpoints import host_refusal, is_acceptable_endpoint
 from broker.core.errors import N_
 from broker.core.whole_numbers import CONTENT_LENGTH_DIGITS, whole_number
 from broker.deadline_socket import Limits
@@ -133,12 +133,12 @@ def _target(url: str) -> _Target:
     # Credentials first: the endpoint rule refuses them too, with the https message.
     if parts.username is not None or parts.password is not None:
         raise MetadataInvalid(N_("metadata URLs must not carry a user name or password"))
-    if non_ascii_host_problem(url) is not None:  # why: core/endpoints.py
-        if (written := ascii_host_form(url)) is None:
+    if (refused := host_refusal(url)) is not None:  # why: core/endpoints.py
+        if refused.ascii_form is None:  # not a domain name
             raise MetadataInvalid(N_("the metadata URL's host name is not valid"))
         raise MetadataInvalid(
             N_("metadata URLs must write their host in ASCII (its xn-- form): use %(url)s"),
-            url=written,
+            url=refused.ascii_form,
         )
     if not is_acceptable_endpoint(url):
         raise MetadataInvalid(N_("metadata URLs must be https (plain http only on loopback)"))

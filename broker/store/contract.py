@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 from broker.core.ports import StoreOp
 
-WRITES_WITH_VALUE = frozenset({"put", "add_if_absent"})
-OPERATIONS = frozenset({"put", "get", "take", "add_if_absent", "delete"})
+WRITES_WITH_VALUE = frozenset({"put", "add_if_absent", "replace_if_same"})
+OPERATIONS = frozenset({"put", "get", "take", "add_if_absent", "replace_if_same", "delete"})
 
 
 def check_ttl(ttl_seconds: int) -> None:
@@ -34,3 +34,4 @@ def check_batch(operations: Sequence[StoreOp]) -> None:
         if op.operation in WRITES_WITH_VALUE:
             check_ttl(op.ttl_seconds)
             check_value(op.value)
+            check_value(op.expected)

@@ -53,15 +53,20 @@ class MemoryStore:
             return value
 
     def add_if_absent(self, key: str, value: bytes, ttl_seconds: int) -> bool:
+        return self.replace_if_same(key, None, value, ttl_seconds)
+
+    def replace_if_same(
+        self, key: str, expected: bytes | None, value: bytes, ttl_seconds: int
+    ) -> bool:
         check_ttl(ttl_seconds)
         check_value(value)
+        if expected is not None:
+            check_value(expected)
         with self._lock:
             now = self._clock()
-            if self._live_value(key, now) is not None:
-                return False
-            self._entries[key] = (value, now + ttl_seconds)
+            written = self._set_if_holding(key, expected, value, now + ttl_seconds, now)
             self._sweep_if_due(now)
-            return True
+            return written
 
     def renew(self, key: str, ttl_seconds: int) -> bytes | None:
         check_ttl(ttl_seconds)
@@ -115,11 +120,9 @@ class MemoryStore:
             if value is not None:
                 del self._entries[op.key]
             return value
-        if op.operation == "add_if_absent":
-            if self._live_value(op.key, now) is not None:
-                return False
-            self._entries[op.key] = (op.value, now + op.ttl_seconds)
-            return True
+        if op.operation in ("add_if_absent", "replace_if_same"):
+            expected = op.expected if op.operation == "replace_if_same" else None
+            return self._set_if_holding(op.key, expected, op.value, now + op.ttl_seconds, now)
         self._entries.pop(op.key, None)  # delete (check_batch let nothing else through)
         return None
 
@@ -148,6 +151,15 @@ class MemoryStore:
             del self._entries[key]
             return None
         return value
+
+    def _set_if_holding(
+        self, key: str, expected: bytes | None, value: bytes, expires_at: float, now: float
+    ) -> bool:
+        """Set `key` only while it holds `expected` (None: while it is absent); under the lock."""
+        if self._live_value(key, now) != expected:
+            return False
+        self._entries[key] = (value, expires_at)
+        return True
 
     def _sweep_if_due(self, now: float) -> None:
         # Only writes can grow the dict, so only writes need to pay for the sweep.

@@ -3,8 +3,9 @@
 A slow or absent Redis must turn into a quick "try again" page (HTTP 503), never a hanging worker
 and never a login with a check skipped, hence short timeouts and one error type for every failure.
 
-Every operation touches exactly one key (SET EX, GET, GETEX, GETDEL, SET NX EX, DEL, and a
-counter's SET NX EX + INCR in one script), so the store works unchanged on a Redis Cluster: no
+Every operation touches exactly one key (SET EX, GET, GETEX, GETDEL, SET NX EX, DEL, and in
+one script each a counter's SET NX EX + INCR and a compare-and-set's GET + SET EX), so the
+store works unchanged on a Redis Cluster: no
 operation ever needs two keys in one hash slot. A batch of such operations is one script on one
 server or a Sentinel's master (one round trip, in order, nothing of another client's between
 them); on a Cluster, single calls in order (`atomic_batches` is False there).
@@ -33,15 +34,29 @@ from broker.store.redis_clients import (
 _COUNT_SCRIPT = (
     "redis.call('SET', KEYS[1], 0, 'EX', ARGV[1], 'NX') return redis.call('INCR', KEYS[1])"
 )
+# Compare-and-set: the new value only while the key holds exactly the expected bytes (GET of a
+# missing key is false in Lua, never equal to a string). One key: a Cluster runs it unchanged.
+_REPLACE_SCRIPT = (
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then"
+    " redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) return 1 end return 0"
+)
 # A whole batch as one script: Redis runs a script as one command, with nothing of another
-# client's in between. Operation i is KEYS[i] with three arguments: its letter, value and TTL.
-# A reply is 1 or 0 for SET NX (set or not), the value or nil for GET and GETDEL, 0 otherwise.
+# client's in between. Operation i is KEYS[i] with four arguments: its letter, value, TTL and
+# the expected value (compare-and-set only). A reply is 1 or 0 for SET NX and compare-and-set
+# (set or not), the value or nil for GET and GETDEL, 0 otherwise.
 _BATCH_SCRIPT = """
 local replies = {}
 for i, key in ipairs(KEYS) do
-  local op, value, ttl = ARGV[3 * i - 2], ARGV[3 * i - 1], ARGV[3 * i]
+  local op, value, ttl = ARGV[4 * i - 3], ARGV[4 * i - 2], ARGV[4 * i - 1]
   if op == 'a' then
     replies[i] = redis.call('SET', key, value, 'EX', ttl, 'NX') and 1 or 0
+  elseif op == 'c' then
+    if redis.call('GET', key) == ARGV[4 * i] then
+      redis.call('SET', key, value, 'EX', ttl)
+      replies[i] = 1
+    else
+      replies[i] = 0
+    end
   elseif op == 'g' then
     replies[i] = redis.call('GET', key)
   elseif op == 't' then
@@ -56,7 +71,14 @@ for i, key in ipairs(KEYS) do
 end
 return replies
 """
-_LETTERS = {"add_if_absent": "a", "get": "g", "take": "t", "put": "p", "delete": "d"}
+_LETTERS = {
+    "add_if_absent": "a",
+    "replace_if_same": "c",
+    "get": "g",
+    "take": "t",
+    "put": "p",
+    "delete": "d",
+}
 
 
 class RedisStore:
@@ -115,6 +137,20 @@ class RedisStore:
         # SET NX replies OK when it set the key and nil when the key was already there.
         return reply is True
 
+    def replace_if_same(
+        self, key: str, expected: bytes | None, value: bytes, ttl_seconds: int
+    ) -> bool:
+        if expected is None:
+            return self.add_if_absent(key, value, ttl_seconds)
+        check_ttl(ttl_seconds)
+        check_value(value)
+        check_value(expected)
+        # One script on one key, as `count`: atomic on every topology.
+        with _unavailable_on_redis_error("replace_if_same"):
+            client = self._client()
+            reply = client.eval(_REPLACE_SCRIPT, 1, self._key(key), expected, value, ttl_seconds)  # type: ignore[union-attr]
+        return bool(reply == 1)
+
     def renew(self, key: str, ttl_seconds: int) -> bytes | None:
         check_ttl(ttl_seconds)
         # GETEX reads and sets the expiry in one command; on a key that is gone it writes
@@ -156,7 +192,7 @@ class RedisStore:
         keys = [self._key(op.key) for op in operations]
         arguments: list[str | bytes | int] = []
         for op in operations:
-            arguments += (_LETTERS[op.operation], op.value, op.ttl_seconds)
+            arguments += (_LETTERS[op.operation], op.value, op.ttl_seconds, op.expected)
         with _unavailable_on_redis_error("batch"):
             client = self._client()
             replies = client.eval(_BATCH_SCRIPT, len(keys), *keys, *arguments)  # type: ignore[union-attr]
@@ -172,6 +208,8 @@ class RedisStore:
             return self.take(op.key)
         if op.operation == "add_if_absent":
             return self.add_if_absent(op.key, op.value, op.ttl_seconds)
+        if op.operation == "replace_if_same":
+            return self.replace_if_same(op.key, op.expected, op.value, op.ttl_seconds)
         self.delete(op.key)
         return None
 
@@ -200,7 +238,7 @@ def _reply(op: StoreOp, reply: object) -> StoreReply:
     """A batch script's reply as the single call returns it."""
     if op.operation in ("get", "take"):
         return _bytes_or_none(reply)
-    if op.operation == "add_if_absent":
+    if op.operation in ("add_if_absent", "replace_if_same"):
         return reply == 1
     return None
 

@@ -129,6 +129,35 @@ KIND_WORDS: dict[str, KindWords] = {
             "with ketenbroker school update --saml-metadata URL."
         ),
     ),
+    "services_certificate_ending": KindWords(
+        _l("Services whose signing or encryption certificate ends within 30 days"),
+        _l(
+            "Logins work, but once the certificate ends the service signs its requests with a "
+            "key the broker does not hold, or can no longer read the assertions the broker "
+            "encrypts for it: every login at the service is then refused or fails. Platforms "
+            "roll their keys about yearly."
+        ),
+        _l(
+            "Register the service's metadata by its URL (ketenbroker publisher update --id ID "
+            "--saml-metadata URL): the metadata refresh then follows the change. Given as a "
+            "file, ask the publisher for the new metadata and load it with ketenbroker "
+            "publisher update."
+        ),
+    ),
+    "services_metadata_not_refreshed": KindWords(
+        _l("Services whose metadata has not been refreshed from their URL for 3 days"),
+        _l(
+            "Logins work with the copy held, but a new key of the service does not reach the "
+            "broker: once the service signs with it, or holds only it for decrypting, every "
+            "login at the service fails. The publisher's server refuses or fails the download, "
+            "or the metadata refresh does not run."
+        ),
+        _l(
+            "Run ketenbroker metadata refresh and read the service's line: it says why the copy "
+            "was refused. Ask the publisher to mend its metadata address, or give the new "
+            "address with ketenbroker publisher update --id ID --saml-metadata URL."
+        ),
+    ),
     "chains_id_not_plain": KindWords(
         _l("Chains whose id breaks the rule for chain ids"),
         _l(
@@ -299,6 +328,12 @@ REASON_WORDS: dict[str, ReasonWords] = {
     ),
     "school_certificate_ending": ReasonWords(_l("no signing certificate valid after 30 days")),
     "school_metadata_not_refreshed": ReasonWords(
+        _l("the metadata refresh has not accepted a copy from its URL for 3 days")
+    ),
+    "service_certificate_ending": ReasonWords(
+        _l("no signing or no encryption certificate valid after 30 days")
+    ),
+    "service_metadata_not_refreshed": ReasonWords(
         _l("the metadata refresh has not accepted a copy from its URL for 3 days")
     ),
     "school_slo_not_https": ReasonWords(_l("logout address (SLO URL) is not https")),

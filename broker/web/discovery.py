@@ -19,6 +19,7 @@ from broker.core.errors import (
     BadRequest,
     NotTheChosenSchool,
     StateExpired,
+    UnknownSchool,
 )
 from broker.core.model import School
 from broker.core.origins import written_origin
@@ -35,7 +36,8 @@ from broker.web.i18n import (
     lang_switch_url,
     speak,
 )
-from broker.web.login_upstream import go_upstream, prepare_upstream
+from broker.web.login_upstream import go_upstream, prepare_upstream, school_failed_page
+from broker.web.no_store import no_store
 from broker.web.school_retry import (
     LOGIN_FIELD,
     MAX_ID,
@@ -128,7 +130,7 @@ def discovery_page(
         keep=not record.request.school_choices,
     )
     response = make_response(page)
-    response.headers["Cache-Control"] = "no-store"
+    no_store(response)
     # Choosing a school POSTs here and is redirected to the school's IdP; browsers apply the
     # page's form-action to that redirect, so it must name the shown schools' SSO origins (at
     # most SHOWN_AT_MOST and the remembered one, however large the federation).
@@ -290,6 +292,10 @@ def chosen() -> Response:
         # The student paused on this page longer than a login lives: the page names the
         # platform the form says (its service field) and leads back to it.
         return expired_choice_page(expired, request.form.get(SERVICE_FIELD, ""))
+    except UnknownSchool as gone:
+        # The school left the registry since this page offered it: the login stays open, its
+        # record as it was, with the ways on a school not set up gets.
+        return school_failed_page(secret, b.flow.load(secret, login_id), gone, stored=True)
     # Not remembered here: only a school whose login succeeds is (remember_school). A school
     # that cannot serve gets its page there (login_upstream.school_failed_page).
     return go_upstream(secret, record)

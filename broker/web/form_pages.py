@@ -13,6 +13,7 @@ from werkzeug.wrappers import Response
 from broker.core.origins import written_origin
 from broker.login.post_message import PostMessage
 from broker.web.content_policy import content_security_policy
+from broker.web.no_store import no_store
 from broker.web.school_retry import RetryAtSchool
 
 
@@ -41,5 +42,5 @@ def form_page(
             " ".join(sorted(targets))
         )
     if carries_login or retry is not None:
-        response.headers["Cache-Control"] = "no-store"
+        no_store(response)
     return response

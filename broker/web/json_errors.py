@@ -19,6 +19,7 @@ from broker.oidc.provider import (
     TOKEN_PATH,
     USERINFO_PATH,
 )
+from broker.web.no_store import no_store
 from broker.web.school_backchannel_routes import SCHOOL_BACKCHANNEL_PATH
 
 _PATHS = frozenset({TOKEN_PATH, USERINFO_PATH, JWKS_PATH, DISCOVERY_PATH, OAUTH_METADATA_PATH})
@@ -36,7 +37,7 @@ def json_response(body: Any, status: int = 200, *, public: bool = False) -> Resp
     if public:
         response.headers["Cache-Control"] = "public, max-age=3600"
     else:
-        response.headers["Cache-Control"] = "no-store"
+        no_store(response)
         response.headers["Pragma"] = "no-cache"
     return response
 

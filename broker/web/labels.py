@@ -63,16 +63,13 @@ ERROR_MESSAGES: tuple[str, ...] = (
         "This learning platform's address for receiving sign-ins is not secure (no https), so "
         "you cannot be signed in to it here. Please tell your school."
     ),
-    N_(
-        "This request carries data that cannot be sent back unchanged, so it cannot be "
-        "handled. Please tell the learning platform or your school's ICT department."
-    ),
+    N_("Something went wrong with this request. Tell your school's ICT contact."),
     N_("Your school's sign-in service did not complete the login."),
     N_("Your school's sign-in service did not sign you in."),
     N_("Your school answered a sign-in attempt that is already over."),
     N_(
-        "Your school's sign-in service sent an answer that is too old, or its clock is wrong. "
-        "Please try again; if it keeps happening, tell your school."
+        "Signing in at your school took too long. Please try again; if it keeps happening, "
+        "tell your school."
     ),
     N_("Your school's sign-in service did not answer in time. Please try again in a few minutes."),
     N_("Your school has not released what this platform requires."),
@@ -120,7 +117,7 @@ ERROR_MESSAGES: tuple[str, ...] = (
     N_("The request contains a NUL character, which the broker does not accept."),
     N_("A school can only release attributes the platform declared it needs."),
     N_("Schools on one identity provider must have the same metadata."),
-    N_("Sign-ins through an identity provider several schools share name the school."),
+    N_("Sign-ins through an identity provider that several schools share must name the school."),
     N_("A school on a school board's identity provider needs its BRIN as id."),
     N_("An entry with this identifier already exists."),
     N_("This service id was used before; choose another."),
@@ -215,13 +212,13 @@ _CODE_TITLES = {
     "sealed_secret_unreadable": N_("A stored secret cannot be opened"),
     "sealed_secret_in_clear": N_("A stored secret is not accepted"),
     "other_school": N_("Your account belongs to another school"),
-    "school_not_asserted": N_("Which school is your account's?"),
+    "school_not_asserted": N_("Which school does your account belong to?"),
     "unsigned_status": N_("Your school did not sign you in"),
     "upstream_status": N_("Your school did not sign you in"),
     # StaleSchoolAnswer: SAML's code and the OIDC callback's.
     "stale_answer": N_("This sign-in attempt is over"),
     "stale_state": N_("This sign-in attempt is over"),
-    "answer_out_of_time": N_("Your school's answer is too old, or its clock is wrong"),
+    "answer_out_of_time": N_("Signing in at your school took too long"),
     "name_id_not_persistent": N_("Your school's sign-in needs a change"),
     "name_id_is_address": N_("Your school's sign-in needs a change"),
     "service_switched_off": N_("This learning platform is switched off"),
@@ -254,7 +251,9 @@ _SCHOOL_SAID_TITLES = {
 }
 
 _HTTP_ERROR_MESSAGES = {
-    400: N_("Your session has expired or the page was opened twice. Please start again."),
+    400: N_(
+        "You waited too long, or the page was opened twice. Start again at your learning platform."
+    ),
     404: N_(
         "This page does not exist. Check the address, or start again from the learning platform."
     ),
@@ -435,9 +434,20 @@ def shown_time(moment: float | datetime, zone: tzinfo) -> str:
     return _in_zone(moment, zone).strftime("%Y-%m-%d %H:%M %Z")
 
 
+# How a student reads a moment, per language: the month written out (Babel's month names, never
+# an abbreviation a child must decode) and the word that joins date and time ("1 december om
+# 08:47", "1 December at 08:47"); the second pattern adds the year, for another year's moment.
+# The portals keep shown_time's unambiguous form with the zone, the same on every page.
+_DAY_PATTERNS = {
+    "nl": ("d MMMM 'om' HH:mm", "d MMMM y 'om' HH:mm"),
+    "en": ("d MMMM 'at' HH:mm", "d MMMM y 'at' HH:mm"),
+}
+
+
 def shown_day(moment: float | datetime, zone: tzinfo, locale: Locale, now: float) -> str:
-    """A moment as a student reads it on a phone: day, short month name in the page's language
-    and minute in `zone` ("29 nov. 11:23"), the year only when it is not this year's."""
+    """A moment as a student reads it: day, month name in the page's language and minute in
+    `zone` ("1 december om 08:47"), the year only when it is not this year's."""
     when, today = _in_zone(moment, zone), _in_zone(now, zone)
-    pattern = "d MMM HH:mm" if when.year == today.year else "d MMM y HH:mm"
+    this_year, other_year = _DAY_PATTERNS.get(locale.language, ("d MMMM HH:mm", "d MMMM y HH:mm"))
+    pattern = this_year if when.year == today.year else other_year
     return format_datetime(when, pattern, tzinfo=zone, locale=locale)

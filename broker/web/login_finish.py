@@ -26,6 +26,7 @@ from broker.login.session_index import session_index
 from broker.web import metrics
 from broker.web.browser import SSO_COOKIE, browser_secret, set_sso_token
 from broker.web.my_data import my_data_signed_in
+from broker.web.no_store import no_store
 from broker.web.service_answers import (
     answer_address,
     front_protocol,
@@ -50,6 +51,31 @@ def _undo_unanswered(b: Broker, new_token: str | None, identity: UpstreamIdentit
         # The store is what failed (or fails now): the original error is the one to report;
         # what was written ends at its expiry.
         log.warning("login cleanup skipped reason=store_unavailable")
+
+
+def _answer_batch(
+    b: Broker,
+    writes: list[StoreOp],
+    token: str | None,
+    before: SessionServices,
+    participant: Participant,
+    new_session: bool,
+) -> None:
+    """The login's writes in one batch, the `token` session's record of its services (read as
+    `before`) last, when this login changes it. When another login of the session (a second
+    tab) wrote that record since it was read, this service is added to what it holds now, on its
+    own, the rest of the batch standing (participants.py `settle`). A store failure there
+    refuses the login as one in the batch would: a service the record does not name would not
+    hear of the logout."""
+    services_write = None
+    if token:
+        services_write = b.session_services.record_op(
+            token, before, participant, new_session=new_session
+        )
+    every = [*writes, services_write] if services_write is not None else writes
+    replies = b.flow.store.batch(every) if every else []
+    if token and services_write is not None:
+        b.session_services.settle(token, participant, replies[-1])
 
 
 def _mark_answered(
@@ -144,23 +170,12 @@ def finish(
         # The answer's writes (an OIDC code's) lead the batch below: the code and the SSO
         # session's records in one round trip, sent before the response leaves.
         writes = [*answer_writes, *writes]
-        if sso_token or new_token:
-            participant = Participant(
-                completion.service.id,
-                front_protocol(record.request),
-                handles,
-                release.fingerprint,
-            )
-            services_write = b.session_services.record_op(
-                sso_token or new_token or "",
-                session_services,
-                participant,
-                new_session=new_token is not None,
-            )
-            if services_write is not None:
-                writes.append(services_write)
-        if writes:
-            b.flow.store.batch(writes)
+        participant = Participant(
+            completion.service.id, front_protocol(record.request), handles, release.fingerprint
+        )
+        _answer_batch(
+            b, writes, sso_token or new_token, session_services, participant, new_token is not None
+        )
         # The receipt is the commit point: written last, once everything else stands, so a
         # receipt never names a login that was not answered; without it there is no answer.
         b.receipting.file(content)
@@ -189,7 +204,7 @@ def finish(
     if identity.session_ends is not None and completion.session_ends is None:
         # Not passed on (flow.py `_session_end`): said here, not silently.
         log.info("school session over already school=%s", completion.school.id)
-    response.headers["Cache-Control"] = "no-store"
+    no_store(response)
     if new_token:
         set_sso_token(response, new_token)
     metrics.login_ended(

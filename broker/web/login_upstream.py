@@ -136,8 +136,9 @@ def go_upstream(secret: bytes, record: LoginRecord, *, stored: bool = True) -> R
     `stored`: a record of this login is saved already (the school choice's); False for one
     that arrived naming its school (`Scoping/IDPList`, the session's school), saved only here.
 
-    Not when the school cannot serve (its sign-in cannot be reached, or is not set up): the
-    student's page says so, with the ways on (`school_failed_page`).
+    Not when the school cannot serve (its sign-in cannot be reached, or is not set up, or it
+    left the registry since it was chosen): the student's page says so, with the ways on
+    (`school_failed_page`).
 
     Not when the school switched the service off: the login is refused before the student
     signs in at the school for nothing, and the service hears so (refuse_to_service), as it
@@ -148,7 +149,7 @@ def go_upstream(secret: bytes, record: LoginRecord, *, stored: bool = True) -> R
         return refuse_to_service(record, switched_off)
     try:
         url = upstream_request(secret, record)
-    except UpstreamFailure as failure:
+    except (UpstreamFailure, UnknownSchool) as failure:
         return school_failed_page(secret, record, failure, stored=stored)
     # Only here: the student is on the way to the school now. A prepared link logs "prepared"
     # instead; whether the student followed it, the school's answer shows.
@@ -157,11 +158,12 @@ def go_upstream(secret: bytes, record: LoginRecord, *, stored: bool = True) -> R
 
 
 def school_failed_page(
-    secret: bytes, record: LoginRecord, failure: UpstreamFailure, *, stored: bool
+    secret: bytes, record: LoginRecord, failure: UpstreamFailure | UnknownSchool, *, stored: bool
 ) -> Response:
     """The login cannot go on at `record`'s school: its sign-in page cannot be reached for now
     (`SchoolUnreachable`: "Try again" is offered), or it is not set up to sign students in
-    here (its metadata or provider missing, its setup incomplete: trying again cannot help).
+    here (its metadata or provider missing, its setup incomplete, or `UnknownSchool`: it left
+    the registry between the student's choice and the send; trying again cannot help).
     Either page offers the school choice again and "Back to <platform>", which ends the login
     and tells the platform NoAvailableIDP / access_denied (back_to_platform.py): SAML profiles
     4.1.4.1 and core 3.4.1.4 want a Response to every request, an error status when it cannot
@@ -195,7 +197,12 @@ def school_failed_page(
             retry=retry_at_school(record, school),
             **ways_on,
         )
-    log.warning("refused school=%s code=%s: school not set up", record.school_id, failure.code)
+    if isinstance(failure, UnknownSchool):
+        # The record's school is not the one chosen (the choice from the discovery page was
+        # not kept: it names no school in the registry); the posted id is unchecked input.
+        log.warning("refused code=%s: chosen school not in the registry", failure.code)
+    else:
+        log.warning("refused school=%s code=%s: school not set up", record.school_id, failure.code)
     return render_error(
         failure,
         title=lambda: gettext("Signing in with your school is not set up"),

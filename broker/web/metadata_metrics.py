@@ -24,10 +24,16 @@ from datetime import UTC, datetime
 from flask import current_app
 from prometheus_client.core import GaugeMetricFamily, Metric
 
-from broker.core.attention import Rule, school_certificate_ending, school_metadata_not_refreshed
+from broker.core.attention import (
+    Rule,
+    school_certificate_ending,
+    school_metadata_not_refreshed,
+    service_certificate_ending,
+    service_metadata_not_refreshed,
+)
 from broker.core.errors import StoreUnavailable
 from broker.core.federation import SourceState
-from broker.operations.attention import Memo, school_entries
+from broker.operations.attention import Memo, rule_entries
 from broker.web.metadata_status import metadata_health
 from broker.web.wiring import Broker
 
@@ -36,6 +42,8 @@ VALID_UNTIL = "ketenbroker_metadata_source_valid_until_seconds"
 LAST_GOOD = "ketenbroker_metadata_source_last_good_download_age_seconds"
 CERTIFICATES_ENDING = "ketenbroker_school_idp_certificates_ending"
 NOT_REFRESHED = "ketenbroker_school_metadata_not_refreshed"
+SERVICE_CERTIFICATES_ENDING = "ketenbroker_service_sp_certificates_ending"
+SERVICE_NOT_REFRESHED = "ketenbroker_service_metadata_not_refreshed"
 # The app's attention memo (operations/attention.py): the operator's page and this gauge share it.
 ATTENTION_MEMO = "ketenbroker_attention_memo"
 
@@ -91,11 +99,12 @@ class MetadataSourceCollector:
         yield last_good
 
 
-class SchoolRuleCollector:
-    """How many SAML schools each school attention rule finds (core/attention.py): a gauge per
-    rule (`SCHOOL_GAUGES`), from one reading of the facts for all of them. One number each, no
-    school label: 5,000 schools would be 5,000 series (docs/operations.md, Metrics); which
-    schools the operator's "Needs attention" page and `registry problems` list."""
+class RuleCollector:
+    """How many SAML schools or services each attention rule of `RULE_GAUGES` finds
+    (core/attention.py): a gauge per rule, from one reading of the facts for all of them. One
+    number each, no school or service label: 5,000 schools would be 5,000 series
+    (docs/operations.md, Metrics); which ones the operator's "Needs attention" page and
+    `registry problems` list."""
 
     def __init__(
         self,
@@ -111,7 +120,7 @@ class SchoolRuleCollector:
         rules = [rule for _, _, rule in self._gauges]
         try:
             registry = self._broker.registry
-            found = school_entries(rules, registry, self._clock(), attention_memo())
+            found = rule_entries(rules, registry, self._clock(), attention_memo())
         except StoreUnavailable:
             return  # the registry is down: /readyz says so
         for (name, text, _), entries in zip(self._gauges, found, strict=True):
@@ -120,7 +129,7 @@ class SchoolRuleCollector:
             yield gauge
 
 
-SCHOOL_GAUGES: tuple[tuple[str, str, Rule], ...] = (
+RULE_GAUGES: tuple[tuple[str, str, Rule], ...] = (
     (
         CERTIFICATES_ENDING,
         "SAML schools whose identity provider has no signing certificate valid beyond 30 "
@@ -132,5 +141,18 @@ SCHOOL_GAUGES: tuple[tuple[str, str, Rule], ...] = (
         "SAML schools given by metadata URL whose copy the metadata refresh has not accepted "
         "for 3 days (registry problems lists them).",
         school_metadata_not_refreshed,
+    ),
+    (
+        SERVICE_CERTIFICATES_ENDING,
+        "SAML services whose SP has no signing or no encryption certificate valid beyond 30 "
+        "days (15 for a service given by metadata URL) in the metadata in force (registry "
+        "problems lists them).",
+        service_certificate_ending,
+    ),
+    (
+        SERVICE_NOT_REFRESHED,
+        "SAML services given by metadata URL whose copy the metadata refresh has not accepted "
+        "for 3 days (registry problems lists them).",
+        service_metadata_not_refreshed,
     ),
 )

@@ -283,6 +283,12 @@ class CountingStore:
         with _counted("add_if_absent"):
             return self.inner.add_if_absent(key, value, ttl_seconds)
 
+    def replace_if_same(
+        self, key: str, expected: bytes | None, value: bytes, ttl_seconds: int
+    ) -> bool:
+        with _counted("replace_if_same"):
+            return self.inner.replace_if_same(key, expected, value, ttl_seconds)
+
     def renew(self, key: str, ttl_seconds: int) -> bytes | None:
         with _counted("renew"):
             return self.inner.renew(key, ttl_seconds)

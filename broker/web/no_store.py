@@ -4,9 +4,14 @@ asking the broker (which then decides: closed, expired, or the page once more)."
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from werkzeug.wrappers import Response
 
+# Flask's own Response too (operations.py), given back as the type it came.
+AnyResponse = TypeVar("AnyResponse", bound=Response)
 
-def no_store(response: Response) -> Response:
+
+def no_store(response: AnyResponse) -> AnyResponse:
     response.headers["Cache-Control"] = "no-store"
     return response

@@ -19,6 +19,7 @@ from broker.web.content_policy import content_security_policy
 from broker.web.i18n import SUPPORTED_LANGUAGES, lang_switch_url
 from broker.web.labels import labelled_purposes
 from broker.web.login_finish import finish, session_and_services
+from broker.web.no_store import no_store
 from broker.web.service_answers import (
     answer_address,
     platform_site,
@@ -95,8 +96,7 @@ def _signed_in_page(service_name: str, site: str | None) -> Response:
     response = make_response(
         render_template("notice_done.html", service_name=service_name, site=site)
     )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 def notice_response(pending: PendingRelease, notice_id: str) -> Response:
@@ -134,7 +134,7 @@ def notice_response(pending: PendingRelease, notice_id: str) -> Response:
         lang_switch={code: lang_switch_url(code, address, ()) for code in SUPPORTED_LANGUAGES},
     )
     response = make_response(page)
-    response.headers["Cache-Control"] = "no-store"
+    no_store(response)
     if service.oidc is not None:
         # "Continue" answers an OIDC client with a redirect to its redirect URI (the query
         # mode; form_post's auto-post page has its own policy), and Chromium holds the

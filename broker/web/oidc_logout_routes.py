@@ -35,6 +35,7 @@ from broker.web.logout_routes import (
     logout_form_check,
     store_down_page,
 )
+from broker.web.no_store import no_store
 from broker.web.wiring import broker, oidc_front
 
 oidc_logout = Blueprint("oidc_logout", __name__)
@@ -128,5 +129,4 @@ def school_logged_out(school_id: str) -> Response:
     run = b.logout.school_answered(secret, run, CONFIRMED)
     log.info("school logged out school=%s", school_id)
     response = redirect(url_for("logout.done", run_id=run.run_id), 303)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)

@@ -44,6 +44,11 @@ oidc_rp = Blueprint("oidc_rp", __name__)
 @oidc_rp.route(CALLBACK_PATH, methods=["GET"])
 def callback(school_id: str) -> Response:
     b = broker()
+    if any(len(values) > 1 for values in request.args.listvalues()):
+        # Which value counts would be the reader's guess (Werkzeug takes the first, a proxy
+        # may take the last; RFC 6749 3.1 allows each once): refused before the state is
+        # looked up, so the login stays as it was and the school's own answer still counts.
+        raise InvalidMessage("a parameter given more than once", code="repeated_parameter")
     state = request.args.get("state", "")
     login_id, tag = read_state(state)
     if not login_id or len(state) > 64:

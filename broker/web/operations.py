@@ -13,7 +13,8 @@ from flask import Blueprint, Response, g, request
 from broker.web import metrics
 from broker.web.health import failed_checks
 from broker.web.key_metrics import KeyScheduleCollector
-from broker.web.metadata_metrics import SCHOOL_GAUGES, MetadataSourceCollector, SchoolRuleCollector
+from broker.web.metadata_metrics import RULE_GAUGES, MetadataSourceCollector, RuleCollector
+from broker.web.no_store import no_store
 from broker.web.receipt_metrics import ReceiptRetentionCollector
 from broker.web.wiring import broker
 
@@ -44,12 +45,11 @@ def metrics_page() -> Response:
     body, content_type = metrics.render(
         KeyScheduleCollector(b),
         MetadataSourceCollector(b),
-        SchoolRuleCollector(b, SCHOOL_GAUGES),
+        RuleCollector(b, RULE_GAUGES),
         ReceiptRetentionCollector(b),
     )
     response = Response(body, content_type=content_type)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 @operations.before_app_request
@@ -94,5 +94,4 @@ def _direct_from_loopback() -> bool:
 
 def _plain(body: str, status: int) -> Response:
     response = Response(body, status=status, mimetype="text/plain")
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)

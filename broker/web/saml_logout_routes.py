@@ -329,12 +329,9 @@ def _from_school(received: Received, kind: str) -> Response:
     message = peer.message
     if kind == LOGOUT_RESPONSE:
         outstanding = b.logout.outstanding(message.in_response_to)
-        # PartialLogout, also under Success (SAML core 3.7.3.2: the school ended its own session
-        # but not every other one it told), is no confirmation: the student may still be
-        # signed in somewhere through the school, and the page says so. Nor is an unsigned
-        # answer (Entra ID signs none), whatever it says: anyone could have sent it, so it only
-        # ends the wait for the school, with the page's warning.
-        status = CONFIRMED if message.signed and message.success and not message.partial else FAILED
+        # Unsigned or partial is no confirmation (`LogoutMessage.confirms` says why): the page
+        # then says the student may still be signed in somewhere through the school.
+        status = CONFIRMED if message.confirms else FAILED
         # An unsigned answer that answers no request of ours stays refused as unsigned.
         unanswered = InvalidMessage(
             "LogoutResponse to no request of ours",

@@ -29,6 +29,7 @@ from broker.login.logout import BY_SCHOOL, CONFIRMED, FAILED, TIMED_OUT, UNSUPPO
 from broker.login.school_logout import NOT_TOLD, SchoolLogoutOutcome
 from broker.oidc.rp_logout_token import MAX_JTI_LENGTH
 from broker.web import metrics
+from broker.web.no_store import no_store
 from broker.web.wiring import broker
 
 SCHOOL_BACKCHANNEL_PATH = "/oidc/rp/backchannel-logout/<school_id>"
@@ -140,8 +141,7 @@ def _release(issuer: str, jti: str) -> None:
 
 def _answer(body: dict[str, str] | None, status: int) -> Response:
     response = make_response(jsonify(body) if body is not None else "", status)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 def _loggable(school_id: str) -> str:

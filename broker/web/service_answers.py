@@ -43,6 +43,7 @@ from broker.web import metrics
 from broker.web.content_policy import content_security_policy
 from broker.web.errors import Wording, render_error
 from broker.web.labels import school_said
+from broker.web.no_store import no_store
 from broker.web.school_retry import (
     LOGIN_FIELD,
     WHY_FIELD,
@@ -315,8 +316,7 @@ def autopost(
     )
     response = make_response(page)
     _allow_form_target(response, message.action)
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 def _allow_form_target(response: Response, action: str) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import re
 import sqlite3
+import tomllib
 from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
@@ -568,7 +569,7 @@ def test_a_schools_metadata_url_goes_out_and_comes_back_and_a_bad_one_is_refused
     file.write_text(with_url, encoding="utf-8")
     assert run("registry", "import", "--config", fresh, file).exit_code == 0
     with closing(registry_of(fresh)) as registry:
-        assert registry.school_metadata_url("99XX00") == ADFS_URL
+        assert registry.metadata_url("idp", "99XX00") == ADFS_URL
     again = tmp_path / "again" / "registry.toml"
     again.parent.mkdir()
     assert run("registry", "export", "--config", fresh, again).exit_code == 0
@@ -597,4 +598,40 @@ def test_a_schools_metadata_url_goes_out_and_comes_back_and_a_bad_one_is_refused
     cleared = run("registry", "import", "--config", fresh, file)
     assert cleared.exit_code == 0 and "changed  school 99XX00" in cleared.output, cleared.output
     with closing(registry_of(fresh)) as registry:
-        assert registry.school_metadata_url("99XX00") is None
+        assert registry.metadata_url("idp", "99XX00") is None
+
+
+SP_URL = "https://platform.uitgever.example/saml/metadata"
+
+
+def test_a_services_metadata_url_goes_out_and_comes_back_and_a_bad_one_is_refused(
+    demo: Path, fresh: Path, tmp_path: Path
+) -> None:
+    """A service's `saml_metadata_url` (revision 0029) as a school's: exported, imported
+    (nothing fetched: the next `metadata refresh` does), absent again it clears the URL; an
+    http URL is refused with its place and nothing imported."""
+    file = export(demo, tmp_path / "registry.toml")
+    text = file.read_text(encoding="utf-8")
+    (service_id, *_) = [s["id"] for s in tomllib.loads(text)["services"] if "saml_metadata" in s]
+    block = f'[[services]]\nid = "{service_id}"\n'
+    with_url = text.replace(block, f'{block}saml_metadata_url = "{SP_URL}"\n', 1)
+    file.write_text(with_url, encoding="utf-8")
+    imported = run("registry", "import", "--config", fresh, file)
+    assert imported.exit_code == 0, imported.output
+    with closing(registry_of(fresh)) as registry:
+        assert registry.metadata_url("sp", service_id) == SP_URL
+    again = tmp_path / "again" / "registry.toml"
+    again.parent.mkdir()
+    assert run("registry", "export", "--config", fresh, again).exit_code == 0
+    assert f'saml_metadata_url = "{SP_URL}"' in again.read_text(encoding="utf-8")
+    before = registry_dump(fresh)
+    file.write_text(with_url.replace(SP_URL, SP_URL.replace("https:", "http:")), encoding="utf-8")
+    refused = run("registry", "import", "--config", fresh, file)
+    assert refused.exit_code != 0 and "saml_metadata_url" in refused.output, refused.output
+    assert "must be https" in refused.output
+    assert registry_dump(fresh) == before
+    file.write_text(text, encoding="utf-8")
+    cleared = run("registry", "import", "--config", fresh, file)
+    assert f"changed  service {service_id}" in cleared.output, cleared.output
+    with closing(registry_of(fresh)) as registry:
+        assert registry.metadata_url("sp", service_id) is None

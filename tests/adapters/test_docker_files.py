@@ -298,8 +298,8 @@ def test_the_key_alerts_name_the_gauges_the_broker_serves() -> None:
         if name.isupper() and isinstance(value, str) and value.startswith("ketenbroker_")
     }
     named = set(re.findall(r"ketenbroker_[a-z_]+", (DOCKER / "alerts.yml").read_text()))
-    # The schools' IdP certificates are metadata_metrics' (the test below).
-    served.add(metadata_metrics.CERTIFICATES_ENDING)
+    # The schools' IdP and services' SP certificates are metadata_metrics' (the test below).
+    served |= {metadata_metrics.CERTIFICATES_ENDING, metadata_metrics.SERVICE_CERTIFICATES_ENDING}
     assert {n for n in named if "key" in n or "certificate" in n} <= served
 
 
@@ -325,26 +325,28 @@ def test_the_metadata_alerts_name_the_source_gauges_the_broker_serves() -> None:
     assert {n for n in named if "metadata_source" in n} <= served
 
 
-def test_the_school_certificate_alert_names_the_gauge_the_broker_serves() -> None:
-    """A ticket when schools' IdP signing certificates end within 30 days, on the one number
-    /metrics gives (tests/security/test_school_certificate_ending.py scrapes it): no school
-    label, one alert however many instances report it."""
+@pytest.mark.parametrize(
+    ("alert", "gauge"),
+    [
+        ("KetenbrokerSchoolCertificatesEnding", metadata_metrics.CERTIFICATES_ENDING),
+        ("KetenbrokerSchoolMetadataNotRefreshed", metadata_metrics.NOT_REFRESHED),
+        ("KetenbrokerServiceCertificatesEnding", metadata_metrics.SERVICE_CERTIFICATES_ENDING),
+        ("KetenbrokerServiceMetadataNotRefreshed", metadata_metrics.SERVICE_NOT_REFRESHED),
+    ],
+)
+def test_the_attention_rule_alerts_name_the_gauges_the_broker_serves(
+    alert: str, gauge: str
+) -> None:
+    """A ticket when schools' IdP or services' SP certificates end within 30 days, or their
+    metadata URLs have not given an accepted copy for 3 days, each on the one number /metrics
+    gives (tests/security/test_school_certificate_ending.py, tests/flows/
+    test_school_refresh_scale.py and tests/security/test_service_refresh_attention.py scrape them): no school or
+    service label, one alert however many instances report it."""
     rules = yaml.safe_load((DOCKER / "alerts.yml").read_text(encoding="utf-8"))
     by_name = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
-    ending = by_name["KetenbrokerSchoolCertificatesEnding"]
-    assert ending["labels"]["severity"] == "ticket"
-    assert ending["expr"] == f"max({metadata_metrics.CERTIFICATES_ENDING}) > 0"
-
-
-def test_the_not_refreshed_alert_names_the_gauge_the_broker_serves() -> None:
-    """A ticket when schools' metadata URLs have not given an accepted copy for 3 days, on the
-    one number /metrics gives (tests/flows/test_school_refresh_scale.py scrapes it)."""
-    rules = yaml.safe_load((DOCKER / "alerts.yml").read_text(encoding="utf-8"))
-    by_name = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
-    stale = by_name["KetenbrokerSchoolMetadataNotRefreshed"]
-    assert stale["labels"]["severity"] == "ticket"
-    assert stale["expr"] == f"max({metadata_metrics.NOT_REFRESHED}) > 0"
-    assert metadata_metrics.NOT_REFRESHED in {name for name, _, _ in metadata_metrics.SCHOOL_GAUGES}
+    assert by_name[alert]["labels"]["severity"] == "ticket"
+    assert by_name[alert]["expr"] == f"max({gauge}) > 0"
+    assert gauge in {name for name, _, _ in metadata_metrics.RULE_GAUGES}
 
 
 def test_the_storage_alerts_page_for_the_registry_and_name_the_metrics_the_broker_serves() -> None:

@@ -275,7 +275,7 @@ def test_calls_within_one_budget_end_together(trickling_server: int) -> None:
     with call_budget(0.5):
         with pytest.raises(SchoolTimeout):
             get_json(session, url, DISCOVERY_DOCUMENT)
-        with pytest.raises(SchoolTimeout, match="spent"):
+        with pytest.raises(SchoolTimeout, match="has run out"):
             get_json(session, url, DISCOVERY_DOCUMENT)
     # Outside the block the calls have their own bound again (a read that would wait past it
     # times out, or the body loop sees it pass).

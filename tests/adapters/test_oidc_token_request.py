@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
-from urllib.parse import parse_qs, parse_qsl, urlsplit
+from urllib.parse import parse_qs, parse_qsl, unquote_plus, urlsplit
 
 import pytest
 
@@ -145,11 +145,42 @@ def test_the_token_request_with_client_secret_basic(provider: Provider) -> None:
     headers = sent["headers"]
     assert headers["Content-Type"] == "application/x-www-form-urlencoded;charset=UTF-8"
     assert headers["Accept"] == "application/json"
-    # authlib's encoding: id and secret joined as they are, Latin-1.
+    # RFC 6749 2.3.1: id and secret form-urlencoded (UTF-8), then Basic.
     assert headers["Authorization"] == "Basic " + base64.b64encode(
-        "ketenbroker:s3cret:é".encode("latin-1")
+        b"ketenbroker:s3cret%3A%C3%A9"
     ).decode("ascii")
     assert headers["Host"] == f"127.0.0.1:{provider.port}"
+
+
+def _basic_as_the_rfc_reads_it(header: str) -> tuple[str, str]:
+    """What a token endpoint that follows RFC 6749 2.3.1 reads (Keycloak, Spring
+    Authorization Server): Basic, split at the first colon, each side form-urldecoded."""
+    scheme, _, encoded = header.partition(" ")
+    assert scheme == "Basic"
+    user, _, password = base64.b64decode(encoded).decode("ascii").partition(":")
+    return unquote_plus(user), unquote_plus(password)
+
+
+@pytest.mark.parametrize(
+    ("client_id", "secret"),
+    [
+        ("ketenbroker", "s3+cr%2Bt/x=="),  # base64-like, as an administrator pastes it
+        ("https://broker.example/oidc", "a b:c&d?é€"),  # space, colon, beyond Latin-1
+    ],
+)
+def test_client_secret_basic_is_form_urlencoded_first(
+    provider: Provider, client_id: str, secret: str
+) -> None:
+    """Before review-bcp the id and secret went as they were: `+` read as a space, `%2B` as
+    `+`, so a provider that decodes per the RFC refused a right secret; one beyond Latin-1
+    could not be sent at all (`client_secret_invalid`)."""
+    back, school, _ = back_for(provider)
+    upstream = OidcUpstream(provider.url, client_id, secret)
+    provider.body = json.dumps({"id_token": "x"}).encode()
+    found = back.directory.metadata(upstream.issuer)
+    back._redeem(school, upstream, found, "the-code", "the-verifier")
+    [sent] = provider.received
+    assert _basic_as_the_rfc_reads_it(sent["headers"]["Authorization"]) == (client_id, secret)
 
 
 def test_the_token_request_with_client_secret_post(provider: Provider) -> None:

@@ -222,7 +222,7 @@ def test_english_and_keyboard(demo: Demo, page: Page) -> None:
     page.goto(page.url + "&lang=en")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     expect(page.get_by_role("heading", level=1)).to_have_text("Choose your school")
-    expect(page.get_by_label("Search your school")).to_be_visible()
+    expect(page.get_by_label("Search for your school")).to_be_visible()
 
     # Keyboard only from here: Tab to the search field, type to filter, Enter to choose.
     search = page.locator("#school-search")

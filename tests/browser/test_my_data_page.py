@@ -90,7 +90,7 @@ def test_close_and_log_out_leaves_nothing_to_open_without_the_school(
     _fits(phone)
     top.click()
     expect(phone).to_have_url(re.compile(r"/logout/[^/]+/done$"))
-    expect(phone.locator("main")).to_contain_text("Je bent uitgelogd.")
+    expect(phone.locator("main")).to_contain_text("Je bent uitgelogd")
     expect(phone.locator("body")).not_to_contain_text("uitgelogd bij Ketenbroker")
     # The next student at the laptop presses the main button: the school asks who it is.
     _open_my_data(phone, live)
@@ -119,7 +119,7 @@ def test_a_long_history_shows_every_platform_on_a_phone(live: LiveDemo, phone: P
     _pick(phone, live, "Daan de Vries")  # a fresh school login: no session to log out of
     expect(phone).to_have_url(re.compile(r"/my-data/view/[^/]+$"))
     top = phone.locator('[data-close-my-data="top"] button')
-    expect(top).to_have_text("Sluit mijn gegevens")
+    expect(top).to_have_text("Mijn gegevens sluiten")
     expect(top).to_be_in_viewport()
     # A first tap near the top is not meant to close: the main button is the one at the end.
     expect(top).not_to_have_class(re.compile(r"button--primary"))
@@ -131,13 +131,13 @@ def test_a_long_history_shows_every_platform_on_a_phone(live: LiveDemo, phone: P
     lees = recent.first
     expect(lees.locator("[data-service]")).to_have_text("Leesplank (demo publisher)")
     expect(lees.locator("[data-when]")).to_contain_text(
-        re.compile(r"^520 keer, het laatst op \d{1,2} \w+\.? \d{2}:\d{2}")
+        re.compile(r"^520 keer, het laatst op \d{1,2} \w+ om \d{2}:\d{2}")
     )
     # The counts are of the receipts kept (`receipts prune`): "since", never "the first time".
     expect(lees.locator("[data-when]")).to_contain_text("Geteld sinds")
     expect(lees.locator("[data-when]")).not_to_contain_text("eerste keer")
     expect(phone.locator("[data-counted-since]")).to_contain_text(
-        re.compile(r"^Je inlogs worden geteld sinds \d{1,2} \w+\.?( \d{4})? \d{2}:\d{2}\.$")
+        re.compile(r"^Je inlogs worden geteld sinds \d{1,2} \w+( \d{4})? om \d{2}:\d{2}\.$")
     )
     # Why: the publisher's declared purpose under what the platform got.
     expect(lees.locator(".purpose").first).to_contain_text(re.compile(r"^Waarom: "))

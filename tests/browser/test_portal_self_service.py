@@ -93,7 +93,7 @@ def test_publisher_registers_an_oidc_client(
     site: Site, browser: Browser, screenshot: Screenshot
 ) -> None:
     publisher = _signed_in(browser, site, "dev@lesapp.example")
-    publisher.get_by_role("link", name="Een OpenID Connect-client aanmelden").click()
+    publisher.get_by_role("link", name="Een OpenID Connect-client registreren").click()
     publisher.get_by_label("Dienst-id").fill("lesapp")
     publisher.get_by_label("Naam", exact=True).fill("Lesapp")
     publisher.get_by_label(REDIRECT_URIS).fill(
@@ -104,12 +104,12 @@ def test_publisher_registers_an_oidc_client(
     publisher.get_by_label("Doel van Voornaam, in het Nederlands").fill(
         "Om de leerling bij naam te begroeten."
     )
-    publisher.get_by_role("button", name="Client aanmelden").click()
+    publisher.get_by_role("button", name="Client registreren").click()
     # The second line is refused, next to the field, and nothing is registered yet.
     expect(publisher.locator("#redirect_uris-error")).to_contain_text("Regel 2")
     assert site.registry.any_service("lesapp") is None
     publisher.get_by_label(REDIRECT_URIS).fill("https://lesapp.example/callback")
-    publisher.get_by_role("button", name="Client aanmelden").click()
+    publisher.get_by_role("button", name="Client registreren").click()
     expect(publisher.get_by_text("Kopieer het geheim nu")).to_be_visible()
     secret = publisher.locator("#client-secret").inner_text()
     assert publisher.locator("#client-id").inner_text() == "lesapp"
@@ -118,7 +118,7 @@ def test_publisher_registers_an_oidc_client(
     assert service is not None and service.oidc is not None and not service.approved
     assert service.oidc.secret_hash == sha256(secret.encode()).hexdigest()
     assert service.oidc.refresh_tokens
-    publisher.get_by_role("link", name="Naar de dienst").click()
+    publisher.get_by_role("link", name="Naar de dienst gaan").click()
     expect(publisher.locator("#oidc-client")).to_contain_text("https://lesapp.example/callback")
     assert secret not in publisher.content()
 
@@ -135,7 +135,7 @@ def test_school_switches_to_an_openid_provider_and_the_next_login_uses_it(
     school.get_by_label("Claim die een leerling identificeert").select_option("sub")
     screenshot(school, "portal-08-school-idp")
     school.get_by_role("button", name="Deze inlogdienst via OpenID Connect gebruiken").click()
-    expect(school.get_by_text("Opgeslagen. De volgende login gebruikt het.")).to_be_visible()
+    expect(school.get_by_text("Opgeslagen. De volgende inlog gebruikt het.")).to_be_visible()
     expect(school.locator("#current-idp")).to_contain_text(site.forge.issuer)
     assert SCHOOL_SECRET not in school.content()
 

@@ -143,7 +143,7 @@ def test_publisher_operator_school_then_student(
     publisher = _new_page(browser)
     _accept_invitation(publisher, publisher_link)
     expect(publisher.get_by_role("heading", name=re.compile("Diensten van"))).to_be_visible()
-    publisher.get_by_role("link", name="Een SAML-dienst aanmelden").click()
+    publisher.get_by_role("link", name="Een SAML-dienst registreren").click()
     publisher.get_by_label("Dienst-id").fill(SERVICE_ID)
     publisher.get_by_label("Naam", exact=True).fill("Boekenbus")
     publisher.get_by_label("SAML-metadatabestand van de dienst").set_input_files(
@@ -158,7 +158,7 @@ def test_publisher_operator_school_then_student(
         "Om docenten hun hulpmiddelen te tonen."
     )
     screenshot(publisher, "portal-03-publisher-register")
-    publisher.get_by_role("button", name="Aanmelden").click()
+    publisher.get_by_role("button", name="Registreren").click()
     expect(publisher.get_by_text("Wacht op goedkeuring").first).to_be_visible()
 
     # The operator approves it and puts it in the chain of learning materials.

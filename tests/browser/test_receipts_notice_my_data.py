@@ -377,7 +377,7 @@ def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], P
     reken_name = "Rekenroute (demo distributor)"
     toets_name = "Toetsplein (demo exam platform)"
     lees_purposes = {
-        FIRST_NAME: "To greet the student by first name on the start screen.",
+        FIRST_NAME: "To greet you by your first name on the start screen.",
         ROLE: "To show teachers the teacher tools and students the lessons.",
     }
 
@@ -397,7 +397,7 @@ def test_my_data_shows_only_own_receipts(live: LiveDemo, english: Callable[[], P
     assert by_service[reken_name][1] == "Only your secret number (not your name)."
     for row in rows:
         # Day, month and minute in the broker's time zone (Europe/Amsterdam by default).
-        assert re.fullmatch(r"1 time, on \d{1,2} [A-Z][a-z]{2} \d{2}:\d{2}", row[2]), row
+        assert re.fullmatch(r"1 time, on \d{1,2} [A-Z][a-z]+ at \d{2}:\d{2}", row[2]), row
     expect(fatima.locator("[data-receipts]")).not_to_contain_text(toets_name)
     # On a phone (375 px) nothing scrolls sideways and "when" stays on one line.
     fatima.set_viewport_size({"width": 375, "height": 800})

@@ -13,6 +13,7 @@ from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID, OIDC_PUBLISHER_POR
 from broker.web import create_app
 from broker.web.wiring import Broker
 from tests.flows.test_federation_metadata import RoundRobin, second_worker
+from tests.support.feed import Feed
 from tests.support.live import (
     LiveDemo,
     OidcPublisher,
@@ -28,6 +29,16 @@ __all__ = ["collect_pysaml2_temp_files"]
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
     with running_demo(tmp_path_factory.mktemp("flows-demo")) as live:
         yield live
+
+
+@pytest.fixture
+def feed() -> Iterator[Feed]:
+    """A metadata server on a loopback port (tests/support/feed.py), stopped afterwards."""
+    served = Feed()
+    try:
+        yield served
+    finally:
+        served.stop()
 
 
 @pytest.fixture(scope="module")

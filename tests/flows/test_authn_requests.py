@@ -1195,6 +1195,36 @@ def test_a_school_not_set_up_offers_another_school_and_answers_no_available_idp(
     _told_once(setup, browser, page)
 
 
+def test_a_school_removed_after_the_choice_was_shown_answers_no_available_idp(
+    setup: Setup, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The school left the registry between the school choice's page and the student's choice:
+    the page of a school not set up, with the same ways on (choose again, back to the
+    platform, which hears NoAvailableIDP), not a dead end."""
+    removed = School("98RM00", "Opgeheven College", "https://idp.opgeheven.example/metadata")
+    setup.demo.registry.add_school(removed, "")
+    browser = Browser("nl")
+    request = setup.sp.authn_request(setup.sso_url)
+    page = browser.get(setup.sp.redirect_url(setup.sso_url, request, "rs-gone", sign=True))
+    choice = page.form(f"{setup.demo.broker_url}/discovery")
+    assert ("school", removed.id) in choice.buttons
+    setup.demo.registry.remove_school(removed.id, apply=True)
+    page = browser.post(choice.action, {**choice.fields, "school": removed.id})
+    assert page.status == 400, page.text[:300]
+    assert "<h1>Inloggen via je school is nog niet ingesteld</h1>" in page.text
+    # Neither the posted id (unchecked input) nor the record's school (not the one chosen).
+    assert "refused code=unknown_school: chosen school not in the registry" in caplog.text
+    assert "98RM00" not in caplog.text
+    assert f'href="/discovery?login={choice.fields["login"]}">Kies je school opnieuw</a>' in (
+        page.text
+    )
+    assert f">Terug naar {PLATFORM}</button>" in page.text
+    fields = _went_back(setup, browser, page, "no_school")
+    assert fields["RelayState"] == "rs-gone"
+    _assert_signed_error(setup, fields, request.id, setup.sp.acs[1], (RESPONDER, NO_AVAILABLE_IDP))
+    _told_once(setup, browser, page)
+
+
 def test_a_scoped_request_naming_a_school_not_set_up_shows_the_ways_on(
     setup: Setup, not_set_up: str
 ) -> None:

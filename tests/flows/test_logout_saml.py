@@ -240,7 +240,7 @@ def test_a_service_that_never_answers_is_reported_and_does_not_block(
     assert warns(outcome.page) and not sends_on_by_itself(outcome.page)
     assert "Close your browser completely" in outcome.page.text
     assert "Did not answer: you may still be logged in there." in outcome.page.text
-    assert "Could not be told: you may still be logged in there." in outcome.page.text
+    assert "Could not log you out by itself: you may still be logged in there." in outcome.page.text
     back = carry_saml_posts(browser, answer_initiator(browser, outcome.page))
     assert 'data-logout-status="partial"' in back.text, back.text
     assert _login_goes_to_school(demo, browser, "leesplank")

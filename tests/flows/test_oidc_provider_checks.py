@@ -259,6 +259,31 @@ def test_a_code_is_bound_to_its_client(rp: Client, demo: LiveDemo) -> None:
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
 
 
+def test_a_code_presented_by_another_client_is_neither_used_up_nor_revoked(
+    rp: Client, demo: LiveDemo
+) -> None:
+    """RFC 6749 4.1.3, 10.5; RFC 9700 4.5: another client's redemption, and its replay, change
+    nothing (before review-bcp they used the code up and then revoked its family); the code's
+    own client redeems it afterwards, and its own replay still revokes the tokens."""
+    other = register(demo, "checks-burner")
+    params = rp.params()
+    code = rp.redirect(Browser(), params)["code"]
+    for _ in range(2):
+        refused = other.redeem(code, params["_verifier"])
+        assert refused.status_code == 400 and refused.json()["error"] == "invalid_grant"
+    redeemed = rp.redeem(code, params["_verifier"])
+    assert redeemed.status_code == 200, redeemed.text
+    access = redeemed.json()["access_token"]
+    assert _userinfo(rp, access)["sub"]
+    assert other.redeem(code, params["_verifier"]).status_code == 400
+    assert _userinfo(rp, access)["sub"]  # still: another client's try revokes nothing
+    again = rp.redeem(code, params["_verifier"])
+    assert again.status_code == 400 and again.json()["error"] == "invalid_grant"
+    userinfo = f"{rp.demo.broker_url}/oidc/userinfo"
+    headers = {"Authorization": f"Bearer {access}"}
+    assert requests.get(userinfo, headers=headers, timeout=5).status_code == 401
+
+
 def test_the_token_request_must_repeat_the_redirect_uri(rp: Client) -> None:
     params = rp.params()
     code = rp.redirect(Browser(), params)["code"]
@@ -474,7 +499,8 @@ def test_the_code_and_the_sso_session_go_out_in_one_batch(rp: Client) -> None:
     with store_calls(rp.demo) as calls:
         answer = rp.redirect(Browser(), rp.params())
     assert "code" in answer
-    code_key = "oidc-code:" + hashlib.sha256(answer["code"].encode()).hexdigest()
+    filed = json.dumps([rp.client_id, answer["code"]])  # filed under its client (grants.py)
+    code_key = "oidc-code:" + hashlib.sha256(filed.encode()).hexdigest()
     writing = [keys for _, keys in calls if f"put {code_key}" in keys]
     assert len(writing) == 1, calls
     keys = writing[0]
@@ -984,6 +1010,34 @@ def test_repeated_parameters_are_refused(rp: Client) -> None:
     assert parse_qs(urlsplit(page.location).query)["error"] == ["invalid_request"]
 
 
+@pytest.mark.parametrize("session", [False, True])
+@pytest.mark.parametrize(
+    "repeated",
+    [
+        "prompt=none&prompt=login",
+        "prompt=login&prompt=none",
+        "code_challenge_method=S256&code_challenge_method=plain",
+    ],
+)
+def test_a_repeated_parameter_is_refused_before_prompt_none_is_answered(
+    rp: Client, repeated: str, session: bool
+) -> None:
+    """RFC 6749 3.1: invalid_request at the redirect URI, checked before authlib's prompt=none
+    answer (before review-bcp `prompt=none&prompt=login` without a session was
+    login_required, from the first value) and before any other check reads a first value."""
+    browser = Browser()
+    if session:
+        rp.login(browser)
+    params = {k: v for k, v in rp.params().items() if k[0] != "_"}
+    query = urlencode(params) + "&" + repeated
+    page = browser.get(f"{rp.authorize_url}?{query}", stop=rp._at_client)
+    assert page.location is not None, (page.status, page.text[:300])
+    answer = parse_qs(urlsplit(page.location).query)
+    assert answer["error"] == ["invalid_request"], answer
+    assert answer["error_description"] == ["A parameter is given more than once."]
+    assert answer["state"] == [params["state"]]
+
+
 @pytest.mark.parametrize(
     "name", ["grant_type", "code", "redirect_uri", "code_verifier", "client_id", "scope"]
 )
@@ -1297,3 +1351,45 @@ def test_no_token_reaches_the_logs_at_debug_level(
     logged = "\n".join(record.getMessage() for record in caplog.records)
     assert logged, "the capture saw the login"
     assert not [value for value in secrets_issued if value in logged]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_request_without_scope_is_answered_invalid_scope_at_the_redirect_uri(
+    rp: Client, method: str
+) -> None:
+    """OIDC Core 3.1.2.6: as a scope without openid (before review-bcp a 500)."""
+    params = {k: v for k, v in rp.params(scope="").items() if k[0] != "_"}
+    if method == "GET":
+        page = Browser().get(f"{rp.authorize_url}?{urlencode(params)}", stop=rp._at_client)
+    else:
+        page = Browser().post(rp.authorize_url, params, stop=rp._at_client)
+    assert page.location is not None, (page.status, page.text[:300])
+    answer = parse_qs(urlsplit(page.location).query)
+    assert answer["error"] == ["invalid_scope"]
+    assert answer["state"] == [params["state"]]
+    assert answer["iss"] == [rp.demo.broker_url]
+
+
+def test_an_error_is_not_sent_to_a_redirect_uri_removed_during_the_login(
+    demo: LiveDemo, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The error answer re-checks the kept redirect URI against the registration in force, as
+    the code's answer does (before review-bcp it went to the removed URI): the student gets
+    the page, nothing goes to the URI. prompt=none's at-once answer likewise."""
+    removed = "http://localhost:9/removed"
+    client = register(demo, "checks-removed-uri", redirect_uris=(NOWHERE, removed))
+    browser = Browser()
+    query = urlencode({k: v for k, v in client.params(redirect_uri=removed).items() if k[0] != "_"})
+    discovery = browser.get(f"{client.authorize_url}?{query}", stop=client._at_client)
+    assert demo.shows_discovery(discovery), discovery.text[:300]
+    service = demo.registry.any_service(client.client_id)
+    assert service is not None and service.oidc is not None
+    demo.registry.update_oidc_client(
+        client.client_id, replace(service.oidc, redirect_uris=(NOWHERE,))
+    )
+    back = next(f for f in discovery.forms if "back-to-platform" in f.action)
+    page = browser.post(back.action, back.fields, follow=False)
+    assert page.status == 400 and page.location is None, (page.status, page.location)
+    assert removed not in page.text
+    assert "oidc_redirect_uri_removed" in caplog.text
+    assert "code" in client.redirect(Browser(), client.params())  # the URI kept still works

@@ -325,3 +325,36 @@ def sealed_only_unset(demo: LiveDemo) -> Iterator[None]:
     finally:
         with migration_connection(url) as connection:
             connection.execute(insert(SealedOnlyRow).values(id=1, since=since))
+
+
+@pytest.mark.parametrize(
+    "repeated",
+    [
+        "&iss=http%3A%2F%2Fevil.example",
+        "&code=AAAA",
+        "&state=x.y",
+        "&error=access_denied&error=login_required",
+    ],
+)
+def test_a_callback_with_a_repeated_parameter_is_refused_and_changes_nothing(
+    demo: LiveDemo, caplog: pytest.LogCaptureFixture, repeated: str
+) -> None:
+    """Which value of a repeated parameter counts is the reader's guess (Werkzeug's first, a
+    proxy's last): refused with a 400 page before the state is looked up (before review-bcp the
+    first was used). The school's own answer after it still completes the login."""
+    callback_prefix = f"{demo.broker_url}/oidc/rp/callback/"
+    browser = Browser()
+    base = demo.publishers["leesplank"].base_url
+    page = browser.get(f"{base}/login?school={op_url(demo)}")
+    form = next(f for f in page.forms if ("uid", "sanne.jansen") in f.buttons)
+    answer = browser.post(
+        form.action, {"uid": "sanne.jansen"}, stop=lambda u: u.startswith(callback_prefix)
+    )
+    callback = answer.location
+    assert callback is not None and callback.startswith(callback_prefix), answer.status
+    with caplog.at_level(logging.INFO):
+        refused = browser.get(callback + repeated, follow=False)
+    assert refused.status == 400 and "Error code:" in refused.text, refused.text[:300]
+    assert "code=repeated_parameter" in caplog.text
+    done = browser.get(callback)
+    assert done.status == 200 and demo.answers_publisher(done), done.text[:300]

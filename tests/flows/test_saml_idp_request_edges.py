@@ -474,7 +474,7 @@ def test_an_error_answer_is_not_sent_to_an_acs_removed_during_the_login(
 # -- 10. A RelayState that is not UTF-8 (bindings 3.4.3, 3.5.3) --------------------------------
 
 NOT_UTF8 = b"%FF%FEab"  # form-encoded octets FF FE 61 62: not UTF-8
-RELAY_STATE_INVALID_NL = "Het verzoek bevat gegevens die niet ongewijzigd teruggestuurd kunnen"
+RELAY_STATE_INVALID_NL = "Er ging iets mis met dit verzoek. Vertel het aan de ICT-contactpersoon"
 
 
 def _signed_redirect_with_raw_relay_state(setup: Setup, raw_relay: bytes) -> str:

@@ -39,31 +39,28 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveDemo]:
         yield live
 
 
-@pytest.fixture
-def feed() -> Iterator[Feed]:
-    served = Feed()
-    try:
-        yield served
-    finally:
-        served.stop()
-
-
 def _cli(demo: LiveDemo, *args: str) -> Result:
     config = str(demo.directory / "ketenbroker.toml")
     return CliRunner().invoke(main, [*args[:2], "--config", config, *args[2:]])
 
 
-def _with_next_certificate(metadata: str, cert: Path) -> str:
-    """ADFS 20 days before the current certificate ends: the next one published beside it."""
+def with_next_certificate(
+    metadata: str,
+    cert: Path,
+    uses: tuple[str | None, ...] = (None, "signing"),
+    copy_use: str | None = "signing",
+) -> str:
+    """The next certificate published beside the current one (ADFS 20 days before the current
+    one ends; a platform rolling its key, docs/publishers.md): each KeyDescriptor of `uses`
+    again, before it, with `cert` (and `use` set to `copy_use` when given)."""
     root = etree.fromstring(metadata.encode())
-    (current,) = [
-        key for key in root.iter(f"{{{MD}}}KeyDescriptor") if key.get("use") in (None, "signing")
-    ]
-    following = copy.deepcopy(current)
-    following.set("use", "signing")
-    (element,) = following.iter(f"{{{DS}}}X509Certificate")
-    element.text = _body(cert)
-    current.addprevious(following)
+    for current in [k for k in root.iter(f"{{{MD}}}KeyDescriptor") if k.get("use") in uses]:
+        following = copy.deepcopy(current)
+        if copy_use is not None:
+            following.set("use", copy_use)
+        (element,) = following.iter(f"{{{DS}}}X509Certificate")
+        element.text = _body(cert)
+        current.addprevious(following)
     text = etree.tostring(root, encoding="unicode")
     assert isinstance(text, str)
     return text
@@ -88,9 +85,7 @@ def test_the_refresh_follows_an_adfs_roll_over_from_the_registered_url(
     given = _cli(demo, "school", "update", "--id", DEMO_SCHOOL_ID, "--saml-metadata", feed.url)
     assert given.exit_code == 0, given.output
     assert f"`ketenbroker metadata refresh` fetches {feed.url} again" in given.output
-    assert demo.registry.school_metadata_urls() == [
-        (DEMO_SCHOOL_ID, demo.school_entity_id, feed.url)
-    ]
+    assert demo.registry.metadata_urls("idp") == [(DEMO_SCHOOL_ID, demo.school_entity_id, feed.url)]
 
     key, cert = tmp_path / "adfs-next.key", tmp_path / "adfs-next.crt"
     write_pair(key, cert, "ADFS Signing - next")
@@ -99,10 +94,10 @@ def test_the_refresh_follows_an_adfs_roll_over_from_the_registered_url(
     )
     _refused(demo, adfs_next)  # the day ADFS switched, without the refresh: bad_signature
 
-    rolled = _with_next_certificate(registered, cert)
+    rolled = with_next_certificate(registered, cert)
     feed.body = rolled.encode()
     generation = demo.registry.generation()
-    with caplog.at_level(logging.INFO, logger="broker.cli.school_refresh"):
+    with caplog.at_level(logging.INFO, logger="broker.cli.url_refresh"):
         result = _cli(demo, "metadata", "refresh")
     assert result.exit_code == 0, result.output
     assert f"school {DEMO_SCHOOL_ID} (IdP {demo.school_entity_id}): updated" in result.output
@@ -126,31 +121,36 @@ def test_the_refresh_follows_an_adfs_roll_over_from_the_registered_url(
     assert demo.registry.generation() == generation
 
 
-@pytest.mark.parametrize(
-    ("spoil", "reason"),
-    [
-        ("error", "metadata_invalid: cannot fetch the metadata: HTTP 500"),
-        ("stopped", "metadata_invalid: cannot fetch the metadata"),
-        ("not metadata", "metadata_invalid"),
-        ("other entity", "other_entity_id"),
-    ],
-)
+# How a download goes wrong, and the reason the refresh gives for it.
+SPOILED = [
+    ("error", "metadata_invalid: cannot fetch the metadata: HTTP 500"),
+    ("stopped", "metadata_invalid: cannot fetch the metadata"),
+    ("not metadata", "metadata_invalid"),
+    ("other entity", "other_entity_id"),
+]
+
+
+def spoil(feed: Feed, how: str, registered: str, entity_id: str) -> None:
+    """The feed serving `registered` (for `entity_id`) goes wrong as SPOILED says."""
+    if how == "error":
+        feed.mode = "error"
+    elif how == "stopped":
+        feed.stop()
+    elif how == "not metadata":
+        feed.body = b"<html>maintenance</html>"
+    else:
+        feed.body = registered.replace(entity_id, "https://elders.example/trust").encode()
+
+
+@pytest.mark.parametrize(("spoil_as", "reason"), SPOILED)
 def test_a_failed_refresh_keeps_the_copy_held(
-    demo: LiveDemo, feed: Feed, spoil: str, reason: str
+    demo: LiveDemo, feed: Feed, spoil_as: str, reason: str
 ) -> None:
     registered = demo.registry.registered_metadata("idp", DEMO_SCHOOL_ID)
     feed.body = registered.encode()
     given = _cli(demo, "school", "update", "--id", DEMO_SCHOOL_ID, "--saml-metadata", feed.url)
     assert given.exit_code == 0, given.output
-    if spoil == "error":
-        feed.mode = "error"
-    elif spoil == "stopped":
-        feed.stop()
-    elif spoil == "not metadata":
-        feed.body = b"<html>maintenance</html>"
-    else:
-        other = registered.replace(demo.school_entity_id, "https://adfs.elders.example/trust")
-        feed.body = other.encode()
+    spoil(feed, spoil_as, registered, demo.school_entity_id)
     generation = demo.registry.generation()
     result = _cli(demo, "metadata", "refresh")
     assert result.exit_code == 1, result.output
@@ -174,12 +174,21 @@ def test_a_school_given_as_a_file_is_not_fetched(
         ).exit_code
         == 0
     )
-    copy = tmp_path / "idp.xml"
-    copy.write_text(registered, encoding="utf-8")
-    given = _cli(demo, "school", "update", "--id", DEMO_SCHOOL_ID, "--saml-metadata", str(copy))
+    given_as_file_is_not_fetched(demo, feed, tmp_path / "idp.xml", ("school", DEMO_SCHOOL_ID))
+
+
+def given_as_file_is_not_fetched(
+    demo: LiveDemo, feed: Feed, copy: Path, entry: tuple[str, str]
+) -> None:
+    """The entry (("school", id) or ("publisher", id)) given its copy held as the file `copy`:
+    its URL is forgotten, and the next refresh does not ask the feed."""
+    command, entry_id = entry
+    role = "idp" if command == "school" else "sp"
+    copy.write_text(demo.registry.registered_metadata(role, entry_id), encoding="utf-8")
+    given = _cli(demo, command, "update", "--id", entry_id, "--saml-metadata", str(copy))
     assert given.exit_code == 0, given.output
     assert "Given as a file: nothing fetches it again" in given.output
-    assert demo.registry.school_metadata_urls() == []
+    assert demo.registry.metadata_urls(role) == []
     requests = feed.requests
     result = _cli(demo, "metadata", "refresh")
     assert result.exit_code == 0, result.output

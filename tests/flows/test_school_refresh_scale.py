@@ -1,6 +1,6 @@
 """`ketenbroker metadata refresh` for a federation of many schools given by URL, run as the
 operator's timer runs it against a server on 127.0.0.1: the downloads run 8 at a time
-(school_refresh.py `FETCHES_AT_ONCE`), so school hosts that hang cost about the fetch's deadline
+(url_refresh.py `FETCHES_AT_ONCE`), so school hosts that hang cost about the fetch's deadline
 x ceil(hanging / 8), not the deadline each; the others are refreshed, a board's IdP shared by
 several schools is fetched once, and the output is in school id order. Every outcome is kept
 with the school (revision 0028): a school whose copy has not been refreshed for 3 days is listed
@@ -25,7 +25,7 @@ from click.testing import CliRunner, Result
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.cli.main import main
-from broker.cli.school_refresh import FETCHES_AT_ONCE
+from broker.cli.url_refresh import FETCHES_AT_ONCE
 from broker.core.model import School
 from broker.registry import SqlRegistry
 from broker.saml import metadata_fetch
@@ -152,7 +152,7 @@ def test_hanging_hosts_cost_a_bounded_time_and_the_others_are_refreshed(
         assert hosts.requests[f"/hang/{n}"] == 1
     assert result.output.count("the server answered too slowly") == HANGING
 
-    records = registry.school_refresh_records()
+    records = registry.refresh_records("idp")
     assert records["00OK"].refreshed_at is not None and records["00OK"].failed_at is None
     assert records["51BB"] == records["50BB"] and records["51BB"].failure is None
     hung = records["00HA"]
@@ -193,7 +193,7 @@ def test_a_school_not_refreshed_for_days_is_listed_counted_and_clears(
         # The last copy accepted four days ago; since then the school's server fails.
         four_days_ago = datetime.now(UTC) - timedelta(days=4)
         earlier = SqlRegistry(site.settings.registry_url, clock=lambda: four_days_ago)
-        earlier.record_school_refresh([DEMO_SCHOOL_ID], None)
+        earlier.record_refresh("idp", [DEMO_SCHOOL_ID], None)
         earlier.close()
         feed.mode = "error"
         failed = _refresh(site)

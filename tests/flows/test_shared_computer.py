@@ -70,11 +70,11 @@ def test_close_and_log_out_leaves_nothing_to_open_without_the_school(demo: LiveD
     started = laptop.submit(page, f"{demo.broker_url}/my-data/close")
     assert started.url.startswith(f"{demo.broker_url}/logout/"), started.url
     done = finish_logout(laptop, started).page
-    assert "You are logged out." in done.text and "Ketenbroker." not in done.text
+    assert "<h1>You are logged out</h1>" in done.text and "Ketenbroker." not in done.text
     assert SSO_COOKIE not in laptop.cookies(demo.broker_url)
     # The closed page's main button, "Sign in with your school account": the school asks.
     closed = laptop.get(f"{demo.broker_url}/my-data/closed")
-    assert "Your data is closed. Nobody can open it again" in closed.text
+    assert "Your data page is closed. Nobody can open it again" in closed.text
     assert _goes_to_school(demo, laptop, f"{demo.broker_url}/my-data/sign-in")
     # The back button: calm words, no data, nothing cached.
     again = laptop.get(page.url)
@@ -105,7 +105,7 @@ def test_closing_the_data_page_of_a_fresh_school_login_ends_it_for_the_history(
     assert ">Close my data</button>" in page.text and "Close and log out" not in page.text
     closed = laptop.submit(page, f"{demo.broker_url}/my-data/close")
     assert closed.status == 200 and closed.url == f"{demo.broker_url}/my-data/closed"
-    assert "Your data is closed." in closed.text
+    assert "Your data page is closed." in closed.text
     assert "data-logout-everywhere" not in closed.text  # no session to end
     # The next student at the laptop opens the previous one's address from the history: told
     # calmly that it is closed (no error code), with nothing of the data.
@@ -128,7 +128,7 @@ def test_closed_while_still_signed_in_says_so_and_offers_log_out_first(demo: Liv
     view_id = page.url.rsplit("/", 1)[1]
     closed = laptop.post(f"{demo.broker_url}/my-data/close", {"view": view_id})
     assert closed.url == f"{demo.broker_url}/my-data/closed"
-    assert "Your data is closed, but you are still signed in" in closed.text
+    assert "Your data page is closed, but you are still signed in" in closed.text
     assert "Nobody can open it again" not in closed.text
     assert 'class="button button--primary" type="submit">Log out everywhere' in closed.text
     assert 'class="button" href="/my-data/sign-in"' in closed.text  # no longer the main one

@@ -388,6 +388,33 @@ def test_an_oidc_client_hears_access_denied_when_the_student_goes_back(
     assert twice.status == 400 and twice.location is None
 
 
+@pytest.mark.parametrize(("mode", "school_id"), [("query", "98RQ00"), ("form_post", "98RF00")])
+def test_an_oidc_client_hears_access_denied_after_the_chosen_school_was_removed(
+    demo: LiveDemo, oidc_platforms: dict[str, OidcPublisher], mode: str, school_id: str
+) -> None:
+    """The school left the registry between the school choice's page and the student's choice:
+    the page a school not set up gets, "Back to <platform>" among its ways on, and the client
+    hears access_denied (no school could serve), as from a school not set up."""
+    demo.registry.add_school(
+        School(school_id, "Opgeheven College", f"https://idp.{school_id.lower()}.example/md"), ""
+    )
+    platform = oidc_platforms[mode]
+    browser = Browser("en")
+    page = browser.get(f"{platform.base_url}/login")
+    choice = next(f for f in page.forms if f.action == f"{demo.broker_url}/discovery")
+    demo.registry.remove_school(school_id, apply=True)
+    failed = browser.post(choice.action, {**choice.fields, "school": school_id})
+    assert failed.status == 400, failed.text[:300]
+    assert heading(failed) == "Signing in with your school is not set up"
+    assert f">Back to {platform.id} (test OIDC publisher)</button>" in failed.text
+    assert f'href="/discovery?login={choice.fields["login"]}"' in failed.text
+    error = _told(demo, browser, failed, platform, mode)
+    assert error["error"] == "access_denied"
+    assert "(reason: no_available_school)" in error["error_description"]
+    twice = browser.submit(failed, f"{demo.broker_url}/back-to-platform", follow=False)
+    assert twice.status == 400 and twice.location is None
+
+
 # -- 6: the school's signed "no", seen again; the platform told ----------------------------------
 @pytest.fixture(scope="module")
 def school(demo: LiveDemo) -> SchoolForger:

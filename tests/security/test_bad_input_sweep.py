@@ -19,16 +19,19 @@ portal sweep, NUL bytes only, runs on PostgreSQL, which refuses text with a NUL 
 
 from __future__ import annotations
 
+import base64
 import logging
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from flask import Flask
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import MapAdapter, RequestRedirect, Rule
 
+from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.cli.instance import CONFIG_NAME, init_instance
 from tests.support.bad_input import (
     CASES,
@@ -50,7 +53,15 @@ from tests.support.bad_input import (
 from tests.support.live import free_ports
 from tests.support.portal import HTTPS, PUBLISHER_ID, csrf_token
 from tests.support.postgres import PostgresServer
-from tests.support.sweep import CLIENT_ID, FOUR_XX, Sweep, build_sweep, path_of, send
+from tests.support.sweep import (
+    CLIENT_ID,
+    FOUR_XX,
+    Sweep,
+    build_sweep,
+    check_answer,
+    path_of,
+    send,
+)
 
 METHODS = ("GET", "POST", "PUT", "DELETE", "PATCH")
 
@@ -207,6 +218,82 @@ def test_every_bad_request_is_refused_clearly_and_changes_nothing(
         problems += send(
             sweep, client, request, logs, answer=answer, expected=expected, store_writes=writes
         )
+    assert not problems, "\n".join(problems)
+
+
+# OIDC: a request right in every other way, less one parameter the endpoint needs. The battery
+# above sends every parameter garbage (or none), so it is refused at the client_id before any
+# other parameter is read: a registered client and redirect URI without `scope` was a 500
+# (review-bcp), which no case there reached. The client: the demo's own (Woordwijs, approved;
+# the sweep's own client waits for approval). Userinfo and end_session have no parameter that
+# is needed beside others (the battery's "missing" sends them none).
+AUTHORIZE_NEEDS = ("response_type", "client_id", "redirect_uri", "scope", "nonce")
+TOKEN_NEEDS = ("grant_type", "code", "redirect_uri", "code_verifier", "Authorization")
+
+
+def _demo_client(sweep: Sweep) -> tuple[str, str]:
+    """The demo client's redirect URI and secret (kept in the demo folder)."""
+    service = sweep.site.registry.service_by_entity_id(OIDC_PUBLISHER_ID)
+    assert service is not None and service.oidc is not None
+    secret_file = sweep.site.directory / "peers" / f"{OIDC_PUBLISHER_ID}-client-secret"
+    return service.oidc.redirect_uris[0], secret_file.read_text().strip()
+
+
+def _authorize_less_one(redirect_uri: str) -> Iterator[Request]:
+    valid = {
+        "response_type": "code",
+        "client_id": OIDC_PUBLISHER_ID,
+        "redirect_uri": redirect_uri,
+        "scope": "openid",
+        "state": MARK,
+        "nonce": "n" * 16,
+    }
+    for name in AUTHORIZE_NEEDS:
+        less = {k: v for k, v in valid.items() if k != name}
+        case = f"without_{name}"
+        yield Request("GET", "/oidc/authorize", query_string=less, case=case)
+        yield Request("POST", "/oidc/authorize", data=less, case=case)
+
+
+def _token_less_one(redirect_uri: str, secret: str) -> Iterator[Request]:
+    basic = base64.b64encode(f"{OIDC_PUBLISHER_ID}:{secret}".encode()).decode()
+    valid = {
+        "grant_type": "authorization_code",
+        "code": MARK + "c" * 40,
+        "redirect_uri": redirect_uri,
+        "code_verifier": "v" * 43,
+        "Authorization": f"Basic {basic}",
+    }
+    for name in TOKEN_NEEDS:
+        less = {k: v for k, v in valid.items() if k != name}
+        headers = {"Authorization": less.pop("Authorization")} if "Authorization" in less else {}
+        yield Request("POST", "/oidc/token", data=less, headers=headers, case=f"without_{name}")
+
+
+def test_an_oidc_request_less_one_needed_parameter_is_refused_cleanly(
+    sweep: Sweep, logs: pytest.LogCaptureFixture
+) -> None:
+    """Authorize: the error at the registered redirect URI (the client and its URI are known)
+    or, without them, the 400 page; token: the OAuth JSON error. Never a 500; nothing stored."""
+    client = sweep.app.test_client()
+    redirect_uri, secret = _demo_client(sweep)
+    problems: list[str] = []
+    for request in _authorize_less_one(redirect_uri):
+        store = sweep.store_size
+        response = request.send(client)
+        location = response.headers.get("Location", "")
+        if response.status_code in (302, 303):
+            answer = parse_qs(urlsplit(location).query)
+            if not location.startswith(redirect_uri + "?") or "error" not in answer:
+                problems.append(f"{request} ({request.case}): redirects to {location[:80]!r}")
+        elif response.status_code != 400:
+            problems.append(f"{request} ({request.case}): status {response.status_code}")
+        else:
+            problems += check_answer(response, Answer.PAGE, request, sweep)
+        if sweep.store_size != store:
+            problems.append(f"{request} ({request.case}): the store changed")
+    for request in _token_less_one(redirect_uri, secret):
+        problems += send(sweep, client, request, logs, answer=Answer.OAUTH, expected={400, 401})
     assert not problems, "\n".join(problems)
 
 

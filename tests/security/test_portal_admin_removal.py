@@ -47,6 +47,8 @@ def test_an_operator_removes_a_school_administrator(site: PortalSite) -> None:
     assert status == 200 and f'href="{_remove_url(school_admin.admin)}"' in listing
     assert _remove_url(site.accounts["operator"].admin) not in listing
     assert "Uw eigen account (alleen een andere operator kan het verwijderen)" in listing
+    # Roles by the invitation form's names, not their codes.
+    assert ">Beheerder van een school</td>" in listing and ">school</td>" not in listing
 
     status, confirm = _page(operator, _remove_url(school_admin.admin))
     assert status == 200

@@ -218,7 +218,7 @@ def test_the_history_names_the_brokers_tools_and_no_namesake_of_another_role(
     site.registry.set_declarations("lesweb-wie", required, f"admin:{namesake.admin.id}")
     for lang, registration, operator, removed in (
         ("en", "registration of the service", "the broker's operator (registry import)", "removed administrator"),
-        ("nl", "aanmelding van de dienst", "de beheerder van de broker (registerimport)", "verwijderde beheerder"),
+        ("nl", "registratie van de dienst", "de operator van de federatie (registerimport)", "verwijderde beheerder"),
     ):  # fmt: skip
         page = publisher.get(f"{url}?lang={lang}", base_url=HTTPS).get_data(as_text=True)
         history = re.search(r'<ul id="history">.*?</ul>', page, re.S)

@@ -137,7 +137,7 @@ def test_a_new_purpose_says_how_many_schools_share_it_and_stops_it_there(
     assert "E-mail address: 1 school shares it now" in warning
     assert "This change needs" not in warning  # not every school's whole choice
     assert 'name="confirmed" value="1"' in page
-    assert "Save: 1 school confirms again" in page
+    assert "Save (1 school must confirm again)" in page
     service = site.registry.any_service("leesweb-doel")
     assert service is not None and service.declaration_version == 1
     assert site.registry.policy(DEMO_SCHOOL_ID, "leesweb-doel").attributes == BOTH

@@ -192,7 +192,7 @@ def test_a_change_from_the_command_line_names_the_operator_not_their_login(
     )
     for lang, operator in (
         ("en", "the broker&#39;s operator"),
-        ("nl", "de beheerder van de broker"),
+        ("nl", "de operator van de federatie"),
     ):
         page = _page(school, f"{SCHOOL}/services/rekenroute?lang={lang}")
         newest = page.split('id="history"')[1].split("</tr>")[1]
@@ -203,9 +203,9 @@ def test_a_change_from_the_command_line_names_the_operator_not_their_login(
 @pytest.mark.parametrize(
     ("recorded", "english", "dutch"),
     [
-        (f"import:{OS_USER}", "the broker&#39;s operator (registry import)", "de beheerder van de broker (registerimport)"),
+        (f"import:{OS_USER}", "the broker&#39;s operator (registry import)", "de operator van de federatie (registerimport)"),
         ("demo", "demo set-up", "demo-inrichting"),
-        ("some-tool", "the broker&#39;s operator", "de beheerder van de broker"),
+        ("some-tool", "the broker&#39;s operator", "de operator van de federatie"),
         ("admin:not-a-number", "removed administrator", "verwijderde beheerder"),
     ],
 )  # fmt: skip
@@ -248,7 +248,7 @@ def test_a_switched_off_service_is_shown_receiving_nothing_under_its_version(
 
 @pytest.mark.parametrize(
     ("lang", "header", "no_choice"),
-    [("nl", "Infopagina", "nog geen keuze"), ("en", "Notice", "no choice yet")],
+    [("nl", "Informatiepagina", "nog geen keuze"), ("en", "Notice", "no choice yet")],
 )
 def test_the_overview_says_no_choice_yet_instead_of_version_0(
     site: PortalSite, school: FlaskClient, lang: str, header: str, no_choice: str
@@ -271,8 +271,8 @@ def test_the_overview_says_no_choice_yet_instead_of_version_0(
 @pytest.mark.parametrize(
     ("lang", "chain", "no_publisher"),
     [
-        ("nl", "Learning materials (leermiddelen)", "Er is geen uitgever geregistreerd"),
-        ("en", "Learning materials (leermiddelen)", "No publisher organisation is registered"),
+        ("nl", "Leermiddelen (leermiddelen)", "Er is geen uitgever geregistreerd"),
+        ("en", "Leermiddelen (leermiddelen)", "No publisher organisation is registered"),
     ],
 )
 def test_a_service_names_its_publisher_and_its_chain_by_name(
@@ -303,7 +303,7 @@ def test_a_service_names_its_publisher_and_its_chain_by_name(
     assert demo["publisher"].startswith(no_publisher) and demo["chain"] == chain
     overview = _page(school, f"{SCHOOL}/overview?lang={lang}")
     row = overview.split('data-service="toetsplein"')[1].split("</tr>")[0]
-    assert ">Digital exams</td>" in row
+    assert ">Toetsen</td>" in row
 
 
 # -- 5: times in the broker's zone on every portal ---------------------------------------------

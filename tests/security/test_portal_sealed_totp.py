@@ -127,7 +127,7 @@ def test_a_secret_that_does_not_open_stops_the_sign_in_after_the_password(
     _store(site, account.email, _changed(_stored(site, account.email)))
     page = _refused_after_the_password(site, account, caplog, "kan een geheim", "unreadable")
     assert "Een opgeslagen geheim kan niet worden geopend" in page
-    assert "meld dit bij de beheerder van de broker" in page
+    assert "meld dit bij de operator van de federatie" in page
 
 
 def test_an_invitation_keeps_no_secret_and_the_account_holds_the_browsers_sealed(

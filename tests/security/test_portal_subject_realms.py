@@ -63,7 +63,7 @@ def school(site: PortalSite) -> FlaskClient:
 @pytest.mark.parametrize(
     ("lang", "subject", "said"),
     [
-        ("nl", "username", "Vraag de beheerder van de broker om de realms van uw school"),
+        ("nl", "username", "Vraag de operator van de federatie om de realms van uw school"),
         ("en", "student_number", "Ask the broker's operator to register your school's realms"),
     ],
 )

@@ -56,13 +56,14 @@ from tests.support.saml_workers import demo_school_forger, demo_school_signer
 
 PAGE = {
     "en": (
-        "Your school's answer is too old, or its clock is wrong",
-        "Your school's sign-in service sent an answer that is too old, or its clock is wrong.",
+        "Signing in at your school took too long",
+        "Signing in at your school took too long.",
+        "or the clock of its server is wrong.",
     ),
     "nl": (
-        "Het antwoord van je school is te oud, of de klok van je school loopt verkeerd",
-        "De inlogdienst van je school stuurde een antwoord dat te oud is, of de klok van die "
-        "inlogdienst loopt verkeerd.",
+        "Inloggen bij je school duurde te lang",
+        "Het inloggen bij je school duurde te lang.",
+        "of de klok van de server loopt verkeerd.",
     ),
 }
 
@@ -213,9 +214,10 @@ def test_a_time_at_its_bound_is_accepted_and_one_second_past_it_gets_the_clock_p
     past = at_bound + case.past
     page = deliver(demo, login, _answer_at(demo, school, login, case, past, now))
     assert_refused(demo, login.browser, page, caplog, OUT_OF_TIME, statuses=range(502, 503))
-    title, message = PAGE[case.language]
+    title, message, for_ict = PAGE[case.language]
     shown = html.unescape(page.text)
     assert f"<h1>{title}</h1>" in shown and message in shown, shown[:1500]
+    assert for_ict in shown  # the clock: for the school's ICT contact, not the student
 
     # For the operator: the school, the time, and by how many seconds it is off; nothing about
     # the student (the NameID's value, an attribute) and nothing the school wrote as text.

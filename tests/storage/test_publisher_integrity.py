@@ -35,7 +35,7 @@ from tests.storage.test_registry_removal import (
 )
 
 PUBLISHER = Publisher("uitgever-a", "Uitgever A")
-HEAD = "0028"  # the latest revision: these tests migrate to it, and back from it
+HEAD = "0029"  # the latest revision: these tests migrate to it, and back from it
 
 
 def _move(url: str, revision: str, *, down: bool = False) -> None:

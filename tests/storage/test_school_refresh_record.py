@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from broker.cli import school_refresh
+from broker.cli import url_refresh
 from broker.core.federation import FederationEntity, FeedDates
 from broker.core.metadata_refresh import RefreshRecord
 from broker.core.model import OidcUpstream
@@ -42,16 +42,16 @@ def test_outcomes_are_kept_per_school_without_a_generation_bump(registry_url: st
         registry.add_school(ZUID, BOARD_XML, URL)
         registry.add_school(ELSEWHERE, "<other/>")  # a file: nothing to refresh
         given = RefreshRecord(START)
-        assert registry.school_refresh_records() == {NOORD.id: given, ZUID.id: given}
+        assert registry.refresh_records("idp") == {NOORD.id: given, ZUID.id: given}
 
         generation = registry.generation()
         clock.now = START + timedelta(hours=1)
-        registry.record_school_refresh([NOORD.id, ZUID.id], "metadata_invalid")
+        registry.record_refresh("idp", [NOORD.id, ZUID.id], "metadata_invalid")
         refused = RefreshRecord(START, clock.now, "metadata_invalid")
-        assert registry.school_refresh_records() == {NOORD.id: refused, ZUID.id: refused}
+        assert registry.refresh_records("idp") == {NOORD.id: refused, ZUID.id: refused}
         clock.now = START + timedelta(hours=2)
-        registry.record_school_refresh([NOORD.id], None)
-        records = registry.school_refresh_records()
+        registry.record_refresh("idp", [NOORD.id], None)
+        records = registry.refresh_records("idp")
         assert records[NOORD.id] == RefreshRecord(
             clock.now, START + timedelta(hours=1), refused.failure
         )
@@ -61,7 +61,7 @@ def test_outcomes_are_kept_per_school_without_a_generation_bump(registry_url: st
         # An update given by URL is a refresh; a move to an OpenID provider leaves no record.
         clock.now = START + timedelta(hours=3)
         registry.update_school_metadata(ZUID.id, "<board-2/>", BOARD_XML, url=URL)
-        assert registry.school_refresh_records()[ZUID.id].refreshed_at == clock.now
+        assert registry.refresh_records("idp")[ZUID.id].refreshed_at == clock.now
         oidc = OidcUpstream("https://op.school.example", "client", "secret", ("RS256",))
         registry.add_school(
             replace(ELSEWHERE, id="40DD", idp_entity_id="https://x.example"), "<x/>", URL
@@ -73,21 +73,21 @@ def test_outcomes_are_kept_per_school_without_a_generation_bump(registry_url: st
             "",
             url=URL,
         )
-        assert "40DD" not in registry.school_refresh_records()
+        assert "40DD" not in registry.refresh_records("idp")
     finally:
         registry.close()
 
 
 def _refused(registry: SqlRegistry) -> None:
-    registry.record_school_refresh(["30CC"], "metadata_invalid")
+    registry.record_refresh("idp", ["30CC"], "metadata_invalid")
 
 
 def test_revision_0028_goes_down_and_up_again_with_schools(registry_url: str) -> None:
     again = down_and_up(registry_url, "0027", COLUMNS, _refused)
     try:
         # The school and its URL stay; what the refresh made of it is told again by its next run.
-        assert again.school_metadata_urls() == [("30CC", "https://adfs.college.example", URL)]
-        assert again.school_refresh_records() == {"30CC": RefreshRecord()}
+        assert again.metadata_urls("idp") == [("30CC", "https://adfs.college.example", URL)]
+        assert again.refresh_records("idp") == {"30CC": RefreshRecord()}
     finally:
         again.close()
 
@@ -104,18 +104,18 @@ def test_a_school_whose_idp_a_source_holds_is_not_fetched_and_not_refused(
     `held_by_source` and exited 1, which no command could mend)."""
     _move(registry_url, HEAD)
     fetched: list[str] = []
-    monkeypatch.setattr(school_refresh, "fetch_metadata", lambda url, **_: fetched.append(url))
+    monkeypatch.setattr(url_refresh, "fetch_metadata", lambda url, **_: fetched.append(url))
     registry = SqlRegistry(registry_url, seal=TEST_SEAL, clock=Clock())
     try:
         registry.add_school(NOORD, BOARD_XML, URL)
-        before = registry.school_refresh_records()
+        before = registry.refresh_records("idp")
         entity = FederationEntity(BOARD_IDP, "idp", BOARD_XML, None)
         registry.federation.store("entree", "d", FeedDates(None, None), [entity], START)
-        outcomes = school_refresh.refresh_schools(_Settings(), registry)  # type: ignore[arg-type]
-        assert [(o.school_id, o.result, o.detail) for o in outcomes] == [
+        outcomes = url_refresh.refresh_by_url(_Settings(), registry, "idp")  # type: ignore[arg-type]
+        assert [(o.entry_id, o.result, o.detail) for o in outcomes] == [
             (NOORD.id, "held", "entree")
         ]
         assert fetched == []
-        assert registry.school_refresh_records() == before
+        assert registry.refresh_records("idp") == before
     finally:
         registry.close()

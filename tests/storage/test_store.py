@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from broker.core.errors import ConfigurationError, InvalidMessage, StoreUnavailable
-from broker.core.ports import KeyValueStore, StoreOp
+from broker.core.ports import KeyValueStore, StoreOp, StoreReply
 from broker.login.replay import ReplayGuard, bucket_of, epoch_key
 from broker.store import MemoryStore, RedisStore, open_store
 
@@ -147,6 +147,70 @@ def test_add_if_absent_sets_only_the_first_time(store: KeyValueStore, new_key: K
     assert store.get(key) == b"first"
 
 
+def test_replace_if_same_writes_only_over_the_bytes_read(
+    store: KeyValueStore, new_key: KeyNames
+) -> None:
+    key = new_key("replace")
+    assert store.replace_if_same(key, b"read", b"mine", 30) is False  # absent: not the same
+    assert store.get(key) is None
+    assert store.replace_if_same(key, None, b"first", 30) is True  # None: only while absent
+    assert store.replace_if_same(key, None, b"again", 30) is False
+    assert store.replace_if_same(key, b"firs", b"mine", 30) is False
+    assert store.replace_if_same(key, b"first" + b"\0", b"mine", 30) is False
+    assert store.get(key) == b"first"
+    assert store.replace_if_same(key, b"first", bytes(range(256)), 30) is True
+    assert store.get(key) == bytes(range(256))
+    assert store.replace_if_same(key, bytes(range(256)), b"", 30) is True
+    assert store.replace_if_same(key, b"", b"after-empty", 30) is True  # empty is not absent
+    assert store.get(key) == b"after-empty"
+    with pytest.raises(ValueError, match="ttl_seconds"):
+        store.replace_if_same(key, b"after-empty", b"v", 0)
+    with pytest.raises(TypeError):
+        store.replace_if_same(key, "after-empty", b"v", 30)  # type: ignore[arg-type]
+    assert store.get(key) == b"after-empty"
+
+
+def test_replace_if_same_in_a_batch_replies_as_the_single_call(
+    store: KeyValueStore, new_key: KeyNames
+) -> None:
+    key, absent, other = new_key("batch-cas"), new_key("batch-cas-absent"), new_key("batch-cas-o")
+    store.put(key, b"v1", 30)
+    replies = store.batch(
+        [
+            StoreOp.replace_if_same(key, b"v0", b"lost", 30),
+            StoreOp.put(other, b"stands", 30),  # a failed compare-and-set undoes nothing
+            StoreOp.replace_if_same(key, b"v1", b"v2", 30),
+            StoreOp.get(key),
+            StoreOp.replace_if_same(absent, None, b"new", 30),
+            StoreOp.replace_if_same(absent, None, b"newer", 30),
+        ]
+    )
+    assert replies == [False, None, True, b"v2", True, False]
+    assert store.get(other) == b"stands"
+    assert store.get(absent) == b"new"
+    assert StoreOp.replace_if_same(absent, None, b"x", 30) == StoreOp.add_if_absent(
+        absent, b"x", 30
+    )
+
+
+def test_replace_if_same_has_a_single_winner(store: KeyValueStore, new_key: KeyNames) -> None:
+    """Every caller read the same bytes: one write goes in, the others learn it did."""
+    for _ in range(5):
+        key = new_key("race-replace")
+        store.put(key, b"read by all", 30)
+
+        def replace(index: int, key: str = key) -> StoreReply:
+            if index % 2:
+                return store.replace_if_same(key, b"read by all", b"%d" % index, 30)
+            return store.batch([StoreOp.replace_if_same(key, b"read by all", b"%d" % index, 30)])[0]
+
+        results = _run_together(THREADS, replace)
+        winners = [index for index, won in enumerate(results) if won is True]
+        assert len(winners) == 1
+        assert results.count(False) == THREADS - 1
+        assert store.get(key) == b"%d" % winners[0]
+
+
 def test_renew_gives_the_value_and_sets_a_new_expiry(
     store: KeyValueStore, new_key: KeyNames
 ) -> None:
@@ -226,8 +290,9 @@ def test_a_batch_keeps_its_order(store: KeyValueStore, new_key: KeyNames) -> Non
         StoreOp.add_if_absent("k", b"v", True),
         StoreOp.put("k", "text", 30),  # type: ignore[arg-type]
         StoreOp("flush", "k"),  # type: ignore[arg-type]
+        StoreOp("replace_if_same", "k", b"v", 30, "text"),  # type: ignore[arg-type]
     ],
-    ids=["zero-ttl", "bool-ttl", "str-value", "unknown-operation"],
+    ids=["zero-ttl", "bool-ttl", "str-value", "unknown-operation", "str-expected"],
 )
 def test_a_batch_with_one_bad_operation_runs_none(
     store: KeyValueStore, new_key: KeyNames, bad: StoreOp
@@ -448,6 +513,7 @@ OPERATIONS: dict[str, Callable[[KeyValueStore], object]] = {
     "take": lambda s: s.take(SECRET_KEY),
     "add_if_absent": lambda s: s.add_if_absent(SECRET_KEY, b"v", 30),
     "delete": lambda s: s.delete(SECRET_KEY),
+    "replace_if_same": lambda s: s.replace_if_same(SECRET_KEY, b"v", b"w", 30),
     "renew": lambda s: s.renew(SECRET_KEY, 30),
     "batch": lambda s: s.batch([StoreOp.add_if_absent(SECRET_KEY, b"v", 30), StoreOp.get("x")]),
     "ping": lambda s: s.ping(),
@@ -562,7 +628,7 @@ def test_an_oidc_code_is_redeemed_once_when_workers_race(store: KeyValueStore) -
     code = secrets.token_urlsafe(36)
     vault.put_code(code, issued)
     with ThreadPoolExecutor(8) as pool:
-        results = list(pool.map(lambda _: vault.take_code(code), range(8)))
+        results = list(pool.map(lambda _: vault.take_code(code, "rp"), range(8)))
     winners = [r for r in results if r is not None]
     assert len(winners) == 1 and winners[0].grantee.sub == "f" * 64
 
@@ -572,9 +638,9 @@ def test_an_oidc_code_is_redeemed_once_when_workers_race(store: KeyValueStore) -
     vault.put_code(
         code, IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, fresh)
     )
-    assert vault.take_code(code) is not None
+    assert vault.take_code(code, "rp") is not None
     access = secrets.token_urlsafe(32)
     vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", fresh)
     assert vault.access(access) is not None
-    assert vault.take_code(code) is None
+    assert vault.take_code(code, "rp") is None
     assert vault.access(access) is None

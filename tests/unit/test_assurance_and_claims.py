@@ -14,6 +14,7 @@ from broker.core.assurance import (
     WINDOWS,
     Assurance,
     AssuranceLevel,
+    SchoolContexts,
 )
 from broker.core.errors import BadRequest
 from broker.oidc import requested_claims as claims
@@ -114,19 +115,19 @@ def test_a_stronger_method_beside_the_class_counts(
     [
         # Any level will do: the school is asked for none (Entra ID would refuse a student who
         # signed in with Windows or MFA when asked for a password, exactly: AADSTS75011).
-        (("password", "otp", "mfa"), ((), "exact")),
+        (("password", "otp", "mfa"), SchoolContexts((), "exact")),
         # From a stronger level up: that level, at least.
-        (("otp", "mfa"), (("urn:example:otp",), "minimum")),
-        (("mfa",), ((REFEDS_MFA,), "minimum")),
+        (("otp", "mfa"), SchoolContexts(("urn:example:otp",), "minimum")),
+        (("mfa",), SchoolContexts((REFEDS_MFA,), "minimum")),
         # Anything else, exactly those levels.
-        (("password",), ((PASSWORD_PROTECTED,), "exact")),
-        (("password", "otp"), ((PASSWORD_PROTECTED, "urn:example:otp"), "exact")),
-        (("password", "mfa"), ((PASSWORD_PROTECTED, REFEDS_MFA), "exact")),
-        ((), ((), "exact")),
+        (("password",), SchoolContexts((PASSWORD_PROTECTED,), "exact")),
+        (("password", "otp"), SchoolContexts((PASSWORD_PROTECTED, "urn:example:otp"), "exact")),
+        (("password", "mfa"), SchoolContexts((PASSWORD_PROTECTED, REFEDS_MFA), "exact")),
+        ((), SchoolContexts((), "exact")),
     ],
 )
 def test_the_school_is_asked_no_narrower_than_needed(
-    acceptable: tuple[str, ...], asked: tuple[tuple[str, ...], str]
+    acceptable: tuple[str, ...], asked: SchoolContexts
 ) -> None:
     assert THREE_LEVELS.school_request(acceptable) == asked
 
@@ -134,11 +135,12 @@ def test_the_school_is_asked_no_narrower_than_needed(
 def test_a_wish_that_is_not_required_asks_for_at_least_its_weakest_level() -> None:
     """OIDC `acr_values` without `essential`: any answer will do, so a password wish asks the
     school for nothing in particular, an MFA wish for MFA at least."""
-    assert THREE_LEVELS.school_request(("password",), required=False) == ((), "exact")
-    assert THREE_LEVELS.school_request(("mfa",), required=False) == ((REFEDS_MFA,), "minimum")
-    assert THREE_LEVELS.school_request(("otp",), required=False) == (
-        ("urn:example:otp",),
-        "minimum",
+    assert THREE_LEVELS.school_request(("password",), required=False) == SchoolContexts()
+    assert THREE_LEVELS.school_request(("mfa",), required=False) == SchoolContexts(
+        (REFEDS_MFA,), "minimum"
+    )
+    assert THREE_LEVELS.school_request(("otp",), required=False) == SchoolContexts(
+        ("urn:example:otp",), "minimum"
     )
 
 

@@ -48,6 +48,8 @@ def _everything() -> Facts:
         Service("missing", "Missing", "https://sp.missing.example", None),
         Service("held", "Held", "https://sp.held.example", None),
         Service("http", "Http", "https://sp.http.example", None, approved=False),
+        Service("ending", "Certificate ending", "https://sp.ending.example", None),
+        Service("stale", "Not refreshed", "https://sp.stale.example", None),
         *(Service(f"l{n}", "Left out", m.entity_id, None) for n, m in enumerate(LEFT_OUT)),
     ]
     return Facts(
@@ -60,7 +62,11 @@ def _everything() -> Facts:
             ENDING: (),
             STALE: (),
         },
-        sp_endpoints={"https://sp.http.example": ("acs", "slo")},
+        sp_endpoints={
+            "https://sp.http.example": ("acs", "slo"),
+            "https://sp.ending.example": (),
+            "https://sp.stale.example": (),
+        },
         sources=[
             SourceHealth("weg", SourceState.EXPIRED, "metadata_expired", NOW, NOW),
             SourceHealth("nooit", SourceState.MISSING, None, None, None),
@@ -81,6 +87,8 @@ def _everything() -> Facts:
         idp_signing_until={ENDING: NOW + timedelta(days=12), NAMING: NOW + timedelta(days=400)},
         now=NOW,
         school_refresh={"88HH": RefreshRecord(NOW - timedelta(days=4))},
+        sp_signing_until={"https://sp.ending.example": NOW + timedelta(days=3)},
+        service_refresh={"stale": RefreshRecord(NOW - timedelta(days=4))},
     )
 
 

@@ -8,9 +8,13 @@ import pytest
 
 from bench.metadata_aggregate import idp_entity, sp_entity
 from broker.core.endpoints import (
+    Refusal,
+    UrlRefusal,
     ascii_host_form,
+    host_refusal,
     is_acceptable_endpoint,
     redirect_uri_problem,
+    redirect_uri_refusal,
 )
 from broker.core.federation import LeftOut
 from broker.core.model import ClientAuthMethod
@@ -43,6 +47,21 @@ def test_a_host_that_is_no_domain_name_is_refused_as_such() -> None:
     assert redirect_uri_problem("https://☃.net/cb") == (
         "has a host that is not a valid internationalised domain name"
     )
+
+
+@pytest.mark.parametrize(("typed", "ascii_form"), IDN)
+def test_the_verdict_names_the_kind_and_the_xn_form(typed: str, ascii_form: str) -> None:
+    """One verdict every intake asks (portal, registration, import, metadata, discovery);
+    each says it in its own words."""
+    verdict = UrlRefusal(Refusal.NON_ASCII_HOST, ascii_form)
+    assert host_refusal(typed) == verdict
+    assert redirect_uri_refusal(typed) == verdict
+    assert host_refusal(ascii_form) is None
+
+
+def test_a_host_that_is_no_domain_name_has_no_xn_form_in_its_verdict() -> None:
+    assert host_refusal("https://☃.net/cb") == UrlRefusal(Refusal.NOT_A_DOMAIN_NAME)
+    assert host_refusal("https://[::1/cb") is None  # no host to judge: other checks do
 
 
 def test_only_the_host_counts_a_unicode_path_is_kept() -> None:

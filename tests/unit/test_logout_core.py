@@ -55,6 +55,7 @@ from broker.login.school_logout import SchoolBackChannelLogout
 from broker.login.school_sessions import BACK_CHANNEL, SchoolSessionIndex
 from broker.login.sealed import seal, store_key
 from broker.store import MemoryStore
+from broker.store.contract import WRITES_WITH_VALUE
 from tests.unit.test_sealed_and_flow import KEY, FakeRegistry
 
 TOKEN = "t" * 43
@@ -62,6 +63,8 @@ SECRET = b"s" * 32
 
 
 class CountingStore(MemoryStore):
+    """Counts the writes: single puts and a batch's writes alike."""
+
     def __init__(self) -> None:
         super().__init__()
         self.puts = 0
@@ -69,6 +72,10 @@ class CountingStore(MemoryStore):
     def put(self, key: str, value: bytes, ttl_seconds: int) -> None:
         self.puts += 1
         super().put(key, value, ttl_seconds)
+
+    def batch(self, operations: Sequence[StoreOp]) -> list[StoreReply]:
+        self.puts += sum(op.operation in WRITES_WITH_VALUE for op in operations)
+        return super().batch(operations)
 
 
 class RecordingStore(MemoryStore):

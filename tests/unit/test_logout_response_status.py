@@ -10,7 +10,7 @@ from saml2.entity import Entity
 from saml2.response import LogoutResponse, StatusResponse
 
 from broker.saml.firewall import status_names
-from broker.saml.logout_messages import _StatusLeftToTheBroker
+from broker.saml.logout_messages import LOGOUT_RESPONSE, LogoutMessage, _StatusLeftToTheBroker
 
 
 def test_the_reader_is_pysaml2s_own_but_for_the_status() -> None:
@@ -48,3 +48,32 @@ def test_a_status_reaches_the_log_only_by_its_standard_names(
     top: str, second: str, logged: str
 ) -> None:
     assert status_names(top, second) == logged
+
+
+@pytest.mark.parametrize(
+    ("signed", "success", "partial", "confirms"),
+    [
+        (True, True, False, True),
+        (True, True, True, False),  # Success/PartialLogout: other sessions may stand
+        (True, False, True, False),
+        (True, False, False, False),
+        (False, True, False, False),  # unsigned: anyone could have sent it
+        (False, False, False, False),
+    ],
+)
+def test_only_a_signed_whole_success_confirms_a_logout(
+    signed: bool, success: bool, partial: bool, confirms: bool
+) -> None:
+    """The rule the school logout route only asks (`LogoutMessage.confirms`)."""
+    message = LogoutMessage(
+        LOGOUT_RESPONSE,
+        "https://idp.school.example",
+        "_r1",
+        0.0,
+        "",
+        in_response_to="_q1",
+        success=success,
+        partial=partial,
+        signed=signed,
+    )
+    assert message.confirms is confirms

@@ -72,7 +72,7 @@ def issue(vault: TokenVault, who: Grantee, access: str) -> str:
     """A code issued and redeemed, and `access` stored for it: the code, to replay it."""
     code = secrets.token_urlsafe(36)
     vault.put_code(code, IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, who))
-    assert vault.take_code(code) is not None
+    assert vault.take_code(code, "rp") is not None
     vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", who)
     return code
 
@@ -117,7 +117,7 @@ def test_a_revoked_familys_access_token_stops_working_at_once(vault: TokenVault)
     token = access_token_for(who)
     code = issue(vault, who, token)
     assert vault.access(token) is not None
-    assert vault.take_code(code) is None  # the code replayed: the family is revoked
+    assert vault.take_code(code, "rp") is None  # the code replayed: the family is revoked
     assert vault.access(token) is None
     # Another login's family is untouched.
     other = grantee()
@@ -131,7 +131,7 @@ def test_a_token_whose_family_part_was_changed_finds_nothing(vault: TokenVault) 
     token = access_token_for(revoked)
     issue(vault, live, access_token_for(live))
     code = issue(vault, revoked, token)
-    vault.take_code(code)  # revokes `revoked`'s family
+    vault.take_code(code, "rp")  # revokes `revoked`'s family
     # Naming a live family instead does not make the revoked token work again: the record is
     # filed and sealed under the whole token.
     swapped = f"{live.family}.{token.partition('.')[2]}"
@@ -175,7 +175,7 @@ def test_a_token_issued_before_tokens_named_their_family_still_works(
     store.calls.clear()
     assert vault.access(old) is not None
     assert [kind for kind, _ in store.calls] == ["get", "get"]
-    vault.take_code(code)
+    vault.take_code(code, "rp")
     assert vault.access(old) is None
 
 
@@ -213,12 +213,12 @@ def test_revocation_outlasts_every_token_of_the_family_whatever_the_lifetimes(
     code = secrets.token_urlsafe(36)
     vault.put_code(code, IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, who))
     clock.now += code_ttl - 2  # redeemed late, as a slow client may
-    assert vault.take_code(code) is not None
+    assert vault.take_code(code, "rp") is not None
     redeemed = clock.now
     access = access_token_for(who)
     vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", who)
     clock.now += 1  # the code replayed (an attacker's copy)
-    assert vault.take_code(code) is None
+    assert vault.take_code(code, "rp") is None
     assert vault.access(access) is None, "the replay did not revoke the access token"
     clock.now = redeemed + access_ttl - 1  # the access token's last second
     assert vault.access(access) is None, "the revocation ended before the token"
@@ -252,8 +252,8 @@ def test_a_reused_codes_mark_leaves_the_one_redemption_its_answer(vault: TokenVa
     who = grantee()
     code = secrets.token_urlsafe(36)
     vault.put_code(code, IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, who))
-    assert vault.take_code(code) is not None  # the winner
-    assert vault.take_code(code) is None  # the thief's copy: the family is marked reused
+    assert vault.take_code(code, "rp") is not None  # the winner
+    assert vault.take_code(code, "rp") is None  # the thief's copy: the family is marked reused
     access = access_token_for(who)
     vault.put_tokens({"access_token": access, "scope": "openid"}, "rp", who)
     assert vault.access(access) is None
@@ -270,7 +270,7 @@ def test_a_code_replayed_after_the_logout_gets_no_tokens_from_either_redemption(
     vault.put_code(code, IssuedCode("rp", "https://rp.example/cb", "openid", None, None, None, who))
     ended = vault.session_end_op(who.family)
     vault.store.put(ended.key, ended.value, ended.ttl_seconds)
-    assert vault.take_code(code) is not None
-    assert vault.take_code(code) is None  # the replay: a reuse, after the logout
+    assert vault.take_code(code, "rp") is not None
+    assert vault.take_code(code, "rp") is None  # the replay: a reuse, after the logout
     with pytest.raises(InvalidGrantError):
         vault.put_tokens({"access_token": access_token_for(who), "scope": "openid"}, "rp", who)

@@ -6,7 +6,7 @@ from hashlib import sha256
 
 import pytest
 
-from broker.core.endpoints import redirect_uri_problem
+from broker.core.endpoints import Refusal, redirect_uri_problem, redirect_uri_refusal
 from broker.core.model import ClientAuthMethod
 from broker.oidc.registration import InvalidRegistration, new_client
 
@@ -44,6 +44,25 @@ def test_acceptable_redirect_uris(uri: str) -> None:
 def test_refused_redirect_uris(uri: str, why: str) -> None:
     problem = redirect_uri_problem(uri)
     assert problem is not None and why in problem
+
+
+@pytest.mark.parametrize(
+    ("uri", "kind"),
+    [
+        ("", Refusal.LENGTH),
+        ("https://platform.example/a b", Refusal.SPACES),
+        ("https://[::1/cb", Refusal.NOT_A_URL),
+        ("https://platform.example/cb#frag", Refusal.FRAGMENT),
+        ("https://*.platform.example/cb", Refusal.WILDCARD),
+        ("https://user:pw@platform.example/cb", Refusal.CREDENTIALS),
+        ("https://☃.net/cb", Refusal.NOT_A_DOMAIN_NAME),
+        ("http://platform.example/cb", Refusal.NOT_HTTPS),
+    ],
+)
+def test_each_refusal_names_its_kind(uri: str, kind: Refusal) -> None:
+    refused = redirect_uri_refusal(uri)
+    assert refused is not None and refused.kind is kind and refused.ascii_form is None
+    assert redirect_uri_problem(uri) == refused.words
 
 
 def test_a_secret_client_gets_a_secret_shown_once_and_stored_as_a_hash() -> None:

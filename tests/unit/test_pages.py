@@ -556,16 +556,17 @@ def test_home_links_both_metadata_documents(app: Flask) -> None:
     assert [h.text for h in nl.find_all("h2")] == ["Voor technische beheerders"]
 
 
-# The pseudonym, on the technical home page, is named and explained; on the pages a student
-# reads it is "a secret number" that is theirs, in words a ten-year-old knows (no "pseudoniem").
-def test_the_home_page_names_the_pseudonym_and_explains_it(app: Flask) -> None:
+# The home page is titled for students ("Sign in with your school account") and links to their
+# data: the pseudonym is "a secret number" that is theirs there too, in words a ten-year-old
+# knows (no "pseudoniem"), and it speaks to the student ("je"), not about students.
+def test_the_home_page_explains_the_secret_number_to_the_student(app: Flask) -> None:
     context, _ = PAGES["home.html"]
-    for lang, named, explained in (
-        ("nl", "pseudoniem", "een nummer dat voor de leerling staat"),
-        ("en", "pseudonym", "a number that stands for the student"),
+    for lang, explained, spoken_to, jargon in (
+        ("nl", "een geheim nummer dat bij jou hoort", "Hier log je in", "pseudoniem"),
+        ("en", "a secret number that stands for you", "Here you sign in", "pseudonym"),
     ):
         text = render(app, "home.html", lang, **context).find("main").text
-        assert named in text and explained in text, text
+        assert explained in text and spoken_to in text and jargon not in text.lower(), text
 
 
 STUDENT_SECRET_NUMBER = {

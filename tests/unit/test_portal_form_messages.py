@@ -13,7 +13,8 @@ from flask_wtf import FlaskForm
 from wtforms.validators import DataRequired, InputRequired, Length
 
 import broker.web.portal as portal
-from broker.web.portal.oidc_forms import OidcClientForm
+from broker.core.endpoints import Refusal
+from broker.web.portal.oidc_forms import URI_PROBLEMS, OidcClientForm
 from broker.web.portal.service_forms import ServiceForm, service_form_class
 from tests.support.pages import pages_app
 
@@ -49,3 +50,9 @@ def test_no_portal_form_shows_wtforms_stock_texts() -> None:
             if isinstance(check, STOCK_WORDED) and check.message is None
         ]
     assert stock == []
+
+
+def test_every_url_refusal_has_the_portals_words() -> None:
+    """The portal translates core/endpoints.py's verdict by its kind; a host not in ASCII is
+    said with its xn-- form, every other kind from the table."""
+    assert set(URI_PROBLEMS) == set(Refusal) - {Refusal.NON_ASCII_HOST}

@@ -56,7 +56,7 @@ KEYWORDS = {"_": None, "gettext": None, "ngettext": (1, 2), "_l": None, "lazy_ge
 INFORMAL = re.compile(r"\b(je|jij|jou|jouw|jullie)\b", re.IGNORECASE)
 # A quoted example of what students read ("Om je te begroeten.", the declaration form's hint) is
 # written to them, not to the reader of the portal.
-QUOTED = re.compile(r'"[^"]*"|“[^”]*”')
+QUOTED = re.compile(r'"[^"]*"|“[^”]*”|„[^”]*”')
 
 
 def _addresses_informally(dutch: str) -> bool:

@@ -66,7 +66,7 @@ def test_the_lookup_uses_up_the_budget_of_the_calls_after_it(
         # The budget is spent now: the next call refuses at once, without another lookup.
         asked = len(hanging_resolver)
         time.sleep(0.15)
-        with pytest.raises(SchoolTimeout, match="spent"):
+        with pytest.raises(SchoolTimeout, match="has run out"):
             get_json(session, URL, DISCOVERY_DOCUMENT)
         assert len(hanging_resolver) == asked
 

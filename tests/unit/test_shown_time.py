@@ -64,8 +64,10 @@ def test_another_zone_is_accepted(instance: Settings) -> None:
 def test_a_student_reads_day_month_and_minute_and_the_year_only_when_another() -> None:
     now = 1796037780  # 2026-11-30 11:23 UTC
     dutch, english = Locale.parse("nl"), Locale.parse("en")
-    assert shown_day(now, AMSTERDAM, dutch, now) == "30 nov 12:23"
-    assert shown_day(now, AMSTERDAM, english, now) == "30 Nov 12:23"
+    assert shown_day(now, AMSTERDAM, dutch, now) == "30 november om 12:23"
+    assert shown_day(now, AMSTERDAM, english, now) == "30 November at 12:23"
     # 2025-12-31 23:30 UTC is New Year's Day in Amsterdam: this year, so no year.
-    assert shown_day(1767223800, AMSTERDAM, english, now) == "1 Jan 00:30"
-    assert shown_day(1735687800, AMSTERDAM, dutch, now) == "1 jan 2025 00:30"
+    assert shown_day(1767223800, AMSTERDAM, english, now) == "1 January at 00:30"
+    assert shown_day(1735687800, AMSTERDAM, dutch, now) == "1 januari 2025 om 00:30"
+    # Another language: its own month names, no joining word.
+    assert shown_day(now, AMSTERDAM, Locale.parse("de"), now) == "30 November 12:23"

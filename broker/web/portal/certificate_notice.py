@@ -1,11 +1,16 @@
-"""The school portal's banner when its SAML IdP's signing certificates in the copy in force all
-end within 30 days, 15 for a copy fetched from the school's URL (core/attention.py
-`certificate_ending`, the rule of the operator's "Needs
-attention" page and of the `ketenbroker_school_idp_certificates_ending` gauge): once they end,
-the IdP signs with a certificate the broker does not hold and every login is refused.
+"""The portals' banner when a SAML entity's certificates in the copy in force all end within 30
+days, 15 for a copy fetched from the entry's URL (core/attention.py `certificate_ending`, the
+rule of the operator's "Needs attention" page and of the `ketenbroker_school_idp_certificates_
+ending` and `ketenbroker_service_sp_certificates_ending` gauges): on the school portal for its
+IdP's signing certificates (once they end, the IdP signs with a certificate the broker does not
+hold and every login is refused), on the publisher portal for each of its SAML services' signing
+or encryption certificates (once they end, the platform's requests are refused, or it cannot
+open the assertions encrypted to it).
 
-Read for a school administrator's pages only: the school's row and its IdP's copy in force, one
-query each (the copy parsed once per text, as the report's memo does)."""
+Read for a school's or publisher's administrator's pages only: a school's IdP copy in force and
+whether it was given by URL, in one query (`school_idp_copy`); a publisher's SAML services, and
+per service its copy in force and its URL (a handful); each copy parsed once per text, as the
+report's memo does."""
 
 from __future__ import annotations
 
@@ -13,23 +18,43 @@ import functools
 from datetime import UTC, datetime
 
 from broker.core.attention import certificate_ending
+from broker.core.model import Protocol
 from broker.saml.metadata_changes import signing_valid_until
 from broker.web.wiring import broker
 
 
 @functools.lru_cache(maxsize=64)
-def _valid_until(xml: str) -> datetime | None:
-    return signing_valid_until(xml, "idp")
+def _valid_until(xml: str, role: str) -> datetime | None:
+    return signing_valid_until(xml, role)
+
+
+def _ending(role: str, xml: str | None, fetched: bool, now: datetime) -> datetime | None:
+    """When the copy `xml`'s certificates end, if within the warning period (or ended)."""
+    until = _valid_until(xml, role) if xml else None
+    return until if certificate_ending(until, now, fetched=fetched) else None
 
 
 def school_certificate_ends(school_id: str) -> datetime | None:
     """When the last signing certificate of the school's IdP ends, if within the warning
     period (or ended); None otherwise, and for a school on OpenID Connect or without a copy."""
-    registry = broker().registry
-    school = registry.school(school_id)
-    if school is None or school.oidc is not None:
+    copy = broker().registry.school_idp_copy(school_id)
+    if copy is None:
         return None
-    xml = registry.school_metadata(idp_entity_id=school.idp_entity_id).get(school.idp_entity_id)
-    until = _valid_until(xml) if xml else None
-    fetched = registry.school_metadata_url(school_id) is not None
-    return until if certificate_ending(until, datetime.now(UTC), fetched=fetched) else None
+    return _ending("idp", copy.xml, copy.fetched, datetime.now(UTC))
+
+
+def service_certificates_ending(publisher_id: str) -> list[tuple[str, datetime]]:
+    """(name, end) of each of the publisher's SAML services whose SP's signing or encryption
+    certificates end within the warning period (or ended), by name."""
+    registry, now = broker().registry, datetime.now(UTC)
+    ending = []
+    for service in registry.all_services(publisher_id):
+        if service.protocol is not Protocol.SAML:
+            continue
+        xml = registry.service_metadata(approved_only=False, entity_id=service.entity_id).get(
+            service.entity_id
+        )
+        fetched = registry.metadata_url("sp", service.id) is not None
+        if (until := _ending("sp", xml, fetched, now)) is not None:
+            ending.append((service.name, until))
+    return sorted(ending)

@@ -30,11 +30,11 @@ from wtforms.validators import ValidationError
 
 from broker.core.endpoints import (
     MAX_REDIRECT_URI,
-    NOT_A_DOMAIN_NAME,
-    ascii_host_form,
+    Refusal,
+    UrlRefusal,
+    host_refusal,
     is_acceptable_endpoint,
-    non_ascii_host_problem,
-    redirect_uri_problem,
+    redirect_uri_refusal,
 )
 from broker.core.hosted_domain import MAX_DOMAIN
 from broker.core.model import ClientAuthMethod
@@ -45,28 +45,27 @@ from broker.web.portal.field_checks import PrefilledForm, at_most, required
 from broker.web.portal.service_forms import ServiceForm
 
 MAX_REDIRECT_URIS = 20
-# redirect_uri_problem's answers, translated (the core module has no translations).
+# The refusals of core/endpoints.py, translated (the core module has no translations).
 URI_PROBLEMS = {
-    f"must be 1-{MAX_REDIRECT_URI} characters": _l("is empty or too long"),
-    "must not contain spaces": _l("must not contain spaces"),
-    "is not a URL": _l("is not a URL"),
-    "must not have a fragment (#…)": _l("must not have a fragment (#…)"),
-    "must not contain wildcards": _l("must not contain wildcards"),
-    "must not carry a user name or password": _l("must not carry a user name or password"),
-    "must be https (plain http only to a loopback address or localhost)": _l(
-        "must be https (plain http only to localhost or 127.0.0.1)"
-    ),
-    NOT_A_DOMAIN_NAME: _l("has a host that is not a valid internationalised domain name"),
+    Refusal.LENGTH: _l("is empty or too long"),
+    Refusal.SPACES: _l("must not contain spaces"),
+    Refusal.NOT_A_URL: _l("is not a URL"),
+    Refusal.FRAGMENT: _l("must not have a fragment (#…)"),
+    Refusal.WILDCARD: _l("must not contain wildcards"),
+    Refusal.CREDENTIALS: _l("must not carry a user name or password"),
+    Refusal.NOT_HTTPS: _l("must be https (plain http only to localhost or 127.0.0.1)"),
+    Refusal.NOT_A_DOMAIN_NAME: _l("has a host that is not a valid internationalised domain name"),
 }
 
 
-def uri_problem_words(uri: str, problem: str) -> str:
-    """`redirect_uri_problem`'s answer for `uri` in the reader's language; a host not in ASCII
-    names the xn-- form to register instead (core/endpoints.py says why)."""
-    written = ascii_host_form(uri) if non_ascii_host_problem(uri) is not None else None
-    if written is not None:
-        return str(_l("must write its host in ASCII (its xn-- form): use %(url)s", url=written))
-    return str(URI_PROBLEMS.get(problem, problem))
+def uri_problem_words(refused: UrlRefusal) -> str:
+    """A refused URL's reason in the reader's language; a host not in ASCII names the xn-- form
+    to register instead (core/endpoints.py says why)."""
+    if refused.ascii_form is not None:
+        return str(
+            _l("must write its host in ASCII (its xn-- form): use %(url)s", url=refused.ascii_form)
+        )
+    return str(URI_PROBLEMS[refused.kind])
 
 
 SUBJECT_LABELS = {
@@ -144,9 +143,9 @@ def _uri_line_problems(uris: tuple[str, ...], *, required: bool) -> list[str]:
     if len(set(uris)) != len(uris):
         problems.append(str(_l("A redirect URI is listed twice.")))
     for line, uri in enumerate(uris, start=1):
-        problem = redirect_uri_problem(uri)
-        if problem is not None:
-            said = uri_problem_words(uri, problem)
+        refused = redirect_uri_refusal(uri)
+        if refused is not None:
+            said = uri_problem_words(refused)
             problems.append(str(_l("Line %(line)d %(problem)s.", line=line, problem=said)))
     return problems
 
@@ -199,9 +198,9 @@ class OidcClientFields(PrefilledForm):
         self._check_lines(field, required=False, option="--oidc-post-logout-uri")
 
     def validate_backchannel_logout_uri(self, field: Field) -> None:
-        problem = redirect_uri_problem(field.data) if field.data else None
-        if problem is not None:
-            raise ValidationError(uri_problem_words(field.data, problem))
+        refused = redirect_uri_refusal(field.data) if field.data else None
+        if refused is not None:
+            raise ValidationError(uri_problem_words(refused))
         lines: list[tuple[int | None, str]] = [(None, field.data)] if field.data else []
         self._refuse_with(field, [], lines, "--oidc-backchannel-logout-uri")
 
@@ -210,7 +209,7 @@ class OidcClientFields(PrefilledForm):
         lines: list[tuple[int | None, str]] = [
             (line, uri)
             for line, uri in enumerate(uris, start=1)
-            if redirect_uri_problem(uri) is None
+            if redirect_uri_refusal(uri) is None
         ]
         self._refuse_with(field, _uri_line_problems(uris, required=required), lines, option)
 
@@ -264,14 +263,9 @@ class OidcClientForm(ServiceForm, OidcClientFields):
 
     def validate_jwks_uri(self, field: Field) -> None:
         if self.auth_method.data == ClientAuthMethod.PRIVATE_KEY_JWT.value:
-            if field.data and (problem := non_ascii_host_problem(field.data)) is not None:
+            if field.data and (refused := host_refusal(field.data)) is not None:
                 raise ValidationError(
-                    str(
-                        _l(
-                            "The JWKS URL %(problem)s.",
-                            problem=uri_problem_words(field.data, problem),
-                        )
-                    )
+                    str(_l("The JWKS URL %(problem)s.", problem=uri_problem_words(refused)))
                 )
             if not field.data or not is_acceptable_endpoint(field.data):
                 raise ValidationError(

@@ -25,6 +25,7 @@ from broker.core.model import ClientAuthMethod, NamingProfile, Protocol, Service
 from broker.oidc.registration import new_client, new_secret
 from broker.registry.errors import ClientChanged
 from broker.web.logs import note_refusal_logged
+from broker.web.no_store import no_store
 from broker.web.portal.declaration_forms import declarations_of
 from broker.web.portal.oidc_forms import (
     OidcClientForm,
@@ -61,8 +62,7 @@ def _secret_page(publisher_id: str, service: Service, secret: str | None, *, new
     )
     response = make_response(page, 200)
     # Shown once: no cache, no back-button copy of the secret.
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 @publisher_oidc_pages.route("/new-oidc", methods=["GET", "POST"])

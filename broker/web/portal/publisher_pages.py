@@ -44,7 +44,7 @@ from broker.web.portal.declaration_forms import (
 )
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.service_forms import EmptyForm, ServiceForm, service_form_class
-from broker.web.portal.uploads import uploaded_text
+from broker.web.portal.uploads import fetched_text, metadata_source, uploaded_text
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
@@ -117,19 +117,33 @@ def services(publisher_id: str) -> str:
     )
 
 
-def _metadata(form: ServiceForm) -> tuple[str | None, str, list[str]]:
-    """(entity id, metadata text, localised problems) of the registration form's metadata: an
-    uploaded file, else the pasted text. The text goes back into the form's text field, so a
-    page that asks to correct another field does not ask for the file again."""
+def _metadata(form: ServiceForm) -> tuple[str | None, str, list[str], str | None]:
+    """(entity id, metadata text, localised problems, the address it was fetched from) of the
+    registration form's metadata: an uploaded file, else what its address serves (kept, so
+    `metadata refresh` fetches it again), else the pasted text. An upload's text goes back into
+    the form's text field, so a page that asks to correct another field does not ask for the
+    file again."""
+    address = form["metadata_url"]
+    url = (address.data or "").strip() or None
     try:
-        xml = uploaded_text(form["metadata_file"].data) or form["metadata_xml"].data or ""
+        xml = uploaded_text(form["metadata_file"].data)
+        if xml is None and url is not None:
+            xml = fetched_text(address)
+        else:
+            xml, url = xml or form["metadata_xml"].data or "", None
+            form["metadata_xml"].data = xml
     except MetadataInvalid as error:
-        return None, "", [localised_detail(error)]
-    form["metadata_xml"].data = xml
+        # Said beside the field it came from: the address when it was fetched.
+        return None, "", [localised_detail(error)], url
     if not xml.strip():
-        return None, "", [gettext("Upload the service's SAML metadata, or paste it.")]
+        return (
+            None,
+            "",
+            [gettext("Upload the service's SAML metadata, paste it, or give its address.")],
+            None,
+        )
     entity_id, problems = sp_metadata_problems(xml)
-    return entity_id, xml, [localised_detail(problem) for problem in problems]
+    return entity_id, xml, [localised_detail(problem) for problem in problems], url
 
 
 @publisher_pages.route("/services/new", methods=["GET", "POST"])
@@ -139,8 +153,8 @@ def register(publisher_id: str) -> Response | tuple[str, int]:
     if form.is_submitted():
         # Every field in one round: the metadata is checked whether or not the others pass.
         valid = form.validate()
-        entity_id, xml, problems = _metadata(form)
-        form["metadata_file"].errors = problems
+        entity_id, xml, problems, url = _metadata(form)
+        form["metadata_url" if url else "metadata_file"].errors = problems
         if valid and entity_id is not None:
             service = Service(
                 form["service_id"].data,
@@ -153,7 +167,7 @@ def register(publisher_id: str) -> Response | tuple[str, int]:
                 publisher_id=publisher_id,
             )
             try:
-                broker().registry.add_service(service, xml)
+                broker().registry.add_service(service, xml, url=url)
             except BadRequest as error:
                 refused_registration(form, error, publisher_id)
             else:
@@ -225,6 +239,7 @@ def service(publisher_id: str, service_id: str) -> Response | tuple[str, int]:
         oidc_discovery_url=broker().settings.url(DISCOVERY_PATH),
         key_windows=key_windows([found]),
         refused_endpoints=_refused_endpoints(found),
+        metadata_source=None if found.oidc else metadata_source("sp", found.id, found.entity_id),
     )
     return page, 400 if form.is_submitted() and impact is None else 200
 

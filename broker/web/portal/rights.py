@@ -24,7 +24,11 @@ from wtforms import ValidationError
 
 from broker.core.admins import Admin, AdminRole
 from broker.web.logs import note_refusal_logged, refusal_logged
-from broker.web.portal.certificate_notice import school_certificate_ends
+from broker.web.no_store import no_store
+from broker.web.portal.certificate_notice import (
+    school_certificate_ends,
+    service_certificates_ending,
+)
 from broker.web.portal.guard import session_admin
 from broker.web.wiring import broker
 
@@ -122,7 +126,9 @@ def portal_blueprint(name: str, prefix: str) -> Blueprint:
     """A portal blueprint: CSRF on every POST, the 403 page, `csrf_token()` in its templates."""
     blueprint = Blueprint(name, __name__, url_prefix=prefix)
     blueprint.before_request(check_csrf)
-    blueprint.after_request(_not_cached)
+    # Portal pages show invitation links, TOTP secrets and federation data: never from a cache
+    # (the back button after sign-out, a shared school laptop's disk cache).
+    blueprint.after_request(no_store)
     blueprint.after_request(_log_form_refusal)
     blueprint.register_error_handler(PortalForbidden, forbidden_page)
 
@@ -132,16 +138,10 @@ def portal_blueprint(name: str, prefix: str) -> Blueprint:
             "csrf_token": generate_csrf,
             "admin": getattr(g, "portal_admin", None),
             "school_certificate_ends": school_certificate_ends,
+            "service_certificates_ending": service_certificates_ending,
         }
 
     return blueprint
-
-
-def _not_cached(response: Response) -> Response:
-    # Portal pages show invitation links, TOTP secrets and federation data: never from a cache
-    # (the back button after sign-out, a shared school laptop's disk cache).
-    response.headers["Cache-Control"] = "no-store"
-    return response
 
 
 def _log_form_refusal(response: Response) -> Response:

@@ -32,7 +32,7 @@ class MultiCheckboxField(SelectMultipleField):
 
 
 NOTICE_CHOICES = [
-    SelectChoice("session", _l("At the first visit in every sign-in session (recommended)")),
+    SelectChoice("session", _l("Every sign-in session (recommended)")),
     SelectChoice("changes", _l("Only at a student's first visit, and again when it changes")),
 ]
 
@@ -46,7 +46,7 @@ class PolicyForm(FlaskForm):
     attributes = MultiCheckboxField(
         _l("Share besides the pseudonym"),
         choices=[],
-        description=_l("Nothing ticked: the platform receives the pseudonym only."),
+        description=_l("If you tick nothing, the platform receives the pseudonym only."),
     )
     # The declaration version the page showed: a choice made on a page the publisher changed
     # since (an attribute declared again with another purpose, made required) is not saved as

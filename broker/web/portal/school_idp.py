@@ -71,7 +71,7 @@ from broker.web.portal.rights import (
     stale_page_refused,
 )
 from broker.web.portal.student_lookup import subject_key
-from broker.web.portal.uploads import fetched_url, idp_metadata
+from broker.web.portal.uploads import fetched_url, idp_metadata, metadata_source
 from broker.web.wiring import broker
 
 log = logging.getLogger("broker.portal")
@@ -175,20 +175,11 @@ def _page(
         refused_endpoints=_refused_endpoints(school),
         locked=_locked(school),
         changed_meanwhile=changed_meanwhile,
-        metadata_source=_metadata_source(school),
+        metadata_source=None
+        if school.oidc
+        else metadata_source("idp", school.id, school.idp_entity_id),
     )
     return page, status
-
-
-def _metadata_source(school: School) -> tuple[str, str] | None:
-    """Where the SAML school's metadata in force comes from: ("url", the address `metadata
-    refresh` fetches again), ("file", "": nothing fetches it again), or None (a metadata
-    source's copy, or a school on OpenID Connect: nothing for the school to do)."""
-    registry = broker().registry
-    if school.oidc is not None or registry.federation.entity(school.idp_entity_id, "idp"):
-        return None
-    url = registry.school_metadata_url(school.id)
-    return ("url", url) if url else ("file", "")
 
 
 def secret_hint(school: School) -> LazyString:

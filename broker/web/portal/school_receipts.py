@@ -44,6 +44,7 @@ from broker.web.labels import attribute_label
 from broker.web.logs import note_refusal_logged
 from broker.web.metrics import student_looked_up
 from broker.web.my_data import STUDENT_CODE_SHOWN
+from broker.web.no_store import no_store
 from broker.web.portal.rights import current_admin, portal_blueprint, portal_page, refuse_unless
 from broker.web.portal.school_forms import (
     MAX_STUDENT_CODES,
@@ -329,8 +330,7 @@ def export(
     response.headers["Content-Disposition"] = (
         f'attachment; filename="receipts-{school_id}-{stamp}.{fmt}"'
     )
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return no_store(response)
 
 
 @school_receipts.route("/overview", methods=["GET"])

@@ -10,7 +10,15 @@ from __future__ import annotations
 from flask_babel import lazy_gettext as _l
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import Field, HiddenField, SelectChoice, SelectField, StringField, TextAreaField
+from wtforms import (
+    Field,
+    HiddenField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+    URLField,
+)
 from wtforms.validators import ValidationError
 
 from broker.core.catalogue import CATALOGUE
@@ -78,12 +86,22 @@ def service_form_class(
         # personal data.
         attributes["metadata_file"] = FileField(
             _l("SAML metadata file of the service"),
-            description=_l("Upload the file, or paste the metadata below."),
+            description=_l("Upload the file, or paste the metadata or give its address below."),
         )
         attributes["metadata_xml"] = TextAreaField(
             _l("Or: the SAML metadata as text"),
             [at_most(MAX_METADATA_CHARS)],
             render_kw={"rows": 6, "spellcheck": "false"},
+        )
+        # Given by its address, the copy is fetched again by `metadata refresh`
+        # (cli/url_refresh.py): the platform's next key reaches the broker by itself.
+        attributes["metadata_url"] = URLField(
+            _l("Or: address of the metadata"),
+            [at_most(1000)],
+            description=_l(
+                "Best: the broker fetches the metadata from this address again every day, so "
+                "a new key of your service reaches it by itself."
+            ),
         )
     if not registering:
         # Set by the page that said how many schools must confirm again (publisher_pages.py).

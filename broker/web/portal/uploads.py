@@ -1,5 +1,6 @@
 """Metadata an administrator gives: an uploaded file (read as UTF-8 text, refused with a message
-when it is not), or the address of a school's identity provider's metadata, fetched."""
+when it is not), or the address of a school's identity provider's or a service's metadata,
+fetched (and kept, so `metadata refresh` fetches it again)."""
 
 from __future__ import annotations
 
@@ -42,8 +43,7 @@ def idp_metadata(upload: Field, address: Field) -> tuple[str | None, str, Field]
         xml = uploaded_text(upload.data)
         if xml is None:
             field = address
-            allow_loopback = broker().settings.peers_on_loopback
-            xml = fetch_metadata(address.data or "", allow_loopback=allow_loopback)
+            xml = fetched_text(address)
     except MetadataInvalid as error:
         field.errors = [localised_detail(error)]
         return None, "", field
@@ -53,7 +53,25 @@ def idp_metadata(upload: Field, address: Field) -> tuple[str | None, str, Field]
     return entity_id, xml, field
 
 
+def fetched_text(address: Field) -> str:
+    """What the address field's URL serves, fetched by saml/metadata_fetch.py's rules (https,
+    plain http only on loopback where the broker allows it): `MetadataInvalid` when it cannot."""
+    allow_loopback = broker().settings.peers_on_loopback
+    return fetch_metadata(address.data or "", allow_loopback=allow_loopback)
+
+
 def fetched_url(given: Field, address: Field) -> str | None:
-    """The address the metadata `idp_metadata` read came from (`given` is its address field),
-    kept with the school so `metadata refresh` fetches it again; None for an upload."""
+    """The address the metadata read came from (`given` is its address field), kept with the
+    school or service so `metadata refresh` fetches it again; None for an upload."""
     return (address.data or "") if given is address else None
+
+
+def metadata_source(role: str, entry_id: str, entity_id: str) -> tuple[str, str] | None:
+    """Where a SAML school's (`role` "idp") or service's ("sp") metadata in force comes from:
+    ("url", the address `metadata refresh` fetches again), ("file", "": nothing fetches it
+    again), or None (a metadata source's copy: nothing for the school or publisher to do)."""
+    registry = broker().registry
+    if registry.federation.entity(entity_id, role):
+        return None
+    url = registry.metadata_url(role, entry_id)
+    return ("url", url) if url else ("file", "")

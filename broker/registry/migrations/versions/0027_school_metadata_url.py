@@ -5,7 +5,7 @@ saml/metadata_fetch.py) the school's IdP metadata was registered or last updated
 `school add|update --saml-metadata URL` or on the portals' identity-provider pages; NULL: given
 as a file (or inline, or by a metadata source's entity id), which nothing fetches again.
 `ketenbroker metadata refresh` fetches each such URL again with `school update`'s checks and
-keeps the last good copy on any failure (cli/school_refresh.py): an ADFS server's yearly
+keeps the last good copy on any failure (cli/url_refresh.py): an ADFS server's yearly
 certificate roll-over (AutoCertificateRollover) reaches the broker before ADFS switches.
 
 Additive: a nullable column older code neither reads nor writes, so a version before it runs on

@@ -5,7 +5,7 @@
 `schools.idp_refresh_failed_at` and `schools.idp_refresh_failure`: when a fetch was last refused
 and its reason code (`metadata_invalid`, `other_entity_id`, ...: codes, never the server's
 words). Written by `ketenbroker metadata refresh` for every school on the IdP fetched
-(cli/school_refresh.py), without a generation bump. The attention report's
+(cli/url_refresh.py), without a generation bump. The attention report's
 `school_metadata_not_refreshed` reads them (core/attention.py): a school whose copy has not been
 refreshed for days keeps signing in only until its IdP rolls its certificate.
 
