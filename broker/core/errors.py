@@ -514,6 +514,15 @@ class StoreUnavailable(BrokerError):
     public_message = "Signing in is not possible right now. Please try again in a moment."
 
 
+class RegistryUnavailable(StoreUnavailable):
+    """The registry's database (PostgreSQL), not the store (Redis), cannot be reached or cannot
+    take this request now. The student's page is the same "try again" 503; its own code tells
+    the operator which of the two to look at, in the log's refused lines and in the setbacks
+    metric's reason."""
+
+    code = "registry_unavailable"
+
+
 class LogoutStoreUnavailable(StoreUnavailable):
     """A logout the store could not carry out: the session may stand on in the store, so the
     student must not leave believing they are logged out (the browser forgets its token)."""

@@ -11,12 +11,14 @@ names, written after each one's purpose of record began (core/notice_release.py)
 changes (other attributes, or a new purpose for one) always shows the notice again; a school
 saving the same choice again (a new policy version) does not.
 
-A login waiting on the notice is held sealed under the browser's secret, like every other
-login state (sealed.py), and taken once when the student continues. Its answer leaves a short
-mark in its place (`done_op`: the service and where its site is, sealed the same way, for the
-login's lifetime), so the Back button from the platform to the notice's address finds "already
-signed in" there, not an error. A login a school's answer completed leaves the same mark under
-the login's id (`LOGIN_DONE`), for the school's second answer to it.
+A login waiting on the notice is held sealed under the browser's secret, like every other login
+state (sealed.py), and taken once when the student continues (and held again under the same id when
+that could not be answered: the store or the registry out of reach, whose page says "try again").
+Its answer leaves a short mark in its place once its receipt is filed (`done_op`: the service and
+where its site is, sealed the same way, for the login's lifetime), so the Back button from the
+platform to the notice's address finds "already signed in" there, not an error. A login a school's
+answer completed leaves the same mark under the login's id (`LOGIN_DONE`), for the school's second
+answer to it.
 """
 
 from __future__ import annotations
@@ -168,9 +170,13 @@ class Receipting:
                 return False
         return True
 
-    def hold(self, browser_secret: bytes, pending: PendingRelease) -> str:
-        """Keep the login until the student continues; returns the id the page posts back."""
-        notice_id = secrets.token_urlsafe(18)
+    def hold(
+        self, browser_secret: bytes, pending: PendingRelease, *, notice_id: str | None = None
+    ) -> str:
+        """Keep the login until the student continues; returns the id the page posts back.
+        `notice_id`: the id it was held under before, to hold it there again (a "Continue"
+        that could not be answered: its "try again" posts to the same address)."""
+        notice_id = notice_id or secrets.token_urlsafe(18)
         self.sealed.put(browser_secret, NOTICE, notice_id, pending.to_payload(), self.pending_ttl)
         return notice_id
 

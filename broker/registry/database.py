@@ -19,7 +19,8 @@ Every wait on PostgreSQL is bounded where it can be without cutting an operator'
   whose network died (nothing acknowledged, probes unanswered) fails instead of waiting forever;
   a live server acknowledges and answers probes however long its statement runs;
 - the web workers' engine (`timeouts` given): the server ends any statement that runs longer
-  than `timeouts.request` (a lock wait included), the client gives up on an answer a second
+  than `timeouts.request` (a lock wait included) or waits longer than `LOCK_TIMEOUT_SECONDS`
+  for one lock, the client gives up on an answer a second
   after that (bounded_connection.py: a server or proxy that keeps the socket open and says
   nothing), and a request waits no longer than that for a pooled connection either. The portal's
   reads over a whole school's receipts (`patient` engines), which grow with the school, get
@@ -27,8 +28,8 @@ Every wait on PostgreSQL is bounded where it can be without cutting an operator'
   become the login path's;
 - every other engine (CLI jobs, migrations, which may wait for another migration's lock or copy a
   whole registry) runs statements with `statement_timeout` 0, whatever the database role says.
-The statement timeout is set inside each transaction, in the BEGIN's own message (no round trip
-of its own), never as a startup parameter: so the broker connects directly and through
+The statement and lock timeouts are set inside each transaction, in the BEGIN's own message (no
+round trip of its own), never as a startup parameter: so the broker connects directly and through
 PgBouncer alike, in session or transaction pooling (docs/operations.md, "Connection poolers").
 The registry URL's own query wins over each of these defaults but the statement timeout; its
 `prepare_threshold` (psycopg's: after how many runs a statement is prepared on the server;
@@ -52,7 +53,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import InstrumentedAttribute, Session
 from sqlalchemy.pool import ConnectionPoolEntry
 
-from broker.core.errors import ConfigurationError, StoreUnavailable
+from broker.core.errors import ConfigurationError, RegistryUnavailable
 from broker.registry.bounded_connection import BoundedConnection
 from broker.registry.errors import RegistryNotMigrated, TextWithNul
 
@@ -75,12 +76,24 @@ DEAD_PEER_DEFAULTS = {
 # How much longer than its statement_timeout a web worker waits for an answer: the server's own
 # cancellation arrives well within it.
 ANSWER_MARGIN_SECONDS = 1.0
+# How long a web worker's request transaction waits for one lock (`lock_timeout`): a login's
+# receipt holds its school's chain head for a few milliseconds, so a longer wait is a table or
+# row some other session holds (a migration, an operator's LOCK TABLE, a stuck transaction),
+# and each request thread waiting out the whole statement bound would tie the workers up
+# (their /healthz and /readyz too). The portal's patient reads keep their own bound only.
+LOCK_TIMEOUT_SECONDS = 0.3
 # Engine option the `begin` listener reads to choose BEGIN IMMEDIATE (see the module docstring).
 _WRITE_OPTION = "ketenbroker_write"
 # Engine option the `begin` listener reads to give a transaction the portal's longer bound.
 _PATIENT_OPTION = "ketenbroker_patient"
 # PostgreSQL's SQLSTATEs for a table or a column that does not exist (SQLite says so in words).
 _UNDEFINED_TABLE_OR_COLUMN = frozenset({"42P01", "42703"})
+# A server that cannot take this request now, raised by psycopg as other classes than
+# OperationalError: a read-only one (25006, an InternalError: a demoted primary, a pooler pointed
+# at a standby, `default_transaction_read_only`), and class 57P (operator intervention: admin or
+# crash shutdown, "cannot connect now" while it starts or recovers).
+_UNAVAILABLE_SQLSTATES = frozenset({"25006"})
+_UNAVAILABLE_SQLSTATE_CLASSES = ("57P",)
 
 
 @dataclass(frozen=True)
@@ -204,8 +217,12 @@ def _bound_for(driver: Any, timeouts: StatementTimeouts | None, *, patient: bool
     if timeouts is None:
         connection.bound(0, None)
         return
-    seconds = timeouts.portal_read if patient else timeouts.request
-    connection.bound(seconds, seconds + ANSWER_MARGIN_SECONDS)
+    if patient:
+        seconds = timeouts.portal_read
+        connection.bound(seconds, seconds + ANSWER_MARGIN_SECONDS)
+        return
+    seconds = timeouts.request
+    connection.bound(seconds, seconds + ANSWER_MARGIN_SECONDS, LOCK_TIMEOUT_SECONDS)
 
 
 def _refuse_text_with_nul(
@@ -292,7 +309,7 @@ def patient(engine: Engine) -> Engine:
 def session_on(engine: Engine) -> Iterator[Session]:
     """A session that commits when the block succeeds and rolls back when it raises.
 
-    A database that cannot be reached becomes `StoreUnavailable` (HTTP 503, "try again"), never
+    A database that cannot be reached becomes `RegistryUnavailable` (HTTP 503, "try again"), never
     a login that carries on without its registry; one without this version's schema becomes
     `RegistryNotMigrated`.
     """
@@ -313,21 +330,27 @@ def transaction_on(engine: Engine) -> Iterator[Connection]:
 @contextmanager
 def _as_broker_errors() -> Iterator[None]:
     """The database's failures the broker can name: unreachable (or too slow: a statement
-    cancelled, an answer or a pooled connection not had in time), or not migrated (a missing
-    table is an OperationalError on SQLite and a ProgrammingError on PostgreSQL). Any other
-    (a constraint, a bug) goes on as it is."""
+    cancelled, an answer or a pooled connection not had in time; or unable to take writes or
+    requests now: `_UNAVAILABLE_SQLSTATES`), or not migrated (a missing table is an
+    OperationalError on SQLite and a ProgrammingError on PostgreSQL). Any other (a constraint,
+    a bug) goes on as it is."""
     try:
         yield
     except DBAPIError as error:
         if _lacks_table_or_column(error):
             raise RegistryNotMigrated() from error
-        if isinstance(error, OperationalError):
-            raise StoreUnavailable(f"registry database: {type(error.orig).__name__}") from error
+        if isinstance(error, OperationalError) or _unavailable_now(error):
+            raise RegistryUnavailable(f"registry database: {type(error.orig).__name__}") from error
         raise
     except PoolTimeout as error:
         # Every pooled connection busy past the pool's timeout: a database too slow to keep up
         # is as unavailable to this request as one that is down.
-        raise StoreUnavailable("registry database: no pooled connection free in time") from error
+        raise RegistryUnavailable("registry database: no pooled connection free in time") from error
+
+
+def _unavailable_now(error: DBAPIError) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    return sqlstate in _UNAVAILABLE_SQLSTATES or sqlstate.startswith(_UNAVAILABLE_SQLSTATE_CLASSES)
 
 
 def _lacks_table_or_column(error: DBAPIError) -> bool:

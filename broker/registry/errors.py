@@ -8,7 +8,7 @@ personal data (the registry holds none). `RegistryNotMigrated` is the installati
 from __future__ import annotations
 
 from broker.core.admins import Invitation
-from broker.core.errors import BadRequest, ConfigurationError, PolicyRefusal
+from broker.core.errors import BadRequest, ConfigurationError, PolicyRefusal, RegistryUnavailable
 
 
 class RegistryNotMigrated(ConfigurationError):
@@ -20,6 +20,18 @@ class RegistryNotMigrated(ConfigurationError):
 
     def __init__(self) -> None:
         super().__init__("registry schema missing or behind: run ketenbroker migrate")
+
+
+class RegistryReadOnly(RegistryUnavailable):
+    """The database answered but takes no writes (a demoted primary, a pooler pointed at a
+    standby, `default_transaction_read_only`): every login's receipt would fail, so /readyz
+    says not ready (`registry_read_only`). The logins themselves meet the write's own error
+    (SQLSTATE 25006), which database.py makes unavailable as well."""
+
+    code = "registry_read_only"
+
+    def __init__(self) -> None:
+        super().__init__("registry database is read-only")
 
 
 class TextWithNul(BadRequest):

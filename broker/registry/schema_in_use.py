@@ -7,7 +7,10 @@ names that table: `to_regclass` finds it (NULL when there is none) and `table_to
 through the catalogue (a strict function: NULL in, NULL out), so a registry an older version
 left behind answers in the same one round trip, and the server logs no ERROR on every probe.
 `table_to_xml` builds its text without libxml, so a server built without XML support runs it
-too. SQLite has no way to read a table it may not have by name in one statement; there a
+too. On PostgreSQL the same statement reads `transaction_read_only`: a server that takes no
+writes (a demoted primary, a pooler pointed at a standby, `default_transaction_read_only`) serves
+reads but fails every login's receipt, so /readyz must not call it ready (`RegistryReadOnly`).
+SQLite has no way to read a table it may not have by name in one statement; there a
 failed prepare costs no round trip and leaves no log, and the statement without the table
 follows it.
 """
@@ -22,7 +25,7 @@ from sqlalchemy import Engine, Select, Text, cast, func, literal, null, select, 
 
 from broker.core.errors import ConfigurationError
 from broker.registry.database import transaction_on
-from broker.registry.errors import RegistryNotMigrated
+from broker.registry.errors import RegistryNotMigrated, RegistryReadOnly
 from broker.registry.tables import (
     ALEMBIC_VERSION,
     STATE_ROW_ID,
@@ -57,7 +60,11 @@ _READERS_AS_XML = cast(
     Text,
 )
 POSTGRES_SCHEMA_QUERY = (
-    select(ALEMBIC_VERSION.c.version_num, _READERS_AS_XML)
+    select(
+        ALEMBIC_VERSION.c.version_num,
+        _READERS_AS_XML,
+        func.current_setting(literal("transaction_read_only", Text)),
+    )
     .select_from(RegistryStateRow)
     .outerjoin(ALEMBIC_VERSION, true())
     .where(RegistryStateRow.id == STATE_ROW_ID)
@@ -70,12 +77,17 @@ Rows = list[tuple[str | None, str | None]]
 def schema_in_use(engine: Engine) -> tuple[tuple[str, ...], str | None]:
     """The schema's revisions and its recorded oldest reader (None: none, or not exactly one).
     Raises as `SqlRegistryReader.generation` does (`ConfigurationError` without the generation
-    row; `RegistryNotMigrated`, `StoreUnavailable` from `transaction_on`)."""
+    row; `RegistryNotMigrated`, `StoreUnavailable` from `transaction_on`), and
+    `RegistryReadOnly` when the PostgreSQL server takes no writes."""
     rows: Rows
     if engine.dialect.name == "postgresql":
+        with transaction_on(engine) as connection:
+            found = [tuple(row) for row in connection.execute(POSTGRES_SCHEMA_QUERY)]
+        if any(row[2] == "on" for row in found):
+            raise RegistryReadOnly()
         rows = [
             (revision, reader)
-            for revision, readers in _rows(engine, POSTGRES_SCHEMA_QUERY)
+            for revision, readers, _ in found
             for reader in _readers_in(readers) or [None]
         ]
     else:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from broker.core.chain_move import open_moves
 from broker.core.errors import BrokerError
 from broker.core.pseudonym_rotation import key_versions_for
+from broker.registry.errors import RegistryReadOnly
 from broker.registry.migration import SchemaFit, schema_fit
 from broker.web.wiring import Broker
 
@@ -45,13 +46,20 @@ SCHEMA_CHECKS = {
 }
 
 
-class SchemaNotServable(BrokerError):
-    """The registry answered, on a schema this version cannot serve on: the registry check
-    fails under the name of the schema's problem (`SCHEMA_CHECKS`) instead of its own."""
+class NotServable(BrokerError):
+    """The registry answered, but this version cannot serve on it: the registry check fails
+    under the name of the problem (`registry_read_only`, `SCHEMA_CHECKS`) instead of its own."""
+
+    def __init__(self, check: str, detail: str = "") -> None:
+        super().__init__(detail or check)
+        self.check = check
+
+
+class SchemaNotServable(NotServable):
+    """A schema this version cannot serve on (`SCHEMA_CHECKS`)."""
 
     def __init__(self, fit: SchemaFit) -> None:
-        super().__init__(f"registry schema: {fit.value}")
-        self.check = SCHEMA_CHECKS[fit]
+        super().__init__(SCHEMA_CHECKS[fit], f"registry schema: {fit.value}")
 
 
 def check_registry(b: Broker) -> None:
@@ -59,8 +67,14 @@ def check_registry(b: Broker) -> None:
     schema this version can serve on: its own newest, or a newer one that declares this
     version able to run on it. It can move under a running worker: an incompatible release
     migrated while old workers serve (`schema_too_new`), a back-up of an older revision
-    restored (`schema_behind`). One statement for both (`schema_in_use`): no round trip more."""
-    fit = schema_fit(*b.registry.schema_in_use())
+    restored (`schema_behind`). One statement for both (`schema_in_use`): no round trip more.
+    A PostgreSQL that answers but takes no writes fails every login's receipt: not ready
+    (`registry_read_only`), read in the same statement."""
+    try:
+        in_use = b.registry.schema_in_use()
+    except RegistryReadOnly as error:
+        raise NotServable("registry_read_only") from error
+    fit = schema_fit(*in_use)
     if fit in SCHEMA_CHECKS:
         raise SchemaNotServable(fit)
 
@@ -118,7 +132,7 @@ def failed_checks(b: Broker, checks: dict[str, Check] | None = None) -> list[str
         except Exception as error:
             # A probe has one job: any failure means "not ready". Broad on purpose (pysaml2 and
             # the database drivers raise their own types); the class name only, as everywhere.
-            failed_as = error.check if isinstance(error, SchemaNotServable) else name
+            failed_as = error.check if isinstance(error, NotServable) else name
             log.warning("not ready check=%s error=%s", failed_as, type(error).__name__)
             failed.append(failed_as)
     return failed

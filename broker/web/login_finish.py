@@ -1,6 +1,7 @@
 """Finishing a login once the school (or the SSO session) vouched for the student: the release,
 the information notice when it is due, the SSO session and its record of services, and the
-receipt as the commit point, in one store round trip on the normal path. The answer itself and
+receipt as the commit point, in one store round trip on the normal path (and one more after the
+receipt for the marks that the login was answered). The answer itself and
 a refusal are built by service_answers.py; the way to the school is login_upstream.py."""
 
 from __future__ import annotations
@@ -39,18 +40,13 @@ from broker.web.wiring import Broker, broker
 log = logging.getLogger("broker.login")
 
 
-def _undo_unanswered(
-    b: Broker, new_token: str | None, identity: UpstreamIdentity, also: Sequence[StoreOp]
-) -> None:
-    """What a login that was not answered may have written (its new session, the caller's
-    marks), taken back; one round trip on the failure path only."""
-    undone = [StoreOp.delete(op.key) for op in also]
+def _undo_unanswered(b: Broker, new_token: str | None, identity: UpstreamIdentity) -> None:
+    """The session a login that was not answered may have written, taken back; one round trip
+    on the failure path only. (The marks that it was answered are written only after the
+    receipt: `_mark_answered`.)"""
     try:
         if new_token:
-            forget = b.session_services.forget_op(new_token)
-            b.flow.end_session(new_token, identity, also=[forget, *undone])
-        elif undone:
-            b.flow.store.batch(undone)
+            b.flow.end_session(new_token, identity, also=[b.session_services.forget_op(new_token)])
     except StoreUnavailable:
         # The store is what failed (or fails now): the original error is the one to report;
         # what was written ends at its expiry.
@@ -82,6 +78,25 @@ def _answer_batch(
         b.session_services.settle(token, participant, replies[-1])
 
 
+def _mark_answered(
+    b: Broker, record: LoginRecord, service: Service, also: Sequence[StoreOp], *, school: bool
+) -> None:
+    """The marks that this login was answered (the caller's `also`; and when a school's answer
+    completed it, `school`, at the ACS or callback or through its notice, the login's own, for
+    a second answer to it: Back into the school's page), after the receipt committed, in a
+    write of their own: a login whose receipt failed, or whose worker died waiting for it,
+    leaves none, so neither Back nor a school's second answer hears "already signed in" of a
+    login that was never answered. A mark not written costs only that page: Back then says the
+    attempt is over ("start again")."""
+    marks = [*also, answered_mark(record, service)] if school else list(also)
+    if not marks:
+        return
+    try:
+        b.flow.store.batch(marks)
+    except StoreUnavailable:
+        log.warning("answered mark not written reason=store_unavailable")
+
+
 def finish(
     record: LoginRecord,
     identity: UpstreamIdentity,
@@ -101,9 +116,9 @@ def finish(
     a receipt never names one that was not. `shown` is the release the student just saw on the
     information notice. `session_services`: the `sso_token` session's record of its services,
     when the caller read it already (with the session, in one round trip). `also`: the
-    caller's own writes (puts of keys of its own), for an answered login only, sent in the same
-    batch (the notice's "answered" mark); deleted again when the login is not answered after
-    all (the receipt could not be filed), so none of them tells of an answer that never left.
+    caller's own writes (puts of keys of its own: the notice's "answered" mark), for an answered
+    login only: written with the school answer's own mark once the receipt committed
+    (`_mark_answered`), so none of them tells of an answer that never left.
     `back_address`: where Back from the service should land, when this answers a POST whose
     own address also shows a page (the notice's).
     """
@@ -154,12 +169,7 @@ def finish(
         response, handles, answer_writes = service_answer(record, completion, index, back_address)
         # The answer's writes (an OIDC code's) lead the batch below: the code and the SSO
         # session's records in one round trip, sent before the response leaves.
-        writes = [*answer_writes, *writes, *also]
-        if sso_token is None:
-            # A school's answer completed this login (at the ACS or callback, or through its
-            # notice): the mark that it was answered, in the same batch, for a second answer
-            # to it (Back into the school's page), which then hears "already signed in".
-            writes.append(answered_mark(record, completion.service))
+        writes = [*answer_writes, *writes]
         participant = Participant(
             completion.service.id, front_protocol(record.request), handles, release.fingerprint
         )
@@ -170,11 +180,11 @@ def finish(
         # receipt never names a login that was not answered; without it there is no answer.
         b.receipting.file(content)
     except BaseException:
-        # The batch may have been sent: a login not answered leaves neither its session nor
-        # the caller's marks (Back to the notice would say "already signed in"). One round trip
+        # The batch may have been sent: a login not answered leaves no session. One round trip
         # on this failure path only; the normal path has none for it.
-        _undo_unanswered(b, new_token, identity, also)
+        _undo_unanswered(b, new_token, identity)
         raise
+    _mark_answered(b, record, completion.service, also, school=sso_token is None)
     if replaced:
         # Its services now belong to the new session (a logout reaches them from there). After
         # the commit point: a login that failed leaves the old session as it was.

@@ -129,7 +129,9 @@ SUBJECT_SCOPE_SPELLING = Counter(
 )
 STORE_ERRORS = Counter(
     "ketenbroker_store_errors",
-    "Store calls that failed (Redis unreachable, timed out, or refused), by operation.",
+    "Store (Redis) calls that failed (unreachable, timed out, or refused), by operation. The "
+    "registry's database is not counted here: see ketenbroker_registry_reachable and the "
+    "setbacks' reason registry_unavailable.",
     ["operation"],
 )
 

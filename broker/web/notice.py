@@ -11,7 +11,7 @@ import logging
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from broker.core.errors import StateExpired, UnknownSchool, UnknownService
+from broker.core.errors import StateExpired, StoreUnavailable, UnknownSchool, UnknownService
 from broker.core.origins import written_origin
 from broker.login.receipting import LOGIN_DONE, NOTICE_DONE, PendingRelease
 from broker.web.browser import SSO_COOKIE, browser_secret
@@ -157,7 +157,7 @@ def proceed(notice_id: str) -> Response:
     except StateExpired:
         # A second "Continue", e.g. a double click that submit-once.js did not stop (no
         # JavaScript); the browser shows this answer, not the first one's. Once the first
-        # request's answer batch is out (milliseconds after its take) the mark is there:
+        # request's receipt is filed (milliseconds after its take) the mark is there:
         # "already signed in", with the way to the platform. Before that the refusal comes at
         # once, not after waiting for the mark: a hand rarely clicks inside those milliseconds,
         # and a wait would hold a worker thread for every POST of a made-up id to this open,
@@ -174,25 +174,40 @@ def proceed(notice_id: str) -> Response:
         if live is None or request.cookies.get(SSO_COOKIE) != pending.sso_token:
             raise StateExpired("the SSO session ended while the notice was open")
         identity, authn_instant = live
-    return finish(
-        pending.record,
-        identity,
-        authn_instant,
-        sso_token=pending.sso_token,
-        shown=pending.fingerprint,
-        session_services=services,
-        # Back from the platform fetches the notice, which then says "already signed in".
-        back_address=url_for("notice.show", notice_id=notice_id),
-        # In the answer's own batch: Back from the platform to this address finds it.
-        also=[
-            b.receipting.done_op(
-                secret,
-                notice_id,
-                pending.record.request.service_id,
-                platform_site(
-                    b.view.service(pending.record.request.service_id),
-                    answer_address(pending.record.request),
-                ),
-            )
-        ],
-    )
+    try:
+        return finish(
+            pending.record,
+            identity,
+            authn_instant,
+            sso_token=pending.sso_token,
+            shown=pending.fingerprint,
+            session_services=services,
+            # Back from the platform fetches the notice, which then says "already signed in".
+            back_address=url_for("notice.show", notice_id=notice_id),
+            # Once the receipt committed: Back from the platform to this address finds it.
+            also=[
+                b.receipting.done_op(
+                    secret,
+                    notice_id,
+                    pending.record.request.service_id,
+                    platform_site(
+                        b.view.service(pending.record.request.service_id),
+                        answer_address(pending.record.request),
+                    ),
+                )
+            ],
+        )
+    except StoreUnavailable:
+        # Not answered (the store or the registry out of reach: the 503 says "try again"):
+        # the login is held again under the same id, so the same "Continue" (the page's
+        # retry, Back and Continue) finishes it once the store answers.
+        _hold_again(secret, notice_id, pending)
+        raise
+
+
+def _hold_again(secret: bytes, notice_id: str, pending: PendingRelease) -> None:
+    try:
+        broker().receipting.hold(secret, pending, notice_id=notice_id)
+    except StoreUnavailable:
+        # The store itself is down: the try again then finds the login gone ("start again").
+        log.warning("notice not held again reason=store_unavailable")

@@ -17,8 +17,9 @@ import yaml
 from broker.cli.demo import DEMO_SCHOOL_ID, prepare_saml_peers
 from broker.cli.instance import init_instance
 from broker.config import load_settings
+from broker.core.errors import RegistryUnavailable, StoreUnavailable
 from broker.registry import SqlRegistry, migrate
-from broker.web import key_metrics, metadata_metrics
+from broker.web import key_metrics, metadata_metrics, receipt_metrics
 
 DOCKER = Path(__file__).resolve().parents[2] / "docker"
 SECRETS_IN_CONFIG = re.compile(r'"/run/secrets/([a-z0-9_]+)"')
@@ -348,6 +349,25 @@ def test_the_attention_rule_alerts_name_the_gauges_the_broker_serves(
     assert gauge in {name for name, _, _ in metadata_metrics.RULE_GAUGES}
 
 
+def test_the_storage_alerts_page_for_the_registry_and_name_the_metrics_the_broker_serves() -> None:
+    """A PostgreSQL outage pages on its own gauge (tests/flows/test_receipt_metrics.py scrapes
+    it), and logins set back by either store page with the reason the broker counts; both link
+    to the runbook section that exists."""
+    rules = yaml.safe_load((DOCKER / "alerts.yml").read_text(encoding="utf-8"))
+    by_name = {r["alert"]: r for group in rules["groups"] for r in group["rules"]}
+    unreachable = by_name["KetenbrokerRegistryUnreachable"]
+    assert unreachable["labels"]["severity"] == "page"
+    assert unreachable["expr"] == f"min({receipt_metrics.REGISTRY_REACHABLE}) == 0"
+    unavailable = by_name["KetenbrokerLoginsUnavailable"]
+    assert unavailable["labels"]["severity"] == "page"
+    for code in (StoreUnavailable.code, RegistryUnavailable.code):
+        assert code in unavailable["expr"]
+    docs = (DOCKER.parent / "docs" / "operations.md").read_text(encoding="utf-8")
+    for rule in (unreachable, unavailable):
+        anchor = rule["annotations"]["runbook"].split("#")[1]
+        assert f"### {anchor.replace('-', ' ')}" in docs.lower()
+
+
 def test_the_first_up_waits_for_postgresql_over_tcp_and_migrate_tries_again() -> None:
     """On a new volume the postgres image runs a temporary socket-only server first: the health
     check asks over TCP, as the broker connects; a failed `migrate` is tried again a bounded
@@ -362,7 +382,7 @@ def test_the_first_up_waits_for_postgresql_over_tcp_and_migrate_tries_again() ->
         if isinstance(depends := service.get("depends_on"), dict)
         and depends.get("migrate") == {"condition": "service_completed_successfully"}
     }
-    assert waiting == {"broker", "demo-peers", "receipts-jobs", "cli"}
+    assert waiting == {"broker", "demo-peers", "receipts-jobs", "metadata-refresh", "cli"}
 
 
 def test_the_receipts_jobs_survive_a_failure_and_show_it() -> None:
@@ -372,6 +392,26 @@ def test_the_receipts_jobs_survive_a_failure_and_show_it() -> None:
     assert loop.startswith("while :; do") and "exit" not in loop
     assert "receipts prune && ketenbroker receipts verify" in loop
     assert jobs["healthcheck"]["test"] == ["CMD-SHELL", "test ! -e /tmp/receipts-jobs-failed"]
+
+
+def test_the_metadata_refresh_runs_hourly_and_survives_a_failure() -> None:
+    job = _compose()["services"]["metadata-refresh"]
+    assert job["restart"] == "unless-stopped"
+    loop = job["command"][-1]
+    assert loop.startswith("while :; do") and "exit" not in loop
+    assert "ketenbroker metadata refresh;" in loop and "sleep 3600" in loop
+    assert job["healthcheck"]["test"] == ["CMD-SHELL", "test ! -e /tmp/metadata-refresh-failed"]
+
+
+def test_containers_stop_on_sigterm_and_the_broker_finishes_its_requests() -> None:
+    """A shell loop or a Python process as PID 1 ignores SIGTERM: an init forwards it. The
+    broker's gunicorn finishes requests in flight for its graceful timeout (30 s): Docker waits
+    longer before its SIGKILL."""
+    services = _compose()["services"]
+    for name in ("demo-peers", "receipts-jobs", "metadata-refresh"):
+        assert services[name].get("init") is True, name
+    grace = services["broker"]["stop_grace_period"]
+    assert grace.endswith("s") and int(grace[:-1]) > 30
 
 
 def test_prometheus_sends_its_alerts_to_the_alertmanager_of_the_compose_file() -> None:

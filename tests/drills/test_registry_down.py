@@ -10,6 +10,7 @@ answers (a black-holed network, a server stuck before the handshake).
 from __future__ import annotations
 
 import pytest
+import requests
 
 from broker.cli.demo import DEMO_OIDC_SCHOOL_ID, DEMO_SCHOOL_ID
 from tests.drills.expect import assert_healthy, assert_logins_work, assert_try_again_page
@@ -62,6 +63,17 @@ def test_registry_unreachable_gives_a_localised_503_and_recovers(
     chooser = attempt(fed, fed.browser("nl"), SAML_PUBLISHER, DEMO_SCHOOL_ID, named=False)
     assert_try_again_page(fed, chooser, "nl")
     assert_healthy(fed)
+    # The operator is pointed at PostgreSQL, not at Redis: the log's refusals, the setbacks'
+    # reason and a gauge an alert can see (docker/alerts.yml).
+    log = fed.brokers[0].log_path.read_text(encoding="utf-8")
+    assert "refused code=registry_unavailable " in log
+    assert "refused code=store_unavailable " not in log
+    page = requests.get(f"{fed.brokers[0].url}/metrics", timeout=10).text
+    # A setback is counted where the login's step is one the metrics name (not at the notice,
+    # where a login may meet the outage too); never as the store's.
+    setbacks = [line for line in page.splitlines() if line.startswith("ketenbroker_login_setbacks")]
+    assert not any('reason="store_unavailable"' in line for line in setbacks), setbacks
+    assert "ketenbroker_registry_reachable 0.0" in page
 
     fed.link("registry").set_mode(Mode.FORWARD)
     assert_logins_work(fed, SAML_PUBLISHER, DEMO_SCHOOL_ID, UID)

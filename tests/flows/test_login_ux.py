@@ -14,12 +14,13 @@ from urllib.parse import urlencode
 import pytest
 
 from broker.cli.demo import DEMO_SCHOOL_ID
+from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
 from broker.core.ports import StoreOp, StoreReply
 from broker.core.receipts import Receipt, ReceiptContent
 from broker.registry.database import open_engine, writer
 from broker.web.browser import BROWSER_COOKIE, SCHOOL_COOKIE, SSO_COOKIE
 from tests.support.client import Browser, Page, _host
-from tests.support.live import LiveDemo, free_ports
+from tests.support.live import LiveDemo, OidcPublisher, free_ports
 from tests.support.store_writes import note_store_writes
 
 UID = "sanne.jansen"
@@ -111,47 +112,76 @@ def test_the_mark_opens_only_in_the_browser_that_continued(demo: LiveDemo) -> No
     assert refused.status == 400 and "already signed in" not in refused.text
 
 
-def test_the_mark_rides_in_the_answers_own_batch(
+def test_the_mark_is_written_once_the_receipt_is_filed(
     demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """No round trip of its own on the login path: the mark is one more command of the batch
-    that answers the login (the SSO session's record of services)."""
+    """The mark tells of an answer: it is written after the receipt (the commit point), in a
+    write of its own with the login's own mark, so a receipt that fails, or a worker that dies
+    waiting for it, leaves no "already signed in" behind."""
     browser, notice = held_at_notice(demo, "en")
-    writes = note_store_writes(demo.broker.flow.store, monkeypatch)
+    filed = _counting_receipts(demo, monkeypatch)
+    store = demo.broker.flow.store
+    real_batch = store.batch
+    filed_before_mark: list[int] = []
+
+    def batch(operations: Sequence[StoreOp]) -> list[StoreReply]:
+        if any(op.key.startswith("notice-done:") for op in operations):
+            filed_before_mark.append(len(filed))
+        return real_batch(operations)
+
+    monkeypatch.setattr(store, "batch", batch)
+    writes = note_store_writes(store, monkeypatch)
     answered = browser.post(f"{demo.broker_url}{notice_address(notice)}", {"continue": "1"})
     assert demo.answers_publisher(answered)
-    assert writes.batched_with_others("notice-done:"), writes
+    assert filed_before_mark == [1]
+    assert writes.batched_among("notice-done:", "login-done:"), writes
 
 
+@pytest.mark.parametrize("publisher", ["leesplank", OIDC_PUBLISHER_ID])
 @pytest.mark.parametrize("held_from", ["a school login", "an SSO session"])
-def test_back_after_a_continue_that_could_not_be_answered_says_nothing_of_signed_in(
-    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch, held_from: str
+def test_a_continue_that_met_a_503_is_tried_again_and_finishes(
+    demo: LiveDemo,
+    woordwijs: OidcPublisher,
+    monkeypatch: pytest.MonkeyPatch,
+    held_from: str,
+    publisher: str,
 ) -> None:
-    """The mark goes out in the answer's batch, before the receipt is filed (the commit point).
-    The registry's database unreachable then: a 503, the platform gets no answer, and Back to
-    the notice does not say "already signed in" (with or without a session opened for it)."""
+    """The registry's database unreachable at "Continue": a 503 ("try again"), the platform
+    gets no answer, and Back to the notice does not say "already signed in" (the mark follows
+    the receipt). The held login is held again: the notice shows again, and the same POST (the
+    503 page's "try again") finishes the login, with one receipt, at a SAML and an OIDC
+    platform alike (with or without a session opened for it)."""
     browser = Browser("en", read_notices=held_from == "an SSO session")
     if held_from == "an SSO session":
         assert demo.answers_publisher(demo.login(browser, "rekenroute", UID, deliver=False).final)
         browser.read_notices = False
-    login = demo.login(browser, "leesplank", UID, deliver=False)
-    address = notice_address(login.final)
+    login = demo.login(browser, publisher, UID, deliver=False)
+    address = f"{demo.broker_url}{notice_address(login.final)}"
     # The receipt book's connection goes to a port where no database listens: the real
     # driver's error, as the worker meets it when the registry is down.
     unreachable = open_engine(f"postgresql+psycopg://kb@127.0.0.1:{free_ports(1)}/kb")
     try:
         with monkeypatch.context() as patched:
             patched.setattr(demo.broker.receipts, "_writer", writer(unreachable))
-            failed = browser.post(f"{demo.broker_url}{address}", {"continue": "1"})
+            failed = browser.post(address, {"continue": "1"})
     finally:
         unreachable.dispose()
     assert failed.status == 503, failed.text[:300]
     assert not demo.answers_publisher(failed)
+    assert not failed.url.startswith(demo.publishers[publisher].base_url)
 
-    back = browser.get(f"{demo.broker_url}{address}")
-    assert back.status == 400, back.text[:300]
-    assert "already signed in" not in back.text
-    assert "took too long or was already used" in back.text
+    back = browser.get(address)
+    assert back.status == 200, back.text[:300]
+    assert "already signed in" not in back.text and notice_address(back) in address
+
+    filed = _counting_receipts(demo, monkeypatch)
+    again = browser.post(address, {"continue": "1"})
+    if publisher == "leesplank":
+        assert demo.answers_publisher(again), again.text[:300]
+        again = browser.submit(again, demo.publishers[publisher].acs_url)
+    assert again.status == 200 and again.url.startswith(demo.publishers[publisher].base_url)
+    assert demo.received(browser, publisher)
+    assert filed == [publisher]
 
 
 # -- 1b: two "Continue"s, as a double click without JavaScript sends them ------------------------

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from broker.core.errors import StoreUnavailable
+from broker.core.errors import RegistryUnavailable
 from broker.core.model import Release, School, Service, UpstreamIdentity
 from broker.core.receipts import receipt_content
-from broker.web.receipt_metrics import PAST_RETENTION
+from broker.web.receipt_metrics import PAST_RETENTION, REGISTRY_REACHABLE
 from tests.flows.test_key_rotation import Clock, Worker, instance, worker
 from tests.support.cli import run
 
@@ -27,11 +27,16 @@ SERVICE = Service("leesplank", "Leesplank", "https://leesplank.example", "leermi
 
 def past_retention(w: Worker) -> float | None:
     """The gauge of one scrape (None: not served)."""
+    return gauge(w, PAST_RETENTION)
+
+
+def gauge(w: Worker, name: str) -> float | None:
+    """An unlabelled gauge of one scrape (None: not served)."""
     found = [
         sample.value
         for family in text_string_to_metric_families(w.get("/metrics").decode())
         for sample in family.samples
-        if sample.name == PAST_RETENTION and family.type == "gauge" and not sample.labels
+        if sample.name == name and family.type == "gauge" and not sample.labels
     ]
     assert len(found) <= 1
     return found[0] if found else None
@@ -62,6 +67,7 @@ def test_receipts_kept_past_retention_show_until_prune_runs(
     w = broker_worker
     retention = w.broker.settings.receipts.retention_days
     assert past_retention(w) == 0.0  # no receipt at all: nothing kept too long
+    assert gauge(w, REGISTRY_REACHABLE) == 1.0
     # The job missed three days: the oldest receipt is three days past the period.
     for days in (retention + 3, retention + 2, retention - 1):
         receipt_days_ago(w, days)
@@ -74,14 +80,16 @@ def test_receipts_kept_past_retention_show_until_prune_runs(
     assert past_retention(w) == 0.0
 
 
-def test_a_registry_that_does_not_answer_leaves_the_gauge_out(
+def test_a_registry_that_does_not_answer_leaves_the_gauge_out_and_says_so(
     broker_worker: Worker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def down() -> int | None:
-        raise StoreUnavailable("registry database: OperationalError")
+        raise RegistryUnavailable("registry database: OperationalError")
 
     monkeypatch.setattr(broker_worker.broker.receipts, "oldest_kept", down)
     assert past_retention(broker_worker) is None
+    # A value an alert can see (docker/alerts.yml, KetenbrokerRegistryUnreachable).
+    assert gauge(broker_worker, REGISTRY_REACHABLE) == 0.0
     assert (
         "ketenbroker_signing_certificate_expires_seconds" in broker_worker.get("/metrics").decode()
     )

@@ -167,8 +167,9 @@ def test_the_schools_second_answer_to_an_answered_login_says_already_signed_in(
         assert "/notice/" in first.text, first.text[:300]
         first = browser.submit(first, f"{demo.broker_url}/notice/", {"continue": "1"})
     assert demo.answers_publisher(first)
-    # The mark rides in the batch that answers the login: no round trip of its own.
-    assert writes.batched_with_others("login-done:"), writes
+    # The mark is written once the receipt committed, in a write of its own (with the notice's
+    # mark), never in the batch that opens the session: see the test below.
+    assert writes.batched_among("login-done:", "notice-done:"), writes
 
     again = browser.post(demo.acs_url, answer)
     assert again.status == 200, again.text[:300]
@@ -176,6 +177,39 @@ def test_the_schools_second_answer_to_an_answered_login_says_already_signed_in(
     assert f'href="{demo.publishers["leesplank"].base_url}/"' in again.text
     assert not demo.answers_publisher(again) and SSO_COOKIE not in again.cookies_set
     assert "error-code" not in again.text
+
+
+@pytest.mark.parametrize("undone", [True, False], ids=["receipt failed", "worker killed"])
+def test_a_login_whose_receipt_failed_leaves_no_already_signed_in(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch, undone: bool
+) -> None:
+    """The receipt (the commit point) cannot be filed: a 503 and no answer. The school's same
+    answer sent again (the 503 page's "try again", Back into the school's page) is a replay of
+    a one-time answer whose login record is used up: refused, the attempt is over ("start
+    again"), never "already signed in" of a login that was not answered (docs/security.md,
+    "No half-logins"). The same when the worker died waiting for its receipt and undid
+    nothing (`undone` False): the mark is written only after the receipt."""
+    browser = Browser("en", read_notices=True)
+    answer = demo.school_response(browser, "leesplank", UID)
+
+    def unreachable(_content: object) -> None:
+        raise StoreUnavailable("registry database: OperationalError")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(demo.broker.receipting, "file", unreachable)
+        if not undone:
+            patched.setattr("broker.web.login_finish._undo_unanswered", lambda *_: None)
+        failed = browser.post(demo.acs_url, answer)
+    assert failed.status == 503, failed.text[:300]
+    assert not demo.answers_publisher(failed) and SSO_COOKIE not in failed.cookies_set
+
+    again = browser.post(demo.acs_url, answer)
+    assert again.status == 400, again.text[:300]
+    assert "already signed in" not in again.text and "al ingelogd" not in again.text
+    assert "took too long or was already used" in again.text
+    assert not demo.answers_publisher(again) and SSO_COOKIE not in again.cookies_set
+    # A new login from the platform works at once.
+    assert demo.answers_publisher(demo.login(browser, "leesplank", UID, deliver=False).final)
 
 
 # -- 4: a platform the school switched off ------------------------------------------------------

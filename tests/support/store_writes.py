@@ -23,6 +23,15 @@ class StoreWrites:
         alone = [key for key in self.single if key.startswith(prefix)]
         return len(marked) == 1 and len(marked[0]) > 1 and not alone
 
+    def batched_among(self, prefix: str, *others: str) -> bool:
+        """Whether exactly one batch wrote a key starting with `prefix`, with nothing beside it
+        but keys starting with `prefix` or one of `others`, and no `put` of its own did: a
+        write of its own (of marks), not part of another batch."""
+        marked = [keys for keys in self.batches if any(k.startswith(prefix) for k in keys)]
+        alone = [key for key in self.single if key.startswith(prefix)]
+        allowed = (prefix, *others)
+        return len(marked) == 1 and all(k.startswith(allowed) for k in marked[0]) and not alone
+
 
 def note_store_writes(store: KeyValueStore, monkeypatch: pytest.MonkeyPatch) -> StoreWrites:
     noted = StoreWrites()
