@@ -467,8 +467,9 @@ def test_with_the_store_down_only_this_services_own_session_index_drops_the_cook
 ) -> None:
     """Known without the store: the SessionIndex leesplank was given is derived from this
     browser's token and leesplank. Another service's value of this very session is not proof:
-    the cookie kept, a page that says logging out did not work (not signing in). Its own value (or, COMPAT(session-index-per-service),
-    the session's old shared one): the store-down page, the cookie dropped."""
+    the cookie kept, a page that says logging out did not work (not signing in). Its own value
+    (or, COMPAT(session-index-per-service), the session's old shared one): the store-down
+    page, the cookie dropped."""
     other = _naming(demo, leesplank, session, session_index(session.token, "rekenroute"))
     own = _naming(demo, leesplank, session, session.received["session_index"])
     assert session.received["session_index"] == session_index(session.token, "leesplank")
