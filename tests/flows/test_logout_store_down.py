@@ -103,3 +103,17 @@ def test_a_logout_step_with_the_store_down_says_logging_out_did_not_work(
         assert jargon not in main, jargon
     # Back on a working store, the same step goes on.
     assert browser.get(run_page).status == 200
+
+
+def test_the_oidc_schools_logout_callback_with_the_store_down_is_worded_for_the_logout(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The school's provider sends the student back mid-logout while the store is down: the
+    503 says logging out did not work, not that signing in is impossible."""
+    browser = Browser()
+    with _store_down(monkeypatch):
+        page = browser.get(f"{demo.broker_url}/oidc/rp/logout/99XX00?state=run-1")
+    assert page.status == 503, page.text[:300]
+    assert "Logging out did not work" in page.text, page.text[:600]
+    assert "You may still be logged in" in page.text
+    assert "Signing in is not possible" not in page.text
