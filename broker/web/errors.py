@@ -32,7 +32,13 @@ from broker.web.browser import carries_broker_cookies
 from broker.web.form_pages import form_page
 from broker.web.i18n import other_language_copies
 from broker.web.json_errors import answers_json, json_http_error
-from broker.web.labels import attribute_label, error_title, http_error_message
+from broker.web.labels import (
+    LOGOUT_NOT_DONE,
+    LOGOUT_REFUSED_TITLE,
+    attribute_label,
+    error_title,
+    http_error_message,
+)
 from broker.web.logs import note_refusal_logged
 from broker.web.school_retry import RetryAtSchool, try_again_control
 from broker.web.soap_errors import answers_soap, soap_http_error, soap_refusal
@@ -175,6 +181,25 @@ def is_brief(error: BaseException) -> bool:
     return isinstance(error, StoreUnavailable) and not isinstance(error, LogoutStoreUnavailable)
 
 
+# The blueprints whose every page is part of a logout (asked, carried out, answered): their
+# "briefly unavailable" says that logging out failed, never that signing in did. (SOAP's is
+# answered in SOAP; a run's status in JSON.)
+LOGOUT_BLUEPRINTS = frozenset({"logout", "oidc_logout", "saml_logout"})
+
+
+def logout_not_done_page(error: BrokerError) -> Response:
+    """A logout the store (or the registry's database) failed for where the route did not give
+    its own `store_down_page` (a request not checked without the store, such as a LogoutRequest
+    naming another session, or a step of a run): nothing ended here and the SSO cookie stays,
+    so the page says logging out did not work, the student may still be logged in, to try again
+    in a moment (the 503's step and button) and, on a shared computer, to close the browser."""
+    return render_error(
+        error,
+        title=lambda: gettext(LOGOUT_REFUSED_TITLE),
+        message=lambda: gettext(LOGOUT_NOT_DONE),
+    )
+
+
 def http_error_page(
     status: int, error_id: str, headers: Iterable[tuple[str, str]] = ()
 ) -> Response:
@@ -231,6 +256,8 @@ def install_error_pages(app: Flask) -> None:
             log.warning("refused code=%s status=%s", error.code, error.status)
             note_refusal_logged()
             return json_http_error(error.status, [])
+        if is_brief(error) and request.blueprint in LOGOUT_BLUEPRINTS:
+            return logout_not_done_page(error)
         return render_error(error, portal_home=portal_home_of_request())
 
     @app.errorhandler(HTTPException)

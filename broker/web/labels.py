@@ -47,6 +47,15 @@ LOGOUT_REFUSED = N_(
     "Logging out did not work: the request to log you out could not be accepted here. "
     "You may still be logged in, here and at learning platforms."
 )
+# A logout the store was down for that the broker could not check, or that the store was needed
+# to go on with (web/errors.py, `logout_worded`): nothing ended, the student may still be
+# logged in. The page's steps say to wait and try again (a 503's); this, to close the browser
+# on a shared computer.
+LOGOUT_NOT_DONE = N_(
+    "Logging out did not work just now. You may still be logged in, here and at learning "
+    "platforms. Are you on a computer you share with others? Then close every window of your "
+    "browser if trying again does not work."
+)
 
 # The errors' public messages are class attributes, not `_()` calls, so pybabel cannot see them
 # in broker/core/errors.py (or beside the adapters that define more); this list puts them in the
@@ -151,6 +160,8 @@ ERROR_MESSAGES: tuple[str, ...] = (
     ),
     # web/logout_refusal.py
     LOGOUT_REFUSED,
+    # web/errors.py (a logout with the store down, not checked or not yet started)
+    LOGOUT_NOT_DONE,
     # broker/saml/metadata_check.py
     N_("The SAML metadata is not usable."),
     # broker/core/chain_move.py

@@ -29,6 +29,7 @@ from broker.oidc.response_modes import add_query
 from broker.web.browser import SSO_COOKIE, browser_secret
 from broker.web.i18n import LANGUAGE_PARAM, ui_language
 from broker.web.login_finish import session_and_services
+from broker.web.logout_refusal import refusals_worded_for_logout
 from broker.web.logout_routes import (
     begin_logout,
     confirmation_page,
@@ -48,6 +49,14 @@ OIDC = Protocol.OIDC.value
 
 @oidc_logout.route(END_SESSION_PATH, methods=["GET", "POST"])
 def end_session() -> Response:
+    """A platform's logout request; a refused one (a hint the broker did not sign, a
+    post_logout_redirect_uri not registered, another browser's form token) gets the logout's
+    own refusal page (logout_refusal.py), as a refused SAML LogoutRequest does: nothing ends,
+    nothing redirects, and "log out everywhere" is the way on."""
+    return refusals_worded_for_logout(_end_session)
+
+
+def _end_session() -> Response:
     source = request.args if request.method == "GET" else request.form
     params = {key: source.getlist(key) for key in source if key in PARAMETERS}
     checked = oidc_front().end_session.check(params)

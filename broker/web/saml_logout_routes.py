@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from flask import Blueprint, make_response, redirect, render_template, request, url_for
 from werkzeug.wrappers import Response
 
-from broker.core.errors import BadRequest, InvalidMessage, StoreUnavailable
+from broker.core.errors import InvalidMessage, StoreUnavailable
 from broker.core.model import Protocol, Service, UpstreamIdentity
 from broker.login.logout import BY_SCHOOL, BY_SERVICE, CONFIRMED, FAILED, Initiator
 from broker.login.logout_start import Session
@@ -52,7 +52,7 @@ from broker.saml.redirect_query import (
 )
 from broker.web.browser import SSO_COOKIE, browser_secret, carries_broker_cookies
 from broker.web.login_finish import session_and_services
-from broker.web.logout_refusal import refused_logout_page
+from broker.web.logout_refusal import refusals_worded_for_logout
 from broker.web.logout_routes import begin_logout, deliver, framed, store_down_page, to_run
 from broker.web.relay_state import read_binding
 from broker.web.school_backchannel_routes import note_school_logout
@@ -202,12 +202,7 @@ def _refusals_worded_for_logout(handle: Callable[[], Response]) -> Response:
     error page: the session it concerns ended before the request it answers was sent. The
     kind is read here, not from `_received`, which may refuse before it knows it (the
     RelayState is judged before the form is read: relay_state.read_binding)."""
-    try:
-        return handle()
-    except BadRequest as error:
-        if not request.values.get(SAML_REQUEST):
-            raise
-        return refused_logout_page(error)
+    return refusals_worded_for_logout(handle, lambda: bool(request.values.get(SAML_REQUEST)))
 
 
 @saml_logout.route(IDP_SLO_PATH, methods=["GET", "POST"])

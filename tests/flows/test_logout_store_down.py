@@ -73,3 +73,47 @@ def test_the_closed_data_page_with_the_store_down_still_says_to_log_out(
 
     assert page.status == 200, page.text[:300]
     assert "maar je bent nog ingelogd" in page.text and "data-logout-everywhere" in page.text
+
+
+def test_a_logout_step_with_the_store_down_says_logging_out_did_not_work(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step of a started logout (its page) with the store down: a 503 as it was, but worded
+    for the logout: it did not work, the student may still be logged in,
+    wait and try again, and on a shared computer close the browser. Never "signing in"."""
+    browser = Browser(language="nl")
+    assert demo.login(browser, "leesplank", STUDENT).final.status == 200
+    my_data = browser.get(f"{demo.broker_url}/my-data/sign-in")
+    form = my_data.form(f"{demo.broker_url}/my-data/close")
+    started = browser.post(form.action, dict(form.fields), follow=False)
+    run_page = started.location or ""
+    assert "/logout/" in run_page, started.text[:300]
+
+    with _store_down(monkeypatch):
+        page = browser.get(run_page)
+
+    assert page.status == 503, page.text[:300]
+    main = page.text.split("<main", 1)[-1]
+    assert "Uitloggen is niet gelukt" in main, main[:600]
+    assert "Je bent misschien nog ingelogd" in main
+    assert "Wacht even en probeer het dan opnieuw." in main
+    assert "Sluit dan alle vensters van je browser" in main
+    assert "Inloggen" not in main and "inloggen" not in main
+    for jargon in ("SAML", "broker", "pseudoniem", "sessie", " u ", " uw "):
+        assert jargon not in main, jargon
+    # Back on a working store, the same step goes on.
+    assert browser.get(run_page).status == 200
+
+
+def test_the_oidc_schools_logout_callback_with_the_store_down_is_worded_for_the_logout(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The school's provider sends the student back mid-logout while the store is down: the
+    503 says logging out did not work, not that signing in is impossible."""
+    browser = Browser()
+    with _store_down(monkeypatch):
+        page = browser.get(f"{demo.broker_url}/oidc/rp/logout/99XX00?state=run-1")
+    assert page.status == 503, page.text[:300]
+    assert "Logging out did not work" in page.text, page.text[:600]
+    assert "You may still be logged in" in page.text
+    assert "Signing in is not possible" not in page.text

@@ -467,8 +467,9 @@ def test_with_the_store_down_only_this_services_own_session_index_drops_the_cook
 ) -> None:
     """Known without the store: the SessionIndex leesplank was given is derived from this
     browser's token and leesplank. Another service's value of this very session is not proof:
-    the generic page, the cookie kept. Its own value (or, COMPAT(session-index-per-service),
-    the session's old shared one): the store-down page, the cookie dropped."""
+    the cookie kept, a page that says logging out did not work (not signing in). Its own value
+    (or, COMPAT(session-index-per-service), the session's old shared one): the store-down
+    page, the cookie dropped."""
     other = _naming(demo, leesplank, session, session_index(session.token, "rekenroute"))
     own = _naming(demo, leesplank, session, session.received["session_index"])
     assert session.received["session_index"] == session_index(session.token, "leesplank")
@@ -476,7 +477,13 @@ def test_with_the_store_down_only_this_services_own_session_index_drops_the_cook
         _store_down(patch)
         refused = session.browser.get(other)
         assert refused.status == 503, refused.text[:300]
-        assert "Please try again in a moment" in refused.text
+        # Nothing ended: the logout's words, not a sign-in's (web/errors.logout_not_done_page).
+        assert "Logging out did not work" in refused.text, refused.text[:600]
+        assert "You may still be logged in" in refused.text
+        assert "close every window of your browser" in refused.text
+        assert "Wait a moment, then try again." in refused.text
+        assert "Signing in is not possible" not in refused.text
+        assert "This browser no longer" not in refused.text
         assert SSO_COOKIE in session.browser.cookies(demo.broker_url)
         taken = session.browser.get(own)
         assert taken.status == 503, taken.text[:300]
