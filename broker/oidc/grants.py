@@ -29,7 +29,7 @@ from broker.core.chain_move import previous_still_released
 from broker.core.endpoints import redirect_uri_refusal
 from broker.core.errors import PolicyRefusal, RequiredAttributeMissing, StateExpired
 from broker.core.model import Service
-from broker.core.ports import KeyValueStore, RegistryReader, StoreOp
+from broker.core.ports import KeyValueStore, RegistryReader, StoreOp, StoreReply
 from broker.core.release import release_for
 from broker.login.sealed import SealedStore
 from broker.oidc import requested_claims as oidc_claims
@@ -39,6 +39,10 @@ from broker.oidc.registration import secret_matches
 CODE = "oidc-code"
 ACCESS = "oidc-access"
 REFRESH = "oidc-refresh"
+# When the store last found a new Redis history (a rollback may have brought back a code taken
+# before it, without its use): codes issued before it are refused (`new_history_since`).
+HISTORY_SINCE_KEY = "oidc:history-since"
+HISTORY_SINCE_TTL_SECONDS = 10 * 365 * 24 * 3600
 KNOWN_SCOPES = frozenset(oidc_claims.scopes_supported())
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -49,6 +53,12 @@ _TOKEN_ALPHABET = (string.ascii_letters + string.digits).encode()
 _TOKEN_LIMIT = 256 - 256 % len(_TOKEN_ALPHABET)
 _TOKEN_TABLE = bytes(_TOKEN_ALPHABET[b % len(_TOKEN_ALPHABET)] for b in range(256))
 _TOKEN_DROPPED = bytes(range(_TOKEN_LIMIT, 256))
+
+
+def new_history_since(now: float) -> StoreOp:
+    """The write for a store that may have been rolled back (`RedisStore(on_new_history=...)`):
+    every code issued before `now` is refused from then on (docs/security.md)."""
+    return StoreOp.put(HISTORY_SINCE_KEY, repr(now).encode("ascii"), HISTORY_SINCE_TTL_SECONDS)
 
 
 def random_token(length: int) -> str:
@@ -272,6 +282,7 @@ class TokenVault:
             "code_challenge": issued.code_challenge,
             "code_challenge_method": issued.code_challenge_method,
             "grantee": issued.grantee.to_payload(),
+            "issued": time.time(),
         }
         filed = _code_id(issued.client_id, code)
         return [
@@ -286,13 +297,19 @@ class TokenVault:
         if not code or len(code) > 256:
             return None
         filed = _code_id(client_id, code)
+        # The take and the store's history mark in one round trip.
+        record, since = self.store.batch(
+            [SealedStore.take_op(CODE, filed), StoreOp.get(HISTORY_SINCE_KEY)]
+        )
         try:
-            data = self.sealed.take(code.encode(), CODE, filed)
+            data = SealedStore.opened(code.encode(), CODE, filed, record)
         except StateExpired:
             return None
         if data is None:
             self._revoke_family_of(CODE, code, filed)
             return None
+        if _before_history(data, since):
+            return None  # perhaps redeemed before a rollback brought it back (`_before_history`)
         return IssuedCode(
             data["client_id"],
             data["redirect_uri"],
@@ -309,7 +326,12 @@ class TokenVault:
         issued before its SSO session was logged out and redeemed after (or a refresh racing
         the logout) gets no tokens and, above all, no ID token of a session that ended. The
         tokens written then are dead already (their family's mark), so nothing is undone."""
-        payload = {"client_id": client_id, "scope": token.get("scope", ""), **grantee.to_payload()}
+        payload = {
+            "client_id": client_id,
+            "scope": token.get("scope", ""),
+            "issued": time.time(),
+            **grantee.to_payload(),
+        }
         access = token["access_token"]
         writes = [self.sealed.put_op(access.encode(), ACCESS, access, payload, self.access_ttl)]
         refresh = token.get("refresh_token")
@@ -338,13 +360,17 @@ class TokenVault:
         family, named, _ = token.partition(_FAMILY_SEPARATOR)
         if not named:
             data = self._get(token, ACCESS)
-            if data is None or self._revoked(data["family"]):
+            if data is None or self._refused(data):
                 return None
             return data["client_id"], data["scope"], Grantee.from_payload(data)
         if not _FAMILY_ID.fullmatch(family):
             return None  # not a token of ours: no store call for it
-        record, revoked = self.store.batch(
-            [SealedStore.get_op(ACCESS, token), StoreOp.get(_revoked_key(family))]
+        record, revoked, since = self.store.batch(
+            [
+                SealedStore.get_op(ACCESS, token),
+                StoreOp.get(_revoked_key(family)),
+                StoreOp.get(HISTORY_SINCE_KEY),
+            ]
         )
         try:
             data = SealedStore.opened(token.encode(), ACCESS, token, record)
@@ -353,6 +379,8 @@ class TokenVault:
         # The record is sealed under the whole token, family part included, so a token whose
         # family part was changed finds no record; the comparison is a second lock all the same.
         if data is None or revoked is not None or data["family"] != family:
+            return None
+        if _before_history(data, since):
             return None
         return data["client_id"], data["scope"], Grantee.from_payload(data)
 
@@ -363,7 +391,7 @@ class TokenVault:
         if data is None:
             self._revoke_family_of(REFRESH, token)
             return None
-        if self._revoked(data["family"]):
+        if self._refused(data):
             return None
         grantee = Grantee.from_payload(data)
         return IssuedRefreshToken(token, data["client_id"], data["scope"], grantee)
@@ -414,8 +442,23 @@ class TokenVault:
             # read "reused" and sign an ID token for the ended session (put_tokens).
             self.store.add_if_absent(_revoked_key(family.decode()), REUSED, self.mark_ttl)
 
-    def _revoked(self, family: str) -> bool:
-        return self.store.get(_revoked_key(family)) is not None
+    def _refused(self, data: dict[str, Any]) -> bool:
+        """Whether a token's record, found, is refused: its family revoked, or the token
+        issued before the store's last new history (`_before_history`); one round trip."""
+        revoked, since = self.store.batch(
+            [StoreOp.get(_revoked_key(data["family"])), StoreOp.get(HISTORY_SINCE_KEY)]
+        )
+        return revoked is not None or _before_history(data, since)
+
+
+def _before_history(data: dict[str, Any], since: StoreReply) -> bool:
+    """Whether a code's or token's record was issued before the store last found a new Redis
+    history (`new_history_since`): a rollback may have brought it back after its one use, or
+    lost the mark that revoked its family, so it is refused, as a wipe would have lost it. A
+    record without an issue time was made before records carried one, so before it too."""
+    if not isinstance(since, bytes):
+        return False
+    return float(data.get("issued", 0)) < float(since)
 
 
 # The revocation mark's value: why the family was revoked. Any value revokes its tokens.

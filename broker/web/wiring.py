@@ -12,7 +12,7 @@ from broker.config import Settings
 from broker.core.errors import ConfigurationError
 from broker.core.key_schedule import KeySource
 from broker.core.model import Protocol
-from broker.core.ports import KeyValueStore
+from broker.core.ports import KeyValueStore, StoreOp
 from broker.keys.live import LiveKeySet
 from broker.login.flow import LoginFlow
 from broker.login.logout import SingleLogout
@@ -24,6 +24,7 @@ from broker.login.school_logout import SchoolBackChannelLogout
 from broker.login.school_sessions import SchoolSessionIndex
 from broker.oidc.back import OidcBack
 from broker.oidc.backchannel import BackChannelLogout, ServerPost
+from broker.oidc.grants import new_history_since
 from broker.oidc.logout_channel import (
     OidcSchoolChannel,
     OidcServiceChannel,
@@ -121,10 +122,12 @@ def build_broker(
     # Every part shares the one store; its failures are counted for /metrics on the way out.
     if store is None:
         # A Redis that may have been rolled back (failover, restart from a file) moves every
-        # replay bucket's epoch to now: docs/security.md, the store epoch rule.
+        # replay bucket's epoch to now and refuses the OIDC codes issued before: docs/security.md,
+        # the store epoch rule.
         skew = settings.saml.clock_skew_seconds
         store = open_store(
-            settings.store_url, on_new_history=lambda: new_history_epochs(time.time(), skew)
+            settings.store_url,
+            on_new_history=lambda: _new_history(time.time(), skew),
         )
     store = CountingStore(store)
     entities = SamlEntities(settings, view, crypto_backend=saml_crypto_backend, keys=keys)
@@ -228,3 +231,8 @@ def register_oidc_logout(
         OidcSchoolChannel(settings, view, oidc_back),
         token_revocations(oidc_front.vault) if oidc_front is not None else None,
     )
+
+
+def _new_history(now: float, skew: float) -> list[StoreOp]:
+    """The writes for a Redis that may have been rolled back: replay epochs and codes."""
+    return [*new_history_epochs(now, skew), new_history_since(now)]

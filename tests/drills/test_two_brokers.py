@@ -5,19 +5,14 @@ pairing, and an OIDC code issued by one is redeemed exactly once when 20 redeeme
 
 from __future__ import annotations
 
-import secrets
 from concurrent.futures import ThreadPoolExecutor
 from threading import Barrier
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import pytest
 import requests
-from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from broker.core.model import ClientAuthMethod, Protocol, Service
-from broker.oidc.registration import new_client
+from tests.drills.expect import NOWHERE, issued_code, registered_client
 from tests.support.federation import (
-    CHAIN,
     OIDC_PUBLISHER,
     SAML_PUBLISHER,
     SCHOOLS,
@@ -30,7 +25,6 @@ FEDERATION = {"brokers": 2}
 
 UID = "fatima.elamrani"
 RACERS = 20
-NOWHERE = "http://localhost:9/cb"  # never requested: the browser stops at the redirect
 
 
 @pytest.mark.parametrize("school", SCHOOLS)
@@ -62,40 +56,8 @@ def test_a_login_started_at_one_broker_finishes_at_the_other(
 
 
 def test_a_code_from_one_broker_is_redeemed_once_when_twenty_race_at_both(fed: Federation) -> None:
-    client, secret = new_client((NOWHERE,), ClientAuthMethod.SECRET_BASIC)
-    client_id = f"race-{secrets.token_hex(4)}"
-    registry = fed.registry()
-    try:
-        registry.add_service(
-            Service(
-                client_id, "Race client", client_id, CHAIN, protocol=Protocol.OIDC, oidc=client
-            ),
-            None,
-        )
-    finally:
-        registry.close()
-    verifier = secrets.token_urlsafe(48)
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": client_id,
-            "redirect_uri": NOWHERE,
-            "scope": "openid",
-            "state": "s",
-            "nonce": "n",
-            "code_challenge": create_s256_code_challenge(verifier),
-            "code_challenge_method": "S256",
-            "login_hint": SCHOOLS[0],
-        }
-    )
-    browser = fed.browser(via=0)
-    stop = lambda url: url.startswith(NOWHERE)  # noqa: E731
-    page = browser.get(f"{fed.broker_url}/oidc/authorize?{query}", stop=stop)
-    answer = browser.submit(page, f"{fed.school_url}/sso/pick", {"uid": UID})
-    form = answer.form(fed.acs_url)
-    issued = browser.post(form.action, form.fields, stop=stop)
-    assert issued.location and issued.location.startswith(NOWHERE), issued.text[:300]
-    code = parse_qs(urlsplit(issued.location).query)["code"][0]
+    client_id, secret = registered_client(fed, "race")
+    code, verifier = issued_code(fed, client_id, UID)
 
     start = Barrier(RACERS)
 
@@ -109,7 +71,7 @@ def test_a_code_from_one_broker_is_redeemed_once_when_twenty_race_at_both(fed: F
                 "redirect_uri": NOWHERE,
                 "code_verifier": verifier,
             },
-            auth=(client_id, secret or ""),
+            auth=(client_id, secret),
             timeout=20,
         )
 

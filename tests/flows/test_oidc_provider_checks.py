@@ -477,8 +477,8 @@ def test_userinfo_with_the_bearer_header(rp: Client) -> None:
 
 
 def test_userinfo_is_one_store_round_trip(rp: Client) -> None:
-    """The access token names its login's family: its record and the family's revocation mark
-    come in one batch (grants.TokenVault.access)."""
+    """The access token names its login's family: its record, the family's revocation mark and
+    the store's history mark come in one batch (grants.TokenVault.access)."""
     token, claims = rp.login(Browser())
     access = token["access_token"]
     family, _, secret_part = access.partition(".")
@@ -489,8 +489,10 @@ def test_userinfo_is_one_store_round_trip(rp: Client) -> None:
     assert ok.status_code == 200 and ok.json()["sub"] == claims["sub"]
     assert len(calls) == 1, calls
     kind, keys = calls[0]
-    assert kind == "batch" and len(keys) == 2
-    assert keys[0].startswith("get oidc-access:") and keys[1] == f"get oidc:revoked:{family}"
+    assert kind == "batch" and len(keys) == 3
+    assert keys[0].startswith("get oidc-access:")
+    # The family's revocation mark, and the store's history mark (a rollback: grants.py).
+    assert keys[1:] == [f"get oidc:revoked:{family}", "get oidc:history-since"]
 
 
 def test_the_code_and_the_sso_session_go_out_in_one_batch(rp: Client) -> None:

@@ -142,7 +142,8 @@ def test_userinfo_after_a_narrowing_is_still_one_store_round_trip(
     with store_calls(demo) as calls:
         assert refresh(client, token).status_code == 200
     digest = hashlib.sha256(token["refresh_token"].encode()).hexdigest()
-    # As before the change: the endpoint's rate limit, the token and its family's mark read,
-    # the token taken, the new ones written.
-    assert [kind for kind, _ in calls] == ["count", "get", "get", "take", "batch"], calls
+    # As before the change: the endpoint's rate limit, the token read, its family's mark (with
+    # the store's history mark, grants.py) read, the token taken, the new ones written.
+    assert [kind for kind, _ in calls] == ["count", "get", "batch", "take", "batch"], calls
     assert calls[1][1] == [f"get oidc-refresh:{digest}"]
+    assert calls[2][1][1:] == ["get oidc:history-since"]
