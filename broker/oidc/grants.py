@@ -454,11 +454,17 @@ class TokenVault:
 def _before_history(data: dict[str, Any], since: StoreReply) -> bool:
     """Whether a code's or token's record was issued before the store last found a new Redis
     history (`new_history_since`): a rollback may have brought it back after its one use, or
-    lost the mark that revoked its family, so it is refused, as a wipe would have lost it. A
-    record without an issue time was made before records carried one, so before it too."""
-    if not isinstance(since, bytes):
+    lost the mark that revoked its family, so it is refused, as a wipe would have lost it.
+
+    COMPAT(oidc-issued): a record without an issue time was made by a worker of the version
+    before. It is taken: the upgrade itself is a "new history" (no `kb:history` yet), and
+    counting such records as from before would log every platform's students out at the
+    upgrade and refuse the tokens the old workers still issue during a rolling one. Their
+    rollback exposure ends with their lifetime (the refresh tokens'); remove this branch in the
+    first release after that."""
+    if not isinstance(since, bytes) or "issued" not in data:
         return False
-    return float(data.get("issued", 0)) < float(since)
+    return float(data["issued"]) < float(since)
 
 
 # The revocation mark's value: why the family was revoked. Any value revokes its tokens.
