@@ -77,11 +77,14 @@ DEAD_PEER_DEFAULTS = {
 # cancellation arrives well within it.
 ANSWER_MARGIN_SECONDS = 1.0
 # How long a web worker's request transaction waits for one lock (`lock_timeout`): a login's
-# receipt holds its school's chain head for a few milliseconds, so a longer wait is a table or
-# row some other session holds (a migration, an operator's LOCK TABLE, a stuck transaction),
-# and each request thread waiting out the whole statement bound would tie the workers up
-# (their /healthz and /readyz too). The portal's patient reads keep their own bound only.
-LOCK_TIMEOUT_SECONDS = 0.3
+# receipt holds its school's chain head for a few milliseconds, so a much longer wait is a
+# table or row some other session holds (a migration, an operator's LOCK TABLE, a stuck
+# transaction), and each request thread waiting out the whole statement bound would tie the
+# workers up (their /healthz and /readyz too). One second, not less: the logins of one large
+# school queue on its chain head at 08:30, each for its commit (tens of milliseconds with a
+# synchronous standby), and a queue must stay slowness, not 503s. The portal's patient reads
+# keep their own bound only.
+LOCK_TIMEOUT_SECONDS = 1.0
 # Engine option the `begin` listener reads to choose BEGIN IMMEDIATE (see the module docstring).
 _WRITE_OPTION = "ketenbroker_write"
 # Engine option the `begin` listener reads to give a transaction the portal's longer bound.
@@ -222,7 +225,10 @@ def _bound_for(driver: Any, timeouts: StatementTimeouts | None, *, patient: bool
         connection.bound(seconds, seconds + ANSWER_MARGIN_SECONDS)
         return
     seconds = timeouts.request
-    connection.bound(seconds, seconds + ANSWER_MARGIN_SECONDS, LOCK_TIMEOUT_SECONDS)
+    # Half the statement's bound at most, so a lock wait is refused as one (LockNotAvailable)
+    # before the statement's own cancellation, whatever `timeouts.request` says.
+    lock_seconds = min(LOCK_TIMEOUT_SECONDS, seconds / 2)
+    connection.bound(seconds, seconds + ANSWER_MARGIN_SECONDS, lock_seconds)
 
 
 def _refuse_text_with_nul(

@@ -166,15 +166,16 @@ def proceed(notice_id: str) -> Response:
         return already_answered(secret, notice_id)
     identity, authn_instant = pending.identity, pending.authn_instant
     services = None
-    if pending.sso_token is not None:
-        # Answered from an SSO session: it must still stand, and still be this browser's
-        # (a notice left open on a shared computer outlives neither a logout nor the session).
-        # Its record of services comes in the same round trip (finish needs it).
-        live, services = session_and_services(pending.sso_token)
-        if live is None or request.cookies.get(SSO_COOKIE) != pending.sso_token:
-            raise StateExpired("the SSO session ended while the notice was open")
-        identity, authn_instant = live
     try:
+        if pending.sso_token is not None:
+            # Answered from an SSO session: it must still stand, and still be this browser's
+            # (a notice left open on a shared computer outlives neither a logout nor the
+            # session). Its record of services comes in the same round trip (finish needs it).
+            # Inside the try: the store failing here is a "try again" as later on.
+            live, services = session_and_services(pending.sso_token)
+            if live is None or request.cookies.get(SSO_COOKIE) != pending.sso_token:
+                raise StateExpired("the SSO session ended while the notice was open")
+            identity, authn_instant = live
         return finish(
             pending.record,
             identity,

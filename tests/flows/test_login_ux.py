@@ -15,9 +15,11 @@ import pytest
 
 from broker.cli.demo import DEMO_SCHOOL_ID
 from broker.cli.demo_oidc_publisher import OIDC_PUBLISHER_ID
+from broker.core.errors import StoreUnavailable
 from broker.core.ports import StoreOp, StoreReply
 from broker.core.receipts import Receipt, ReceiptContent
 from broker.registry.database import open_engine, writer
+from broker.web import notice as notice_routes
 from broker.web.browser import BROWSER_COOKIE, SCHOOL_COOKIE, SSO_COOKIE
 from tests.support.client import Browser, Page, _host
 from tests.support.live import LiveDemo, OidcPublisher, free_ports
@@ -182,6 +184,31 @@ def test_a_continue_that_met_a_503_is_tried_again_and_finishes(
     assert again.status == 200 and again.url.startswith(demo.publishers[publisher].base_url)
     assert demo.received(browser, publisher)
     assert filed == [publisher]
+
+
+def test_a_continue_whose_session_read_met_the_store_down_is_tried_again(
+    demo: LiveDemo, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A notice held from an SSO session reads the session first: the store failing there is
+    a 503 "try again" too, and the login is held again (it was lost: "start again")."""
+    browser = Browser("en", read_notices=True)
+    assert demo.answers_publisher(demo.login(browser, "rekenroute", UID, deliver=False).final)
+    browser.read_notices = False
+    login = demo.login(browser, "leesplank", UID, deliver=False)
+    address = f"{demo.broker_url}{notice_address(login.final)}"
+
+    def store_down(token: str | None) -> object:
+        raise StoreUnavailable("store down at the session read")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(notice_routes, "session_and_services", store_down)
+        failed = browser.post(address, {"continue": "1"})
+    assert failed.status == 503, failed.text[:300]
+    assert not demo.answers_publisher(failed)
+    filed = _counting_receipts(demo, monkeypatch)
+    again = browser.post(address, {"continue": "1"})
+    assert demo.answers_publisher(again), again.text[:300]
+    assert filed == ["leesplank"]
 
 
 # -- 1b: two "Continue"s, as a double click without JavaScript sends them ------------------------
