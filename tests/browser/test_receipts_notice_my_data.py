@@ -121,7 +121,7 @@ def _expect_notice(page: Page, live: LiveDemo, service_name: str, released: dict
     expect(page).to_have_url(re.compile(rf"^{re.escape(live.broker_url)}/notice/[\w-]+$"))
     expect(page.get_by_role("heading", level=1)).to_have_text(f"What {service_name} receives")
     expect(button).to_have_text(f"Continue to {service_name}")
-    expect(page.locator("main")).to_contain_text(f"your account of {SCHOOL_NAME}")
+    expect(page.locator("main")).to_contain_text(f"your {SCHOOL_NAME} account")
     items = page.locator("ul.released > li")
     if released:
         expect(items).to_have_count(len(released))
