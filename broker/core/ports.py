@@ -96,6 +96,11 @@ class PseudonymKeySource(Protocol):
         ...
 
 
+# The TTL of the store's marks of its own history (the replay epochs, the server identity,
+# when OIDC records began to be trusted again): they must outlive every record they judge, and
+# every key has a TTL, so ten years.
+HISTORY_TTL_SECONDS = 10 * 365 * 24 * 3600
+
 StoreOperation = Literal["put", "get", "take", "add_if_absent", "replace_if_same", "delete"]
 
 

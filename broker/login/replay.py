@@ -39,7 +39,7 @@ import zlib
 from collections.abc import Callable
 
 from broker.core.errors import InvalidMessage, StoreUnavailable
-from broker.core.ports import KeyValueStore, StoreOp, StoreReply, key_bytes
+from broker.core.ports import HISTORY_TTL_SECONDS, KeyValueStore, StoreOp, StoreReply, key_bytes
 
 # Enough buckets that each master of a cluster gets a near-even share of the replay writes
 # (256 over three masters: 81, 85 and 90 with the slots `redis-cli --cluster create` deals); a
@@ -47,10 +47,10 @@ from broker.core.ports import KeyValueStore, StoreOp, StoreReply, key_bytes
 BUCKETS = 256
 # A Redis hash tag: the only part of a key a Cluster hashes to pick its slot.
 BUCKET_TAGS = tuple(f"{{r{number:02x}}}" for number in range(BUCKETS))
-# Store keys need a TTL; ten years is "for as long as this store lives". Should a marker be
-# evicted or expire anyway, the next use writes a new one: that only refuses messages issued
-# before that moment, never lets one in.
-EPOCH_TTL_SECONDS = 10 * 365 * 24 * 3600
+# Store keys need a TTL; ten years is "for as long as this store lives" (ports.py). Should a
+# marker be evicted or expire anyway, the next use writes a new one: that only refuses messages
+# issued before that moment, never lets one in.
+EPOCH_TTL_SECONDS = HISTORY_TTL_SECONDS
 
 
 def bucket_of(name: str) -> str:

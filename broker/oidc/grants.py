@@ -29,7 +29,13 @@ from broker.core.chain_move import previous_still_released
 from broker.core.endpoints import redirect_uri_refusal
 from broker.core.errors import PolicyRefusal, RequiredAttributeMissing, StateExpired
 from broker.core.model import Service
-from broker.core.ports import KeyValueStore, RegistryReader, StoreOp, StoreReply
+from broker.core.ports import (
+    HISTORY_TTL_SECONDS,
+    KeyValueStore,
+    RegistryReader,
+    StoreOp,
+    StoreReply,
+)
 from broker.core.release import release_for
 from broker.login.sealed import SealedStore
 from broker.oidc import requested_claims as oidc_claims
@@ -42,7 +48,6 @@ REFRESH = "oidc-refresh"
 # When the store last found a new Redis history (a rollback may have brought back a code taken
 # before it, without its use): codes issued before it are refused (`new_history_since`).
 HISTORY_SINCE_KEY = "oidc:history-since"
-HISTORY_SINCE_TTL_SECONDS = 10 * 365 * 24 * 3600
 KNOWN_SCOPES = frozenset(oidc_claims.scopes_supported())
 TOKEN_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "private_key_jwt", "none"]
 
@@ -58,7 +63,7 @@ _TOKEN_DROPPED = bytes(range(_TOKEN_LIMIT, 256))
 def new_history_since(now: float) -> StoreOp:
     """The write for a store that may have been rolled back (`RedisStore(on_new_history=...)`):
     every code issued before `now` is refused from then on (docs/security.md)."""
-    return StoreOp.put(HISTORY_SINCE_KEY, repr(now).encode("ascii"), HISTORY_SINCE_TTL_SECONDS)
+    return StoreOp.put(HISTORY_SINCE_KEY, repr(now).encode("ascii"), HISTORY_TTL_SECONDS)
 
 
 def random_token(length: int) -> str:

@@ -40,8 +40,14 @@ DEFAULT_SENTINEL_PORT = 26379
 DEFAULT_REDIS_PORT = 6379
 
 
-def _limits() -> dict[str, Any]:
-    return {
+# What runs on each new connection before its first command (redis-py's `redis_connect_func`).
+ConnectHook = Callable[[AbstractConnection], None]
+
+
+def _limits(on_connect: ConnectHook | None = None) -> dict[str, Any]:
+    """The limits every client gets, and `on_connect` run on each new connection if given."""
+    hook = {} if on_connect is None else {"redis_connect_func": on_connect}
+    return hook | {
         "socket_connect_timeout": TIMEOUT_SECONDS,
         "socket_timeout": TIMEOUT_SECONDS,
         # One immediate retry on a broken connection (a pooled socket Redis closed while idle,
@@ -154,7 +160,6 @@ def parse_cluster_url(url: str) -> ClusterTarget:
 
 
 # Called with each connection as it opens, instead of redis-py's own hello (which it must call).
-ConnectHook = Callable[[AbstractConnection], None]
 
 
 def single_server_client(
@@ -165,8 +170,7 @@ def single_server_client(
     except ValueError:
         # The URL may hold a password: name the problem, never the URL.
         raise ConfigurationError("the store URL is not a valid Redis URL") from None
-    hook = {} if on_connect is None else {"redis_connect_func": on_connect}
-    pool = ConnectionPool(**(options | _limits() | _NO_QUERY_RETRIES | hook))
+    pool = ConnectionPool(**(options | _limits(on_connect) | _NO_QUERY_RETRIES))
     return redis.Redis(connection_pool=pool), pool.disconnect
 
 
@@ -176,7 +180,7 @@ def sentinel_client(
     """A client on the current master of a Sentinel-watched service. Opens no connection yet;
     each new connection asks the sentinels (one second each at most) where the master is."""
     target = parse_sentinel_url(url)
-    limits = _limits() | ({} if on_connect is None else {"redis_connect_func": on_connect})
+    limits = _limits(on_connect)
     sentinel = Sentinel(
         list(target.sentinels),
         sentinel_kwargs={

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from functools import partial
 
 import redis
 from redis.cluster import RedisCluster
@@ -23,7 +24,7 @@ from redis.connection import AbstractConnection
 from redis.exceptions import RedisClusterException, RedisError
 
 from broker.core.errors import StoreUnavailable
-from broker.core.ports import StoreOp, StoreReply, key_bytes
+from broker.core.ports import HISTORY_TTL_SECONDS, StoreOp, StoreReply, key_bytes
 from broker.store.contract import check_batch, check_ttl, check_value
 from broker.store.redis_clients import (
     CLUSTER_SCHEME,
@@ -96,7 +97,6 @@ return 1
 """
 # The key of the server identity the data was last written under.
 HISTORY_KEY = "history"
-HISTORY_TTL_SECONDS = 10 * 365 * 24 * 3600
 _LETTERS = {
     "add_if_absent": "a",
     "replace_if_same": "c",
@@ -127,7 +127,6 @@ class RedisStore:
         lost or brought back keys, `_NEW_HISTORY_SCRIPT`); checked once per new connection,
         on one server and Sentinel (not yet on a Cluster: docs/security.md)."""
         self._prefix = key_bytes(key_prefix)
-        self._on_new_history = on_new_history
         scheme = url.partition("://")[0]
         # A cluster spreads a batch's keys over several nodes, and redis-py sends each node its
         # share at once: the order between nodes would be lost, and a script runs on one node
@@ -139,7 +138,7 @@ class RedisStore:
             cluster = LazyCluster(url)
             self._client, self._close = cluster.client, cluster.close
         else:
-            hook = None if on_new_history is None else self._check_history
+            hook = None if on_new_history is None else partial(self._check_history, on_new_history)
             client, self._close = (
                 sentinel_client(url, hook)
                 if scheme == SENTINEL_SCHEME
@@ -147,11 +146,13 @@ class RedisStore:
             )
             self._client = lambda: client
 
-    def _check_history(self, connection: AbstractConnection) -> None:
+    def _check_history(
+        self, on_new_history: Callable[[], Sequence[StoreOp]], connection: AbstractConnection
+    ) -> None:
         """A new connection: redis-py's own hello first, then the history script on it (an
         error fails the connection, so no command runs on an unchecked server)."""
         connection.on_connect()
-        writes = [] if self._on_new_history is None else list(self._on_new_history())
+        writes = on_new_history()
         arguments: list[bytes | int] = []
         for op in writes:
             if op.operation != "put":
