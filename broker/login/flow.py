@@ -124,16 +124,6 @@ class LoginFlow:
         return LoginRecord.from_payload(data)
 
     # -- step 2: the student chose a school --------------------------------------------------
-    def choose_school(
-        self, browser_secret: bytes, login_id: str, school_id: str, *, save: bool = True
-    ) -> LoginRecord:
-        """`save=False` when `note_upstream` follows at once and saves the record anyway (one
-        store write and one sealing fewer per login)."""
-        record = self.with_school(self.load(browser_secret, login_id), school_id)
-        if save:
-            self._save(browser_secret, record)
-        return record
-
     # -- step 3: we sent the school's identity provider a request ----------------------------
     def note_upstream(
         self,

@@ -286,16 +286,19 @@ def chosen() -> Response:
     school_id = request.form.get(SCHOOL_FIELD, "")
     secret = browser_secret(request)
     try:
-        # go_upstream saves the record with the school in it (note_upstream).
-        record = b.flow.choose_school(secret, login_id, school_id, save=False)
+        loaded = b.flow.load(secret, login_id)
     except StateExpired as expired:
         # The student paused on this page longer than a login lives: the page names the
         # platform the form says (its service field) and leads back to it.
         return expired_choice_page(expired, request.form.get(SERVICE_FIELD, ""))
+    try:
+        # Not saved here: go_upstream saves the record with the school in it (note_upstream),
+        # one store write and one sealing fewer per login.
+        record = b.flow.with_school(loaded, school_id)
     except UnknownSchool as gone:
         # The school left the registry since this page offered it: the login stays open, its
         # record as it was, with the ways on a school not set up gets.
-        return school_failed_page(secret, b.flow.load(secret, login_id), gone, stored=True)
+        return school_failed_page(secret, loaded, gone, stored=True)
     # Not remembered here: only a school whose login succeeds is (remember_school). A school
     # that cannot serve gets its page there (login_upstream.school_failed_page).
     return go_upstream(secret, record)

@@ -48,7 +48,7 @@ LOGOUT_REFUSED = N_(
     "You may still be logged in, here and at learning platforms."
 )
 # A logout the store was down for that the broker could not check, or that the store was needed
-# to go on with (web/errors.py, `logout_worded`): nothing ended, the student may still be
+# to go on with (web/errors.py, `logout_not_done_page`): nothing ended, the student may still be
 # logged in. The page's steps say to wait and try again (a 503's); this, to close the browser
 # on a shared computer.
 LOGOUT_NOT_DONE = N_(

@@ -198,8 +198,9 @@ def school_failed_page(
             **ways_on,
         )
     if isinstance(failure, UnknownSchool):
-        # The record's school is not the one chosen (the choice from the discovery page was
-        # not kept: it names no school in the registry); the posted id is unchecked input.
+        # From the discovery page the record holds no school yet (the choice named none in the
+        # registry, and the posted id is unchecked input); on the way to a school chosen
+        # before, it left the registry since. One line for both, without an id.
         log.warning("refused code=%s: chosen school not in the registry", failure.code)
     else:
         log.warning("refused school=%s code=%s: school not set up", record.school_id, failure.code)

@@ -17,19 +17,16 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from flask import request
 from flask_babel import gettext
 from werkzeug.wrappers import Response
 
 from broker.core.errors import BadRequest
-from broker.web import metrics
 from broker.web.errors import render_error
 from broker.web.labels import LOGOUT_REFUSED, LOGOUT_REFUSED_TITLE
 
 
 def refused_logout_page(error: BadRequest) -> Response:
     """The refusal's page (its status, its error id), worded for a logout."""
-    metrics.refused_at(request.endpoint, error)
     return render_error(
         error,
         title=lambda: gettext(LOGOUT_REFUSED_TITLE),

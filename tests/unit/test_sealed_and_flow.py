@@ -294,13 +294,19 @@ def _identity(school_id: str = "99XX00") -> UpstreamIdentity:
     )
 
 
+def _chosen(flow: LoginFlow, browser: bytes, login_id: str, school_id: str) -> LoginRecord:
+    """The discovery page's POST: the held record with the chosen school (saved by the
+    upstream request that follows, note_upstream)."""
+    return flow.with_school(flow.load(browser, login_id), school_id)
+
+
 def test_start_choose_take(flow: LoginFlow) -> None:
     browser = new_secret()
     request = LoginRequest("uitgever", frozenset({"given_name"}), front={"request_id": "_abc"})
     record = flow.start(browser, request)
     assert record.school_id is None
     assert flow.load(browser, record.login_id) == record
-    chosen = flow.choose_school(browser, record.login_id, "99XX00")
+    chosen = _chosen(flow, browser, record.login_id, "99XX00")
     assert chosen.school_id == "99XX00"
     flow.note_upstream(browser, chosen, "_upstream-1")
     taken = flow.take(browser, record.login_id)
@@ -323,7 +329,7 @@ def test_a_notice_asked_for_stays_in_the_sealed_record_through_every_step(
     browser = new_secret()
     record = flow.start(browser, LoginRequest("uitgever", show_notice=True), save=False)
     flow.note_upstream(browser, flow.with_school(record, "99XX00"), "_upstream")
-    chosen = flow.choose_school(browser, record.login_id, "99XX00")
+    chosen = _chosen(flow, browser, record.login_id, "99XX00")
     flow.note_upstream(browser, chosen, "_upstream-2")
     assert flow.take(browser, record.login_id).request.show_notice is True
     _assert_no_plaintext(store, "show_notice")
@@ -357,7 +363,7 @@ def test_a_prepared_request_is_saved_in_one_write_and_names_no_time_of_leaving(
         None,
     )
     clock.now += 7
-    chosen = flow.choose_school(browser, record.login_id, "99XX00", save=False)
+    chosen = _chosen(flow, browser, record.login_id, "99XX00")
     flow.note_upstream(browser, chosen, "_chosen")
     taken = flow.take(browser, record.login_id)
     assert (taken.upstream_request_id, taken.upstream_at) == ("_chosen", clock.now)
@@ -458,7 +464,7 @@ def test_choose_unknown_school(flow: LoginFlow) -> None:
     browser = new_secret()
     record = flow.start(browser, LoginRequest("uitgever"))
     with pytest.raises(UnknownSchool):
-        flow.choose_school(browser, record.login_id, "00ZZ00")
+        _chosen(flow, browser, record.login_id, "00ZZ00")
 
 
 def test_other_browser_cannot_use_the_record(flow: LoginFlow) -> None:
@@ -488,7 +494,7 @@ def test_record_cannot_be_extended_past_its_lifetime(flow: LoginFlow, clock: Clo
     browser = new_secret()
     record = flow.start(browser, LoginRequest("uitgever"))
     clock.now += LOGIN_TTL - 10
-    chosen = flow.choose_school(browser, record.login_id, "99XX00")
+    chosen = _chosen(flow, browser, record.login_id, "99XX00")
     clock.now += 11
     # Saving again would need a TTL below zero: the login is over, whatever the store says.
     with pytest.raises(StateExpired):
@@ -501,7 +507,7 @@ def test_login_state_holds_no_plaintext(flow: LoginFlow, store: RecordingStore) 
     browser = new_secret()
     request = LoginRequest("uitgever", front={"relay_state": MARKER})
     record = flow.start(browser, request)
-    flow.choose_school(browser, record.login_id, "99XX00")
+    _chosen(flow, browser, record.login_id, "99XX00")
     token = flow.open_session(_identity(), 1.0)
     assert token is not None
     _assert_no_plaintext(store, MARKER, record.login_id, token, "Sanne", "s@x.example")
