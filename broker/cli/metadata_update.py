@@ -155,16 +155,22 @@ def update_metadata(
     return copy
 
 
+def metadata_writer(
+    registry: SqlRegistry, role: str, url: str | None
+) -> Callable[..., Sequence[str] | None]:
+    """The registry's update of an entry of `role` (a school's IdP, a service's SP), writing
+    `url` as where the copy came from (None: a file)."""
+    update = registry.update_school_metadata if role == "idp" else registry.update_service_metadata
+    return partial(update, url=url)
+
+
 def update_given(
     settings: Settings, registry: SqlRegistry, entry: Registered, metadata: str
 ) -> CheckedCopy:
     """`school update` / `publisher update --saml-metadata`: the new copy, and where it came
     from (a URL kept for `metadata refresh`, a file clearing it), as `update_metadata` says."""
     url = given_url(metadata)
-    update = (
-        registry.update_school_metadata if entry.role == "idp" else registry.update_service_metadata
-    )
-    write = partial(update, url=url)
+    write = metadata_writer(registry, entry.role, url)
     copy = update_metadata(settings, registry, entry, metadata, write)
     if copy.unchanged and registry.metadata_url(entry.role, entry.entry_id) != url:
         # The same copy, given otherwise now (a URL for a file, or a file for a URL): where

@@ -42,15 +42,15 @@ report's `school_metadata_not_refreshed` / `service_metadata_not_refreshed` read
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
-from functools import partial
 
 from broker.cli.metadata_update import (
     Registered,
     UpdateRefused,
     checked_copy,
+    metadata_writer,
     write_copy,
 )
 from broker.config import Settings
@@ -152,11 +152,6 @@ def _entries(registry: SqlRegistry, role: str) -> Callable[[str, str], Registere
     )
 
 
-def _write(registry: SqlRegistry, role: str, url: str) -> Callable[..., Sequence[str] | None]:
-    update = registry.update_school_metadata if role == "idp" else registry.update_service_metadata
-    return partial(update, url=url)
-
-
 def refresh_entry(
     registry: SqlRegistry, entry: Registered, url: str, download: Future[str]
 ) -> UrlRefreshOutcome:
@@ -167,7 +162,7 @@ def refresh_entry(
         copy = checked_copy(registry, entry, download.result())
         if copy.unchanged:
             return UrlRefreshOutcome(entry.entry_id, entry.entity_id, "unchanged")
-        also = write_copy(entry, copy, _write(registry, entry.role, url))
+        also = write_copy(entry, copy, metadata_writer(registry, entry.role, url))
     except MetadataInvalid as invalid:
         return _refused(entry, "metadata_invalid", invalid.detail)
     except UpdateRefused as refused:

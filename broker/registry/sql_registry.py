@@ -386,11 +386,7 @@ class SqlRegistry(PortalReads):
                 update(SchoolRow)
                 .where(*where)
                 .values(
-                    {
-                        SchoolRow.idp_metadata: idp_metadata,
-                        SchoolRow.idp_metadata_url: url,
-                        SchoolRow.idp_refreshed_at: self._refreshed(url),
-                    }
+                    {SchoolRow.idp_metadata: idp_metadata, **given_by("idp", url, self._clock())}
                 )
             )
             result = cast("CursorResult[Any]", session.execute(statement))

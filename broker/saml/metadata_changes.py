@@ -181,9 +181,10 @@ def signing_valid_until(xml: str, role: str) -> datetime | None:
     end of the uses: after it no certificate the copy holds for that use is in its validity
     (ADFS publishes the next one 20 days before the current one ends, so during a roll-over
     the new one's end counts). None: no readable certificate for any of them."""
+    held = _keys(xml, role)  # the copy parsed once, for every use
     ends = []
     for use in KEY_USES[role]:
-        last = [c.not_after for c in _keys(xml, role, use) if c.not_after is not None]
+        last = [c.not_after for c in held if c.use in (use, BOTH_USES) and c.not_after]
         if last:
             ends.append(max(last))
     return min(ends) if ends else None
