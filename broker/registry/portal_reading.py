@@ -16,7 +16,7 @@ from broker.core.receipts import receipt_chains
 from broker.registry.admin_tables import DeclarationChangeRow, declarations_from_json
 from broker.registry.database import session_on
 from broker.registry.federation_tables import FederationEntityRow, MetadataSourceRow
-from broker.registry.reading import SqlRegistryReader, copy_in_force
+from broker.registry.reading import SqlRegistryReader, copy_in_force, metadata_in_force
 from broker.registry.tables import (
     ChainRow,
     ReleasePolicyRow,
@@ -75,9 +75,10 @@ class SchoolChoice:
 
 
 @dataclass(frozen=True, slots=True)
-class SchoolIdpCopy:
-    """A SAML school's IdP metadata in force (`reading.metadata_in_force`; None: none held) and
-    whether the school's own copy was given by URL (`fetched`: `metadata refresh` keeps it)."""
+class MetadataCopy:
+    """A SAML school's IdP or a SAML service's SP metadata in force (`reading.metadata_in_force`;
+    None: none held) and whether its own copy was given by URL (`fetched`: `metadata refresh`
+    keeps it)."""
 
     xml: str | None
     fetched: bool
@@ -193,7 +194,26 @@ class PortalReads(SqlRegistryReader):
             for change in self.declaration_history(service_id)
         )
 
-    def school_idp_copy(self, school_id: str) -> SchoolIdpCopy | None:
+    def publisher_sp_copies(self, publisher_id: str) -> list[tuple[str, MetadataCopy]]:
+        """(name, SP metadata in force and whether given by URL) of each of the publisher's
+        SAML services, in two statements (the publisher portal's certificate banner reads it on
+        every page): the services' own copies and URLs, then the sources' copies of them."""
+        query = select(
+            ServiceRow.name,
+            ServiceRow.entity_id,
+            ServiceRow.sp_metadata,
+            ServiceRow.sp_metadata_url,
+        ).where(ServiceRow.publisher_id == publisher_id, ServiceRow.protocol == "saml")
+        with session_on(self._engine) as session:
+            rows = session.execute(query).all()
+            own = {row.entity_id: row.sp_metadata for row in rows}
+            in_force = metadata_in_force(session, "sp", own, self._clock())
+        return [
+            (row.name, MetadataCopy(in_force.get(row.entity_id), row.sp_metadata_url is not None))
+            for row in rows
+        ]
+
+    def school_idp_copy(self, school_id: str) -> MetadataCopy | None:
         """The school's IdP metadata in force and whether it was given by URL, in one query
         (the school portal's certificate banner reads it on every page); None for a school not
         in the registry or on OpenID Connect."""
@@ -204,4 +224,4 @@ class PortalReads(SqlRegistryReader):
         own, url = rows[0].idp_metadata, rows[0].idp_metadata_url
         copies = [(row.valid_until, row.xml, row.registration_authorities) for row in rows]
         in_force = copy_in_force(own, [c for c in copies if c[1] is not None], self._clock())
-        return SchoolIdpCopy(in_force, fetched=url is not None)
+        return MetadataCopy(in_force, fetched=url is not None)

@@ -8,8 +8,8 @@ or encryption certificates (once they end, the platform's requests are refused, 
 open the assertions encrypted to it).
 
 Read for a school's or publisher's administrator's pages only: a school's IdP copy in force and
-whether it was given by URL, in one query (`school_idp_copy`); a publisher's SAML services, and
-per service its copy in force and its URL (a handful); each copy parsed once per text, as the
+whether it was given by URL, in one query (`school_idp_copy`); a publisher's SAML services'
+copies in force and URLs in two (`publisher_sp_copies`); each copy parsed once per text, as the
 report's memo does."""
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ import functools
 from datetime import UTC, datetime
 
 from broker.core.attention import certificate_ending
-from broker.core.model import Protocol
 from broker.saml.metadata_changes import signing_valid_until
 from broker.web.wiring import broker
 
@@ -46,15 +45,9 @@ def school_certificate_ends(school_id: str) -> datetime | None:
 def service_certificates_ending(publisher_id: str) -> list[tuple[str, datetime]]:
     """(name, end) of each of the publisher's SAML services whose SP's signing or encryption
     certificates end within the warning period (or ended), by name."""
-    registry, now = broker().registry, datetime.now(UTC)
+    now = datetime.now(UTC)
     ending = []
-    for service in registry.all_services(publisher_id):
-        if service.protocol is not Protocol.SAML:
-            continue
-        xml = registry.service_metadata(approved_only=False, entity_id=service.entity_id).get(
-            service.entity_id
-        )
-        fetched = registry.metadata_url("sp", service.id) is not None
-        if (until := _ending("sp", xml, fetched, now)) is not None:
-            ending.append((service.name, until))
+    for name, copy in broker().registry.publisher_sp_copies(publisher_id):
+        if (until := _ending("sp", copy.xml, copy.fetched, now)) is not None:
+            ending.append((name, until))
     return sorted(ending)
