@@ -201,8 +201,16 @@ def _refusals_worded_for_logout(handle: Callable[[], Response]) -> Response:
     everywhere" is the way on (logout_refusal.py). A refused LogoutResponse is left to the
     error page: the session it concerns ended before the request it answers was sent. The
     kind is read here, not from `_received`, which may refuse before it knows it (the
-    RelayState is judged before the form is read: relay_state.read_binding)."""
-    return refusals_worded_for_logout(handle, lambda: bool(request.values.get(SAML_REQUEST)))
+    RelayState is judged before the form is read: relay_state.read_binding), where
+    `_received` reads it: the query on GET, the posted form otherwise (never the other one, as
+    `request.values` would: a POST's query naming a SAMLRequest beside a posted SAMLResponse is
+    a response); the body is read by then, so reading the form costs nothing more."""
+    return refusals_worded_for_logout(handle, _names_a_request)
+
+
+def _names_a_request() -> bool:
+    values = request.args if request.method == "GET" else request.form
+    return bool(values.get(SAML_REQUEST))
 
 
 @saml_logout.route(IDP_SLO_PATH, methods=["GET", "POST"])
