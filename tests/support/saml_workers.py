@@ -70,7 +70,7 @@ def waiting_record(app: Flask, browser: Browser, demo: LiveDemo, request_id: str
             },
         ),
     )
-    chosen = broker.flow.choose_school(secret, record.login_id, DEMO_SCHOOL_ID)
+    chosen = broker.flow.with_school(record, DEMO_SCHOOL_ID)
     broker.flow.note_upstream(secret, chosen, request_id)
     return str(record.login_id)
 
